@@ -1,0 +1,132 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { existsSync } from 'node:fs';
+import { ExitCode, LanhaError, errorMessage } from '../lib/errors.js';
+import { ConfigError, loadConfig } from '../lib/config.js';
+
+// A small command tree for `lanctl`: each command names its path ("config check"), its options
+// (node:util parseArgs) and a run function that returns an exit code. `--help` works at every level.
+
+export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
+
+export interface CliIo {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+export interface ParsedArgs {
+  values: Record<string, string | boolean | string[] | undefined>;
+  positionals: string[];
+}
+
+export interface CliCommand {
+  path: readonly string[];
+  summary: string;
+  usage: string;
+  options?: OptionSpec;
+  /** Option lines for --help: [flag, text]. */
+  optionHelp?: ReadonlyArray<readonly [string, string]>;
+  run(args: ParsedArgs, io: CliIo): Promise<number>;
+}
+
+export const DEFAULT_CONFIG = '/etc/lanha/lanha.yaml';
+
+/** Options every client command accepts to find the daemon. */
+export const DAEMON_OPTIONS: OptionSpec = {
+  config: { type: 'string', short: 'c' },
+  socket: { type: 'string', short: 's' },
+};
+
+export const DAEMON_OPTION_HELP: ReadonlyArray<readonly [string, string]> = [
+  ['-c, --config FILE', `the node's config, to find the control socket (default ${DEFAULT_CONFIG})`],
+  ['-s, --socket PATH', 'the daemon\'s control socket, instead of reading the config'],
+];
+
+/** The control socket from --socket, else from the config file. */
+export function resolveSocket(values: ParsedArgs['values']): string {
+  if (typeof values['socket'] === 'string') return values['socket'];
+  const file = typeof values['config'] === 'string' ? values['config'] : DEFAULT_CONFIG;
+  if (!existsSync(file)) {
+    throw new LanhaError('usage', `no config at ${file}: give --config FILE or --socket PATH to find the daemon`, ExitCode.usage);
+  }
+  try {
+    return loadConfig(file).node.controlSocket;
+  } catch (error) {
+    if (error instanceof ConfigError) throw new LanhaError('config-invalid', error.message, ExitCode.config);
+    throw error;
+  }
+}
+
+export function helpText(program: string, command: CliCommand): string {
+  const lines = [`Usage: ${program} ${command.usage}`, '', command.summary];
+  if (command.optionHelp && command.optionHelp.length > 0) {
+    lines.push('', 'Options:');
+    const width = Math.max(...command.optionHelp.map(([f]) => f.length));
+    for (const [flag, text] of command.optionHelp) lines.push(`  ${flag.padEnd(width)}  ${text}`);
+    lines.push(`  ${'-h, --help'.padEnd(width)}  show this help`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+export function groupHelp(program: string, prefix: readonly string[], commands: readonly CliCommand[], version: string): string {
+  const below = commands.filter((c) => prefix.every((p, i) => c.path[i] === p) && c.path.length > prefix.length);
+  const title = prefix.length === 0 ? `${program} ${version} — lanha LAN services: DHCP, DNS, TFTP, NTP and a floating IP, replicated with Raft` : `${program} ${prefix.join(' ')}`;
+  const width = Math.max(...below.map((c) => c.usage.length));
+  const lines = [title, '', 'Commands:'];
+  for (const c of below) lines.push(`  ${c.usage.padEnd(width)}  ${c.summary}`);
+  lines.push('', `Run \`${program} COMMAND --help\` for a command's options.`);
+  if (prefix.length === 0) lines.push('Global: --help, --version.');
+  return lines.join('\n') + '\n';
+}
+
+export async function runCli(program: string, argv: readonly string[], commands: readonly CliCommand[], version: string, io: CliIo): Promise<number> {
+  if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
+    io.out(groupHelp(program, [], commands, version));
+    return argv.length === 0 ? ExitCode.usage : ExitCode.ok;
+  }
+  if (argv[0] === '--version' || argv[0] === '-V') {
+    io.out(`${program} ${version}\n`);
+    return ExitCode.ok;
+  }
+  // The longest command path that prefixes argv.
+  let command: CliCommand | undefined;
+  for (const c of commands) {
+    if (c.path.every((p, i) => argv[i] === p) && (!command || c.path.length > command.path.length)) command = c;
+  }
+  if (!command) {
+    const prefix: string[] = [];
+    for (const word of argv) {
+      if (commands.some((c) => [...prefix, word].every((p, i) => c.path[i] === p))) prefix.push(word);
+      else break;
+    }
+    const rest = argv.slice(prefix.length);
+    if (prefix.length > 0 && (rest.length === 0 || rest[0] === '--help' || rest[0] === '-h')) {
+      io.out(groupHelp(program, prefix, commands, version));
+      return rest.length === 0 ? ExitCode.usage : ExitCode.ok;
+    }
+    io.err(`${program}: unknown command "${argv.slice(0, prefix.length + 1).join(' ')}". Run \`${program} --help\` for the list.\n`);
+    return ExitCode.usage;
+  }
+  const rest = argv.slice(command.path.length);
+  if (rest.includes('--help') || rest.includes('-h')) {
+    io.out(helpText(program, command));
+    return ExitCode.ok;
+  }
+  let parsed: ParsedArgs;
+  try {
+    const result = parseArgs({ args: [...rest], options: command.options ?? {}, allowPositionals: true, strict: true });
+    parsed = { values: result.values as ParsedArgs['values'], positionals: result.positionals };
+  } catch (error) {
+    io.err(`${program} ${command.path.join(' ')}: ${errorMessage(error)}\nUsage: ${program} ${command.usage}\n`);
+    return ExitCode.usage;
+  }
+  try {
+    return await command.run(parsed, io);
+  } catch (error) {
+    if (error instanceof LanhaError) {
+      io.err(`${program} ${command.path.join(' ')}: ${error.message}\n`);
+      return error.exitCode;
+    }
+    io.err(`${program} ${command.path.join(' ')}: unexpected error: ${errorMessage(error)}\n`);
+    return ExitCode.failure;
+  }
+}

@@ -1,0 +1,88 @@
+import { ExitCode, LanhaError } from '../lib/errors.js';
+import { ConfigError, loadConfig } from '../lib/config.js';
+import { callDaemonOk } from '../lib/control-client.js';
+import { formatDuration, formatTable } from '../lib/table.js';
+import { DAEMON_OPTIONS, DAEMON_OPTION_HELP, DEFAULT_CONFIG, resolveSocket, type CliCommand } from './cli.js';
+import { runDaemon } from './daemon.js';
+
+// serve, config check, status.
+
+export const serveCommand: CliCommand = {
+  path: ['serve'],
+  summary: 'run the daemon: the services and cluster role the config enables (runs until SIGTERM)',
+  usage: 'serve --config FILE',
+  options: { config: { type: 'string', short: 'c' } },
+  optionHelp: [['-c, --config FILE', `the node's config (default ${DEFAULT_CONFIG})`]],
+  async run(args, io) {
+    const file = typeof args.values['config'] === 'string' ? args.values['config'] : DEFAULT_CONFIG;
+    let config;
+    try {
+      config = loadConfig(file);
+    } catch (error) {
+      if (error instanceof ConfigError) {
+        io.err(`lanctl serve: ${error.message}\nNothing was started.\n`);
+        return ExitCode.config;
+      }
+      throw error;
+    }
+    return runDaemon(config);
+  },
+};
+
+export const configCheckCommand: CliCommand = {
+  path: ['config', 'check'],
+  summary: 'validate a config file and print what it enables; exit 2 and one line per problem if invalid',
+  usage: 'config check FILE',
+  async run(args, io) {
+    const file = args.positionals[0];
+    if (file === undefined || args.positionals.length > 1) throw new LanhaError('usage', 'give exactly one config file: lanctl config check FILE', ExitCode.usage);
+    try {
+      const config = loadConfig(file);
+      const enabled = (['dhcp', 'dns', 'tftp', 'ntp', 'vip', 'deploy'] as const).filter((k) => config[k] !== undefined);
+      const members = config.cluster?.members.map((m) => `${m.name}(${m.role})`).join(', ') ?? 'none (single node)';
+      io.out(`${file}: ok\n  node: ${config.node.name} (${config.node.role})\n  cluster: ${members}\n  enabled: ${enabled.join(', ') || 'nothing'}\n`);
+      return ExitCode.ok;
+    } catch (error) {
+      if (error instanceof ConfigError) {
+        io.err(`${error.message}\n`);
+        return ExitCode.config;
+      }
+      throw error;
+    }
+  },
+};
+
+interface StatusBody {
+  node: string;
+  role: string;
+  version: string;
+  uptimeSeconds: number;
+  cluster: { mode: string; role: string; leader: string | null; term: number; commitIndex: number };
+  warnings: string[];
+  services: Record<string, { listening: string[] }>;
+}
+
+export const statusCommand: CliCommand = {
+  path: ['status'],
+  summary: 'show the local daemon: node, role, cluster, services and where they listen',
+  usage: 'status [--json] [--config FILE | --socket PATH]',
+  options: { ...DAEMON_OPTIONS, json: { type: 'boolean' } },
+  optionHelp: [['--json', 'print JSON for scripts'], ...DAEMON_OPTION_HELP],
+  async run(args, io) {
+    const body = await callDaemonOk(resolveSocket(args.values), 'GET', '/v1/status') as StatusBody;
+    if (args.values['json'] === true) {
+      io.out(JSON.stringify(body, null, 2) + '\n');
+      return ExitCode.ok;
+    }
+    const c = body.cluster;
+    io.out(formatTable(['node', 'role', 'cluster', 'leader', 'term', 'commit', 'uptime', 'version'], [[
+      body.node, `${body.role}/${c.role}`, c.mode, c.leader ?? '-', String(c.term), String(c.commitIndex), formatDuration(body.uptimeSeconds * 1000), body.version,
+    ]]));
+    const services = Object.entries(body.services);
+    io.out('\n' + (services.length === 0
+      ? 'no services enabled\n'
+      : formatTable(['service', 'listening'], services.map(([name, s]) => [name, s.listening.join(', ') || '-']))));
+    for (const w of body.warnings) io.out(`\nWARNING: ${w}\n`);
+    return ExitCode.ok;
+  },
+};

@@ -1,0 +1,140 @@
+import { mkdirSync } from 'node:fs';
+import type { LanhaConfig } from '../lib/config.js';
+import { createLogger, type Logger } from '../lib/log.js';
+import { systemClock, type Clock } from '../lib/clock.js';
+import { cryptoRandom, type Random } from '../lib/random.js';
+import { ControlServer } from '../lib/control-server.js';
+import { systemdReady, type SystemdHandle } from '../lib/systemd.js';
+import { errorMessage } from '../lib/errors.js';
+import { serviceDefinitions, type RunningService, type ServiceContext } from '../services/registry.js';
+import { Fsm } from '../cluster/fsm.js';
+import { MemoryStateLog, type StateLog } from '../cluster/state-log.js';
+import { VERSION } from './version.js';
+
+// The composition root: the only place that wires real clocks, randomness, sockets and disks to the
+// cores. Everything it starts it also stops, in reverse order.
+
+export interface DaemonOptions {
+  log?: Logger;
+  clock?: Clock;
+  random?: Random;
+  /** Builds the replicated state; the default is the durable log of the cluster module. */
+  openState?: (config: LanhaConfig, log: Logger, clock: Clock) => Promise<StateLog>;
+}
+
+export interface Daemon {
+  readonly config: LanhaConfig;
+  readonly state: StateLog;
+  readonly services: readonly RunningService[];
+  stop(): Promise<void>;
+}
+
+export async function defaultOpenState(_config: LanhaConfig, _log: Logger, clock: Clock): Promise<StateLog> {
+  return new MemoryStateLog(new Fsm(), clock);
+}
+
+export async function startDaemon(config: LanhaConfig, options: DaemonOptions = {}): Promise<Daemon> {
+  const log = options.log ?? createLogger({ level: config.node.logLevel, node: config.node.name });
+  const clock = options.clock ?? systemClock;
+  const random = options.random ?? cryptoRandom;
+  const startedWall = clock.wallMs();
+  mkdirSync(config.node.stateDir, { recursive: true });
+
+  const state = await (options.openState ?? defaultOpenState)(config, log, clock);
+  const running: RunningService[] = [];
+  const control = new ControlServer(config.node.controlSocket, log.child({ service: 'control' }));
+  let systemd: SystemdHandle | undefined;
+
+  const stopAll = async (): Promise<void> => {
+    systemd?.stopping();
+    for (const service of [...running].reverse()) {
+      try {
+        await service.stop();
+      } catch (error) {
+        log.error({ event: 'service.stop_failed', service: service.name, err: error }, `stopping ${service.name} failed`);
+      }
+    }
+    await control.close().catch(() => undefined);
+    await state.close();
+  };
+
+  try {
+    const context: ServiceContext = { config, log, clock, random, state };
+    for (const definition of serviceDefinitions) {
+      if (!definition.enabled(config)) continue;
+      const service = await definition.start({ ...context, log: log.child({ service: definition.name }) });
+      running.push(service);
+      if (service.routes) control.routes(service.routes);
+      log.info({ event: 'service.started', service: service.name, listening: service.status().listening }, `${service.name} started`);
+    }
+
+    control.route('GET /v1/status', () => ({
+      status: 200,
+      body: {
+        node: config.node.name,
+        role: config.node.role,
+        version: VERSION,
+        pid: process.pid,
+        startedAt: new Date(startedWall).toISOString(),
+        uptimeSeconds: Math.round((clock.wallMs() - startedWall) / 1000),
+        cluster: state.status(),
+        warnings: clusterWarnings(config),
+        services: Object.fromEntries(running.map((s) => [s.name, s.status()])),
+      },
+    }));
+    await control.listen();
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+
+  for (const warning of clusterWarnings(config)) log.warn({ event: 'cluster.warning' }, warning);
+  systemd = systemdReady(log);
+  log.info({ event: 'daemon.ready', socket: config.node.controlSocket, services: running.map((s) => s.name) }, `lanha ${VERSION} ready`);
+
+  let stopped: Promise<void> | undefined;
+  return {
+    config,
+    state,
+    services: running,
+    stop: () => (stopped ??= stopAll().then(() => log.info({ event: 'daemon.stopped' }, 'lanha stopped'))),
+  };
+}
+
+export function clusterWarnings(config: LanhaConfig): string[] {
+  const members = config.cluster?.members ?? [];
+  const voters = members.length;
+  const witnesses = members.filter((m) => m.role === 'witness').length;
+  if (voters === 2 && witnesses === 0) {
+    return ['two-member cluster without a witness: if either node fails, no leader can be elected and DHCP allocations stop; add a witness member'];
+  }
+  return [];
+}
+
+/** Starts the daemon and runs it until SIGTERM/SIGINT; returns the exit code. */
+export async function runDaemon(config: LanhaConfig): Promise<number> {
+  const log = createLogger({ level: config.node.logLevel, node: config.node.name });
+  let daemon: Daemon;
+  try {
+    daemon = await startDaemon(config, { log });
+  } catch (error) {
+    log.fatal({ event: 'daemon.start_failed', err: error }, `lanha could not start: ${errorMessage(error)}`);
+    process.stderr.write(`lanctl serve: could not start: ${errorMessage(error)}\n`);
+    return 1;
+  }
+  return new Promise<number>((resolve) => {
+    const onSignal = (signal: NodeJS.Signals): void => {
+      log.info({ event: 'daemon.signal', signal }, `received ${signal}, stopping`);
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+      const force = setTimeout(() => {
+        log.error({ event: 'daemon.stop_timeout' }, 'stopping took over 5 s; exiting anyway');
+        resolve(1);
+      }, 5000);
+      force.unref();
+      daemon.stop().then(() => { clearTimeout(force); resolve(0); }, () => { clearTimeout(force); resolve(1); });
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+}

@@ -1,0 +1,19 @@
+#!/usr/bin/env node
+import { runCli, type CliCommand } from './cli.js';
+import { configCheckCommand, serveCommand, statusCommand } from './commands-core.js';
+import { VERSION } from './version.js';
+
+// `lanctl`: the operator CLI and, as `lanctl serve`, the daemon. Commands talk to the local daemon's
+// control socket; the command list below is the whole CLI surface.
+
+export const commands: CliCommand[] = [
+  serveCommand,
+  configCheckCommand,
+  statusCommand,
+];
+
+const code = await runCli('lanctl', process.argv.slice(2), commands, VERSION, {
+  out: (text) => process.stdout.write(text),
+  err: (text) => process.stderr.write(text),
+});
+process.exitCode = code;

@@ -1,0 +1,60 @@
+// The replicated commands: everything the LAN-service nodes share goes through the Raft log as one
+// of these. The leader stamps each entry with log time (`at`, ms since the epoch, never going back);
+// apply reads time only from that stamp, so every replica computes the same state.
+//
+// Encoding is versioned JSON: the commands are small, rare next to DNS/TFTP traffic, and readable
+// in a log dump. Version 1 is the only one; a replica refuses an entry with a version it does not know.
+
+export type Command =
+  /** A new lease or a renewal: the binding ip <-> client holds until at + leaseMs. */
+  | { type: 'lease.grant'; ip: number; mac: string; clientId?: string; hostname?: string; subnet: string; leaseMs: number }
+  | { type: 'lease.release'; ip: number; mac: string }
+  /** The client found the address in use: quarantine it. */
+  | { type: 'lease.decline'; ip: number; mac: string; quarantineMs: number }
+  /** Reclaim an expired lease (the leader proposes it once expiry has passed in log time). */
+  | { type: 'lease.expire'; ip: number }
+  /** Operator-set DNS record (lease names come from the leases themselves). */
+  | { type: 'dns.set'; name: string; rrtype: string; ttl: number; data: string }
+  | { type: 'dns.delete'; name: string; rrtype?: string; data?: string }
+  /** Compute-node boot progress (dhcp, tftp file fetched, ...). */
+  | { type: 'node.boot'; mac: string; event: string; detail?: string }
+  | { type: 'config.generation'; generation: number; hash: string }
+  /** Proposed by a new leader to commit entries of earlier terms, and as a time tick. */
+  | { type: 'noop' };
+
+export type CommandType = Command['type'];
+
+export interface StampedCommand {
+  /** Log time stamped by the leader, ms since the epoch. */
+  at: number;
+  command: Command;
+}
+
+const VERSION = 1;
+
+export function encodeCommand(stamped: StampedCommand): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify({ v: VERSION, at: stamped.at, c: stamped.command }));
+}
+
+export type DecodeCommandResult = { ok: true; value: StampedCommand } | { ok: false; error: string };
+
+const COMMAND_TYPES: ReadonlySet<string> = new Set<CommandType>([
+  'lease.grant', 'lease.release', 'lease.decline', 'lease.expire', 'dns.set', 'dns.delete', 'node.boot', 'config.generation', 'noop',
+]);
+
+export function decodeCommand(bytes: Uint8Array): DecodeCommandResult {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+  } catch {
+    return { ok: false, error: 'entry is not UTF-8 JSON' };
+  }
+  if (raw === null || typeof raw !== 'object') return { ok: false, error: 'entry is not an object' };
+  const o = raw as { v?: unknown; at?: unknown; c?: unknown };
+  if (o.v !== VERSION) return { ok: false, error: `unknown command version ${JSON.stringify(o.v)}` };
+  if (typeof o.at !== 'number' || !Number.isFinite(o.at)) return { ok: false, error: 'entry has no log time' };
+  if (o.c === null || typeof o.c !== 'object' || !COMMAND_TYPES.has(String((o.c as { type?: unknown }).type))) {
+    return { ok: false, error: 'entry has an unknown command type' };
+  }
+  return { ok: true, value: { at: o.at, command: o.c as Command } };
+}

@@ -1,0 +1,226 @@
+import { createHash } from 'node:crypto';
+import type { Command, StampedCommand } from './commands.js';
+
+// The replicated state machine: leases, DNS records set by operators, compute-node boot events.
+// apply() is deterministic: it reads time only from the entry's stamp and never a local clock, so
+// the same log gives the same state (and the same hash) on every replica.
+
+export type LeaseState = 'bound' | 'released' | 'declined' | 'expired';
+
+export interface Lease {
+  ip: number;
+  mac: string;
+  clientId?: string;
+  hostname?: string;
+  subnet: string;
+  state: LeaseState;
+  /** Log time of the grant or last renewal. */
+  grantedAt: number;
+  /** Log time the binding ends (bound), or the quarantine ends (declined). */
+  expiresAt: number;
+  /** Log time of the last change of state. */
+  changedAt: number;
+}
+
+export interface DnsRecord {
+  name: string;
+  rrtype: string;
+  ttl: number;
+  data: string;
+}
+
+export interface BootEvent {
+  at: number;
+  event: string;
+  detail?: string;
+}
+
+export interface AppliedEntry {
+  index: number;
+  at: number;
+  command: Command;
+}
+
+export type FsmListener = (entry: AppliedEntry) => void;
+
+const BOOT_EVENTS_KEPT = 32;
+
+export interface FsmSnapshot {
+  appliedIndex: number;
+  lastAt: number;
+  serial: number;
+  leases: Lease[];
+  records: DnsRecord[];
+  nodes: Array<{ mac: string; events: BootEvent[] }>;
+}
+
+export class Fsm {
+  #leases = new Map<number, Lease>();
+  #leaseByMac = new Map<string, number>();
+  #records = new Map<string, DnsRecord>();
+  #nodes = new Map<string, BootEvent[]>();
+  #appliedIndex = 0;
+  #lastAt = 0;
+  /** Bumped on every change DNS can see (lease names, records): the zones' SOA serial follows it. */
+  #serial = 1;
+  #listeners = new Set<FsmListener>();
+
+  get appliedIndex(): number { return this.#appliedIndex; }
+  /** The newest log time applied: "now" as far as replicated state knows. */
+  get lastAt(): number { return this.#lastAt; }
+  get serial(): number { return this.#serial; }
+
+  lease(ip: number): Lease | undefined { return this.#leases.get(ip); }
+
+  /** The most recent lease (any state) for a MAC. */
+  leaseByMac(mac: string): Lease | undefined {
+    const ip = this.#leaseByMac.get(mac);
+    return ip === undefined ? undefined : this.#leases.get(ip);
+  }
+
+  leases(): IterableIterator<Lease> { return this.#leases.values(); }
+  records(): IterableIterator<DnsRecord> { return this.#records.values(); }
+  bootEvents(mac: string): readonly BootEvent[] { return this.#nodes.get(mac) ?? []; }
+  nodes(): IterableIterator<[string, BootEvent[]]> { return this.#nodes.entries(); }
+
+  subscribe(listener: FsmListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  apply(index: number, stamped: StampedCommand): void {
+    if (index <= this.#appliedIndex) return; // replay of an entry already applied
+    const at = Math.max(this.#lastAt, stamped.at);
+    this.#applyCommand(stamped.command, at);
+    this.#appliedIndex = index;
+    this.#lastAt = at;
+    const entry = { index, at, command: stamped.command };
+    for (const listener of this.#listeners) listener(entry);
+  }
+
+  #applyCommand(command: Command, at: number): void {
+    switch (command.type) {
+      case 'lease.grant': {
+        const previous = this.#leases.get(command.ip);
+        const oldIp = this.#leaseByMac.get(command.mac);
+        if (oldIp !== undefined && oldIp !== command.ip) {
+          const old = this.#leases.get(oldIp);
+          // A client moving to a new address gives up the old one.
+          if (old && old.mac === command.mac && old.state === 'bound') this.#leases.set(oldIp, { ...old, state: 'released', changedAt: at, expiresAt: at });
+        }
+        if (previous && previous.mac !== command.mac) this.#leaseByMac.delete(previous.mac);
+        const lease: Lease = {
+          ip: command.ip,
+          mac: command.mac,
+          subnet: command.subnet,
+          state: 'bound',
+          grantedAt: at,
+          expiresAt: at + command.leaseMs,
+          changedAt: at,
+        };
+        if (command.clientId !== undefined) lease.clientId = command.clientId;
+        if (command.hostname !== undefined) lease.hostname = command.hostname;
+        this.#leases.set(command.ip, lease);
+        this.#leaseByMac.set(command.mac, command.ip);
+        if (lease.hostname !== undefined || previous?.hostname !== undefined) this.#serial++;
+        return;
+      }
+      case 'lease.release': {
+        const lease = this.#leases.get(command.ip);
+        if (!lease || lease.mac !== command.mac || lease.state !== 'bound') return;
+        this.#leases.set(command.ip, { ...lease, state: 'released', expiresAt: at, changedAt: at });
+        if (lease.hostname !== undefined) this.#serial++;
+        return;
+      }
+      case 'lease.decline': {
+        const lease = this.#leases.get(command.ip);
+        if (lease && lease.mac !== command.mac && lease.state === 'bound' && lease.expiresAt > at) return; // someone else's live lease
+        this.#leases.set(command.ip, {
+          ip: command.ip, mac: command.mac, subnet: lease?.subnet ?? '', state: 'declined',
+          grantedAt: at, expiresAt: at + command.quarantineMs, changedAt: at,
+        });
+        if (lease?.hostname !== undefined) this.#serial++;
+        return;
+      }
+      case 'lease.expire': {
+        const lease = this.#leases.get(command.ip);
+        if (!lease || lease.expiresAt > at) return;
+        if (lease.state === 'bound') {
+          this.#leases.set(command.ip, { ...lease, state: 'expired', changedAt: at });
+          if (lease.hostname !== undefined) this.#serial++;
+        } else if (lease.state === 'declined') {
+          this.#leases.delete(command.ip);
+          if (this.#leaseByMac.get(lease.mac) === command.ip) this.#leaseByMac.delete(lease.mac);
+        }
+        return;
+      }
+      case 'dns.set':
+        this.#records.set(recordKey(command.name, command.rrtype, command.data), {
+          name: command.name.toLowerCase(), rrtype: command.rrtype.toUpperCase(), ttl: command.ttl, data: command.data,
+        });
+        this.#serial++;
+        return;
+      case 'dns.delete': {
+        const name = command.name.toLowerCase();
+        let changed = false;
+        for (const [key, r] of this.#records) {
+          if (r.name === name && (command.rrtype === undefined || r.rrtype === command.rrtype.toUpperCase()) && (command.data === undefined || r.data === command.data)) {
+            this.#records.delete(key);
+            changed = true;
+          }
+        }
+        if (changed) this.#serial++;
+        return;
+      }
+      case 'node.boot': {
+        const events = this.#nodes.get(command.mac) ?? [];
+        const event: BootEvent = { at, event: command.event };
+        if (command.detail !== undefined) event.detail = command.detail;
+        events.push(event);
+        if (events.length > BOOT_EVENTS_KEPT) events.splice(0, events.length - BOOT_EVENTS_KEPT);
+        this.#nodes.set(command.mac, events);
+        return;
+      }
+      case 'config.generation':
+      case 'noop':
+        return;
+    }
+  }
+
+  snapshot(): FsmSnapshot {
+    return {
+      appliedIndex: this.#appliedIndex,
+      lastAt: this.#lastAt,
+      serial: this.#serial,
+      leases: [...this.#leases.values()].sort((a, b) => a.ip - b.ip).map((l) => ({ ...l })),
+      records: [...this.#records.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, r]) => ({ ...r })),
+      nodes: [...this.#nodes.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([mac, events]) => ({ mac, events: events.map((e) => ({ ...e })) })),
+    };
+  }
+
+  restore(snapshot: FsmSnapshot): void {
+    this.#leases.clear();
+    this.#leaseByMac.clear();
+    this.#records.clear();
+    this.#nodes.clear();
+    for (const lease of snapshot.leases) {
+      this.#leases.set(lease.ip, { ...lease });
+      const current = this.#leaseByMac.get(lease.mac);
+      if (current === undefined || (this.#leases.get(current)?.changedAt ?? 0) <= lease.changedAt) this.#leaseByMac.set(lease.mac, lease.ip);
+    }
+    for (const r of snapshot.records) this.#records.set(recordKey(r.name, r.rrtype, r.data), { ...r });
+    for (const n of snapshot.nodes) this.#nodes.set(n.mac, n.events.map((e) => ({ ...e })));
+    this.#appliedIndex = snapshot.appliedIndex;
+    this.#lastAt = snapshot.lastAt;
+    this.#serial = snapshot.serial;
+  }
+
+  /** SHA-256 over the canonical snapshot: equal on replicas that applied the same log. */
+  hash(): string {
+    return createHash('sha256').update(JSON.stringify(this.snapshot())).digest('hex');
+  }
+}
+
+function recordKey(name: string, rrtype: string, data: string): string {
+  return `${name.toLowerCase()}\u0000${rrtype.toUpperCase()}\u0000${data}`;
+}

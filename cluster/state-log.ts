@@ -1,0 +1,67 @@
+import type { Command } from './commands.js';
+import type { AppliedEntry, Fsm } from './fsm.js';
+import type { Clock } from '../lib/clock.js';
+import { LanhaError } from '../lib/errors.js';
+
+// What services see of the replicated state. `propose` resolves once the command is durable on a
+// majority and applied here; reads go to `fsm` (local state, possibly stale on a follower).
+
+export interface StateLogStatus {
+  mode: 'single-node-memory' | 'single-node' | 'cluster';
+  role: 'leader' | 'follower' | 'candidate' | 'witness' | 'none';
+  leader: string | null;
+  term: number;
+  commitIndex: number;
+  appliedIndex: number;
+  [detail: string]: unknown;
+}
+
+export interface StateLog {
+  readonly fsm: Fsm;
+  /** True while this node may propose and answer DHCP (leader with a valid lease). */
+  isLeader(): boolean;
+  propose(command: Command): Promise<AppliedEntry>;
+  status(): StateLogStatus;
+  close(): Promise<void>;
+}
+
+export class NotLeaderError extends LanhaError {
+  readonly leader: string | null;
+  constructor(leader: string | null) {
+    super('not-leader', leader === null ? 'no leader is known right now; try again in a second' : `this node is not the leader; the leader is ${leader}`);
+    this.leader = leader;
+  }
+}
+
+/**
+ * A StateLog that keeps everything in memory and applies at once. Used by unit tests of services
+ * and nowhere that promises durability.
+ */
+export class MemoryStateLog implements StateLog {
+  readonly fsm: Fsm;
+  #clock: Clock;
+  #index = 0;
+  #leader = true;
+
+  constructor(fsm: Fsm, clock: Clock) {
+    this.fsm = fsm;
+    this.#clock = clock;
+  }
+
+  setLeader(leader: boolean): void { this.#leader = leader; }
+  isLeader(): boolean { return this.#leader; }
+
+  async propose(command: Command): Promise<AppliedEntry> {
+    if (!this.#leader) throw new NotLeaderError(null);
+    this.#index++;
+    const at = Math.max(this.fsm.lastAt, this.#clock.wallMs());
+    this.fsm.apply(this.#index, { at, command });
+    return { index: this.#index, at, command };
+  }
+
+  status(): StateLogStatus {
+    return { mode: 'single-node-memory', role: this.#leader ? 'leader' : 'follower', leader: null, term: 1, commitIndex: this.#index, appliedIndex: this.fsm.appliedIndex };
+  }
+
+  async close(): Promise<void> { /* nothing held */ }
+}

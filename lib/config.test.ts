@@ -1,0 +1,78 @@
+import t from 'tap';
+import { readFileSync } from 'node:fs';
+import { ConfigError, parseConfig } from './config.js';
+import { repoPath } from '../test/support/paths.js';
+
+const base = `
+node:
+  name: solo
+  stateDir: /tmp/x
+  controlSocket: /tmp/x.sock
+`;
+
+function problems(yaml: string): string[] {
+  try {
+    parseConfig(yaml, 'test.yaml');
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems;
+    throw error;
+  }
+  return [];
+}
+
+t.test('the examples validate', async (t) => {
+  for (const file of ['examples/single-node.yaml', 'examples/site.yaml']) {
+    const config = parseConfig(readFileSync(repoPath(file), 'utf8'), file);
+    t.ok(config.node.name.length > 0, `${file} has a node name`);
+  }
+  const site = parseConfig(readFileSync(repoPath('examples/site.yaml'), 'utf8'));
+  t.equal(site.cluster?.members.length, 3, 'site has three members');
+  t.equal(site.cluster?.members.filter((m) => m.role === 'witness').length, 1, 'one of them a witness');
+  t.equal(site.dhcp?.subnets[0]?.leaseTime, 12 * 3600_000, 'lease time parsed to ms');
+  t.equal(site.cluster?.heartbeat, 100, '"100ms" parsed');
+});
+
+t.test('defaults fill in and the result is frozen', async (t) => {
+  const config = parseConfig(base + 'dns: {}\n');
+  t.equal(config.dns?.port, 53);
+  t.equal(config.node.role, 'server');
+  t.ok(Object.isFrozen(config.node), 'frozen');
+});
+
+// Each bad config: the YAML, the key path the message must name, and a fragment of the message.
+const bad: Array<[string, string, string, string]> = [
+  ['bad pool range', base + 'dhcp:\n  subnets:\n    - subnet: 10.0.0.0/24\n      pools: ["10.0.0.300-10.0.0.9"]\n', 'dhcp.subnets[0].pools[0]: "10.0.0.300-10.0.0.9"', 'is not an IPv4 range'],
+  ['unknown top-level key', base + 'dchp: {}\n', 'dchp', 'unknown key'],
+  ['unknown nested key', base + 'tftp:\n  root: /srv\n  blocksize: 512\n', 'tftp.blocksize', 'unknown key'],
+  ['port out of range', base + 'dns:\n  port: 70000\n', 'dns.port: 70000', 'is not a port'],
+  ['port not a number', base + 'ntp:\n  port: "123x"\n', 'ntp.port: "123x"', 'port'],
+  ['bad duration', base + 'dhcp:\n  subnets:\n    - subnet: 10.0.0.0/24\n      pools: [10.0.0.10-10.0.0.20]\n      leaseTime: 12 hours\n', 'dhcp.subnets[0].leaseTime: "12 hours"', 'is not a duration'],
+  ['bad CIDR', base + 'dhcp:\n  subnets:\n    - subnet: 10.0.0.0/33\n      pools: [10.0.0.10-10.0.0.20]\n', 'dhcp.subnets[0].subnet: "10.0.0.0/33"', 'is not a CIDR'],
+  ['pool outside subnet', base + 'dhcp:\n  subnets:\n    - subnet: 10.0.0.0/24\n      pools: [10.0.1.10-10.0.1.20]\n', 'dhcp.subnets[0].pools[0]', 'is outside its subnet'],
+  ['bad MAC in a reservation', base + 'dhcp:\n  subnets:\n    - subnet: 10.0.0.0/24\n      pools: [10.0.0.10-10.0.0.20]\n      reservations: [{ mac: "zz:00:00:00:00:01", ip: 10.0.0.5 }]\n', 'dhcp.subnets[0].reservations[0].mac: "zz:00:00:00:00:01"', 'is not a MAC'],
+  ['bad IPv4 address', base + 'dhcp:\n  serverId: 10.0.0.256\n  subnets:\n    - subnet: 10.0.0.0/24\n      pools: [10.0.0.10-10.0.0.20]\n', 'dhcp.serverId: "10.0.0.256"', 'is not an IPv4 address'],
+  ['missing node block', 'dns: {}\n', 'node', 'is required but missing'],
+  ['bad role', base.replace('name: solo', 'name: solo\n  role: boss'), 'node.role: "boss"', 'is not one of'],
+  ['node not among members', base + 'cluster:\n  id: r1\n  members: [{ name: other, address: 127.0.0.1 }]\n', 'node.name', 'is not among cluster.members'],
+  ['duplicate member', base + 'cluster:\n  id: r1\n  members: [{ name: solo, address: a }, { name: solo, address: b }]\n', 'cluster.members[1].name', 'duplicate'],
+  ['witness with services', base.replace('name: solo', 'name: solo\n  role: witness') + 'dns: {}\n', 'dns', 'witness'],
+  ['empty subnets', base + 'dhcp:\n  subnets: []\n', 'dhcp.subnets', 'empty list'],
+  ['bad regex in tftp remap', base + 'tftp:\n  root: /srv\n  remap: [{ match: "(", replace: x }]\n', 'tftp.remap[0].match: "("', 'regular expression'],
+  ['forwarding without allow list', base + 'dns:\n  forward: { upstreams: [127.0.0.1], allow: [] }\n', 'dns.forward.allow', 'empty list'],
+  ['bad zone name', base + 'dns:\n  zones: [{ name: "bad_name!.lan" }]\n', 'dns.zones[0].name: "bad_name!.lan"', 'is not a valid DNS name'],
+  ['bootfile too long', base + 'dhcp:\n  subnets:\n    - subnet: 10.0.0.0/24\n      pools: [10.0.0.10-10.0.0.20]\n  boot: [{ bootfile: "' + 'x'.repeat(200) + '" }]\n', 'dhcp.boot[0].bootfile', '127-byte'],
+  ['vip without prefix', base + 'vip:\n  address: 10.0.0.1\n  interface: eth0\n', 'vip.address: "10.0.0.1"', 'prefix'],
+  ['YAML syntax error', base + 'dns:\n  port: [1,\n', 'YAML syntax', ''],
+  ['duplicate key', base + 'dns:\n  port: 53\n  port: 54\n', 'YAML syntax', ''],
+  ['not a mapping', '- a\n- b\n', '(top level)', 'mapping'],
+];
+
+for (const [what, yaml, path, fragment] of bad) {
+  t.test(`rejects: ${what}`, async (t) => {
+    const found = problems(yaml);
+    t.ok(found.length > 0, 'refused');
+    const line = found.find((p) => p.startsWith(path) || p.includes(path));
+    t.ok(line, `a problem names ${path}; got:\n${found.join('\n')}`);
+    if (line && fragment !== '') t.match(line, fragment, 'and says what is wrong');
+  });
+}

@@ -1,0 +1,56 @@
+import { request } from 'node:http';
+import { ExitCode, LanhaError } from './errors.js';
+
+// The CLI side of the control API. A missing or refusing socket becomes a LanhaError that says the
+// daemon is not running and how to start it (exit code 3).
+
+export interface ControlReply {
+  status: number;
+  body: unknown;
+}
+
+export async function callDaemon(socketPath: string, method: string, path: string, body?: unknown, timeoutMs = 10_000): Promise<ControlReply> {
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = request({
+      socketPath,
+      method,
+      path,
+      headers: payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
+    }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        try {
+          resolve({ status: res.statusCode ?? 0, body: text === '' ? null : JSON.parse(text) });
+        } catch {
+          reject(new LanhaError('api-error', `the daemon at ${socketPath} sent a reply that is not JSON`));
+        }
+      });
+    });
+    req.setTimeout(timeoutMs, () => req.destroy(new Error('timeout')));
+    req.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT' || error.code === 'ECONNREFUSED') {
+        reject(new LanhaError('daemon-unreachable',
+          `lanha is not running (no daemon at ${socketPath}).\n` +
+          'Start it with `systemctl start lanha` or `lanctl serve --config FILE`, or point at its socket with --socket PATH or --config FILE.',
+          ExitCode.daemonDown));
+      } else if (error.code === 'EACCES') {
+        reject(new LanhaError('daemon-unreachable', `permission denied on ${socketPath}: run as root or as a member of the lanha-admin group`, ExitCode.daemonDown));
+      } else {
+        reject(new LanhaError('daemon-unreachable', `cannot talk to the daemon at ${socketPath}: ${error.message}`, ExitCode.daemonDown));
+      }
+    });
+    if (payload !== undefined) req.write(payload);
+    req.end();
+  });
+}
+
+/** Calls the daemon and returns the body of a 2xx reply; anything else becomes a LanhaError. */
+export async function callDaemonOk(socketPath: string, method: string, path: string, body?: unknown): Promise<unknown> {
+  const reply = await callDaemon(socketPath, method, path, body);
+  if (reply.status >= 200 && reply.status < 300) return reply.body;
+  const message = typeof reply.body === 'object' && reply.body !== null && 'error' in reply.body ? String((reply.body as { error: unknown }).error) : `HTTP ${reply.status}`;
+  throw new LanhaError(reply.status === 404 ? 'not-found' : 'api-error', message);
+}

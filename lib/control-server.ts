@@ -1,0 +1,105 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { chmodSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Logger } from './log.js';
+import { errorMessage } from './errors.js';
+
+// The control API: HTTP + JSON on a unix socket (mode 0660), used by `lanctl`. Routes are keyed
+// "METHOD /path"; a handler gets the query and the parsed JSON body and returns a status and body.
+
+export interface ApiRequest {
+  query: URLSearchParams;
+  body: unknown;
+}
+
+export interface ApiResponse {
+  status: number;
+  body: unknown;
+}
+
+export type ApiHandler = (request: ApiRequest) => Promise<ApiResponse> | ApiResponse;
+export type ApiRoutes = Readonly<Record<string, ApiHandler>>;
+
+const BODY_MAX = 1 << 20;
+
+export class ControlServer {
+  readonly socketPath: string;
+  #server: Server;
+  #routes = new Map<string, ApiHandler>();
+  #log: Logger;
+
+  constructor(socketPath: string, log: Logger) {
+    this.socketPath = socketPath;
+    this.#log = log;
+    this.#server = createServer((req, res) => { void this.#handle(req, res); });
+    this.#server.keepAliveTimeout = 1000;
+  }
+
+  route(key: string, handler: ApiHandler): void {
+    if (!/^(GET|POST|DELETE|PUT) \/\S+$/.test(key)) throw new Error(`bad route key "${key}"`);
+    if (this.#routes.has(key)) throw new Error(`route "${key}" registered twice`);
+    this.#routes.set(key, handler);
+  }
+
+  routes(routes: ApiRoutes): void {
+    for (const [key, handler] of Object.entries(routes)) this.route(key, handler);
+  }
+
+  async listen(): Promise<void> {
+    mkdirSync(dirname(this.socketPath), { recursive: true });
+    // A socket file left by a crashed daemon blocks bind; remove it only if it is a socket.
+    try {
+      if (statSync(this.socketPath).isSocket()) rmSync(this.socketPath);
+    } catch { /* absent */ }
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen(this.socketPath, () => {
+        this.#server.off('error', reject);
+        resolve();
+      });
+    });
+    chmodSync(this.socketPath, 0o660);
+  }
+
+  async close(): Promise<void> {
+    this.#server.closeAllConnections();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    try { rmSync(this.socketPath); } catch { /* already gone */ }
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://lanha');
+    const key = `${req.method ?? 'GET'} ${url.pathname}`;
+    const handler = this.#routes.get(key);
+    const send = (status: number, body: unknown): void => {
+      const text = JSON.stringify(body);
+      res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+    };
+    if (!handler) {
+      send(404, { error: `no such API route: ${key}` });
+      return;
+    }
+    let body: unknown = undefined;
+    try {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      for await (const chunk of req) {
+        size += (chunk as Buffer).byteLength;
+        if (size > BODY_MAX) { send(413, { error: 'request body too large' }); return; }
+        chunks.push(chunk as Buffer);
+      }
+      if (size > 0) body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    } catch {
+      send(400, { error: 'request body is not valid JSON' });
+      return;
+    }
+    try {
+      const response = await handler({ query: url.searchParams, body });
+      send(response.status, response.body);
+    } catch (error) {
+      this.#log.error({ event: 'control.handler_failed', route: key, err: error }, 'control API handler failed');
+      send(500, { error: `internal error in ${key}: ${errorMessage(error)}` });
+    }
+  }
+}

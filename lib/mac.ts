@@ -1,0 +1,33 @@
+// MAC addresses travel as lower-case colon text ("b8:27:eb:01:02:03"): the form operators type
+// and logs show, and a cheap map key.
+export type Mac = string;
+
+const MAC_TEXT = /^([0-9a-f]{2})([:-]?)([0-9a-f]{2})\2([0-9a-f]{2})\2([0-9a-f]{2})\2([0-9a-f]{2})\2([0-9a-f]{2})$/i;
+
+export function parseMac(text: string): Mac | null {
+  const m = MAC_TEXT.exec(text.trim());
+  if (!m) return null;
+  return [m[1], m[3], m[4], m[5], m[6], m[7]].join(':').toLowerCase();
+}
+
+export function macFromBytes(bytes: Uint8Array, offset = 0, length = 6): Mac {
+  const parts: string[] = [];
+  for (let i = 0; i < length; i++) parts.push((bytes[offset + i] ?? 0).toString(16).padStart(2, '0'));
+  return parts.join(':');
+}
+
+export function macToBytes(mac: Mac): Uint8Array {
+  return new Uint8Array(mac.split(':').map((h) => parseInt(h, 16)));
+}
+
+/** The first three octets, "b8:27:eb". */
+export function ouiOf(mac: Mac): string {
+  return mac.slice(0, 8);
+}
+
+/** Raspberry Pi Foundation / Raspberry Pi Trading OUIs. */
+export const RASPBERRY_PI_OUIS: ReadonlySet<string> = new Set(['b8:27:eb', 'dc:a6:32', 'e4:5f:01', 'd8:3a:dd', '28:cd:c1', '2c:cf:67']);
+
+export function isRaspberryPi(mac: Mac): boolean {
+  return RASPBERRY_PI_OUIS.has(ouiOf(mac));
+}

@@ -1,0 +1,69 @@
+import { z } from 'zod';
+import { parseCidr, parseIpv4, parseIpv4Range, type Cidr, type Ipv4, type Ipv4Range } from './ipv4.js';
+import { parseMac, type Mac } from './mac.js';
+
+// Zod building blocks for the config: each parses operator text into the typed value the services
+// use, and its message is a predicate ("is not ...") that the formatter puts after the key path and
+// the bad value.
+
+export const ipv4 = z.string({ error: 'is not an IPv4 address (text like "10.0.0.1")' })
+  .refine((s) => parseIpv4(s) !== null, { message: 'is not an IPv4 address' })
+  .transform((s): Ipv4 => parseIpv4(s)!);
+
+export const cidr = z.string({ error: 'is not a CIDR prefix (text like "10.0.0.0/24")' })
+  .refine((s) => parseCidr(s) !== null, { message: 'is not a CIDR prefix like "10.0.0.0/24"' })
+  .transform((s): Cidr => parseCidr(s)!);
+
+/** "10.0.0.1/24": an address with its prefix length (host bits kept). */
+export const ipv4WithPrefix = z.string({ error: 'is not an address with prefix (text like "10.0.0.1/24")' })
+  .refine((s) => {
+    const [ip, len] = s.split('/');
+    return ip !== undefined && len !== undefined && parseIpv4(ip) !== null && /^\d{1,2}$/.test(len) && Number(len) <= 32;
+  }, { message: 'is not an address with prefix like "10.0.0.1/24"' })
+  .transform((s) => {
+    const [ip, len] = s.split('/');
+    return { address: parseIpv4(ip!)!, prefixLength: Number(len) };
+  });
+
+export const ipv4Range = z.string({ error: 'is not an IPv4 range (text like "10.0.0.100-10.0.0.199")' })
+  .refine((s) => parseIpv4Range(s) !== null, { message: 'is not an IPv4 range like "10.0.0.100-10.0.0.199" (first <= last)' })
+  .transform((s): Ipv4Range => parseIpv4Range(s)!);
+
+export const mac = z.string({ error: 'is not a MAC address (text like "b8:27:eb:01:02:03")' })
+  .refine((s) => parseMac(s) !== null, { message: 'is not a MAC address like "b8:27:eb:01:02:03"' })
+  .transform((s): Mac => parseMac(s)!);
+
+export const port = z.number({ error: 'is not a port number (an integer 0..65535)' })
+  .int({ message: 'is not an integer port' })
+  .min(0, { message: 'is not a port (0..65535)' })
+  .max(65535, { message: 'is not a port (0..65535)' });
+
+const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/i;
+
+export function isHostname(s: string): boolean {
+  const name = s.endsWith('.') ? s.slice(0, -1) : s;
+  return name.length > 0 && name.length <= 253 && name.split('.').every((l) => LABEL.test(l) || l === '_' || /^_[a-z0-9-]{1,62}$/i.test(l));
+}
+
+export const hostname = z.string({ error: 'is not a host name' })
+  .refine(isHostname, { message: 'is not a valid DNS name (labels of letters, digits and "-", at most 63 each)' })
+  .transform((s) => (s.endsWith('.') ? s.slice(0, -1) : s).toLowerCase());
+
+const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/;
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** Parses "500ms", "30s", "5m", "12h", "7d"; a bare number is seconds. Null when it is neither. */
+export function parseDurationMs(value: unknown): number | null {
+  if (typeof value === 'number') return Number.isFinite(value) && value >= 0 ? Math.round(value * 1000) : null;
+  if (typeof value !== 'string') return null;
+  const m = DURATION.exec(value.trim());
+  if (!m) return null;
+  return Math.round(Number(m[1]) * UNIT_MS[m[2]!]!);
+}
+
+/** A duration in milliseconds, written "500ms", "30s", "5m", "12h", "7d" or as seconds. */
+export const duration = z.union([z.string(), z.number()], { error: 'is not a duration (like "30s", "12h" or a number of seconds)' })
+  .refine((v) => parseDurationMs(v) !== null, { message: 'is not a duration (like "500ms", "30s", "12h" or a number of seconds)' })
+  .transform((v) => parseDurationMs(v)!);
+
+export const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);

@@ -1,0 +1,42 @@
+import type { Logger } from '../lib/log.js';
+import type { Clock } from '../lib/clock.js';
+import type { Random } from '../lib/random.js';
+import type { LanhaConfig } from '../lib/config.js';
+import type { ApiRoutes } from '../lib/control-server.js';
+import type { StateLog } from '../cluster/state-log.js';
+
+// The services a node can run. Adding a service is one line in `serviceDefinitions`: the daemon
+// starts each enabled one in this order and stops them in reverse.
+
+export interface ServiceContext {
+  readonly config: LanhaConfig;
+  readonly log: Logger;
+  readonly clock: Clock;
+  readonly random: Random;
+  /** The replicated state: leases, records, boot events. */
+  readonly state: StateLog;
+}
+
+export interface ServiceStatus {
+  /** "udp 127.0.0.1:53" and the like. */
+  listening: string[];
+  [detail: string]: unknown;
+}
+
+export interface RunningService {
+  readonly name: string;
+  status(): ServiceStatus;
+  stop(): Promise<void>;
+  /** Control API routes this service adds, e.g. "GET /v1/leases". */
+  readonly routes?: ApiRoutes;
+}
+
+export interface ServiceDefinition {
+  readonly name: string;
+  enabled(config: LanhaConfig): boolean;
+  start(context: ServiceContext): Promise<RunningService>;
+}
+
+export const serviceDefinitions: ReadonlyArray<ServiceDefinition> = [
+  // One line per service, e.g. { name: 'dns', enabled: (c) => c.dns !== undefined, start: startDns },
+];

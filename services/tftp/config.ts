@@ -1,0 +1,23 @@
+import { z } from 'zod';
+import { duration, port } from '../../lib/schema.js';
+
+// The `tftp:` block.
+
+export const tftpConfig = z.object({
+  port: port.default(69),
+  listen: z.array(z.string()).optional(),
+  root: z.string().min(1, { message: 'is empty (give the directory to serve)' }),
+  blksizeMax: z.number().int().min(8).max(65464).default(1468),
+  windowsizeMax: z.number().int().min(1).max(64).default(16),
+  maxTransfers: z.number().int().min(1).default(64),
+  perClientTransfers: z.number().int().min(1).default(4),
+  timeout: duration.default(1000),
+  retries: z.number().int().min(1).max(50).default(5),
+  idleTimeout: duration.default(60_000),
+  remap: z.array(z.object({
+    match: z.string().refine((s) => { try { new RegExp(s); return true; } catch { return false; } }, { message: 'is not a valid regular expression' }),
+    replace: z.string(),
+  }).strict()).default([]),
+}).strict();
+
+export type TftpConfig = z.output<typeof tftpConfig>;

@@ -1,0 +1,105 @@
+import t from 'tap';
+import { runLanctl, scratchConfig, serveDaemon } from '../support/daemon.js';
+import { repoPath } from '../support/paths.js';
+
+const minimal = `
+node:
+  name: t1
+  stateDir: "{{dir}}/state"
+  controlSocket: "{{dir}}/lanha.sock"
+  logLevel: info
+`;
+
+t.test('--version and --help at every level', async (t) => {
+  const v = await runLanctl(['--version']);
+  t.equal(v.code, 0);
+  t.match(v.stdout, /^lanctl \d+\.\d+\.\d+/);
+  const h = await runLanctl(['--help']);
+  t.equal(h.code, 0);
+  for (const c of ['serve', 'config check', 'status']) t.match(h.stdout, c, `top help lists ${c}`);
+  const ch = await runLanctl(['config', '--help']);
+  t.equal(ch.code, 0);
+  t.match(ch.stdout, 'config check FILE');
+  const sh = await runLanctl(['status', '--help']);
+  t.equal(sh.code, 0);
+  t.match(sh.stdout, '--json');
+  const unknown = await runLanctl(['frobnicate']);
+  t.equal(unknown.code, 2);
+  t.match(unknown.stderr, 'unknown command "frobnicate"');
+  const badFlag = await runLanctl(['status', '--jsn']);
+  t.equal(badFlag.code, 2);
+  t.match(badFlag.stderr, "Unknown option '--jsn'");
+});
+
+t.test('config check accepts the examples and refuses a bad file with the key path', async (t) => {
+  for (const f of ['examples/single-node.yaml', 'examples/site.yaml']) {
+    const r = await runLanctl(['config', 'check', repoPath(f)]);
+    t.equal(r.code, 0, `${f} accepted`);
+    t.match(r.stdout, ': ok');
+  }
+  const s = scratchConfig(minimal + 'dhcp:\n  subnets:\n    - subnet: 10.0.0.0/24\n      pools: ["10.0.0.300-10.0.0.9"]\n');
+  t.teardown(s.cleanup);
+  const r = await runLanctl(['config', 'check', s.file]);
+  t.equal(r.code, 2, 'exit code 2');
+  t.match(r.stderr, 'dhcp.subnets[0].pools[0]: "10.0.0.300-10.0.0.9" is not an IPv4 range');
+  const missing = await runLanctl(['config', 'check', '/nonexistent/lanha.yaml']);
+  t.equal(missing.code, 2);
+  t.match(missing.stderr, 'cannot read the file (ENOENT)');
+});
+
+t.test('serve refuses a bad config and starts nothing', async (t) => {
+  const s = scratchConfig(minimal + 'dns:\n  port: 99999\n');
+  t.teardown(s.cleanup);
+  const r = await runLanctl(['serve', '--config', s.file]);
+  t.equal(r.code, 2);
+  t.match(r.stderr, 'dns.port: 99999');
+  t.match(r.stderr, 'Nothing was started');
+});
+
+t.test('status says the daemon is down, with exit code 3', async (t) => {
+  const s = scratchConfig(minimal);
+  t.teardown(s.cleanup);
+  const r = await runLanctl(['status', '--config', s.file]);
+  t.equal(r.code, 3);
+  t.match(r.stderr, 'lanha is not running');
+  t.match(r.stderr, 'lanctl serve --config FILE');
+});
+
+t.test('serve + status round trip, SIGTERM exits 0 within 2 s', async (t) => {
+  const s = scratchConfig(minimal);
+  t.teardown(s.cleanup);
+  const daemon = await serveDaemon(s.file);
+  t.teardown(async () => { await daemon.stop('SIGKILL'); });
+
+  const json = await runLanctl(['status', '--json', '--config', s.file]);
+  t.equal(json.code, 0, json.stderr);
+  const body = JSON.parse(json.stdout) as { node: string; role: string; version: string; pid: number; services: object; cluster: { role: string } };
+  t.equal(body.node, 't1');
+  t.equal(body.role, 'server');
+  t.equal(body.pid, daemon.child.pid, 'the status came from the daemon we started');
+  t.same(body.services, {}, 'no services in this config');
+
+  const table = await runLanctl(['status', '--socket', `${s.dir}/lanha.sock`]);
+  t.equal(table.code, 0);
+  t.match(table.stdout, /NODE\s+ROLE/);
+  t.match(table.stdout, /t1\s+server/);
+
+  const stopped = await daemon.stop('SIGTERM');
+  t.equal(stopped.code, 0, 'exit code 0');
+  t.ok(stopped.ms < 2000, `exited in ${Math.round(stopped.ms)} ms`);
+  t.match(daemon.logs(), '"event":"daemon.stopped"');
+  const after = await runLanctl(['status', '--config', s.file]);
+  t.equal(after.code, 3, 'socket removed on exit');
+});
+
+t.test('a two-member cluster without a witness is flagged loudly', async (t) => {
+  const s = scratchConfig(minimal + 'cluster:\n  id: r\n  members: [{ name: t1, address: 127.0.0.1 }, { name: t2, address: 127.0.0.2 }]\n');
+  t.teardown(s.cleanup);
+  const r = await runLanctl(['config', 'check', s.file]);
+  t.equal(r.code, 0);
+  const { clusterWarnings } = await import('../../bin/daemon.js');
+  const { loadConfig } = await import('../../lib/config.js');
+  const warnings = clusterWarnings(loadConfig(s.file));
+  t.equal(warnings.length, 1);
+  t.match(warnings[0], 'without a witness');
+});

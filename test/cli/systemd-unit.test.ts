@@ -1,0 +1,22 @@
+import t from 'tap';
+import { readFileSync } from 'node:fs';
+import { repoPath } from '../support/paths.js';
+
+// The unit file is operator-facing configuration: check the directives the design depends on.
+t.test('systemd unit has the required directives and not MemoryDenyWriteExecute', async (t) => {
+  const unit = readFileSync(repoPath('systemd/lanha.service'), 'utf8');
+  const directives = new Map<string, string>();
+  for (const line of unit.split('\n')) {
+    const m = /^([A-Za-z]+)=(.*)$/.exec(line.trim());
+    if (m) directives.set(m[1]!, m[2]!);
+  }
+  t.equal(directives.get('Type'), 'notify');
+  t.equal(directives.get('NotifyAccess'), 'all', 'systemd-notify runs as a child');
+  t.ok(directives.has('WatchdogSec'));
+  t.equal(directives.get('AmbientCapabilities'), 'CAP_NET_BIND_SERVICE CAP_NET_RAW CAP_NET_ADMIN');
+  t.equal(directives.get('NoNewPrivileges'), 'yes');
+  t.equal(directives.get('ProtectSystem'), 'strict');
+  t.equal(directives.get('Restart'), 'on-failure');
+  t.match(directives.get('ExecStart') ?? '', /lanhad\.js --config \/etc\/lanha\/lanha\.yaml$/);
+  t.notOk(directives.has('MemoryDenyWriteExecute'), 'MemoryDenyWriteExecute would crash the V8 JIT');
+});

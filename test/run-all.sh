@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what the tests need (npm packages; Debian client packages when
+# root), builds, runs every test file with node-tap, and ends with one line
+# "N passed, N failed, N skipped". Exit status: non-zero when anything failed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
+
+# Debian packages: install the missing ones when we can (root + apt-get), never otherwise.
+mapfile -t wanted < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' test/debian-packages.txt)
+missing=()
+for p in "${wanted[@]}"; do
+  p=$(echo "$p" | xargs)
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && [ "${LANHA_NO_APT:-}" != 1 ]; then
+    echo "installing Debian packages for the tests: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >/dev/null || echo "apt-get update failed; trying the install anyway"
+    apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+    # Packages that ship servers may start them; the tests start their own instances.
+  else
+    echo "*** not root (or LANHA_NO_APT=1): these Debian packages are missing and the tests that need them will SKIP: ${missing[*]}"
+  fi
+fi
+
+npm run --silent build
+
+files=("$@")
+if [ ${#files[@]} -eq 0 ]; then
+  mapfile -t files < <(find dist -name '*.test.js' -not -path '*/node_modules/*' | sort)
+fi
+
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+status=0
+npx tap run --reporter=tap --jobs="${LANHA_TEST_JOBS:-2}" "${files[@]}" | tee "$out" | grep -E '^(not ok|# Subtest|ok [0-9]+ - .*# (SKIP|TODO))|^    not ok|SKIPPED|^# \{' || true
+status=${PIPESTATUS[0]}
+
+# tap's closing summary line looks like: # { total: 43, pass: 41, fail: 1, skip: 1 }
+summary=$(grep -E '^# \{ total' "$out" | tail -n 1 || true)
+num() { echo "$summary" | grep -oE "$1: [0-9]+" | grep -oE '[0-9]+' || echo 0; }
+pass=$(num pass); fail=$(num fail); skip=$(num skip)
+if [ -z "$summary" ]; then fail=1; echo "tap printed no summary"; fi
+if [ "$status" -ne 0 ] && [ "$fail" -eq 0 ]; then fail=1; fi
+echo "$pass passed, $fail failed, $skip skipped"
+[ "$fail" -eq 0 ] && [ "$status" -eq 0 ]

@@ -10,7 +10,7 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
 fi
 
 # Debian packages: install the missing ones when we can (root + apt-get), never otherwise.
-mapfile -t wanted < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' test/debian-packages.txt)
+mapfile -t wanted < <(cat test/debian-packages/*.txt | sed -e "s/#.*//" -e "/^[[:space:]]*$/d" | sort -u)
 missing=()
 for p in "${wanted[@]}"; do
   p=$(echo "$p" | xargs)

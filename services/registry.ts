@@ -4,6 +4,7 @@ import type { Random } from '../lib/random.js';
 import type { LanhaConfig } from '../lib/config.js';
 import type { ApiRoutes } from '../lib/control-server.js';
 import type { StateLog } from '../cluster/state-log.js';
+import { startTftp } from './tftp/server.js';
 
 // The services a node can run. Adding a service is one line in `serviceDefinitions`: the daemon
 // starts each enabled one in this order and stops them in reverse.
@@ -39,4 +40,5 @@ export interface ServiceDefinition {
 
 export const serviceDefinitions: ReadonlyArray<ServiceDefinition> = [
   // One line per service, e.g. { name: 'dns', enabled: (c) => c.dns !== undefined, start: startDns },
+  { name: 'tftp', enabled: (c) => c.tftp !== undefined, start: startTftp },
 ];

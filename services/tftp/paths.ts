@@ -1,0 +1,113 @@
+// Pure name handling: the requested name -> remap rules (with per-client tokens from the client's
+// DHCP lease) -> a checked relative path. No file system here: the shell then resolves the path
+// with realpath and requires it to stay inside the root (symlinks cannot escape), see files.ts.
+
+export const NAME_BYTES_MAX = 255;
+
+export type NameRefusal = 'empty' | 'nul' | 'absolute' | 'dotdot' | 'too-long';
+
+export type CheckedName = { ok: true; path: string } | { ok: false; reason: NameRefusal };
+
+/**
+ * Checks a name (one char per octet) and returns it as a relative path with "/" separators.
+ * Backslashes count as separators (UEFI and Windows loaders send `\EFI\BOOT\...`); "." and empty
+ * components are dropped; NUL, absolute names, ".." components and names over 255 octets are refused.
+ */
+export function checkName(name: string): CheckedName {
+  if (name.length === 0) return { ok: false, reason: 'empty' };
+  if (name.length > NAME_BYTES_MAX) return { ok: false, reason: 'too-long' };
+  if (name.includes('\0')) return { ok: false, reason: 'nul' };
+  const slashed = name.replaceAll('\\', '/');
+  if (slashed.startsWith('/')) return { ok: false, reason: 'absolute' };
+  const parts: string[] = [];
+  for (const part of slashed.split('/')) {
+    if (part === '..') return { ok: false, reason: 'dotdot' };
+    if (part === '' || part === '.') continue;
+    parts.push(part);
+  }
+  if (parts.length === 0) return { ok: false, reason: 'empty' };
+  return { ok: true, path: parts.join('/') };
+}
+
+/** What the server knows about a client: its address, and its lease when DHCP gave it one. */
+export interface ClientInfo {
+  ip: string;
+  mac?: string;
+  hostname?: string;
+}
+
+export interface RemapRuleConfig {
+  match: string;
+  replace: string;
+}
+
+export interface RemapRule {
+  readonly match: RegExp;
+  readonly replace: string;
+  /** The rule uses per-client tokens: when its file is missing the next rule (or the name itself) is tried. */
+  readonly perClient: boolean;
+}
+
+const TOKEN = /\{(ip|iphex|mac|mac-|hostname)\}/g;
+const SAFE_HOSTNAME = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}))*$/;
+
+export function compileRemap(rules: readonly RemapRuleConfig[]): RemapRule[] {
+  return rules.map((r) => ({ match: new RegExp(r.match), replace: r.replace, perClient: /\{(ip|iphex|mac|mac-|hostname)\}/.test(r.replace) }));
+}
+
+/** The value of a per-client token, or null when the client has none (no lease, unsafe hostname). */
+export function tokenValue(token: string, client: ClientInfo): string | null {
+  switch (token) {
+    case 'ip': return client.ip;
+    case 'iphex': {
+      // pxelinux and u-boot look for the address as 8 upper-case hex digits (10.0.0.5 -> 0A000005).
+      const octets = client.ip.split('.');
+      if (octets.length !== 4) return null;
+      return octets.map((o) => Number(o).toString(16).toUpperCase().padStart(2, '0')).join('');
+    }
+    case 'mac': return client.mac ?? null;
+    case 'mac-': return client.mac === undefined ? null : client.mac.replaceAll(':', '-');
+    case 'hostname':
+      // A DHCP hostname is chosen by the client: only a plain DNS name may go into a path.
+      return client.hostname !== undefined && SAFE_HOSTNAME.test(client.hostname) ? client.hostname : null;
+    default: return null;
+  }
+}
+
+/** `$` in a substituted value must not be read as a replacement pattern. */
+function literal(value: string): string {
+  return value.replaceAll('$', '$$$$');
+}
+
+export interface Candidate {
+  name: string;
+  /** Try the next candidate when this one does not exist. */
+  fallThrough: boolean;
+}
+
+/**
+ * The names to try for a request, in order. Rules are tried in order; a rule that matches and
+ * has every token it needs gives a candidate. A rule without per-client tokens is final (like
+ * tftp-hpa's -m); a per-client rule falls through to the following rules and at last to the
+ * requested name itself when its file does not exist.
+ */
+export function remapCandidates(name: string, rules: readonly RemapRule[], client: ClientInfo): Candidate[] {
+  const out: Candidate[] = [];
+  for (const rule of rules) {
+    rule.match.lastIndex = 0;
+    if (!rule.match.test(name)) continue;
+    let missing = false;
+    const replace = rule.replace.replace(TOKEN, (_all, token: string) => {
+      const value = tokenValue(token, client);
+      if (value === null) { missing = true; return ''; }
+      return literal(value);
+    });
+    if (missing) continue;
+    rule.match.lastIndex = 0;
+    const mapped = name.replace(rule.match, replace);
+    out.push({ name: mapped, fallThrough: rule.perClient });
+    if (!rule.perClient) return out;
+  }
+  out.push({ name, fallThrough: false });
+  return out;
+}

@@ -1,16 +1,37 @@
 import { z } from 'zod';
 import { duration, port } from '../../lib/schema.js';
+import { parseIpv4 } from '../../lib/ipv4.js';
 
 // The `ntp:` block.
+
+/** "10.0.0.1" or "10.0.0.1:11123": an upstream NTP server (port 123 when not given). */
+export function parseEndpoint(text: string, defaultPort = 123): { address: string; port: number } | null {
+  const m = /^([0-9.]+)(?::(\d{1,5}))?$/.exec(text.trim());
+  if (!m || parseIpv4(m[1]!) === null) return null;
+  const p = m[2] === undefined ? defaultPort : Number(m[2]);
+  if (p < 1 || p > 65535) return null;
+  return { address: m[1]!, port: p };
+}
+
+const endpoint = z.string({ error: 'is not an upstream (text like "10.0.0.1" or "10.0.0.1:123")' })
+  .refine((s) => parseEndpoint(s) !== null, { message: 'is not an upstream like "10.0.0.1" or "10.0.0.1:123" (IPv4 address, optional port)' });
 
 export const ntpConfig = z.object({
   port: port.default(123),
   listen: z.array(z.string()).optional(),
-  upstreams: z.array(z.string()).default([]),
-  pollInterval: duration.default(64_000),
+  /** Servers this node samples (with its own SNTP client) to know whether its clock is good. */
+  upstreams: z.array(endpoint).default([]),
+  /** How often each upstream (and the other LAN node) is sampled after the first quick burst. */
+  pollInterval: duration.refine((ms) => ms >= 1000 && ms <= 86_400_000, { message: 'is not between 1s and 1d' }).default(64_000),
   /** Serve this stratum with refid LOCL when no upstream is reachable (an isolated rack). */
   localStratum: z.number().int().min(1).max(15).optional(),
+  /** An upstream further from our clock than this means the OS is not disciplining it: leap 3. */
+  maxOffset: duration.refine((ms) => ms > 0 && ms <= 60_000, { message: 'is not between 1ms and 60s' }).default(128),
+  /** Sample the other LAN-service node of the cluster (cluster.members) as a fallback source. */
+  samplePeer: z.boolean().default(true),
   rateLimit: z.object({
+    /** false turns per-client rate limiting off (benchmarks; a trusted network only). */
+    enabled: z.boolean().default(true),
     interval: z.number().int().min(-4).max(12).default(3),
     burst: z.number().int().min(1).max(255).default(8),
     leak: z.number().int().min(1).max(4).default(2),

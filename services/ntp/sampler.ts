@@ -1,0 +1,164 @@
+import { createSocket, type Socket } from 'node:dgram';
+import type { Logger } from '../../lib/log.js';
+import type { Random } from '../../lib/random.js';
+import { LogLimiter } from '../../lib/log.js';
+import { parseIpv4 } from '../../lib/ipv4.js';
+import { decodeNtp, encodeNtp, timestampFromUnixNs, LeapIndicator, NtpMode, ZERO_TIMESTAMP, type NtpTimestamp } from './wire.js';
+import { recordPoll, sampleFromReply, type SourceKind, type SourceState } from './reference.js';
+import type { HrWallClock } from './hr-clock.js';
+
+// The SNTP client that samples our upstreams and the other LAN node (same codec as the server). One
+// ephemeral socket; each source gets a quick burst of queries at start (like chrony's iburst) and
+// then one query per poll interval; one query in flight per source, matched by address, port and
+// the origin timestamp (a random low-order fraction makes it unguessable off-path).
+// Shell code: sockets and timers. The sample maths and source selection are in reference.ts.
+
+export interface SamplerTarget {
+  kind: SourceKind;
+  address: string;
+  port: number;
+}
+
+export interface SamplerOptions {
+  targets: readonly SamplerTarget[];
+  pollIntervalMs: number;
+  /** Queries at start, 2 s apart, so the first decision comes within seconds. */
+  burstCount?: number;
+  burstSpacingMs?: number;
+  replyTimeoutMs?: number;
+  clock: HrWallClock;
+  monotonicMs: () => number;
+  random: Random;
+  log: Logger;
+  /** Called after every poll outcome, so the server re-decides what to serve. */
+  onChange: () => void;
+}
+
+interface InFlight {
+  sent: NtpTimestamp;
+  t1Ns: bigint;
+  timer: NodeJS.Timeout;
+}
+
+export class Sampler {
+  readonly sources: SourceState[];
+  #options: SamplerOptions;
+  #socket: Socket | null = null;
+  #pollTimers = new Map<string, NodeJS.Timeout>();
+  #inFlight = new Map<string, InFlight>();
+  #byName = new Map<string, { state: SourceState; target: SamplerTarget }>();
+  #logLimit = new LogLimiter();
+  #stopped = false;
+
+  constructor(options: SamplerOptions) {
+    this.#options = options;
+    this.sources = options.targets.map((t) => ({
+      name: `${t.address}:${t.port}`,
+      kind: t.kind,
+      address: parseIpv4(t.address) ?? 0,
+      samples: [],
+      reach: 0,
+      lastProblem: null,
+    }));
+    options.targets.forEach((t, i) => this.#byName.set(this.sources[i]!.name, { state: this.sources[i]!, target: t }));
+  }
+
+  async start(): Promise<void> {
+    if (this.sources.length === 0) return;
+    const socket = createSocket('udp4');
+    this.#socket = socket;
+    socket.on('message', (msg, rinfo) => {
+      const t4Ns = this.#options.clock.nowNs(); // first: the receive time of the sample
+      this.#onReply(msg, `${rinfo.address}:${rinfo.port}`, t4Ns);
+    });
+    socket.on('error', (error) => this.#options.log.warn({ event: 'ntp.sampler.socket_error', err: error }, 'sampler socket error'));
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(0, () => { socket.off('error', reject); resolve(); });
+    });
+    const burst = this.#options.burstCount ?? 4;
+    const spacing = this.#options.burstSpacingMs ?? 2000;
+    for (const source of this.sources) {
+      let sentInBurst = 0;
+      const next = (): void => {
+        if (this.#stopped) return;
+        this.#poll(source.name);
+        sentInBurst++;
+        const wait = sentInBurst < burst ? spacing : this.#options.pollIntervalMs;
+        // A little jitter so two nodes started together do not poll in lockstep.
+        const timer = setTimeout(next, wait + this.#options.random.int(Math.max(1, Math.floor(wait / 16))));
+        timer.unref();
+        this.#pollTimers.set(source.name, timer);
+      };
+      next();
+    }
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    for (const t of this.#pollTimers.values()) clearTimeout(t);
+    for (const f of this.#inFlight.values()) clearTimeout(f.timer);
+    this.#inFlight.clear();
+    this.#socket?.close();
+    this.#socket = null;
+  }
+
+  #poll(name: string): void {
+    const entry = this.#byName.get(name);
+    const socket = this.#socket;
+    if (!entry || !socket) return;
+    const previous = this.#inFlight.get(name);
+    if (previous) {
+      clearTimeout(previous.timer);
+      this.#inFlight.delete(name);
+      this.#record(entry.state, { problem: 'no reply' });
+    }
+    const t1Ns = this.#options.clock.nowNs();
+    const stamp = timestampFromUnixNs(t1Ns);
+    // Randomise the bits below a microsecond: they carry no time, and make the origin a nonce.
+    const sent: NtpTimestamp = { seconds: stamp.seconds, fraction: ((stamp.fraction & ~0xfff) | this.#options.random.int(0x1000)) >>> 0 };
+    const query = encodeNtp({
+      leap: LeapIndicator.Unsynchronised, version: 4, mode: NtpMode.Client, stratum: 0, poll: 6, precision: -20,
+      rootDelay: 0, rootDispersion: 0, referenceId: 0,
+      referenceTimestamp: ZERO_TIMESTAMP, originTimestamp: ZERO_TIMESTAMP, receiveTimestamp: ZERO_TIMESTAMP,
+      transmitTimestamp: sent, extensions: [], mac: null,
+    });
+    const timer = setTimeout(() => {
+      if (this.#inFlight.get(name)?.timer !== timer) return;
+      this.#inFlight.delete(name);
+      this.#record(entry.state, { problem: 'no reply' });
+    }, this.#options.replyTimeoutMs ?? 2000);
+    timer.unref();
+    this.#inFlight.set(name, { sent, t1Ns, timer });
+    socket.send(query, entry.target.port, entry.target.address, (error) => {
+      if (error && this.#logLimit.allow('send', this.#options.monotonicMs())) {
+        this.#options.log.debug({ event: 'ntp.sampler.send_failed', source: name, err: error }, 'query not sent');
+      }
+    });
+  }
+
+  #onReply(msg: Buffer, from: string, t4Ns: bigint): void {
+    const flight = this.#inFlight.get(from);
+    const entry = this.#byName.get(from);
+    if (!flight || !entry) return; // not a source we asked, or too late: ignore
+    const decodedReply = decodeNtp(msg);
+    if (!decodedReply.ok) return;
+    const result = sampleFromReply(decodedReply.value, flight.sent, flight.t1Ns, t4Ns, this.#options.monotonicMs());
+    if (!result.ok && result.problem === 'bogus-origin') return; // not the answer to our query: keep waiting
+    clearTimeout(flight.timer);
+    this.#inFlight.delete(from);
+    if (result.ok) this.#record(entry.state, { sample: result.sample });
+    else this.#record(entry.state, { problem: result.detail });
+  }
+
+  #record(state: SourceState, outcome: Parameters<typeof recordPoll>[1]): void {
+    const wasProblem = state.lastProblem;
+    recordPoll(state, outcome);
+    if ('problem' in outcome && wasProblem !== outcome.problem) {
+      this.#options.log.info({ event: 'ntp.source.problem', source: state.name, kind: state.kind, problem: outcome.problem }, `NTP source ${state.name}: ${outcome.problem}`);
+    } else if ('sample' in outcome && wasProblem !== null) {
+      this.#options.log.info({ event: 'ntp.source.ok', source: state.name, kind: state.kind, offsetMs: outcome.sample.offsetS * 1000 }, `NTP source ${state.name} answers`);
+    }
+    this.#options.onChange();
+  }
+}

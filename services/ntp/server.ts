@@ -1,0 +1,215 @@
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import type { RunningService, ServiceContext, ServiceStatus } from '../registry.js';
+import { serviceAddresses } from '../../lib/listen.js';
+import { Counters } from '../../lib/counters.js';
+import { LogLimiter } from '../../lib/log.js';
+import { LanhaError, errorMessage } from '../../lib/errors.js';
+import { formatIpv4, parseIpv4 } from '../../lib/ipv4.js';
+import { decodeNtp, referenceIdText, timestampFromUnixNs } from './wire.js';
+import { admit, RateLimiter, DEFAULT_RATE_LIMIT } from './gate.js';
+import { buildKissOfDeath, buildReply, stampTransmit } from './responder.js';
+import { decideReference, DEFAULT_WALL_FLOOR_UNIX_S, bestSample, type ReferenceDecision, type ReferenceSettings } from './reference.js';
+import { createHrWallClock, type HrWallClock } from './hr-clock.js';
+import { Sampler, type SamplerTarget } from './sampler.js';
+import { parseEndpoint, type NtpConfig } from './config.js';
+
+// The NTP service shell: one UDP socket per served address (never a wildcard: see lib/listen.ts),
+// the sampler of upstreams, and a timer that re-decides the served reference every second (root
+// dispersion grows with the age of the last sample). The per-packet path: receive timestamp first,
+// decode, gate, build, transmit timestamp last, send. Hostile input is dropped silently and counted.
+
+export interface NtpServiceOptions {
+  /** Tests inject a clock; production uses the anchored high-resolution clock. */
+  hrClock?: HrWallClock;
+  /** Tests shorten the sampler's start burst. */
+  burstSpacingMs?: number;
+}
+
+const REANCHOR_INTERVAL_MS = 10_000;
+const REDECIDE_INTERVAL_MS = 1_000;
+
+export interface NtpStatus extends ServiceStatus {
+  synchronised: boolean;
+  mode: ReferenceDecision['mode'];
+  stratum: number;
+  leap: number;
+  referenceId: string;
+  source: string | null;
+  offsetMs: number | null;
+  reason: string;
+  rootDelayMs: number;
+  rootDispersionMs: number;
+  sources: Array<{ name: string; kind: string; reach: string; offsetMs: number | null; delayMs: number | null; stratum: number | null; problem: string | null }>;
+  rateLimit: { enabled: boolean; clients: number };
+  counters: Record<string, number>;
+}
+
+/** Starts the NTP service the config's `ntp:` block describes. */
+export async function startNtp(context: ServiceContext, options: NtpServiceOptions = {}): Promise<RunningService> {
+  const config = context.config.ntp;
+  if (config === undefined) throw new LanhaError('config-invalid', 'ntp service started without an ntp: block');
+  const { log, clock: msClock, random } = context;
+  const hr = options.hrClock ?? createHrWallClock();
+  const counters = new Counters();
+  const logLimit = new LogLimiter();
+  const debug = log.isLevelEnabled('debug');
+
+  const rate = config.rateLimit ?? { enabled: true, ...DEFAULT_RATE_LIMIT };
+  const limiter = rate.enabled ? new RateLimiter({ interval: rate.interval, burst: rate.burst, leak: rate.leak }) : null;
+
+  const ownAddresses = new Set<number>();
+  const addresses = serviceAddresses(context.config, config.listen);
+  for (const a of addresses) { const ip = parseIpv4(a); if (ip !== null) ownAddresses.add(ip); }
+  if (context.config.node.address !== undefined) ownAddresses.add(context.config.node.address);
+
+  const settings: ReferenceSettings = {
+    localStratum: config.localStratum,
+    maxOffsetS: config.maxOffset / 1000,
+    sampleMaxAgeMs: Math.max(8 * config.pollInterval, 60_000),
+    ownAddresses,
+    wallFloorUnixS: DEFAULT_WALL_FLOOR_UNIX_S,
+  };
+
+  const sampler = new Sampler({
+    targets: samplerTargets(context, config),
+    pollIntervalMs: config.pollInterval,
+    ...(options.burstSpacingMs === undefined ? {} : { burstSpacingMs: options.burstSpacingMs }),
+    clock: hr,
+    monotonicMs: () => msClock.monotonicMs(),
+    random,
+    log,
+    onChange: () => redecide(),
+  });
+
+  let decision = decideReference(sampler.sources, settings, msClock.monotonicMs(), hr.nowNs());
+  let served = decision.served;
+  const redecide = (): void => {
+    const next = decideReference(sampler.sources, settings, msClock.monotonicMs(), hr.nowNs());
+    if (next.mode !== decision.mode || next.source !== decision.source || next.served.stratum !== decision.served.stratum) {
+      const level = next.synchronised ? 'info' : 'warn';
+      log[level]({ event: 'ntp.reference.changed', mode: next.mode, stratum: next.served.stratum, source: next.source, reason: next.reason }, `NTP: ${next.reason}`);
+    }
+    decision = next;
+    served = next.served;
+  };
+  log[decision.synchronised ? 'info' : 'warn']({ event: 'ntp.reference.changed', mode: decision.mode, stratum: served.stratum, source: null, reason: decision.reason }, `NTP: ${decision.reason}`);
+
+  const onMessage = (socket: Socket, msg: Buffer, rinfo: RemoteInfo): void => {
+    const rxNs = hr.nowNs(); // first statement: Node has no kernel receive stamp, every µs here is error
+    counters.inc('requests');
+    const request = decodeNtp(msg);
+    if (!request.ok) {
+      counters.inc('dropped.malformed');
+      if (debug && logLimit.allow('malformed', msClock.monotonicMs())) {
+        log.debug({ event: 'ntp.packet.malformed', code: request.error.code, length: msg.length, peer: rinfo.address }, 'malformed NTP packet dropped');
+      }
+      return;
+    }
+    const verdict = admit(request.value, rinfo.address, msClock.monotonicMs(), limiter, random);
+    if (verdict.kind === 'drop') {
+      counters.inc(`dropped.${verdict.reason}`);
+      if (debug && logLimit.allow(verdict.reason, msClock.monotonicMs())) {
+        log.debug({ event: 'ntp.packet.dropped', reason: verdict.reason, mode: request.value.mode, version: request.value.version, peer: rinfo.address }, 'NTP packet dropped');
+      }
+      return;
+    }
+    const rx = timestampFromUnixNs(rxNs);
+    const reply = verdict.kind === 'kod' ? buildKissOfDeath(request.value, rx) : buildReply(request.value, rx, served);
+    counters.inc(verdict.kind === 'kod' ? 'kod' : 'replies');
+    stampTransmit(reply, timestampFromUnixNs(hr.nowNs())); // last thing before the send
+    socket.send(reply, rinfo.port, rinfo.address);
+  };
+
+  const sockets: Socket[] = [];
+  const listening: string[] = [];
+  const timers: NodeJS.Timeout[] = [];
+  const closeAll = (): void => {
+    for (const t of timers) clearInterval(t);
+    sampler.stop();
+    for (const s of sockets) { try { s.close(); } catch { /* already closed */ } }
+  };
+  try {
+    for (const address of addresses) {
+      const socket = createSocket({ type: address.includes(':') ? 'udp6' : 'udp4' });
+      socket.on('message', (msg, rinfo) => onMessage(socket, msg, rinfo));
+      await new Promise<void>((resolve, reject) => {
+        socket.once('error', reject);
+        socket.bind(config.port, address, () => { socket.off('error', reject); resolve(); });
+      }).catch((error: unknown) => {
+        throw new LanhaError('bind-failed', `ntp could not bind udp ${address}:${config.port}: ${errorMessage(error)}`);
+      });
+      socket.on('error', (error) => log.warn({ event: 'ntp.socket.error', address, err: error }, 'NTP socket error'));
+      sockets.push(socket);
+      listening.push(`udp ${address}:${socket.address().port}`);
+    }
+    await sampler.start();
+  } catch (error) {
+    closeAll();
+    throw error;
+  }
+  const reanchor = setInterval(() => hr.reanchor(), REANCHOR_INTERVAL_MS);
+  const tick = setInterval(redecide, REDECIDE_INTERVAL_MS);
+  reanchor.unref();
+  tick.unref();
+  timers.push(reanchor, tick);
+
+  const status = (): NtpStatus => {
+    const now = msClock.monotonicMs();
+    return {
+      listening,
+      synchronised: decision.synchronised,
+      mode: decision.mode,
+      stratum: served.stratum,
+      leap: served.leap,
+      referenceId: decision.mode === 'local' ? 'LOCL' : referenceIdText(served.referenceId, served.stratum),
+      source: decision.source,
+      offsetMs: decision.offsetS === null ? null : round3(decision.offsetS * 1000),
+      reason: decision.reason,
+      rootDelayMs: round3(served.rootDelayS * 1000),
+      rootDispersionMs: round3(served.rootDispersionS * 1000),
+      sources: sampler.sources.map((s) => {
+        const best = bestSample(s, settings, now);
+        return {
+          name: s.name,
+          kind: s.kind,
+          reach: s.reach.toString(8).padStart(3, '0'),
+          offsetMs: best === null ? null : round3(best.offsetS * 1000),
+          delayMs: best === null ? null : round3(best.delayS * 1000),
+          stratum: best === null ? null : best.stratum,
+          problem: s.lastProblem,
+        };
+      }),
+      rateLimit: { enabled: limiter !== null, clients: limiter?.clientCount ?? 0 },
+      counters: counters.toJSON(),
+    };
+  };
+
+  return {
+    name: 'ntp',
+    status,
+    stop: async () => { closeAll(); },
+    routes: { 'GET /v1/ntp': () => ({ status: 200, body: status() }) },
+  };
+}
+
+function round3(v: number): number {
+  return Math.round(v * 1000) / 1000;
+}
+
+/** The configured upstreams, plus the other LAN-service node(s) of the cluster as peers. */
+export function samplerTargets(context: Pick<ServiceContext, 'config'>, config: NtpConfig): SamplerTarget[] {
+  const targets: SamplerTarget[] = [];
+  for (const text of config.upstreams) {
+    const e = parseEndpoint(text);
+    if (e !== null) targets.push({ kind: 'upstream', address: e.address, port: e.port });
+  }
+  if (config.samplePeer) {
+    const self = context.config.node;
+    for (const m of context.config.cluster?.members ?? []) {
+      if (m.name === self.name || m.role !== 'server' || parseIpv4(m.address) === null) continue;
+      if (self.address !== undefined && formatIpv4(self.address) === m.address) continue;
+      targets.push({ kind: 'peer', address: m.address, port: config.port });
+    }
+  }
+  return targets;
+}

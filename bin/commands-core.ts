@@ -4,6 +4,7 @@ import { callDaemonOk } from '../lib/control-client.js';
 import { formatDuration, formatTable } from '../lib/table.js';
 import { DAEMON_OPTIONS, DAEMON_OPTION_HELP, DEFAULT_CONFIG, resolveSocket, type CliCommand } from './cli.js';
 import { runDaemon } from './daemon.js';
+import { formatRaftStatus, type RaftStatusBody } from '../cluster/raft/status-text.js';
 
 // serve, config check, status.
 
@@ -57,7 +58,7 @@ interface StatusBody {
   role: string;
   version: string;
   uptimeSeconds: number;
-  cluster: { mode: string; role: string; leader: string | null; term: number; commitIndex: number };
+  cluster: { mode: string; role: string; leader: string | null; term: number; commitIndex: number } & RaftStatusBody;
   warnings: string[];
   services: Record<string, { listening: string[] }>;
 }
@@ -78,6 +79,8 @@ export const statusCommand: CliCommand = {
     io.out(formatTable(['node', 'role', 'cluster', 'leader', 'term', 'commit', 'uptime', 'version'], [[
       body.node, `${body.role}/${c.role}`, c.mode, c.leader ?? '-', String(c.term), String(c.commitIndex), formatDuration(body.uptimeSeconds * 1000), body.version,
     ]]));
+    const raft = formatRaftStatus(c);
+    if (raft !== '') io.out('\n' + raft);
     const services = Object.entries(body.services);
     io.out('\n' + (services.length === 0
       ? 'no services enabled\n'

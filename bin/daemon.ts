@@ -7,8 +7,8 @@ import { ControlServer } from '../lib/control-server.js';
 import { systemdReady, type SystemdHandle } from '../lib/systemd.js';
 import { errorMessage } from '../lib/errors.js';
 import { serviceDefinitions, type RunningService, type ServiceContext } from '../services/registry.js';
-import { Fsm } from '../cluster/fsm.js';
-import { MemoryStateLog, type StateLog } from '../cluster/state-log.js';
+import type { StateLog } from '../cluster/state-log.js';
+import { openRaftState } from '../cluster/open-state.js';
 import { VERSION } from './version.js';
 
 // The composition root: the only place that wires real clocks, randomness, sockets and disks to the
@@ -29,8 +29,9 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
-export async function defaultOpenState(_config: LanhaConfig, _log: Logger, clock: Clock): Promise<StateLog> {
-  return new MemoryStateLog(new Fsm(), clock);
+/** The durable Raft log under node.stateDir/raft (a one-member cluster when there is no `cluster:` block). */
+export async function defaultOpenState(config: LanhaConfig, log: Logger, clock: Clock): Promise<StateLog> {
+  return openRaftState(config, log, clock);
 }
 
 export async function startDaemon(config: LanhaConfig, options: DaemonOptions = {}): Promise<Daemon> {

@@ -1,0 +1,44 @@
+import type { LanhaConfig } from '../lib/config.js';
+import type { Clock } from '../lib/clock.js';
+import type { Logger } from '../lib/log.js';
+import { cryptoRandom, type Random } from '../lib/random.js';
+import { RaftStateLog, raftDir, type PeerLink } from './raft-state-log.js';
+import type { ConfState } from './raft/types.js';
+
+// Builds the daemon's StateLog from the config: no `cluster:` block = a one-member Raft on this
+// node's disk (single-node mode); otherwise the members of the block, linked by the transport.
+
+export interface OpenStateExtras {
+  random?: Random;
+  /** The peer transport; built from the config by the caller when a cluster block is present. */
+  link?: (config: LanhaConfig, log: Logger) => Promise<PeerLink | undefined>;
+}
+
+export function bootstrapConf(config: LanhaConfig): ConfState {
+  const members = config.cluster?.members;
+  if (!members) return { voters: [config.node.name], learners: [], witnesses: [] };
+  return {
+    voters: members.map((m) => m.name),
+    learners: [],
+    witnesses: members.filter((m) => m.role === 'witness').map((m) => m.name),
+  };
+}
+
+export async function openRaftState(config: LanhaConfig, log: Logger, clock: Clock, extras: OpenStateExtras = {}): Promise<RaftStateLog> {
+  const cluster = config.cluster;
+  const link = extras.link ? await extras.link(config, log) : undefined;
+  return RaftStateLog.open({
+    id: config.node.name,
+    dir: raftDir(config.node.stateDir),
+    conf: bootstrapConf(config),
+    clock,
+    random: extras.random ?? cryptoRandom,
+    log: log.child({ service: 'raft' }),
+    heartbeatMs: cluster?.heartbeat ?? 100,
+    electionMs: cluster?.electionTimeout ?? 500,
+    witnessFactor: cluster?.witnessElectionFactor ?? 3,
+    snapshotEntries: cluster?.snapshotEntries ?? 10_000,
+    serves: config.node.role !== 'witness',
+    ...(link ? { link } : {}),
+  });
+}

@@ -1,0 +1,292 @@
+import { join } from 'node:path';
+import type { Clock } from '../lib/clock.js';
+import type { Logger } from '../lib/log.js';
+import type { Random } from '../lib/random.js';
+import { LanhaError } from '../lib/errors.js';
+import { decodeCommand, encodeCommand, type Command } from './commands.js';
+import { Fsm, type AppliedEntry, type FsmSnapshot } from './fsm.js';
+import { NotLeaderError, type StateLog, type StateLogStatus } from './state-log.js';
+import { RaftNode } from './raft/node.js';
+import { RaftHost } from './raft/host.js';
+import { Wal, failpointsFromEnv, type Failpoint } from './raft/wal.js';
+import { EntryType, type ConfState, type Entry, type Message, type NodeId, type Snapshot } from './raft/types.js';
+
+// The durable StateLog: a RaftNode + its WAL + (in a cluster) a transport. propose() stamps the
+// command with log time, appends it, and resolves once the entry is committed (fsync'd on a
+// majority, just this disk in single-node mode) and applied to the Fsm here.
+
+export interface PeerLink {
+  send(messages: Message[]): void;
+  /** The transport hands every authenticated inbound message to `deliver`. */
+  start(deliver: (m: Message) => void): Promise<void>;
+  close(): Promise<void>;
+  status?(): Record<string, unknown>;
+}
+
+export interface RaftStateLogOptions {
+  id: NodeId;
+  dir: string;
+  /** The bootstrap membership, used when the disk holds no snapshot. */
+  conf: ConfState;
+  clock: Clock;
+  random: Random;
+  log: Logger;
+  tickMs?: number;
+  heartbeatMs?: number;
+  electionMs?: number;
+  witnessFactor?: number;
+  snapshotEntries?: number;
+  /** Serve services? false on a witness: it never reports itself leader to them. */
+  serves?: boolean;
+  link?: PeerLink;
+  failpoint?: Failpoint;
+  proposeTimeoutMs?: number;
+  segmentBytes?: number;
+}
+
+interface Pending {
+  term: number;
+  resolve: (entry: AppliedEntry) => void;
+  reject: (error: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+const KEEP_AFTER_SNAPSHOT = 1000;
+
+export class RaftStateLog implements StateLog {
+  readonly fsm: Fsm;
+  readonly host: RaftHost;
+  #opts: RaftStateLogOptions;
+  #pending = new Map<number, Pending>();
+  #lastStamp = 0;
+  #anchor: { term: number; mono: number; at: number; lastMono: number } | undefined;
+  #clockAlarmAt = -Infinity;
+  #closed = false;
+  #snapshotting = false;
+  #single: boolean;
+
+  private constructor(fsm: Fsm, host: RaftHost, opts: RaftStateLogOptions) {
+    this.fsm = fsm;
+    this.host = host;
+    this.#opts = opts;
+    this.#single = opts.conf.voters.length === 1 && opts.conf.voters[0] === opts.id && opts.conf.learners.length === 0;
+  }
+
+  static async open(opts: RaftStateLogOptions): Promise<RaftStateLog> {
+    const tickMs = opts.tickMs ?? 10;
+    const failpoint = opts.failpoint ?? failpointsFromEnv();
+    const walOpts = { ...(failpoint ? { failpoint } : {}), ...(opts.segmentBytes !== undefined ? { segmentBytes: opts.segmentBytes } : {}) };
+    const { wal, state } = await Wal.open(opts.dir, walOpts);
+    if (state.truncatedBytes > 0) {
+      opts.log.warn({ event: 'raft.wal_torn_tail', bytes: state.truncatedBytes, dir: opts.dir }, `cut a torn tail of ${state.truncatedBytes} bytes (a write that was never fsync'd)`);
+    }
+    const fsm = new Fsm();
+    if (state.snapshot) fsm.restore(decodeFsmSnapshot(state.snapshot.data));
+    const node = new RaftNode({
+      id: opts.id,
+      electionTicks: Math.max(2, Math.round((opts.electionMs ?? 500) / tickMs)),
+      heartbeatTicks: Math.max(1, Math.round((opts.heartbeatMs ?? 100) / tickMs)),
+      witnessFactor: opts.witnessFactor ?? 3,
+      random: opts.random,
+    }, { hardState: state.hardState, conf: opts.conf, entries: state.entries, ...(state.snapshot ? { snapshot: state.snapshot } : {}) });
+
+    let self: RaftStateLog | undefined;
+    const host = new RaftHost(node, wal, {
+      send: (messages) => opts.link?.send(messages),
+      restore: (snapshot) => self!.#restore(snapshot),
+      apply: (entries) => self!.#apply(entries),
+      afterBatch: () => self!.#maybeSnapshot(),
+      onStorageError: (error) => self!.#onStorageError(error),
+    }, opts.clock, tickMs);
+    self = new RaftStateLog(fsm, host, opts);
+    const replayTo = state.hardState.commit;
+    if (opts.link) await opts.link.start((m) => host.step(m));
+    host.start();
+    if (self.#single) node.campaign();
+    host.kick();
+    // Services start on the replayed state: wait until what was committed before is applied again
+    // (and, alone, until we lead and our term's first entry applied: one fsync).
+    await self.#waitFor(() => fsm.appliedIndex >= replayTo && (!self!.#single || (node.role === 'leader' && node.entryTerm(fsm.appliedIndex) === node.term)), 10_000);
+    opts.log.info({ event: 'raft.opened', dir: opts.dir, term: node.term, commit: node.commitIndex, applied: fsm.appliedIndex, entries: state.entries.length, snapshot: state.snapshot?.meta.index ?? 0 },
+      `raft state opened at index ${fsm.appliedIndex}`);
+    return self;
+  }
+
+  isLeader(): boolean {
+    const node = this.host.node;
+    return !this.#closed && this.#opts.serves !== false && !this.host.fenced && node.role === 'leader' && node.transferee === null && node.leaseValid();
+  }
+
+  async propose(command: Command): Promise<AppliedEntry> {
+    if (this.#closed) throw new LanhaError('unavailable', 'the state log is closed');
+    if (this.host.fenced) throw new LanhaError('unavailable', `this node stopped accepting writes after a storage error: ${this.host.fenced.message}`);
+    if (!this.isLeader()) throw new NotLeaderError(this.host.node.leader === this.#opts.id ? null : this.host.node.leader);
+    const at = this.#logTime();
+    const result = this.host.node.propose(encodeCommand({ at, command }));
+    if (!result.ok) throw new NotLeaderError(this.host.node.leader === this.#opts.id ? null : this.host.node.leader);
+    this.host.kick();
+    return new Promise<AppliedEntry>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(result.index);
+        reject(new LanhaError('unavailable', `entry ${result.index} was not committed within ${this.#opts.proposeTimeoutMs ?? 5000} ms (no quorum?)`));
+      }, this.#opts.proposeTimeoutMs ?? 5000);
+      timer.unref();
+      this.#pending.set(result.index, { term: result.term, resolve, reject, timer });
+    });
+  }
+
+  status(): StateLogStatus {
+    const node = this.host.node;
+    const role = node.role === 'pre-candidate' ? 'candidate' : node.role;
+    return {
+      mode: this.#single ? 'single-node' : 'cluster',
+      role: this.#opts.serves === false ? 'witness' : role,
+      leader: node.leader,
+      term: node.term,
+      commitIndex: node.commitIndex,
+      appliedIndex: this.fsm.appliedIndex,
+      lastIndex: node.lastIndex,
+      snapshotIndex: node.snapshotIndex,
+      leaseValid: node.leaseValid(),
+      members: node.conf,
+      ...(node.role === 'leader' ? { progress: node.progress() } : {}),
+      storage: { dir: this.#opts.dir, batches: this.host.stats.batches, fsyncs: this.host.stats.fsyncs, error: this.host.fenced?.message ?? null },
+      stateHash: this.fsm.hash(),
+      ...(this.#opts.link?.status ? { transport: this.#opts.link.status() } : {}),
+    };
+  }
+
+  /** Hands leadership to another voter (planned failover). */
+  transferLeadership(to: NodeId): boolean {
+    const ok = this.host.node.transferLeadership(to);
+    this.host.kick();
+    return ok;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.host.stop();
+    await this.#opts.link?.close();
+    await this.host.wal.close();
+    for (const [index, p] of this.#pending) {
+      clearTimeout(p.timer);
+      p.reject(new LanhaError('unavailable', `the state log closed before entry ${index} applied`));
+    }
+    this.#pending.clear();
+  }
+
+  // ---- inside the host loop ----------------------------------------------------------------------
+
+  #apply(entries: Entry[]): void {
+    for (const e of entries) {
+      let applied: AppliedEntry;
+      if (e.type === EntryType.normal && e.data.length > 0) {
+        const decoded = decodeCommand(e.data);
+        if (!decoded.ok) {
+          // Every replica must apply the same entries; skipping one would fork the state.
+          throw new Error(`entry ${e.index} cannot be applied: ${decoded.error} (is this node older than the leader?)`);
+        }
+        this.fsm.apply(e.index, decoded.value);
+        applied = { index: e.index, at: Math.max(this.fsm.lastAt, decoded.value.at), command: decoded.value.command };
+      } else {
+        // The leader's empty entry or a membership change: nothing for the Fsm but its index.
+        this.fsm.apply(e.index, { at: this.fsm.lastAt, command: { type: 'noop' } });
+        applied = { index: e.index, at: this.fsm.lastAt, command: { type: 'noop' } };
+      }
+      const p = this.#pending.get(e.index);
+      if (p) {
+        this.#pending.delete(e.index);
+        clearTimeout(p.timer);
+        if (p.term === e.term) p.resolve(applied);
+        else p.reject(new NotLeaderError(this.host.node.leader));
+      }
+    }
+  }
+
+  #restore(snapshot: Snapshot): void {
+    this.fsm.restore(decodeFsmSnapshot(snapshot.data));
+    for (const [index, p] of this.#pending) {
+      if (index > snapshot.meta.index) continue;
+      clearTimeout(p.timer);
+      p.reject(new NotLeaderError(this.host.node.leader));
+      this.#pending.delete(index);
+    }
+  }
+
+  async #maybeSnapshot(): Promise<void> {
+    const every = this.#opts.snapshotEntries ?? 10_000;
+    const node = this.host.node;
+    if (this.#snapshotting || this.fsm.appliedIndex - node.snapshotIndex < every) return;
+    this.#snapshotting = true;
+    try {
+      const index = this.fsm.appliedIndex;
+      const snapshot = node.snapshotAt(index, encodeFsmSnapshot(this.fsm.snapshot()));
+      await this.host.wal.saveSnapshot(snapshot);
+      node.compact(snapshot, Math.max(node.snapshotIndex + 1, index - KEEP_AFTER_SNAPSHOT + 1));
+      this.#opts.log.info({ event: 'raft.snapshot', index, bytes: snapshot.data.length }, `snapshot at index ${index}`);
+    } finally {
+      this.#snapshotting = false;
+    }
+  }
+
+  #onStorageError(error: Error): void {
+    this.#opts.log.error({ event: 'raft.storage_failed', err: error }, `storage failed, no more writes are accepted here: ${error.message}`);
+    for (const [index, p] of this.#pending) {
+      clearTimeout(p.timer);
+      p.reject(new LanhaError('unavailable', `entry ${index} was not made durable: ${error.message}`));
+    }
+    this.#pending.clear();
+  }
+
+  /**
+   * Log time for a new entry: monotonic time since this leader's term began, anchored on the newer of
+   * the wall clock and the log's last stamp, never going back. Wall-clock steps are only slewed in
+   * at 1 s per minute (and a step over 2 s is logged), so `date -s` cannot mass-expire leases.
+   */
+  #logTime(): number {
+    const mono = this.#opts.clock.monotonicMs();
+    const wall = this.#opts.clock.wallMs();
+    const term = this.host.node.term;
+    if (!this.#anchor || this.#anchor.term !== term) {
+      this.#anchor = { term, mono, at: Math.max(wall, this.fsm.lastAt, this.#lastStamp), lastMono: mono };
+    }
+    const a = this.#anchor;
+    const derived = a.at + (mono - a.mono);
+    const drift = wall - derived;
+    const slew = (mono - a.lastMono) / 60;
+    a.at += Math.max(-slew, Math.min(slew, drift));
+    a.lastMono = mono;
+    if (Math.abs(drift) > 2000 && mono - this.#clockAlarmAt > 60_000) {
+      this.#clockAlarmAt = mono;
+      this.#opts.log.warn({ event: 'raft.clock_jump', driftMs: Math.round(drift) }, `the wall clock is ${Math.round(drift)} ms away from log time; slewing at 1 s/min`);
+    }
+    const at = Math.max(this.#lastStamp, Math.round(a.at + (mono - a.mono)), this.fsm.lastAt);
+    this.#lastStamp = at;
+    return at;
+  }
+
+  async #waitFor(condition: () => boolean, timeoutMs: number): Promise<void> {
+    const start = this.#opts.clock.monotonicMs();
+    while (!condition()) {
+      if (this.host.fenced) throw this.host.fenced;
+      if (this.#opts.clock.monotonicMs() - start > timeoutMs) return;
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  }
+}
+
+export function encodeFsmSnapshot(s: FsmSnapshot): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify({ v: 1, fsm: s }));
+}
+
+export function decodeFsmSnapshot(bytes: Uint8Array): FsmSnapshot {
+  const o = JSON.parse(new TextDecoder().decode(bytes)) as { v?: unknown; fsm?: FsmSnapshot };
+  if (o.v !== 1 || !o.fsm) throw new Error('snapshot data has an unknown version');
+  return o.fsm;
+}
+
+/** The state directory of the Raft member under node.stateDir. */
+export function raftDir(stateDir: string): string {
+  return join(stateDir, 'raft');
+}

@@ -1,0 +1,163 @@
+import type { Clock } from '../../lib/clock.js';
+import type { RaftNode } from './node.js';
+import type { Wal } from './wal.js';
+import type { Entry, Message, Ready, Snapshot } from './types.js';
+
+// The shell around one RaftNode: a timer turns monotonic time into ticks, and one loop at a time
+// drains Ready batches:
+//
+//   persist, then send, then apply, then advance.
+//
+// Persist first, because a vote or an append acknowledgement sent before its fsync could be
+// forgotten by a crash and the cluster would count a vote or a copy that no longer exists. Send
+// before apply, because followers can start their own fsync while we apply. Apply before advance,
+// because advance() tells the core these entries are applied (it may then allow the next membership
+// change or a snapshot). One Ready = one write + one fsync, whatever the number of proposals in it:
+// proposals that arrive while an fsync runs wait in the core and go out together in the next batch.
+//
+// One exception keeps commit latency low (thesis 10.2.1): a leader whose term and vote are already
+// on disk sends its appends and heartbeats before its own fsync; its own log counts toward the
+// commit only once advance() reports it persisted.
+
+export interface HostHooks {
+  send(messages: Message[]): void;
+  /** Restore the state machine from a snapshot received from the leader (already saved to disk). */
+  restore(snapshot: Snapshot): void;
+  apply(entries: Entry[]): void;
+  /** After a batch: a chance to take a snapshot (runs inside the loop, never concurrently with a save). */
+  afterBatch?(): Promise<void>;
+  /** Storage failed: the node must stop accepting writes (the caller steps down / fences). */
+  onStorageError(error: Error): void;
+  onReady?(rd: Ready): void;
+}
+
+export class RaftHost {
+  readonly node: RaftNode;
+  readonly wal: Wal;
+  #hooks: HostHooks;
+  #clock: Clock;
+  #tickMs: number;
+  #timer: NodeJS.Timeout | undefined;
+  #lastTickAt = 0;
+  #running: Promise<void> | undefined;
+  #scheduled = false;
+  #stopped = false;
+  #fenced: Error | undefined;
+  #persistedTerm: number;
+  #persistedVote: string | null;
+  #batches = 0;
+  #fsyncs = 0;
+
+  constructor(node: RaftNode, wal: Wal, hooks: HostHooks, clock: Clock, tickMs: number) {
+    this.node = node;
+    this.wal = wal;
+    this.#hooks = hooks;
+    this.#clock = clock;
+    this.#tickMs = tickMs;
+    const hs = node.hardState();
+    this.#persistedTerm = hs.term;
+    this.#persistedVote = hs.vote;
+  }
+
+  get fenced(): Error | undefined { return this.#fenced; }
+  get stats(): { batches: number; fsyncs: number } { return { batches: this.#batches, fsyncs: this.#fsyncs }; }
+
+  start(): void {
+    this.#lastTickAt = this.#clock.monotonicMs();
+    this.#timer = setInterval(() => this.#onTimer(), this.#tickMs);
+    this.#timer.unref();
+    this.kick();
+  }
+
+  /** Something changed in the core: drain its Ready soon (batched with whatever else arrives this turn). */
+  kick(): void {
+    if (this.#stopped || this.#scheduled || this.#running) return;
+    this.#scheduled = true;
+    setImmediate(() => {
+      this.#scheduled = false;
+      if (!this.#running) this.#running = this.#loop().finally(() => { this.#running = undefined; if (this.node.hasReady()) this.kick(); });
+    });
+  }
+
+  step(m: Message): void {
+    if (this.#stopped || this.#fenced) return;
+    this.node.step(m);
+    this.kick();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#timer) clearInterval(this.#timer);
+    await this.#running;
+  }
+
+  /** Resolves once the current loop (if any) has finished a batch cycle. */
+  async idle(): Promise<void> {
+    while (this.#running || this.#scheduled) await (this.#running ?? new Promise((r) => setImmediate(r)));
+  }
+
+  #onTimer(): void {
+    if (this.#fenced) return;
+    const now = this.#clock.monotonicMs();
+    // A stalled event loop catches up: ticks are elapsed time, and the lease must age with it.
+    let n = Math.floor((now - this.#lastTickAt) / this.#tickMs);
+    if (n <= 0) return;
+    this.#lastTickAt += n * this.#tickMs;
+    if (n > 1000) n = 1000;
+    for (let i = 0; i < n; i++) this.node.tick();
+    if (this.node.hasReady()) this.kick();
+  }
+
+  async #loop(): Promise<void> {
+    while (!this.#stopped && !this.#fenced && this.node.hasReady()) {
+      const rd = this.node.ready();
+      this.#hooks.onReady?.(rd);
+      const termVoteOnDisk = !rd.hardState || (rd.hardState.term === this.#persistedTerm && rd.hardState.vote === this.#persistedVote);
+      let early: Message[] = [];
+      let late = rd.messages;
+      if (this.node.role === 'leader' && termVoteOnDisk) {
+        early = rd.messages.filter((m) => m.type === 'append' || m.type === 'heartbeat' || m.type === 'snapshot');
+        late = rd.messages.filter((m) => !(m.type === 'append' || m.type === 'heartbeat' || m.type === 'snapshot'));
+        if (early.length > 0) this.#hooks.send(early);
+      }
+      try {
+        if (rd.snapshot) {
+          await this.wal.saveSnapshot(rd.snapshot, true);
+          this.#hooks.restore(rd.snapshot);
+        }
+        await this.wal.save(rd.hardState, rd.entries, rd.mustSync);
+        if (rd.mustSync) this.#fsyncs++;
+      } catch (error) {
+        this.#fence(error instanceof Error ? error : new Error(String(error)));
+        return;
+      }
+      if (rd.hardState) {
+        this.#persistedTerm = rd.hardState.term;
+        this.#persistedVote = rd.hardState.vote;
+      }
+      if (late.length > 0) this.#hooks.send(late);
+      try {
+        if (rd.committedEntries.length > 0) this.#hooks.apply(rd.committedEntries);
+      } catch (error) {
+        this.#fence(error instanceof Error ? error : new Error(String(error)));
+        return;
+      }
+      this.node.advance(rd);
+      this.#batches++;
+      if (this.#hooks.afterBatch) {
+        try {
+          await this.#hooks.afterBatch();
+        } catch (error) {
+          this.#fence(error instanceof Error ? error : new Error(String(error)));
+          return;
+        }
+      }
+    }
+  }
+
+  #fence(error: Error): void {
+    this.#fenced = error;
+    if (this.#timer) clearInterval(this.#timer);
+    this.#hooks.onStorageError(error);
+  }
+}

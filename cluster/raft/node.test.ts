@@ -1,0 +1,86 @@
+import t from 'tap';
+import { seededRandom } from '../../lib/random.js';
+import { RaftNode } from './node.js';
+import type { Message, NodeId, Ready } from './types.js';
+
+const make = (id: NodeId, voters: NodeId[], seed = 1, witnesses: NodeId[] = []): RaftNode => new RaftNode(
+  { id, electionTicks: 10, heartbeatTicks: 2, random: seededRandom(seed), witnessFactor: 3 },
+  { hardState: { term: 0, vote: null, commit: 0 }, conf: { voters, learners: [], witnesses }, entries: [] },
+);
+
+t.test('one member: elects itself, commits only what the host has persisted', async (t) => {
+  const n = make('a', ['a']);
+  n.campaign();
+  t.equal(n.role, 'leader');
+  t.equal(n.term, 1);
+  let rd = n.ready();
+  t.ok(rd.mustSync, 'term, vote and the empty entry must be fsync\'d');
+  t.same(rd.hardState, { term: 1, vote: 'a', commit: 0 });
+  t.equal(rd.entries.length, 1);
+  t.equal(rd.committedEntries.length, 0, 'nothing committed before the host persisted');
+  const p = n.propose(new Uint8Array([1]));
+  t.match(p, { ok: true, index: 2, term: 1 });
+  t.equal(n.commitIndex, 0);
+  n.advance(rd);
+  t.equal(n.commitIndex, 1, 'persisted empty entry commits');
+  rd = n.ready();
+  t.same(rd.entries.map((e) => e.index), [2]);
+  t.same(rd.committedEntries.map((e) => e.index), [1]);
+  n.advance(rd);
+  rd = n.ready();
+  t.same(rd.committedEntries.map((e) => e.index), [2]);
+  n.advance(rd);
+  t.notOk(n.hasReady());
+  t.ok(n.leaseValid(), 'a lone leader holds its lease');
+});
+
+/** Delivers every message at once (no faults): enough to see the core work end to end. */
+function runCluster(nodes: Map<NodeId, RaftNode>, rounds: number, down = new Set<NodeId>()): void {
+  for (let r = 0; r < rounds; r++) {
+    for (const n of nodes.values()) if (!down.has(n.id)) n.tick();
+    let moved = true;
+    while (moved) {
+      moved = false;
+      const out: Message[] = [];
+      for (const n of nodes.values()) {
+        if (down.has(n.id) || !n.hasReady()) continue;
+        const rd: Ready = n.ready();
+        out.push(...rd.messages);
+        n.advance(rd);
+        moved = true;
+      }
+      for (const m of out) if (!down.has(m.to) && !down.has(m.from)) nodes.get(m.to)?.step(m);
+    }
+  }
+}
+
+t.test('three members: one leader, replication, and a new leader after the old one stops', async (t) => {
+  const ids = ['a', 'b', 'c'];
+  const nodes = new Map(ids.map((id, i) => [id, make(id, ids, i + 1)]));
+  runCluster(nodes, 40);
+  const leaders = [...nodes.values()].filter((n) => n.role === 'leader');
+  t.equal(leaders.length, 1, 'exactly one leader');
+  const leader = leaders[0]!;
+  for (let i = 0; i < 5; i++) leader.propose(new Uint8Array([i]));
+  runCluster(nodes, 5);
+  for (const n of nodes.values()) t.equal(n.commitIndex, leader.lastIndex, `${n.id} committed everything`);
+  t.ok(leader.leaseValid(), 'leader lease held while a majority answers heartbeats');
+  runCluster(nodes, 40, new Set([leader.id]));
+  const next = [...nodes.values()].filter((n) => n.id !== leader.id && n.role === 'leader');
+  t.equal(next.length, 1, 'a new leader among the other two');
+  t.ok(next[0]!.term > leader.term);
+  t.equal(leader.role, 'leader', 'the cut-off old leader still thinks it leads...');
+  for (let i = 0; i < 20; i++) leader.tick();
+  t.notOk(leader.leaseValid(), '...but its lease has run out');
+  t.not(leader.role, 'leader', 'and check-quorum made it step down');
+});
+
+t.test('a witness that wins hands leadership to a caught-up server at once', async (t) => {
+  const ids = ['w', 'a', 'b'];
+  const nodes = new Map(ids.map((id, i) => [id, make(id, ids, i + 7, ['w'])]));
+  nodes.get('w')!.campaign();
+  runCluster(nodes, 30);
+  const leader = [...nodes.values()].find((n) => n.role === 'leader');
+  t.ok(leader, 'someone leads');
+  t.not(leader?.id, 'w', 'and it is not the witness');
+});

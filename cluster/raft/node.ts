@@ -1,0 +1,738 @@
+import type { Random } from '../../lib/random.js';
+import { RaftLog } from './log.js';
+import { committedIndex, voteResult } from './quorum.js';
+import {
+  EntryType, emptyMessage,
+  type ConfChange, type ConfState, type Entry, type HardState, type Message, type NodeId, type Ready, type Role,
+  type Snapshot, type SoftState,
+} from './types.js';
+import { decodeConfChange } from './conf.js';
+
+// The Raft core: a pure state machine in the shape of etcd-io/raft. The host feeds it tick(),
+// step(message) and propose(data), takes a Ready batch, persists/sends/applies it, then calls
+// advance(). No sockets, timers, disk, clock or logging in here; randomness comes in through Random.
+//
+// Besides plain Raft (thesis, Ongaro 2014): pre-vote and check-quorum (a member that has heard a
+// leader within the election timeout refuses to vote, so a rejoining member cannot disrupt), a
+// leader lease measured from heartbeat send ticks, flow control (probe/replicate/snapshot with an
+// in-flight limit), leadership transfer (TimeoutNow), learners, one-at-a-time membership changes,
+// chunked snapshots, and the witness rule (long election timeout, hands leadership to a server at once).
+
+export interface RaftConfig {
+  id: NodeId;
+  /** Minimum election timeout; each member draws its timeout from [e, 2e). */
+  electionTicks: number;
+  heartbeatTicks: number;
+  /** Leader lease length from a heartbeat's send tick; default 0.9 x electionTicks. */
+  leaseTicks?: number;
+  /** A witness multiplies its election timeout by this. */
+  witnessFactor?: number;
+  maxInflight?: number;
+  maxEntriesPerMessage?: number;
+  snapshotChunkBytes?: number;
+  preVote?: boolean;
+  checkQuorum?: boolean;
+  random: Random;
+}
+
+/** What the host read from its disk at start-up (all of it already durable). */
+export interface RaftStorage {
+  hardState: HardState;
+  /** The membership when there is no snapshot (a fresh cluster's bootstrap list). */
+  conf: ConfState;
+  snapshot?: Snapshot;
+  entries: readonly Entry[];
+}
+
+type ProgressState = 'probe' | 'replicate' | 'snapshot';
+
+interface Progress {
+  match: number;
+  next: number;
+  state: ProgressState;
+  /** Probe: one append is out, wait for its answer (or a heartbeat answer). */
+  probeSent: boolean;
+  /** Replicate: the last index of each append in flight. */
+  inflight: number[];
+  recentActive: boolean;
+  /** Highest leader tick of a heartbeat this member acknowledged (leader lease). */
+  ackedTick: number;
+  /** Snapshot: the index being sent and the next byte to send. */
+  pendingSnapshot: number;
+  snapshotOffset: number;
+}
+
+export type ProposeResult = { ok: true; index: number; term: number } | { ok: false; reason: 'not-leader' | 'transferring' | 'conf-pending' };
+
+export class RaftNode {
+  readonly id: NodeId;
+  #cfg: Required<Omit<RaftConfig, 'leaseTicks'>> & { leaseTicks: number };
+  #log: RaftLog;
+  #term: number;
+  #vote: NodeId | null;
+  #role: Role = 'follower';
+  #leader: NodeId | null = null;
+  #conf: ConfState;
+  #progress = new Map<NodeId, Progress>();
+  #votes = new Map<NodeId, boolean>();
+  #msgs: Message[] = [];
+  #ticks = 0;
+  #electionElapsed = 0;
+  #heartbeatElapsed = 0;
+  #randomizedTimeout = 0;
+  #leadTransferee: NodeId | null = null;
+  #pendingConfIndex = 0;
+  #needBroadcast = false;
+  /** The newest snapshot the host saved: sent to members that fell behind the compacted log. */
+  #snapshot: Snapshot | undefined;
+  /** A snapshot arriving in chunks from the leader. */
+  #incoming: { index: number; term: number; chunks: Uint8Array[]; bytes: number } | undefined;
+  #prevHard: HardState;
+  #prevSoft: SoftState;
+
+  constructor(config: RaftConfig, storage: RaftStorage) {
+    this.id = config.id;
+    this.#cfg = {
+      witnessFactor: 1, maxInflight: 256, maxEntriesPerMessage: 512, snapshotChunkBytes: 256 * 1024, preVote: true, checkQuorum: true,
+      ...config,
+      leaseTicks: config.leaseTicks ?? Math.max(1, Math.floor(config.electionTicks * 0.9)),
+    };
+    this.#log = RaftLog.restore(storage.snapshot?.meta, storage.entries, storage.hardState.commit);
+    this.#snapshot = storage.snapshot;
+    this.#conf = cloneConf(storage.snapshot?.meta.conf ?? storage.conf);
+    this.#term = storage.hardState.term;
+    this.#vote = storage.hardState.vote;
+    // Membership changes in the stable log after the snapshot are applied when those entries apply;
+    // committed ones are re-applied during replay, so start from the snapshot's membership.
+    this.#prevHard = this.hardState();
+    this.#prevSoft = { role: this.#role, leader: this.#leader };
+    this.#resetRandomizedTimeout();
+  }
+
+  // ---- queries ---------------------------------------------------------------------------------
+
+  get term(): number { return this.#term; }
+  get role(): Role { return this.#role; }
+  get leader(): NodeId | null { return this.#leader; }
+  get conf(): ConfState { return cloneConf(this.#conf); }
+  get commitIndex(): number { return this.#log.committed; }
+  get appliedIndex(): number { return this.#log.applied; }
+  get lastIndex(): number { return this.#log.lastIndex(); }
+  get lastTerm(): number { return this.#log.lastTerm(); }
+  /** Where the in-memory log starts (entries up to here are compacted away). */
+  get compactedIndex(): number { return this.#log.snapIndex; }
+  /** The index of the newest snapshot saved by the host. */
+  get snapshotIndex(): number { return this.#snapshot?.meta.index ?? 0; }
+  get ticks(): number { return this.#ticks; }
+  get transferee(): NodeId | null { return this.#leadTransferee; }
+  hardState(): HardState { return { term: this.#term, vote: this.#vote, commit: this.#log.committed }; }
+  entryTerm(index: number): number | undefined { return this.#log.term(index); }
+  entries(lo: number, hi: number): Entry[] | undefined { return this.#log.slice(lo, hi); }
+  isVoter(id: NodeId = this.id): boolean { return this.#conf.voters.includes(id); }
+  isWitness(id: NodeId = this.id): boolean { return this.#conf.witnesses.includes(id); }
+
+  /** True while this leader holds a lease: a majority acknowledged a heartbeat sent within leaseTicks. */
+  leaseValid(): boolean {
+    if (this.#role !== 'leader') return false;
+    const since = committedIndex(this.#conf.voters, (id) => (id === this.id ? this.#ticks : this.#progress.get(id)?.ackedTick ?? -Infinity));
+    return this.#ticks < since + this.#cfg.leaseTicks;
+  }
+
+  progress(): Record<NodeId, { match: number; next: number; state: ProgressState; active: boolean }> {
+    const out: Record<NodeId, { match: number; next: number; state: ProgressState; active: boolean }> = {};
+    for (const [id, p] of this.#progress) out[id] = { match: p.match, next: p.next, state: p.state, active: p.recentActive };
+    return out;
+  }
+
+  // ---- inputs ----------------------------------------------------------------------------------
+
+  tick(): void {
+    this.#ticks++;
+    if (this.#role === 'leader') {
+      this.#heartbeatElapsed++;
+      this.#electionElapsed++;
+      if (this.#electionElapsed >= this.#cfg.electionTicks) {
+        this.#electionElapsed = 0;
+        if (this.#cfg.checkQuorum && !this.#quorumActive()) {
+          this.#becomeFollower(this.#term, null);
+          return;
+        }
+        this.#leadTransferee = null; // a transfer that did not finish within an election timeout is abandoned
+      }
+      if (this.#heartbeatElapsed >= this.#cfg.heartbeatTicks) {
+        this.#heartbeatElapsed = 0;
+        this.#broadcastHeartbeat();
+      }
+      return;
+    }
+    this.#electionElapsed++;
+    if (this.#promotable() && this.#electionElapsed >= this.#randomizedTimeout) {
+      this.#electionElapsed = 0;
+      this.campaign();
+    }
+  }
+
+  /** Starts an election now (pre-vote first when enabled). A one-voter cluster elects itself at once. */
+  campaign(transfer = false): void {
+    if (!this.#promotable() || this.#role === 'leader') return;
+    if (this.#cfg.preVote && !transfer) this.#campaign('pre', false);
+    else this.#campaign('real', transfer);
+  }
+
+  propose(data: Uint8Array, type: EntryType = EntryType.normal): ProposeResult {
+    if (this.#role !== 'leader') return { ok: false, reason: 'not-leader' };
+    if (this.#leadTransferee !== null) return { ok: false, reason: 'transferring' };
+    if (type === EntryType.config) {
+      if (this.#pendingConfIndex > this.#log.applied) return { ok: false, reason: 'conf-pending' };
+      this.#pendingConfIndex = this.#log.lastIndex() + 1;
+    }
+    const entry: Entry = { term: this.#term, index: this.#log.lastIndex() + 1, type, data };
+    this.#log.append([entry]);
+    this.#needBroadcast = true;
+    return { ok: true, index: entry.index, term: entry.term };
+  }
+
+  /** Hands leadership to `to` (must be a voter): catch it up, then TimeoutNow. */
+  transferLeadership(to: NodeId): boolean {
+    if (this.#role !== 'leader' || to === this.id || !this.isVoter(to)) return false;
+    const pr = this.#progress.get(to);
+    if (!pr) return false;
+    this.#leadTransferee = to;
+    this.#electionElapsed = 0;
+    if (pr.match === this.#log.lastIndex()) this.#send({ ...emptyMessage('timeout-now', this.id, to, this.#term) });
+    else this.#sendAppend(to);
+    return true;
+  }
+
+  step(m: Message): void {
+    if (m.term > this.#term) {
+      if (m.type === 'prevote' || m.type === 'vote') {
+        const inLease = this.#cfg.checkQuorum && this.#leader !== null && this.#electionElapsed < this.#cfg.electionTicks;
+        if (inLease && m.context !== 1) return; // we hear a leader: do not help anyone replace it
+      }
+      if (m.type === 'prevote' || (m.type === 'prevote-resp' && !m.reject)) {
+        // A pre-vote never changes terms; a granted pre-vote response carries the future term.
+      } else if (m.type === 'append' || m.type === 'heartbeat' || m.type === 'snapshot') {
+        this.#becomeFollower(m.term, m.from);
+      } else {
+        this.#becomeFollower(m.term, null);
+      }
+    } else if (m.term < this.#term) {
+      if ((this.#cfg.checkQuorum || this.#cfg.preVote) && (m.type === 'append' || m.type === 'heartbeat')) {
+        // A stale leader cut off for a while: tell it the term so it steps down.
+        this.#send(emptyMessage('append-resp', this.id, m.from, this.#term));
+      } else if (m.type === 'prevote') {
+        this.#send({ ...emptyMessage('prevote-resp', this.id, m.from, this.#term), reject: true });
+      }
+      return;
+    }
+
+    switch (m.type) {
+      case 'prevote':
+      case 'vote': {
+        const canVote = this.#vote === m.from || (this.#vote === null && this.#leader === null) || (m.type === 'prevote' && m.term > this.#term);
+        const granted = canVote && this.#log.isUpToDate(m.index, m.logTerm);
+        const respType = m.type === 'prevote' ? 'prevote-resp' : 'vote-resp';
+        this.#send({ ...emptyMessage(respType, this.id, m.from, granted ? m.term : this.#term), reject: !granted });
+        if (granted && m.type === 'vote') {
+          this.#electionElapsed = 0;
+          this.#vote = m.from;
+        }
+        return;
+      }
+      default:
+        break;
+    }
+
+    switch (this.#role) {
+      case 'leader': this.#stepLeader(m); return;
+      case 'candidate':
+      case 'pre-candidate': this.#stepCandidate(m); return;
+      case 'follower': this.#stepFollower(m); return;
+    }
+  }
+
+  // ---- the Ready cycle -------------------------------------------------------------------------
+
+  hasReady(): boolean {
+    if (this.#needBroadcast) return true;
+    if (this.#msgs.length > 0 || this.#log.pendingSnapshot !== undefined) return true;
+    if (this.#log.stabled < this.#log.lastIndex() || this.#log.nextCommitted(1).length > 0) return true;
+    if (!sameHard(this.hardState(), this.#prevHard)) return true;
+    return this.#role !== this.#prevSoft.role || this.#leader !== this.#prevSoft.leader;
+  }
+
+  ready(): Ready {
+    if (this.#needBroadcast) {
+      this.#needBroadcast = false;
+      this.#broadcastAppend();
+    }
+    const hard = this.hardState();
+    const entries = this.#log.unstable();
+    const rd: Ready = {
+      mustSync: entries.length > 0 || hard.term !== this.#prevHard.term || hard.vote !== this.#prevHard.vote,
+      entries,
+      committedEntries: this.#log.nextCommitted(),
+      messages: this.#msgs,
+    };
+    this.#msgs = [];
+    if (!sameHard(hard, this.#prevHard)) rd.hardState = hard;
+    if (this.#log.pendingSnapshot) rd.snapshot = this.#log.pendingSnapshot;
+    if (this.#role !== this.#prevSoft.role || this.#leader !== this.#prevSoft.leader) rd.softState = { role: this.#role, leader: this.#leader };
+    return rd;
+  }
+
+  /** The host has persisted, sent and applied `rd`. */
+  advance(rd: Ready): void {
+    if (rd.hardState) this.#prevHard = rd.hardState;
+    if (rd.softState) this.#prevSoft = rd.softState;
+    if (rd.snapshot && this.#log.pendingSnapshot === rd.snapshot) this.#log.pendingSnapshot = undefined;
+    const last = rd.entries[rd.entries.length - 1];
+    if (last && last.index > this.#log.stabled && this.#log.term(last.index) === last.term) this.#log.stabled = last.index;
+    for (const e of rd.committedEntries) {
+      if (e.index <= this.#log.applied) continue;
+      this.#log.applied = e.index;
+      if (e.type === EntryType.config) this.#applyConf(e);
+    }
+    if (this.#role === 'leader') {
+      const self = this.#progress.get(this.id);
+      if (self && this.#log.stabled > self.match) {
+        self.match = this.#log.stabled;
+        if (this.#maybeCommit()) this.#broadcastAppend();
+      }
+    }
+  }
+
+  /** Builds a snapshot of the applied state (the host persists it, then calls compact). */
+  snapshotAt(index: number, data: Uint8Array): Snapshot {
+    const term = this.#log.term(index);
+    if (term === undefined || index > this.#log.applied) throw new RangeError(`cannot snapshot at ${index} (applied ${this.#log.applied}, first ${this.#log.firstIndex()})`);
+    return { meta: { index, term, conf: cloneConf(this.#conf) }, data };
+  }
+
+  /** The host saved `snapshot`: drop the log up to `keepFrom - 1` and serve the snapshot to laggards. */
+  compact(snapshot: Snapshot, keepFrom: number = snapshot.meta.index + 1): void {
+    this.#snapshot = snapshot;
+    const upTo = Math.min(snapshot.meta.index, keepFrom - 1);
+    const term = this.#log.term(upTo);
+    if (term !== undefined && upTo > this.#log.snapIndex) this.#log.compact(upTo, term);
+  }
+
+  // ---- roles -----------------------------------------------------------------------------------
+
+  #promotable(): boolean {
+    return this.isVoter() && this.#log.pendingSnapshot === undefined;
+  }
+
+  #resetRandomizedTimeout(): void {
+    const base = this.#cfg.electionTicks * (this.isWitness() ? this.#cfg.witnessFactor : 1);
+    this.#randomizedTimeout = base + this.#cfg.random.int(base);
+  }
+
+  #reset(term: number): void {
+    if (term !== this.#term) {
+      this.#term = term;
+      this.#vote = null;
+    }
+    this.#leader = null;
+    this.#electionElapsed = 0;
+    this.#heartbeatElapsed = 0;
+    this.#resetRandomizedTimeout();
+    this.#votes.clear();
+    this.#leadTransferee = null;
+    this.#needBroadcast = false;
+    this.#progress.clear();
+  }
+
+  #becomeFollower(term: number, leader: NodeId | null): void {
+    this.#reset(term);
+    this.#role = 'follower';
+    this.#leader = leader;
+  }
+
+  #campaign(kind: 'pre' | 'real', transfer: boolean): void {
+    let term: number;
+    if (kind === 'pre') {
+      this.#reset(this.#term);
+      this.#role = 'pre-candidate';
+      term = this.#term + 1;
+    } else {
+      this.#reset(this.#term + 1);
+      this.#role = 'candidate';
+      this.#vote = this.id;
+      term = this.#term;
+    }
+    this.#votes.set(this.id, true);
+    if (voteResult(this.#conf.voters, this.#votes) === 'won') {
+      if (kind === 'pre') this.#campaign('real', false);
+      else this.#becomeLeader();
+      return;
+    }
+    for (const id of this.#conf.voters) {
+      if (id === this.id) continue;
+      this.#send({
+        ...emptyMessage(kind === 'pre' ? 'prevote' : 'vote', this.id, id, term),
+        index: this.#log.lastIndex(), logTerm: this.#log.lastTerm(), context: transfer ? 1 : 0,
+      });
+    }
+  }
+
+  #becomeLeader(): void {
+    this.#reset(this.#term);
+    this.#role = 'leader';
+    this.#leader = this.id;
+    for (const id of [...this.#conf.voters, ...this.#conf.learners]) this.#progress.set(id, this.#newProgress());
+    const self = this.#progress.get(this.id);
+    if (self) { self.match = this.#log.stabled; self.recentActive = true; }
+    // Anything uncommitted may hold a membership change: allow the next one only once it applies.
+    this.#pendingConfIndex = this.#log.lastIndex();
+    // An empty entry of this term: the only way to commit entries of earlier terms.
+    this.#log.append([{ term: this.#term, index: this.#log.lastIndex() + 1, type: EntryType.normal, data: new Uint8Array(0) }]);
+    this.#broadcastAppend();
+    this.#broadcastHeartbeat();
+  }
+
+  #newProgress(): Progress {
+    return { match: 0, next: this.#log.lastIndex() + 1, state: 'probe', probeSent: false, inflight: [], recentActive: false, ackedTick: -Infinity, pendingSnapshot: 0, snapshotOffset: 0 };
+  }
+
+  #quorumActive(): boolean {
+    let active = 0;
+    for (const id of this.#conf.voters) {
+      const pr = this.#progress.get(id);
+      if (id === this.id || pr?.recentActive) active++;
+      if (pr && id !== this.id) pr.recentActive = false;
+    }
+    return active > Math.floor(this.#conf.voters.length / 2);
+  }
+
+  // ---- leader ----------------------------------------------------------------------------------
+
+  #stepLeader(m: Message): void {
+    const pr = this.#progress.get(m.from);
+    if (!pr) return;
+    pr.recentActive = true;
+    switch (m.type) {
+      case 'append-resp': {
+        if (m.reject) {
+          if (this.#decrease(pr, m.index, m.hint)) {
+            if (pr.state === 'replicate') this.#toProbe(pr);
+            this.#sendAppend(m.from);
+          }
+          return;
+        }
+        const wasPaused = this.#paused(pr);
+        if (m.index > pr.match) {
+          pr.match = m.index;
+          pr.next = Math.max(pr.next, m.index + 1);
+          if (pr.state === 'probe') this.#toReplicate(pr);
+          else if (pr.state === 'snapshot' && pr.match >= pr.pendingSnapshot) this.#toProbe(pr);
+          else if (pr.state === 'replicate') pr.inflight = pr.inflight.filter((i) => i > m.index);
+          if (this.#maybeCommit()) this.#broadcastAppend();
+          else if (wasPaused) this.#sendAppend(m.from);
+          while (this.#sendAppend(m.from, true)) { /* keep the pipe full */ }
+          this.#maybeHandOver(m.from, pr);
+        } else if (pr.state === 'probe') {
+          pr.probeSent = false;
+        }
+        return;
+      }
+      case 'heartbeat-resp': {
+        pr.ackedTick = Math.max(pr.ackedTick, m.context);
+        if (pr.state === 'probe') pr.probeSent = false;
+        else if (pr.state === 'replicate' && pr.inflight.length >= this.#cfg.maxInflight) pr.inflight.shift();
+        if (pr.match < this.#log.lastIndex()) this.#sendAppend(m.from);
+        return;
+      }
+      case 'snapshot-resp': {
+        if (pr.state !== 'snapshot' || m.index !== pr.pendingSnapshot) return;
+        if (m.reject) { this.#toProbe(pr); pr.next = pr.match + 1; this.#sendAppend(m.from); return; }
+        if (m.done === true) {
+          pr.match = Math.max(pr.match, m.index);
+          this.#toProbe(pr);
+          pr.next = pr.match + 1;
+          this.#sendAppend(m.from);
+          return;
+        }
+        pr.snapshotOffset = m.offset ?? 0;
+        this.#sendSnapshotChunk(m.from, pr);
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  /** Witness leaders and transfers: once the target (or any server voter) is caught up, hand over. */
+  #maybeHandOver(from: NodeId, pr: Progress): void {
+    if (pr.match !== this.#log.lastIndex()) return;
+    if (this.#leadTransferee === from) {
+      this.#send(emptyMessage('timeout-now', this.id, from, this.#term));
+    } else if (this.#leadTransferee === null && this.isWitness() && this.isVoter(from) && !this.isWitness(from)) {
+      this.#leadTransferee = from;
+      this.#send(emptyMessage('timeout-now', this.id, from, this.#term));
+    }
+  }
+
+  #decrease(pr: Progress, rejected: number, hint: number): boolean {
+    if (pr.state === 'replicate') {
+      if (rejected <= pr.match) return false;
+      pr.next = pr.match + 1;
+      return true;
+    }
+    if (pr.next - 1 !== rejected) return false; // an old rejection
+    pr.next = Math.max(Math.min(rejected, hint + 1), pr.match + 1, 1);
+    pr.probeSent = false;
+    return true;
+  }
+
+  #toProbe(pr: Progress): void {
+    pr.state = 'probe';
+    pr.probeSent = false;
+    pr.inflight = [];
+    pr.pendingSnapshot = 0;
+    pr.next = pr.match + 1;
+  }
+
+  #toReplicate(pr: Progress): void {
+    pr.state = 'replicate';
+    pr.inflight = [];
+    pr.next = pr.match + 1;
+  }
+
+  #paused(pr: Progress): boolean {
+    if (pr.state === 'probe') return pr.probeSent;
+    if (pr.state === 'replicate') return pr.inflight.length >= this.#cfg.maxInflight;
+    return true;
+  }
+
+  #maybeCommit(): boolean {
+    const index = committedIndex(this.#conf.voters, (id) => this.#progress.get(id)?.match ?? 0);
+    if (index > this.#log.committed && this.#log.term(index) === this.#term) return this.#log.commitTo(index);
+    return false;
+  }
+
+  /** Sends entries from pr.next. `onlyEntries`: do nothing when there is nothing new to send. */
+  #sendAppend(to: NodeId, onlyEntries = false): boolean {
+    const pr = this.#progress.get(to);
+    if (!pr || to === this.id || this.#paused(pr)) return false;
+    const prevIndex = pr.next - 1;
+    const prevTerm = this.#log.term(prevIndex);
+    const entries = this.#log.slice(pr.next, this.#log.lastIndex() + 1, this.#cfg.maxEntriesPerMessage);
+    if (prevTerm === undefined || entries === undefined) {
+      if (onlyEntries) return false;
+      return this.#startSnapshot(to, pr);
+    }
+    if (onlyEntries && entries.length === 0) return false;
+    this.#send({ ...emptyMessage('append', this.id, to, this.#term), index: prevIndex, logTerm: prevTerm, entries, commit: this.#log.committed });
+    const last = entries[entries.length - 1];
+    if (pr.state === 'replicate') {
+      if (last) {
+        pr.next = last.index + 1;
+        pr.inflight.push(last.index);
+      }
+    } else {
+      pr.probeSent = true;
+    }
+    return true;
+  }
+
+  #startSnapshot(to: NodeId, pr: Progress): boolean {
+    const snap = this.#snapshot;
+    if (!snap || !pr.recentActive) return false;
+    pr.state = 'snapshot';
+    pr.pendingSnapshot = snap.meta.index;
+    pr.snapshotOffset = 0;
+    pr.inflight = [];
+    this.#sendSnapshotChunk(to, pr);
+    return true;
+  }
+
+  #sendSnapshotChunk(to: NodeId, pr: Progress): void {
+    const snap = this.#snapshot;
+    if (!snap || snap.meta.index !== pr.pendingSnapshot) { this.#toProbe(pr); return; }
+    const offset = pr.snapshotOffset;
+    const end = Math.min(snap.data.length, offset + this.#cfg.snapshotChunkBytes);
+    const chunk: Snapshot = { meta: snap.meta, data: snap.data.subarray(offset, end) };
+    this.#send({ ...emptyMessage('snapshot', this.id, to, this.#term), index: snap.meta.index, logTerm: snap.meta.term, snapshot: chunk, offset, done: end === snap.data.length });
+  }
+
+  #broadcastAppend(): void {
+    for (const id of this.#progress.keys()) if (id !== this.id) this.#sendAppend(id);
+  }
+
+  #broadcastHeartbeat(): void {
+    for (const [id, pr] of this.#progress) {
+      if (id === this.id) continue;
+      this.#send({ ...emptyMessage('heartbeat', this.id, id, this.#term), commit: Math.min(pr.match, this.#log.committed), context: this.#ticks });
+    }
+  }
+
+  // ---- candidate and follower ------------------------------------------------------------------
+
+  #stepCandidate(m: Message): void {
+    switch (m.type) {
+      case 'append':
+      case 'heartbeat':
+      case 'snapshot':
+        this.#becomeFollower(this.#term, m.from);
+        this.#stepFollower(m);
+        return;
+      case 'prevote-resp':
+      case 'vote-resp': {
+        if ((m.type === 'prevote-resp') !== (this.#role === 'pre-candidate')) return;
+        this.#votes.set(m.from, !m.reject);
+        const result = voteResult(this.#conf.voters, this.#votes);
+        if (result === 'won') {
+          if (this.#role === 'pre-candidate') this.#campaign('real', false);
+          else this.#becomeLeader();
+        } else if (result === 'lost') {
+          this.#becomeFollower(this.#term, null);
+        }
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  #stepFollower(m: Message): void {
+    switch (m.type) {
+      case 'append': {
+        this.#electionElapsed = 0;
+        this.#leader = m.from;
+        this.#handleAppend(m);
+        return;
+      }
+      case 'heartbeat': {
+        this.#electionElapsed = 0;
+        this.#leader = m.from;
+        if (m.commit > this.#log.committed) this.#log.commitTo(Math.min(m.commit, this.#log.lastIndex()));
+        this.#send({ ...emptyMessage('heartbeat-resp', this.id, m.from, this.#term), context: m.context });
+        return;
+      }
+      case 'snapshot': {
+        this.#electionElapsed = 0;
+        this.#leader = m.from;
+        this.#handleSnapshot(m);
+        return;
+      }
+      case 'timeout-now':
+        if (this.#promotable()) this.#campaign('real', true);
+        return;
+      default:
+        return;
+    }
+  }
+
+  #handleAppend(m: Message): void {
+    const resp = emptyMessage('append-resp', this.id, m.from, this.#term);
+    if (m.index < this.#log.committed) {
+      this.#send({ ...resp, index: this.#log.committed });
+      return;
+    }
+    if (this.#log.matchTerm(m.index, m.logTerm)) {
+      const last = this.#log.maybeAppend(m.index, m.entries);
+      const commit = Math.min(m.commit, last);
+      if (commit > this.#log.committed) this.#log.commitTo(commit);
+      this.#send({ ...resp, index: last });
+      return;
+    }
+    // Mismatch: hint the leader at our last index, or below the conflicting term.
+    let hint = Math.min(m.index - 1, this.#log.lastIndex());
+    const conflictTerm = this.#log.term(hint);
+    if (conflictTerm !== undefined) {
+      while (hint > this.#log.committed && (this.#log.term(hint - 1) ?? 0) === conflictTerm && conflictTerm > m.logTerm) hint--;
+    }
+    this.#send({ ...resp, index: m.index, reject: true, hint: Math.max(hint, this.#log.committed) });
+  }
+
+  #handleSnapshot(m: Message): void {
+    const chunk = m.snapshot;
+    const resp = { ...emptyMessage('snapshot-resp', this.id, m.from, this.#term), index: m.index };
+    if (!chunk) return;
+    const offset = m.offset ?? 0;
+    if (chunk.meta.index <= this.#log.committed) {
+      // Already have it: answer as if installed so the leader moves on.
+      this.#send({ ...resp, done: true, index: m.index });
+      this.#send({ ...emptyMessage('append-resp', this.id, m.from, this.#term), index: this.#log.committed });
+      return;
+    }
+    if (offset === 0) this.#incoming = { index: chunk.meta.index, term: chunk.meta.term, chunks: [], bytes: 0 };
+    const inc = this.#incoming;
+    if (!inc || inc.index !== chunk.meta.index || inc.bytes !== offset) {
+      this.#incoming = undefined;
+      this.#send({ ...resp, reject: true });
+      return;
+    }
+    inc.chunks.push(chunk.data.slice());
+    inc.bytes += chunk.data.length;
+    if (m.done !== true) {
+      this.#send({ ...resp, offset: inc.bytes });
+      return;
+    }
+    const data = new Uint8Array(inc.bytes);
+    let at = 0;
+    for (const c of inc.chunks) { data.set(c, at); at += c.length; }
+    this.#incoming = undefined;
+    const snapshot: Snapshot = { meta: { ...chunk.meta, conf: cloneConf(chunk.meta.conf) }, data };
+    this.#log.restoreSnapshot(snapshot);
+    this.#conf = cloneConf(snapshot.meta.conf);
+    this.#send({ ...resp, done: true });
+  }
+
+  // ---- membership ------------------------------------------------------------------------------
+
+  #applyConf(entry: Entry): void {
+    const change = decodeConfChange(entry.data);
+    if (!change) return;
+    applyConfChange(this.#conf, change);
+    if (this.#role !== 'leader') return;
+    for (const id of [...this.#conf.voters, ...this.#conf.learners]) {
+      if (!this.#progress.has(id)) this.#progress.set(id, this.#newProgress());
+    }
+    for (const id of [...this.#progress.keys()]) {
+      if (!this.#conf.voters.includes(id) && !this.#conf.learners.includes(id)) this.#progress.delete(id);
+    }
+    if (!this.isVoter()) {
+      this.#becomeFollower(this.#term, null);
+      return;
+    }
+    if (this.#maybeCommit()) this.#broadcastAppend();
+  }
+
+  #send(m: Message): void {
+    this.#msgs.push(m);
+  }
+}
+
+export function applyConfChange(conf: ConfState, change: ConfChange): void {
+  const drop = (list: NodeId[], id: NodeId): void => {
+    const i = list.indexOf(id);
+    if (i >= 0) list.splice(i, 1);
+  };
+  switch (change.type) {
+    case 'add-learner':
+      if (!conf.voters.includes(change.id) && !conf.learners.includes(change.id)) conf.learners.push(change.id);
+      if (change.witness === true && !conf.witnesses.includes(change.id)) conf.witnesses.push(change.id);
+      return;
+    case 'promote':
+      if (!conf.learners.includes(change.id)) return;
+      drop(conf.learners, change.id);
+      conf.voters.push(change.id);
+      return;
+    case 'remove':
+      drop(conf.voters, change.id);
+      drop(conf.learners, change.id);
+      drop(conf.witnesses, change.id);
+      return;
+  }
+}
+
+function cloneConf(c: ConfState): ConfState {
+  return { voters: [...c.voters], learners: [...c.learners], witnesses: [...c.witnesses] };
+}
+
+function sameHard(a: HardState, b: HardState): boolean {
+  return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
+}

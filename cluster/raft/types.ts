@@ -1,0 +1,106 @@
+// The vocabulary of the Raft core, in the shape of etcd-io/raft: entries, hard state, messages and
+// the Ready batch the host persists, sends and applies. Nothing here does I/O.
+
+export type NodeId = string;
+
+export const EntryType = { normal: 0, config: 1 } as const;
+export type EntryType = (typeof EntryType)[keyof typeof EntryType];
+
+export interface Entry {
+  term: number;
+  index: number;
+  type: EntryType;
+  /** Normal: an encoded command (empty = the leader's no-op). Config: an encoded ConfChange. */
+  data: Uint8Array;
+}
+
+/** What must be on disk before this member answers anyone. */
+export interface HardState {
+  term: number;
+  vote: NodeId | null;
+  commit: number;
+}
+
+/** The membership. Witnesses are voters that never lead for long and never run services. */
+export interface ConfState {
+  voters: NodeId[];
+  learners: NodeId[];
+  witnesses: NodeId[];
+}
+
+/** One change at a time; a new voter is added as a learner first and promoted once caught up. */
+export type ConfChange =
+  | { type: 'add-learner'; id: NodeId; witness?: boolean }
+  | { type: 'promote'; id: NodeId }
+  | { type: 'remove'; id: NodeId };
+
+export interface SnapshotMeta {
+  index: number;
+  term: number;
+  conf: ConfState;
+}
+
+export interface Snapshot {
+  meta: SnapshotMeta;
+  data: Uint8Array;
+}
+
+export type MessageType =
+  | 'prevote' | 'prevote-resp'
+  | 'vote' | 'vote-resp'
+  | 'append' | 'append-resp'
+  | 'heartbeat' | 'heartbeat-resp'
+  | 'snapshot' | 'snapshot-resp'
+  | 'timeout-now';
+
+/**
+ * One flat message, as etcd's raftpb.Message: fields a type does not use stay 0/empty.
+ * - append: `index`/`logTerm` name the entry before `entries`; `commit` is the leader's commit.
+ * - append-resp: `index` is the last index now matched (or the rejected index); `reject` + `hint`.
+ * - heartbeat: `context` is the leader's tick when sent; the response echoes it (leader lease).
+ * - (pre)vote: `index`/`logTerm` are the candidate's last entry; `context` 1 = leadership transfer.
+ * - snapshot: one chunk of `snapshot.data` at byte `offset`; `done` on the last chunk.
+ */
+export interface Message {
+  type: MessageType;
+  from: NodeId;
+  to: NodeId;
+  term: number;
+  logTerm: number;
+  index: number;
+  commit: number;
+  entries: Entry[];
+  reject: boolean;
+  hint: number;
+  context: number;
+  snapshot?: Snapshot;
+  offset?: number;
+  done?: boolean;
+}
+
+export type Role = 'follower' | 'pre-candidate' | 'candidate' | 'leader';
+
+export interface SoftState {
+  role: Role;
+  leader: NodeId | null;
+}
+
+/** A batch of work for the host: persist, then send, then apply, then advance(). */
+export interface Ready {
+  /** Set when term, vote or commit changed since the last Ready. */
+  hardState?: HardState;
+  /** Whether the host must fsync before sending (term, vote or entries changed). */
+  mustSync: boolean;
+  /** Entries to append to stable storage (may rewrite a suffix already written). */
+  entries: Entry[];
+  /** A snapshot received from the leader: persist it, then restore the state machine from it. */
+  snapshot?: Snapshot;
+  /** Entries known committed and persisted here: apply them in order. */
+  committedEntries: Entry[];
+  messages: Message[];
+  softState?: SoftState;
+}
+
+export function emptyMessage(type: MessageType, from: NodeId, to: NodeId, term: number): Message {
+  return { type, from, to, term, logTerm: 0, index: 0, commit: 0, entries: [], reject: false, hint: 0, context: 0 };
+}

@@ -1,0 +1,466 @@
+import { closeSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import { join } from 'node:path';
+import { crc32c } from '../../lib/crc32c.js';
+import { EntryType, type ConfState, type Entry, type HardState, type Snapshot } from './types.js';
+
+// The durable Raft storage of one member, in `dir`:
+//   wal/<seq>-<firstIndex>.wal   append-only segments of records: len u32, crc32c u32 over the body,
+//                                body = type u8, term u64, index u64, payload
+//   hardstate                     term + vote + commit, replaced atomically (tmp, fsync, rename, dir fsync)
+//   snapshot-<index>.snap         the newest snapshot, written the same way
+//
+// An entry record whose index is at or below the last one replaces that suffix (Raft truncation),
+// so the files stay append-only. Commit advances are WAL records too: they ride in the same write,
+// and cost no extra fsync. Every write and fsync runs on libuv's thread pool, never on the event
+// loop; the host calls save() once per Ready, so one fsync covers every proposal of a batch.
+//
+// Start-up: a bad record in the last segment is a torn write of a batch that was never fsync'd
+// (nothing was acknowledged for it), so the tail is cut there. A bad record anywhere else, a bad
+// snapshot, or a cut that would lose committed entries is refused with an error naming file and offset.
+
+const SEGMENT_MAGIC = Buffer.from('LHWAL\u0000\u0000\u0001');
+const SNAP_MAGIC = Buffer.from('LHSNAP\u0000\u0001');
+const HARD_MAGIC = Buffer.from('LHHARD\u0000\u0001');
+const HEADER = 8;
+const RECORD_HEAD = 8 + 1 + 8 + 8;
+const RECORD_MAX = 64 * 1024 * 1024;
+
+const RecordType = { entry: 1, config: 2, commit: 3 } as const;
+
+export class StorageError extends Error {
+  override name = 'StorageError';
+  readonly file: string;
+  readonly offset: number;
+  constructor(file: string, offset: number, problem: string) {
+    super(`${file} at offset ${offset}: ${problem}`);
+    this.file = file;
+    this.offset = offset;
+  }
+}
+
+/** Test hooks at the crash-relevant points (etcd's gofail). 'crash' kills the process with SIGKILL. */
+export type FailpointName = 'wal.beforeWrite' | 'wal.tornWrite' | 'wal.beforeFsync' | 'wal.afterFsync' | 'snapshot.beforeRename' | 'hardstate.beforeRename';
+export type Failpoint = (name: FailpointName) => void | 'torn' | Promise<void | 'torn'>;
+
+export function failpointsFromEnv(text = process.env['LANHA_FAILPOINTS']): Failpoint | undefined {
+  if (text === undefined || text.trim() === '') return undefined;
+  const rules = new Map<string, string>();
+  for (const part of text.split(',')) {
+    const [name, action] = part.split('=');
+    if (name && action) rules.set(name.trim(), action.trim());
+  }
+  return async (name) => {
+    const action = rules.get(name);
+    if (action === undefined) return;
+    if (action === 'crash') process.kill(process.pid, 'SIGKILL');
+    if (action === 'error') throw Object.assign(new Error(`failpoint ${name}: injected I/O error`), { code: 'EIO' });
+    if (action === 'torn') return 'torn';
+    const delay = /^delay:(\d+)$/.exec(action);
+    if (delay) await new Promise((r) => setTimeout(r, Number(delay[1])));
+  };
+}
+
+export interface LoadedState {
+  hardState: HardState;
+  snapshot?: Snapshot;
+  entries: Entry[];
+  /** Bytes cut from a torn tail at start-up (0 normally). */
+  truncatedBytes: number;
+}
+
+export interface WalOptions {
+  segmentBytes?: number;
+  failpoint?: Failpoint;
+}
+
+interface Segment { seq: number; firstIndex: number; name: string }
+
+export class Wal {
+  readonly dir: string;
+  #walDir: string;
+  #segmentBytes: number;
+  #failpoint: Failpoint | undefined;
+  #segments: Segment[];
+  #fd: fsp.FileHandle | undefined;
+  #size = 0;
+  #lastIndex: number;
+  #hard: HardState;
+  #broken: Error | undefined;
+
+  private constructor(dir: string, segments: Segment[], lastIndex: number, hard: HardState, options: WalOptions) {
+    this.dir = dir;
+    this.#walDir = join(dir, 'wal');
+    this.#segments = segments;
+    this.#lastIndex = lastIndex;
+    this.#hard = hard;
+    this.#segmentBytes = options.segmentBytes ?? 64 * 1024 * 1024;
+    this.#failpoint = options.failpoint;
+  }
+
+  /** Opens (creating if needed) the storage in `dir` and reads everything back. */
+  static async open(dir: string, options: WalOptions = {}): Promise<{ wal: Wal; state: LoadedState }> {
+    mkdirSync(join(dir, 'wal'), { recursive: true });
+    lockDir(dir);
+    for (const f of readdirSync(dir)) if (f.endsWith('.tmp')) rmSync(join(dir, f), { force: true });
+    const state = loadState(dir);
+    const segments = listSegments(join(dir, 'wal'));
+    const lastIndex = state.entries.length > 0 ? state.entries[state.entries.length - 1]!.index : state.snapshot?.meta.index ?? 0;
+    const wal = new Wal(dir, segments, lastIndex, state.hardState, options);
+    await wal.#openTail();
+    return { wal, state };
+  }
+
+  get broken(): Error | undefined { return this.#broken; }
+
+  /**
+   * Writes one Ready's worth: hard state first if term/vote changed (atomic file), then the entries
+   * and the commit mark as one write, then one fdatasync when `sync`. Resolves only once durable.
+   * After any I/O error the WAL refuses every later save: the member must stop acknowledging.
+   */
+  async save(hard: HardState | undefined, entries: readonly Entry[], sync: boolean): Promise<void> {
+    if (this.#broken) throw this.#broken;
+    try {
+      if (hard && (hard.term !== this.#hard.term || hard.vote !== this.#hard.vote)) await this.#writeHardState(hard);
+      const commitChanged = hard !== undefined && hard.commit !== this.#hard.commit;
+      if (hard) this.#hard = { ...hard };
+      if (entries.length === 0 && !commitChanged) return;
+      if (this.#size >= this.#segmentBytes) await this.#roll(entries[0]?.index ?? this.#lastIndex + 1);
+      const records: Buffer[] = [];
+      for (const e of entries) records.push(encodeRecord(e.type === EntryType.config ? RecordType.config : RecordType.entry, e.term, e.index, e.data));
+      if (commitChanged) records.push(encodeRecord(RecordType.commit, hard.term, hard.commit, new Uint8Array(0)));
+      let buf = records.length === 1 ? records[0]! : Buffer.concat(records);
+      await this.#fail('wal.beforeWrite');
+      if ((await this.#fail('wal.tornWrite')) === 'torn') buf = buf.subarray(0, Math.max(1, buf.length - 7));
+      const fd = this.#fd!;
+      await fd.write(buf, 0, buf.length, this.#size);
+      this.#size += buf.length;
+      const last = entries[entries.length - 1];
+      if (last) this.#lastIndex = last.index;
+      if (sync) {
+        await this.#fail('wal.beforeFsync');
+        await fd.datasync();
+        await this.#fail('wal.afterFsync');
+      }
+    } catch (error) {
+      this.#broken = error instanceof Error ? error : new Error(String(error));
+      throw this.#broken;
+    }
+  }
+
+  /** Saves a snapshot atomically, then drops snapshot files and segments it makes redundant. */
+  async saveSnapshot(snapshot: Snapshot, installed = false): Promise<void> {
+    if (this.#broken) throw this.#broken;
+    if (installed) {
+      // From the leader: it replaces our whole log. A new segment starting after it comes first,
+      // so a crash at any point never replays our old (divergent) suffix on top of the snapshot.
+      this.#lastIndex = snapshot.meta.index;
+      await this.#roll(snapshot.meta.index + 1);
+    }
+    const name = `snapshot-${pad(snapshot.meta.index)}.snap`;
+    await this.#atomicWrite(name, encodeSnapshot(snapshot), 'snapshot.beforeRename');
+    for (const f of readdirSync(this.dir)) {
+      if (f.startsWith('snapshot-') && f.endsWith('.snap') && f !== name) await fsp.rm(join(this.dir, f), { force: true });
+    }
+    // Segment k is redundant once segment k+1 starts at or before the snapshot's next index: every
+    // entry in k is then covered by the snapshot or rewritten by k+1.
+    while (this.#segments.length > 1 && this.#segments[1]!.firstIndex <= snapshot.meta.index + 1) {
+      const old = this.#segments.shift()!;
+      await fsp.rm(join(this.#walDir, old.name), { force: true });
+    }
+  }
+
+  async close(): Promise<void> {
+    const fd = this.#fd;
+    this.#fd = undefined;
+    await fd?.close().catch(() => undefined);
+    rmSync(join(this.dir, 'LOCK'), { force: true });
+  }
+
+  async #fail(name: FailpointName): Promise<void | 'torn'> {
+    return this.#failpoint ? await this.#failpoint(name) : undefined;
+  }
+
+  async #openTail(): Promise<void> {
+    if (this.#segments.length === 0) {
+      await this.#roll(this.#lastIndex + 1);
+      return;
+    }
+    const seg = this.#segments[this.#segments.length - 1]!;
+    this.#fd = await fsp.open(join(this.#walDir, seg.name), 'r+');
+    this.#size = (await this.#fd.stat()).size;
+  }
+
+  async #roll(firstIndex: number): Promise<void> {
+    const seq = (this.#segments[this.#segments.length - 1]?.seq ?? 0) + 1;
+    const name = `${pad(seq)}-${pad(firstIndex)}.wal`;
+    const fd = await fsp.open(join(this.#walDir, name), 'w+');
+    await fd.write(SEGMENT_MAGIC, 0, HEADER, 0);
+    await fd.datasync();
+    await fsyncDir(this.#walDir);
+    if (this.#fd) {
+      await this.#fd.datasync();
+      await this.#fd.close();
+    }
+    this.#fd = fd;
+    this.#size = HEADER;
+    this.#segments.push({ seq, firstIndex, name });
+  }
+
+  async #writeHardState(hard: HardState): Promise<void> {
+    const body = Buffer.from(JSON.stringify({ term: hard.term, vote: hard.vote, commit: hard.commit }));
+    const out = Buffer.alloc(HEADER + 8 + body.length);
+    HARD_MAGIC.copy(out, 0);
+    out.writeUInt32BE(body.length, HEADER);
+    out.writeUInt32BE(crc32c(body), HEADER + 4);
+    body.copy(out, HEADER + 8);
+    await this.#atomicWrite('hardstate', out, 'hardstate.beforeRename');
+  }
+
+  async #atomicWrite(name: string, bytes: Uint8Array, failpoint: FailpointName): Promise<void> {
+    const tmp = join(this.dir, `${name}.tmp`);
+    const fd = await fsp.open(tmp, 'w');
+    try {
+      await fd.write(bytes, 0, bytes.length, 0);
+      await fd.sync();
+    } finally {
+      await fd.close();
+    }
+    await this.#fail(failpoint);
+    await fsp.rename(tmp, join(this.dir, name));
+    await fsyncDir(this.dir);
+  }
+}
+
+// ---- encoding ------------------------------------------------------------------------------------
+
+function pad(n: number): string {
+  return String(n).padStart(16, '0');
+}
+
+function writeU64(buf: Buffer, value: number, at: number): void {
+  buf.writeUInt32BE(Math.floor(value / 2 ** 32), at);
+  buf.writeUInt32BE(value >>> 0, at + 4);
+}
+
+function readU64(buf: Uint8Array, at: number): number {
+  const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  return v.getUint32(at) * 2 ** 32 + v.getUint32(at + 4);
+}
+
+export function encodeRecord(type: number, term: number, index: number, payload: Uint8Array): Buffer {
+  const bodyLen = 1 + 8 + 8 + payload.length;
+  const out = Buffer.allocUnsafe(8 + bodyLen);
+  out.writeUInt32BE(bodyLen, 0);
+  out.writeUInt8(type, 8);
+  writeU64(out, term, 9);
+  writeU64(out, index, 17);
+  out.set(payload, RECORD_HEAD);
+  out.writeUInt32BE(crc32c(out.subarray(8)), 4);
+  return out;
+}
+
+export type RecordScan =
+  | { ok: true; records: Array<{ type: number; term: number; index: number; payload: Uint8Array; offset: number }> }
+  | { ok: false; records: Array<{ type: number; term: number; index: number; payload: Uint8Array; offset: number }>; badOffset: number; problem: string };
+
+/** Reads the records of one segment's bytes; stops at the first bad one. Never throws. */
+export function scanSegment(bytes: Uint8Array): RecordScan {
+  const records: Array<{ type: number; term: number; index: number; payload: Uint8Array; offset: number }> = [];
+  if (bytes.length < HEADER || !Buffer.from(bytes.subarray(0, HEADER)).equals(SEGMENT_MAGIC)) {
+    return { ok: false, records, badOffset: 0, problem: 'not a lanha WAL segment (bad magic)' };
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let at = HEADER;
+  while (at < bytes.length) {
+    if (bytes.length - at < 8) return { ok: false, records, badOffset: at, problem: 'record header cut short' };
+    const len = view.getUint32(at);
+    const crc = view.getUint32(at + 4);
+    if (len < 17 || len > RECORD_MAX) return { ok: false, records, badOffset: at, problem: `record length ${len} is impossible` };
+    if (at + 8 + len > bytes.length) return { ok: false, records, badOffset: at, problem: 'record cut short' };
+    const body = bytes.subarray(at + 8, at + 8 + len);
+    if (crc32c(body) !== crc) return { ok: false, records, badOffset: at, problem: 'record checksum mismatch' };
+    const type = body[0]!;
+    if (type !== RecordType.entry && type !== RecordType.config && type !== RecordType.commit) {
+      return { ok: false, records, badOffset: at, problem: `unknown record type ${type}` };
+    }
+    records.push({ type, term: readU64(body, 1), index: readU64(body, 9), payload: body.subarray(17), offset: at });
+    at += 8 + len;
+  }
+  return { ok: true, records };
+}
+
+export function encodeSnapshot(s: Snapshot): Buffer {
+  const meta = Buffer.from(JSON.stringify(s.meta));
+  const out = Buffer.alloc(HEADER + 12 + meta.length + s.data.length);
+  SNAP_MAGIC.copy(out, 0);
+  out.writeUInt32BE(meta.length, HEADER);
+  out.writeUInt32BE(s.data.length, HEADER + 4);
+  meta.copy(out, HEADER + 12);
+  out.set(s.data, HEADER + 12 + meta.length);
+  out.writeUInt32BE(crc32c(out.subarray(HEADER + 12)), HEADER + 8);
+  return out;
+}
+
+export type SnapshotDecode = { ok: true; value: Snapshot } | { ok: false; offset: number; problem: string };
+
+export function decodeSnapshot(bytes: Uint8Array): SnapshotDecode {
+  if (bytes.length < HEADER + 12 || !Buffer.from(bytes.subarray(0, HEADER)).equals(SNAP_MAGIC)) return { ok: false, offset: 0, problem: 'not a lanha snapshot (bad magic or too short)' };
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const metaLen = view.getUint32(HEADER);
+  const dataLen = view.getUint32(HEADER + 4);
+  if (HEADER + 12 + metaLen + dataLen !== bytes.length) return { ok: false, offset: HEADER, problem: `lengths (${metaLen} + ${dataLen}) do not match the file size ${bytes.length}` };
+  if (crc32c(bytes.subarray(HEADER + 12)) !== view.getUint32(HEADER + 8)) return { ok: false, offset: HEADER + 8, problem: 'checksum mismatch' };
+  let meta: unknown;
+  try {
+    meta = JSON.parse(Buffer.from(bytes.subarray(HEADER + 12, HEADER + 12 + metaLen)).toString('utf8'));
+  } catch {
+    return { ok: false, offset: HEADER + 12, problem: 'metadata is not JSON' };
+  }
+  if (!isSnapshotMeta(meta)) return { ok: false, offset: HEADER + 12, problem: 'metadata lacks index/term/conf' };
+  return { ok: true, value: { meta, data: bytes.slice(HEADER + 12 + metaLen) } };
+}
+
+function isSnapshotMeta(m: unknown): m is Snapshot['meta'] {
+  if (m === null || typeof m !== 'object') return false;
+  const o = m as { index?: unknown; term?: unknown; conf?: Partial<Record<keyof ConfState, unknown>> };
+  const ids = (v: unknown): boolean => Array.isArray(v) && v.every((x) => typeof x === 'string');
+  return Number.isSafeInteger(o.index) && Number.isSafeInteger(o.term) && typeof o.conf === 'object' && o.conf !== null
+    && ids(o.conf.voters) && ids(o.conf.learners) && ids(o.conf.witnesses);
+}
+
+export function decodeHardState(bytes: Uint8Array): HardState | undefined {
+  if (bytes.length < HEADER + 8 || !Buffer.from(bytes.subarray(0, HEADER)).equals(HARD_MAGIC)) return undefined;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const len = view.getUint32(HEADER);
+  if (HEADER + 8 + len !== bytes.length) return undefined;
+  const body = bytes.subarray(HEADER + 8);
+  if (crc32c(body) !== view.getUint32(HEADER + 4)) return undefined;
+  try {
+    const o = JSON.parse(Buffer.from(body).toString('utf8')) as { term?: unknown; vote?: unknown; commit?: unknown };
+    if (!Number.isSafeInteger(o.term) || !Number.isSafeInteger(o.commit) || !(o.vote === null || typeof o.vote === 'string')) return undefined;
+    return { term: o.term as number, vote: o.vote as string | null, commit: o.commit as number };
+  } catch {
+    return undefined;
+  }
+}
+
+// ---- loading -------------------------------------------------------------------------------------
+
+function listSegments(walDir: string): Segment[] {
+  const out: Segment[] = [];
+  for (const name of readdirSync(walDir)) {
+    const m = /^(\d{16})-(\d{16})\.wal$/.exec(name);
+    if (m) out.push({ seq: Number(m[1]), firstIndex: Number(m[2]), name });
+  }
+  return out.sort((a, b) => a.seq - b.seq);
+}
+
+/** Reads hard state, snapshot and log back; cuts a torn tail of the last segment. */
+export function loadState(dir: string): LoadedState {
+  const hardFile = join(dir, 'hardstate');
+  let hardState: HardState = { term: 0, vote: null, commit: 0 };
+  if (exists(hardFile)) {
+    const decoded = decodeHardState(readFileSync(hardFile));
+    if (!decoded) throw new StorageError(hardFile, 0, 'hard state is corrupt (bad magic, length or checksum); it is replaced atomically, so this is not a torn write: restore the state directory from a peer');
+    hardState = decoded;
+  }
+  let snapshot: Snapshot | undefined;
+  const snaps = readdirSync(dir).filter((f) => /^snapshot-\d{16}\.snap$/.test(f)).sort();
+  const newest = snaps[snaps.length - 1];
+  if (newest !== undefined) {
+    const file = join(dir, newest);
+    const decoded = decodeSnapshot(readFileSync(file));
+    if (!decoded.ok) throw new StorageError(file, decoded.offset, `snapshot is corrupt: ${decoded.problem}`);
+    snapshot = decoded.value;
+  }
+  const snapIndex = snapshot?.meta.index ?? 0;
+  const walDir = join(dir, 'wal');
+  const segments = listSegments(walDir);
+  const entries: Entry[] = [];
+  let commit = hardState.commit;
+  let truncatedBytes = 0;
+  const lastIndex = (): number => (entries.length > 0 ? entries[entries.length - 1]!.index : snapIndex);
+  segments.forEach((seg, i) => {
+    const file = join(walDir, seg.name);
+    const bytes = readFileSync(file);
+    const scan = scanSegment(bytes);
+    if (!scan.ok) {
+      const isLast = i === segments.length - 1;
+      if (!isLast) throw new StorageError(file, scan.badOffset, `${scan.problem} in a segment that is not the last one: this is not a torn write; the log is damaged`);
+      if (scan.badOffset < HEADER) {
+        writeFileSync(file, SEGMENT_MAGIC); // crashed while creating the segment
+      } else {
+        truncateFile(file, scan.badOffset);
+      }
+      truncatedBytes = bytes.length - Math.max(scan.badOffset, HEADER);
+    }
+    // A segment starts at its first index: anything at or after it in older segments was replaced.
+    while (entries.length > 0 && entries[entries.length - 1]!.index >= seg.firstIndex) entries.pop();
+    for (const r of scan.records) {
+      if (r.type === RecordType.commit) {
+        commit = Math.max(commit, r.index);
+        continue;
+      }
+      if (r.index <= snapIndex) continue;
+      if (r.index > lastIndex() + 1) throw new StorageError(file, r.offset, `entry ${r.index} follows entry ${lastIndex()}: a gap in the log`);
+      while (entries.length > 0 && entries[entries.length - 1]!.index >= r.index) entries.pop();
+      entries.push({ term: r.term, index: r.index, type: r.type === RecordType.config ? EntryType.config : EntryType.normal, data: Uint8Array.from(r.payload) });
+    }
+  });
+  if (commit > lastIndex()) {
+    throw new StorageError(walDir, 0, `the log ends at ${lastIndex()} but entries up to ${commit} were committed: durable entries are missing`);
+  }
+  hardState = { ...hardState, commit: Math.max(commit, snapIndex) };
+  return snapshot ? { hardState, snapshot, entries, truncatedBytes } : { hardState, entries, truncatedBytes };
+}
+
+/** One process per state directory: a LOCK file with our pid; a dead owner's lock is taken over. */
+function lockDir(dir: string): void {
+  const file = join(dir, 'LOCK');
+  if (exists(file)) {
+    const pid = Number(readFileSync(file, 'utf8').trim());
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
+      throw new StorageError(file, 0, `the state directory is in use by process ${pid}; two members must never share one`);
+    }
+  }
+  writeFileSync(file, `${process.pid}\n`);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function exists(file: string): boolean {
+  try {
+    statSync(file);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function truncateFile(file: string, length: number): void {
+  const fd = openSync(file, 'r+');
+  try {
+    // ftruncate through the fd, then make the cut durable before anything is appended after it.
+    ftruncateSync(fd, length);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const fd = await fsp.open(dir, 'r');
+  try {
+    await fd.sync();
+  } finally {
+    await fd.close();
+  }
+}

@@ -1,0 +1,83 @@
+import { macFromBytes, type Mac } from '../../lib/mac.js';
+import type { Ipv4 } from '../../lib/ipv4.js';
+import {
+  DhcpOption, archValues, ipValue, messageTypeName, textValue, u16Value, userClassValues, type MessageTypeName,
+} from './options.js';
+import { BootOp, FLAG_BROADCAST, type DhcpMessage } from './wire.js';
+
+// The client's view of a request: the decoded message read into the facts the allocator, netboot
+// policy and responder decide on (identity, requested address, classes, arch). Pure.
+
+export interface ClientRequest {
+  type: MessageTypeName;
+  xid: number;
+  mac: Mac;
+  /** RFC 2132 §9.14 client identifier as hex, when the client sent one. */
+  clientId?: string;
+  /** The identity leases are keyed by: "id:<hex>" (option 61), else "mac:<mac>" (RFC 2131 §4.2). */
+  clientKey: string;
+  ciaddr: Ipv4;
+  giaddr: Ipv4;
+  broadcast: boolean;
+  requestedIp?: Ipv4;
+  serverId?: Ipv4;
+  hostname?: string;
+  vendorClass?: string;
+  userClasses: string[];
+  /** RFC 4578 §2.1: first architecture type (0 x86 BIOS, 7/9 x64 UEFI, 11 arm64 UEFI, ...). */
+  arch?: number;
+  parameterRequest: number[];
+  /** RFC 2132 §9.10: the largest DHCP message the client accepts (IP datagram size). */
+  maxMessageSize?: number;
+  relayAgent?: Uint8Array;
+}
+
+export type RequestProblem = 'not-a-request' | 'no-message-type' | 'bad-hardware-address';
+
+/** Reads a decoded message as a client request; null fields mean the option was absent or malformed. */
+export function readRequest(message: DhcpMessage): { ok: true; value: ClientRequest } | { ok: false; problem: RequestProblem } {
+  if (message.op !== BootOp.Request) return { ok: false, problem: 'not-a-request' };
+  // Ethernet only: htype 1 must come with hlen 6 and a non-zero, non-broadcast/multicast chaddr.
+  if (message.htype !== 1 || message.hlen !== 6) return { ok: false, problem: 'bad-hardware-address' };
+  const hw = message.chaddr.subarray(0, 6);
+  if (hw.every((b) => b === 0) || (hw[0]! & 1) === 1) return { ok: false, problem: 'bad-hardware-address' };
+  const typeBytes = message.options.get(DhcpOption.MessageType);
+  const type = typeBytes?.length === 1 ? messageTypeName(typeBytes[0]!) : null;
+  if (type === null) return { ok: false, problem: 'no-message-type' };
+  const o = message.options;
+  const mac = macFromBytes(message.chaddr, 0, 6);
+  const request: ClientRequest = {
+    type, xid: message.xid, mac, clientKey: `mac:${mac}`,
+    ciaddr: message.ciaddr, giaddr: message.giaddr, broadcast: (message.flags & FLAG_BROADCAST) !== 0,
+    userClasses: [], parameterRequest: [],
+  };
+  const clientId = o.get(DhcpOption.ClientIdentifier);
+  if (clientId && clientId.length > 0) {
+    request.clientId = hexOf(clientId);
+    request.clientKey = `id:${request.clientId}`;
+  }
+  const requested = ipValue(o.get(DhcpOption.RequestedIpAddress) ?? new Uint8Array());
+  if (requested !== null) request.requestedIp = requested;
+  const serverId = ipValue(o.get(DhcpOption.ServerIdentifier) ?? new Uint8Array());
+  if (serverId !== null) request.serverId = serverId;
+  const hostname = o.get(DhcpOption.HostName);
+  if (hostname && hostname.length > 0) request.hostname = textValue(hostname);
+  const vendor = o.get(DhcpOption.VendorClassIdentifier);
+  if (vendor && vendor.length > 0) request.vendorClass = textValue(vendor);
+  const user = o.get(DhcpOption.UserClass);
+  if (user && user.length > 0) request.userClasses = userClassValues(user);
+  const arch = archValues(o.get(DhcpOption.ClientSystemArchitecture) ?? new Uint8Array());
+  if (arch !== null) request.arch = arch[0]!;
+  request.parameterRequest = [...(o.get(DhcpOption.ParameterRequestList) ?? [])];
+  const maxSize = u16Value(o.get(DhcpOption.MaximumMessageSize) ?? new Uint8Array());
+  if (maxSize !== null) request.maxMessageSize = maxSize;
+  const relay = o.get(DhcpOption.RelayAgentInformation);
+  if (relay) request.relayAgent = relay;
+  return { ok: true, value: request };
+}
+
+export function hexOf(bytes: Uint8Array): string {
+  let out = '';
+  for (const b of bytes) out += b.toString(16).padStart(2, '0');
+  return out;
+}

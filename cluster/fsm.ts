@@ -57,6 +57,7 @@ export interface FsmSnapshot {
 export class Fsm {
   #leases = new Map<number, Lease>();
   #leaseByMac = new Map<string, number>();
+  #leaseByClientId = new Map<string, number>();
   #records = new Map<string, DnsRecord>();
   #nodes = new Map<string, BootEvent[]>();
   #appliedIndex = 0;
@@ -75,6 +76,12 @@ export class Fsm {
   /** The most recent lease (any state) for a MAC. */
   leaseByMac(mac: string): Lease | undefined {
     const ip = this.#leaseByMac.get(mac);
+    return ip === undefined ? undefined : this.#leases.get(ip);
+  }
+
+  /** The most recent lease (any state) for a DHCP client identifier (option 61, hex). */
+  leaseByClientId(clientId: string): Lease | undefined {
+    const ip = this.#leaseByClientId.get(clientId);
     return ip === undefined ? undefined : this.#leases.get(ip);
   }
 
@@ -102,6 +109,9 @@ export class Fsm {
     switch (command.type) {
       case 'lease.grant': {
         const previous = this.#leases.get(command.ip);
+        // Never two clients on one address: a grant over another client's live binding (a stale
+        // proposal, a race between nodes) is a no-op; the proposer sees it and NAKs.
+        if (previous && previous.state === 'bound' && previous.expiresAt > at && previous.mac !== command.mac) return;
         const oldIp = this.#leaseByMac.get(command.mac);
         if (oldIp !== undefined && oldIp !== command.ip) {
           const old = this.#leases.get(oldIp);
@@ -122,6 +132,7 @@ export class Fsm {
         if (command.hostname !== undefined) lease.hostname = command.hostname;
         this.#leases.set(command.ip, lease);
         this.#leaseByMac.set(command.mac, command.ip);
+        if (command.clientId !== undefined) this.#leaseByClientId.set(command.clientId, command.ip);
         if (lease.hostname !== undefined || previous?.hostname !== undefined) this.#serial++;
         return;
       }
@@ -151,6 +162,7 @@ export class Fsm {
         } else if (lease.state === 'declined') {
           this.#leases.delete(command.ip);
           if (this.#leaseByMac.get(lease.mac) === command.ip) this.#leaseByMac.delete(lease.mac);
+          if (lease.clientId !== undefined && this.#leaseByClientId.get(lease.clientId) === command.ip) this.#leaseByClientId.delete(lease.clientId);
         }
         return;
       }
@@ -201,12 +213,17 @@ export class Fsm {
   restore(snapshot: FsmSnapshot): void {
     this.#leases.clear();
     this.#leaseByMac.clear();
+    this.#leaseByClientId.clear();
     this.#records.clear();
     this.#nodes.clear();
     for (const lease of snapshot.leases) {
       this.#leases.set(lease.ip, { ...lease });
       const current = this.#leaseByMac.get(lease.mac);
       if (current === undefined || (this.#leases.get(current)?.changedAt ?? 0) <= lease.changedAt) this.#leaseByMac.set(lease.mac, lease.ip);
+      if (lease.clientId !== undefined) {
+        const byId = this.#leaseByClientId.get(lease.clientId);
+        if (byId === undefined || (this.#leases.get(byId)?.changedAt ?? 0) <= lease.changedAt) this.#leaseByClientId.set(lease.clientId, lease.ip);
+      }
     }
     for (const r of snapshot.records) this.#records.set(recordKey(r.name, r.rrtype, r.data), { ...r });
     for (const n of snapshot.nodes) this.#nodes.set(n.mac, n.events.map((e) => ({ ...e })));

@@ -1,0 +1,251 @@
+// Proves the allocator's safety properties under random event sequences (fast-check, seeded): no
+// address is held by two clients at once, offers and grants stay inside the pool or the client's own
+// reservation, reservations never go to others, a renewal never shortens a lease; plus RFC 2131
+// §4.3 cases named one by one.
+import t from 'tap';
+import fc from 'fast-check';
+import { Fsm } from '../../cluster/fsm.js';
+import type { Command } from '../../cluster/commands.js';
+import { parseCidr, parseIpv4, parseIpv4Range, formatIpv4 } from '../../lib/ipv4.js';
+import { Allocator, poolSubnet, sanitizeHostname, type Decision, type PoolSubnet } from './allocator.js';
+import type { ClientRequest } from './request.js';
+import { seedFromEnv } from '../../test/support/seeded.js';
+
+const ip = (s: string): number => parseIpv4(s)!;
+const SERVER = ip('10.0.0.1');
+const LEASE_MS = 60_000;
+
+function setup(reuseGraceMs = 0): { allocator: Allocator; subnet: PoolSubnet; fsm: Fsm; commit: (c: Command, at: number) => void } {
+  const subnet = poolSubnet({
+    subnet: parseCidr('10.0.0.0/24')!,
+    pools: [parseIpv4Range('10.0.0.10-10.0.0.19')!, parseIpv4Range('10.0.0.30-10.0.0.33')!],
+    reservations: [{ mac: '02:00:00:00:00:r0'.replace('r0', 'f0'), ip: ip('10.0.0.5'), hostname: 'resv-out' }, { mac: '02:00:00:00:00:f1', ip: ip('10.0.0.12') }],
+    leaseTime: LEASE_MS,
+  });
+  const allocator = new Allocator([subnet], { offerTtlMs: 5000, declineQuarantineMs: 30_000, reuseGraceMs, authoritative: true, offersMax: 1000 });
+  const fsm = new Fsm();
+  let index = 0;
+  return { allocator, subnet, fsm, commit: (c, at) => fsm.apply(++index, { at, command: c }) };
+}
+
+function req(mac: string, type: ClientRequest['type'], extra: Partial<ClientRequest> = {}): ClientRequest {
+  return { type, xid: 1, mac, clientKey: `mac:${mac}`, ciaddr: 0, giaddr: 0, broadcast: false, userClasses: [], parameterRequest: [], ...extra };
+}
+
+const macOf = (n: number): string => `02:00:00:00:00:${n.toString(16).padStart(2, '0')}`;
+
+t.test('random event sequences keep the allocator safe', (t) => {
+  const seed = seedFromEnv(7);
+  const event = fc.record({
+    client: fc.integer({ min: 0xf0, max: 0xf1 + 24 }).map((n) => (n > 0xf1 ? n - 0xf0 : n)),
+    kind: fc.constantFrom('discover', 'select', 'renew', 'reboot', 'release', 'decline', 'wait', 'sweep'),
+    waitMs: fc.integer({ min: 0, max: 40_000 }),
+    requested: fc.option(fc.integer({ min: 0, max: 40 }).map((n) => ip(`10.0.0.${n}`)), { nil: undefined }),
+  });
+  fc.assert(fc.property(fc.array(event, { maxLength: 120 }), fc.integer({ min: 0, max: 20_000 }), (events, grace) => {
+    const { allocator, subnet, fsm, commit } = setup(grace);
+    let now = 1_000_000;
+    /** What each client believes: the address it was ACKed and until when. */
+    const held = new Map<string, { ip: number; until: number }>();
+    const offered = new Map<string, number>();
+    const check = (d: Decision, mac: string): void => {
+      if (d.kind === 'offer' || d.kind === 'ack') {
+        const inPool = subnet.ranges.some((r) => d.ip >= r.first && d.ip <= r.last);
+        const ownReservation = subnet.reservations.find((r) => r.ip === d.ip);
+        if (ownReservation) { if (ownReservation.mac !== mac) throw new Error(`reserved ${formatIpv4(d.ip)} handed to ${mac}`); }
+        else if (!inPool) throw new Error(`${formatIpv4(d.ip)} outside the pool`);
+      }
+    };
+    const grant = (mac: string, d: Decision): void => {
+      check(d, mac);
+      if (d.kind !== 'ack') return;
+      const before = fsm.lease(d.ip);
+      commit(d.propose, now);
+      allocator.settle(`mac:${mac}`);
+      const after = fsm.lease(d.ip);
+      if (after?.mac !== mac || after.state !== 'bound') return; // the server would NAK
+      if (before?.mac === mac && before.state === 'bound' && after.expiresAt < before.expiresAt) throw new Error('renewal shortened a lease');
+      held.set(mac, { ip: d.ip, until: after.expiresAt });
+    };
+    for (const e of events) {
+      const mac = macOf(e.client);
+      const mine = held.get(mac);
+      switch (e.kind) {
+        case 'discover': {
+          const d = allocator.onDiscover(req(mac, 'discover', e.requested === undefined ? {} : { requestedIp: e.requested }), subnet, fsm, now);
+          check(d, mac);
+          if (d.kind === 'offer') offered.set(mac, d.ip);
+          break;
+        }
+        case 'select': {
+          const o = offered.get(mac);
+          if (o !== undefined) grant(mac, allocator.onRequest(req(mac, 'request', { serverId: SERVER, requestedIp: o }), subnet, [SERVER], fsm, now));
+          break;
+        }
+        case 'renew':
+          if (mine) grant(mac, allocator.onRequest(req(mac, 'request', { ciaddr: mine.ip }), subnet, [SERVER], fsm, now));
+          break;
+        case 'reboot':
+          grant(mac, allocator.onRequest(req(mac, 'request', { requestedIp: mine?.ip ?? e.requested ?? ip('10.0.0.10') }), subnet, [SERVER], fsm, now));
+          break;
+        case 'release':
+          if (mine) {
+            const d = allocator.onRelease(req(mac, 'release', { ciaddr: mine.ip }), fsm);
+            if (d.kind === 'release') { commit(d.propose, now); held.delete(mac); }
+          }
+          break;
+        case 'decline': {
+          const target = mine?.ip ?? offered.get(mac);
+          if (target !== undefined) {
+            const d = allocator.onDecline(req(mac, 'decline', { requestedIp: target }), fsm);
+            if (d.kind === 'decline') { commit(d.propose, now); held.delete(mac); }
+          }
+          break;
+        }
+        case 'wait': now += e.waitMs; break;
+        case 'sweep': for (const c of allocator.expiredLeases([...fsm.leases()], now, 100)) commit(c, now); break;
+      }
+      // Safety: no address believed held (unexpired) by two clients.
+      const byIp = new Map<number, string>();
+      for (const [m, h] of held) {
+        if (h.until <= now) continue;
+        const other = byIp.get(h.ip);
+        if (other !== undefined && other !== m) throw new Error(`${formatIpv4(h.ip)} held by ${other} and ${m}`);
+        byIp.set(h.ip, m);
+      }
+    }
+  }), { seed, numRuns: 300 });
+  t.pass(`seed ${seed}`);
+  t.end();
+});
+
+t.test('RFC 2131 §4.3 cases', async (t) => {
+  t.test('a returning client gets its previous address', (t) => {
+    const { allocator, subnet, fsm, commit } = setup();
+    const a = macOf(1);
+    const first = allocator.onDiscover(req(a, 'discover'), subnet, fsm, 0);
+    t.equal(first.kind, 'offer');
+    if (first.kind !== 'offer') return t.end();
+    const ack = allocator.onRequest(req(a, 'request', { serverId: SERVER, requestedIp: first.ip }), subnet, [SERVER], fsm, 0);
+    t.equal(ack.kind, 'ack');
+    if (ack.kind === 'ack') commit(ack.propose, 0);
+    allocator.settle(`mac:${a}`);
+    for (let i = 2; i < 6; i++) allocator.onDiscover(req(macOf(i), 'discover'), subnet, fsm, 10);
+    const again = allocator.onDiscover(req(a, 'discover'), subnet, fsm, 20);
+    t.equal(again.kind === 'offer' ? again.ip : -1, first.ip);
+    t.end();
+  });
+  t.test('a requested free address in range is offered', (t) => {
+    const { allocator, subnet, fsm } = setup();
+    const d = allocator.onDiscover(req(macOf(1), 'discover', { requestedIp: ip('10.0.0.31') }), subnet, fsm, 0);
+    t.equal(d.kind === 'offer' ? formatIpv4(d.ip) : d.kind, '10.0.0.31');
+    const outside = allocator.onDiscover(req(macOf(2), 'discover', { requestedIp: ip('10.0.0.25') }), subnet, fsm, 0);
+    t.not(outside.kind === 'offer' ? formatIpv4(outside.ip) : '', '10.0.0.25', 'not in a pool range');
+    t.end();
+  });
+  t.test('a reservation is offered to its MAC and never to another', (t) => {
+    const { allocator, subnet, fsm } = setup();
+    const d = allocator.onDiscover(req('02:00:00:00:00:f0', 'discover'), subnet, fsm, 0);
+    t.equal(d.kind === 'offer' ? formatIpv4(d.ip) : d.kind, '10.0.0.5');
+    const other = allocator.onDiscover(req(macOf(3), 'discover', { requestedIp: ip('10.0.0.12') }), subnet, fsm, 0);
+    t.not(other.kind === 'offer' ? formatIpv4(other.ip) : '', '10.0.0.12');
+    t.end();
+  });
+  t.test('SELECTING with another server id drops our offer silently', (t) => {
+    const { allocator, subnet, fsm } = setup();
+    allocator.onDiscover(req(macOf(1), 'discover'), subnet, fsm, 0);
+    t.equal(allocator.offerCount, 1);
+    const d = allocator.onRequest(req(macOf(1), 'request', { serverId: ip('10.0.0.99'), requestedIp: ip('10.0.0.10') }), subnet, [SERVER], fsm, 0);
+    t.equal(d.kind, 'silent');
+    t.equal(allocator.offerCount, 0);
+    t.end();
+  });
+  t.test('INIT-REBOOT: wrong network NAK, unknown client NAK, known client ACK', (t) => {
+    const { allocator, subnet, fsm, commit } = setup();
+    t.equal(allocator.onRequest(req(macOf(1), 'request', { requestedIp: ip('192.168.1.5') }), subnet, [SERVER], fsm, 0).kind, 'nak');
+    t.equal(allocator.onRequest(req(macOf(1), 'request', { requestedIp: ip('10.0.0.11') }), subnet, [SERVER], fsm, 0).kind, 'nak');
+    commit({ type: 'lease.grant', ip: ip('10.0.0.11'), mac: macOf(1), subnet: subnet.id, leaseMs: LEASE_MS }, 0);
+    t.equal(allocator.onRequest(req(macOf(1), 'request', { requestedIp: ip('10.0.0.11') }), subnet, [SERVER], fsm, 5).kind, 'ack');
+    t.equal(allocator.onRequest(req(macOf(2), 'request', { requestedIp: ip('10.0.0.11') }), subnet, [SERVER], fsm, 5).kind, 'nak', 'another client\'s address');
+    t.end();
+  });
+  t.test('RENEWING extends; another client renewing the same address is NAKed', (t) => {
+    const { allocator, subnet, fsm, commit } = setup();
+    commit({ type: 'lease.grant', ip: ip('10.0.0.11'), mac: macOf(1), subnet: subnet.id, leaseMs: LEASE_MS }, 0);
+    const d = allocator.onRequest(req(macOf(1), 'request', { ciaddr: ip('10.0.0.11') }), subnet, [SERVER], fsm, 30_000);
+    t.equal(d.kind, 'ack');
+    if (d.kind === 'ack') { commit(d.propose, 30_000); t.equal(fsm.lease(ip('10.0.0.11'))!.expiresAt, 30_000 + LEASE_MS); }
+    t.equal(allocator.onRequest(req(macOf(2), 'request', { ciaddr: ip('10.0.0.11') }), subnet, [SERVER], fsm, 30_000).kind, 'nak');
+    t.end();
+  });
+  t.test('DECLINE quarantines; the address is not offered until the quarantine ends', (t) => {
+    const { allocator, subnet, fsm, commit } = setup();
+    const o = allocator.onDiscover(req(macOf(1), 'discover', { requestedIp: ip('10.0.0.10') }), subnet, fsm, 0);
+    t.equal(o.kind === 'offer' ? formatIpv4(o.ip) : '', '10.0.0.10');
+    const d = allocator.onDecline(req(macOf(1), 'decline', { requestedIp: ip('10.0.0.10') }), fsm);
+    t.equal(d.kind, 'decline');
+    if (d.kind === 'decline') commit(d.propose, 0);
+    const next = allocator.onDiscover(req(macOf(2), 'discover', { requestedIp: ip('10.0.0.10') }), subnet, fsm, 1000);
+    t.not(next.kind === 'offer' ? formatIpv4(next.ip) : '', '10.0.0.10');
+    for (const c of allocator.expiredLeases([...fsm.leases()], 31_000, 10)) commit(c, 31_000);
+    const later = allocator.onDiscover(req(macOf(3), 'discover', { requestedIp: ip('10.0.0.10') }), subnet, fsm, 31_000);
+    t.equal(later.kind === 'offer' ? formatIpv4(later.ip) : '', '10.0.0.10');
+    t.end();
+  });
+  t.test('RELEASE frees the address for others (grace 0)', (t) => {
+    const { allocator, subnet, fsm, commit } = setup();
+    commit({ type: 'lease.grant', ip: ip('10.0.0.10'), mac: macOf(1), subnet: subnet.id, leaseMs: LEASE_MS }, 0);
+    const d = allocator.onRelease(req(macOf(1), 'release', { ciaddr: ip('10.0.0.10') }), fsm);
+    t.equal(d.kind, 'release');
+    if (d.kind === 'release') commit(d.propose, 10);
+    const o = allocator.onDiscover(req(macOf(2), 'discover', { requestedIp: ip('10.0.0.10') }), subnet, fsm, 20);
+    t.equal(o.kind === 'offer' ? formatIpv4(o.ip) : '', '10.0.0.10');
+    t.end();
+  });
+  t.test('expired leases are reused only after the grace', (t) => {
+    const { allocator, subnet, fsm, commit } = setup(10_000);
+    commit({ type: 'lease.grant', ip: ip('10.0.0.10'), mac: macOf(1), subnet: subnet.id, leaseMs: LEASE_MS }, 0);
+    const early = allocator.onDiscover(req(macOf(2), 'discover', { requestedIp: ip('10.0.0.10') }), subnet, fsm, LEASE_MS + 5000);
+    t.not(early.kind === 'offer' ? formatIpv4(early.ip) : '', '10.0.0.10');
+    const late = allocator.onDiscover(req(macOf(3), 'discover', { requestedIp: ip('10.0.0.10') }), subnet, fsm, LEASE_MS + 10_000);
+    t.equal(late.kind === 'offer' ? formatIpv4(late.ip) : '', '10.0.0.10');
+    t.end();
+  });
+  t.test('pool exhaustion stays silent; offers expire', (t) => {
+    const { allocator, subnet, fsm } = setup();
+    let offers = 0;
+    for (let i = 0; i < 20; i++) if (allocator.onDiscover(req(macOf(i), 'discover'), subnet, fsm, 0).kind === 'offer') offers++;
+    t.equal(offers, 13, '14 pool addresses, one of them reserved for someone else');
+    t.equal(allocator.onDiscover(req(macOf(40), 'discover'), subnet, fsm, 100).kind, 'silent');
+    t.equal(allocator.onDiscover(req(macOf(40), 'discover'), subnet, fsm, 5001).kind, 'offer', 'after the offer TTL');
+    t.end();
+  });
+  t.test('relayed requests select the subnet by giaddr', (t) => {
+    const a = poolSubnet({ subnet: parseCidr('10.0.0.0/24')!, pools: [parseIpv4Range('10.0.0.10-10.0.0.20')!], reservations: [], leaseTime: 1000 });
+    const b = poolSubnet({ subnet: parseCidr('10.1.0.0/24')!, pools: [parseIpv4Range('10.1.0.10-10.1.0.20')!], reservations: [], relays: [ip('172.16.0.2')], leaseTime: 1000 });
+    const allocator = new Allocator([a, b], { offerTtlMs: 1, declineQuarantineMs: 1, reuseGraceMs: 0, authoritative: true, offersMax: 10 });
+    t.equal(allocator.selectSubnet({ giaddr: ip('10.1.0.1'), ciaddr: 0 }, a)?.id, '10.1.0.0/24');
+    t.equal(allocator.selectSubnet({ giaddr: ip('172.16.0.2'), ciaddr: 0 }, a)?.id, '10.1.0.0/24');
+    t.equal(allocator.selectSubnet({ giaddr: ip('192.168.0.1'), ciaddr: 0 }, a), undefined);
+    t.equal(allocator.selectSubnet({ giaddr: 0, ciaddr: 0 }, a)?.id, '10.0.0.0/24');
+    t.end();
+  });
+  t.test('host names become DNS labels', (t) => {
+    t.equal(sanitizeHostname('My_Laptop.local'), 'my-laptop');
+    t.equal(sanitizeHostname('--'), undefined);
+    t.equal(sanitizeHostname('x'.repeat(80))?.length, 63);
+    t.end();
+  });
+  t.end();
+});
+
+t.test('the state machine refuses a grant over another client\'s live lease', (t) => {
+  const { fsm, commit } = setup();
+  commit({ type: 'lease.grant', ip: ip('10.0.0.10'), mac: macOf(1), clientId: '01aa', subnet: '10.0.0.0/24', leaseMs: LEASE_MS }, 0);
+  commit({ type: 'lease.grant', ip: ip('10.0.0.10'), mac: macOf(2), subnet: '10.0.0.0/24', leaseMs: LEASE_MS }, 10);
+  t.equal(fsm.lease(ip('10.0.0.10'))!.mac, macOf(1));
+  t.equal(fsm.leaseByClientId('01aa')?.ip, ip('10.0.0.10'));
+  commit({ type: 'lease.grant', ip: ip('10.0.0.10'), mac: macOf(2), subnet: '10.0.0.0/24', leaseMs: LEASE_MS }, LEASE_MS);
+  t.equal(fsm.lease(ip('10.0.0.10'))!.mac, macOf(2), 'allowed once the first lease ended');
+  t.end();
+});

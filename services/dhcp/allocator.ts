@@ -1,0 +1,316 @@
+import { broadcastOf, cidrContains, formatCidr, type Cidr, type Ipv4, type Ipv4Range } from '../../lib/ipv4.js';
+import type { Command } from '../../cluster/commands.js';
+import type { Lease } from '../../cluster/fsm.js';
+import type { ClientRequest } from './request.js';
+
+// The lease allocator: which address a client gets and which lease commands that needs (RFC 2131
+// §4.3). Pure core: time comes in as `nowMs` (wall ms, the clock lease stamps use), replicated
+// leases are read through LeaseView, nothing is logged or sent. Offers live only here, in memory,
+// with a TTL, one per client: a DISCOVER flood never reaches the log or the disk.
+
+export interface Reservation {
+  mac?: string;
+  clientId?: string;
+  ip: Ipv4;
+  hostname?: string;
+}
+
+export interface PoolSubnet {
+  /** "10.0.0.0/24": the name leases carry. */
+  id: string;
+  cidr: Cidr;
+  ranges: readonly Ipv4Range[];
+  reservations: readonly Reservation[];
+  relays: readonly Ipv4[];
+  leaseMs: number;
+}
+
+export interface AllocatorSettings {
+  offerTtlMs: number;
+  declineQuarantineMs: number;
+  /** An expired or released address goes to another client only this long after it ended. */
+  reuseGraceMs: number;
+  /** Answer NAK to INIT-REBOOT requests we hold no record of (RFC 2131 §4.3.2, "authoritative"). */
+  authoritative: boolean;
+  /** Upper bound on pending offers (a flood of new MACs cannot grow memory without bound). */
+  offersMax: number;
+}
+
+/** Read access to the replicated leases (cluster/fsm.ts). */
+export interface LeaseView {
+  lease(ip: Ipv4): Lease | undefined;
+  leaseByMac(mac: string): Lease | undefined;
+  leaseByClientId(clientId: string): Lease | undefined;
+}
+
+export interface Offer {
+  ip: Ipv4;
+  clientKey: string;
+  subnetId: string;
+  expiresMs: number;
+}
+
+/** What the server should do with a request. `propose` must commit before the reply goes out. */
+export type Decision =
+  | { kind: 'offer'; ip: Ipv4; subnet: PoolSubnet; reservation?: Reservation }
+  | { kind: 'ack'; ip: Ipv4; subnet: PoolSubnet; reservation?: Reservation; propose: Command }
+  | { kind: 'nak'; reason: string; subnet?: PoolSubnet }
+  | { kind: 'inform'; subnet: PoolSubnet }
+  | { kind: 'release'; propose: Command }
+  | { kind: 'decline'; propose: Command }
+  | { kind: 'silent'; reason: string };
+
+export class Allocator {
+  readonly subnets: readonly PoolSubnet[];
+  readonly settings: AllocatorSettings;
+  #offersByClient = new Map<string, Offer>();
+  #offersByIp = new Map<Ipv4, Offer>();
+  #cursor = new Map<string, number>();
+  #reservedIps = new Map<Ipv4, Reservation>();
+
+  constructor(subnets: readonly PoolSubnet[], settings: AllocatorSettings) {
+    this.subnets = subnets;
+    this.settings = settings;
+    for (const s of subnets) for (const r of s.reservations) this.#reservedIps.set(r.ip, r);
+  }
+
+  get offerCount(): number { return this.#offersByClient.size; }
+  offerFor(clientKey: string): Offer | undefined { return this.#offersByClient.get(clientKey); }
+
+  /**
+   * The subnet a request belongs to: the relay's (giaddr inside it, or listed in `relays`), else the
+   * one the server sits on (`local`), else the client's own ciaddr's.
+   */
+  selectSubnet(request: Pick<ClientRequest, 'giaddr' | 'ciaddr'>, local: PoolSubnet | undefined): PoolSubnet | undefined {
+    if (request.giaddr !== 0) return this.subnets.find((s) => cidrContains(s.cidr, request.giaddr) || s.relays.includes(request.giaddr));
+    if (local) return local;
+    if (request.ciaddr !== 0) return this.subnets.find((s) => cidrContains(s.cidr, request.ciaddr));
+    return this.subnets[0];
+  }
+
+  /** DISCOVER -> OFFER (RFC 2131 §4.3.1): address choice in the order the RFC gives. */
+  onDiscover(request: ClientRequest, subnet: PoolSubnet, leases: LeaseView, nowMs: number): Decision {
+    const reservation = this.#reservationFor(request, subnet);
+    let ip: Ipv4 | undefined;
+    if (reservation) ip = this.#usable(reservation.ip, request, subnet, leases, nowMs) ? reservation.ip : undefined;
+    if (ip === undefined && !reservation) ip = this.#previousAddress(request, subnet, leases, nowMs);
+    if (ip === undefined && request.requestedIp !== undefined && this.#usable(request.requestedIp, request, subnet, leases, nowMs)) ip = request.requestedIp;
+    if (ip === undefined && !reservation) ip = this.#nextFree(request, subnet, leases, nowMs);
+    if (ip === undefined) return { kind: 'silent', reason: reservation ? 'reserved address in use' : 'pool exhausted' };
+    if (!this.#offersByClient.has(request.clientKey) && this.#offersByClient.size >= this.settings.offersMax) {
+      this.purge(nowMs);
+      if (this.#offersByClient.size >= this.settings.offersMax) return { kind: 'silent', reason: 'too many pending offers' };
+    }
+    this.#hold(request.clientKey, ip, subnet, nowMs);
+    return reservation ? { kind: 'offer', ip, subnet, reservation } : { kind: 'offer', ip, subnet };
+  }
+
+  /** REQUEST in SELECTING, INIT-REBOOT, RENEWING or REBINDING (RFC 2131 §4.3.2). */
+  onRequest(request: ClientRequest, subnet: PoolSubnet | undefined, serverIds: readonly Ipv4[], leases: LeaseView, nowMs: number): Decision {
+    if (request.serverId !== undefined) {
+      // SELECTING: the client chose a server. Not us: forget our offer, say nothing.
+      if (!serverIds.includes(request.serverId)) {
+        this.#drop(request.clientKey);
+        return { kind: 'silent', reason: 'client selected another server' };
+      }
+      const ip = request.requestedIp ?? (request.ciaddr !== 0 ? request.ciaddr : undefined);
+      if (ip === undefined || !subnet) return { kind: 'nak', reason: 'selecting without requested address' };
+      return this.#grant(request, subnet, ip, leases, nowMs);
+    }
+    if (request.requestedIp !== undefined && request.ciaddr === 0) {
+      // INIT-REBOOT: wrong network -> NAK; our record of another client -> NAK; no record -> NAK if authoritative.
+      const ip = request.requestedIp;
+      if (!subnet || !cidrContains(subnet.cidr, ip)) return { kind: 'nak', reason: 'requested address is not on this network' };
+      const known = this.#clientLease(request, leases);
+      if (known?.ip === ip || this.#offersByClient.get(request.clientKey)?.ip === ip) return this.#grant(request, subnet, ip, leases, nowMs);
+      const holder = leases.lease(ip);
+      if (holder && holder.state === 'bound' && !sameClient(holder, request)) return { kind: 'nak', reason: 'address belongs to another client', subnet };
+      if (!this.settings.authoritative) return { kind: 'silent', reason: 'init-reboot for an unknown client' };
+      return { kind: 'nak', reason: 'no record of this client', subnet };
+    }
+    if (request.ciaddr !== 0) {
+      // RENEWING (unicast) or REBINDING (broadcast): extend the binding of ciaddr.
+      const found = subnet && cidrContains(subnet.cidr, request.ciaddr) ? subnet : this.subnets.find((s) => cidrContains(s.cidr, request.ciaddr));
+      if (!found) return { kind: 'nak', reason: 'ciaddr is not on any of our networks' };
+      return this.#grant(request, found, request.ciaddr, leases, nowMs);
+    }
+    return { kind: 'silent', reason: 'request without server id, requested address or ciaddr' };
+  }
+
+  /** RELEASE (RFC 2131 §4.3.4): free the client's binding of ciaddr. */
+  onRelease(request: ClientRequest, leases: LeaseView): Decision {
+    this.#drop(request.clientKey);
+    const lease = leases.lease(request.ciaddr);
+    if (!lease || lease.state !== 'bound' || !sameClient(lease, request)) return { kind: 'silent', reason: 'release of an address the client does not hold' };
+    return { kind: 'release', propose: { type: 'lease.release', ip: lease.ip, mac: lease.mac } };
+  }
+
+  /** DECLINE (RFC 2131 §4.3.3): the address is in use on the wire; quarantine it. */
+  onDecline(request: ClientRequest, leases: LeaseView): Decision {
+    const offer = this.#offersByClient.get(request.clientKey);
+    this.#drop(request.clientKey);
+    const ip = request.requestedIp;
+    if (ip === undefined || !this.subnets.some((s) => cidrContains(s.cidr, ip))) return { kind: 'silent', reason: 'decline without a requested address of ours' };
+    const lease = leases.lease(ip);
+    const ours = (lease !== undefined && sameClient(lease, request)) || offer?.ip === ip;
+    if (!ours) return { kind: 'silent', reason: 'decline of an address not given to this client' };
+    return { kind: 'decline', propose: { type: 'lease.decline', ip, mac: request.mac, quarantineMs: this.settings.declineQuarantineMs } };
+  }
+
+  /** INFORM (RFC 2131 §4.3.5): configuration only, no address. */
+  onInform(subnet: PoolSubnet | undefined): Decision {
+    return subnet ? { kind: 'inform', subnet } : { kind: 'silent', reason: 'inform from an unknown network' };
+  }
+
+  /** The proposal for `clientKey` committed or failed: the address no longer needs holding. */
+  settle(clientKey: string): void { this.#drop(clientKey); }
+
+  /** Drops offers past their TTL. */
+  purge(nowMs: number): number {
+    let dropped = 0;
+    for (const [key, offer] of this.#offersByClient) {
+      if (offer.expiresMs <= nowMs) { this.#drop(key); dropped++; }
+    }
+    return dropped;
+  }
+
+  /** Lease commands that reclaim bindings and quarantines whose time has passed (leader only). */
+  expiredLeases(leases: Iterable<Lease>, nowMs: number, limit: number): Command[] {
+    const out: Command[] = [];
+    for (const lease of leases) {
+      if (out.length >= limit) break;
+      if ((lease.state === 'bound' || lease.state === 'declined') && lease.expiresAt <= nowMs) out.push({ type: 'lease.expire', ip: lease.ip });
+    }
+    return out;
+  }
+
+  #grant(request: ClientRequest, subnet: PoolSubnet, ip: Ipv4, leases: LeaseView, nowMs: number): Decision {
+    const reservation = this.#reservationFor(request, subnet);
+    if (reservation && reservation.ip !== ip) return { kind: 'nak', reason: 'client has a reservation for another address', subnet };
+    if (!this.#usable(ip, request, subnet, leases, nowMs)) return { kind: 'nak', reason: 'address not available to this client', subnet };
+    this.#hold(request.clientKey, ip, subnet, nowMs); // held until the grant commits (settle)
+    const hostname = reservation?.hostname ?? sanitizeHostname(request.hostname);
+    const propose: Command = { type: 'lease.grant', ip, mac: request.mac, subnet: subnet.id, leaseMs: subnet.leaseMs };
+    if (request.clientId !== undefined) propose.clientId = request.clientId;
+    if (hostname !== undefined) propose.hostname = hostname;
+    return reservation ? { kind: 'ack', ip, subnet, reservation, propose } : { kind: 'ack', ip, subnet, propose };
+  }
+
+  #reservationFor(request: ClientRequest, subnet: PoolSubnet): Reservation | undefined {
+    return subnet.reservations.find((r) => (r.mac !== undefined && r.mac === request.mac) || (r.clientId !== undefined && r.clientId === request.clientId));
+  }
+
+  #clientLease(request: ClientRequest, leases: LeaseView): Lease | undefined {
+    const byId = request.clientId !== undefined ? leases.leaseByClientId(request.clientId) : undefined;
+    return byId ?? leases.leaseByMac(request.mac);
+  }
+
+  /** RFC 2131 §4.3.1: the client's current or previous address, if it is still free for it. */
+  #previousAddress(request: ClientRequest, subnet: PoolSubnet, leases: LeaseView, nowMs: number): Ipv4 | undefined {
+    const offered = this.#offersByClient.get(request.clientKey);
+    if (offered && offered.subnetId === subnet.id && offered.expiresMs > nowMs) return offered.ip;
+    const lease = this.#clientLease(request, leases);
+    if (lease && lease.state !== 'declined' && lease.subnet === subnet.id && this.#usable(lease.ip, request, subnet, leases, nowMs)) return lease.ip;
+    return undefined;
+  }
+
+  #nextFree(request: ClientRequest, subnet: PoolSubnet, leases: LeaseView, nowMs: number): Ipv4 | undefined {
+    const size = subnet.ranges.reduce((n, r) => n + (r.last - r.first + 1), 0);
+    let index = this.#cursor.get(subnet.id) ?? 0;
+    for (let tried = 0; tried < size; tried++, index = (index + 1) % size) {
+      const ip = addressAt(subnet.ranges, index);
+      if (this.#usable(ip, request, subnet, leases, nowMs)) {
+        this.#cursor.set(subnet.id, (index + 1) % size);
+        return ip;
+      }
+    }
+    return undefined;
+  }
+
+  /** May `ip` go to this client now? Pool or own reservation, not the subnet's network/broadcast, not held by anyone else. */
+  #usable(ip: Ipv4, request: ClientRequest, subnet: PoolSubnet, leases: LeaseView, nowMs: number): boolean {
+    if (!cidrContains(subnet.cidr, ip) || ip === subnet.cidr.network || ip === broadcastOf(subnet.cidr)) return false;
+    const reserved = this.#reservedIps.get(ip);
+    if (reserved) {
+      if (!((reserved.mac !== undefined && reserved.mac === request.mac) || (reserved.clientId !== undefined && reserved.clientId === request.clientId))) return false;
+    } else if (!subnet.ranges.some((r) => ip >= r.first && ip <= r.last)) {
+      return false;
+    }
+    const offer = this.#offersByIp.get(ip);
+    if (offer && offer.clientKey !== request.clientKey) {
+      if (offer.expiresMs > nowMs) return false;
+      this.#drop(offer.clientKey);
+    }
+    const lease = leases.lease(ip);
+    if (!lease) return true;
+    if (lease.state === 'declined') return lease.expiresAt <= nowMs;
+    if (sameClient(lease, request)) return true;
+    // Someone else's: only once the binding ended, plus the grace (RFC 2131 §4.3.1 prefers reuse last).
+    return lease.expiresAt + this.settings.reuseGraceMs <= nowMs;
+  }
+
+  #hold(clientKey: string, ip: Ipv4, subnet: PoolSubnet, nowMs: number): void {
+    this.#drop(clientKey);
+    const offer: Offer = { ip, clientKey, subnetId: subnet.id, expiresMs: nowMs + this.settings.offerTtlMs };
+    this.#offersByClient.set(clientKey, offer);
+    this.#offersByIp.set(ip, offer);
+  }
+
+  #drop(clientKey: string): void {
+    const offer = this.#offersByClient.get(clientKey);
+    if (!offer) return;
+    this.#offersByClient.delete(clientKey);
+    if (this.#offersByIp.get(offer.ip) === offer) this.#offersByIp.delete(offer.ip);
+  }
+}
+
+/** A lease belongs to the request's client: same client id when both have one, else same MAC. */
+export function sameClient(lease: Lease, request: Pick<ClientRequest, 'mac' | 'clientId'>): boolean {
+  if (lease.clientId !== undefined && request.clientId !== undefined) return lease.clientId === request.clientId;
+  return lease.mac === request.mac;
+}
+
+function addressAt(ranges: readonly Ipv4Range[], index: number): Ipv4 {
+  let rest = index;
+  for (const r of ranges) {
+    const size = r.last - r.first + 1;
+    if (rest < size) return (r.first + rest) >>> 0;
+    rest -= size;
+  }
+  return ranges[0]!.first;
+}
+
+/**
+ * A client-sent host name as a DNS label: the first label, lower case, letters/digits/hyphens
+ * (others become "-"), no leading/trailing hyphen, at most 63 octets. Undefined when nothing is left.
+ */
+export function sanitizeHostname(name: string | undefined): string | undefined {
+  if (name === undefined) return undefined;
+  const label = (name.split('.')[0] ?? '').toLowerCase().replace(/[^a-z0-9-]/g, '-').replace(/^-+/, '').slice(0, 63).replace(/-+$/, '');
+  return label.length > 0 ? label : undefined;
+}
+
+interface ReservationConfig { mac?: string | undefined; clientId?: string | undefined; ip: Ipv4; hostname?: string | undefined }
+
+/** Client ids in config are hex of option 61 ("01:52:54:00:aa:bb:cc" or "01525400aabbcc"). */
+export function normalizeClientId(text: string): string {
+  return text.toLowerCase().replace(/[^0-9a-f]/g, '');
+}
+
+/** Builds the allocator's view of a configured subnet. */
+export function poolSubnet(config: { subnet: Cidr; pools: readonly Ipv4Range[]; reservations: readonly ReservationConfig[]; relays?: readonly Ipv4[] | undefined; leaseTime: number }): PoolSubnet {
+  return {
+    id: formatCidr(config.subnet),
+    cidr: config.subnet,
+    ranges: config.pools,
+    reservations: config.reservations.map((r) => {
+      const out: Reservation = { ip: r.ip };
+      if (r.mac !== undefined) out.mac = r.mac;
+      if (r.clientId !== undefined) out.clientId = normalizeClientId(r.clientId);
+      if (r.hostname !== undefined) out.hostname = r.hostname;
+      return out;
+    }),
+    relays: config.relays ?? [],
+    leaseMs: config.leaseTime,
+  };
+}

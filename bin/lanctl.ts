@@ -2,6 +2,7 @@
 import { runCli, type CliCommand } from './cli.js';
 import { configCheckCommand, serveCommand, statusCommand } from './commands-core.js';
 import { VERSION } from './version.js';
+import { dhcpCommands } from './commands-dhcp.js';
 
 // `lanctl`: the operator CLI and, as `lanctl serve`, the daemon. Commands talk to the local daemon's
 // control socket; the command list below is the whole CLI surface.
@@ -10,6 +11,7 @@ export const commands: CliCommand[] = [
   serveCommand,
   configCheckCommand,
   statusCommand,
+  ...dhcpCommands,
 ];
 
 const code = await runCli('lanctl', process.argv.slice(2), commands, VERSION, {

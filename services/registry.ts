@@ -6,6 +6,7 @@ import type { ApiRoutes } from '../lib/control-server.js';
 import type { StateLog } from '../cluster/state-log.js';
 import { startTftp } from './tftp/server.js';
 import { startNtp } from './ntp/server.js';
+import { startDhcp } from './dhcp/server.js';
 
 // The services a node can run. Adding a service is one line in `serviceDefinitions`: the daemon
 // starts each enabled one in this order and stops them in reverse.
@@ -43,4 +44,5 @@ export const serviceDefinitions: ReadonlyArray<ServiceDefinition> = [
   // One line per service, e.g. { name: 'dns', enabled: (c) => c.dns !== undefined, start: startDns },
   { name: 'tftp', enabled: (c) => c.tftp !== undefined, start: startTftp },
   { name: 'ntp', enabled: (c) => c.ntp !== undefined, start: (context) => startNtp(context) },
+  { name: 'dhcp', enabled: (c) => c.dhcp !== undefined && c.node.role !== 'witness', start: startDhcp },
 ];

@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { cidr, duration, hostname, ipv4, ipv4Range, mac, port } from '../../lib/schema.js';
+import { parseIpv4 } from '../../lib/ipv4.js';
+import { configOptionBytes } from './options.js';
 
 // The `dhcp:` block. Times are milliseconds after parsing ("12h" -> 43_200_000).
 
@@ -30,7 +32,16 @@ const subnet = z.object({
   reservations: z.array(reservation).default([]),
   /** Extra options by code: a string (text), a number (u32), or "hex:0a0b..". */
   options: z.record(z.string().regex(/^\d{1,3}$/, { message: 'is not an option code 1..254' }), z.union([z.string(), z.number()])).optional(),
-}).strict();
+}).strict().superRefine((s, ctx) => {
+  // Extra options: codes 1..254 (0 and 255 are PAD and END), values that encode for the code's type.
+  for (const [code, value] of Object.entries(s.options ?? {})) {
+    const n = Number(code);
+    if (n < 1 || n > 254) { ctx.addIssue({ code: 'custom', path: ['options', code], message: 'is not an option code 1..254' }); continue; }
+    const bytes = configOptionBytes(n, value, parseIpv4);
+    if (typeof bytes === 'string') ctx.addIssue({ code: 'custom', path: ['options', code], message: bytes });
+    else if (bytes.length > 1024) ctx.addIssue({ code: 'custom', path: ['options', code], message: 'is longer than 1024 octets' });
+  }
+});
 
 const bootRule = z.object({
   name: z.string().optional(),

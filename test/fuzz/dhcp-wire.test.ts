@@ -2,6 +2,7 @@
 // option parser is reached, never throw; whatever decodes re-encodes and decodes to the same message.
 import t from 'tap';
 import fc from 'fast-check';
+import { deepStrictEqual } from 'node:assert';
 import { decodeDhcp, encodeDhcp, MAGIC_COOKIE } from '../../services/dhcp/wire.js';
 import { readRequest } from '../../services/dhcp/request.js';
 import { seedFromEnv } from '../support/seeded.js';
@@ -14,7 +15,7 @@ function roundTrips(bytes: Uint8Array): void {
   readRequest(first.value); // must not throw either
   const second = decodeDhcp(encodeDhcp(first.value, 4096));
   if (!second.ok) throw new Error(`re-encoded message does not decode: ${second.error.code}`);
-  t.strictSame(second.value, first.value);
+  deepStrictEqual(second.value, first.value);
 }
 
 const withCookie = fc.tuple(

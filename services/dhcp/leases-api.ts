@@ -1,0 +1,73 @@
+import type { Clock } from '../../lib/clock.js';
+import type { ApiRoutes } from '../../lib/control-server.js';
+import { formatIpv4, parseIpv4 } from '../../lib/ipv4.js';
+import { parseMac } from '../../lib/mac.js';
+import { errorMessage } from '../../lib/errors.js';
+import type { StateLog } from '../../cluster/state-log.js';
+import type { Lease } from '../../cluster/fsm.js';
+
+// Control API for `lanctl leases`: list (GET /v1/leases?mac=&ip=&all=1) and release
+// (POST /v1/leases/release {"target": IP|MAC}). Reads are local state; a release is a lease command
+// through the StateLog, so only the leader accepts it.
+
+export interface LeaseRow {
+  ip: string;
+  mac: string;
+  hostname: string | null;
+  clientId: string | null;
+  state: Lease['state'];
+  expiresAt: string;
+  expiresInS: number;
+  subnet: string;
+}
+
+function row(lease: Lease, nowMs: number): LeaseRow {
+  return {
+    ip: formatIpv4(lease.ip),
+    mac: lease.mac,
+    hostname: lease.hostname ?? null,
+    clientId: lease.clientId ?? null,
+    // A bound lease whose time has passed but is not reclaimed yet is shown as what it is.
+    state: lease.state === 'bound' && lease.expiresAt <= nowMs ? 'expired' : lease.state,
+    expiresAt: new Date(lease.expiresAt).toISOString(),
+    expiresInS: Math.round((lease.expiresAt - nowMs) / 1000),
+    subnet: lease.subnet,
+  };
+}
+
+export function leaseRoutes(state: StateLog, clock: Clock): ApiRoutes {
+  return {
+    'GET /v1/leases': ({ query }) => {
+      const nowMs = clock.wallMs();
+      const mac = query.get('mac');
+      const ip = query.get('ip');
+      const all = query.get('all') === '1' || query.get('all') === 'true';
+      const macWanted = mac === null ? null : parseMac(mac);
+      const ipWanted = ip === null ? null : parseIpv4(ip);
+      if (mac !== null && macWanted === null) return { status: 400, body: { error: `--mac ${mac} is not a MAC address like 52:54:00:aa:bb:cc` } };
+      if (ip !== null && ipWanted === null) return { status: 400, body: { error: `--ip ${ip} is not an IPv4 address` } };
+      const rows = [...state.fsm.leases()]
+        .filter((l) => (macWanted === null || l.mac === macWanted) && (ipWanted === null || l.ip === ipWanted))
+        .map((l) => row(l, nowMs))
+        .filter((r) => all || r.state === 'bound' || r.state === 'declined')
+        .sort((a, b) => (parseIpv4(a.ip)! - parseIpv4(b.ip)!));
+      return { status: 200, body: { now: new Date(nowMs).toISOString(), leases: rows } };
+    },
+    'POST /v1/leases/release': async ({ body }) => {
+      const target = typeof body === 'object' && body !== null ? (body as { target?: unknown }).target : undefined;
+      if (typeof target !== 'string') return { status: 400, body: { error: 'give the lease to release: an IP address or a MAC' } };
+      const ip = parseIpv4(target);
+      const mac = parseMac(target);
+      if (ip === null && mac === null) return { status: 400, body: { error: `${target} is neither an IPv4 address nor a MAC address` } };
+      const leases = [...state.fsm.leases()].filter((l) => l.state === 'bound' && (ip !== null ? l.ip === ip : l.mac === mac));
+      if (leases.length === 0) return { status: 404, body: { error: `no bound lease for ${target}` } };
+      if (!state.isLeader()) return { status: 409, body: { error: 'this node is not the leader; run the command on the leader' } };
+      try {
+        for (const l of leases) await state.propose({ type: 'lease.release', ip: l.ip, mac: l.mac });
+      } catch (error) {
+        return { status: 503, body: { error: `release not committed: ${errorMessage(error)}` } };
+      }
+      return { status: 200, body: { released: leases.map((l) => ({ ip: formatIpv4(l.ip), mac: l.mac })) } };
+    },
+  };
+}

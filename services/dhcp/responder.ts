@@ -1,0 +1,167 @@
+import { formatIpv4, parseIpv4, prefixMask, broadcastOf, type Ipv4 } from '../../lib/ipv4.js';
+import {
+  DhcpOption, MessageType, configOptionBytes, domainsBytes, ipsBytes, routesBytes, textBytes, u32Bytes, u8Bytes,
+} from './options.js';
+import { BootOp, DEFAULT_MESSAGE_SIZE_MAX, emptyMessage, encodeDhcp, fieldBytes, type DhcpMessage } from './wire.js';
+import type { ClientRequest } from './request.js';
+import type { BootPlan } from './netboot.js';
+import type { DhcpSubnetConfig } from './config.js';
+
+// Builds replies (RFC 2131 §4.3, table 3): which header fields and options an OFFER, ACK, NAK or
+// INFORM-ACK carries, in the order the client asked for (option 55), within the size it accepts
+// (option 57), and where the reply goes. Pure: bytes out, no sockets.
+
+/** The options a subnet always serves, encoded once at start-up. */
+export interface SubnetReplyOptions {
+  subnetId: string;
+  options: Map<number, Uint8Array>;
+  leaseMs: number;
+  renewMs: number;
+  rebindMs: number;
+}
+
+/** Pre-encodes a subnet's options: 1, 3, 6, 15, 28, 42, 119, 121 and the extra ones by code. */
+export function subnetReplyOptions(subnet: DhcpSubnetConfig, subnetId: string): SubnetReplyOptions {
+  const o = new Map<number, Uint8Array>();
+  o.set(DhcpOption.SubnetMask, u32Bytes(prefixMask(subnet.subnet.prefixLength)));
+  if (subnet.router?.length) o.set(DhcpOption.Router, ipsBytes(subnet.router));
+  if (subnet.dns?.length) o.set(DhcpOption.DomainNameServer, ipsBytes(subnet.dns));
+  if (subnet.domain !== undefined) o.set(DhcpOption.DomainName, textBytes(subnet.domain));
+  o.set(DhcpOption.BroadcastAddress, u32Bytes(subnet.broadcast ?? broadcastOf(subnet.subnet)));
+  if (subnet.ntp?.length) o.set(DhcpOption.NtpServers, ipsBytes(subnet.ntp));
+  if (subnet.search?.length) o.set(DhcpOption.DomainSearch, domainsBytes(subnet.search));
+  if (subnet.routes?.length) {
+    o.set(DhcpOption.ClasslessStaticRoute, routesBytes(subnet.routes.map((r) => ({ destination: r.destination.network, prefixLength: r.destination.prefixLength, gateway: r.gateway }))));
+  }
+  for (const [codeText, value] of Object.entries(subnet.options ?? {})) {
+    const bytes = configOptionBytes(Number(codeText), value, parseIpv4);
+    if (typeof bytes !== 'string') o.set(Number(codeText), bytes);
+  }
+  const leaseMs = subnet.leaseTime;
+  return {
+    subnetId,
+    options: o,
+    leaseMs,
+    // RFC 2131 §4.4.5: T1 defaults to 0.5 and T2 to 0.875 of the lease.
+    renewMs: subnet.renewTime ?? Math.floor(leaseMs / 2),
+    rebindMs: subnet.rebindTime ?? Math.floor(leaseMs * 0.875),
+  };
+}
+
+export interface ReplyInput {
+  kind: 'offer' | 'ack' | 'nak' | 'inform';
+  request: DhcpMessage;
+  client: ClientRequest;
+  serverId: Ipv4;
+  ip?: Ipv4;
+  subnet?: SubnetReplyOptions;
+  boot?: BootPlan | null;
+  /** Host name the server assigns (a reservation's): sent as option 12. */
+  hostname?: string;
+  message?: string;
+}
+
+const TYPE_BYTE = { offer: MessageType.Offer, ack: MessageType.Ack, nak: MessageType.Nak, inform: MessageType.Ack } as const;
+
+/** The reply message (not yet encoded). */
+export function buildReply(input: ReplyInput): { message: DhcpMessage; requested: Set<number> } {
+  const { request, client, kind } = input;
+  const m = emptyMessage();
+  m.op = BootOp.Reply;
+  m.htype = request.htype;
+  m.hlen = request.hlen;
+  m.xid = request.xid;
+  m.flags = request.flags;
+  m.giaddr = request.giaddr;
+  m.chaddr = request.chaddr.slice();
+  // RFC 2131 table 3: ciaddr is echoed in ACKs (renewing, inform), zero in OFFER and NAK.
+  if (kind === 'ack' || kind === 'inform') m.ciaddr = request.ciaddr;
+  if (kind === 'offer' || kind === 'ack') m.yiaddr = input.ip ?? 0;
+
+  const o = m.options;
+  o.set(DhcpOption.MessageType, u8Bytes(TYPE_BYTE[kind]));
+  o.set(DhcpOption.ServerIdentifier, u32Bytes(input.serverId));
+  const clientId = request.options.get(DhcpOption.ClientIdentifier);
+  if (clientId) o.set(DhcpOption.ClientIdentifier, clientId); // RFC 6842: echo option 61
+  if (kind === 'nak') {
+    if (input.message !== undefined) o.set(DhcpOption.Message, textBytes(input.message));
+  } else {
+    const subnet = input.subnet;
+    if (subnet && kind !== 'inform') {
+      // RFC 2131 §4.3.5: no lease time in a reply to INFORM.
+      o.set(DhcpOption.IpAddressLeaseTime, u32Bytes(Math.floor(subnet.leaseMs / 1000)));
+      o.set(DhcpOption.RenewalTime, u32Bytes(Math.floor(subnet.renewMs / 1000)));
+      o.set(DhcpOption.RebindingTime, u32Bytes(Math.floor(subnet.rebindMs / 1000)));
+    }
+    const served = new Map<number, Uint8Array>(subnet?.options ?? []);
+    if (input.hostname !== undefined) served.set(DhcpOption.HostName, textBytes(input.hostname));
+    const boot = input.boot;
+    if (boot) {
+      m.siaddr = boot.nextServer;
+      m.file = fieldBytes(boot.bootfile, 128);
+      served.set(DhcpOption.TftpServerName, textBytes(formatIpv4(boot.nextServer)));
+      served.set(DhcpOption.BootfileName, textBytes(boot.bootfile));
+      if (boot.pxeClient) served.set(DhcpOption.VendorClassIdentifier, textBytes('PXEClient'));
+      if (boot.vendorSpecific) served.set(DhcpOption.VendorSpecific, boot.vendorSpecific);
+    }
+    // RFC 2131 §4.3.1: requested options first, in the client's order; then the rest we serve.
+    const mask = served.get(DhcpOption.SubnetMask);
+    if (mask) o.set(DhcpOption.SubnetMask, mask);
+    for (const code of client.parameterRequest) {
+      const value = served.get(code);
+      if (value && !o.has(code)) o.set(code, value);
+    }
+    for (const [code, value] of served) if (!o.has(code)) o.set(code, value);
+  }
+  const relay = request.options.get(DhcpOption.RelayAgentInformation);
+  if (relay) o.set(DhcpOption.RelayAgentInformation, relay); // RFC 3046 §2.2: echo unchanged, last
+  return { message: m, requested: new Set(client.parameterRequest) };
+}
+
+/** Options never dropped to fit the client's size limit. */
+const ESSENTIAL: ReadonlySet<number> = new Set([
+  DhcpOption.MessageType, DhcpOption.ServerIdentifier, DhcpOption.IpAddressLeaseTime, DhcpOption.RenewalTime,
+  DhcpOption.RebindingTime, DhcpOption.SubnetMask, DhcpOption.ClientIdentifier, DhcpOption.RelayAgentInformation,
+]);
+
+/** Largest reply the client accepts: option 57 is an IP datagram size (RFC 2132 §9.10), minus IP+UDP headers. */
+export function replySizeMax(client: ClientRequest): number {
+  if (client.maxMessageSize === undefined || client.maxMessageSize < 576) return DEFAULT_MESSAGE_SIZE_MAX;
+  return Math.min(client.maxMessageSize, 1500) - 28;
+}
+
+/** Encodes within the client's limit, dropping unrequested, then requested, non-essential options if needed. */
+export function encodeReply(message: DhcpMessage, requested: ReadonlySet<number>, sizeMax: number): Uint8Array {
+  try {
+    return encodeDhcp(message, sizeMax);
+  } catch (error) {
+    if (!(error instanceof RangeError)) throw error;
+  }
+  const trimmed = { ...message, options: new Map([...message.options].filter(([code]) => ESSENTIAL.has(code) || requested.has(code))) };
+  try {
+    return encodeDhcp(trimmed, sizeMax);
+  } catch (error) {
+    if (!(error instanceof RangeError)) throw error;
+  }
+  return encodeDhcp({ ...message, options: new Map([...message.options].filter(([code]) => ESSENTIAL.has(code))) }, sizeMax);
+}
+
+export interface Destination {
+  address: string;
+  port: number;
+  why: 'relay' | 'ciaddr' | 'broadcast';
+}
+
+/**
+ * Where a reply goes (RFC 2131 §4.1): to the relay (giaddr, server port) when relayed; to ciaddr
+ * when the client has an address (renewing, inform) and this is no NAK; otherwise broadcast.
+ * The RFC would unicast an OFFER/ACK to yiaddr at the client's MAC when the broadcast bit is clear,
+ * but that needs an ARP entry the kernel does not have yet, and Node's dgram cannot add one (no
+ * raw sockets, no SIOCSARP): a unicast to yiaddr would sit in ARP resolution and be lost. Every
+ * client accepts the broadcast (the RFC's own fallback), so that is what we send.
+ */
+export function replyDestination(request: DhcpMessage, kind: ReplyInput['kind'], serverPort: number, clientPort: number): Destination {
+  if (request.giaddr !== 0) return { address: formatIpv4(request.giaddr), port: serverPort, why: 'relay' };
+  if (request.ciaddr !== 0 && kind !== 'nak') return { address: formatIpv4(request.ciaddr), port: clientPort, why: 'ciaddr' };
+  return { address: '255.255.255.255', port: clientPort, why: 'broadcast' };
+}

@@ -1,0 +1,296 @@
+import { createSocket, type Socket } from 'node:dgram';
+import type { Logger } from '../../lib/log.js';
+import { LogLimiter } from '../../lib/log.js';
+import type { Clock } from '../../lib/clock.js';
+import { Counters } from '../../lib/counters.js';
+import { LanhaError, errorMessage } from '../../lib/errors.js';
+import { cidrContains, formatIpv4, type Ipv4 } from '../../lib/ipv4.js';
+import type { ApiRoutes } from '../../lib/control-server.js';
+import type { StateLog } from '../../cluster/state-log.js';
+import type { RunningService, ServiceContext, ServiceStatus } from '../registry.js';
+import { decodeDhcp, type DhcpMessage } from './wire.js';
+import { readRequest, type ClientRequest } from './request.js';
+import { Allocator, poolSubnet, sameClient, type Decision, type PoolSubnet } from './allocator.js';
+import { planBoot, type BootRule } from './netboot.js';
+import { buildReply, encodeReply, replyDestination, replySizeMax, subnetReplyOptions, type Destination, type ReplyInput, type SubnetReplyOptions } from './responder.js';
+import type { DhcpConfig } from './config.js';
+import { leaseRoutes } from './leases-api.js';
+
+// The DHCP shell: one UDP socket, rate limits, the allocator, the StateLog. An ACK goes out only
+// after its lease command is durable and applied (propose resolved): a crash after the ACK can
+// never lose a lease the client was told it has. Requests are handled concurrently, so a burst of
+// REQUESTs shares one fsync (group commit) instead of queueing one proposal behind another.
+
+export interface Reply {
+  bytes: Uint8Array;
+  destination: Destination;
+}
+
+export interface DhcpHandlerOptions {
+  config: DhcpConfig;
+  state: StateLog;
+  /** The address the server is reached at when no serverId is configured. */
+  nodeAddress?: Ipv4 | undefined;
+  log: Logger;
+}
+
+/** The protocol logic without sockets: bytes in, replies out (`handle`), so tests need no network. */
+export class DhcpHandler {
+  readonly counters = new Counters();
+  readonly allocator: Allocator;
+  readonly serverId: Ipv4;
+  #config: DhcpConfig;
+  #state: StateLog;
+  #log: Logger;
+  #limiter = new LogLimiter();
+  #local: PoolSubnet | undefined;
+  #replyOptions = new Map<string, SubnetReplyOptions>();
+  #boot: BootRule[];
+  #perMac = new Map<string, { start: number; count: number }>();
+  #global = { start: 0, count: 0 };
+
+  constructor(options: DhcpHandlerOptions) {
+    const config = options.config;
+    this.#config = config;
+    this.#state = options.state;
+    this.#log = options.log;
+    const serverId = config.serverId ?? config.listen ?? options.nodeAddress;
+    if (serverId === undefined) throw new LanhaError('config-invalid', 'dhcp.serverId: is not set, and neither dhcp.listen nor node.address gives one');
+    this.serverId = serverId;
+    const subnets = config.subnets.map((s) => {
+      const pool = poolSubnet(s);
+      this.#replyOptions.set(pool.id, subnetReplyOptions(s, pool.id));
+      return pool;
+    });
+    this.allocator = new Allocator(subnets, {
+      offerTtlMs: config.offerTtl,
+      declineQuarantineMs: config.declineQuarantine,
+      reuseGraceMs: config.reuseGrace,
+      authoritative: config.authoritative,
+      offersMax: 65_536,
+    });
+    const anchor = [config.listen, options.nodeAddress, serverId].find((a) => a !== undefined && subnets.some((s) => cidrContains(s.cidr, a)));
+    this.#local = anchor === undefined ? undefined : subnets.find((s) => cidrContains(s.cidr, anchor));
+    this.#boot = config.boot;
+  }
+
+  /** One datagram in; zero or one reply out. Never throws for anything the network sends. */
+  async handle(bytes: Uint8Array, peer: string, nowMs: number): Promise<Reply[]> {
+    this.counters.inc('packets.received');
+    const decoded = decodeDhcp(bytes);
+    if (!decoded.ok) {
+      this.#drop(`malformed.${decoded.error.code}`, nowMs, { peer, offset: decoded.error.offset });
+      return [];
+    }
+    const read = readRequest(decoded.value);
+    if (!read.ok) {
+      this.#drop(`malformed.${read.problem}`, nowMs, { peer });
+      return [];
+    }
+    const client = read.value;
+    if (!this.#admit(client.mac, nowMs)) return [];
+    if (!this.#state.isLeader()) {
+      // Only the leader answers DHCP (HA.md): a follower's offer could not be committed anyway.
+      this.counters.inc('dropped.not-leader');
+      return [];
+    }
+    this.counters.inc(`received.${client.type}`);
+    const decision = this.#decide(client, nowMs);
+    return this.#act(decision, decoded.value, client, nowMs);
+  }
+
+  #decide(client: ClientRequest, nowMs: number): Decision {
+    const fsm = this.#state.fsm;
+    const subnet = this.allocator.selectSubnet(client, this.#local);
+    switch (client.type) {
+      case 'discover': return subnet ? this.allocator.onDiscover(client, subnet, fsm, nowMs) : { kind: 'silent', reason: 'no subnet for this network' };
+      case 'request': return this.allocator.onRequest(client, subnet, [this.serverId], fsm, nowMs);
+      case 'release': return this.allocator.onRelease(client, fsm);
+      case 'decline': return this.allocator.onDecline(client, fsm);
+      case 'inform': return this.allocator.onInform(subnet ?? this.allocator.subnets.find((s) => cidrContains(s.cidr, client.ciaddr)));
+      default: return { kind: 'silent', reason: `${client.type} is a server message` };
+    }
+  }
+
+  async #act(decision: Decision, request: DhcpMessage, client: ClientRequest, nowMs: number): Promise<Reply[]> {
+    const facts = { mac: client.mac, xid: client.xid, clientId: client.clientId };
+    switch (decision.kind) {
+      case 'silent':
+        this.counters.inc('silent');
+        if (this.#log.isLevelEnabled('debug')) this.#log.debug({ event: 'dhcp.silent', ...facts, type: client.type, reason: decision.reason }, 'no reply');
+        return [];
+      case 'offer':
+        this.counters.inc('sent.offer');
+        return [this.#reply({ kind: 'offer', request, client, serverId: this.serverId, ip: decision.ip, ...this.#extras(decision.subnet.id, client, decision.reservation?.hostname) })];
+      case 'nak':
+        this.counters.inc('sent.nak');
+        this.#log.info({ event: 'dhcp.nak', ...facts, reason: decision.reason }, 'NAK');
+        return [this.#reply({ kind: 'nak', request, client, serverId: this.serverId, message: decision.reason })];
+      case 'inform':
+        this.counters.inc('sent.inform-ack');
+        return [this.#reply({ kind: 'inform', request, client, serverId: this.serverId, ...this.#extras(decision.subnet.id, client, undefined) })];
+      case 'release':
+      case 'decline':
+        await this.#commit(decision.propose, client);
+        this.#log.info({ event: `dhcp.lease.${decision.kind}d`, ...facts, ip: formatIpv4(request.ciaddr || (client.requestedIp ?? 0)) }, decision.kind);
+        return [];
+      case 'ack': {
+        const committed = await this.#commit(decision.propose, client);
+        if (!committed) return [];
+        const lease = this.#state.fsm.lease(decision.ip);
+        if (!lease || lease.state !== 'bound' || !sameClient(lease, client)) {
+          this.counters.inc('sent.nak');
+          return [this.#reply({ kind: 'nak', request, client, serverId: this.serverId, message: 'address taken' })];
+        }
+        this.counters.inc('sent.ack');
+        this.#log.info({ event: 'dhcp.lease.granted', ...facts, ip: formatIpv4(decision.ip), hostname: lease.hostname, expiresAt: lease.expiresAt }, 'lease granted');
+        return [this.#reply({ kind: 'ack', request, client, serverId: this.serverId, ip: decision.ip, ...this.#extras(decision.subnet.id, client, decision.reservation?.hostname) })];
+      }
+    }
+  }
+
+  /** Proposes and waits until durable and applied; false (no reply) when the log refused. */
+  async #commit(command: Parameters<StateLog['propose']>[0], client: ClientRequest): Promise<boolean> {
+    try {
+      await this.#state.propose(command);
+      return true;
+    } catch (error) {
+      this.counters.inc('propose.failed');
+      this.#log.warn({ event: 'dhcp.propose.failed', mac: client.mac, err: errorMessage(error) }, 'lease change not committed; no reply sent');
+      return false;
+    } finally {
+      this.allocator.settle(client.clientKey);
+    }
+  }
+
+  #extras(subnetId: string, client: ClientRequest, hostname: string | undefined): Pick<ReplyInput, 'subnet' | 'boot' | 'hostname'> {
+    const out: Pick<ReplyInput, 'subnet' | 'boot' | 'hostname'> = { boot: planBoot(client, this.#boot, this.serverId) };
+    const subnet = this.#replyOptions.get(subnetId);
+    if (subnet) out.subnet = subnet;
+    if (hostname !== undefined) out.hostname = hostname;
+    return out;
+  }
+
+  #reply(input: ReplyInput): Reply {
+    const { message, requested } = buildReply(input);
+    return {
+      bytes: encodeReply(message, requested, replySizeMax(input.client)),
+      destination: replyDestination(input.request, input.kind, this.#config.port, this.#config.clientPort),
+    };
+  }
+
+  /** Per-MAC and global rate limits: excess packets are dropped and counted. */
+  #admit(mac: string, nowMs: number): boolean {
+    const limits = this.#config.rateLimit;
+    if (nowMs - this.#global.start >= 1000) this.#global = { start: nowMs, count: 0 };
+    if (++this.#global.count > limits.global) {
+      this.#drop('rate-limited.global', nowMs, {});
+      return false;
+    }
+    let entry = this.#perMac.get(mac);
+    if (!entry || nowMs - entry.start >= limits.perMacWindow) {
+      if (this.#perMac.size > 100_000) this.#perMac.clear();
+      entry = { start: nowMs, count: 0 };
+      this.#perMac.set(mac, entry);
+    }
+    if (++entry.count > limits.perMac) {
+      this.#drop('rate-limited.mac', nowMs, { mac });
+      return false;
+    }
+    return true;
+  }
+
+  #drop(kind: string, nowMs: number, facts: Record<string, unknown>): void {
+    this.counters.inc(`dropped.${kind}`);
+    if (this.#log.isLevelEnabled('debug') && this.#limiter.allow(kind, nowMs)) {
+      this.#log.debug({ event: kind.startsWith('malformed') ? 'dhcp.packet.malformed' : 'dhcp.packet.dropped', code: kind, ...facts }, 'packet dropped');
+    }
+  }
+
+  /** Leader housekeeping: forget stale offers, reclaim expired leases and quarantines. */
+  async sweep(nowMs: number): Promise<number> {
+    this.allocator.purge(nowMs);
+    if (!this.#state.isLeader()) return 0;
+    const commands = this.allocator.expiredLeases(this.#state.fsm.leases(), nowMs, 256);
+    await Promise.all(commands.map(async (command) => {
+      try {
+        await this.#state.propose(command);
+        this.counters.inc('lease.expired');
+      } catch (error) {
+        this.#log.warn({ event: 'dhcp.expire.failed', err: errorMessage(error) }, 'could not reclaim an expired lease');
+      }
+    }));
+    if (commands.length > 0) this.#log.info({ event: 'dhcp.lease.expired', count: commands.length }, 'expired leases reclaimed');
+    return commands.length;
+  }
+}
+
+export interface DhcpServerOptions {
+  config: DhcpConfig;
+  state: StateLog;
+  clock: Clock;
+  log: Logger;
+  nodeAddress?: Ipv4 | undefined;
+  sweepIntervalMs?: number;
+}
+
+/** Binds the socket and runs the handler until stop(). */
+export async function startDhcpServer(options: DhcpServerOptions): Promise<RunningService & { handler: DhcpHandler }> {
+  const { config, clock, log } = options;
+  const handler = new DhcpHandler(options);
+  // The wildcard hears broadcasts; a socket bound to a unicast address would not (DESIGN.md
+  // "Sockets and addresses"). `listen` narrows it, for loopback-only tests and demos.
+  const address = config.listen === undefined ? '0.0.0.0' : formatIpv4(config.listen);
+  const socket: Socket = createSocket({ type: 'udp4', reuseAddr: false });
+  socket.on('message', (bytes, rinfo) => {
+    const peer = `${rinfo.address}:${rinfo.port}`;
+    handler.handle(bytes, peer, clock.wallMs()).then((replies) => {
+      for (const reply of replies) socket.send(reply.bytes, reply.destination.port, reply.destination.address);
+    }, (error: unknown) => {
+      // A bug, not bad input (decoding never throws): keep serving, say so loudly.
+      handler.counters.inc('handler.failed');
+      log.error({ event: 'dhcp.handler.failed', peer, err: errorMessage(error) }, 'DHCP handler failed');
+    });
+  });
+  socket.on('error', (error) => log.error({ event: 'dhcp.socket.error', err: errorMessage(error) }, 'DHCP socket error'));
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind(config.port, address, () => {
+      socket.off('error', reject);
+      resolve();
+    });
+  }).catch((error: unknown) => {
+    socket.close();
+    throw new LanhaError('bind-failed', `cannot bind DHCP to udp ${address}:${config.port}: ${errorMessage(error)}`);
+  });
+  socket.setBroadcast(true);
+  const port = socket.address().port;
+  let sweeping = false;
+  const timer = setInterval(() => {
+    if (sweeping) return;
+    sweeping = true;
+    void handler.sweep(clock.wallMs()).finally(() => { sweeping = false; });
+  }, options.sweepIntervalMs ?? 5000);
+  timer.unref();
+  log.info({ event: 'dhcp.listening', address, port, serverId: formatIpv4(handler.serverId) }, 'DHCP listening');
+  const routes: ApiRoutes = leaseRoutes(options.state, clock);
+  return {
+    name: 'dhcp',
+    handler,
+    routes,
+    status(): ServiceStatus {
+      return { listening: [`udp ${address}:${port}`], serverId: formatIpv4(handler.serverId), offers: handler.allocator.offerCount, counters: handler.counters.toJSON() };
+    },
+    async stop() {
+      clearInterval(timer);
+      await new Promise<void>((resolve) => socket.close(() => resolve()));
+    },
+  };
+}
+
+/** The registry's entry point. */
+export async function startDhcp(context: ServiceContext): Promise<RunningService> {
+  const config = context.config.dhcp;
+  if (config === undefined) throw new LanhaError('config-invalid', 'dhcp: is not configured');
+  return startDhcpServer({ config, state: context.state, clock: context.clock, log: context.log, nodeAddress: context.config.node.address });
+}

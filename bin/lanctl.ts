@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { runCli, type CliCommand } from './cli.js';
 import { configCheckCommand, serveCommand, statusCommand } from './commands-core.js';
+import { recordsCommand } from './commands-dns.js';
 import { VERSION } from './version.js';
 import { dhcpCommands } from './commands-dhcp.js';
 
@@ -12,6 +13,7 @@ export const commands: CliCommand[] = [
   configCheckCommand,
   statusCommand,
   ...dhcpCommands,
+  recordsCommand,
 ];
 
 const code = await runCli('lanctl', process.argv.slice(2), commands, VERSION, {

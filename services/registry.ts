@@ -7,6 +7,7 @@ import type { StateLog } from '../cluster/state-log.js';
 import { startTftp } from './tftp/server.js';
 import { startNtp } from './ntp/server.js';
 import { startDhcp } from './dhcp/server.js';
+import { startDns } from './dns/server.js';
 
 // The services a node can run. Adding a service is one line in `serviceDefinitions`: the daemon
 // starts each enabled one in this order and stops them in reverse.
@@ -45,4 +46,5 @@ export const serviceDefinitions: ReadonlyArray<ServiceDefinition> = [
   { name: 'tftp', enabled: (c) => c.tftp !== undefined, start: startTftp },
   { name: 'ntp', enabled: (c) => c.ntp !== undefined, start: (context) => startNtp(context) },
   { name: 'dhcp', enabled: (c) => c.dhcp !== undefined && c.node.role !== 'witness', start: startDhcp },
+  { name: 'dns', enabled: (c) => c.dns !== undefined && c.node.role !== 'witness', start: startDns },
 ];

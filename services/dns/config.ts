@@ -1,8 +1,31 @@
+import { isIPv4, isIPv6 } from 'node:net';
 import { z } from 'zod';
 import { cidr, duration, hostname, port } from '../../lib/schema.js';
+import { parseRecordLine } from './rdata.js';
 
 // The `dns:` block. Records are written as in a zone file, one string each, relative names allowed:
 //   "www A 10.0.0.5", "@ MX 10 mail", "_ntp._udp SRV 0 0 123 lan-a".
+
+export interface Upstream { address: string; port: number }
+
+/** "192.0.2.53", "192.0.2.53:5353", "::1", "[::1]:5353"; null when it is none of those. */
+export function parseUpstream(text: string): Upstream | null {
+  const bracket = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(text);
+  if (bracket) return isIPv6(bracket[1]!) && Number(bracket[2] ?? 53) <= 65535 ? { address: bracket[1]!, port: Number(bracket[2] ?? 53) } : null;
+  if (isIPv6(text)) return { address: text, port: 53 };
+  const m = /^([\d.]+)(?::(\d{1,5}))?$/.exec(text);
+  if (!m || !isIPv4(m[1]!) || Number(m[2] ?? 53) > 65535) return null;
+  return { address: m[1]!, port: Number(m[2] ?? 53) };
+}
+
+const upstream = z.string({ error: 'is not an upstream resolver address' })
+  .refine((s) => parseUpstream(s) !== null, { message: 'is not an upstream resolver like "192.0.2.53", "192.0.2.53:5353" or "[2001:db8::53]:53"' })
+  .transform((s) => parseUpstream(s)!);
+
+const record = z.string({ error: 'is not a record (text like "www A 10.0.0.5")' }).superRefine((line, ctx) => {
+  const r = parseRecordLine(line, 'zone.invalid');
+  if (!r.ok) ctx.addIssue({ code: 'custom', message: r.error });
+});
 
 export const dnsConfig = z.object({
   port: port.default(53),
@@ -14,13 +37,16 @@ export const dnsConfig = z.object({
     negativeTtl: duration.default(60_000),
     primary: hostname.optional(),
     admin: z.string().optional(),
-    records: z.array(z.string()).default([]),
+    records: z.array(record).default([]),
     /** Lease hostnames go in this zone (and reverse names in the subnets' reverse zones). */
     leases: z.boolean().default(false),
   }).strict()).default([]),
+  /** Serve in-addr.arpa zones for the DHCP subnets and for `subnets`. */
   reverseZones: z.boolean().default(true),
+  /** Subnets to serve reverse zones for besides the DHCP ones. */
+  subnets: z.array(cidr).default([]),
   forward: z.object({
-    upstreams: z.array(z.string()).min(1),
+    upstreams: z.array(upstream).min(1, { message: 'is an empty list (give at least one upstream resolver)' }),
     allow: z.array(cidr).min(1, { message: 'is an empty list (forwarding must be limited to LAN prefixes)' }),
     timeout: duration.default(2000),
     cacheSize: z.number().int().min(0).default(10_000),

@@ -1,0 +1,160 @@
+import { HEADER_SIZE, EDNS_OPT_NSID, UDP_PAYLOAD_MAX } from './wire.js';
+
+// The hot path: prebuilt wire answers keyed by the question's bytes. A plain query (one question,
+// no compression, at most an OPT record without NSID) is answered by copying the prebuilt answer,
+// patching ID/RD/RA in and copying the asker's question over the prebuilt one, so the name's case is
+// echoed (the answer's owner names are pointers to offset 12). No decoding, no strings, one buffer.
+//
+// An entry holds the answer without OPT; an EDNS asker gets the 11-byte OPT appended. Answers
+// larger than the asker may receive use the truncated form (header + question, TC=1, OPT kept).
+
+export interface FastEntry {
+  /** Lowercased question bytes (name + type + class). */
+  readonly key: Buffer;
+  readonly full: Buffer;
+  /** Header + question with TC=1: what an asker gets when `full` (+ OPT) is over its limit. */
+  readonly truncated: Buffer;
+  readonly rcode: number;
+  next: FastEntry | null;
+}
+
+/** Facts about a query the fast path can answer; null fields mean "go the slow way". */
+export interface FastQuery {
+  /** Offset just after the question. */
+  qEnd: number;
+  /** 0 = no OPT, else the reply size limit the OPT allows. */
+  ednsLimit: number;
+  hash: number;
+}
+
+const OPT_SIZE = 11;
+
+/**
+ * Checks a query is plain enough for the fast path and hashes its question. Returns false (and the
+ * caller takes the slow path) for anything else; never throws, never reads past `msg.length`.
+ */
+export function scanQuery(msg: Buffer, out: FastQuery): boolean {
+  const len = msg.length;
+  if (len < HEADER_SIZE + 5) return false;
+  // QR=0, opcode 0; QD=1, AN=0, NS=0, AR<=1
+  if ((msg[2]! & 0xf8) !== 0 || msg[4] !== 0 || msg[5] !== 1 || msg[6] !== 0 || msg[7] !== 0 || msg[8] !== 0 || msg[9] !== 0 || msg[10] !== 0) return false;
+  const ar = msg[11]!;
+  if (ar > 1) return false;
+  let p = HEADER_SIZE;
+  let h = 0x811c9dc5;
+  for (;;) {
+    if (p >= len) return false;
+    const l = msg[p]!;
+    if (l > 63) return false;
+    h = Math.imul(h ^ l, 0x01000193);
+    if (l === 0) { p++; break; }
+    const end = p + 1 + l;
+    if (end > len || end - HEADER_SIZE > 255) return false;
+    for (let i = p + 1; i < end; i++) {
+      let c = msg[i]!;
+      if (c >= 0x41 && c <= 0x5a) c |= 0x20;
+      h = Math.imul(h ^ c, 0x01000193);
+    }
+    p = end;
+  }
+  if (p + 4 > len) return false;
+  for (let i = p; i < p + 4; i++) h = Math.imul(h ^ msg[i]!, 0x01000193);
+  p += 4;
+  out.qEnd = p;
+  out.hash = h >>> 0;
+  out.ednsLimit = 0;
+  if (ar === 0) return p === len;
+  // The one additional record must be an OPT at the root, version 0, without NSID (RFC 6891).
+  if (p + OPT_SIZE > len || msg[p] !== 0 || msg[p + 1] !== 0 || msg[p + 2] !== 41 || msg[p + 6] !== 0) return false;
+  const size = (msg[p + 3]! << 8) | msg[p + 4]!;
+  const rdlen = (msg[p + 9]! << 8) | msg[p + 10]!;
+  if (p + OPT_SIZE + rdlen !== len) return false;
+  for (let q = p + OPT_SIZE; q < len;) {
+    if (q + 4 > len) return false;
+    const code = (msg[q]! << 8) | msg[q + 1]!;
+    if (code === EDNS_OPT_NSID) return false;
+    q += 4 + ((msg[q + 2]! << 8) | msg[q + 3]!);
+    if (q > len) return false;
+  }
+  out.ednsLimit = size < 512 ? 512 : size > UDP_PAYLOAD_MAX ? UDP_PAYLOAD_MAX : size;
+  return true;
+}
+
+function sameQuestion(key: Buffer, msg: Buffer, qEnd: number): boolean {
+  const n = key.length;
+  if (qEnd - HEADER_SIZE !== n) return false;
+  const nameEnd = n - 4;
+  for (let i = 0; i < n; i++) {
+    let c = msg[HEADER_SIZE + i]!;
+    if (i < nameEnd && c >= 0x41 && c <= 0x5a) c |= 0x20;
+    if (c !== key[i]) return false;
+  }
+  return true;
+}
+
+export class FastAnswers {
+  #map = new Map<number, FastEntry>();
+  #size = 0;
+  readonly maxEntries: number;
+
+  constructor(maxEntries = 200_000) {
+    this.maxEntries = maxEntries;
+  }
+
+  get size(): number { return this.#size; }
+
+  clear(): void {
+    this.#map.clear();
+    this.#size = 0;
+  }
+
+  get(msg: Buffer, q: FastQuery): FastEntry | null {
+    for (let e = this.#map.get(q.hash) ?? null; e !== null; e = e.next) if (sameQuestion(e.key, msg, q.qEnd)) return e;
+    return null;
+  }
+
+  /** Stores the prebuilt answer `full` (no OPT, built for this question) for the question in `msg`. */
+  add(msg: Buffer, q: FastQuery, full: Uint8Array, rcode: number): void {
+    if (this.#size >= this.maxEntries) this.clear(); // a flood of random names must not grow memory
+    const key = Buffer.from(msg.subarray(HEADER_SIZE, q.qEnd));
+    for (let i = 0; i < key.length - 4; i++) { const c = key[i]!; if (c >= 0x41 && c <= 0x5a) key[i] = c | 0x20; }
+    const fullBuf = Buffer.from(full);
+    const truncated = Buffer.alloc(q.qEnd);
+    fullBuf.copy(truncated, 0, 0, q.qEnd);
+    truncated[2] = truncated[2]! | 0x02;
+    truncated.fill(0, 6, 12); // AN = NS = AR = 0
+    const entry: FastEntry = { key, full: fullBuf, truncated, rcode, next: this.#map.get(q.hash) ?? null };
+    this.#map.set(q.hash, entry);
+    this.#size++;
+  }
+}
+
+/**
+ * The reply to `msg` from a prebuilt entry: ID, RD, the asker's question bytes, RA when `ra`, the
+ * OPT when the query had one. `limit` is 512 for plain UDP, the OPT's size for EDNS, 65535 for TCP.
+ */
+export function fastReply(msg: Buffer, q: FastQuery, e: FastEntry, ra: boolean, tcp: boolean): Buffer {
+  const withOpt = q.ednsLimit !== 0;
+  const limit = tcp ? 65535 : withOpt ? q.ednsLimit : 512;
+  let body = e.full;
+  if (body.length + (withOpt ? OPT_SIZE : 0) > limit) body = e.truncated;
+  const size = body.length + (withOpt ? OPT_SIZE : 0);
+  const out = Buffer.allocUnsafe(size);
+  body.copy(out, 0);
+  out[0] = msg[0]!;
+  out[1] = msg[1]!;
+  out[2] = out[2]! | (msg[2]! & 0x01);
+  if (ra) out[3] = out[3]! | 0x80;
+  msg.copy(out, HEADER_SIZE, HEADER_SIZE, q.qEnd);
+  if (withOpt) {
+    const at = body.length;
+    out[at] = 0;
+    out[at + 1] = 0; out[at + 2] = 41; // OPT
+    out[at + 3] = UDP_PAYLOAD_MAX >> 8; out[at + 4] = UDP_PAYLOAD_MAX & 0xff;
+    out[at + 5] = 0; out[at + 6] = 0; out[at + 7] = 0; out[at + 8] = 0; // ext rcode, version, flags
+    out[at + 9] = 0; out[at + 10] = 0;
+    const ar = ((out[10]! << 8) | out[11]!) + 1;
+    out[10] = ar >> 8; out[11] = ar & 0xff;
+  }
+  return out;
+}

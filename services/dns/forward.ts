@@ -1,0 +1,190 @@
+import dgram from 'node:dgram';
+import net from 'node:net';
+import { isIPv6 } from 'node:net';
+import type { Upstream } from './config.js';
+import type { Clock } from '../../lib/clock.js';
+import type { Random } from '../../lib/random.js';
+import type { Counters } from '../../lib/counters.js';
+import { asciiLower } from './name.js';
+import { ForwardCache, type CachedAnswer } from './cache.js';
+import { RCODE, UDP_PAYLOAD_MAX, decodeMessage, emptyMessage, encodeMessage, type DnsMessage, type Question } from './wire.js';
+
+// Forwarding to upstream resolvers (shell: owns sockets and timers). Each upstream query goes out
+// from a fresh socket on a kernel-chosen port with a random ID (RFC 5452); a reply counts only if
+// it comes from the upstream's address and port, carries that ID, is a response, and repeats our
+// question. A truncated reply is asked again over TCP. SERVFAIL, REFUSED or silence moves on to the
+// next upstream; when every upstream failed the client gets SERVFAIL, within `timeoutMs` in all.
+// Identical questions in flight share one upstream query.
+
+export interface ForwarderOptions {
+  upstreams: readonly Upstream[];
+  timeoutMs: number;
+  cacheSize: number;
+  clock: Clock;
+  random: Random;
+  counters: Counters;
+  /** Bound on distinct questions waiting for upstreams at once; more get SERVFAIL at once. */
+  maxInFlight?: number;
+}
+
+export class Forwarder {
+  readonly cache: ForwardCache;
+  #o: ForwarderOptions;
+  #inFlight = new Map<string, Promise<CachedAnswer>>();
+  #sockets = new Set<dgram.Socket | net.Socket>();
+  #closed = false;
+  /** Index of the upstream that answered last: asked first next time. */
+  #preferred = 0;
+
+  constructor(options: ForwarderOptions) {
+    this.#o = options;
+    this.cache = new ForwardCache(options.cacheSize);
+  }
+
+  static key(q: Question): string {
+    return `${asciiLower(q.name)}|${q.type}|${q.class}`;
+  }
+
+  /** Answers from the cache or the upstreams; never rejects (failures are SERVFAIL). */
+  resolve(q: Question): Promise<CachedAnswer> | CachedAnswer {
+    const key = Forwarder.key(q);
+    const cached = this.cache.get(key, this.#o.clock.monotonicMs());
+    if (cached !== null) {
+      this.#o.counters.inc('dns.forward.cache_hit');
+      return cached;
+    }
+    const pending = this.#inFlight.get(key);
+    if (pending !== undefined) return pending;
+    if (this.#closed || this.#inFlight.size >= (this.#o.maxInFlight ?? 2048)) {
+      this.#o.counters.inc('dns.forward.overload');
+      return servfail();
+    }
+    this.#o.counters.inc('dns.forward.cache_miss');
+    const p = this.#ask(q).then((answer) => {
+      this.#inFlight.delete(key);
+      if (answer.rcode !== RCODE.SERVFAIL) this.cache.put(key, answer, this.#o.clock.monotonicMs());
+      return answer;
+    });
+    this.#inFlight.set(key, p);
+    return p;
+  }
+
+  async #ask(q: Question): Promise<CachedAnswer> {
+    const ups = this.#o.upstreams;
+    const started = this.#o.clock.monotonicMs();
+    const attempts = Math.max(ups.length, 2);
+    const perAttempt = Math.max(100, Math.floor(this.#o.timeoutMs / attempts));
+    for (let i = 0; i < attempts; i++) {
+      const left = this.#o.timeoutMs - (this.#o.clock.monotonicMs() - started);
+      if (left <= 0 || this.#closed) break;
+      const index = (this.#preferred + i) % ups.length;
+      const up = ups[index]!;
+      this.#o.counters.inc('dns.forward.upstream_query');
+      let reply = await this.#udp(up, q, Math.min(perAttempt, left));
+      if (reply !== null && reply.tc) {
+        const tcpLeft = this.#o.timeoutMs - (this.#o.clock.monotonicMs() - started);
+        reply = tcpLeft > 0 ? await this.#tcp(up, q, tcpLeft) : null;
+      }
+      if (reply === null) { this.#o.counters.inc('dns.forward.upstream_timeout'); continue; }
+      if (reply.rcode !== RCODE.NOERROR && reply.rcode !== RCODE.NXDOMAIN) { this.#o.counters.inc('dns.forward.upstream_error'); continue; }
+      this.#preferred = index;
+      return { rcode: reply.rcode, answers: reply.answers, authority: reply.authority, additional: reply.additional };
+    }
+    this.#o.counters.inc('dns.forward.servfail');
+    return servfail();
+  }
+
+  #query(q: Question): { id: number; bytes: Uint8Array } {
+    const id = this.#o.random.int(65536);
+    const m = emptyMessage(id);
+    m.rd = true;
+    m.questions = [q];
+    m.edns = { udpSize: UDP_PAYLOAD_MAX, extendedRcode: 0, version: 0, dnssecOk: false, options: [] };
+    return { id, bytes: encodeMessage(m).bytes };
+  }
+
+  #udp(up: Upstream, q: Question, timeoutMs: number): Promise<DnsMessage | null> {
+    return new Promise((resolve) => {
+      const { id, bytes } = this.#query(q);
+      const socket = dgram.createSocket(isIPv6(up.address) ? 'udp6' : 'udp4');
+      this.#sockets.add(socket);
+      let done = false;
+      const finish = (m: DnsMessage | null): void => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        this.#sockets.delete(socket);
+        try { socket.close(); } catch { /* already closed */ }
+        resolve(m);
+      };
+      const timer = setTimeout(() => finish(null), timeoutMs);
+      socket.on('error', () => finish(null));
+      socket.on('message', (msg, rinfo) => {
+        if (rinfo.address !== up.address || rinfo.port !== up.port) { this.#o.counters.inc('dns.forward.spoofed'); return; }
+        const m = checkReply(msg, id, q);
+        if (m === null) { this.#o.counters.inc('dns.forward.mismatched'); return; }
+        finish(m);
+      });
+      socket.send(bytes, up.port, up.address, (err) => { if (err) finish(null); });
+    });
+  }
+
+  #tcp(up: Upstream, q: Question, timeoutMs: number): Promise<DnsMessage | null> {
+    return new Promise((resolve) => {
+      const { id, bytes } = this.#query(q);
+      const socket = net.connect({ host: up.address, port: up.port });
+      this.#sockets.add(socket);
+      let buf = Buffer.alloc(0);
+      let done = false;
+      const finish = (m: DnsMessage | null): void => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        this.#sockets.delete(socket);
+        socket.destroy();
+        resolve(m);
+      };
+      const timer = setTimeout(() => finish(null), timeoutMs);
+      socket.on('error', () => finish(null));
+      socket.on('close', () => finish(null));
+      socket.on('connect', () => {
+        const frame = Buffer.alloc(2 + bytes.length);
+        frame.writeUInt16BE(bytes.length, 0);
+        frame.set(bytes, 2);
+        socket.write(frame);
+      });
+      socket.on('data', (d: Buffer) => {
+        buf = Buffer.concat([buf, d]);
+        if (buf.length > 65537) { finish(null); return; }
+        if (buf.length < 2) return;
+        const n = buf.readUInt16BE(0);
+        if (buf.length < 2 + n) return;
+        finish(checkReply(buf.subarray(2, 2 + n), id, q));
+      });
+    });
+  }
+
+  close(): void {
+    this.#closed = true;
+    for (const s of this.#sockets) {
+      if (s instanceof net.Socket) s.destroy();
+      else try { s.close(); } catch { /* closed */ }
+    }
+    this.#sockets.clear();
+  }
+}
+
+/** The reply if it answers our query: same ID, QR set, our question (case-insensitive). */
+export function checkReply(msg: Uint8Array, id: number, q: Question): DnsMessage | null {
+  const d = decodeMessage(msg);
+  if (!d.ok) return null;
+  const m = d.value;
+  const rq = m.questions[0];
+  if (!m.qr || m.id !== id || m.questions.length !== 1 || rq === undefined) return null;
+  if (asciiLower(rq.name) !== asciiLower(q.name) || rq.type !== q.type || rq.class !== q.class) return null;
+  return m;
+}
+
+function servfail(): CachedAnswer {
+  return { rcode: RCODE.SERVFAIL, answers: [], authority: [], additional: [] };
+}

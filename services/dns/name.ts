@@ -1,0 +1,120 @@
+// Domain names on the wire (RFC 1035 §3.1, §4.1.4).
+//
+// In memory a name is its presentation text without the trailing dot ("node07.lan", "" = the root).
+// Keys are lowercased (RFC 4343: matching is case-insensitive, the case asked is echoed back).
+// Decoding follows compression pointers only backwards (a pointer must point before the byte that
+// holds it), so a pointer loop cannot exist and decoding is linear; names longer than 255 bytes on
+// the wire or labels longer than 63 are refused. Labels are kept as latin1 text: every byte value
+// survives a decode/encode round trip.
+
+export const NAME_MAX = 255;
+export const LABEL_MAX = 63;
+
+export type NameRead = { name: string; end: number } | null;
+
+/**
+ * Reads the name at `offset` of `msg` (bytes before `limit` only). `end` is the offset just after
+ * the name's bytes at `offset` (after the first pointer, if any). Null on any malformation.
+ */
+export function readName(msg: Uint8Array, offset: number, limit = msg.length): NameRead {
+  let p = offset;
+  let end = -1;
+  let wireLength = 1;
+  let name = '';
+  let floor = offset; // a pointer must point strictly before the bytes being read
+  for (;;) {
+    if (p >= limit) return null;
+    const len = msg[p]!;
+    if (len === 0) {
+      if (end < 0) end = p + 1;
+      return { name, end };
+    }
+    if ((len & 0xc0) === 0xc0) {
+      if (p + 1 >= limit) return null;
+      const target = ((len & 0x3f) << 8) | msg[p + 1]!;
+      if (end < 0) end = p + 2;
+      if (target >= floor) return null;
+      floor = target;
+      p = target;
+      continue;
+    }
+    if ((len & 0xc0) !== 0) return null; // 0x40 / 0x80: extended label types, not supported
+    wireLength += len + 1;
+    if (wireLength > NAME_MAX || p + 1 + len > limit) return null;
+    let label = '';
+    for (let i = p + 1; i <= p + len; i++) {
+      const c = msg[i]!;
+      // A dot or backslash inside a label is escaped so the text form stays unambiguous.
+      label += c === 0x2e || c === 0x5c ? '\\' + String.fromCharCode(c) : String.fromCharCode(c);
+    }
+    name = name === '' ? label : name + '.' + label;
+    p += len + 1;
+  }
+}
+
+/** Splits presentation text into labels, honouring "\." and "\\" escapes. Null when not a valid name. */
+export function splitName(name: string): string[] | null {
+  if (name === '' || name === '.') return [];
+  const text = name.endsWith('.') && !name.endsWith('\\.') ? name.slice(0, -1) : name;
+  const labels: string[] = [];
+  let label = '';
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (c === '\\' && i + 1 < text.length) { label += text[++i]!; continue; }
+    if (c === '.') { labels.push(label); label = ''; continue; }
+    label += c;
+  }
+  labels.push(label);
+  let wire = 1;
+  for (const l of labels) {
+    if (l.length === 0 || l.length > LABEL_MAX) return null;
+    for (let i = 0; i < l.length; i++) if (l.charCodeAt(i) > 0xff) return null;
+    wire += l.length + 1;
+  }
+  return wire > NAME_MAX ? null : labels;
+}
+
+/** The uncompressed wire form of a name. Throws on an invalid name (config is validated first). */
+export function encodeName(name: string): Uint8Array {
+  const labels = splitName(name);
+  if (labels === null) throw new Error(`invalid domain name "${name}"`);
+  let size = 1;
+  for (const l of labels) size += l.length + 1;
+  const out = new Uint8Array(size);
+  let p = 0;
+  for (const l of labels) {
+    out[p++] = l.length;
+    for (let i = 0; i < l.length; i++) out[p++] = l.charCodeAt(i);
+  }
+  out[p] = 0;
+  return out;
+}
+
+/** Lowercase key of a name (ASCII only, as RFC 4343 asks). */
+export function nameKey(name: string): string {
+  const n = name.endsWith('.') && !name.endsWith('\\.') ? name.slice(0, -1) : name;
+  return asciiLower(n);
+}
+
+export function asciiLower(s: string): string {
+  return /[A-Z]/.test(s) ? s.replace(/[A-Z]/g, (c) => String.fromCharCode(c.charCodeAt(0) | 0x20)) : s;
+}
+
+/** True when `name` equals `zone` or lies below it (both keys). */
+export function isSubdomain(name: string, zone: string): boolean {
+  if (zone === '') return true;
+  return name === zone || (name.length > zone.length && name.endsWith(zone) && name[name.length - zone.length - 1] === '.');
+}
+
+/** "a.b.c" -> "b.c"; the root's parent is null. */
+export function parentName(name: string): string | null {
+  if (name === '') return null;
+  const dot = name.indexOf('.');
+  return dot < 0 ? '' : name.slice(dot + 1);
+}
+
+/** Wire length of a name's uncompressed form. */
+export function nameWireLength(name: string): number {
+  const labels = splitName(name);
+  return labels === null ? -1 : labels.reduce((n, l) => n + l.length + 1, 1);
+}

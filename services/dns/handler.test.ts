@@ -1,0 +1,143 @@
+import t from 'tap';
+import fc from 'fast-check';
+import { readHexFile } from '../../test/support/hex.js';
+import { repoPath } from '../../test/support/paths.js';
+import { parseCidr } from '../../lib/ipv4.js';
+import { FastAnswers, fastReply, scanQuery, type FastQuery } from './fast.js';
+import { handleQuery, prebuiltAnswer, type HandlerContext } from './handler.js';
+import { formatRdata } from './rdata.js';
+import { CLASS_CH, RCODE, T, decodeMessage, emptyMessage, encodeMessage, type DnsMessage } from './wire.js';
+import { buildZoneSet } from './zone.js';
+
+const bigTxt = Array.from({ length: 12 }, (_, i) => `big TXT "${String.fromCharCode(97 + i).repeat(200)}"`);
+const zones = buildZoneSet({
+  zones: [{ name: 'e2e.lan', ttl: 600_000, negativeTtl: 600_000, primary: 'srv.e2e.lan', records: ['srv A 10.97.0.1', 'srv AAAA fd97::1', 'static1 A 10.97.0.50', ...bigTxt, 'mid TXT "' + 'm'.repeat(250) + '" "' + 'n'.repeat(250) + '"'], leases: true }],
+  reverseSubnets: [parseCidr('10.97.0.0/24')!], leaseNames: [], operatorRecords: [], serial: 9,
+});
+const ctx: HandlerContext = { zones, nodeName: 'lan-a', forwardAllowed: false, transport: 'udp' };
+
+function query(name: string, type: number, opts: { edns?: number; nsid?: boolean; id?: number; klass?: number; version?: number } = {}): Uint8Array {
+  const m = emptyMessage(opts.id ?? 0x1234);
+  m.rd = true;
+  m.questions = [{ name, type, class: opts.klass ?? 1 }];
+  if (opts.edns !== undefined) m.edns = { udpSize: opts.edns, extendedRcode: 0, version: opts.version ?? 0, dnssecOk: false, options: opts.nsid ? [{ code: 3, data: new Uint8Array(0) }] : [] };
+  return encodeMessage(m).bytes;
+}
+
+function reply(bytes: Uint8Array, c: HandlerContext = ctx): DnsMessage {
+  const d = handleQuery(bytes, c);
+  if (d.kind !== 'reply') throw new Error(`expected a reply, got ${d.kind}`);
+  const m = decodeMessage(d.bytes);
+  if (!m.ok) throw new Error(`undecodable reply ${m.error.code}`);
+  return m.value;
+}
+
+t.test('header gate: no reply, FORMERR, NOTIMP', async (t) => {
+  t.equal(handleQuery(new Uint8Array(5), ctx).kind, 'drop', 'short header: silence');
+  const resp = query('srv.e2e.lan', T.A);
+  resp[2] = resp[2]! | 0x80;
+  t.equal(handleQuery(resp, ctx).kind, 'drop', 'a response is never answered');
+  const notify = query('e2e.lan', T.SOA);
+  notify[2] = (notify[2]! & 0x87) | (4 << 3);
+  const n = reply(notify);
+  t.equal(n.rcode, RCODE.NOTIMP);
+  t.equal(n.opcode, 4, 'opcode echoed');
+  const two = query('srv.e2e.lan', T.A);
+  two[5] = 2;
+  t.equal(reply(two).rcode, RCODE.FORMERR, 'QDCOUNT 2 refused before decoding');
+  const cut = query('srv.e2e.lan', T.A).subarray(0, 20);
+  t.equal(reply(cut).rcode, RCODE.FORMERR, 'header fine, body broken: FORMERR');
+});
+
+t.test('authoritative answers with AA, EDNS echo, NSID, BADVERS, CH id.server, REFUSED', async (t) => {
+  const a = reply(query('SRV.e2e.LAN', T.A, { edns: 4096 }));
+  t.ok(a.aa && a.qr && a.rd && !a.ra);
+  t.equal(a.questions[0]!.name, 'SRV.e2e.LAN', 'question case echoed');
+  t.equal(a.answers[0]!.name, 'SRV.e2e.LAN');
+  t.equal(a.edns?.udpSize, 1232, 'we advertise 1232');
+  const nsid = reply(query('srv.e2e.lan', T.A, { edns: 1232, nsid: true }));
+  t.equal(Buffer.from(nsid.edns!.options.find((o) => o.code === 3)!.data).toString(), 'lan-a', 'NSID carries the node name');
+  const bad = reply(query('srv.e2e.lan', T.A, { edns: 1232, version: 1 }));
+  t.equal(bad.rcode, RCODE.BADVERS, 'EDNS version 1 -> BADVERS');
+  t.equal(bad.answers.length, 0);
+  const id = reply(query('id.server', T.TXT, { klass: CLASS_CH }));
+  t.equal(formatRdata(T.TXT, id.answers[0]!.rdata), '"lan-a"');
+  const out = reply(query('example.com', T.A));
+  t.equal(out.rcode, RCODE.REFUSED, 'not ours and no forwarding: REFUSED');
+  t.notOk(out.aa);
+  t.equal(reply(query('e2e.lan', T.AXFR)).rcode, RCODE.REFUSED, 'no zone transfer');
+  const fwd = handleQuery(query('example.com', T.A), { ...ctx, forwardAllowed: true });
+  t.equal(fwd.kind, 'forward');
+  t.equal(reply(query('1.0.97.10.in-addr.arpa', T.PTR)).answers.length, 1);
+});
+
+t.test('truncation: over the asker\'s limit -> TC=1 with OPT kept; TCP gets it whole', async (t) => {
+  const plain = reply(query('big.e2e.lan', T.TXT));
+  t.ok(plain.tc, 'no EDNS: 512 limit');
+  t.equal(plain.answers.length, 0);
+  const edns = reply(query('big.e2e.lan', T.TXT, { edns: 4096 }));
+  t.ok(edns.tc, 'over 1232 even with a larger advertised size');
+  t.ok(edns.edns !== null, 'OPT kept in the truncated answer');
+  const mid = reply(query('mid.e2e.lan', T.TXT, { edns: 1232 }));
+  t.notOk(mid.tc, '~550 bytes fit the EDNS limit');
+  t.ok(reply(query('mid.e2e.lan', T.TXT)).tc, 'but not 512');
+  const tcp = reply(query('big.e2e.lan', T.TXT), { ...ctx, transport: 'tcp' });
+  t.notOk(tcp.tc);
+  t.equal(tcp.answers.length, 12);
+});
+
+t.test('golden: the capture\'s dig queries get the answers dnsmasq gave (our TTLs and AA aside)', async (t) => {
+  const packets = readHexFile(repoPath('test', 'golden', 'dns', 'capture.hex'));
+  const byId = new Map<number, DnsMessage>();
+  for (const p of packets) { const d = decodeMessage(p); if (d.ok && d.value.qr) byId.set(d.value.id, d.value); }
+  let compared = 0;
+  for (const p of packets) {
+    const d = decodeMessage(p);
+    if (!d.ok || d.value.qr) continue;
+    const theirs = byId.get(d.value.id);
+    if (theirs === undefined) continue;
+    const ours = reply(p);
+    t.equal(ours.id, d.value.id);
+    t.equal(ours.rcode, theirs.rcode, `rcode for ${d.value.questions[0]!.name}`);
+    // SOA contents (serial, timers) are each server's own; compare the rest by value.
+    const show = (m: DnsMessage): string[] => m.answers.map((r) => (r.type === T.SOA ? 'SOA' : formatRdata(r.type, r.rdata)));
+    t.same(show(ours), show(theirs), `answers for ${d.value.questions[0]!.name}`);
+    t.ok(ours.edns !== null, 'EDNS echoed to dig');
+    compared++;
+  }
+  t.ok(compared >= 5, `${compared} query/answer pairs compared`);
+});
+
+t.test('property: the fast path gives the same bytes as the slow path', async (t) => {
+  const fast = new FastAnswers();
+  const fq: FastQuery = { qEnd: 0, ednsLimit: 0, hash: 0 };
+  const names = ['srv.e2e.lan', 'SRV.E2E.lan', 'static1.e2e.lan', 'nope.e2e.lan', 'big.e2e.lan', 'mid.e2e.lan', 'e2e.lan', '50.0.97.10.in-addr.arpa'];
+  fc.assert(fc.property(fc.constantFrom(...names), fc.constantFrom(T.A, T.AAAA, T.TXT, T.SOA, T.PTR, T.NS), fc.option(fc.constantFrom(512, 1232, 4096, 100), { nil: undefined }), fc.integer({ min: 0, max: 65535 }), fc.constantFrom<'udp' | 'tcp'>('udp', 'tcp'), (name, type, edns, id, transport) => {
+    const q = Buffer.from(query(name, type, edns === undefined ? { id } : { id, edns }));
+    const slow = handleQuery(q, { ...ctx, transport });
+    if (slow.kind !== 'reply') return false;
+    if (!scanQuery(q, fq)) return false;
+    let e = fast.get(q, fq);
+    if (e === null && slow.cacheable !== undefined) {
+      fast.add(q, fq, prebuiltAnswer(slow.cacheable.query, slow.cacheable.answer), slow.rcode);
+      e = fast.get(q, fq);
+    }
+    if (e === null) return false;
+    const quick = fastReply(q, fq, e, false, transport === 'tcp');
+    return Buffer.compare(quick, Buffer.from(slow.bytes)) === 0;
+  }), { numRuns: 400 });
+  t.ok(fast.size > 0);
+});
+
+t.test('fast path refuses what it cannot answer verbatim', async (t) => {
+  const fq: FastQuery = { qEnd: 0, ednsLimit: 0, hash: 0 };
+  t.notOk(scanQuery(Buffer.from(query('srv.e2e.lan', T.A, { edns: 1232, nsid: true })), fq), 'NSID needs the slow path');
+  t.notOk(scanQuery(Buffer.from(query('srv.e2e.lan', T.A, { edns: 1232, version: 1 })), fq), 'EDNS version 1');
+  const withTrailing = Buffer.concat([Buffer.from(query('srv.e2e.lan', T.A)), Buffer.of(0)]);
+  t.notOk(scanQuery(withTrailing, fq), 'trailing bytes');
+  const resp = Buffer.from(query('srv.e2e.lan', T.A));
+  resp[2] = resp[2]! | 0x80;
+  t.notOk(scanQuery(resp, fq), 'responses');
+  t.ok(scanQuery(Buffer.from(readHexFile(repoPath('test', 'golden', 'dns', 'capture.hex'))[0]!), fq), 'dig query with a COOKIE option is fine');
+  t.equal(fq.ednsLimit, 1232);
+});

@@ -1,0 +1,157 @@
+import t from 'tap';
+import fc from 'fast-check';
+import { Fsm } from '../../cluster/fsm.js';
+import { MemoryStateLog } from '../../cluster/state-log.js';
+import { parseCidr, parseIpv4 } from '../../lib/ipv4.js';
+import { silentLogger } from '../../lib/log.js';
+import { cryptoRandom } from '../../lib/random.js';
+import { parseConfig } from '../../lib/config.js';
+import { ManualClock } from '../../test/support/manual-clock.js';
+import { formatRdata } from './rdata.js';
+import { RCODE, T } from './wire.js';
+import { buildZoneSet, reverseZoneName, type ZoneInput } from './zone.js';
+import { DnsServer } from './server.js';
+
+const lan: ZoneInput = {
+  name: 'lan', ttl: 3_600_000, negativeTtl: 60_000, primary: 'ns1.lan', records: [
+    '@ NS ns1', 'ns1 A 10.20.0.2', 'www A 10.20.0.80', 'www AAAA fd00::80', 'boot CNAME www', 'ext CNAME host.example.',
+    'loop1 CNAME loop2', 'loop2 CNAME loop1', '@ MX 10 mail', 'mail A 10.20.0.25', '_ntp._udp SRV 0 0 123 ns1', 'a.b.deep A 10.20.0.9',
+    'node07 A 10.20.0.99',
+  ], leases: true,
+};
+
+const texts = (rs: ReadonlyArray<{ type: number; rdata: Uint8Array }>): string[] => rs.map((r) => formatRdata(r.type, r.rdata));
+
+t.test('authoritative semantics: answers, CNAME chase, NXDOMAIN vs NODATA, empty non-terminals, glue', async (t) => {
+  const z = buildZoneSet({ zones: [lan], reverseSubnets: [parseCidr('10.20.0.0/24')!], leaseNames: [], operatorRecords: [], serial: 5 });
+  t.same(z.warnings, []);
+  const www = z.resolve('WwW.LaN', T.A)!;
+  t.equal(www.rcode, RCODE.NOERROR);
+  t.equal(www.answers[0]!.name, 'WwW.LaN', 'owner echoes the question case');
+  t.same(texts(www.answers), ['10.20.0.80']);
+  const boot = z.resolve('boot.lan', T.A)!;
+  t.same(texts(boot.answers), ['www.lan.', '10.20.0.80'], 'CNAME then the target A');
+  t.same(texts(z.resolve('boot.lan', T.CNAME)!.answers), ['www.lan.'], 'CNAME asked directly is not chased');
+  t.same(texts(z.resolve('ext.lan', T.A)!.answers), ['host.example.'], 'out-of-zone target left to the resolver');
+  t.ok(z.resolve('loop1.lan', T.A)!.answers.length <= 8, 'CNAME loop bounded');
+  const nx = z.resolve('nope.lan', T.A)!;
+  t.equal(nx.rcode, RCODE.NXDOMAIN);
+  t.equal(nx.authority[0]!.type, T.SOA);
+  t.equal(nx.authority[0]!.ttl, 60, 'negative TTL = min(SOA TTL, minimum)');
+  t.match(texts(nx.authority)[0]!, /^ns1\.lan\. hostmaster\.lan\. 5 /, 'serial from the replicated state');
+  const nodata = z.resolve('www.lan', T.TXT)!;
+  t.equal(nodata.rcode, RCODE.NOERROR);
+  t.same(nodata.answers, []);
+  t.equal(nodata.authority[0]!.type, T.SOA);
+  t.equal(z.resolve('b.deep.lan', T.A)!.rcode, RCODE.NOERROR, 'empty non-terminal is NODATA, not NXDOMAIN (RFC 8020)');
+  const mx = z.resolve('lan', T.MX)!;
+  t.same(texts(mx.additional), ['10.20.0.25'], 'MX target address in additional');
+  t.same(texts(z.resolve('_ntp._udp.lan', T.SRV)!.additional), ['10.20.0.2']);
+  t.equal(z.resolve('example.com', T.A), null, 'not ours');
+  t.equal(z.resolve('lan', T.ANY)!.answers.length >= 1, true, 'ANY gets one RRset (RFC 8482)');
+  const types = new Set(z.resolve('lan', T.ANY)!.answers.map((r) => r.type));
+  t.equal(types.size, 1);
+  // reverse zone from the subnet, PTRs from static A records
+  t.same(texts(z.resolve('80.0.20.10.in-addr.arpa', T.PTR)!.answers), ['www.lan.']);
+  t.equal(z.resolve('81.0.20.10.in-addr.arpa', T.PTR)!.rcode, RCODE.NXDOMAIN);
+  t.equal(reverseZoneName(parseCidr('10.20.0.0/16')!), '20.10.in-addr.arpa');
+  t.equal(reverseZoneName(parseCidr('10.20.16.0/20')!), '20.10.in-addr.arpa');
+});
+
+t.test('lease names: appear and vanish with the lease, static wins, first holder keeps a name', async (t) => {
+  const clock = new ManualClock();
+  const fsm = new Fsm();
+  const state = new MemoryStateLog(fsm, clock);
+  const config = parseConfig(`
+node: { name: t1, role: server, address: 127.0.0.1, stateDir: /tmp/lanha-dns-zone-test, controlSocket: /tmp/lanha-dns-zone-test.sock }
+dhcp:
+  subnets:
+    - subnet: 10.20.0.0/24
+      pools: [10.20.0.100-10.20.0.199]
+      reservations: [{ mac: "52:54:00:00:00:09", ip: 10.20.0.9, hostname: reserved9 }]
+dns:
+  port: 0
+  zones:
+    - name: lan
+      leases: true
+      records: ["node07 A 10.20.0.99"]
+`);
+  const dns = new DnsServer({ config, log: silentLogger, clock, random: cryptoRandom, state });
+  const serial0 = dns.zones.serial;
+  const ip = (s: string): number => parseIpv4(s)!;
+  await state.propose({ type: 'lease.grant', ip: ip('10.20.0.150'), mac: '02:00:00:00:00:01', hostname: 'Pi-One', subnet: '10.20.0.0/24', leaseMs: 3_600_000 });
+  dns.rebuild();
+  t.ok(dns.zones.serial > serial0, 'serial went up');
+  t.same(texts(dns.zones.resolve('pi-one.lan', T.A)!.answers), ['10.20.0.150']);
+  t.same(texts(dns.zones.resolve('150.0.20.10.in-addr.arpa', T.PTR)!.answers), ['pi-one.lan.']);
+  // A static name is not taken over by a lease.
+  await state.propose({ type: 'lease.grant', ip: ip('10.20.0.151'), mac: '02:00:00:00:00:02', hostname: 'node07', subnet: '10.20.0.0/24', leaseMs: 3_600_000 });
+  // Another client claiming an existing lease name does not take it.
+  clock.advance(1000);
+  await state.propose({ type: 'lease.grant', ip: ip('10.20.0.152'), mac: '02:00:00:00:00:03', hostname: 'pi-one', subnet: '10.20.0.0/24', leaseMs: 3_600_000 });
+  // A reservation's host name is used when the client sends none.
+  await state.propose({ type: 'lease.grant', ip: ip('10.20.0.9'), mac: '52:54:00:00:00:09', subnet: '10.20.0.0/24', leaseMs: 3_600_000 });
+  dns.rebuild();
+  t.same(texts(dns.zones.resolve('node07.lan', T.A)!.answers), ['10.20.0.99'], 'static record wins');
+  t.same(texts(dns.zones.resolve('pi-one.lan', T.A)!.answers), ['10.20.0.150'], 'first holder keeps the name');
+  t.equal(dns.zones.resolve('152.0.20.10.in-addr.arpa', T.PTR)!.rcode, RCODE.NXDOMAIN, 'no PTR for a refused name');
+  t.same(texts(dns.zones.resolve('reserved9.lan', T.A)!.answers), ['10.20.0.9'], 'reservation name');
+  t.ok(dns.zones.warnings.some((w) => w.includes('static record wins')));
+  const serial1 = dns.zones.serial;
+  await state.propose({ type: 'lease.release', ip: ip('10.20.0.150'), mac: '02:00:00:00:00:01' });
+  dns.rebuild();
+  t.ok(dns.zones.serial > serial1, 'serial went up on release');
+  t.same(texts(dns.zones.resolve('pi-one.lan', T.A)!.answers), ['10.20.0.152'], 'the waiting claimant gets the freed name');
+  t.equal(dns.zones.resolve('150.0.20.10.in-addr.arpa', T.PTR)!.rcode, RCODE.NXDOMAIN, 'PTR gone with the lease');
+  await state.propose({ type: 'lease.release', ip: ip('10.20.0.152'), mac: '02:00:00:00:00:03' });
+  dns.rebuild();
+  t.equal(dns.zones.resolve('pi-one.lan', T.A)!.rcode, RCODE.NXDOMAIN, 'name gone with the last lease');
+  // Operator records from the log.
+  await state.propose({ type: 'dns.set', name: 'printer.lan', rrtype: 'A', ttl: 120, data: '10.20.0.60' });
+  dns.rebuild();
+  const printer = dns.zones.resolve('printer.lan', T.A)!;
+  t.same(texts(printer.answers), ['10.20.0.60']);
+  t.equal(printer.answers[0]!.ttl, 120);
+  t.ok(dns.zones.list().some((r) => r.name === 'printer.lan' && r.source === 'operator'));
+  await dns.stop();
+});
+
+t.test('lease names follow the replicated state by subscription (no explicit rebuild)', async (t) => {
+  const clock = new ManualClock();
+  const state = new MemoryStateLog(new Fsm(), clock);
+  const config = parseConfig(`
+node: { name: t2, role: server, address: 127.0.0.1, stateDir: /tmp/lanha-dns-zone-test, controlSocket: /tmp/lanha-dns-zone-test2.sock }
+dns: { port: 0, listen: [127.0.0.1], subnets: [10.30.0.0/24], zones: [{ name: rack.lan, leases: true }] }
+`);
+  const dns = new DnsServer({ config, log: silentLogger, clock, random: cryptoRandom, state });
+  await dns.start();
+  await state.propose({ type: 'lease.grant', ip: parseIpv4('10.30.0.7')!, mac: '02:00:00:00:00:07', hostname: 'n7', subnet: '10.30.0.0/24', leaseMs: 60_000 });
+  await new Promise((r) => setImmediate(r));
+  t.same(texts(dns.zones.resolve('n7.rack.lan', T.A)!.answers), ['10.30.0.7']);
+  await dns.stop();
+});
+
+t.test('property: lookups are case-insensitive and answers echo the asked case', async (t) => {
+  const z = buildZoneSet({ zones: [lan], reverseSubnets: [], leaseNames: [], operatorRecords: [], serial: 1 });
+  const names = ['www.lan', 'boot.lan', 'lan', 'nope.lan', 'a.b.deep.lan', 'b.deep.lan', '_ntp._udp.lan'];
+  fc.assert(fc.property(fc.constantFrom(...names), fc.array(fc.boolean(), { maxLength: 20 }), fc.constantFrom(T.A, T.AAAA, T.MX, T.TXT, T.SRV, T.CNAME, T.NS, T.SOA), (name, flips, type) => {
+    const mixed = [...name].map((c, i) => (flips[i % Math.max(1, flips.length)] ? c.toUpperCase() : c)).join('');
+    const a = z.resolve(name, type)!;
+    const b = z.resolve(mixed, type)!;
+    if (a.rcode !== b.rcode || a.answers.length !== b.answers.length) return false;
+    if (b.answers.length > 0 && b.answers[0]!.name !== mixed) return false;
+    return a.answers.every((r, i) => r.type === b.answers[i]!.type && Buffer.compare(r.rdata, b.answers[i]!.rdata) === 0);
+  }), { numRuns: 300 });
+  t.pass('case-insensitive');
+});
+
+t.test('property: every name that resolves NOERROR with answers has records in list(); NXDOMAIN names have none', async (t) => {
+  fc.assert(fc.property(fc.array(fc.tuple(fc.stringMatching(/^[a-z]{1,3}$/), fc.integer({ min: 1, max: 254 })), { maxLength: 15 }), fc.stringMatching(/^[a-z]{1,3}$/), (recs, probe) => {
+    const zone: ZoneInput = { name: 'p.lan', ttl: 60_000, negativeTtl: 30_000, records: recs.map(([n, o]) => `${n} A 10.9.0.${o}`), leases: false };
+    const z = buildZoneSet({ zones: [zone], reverseSubnets: [parseCidr('10.9.0.0/24')!], leaseNames: [], operatorRecords: [], serial: 1 });
+    const listed = new Set(z.list().filter((r) => r.type === 'A').map((r) => r.name));
+    const r = z.resolve(`${probe}.p.lan`, T.A)!;
+    return listed.has(`${probe}.p.lan`) ? r.answers.length > 0 : r.rcode === RCODE.NXDOMAIN;
+  }), { numRuns: 200 });
+  t.pass('list and resolve agree');
+});

@@ -3,12 +3,12 @@ import type { Logger } from '../../lib/log.js';
 import type { Random } from '../../lib/random.js';
 import { LogLimiter } from '../../lib/log.js';
 import { parseIpv4 } from '../../lib/ipv4.js';
-import { decodeNtp, encodeNtp, timestampFromUnixNs, LeapIndicator, NtpMode, ZERO_TIMESTAMP, type NtpTimestamp } from './wire.js';
+import { decodeNtp, encodeNtp, LeapIndicator, NtpMode, ZERO_TIMESTAMP, type NtpTimestamp } from './wire.js';
 import { recordPoll, sampleFromReply, type SourceKind, type SourceState } from './reference.js';
 import type { HrWallClock } from './hr-clock.js';
 
 // The SNTP client that samples our upstreams and the other LAN node (same codec as the server). One
-// ephemeral socket; each source gets a quick burst of queries at start (like chrony's iburst) and
+// connected ephemeral socket per source; each source gets a quick burst of queries at start (like chrony's iburst) and
 // then one query per poll interval; one query in flight per source, matched by address, port and
 // the origin timestamp (a random low-order fraction makes it unguessable off-path).
 // Shell code: sockets and timers. The sample maths and source selection are in reference.ts.
@@ -43,7 +43,7 @@ interface InFlight {
 export class Sampler {
   readonly sources: SourceState[];
   #options: SamplerOptions;
-  #socket: Socket | null = null;
+  #sockets = new Map<string, Socket>();
   #pollTimers = new Map<string, NodeJS.Timeout>();
   #inFlight = new Map<string, InFlight>();
   #byName = new Map<string, { state: SourceState; target: SamplerTarget }>();
@@ -64,18 +64,26 @@ export class Sampler {
   }
 
   async start(): Promise<void> {
-    if (this.sources.length === 0) return;
-    const socket = createSocket('udp4');
-    this.#socket = socket;
-    socket.on('message', (msg, rinfo) => {
-      const t4Ns = this.#options.clock.nowNs(); // first: the receive time of the sample
-      this.#onReply(msg, `${rinfo.address}:${rinfo.port}`, t4Ns);
-    });
-    socket.on('error', (error) => this.#options.log.warn({ event: 'ntp.sampler.socket_error', err: error }, 'sampler socket error'));
-    await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject);
-      socket.bind(0, () => { socket.off('error', reject); resolve(); });
-    });
+    for (const source of this.sources) {
+      const target = this.#byName.get(source.name)!.target;
+      const socket = createSocket('udp4');
+      socket.on('message', (msg) => {
+        const t4Ns = this.#options.clock.nowNs(); // first: the receive time of the sample
+        this.#onReply(msg, source.name, t4Ns);
+      });
+      socket.on('error', (error) => {
+        if (this.#logLimit.allow(`socket ${source.name}`, this.#options.monotonicMs())) {
+          this.#options.log.debug({ event: 'ntp.sampler.socket_error', source: source.name, err: error }, 'sampler socket error');
+        }
+      });
+      // Connected: send() then goes straight to the kernel (no lookup tick between t1 and the
+      // packet leaving), and the kernel drops datagrams from anyone but this source.
+      await new Promise<void>((resolve, reject) => {
+        socket.once('error', reject);
+        socket.connect(target.port, target.address, () => { socket.off('error', reject); resolve(); });
+      }).catch(() => undefined);
+      this.#sockets.set(source.name, socket);
+    }
     const burst = this.#options.burstCount ?? 4;
     const spacing = this.#options.burstSpacingMs ?? 2000;
     for (const source of this.sources) {
@@ -84,14 +92,19 @@ export class Sampler {
         if (this.#stopped) return;
         this.#poll(source.name);
         sentInBurst++;
-        const wait = sentInBurst < burst ? spacing : this.#options.pollIntervalMs;
-        // A little jitter so two nodes started together do not poll in lockstep.
-        const timer = setTimeout(next, wait + this.#options.random.int(Math.max(1, Math.floor(wait / 16))));
-        timer.unref();
-        this.#pollTimers.set(source.name, timer);
+        this.#schedule(source.name, next, sentInBurst < burst ? spacing : this.#options.pollIntervalMs);
       };
-      next();
+      // The first query waits for start-up to finish: a busy event loop would delay the packet
+      // after t1 was taken and skew the first sample.
+      this.#schedule(source.name, next, 100);
     }
+  }
+
+  #schedule(name: string, run: () => void, waitMs: number): void {
+    // A little jitter so two nodes started together do not poll in lockstep.
+    const timer = setTimeout(run, waitMs + this.#options.random.int(Math.max(1, Math.floor(waitMs / 16))));
+    timer.unref();
+    this.#pollTimers.set(name, timer);
   }
 
   stop(): void {
@@ -99,13 +112,13 @@ export class Sampler {
     for (const t of this.#pollTimers.values()) clearTimeout(t);
     for (const f of this.#inFlight.values()) clearTimeout(f.timer);
     this.#inFlight.clear();
-    this.#socket?.close();
-    this.#socket = null;
+    for (const socket of this.#sockets.values()) { try { socket.close(); } catch { /* never connected */ } }
+    this.#sockets.clear();
   }
 
   #poll(name: string): void {
     const entry = this.#byName.get(name);
-    const socket = this.#socket;
+    const socket = this.#sockets.get(name);
     if (!entry || !socket) return;
     const previous = this.#inFlight.get(name);
     if (previous) {
@@ -113,10 +126,9 @@ export class Sampler {
       this.#inFlight.delete(name);
       this.#record(entry.state, { problem: 'no reply' });
     }
-    const t1Ns = this.#options.clock.nowNs();
-    const stamp = timestampFromUnixNs(t1Ns);
-    // Randomise the bits below a microsecond: they carry no time, and make the origin a nonce.
-    const sent: NtpTimestamp = { seconds: stamp.seconds, fraction: ((stamp.fraction & ~0xfff) | this.#options.random.int(0x1000)) >>> 0 };
+    // The transmit timestamp is a random nonce (as chrony sends): the reply must echo it, an
+    // off-path forger cannot guess it, and it tells nobody our clock. t1 stays here.
+    const sent: NtpTimestamp = { seconds: this.#randomU32(), fraction: this.#randomU32() };
     const query = encodeNtp({
       leap: LeapIndicator.Unsynchronised, version: 4, mode: NtpMode.Client, stratum: 0, poll: 6, precision: -20,
       rootDelay: 0, rootDispersion: 0, referenceId: 0,
@@ -129,15 +141,22 @@ export class Sampler {
       this.#record(entry.state, { problem: 'no reply' });
     }, this.#options.replyTimeoutMs ?? 2000);
     timer.unref();
+    const t1Ns = this.#options.clock.nowNs(); // last thing before the send
     this.#inFlight.set(name, { sent, t1Ns, timer });
-    socket.send(query, entry.target.port, entry.target.address, (error) => {
+    socket.send(query, (error) => {
       if (error && this.#logLimit.allow('send', this.#options.monotonicMs())) {
         this.#options.log.debug({ event: 'ntp.sampler.send_failed', source: name, err: error }, 'query not sent');
       }
     });
   }
 
+  #randomU32(): number {
+    const b = this.#options.random.bytes(4);
+    return ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0;
+  }
+
   #onReply(msg: Buffer, from: string, t4Ns: bigint): void {
+    // `from` is the source's name: its socket is connected, so only that source reaches it.
     const flight = this.#inFlight.get(from);
     const entry = this.#byName.get(from);
     if (!flight || !entry) return; // not a source we asked, or too late: ignore

@@ -158,10 +158,12 @@ export interface Destination {
  * The RFC would unicast an OFFER/ACK to yiaddr at the client's MAC when the broadcast bit is clear,
  * but that needs an ARP entry the kernel does not have yet, and Node's dgram cannot add one (no
  * raw sockets, no SIOCSARP): a unicast to yiaddr would sit in ARP resolution and be lost. Every
- * client accepts the broadcast (the RFC's own fallback), so that is what we send.
+ * client accepts a broadcast (the RFC's own fallback). We send it to the subnet's broadcast address
+ * (`broadcast`): the kernel routes that out of the interface on the subnet with the Ethernet
+ * broadcast MAC, where 255.255.255.255 would follow the default route (or fail without one).
  */
-export function replyDestination(request: DhcpMessage, kind: ReplyInput['kind'], serverPort: number, clientPort: number): Destination {
+export function replyDestination(request: DhcpMessage, kind: ReplyInput['kind'], serverPort: number, clientPort: number, broadcast = '255.255.255.255'): Destination {
   if (request.giaddr !== 0) return { address: formatIpv4(request.giaddr), port: serverPort, why: 'relay' };
   if (request.ciaddr !== 0 && kind !== 'nak') return { address: formatIpv4(request.ciaddr), port: clientPort, why: 'ciaddr' };
-  return { address: '255.255.255.255', port: clientPort, why: 'broadcast' };
+  return { address: broadcast, port: clientPort, why: 'broadcast' };
 }

@@ -4,7 +4,7 @@ import { LogLimiter } from '../../lib/log.js';
 import type { Clock } from '../../lib/clock.js';
 import { Counters } from '../../lib/counters.js';
 import { LanhaError, errorMessage } from '../../lib/errors.js';
-import { cidrContains, formatIpv4, type Ipv4 } from '../../lib/ipv4.js';
+import { broadcastOf, cidrContains, formatIpv4, type Ipv4 } from '../../lib/ipv4.js';
 import type { ApiRoutes } from '../../lib/control-server.js';
 import type { StateLog } from '../../cluster/state-log.js';
 import type { RunningService, ServiceContext, ServiceStatus } from '../registry.js';
@@ -46,6 +46,8 @@ export class DhcpHandler {
   #local: PoolSubnet | undefined;
   #replyOptions = new Map<string, SubnetReplyOptions>();
   #boot: BootRule[];
+  /** Where non-relayed broadcasts go: the local subnet's broadcast address (see replyDestination). */
+  #broadcast = '255.255.255.255';
   #perMac = new Map<string, { start: number; count: number }>();
   #global = { start: 0, count: 0 };
 
@@ -72,6 +74,8 @@ export class DhcpHandler {
     const anchor = [config.listen, options.nodeAddress, serverId].find((a) => a !== undefined && subnets.some((s) => cidrContains(s.cidr, a)));
     this.#local = anchor === undefined ? undefined : subnets.find((s) => cidrContains(s.cidr, anchor));
     this.#boot = config.boot;
+    const localConfig = config.subnets.find((c) => this.#local !== undefined && cidrContains(c.subnet, this.#local.cidr.network));
+    if (this.#local && localConfig && config.listen === undefined) this.#broadcast = formatIpv4(localConfig.broadcast ?? broadcastOf(this.#local.cidr));
   }
 
   /** One datagram in; zero or one reply out. Never throws for anything the network sends. */
@@ -175,7 +179,7 @@ export class DhcpHandler {
     const { message, requested } = buildReply(input);
     return {
       bytes: encodeReply(message, requested, replySizeMax(input.client)),
-      destination: replyDestination(input.request, input.kind, this.#config.port, this.#config.clientPort),
+      destination: replyDestination(input.request, input.kind, this.#config.port, this.#config.clientPort, this.#broadcast),
     };
   }
 
@@ -242,10 +246,17 @@ export async function startDhcpServer(options: DhcpServerOptions): Promise<Runni
   // "Sockets and addresses"). `listen` narrows it, for loopback-only tests and demos.
   const address = config.listen === undefined ? '0.0.0.0' : formatIpv4(config.listen);
   const socket: Socket = createSocket({ type: 'udp4', reuseAddr: false });
+  const sendLogLimiter = new LogLimiter();
   socket.on('message', (bytes, rinfo) => {
     const peer = `${rinfo.address}:${rinfo.port}`;
     handler.handle(bytes, peer, clock.wallMs()).then((replies) => {
-      for (const reply of replies) socket.send(reply.bytes, reply.destination.port, reply.destination.address);
+      for (const reply of replies) {
+        socket.send(reply.bytes, reply.destination.port, reply.destination.address, (error) => {
+          if (!error) return;
+          handler.counters.inc('send.failed');
+          if (sendLogLimiter.allow('send', clock.wallMs())) log.warn({ event: 'dhcp.send.failed', to: reply.destination.address, err: errorMessage(error) }, 'reply not sent');
+        });
+      }
     }, (error: unknown) => {
       // A bug, not bad input (decoding never throws): keep serving, say so loudly.
       handler.counters.inc('handler.failed');

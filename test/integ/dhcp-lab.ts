@@ -1,0 +1,75 @@
+import { writeFileSync, chmodSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Lab, LabHost } from '../support/netns.js';
+import { runLanctl, scratchConfig, serveDaemon, type ServedDaemon } from '../support/daemon.js';
+import { LANCTL } from '../support/paths.js';
+
+// Shared by the DHCP lab tests: a lanha daemon serving DHCP inside a lab namespace (standard ports
+// 67/68 are fine there), its leases through `lanctl leases --json`, and client scripts that only
+// record what the client was told into files (they never touch /etc/resolv.conf).
+
+export interface LeaseJson { ip: string; mac: string; hostname: string | null; clientId: string | null; state: string; expiresInS: number; subnet: string }
+
+export interface LanhaDhcp {
+  daemon: ServedDaemon;
+  dir: string;
+  socket: string;
+  leases(all?: boolean): Promise<LeaseJson[]>;
+  stop(): Promise<void>;
+}
+
+/** Writes `dhcpYaml` (the `dhcp:` block, indented two spaces) into a config and serves it in `host`. */
+export async function startLanhaDhcp(host: LabHost, nodeAddress: string, dhcpYaml: string, dir?: string): Promise<LanhaDhcp> {
+  const scratch = dir === undefined ? scratchConfig('') : { dir, file: join(dir, 'lanha.yaml'), cleanup: () => undefined };
+  const socket = join(scratch.dir, 'lanha.sock');
+  writeFileSync(scratch.file, `node:\n  name: srv\n  address: ${nodeAddress}\n  stateDir: ${scratch.dir}/state\n  controlSocket: ${socket}\n  logLevel: info\ndhcp:\n${dhcpYaml}`);
+  const daemon = await serveDaemon(scratch.file, { command: ['ip', 'netns', 'exec', host.ns, process.execPath, LANCTL] });
+  return {
+    daemon,
+    dir: scratch.dir,
+    socket,
+    async leases(all = false) {
+      const r = await runLanctl(['leases', '--json', '--socket', socket, ...(all ? ['--all'] : [])]);
+      if (r.code !== 0) throw new Error(`lanctl leases failed (${r.code}): ${r.stderr}`);
+      return JSON.parse(r.stdout) as LeaseJson[];
+    },
+    async stop() {
+      await daemon.stop();
+      scratch.cleanup();
+    },
+  };
+}
+
+/** A shell script that appends the client's environment to `<dir>/<name>.env` and does nothing else. */
+export function recordingScript(dir: string, name: string, body = ''): string {
+  const path = join(dir, `${name}.sh`);
+  writeFileSync(path, `#!/bin/sh\n{ echo "=== $1 $reason"; env; } >> ${join(dir, `${name}.env`)}\n${body}\nexit 0\n`);
+  chmodSync(path, 0o755);
+  return path;
+}
+
+/** The last block of KEY=VALUE lines recorded for an event (a line "=== ..." starts each block). */
+export function lastEnv(text: string, marker: RegExp): Map<string, string> | null {
+  const blocks = text.split(/^=== /m).filter((b) => marker.test(b.split('\n')[0] ?? ''));
+  const last = blocks.at(-1);
+  if (last === undefined) return null;
+  const out = new Map<string, string>();
+  for (const line of last.split('\n').slice(1)) {
+    const eq = line.indexOf('=');
+    if (eq > 0) out.set(line.slice(0, eq), line.slice(eq + 1));
+  }
+  return out;
+}
+
+/** Polls `check` every 200 ms until it returns a value or `timeoutMs` passes. */
+export async function waitFor<T>(check: () => Promise<T | null> | T | null, timeoutMs: number): Promise<T | null> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v !== null) return v;
+    if (Date.now() > end) return null;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+export type { Lab };

@@ -87,7 +87,7 @@ t.test('DORA: the ACK carries the address, mask, router, DNS, NTP, domain, searc
   const offer = decodeReply(await handler.handle(packet({ type: 1 }), 'peer', clock.wallMs()));
   t.equal(type(offer), 2);
   t.equal(formatIpv4(offer.yiaddr), '10.50.0.100');
-  t.equal(offer.dest, '255.255.255.255:68', 'broadcast: no ARP entry for the client yet');
+  t.equal(offer.dest, '10.50.0.255:68', 'broadcast (subnet address): no ARP entry for the client yet');
   t.equal(state.fsm.appliedIndex, 0, 'an OFFER writes nothing to the log');
   const ack = decodeReply(await handler.handle(packet({ type: 3, requested: '10.50.0.100', serverId: '10.50.0.1' }), 'peer', clock.wallMs()));
   t.equal(type(ack), 5);
@@ -174,7 +174,7 @@ t.test('INIT-REBOOT for an unknown client or a foreign network is NAKed by broad
   const nak = decodeReply(await handler.handle(packet({ type: 3, requested: '192.168.7.7' }), 'p', 0));
   t.equal(type(nak), 6);
   t.equal(nak.yiaddr, 0);
-  t.equal(nak.dest, '255.255.255.255:68');
+  t.equal(nak.dest, '10.50.0.255:68');
   t.end();
 });
 

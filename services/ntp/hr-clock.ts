@@ -22,12 +22,20 @@ export function createHrWallClock(): HrWallClock {
   let checks = 0;
 
   const reanchor = (): void => {
+    // Warm both clocks first: the first process.hrtime.bigint() of a process is slow (measured here
+    // at 0.7 ms), and an anchor taken across it served time that far behind until the next one.
+    for (let i = 0; i < 8; i++) { process.hrtime.bigint(); Date.now(); }
     const start = Date.now();
-    let wall = start;
+    let hr = process.hrtime.bigint();
+    let wall = Date.now();
     // Spin until the millisecond changes; bounded by the clock itself (<= 1 ms), and by a count in
-    // case Date.now() is frozen (a test harness that fakes timers).
-    for (let spins = 0; wall === start && spins < 5_000_000; spins++) wall = Date.now();
-    baseHr = process.hrtime.bigint();
+    // case Date.now() is frozen (a test harness that fakes timers). `hr` is read just before each
+    // Date.now(), so the tick happened within one loop turn of it.
+    for (let spins = 0; wall === start && spins < 5_000_000; spins++) {
+      hr = process.hrtime.bigint();
+      wall = Date.now();
+    }
+    baseHr = hr;
     baseWallNs = BigInt(wall) * NS_PER_MS;
   };
 

@@ -1,0 +1,27 @@
+import t from 'tap';
+import { createHrWallClock } from './hr-clock.js';
+
+// The anchored clock agrees with the system realtime clock: read just before and just after
+// Date.now(), its milliseconds bracket it (within the 1 ms truncation of Date.now()), it never goes
+// backwards between re-anchors, and it has sub-millisecond resolution (which Date.now() has not).
+t.test('anchored to Date.now(), monotonic, finer than a millisecond', async (t) => {
+  const clock = createHrWallClock();
+  let bad = 0, previous = 0n, backwards = 0;
+  const subMs = new Set<bigint>();
+  for (let i = 0; i < 20_000; i++) {
+    const before = clock.nowNs();
+    const wall = Date.now();
+    const after = clock.nowNs();
+    // Date.now() truncates: wall <= true time < wall + 1 ms; allow 0.2 ms for the reads themselves
+    // and a busy shared machine descheduling us between them.
+    if (Number(before / 1_000_000n) > wall + 1 || Number(after / 1_000_000n) < wall - 1) bad++;
+    if (before < previous) backwards++;
+    previous = after;
+    subMs.add(before % 1_000_000n);
+  }
+  t.equal(bad, 0, 'every reading brackets Date.now()');
+  t.equal(backwards, 0, 'never backwards');
+  t.ok(subMs.size > 1000, `sub-millisecond resolution (${subMs.size} distinct sub-ms values)`);
+  clock.reanchor();
+  t.ok(Math.abs(Number(clock.nowNs() / 1_000_000n) - Date.now()) <= 1, 'a re-anchor keeps it on the realtime clock');
+});

@@ -5,6 +5,7 @@ import { formatDuration, formatTable } from '../lib/table.js';
 import { DAEMON_OPTIONS, DAEMON_OPTION_HELP, DEFAULT_CONFIG, resolveSocket, type CliCommand } from './cli.js';
 import { runDaemon } from './daemon.js';
 import { formatRaftStatus, type RaftStatusBody } from '../cluster/raft/status-text.js';
+import { formatNtpStatus } from '../services/ntp/status-text.js';
 
 // serve, config check, status.
 
@@ -85,6 +86,8 @@ export const statusCommand: CliCommand = {
     io.out('\n' + (services.length === 0
       ? 'no services enabled\n'
       : formatTable(['service', 'listening'], services.map(([name, s]) => [name, s.listening.join(', ') || '-']))));
+    const ntp = formatNtpStatus(body.services['ntp']);
+    if (ntp !== '') io.out('\n' + ntp);
     for (const w of body.warnings) io.out(`\nWARNING: ${w}\n`);
     return ExitCode.ok;
   },

@@ -113,6 +113,7 @@ export class RaftStateLog implements StateLog {
   }
 
   isLeader(): boolean {
+    this.host.catchUp();
     const node = this.host.node;
     return !this.#closed && this.#opts.serves !== false && !this.host.fenced && node.role === 'leader' && node.transferee === null && node.leaseValid();
   }
@@ -222,6 +223,7 @@ export class RaftStateLog implements StateLog {
     try {
       const index = this.fsm.appliedIndex;
       const snapshot = node.snapshotAt(index, encodeFsmSnapshot(this.fsm.snapshot()));
+      if (!snapshot) return;
       await this.host.wal.saveSnapshot(snapshot);
       node.compact(snapshot, Math.max(node.snapshotIndex + 1, index - KEEP_AFTER_SNAPSHOT + 1));
       this.#opts.log.info({ event: 'raft.snapshot', index, bytes: snapshot.data.length }, `snapshot at index ${index}`);

@@ -96,8 +96,13 @@ export class RaftHost {
     while (this.#running || this.#scheduled) await (this.#running ?? new Promise((r) => setImmediate(r)));
   }
 
+  /** Brings the core's ticks up to the clock (the lease must never look younger than it is). */
+  catchUp(): void {
+    this.#onTimer();
+  }
+
   #onTimer(): void {
-    if (this.#fenced) return;
+    if (this.#fenced || this.#stopped || this.#timer === undefined) return;
     const now = this.#clock.monotonicMs();
     // A stalled event loop catches up: ticks are elapsed time, and the lease must age with it.
     let n = Math.floor((now - this.#lastTickAt) / this.#tickMs);

@@ -207,7 +207,10 @@ export class RaftNode {
   step(m: Message): void {
     if (m.term > this.#term) {
       if (m.type === 'prevote' || m.type === 'vote') {
-        const inLease = this.#cfg.checkQuorum && this.#leader !== null && this.#electionElapsed < this.#cfg.electionTicks;
+        // Just (re)started counts as having heard a leader: we may have acknowledged its heartbeat
+        // before a crash, and its lease must still run out before we help elect someone else.
+        const heard = this.#leader !== null || this.#ticks < this.#cfg.electionTicks;
+        const inLease = this.#cfg.checkQuorum && heard && this.#electionElapsed < this.#cfg.electionTicks;
         if (inLease && m.context !== 1) return; // we hear a leader: do not help anyone replace it
       }
       if (m.type === 'prevote' || (m.type === 'prevote-resp' && !m.reject)) {
@@ -304,9 +307,11 @@ export class RaftNode {
   }
 
   /** Builds a snapshot of the applied state (the host persists it, then calls compact). */
-  snapshotAt(index: number, data: Uint8Array): Snapshot {
+  /** Undefined while a snapshot from the leader is being installed (the state is about to be replaced). */
+  snapshotAt(index: number, data: Uint8Array): Snapshot | undefined {
+    if (this.#log.pendingSnapshot !== undefined || index !== this.#log.applied) return undefined;
     const term = this.#log.term(index);
-    if (term === undefined || index > this.#log.applied) throw new RangeError(`cannot snapshot at ${index} (applied ${this.#log.applied}, first ${this.#log.firstIndex()})`);
+    if (term === undefined) return undefined;
     return { meta: { index, term, conf: cloneConf(this.#conf) }, data };
   }
 
@@ -441,6 +446,7 @@ export class RaftNode {
         pr.ackedTick = Math.max(pr.ackedTick, m.context);
         if (pr.state === 'probe') pr.probeSent = false;
         else if (pr.state === 'replicate' && pr.inflight.length >= this.#cfg.maxInflight) pr.inflight.shift();
+        else if (pr.state === 'snapshot') { this.#sendSnapshotChunk(m.from, pr); return; } // a chunk or its answer was lost
         if (pr.match < this.#log.lastIndex()) this.#sendAppend(m.from);
         return;
       }
@@ -454,6 +460,7 @@ export class RaftNode {
           this.#sendAppend(m.from);
           return;
         }
+        if ((m.offset ?? 0) <= pr.snapshotOffset) return; // a duplicate or stale answer
         pr.snapshotOffset = m.offset ?? 0;
         this.#sendSnapshotChunk(m.from, pr);
         return;
@@ -652,14 +659,21 @@ export class RaftNode {
     const resp = { ...emptyMessage('snapshot-resp', this.id, m.from, this.#term), index: m.index };
     if (!chunk) return;
     const offset = m.offset ?? 0;
-    if (chunk.meta.index <= this.#log.committed) {
-      // Already have it: answer as if installed so the leader moves on.
+    if (chunk.meta.index <= this.#log.committed || this.#log.matchTerm(chunk.meta.index, chunk.meta.term)) {
+      // We already hold the entry the snapshot ends at: never throw away entries we may have
+      // acknowledged; commit up to it and tell the leader the part known to match (our commit).
+      if (chunk.meta.index > this.#log.committed) this.#log.commitTo(chunk.meta.index);
+      this.#incoming = undefined;
       this.#send({ ...resp, done: true, index: m.index });
       this.#send({ ...emptyMessage('append-resp', this.id, m.from, this.#term), index: this.#log.committed });
       return;
     }
     if (offset === 0) this.#incoming = { index: chunk.meta.index, term: chunk.meta.term, chunks: [], bytes: 0 };
     const inc = this.#incoming;
+    if (inc && inc.index === chunk.meta.index && offset < inc.bytes && offset + chunk.data.length <= inc.bytes) {
+      this.#send({ ...resp, offset: inc.bytes }); // a chunk we already have: our answer was lost
+      return;
+    }
     if (!inc || inc.index !== chunk.meta.index || inc.bytes !== offset) {
       this.#incoming = undefined;
       this.#send({ ...resp, reject: true });

@@ -1,0 +1,27 @@
+import t from 'tap';
+import { runSim } from './raft-sim.js';
+import { seedsToRun } from '../support/seeded.js';
+
+/** Runs `count` simulation seeds from `base` (or just LANHA_SEED) and fails loudly with the seed. */
+export function runSeedRange(base: number, count: number): void {
+  t.test(`raft simulation, seeds ${base}..${base + count - 1}`, async (t) => {
+    const seeds = seedsToRun(count, base);
+    let events = 0, elections = 0, acked = 0, crashes = 0, snapshots = 0, worstHeal = 0;
+    const failures: string[] = [];
+    for (const seed of seeds) {
+      const r = runSim(seed);
+      events += r.events; elections += r.elections; acked += r.acked; crashes += r.crashes; snapshots += r.snapshotsSent;
+      worstHeal = Math.max(worstHeal, r.healedLeaderMs);
+      if (r.violations.length > 0) {
+        failures.push(`${r.violations.join('; ')} -- replay: LANHA_SEED=${seed} npx tap run dist/test/sim/raft-regressions.test.js`);
+        if (failures.length >= 5) break;
+      }
+    }
+    t.same(failures, [], `${seeds.length} seeds hold every safety check and converge after healing`);
+    t.ok(elections > seeds.length, `the faults forced ${elections} elections`);
+    t.ok(acked > seeds.length * 5, `${acked} proposals were acknowledged and checked`);
+    t.ok(crashes > 0 && snapshots > 0, `${crashes} crashes, ${snapshots} snapshot chunks`);
+    t.ok(worstHeal < 5_000, `worst time to a caught-up leader after healing: ${Math.round(worstHeal)} ms (virtual)`);
+    t.comment(`${events} events simulated`);
+  });
+}

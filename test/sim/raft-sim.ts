@@ -1,0 +1,558 @@
+import { seededRandom, type Random } from '../../lib/random.js';
+import { RaftNode } from '../../cluster/raft/node.js';
+import { EntryType, type ConfState, type Entry, type HardState, type Message, type NodeId, type Ready, type Snapshot } from '../../cluster/raft/types.js';
+
+// A deterministic simulation of a whole cluster of real RaftNode cores: a seeded network (delay,
+// loss, duplication, reorder, symmetric and one-way partitions), disks (fsync latency, a crash
+// drops the unsynced part of a batch, possibly keeping a torn prefix of it), crash/restart, pause,
+// and clock drift. After every event it checks the Raft safety properties; at the end it heals
+// every fault and requires a leader and full convergence within a bounded time.
+//
+// Everything comes from one seed, so a failure replays exactly with LANHA_SEED=<seed>.
+
+const TICK_MS = 50;
+const ELECTION_TICKS = 10;
+const HEARTBEAT_TICKS = 2;
+
+export interface SimReport {
+  seed: number;
+  violations: string[];
+  events: number;
+  elections: number;
+  committed: number;
+  acked: number;
+  crashes: number;
+  snapshotsSent: number;
+  healedLeaderMs: number;
+  trace: string[];
+}
+
+interface Disk {
+  hard: HardState;
+  snapshot: Snapshot | undefined;
+  /** Entries after the snapshot, by index. */
+  entries: Entry[];
+}
+
+interface Sm { index: number; hash: number }
+
+interface SimNode {
+  id: NodeId;
+  core: RaftNode | undefined;
+  inc: number;
+  disk: Disk;
+  sm: Sm;
+  busy: boolean;
+  inflight: Ready | undefined;
+  paused: boolean;
+  pausedAt: number;
+  drift: number;
+  lastCommit: number;
+  lastTickAt: number;
+  deferred: Message[];
+}
+
+type Event =
+  | { t: number; seq: number; kind: 'tick'; node: number; inc: number }
+  | { t: number; seq: number; kind: 'deliver'; msg: Message }
+  | { t: number; seq: number; kind: 'persisted'; node: number; inc: number }
+  | { t: number; seq: number; kind: 'fault' }
+  | { t: number; seq: number; kind: 'propose' };
+
+class Heap {
+  #a: Event[] = [];
+  get size(): number { return this.#a.length; }
+  push(e: Event): void {
+    const a = this.#a;
+    a.push(e);
+    let i = a.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (less(a[p]!, a[i]!)) break;
+      [a[p], a[i]] = [a[i]!, a[p]!];
+      i = p;
+    }
+  }
+  pop(): Event | undefined {
+    const a = this.#a;
+    const top = a[0];
+    const last = a.pop();
+    if (a.length > 0 && last) {
+      a[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1, r = l + 1;
+        let m = i;
+        if (l < a.length && less(a[l]!, a[m]!)) m = l;
+        if (r < a.length && less(a[r]!, a[m]!)) m = r;
+        if (m === i) break;
+        [a[m], a[i]] = [a[i]!, a[m]!];
+        i = m;
+      }
+    }
+    return top;
+  }
+}
+
+function less(x: Event, y: Event): boolean {
+  return x.t < y.t || (x.t === y.t && x.seq < y.seq);
+}
+
+function fnv(h: number, bytes: Uint8Array): number {
+  let x = h >>> 0;
+  for (let i = 0; i < bytes.length; i++) x = Math.imul(x ^ bytes[i]!, 16777619) >>> 0;
+  return x;
+}
+
+export interface SimOptions {
+  /** Virtual ms of chaos before everything heals. */
+  chaosMs?: number;
+  /** Keep a trace of notable events (for failure reports). */
+  trace?: boolean;
+}
+
+export function runSim(seed: number, options: SimOptions = {}): SimReport {
+  return new Sim(seed, options).run();
+}
+
+class Sim {
+  #seed: number;
+  #rng: Random;
+  #now = 0;
+  #seq = 0;
+  #q = new Heap();
+  #nodes: SimNode[];
+  #ids: NodeId[];
+  #conf: ConfState;
+  #loss: number;
+  #dup: number;
+  #maxDelay: number;
+  #fsyncMax: number;
+  #blocked = new Set<string>();
+  #chaosMs: number;
+  #healed = false;
+  #violations: string[] = [];
+  #trace: string[] = [];
+  #traceOn: boolean;
+  #events = 0;
+  #leaderOfTerm = new Map<number, NodeId>();
+  #committed = new Map<number, number>(); // index -> term
+  #hashAt = new Map<number, number>(); // index -> state hash after applying it
+  #pending: Array<{ node: number; inc: number; index: number; term: number }> = [];
+  #acked = new Map<number, number>(); // index -> term
+  #elections = 0;
+  #crashes = 0;
+  #snapshotsSent = 0;
+  #proposals = 0;
+  #knownLeaders = new Set<string>();
+
+  constructor(seed: number, options: SimOptions) {
+    this.#seed = seed;
+    this.#rng = seededRandom(seed);
+    const r = this.#rng;
+    const n = r.float() < 0.7 ? 3 : 5;
+    this.#ids = Array.from({ length: n }, (_, i) => `n${i + 1}`);
+    const witnesses = n === 3 && r.float() < 0.5 ? ['n3'] : [];
+    this.#conf = { voters: [...this.#ids], learners: [], witnesses };
+    this.#loss = r.float() < 0.3 ? 0 : r.float() * 0.2;
+    this.#dup = r.float() < 0.5 ? 0 : r.float() * 0.1;
+    this.#maxDelay = 1 + r.int(40);
+    this.#fsyncMax = r.int(25);
+    this.#chaosMs = options.chaosMs ?? 2000 + r.int(3000);
+    this.#traceOn = options.trace === true;
+    this.#nodes = this.#ids.map((id) => {
+      const node: SimNode = {
+        id, core: undefined, inc: 0, disk: { hard: { term: 0, vote: null, commit: 0 }, snapshot: undefined, entries: [] },
+        sm: { index: 0, hash: 2166136261 }, busy: false, inflight: undefined, paused: false, pausedAt: 0,
+        drift: 1 + (r.float() * 0.04 - 0.02), lastCommit: 0, lastTickAt: 0, deferred: [],
+      };
+      return node;
+    });
+    this.#nodes.forEach((_, i) => this.#start(i));
+    this.#push({ t: 100 + r.int(300), seq: 0, kind: 'fault' });
+    this.#push({ t: 50, seq: 0, kind: 'propose' });
+  }
+
+  run(): SimReport {
+    const hardStop = this.#chaosMs + 15_000;
+    let healedLeaderMs = -1;
+    while (this.#q.size > 0 && this.#violations.length === 0) {
+      const e = this.#q.pop()!;
+      this.#now = e.t;
+      if (!this.#healed && this.#now >= this.#chaosMs) this.#heal();
+      this.#events++;
+      this.#handle(e);
+      this.#check();
+      if (this.#healed && healedLeaderMs < 0 && this.#converged()) {
+        healedLeaderMs = this.#now - this.#chaosMs;
+        break;
+      }
+      if (this.#now > hardStop) break;
+    }
+    if (this.#violations.length === 0) {
+      this.#checkLogMatching();
+      if (healedLeaderMs < 0) {
+        this.#violate(`no stable leader with every member caught up within ${hardStop - this.#chaosMs} ms after healing`);
+        for (const n of this.#nodes) {
+          const c = n.core;
+          this.#trace.push(`${n.id}: ${c ? `${c.role} term ${c.term} commit ${c.commitIndex} last ${c.lastIndex} lease ${c.leaseValid()} ${JSON.stringify(c.role === 'leader' ? c.progress() : {})}` : 'down'} applied ${n.sm.index} busy ${n.busy} inflight ${n.inflight ? JSON.stringify({ e: n.inflight.entries.map((x) => x.index), c: n.inflight.committedEntries.map((x) => x.index), m: n.inflight.messages.length, h: n.inflight.hardState, s: n.inflight.snapshot?.meta.index }) : "-"}`);
+        }
+      }
+      for (const [index, term] of this.#acked) {
+        if (this.#committed.get(index) !== term) this.#violate(`acknowledged entry ${index}@${term} is not in the committed log`);
+      }
+    }
+    return {
+      seed: this.#seed, violations: this.#violations, events: this.#events, elections: this.#elections, committed: this.#committed.size,
+      acked: this.#acked.size, crashes: this.#crashes, snapshotsSent: this.#snapshotsSent, healedLeaderMs, trace: this.#trace,
+    };
+  }
+
+  // ---- node lifecycle ----------------------------------------------------------------------------
+
+  #start(i: number): void {
+    const n = this.#nodes[i]!;
+    n.inc++;
+    const storage = { hardState: { ...n.disk.hard }, conf: this.#conf, entries: n.disk.entries.slice(), ...(n.disk.snapshot ? { snapshot: n.disk.snapshot } : {}) };
+    n.core = new RaftNode({
+      id: n.id, electionTicks: ELECTION_TICKS, heartbeatTicks: HEARTBEAT_TICKS, witnessFactor: 3, random: seededRandom(this.#seed * 31 + i * 7 + n.inc),
+      snapshotChunkBytes: 8, maxInflight: 4, maxEntriesPerMessage: 4,
+    }, storage);
+    n.sm = n.disk.snapshot ? decodeSm(n.disk.snapshot.data) : { index: 0, hash: 2166136261 };
+    n.busy = false;
+    n.inflight = undefined;
+    n.lastCommit = n.core.commitIndex;
+    n.lastTickAt = this.#now;
+    this.#push({ t: this.#now + this.#tickEvery(n), seq: 0, kind: 'tick', node: i, inc: n.inc });
+  }
+
+  #crash(i: number): void {
+    const n = this.#nodes[i]!;
+    if (!n.core) return;
+    this.#crashes++;
+    const rd = n.inflight;
+    if (rd && this.#rng.float() < 0.5) {
+      // The batch was being written when power went: any prefix of it may be on disk (no one was
+      // told about it), possibly the hard state too (it is replaced atomically: all or nothing).
+      if (rd.hardState && this.#rng.float() < 0.5) this.#persistHard(n, rd.hardState);
+      const keep = this.#rng.int(rd.entries.length + 1);
+      if (!rd.snapshot) this.#persistEntries(n, rd.entries.slice(0, keep));
+    }
+    this.#tr(`crash ${n.id}`);
+    n.core = undefined;
+    n.inflight = undefined;
+    n.busy = false;
+    n.paused = false;
+    n.deferred = [];
+  }
+
+  #tickEvery(n: SimNode): number {
+    return TICK_MS * n.drift;
+  }
+
+  // ---- events ------------------------------------------------------------------------------------
+
+  #push(e: Event): void {
+    e.seq = this.#seq++;
+    this.#q.push(e);
+  }
+
+  #handle(e: Event): void {
+    switch (e.kind) {
+      case 'tick': {
+        const n = this.#nodes[e.node]!;
+        if (!n.core || n.inc !== e.inc) return;
+        this.#push({ t: this.#now + this.#tickEvery(n), seq: 0, kind: 'tick', node: e.node, inc: e.inc });
+        if (n.paused) return;
+        n.core.tick();
+        this.#pump(e.node);
+        return;
+      }
+      case 'deliver': {
+        const i = this.#ids.indexOf(e.msg.to);
+        const n = this.#nodes[i]!;
+        if (!n.core) return;
+        if (n.paused) { n.deferred.push(e.msg); return; }
+        if (e.msg.type === 'snapshot') this.#snapshotsSent++;
+        n.core.step(e.msg);
+        this.#pump(i);
+        return;
+      }
+      case 'persisted': {
+        const n = this.#nodes[e.node]!;
+        if (!n.core || n.inc !== e.inc || !n.inflight) return;
+        if (n.paused) { this.#push({ t: this.#now + 10, seq: 0, kind: 'persisted', node: e.node, inc: e.inc }); return; }
+        this.#finish(e.node, n.inflight);
+        return;
+      }
+      case 'fault':
+        if (!this.#healed) {
+          this.#fault();
+          this.#push({ t: this.#now + 50 + this.#rng.int(400), seq: 0, kind: 'fault' });
+        }
+        return;
+      case 'propose': {
+        if (this.#proposals < 400 && !this.#healed) {
+          for (let i = 0; i < this.#nodes.length; i++) {
+            const n = this.#nodes[i]!;
+            if (!n.core || n.paused || n.core.role !== 'leader') continue;
+            const data = new Uint8Array(4);
+            new DataView(data.buffer).setUint32(0, ++this.#proposals);
+            const r = n.core.propose(data);
+            if (r.ok) this.#pending.push({ node: i, inc: n.inc, index: r.index, term: r.term });
+            this.#pump(i);
+          }
+        }
+        this.#push({ t: this.#now + 5 + this.#rng.int(60), seq: 0, kind: 'propose' });
+        return;
+      }
+    }
+  }
+
+  /** The host loop: one Ready at a time; persist (takes fsync time), then send, apply, advance. */
+  #pump(i: number): void {
+    const n = this.#nodes[i]!;
+    const core = n.core;
+    if (!core || n.busy || n.paused || !core.hasReady()) return;
+    const rd = core.ready();
+    n.busy = true;
+    n.inflight = rd;
+    const termVoteOnDisk = !rd.hardState || (rd.hardState.term === n.disk.hard.term && rd.hardState.vote === n.disk.hard.vote);
+    if (core.role === 'leader' && termVoteOnDisk) {
+      const early = rd.messages.filter((m) => m.type === 'append' || m.type === 'heartbeat' || m.type === 'snapshot');
+      rd.messages = rd.messages.filter((m) => !(m.type === 'append' || m.type === 'heartbeat' || m.type === 'snapshot'));
+      this.#sendAll(early);
+    }
+    this.#push({ t: this.#now + (rd.mustSync ? this.#rng.int(this.#fsyncMax + 1) : 0), seq: 0, kind: 'persisted', node: i, inc: n.inc });
+  }
+
+  #finish(i: number, rd: Ready): void {
+    const n = this.#nodes[i]!;
+    const core = n.core!;
+    if (rd.snapshot) {
+      n.disk.snapshot = rd.snapshot;
+      n.disk.entries = [];
+      n.sm = decodeSm(rd.snapshot.data);
+    }
+    this.#persistEntries(n, rd.entries);
+    if (rd.hardState) this.#persistHard(n, rd.hardState);
+    this.#sendAll(rd.messages);
+    for (const e of rd.committedEntries) this.#apply(i, e);
+    core.advance(rd);
+    n.busy = false;
+    n.inflight = undefined;
+    // Now and then the host snapshots what it applied and compacts.
+    if (n.sm.index - core.snapshotIndex > 15 && this.#rng.float() < 0.2) {
+      const snap = core.snapshotAt(n.sm.index, encodeSm(n.sm));
+      if (!snap) { this.#pump(i); return; }
+      n.disk.snapshot = snap;
+      n.disk.entries = n.disk.entries.filter((e) => e.index > snap.meta.index);
+      core.compact(snap, Math.max(core.compactedIndex + 1, n.sm.index - this.#rng.int(6)));
+    }
+    this.#pump(i);
+  }
+
+  #persistEntries(n: SimNode, entries: readonly Entry[]): void {
+    for (const e of entries) {
+      const base = n.disk.snapshot?.meta.index ?? 0;
+      if (e.index <= base) continue;
+      n.disk.entries.length = Math.min(n.disk.entries.length, e.index - base - 1);
+      if (n.disk.entries.length !== e.index - base - 1) {
+        this.#violate(`${n.id}: disk append of ${e.index} leaves a gap after ${base + n.disk.entries.length}`);
+        return;
+      }
+      n.disk.entries.push(e);
+    }
+  }
+
+  #persistHard(n: SimNode, hs: HardState): void {
+    const old = n.disk.hard;
+    if (hs.term < old.term) this.#violate(`${n.id}: persisted term went back ${old.term} -> ${hs.term}`);
+    if (hs.term === old.term && old.vote !== null && hs.vote !== old.vote) this.#violate(`${n.id}: persisted vote changed in term ${hs.term}: ${old.vote} -> ${hs.vote}`);
+    n.disk.hard = { ...hs };
+  }
+
+  #apply(i: number, e: Entry): void {
+    const n = this.#nodes[i]!;
+    if (e.index !== n.sm.index + 1) {
+      this.#violate(`${n.id}: applied ${e.index} after ${n.sm.index}`);
+      return;
+    }
+    n.sm.index = e.index;
+    const tag = new Uint8Array([e.term & 0xff, e.type]);
+    n.sm.hash = fnv(fnv(n.sm.hash, tag), e.data);
+    const known = this.#hashAt.get(e.index);
+    if (known === undefined) this.#hashAt.set(e.index, n.sm.hash);
+    else if (known !== n.sm.hash) this.#violate(`${n.id}: state hash after ${e.index} differs from another member's (state-machine safety)`);
+    const term = this.#committed.get(e.index);
+    if (term !== undefined && term !== e.term) this.#violate(`${n.id}: applied ${e.index}@${e.term} but ${e.index}@${term} was committed`);
+    this.#committed.set(e.index, e.term);
+    this.#pending = this.#pending.filter((p) => {
+      if (p.node !== i || p.inc !== n.inc || p.index !== e.index) return true;
+      if (p.term === e.term && e.type === EntryType.normal) this.#acked.set(e.index, e.term);
+      return false;
+    });
+  }
+
+  #sendAll(msgs: readonly Message[]): void {
+    for (const m of msgs) {
+      if (this.#blocked.has(`${m.from}>${m.to}`)) continue;
+      if (this.#rng.float() < this.#loss) continue;
+      const copies = this.#rng.float() < this.#dup ? 2 : 1;
+      for (let c = 0; c < copies; c++) this.#push({ t: this.#now + 1 + this.#rng.int(this.#maxDelay), seq: 0, kind: 'deliver', msg: m });
+    }
+  }
+
+  // ---- faults ------------------------------------------------------------------------------------
+
+  #fault(): void {
+    const r = this.#rng;
+    const k = r.int(10);
+    const i = r.int(this.#nodes.length);
+    const n = this.#nodes[i]!;
+    switch (k) {
+      case 0:
+      case 1: { // symmetric partition into two sides
+        this.#blocked.clear();
+        const side = new Set(this.#ids.filter(() => r.float() < 0.5));
+        for (const a of this.#ids) for (const b of this.#ids) if (side.has(a) !== side.has(b)) this.#blocked.add(`${a}>${b}`);
+        this.#tr(`partition {${[...side].join(',')}}`);
+        return;
+      }
+      case 2: { // one-way link loss
+        const a = this.#ids[r.int(this.#ids.length)]!, b = this.#ids[r.int(this.#ids.length)]!;
+        if (a !== b) this.#blocked.add(`${a}>${b}`);
+        this.#tr(`cut ${a}>${b}`);
+        return;
+      }
+      case 3:
+        this.#blocked.clear();
+        this.#tr('heal network');
+        return;
+      case 4:
+      case 5:
+        if (n.core) this.#crash(i);
+        else { this.#start(i); this.#tr(`restart ${n.id}`); }
+        return;
+      case 6:
+        if (n.core && !n.paused) { n.paused = true; n.pausedAt = this.#now; this.#tr(`pause ${n.id}`); }
+        else this.#resume(i);
+        return;
+      default:
+        return; // quiet spell
+    }
+  }
+
+  #resume(i: number): void {
+    const n = this.#nodes[i]!;
+    if (!n.core || !n.paused) return;
+    n.paused = false;
+    // The host catches up the ticks it missed before it handles anything else (the lease ages).
+    const missed = Math.floor((this.#now - n.pausedAt) / this.#tickEvery(n));
+    for (let k = 0; k < Math.min(missed, 1000); k++) n.core.tick();
+    const msgs = n.deferred;
+    n.deferred = [];
+    for (const m of msgs) n.core.step(m);
+    this.#tr(`resume ${n.id}`);
+    this.#pump(i);
+  }
+
+  #heal(): void {
+    this.#healed = true;
+    this.#blocked.clear();
+    this.#loss = 0;
+    this.#dup = 0;
+    this.#nodes.forEach((n, i) => {
+      if (!n.core) this.#start(i);
+      else if (n.paused) this.#resume(i);
+    });
+    this.#tr('heal all');
+  }
+
+  // ---- checks ------------------------------------------------------------------------------------
+
+  #check(): void {
+    const leasing: NodeId[] = [];
+    for (const n of this.#nodes) {
+      const core = n.core;
+      if (!core) continue;
+      if (core.commitIndex < n.lastCommit) this.#violate(`${n.id}: commit went back ${n.lastCommit} -> ${core.commitIndex}`);
+      n.lastCommit = core.commitIndex;
+      if (core.role === 'leader') {
+        const key = `${core.term}`;
+        const had = this.#leaderOfTerm.get(core.term);
+        if (had === undefined) {
+          this.#leaderOfTerm.set(core.term, n.id);
+          this.#elections++;
+          this.#tr(`leader ${n.id} term ${core.term}`);
+        } else if (had !== n.id) {
+          this.#violate(`two leaders in term ${core.term}: ${had} and ${n.id} (election safety)`);
+        }
+        if (!this.#knownLeaders.has(key)) {
+          this.#knownLeaders.add(key);
+          // Leader completeness: every entry committed so far is in the new leader's log.
+          for (const [index, term] of this.#committed) {
+            if (index <= core.compactedIndex) continue;
+            if (core.entryTerm(index) !== term) this.#violate(`leader ${n.id} of term ${core.term} lacks committed entry ${index}@${term} (leader completeness)`);
+          }
+        }
+        if (!n.paused && core.leaseValid()) leasing.push(n.id);
+      }
+    }
+    if (leasing.length > 1) this.#violate(`two leaders hold a lease at once: ${leasing.join(', ')}`);
+    if (this.#events % 64 === 0) this.#checkLogMatching();
+  }
+
+  /** Log matching: two logs with an entry of the same index and term agree on everything before it. */
+  #checkLogMatching(): void {
+    const live = this.#nodes.filter((n) => n.core);
+    for (let a = 0; a < live.length; a++) {
+      for (let b = a + 1; b < live.length; b++) {
+        const x = live[a]!.core!, y = live[b]!.core!;
+        const lo = Math.max(x.compactedIndex, y.compactedIndex) + 1;
+        let hi = Math.min(x.lastIndex, y.lastIndex);
+        while (hi >= lo && x.entryTerm(hi) !== y.entryTerm(hi)) hi--;
+        if (hi < lo) continue;
+        const xs = x.entries(lo, hi + 1)!, ys = y.entries(lo, hi + 1)!;
+        for (let k = 0; k < xs.length; k++) {
+          const p = xs[k]!, q = ys[k]!;
+          if (p.term !== q.term || !sameBytes(p.data, q.data)) {
+            this.#violate(`${live[a]!.id} and ${live[b]!.id} agree at ${hi} but differ at ${p.index} (log matching)`);
+            return;
+          }
+        }
+      }
+    }
+  }
+
+  #converged(): boolean {
+    const leaders = this.#nodes.filter((n) => n.core?.role === 'leader' && n.core.leaseValid());
+    if (leaders.length !== 1) return false;
+    const leader = leaders[0]!.core!;
+    if (leader.commitIndex < leader.lastIndex || leader.entryTerm(leader.commitIndex) !== leader.term) return false;
+    return this.#nodes.every((n) => n.sm.index === leader.commitIndex && n.core?.commitIndex === leader.commitIndex);
+  }
+
+  #violate(text: string): void {
+    this.#violations.push(`seed ${this.#seed} t=${Math.round(this.#now)}ms: ${text}`);
+  }
+
+  #tr(text: string): void {
+    if (this.#traceOn) this.#trace.push(`${Math.round(this.#now)} ${text}`);
+  }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function encodeSm(sm: Sm): Uint8Array {
+  return new TextEncoder().encode(`${sm.index}:${sm.hash}`);
+}
+
+function decodeSm(bytes: Uint8Array): Sm {
+  const [index, hash] = new TextDecoder().decode(bytes).split(':');
+  return { index: Number(index), hash: Number(hash) };
+}

@@ -186,6 +186,9 @@ export class CachedSource implements Source {
   readonly #file: OpenedFile;
   readonly #cache: BlockCache;
   #closed = false;
+  /** The chunk this transfer reads now: consecutive blocks skip the cache lookup. */
+  #currentIndex = -1;
+  #current: Buffer | null = null;
 
   constructor(file: OpenedFile, cache: BlockCache) {
     this.#file = file;
@@ -201,16 +204,22 @@ export class CachedSource implements Source {
     let to = at;
     const end = offset + length;
     while (pos < end) {
-      const chunk = this.#cache.chunk(this.#file, index);
-      if (chunk instanceof Promise) return this.#slow(pos, end, into, to);
+      let chunk: Buffer | Promise<Buffer>;
+      if (index === this.#currentIndex && this.#current !== null) chunk = this.#current;
+      else {
+        chunk = this.#cache.chunk(this.#file, index);
+        if (chunk instanceof Promise) return this.#slow(pos, end, into, to);
+        this.#currentIndex = index;
+        this.#current = chunk;
+      }
       const from = pos - index * size;
       const n = Math.min(end - pos, chunk.length - from);
       if (n <= 0) { into.fill(0, to, to + (end - pos)); break; } // shrank: never read past what exists
       chunk.copy(into, to, from, from + n);
       pos += n;
       to += n;
-      // Read ahead: starting a chunk, ask for the next one.
-      if (from === 0 || from < n) this.#prefetch(index + 1);
+      // Read ahead: entering a chunk, ask for the next one.
+      if (from < n) this.#prefetch(index + 1);
       index++;
     }
     return true;
@@ -240,6 +249,7 @@ export class CachedSource implements Source {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#current = null;
     releaseFile(this.#file);
   }
 }

@@ -55,7 +55,10 @@ class ActiveTransfer {
   readonly server: TftpServer;
   readonly peer: Peer;
   readonly key: string;
+  /** Connected to the peer: the kernel hands it only the peer's packets and sends without a route lookup. */
   readonly socket: dgram.Socket;
+  /** Unconnected twin on the same port: it receives what comes from anyone else (wrong TIDs). */
+  readonly stranger: dgram.Socket;
   readonly core: Transfer;
   readonly source: Source;
   readonly oack: TftpOption[];
@@ -70,9 +73,10 @@ class ActiveTransfer {
   #queue: TransferEvent[] = [];
   #closed = false;
 
-  constructor(server: TftpServer, socket: dgram.Socket, peer: Peer, core: Transfer, source: Source, oack: TftpOption[], file: string, requested: string, client: ClientInfo) {
+  constructor(server: TftpServer, sockets: TidSockets, peer: Peer, core: Transfer, source: Source, oack: TftpOption[], file: string, requested: string, client: ClientInfo) {
     this.server = server;
-    this.socket = socket;
+    this.socket = sockets.peer;
+    this.stranger = sockets.stranger;
     this.peer = peer;
     this.key = `${peer.address}:${peer.port}`;
     this.core = core;
@@ -82,22 +86,29 @@ class ActiveTransfer {
     this.requested = requested;
     this.client = client;
     this.startedMs = server.clock.monotonicMs();
-    socket.on('message', (msg, rinfo) => this.#onMessage(msg, rinfo));
-    socket.on('error', () => this.finish('socket-error'));
+    this.socket.on('message', (msg, rinfo) => this.#onMessage(msg, rinfo));
+    this.socket.on('error', () => this.finish('socket-error'));
+    this.stranger.on('message', (msg, rinfo) => this.#onStranger(msg, rinfo));
+    this.stranger.on('error', () => undefined);
   }
 
   begin(): void {
     this.#apply(this.core.start(this.server.clock.monotonicMs()));
   }
 
-  #onMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
+  #onStranger(msg: Buffer, rinfo: dgram.RemoteInfo): void {
     if (this.#closed) return;
-    if (rinfo.port !== this.peer.port || rinfo.address !== this.peer.address) {
-      // RFC 1350 §4: a packet from the wrong TID gets ERROR 5 and the transfer goes on untouched.
-      this.server.counters.inc('tftp.wrong_tid');
-      this.socket.send(encodeError(ErrorCode.unknownTid, 'unknown transfer ID'), rinfo.port, rinfo.address);
+    if (rinfo.port === this.peer.port && rinfo.address === this.peer.address) {
+      this.#onMessage(msg, rinfo); // only before the connect took effect
       return;
     }
+    // RFC 1350 §4: a packet from the wrong TID gets ERROR 5 and the transfer goes on untouched.
+    this.server.counters.inc('tftp.wrong_tid');
+    this.stranger.send(encodeError(ErrorCode.unknownTid, 'unknown transfer ID'), rinfo.port, rinfo.address);
+  }
+
+  #onMessage(msg: Buffer, _rinfo: dgram.RemoteInfo): void {
+    if (this.#closed) return;
     // Fast path: an ACK is 4 octets, opcode 4.
     if (msg.length >= 4 && msg[0] === 0 && msg[1] === 4) {
       this.#event({ kind: 'ack', block: (msg[2]! << 8) | msg[3]! });
@@ -175,7 +186,7 @@ class ActiveTransfer {
   }
 
   #send(packet: Buffer): void {
-    this.socket.send(packet, this.peer.port, this.peer.address);
+    this.socket.send(packet);
   }
 
   /** One timer per transfer, moved by a deadline instead of being reset on every ACK. */
@@ -211,7 +222,7 @@ class ActiveTransfer {
     this.#timer = null;
     this.source.close();
     // Let the last packets leave before the socket goes.
-    setImmediate(() => { try { this.socket.close(); } catch { /* already closed */ } });
+    setImmediate(() => closeSockets({ peer: this.socket, stranger: this.stranger }));
     this.server.transferEnded(this, outcome);
   }
 
@@ -444,27 +455,22 @@ export class TftpServer {
       size: source.size, blksize: negotiated.blksize, windowsize: negotiated.windowsize, timeoutMs: negotiated.timeoutMs,
       retries: this.config.retries, idleTimeoutMs: this.config.idleTimeout, oack: negotiated.oack.length > 0,
     });
-    const socket = dgram.createSocket({ type: local.includes(':') ? 'udp6' : 'udp4' });
+    let sockets: TidSockets;
     try {
-      await new Promise<void>((ok, fail) => {
-        socket.once('error', fail);
-        // A fresh TID on the address the request arrived on: replies leave from the address the client used.
-        socket.bind(0, local, () => { socket.off('error', fail); ok(); });
-      });
+      sockets = await openTid(local, peer);
     } catch (error) {
       source.close();
-      socket.close();
       throw error;
     }
     if (negotiated.windowsize > 1) {
-      try { socket.setSendBufferSize(Math.min(8 << 20, Math.max(1 << 18, negotiated.windowsize * (negotiated.blksize + 64) * 4))); } catch { /* the kernel caps it */ }
+      try { sockets.peer.setSendBufferSize(Math.min(8 << 20, Math.max(1 << 18, negotiated.windowsize * (negotiated.blksize + 64) * 4))); } catch { /* the kernel caps it */ }
     }
     if (this.#stopped) {
       source.close();
-      socket.close();
+      closeSockets(sockets);
       return;
     }
-    const transfer = new ActiveTransfer(this, socket, peer, core, source, negotiated.oack, served, request.filename, client);
+    const transfer = new ActiveTransfer(this, sockets, peer, core, source, negotiated.oack, served, request.filename, client);
     this.#transfers.set(transfer.key, transfer);
     this.#starting.delete(transfer.key);
     this.counters.inc('tftp.transfers_started');
@@ -498,6 +504,47 @@ export class TftpServer {
     const all = [...this.#transfers.values()];
     for (const t of all) t.cancel(message);
     return all.length;
+  }
+}
+
+interface TidSockets {
+  peer: dgram.Socket;
+  stranger: dgram.Socket;
+}
+
+function bindSocket(socket: dgram.Socket, port: number, address: string): Promise<void> {
+  return new Promise<void>((ok, fail) => {
+    socket.once('error', fail);
+    socket.bind(port, address, () => { socket.off('error', fail); ok(); });
+  });
+}
+
+/**
+ * A transfer's TID: a fresh port on the address the request came in on (so replies leave from the
+ * address the client used), held by two sockets. The one connected to the peer carries the
+ * transfer; its unconnected twin (SO_REUSEADDR, same port) gets every other sender, for ERROR 5.
+ */
+async function openTid(local: string, peer: Peer): Promise<TidSockets> {
+  const type = local.includes(':') ? 'udp6' : 'udp4';
+  const stranger = dgram.createSocket({ type, reuseAddr: true });
+  const connected = dgram.createSocket({ type, reuseAddr: true });
+  try {
+    await bindSocket(stranger, 0, local);
+    await bindSocket(connected, stranger.address().port, local);
+    await new Promise<void>((ok, fail) => {
+      connected.once('error', fail);
+      connected.connect(peer.port, peer.address, () => { connected.off('error', fail); ok(); });
+    });
+  } catch (error) {
+    closeSockets({ peer: connected, stranger });
+    throw error;
+  }
+  return { peer: connected, stranger };
+}
+
+function closeSockets(sockets: TidSockets): void {
+  for (const s of [sockets.peer, sockets.stranger]) {
+    try { s.close(); } catch { /* not bound or already closed */ }
   }
 }
 

@@ -15,7 +15,9 @@ t.test('negotiation as a sentence says', async (t) => {
   t.same(n([['blksize', '65465']]).oack, [], 'blksize over 65464 is ignored');
   t.same(n([['tsize', '0']], 33554944).oack, [{ name: 'tsize', value: '33554944' }], 'tsize answers the file size');
   t.same(n([['timeout', '0']]).oack, [], 'timeout 0 is ignored');
-  t.equal(n([['timeout', '5']]).timeoutMs, 5000, 'timeout in seconds');
+  t.equal(n([['timeout', '5']]).timeoutMs, 1000, 'a long client timeout is acknowledged, retransmission keeps the server timeout');
+  t.equal(negotiate([{ name: 'timeout', value: '2' }], 1, { ...limits, timeoutMs: 5000 }).timeoutMs, 2000, 'a shorter client timeout is used');
+  t.same(n([['timeout', '5']]).oack, [{ name: 'timeout', value: '5' }], 'and acknowledged as sent');
   t.same(n([['windowsize', '64']]).oack, [{ name: 'windowsize', value: '16' }], 'windowsize capped');
   t.same(n([['foo', '1'], ['blksize', 'x12']]).oack, [], 'unknown options and non-numbers are left out');
   t.same(n([['blksize', '1024'], ['blksize', '600']]).oack, [{ name: 'blksize', value: '1024' }], 'a repeated option: the first counts');

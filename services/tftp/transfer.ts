@@ -52,9 +52,11 @@ export function negotiate(options: readonly TftpOption[], size: number, limits: 
         out.oack.push({ name, value: String(size) });
         break;
       case 'timeout':
-        // RFC 2349: 1..255 seconds; the server accepts it as is or ignores it.
+        // RFC 2349: 1..255 seconds, acknowledged as sent. The server retransmits after the shorter of
+        // this and its own timeout: clients ask for 5-6 s, which on a LAN would turn each lost
+        // packet into a 6 s stall; an early DATA costs the client only a duplicate.
         if (n < 1 || n > 255) continue;
-        out.timeoutMs = n * 1000;
+        out.timeoutMs = Math.min(n * 1000, limits.timeoutMs);
         out.oack.push({ name, value: String(n) });
         break;
       case 'windowsize':

@@ -110,6 +110,18 @@ t.test('lanha TFTP on loopback with real clients', async (t) => {
     }
   });
 
+  await t.test('a 33 MiB file at blksize 512 rolls the block number over 65535', async (t) => {
+    const big = randomBytes(33 * 1048576 + 512);
+    writeFileSync(join(root, 'rollover.bin'), big, { mode: 0o644 });
+    const dest = join(out, 'rollover.out');
+    const r = await run('curl', ['-sS', '--tftp-blksize', '512', '-o', dest, url('rollover.bin')], 120_000);
+    t.equal(existsSync(dest) ? sha(readFileSync(dest)) : `missing ${r.out}`, sha(big), '67586 blocks, checksum matches');
+    const line = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l['event'] === 'tftp.transfer.done' && l['file'] === 'rollover.bin');
+    t.match(line, { bytes: big.length, blksize: 512 }, 'logged as done with every byte');
+    rmSync(join(root, 'rollover.bin'));
+    rmSync(dest);
+  });
+
   await t.test('tftp-hpa octet and netascii, atftp with blksize and windowsize 4/8/16', async (t) => {
     const dest = join(out, 'hpa.out');
     let r = await run('tftp', ['-m', 'octet', '127.0.0.1', String(port), '-c', 'get', 'blob.bin', dest]);

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# DHCP benchmark: lanha against Kea (memfile, persist) and dnsmasq in one run (npm run bench:dhcp).
+# Not a test. Uses the shared anchor scripts (../shared/bench/dhcp-*.sh) in a private two-namespace
+# lab named lh<rand>b-* (deleted on exit):
+#   1. max DORA/s with < 1 % drops (perfdhcp, step up then bisect): lanha, kea, dnsmasq
+#   2. 4-way latency at a light load (100/s): median and p99 from bench/dhcp-latency.ts (perfdhcp
+#      prints only the average): lanha, kea
+#   3. renewals/s (perfdhcp -f): lanha, kea
+#   4. kill -9 during perfdhcp load, restart, ACKed leases lost: lanha (must be 0), kea
+# lanha runs with its durable StateLog: every lease is fsync'd before the ACK.
+# Env: REPEAT (1), PERIOD (3 s per step), LIGHT_COUNT (500), SHARED_BENCH (../shared/bench), SKIP (e.g. "dnsmasq").
+# Every server is started here with its own config and stopped by PID. Needs root.
+set -uo pipefail
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+SHARED=${SHARED_BENCH:-$REPO/../shared/bench}
+export REPEAT=${REPEAT:-1} PERIOD=${PERIOD:-3}
+LIGHT_COUNT=${LIGHT_COUNT:-500}; SKIP=${SKIP:-}
+export PREFIX="lh$(printf '%04x' $((RANDOM % 65536)))b"
+export NS=$PREFIX-cli IFACE=$PREFIX-vc SRV_NS=$PREFIX-srv SRV_IF=$PREFIX-vs
+LANCTL="$REPO/dist/bin/lanctl.js"
+D=$(mktemp -d); PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+  bash "$SHARED/dhcp-lab.sh" down >/dev/null 2>&1
+  rm -rf "$D"
+}
+trap cleanup EXIT
+[ "$(id -u)" = 0 ] || { echo "bench:dhcp needs root (network namespaces)"; exit 1; }
+[ -f "$LANCTL" ] || { echo "build first: npm run build"; exit 1; }
+command -v perfdhcp >/dev/null || { echo "perfdhcp missing: apt-get install kea-admin"; exit 1; }
+bash "$SHARED/dhcp-lab.sh" up >/dev/null || exit 1
+
+lanha_start() { # state dir; prints PID line like the shared dhcp-server.sh
+  local dir=$1; mkdir -p "$dir"
+  cat > "$dir/lanha.yaml" <<Y
+node: { name: bench, address: 10.99.0.1, stateDir: $dir/state, controlSocket: $dir/lanha.sock, logLevel: warn }
+dhcp:
+  rateLimit: { perMac: 100, global: 1000000 }
+  subnets:
+    - subnet: 10.99.0.0/16
+      pools: [10.99.1.0-10.99.200.255]
+      router: [10.99.0.1]
+      leaseTime: 1h
+Y
+  [ -z "${KEEP_LEASES:-}" ] && rm -rf "$dir/state"
+  ip netns exec "$SRV_NS" node "$LANCTL" serve --config "$dir/lanha.yaml" > "$dir/lanha.log" 2>&1 &
+  local pid=$!
+  for _ in $(seq 1 50); do grep -q daemon.ready "$dir/lanha.log" && break; sleep 0.1; done
+  grep -q daemon.ready "$dir/lanha.log" || { cat "$dir/lanha.log" >&2; return 1; }
+  echo "PID $pid"
+}
+export -f lanha_start; export LANCTL SRV_NS
+
+start() { # kind -> sets PID
+  PID=""
+  if [ "$1" = lanha ]; then PID=$(lanha_start "$D/lanha" | awk '/^PID/{print $2}')
+  else PID=$(bash "$SHARED/dhcp-server.sh" "$1" "$D/$1" | awk '/^PID/{print $2}'); fi
+  [ -n "$PID" ] && PIDS+=("$PID")
+}
+stop() { [ -n "${PID:-}" ] && kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null; sleep 0.5; }
+value() { awk -v m="$1" '$1=="RESULT" && $2==m {for(i=3;i<=NF;i++) if($i ~ /^value=/){sub("value=","",$i); print $i}}' "$2" | tail -1; }
+
+declare -A V
+for kind in lanha kea-persist dnsmasq; do
+  case " $SKIP " in *" ${kind%-persist} "*) continue;; esac
+  label=${kind%-persist}
+  start "$kind"
+  if [ -z "$PID" ]; then echo "$label did not start"; continue; fi
+  echo "== $label: DORA"
+  LABEL=$label bash "$SHARED/dhcp-perf.sh" 10.99.0.1 | tee "$D/$label-dora.out" | grep -E '^(STEP|RESULT)'
+  V[$label.dora]=$(value dhcp.dora_per_s "$D/$label-dora.out")
+  if [ "$label" != dnsmasq ]; then
+    echo "== $label: light-load latency ($LIGHT_COUNT DORA at 100/s)"
+    lat=$(ip netns exec "$NS" node "$REPO/dist/bench/dhcp-latency.js" 10.99.0.1 10.99.0.2 100 "$LIGHT_COUNT" 7)
+    echo "$lat"
+    V[$label.p50]=$(echo "$lat" | sed -n 's/.*"p50Ms":\([0-9.]*\).*/\1/p')
+    V[$label.p99]=$(echo "$lat" | sed -n 's/.*"p99Ms":\([0-9.]*\).*/\1/p')
+    echo "== $label: renewals"
+    LABEL=$label MODE=renew bash "$SHARED/dhcp-perf.sh" 10.99.0.1 | tee "$D/$label-renew.out" | grep -E '^(STEP|RESULT)'
+    V[$label.renew]=$(value dhcp.renew_per_s "$D/$label-renew.out")
+  fi
+  stop
+done
+
+echo "== kill -9 durability"
+LEASES_CMD="node $LANCTL leases --json --all --socket $D/lanha/lanha.sock | node -e 'let s=\"\";process.stdin.on(\"data\",d=>s+=d).on(\"end\",()=>{for(const l of JSON.parse(s)) if(l.state===\"bound\") console.log(l.ip,l.mac)})'"
+START_CMD="lanha_start $D/lanha" LEASES_CMD="$LEASES_CMD" LABEL=lanha REPEAT=1 PERIOD=6 \
+  bash "$SHARED/dhcp-durability.sh" custom 2>&1 | tee "$D/lanha-kill9.out" | grep -E '^(STEP|RESULT|LOST)'
+V[lanha.lost]=$(value dhcp.kill9_lost_acked_leases "$D/lanha-kill9.out")
+V[lanha.acked]=$(value dhcp.kill9_acked_leases "$D/lanha-kill9.out")
+case " $SKIP " in *" kea "*) ;; *)
+  LABEL=kea REPEAT=1 PERIOD=6 SRV_NS=$SRV_NS SRV_IF=$SRV_IF bash "$SHARED/dhcp-durability.sh" kea-persist 2>&1 | tee "$D/kea-kill9.out" | grep -E '^(STEP|RESULT|LOST)'
+  V[kea.lost]=$(value dhcp.kill9_lost_acked_leases "$D/kea-kill9.out");;
+esac
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="" || b=="" || b==0) print "NA"; else printf "%.2f", a/b }'; }
+or_na() { [ -n "$1" ] && echo "$1" || echo NA; }
+line() { # figure lanha anchor anchorvalue unit better
+  echo "RESULT $1 lanha=$(or_na "$2") $3=$(or_na "$4") ratio=$(ratio "$2" "$4") unit=$5 better=$6"
+}
+echo
+line dhcp.dora_per_s "${V[lanha.dora]:-}" kea "${V[kea.dora]:-}" dora/s higher
+line dhcp.dora_per_s.vs_dnsmasq "${V[lanha.dora]:-}" dnsmasq "${V[dnsmasq.dora]:-}" dora/s higher
+line dhcp.latency_ms_p50 "${V[lanha.p50]:-}" kea "${V[kea.p50]:-}" ms lower
+line dhcp.latency_ms_p99 "${V[lanha.p99]:-}" kea "${V[kea.p99]:-}" ms lower
+line dhcp.renew_per_s "${V[lanha.renew]:-}" kea "${V[kea.renew]:-}" renew/s higher
+echo "RESULT dhcp.lost_acked lanha=$(or_na "${V[lanha.lost]:-}") kea=$(or_na "${V[kea.lost]:-}") ratio=NA unit=leases better=lower acked=$(or_na "${V[lanha.acked]:-}")"

@@ -46,8 +46,10 @@ Y
   [ -z "${KEEP_LEASES:-}" ] && rm -rf "$dir/state"
   ip netns exec "$SRV_NS" node "$LANCTL" serve --config "$dir/lanha.yaml" > "$dir/lanha.log" 2>&1 &
   local pid=$!
-  for _ in $(seq 1 50); do grep -q daemon.ready "$dir/lanha.log" && break; sleep 0.1; done
-  grep -q daemon.ready "$dir/lanha.log" || { cat "$dir/lanha.log" >&2; return 1; }
+  # logLevel warn hides daemon.ready: wait for the control socket to answer instead.
+  local ok=""
+  for _ in $(seq 1 100); do node "$LANCTL" status --socket "$dir/lanha.sock" >/dev/null 2>&1 && { ok=1; break; }; sleep 0.3; done
+  [ -n "$ok" ] || { cat "$dir/lanha.log" >&2; kill "$pid"; return 1; }
   echo "PID $pid"
 }
 export -f lanha_start; export LANCTL SRV_NS
@@ -58,7 +60,13 @@ start() { # kind -> sets PID
   else PID=$(bash "$SHARED/dhcp-server.sh" "$1" "$D/$1" | awk '/^PID/{print $2}'); fi
   [ -n "$PID" ] && PIDS+=("$PID")
 }
-stop() { [ -n "${PID:-}" ] && kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null; sleep 0.5; }
+stop() { # the anchors are grandchildren (started by dhcp-server.sh): wait until the PID is gone
+  [ -n "${PID:-}" ] || return 0
+  kill "$PID" 2>/dev/null
+  for _ in $(seq 1 100); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$PID" 2>/dev/null && kill -9 "$PID" 2>/dev/null
+  sleep 0.5
+}
 value() { awk -v m="$1" '$1=="RESULT" && $2==m {for(i=3;i<=NF;i++) if($i ~ /^value=/){sub("value=","",$i); print $i}}' "$2" | tail -1; }
 
 declare -A V
@@ -68,7 +76,7 @@ for kind in lanha kea-persist dnsmasq; do
   start "$kind"
   if [ -z "$PID" ]; then echo "$label did not start"; continue; fi
   echo "== $label: DORA"
-  LABEL=$label bash "$SHARED/dhcp-perf.sh" 10.99.0.1 | tee "$D/$label-dora.out" | grep -E '^(STEP|RESULT)'
+  LABEL=$label START_RATE=${START_RATE:-100} bash "$SHARED/dhcp-perf.sh" 10.99.0.1 | tee "$D/$label-dora.out" | grep -E '^(STEP|RESULT)'
   V[$label.dora]=$(value dhcp.dora_per_s "$D/$label-dora.out")
   if [ "$label" != dnsmasq ]; then
     echo "== $label: light-load latency ($LIGHT_COUNT DORA at 100/s)"
@@ -77,7 +85,7 @@ for kind in lanha kea-persist dnsmasq; do
     V[$label.p50]=$(echo "$lat" | sed -n 's/.*"p50Ms":\([0-9.]*\).*/\1/p')
     V[$label.p99]=$(echo "$lat" | sed -n 's/.*"p99Ms":\([0-9.]*\).*/\1/p')
     echo "== $label: renewals"
-    LABEL=$label MODE=renew bash "$SHARED/dhcp-perf.sh" 10.99.0.1 | tee "$D/$label-renew.out" | grep -E '^(STEP|RESULT)'
+    LABEL=$label MODE=renew START_RATE=${RENEW_START_RATE:-50} bash "$SHARED/dhcp-perf.sh" 10.99.0.1 | tee "$D/$label-renew.out" | grep -E '^(STEP|RESULT)'
     V[$label.renew]=$(value dhcp.renew_per_s "$D/$label-renew.out")
   fi
   stop

@@ -180,12 +180,17 @@ export class DnsServer implements RunningService {
   // Sockets
 
   async #bindUdp(address: string): Promise<void> {
-    const socket = dgram.createSocket({ type: net.isIPv6(address) ? 'udp6' : 'udp4' });
+    const family = net.isIPv6(address) ? 6 : 4;
+    // A larger receive buffer rides out bursts (the kernel caps it at net.core.rmem_max).
+    const socket = dgram.createSocket({ type: family === 6 ? 'udp6' : 'udp4', lookup: literalLookup(family), recvBufferSize: 4 << 20 });
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
       socket.bind(this.#cfg.port, address, () => { socket.off('error', reject); resolve(); });
     });
-    socket.on('error', (err) => this.#log.warn({ event: 'dns.udp_error', address, err }, 'UDP socket error'));
+    socket.on('error', (err) => {
+      this.counters.inc('dns.udp.send_failed');
+      if (this.#limiter.allow('udp-error', this.#clock.monotonicMs())) this.#log.warn({ event: 'dns.udp_error', address, err }, 'UDP socket error');
+    });
     socket.on('message', (msg, rinfo) => this.#onUdp(socket, msg, rinfo));
     this.#udp.push(socket);
     this.#listening.push(`udp ${address}:${socket.address().port}`);
@@ -219,19 +224,19 @@ export class DnsServer implements RunningService {
 
   #onUdp(socket: dgram.Socket, msg: Buffer, rinfo: dgram.RemoteInfo): void {
     this.#queries++;
-    const send: Reply = (bytes) => this.#sendUdp(socket, bytes, rinfo);
     const fq = this.#fq;
-    if (scanQuery(msg, fq)) {
+    const shaped = scanQuery(msg, fq);
+    if (shaped) {
       const e = this.#fast.get(msg, fq);
       if (e !== null) {
         this.#fastHits++;
-        send(fastReply(msg, fq, e, this.#forwardAllowed(rinfo.address), false));
+        const out = fastReply(msg, fq, e, this.#forwarder !== null && this.#forwardAllowed(rinfo.address), false);
+        if (this.#rrl === null) socket.send(out, rinfo.port, rinfo.address); // errors surface as the socket's 'error' event
+        else this.#sendUdp(socket, out, rinfo);
         return;
       }
-      this.#slow(msg, rinfo.address, 'udp', send, true);
-      return;
     }
-    this.#slow(msg, rinfo.address, 'udp', send, false);
+    this.#slow(msg, rinfo.address, 'udp', (bytes) => this.#sendUdp(socket, bytes, rinfo), shaped);
   }
 
   #sendUdp(socket: dgram.Socket, bytes: Uint8Array, rinfo: dgram.RemoteInfo): void {
@@ -241,9 +246,7 @@ export class DnsServer implements RunningService {
       if (verdict === 'drop') { this.counters.inc('dns.rrl.dropped'); return; }
       if (verdict === 'slip') { this.counters.inc('dns.rrl.slipped'); bytes = truncatedCopy(bytes); }
     }
-    socket.send(bytes, rinfo.port, rinfo.address, (err) => {
-      if (err) this.counters.inc('dns.udp.send_failed');
-    });
+    socket.send(bytes, rinfo.port, rinfo.address);
   }
 
   /** The general path: decode, answer, maybe prebuild for next time, maybe forward. */
@@ -352,4 +355,13 @@ export async function startDns(context: ServiceContext): Promise<RunningService>
   const server = new DnsServer(context);
   await server.start();
   return server;
+}
+
+/**
+ * dgram resolves every destination through `lookup` (dns.lookup by default: a deferred callback
+ * per datagram even for an IP literal). Replies only ever go to the literal address a query came
+ * from, so answer at once and let the send happen in the same tick.
+ */
+function literalLookup(family: 4 | 6): (address: string, options: unknown, callback: (err: Error | null, address: string, family: number) => void) => void {
+  return (address, _options, callback) => callback(null, address, family);
 }

@@ -24,7 +24,7 @@ const upstream = z.string({ error: 'is not an upstream resolver address' })
 
 const record = z.string({ error: 'is not a record (text like "www A 10.0.0.5")' }).superRefine((line, ctx) => {
   const r = parseRecordLine(line, 'zone.invalid');
-  if (!r.ok) ctx.addIssue({ code: 'custom', message: r.error });
+  if (!r.ok) ctx.addIssue({ code: 'custom', message: r.error.startsWith('is ') ? r.error : `is not a valid record (it ${r.error})` });
 });
 
 export const dnsConfig = z.object({

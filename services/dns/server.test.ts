@@ -1,0 +1,266 @@
+import t from 'tap';
+import dgram from 'node:dgram';
+import net from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Fsm } from '../../cluster/fsm.js';
+import { MemoryStateLog } from '../../cluster/state-log.js';
+import { parseConfig } from '../../lib/config.js';
+import { silentLogger } from '../../lib/log.js';
+import { cryptoRandom } from '../../lib/random.js';
+import { systemClock } from '../../lib/clock.js';
+import { DnsServer } from './server.js';
+import { formatRdata } from './rdata.js';
+import { CLASS_IN, RCODE, T, decodeMessage, emptyMessage, encodeMessage, type DnsMessage } from './wire.js';
+
+// The DNS shell on loopback sockets: TCP framing/pipelining/idle timeout/connection cap (RFC 7766),
+// UDP gates, response rate limiting, and forwarding against fake upstreams (random IDs and ports,
+// spoofed and mismatched replies ignored, retries, SERVFAIL within the bound, TC -> TCP, cache).
+
+const dir = mkdtempSync(join(tmpdir(), 'lanha-dns-server-test-'));
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+
+async function startServer(extra: string): Promise<{ dns: DnsServer; port: number }> {
+  const config = parseConfig(`
+node: { name: unit, role: server, address: 127.0.0.1, stateDir: ${dir}/state, controlSocket: ${dir}/s.sock }
+dns:
+  port: 0
+  listen: [127.0.0.1]
+  zones: [{ name: lan, records: ["www A 10.0.0.1"] }]
+${extra}
+`);
+  const dns = new DnsServer({ config, log: silentLogger, clock: systemClock, random: cryptoRandom, state: new MemoryStateLog(new Fsm(), systemClock) });
+  await dns.start();
+  const port = Number(/:(\d+)$/.exec(dns.status().listening[0]!)![1]);
+  return { dns, port };
+}
+
+function query(name: string, type: number, id: number): Uint8Array {
+  const m = emptyMessage(id);
+  m.rd = true;
+  m.questions = [{ name, type, class: CLASS_IN }];
+  return encodeMessage(m).bytes;
+}
+
+function udpAsk(port: number, bytes: Uint8Array, waitMs = 1500, count = 1): Promise<Buffer[]> {
+  return new Promise((resolve) => {
+    const s = dgram.createSocket('udp4');
+    const got: Buffer[] = [];
+    const timer = setTimeout(() => { s.close(); resolve(got); }, waitMs);
+    s.on('message', (m) => { got.push(m); if (got.length >= count) { clearTimeout(timer); s.close(); resolve(got); } });
+    s.send(bytes, port, '127.0.0.1');
+  });
+}
+
+function decoded(b: Uint8Array): DnsMessage {
+  const d = decodeMessage(b);
+  if (!d.ok) throw new Error(d.error.code);
+  return d.value;
+}
+
+function frame(b: Uint8Array): Buffer {
+  const f = Buffer.alloc(b.length + 2);
+  f.writeUInt16BE(b.length, 0);
+  f.set(b, 2);
+  return f;
+}
+
+t.test('TCP: pipelined queries on one connection, split frames, idle timeout, connection cap', async (t) => {
+  const { dns, port } = await startServer('  maxTcpConnections: 2\n  tcpIdleTimeout: 300ms');
+  try {
+    const c = net.connect(port, '127.0.0.1');
+    await new Promise((r) => c.once('connect', r));
+    const answers: DnsMessage[] = [];
+    let buf = Buffer.alloc(0);
+    c.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+        answers.push(decoded(buf.subarray(2, 2 + buf.readUInt16BE(0))));
+        buf = buf.subarray(2 + buf.readUInt16BE(0));
+      }
+    });
+    const all = Buffer.concat([frame(query('www.lan', T.A, 1)), frame(query('nope.lan', T.A, 2)), frame(query('www.lan', T.A, 3))]);
+    c.write(all.subarray(0, 7)); // a frame split across writes
+    await new Promise((r) => setTimeout(r, 50));
+    c.write(all.subarray(7));
+    await new Promise((r) => setTimeout(r, 200));
+    t.same(answers.map((a) => a.id), [1, 2, 3], 'three answers, in order');
+    t.equal(answers[1]!.rcode, RCODE.NXDOMAIN);
+    t.equal(formatRdata(T.A, answers[2]!.answers[0]!.rdata), '10.0.0.1');
+    const closed = await new Promise<number>((resolve) => { const s = performance.now(); c.once('close', () => resolve(performance.now() - s)); });
+    t.ok(closed < 1500, `idle connection closed by the server after ${closed.toFixed(0)} ms`);
+
+    const conns = [net.connect(port, '127.0.0.1'), net.connect(port, '127.0.0.1')];
+    await Promise.all(conns.map((s) => new Promise((r) => s.once('connect', r))));
+    await new Promise((r) => setTimeout(r, 50));
+    const third = net.connect(port, '127.0.0.1');
+    const thirdClosed = await new Promise<boolean>((resolve) => {
+      third.on('error', () => undefined);
+      third.once('close', () => resolve(true));
+      setTimeout(() => resolve(false), 1000);
+    });
+    t.ok(thirdClosed, 'a connection over the cap is closed at once');
+    for (const s of conns) s.destroy();
+  } finally {
+    await dns.stop();
+  }
+});
+
+t.test('UDP: FORMERR for a broken body, silence for a broken header, NOTIMP for other opcodes', async (t) => {
+  const { dns, port } = await startServer('');
+  try {
+    const broken = query('www.lan', T.A, 9).subarray(0, 16);
+    const [f] = await udpAsk(port, broken);
+    t.equal(decoded(f!).rcode, RCODE.FORMERR);
+    const none = await udpAsk(port, Uint8Array.of(1, 2, 3), 300);
+    t.equal(none.length, 0, 'no reply to a short header');
+    const update = query('lan', T.SOA, 10);
+    update[2] = 5 << 3;
+    const [u] = await udpAsk(port, update);
+    t.equal(decoded(u!).rcode, RCODE.NOTIMP);
+    const counters = dns.status()['counters'] as Record<string, number>;
+    t.equal(counters['dns.dropped.short-header'], 1, 'the drop is counted');
+  } finally {
+    await dns.stop();
+  }
+});
+
+t.test('response rate limiting: past the rate, one reply in `slip` is a bare TC=1, the rest dropped', async (t) => {
+  const { dns, port } = await startServer('  rateLimit: { responsesPerSecond: 5, slip: 2 }');
+  try {
+    const s = dgram.createSocket('udp4');
+    const got: DnsMessage[] = [];
+    s.on('message', (m) => got.push(decoded(m)));
+    await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+    for (let i = 0; i < 30; i++) s.send(query('www.lan', T.A, i), port, '127.0.0.1');
+    await new Promise((r) => setTimeout(r, 400));
+    s.close();
+    const full = got.filter((m) => !m.tc);
+    const slipped = got.filter((m) => m.tc);
+    t.ok(full.length >= 5 && full.length <= 8, `${full.length} full answers (rate 5/s)`);
+    t.ok(slipped.length >= 8 && slipped.length <= 14, `${slipped.length} truncated slips`);
+    t.ok(slipped.every((m) => m.answers.length === 0), 'slips carry no records');
+    t.ok(got.length < 30, `${30 - got.length} dropped`);
+  } finally {
+    await dns.stop();
+  }
+});
+
+interface FakeUpstream { port: number; queries: Array<{ id: number; port: number }>; close(): void }
+
+/** A fake upstream: `mode` decides what it does with each query. */
+async function fakeUpstream(mode: 'silent' | 'servfail' | 'spoof-then-answer' | 'truncate'): Promise<FakeUpstream> {
+  const s = dgram.createSocket('udp4');
+  const queries: FakeUpstream['queries'] = [];
+  const answer = (q: DnsMessage, tc: boolean): Uint8Array => {
+    const m = emptyMessage(q.id);
+    m.qr = true; m.rd = true; m.ra = true; m.tc = tc;
+    m.questions = q.questions;
+    if (!tc) m.answers = [{ name: q.questions[0]!.name, type: T.A, class: CLASS_IN, ttl: 120, rdata: Uint8Array.of(192, 0, 2, 7) }];
+    return encodeMessage(m).bytes;
+  };
+  s.on('message', (msg, rinfo) => {
+    const q = decoded(msg);
+    queries.push({ id: q.id, port: rinfo.port });
+    if (mode === 'silent') return;
+    if (mode === 'servfail') {
+      const m = emptyMessage(q.id); m.qr = true; m.rcode = RCODE.SERVFAIL; m.questions = q.questions;
+      s.send(encodeMessage(m).bytes, rinfo.port, rinfo.address);
+      return;
+    }
+    if (mode === 'spoof-then-answer') {
+      const wrongId = answer({ ...q, id: (q.id + 1) & 0xffff }, false);
+      const wrongQuestion = answer({ ...q, questions: [{ name: 'evil.example', type: T.A, class: CLASS_IN }] }, false);
+      s.send(wrongId, rinfo.port, rinfo.address);
+      s.send(wrongQuestion, rinfo.port, rinfo.address);
+      setTimeout(() => s.send(answer(q, false), rinfo.port, rinfo.address), 20);
+      return;
+    }
+    s.send(answer(q, true), rinfo.port, rinfo.address);
+  });
+  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+  const port = s.address().port;
+  let tcp: net.Server | undefined;
+  if (mode === 'truncate') {
+    tcp = net.createServer((c) => {
+      c.on('data', (d: Buffer) => {
+        const q = decoded(d.subarray(2, 2 + d.readUInt16BE(0)));
+        c.end(frame(answer(q, false)));
+      });
+    });
+    await new Promise<void>((r) => tcp!.listen(port, '127.0.0.1', () => r()));
+  }
+  return { port, queries, close: () => { s.close(); tcp?.close(); } };
+}
+
+t.test('forwarding: retries across upstreams, ignores forged replies, caches, SERVFAIL within the bound, TC -> TCP', async (t) => {
+  const silent = await fakeUpstream('silent');
+  const failing = await fakeUpstream('servfail');
+  const good = await fakeUpstream('spoof-then-answer');
+  const trunc = await fakeUpstream('truncate');
+  const { dns, port } = await startServer(`  forward:
+    upstreams: ["127.0.0.1:${silent.port}", "127.0.0.1:${failing.port}", "127.0.0.1:${good.port}"]
+    allow: [127.0.0.0/8]
+    timeout: 1500ms`);
+  try {
+    const started = performance.now();
+    const [a] = await udpAsk(port, query('host.example', T.A, 77), 3000);
+    const m = decoded(a!);
+    t.equal(m.rcode, RCODE.NOERROR, `answered after ${(performance.now() - started).toFixed(0)} ms`);
+    t.same(m.answers.map((r) => formatRdata(T.A, r.rdata)), ['192.0.2.7'], 'the real answer, not the forged ones');
+    t.ok(m.ra && !m.aa, 'RA, not AA');
+    t.equal(silent.queries.length + failing.queries.length, 2, 'the silent and the failing upstream were tried first');
+    const [again] = await udpAsk(port, query('HOST.example', T.A, 78));
+    t.equal(decoded(again!).answers.length, 1);
+    t.equal(good.queries.length, 1, 'the second ask is served from the cache');
+    for (let i = 0; i < 4; i++) await udpAsk(port, query(`n${i}.example`, T.A, 100 + i), 3000);
+    const ids = new Set(good.queries.map((q) => q.id));
+    const ports = new Set(good.queries.map((q) => q.port));
+    t.ok(ids.size >= 4 && ports.size >= 4, `random IDs (${ids.size}) and source ports (${ports.size}) per upstream query`);
+  } finally {
+    await dns.stop();
+  }
+
+  const bad = await startServer(`  forward:
+    upstreams: ["127.0.0.1:${silent.port}", "127.0.0.1:${failing.port}"]
+    allow: [127.0.0.0/8]
+    timeout: 600ms`);
+  try {
+    const started = performance.now();
+    const [f] = await udpAsk(bad.port, query('down.example', T.A, 5), 3000);
+    const took = performance.now() - started;
+    t.equal(decoded(f!).rcode, RCODE.SERVFAIL);
+    t.ok(took < 1200, `SERVFAIL after ${took.toFixed(0)} ms (bound 600 ms + slack)`);
+  } finally {
+    await bad.dns.stop();
+  }
+
+  const viaTcp = await startServer(`  forward:
+    upstreams: ["127.0.0.1:${trunc.port}"]
+    allow: [127.0.0.0/8]`);
+  try {
+    const [r] = await udpAsk(viaTcp.port, query('big.example', T.A, 6), 3000);
+    t.same(decoded(r!).answers.map((x) => formatRdata(T.A, x.rdata)), ['192.0.2.7'], 'a truncated upstream reply is asked again over TCP');
+  } finally {
+    await viaTcp.dns.stop();
+  }
+  for (const u of [silent, failing, good, trunc]) u.close();
+});
+
+t.test('forwarding is refused to sources outside the allowed prefixes', async (t) => {
+  const good = await fakeUpstream('spoof-then-answer');
+  const { dns, port } = await startServer(`  forward:
+    upstreams: ["127.0.0.1:${good.port}"]
+    allow: [10.0.0.0/8]`);
+  try {
+    const [r] = await udpAsk(port, query('host.example', T.A, 1));
+    t.equal(decoded(r!).rcode, RCODE.REFUSED);
+    t.equal(good.queries.length, 0, 'nothing sent upstream');
+    const [w] = await udpAsk(port, query('www.lan', T.A, 2));
+    t.equal(decoded(w!).rcode, RCODE.NOERROR, 'our own zone still answered');
+  } finally {
+    await dns.stop();
+    good.close();
+  }
+});

@@ -141,3 +141,23 @@ t.test('fast path refuses what it cannot answer verbatim', async (t) => {
   t.ok(scanQuery(Buffer.from(readHexFile(repoPath('test', 'golden', 'dns', 'capture.hex'))[0]!), fq), 'dig query with a COOKIE option is fine');
   t.equal(fq.ednsLimit, 1232);
 });
+
+t.test('golden: kdig and glibc queries (captured in a lab) take the right path and get the right answer', async (t) => {
+  const [kdig, kdigNsid, glibc] = readHexFile(repoPath('test', 'golden', 'dns', 'clients.hex'));
+  const zonesLan = buildZoneSet({ zones: [{ name: 'lan', ttl: 60_000, negativeTtl: 30_000, records: ['www A 10.0.0.80'], leases: false }], reverseSubnets: [], leaseNames: [], operatorRecords: [], serial: 3 });
+  const c: HandlerContext = { zones: zonesLan, nodeName: 'lan-b', forwardAllowed: false, transport: 'udp' };
+  const fq: FastQuery = { qEnd: 0, ednsLimit: 0, hash: 0 };
+  for (const [name, p] of [['kdig', kdig!], ['glibc', glibc!]] as const) {
+    t.ok(scanQuery(Buffer.from(p), fq), `${name} query fits the fast path`);
+    t.equal(fq.ednsLimit, 0, `${name}: no EDNS`);
+    const r = reply(p, c);
+    t.equal(r.id, decodeMessage(p).ok ? (p[0]! << 8) | p[1]! : -1);
+    t.same(r.answers.map((x) => formatRdata(x.type, x.rdata)), ['10.0.0.80'], `${name} gets the A record`);
+    t.equal(r.edns, null, `${name}: no OPT in the reply to a query without one`);
+  }
+  t.notOk(scanQuery(Buffer.from(kdigNsid!), fq), 'NSID query takes the slow path');
+  const n = reply(kdigNsid!, c);
+  t.equal(n.answers[0]?.type, T.SOA);
+  t.equal(Buffer.from(n.edns!.options[0]!.data).toString(), 'lan-b');
+  t.equal(n.edns!.udpSize, 1232, 'kdig offered 4096; we say 1232');
+});

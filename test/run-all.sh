@@ -41,6 +41,14 @@ status=0
 npx tap run --reporter=tap --jobs="${LANHA_TEST_JOBS:-2}" "${files[@]}" | tee "$out" | grep -E '^(not ok|# Subtest|ok [0-9]+ - .*# (SKIP|TODO))|^    not ok|SKIPPED|^# \{' || true
 status=${PIPESTATUS[0]}
 
+# A failed file's whole TAP block (assertion, expected/found, stack) goes to the log, so a CI failure
+# can be read without a rerun.
+if grep -qE '^not ok' "$out"; then
+  echo "---- details of failed test files ----"
+  awk '/^# Subtest: /{block=""; inblock=1} inblock{block=block $0 "\n"} /^(not )?ok [0-9]+ - /{ if ($1=="not") printf "%s", block; inblock=0 }' "$out"
+  echo "---- end of details ----"
+fi
+
 # tap's closing summary line looks like: # { total: 43, pass: 41, fail: 1, skip: 1 }
 summary=$(grep -E '^# \{ total' "$out" | tail -n 1 || true)
 num() { echo "$summary" | grep -oE "$1: [0-9]+" | grep -oE '[0-9]+' || echo 0; }

@@ -129,4 +129,8 @@ t.test('the reach register and sample window', async (t) => {
   t.equal(s.reach, 0b11111110);
   t.equal(s.samples.length, 8, 'at most 8 samples kept');
   t.equal(s.lastProblem, 'no reply');
+  recordPoll(s, { sample: sample({ offsetS: 3600 }) });
+  t.equal(s.samples.length, 1, 'a step (offset jump over 128 ms) forgets the samples from before it');
+  const d = decideReference([s], { ...settings, localStratum: 10 }, NOW_MONO, NOW_NS);
+  t.equal(d.mode, 'unsynchronised', 'and the step is seen at once');
 });

@@ -57,6 +57,8 @@ export interface SourceState {
 }
 
 export const SAMPLES_KEPT = 8;
+/** RFC 5905 STEPT (0.128 s). */
+export const STEP_THRESHOLD_S = 0.128;
 
 export interface ReferenceSettings {
   /** Serve this stratum, refid LOCL, when no source is usable; absent = leap 3 instead. */
@@ -131,6 +133,10 @@ export function sampleFromReply(
 export function recordPoll(source: SourceState, outcome: { sample: SourceSample } | { problem: string }): SourceState {
   source.reach = ((source.reach << 1) | ('sample' in outcome ? 1 : 0)) & 0xff;
   if ('sample' in outcome) {
+    // RFC 5905 STEPT: an offset jump this large means one of the two clocks was stepped; the older
+    // samples describe a clock that no longer exists (and the least-delayed one could be among them).
+    const last = source.samples[source.samples.length - 1];
+    if (last !== undefined && Math.abs(outcome.sample.offsetS - last.offsetS) > STEP_THRESHOLD_S) source.samples.length = 0;
     source.samples.push(outcome.sample);
     if (source.samples.length > SAMPLES_KEPT) source.samples.splice(0, source.samples.length - SAMPLES_KEPT);
     source.lastProblem = null;

@@ -1,0 +1,147 @@
+import t from 'tap';
+import { createSocket } from 'node:dgram';
+import { parseConfig } from '../../lib/config.js';
+import { silentLogger } from '../../lib/log.js';
+import { seededRandom } from '../../lib/random.js';
+import { systemClock } from '../../lib/clock.js';
+import { Fsm } from '../../cluster/fsm.js';
+import { MemoryStateLog } from '../../cluster/state-log.js';
+import { startNtp, samplerTargets, type NtpStatus } from '../../services/ntp/server.js';
+import { decodeNtp, encodeNtp, timestampFromUnixNs, unixNsFromTimestamp, type NtpPacket } from '../../services/ntp/wire.js';
+import { createHrWallClock, type HrWallClock } from '../../services/ntp/hr-clock.js';
+import type { RunningService } from '../../services/registry.js';
+import { seedFromEnv } from '../support/seeded.js';
+
+// The NTP shell on loopback high ports, no root: with an injected clock the reply carries exactly
+// the receive stamp taken on arrival and a later transmit stamp; bad packets get nothing and are
+// counted; a second lanha follows the first as its upstream (stratum + 1, refid = its address),
+// and flags itself unsynchronised (leap 3) when its own wall clock is stepped an hour away.
+
+/** A clock that reads the real one plus a settable offset, so a test can step "this node's" wall time. */
+function steppableClock(): HrWallClock & { stepNs: bigint } {
+  const real = createHrWallClock();
+  const clock = { stepNs: 0n, nowNs: () => real.nowNs() + clock.stepNs, reanchor: () => real.reanchor() };
+  return clock;
+}
+
+async function start(yaml: string, hrClock: HrWallClock): Promise<RunningService> {
+  const config = parseConfig(`node: { name: t, address: 127.0.0.1, stateDir: /tmp/unused-lanha-ntp, controlSocket: /tmp/unused.sock }\n${yaml}`);
+  return startNtp({
+    config, log: silentLogger, clock: systemClock, random: seededRandom(seedFromEnv(5)),
+    state: new MemoryStateLog(new Fsm(), systemClock),
+  }, { hrClock, burstSpacingMs: 200 });
+}
+
+function portOf(service: RunningService): number {
+  return Number(service.status().listening[0]!.split(':').pop());
+}
+
+async function exchange(port: number, packets: Uint8Array[], waitMs = 400): Promise<Buffer[]> {
+  const socket = createSocket('udp4');
+  const replies: Buffer[] = [];
+  socket.on('message', (m) => replies.push(m));
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  for (const p of packets) socket.send(p, port, '127.0.0.1');
+  await new Promise((r) => setTimeout(r, waitMs));
+  socket.close();
+  return replies;
+}
+
+function clientRequest(overrides: Partial<NtpPacket> = {}): Uint8Array {
+  return encodeNtp({
+    leap: 0, version: 4, mode: 3, stratum: 0, poll: 6, precision: -20, rootDelay: 0, rootDispersion: 0, referenceId: 0,
+    referenceTimestamp: { seconds: 0, fraction: 0 }, originTimestamp: { seconds: 0, fraction: 0 },
+    receiveTimestamp: { seconds: 0, fraction: 0 }, transmitTimestamp: { seconds: 0x12345678, fraction: 0x9abcdef0 },
+    extensions: [], mac: null, ...overrides,
+  });
+}
+
+async function waitFor(service: RunningService, predicate: (s: NtpStatus) => boolean, ms: number): Promise<NtpStatus> {
+  const end = Date.now() + ms;
+  let s = service.status() as NtpStatus;
+  while (!predicate(s) && Date.now() < end) {
+    await new Promise((r) => setTimeout(r, 50));
+    s = service.status() as NtpStatus;
+  }
+  return s;
+}
+
+t.test('the shell stamps with the injected clock and drops what it must', async (t) => {
+  let fakeNs = BigInt(Date.UTC(2030, 0, 1)) * 1_000_000n;
+  const stamps: bigint[] = [];
+  const clock: HrWallClock = { nowNs: () => { fakeNs += 1000n; stamps.push(fakeNs); return fakeNs; }, reanchor: () => undefined };
+  const ntp = await start('ntp: { port: 0, listen: [127.0.0.1], localStratum: 10 }\n', clock);
+  try {
+    const port = portOf(ntp);
+    stamps.length = 0;
+    const [reply, ...extra] = await exchange(port, [clientRequest()]);
+    t.equal(extra.length, 0);
+    const d = decodeNtp(reply!);
+    if (!d.ok) { t.fail('reply decodes'); return; }
+    t.match(d.value, { mode: 4, version: 4, stratum: 10, leap: 0, poll: 6 });
+    t.same(d.value.originTimestamp, { seconds: 0x12345678, fraction: 0x9abcdef0 }, 'origin = our transmit');
+    t.same(d.value.receiveTimestamp, timestampFromUnixNs(stamps[0]!), 'receive = the first clock read on arrival');
+    t.same(d.value.transmitTimestamp, timestampFromUnixNs(stamps[stamps.length - 1]!), 'transmit = the last clock read, before send');
+    t.ok(stamps.length >= 2, 'two reads: on arrival and before send');
+
+    const dropped = await exchange(port, [
+      clientRequest({ mode: 6 }), clientRequest({ mode: 7 }), clientRequest({ mode: 1 }), clientRequest({ version: 0 }),
+      clientRequest({ version: 5 }), new Uint8Array(47), new Uint8Array([...clientRequest(), 1, 2, 3]),
+    ]);
+    t.equal(dropped.length, 0, 'modes 6, 7, 1, versions 0 and 5, short and garbage-trailed packets: no reply');
+    t.match((ntp.status() as NtpStatus).counters, { 'dropped.mode': 3, 'dropped.version': 2, 'dropped.malformed': 2, replies: 1 });
+  } finally {
+    await ntp.stop();
+  }
+});
+
+t.test('a second lanha follows the first as its upstream, and refuses when its own clock is stepped', async (t) => {
+  const upstream = await start('ntp: { port: 0, listen: [127.0.0.1], localStratum: 7, rateLimit: { enabled: false } }\n', steppableClock());
+  const ownClock = steppableClock();
+  const follower = await start(`ntp: { port: 0, listen: [127.0.0.1], upstreams: ["127.0.0.1:${portOf(upstream)}"], pollInterval: 1s, rateLimit: { enabled: false } }\n`, ownClock);
+  try {
+    const synced = await waitFor(follower, (s) => s.synchronised, 5000);
+    t.match(synced, { synchronised: true, mode: 'source', stratum: 8, referenceId: '127.0.0.1', leap: 0 }, synced.reason);
+    t.ok(Math.abs(synced.offsetMs ?? 99) < 50, `offset small (${synced.offsetMs} ms)`);
+    const [reply] = await exchange(portOf(follower), [clientRequest()]);
+    const d = reply && decodeNtp(reply);
+    t.ok(d && d.ok && d.value.stratum === 8 && d.value.referenceId === 0x7f000001, 'served: stratum 8, refid 127.0.0.1');
+    if (d && d.ok) {
+      const refAgeS = Number(BigInt(Date.now()) * 1_000_000n - unixNsFromTimestamp(d.value.referenceTimestamp, BigInt(Date.now()) * 1_000_000n)) / 1e9;
+      t.ok(refAgeS >= 0 && refAgeS < 5, `reference timestamp is the recent sample (${refAgeS.toFixed(3)} s ago)`);
+    }
+
+    ownClock.stepNs = 3600n * 1_000_000_000n; // someone ran `date -s` an hour ahead on this node
+    const stepped = await waitFor(follower, (s) => !s.synchronised, 5000);
+    t.match(stepped, { synchronised: false, leap: 3, stratum: 16 }, `after the step: ${stepped.reason}`);
+    t.ok((stepped.offsetMs ?? 0) < -3_599_000, 'the offset to the upstream shows the hour');
+    const [after] = await exchange(portOf(follower), [clientRequest()]);
+    const a = after && decodeNtp(after);
+    t.ok(a && a.ok && a.value.leap === 3, 'clients now get leap 3');
+  } finally {
+    await follower.stop();
+    await upstream.stop();
+  }
+});
+
+t.test('the other LAN node is sampled as a peer; witnesses and this node are not', async (t) => {
+  const config = parseConfig(`node: { name: lan-a, address: 10.20.0.2 }
+cluster:
+  id: rack
+  members:
+    - { name: lan-a, address: 10.20.0.2 }
+    - { name: lan-b, address: 10.20.0.3 }
+    - { name: w, address: 10.20.0.9, role: witness }
+ntp: { port: 1123, upstreams: ["192.0.2.1", "192.0.2.2:11123"] }
+`);
+  t.same(samplerTargets({ config }, config.ntp!), [
+    { kind: 'upstream', address: '192.0.2.1', port: 123 },
+    { kind: 'upstream', address: '192.0.2.2', port: 11123 },
+    { kind: 'peer', address: '10.20.0.3', port: 1123 },
+  ]);
+  const off = parseConfig(`node: { name: lan-a, address: 10.20.0.2 }
+cluster: { id: rack, members: [{ name: lan-a, address: 10.20.0.2 }, { name: lan-b, address: 10.20.0.3 }] }
+ntp: { samplePeer: false }
+`);
+  t.same(samplerTargets({ config: off }, off.ntp!), [], 'samplePeer: false');
+});

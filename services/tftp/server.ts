@@ -71,6 +71,7 @@ class ActiveTransfer {
   /** A file read is in progress: later events wait behind it so DATA leaves in order. */
   #waiting = false;
   #queue: TransferEvent[] = [];
+  readonly #ring: Array<Buffer | undefined>;
   #closed = false;
 
   constructor(server: TftpServer, sockets: TidSockets, peer: Peer, core: Transfer, source: Source, oack: TftpOption[], file: string, requested: string, client: ClientInfo) {
@@ -86,6 +87,7 @@ class ActiveTransfer {
     this.requested = requested;
     this.client = client;
     this.startedMs = server.clock.monotonicMs();
+    this.#ring = new Array<Buffer | undefined>(2 * core.params.windowsize);
     this.socket.on('message', (msg, rinfo) => this.#onMessage(msg, rinfo));
     this.socket.on('error', () => this.finish('socket-error'));
     this.stranger.on('message', (msg, rinfo) => this.#onStranger(msg, rinfo));
@@ -140,7 +142,7 @@ class ActiveTransfer {
           this.#send(encodeOack(this.oack));
           break;
         case 'data': {
-          const packet = dataPacket(effect.block, effect.length);
+          const packet = this.#packet(effect.block, effect.length);
           const copied = effect.length === 0 ? true : this.source.copy(effect.offset, effect.length, packet, 4);
           if (effect.retransmit) this.server.counters.inc('tftp.retransmits');
           if (copied !== true) {
@@ -176,6 +178,22 @@ class ActiveTransfer {
           return;
       }
     }
+  }
+
+  /**
+   * The DATA buffer for a block, from a ring of 2 x windowsize buffers reused for the whole
+   * transfer (no allocation per packet). Safe: block k + 2w is only built after an ACK for k + w,
+   * so the send of block k is long done; a retransmission rebuilds a block with the same bytes.
+   */
+  #packet(block: number, length: number): Buffer {
+    const slot = block % this.#ring.length;
+    let buffer = this.#ring[slot];
+    if (buffer === undefined) {
+      buffer = dataPacket(0, this.core.params.blksize);
+      this.#ring[slot] = buffer;
+    }
+    buffer.writeUInt16BE(block & 0xffff, 2);
+    return length === this.core.params.blksize ? buffer : buffer.subarray(0, 4 + length);
   }
 
   #drain(): void {

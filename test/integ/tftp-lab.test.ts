@@ -63,7 +63,10 @@ tftp:
         try { got = sha(readFileSync(out)); } catch { /* stays missing */ }
         t.equal(got, sha(file === 'exact.bin' ? exact : payload), `${label}: checksum matches (${r.stderr.trim()})`);
       }
-      const done = daemon.logs().split('\n').filter((l) => l.includes('"event":"tftp.transfer.done"')).map((l) => JSON.parse(l) as { size: number; blksize: number; retransmits: number; windowsize: number });
+      // The client exits once it sent its last ACK: the daemon's line may come a moment later.
+      const doneLines = (): string[] => daemon.logs().split('\n').filter((l) => l.includes('"event":"tftp.transfer.done"'));
+      for (let i = 0; i < 50 && doneLines().length < fetches.length; i++) await new Promise((r) => setTimeout(r, 100));
+      const done = doneLines().map((l) => JSON.parse(l) as { size: number; blksize: number; retransmits: number; windowsize: number });
       t.equal(done.length, fetches.length, 'one done line per transfer');
       for (const line of done) {
         const blocks = Math.floor(line.size / line.blksize) + 1;

@@ -30,6 +30,11 @@ function run(command: string, args: string[], timeoutMs = 60_000): Promise<{ cod
   });
 }
 
+/** The client exits once its last ACK is sent; the server sees it a moment later. Polls up to 5 s. */
+async function eventually(condition: () => boolean): Promise<void> {
+  for (let i = 0; i < 50 && !condition(); i++) await new Promise((r) => setTimeout(r, 100));
+}
+
 /** Sends one datagram from a fresh socket and collects what comes back within `ms`. */
 async function exchange(port: number, packet: Uint8Array, ms = 1500, socket?: dgram.Socket): Promise<{ packets: Array<{ packet: TftpPacket; port: number }>; socket: dgram.Socket }> {
   const s = socket ?? dgram.createSocket('udp4');
@@ -116,7 +121,9 @@ t.test('lanha TFTP on loopback with real clients', async (t) => {
     const dest = join(out, 'rollover.out');
     const r = await run('curl', ['-sS', '--tftp-blksize', '512', '-o', dest, url('rollover.bin')], 120_000);
     t.equal(existsSync(dest) ? sha(readFileSync(dest)) : `missing ${r.out}`, sha(big), '67586 blocks, checksum matches');
-    const line = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l['event'] === 'tftp.transfer.done' && l['file'] === 'rollover.bin');
+    const find = (): Record<string, unknown> | undefined => lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l['event'] === 'tftp.transfer.done' && l['file'] === 'rollover.bin');
+    await eventually(() => find() !== undefined);
+    const line = find();
     t.match(line, { bytes: big.length, blksize: 512 }, 'logged as done with every byte');
     rmSync(join(root, 'rollover.bin'));
     rmSync(dest);
@@ -199,8 +206,10 @@ t.test('lanha TFTP on loopback with real clients', async (t) => {
       const r = await run('curl', ['-sS', '-o', dest, url(name)]);
       t.equal(existsSync(dest) ? readFileSync(dest, 'utf8') : `missing ${r.out}`, files[want]!.toString(), `${name} -> ${want}`);
     }
+    const find = (): Record<string, unknown> | undefined => lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l['event'] === 'tftp.transfer.done' && l['requested'] === 'boot.scr.uimg');
+    await eventually(() => find() !== undefined && fsm.bootEvents('52:54:00:aa:bb:07').length > 0);
     t.ok(fsm.bootEvents('52:54:00:aa:bb:07').some((e) => e.event === 'tftp'), 'a boot event was logged for the node');
-    const line = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l['event'] === 'tftp.transfer.done' && l['requested'] === 'boot.scr.uimg');
+    const line = find();
     t.match(line, { client: /^127\.0\.0\.1:\d+$/, file: 'nodes/node07.scr', bytes: 19, blksize: 512, windowsize: 1, retransmits: 0, mac: '52:54:00:aa:bb:07' }, 'one transfer log line with the fields');
     t.type(line?.['ms'], 'number');
   });

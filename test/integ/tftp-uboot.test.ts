@@ -51,6 +51,7 @@ tftp:
         t.match(out, new RegExp(`Bytes transferred = ${image.length}\\b`), `windowsize ${window}: every byte arrived`);
         t.match(out, new RegExp(`==> ${want}`), `windowsize ${window}: crc32 ${want} matches`);
       }
+      for (let i = 0; i < 50 && (daemon.logs().match(/"event":"tftp\.transfer\.done"/g) ?? []).length < 2; i++) await new Promise((r) => setTimeout(r, 100));
       const done = daemon.logs().split('\n').filter((l) => l.includes('"event":"tftp.transfer.done"')).map((l) => JSON.parse(l) as { blksize: number; windowsize: number });
       t.same(done.map((d) => [d.blksize, d.windowsize]), [[1468, 1], [1468, 8]], 'u-boot negotiated blksize 1468, then windowsize 8');
     } finally {

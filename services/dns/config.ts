@@ -29,7 +29,7 @@ const record = z.string({ error: 'is not a record (text like "www A 10.0.0.5")' 
 
 export const dnsConfig = z.object({
   port: port.default(53),
-  listen: z.array(z.string()).optional(),
+  listen: z.array(z.string().refine((s) => isIPv4(s) || isIPv6(s), { message: 'is not an IP address to listen on' })).optional(),
   tcp: z.boolean().default(true),
   zones: z.array(z.object({
     name: hostname,

@@ -264,3 +264,27 @@ t.test('forwarding is refused to sources outside the allowed prefixes', async (t
     good.close();
   }
 });
+
+t.test('addresses come and go (the VIP): served while added, silent once removed', async (t) => {
+  const { dns, port } = await startServer('');
+  try {
+    await dns.addAddress('127.0.0.2');
+    const listening = dns.status().listening;
+    t.ok(listening.some((l) => l.startsWith('udp 127.0.0.2:')) && listening.some((l) => l.startsWith('tcp 127.0.0.2:')), listening.join(', '));
+    const vipPort = Number(/127\.0\.0\.2:(\d+)/.exec(listening.join(' '))![1]);
+    const ask = (p: number, host: string): Promise<Buffer[]> => new Promise((resolve) => {
+      const s = dgram.createSocket('udp4');
+      const got: Buffer[] = [];
+      const timer = setTimeout(() => { s.close(); resolve(got); }, 400);
+      s.on('message', (m, rinfo) => { t.equal(rinfo.address, host, 'the reply leaves from the address asked'); got.push(m); clearTimeout(timer); s.close(); resolve(got); });
+      s.send(query('www.lan', T.A, 1), p, host);
+    });
+    t.equal((await ask(vipPort, '127.0.0.2')).length, 1, 'answered on the added address');
+    await dns.removeAddress('127.0.0.2');
+    t.notOk(dns.status().listening.some((l) => l.includes('127.0.0.2')));
+    t.equal((await ask(vipPort, '127.0.0.2')).length, 0, 'silent after removal');
+    t.equal((await ask(port, '127.0.0.1')).length, 1, 'the other address still served');
+  } finally {
+    await dns.stop();
+  }
+});

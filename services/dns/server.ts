@@ -46,10 +46,9 @@ export class DnsServer implements RunningService {
   #zones: ZoneSet;
   #fast = new FastAnswers();
   #fq: FastQuery = { qEnd: 0, ednsLimit: 0, hash: 0 };
-  #udp: dgram.Socket[] = [];
-  #tcp: net.Server[] = [];
+  /** Served address -> its UDP socket and TCP listener. */
+  #bound = new Map<string, { udp: dgram.Socket; tcp: net.Server | null; port: number }>();
   #connections = new Set<net.Socket>();
-  #listening: string[] = [];
   #forwarder: Forwarder | null = null;
   #allow: readonly Cidr[];
   #allowCache = new Map<string, boolean>();
@@ -89,10 +88,7 @@ export class DnsServer implements RunningService {
       if (t.startsWith('lease.') || t.startsWith('dns.')) this.#scheduleRebuild();
     });
     try {
-      for (const address of serviceAddresses(this.#config, this.#cfg.listen)) {
-        await this.#bindUdp(address);
-        if (this.#cfg.tcp) await this.#listenTcp(address);
-      }
+      for (const address of serviceAddresses(this.#config, this.#cfg.listen)) await this.addAddress(address);
     } catch (error) {
       await this.stop();
       throw error;
@@ -101,7 +97,7 @@ export class DnsServer implements RunningService {
 
   status(): ServiceStatus {
     return {
-      listening: [...this.#listening],
+      listening: [...this.#bound].flatMap(([a, b]) => [`udp ${a}:${b.port}`, ...(b.tcp ? [`tcp ${a}:${b.port}`] : [])]),
       serial: this.#zones.serial,
       zones: this.#zones.zones.map((z) => z.origin),
       counters: { ...this.counters.toJSON(), 'dns.queries': this.#queries, 'dns.fast_answers': this.#fastHits },
@@ -120,11 +116,37 @@ export class DnsServer implements RunningService {
     this.#forwarder?.close();
     for (const c of this.#connections) c.destroy();
     this.#connections.clear();
-    await Promise.all(this.#udp.map((s) => new Promise<void>((resolve) => { try { s.close(() => resolve()); } catch { resolve(); } })));
-    await Promise.all(this.#tcp.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
-    this.#udp = [];
-    this.#tcp = [];
-    this.#listening = [];
+    await Promise.all([...this.#bound.keys()].map((a) => this.removeAddress(a)));
+  }
+
+  /**
+   * Starts serving on one more address (UDP + TCP): the VIP when this node takes it. Binding the
+   * address itself, never a wildcard, is what makes replies leave from the address asked.
+   */
+  async addAddress(address: string): Promise<void> {
+    if (this.#bound.has(address)) return;
+    const udp = await this.#bindUdp(address);
+    const port = udp.address().port;
+    let tcp: net.Server | null = null;
+    try {
+      if (this.#cfg.tcp) tcp = await this.#listenTcp(address, port);
+    } catch (error) {
+      udp.close();
+      throw error;
+    }
+    this.#bound.set(address, { udp, tcp, port });
+  }
+
+  /** Stops serving on an address (the VIP when this node gives it up); open TCP connections to it end. */
+  async removeAddress(address: string): Promise<void> {
+    const b = this.#bound.get(address);
+    if (b === undefined) return;
+    this.#bound.delete(address);
+    for (const c of this.#connections) if (c.localAddress === address || c.localAddress === `::ffff:${address}`) c.destroy();
+    await Promise.all([
+      new Promise<void>((resolve) => { try { b.udp.close(() => resolve()); } catch { resolve(); } }),
+      b.tcp === null ? Promise.resolve() : new Promise<void>((resolve) => b.tcp!.close(() => resolve())),
+    ]);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -179,35 +201,32 @@ export class DnsServer implements RunningService {
   // -------------------------------------------------------------------------------------------
   // Sockets
 
-  async #bindUdp(address: string): Promise<void> {
+  async #bindUdp(address: string): Promise<dgram.Socket> {
     const family = net.isIPv6(address) ? 6 : 4;
     // A larger receive buffer rides out bursts (the kernel caps it at net.core.rmem_max).
     const socket = dgram.createSocket({ type: family === 6 ? 'udp6' : 'udp4', lookup: literalLookup(family), recvBufferSize: 4 << 20 });
     await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject);
-      socket.bind(this.#cfg.port, address, () => { socket.off('error', reject); resolve(); });
+      socket.once('error', (err) => { socket.close(); reject(err); });
+      socket.bind(this.#cfg.port, address, () => { socket.removeAllListeners('error'); resolve(); });
     });
     socket.on('error', (err) => {
       this.counters.inc('dns.udp.send_failed');
       if (this.#limiter.allow('udp-error', this.#clock.monotonicMs())) this.#log.warn({ event: 'dns.udp_error', address, err }, 'UDP socket error');
     });
     socket.on('message', (msg, rinfo) => this.#onUdp(socket, msg, rinfo));
-    this.#udp.push(socket);
-    this.#listening.push(`udp ${address}:${socket.address().port}`);
+    return socket;
   }
 
-  async #listenTcp(address: string): Promise<void> {
+  async #listenTcp(address: string, port: number): Promise<net.Server> {
     const server = net.createServer((conn) => this.#onTcp(conn));
     server.maxConnections = this.#cfg.maxTcpConnections;
     server.on('drop', () => this.counters.inc('dns.tcp.refused'));
-    const port = this.#udp.length > 0 ? (this.#udp[this.#udp.length - 1]!.address().port) : this.#cfg.port;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen({ port, host: address, exclusive: true }, () => { server.off('error', reject); resolve(); });
     });
     server.on('error', (err) => this.#log.warn({ event: 'dns.tcp_error', address, err }, 'TCP listener error'));
-    this.#tcp.push(server);
-    this.#listening.push(`tcp ${address}:${port}`);
+    return server;
   }
 
   #forwardAllowed(address: string): boolean {

@@ -176,7 +176,9 @@ export class ZoneSet {
     const out: ListedRecord[] = [];
     for (const z of this.zones) {
       out.push(listed(z, z.soa));
-      for (const [, node] of [...z.nodes].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+      // Apex first, then names in order.
+      const order = (n: string): string => (n === z.origin ? '' : n);
+      for (const [, node] of [...z.nodes].sort(([a], [b]) => (order(a) < order(b) ? -1 : order(a) > order(b) ? 1 : 0))) {
         for (const [type, set] of node) if (type !== T.SOA) for (const r of set) out.push(listed(z, r));
       }
     }

@@ -7,7 +7,7 @@ import type { Clock } from '../../lib/clock.js';
 import type { Random } from '../../lib/random.js';
 import { Counters } from '../../lib/counters.js';
 import { serviceAddresses } from '../../lib/listen.js';
-import { cidrContains, parseIpv4, type Cidr } from '../../lib/ipv4.js';
+import { cidrContains, formatCidr, parseIpv4, type Cidr } from '../../lib/ipv4.js';
 import type { StateLog } from '../../cluster/state-log.js';
 import type { RunningService, ServiceContext, ServiceStatus } from '../registry.js';
 import type { DnsConfig } from './config.js';
@@ -33,6 +33,7 @@ export interface DnsServiceOptions {
 type Reply = (bytes: Uint8Array) => void;
 
 const PER_CONNECTION_PENDING_MAX = 64;
+const REBUILD_SPACING_MS = 100;
 const ALLOW_CACHE_MAX = 4096;
 
 export class DnsServer implements RunningService {
@@ -55,7 +56,8 @@ export class DnsServer implements RunningService {
   #rrl: ResponseRateLimiter | null;
   #limiter = new LogLimiter();
   #unsubscribe: (() => void) | null = null;
-  #rebuildScheduled = false;
+  #rebuildTimer: NodeJS.Immediate | NodeJS.Timeout | null = null;
+  #lastRebuild = -Infinity;
   #lastWarnings = new Set<string>();
   /** Hot-path counters kept as plain fields (a Map update per packet costs more than the answer). */
   #queries = 0;
@@ -113,6 +115,7 @@ export class DnsServer implements RunningService {
   async stop(): Promise<void> {
     this.#unsubscribe?.();
     this.#unsubscribe = null;
+    if (this.#rebuildTimer !== null) { clearTimeout(this.#rebuildTimer as NodeJS.Timeout); clearImmediate(this.#rebuildTimer as NodeJS.Immediate); this.#rebuildTimer = null; }
     this.#forwarder?.close();
     for (const c of this.#connections) c.destroy();
     this.#connections.clear();
@@ -156,8 +159,10 @@ export class DnsServer implements RunningService {
     const fsm = this.#state.fsm;
     const reservations = new Map<string, string>();
     const reverseSubnets: Cidr[] = [];
+    const domains = new Map<string, string>();
     for (const s of this.#config.dhcp?.subnets ?? []) {
       if (this.#cfg.reverseZones) reverseSubnets.push(s.subnet);
+      if (s.domain !== undefined) domains.set(formatCidr(s.subnet), s.domain);
       for (const r of s.reservations) if (r.hostname !== undefined) {
         if (r.mac !== undefined) reservations.set(`mac:${r.mac}`, r.hostname);
         reservations.set(`ip:${r.ip}`, r.hostname);
@@ -168,8 +173,9 @@ export class DnsServer implements RunningService {
     for (const l of fsm.leases()) {
       if (l.state !== 'bound' || l.expiresAt <= fsm.lastAt) continue;
       const reserved = reservations.get(`mac:${l.mac}`) ?? reservations.get(`ip:${l.ip}`);
-      if (l.hostname !== undefined) leaseNames.push({ ip: l.ip, hostname: l.hostname, grantedAt: l.grantedAt, source: 'lease' });
-      else if (reserved !== undefined) leaseNames.push({ ip: l.ip, hostname: reserved, grantedAt: l.grantedAt, source: 'reservation' });
+      const domain = domains.get(l.subnet);
+      if (l.hostname !== undefined) leaseNames.push({ ip: l.ip, hostname: l.hostname, grantedAt: l.grantedAt, source: 'lease', domain });
+      else if (reserved !== undefined) leaseNames.push({ ip: l.ip, hostname: reserved, grantedAt: l.grantedAt, source: 'reservation', domain });
     }
     const zones = buildZoneSet({
       zones: this.#cfg.zones, reverseSubnets, leaseNames, operatorRecords: [...fsm.records()], serial: fsm.serial,
@@ -181,18 +187,25 @@ export class DnsServer implements RunningService {
     return zones;
   }
 
+  /**
+   * A change is served at once (the next turn of the event loop) unless the zones were rebuilt in
+   * the last REBUILD_SPACING_MS; then it waits out the rest, so a burst of leases costs a few
+   * rebuilds a second rather than one per lease (a rebuild of a few thousand names takes ~15 ms).
+   */
   #scheduleRebuild(): void {
-    if (this.#rebuildScheduled) return;
-    this.#rebuildScheduled = true;
-    setImmediate(() => {
-      this.#rebuildScheduled = false;
+    if (this.#rebuildTimer !== null) return;
+    const wait = Math.max(0, this.#lastRebuild + REBUILD_SPACING_MS - this.#clock.monotonicMs());
+    const run = (): void => {
+      this.#rebuildTimer = null;
       this.rebuild();
-    });
+    };
+    this.#rebuildTimer = wait === 0 ? setImmediate(run) : setTimeout(run, wait);
   }
 
   /** Rebuilds the zones from config + replicated state now and forgets every prebuilt answer. */
   rebuild(): void {
     const before = this.#zones.serial;
+    this.#lastRebuild = this.#clock.monotonicMs();
     this.#zones = this.#build();
     this.#fast.clear();
     this.#log.debug({ event: 'dns.zones_rebuilt', serial: this.#zones.serial, before }, 'zones rebuilt');

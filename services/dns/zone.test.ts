@@ -155,3 +155,18 @@ t.test('property: every name that resolves NOERROR with answers has records in l
   }), { numRuns: 200 });
   t.pass('list and resolve agree');
 });
+
+t.test('lease names go to the zone named by their subnet\'s domain when there is one', async (t) => {
+  const zone = (name: string): ZoneInput => ({ name, ttl: 60_000, negativeTtl: 30_000, records: [], leases: true });
+  const z = buildZoneSet({
+    zones: [zone('rack.lan'), zone('lab.lan')], reverseSubnets: [], operatorRecords: [], serial: 2,
+    leaseNames: [
+      { ip: parseIpv4('10.1.0.5')!, hostname: 'a', grantedAt: 1, source: 'lease', domain: 'lab.lan' },
+      { ip: parseIpv4('10.2.0.5')!, hostname: 'b', grantedAt: 1, source: 'lease' },
+    ],
+  });
+  t.equal(z.resolve('a.lab.lan', T.A)!.answers.length, 1);
+  t.equal(z.resolve('a.rack.lan', T.A)!.rcode, RCODE.NXDOMAIN, 'not in the other lease zone');
+  t.equal(z.resolve('b.lab.lan', T.A)!.answers.length, 1, 'no domain: every lease zone');
+  t.equal(z.resolve('b.rack.lan', T.A)!.answers.length, 1);
+});

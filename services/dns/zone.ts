@@ -41,7 +41,14 @@ export interface ZoneInput {
   leases: boolean;
 }
 
-export interface LeaseName { ip: number; hostname: string; grantedAt: number; source: 'lease' | 'reservation' }
+export interface LeaseName {
+  ip: number;
+  hostname: string;
+  grantedAt: number;
+  source: 'lease' | 'reservation';
+  /** The lease's subnet's `domain`: the name goes in that zone when it is a `leases: true` zone. */
+  domain?: string | undefined;
+}
 export interface OperatorRecord { name: string; rrtype: string; ttl: number; data: string }
 
 export interface ZoneSetInput {
@@ -227,6 +234,23 @@ function soaRecord(origin: string, mname: string, rname: string, serial: number,
   return { name: origin, type: T.SOA, ttl, rdata, source: 'soa' };
 }
 
+/**
+ * Parsed config record lines, by origin and text: zones are rebuilt on every lease change, and the
+ * config's lines do not change between rebuilds.
+ */
+const parsedLines = new Map<string, ReturnType<typeof parseRecordLine>>();
+
+function parseLine(line: string, origin: string): ReturnType<typeof parseRecordLine> {
+  const key = `${origin}\u0000${line}`;
+  let r = parsedLines.get(key);
+  if (r === undefined) {
+    if (parsedLines.size >= 100_000) parsedLines.clear();
+    r = parseRecordLine(line, origin);
+    parsedLines.set(key, r);
+  }
+  return r;
+}
+
 export function buildZoneSet(input: ZoneSetInput): ZoneSet {
   const warnings: string[] = [];
   const builders: Array<{ b: ZoneBuilder; z: ZoneInput | null }> = [];
@@ -238,7 +262,7 @@ export function buildZoneSet(input: ZoneSetInput): ZoneSet {
     builders.push({ b, z });
     byOrigin.set(b.origin, b);
     for (const line of z.records) {
-      const r = parseRecordLine(line, b.origin);
+      const r = parseLine(line, b.origin);
       if (!r.ok) { warnings.push(`zone ${b.origin}: record "${line}" ${r.error}`); continue; }
       if (!isSubdomain(r.value.name, b.origin)) { warnings.push(`zone ${b.origin}: record "${line}" is outside the zone`); continue; }
       b.add({ name: r.value.name, type: r.value.type, ttl: r.value.ttl ?? b.ttl, rdata: r.value.rdata, source: 'static' });
@@ -277,7 +301,8 @@ export function buildZoneSet(input: ZoneSetInput): ZoneSet {
   for (const l of sorted) {
     const label = leaseLabel(l.hostname);
     if (label === null) { warnings.push(`lease ${formatIpv4(l.ip)}: host name "${l.hostname}" is not a valid DNS label`); continue; }
-    for (const b of leaseZones) {
+    const own = l.domain === undefined ? undefined : leaseZones.find((b) => b.origin === nameKey(l.domain!));
+    for (const b of own === undefined ? leaseZones : [own]) {
       const name = `${label}.${b.origin}`;
       if (taken.has(name)) { warnings.push(`lease ${formatIpv4(l.ip)}: name ${name} already belongs to another lease`); continue; }
       if (b.has(name)) { warnings.push(`lease ${formatIpv4(l.ip)}: name ${name} is a static record; the static record wins`); continue; }

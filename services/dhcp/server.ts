@@ -245,7 +245,8 @@ export async function startDhcpServer(options: DhcpServerOptions): Promise<Runni
   // The wildcard hears broadcasts; a socket bound to a unicast address would not (DESIGN.md
   // "Sockets and addresses"). `listen` narrows it, for loopback-only tests and demos.
   const address = config.listen === undefined ? '0.0.0.0' : formatIpv4(config.listen);
-  const socket: Socket = createSocket({ type: 'udp4', reuseAddr: false });
+  // A deep receive buffer absorbs bursts (a rack powering on) while the event loop waits on a commit.
+  const socket: Socket = createSocket({ type: 'udp4', reuseAddr: false, recvBufferSize: 4 << 20 });
   const sendLogLimiter = new LogLimiter();
   socket.on('message', (bytes, rinfo) => {
     const peer = `${rinfo.address}:${rinfo.port}`;

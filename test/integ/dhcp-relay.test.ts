@@ -46,12 +46,13 @@ t.test('a relayed client gets a lease from the relay\'s subnet', async (t) => {
       relayProc.stderr?.on('data', (d: Buffer) => { relayLog += d.toString(); });
       relayProc.stdout?.on('data', (d: Buffer) => { relayLog += d.toString(); });
       try {
-        await new Promise((r) => setTimeout(r, 1000));
+        // dhcrelay prints its "Sending on" lines once its sockets are up.
+        await waitFor(() => (/Sending on\s+Socket/.test(relayLog) ? true : null), 10_000);
         const script = recordingScript(work, 'udhcpc');
-        const udhcpc = client.spawn('udhcpc', ['-i', up, '-f', '-t', '6', '-T', '1', '-s', script]);
+        const udhcpc = client.spawn('udhcpc', ['-i', up, '-f', '-t', '10', '-T', '2', '-s', script]);
         try {
           const envText = (): string => (existsSync(join(work, 'udhcpc.env')) ? readFileSync(join(work, 'udhcpc.env'), 'utf8') : '');
-          const env = await waitFor(() => lastEnv(envText(), /^bound/), 15_000);
+          const env = await waitFor(() => lastEnv(envText(), /^bound/), 30_000);
           t.ok(env, `udhcpc got a lease through the relay (relay log: ${relayLog.slice(-300)})`);
           t.match(env?.get('ip') ?? '', /^10\.79\.0\.(5\d|60)$/, `address ${env?.get('ip')} from the relay's subnet`);
           t.equal(env?.get('router'), '10.79.0.1');

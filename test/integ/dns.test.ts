@@ -180,6 +180,8 @@ ${Array.from({ length: 12 }, (_, i) => `        - 'big TXT "${String.fromCharCod
       const leaseFile = join(dir, 'udhcpc.ip');
       writeFileSync(script, `#!/bin/sh\n# lab-only udhcpc hook: set the address, note it, never touch resolv.conf\ncase "$1" in bound|renew) ip addr replace "$ip/$subnet" dev "$interface"; echo "$ip" > ${leaseFile};; esac\nexit 0\n`);
       chmodSync(script, 0o755);
+      const serialOf = async (): Promise<number> => Number((await short(['lan', 'SOA'])).split(' ')[2]);
+      const serialBefore = await serialOf();
       const client = dh.spawn('udhcpc', ['-i', dh.ifname, '-f', '-t', '5', '-T', '1', '-x', 'hostname:pi7', '-s', script]);
       const leased = await eventually(async () => existsSync(leaseFile), 15_000);
       t.ok(leased, 'udhcpc got a lease');
@@ -188,6 +190,8 @@ ${Array.from({ length: 12 }, (_, i) => `        - 'big TXT "${String.fromCharCod
       t.match(ip, /^10\.77\.0\.1\d\d$/, `leased address ${ip}`);
       t.equal(await short(['pi7.lan', 'A']), ip, 'A right after the lease');
       t.equal(await short(['-x', ip]), 'pi7.lan.', 'PTR right after the lease');
+      const serialLeased = await serialOf();
+      t.ok(serialLeased > serialBefore, `SOA serial ${serialBefore} -> ${serialLeased} with the lease`);
       const records = await srv.exec(process.execPath, [LANCTL, 'records', '--json', '--socket', join(dir, 'lanha.sock')]);
       t.ok((JSON.parse(records.stdout) as { records: Array<{ name: string; source: string }> }).records.some((r) => r.name === 'pi7.lan' && r.source === 'lease'), 'lanctl records lists the lease name');
       const table = await srv.exec(process.execPath, [LANCTL, 'records', '--socket', join(dir, 'lanha.sock')]);
@@ -196,6 +200,7 @@ ${Array.from({ length: 12 }, (_, i) => `        - 'big TXT "${String.fromCharCod
       const gone = await eventually(async () => (await dig(cli, [`@${SRV}`, 'pi7.lan', 'A'])).includes('NXDOMAIN'), 5000);
       t.ok(gone, 'A gone after the client released its lease');
       t.match(await dig(cli, [`@${SRV}`, '-x', ip]), /NXDOMAIN/, 'PTR gone after release');
+      t.ok((await serialOf()) > serialLeased, 'SOA serial up again with the release');
       await stopChild(client);
 
       t.ok(lab.resolvConfUnchanged(), 'host /etc/resolv.conf untouched');

@@ -232,9 +232,13 @@ export class Fsm {
     this.#serial = snapshot.serial;
   }
 
-  /** SHA-256 over the canonical snapshot: equal on replicas that applied the same log. */
+  /**
+   * SHA-256 over the canonical snapshot without the applied index: equal on replicas that applied
+   * the same log, and unchanged by entries that change nothing (a new leader's empty entry).
+   */
   hash(): string {
-    return createHash('sha256').update(JSON.stringify(this.snapshot())).digest('hex');
+    const { appliedIndex: _index, ...state } = this.snapshot();
+    return createHash('sha256').update(JSON.stringify(state)).digest('hex');
   }
 }
 

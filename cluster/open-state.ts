@@ -4,6 +4,7 @@ import type { Logger } from '../lib/log.js';
 import { cryptoRandom, type Random } from '../lib/random.js';
 import { RaftStateLog, raftDir, type PeerLink } from './raft-state-log.js';
 import type { ConfState } from './raft/types.js';
+import { Transport, readKeyFile } from './raft/transport.js';
 
 // Builds the daemon's StateLog from the config: no `cluster:` block = a one-member Raft on this
 // node's disk (single-node mode); otherwise the members of the block, linked by the transport.
@@ -24,9 +25,29 @@ export function bootstrapConf(config: LanhaConfig): ConfState {
   };
 }
 
+/** The authenticated TCP transport between the members of the `cluster:` block. */
+export async function clusterTransport(config: LanhaConfig, log: Logger): Promise<PeerLink | undefined> {
+  const cluster = config.cluster;
+  if (!cluster || cluster.members.length === 1) return undefined;
+  if (cluster.keyFile === undefined) {
+    throw new Error('cluster.keyFile is not set: members authenticate each other with a shared key file (32+ random bytes, hex or base64, mode 0600)');
+  }
+  const key = readKeyFile(cluster.keyFile, log);
+  const self = cluster.members.find((m) => m.name === config.node.name);
+  if (!self) throw new Error(`node.name ${config.node.name} is not among cluster.members`);
+  return new Transport({
+    self: self.name,
+    clusterId: cluster.id,
+    key,
+    listen: { host: self.address, port: self.port },
+    peers: Object.fromEntries(cluster.members.map((m) => [m.name, { host: m.address, port: m.port }])),
+    log: log.child({ service: 'raft-transport' }),
+  });
+}
+
 export async function openRaftState(config: LanhaConfig, log: Logger, clock: Clock, extras: OpenStateExtras = {}): Promise<RaftStateLog> {
   const cluster = config.cluster;
-  const link = extras.link ? await extras.link(config, log) : undefined;
+  const link = await (extras.link ?? clusterTransport)(config, log);
   return RaftStateLog.open({
     id: config.node.name,
     dir: raftDir(config.node.stateDir),

@@ -1,0 +1,276 @@
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { readFileSync, statSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import type { Logger } from '../../lib/log.js';
+import { LogLimiter } from '../../lib/log.js';
+import { Counters } from '../../lib/counters.js';
+import type { Message, NodeId } from './types.js';
+import type { PeerLink } from '../raft-state-log.js';
+import {
+  FrameKind, decodeHello, decodeMessage, encodeFrame, encodeHello, encodeMessage, frameMacOk, macEqual, proof, sessionKey, splitFrames, type Frame,
+} from './wire.js';
+
+// Raft between members over TCP. Each member dials every peer and sends its own messages on that
+// outbound connection; what it receives comes in on the connections peers dialled. Peers prove
+// they hold the cluster key (HMAC challenge-response over fresh nonces from both ends), then every
+// frame carries a MAC under a key derived from both nonces and a sequence number, so frames cannot
+// be forged, replayed or reordered. A peer that fails any check is dropped and logged (rate-limited).
+// Queues are bounded (Raft copes with loss: the oldest message goes first) and dials back off.
+
+export interface PeerAddress { host: string; port: number }
+
+export interface TransportOptions {
+  self: NodeId;
+  clusterId: string;
+  key: Uint8Array;
+  listen: PeerAddress;
+  peers: Record<NodeId, PeerAddress>;
+  log: Logger;
+  maxQueue?: number;
+  handshakeTimeoutMs?: number;
+}
+
+const HANDSHAKE_FRAME_MAX = 4096;
+const BACKOFF_MIN_MS = 20;
+const BACKOFF_MAX_MS = 1000;
+
+/** Reads a cluster key file: 32+ bytes written as hex or base64 (whitespace ignored). */
+export function readKeyFile(file: string, log?: Logger): Uint8Array {
+  const text = readFileSync(file, 'utf8').replace(/\s+/g, '');
+  const key = /^[0-9a-f]+$/i.test(text) && text.length % 2 === 0 ? Buffer.from(text, 'hex') : Buffer.from(text, 'base64');
+  if (key.length < 32) throw new Error(`${file}: the cluster key must hold at least 32 random bytes (hex or base64); it has ${key.length}`);
+  const mode = statSync(file).mode & 0o077;
+  if (mode !== 0 && log) log.warn({ event: 'raft.key_file_mode', file }, `${file} is readable by group or others; chmod 600 it`);
+  return key;
+}
+
+export class Transport implements PeerLink {
+  #o: TransportOptions;
+  #server: Server | undefined;
+  #out = new Map<NodeId, Outbound>();
+  #inbound = new Map<NodeId, Socket>();
+  #deliver: ((m: Message) => void) | undefined;
+  #closed = false;
+  readonly counters = new Counters();
+  readonly limiter = new LogLimiter();
+
+  constructor(options: TransportOptions) {
+    this.#o = options;
+    for (const [id, addr] of Object.entries(options.peers)) {
+      if (id !== options.self) this.#out.set(id, new Outbound(this, id, addr));
+    }
+  }
+
+  get options(): TransportOptions { return this.#o; }
+  get closed(): boolean { return this.#closed; }
+
+  async start(deliver: (m: Message) => void): Promise<void> {
+    this.#deliver = deliver;
+    const server = createServer((socket) => this.#accept(socket));
+    this.#server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.#o.listen.port, this.#o.listen.host, () => { server.off('error', reject); resolve(); });
+    });
+    for (const peer of this.#out.values()) peer.connect();
+  }
+
+  send(messages: Message[]): void {
+    for (const m of messages) this.#out.get(m.to)?.enqueue(m);
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const p of this.#out.values()) p.close();
+    for (const s of this.#inbound.values()) s.destroy();
+    await new Promise<void>((resolve) => (this.#server ? this.#server.close(() => resolve()) : resolve()));
+  }
+
+  status(): Record<string, unknown> {
+    return {
+      listen: `${this.#o.listen.host}:${this.#o.listen.port}`,
+      peers: Object.fromEntries([...this.#out.entries()].map(([id, p]) => [id, { ...p.status(), inbound: this.#inbound.has(id) }])),
+      counters: this.counters.toJSON(),
+    };
+  }
+
+  reject(reason: string, detail: Record<string, unknown>, socket: Socket): void {
+    this.counters.inc(`rejected.${reason}`);
+    if (this.limiter.allow(reason, performance.now())) {
+      this.#o.log.warn({ event: 'raft.peer_rejected', reason, ...detail, remote: `${socket.remoteAddress}:${socket.remotePort}` }, `dropped a raft peer connection: ${reason}`);
+    }
+    socket.destroy();
+  }
+
+  #accept(socket: Socket): void {
+    if (this.#closed) { socket.destroy(); return; }
+    socket.setNoDelay(true);
+    const o = this.#o;
+    let buf: Buffer = Buffer.alloc(0);
+    let stage: 'hello' | 'proof' | 'ready' = 'hello';
+    let peer = '';
+    let nonceD: Uint8Array = new Uint8Array(0);
+    const nonceL = randomBytes(32);
+    let macKey: Uint8Array = o.key;
+    let seq = 0;
+    const timer = setTimeout(() => { if (stage !== 'ready') this.reject('handshake-timeout', {}, socket); }, o.handshakeTimeoutMs ?? 5000);
+    timer.unref();
+    socket.on('error', () => socket.destroy());
+    socket.on('close', () => {
+      clearTimeout(timer);
+      if (peer !== '' && this.#inbound.get(peer) === socket) this.#inbound.delete(peer);
+    });
+    socket.on('data', (chunk: Buffer) => {
+      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+      const { frames, used, error } = splitFrames(buf, stage === 'ready' ? undefined : HANDSHAKE_FRAME_MAX);
+      buf = buf.subarray(used);
+      for (const f of frames) {
+        if (socket.destroyed) return;
+        if (stage === 'hello') {
+          if (f.kind !== FrameKind.hello || !frameMacOk(f, o.key)) return this.reject('bad-hello-mac', {}, socket);
+          const h = decodeHello(f.payload);
+          if (!h.ok) return this.reject('bad-hello', { offset: h.error.offset }, socket);
+          if (h.value.clusterId !== o.clusterId) return this.reject('wrong-cluster', { clusterId: h.value.clusterId }, socket);
+          if (!this.#out.has(h.value.member)) return this.reject('unknown-member', { member: h.value.member }, socket);
+          peer = h.value.member;
+          nonceD = h.value.nonce;
+          socket.write(Buffer.concat([
+            encodeFrame(FrameKind.hello, 0, encodeHello({ clusterId: o.clusterId, member: o.self, nonce: nonceL }), o.key),
+            encodeFrame(FrameKind.proof, 0, proof(o.key, o.clusterId, o.self, peer, nonceL, nonceD), o.key),
+          ]));
+          stage = 'proof';
+        } else if (stage === 'proof') {
+          if (f.kind !== FrameKind.proof || !frameMacOk(f, o.key)) return this.reject('bad-proof-mac', { peer }, socket);
+          if (!macEqual(f.payload, proof(o.key, o.clusterId, peer, o.self, nonceD, nonceL))) return this.reject('bad-proof', { peer }, socket);
+          stage = 'ready';
+          clearTimeout(timer);
+          macKey = sessionKey(o.key, o.clusterId, peer, nonceD, nonceL);
+          this.#inbound.get(peer)?.destroy(); // a newer connection from the same peer wins
+          this.#inbound.set(peer, socket);
+          this.counters.inc('accepted');
+        } else {
+          if (f.kind !== FrameKind.raft || !frameMacOk(f, macKey)) return this.reject('bad-frame-mac', { peer }, socket);
+          if (f.seq !== seq + 1) return this.reject('bad-sequence', { peer, seq: f.seq, expected: seq + 1 }, socket);
+          seq = f.seq;
+          const m = decodeMessage(f.payload);
+          if (!m.ok) return this.reject('bad-message', { peer, code: m.error.code, offset: m.error.offset }, socket);
+          if (m.value.from !== peer || m.value.to !== o.self) return this.reject('misaddressed', { peer, from: m.value.from, to: m.value.to }, socket);
+          this.counters.inc('received');
+          this.#deliver?.(m.value);
+        }
+      }
+      if (error) this.reject('bad-framing', { peer, offset: error.offset, problem: error.problem }, socket);
+    });
+  }
+}
+
+class Outbound {
+  #t: Transport;
+  #id: NodeId;
+  #addr: PeerAddress;
+  #socket: Socket | undefined;
+  #ready = false;
+  #queue: Message[] = [];
+  #flushScheduled = false;
+  #draining = false;
+  #seq = 0;
+  #macKey: Uint8Array = new Uint8Array(0);
+  #backoff = BACKOFF_MIN_MS;
+  #retry: NodeJS.Timeout | undefined;
+  #sent = 0;
+  #dropped = 0;
+  #connects = 0;
+
+  constructor(t: Transport, id: NodeId, addr: PeerAddress) {
+    this.#t = t;
+    this.#id = id;
+    this.#addr = addr;
+  }
+
+  status(): Record<string, unknown> {
+    return { address: `${this.#addr.host}:${this.#addr.port}`, connected: this.#ready, queued: this.#queue.length, sent: this.#sent, dropped: this.#dropped, connects: this.#connects };
+  }
+
+  enqueue(m: Message): void {
+    if (!this.#ready) { this.#dropped++; return; } // nobody to send to: Raft resends what matters
+    const max = this.#t.options.maxQueue ?? 4096;
+    if (this.#queue.length >= max) { this.#queue.shift(); this.#dropped++; }
+    this.#queue.push(m);
+    if (!this.#flushScheduled && !this.#draining) {
+      this.#flushScheduled = true;
+      queueMicrotask(() => this.#flush());
+    }
+  }
+
+  connect(): void {
+    if (this.#t.closed) return;
+    const o = this.#t.options;
+    const socket = createConnection({ host: this.#addr.host, port: this.#addr.port });
+    this.#socket = socket;
+    socket.setNoDelay(true);
+    const nonceD = randomBytes(32);
+    let buf: Buffer = Buffer.alloc(0);
+    let stage: 'hello' | 'proof' | 'ready' = 'hello';
+    let nonceL: Uint8Array = new Uint8Array(0);
+    const fail = (reason: string, detail: Record<string, unknown> = {}): void => this.#t.reject(reason, { peer: this.#id, ...detail }, socket);
+    socket.on('connect', () => {
+      socket.write(encodeFrame(FrameKind.hello, 0, encodeHello({ clusterId: o.clusterId, member: o.self, nonce: nonceD }), o.key));
+    });
+    socket.on('data', (chunk: Buffer) => {
+      if (stage === 'ready') return; // the listener never sends after the handshake
+      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+      const { frames, used, error } = splitFrames(buf, HANDSHAKE_FRAME_MAX);
+      buf = buf.subarray(used);
+      for (const f of frames as Frame[]) {
+        if (stage === 'hello') {
+          if (f.kind !== FrameKind.hello || !frameMacOk(f, o.key)) return fail('bad-hello-mac');
+          const h = decodeHello(f.payload);
+          if (!h.ok || h.value.clusterId !== o.clusterId || h.value.member !== this.#id) return fail('wrong-peer', h.ok ? { member: h.value.member, clusterId: h.value.clusterId } : {});
+          nonceL = h.value.nonce;
+          stage = 'proof';
+        } else if (stage === 'proof') {
+          if (f.kind !== FrameKind.proof || !frameMacOk(f, o.key)) return fail('bad-proof-mac');
+          if (!macEqual(f.payload, proof(o.key, o.clusterId, this.#id, o.self, nonceL, nonceD))) return fail('bad-proof');
+          socket.write(encodeFrame(FrameKind.proof, 0, proof(o.key, o.clusterId, o.self, this.#id, nonceD, nonceL), o.key));
+          this.#macKey = sessionKey(o.key, o.clusterId, o.self, nonceD, nonceL);
+          this.#seq = 0;
+          stage = 'ready';
+          this.#ready = true;
+          this.#backoff = BACKOFF_MIN_MS;
+          this.#connects++;
+        }
+      }
+      if (error) fail('bad-framing', { offset: error.offset, problem: error.problem });
+    });
+    socket.on('drain', () => { this.#draining = false; this.#flush(); });
+    socket.on('error', () => socket.destroy());
+    socket.on('close', () => {
+      if (this.#socket !== socket) return;
+      this.#ready = false;
+      this.#socket = undefined;
+      this.#dropped += this.#queue.length;
+      this.#queue = [];
+      this.#draining = false;
+      if (this.#t.closed) return;
+      const wait = this.#backoff + Math.floor(Math.random() * this.#backoff);
+      this.#backoff = Math.min(BACKOFF_MAX_MS, this.#backoff * 2);
+      this.#retry = setTimeout(() => this.connect(), wait);
+      this.#retry.unref();
+    });
+  }
+
+  close(): void {
+    if (this.#retry) clearTimeout(this.#retry);
+    this.#socket?.destroy();
+  }
+
+  #flush(): void {
+    this.#flushScheduled = false;
+    const socket = this.#socket;
+    if (!socket || !this.#ready || this.#queue.length === 0) return;
+    const frames = this.#queue.map((m) => encodeFrame(FrameKind.raft, ++this.#seq, encodeMessage(m), this.#macKey));
+    this.#sent += this.#queue.length;
+    this.#queue = [];
+    if (!socket.write(frames.length === 1 ? frames[0]! : Buffer.concat(frames))) this.#draining = true;
+  }
+}

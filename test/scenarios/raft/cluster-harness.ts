@@ -1,0 +1,187 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { repoPath } from '../../support/paths.js';
+
+// Real member processes (test/scenarios/raft/member.ts) on loopback high ports, for the crash
+// tests and the benchmark. Every process is started here and stopped here, by PID.
+
+const MEMBER = repoPath('dist', 'test', 'scenarios', 'raft', 'member.js');
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export interface MemberStatus { role: string; term: number; commitIndex: number; appliedIndex: number; stateHash: string; leader: string | null }
+
+export class MemberProcess {
+  readonly name: string;
+  readonly configFile: string;
+  child: ChildProcess | undefined;
+  #buf = '';
+  #waiters: Array<{ prefix: string; resolve: (line: string) => void }> = [];
+  #acks = new Map<number, { resolve: (index: number) => void; reject: (e: Error) => void }>();
+  leaderSince: number | undefined;
+  onLeader: ((name: string, term: number, at: number) => void) | undefined;
+  output = '';
+
+  constructor(name: string, configFile: string) {
+    this.name = name;
+    this.configFile = configFile;
+  }
+
+  get running(): boolean { return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null; }
+
+  async start(): Promise<void> {
+    const child = spawn(process.execPath, [MEMBER, this.configFile], { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.child = child;
+    this.leaderSince = undefined;
+    child.stderr!.on('data', (d: Buffer) => { this.output += d.toString(); });
+    child.stdout!.on('data', (d: Buffer) => {
+      this.#buf += d.toString();
+      let nl: number;
+      while ((nl = this.#buf.indexOf('\n')) >= 0) {
+        const line = this.#buf.slice(0, nl);
+        this.#buf = this.#buf.slice(nl + 1);
+        this.#line(line);
+      }
+    });
+    child.on('exit', () => {
+      for (const a of this.#acks.values()) a.reject(new Error(`${this.name} exited`));
+      this.#acks.clear();
+    });
+    await this.#waitLine('READY', 15_000);
+  }
+
+  propose(n: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      if (!this.running) { reject(new Error(`${this.name} is not running`)); return; }
+      this.#acks.set(n, { resolve, reject });
+      this.child!.stdin!.write(`P ${n}\n`);
+    });
+  }
+
+  async status(): Promise<MemberStatus> {
+    this.child!.stdin!.write('S\n');
+    return JSON.parse((await this.#waitLine('STATUS ', 5000)).slice(7)) as MemberStatus;
+  }
+
+  async leases(): Promise<number[]> {
+    this.child!.stdin!.write('L\n');
+    return JSON.parse((await this.#waitLine('LEASES ', 5000)).slice(7)) as number[];
+  }
+
+  /** kill -9: no chance to flush anything. */
+  async kill(): Promise<void> {
+    const child = this.child;
+    if (!child || !this.running) return;
+    await new Promise<void>((resolve) => { child.once('exit', () => resolve()); child.kill('SIGKILL'); });
+  }
+
+  async stop(): Promise<void> {
+    const child = this.child;
+    if (!child || !this.running) return;
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(() => child.kill('SIGKILL'), 3000);
+      child.once('exit', () => { clearTimeout(t); resolve(); });
+      child.kill('SIGTERM');
+    });
+  }
+
+  #line(line: string): void {
+    if (line.startsWith('ACK ') || line.startsWith('ERR ')) {
+      const [kind, n, ...rest] = line.split(' ');
+      const a = this.#acks.get(Number(n));
+      if (!a) return;
+      this.#acks.delete(Number(n));
+      if (kind === 'ACK') a.resolve(Number(rest[0]));
+      else a.reject(new Error(rest.join(' ')));
+      return;
+    }
+    if (line.startsWith('LEADER ')) {
+      this.leaderSince = performance.now();
+      this.onLeader?.(this.name, Number(line.slice(7)), this.leaderSince);
+    }
+    const i = this.#waiters.findIndex((w) => line.startsWith(w.prefix));
+    if (i >= 0) this.#waiters.splice(i, 1)[0]!.resolve(line);
+  }
+
+  #waitLine(prefix: string, timeoutMs: number): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${this.name}: no "${prefix}" within ${timeoutMs} ms; output: ${this.output}`)), timeoutMs);
+      this.#waiters.push({ prefix, resolve: (l) => { clearTimeout(timer); resolve(l); } });
+    });
+  }
+}
+
+export interface LocalCluster {
+  dir: string;
+  members: MemberProcess[];
+  leader(): MemberProcess | undefined;
+  waitLeader(timeoutMs: number, not?: MemberProcess): Promise<MemberProcess>;
+  stopAll(): Promise<void>;
+  cleanup(): Promise<void>;
+}
+
+export async function localCluster(size = 3, options: { snapshotEntries?: number; witness?: boolean } = {}): Promise<LocalCluster> {
+  const dir = mkdtempSync(join(tmpdir(), 'lanha-cluster-'));
+  const keyFile = join(dir, 'cluster.key');
+  writeFileSync(keyFile, randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
+  const names = Array.from({ length: size }, (_, i) => `m${i + 1}`);
+  const ports: number[] = [];
+  for (let i = 0; i < size; i++) ports.push(await freePort());
+  const members = names.map((name, i) => {
+    const role = options.witness === true && i === size - 1 ? 'witness' : 'server';
+    const file = join(dir, `${name}.yaml`);
+    writeFileSync(file, [
+      'node:',
+      `  name: ${name}`,
+      `  role: ${role}`,
+      `  stateDir: "${dir}/${name}"`,
+      `  controlSocket: "${dir}/${name}.sock"`,
+      'cluster:',
+      '  id: test-cluster',
+      `  keyFile: "${keyFile}"`,
+      `  snapshotEntries: ${options.snapshotEntries ?? 10000}`,
+      '  members:',
+      ...names.map((n, j) => `    - { name: ${n}, address: 127.0.0.1, port: ${ports[j]}, role: ${options.witness === true && j === size - 1 ? 'witness' : 'server'} }`),
+      '',
+    ].join('\n'));
+    return new MemberProcess(name, file);
+  });
+  const cluster: LocalCluster = {
+    dir,
+    members,
+    leader: () => members.filter((m) => m.running && m.leaderSince !== undefined).sort((a, b) => b.leaderSince! - a.leaderSince!)[0],
+    waitLeader: async (timeoutMs, not) => {
+      const start = performance.now();
+      for (;;) {
+        const l = cluster.leader();
+        if (l && l !== not) {
+          // Confirm: still leader now.
+          const st = await l.status().catch(() => undefined);
+          if (st?.role === 'leader') return l;
+          l.leaderSince = undefined;
+        }
+        if (performance.now() - start > timeoutMs) throw new Error(`no leader within ${timeoutMs} ms`);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    },
+    stopAll: async () => { await Promise.all(members.map((m) => m.stop())); },
+    cleanup: async () => {
+      await Promise.all(members.map((m) => m.kill()));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return cluster;
+}

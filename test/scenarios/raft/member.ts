@@ -1,0 +1,40 @@
+// One cluster member as a child process for crash tests and the benchmark: it opens the durable
+// StateLog from a real lanha config exactly as the daemon does (openRaftState: WAL + transport),
+// then takes commands on stdin, one per line:
+//   P <n>     propose lease.grant for ip n; answers "ACK <n> <index>" or "ERR <n> <reason>"
+//   L         answers "LEASES <json array of leased ips>"
+//   S         answers "STATUS <json>"
+// and prints "LEADER <term>" whenever it becomes leader (with a valid lease).
+import { createInterface } from 'node:readline';
+import { loadConfig } from '../../../lib/config.js';
+import { createLogger } from '../../../lib/log.js';
+import { systemClock } from '../../../lib/clock.js';
+import { openRaftState } from '../../../cluster/open-state.js';
+
+const config = loadConfig(process.argv[2]!);
+const log = createLogger({ level: (process.env['LANHA_MEMBER_LOG'] as 'info' | undefined) ?? 'warn', node: config.node.name });
+const state = await openRaftState(config, log, systemClock);
+const out = (line: string): void => { process.stdout.write(line + '\n'); };
+out(`READY ${config.node.name}`);
+let lastLeaderTerm = -1;
+setInterval(() => {
+  if (state.isLeader() && state.host.node.term !== lastLeaderTerm) {
+    lastLeaderTerm = state.host.node.term;
+    out(`LEADER ${lastLeaderTerm}`);
+  }
+}, 5).unref();
+const rl = createInterface({ input: process.stdin });
+rl.on('line', (line) => {
+  const [cmd, arg] = line.trim().split(' ');
+  if (cmd === 'P') {
+    const ip = Number(arg);
+    state.propose({ type: 'lease.grant', ip, mac: `02:00:${[24, 16, 8, 0].map((s) => ((ip >>> s) & 0xff).toString(16).padStart(2, '0')).join(':')}`, subnet: 'bench', leaseMs: 3_600_000, hostname: 'h'.repeat(8) })
+      .then((e) => out(`ACK ${ip} ${e.index}`), (err: Error) => out(`ERR ${ip} ${err.message.replace(/\n/g, ' ')}`));
+  } else if (cmd === 'L') {
+    out(`LEASES ${JSON.stringify([...state.fsm.leases()].map((l) => l.ip))}`);
+  } else if (cmd === 'S') {
+    out(`STATUS ${JSON.stringify(state.status())}`);
+  }
+});
+rl.on('close', () => { void state.close().then(() => process.exit(0)); });
+process.on('SIGTERM', () => { void state.close().then(() => process.exit(0)); });

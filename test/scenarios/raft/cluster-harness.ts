@@ -35,15 +35,21 @@ export class MemberProcess {
   onLeader: ((name: string, term: number, at: number) => void) | undefined;
   output = '';
 
-  constructor(name: string, configFile: string) {
+  readonly httpPort: number | undefined;
+
+  constructor(name: string, configFile: string, httpPort?: number) {
     this.name = name;
     this.configFile = configFile;
+    this.httpPort = httpPort;
   }
+
+  get pid(): number | undefined { return this.child?.pid; }
 
   get running(): boolean { return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null; }
 
   async start(): Promise<void> {
-    const child = spawn(process.execPath, [MEMBER, this.configFile], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const args = this.httpPort === undefined ? [MEMBER, this.configFile] : [MEMBER, this.configFile, String(this.httpPort)];
+    const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     this.child = child;
     this.leaderSince = undefined;
     child.stderr!.on('data', (d: Buffer) => { this.output += d.toString(); });
@@ -60,7 +66,7 @@ export class MemberProcess {
       for (const a of this.#acks.values()) a.reject(new Error(`${this.name} exited`));
       this.#acks.clear();
     });
-    await this.#waitLine('READY', 15_000);
+    await this.#waitLine(this.httpPort === undefined ? 'READY' : 'HTTP', 15_000);
   }
 
   propose(n: number): Promise<number> {
@@ -133,13 +139,15 @@ export interface LocalCluster {
   cleanup(): Promise<void>;
 }
 
-export async function localCluster(size = 3, options: { snapshotEntries?: number; witness?: boolean } = {}): Promise<LocalCluster> {
+export async function localCluster(size = 3, options: { snapshotEntries?: number; witness?: boolean; http?: boolean } = {}): Promise<LocalCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'lanha-cluster-'));
   const keyFile = join(dir, 'cluster.key');
   writeFileSync(keyFile, randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
   const names = Array.from({ length: size }, (_, i) => `m${i + 1}`);
   const ports: number[] = [];
   for (let i = 0; i < size; i++) ports.push(await freePort());
+  const httpPorts: number[] = [];
+  if (options.http === true) for (let i = 0; i < size; i++) httpPorts.push(await freePort());
   const members = names.map((name, i) => {
     const role = options.witness === true && i === size - 1 ? 'witness' : 'server';
     const file = join(dir, `${name}.yaml`);
@@ -157,7 +165,7 @@ export async function localCluster(size = 3, options: { snapshotEntries?: number
       ...names.map((n, j) => `    - { name: ${n}, address: 127.0.0.1, port: ${ports[j]}, role: ${options.witness === true && j === size - 1 ? 'witness' : 'server'} }`),
       '',
     ].join('\n'));
-    return new MemberProcess(name, file);
+    return new MemberProcess(name, file, httpPorts[i]);
   });
   const cluster: LocalCluster = {
     dir,

@@ -5,7 +5,11 @@
 //   L         answers "LEASES <json array of leased ips>"
 //   S         answers "STATUS <json>"
 // and prints "LEADER <term>" whenever it becomes leader (with a valid lease).
+// With a second argument it also serves HTTP on 127.0.0.1:<port> for the benchmark:
+//   POST /put {"key","value"}  -> 200 once committed and applied (a dns.set), 503 when not leader
+//   GET /keys                  -> the keys applied here
 import { createInterface } from 'node:readline';
+import { createServer } from 'node:http';
 import { loadConfig } from '../../../lib/config.js';
 import { createLogger } from '../../../lib/log.js';
 import { systemClock } from '../../../lib/clock.js';
@@ -38,3 +42,29 @@ rl.on('line', (line) => {
 });
 rl.on('close', () => { void state.close().then(() => process.exit(0)); });
 process.on('SIGTERM', () => { void state.close().then(() => process.exit(0)); });
+
+const httpPort = process.argv[3];
+if (httpPort !== undefined) {
+  const server = createServer((req, res) => {
+    const reply = (code: number, body: unknown): void => {
+      const text = JSON.stringify(body);
+      res.writeHead(code, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+    };
+    if (req.method === 'GET' && req.url === '/keys') {
+      reply(200, [...state.fsm.records()].map((r) => r.name));
+      return;
+    }
+    let body = '';
+    req.on('data', (c: Buffer) => { body += c.toString(); if (body.length > 4096) req.destroy(); });
+    req.on('end', () => {
+      let kv: { key?: unknown; value?: unknown };
+      try { kv = JSON.parse(body) as typeof kv; } catch { reply(400, { error: 'not JSON' }); return; }
+      if (typeof kv.key !== 'string' || typeof kv.value !== 'string') { reply(400, { error: 'key and value are strings' }); return; }
+      state.propose({ type: 'dns.set', name: kv.key, rrtype: 'TXT', ttl: 60, data: kv.value })
+        .then((e) => reply(200, { index: e.index }), (err: Error) => reply(503, { error: err.message }));
+    });
+  });
+  server.keepAliveTimeout = 30_000;
+  server.listen(Number(httpPort), '127.0.0.1', () => out(`HTTP ${httpPort}`));
+}

@@ -55,6 +55,7 @@ if [ -n "$ANCHOR_PID" ] && ! kill -0 "$ANCHOR_PID" 2>/dev/null; then ANCHOR_PID=
 [ -z "$ANCHOR_PID" ] && echo "tftpd-hpa (in.tftpd) not available: anchor figures are NA (apt-get install tftpd-hpa)"
 
 FAILS=0
+sync
 # fetch CLIENT PORT FILE OUT -> prints MiB/s, or FAIL
 fetch() {
   local client=$1 port=$2 file=$3 out=$4 want t0 t1 sz
@@ -80,6 +81,11 @@ single_round() { # server port client key
   if [ "$v" = FAIL ]; then [ "$1" = lanha ] && FAILS=$((FAILS + 1)); echo "  $4 run: checksum/transfer FAILED"; return; fi
   VALS[$4]="${VALS[$4]:-} $v"; echo "  $4 run: $v MiB/s"
 }
+# One untimed fetch of each file from each server first: both start with the files in the page
+# cache (and lanha's block cache warm), as a boot server that already served a node would be.
+for p in "$PORT_LANHA" ${ANCHOR_PID:+"$PORT_ANCHOR"}; do
+  for f in big.bin small.bin; do curl -sf --tftp-blksize 1468 -o /dev/null "tftp://127.0.0.1:$p/$f" || echo "warm-up fetch of $f from port $p failed"; done
+done
 echo "== single stream and windowsize, $BIG_MIB MiB, $RUNS runs each (servers interleaved)"
 for i in $(seq 1 "$RUNS"); do
   single_round lanha "$PORT_LANHA" curl lanha_curl

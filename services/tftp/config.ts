@@ -14,7 +14,9 @@ export const tftpConfig = z.object({
   timeout: duration.default(1000),
   retries: z.number().int().min(1).max(50).default(5),
   idleTimeout: duration.default(60_000),
-  /** The shared block cache for files many clients read at once. */
+  /** Worker threads that run the transfers (0: on the main thread). */
+  workers: z.number().int().min(0).max(16).default(2),
+  /** The shared block cache for files many clients read at once (per worker). */
   cacheMiB: z.number().int().min(1).max(4096).default(128),
   remap: z.array(z.object({
     match: z.string().refine((s) => { try { new RegExp(s); return true; } catch { return false; } }, { message: 'is not a valid regular expression' }),

@@ -1,6 +1,7 @@
 import dgram from 'node:dgram';
-import { readFile, realpath } from 'node:fs/promises';
+import { realpath } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { Logger } from '../../lib/log.js';
 import { LogLimiter } from '../../lib/log.js';
@@ -11,18 +12,17 @@ import { serviceAddresses } from '../../lib/listen.js';
 import type { StateLog } from '../../cluster/state-log.js';
 import type { RunningService, ServiceContext, ServiceStatus } from '../registry.js';
 import type { TftpConfig } from './config.js';
-import { dataPacket, decodePacket, encodeError, encodeOack, ErrorCode, type RequestPacket, type TftpOption } from './wire.js';
-import { negotiate, Transfer, type TransferEffect, type TransferEvent } from './transfer.js';
-import { checkName, compileRemap, remapCandidates, type ClientInfo, type RemapRule } from './paths.js';
-import { BlockCache, BufferSource, CachedSource, openInRoot, releaseFile, toNetascii, type OpenedFile, type Source } from './files.js';
+import { decodePacket, encodeError, ErrorCode, type RequestPacket } from './wire.js';
+import type { ClientInfo } from './paths.js';
+import { printable, TransferEngine, type ActiveTransfer, type Peer, type StartOutcome, type TransferInfo } from './engine.js';
+import type { FromWorker, ToWorker } from './worker.js';
 
-// The TFTP shell: one listening socket per served address, one ephemeral socket per transfer (its
-// TID) bound to the address the request came in on, file reads through the shared block cache,
-// one timer per transfer. The protocol decisions live in transfer.ts, names in paths.ts.
+// The TFTP shell: one listening socket per served address; admission (limits, duplicates, WRQ,
+// malformed packets) and the client's lease on the main thread; the transfers themselves in
+// `workers` worker threads (engine.ts), or on the main thread when `workers` is 0. Transfer log
+// lines, counters and boot events are written here.
 
-/** netascii is converted in memory: refuse it for files bigger than this (kernels go octet). */
-const NETASCII_BYTES_MAX = 16 << 20;
-const EVENT_QUEUE_MAX = 256;
+export type { TransferInfo } from './engine.js';
 
 export interface TftpServerOptions {
   config: TftpConfig;
@@ -31,226 +31,29 @@ export interface TftpServerOptions {
   clock: Clock;
   /** Replicated state, for per-client names (the client's lease) and boot events. */
   state?: StateLog;
-  cacheBytes?: number;
 }
 
-interface Peer {
-  address: string;
-  port: number;
+interface WorkerSlot {
+  worker: Worker;
+  active: number;
+  counters: Record<string, number>;
+  cache: unknown;
 }
 
-export interface TransferInfo {
-  client: string;
-  file: string;
+interface Pending {
+  id: number;
+  key: string;
+  peer: Peer;
+  client: ClientInfo;
   requested: string;
-  bytes: number;
-  size: number;
-  blksize: number;
-  windowsize: number;
-  ms: number;
-  retransmits: number;
+  listener: dgram.Socket;
+  worker: number;
 }
 
-class ActiveTransfer {
-  readonly server: TftpServer;
-  readonly peer: Peer;
-  readonly key: string;
-  /** Connected to the peer: the kernel hands it only the peer's packets and sends without a route lookup. */
-  readonly socket: dgram.Socket;
-  /** Unconnected twin on the same port: it receives what comes from anyone else (wrong TIDs). */
-  readonly stranger: dgram.Socket;
-  readonly core: Transfer;
-  readonly source: Source;
-  readonly oack: TftpOption[];
-  readonly file: string;
-  readonly requested: string;
-  readonly client: ClientInfo;
-  readonly startedMs: number;
-  #deadline = 0;
-  #timer: NodeJS.Timeout | null = null;
-  /** A file read is in progress: later events wait behind it so DATA leaves in order. */
-  #waiting = false;
-  #queue: TransferEvent[] = [];
-  readonly #ring: Array<Buffer | undefined>;
-  #closed = false;
-
-  constructor(server: TftpServer, sockets: TidSockets, peer: Peer, core: Transfer, source: Source, oack: TftpOption[], file: string, requested: string, client: ClientInfo) {
-    this.server = server;
-    this.socket = sockets.peer;
-    this.stranger = sockets.stranger;
-    this.peer = peer;
-    this.key = `${peer.address}:${peer.port}`;
-    this.core = core;
-    this.source = source;
-    this.oack = oack;
-    this.file = file;
-    this.requested = requested;
-    this.client = client;
-    this.startedMs = server.clock.monotonicMs();
-    this.#ring = new Array<Buffer | undefined>(2 * core.params.windowsize);
-    this.socket.on('message', (msg, rinfo) => this.#onMessage(msg, rinfo));
-    this.socket.on('error', () => this.finish('socket-error'));
-    this.stranger.on('message', (msg, rinfo) => this.#onStranger(msg, rinfo));
-    this.stranger.on('error', () => undefined);
-  }
-
-  begin(): void {
-    this.#apply(this.core.start(this.server.clock.monotonicMs()));
-  }
-
-  #onStranger(msg: Buffer, rinfo: dgram.RemoteInfo): void {
-    if (this.#closed) return;
-    if (rinfo.port === this.peer.port && rinfo.address === this.peer.address) {
-      this.#onMessage(msg, rinfo); // only before the connect took effect
-      return;
-    }
-    // RFC 1350 §4: a packet from the wrong TID gets ERROR 5 and the transfer goes on untouched.
-    this.server.counters.inc('tftp.wrong_tid');
-    this.stranger.send(encodeError(ErrorCode.unknownTid, 'unknown transfer ID'), rinfo.port, rinfo.address);
-  }
-
-  #onMessage(msg: Buffer, _rinfo: dgram.RemoteInfo): void {
-    if (this.#closed) return;
-    // Fast path: an ACK is 4 octets, opcode 4.
-    if (msg.length >= 4 && msg[0] === 0 && msg[1] === 4) {
-      this.#event({ kind: 'ack', block: (msg[2]! << 8) | msg[3]! });
-      return;
-    }
-    const decoded = decodePacket(msg);
-    if (decoded.ok && decoded.value.op === 'error') {
-      this.#event({ kind: 'error', code: decoded.value.code });
-      return;
-    }
-    this.server.counters.inc('tftp.transfer_bad_packet');
-  }
-
-  #event(event: TransferEvent): void {
-    if (this.#waiting) {
-      // A file read is in flight: keep the event for afterwards (bounded: a flood of ACKs is dropped).
-      if (this.#queue.length < EVENT_QUEUE_MAX) this.#queue.push(event);
-      else this.server.counters.inc('tftp.event_queue_full');
-      return;
-    }
-    this.#apply(this.core.step(event, this.server.clock.monotonicMs()));
-  }
-
-  #apply(effects: readonly TransferEffect[]): void {
-    for (let i = 0; i < effects.length; i++) {
-      const effect = effects[i]!;
-      switch (effect.kind) {
-        case 'oack':
-          this.#send(encodeOack(this.oack));
-          break;
-        case 'data': {
-          const packet = this.#packet(effect.block, effect.length);
-          const copied = effect.length === 0 ? true : this.source.copy(effect.offset, effect.length, packet, 4);
-          if (effect.retransmit) this.server.counters.inc('tftp.retransmits');
-          if (copied !== true) {
-            // A cache miss: send this block when its bytes are read, then the rest in order.
-            this.#waiting = true;
-            const rest = effects.slice(i + 1);
-            copied.then(() => {
-              this.#waiting = false;
-              if (this.#closed) return;
-              this.#send(packet);
-              this.#apply(rest);
-              this.#drain();
-            }, (error: unknown) => {
-              this.#waiting = false;
-              this.server.log.error({ event: 'tftp.read_failed', file: this.file, err: error }, 'reading a served file failed');
-              this.#send(encodeError(ErrorCode.notDefined, 'read error'));
-              this.finish('read-error');
-            });
-            return;
-          }
-          this.#send(packet);
-          break;
-        }
-        case 'timer':
-          this.#arm(effect.ms);
-          break;
-        case 'done':
-          this.finish('done');
-          return;
-        case 'abort':
-          if (effect.reason === 'timeout' || effect.reason === 'idle') this.#send(encodeError(ErrorCode.notDefined, 'timed out'));
-          this.finish(effect.reason);
-          return;
-      }
-    }
-  }
-
-  /**
-   * The DATA buffer for a block, from a ring of 2 x windowsize buffers reused for the whole
-   * transfer (no allocation per packet). Safe: block k + 2w is only built after an ACK for k + w,
-   * so the send of block k is long done; a retransmission rebuilds a block with the same bytes.
-   */
-  #packet(block: number, length: number): Buffer {
-    const slot = block % this.#ring.length;
-    let buffer = this.#ring[slot];
-    if (buffer === undefined) {
-      buffer = dataPacket(0, this.core.params.blksize);
-      this.#ring[slot] = buffer;
-    }
-    buffer.writeUInt16BE(block & 0xffff, 2);
-    return length === this.core.params.blksize ? buffer : buffer.subarray(0, 4 + length);
-  }
-
-  #drain(): void {
-    while (!this.#waiting && !this.#closed && this.#queue.length > 0) {
-      const event = this.#queue.shift()!;
-      this.#apply(this.core.step(event, this.server.clock.monotonicMs()));
-    }
-  }
-
-  #send(packet: Buffer): void {
-    this.socket.send(packet);
-  }
-
-  /** One timer per transfer, moved by a deadline instead of being reset on every ACK. */
-  #arm(ms: number): void {
-    const now = this.server.clock.monotonicMs();
-    this.#deadline = now + ms;
-    if (this.#timer === null) this.#timer = setTimeout(() => this.#fire(), ms);
-  }
-
-  #fire(): void {
-    this.#timer = null;
-    if (this.#closed) return;
-    const now = this.server.clock.monotonicMs();
-    if (now < this.#deadline - 1) {
-      this.#timer = setTimeout(() => this.#fire(), this.#deadline - now);
-      return;
-    }
-    this.#event({ kind: 'timeout' });
-  }
-
-  /** Ends the transfer from outside (server stop, failover): the client hears an ERROR and retries elsewhere. */
-  cancel(message: string): void {
-    if (this.#closed) return;
-    this.#send(encodeError(ErrorCode.notDefined, message));
-    this.core.step({ kind: 'cancel' }, this.server.clock.monotonicMs());
-    this.finish('cancelled');
-  }
-
-  finish(outcome: string): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = null;
-    this.source.close();
-    // Let the last packets leave before the socket goes.
-    setImmediate(() => closeSockets({ peer: this.socket, stranger: this.stranger }));
-    this.server.transferEnded(this, outcome);
-  }
-
-  info(): TransferInfo {
-    const p = this.core.params;
-    return {
-      client: this.key, file: this.file, requested: this.requested, bytes: this.core.ackedBytes, size: p.size,
-      blksize: p.blksize, windowsize: p.windowsize, ms: Math.round(this.server.clock.monotonicMs() - this.startedMs), retransmits: this.core.retransmits,
-    };
-  }
+export interface EndedMessage {
+  id: number;
+  outcome: string;
+  info: TransferInfo;
 }
 
 export class TftpServer {
@@ -258,19 +61,21 @@ export class TftpServer {
   readonly log: Logger;
   readonly clock: Clock;
   readonly counters = new Counters();
-  readonly cache: BlockCache;
   readonly #addresses: readonly string[];
   readonly #state: StateLog | undefined;
-  readonly #rules: RemapRule[];
   readonly #limiter = new LogLimiter();
   readonly #lag: IntervalHistogram;
   #rootReal = '';
   #listeners: Array<{ address: string; socket: dgram.Socket }> = [];
-  #transfers = new Map<string, ActiveTransfer>();
+  /** Every admitted transfer, starting or running, by id and by client address:port. */
+  #active = new Map<number, Pending>();
+  #byKey = new Map<string, number>();
   #perClient = new Map<string, number>();
-  /** Requests being opened (not yet transfers), counted against the limits too. */
-  #starting = new Set<string>();
+  #nextId = 1;
   #stopped = false;
+  /** In-process transfers (workers: 0). */
+  #engine: TransferEngine | null = null;
+  #workers: WorkerSlot[] = [];
 
   constructor(options: TftpServerOptions) {
     this.config = options.config;
@@ -278,8 +83,6 @@ export class TftpServer {
     this.clock = options.clock;
     this.#addresses = options.addresses;
     this.#state = options.state;
-    this.#rules = compileRemap(options.config.remap);
-    this.cache = new BlockCache(options.cacheBytes ?? options.config.cacheMiB * 1048576);
     this.#lag = monitorEventLoopDelay({ resolution: 10 });
   }
 
@@ -287,6 +90,19 @@ export class TftpServer {
     this.#rootReal = await realpath(resolve(this.config.root));
     this.#lag.enable();
     try {
+      if (this.config.workers === 0) {
+        this.#engine = new TransferEngine(this.config, this.#rootReal, {
+          clock: this.clock,
+          counters: this.counters,
+          error: (fields, message) => this.log.error(fields, message),
+          transferEnded: (transfer: ActiveTransfer, outcome: string) => {
+            this.#engine?.forget(transfer.id);
+            this.#ended({ id: transfer.id, outcome, info: transfer.info() });
+          },
+        });
+      } else {
+        for (let i = 0; i < this.config.workers; i++) this.#workers.push(await this.#startWorker(i));
+      }
       for (const address of this.#addresses) {
         const socket = dgram.createSocket({ type: address.includes(':') ? 'udp6' : 'udp4' });
         await new Promise<void>((ok, fail) => {
@@ -301,6 +117,28 @@ export class TftpServer {
       await this.stop();
       throw error;
     }
+  }
+
+  async #startWorker(index: number): Promise<WorkerSlot> {
+    const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: { config: this.config, rootReal: this.#rootReal } });
+    const slot: WorkerSlot = { worker, active: 0, counters: {}, cache: {} };
+    worker.on('message', (m: FromWorker) => {
+      switch (m.type) {
+        case 'outcome': this.#outcome(m.id, m.outcome); break;
+        case 'ended': this.#ended(m.ended); break;
+        case 'counters': slot.counters = m.counters; slot.cache = m.cache; break;
+        case 'error': this.log.error({ ...m.fields, worker: index }, m.message); break;
+        case 'ready': break;
+      }
+    });
+    worker.on('error', (error) => this.log.error({ event: 'tftp.worker_failed', worker: index, err: error }, 'a tftp worker failed'));
+    // Ready once its modules are loaded and it listens for work.
+    await new Promise<void>((ok, fail) => {
+      const onMessage = (m: FromWorker): void => { if (m.type === 'ready') { worker.off('message', onMessage); worker.off('error', fail); ok(); } };
+      worker.on('message', onMessage);
+      worker.once('error', fail);
+    });
+    return slot;
   }
 
   listening(): string[] {
@@ -318,26 +156,41 @@ export class TftpServer {
 
   async stop(): Promise<void> {
     this.#stopped = true;
-    for (const transfer of [...this.#transfers.values()]) transfer.cancel('server shutting down');
+    this.#engine?.stop();
     for (const { socket } of this.#listeners) {
       await new Promise<void>((ok) => { try { socket.close(() => ok()); } catch { ok(); } });
     }
     this.#listeners = [];
+    for (const slot of this.#workers) {
+      // Each worker sends its clients an ERROR before it goes.
+      slot.worker.postMessage({ type: 'stop' } satisfies ToWorker);
+      await new Promise<void>((ok) => {
+        const timer = setTimeout(() => { void slot.worker.terminate().then(() => ok()); }, 1000);
+        slot.worker.once('exit', () => { clearTimeout(timer); ok(); });
+      });
+    }
+    this.#workers = [];
     this.#lag.disable();
   }
 
   status(): ServiceStatus {
+    const counters = new Counters();
+    for (const [k, v] of Object.entries(this.counters.toJSON())) counters.inc(k, v);
+    for (const slot of this.#workers) for (const [k, v] of Object.entries(slot.counters)) counters.inc(k, v);
     return {
       listening: this.listening(),
       root: this.#rootReal,
-      transfers: [...this.#transfers.values()].map((t) => t.info()),
-      counters: this.counters.toJSON(),
-      cache: this.cache.stats(),
+      workers: this.config.workers,
+      transfers: this.#engine
+        ? this.#engine.transfers()
+        : [...this.#active.values()].map((p) => ({ client: p.key, requested: printable(p.requested), worker: p.worker })),
+      counters: counters.toJSON(),
+      cache: this.#engine ? this.#engine.cache.stats() : this.#workers.map((w) => w.cache),
       eventLoopLagMs: { p50: this.#lag.percentile(50) / 1e6, p99: this.#lag.percentile(99) / 1e6, max: this.#lag.max / 1e6 },
     };
   }
 
-  get activeTransfers(): number { return this.#transfers.size; }
+  get activeTransfers(): number { return this.#active.size; }
 
   #onRequest(local: string, listener: dgram.Socket, msg: Buffer, rinfo: dgram.RemoteInfo): void {
     if (this.#stopped) return;
@@ -359,12 +212,12 @@ export class TftpServer {
       return;
     }
     const key = `${rinfo.address}:${rinfo.port}`;
-    if (this.#transfers.has(key) || this.#starting.has(key)) {
+    if (this.#byKey.has(key)) {
       // A retransmitted RRQ while its transfer runs: the transfer answers for it.
       this.counters.inc('tftp.duplicate_request');
       return;
     }
-    if (this.#transfers.size + this.#starting.size >= this.config.maxTransfers) {
+    if (this.#active.size >= this.config.maxTransfers) {
       // Silent drop: the client's own RRQ retry comes back when a slot is free (an ERROR would make firmware give up).
       this.#drop('busy', rinfo, 'maxTransfers');
       this.counters.inc('tftp.busy');
@@ -375,20 +228,53 @@ export class TftpServer {
       this.counters.inc('tftp.client_busy');
       return;
     }
-    this.#starting.add(key);
-    this.#perClient.set(rinfo.address, (this.#perClient.get(rinfo.address) ?? 0) + 1);
-    void this.#startTransfer(local, listener, packet, { address: rinfo.address, port: rinfo.port }).catch((error: unknown) => {
-      this.log.error({ event: 'tftp.transfer_start_failed', client: key, err: error }, 'starting a transfer failed');
-    }).finally(() => {
-      this.#starting.delete(key);
-      if (!this.#transfers.has(key)) this.#releaseClient(rinfo.address);
-    });
+    const peer = { address: rinfo.address, port: rinfo.port };
+    const client = this.clientInfo(peer.address);
+    const id = this.#nextId++;
+    // The least busy worker takes it.
+    let worker = -1;
+    for (let i = 0; i < this.#workers.length; i++) if (worker < 0 || this.#workers[i]!.active < this.#workers[worker]!.active) worker = i;
+    const pending: Pending = { id, key, peer, client, requested: packet.filename, listener, worker };
+    this.#active.set(id, pending);
+    this.#byKey.set(key, id);
+    this.#perClient.set(peer.address, (this.#perClient.get(peer.address) ?? 0) + 1);
+    if (worker >= 0) {
+      this.#workers[worker]!.active++;
+      this.#workers[worker]!.worker.postMessage({ type: 'start', id, local, request: packet, peer, client } satisfies ToWorker);
+      return;
+    }
+    void this.#engine!.start(id, local, packet, peer, client).then(
+      (outcome) => this.#outcome(id, outcome),
+      (error: unknown) => {
+        this.log.error({ event: 'tftp.transfer_start_failed', client: key, err: error }, 'starting a transfer failed');
+        this.#outcome(id, { kind: 'stopped' });
+      },
+    );
   }
 
-  #releaseClient(address: string): void {
-    const n = (this.#perClient.get(address) ?? 1) - 1;
-    if (n <= 0) this.#perClient.delete(address);
-    else this.#perClient.set(address, n);
+  /** A start request came back: refused (answer with the ERROR here) or never started. */
+  #outcome(id: number, outcome: StartOutcome): void {
+    if (outcome.kind === 'started') {
+      this.counters.inc('tftp.transfers_started');
+      return;
+    }
+    const pending = this.#release(id);
+    if (!pending || outcome.kind === 'stopped') return;
+    this.counters.inc(outcome.reason === 'mode' ? 'tftp.bad_mode' : `tftp.refused.${outcome.reason}`);
+    this.#refuse(pending.listener, pending.peer, outcome.code, outcome.message, outcome.reason, pending.requested);
+  }
+
+  #release(id: number): Pending | undefined {
+    const pending = this.#active.get(id);
+    if (!pending) return undefined;
+    this.#active.delete(id);
+    this.#byKey.delete(pending.key);
+    const n = (this.#perClient.get(pending.peer.address) ?? 1) - 1;
+    if (n <= 0) this.#perClient.delete(pending.peer.address);
+    else this.#perClient.set(pending.peer.address, n);
+    const slot = this.#workers[pending.worker];
+    if (slot) slot.active--;
+    return pending;
   }
 
   #drop(kind: string, rinfo: dgram.RemoteInfo, detail: string): void {
@@ -417,172 +303,29 @@ export class TftpServer {
     return info;
   }
 
-  async #startTransfer(local: string, listener: dgram.Socket, request: RequestPacket, peer: Peer): Promise<void> {
-    const mode = request.mode;
-    if (mode !== 'octet' && mode !== 'netascii') {
-      this.counters.inc('tftp.bad_mode');
-      this.#refuse(listener, peer, ErrorCode.illegalOperation, `transfer mode ${printable(mode)} is not supported (octet or netascii)`, 'mode', request.filename);
-      return;
-    }
-    const client = this.clientInfo(peer.address);
-    const candidates = remapCandidates(request.filename, this.#rules, client);
-    let opened: OpenedFile | null = null;
-    let served = '';
-    let refusal: { code: number; message: string; kind: string } | null = null;
-    for (const candidate of candidates) {
-      const checked = checkName(candidate.name);
-      if (!checked.ok) {
-        refusal = { code: ErrorCode.accessViolation, message: `access violation: ${refusalText[checked.reason]}`, kind: `name-${checked.reason}` };
-        if (candidate.fallThrough) continue;
-        break;
-      }
-      const result = await openInRoot(this.#rootReal, checked.path);
-      if (result.ok) {
-        opened = result.file;
-        served = checked.path;
-        refusal = null;
-        break;
-      }
-      refusal = result.reason === 'not-found'
-        ? { code: ErrorCode.fileNotFound, message: 'file not found', kind: 'not-found' }
-        : { code: ErrorCode.accessViolation, message: `access violation: ${openRefusalText[result.reason]}`, kind: result.reason };
-      if (!(candidate.fallThrough && result.reason === 'not-found')) break;
-    }
-    if (opened === null) {
-      const r = refusal ?? { code: ErrorCode.fileNotFound, message: 'file not found', kind: 'not-found' };
-      this.counters.inc(`tftp.refused.${r.kind}`);
-      this.#refuse(listener, peer, r.code, r.message, r.kind, request.filename);
-      return;
-    }
-    let source: Source;
-    if (mode === 'netascii') {
-      if (opened.size > NETASCII_BYTES_MAX) {
-        releaseFile(opened);
-        this.#refuse(listener, peer, ErrorCode.accessViolation, 'file too big for netascii (use octet)', 'netascii-size', request.filename);
-        return;
-      }
-      const raw = await readFile(opened.handle).finally(() => releaseFile(opened));
-      source = new BufferSource(toNetascii(raw));
-    } else {
-      source = new CachedSource(opened, this.cache);
-    }
-    const negotiated = negotiate(request.options, source.size, {
-      blksizeMax: this.config.blksizeMax, windowsizeMax: this.config.windowsizeMax, timeoutMs: this.config.timeout,
-    });
-    const core = new Transfer({
-      size: source.size, blksize: negotiated.blksize, windowsize: negotiated.windowsize, timeoutMs: negotiated.timeoutMs,
-      retries: this.config.retries, idleTimeoutMs: this.config.idleTimeout, oack: negotiated.oack.length > 0,
-    });
-    let sockets: TidSockets;
-    try {
-      sockets = await openTid(local, peer);
-    } catch (error) {
-      source.close();
-      throw error;
-    }
-    if (negotiated.windowsize > 1) {
-      try { sockets.peer.setSendBufferSize(Math.min(8 << 20, Math.max(1 << 18, negotiated.windowsize * (negotiated.blksize + 64) * 4))); } catch { /* the kernel caps it */ }
-    }
-    if (this.#stopped) {
-      source.close();
-      closeSockets(sockets);
-      return;
-    }
-    const transfer = new ActiveTransfer(this, sockets, peer, core, source, negotiated.oack, served, request.filename, client);
-    this.#transfers.set(transfer.key, transfer);
-    this.#starting.delete(transfer.key);
-    this.counters.inc('tftp.transfers_started');
-    transfer.begin();
-  }
-
-  /** Called by a transfer when it ends, whatever the outcome. */
-  transferEnded(transfer: ActiveTransfer, outcome: string): void {
-    if (this.#transfers.get(transfer.key) !== transfer) return;
-    this.#transfers.delete(transfer.key);
-    this.#releaseClient(transfer.peer.address);
-    const info = transfer.info();
+  /** A transfer ended, whatever the outcome: one log line, counters, a boot event. */
+  #ended(ended: EndedMessage): void {
+    const pending = this.#release(ended.id);
+    if (!pending) return;
+    const { info, outcome } = ended;
     const ok = outcome === 'done';
     this.counters.inc(ok ? 'tftp.transfers_done' : 'tftp.transfers_failed');
     if (ok) this.counters.inc('tftp.bytes_sent', info.size);
-    const line = { event: ok ? 'tftp.transfer.done' : 'tftp.transfer.failed', ...info, requested: printable(info.requested), outcome, ...(transfer.client.mac ? { mac: transfer.client.mac } : {}) };
+    const mac = pending.client.mac;
+    const line = { event: ok ? 'tftp.transfer.done' : 'tftp.transfer.failed', ...info, requested: printable(info.requested), outcome, ...(mac ? { mac } : {}) };
     if (ok) this.log.info(line, 'tftp transfer done');
     else this.log.warn(line, `tftp transfer ended: ${outcome}`);
-    this.#bootEvent(transfer, ok);
-  }
-
-  /** Compute-node boot progress: "fetched this file" goes into the replicated log (leader only). */
-  #bootEvent(transfer: ActiveTransfer, ok: boolean): void {
-    const mac = transfer.client.mac;
-    if (!ok || mac === undefined || !this.#state?.isLeader()) return;
-    this.#state.propose({ type: 'node.boot', mac, event: 'tftp', detail: transfer.file }).catch(() => undefined);
+    // Compute-node boot progress: "fetched this file" goes into the replicated log (leader only).
+    if (ok && mac !== undefined && this.#state?.isLeader()) {
+      this.#state.propose({ type: 'node.boot', mac, event: 'tftp', detail: info.file }).catch(() => undefined);
+    }
   }
 
   /** Ends every transfer with an ERROR so clients retry at once (planned failover). */
-  cancelAll(message: string): number {
-    const all = [...this.#transfers.values()];
-    for (const t of all) t.cancel(message);
-    return all.length;
+  cancelAll(message: string): void {
+    this.#engine?.cancelAll(message);
+    for (const slot of this.#workers) slot.worker.postMessage({ type: 'cancel', message } satisfies ToWorker);
   }
-}
-
-interface TidSockets {
-  peer: dgram.Socket;
-  stranger: dgram.Socket;
-}
-
-function bindSocket(socket: dgram.Socket, port: number, address: string): Promise<void> {
-  return new Promise<void>((ok, fail) => {
-    socket.once('error', fail);
-    socket.bind(port, address, () => { socket.off('error', fail); ok(); });
-  });
-}
-
-/**
- * A transfer's TID: a fresh port on the address the request came in on (so replies leave from the
- * address the client used), held by two sockets. The one connected to the peer carries the
- * transfer; its unconnected twin (SO_REUSEADDR, same port) gets every other sender, for ERROR 5.
- */
-async function openTid(local: string, peer: Peer): Promise<TidSockets> {
-  const type = local.includes(':') ? 'udp6' : 'udp4';
-  const stranger = dgram.createSocket({ type, reuseAddr: true });
-  const connected = dgram.createSocket({ type, reuseAddr: true });
-  try {
-    await bindSocket(stranger, 0, local);
-    await bindSocket(connected, stranger.address().port, local);
-    await new Promise<void>((ok, fail) => {
-      connected.once('error', fail);
-      connected.connect(peer.port, peer.address, () => { connected.off('error', fail); ok(); });
-    });
-  } catch (error) {
-    closeSockets({ peer: connected, stranger });
-    throw error;
-  }
-  return { peer: connected, stranger };
-}
-
-function closeSockets(sockets: TidSockets): void {
-  for (const s of [sockets.peer, sockets.stranger]) {
-    try { s.close(); } catch { /* not bound or already closed */ }
-  }
-}
-
-const refusalText: Record<string, string> = {
-  'empty': 'empty file name',
-  'nul': 'NUL in file name',
-  'absolute': 'absolute file names are refused',
-  'dotdot': '".." in file name',
-  'too-long': 'file name longer than 255 octets',
-};
-
-const openRefusalText: Record<string, string> = {
-  'outside-root': 'outside the served directory',
-  'not-regular': 'not a regular file',
-  'not-readable': 'file not readable',
-};
-
-/** Names from the wire go into logs escaped, never raw. */
-function printable(text: string): string {
-  return JSON.stringify(text.length > 300 ? `${text.slice(0, 300)}...` : text).slice(1, -1);
 }
 
 export async function startTftp(context: ServiceContext): Promise<RunningService> {

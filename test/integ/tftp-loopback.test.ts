@@ -224,8 +224,9 @@ t.test('lanha TFTP on loopback with real clients', async (t) => {
     t.notOk((server.status()['transfers'] as Array<{ client: string }>).some((x) => x.client === mine), 'the transfer is gone');
   });
 
+  // This one runs the transfers on the main thread (workers: 0); the rest use a worker thread.
   await t.test('the per-client limit drops excess requests, and an abandoned transfer times out', async (t) => {
-    const limited = new TftpServer({ config: { ...config, perClientTransfers: 1, timeout: 100, retries: 2 }, addresses: ['127.0.0.1'], log, clock: systemClock });
+    const limited = new TftpServer({ config: { ...config, perClientTransfers: 1, timeout: 100, retries: 2, workers: 0 }, addresses: ['127.0.0.1'], log, clock: systemClock });
     await limited.start();
     const first = await exchange(limited.port(), encodeRequest('rrq', 'blob.bin', 'octet'), 50);
     let firstData = first.packets.length;

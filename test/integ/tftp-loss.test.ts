@@ -26,8 +26,8 @@ interface Impairment { loss: number; duplicate: number; reorder: number; holdMs:
  */
 class LossyRelay {
   readonly front = dgram.createSocket('udp4');
-  #upstream = new Map<string, dgram.Socket>();
-  #downstream = new Map<string, dgram.Socket>();
+  #upstream = new Map<string, Promise<dgram.Socket>>();
+  #downstream = new Map<string, Promise<dgram.Socket>>();
   #sockets: dgram.Socket[] = [];
   #timers = new Set<NodeJS.Timeout>();
   stats = { forwarded: 0, dropped: 0, duplicated: 0, held: 0 };
@@ -36,7 +36,7 @@ class LossyRelay {
 
   async start(): Promise<number> {
     await new Promise<void>((ok) => this.front.bind(0, '127.0.0.1', ok));
-    this.front.on('message', (msg, from) => void this.#toServer(msg, from.port, this.serverPort));
+    this.front.on('message', (msg, from) => this.#toServer(msg, from.port, this.serverPort));
     return this.front.address().port;
   }
 
@@ -47,26 +47,30 @@ class LossyRelay {
     return s;
   }
 
-  async #toServer(msg: Buffer, clientPort: number, serverPort: number): Promise<void> {
+  // Sockets are made once per key; the map holds the promise so a burst cannot make two.
+  #toServer(msg: Buffer, clientPort: number, serverPort: number): void {
     let up = this.#upstream.get(String(clientPort));
     if (!up) {
-      up = await this.#socket();
+      up = this.#socket().then((upstream) => {
+        upstream.on('message', (reply, from) => this.#toClient(reply, clientPort, from.port, upstream));
+        return upstream;
+      });
       this.#upstream.set(String(clientPort), up);
-      const upstream = up;
-      upstream.on('message', (reply, from) => void this.#toClient(reply, clientPort, from.port, upstream));
     }
-    this.#impaired(up, msg, serverPort);
+    void up.then((upstream) => this.#impaired(upstream, msg, serverPort));
   }
 
-  async #toClient(msg: Buffer, clientPort: number, serverTid: number, up: dgram.Socket): Promise<void> {
+  #toClient(msg: Buffer, clientPort: number, serverTid: number, up: dgram.Socket): void {
     const key = `${clientPort}>${serverTid}`;
     let down = this.#downstream.get(key);
     if (!down) {
-      down = await this.#socket();
+      down = this.#socket().then((downstream) => {
+        downstream.on('message', (ack) => this.#impaired(up, ack, serverTid));
+        return downstream;
+      });
       this.#downstream.set(key, down);
-      down.on('message', (ack) => this.#impaired(up, ack, serverTid));
     }
-    this.#impaired(down, msg, clientPort);
+    void down.then((downstream) => this.#impaired(downstream, msg, clientPort));
   }
 
   #impaired(via: dgram.Socket, msg: Buffer, port: number): void {

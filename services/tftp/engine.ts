@@ -1,0 +1,424 @@
+import dgram from 'node:dgram';
+import { readFile } from 'node:fs/promises';
+import type { Clock } from '../../lib/clock.js';
+import type { Counters } from '../../lib/counters.js';
+import type { TftpConfig } from './config.js';
+import { dataPacket, decodePacket, encodeError, encodeOack, ErrorCode, type RequestPacket, type TftpOption } from './wire.js';
+import { negotiate, Transfer, type TransferEffect, type TransferEvent } from './transfer.js';
+import { checkName, compileRemap, remapCandidates, type ClientInfo, type RemapRule } from './paths.js';
+import { BlockCache, BufferSource, CachedSource, openInRoot, releaseFile, toNetascii, type OpenedFile, type Source } from './files.js';
+
+// Running transfers: open the file, negotiate, bind the TID, drive the pure core with socket
+// events and timers. The server's main thread uses it directly, or runs it in worker threads
+// (worker.ts) so a boot storm never holds up the event loop DHCP and DNS share.
+
+/** netascii is converted in memory: refuse it for files bigger than this (kernels go octet). */
+const NETASCII_BYTES_MAX = 16 << 20;
+const EVENT_QUEUE_MAX = 256;
+
+export interface Peer {
+  address: string;
+  port: number;
+}
+
+export interface TransferInfo {
+  client: string;
+  file: string;
+  requested: string;
+  bytes: number;
+  size: number;
+  blksize: number;
+  windowsize: number;
+  ms: number;
+  retransmits: number;
+}
+
+/** What the engine needs from where it runs. */
+export interface EngineHost {
+  readonly clock: Clock;
+  readonly counters: Counters;
+  error(fields: Record<string, unknown>, message: string): void;
+  transferEnded(transfer: ActiveTransfer, outcome: string): void;
+}
+
+export type StartOutcome =
+  | { kind: 'started' }
+  | { kind: 'stopped' }
+  | { kind: 'refused'; code: number; message: string; reason: string };
+
+export class ActiveTransfer {
+  readonly host: EngineHost;
+  readonly id: number;
+  readonly peer: Peer;
+  readonly key: string;
+  /** Connected to the peer: the kernel hands it only the peer's packets and sends without a route lookup. */
+  readonly socket: dgram.Socket;
+  /** Unconnected twin on the same port: it receives what comes from anyone else (wrong TIDs). */
+  readonly stranger: dgram.Socket;
+  readonly core: Transfer;
+  readonly source: Source;
+  readonly oack: TftpOption[];
+  readonly file: string;
+  readonly requested: string;
+  readonly client: ClientInfo;
+  readonly startedMs: number;
+  #deadline = 0;
+  #timer: NodeJS.Timeout | null = null;
+  /** A file read is in progress: later events wait behind it so DATA leaves in order. */
+  #waiting = false;
+  #queue: TransferEvent[] = [];
+  readonly #ring: Array<Buffer | undefined>;
+  #closed = false;
+
+  constructor(host: EngineHost, id: number, sockets: TidSockets, peer: Peer, core: Transfer, source: Source, oack: TftpOption[], file: string, requested: string, client: ClientInfo) {
+    this.host = host;
+    this.id = id;
+    this.socket = sockets.peer;
+    this.stranger = sockets.stranger;
+    this.peer = peer;
+    this.key = `${peer.address}:${peer.port}`;
+    this.core = core;
+    this.source = source;
+    this.oack = oack;
+    this.file = file;
+    this.requested = requested;
+    this.client = client;
+    this.startedMs = host.clock.monotonicMs();
+    this.#ring = new Array<Buffer | undefined>(2 * core.params.windowsize);
+    this.socket.on('message', (msg, rinfo) => this.#onMessage(msg, rinfo));
+    this.socket.on('error', () => this.finish('socket-error'));
+    this.stranger.on('message', (msg, rinfo) => this.#onStranger(msg, rinfo));
+    this.stranger.on('error', () => undefined);
+  }
+
+  begin(): void {
+    this.#apply(this.core.start(this.host.clock.monotonicMs()));
+  }
+
+  #onStranger(msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    if (this.#closed) return;
+    if (rinfo.port === this.peer.port && rinfo.address === this.peer.address) {
+      this.#onMessage(msg, rinfo); // only before the connect took effect
+      return;
+    }
+    // RFC 1350 §4: a packet from the wrong TID gets ERROR 5 and the transfer goes on untouched.
+    this.host.counters.inc('tftp.wrong_tid');
+    this.stranger.send(encodeError(ErrorCode.unknownTid, 'unknown transfer ID'), rinfo.port, rinfo.address);
+  }
+
+  #onMessage(msg: Buffer, _rinfo: dgram.RemoteInfo): void {
+    if (this.#closed) return;
+    // Fast path: an ACK is 4 octets, opcode 4.
+    if (msg.length >= 4 && msg[0] === 0 && msg[1] === 4) {
+      this.#event({ kind: 'ack', block: (msg[2]! << 8) | msg[3]! });
+      return;
+    }
+    const decoded = decodePacket(msg);
+    if (decoded.ok && decoded.value.op === 'error') {
+      this.#event({ kind: 'error', code: decoded.value.code });
+      return;
+    }
+    this.host.counters.inc('tftp.transfer_bad_packet');
+  }
+
+  #event(event: TransferEvent): void {
+    if (this.#waiting) {
+      // A file read is in flight: keep the event for afterwards (bounded: a flood of ACKs is dropped).
+      if (this.#queue.length < EVENT_QUEUE_MAX) this.#queue.push(event);
+      else this.host.counters.inc('tftp.event_queue_full');
+      return;
+    }
+    this.#apply(this.core.step(event, this.host.clock.monotonicMs()));
+  }
+
+  #apply(effects: readonly TransferEffect[]): void {
+    for (let i = 0; i < effects.length; i++) {
+      const effect = effects[i]!;
+      switch (effect.kind) {
+        case 'oack':
+          this.#send(encodeOack(this.oack));
+          break;
+        case 'data': {
+          const packet = this.#packet(effect.block, effect.length);
+          const copied = effect.length === 0 ? true : this.source.copy(effect.offset, effect.length, packet, 4);
+          if (effect.retransmit) this.host.counters.inc('tftp.retransmits');
+          if (copied !== true) {
+            // A cache miss: send this block when its bytes are read, then the rest in order.
+            this.#waiting = true;
+            const rest = effects.slice(i + 1);
+            copied.then(() => {
+              this.#waiting = false;
+              if (this.#closed) return;
+              this.#send(packet);
+              this.#apply(rest);
+              this.#drain();
+            }, (error: unknown) => {
+              this.#waiting = false;
+              this.host.error({ event: 'tftp.read_failed', file: this.file, err: String(error) }, 'reading a served file failed');
+              this.#send(encodeError(ErrorCode.notDefined, 'read error'));
+              this.finish('read-error');
+            });
+            return;
+          }
+          this.#send(packet);
+          break;
+        }
+        case 'timer':
+          this.#arm(effect.ms);
+          break;
+        case 'done':
+          this.finish('done');
+          return;
+        case 'abort':
+          if (effect.reason === 'timeout' || effect.reason === 'idle') this.#send(encodeError(ErrorCode.notDefined, 'timed out'));
+          this.finish(effect.reason);
+          return;
+      }
+    }
+  }
+
+  /**
+   * The DATA buffer for a block, from a ring of 2 x windowsize buffers reused for the whole
+   * transfer (no allocation per packet). Safe: block k + 2w is only built after an ACK for k + w,
+   * so the send of block k is long done; a retransmission rebuilds a block with the same bytes.
+   */
+  #packet(block: number, length: number): Buffer {
+    const slot = block % this.#ring.length;
+    let buffer = this.#ring[slot];
+    if (buffer === undefined) {
+      buffer = dataPacket(0, this.core.params.blksize);
+      this.#ring[slot] = buffer;
+    }
+    buffer.writeUInt16BE(block & 0xffff, 2);
+    return length === this.core.params.blksize ? buffer : buffer.subarray(0, 4 + length);
+  }
+
+  #drain(): void {
+    while (!this.#waiting && !this.#closed && this.#queue.length > 0) {
+      const event = this.#queue.shift()!;
+      this.#apply(this.core.step(event, this.host.clock.monotonicMs()));
+    }
+  }
+
+  #send(packet: Buffer): void {
+    this.socket.send(packet);
+  }
+
+  /** One timer per transfer, moved by a deadline instead of being reset on every ACK. */
+  #arm(ms: number): void {
+    const now = this.host.clock.monotonicMs();
+    this.#deadline = now + ms;
+    if (this.#timer === null) this.#timer = setTimeout(() => this.#fire(), ms);
+  }
+
+  #fire(): void {
+    this.#timer = null;
+    if (this.#closed) return;
+    const now = this.host.clock.monotonicMs();
+    if (now < this.#deadline - 1) {
+      this.#timer = setTimeout(() => this.#fire(), this.#deadline - now);
+      return;
+    }
+    this.#event({ kind: 'timeout' });
+  }
+
+  /** Ends the transfer from outside (server stop, failover): the client hears an ERROR and retries elsewhere. */
+  cancel(message: string): void {
+    if (this.#closed) return;
+    this.#send(encodeError(ErrorCode.notDefined, message));
+    this.core.step({ kind: 'cancel' }, this.host.clock.monotonicMs());
+    this.finish('cancelled');
+  }
+
+  finish(outcome: string): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    this.source.close();
+    // Let the last packets leave before the socket goes.
+    setImmediate(() => closeSockets({ peer: this.socket, stranger: this.stranger }));
+    this.host.transferEnded(this, outcome);
+  }
+
+  info(): TransferInfo {
+    const p = this.core.params;
+    return {
+      client: this.key, file: this.file, requested: this.requested, bytes: this.core.ackedBytes, size: p.size,
+      blksize: p.blksize, windowsize: p.windowsize, ms: Math.round(this.host.clock.monotonicMs() - this.startedMs), retransmits: this.core.retransmits,
+    };
+  }
+}
+
+export class TransferEngine {
+  readonly config: TftpConfig;
+  readonly cache: BlockCache;
+  readonly #host: EngineHost;
+  readonly #rootReal: string;
+  readonly #rules: RemapRule[];
+  #transfers = new Map<number, ActiveTransfer>();
+  #stopped = false;
+
+  constructor(config: TftpConfig, rootReal: string, host: EngineHost) {
+    this.config = config;
+    this.#rootReal = rootReal;
+    this.#host = host;
+    this.#rules = compileRemap(config.remap);
+    this.cache = new BlockCache(config.cacheMiB * 1048576);
+  }
+
+  get size(): number { return this.#transfers.size; }
+
+  transfers(): TransferInfo[] {
+    return [...this.#transfers.values()].map((t) => t.info());
+  }
+
+  /** Forget a transfer that has ended (its host was told). */
+  forget(id: number): void {
+    this.#transfers.delete(id);
+  }
+
+  /** Ends every transfer with an ERROR so clients retry at once (planned failover, stop). */
+  cancelAll(message: string): number {
+    const all = [...this.#transfers.values()];
+    for (const t of all) t.cancel(message);
+    return all.length;
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    this.cancelAll('server shutting down');
+  }
+
+  async start(id: number, local: string, request: RequestPacket, peer: Peer, client: ClientInfo): Promise<StartOutcome> {
+    const mode = request.mode;
+    if (mode !== 'octet' && mode !== 'netascii') {
+      return { kind: 'refused', code: ErrorCode.illegalOperation, message: `transfer mode ${printable(mode)} is not supported (octet or netascii)`, reason: 'mode' };
+    }
+    const candidates = remapCandidates(request.filename, this.#rules, client);
+    let opened: OpenedFile | null = null;
+    let served = '';
+    let refusal: { code: number; message: string; kind: string } | null = null;
+    for (const candidate of candidates) {
+      const checked = checkName(candidate.name);
+      if (!checked.ok) {
+        refusal = { code: ErrorCode.accessViolation, message: `access violation: ${refusalText[checked.reason]}`, kind: `name-${checked.reason}` };
+        if (candidate.fallThrough) continue;
+        break;
+      }
+      const result = await openInRoot(this.#rootReal, checked.path);
+      if (result.ok) {
+        opened = result.file;
+        served = checked.path;
+        refusal = null;
+        break;
+      }
+      refusal = result.reason === 'not-found'
+        ? { code: ErrorCode.fileNotFound, message: 'file not found', kind: 'not-found' }
+        : { code: ErrorCode.accessViolation, message: `access violation: ${openRefusalText[result.reason]}`, kind: result.reason };
+      if (!(candidate.fallThrough && result.reason === 'not-found')) break;
+    }
+    if (opened === null) {
+      const r = refusal ?? { code: ErrorCode.fileNotFound, message: 'file not found', kind: 'not-found' };
+      return { kind: 'refused', code: r.code, message: r.message, reason: r.kind };
+    }
+    let source: Source;
+    if (mode === 'netascii') {
+      if (opened.size > NETASCII_BYTES_MAX) {
+        releaseFile(opened);
+        return { kind: 'refused', code: ErrorCode.accessViolation, message: 'file too big for netascii (use octet)', reason: 'netascii-size' };
+      }
+      const raw = await readFile(opened.handle).finally(() => releaseFile(opened));
+      source = new BufferSource(toNetascii(raw));
+    } else {
+      source = new CachedSource(opened, this.cache);
+    }
+    const negotiated = negotiate(request.options, source.size, {
+      blksizeMax: this.config.blksizeMax, windowsizeMax: this.config.windowsizeMax, timeoutMs: this.config.timeout,
+    });
+    const core = new Transfer({
+      size: source.size, blksize: negotiated.blksize, windowsize: negotiated.windowsize, timeoutMs: negotiated.timeoutMs,
+      retries: this.config.retries, idleTimeoutMs: this.config.idleTimeout, oack: negotiated.oack.length > 0,
+    });
+    let sockets: TidSockets;
+    try {
+      sockets = await openTid(local, peer);
+    } catch (error) {
+      source.close();
+      throw error;
+    }
+    if (negotiated.windowsize > 1) {
+      try { sockets.peer.setSendBufferSize(Math.min(8 << 20, Math.max(1 << 18, negotiated.windowsize * (negotiated.blksize + 64) * 4))); } catch { /* the kernel caps it */ }
+    }
+    if (this.#stopped) {
+      source.close();
+      closeSockets(sockets);
+      return { kind: 'stopped' };
+    }
+    const transfer = new ActiveTransfer(this.#host, id, sockets, peer, core, source, negotiated.oack, served, request.filename, client);
+    this.#transfers.set(id, transfer);
+    transfer.begin();
+    return { kind: 'started' };
+  }
+
+}
+
+interface TidSockets {
+  peer: dgram.Socket;
+  stranger: dgram.Socket;
+}
+
+function bindSocket(socket: dgram.Socket, port: number, address: string): Promise<void> {
+  return new Promise<void>((ok, fail) => {
+    socket.once('error', fail);
+    socket.bind(port, address, () => { socket.off('error', fail); ok(); });
+  });
+}
+
+/**
+ * A transfer's TID: a fresh port on the address the request came in on (so replies leave from the
+ * address the client used), held by two sockets. The one connected to the peer carries the
+ * transfer; its unconnected twin (SO_REUSEADDR, same port) gets every other sender, for ERROR 5.
+ */
+async function openTid(local: string, peer: Peer): Promise<TidSockets> {
+  const type = local.includes(':') ? 'udp6' : 'udp4';
+  const stranger = dgram.createSocket({ type, reuseAddr: true });
+  const connected = dgram.createSocket({ type, reuseAddr: true });
+  try {
+    await bindSocket(stranger, 0, local);
+    await bindSocket(connected, stranger.address().port, local);
+    await new Promise<void>((ok, fail) => {
+      connected.once('error', fail);
+      connected.connect(peer.port, peer.address, () => { connected.off('error', fail); ok(); });
+    });
+  } catch (error) {
+    closeSockets({ peer: connected, stranger });
+    throw error;
+  }
+  return { peer: connected, stranger };
+}
+
+function closeSockets(sockets: TidSockets): void {
+  for (const s of [sockets.peer, sockets.stranger]) {
+    try { s.close(); } catch { /* not bound or already closed */ }
+  }
+}
+
+const refusalText: Record<string, string> = {
+  'empty': 'empty file name',
+  'nul': 'NUL in file name',
+  'absolute': 'absolute file names are refused',
+  'dotdot': '".." in file name',
+  'too-long': 'file name longer than 255 octets',
+};
+
+const openRefusalText: Record<string, string> = {
+  'outside-root': 'outside the served directory',
+  'not-regular': 'not a regular file',
+  'not-readable': 'file not readable',
+};
+
+/** Names from the wire go into logs escaped, never raw. */
+export function printable(text: string): string {
+  return JSON.stringify(text.length > 300 ? `${text.slice(0, 300)}...` : text).slice(1, -1);
+}

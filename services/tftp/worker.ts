@@ -1,0 +1,67 @@
+import { parentPort, workerData } from 'node:worker_threads';
+import { systemClock } from '../../lib/clock.js';
+import { Counters } from '../../lib/counters.js';
+import type { TftpConfig } from './config.js';
+import type { RequestPacket } from './wire.js';
+import type { ClientInfo } from './paths.js';
+import { TransferEngine, type Peer, type StartOutcome } from './engine.js';
+import type { EndedMessage } from './server.js';
+
+// A TFTP worker thread: runs the transfers the main thread hands it (engine.ts), so the ACK/DATA
+// traffic of a boot storm never delays the event loop that DHCP and DNS answer on.
+
+export type ToWorker =
+  | { type: 'start'; id: number; local: string; request: RequestPacket; peer: Peer; client: ClientInfo }
+  | { type: 'cancel'; message: string }
+  | { type: 'stop' };
+
+export type FromWorker =
+  | { type: 'outcome'; id: number; outcome: StartOutcome }
+  | { type: 'ended'; ended: EndedMessage }
+  | { type: 'counters'; counters: Record<string, number>; cache: unknown }
+  | { type: 'error'; fields: Record<string, unknown>; message: string }
+  | { type: 'ready' };
+
+const COUNTERS_EVERY_MS = 500;
+
+if (parentPort !== null) {
+  const port = parentPort;
+  const post = (m: FromWorker): void => port.postMessage(m);
+  const { config, rootReal } = workerData as { config: TftpConfig; rootReal: string };
+  const counters = new Counters();
+  const engine: TransferEngine = new TransferEngine(config, rootReal, {
+    clock: systemClock,
+    counters,
+    error: (fields, message) => post({ type: 'error', fields, message }),
+    transferEnded: (transfer, outcome) => {
+      engine.forget(transfer.id);
+      post({ type: 'ended', ended: { id: transfer.id, outcome, info: transfer.info() } });
+    },
+  });
+  const flush = (): void => post({ type: 'counters', counters: counters.toJSON(), cache: engine.cache.stats() });
+  const timer = setInterval(flush, COUNTERS_EVERY_MS);
+  port.on('message', (m: ToWorker) => {
+    switch (m.type) {
+      case 'start':
+        engine.start(m.id, m.local, m.request, m.peer, m.client).then(
+          (outcome) => post({ type: 'outcome', id: m.id, outcome }),
+          (error: unknown) => {
+            post({ type: 'error', fields: { event: 'tftp.transfer_start_failed', err: String(error) }, message: 'starting a transfer failed' });
+            post({ type: 'outcome', id: m.id, outcome: { kind: 'stopped' } });
+          },
+        );
+        break;
+      case 'cancel':
+        engine.cancelAll(m.message);
+        break;
+      case 'stop':
+        engine.stop();
+        clearInterval(timer);
+        flush();
+        // Let the ERROR packets leave, then end the thread.
+        setTimeout(() => port.close(), 50);
+        break;
+    }
+  });
+  post({ type: 'ready' });
+}

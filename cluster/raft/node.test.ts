@@ -84,3 +84,44 @@ t.test('a witness that wins hands leadership to a caught-up server at once', asy
   t.ok(leader, 'someone leads');
   t.not(leader?.id, 'w', 'and it is not the witness');
 });
+
+t.test('leadership transfer: the target is caught up, gets TimeoutNow and wins without pre-vote', async (t) => {
+  const ids = ['a', 'b', 'c'];
+  const nodes = new Map(ids.map((id, i) => [id, make(id, ids, i + 20)]));
+  runCluster(nodes, 40);
+  const leader = [...nodes.values()].find((n) => n.role === 'leader')!;
+  const target = ids.find((id) => id !== leader.id)!;
+  leader.propose(new Uint8Array([9]));
+  t.ok(leader.transferLeadership(target), 'transfer accepted');
+  t.match(leader.propose(new Uint8Array([1])), { ok: false, reason: 'transferring' }, 'no new proposals during a transfer');
+  runCluster(nodes, 3);
+  t.equal(nodes.get(target)!.role, 'leader', `${target} leads after the transfer`);
+  t.not(leader.role, 'leader');
+  t.equal(nodes.get(target)!.term, leader.term, 'the old leader follows the new term');
+});
+
+t.test('membership: a learner catches up without voting, then is promoted and counts', async (t) => {
+  const { encodeConfChange } = await import('./conf.js');
+  const { EntryType } = await import('./types.js');
+  const ids = ['a', 'b', 'c'];
+  const nodes = new Map(ids.map((id, i) => [id, make(id, ids, i + 30)]));
+  nodes.set('d', new RaftNode({ id: 'd', electionTicks: 10, heartbeatTicks: 2, random: seededRandom(99) },
+    // A joining member starts from the membership its config file lists (the current voters).
+    { hardState: { term: 0, vote: null, commit: 0 }, conf: { voters: ['a', 'b', 'c'], learners: [], witnesses: [] }, entries: [] }));
+  runCluster(nodes, 40);
+  const leader = [...nodes.values()].find((n) => n.role === 'leader')!;
+  for (let i = 0; i < 10; i++) leader.propose(new Uint8Array([i]));
+  t.match(leader.propose(encodeConfChange({ type: 'add-learner', id: 'd' }), EntryType.config), { ok: true });
+  t.match(leader.propose(encodeConfChange({ type: 'promote', id: 'd' }), EntryType.config), { ok: false, reason: 'conf-pending' }, 'one change at a time');
+  runCluster(nodes, 10);
+  t.same(leader.conf.learners, ['d']);
+  t.equal(nodes.get('d')!.commitIndex, leader.commitIndex, 'the learner has the whole log');
+  t.notOk(nodes.get('d')!.isVoter(), 'a learner never campaigns');
+  t.match(leader.propose(encodeConfChange({ type: 'promote', id: 'd' }), EntryType.config), { ok: true });
+  runCluster(nodes, 10);
+  t.same(leader.conf.voters, ['a', 'b', 'c', 'd']);
+  t.same(nodes.get('d')!.conf.voters, ['a', 'b', 'c', 'd'], 'the new voter learned the membership from the log');
+  t.match(leader.propose(encodeConfChange({ type: 'remove', id: 'c' }), EntryType.config), { ok: true });
+  runCluster(nodes, 10, new Set(['c']));
+  t.same(leader.conf.voters, ['a', 'b', 'd'], 'removal committed without the removed member');
+});

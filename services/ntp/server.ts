@@ -1,6 +1,7 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import type { RunningService, ServiceContext, ServiceStatus } from '../registry.js';
 import { serviceAddresses } from '../../lib/listen.js';
+import { literalLookup } from '../../lib/udp-lookup.js';
 import { Counters } from '../../lib/counters.js';
 import { LogLimiter } from '../../lib/log.js';
 import { LanhaError, errorMessage } from '../../lib/errors.js';
@@ -130,7 +131,11 @@ export async function startNtp(context: ServiceContext, options: NtpServiceOptio
   };
   try {
     for (const address of addresses) {
-      const socket = createSocket({ type: address.includes(':') ? 'udp6' : 'udp4' });
+      const family = address.includes(':') ? 6 : 4;
+      // Replies go to the literal source address: no deferred lookup between the transmit stamp and
+      // the send. The receive buffer stays at the kernel default (as chrony's): a deeper queue would
+      // only hold requests long enough that their receive stamps are late by the time we read them.
+      const socket = createSocket({ type: family === 6 ? 'udp6' : 'udp4', lookup: literalLookup(family) });
       socket.on('message', (msg, rinfo) => onMessage(socket, msg, rinfo));
       await new Promise<void>((resolve, reject) => {
         socket.once('error', reject);

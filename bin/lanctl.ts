@@ -4,6 +4,7 @@ import { configCheckCommand, serveCommand, statusCommand } from './commands-core
 import { recordsCommand } from './commands-dns.js';
 import { VERSION } from './version.js';
 import { dhcpCommands } from './commands-dhcp.js';
+import { ntpStatusCommand } from './commands-ntp.js';
 
 // `lanctl`: the operator CLI and, as `lanctl serve`, the daemon. Commands talk to the local daemon's
 // control socket; the command list below is the whole CLI surface.
@@ -12,6 +13,7 @@ export const commands: CliCommand[] = [
   serveCommand,
   configCheckCommand,
   statusCommand,
+  ntpStatusCommand,
   ...dhcpCommands,
   recordsCommand,
 ];

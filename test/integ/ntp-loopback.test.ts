@@ -11,6 +11,7 @@ import { decodeNtp, encodeNtp, timestampFromUnixNs, unixNsFromTimestamp, type Nt
 import { createHrWallClock, type HrWallClock } from '../../services/ntp/hr-clock.js';
 import type { RunningService } from '../../services/registry.js';
 import { seedFromEnv } from '../support/seeded.js';
+import { runLanctl, scratchConfig, serveDaemon } from '../support/daemon.js';
 
 // The NTP shell on loopback high ports, no root: with an injected clock the reply carries exactly
 // the receive stamp taken on arrival and a later transmit stamp; bad packets get nothing and are
@@ -144,4 +145,26 @@ cluster: { id: rack, members: [{ name: lan-a, address: 10.20.0.2 }, { name: lan-
 ntp: { samplePeer: false }
 `);
   t.same(samplerTargets({ config: off }, off.ntp!), [], 'samplePeer: false');
+});
+
+t.test('lanctl ntp status and lanctl status against a real daemon', async (t) => {
+  const scratch = scratchConfig(`node: { name: solo, address: 127.0.0.1, stateDir: "{{dir}}/state", controlSocket: "{{dir}}/lanha.sock" }
+ntp: { port: 0, listen: [127.0.0.1], localStratum: 10, upstreams: ["127.0.0.1:9"] }
+`);
+  const daemon = await serveDaemon(scratch.file);
+  try {
+    const socket = `${scratch.dir}/lanha.sock`;
+    const text = await runLanctl(['ntp', 'status', '--socket', socket]);
+    t.equal(text.code, 0, text.stderr);
+    t.match(text.stdout, /^ntp: synchronised \(no usable source; serving local stratum 10\), stratum 10, refid LOCL/);
+    t.match(text.stdout, /127\.0\.0\.1:9\s+upstream/, 'the upstream is listed');
+    const json = await runLanctl(['ntp', 'status', '--json', '--socket', socket]);
+    const body = JSON.parse(json.stdout) as NtpStatus;
+    t.match(body, { synchronised: true, mode: 'local', stratum: 10, referenceId: 'LOCL', sources: [{ name: '127.0.0.1:9', kind: 'upstream' }] });
+    const status = await runLanctl(['status', '--socket', socket]);
+    t.match(status.stdout, /ntp: synchronised .* stratum 10, refid LOCL/, 'lanctl status carries the NTP line');
+  } finally {
+    await daemon.stop();
+    scratch.cleanup();
+  }
 });

@@ -105,6 +105,8 @@ t.test('sample maths: offset and delay from t1..t4 (RFC 5905 §8)', async (t) =>
     ['stratum 16', { originTimestamp: sent, stratum: 16 }, 'unsynchronised'],
     ['a client packet', { originTimestamp: sent, mode: 3 }, 'not-a-server-reply'],
   ];
+  const stepped = sampleFromReply(reply({ originTimestamp: sent, receiveTimestamp: timestampFromUnixNs(t2), transmitTimestamp: timestampFromUnixNs(t3) }), sent, t1, t4 + 3600n * 1_000_000_000n, 5);
+  t.equal(stepped.ok ? 'ok' : stepped.problem, 'bad-timestamps', 'our clock stepped during the exchange: an hour-long round trip is refused');
   for (const [name, o, problem] of bad) {
     const b = sampleFromReply(reply(o), sent, t1, t4, 5);
     t.equal(b.ok ? 'ok' : b.problem, problem, name);

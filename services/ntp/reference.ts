@@ -19,6 +19,8 @@ export const PRECISION_LOG2 = -20;
 const PRECISION_S = 2 ** PRECISION_LOG2;
 /** RFC 5905 MAXDISP: root dispersion served while unsynchronised. */
 const MAX_DISPERSION_S = 16;
+/** RFC 5905 MAXDIST: samples with a longer round trip are not used. */
+const MAX_DELAY_S = 1;
 export const REFID_LOCAL = asciiReferenceId('LOCL');
 
 export type SourceKind = 'upstream' | 'peer';
@@ -112,6 +114,9 @@ export function sampleFromReply(
   if (t3 < t2 || t4Ns < t1Ns) return { ok: false, problem: 'bad-timestamps', detail: 'transmit before receive' };
   const offsetS = Number((t2 - t1Ns) + (t3 - t4Ns)) / 2e9;
   const delayS = Math.max(Number((t4Ns - t1Ns) - (t3 - t2)) / 1e9, PRECISION_S);
+  // RFC 5905 MAXDIST (1 s): a longer round trip is no measurement (and one across a step of our
+  // own clock looks like an hour-long round trip with half the step as offset).
+  if (delayS > MAX_DELAY_S) return { ok: false, problem: 'bad-timestamps', detail: `round trip of ${delayS.toFixed(3)} s` };
   return {
     ok: true,
     sample: {

@@ -150,11 +150,19 @@ t.test('transfers complete through 5 % loss, reordering and duplication', async 
     ['atftp windowsize 8, exact multiple', (o) => ['atftp', '--option', 'blksize 1468', '--option', 'windowsize 8', '--option', 'timeout 1', '-g', '-r', 'exact.bin', '-l', o, '127.0.0.1', String(port)], exact],
   ];
   let n = 0;
+  let attempts = 0;
   for (const [label, argv, want] of fetches) {
-    const out = join(top, `out-${n++}`);
-    const said = await run(argv(out));
+    // atftp's windowed receiver can still stall on a lost window-end ACK (see above); a firmware
+    // would request again, and so may this test, once.
+    const tries = label.startsWith('atftp') ? 2 : 1;
     let got = 'missing';
-    try { got = sha(readFileSync(out)); } catch { /* stays missing */ }
+    let said = '';
+    for (let i = 0; i < tries && got !== sha(want); i++) {
+      const out = join(top, `out-${n++}`);
+      attempts++;
+      said = await run(argv(out));
+      try { got = sha(readFileSync(out)); } catch { /* stays missing */ }
+    }
     t.equal(got, sha(want), `${label}: checksum matches (seed ${seed}) ${said.slice(-160)}`);
   }
   t.ok(relay.stats.dropped > 0 && relay.stats.duplicated > 0 && relay.stats.held > 0, `the relay did impair: ${JSON.stringify(relay.stats)}`);
@@ -163,7 +171,7 @@ t.test('transfers complete through 5 % loss, reordering and duplication', async 
     .filter((l) => l.event === 'tftp.transfer.done' || l.event === 'tftp.transfer.failed');
   // A lock-step client whose last ACK is lost is gone when the server retries: that transfer may
   // still be retrying (or end as failed) although the client has every byte.
-  t.equal(ended.length + server.activeTransfers, fetches.length, 'every transfer accounted for');
+  t.equal(ended.length + server.activeTransfers, attempts, 'every transfer accounted for');
   for (const line of ended) {
     const blocks = Math.floor(line.size / line.blksize) + 1;
     // A resend storm grows without bound (the npm tftp package: 4,096 DATA for 65 blocks with

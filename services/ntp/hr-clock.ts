@@ -15,6 +15,8 @@ export interface HrWallClock {
 
 const NS_PER_MS = 1_000_000n;
 const STEP_TOLERANCE_MS = 2;
+/** A tick seen within this many ns of the previous read makes a good anchor. */
+const WINDOW_MAX_NS = 20_000n;
 
 export function createHrWallClock(): HrWallClock {
   let baseWallNs = 0n;
@@ -25,18 +27,27 @@ export function createHrWallClock(): HrWallClock {
     // Warm both clocks first: the first process.hrtime.bigint() of a process is slow (measured here
     // at 0.7 ms), and an anchor taken across it served time that far behind until the next one.
     for (let i = 0; i < 8; i++) { process.hrtime.bigint(); Date.now(); }
-    const start = Date.now();
-    let hr = process.hrtime.bigint();
-    let wall = Date.now();
-    // Spin until the millisecond changes; bounded by the clock itself (<= 1 ms), and by a count in
-    // case Date.now() is frozen (a test harness that fakes timers). `hr` is read just before each
-    // Date.now(), so the tick happened within one loop turn of it.
-    for (let spins = 0; wall === start && spins < 5_000_000; spins++) {
-      hr = process.hrtime.bigint();
-      wall = Date.now();
+    // The tick happened between two hrtime reads around the Date.now() that saw it. If we were
+    // descheduled there (a busy machine), that window is wide and the anchor would be off by as
+    // much (measured: 0.7 ms behind): such a tick is refused and the next one tried; after a few
+    // refusals the previous anchor stays.
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const start = Date.now();
+      let previousHr = process.hrtime.bigint();
+      let hr = previousHr;
+      let wall = Date.now();
+      for (let spins = 0; wall === start && spins < 5_000_000; spins++) {
+        previousHr = hr;
+        hr = process.hrtime.bigint();
+        wall = Date.now();
+      }
+      if (wall === start) return; // frozen Date.now() (fake timers): keep what we have
+      if (hr - previousHr <= WINDOW_MAX_NS || baseHr === 0n) {
+        baseHr = previousHr + (hr - previousHr) / 2n;
+        baseWallNs = BigInt(wall) * NS_PER_MS;
+        if (hr - previousHr <= WINDOW_MAX_NS) return;
+      }
     }
-    baseHr = hr;
-    baseWallNs = BigInt(wall) * NS_PER_MS;
   };
 
   const nowNs = (): bigint => {

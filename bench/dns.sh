@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}; RUNS=${RUNS:-1}; THREADS=${THREADS:-2}; CLIENTS=${CLIENTS:-8}; OUTSTANDING=${OUTSTANDING:-100}
-P_LANHA=${P_LANHA:-15353}; P_NSD=${P_NSD:-15354}; P_DNSMASQ=${P_DNSMASQ:-15355}
+P_LANHA=${P_LANHA:-15353}; P_NSD=${P_NSD:-15354}; P_DNSMASQ=${P_DNSMASQ:-15355}; P_LANHA1=${P_LANHA1:-15356}
 TMP=$(mktemp -d /tmp/lanha-bench-dns.XXXXXX)
 PIDS=()
 cleanup() {
@@ -49,12 +49,16 @@ awk -v N=999 -v D="$TMP" 'BEGIN{
 }'
 
 # --- servers -------------------------------------------------------------------------------------
-cat > "$TMP/lanha.yaml" <<YAML
-node: { name: bench, role: server, address: 127.0.0.1, stateDir: $TMP/state, controlSocket: $TMP/lanha.sock, logLevel: warn }
+# lanha as configured by default (on two cores or more: the daemon + one UDP worker process), and
+# lanha as one process (dns.workers: 0), to show what the worker adds.
+lanha_config() { # FILE PORT STATE SOCKET WORKERS_LINE
+  cat > "$1" <<YAML
+node: { name: bench, role: server, address: 127.0.0.1, stateDir: $3, controlSocket: $4, logLevel: warn }
 dns:
-  port: $P_LANHA
+  port: $2
   listen: [127.0.0.1]
   subnets: [10.20.0.0/16]
+$5
   zones:
     - name: lan
       ttl: 300
@@ -63,6 +67,10 @@ dns:
       records:
 $(cat "$TMP/records.yaml")
 YAML
+}
+lanha_config "$TMP/lanha.yaml" "$P_LANHA" "$TMP/state" "$TMP/lanha.sock" ""
+lanha_config "$TMP/lanha1.yaml" "$P_LANHA1" "$TMP/state1" "$TMP/lanha1.sock" "  workers: 0"
+node dist/bin/lanctl.js serve --config "$TMP/lanha1.yaml" > "$TMP/lanha1.log" 2>&1 & PIDS+=($!)
 node dist/bin/lanctl.js serve --config "$TMP/lanha.yaml" > "$TMP/lanha.log" 2>&1 & PIDS+=($!); LANHA_PID=$!
 
 cat > "$TMP/nsd.conf" <<CONF
@@ -106,6 +114,7 @@ answers() { # port -> true when node001.lan A is answered
   return 1
 }
 answers "$P_LANHA" || { echo "lanha did not answer; log:"; cat "$TMP/lanha.log"; exit 1; }
+answers "$P_LANHA1" || { echo "lanha (one process) did not answer; log:"; cat "$TMP/lanha1.log"; exit 1; }
 [ $NSD_OK = 1 ] && { answers "$P_NSD" || { echo "nsd did not start: $(cat "$TMP/nsd.out")"; NSD_OK=0; }; }
 [ $DNSMASQ_OK = 1 ] && { answers "$P_DNSMASQ" || { echo "dnsmasq did not start: $(cat "$TMP/dnsmasq.out")"; DNSMASQ_OK=0; }; }
 
@@ -133,6 +142,7 @@ median() { # NAME MODE COLUMN -> median of that column over the runs (lost: the 
 echo "dnsperf: ${DURATION}s x ${RUNS} run(s), ${THREADS} threads, ${CLIENTS} clients, ${OUTSTANDING} outstanding; 20000 queries (A/AAAA/PTR/NXDOMAIN)"
 for i in $(seq 1 "$RUNS"); do
   once lanha "$P_LANHA" udp
+  once lanha1 "$P_LANHA1" udp
   [ $DNSMASQ_OK = 1 ] && once dnsmasq "$P_DNSMASQ" udp
   [ $NSD_OK = 1 ] && once nsd "$P_NSD" udp
   once lanha "$P_LANHA" tcp
@@ -142,10 +152,12 @@ L_UQ=$(median lanha udp 1); L_ULOST=$(median lanha udp 2); L_UP99=$(median lanha
 L_TQ=$(median lanha tcp 1); L_TLOST=$(median lanha tcp 2); L_TP99=$(median lanha tcp 3)
 N_UQ=$(median nsd udp 1); N_UP99=$(median nsd udp 3); N_TQ=$(median nsd tcp 1); N_TP99=$(median nsd tcp 3)
 D_UQ=$(median dnsmasq udp 1); D_UP99=$(median dnsmasq udp 3)
+L1_UQ=$(median lanha1 udp 1); L1_UP99=$(median lanha1 udp 3)
 kill -0 "$LANHA_PID" 2>/dev/null || { echo "lanha died during the benchmark"; exit 1; }
 
 printf '\n%-10s %12s %12s %12s %12s\n' server udp_qps udp_p99_ms tcp_qps tcp_p99_ms
 printf '%-10s %12s %12s %12s %12s\n' lanha "$L_UQ" "$L_UP99" "$L_TQ" "$L_TP99"
+printf '%-10s %12s %12s %12s %12s\n' lanha-1p "$L1_UQ" "$L1_UP99" - -
 printf '%-10s %12s %12s %12s %12s\n' nsd "$N_UQ" "$N_UP99" "$N_TQ" "$N_TP99"
 printf '%-10s %12s %12s %12s %12s\n' dnsmasq "$D_UQ" "$D_UP99" - -
 echo "lanha lost: udp $L_ULOST, tcp $L_TLOST queries"
@@ -155,6 +167,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a == "NA" || b == "NA" || b + 0 ==
 num() { awk -v a="$1" 'BEGIN{ if (a == "NA") print "NA"; else printf "%.0f", a }'; }
 echo "RESULT dns.udp.qps lanha=$(num "$L_UQ") dnsmasq=$(num "$D_UQ") ratio=$(ratio "$L_UQ" "$D_UQ") unit=qps better=higher"
 echo "RESULT dns.udp.qps lanha=$(num "$L_UQ") nsd=$(num "$N_UQ") ratio=$(ratio "$L_UQ" "$N_UQ") unit=qps better=higher"
+echo "RESULT dns.udp.qps.one_process lanha=$(num "$L1_UQ") dnsmasq=$(num "$D_UQ") ratio=$(ratio "$L1_UQ" "$D_UQ") unit=qps better=higher"
 echo "RESULT dns.tcp.qps lanha=$(num "$L_TQ") nsd=$(num "$N_TQ") ratio=$(ratio "$L_TQ" "$N_TQ") unit=qps better=higher"
 echo "RESULT dns.udp.p99_ms lanha=$L_UP99 nsd=$N_UP99 ratio=$(ratio "$L_UP99" "$N_UP99") unit=ms better=lower"
 echo "RESULT dns.lost lanha=$(awk -v a="$L_ULOST" -v b="$L_TLOST" 'BEGIN{print (a == "NA" || b == "NA") ? "NA" : a + b}') anchor=NA ratio=NA unit=queries better=lower"

@@ -56,6 +56,11 @@ export const dnsConfig = z.object({
     slip: z.number().int().min(0).default(2),
     ipv4Prefix: z.number().int().min(8).max(32).default(24),
   }).strict().optional(),
+  /**
+   * Worker processes that answer UDP queries beside the daemon, reading the same sockets (0: the
+   * daemon alone). Default: 1 on a machine with two cores or more, else 0; see services/dns/README.md.
+   */
+  workers: z.number().int().min(0).max(8).optional(),
   maxTcpConnections: z.number().int().min(1).default(256),
   tcpIdleTimeout: duration.default(10_000),
 }).strict();

@@ -1,26 +1,27 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
+import { availableParallelism } from 'node:os';
 import type { LanhaConfig } from '../../lib/config.js';
 import type { Logger } from '../../lib/log.js';
 import { LogLimiter } from '../../lib/log.js';
 import type { Clock } from '../../lib/clock.js';
 import type { Random } from '../../lib/random.js';
-import { Counters } from '../../lib/counters.js';
+import type { Counters } from '../../lib/counters.js';
 import { serviceAddresses } from '../../lib/listen.js';
-import { cidrContains, formatCidr, parseIpv4, type Cidr } from '../../lib/ipv4.js';
+import { formatCidr, type Cidr } from '../../lib/ipv4.js';
 import type { StateLog } from '../../cluster/state-log.js';
 import type { RunningService, ServiceContext, ServiceStatus } from '../registry.js';
 import type { DnsConfig } from './config.js';
-import { FastAnswers, fastReply, scanQuery, type FastQuery } from './fast.js';
+import { DnsAnswerer, type ForwardQuery, type Reply } from './answerer.js';
 import { Forwarder } from './forward.js';
-import { forwardedReply, handleQuery, prebuiltAnswer, type Transport } from './handler.js';
-import { ResponseRateLimiter } from './rrl.js';
-import { buildZoneSet, type LeaseName, type ZoneSet } from './zone.js';
-import type { DnsMessage } from './wire.js';
+import { forwardedReply } from './handler.js';
+import { UdpWorkers, type Peer } from './udp-workers.js';
+import { buildZoneSet, type LeaseName, type ZoneSet, type ZoneSetInput } from './zone.js';
 
 // The DNS shell: one UDP socket and one TCP listener per served address (never a wildcard: Node
-// cannot choose a reply's source address), the zone store rebuilt from config + replicated state,
-// the prebuilt-answer fast path, forwarding, rate limiting, counters and logs.
+// cannot choose a reply's source address), UDP worker processes reading the same sockets, the zone
+// store rebuilt from config + replicated state, forwarding, counters and logs. Answering itself
+// (prebuilt answers, rate limiting) is in answerer.ts, shared with the workers.
 
 export interface DnsServiceOptions {
   config: LanhaConfig;
@@ -30,38 +31,30 @@ export interface DnsServiceOptions {
   state: StateLog;
 }
 
-type Reply = (bytes: Uint8Array) => void;
-
 const PER_CONNECTION_PENDING_MAX = 64;
 const REBUILD_SPACING_MS = 100;
-const ALLOW_CACHE_MAX = 4096;
 
 export class DnsServer implements RunningService {
   readonly name = 'dns';
-  readonly counters = new Counters();
+  readonly counters: Counters;
   #cfg: DnsConfig;
   #config: LanhaConfig;
   #log: Logger;
   #clock: Clock;
   #state: StateLog;
-  #zones: ZoneSet;
-  #fast = new FastAnswers();
-  #fq: FastQuery = { qEnd: 0, ednsLimit: 0, hash: 0 };
+  #zoneInput: ZoneSetInput;
+  #answerer: DnsAnswerer;
+  #workerCount: number;
+  #workers: UdpWorkers | null = null;
   /** Served address -> its UDP socket and TCP listener. */
   #bound = new Map<string, { udp: dgram.Socket; tcp: net.Server | null; port: number }>();
   #connections = new Set<net.Socket>();
   #forwarder: Forwarder | null = null;
-  #allow: readonly Cidr[];
-  #allowCache = new Map<string, boolean>();
-  #rrl: ResponseRateLimiter | null;
   #limiter = new LogLimiter();
   #unsubscribe: (() => void) | null = null;
   #rebuildTimer: NodeJS.Immediate | NodeJS.Timeout | null = null;
   #lastRebuild = -Infinity;
   #lastWarnings = new Set<string>();
-  /** Hot-path counters kept as plain fields (a Map update per packet costs more than the answer). */
-  #queries = 0;
-  #fastHits = 0;
 
   constructor(o: DnsServiceOptions) {
     if (o.config.dns === undefined) throw new Error('dns is not configured');
@@ -70,19 +63,22 @@ export class DnsServer implements RunningService {
     this.#log = o.log;
     this.#clock = o.clock;
     this.#state = o.state;
-    this.#allow = this.#cfg.forward?.allow ?? [];
-    this.#rrl = this.#cfg.rateLimit === undefined ? null
-      : new ResponseRateLimiter(this.#cfg.rateLimit.responsesPerSecond, this.#cfg.rateLimit.slip, this.#cfg.rateLimit.ipv4Prefix);
+    this.#workerCount = this.#cfg.workers ?? (availableParallelism() >= 2 ? 1 : 0);
+    this.#zoneInput = this.#zoneSetInput();
+    this.#answerer = new DnsAnswerer({
+      cfg: this.#cfg, nodeName: o.config.node.name, zones: this.#buildZones(this.#zoneInput), clock: o.clock, log: o.log,
+      processes: 1 + this.#workerCount,
+    });
+    this.counters = this.#answerer.counters;
     if (this.#cfg.forward !== undefined) {
       this.#forwarder = new Forwarder({
         upstreams: this.#cfg.forward.upstreams, timeoutMs: this.#cfg.forward.timeout, cacheSize: this.#cfg.forward.cacheSize,
         clock: o.clock, random: o.random, counters: this.counters,
       });
     }
-    this.#zones = this.#build();
   }
 
-  get zones(): ZoneSet { return this.#zones; }
+  get zones(): ZoneSet { return this.#answerer.zones; }
 
   async start(): Promise<void> {
     this.#unsubscribe = this.#state.fsm.subscribe((entry) => {
@@ -91,6 +87,16 @@ export class DnsServer implements RunningService {
     });
     try {
       for (const address of serviceAddresses(this.#config, this.#cfg.listen)) await this.addAddress(address);
+      if (this.#workerCount > 0) {
+        this.#workers = new UdpWorkers({
+          count: this.#workerCount,
+          log: this.#log,
+          init: () => ({ t: 'init', cfg: this.#cfg, nodeName: this.#config.node.name, logLevel: this.#config.node.logLevel, processes: 1 + this.#workerCount, zones: this.#zoneInput }),
+          sockets: () => new Map([...this.#bound].map(([a, b]) => [a, b.udp])),
+          onForward: (local, query, peer) => this.#forwardFromWorker(local, query, peer),
+        });
+        await this.#workers.start();
+      }
     } catch (error) {
       await this.stop();
       throw error;
@@ -98,24 +104,30 @@ export class DnsServer implements RunningService {
   }
 
   status(): ServiceStatus {
+    const counters = new Map(Object.entries(this.#answerer.snapshot()));
+    for (const [k, v] of this.#workers?.counters() ?? []) counters.set(k, (counters.get(k) ?? 0) + v);
     return {
       listening: [...this.#bound].flatMap(([a, b]) => [`udp ${a}:${b.port}`, ...(b.tcp ? [`tcp ${a}:${b.port}`] : [])]),
-      serial: this.#zones.serial,
-      zones: this.#zones.zones.map((z) => z.origin),
-      counters: { ...this.counters.toJSON(), 'dns.queries': this.#queries, 'dns.fast_answers': this.#fastHits },
+      serial: this.zones.serial,
+      zones: this.zones.zones.map((z) => z.origin),
+      /** Worker processes answering UDP beside the daemon (counters include theirs, up to a second old). */
+      workers: { configured: this.#workerCount, running: this.#workers?.running ?? 0, pids: this.#workers?.pids() ?? [] },
+      counters: Object.fromEntries([...counters].sort(([a], [b]) => a.localeCompare(b))),
       tcpConnections: this.#connections.size,
       forwardCache: this.#forwarder?.cache.size ?? 0,
     };
   }
 
   readonly routes = {
-    'GET /v1/dns/records': () => ({ status: 200, body: { serial: this.#zones.serial, records: this.#zones.list() } }),
+    'GET /v1/dns/records': () => ({ status: 200, body: { serial: this.zones.serial, records: this.zones.list() } }),
   };
 
   async stop(): Promise<void> {
     this.#unsubscribe?.();
     this.#unsubscribe = null;
     if (this.#rebuildTimer !== null) { clearTimeout(this.#rebuildTimer as NodeJS.Timeout); clearImmediate(this.#rebuildTimer as NodeJS.Immediate); this.#rebuildTimer = null; }
+    await this.#workers?.stop();
+    this.#workers = null;
     this.#forwarder?.close();
     for (const c of this.#connections) c.destroy();
     this.#connections.clear();
@@ -138,6 +150,7 @@ export class DnsServer implements RunningService {
       throw error;
     }
     this.#bound.set(address, { udp, tcp, port });
+    await this.#workers?.serve(address, udp);
   }
 
   /** Stops serving on an address (the VIP when this node gives it up); open TCP connections to it end. */
@@ -145,6 +158,7 @@ export class DnsServer implements RunningService {
     const b = this.#bound.get(address);
     if (b === undefined) return;
     this.#bound.delete(address);
+    await this.#workers?.unserve(address);
     for (const c of this.#connections) if (c.localAddress === address || c.localAddress === `::ffff:${address}`) c.destroy();
     await Promise.all([
       new Promise<void>((resolve) => { try { b.udp.close(() => resolve()); } catch { resolve(); } }),
@@ -155,7 +169,8 @@ export class DnsServer implements RunningService {
   // -------------------------------------------------------------------------------------------
   // Zones
 
-  #build(): ZoneSet {
+  /** What the zones are built from: config and the replicated state (plain data, also sent to the workers). */
+  #zoneSetInput(): ZoneSetInput {
     const fsm = this.#state.fsm;
     const reservations = new Map<string, string>();
     const reverseSubnets: Cidr[] = [];
@@ -177,9 +192,11 @@ export class DnsServer implements RunningService {
       if (l.hostname !== undefined) leaseNames.push({ ip: l.ip, hostname: l.hostname, grantedAt: l.grantedAt, source: 'lease', domain });
       else if (reserved !== undefined) leaseNames.push({ ip: l.ip, hostname: reserved, grantedAt: l.grantedAt, source: 'reservation', domain });
     }
-    const zones = buildZoneSet({
-      zones: this.#cfg.zones, reverseSubnets, leaseNames, operatorRecords: [...fsm.records()], serial: fsm.serial,
-    });
+    return { zones: this.#cfg.zones, reverseSubnets, leaseNames, operatorRecords: [...fsm.records()], serial: fsm.serial };
+  }
+
+  #buildZones(input: ZoneSetInput): ZoneSet {
+    const zones = buildZoneSet(input);
     for (const w of zones.warnings) {
       if (!this.#lastWarnings.has(w)) this.#log.warn({ event: 'dns.zone_warning' }, w);
     }
@@ -204,11 +221,12 @@ export class DnsServer implements RunningService {
 
   /** Rebuilds the zones from config + replicated state now and forgets every prebuilt answer. */
   rebuild(): void {
-    const before = this.#zones.serial;
+    const before = this.zones.serial;
     this.#lastRebuild = this.#clock.monotonicMs();
-    this.#zones = this.#build();
-    this.#fast.clear();
-    this.#log.debug({ event: 'dns.zones_rebuilt', serial: this.#zones.serial, before }, 'zones rebuilt');
+    this.#zoneInput = this.#zoneSetInput();
+    this.#answerer.setZones(this.#buildZones(this.#zoneInput));
+    this.#workers?.zones(this.#zoneInput);
+    this.#log.debug({ event: 'dns.zones_rebuilt', serial: this.zones.serial, before }, 'zones rebuilt');
   }
 
   // -------------------------------------------------------------------------------------------
@@ -226,7 +244,9 @@ export class DnsServer implements RunningService {
       this.counters.inc('dns.udp.send_failed');
       if (this.#limiter.allow('udp-error', this.#clock.monotonicMs())) this.#log.warn({ event: 'dns.udp_error', address, err }, 'UDP socket error');
     });
-    socket.on('message', (msg, rinfo) => this.#onUdp(socket, msg, rinfo));
+    const answerer = this.#answerer;
+    const forward = this.#forward;
+    socket.on('message', (msg, rinfo) => answerer.udp(socket, msg, rinfo, forward));
     return socket;
   }
 
@@ -242,82 +262,23 @@ export class DnsServer implements RunningService {
     return server;
   }
 
-  #forwardAllowed(address: string): boolean {
-    if (this.#forwarder === null) return false;
-    let v = this.#allowCache.get(address);
-    if (v === undefined) {
-      const ip = parseIpv4(address.startsWith('::ffff:') ? address.slice(7) : address);
-      v = ip !== null && this.#allow.some((c) => cidrContains(c, ip));
-      if (this.#allowCache.size >= ALLOW_CACHE_MAX) this.#allowCache.clear();
-      this.#allowCache.set(address, v);
-    }
-    return v;
+  /** A query a worker could not answer from the zones: forwarded here, answered from the same socket. */
+  #forwardFromWorker(local: string, query: Parameters<ForwardQuery>[0], peer: Peer): void {
+    const b = this.#bound.get(local);
+    if (b === undefined) return;
+    this.#forward(query, 'udp', (bytes) => this.#answerer.sendUdp(b.udp, bytes, peer as dgram.RemoteInfo));
   }
 
-  #onUdp(socket: dgram.Socket, msg: Buffer, rinfo: dgram.RemoteInfo): void {
-    this.#queries++;
-    const fq = this.#fq;
-    const shaped = scanQuery(msg, fq);
-    if (shaped) {
-      const e = this.#fast.get(msg, fq);
-      if (e !== null) {
-        this.#fastHits++;
-        const out = fastReply(msg, fq, e, this.#forwarder !== null && this.#forwardAllowed(rinfo.address), false);
-        if (this.#rrl === null) socket.send(out, rinfo.port, rinfo.address); // errors surface as the socket's 'error' event
-        else this.#sendUdp(socket, out, rinfo);
-        return;
-      }
-    }
-    this.#slow(msg, rinfo.address, 'udp', (bytes) => this.#sendUdp(socket, bytes, rinfo), shaped);
-  }
-
-  #sendUdp(socket: dgram.Socket, bytes: Uint8Array, rinfo: dgram.RemoteInfo): void {
-    if (this.#rrl !== null) {
-      const ip = parseIpv4(rinfo.address);
-      const verdict = this.#rrl.check(ip ?? rinfo.address, this.#clock.monotonicMs());
-      if (verdict === 'drop') { this.counters.inc('dns.rrl.dropped'); return; }
-      if (verdict === 'slip') { this.counters.inc('dns.rrl.slipped'); bytes = truncatedCopy(bytes); }
-    }
-    socket.send(bytes, rinfo.port, rinfo.address);
-  }
-
-  /** The general path: decode, answer, maybe prebuild for next time, maybe forward. */
-  #slow(msg: Buffer, address: string, transport: Transport, send: Reply, fastShape: boolean): void {
-    const ctx = { zones: this.#zones, nodeName: this.#config.node.name, forwardAllowed: this.#forwardAllowed(address), transport };
-    const d = handleQuery(msg, ctx);
-    switch (d.kind) {
-      case 'drop':
-        this.counters.inc(`dns.dropped.${d.reason}`);
-        this.#debug(d.reason, address);
-        return;
-      case 'reply':
-        if (d.reason !== undefined) {
-          this.counters.inc(`dns.refused_or_error.${d.reason}`);
-          if (d.reason !== 'not-ours') this.#debug(d.reason, address);
-        }
-        if (d.cacheable !== undefined && fastShape) this.#fast.add(msg, this.#fq, prebuiltAnswer(d.cacheable.query, d.cacheable.answer), d.rcode);
-        send(d.bytes);
-        return;
-      case 'forward':
-        this.#forward(d.query, transport, send);
-    }
-  }
-
-  #forward(query: DnsMessage, transport: Transport, send: Reply): void {
-    const forwarder = this.#forwarder!;
+  readonly #forward: ForwardQuery = (query, transport, send) => {
+    const forwarder = this.#forwarder;
+    if (forwarder === null) return;
     const result = forwarder.resolve(query.questions[0]!);
     const answer = (a: Awaited<typeof result>): void => {
       send(forwardedReply(query, { nodeName: this.#config.node.name, transport }, a.rcode, a.answers, a.authority, a.additional));
     };
     if (result instanceof Promise) result.then(answer, () => undefined);
     else answer(result);
-  }
-
-  #debug(reason: string, address: string): void {
-    if (this.#limiter.allow(reason, this.#clock.monotonicMs())) {
-      this.#log.debug({ event: 'dns.bad_query', reason, source: address }, `query from ${address} refused or dropped: ${reason}`);
-    }
-  }
+  };
 
   #onTcp(conn: net.Socket): void {
     this.#connections.add(conn);
@@ -346,41 +307,14 @@ export class DnsServer implements RunningService {
         if (buf.length - p - 2 < n) break;
         const msg = buf.subarray(p + 2, p + 2 + n);
         p += 2 + n;
-        this.#queries++;
         pending++;
-        const fq = this.#fq;
-        if (scanQuery(msg, fq)) {
-          const e = this.#fast.get(msg, fq);
-          if (e !== null) {
-            this.#fastHits++;
-            write(fastReply(msg, fq, e, this.#forwardAllowed(address), true));
-            continue;
-          }
-          this.#slow(msg, address, 'tcp', write, true);
-        } else {
-          this.#slow(msg, address, 'tcp', write, false);
-        }
+        this.#answerer.tcp(msg, address, write, this.#forward);
       }
       buf = p === buf.length ? null : buf.subarray(p);
       // Many forwarded queries in flight on one connection: stop reading until some are answered.
       if (pending >= PER_CONNECTION_PENDING_MAX) conn.pause();
     });
   }
-}
-
-/** The TC=1 form of a reply: header and question only (used when rate limiting slips a reply). */
-export function truncatedCopy(bytes: Uint8Array): Uint8Array {
-  let p = 12;
-  const qd = ((bytes[4] ?? 0) << 8) | (bytes[5] ?? 0);
-  if (qd === 1) {
-    while (p < bytes.length && bytes[p] !== 0 && bytes[p]! <= 63) p += bytes[p]! + 1;
-    p = Math.min(bytes.length, p + 5);
-  }
-  const out = Uint8Array.from(bytes.subarray(0, Math.max(12, p)));
-  out[2] = out[2]! | 0x02;
-  if (qd !== 1) { out[4] = 0; out[5] = 0; }
-  out.fill(0, 6, 12);
-  return out;
 }
 
 export async function startDns(context: ServiceContext): Promise<RunningService> {

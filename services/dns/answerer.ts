@@ -1,0 +1,177 @@
+import type dgram from 'node:dgram';
+import type { Logger } from '../../lib/log.js';
+import { LogLimiter } from '../../lib/log.js';
+import type { Clock } from '../../lib/clock.js';
+import { Counters } from '../../lib/counters.js';
+import { cidrContains, parseIpv4 } from '../../lib/ipv4.js';
+import type { DnsConfig } from './config.js';
+import { FastAnswers, fastReply, scanQuery, type FastQuery } from './fast.js';
+import { handleQuery, prebuiltAnswer, type Transport } from './handler.js';
+import { ResponseRateLimiter } from './rrl.js';
+import type { ZoneSet } from './zone.js';
+import type { DnsMessage } from './wire.js';
+
+// What every process that answers DNS queries holds: the zones, the prebuilt-answer table, the
+// forwarding allow list, rate limiting, counters. The daemon's DnsServer and each UDP worker
+// process (udp-worker.ts) own one; only what to do with a query that must be forwarded differs
+// (the daemon asks upstream; a worker hands the datagram to the daemon).
+
+export type Reply = (bytes: Uint8Array) => void;
+/** A query our zones do not answer and the source may forward: `send` delivers the answer. */
+export type ForwardQuery = (query: DnsMessage, transport: Transport, send: Reply) => void;
+
+const ALLOW_CACHE_MAX = 4096;
+
+export interface AnswererOptions {
+  cfg: DnsConfig;
+  nodeName: string;
+  zones: ZoneSet;
+  clock: Clock;
+  log: Logger;
+  /** How many processes answer from the same socket: each enforces its share of the rate limit. */
+  processes?: number;
+}
+
+export class DnsAnswerer {
+  readonly counters = new Counters();
+  /** Hot-path counters kept as plain fields (a Map update per packet costs more than the answer). */
+  queries = 0;
+  fastHits = 0;
+  #zones: ZoneSet;
+  #nodeName: string;
+  #clock: Clock;
+  #log: Logger;
+  #fast = new FastAnswers();
+  #fq: FastQuery = { qEnd: 0, ednsLimit: 0, hash: 0 };
+  #forwarding: boolean;
+  #allow: DnsConfig['subnets'];
+  #allowCache = new Map<string, boolean>();
+  #rrl: ResponseRateLimiter | null;
+  #limiter = new LogLimiter();
+
+  constructor(o: AnswererOptions) {
+    this.#zones = o.zones;
+    this.#nodeName = o.nodeName;
+    this.#clock = o.clock;
+    this.#log = o.log;
+    this.#forwarding = o.cfg.forward !== undefined;
+    this.#allow = o.cfg.forward?.allow ?? [];
+    const rl = o.cfg.rateLimit;
+    this.#rrl = rl === undefined ? null
+      : new ResponseRateLimiter(Math.max(1, Math.ceil(rl.responsesPerSecond / (o.processes ?? 1))), rl.slip, rl.ipv4Prefix);
+  }
+
+  get zones(): ZoneSet { return this.#zones; }
+
+  /** Serves `zones` from now on and forgets every prebuilt answer. */
+  setZones(zones: ZoneSet): void {
+    this.#zones = zones;
+    this.#fast.clear();
+  }
+
+  /** Counters for status: the named ones plus the hot-path fields. */
+  snapshot(): Record<string, number> {
+    return { ...this.counters.toJSON(), 'dns.queries': this.queries, 'dns.fast_answers': this.fastHits };
+  }
+
+  forwardAllowed(address: string): boolean {
+    if (!this.#forwarding) return false;
+    let v = this.#allowCache.get(address);
+    if (v === undefined) {
+      const ip = parseIpv4(address.startsWith('::ffff:') ? address.slice(7) : address);
+      v = ip !== null && this.#allow.some((c) => cidrContains(c, ip));
+      if (this.#allowCache.size >= ALLOW_CACHE_MAX) this.#allowCache.clear();
+      this.#allowCache.set(address, v);
+    }
+    return v;
+  }
+
+  /** One datagram from `rinfo` on `socket`. `forward` is called (rarely) for queries to send upstream. */
+  udp(socket: dgram.Socket, msg: Buffer, rinfo: dgram.RemoteInfo, forward: ForwardQuery): void {
+    this.queries++;
+    const fq = this.#fq;
+    const shaped = scanQuery(msg, fq);
+    if (shaped) {
+      const e = this.#fast.get(msg, fq);
+      if (e !== null) {
+        this.fastHits++;
+        const out = fastReply(msg, fq, e, this.forwardAllowed(rinfo.address), false);
+        if (this.#rrl === null) socket.send(out, rinfo.port, rinfo.address); // errors surface as the socket's 'error' event
+        else this.sendUdp(socket, out, rinfo);
+        return;
+      }
+    }
+    this.#slow(msg, rinfo.address, 'udp', (bytes) => this.sendUdp(socket, bytes, rinfo), shaped, forward);
+  }
+
+  /** Sends a UDP reply through the rate limiter. */
+  sendUdp(socket: dgram.Socket, bytes: Uint8Array, rinfo: dgram.RemoteInfo): void {
+    if (this.#rrl !== null) {
+      const ip = parseIpv4(rinfo.address);
+      const verdict = this.#rrl.check(ip ?? rinfo.address, this.#clock.monotonicMs());
+      if (verdict === 'drop') { this.counters.inc('dns.rrl.dropped'); return; }
+      if (verdict === 'slip') { this.counters.inc('dns.rrl.slipped'); bytes = truncatedCopy(bytes); }
+    }
+    socket.send(bytes, rinfo.port, rinfo.address);
+  }
+
+  /** One query framed off a TCP connection from `address`. */
+  tcp(msg: Buffer, address: string, write: Reply, forward: ForwardQuery): void {
+    this.queries++;
+    const fq = this.#fq;
+    if (scanQuery(msg, fq)) {
+      const e = this.#fast.get(msg, fq);
+      if (e !== null) {
+        this.fastHits++;
+        write(fastReply(msg, fq, e, this.forwardAllowed(address), true));
+        return;
+      }
+      this.#slow(msg, address, 'tcp', write, true, forward);
+    } else {
+      this.#slow(msg, address, 'tcp', write, false, forward);
+    }
+  }
+
+  /** The general path: decode, answer, maybe prebuild for next time, maybe forward. */
+  #slow(msg: Buffer, address: string, transport: Transport, send: Reply, fastShape: boolean, forward: ForwardQuery): void {
+    const ctx = { zones: this.#zones, nodeName: this.#nodeName, forwardAllowed: this.forwardAllowed(address), transport };
+    const d = handleQuery(msg, ctx);
+    switch (d.kind) {
+      case 'drop':
+        this.counters.inc(`dns.dropped.${d.reason}`);
+        this.#debug(d.reason, address);
+        return;
+      case 'reply':
+        if (d.reason !== undefined) {
+          this.counters.inc(`dns.refused_or_error.${d.reason}`);
+          if (d.reason !== 'not-ours') this.#debug(d.reason, address);
+        }
+        if (d.cacheable !== undefined && fastShape) this.#fast.add(msg, this.#fq, prebuiltAnswer(d.cacheable.query, d.cacheable.answer), d.rcode);
+        send(d.bytes);
+        return;
+      case 'forward':
+        forward(d.query, transport, send);
+    }
+  }
+
+  #debug(reason: string, address: string): void {
+    if (this.#limiter.allow(reason, this.#clock.monotonicMs())) {
+      this.#log.debug({ event: 'dns.bad_query', reason, source: address }, `query from ${address} refused or dropped: ${reason}`);
+    }
+  }
+}
+
+/** The TC=1 form of a reply: header and question only (used when rate limiting slips a reply). */
+export function truncatedCopy(bytes: Uint8Array): Uint8Array {
+  let p = 12;
+  const qd = ((bytes[4] ?? 0) << 8) | (bytes[5] ?? 0);
+  if (qd === 1) {
+    while (p < bytes.length && bytes[p] !== 0 && bytes[p]! <= 63) p += bytes[p]! + 1;
+    p = Math.min(bytes.length, p + 5);
+  }
+  const out = Uint8Array.from(bytes.subarray(0, Math.max(12, p)));
+  out[2] = out[2]! | 0x02;
+  if (qd !== 1) { out[4] = 0; out[5] = 0; }
+  out.fill(0, 6, 12);
+  return out;
+}

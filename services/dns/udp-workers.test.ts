@@ -1,0 +1,144 @@
+import t from 'tap';
+import dgram from 'node:dgram';
+import { parseConfig } from '../../lib/config.js';
+import { silentLogger } from '../../lib/log.js';
+import { UdpWorkers, type Peer } from './udp-workers.js';
+import type { ZoneSetInput } from './zone.js';
+import { CLASS_IN, T, decodeMessage, emptyMessage, encodeMessage, type DnsMessage } from './wire.js';
+
+// UDP worker processes on real loopback sockets. Each socket is handed to the workers and then
+// closed in this process, so every answer below comes from a worker: zones sent over IPC, updates,
+// forwarding handed back, counters, a killed worker started again with the current zones, stop.
+
+const config = parseConfig(`
+node: { name: unit, role: server, address: 127.0.0.1, stateDir: /nonexistent, controlSocket: /nonexistent.sock }
+dns:
+  port: 0
+  listen: [127.0.0.1]
+  forward: { upstreams: ["127.0.0.1:9"], allow: [127.0.0.0/8] }
+`);
+const cfg = config.dns!;
+
+function zonesWith(address: string, serial: number): ZoneSetInput {
+  return {
+    zones: [{ name: 'lan', ttl: 3_600_000, negativeTtl: 60_000, records: [`www A ${address}`], leases: false }],
+    reverseSubnets: [], leaseNames: [], operatorRecords: [], serial,
+  };
+}
+
+async function bound(): Promise<dgram.Socket> {
+  const s = dgram.createSocket('udp4');
+  await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', () => resolve()));
+  return s;
+}
+
+/** Asks `name` A at `port` once; the decoded answer, or null after `waitMs`. */
+async function ask(port: number, name: string, waitMs = 1000): Promise<DnsMessage | null> {
+  const m = emptyMessage(0x4242);
+  m.questions = [{ name, type: T.A, class: CLASS_IN }];
+  const c = await bound();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => { c.close(); resolve(null); }, waitMs);
+    c.on('message', (b) => {
+      clearTimeout(timer);
+      c.close();
+      const d = decodeMessage(b);
+      resolve(d.ok ? d.value : null);
+    });
+    c.send(encodeMessage(m).bytes, port, '127.0.0.1');
+  });
+}
+
+const addressOf = (m: DnsMessage | null): string => (m?.answers[0] ? [...m.answers[0].rdata].join('.') : 'none');
+
+async function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<boolean> {
+  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; await new Promise((r) => setTimeout(r, 50))) if (await check()) return true;
+  return check();
+}
+
+t.test('workers answer from the daemon\'s sockets, follow zone updates, hand forwarding back, restart when killed', async (t) => {
+  let zones = zonesWith('10.0.0.1', 1);
+  const sockets = new Map<string, dgram.Socket>();
+  const forwarded: Array<{ local: string; name: string; peer: Peer }> = [];
+  const workers = new UdpWorkers({
+    count: 2,
+    log: silentLogger,
+    init: () => ({ t: 'init', cfg, nodeName: 'unit', logLevel: 'silent', processes: 3, zones }),
+    sockets: () => sockets,
+    onForward: (local, query, peer) => forwarded.push({ local, name: query.questions[0]!.name, peer }),
+  });
+  t.teardown(() => workers.stop());
+  await workers.start();
+  t.equal(workers.running, 2, 'two workers serving');
+  const pids = workers.pids();
+  t.equal(pids.length, 2);
+
+  const first = await bound();
+  const port = first.address().port;
+  await workers.serve('127.0.0.1', first);
+  first.close(); // from here on only the workers read this port
+
+  const answers = [];
+  for (let i = 0; i < 20; i++) answers.push(addressOf(await ask(port, 'www.lan')));
+  t.same(new Set(answers), new Set(['10.0.0.1']), '20 answers, all from the zone the workers were given');
+
+  zones = zonesWith('10.0.0.2', 2);
+  workers.zones(zones);
+  t.ok(await eventually(async () => addressOf(await ask(port, 'WWW.lan')) === '10.0.0.2'), 'a zone update reaches the workers');
+  const after = [];
+  for (let i = 0; i < 20; i++) after.push(addressOf(await ask(port, 'www.lan')));
+  t.same(new Set(after), new Set(['10.0.0.2']), 'every worker serves the update');
+
+  const out = await ask(port, 'example.com', 300);
+  t.equal(out, null, 'a forwarded query is not answered by the worker itself');
+  t.ok(await eventually(() => forwarded.length === 1), 'it is handed to the daemon');
+  t.match(forwarded[0], { local: '127.0.0.1', name: 'example.com', peer: { address: '127.0.0.1', family: 'IPv4' } });
+  t.ok(forwarded[0]!.peer.port > 0, 'with the asker\'s port, for the daemon\'s reply');
+
+  t.ok(await eventually(() => (workers.counters().get('dns.queries') ?? 0) >= 42), 'worker counters reach the daemon');
+
+  // A killed worker comes back with the current zones and the daemon's sockets.
+  const second = await bound();
+  const port2 = second.address().port;
+  sockets.set('127.0.0.1', second);
+  process.kill(pids[0]!, 'SIGKILL');
+  t.ok(await eventually(() => workers.running === 1), 'the killed worker is noticed');
+  t.ok(await eventually(() => workers.running === 2 && !workers.pids().includes(pids[0]!)), 'and started again');
+  t.equal(workers.counters().get('dns.workers.exited'), 1, 'the exit is counted');
+  second.close(); // only the new worker was handed this socket
+  t.equal(addressOf(await ask(port2, 'www.lan')), '10.0.0.2', 'the new worker answers from the current zones');
+
+  await workers.unserve('127.0.0.1');
+  t.equal(await ask(port2, 'www.lan', 300), null, 'after unserve nobody reads the socket');
+
+  const live = workers.pids();
+  await workers.stop();
+  for (const pid of live) t.throws(() => process.kill(pid, 0), 'worker process gone after stop');
+});
+
+t.test('each process enforces its share of the response rate limit', async (t) => {
+  const limited = parseConfig(`
+node: { name: unit, role: server, address: 127.0.0.1, stateDir: /nonexistent, controlSocket: /nonexistent.sock }
+dns: { port: 0, rateLimit: { responsesPerSecond: 4, slip: 0 } }
+`).dns!;
+  const workers = new UdpWorkers({
+    count: 1, log: silentLogger,
+    init: () => ({ t: 'init', cfg: limited, nodeName: 'unit', logLevel: 'silent', processes: 2, zones: zonesWith('10.0.0.1', 1) }),
+    sockets: () => new Map(), onForward: () => undefined,
+  });
+  t.teardown(() => workers.stop());
+  await workers.start();
+  const s = await bound();
+  const port = s.address().port;
+  await workers.serve('127.0.0.1', s);
+  s.close();
+  const c = await bound();
+  let got = 0;
+  c.on('message', () => got++);
+  const m = emptyMessage(1);
+  m.questions = [{ name: 'www.lan', type: T.A, class: CLASS_IN }];
+  for (let i = 0; i < 10; i++) c.send(encodeMessage(m).bytes, port, '127.0.0.1');
+  await new Promise((r) => setTimeout(r, 400));
+  c.close();
+  t.equal(got, 2, 'a limit of 4/s over two processes is 2/s in each');
+});

@@ -1,0 +1,208 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import type dgram from 'node:dgram';
+import type { LevelWithSilent } from 'pino';
+import type { Logger } from '../../lib/log.js';
+import type { DnsConfig } from './config.js';
+import type { DnsMessage } from './wire.js';
+import type { ZoneSetInput } from './zone.js';
+
+// UDP worker processes: more than one process reading the same UDP socket. Node 20 has no
+// SO_REUSEPORT for dgram and worker threads cannot take a socket, but a child process can be handed
+// the daemon's bound socket over IPC; the kernel then gives each datagram to whichever process
+// reads first, and a reply sent from either leaves from the same address and port. On two cores a
+// second process answers ~25-30 % more queries a second (see services/dns/README.md, Speed).
+//
+// Workers hold no state of their own: the daemon sends them the zone inputs after every rebuild
+// and hands them every socket it serves on; they send back counters and the queries that need
+// forwarding. A worker that dies is started again (backing off to 30 s); the daemon serves alone
+// meanwhile. TCP stays in the daemon.
+
+export type ToWorker =
+  | { t: 'init'; cfg: DnsConfig; nodeName: string; logLevel: LevelWithSilent; processes: number; zones: ZoneSetInput }
+  | { t: 'zones'; zones: ZoneSetInput }
+  /** Sent with the bound dgram.Socket as the handle. */
+  | { t: 'serve'; address: string }
+  | { t: 'unserve'; address: string };
+
+export interface Peer { address: string; port: number; family: 'IPv4' | 'IPv6'; size: number }
+
+export type FromWorker =
+  | { t: 'ready' }
+  | { t: 'counters'; values: Record<string, number> }
+  | { t: 'forward'; local: string; query: DnsMessage; peer: Peer }
+  /** Acknowledges serve / unserve. */
+  | { t: 'serving' | 'unserved'; address: string };
+
+export interface UdpWorkersOptions {
+  count: number;
+  log: Logger;
+  /** The init message for a new worker: current config and zones. */
+  init: () => Extract<ToWorker, { t: 'init' }>;
+  /** The sockets a new worker must serve on. */
+  sockets: () => ReadonlyMap<string, dgram.Socket>;
+  onForward: (local: string, query: DnsMessage, peer: Peer) => void;
+  /** For tests: the worker module to run. */
+  module?: URL;
+}
+
+const READY_TIMEOUT_MS = 10_000;
+const ACK_TIMEOUT_MS = 2_000;
+const STOP_TIMEOUT_MS = 2_000;
+const RESPAWN_MIN_MS = 1_000;
+const RESPAWN_MAX_MS = 30_000;
+
+interface Slot {
+  index: number;
+  child: ChildProcess | null;
+  /** Initialised: takes zones and sockets. */
+  ready: boolean;
+  /** Ready and reading every socket the daemon had when it became ready. */
+  serving: boolean;
+  /** The live incarnation's last counter report. */
+  counters: Record<string, number>;
+  respawnMs: number;
+  timer: NodeJS.Timeout | null;
+  waiters: Map<string, () => void>;
+}
+
+export class UdpWorkers {
+  readonly #o: UdpWorkersOptions;
+  readonly #slots: Slot[] = [];
+  /** Counters of worker incarnations that ended, so totals never go backwards. */
+  readonly #retired = new Map<string, number>();
+  #stopping = false;
+
+  constructor(o: UdpWorkersOptions) {
+    this.#o = o;
+    for (let i = 0; i < o.count; i++) {
+      this.#slots.push({ index: i, child: null, ready: false, serving: false, counters: {}, respawnMs: RESPAWN_MIN_MS, timer: null, waiters: new Map() });
+    }
+  }
+
+  /** Starts every worker and waits until each is serving (or has failed: the daemon serves alone). */
+  async start(): Promise<void> {
+    await Promise.all(this.#slots.map((s) => this.#spawn(s)));
+  }
+
+  get running(): number { return this.#slots.filter((s) => s.serving).length; }
+
+  pids(): number[] { return this.#slots.flatMap((s) => (s.serving && s.child?.pid !== undefined ? [s.child.pid] : [])); }
+
+  /** The workers' counters summed (each reports at most once a second). */
+  counters(): Map<string, number> {
+    const sum = new Map(this.#retired);
+    for (const s of this.#slots) for (const [k, v] of Object.entries(s.counters)) sum.set(k, (sum.get(k) ?? 0) + v);
+    return sum;
+  }
+
+  zones(zones: ZoneSetInput): void {
+    for (const s of this.#slots) if (s.ready) this.#send(s, { t: 'zones', zones });
+  }
+
+  /** Every worker reads `socket` too, once this resolves. */
+  async serve(address: string, socket: dgram.Socket): Promise<void> {
+    await Promise.all(this.#slots.filter((s) => s.ready).map((s) => this.#ask(s, { t: 'serve', address }, socket)));
+  }
+
+  /** Every worker closes its copy of the socket for `address` (the VIP is going away). */
+  async unserve(address: string): Promise<void> {
+    await Promise.all(this.#slots.filter((s) => s.ready).map((s) => this.#ask(s, { t: 'unserve', address })));
+  }
+
+  /** Sends serve/unserve and waits for the worker's acknowledgement (or its exit, or a timeout). */
+  #ask(s: Slot, m: Extract<ToWorker, { t: 'serve' | 'unserve' }>, handle?: dgram.Socket): Promise<void> {
+    const key = `${m.t}:${m.address}`;
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => { s.waiters.delete(key); resolve(); }, ACK_TIMEOUT_MS);
+      s.waiters.set(key, () => { clearTimeout(timer); resolve(); });
+      this.#send(s, m, handle);
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    await Promise.all(this.#slots.map(async (s) => {
+      if (s.timer !== null) clearTimeout(s.timer);
+      s.timer = null;
+      const child = s.child;
+      if (child === null || child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+      await exited;
+      clearTimeout(timer);
+    }));
+  }
+
+  #send(s: Slot, m: ToWorker, handle?: dgram.Socket): void {
+    const child = s.child;
+    if (child === null || !child.connected) return;
+    try {
+      if (handle === undefined) child.send(m);
+      else child.send(m, handle as never);
+    } catch (err) {
+      this.#o.log.warn({ event: 'dns.worker_send_failed', worker: child.pid, err }, 'could not reach a DNS worker process');
+    }
+  }
+
+  #spawn(s: Slot): Promise<void> {
+    const module = this.#o.module ?? new URL('./udp-worker.js', import.meta.url);
+    const child = fork(module, [], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] });
+    s.child = child;
+    s.ready = false;
+    s.serving = false;
+    s.counters = {};
+    return new Promise<void>((resolve) => {
+      let settled = false;
+      const settle = (): void => { if (!settled) { settled = true; clearTimeout(timer); resolve(); } };
+      const timer = setTimeout(() => {
+        this.#o.log.error({ event: 'dns.worker_not_ready', worker: child.pid }, `DNS worker ${s.index} did not start within ${READY_TIMEOUT_MS} ms; serving without it`);
+        child.kill('SIGKILL');
+        settle();
+      }, READY_TIMEOUT_MS);
+      child.on('message', (m: FromWorker) => {
+        switch (m.t) {
+          case 'ready':
+            s.ready = true;
+            s.respawnMs = RESPAWN_MIN_MS;
+            void Promise.all([...this.#o.sockets()].map(([address, socket]) => this.#ask(s, { t: 'serve', address }, socket))).then(() => {
+              if (s.child !== child || !s.ready) return;
+              s.serving = true;
+              this.#o.log.debug({ event: 'dns.worker_ready', worker: child.pid }, `DNS worker ${s.index} serving`);
+              settle();
+            });
+            return;
+          case 'counters':
+            s.counters = m.values;
+            return;
+          case 'forward':
+            this.#o.onForward(m.local, m.query, m.peer);
+            return;
+          case 'serving':
+          case 'unserved': {
+            const key = `${m.t === 'serving' ? 'serve' : 'unserve'}:${m.address}`;
+            s.waiters.get(key)?.();
+            s.waiters.delete(key);
+          }
+        }
+      });
+      child.on('error', (err) => this.#o.log.warn({ event: 'dns.worker_error', worker: child.pid, err }, `DNS worker ${s.index}: ${err.message}`));
+      child.on('exit', (code, signal) => {
+        settle();
+        for (const [k, v] of Object.entries(s.counters)) this.#retired.set(k, (this.#retired.get(k) ?? 0) + v);
+        s.counters = {};
+        s.ready = false;
+        s.serving = false;
+        for (const w of s.waiters.values()) w();
+        s.waiters.clear();
+        if (this.#stopping) return;
+        this.#retired.set('dns.workers.exited', (this.#retired.get('dns.workers.exited') ?? 0) + 1);
+        this.#o.log.warn({ event: 'dns.worker_exited', worker: child.pid, code, signal },
+          `DNS worker ${s.index} exited (${signal ?? `code ${code}`}); starting it again in ${s.respawnMs} ms`);
+        s.timer = setTimeout(() => { s.timer = null; void this.#spawn(s); }, s.respawnMs);
+        s.respawnMs = Math.min(RESPAWN_MAX_MS, s.respawnMs * 2);
+      });
+      this.#send(s, this.#o.init());
+    });
+  }
+}

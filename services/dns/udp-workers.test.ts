@@ -1,5 +1,7 @@
 import t from 'tap';
 import dgram from 'node:dgram';
+import { join } from 'node:path';
+import { runLanctl, scratchConfig, serveDaemon } from '../../test/support/daemon.js';
 import { parseConfig } from '../../lib/config.js';
 import { silentLogger } from '../../lib/log.js';
 import { UdpWorkers, type Peer } from './udp-workers.js';
@@ -8,7 +10,8 @@ import { CLASS_IN, T, decodeMessage, emptyMessage, encodeMessage, type DnsMessag
 
 // UDP worker processes on real loopback sockets. Each socket is handed to the workers and then
 // closed in this process, so every answer below comes from a worker: zones sent over IPC, updates,
-// forwarding handed back, counters, a killed worker started again with the current zones, stop.
+// forwarding handed back, counters, a killed worker started again with the current zones, stop;
+// and with a real daemon: the worker ends with it, whether it stops or is killed.
 
 const config = parseConfig(`
 node: { name: unit, role: server, address: 127.0.0.1, stateDir: /nonexistent, controlSocket: /nonexistent.sock }
@@ -141,4 +144,25 @@ dns: { port: 0, rateLimit: { responsesPerSecond: 4, slip: 0 } }
   await new Promise((r) => setTimeout(r, 400));
   c.close();
   t.equal(got, 2, 'a limit of 4/s over two processes is 2/s in each');
+});
+
+t.test('a worker never outlives the daemon: gone after SIGTERM and after kill -9', async (t) => {
+  for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
+    const scratch = scratchConfig(`node: { name: t, address: 127.0.0.1, stateDir: "{{dir}}/state", controlSocket: "{{dir}}/s.sock" }
+dns: { port: 0, listen: [127.0.0.1], workers: 1, zones: [{ name: lan, records: ["www A 10.0.0.1"] }] }
+`);
+    t.teardown(scratch.cleanup);
+    const daemon = await serveDaemon(scratch.file);
+    try {
+      const status = await runLanctl(['status', '--json', '--socket', join(scratch.dir, 's.sock')]);
+      const dns = (JSON.parse(status.stdout) as { services: { dns: { workers: { running: number; pids: number[] } } } }).services.dns;
+      t.equal(dns.workers.running, 1, 'the daemon runs one UDP worker');
+      const pid = dns.workers.pids[0]!;
+      t.doesNotThrow(() => process.kill(pid, 0), 'worker alive');
+      await daemon.stop(signal);
+      t.ok(await eventually(() => { try { process.kill(pid, 0); return false; } catch { return true; } }), `worker gone after the daemon's ${signal}`);
+    } finally {
+      await daemon.stop('SIGKILL');
+    }
+  }
 });

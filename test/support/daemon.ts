@@ -50,7 +50,7 @@ export function serveDaemon(configFile: string, options: { timeoutMs?: number; c
     child,
     logs: () => out,
     stop: (signal = 'SIGTERM') => new Promise((resolve) => {
-      if (child.exitCode !== null) { resolve({ code: child.exitCode, signal: null, ms: 0 }); return; }
+      if (child.exitCode !== null || child.signalCode !== null) { resolve({ code: child.exitCode, signal: child.signalCode, ms: 0 }); return; }
       const started = performance.now();
       child.once('exit', (code, sig) => resolve({ code, signal: sig, ms: performance.now() - started }));
       child.kill(signal);

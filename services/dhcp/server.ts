@@ -147,8 +147,11 @@ export class DhcpHandler {
           return [this.#reply({ kind: 'nak', request, client, serverId: this.serverId, message: 'address taken' })];
         }
         this.counters.inc('sent.ack');
-        this.#log.info({ event: 'dhcp.lease.granted', ...facts, ip: formatIpv4(decision.ip), hostname: lease.hostname, expiresAt: lease.expiresAt }, 'lease granted');
-        return [this.#reply({ kind: 'ack', request, client, serverId: this.serverId, ip: decision.ip, ...this.#extras(decision.subnet.id, client, decision.reservation?.hostname) })];
+        const extras = this.#extras(decision.subnet.id, client, decision.reservation?.hostname);
+        // The boot rule is logged so an operator can see why a netbooting client got its file.
+        const boot = extras.boot ? { boot: extras.boot.rule, bootfile: extras.boot.bootfile } : {};
+        this.#log.info({ event: 'dhcp.lease.granted', ...facts, ip: formatIpv4(decision.ip), hostname: lease.hostname, expiresAt: lease.expiresAt, ...boot }, 'lease granted');
+        return [this.#reply({ kind: 'ack', request, client, serverId: this.serverId, ip: decision.ip, ...extras })];
       }
     }
   }

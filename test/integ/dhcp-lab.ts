@@ -18,11 +18,14 @@ export interface LanhaDhcp {
   stop(): Promise<void>;
 }
 
-/** Writes `dhcpYaml` (the `dhcp:` block, indented two spaces) into a config and serves it in `host`. */
-export async function startLanhaDhcp(host: LabHost, nodeAddress: string, dhcpYaml: string, dir?: string): Promise<LanhaDhcp> {
+/**
+ * Writes `dhcpYaml` (the `dhcp:` block, indented two spaces) into a config and serves it in `host`;
+ * `moreYaml` follows as further top-level blocks (e.g. `tftp:`).
+ */
+export async function startLanhaDhcp(host: LabHost, nodeAddress: string, dhcpYaml: string, dir?: string, moreYaml = ''): Promise<LanhaDhcp> {
   const scratch = dir === undefined ? scratchConfig('') : { dir, file: join(dir, 'lanha.yaml'), cleanup: () => undefined };
   const socket = join(scratch.dir, 'lanha.sock');
-  writeFileSync(scratch.file, `node:\n  name: srv\n  address: ${nodeAddress}\n  stateDir: ${scratch.dir}/state\n  controlSocket: ${socket}\n  logLevel: info\ndhcp:\n${dhcpYaml}`);
+  writeFileSync(scratch.file, `node:\n  name: srv\n  address: ${nodeAddress}\n  stateDir: ${scratch.dir}/state\n  controlSocket: ${socket}\n  logLevel: info\ndhcp:\n${dhcpYaml}${moreYaml}`);
   const daemon = await serveDaemon(scratch.file, { command: ['ip', 'netns', 'exec', host.ns, process.execPath, LANCTL] });
   return {
     daemon,

@@ -2,11 +2,16 @@ import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { which } from './netns.js';
 
-// U-Boot in qemu-system-aarch64 (Debian u-boot-qemu, qemu-system-arm) driven over its serial
-// console, for tests where firmware talks to lanha (TFTP here; DHCP can reuse it with a tap netdev).
-// No KVM is needed: TCG boots U-Boot in a few seconds.
+// Firmware in qemu driven over its serial console, for tests where a real boot loader talks to
+// lanha: U-Boot in qemu-system-aarch64 (Debian u-boot-qemu, qemu-system-arm) and iPXE as the PXE
+// option ROM of a NIC under SeaBIOS in qemu-system-x86_64 (Debian ipxe-qemu, qemu-system-x86).
+// No KVM is needed: TCG boots either in a few seconds.
 
 export const UBOOT_ARM64 = '/usr/lib/u-boot/qemu_arm64/u-boot.bin';
+/** iPXE built as the PXE ROM of qemu's e1000 (8086:100e). */
+export const IPXE_E1000_ROM = '/usr/lib/ipxe/qemu/pxe-e1000.rom';
+/** iPXE's UNDI loader, what a PXE ROM chain-loads (Debian ipxe). */
+export const IPXE_UNDIONLY = '/usr/lib/ipxe/undionly.kpxe';
 
 /** Why U-Boot in qemu cannot run here, or null. */
 export function ubootUnavailable(): string | null {
@@ -15,64 +20,161 @@ export function ubootUnavailable(): string | null {
   return null;
 }
 
+/** Why iPXE in qemu-system-x86_64 cannot run here, or null. */
+export function ipxeUnavailable(): string | null {
+  if (!which('qemu-system-x86_64')) return 'qemu-system-x86_64 missing (apt-get install qemu-system-x86)';
+  if (!existsSync(IPXE_E1000_ROM)) return `${IPXE_E1000_ROM} missing (apt-get install ipxe-qemu)`;
+  if (!existsSync(IPXE_UNDIONLY)) return `${IPXE_UNDIONLY} missing (apt-get install ipxe)`;
+  return null;
+}
+
+/** The netdev id in a -netdev value such as "tap,id=n0,ifname=...". */
+function netdevId(netdev: string): string {
+  return netdev.split('id=')[1]?.split(',')[0] ?? 'n0';
+}
+
 /**
  * qemu arguments for U-Boot on the virt board. `netdev` is the -netdev value, e.g.
  * "user,id=n0" (slirp: the guest reaches the namespace it runs in through gateway 10.0.2.2) or
  * "tap,id=n0,ifname=lhXXtap,script=no,downscript=no" (a tap on a lab bridge).
  */
 export function ubootArgs(options: { netdev: string; mac?: string; memoryMiB?: number }): string[] {
-  const device = `virtio-net-device,netdev=${options.netdev.split('id=')[1]?.split(',')[0] ?? 'n0'}${options.mac ? `,mac=${options.mac}` : ''}`;
+  const device = `virtio-net-device,netdev=${netdevId(options.netdev)}${options.mac ? `,mac=${options.mac}` : ''}`;
   return ['-M', 'virt', '-cpu', 'cortex-a57', '-m', String(options.memoryMiB ?? 256), '-bios', UBOOT_ARM64,
     '-nographic', '-monitor', 'none', '-no-reboot', '-netdev', options.netdev, '-device', device];
 }
 
-/** The U-Boot serial console of a running qemu: wait for the prompt, run commands, read their output. */
-export class UbootConsole {
+/**
+ * qemu arguments for a PC (SeaBIOS) with no disks that boots from an e1000 NIC whose option ROM is
+ * iPXE. SeaBIOS and iPXE both print to and read from the serial console (`-nographic`).
+ * `netdev` as for ubootArgs. TCG only (`-accel tcg`): the test must not depend on /dev/kvm.
+ */
+export function ipxeArgs(options: { netdev: string; mac?: string; memoryMiB?: number }): string[] {
+  const device = `e1000,netdev=${netdevId(options.netdev)},romfile=${IPXE_E1000_ROM}${options.mac ? `,mac=${options.mac}` : ''}`;
+  return ['-accel', 'tcg', '-m', String(options.memoryMiB ?? 128), '-nographic', '-monitor', 'none', '-no-reboot',
+    '-netdev', options.netdev, '-device', device, '-boot', 'order=n'];
+}
+
+/**
+ * The serial console of a firmware in a running qemu: wait for text, run commands, read their
+ * output. `output` is the console text without ANSI escape sequences, backspaces and carriage
+ * returns (iPXE draws with them), so patterns match what a person would read.
+ */
+export class SerialConsole {
   readonly child: ChildProcess;
-  #out = '';
+  /** The command prompt at the end of the output, e.g. /\n=> $/. */
+  readonly promptPattern: RegExp;
+  #text = '';
+  /** A trailing escape sequence whose end has not arrived yet. */
+  #pending = '';
   #waiters: Array<() => void> = [];
 
-  constructor(child: ChildProcess) {
+  /** Characters typed at a time by type(); all at once when undefined. */
+  readonly typeChunk: number | undefined;
+
+  constructor(child: ChildProcess, promptPattern: RegExp, typeChunk?: number) {
     this.child = child;
+    this.promptPattern = promptPattern;
+    this.typeChunk = typeChunk;
     const onData = (d: Buffer): void => {
-      this.#out += d.toString('latin1');
+      const s = this.#pending + d.toString('latin1');
+      const open = /\x1b(\[[0-9;?]*)?$/.exec(s);
+      this.#pending = open ? s.slice(open.index) : '';
+      this.#text += (open ? s.slice(0, open.index) : s).replace(/\x1b\[[0-9;?]*[A-Za-z]|\x1b[A-Za-z]|[\b\r]/g, '');
       for (const w of this.#waiters.splice(0)) w();
     };
     child.stdout?.on('data', onData);
     child.stderr?.on('data', onData);
   }
 
-  /** Everything the console printed so far. */
-  get output(): string { return this.#out; }
+  /** Everything the console printed so far (cleaned, see the class comment). */
+  get output(): string { return this.#text; }
 
-  /** Waits until the output after `from` matches, or throws after `timeoutMs` with the output. */
-  async waitFor(pattern: RegExp, timeoutMs: number, from = 0): Promise<RegExpMatchArray> {
+  /** Writes `text` to the console at once. */
+  send(text: string): void {
+    this.child.stdin?.write(text);
+  }
+
+  /**
+   * Types `text`: at once, or (with `typeChunk`) a few characters at a time, each chunk only after
+   * the firmware echoed the one before. SeaBIOS forwards serial input into the 16-key BIOS keyboard
+   * buffer and drops what does not fit while iPXE is busy, so text written at once loses
+   * characters. A chunk not echoed within 5 s throws rather than run a garbled command.
+   */
+  async type(text: string): Promise<void> {
+    const chunk = this.typeChunk;
+    if (chunk === undefined) { this.send(text); return; }
+    const enter = text.endsWith('\n');
+    const line = enter ? text.slice(0, -1) : text;
+    for (let i = 0; i < line.length; i += chunk) {
+      const part = line.slice(i, i + chunk);
+      const from = this.#text.length;
+      this.send(part);
+      const echoed = await this.#until(() => this.#text.slice(from).replaceAll('\n', '').length >= part.length, 5000);
+      if (!echoed) throw new Error(`the console did not echo ${JSON.stringify(part)} of ${JSON.stringify(line)}; console:\n${this.#text.slice(-500)}`);
+    }
+    if (enter) this.send('\n');
+  }
+
+  /** Resolves true once `check()` holds (tested after each output), false after `timeoutMs`. */
+  async #until(check: () => boolean, timeoutMs: number): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const m = this.#out.slice(from).match(pattern);
-      if (m) return m;
-      if (this.child.exitCode !== null) throw new Error(`qemu exited (${this.child.exitCode}) before ${pattern}; console:\n${this.#out.slice(-2000)}`);
+    while (!check()) {
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`no ${pattern} within ${timeoutMs} ms; console:\n${this.#out.slice(-2000)}`);
+      if (left <= 0 || this.child.exitCode !== null) return false;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, Math.min(left, 500));
         this.#waiters.push(() => { clearTimeout(timer); resolve(); });
       });
     }
+    return true;
+  }
+
+  /** Waits until the output after `from` matches, or throws after `timeoutMs` with the output. */
+  async waitFor(pattern: RegExp, timeoutMs: number, from = 0): Promise<RegExpMatchArray> {
+    let m: RegExpMatchArray | null = null;
+    await this.#until(() => (m = this.#text.slice(from).match(pattern)) !== null, timeoutMs);
+    if (m !== null) return m;
+    if (this.child.exitCode !== null) throw new Error(`qemu exited (${this.child.exitCode}) before ${pattern}; console:\n${this.#text.slice(-2000)}`);
+    throw new Error(`no ${pattern} within ${timeoutMs} ms; console:\n${this.#text.slice(-2000)}`);
+  }
+
+  /** Runs one command line and returns what it printed up to the next prompt. */
+  async run(command: string, timeoutMs = 60_000): Promise<string> {
+    const from = this.#text.length;
+    await this.type(`${command}\n`);
+    await this.waitFor(this.promptPattern, timeoutMs, from);
+    return this.#text.slice(from);
+  }
+}
+
+/** U-Boot's console: the "=>" prompt. */
+export class UbootConsole extends SerialConsole {
+  constructor(child: ChildProcess) {
+    super(child, /\n=> $/);
   }
 
   /** Stops autoboot and waits for the "=>" prompt. */
   async prompt(timeoutMs = 60_000): Promise<void> {
     await this.waitFor(/Hit any key to stop autoboot/, timeoutMs);
-    this.child.stdin?.write('\n');
+    this.send('\n');
     await this.waitFor(/=> $/m, 10_000);
   }
+}
 
-  /** Runs one command line and returns what it printed up to the next prompt. */
-  async run(command: string, timeoutMs = 60_000): Promise<string> {
-    const from = this.#out.length;
-    this.child.stdin?.write(`${command}\n`);
-    await this.waitFor(/\n=> $/, timeoutMs, from);
-    return this.#out.slice(from);
+/** iPXE's console: the "iPXE>" prompt. */
+export class IpxeConsole extends SerialConsole {
+  constructor(child: ChildProcess) {
+    super(child, /(^|\n)iPXE> $/, 4);
+  }
+
+  /**
+   * Waits for the "Press Ctrl-B for the iPXE command line" banner after `from` (iPXE waits about
+   * 2 s there before it boots on its own), presses Ctrl-B and waits for the "iPXE>" prompt.
+   */
+  async shell(timeoutMs = 60_000, from = 0): Promise<void> {
+    const banner = await this.waitFor(/Press Ctrl-B for the iPXE command\s+line/, timeoutMs, from);
+    this.send('\x02');
+    await this.waitFor(/iPXE> $/, 10_000, from + (banner.index ?? 0));
   }
 }

@@ -45,6 +45,19 @@ export type FsmListener = (entry: AppliedEntry) => void;
 
 const BOOT_EVENTS_KEPT = 32;
 
+/**
+ * Released and expired leases stay this long (log time) after their last change, so a returning
+ * client gets its previous address back (RFC 2131 §4.3.1) and `lanctl leases --all` shows recent
+ * history; then they are dropped, from memory and from the next snapshot. Kea holds reclaimed
+ * leases an hour by default; a week covers a node switched off over a long weekend. Reservations
+ * are the way to keep an address for longer. A constant, not configuration: every replica must
+ * drop the same leases at the same entry.
+ */
+export const LEASE_HISTORY_MS = 7 * 24 * 3_600_000;
+
+/** Compaction runs on the first entry whose log time is in a new hour: the same entry everywhere. */
+const COMPACT_EVERY_MS = 3_600_000;
+
 export interface FsmSnapshot {
   appliedIndex: number;
   lastAt: number;
@@ -99,6 +112,7 @@ export class Fsm {
     if (index <= this.#appliedIndex) return; // replay of an entry already applied
     const at = Math.max(this.#lastAt, stamped.at);
     this.#applyCommand(stamped.command, at);
+    if (Math.floor(at / COMPACT_EVERY_MS) > Math.floor(this.#lastAt / COMPACT_EVERY_MS)) this.#compact(at);
     this.#appliedIndex = index;
     this.#lastAt = at;
     const entry = { index, at, command: stamped.command };
@@ -118,7 +132,11 @@ export class Fsm {
           // A client moving to a new address gives up the old one.
           if (old && old.mac === command.mac && old.state === 'bound') this.#leases.set(oldIp, { ...old, state: 'released', changedAt: at, expiresAt: at });
         }
-        if (previous && previous.mac !== command.mac) this.#leaseByMac.delete(previous.mac);
+        if (previous && previous.mac !== command.mac) {
+          // The previous holder's indexes must not point at a lease that is now someone else's.
+          if (this.#leaseByMac.get(previous.mac) === command.ip) this.#leaseByMac.delete(previous.mac);
+          if (previous.clientId !== undefined && previous.clientId !== command.clientId && this.#leaseByClientId.get(previous.clientId) === command.ip) this.#leaseByClientId.delete(previous.clientId);
+        }
         const lease: Lease = {
           ip: command.ip,
           mac: command.mac,
@@ -160,9 +178,7 @@ export class Fsm {
           this.#leases.set(command.ip, { ...lease, state: 'expired', changedAt: at });
           if (lease.hostname !== undefined) this.#serial++;
         } else if (lease.state === 'declined') {
-          this.#leases.delete(command.ip);
-          if (this.#leaseByMac.get(lease.mac) === command.ip) this.#leaseByMac.delete(lease.mac);
-          if (lease.clientId !== undefined && this.#leaseByClientId.get(lease.clientId) === command.ip) this.#leaseByClientId.delete(lease.clientId);
+          this.#forget(lease);
         }
         return;
       }
@@ -197,6 +213,20 @@ export class Fsm {
       case 'noop':
         return;
     }
+  }
+
+  /** Drops released and expired leases whose last change is LEASE_HISTORY_MS old at log time `at`. */
+  #compact(at: number): void {
+    for (const lease of [...this.#leases.values()]) {
+      if ((lease.state === 'released' || lease.state === 'expired') && lease.changedAt + LEASE_HISTORY_MS <= at) this.#forget(lease);
+    }
+  }
+
+  /** Removes a lease and the client indexes that still point at its address. */
+  #forget(lease: Lease): void {
+    this.#leases.delete(lease.ip);
+    if (this.#leaseByMac.get(lease.mac) === lease.ip) this.#leaseByMac.delete(lease.mac);
+    if (lease.clientId !== undefined && this.#leaseByClientId.get(lease.clientId) === lease.ip) this.#leaseByClientId.delete(lease.clientId);
   }
 
   snapshot(): FsmSnapshot {

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { runCli, type CliCommand } from './cli.js';
 import { configCheckCommand, serveCommand, statusCommand } from './commands-core.js';
-import { recordsCommand } from './commands-dns.js';
+import { dnsCommands } from './commands-dns.js';
 import { VERSION } from './version.js';
 import { dhcpCommands } from './commands-dhcp.js';
 import { ntpStatusCommand } from './commands-ntp.js';
@@ -15,7 +15,7 @@ export const commands: CliCommand[] = [
   statusCommand,
   ntpStatusCommand,
   ...dhcpCommands,
-  recordsCommand,
+  ...dnsCommands,
 ];
 
 const code = await runCli('lanctl', process.argv.slice(2), commands, VERSION, {

@@ -16,7 +16,8 @@ import type { DnsMessage } from './wire.js';
 // process (udp-worker.ts) own one; only what to do with a query that must be forwarded differs
 // (the daemon asks upstream; a worker hands the datagram to the daemon).
 
-export type Reply = (bytes: Uint8Array) => void;
+/** Delivers one reply; `more` says further messages for the same query follow (a zone transfer). */
+export type Reply = (bytes: Uint8Array, more?: boolean) => void;
 /** A query our zones do not answer and the source may forward: `send` delivers the answer. */
 export type ForwardQuery = (query: DnsMessage, transport: Transport, send: Reply) => void;
 
@@ -46,6 +47,8 @@ export class DnsAnswerer {
   #forwarding: boolean;
   #allow: DnsConfig['subnets'];
   #allowCache = new Map<string, boolean>();
+  #transferAllow: DnsConfig['subnets'];
+  #transferCache = new Map<string, boolean>();
   #rrl: ResponseRateLimiter | null;
   #limiter = new LogLimiter();
 
@@ -56,6 +59,7 @@ export class DnsAnswerer {
     this.#log = o.log;
     this.#forwarding = o.cfg.forward !== undefined;
     this.#allow = o.cfg.forward?.allow ?? [];
+    this.#transferAllow = o.cfg.transfer?.allow ?? [];
     const rl = o.cfg.rateLimit;
     this.#rrl = rl === undefined ? null
       : new ResponseRateLimiter(Math.max(1, Math.ceil(rl.responsesPerSecond / (o.processes ?? 1))), rl.slip, rl.ipv4Prefix);
@@ -75,15 +79,11 @@ export class DnsAnswerer {
   }
 
   forwardAllowed(address: string): boolean {
-    if (!this.#forwarding) return false;
-    let v = this.#allowCache.get(address);
-    if (v === undefined) {
-      const ip = parseIpv4(address.startsWith('::ffff:') ? address.slice(7) : address);
-      v = ip !== null && this.#allow.some((c) => cidrContains(c, ip));
-      if (this.#allowCache.size >= ALLOW_CACHE_MAX) this.#allowCache.clear();
-      this.#allowCache.set(address, v);
-    }
-    return v;
+    return this.#forwarding && inPrefixes(address, this.#allow, this.#allowCache);
+  }
+
+  transferAllowed(address: string): boolean {
+    return this.#transferAllow.length > 0 && inPrefixes(address, this.#transferAllow, this.#transferCache);
   }
 
   /** One datagram from `rinfo` on `socket`. `forward` is called (rarely) for queries to send upstream. */
@@ -134,7 +134,7 @@ export class DnsAnswerer {
 
   /** The general path: decode, answer, maybe prebuild for next time, maybe forward. */
   #slow(msg: Buffer, address: string, transport: Transport, send: Reply, fastShape: boolean, forward: ForwardQuery): void {
-    const ctx = { zones: this.#zones, nodeName: this.#nodeName, forwardAllowed: this.forwardAllowed(address), transport };
+    const ctx = { zones: this.#zones, nodeName: this.#nodeName, forwardAllowed: this.forwardAllowed(address), transferAllowed: this.transferAllowed(address), transport };
     const d = handleQuery(msg, ctx);
     switch (d.kind) {
       case 'drop':
@@ -151,6 +151,12 @@ export class DnsAnswerer {
         return;
       case 'forward':
         forward(d.query, transport, send);
+        return;
+      case 'transfer':
+        this.counters.inc('dns.transfers');
+        this.#log.info({ event: 'dns.transfer', source: address, zone: d.zone, serial: this.#zones.serial, records: d.records, messages: d.messages.length },
+          `zone ${d.zone} (serial ${this.#zones.serial}) transferred to ${address}: ${d.records} records in ${d.messages.length} messages`);
+        d.messages.forEach((m, i) => send(m, i < d.messages.length - 1));
     }
   }
 
@@ -159,6 +165,18 @@ export class DnsAnswerer {
       this.#log.debug({ event: 'dns.bad_query', reason, source: address }, `query from ${address} refused or dropped: ${reason}`);
     }
   }
+}
+
+/** Whether `address` (IPv4, or IPv4-mapped IPv6) is inside one of `prefixes`; answers cached per address. */
+function inPrefixes(address: string, prefixes: DnsConfig['subnets'], cache: Map<string, boolean>): boolean {
+  let v = cache.get(address);
+  if (v === undefined) {
+    const ip = parseIpv4(address.startsWith('::ffff:') ? address.slice(7) : address);
+    v = ip !== null && prefixes.some((c) => cidrContains(c, ip));
+    if (cache.size >= ALLOW_CACHE_MAX) cache.clear();
+    cache.set(address, v);
+  }
+  return v;
 }
 
 /** The TC=1 form of a reply: header and question only (used when rate limiting slips a reply). */

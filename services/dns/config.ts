@@ -18,9 +18,11 @@ export function parseUpstream(text: string): Upstream | null {
   return { address: m[1]!, port: Number(m[2] ?? 53) };
 }
 
-const upstream = z.string({ error: 'is not an upstream resolver address' })
-  .refine((s) => parseUpstream(s) !== null, { message: 'is not an upstream resolver like "192.0.2.53", "192.0.2.53:5353" or "[2001:db8::53]:53"' })
+/** An "address[:port]" schema; `what` names it in errors ("an upstream resolver", "a secondary"). */
+const serverAddress = (what: string) => z.string({ error: `is not ${what} address` })
+  .refine((s) => parseUpstream(s) !== null, { message: `is not ${what} like "192.0.2.53", "192.0.2.53:5353" or "[2001:db8::53]:53"` })
   .transform((s) => parseUpstream(s)!);
+const upstream = serverAddress('an upstream resolver');
 
 const record = z.string({ error: 'is not a record (text like "www A 10.0.0.5")' }).superRefine((line, ctx) => {
   const r = parseRecordLine(line, 'zone.invalid');
@@ -50,6 +52,12 @@ export const dnsConfig = z.object({
     allow: z.array(cidr).min(1, { message: 'is an empty list (forwarding must be limited to LAN prefixes)' }),
     timeout: duration.default(2000),
     cacheSize: z.number().int().min(0).default(10_000),
+  }).strict().optional(),
+  /** Zone transfers (AXFR, and IXFR answered as AXFR) for secondaries in these prefixes; none without it. */
+  transfer: z.object({
+    allow: z.array(cidr).min(1, { message: 'is an empty list (name the secondaries\' prefixes, or leave transfer out)' }),
+    /** Secondaries told of every change by NOTIFY (RFC 1996): "192.0.2.54" or "192.0.2.54:5353". */
+    notify: z.array(serverAddress('a secondary')).default([]),
   }).strict().optional(),
   rateLimit: z.object({
     responsesPerSecond: z.number().int().min(1).default(200),

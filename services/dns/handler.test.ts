@@ -65,10 +65,43 @@ t.test('authoritative answers with AA, EDNS echo, NSID, BADVERS, CH id.server, R
   const out = reply(query('example.com', T.A));
   t.equal(out.rcode, RCODE.REFUSED, 'not ours and no forwarding: REFUSED');
   t.notOk(out.aa);
-  t.equal(reply(query('e2e.lan', T.AXFR)).rcode, RCODE.REFUSED, 'no zone transfer');
+  t.equal(reply(query('e2e.lan', T.AXFR)).rcode, RCODE.REFUSED, 'no zone transfer to a source outside transfer.allow');
   const fwd = handleQuery(query('example.com', T.A), { ...ctx, forwardAllowed: true });
   t.equal(fwd.kind, 'forward');
   t.equal(reply(query('1.0.97.10.in-addr.arpa', T.PTR)).answers.length, 1);
+});
+
+t.test('zone transfer (RFC 5936): SOA first and last, every record once, split into messages, question in the first only', async (t) => {
+  const many = buildZoneSet({
+    zones: [{ name: 'big.lan', ttl: 600_000, negativeTtl: 60_000, primary: 'ns.big.lan', leases: false,
+      records: ['ns A 10.1.0.1', ...Array.from({ length: 2000 }, (_, i) => `host${i} A 10.1.${i >> 8}.${i & 255}`)] }],
+    reverseSubnets: [], leaseNames: [], operatorRecords: [], serial: 77,
+  });
+  const tcp: HandlerContext = { zones: many, nodeName: 'lan-a', forwardAllowed: false, transferAllowed: true, transport: 'tcp' };
+  const d = handleQuery(query('BIG.lan', T.AXFR, { id: 4321 }), tcp);
+  if (d.kind !== 'transfer') throw new Error(`expected a transfer, got ${d.kind}`);
+  t.ok(d.messages.length > 1, `${d.messages.length} messages`);
+  const msgs = d.messages.map((b) => { const m = decodeMessage(b); if (!m.ok) throw new Error(m.error.code); return m.value; });
+  t.ok(msgs.every((m) => m.id === 4321 && m.qr && m.aa && m.rcode === RCODE.NOERROR), 'each message: our ID, QR, AA, NOERROR');
+  t.ok(d.messages.every((b) => b.length <= 65535), 'each message fits a TCP frame');
+  t.same(msgs.map((m) => m.questions.length), [1, ...msgs.slice(1).map(() => 0)], 'the question in the first message only');
+  const records = msgs.flatMap((m) => m.answers);
+  t.equal(records.length, d.records);
+  t.equal(records[0]!.type, T.SOA, 'SOA first');
+  t.equal(records.at(-1)!.type, T.SOA, 'SOA last');
+  t.equal(records.filter((r) => r.type === T.SOA).length, 2, 'no other SOA');
+  const listed = many.list().filter((r) => r.zone === 'big.lan');
+  t.equal(records.length, listed.length + 1, 'every record of the zone, as lanctl records lists it');
+  t.equal(new Set(records.slice(1, -1).map((r) => `${r.name}/${r.type}/${formatRdata(r.type, r.rdata)}`)).size, records.length - 2, 'each once');
+  t.equal(handleQuery(query('big.lan', T.IXFR), tcp).kind, 'transfer', 'IXFR over TCP: the whole zone (no history kept)');
+
+  const udp = { ...tcp, transport: 'udp' as const };
+  const ixfr = reply(query('big.lan', T.IXFR), udp);
+  t.same(ixfr.answers.map((r) => r.type), [T.SOA], 'IXFR over UDP: the SOA alone, the secondary comes over TCP');
+  t.equal(reply(query('big.lan', T.AXFR), udp).rcode, RCODE.REFUSED, 'AXFR over UDP: refused (TCP only)');
+  t.equal(reply(query('host1.big.lan', T.AXFR), tcp).rcode, RCODE.NOTAUTH, 'not a zone apex of ours: NOTAUTH');
+  t.equal(reply(query('example.com', T.AXFR), tcp).rcode, RCODE.NOTAUTH);
+  t.equal(reply(query('big.lan', T.AXFR), { ...tcp, transferAllowed: false }).rcode, RCODE.REFUSED, 'source not allowed: REFUSED');
 });
 
 t.test('truncation: over the asker\'s limit -> TC=1 with OPT kept; TCP gets it whole', async (t) => {

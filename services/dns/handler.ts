@@ -18,6 +18,8 @@ export interface HandlerContext {
   nodeName: string;
   /** The source may use forwarding (inside the configured LAN prefixes, and forwarding is on). */
   forwardAllowed: boolean;
+  /** The source may transfer whole zones (inside `transfer.allow`). */
+  transferAllowed?: boolean;
   transport: Transport;
 }
 
@@ -25,7 +27,9 @@ export type Decision =
   | { kind: 'drop'; reason: string }
   /** `cacheable`: an authoritative answer that depends only on the question (the shell prebuilds it). */
   | { kind: 'reply'; bytes: Uint8Array; rcode: number; reason?: string; cacheable?: { query: DnsMessage; answer: Answer } }
-  | { kind: 'forward'; query: DnsMessage; question: Question };
+  | { kind: 'forward'; query: DnsMessage; question: Question }
+  /** A zone transfer over TCP: the messages in order. */
+  | { kind: 'transfer'; zone: string; messages: Uint8Array[]; records: number };
 
 /** The largest reply the source may get: 512 without EDNS, the advertised size capped at 1232 with it. */
 export function replyLimit(query: Pick<DnsMessage, 'edns'> | null, transport: Transport): number {
@@ -57,7 +61,8 @@ export function handleQuery(msg: Uint8Array, ctx: HandlerContext): Decision {
     return reply(query, ctx, refused(), false, 'class');
   }
   if (q.class !== CLASS_IN && q.class !== 255) return reply(query, ctx, refused(), false, 'class');
-  if (q.type === T.AXFR || q.type === T.IXFR || q.type === T.OPT) return reply(query, ctx, refused(), false, 'xfr');
+  if (q.type === T.AXFR || q.type === T.IXFR) return transfer(query, ctx);
+  if (q.type === T.OPT) return reply(query, ctx, refused(), false, 'qtype-opt');
   const answer = ctx.zones.resolve(q.name, q.type);
   if (answer !== null) {
     const r = reply(query, ctx, answer, true);
@@ -65,6 +70,44 @@ export function handleQuery(msg: Uint8Array, ctx: HandlerContext): Decision {
   }
   if (ctx.forwardAllowed) return { kind: 'forward', query, question: q };
   return reply(query, ctx, refused(), false, 'not-ours');
+}
+
+/** Records per transfer message are added while their uncompressed size stays under this. */
+const TRANSFER_MESSAGE_BYTES = 16_000;
+
+/**
+ * AXFR (RFC 5936) and IXFR (RFC 1995) of one of our zones, for allowed sources only. There is no
+ * change history, so IXFR gets the whole zone as AXFR does (RFC 1995 §4 allows it); over UDP an
+ * IXFR gets the SOA alone (the asker then comes over TCP) and an AXFR is refused (it is TCP-only).
+ */
+function transfer(query: DnsMessage, ctx: HandlerContext): Decision {
+  const q = query.questions[0]!;
+  if (ctx.transferAllowed !== true) return reply(query, ctx, refused(), false, 'xfr-refused');
+  const records = ctx.zones.transfer(q.name);
+  if (records === null) return reply(query, ctx, { rcode: RCODE.NOTAUTH, answers: [], authority: [], additional: [] }, false, 'xfr-notauth');
+  if (ctx.transport === 'udp') {
+    if (q.type === T.IXFR) return reply(query, ctx, { rcode: RCODE.NOERROR, answers: [records[0]!], authority: [], additional: [] }, true);
+    return reply(query, ctx, refused(), false, 'xfr-udp');
+  }
+  const messages: Uint8Array[] = [];
+  let batch: DnsRecord[] = [];
+  let size = 0;
+  const flush = (): void => {
+    const m = responseMessage(query, { nodeName: ctx.nodeName, forwardAllowed: ctx.forwardAllowed }, { rcode: RCODE.NOERROR, answers: batch, authority: [], additional: [] }, true);
+    // The question goes in the first message only (RFC 5936 §2.2.1); the OPT, if any, in each.
+    if (messages.length > 0) m.questions = [];
+    messages.push(encodeMessage(m).bytes);
+    batch = [];
+    size = 0;
+  };
+  for (const r of records) {
+    const bytes = r.name.length + 2 + 10 + r.rdata.length;
+    if (batch.length > 0 && size + bytes > TRANSFER_MESSAGE_BYTES) flush();
+    batch.push(r);
+    size += bytes;
+  }
+  flush();
+  return { kind: 'transfer', zone: records[0]!.name, messages, records: records.length };
 }
 
 function refused(): Answer {

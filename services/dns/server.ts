@@ -10,10 +10,13 @@ import type { Counters } from '../../lib/counters.js';
 import { serviceAddresses } from '../../lib/listen.js';
 import { formatCidr, type Cidr } from '../../lib/ipv4.js';
 import type { StateLog } from '../../cluster/state-log.js';
+import type { ApiRoutes } from '../../lib/control-server.js';
 import type { RunningService, ServiceContext, ServiceStatus } from '../registry.js';
 import type { DnsConfig } from './config.js';
 import { DnsAnswerer, type ForwardQuery, type Reply } from './answerer.js';
 import { Forwarder } from './forward.js';
+import { Notifier } from './notify.js';
+import { recordRoutes } from './records-api.js';
 import { forwardedReply } from './handler.js';
 import { UdpWorkers, type Peer } from './udp-workers.js';
 import { buildZoneSet, type LeaseName, type ZoneSet, type ZoneSetInput } from './zone.js';
@@ -50,6 +53,7 @@ export class DnsServer implements RunningService {
   #bound = new Map<string, { udp: dgram.Socket; tcp: net.Server | null; port: number }>();
   #connections = new Set<net.Socket>();
   #forwarder: Forwarder | null = null;
+  #notifier: Notifier | null = null;
   #limiter = new LogLimiter();
   #unsubscribe: (() => void) | null = null;
   #rebuildTimer: NodeJS.Immediate | NodeJS.Timeout | null = null;
@@ -63,6 +67,7 @@ export class DnsServer implements RunningService {
     this.#log = o.log;
     this.#clock = o.clock;
     this.#state = o.state;
+    this.routes = recordRoutes(o.state, () => this.zones);
     this.#workerCount = this.#cfg.workers ?? (availableParallelism() >= 2 ? 1 : 0);
     this.#zoneInput = this.#zoneSetInput();
     this.#answerer = new DnsAnswerer({
@@ -76,6 +81,8 @@ export class DnsServer implements RunningService {
         clock: o.clock, random: o.random, counters: this.counters,
       });
     }
+    const notify = this.#cfg.transfer?.notify ?? [];
+    if (notify.length > 0) this.#notifier = new Notifier({ targets: notify, random: o.random, log: o.log, counters: this.counters });
   }
 
   get zones(): ZoneSet { return this.#answerer.zones; }
@@ -97,6 +104,8 @@ export class DnsServer implements RunningService {
         });
         await this.#workers.start();
       }
+      // Secondaries may hold an older copy from before this start.
+      this.#notifier?.notify(this.zones.zones.map((z) => z.origin), this.zones.serial);
     } catch (error) {
       await this.stop();
       throw error;
@@ -118,9 +127,7 @@ export class DnsServer implements RunningService {
     };
   }
 
-  readonly routes = {
-    'GET /v1/dns/records': () => ({ status: 200, body: { serial: this.zones.serial, records: this.zones.list() } }),
-  };
+  readonly routes: ApiRoutes;
 
   async stop(): Promise<void> {
     this.#unsubscribe?.();
@@ -129,6 +136,7 @@ export class DnsServer implements RunningService {
     await this.#workers?.stop();
     this.#workers = null;
     this.#forwarder?.close();
+    this.#notifier?.close();
     for (const c of this.#connections) c.destroy();
     this.#connections.clear();
     await Promise.all([...this.#bound.keys()].map((a) => this.removeAddress(a)));
@@ -226,6 +234,7 @@ export class DnsServer implements RunningService {
     this.#zoneInput = this.#zoneSetInput();
     this.#answerer.setZones(this.#buildZones(this.#zoneInput));
     this.#workers?.zones(this.#zoneInput);
+    if (this.zones.serial !== before) this.#notifier?.notify(this.zones.zones.map((z) => z.origin), this.zones.serial);
     this.#log.debug({ event: 'dns.zones_rebuilt', serial: this.zones.serial, before }, 'zones rebuilt');
   }
 
@@ -289,8 +298,8 @@ export class DnsServer implements RunningService {
     const address = conn.remoteAddress ?? '';
     let buf: Buffer | null = null;
     let pending = 0;
-    const write: Reply = (bytes) => {
-      pending--;
+    const write: Reply = (bytes, more) => {
+      if (more !== true) pending--;
       if (conn.destroyed) return;
       const frame = Buffer.allocUnsafe(bytes.length + 2);
       frame[0] = bytes.length >> 8;

@@ -18,7 +18,7 @@ export const T = {
   IXFR: 251, AXFR: 252, ANY: 255,
 } as const;
 
-export const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5, BADVERS: 16 } as const;
+export const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5, NOTAUTH: 9, BADVERS: 16 } as const;
 export const CLASS_IN = 1;
 export const CLASS_CH = 3;
 export const OPCODE_QUERY = 0;

@@ -183,14 +183,31 @@ export class ZoneSet {
     const out: ListedRecord[] = [];
     for (const z of this.zones) {
       out.push(listed(z, z.soa));
-      // Apex first, then names in order.
-      const order = (n: string): string => (n === z.origin ? '' : n);
-      for (const [, node] of [...z.nodes].sort(([a], [b]) => (order(a) < order(b) ? -1 : order(a) > order(b) ? 1 : 0))) {
-        for (const [type, set] of node) if (type !== T.SOA) for (const r of set) out.push(listed(z, r));
-      }
+      for (const r of recordsInOrder(z)) out.push(listed(z, r));
     }
     return out;
   }
+
+  /**
+   * The whole zone whose apex is `qname`, as a zone transfer sends it (RFC 5936 §2.2): the SOA,
+   * every other record, the SOA again. Null when `qname` is no apex of ours.
+   */
+  transfer(qname: string): DnsRecord[] | null {
+    const z = this.#byOrigin.get(nameKey(qname));
+    if (z === undefined) return null;
+    const soa = wireRecord(z.origin, z.soa);
+    return [soa, ...recordsInOrder(z).map((r) => wireRecord(r.name, r)), soa];
+  }
+}
+
+/** Every record of the zone but the SOA: the apex's first, then the other names in order. */
+function recordsInOrder(z: Zone): ZoneRecord[] {
+  const order = (n: string): string => (n === z.origin ? '' : n);
+  const out: ZoneRecord[] = [];
+  for (const [, node] of [...z.nodes].sort(([a], [b]) => (order(a) < order(b) ? -1 : order(a) > order(b) ? 1 : 0))) {
+    for (const [type, set] of node) if (type !== T.SOA) out.push(...set);
+  }
+  return out;
 }
 
 function listed(z: Zone, r: ZoneRecord): ListedRecord {

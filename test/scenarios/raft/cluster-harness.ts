@@ -1,6 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,18 +8,11 @@ import { repoPath } from '../../support/paths.js';
 // Real member processes (test/scenarios/raft/member.ts) on loopback high ports, for the crash
 // tests and the benchmark. Every process is started here and stopped here, by PID.
 
-const MEMBER = repoPath('dist', 'test', 'scenarios', 'raft', 'member.js');
+import { freePort } from '../../support/ports.js';
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
+
+const MEMBER = repoPath('dist', 'test', 'scenarios', 'raft', 'member.js');
 
 export interface MemberStatus { role: string; term: number; commitIndex: number; appliedIndex: number; stateHash: string; leader: string | null }
 

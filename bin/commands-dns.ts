@@ -19,6 +19,9 @@ export const recordsCommand: CliCommand = {
   options: { ...DAEMON_OPTIONS, json: { type: 'boolean' } },
   optionHelp: [['--json', 'print JSON for scripts'], ...DAEMON_OPTION_HELP],
   async run(args, io) {
+    if (args.positionals.length > 0) {
+      throw new LanhaError('usage', `unexpected argument "${args.positionals[0]}"; to change records: lanctl records set NAME TYPE DATA, lanctl records delete NAME [TYPE [DATA]]`, ExitCode.usage);
+    }
     let body: RecordsBody;
     try {
       body = await callDaemonOk(resolveSocket(args.values), 'GET', '/v1/dns/records') as RecordsBody;

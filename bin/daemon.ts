@@ -60,7 +60,7 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
   };
 
   try {
-    const context: ServiceContext = { config, log, clock, random, state };
+    const context: ServiceContext = { config, log, clock, random, state, services: () => running };
     for (const definition of serviceDefinitions) {
       if (!definition.enabled(config)) continue;
       const service = await definition.start({ ...context, log: log.child({ service: definition.name }) });

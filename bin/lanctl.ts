@@ -5,6 +5,7 @@ import { dnsCommands } from './commands-dns.js';
 import { VERSION } from './version.js';
 import { dhcpCommands } from './commands-dhcp.js';
 import { ntpStatusCommand } from './commands-ntp.js';
+import { vipCommands } from './commands-vip.js';
 
 // `lanctl`: the operator CLI and, as `lanctl serve`, the daemon. Commands talk to the local daemon's
 // control socket; the command list below is the whole CLI surface.
@@ -16,6 +17,7 @@ export const commands: CliCommand[] = [
   ntpStatusCommand,
   ...dhcpCommands,
   ...dnsCommands,
+  ...vipCommands,
 ];
 
 const code = await runCli('lanctl', process.argv.slice(2), commands, VERSION, {

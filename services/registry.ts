@@ -8,6 +8,7 @@ import { startTftp } from './tftp/server.js';
 import { startNtp } from './ntp/server.js';
 import { startDhcp } from './dhcp/server.js';
 import { startDns } from './dns/server.js';
+import { startVip } from './vip/server.js';
 
 // The services a node can run. Adding a service is one line in `serviceDefinitions`: the daemon
 // starts each enabled one in this order and stops them in reverse.
@@ -19,6 +20,8 @@ export interface ServiceContext {
   readonly random: Random;
   /** The replicated state: leases, records, boot events. */
   readonly state: StateLog;
+  /** The services started so far (the VIP service, started last, serves its address through them). */
+  readonly services?: () => readonly RunningService[];
 }
 
 export interface ServiceStatus {
@@ -33,6 +36,9 @@ export interface RunningService {
   stop(): Promise<void>;
   /** Control API routes this service adds, e.g. "GET /v1/leases". */
   readonly routes?: ApiRoutes;
+  /** Serve on one more address / stop serving on it: the VIP as it comes and goes (services/vip). */
+  addAddress?(address: string): Promise<void>;
+  removeAddress?(address: string): Promise<void>;
 }
 
 export interface ServiceDefinition {
@@ -47,4 +53,5 @@ export const serviceDefinitions: ReadonlyArray<ServiceDefinition> = [
   { name: 'ntp', enabled: (c) => c.ntp !== undefined, start: (context) => startNtp(context) },
   { name: 'dhcp', enabled: (c) => c.dhcp !== undefined && c.node.role !== 'witness', start: startDhcp },
   { name: 'dns', enabled: (c) => c.dns !== undefined && c.node.role !== 'witness', start: startDns },
+  { name: 'vip', enabled: (c) => c.vip !== undefined && c.node.role !== 'witness', start: startVip }, // last: it serves through the others
 ];

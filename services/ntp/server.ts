@@ -129,24 +129,38 @@ export async function startNtp(context: ServiceContext, options: NtpServiceOptio
     sampler.stop();
     for (const s of sockets) { try { s.close(); } catch { /* already closed */ } }
   };
+  const bound = new Map<string, Socket>();
+  const addAddress = async (address: string): Promise<void> => {
+    if (bound.has(address)) return;
+    const family = address.includes(':') ? 6 : 4;
+    // Replies go to the literal source address: no deferred lookup between the transmit stamp and
+    // the send. The receive buffer stays at the kernel default (as chrony's): a deeper queue would
+    // only hold requests long enough that their receive stamps are late by the time we read them.
+    const socket = createSocket({ type: family === 6 ? 'udp6' : 'udp4', lookup: literalLookup(family) });
+    socket.on('message', (msg, rinfo) => onMessage(socket, msg, rinfo));
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(config.port, address, () => { socket.off('error', reject); resolve(); });
+    }).catch((error: unknown) => {
+      throw new LanhaError('bind-failed', `ntp could not bind udp ${address}:${config.port}: ${errorMessage(error)}`);
+    });
+    socket.on('error', (error) => log.warn({ event: 'ntp.socket.error', address, err: error }, 'NTP socket error'));
+    sockets.push(socket);
+    bound.set(address, socket);
+    listening.push(`udp ${address}:${socket.address().port}`);
+  };
+  /** Stops answering on an address (the VIP when this node gives it up). */
+  const removeAddress = async (address: string): Promise<void> => {
+    const socket = bound.get(address);
+    if (socket === undefined) return;
+    bound.delete(address);
+    sockets.splice(sockets.indexOf(socket), 1);
+    const i = listening.findIndex((l) => l.startsWith(`udp ${address}:`));
+    if (i >= 0) listening.splice(i, 1);
+    await new Promise<void>((resolve) => { try { socket.close(() => resolve()); } catch { resolve(); } });
+  };
   try {
-    for (const address of addresses) {
-      const family = address.includes(':') ? 6 : 4;
-      // Replies go to the literal source address: no deferred lookup between the transmit stamp and
-      // the send. The receive buffer stays at the kernel default (as chrony's): a deeper queue would
-      // only hold requests long enough that their receive stamps are late by the time we read them.
-      const socket = createSocket({ type: family === 6 ? 'udp6' : 'udp4', lookup: literalLookup(family) });
-      socket.on('message', (msg, rinfo) => onMessage(socket, msg, rinfo));
-      await new Promise<void>((resolve, reject) => {
-        socket.once('error', reject);
-        socket.bind(config.port, address, () => { socket.off('error', reject); resolve(); });
-      }).catch((error: unknown) => {
-        throw new LanhaError('bind-failed', `ntp could not bind udp ${address}:${config.port}: ${errorMessage(error)}`);
-      });
-      socket.on('error', (error) => log.warn({ event: 'ntp.socket.error', address, err: error }, 'NTP socket error'));
-      sockets.push(socket);
-      listening.push(`udp ${address}:${socket.address().port}`);
-    }
+    for (const address of addresses) await addAddress(address);
     await sampler.start();
   } catch (error) {
     closeAll();
@@ -193,6 +207,8 @@ export async function startNtp(context: ServiceContext, options: NtpServiceOptio
     name: 'ntp',
     status,
     stop: async () => { closeAll(); },
+    addAddress,
+    removeAddress,
     routes: { 'GET /v1/ntp': () => ({ status: 200, body: status() }) },
   };
 }

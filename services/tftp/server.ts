@@ -103,20 +103,32 @@ export class TftpServer {
       } else {
         for (let i = 0; i < this.config.workers; i++) this.#workers.push(await this.#startWorker(i));
       }
-      for (const address of this.#addresses) {
-        const socket = dgram.createSocket({ type: address.includes(':') ? 'udp6' : 'udp4' });
-        await new Promise<void>((ok, fail) => {
-          socket.once('error', fail);
-          socket.bind(this.config.port, address, () => { socket.off('error', fail); ok(); });
-        });
-        socket.on('message', (msg, rinfo) => this.#onRequest(address, socket, msg, rinfo));
-        socket.on('error', (error) => this.log.warn({ event: 'tftp.socket_error', address, err: error }, 'tftp listening socket error'));
-        this.#listeners.push({ address, socket });
-      }
+      for (const address of this.#addresses) await this.addAddress(address);
     } catch (error) {
       await this.stop();
       throw error;
     }
+  }
+
+  /** Starts listening on one more address (the VIP when this node takes it). */
+  async addAddress(address: string): Promise<void> {
+    if (this.#listeners.some((l) => l.address === address)) return;
+    const socket = dgram.createSocket({ type: address.includes(':') ? 'udp6' : 'udp4' });
+    await new Promise<void>((ok, fail) => {
+      socket.once('error', fail);
+      socket.bind(this.config.port, address, () => { socket.off('error', fail); ok(); });
+    });
+    socket.on('message', (msg, rinfo) => this.#onRequest(address, socket, msg, rinfo));
+    socket.on('error', (error) => this.log.warn({ event: 'tftp.socket_error', address, err: error }, 'tftp listening socket error'));
+    this.#listeners.push({ address, socket });
+  }
+
+  /** Stops listening on an address (the VIP when this node gives it up); running transfers go on. */
+  async removeAddress(address: string): Promise<void> {
+    const listener = this.#listeners.find((l) => l.address === address);
+    if (listener === undefined) return;
+    this.#listeners = this.#listeners.filter((l) => l !== listener);
+    await new Promise<void>((ok) => { try { listener.socket.close(() => ok()); } catch { ok(); } });
   }
 
   async #startWorker(index: number): Promise<WorkerSlot> {
@@ -342,6 +354,8 @@ export async function startTftp(context: ServiceContext): Promise<RunningService
     name: 'tftp',
     status: () => server.status(),
     stop: () => server.stop(),
+    addAddress: (address) => server.addAddress(address),
+    removeAddress: (address) => server.removeAddress(address),
     routes: {
       'GET /v1/tftp': () => ({ status: 200, body: server.status() }),
     },

@@ -1,0 +1,130 @@
+// Proves the VIP shell turns the core's actions into the right commands in the right order, with a
+// recording command runner and an in-memory StateLog (no root, no kernel): stale VIP deleted at
+// start, `ip addr replace ... valid_lft` then serving on the VIP then a GARP on acquire, `ip addr
+// del` then unserving on lease loss and stop, a failed acquire cleaned up and counted.
+import t from 'tap';
+import { Fsm } from '../../cluster/fsm.js';
+import { MemoryStateLog } from '../../cluster/state-log.js';
+import { parseConfig } from '../../lib/config.js';
+import { silentLogger } from '../../lib/log.js';
+import { ManualClock } from '../../test/support/manual-clock.js';
+import type { RunningService } from '../registry.js';
+import type { CommandResult } from './address.js';
+import { VipService } from './server.js';
+
+const CONFIG = `
+node: { name: lan-a, role: server, address: 10.20.0.2, stateDir: /tmp/x, controlSocket: /tmp/x.sock }
+vip: { address: 10.20.0.1/24, interface: eth9, lifetimeSeconds: 2 }
+`;
+
+function rig(options: { failReplace?: boolean } = {}) {
+  const config = parseConfig(CONFIG);
+  const clock = new ManualClock();
+  const state = new MemoryStateLog(new Fsm(), clock);
+  const log: string[] = [];
+  let present = false;
+  const run = async (program: string, args: readonly string[]): Promise<CommandResult> => {
+    log.push(`${program} ${args.join(' ')}`);
+    if (program === 'ip' && args[1] === 'replace') {
+      if (options.failReplace === true) return { code: 2, stderr: 'Cannot find device "eth9"' };
+      present = true;
+    }
+    if (program === 'ip' && args[1] === 'del') {
+      if (!present) return { code: 2, stderr: 'Error: ipv4: Address not found.' };
+      present = false;
+    }
+    return { code: 0, stderr: '' };
+  };
+  const peer: RunningService = {
+    name: 'dns',
+    status: () => ({ listening: [] }),
+    stop: async () => undefined,
+    addAddress: async (a) => { log.push(`dns add ${a}`); },
+    removeAddress: async (a) => { log.push(`dns remove ${a}`); },
+  };
+  const plain: RunningService = { name: 'dhcp', status: () => ({ listening: [] }), stop: async () => undefined };
+  const vip = new VipService({ config, vip: config.vip!, state, clock, log: silentLogger, services: () => [peer, plain], run, tickMs: 1e9 });
+  return { vip, state, clock, log, isPresent: () => present };
+}
+
+t.test('acquire: stale VIP deleted at start, then replace with lifetime, serve, GARP; renew after 500 ms', async (t) => {
+  const { vip, clock, log } = rig();
+  await vip.start();
+  await vip.tick();
+  t.same(log.slice(0, 4), [
+    'ip addr del 10.20.0.1/24 dev eth9',
+    'ip addr replace 10.20.0.1/24 dev eth9 valid_lft 2 preferred_lft 2',
+    'dns add 10.20.0.1',
+    'arping -U -c 1 -I eth9 10.20.0.1',
+  ]);
+  t.equal(vip.counters.toJSON()['released'], undefined, 'nothing was there at start: no release logged');
+  log.length = 0;
+  clock.advance(499);
+  await vip.tick();
+  const ipOnly = (): string[] => log.filter((l) => l.startsWith('ip '));
+  t.same(ipOnly(), [], 'no renewal before 500 ms');
+  t.same(log, ['arping -U -c 1 -I eth9 10.20.0.1'], 'the 100 ms GARP (one for the slots the tick passed)');
+  clock.advance(1);
+  await vip.tick();
+  t.same(ipOnly(), ['ip addr replace 10.20.0.1/24 dev eth9 valid_lft 2 preferred_lft 2']);
+  const status = vip.status();
+  t.match(status, { held: true, holder: 'lan-a', address: '10.20.0.1/24', interface: 'eth9', renewals: 1, garps: 3 });
+  await vip.stop();
+});
+
+t.test('lease loss: ip addr del, then stop serving on the VIP; stop when not held does nothing', async (t) => {
+  const { vip, state, clock, log, isPresent } = rig();
+  await vip.start();
+  await vip.tick();
+  log.length = 0;
+  state.setLeader(false);
+  clock.advance(20);
+  await vip.tick();
+  t.same(log, ['ip addr del 10.20.0.1/24 dev eth9', 'dns remove 10.20.0.1']);
+  t.notOk(isPresent());
+  t.equal(vip.status()['held'], false);
+  log.length = 0;
+  await vip.stop();
+  t.same(log, [], 'nothing held, nothing to do at stop');
+});
+
+t.test('stop while holding releases the VIP', async (t) => {
+  const { vip, log, isPresent } = rig();
+  await vip.start();
+  await vip.tick();
+  await vip.stop();
+  t.notOk(isPresent());
+  t.same(log.slice(-2), ['ip addr del 10.20.0.1/24 dev eth9', 'dns remove 10.20.0.1']);
+});
+
+t.test('holdOff (planned failover) releases and keeps it released until resume', async (t) => {
+  const { vip, clock, isPresent } = rig();
+  await vip.start();
+  await vip.tick();
+  await vip.holdOff();
+  t.notOk(isPresent());
+  clock.advance(1000);
+  await vip.tick();
+  t.notOk(isPresent(), 'still leader, but held off');
+  vip.resume();
+  await vip.tick();
+  t.ok(isPresent());
+  await vip.stop();
+});
+
+t.test('a failed acquire is counted, cleaned up, never served, and retried after a second', async (t) => {
+  const { vip, clock, log } = rig({ failReplace: true });
+  await vip.start();
+  await vip.tick();
+  t.equal(vip.counters.toJSON()['acquire.failed'], 1);
+  t.notOk(log.some((l) => l.startsWith('dns add')), 'never served on an address we do not have');
+  t.notOk(log.some((l) => l.startsWith('arping')), 'no GARP for an address we do not have');
+  t.equal(vip.status()['held'], false);
+  clock.advance(500);
+  await vip.tick();
+  t.equal(vip.counters.toJSON()['acquire.failed'], 1, 'no retry within a second');
+  clock.advance(500);
+  await vip.tick();
+  t.equal(vip.counters.toJSON()['acquire.failed'], 2, 'retried');
+  await vip.stop();
+});

@@ -1,0 +1,218 @@
+import type { LanhaConfig } from '../../lib/config.js';
+import type { Clock } from '../../lib/clock.js';
+import type { Logger } from '../../lib/log.js';
+import { LogLimiter } from '../../lib/log.js';
+import { Counters } from '../../lib/counters.js';
+import { errorMessage, LanhaError } from '../../lib/errors.js';
+import type { StateLog } from '../../cluster/state-log.js';
+import type { RunningService, ServiceContext, ServiceStatus } from '../registry.js';
+import type { VipConfig } from './config.js';
+import { initialVipState, onAcquireFailed, onStop, onTick, vipTimings, type VipAction, type VipState, type VipTimings } from './core.js';
+import { execRunner, garpArgs, releaseAddress, replaceArgs, vipAddress, vipCidr, type CommandRunner } from './address.js';
+import { failoverRoute } from './failover.js';
+
+// The VIP shell: every TICK_MS it asks the StateLog "leader with a valid lease?", feeds the answer
+// to the core (core.ts) and carries out its actions: `ip addr replace|del`, `arping -U`, and serving
+// DNS/TFTP/NTP on the VIP through their addAddress/removeAddress. Actions run one batch at a time, in
+// order, so a release never overtakes the acquire before it.
+
+export const TICK_MS = 20;
+/** GARPs run beside the tick (arping waits a second after sending); more than this at once are skipped. */
+const GARPS_IN_FLIGHT_MAX = 6;
+
+export interface VipServiceOptions {
+  config: LanhaConfig;
+  vip: VipConfig;
+  state: StateLog;
+  clock: Clock;
+  log: Logger;
+  /** The other running services, to serve on the VIP while it is held. */
+  services: () => readonly RunningService[];
+  run?: CommandRunner;
+  tickMs?: number;
+}
+
+export class VipService implements RunningService {
+  readonly name = 'vip';
+  readonly counters = new Counters();
+  readonly vip: VipConfig;
+  readonly routes;
+  #o: VipServiceOptions;
+  #run: CommandRunner;
+  #timings: VipTimings;
+  #core: VipState = initialVipState;
+  #timer: NodeJS.Timeout | undefined;
+  #busy: Promise<void> | null = null;
+  #holdOff = false;
+  #stopped = false;
+  #garpsInFlight = 0;
+  #sinceWall: number | null = null;
+  #limiter = new LogLimiter();
+
+  constructor(o: VipServiceOptions) {
+    this.#o = o;
+    this.vip = o.vip;
+    this.#run = o.run ?? execRunner;
+    this.#timings = vipTimings(o.vip.mode, o.vip.lifetimeSeconds);
+    this.routes = {
+      'GET /v1/vip': () => ({ status: 200, body: this.status() }),
+      'POST /v1/failover': failoverRoute({ vip: this, state: o.state, config: o.config, clock: o.clock, log: o.log }),
+    };
+  }
+
+  get held(): boolean { return this.#core.held; }
+
+  async start(): Promise<void> {
+    // A previous process may have died holding it (kill -9): never start out holding a stale VIP.
+    await this.#release('start');
+    this.#timer = setInterval(() => this.tick(), this.#o.tickMs ?? TICK_MS);
+    this.#timer.unref();
+    this.tick();
+  }
+
+  /** One pass of the loop; skipped while the previous batch of actions still runs. */
+  tick(): Promise<void> {
+    if (this.#stopped) return Promise.resolve();
+    this.#busy ??= this.#step().finally(() => { this.#busy = null; });
+    return this.#busy;
+  }
+
+  /** Planned failover: give the VIP up now and do not take it back until resume(). */
+  async holdOff(): Promise<void> {
+    this.#holdOff = true;
+    await this.#busy;
+    await this.tick();
+  }
+
+  resume(): void {
+    this.#holdOff = false;
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#timer) clearInterval(this.#timer);
+    await this.#busy;
+    const [next, actions] = onStop(this.#core);
+    this.#core = next;
+    await this.#execute(actions);
+  }
+
+  status(): ServiceStatus {
+    const leader = this.#o.state.status().leader;
+    return {
+      listening: [],
+      address: vipCidr(this.vip),
+      interface: this.vip.interface,
+      mode: this.vip.mode,
+      lifetimeSeconds: this.vip.lifetimeSeconds,
+      held: this.#core.held,
+      holder: this.#core.held ? this.#o.config.node.name : (leader === this.#o.config.node.name ? null : leader),
+      since: this.#sinceWall === null ? null : new Date(this.#sinceWall).toISOString(),
+      acquisitions: this.#core.acquisitions,
+      renewals: this.#core.renewals,
+      garps: this.#core.garps,
+      releases: this.#core.releases,
+      counters: this.counters.toJSON(),
+    };
+  }
+
+  async #step(): Promise<void> {
+    const leaseValid = !this.#holdOff && this.#o.state.isLeader();
+    const [next, actions] = onTick(this.#core, { nowMs: this.#o.clock.monotonicMs(), leaseValid }, this.#timings);
+    this.#core = next;
+    await this.#execute(actions);
+  }
+
+  async #execute(actions: readonly VipAction[]): Promise<void> {
+    for (const action of actions) {
+      switch (action.kind) {
+        case 'acquire': await this.#acquire(action.lifetimeS); break;
+        case 'renew': await this.#renew(action.lifetimeS); break;
+        case 'garp': if (this.#core.held) this.#garp(); break; // not after a failed acquire
+        case 'release': await this.#release(action.reason); break;
+      }
+    }
+  }
+
+  async #acquire(lifetimeS: number): Promise<void> {
+    const r = await this.#run('ip', replaceArgs(this.vip, lifetimeS));
+    if (r.code !== 0) {
+      this.counters.inc('acquire.failed');
+      this.#o.log.warn({ event: 'vip.acquire_failed', address: vipCidr(this.vip), interface: this.vip.interface, code: r.code, stderr: r.stderr.trim() },
+        `could not add the VIP ${vipCidr(this.vip)} to ${this.vip.interface}: ${r.stderr.trim()}`);
+      const [next, actions] = onAcquireFailed(this.#core, this.#o.clock.monotonicMs());
+      this.#core = next;
+      await this.#execute(actions);
+      return;
+    }
+    this.#sinceWall = this.#o.clock.wallMs();
+    this.counters.inc('acquired');
+    this.#o.log.info({ event: 'vip.acquired', address: vipCidr(this.vip), interface: this.vip.interface, lifetimeS, mode: this.vip.mode }, `holding the VIP ${vipCidr(this.vip)}`);
+    await this.#serve('addAddress');
+  }
+
+  async #renew(lifetimeS: number): Promise<void> {
+    const r = await this.#run('ip', replaceArgs(this.vip, lifetimeS));
+    if (r.code === 0) return;
+    this.counters.inc('renew.failed');
+    if (this.#limiter.allow('renew', this.#o.clock.monotonicMs())) {
+      this.#o.log.warn({ event: 'vip.renew_failed', address: vipCidr(this.vip), code: r.code, stderr: r.stderr.trim() }, `could not renew the VIP: ${r.stderr.trim()}`);
+    }
+  }
+
+  #garp(): void {
+    if (this.#garpsInFlight >= GARPS_IN_FLIGHT_MAX) { this.counters.inc('garp.skipped'); return; }
+    this.#garpsInFlight++;
+    void this.#run('arping', garpArgs(this.vip)).then((r) => {
+      this.#garpsInFlight--;
+      this.counters.inc(r.code === 0 ? 'garp.sent' : 'garp.failed');
+      if (r.code !== 0 && this.#limiter.allow('garp', this.#o.clock.monotonicMs())) {
+        this.#o.log.warn({ event: 'vip.garp_failed', code: r.code, stderr: r.stderr.trim() }, `gratuitous ARP failed: ${r.stderr.trim()}`);
+      }
+    });
+  }
+
+  async #release(reason: string): Promise<void> {
+    let outcome: string;
+    try {
+      outcome = await releaseAddress(this.vip, this.#run);
+    } catch (error) {
+      this.counters.inc('release.failed');
+      this.#o.log.error({ event: 'vip.release_failed', reason, err: error }, `could not delete the VIP: ${errorMessage(error)} (the kernel drops it within ${this.vip.lifetimeSeconds} s)`);
+      outcome = 'failed';
+    }
+    if (reason !== 'start' || outcome === 'released') {
+      this.counters.inc('released');
+      this.#o.log.info({ event: 'vip.released', address: vipCidr(this.vip), reason, outcome }, `released the VIP ${vipCidr(this.vip)} (${reason})`);
+    }
+    this.#sinceWall = null;
+    if (reason !== 'start') await this.#serve('removeAddress');
+  }
+
+  /** Serve on the VIP (or stop) in every service that serves per address; one failure does not stop the rest. */
+  async #serve(method: 'addAddress' | 'removeAddress'): Promise<void> {
+    const address = vipAddress(this.vip);
+    for (const service of this.#o.services()) {
+      if (service === this) continue;
+      const call = service[method];
+      if (call === undefined) continue;
+      try {
+        await call.call(service, address);
+      } catch (error) {
+        this.counters.inc(`serve.${service.name}.failed`);
+        this.#o.log.warn({ event: 'vip.serve_failed', service: service.name, method, address, err: error }, `${service.name}: ${method}(${address}) failed: ${errorMessage(error)}`);
+      }
+    }
+  }
+}
+
+export async function startVip(context: ServiceContext): Promise<RunningService> {
+  const vip = context.config.vip;
+  if (vip === undefined) throw new LanhaError('config-invalid', 'vip service started without a vip: block');
+  const service = new VipService({
+    config: context.config, vip, state: context.state, clock: context.clock, log: context.log,
+    services: context.services ?? (() => []),
+  });
+  await service.start();
+  return service;
+}

@@ -1,0 +1,166 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execFile } from 'node:child_process';
+import { LANCTL } from '../support/paths.js';
+import { serveDaemon, type ServedDaemon } from '../support/daemon.js';
+import type { Lab, LabHost } from '../support/netns.js';
+
+// A two-server + witness lanha cluster in lab namespaces (all names lh*), with a VIP and DNS on the
+// servers, a client namespace, and a sampler that asks each server's kernel every 50 ms whether it
+// holds the VIP. Used by the vip-*.test.ts files; every process is tracked by the lab and stopped by
+// PID when it is destroyed.
+
+export const VIP = '10.66.0.1';
+export const WWW = '10.66.0.50';
+
+export interface VipNode {
+  name: string;
+  host: LabHost;
+  configFile: string;
+  socket: string;
+  daemon: ServedDaemon | undefined;
+}
+
+export interface Sample {
+  at: number;
+  /** Names of the servers whose kernel holds the VIP at this sample. */
+  holders: string[];
+}
+
+export interface VipCluster {
+  dir: string;
+  servers: VipNode[];
+  witness: VipNode;
+  client: LabHost;
+  samples: Sample[];
+  start(node: VipNode): Promise<void>;
+  holdsVip(node: VipNode): Promise<boolean>;
+  /** Resolves with the first sample time at which `pred` holds, or rejects after timeoutMs. */
+  waitSample(pred: (s: Sample) => boolean, timeoutMs: number, after?: number): Promise<Sample>;
+  /** Waits until one server alone has held the VIP in every sample for `steadyMs`; returns its name. */
+  waitSteady(steadyMs: number, timeoutMs: number): Promise<string>;
+  stopSampler(): Promise<void>;
+  cleanup(): void;
+}
+
+function run(command: string, args: readonly string[]): Promise<{ code: number; stdout: string }> {
+  return new Promise((resolve) => {
+    execFile(command, [...args], { timeout: 5000 }, (error, stdout) => resolve({ code: error ? 1 : 0, stdout }));
+  });
+}
+
+export async function vipCluster(lab: Lab, mode: 'fast' | 'strict'): Promise<VipCluster> {
+  const dir = mkdtempSync(join(tmpdir(), 'lanha-vip-'));
+  const keyFile = join(dir, 'cluster.key');
+  writeFileSync(keyFile, randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
+  const a = await lab.addHost('a', '10.66.0.2/24');
+  const b = await lab.addHost('b', '10.66.0.3/24');
+  const w = await lab.addHost('w', '10.66.0.9/24');
+  const client = await lab.addHost('cli', '10.66.0.10/24');
+  const members = [
+    { name: 'lan-a', host: a, role: 'server' },
+    { name: 'lan-b', host: b, role: 'server' },
+    { name: 'witness', host: w, role: 'witness' },
+  ];
+  const nodes = members.map((m): VipNode => {
+    const configFile = join(dir, `${m.name}.yaml`);
+    const socket = join(dir, `${m.name}.sock`);
+    const lines = [
+      `node: { name: ${m.name}, role: ${m.role}, address: ${m.host.address}, stateDir: "${dir}/${m.name}", controlSocket: "${socket}", logLevel: info }`,
+      'cluster:',
+      '  id: vip-lab',
+      `  keyFile: "${keyFile}"`,
+      '  members:',
+      ...members.map((o) => `    - { name: ${o.name}, address: ${o.host.address}, port: 7400, role: ${o.role} }`),
+    ];
+    if (m.role === 'server') {
+      lines.push(
+        `vip: { address: ${VIP}/24, interface: ${m.host.ifname}, mode: ${mode}, lifetimeSeconds: 2 }`,
+        'dns:',
+        '  workers: 0',
+        '  zones:',
+        '    - name: lab.test',
+        `      records: ["www A ${WWW}"]`,
+      );
+    }
+    writeFileSync(configFile, lines.join('\n') + '\n');
+    return { name: m.name, host: m.host, configFile, socket, daemon: undefined };
+  });
+  const servers = nodes.slice(0, 2);
+  const witness = nodes[2]!;
+
+  const holdsVip = async (node: VipNode): Promise<boolean> => {
+    const r = await run('ip', ['-n', node.host.ns, '-4', '-o', 'addr', 'show', 'dev', node.host.ifname]);
+    return r.stdout.includes(` ${VIP}/`);
+  };
+
+  const samples: Sample[] = [];
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      const at = performance.now();
+      const held = await Promise.all(servers.map((s) => holdsVip(s)));
+      samples.push({ at, holders: servers.filter((_, i) => held[i]).map((s) => s.name) });
+      const wait = 50 - (performance.now() - at);
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    }
+  })();
+
+  return {
+    dir,
+    servers,
+    witness,
+    client,
+    samples,
+    holdsVip,
+    async start(node) {
+      node.daemon = await serveDaemon(node.configFile, { command: ['ip', 'netns', 'exec', node.host.ns, process.execPath, LANCTL], timeoutMs: 20_000 });
+      lab.track(node.daemon.child);
+    },
+    async waitSample(pred, timeoutMs, after = -Infinity) {
+      const start = performance.now();
+      for (;;) {
+        const hit = samples.find((s) => s.at >= after && pred(s));
+        if (hit) return hit;
+        if (performance.now() - start > timeoutMs) {
+          const recent = samples.slice(-5).map((s) => `${Math.round(s.at)}:[${s.holders.join(',')}]`).join(' ');
+          throw new Error(`no matching VIP sample within ${timeoutMs} ms (recent: ${recent})`);
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    },
+    async waitSteady(steadyMs, timeoutMs) {
+      const start = performance.now();
+      for (;;) {
+        const last = samples[samples.length - 1];
+        if (last !== undefined && last.holders.length === 1) {
+          let i = samples.length - 1;
+          while (i > 0 && samples[i - 1]!.holders.length === 1 && samples[i - 1]!.holders[0] === last.holders[0]) i--;
+          if (last.at - samples[i]!.at >= steadyMs) return last.holders[0]!;
+        }
+        if (performance.now() - start > timeoutMs) throw new Error(`no steady VIP holder for ${steadyMs} ms within ${timeoutMs} ms`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    },
+    async stopSampler() {
+      sampling = false;
+      await sampler;
+    },
+    cleanup() {
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The samples from `from` on in which both servers held the VIP at once. */
+export function overlaps(samples: readonly Sample[], from = -Infinity, to = Infinity): Sample[] {
+  return samples.filter((s) => s.at >= from && s.at <= to && s.holders.length > 1);
+}
+
+/** One A query to the VIP from the client namespace; returns the answer lines. */
+export async function digVip(client: LabHost): Promise<string> {
+  const r = await client.exec('dig', ['+time=1', '+tries=2', '+short', `@${VIP}`, 'www.lab.test', 'A'], { timeoutMs: 10_000 });
+  return r.stdout.trim();
+}

@@ -202,6 +202,25 @@ t.test('a relayed client gets an address of the relay\'s subnet; the reply goes 
   t.end();
 });
 
+t.test('dhcp.interface: its subnet serves direct clients; a direct packet from another network is dropped', async (t) => {
+  const config = parseConfig(CONFIG);
+  const clock = new ManualClock(0, 0);
+  const state = new MemoryStateLog(new Fsm(), clock);
+  // The node address is in 10.50.0.0/24, but the DHCP interface carries 10.51.0.1/24.
+  const interfaceAddresses = [{ address: parseIpv4('10.51.0.1')!, cidr: { network: parseIpv4('10.51.0.0')!, prefixLength: 24 } }];
+  const handler = new DhcpHandler({ config: config.dhcp!, state, nodeAddress: config.node.address, interfaceAddresses, log: silentLogger });
+  const offer = decodeReply(await handler.handle(packet({ type: 1 }), '0.0.0.0:68', 0));
+  t.equal(formatIpv4(offer.yiaddr), '10.51.0.10', "a broadcast from 0.0.0.0 gets an address of the interface's subnet");
+  t.equal(offer.dest, '10.51.0.255:68', "the reply goes to that subnet's broadcast address");
+  t.same(await handler.handle(packet({ type: 8, ciaddr: '10.50.0.77' }), '10.50.0.77:68', 0), [], 'an INFORM from 10.50.0.77 (not on the interface) gets nothing');
+  t.equal(handler.counters.toJSON()['dropped.other-interface'], 1, 'and is counted');
+  const inform = decodeReply(await handler.handle(packet({ type: 8, ciaddr: '10.51.0.77' }), '10.51.0.77:68', 0));
+  t.equal(type(inform), 5, 'an INFORM from the interface network is answered');
+  const relayed = decodeReply(await handler.handle(packet({ type: 1, giaddr: '172.16.0.2', mac: '52:54:00:00:00:07' }), '172.16.0.2:67', 0));
+  t.equal(type(relayed), 2, 'a relayed packet is served whatever the relay address (it arrives routed)');
+  t.end();
+});
+
 t.test('reservations: fixed address and the reservation\'s host name, recorded with the lease', async (t) => {
   const { handler, state } = setup();
   const ack = await dora(handler, 0, { mac: '52:54:00:00:00:99', extra: [[12, new TextEncoder().encode('client-says')]] });

@@ -1,10 +1,11 @@
 import { createSocket, type Socket } from 'node:dgram';
+import { networkInterfaces } from 'node:os';
 import type { Logger } from '../../lib/log.js';
 import { LogLimiter } from '../../lib/log.js';
 import type { Clock } from '../../lib/clock.js';
 import { Counters } from '../../lib/counters.js';
 import { LanhaError, errorMessage } from '../../lib/errors.js';
-import { broadcastOf, cidrContains, formatIpv4, type Ipv4 } from '../../lib/ipv4.js';
+import { broadcastOf, cidrContains, formatIpv4, parseIpv4, type Ipv4 } from '../../lib/ipv4.js';
 import type { ApiRoutes } from '../../lib/control-server.js';
 import type { StateLog } from '../../cluster/state-log.js';
 import type { RunningService, ServiceContext, ServiceStatus } from '../registry.js';
@@ -15,6 +16,7 @@ import { planBoot, type BootRule } from './netboot.js';
 import { buildReply, encodeReply, replyDestination, replySizeMax, subnetReplyOptions, type Destination, type ReplyInput, type SubnetReplyOptions } from './responder.js';
 import type { DhcpConfig } from './config.js';
 import { leaseRoutes } from './leases-api.js';
+import { fromInterface, resolveInterface, type InterfaceAddress } from './interface.js';
 
 // The DHCP shell: one UDP socket, rate limits, the allocator, the StateLog. An ACK goes out only
 // after its lease command is durable and applied (propose resolved): a crash after the ACK can
@@ -31,6 +33,8 @@ export interface DhcpHandlerOptions {
   state: StateLog;
   /** The address the server is reached at when no serverId is configured. */
   nodeAddress?: Ipv4 | undefined;
+  /** The addresses of `dhcp.interface` (interface.ts): they pick the local subnet and filter sources. */
+  interfaceAddresses?: readonly InterfaceAddress[] | undefined;
   log: Logger;
 }
 
@@ -44,6 +48,7 @@ export class DhcpHandler {
   #log: Logger;
   #limiter = new LogLimiter();
   #local: PoolSubnet | undefined;
+  #interface: readonly InterfaceAddress[] | undefined;
   #replyOptions = new Map<string, SubnetReplyOptions>();
   #boot: BootRule[];
   /** Where non-relayed broadcasts go: the local subnet's broadcast address (see replyDestination). */
@@ -71,7 +76,9 @@ export class DhcpHandler {
       authoritative: config.authoritative,
       offersMax: 65_536,
     });
-    const anchor = [config.listen, options.nodeAddress, serverId].find((a) => a !== undefined && subnets.some((s) => cidrContains(s.cidr, a)));
+    this.#interface = options.interfaceAddresses;
+    const ifaceAddresses = (options.interfaceAddresses ?? []).map((a) => a.address);
+    const anchor = [...ifaceAddresses, config.listen, options.nodeAddress, serverId].find((a) => a !== undefined && subnets.some((s) => cidrContains(s.cidr, a)));
     this.#local = anchor === undefined ? undefined : subnets.find((s) => cidrContains(s.cidr, anchor));
     this.#boot = config.boot;
     const localConfig = config.subnets.find((c) => this.#local !== undefined && cidrContains(c.subnet, this.#local.cidr.network));
@@ -92,6 +99,14 @@ export class DhcpHandler {
       return [];
     }
     const client = read.value;
+    if (this.#interface !== undefined && decoded.value.giaddr === 0) {
+      // A direct packet whose source lies outside dhcp.interface's networks came in elsewhere.
+      const source = parseIpv4(peer.slice(0, peer.lastIndexOf(':')));
+      if (source !== null && !fromInterface(source, this.#interface)) {
+        this.#drop('other-interface', nowMs, { peer, mac: client.mac });
+        return [];
+      }
+    }
     if (!this.#admit(client.mac, nowMs)) return [];
     if (!this.#state.isLeader()) {
       // Only the leader answers DHCP (HA.md): a follower's offer could not be committed anyway.
@@ -244,7 +259,13 @@ export interface DhcpServerOptions {
 /** Binds the socket and runs the handler until stop(). */
 export async function startDhcpServer(options: DhcpServerOptions): Promise<RunningService & { handler: DhcpHandler }> {
   const { config, clock, log } = options;
-  const handler = new DhcpHandler(options);
+  let interfaceAddresses: InterfaceAddress[] | undefined;
+  if (config.interface !== undefined) {
+    const resolved = resolveInterface(config.interface, networkInterfaces(), config.subnets.map((s) => s.subnet));
+    if (!resolved.ok) throw new LanhaError('bind-failed', resolved.error);
+    interfaceAddresses = resolved.value;
+  }
+  const handler = new DhcpHandler({ ...options, interfaceAddresses });
   // The wildcard hears broadcasts; a socket bound to a unicast address would not (DESIGN.md
   // "Sockets and addresses"). `listen` narrows it, for loopback-only tests and demos.
   const address = config.listen === undefined ? '0.0.0.0' : formatIpv4(config.listen);
@@ -287,7 +308,7 @@ export async function startDhcpServer(options: DhcpServerOptions): Promise<Runni
     void handler.sweep(clock.wallMs()).finally(() => { sweeping = false; });
   }, options.sweepIntervalMs ?? 5000);
   timer.unref();
-  log.info({ event: 'dhcp.listening', address, port, serverId: formatIpv4(handler.serverId) }, 'DHCP listening');
+  log.info({ event: 'dhcp.listening', address, port, serverId: formatIpv4(handler.serverId), ...(config.interface === undefined ? {} : { interface: config.interface }) }, 'DHCP listening');
   const routes: ApiRoutes = leaseRoutes(options.state, clock);
   return {
     name: 'dhcp',

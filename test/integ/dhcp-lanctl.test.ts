@@ -80,3 +80,28 @@ dhcp:
     scratch.cleanup();
   }
 });
+
+t.test('dhcp.interface: a missing interface stops the start naming the key; an existing one is served', async (t) => {
+  const yaml = (iface: string): string => `node: { name: t, address: 127.0.0.1, stateDir: "{{dir}}/state", controlSocket: "{{dir}}/s.sock" }
+dhcp:
+  port: ${port + 1}
+  listen: 127.0.0.1
+  interface: ${iface}
+  subnets:
+    - subnet: 127.0.0.0/8
+      pools: [127.0.20.10-127.0.20.20]
+`;
+  const missing = scratchConfig(yaml('lhnope0'));
+  t.teardown(missing.cleanup);
+  const failed = await serveDaemon(missing.file).then(async (d) => { await d.stop(); return 'started'; }, (e: unknown) => String(e));
+  t.match(failed, /daemon exited \(1\)/, 'lanctl serve exits 1 (start failed)');
+  t.match(failed, /dhcp\.interface: \\"lhnope0\\" is not an interface on this node/, 'and says which key and why');
+  const lo = scratchConfig(yaml('lo'));
+  t.teardown(lo.cleanup);
+  const daemon = await serveDaemon(lo.file);
+  try {
+    t.match(daemon.logs(), /"event":"dhcp\.listening"[^\n]*"interface":"lo"/, 'DHCP serves on lo and logs the interface');
+  } finally {
+    await daemon.stop();
+  }
+});

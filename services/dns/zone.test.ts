@@ -170,3 +170,30 @@ t.test('lease names go to the zone named by their subnet\'s domain when there is
   t.equal(z.resolve('b.lab.lan', T.A)!.answers.length, 1, 'no domain: every lease zone');
   t.equal(z.resolve('b.rack.lan', T.A)!.answers.length, 1);
 });
+
+t.test('wildcards (RFC 4592): names that do not exist under the closest encloser, never existing names', async (t) => {
+  const z = buildZoneSet({
+    zones: [{ name: 'lan', ttl: 600_000, negativeTtl: 60_000, leases: true, records: [
+      '*.apps A 10.20.0.50', '*.apps TXT "wild"', 'real.apps A 10.20.0.51', 'x.deep.apps A 10.20.0.52', '*.alias CNAME real.apps',
+    ] }],
+    reverseSubnets: [], leaseNames: [{ ip: parseIpv4('10.20.0.60')!, hostname: 'leased', grantedAt: 1, source: 'lease' }], operatorRecords: [], serial: 3,
+  });
+  t.same(z.warnings, []);
+  const a = z.resolve('Foo.Apps.lan', T.A)!;
+  t.same([a.rcode, texts(a.answers), a.answers[0]!.name], [RCODE.NOERROR, ['10.20.0.50'], 'Foo.Apps.lan'], 'synthesised with the asked name as owner');
+  t.same(texts(z.resolve('x.y.apps.lan', T.A)!.answers), ['10.20.0.50'], 'several labels below the encloser');
+  t.same(texts(z.resolve('real.apps.lan', T.A)!.answers), ['10.20.0.51'], 'an existing name is not covered');
+  const nodata = z.resolve('real.apps.lan', T.TXT)!;
+  t.same([nodata.rcode, nodata.answers.length], [RCODE.NOERROR, 0], 'nor is another type at an existing name (NODATA)');
+  const ent = z.resolve('deep.apps.lan', T.A)!;
+  t.same([ent.rcode, ent.answers.length], [RCODE.NOERROR, 0], 'an empty non-terminal exists: NODATA, no wildcard');
+  const below = z.resolve('q.deep.apps.lan', T.A)!;
+  t.equal(below.rcode, RCODE.NXDOMAIN, 'the closest encloser deep.apps has no wildcard: NXDOMAIN');
+  const wildNodata = z.resolve('foo.apps.lan', T.AAAA)!;
+  t.same([wildNodata.rcode, wildNodata.answers.length, wildNodata.authority[0]?.type], [RCODE.NOERROR, 0, T.SOA], 'a wildcard without the type: NODATA');
+  t.equal(z.resolve('apps.lan', T.A)!.rcode, RCODE.NOERROR, 'the wildcard\'s parent is an empty non-terminal');
+  t.equal(z.resolve('nothing.lan', T.A)!.rcode, RCODE.NXDOMAIN, 'no wildcard at the apex: NXDOMAIN');
+  const chased = z.resolve('any.alias.lan', T.A)!;
+  t.same(chased.answers.map((r) => r.type), [T.CNAME, T.A], 'a wildcard CNAME is chased');
+  t.same(texts(z.resolve('leased.lan', T.A)!.answers), ['10.20.0.60'], 'lease names are unaffected');
+});

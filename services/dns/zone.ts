@@ -132,7 +132,8 @@ export class ZoneSet {
     const out: Answer = { rcode: RCODE.NOERROR, answers: [], authority: [], additional: [] };
     let owner = qname;
     for (let hop = 0; hop < CHASE_MAX; hop++) {
-      const node = zone.nodes.get(key);
+      // A name that does not exist may be covered by a wildcard at its closest encloser (RFC 4592).
+      const node = zone.nodes.get(key) ?? (zone.names.has(key) ? undefined : wildcardAt(zone, key));
       if (node === undefined) {
         if (!zone.names.has(key)) out.rcode = RCODE.NXDOMAIN;
         out.authority.push(negativeSoa(zone));
@@ -198,6 +199,18 @@ export class ZoneSet {
     const soa = wireRecord(z.origin, z.soa);
     return [soa, ...recordsInOrder(z).map((r) => wireRecord(r.name, r)), soa];
   }
+}
+
+/**
+ * The `*` node under `key`'s closest encloser (its nearest ancestor that exists in the zone), if any:
+ * a wildcard answers for names that do not exist, never for a name that does, not even an empty
+ * non-terminal, and not across an existing name (RFC 4592 §2.2, §3.3.1).
+ */
+function wildcardAt(zone: Zone, key: string): Map<number, ZoneRecord[]> | undefined {
+  for (let n = parentName(key); n !== null; n = parentName(n)) {
+    if (zone.names.has(n)) return zone.nodes.get(`*.${n}`);
+  }
+  return undefined;
 }
 
 /** Every record of the zone but the SOA: the apex's first, then the other names in order. */

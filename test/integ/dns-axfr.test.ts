@@ -38,7 +38,7 @@ dns:
       ttl: 5m
       primary: ns1.lan
       records: ["@ NS ns1", "ns1 A 10.66.0.2", "www A 10.66.0.80", "www AAAA fd66::80", "@ MX 10 mail", "mail A 10.66.0.25",
-                '@ TXT "v=spf1 -all"', "_ntp._udp SRV 0 0 123 ns1", "files CNAME www"]
+                '@ TXT "v=spf1 -all"', "_ntp._udp SRV 0 0 123 ns1", "files CNAME www", "*.apps A 10.66.0.70"]
 `);
   t.teardown(scratch.cleanup);
   const daemon = await serveDaemon(scratch.file);
@@ -83,6 +83,9 @@ dns:
   const soa = async (p: number): Promise<string> => (await dig(['@127.0.0.1', '-p', String(p), '+short', 'lan', 'SOA'])).trim();
   t.equal(await soa(nsdPort), await soa(port), 'the secondary has our serial');
   t.equal((await dig(['@127.0.0.1', '-p', String(nsdPort), '+short', 'files.lan', 'CNAME'])).trim(), 'www.lan.', 'a CNAME arrived intact');
+  for (const p of [port, nsdPort]) {
+    t.equal((await dig(['@127.0.0.1', '-p', String(p), '+short', 'grafana.apps.lan', 'A'])).trim(), '10.66.0.70', `wildcard answered (${p === port ? 'lanha' : 'nsd, from the transferred *.apps'})`);
+  }
 
   // An operator record: served at once, and NOTIFY brings it to the secondary (its SOA refresh is an hour).
   const socket = ['--socket', join(scratch.dir, 's.sock')];

@@ -52,6 +52,11 @@ export const dnsConfig = z.object({
     allow: z.array(cidr).min(1, { message: 'is an empty list (forwarding must be limited to LAN prefixes)' }),
     timeout: duration.default(2000),
     cacheSize: z.number().int().min(0).default(10_000),
+    /** Conditional forwarding: names in `name` (and below) go to these upstreams instead; the longest match wins. */
+    domains: z.array(z.object({
+      name: hostname,
+      upstreams: z.array(upstream).min(1, { message: 'is an empty list (give at least one upstream resolver for the domain)' }),
+    }).strict()).default([]),
   }).strict().optional(),
   /** Zone transfers (AXFR, and IXFR answered as AXFR) for secondaries in these prefixes; none without it. */
   transfer: z.object({

@@ -5,7 +5,7 @@ import type { Upstream } from './config.js';
 import type { Clock } from '../../lib/clock.js';
 import type { Random } from '../../lib/random.js';
 import type { Counters } from '../../lib/counters.js';
-import { asciiLower } from './name.js';
+import { asciiLower, nameKey, parentName } from './name.js';
 import { ForwardCache, type CachedAnswer } from './cache.js';
 import { RCODE, UDP_PAYLOAD_MAX, decodeMessage, emptyMessage, encodeMessage, type DnsMessage, type Question } from './wire.js';
 
@@ -18,6 +18,8 @@ import { RCODE, UDP_PAYLOAD_MAX, decodeMessage, emptyMessage, encodeMessage, typ
 
 export interface ForwarderOptions {
   upstreams: readonly Upstream[];
+  /** Conditional forwarding: questions for `name` or below go to its upstreams (longest name wins). */
+  domains?: ReadonlyArray<{ name: string; upstreams: readonly Upstream[] }>;
   timeoutMs: number;
   cacheSize: number;
   clock: Clock;
@@ -33,12 +35,26 @@ export class Forwarder {
   #inFlight = new Map<string, Promise<CachedAnswer>>();
   #sockets = new Set<dgram.Socket | net.Socket>();
   #closed = false;
-  /** Index of the upstream that answered last: asked first next time. */
-  #preferred = 0;
+  /** Per upstream list: the index of the upstream that answered last, asked first next time. */
+  #preferred = new Map<readonly Upstream[], number>();
+  /** Domain key -> its upstreams. */
+  #domains: Map<string, readonly Upstream[]>;
 
   constructor(options: ForwarderOptions) {
     this.#o = options;
     this.cache = new ForwardCache(options.cacheSize);
+    this.#domains = new Map((options.domains ?? []).map((d) => [nameKey(d.name), d.upstreams]));
+  }
+
+  /** The upstreams for a name: its longest configured domain's, else the default ones. */
+  upstreamsFor(name: string): readonly Upstream[] {
+    if (this.#domains.size > 0) {
+      for (let n: string | null = nameKey(name); n !== null; n = parentName(n)) {
+        const ups = this.#domains.get(n);
+        if (ups !== undefined) return ups;
+      }
+    }
+    return this.#o.upstreams;
   }
 
   static key(q: Question): string {
@@ -70,14 +86,15 @@ export class Forwarder {
   }
 
   async #ask(q: Question): Promise<CachedAnswer> {
-    const ups = this.#o.upstreams;
+    const ups = this.upstreamsFor(q.name);
+    const preferred = this.#preferred.get(ups) ?? 0;
     const started = this.#o.clock.monotonicMs();
     const attempts = Math.max(ups.length, 2);
     const perAttempt = Math.max(100, Math.floor(this.#o.timeoutMs / attempts));
     for (let i = 0; i < attempts; i++) {
       const left = this.#o.timeoutMs - (this.#o.clock.monotonicMs() - started);
       if (left <= 0 || this.#closed) break;
-      const index = (this.#preferred + i) % ups.length;
+      const index = (preferred + i) % ups.length;
       const up = ups[index]!;
       this.#o.counters.inc('dns.forward.upstream_query');
       let reply = await this.#udp(up, q, Math.min(perAttempt, left));
@@ -87,7 +104,7 @@ export class Forwarder {
       }
       if (reply === null) { this.#o.counters.inc('dns.forward.upstream_timeout'); continue; }
       if (reply.rcode !== RCODE.NOERROR && reply.rcode !== RCODE.NXDOMAIN) { this.#o.counters.inc('dns.forward.upstream_error'); continue; }
-      this.#preferred = index;
+      this.#preferred.set(ups, index);
       return { rcode: reply.rcode, answers: reply.answers, authority: reply.authority, additional: reply.additional };
     }
     this.#o.counters.inc('dns.forward.servfail');

@@ -255,6 +255,31 @@ t.test('forwarding: retries across upstreams, ignores forged replies, caches, SE
   for (const u of [silent, failing, good, trunc]) u.close();
 });
 
+t.test('conditional forwarding: a domain\'s names go to its own upstreams, the longest domain wins', async (t) => {
+  const general = await fakeUpstream('spoof-then-answer');
+  const corp = await fakeUpstream('spoof-then-answer');
+  const lab = await fakeUpstream('spoof-then-answer');
+  const { dns, port } = await startServer(`  forward:
+    upstreams: ["127.0.0.1:${general.port}"]
+    allow: [127.0.0.0/8]
+    domains:
+      - { name: corp.example, upstreams: ["127.0.0.1:${corp.port}"] }
+      - { name: lab.corp.example, upstreams: ["127.0.0.1:${lab.port}"] }`);
+  try {
+    const ask = async (name: string, id: number): Promise<number> => decoded((await udpAsk(port, query(name, T.A, id), 3000))[0]!).answers.length;
+    t.equal(await ask('Host.CORP.example', 1), 1);
+    t.equal(await ask('corp.example', 2), 1);
+    t.equal(await ask('x.lab.corp.example', 3), 1);
+    t.equal(await ask('www.example.com', 4), 1);
+    t.equal(await ask('notcorp.example', 5), 1);
+    t.same([corp.queries.length, lab.queries.length, general.queries.length], [2, 1, 2],
+      'corp.example and its names to corp, lab.corp.example to lab, the rest (notcorp.example too) to the default');
+  } finally {
+    await dns.stop();
+    general.close(); corp.close(); lab.close();
+  }
+});
+
 t.test('forwarding is refused to sources outside the allowed prefixes', async (t) => {
   const good = await fakeUpstream('spoof-then-answer');
   const { dns, port } = await startServer(`  forward:

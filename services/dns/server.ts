@@ -77,7 +77,7 @@ export class DnsServer implements RunningService {
     this.counters = this.#answerer.counters;
     if (this.#cfg.forward !== undefined) {
       this.#forwarder = new Forwarder({
-        upstreams: this.#cfg.forward.upstreams, timeoutMs: this.#cfg.forward.timeout, cacheSize: this.#cfg.forward.cacheSize,
+        upstreams: this.#cfg.forward.upstreams, domains: this.#cfg.forward.domains, timeoutMs: this.#cfg.forward.timeout, cacheSize: this.#cfg.forward.cacheSize,
         clock: o.clock, random: o.random, counters: this.counters,
       });
     }

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# VIP failover benchmark: lanha against keepalived in one run (npm run bench:vip). Not a test.
+# Uses the shared anchor scripts (vip-lab.sh, vip-failover.sh, vip-probe.mjs): a bridge lab with nodes
+# a and b and a client c, a 10 ms UDP prober to the VIP from c, and the master disturbed by each
+# scenario (kill9, crash, term; see vip-failover.sh). keepalived runs as the script configures it
+# (VRRP, advert_int ADVERTS, each its own anchor line); lanha runs as a real cluster: lan-a in netns a,
+# lan-b in b, the witness in the client netns c (a compute node, as HA.md allows), fast mode, 2 s
+# lifetime. Then a planned failover (lanctl failover) is measured for lanha alone (keepalived has none).
+# Everything runs in namespaces named $PREFIX-* (default lhvb), removed on exit; every process is
+# started here and stopped by PID. Env: SCENARIOS ("kill9 crash"), REPEAT (3), ADVERTS ("1 0.1"),
+# FAILOVERS (5), SHARED_BENCH (default ../shared/bench next to the repo).
+set -uo pipefail
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+SHARED=${SHARED_BENCH:-$REPO/../shared/bench}
+export PREFIX=${PREFIX:-lhvb}
+P=$PREFIX
+SCENARIOS=${SCENARIOS:-kill9 crash}; export REPEAT=${REPEAT:-3}; ADVERTS=${ADVERTS:-1 0.1}; FAILOVERS=${FAILOVERS:-5}
+VIP=10.98.0.100
+LANCTL="$REPO/dist/bin/lanctl.js"
+D=$(mktemp -d)
+[ -f "$SHARED/vip-failover.sh" ] || { echo "vip-failover.sh not found in $SHARED (set SHARED_BENCH)"; exit 1; }
+[ -f "$LANCTL" ] || { echo "build first: npm run build"; exit 1; }
+[ "$(id -u)" = 0 ] || { echo "needs root (network namespaces)"; exit 1; }
+
+stop_pidfile() { [ -f "$1" ] && { kill "$(cat "$1")" 2>/dev/null; sleep 0.3; kill -9 "$(cat "$1")" 2>/dev/null; rm -f "$1"; }; return 0; }
+cleanup() {
+  for f in "$D"/*.pid; do [ -e "$f" ] && stop_pidfile "$f"; done
+  bash "$SHARED/vip-lab.sh" down >/dev/null 2>&1
+  rm -rf "$D"
+}
+trap cleanup EXIT
+bash "$SHARED/vip-lab.sh" down >/dev/null 2>&1
+bash "$SHARED/vip-lab.sh" up >/dev/null || { echo "vip lab did not come up"; exit 1; }
+
+# ---- lanha configs: lan-a (netns a), lan-b (netns b), witness (netns c) ----
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$D/cluster.key"; chmod 600 "$D/cluster.key"
+members='    - { name: lan-a, address: 10.98.0.1, port: 7400 }
+    - { name: lan-b, address: 10.98.0.2, port: 7400 }
+    - { name: witness, address: 10.98.0.10, port: 7400, role: witness }'
+for n in a b w; do
+  case $n in a) name=lan-a addr=10.98.0.1 role=server;; b) name=lan-b addr=10.98.0.2 role=server;; w) name=witness addr=10.98.0.10 role=witness;; esac
+  {
+    echo "node: { name: $name, role: $role, address: $addr, stateDir: $D/state-$n, controlSocket: $D/$n.sock, logLevel: info }"
+    printf 'cluster:\n  id: vip-bench\n  keyFile: %s\n  members:\n%s\n' "$D/cluster.key" "$members"
+    [ $role = server ] && echo "vip: { address: $VIP/24, interface: $P-${n}0, mode: fast, lifetimeSeconds: 2 }"
+  } > "$D/$n.yaml"
+done
+# START_A: fresh state, the witness (in c) and lan-a; waits until lan-a holds the VIP; prints its PID.
+cat > "$D/start-a.sh" <<EOF
+stop() { [ -f "\$1" ] && { kill "\$(cat "\$1")" 2>/dev/null; sleep 0.3; kill -9 "\$(cat "\$1")" 2>/dev/null; rm -f "\$1"; }; return 0; }
+stop "$D/w.pid"
+rm -rf "$D"/state-*
+ip netns exec $P-c node "$LANCTL" serve --config "$D/w.yaml" >> "$D/w.log" 2>&1 &
+echo \$! > "$D/w.pid"
+ip netns exec $P-a node "$LANCTL" serve --config "$D/a.yaml" >> "$D/a.log" 2>&1 &
+pa=\$!
+for i in \$(seq 1 150); do ip -n $P-a -4 addr show | grep -qF " $VIP/" && break; sleep 0.1; done
+echo "PID \$pa"
+EOF
+cat > "$D/start-b.sh" <<EOF
+ip netns exec $P-b node "$LANCTL" serve --config "$D/b.yaml" >> "$D/b.log" 2>&1 &
+echo "PID \$!"
+EOF
+
+value() { # file metric label -> median value or NA
+  awk -v m="$1" '$1=="RESULT" && $2==m { sub("value=", "", $4); print $4; f=1 } END { if (!f) print "NA" }' "$2"
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a=="NA" || b=="NA" || b+0==0) print "NA"; else printf "%.2f\n", a/b }'; }
+
+echo "== lanha (fast mode, lifetime 2 s, election timeout 500 ms): $SCENARIOS x $REPEAT"
+KIND=custom LABEL=lanha START_A="bash $D/start-a.sh" START_B="bash $D/start-b.sh" \
+  bash "$SHARED/vip-failover.sh" $SCENARIOS | tee "$D/lanha.out" | grep -E '^(STEP|RESULT)'
+stop_pidfile "$D/w.pid"
+for adv in $ADVERTS; do
+  ver=2; awk -v a="$adv" 'BEGIN { exit !(a < 1) }' && ver=3
+  echo "== keepalived (VRRPv$ver, advert_int $adv): $SCENARIOS x $REPEAT"
+  KIND=keepalived ADVERT=$adv VRRP_VERSION=$ver LABEL=keepalived-adv$adv bash "$SHARED/vip-failover.sh" $SCENARIOS \
+    | tee "$D/keepalived-$adv.out" | grep -E '^(STEP|RESULT)'
+done
+
+# ---- planned failover, lanha only: lanctl failover on the leader while the prober runs ----
+fo_gaps=()
+for n in a b; do ip netns exec $P-$n node "$SHARED/vip-probe.mjs" serve $n 9999 & echo $! > "$D/echo-$n.pid"; done
+bash "$D/start-a.sh" | awk '/^PID/{print $2}' > "$D/a.pid"
+bash "$D/start-b.sh" | awk '/^PID/{print $2}' > "$D/b.pid"
+sleep 3
+for i in $(seq 1 "$FAILOVERS"); do
+  leader=$(for n in a b; do node "$LANCTL" vip status --json --socket "$D/$n.sock" 2>/dev/null | grep -q '"held": true' && echo $n; done | head -1)
+  [ -n "$leader" ] || { echo "STEP failover run=$i no holder"; sleep 2; continue; }
+  ip netns exec $P-c node "$SHARED/vip-probe.mjs" probe $VIP 9999 10 4000 > "$D/fo-probe" & ppid=$!
+  sleep 1.5
+  t_ev=$(date +%s%3N)
+  out=$(node "$LANCTL" failover --json --socket "$D/$leader.sock" 2>&1)
+  wait $ppid
+  gap=$(awk -v t="$t_ev" '$1=="R" { s=$2; if (s>=t-500) { if (last!="" && s-last>g) g=s-last; last=s } } END { print g+0 }' "$D/fo-probe")
+  echo "STEP failover run=$i from=$leader gap_ms=$gap reported=$(echo "$out" | tr -d ' \n')"
+  fo_gaps+=("$gap")
+  sleep 1
+done
+fo_median=NA
+[ ${#fo_gaps[@]} -gt 0 ] && fo_median=$(printf '%s\n' "${fo_gaps[@]}" | sort -g | awk '{v[NR]=$1} END { print v[int((NR+1)/2)] }')
+for f in a b w echo-a echo-b; do stop_pidfile "$D/$f.pid"; done
+
+echo
+echo "== summary (median of $REPEAT runs; gap = longest silence the client saw; takeover = event -> first reply from b)"
+for sc in $SCENARIOS; do
+  for m in gap_ms takeover_ms both_hold; do
+    l=$(value "vip.${sc}_$m" "$D/lanha.out")
+    unit=ms; [ $m = both_hold ] && unit=runs-median
+    for adv in $ADVERTS; do
+      k=$(value "vip.${sc}_$m" "$D/keepalived-$adv.out")
+      fig="vip.$sc.$m"; [ "$adv" = "${ADVERTS%% *}" ] || fig="$fig.advert$adv"
+      echo "RESULT $fig lanha=$l keepalived=$k ratio=$(ratio "$l" "$k") unit=$unit better=lower"
+    done
+  done
+done
+k1=$(value vip.kill9_gap_ms "$D/keepalived-${ADVERTS%% *}.out"); l1=$(value vip.kill9_gap_ms "$D/lanha.out")
+echo "RESULT vip.gap_ms lanha=$l1 keepalived=$k1 ratio=$(ratio "$l1" "$k1") unit=ms better=lower"
+echo "RESULT vip.failover.gap_ms lanha=$fo_median keepalived=NA ratio=NA unit=ms better=lower"

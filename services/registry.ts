@@ -39,6 +39,8 @@ export interface RunningService {
   /** Serve on one more address / stop serving on it: the VIP as it comes and goes (services/vip). */
   addAddress?(address: string): Promise<void>;
   removeAddress?(address: string): Promise<void>;
+  /** Planned failover, before the VIP goes: end in-flight work so clients retry at once (TFTP ERROR). */
+  handOver?(): Promise<void>;
 }
 
 export interface ServiceDefinition {

@@ -356,6 +356,7 @@ export async function startTftp(context: ServiceContext): Promise<RunningService
     stop: () => server.stop(),
     addAddress: (address) => server.addAddress(address),
     removeAddress: (address) => server.removeAddress(address),
+    handOver: async () => { server.cancelAll('server handing over to its partner; retry'); },
     routes: {
       'GET /v1/tftp': () => ({ status: 200, body: server.status() }),
     },

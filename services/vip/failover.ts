@@ -3,15 +3,19 @@ import type { Clock } from '../../lib/clock.js';
 import type { Logger } from '../../lib/log.js';
 import type { ApiHandler, ApiResponse } from '../../lib/control-server.js';
 import type { StateLog } from '../../cluster/state-log.js';
+import type { RunningService } from '../registry.js';
 
 // Planned failover (`lanctl failover [--to NODE]`, HA.md §2.5, simplified): on the leader, check the
-// target is a LAN-service voter and caught up (waiting up to 2 s), drop the VIP, hand leadership
-// over with TimeoutNow, and wait until a new leader is known. Not done here yet: draining DHCP
-// commits in flight and ending in-flight TFTP transfers with ERROR first.
+// target is a LAN-service voter and caught up (waiting up to 2 s), let services end in-flight work
+// (TFTP sends ERROR so firmware retries at once), drop the VIP, hand leadership over with
+// TimeoutNow, and wait until a new leader is known. Not done here: draining DHCP commits in flight
+// (new proposals are refused while the transfer runs; clients retry).
 
 const CATCH_UP_WAIT_MS = 2000;
 const NEW_LEADER_WAIT_MS = 3000;
 const POLL_MS = 5;
+/** Time for the ERRORs services send in handOver() to leave from the VIP before it is deleted. */
+const HAND_OVER_GRACE_MS = 20;
 
 interface Transferable {
   transferLeadership(to: string): boolean;
@@ -28,6 +32,11 @@ export interface FailoverDeps {
   config: LanhaConfig;
   clock: Clock;
   log: Logger;
+  /** The running services, asked to hand over in-flight work first. */
+  services: () => readonly RunningService[];
+  /** Tests shorten the waits. */
+  catchUpWaitMs?: number;
+  newLeaderWaitMs?: number;
 }
 
 export interface FailoverResult {
@@ -84,15 +93,25 @@ export async function failover(deps: FailoverDeps, requested: string | undefined
   for (;;) {
     const s = state.status() as { lastIndex?: number; progress?: Record<string, { match: number }> };
     if (s.progress?.[to]?.match !== undefined && s.progress[to]!.match >= (s.lastIndex ?? Infinity)) break;
-    if (clock.monotonicMs() - started > CATCH_UP_WAIT_MS) {
-      return refuse(409, `${to} is not caught up (match ${s.progress?.[to]?.match ?? 'unknown'} of ${s.lastIndex ?? '?'}) after ${CATCH_UP_WAIT_MS} ms: is it running?`);
+    const waitMs = deps.catchUpWaitMs ?? CATCH_UP_WAIT_MS;
+    if (clock.monotonicMs() - started > waitMs) {
+      return refuse(409, `${to} is not caught up (match ${s.progress?.[to]?.match ?? 'unknown'} of ${s.lastIndex ?? '?'}) after ${waitMs} ms: is it running?`);
     }
     if (!state.isLeader()) return refuse(409, `${self} lost leadership while waiting for ${to} to catch up`);
     await sleep(POLL_MS);
   }
   const catchUpMs = Math.round(clock.monotonicMs() - started);
 
-  // 2. Drop the VIP first, then hand over: the target claims it as soon as it wins.
+  // 2. In-flight work ends while the VIP is still here (a TFTP ERROR must leave from it).
+  let handedOver = false;
+  for (const service of deps.services()) {
+    if (service.handOver === undefined) continue;
+    handedOver = true;
+    await service.handOver().catch((error: unknown) => log.warn({ event: 'vip.failover.hand_over_failed', service: service.name, err: error }, `${service.name} could not hand over`));
+  }
+  if (handedOver) await sleep(HAND_OVER_GRACE_MS);
+
+  // 3. Drop the VIP first, then hand over: the target claims it as soon as it wins.
   await deps.vip.holdOff();
   const releasedAt = clock.monotonicMs();
   log.info({ event: 'vip.failover.start', to, catchUpMs }, `failover to ${to}: VIP released, transferring leadership`);
@@ -109,9 +128,10 @@ export async function failover(deps: FailoverDeps, requested: string | undefined
         const result: FailoverResult = { from: self, to, leader, gapMs, catchUpMs };
         return { status: 200, body: result };
       }
-      if (clock.monotonicMs() - releasedAt > NEW_LEADER_WAIT_MS) {
-        log.warn({ event: 'vip.failover.timeout', to }, `failover to ${to}: no new leader within ${NEW_LEADER_WAIT_MS} ms`);
-        return refuse(504, `${to} did not take over within ${NEW_LEADER_WAIT_MS} ms; the transfer is abandoned and ${self} stays leader if it still can`);
+      const waitMs = deps.newLeaderWaitMs ?? NEW_LEADER_WAIT_MS;
+      if (clock.monotonicMs() - releasedAt > waitMs) {
+        log.warn({ event: 'vip.failover.timeout', to }, `failover to ${to}: no new leader within ${waitMs} ms`);
+        return refuse(504, `${to} did not take over within ${waitMs} ms; the transfer is abandoned and ${self} stays leader if it still can`);
       }
       await sleep(POLL_MS);
     }

@@ -56,7 +56,7 @@ export class VipService implements RunningService {
     this.#timings = vipTimings(o.vip.mode, o.vip.lifetimeSeconds);
     this.routes = {
       'GET /v1/vip': () => ({ status: 200, body: this.status() }),
-      'POST /v1/failover': failoverRoute({ vip: this, state: o.state, config: o.config, clock: o.clock, log: o.log }),
+      'POST /v1/failover': failoverRoute({ vip: this, state: o.state, config: o.config, clock: o.clock, log: o.log, services: o.services }),
     };
   }
 

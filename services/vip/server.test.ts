@@ -17,7 +17,7 @@ node: { name: lan-a, role: server, address: 10.20.0.2, stateDir: /tmp/x, control
 vip: { address: 10.20.0.1/24, interface: eth9, lifetimeSeconds: 2 }
 `;
 
-function rig(options: { failReplace?: boolean } = {}) {
+function rig(options: { failReplace?: boolean; duringReplace?: () => void } = {}) {
   const config = parseConfig(CONFIG);
   const clock = new ManualClock();
   const state = new MemoryStateLog(new Fsm(), clock);
@@ -27,6 +27,7 @@ function rig(options: { failReplace?: boolean } = {}) {
     log.push(`${program} ${args.join(' ')}`);
     if (program === 'ip' && args[1] === 'replace') {
       if (options.failReplace === true) return { code: 2, stderr: 'Cannot find device "eth9"' };
+      options.duringReplace?.();
       present = true;
     }
     if (program === 'ip' && args[1] === 'del') {
@@ -69,6 +70,7 @@ t.test('acquire: stale VIP deleted at start, then replace with lifetime, serve, 
   t.same(ipOnly(), ['ip addr replace 10.20.0.1/24 dev eth9 valid_lft 2 preferred_lft 2']);
   const status = vip.status();
   t.match(status, { held: true, holder: 'lan-a', address: '10.20.0.1/24', interface: 'eth9', renewals: 1, garps: 3 });
+  t.same(status.listening, ['vip 10.20.0.1/24 dev eth9'], 'lanctl status lists the VIP while held');
   await vip.stop();
 });
 
@@ -127,4 +129,22 @@ t.test('a failed acquire is counted, cleaned up, never served, and retried after
   await vip.tick();
   t.equal(vip.counters.toJSON()['acquire.failed'], 2, 'retried');
   await vip.stop();
+});
+
+t.test('a lease that runs out while ip addr replace runs is let go in the same tick', async (t) => {
+  let renewing = false;
+  const r = rig({ duringReplace: () => { if (renewing) r.state.setLeader(false); } });
+  await r.vip.start();
+  await r.vip.tick();
+  r.log.length = 0;
+  renewing = true;
+  r.clock.advance(500);
+  await r.vip.tick();
+  t.same(r.log.filter((l) => l.startsWith('ip ')), [
+    'ip addr replace 10.20.0.1/24 dev eth9 valid_lft 2 preferred_lft 2',
+    'ip addr del 10.20.0.1/24 dev eth9',
+  ], 'renewed, saw the lease gone, deleted: all in one tick');
+  t.notOk(r.isPresent());
+  t.same(r.vip.status().listening, [], 'nothing listed once released');
+  await r.vip.stop();
 });

@@ -100,7 +100,7 @@ export class VipService implements RunningService {
   status(): ServiceStatus {
     const leader = this.#o.state.status().leader;
     return {
-      listening: [],
+      listening: this.#core.held ? [`vip ${vipCidr(this.vip)} dev ${this.vip.interface}`] : [],
       address: vipCidr(this.vip),
       interface: this.vip.interface,
       mode: this.vip.mode,
@@ -117,10 +117,15 @@ export class VipService implements RunningService {
   }
 
   async #step(): Promise<void> {
-    const leaseValid = !this.#holdOff && this.#o.state.isLeader();
-    const [next, actions] = onTick(this.#core, { nowMs: this.#o.clock.monotonicMs(), leaseValid }, this.#timings);
-    this.#core = next;
-    await this.#execute(actions);
+    for (let pass = 0; pass < 2; pass++) {
+      const leaseValid = !this.#holdOff && this.#o.state.isLeader();
+      const [next, actions] = onTick(this.#core, { nowMs: this.#o.clock.monotonicMs(), leaseValid }, this.#timings);
+      this.#core = next;
+      await this.#execute(actions);
+      // An `ip` call can take long on a loaded machine, and it just gave the address a fresh
+      // lifetime: if the lease ran out meanwhile, let go now rather than one tick later.
+      if (!actions.some((a) => a.kind === 'acquire' || a.kind === 'renew')) return;
+    }
   }
 
   async #execute(actions: readonly VipAction[]): Promise<void> {
@@ -138,7 +143,8 @@ export class VipService implements RunningService {
     const r = await this.#run('ip', replaceArgs(this.vip, lifetimeS));
     if (r.code !== 0) {
       this.counters.inc('acquire.failed');
-      this.#o.log.warn({ event: 'vip.acquire_failed', address: vipCidr(this.vip), interface: this.vip.interface, code: r.code, stderr: r.stderr.trim() },
+      // Retried every second (a NIC that is not up yet): say so once in a while, not every time.
+      if (this.#limiter.allow('acquire', this.#o.clock.monotonicMs())) this.#o.log.warn({ event: 'vip.acquire_failed', address: vipCidr(this.vip), interface: this.vip.interface, code: r.code, stderr: r.stderr.trim() },
         `could not add the VIP ${vipCidr(this.vip)} to ${this.vip.interface}: ${r.stderr.trim()}`);
       const [next, actions] = onAcquireFailed(this.#core, this.#o.clock.monotonicMs());
       this.#core = next;

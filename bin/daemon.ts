@@ -9,6 +9,7 @@ import { errorMessage } from '../lib/errors.js';
 import { serviceDefinitions, type RunningService, type ServiceContext } from '../services/registry.js';
 import type { StateLog } from '../cluster/state-log.js';
 import { openRaftState } from '../cluster/open-state.js';
+import { nodeRoutes } from '../cluster/nodes-view.js';
 import { VERSION } from './version.js';
 
 // The composition root: the only place that wires real clocks, randomness, sockets and disks to the
@@ -69,6 +70,7 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
       log.info({ event: 'service.started', service: service.name, listening: service.status().listening }, `${service.name} started`);
     }
 
+    control.routes(nodeRoutes(state, (config.dhcp?.subnets ?? []).flatMap((s) => s.reservations), clock));
     control.route('GET /v1/status', () => ({
       status: 200,
       body: {

@@ -6,6 +6,7 @@ import { VERSION } from './version.js';
 import { dhcpCommands } from './commands-dhcp.js';
 import { ntpStatusCommand } from './commands-ntp.js';
 import { vipCommands } from './commands-vip.js';
+import { nodesCommand } from './commands-nodes.js';
 
 // `lanctl`: the operator CLI and, as `lanctl serve`, the daemon. Commands talk to the local daemon's
 // control socket; the command list below is the whole CLI surface.
@@ -17,6 +18,7 @@ export const commands: CliCommand[] = [
   ntpStatusCommand,
   ...dhcpCommands,
   ...dnsCommands,
+  nodesCommand,
   ...vipCommands,
 ];
 

@@ -32,6 +32,7 @@ dhcp:
     - subnet: 127.0.0.0/8
       pools: [127.0.20.10-127.0.20.20]
       leaseTime: 1h
+      reservations: [{ mac: "52:54:00:00:00:99", ip: 127.0.20.50, hostname: rack9 }]
 `);
   const daemon = await serveDaemon(scratch.file);
   const socket = createSocket('udp4');
@@ -58,6 +59,19 @@ dhcp:
     t.match(table.stdout, /127\.0\.20\.10\s+52:54:00:12:34:56\s+cli-node\s+-\s+bound\s+(59m\d+s|1h0m)\s+127\.0\.0\.0\/8/);
     const json = JSON.parse((await runLanctl(['leases', '--json', '--mac', '52-54-00-12-34-56', ...sock])).stdout) as Array<{ ip: string }>;
     t.same(json.map((l) => l.ip), ['127.0.20.10'], '--mac filter (any MAC spelling)');
+
+    // lanctl nodes: the client that just booted, and the reserved node that never did.
+    const nodes = await runLanctl(['nodes', ...sock]);
+    t.equal(nodes.code, 0, nodes.stderr);
+    t.match(nodes.stdout, /^MAC\s+IP\s+HOSTNAME\s+LEASE\s+LAST\s+WHEN\s+BOOT EVENTS/);
+    t.match(nodes.stdout, /52:54:00:12:34:56\s+127\.0\.20\.10\s+cli-node\s+bound\s+dhcp lease 127\.0\.20\.10\s+\d+s ago\s+0/);
+    t.match(nodes.stdout, /52:54:00:00:00:99\s+127\.0\.20\.50\s+rack9 \(r\)\s+none\s+never seen\s+-\s+0/);
+    t.ok(nodes.stdout.indexOf('52:54:00:12:34:56') < nodes.stdout.indexOf('52:54:00:00:00:99'), 'the active node first');
+    const one = JSON.parse((await runLanctl(['nodes', '--json', '--mac', '52:54:00:12:34:56', ...sock])).stdout) as { lease: string; events: Array<{ event: string }> };
+    t.same([one.lease, one.events.map((e) => e.event)], ['bound', ['dhcp']], 'one node with its events');
+    const unknown = await runLanctl(['nodes', '--mac', '52:54:00:00:00:01', ...sock]);
+    t.equal(unknown.code, 1, 'an unknown MAC fails');
+    t.match(unknown.stderr, /no node 52:54:00:00:00:01/);
     t.same(JSON.parse((await runLanctl(['leases', '--json', '--ip', '127.0.20.11', ...sock])).stdout), [], '--ip filter');
     const bad = await runLanctl(['leases', '--ip', 'nope', ...sock]);
     t.not(bad.code, 0);

@@ -1,0 +1,107 @@
+import type { Clock } from '../lib/clock.js';
+import type { ApiRoutes } from '../lib/control-server.js';
+import { formatIpv4, type Ipv4 } from '../lib/ipv4.js';
+import { parseMac } from '../lib/mac.js';
+import type { BootEvent, Fsm, Lease } from './fsm.js';
+import type { StateLog } from './state-log.js';
+
+// `lanctl nodes`: the compute nodes as the replicated state knows them. A node is a MAC that has a
+// DHCP reservation, a lease, or boot events (TFTP fetches); its rows join the three, so an operator
+// sees at a glance which nodes booted, how far, and which reserved ones were never seen. Pure: the
+// state, the reservations and the time come in.
+
+export interface Reservation {
+  mac?: string | undefined;
+  ip: Ipv4;
+  hostname?: string | undefined;
+}
+
+export interface NodeEvent {
+  at: string;
+  event: string;
+  detail: string | null;
+}
+
+export interface NodeRow {
+  mac: string;
+  ip: string | null;
+  hostname: string | null;
+  reserved: boolean;
+  /** The lease's state, 'expired' when a bound lease's time has passed, 'none' without a lease. */
+  lease: Lease['state'] | 'none';
+  leaseExpiresInS: number | null;
+  /** The latest of: the lease's grant or renewal ("dhcp"), and the boot events. */
+  last: NodeEvent | null;
+  lastAgoS: number | null;
+  /** Boot events kept for the node (the state keeps the last 32). */
+  bootEvents: number;
+}
+
+export interface NodeDetail extends NodeRow {
+  events: NodeEvent[];
+}
+
+function event(e: BootEvent): NodeEvent {
+  return { at: new Date(e.at).toISOString(), event: e.event, detail: e.detail ?? null };
+}
+
+/** All events of a node, oldest first: its DHCP grant/renewal and its boot events. */
+function eventsOf(lease: Lease | undefined, boot: readonly BootEvent[]): NodeEvent[] {
+  const all: BootEvent[] = [...boot];
+  if (lease !== undefined) all.push({ at: lease.grantedAt, event: 'dhcp', detail: `${lease.state === 'bound' ? 'lease' : lease.state} ${formatIpv4(lease.ip)}` });
+  return all.sort((a, b) => a.at - b.at).map(event);
+}
+
+export function nodeDetail(fsm: Fsm, reservations: readonly Reservation[], mac: string, nowMs: number): NodeDetail | null {
+  const lease = fsm.leaseByMac(mac);
+  const boot = fsm.bootEvents(mac);
+  const reservation = reservations.find((r) => r.mac === mac);
+  if (lease === undefined && boot.length === 0 && reservation === undefined) return null;
+  const events = eventsOf(lease, boot);
+  const last = events.at(-1) ?? null;
+  const state = lease === undefined ? 'none' : lease.state === 'bound' && lease.expiresAt <= nowMs ? 'expired' : lease.state;
+  return {
+    mac,
+    ip: lease !== undefined ? formatIpv4(lease.ip) : reservation !== undefined ? formatIpv4(reservation.ip) : null,
+    hostname: reservation?.hostname ?? lease?.hostname ?? null,
+    reserved: reservation !== undefined,
+    lease: state,
+    leaseExpiresInS: lease !== undefined && state === 'bound' ? Math.round((lease.expiresAt - nowMs) / 1000) : null,
+    last,
+    lastAgoS: last === null ? null : Math.round((nowMs - Date.parse(last.at)) / 1000),
+    bootEvents: boot.length,
+    events,
+  };
+}
+
+/** Every known node, most recently active first; reserved nodes never seen come last. */
+export function nodeRows(fsm: Fsm, reservations: readonly Reservation[], nowMs: number): NodeRow[] {
+  const macs = new Set<string>();
+  for (const r of reservations) if (r.mac !== undefined) macs.add(r.mac);
+  for (const l of fsm.leases()) if (l.state === 'bound') macs.add(l.mac);
+  for (const [mac] of fsm.nodes()) macs.add(mac);
+  const rows: NodeRow[] = [];
+  for (const mac of macs) {
+    const d = nodeDetail(fsm, reservations, mac, nowMs);
+    if (d === null) continue;
+    const { events: _events, ...row } = d;
+    rows.push(row);
+  }
+  return rows.sort((a, b) => (a.lastAgoS ?? Infinity) - (b.lastAgoS ?? Infinity) || a.mac.localeCompare(b.mac));
+}
+
+/** Control API for `lanctl nodes`: GET /v1/nodes, and GET /v1/nodes?mac=M for one node's events. */
+export function nodeRoutes(state: StateLog, reservations: readonly Reservation[], clock: Clock): ApiRoutes {
+  return {
+    'GET /v1/nodes': ({ query }) => {
+      const now = clock.wallMs();
+      const text = query.get('mac');
+      if (text === null) return { status: 200, body: { now: new Date(now).toISOString(), nodes: nodeRows(state.fsm, reservations, now) } };
+      const mac = parseMac(text);
+      if (mac === null) return { status: 400, body: { error: `--mac ${text} is not a MAC address like 52:54:00:aa:bb:cc` } };
+      const node = nodeDetail(state.fsm, reservations, mac, now);
+      if (node === null) return { status: 404, body: { error: `no node ${mac}: no reservation, lease or boot event has that MAC` } };
+      return { status: 200, body: { now: new Date(now).toISOString(), node } };
+    },
+  };
+}

@@ -3,11 +3,11 @@ import { writeFileSync } from 'node:fs';
 import { requireLab, withLab } from '../support/netns.js';
 import { runLanctl } from '../support/daemon.js';
 import { LANCTL } from '../support/paths.js';
-import { digVip, overlaps, vipCluster, VIP, WWW, type VipNode } from './vip-lab.js';
+import { digVip, ntpAnswers, overlaps, tftpWho, vipCluster, VIP, WWW, type VipNode } from './vip-lab.js';
 
 // The VIP on a real three-member cluster (lan-a, lan-b, witness; fast mode) in lab namespaces, with
 // the kernel sampled every 50 ms: `lanctl vip release` deletes a stale VIP and is idempotent;
-// exactly one server holds the VIP and answers DNS on it; a SIGSTOPped holder loses it to the
+// exactly one server holds the VIP and answers DNS, TFTP and NTP on it; a SIGSTOPped holder loses it to the
 // other server and its kernel drops it within lifetime + 1 s by itself; after SIGCONT it does not
 // take it back; `lanctl failover` run on the follower names the leader and fails, run on the leader
 // moves the VIP with no sample showing two holders; SIGTERM releases the VIP at once.
@@ -42,7 +42,7 @@ function transitions(samples: ReadonlyArray<{ at: number; holders: string[] }>):
 }
 
 t.test('vip: one holder, DNS on the VIP, SIGSTOP backstop, failover, release at stop', async (t) => {
-  if (!requireLab(t, ['dig', 'arping'])) return;
+  if (!requireLab(t, ['dig', 'arping', 'curl', 'ntpdate'])) return;
   await withLab(async (lab) => {
     const c = await vipCluster(lab, 'fast');
     try {
@@ -70,6 +70,8 @@ t.test('vip: one holder, DNS on the VIP, SIGSTOP backstop, failover, release at 
       const holder = steady === a.name ? a : b;
       const other = holder === a ? b : a;
       t.equal(await digVip(c.client), WWW, 'DNS answers on the VIP');
+      t.equal(await tftpWho(c.client), holder.name, 'TFTP answers on the VIP, from the holder');
+      t.ok(await ntpAnswers(c.client), 'NTP answers on the VIP');
       const vipStatus = JSON.parse((await runLanctl(['vip', 'status', '--json', '--socket', holder.socket])).stdout) as { held: boolean; holder: string; garps: number };
       t.match(vipStatus, { held: true, holder: holder.name }, 'lanctl vip status on the holder');
       const otherStatus = JSON.parse((await runLanctl(['vip', 'status', '--json', '--socket', other.socket])).stdout) as { held: boolean; holder: string };
@@ -110,6 +112,7 @@ t.test('vip: one holder, DNS on the VIP, SIGSTOP backstop, failover, release at 
       const emptyRun = c.samples.filter((s) => s.at >= startedFailover && s.at <= moved.at && s.holders.length === 0).length;
       t.comment(`failover: leader-known gap ${result.gapMs} ms (reported), VIP back ${Math.round(moved.at - startedFailover)} ms after the command started, ${emptyRun} empty samples`);
       t.equal(await digVip(c.client), WWW, 'DNS answers on the VIP after the failover');
+      t.equal(await tftpWho(c.client), holder.name, 'TFTP on the VIP is served by the new holder');
 
       // SIGTERM: the service releases at stop; not the kernel lifetime.
       const stopping = performance.now();

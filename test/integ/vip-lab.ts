@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,8 +7,8 @@ import { LANCTL } from '../support/paths.js';
 import { serveDaemon, type ServedDaemon } from '../support/daemon.js';
 import type { Lab, LabHost } from '../support/netns.js';
 
-// A two-server + witness lanha cluster in lab namespaces (all names lh*), with a VIP and DNS on the
-// servers, a client namespace, and a sampler that asks each server's kernel every 50 ms whether it
+// A two-server + witness lanha cluster in lab namespaces (all names lh*), with a VIP, DNS, TFTP and
+// NTP on the servers, a client namespace, and a sampler that asks each server's kernel every 50 ms whether it
 // holds the VIP. Used by the vip-*.test.ts files; every process is tracked by the lab and stopped by
 // PID when it is destroyed.
 
@@ -76,7 +76,12 @@ export async function vipCluster(lab: Lab, mode: 'fast' | 'strict'): Promise<Vip
       ...members.map((o) => `    - { name: ${o.name}, address: ${o.host.address}, port: 7400, role: ${o.role} }`),
     ];
     if (m.role === 'server') {
+      // Each server's TFTP root says who it is, so a fetch from the VIP shows which node answered.
+      mkdirSync(join(dir, `tftp-${m.name}`), { recursive: true });
+      writeFileSync(join(dir, `tftp-${m.name}`, 'who.txt'), `${m.name}\n`);
       lines.push(
+        `tftp: { root: "${dir}/tftp-${m.name}", workers: 0 }`,
+        'ntp: { localStratum: 10, samplePeer: false }',
         `vip: { address: ${VIP}/24, interface: ${m.host.ifname}, mode: ${mode}, lifetimeSeconds: 2 }`,
         'dns:',
         '  workers: 0',
@@ -163,4 +168,16 @@ export function overlaps(samples: readonly Sample[], from = -Infinity, to = Infi
 export async function digVip(client: LabHost): Promise<string> {
   const r = await client.exec('dig', ['+time=1', '+tries=2', '+short', `@${VIP}`, 'www.lab.test', 'A'], { timeoutMs: 10_000 });
   return r.stdout.trim();
+}
+
+/** Fetches who.txt over TFTP from the VIP: the name of the node that answered, or the error. */
+export async function tftpWho(client: LabHost): Promise<string> {
+  const r = await client.exec('curl', ['-sS', '--max-time', '5', `tftp://${VIP}/who.txt`], { timeoutMs: 10_000 });
+  return (r.stdout + (r.code === 0 ? '' : r.stderr)).trim();
+}
+
+/** One NTP query to the VIP (ntpdate -q); true when a server answered with usable time. */
+export async function ntpAnswers(client: LabHost): Promise<boolean> {
+  const r = await client.exec('ntpdate', ['-q', VIP], { timeoutMs: 15_000 });
+  return r.code === 0;
 }

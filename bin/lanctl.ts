@@ -7,6 +7,7 @@ import { dhcpCommands } from './commands-dhcp.js';
 import { ntpStatusCommand } from './commands-ntp.js';
 import { vipCommands } from './commands-vip.js';
 import { nodesCommand } from './commands-nodes.js';
+import { initCommand } from './commands-init.js';
 
 // `lanctl`: the operator CLI and, as `lanctl serve`, the daemon. Commands talk to the local daemon's
 // control socket; the command list below is the whole CLI surface.
@@ -14,6 +15,7 @@ import { nodesCommand } from './commands-nodes.js';
 export const commands: CliCommand[] = [
   serveCommand,
   configCheckCommand,
+  initCommand,
   statusCommand,
   ntpStatusCommand,
   ...dhcpCommands,

@@ -17,7 +17,9 @@ export type LanhaErrorCode =
   | 'bind-failed'
   | 'not-found'
   | 'not-leader'
-  | 'unavailable';
+  | 'unavailable'
+  | 'exists'
+  | 'io';
 
 export class LanhaError extends Error {
   override name = 'LanhaError';

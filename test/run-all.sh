@@ -20,8 +20,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && [ "${LANHA_NO_APT:-}" != 1 ]; then
     echo "installing Debian packages for the tests: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q >/dev/null || echo "apt-get update failed; trying the install anyway"
-    apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+    apt-get -o DPkg::Lock::Timeout=600 update -q >/dev/null || echo "apt-get update failed; trying the install anyway"
+    apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${missing[@]}" >/dev/null
     # Packages that ship servers may start them; the tests start their own instances.
   else
     echo "*** not root (or LANHA_NO_APT=1): these Debian packages are missing and the tests that need them will SKIP: ${missing[*]}"

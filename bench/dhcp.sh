@@ -28,7 +28,7 @@ cleanup() {
 trap cleanup EXIT
 [ "$(id -u)" = 0 ] || { echo "bench:dhcp needs root (network namespaces)"; exit 1; }
 [ -f "$LANCTL" ] || { echo "build first: npm run build"; exit 1; }
-command -v perfdhcp >/dev/null || { echo "perfdhcp missing: apt-get install kea-admin"; exit 1; }
+bash "$REPO/bench/anchors.sh" dhcp || exit 2
 bash "$SHARED/dhcp-lab.sh" up >/dev/null || exit 1
 
 lanha_start() { # state dir; prints PID line like the shared dhcp-server.sh

@@ -21,7 +21,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-command -v dnsperf >/dev/null || { echo "dnsperf is missing (apt-get install dnsperf)"; exit 2; }
+bash bench/anchors.sh dns || exit 2
 [ -f dist/bin/lanctl.js ] || npm run --silent build
 
 # --- the data set --------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ cleanup() {
 trap cleanup EXIT
 [ -f "$SHARED/ntp-load.js" ] || { echo "ntp-load.js not found in $SHARED (set SHARED_BENCH)"; exit 1; }
 [ -f "$LANCTL" ] || { echo "build first: npm run build"; exit 1; }
+bash "$REPO/bench/anchors.sh" ntp || exit 2
 
 chrony_start() { # port tag [netns] -> PID in $LAST
   printf 'port %s\nallow all\nlocal stratum 8\ncmdport 0\npidfile %s/chronyd-%s.pid\n' "$1" "$D" "$2" > "$D/chrony-$2.conf"

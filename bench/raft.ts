@@ -6,7 +6,7 @@
 // Env: SECS (12) seconds of load per figure and target, split over REPEAT (3) alternating rounds.
 import http from 'node:http';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, localCluster, type MemberProcess } from '../test/scenarios/raft/cluster-harness.js';
@@ -100,7 +100,12 @@ async function etcdLeader(urls: string[]): Promise<number> {
   return 0;
 }
 
+function onPath(tool: string): boolean {
+  return (process.env['PATH'] ?? '').split(':').some((d) => d !== '' && existsSync(join(d, tool)));
+}
+
 async function startEtcd(): Promise<Target> {
+  if (!onPath('etcd')) throw new Error('etcd is not installed: as root run `apt-get install etcd-server` (npm run bench:raft does it)');
   const dir = mkdtempSync(join(tmpdir(), 'lanha-bench-etcd-'));
   const procs: ChildProcess[] = [];
   const client: number[] = [], peer: number[] = [];
@@ -111,6 +116,7 @@ async function startEtcd(): Promise<Target> {
       '--advertise-client-urls', `http://127.0.0.1:${client[i]}`, '--listen-peer-urls', `http://127.0.0.1:${peer[i]}`,
       '--initial-advertise-peer-urls', `http://127.0.0.1:${peer[i]}`, '--initial-cluster', cluster, '--initial-cluster-state', 'new',
       '--initial-cluster-token', 'lanha-bench', '--election-timeout', '1000', '--heartbeat-interval', '100', '--log-level', 'error'], { stdio: 'ignore' });
+    procs[i]!.on('error', (error) => { process.stderr.write(`etcd e${i} failed: ${error.message}\n`); });
   }
   const urls = client.map((p) => `http://127.0.0.1:${p}`);
   const stop = async (): Promise<void> => {

@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}; STORM=${STORM:-20}; TIMEOUT=${TIMEOUT:-60}
 PORT_ANCHOR=${PORT_ANCHOR:-16981}; PORT_LANHA=${PORT_LANHA:-16982}
 BIG_MIB=${BIG_MIB:-64}; SMALL_MIB=${SMALL_MIB:-16}
-for tool in curl atftp node sha256sum; do command -v "$tool" >/dev/null || { echo "bench:tftp needs $tool (apt-get install curl atftp)"; exit 1; }; done
+bash bench/anchors.sh tftp || exit 2
 [ -f dist/services/tftp/server.js ] || npm run --silent build
 
 D=$(mktemp -d); chmod 755 "$D"; mkdir -p "$D/root" "$D/out"; chmod 755 "$D/root"

@@ -21,6 +21,7 @@ D=$(mktemp -d)
 [ -f "$SHARED/vip-failover.sh" ] || { echo "vip-failover.sh not found in $SHARED (set SHARED_BENCH)"; exit 1; }
 [ -f "$LANCTL" ] || { echo "build first: npm run build"; exit 1; }
 [ "$(id -u)" = 0 ] || { echo "needs root (network namespaces)"; exit 1; }
+bash "$REPO/bench/anchors.sh" vip || exit 2
 
 stop_pidfile() { [ -f "$1" ] && { kill "$(cat "$1")" 2>/dev/null; sleep 0.3; kill -9 "$(cat "$1")" 2>/dev/null; rm -f "$1"; }; return 0; }
 cleanup() {

@@ -18,6 +18,23 @@ export type Command =
   | { type: 'dns.delete'; name: string; rrtype?: string; data?: string }
   /** Compute-node boot progress (dhcp, tftp file fetched, ...). */
   | { type: 'node.boot'; mac: string; event: string; detail?: string }
+  /**
+   * The compute-node inventory (cluster/inventory.ts): one entry makes the DHCP reservation, the
+   * DNS names, the boot profile and the deploy target. Names are DNS labels, MACs lower-case
+   * "aa:bb:..", IPs uint32. `set` fields: absent = keep, null = clear. `origin: 'config'` marks a
+   * node seeded from the config's `nodes:` block (never seeded again once removed).
+   */
+  | { type: 'node.add'; name: string; mac: string; ip?: number; profile?: string; group?: string; origin?: 'config' }
+  | { type: 'node.set'; name: string; mac?: string; ip?: number | null; profile?: string | null; group?: string | null }
+  | { type: 'node.remove'; name: string }
+  /** An unknown MAC asked for boot files (DHCP, leader only, at most once a minute per MAC): the pending list. */
+  | { type: 'node.seen'; mac: string; arch?: number; vendorClass?: string }
+  /** A pending MAC becomes a node. */
+  | { type: 'node.accept'; mac: string; name: string; ip?: number; profile?: string; group?: string }
+  /** The node's pinned ssh host key, OpenSSH "type base64" (null forgets it). */
+  | { type: 'node.trust'; name: string; hostKey: string | null }
+  /** Rootfs generations: assigned (what it should boot) and running (verified on it); null clears. */
+  | { type: 'node.generation'; name: string; assigned?: string | null; running?: string | null }
   | { type: 'config.generation'; generation: number; hash: string }
   /** Proposed by a new leader to commit entries of earlier terms, and as a time tick. */
   | { type: 'noop' };
@@ -40,6 +57,7 @@ export type DecodeCommandResult = { ok: true; value: StampedCommand } | { ok: fa
 
 const COMMAND_TYPES: ReadonlySet<string> = new Set<CommandType>([
   'lease.grant', 'lease.release', 'lease.decline', 'lease.expire', 'dns.set', 'dns.delete', 'node.boot', 'config.generation', 'noop',
+  'node.add', 'node.set', 'node.remove', 'node.seen', 'node.accept', 'node.trust', 'node.generation',
 ]);
 
 export function decodeCommand(bytes: Uint8Array): DecodeCommandResult {

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Command, StampedCommand } from './commands.js';
+import { Inventory, isInventoryCommand, type InventorySnapshot } from './inventory.js';
 
 // The replicated state machine: leases, DNS records set by operators, compute-node boot events.
 // apply() is deterministic: it reads time only from the entry's stamp and never a local clock, so
@@ -65,6 +66,8 @@ export interface FsmSnapshot {
   leases: Lease[];
   records: DnsRecord[];
   nodes: Array<{ mac: string; events: BootEvent[] }>;
+  /** The compute-node inventory (inventory.ts); absent when empty, so older snapshots restore and hash alike. */
+  inventory?: InventorySnapshot;
 }
 
 export class Fsm {
@@ -78,6 +81,8 @@ export class Fsm {
   /** Bumped on every change DNS can see (lease names, records): the zones' SOA serial follows it. */
   #serial = 1;
   #listeners = new Set<FsmListener>();
+  /** Compute nodes (name, MAC, IP, profile, ...) and the pending unknown MACs: the `node.*` commands but `node.boot`. */
+  readonly inventory = new Inventory();
 
   get appliedIndex(): number { return this.#appliedIndex; }
   /** The newest log time applied: "now" as far as replicated state knows. */
@@ -120,6 +125,10 @@ export class Fsm {
   }
 
   #applyCommand(command: Command, at: number): void {
+    if (isInventoryCommand(command)) {
+      if (this.inventory.apply(command, at)) this.#serial++; // names and addresses DNS serves
+      return;
+    }
     switch (command.type) {
       case 'lease.grant': {
         const previous = this.#leases.get(command.ip);
@@ -237,6 +246,7 @@ export class Fsm {
       leases: [...this.#leases.values()].sort((a, b) => a.ip - b.ip).map((l) => ({ ...l })),
       records: [...this.#records.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, r]) => ({ ...r })),
       nodes: [...this.#nodes.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([mac, events]) => ({ mac, events: events.map((e) => ({ ...e })) })),
+      ...(this.inventory.empty ? {} : { inventory: this.inventory.snapshot() }),
     };
   }
 
@@ -257,6 +267,7 @@ export class Fsm {
     }
     for (const r of snapshot.records) this.#records.set(recordKey(r.name, r.rrtype, r.data), { ...r });
     for (const n of snapshot.nodes) this.#nodes.set(n.mac, n.events.map((e) => ({ ...e })));
+    this.inventory.restore(snapshot.inventory);
     this.#appliedIndex = snapshot.appliedIndex;
     this.#lastAt = snapshot.lastAt;
     this.#serial = snapshot.serial;

@@ -1,0 +1,98 @@
+// Leader-side validation of inventory changes: every bad input gets one specific message, and a
+// clash names the node (or config reservation, or lease) it clashes with.
+import t from 'tap';
+import { Fsm } from './fsm.js';
+import type { Command } from './commands.js';
+import { parseCidr } from '../lib/ipv4.js';
+import { checkAccept, checkAdd, checkRemove, checkSet, checkTrust, nameProblem, parseHostKey, type InventoryContext } from './inventory-check.js';
+
+const T0 = Date.UTC(2026, 11, 1, 12, 0);
+const ctx: InventoryContext = {
+  subnets: [parseCidr('10.0.0.0/24')!, parseCidr('10.1.0.0/16')!],
+  reservations: [{ mac: '52:54:00:00:00:99', ip: 0x0a000063, hostname: 'printer', where: 'dhcp.subnets[0].reservations[0]' }],
+  leaseHolder: (ip) => (ip === 0x0a000064 ? '52:54:00:00:00:77' : undefined),
+};
+
+function withNodes(): Fsm {
+  const fsm = new Fsm();
+  let index = 0;
+  const apply = (command: Command): void => fsm.apply(++index, { at: T0, command });
+  apply({ type: 'node.add', name: 'rack1', mac: '52:54:00:00:00:01', ip: 0x0a000015 });
+  apply({ type: 'node.seen', mac: '52:54:00:00:00:42', arch: 22 });
+  return fsm;
+}
+
+const error = (r: { ok: boolean; error?: string }): string => (r.ok ? 'ok' : r.error!);
+
+t.test('add: a good node becomes one normalised command', async (t) => {
+  const inv = withNodes().inventory;
+  t.same(checkAdd(inv, { name: 'Rack2', mac: '52-54-00-00-00-02', ip: '10.0.0.22', profile: 'pi4', group: 'row1' }, ctx),
+    { ok: true, command: { type: 'node.add', name: 'rack2', mac: '52:54:00:00:00:02', ip: 0x0a000016, profile: 'pi4', group: 'row1' } });
+  t.same(checkAdd(inv, { name: 'rack2', mac: '52:54:00:00:00:02' }, ctx), { ok: true, command: { type: 'node.add', name: 'rack2', mac: '52:54:00:00:00:02' } }, 'no IP: a pool address');
+});
+
+t.test('add: each bad input has its own message, clashes name the holder', async (t) => {
+  const inv = withNodes().inventory;
+  const add = (fields: Record<string, unknown>): string => error(checkAdd(inv, { name: 'rack2', mac: '52:54:00:00:00:02', ...fields }, ctx));
+  t.match(add({ mac: '52:54:00:00:00:01' }), /^MAC 52:54:00:00:00:01 already belongs to node rack1 \(MAC 52:54:00:00:00:01\)$/);
+  t.match(add({ mac: '52:54:00:00:00:0' }), /MAC "52:54:00:00:00:0" is not a MAC address/);
+  t.match(add({ mac: 'ff:ff:ff:ff:ff:ff' }), /multicast or broadcast/);
+  t.match(add({ mac: '01:00:5e:00:00:01' }), /multicast or broadcast/);
+  t.match(add({ mac: '00:00:00:00:00:00' }), /zero/);
+  t.match(add({ mac: undefined }), /give the node's MAC/);
+  t.match(add({ ip: '10.0.0.21' }), /^IP 10\.0\.0\.21 already belongs to node rack1/);
+  t.match(add({ ip: '10.0.0.256' }), /IP "10.0.0.256" is not an IPv4 address/);
+  t.match(add({ ip: '192.168.1.5' }), /^IP 192\.168\.1\.5 is in none of the DHCP subnets \(10\.0\.0\.0\/24, 10\.1\.0\.0\/16\)$/);
+  t.match(add({ ip: '10.0.0.0' }), /network address of 10\.0\.0\.0\/24/);
+  t.match(add({ ip: '10.0.0.255' }), /broadcast address of 10\.0\.0\.0\/24/);
+  t.match(add({ ip: '10.1.255.255' }), /broadcast address of 10\.1\.0\.0\/16/);
+  t.equal(add({ ip: '10.1.0.255' }), 'ok', 'x.x.x.255 inside a /16 is an ordinary address');
+  t.match(add({ name: 'rack1' }), /^name rack1 is already taken by node rack1 \(MAC 52:54:00:00:00:01\)$/);
+  t.match(add({ name: 'RACK1' }), /name rack1 is already taken/, 'names compare in lower case');
+  t.match(add({ name: 'rack_1' }), /name "rack_1" is not a DNS label/);
+  t.match(add({ name: '-rack' }), /not a DNS label/);
+  t.match(add({ name: 'rack.lan' }), /no dots/);
+  t.match(add({ name: 'x'.repeat(64) }), /not a DNS label/);
+  t.match(add({ name: '' }), /give the node's name/);
+  t.match(add({ profile: 'pi 4' }), /profile "pi 4" is not a profile name/);
+  t.match(add({ group: '-g' }), /group "-g" is not a group name/);
+  t.match(add({ mac: '52:54:00:00:00:99' }), /already has a reservation \(10\.0\.0\.99\) in dhcp\.subnets\[0\]\.reservations\[0\]/);
+  t.match(add({ ip: '10.0.0.99' }), /IP 10\.0\.0\.99 is reserved for MAC 52:54:00:00:00:99 in dhcp\.subnets\[0\]\.reservations\[0\]/);
+  t.match(add({ name: 'printer' }), /name printer is the host name of dhcp\.subnets\[0\]\.reservations\[0\]/);
+  t.match(add({ ip: '10.0.0.100' }), /IP 10\.0\.0\.100 is leased to another client \(MAC 52:54:00:00:00:77\); release it first/);
+  t.equal(add({ ip: '10.0.0.100', mac: '52:54:00:00:00:77' }), 'ok', 'the lease holder itself may become a node with its address');
+});
+
+t.test('set: partial changes, clears, clashes with others but not with itself', async (t) => {
+  const fsm = withNodes();
+  fsm.apply(10, { at: T0, command: { type: 'node.add', name: 'rack2', mac: '52:54:00:00:00:02', ip: 0x0a000016 } });
+  const inv = fsm.inventory;
+  t.same(checkSet(inv, { name: 'rack1', ip: '', profile: 'pi5' }, ctx), { ok: true, command: { type: 'node.set', name: 'rack1', ip: null, profile: 'pi5' } });
+  t.same(checkSet(inv, { name: 'rack1', ip: '10.0.0.21', mac: '52:54:00:00:00:01' }, ctx).ok, true, 'its own MAC and IP are no clash');
+  t.match(error(checkSet(inv, { name: 'rack1', ip: '10.0.0.22' }, ctx)), /IP 10\.0\.0\.22 already belongs to node rack2/);
+  t.match(error(checkSet(inv, { name: 'rack1', mac: '52:54:00:00:00:02' }, ctx)), /MAC 52:54:00:00:00:02 already belongs to node rack2/);
+  t.match(error(checkSet(inv, { name: 'rack9', ip: '10.0.0.30' }, ctx)), /no node named rack9/);
+  t.match(error(checkSet(inv, { name: 'rack1' }, ctx)), /nothing to change/);
+  t.match(error(checkSet(inv, { name: 'rack1', ip: '10.9.0.1' }, ctx)), /in none of the DHCP subnets/);
+});
+
+t.test('remove, accept, trust', async (t) => {
+  const inv = withNodes().inventory;
+  t.same(checkRemove(inv, 'RACK1'), { ok: true, command: { type: 'node.remove', name: 'rack1' } });
+  t.match(error(checkRemove(inv, 'rack9')), /no node named rack9/);
+  t.same(checkAccept(inv, { mac: '52:54:00:00:00:42', name: 'new1', ip: '10.0.0.42' }, ctx),
+    { ok: true, command: { type: 'node.accept', name: 'new1', mac: '52:54:00:00:00:42', ip: 0x0a00002a } });
+  t.match(error(checkAccept(inv, { mac: '52:54:00:00:00:43', name: 'new1' }, ctx)), /MAC 52:54:00:00:00:43 is not pending.*lanctl nodes add NAME --mac 52:54:00:00:00:43/);
+  t.match(error(checkAccept(inv, { mac: '52:54:00:00:00:01', name: 'new1' }, ctx)), /already belongs to node rack1/);
+  t.match(error(checkAccept(inv, { mac: '52:54:00:00:00:42', name: 'rack1' }, ctx)), /name rack1 is already taken/);
+
+  // A real ed25519 public key blob: string "ssh-ed25519" + 32-byte key.
+  const blob = Buffer.concat([Buffer.from([0, 0, 0, 11]), Buffer.from('ssh-ed25519'), Buffer.from([0, 0, 0, 32]), Buffer.alloc(32, 7)]).toString('base64');
+  t.same(checkTrust(inv, 'rack1', `ssh-ed25519 ${blob} root@rack1`), { ok: true, command: { type: 'node.trust', name: 'rack1', hostKey: `ssh-ed25519 ${blob}` } }, 'the comment is dropped');
+  t.match(error(checkTrust(inv, 'rack1', `ssh-rsa ${blob}`)), /does not hold a ssh-rsa key/);
+  t.match(error(checkTrust(inv, 'rack1', 'ssh-dss AAAA')), /not one ssh uses/);
+  t.match(error(checkTrust(inv, 'rack1', 'ssh-ed25519 !!!')), /not base64/);
+  t.match(error(checkTrust(inv, 'rack9', `ssh-ed25519 ${blob}`)), /no node named rack9/);
+  t.equal(parseHostKey('ssh-ed25519').ok, false);
+  t.equal(nameProblem('n-01'), null);
+});

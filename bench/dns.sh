@@ -7,11 +7,22 @@
 #   npm run bench:dns                      (builds first)
 #   DURATION=10 RUNS=1 CLIENTS=8 THREADS=2 OUTSTANDING=100 bash bench/dns.sh
 #
+# Forwarding (FORWARD=1, the default): nsd serves fwd.test as the authoritative upstream; lanha,
+# dnsmasq and unbound forward to it. Cache hits: 500 warm names under the same dnsperf load; cache
+# misses: unique names at MISS_QPS (4000) for DURATION, p99 latency; resident memory of each
+# forwarder after both runs (lanha: daemon + its UDP worker processes). Checked first: lanha's
+# answers equal nsd's, TTLs count down, NXDOMAIN is cached with the SOA's negative TTL.
+#
+# Memory: resident memory of the whole lanha daemon (main process + UDP worker processes; TFTP
+# threads would be in-process) idle before the load and its peak during the UDP runs.
+#
 # Prints a table and, per figure, `RESULT <figure> lanha=<v> <anchor>=<v> ratio=<lanha/anchor> unit=<u> better=<...>`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}; RUNS=${RUNS:-1}; THREADS=${THREADS:-2}; CLIENTS=${CLIENTS:-8}; OUTSTANDING=${OUTSTANDING:-100}
 P_LANHA=${P_LANHA:-15353}; P_NSD=${P_NSD:-15354}; P_DNSMASQ=${P_DNSMASQ:-15355}; P_LANHA1=${P_LANHA1:-15356}
+FORWARD=${FORWARD:-1}; MISS_QPS=${MISS_QPS:-4000}
+P_FLANHA=${P_FLANHA:-15361}; P_FDNSMASQ=${P_FDNSMASQ:-15362}; P_FUNBOUND=${P_FUNBOUND:-15363}
 TMP=$(mktemp -d /tmp/lanha-bench-dns.XXXXXX)
 PIDS=()
 cleanup() {
@@ -97,7 +108,22 @@ zone:
 zone:
   name: 20.10.in-addr.arpa
   zonefile: rev.zone
+zone:
+  name: fwd.test
+  zonefile: fwd.zone
 CONF
+cat > "$TMP/fwd.zone" <<ZONE
+\$ORIGIN fwd.test.
+\$TTL 3600
+@ IN SOA ns1.fwd.test. hostmaster.fwd.test. 1 3600 600 86400 60
+@ IN NS ns1.fwd.test.
+ns1 IN A 127.0.0.1
+*.h IN A 192.0.2.1
+*.h IN A 192.0.2.2
+*.m IN A 192.0.2.3
+www IN A 192.0.2.80
+www IN AAAA 2001:db8::80
+ZONE
 NSD_OK=0; DNSMASQ_OK=0
 if command -v nsd >/dev/null; then nsd -d -c "$TMP/nsd.conf" > "$TMP/nsd.out" 2>&1 & PIDS+=($!); NSD_OK=1; fi
 if command -v dnsmasq >/dev/null; then
@@ -106,9 +132,9 @@ if command -v dnsmasq >/dev/null; then
     --cache-size=10000 > "$TMP/dnsmasq.out" 2>&1 & PIDS+=($!); DNSMASQ_OK=1
 fi
 
-answers() { # port -> true when node001.lan A is answered
+answers() { # PORT [NAME ADDRESS] -> true when NAME A (node001.lan) is answered with ADDRESS
   for _ in $(seq 1 50); do
-    [ "$(dig +short +time=1 +tries=1 -p "$1" @127.0.0.1 node001.lan A 2>/dev/null)" = "10.20.0.11" ] && return 0
+    [ "$(dig +short +time=1 +tries=1 -p "$1" @127.0.0.1 "${2:-node001.lan}" A 2>/dev/null)" = "${3:-10.20.0.11}" ] && return 0
     sleep 0.2
   done
   return 1
@@ -118,13 +144,34 @@ answers "$P_LANHA1" || { echo "lanha (one process) did not answer; log:"; cat "$
 [ $NSD_OK = 1 ] && { answers "$P_NSD" || { echo "nsd did not start: $(cat "$TMP/nsd.out")"; NSD_OK=0; }; }
 [ $DNSMASQ_OK = 1 ] && { answers "$P_DNSMASQ" || { echo "dnsmasq did not start: $(cat "$TMP/dnsmasq.out")"; DNSMASQ_OK=0; }; }
 
+# --- memory --------------------------------------------------------------------------------------
+rss_kib() { # PID -> resident KiB of the process and its children (lanha's UDP workers, nsd's servers)
+  { ps -o rss= -p "$1" || true; ps -o rss= --ppid "$1" || true; } 2>/dev/null | awk '{s += $1} END {print s + 0}'
+}
+mib() { awk -v k="$1" 'BEGIN{ if (k == "NA" || k + 0 == 0) print "NA"; else printf "%.1f", k / 1024 }'; }
+peak_rss() { # PID FILE: the largest rss_kib seen, sampled every 0.5 s until killed
+  local max=0 v
+  while :; do v=$(rss_kib "$1"); if [ "$v" -gt "$max" ]; then max=$v; echo "$max" > "$2"; fi; sleep 0.5; done
+}
+DNSMASQ_PID=""; NSD_PID=""
+[ $DNSMASQ_OK = 1 ] && DNSMASQ_PID=$(cat "$TMP/dnsmasq.pid" 2>/dev/null || true)
+[ $NSD_OK = 1 ] && NSD_PID=$(cat "$TMP/nsd.pid" 2>/dev/null || true)
+L_IDLE=$(rss_kib "$LANHA_PID"); D_IDLE=NA; N_IDLE=NA
+[ -n "$DNSMASQ_PID" ] && D_IDLE=$(rss_kib "$DNSMASQ_PID")
+[ -n "$NSD_PID" ] && N_IDLE=$(rss_kib "$NSD_PID")
+peak_rss "$LANHA_PID" "$TMP/lanha.peak" & PIDS+=($!); SAMPLER=$!
+[ -n "$DNSMASQ_PID" ] && { peak_rss "$DNSMASQ_PID" "$TMP/dnsmasq.peak" & PIDS+=($!); }
+[ -n "$NSD_PID" ] && { peak_rss "$NSD_PID" "$TMP/nsd.peak" & PIDS+=($!); }
+
 # --- load ----------------------------------------------------------------------------------------
 # The machine is shared: runs are interleaved (lanha, dnsmasq, nsd, lanha, ...) so a busy moment
 # hits every server alike, and each figure is the median over RUNS.
-once() { # NAME PORT MODE -> appends "qps lost p99_ms" to $TMP/NAME.MODE
-  local name=$1 port=$2 mode=$3 qps lost p99 n
-  timeout $((DURATION + 20)) dnsperf -m "$mode" -s 127.0.0.1 -p "$port" -d "$TMP/queries.txt" -l "$DURATION" \
-    -T "$THREADS" -c "$CLIENTS" -q "$OUTSTANDING" -t 2 -v > "$TMP/out" 2>&1 || true
+once() { # NAME PORT MODE [FILE [DNSPERF ARGS...]] -> appends "qps lost p99_ms" to $TMP/NAME.MODE
+  local name=$1 port=$2 mode=$3 file=${4:-$TMP/queries.txt} qps lost p99 n
+  shift 3; [ $# -gt 0 ] && shift
+  [ $# -gt 0 ] || set -- -T "$THREADS" -c "$CLIENTS" -q "$OUTSTANDING"
+  timeout $((DURATION + 20)) dnsperf -m "$mode" -s 127.0.0.1 -p "$port" -d "$file" -l "$DURATION" \
+    "$@" -t 2 -v > "$TMP/out" 2>&1 || true
   qps=$(awk '/Queries per second/{print $4}' "$TMP/out")
   lost=$(awk '/Queries lost/{print $3}' "$TMP/out")
   grep '^> ' "$TMP/out" | awk '{print $NF}' | sort -g > "$TMP/lat" || true
@@ -154,6 +201,10 @@ N_UQ=$(median nsd udp 1); N_UP99=$(median nsd udp 3); N_TQ=$(median nsd tcp 1); 
 D_UQ=$(median dnsmasq udp 1); D_UP99=$(median dnsmasq udp 3)
 L1_UQ=$(median lanha1 udp 1); L1_UP99=$(median lanha1 udp 3)
 kill -0 "$LANHA_PID" 2>/dev/null || { echo "lanha died during the benchmark"; exit 1; }
+L_PEAK=$(cat "$TMP/lanha.peak" 2>/dev/null || echo NA); D_PEAK=$(cat "$TMP/dnsmasq.peak" 2>/dev/null || echo NA)
+N_PEAK=$(cat "$TMP/nsd.peak" 2>/dev/null || echo NA)
+L_BREAKDOWN=$(node dist/bin/lanctl.js status --json --socket "$TMP/lanha.sock" 2>/dev/null \
+  | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const m=JSON.parse(s).memory;if(m)console.log(JSON.stringify(m))})' || true)
 
 printf '\n%-10s %12s %12s %12s %12s\n' server udp_qps udp_p99_ms tcp_qps tcp_p99_ms
 printf '%-10s %12s %12s %12s %12s\n' lanha "$L_UQ" "$L_UP99" "$L_TQ" "$L_TP99"
@@ -161,6 +212,9 @@ printf '%-10s %12s %12s %12s %12s\n' lanha-1p "$L1_UQ" "$L1_UP99" - -
 printf '%-10s %12s %12s %12s %12s\n' nsd "$N_UQ" "$N_UP99" "$N_TQ" "$N_TP99"
 printf '%-10s %12s %12s %12s %12s\n' dnsmasq "$D_UQ" "$D_UP99" - -
 echo "lanha lost: udp $L_ULOST, tcp $L_TLOST queries"
+printf 'resident MiB (process + children): lanha idle %s, peak under load %s; dnsmasq %s / %s; nsd %s / %s\n' \
+  "$(mib "$L_IDLE")" "$(mib "$L_PEAK")" "$(mib "$D_IDLE")" "$(mib "$D_PEAK")" "$(mib "$N_IDLE")" "$(mib "$N_PEAK")"
+[ -n "$L_BREAKDOWN" ] && echo "lanha daemon memory after the load: $L_BREAKDOWN"
 echo
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a == "NA" || b == "NA" || b + 0 == 0) print "NA"; else printf "%.2f", a / b }'; }
@@ -171,3 +225,107 @@ echo "RESULT dns.udp.qps.one_process lanha=$(num "$L1_UQ") dnsmasq=$(num "$D_UQ"
 echo "RESULT dns.tcp.qps lanha=$(num "$L_TQ") nsd=$(num "$N_TQ") ratio=$(ratio "$L_TQ" "$N_TQ") unit=qps better=higher"
 echo "RESULT dns.udp.p99_ms lanha=$L_UP99 nsd=$N_UP99 ratio=$(ratio "$L_UP99" "$N_UP99") unit=ms better=lower"
 echo "RESULT dns.lost lanha=$(awk -v a="$L_ULOST" -v b="$L_TLOST" 'BEGIN{print (a == "NA" || b == "NA") ? "NA" : a + b}') anchor=NA ratio=NA unit=queries better=lower"
+echo "RESULT dns.rss_mib.idle lanha=$(mib "$L_IDLE") dnsmasq=$(mib "$D_IDLE") ratio=$(ratio "$(mib "$L_IDLE")" "$(mib "$D_IDLE")") unit=MiB better=lower"
+echo "RESULT dns.rss_mib.load lanha=$(mib "$L_PEAK") dnsmasq=$(mib "$D_PEAK") ratio=$(ratio "$(mib "$L_PEAK")" "$(mib "$D_PEAK")") unit=MiB better=lower"
+echo "RESULT dns.rss_mib.load lanha=$(mib "$L_PEAK") nsd=$(mib "$N_PEAK") ratio=$(ratio "$(mib "$L_PEAK")" "$(mib "$N_PEAK")") unit=MiB better=lower"
+kill "$SAMPLER" 2>/dev/null || true
+
+# --- forwarding ----------------------------------------------------------------------------------
+[ "$FORWARD" = 1 ] || exit 0
+if [ $NSD_OK != 1 ]; then
+  echo "forwarding part skipped: nsd (the authoritative upstream) did not start"
+  for f in hit_qps miss_p99_ms rss_mib; do echo "RESULT dns.forward.$f lanha=NA dnsmasq=NA ratio=NA unit=NA better=NA"; done
+  exit 1
+fi
+cat > "$TMP/flanha.yaml" <<YAML
+node: { name: bench-fwd, role: server, address: 127.0.0.1, stateDir: $TMP/fstate, controlSocket: $TMP/flanha.sock, logLevel: warn }
+dns:
+  port: $P_FLANHA
+  listen: [127.0.0.1]
+  forward: { upstreams: ["127.0.0.1:$P_NSD"], allow: [127.0.0.0/8] }
+YAML
+node dist/bin/lanctl.js serve --config "$TMP/flanha.yaml" > "$TMP/flanha.log" 2>&1 & PIDS+=($!); FL_PID=$!
+dnsmasq -k --conf-file=/dev/null --port="$P_FDNSMASQ" --listen-address=127.0.0.1 --bind-interfaces --no-resolv --no-hosts \
+  --server="127.0.0.1#$P_NSD" --pid-file="$TMP/fdnsmasq.pid" --user=root --cache-size=10000 > "$TMP/fdnsmasq.out" 2>&1 & PIDS+=($!); FD_PID=$!
+cat > "$TMP/unbound.conf" <<CONF
+server:
+  interface: 127.0.0.1@$P_FUNBOUND
+  port: $P_FUNBOUND
+  num-threads: 1
+  do-daemonize: no
+  chroot: ""
+  username: ""
+  directory: "$TMP"
+  pidfile: "$TMP/unbound.pid"
+  use-syslog: no
+  logfile: "$TMP/unbound.log"
+  verbosity: 0
+  do-ip6: no
+  module-config: "iterator"
+  do-not-query-localhost: no
+  local-zone: "test." nodefault
+  access-control: 127.0.0.0/8 allow
+  ratelimit: 0
+  ip-ratelimit: 0
+remote-control:
+  control-enable: no
+forward-zone:
+  name: "."
+  forward-addr: 127.0.0.1@$P_NSD
+CONF
+FU_OK=0
+if command -v unbound >/dev/null; then unbound -d -c "$TMP/unbound.conf" > "$TMP/unbound.out" 2>&1 & PIDS+=($!); FU_PID=$!; FU_OK=1; fi
+fanswers() { answers "$1" www.fwd.test 192.0.2.80; }
+fanswers "$P_FLANHA" || { echo "lanha (forwarding) did not answer; log:"; cat "$TMP/flanha.log"; exit 1; }
+FD_OK=1; fanswers "$P_FDNSMASQ" || { echo "dnsmasq (forwarding) did not start: $(cat "$TMP/fdnsmasq.out")"; FD_OK=0; }
+[ $FU_OK = 1 ] && { fanswers "$P_FUNBOUND" || { echo "unbound did not start: $(cat "$TMP/unbound.out")"; FU_OK=0; }; }
+
+# Correctness: the same records as the upstream, TTLs counting down, NXDOMAIN cached with the SOA.
+CHECKS=ok
+records() { dig +time=2 +tries=1 -p "$1" @127.0.0.1 "$2" "$3" +noall +answer +authority 2>/dev/null | awk '{$2=""; print tolower($0)}' | sort; }
+ttl_of() { dig +time=2 +tries=1 -p "$1" @127.0.0.1 "$2" "$3" +noall +answer +authority 2>/dev/null | awk 'NR==1{print $2}'; }
+for q in "a1.h.fwd.test A" "www.fwd.test AAAA" "www.fwd.test MX" "nope.fwd.test A" "fwd.test SOA"; do
+  # shellcheck disable=SC2086
+  if [ "$(records "$P_FLANHA" $q)" != "$(records "$P_NSD" $q)" ]; then CHECKS=failed; echo "CHECK FAILED: lanha's answer to $q differs from nsd's:"; records "$P_FLANHA" $q; records "$P_NSD" $q; fi
+done
+t1=$(ttl_of "$P_FLANHA" www.fwd.test A); n1=$(ttl_of "$P_FLANHA" nope.fwd.test A); sleep 2.2
+t2=$(ttl_of "$P_FLANHA" www.fwd.test A); n2=$(ttl_of "$P_FLANHA" nope.fwd.test A)
+[ "${t2:-0}" -lt "${t1:-0}" ] || { CHECKS=failed; echo "CHECK FAILED: cached TTL did not count down ($t1 -> $t2)"; }
+[ "${n2:-0}" -lt "${n1:-0}" ] && [ "${n1:-99}" -le 60 ] || { CHECKS=failed; echo "CHECK FAILED: NXDOMAIN SOA TTL $n1 -> $n2 (want <= 60, counting down)"; }
+[ "$(dig +time=2 +tries=1 -p "$P_FLANHA" @127.0.0.1 nope.fwd.test A 2>/dev/null | grep -c 'status: NXDOMAIN')" = 1 ] || { CHECKS=failed; echo "CHECK FAILED: no NXDOMAIN"; }
+echo "forwarding checks (answers equal nsd's, TTL countdown, NXDOMAIN cached with SOA TTL <= 60): $CHECKS"
+
+# Hits: 500 names, warmed once through each forwarder, then the same dnsperf load as above.
+awk 'BEGIN{ for (i = 1; i <= 500; i++) printf "n%03d.h.fwd.test A\n", i }' > "$TMP/hits.txt"
+warm() { timeout 60 dnsperf -s 127.0.0.1 -p "$1" -d "$TMP/hits.txt" -n 1 -c 1 -q 20 -t 2 > /dev/null 2>&1 || true; }
+warm "$P_FLANHA"; [ $FD_OK = 1 ] && warm "$P_FDNSMASQ"; [ $FU_OK = 1 ] && warm "$P_FUNBOUND"
+# Misses: unique names (never asked before, by anyone) at MISS_QPS for DURATION.
+misses() { awk -v n=$((MISS_QPS * DURATION + 1000)) -v p="$1" 'BEGIN{ for (i = 1; i <= n; i++) printf "%s%06d.m.fwd.test A\n", p, i }' > "$TMP/miss-$1.txt"; }
+echo "forwarding: hits ${DURATION}s x ${RUNS} (500 warm names, ${THREADS} threads, ${CLIENTS} clients, ${OUTSTANDING} outstanding); misses ${MISS_QPS} qps of unique names for ${DURATION}s"
+for i in $(seq 1 "$RUNS"); do
+  once flanha-hit "$P_FLANHA" udp "$TMP/hits.txt"
+  [ $FD_OK = 1 ] && once fdnsmasq-hit "$P_FDNSMASQ" udp "$TMP/hits.txt"
+  [ $FU_OK = 1 ] && once funbound-hit "$P_FUNBOUND" udp "$TMP/hits.txt"
+  misses "l$i"; once flanha-miss "$P_FLANHA" udp "$TMP/miss-l$i.txt" -Q "$MISS_QPS" -c 4 -q 1000; echo "lanha miss run $i: $(grep -c '^> SERVFAIL' "$TMP/out" || true) SERVFAIL answers"
+  [ $FD_OK = 1 ] && { misses "d$i"; once fdnsmasq-miss "$P_FDNSMASQ" udp "$TMP/miss-d$i.txt" -Q "$MISS_QPS" -c 4 -q 1000; }
+  [ $FU_OK = 1 ] && { misses "u$i"; once funbound-miss "$P_FUNBOUND" udp "$TMP/miss-u$i.txt" -Q "$MISS_QPS" -c 4 -q 1000; }
+done
+kill -0 "$FL_PID" 2>/dev/null || { echo "lanha (forwarding) died during the benchmark"; exit 1; }
+FL_RSS=$(rss_kib "$FL_PID"); FD_RSS=NA; FU_RSS=NA
+[ $FD_OK = 1 ] && FD_RSS=$(rss_kib "$FD_PID"); [ $FU_OK = 1 ] && FU_RSS=$(rss_kib "$FU_PID")
+FL_HQ=$(median flanha-hit udp 1); FD_HQ=$(median fdnsmasq-hit udp 1); FU_HQ=$(median funbound-hit udp 1)
+FL_MP=$(median flanha-miss udp 3); FD_MP=$(median fdnsmasq-miss udp 3); FU_MP=$(median funbound-miss udp 3)
+FL_ML=$(median flanha-miss udp 2); FD_ML=$(median fdnsmasq-miss udp 2); FU_ML=$(median funbound-miss udp 2)
+node dist/bin/lanctl.js status --json --socket "$TMP/flanha.sock" 2>/dev/null | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const d=JSON.parse(s).services.dns;const c=d.counters;console.log("lanha forwarding cache:",JSON.stringify(d.forwardCache),"hits",c["dns.forward.cache_hit"]??0,"misses",c["dns.forward.cache_miss"]??0,"overload",c["dns.forward.overload"]??0,"servfail",c["dns.forward.servfail"]??0)})' || true
+printf '\n%-10s %12s %14s %12s %10s\n' forwarder hit_qps miss_p99_ms miss_lost rss_mib
+printf '%-10s %12s %14s %12s %10s\n' lanha "$FL_HQ" "$FL_MP" "$FL_ML" "$(mib "$FL_RSS")"
+printf '%-10s %12s %14s %12s %10s\n' dnsmasq "$FD_HQ" "$FD_MP" "$FD_ML" "$(mib "$FD_RSS")"
+printf '%-10s %12s %14s %12s %10s\n' unbound "$FU_HQ" "$FU_MP" "$FU_ML" "$(mib "$FU_RSS")"
+echo
+echo "RESULT dns.forward.hit_qps lanha=$(num "$FL_HQ") dnsmasq=$(num "$FD_HQ") ratio=$(ratio "$FL_HQ" "$FD_HQ") unit=qps better=higher"
+echo "RESULT dns.forward.hit_qps lanha=$(num "$FL_HQ") unbound=$(num "$FU_HQ") ratio=$(ratio "$FL_HQ" "$FU_HQ") unit=qps better=higher"
+echo "RESULT dns.forward.miss_p99_ms lanha=$FL_MP unbound=$FU_MP ratio=$(ratio "$FL_MP" "$FU_MP") unit=ms better=lower"
+echo "RESULT dns.forward.miss_p99_ms lanha=$FL_MP dnsmasq=$FD_MP ratio=$(ratio "$FL_MP" "$FD_MP") unit=ms better=lower"
+echo "RESULT dns.forward.rss_mib lanha=$(mib "$FL_RSS") dnsmasq=$(mib "$FD_RSS") ratio=$(ratio "$(mib "$FL_RSS")" "$(mib "$FD_RSS")") unit=MiB better=lower"
+echo "RESULT dns.forward.rss_mib lanha=$(mib "$FL_RSS") unbound=$(mib "$FU_RSS") ratio=$(ratio "$(mib "$FL_RSS")" "$(mib "$FU_RSS")") unit=MiB better=lower"
+[ "$CHECKS" = ok ] || exit 1

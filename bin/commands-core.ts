@@ -64,6 +64,16 @@ interface StatusBody {
   services: Record<string, { listening: string[] }>;
 }
 
+interface ForwardCacheStatus { entries: number; bytes: number; maxEntries: number; maxBytes: number; inFlight: number; maxInFlight: number }
+
+/** One line on the DNS forwarding cache, or '' when the node does not forward. */
+export function formatForwardCache(dns: unknown): string {
+  const f = (dns as { forwardCache?: ForwardCacheStatus | null } | undefined)?.forwardCache;
+  if (f === undefined || f === null) return '';
+  const mib = (n: number): string => `${(n / 1048576).toFixed(1)} MiB`;
+  return `dns forwarding cache: ${f.entries} of ${f.maxEntries} answers, ${mib(f.bytes)} of ${mib(f.maxBytes)}; ${f.inFlight} of ${f.maxInFlight} queries waiting upstream\n`;
+}
+
 export const statusCommand: CliCommand = {
   path: ['status'],
   summary: 'show the local daemon: node, role, cluster, services and where they listen',
@@ -88,6 +98,8 @@ export const statusCommand: CliCommand = {
       : formatTable(['service', 'listening'], services.map(([name, s]) => [name, s.listening.join(', ') || '-']))));
     const ntp = formatNtpStatus(body.services['ntp']);
     if (ntp !== '') io.out('\n' + ntp);
+    const fwd = formatForwardCache(body.services['dns']);
+    if (fwd !== '') io.out('\n' + fwd);
     for (const w of body.warnings) io.out(`\nWARNING: ${w}\n`);
     return ExitCode.ok;
   },

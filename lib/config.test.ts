@@ -32,6 +32,15 @@ t.test('the examples validate', async (t) => {
   t.equal(site.cluster?.heartbeat, 100, '"100ms" parsed');
 });
 
+t.test('dns.forward.cacheSize: entries alone, or entries and bytes', async (t) => {
+  const fwd = (extra: string) => parseConfig(base + `dns:\n  forward: { upstreams: [127.0.0.1], allow: [10.0.0.0/8]${extra} }\n`).dns!.forward!;
+  t.same(fwd('').cacheSize, { entries: 10_000, bytes: 4 * 1024 * 1024 }, 'default');
+  t.equal(fwd('').maxInFlight, 150, 'default cap as dnsmasq');
+  t.same(fwd(', cacheSize: 500').cacheSize, { entries: 500, bytes: 4 * 1024 * 1024 });
+  t.same(fwd(', cacheSize: { entries: 2000, bytes: 512KiB }').cacheSize, { entries: 2000, bytes: 512 * 1024 });
+  t.same(fwd(', cacheSize: { bytes: 1000000 }').cacheSize, { entries: 10_000, bytes: 1_000_000 });
+});
+
 t.test('defaults fill in and the result is frozen', async (t) => {
   const config = parseConfig(base + 'dns: {}\n');
   t.equal(config.dns?.port, 53);
@@ -59,6 +68,8 @@ const bad: Array<[string, string, string, string]> = [
   ['empty subnets', base + 'dhcp:\n  subnets: []\n', 'dhcp.subnets', 'empty list'],
   ['bad regex in tftp remap', base + 'tftp:\n  root: /srv\n  remap: [{ match: "(", replace: x }]\n', 'tftp.remap[0].match: "("', 'regular expression'],
   ['forwarding without allow list', base + 'dns:\n  forward: { upstreams: [127.0.0.1], allow: [] }\n', 'dns.forward.allow', 'empty list'],
+  ['bad forwarding cache size', base + 'dns:\n  forward: { upstreams: [127.0.0.1], allow: [10.0.0.0/8], cacheSize: { entries: 10, bytes: "4 lots" } }\n', 'dns.forward.cacheSize.bytes: "4 lots"', 'is not a size'],
+  ['zero forwarding cap', base + 'dns:\n  forward: { upstreams: [127.0.0.1], allow: [10.0.0.0/8], maxInFlight: 0 }\n', 'dns.forward.maxInFlight: 0', ''],
   ['transfer without allow list', base + 'dns:\n  transfer: { allow: [] }\n', 'dns.transfer.allow', 'empty list'],
   ['bad NOTIFY target', base + 'dns:\n  transfer: { allow: [10.0.0.0/8], notify: ["ns2.lan"] }\n', 'dns.transfer.notify[0]: "ns2.lan"', 'is not a secondary like'],
   ['too many DNS workers', base + 'dns:\n  workers: 9\n', 'dns.workers: 9', ''],

@@ -67,3 +67,20 @@ export const duration = z.union([z.string(), z.number()], { error: 'is not a dur
   .transform((v) => parseDurationMs(v)!);
 
 export const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+
+const SIZE = /^(\d+(?:\.\d+)?)\s*(B|KiB|MiB|GiB|kB|KB|MB|GB)$/;
+const UNIT_BYTES: Record<string, number> = { B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3, kB: 1000, KB: 1000, MB: 1000 ** 2, GB: 1000 ** 3 };
+
+/** Parses "512KiB", "8MiB", "1GB"; a bare number is bytes. Null when it is neither. */
+export function parseByteSize(value: unknown): number | null {
+  if (typeof value === 'number') return Number.isSafeInteger(value) && value >= 0 ? value : null;
+  if (typeof value !== 'string') return null;
+  const m = SIZE.exec(value.trim());
+  if (!m) return null;
+  return Math.round(Number(m[1]) * UNIT_BYTES[m[2]!]!);
+}
+
+/** A size in bytes, written "512KiB", "8MiB", "1GB" or as a number of bytes. */
+export const byteSize = z.union([z.string(), z.number()], { error: 'is not a size (like "8MiB", "512KiB" or a number of bytes)' })
+  .refine((v) => parseByteSize(v) !== null, { message: 'is not a size (like "8MiB", "512KiB" or a number of bytes)' })
+  .transform((v) => parseByteSize(v)!);

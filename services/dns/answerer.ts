@@ -6,6 +6,7 @@ import { Counters } from '../../lib/counters.js';
 import { cidrContains, parseIpv4 } from '../../lib/ipv4.js';
 import type { DnsConfig } from './config.js';
 import { FastAnswers, fastReply, scanQuery, type FastQuery } from './fast.js';
+import { ForwardCache } from './cache.js';
 import { handleQuery, prebuiltAnswer, type Transport } from './handler.js';
 import { ResponseRateLimiter } from './rrl.js';
 import type { ZoneSet } from './zone.js';
@@ -38,6 +39,10 @@ export class DnsAnswerer {
   /** Hot-path counters kept as plain fields (a Map update per packet costs more than the answer). */
   queries = 0;
   fastHits = 0;
+  /** Forwarded names answered from this process's forwarding cache on the fast path. */
+  forwardHits = 0;
+  /** Answers to forwarded names, in wire form (null: no forwarding); see cache.ts. */
+  readonly forwardCache: ForwardCache | null;
   #zones: ZoneSet;
   #nodeName: string;
   #clock: Clock;
@@ -58,6 +63,7 @@ export class DnsAnswerer {
     this.#clock = o.clock;
     this.#log = o.log;
     this.#forwarding = o.cfg.forward !== undefined;
+    this.forwardCache = o.cfg.forward === undefined ? null : new ForwardCache(o.cfg.forward.cacheSize);
     this.#allow = o.cfg.forward?.allow ?? [];
     this.#transferAllow = o.cfg.transfer?.allow ?? [];
     const rl = o.cfg.rateLimit;
@@ -75,7 +81,9 @@ export class DnsAnswerer {
 
   /** Counters for status: the named ones plus the hot-path fields. */
   snapshot(): Record<string, number> {
-    return { ...this.counters.toJSON(), 'dns.queries': this.queries, 'dns.fast_answers': this.fastHits };
+    const out: Record<string, number> = { ...this.counters.toJSON(), 'dns.queries': this.queries, 'dns.fast_answers': this.fastHits };
+    if (this.forwardHits > 0) out['dns.forward.cache_hit'] = (out['dns.forward.cache_hit'] ?? 0) + this.forwardHits;
+    return out;
   }
 
   forwardAllowed(address: string): boolean {
@@ -99,6 +107,16 @@ export class DnsAnswerer {
         if (this.#rrl === null) socket.send(out, rinfo.port, rinfo.address); // errors surface as the socket's 'error' event
         else this.sendUdp(socket, out, rinfo);
         return;
+      }
+      const fc = this.forwardCache;
+      if (fc !== null && this.forwardAllowed(rinfo.address)) {
+        const now = this.#clock.monotonicMs();
+        const f = fc.lookup(msg, fq, now);
+        if (f !== null) {
+          this.forwardHits++;
+          this.sendUdp(socket, fc.reply(msg, fq, f, now), rinfo);
+          return;
+        }
       }
     }
     this.#slow(msg, rinfo.address, 'udp', (bytes) => this.sendUdp(socket, bytes, rinfo), shaped, forward);

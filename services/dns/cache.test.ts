@@ -1,13 +1,43 @@
 import t from 'tap';
-import { ForwardCache, cacheTtl } from './cache.js';
+import fc from 'fast-check';
+import { ENTRY_OVERHEAD, ForwardCache, cacheTtl, ttlOffsets, type CachedAnswer } from './cache.js';
+import { scanQuery, type FastQuery } from './fast.js';
 import { encodeName } from './name.js';
-import { concat, RCODE, T, type DnsRecord } from './wire.js';
+import { CLASS_IN, concat, decodeMessage, emptyMessage, encodeMessage, RCODE, T, type DnsMessage, type DnsRecord, type Question } from './wire.js';
 
-const a = (ttl: number): DnsRecord => ({ name: 'x.example', type: T.A, class: 1, ttl, rdata: Uint8Array.of(192, 0, 2, 1) });
+// The forwarding cache: TTL rules (RFC 2308 for negative answers), countdown on the wire path and
+// the decoded path, ID/case/RD/OPT patched per asker, LRU eviction, and bounds in entries and bytes
+// (the cache's own accounting, not RSS) under a flood of unique names.
+
+const a = (ttl: number, name = 'x.example'): DnsRecord => ({ name, type: T.A, class: 1, ttl, rdata: Uint8Array.of(192, 0, 2, 1) });
 const soa = (ttl: number, minimum: number): DnsRecord => ({
   name: 'example', type: T.SOA, class: 1, ttl,
   rdata: concat([encodeName('ns.example'), encodeName('admin.example'), new Uint8Array(16), Uint8Array.of(0, 0, minimum >> 8, minimum & 0xff)]),
 });
+const q = (name: string, type: number = T.A): Question => ({ name, type, class: CLASS_IN });
+const limits = { entries: 1000, bytes: 1 << 20 };
+
+function query(name: string, id: number, edns = false, type: number = T.A): Buffer {
+  const m = emptyMessage(id);
+  m.rd = true;
+  m.questions = [q(name, type)];
+  if (edns) m.edns = { udpSize: 1232, extendedRcode: 0, version: 0, dnssecOk: false, options: [] };
+  return Buffer.from(encodeMessage(m).bytes);
+}
+
+function decoded(b: Uint8Array): DnsMessage {
+  const d = decodeMessage(b);
+  if (!d.ok) throw new Error(d.error.code);
+  return d.value;
+}
+
+/** What the fast path does with a query: scan, look up, build the reply (null on a miss). */
+function serve(c: ForwardCache, msg: Buffer, nowMs: number): DnsMessage | null {
+  const fq: FastQuery = { qEnd: 0, ednsLimit: 0, hash: 0 };
+  if (!scanQuery(msg, fq)) throw new Error('not fast-shaped');
+  const e = c.lookup(msg, fq, nowMs);
+  return e === null ? null : decoded(c.reply(msg, fq, e, nowMs));
+}
 
 t.test('TTLs: positive = smallest answer TTL, negative = min(SOA TTL, minimum), no SOA = not cached', async (t) => {
   t.equal(cacheTtl({ rcode: 0, answers: [a(300), a(60)], authority: [], additional: [] }), 60);
@@ -17,16 +47,105 @@ t.test('TTLs: positive = smallest answer TTL, negative = min(SOA TTL, minimum), 
   t.equal(cacheTtl({ rcode: RCODE.SERVFAIL, answers: [], authority: [], additional: [] }), 0);
 });
 
-t.test('served TTLs count down, entries expire, capacity evicts the least recently used', async (t) => {
-  const c = new ForwardCache(2);
-  c.put('a', { rcode: 0, answers: [a(10)], authority: [], additional: [] }, 0);
-  t.equal(c.get('a', 3_500)?.answers[0]?.ttl, 7, 'TTL counts down');
-  t.equal(c.get('a', 10_000), null, 'expired');
-  c.put('a', { rcode: 0, answers: [a(100)], authority: [], additional: [] }, 0);
-  c.put('b', { rcode: 0, answers: [a(100)], authority: [], additional: [] }, 0);
-  c.get('a', 1);
-  c.put('c', { rcode: 0, answers: [a(100)], authority: [], additional: [] }, 0);
-  t.ok(c.get('a', 2) !== null, 'recently used kept');
-  t.equal(c.get('b', 2), null, 'least recently used evicted');
+t.test('wire path: the asker\'s ID, case, RD and OPT; TTLs count down in whole seconds; expiry', async (t) => {
+  const c = new ForwardCache(limits);
+  const answer: CachedAnswer = { rcode: 0, answers: [a(300, 'host.example'), a(60, 'host.example')], authority: [], additional: [] };
+  t.ok(c.put(q('host.example'), answer, 1_000) !== null);
+  const r = serve(c, query('HoSt.Example', 4321, true), 1_000 + 3_500)!;
+  t.equal(r.id, 4321);
+  t.ok(r.qr && r.rd && r.ra && !r.aa && !r.tc);
+  t.equal(r.questions[0]!.name, 'HoSt.Example', 'the asker\'s case is echoed');
+  t.equal(r.answers[0]!.name, 'HoSt.Example', 'owner names point at the question');
+  t.same(r.answers.map((x) => x.ttl), [297, 57], 'counted down by 3 whole seconds');
+  t.ok(r.edns !== null, 'OPT appended for an EDNS asker');
+  const plain = serve(c, query('host.example', 1), 1_000 + 59_999)!;
+  t.equal(plain.edns, null, 'no OPT for a plain asker');
+  t.same(plain.answers.map((x) => x.ttl), [241, 1]);
+  t.equal(serve(c, query('host.example', 2), 1_000 + 60_000), null, 'gone when the smallest TTL ran out');
+  t.equal(c.size, 0);
+});
+
+t.test('negative answers (RFC 2308): NXDOMAIN and NODATA cached for min(SOA TTL, minimum), SOA served with it, counting down', async (t) => {
+  const c = new ForwardCache(limits);
+  c.put(q('gone.example'), { rcode: RCODE.NXDOMAIN, answers: [], authority: [soa(3600, 120)], additional: [] }, 0);
+  c.put(q('x.example', T.AAAA), { rcode: RCODE.NOERROR, answers: [], authority: [soa(30, 120)], additional: [] }, 0);
+  const nx = serve(c, query('gone.example', 1), 10_000)!;
+  t.equal(nx.rcode, RCODE.NXDOMAIN);
+  t.equal(nx.authority[0]!.type, T.SOA);
+  t.equal(nx.authority[0]!.ttl, 110, 'SOA TTL = negative TTL (120) - 10 s');
+  const nodata = serve(c, query('x.example', 2, false, T.AAAA), 10_000)!;
+  t.equal(nodata.rcode, RCODE.NOERROR);
+  t.equal(nodata.answers.length, 0);
+  t.equal(nodata.authority[0]!.ttl, 20);
+  t.equal(serve(c, query('x.example', 3, false, T.AAAA), 30_000), null, 'NODATA gone after 30 s');
+  t.ok(serve(c, query('gone.example', 4), 119_000) !== null);
+  t.equal(serve(c, query('gone.example', 5), 120_000), null, 'NXDOMAIN gone after 120 s');
+  t.equal(c.put(q('nosoa.example'), { rcode: RCODE.NXDOMAIN, answers: [], authority: [], additional: [] }, 0), null, 'no SOA: not cached');
+  t.equal(c.put(q('fail.example'), { rcode: RCODE.SERVFAIL, answers: [], authority: [], additional: [] }, 0), null, 'SERVFAIL: not cached');
+});
+
+t.test('decoded path (TCP, EDNS options): same records, TTLs counted down', async (t) => {
+  const c = new ForwardCache(limits);
+  c.put(q('host.example'), { rcode: 0, answers: [a(100, 'host.example')], authority: [], additional: [a(50, 'ns.example')] }, 0);
+  const got = c.get(q('HOST.example'), 5_000)!;
+  t.same(got.answers.map((r) => [r.name.toLowerCase(), r.ttl, [...r.rdata]]), [['host.example', 95, [192, 0, 2, 1]]]);
+  t.same(got.additional.map((r) => [r.name, r.ttl]), [['ns.example', 45]]);
+  t.equal(c.get(q('other.example'), 0), null);
+});
+
+t.test('a reply larger than the asker may take is sent truncated (TC=1, question, OPT)', async (t) => {
+  const c = new ForwardCache(limits);
+  const many = Array.from({ length: 40 }, (_, i) => ({ ...a(300, 'big.example'), rdata: Uint8Array.of(192, 0, 2, i) }));
+  c.put(q('big.example'), { rcode: 0, answers: many, authority: [], additional: [] }, 0);
+  const plain = serve(c, query('big.example', 9), 0)!;
+  t.ok(plain.tc, 'over 512 without EDNS: TC=1');
+  t.equal(plain.answers.length, 0);
+  t.equal(plain.questions[0]!.name, 'big.example');
+  const edns = serve(c, query('big.example', 9, true), 0)!;
+  t.notOk(edns.tc, 'fits in 1232 with EDNS');
+  t.equal(edns.answers.length, 40);
+});
+
+t.test('LRU: capacity in entries evicts the least recently used', async (t) => {
+  const c = new ForwardCache({ entries: 2, bytes: 1 << 20 });
+  const ans = (n: string): CachedAnswer => ({ rcode: 0, answers: [a(100, n)], authority: [], additional: [] });
+  c.put(q('a.example'), ans('a.example'), 0);
+  c.put(q('b.example'), ans('b.example'), 0);
+  t.ok(serve(c, query('a.example', 1), 1) !== null);
+  c.put(q('c.example'), ans('c.example'), 0);
+  t.ok(serve(c, query('a.example', 1), 2) !== null, 'recently used kept');
+  t.equal(serve(c, query('b.example', 1), 2), null, 'least recently used evicted');
   t.equal(c.size, 2);
+  c.put(q('a.example'), ans('a.example'), 3);
+  t.equal(c.size, 2, 'replacing an entry does not grow the cache');
+});
+
+t.test('a flood of unique names: entries and accounted bytes stay within the limits', async (t) => {
+  const c = new ForwardCache({ entries: 10_000, bytes: 256 * 1024 });
+  let maxBytes = 0;
+  for (let i = 0; i < 50_000; i++) {
+    const name = `r${i}-${(i * 7919) % 100_003}.flood.example`;
+    c.put(q(name), { rcode: 0, answers: [a(300, name)], authority: [], additional: [] }, i);
+    maxBytes = Math.max(maxBytes, c.bytes);
+  }
+  t.ok(maxBytes <= 256 * 1024, `bytes never above the limit (max ${maxBytes})`);
+  t.ok(c.size > 100 && c.size < 10_000, `the byte bound holds the entries (${c.size})`);
+  t.ok(c.bytes >= c.size * ENTRY_OVERHEAD, 'every entry is charged its overhead');
+  const byCount = new ForwardCache({ entries: 100, bytes: 1 << 30 });
+  for (let i = 0; i < 5_000; i++) byCount.put(q(`n${i}.example`), { rcode: 0, answers: [a(300, `n${i}.example`)], authority: [], additional: [] }, 0);
+  t.equal(byCount.size, 100);
+  t.ok(serve(byCount, query('n4999.example', 1), 0) !== null && serve(byCount, query('n0.example', 1), 0) === null, 'the newest kept, the oldest gone');
+});
+
+t.test('entries sent to another process (insertWire) answer the same bytes there', async (t) => {
+  const daemon = new ForwardCache(limits);
+  const worker = new ForwardCache(limits);
+  const w = daemon.put(q('host.example'), { rcode: 0, answers: [a(100, 'host.example')], authority: [soa(100, 100)], additional: [] }, 0)!;
+  t.ok(worker.insertWire(structuredClone(w), 0));
+  t.same(serve(worker, query('Host.example', 7, true), 2_000), serve(daemon, query('Host.example', 7, true), 2_000));
+  t.notOk(worker.insertWire({ key: w.key, body: w.body.subarray(0, w.body.length - 1), ttlMs: 1000 }, 0), 'a malformed body is refused');
+});
+
+t.test('ttlOffsets never throws on arbitrary bytes', async () => {
+  fc.assert(fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => { ttlOffsets(bytes); }), { numRuns: 2000 });
 });

@@ -1,9 +1,19 @@
-import { RCODE, T, type DnsRecord } from './wire.js';
+import { encodeName, readName } from './name.js';
+import { HEADER_SIZE, RCODE, T, UDP_PAYLOAD_MAX, decodeMessage, emptyMessage, encodeMessage, type DnsRecord, type Question } from './wire.js';
+import type { FastQuery } from './fast.js';
 
-// The forwarding cache (pure; time is an argument). Positive answers live for the smallest TTL of
-// their answer records, negative ones (NXDOMAIN, NODATA) for min(SOA TTL, SOA minimum) of the SOA
-// in authority (RFC 2308 §5); a negative answer without a SOA is not cached. Served TTLs count
-// down. The cache holds at most `capacity` questions; the least recently used goes first.
+// The forwarding cache (pure; time is an argument), kept in wire form so a hit is answered where
+// the query arrives without decoding or encoding anything: copy the stored answer, patch the ID,
+// RD and the asker's question bytes in (owner names point at the question, so its case is echoed),
+// count every TTL down by the whole seconds the entry has been here, append the OPT.
+//
+// Positive answers live for the smallest TTL of their answer records, negative ones (NXDOMAIN,
+// NODATA) for min(SOA TTL, SOA minimum) of the SOA in authority (RFC 2308 §5), and that SOA is
+// served with that TTL, counted down; a negative answer without a SOA is not cached (RFC 2308 §5).
+// The cache is bounded in entries and in bytes (what it holds plus ENTRY_OVERHEAD per entry for the
+// objects around it); the least recently used entry goes first. Every process that answers UDP
+// holds one: the daemon fills its own from the upstreams' answers and sends each new entry to the
+// workers (`put` returns it, `insertWire` takes it), so all of them serve the same answers.
 
 export interface CachedAnswer {
   rcode: number;
@@ -12,13 +22,40 @@ export interface CachedAnswer {
   additional: DnsRecord[];
 }
 
-interface Entry extends CachedAnswer {
-  storedAt: number;
-  expiresAt: number;
+export interface CacheLimits {
+  entries: number;
+  bytes: number;
 }
 
+/** What the daemon sends a worker for one new entry: the key, the prebuilt answer, its lifetime. */
+export interface WireEntry {
+  key: Uint8Array;
+  body: Uint8Array;
+  ttlMs: number;
+}
+
+/** Bytes counted per entry besides its key and answer: the entry object, its buffer, map slots. */
+export const ENTRY_OVERHEAD = 256;
 const POSITIVE_TTL_MAX = 86_400;
 const NEGATIVE_TTL_MAX = 3_600;
+const OPT_SIZE = 11;
+
+export interface CacheEntry {
+  /** Lowercased question (name + type + class) followed by the answer: one allocation. */
+  data: Buffer;
+  keyLength: number;
+  hash: number;
+  /** Offsets of every TTL field inside the answer (from its start). */
+  ttlAt: Uint16Array;
+  storedAt: number;
+  expiresAt: number;
+  cost: number;
+  /** Hash chain. */
+  chain: CacheEntry | null;
+  /** LRU list: `newer` towards the most recently used. */
+  older: CacheEntry | null;
+  newer: CacheEntry | null;
+}
 
 export function cacheTtl(a: CachedAnswer): number {
   if (a.rcode === RCODE.NOERROR && a.answers.length > 0) {
@@ -27,49 +64,249 @@ export function cacheTtl(a: CachedAnswer): number {
   if (a.rcode === RCODE.NXDOMAIN || (a.rcode === RCODE.NOERROR && a.answers.length === 0)) {
     const soa = a.authority.find((r) => r.type === T.SOA);
     if (soa === undefined || soa.rdata.length < 4) return 0;
-    const at = soa.rdata.length - 4;
-    const minimum = ((soa.rdata[at]! << 24) | (soa.rdata[at + 1]! << 16) | (soa.rdata[at + 2]! << 8) | soa.rdata[at + 3]!) >>> 0;
-    return Math.min(NEGATIVE_TTL_MAX, soa.ttl, minimum);
+    return Math.min(NEGATIVE_TTL_MAX, soa.ttl, soaMinimum(soa));
   }
   return 0;
 }
 
-export class ForwardCache {
-  readonly capacity: number;
-  #entries = new Map<string, Entry>();
+function soaMinimum(soa: DnsRecord): number {
+  const at = soa.rdata.length - 4;
+  return ((soa.rdata[at]! << 24) | (soa.rdata[at + 1]! << 16) | (soa.rdata[at + 2]! << 8) | soa.rdata[at + 3]!) >>> 0;
+}
 
-  constructor(capacity: number) {
-    this.capacity = capacity;
+/** FNV-1a over a question's bytes, letters lowercased in the name: the hash `scanQuery` computes. */
+export function questionHash(bytes: Uint8Array, nameEnd: number): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < bytes.length; i++) {
+    let c = bytes[i]!;
+    if (i < nameEnd && c >= 0x41 && c <= 0x5a) c |= 0x20;
+    h = Math.imul(h ^ c, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+/** The cache key of a question: its lowercased uncompressed wire form (name, type, class). */
+export function questionKey(q: Question): Uint8Array {
+  const name = encodeName(q.name);
+  const key = new Uint8Array(name.length + 4);
+  key.set(name);
+  for (let i = 0; i < name.length; i++) { const c = key[i]!; if (c >= 0x41 && c <= 0x5a) key[i] = c | 0x20; }
+  key[name.length] = q.type >> 8; key[name.length + 1] = q.type & 0xff;
+  key[name.length + 2] = q.class >> 8; key[name.length + 3] = q.class & 0xff;
+  return key;
+}
+
+/**
+ * Offsets of the TTL fields of every record in a message (answer, authority, additional), or null
+ * when the message does not parse. Never throws.
+ */
+export function ttlOffsets(msg: Uint8Array): number[] | null {
+  if (msg.length < HEADER_SIZE) return null;
+  const u16 = (at: number): number => (msg[at]! << 8) | msg[at + 1]!;
+  const qd = u16(4);
+  const rr = u16(6) + u16(8) + u16(10);
+  let p = HEADER_SIZE;
+  for (let i = 0; i < qd; i++) {
+    const n = readName(msg, p);
+    if (n === null || n.end + 4 > msg.length) return null;
+    p = n.end + 4;
+  }
+  const out: number[] = [];
+  for (let i = 0; i < rr; i++) {
+    const n = readName(msg, p);
+    if (n === null || n.end + 10 > msg.length) return null;
+    out.push(n.end + 4);
+    p = n.end + 10 + u16(n.end + 8);
+    if (p > msg.length) return null;
+  }
+  return p === msg.length ? out : null;
+}
+
+export class ForwardCache {
+  readonly limits: CacheLimits;
+  #map = new Map<number, CacheEntry>();
+  #size = 0;
+  #bytes = 0;
+  /** Least recently used end of the LRU list, and its other end. */
+  #oldest: CacheEntry | null = null;
+  #newest: CacheEntry | null = null;
+
+  constructor(limits: CacheLimits) {
+    this.limits = limits;
   }
 
-  get size(): number { return this.#entries.size; }
+  get size(): number { return this.#size; }
+  /** The bytes the cache accounts for (answers + keys + ENTRY_OVERHEAD per entry). */
+  get bytes(): number { return this.#bytes; }
 
-  /** The answer with TTLs reduced by the time it has spent here, or null (absent or expired). */
-  get(key: string, nowMs: number): CachedAnswer | null {
-    const e = this.#entries.get(key);
-    if (e === undefined) return null;
-    if (nowMs >= e.expiresAt) {
-      this.#entries.delete(key);
+  /** The fresh entry for the question in `msg` (scanned by `scanQuery` into `q`), or null. */
+  lookup(msg: Uint8Array, q: FastQuery, nowMs: number): CacheEntry | null {
+    const qLength = q.qEnd - HEADER_SIZE;
+    for (let e = this.#map.get(q.hash) ?? null; e !== null; e = e.chain) {
+      if (e.keyLength !== qLength) continue;
+      const data = e.data;
+      const nameEnd = qLength - 4;
+      let same = true;
+      for (let i = 0; i < qLength; i++) {
+        let c = msg[HEADER_SIZE + i]!;
+        if (i < nameEnd && c >= 0x41 && c <= 0x5a) c |= 0x20;
+        if (c !== data[i]) { same = false; break; }
+      }
+      if (!same) continue;
+      if (nowMs >= e.expiresAt) { this.#remove(e); return null; }
+      this.#touch(e);
+      return e;
+    }
+    return null;
+  }
+
+  /** The reply to `msg` from entry `e`: the asker's ID, RD and question, TTLs counted down, OPT if asked. */
+  reply(msg: Uint8Array, q: FastQuery, e: CacheEntry, nowMs: number): Buffer {
+    const withOpt = q.ednsLimit !== 0;
+    const limit = withOpt ? q.ednsLimit : 512;
+    const bodyLength = e.data.length - e.keyLength;
+    const truncate = bodyLength + (withOpt ? OPT_SIZE : 0) > limit;
+    const length = truncate ? q.qEnd : bodyLength;
+    const out = Buffer.allocUnsafe(length + (withOpt ? OPT_SIZE : 0));
+    e.data.copy(out, 0, e.keyLength, e.keyLength + length);
+    out[0] = msg[0]!;
+    out[1] = msg[1]!;
+    out[2] = out[2]! | (msg[2]! & 0x01);
+    for (let i = HEADER_SIZE; i < q.qEnd; i++) out[i] = msg[i]!;
+    if (truncate) {
+      out[2] = out[2]! | 0x02;
+      out.fill(0, 6, 12);
+    } else {
+      const age = Math.floor((nowMs - e.storedAt) / 1000);
+      if (age > 0) {
+        for (const at of e.ttlAt) {
+          const ttl = out.readUInt32BE(at);
+          out.writeUInt32BE(ttl > age ? ttl - age : 0, at);
+        }
+      }
+    }
+    if (withOpt) {
+      const at = length;
+      out[at] = 0;
+      out[at + 1] = 0; out[at + 2] = 41;
+      out[at + 3] = UDP_PAYLOAD_MAX >> 8; out[at + 4] = UDP_PAYLOAD_MAX & 0xff;
+      out.fill(0, at + 5, at + 11);
+      const ar = ((out[10]! << 8) | out[11]!) + 1;
+      out[10] = ar >> 8; out[11] = ar & 0xff;
+    }
+    return out;
+  }
+
+  /** The cached answer for `q` as records with TTLs counted down (for queries off the fast path), or null. */
+  get(q: Question, nowMs: number): CachedAnswer | null {
+    const key = questionKey(q);
+    const fq: FastQuery = { qEnd: HEADER_SIZE + key.length, ednsLimit: 0, hash: questionHash(key, key.length - 4) };
+    const msg = new Uint8Array(HEADER_SIZE + key.length);
+    msg.set(key, HEADER_SIZE);
+    const e = this.lookup(msg, fq, nowMs);
+    if (e === null) return null;
+    const body = Buffer.from(e.data.subarray(e.keyLength));
+    const age = Math.floor((nowMs - e.storedAt) / 1000);
+    for (const at of e.ttlAt) { const ttl = body.readUInt32BE(at); body.writeUInt32BE(ttl > age ? ttl - age : 0, at); }
+    const d = decodeMessage(body);
+    if (!d.ok) return null;
+    return { rcode: d.value.rcode, answers: d.value.answers, authority: d.value.authority, additional: d.value.additional };
+  }
+
+  /**
+   * Stores an upstream's answer to `q` (a negative answer's SOA gets the negative TTL). Returns what
+   * to send the other processes, or null when the answer is not cached (SERVFAIL, TTL 0, too big).
+   */
+  put(q: Question, answer: CachedAnswer, nowMs: number): WireEntry | null {
+    const ttl = cacheTtl(answer);
+    if (ttl <= 0 || this.limits.entries === 0) return null;
+    const negative = answer.rcode === RCODE.NXDOMAIN || answer.answers.length === 0;
+    const authority = negative ? answer.authority.map((r) => (r.type === T.SOA ? { ...r, ttl } : r)) : answer.authority;
+    const m = emptyMessage(0);
+    m.qr = true;
+    m.ra = true;
+    m.rcode = answer.rcode;
+    m.questions = [{ name: q.name, type: q.type, class: q.class }];
+    m.answers = answer.answers;
+    m.authority = authority;
+    m.additional = answer.additional.filter((r) => r.type !== T.OPT);
+    let body: Uint8Array;
+    try {
+      body = encodeMessage(m, 65535).bytes;
+    } catch {
       return null;
     }
-    this.#entries.delete(key);
-    this.#entries.set(key, e); // most recently used last
-    const age = Math.floor((nowMs - e.storedAt) / 1000);
-    const dec = (r: DnsRecord): DnsRecord => ({ ...r, ttl: Math.max(0, r.ttl - age) });
-    return { rcode: e.rcode, answers: e.answers.map(dec), authority: e.authority.map(dec), additional: e.additional.map(dec) };
+    const entry: WireEntry = { key: questionKey(q), body, ttlMs: ttl * 1000 };
+    return this.insertWire(entry, nowMs) ? entry : null;
   }
 
-  put(key: string, answer: CachedAnswer, nowMs: number): void {
-    if (this.capacity === 0) return;
-    const ttl = cacheTtl(answer);
-    if (ttl <= 0) return;
-    this.#entries.delete(key);
-    while (this.#entries.size >= this.capacity) {
-      const oldest = this.#entries.keys().next().value as string;
-      this.#entries.delete(oldest);
+  /** Stores an entry made by another process's `put`. False when it is malformed or over the limits. */
+  insertWire(w: WireEntry, nowMs: number): boolean {
+    const offsets = ttlOffsets(w.body);
+    if (offsets === null || w.key.length < 5 || w.ttlMs <= 0) return false;
+    const cost = w.key.length + w.body.length + 2 * offsets.length + ENTRY_OVERHEAD;
+    if (cost > this.limits.bytes || this.limits.entries === 0) return false;
+    // Its own allocation: a slice of Node's shared pool would keep a whole 8 KiB slab alive.
+    const data = Buffer.allocUnsafeSlow(w.key.length + w.body.length);
+    data.set(w.key, 0);
+    data.set(w.body, w.key.length);
+    const hash = questionHash(w.key, w.key.length - 4);
+    const old = this.#find(data, w.key.length, hash);
+    if (old !== null) this.#remove(old);
+    while (this.#size >= this.limits.entries || this.#bytes + cost > this.limits.bytes) this.#remove(this.#oldest!);
+    const e: CacheEntry = {
+      data, keyLength: w.key.length, hash, ttlAt: Uint16Array.from(offsets), storedAt: nowMs, expiresAt: nowMs + w.ttlMs, cost,
+      chain: this.#map.get(hash) ?? null, older: this.#newest, newer: null,
+    };
+    this.#map.set(hash, e);
+    if (this.#newest !== null) this.#newest.newer = e;
+    this.#newest = e;
+    if (this.#oldest === null) this.#oldest = e;
+    this.#size++;
+    this.#bytes += cost;
+    return true;
+  }
+
+  clear(): void {
+    this.#map.clear();
+    this.#size = 0;
+    this.#bytes = 0;
+    this.#oldest = this.#newest = null;
+  }
+
+  #find(data: Uint8Array, keyLength: number, hash: number): CacheEntry | null {
+    for (let e = this.#map.get(hash) ?? null; e !== null; e = e.chain) {
+      if (e.keyLength === keyLength && e.data.compare(data, 0, keyLength, 0, keyLength) === 0) return e;
     }
-    this.#entries.set(key, { ...answer, storedAt: nowMs, expiresAt: nowMs + ttl * 1000 });
+    return null;
   }
 
-  clear(): void { this.#entries.clear(); }
+  #touch(e: CacheEntry): void {
+    if (this.#newest === e) return;
+    this.#unlink(e);
+    e.older = this.#newest;
+    e.newer = null;
+    if (this.#newest !== null) this.#newest.newer = e;
+    this.#newest = e;
+    if (this.#oldest === null) this.#oldest = e;
+  }
+
+  #unlink(e: CacheEntry): void {
+    if (e.older !== null) e.older.newer = e.newer; else this.#oldest = e.newer;
+    if (e.newer !== null) e.newer.older = e.older; else this.#newest = e.older;
+    e.older = e.newer = null;
+  }
+
+  #remove(e: CacheEntry): void {
+    this.#unlink(e);
+    const head = this.#map.get(e.hash);
+    if (head === e) {
+      if (e.chain === null) this.#map.delete(e.hash); else this.#map.set(e.hash, e.chain);
+    } else {
+      for (let p = head ?? null; p !== null; p = p.chain) if (p.chain === e) { p.chain = e.chain; break; }
+    }
+    e.chain = null;
+    this.#size--;
+    this.#bytes -= e.cost;
+  }
 }

@@ -1,6 +1,6 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { z } from 'zod';
-import { cidr, duration, hostname, port } from '../../lib/schema.js';
+import { byteSize, cidr, duration, hostname, port } from '../../lib/schema.js';
 import { parseRecordLine } from './rdata.js';
 
 // The `dns:` block. Records are written as in a zone file, one string each, relative names allowed:
@@ -29,6 +29,9 @@ const record = z.string({ error: 'is not a record (text like "www A 10.0.0.5")' 
   if (!r.ok) ctx.addIssue({ code: 'custom', message: r.error.startsWith('is ') ? r.error : `is not a valid record (it ${r.error})` });
 });
 
+const CACHE_ENTRIES = 10_000;
+const CACHE_BYTES = 4 * 1024 * 1024;
+
 export const dnsConfig = z.object({
   port: port.default(53),
   listen: z.array(z.string().refine((s) => isIPv4(s) || isIPv6(s), { message: 'is not an IP address to listen on' })).optional(),
@@ -51,7 +54,18 @@ export const dnsConfig = z.object({
     upstreams: z.array(upstream).min(1, { message: 'is an empty list (give at least one upstream resolver)' }),
     allow: z.array(cidr).min(1, { message: 'is an empty list (forwarding must be limited to LAN prefixes)' }),
     timeout: duration.default(2000),
-    cacheSize: z.number().int().min(0).default(10_000),
+    /**
+     * The cache's bounds: a number of answers (`10000`) or `{ entries, bytes }` (bytes as "4MiB");
+     * whichever is reached first evicts the least recently used answer. 0 entries: no cache.
+     */
+    cacheSize: z.union([
+      z.number().int().min(0),
+      z.object({ entries: z.number().int().min(0).default(CACHE_ENTRIES), bytes: byteSize.default(CACHE_BYTES) }).strict(),
+    ], { error: 'is not a cache size (a number of entries, or { entries: 10000, bytes: 4MiB })' })
+      .default(CACHE_ENTRIES)
+      .transform((v) => (typeof v === 'number' ? { entries: v, bytes: CACHE_BYTES } : v)),
+    /** Client queries waiting for upstream answers at once (dnsmasq's dns-forward-max); more get SERVFAIL. */
+    maxInFlight: z.number().int().min(1).max(65_536).default(150),
     /** Conditional forwarding: names in `name` (and below) go to these upstreams instead; the longest match wins. */
     domains: z.array(z.object({
       name: hostname,

@@ -6,7 +6,7 @@ import type { Clock } from '../../lib/clock.js';
 import type { Random } from '../../lib/random.js';
 import type { Counters } from '../../lib/counters.js';
 import { asciiLower, nameKey, parentName } from './name.js';
-import { ForwardCache, type CachedAnswer } from './cache.js';
+import type { ForwardCache, CachedAnswer, WireEntry } from './cache.js';
 import { RCODE, UDP_PAYLOAD_MAX, decodeMessage, emptyMessage, encodeMessage, type DnsMessage, type Question } from './wire.js';
 
 // Forwarding to upstream resolvers (shell: owns sockets and timers). Each upstream query goes out
@@ -21,18 +21,26 @@ export interface ForwarderOptions {
   /** Conditional forwarding: questions for `name` or below go to its upstreams (longest name wins). */
   domains?: ReadonlyArray<{ name: string; upstreams: readonly Upstream[] }>;
   timeoutMs: number;
-  cacheSize: number;
+  /** The answering process's cache: hits off the fast path are served from it, upstream answers go in. */
+  cache: ForwardCache;
   clock: Clock;
   random: Random;
   counters: Counters;
-  /** Bound on distinct questions waiting for upstreams at once; more get SERVFAIL at once. */
-  maxInFlight?: number;
+  /**
+   * Bound on client queries waiting for an upstream answer at once (dnsmasq's dns-forward-max);
+   * past it a query gets SERVFAIL at once, counted as `dns.forward.overload`.
+   */
+  maxInFlight: number;
+  /** Called with every answer the cache took (the daemon sends it to the workers). */
+  onCached?: (entry: WireEntry) => void;
 }
 
 export class Forwarder {
   readonly cache: ForwardCache;
   #o: ForwarderOptions;
   #inFlight = new Map<string, Promise<CachedAnswer>>();
+  /** Client queries waiting for an upstream answer (joined ones included). */
+  #waiting = 0;
   #sockets = new Set<dgram.Socket | net.Socket>();
   #closed = false;
   /** Per upstream list: the index of the upstream that answered last, asked first next time. */
@@ -42,7 +50,7 @@ export class Forwarder {
 
   constructor(options: ForwarderOptions) {
     this.#o = options;
-    this.cache = new ForwardCache(options.cacheSize);
+    this.cache = options.cache;
     this.#domains = new Map((options.domains ?? []).map((d) => [nameKey(d.name), d.upstreams]));
   }
 
@@ -61,28 +69,36 @@ export class Forwarder {
     return `${asciiLower(q.name)}|${q.type}|${q.class}`;
   }
 
+  /** Client queries waiting for an upstream answer now (at most `maxInFlight`). */
+  get inFlight(): number { return this.#waiting; }
+
   /** Answers from the cache or the upstreams; never rejects (failures are SERVFAIL). */
   resolve(q: Question): Promise<CachedAnswer> | CachedAnswer {
-    const key = Forwarder.key(q);
-    const cached = this.cache.get(key, this.#o.clock.monotonicMs());
+    const cached = this.cache.get(q, this.#o.clock.monotonicMs());
     if (cached !== null) {
       this.#o.counters.inc('dns.forward.cache_hit');
       return cached;
     }
-    const pending = this.#inFlight.get(key);
-    if (pending !== undefined) return pending;
-    if (this.#closed || this.#inFlight.size >= (this.#o.maxInFlight ?? 2048)) {
+    if (this.#closed || this.#waiting >= this.#o.maxInFlight) {
       this.#o.counters.inc('dns.forward.overload');
       return servfail();
     }
-    this.#o.counters.inc('dns.forward.cache_miss');
-    const p = this.#ask(q).then((answer) => {
-      this.#inFlight.delete(key);
-      if (answer.rcode !== RCODE.SERVFAIL) this.cache.put(key, answer, this.#o.clock.monotonicMs());
-      return answer;
-    });
-    this.#inFlight.set(key, p);
-    return p;
+    const key = Forwarder.key(q);
+    let p = this.#inFlight.get(key);
+    if (p === undefined) {
+      this.#o.counters.inc('dns.forward.cache_miss');
+      p = this.#ask(q).then((answer) => {
+        this.#inFlight.delete(key);
+        if (answer.rcode !== RCODE.SERVFAIL && !this.#closed) {
+          const entry = this.cache.put(q, answer, this.#o.clock.monotonicMs());
+          if (entry !== null) this.#o.onCached?.(entry);
+        }
+        return answer;
+      });
+      this.#inFlight.set(key, p);
+    }
+    this.#waiting++;
+    return p.then((answer) => { this.#waiting--; return answer; });
   }
 
   async #ask(q: Question): Promise<CachedAnswer> {

@@ -154,10 +154,10 @@ t.test('response rate limiting: past the rate, one reply in `slip` is a bare TC=
   }
 });
 
-interface FakeUpstream { port: number; queries: Array<{ id: number; port: number }>; close(): void }
+interface FakeUpstream { port: number; queries: Array<{ id: number; port: number; name: string }>; close(): void }
 
 /** A fake upstream: `mode` decides what it does with each query. */
-async function fakeUpstream(mode: 'silent' | 'servfail' | 'spoof-then-answer' | 'truncate'): Promise<FakeUpstream> {
+async function fakeUpstream(mode: 'silent' | 'servfail' | 'spoof-then-answer' | 'truncate' | 'answer'): Promise<FakeUpstream> {
   const s = dgram.createSocket('udp4');
   const queries: FakeUpstream['queries'] = [];
   const answer = (q: DnsMessage, tc: boolean): Uint8Array => {
@@ -169,8 +169,9 @@ async function fakeUpstream(mode: 'silent' | 'servfail' | 'spoof-then-answer' | 
   };
   s.on('message', (msg, rinfo) => {
     const q = decoded(msg);
-    queries.push({ id: q.id, port: rinfo.port });
+    queries.push({ id: q.id, port: rinfo.port, name: q.questions[0]?.name ?? '' });
     if (mode === 'silent') return;
+    if (mode === 'answer') { s.send(answer(q, false), rinfo.port, rinfo.address); return; }
     if (mode === 'servfail') {
       const m = emptyMessage(q.id); m.qr = true; m.rcode = RCODE.SERVFAIL; m.questions = q.questions;
       s.send(encodeMessage(m).bytes, rinfo.port, rinfo.address);
@@ -253,6 +254,71 @@ t.test('forwarding: retries across upstreams, ignores forged replies, caches, SE
     await viaTcp.dns.stop();
   }
   for (const u of [silent, failing, good, trunc]) u.close();
+});
+
+t.test('forwarding cap: a flood of distinct names keeps at most maxInFlight waiting upstream, the rest get SERVFAIL at once', async (t) => {
+  const silent = await fakeUpstream('silent');
+  const { dns, port } = await startServer(`  workers: 1
+  forward:
+    upstreams: ["127.0.0.1:${silent.port}"]
+    allow: [127.0.0.0/8]
+    timeout: 800ms
+    maxInFlight: 4`);
+  try {
+    const s = dgram.createSocket('udp4');
+    const replies: DnsMessage[] = [];
+    s.on('message', (m) => replies.push(decoded(m)));
+    await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+    const FLOOD = 300;
+    let peak = 0;
+    for (let i = 0; i < FLOOD; i++) {
+      s.send(query(`flood${i}.example`, T.A, i), port, '127.0.0.1');
+      if (i % 25 === 0) { await new Promise((r) => setTimeout(r, 5)); peak = Math.max(peak, (dns.status().forwardCache as { inFlight: number }).inFlight); }
+    }
+    t.ok(await eventually(() => replies.length === FLOOD, 5000), `every query answered (${replies.length}/${FLOOD})`);
+    s.close();
+    t.ok(replies.every((m) => m.rcode === RCODE.SERVFAIL), 'SERVFAIL for all (the upstream is silent)');
+    const asked = new Set(silent.queries.map((q) => q.name));
+    t.ok(asked.size <= 4, `in all at most 4 distinct names upstream (${asked.size})`);
+    t.ok(peak <= 4, `the daemon never had more than 4 waiting (peak seen ${peak})`);
+    t.ok(await eventually(() => (dns.status().counters as Record<string, number>)['dns.forward.overload']! >= FLOOD - 4, 3000), 'overload counted');
+  } finally {
+    await dns.stop();
+    silent.close();
+  }
+});
+
+t.test('forwarded answers: equal to the upstream\'s, cached in the daemon and sent to the workers, which answer hits themselves', async (t) => {
+  const up = await fakeUpstream('answer');
+  const { dns, port } = await startServer(`  workers: 1
+  forward:
+    upstreams: ["127.0.0.1:${up.port}"]
+    allow: [127.0.0.0/8]`);
+  try {
+    const [first] = await udpAsk(port, query('cached.example', T.A, 1), 3000);
+    const m = decoded(first!);
+    t.same(m.answers.map((r) => [r.name, r.type, r.ttl, formatRdata(T.A, r.rdata)]), [['cached.example', T.A, 120, '192.0.2.7']], 'the upstream\'s answer');
+    await new Promise((r) => setTimeout(r, 100)); // the fill reaches the worker
+    const handedBefore = (dns.status().counters as Record<string, number>)['dns.forward.from_workers'] ?? 0;
+    for (let i = 0; i < 40; i++) {
+      const [r] = await udpAsk(port, query('CACHED.example', T.A, 1000 + i), 2000);
+      const d = decoded(r!);
+      t.equal(d.id, 1000 + i);
+      t.same(d.answers.map((x) => [x.name, formatRdata(T.A, x.rdata)]), [['CACHED.example', '192.0.2.7']]);
+      t.ok(d.answers[0]!.ttl <= 120 && d.answers[0]!.ttl >= 118, 'TTL counted down from 120');
+    }
+    t.equal(up.queries.length, 1, 'asked upstream once');
+    await new Promise((r) => setTimeout(r, 1100)); // workers report counters once a second
+    const c = dns.status().counters as Record<string, number>;
+    t.equal((c['dns.forward.from_workers'] ?? 0) - handedBefore, 0, 'no hit went through the daemon from a worker');
+    t.ok((c['dns.forward.cache_hit'] ?? 0) >= 40, `hits counted (${c['dns.forward.cache_hit']})`);
+    const fcache = dns.status().forwardCache as { entries: number; bytes: number; maxEntries: number };
+    t.equal(fcache.entries, 1);
+    t.ok(fcache.bytes > 0 && fcache.maxEntries === 10_000, JSON.stringify(fcache));
+  } finally {
+    await dns.stop();
+    up.close();
+  }
 });
 
 t.test('conditional forwarding: a domain\'s names go to its own upstreams, the longest domain wins', async (t) => {

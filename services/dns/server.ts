@@ -77,8 +77,10 @@ export class DnsServer implements RunningService {
     this.counters = this.#answerer.counters;
     if (this.#cfg.forward !== undefined) {
       this.#forwarder = new Forwarder({
-        upstreams: this.#cfg.forward.upstreams, domains: this.#cfg.forward.domains, timeoutMs: this.#cfg.forward.timeout, cacheSize: this.#cfg.forward.cacheSize,
+        upstreams: this.#cfg.forward.upstreams, domains: this.#cfg.forward.domains, timeoutMs: this.#cfg.forward.timeout,
+        cache: this.#answerer.forwardCache!, maxInFlight: this.#cfg.forward.maxInFlight,
         clock: o.clock, random: o.random, counters: this.counters,
+        onCached: (entry) => this.#workers?.cacheFill(entry),
       });
     }
     const notify = this.#cfg.transfer?.notify ?? [];
@@ -100,7 +102,7 @@ export class DnsServer implements RunningService {
           log: this.#log,
           init: () => ({ t: 'init', cfg: this.#cfg, nodeName: this.#config.node.name, logLevel: this.#config.node.logLevel, processes: 1 + this.#workerCount, zones: this.#zoneInput }),
           sockets: () => new Map([...this.#bound].map(([a, b]) => [a, b.udp])),
-          onForward: (local, query, peer) => this.#forwardFromWorker(local, query, peer),
+          onForward: (local, query, peer, done) => this.#forwardFromWorker(local, query, peer, done),
         });
         await this.#workers.start();
       }
@@ -123,7 +125,12 @@ export class DnsServer implements RunningService {
       workers: { configured: this.#workerCount, running: this.#workers?.running ?? 0, pids: this.#workers?.pids() ?? [] },
       counters: Object.fromEntries([...counters].sort(([a], [b]) => a.localeCompare(b))),
       tcpConnections: this.#connections.size,
-      forwardCache: this.#forwarder?.cache.size ?? 0,
+      /** The daemon's forwarding cache (each worker holds a copy fed from it) and the queries waiting upstream. */
+      forwardCache: this.#forwarder === null ? null : {
+        entries: this.#forwarder.cache.size, bytes: this.#forwarder.cache.bytes,
+        maxEntries: this.#forwarder.cache.limits.entries, maxBytes: this.#forwarder.cache.limits.bytes,
+        inFlight: this.#forwarder.inFlight, maxInFlight: this.#cfg.forward!.maxInFlight,
+      },
     };
   }
 
@@ -272,10 +279,11 @@ export class DnsServer implements RunningService {
   }
 
   /** A query a worker could not answer from the zones: forwarded here, answered from the same socket. */
-  #forwardFromWorker(local: string, query: Parameters<ForwardQuery>[0], peer: Peer): void {
+  #forwardFromWorker(local: string, query: Parameters<ForwardQuery>[0], peer: Peer, done: () => void): void {
     const b = this.#bound.get(local);
-    if (b === undefined) return;
-    this.#forward(query, 'udp', (bytes) => this.#answerer.sendUdp(b.udp, bytes, peer as dgram.RemoteInfo));
+    this.counters.inc('dns.forward.from_workers');
+    if (b === undefined || this.#forwarder === null) { done(); return; }
+    this.#forward(query, 'udp', (bytes) => { done(); this.#answerer.sendUdp(b.udp, bytes, peer as dgram.RemoteInfo); });
   }
 
   readonly #forward: ForwardQuery = (query, transport, send) => {

@@ -5,6 +5,7 @@ import type { Logger } from '../../lib/log.js';
 import type { DnsConfig } from './config.js';
 import type { DnsMessage } from './wire.js';
 import type { ZoneSetInput } from './zone.js';
+import type { WireEntry } from './cache.js';
 
 // UDP worker processes: more than one process reading the same UDP socket. Node 20 has no
 // SO_REUSEPORT for dgram and worker threads cannot take a socket, but a child process can be handed
@@ -22,7 +23,12 @@ export type ToWorker =
   | { t: 'zones'; zones: ZoneSetInput }
   /** Sent with the bound dgram.Socket as the handle. */
   | { t: 'serve'; address: string }
-  | { t: 'unserve'; address: string };
+  | { t: 'unserve'; address: string }
+  /**
+   * New forwarding-cache entries (the daemon's upstream answers, for every worker) and how many of
+   * this worker's forwarded queries were answered since the last such message (its in-flight count).
+   */
+  | { t: 'fill'; entries: WireEntry[]; done: number };
 
 export interface Peer { address: string; port: number; family: 'IPv4' | 'IPv6'; size: number }
 
@@ -40,7 +46,8 @@ export interface UdpWorkersOptions {
   init: () => Extract<ToWorker, { t: 'init' }>;
   /** The sockets a new worker must serve on. */
   sockets: () => ReadonlyMap<string, dgram.Socket>;
-  onForward: (local: string, query: DnsMessage, peer: Peer) => void;
+  /** A worker's query to forward; `done` must be called once when its answer (or SERVFAIL) has been sent. */
+  onForward: (local: string, query: DnsMessage, peer: Peer, done: () => void) => void;
   /** For tests: the worker module to run. */
   module?: URL;
 }
@@ -63,6 +70,8 @@ interface Slot {
   respawnMs: number;
   timer: NodeJS.Timeout | null;
   waiters: Map<string, () => void>;
+  /** Forwarded queries answered and not yet reported to the worker. */
+  done: number;
 }
 
 export class UdpWorkers {
@@ -71,11 +80,13 @@ export class UdpWorkers {
   /** Counters of worker incarnations that ended, so totals never go backwards. */
   readonly #retired = new Map<string, number>();
   #stopping = false;
+  #fill: WireEntry[] = [];
+  #flushScheduled = false;
 
   constructor(o: UdpWorkersOptions) {
     this.#o = o;
     for (let i = 0; i < o.count; i++) {
-      this.#slots.push({ index: i, child: null, ready: false, serving: false, counters: {}, respawnMs: RESPAWN_MIN_MS, timer: null, waiters: new Map() });
+      this.#slots.push({ index: i, child: null, ready: false, serving: false, counters: {}, respawnMs: RESPAWN_MIN_MS, timer: null, waiters: new Map(), done: 0 });
     }
   }
 
@@ -93,6 +104,27 @@ export class UdpWorkers {
     const sum = new Map(this.#retired);
     for (const s of this.#slots) for (const [k, v] of Object.entries(s.counters)) sum.set(k, (sum.get(k) ?? 0) + v);
     return sum;
+  }
+
+  /** A new forwarding-cache entry: every worker gets it (batched per turn of the event loop). */
+  cacheFill(entry: WireEntry): void {
+    this.#fill.push(entry);
+    this.#scheduleFlush();
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    setImmediate(() => {
+      this.#flushScheduled = false;
+      const entries = this.#fill;
+      this.#fill = [];
+      for (const s of this.#slots) {
+        if (!s.ready || (entries.length === 0 && s.done === 0)) continue;
+        this.#send(s, { t: 'fill', entries, done: s.done });
+        s.done = 0;
+      }
+    });
   }
 
   zones(zones: ZoneSetInput): void {
@@ -152,6 +184,7 @@ export class UdpWorkers {
     s.ready = false;
     s.serving = false;
     s.counters = {};
+    s.done = 0;
     return new Promise<void>((resolve) => {
       let settled = false;
       const settle = (): void => { if (!settled) { settled = true; clearTimeout(timer); resolve(); } };
@@ -175,9 +208,16 @@ export class UdpWorkers {
           case 'counters':
             s.counters = m.values;
             return;
-          case 'forward':
-            this.#o.onForward(m.local, m.query, m.peer);
+          case 'forward': {
+            let called = false;
+            this.#o.onForward(m.local, m.query, m.peer, () => {
+              if (called || s.child !== child) return;
+              called = true;
+              s.done++;
+              this.#scheduleFlush();
+            });
             return;
+          }
           case 'serving':
           case 'unserved': {
             const key = `${m.t === 'serving' ? 'serve' : 'unserve'}:${m.address}`;

@@ -38,10 +38,12 @@ function netdevId(netdev: string): string {
  * "user,id=n0" (slirp: the guest reaches the namespace it runs in through gateway 10.0.2.2) or
  * "tap,id=n0,ifname=lhXXtap,script=no,downscript=no" (a tap on a lab bridge).
  */
-export function ubootArgs(options: { netdev: string; mac?: string; memoryMiB?: number }): string[] {
+export function ubootArgs(options: { netdev: string; mac?: string; memoryMiB?: number; disk?: string }): string[] {
   const device = `virtio-net-device,netdev=${netdevId(options.netdev)}${options.mac ? `,mac=${options.mac}` : ''}`;
-  return ['-M', 'virt', '-cpu', 'cortex-a57', '-m', String(options.memoryMiB ?? 256), '-bios', UBOOT_ARM64,
-    '-nographic', '-monitor', 'none', '-no-reboot', '-netdev', options.netdev, '-device', device];
+  // A raw disk image as virtio-blk on the virtio-mmio transport (/dev/vda under Linux).
+  const disk = options.disk === undefined ? [] : ['-drive', `file=${options.disk},if=none,format=raw,id=d0`, '-device', 'virtio-blk-device,drive=d0'];
+  return ['-M', 'virt', '-cpu', 'cortex-a57', '-smp', '1', '-m', String(options.memoryMiB ?? 256), '-bios', UBOOT_ARM64,
+    '-nographic', '-monitor', 'none', '-no-reboot', '-netdev', options.netdev, '-device', device, ...disk];
 }
 
 /**

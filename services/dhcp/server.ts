@@ -8,7 +8,7 @@ import { LanhaError, errorMessage } from '../../lib/errors.js';
 import { broadcastOf, cidrContains, formatIpv4, parseIpv4, type Ipv4 } from '../../lib/ipv4.js';
 import type { ApiRoutes } from '../../lib/control-server.js';
 import type { StateLog } from '../../cluster/state-log.js';
-import type { RunningService, ServiceContext, ServiceStatus } from '../registry.js';
+import type { RunningService, ServiceContext, ServiceStatus } from '../contract.js';
 import { decodeDhcp, type DhcpMessage } from './wire.js';
 import { readRequest, type ClientRequest } from './request.js';
 import { Allocator, poolSubnet, sameClient, type Decision, type PoolSubnet } from './allocator.js';

@@ -11,7 +11,7 @@ import { serviceAddresses } from '../../lib/listen.js';
 import { formatCidr, type Cidr } from '../../lib/ipv4.js';
 import type { StateLog } from '../../cluster/state-log.js';
 import type { ApiRoutes } from '../../lib/control-server.js';
-import type { RunningService, ServiceContext, ServiceStatus } from '../registry.js';
+import type { RunningService, ServiceContext, ServiceStatus } from '../contract.js';
 import type { DnsConfig } from './config.js';
 import { DnsAnswerer, type ForwardQuery, type Reply } from './answerer.js';
 import { Forwarder } from './forward.js';

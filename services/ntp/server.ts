@@ -1,5 +1,5 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
-import type { RunningService, ServiceContext, ServiceStatus } from '../registry.js';
+import type { RunningService, ServiceContext, ServiceStatus } from '../contract.js';
 import { serviceAddresses } from '../../lib/listen.js';
 import { literalLookup } from '../../lib/udp-lookup.js';
 import { Counters } from '../../lib/counters.js';

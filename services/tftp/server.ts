@@ -10,7 +10,7 @@ import { Counters } from '../../lib/counters.js';
 import { parseIpv4 } from '../../lib/ipv4.js';
 import { serviceAddresses } from '../../lib/listen.js';
 import type { StateLog } from '../../cluster/state-log.js';
-import type { RunningService, ServiceContext, ServiceStatus } from '../registry.js';
+import type { RunningService, ServiceContext, ServiceStatus } from '../contract.js';
 import type { TftpConfig } from './config.js';
 import { decodePacket, encodeError, ErrorCode, type RequestPacket } from './wire.js';
 import type { ClientInfo } from './paths.js';

@@ -8,7 +8,7 @@ import type { StateLog, StateLogStatus } from '../../cluster/state-log.js';
 import { parseConfig } from '../../lib/config.js';
 import { silentLogger } from '../../lib/log.js';
 import { systemClock } from '../../lib/clock.js';
-import type { RunningService } from '../registry.js';
+import type { RunningService } from '../contract.js';
 import { failover, type FailoverResult } from './failover.js';
 
 const CONFIG = `

@@ -3,7 +3,7 @@ import type { Clock } from '../../lib/clock.js';
 import type { Logger } from '../../lib/log.js';
 import type { ApiHandler, ApiResponse } from '../../lib/control-server.js';
 import type { StateLog } from '../../cluster/state-log.js';
-import type { RunningService } from '../registry.js';
+import type { RunningService } from '../contract.js';
 
 // Planned failover (`lanctl failover [--to NODE]`, HA.md §2.5, simplified): on the leader, check the
 // target is a LAN-service voter and caught up (waiting up to 2 s), let services end in-flight work

@@ -8,7 +8,7 @@ import { MemoryStateLog } from '../../cluster/state-log.js';
 import { parseConfig } from '../../lib/config.js';
 import { silentLogger } from '../../lib/log.js';
 import { ManualClock } from '../../test/support/manual-clock.js';
-import type { RunningService } from '../registry.js';
+import type { RunningService } from '../contract.js';
 import type { CommandResult } from './address.js';
 import { VipService } from './server.js';
 

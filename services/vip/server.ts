@@ -5,7 +5,7 @@ import { LogLimiter } from '../../lib/log.js';
 import { Counters } from '../../lib/counters.js';
 import { errorMessage, LanhaError } from '../../lib/errors.js';
 import type { StateLog } from '../../cluster/state-log.js';
-import type { RunningService, ServiceContext, ServiceStatus } from '../registry.js';
+import type { RunningService, ServiceContext, ServiceStatus } from '../contract.js';
 import type { VipConfig } from './config.js';
 import { initialVipState, onAcquireFailed, onStop, onTick, vipTimings, type VipAction, type VipState, type VipTimings } from './core.js';
 import { execRunner, garpArgs, releaseAddress, replaceArgs, vipAddress, vipCidr, type CommandRunner } from './address.js';

@@ -9,7 +9,7 @@ import { MemoryStateLog } from '../../cluster/state-log.js';
 import { startNtp, samplerTargets, type NtpStatus } from '../../services/ntp/server.js';
 import { decodeNtp, encodeNtp, timestampFromUnixNs, unixNsFromTimestamp, type NtpPacket } from '../../services/ntp/wire.js';
 import { createHrWallClock, type HrWallClock } from '../../services/ntp/hr-clock.js';
-import type { RunningService } from '../../services/registry.js';
+import type { RunningService } from '../../services/contract.js';
 import { seedFromEnv } from '../support/seeded.js';
 import { runLanctl, scratchConfig, serveDaemon } from '../support/daemon.js';
 

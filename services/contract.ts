@@ -1,0 +1,45 @@
+import type { Logger } from '../lib/log.js';
+import type { Clock } from '../lib/clock.js';
+import type { Random } from '../lib/random.js';
+import type { LanhaConfig } from '../lib/config.js';
+import type { ApiRoutes } from '../lib/control-server.js';
+import type { StateLog } from '../cluster/state-log.js';
+
+// What a service is to the daemon: started with a ServiceContext, it hands back a RunningService.
+// Services import this module; only registry.ts imports the services.
+
+export interface ServiceContext {
+  readonly config: LanhaConfig;
+  readonly log: Logger;
+  readonly clock: Clock;
+  readonly random: Random;
+  /** The replicated state: leases, records, boot events. */
+  readonly state: StateLog;
+  /** The services started so far (the VIP service, started last, serves its address through them). */
+  readonly services?: () => readonly RunningService[];
+}
+
+export interface ServiceStatus {
+  /** "udp 127.0.0.1:53" and the like. */
+  listening: string[];
+  [detail: string]: unknown;
+}
+
+export interface RunningService {
+  readonly name: string;
+  status(): ServiceStatus;
+  stop(): Promise<void>;
+  /** Control API routes this service adds, e.g. "GET /v1/leases". */
+  readonly routes?: ApiRoutes;
+  /** Serve on one more address / stop serving on it: the VIP as it comes and goes (services/vip). */
+  addAddress?(address: string): Promise<void>;
+  removeAddress?(address: string): Promise<void>;
+  /** Planned failover, before the VIP goes: end in-flight work so clients retry at once (TFTP ERROR). */
+  handOver?(): Promise<void>;
+}
+
+export interface ServiceDefinition {
+  readonly name: string;
+  enabled(config: LanhaConfig): boolean;
+  start(context: ServiceContext): Promise<RunningService>;
+}

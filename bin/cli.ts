@@ -1,7 +1,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { existsSync } from 'node:fs';
 import { ExitCode, LanhaError, errorMessage } from '../lib/errors.js';
-import { ConfigError, loadConfig } from '../lib/config.js';
+import { ConfigError, loadConfig } from '../config/index.js';
 
 // A small command tree for `lanctl`: each command names its path ("config check"), its options
 // (node:util parseArgs) and a run function that returns an exit code. `--help` works at every level.

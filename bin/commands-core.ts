@@ -1,5 +1,5 @@
 import { ExitCode, LanhaError } from '../lib/errors.js';
-import { ConfigError, loadConfig } from '../lib/config.js';
+import { ConfigError, loadConfig } from '../config/index.js';
 import { callDaemonOk } from '../lib/control-client.js';
 import { formatDuration, formatTable } from '../lib/table.js';
 import { DAEMON_OPTIONS, DAEMON_OPTION_HELP, DEFAULT_CONFIG, resolveSocket, type CliCommand } from './cli.js';

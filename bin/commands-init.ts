@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { ExitCode, LanhaError } from '../lib/errors.js';
-import { ConfigError, loadConfig } from '../lib/config.js';
+import { ConfigError, loadConfig } from '../config/index.js';
 import { readKeyFile } from '../cluster/raft/transport.js';
 import type { CliCommand } from './cli.js';
 

@@ -1,5 +1,5 @@
 import { ExitCode, LanhaError, errorMessage } from '../lib/errors.js';
-import { ConfigError, loadConfig } from '../lib/config.js';
+import { ConfigError, loadConfig } from '../config/index.js';
 import { callDaemon, callDaemonOk } from '../lib/control-client.js';
 import { formatTable } from '../lib/table.js';
 import { DAEMON_OPTIONS, DAEMON_OPTION_HELP, DEFAULT_CONFIG, resolveSocket, type CliCommand } from './cli.js';

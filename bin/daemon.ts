@@ -1,5 +1,5 @@
 import { mkdirSync } from 'node:fs';
-import type { LanhaConfig } from '../lib/config.js';
+import type { LanhaConfig } from '../config/index.js';
 import { createLogger, type Logger } from '../lib/log.js';
 import { systemClock, type Clock } from '../lib/clock.js';
 import { cryptoRandom, type Random } from '../lib/random.js';

@@ -1,59 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
-import { z } from 'zod';
-import { ipv4, logLevel } from './schema.js';
+import type { z } from 'zod';
 import { formatIssues } from './config-errors.js';
-import { dhcpConfig } from '../services/dhcp/config.js';
-import { dnsConfig } from '../services/dns/config.js';
-import { tftpConfig } from '../services/tftp/config.js';
-import { ntpConfig } from '../services/ntp/config.js';
-import { vipConfig } from '../services/vip/config.js';
-import { clusterConfig } from '../cluster/config.js';
-import { deployConfig } from '../cluster/deploy/config.js';
 
-// One YAML file, validated whole before anything starts. Each service owns the schema of its block;
-// this file only puts them together and checks what spans blocks. An absent block = service off.
-
-const nodeConfig = z.object({
-  name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/i, { message: 'is not a node name (letters, digits, "-")' }),
-  role: z.enum(['server', 'witness']).default('server'),
-  /** The node's own LAN address: services bind it besides loopback and the VIP. */
-  address: ipv4.optional(),
-  stateDir: z.string().min(1).default('/var/lib/lanha'),
-  controlSocket: z.string().min(1).default('/run/lanha/lanha.sock'),
-  logLevel: logLevel.default('info'),
-}).strict();
-
-export const lanhaConfig = z.object({
-  node: nodeConfig,
-  cluster: clusterConfig.optional(),
-  vip: vipConfig.optional(),
-  dhcp: dhcpConfig.optional(),
-  dns: dnsConfig.optional(),
-  tftp: tftpConfig.optional(),
-  ntp: ntpConfig.optional(),
-  deploy: deployConfig.optional(),
-}).strict().superRefine((c, ctx) => {
-  if (c.cluster && !c.cluster.members.some((m) => m.name === c.node.name)) {
-    ctx.addIssue({ code: 'custom', path: ['node', 'name'], message: `is not among cluster.members (${c.cluster.members.map((m) => m.name).join(', ')})` });
-  }
-  if (c.node.role === 'witness') {
-    for (const block of ['dhcp', 'dns', 'tftp', 'ntp', 'vip'] as const) {
-      if (c[block] !== undefined) ctx.addIssue({ code: 'custom', path: [block], message: 'is set on a witness (a witness runs Raft only; remove the block)' });
-    }
-  }
-  c.dhcp?.subnets.forEach((s, i) => {
-    s.pools.forEach((p, j) => {
-      const mask = s.subnet.prefixLength === 0 ? 0 : (0xffffffff << (32 - s.subnet.prefixLength)) >>> 0;
-      if (((p.first & mask) >>> 0) !== s.subnet.network || ((p.last & mask) >>> 0) !== s.subnet.network) {
-        ctx.addIssue({ code: 'custom', path: ['dhcp', 'subnets', i, 'pools', j], message: 'is outside its subnet' });
-      }
-    });
-  });
-});
-
-export type LanhaConfig = z.output<typeof lanhaConfig>;
-export type NodeConfig = LanhaConfig['node'];
+// Reading a YAML config file against a zod schema: syntax errors, the top-level shape, schema issues
+// turned into `key.path: "value" is not ...` lines, and a frozen result. Which schema is the
+// composition root's business (config/index.ts); nothing here knows a service.
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -64,8 +16,8 @@ export class ConfigError extends Error {
   }
 }
 
-/** Parses and validates YAML text; throws ConfigError with one line per problem. */
-export function parseConfig(text: string, file = '<config>'): LanhaConfig {
+/** Parses YAML text and validates it against `schema`; throws ConfigError with one line per problem. */
+export function parseYamlConfig<S extends z.ZodType>(schema: S, text: string, file: string): z.output<S> {
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
     throw new ConfigError(file, doc.errors.map((e) => `YAML syntax: ${e.message.split('\n')[0]}`));
@@ -74,20 +26,19 @@ export function parseConfig(text: string, file = '<config>'): LanhaConfig {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new ConfigError(file, ['(top level): the file must be a YAML mapping with at least a `node:` block']);
   }
-  const result = lanhaConfig.safeParse(raw);
+  const result = schema.safeParse(raw);
   if (!result.success) throw new ConfigError(file, formatIssues(result.error.issues, raw));
   return deepFreeze(result.data);
 }
 
-export function loadConfig(file: string): LanhaConfig {
-  let text: string;
+/** The text of a config file, or a ConfigError that says how to point at the right one. */
+export function readConfigText(file: string): string {
   try {
-    text = readFileSync(file, 'utf8');
+    return readFileSync(file, 'utf8');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? 'error';
     throw new ConfigError(file, [`cannot read the file (${code}); give the path with --config FILE`]);
   }
-  return parseConfig(text, file);
 }
 
 function deepFreeze<T>(value: T): T {

@@ -1,7 +1,7 @@
 import type { Logger } from '../lib/log.js';
 import type { Clock } from '../lib/clock.js';
 import type { Random } from '../lib/random.js';
-import type { LanhaConfig } from '../lib/config.js';
+import type { LanhaConfig } from '../config/index.js';
 import type { ApiRoutes } from '../lib/control-server.js';
 import type { StateLog } from '../cluster/state-log.js';
 

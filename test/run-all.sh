@@ -32,7 +32,12 @@ npm run --silent build
 
 files=("$@")
 if [ ${#files[@]} -eq 0 ]; then
-  mapfile -t files < <(find dist -name '*.test.js' -not -path '*/node_modules/*' | sort)
+  mapfile -t found < <(find dist -name '*.test.js' -not -path '*/node_modules/*' | sort)
+  # tsc never deletes output: a test whose source was moved or deleted would run from a stale .js.
+  for f in "${found[@]}"; do
+    src="${f#dist/}"
+    if [ -f "${src%.js}.ts" ]; then files+=("$f"); else echo "skipping stale $f (no ${src%.js}.ts)"; fi
+  done
 fi
 
 out=$(mktemp)

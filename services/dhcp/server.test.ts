@@ -13,7 +13,7 @@ import { readHexPacket, toHex } from '../../test/support/hex.js';
 import { repoPath } from '../../test/support/paths.js';
 import { silentLogger } from '../../lib/log.js';
 import { formatIpv4, parseIpv4 } from '../../lib/ipv4.js';
-import { parseConfig } from '../../lib/config.js';
+import { parseConfig } from '../../config/index.js';
 import { DhcpHandler, type Reply } from './server.js';
 import { decodeDhcp, encodeDhcp, emptyMessage, BootOp, fieldText, type DhcpMessage } from './wire.js';
 import { DhcpOption, textValue, ipsValue, u32Value } from './options.js';

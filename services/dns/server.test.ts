@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Fsm } from '../../cluster/fsm.js';
 import { MemoryStateLog } from '../../cluster/state-log.js';
-import { parseConfig } from '../../lib/config.js';
+import { parseConfig } from '../../config/index.js';
 import { silentLogger } from '../../lib/log.js';
 import { cryptoRandom } from '../../lib/random.js';
 import { systemClock } from '../../lib/clock.js';

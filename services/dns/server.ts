@@ -1,7 +1,7 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { availableParallelism } from 'node:os';
-import type { LanhaConfig } from '../../lib/config.js';
+import type { LanhaConfig } from '../../config/index.js';
 import type { Logger } from '../../lib/log.js';
 import { LogLimiter } from '../../lib/log.js';
 import type { Clock } from '../../lib/clock.js';

@@ -2,7 +2,7 @@ import t from 'tap';
 import dgram from 'node:dgram';
 import { join } from 'node:path';
 import { runLanctl, scratchConfig, serveDaemon } from '../../test/support/daemon.js';
-import { parseConfig } from '../../lib/config.js';
+import { parseConfig } from '../../config/index.js';
 import { silentLogger } from '../../lib/log.js';
 import { UdpWorkers, type Peer } from './udp-workers.js';
 import type { ZoneSetInput } from './zone.js';

@@ -5,7 +5,7 @@ import { MemoryStateLog } from '../../cluster/state-log.js';
 import { parseCidr, parseIpv4 } from '../../lib/ipv4.js';
 import { silentLogger } from '../../lib/log.js';
 import { cryptoRandom } from '../../lib/random.js';
-import { parseConfig } from '../../lib/config.js';
+import { parseConfig } from '../../config/index.js';
 import { ManualClock } from '../../test/support/manual-clock.js';
 import { formatRdata } from './rdata.js';
 import { RCODE, T } from './wire.js';

@@ -5,7 +5,7 @@
 import t from 'tap';
 import { Fsm } from '../../cluster/fsm.js';
 import type { StateLog, StateLogStatus } from '../../cluster/state-log.js';
-import { parseConfig } from '../../lib/config.js';
+import { parseConfig } from '../../config/index.js';
 import { silentLogger } from '../../lib/log.js';
 import { systemClock } from '../../lib/clock.js';
 import type { RunningService } from '../contract.js';

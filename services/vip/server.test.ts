@@ -5,7 +5,7 @@
 import t from 'tap';
 import { Fsm } from '../../cluster/fsm.js';
 import { MemoryStateLog } from '../../cluster/state-log.js';
-import { parseConfig } from '../../lib/config.js';
+import { parseConfig } from '../../config/index.js';
 import { silentLogger } from '../../lib/log.js';
 import { ManualClock } from '../../test/support/manual-clock.js';
 import type { RunningService } from '../contract.js';

@@ -1,4 +1,4 @@
-import type { LanhaConfig } from '../../lib/config.js';
+import type { LanhaConfig } from '../../config/index.js';
 import type { Clock } from '../../lib/clock.js';
 import type { Logger } from '../../lib/log.js';
 import { LogLimiter } from '../../lib/log.js';

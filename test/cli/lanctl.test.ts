@@ -98,7 +98,7 @@ t.test('a two-member cluster without a witness is flagged loudly', async (t) => 
   const r = await runLanctl(['config', 'check', s.file]);
   t.equal(r.code, 0);
   const { clusterWarnings } = await import('../../bin/daemon.js');
-  const { loadConfig } = await import('../../lib/config.js');
+  const { loadConfig } = await import('../../config/index.js');
   const warnings = clusterWarnings(loadConfig(s.file));
   t.equal(warnings.length, 1);
   t.match(warnings[0], 'without a witness');

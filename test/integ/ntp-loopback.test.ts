@@ -1,6 +1,6 @@
 import t from 'tap';
 import { createSocket } from 'node:dgram';
-import { parseConfig } from '../../lib/config.js';
+import { parseConfig } from '../../config/index.js';
 import { silentLogger } from '../../lib/log.js';
 import { seededRandom } from '../../lib/random.js';
 import { systemClock } from '../../lib/clock.js';

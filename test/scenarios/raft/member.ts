@@ -10,7 +10,7 @@
 //   GET /keys                  -> the keys applied here
 import { createInterface } from 'node:readline';
 import { createServer } from 'node:http';
-import { loadConfig } from '../../../lib/config.js';
+import { loadConfig } from '../../../config/index.js';
 import { createLogger } from '../../../lib/log.js';
 import { systemClock } from '../../../lib/clock.js';
 import { openRaftState } from '../../../cluster/open-state.js';

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
-import { ConfigError, parseConfig } from './config.js';
+import { ConfigError, parseConfig } from './index.js';
 import { repoPath } from '../test/support/paths.js';
 
 const base = `

@@ -2,7 +2,8 @@ import type { LanhaConfig } from '../config/index.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/log.js';
 import { cryptoRandom, type Random } from '../lib/random.js';
-import { RaftStateLog, raftDir, type PeerLink } from './raft-state-log.js';
+import { RaftStateLog, raftDir } from './raft-state-log.js';
+import type { PeerLink } from './raft/types.js';
 import type { ConfState } from './raft/types.js';
 import { Transport, readKeyFile } from './raft/transport.js';
 

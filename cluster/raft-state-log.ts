@@ -9,19 +9,11 @@ import { NotLeaderError, type StateLog, type StateLogStatus } from './state-log.
 import { RaftNode } from './raft/node.js';
 import { RaftHost } from './raft/host.js';
 import { Wal, failpointsFromEnv, type Failpoint } from './raft/wal.js';
-import { EntryType, type ConfState, type Entry, type Message, type NodeId, type Snapshot } from './raft/types.js';
+import { EntryType, type ConfState, type Entry, type Message, type NodeId, type PeerLink, type Snapshot } from './raft/types.js';
 
 // The durable StateLog: a RaftNode + its WAL + (in a cluster) a transport. propose() stamps the
 // command with log time, appends it, and resolves once the entry is committed (fsync'd on a
 // majority, just this disk in single-node mode) and applied to the Fsm here.
-
-export interface PeerLink {
-  send(messages: Message[]): void;
-  /** The transport hands every authenticated inbound message to `deliver`. */
-  start(deliver: (m: Message) => void): Promise<void>;
-  close(): Promise<void>;
-  status?(): Record<string, unknown>;
-}
 
 export interface RaftStateLogOptions {
   id: NodeId;

@@ -4,8 +4,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from '../../lib/log.js';
 import { LogLimiter } from '../../lib/log.js';
 import { Counters } from '../../lib/counters.js';
-import type { Message, NodeId } from './types.js';
-import type { PeerLink } from '../raft-state-log.js';
+import type { Message, NodeId, PeerLink } from './types.js';
 import {
   FrameKind, decodeHello, decodeMessage, encodeFrame, encodeHello, encodeMessage, frameMacOk, macEqual, proof, sessionKey, splitFrames, type Frame,
 } from './wire.js';

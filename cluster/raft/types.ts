@@ -78,6 +78,15 @@ export interface Message {
   done?: boolean;
 }
 
+/** How the host reaches the other members: cluster/raft/transport.ts over TCP, or a test's in-memory net. */
+export interface PeerLink {
+  send(messages: Message[]): void;
+  /** The transport hands every authenticated inbound message to `deliver`. */
+  start(deliver: (m: Message) => void): Promise<void>;
+  close(): Promise<void>;
+  status?(): Record<string, unknown>;
+}
+
 export type Role = 'follower' | 'pre-candidate' | 'candidate' | 'leader';
 
 export interface SoftState {

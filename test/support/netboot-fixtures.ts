@@ -39,15 +39,17 @@ const WANTED_MODULES = ['virtio_mmio', 'virtio_net', 'virtio_blk'] as const;
 export const MARKER_FILE = 'etc/lanha-netboot-marker';
 
 /**
- * /init of the initramfs. Kernel command line: netboot.server=IP (default: the DHCP server id),
- * netboot.user=USER, netboot.src=PATH (the tree on the server), netboot.disk=/dev/vda (an ext4
- * disk that keeps the tree between boots, so a second boot moves only what changed; without it a
- * tmpfs). Every line it prints for the test starts with "NETBOOT ". A failure prints
+ * /init of the initramfs. Kernel command line: lanha.server=IP (default: the DHCP server id),
+ * lanha.user=USER, lanha.disk=/dev/vda (an ext4 disk that keeps the tree between boots, so a
+ * second boot moves only what changed; without it a tmpfs), and either lanha.gen=ID (the deploy
+ * helper's ssh gate, cluster/deploy: pull `gen/ID/`, fetch the `checklist`, `sha256sum -c` it,
+ * `report ID EXIT BYTES ok|bad`, one retry on 75) or lanha.src=PATH (a plain rsync of PATH, no
+ * gate). Every line it prints for the test starts with "NETBOOT ". A failure prints
  * "NETBOOT FAIL <what>" and powers off at once.
  */
 export const INIT_SCRIPT = `#!/bin/busybox sh
 # lanha netboot test initramfs (test/support/netboot-fixtures.ts): DHCP, rsync the tree over ssh
-# with a pinned host key, print the marker read from it, power off.
+# with a pinned host key, verify and report it, print the marker read from it, power off.
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin HOME=/root
 /bin/busybox mkdir -p /proc /sys /dev /run /tmp /sbin /usr/sbin /newroot /root
 /bin/busybox --install -s
@@ -65,21 +67,41 @@ ip link set lo up
 n=0; while [ ! -e /sys/class/net/eth0 ]; do n=$((n+1)); [ $n -gt 50 ] && fail "no eth0"; sleep 0.1; done
 udhcpc -i eth0 -s /etc/netboot/udhcpc.sh -f -q -n -t 6 -T 2 || fail "dhcp"
 say "dhcp $(cat /run/netboot/lease) $(uptime_ms)ms"
-SERVER=$(arg netboot.server); [ -n "$SERVER" ] || SERVER=$(cat /run/netboot/serverid)
-USER=$(arg netboot.user); SRC=$(arg netboot.src); DISK=$(arg netboot.disk)
-[ -n "$USER" ] && [ -n "$SRC" ] || fail "netboot.user and netboot.src must be on the command line"
+SERVER=$(arg lanha.server); [ -n "$SERVER" ] || SERVER=$(cat /run/netboot/serverid)
+USER=$(arg lanha.user); GEN=$(arg lanha.gen); SRC=$(arg lanha.src); DISK=$(arg lanha.disk)
+[ -n "$USER" ] || fail "lanha.user must be on the kernel command line"
+if [ -n "$GEN" ]; then SRC="gen/$GEN"; elif [ -z "$SRC" ]; then fail "lanha.gen or lanha.src must be on the kernel command line"; fi
+RSYNC_OPTS="-a --numeric-ids --delete --stats"
 if [ -n "$DISK" ]; then
   n=0; while [ ! -b "$DISK" ]; do n=$((n+1)); [ $n -gt 50 ] && fail "no $DISK"; sleep 0.1; done
   mount -t ext4 "$DISK" /newroot || fail "mount $DISK"
+  RSYNC_OPTS="$RSYNC_OPTS -H -A -X"
 else
   mount -t tmpfs -o size=256m tmpfs /newroot || fail "mount tmpfs"
+  RSYNC_OPTS="$RSYNC_OPTS -H"
 fi
 SSH="ssh -i /etc/netboot/id_ed25519 -o UserKnownHostsFile=/etc/netboot/known_hosts -o StrictHostKeyChecking=yes -o BatchMode=yes -o ConnectTimeout=10"
-rsync -a --delete --stats -e "$SSH" "$USER@$SERVER:$SRC/" /newroot/ > /run/netboot/rsync.log 2>&1
+rsync $RSYNC_OPTS -e "$SSH" "$USER@$SERVER:$SRC/" /newroot/ > /run/netboot/rsync.log 2>&1
 rc=$?
 sed 's/^/NETBOOT rsync: /' /run/netboot/rsync.log
 say "SYNC exit=$rc $(uptime_ms)ms"
-if [ -x /etc/netboot/report ]; then /etc/netboot/report "$rc" /run/netboot/rsync.log "$SERVER" "$USER" || say "report failed"; fi
+if [ -n "$GEN" ]; then
+  bytes=$(sed -n 's/^Total bytes received: //p' /run/netboot/rsync.log | tr -d ,)
+  verdict=bad
+  if [ $rc -eq 0 ]; then
+    $SSH "$USER@$SERVER" checklist "$GEN" > /run/netboot/sums 2> /run/netboot/checklist.err || say "checklist failed: $(cat /run/netboot/checklist.err)"
+    if [ -s /run/netboot/sums ] && (cd /newroot && sha256sum -c -s /run/netboot/sums); then verdict=ok; fi
+  fi
+  say "VERIFY $verdict $(uptime_ms)ms"
+  for try in 1 2; do
+    $SSH "$USER@$SERVER" report "$GEN" "$rc" "\${bytes:-0}" "$verdict" > /run/netboot/report.out 2>&1
+    r=$?
+    [ $r -ne 75 ] && break
+    sleep 1
+  done
+  say "REPORT exit=$r $(tr '\\n' ' ' < /run/netboot/report.out)"
+  [ "$verdict" = ok ] || fail "generation $GEN not verified (rsync exit $rc)"
+fi
 [ $rc -eq 0 ] || fail "rsync exit $rc"
 say "MARKER $(cat /newroot/${MARKER_FILE})"
 umount /newroot

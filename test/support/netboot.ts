@@ -42,7 +42,7 @@ export function bootScript(treePath: string): string {
     'echo lanha-netboot: kernel and initramfs from ${serverip}',
     'tftpboot ${kernel_addr_r} netboot/Image',
     'tftpboot ${ramdisk_addr_r} netboot/initrd.img',
-    `setenv bootargs console=ttyAMA0 panic=1 loglevel=4 netboot.server=\${serverip} netboot.user=root netboot.src=${treePath} netboot.disk=/dev/vda`,
+    `setenv bootargs console=ttyAMA0 panic=1 loglevel=4 lanha.server=\${serverip} lanha.user=root lanha.src=${treePath} lanha.disk=/dev/vda`,
     'booti ${kernel_addr_r} ${ramdisk_addr_r}:${filesize} ${fdtcontroladdr}',
     '',
   ].join('\n');
@@ -174,9 +174,7 @@ export class NetbootLab {
     writeFileSync(join(this.tftpRoot, 'netboot', 'initrd.img'), initrd, { mode: 0o644 });
     await mkimageScript(bootScript(this.tree), join(this.tftpRoot, 'boot.scr.uimg'));
 
-    await exec('truncate', ['-s', '64M', this.disk]);
-    // No lazy init: the kernel would zero inode tables in the background during the first boots.
-    await exec('mkfs.ext4', ['-q', '-F', '-L', 'lanha-node', '-E', 'lazy_itable_init=0,lazy_journal_init=0', this.disk]);
+    await this.resetDisk();
 
     await this.#lab.execSwitch('ip', ['tuntap', 'add', 'dev', this.tap, 'mode', 'tap']);
     for (const args of [['link', 'set', this.tap, 'master', this.#lab.bridge], ['link', 'set', this.tap, 'up']]) {
@@ -240,6 +238,14 @@ dns:
       child.stdout!.on('data', check);
       child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`dnsmasq exited (${code}):\n${out}`)); });
     });
+  }
+
+  /** A new empty ext4 file system on the board's disk (the next boot syncs the whole tree). */
+  async resetDisk(): Promise<void> {
+    rmSync(this.disk, { force: true });
+    await exec('truncate', ['-s', '64M', this.disk]);
+    // No lazy init: the kernel would zero inode tables in the background during the first boots.
+    await exec('mkfs.ext4', ['-q', '-F', '-L', 'lanha-node', '-E', 'lazy_itable_init=0,lazy_journal_init=0', this.disk]);
   }
 
   /** Replaces one file of the tree (a new size and content), as an operator's change would. */

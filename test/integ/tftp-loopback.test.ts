@@ -14,26 +14,13 @@ import { parseIpv4 } from '../../lib/ipv4.js';
 import { Fsm } from '../../cluster/fsm.js';
 import { MemoryStateLog } from '../../cluster/state-log.js';
 import { which } from '../support/netns.js';
+import { eventually, runTool as run } from '../support/tools.js';
 
 // lanha's TFTP server in this process on 127.0.0.1 (port 0) against real clients: curl, tftp-hpa
 // and atftp, plus a raw client for what those cannot send (wrong TID, NUL, option refusals).
 // Loopback only; no root needed.
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
-
-function run(command: string, args: string[], timeoutMs = 60_000): Promise<{ code: number; out: string }> {
-  return new Promise((resolve) => {
-    execFile(command, args, { timeout: timeoutMs, maxBuffer: 1 << 20 }, (error, stdout, stderr) => {
-      const code = error ? (typeof (error as { code?: unknown }).code === 'number' ? (error as { code: number }).code : 1) : 0;
-      resolve({ code, out: `${stdout}${stderr}` });
-    });
-  });
-}
-
-/** The client exits once its last ACK is sent; the server sees it a moment later. Polls up to 5 s. */
-async function eventually(condition: () => boolean): Promise<void> {
-  for (let i = 0; i < 50 && !condition(); i++) await new Promise((r) => setTimeout(r, 100));
-}
 
 /** Sends one datagram from a fresh socket and collects what comes back within `ms`. */
 async function exchange(port: number, packet: Uint8Array, ms = 1500, socket?: dgram.Socket): Promise<{ packets: Array<{ packet: TftpPacket; port: number }>; socket: dgram.Socket }> {

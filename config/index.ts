@@ -8,6 +8,7 @@ import { ntpConfig } from '../services/ntp/config.js';
 import { vipConfig } from '../services/vip/config.js';
 import { clusterConfig } from '../cluster/config.js';
 import { deployConfig } from '../cluster/deploy/config.js';
+import { bootConfig, profilesConfig } from '../services/boot/config.js';
 
 export { ConfigError };
 
@@ -34,14 +35,22 @@ export const lanhaConfig = z.object({
   tftp: tftpConfig.optional(),
   ntp: ntpConfig.optional(),
   deploy: deployConfig.optional(),
+  profiles: profilesConfig.optional(),
+  boot: bootConfig.optional(),
 }).strict().superRefine((c, ctx) => {
   if (c.cluster && !c.cluster.members.some((m) => m.name === c.node.name)) {
     ctx.addIssue({ code: 'custom', path: ['node', 'name'], message: `is not among cluster.members (${c.cluster.members.map((m) => m.name).join(', ')})` });
   }
   if (c.node.role === 'witness') {
-    for (const block of ['dhcp', 'dns', 'tftp', 'ntp', 'vip'] as const) {
+    for (const block of ['dhcp', 'dns', 'tftp', 'ntp', 'vip', 'boot'] as const) {
       if (c[block] !== undefined) ctx.addIssue({ code: 'custom', path: [block], message: 'is set on a witness (a witness runs Raft only; remove the block)' });
     }
+  }
+  if (c.boot !== undefined && c.boot.root === undefined && c.tftp === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['boot', 'root'], message: 'is not set and there is no tftp: block to take the root from (give boot.root)' });
+  }
+  if (c.boot?.defaultProfile !== undefined && !Object.hasOwn(c.profiles ?? {}, c.boot.defaultProfile)) {
+    ctx.addIssue({ code: 'custom', path: ['boot', 'defaultProfile'], message: `is not a profile in the profiles: block (${Object.keys(c.profiles ?? {}).join(', ') || 'none defined'})` });
   }
   c.dhcp?.subnets.forEach((s, i) => {
     s.pools.forEach((p, j) => {

@@ -36,7 +36,8 @@ export function formatIssue(issue: z.core.$ZodIssue, input: unknown): string {
   }
   const { found, value } = valueAt(input, issue.path);
   if (!found || value === undefined) {
-    return `${where}: is required but missing`;
+    // A cross-field check on an absent key says itself what is missing and why.
+    return issue.code === 'custom' ? `${where}: ${issue.message}` : `${where}: is required but missing`;
   }
   const shown = show(value);
   switch (issue.code) {

@@ -26,7 +26,7 @@ export const UImageOs = { linux: 5 } as const;
 export const UImageType = { script: 6 } as const;
 export const UImageCompression = { none: 0 } as const;
 /** U-Boot's IH_ARCH_* values for the architectures lanha writes images for. */
-export const UImageArch = { arm: 2, arm64: 22 } as const;
+export const UImageArch = { arm: 2, arm64: 22, riscv: 26, x86_64: 24 } as const;
 export type UImageArchName = keyof typeof UImageArch;
 
 /** zlib.crc32 exists from Node 20.15; older Node 20 releases use the table. */
@@ -47,7 +47,7 @@ export interface ScriptImageInput {
   name: string;
   /** Image time in seconds since 1970 (mkimage's SOURCE_DATE_EPOCH); 0..2^32-1. */
   timeS: number;
-  /** `-A arm` (2) or `-A arm64` (22); U-Boot's `source` does not check it. Default arm. */
+  /** `-A arm` (2), `arm64` (22), `riscv` (26), `x86_64` (24); U-Boot's `source` does not check it. Default arm. */
   arch?: UImageArchName;
 }
 

@@ -1,0 +1,96 @@
+import { z } from 'zod';
+import { duration, port } from '../../lib/schema.js';
+import { checkName } from '../tftp/paths.js';
+import { compileTemplate, TEMPLATE_VARIABLES } from './template.js';
+
+// The `profiles:` block (how a kind of node boots: kernel, initrd, device tree, kernel command
+// line, and optional template overrides) and the `boot:` block (which file names are rendered per
+// client, size limit, the boot HTTP listener). Templates are compiled here so a typo is a config
+// error at start-up, with its key path, not a render error at 3 a.m.
+
+/** Architectures a profile can boot; they pick U-Boot's boot command and the image's arch octet. */
+export const PROFILE_ARCHES = ['arm', 'arm64', 'riscv64', 'x86_64'] as const;
+export type ProfileArch = typeof PROFILE_ARCHES[number];
+
+/** Variables the profile's own fields (kernel, initrd, dtb, bootargs) may use: not each other. */
+const FIELD_VARIABLES = TEMPLATE_VARIABLES.filter((v) => !['kernel', 'initrd', 'dtb', 'bootargs', 'boot_command'].includes(v));
+
+function templateText(fieldVariablesOnly: boolean): z.ZodType<string, string> {
+  return z.string().superRefine((text, ctx) => {
+    const compiled = compileTemplate(text);
+    if (!compiled.ok) {
+      ctx.addIssue({ code: 'custom', message: `is not a valid template: ${compiled.error}` });
+      return;
+    }
+    if (fieldVariablesOnly) {
+      const bad = [...compiled.template.variables].filter((v) => !FIELD_VARIABLES.includes(v));
+      if (bad.length > 0) ctx.addIssue({ code: 'custom', message: `uses {{${bad[0]}}}, which a profile field cannot use (allowed: ${FIELD_VARIABLES.join(', ')})` });
+    }
+  });
+}
+
+/** A file below the boot root; it may hold variables (`gen/{{generation}}/Image`). */
+const bootPath = templateText(true).refine((s) => s.includes('{{') || checkName(s).ok, {
+  message: 'is not a relative path inside the boot root (no "..", no leading "/")',
+});
+
+const profileName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, { message: 'is not a profile name (letters, digits, "_", ".", "-")' });
+
+export const profileConfig = z.object({
+  arch: z.enum(PROFILE_ARCHES),
+  kernel: bootPath,
+  initrd: bootPath.optional(),
+  dtb: bootPath.optional(),
+  /** The kernel command line; may use {{name}}, {{server}}, {{generation}} and the like. */
+  bootargs: templateText(true).default(''),
+  /** iPXE fetches kernel and initrd over the boot HTTP listener (false: over TFTP). */
+  http: z.boolean().default(true),
+  /** Template overrides of the built-in boot files (services/boot/README.md lists the variables). */
+  uboot: templateText(false).optional(),
+  ipxe: templateText(false).optional(),
+  pxelinux: templateText(false).optional(),
+}).strict();
+
+export const profilesConfig = z.record(profileName, profileConfig);
+
+const fileName = z.string().min(1).refine((s) => checkName(s).ok && !s.includes('{{'), { message: 'is not a plain file name inside the root' });
+
+export const bootHttpConfig = z.object({
+  port: port.default(8080),
+  /** Addresses to listen on (default: the node address and loopback; the VIP while held). */
+  listen: z.array(z.string()).optional(),
+  /** Open connections at once; more are closed at once. */
+  maxConnections: z.number().int().min(1).max(10_000).default(64),
+  /** Time to receive a request's headers. */
+  headersTimeout: duration.refine((ms) => ms >= 100, { message: 'is under 100ms' }).default(10_000),
+  /** Time to receive a whole request. */
+  requestTimeout: duration.refine((ms) => ms >= 100, { message: 'is under 100ms' }).default(30_000),
+  /** A connection with no traffic either way for this long is closed (a stalled reader). */
+  idleTimeout: duration.refine((ms) => ms >= 100, { message: 'is under 100ms' }).default(60_000),
+}).strict().refine((c) => c.headersTimeout <= c.requestTimeout, { path: ['headersTimeout'], message: 'is longer than requestTimeout (the headers are part of the request)' });
+
+export const bootConfig = z.object({
+  /** Kernels, initrds and device trees live here (default: tftp.root). */
+  root: z.string().min(1).optional(),
+  /** The profile of a node that has none. */
+  defaultProfile: profileName.optional(),
+  files: z.object({
+    /** Names U-Boot asks for: served as legacy script images (U-Boot's distro boot asks both). */
+    uboot: z.array(fileName).default(['boot.scr.uimg', 'boot.scr']),
+    /** pxelinux's directory: `<dir>/01-<mac-with-dashes>` and `<dir>/default`. */
+    pxelinux: fileName.default('pxelinux.cfg'),
+    /** Names iPXE scripts are asked under. */
+    ipxe: z.array(fileName).default(['boot.ipxe']),
+  }).strict().default({ uboot: ['boot.scr.uimg', 'boot.scr'], pxelinux: 'pxelinux.cfg', ipxe: ['boot.ipxe'] }),
+  /** A rendered file larger than this is a render error (the node keeps its last good file). */
+  scriptBytesMax: z.number().int().min(256).max(1 << 20).default(65536),
+  /** Unknown MACs get a script that prints the `lanctl nodes accept` line and retries (false: file not found). */
+  unknown: z.boolean().default(true),
+  /** The read-only boot HTTP listener (iPXE kernels); false turns it off. */
+  http: z.union([z.literal(false), bootHttpConfig]).default(() => bootHttpConfig.parse({})),
+}).strict();
+
+export type ProfileConfig = z.output<typeof profileConfig>;
+export type ProfilesConfig = z.output<typeof profilesConfig>;
+export type BootConfig = z.output<typeof bootConfig>;
+export type BootHttpConfig = z.output<typeof bootHttpConfig>;

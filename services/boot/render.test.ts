@@ -1,0 +1,160 @@
+import t from 'tap';
+import { compileTemplate, renderTemplate } from './template.js';
+import { renderBootFile, renderErrorText, renderUnknown, ProfileTemplates, type BootTarget, type RenderContext } from './render.js';
+import { profilesConfig, bootConfig } from './config.js';
+import { readScriptImage } from './uimage.js';
+import { lanhaConfig } from '../../config/index.js';
+import { formatIssues } from '../../lib/config-errors.js';
+
+// The template language, the built-in boot files and the render errors: what each file holds for
+// a node, that a missing variable names itself and its profile, and that the size limit holds.
+
+const target: BootTarget = { name: 'node07', mac: '52:54:00:aa:bb:07', ip: '10.20.0.107', profile: 'arm64', generation: 'g42' };
+const context: RenderContext = { server: '10.20.0.1', httpBase: 'http://10.20.0.1:8080', file: 'boot.scr.uimg', timeS: 1_764_590_000, bytesMax: 65536 };
+const profiles = profilesConfig.parse({
+  arm64: { arch: 'arm64', kernel: 'arm64/Image', initrd: 'arm64/initrd.gz', bootargs: 'console=ttyAMA0 lanha.node={{name}} lanha.gen={{generation}}' },
+  armv7: { arch: 'arm', kernel: 'armv7/zImage', dtb: 'armv7/board.dtb' },
+  custom: { arch: 'arm64', kernel: 'Image', uboot: 'echo "node {{name}} in {{group}}"\n' },
+  gen: { arch: 'arm64', kernel: 'gen/{{generation}}/Image' },
+  x86: { arch: 'x86_64', kernel: 'vmlinuz', initrd: 'initrd.img', bootargs: 'quiet', http: false },
+});
+
+function script(kind: 'uboot' | 'ipxe' | 'pxelinux', t2: BootTarget, ctx = context): string {
+  const r = renderBootFile(kind, t2, profiles, new ProfileTemplates(), ctx);
+  if (!r.ok) throw new Error(renderErrorText(r.error));
+  if (kind !== 'uboot') return r.bytes.toString();
+  const image = readScriptImage(r.bytes);
+  if (!image.ok) throw new Error(image.error.code);
+  return image.value.script.toString();
+}
+
+t.test('templates: variables, sections, inverted sections', async (t) => {
+  const c = compileTemplate('a {{name}} {{#initrd}}i={{initrd}}{{/initrd}}{{^initrd}}no initrd{{/initrd}} ${u-boot}');
+  t.ok(c.ok);
+  if (!c.ok) return;
+  t.same(renderTemplate(c.template, { name: 'n1', initrd: 'x.gz' }), { ok: true, text: 'a n1 i=x.gz ${u-boot}' });
+  t.same(renderTemplate(c.template, { name: 'n1' }), { ok: true, text: 'a n1 no initrd ${u-boot}' });
+  t.same(renderTemplate(c.template, {}), { ok: false, variable: 'name', reason: 'missing' });
+  t.same(renderTemplate(c.template, { name: 'a\nreset' }), { ok: false, variable: 'name', reason: 'line-break' }, 'a value cannot add a line');
+});
+
+t.test('templates: compile errors name the tag and line', async (t) => {
+  const err = (text: string): string => { const c = compileTemplate(text); return c.ok ? 'ok' : c.error; };
+  t.match(err('x\n{{nmae}}'), /line 2: unknown variable "\{\{nmae\}\}"/);
+  t.match(err('{{#initrd}}x'), /"\{\{#initrd\}\}" is never closed/);
+  t.match(err('{{#initrd}}x{{/dtb}}'), /closes "\{\{#initrd\}\}"/);
+  t.match(err('{{/dtb}}'), /closes no open section/);
+  t.match(err('a {{ name b }}'), /"\{\{" that starts no tag/);
+  t.equal(err('{{ name }}'), 'ok', 'spaces inside a tag are fine');
+});
+
+t.test('U-Boot script (arm64): bounded retries, netretry once, booti with initrd, reset on failure', async (t) => {
+  const s = script('uboot', target);
+  t.match(s, /^# lanha boot script for node07 \(52:54:00:aa:bb:07, 10\.20\.0\.107\), profile arm64, generation g42/);
+  t.match(s, /setenv netretry once/);
+  t.match(s, /for lh_try in 1 2 3 4 5; do/);
+  t.match(s, /tftpboot \$\{kernel_addr_r\} arm64\/Image/);
+  t.match(s, /tftpboot \$\{ramdisk_addr_r\} arm64\/initrd\.gz; then\n\s+setenv lh_ok 1\n\s+setenv lh_initrd_size \$\{filesize\}/);
+  t.match(s, /setenv lh_fdt \$\{fdtcontroladdr\}/, 'no dtb: U-Boot\'s own device tree');
+  t.match(s, /setenv bootargs "console=ttyAMA0 lanha\.node=node07 lanha\.gen=g42"/, 'bootargs rendered with node variables');
+  t.match(s, /booti \$\{kernel_addr_r\} \$\{ramdisk_addr_r\}:\$\{lh_initrd_size\} \$\{lh_fdt\}/);
+  t.match(s, /could not load arm64\/Image from \$\{serverip\}; resetting in 10 s\"\n\s+sleep 10\n\s+reset/);
+  t.match(s, /reset\n$/, 'ends with a reset, never a hang');
+  t.notMatch(s, /\{\{|\}\}/, 'no tag left');
+  const r = renderBootFile('uboot', target, profiles, new ProfileTemplates(), context);
+  t.ok(r.ok && r.bytes[29] === 22, 'image arch arm64');
+});
+
+t.test('U-Boot script (arm): bootz, no initrd, dtb loaded', async (t) => {
+  const s = script('uboot', { ...target, profile: 'armv7' });
+  t.match(s, /tftpboot \$\{fdt_addr_r\} armv7\/board\.dtb/);
+  t.match(s, /bootz \$\{kernel_addr_r\} - \$\{lh_fdt\}/);
+  t.notMatch(s, /ramdisk/);
+  t.match(s, /setenv bootargs\n/, 'empty bootargs clears the variable');
+});
+
+t.test('iPXE script: kernel and initrd over HTTP with bounded tries; TFTP when http is false', async (t) => {
+  const s = script('ipxe', target);
+  t.match(s, /^#!ipxe\n/);
+  t.match(s, /:kernel1\nkernel --name kernel http:\/\/10\.20\.0\.1:8080\/arm64\/Image initrd=initrd console=ttyAMA0 lanha\.node=node07 lanha\.gen=g42 && goto kernel-ok \|\| echo lanha: loading arm64\/Image failed \(try 1 of 5\)/);
+  t.match(s, /:kernel5\n[^\n]+\necho lanha: could not load arm64\/Image, rebooting in 10 s\nsleep 10\nreboot \|\| exit 1\n:kernel-ok/);
+  t.match(s, /initrd --name initrd http:\/\/10\.20\.0\.1:8080\/arm64\/initrd\.gz/);
+  t.match(s, /boot \|\| echo/);
+  const x = script('ipxe', { ...target, profile: 'x86' });
+  t.match(x, /kernel --name kernel tftp:\/\/10\.20\.0\.1\/vmlinuz initrd=initrd quiet/);
+});
+
+t.test('pxelinux menu', async (t) => {
+  t.equal(script('pxelinux', { ...target, profile: 'x86' }), '# lanha boot menu for node07 (52:54:00:aa:bb:07, 10.20.0.107), profile x86, generation g42\n'
+    + 'DEFAULT node07\nPROMPT 0\nTIMEOUT 0\nLABEL node07\n  KERNEL vmlinuz\n  INITRD initrd.img\n  APPEND quiet\n');
+});
+
+t.test('a profile override and path variables', async (t) => {
+  t.equal(script('uboot', { ...target, profile: 'custom', group: 'rack1' }), 'echo "node node07 in rack1"\n');
+  t.match(script('uboot', { ...target, profile: 'gen' }), /tftpboot \$\{kernel_addr_r\} gen\/g42\/Image/);
+});
+
+t.test('render errors name the variable and the profile', async (t) => {
+  const fail = (kind: 'uboot' | 'ipxe' | 'pxelinux', t2: BootTarget, ctx = context): string => {
+    const r = renderBootFile(kind, t2, profiles, new ProfileTemplates(), ctx);
+    return r.ok ? 'ok' : renderErrorText(r.error);
+  };
+  t.match(fail('uboot', { ...target, profile: 'custom' }), /^profile custom: uboot uses \{\{group\}\}, which has no value for this node/);
+  const { generation: _g, ...noGeneration } = target;
+  t.match(fail('uboot', noGeneration), /^profile arm64: bootargs uses \{\{generation\}\}/);
+  t.match(fail('uboot', { ...noGeneration, profile: 'gen' }), /^profile gen: kernel uses \{\{generation\}\}/);
+  t.match(fail('uboot', { ...target, profile: 'gen', generation: '../../etc' }), /kernel renders to "gen\/..\/..\/etc\/Image", which is not a path inside the boot root/);
+  t.match(fail('ipxe', target, { ...context, httpBase: undefined }), /built-in iPXE script uses \{\{http_base\}\}/);
+  t.match(fail('uboot', { ...target, profile: 'nope' }), /profile nope is not in the config's profiles: block/);
+  t.match(fail('uboot', { ...target, profile: '' }), /no profile and boot\.defaultProfile is not set/);
+  t.match(fail('uboot', { ...target, generation: 'x\nreset' }), /line break or NUL/);
+});
+
+t.test('size limit: a rendered file over scriptBytesMax is an error', async (t) => {
+  const r = renderBootFile('uboot', target, profiles, new ProfileTemplates(), { ...context, bytesMax: 1000 });
+  t.notOk(r.ok);
+  if (!r.ok) {
+    t.equal(r.error.kind, 'too-large');
+    t.match(renderErrorText(r.error), /over boot\.scriptBytesMax 1000/);
+  }
+});
+
+t.test('unknown clients: the accept line with the MAC, then a retry', async (t) => {
+  const u = renderUnknown('uboot', { unknown: true, mac: '52:54:00:00:00:99' }, context);
+  t.ok(u?.ok);
+  if (u?.ok) {
+    const image = readScriptImage(u.bytes);
+    t.ok(image.ok);
+    if (image.ok) {
+      const s = image.value.script.toString();
+      t.match(s, /lanctl nodes accept 52:54:00:00:00:99 NAME/);
+      t.match(s, /sleep 30\nreset\n$/);
+    }
+  }
+  const noMac = renderUnknown('uboot', { unknown: true }, context);
+  t.ok(noMac?.ok && readScriptImage(noMac.bytes).ok && noMac.text.includes('lanctl nodes accept ${ethaddr} NAME'), 'without a lease: U-Boot prints its own ethaddr');
+  const ipxe = renderUnknown('ipxe', { unknown: true }, { ...context, file: 'boot.ipxe' });
+  t.ok(ipxe?.ok && ipxe.text.includes('lanctl nodes accept ${netX/mac} NAME') && ipxe.text.includes('chain --replace --autofree boot.ipxe || goto retry'));
+  t.equal(renderUnknown('pxelinux', { unknown: true }, context), null, 'pxelinux has no script: the disk (or not found) answers');
+});
+
+t.test('config: templates are checked at load, with the key path', async (t) => {
+  const problems = (raw: unknown): string[] => {
+    const r = lanhaConfig.safeParse(raw);
+    return r.success ? [] : formatIssues(r.error.issues, raw);
+  };
+  const base = { node: { name: 'a' }, tftp: { root: '/srv/tftp' } };
+  t.same(problems({ ...base, profiles: { p: { arch: 'arm64', kernel: 'Image' } }, boot: { defaultProfile: 'p' } }), []);
+  t.match(problems({ ...base, profiles: { p: { arch: 'arm64', kernel: 'Image', uboot: 'echo {{nmae}}' } } }).join('\n'), /profiles\.p\.uboot: .*unknown variable "\{\{nmae\}\}"/);
+  t.match(problems({ ...base, profiles: { p: { arch: 'arm64', kernel: '../Image' } } }).join('\n'), /profiles\.p\.kernel: "\.\.\/Image" is not a relative path inside the boot root/);
+  t.match(problems({ ...base, profiles: { p: { arch: 'arm64', kernel: 'Image', bootargs: 'x={{kernel}}' } } }).join('\n'), /profiles\.p\.bootargs: .*uses \{\{kernel\}\}/);
+  t.match(problems({ ...base, profiles: { p: { arch: 'mips', kernel: 'Image' } } }).join('\n'), /profiles\.p\.arch/);
+  t.match(problems({ ...base, profiles: { p: { arch: 'arm64', kernel: 'Image', kernle: 'x' } } }).join('\n'), /profiles\.p/);
+  t.match(problems({ ...base, boot: { defaultProfile: 'nope' } }).join('\n'), /boot\.defaultProfile: "nope" is not a profile/);
+  t.match(problems({ node: { name: 'a' }, boot: {} }).join('\n'), /boot\.root: .*no tftp: block/);
+  t.match(problems({ ...base, boot: { files: { uboot: ['../x'] } } }).join('\n'), /boot\.files\.uboot\[0\]/);
+  const parsed = bootConfig.parse({});
+  t.same(parsed.files, { uboot: ['boot.scr.uimg', 'boot.scr'], pxelinux: 'pxelinux.cfg', ipxe: ['boot.ipxe'] });
+  t.equal(parsed.http !== false && parsed.http.port, 8080);
+  t.equal(bootConfig.parse({ http: false }).http, false);
+});

@@ -41,6 +41,12 @@ export interface EngineHost {
   transferEnded(transfer: ActiveTransfer, outcome: string): void;
 }
 
+/** A boot file rendered for one client (services/boot), served from memory. */
+export interface RenderedFile {
+  name: string;
+  bytes: Uint8Array;
+}
+
 export type StartOutcome =
   | { kind: 'started' }
   | { kind: 'stopped' }
@@ -290,48 +296,36 @@ export class TransferEngine {
     this.cancelAll('server shutting down');
   }
 
-  async start(id: number, local: string, request: RequestPacket, peer: Peer, client: ClientInfo): Promise<StartOutcome> {
+  /**
+   * Starts a transfer of the requested file, or of `rendered` (a boot file rendered for this
+   * client by services/boot, never read from disk) when given.
+   */
+  async start(id: number, local: string, request: RequestPacket, peer: Peer, client: ClientInfo, rendered?: RenderedFile): Promise<StartOutcome> {
     const mode = request.mode;
     if (mode !== 'octet' && mode !== 'netascii') {
       return { kind: 'refused', code: ErrorCode.illegalOperation, message: `transfer mode ${printable(mode)} is not supported (octet or netascii)`, reason: 'mode' };
     }
-    const candidates = remapCandidates(request.filename, this.#rules, client);
-    let opened: OpenedFile | null = null;
-    let served = '';
-    let refusal: { code: number; message: string; kind: string } | null = null;
-    for (const candidate of candidates) {
-      const checked = checkName(candidate.name);
-      if (!checked.ok) {
-        refusal = { code: ErrorCode.accessViolation, message: `access violation: ${refusalText[checked.reason]}`, kind: `name-${checked.reason}` };
-        if (candidate.fallThrough) continue;
-        break;
-      }
-      const result = await openInRoot(this.#rootReal, checked.path);
-      if (result.ok) {
-        opened = result.file;
-        served = checked.path;
-        refusal = null;
-        break;
-      }
-      refusal = result.reason === 'not-found'
-        ? { code: ErrorCode.fileNotFound, message: 'file not found', kind: 'not-found' }
-        : { code: ErrorCode.accessViolation, message: `access violation: ${openRefusalText[result.reason]}`, kind: result.reason };
-      if (!(candidate.fallThrough && result.reason === 'not-found')) break;
-    }
-    if (opened === null) {
-      const r = refusal ?? { code: ErrorCode.fileNotFound, message: 'file not found', kind: 'not-found' };
-      return { kind: 'refused', code: r.code, message: r.message, reason: r.kind };
-    }
     let source: Source;
-    if (mode === 'netascii') {
-      if (opened.size > NETASCII_BYTES_MAX) {
-        releaseFile(opened);
-        return { kind: 'refused', code: ErrorCode.accessViolation, message: 'file too big for netascii (use octet)', reason: 'netascii-size' };
-      }
-      const raw = await readFile(opened.handle).finally(() => releaseFile(opened));
-      source = new BufferSource(toNetascii(raw));
+    let served: string;
+    if (rendered !== undefined) {
+      const bytes = Buffer.from(rendered.bytes.buffer, rendered.bytes.byteOffset, rendered.bytes.byteLength);
+      source = new BufferSource(mode === 'netascii' ? toNetascii(bytes) : bytes);
+      served = rendered.name;
     } else {
-      source = new CachedSource(opened, this.cache);
+      const opened = await this.#open(request.filename, client);
+      if (!opened.ok) return opened.refused;
+      served = opened.served;
+      if (mode === 'netascii') {
+        const file = opened.file;
+        if (file.size > NETASCII_BYTES_MAX) {
+          releaseFile(file);
+          return { kind: 'refused', code: ErrorCode.accessViolation, message: 'file too big for netascii (use octet)', reason: 'netascii-size' };
+        }
+        const raw = await readFile(file.handle).finally(() => releaseFile(file));
+        source = new BufferSource(toNetascii(raw));
+      } else {
+        source = new CachedSource(opened.file, this.cache);
+      }
     }
     const negotiated = negotiate(request.options, source.size, {
       blksizeMax: this.config.blksizeMax, windowsizeMax: this.config.windowsizeMax, timeoutMs: this.config.timeout,
@@ -361,6 +355,27 @@ export class TransferEngine {
     return { kind: 'started' };
   }
 
+  /** Remapping, name checks and the open inside the root: the file, or the refusal to send. */
+  async #open(filename: string, client: ClientInfo): Promise<{ ok: true; file: OpenedFile; served: string } | { ok: false; refused: StartOutcome }> {
+    const candidates = remapCandidates(filename, this.#rules, client);
+    let refusal: { code: number; message: string; kind: string } | null = null;
+    for (const candidate of candidates) {
+      const checked = checkName(candidate.name);
+      if (!checked.ok) {
+        refusal = { code: ErrorCode.accessViolation, message: `access violation: ${refusalText[checked.reason]}`, kind: `name-${checked.reason}` };
+        if (candidate.fallThrough) continue;
+        break;
+      }
+      const result = await openInRoot(this.#rootReal, checked.path);
+      if (result.ok) return { ok: true, file: result.file, served: checked.path };
+      refusal = result.reason === 'not-found'
+        ? { code: ErrorCode.fileNotFound, message: 'file not found', kind: 'not-found' }
+        : { code: ErrorCode.accessViolation, message: `access violation: ${openRefusalText[result.reason]}`, kind: result.reason };
+      if (!(candidate.fallThrough && result.reason === 'not-found')) break;
+    }
+    const r = refusal ?? { code: ErrorCode.fileNotFound, message: 'file not found', kind: 'not-found' };
+    return { ok: false, refused: { kind: 'refused', code: r.code, message: r.message, reason: r.kind } };
+  }
 }
 
 interface TidSockets {

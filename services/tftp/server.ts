@@ -14,7 +14,8 @@ import type { RunningService, ServiceContext, ServiceStatus } from '../contract.
 import type { TftpConfig } from './config.js';
 import { decodePacket, encodeError, ErrorCode, type RequestPacket } from './wire.js';
 import type { ClientInfo } from './paths.js';
-import { printable, TransferEngine, type ActiveTransfer, type Peer, type StartOutcome, type TransferInfo } from './engine.js';
+import { printable, TransferEngine, type ActiveTransfer, type Peer, type RenderedFile, type StartOutcome, type TransferInfo } from './engine.js';
+import { bootEventDetail, type BootFileSource } from '../boot/provider.js';
 import type { FromWorker, ToWorker } from './worker.js';
 
 // The TFTP shell: one listening socket per served address; admission (limits, duplicates, WRQ,
@@ -31,6 +32,8 @@ export interface TftpServerOptions {
   clock: Clock;
   /** Replicated state, for per-client names (the client's lease) and boot events. */
   state?: StateLog;
+  /** Boot files rendered per client (services/boot), consulted before the disk. */
+  bootFiles?: BootFileSource | undefined;
 }
 
 interface WorkerSlot {
@@ -48,6 +51,8 @@ interface Pending {
   requested: string;
   listener: dgram.Socket;
   worker: number;
+  /** Set when the file was rendered for this client (services/boot) rather than read from disk. */
+  rendered?: { stale: boolean; node?: string };
 }
 
 export interface EndedMessage {
@@ -63,6 +68,7 @@ export class TftpServer {
   readonly counters = new Counters();
   readonly #addresses: readonly string[];
   readonly #state: StateLog | undefined;
+  readonly #bootFiles: BootFileSource | undefined;
   readonly #limiter = new LogLimiter();
   readonly #lag: IntervalHistogram;
   #rootReal = '';
@@ -83,6 +89,7 @@ export class TftpServer {
     this.clock = options.clock;
     this.#addresses = options.addresses;
     this.#state = options.state;
+    this.#bootFiles = options.bootFiles;
     this.#lag = monitorEventLoopDelay({ resolution: 10 });
   }
 
@@ -242,20 +249,35 @@ export class TftpServer {
     }
     const peer = { address: rinfo.address, port: rinfo.port };
     const client = this.clientInfo(peer.address);
+    // A boot file for this client (services/boot) comes before the disk.
+    let rendered: RenderedFile | undefined;
+    let renderedInfo: Pending['rendered'];
+    const boot = this.#bootFiles?.lookup(packet.filename, peer.address, local);
+    if (boot !== undefined && boot.kind === 'error') {
+      this.counters.inc('tftp.refused.render-failed');
+      // Code 0 with a short text: the reason goes to the server log (boot.render.failed), not to the LAN.
+      this.#refuse(listener, rinfo, ErrorCode.notDefined, 'boot file for this node could not be rendered (see the server log)', 'render-failed', packet.filename);
+      return;
+    }
+    if (boot !== undefined && boot.kind === 'file') {
+      rendered = { name: boot.name, bytes: boot.bytes };
+      renderedInfo = { stale: boot.stale, ...(boot.node === undefined ? {} : { node: boot.node }) };
+      if (boot.mac !== undefined && client.mac === undefined) client.mac = boot.mac;
+    }
     const id = this.#nextId++;
     // The least busy worker takes it.
     let worker = -1;
     for (let i = 0; i < this.#workers.length; i++) if (worker < 0 || this.#workers[i]!.active < this.#workers[worker]!.active) worker = i;
-    const pending: Pending = { id, key, peer, client, requested: packet.filename, listener, worker };
+    const pending: Pending = { id, key, peer, client, requested: packet.filename, listener, worker, ...(renderedInfo === undefined ? {} : { rendered: renderedInfo }) };
     this.#active.set(id, pending);
     this.#byKey.set(key, id);
     this.#perClient.set(peer.address, (this.#perClient.get(peer.address) ?? 0) + 1);
     if (worker >= 0) {
       this.#workers[worker]!.active++;
-      this.#workers[worker]!.worker.postMessage({ type: 'start', id, local, request: packet, peer, client } satisfies ToWorker);
+      this.#workers[worker]!.worker.postMessage({ type: 'start', id, local, request: packet, peer, client, ...(rendered === undefined ? {} : { rendered }) } satisfies ToWorker);
       return;
     }
-    void this.#engine!.start(id, local, packet, peer, client).then(
+    void this.#engine!.start(id, local, packet, peer, client, rendered).then(
       (outcome) => this.#outcome(id, outcome),
       (error: unknown) => {
         this.log.error({ event: 'tftp.transfer_start_failed', client: key, err: error }, 'starting a transfer failed');
@@ -324,12 +346,15 @@ export class TftpServer {
     this.counters.inc(ok ? 'tftp.transfers_done' : 'tftp.transfers_failed');
     if (ok) this.counters.inc('tftp.bytes_sent', info.size);
     const mac = pending.client.mac;
-    const line = { event: ok ? 'tftp.transfer.done' : 'tftp.transfer.failed', ...info, requested: printable(info.requested), outcome, ...(mac ? { mac } : {}) };
+    const line = {
+      event: ok ? 'tftp.transfer.done' : 'tftp.transfer.failed', ...info, requested: printable(info.requested), outcome,
+      ...(mac ? { mac } : {}), ...(pending.rendered ? { rendered: true, ...pending.rendered } : {}),
+    };
     if (ok) this.log.info(line, 'tftp transfer done');
     else this.log.warn(line, `tftp transfer ended: ${outcome}`);
     // Compute-node boot progress: "fetched this file" goes into the replicated log (leader only).
     if (ok && mac !== undefined && this.#state?.isLeader()) {
-      this.#state.propose({ type: 'node.boot', mac, event: 'tftp', detail: info.file }).catch(() => undefined);
+      this.#state.propose({ type: 'node.boot', mac, event: 'tftp', detail: bootEventDetail(info.file, info.size, info.ms) }).catch(() => undefined);
     }
   }
 
@@ -348,6 +373,8 @@ export async function startTftp(context: ServiceContext): Promise<RunningService
     log: context.log,
     clock: context.clock,
     state: context.state,
+    // The boot service starts before TFTP (services/registry.ts) and renders boot files per client.
+    bootFiles: context.services?.().find((s) => s.bootFiles !== undefined)?.bootFiles,
   });
   await server.start();
   return {

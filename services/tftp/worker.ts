@@ -4,14 +4,14 @@ import { Counters } from '../../lib/counters.js';
 import type { TftpConfig } from './config.js';
 import type { RequestPacket } from './wire.js';
 import type { ClientInfo } from './paths.js';
-import { TransferEngine, type Peer, type StartOutcome } from './engine.js';
+import { TransferEngine, type Peer, type RenderedFile, type StartOutcome } from './engine.js';
 import type { EndedMessage } from './server.js';
 
 // A TFTP worker thread: runs the transfers the main thread hands it (engine.ts), so the ACK/DATA
 // traffic of a boot storm never delays the event loop that DHCP and DNS answer on.
 
 export type ToWorker =
-  | { type: 'start'; id: number; local: string; request: RequestPacket; peer: Peer; client: ClientInfo }
+  | { type: 'start'; id: number; local: string; request: RequestPacket; peer: Peer; client: ClientInfo; rendered?: RenderedFile }
   | { type: 'cancel'; message: string }
   | { type: 'stop' };
 
@@ -43,7 +43,7 @@ if (parentPort !== null) {
   port.on('message', (m: ToWorker) => {
     switch (m.type) {
       case 'start':
-        engine.start(m.id, m.local, m.request, m.peer, m.client).then(
+        engine.start(m.id, m.local, m.request, m.peer, m.client, m.rendered).then(
           (outcome) => post({ type: 'outcome', id: m.id, outcome }),
           (error: unknown) => {
             post({ type: 'error', fields: { event: 'tftp.transfer_start_failed', err: String(error) }, message: 'starting a transfer failed' });

@@ -1,0 +1,117 @@
+import t from 'tap';
+import { createLogger } from '../../lib/log.js';
+import { ManualClock } from '../../test/support/manual-clock.js';
+import { BootFiles } from './provider.js';
+import { bootConfig, profilesConfig } from './config.js';
+import { readScriptImage } from './uimage.js';
+import { reservationResolver, nodeNameFrom } from './resolve.js';
+import type { Resolved } from './render.js';
+import type { Lease } from '../../cluster/fsm.js';
+import { parseIpv4 } from '../../lib/ipv4.js';
+
+// Which names are boot files, who gets what, and the last good file: a render error (a missing
+// variable) is logged once per window and the node keeps the file it got before; with no file
+// before it is an error the server turns into a TFTP ERROR / HTTP 500.
+
+const profiles = profilesConfig.parse({
+  arm64: { arch: 'arm64', kernel: 'Image', bootargs: 'gen={{generation}}' },
+});
+
+function setup(resolve: (ip: string) => Resolved, boot = bootConfig.parse({ defaultProfile: 'arm64' })) {
+  const lines: Array<Record<string, unknown>> = [];
+  const log = createLogger({ level: 'info', destination: { write: (s: string) => { lines.push(JSON.parse(s) as Record<string, unknown>); } } });
+  const clock = new ManualClock();
+  const files = new BootFiles({ boot, profiles, resolve, log, clock, vip: '10.0.0.1', httpPort: 8080 });
+  return { files, lines, clock };
+}
+
+const scriptOf = (bytes: Buffer): string => {
+  const r = readScriptImage(bytes);
+  return r.ok ? r.value.script.toString() : `bad image: ${r.error.code}`;
+};
+
+t.test('boot file names: configured U-Boot and iPXE names, pxelinux 01-MAC and default', async (t) => {
+  const { files } = setup(() => ({ unknown: true }));
+  t.same(files.kindOf('boot.scr.uimg'), { kind: 'uboot' });
+  t.same(files.kindOf('boot.scr'), { kind: 'uboot' });
+  t.same(files.kindOf('boot.ipxe'), { kind: 'ipxe' });
+  t.same(files.kindOf('pxelinux.cfg/default'), { kind: 'pxelinux' });
+  t.same(files.kindOf('pxelinux.cfg/01-52-54-00-AA-BB-07'), { kind: 'pxelinux', mac: '52:54:00:aa:bb:07' });
+  t.equal(files.kindOf('pxelinux.cfg/0A140005'), null, 'address names are left to the disk');
+  t.equal(files.kindOf('Image'), null);
+  const custom = setup(() => ({ unknown: true }), bootConfig.parse({ files: { uboot: ['u.scr'], ipxe: ['menu.ipxe'], pxelinux: 'pxe' } })).files;
+  t.same(custom.kindOf('u.scr'), { kind: 'uboot' });
+  t.equal(custom.kindOf('boot.scr.uimg'), null);
+  t.same(custom.kindOf('pxe/default'), { kind: 'pxelinux' });
+});
+
+t.test('per client: different nodes get different scripts; names are normalised first', async (t) => {
+  const nodes: Record<string, Resolved> = {
+    '10.0.0.11': { name: 'n11', mac: '52:54:00:00:00:11', ip: '10.0.0.11', profile: 'arm64', generation: 'g1' },
+    '10.0.0.12': { name: 'n12', mac: '52:54:00:00:00:12', ip: '10.0.0.12', profile: 'arm64', generation: 'g2' },
+  };
+  const { files } = setup((ip) => nodes[ip] ?? { unknown: true });
+  const a = files.lookup('boot.scr.uimg', '10.0.0.11', '10.0.0.2');
+  const b = files.lookup('./boot.scr.uimg', '10.0.0.12', '10.0.0.2');
+  t.ok(a.kind === 'file' && scriptOf(a.bytes).includes('n11') && scriptOf(a.bytes).includes('gen=g1'));
+  t.ok(b.kind === 'file' && scriptOf(b.bytes).includes('n12') && scriptOf(b.bytes).includes('gen=g2'));
+  t.ok(a.kind === 'file' && a.mac === '52:54:00:00:00:11' && a.node === 'n11' && !a.stale);
+  const ipxe = files.lookup('boot.ipxe', '10.0.0.11', '10.0.0.2');
+  t.ok(ipxe.kind === 'file' && ipxe.bytes.toString().includes('http://10.0.0.1:8080/Image'), 'http_base is the VIP');
+  t.same(files.lookup('Image', '10.0.0.11', '10.0.0.2'), { kind: 'none' });
+  t.same(files.lookup('pxelinux.cfg/01-52-54-00-00-00-12', '10.0.0.11', '10.0.0.2'), { kind: 'none' }, 'another MAC\'s menu is not rendered');
+  const own = files.lookup('pxelinux.cfg/01-52-54-00-00-00-11', '10.0.0.11', '10.0.0.2');
+  t.ok(own.kind === 'file' && own.bytes.toString().includes('DEFAULT n11'));
+  const unknown = files.lookup('boot.scr.uimg', '10.0.0.99', '10.0.0.2');
+  t.ok(unknown.kind === 'file' && scriptOf(unknown.bytes).includes('lanctl nodes accept ${ethaddr} NAME'));
+  t.same(files.lookup('pxelinux.cfg/default', '10.0.0.99', '10.0.0.2'), { kind: 'none' }, 'unknown pxelinux client: the disk answers');
+});
+
+t.test('render error: logged (rate-limited), the node keeps its last good file; none before is an error', async (t) => {
+  let generation: string | undefined = 'g1';
+  const { files, lines, clock } = setup((ip) => {
+    const target = { name: 'n11', mac: '52:54:00:00:00:11', ip, profile: 'arm64' };
+    return generation === undefined ? target : { ...target, generation };
+  });
+  const good = files.lookup('boot.scr.uimg', '10.0.0.11', '10.0.0.2');
+  t.equal(good.kind, 'file');
+  generation = undefined;
+  for (let i = 0; i < 10; i++) {
+    const again = files.lookup('boot.scr.uimg', '10.0.0.11', '10.0.0.2');
+    t.ok(again.kind === 'file' && again.stale && good.kind === 'file' && again.bytes.equals(good.bytes), `try ${i}: the last good file`);
+  }
+  const warnings = lines.filter((l) => l['event'] === 'boot.render.failed');
+  t.equal(warnings.length, 3, 'ten failures, three log lines in the window');
+  t.match(String(warnings[0]!['msg']), /profile arm64: bootargs uses \{\{generation\}\}/);
+  t.equal(warnings[0]!['servedLastGood'], true);
+  clock.advance(61_000);
+  files.lookup('boot.scr.uimg', '10.0.0.11', '10.0.0.2');
+  t.equal(lines.filter((l) => l['event'] === 'boot.render.failed').length, 4, 'a new window logs again');
+  const first = files.lookup('boot.ipxe', '10.0.0.11', '10.0.0.2');
+  t.equal(first.kind, 'error', 'no last good iPXE script: an error');
+  t.ok(first.kind === 'error' && /bootargs uses \{\{generation\}\}/.test(first.message));
+  t.equal(files.counters.toJSON()['boot.served_last_good'], 11);
+});
+
+t.test('the fallback resolver: lease -> reservation -> name', async (t) => {
+  const leases = new Map<number, Lease>();
+  const lease = (ip: string, mac: string, hostname?: string, state: Lease['state'] = 'bound'): void => {
+    const l: Lease = { ip: parseIpv4(ip)!, mac, subnet: '10.0.0.0/24', state, grantedAt: 0, expiresAt: 1, changedAt: 0 };
+    if (hostname !== undefined) l.hostname = hostname;
+    leases.set(l.ip, l);
+  };
+  lease('10.0.0.11', '52:54:00:00:00:11', 'ignored');
+  lease('10.0.0.12', '52:54:00:00:00:12', 'Pi-12.lan');
+  lease('10.0.0.13', '52:54:00:00:00:13', 'bad name;reset');
+  lease('10.0.0.14', '52:54:00:00:00:14');
+  lease('10.0.0.15', '52:54:00:00:00:15', 'x', 'released');
+  const reservations = ['11', '12', '13', '15'].map((n) => ({ mac: `52:54:00:00:00:${n}`, ip: parseIpv4(`10.0.0.${n}`)!, ...(n === '11' ? { hostname: 'node11.lan' } : {}) }));
+  const resolve = reservationResolver({ lease: (ip) => leases.get(ip) }, reservations, 'arm64');
+  t.same(resolve('10.0.0.11'), { name: 'node11', mac: '52:54:00:00:00:11', ip: '10.0.0.11', profile: 'arm64' }, 'reservation host name');
+  t.same(resolve('10.0.0.12'), { name: 'pi-12', mac: '52:54:00:00:00:12', ip: '10.0.0.12', profile: 'arm64' }, 'lease host name, first label');
+  t.equal((resolve('10.0.0.13') as { name: string }).name, 'node-52-54-00-00-00-13', 'a client-chosen name that is no DNS label is not used');
+  t.same(resolve('10.0.0.14'), { unknown: true, mac: '52:54:00:00:00:14' }, 'no reservation: unknown, with its MAC');
+  t.same(resolve('10.0.0.15'), { unknown: true }, 'released lease: unknown');
+  t.same(resolve('10.0.0.99'), { unknown: true });
+  t.equal(nodeNameFrom('-bad'), undefined);
+});

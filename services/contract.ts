@@ -4,6 +4,7 @@ import type { Random } from '../lib/random.js';
 import type { LanhaConfig } from '../config/index.js';
 import type { ApiRoutes } from '../lib/control-server.js';
 import type { StateLog } from '../cluster/state-log.js';
+import type { BootFileSource } from './boot/provider.js';
 
 // What a service is to the daemon: started with a ServiceContext, it hands back a RunningService.
 // Services import this module; only registry.ts imports the services.
@@ -36,6 +37,8 @@ export interface RunningService {
   removeAddress?(address: string): Promise<void>;
   /** Planned failover, before the VIP goes: end in-flight work so clients retry at once (TFTP ERROR). */
   handOver?(): Promise<void>;
+  /** Boot files rendered per client (the boot service), which TFTP serves before its disk. */
+  readonly bootFiles?: BootFileSource;
 }
 
 export interface ServiceDefinition {

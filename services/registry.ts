@@ -4,6 +4,7 @@ import { startNtp } from './ntp/server.js';
 import { startDhcp } from './dhcp/server.js';
 import { startDns } from './dns/server.js';
 import { startVip } from './vip/server.js';
+import { startBoot } from './boot/server.js';
 
 // The services a node can run: the one module that knows every service (their contract is in
 // contract.ts). Adding a service is one line in `serviceDefinitions`: the daemon starts each enabled
@@ -11,6 +12,8 @@ import { startVip } from './vip/server.js';
 
 export const serviceDefinitions: ReadonlyArray<ServiceDefinition> = [
   // One line per service, e.g. { name: 'dns', enabled: (c) => c.dns !== undefined, start: startDns },
+  // Before TFTP: TFTP serves the boot files this service renders per client.
+  { name: 'boot', enabled: (c) => c.boot !== undefined && c.node.role !== 'witness', start: startBoot },
   { name: 'tftp', enabled: (c) => c.tftp !== undefined, start: startTftp },
   { name: 'ntp', enabled: (c) => c.ntp !== undefined, start: (context) => startNtp(context) },
   { name: 'dhcp', enabled: (c) => c.dhcp !== undefined && c.node.role !== 'witness', start: startDhcp },

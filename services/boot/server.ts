@@ -1,0 +1,80 @@
+import { realpath } from 'node:fs/promises';
+import { resolve as resolvePath } from 'node:path';
+import { formatIpv4 } from '../../lib/ipv4.js';
+import { serviceAddresses } from '../../lib/listen.js';
+import type { RunningService, ServiceContext } from '../contract.js';
+import { BootFiles, bootEventDetail } from './provider.js';
+import { BootHttpServer, type ServedFile } from './http.js';
+import { boundLease, reservationResolver } from './resolve.js';
+import type { Resolve } from './render.js';
+
+// The boot service: boot files rendered per asking client (TFTP consults it before its disk; it
+// starts before TFTP for that) and the read-only boot HTTP listener. Wiring only; the logic is in
+// provider.ts, render.ts and http.ts.
+
+/** Who is asking: the inventory when it is wired, else the lease + DHCP reservation fallback. */
+function resolverFor(context: ServiceContext): Resolve {
+  const reservations = (context.config.dhcp?.subnets ?? []).flatMap((s) => s.reservations);
+  return reservationResolver(context.state.fsm, reservations, context.config.boot?.defaultProfile);
+}
+
+export async function startBoot(context: ServiceContext): Promise<RunningService> {
+  const boot = context.config.boot!;
+  const rootText = boot.root ?? context.config.tftp?.root;
+  // lib/config.ts refuses a boot block with neither; this is the programmer-error guard.
+  if (rootText === undefined) throw new Error('boot: no root (boot.root or tftp.root)');
+  const rootReal = await realpath(resolvePath(rootText));
+  const vip = context.config.vip === undefined ? undefined : formatIpv4(context.config.vip.address.address);
+  const bootFiles = new BootFiles({
+    boot,
+    profiles: context.config.profiles ?? {},
+    resolve: resolverFor(context),
+    log: context.log,
+    clock: context.clock,
+    vip,
+  });
+  const state = context.state;
+  const served = (file: ServedFile): void => {
+    // Compute-node boot progress, as TFTP records it (leader only: followers serve, the leader writes).
+    if (file.mac !== undefined && state.isLeader()) {
+      state.propose({ type: 'node.boot', mac: file.mac, event: 'http', detail: bootEventDetail(file.file, file.bytes, file.ms) }).catch(() => undefined);
+    }
+  };
+  let http: BootHttpServer | undefined;
+  if (boot.http !== false) {
+    http = new BootHttpServer({
+      config: boot.http,
+      addresses: serviceAddresses(context.config, boot.http.listen),
+      rootReal,
+      bootFiles,
+      log: context.log,
+      clock: context.clock,
+      // Static files (kernels) carry no MAC: the client's bound lease gives it.
+      served: (file) => served(file.mac !== undefined ? file : { ...file, ...macOf(file.client) }),
+    });
+    await http.start();
+    bootFiles.httpPort = http.port();
+  }
+  function macOf(client: string): { mac?: string } {
+    const mac = boundLease(state.fsm, client)?.mac;
+    return mac === undefined ? {} : { mac };
+  }
+  const status = () => ({
+    listening: http?.listening() ?? [],
+    root: rootReal,
+    files: boot.files,
+    ...bootFiles.status(),
+    ...(http === undefined ? {} : { http: http.status() }),
+  });
+  return {
+    name: 'boot',
+    bootFiles,
+    status,
+    stop: async () => { await http?.stop(); },
+    addAddress: async (address) => { await http?.addAddress(address); },
+    removeAddress: async (address) => { await http?.removeAddress(address); },
+    routes: {
+      'GET /v1/boot': () => ({ status: 200, body: status() }),
+    },
+  };
+}

@@ -1,0 +1,142 @@
+import t from 'tap';
+import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { connect, type Socket } from 'node:net';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BootHttpServer, parseRange, type ServedFile } from '../../services/boot/http.js';
+import { BootFiles } from '../../services/boot/provider.js';
+import { bootConfig, bootHttpConfig, profilesConfig } from '../../services/boot/config.js';
+import type { Resolved } from '../../services/boot/render.js';
+import { createLogger } from '../../lib/log.js';
+import { systemClock } from '../../lib/clock.js';
+import { haveTools } from '../support/tools.js';
+
+// The read-only boot HTTP listener on 127.0.0.1 (port 0) against curl: a kernel whole and in
+// ranges (checksums), HEAD, 404, 405 with Allow, 416, traversal and symlink escapes refused,
+// per-client iPXE scripts for two client addresses (--interface), the connection cap and the
+// header timeout for a client that never finishes its request. Loopback only.
+
+const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+
+function curl(args: string[]): Promise<{ code: number; out: Buffer; err: string }> {
+  return new Promise((resolve) => {
+    execFile('curl', ['-sS', ...args], { timeout: 30_000, maxBuffer: 64 << 20, encoding: 'buffer' }, (error, stdout, stderr) => {
+      const code = error ? (typeof (error as { code?: unknown }).code === 'number' ? (error as { code: number }).code : 1) : 0;
+      resolve({ code, out: stdout, err: stderr.toString() });
+    });
+  });
+}
+
+t.test('parseRange: the forms RFC 9110 allows, one range', async (t) => {
+  t.same(parseRange(undefined, 100), { kind: 'all' });
+  t.same(parseRange('bytes=0-9', 100), { kind: 'range', start: 0, end: 9 });
+  t.same(parseRange('bytes=90-', 100), { kind: 'range', start: 90, end: 99 });
+  t.same(parseRange('bytes=-10', 100), { kind: 'range', start: 90, end: 99 });
+  t.same(parseRange('bytes=-1000', 100), { kind: 'range', start: 0, end: 99 });
+  t.same(parseRange('bytes=50-1000', 100), { kind: 'range', start: 50, end: 99 });
+  t.same(parseRange('bytes=100-', 100), { kind: 'unsatisfiable' });
+  t.same(parseRange('bytes=-0', 100), { kind: 'unsatisfiable' });
+  t.same(parseRange('bytes=9-0', 100), { kind: 'all' }, 'an invalid range is ignored');
+  t.same(parseRange('bytes=0-1,5-6', 100), { kind: 'all' }, 'several ranges: the whole file');
+  t.same(parseRange('items=0-1', 100), { kind: 'all' });
+});
+
+t.test('boot HTTP listener with curl', async (t) => {
+  if (!haveTools(t, ['curl'], 'boot HTTP test')) return;
+  const top = mkdtempSync(join(tmpdir(), 'lanha-boot-http-'));
+  chmodSync(top, 0o755);
+  const root = join(top, 'root');
+  mkdirSync(join(root, 'arm64'), { recursive: true });
+  mkdirSync(join(top, 'outside'));
+  const kernel = randomBytes(3 * 1048576 + 123);
+  writeFileSync(join(root, 'arm64', 'Image'), kernel, { mode: 0o644 });
+  writeFileSync(join(root, 'private'), 'secret\n', { mode: 0o600 });
+  writeFileSync(join(top, 'outside', 'secret'), 'outside the root\n', { mode: 0o644 });
+  symlinkSync(join(top, 'outside', 'secret'), join(root, 'escape'));
+
+  const lines: Array<Record<string, unknown>> = [];
+  const log = createLogger({ level: 'info', destination: { write: (s: string) => { lines.push(JSON.parse(s) as Record<string, unknown>); } } });
+  const nodes: Record<string, Resolved> = {
+    '127.0.0.2': { name: 'node-a', mac: '52:54:00:0c:00:02', ip: '127.0.0.2', profile: 'x86' },
+    '127.0.0.3': { name: 'node-b', mac: '52:54:00:0c:00:03', ip: '127.0.0.3', profile: 'x86' },
+  };
+  const profiles = profilesConfig.parse({ x86: { arch: 'x86_64', kernel: 'arm64/Image', bootargs: 'console=ttyS0 host={{name}}' } });
+  const bootFiles = new BootFiles({ boot: bootConfig.parse({}), profiles, resolve: (ip) => nodes[ip] ?? { unknown: true }, log, clock: systemClock });
+  const served: ServedFile[] = [];
+  const server = new BootHttpServer({
+    config: bootHttpConfig.parse({ port: 0, maxConnections: 3, headersTimeout: '1s', requestTimeout: '2s' }),
+    addresses: ['127.0.0.1'], rootReal: root, bootFiles, log, clock: systemClock, served: (f) => served.push(f),
+  });
+  await server.start();
+  const port = server.port();
+  bootFiles.httpPort = port;
+  const url = (path: string): string => `http://127.0.0.1:${port}/${path}`;
+  t.teardown(async () => { await server.stop(); rmSync(top, { recursive: true, force: true }); });
+
+  await t.test('a kernel whole, in ranges, and HEAD', async (t) => {
+    const whole = await curl(['-f', url('arm64/Image')]);
+    t.equal(sha(whole.out), sha(kernel), 'whole file, checksum matches');
+    const part = await curl(['-f', '-r', '1000-1999', '-D', '-', '-o', join(top, 'part'), url('arm64/Image')]);
+    t.match(part.out.toString(), /^HTTP\/1\.1 206/);
+    t.match(part.out.toString(), new RegExp(`content-range: bytes 1000-1999/${kernel.length}`, 'i'));
+    const range = await curl(['-f', '-r', '1000-1999', url('arm64/Image')]);
+    t.ok(range.out.equals(kernel.subarray(1000, 2000)), 'the range bytes');
+    const tail = await curl(['-f', '-H', 'Range: bytes=-500', url('arm64/Image')]);
+    t.ok(tail.out.equals(kernel.subarray(kernel.length - 500)), 'a suffix range');
+    const head = await curl(['-I', url('arm64/Image')]);
+    t.match(head.out.toString(), new RegExp(`content-length: ${kernel.length}`, 'i'));
+    t.match(head.out.toString(), /accept-ranges: bytes/i);
+    const beyond = await curl(['-H', `Range: bytes=${kernel.length}-`, '-o', '/dev/null', '-w', '%{http_code}', url('arm64/Image')]);
+    t.equal(beyond.out.toString(), '416');
+  });
+
+  await t.test('refusals: 404, 405 with Allow, traversal, symlink escape, private file', async (t) => {
+    const code = async (args: string[]): Promise<string> => (await curl(['-o', '/dev/null', '-w', '%{http_code}', ...args])).out.toString();
+    t.equal(await code([url('missing')]), '404');
+    t.equal(await code(['-X', 'POST', url('arm64/Image')]), '405');
+    const allow = await curl(['-X', 'PUT', '-D', '-', '-o', '/dev/null', url('arm64/Image')]);
+    t.match(allow.out.toString(), /allow: GET, HEAD/i);
+    t.equal(await code(['--path-as-is', url('../outside/secret')]), '400', '../ refused');
+    t.equal(await code(['--path-as-is', url('arm64/../../outside/secret')]), '400');
+    t.equal(await code([url('%2e%2e/outside/secret')]), '400', 'an encoded .. refused');
+    t.equal(await code([url('..%2foutside%2fsecret')]), '400');
+    t.equal(await code([url('escape')]), '403', 'a symlink out of the root');
+    t.equal(await code([url('private')]), '403', 'not world-readable');
+    t.equal(await code([url('')]), '400', 'the root itself');
+    const body = await curl([url('escape')]);
+    t.notMatch(body.out.toString(), /outside the root/);
+  });
+
+  await t.test('per-client iPXE scripts from two addresses', async (t) => {
+    const a = await curl(['-f', '--interface', '127.0.0.2', url('boot.ipxe')]);
+    const b = await curl(['-f', '--interface', '127.0.0.3', url('boot.ipxe')]);
+    t.match(a.out.toString(), new RegExp(`kernel --name kernel http://127\\.0\\.0\\.1:${port}/arm64/Image console=ttyS0 host=node-a`));
+    t.match(b.out.toString(), /host=node-b/);
+    const unknown = await curl(['-f', '--interface', '127.0.0.4', url('boot.ipxe')]);
+    t.match(unknown.out.toString(), /lanctl nodes accept \$\{netX\/mac\} NAME/);
+    const ranged = await curl(['-f', '--interface', '127.0.0.2', '-r', '0-6', url('boot.ipxe')]);
+    t.equal(ranged.out.toString(), '#!ipxe\n', 'ranges work on rendered files too');
+    t.ok(served.some((f) => f.file === 'boot.ipxe' && f.mac === '52:54:00:0c:00:02' && f.rendered && f.bytes > 0), 'a served event with the node\'s MAC');
+    t.ok(served.some((f) => f.file === 'arm64/Image' && f.bytes === kernel.length), 'a served event for the kernel with its bytes');
+  });
+
+  await t.test('the connection cap and the header timeout', async (t) => {
+    // resume(): a paused socket never reads the server's FIN, so it would never close.
+    const open = (): Promise<Socket> => new Promise((ok, fail) => { const s = connect(port, '127.0.0.1', () => ok(s)); s.once('error', fail); s.resume(); });
+    const closed = (s: Socket): Promise<void> => new Promise((ok) => { if (s.destroyed) ok(); else s.once('close', () => ok()); });
+    const held = [await open(), await open(), await open()];
+    for (const s of held) s.write('GET /arm64/Image HTTP/1.1\r\nHost: x\r\n'); // headers never finished
+    const extra = await open();
+    extra.on('error', () => undefined);
+    await closed(extra);
+    t.pass('a fourth connection over maxConnections 3 is closed at once');
+    await Promise.all(held.map(closed));
+    t.pass('clients that never finish their headers are closed (headersTimeout)');
+    t.ok((server.counters.toJSON()['boot.http.timed_out'] ?? 0) >= 3, 'counted as timed out (408)');
+    const after = await curl(['-f', '-o', '/dev/null', '-w', '%{http_code}', url('arm64/Image')]);
+    t.equal(after.out.toString(), '200', 'served again once they are gone');
+    t.ok((server.counters.toJSON()['boot.http.busy'] ?? 0) >= 1);
+  });
+});

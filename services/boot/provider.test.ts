@@ -4,7 +4,8 @@ import { ManualClock } from '../../test/support/manual-clock.js';
 import { BootFiles } from './provider.js';
 import { bootConfig, profilesConfig } from './config.js';
 import { readScriptImage } from './uimage.js';
-import { reservationResolver, nodeNameFrom } from './resolve.js';
+import { inventoryResolver, reservationResolver, nodeNameFrom } from './resolve.js';
+import { Inventory } from '../../cluster/inventory.js';
 import type { Resolved } from './render.js';
 import type { Lease } from '../../cluster/fsm.js';
 import { parseIpv4 } from '../../lib/ipv4.js';
@@ -114,4 +115,24 @@ t.test('the fallback resolver: lease -> reservation -> name', async (t) => {
   t.same(resolve('10.0.0.15'), { unknown: true }, 'released lease: unknown');
   t.same(resolve('10.0.0.99'), { unknown: true });
   t.equal(nodeNameFrom('-bad'), undefined);
+});
+
+t.test('the inventory resolver: lease MAC, else reserved address; profile, group, generation; empty inventory falls back', async (t) => {
+  const inventory = new Inventory();
+  const leases = new Map<number, Lease>();
+  const leaseFor = (ip: string, mac: string): void => {
+    leases.set(parseIpv4(ip)!, { ip: parseIpv4(ip)!, mac, subnet: '10.0.0.0/24', state: 'bound', grantedAt: 0, expiresAt: 1, changedAt: 0 });
+  };
+  const fallback = (): Resolved => ({ name: 'from-fallback', mac: '00:00:00:00:00:00', ip: '0.0.0.0', profile: 'x' });
+  const resolve = inventoryResolver({ lease: (ip) => leases.get(ip) }, inventory, 'arm64', (node) => node.runningGeneration, fallback);
+  t.equal((resolve('10.0.0.21') as { name: string }).name, 'from-fallback', 'no node yet: the reservation fallback answers');
+  inventory.apply({ type: 'node.add', name: 'n21', mac: '52:54:00:00:00:21', profile: 'pi4', group: 'rack1' }, 1);
+  inventory.apply({ type: 'node.add', name: 'n22', mac: '52:54:00:00:00:22', ip: parseIpv4('10.0.0.22')! }, 1);
+  inventory.apply({ type: 'node.generation', name: 'n21', running: 'gen7' }, 2);
+  leaseFor('10.0.0.121', '52:54:00:00:00:21');
+  leaseFor('10.0.0.123', '52:54:00:00:00:23');
+  t.same(resolve('10.0.0.121'), { name: 'n21', mac: '52:54:00:00:00:21', ip: '10.0.0.121', profile: 'pi4', group: 'rack1', generation: 'gen7' }, 'by the lease\'s MAC');
+  t.same(resolve('10.0.0.22'), { name: 'n22', mac: '52:54:00:00:00:22', ip: '10.0.0.22', profile: 'arm64' }, 'by its reserved address, default profile');
+  t.same(resolve('10.0.0.123'), { unknown: true, mac: '52:54:00:00:00:23' }, 'a leased MAC not in the inventory');
+  t.same(resolve('10.0.0.99'), { unknown: true });
 });

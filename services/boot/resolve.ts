@@ -1,11 +1,13 @@
 import { parseIpv4 } from '../../lib/ipv4.js';
 import type { Lease } from '../../cluster/fsm.js';
+import type { InventoryNode } from '../../cluster/inventory.js';
 import type { Resolve } from './render.js';
 
 // Who is asking for a boot file: the client's address -> its bound lease in the replicated state
-// -> its MAC -> a known node. Until the inventory (cluster/inventory.ts) is wired, a node is known
-// when the config holds a DHCP reservation for its MAC; its name is the reservation's host name,
-// else the lease's host name when that is a plain DNS label, else "node-<mac-with-dashes>".
+// -> its MAC -> a node of the inventory (cluster/inventory.ts; a node without a lease is found by
+// its reserved address). A site whose inventory is empty falls back to the config: a node is known
+// when a DHCP reservation holds its MAC; its name is the reservation's host name, else the lease's
+// host name when that is a plain DNS label, else "node-<mac-with-dashes>".
 // Pure apart from reading the state it is handed.
 
 export interface LeaseLookup {
@@ -43,5 +45,31 @@ export function reservationResolver(leases: LeaseLookup | undefined, reservation
     if (reservation === undefined) return { unknown: true, mac: lease.mac };
     const name = nodeNameFrom(reservation.hostname) ?? nodeNameFrom(lease.hostname) ?? `node-${lease.mac.replaceAll(':', '-')}`;
     return { name, mac: lease.mac, ip: clientIp, profile: defaultProfile ?? '' };
+  };
+}
+
+export interface InventoryLookup {
+  readonly size: number;
+  byMac(mac: string): InventoryNode | undefined;
+  byIp(ip: number): InventoryNode | undefined;
+}
+
+/** The generation a node's boot files name (the deploy module's verified one), if any. */
+export type GenerationOf = (node: InventoryNode) => string | undefined;
+
+/** The inventory resolver; `fallback` answers while the inventory holds no node at all. */
+export function inventoryResolver(leases: LeaseLookup | undefined, inventory: InventoryLookup, defaultProfile: string | undefined, generationOf: GenerationOf, fallback: Resolve): Resolve {
+  return (clientIp) => {
+    if (inventory.size === 0) return fallback(clientIp);
+    const lease = boundLease(leases, clientIp);
+    const ip = parseIpv4(clientIp);
+    const node = (lease === undefined ? undefined : inventory.byMac(lease.mac)) ?? (ip === null ? undefined : inventory.byIp(ip));
+    if (node === undefined) return lease === undefined ? { unknown: true } : { unknown: true, mac: lease.mac };
+    const generation = generationOf(node);
+    return {
+      name: node.name, mac: node.mac, ip: clientIp, profile: node.profile ?? defaultProfile ?? '',
+      ...(node.group === undefined ? {} : { group: node.group }),
+      ...(generation === undefined ? {} : { generation }),
+    };
   };
 }

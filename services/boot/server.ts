@@ -5,17 +5,25 @@ import { serviceAddresses } from '../../lib/listen.js';
 import type { RunningService, ServiceContext } from '../contract.js';
 import { BootFiles, bootEventDetail } from './provider.js';
 import { BootHttpServer, type ServedFile } from './http.js';
-import { boundLease, reservationResolver } from './resolve.js';
+import { boundLease, inventoryResolver, reservationResolver, type GenerationOf } from './resolve.js';
 import type { Resolve } from './render.js';
 
 // The boot service: boot files rendered per asking client (TFTP consults it before its disk; it
 // starts before TFTP for that) and the read-only boot HTTP listener. Wiring only; the logic is in
 // provider.ts, render.ts and http.ts.
 
-/** Who is asking: the inventory when it is wired, else the lease + DHCP reservation fallback. */
+/**
+ * Who is asking: the inventory (the lease + DHCP reservation fallback while it is empty). The
+ * generation is the deploy module's verified one for the node when it offers it, else the one the
+ * node reported running.
+ */
 function resolverFor(context: ServiceContext): Resolve {
+  const fsm = context.state.fsm;
   const reservations = (context.config.dhcp?.subnets ?? []).flatMap((s) => s.reservations);
-  return reservationResolver(context.state.fsm, reservations, context.config.boot?.defaultProfile);
+  const defaultProfile = context.config.boot?.defaultProfile;
+  const deploy = fsm as { rootfs?: { bootGeneration?(name: string): string | undefined } };
+  const generationOf: GenerationOf = (node) => deploy.rootfs?.bootGeneration?.(node.name) ?? node.runningGeneration;
+  return inventoryResolver(fsm, fsm.inventory, defaultProfile, generationOf, reservationResolver(fsm, reservations, defaultProfile));
 }
 
 export async function startBoot(context: ServiceContext): Promise<RunningService> {

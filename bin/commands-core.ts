@@ -40,7 +40,9 @@ export const configCheckCommand: CliCommand = {
     if (file === undefined || args.positionals.length > 1) throw new LanhaError('usage', 'give exactly one config file: lanctl config check FILE', ExitCode.usage);
     try {
       const config = loadConfig(file);
-      const enabled = (['dhcp', 'dns', 'tftp', 'ntp', 'vip', 'deploy'] as const).filter((k) => config[k] !== undefined);
+      const enabled: string[] = (['dhcp', 'dns', 'tftp', 'ntp', 'vip', 'deploy', 'boot'] as const).filter((k) => config[k] !== undefined);
+      const profiles = Object.keys(config.profiles ?? {});
+      if (profiles.length > 0) enabled.push(`profiles (${profiles.join(', ')})`);
       const members = config.cluster?.members.map((m) => `${m.name}(${m.role})`).join(', ') ?? 'none (single node)';
       io.out(`${file}: ok\n  node: ${config.node.name} (${config.node.role})\n  cluster: ${members}\n  enabled: ${enabled.join(', ') || 'nothing'}\n`);
       return ExitCode.ok;

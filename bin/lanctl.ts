@@ -8,6 +8,7 @@ import { ntpStatusCommand } from './commands-ntp.js';
 import { vipCommands } from './commands-vip.js';
 import { nodesCommand } from './commands-nodes.js';
 import { initCommand } from './commands-init.js';
+import { bootCommands } from './commands-boot.js';
 
 // `lanctl`: the operator CLI and, as `lanctl serve`, the daemon. Commands talk to the local daemon's
 // control socket; the command list below is the whole CLI surface.
@@ -22,6 +23,7 @@ export const commands: CliCommand[] = [
   ...dnsCommands,
   nodesCommand,
   ...vipCommands,
+  ...bootCommands,
 ];
 
 const code = await runCli('lanctl', process.argv.slice(2), commands, VERSION, {

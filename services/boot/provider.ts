@@ -21,6 +21,16 @@ export type BootLookup =
   /** Rendering failed and there is no last good file: TFTP ERROR / HTTP 500 with this text. */
   | { kind: 'error'; name: string; message: string; mac?: string };
 
+/** One rendering for one client: a node's file (node set) or an unknown client's script. */
+export interface RenderedFor {
+  name: string;
+  kind: BootFileKind;
+  result: RenderResult;
+  mac?: string;
+  node?: string;
+  profile?: string;
+}
+
 /** What TFTP and HTTP need of the boot files. */
 export interface BootFileSource {
   lookup(requested: string, clientIp: string, localAddress: string): BootLookup;
@@ -93,27 +103,41 @@ export class BootFiles implements BootFileSource {
    * `none` for names that are not boot files: the caller serves them from disk.
    */
   lookup(requested: string, clientIp: string, localAddress: string): BootLookup {
+    const rendered = this.#render(requested, clientIp, localAddress);
+    if (rendered === null) return { kind: 'none' };
+    const { name, result, mac, node, profile } = rendered;
+    if (node === undefined) {
+      this.counters.inc('boot.unknown_served');
+      if (this.#limiter.allow(`unknown ${mac ?? clientIp}`, this.#clock.monotonicMs())) {
+        this.#log.info({ event: 'boot.unknown', client: clientIp, mac: mac ?? null, file: name }, 'a client that is not in the inventory asked for a boot file');
+      }
+    }
+    return this.#result(result, name, clientIp, mac, node, profile);
+  }
+
+  /** What `lookup` would render for this client now, without logging or touching the last good files (`lanctl boot render`). */
+  preview(requested: string, clientIp: string, localAddress: string): RenderedFor | null {
+    return this.#render(requested, clientIp, localAddress);
+  }
+
+  #render(requested: string, clientIp: string, localAddress: string): RenderedFor | null {
     const checked = checkName(requested);
-    if (!checked.ok) return { kind: 'none' };
+    if (!checked.ok) return null;
     const name = checked.path;
     const wanted = this.kindOf(name);
-    if (wanted === null) return { kind: 'none' };
+    if (wanted === null) return null;
     const resolved = this.#resolve(clientIp);
     const context = this.#context(name, localAddress);
     if (isUnknown(resolved)) {
-      if (!this.#boot.unknown) return { kind: 'none' };
+      if (!this.#boot.unknown) return null;
       const result = renderUnknown(wanted.kind, resolved, context);
-      if (result === null) return { kind: 'none' };
-      this.counters.inc('boot.unknown_served');
-      if (this.#limiter.allow(`unknown ${resolved.mac ?? clientIp}`, this.#clock.monotonicMs())) {
-        this.#log.info({ event: 'boot.unknown', client: clientIp, mac: resolved.mac ?? null, file: name }, 'a client that is not in the inventory asked for a boot file');
-      }
-      return this.#result(result, name, clientIp, resolved.mac, undefined, undefined);
+      if (result === null) return null;
+      return { name, kind: wanted.kind, result, ...(resolved.mac === undefined ? {} : { mac: resolved.mac }) };
     }
     // pxelinux asks 01-<its MAC> first: another MAC's menu is not ours to render (disk, or not found).
-    if (wanted.mac !== undefined && wanted.mac !== resolved.mac) return { kind: 'none' };
+    if (wanted.mac !== undefined && wanted.mac !== resolved.mac) return null;
     const result = renderBootFile(wanted.kind, resolved, this.#profiles, this.#templates, context);
-    return this.#result(result, name, clientIp, resolved.mac, resolved.name, resolved.profile);
+    return { name, kind: wanted.kind, result, mac: resolved.mac, node: resolved.name, profile: resolved.profile };
   }
 
   #context(file: string, localAddress: string): RenderContext {

@@ -1,16 +1,21 @@
 import { realpath } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
-import { formatIpv4 } from '../../lib/ipv4.js';
+import { formatIpv4, parseIpv4 } from '../../lib/ipv4.js';
 import { serviceAddresses } from '../../lib/listen.js';
 import type { RunningService, ServiceContext } from '../contract.js';
 import { BootFiles, bootEventDetail } from './provider.js';
 import { BootHttpServer, type ServedFile } from './http.js';
-import { boundLease, inventoryResolver, reservationResolver, type GenerationOf } from './resolve.js';
+import { boundLease, inventoryResolver, nodeNameFrom, reservationResolver, type GenerationOf } from './resolve.js';
+import { renderErrorText } from './render.js';
 import type { Resolve } from './render.js';
 
 // The boot service: boot files rendered per asking client (TFTP consults it before its disk; it
 // starts before TFTP for that) and the read-only boot HTTP listener. Wiring only; the logic is in
 // provider.ts, render.ts and http.ts.
+
+function reservationsOf(context: ServiceContext): ReadonlyArray<{ mac?: string | undefined; ip: number; hostname?: string | undefined }> {
+  return (context.config.dhcp?.subnets ?? []).flatMap((s) => s.reservations);
+}
 
 /**
  * Who is asking: the inventory (the lease + DHCP reservation fallback while it is empty). The
@@ -19,7 +24,7 @@ import type { Resolve } from './render.js';
  */
 function resolverFor(context: ServiceContext): Resolve {
   const fsm = context.state.fsm;
-  const reservations = (context.config.dhcp?.subnets ?? []).flatMap((s) => s.reservations);
+  const reservations = reservationsOf(context);
   const defaultProfile = context.config.boot?.defaultProfile;
   const deploy = fsm as { rootfs?: { bootGeneration?(name: string): string | undefined } };
   const generationOf: GenerationOf = (node) => deploy.rootfs?.bootGeneration?.(node.name) ?? node.runningGeneration;
@@ -74,6 +79,19 @@ export async function startBoot(context: ServiceContext): Promise<RunningService
     ...bootFiles.status(),
     ...(http === undefined ? {} : { http: http.status() }),
   });
+  const reservations = reservationsOf(context);
+  /** A node's address by name: its reserved IP, else its bound lease; the config's reservations while the inventory is empty. */
+  const addressOf = (name: string): string | undefined => {
+    const node = state.fsm.inventory.byName(name);
+    if (node !== undefined) {
+      if (node.ip !== undefined) return formatIpv4(node.ip);
+      const lease = state.fsm.leaseByMac(node.mac);
+      return lease?.state === 'bound' ? formatIpv4(lease.ip) : undefined;
+    }
+    const reservation = reservations.find((r) => nodeNameFrom(r.hostname) === name);
+    return reservation === undefined ? undefined : formatIpv4(reservation.ip);
+  };
+  const serverAddress = vip ?? (context.config.node.address === undefined ? '127.0.0.1' : formatIpv4(context.config.node.address));
   return {
     name: 'boot',
     bootFiles,
@@ -83,6 +101,21 @@ export async function startBoot(context: ServiceContext): Promise<RunningService
     removeAddress: async (address) => { await http?.removeAddress(address); },
     routes: {
       'GET /v1/boot': () => ({ status: 200, body: status() }),
+      // `lanctl boot render NODE|IP [--file NAME]`: what that node would get now (no last good file, no log).
+      'GET /v1/boot/render': ({ query }) => {
+        const file = query.get('file') ?? boot.files.uboot[0] ?? 'boot.scr.uimg';
+        const who = query.get('node') ?? '';
+        const ip = parseIpv4(who) !== null ? who : addressOf(who);
+        if (ip === undefined) return { status: 404, body: { error: `no node or address "${who}" (not in the inventory, or it has no reserved address and no lease)` } };
+        const preview = bootFiles.preview(file, ip, serverAddress);
+        if (preview === null) return { status: 404, body: { error: `"${file}" is not a boot file for ${who} (boot.files names it? pxelinux: only its own 01-<mac>); the disk would answer` } };
+        const { result } = preview;
+        if (!result.ok) return { status: 422, body: { error: renderErrorText(result.error) } };
+        return {
+          status: 200,
+          body: { file: preview.name, kind: preview.kind, ip, node: preview.node ?? null, mac: preview.mac ?? null, profile: preview.profile ?? null, text: result.text, bytes: result.bytes.toString('base64') },
+        };
+      },
     },
   };
 }

@@ -113,11 +113,14 @@ export class BootHttpServer {
     this.#servers.push({ address, server });
   }
 
+  /** Stops listening on an address (the VIP going away); downloads in progress finish, idle keep-alives close. */
   async removeAddress(address: string): Promise<void> {
     const entry = this.#servers.find((s) => s.address === address);
     if (entry === undefined) return;
     this.#servers = this.#servers.filter((s) => s !== entry);
-    await new Promise<void>((ok) => entry.server.close(() => ok()));
+    // Not awaited: close() calls back only when the last download ends, and the VIP must go now.
+    entry.server.close();
+    entry.server.closeIdleConnections();
   }
 
   /** The cap counts connections over every address. */

@@ -9,6 +9,8 @@ import { vipCommands } from './commands-vip.js';
 import { nodesCommand } from './commands-nodes.js';
 import { initCommand } from './commands-init.js';
 import { bootCommands } from './commands-boot.js';
+import { deployCommands } from './commands-deploy.js';
+import { internalCommands } from './commands-internal.js';
 
 // `lanctl`: the operator CLI and, as `lanctl serve`, the daemon. Commands talk to the local daemon's
 // control socket; the command list below is the whole CLI surface.
@@ -24,6 +26,8 @@ export const commands: CliCommand[] = [
   nodesCommand,
   ...vipCommands,
   ...bootCommands,
+  ...deployCommands,
+  ...internalCommands,
 ];
 
 const code = await runCli('lanctl', process.argv.slice(2), commands, VERSION, {

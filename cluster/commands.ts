@@ -36,6 +36,20 @@ export type Command =
   /** Rootfs generations: assigned (what it should boot) and running (verified on it); null clears. */
   | { type: 'node.generation'; name: string; assigned?: string | null; running?: string | null }
   | { type: 'config.generation'; generation: number; hash: string }
+  /** A rootfs generation stored on `member` (its copy verified against the manifest whose sha256 is `generation`). */
+  | { type: 'rootfs.commit'; generation: string; member: string; source: string; files: number; dirs: number; symlinks: number; hardlinks: number; bytes: number }
+  /** A LAN member checked its copy of a generation against the manifest. */
+  | { type: 'rootfs.verified'; generation: string; member: string; ok: boolean; changed?: string[] }
+  /** The operator's choice of generation for nodes (`lanctl rollback` assigns the previous one). */
+  | { type: 'rootfs.assign'; nodes: string[]; generation: string }
+  /** A node's pinned ssh host key, OpenSSH "type base64" (until the inventory holds it). */
+  | { type: 'deploy.trust'; node: string; hostKey: string }
+  /** A node's own report of a boot-time pull of a generation (lanctl internal ssh-gate). */
+  | { type: 'deploy.synced'; node: string; generation: string; ok: boolean; exit?: number; bytes?: number }
+  | { type: 'deploy.job.start'; job: string; kind: 'rootfs' | 'push'; member: string; nodes: string[]; generation?: string; dryRun?: boolean; files?: string[]; dest?: string; then?: string }
+  | { type: 'deploy.job.resume'; job: string; member: string }
+  | { type: 'deploy.job.node'; job: string; node: string; state: 'running' | 'done' | 'failed' | 'interrupted'; bytes?: number; total?: number; sent?: number; exit?: number; error?: string }
+  | { type: 'deploy.job.end'; job: string; state: 'done' | 'failed' | 'interrupted' }
   /** Proposed by a new leader to commit entries of earlier terms, and as a time tick. */
   | { type: 'noop' };
 
@@ -58,6 +72,8 @@ export type DecodeCommandResult = { ok: true; value: StampedCommand } | { ok: fa
 const COMMAND_TYPES: ReadonlySet<string> = new Set<CommandType>([
   'lease.grant', 'lease.release', 'lease.decline', 'lease.expire', 'dns.set', 'dns.delete', 'node.boot', 'config.generation', 'noop',
   'node.add', 'node.set', 'node.remove', 'node.seen', 'node.accept', 'node.trust', 'node.generation',
+  'rootfs.commit', 'rootfs.verified', 'rootfs.assign', 'deploy.trust', 'deploy.synced',
+  'deploy.job.start', 'deploy.job.resume', 'deploy.job.node', 'deploy.job.end',
 ]);
 
 export function decodeCommand(bytes: Uint8Array): DecodeCommandResult {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Command, StampedCommand } from './commands.js';
 import { Inventory, isInventoryCommand, type InventorySnapshot } from './inventory.js';
+import { RootfsState, isRootfsCommand, type RootfsSnapshot } from './rootfs-state.js';
 
 // The replicated state machine: leases, DNS records set by operators, compute-node boot events.
 // apply() is deterministic: it reads time only from the entry's stamp and never a local clock, so
@@ -68,6 +69,8 @@ export interface FsmSnapshot {
   nodes: Array<{ mac: string; events: BootEvent[] }>;
   /** The compute-node inventory (inventory.ts); absent when empty, so older snapshots restore and hash alike. */
   inventory?: InventorySnapshot;
+  /** Rootfs generations and deploy jobs (cluster/rootfs-state.ts); absent in older snapshots and while empty. */
+  rootfs?: RootfsSnapshot;
 }
 
 export class Fsm {
@@ -83,6 +86,8 @@ export class Fsm {
   #listeners = new Set<FsmListener>();
   /** Compute nodes (name, MAC, IP, profile, ...) and the pending unknown MACs: the `node.*` commands but `node.boot`. */
   readonly inventory = new Inventory();
+  /** `rootfs.*` and `deploy.*` commands are applied by this sub-state. */
+  readonly rootfs = new RootfsState();
 
   get appliedIndex(): number { return this.#appliedIndex; }
   /** The newest log time applied: "now" as far as replicated state knows. */
@@ -127,6 +132,10 @@ export class Fsm {
   #applyCommand(command: Command, at: number): void {
     if (isInventoryCommand(command)) {
       if (this.inventory.apply(command, at)) this.#serial++; // names and addresses DNS serves
+      return;
+    }
+    if (isRootfsCommand(command)) {
+      this.rootfs.apply(command, at);
       return;
     }
     switch (command.type) {
@@ -218,8 +227,7 @@ export class Fsm {
         this.#nodes.set(command.mac, events);
         return;
       }
-      case 'config.generation':
-      case 'noop':
+      default:
         return;
     }
   }
@@ -247,6 +255,7 @@ export class Fsm {
       records: [...this.#records.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, r]) => ({ ...r })),
       nodes: [...this.#nodes.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([mac, events]) => ({ mac, events: events.map((e) => ({ ...e })) })),
       ...(this.inventory.empty ? {} : { inventory: this.inventory.snapshot() }),
+      ...(this.rootfs.isEmpty() ? {} : { rootfs: this.rootfs.snapshot() }),
     };
   }
 
@@ -268,6 +277,7 @@ export class Fsm {
     for (const r of snapshot.records) this.#records.set(recordKey(r.name, r.rrtype, r.data), { ...r });
     for (const n of snapshot.nodes) this.#nodes.set(n.mac, n.events.map((e) => ({ ...e })));
     this.inventory.restore(snapshot.inventory);
+    this.rootfs.restore(snapshot.rootfs);
     this.#appliedIndex = snapshot.appliedIndex;
     this.#lastAt = snapshot.lastAt;
     this.#serial = snapshot.serial;

@@ -48,8 +48,8 @@ export async function callDaemon(socketPath: string, method: string, path: strin
 }
 
 /** Calls the daemon and returns the body of a 2xx reply; anything else becomes a LanhaError. */
-export async function callDaemonOk(socketPath: string, method: string, path: string, body?: unknown): Promise<unknown> {
-  const reply = await callDaemon(socketPath, method, path, body);
+export async function callDaemonOk(socketPath: string, method: string, path: string, body?: unknown, timeoutMs?: number): Promise<unknown> {
+  const reply = await callDaemon(socketPath, method, path, body, timeoutMs);
   if (reply.status >= 200 && reply.status < 300) return reply.body;
   const message = typeof reply.body === 'object' && reply.body !== null && 'error' in reply.body ? String((reply.body as { error: unknown }).error) : `HTTP ${reply.status}`;
   throw new LanhaError(reply.status === 404 ? 'not-found' : 'api-error', message);

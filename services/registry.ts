@@ -5,6 +5,7 @@ import { startDhcp } from './dhcp/server.js';
 import { startDns } from './dns/server.js';
 import { startVip } from './vip/server.js';
 import { startBoot } from './boot/server.js';
+import { startDeploy } from '../cluster/deploy/service.js';
 
 // The services a node can run: the one module that knows every service (their contract is in
 // contract.ts). Adding a service is one line in `serviceDefinitions`: the daemon starts each enabled
@@ -18,5 +19,6 @@ export const serviceDefinitions: ReadonlyArray<ServiceDefinition> = [
   { name: 'ntp', enabled: (c) => c.ntp !== undefined, start: (context) => startNtp(context) },
   { name: 'dhcp', enabled: (c) => c.dhcp !== undefined && c.node.role !== 'witness', start: startDhcp },
   { name: 'dns', enabled: (c) => c.dns !== undefined && c.node.role !== 'witness', start: startDns },
+  { name: 'deploy', enabled: (c) => c.deploy !== undefined && c.node.role !== 'witness', start: startDeploy },
   { name: 'vip', enabled: (c) => c.vip !== undefined && c.node.role !== 'witness', start: startVip }, // last: it serves through the others
 ];

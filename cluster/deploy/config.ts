@@ -1,12 +1,17 @@
 import { z } from 'zod';
 import { port } from '../../lib/schema.js';
 
-// The `deploy:` block: where binaries and the root filesystem go.
+// The `deploy:` block: where binaries and the root filesystem go, and how to reach the nodes.
+
+const hostKey = z.string().regex(/^(ssh|ecdsa|sk)-[A-Za-z0-9@.-]+ [A-Za-z0-9+/]+={0,2}( .*)?$/, { message: 'is not an OpenSSH public key ("ssh-ed25519 AAAA...")' });
 
 export const deployConfig = z.object({
   user: z.string().default('root'),
   identityFile: z.string().optional(),
+  /** Expected fingerprints: a key fetched by `lanctl nodes trust` must match when one is given. */
   knownHosts: z.record(z.string(), z.string().regex(/^SHA256:[A-Za-z0-9+/=]{43,44}$/, { message: 'is not a SHA256 host-key fingerprint ("SHA256:...")' })).default({}),
+  /** Full pinned host keys seeded from the config (the log's `lanctl nodes trust` keys win). */
+  hostKeys: z.record(z.string(), hostKey).default({}),
   targets: z.array(z.object({
     name: z.string().min(1),
     host: z.string().min(1),
@@ -14,11 +19,17 @@ export const deployConfig = z.object({
     groups: z.array(z.string()).default([]),
   }).strict()).default([]),
   rootfs: z.object({
-    source: z.string().min(1),
+    source: z.string().min(1).optional(),
     destination: z.string().min(1),
     exclude: z.array(z.string()).default([]),
   }).strict().optional(),
   parallel: z.number().int().min(1).max(64).default(8),
+  /** Per-node files laid over the rootfs (e.g. <overlayDir>/<node>/etc/ssh/ssh_host_ed25519_key). */
+  overlayDir: z.string().min(1).optional(),
+  /** `lanctl deploy push --dest DIR` must stay under this directory on the nodes. */
+  pushRoot: z.string().min(1).default('/'),
+  /** The local user compute nodes pull generations as (`lanctl internal ssh-gate`). */
+  syncUser: z.string().default('lanha-sync'),
 }).strict();
 
 export type DeployConfig = z.output<typeof deployConfig>;

@@ -1,0 +1,267 @@
+import { resolve as resolvePath } from 'node:path';
+import { createInterface } from 'node:readline/promises';
+import { ExitCode, LanhaError } from '../lib/errors.js';
+import { callDaemonOk } from '../lib/control-client.js';
+import { formatTable } from '../lib/table.js';
+import type { Job, JobNode } from '../cluster/rootfs-state.js';
+import type { LiveProgress } from '../cluster/deploy/jobs.js';
+import { formatBytes, progressLine, summaryRows } from '../cluster/deploy/progress-view.js';
+import { DAEMON_OPTIONS, DAEMON_OPTION_HELP, resolveSocket, type CliCommand, type CliIo } from './cli.js';
+
+// `lanctl rootfs ...`, `lanctl rollback`, `lanctl deploy ...`: rootfs generations and deploy jobs.
+// Jobs run in the leader's daemon (they are log entries); this process starts one and follows it:
+// one live line per node on a TTY, plain lines otherwise, a summary table at the end. Ctrl-C asks
+// the daemon to stop the job's rsync children; the job ends `interrupted`.
+
+const LONG_MS = 30 * 60_000;
+const POLL_MS = 300;
+
+const short = (id: string | null | undefined): string => (id ? id.slice(0, 12) : '-');
+
+interface GenerationRow {
+  id: string; committedAt: number; member: string; source: string; files: number; dirs: number; symlinks: number; hardlinks: number; bytes: number;
+  verifiedOn: string[]; storedHere: boolean;
+}
+interface NodeGenRow { name: string; assigned: string | null; running: string | null; boot: string | null; pinned: boolean }
+
+const rootfsCommit: CliCommand = {
+  path: ['rootfs', 'commit'],
+  summary: 'store DIR as a new rootfs generation (id = sha256 of its manifest) on the leader',
+  usage: 'rootfs commit DIR [--json] [--config FILE | --socket PATH]',
+  options: { ...DAEMON_OPTIONS, json: { type: 'boolean' } },
+  optionHelp: [['--json', 'print JSON for scripts'], ...DAEMON_OPTION_HELP],
+  async run(args, io) {
+    const dir = args.positionals[0];
+    if (dir === undefined || args.positionals.length > 1) throw new LanhaError('usage', 'give exactly one directory: lanctl rootfs commit DIR', ExitCode.usage);
+    const body = await callDaemonOk(resolveSocket(args.values), 'POST', '/v1/rootfs/commit', { dir: resolvePath(dir) }, LONG_MS) as
+      { generation: string; created: boolean; counts: { files: number; dirs: number; symlinks: number; hardlinks: number; bytes: number } };
+    if (args.values['json'] === true) { io.out(JSON.stringify(body, null, 2) + '\n'); return ExitCode.ok; }
+    const c = body.counts;
+    io.out(`generation ${body.generation}${body.created ? '' : ' (already stored: same content)'}\n` +
+      `  ${c.files} files (${c.hardlinks} hardlinks), ${c.dirs} dirs, ${c.symlinks} symlinks, ${formatBytes(c.bytes)}\n` +
+      `deploy it: lanctl deploy rootfs ${short(body.generation)} --to NODES\n`);
+    return ExitCode.ok;
+  },
+};
+
+const rootfsList: CliCommand = {
+  path: ['rootfs', 'list'],
+  summary: 'rootfs generations (newest last), where they are verified, and each node\'s assigned/running/boot generation',
+  usage: 'rootfs list [--json] [--config FILE | --socket PATH]',
+  options: { ...DAEMON_OPTIONS, json: { type: 'boolean' } },
+  optionHelp: [['--json', 'print JSON for scripts'], ...DAEMON_OPTION_HELP],
+  async run(args, io) {
+    const body = await callDaemonOk(resolveSocket(args.values), 'GET', '/v1/rootfs') as { member: string; generations: GenerationRow[]; nodes: NodeGenRow[] };
+    if (args.values['json'] === true) { io.out(JSON.stringify(body, null, 2) + '\n'); return ExitCode.ok; }
+    if (body.generations.length === 0) io.out('no generations yet: lanctl rootfs commit DIR\n');
+    else io.out(formatTable(['generation', 'committed', 'files', 'size', 'verified on', `on ${body.member}`, 'source'], body.generations.map((g) => [
+      short(g.id), new Date(g.committedAt).toISOString().replace(/\.\d+Z$/, 'Z'), String(g.files), formatBytes(g.bytes), g.verifiedOn.join(',') || '-', g.storedHere ? 'yes' : 'no', g.source,
+    ])));
+    if (body.nodes.length > 0) {
+      io.out('\n' + formatTable(['node', 'assigned', 'running', 'boots', 'host key'], body.nodes.map((n) => [
+        n.name, short(n.assigned), short(n.running), short(n.boot), n.pinned ? 'pinned' : 'NOT PINNED (lanctl nodes trust)',
+      ])));
+    }
+    return ExitCode.ok;
+  },
+};
+
+const rootfsVerify: CliCommand = {
+  path: ['rootfs', 'verify'],
+  summary: 'check this member\'s copy of a generation (default: the newest) against its manifest; names every changed path',
+  usage: 'rootfs verify [GEN] [--config FILE | --socket PATH]',
+  options: { ...DAEMON_OPTIONS },
+  optionHelp: [...DAEMON_OPTION_HELP],
+  async run(args, io) {
+    const generation = args.positionals[0];
+    const body = await callDaemonOk(resolveSocket(args.values), 'POST', '/v1/rootfs/verify', generation === undefined ? {} : { generation }, LONG_MS) as
+      { generation: string; member: string; ok: boolean; changes: Array<{ path: string; what: string }> };
+    if (body.ok) { io.out(`generation ${short(body.generation)} on ${body.member}: verified, matches its manifest\n`); return ExitCode.ok; }
+    io.err(`generation ${short(body.generation)} on ${body.member} changed after commit (${body.changes.length} paths); it will not be deployed:\n` +
+      body.changes.slice(0, 50).map((c) => `  ${c.path}: ${c.what}\n`).join('') + (body.changes.length > 50 ? `  ... and ${body.changes.length - 50} more\n` : '') +
+      'Commit the tree again: lanctl rootfs commit DIR\n');
+    return ExitCode.failure;
+  },
+};
+
+const rollback: CliCommand = {
+  path: ['rollback'],
+  summary: 'assign nodes the generation before their current one (their boot files name it; a rootfs deploy brings running nodes back)',
+  usage: 'rollback NODE|GROUP[,...] [--config FILE | --socket PATH]',
+  options: { ...DAEMON_OPTIONS },
+  optionHelp: [...DAEMON_OPTION_HELP],
+  async run(args, io) {
+    const to = args.positionals.join(',');
+    if (to === '') throw new LanhaError('usage', 'name the nodes or groups: lanctl rollback NODE|GROUP', ExitCode.usage);
+    const body = await callDaemonOk(resolveSocket(args.values), 'POST', '/v1/rollback', { to }) as
+      { assigned: Array<{ node: string; from: string; to: string }>; refused: string[] };
+    for (const a of body.assigned) io.out(`${a.node}: ${short(a.from)} -> ${short(a.to)}\n`);
+    for (const r of body.refused) io.err(`${r}: no earlier generation is kept; nothing assigned\n`);
+    return body.refused.length > 0 ? ExitCode.failure : ExitCode.ok;
+  },
+};
+
+const deployRootfs: CliCommand = {
+  path: ['deploy', 'rootfs'],
+  summary: 'rsync a generation (default: the newest) to nodes over ssh with pinned host keys, then their overlay files',
+  usage: 'deploy rootfs [GEN] --to NODES|GROUP [--dry-run] [--detach] [--config FILE | --socket PATH]',
+  options: { ...DAEMON_OPTIONS, to: { type: 'string' }, 'dry-run': { type: 'boolean' }, detach: { type: 'boolean' } },
+  optionHelp: [['--to NODES', 'node names or groups, comma-separated (deploy.targets)'], ['--dry-run', 'rsync --dry-run: show what would move, change nothing'],
+    ['--detach', 'print the job id and return; the leader keeps running it'], ...DAEMON_OPTION_HELP],
+  async run(args, io) {
+    const to = args.values['to'];
+    if (typeof to !== 'string') throw new LanhaError('usage', '--to NODES|GROUP is required', ExitCode.usage);
+    if (args.positionals.length > 1) throw new LanhaError('usage', `unexpected argument "${args.positionals[1]}"`, ExitCode.usage);
+    const socket = resolveSocket(args.values);
+    const request: Record<string, unknown> = { to, dryRun: args.values['dry-run'] === true };
+    if (args.positionals[0] !== undefined) request['generation'] = args.positionals[0];
+    const { job } = await callDaemonOk(socket, 'POST', '/v1/deploy/rootfs', request, LONG_MS) as { job: string };
+    if (args.values['detach'] === true) { io.out(`job ${job}\n`); return ExitCode.ok; }
+    return followJob(socket, job, io);
+  },
+};
+
+const deployResume: CliCommand = {
+  path: ['deploy', 'resume'],
+  summary: 'complete an interrupted or failed rootfs job (default: the latest): its unfinished nodes run again',
+  usage: 'deploy resume [JOB] [--detach] [--config FILE | --socket PATH]',
+  options: { ...DAEMON_OPTIONS, detach: { type: 'boolean' } },
+  optionHelp: [['--detach', 'print the job id and return'], ...DAEMON_OPTION_HELP],
+  async run(args, io) {
+    const socket = resolveSocket(args.values);
+    const { job } = await callDaemonOk(socket, 'POST', '/v1/deploy/resume', args.positionals[0] === undefined ? {} : { job: args.positionals[0] }, LONG_MS) as { job: string };
+    if (args.values['detach'] === true) { io.out(`job ${job}\n`); return ExitCode.ok; }
+    return followJob(socket, job, io);
+  },
+};
+
+const deployJobs: CliCommand = {
+  path: ['deploy', 'jobs'],
+  summary: 'deploy jobs (the last 20) with their state, or one job per node',
+  usage: 'deploy jobs [JOB] [--json] [--config FILE | --socket PATH]',
+  options: { ...DAEMON_OPTIONS, json: { type: 'boolean' } },
+  optionHelp: [['--json', 'print JSON for scripts'], ...DAEMON_OPTION_HELP],
+  async run(args, io) {
+    const socket = resolveSocket(args.values);
+    const id = args.positionals[0];
+    if (id !== undefined) {
+      const body = await callDaemonOk(socket, 'GET', `/v1/deploy/jobs?job=${encodeURIComponent(id)}`) as { job: Job };
+      if (args.values['json'] === true) { io.out(JSON.stringify(body.job, null, 2) + '\n'); return ExitCode.ok; }
+      io.out(`job ${body.job.id} (${body.job.kind} ${short(body.job.generation)}${body.job.dryRun ? ', dry run' : ''}): ${body.job.state}\n`);
+      io.out(formatTable(['node', 'result', 'size', 'sent', 'detail'], summaryRows(body.job)));
+      return ExitCode.ok;
+    }
+    const body = await callDaemonOk(socket, 'GET', '/v1/deploy/jobs') as { jobs: Job[] };
+    if (args.values['json'] === true) { io.out(JSON.stringify(body.jobs, null, 2) + '\n'); return ExitCode.ok; }
+    if (body.jobs.length === 0) { io.out('no deploy jobs yet\n'); return ExitCode.ok; }
+    io.out(formatTable(['job', 'kind', 'generation', 'state', 'nodes', 'by', 'started'], body.jobs.map((j) => [
+      j.id, j.kind + (j.dryRun ? ' (dry run)' : ''), short(j.generation), j.state, `${j.nodes.filter((n) => n.state === 'done').length}/${j.nodes.length} done`,
+      j.member, new Date(j.startedAt).toISOString().replace(/\.\d+Z$/, 'Z'),
+    ])));
+    return ExitCode.ok;
+  },
+};
+
+const deployPush: CliCommand = {
+  path: ['deploy', 'push'],
+  summary: 'copy files to nodes over SFTP (ssh2, pinned host keys): temp name, fsync, sha256 check, atomic rename; then run CMD',
+  usage: 'deploy push FILE... --to NODES|GROUP [--dest DIR] [--then CMD] [--detach] [--config FILE | --socket PATH]',
+  options: { ...DAEMON_OPTIONS, to: { type: 'string' }, dest: { type: 'string' }, then: { type: 'string' }, detach: { type: 'boolean' } },
+  optionHelp: [['--to NODES', 'node names or groups, comma-separated'], ['--dest DIR', 'directory on the nodes (default deploy.pushRoot; must stay under it)'],
+    ['--then CMD', 'run CMD on each node after its files are in place (e.g. "systemctl restart app")'], ['--detach', 'print the job id and return'], ...DAEMON_OPTION_HELP],
+  async run(args, io) {
+    const to = args.values['to'];
+    if (typeof to !== 'string') throw new LanhaError('usage', '--to NODES|GROUP is required', ExitCode.usage);
+    if (args.positionals.length === 0) throw new LanhaError('usage', 'name at least one FILE to push', ExitCode.usage);
+    const socket = resolveSocket(args.values);
+    const request: Record<string, unknown> = { to, files: args.positionals.map((f) => resolvePath(f)) };
+    if (typeof args.values['dest'] === 'string') request['dest'] = args.values['dest'];
+    if (typeof args.values['then'] === 'string') request['then'] = args.values['then'];
+    const { job } = await callDaemonOk(socket, 'POST', '/v1/deploy/push', request, LONG_MS) as { job: string };
+    if (args.values['detach'] === true) { io.out(`job ${job}\n`); return ExitCode.ok; }
+    return followJob(socket, job, io);
+  },
+};
+
+const nodesTrust: CliCommand = {
+  path: ['nodes', 'trust'],
+  summary: 'fetch a node\'s ssh host key, show its SHA256 fingerprint (as ssh-keygen -lf does) and pin it on confirm; a changed key is refused',
+  usage: 'nodes trust NAME [--yes] [--replace] [--config FILE | --socket PATH]',
+  options: { ...DAEMON_OPTIONS, yes: { type: 'boolean', short: 'y' }, replace: { type: 'boolean' } },
+  optionHelp: [['-y, --yes', 'pin without asking (compare the fingerprint out of band first)'], ['--replace', 'replace a pinned key that changed (a reinstalled node)'], ...DAEMON_OPTION_HELP],
+  async run(args, io) {
+    const node = args.positionals[0];
+    if (node === undefined || args.positionals.length > 1) throw new LanhaError('usage', 'name one node: lanctl nodes trust NAME', ExitCode.usage);
+    const socket = resolveSocket(args.values);
+    const key = await callDaemonOk(socket, 'POST', '/v1/deploy/fetch-key', { node }, 30_000) as
+      { node: string; host: string; port: number; hostKey: string; fingerprint: string; status: 'new' | 'same' | 'changed'; pinnedFingerprint?: string };
+    io.out(`${key.node} (${key.host}:${key.port}) offers ${key.hostKey.split(' ')[0]} ${key.fingerprint}\n`);
+    if (key.status === 'same') { io.out('already pinned: nothing to do\n'); return ExitCode.ok; }
+    if (key.status === 'changed' && args.values['replace'] !== true) {
+      io.err(`the host key of ${node} CHANGED: pinned ${key.pinnedFingerprint}, offered ${key.fingerprint}. Refused (logged). ` +
+        'If the node was reinstalled, check the new fingerprint on its console (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub) and run again with --replace\n');
+      return ExitCode.failure;
+    }
+    if (args.values['yes'] !== true) {
+      if (process.stdin.isTTY !== true) throw new LanhaError('usage', 'no terminal to confirm on: compare the fingerprint out of band, then pass --yes', ExitCode.usage);
+      const rl = createInterface({ input: process.stdin, output: process.stdout });
+      const answer = await rl.question(`pin this key for ${node}? [y/N] `);
+      rl.close();
+      if (!/^y(es)?$/i.test(answer.trim())) { io.out('not pinned\n'); return ExitCode.failure; }
+    }
+    const body: Record<string, unknown> = { node, hostKey: key.hostKey };
+    if (args.values['replace'] === true) body['replace'] = true;
+    await callDaemonOk(socket, 'POST', '/v1/deploy/trust', body);
+    io.out(`pinned ${key.fingerprint} for ${node}\n`);
+    return ExitCode.ok;
+  },
+};
+
+/** Follows a job until it ends; Ctrl-C cancels it. Returns 0 when every node is done. */
+export async function followJob(socket: string, id: string, io: CliIo): Promise<number> {
+  const tty = process.stdout.isTTY === true;
+  let cancelling = false;
+  const onSigint = (): void => {
+    if (cancelling) return;
+    cancelling = true;
+    io.err('\nstopping the job (its rsync processes are ended by PID) ...\n');
+    void callDaemonOk(socket, 'POST', '/v1/deploy/cancel', { job: id }, LONG_MS).catch(() => undefined);
+  };
+  process.on('SIGINT', onSigint);
+  const printed = new Map<string, string>();
+  let drawn = 0;
+  let job: Job | undefined;
+  try {
+    io.out(`job ${id}\n`);
+    for (;;) {
+      const body = await callDaemonOk(socket, 'GET', `/v1/deploy/jobs?job=${encodeURIComponent(id)}`) as { job: Job; live: LiveProgress[]; active: boolean };
+      job = body.job;
+      const live = new Map(body.live.map((l) => [l.node, l]));
+      if (tty) {
+        if (drawn > 0) io.out(`\x1b[${drawn}A`);
+        for (const n of job.nodes) io.out(`\x1b[2K${progressLine(n, live.get(n.name))}\n`);
+        drawn = job.nodes.length;
+      } else {
+        for (const n of job.nodes) {
+          const line = plainState(n, live.get(n.name));
+          if (printed.get(n.name) !== line) { printed.set(n.name, line); io.out(`${progressLine(n, live.get(n.name))}\n`); }
+        }
+      }
+      if (job.state !== 'running' && !body.active) break;
+      await new Promise((r) => setTimeout(r, POLL_MS));
+    }
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+  io.out(`\n${formatTable(['node', 'result', 'size', 'sent', 'detail'], summaryRows(job))}`);
+  io.out(`job ${job.id}: ${job.state}${job.state === 'interrupted' || job.state === 'failed' ? ` — \`lanctl deploy resume ${job.id}\` completes it` : ''}\n`);
+  return job.state === 'done' ? ExitCode.ok : ExitCode.failure;
+}
+
+/** What a non-TTY prints a new line for: state changes and each 25 % step. */
+function plainState(n: JobNode, live: LiveProgress | undefined): string {
+  const pct = live?.progress?.percent;
+  return `${n.state}:${live?.phase ?? ''}:${pct === undefined ? '' : Math.floor(pct / 25)}`;
+}
+
+export const deployCommands: CliCommand[] = [rootfsCommit, rootfsList, rootfsVerify, rollback, deployRootfs, deployPush, deployResume, deployJobs, nodesTrust];

@@ -1,0 +1,204 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { open as openLocal, readFile, stat } from 'node:fs/promises';
+import { basename, posix } from 'node:path';
+import { Client, type SFTPWrapper, type ClientChannel } from 'ssh2';
+import { LanhaError, errorMessage } from '../../lib/errors.js';
+import { fingerprint, parseHostKey } from './rsync.js';
+
+// `lanctl deploy push` over ssh2 (pure JavaScript, no native code: .npmrc omits the optional
+// cpu-features addon and runs no install scripts). Every connection passes a hostVerifier that
+// compares the full pinned key: without one ssh2 accepts any key. A file goes to a temporary name
+// in its destination directory, is fsynced (fsync@openssh.com), checked with a remote sha256sum,
+// and renamed over the target atomically (posix-rename@openssh.com); a plain SFTP rename fails
+// when the target exists on OpenSSH.
+
+const CHUNK = 32 * 1024;
+const IN_FLIGHT = 8;
+
+export interface Ssh2Target {
+  node: string;
+  host: string;
+  port: number;
+  user: string;
+}
+
+export interface PushFile {
+  local: string;
+  name: string;
+  size: number;
+  mode: number;
+  sha256: string;
+}
+
+export class HostKeyMismatch extends LanhaError {
+  constructor(readonly node: string, readonly offered: string, readonly pinned: string) {
+    super('usage', `host key mismatch on ${node}: it offered ${offered}, the pinned key is ${pinned}; nothing was sent. If the node was reinstalled, check it and run \`lanctl nodes trust ${node} --replace\``);
+  }
+}
+
+/** Connects with the pinned key checked first; a different key aborts before authentication. */
+export function connectPinned(target: Ssh2Target, pinnedKey: string, privateKey: Buffer, timeoutMs = 10_000): Promise<Client> {
+  const pinned = parseHostKey(pinnedKey);
+  if (!pinned) return Promise.reject(new LanhaError('usage', `the pinned host key of ${target.node} is not an OpenSSH public key`));
+  return new Promise((resolve, reject) => {
+    const client = new Client();
+    let mismatch: HostKeyMismatch | undefined;
+    client.once('ready', () => resolve(client));
+    client.once('error', (error) => {
+      client.end();
+      reject(mismatch ?? new LanhaError('io', `ssh to ${target.node} (${target.host}:${target.port}) failed: ${error.message}`));
+    });
+    client.connect({
+      host: target.host, port: target.port, username: target.user, privateKey, readyTimeout: timeoutMs,
+      // Why: ssh2 accepts any host key when no hostVerifier is given.
+      hostVerifier: (key: Buffer) => {
+        if (Buffer.compare(key, pinned.blob) === 0) return true;
+        mismatch = new HostKeyMismatch(target.node, fingerprint(key), fingerprint(pinned.blob));
+        return false;
+      },
+    });
+  });
+}
+
+/** Fetches a node's host key (the key ssh2 is offered; the connection is dropped before login). */
+export function fetchHostKey(target: Ssh2Target, timeoutMs = 10_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const client = new Client();
+    let offered: string | undefined;
+    client.once('error', (error) => {
+      client.end();
+      if (offered !== undefined) resolve(offered);
+      else reject(new LanhaError('io', `cannot reach ${target.node} at ${target.host}:${target.port}: ${error.message}`));
+    });
+    client.once('ready', () => { client.end(); if (offered !== undefined) resolve(offered); });
+    client.connect({
+      host: target.host, port: target.port, username: target.user, readyTimeout: timeoutMs,
+      hostVerifier: (key: Buffer) => {
+        const len = key.readUInt32BE(0);
+        offered = `${key.subarray(4, 4 + len).toString('latin1')} ${key.toString('base64')}`;
+        return false; // fetched; never log in on an unconfirmed key
+      },
+    });
+  });
+}
+
+export async function describeLocalFile(path: string): Promise<PushFile> {
+  let st;
+  try { st = await stat(path); } catch (error) { throw new LanhaError('not-found', `${path}: ${errorMessage(error)}`); }
+  if (!st.isFile()) throw new LanhaError('usage', `${path} is not a regular file`);
+  const sha256 = createHash('sha256').update(await readFile(path)).digest('hex');
+  return { local: path, name: basename(path), size: st.size, mode: st.mode & 0o777, sha256 };
+}
+
+/**
+ * The absolute remote directory for `--dest DIR` under `root`: refused when it leaves the root
+ * (after normalising "..") or names something odd. The symlink check needs the node (checkRemoteDir).
+ */
+export function destinationDir(root: string, dest: string | undefined): string {
+  const base = posix.normalize(root.startsWith('/') ? root : `/${root}`).replace(/\/+$/, '') || '/';
+  const wanted = dest === undefined ? base : posix.normalize(dest.startsWith('/') ? dest : `${base}/${dest}`).replace(/\/+$/, '') || '/';
+  if (/[\0\n]/.test(wanted)) throw new LanhaError('usage', 'the destination holds a NUL or newline');
+  if (base !== '/' && wanted !== base && !wanted.startsWith(`${base}/`)) {
+    throw new LanhaError('usage', `destination ${dest} escapes the push root ${base} (deploy.pushRoot); refused`);
+  }
+  return wanted;
+}
+
+function sftpOf(client: Client): Promise<SFTPWrapper> {
+  return new Promise((resolve, reject) => client.sftp((error, sftp) => (error ? reject(error) : resolve(sftp))));
+}
+
+const call = <T>(fn: (cb: (error: Error | null | undefined, value: T) => void) => void): Promise<T> =>
+  new Promise((resolve, reject) => fn((error, value) => (error ? reject(error) : resolve(value))));
+
+/** Refuses a destination directory reached through a symlink (its real path differs) or missing. */
+async function checkRemoteDir(sftp: SFTPWrapper, dir: string, node: string): Promise<void> {
+  let real: string;
+  try {
+    real = await call<string>((cb) => sftp.realpath(dir, cb));
+  } catch {
+    throw new LanhaError('not-found', `${node}: destination ${dir} does not exist`);
+  }
+  if (real !== dir) throw new LanhaError('usage', `${node}: destination ${dir} goes through a symlink (it is really ${real}); refused`);
+  const st = await call<{ isDirectory(): boolean }>((cb) => sftp.lstat(dir, cb as never));
+  if (!st.isDirectory()) throw new LanhaError('usage', `${node}: destination ${dir} is not a directory`);
+}
+
+export interface PushResult {
+  bytes: number;
+  files: number;
+  then?: { code: number | null; output: string };
+}
+
+/** Pushes files to one node: temp name, fsync, sha256 check, atomic rename; then runs `then`. */
+export async function pushToNode(client: Client, node: string, files: readonly PushFile[], dir: string, then: string | undefined, onBytes: (n: number) => void): Promise<PushResult> {
+  const sftp = await sftpOf(client);
+  try {
+    await checkRemoteDir(sftp, dir, node);
+    let bytes = 0;
+    for (const file of files) {
+      const target = `${dir === '/' ? '' : dir}/${file.name}`;
+      const existing = await call<{ isSymbolicLink(): boolean }>((cb) => sftp.lstat(target, cb as never)).catch(() => undefined);
+      if (existing?.isSymbolicLink()) throw new LanhaError('usage', `${node}: ${target} is a symlink; refused (it would be replaced, not followed, but a symlink there is a surprise)`);
+      const temp = `${dir === '/' ? '' : dir}/.${file.name}.lanha-${randomBytes(4).toString('hex')}`;
+      try {
+        await writeRemote(sftp, file, temp, (n) => { bytes += n; onBytes(bytes); });
+        const sum = await execCapture(client, `sha256sum -- ${quote(temp)}`);
+        const remote = /^([0-9a-f]{64})\s/.exec(sum.output)?.[1];
+        if (sum.code !== 0 || remote === undefined) throw new LanhaError('io', `${node}: sha256sum of ${temp} failed: ${sum.output.trim().slice(0, 200)}`);
+        if (remote !== file.sha256) throw new LanhaError('io', `${node}: ${file.name} arrived damaged (sha256 ${remote.slice(0, 12)}, sent ${file.sha256.slice(0, 12)}); not installed`);
+        await call<void>((cb) => sftp.ext_openssh_rename(temp, target, cb as never));
+      } catch (error) {
+        await call<void>((cb) => sftp.unlink(temp, cb as never)).catch(() => undefined);
+        throw error;
+      }
+    }
+    const result: PushResult = { bytes, files: files.length };
+    if (then !== undefined) result.then = await execCapture(client, then);
+    return result;
+  } finally {
+    sftp.end();
+  }
+}
+
+async function writeRemote(sftp: SFTPWrapper, file: PushFile, temp: string, onBytes: (n: number) => void): Promise<void> {
+  const handle = await call<Buffer>((cb) => sftp.open(temp, 'wx', { mode: file.mode }, cb));
+  const local = await openLocal(file.local, 'r');
+  try {
+    let position = 0;
+    const inFlight = new Set<Promise<void>>();
+    while (position < file.size) {
+      const length = Math.min(CHUNK, file.size - position);
+      const buffer = Buffer.alloc(length);
+      const { bytesRead } = await local.read(buffer, 0, length, position);
+      if (bytesRead !== length) throw new LanhaError('io', `${file.local} changed while being sent`);
+      const at = position;
+      const p = call<void>((cb) => sftp.write(handle, buffer, 0, length, at, cb as never)).then(() => { onBytes(length); });
+      inFlight.add(p);
+      void p.finally(() => inFlight.delete(p)).catch(() => undefined);
+      if (inFlight.size >= IN_FLIGHT) await Promise.race(inFlight);
+      position += length;
+    }
+    await Promise.all(inFlight);
+    await call<void>((cb) => sftp.ext_openssh_fsync(handle, cb as never));
+  } finally {
+    await local.close();
+    await call<void>((cb) => sftp.close(handle, cb as never)).catch(() => undefined);
+  }
+}
+
+export function execCapture(client: Client, command: string): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve, reject) => {
+    client.exec(command, (error: Error | undefined, stream: ClientChannel) => {
+      if (error) { reject(error); return; }
+      let output = '';
+      stream.on('data', (d: Buffer) => { if (output.length < 65536) output += d.toString(); });
+      stream.stderr.on('data', (d: Buffer) => { if (output.length < 65536) output += d.toString(); });
+      stream.on('close', (code: number | null) => resolve({ code, output }));
+    });
+  });
+}
+
+function quote(word: string): string {
+  return `'${word.replace(/'/g, `'\\''`)}'`;
+}

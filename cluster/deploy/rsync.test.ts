@@ -1,0 +1,103 @@
+// rsync/ssh helpers: the progress2 parser on real CR-separated output, exit codes in words, --stats
+// figures, the ssh argv (pinned key only, batch mode), the known_hosts file and fingerprints that
+// match ssh-keygen, and the rootfs argv protecting the overlay from --delete.
+import t from 'tap';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fingerprint, knownHostsFile, parseHostKey, parseProgress2, parseStats, rootfsRsyncArgs, rsyncExitWords, shellQuote, splitProgress, sshArgs } from './rsync.js';
+import { describeFailure } from './jobs.js';
+import { fleetTargets, overlayFiles, pinnedKey, resolveNames, resolveTargets } from './targets.js';
+import { deployConfig } from './config.js';
+import { Fsm } from '../fsm.js';
+
+t.test('progress2 lines split on CR and parse into bytes, %, rate, ETA', async (t) => {
+  const chunk1 = '\r          0   0%    0.00kB/s    0:00:00 (xfr#0, to-chk=3000/3001)\r  1,234,567  45%   12.34MB/s    0:00:03';
+  const chunk2 = ' (xfr#12, to-chk=100/3001)\r 40,000,000 100%   20.00MB/s    0:00:01 (xfr#3000, to-chk=0/3001)\n';
+  const a = splitProgress('', chunk1);
+  t.equal(a.lines.length, 1);
+  const b = splitProgress(a.rest, chunk2);
+  const parsed = [...a.lines, ...b.lines].map(parseProgress2);
+  t.same(parsed[1], { bytes: 1234567, percent: 45, rate: '12.34MB/s', eta: '0:00:03', toCheck: 100, total: 3001 });
+  t.same(parsed[2], { bytes: 40000000, percent: 100, rate: '20.00MB/s', eta: '0:00:01', toCheck: 0, total: 3001 });
+  t.same(parseProgress2('      32,768 100%   31.25MB/s    0:00:00'), { bytes: 32768, percent: 100, rate: '31.25MB/s', eta: '0:00:00' });
+  t.equal(parseProgress2('sending incremental file list'), null);
+  t.equal(parseProgress2('rsync error: some files could not be transferred (code 23)'), null);
+});
+
+t.test('exit codes 12/23/24/30/255 in words; failures name host keys and full disks', async (t) => {
+  t.match(rsyncExitWords(12), /data stream broke off/);
+  t.match(rsyncExitWords(23), /partial transfer: some files could not be transferred/);
+  t.match(rsyncExitWords(24), /vanished/);
+  t.match(rsyncExitWords(30), /timeout/);
+  t.match(rsyncExitWords(255), /ssh failed/);
+  t.match(rsyncExitWords(99), /exited with 99/);
+  t.match(describeFailure(255, 'Host key verification failed.\nrsync: connection unexpectedly closed'), /host key mismatch.*nothing was sent/);
+  t.match(describeFailure(11, 'rsync: write failed on "/x": No space left on device (28)'), /disk is full/);
+  t.match(describeFailure(12, 'rsync: connection unexpectedly closed\n'), /rsync exit 12: the data stream broke off.*connection unexpectedly closed/);
+});
+
+t.test('--stats figures', async (t) => {
+  const text = 'Number of files: 3,001\nNumber of regular files transferred: 30\nTotal transferred file size: 409,600 bytes\nTotal bytes sent: 421,337\nTotal bytes received: 1,234\n';
+  t.same(parseStats(text), { sent: 421337, received: 1234, transferred: 409600, files: 30 });
+  t.same(parseStats(''), {});
+});
+
+t.test('host keys: fingerprint as ssh-keygen prints it, known_hosts under a per-node alias, ssh argv pinned', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'lanha-keys-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  let pub: string;
+  try {
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'k')]);
+    pub = readFileSync(join(dir, 'k.pub'), 'utf8').trim();
+  } catch {
+    process.stderr.write('\n*** SKIPPED host-key test: ssh-keygen is not installed (apt-get install openssh-client)\n');
+    t.pass('SKIPPED: ssh-keygen missing');
+    return;
+  }
+  const key = parseHostKey(pub);
+  t.ok(key);
+  const keygen = execFileSync('ssh-keygen', ['-lf', join(dir, 'k.pub')], { encoding: 'utf8' }).split(' ')[1];
+  t.equal(fingerprint(key!.blob), keygen, 'SHA256:... exactly as ssh-keygen -lf');
+  t.equal(parseHostKey('ssh-ed25519 ' + Buffer.from('garbage').toString('base64')), null, 'a blob not starting with its type is refused');
+  t.equal(parseHostKey('not a key'), null);
+  const kh = knownHostsFile([{ node: 'c1', hostKey: pub + ' comment' }]);
+  t.equal(kh, `lanha-node-c1 ${key!.type} ${key!.base64}\n`);
+  const args = sshArgs({ node: 'c1', host: '10.0.0.5', port: 2222, user: 'root' }, { knownHostsFile: '/k h' });
+  for (const o of ['BatchMode=yes', 'StrictHostKeyChecking=yes', 'UserKnownHostsFile=/k h', 'HostKeyAlias=lanha-node-c1', 'GlobalKnownHostsFile=/dev/null']) t.ok(args.includes(o), o);
+  t.same(args.slice(-4), ['-p', '2222', '-l', 'root']);
+});
+
+t.test('rootfs argv: the issue\'s flags, overlay paths excluded (so --delete keeps them), -e quoted for rsync', async (t) => {
+  const args = rootfsRsyncArgs({ source: '/s/gen/', target: { node: 'c1', host: '10.0.0.5', port: 22, user: 'root' }, destination: '/srv/root', ssh: { knownHostsFile: '/tmp/k h' }, protect: ['etc/hostname'], dryRun: true });
+  for (const f of ['-aHAX', '--numeric-ids', '--delete', '--info=progress2', '--no-inc-recursive', '--filter=- /etc/hostname', '--dry-run']) t.ok(args.includes(f), f);
+  t.match(args[args.indexOf('-e') + 1], /^ssh .* 'UserKnownHostsFile=\/tmp\/k h' /);
+  t.same(args.slice(-2), ['/s/gen/', '10.0.0.5:/srv/root/']);
+  t.equal(shellQuote("it's"), `"it's"`);
+  t.throws(() => shellQuote(`'"`));
+});
+
+t.test('targets: names and groups, nodes without a pinned key refused by name; overlay files per node', async (t) => {
+  const config = deployConfig.parse({
+    targets: [{ name: 'c1', host: '10.0.0.11', groups: ['rack1'] }, { name: 'c2', host: '10.0.0.12', groups: ['rack1'] }, { name: 'c3', host: 'c3.lan' }],
+    hostKeys: { c1: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJdD7y3aLq454yWBdwLWbieU1ebz9/cu7/QEXn9OIeZJ' },
+  });
+  const fsm = new Fsm();
+  fsm.apply(1, { at: 1000, command: { type: 'node.add', name: 'c9', mac: 'aa:00:00:00:00:09', ip: 0x0a000013, group: 'rack1' } });
+  fsm.apply(2, { at: 1000, command: { type: 'node.trust', name: 'c9', hostKey: config.hostKeys['c1']! } });
+  const fleet = fleetTargets(config, fsm);
+  t.same(fleet.map((x) => `${x.name}@${x.host}`), ['c1@10.0.0.11', 'c2@10.0.0.12', 'c3@c3.lan', 'c9@10.0.0.19'], 'deploy.targets, then inventory nodes with their address');
+  t.same(resolveNames(fleet, 'rack1,c3,c1'), ['c1', 'c2', 'c9', 'c3']);
+  t.throws(() => resolveNames(fleet, 'nope'), /unknown node or group: nope/);
+  const keyOf = (n: string) => pinnedKey(config, fsm, n);
+  t.throws(() => resolveTargets(fleet, keyOf, 'root', ['c1', 'c2', 'c3']), /no pinned host key for c2, c3: nothing was sent/);
+  t.equal(resolveTargets(fleet, keyOf, 'root', ['c1'])[0]?.host, '10.0.0.11');
+  t.equal(resolveTargets(fleet, keyOf, 'root', ['c9'])[0]?.hostKey, config.hostKeys['c1'], 'the inventory\'s pinned key');
+  const files = overlayFiles('c1', 'site', [{ name: 'c1', ip: '10.0.0.11' }, { name: 'c2', ip: '10.0.0.12' }]);
+  t.same(files.map((f) => f.path), ['etc/hostname', 'etc/machine-id', 'etc/hosts']);
+  t.equal(files[0]!.content, 'c1\n');
+  t.match(files[1]!.content, /^[0-9a-f]{32}\n$/);
+  t.not(overlayFiles('c2', 'site', [])[1]!.content, files[1]!.content, 'machine-ids differ per node');
+  t.match(files[2]!.content, /127\.0\.1\.1\tc1\n10\.0\.0\.12\tc2\n$/);
+});

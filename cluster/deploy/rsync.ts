@@ -1,0 +1,206 @@
+import { createHash } from 'node:crypto';
+
+// Pure helpers around the system rsync and ssh: the argument lists deploy runs, the pinned
+// known_hosts file, the `--info=progress2` parser, rsync's exit codes in words, and OpenSSH's
+// SHA256 fingerprint. No processes here (jobs.ts runs them).
+
+/** rsync exit codes (rsync(1) "EXIT VALUES") as an operator-facing sentence. */
+export function rsyncExitWords(code: number): string {
+  switch (code) {
+    case 0: return 'success';
+    case 1: return 'syntax or usage error (a bad option: check the rsync versions on both ends)';
+    case 2: return 'protocol incompatibility (rsync versions too far apart)';
+    case 3: return 'cannot select the input/output files or directories (does the destination directory exist?)';
+    case 5: return 'could not start the rsync protocol (the remote rsync is missing or printed something first)';
+    case 10: return 'socket I/O error: the connection broke (the node, its sshd or the network went away)';
+    case 11: return 'file I/O error (often the destination disk is full or read-only)';
+    case 12: return 'the data stream broke off: the connection or the remote rsync died mid-transfer (ssh dropped, sshd killed, disk full on the node)';
+    case 13: return 'error in program diagnostics';
+    case 14: return 'error in IPC code';
+    case 20: return 'stopped by a signal (SIGINT/SIGTERM/SIGUSR1)';
+    case 21: return 'waitpid() failed';
+    case 22: return 'could not allocate memory';
+    case 23: return 'partial transfer: some files could not be transferred (permissions, disk full, path too long); the rest was, see the errors above';
+    case 24: return 'partial transfer: some source files vanished while being sent (the tree changed during the sync)';
+    case 25: return 'the --max-delete limit stopped deletions';
+    case 30: return 'timeout: no data sent or received for too long (the node or the network stalled)';
+    case 35: return 'timeout waiting for the daemon connection';
+    case 127: return 'rsync or ssh is not installed on this side';
+    case 255: return 'ssh failed: node unreachable, login refused, or its host key does not match the pinned one';
+    default: return `rsync exited with ${code}`;
+  }
+}
+
+export interface Progress2 {
+  /** Bytes transferred so far (of the files rsync sends; unchanged files count as done). */
+  bytes: number;
+  percent: number;
+  /** "12.34MB/s" as rsync prints it. */
+  rate: string;
+  /** "0:00:03" as rsync prints it. */
+  eta: string;
+  /** Files still to check / total, when rsync prints them. */
+  toCheck?: number;
+  total?: number;
+}
+
+/**
+ * One `--info=progress2` line, e.g. "  1,234,567  45%   12.34MB/s    0:00:03 (xfr#12, to-chk=100/3000)".
+ * rsync separates updates with CR and ends a file with LF; feed it the text between separators.
+ */
+export function parseProgress2(line: string): Progress2 | null {
+  const m = /^\s*([\d,.]+)\s+(\d+)%\s+(\S+\/s)\s+(\d+:\d\d:\d\d)(?:\s+\((?:xfr#\d+,\s*)?(?:to-chk|ir-chk)=(\d+)\/(\d+)\))?\s*$/.exec(line);
+  if (!m) return null;
+  const p: Progress2 = { bytes: Number(m[1]!.replace(/[,.]/g, '')), percent: Number(m[2]), rate: m[3]!, eta: m[4]! };
+  if (m[5] !== undefined) { p.toCheck = Number(m[5]); p.total = Number(m[6]); }
+  return p;
+}
+
+/** Splits a chunk of rsync output on CR and LF, keeping the unfinished tail for the next chunk. */
+export function splitProgress(buffered: string, chunk: string): { lines: string[]; rest: string } {
+  const parts = (buffered + chunk).split(/[\r\n]/);
+  const rest = parts.pop() ?? '';
+  return { lines: parts.filter((p) => p.trim() !== ''), rest };
+}
+
+export interface RsyncStats {
+  /** "Total bytes sent" (over the wire, after compression). */
+  sent?: number;
+  received?: number;
+  /** "Total transferred file size". */
+  transferred?: number;
+  /** "Number of regular files transferred". */
+  files?: number;
+}
+
+/** The figures of `--stats` output. */
+export function parseStats(text: string): RsyncStats {
+  const num = (re: RegExp): number | undefined => {
+    const m = re.exec(text);
+    return m ? Number(m[1]!.replace(/[,.]/g, '')) : undefined;
+  };
+  const s: RsyncStats = {};
+  const sent = num(/Total bytes sent:\s*([\d,.]+)/);
+  const received = num(/Total bytes received:\s*([\d,.]+)/);
+  const transferred = num(/Total transferred file size:\s*([\d,.]+)/);
+  const files = num(/Number of regular files transferred:\s*([\d,.]+)/);
+  if (sent !== undefined) s.sent = sent;
+  if (received !== undefined) s.received = received;
+  if (transferred !== undefined) s.transferred = transferred;
+  if (files !== undefined) s.files = files;
+  return s;
+}
+
+/** OpenSSH host key "type base64 [comment]" -> { type, blob }, or null when it is not one. */
+export function parseHostKey(text: string): { type: string; base64: string; blob: Buffer } | null {
+  const m = /^\s*((?:ssh|ecdsa|sk)-[A-Za-z0-9@.-]+)\s+([A-Za-z0-9+/]+={0,2})(?:\s.*)?$/.exec(text);
+  if (!m) return null;
+  const blob = Buffer.from(m[2]!, 'base64');
+  // The blob starts with the key type as an SSH string; a key whose blob disagrees is not a key.
+  if (blob.length < 4) return null;
+  const len = blob.readUInt32BE(0);
+  if (len + 4 > blob.length || blob.subarray(4, 4 + len).toString('latin1') !== m[1]) return null;
+  return { type: m[1]!, base64: m[2]!, blob };
+}
+
+/** "SHA256:..." exactly as `ssh-keygen -lf` prints it: unpadded base64 of sha256(key blob). */
+export function fingerprint(blob: Uint8Array): string {
+  return 'SHA256:' + createHash('sha256').update(blob).digest('base64').replace(/=+$/, '');
+}
+
+/** The alias a node's pinned key is filed under in the generated known_hosts file. */
+export function hostKeyAlias(node: string): string {
+  return `lanha-node-${node}`;
+}
+
+/**
+ * known_hosts text with the full pinned key of each node under its alias (ssh is run with
+ * -o HostKeyAlias=<alias>, so an address change does not unpin and two nodes never share an entry).
+ */
+export function knownHostsFile(keys: ReadonlyArray<{ node: string; hostKey: string }>): string {
+  return keys.map(({ node, hostKey }) => {
+    const key = parseHostKey(hostKey);
+    if (!key) throw new Error(`the pinned host key of ${node} is not an OpenSSH public key`);
+    return `${hostKeyAlias(node)} ${key.type} ${key.base64}\n`;
+  }).join('');
+}
+
+export interface SshTarget {
+  node: string;
+  host: string;
+  port: number;
+  user: string;
+}
+
+export interface SshOptions {
+  knownHostsFile: string;
+  identityFile?: string;
+  connectTimeoutS?: number;
+}
+
+/** The ssh argv (without the remote command): pinned key only, no prompts, no agent or config surprises. */
+export function sshArgs(target: SshTarget, options: SshOptions): string[] {
+  const args = [
+    '-o', 'BatchMode=yes',
+    '-o', 'StrictHostKeyChecking=yes',
+    '-o', `UserKnownHostsFile=${options.knownHostsFile}`,
+    '-o', 'GlobalKnownHostsFile=/dev/null',
+    '-o', `HostKeyAlias=${hostKeyAlias(target.node)}`,
+    '-o', 'CheckHostIP=no',
+    '-o', 'UpdateHostKeys=no',
+    '-o', `ConnectTimeout=${options.connectTimeoutS ?? 10}`,
+    '-o', 'ServerAliveInterval=5',
+    '-o', 'ServerAliveCountMax=3',
+    '-p', String(target.port),
+    '-l', target.user,
+  ];
+  if (options.identityFile !== undefined) args.push('-i', options.identityFile, '-o', 'IdentitiesOnly=yes');
+  return args;
+}
+
+/**
+ * Quotes one word of rsync's -e command. rsync splits that string on spaces and honours single and
+ * double quotes but not backslashes (rsync(1) --rsh), so a word holding both quote kinds cannot pass.
+ */
+export function shellQuote(word: string): string {
+  if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(word)) return word;
+  if (!word.includes("'")) return `'${word}'`;
+  if (!word.includes('"')) return `"${word}"`;
+  throw new Error(`cannot pass ${word} to rsync -e: it holds both quote characters`);
+}
+
+export interface RootfsRsyncOptions {
+  source: string;
+  target: SshTarget;
+  destination: string;
+  ssh: SshOptions;
+  /** Paths (relative to the root, no leading "/") the overlay writes: excluded here, so --delete keeps them. */
+  protect: readonly string[];
+  exclude?: readonly string[];
+  dryRun?: boolean;
+}
+
+/** The argv of the main rootfs pass: `-aHAX --numeric-ids --delete --info=progress2 --no-inc-recursive`. */
+export function rootfsRsyncArgs(o: RootfsRsyncOptions): string[] {
+  const args = ['-aHAX', '--numeric-ids', '--delete', '--info=progress2', '--no-inc-recursive', '--stats', '--timeout=60',
+    '-e', ['ssh', ...sshArgs(o.target, o.ssh)].map(shellQuote).join(' ')];
+  // An excluded path is neither sent nor deleted on the receiver (without --delete-excluded): the
+  // per-node overlay files survive --delete, and the next run does not rewrite them either.
+  for (const p of o.protect) args.push(`--filter=- /${p}`);
+  for (const p of o.exclude ?? []) args.push(`--filter=- ${p}`);
+  if (o.dryRun) args.push('--dry-run');
+  args.push(`${o.source.replace(/\/+$/, '')}/`, `${rsyncHost(o.target.host)}:${o.destination.replace(/\/+$/, '')}/`);
+  return args;
+}
+
+/** The overlay pass: per-node files on top, no --delete, owned by the remote user (root). */
+export function overlayRsyncArgs(o: { source: string; target: SshTarget; destination: string; ssh: SshOptions; dryRun?: boolean }): string[] {
+  const args = ['-rlpt', '--numeric-ids', '--stats', '--timeout=60', '-e', ['ssh', ...sshArgs(o.target, o.ssh)].map(shellQuote).join(' ')];
+  if (o.dryRun) args.push('--dry-run');
+  args.push(`${o.source.replace(/\/+$/, '')}/`, `${rsyncHost(o.target.host)}:${o.destination.replace(/\/+$/, '')}/`);
+  return args;
+}
+
+function rsyncHost(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
+}

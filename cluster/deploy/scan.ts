@@ -1,0 +1,177 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { lstat, readdir, readlink } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { LanhaError } from '../../lib/errors.js';
+import { comparePaths, type EntryType, type Manifest, type ManifestEntry } from './manifest.js';
+
+// Reads a tree on disk into a Manifest (manifest.ts is the pure half). Files are hashed a few at a
+// time; extended attributes come from one `getfattr -R` run (Node has no xattr API), so they are
+// recorded only when the attr package is installed.
+
+const HASH_PARALLEL = 8;
+
+export interface ScanOptions {
+  /** Record xattrs: 'auto' when getfattr exists, true requires it. */
+  xattrs?: boolean | 'auto';
+}
+
+export async function scanTree(root: string, options: ScanOptions = {}): Promise<Manifest> {
+  const want = options.xattrs ?? 'auto';
+  const haveGetfattr = await getfattrAvailable();
+  if (want === true && !haveGetfattr) {
+    throw new LanhaError('unavailable', 'this manifest records xattrs but getfattr is not installed here: apt-get install attr');
+  }
+  const withXattrs = want === true || (want === 'auto' && haveGetfattr);
+  const entries: ManifestEntry[] = [];
+  const inodes = new Map<string, string[]>();
+  const files: ManifestEntry[] = [];
+
+  const visit = async (rel: string): Promise<void> => {
+    const abs = rel === '.' ? root : join(root, rel);
+    const st = await lstat(abs, { bigint: true });
+    const type = entryType(st);
+    const entry: ManifestEntry = { path: rel, type, mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid) };
+    if (type === 'f') {
+      entry.size = Number(st.size);
+      files.push(entry);
+      if (st.nlink > 1n) {
+        const key = `${st.dev}:${st.ino}`;
+        const group = inodes.get(key);
+        if (group) group.push(rel); else inodes.set(key, [rel]);
+      }
+    } else if (type === 'l') {
+      entry.target = await readlink(abs);
+    } else if (type === 'c' || type === 'b') {
+      entry.rdev = `${Number(st.rdev) >>> 8 & 0xfff},${(Number(st.rdev) & 0xff) | ((Number(st.rdev) >>> 12) & 0xfff00)}`;
+    }
+    entries.push(entry);
+    if (type === 'd') {
+      const names = await readdir(abs, { encoding: 'buffer' });
+      for (const raw of names) {
+        const name = raw.toString('utf8');
+        if (!Buffer.from(name, 'utf8').equals(raw)) {
+          throw new LanhaError('io', `${join(abs, name)}: the file name is not UTF-8; rename it before committing the tree`);
+        }
+        await visit(rel === '.' ? name : `${rel}/${name}`);
+      }
+    }
+  };
+  try {
+    const top = await lstat(root);
+    if (!top.isDirectory()) throw new LanhaError('io', `${root} is not a directory`);
+    await visit('.');
+  } catch (error) {
+    if (error instanceof LanhaError) throw error;
+    const e = error as NodeJS.ErrnoException;
+    throw new LanhaError('io', `cannot read the tree at ${root}: ${e.code ?? ''} ${e.path ?? ''} ${e.message}`.replace(/\s+/g, ' ').trim());
+  }
+
+  // A hardlink group is named by its first path in manifest order; every other path points at it.
+  for (const group of inodes.values()) {
+    if (group.length < 2) continue;
+    group.sort(comparePaths);
+    const first = group[0]!;
+    for (const path of group.slice(1)) entries.find((e) => e.path === path)!.linkTo = first;
+  }
+  await hashAll(root, files);
+  if (withXattrs) {
+    const xattrs = await readXattrs(root);
+    for (const e of entries) {
+      const x = xattrs.get(e.path);
+      if (x && Object.keys(x).length > 0) e.xattrs = x;
+    }
+  }
+  entries.sort((a, b) => comparePaths(a.path, b.path));
+  return { xattrs: withXattrs, entries };
+}
+
+function entryType(st: { isFile(): boolean; isDirectory(): boolean; isSymbolicLink(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean; isFIFO(): boolean }): EntryType {
+  if (st.isFile()) return 'f';
+  if (st.isDirectory()) return 'd';
+  if (st.isSymbolicLink()) return 'l';
+  if (st.isCharacterDevice()) return 'c';
+  if (st.isBlockDevice()) return 'b';
+  if (st.isFIFO()) return 'p';
+  return 's';
+}
+
+async function hashAll(root: string, files: ManifestEntry[]): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < files.length) {
+      const entry = files[next++]!;
+      entry.sha256 = await hashFile(join(root, entry.path));
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(HASH_PARALLEL, files.length) }, worker));
+}
+
+export function hashFile(path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const hash = createHash('sha256');
+    const stream = createReadStream(path);
+    stream.on('data', (chunk) => hash.update(chunk));
+    stream.on('error', reject);
+    stream.on('end', () => resolve(hash.digest('hex')));
+  });
+}
+
+let getfattrChecked: Promise<boolean> | undefined;
+
+export function getfattrAvailable(): Promise<boolean> {
+  return getfattrChecked ??= new Promise((resolve) => {
+    execFile('getfattr', ['--version'], (error) => resolve(error === null));
+  });
+}
+
+/** xattrs of every path under root (relative paths, values hex), from `getfattr -R -d -m - -e hex`. */
+async function readXattrs(root: string): Promise<Map<string, Record<string, string>>> {
+  const stdout = await new Promise<string>((resolve, reject) => {
+    execFile('getfattr', ['-R', '-P', '-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', root], { maxBuffer: 256 << 20 }, (error, out, err) => {
+      // getfattr exits 1 when some file has no xattr support; the output is still complete.
+      if (error && (error as { code?: unknown }).code !== 1) reject(new LanhaError('io', `getfattr on ${root} failed: ${String(err).trim() || error.message}`));
+      else resolve(out);
+    });
+  });
+  return parseGetfattr(stdout, root);
+}
+
+/** Parses getfattr's dump format; exported for tests. */
+export function parseGetfattr(text: string, root: string): Map<string, Record<string, string>> {
+  const result = new Map<string, Record<string, string>>();
+  const base = root.replace(/\/+$/, '');
+  let current: Record<string, string> | undefined;
+  for (const line of text.split('\n')) {
+    if (line.startsWith('# file: ')) {
+      const abs = unescapeGetfattr(line.slice(8));
+      const rel = abs === base ? '.' : abs.startsWith(base + '/') ? abs.slice(base.length + 1) : null;
+      current = rel === null ? undefined : {};
+      if (rel !== null && current) result.set(rel, current);
+      continue;
+    }
+    if (!current || line === '') continue;
+    const eq = line.indexOf('=');
+    const name = unescapeGetfattr(eq < 0 ? line : line.slice(0, eq));
+    const value = eq < 0 ? '' : line.slice(eq + 1);
+    current[name] = value.startsWith('0x') ? value.slice(2).toLowerCase() : Buffer.from(value.replace(/^"|"$/g, ''), 'utf8').toString('hex');
+  }
+  return result;
+}
+
+function unescapeGetfattr(text: string): string {
+  const bytes: number[] = [];
+  for (let i = 0; i < text.length; i++) {
+    if (text[i] === '\\' && /^[0-7]{3}$/.test(text.slice(i + 1, i + 4))) {
+      bytes.push(parseInt(text.slice(i + 1, i + 4), 8));
+      i += 3;
+    } else if (text[i] === '\\' && text[i + 1] === '\\') {
+      bytes.push(0x5c);
+      i += 1;
+    } else {
+      for (const b of Buffer.from(text[i]!, 'utf8')) bytes.push(b);
+    }
+  }
+  return Buffer.from(bytes).toString('utf8');
+}

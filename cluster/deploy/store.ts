@@ -1,0 +1,136 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { open, readFile, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { LanhaError } from '../../lib/errors.js';
+import { decodeManifest, diffManifests, encodeManifest, isGenerationId, manifestCounts, type Manifest, type ManifestChange, type ManifestCounts } from './manifest.js';
+import { scanTree } from './scan.js';
+
+// The generation store on a LAN member: node.stateDir/rootfs/<id>/ holds the tree (a hardlink- and
+// xattr-preserving `rsync -aHAX` copy of what was committed) and <id>.manifest the canonical
+// manifest whose sha256 is <id>. A copy under a temporary name becomes <id> only after it was
+// scanned, so a crash mid-commit leaves no half generation behind.
+
+export function storeDir(stateDir: string): string {
+  return join(stateDir, 'rootfs');
+}
+
+export function generationDir(stateDir: string, id: string): string {
+  return join(storeDir(stateDir), id);
+}
+
+export function manifestPath(stateDir: string, id: string): string {
+  return join(storeDir(stateDir), `${id}.manifest`);
+}
+
+export interface CommitResult {
+  id: string;
+  counts: ManifestCounts;
+  /** False when the same tree was already stored. */
+  created: boolean;
+}
+
+/** Copies `source` into the store, scans the copy, and files it under its manifest's id. */
+export async function commitTree(source: string, stateDir: string): Promise<CommitResult> {
+  const store = storeDir(stateDir);
+  mkdirSync(store, { recursive: true, mode: 0o700 });
+  if (!existsSync(source)) throw new LanhaError('not-found', `${source}: no such directory`);
+  const partial = join(store, `.partial-${randomBytes(4).toString('hex')}`);
+  try {
+    const copy = await runRsync(['-aHAX', '--numeric-ids', `${source.replace(/\/+$/, '')}/`, `${partial}/`]);
+    if (copy.code !== 0) throw new LanhaError('io', `copying ${source} into the generation store failed (rsync exit ${copy.code}): ${copy.stderr.trim().split('\n').slice(-3).join(' ')}`);
+    const manifest = await scanTree(partial);
+    const text = encodeManifest(manifest);
+    const id = sha256(text);
+    const counts = manifestCounts(manifest);
+    if (existsSync(generationDir(stateDir, id)) && existsSync(manifestPath(stateDir, id))) {
+      const changes = await verifyGeneration(stateDir, id).catch(() => [{ path: '.', what: 'unreadable' }]);
+      if (changes.length === 0) return { id, counts, created: false };
+      await rm(generationDir(stateDir, id), { recursive: true, force: true });
+    }
+    await rename(partial, generationDir(stateDir, id));
+    await writeDurably(manifestPath(stateDir, id), text);
+    return { id, counts, created: true };
+  } finally {
+    await rm(partial, { recursive: true, force: true });
+  }
+}
+
+export async function readStoredManifest(stateDir: string, id: string): Promise<Manifest> {
+  let text: string;
+  try {
+    text = await readFile(manifestPath(stateDir, id), 'utf8');
+  } catch {
+    throw new LanhaError('not-found', `generation ${id.slice(0, 12)} has no manifest on this node (${manifestPath(stateDir, id)})`);
+  }
+  if (sha256(text) !== id) throw new LanhaError('io', `the manifest of generation ${id.slice(0, 12)} on this node is damaged (its sha256 is not the id)`);
+  const decoded = decodeManifest(text);
+  if (!decoded.ok) throw new LanhaError('io', `the manifest of generation ${id.slice(0, 12)} is damaged: ${decoded.error}`);
+  return decoded.manifest;
+}
+
+/** Compares the stored tree with its manifest; returns every changed path (empty = verified). */
+export async function verifyGeneration(stateDir: string, id: string): Promise<ManifestChange[]> {
+  const manifest = await readStoredManifest(stateDir, id);
+  const dir = generationDir(stateDir, id);
+  if (!existsSync(dir)) return [{ path: '.', what: 'missing' }];
+  const actual = await scanTree(dir, { xattrs: manifest.xattrs });
+  return diffManifests(manifest, actual);
+}
+
+/** Generations stored on this member (ids with both a tree and a manifest). */
+export function storedGenerations(stateDir: string): string[] {
+  const store = storeDir(stateDir);
+  if (!existsSync(store)) return [];
+  const names = new Set(readdirSync(store));
+  return [...names].filter((n) => isGenerationId(n) && names.has(`${n}.manifest`)).sort();
+}
+
+/** Deletes stored generations not in `keep` (and leftovers of interrupted commits). Returns the ids dropped. */
+export function pruneStore(stateDir: string, keep: ReadonlySet<string>): string[] {
+  const store = storeDir(stateDir);
+  if (!existsSync(store)) return [];
+  const dropped: string[] = [];
+  for (const name of readdirSync(store)) {
+    const id = name.replace(/\.manifest$/, '');
+    if (!isGenerationId(id) || keep.has(id)) continue;
+    rmSync(join(store, name), { recursive: true, force: true });
+    if (!name.endsWith('.manifest')) dropped.push(id);
+  }
+  return dropped;
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+async function writeDurably(path: string, text: string): Promise<void> {
+  const tmp = `${path}.tmp`;
+  const handle = await open(tmp, 'w', 0o644);
+  try {
+    await handle.writeFile(text);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(tmp, path);
+}
+
+export interface ProcessResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the system rsync to completion (local copies; deploy.ts runs the remote ones with progress). */
+export function runRsync(args: readonly string[]): Promise<ProcessResult> {
+  return new Promise((resolve) => {
+    const child = spawn('rsync', [...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '', stderr = '';
+    child.stdout.on('data', (d: Buffer) => { if (stdout.length < 1 << 20) stdout += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { if (stderr.length < 1 << 20) stderr += d.toString(); });
+    child.on('error', (error) => resolve({ code: 127, stdout, stderr: `cannot run rsync: ${error.message} (apt-get install rsync)` }));
+    child.on('close', (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr }));
+  });
+}

@@ -1,0 +1,113 @@
+// The rootfs/deploy sub-state: generations kept (3, plus any a node still boots), bootGeneration
+// gating (a failed or interrupted sync of N keeps the node on N-1; a never-synced node gets N),
+// rollback by assignment, jobs and resume, and snapshot/restore giving the same hash through Fsm.
+import t from 'tap';
+import { Fsm } from './fsm.js';
+import type { Command } from './commands.js';
+import { GENERATIONS_KEPT } from './rootfs-state.js';
+
+const gen = (n: number): string => n.toString(16).padStart(64, '0');
+const commit = (n: number): Command => ({ type: 'rootfs.commit', generation: gen(n), member: 'lan-a', source: '/src', files: n, dirs: 1, symlinks: 0, hardlinks: 0, bytes: 100 * n });
+
+function feeder(fsm: Fsm): (command: Command) => void {
+  let index = 0;
+  return (command) => fsm.apply(++index, { at: 1_000_000 + index * 1000, command });
+}
+
+t.test('commit records a generation verified on its member; the newest 3 are kept', async (t) => {
+  const fsm = new Fsm();
+  const apply = feeder(fsm);
+  for (let n = 1; n <= 5; n++) apply(commit(n));
+  t.same(fsm.rootfs.generations().map((g) => g.id), [gen(3), gen(4), gen(5)]);
+  t.equal(GENERATIONS_KEPT, 3);
+  t.same(fsm.rootfs.verifiedOn(gen(5)), ['lan-a']);
+  apply({ type: 'rootfs.verified', generation: gen(5), member: 'lan-b', ok: true });
+  t.same(fsm.rootfs.verifiedOn(gen(5)), ['lan-a', 'lan-b']);
+  apply({ type: 'rootfs.verified', generation: gen(5), member: 'lan-b', ok: false, changed: ['etc/x'] });
+  t.same(fsm.rootfs.verifiedOn(gen(5)), ['lan-a']);
+  apply(commit(5));
+  t.equal(fsm.rootfs.generations().length, 3, 'committing the same tree again adds nothing');
+});
+
+t.test('a generation a node still runs or boots is never dropped', async (t) => {
+  const fsm = new Fsm();
+  const apply = feeder(fsm);
+  apply(commit(1));
+  apply({ type: 'deploy.job.start', job: 'j1', kind: 'rootfs', member: 'lan-a', nodes: ['c1'], generation: gen(1) });
+  apply({ type: 'deploy.job.node', job: 'j1', node: 'c1', state: 'done', bytes: 10, total: 10 });
+  apply({ type: 'deploy.job.end', job: 'j1', state: 'done' });
+  for (let n = 2; n <= 5; n++) apply(commit(n));
+  t.same(fsm.rootfs.generations().map((g) => g.id), [gen(1), gen(3), gen(4), gen(5)], 'gen 1 stays: c1 is assigned and runs it');
+  t.equal(fsm.rootfs.bootGeneration('c1'), gen(1));
+  t.equal(fsm.rootfs.bootGeneration('never-seen'), gen(5), 'a node without records boots the newest');
+});
+
+t.test('bootGeneration: N only after its sync of N was verified, else N-1; rollback assigns the previous one', async (t) => {
+  const fsm = new Fsm();
+  const apply = feeder(fsm);
+  apply(commit(1));
+  apply({ type: 'deploy.job.start', job: 'j1', kind: 'rootfs', member: 'lan-a', nodes: ['c1', 'c2'], generation: gen(1) });
+  apply({ type: 'deploy.job.node', job: 'j1', node: 'c1', state: 'done' });
+  apply({ type: 'deploy.job.node', job: 'j1', node: 'c2', state: 'done' });
+  apply({ type: 'deploy.job.end', job: 'j1', state: 'done' });
+  apply(commit(2));
+  t.equal(fsm.rootfs.bootGeneration('c1'), gen(1), 'assigned gen 1 still: a new commit is not a deploy');
+  apply({ type: 'deploy.job.start', job: 'j2', kind: 'rootfs', member: 'lan-a', nodes: ['c1', 'c2'], generation: gen(2) });
+  t.equal(fsm.rootfs.node('c1')?.assigned, gen(2));
+  t.equal(fsm.rootfs.bootGeneration('c2'), gen(1), 'a node still queued in the job keeps N-1');
+  apply({ type: 'deploy.job.node', job: 'j2', node: 'c1', state: 'running', bytes: 5, total: 10 });
+  t.equal(fsm.rootfs.bootGeneration('c1'), gen(1), 'a sync in progress keeps N-1');
+  apply({ type: 'deploy.job.node', job: 'j2', node: 'c1', state: 'failed', exit: 12, error: 'connection lost' });
+  apply({ type: 'deploy.job.node', job: 'j2', node: 'c2', state: 'done' });
+  apply({ type: 'deploy.job.end', job: 'j2', state: 'failed' });
+  t.equal(fsm.rootfs.bootGeneration('c1'), gen(1), 'failed sync keeps N-1');
+  t.equal(fsm.rootfs.bootGeneration('c2'), gen(2));
+  t.equal(fsm.rootfs.job('j2')?.state, 'failed');
+  apply({ type: 'deploy.job.resume', job: 'j2', member: 'lan-b' });
+  t.same(fsm.rootfs.job('j2')?.nodes.map((n) => n.state), ['pending', 'done'], 'resume redoes only unfinished nodes');
+  apply({ type: 'deploy.job.node', job: 'j2', node: 'c1', state: 'done' });
+  apply({ type: 'deploy.job.end', job: 'j2', state: 'done' });
+  t.equal(fsm.rootfs.bootGeneration('c1'), gen(2));
+  t.equal(fsm.rootfs.node('c1')?.running, gen(2));
+  apply({ type: 'rootfs.assign', nodes: ['c2'], generation: gen(1) });
+  t.equal(fsm.rootfs.bootGeneration('c2'), gen(1), 'rollback: the previous generation, verified earlier');
+});
+
+t.test('a job ended by a failover marks its running and pending nodes interrupted', async (t) => {
+  const fsm = new Fsm();
+  const apply = feeder(fsm);
+  apply(commit(1));
+  apply(commit(2));
+  apply({ type: 'deploy.job.start', job: 'j', kind: 'rootfs', member: 'lan-a', nodes: ['c1', 'c2', 'c3'], generation: gen(2) });
+  apply({ type: 'deploy.job.node', job: 'j', node: 'c1', state: 'done' });
+  apply({ type: 'deploy.job.node', job: 'j', node: 'c2', state: 'running' });
+  apply({ type: 'deploy.job.end', job: 'j', state: 'interrupted' });
+  t.same(fsm.rootfs.job('j')?.nodes.map((n) => n.state), ['done', 'interrupted', 'interrupted']);
+  t.equal(fsm.rootfs.bootGeneration('c2'), gen(1));
+  t.equal(fsm.rootfs.bootGeneration('c3'), gen(1));
+  t.equal(fsm.rootfs.bootGeneration('c1'), gen(2));
+  apply({ type: 'deploy.synced', node: 'c3', generation: gen(2), ok: true, exit: 0, bytes: 100 });
+  t.equal(fsm.rootfs.bootGeneration('c3'), gen(2), 'a verified boot-time pull counts');
+});
+
+t.test('dry-run jobs change no node generations; snapshot/restore keeps state and hash', async (t) => {
+  const fsm = new Fsm();
+  const apply = feeder(fsm);
+  const emptyHash = fsm.hash();
+  t.equal(fsm.snapshot().rootfs, undefined, 'no rootfs field while empty (old snapshots hash the same)');
+  apply(commit(1));
+  apply({ type: 'deploy.job.start', job: 'd', kind: 'rootfs', member: 'lan-a', nodes: ['c1'], generation: gen(1), dryRun: true });
+  apply({ type: 'deploy.job.node', job: 'd', node: 'c1', state: 'done' });
+  t.equal(fsm.rootfs.node('c1'), undefined);
+  apply({ type: 'deploy.trust', node: 'c1', hostKey: 'ssh-ed25519 AAAA' });
+  const copy = new Fsm();
+  copy.restore(fsm.snapshot());
+  t.equal(copy.hash(), fsm.hash());
+  t.not(fsm.hash(), emptyHash);
+  t.equal(copy.rootfs.hostKey('c1'), 'ssh-ed25519 AAAA');
+  t.same(copy.rootfs.job('d')?.nodes[0]?.state, 'done');
+  const old = new Fsm();
+  const { rootfs: _r, ...withoutRootfs } = fsm.snapshot();
+  old.restore(withoutRootfs);
+  t.equal(old.rootfs.generations().length, 0, 'a snapshot without the field restores to empty');
+});

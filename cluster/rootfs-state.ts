@@ -1,0 +1,283 @@
+import type { Command } from './commands.js';
+
+// The replicated part of deploy: rootfs generations (committed, verified on which LAN member),
+// per-node generations (assigned by the operator, last verified sync = running), pinned host keys
+// until the inventory holds them, and deploy jobs with their per-node progress. A pure sub-state:
+// Fsm hands it every `rootfs.*` and `deploy.*` command with the entry's log time; no clock, no disk.
+// The shell (cluster/deploy/service.ts) deletes the trees of generations dropped here.
+
+export type RootfsCommand = Extract<Command, { type: `rootfs.${string}` | `deploy.${string}` }>;
+
+/** Generations kept besides those a node still boots, runs or is assigned. */
+export const GENERATIONS_KEPT = 3;
+const JOBS_KEPT = 20;
+
+export interface Generation {
+  id: string;
+  committedAt: number;
+  /** The LAN member that committed it (and holds the first copy). */
+  member: string;
+  source: string;
+  files: number;
+  dirs: number;
+  symlinks: number;
+  hardlinks: number;
+  bytes: number;
+}
+
+export interface SyncRecord {
+  generation: string;
+  /** 'running' while a deploy job moves it; 'verified' after a clean sync; else why not. */
+  state: 'running' | 'verified' | 'failed' | 'interrupted';
+  at: number;
+  job?: string;
+  exit?: number;
+}
+
+export interface NodeGenerations {
+  name: string;
+  assigned?: string;
+  /** The generation of the node's last verified sync. */
+  running?: string;
+  /** The latest sync attempt per generation. */
+  syncs: SyncRecord[];
+}
+
+export type JobState = 'running' | 'done' | 'failed' | 'interrupted';
+export type NodeJobState = 'pending' | 'running' | 'done' | 'failed' | 'interrupted';
+
+export interface JobNode {
+  name: string;
+  state: NodeJobState;
+  bytes?: number;
+  total?: number;
+  /** Bytes that went over the wire (rsync --stats "Total bytes sent"). */
+  sent?: number;
+  exit?: number;
+  error?: string;
+  at: number;
+}
+
+export interface Job {
+  id: string;
+  kind: 'rootfs' | 'push';
+  state: JobState;
+  member: string;
+  startedAt: number;
+  endedAt?: number;
+  generation?: string;
+  dryRun: boolean;
+  files?: string[];
+  dest?: string;
+  then?: string;
+  nodes: JobNode[];
+}
+
+export interface RootfsSnapshot {
+  generations: Generation[];
+  verified: Array<{ generation: string; members: string[] }>;
+  nodes: NodeGenerations[];
+  hostKeys: Array<{ node: string; key: string }>;
+  jobs: Job[];
+}
+
+export class RootfsState {
+  #generations: Generation[] = [];
+  #verified = new Map<string, Set<string>>();
+  #nodes = new Map<string, NodeGenerations>();
+  #hostKeys = new Map<string, string>();
+  #jobs: Job[] = [];
+
+  /** Kept generations, oldest first. */
+  generations(): readonly Generation[] { return this.#generations; }
+  generation(id: string): Generation | undefined { return this.#generations.find((g) => g.id === id); }
+  newest(): Generation | undefined { return this.#generations[this.#generations.length - 1]; }
+  verifiedOn(id: string): readonly string[] { return [...(this.#verified.get(id) ?? [])].sort(); }
+  node(name: string): NodeGenerations | undefined { return this.#nodes.get(name); }
+  nodes(): NodeGenerations[] { return [...this.#nodes.values()].sort((a, b) => (a.name < b.name ? -1 : 1)); }
+  hostKey(node: string): string | undefined { return this.#hostKeys.get(node); }
+  jobs(): readonly Job[] { return this.#jobs; }
+  job(id: string): Job | undefined { return this.#jobs.find((j) => j.id === id); }
+
+  /** The generation before `id` among the kept ones, if any. */
+  previous(id: string): Generation | undefined {
+    const i = this.#generations.findIndex((g) => g.id === id);
+    return i > 0 ? this.#generations[i - 1] : undefined;
+  }
+
+  /**
+   * The generation a node's boot files name: its assigned one (default: the newest), unless a sync
+   * of that generation to the node was attempted and not verified (running, failed, interrupted):
+   * then the one it last verified, else the one before. A node never synced (a diskless node that
+   * pulls at boot) gets the assigned one: its boot-time report is what verifies it.
+   */
+  bootGeneration(nodeName: string): string | undefined {
+    const node = this.#nodes.get(nodeName);
+    const assigned = node?.assigned !== undefined && this.generation(node.assigned) ? node.assigned : this.newest()?.id;
+    if (assigned === undefined) return undefined;
+    const sync = node?.syncs.find((s) => s.generation === assigned);
+    if (!sync || sync.state === 'verified') return assigned;
+    if (node?.running !== undefined && node.running !== assigned && this.generation(node.running)) return node.running;
+    return this.previous(assigned)?.id ?? assigned;
+  }
+
+  apply(command: RootfsCommand, at: number): void {
+    switch (command.type) {
+      case 'rootfs.commit': {
+        if (!this.generation(command.generation)) {
+          this.#generations.push({
+            id: command.generation, committedAt: at, member: command.member, source: command.source,
+            files: command.files, dirs: command.dirs, symlinks: command.symlinks, hardlinks: command.hardlinks, bytes: command.bytes,
+          });
+        }
+        this.#markVerified(command.generation, command.member, true);
+        this.#prune();
+        return;
+      }
+      case 'rootfs.verified':
+        if (this.generation(command.generation)) this.#markVerified(command.generation, command.member, command.ok);
+        return;
+      case 'rootfs.assign':
+        if (!this.generation(command.generation)) return;
+        for (const name of command.nodes) this.#node(name).assigned = command.generation;
+        return;
+      case 'deploy.trust':
+        this.#hostKeys.set(command.node, command.hostKey);
+        return;
+      case 'deploy.synced':
+        this.#recordSync(command.node, command.generation, command.ok ? 'verified' : 'failed', at, undefined, command.exit);
+        return;
+      case 'deploy.job.start': {
+        this.#jobs = this.#jobs.filter((j) => j.id !== command.job);
+        const job: Job = {
+          id: command.job, kind: command.kind, state: 'running', member: command.member, startedAt: at, dryRun: command.dryRun === true,
+          nodes: command.nodes.map((name) => ({ name, state: 'pending', at })),
+        };
+        if (command.generation !== undefined) job.generation = command.generation;
+        if (command.files !== undefined) job.files = [...command.files];
+        if (command.dest !== undefined) job.dest = command.dest;
+        if (command.then !== undefined) job.then = command.then;
+        this.#jobs.push(job);
+        if (this.#jobs.length > JOBS_KEPT) this.#jobs.splice(0, this.#jobs.length - JOBS_KEPT);
+        if (job.kind === 'rootfs' && job.generation !== undefined && !job.dryRun && this.generation(job.generation)) {
+          // Assigned now, but booted only once verified: a queued node counts as a sync in progress.
+          for (const name of command.nodes) {
+            this.#node(name).assigned = job.generation;
+            this.#recordSync(name, job.generation, 'running', at, job.id);
+          }
+        }
+        return;
+      }
+      case 'deploy.job.resume': {
+        const job = this.job(command.job);
+        if (!job) return;
+        job.state = 'running';
+        job.member = command.member;
+        delete job.endedAt;
+        for (const n of job.nodes) if (n.state !== 'done') { n.state = 'pending'; n.at = at; delete n.error; delete n.exit; }
+        return;
+      }
+      case 'deploy.job.node': {
+        const job = this.job(command.job);
+        const node = job?.nodes.find((n) => n.name === command.node);
+        if (!job || !node) return;
+        node.state = command.state;
+        node.at = at;
+        if (command.bytes !== undefined) node.bytes = command.bytes;
+        if (command.total !== undefined) node.total = command.total;
+        if (command.sent !== undefined) node.sent = command.sent;
+        if (command.exit !== undefined) node.exit = command.exit; else delete node.exit;
+        if (command.error !== undefined) node.error = command.error; else delete node.error;
+        if (job.kind === 'rootfs' && !job.dryRun && job.generation !== undefined) {
+          const state = command.state === 'done' ? 'verified' : command.state;
+          this.#recordSync(command.node, job.generation, state, at, job.id, command.exit);
+        }
+        return;
+      }
+      case 'deploy.job.end': {
+        const job = this.job(command.job);
+        if (!job) return;
+        job.state = command.state;
+        job.endedAt = at;
+        for (const n of job.nodes) {
+          if (n.state === 'running' || (n.state === 'pending' && command.state !== 'done')) {
+            n.state = command.state === 'done' ? 'done' : 'interrupted';
+            n.at = at;
+            if (job.kind === 'rootfs' && !job.dryRun && job.generation !== undefined && n.state === 'interrupted') {
+              this.#recordSync(n.name, job.generation, 'interrupted', at, job.id);
+            }
+          }
+        }
+        return;
+      }
+    }
+  }
+
+  #node(name: string): NodeGenerations {
+    let node = this.#nodes.get(name);
+    if (!node) {
+      node = { name, syncs: [] };
+      this.#nodes.set(name, node);
+    }
+    return node;
+  }
+
+  #recordSync(name: string, generation: string, state: SyncRecord['state'], at: number, job?: string, exit?: number): void {
+    const node = this.#node(name);
+    const record: SyncRecord = { generation, state, at };
+    if (job !== undefined) record.job = job;
+    if (exit !== undefined) record.exit = exit;
+    node.syncs = node.syncs.filter((s) => s.generation !== generation && this.generation(s.generation) !== undefined);
+    node.syncs.push(record);
+    if (state === 'verified') node.running = generation;
+  }
+
+  #markVerified(id: string, member: string, ok: boolean): void {
+    const set = this.#verified.get(id) ?? new Set<string>();
+    if (ok) set.add(member); else set.delete(member);
+    this.#verified.set(id, set);
+  }
+
+  /** Drops generations beyond the newest GENERATIONS_KEPT that no node boots, runs or is assigned. */
+  #prune(): void {
+    if (this.#generations.length <= GENERATIONS_KEPT) return;
+    const pinned = new Set<string>();
+    for (const node of this.#nodes.values()) {
+      for (const id of [node.assigned, node.running, this.bootGeneration(node.name)]) if (id !== undefined) pinned.add(id);
+    }
+    const recent = new Set(this.#generations.slice(-GENERATIONS_KEPT).map((g) => g.id));
+    const dropped = this.#generations.filter((g) => !recent.has(g.id) && !pinned.has(g.id));
+    if (dropped.length === 0) return;
+    const gone = new Set(dropped.map((g) => g.id));
+    this.#generations = this.#generations.filter((g) => !gone.has(g.id));
+    for (const id of gone) this.#verified.delete(id);
+    for (const node of this.#nodes.values()) node.syncs = node.syncs.filter((s) => !gone.has(s.generation));
+  }
+
+  snapshot(): RootfsSnapshot {
+    return {
+      generations: this.#generations.map((g) => ({ ...g })),
+      verified: [...this.#verified.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([generation, members]) => ({ generation, members: [...members].sort() })),
+      nodes: this.nodes().map((n) => ({ ...n, syncs: n.syncs.map((s) => ({ ...s })) })),
+      hostKeys: [...this.#hostKeys.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([node, key]) => ({ node, key })),
+      jobs: this.#jobs.map((j) => structuredClone(j)),
+    };
+  }
+
+  restore(snapshot: RootfsSnapshot | undefined): void {
+    this.#generations = (snapshot?.generations ?? []).map((g) => ({ ...g }));
+    this.#verified = new Map((snapshot?.verified ?? []).map((v) => [v.generation, new Set(v.members)]));
+    this.#nodes = new Map((snapshot?.nodes ?? []).map((n) => [n.name, { ...n, syncs: n.syncs.map((s) => ({ ...s })) }]));
+    this.#hostKeys = new Map((snapshot?.hostKeys ?? []).map((k) => [k.node, k.key]));
+    this.#jobs = (snapshot?.jobs ?? []).map((j) => structuredClone(j));
+  }
+
+  isEmpty(): boolean {
+    return this.#generations.length === 0 && this.#nodes.size === 0 && this.#hostKeys.size === 0 && this.#jobs.length === 0;
+  }
+}
+
+/** The command types this sub-state owns (Fsm delegates them by prefix). */
+export function isRootfsCommand(command: Command): command is RootfsCommand {
+  return command.type.startsWith('rootfs.') || command.type.startsWith('deploy.');
+}

@@ -1,0 +1,99 @@
+// `lanctl deploy push` (ssh2 + SFTP) and `lanctl nodes trust` against real sshd servers in network
+// namespaces: trust prints the fingerprint exactly as ssh-keygen -lf; files land whole (temp name,
+// fsync, sha256, atomic rename) with their mode, and --then runs; a changed host key is refused by
+// trust and by push, which sends nothing (sshd never sees a login); a destination escaping the push
+// root or through a symlink is refused.
+import t from 'tap';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { requireLab, withLab } from '../support/netns.js';
+import { runLanctl, serveDaemon } from '../support/daemon.js';
+import { LANCTL } from '../support/paths.js';
+import { makeKey, startSshd } from '../support/node-sshd.js';
+
+t.test('push and trust over ssh2 with pinned keys', async (t) => {
+  if (!requireLab(t, ['sshd', 'ssh-keygen', 'sha256sum'])) return;
+  const dir = mkdtempSync(join(tmpdir(), 'lanha-push-lab-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  await withLab(async (lab) => {
+    const lan = await lab.addHost('lan', '10.78.0.1/24');
+    const c1 = await lab.addHost('c1', '10.78.0.11/24');
+    const clientKey = join(dir, 'deploy_ed25519');
+    const clientPub = makeKey(clientKey);
+    const root = join(dir, 'root-c1');
+    mkdirSync(join(root, 'opt'), { recursive: true });
+    symlinkSync('/tmp', join(root, 'link'));
+    let sshd = await startSshd(lab, c1, join(dir, 'sshd1'), { root, authorizedKeys: [clientPub] });
+    const config = join(dir, 'lanha.yaml');
+    writeFileSync(config, `node: { name: lan-a, address: 10.78.0.1, stateDir: ${dir}/state, controlSocket: ${dir}/lanha.sock }
+deploy:
+  user: root
+  identityFile: ${clientKey}
+  pushRoot: /srv/root
+  targets:
+    - { name: c1, host: 10.78.0.11 }
+`);
+    const daemon = await serveDaemon(config, { command: ['ip', 'netns', 'exec', lan.ns, process.execPath, LANCTL] });
+    t.teardown(() => daemon.stop());
+    const lanctl = (...args: string[]) => runLanctl([...args, '--config', config], { timeoutMs: 60_000 });
+    const app = join(dir, 'app.bin');
+    writeFileSync(app, randomBytes(300_000));
+    chmodSync(app, 0o755);
+    writeFileSync(join(dir, 'conf.txt'), 'v1\n');
+
+    const unpinned = await lanctl('deploy', 'push', app, '--to', 'c1', '--dest', 'opt');
+    t.equal(unpinned.code, 1);
+    t.match(unpinned.stderr, /no pinned host key for c1: nothing was sent/);
+
+    const trust = await lanctl('nodes', 'trust', 'c1', '--yes');
+    t.equal(trust.code, 0, trust.stderr);
+    const keygen = execFileSync('ssh-keygen', ['-lf', join(dir, 'sshd1', 'ssh_host_ed25519_key.pub')], { encoding: 'utf8' }).split(' ')[1]!;
+    t.match(trust.stdout, `offers ssh-ed25519 ${keygen}\n`, 'the fingerprint as ssh-keygen -lf prints it');
+    t.match(trust.stdout, `pinned ${keygen} for c1`);
+    t.match((await lanctl('nodes', 'trust', 'c1', '--yes')).stdout, /already pinned/);
+
+    const push = await lanctl('deploy', 'push', app, join(dir, 'conf.txt'), '--to', 'c1', '--dest', 'opt', '--then', 'cp /srv/root/opt/conf.txt /srv/root/then-ran');
+    t.equal(push.code, 0, push.stderr + push.stdout);
+    t.ok(readFileSync(join(root, 'opt/app.bin')).equals(readFileSync(app)), 'content');
+    t.equal(statSync(join(root, 'opt/app.bin')).mode & 0o777, 0o755, 'mode');
+    t.equal(readFileSync(join(root, 'then-ran'), 'utf8'), 'v1\n', '--then ran after the files were in place');
+    t.same(readdirSync(join(root, 'opt')).sort(), ['app.bin', 'conf.txt'], 'no temporary file left');
+    writeFileSync(join(dir, 'conf.txt'), 'v2\n');
+    t.equal((await lanctl('deploy', 'push', join(dir, 'conf.txt'), '--to', 'c1', '--dest', '/srv/root/opt')).code, 0);
+    t.equal(readFileSync(join(root, 'opt/conf.txt'), 'utf8'), 'v2\n', 'an existing file is replaced (posix-rename)');
+
+    const escape = await lanctl('deploy', 'push', app, '--to', 'c1', '--dest', '../../etc');
+    t.equal(escape.code, 1);
+    t.match(escape.stderr, /escapes the push root \/srv\/root/);
+    const viaLink = await lanctl('deploy', 'push', app, '--to', 'c1', '--dest', 'link');
+    t.equal(viaLink.code, 1, viaLink.stdout);
+    t.match(viaLink.stdout, /goes through a symlink/);
+    t.notOk(existsSync('/tmp/app.bin') && statSync('/tmp/app.bin').size === 300_000 && readFileSync('/tmp/app.bin').equals(readFileSync(app)), 'nothing went through the symlink');
+
+    // The node is "reinstalled": same address, new host key.
+    await sshd.stop();
+    const newKeyDir = join(dir, 'sshd2');
+    mkdirSync(newKeyDir);
+    makeKey(join(newKeyDir, 'ssh_host_ed25519_key'));
+    sshd = await startSshd(lab, c1, newKeyDir, { root, authorizedKeys: [clientPub], hostKeyFile: join(newKeyDir, 'ssh_host_ed25519_key') });
+    const changed = await lanctl('nodes', 'trust', 'c1', '--yes');
+    t.equal(changed.code, 1);
+    t.match(changed.stderr, /host key of c1 CHANGED: pinned SHA256:\S+, offered SHA256:\S+\. Refused \(logged\)/);
+    t.match(daemon.logs(), /"event":"deploy.hostkey.changed"/);
+    writeFileSync(join(dir, 'conf.txt'), 'v3\n');
+    const refused = await lanctl('deploy', 'push', join(dir, 'conf.txt'), '--to', 'c1', '--dest', 'opt');
+    t.equal(refused.code, 1);
+    t.match(refused.stdout, /c1\s+failed\s+host key mismatch on c1: it offered SHA256:\S+, the pinned key is SHA256:\S+; nothing was sent/);
+    t.equal(readFileSync(join(root, 'opt/conf.txt'), 'utf8'), 'v2\n', 'nothing was sent');
+    t.notMatch(sshd.log(), /Accepted publickey/, 'sshd never saw a login with the wrong key');
+
+    t.equal((await lanctl('nodes', 'trust', 'c1', '--yes', '--replace')).code, 0);
+    t.equal((await lanctl('deploy', 'push', join(dir, 'conf.txt'), '--to', 'c1', '--dest', 'opt')).code, 0);
+    t.equal(readFileSync(join(root, 'opt/conf.txt'), 'utf8'), 'v3\n', 'after --replace the push goes through');
+    t.match(sshd.log(), /Accepted publickey/);
+    t.ok(lab.resolvConfUnchanged());
+  });
+});

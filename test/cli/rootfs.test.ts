@@ -8,6 +8,9 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { runLanctl, scratchConfig, serveDaemon } from '../support/daemon.js';
 
+// Many lanctl runs and real ssh transfers: far over tap's default per-file limit on a loaded 2-core box.
+t.setTimeout(600_000);
+
 const hasRsync = existsSync('/usr/bin/rsync') || existsSync('/bin/rsync');
 
 t.test('commit, list, verify, refuse a changed generation, rollback', async (t) => {
@@ -25,7 +28,7 @@ deploy:
   writeFileSync(join(tree, 'etc/motd'), 'hello\n');
   writeFileSync(join(tree, 'etc/a'), 'a\n');
   linkSync(join(tree, 'etc/a'), join(tree, 'etc/b'));
-  const daemon = await serveDaemon(scratch.file);
+  const daemon = await serveDaemon(scratch.file, { timeoutMs: 60_000 });
   t.teardown(() => daemon.stop());
   const lanctl = (...args: string[]) => runLanctl([...args, '--config', scratch.file], { timeoutMs: 60_000 });
 

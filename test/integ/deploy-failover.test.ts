@@ -15,6 +15,9 @@ import { LANCTL } from '../support/paths.js';
 import { callDaemonOk } from '../../lib/control-client.js';
 import { descendants, makeKey, startSshd } from '../support/node-sshd.js';
 
+// Many lanctl runs and real ssh transfers: far over tap's default per-file limit on a loaded 2-core box.
+t.setTimeout(600_000);
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 t.test('leader killed mid-deploy, the new leader resumes the job', async (t) => {
@@ -71,7 +74,7 @@ ${members}deploy:
     const serve = async (host: LabHost, config: string, real?: string): Promise<ServedDaemon> => {
       const script = real === undefined ? `exec "${process.execPath}" "${LANCTL}" "$@"`
         : `set -e; mount -t tmpfs tmpfs /srv; mkdir /srv/lanha; mount --bind '${real}' /srv/lanha; exec "${process.execPath}" "${LANCTL}" "$@"`;
-      const d = await serveDaemon(config, { command: ['ip', 'netns', 'exec', host.ns, 'sh', '-c', script, 'sh'], timeoutMs: 30_000 });
+      const d = await serveDaemon(config, { command: ['ip', 'netns', 'exec', host.ns, 'sh', '-c', script, 'sh'], timeoutMs: 60_000 });
       lab.track(d.child);
       return d;
     };

@@ -14,6 +14,9 @@ import { runLanctl, serveDaemon } from '../support/daemon.js';
 import { LANCTL } from '../support/paths.js';
 import { makeKey, startSshd } from '../support/node-sshd.js';
 
+// Many lanctl runs and real ssh transfers: far over tap's default per-file limit on a loaded 2-core box.
+t.setTimeout(600_000);
+
 t.test('push and trust over ssh2 with pinned keys', async (t) => {
   if (!requireLab(t, ['sshd', 'ssh-keygen', 'sha256sum'])) return;
   const dir = mkdtempSync(join(tmpdir(), 'lanha-push-lab-'));
@@ -36,7 +39,7 @@ deploy:
   targets:
     - { name: c1, host: 10.78.0.11 }
 `);
-    const daemon = await serveDaemon(config, { command: ['ip', 'netns', 'exec', lan.ns, process.execPath, LANCTL] });
+    const daemon = await serveDaemon(config, { command: ['ip', 'netns', 'exec', lan.ns, process.execPath, LANCTL], timeoutMs: 60_000 });
     t.teardown(() => daemon.stop());
     const lanctl = (...args: string[]) => runLanctl([...args, '--config', config], { timeoutMs: 60_000 });
     const app = join(dir, 'app.bin');

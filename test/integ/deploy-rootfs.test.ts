@@ -15,6 +15,9 @@ import { LANCTL } from '../support/paths.js';
 import { callDaemonOk } from '../../lib/control-client.js';
 import { makeKey, startSshd, type TestSshd } from '../support/node-sshd.js';
 
+// Many lanctl runs and real ssh transfers: far over tap's default per-file limit on a loaded 2-core box.
+t.setTimeout(600_000);
+
 interface JobView { job: { state: string; nodes: Array<{ name: string; state: string; sent?: number; error?: string; exit?: number }> } }
 
 t.test('deploy rootfs to sshd namespaces', async (t) => {
@@ -59,7 +62,7 @@ ${Object.entries(pinned).map(([n, k]) => `    ${n}: "${k}"`).join('\n')}
     writeFileSync(join(tree, 'etc/motd'), 'generation 1\n');
     execFileSync('setfattr', ['-n', 'user.lanha', '-v', 'kept', join(tree, 'etc/motd')]);
 
-    const daemon = await serveDaemon(config, { command: ['ip', 'netns', 'exec', lan.ns, process.execPath, LANCTL] });
+    const daemon = await serveDaemon(config, { command: ['ip', 'netns', 'exec', lan.ns, process.execPath, LANCTL], timeoutMs: 60_000 });
     t.teardown(() => daemon.stop());
     const lanctl = (...args: string[]) => runLanctl([...args, '--config', config], { timeoutMs: 120_000 });
     const job = async (id: string): Promise<JobView['job']> => JSON.parse((await lanctl('deploy', 'jobs', id, '--json')).stdout) as JobView['job'];

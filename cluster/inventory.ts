@@ -266,3 +266,25 @@ function canonicalPending(p: PendingMac): PendingMac {
 function compare(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
+
+/** A node's address as DNS names it: its reserved IP, else the IP of its live lease. */
+export interface NodeAddress {
+  node: InventoryNode;
+  ip: number;
+  /** True when the address comes from a lease (the node has no reserved IP). */
+  leased: boolean;
+}
+
+/**
+ * Every node with an address, by name. `lease` reads the replicated leases (Fsm.leaseByMac); a lease
+ * counts while bound and not past its end at log time `nowMs`.
+ */
+export function nodeAddresses(inventory: InventoryView, lease: (mac: string) => { ip: number; state: string; expiresAt: number } | undefined, nowMs: number): NodeAddress[] {
+  const out: NodeAddress[] = [];
+  for (const node of inventory.all()) {
+    if (node.ip !== undefined) { out.push({ node, ip: node.ip, leased: false }); continue; }
+    const l = lease(node.mac);
+    if (l !== undefined && l.state === 'bound' && l.expiresAt > nowMs) out.push({ node, ip: l.ip, leased: true });
+  }
+  return out;
+}

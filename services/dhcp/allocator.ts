@@ -1,6 +1,7 @@
 import { broadcastOf, cidrContains, formatCidr, type Cidr, type Ipv4, type Ipv4Range } from '../../lib/ipv4.js';
 import type { Command } from '../../cluster/commands.js';
 import type { Lease } from '../../cluster/fsm.js';
+import type { InventoryView } from '../../cluster/inventory.js';
 import type { ClientRequest } from './request.js';
 
 // The lease allocator: which address a client gets and which lease commands that needs (RFC 2131
@@ -36,11 +37,16 @@ export interface AllocatorSettings {
   offersMax: number;
 }
 
-/** Read access to the replicated leases (cluster/fsm.ts). */
+/** Read access to the replicated leases and compute-node inventory (cluster/fsm.ts). */
 export interface LeaseView {
   lease(ip: Ipv4): Lease | undefined;
   leaseByMac(mac: string): Lease | undefined;
   leaseByClientId(clientId: string): Lease | undefined;
+  /**
+   * Inventory nodes: a node with an IP is a reservation (by MAC) in the subnet holding the IP, beside
+   * the config's (which win on a conflict); every node's name is its host name, never a client's.
+   */
+  readonly inventory?: Pick<InventoryView, 'byMac' | 'byIp' | 'byName'>;
 }
 
 export interface Offer {
@@ -52,8 +58,9 @@ export interface Offer {
 
 /** What the server should do with a request. `propose` must commit before the reply goes out. */
 export type Decision =
-  | { kind: 'offer'; ip: Ipv4; subnet: PoolSubnet; reservation?: Reservation }
-  | { kind: 'ack'; ip: Ipv4; subnet: PoolSubnet; reservation?: Reservation; propose: Command }
+  /** `hostname`: the name the server gives (option 12), a reservation's or the inventory node's. */
+  | { kind: 'offer'; ip: Ipv4; subnet: PoolSubnet; reservation?: Reservation; hostname?: string }
+  | { kind: 'ack'; ip: Ipv4; subnet: PoolSubnet; reservation?: Reservation; hostname?: string; propose: Command }
   | { kind: 'nak'; reason: string; subnet?: PoolSubnet }
   | { kind: 'inform'; subnet: PoolSubnet }
   | { kind: 'release'; propose: Command }
@@ -90,7 +97,7 @@ export class Allocator {
 
   /** DISCOVER -> OFFER (RFC 2131 §4.3.1): address choice in the order the RFC gives. */
   onDiscover(request: ClientRequest, subnet: PoolSubnet, leases: LeaseView, nowMs: number): Decision {
-    const reservation = this.#reservationFor(request, subnet);
+    const reservation = this.#reservationFor(request, subnet, leases);
     let ip: Ipv4 | undefined;
     if (reservation) ip = this.#usable(reservation.ip, request, subnet, leases, nowMs) ? reservation.ip : undefined;
     if (ip === undefined && !reservation) ip = this.#previousAddress(request, subnet, leases, nowMs);
@@ -102,7 +109,8 @@ export class Allocator {
       if (this.#offersByClient.size >= this.settings.offersMax) return { kind: 'silent', reason: 'too many pending offers' };
     }
     this.#hold(request.clientKey, ip, subnet, nowMs);
-    return reservation ? { kind: 'offer', ip, subnet, reservation } : { kind: 'offer', ip, subnet };
+    const hostname = reservation?.hostname ?? leases.inventory?.byMac(request.mac)?.name;
+    return { kind: 'offer', ip, subnet, ...(reservation ? { reservation } : {}), ...(hostname === undefined ? {} : { hostname }) };
   }
 
   /** REQUEST in SELECTING, INIT-REBOOT, RENEWING or REBINDING (RFC 2131 §4.3.2). */
@@ -185,19 +193,34 @@ export class Allocator {
   }
 
   #grant(request: ClientRequest, subnet: PoolSubnet, ip: Ipv4, leases: LeaseView, nowMs: number): Decision {
-    const reservation = this.#reservationFor(request, subnet);
+    const reservation = this.#reservationFor(request, subnet, leases);
     if (reservation && reservation.ip !== ip) return { kind: 'nak', reason: 'client has a reservation for another address', subnet };
     if (!this.#usable(ip, request, subnet, leases, nowMs)) return { kind: 'nak', reason: 'address not available to this client', subnet };
     this.#hold(request.clientKey, ip, subnet, nowMs); // held until the grant commits (settle)
-    const hostname = reservation?.hostname ?? sanitizeHostname(request.hostname);
+    // The name we give (option 12): a reservation's or the inventory node's; else the client's own goes in the lease.
+    const given = reservation?.hostname ?? leases.inventory?.byMac(request.mac)?.name;
+    const hostname = given ?? this.#clientName(request, leases);
     const propose: Command = { type: 'lease.grant', ip, mac: request.mac, subnet: subnet.id, leaseMs: subnet.leaseMs };
     if (request.clientId !== undefined) propose.clientId = request.clientId;
     if (hostname !== undefined) propose.hostname = hostname;
-    return reservation ? { kind: 'ack', ip, subnet, reservation, propose } : { kind: 'ack', ip, subnet, propose };
+    return { kind: 'ack', ip, subnet, ...(reservation ? { reservation } : {}), ...(given === undefined ? {} : { hostname: given }), propose };
   }
 
-  #reservationFor(request: ClientRequest, subnet: PoolSubnet): Reservation | undefined {
-    return subnet.reservations.find((r) => (r.mac !== undefined && r.mac === request.mac) || (r.clientId !== undefined && r.clientId === request.clientId));
+  /** The client's own host name (option 12), unless it is an inventory node's: a node's name is its own. */
+  #clientName(request: ClientRequest, leases: LeaseView): string | undefined {
+    const name = sanitizeHostname(request.hostname);
+    if (name === undefined) return undefined;
+    const owner = leases.inventory?.byName(name);
+    return owner !== undefined && owner.mac !== request.mac ? undefined : name;
+  }
+
+  /** The config's reservation for the client in this subnet, else its inventory node's address if the subnet holds it. */
+  #reservationFor(request: ClientRequest, subnet: PoolSubnet, leases: LeaseView): Reservation | undefined {
+    const configured = subnet.reservations.find((r) => (r.mac !== undefined && r.mac === request.mac) || (r.clientId !== undefined && r.clientId === request.clientId));
+    if (configured !== undefined) return configured;
+    const node = leases.inventory?.byMac(request.mac);
+    if (node?.ip === undefined || !cidrContains(subnet.cidr, node.ip) || this.#reservedIps.has(node.ip)) return undefined;
+    return { mac: node.mac, ip: node.ip, hostname: node.name };
   }
 
   #clientLease(request: ClientRequest, leases: LeaseView): Lease | undefined {
@@ -231,8 +254,11 @@ export class Allocator {
   #usable(ip: Ipv4, request: ClientRequest, subnet: PoolSubnet, leases: LeaseView, nowMs: number): boolean {
     if (!cidrContains(subnet.cidr, ip) || ip === subnet.cidr.network || ip === broadcastOf(subnet.cidr)) return false;
     const reserved = this.#reservedIps.get(ip);
+    const node = reserved === undefined ? leases.inventory?.byIp(ip) : undefined;
     if (reserved) {
       if (!((reserved.mac !== undefined && reserved.mac === request.mac) || (reserved.clientId !== undefined && reserved.clientId === request.clientId))) return false;
+    } else if (node) {
+      if (node.mac !== request.mac) return false;
     } else if (!subnet.ranges.some((r) => ip >= r.first && ip <= r.last)) {
       return false;
     }

@@ -234,6 +234,61 @@ t.test('reservations: fixed address and the reservation\'s host name, recorded w
 
 const golden = (name: string): Uint8Array => readHexPacket(repoPath('test', 'golden', 'dhcp', `${name}.hex`));
 
+t.test('inventory: a node with an IP is a reservation by MAC with its name; without one it gets a pool address and its name', async (t) => {
+  const { handler, state } = setup();
+  await state.propose({ type: 'node.add', name: 'rack1', mac: '52:54:00:00:01:01', ip: parseIpv4('10.50.0.21')! });
+  await state.propose({ type: 'node.add', name: 'rack2', mac: '52:54:00:00:01:02' });
+  await state.propose({ type: 'node.add', name: 'far', mac: '52:54:00:00:01:03', ip: parseIpv4('10.51.0.30')! });
+  const hello = new TextEncoder().encode('client-says');
+  const one = await dora(handler, 0, { mac: '52:54:00:00:01:01', extra: [[12, hello]] });
+  t.equal(formatIpv4(one.yiaddr), '10.50.0.21', 'the inventory address, outside the pool');
+  t.equal(textValue(one.options.get(12)!), 'rack1', 'option 12 is the node name');
+  t.equal(state.fsm.lease(one.yiaddr)!.hostname, 'rack1', 'the lease carries the node name, not the client\'s');
+  const two = await dora(handler, 0, { mac: '52:54:00:00:01:02' });
+  t.equal(formatIpv4(two.yiaddr), '10.50.0.100', 'no IP: a pool address');
+  t.equal(textValue(two.options.get(12)!), 'rack2', 'and still its name');
+  const far = await dora(handler, 0, { mac: '52:54:00:00:01:03' });
+  t.equal(formatIpv4(far.yiaddr), '10.50.0.101', 'an IP in another subnet is no reservation here: a pool address');
+  const thief = await dora(handler, 0, { mac: '52:54:00:00:01:09', requested: '10.50.0.21', extra: [[12, new TextEncoder().encode('rack1')]] });
+  t.not(formatIpv4(thief.yiaddr), '10.50.0.21', 'another client never gets a node\'s address');
+  t.equal(state.fsm.lease(thief.yiaddr)!.hostname, undefined, 'nor its name: a client\'s host name never takes over a node\'s');
+  const events = state.fsm.bootEvents('52:54:00:00:01:01');
+  t.same(events.map((e) => `${e.event} ${e.detail}`), ['dhcp.os ip 10.50.0.21'], 'a node\'s new binding is a step of its boot timeline');
+  t.same(state.fsm.bootEvents('52:54:00:00:01:09'), [], 'other clients\' bindings are not recorded');
+  // A config reservation wins over an inventory node on the same address (validation refuses that; apply keeps it safe).
+  await state.propose({ type: 'node.add', name: 'clash', mac: '52:54:00:00:01:04', ip: parseIpv4('10.50.0.9')! });
+  const clash = await dora(handler, 0, { mac: '52:54:00:00:01:04' });
+  t.not(formatIpv4(clash.yiaddr), '10.50.0.9', 'the config reservation keeps its address');
+  t.end();
+});
+
+t.test('inventory: unknown netboot firmware goes to the pending list, once a minute per MAC; known and plain clients do not', async (t) => {
+  const { handler, state } = setup();
+  const uboot = golden('uboot-armv8-discover');
+  await handler.handle(uboot, 'p', 0);
+  await handler.handle(uboot, 'p', 1000);
+  await new Promise((resolve) => setImmediate(resolve));
+  const pending = state.fsm.inventory.pending();
+  t.equal(pending.length, 1);
+  t.match(pending[0], { vendorClass: /^U-Boot/, count: 1 }, 'once within the minute');
+  await handler.handle(uboot, 'p', 61_000);
+  await new Promise((resolve) => setImmediate(resolve));
+  t.equal(state.fsm.inventory.pending()[0]!.count, 2, 'again after a minute');
+  const pxe = [[93, Uint8Array.of(0, 7)], [60, new TextEncoder().encode('PXEClient:Arch:00007:UNDI:003016')]] as Array<[number, Uint8Array]>;
+  await handler.handle(packet({ type: 1, mac: '52:54:00:00:00:99', extra: pxe }), 'p', 0); // config reservation
+  await handler.handle(packet({ type: 1, mac: '52:54:00:00:02:01' }), 'p', 0); // no firmware signs
+  await state.propose({ type: 'node.add', name: 'known', mac: '52:54:00:00:02:02' });
+  await handler.handle(packet({ type: 1, mac: '52:54:00:00:02:02', extra: pxe }), 'p', 0);
+  await new Promise((resolve) => setImmediate(resolve));
+  t.equal(state.fsm.inventory.pending().length, 1, 'reserved, plain and known clients are not pending');
+  // A flood of unknown PXE MACs: a bounded number of log entries per second.
+  const before = state.fsm.appliedIndex;
+  for (let i = 0; i < 200; i++) await handler.handle(packet({ type: 1, mac: `52:54:00:00:03:${i.toString(16).padStart(2, '0')}`, extra: pxe }), 'p', 200_000);
+  await new Promise((resolve) => setImmediate(resolve));
+  t.ok(state.fsm.appliedIndex - before <= 10, `at most 10 node.seen entries in a second (${state.fsm.appliedIndex - before})`);
+  t.end();
+});
+
 t.test('netboot by arch, vendor class, user class; Raspberry Pi gets option 43 and 60', async (t) => {
   const { handler } = setup();
   const ipxe = decodeReply(await handler.handle(golden('ipxe-discover'), 'p', 0));

@@ -17,6 +17,7 @@ import { buildReply, encodeReply, replyDestination, replySizeMax, subnetReplyOpt
 import type { DhcpConfig } from './config.js';
 import { leaseRoutes } from './leases-api.js';
 import { fromInterface, resolveInterface, type InterfaceAddress } from './interface.js';
+import { SeenLimiter, bindingEvent, seenCommand } from './inventory-hooks.js';
 
 // The DHCP shell: one UDP socket, rate limits, the allocator, the StateLog. An ACK goes out only
 // after its lease command is durable and applied (propose resolved): a crash after the ACK can
@@ -55,6 +56,9 @@ export class DhcpHandler {
   #broadcast = '255.255.255.255';
   #perMac = new Map<string, { start: number; count: number }>();
   #global = { start: 0, count: 0 };
+  /** MACs of config reservations: known clients, never "pending". */
+  #reservedMacs: ReadonlySet<string>;
+  #seen = new SeenLimiter();
 
   constructor(options: DhcpHandlerOptions) {
     const config = options.config;
@@ -76,6 +80,7 @@ export class DhcpHandler {
       authoritative: config.authoritative,
       offersMax: 65_536,
     });
+    this.#reservedMacs = new Set(subnets.flatMap((s) => s.reservations.flatMap((r) => (r.mac === undefined ? [] : [r.mac]))));
     this.#interface = options.interfaceAddresses;
     const ifaceAddresses = (options.interfaceAddresses ?? []).map((a) => a.address);
     const anchor = [...ifaceAddresses, config.listen, options.nodeAddress, serverId].find((a) => a !== undefined && subnets.some((s) => cidrContains(s.cidr, a)));
@@ -114,8 +119,30 @@ export class DhcpHandler {
       return [];
     }
     this.counters.inc(`received.${client.type}`);
+    this.#recordSeen(client, nowMs);
     const decision = this.#decide(client, nowMs);
     return this.#act(decision, decoded.value, client, nowMs);
+  }
+
+  /** An unknown MAC whose firmware asks to netboot: onto the inventory's pending list (once a minute at most). */
+  #recordSeen(client: ClientRequest, nowMs: number): void {
+    const known = this.#reservedMacs.has(client.mac) || this.#state.fsm.inventory.byMac(client.mac) !== undefined;
+    const command = seenCommand(client, known);
+    if (command === null || !this.#seen.allow(client.mac, nowMs)) return;
+    this.counters.inc('inventory.seen');
+    this.#state.propose(command).catch((error: unknown) => {
+      this.#log.debug({ event: 'dhcp.seen.failed', mac: client.mac, err: errorMessage(error) }, 'pending MAC not recorded');
+    });
+  }
+
+  /** A new binding of an inventory node: a step of its boot timeline (firmware or OS DHCP). */
+  #recordBinding(client: ClientRequest, ip: Ipv4): void {
+    if (this.#state.fsm.inventory.byMac(client.mac) === undefined) return;
+    const command = bindingEvent(client, ip);
+    if (command === null) return;
+    this.#state.propose(command).catch((error: unknown) => {
+      this.#log.debug({ event: 'dhcp.boot_event.failed', mac: client.mac, err: errorMessage(error) }, 'boot event not recorded');
+    });
   }
 
   #decide(client: ClientRequest, nowMs: number): Decision {
@@ -140,7 +167,7 @@ export class DhcpHandler {
         return [];
       case 'offer':
         this.counters.inc('sent.offer');
-        return [this.#reply({ kind: 'offer', request, client, serverId: this.serverId, ip: decision.ip, ...this.#extras(decision.subnet.id, client, decision.reservation?.hostname) })];
+        return [this.#reply({ kind: 'offer', request, client, serverId: this.serverId, ip: decision.ip, ...this.#extras(decision.subnet.id, client, decision.hostname) })];
       case 'nak':
         this.counters.inc('sent.nak');
         this.#log.info({ event: 'dhcp.nak', ...facts, reason: decision.reason }, 'NAK');
@@ -162,7 +189,8 @@ export class DhcpHandler {
           return [this.#reply({ kind: 'nak', request, client, serverId: this.serverId, message: 'address taken' })];
         }
         this.counters.inc('sent.ack');
-        const extras = this.#extras(decision.subnet.id, client, decision.reservation?.hostname);
+        const extras = this.#extras(decision.subnet.id, client, decision.hostname);
+        this.#recordBinding(client, decision.ip);
         // The boot rule is logged so an operator can see why a netbooting client got its file.
         const boot = extras.boot ? { boot: extras.boot.rule, bootfile: extras.boot.bootfile } : {};
         this.#log.info({ event: 'dhcp.lease.granted', ...facts, ip: formatIpv4(decision.ip), hostname: lease.hostname, expiresAt: lease.expiresAt, ...boot }, 'lease granted');

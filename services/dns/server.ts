@@ -8,7 +8,7 @@ import type { Clock } from '../../lib/clock.js';
 import type { Random } from '../../lib/random.js';
 import type { Counters } from '../../lib/counters.js';
 import { serviceAddresses } from '../../lib/listen.js';
-import { formatCidr, type Cidr } from '../../lib/ipv4.js';
+import { cidrContains, formatCidr, type Cidr } from '../../lib/ipv4.js';
 import type { StateLog } from '../../cluster/state-log.js';
 import type { ApiRoutes } from '../../lib/control-server.js';
 import type { RunningService, ServiceContext, ServiceStatus } from '../contract.js';
@@ -20,6 +20,7 @@ import { recordRoutes } from './records-api.js';
 import { forwardedReply } from './handler.js';
 import { UdpWorkers, type Peer } from './udp-workers.js';
 import { buildZoneSet, type LeaseName, type ZoneSet, type ZoneSetInput } from './zone.js';
+import { nodeAddresses } from '../../cluster/inventory.js';
 
 // The DNS shell: one UDP socket and one TCP listener per served address (never a wildcard: Node
 // cannot choose a reply's source address), UDP worker processes reading the same sockets, the zone
@@ -35,6 +36,8 @@ export interface DnsServiceOptions {
 }
 
 const PER_CONNECTION_PENDING_MAX = 64;
+/** Inventory commands that change a node's name or address. */
+const NAME_COMMANDS: ReadonlySet<string> = new Set(['node.add', 'node.set', 'node.remove', 'node.accept']);
 const REBUILD_SPACING_MS = 100;
 
 export class DnsServer implements RunningService {
@@ -92,7 +95,7 @@ export class DnsServer implements RunningService {
   async start(): Promise<void> {
     this.#unsubscribe = this.#state.fsm.subscribe((entry) => {
       const t = entry.command.type;
-      if (t.startsWith('lease.') || t.startsWith('dns.')) this.#scheduleRebuild();
+      if (t.startsWith('lease.') || t.startsWith('dns.') || NAME_COMMANDS.has(t)) this.#scheduleRebuild();
     });
     try {
       for (const address of serviceAddresses(this.#config, this.#cfg.listen)) await this.addAddress(address);
@@ -199,9 +202,16 @@ export class DnsServer implements RunningService {
       }
     }
     if (this.#cfg.reverseZones) reverseSubnets.push(...this.#cfg.subnets);
+    // Inventory nodes: A + PTR under their subnet's domain, for a reserved IP or a live lease.
     const leaseNames: LeaseName[] = [];
+    const subnets = this.#config.dhcp?.subnets ?? [];
+    for (const { node, ip } of nodeAddresses(fsm.inventory, (mac) => fsm.leaseByMac(mac), fsm.lastAt)) {
+      const domain = subnets.find((s) => cidrContains(s.subnet, ip))?.domain;
+      leaseNames.push({ ip, hostname: node.name, grantedAt: node.addedAt, source: 'inventory', domain });
+    }
     for (const l of fsm.leases()) {
       if (l.state !== 'bound' || l.expiresAt <= fsm.lastAt) continue;
+      if (fsm.inventory.byMac(l.mac) !== undefined) continue; // named by the inventory above
       const reserved = reservations.get(`mac:${l.mac}`) ?? reservations.get(`ip:${l.ip}`);
       const domain = domains.get(l.subnet);
       if (l.hostname !== undefined) leaseNames.push({ ip: l.ip, hostname: l.hostname, grantedAt: l.grantedAt, source: 'lease', domain });

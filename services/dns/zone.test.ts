@@ -197,3 +197,56 @@ t.test('wildcards (RFC 4592): names that do not exist under the closest encloser
   t.same(chased.answers.map((r) => r.type), [T.CNAME, T.A], 'a wildcard CNAME is chased');
   t.same(texts(z.resolve('leased.lan', T.A)!.answers), ['10.20.0.60'], 'lease names are unaffected');
 });
+
+t.test('inventory nodes: A + PTR under their subnet\'s domain, before any lease; a lease never takes a node\'s name', async (t) => {
+  const clock = new ManualClock(Date.UTC(2026, 11, 1));
+  const state = new MemoryStateLog(new Fsm(), clock);
+  const settle = async (): Promise<void> => { clock.advance(1000); await new Promise((r) => setTimeout(r, 0)); };
+  const config = parseConfig(`
+node: { name: t3, role: server, address: 127.0.0.1, stateDir: /tmp/lanha-dns-inv-test, controlSocket: /tmp/lanha-dns-inv-test.sock }
+dhcp:
+  subnets:
+    - { subnet: 10.40.0.0/24, pools: [10.40.0.100-10.40.0.120], domain: rack.lan }
+    - { subnet: 10.41.0.0/24, pools: [10.41.0.100-10.41.0.120], domain: lab.lan }
+dns: { port: 0, listen: [127.0.0.1], workers: 0, zones: [{ name: rack.lan, leases: false }, { name: lab.lan, leases: true }] }
+`);
+  const dns = new DnsServer({ config, log: silentLogger, clock, random: cryptoRandom, state });
+  await dns.start();
+  const ip = (s: string): number => parseIpv4(s)!;
+  const serial0 = dns.zones.serial;
+  await state.propose({ type: 'node.add', name: 'rack1', mac: '52:54:00:00:04:01', ip: ip('10.40.0.21') });
+  await state.propose({ type: 'node.add', name: 'lab1', mac: '52:54:00:00:04:02' });
+  // A client claiming a node's name, and the pool node's own lease (its hostname is its node name).
+  await state.propose({ type: 'lease.grant', ip: ip('10.41.0.100'), mac: '52:54:00:00:04:09', hostname: 'rack1', subnet: '10.41.0.0/24', leaseMs: 3_600_000 });
+  await state.propose({ type: 'lease.grant', ip: ip('10.41.0.101'), mac: '52:54:00:00:04:02', hostname: 'lab1', subnet: '10.41.0.0/24', leaseMs: 3_600_000 });
+  await new Promise((r) => setImmediate(r));
+  t.ok(dns.zones.serial > serial0, 'the serial moved');
+  t.same(texts(dns.zones.resolve('rack1.rack.lan', T.A)!.answers), ['10.40.0.21'], 'reserved IP, in its subnet\'s domain zone (leases: false there)');
+  t.same(texts(dns.zones.resolve('21.0.40.10.in-addr.arpa', T.PTR)!.answers), ['rack1.rack.lan.'], 'and its PTR');
+  t.same(texts(dns.zones.resolve('lab1.lab.lan', T.A)!.answers), ['10.41.0.101'], 'a node without IP: named by its lease');
+  t.same(texts(dns.zones.resolve('101.0.41.10.in-addr.arpa', T.PTR)!.answers), ['lab1.lab.lan.']);
+  t.equal(dns.zones.resolve('rack1.lab.lan', T.A)!.answers.length, 1, 'the client named "rack1" gets it only in another zone, not the node\'s');
+  t.ok(dns.zones.list().some((r) => r.name === 'rack1.rack.lan' && r.source === 'inventory'), 'listed as inventory');
+  await settle();
+  await state.propose({ type: 'node.set', name: 'rack1', ip: ip('10.40.0.22') });
+  await settle();
+  t.same(texts(dns.zones.resolve('rack1.rack.lan', T.A)!.answers), ['10.40.0.22'], 'follows node.set without an explicit rebuild');
+  await settle();
+  await state.propose({ type: 'node.remove', name: 'rack1' });
+  await settle();
+  t.equal(dns.zones.resolve('rack1.rack.lan', T.A)!.rcode, RCODE.NXDOMAIN, 'gone with the node');
+  await dns.stop();
+});
+
+t.test('inventory names win over earlier leases with the same name in the same zone', async (t) => {
+  const zone: ZoneInput = { name: 'lan', ttl: 60_000, negativeTtl: 30_000, records: [], leases: true };
+  const z = buildZoneSet({
+    zones: [zone], reverseSubnets: [parseCidr('10.9.0.0/24')!], operatorRecords: [], serial: 2,
+    leaseNames: [
+      { ip: parseIpv4('10.9.0.5')!, hostname: 'n1', grantedAt: 1, source: 'lease' },
+      { ip: parseIpv4('10.9.0.6')!, hostname: 'n1', grantedAt: 99, source: 'inventory' },
+    ],
+  });
+  t.same(texts(z.resolve('n1.lan', T.A)!.answers), ['10.9.0.6']);
+  t.ok(z.warnings.some((w) => w.includes('10.9.0.5') && w.includes('inventory node')));
+});

@@ -9,7 +9,7 @@ import { CLASS_IN, RCODE, T, concat, typeName, typeFromName, type DnsRecord } fr
 // negative answers, RFC 8482 minimal ANY). No clock, no sockets: server.ts rebuilds it when the
 // replicated state changes and caches the encoded answers.
 
-export type RecordSource = 'static' | 'operator' | 'lease' | 'reservation' | 'reverse' | 'soa';
+export type RecordSource = 'static' | 'operator' | 'inventory' | 'lease' | 'reservation' | 'reverse' | 'soa';
 
 export interface ZoneRecord {
   name: string;
@@ -45,7 +45,11 @@ export interface LeaseName {
   ip: number;
   hostname: string;
   grantedAt: number;
-  source: 'lease' | 'reservation';
+  /**
+   * 'inventory': a compute node's own name (cluster/inventory.ts): placed before every lease name, in
+   * the zone named by its subnet's `domain` whether or not that zone has `leases: true`.
+   */
+  source: 'inventory' | 'lease' | 'reservation';
   /** The lease's subnet's `domain`: the name goes in that zone when it is a `leases: true` zone. */
   domain?: string | undefined;
 }
@@ -324,17 +328,20 @@ export function buildZoneSet(input: ZoneSetInput): ZoneSet {
   }
 
   // Lease names: static and operator names win; between leases, the earliest grant keeps a name.
+  // Inventory names come first: a node's name is its own.
   const leaseZones = builders.filter((x) => x.z?.leases === true).map((x) => x.b);
-  const sorted = [...input.leaseNames].sort((a, b) => a.grantedAt - b.grantedAt || a.ip - b.ip);
+  const rank = (l: LeaseName): number => (l.source === 'inventory' ? 0 : 1);
+  const sorted = [...input.leaseNames].sort((a, b) => rank(a) - rank(b) || a.grantedAt - b.grantedAt || a.ip - b.ip);
   const taken = new Set<string>();
-  const leasePtrs: Array<{ ip: number; target: string; source: 'lease' | 'reservation' }> = [];
+  const leasePtrs: Array<{ ip: number; target: string; source: LeaseName['source'] }> = [];
   for (const l of sorted) {
     const label = leaseLabel(l.hostname);
     if (label === null) { warnings.push(`lease ${formatIpv4(l.ip)}: host name "${l.hostname}" is not a valid DNS label`); continue; }
-    const own = l.domain === undefined ? undefined : leaseZones.find((b) => b.origin === nameKey(l.domain!));
+    const zones = l.source === 'inventory' ? builders.filter((x) => x.z !== null).map((x) => x.b) : leaseZones;
+    const own = l.domain === undefined ? undefined : zones.find((b) => b.origin === nameKey(l.domain!));
     for (const b of own === undefined ? leaseZones : [own]) {
       const name = `${label}.${b.origin}`;
-      if (taken.has(name)) { warnings.push(`lease ${formatIpv4(l.ip)}: name ${name} already belongs to another lease`); continue; }
+      if (taken.has(name)) { warnings.push(`lease ${formatIpv4(l.ip)}: name ${name} already belongs to another lease or inventory node`); continue; }
       if (b.has(name)) { warnings.push(`lease ${formatIpv4(l.ip)}: name ${name} is a static record; the static record wins`); continue; }
       taken.add(name);
       b.add({ name, type: T.A, ttl: Math.min(b.ttl, 300), rdata: u32(l.ip), source: l.source });

@@ -11,6 +11,9 @@ import type { RunningService, ServiceContext } from '../services/contract.js';
 import type { StateLog } from '../cluster/state-log.js';
 import { openRaftState } from '../cluster/open-state.js';
 import { nodeRoutes } from '../cluster/nodes-view.js';
+import { inventoryContext, knownProfiles } from '../cluster/inventory-config.js';
+import { inventoryRoutes, leaseHolderOf } from '../cluster/inventory-api.js';
+import { startInventorySeeder } from '../cluster/inventory-seed.js';
 import { VERSION } from './version.js';
 
 // The composition root: the only place that wires real clocks, randomness, sockets and disks to the
@@ -47,9 +50,11 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
   const running: RunningService[] = [];
   const control = new ControlServer(config.node.controlSocket, log.child({ service: 'control' }));
   let systemd: SystemdHandle | undefined;
+  let seeder: { stop(): void } | undefined;
 
   const stopAll = async (): Promise<void> => {
     systemd?.stopping();
+    seeder?.stop();
     for (const service of [...running].reverse()) {
       try {
         await service.stop();
@@ -71,7 +76,13 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
       log.info({ event: 'service.started', service: service.name, listening: service.status().listening }, `${service.name} started`);
     }
 
-    control.routes(nodeRoutes(state, (config.dhcp?.subnets ?? []).flatMap((s) => s.reservations), clock));
+    const reservations = (config.dhcp?.subnets ?? []).flatMap((s) => s.reservations);
+    const profiles = (): ReturnType<typeof knownProfiles> => knownProfiles(config);
+    control.routes(nodeRoutes(state, reservations, clock, profiles));
+    control.routes(inventoryRoutes({ state, clock, reservations, profiles, context: () => inventoryContext(config) }));
+    if (config.node.role !== 'witness' && (config.nodes?.length ?? 0) > 0) {
+      seeder = startInventorySeeder({ state, nodes: config.nodes ?? [], log: log.child({ service: 'inventory' }), context: () => ({ ...inventoryContext(config), leaseHolder: leaseHolderOf(state.fsm) }) });
+    }
     control.route('GET /v1/status', () => ({
       status: 200,
       body: {

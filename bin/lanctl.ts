@@ -6,7 +6,7 @@ import { VERSION } from './version.js';
 import { dhcpCommands } from './commands-dhcp.js';
 import { ntpStatusCommand } from './commands-ntp.js';
 import { vipCommands } from './commands-vip.js';
-import { nodesCommand } from './commands-nodes.js';
+import { nodesCommands } from './commands-nodes.js';
 import { initCommand } from './commands-init.js';
 import { bootCommands } from './commands-boot.js';
 import { deployCommands } from './commands-deploy.js';
@@ -23,7 +23,7 @@ export const commands: CliCommand[] = [
   ntpStatusCommand,
   ...dhcpCommands,
   ...dnsCommands,
-  nodesCommand,
+  ...nodesCommands,
   ...vipCommands,
   ...bootCommands,
   ...deployCommands,

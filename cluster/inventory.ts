@@ -145,6 +145,9 @@ export class Inventory implements InventoryView {
     const { name, mac, ip } = command;
     if (!isName(name) || !isMac(mac) || (ip !== undefined && !isIp(ip))) return false;
     if (this.#byName.has(name) || this.#byMac.has(mac) || (ip !== undefined && this.#byIp.has(ip))) return false;
+    // A config node seeded once is never seeded again, even by a proposal a new leader made before it
+    // applied the removal: `lanctl nodes remove` sticks.
+    if (fromConfig && this.#seeded.has(name)) return false;
     const node: InventoryNode = { name, mac, addedAt: at, changedAt: at };
     if (ip !== undefined) node.ip = ip;
     if (isText(command.profile)) node.profile = command.profile;

@@ -2,7 +2,7 @@
 import t from 'tap';
 import { Fsm } from './fsm.js';
 import type { Command } from './commands.js';
-import { nodeDetail, nodeRows } from './nodes-view.js';
+import { nodeDetail, nodeRows, nodeTimeline } from './nodes-view.js';
 
 const T0 = Date.UTC(2026, 10, 23, 9, 0);
 const A = '52:54:00:00:00:0a';
@@ -29,4 +29,22 @@ t.test('nodes: joined per MAC, most recently active first, reserved-but-never-se
   t.equal(nodeRows(fsm, reservations, T0 + 3_600_001)[0]!.lease, 'expired', 'a bound lease past its time shows as expired');
   apply({ type: 'lease.release', ip: 0x0a000064, mac: A }, T0 + 20_000);
   t.match(nodeDetail(fsm, reservations, A, T0 + 21_000), { lease: 'released', leaseExpiresInS: null });
+});
+
+t.test('inventory nodes: listed before they are seen, with name, profile (unknown flagged), group, generations; timeline with deltas', async (t) => {
+  const fsm = new Fsm();
+  let index = 0;
+  const apply = (command: Command, at: number): void => fsm.apply(++index, { at, command });
+  apply({ type: 'node.add', name: 'rack1', mac: A, ip: 0x0a000015, profile: 'pi4', group: 'row1' }, T0);
+  apply({ type: 'node.add', name: 'rack2', mac: B, profile: 'nope' }, T0);
+  apply({ type: 'node.generation', name: 'rack1', assigned: 'g2', running: 'g1' }, T0);
+  apply({ type: 'node.boot', mac: A, event: 'dhcp.firmware', detail: 'ip 10.0.0.21, vendor U-Boot.armv8, arch 22' }, T0 + 1000);
+  apply({ type: 'node.boot', mac: A, event: 'tftp', detail: 'boot.scr.uimg' }, T0 + 1250);
+  apply({ type: 'node.boot', mac: A, event: 'dhcp.os', detail: 'ip 10.0.0.21' }, T0 + 9250);
+  const rows = nodeRows(fsm, [], T0 + 10_000, new Set(['pi4']));
+  t.match(rows[0], { name: 'rack1', mac: A, ip: '10.0.0.21', reserved: true, hostname: 'rack1', profile: 'pi4', profileUnknown: false, group: 'row1', assignedGeneration: 'g2', runningGeneration: 'g1', bootEvents: 3 });
+  t.match(rows[1], { name: 'rack2', ip: null, reserved: false, profile: 'nope', profileUnknown: true, last: null });
+  t.same(nodeTimeline(fsm.bootEvents(A)).map((s) => [s.step, s.deltaMs, s.sinceBootMs]), [['firmware DHCP', null, 0], ['file (TFTP)', 250, 250], ['OS DHCP', 8000, 8250]]);
+  apply({ type: 'node.boot', mac: A, event: 'dhcp.firmware' }, T0 + 60_000);
+  t.equal(nodeTimeline(fsm.bootEvents(A)).at(-1)!.sinceBootMs, 0, 'a firmware DHCP starts a new boot');
 });

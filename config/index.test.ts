@@ -90,3 +90,44 @@ for (const [what, yaml, path, fragment] of bad) {
     if (line && fragment !== '') t.match(line, fragment, 'and says what is wrong');
   });
 }
+
+// The `nodes:` block (cluster/inventory-config.ts): each problem names the key path, duplicates name the other entry.
+const nodesBase = `
+node: { name: solo, stateDir: /tmp/x, controlSocket: /tmp/x.sock }
+dhcp:
+  subnets:
+    - subnet: 10.0.0.0/24
+      pools: [10.0.0.100-10.0.0.199]
+      reservations: [{ mac: "52:54:00:00:00:99", ip: 10.0.0.99, hostname: printer }]
+`;
+
+t.test('nodes: a good block parses, names lower-cased', async (t) => {
+  const c = parseConfig(nodesBase + `nodes:
+  - { name: Rack1, mac: "52:54:00:00:00:01", ip: 10.0.0.21, profile: pi4, group: row1 }
+  - { name: rack2, mac: "52-54-00-00-00-02" }
+`);
+  t.same(c.nodes?.map((n) => [n.name, n.mac, n.ip]), [['rack1', '52:54:00:00:00:01', 0x0a000015], ['rack2', '52:54:00:00:00:02', undefined]]);
+});
+
+t.test('nodes: each problem names the key path, the value and the other entry', async (t) => {
+  const p = problems(nodesBase + `nodes:
+  - { name: rack1, mac: "52:54:00:00:00:01", ip: 10.0.0.21 }
+  - { name: rack1, mac: "52:54:00:00:00:01", ip: 10.0.0.21 }
+  - { name: rack_3, mac: "52:54:00:00:00:0z" }
+  - { name: rack4, mac: "52:54:00:00:00:04", ip: 10.9.0.1 }
+  - { name: rack5, mac: "52:54:00:00:00:05", ip: 10.0.0.255 }
+  - { name: rack6, mac: "52:54:00:00:00:99" }
+  - { name: rack7, mac: "52:54:00:00:00:07", ip: 10.0.0.99, color: red }
+`);
+  const has = (re: RegExp): void => { t.ok(p.some((x) => re.test(x)), String(re)); };
+  has(/^nodes\[1\]\.name: "rack1" is already nodes\[0\]\.name \(rack1\)$/);
+  has(/^nodes\[1\]\.mac: "52:54:00:00:00:01" is already nodes\[0\]\.mac \(rack1\)$/);
+  has(/^nodes\[1\]\.ip: "10\.0\.0\.21" is already nodes\[0\]\.ip \(rack1\)$/);
+  has(/^nodes\[2\]\.name: "rack_3" is not a DNS label/);
+  has(/^nodes\[2\]\.mac: "52:54:00:00:00:0z" is not a MAC address/);
+  has(/^nodes\[3\]\.ip: "10\.9\.0\.1" is in none of the dhcp\.subnets \(10\.0\.0\.0\/24\)$/);
+  has(/^nodes\[4\]\.ip: "10\.0\.0\.255" is the network or broadcast address of 10\.0\.0\.0\/24$/);
+  has(/^nodes\[5\]\.mac: "52:54:00:00:00:99" is already dhcp\.subnets\[0\]\.reservations\[0\]\.mac/);
+  has(/^nodes\[6\]\.color: unknown key/);
+});
+

@@ -9,6 +9,7 @@ import { vipConfig } from '../services/vip/config.js';
 import { clusterConfig } from '../cluster/config.js';
 import { deployConfig } from '../cluster/deploy/config.js';
 import { bootConfig, profilesConfig } from '../services/boot/config.js';
+import { nodesConfig, nodesConfigIssues } from '../cluster/inventory-config.js';
 
 export { ConfigError };
 
@@ -37,6 +38,8 @@ export const lanhaConfig = z.object({
   deploy: deployConfig.optional(),
   profiles: profilesConfig.optional(),
   boot: bootConfig.optional(),
+  /** Compute nodes that seed the replicated inventory (cluster/inventory-config.ts). */
+  nodes: nodesConfig.optional(),
 }).strict().superRefine((c, ctx) => {
   if (c.cluster && !c.cluster.members.some((m) => m.name === c.node.name)) {
     ctx.addIssue({ code: 'custom', path: ['node', 'name'], message: `is not among cluster.members (${c.cluster.members.map((m) => m.name).join(', ')})` });
@@ -52,6 +55,7 @@ export const lanhaConfig = z.object({
   if (c.boot?.defaultProfile !== undefined && !Object.hasOwn(c.profiles ?? {}, c.boot.defaultProfile)) {
     ctx.addIssue({ code: 'custom', path: ['boot', 'defaultProfile'], message: `is not a profile in the profiles: block (${Object.keys(c.profiles ?? {}).join(', ') || 'none defined'})` });
   }
+  for (const issue of nodesConfigIssues(c.nodes ?? [], c.dhcp?.subnets ?? [])) ctx.addIssue({ code: 'custom', ...issue });
   c.dhcp?.subnets.forEach((s, i) => {
     s.pools.forEach((p, j) => {
       const mask = s.subnet.prefixLength === 0 ? 0 : (0xffffffff << (32 - s.subnet.prefixLength)) >>> 0;

@@ -63,9 +63,9 @@ dhcp:
     // lanctl nodes: the client that just booted, and the reserved node that never did.
     const nodes = await runLanctl(['nodes', ...sock]);
     t.equal(nodes.code, 0, nodes.stderr);
-    t.match(nodes.stdout, /^MAC\s+IP\s+HOSTNAME\s+LEASE\s+LAST\s+WHEN\s+BOOT EVENTS/);
-    t.match(nodes.stdout, /52:54:00:12:34:56\s+127\.0\.20\.10\s+cli-node\s+bound\s+dhcp lease 127\.0\.20\.10\s+\d+s ago\s+0/);
-    t.match(nodes.stdout, /52:54:00:00:00:99\s+127\.0\.20\.50\s+rack9 \(r\)\s+none\s+never seen\s+-\s+0/);
+    t.match(nodes.stdout, /^NAME\s+MAC\s+IP\s+PROFILE\s+GROUP\s+GENERATION\s+LEASE\s+LAST\s+WHEN\s+BOOT EVENTS/);
+    t.match(nodes.stdout, /\(cli-node\)\s+52:54:00:12:34:56\s+127\.0\.20\.10\s+-\s+-\s+-\s+bound\s+dhcp lease 127\.0\.20\.10\s+\d+s ago\s+0/);
+    t.match(nodes.stdout, /\(rack9\)\s+52:54:00:00:00:99\s+127\.0\.20\.50 \(r\)\s+-\s+-\s+-\s+none\s+never seen\s+-\s+0/);
     t.ok(nodes.stdout.indexOf('52:54:00:12:34:56') < nodes.stdout.indexOf('52:54:00:00:00:99'), 'the active node first');
     const one = JSON.parse((await runLanctl(['nodes', '--json', '--mac', '52:54:00:12:34:56', ...sock])).stdout) as { lease: string; events: Array<{ event: string }> };
     t.same([one.lease, one.events.map((e) => e.event)], ['bound', ['dhcp']], 'one node with its events');

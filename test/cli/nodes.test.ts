@@ -29,7 +29,7 @@ t.test('lanctl nodes: add, clashes named, set, show, remove, import, exit codes'
   const down = await lanctl('nodes', 'add', 'x', '--mac', '52:54:00:00:00:01');
   t.equal(down.code, 3, 'daemon not running: exit 3');
 
-  let daemon = await serveDaemon(scratch.file);
+  let daemon = await serveDaemon(scratch.file, { timeoutMs: 60_000 });
   try {
     // The config node is seeded by the leader (a one-member cluster leads at once).
     let seeded = '';
@@ -121,7 +121,7 @@ t.test('lanctl nodes: add, clashes named, set, show, remove, import, exit codes'
   }
 
   // Restart: the log keeps the inventory; the removed config node is not seeded again.
-  daemon = await serveDaemon(scratch.file);
+  daemon = await serveDaemon(scratch.file, { timeoutMs: 60_000 });
   try {
     await new Promise((r) => setTimeout(r, 1500)); // the seeder runs at once when leading; give it a moment
     const rows = JSON.parse((await lanctl('nodes', '--json')).stdout) as Array<{ name: string | null }>;

@@ -144,8 +144,8 @@ const STEP_NAMES: Readonly<Record<string, string>> = {
   tftp: 'file (TFTP)',
   http: 'file (HTTP)',
   rsync: 'rsync',
+  verified: 'generation verified',
   'generation.verified': 'generation verified',
-  generation: 'generation verified',
 };
 
 /**

@@ -1,0 +1,43 @@
+// The inventory's control API without a socket: validation errors name the clash (400), a follower
+// names the leader (409), a dry run proposes nothing, and an entry that lost a race is reported.
+import t from 'tap';
+import { Fsm } from './fsm.js';
+import { MemoryStateLog, type StateLog } from './state-log.js';
+import { ManualClock } from '../test/support/manual-clock.js';
+import { parseCidr } from '../lib/ipv4.js';
+import { inventoryRoutes } from './inventory-api.js';
+
+function routes(state: StateLog) {
+  return inventoryRoutes({ state, clock: new ManualClock(), reservations: [], context: () => ({ subnets: [parseCidr('10.0.0.0/24')!] }) });
+}
+const call = async (r: ReturnType<typeof routes>, key: string, body: unknown) => r[key]!({ query: new URLSearchParams(), body });
+
+t.test('add, clash, dry run, follower, lost race', async (t) => {
+  const state = new MemoryStateLog(new Fsm(), new ManualClock());
+  const r = routes(state);
+  const ok = await call(r, 'POST /v1/nodes/add', { name: 'rack1', mac: '52:54:00:00:00:01', ip: '10.0.0.21' });
+  t.match(ok, { status: 200, body: { node: { name: 'rack1', ip: '10.0.0.21' } } });
+  const clash = await call(r, 'POST /v1/nodes/add', { name: 'rack2', mac: '52:54:00:00:00:01' });
+  t.match(clash, { status: 400, body: { error: /MAC 52:54:00:00:00:01 already belongs to node rack1/ } });
+  const index = state.fsm.appliedIndex;
+  t.match(await call(r, 'POST /v1/nodes/add', { name: 'rack2', mac: '52:54:00:00:00:02', dryRun: true }), { status: 200, body: { dryRun: true } });
+  t.equal(state.fsm.appliedIndex, index, 'a dry run proposes nothing');
+
+  const follower: StateLog = { ...state, fsm: state.fsm, isLeader: () => false, status: () => ({ ...state.status(), role: 'follower', leader: 'lan-a' }), propose: state.propose.bind(state), close: state.close.bind(state) };
+  t.match(await call(routes(follower), 'POST /v1/nodes/remove', { name: 'rack1' }), { status: 409, body: { error: 'this node is not the leader; the leader is lan-a: run the command there' } });
+
+  // Someone else's entry lands first: ours applies as a no-op, and says so.
+  const racing: StateLog = {
+    fsm: state.fsm, isLeader: () => true, status: () => state.status(), close: async () => undefined,
+    propose: async (command) => {
+      await state.propose({ type: 'node.add', name: 'other', mac: '52:54:00:00:00:03' });
+      return state.propose(command);
+    },
+  };
+  t.match(await call(routes(racing), 'POST /v1/nodes/add', { name: 'rack3', mac: '52:54:00:00:00:03' }), { status: 409, body: { error: /not applied/ } });
+
+  t.match(await call(r, 'POST /v1/nodes/set', { name: 'rack1', ip: null }), { status: 200, body: { node: { ip: null } } });
+  t.match(await r['GET /v1/nodes/show']!({ query: new URLSearchParams({ name: 'RACK1' }), body: null }), { status: 200, body: { node: { name: 'rack1' }, timeline: [] } });
+  t.match(await r['GET /v1/nodes/show']!({ query: new URLSearchParams({ name: '52:54:00:00:00:01' }), body: null }), { status: 200, body: { node: { name: 'rack1' } } }, 'show by MAC');
+  t.match(await call(r, 'POST /v1/nodes/remove', { name: 'rack1' }), { status: 200, body: { removed: { name: 'rack1' } } });
+});

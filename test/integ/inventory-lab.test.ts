@@ -29,6 +29,8 @@ async function macOf(host: LabHost): Promise<string> {
   return (await host.exec('cat', [`/sys/class/net/${host.ifname}/address`])).stdout.trim();
 }
 
+t.setTimeout(600_000);
+
 t.test('inventory nodes get their address and name from a real DHCP client, and resolve by name and PTR', async (t) => {
   if (!requireLab(t, ['udhcpc', 'dig'])) return;
   const work = mkdtempSync(join(tmpdir(), 'lanha-inventory-lab-'));

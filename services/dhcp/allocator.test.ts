@@ -1,6 +1,7 @@
 // Proves the allocator's safety properties under random event sequences (fast-check, seeded): no
 // address is held by two clients at once, offers and grants stay inside the pool or the client's own
-// reservation, reservations never go to others, a renewal never shortens a lease; plus RFC 2131
+// reservation (config or inventory node), reservations never go to others, a node only ever gets
+// its own address and name, a renewal never shortens a lease; plus RFC 2131
 // §4.3 cases named one by one.
 import t from 'tap';
 import fc from 'fast-check';
@@ -15,7 +16,7 @@ const ip = (s: string): number => parseIpv4(s)!;
 const SERVER = ip('10.0.0.1');
 const LEASE_MS = 60_000;
 
-function setup(reuseGraceMs = 0): { allocator: Allocator; subnet: PoolSubnet; fsm: Fsm; commit: (c: Command, at: number) => void } {
+function setup(reuseGraceMs = 0, inventory = false): { allocator: Allocator; subnet: PoolSubnet; fsm: Fsm; commit: (c: Command, at: number) => void } {
   const subnet = poolSubnet({
     subnet: parseCidr('10.0.0.0/24')!,
     pools: [parseIpv4Range('10.0.0.10-10.0.0.19')!, parseIpv4Range('10.0.0.30-10.0.0.33')!],
@@ -25,7 +26,12 @@ function setup(reuseGraceMs = 0): { allocator: Allocator; subnet: PoolSubnet; fs
   const allocator = new Allocator([subnet], { offerTtlMs: 5000, declineQuarantineMs: 30_000, reuseGraceMs, authoritative: true, offersMax: 1000 });
   const fsm = new Fsm();
   let index = 0;
-  return { allocator, subnet, fsm, commit: (c, at) => fsm.apply(++index, { at, command: c }) };
+  const commit = (c: Command, at: number): void => fsm.apply(++index, { at, command: c });
+  // Inventory nodes: one outside the pools, one inside a pool, one without an address.
+  if (inventory) commit({ type: 'node.add', name: 'inv-out', mac: '02:00:00:00:00:03', ip: ip('10.0.0.25') }, 0);
+  if (inventory) commit({ type: 'node.add', name: 'inv-in', mac: '02:00:00:00:00:04', ip: ip('10.0.0.11') }, 0);
+  if (inventory) commit({ type: 'node.add', name: 'inv-pool', mac: '02:00:00:00:00:05' }, 0);
+  return { allocator, subnet, fsm, commit };
 }
 
 function req(mac: string, type: ClientRequest['type'], extra: Partial<ClientRequest> = {}): ClientRequest {
@@ -43,7 +49,7 @@ t.test('random event sequences keep the allocator safe', (t) => {
     requested: fc.option(fc.integer({ min: 0, max: 40 }).map((n) => ip(`10.0.0.${n}`)), { nil: undefined }),
   });
   fc.assert(fc.property(fc.array(event, { maxLength: 120 }), fc.integer({ min: 0, max: 20_000 }), (events, grace) => {
-    const { allocator, subnet, fsm, commit } = setup(grace);
+    const { allocator, subnet, fsm, commit } = setup(grace, true);
     let now = 1_000_000;
     /** What each client believes: the address it was ACKed and until when. */
     const held = new Map<string, { ip: number; until: number }>();
@@ -52,8 +58,13 @@ t.test('random event sequences keep the allocator safe', (t) => {
       if (d.kind === 'offer' || d.kind === 'ack') {
         const inPool = subnet.ranges.some((r) => d.ip >= r.first && d.ip <= r.last);
         const ownReservation = subnet.reservations.find((r) => r.ip === d.ip);
+        const node = fsm.inventory.byIp(d.ip);
         if (ownReservation) { if (ownReservation.mac !== mac) throw new Error(`reserved ${formatIpv4(d.ip)} handed to ${mac}`); }
+        else if (node) { if (node.mac !== mac) throw new Error(`node ${node.name}'s ${formatIpv4(d.ip)} handed to ${mac}`); }
         else if (!inPool) throw new Error(`${formatIpv4(d.ip)} outside the pool`);
+        const own = fsm.inventory.byMac(mac);
+        if (own?.ip !== undefined && d.ip !== own.ip) throw new Error(`node ${own.name} offered ${formatIpv4(d.ip)}, not its ${formatIpv4(own.ip)}`);
+        if (d.kind === 'ack' && own !== undefined && d.propose.type === 'lease.grant' && d.propose.hostname !== own.name) throw new Error(`node ${own.name} granted under another name`);
       }
     };
     const grant = (mac: string, d: Decision): void => {

@@ -23,6 +23,8 @@ export interface BootHttpOptions {
   bootFiles: BootFileSource;
   log: Logger;
   clock: Clock;
+  /** The MAC of a client's bound lease, for log lines and events of static files. */
+  macOf?: (clientIp: string) => string | undefined;
   /** A file was sent whole or in part: the shell records a `node.boot` event. */
   served?: (event: ServedFile) => void;
 }
@@ -265,7 +267,8 @@ export class BootHttpServer {
     res.end(text);
   }
 
-  #done(client: string, file: string, status: number, bytes: number, started: number, mac: string | undefined, rendered: boolean): void {
+  #done(client: string, file: string, status: number, bytes: number, started: number, renderedFor: string | undefined, rendered: boolean): void {
+    const mac = renderedFor ?? this.#options.macOf?.(client);
     const ms = Math.round(this.#options.clock.monotonicMs() - started);
     const ok = status === 200 || status === 206;
     this.counters.inc(ok ? 'boot.http.files_done' : 'boot.http.files_failed');

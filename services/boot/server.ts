@@ -62,15 +62,11 @@ export async function startBoot(context: ServiceContext): Promise<RunningService
       bootFiles,
       log: context.log,
       clock: context.clock,
-      // Static files (kernels) carry no MAC: the client's bound lease gives it.
-      served: (file) => served(file.mac !== undefined ? file : { ...file, ...macOf(file.client) }),
+      macOf: (client) => boundLease(state.fsm, client)?.mac,
+      served,
     });
     await http.start();
     bootFiles.httpPort = http.port();
-  }
-  function macOf(client: string): { mac?: string } {
-    const mac = boundLease(state.fsm, client)?.mac;
-    return mac === undefined ? {} : { mac };
   }
   const status = () => ({
     listening: http?.listening() ?? [],

@@ -1,0 +1,100 @@
+// iPXE (qemu-system-x86_64, SeaBIOS, the e1000's iPXE ROM) runs the boot.ipxe lanha renders for it:
+// DHCP from lanha, `chain` the script over TFTP, and the script fetches "kernel" and initrd over
+// lanha's boot HTTP listener and boots. The "kernel" is an iPXE script that prints a marker (iPXE
+// boots scripts like any image), so the whole built-in template runs in a real iPXE: labels,
+// `&& goto ... || echo`, `kernel --name`, `initrd --name`, `boot`. The board is known by its DHCP
+// reservation (the inventory is empty), so the script carries its name. Both fetches are
+// `node.boot` events `http` with their bytes.
+import t from 'tap';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { requireLab, withLab } from '../support/netns.js';
+import { runLanctl, scratchConfig } from '../support/daemon.js';
+import { IpxeConsole, ipxeArgs, ipxeUnavailable } from '../support/qemu.js';
+import { startLanhaDhcp, waitFor, type LanhaDhcp } from './dhcp-lab.js';
+
+const MAC = '52:54:00:97:08:16';
+const KERNEL = '#!ipxe\necho LANHA-KERNEL-RAN\nshell\n';
+const INITRD = 'initrd bytes\n'.repeat(1000);
+
+const DHCP = `  subnets:
+    - subnet: 10.84.0.0/24
+      pools: [10.84.0.100-10.84.0.120]
+      router: [10.84.0.1]
+      leaseTime: 10m
+      reservations:
+        - { mac: "${MAC}", ip: 10.84.0.61, hostname: pxe-n1 }
+  boot:
+    - { name: ipxe-script, match: { userClass: iPXE }, nextServer: 10.84.0.1, bootfile: boot.ipxe }
+`;
+
+t.test('iPXE runs the boot.ipxe lanha renders for it and fetches kernel and initrd over HTTP', async (t) => {
+  if (!requireLab(t, [])) return;
+  const missing = ipxeUnavailable();
+  if (missing !== null) {
+    if (process.env['CI'] === 'true') t.fail(`CI must run this test but cannot: ${missing}`);
+    else { process.stderr.write(`\n*** SKIPPED iPXE boot-file test: ${missing}\n`); t.pass(`SKIPPED: ${missing}`); }
+    return;
+  }
+  const scratch = scratchConfig('');
+  t.teardown(scratch.cleanup);
+  chmodSync(scratch.dir, 0o755);
+  const root = join(scratch.dir, 'root');
+  mkdirSync(join(root, 'x86'), { recursive: true });
+  writeFileSync(join(root, 'x86', 'next.ipxe'), KERNEL, { mode: 0o644 });
+  writeFileSync(join(root, 'x86', 'initrd.img'), INITRD, { mode: 0o644 });
+  const more = `tftp:
+  root: ${root}
+profiles:
+  x86:
+    arch: x86_64
+    kernel: x86/next.ipxe
+    initrd: x86/initrd.img
+    bootargs: "console=ttyS0 lanha.node={{name}}"
+boot:
+  defaultProfile: x86
+  http: { port: 8080 }
+`;
+  let server: LanhaDhcp | undefined;
+  try {
+    await withLab(async (lab) => {
+      const host = await lab.addHost('bootipxe', null);
+      const tap = `lh${lab.id}bi`;
+      for (const args of [['tuntap', 'add', 'dev', tap, 'mode', 'tap'], ['addr', 'add', '10.84.0.1/24', 'dev', tap], ['link', 'set', tap, 'up']]) {
+        const r = await host.exec('ip', args);
+        if (r.code !== 0) throw new Error(`ip ${args.join(' ')}: ${r.stderr}`);
+      }
+      server = await startLanhaDhcp(host, '10.84.0.1', DHCP, scratch.dir, more);
+      const qemu = host.spawn('qemu-system-x86_64', ipxeArgs({ netdev: `tap,id=n0,ifname=${tap},script=no,downscript=no`, mac: MAC }), { stdio: ['pipe', 'pipe', 'pipe'] });
+      const console = new IpxeConsole(qemu);
+      try {
+        await console.shell(90_000);
+        const lease = await console.run('dhcp net0 && echo GOT ip=${net0/ip} file=${filename}', 60_000);
+        t.match(lease, /GOT ip=10\.84\.0\.61 file=boot\.ipxe/, 'the reserved address and the iPXE rule');
+        const from = console.output.length;
+        await console.type('chain tftp://${next-server}/${filename}\n');
+        await console.waitFor(/LANHA-KERNEL-RAN/, 90_000, from);
+        const out = console.output.slice(from);
+        t.match(out, /lanha: booting pxe-n1 with profile x86/, 'the script rendered for this machine');
+        t.match(out, /http:\/\/10\.84\.0\.1:8080\/x86\/next\.ipxe\.\.\. ok/, 'the kernel over the boot HTTP listener');
+        t.match(out, /http:\/\/10\.84\.0\.1:8080\/x86\/initrd\.img\.\.\. ok/, 'the initrd over HTTP');
+        t.notMatch(out, /failed \(try/, 'no retries needed');
+        const logs = server!.daemon.logs;
+        const done = await waitFor(() => {
+          const lines = logs().split('\n').filter((l) => l.includes('"event":"boot.http.done"')).map((l) => JSON.parse(l) as { file: string; bytes: number; mac?: string });
+          return lines.length >= 2 ? lines : null;
+        }, 10_000) ?? [];
+        t.same(done.map((d) => [d.file, d.bytes, d.mac]), [['x86/next.ipxe', KERNEL.length, MAC], ['x86/initrd.img', INITRD.length, MAC]], 'two HTTP downloads, whole, by this MAC');
+        const shown = await runLanctl(['nodes', '--mac', MAC, '--json', '--socket', server!.socket]);
+        const events = (JSON.parse(shown.stdout) as { events: Array<{ event: string; detail: string | null }> }).events;
+        const initrd = new RegExp(`^x86/initrd\\.img \\(${INITRD.length} bytes, \\d+ ms\\)$`);
+        t.ok(events.some((e) => e.event === 'http' && initrd.test(e.detail ?? '')), JSON.stringify(events));
+        t.ok(events.some((e) => e.event === 'tftp' && e.detail?.startsWith('boot.ipxe (') === true), 'the script over TFTP');
+      } finally {
+        qemu.kill('SIGKILL');
+      }
+    });
+  } finally {
+    await server?.stop();
+  }
+});

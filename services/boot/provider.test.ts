@@ -112,7 +112,7 @@ t.test('the fallback resolver: lease -> reservation -> name', async (t) => {
   t.same(resolve('10.0.0.12'), { name: 'pi-12', mac: '52:54:00:00:00:12', ip: '10.0.0.12', profile: 'arm64' }, 'lease host name, first label');
   t.equal((resolve('10.0.0.13') as { name: string }).name, 'node-52-54-00-00-00-13', 'a client-chosen name that is no DNS label is not used');
   t.same(resolve('10.0.0.14'), { unknown: true, mac: '52:54:00:00:00:14' }, 'no reservation: unknown, with its MAC');
-  t.same(resolve('10.0.0.15'), { unknown: true }, 'released lease: unknown');
+  t.same(resolve('10.0.0.15'), { name: 'node-52-54-00-00-00-15', mac: '52:54:00:00:00:15', ip: '10.0.0.15', profile: 'arm64' }, 'released lease: the reservation of the address asked from');
   t.same(resolve('10.0.0.99'), { unknown: true });
   t.equal(nodeNameFrom('-bad'), undefined);
 });

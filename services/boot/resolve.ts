@@ -6,7 +6,7 @@ import type { Resolve } from './render.js';
 // Who is asking for a boot file: the client's address -> its bound lease in the replicated state
 // -> its MAC -> a node of the inventory (cluster/inventory.ts; a node without a lease is found by
 // its reserved address). A site whose inventory is empty falls back to the config: a node is known
-// when a DHCP reservation holds its MAC; its name is the reservation's host name, else the lease's
+// when a DHCP reservation holds its MAC (or, without a lease, its address); its name is the reservation's host name, else the lease's
 // host name when that is a plain DNS label, else "node-<mac-with-dashes>".
 // Pure apart from reading the state it is handed.
 
@@ -36,15 +36,18 @@ export function boundLease(leases: LeaseLookup | undefined, clientIp: string): L
   return lease !== undefined && lease.state === 'bound' ? lease : undefined;
 }
 
-/** The fallback resolver: known = has a DHCP reservation in the config. */
+/** The fallback resolver: known = has a DHCP reservation in the config (by the lease's MAC, else by the address asked from). */
 export function reservationResolver(leases: LeaseLookup | undefined, reservations: readonly ReservationLike[], defaultProfile: string | undefined): Resolve {
   return (clientIp) => {
     const lease = boundLease(leases, clientIp);
-    if (lease === undefined) return { unknown: true };
-    const reservation = reservations.find((r) => r.mac === lease.mac);
-    if (reservation === undefined) return { unknown: true, mac: lease.mac };
-    const name = nodeNameFrom(reservation.hostname) ?? nodeNameFrom(lease.hostname) ?? `node-${lease.mac.replaceAll(':', '-')}`;
-    return { name, mac: lease.mac, ip: clientIp, profile: defaultProfile ?? '' };
+    const ip = parseIpv4(clientIp);
+    const reservation = lease !== undefined
+      ? reservations.find((r) => r.mac === lease.mac)
+      : reservations.find((r) => r.ip === ip && r.mac !== undefined);
+    const mac = lease?.mac ?? reservation?.mac;
+    if (reservation === undefined || mac === undefined) return lease === undefined ? { unknown: true } : { unknown: true, mac: lease.mac };
+    const name = nodeNameFrom(reservation.hostname) ?? nodeNameFrom(lease?.hostname) ?? `node-${mac.replaceAll(':', '-')}`;
+    return { name, mac, ip: clientIp, profile: defaultProfile ?? '' };
   };
 }
 

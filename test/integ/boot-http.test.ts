@@ -61,6 +61,7 @@ t.test('boot HTTP listener with curl', async (t) => {
   const nodes: Record<string, Resolved> = {
     '127.0.0.2': { name: 'node-a', mac: '52:54:00:0c:00:02', ip: '127.0.0.2', profile: 'x86' },
     '127.0.0.3': { name: 'node-b', mac: '52:54:00:0c:00:03', ip: '127.0.0.3', profile: 'x86' },
+    '127.0.0.5': { name: 'node-e', mac: '52:54:00:0c:00:05', ip: '127.0.0.5', profile: 'no-such-profile' },
   };
   const profiles = profilesConfig.parse({ x86: { arch: 'x86_64', kernel: 'arm64/Image', bootargs: 'console=ttyS0 host={{name}}' } });
   const bootFiles = new BootFiles({ boot: bootConfig.parse({}), profiles, resolve: (ip) => nodes[ip] ?? { unknown: true }, log, clock: systemClock });
@@ -116,6 +117,9 @@ t.test('boot HTTP listener with curl', async (t) => {
     t.match(b.out.toString(), /host=node-b/);
     const unknown = await curl(['-f', '--interface', '127.0.0.4', url('boot.ipxe')]);
     t.match(unknown.out.toString(), /lanctl nodes accept \$\{netX\/mac\} NAME/);
+    const broken = await curl(['--interface', '127.0.0.5', '-w', '\n%{http_code}', url('boot.ipxe')]);
+    t.match(broken.out.toString(), /could not be rendered \(see the server log\)\n\n500$/, 'a render error with no last good file: 500');
+    t.ok(lines.some((l) => l['event'] === 'boot.render.failed' && l['node'] === 'node-e'), 'logged with the node');
     const ranged = await curl(['-f', '--interface', '127.0.0.2', '-r', '0-6', url('boot.ipxe')]);
     t.equal(ranged.out.toString(), '#!ipxe\n', 'ranges work on rendered files too');
     t.ok(served.some((f) => f.file === 'boot.ipxe' && f.mac === '52:54:00:0c:00:02' && f.rendered && f.bytes > 0), 'a served event with the node\'s MAC');

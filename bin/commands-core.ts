@@ -43,6 +43,7 @@ export const configCheckCommand: CliCommand = {
       const enabled: string[] = (['dhcp', 'dns', 'tftp', 'ntp', 'vip', 'deploy', 'boot'] as const).filter((k) => config[k] !== undefined);
       const profiles = Object.keys(config.profiles ?? {});
       if (profiles.length > 0) enabled.push(`profiles (${profiles.join(', ')})`);
+      if ((config.nodes?.length ?? 0) > 0) enabled.push(`nodes (${config.nodes!.length} to seed the inventory)`);
       const members = config.cluster?.members.map((m) => `${m.name}(${m.role})`).join(', ') ?? 'none (single node)';
       io.out(`${file}: ok\n  node: ${config.node.name} (${config.node.role})\n  cluster: ${members}\n  enabled: ${enabled.join(', ') || 'nothing'}\n`);
       return ExitCode.ok;

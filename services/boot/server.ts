@@ -19,15 +19,14 @@ function reservationsOf(context: ServiceContext): ReadonlyArray<{ mac?: string |
 
 /**
  * Who is asking: the inventory (the lease + DHCP reservation fallback while it is empty). The
- * generation is the deploy module's verified one for the node when it offers it, else the one the
- * node reported running.
+ * generation is the deploy module's gated one (`bootGeneration`: N only once its sync to the node
+ * was verified, else N-1), else the one the node reported running.
  */
 function resolverFor(context: ServiceContext): Resolve {
   const fsm = context.state.fsm;
   const reservations = reservationsOf(context);
   const defaultProfile = context.config.boot?.defaultProfile;
-  const deploy = fsm as { rootfs?: { bootGeneration?(name: string): string | undefined } };
-  const generationOf: GenerationOf = (node) => deploy.rootfs?.bootGeneration?.(node.name) ?? node.runningGeneration;
+  const generationOf: GenerationOf = (node) => fsm.rootfs.bootGeneration(node.name) ?? node.runningGeneration;
   return inventoryResolver(fsm, fsm.inventory, defaultProfile, generationOf, reservationResolver(fsm, reservations, defaultProfile));
 }
 

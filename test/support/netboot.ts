@@ -28,6 +28,21 @@ export const NODE_MAC = '52:54:00:4e:42:01';
 export const NODE_IP = `${SUBNET}.50`;
 export const NODE_NAME = 'node1';
 
+export interface LanhaFleetFeatures {
+  /** services/boot: per-client boot.scr.uimg rendered from profiles. */
+  rendered: boolean;
+  /** cluster/deploy: rootfs generations and `lanctl internal ssh-gate`. */
+  gate: boolean;
+  /** cluster/inventory: config `nodes:`, `lanctl nodes show NAME --timeline`. */
+  inventory: boolean;
+}
+
+/** Which fleet parts (issue 11) this build of lanctl has, from its command list. */
+export async function lanhaFleetFeatures(): Promise<LanhaFleetFeatures> {
+  const help = (await runLanctl(['--help'])).stdout;
+  return { rendered: /^\s+boot render\b/m.test(help), gate: /^\s+internal ssh-gate\b/m.test(help), inventory: /^\s+nodes show NAME\b/m.test(help) };
+}
+
 /** Why the netboot harness cannot run here (besides root and `ip`), or null. */
 export function netbootUnavailable(): string | null {
   const u = ubootUnavailable() ?? sshdUnavailable();
@@ -36,13 +51,17 @@ export function netbootUnavailable(): string | null {
   return missing.length === 0 ? null : `missing ${missing.map(([t, p]) => `${t} (apt-get install ${p})`).join(', ')}`;
 }
 
-/** The U-Boot script the board runs (as a `mkimage -T script` image). */
-export function bootScript(treePath: string): string {
+/**
+ * The U-Boot script the board runs (as a `mkimage -T script` image): `source` names what the
+ * initramfs pulls, `{ generation }` through lanha's ssh gate or `{ path }` as a plain rsync.
+ */
+export function bootScript(source: { generation: string } | { path: string }): string {
+  const pull = 'generation' in source ? `lanha.gen=${source.generation}` : `lanha.src=${source.path}`;
   return [
     'echo lanha-netboot: kernel and initramfs from ${serverip}',
     'tftpboot ${kernel_addr_r} netboot/Image',
     'tftpboot ${ramdisk_addr_r} netboot/initrd.img',
-    `setenv bootargs console=ttyAMA0 panic=1 loglevel=4 lanha.server=\${serverip} lanha.user=root lanha.src=${treePath} lanha.disk=/dev/vda`,
+    `setenv bootargs console=ttyAMA0 panic=1 loglevel=4 lanha.server=\${serverip} lanha.user=root ${pull} lanha.disk=/dev/vda`,
     'booti ${kernel_addr_r} ${ramdisk_addr_r}:${filesize} ${fdtcontroladdr}',
     '',
   ].join('\n');
@@ -100,6 +119,9 @@ export interface BootResult {
   markerMs: number;
   marker: string;
   syncExit: number;
+  /** The initramfs's checklist verdict ("ok" / "bad") and the report's exit code (gate mode), else null. */
+  verdict: string | null;
+  reportExit: number | null;
   /** rsync --stats "Number of regular files transferred". */
   filesTransferred: number;
   /** rsync --stats "Total bytes received" (what the node pulled). */
@@ -113,6 +135,16 @@ export interface NetbootLabOptions {
   server: Server;
   /** Files in the initial tree. */
   files?: number;
+  /**
+   * The node pulls committed generations through `lanctl internal ssh-gate` (the forced command of
+   * its key: pull, checklist, report), as a deployed site does; else a plain rsync of the tree
+   * (what the dnsmasq baseline can serve too). lanha only.
+   */
+  gate?: boolean;
+  /** lanha renders each board's boot.scr.uimg from a profile (services/boot); else a mkimage-made file. */
+  rendered?: boolean;
+  /** The board is a node of lanha's inventory (config `nodes:`), which also makes its reservation. */
+  inventory?: boolean;
   log?: (line: string) => void;
 }
 
@@ -156,6 +188,7 @@ export class NetbootLab {
   }
 
   get socket(): string { return join(this.dir, 'lanha.sock'); }
+  get config(): string { return join(this.dir, 'lanha.yaml'); }
 
   async #setup(): Promise<void> {
     const { fixtures } = this.#options;
@@ -165,14 +198,16 @@ export class NetbootLab {
     makeTree(this.tree, this.#options.files ?? 300, `gen-1-${randomBytes(4).toString('hex')}`);
 
     const client = await makeKey(join(this.dir, 'node_id_ed25519'), `${NODE_NAME}-initramfs`);
-    this.sshd = await startSshd(this.host, { dir: join(this.dir, 'sshd'), address: SERVER_IP, authorizedKeys: [client.publicLine] });
+    // Through the gate the key may only pull, fetch a checklist and report (cluster/deploy/README.md).
+    const keyLine = this.#options.gate === true ? `restrict,command="${process.execPath} ${LANCTL} internal ssh-gate --config ${this.config}" ${client.publicLine}` : client.publicLine;
+    this.sshd = await startSshd(this.host, { dir: join(this.dir, 'sshd'), address: SERVER_IP, authorizedKeys: [keyLine] });
     placeFile(fixtures.kernel, join(this.tftpRoot, 'netboot', 'Image'));
     const initrd = netbootInitrd(fixtures, [
       { path: 'etc/netboot/id_ed25519', data: readFileSync(client.privateFile) },
       { path: 'etc/netboot/known_hosts', data: this.sshd.knownHosts, mode: 0o644 },
     ]);
     writeFileSync(join(this.tftpRoot, 'netboot', 'initrd.img'), initrd, { mode: 0o644 });
-    await mkimageScript(bootScript(this.tree), join(this.tftpRoot, 'boot.scr.uimg'));
+    if (this.#options.gate !== true && this.#options.rendered !== true) await mkimageScript(bootScript({ path: this.tree }), join(this.tftpRoot, 'boot.scr.uimg'));
 
     await this.resetDisk();
 
@@ -185,8 +220,34 @@ export class NetbootLab {
     else await this.#startDnsmasq();
   }
 
+  /** The `profiles:`, `boot:` and `nodes:` blocks (rendered / inventory modes). */
+  #fleetYaml(): string {
+    const o = this.#options;
+    const pull = o.gate === true ? 'lanha.gen={{generation}}' : `lanha.src=${this.tree}`;
+    const profiles = o.rendered !== true ? '' : `profiles:
+  arm64-netboot:
+    arch: arm64
+    kernel: netboot/Image
+    initrd: netboot/initrd.img
+    bootargs: "console=ttyAMA0 panic=1 loglevel=4 lanha.server={{server}} lanha.user=root ${pull} lanha.disk=/dev/vda"
+boot:
+  defaultProfile: arm64-netboot
+`;
+    const nodes = o.inventory !== true ? '' : `nodes:
+  - { name: ${NODE_NAME}, mac: "${NODE_MAC}", ip: ${NODE_IP}, profile: arm64-netboot }
+`;
+    const deploy = o.gate !== true ? '' : `deploy:
+  targets:
+    - { name: ${NODE_NAME}, host: ${NODE_IP} }
+`;
+    return profiles + nodes + deploy;
+  }
+
   async #startLanha(): Promise<void> {
-    const config = join(this.dir, 'lanha.yaml');
+    const config = this.config;
+    const reservation = this.#options.inventory === true ? '' : `      reservations:
+        - { mac: "${NODE_MAC}", ip: ${NODE_IP}, hostname: ${NODE_NAME} }
+`;
     writeFileSync(config, `node:
   name: lan-a
   address: ${SERVER_IP}
@@ -201,9 +262,7 @@ dhcp:
       dns: [${SERVER_IP}]
       domain: lab.lan
       leaseTime: 10m
-      reservations:
-        - { mac: "${NODE_MAC}", ip: ${NODE_IP}, hostname: ${NODE_NAME} }
-  boot:
+${reservation}  boot:
     - { name: uboot-arm64, match: { arch: [22] }, nextServer: ${SERVER_IP}, bootfile: boot.scr.uimg }
 tftp:
   port: 69
@@ -217,7 +276,7 @@ dns:
       leases: true
       records:
         - "lan-a A ${SERVER_IP}"
-`);
+${this.#fleetYaml()}`);
     this.daemon = await serveDaemon(config, { command: ['ip', 'netns', 'exec', this.host.ns, process.execPath, LANCTL], timeoutMs: 30_000 });
   }
 
@@ -246,6 +305,18 @@ dns:
     await exec('truncate', ['-s', '64M', this.disk]);
     // No lazy init: the kernel would zero inode tables in the background during the first boots.
     await exec('mkfs.ext4', ['-q', '-F', '-L', 'lanha-node', '-E', 'lazy_itable_init=0,lazy_journal_init=0', this.disk]);
+  }
+
+  /**
+   * `lanctl rootfs commit` of the tree (gate mode): returns the generation id and points the
+   * served boot script at it.
+   */
+  async commitTree(): Promise<string> {
+    const r = await this.lanctl(['rootfs', 'commit', this.tree, '--json']);
+    if (r.code !== 0) throw new Error(`lanctl rootfs commit failed (${r.code}): ${r.stderr}${r.stdout}`);
+    const generation = (JSON.parse(r.stdout) as { generation: string }).generation;
+    if (this.#options.rendered !== true) await mkimageScript(bootScript({ generation }), join(this.tftpRoot, 'boot.scr.uimg'));
+    return generation;
   }
 
   /** Replaces one file of the tree (a new size and content), as an operator's change would. */
@@ -310,6 +381,8 @@ dns:
         markerMs,
         marker: end[2]!.trim(),
         syncExit: stat(/NETBOOT SYNC exit=(\d+)/),
+        verdict: /NETBOOT VERIFY (\w+)/.exec(text)?.[1] ?? null,
+        reportExit: /NETBOOT REPORT exit=(\d+)/.test(text) ? stat(/NETBOOT REPORT exit=(\d+)/) : null,
         filesTransferred: stat(/Number of regular files transferred: ([\d,]+)/),
         bytesReceived: stat(/Total bytes received: ([\d,]+)/),
       };

@@ -16,7 +16,7 @@ import { requireLab, withLab } from '../support/netns.js';
 import { MARKER_FILE, netbootFixtures, netbootFixturesUnavailable } from '../support/netboot-fixtures.js';
 import { NODE_MAC, NODE_IP, NODE_NAME, NetbootLab, breakDataCrc, lanhaFleetFeatures, mkimageScript, netbootUnavailable } from '../support/netboot.js';
 
-t.setTimeout(600_000);
+t.setTimeout(900_000);
 
 interface NodeEventJson { at: string; event: string; detail: string | null }
 interface TimelineStepJson { at: string; deltaMs: number | null; sinceBootMs: number; step: string; event: string; detail: string | null }

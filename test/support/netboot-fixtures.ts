@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, writeFileSync, copyFileSync, linkSync } from 'node:fs';
+import { existsSync, utimesSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, writeFileSync, copyFileSync, linkSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
@@ -80,7 +80,9 @@ else
   mount -t tmpfs -o size=256m tmpfs /newroot || fail "mount tmpfs"
   RSYNC_OPTS="$RSYNC_OPTS -H"
 fi
-SSH="ssh -i /etc/netboot/id_ed25519 -o UserKnownHostsFile=/etc/netboot/known_hosts -o StrictHostKeyChecking=yes -o BatchMode=yes -o ConnectTimeout=10"
+# One ssh connection for the pull, the checklist and the report (a key exchange costs seconds on a
+# small board): the first ssh becomes the master, the others are sessions on it.
+SSH="ssh -i /etc/netboot/id_ed25519 -o UserKnownHostsFile=/etc/netboot/known_hosts -o StrictHostKeyChecking=yes -o BatchMode=yes -o ConnectTimeout=10 -o ControlMaster=auto -o ControlPath=/run/netboot/ssh.ctl -o ControlPersist=60"
 rsync $RSYNC_OPTS -e "$SSH" "$USER@$SERVER:$SRC/" /newroot/ > /run/netboot/rsync.log 2>&1
 rc=$?
 sed 's/^/NETBOOT rsync: /' /run/netboot/rsync.log
@@ -102,6 +104,7 @@ if [ -n "$GEN" ]; then
   say "REPORT exit=$r $(tr '\\n' ' ' < /run/netboot/report.out)"
   [ "$verdict" = ok ] || fail "generation $GEN not verified (rsync exit $rc)"
 fi
+$SSH -O exit "$USER@$SERVER" 2>/dev/null
 [ $rc -eq 0 ] || fail "rsync exit $rc"
 say "MARKER $(cat /newroot/${MARKER_FILE})"
 umount /newroot
@@ -478,6 +481,7 @@ export async function netbootFixtures(log: (line: string) => void = () => undefi
     const key = createHash('sha256').update(JSON.stringify({ BUILDER_VERSION, packages: [...packages], INIT_SCRIPT, UDHCPC_SCRIPT, WANTED_MODULES, PROGRAMS })).digest('hex').slice(0, 16);
     const dir = join(NETBOOT_CACHE, key);
     if (!existsSync(join(dir, 'manifest.json'))) await build(dir, packages, log);
+    else { const now = new Date(); utimesSync(dir, now, now); } // in use: not swept with older builds
     const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as { kernelRelease: string; packages: string[]; modules: string[] };
     return { dir, kernel: join(dir, 'Image'), initrd: join(dir, 'initrd.img'), ...manifest };
   });

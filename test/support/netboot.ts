@@ -359,7 +359,7 @@ ${this.#fleetYaml()}`);
       console.send('run bootcmd_dhcp\n');
       await console.waitFor(/BOOTP broadcast 1\b/, 30_000, from);
       const firstDhcpMs = performance.now();
-      const end = await console.waitFor(/NETBOOT (MARKER (.*)|FAIL .*)\n/, options.timeoutMs ?? 180_000, from);
+      const end = await console.waitFor(/NETBOOT (MARKER (.*)|FAIL .*)\n/, options.timeoutMs ?? 300_000, from);
       const markerMs = performance.now();
       const code = await Promise.race([exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 30_000))]);
       const text = console.output.slice(from);

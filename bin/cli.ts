@@ -67,12 +67,29 @@ export function helpText(program: string, command: CliCommand): string {
   return lines.join('\n') + '\n';
 }
 
+/** Splits text at spaces into lines of at most `width` characters (a longer word stays whole). */
+function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    if (line !== '' && line.length + 1 + word.length > width) { lines.push(line); line = word; } else line = line === '' ? word : `${line} ${word}`;
+  }
+  if (line !== '') lines.push(line);
+  return lines;
+}
+
+/** Widest usage kept on one line with its summary in a command list. */
+const HELP_USAGE_WIDTH = 40;
+
 export function groupHelp(program: string, prefix: readonly string[], commands: readonly CliCommand[], version: string): string {
   const below = commands.filter((c) => prefix.every((p, i) => c.path[i] === p) && c.path.length > prefix.length);
   const title = prefix.length === 0 ? `${program} ${version} — lanha LAN services: DHCP, DNS, TFTP, NTP and a floating IP, replicated with Raft` : `${program} ${prefix.join(' ')}`;
   const width = Math.max(...below.map((c) => c.usage.length));
   const lines = [title, '', 'Commands:'];
-  for (const c of below) lines.push(`  ${c.usage.padEnd(width)}  ${c.summary}`);
+  // Usage and summary share a line while that fits a terminal; past it, the summary goes indented
+  // under its usage so the list still reads at 80 columns.
+  if (width <= HELP_USAGE_WIDTH) for (const c of below) lines.push(`  ${c.usage.padEnd(width)}  ${c.summary}`);
+  else for (const c of below) lines.push(`  ${c.usage}`, ...wrap(c.summary, 80 - 6).map((l) => `      ${l}`));
   lines.push('', `Run \`${program} COMMAND --help\` for a command's options.`);
   if (prefix.length === 0) lines.push('Global: --help, --version.');
   return lines.join('\n') + '\n';

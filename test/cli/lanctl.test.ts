@@ -17,6 +17,8 @@ t.test('--version and --help at every level', async (t) => {
   const h = await runLanctl(['--help']);
   t.equal(h.code, 0);
   for (const c of ['serve', 'config check', 'status']) t.match(h.stdout, c, `top help lists ${c}`);
+  const summaryLines = h.stdout.split('\n').filter((l) => /^ {6}\S/.test(l));
+  t.ok(summaryLines.length > 10 && summaryLines.every((l) => l.length <= 80), 'the top help puts summaries under their usage, wrapped at 80 columns');
   const ch = await runLanctl(['config', '--help']);
   t.equal(ch.code, 0);
   t.match(ch.stdout, 'config check FILE');

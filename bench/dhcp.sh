@@ -7,6 +7,9 @@
 #      prints only the average): lanha, kea
 #   3. renewals/s (perfdhcp -f): lanha, kea
 #   4. kill -9 during perfdhcp load, restart, ACKed leases lost: lanha (must be 0), kea
+#   5. fsyncs per ACK during the renewal runs (group commit: a burst of renewals shares fsyncs), and
+#      lanha's resident memory idle and at its peak during 1-3 (process + children, shared pages
+#      counted once: the sum of Pss), with the number of leases it then held
 # lanha runs with its durable StateLog: every lease is fsync'd before the ACK.
 # Env: REPEAT (1), PERIOD (3 s per step), LIGHT_COUNT (500), SHARED_BENCH (../shared/bench), SKIP (e.g. "dnsmasq").
 # Every server is started here with its own config and stopped by PID. Needs root.
@@ -44,7 +47,8 @@ dhcp:
       leaseTime: 1h
 Y
   [ -z "${KEEP_LEASES:-}" ] && rm -rf "$dir/state"
-  ip netns exec "$SRV_NS" node "$LANCTL" serve --config "$dir/lanha.yaml" > "$dir/lanha.log" 2>&1 &
+  # shellcheck disable=SC2086
+  ip netns exec "$SRV_NS" node $NODE_FLAGS "$LANCTL" serve --config "$dir/lanha.yaml" > "$dir/lanha.log" 2>&1 &
   local pid=$!
   # logLevel warn hides daemon.ready: wait for the control socket to answer instead.
   local ok=""
@@ -52,7 +56,25 @@ Y
   [ -n "$ok" ] || { cat "$dir/lanha.log" >&2; kill "$pid"; return 1; }
   echo "PID $pid"
 }
-export -f lanha_start; export LANCTL SRV_NS
+# node as the systemd unit starts it (its V8 memory flags).
+NODE_FLAGS=$(sed -n 's|^ExecStart=/usr/bin/node \(.*\) */usr/lib/lanha/dist/bin/lanhad.js.*|\1|p' "$REPO/systemd/lanha.service")
+export -f lanha_start; export LANCTL SRV_NS NODE_FLAGS
+
+rss_kib() { # PID -> KiB resident of the process and its children, shared pages once (sum of Pss)
+  local p total=0 v
+  for p in "$1" $(ps -o pid= --ppid "$1" 2>/dev/null || true); do
+    v=$(awk '$1 == "Pss:" {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null || true)
+    total=$((total + ${v:-0}))
+  done
+  echo "$total"
+}
+peak_rss() { # PID FILE: the largest rss_kib seen, sampled every 0.5 s while PID lives
+  local max=0 v
+  while kill -0 "$1" 2>/dev/null; do v=$(rss_kib "$1"); if [ "$v" -gt "$max" ]; then max=$v; echo "$max" > "$2"; fi; sleep 0.5; done
+}
+storage() { # lanha control socket -> "fsyncs acks leases"
+  node "$LANCTL" status --json --socket "$1" 2>/dev/null | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);console.log(j.cluster.storage?.fsyncs ?? 0, j.services.dhcp?.counters?.["sent.ack"] ?? 0)})'
+}
 
 start() { # kind -> sets PID
   PID=""
@@ -75,6 +97,8 @@ for kind in lanha kea-persist dnsmasq; do
   label=${kind%-persist}
   start "$kind"
   if [ -z "$PID" ]; then echo "$label did not start"; continue; fi
+  V[$label.idle]=$(rss_kib "$PID")
+  peak_rss "$PID" "$D/$label.peak" & SAMPLER=$!
   echo "== $label: DORA"
   LABEL=$label START_RATE=${START_RATE:-100} bash "$SHARED/dhcp-perf.sh" 10.99.0.1 | tee "$D/$label-dora.out" | grep -E '^(STEP|RESULT)'
   V[$label.dora]=$(value dhcp.dora_per_s "$D/$label-dora.out")
@@ -85,9 +109,17 @@ for kind in lanha kea-persist dnsmasq; do
     V[$label.p50]=$(echo "$lat" | sed -n 's/.*"p50Ms":\([0-9.]*\).*/\1/p')
     V[$label.p99]=$(echo "$lat" | sed -n 's/.*"p99Ms":\([0-9.]*\).*/\1/p')
     echo "== $label: renewals"
+    [ "$label" = lanha ] && read -r F0 A0 < <(storage "$D/lanha/lanha.sock")
     LABEL=$label MODE=renew START_RATE=${RENEW_START_RATE:-50} bash "$SHARED/dhcp-perf.sh" 10.99.0.1 | tee "$D/$label-renew.out" | grep -E '^(STEP|RESULT)'
     V[$label.renew]=$(value dhcp.renew_per_s "$D/$label-renew.out")
+    if [ "$label" = lanha ]; then
+      read -r F1 A1 < <(storage "$D/lanha/lanha.sock")
+      V[lanha.fsync_per_ack]=$(awk -v f=$((F1 - F0)) -v a=$((A1 - A0)) 'BEGIN{ if (a > 0) printf "%.3f", f / a }')
+      echo "lanha during the renewal runs: $((F1 - F0)) fsyncs for $((A1 - A0)) ACKs"
+      V[lanha.leases]=$(node "$LANCTL" leases --json --all --socket "$D/lanha/lanha.sock" 2>/dev/null | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).filter(l=>l.state==="bound").length))')
+    fi
   fi
+  kill "$SAMPLER" 2>/dev/null; V[$label.peak]=$(cat "$D/$label.peak" 2>/dev/null)
   stop
 done
 
@@ -102,7 +134,7 @@ case " $SKIP " in *" kea "*) ;; *)
   V[kea.lost]=$(value dhcp.kill9_lost_acked_leases "$D/kea-kill9.out");;
 esac
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="" || b=="" || b==0) print "NA"; else printf "%.2f", a/b }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="" || b=="" || a=="NA" || b=="NA" || b==0) print "NA"; else printf "%.2f", a/b }'; }
 or_na() { [ -n "$1" ] && echo "$1" || echo NA; }
 line() { # figure lanha anchor anchorvalue unit better
   echo "RESULT $1 lanha=$(or_na "$2") $3=$(or_na "$4") ratio=$(ratio "$2" "$4") unit=$5 better=$6"
@@ -113,4 +145,8 @@ line dhcp.dora_per_s.vs_dnsmasq "${V[lanha.dora]:-}" dnsmasq "${V[dnsmasq.dora]:
 line dhcp.latency_ms_p50 "${V[lanha.p50]:-}" kea "${V[kea.p50]:-}" ms lower
 line dhcp.latency_ms_p99 "${V[lanha.p99]:-}" kea "${V[kea.p99]:-}" ms lower
 line dhcp.renew_per_s "${V[lanha.renew]:-}" kea "${V[kea.renew]:-}" renew/s higher
+mib() { awk -v k="$1" 'BEGIN{ if (k == "" || k + 0 == 0) print "NA"; else printf "%.1f", k / 1024 }'; }
+echo "RESULT dhcp.fsyncs_per_ack lanha=$(or_na "${V[lanha.fsync_per_ack]:-}") anchor=NA ratio=NA unit=fsyncs better=lower"
+line dhcp.rss_mib.idle "$(mib "${V[lanha.idle]:-}")" kea "$(mib "${V[kea.idle]:-}")" MiB lower
+echo "RESULT dhcp.rss_mib.load lanha=$(mib "${V[lanha.peak]:-}") kea=$(mib "${V[kea.peak]:-}") ratio=$(ratio "$(mib "${V[lanha.peak]:-}")" "$(mib "${V[kea.peak]:-}")") unit=MiB better=lower leases=$(or_na "${V[lanha.leases]:-}")"
 echo "RESULT dhcp.lost_acked lanha=$(or_na "${V[lanha.lost]:-}") kea=$(or_na "${V[kea.lost]:-}") ratio=NA unit=leases better=lower acked=$(or_na "${V[lanha.acked]:-}")"

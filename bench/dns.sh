@@ -81,8 +81,12 @@ YAML
 }
 lanha_config "$TMP/lanha.yaml" "$P_LANHA" "$TMP/state" "$TMP/lanha.sock" ""
 lanha_config "$TMP/lanha1.yaml" "$P_LANHA1" "$TMP/state1" "$TMP/lanha1.sock" "  workers: 0"
-node dist/bin/lanctl.js serve --config "$TMP/lanha1.yaml" > "$TMP/lanha1.log" 2>&1 & PIDS+=($!)
-node dist/bin/lanctl.js serve --config "$TMP/lanha.yaml" > "$TMP/lanha.log" 2>&1 & PIDS+=($!); LANHA_PID=$!
+# node as the systemd unit starts it (its V8 memory flags).
+NODE_FLAGS=$(sed -n 's|^ExecStart=/usr/bin/node \(.*\) */usr/lib/lanha/dist/bin/lanhad.js.*|\1|p' systemd/lanha.service)
+# shellcheck disable=SC2086
+node $NODE_FLAGS dist/bin/lanctl.js serve --config "$TMP/lanha1.yaml" > "$TMP/lanha1.log" 2>&1 & PIDS+=($!)
+# shellcheck disable=SC2086
+node $NODE_FLAGS dist/bin/lanctl.js serve --config "$TMP/lanha.yaml" > "$TMP/lanha.log" 2>&1 & PIDS+=($!); LANHA_PID=$!
 
 cat > "$TMP/nsd.conf" <<CONF
 server:
@@ -145,8 +149,15 @@ answers "$P_LANHA1" || { echo "lanha (one process) did not answer; log:"; cat "$
 [ $DNSMASQ_OK = 1 ] && { answers "$P_DNSMASQ" || { echo "dnsmasq did not start: $(cat "$TMP/dnsmasq.out")"; DNSMASQ_OK=0; }; }
 
 # --- memory --------------------------------------------------------------------------------------
-rss_kib() { # PID -> resident KiB of the process and its children (lanha's UDP workers, nsd's servers)
-  { ps -o rss= -p "$1" || true; ps -o rss= --ppid "$1" || true; } 2>/dev/null | awk '{s += $1} END {print s + 0}'
+# Resident memory of a server = its process and its children (lanha's UDP worker processes, nsd's
+# servers), pages shared between them (the node binary, libc) counted once: the sum of their Pss.
+rss_kib() { # PID [Pss|Rss] -> KiB
+  local p total=0 v
+  for p in "$1" $(ps -o pid= --ppid "$1" 2>/dev/null || true); do
+    v=$(awk -v f="${2:-Pss}:" '$1 == f {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null || true)
+    total=$((total + ${v:-0}))
+  done
+  echo "$total"
 }
 mib() { awk -v k="$1" 'BEGIN{ if (k == "NA" || k + 0 == 0) print "NA"; else printf "%.1f", k / 1024 }'; }
 peak_rss() { # PID FILE: the largest rss_kib seen, sampled every 0.5 s until killed
@@ -156,7 +167,7 @@ peak_rss() { # PID FILE: the largest rss_kib seen, sampled every 0.5 s until kil
 DNSMASQ_PID=""; NSD_PID=""
 [ $DNSMASQ_OK = 1 ] && DNSMASQ_PID=$(cat "$TMP/dnsmasq.pid" 2>/dev/null || true)
 [ $NSD_OK = 1 ] && NSD_PID=$(cat "$TMP/nsd.pid" 2>/dev/null || true)
-L_IDLE=$(rss_kib "$LANHA_PID"); D_IDLE=NA; N_IDLE=NA
+L_IDLE=$(rss_kib "$LANHA_PID"); L_IDLE_RSS=$(rss_kib "$LANHA_PID" Rss); D_IDLE=NA; N_IDLE=NA
 [ -n "$DNSMASQ_PID" ] && D_IDLE=$(rss_kib "$DNSMASQ_PID")
 [ -n "$NSD_PID" ] && N_IDLE=$(rss_kib "$NSD_PID")
 peak_rss "$LANHA_PID" "$TMP/lanha.peak" & PIDS+=($!); SAMPLER=$!
@@ -204,7 +215,8 @@ kill -0 "$LANHA_PID" 2>/dev/null || { echo "lanha died during the benchmark"; ex
 L_PEAK=$(cat "$TMP/lanha.peak" 2>/dev/null || echo NA); D_PEAK=$(cat "$TMP/dnsmasq.peak" 2>/dev/null || echo NA)
 N_PEAK=$(cat "$TMP/nsd.peak" 2>/dev/null || echo NA)
 L_BREAKDOWN=$(node dist/bin/lanctl.js status --json --socket "$TMP/lanha.sock" 2>/dev/null \
-  | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const m=JSON.parse(s).memory;if(m)console.log(JSON.stringify(m))})' || true)
+  | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const m=JSON.parse(s).memory;if(m)console.log(m.processes.map(p=>`${p.role} rss ${p.rssMiB} heap ${p.heapUsedMiB}/${p.heapTotalMiB} external ${p.externalMiB}`).join("; "))})' || true)
+L_AFTER_RSS=$(rss_kib "$LANHA_PID" Rss)
 
 printf '\n%-10s %12s %12s %12s %12s\n' server udp_qps udp_p99_ms tcp_qps tcp_p99_ms
 printf '%-10s %12s %12s %12s %12s\n' lanha "$L_UQ" "$L_UP99" "$L_TQ" "$L_TP99"
@@ -212,9 +224,10 @@ printf '%-10s %12s %12s %12s %12s\n' lanha-1p "$L1_UQ" "$L1_UP99" - -
 printf '%-10s %12s %12s %12s %12s\n' nsd "$N_UQ" "$N_UP99" "$N_TQ" "$N_TP99"
 printf '%-10s %12s %12s %12s %12s\n' dnsmasq "$D_UQ" "$D_UP99" - -
 echo "lanha lost: udp $L_ULOST, tcp $L_TLOST queries"
-printf 'resident MiB (process + children): lanha idle %s, peak under load %s; dnsmasq %s / %s; nsd %s / %s\n' \
+printf 'resident MiB (process + children, shared pages once): lanha idle %s, peak under load %s; dnsmasq %s / %s; nsd %s / %s\n' \
   "$(mib "$L_IDLE")" "$(mib "$L_PEAK")" "$(mib "$D_IDLE")" "$(mib "$D_PEAK")" "$(mib "$N_IDLE")" "$(mib "$N_PEAK")"
-[ -n "$L_BREAKDOWN" ] && echo "lanha daemon memory after the load: $L_BREAKDOWN"
+echo "lanha RSS summed over its processes (shared pages counted in each): idle $(mib "$L_IDLE_RSS"), after the load $(mib "$L_AFTER_RSS")"
+[ -n "$L_BREAKDOWN" ] && echo "lanha processes after the load (MiB): $L_BREAKDOWN"
 echo
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a == "NA" || b == "NA" || b + 0 == 0) print "NA"; else printf "%.2f", a / b }'; }
@@ -244,7 +257,8 @@ dns:
   listen: [127.0.0.1]
   forward: { upstreams: ["127.0.0.1:$P_NSD"], allow: [127.0.0.0/8] }
 YAML
-node dist/bin/lanctl.js serve --config "$TMP/flanha.yaml" > "$TMP/flanha.log" 2>&1 & PIDS+=($!); FL_PID=$!
+# shellcheck disable=SC2086
+node $NODE_FLAGS dist/bin/lanctl.js serve --config "$TMP/flanha.yaml" > "$TMP/flanha.log" 2>&1 & PIDS+=($!); FL_PID=$!
 dnsmasq -k --conf-file=/dev/null --port="$P_FDNSMASQ" --listen-address=127.0.0.1 --bind-interfaces --no-resolv --no-hosts \
   --server="127.0.0.1#$P_NSD" --pid-file="$TMP/fdnsmasq.pid" --user=root --cache-size=10000 > "$TMP/fdnsmasq.out" 2>&1 & PIDS+=($!); FD_PID=$!
 cat > "$TMP/unbound.conf" <<CONF

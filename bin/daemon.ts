@@ -15,6 +15,7 @@ import { inventoryContext, knownProfiles } from '../cluster/inventory-config.js'
 import { inventoryRoutes, leaseHolderOf } from '../cluster/inventory-api.js';
 import { startInventorySeeder } from '../cluster/inventory-seed.js';
 import { VERSION } from './version.js';
+import { processMemory, type ProcessMemory } from '../lib/memory.js';
 
 // The composition root: the only place that wires real clocks, randomness, sockets and disks to the
 // cores. Everything it starts it also stops, in reverse order.
@@ -95,6 +96,7 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
         cluster: state.status(),
         warnings: clusterWarnings(config),
         services: Object.fromEntries(running.map((s) => [s.name, s.status()])),
+        memory: memoryStatus(running),
       },
     }));
     await control.listen();
@@ -152,4 +154,14 @@ export async function runDaemon(config: LanhaConfig): Promise<number> {
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
   });
+}
+
+/**
+ * The daemon's memory: this process (TFTP worker threads are inside it) and the child processes
+ * services run (DNS UDP workers), as each last reported; `rssMiB` sums them (pages shared between
+ * them, like the node binary's, are counted in each).
+ */
+function memoryStatus(running: readonly RunningService[]): { rssMiB: number; processes: ProcessMemory[] } {
+  const processes = [processMemory('daemon'), ...running.flatMap((s) => s.processes?.() ?? [])];
+  return { rssMiB: Math.round(processes.reduce((n, p) => n + p.rssMiB, 0) * 10) / 10, processes };
 }

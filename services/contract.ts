@@ -5,6 +5,7 @@ import type { LanhaConfig } from '../config/index.js';
 import type { ApiRoutes } from '../lib/control-server.js';
 import type { StateLog } from '../cluster/state-log.js';
 import type { BootFileSource } from './boot/provider.js';
+import type { ProcessMemory } from '../lib/memory.js';
 
 // What a service is to the daemon: started with a ServiceContext, it hands back a RunningService.
 // Services import this module; only registry.ts imports the services.
@@ -39,6 +40,8 @@ export interface RunningService {
   handOver?(): Promise<void>;
   /** Boot files rendered per client (the boot service), which TFTP serves before its disk. */
   readonly bootFiles?: BootFileSource;
+  /** Child processes the service runs (DNS UDP workers) and their last reported memory. */
+  processes?(): ProcessMemory[];
 }
 
 export interface ServiceDefinition {

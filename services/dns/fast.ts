@@ -97,7 +97,7 @@ export class FastAnswers {
   #size = 0;
   readonly maxEntries: number;
 
-  constructor(maxEntries = 200_000) {
+  constructor(maxEntries = 20_000) {
     this.maxEntries = maxEntries;
   }
 
@@ -116,14 +116,20 @@ export class FastAnswers {
   /** Stores the prebuilt answer `full` (no OPT, built for this question) for the question in `msg`. */
   add(msg: Buffer, q: FastQuery, full: Uint8Array, rcode: number): void {
     if (this.#size >= this.maxEntries) this.clear(); // a flood of random names must not grow memory
-    const key = Buffer.from(msg.subarray(HEADER_SIZE, q.qEnd));
-    for (let i = 0; i < key.length - 4; i++) { const c = key[i]!; if (c >= 0x41 && c <= 0x5a) key[i] = c | 0x20; }
-    const fullBuf = Buffer.from(full);
-    const truncated = Buffer.alloc(q.qEnd);
-    fullBuf.copy(truncated, 0, 0, q.qEnd);
+    const keyLength = q.qEnd - HEADER_SIZE;
+    // One allocation of its own for key, answer and truncated form: slices of Node's shared 8 KiB
+    // pool would each keep a whole slab alive while the table holds them.
+    const data = Buffer.allocUnsafeSlow(keyLength + full.length + q.qEnd);
+    msg.copy(data, 0, HEADER_SIZE, q.qEnd);
+    for (let i = 0; i < keyLength - 4; i++) { const c = data[i]!; if (c >= 0x41 && c <= 0x5a) data[i] = c | 0x20; }
+    data.set(full, keyLength);
+    const truncated = data.subarray(keyLength + full.length);
+    data.copy(truncated, 0, keyLength, keyLength + q.qEnd);
     truncated[2] = truncated[2]! | 0x02;
     truncated.fill(0, 6, 12); // AN = NS = AR = 0
-    const entry: FastEntry = { key, full: fullBuf, truncated, rcode, next: this.#map.get(q.hash) ?? null };
+    const entry: FastEntry = {
+      key: data.subarray(0, keyLength), full: data.subarray(keyLength, keyLength + full.length), truncated, rcode, next: this.#map.get(q.hash) ?? null,
+    };
     this.#map.set(q.hash, entry);
     this.#size++;
   }

@@ -7,6 +7,8 @@ import type { Random } from '../../lib/random.js';
 import type { Counters } from '../../lib/counters.js';
 import { asciiLower, nameKey, parentName } from './name.js';
 import type { ForwardCache, CachedAnswer, WireEntry } from './cache.js';
+import type { ForwardQuery } from './answerer.js';
+import { forwardedReply } from './handler.js';
 import { RCODE, UDP_PAYLOAD_MAX, decodeMessage, emptyMessage, encodeMessage, type DnsMessage, type Question } from './wire.js';
 
 // Forwarding to upstream resolvers (shell: owns sockets and timers). Each upstream query goes out
@@ -205,6 +207,26 @@ export class Forwarder {
     }
     this.#sockets.clear();
   }
+}
+
+/**
+ * Each of `processes` answering processes (the daemon and its UDP workers) forwards its own cache
+ * misses and may keep this many waiting upstream: together at most `maxInFlight` (at least 1 each).
+ */
+export function inFlightShare(maxInFlight: number, processes: number): number {
+  return Math.max(1, Math.floor(maxInFlight / Math.max(1, processes)));
+}
+
+/** The answering process's forward step: the cache or the upstreams, then the reply for the asker. */
+export function forwardWith(forwarder: Forwarder, nodeName: string): ForwardQuery {
+  return (query, transport, send) => {
+    const result = forwarder.resolve(query.questions[0]!);
+    const answer = (a: CachedAnswer): void => {
+      send(forwardedReply(query, { nodeName, transport }, a.rcode, a.answers, a.authority, a.additional));
+    };
+    if (result instanceof Promise) result.then(answer, () => undefined);
+    else answer(result);
+  };
 }
 
 /** The reply if it answers our query: same ID, QR set, our question (case-insensitive). */

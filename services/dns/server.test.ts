@@ -262,7 +262,7 @@ t.test('forwarding cap: a flood of distinct names keeps at most maxInFlight wait
   forward:
     upstreams: ["127.0.0.1:${silent.port}"]
     allow: [127.0.0.0/8]
-    timeout: 800ms
+    timeout: 4s
     maxInFlight: 4`);
   try {
     const s = dgram.createSocket('udp4');
@@ -275,12 +275,12 @@ t.test('forwarding cap: a flood of distinct names keeps at most maxInFlight wait
       s.send(query(`flood${i}.example`, T.A, i), port, '127.0.0.1');
       if (i % 25 === 0) { await new Promise((r) => setTimeout(r, 5)); peak = Math.max(peak, (dns.status().forwardCache as { inFlight: number }).inFlight); }
     }
-    t.ok(await eventually(() => replies.length === FLOOD, 5000), `every query answered (${replies.length}/${FLOOD})`);
+    t.ok(await eventually(() => replies.length === FLOOD, 10_000), `every query answered (${replies.length}/${FLOOD})`);
     s.close();
     t.ok(replies.every((m) => m.rcode === RCODE.SERVFAIL), 'SERVFAIL for all (the upstream is silent)');
     const asked = new Set(silent.queries.map((q) => q.name));
-    t.ok(asked.size <= 4, `in all at most 4 distinct names upstream (${asked.size})`);
-    t.ok(peak <= 4, `the daemon never had more than 4 waiting (peak seen ${peak})`);
+    t.ok(asked.size <= 4, `in all at most 4 distinct names upstream (${asked.size}: 2 from the daemon, 2 from the worker)`);
+    t.ok(peak <= 2, `the daemon never had more than its share (2) waiting (peak seen ${peak})`);
     t.ok(await eventually(() => (dns.status().counters as Record<string, number>)['dns.forward.overload']! >= FLOOD - 4, 3000), 'overload counted');
   } finally {
     await dns.stop();
@@ -288,7 +288,7 @@ t.test('forwarding cap: a flood of distinct names keeps at most maxInFlight wait
   }
 });
 
-t.test('forwarded answers: equal to the upstream\'s, cached in the daemon and sent to the workers, which answer hits themselves', async (t) => {
+t.test('forwarded answers: equal to the upstream\'s, cached by whichever process asked and sent to the others, which answer hits themselves', async (t) => {
   const up = await fakeUpstream('answer');
   const { dns, port } = await startServer(`  workers: 1
   forward:
@@ -298,8 +298,7 @@ t.test('forwarded answers: equal to the upstream\'s, cached in the daemon and se
     const [first] = await udpAsk(port, query('cached.example', T.A, 1), 3000);
     const m = decoded(first!);
     t.same(m.answers.map((r) => [r.name, r.type, r.ttl, formatRdata(T.A, r.rdata)]), [['cached.example', T.A, 120, '192.0.2.7']], 'the upstream\'s answer');
-    await new Promise((r) => setTimeout(r, 100)); // the fill reaches the worker
-    const handedBefore = (dns.status().counters as Record<string, number>)['dns.forward.from_workers'] ?? 0;
+    await new Promise((r) => setTimeout(r, 100)); // the entry reaches the other process
     for (let i = 0; i < 40; i++) {
       const [r] = await udpAsk(port, query('CACHED.example', T.A, 1000 + i), 2000);
       const d = decoded(r!);
@@ -307,10 +306,9 @@ t.test('forwarded answers: equal to the upstream\'s, cached in the daemon and se
       t.same(d.answers.map((x) => [x.name, formatRdata(T.A, x.rdata)]), [['CACHED.example', '192.0.2.7']]);
       t.ok(d.answers[0]!.ttl <= 120 && d.answers[0]!.ttl >= 118, 'TTL counted down from 120');
     }
-    t.equal(up.queries.length, 1, 'asked upstream once');
+    t.equal(up.queries.length, 1, 'asked upstream once: daemon and worker both answered from their caches');
     await new Promise((r) => setTimeout(r, 1100)); // workers report counters once a second
     const c = dns.status().counters as Record<string, number>;
-    t.equal((c['dns.forward.from_workers'] ?? 0) - handedBefore, 0, 'no hit went through the daemon from a worker');
     t.ok((c['dns.forward.cache_hit'] ?? 0) >= 40, `hits counted (${c['dns.forward.cache_hit']})`);
     const fcache = dns.status().forwardCache as { entries: number; bytes: number; maxEntries: number };
     t.equal(fcache.entries, 1);

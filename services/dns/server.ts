@@ -13,12 +13,12 @@ import type { StateLog } from '../../cluster/state-log.js';
 import type { ApiRoutes } from '../../lib/control-server.js';
 import type { RunningService, ServiceContext, ServiceStatus } from '../contract.js';
 import type { DnsConfig } from './config.js';
+import type { ProcessMemory } from '../../lib/memory.js';
 import { DnsAnswerer, type ForwardQuery, type Reply } from './answerer.js';
-import { Forwarder } from './forward.js';
+import { Forwarder, forwardWith, inFlightShare } from './forward.js';
 import { Notifier } from './notify.js';
 import { recordRoutes } from './records-api.js';
-import { forwardedReply } from './handler.js';
-import { UdpWorkers, type Peer } from './udp-workers.js';
+import { UdpWorkers } from './udp-workers.js';
 import { buildZoneSet, type LeaseName, type ZoneSet, type ZoneSetInput } from './zone.js';
 import { nodeAddresses } from '../../cluster/inventory.js';
 
@@ -81,10 +81,11 @@ export class DnsServer implements RunningService {
     if (this.#cfg.forward !== undefined) {
       this.#forwarder = new Forwarder({
         upstreams: this.#cfg.forward.upstreams, domains: this.#cfg.forward.domains, timeoutMs: this.#cfg.forward.timeout,
-        cache: this.#answerer.forwardCache!, maxInFlight: this.#cfg.forward.maxInFlight,
+        cache: this.#answerer.forwardCache!, maxInFlight: inFlightShare(this.#cfg.forward.maxInFlight, 1 + this.#workerCount),
         clock: o.clock, random: o.random, counters: this.counters,
         onCached: (entry) => this.#workers?.cacheFill(entry),
       });
+      this.#forward = forwardWith(this.#forwarder, o.config.node.name);
     }
     const notify = this.#cfg.transfer?.notify ?? [];
     if (notify.length > 0) this.#notifier = new Notifier({ targets: notify, random: o.random, log: o.log, counters: this.counters });
@@ -105,7 +106,7 @@ export class DnsServer implements RunningService {
           log: this.#log,
           init: () => ({ t: 'init', cfg: this.#cfg, nodeName: this.#config.node.name, logLevel: this.#config.node.logLevel, processes: 1 + this.#workerCount, zones: this.#zoneInput }),
           sockets: () => new Map([...this.#bound].map(([a, b]) => [a, b.udp])),
-          onForward: (local, query, peer, done) => this.#forwardFromWorker(local, query, peer, done),
+          onCached: (entry) => this.#answerer.forwardCache?.insertWire(entry, this.#clock.monotonicMs()),
         });
         await this.#workers.start();
       }
@@ -138,6 +139,10 @@ export class DnsServer implements RunningService {
   }
 
   readonly routes: ApiRoutes;
+
+  processes(): ProcessMemory[] {
+    return this.#workers?.memory() ?? [];
+  }
 
   async stop(): Promise<void> {
     this.#unsubscribe?.();
@@ -288,24 +293,8 @@ export class DnsServer implements RunningService {
     return server;
   }
 
-  /** A query a worker could not answer from the zones: forwarded here, answered from the same socket. */
-  #forwardFromWorker(local: string, query: Parameters<ForwardQuery>[0], peer: Peer, done: () => void): void {
-    const b = this.#bound.get(local);
-    this.counters.inc('dns.forward.from_workers');
-    if (b === undefined || this.#forwarder === null) { done(); return; }
-    this.#forward(query, 'udp', (bytes) => { done(); this.#answerer.sendUdp(b.udp, bytes, peer as dgram.RemoteInfo); });
-  }
-
-  readonly #forward: ForwardQuery = (query, transport, send) => {
-    const forwarder = this.#forwarder;
-    if (forwarder === null) return;
-    const result = forwarder.resolve(query.questions[0]!);
-    const answer = (a: Awaited<typeof result>): void => {
-      send(forwardedReply(query, { nodeName: this.#config.node.name, transport }, a.rcode, a.answers, a.authority, a.additional));
-    };
-    if (result instanceof Promise) result.then(answer, () => undefined);
-    else answer(result);
-  };
+  /** Asks upstream (through the cache) for a query our zones do not answer; set when forwarding is on. */
+  #forward: ForwardQuery = () => undefined;
 
   #onTcp(conn: net.Socket): void {
     this.#connections.add(conn);

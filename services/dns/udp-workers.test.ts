@@ -4,21 +4,39 @@ import { join } from 'node:path';
 import { runLanctl, scratchConfig, serveDaemon } from '../../test/support/daemon.js';
 import { parseConfig } from '../../config/index.js';
 import { silentLogger } from '../../lib/log.js';
-import { UdpWorkers, type Peer } from './udp-workers.js';
+import { UdpWorkers } from './udp-workers.js';
 import type { ZoneSetInput } from './zone.js';
+import { ForwardCache, type WireEntry } from './cache.js';
 import { CLASS_IN, T, decodeMessage, emptyMessage, encodeMessage, type DnsMessage } from './wire.js';
 
 // UDP worker processes on real loopback sockets. Each socket is handed to the workers and then
 // closed in this process, so every answer below comes from a worker: zones sent over IPC, updates,
-// forwarding handed back, counters, a killed worker started again with the current zones, stop;
+// forwarding (asked upstream by the worker, cached answers shared both ways), counters, a killed
+// worker started again with the current zones, stop;
 // and with a real daemon: the worker ends with it, whether it stops or is killed.
+
+/** A fake upstream resolver: every question gets A 192.0.2.7 (TTL 300); `asked` counts them. */
+const upstream = dgram.createSocket('udp4');
+let asked = 0;
+upstream.on('message', (msg, rinfo) => {
+  const d = decodeMessage(msg);
+  if (!d.ok) return;
+  asked++;
+  const r = emptyMessage(d.value.id);
+  r.qr = true; r.rd = true; r.ra = true;
+  r.questions = d.value.questions;
+  r.answers = [{ name: d.value.questions[0]!.name, type: T.A, class: CLASS_IN, ttl: 300, rdata: Uint8Array.of(192, 0, 2, 7) }];
+  upstream.send(encodeMessage(r).bytes, rinfo.port, rinfo.address);
+});
+await new Promise<void>((resolve) => upstream.bind(0, '127.0.0.1', () => resolve()));
+t.teardown(() => upstream.close());
 
 const config = parseConfig(`
 node: { name: unit, role: server, address: 127.0.0.1, stateDir: /nonexistent, controlSocket: /nonexistent.sock }
 dns:
   port: 0
   listen: [127.0.0.1]
-  forward: { upstreams: ["127.0.0.1:9"], allow: [127.0.0.0/8] }
+  forward: { upstreams: ["127.0.0.1:${upstream.address().port}"], allow: [127.0.0.0/8] }
 `);
 const cfg = config.dns!;
 
@@ -59,16 +77,16 @@ async function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 5
   return check();
 }
 
-t.test('workers answer from the daemon\'s sockets, follow zone updates, hand forwarding back, restart when killed', async (t) => {
+t.test('workers answer from the daemon\'s sockets, follow zone updates, forward and share cached answers, restart when killed', async (t) => {
   let zones = zonesWith('10.0.0.1', 1);
   const sockets = new Map<string, dgram.Socket>();
-  const forwarded: Array<{ local: string; name: string; peer: Peer }> = [];
+  const cached: WireEntry[] = [];
   const workers = new UdpWorkers({
     count: 2,
     log: silentLogger,
     init: () => ({ t: 'init', cfg, nodeName: 'unit', logLevel: 'silent', processes: 3, zones }),
     sockets: () => sockets,
-    onForward: (local, query, peer) => forwarded.push({ local, name: query.questions[0]!.name, peer }),
+    onCached: (entry) => cached.push(entry),
   });
   t.teardown(() => workers.stop());
   await workers.start();
@@ -92,11 +110,19 @@ t.test('workers answer from the daemon\'s sockets, follow zone updates, hand for
   for (let i = 0; i < 20; i++) after.push(addressOf(await ask(port, 'www.lan')));
   t.same(new Set(after), new Set(['10.0.0.2']), 'every worker serves the update');
 
-  const out = await ask(port, 'example.com', 300);
-  t.equal(out, null, 'a forwarded query is not answered by the worker itself');
-  t.ok(await eventually(() => forwarded.length === 1), 'it is handed to the daemon');
-  t.match(forwarded[0], { local: '127.0.0.1', name: 'example.com', peer: { address: '127.0.0.1', family: 'IPv4' } });
-  t.ok(forwarded[0]!.peer.port > 0, 'with the asker\'s port, for the daemon\'s reply');
+  t.equal(addressOf(await ask(port, 'example.com', 3000)), '192.0.2.7', 'a forwarded name is asked upstream by the worker');
+  t.ok(await eventually(() => cached.length === 1), 'the answer it cached is reported to the daemon');
+  await new Promise((r) => setTimeout(r, 100)); // and passed to the other worker
+  for (let i = 0; i < 10; i++) t.equal(addressOf(await ask(port, 'EXAMPLE.com')), '192.0.2.7');
+  t.equal(asked, 1, 'both workers answer it from their caches: asked upstream once');
+  const daemonCache = new ForwardCache(cfg.forward!.cacheSize);
+  const entry = daemonCache.put({ name: 'filled.example', type: T.A, class: CLASS_IN },
+    { rcode: 0, answers: [{ name: 'filled.example', type: T.A, class: CLASS_IN, ttl: 300, rdata: Uint8Array.of(192, 0, 2, 9) }], authority: [], additional: [] }, 0)!;
+  workers.cacheFill(entry);
+  await new Promise((r) => setTimeout(r, 200)); // a query that beat the entry would be asked upstream, and its answer would win
+  t.ok(await eventually(async () => addressOf(await ask(port, 'filled.example', 300)) === '192.0.2.9'), 'an answer the daemon cached is served by the workers');
+  for (let i = 0; i < 6; i++) t.equal(addressOf(await ask(port, 'filled.example')), '192.0.2.9');
+  t.equal(asked, 1, 'without asking upstream');
 
   t.ok(await eventually(() => (workers.counters().get('dns.queries') ?? 0) >= 42), 'worker counters reach the daemon');
 
@@ -127,7 +153,7 @@ dns: { port: 0, rateLimit: { responsesPerSecond: 4, slip: 0 } }
   const workers = new UdpWorkers({
     count: 1, log: silentLogger,
     init: () => ({ t: 'init', cfg: limited, nodeName: 'unit', logLevel: 'silent', processes: 2, zones: zonesWith('10.0.0.1', 1) }),
-    sockets: () => new Map(), onForward: () => undefined,
+    sockets: () => new Map(), onCached: () => undefined,
   });
   t.teardown(() => workers.stop());
   await workers.start();

@@ -3,9 +3,9 @@ import type dgram from 'node:dgram';
 import type { LevelWithSilent } from 'pino';
 import type { Logger } from '../../lib/log.js';
 import type { DnsConfig } from './config.js';
-import type { DnsMessage } from './wire.js';
 import type { ZoneSetInput } from './zone.js';
 import type { WireEntry } from './cache.js';
+import { NODE_MEMORY_FLAGS, type ProcessMemory } from '../../lib/memory.js';
 
 // UDP worker processes: more than one process reading the same UDP socket. Node 20 has no
 // SO_REUSEPORT for dgram and worker threads cannot take a socket, but a child process can be handed
@@ -24,18 +24,16 @@ export type ToWorker =
   /** Sent with the bound dgram.Socket as the handle. */
   | { t: 'serve'; address: string }
   | { t: 'unserve'; address: string }
-  /**
-   * New forwarding-cache entries (the daemon's upstream answers, for every worker) and how many of
-   * this worker's forwarded queries were answered since the last such message (its in-flight count).
-   */
-  | { t: 'fill'; entries: WireEntry[]; done: number };
-
-export interface Peer { address: string; port: number; family: 'IPv4' | 'IPv6'; size: number }
+  /** New forwarding-cache entries: upstream answers the daemon or another worker cached. */
+  | { t: 'fill'; entries: WireEntry[] };
 
 export type FromWorker =
   | { t: 'ready' }
   | { t: 'counters'; values: Record<string, number> }
-  | { t: 'forward'; local: string; query: DnsMessage; peer: Peer }
+  /** Every 5 s. */
+  | { t: 'memory'; memory: ProcessMemory }
+  /** An upstream answer this worker cached: the daemon keeps it and passes it on. */
+  | { t: 'cached'; entry: WireEntry }
   /** Acknowledges serve / unserve. */
   | { t: 'serving' | 'unserved'; address: string };
 
@@ -46,8 +44,8 @@ export interface UdpWorkersOptions {
   init: () => Extract<ToWorker, { t: 'init' }>;
   /** The sockets a new worker must serve on. */
   sockets: () => ReadonlyMap<string, dgram.Socket>;
-  /** A worker's query to forward; `done` must be called once when its answer (or SERVFAIL) has been sent. */
-  onForward: (local: string, query: DnsMessage, peer: Peer, done: () => void) => void;
+  /** An upstream answer a worker cached (already passed on to the other workers). */
+  onCached: (entry: WireEntry) => void;
   /** For tests: the worker module to run. */
   module?: URL;
 }
@@ -70,8 +68,7 @@ interface Slot {
   respawnMs: number;
   timer: NodeJS.Timeout | null;
   waiters: Map<string, () => void>;
-  /** Forwarded queries answered and not yet reported to the worker. */
-  done: number;
+  memory: ProcessMemory | null;
 }
 
 export class UdpWorkers {
@@ -80,13 +77,14 @@ export class UdpWorkers {
   /** Counters of worker incarnations that ended, so totals never go backwards. */
   readonly #retired = new Map<string, number>();
   #stopping = false;
-  #fill: WireEntry[] = [];
+  /** Entries waiting to go out, each with the worker it came from (null: the daemon). */
+  #fill: Array<{ entry: WireEntry; from: Slot | null }> = [];
   #flushScheduled = false;
 
   constructor(o: UdpWorkersOptions) {
     this.#o = o;
     for (let i = 0; i < o.count; i++) {
-      this.#slots.push({ index: i, child: null, ready: false, serving: false, counters: {}, respawnMs: RESPAWN_MIN_MS, timer: null, waiters: new Map(), done: 0 });
+      this.#slots.push({ index: i, child: null, ready: false, serving: false, counters: {}, respawnMs: RESPAWN_MIN_MS, timer: null, waiters: new Map(), memory: null });
     }
   }
 
@@ -99,6 +97,11 @@ export class UdpWorkers {
 
   pids(): number[] { return this.#slots.flatMap((s) => (s.serving && s.child?.pid !== undefined ? [s.child.pid] : [])); }
 
+  /** Each serving worker's memory as it last reported it. */
+  memory(): ProcessMemory[] {
+    return this.#slots.flatMap((s) => (s.serving && s.memory !== null ? [s.memory] : []));
+  }
+
   /** The workers' counters summed (each reports at most once a second). */
   counters(): Map<string, number> {
     const sum = new Map(this.#retired);
@@ -106,23 +109,23 @@ export class UdpWorkers {
     return sum;
   }
 
-  /** A new forwarding-cache entry: every worker gets it (batched per turn of the event loop). */
+  /** A new forwarding-cache entry of the daemon's: every worker gets it (batched per turn of the event loop). */
   cacheFill(entry: WireEntry): void {
-    this.#fill.push(entry);
-    this.#scheduleFlush();
+    this.#queueFill(entry, null);
   }
 
-  #scheduleFlush(): void {
+  #queueFill(entry: WireEntry, from: Slot | null): void {
+    this.#fill.push({ entry, from });
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
     setImmediate(() => {
       this.#flushScheduled = false;
-      const entries = this.#fill;
+      const fill = this.#fill;
       this.#fill = [];
       for (const s of this.#slots) {
-        if (!s.ready || (entries.length === 0 && s.done === 0)) continue;
-        this.#send(s, { t: 'fill', entries, done: s.done });
-        s.done = 0;
+        if (!s.ready) continue;
+        const entries = fill.filter((f) => f.from !== s).map((f) => f.entry);
+        if (entries.length > 0) this.#send(s, { t: 'fill', entries });
       }
     });
   }
@@ -179,12 +182,12 @@ export class UdpWorkers {
 
   #spawn(s: Slot): Promise<void> {
     const module = this.#o.module ?? new URL('./udp-worker.js', import.meta.url);
-    const child = fork(module, [], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] });
+    const child = fork(module, [], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [...NODE_MEMORY_FLAGS] });
     s.child = child;
     s.ready = false;
     s.serving = false;
     s.counters = {};
-    s.done = 0;
+    s.memory = null;
     return new Promise<void>((resolve) => {
       let settled = false;
       const settle = (): void => { if (!settled) { settled = true; clearTimeout(timer); resolve(); } };
@@ -208,16 +211,13 @@ export class UdpWorkers {
           case 'counters':
             s.counters = m.values;
             return;
-          case 'forward': {
-            let called = false;
-            this.#o.onForward(m.local, m.query, m.peer, () => {
-              if (called || s.child !== child) return;
-              called = true;
-              s.done++;
-              this.#scheduleFlush();
-            });
+          case 'memory':
+            s.memory = { ...m.memory, role: `dns worker ${s.index}` };
             return;
-          }
+          case 'cached':
+            this.#o.onCached(m.entry);
+            this.#queueFill(m.entry, s);
+            return;
           case 'serving':
           case 'unserved': {
             const key = `${m.t === 'serving' ? 'serve' : 'unserve'}:${m.address}`;

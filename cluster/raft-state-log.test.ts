@@ -52,6 +52,38 @@ t.test('group commit: 300 concurrent proposals share a handful of fsyncs', async
   await log.close();
 });
 
+t.test('a committed proposal is answered before the next batch\'s fsync: one fsync of latency, not two', async (t) => {
+  const dir = scratch(t);
+  let armed = false;
+  let fsyncs = 0;
+  let later: Promise<unknown> | undefined;
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => { release = resolve; });
+  let heldSecond!: () => void;
+  const second = new Promise<void>((resolve) => { heldSecond = resolve; });
+  const log: RaftStateLog = await open(dir, {
+    failpoint: async (name) => {
+      if (!armed || name !== 'wal.beforeFsync') return;
+      fsyncs++;
+      if (fsyncs === 1) later = log.propose(grant(2)); // arrives while the first batch is being synced
+      else if (fsyncs === 2) { heldSecond(); await gate; } // the second batch's fsync is held
+    },
+  });
+  await log.propose(grant(1));
+  armed = true;
+  let answered = false;
+  const first = log.propose(grant(3)).then(() => { answered = true; });
+  await second;
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  t.ok(answered, 'the first proposal is applied and answered while the second batch\'s fsync is still running');
+  t.equal(log.fsm.lease(0x0a000002), undefined, 'the second is not applied before its fsync');
+  release();
+  await first;
+  await later;
+  t.equal(log.fsm.lease(0x0a000002)?.mac, '02:00:00:00:00:02', 'and is applied after it');
+  await log.close();
+});
+
 t.test('snapshots compact the log and restore on reopen', async (t) => {
   const dir = scratch(t);
   const log = await open(dir, { snapshotEntries: 50 });

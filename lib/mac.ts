@@ -10,10 +10,12 @@ export function parseMac(text: string): Mac | null {
   return [m[1], m[3], m[4], m[5], m[6], m[7]].join(':').toLowerCase();
 }
 
+const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, '0'));
+
 export function macFromBytes(bytes: Uint8Array, offset = 0, length = 6): Mac {
-  const parts: string[] = [];
-  for (let i = 0; i < length; i++) parts.push((bytes[offset + i] ?? 0).toString(16).padStart(2, '0'));
-  return parts.join(':');
+  let out = '';
+  for (let i = 0; i < length; i++) out += (i === 0 ? '' : ':') + HEX[bytes[offset + i] ?? 0]!;
+  return out;
 }
 
 export function macToBytes(mac: Mac): Uint8Array {

@@ -32,6 +32,9 @@ export interface ClientRequest {
   relayAgent?: Uint8Array;
 }
 
+/** Stands for an absent option (one shared empty array, not one allocation per lookup). */
+const NONE = new Uint8Array(0);
+
 export type RequestProblem = 'not-a-request' | 'no-message-type' | 'bad-hardware-address';
 
 /** Reads a decoded message as a client request; null fields mean the option was absent or malformed. */
@@ -56,9 +59,9 @@ export function readRequest(message: DhcpMessage): { ok: true; value: ClientRequ
     request.clientId = hexOf(clientId);
     request.clientKey = `id:${request.clientId}`;
   }
-  const requested = ipValue(o.get(DhcpOption.RequestedIpAddress) ?? new Uint8Array());
+  const requested = ipValue(o.get(DhcpOption.RequestedIpAddress) ?? NONE);
   if (requested !== null) request.requestedIp = requested;
-  const serverId = ipValue(o.get(DhcpOption.ServerIdentifier) ?? new Uint8Array());
+  const serverId = ipValue(o.get(DhcpOption.ServerIdentifier) ?? NONE);
   if (serverId !== null) request.serverId = serverId;
   const hostname = o.get(DhcpOption.HostName);
   if (hostname && hostname.length > 0) request.hostname = textValue(hostname);
@@ -66,10 +69,10 @@ export function readRequest(message: DhcpMessage): { ok: true; value: ClientRequ
   if (vendor && vendor.length > 0) request.vendorClass = textValue(vendor);
   const user = o.get(DhcpOption.UserClass);
   if (user && user.length > 0) request.userClasses = userClassValues(user);
-  const arch = archValues(o.get(DhcpOption.ClientSystemArchitecture) ?? new Uint8Array());
+  const arch = archValues(o.get(DhcpOption.ClientSystemArchitecture) ?? NONE);
   if (arch !== null) request.arch = arch[0]!;
   request.parameterRequest = [...(o.get(DhcpOption.ParameterRequestList) ?? [])];
-  const maxSize = u16Value(o.get(DhcpOption.MaximumMessageSize) ?? new Uint8Array());
+  const maxSize = u16Value(o.get(DhcpOption.MaximumMessageSize) ?? NONE);
   if (maxSize !== null) request.maxMessageSize = maxSize;
   const relay = o.get(DhcpOption.RelayAgentInformation);
   if (relay) request.relayAgent = relay;

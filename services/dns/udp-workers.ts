@@ -5,7 +5,7 @@ import type { Logger } from '../../lib/log.js';
 import type { DnsConfig } from './config.js';
 import type { ZoneSetInput } from './zone.js';
 import type { WireEntry } from './cache.js';
-import { NODE_MEMORY_FLAGS, type ProcessMemory } from '../../lib/memory.js';
+import { DNS_WORKER_NODE_FLAGS, type ProcessMemory } from '../../lib/memory.js';
 
 // UDP worker processes: more than one process reading the same UDP socket. Node 20 has no
 // SO_REUSEPORT for dgram and worker threads cannot take a socket, but a child process can be handed
@@ -182,7 +182,7 @@ export class UdpWorkers {
 
   #spawn(s: Slot): Promise<void> {
     const module = this.#o.module ?? new URL('./udp-worker.js', import.meta.url);
-    const child = fork(module, [], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [...NODE_MEMORY_FLAGS] });
+    const child = fork(module, [], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [...DNS_WORKER_NODE_FLAGS] });
     s.child = child;
     s.ready = false;
     s.serving = false;

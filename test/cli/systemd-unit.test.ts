@@ -1,7 +1,7 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { repoPath } from '../support/paths.js';
-import { NODE_MEMORY_FLAGS } from '../../lib/memory.js';
+import { DAEMON_NODE_FLAGS } from '../../lib/memory.js';
 
 // The unit file is operator-facing configuration: check the directives the design depends on.
 t.test('systemd unit has the required directives and not MemoryDenyWriteExecute', async (t) => {
@@ -19,7 +19,7 @@ t.test('systemd unit has the required directives and not MemoryDenyWriteExecute'
   t.equal(directives.get('ProtectSystem'), 'strict');
   t.equal(directives.get('Restart'), 'on-failure');
   t.match(directives.get('ExecStart') ?? '', /lanhad\.js --config \/etc\/lanha\/lanha\.yaml$/);
-  t.equal(directives.get('ExecStart'), `/usr/bin/node ${NODE_MEMORY_FLAGS.join(' ')} /usr/lib/lanha/dist/bin/lanhad.js --config /etc/lanha/lanha.yaml`,
+  t.equal(directives.get('ExecStart'), `/usr/bin/node ${DAEMON_NODE_FLAGS.join(' ')} /usr/lib/lanha/dist/bin/lanhad.js --config /etc/lanha/lanha.yaml`,
     'the daemon runs with the same V8 memory flags as its DNS worker processes');
   t.notOk(directives.has('MemoryDenyWriteExecute'), 'MemoryDenyWriteExecute would crash the V8 JIT');
 });

@@ -27,7 +27,8 @@ t.test('lanctl nodes: add, clashes named, set, show, remove, import, exit codes'
   const scratch = scratchConfig(config);
   t.teardown(scratch.cleanup);
   const sock = ['--socket', join(scratch.dir, 's.sock')];
-  const lanctl = (...args: string[]) => runLanctl([...args, ...sock]);
+  // A lanctl run can take over 20 s on a machine at load 50: give each a minute and a half.
+  const lanctl = (...args: string[]) => runLanctl([...args, ...sock], { timeoutMs: 90_000 });
 
   const down = await lanctl('nodes', 'add', 'x', '--mac', '52:54:00:00:00:01');
   t.equal(down.code, 3, 'daemon not running: exit 3');

@@ -44,11 +44,11 @@ t.test('inventory nodes get their address and name from a real DHCP client, and 
       const pooledMac = await macOf(pooled);
       server = await startLanhaDhcp(srv, SRV, DHCP, undefined, DNS);
       const sock = ['--socket', server.socket];
-      const add = await runLanctl(['nodes', 'add', 'rack7', '--mac', fixedMac, '--ip', '10.78.0.7', '--profile', 'pi4', ...sock]);
+      const add = await runLanctl(['nodes', 'add', 'rack7', '--mac', fixedMac, '--ip', '10.78.0.7', '--profile', 'pi4', ...sock], { timeoutMs: 90_000 });
       t.equal(add.code, 0, add.stderr);
-      const addPool = await runLanctl(['nodes', 'add', 'pool1', '--mac', pooledMac, ...sock]);
+      const addPool = await runLanctl(['nodes', 'add', 'pool1', '--mac', pooledMac, ...sock], { timeoutMs: 90_000 });
       t.equal(addPool.code, 0, addPool.stderr);
-      const clash = await runLanctl(['nodes', 'add', 'rack8', '--mac', '52:54:00:99:99:99', '--ip', '10.78.0.7', ...sock]);
+      const clash = await runLanctl(['nodes', 'add', 'rack8', '--mac', '52:54:00:99:99:99', '--ip', '10.78.0.7', ...sock], { timeoutMs: 90_000 });
       t.equal(clash.code, 1);
       t.match(clash.stderr, /IP 10\.78\.0\.7 already belongs to node rack7/);
 
@@ -77,10 +77,10 @@ t.test('inventory nodes get their address and name from a real DHCP client, and 
       t.equal(await waitFor(async () => ((await dig(['pool1.lab.lan', 'A'])) === two?.get('ip') ? true : null), 5000), true, 'the pool node resolves to its lease');
       t.equal(await dig(['-x', two?.get('ip') ?? '']), 'pool1.lab.lan.', 'and its PTR');
 
-      const show = await runLanctl(['nodes', 'show', 'rack7', '--timeline', ...sock]);
+      const show = await runLanctl(['nodes', 'show', 'rack7', '--timeline', ...sock], { timeoutMs: 90_000 });
       t.equal(show.code, 0, show.stderr);
       t.match(show.stdout, /OS DHCP\s+ip 10\.78\.0\.7/, 'the timeline has the OS DHCP step');
-      const list = await runLanctl(['nodes', ...sock]);
+      const list = await runLanctl(['nodes', ...sock], { timeoutMs: 90_000 });
       t.match(list.stdout, /rack7\s+\S+\s+10\.78\.0\.7 \(r\)\s+pi4 \(unknown!\)/, 'listed with its profile flagged (no profiles: block)');
     });
   } finally {

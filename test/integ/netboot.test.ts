@@ -59,7 +59,7 @@ t.test('an arm64 node netboots from lanha to Linux, pulls its root file system g
       t.equal(first.filesTransferred, 301, 'the first sync moved every file of the tree');
       t.equal(first.marker, readFileSync(join(nl.tree, MARKER_FILE), 'utf8').trim(), 'the marker read from the synced tree is the server\'s');
       t.equal(first.exitCode, 0, 'the node powered off (qemu exited 0)');
-      t.match(nl.sshd!.logs(), /Accepted publickey for root from 10\.97\.0\.50/, 'sshd saw the node log in with its key');
+      t.match(nl.sshd!.log(), /Accepted publickey for root from 10\.97\.0\.50/, 'sshd saw the node log in with its key');
 
       const r = await nl.lanctl(['nodes', '--mac', NODE_MAC, '--json']);
       t.equal(r.code, 0, `lanctl nodes --mac exits 0 ${r.stderr}`);

@@ -9,7 +9,7 @@ import { MARKER_FILE, netbootInitrd, placeFile, type NetbootFixtures } from './n
 import { stopChild, which, type Lab, type LabHost } from './netns.js';
 import { LANCTL } from './paths.js';
 import { UbootConsole, ubootArgs, ubootUnavailable } from './qemu.js';
-import { makeKey, startSshd, sshdUnavailable, type Sshd } from './sshd.js';
+import { makeKey, startSshd, type TestSshd } from './node-sshd.js';
 
 // The arm64 netboot chain of issue 11 section 4 as a reusable harness (the lab test and
 // bench/netboot.ts both drive it): a LAN node namespace on a lab bridge serving DHCP + TFTP (lanha,
@@ -45,9 +45,9 @@ export async function lanhaFleetFeatures(): Promise<LanhaFleetFeatures> {
 
 /** Why the netboot harness cannot run here (besides root and `ip`), or null. */
 export function netbootUnavailable(): string | null {
-  const u = ubootUnavailable() ?? sshdUnavailable();
+  const u = ubootUnavailable();
   if (u !== null) return u;
-  const missing = [['mkimage', 'u-boot-tools'], ['mkfs.ext4', 'e2fsprogs'], ['rsync', 'rsync']].filter(([t]) => !which(t!));
+  const missing = [['sshd', 'openssh-server'], ['ssh-keygen', 'openssh-client'], ['mkimage', 'u-boot-tools'], ['mkfs.ext4', 'e2fsprogs'], ['rsync', 'rsync']].filter(([t]) => !which(t!));
   return missing.length === 0 ? null : `missing ${missing.map(([t, p]) => `${t} (apt-get install ${p})`).join(', ')}`;
 }
 
@@ -160,7 +160,7 @@ export class NetbootLab {
   readonly tap: string;
   daemon: ServedDaemon | null = null;
   dnsmasq: ChildProcess | null = null;
-  sshd: Sshd | null = null;
+  sshd: TestSshd | null = null;
   host!: LabHost;
   #lab: Lab;
   #options: NetbootLabOptions;
@@ -197,14 +197,16 @@ export class NetbootLab {
     chmodSync(this.tftpRoot, 0o755);
     makeTree(this.tree, this.#options.files ?? 300, `gen-1-${randomBytes(4).toString('hex')}`);
 
-    const client = await makeKey(join(this.dir, 'node_id_ed25519'), `${NODE_NAME}-initramfs`);
+    const clientKey = join(this.dir, 'node_id_ed25519');
+    const clientPublic = makeKey(clientKey);
     // Through the gate the key may only pull, fetch a checklist and report (cluster/deploy/README.md).
-    const keyLine = this.#options.gate === true ? `restrict,command="${process.execPath} ${LANCTL} internal ssh-gate --config ${this.config}" ${client.publicLine}` : client.publicLine;
-    this.sshd = await startSshd(this.host, { dir: join(this.dir, 'sshd'), address: SERVER_IP, authorizedKeys: [keyLine] });
+    const keyLine = this.#options.gate === true ? `restrict,command="${process.execPath} ${LANCTL} internal ssh-gate --config ${this.config}" ${clientPublic}` : clientPublic;
+    this.sshd = await startSshd(this.#lab, this.host, join(this.dir, 'sshd'), { authorizedKeys: [keyLine] });
     placeFile(fixtures.kernel, join(this.tftpRoot, 'netboot', 'Image'));
     const initrd = netbootInitrd(fixtures, [
-      { path: 'etc/netboot/id_ed25519', data: readFileSync(client.privateFile) },
-      { path: 'etc/netboot/known_hosts', data: this.sshd.knownHosts, mode: 0o644 },
+      { path: 'etc/netboot/id_ed25519', data: readFileSync(clientKey) },
+      // The LAN node's host key, pinned (the node runs ssh with StrictHostKeyChecking=yes).
+      { path: 'etc/netboot/known_hosts', data: `${SERVER_IP} ${this.sshd.hostKey.split(' ').slice(0, 2).join(' ')}\n`, mode: 0o644 },
     ]);
     writeFileSync(join(this.tftpRoot, 'netboot', 'initrd.img'), initrd, { mode: 0o644 });
     if (this.#options.gate !== true && this.#options.rendered !== true) await mkimageScript(bootScript({ path: this.tree }), join(this.tftpRoot, 'boot.scr.uimg'));

@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import type { Lab, LabHost } from './netns.js';
 import { stopChild } from './netns.js';
 
-// A throwaway OpenSSH server standing in for a compute node in deploy tests (test/support/sshd.ts is
-// the netboot test's plainer one): its own host key, config and
+// A throwaway OpenSSH server for lab tests: a compute node in the deploy tests, the LAN node that
+// netbooting nodes pull from in the netboot test. Its own host key, config and
 // authorized_keys under `dir`, run as `sshd -D -e -f <config>` in a private mount namespace (the one
 // `ip netns exec` makes) with a tmpfs on /run (sshd's privilege-separation directory) and on /srv,
 // where `root` (a host directory, or a small tmpfs) is mounted at /srv/root: what a deploy writes

@@ -60,6 +60,15 @@ async function main(): Promise<void> {
   const lab = await Lab.create();
   let daemon: ServedDaemon | undefined;
   const sshd: TestSshd[] = [];
+  let cleaned: Promise<void> | undefined;
+  const cleanup = (): Promise<void> => (cleaned ??= (async () => {
+    await daemon?.stop();
+    for (const s of sshd) await s.stop();
+    await lab.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  })());
+  // Ctrl-C or a timeout's SIGTERM still removes the namespaces and stops what was started.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => { void cleanup().finally(() => process.exit(130)); });
   try {
     const lan = await lab.addHost('lan', '10.79.0.1/24');
     const hosts = [];
@@ -180,10 +189,7 @@ ${NODES.map((n, i) => `    ${n}: "${sshd[i]!.hostKey}"`).join('\n')}
     console.log(`RESULT deploy.bytes_sent.changed1pct lanha=${sa} rsync-loop=${sb} ratio=${(sa / sb).toFixed(3)} unit=bytes better=lower`);
     console.log(`RESULT deploy.commit_changed1pct_s lanha=${median(commitTimes).toFixed(3)} rsync-loop=0 ratio=NA unit=s better=lower`);
   } finally {
-    await daemon?.stop();
-    for (const s of sshd) await s.stop();
-    await lab.destroy();
-    rmSync(dir, { recursive: true, force: true });
+    await cleanup();
   }
 }
 

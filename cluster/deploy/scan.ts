@@ -87,6 +87,24 @@ export async function scanTree(root: string, options: ScanOptions = {}): Promise
   return { xattrs: withXattrs, entries };
 }
 
+/**
+ * A digest of every path's inode, size, mode, owner, link count and change times (no content read):
+ * equal digests mean nothing was written, chmodded, chowned, renamed or had an xattr set since, as
+ * any of those moves ctime. What lets a deploy skip re-hashing a generation verified before.
+ */
+export async function statDigest(root: string): Promise<string> {
+  const lines: string[] = [];
+  const visit = async (rel: string): Promise<void> => {
+    const abs = rel === '.' ? root : join(root, rel);
+    const st = await lstat(abs, { bigint: true });
+    lines.push(`${rel}\0${st.ino}\0${st.size}\0${st.mtimeNs}\0${st.ctimeNs}\0${st.mode}\0${st.uid}\0${st.gid}\0${st.nlink}`);
+    if (st.isDirectory()) for (const name of await readdir(abs)) await visit(rel === '.' ? name : `${rel}/${name}`);
+  };
+  await visit('.');
+  lines.sort();
+  return createHash('sha256').update(lines.join('\n')).digest('hex');
+}
+
 function entryType(st: { isFile(): boolean; isDirectory(): boolean; isSymbolicLink(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean; isFIFO(): boolean }): EntryType {
   if (st.isFile()) return 'f';
   if (st.isDirectory()) return 'd';

@@ -92,7 +92,7 @@ export async function startDeploy(context: ServiceContext): Promise<RunningServi
       if (deploy.rootfs === undefined) throw new LanhaError('usage', 'deploy.rootfs.destination is not set in the config: where on the nodes the tree goes');
       const id = generationArg(optionalField(body, 'generation'));
       const targets = targetsFor(resolveNames(fleet(), field(body, 'to')));
-      const changes = await verifyGeneration(stateDir, id);
+      const changes = await verifyGeneration(stateDir, id, { quick: true });
       if (changes.length > 0) {
         await state.propose({ type: 'rootfs.verified', generation: id, member, ok: false, changed: changes.slice(0, 50).map((c) => c.path) });
         throw new LanhaError('io', `generation ${id.slice(0, 12)} on ${member} no longer matches its manifest, refusing to send it: ${describeChanges(changes)}. Commit the tree again (lanctl rootfs commit DIR)`);

@@ -5,7 +5,7 @@ import { open, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LanhaError } from '../../lib/errors.js';
 import { decodeManifest, diffManifests, encodeManifest, isGenerationId, manifestCounts, type Manifest, type ManifestChange, type ManifestCounts } from './manifest.js';
-import { scanTree } from './scan.js';
+import { scanTree, statDigest } from './scan.js';
 
 // The generation store on a LAN member: node.stateDir/rootfs/<id>/ holds the tree (a hardlink- and
 // xattr-preserving `rsync -aHAX` copy of what was committed) and <id>.manifest the canonical
@@ -22,6 +22,11 @@ export function generationDir(stateDir: string, id: string): string {
 
 export function manifestPath(stateDir: string, id: string): string {
   return join(storeDir(stateDir), `${id}.manifest`);
+}
+
+/** The stat digest of the tree when it last matched its manifest (see statDigest). */
+function verifiedPath(stateDir: string, id: string): string {
+  return join(storeDir(stateDir), `${id}.verified`);
 }
 
 export interface CommitResult {
@@ -51,6 +56,7 @@ export async function commitTree(source: string, stateDir: string): Promise<Comm
     }
     await rename(partial, generationDir(stateDir, id));
     await writeDurably(manifestPath(stateDir, id), text);
+    await writeDurably(verifiedPath(stateDir, id), await statDigest(generationDir(stateDir, id)));
     return { id, counts, created: true };
   } finally {
     await rm(partial, { recursive: true, force: true });
@@ -70,13 +76,25 @@ export async function readStoredManifest(stateDir: string, id: string): Promise<
   return decoded.manifest;
 }
 
-/** Compares the stored tree with its manifest; returns every changed path (empty = verified). */
-export async function verifyGeneration(stateDir: string, id: string): Promise<ManifestChange[]> {
+/**
+ * Compares the stored tree with its manifest; returns every changed path (empty = verified). With
+ * `quick`, a tree whose stat digest is the one recorded at its last verification is taken as
+ * verified without reading a byte (a deploy's check); otherwise, or when anything was touched,
+ * every file is hashed again.
+ */
+export async function verifyGeneration(stateDir: string, id: string, options: { quick?: boolean } = {}): Promise<ManifestChange[]> {
   const manifest = await readStoredManifest(stateDir, id);
   const dir = generationDir(stateDir, id);
   if (!existsSync(dir)) return [{ path: '.', what: 'missing' }];
+  const before = await statDigest(dir);
+  if (options.quick === true) {
+    const recorded = await readFile(verifiedPath(stateDir, id), 'utf8').catch(() => undefined);
+    if (recorded === before) return [];
+  }
   const actual = await scanTree(dir, { xattrs: manifest.xattrs });
-  return diffManifests(manifest, actual);
+  const changes = diffManifests(manifest, actual);
+  if (changes.length === 0 && (await statDigest(dir)) === before) await writeDurably(verifiedPath(stateDir, id), before);
+  return changes;
 }
 
 /** Generations stored on this member (ids with both a tree and a manifest). */
@@ -93,10 +111,10 @@ export function pruneStore(stateDir: string, keep: ReadonlySet<string>): string[
   if (!existsSync(store)) return [];
   const dropped: string[] = [];
   for (const name of readdirSync(store)) {
-    const id = name.replace(/\.manifest$/, '');
+    const id = name.replace(/\.(manifest|verified)$/, '');
     if (!isGenerationId(id) || keep.has(id)) continue;
     rmSync(join(store, name), { recursive: true, force: true });
-    if (!name.endsWith('.manifest')) dropped.push(id);
+    if (id === name) dropped.push(id);
   }
   return dropped;
 }

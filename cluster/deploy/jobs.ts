@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, cpSync, mkdirSync, readdirSync, rmSync, writeFileSync, type Dirent } from 'node:fs';
+import { chmodSync, chownSync, cpSync, lstatSync, mkdirSync, readdirSync, rmSync, utimesSync, writeFileSync, type Dirent } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { Logger } from '../../lib/log.js';
 import type { Clock } from '../../lib/clock.js';
@@ -10,7 +11,7 @@ import type { Command } from '../commands.js';
 import type { Job } from '../rootfs-state.js';
 import type { DeployConfig } from './config.js';
 import { generationDir } from './store.js';
-import { knownHostsFile, overlayRsyncArgs, parseProgress2, parseStats, rootfsRsyncArgs, rsyncExitWords, splitProgress, type Progress2 } from './rsync.js';
+import { knownHostsFile, parseProgress2, parseStats, rootfsRsyncArgs, rsyncExitWords, splitProgress, type Progress2 } from './rsync.js';
 import { hasOverlayDir, hostsFromTargets, overlayFiles, type ResolvedTarget, type TargetEntry } from './targets.js';
 import { connectPinned, pushToNode, type PushFile } from './push.js';
 
@@ -184,7 +185,7 @@ export class JobRunner {
     const { config, log } = this.#ctx;
     const destination = config.rootfs?.destination ?? '/';
     const ssh = { knownHostsFile: knownHosts, ...(config.identityFile !== undefined ? { identityFile: config.identityFile } : {}) };
-    const overlay = this.#buildOverlay(target.node, workDir);
+    const overlay = this.#buildOverlay(target.node, workDir, generationDir(this.#ctx.stateDir, generation));
     await this.#propose({ type: 'deploy.job.node', job: active.id, node: target.node, state: 'running', bytes: 0 }).catch(() => undefined);
     let lastLogged = this.#ctx.clock.monotonicMs();
     const onProgress = (p: Progress2): void => {
@@ -195,18 +196,11 @@ export class JobRunner {
         void this.#propose({ type: 'deploy.job.node', job: active.id, node: target.node, state: 'running', bytes: p.bytes }).catch(() => undefined);
       }
     };
-    const main = await this.#rsync(active, target.node, rootfsRsyncArgs({
-      source: generationDir(this.#ctx.stateDir, generation), target, destination, ssh, dryRun,
-      protect: overlay.paths, exclude: config.rootfs?.exclude ?? [],
+    const result = await this.#rsync(active, target.node, rootfsRsyncArgs({
+      source: generationDir(this.#ctx.stateDir, generation), overlay, target, destination, ssh, dryRun, exclude: config.rootfs?.exclude ?? [],
     }), onProgress);
-    let result = main;
-    if (main.code === 0 && !active.cancelled) {
-      active.live.set(target.node, { node: target.node, phase: 'overlay', at: this.#ctx.clock.wallMs() });
-      result = await this.#rsync(active, target.node, overlayRsyncArgs({ source: overlay.dir, target, destination, ssh, dryRun }), () => undefined);
-    }
-    const stats = parseStats(main.stdout);
-    const overlayStats = parseStats(result === main ? '' : result.stdout);
-    const sent = (stats.sent ?? 0) + (overlayStats.sent ?? 0);
+    const stats = parseStats(result.stdout);
+    const sent = stats.sent ?? 0;
     const total = stats.transferred;
     if (result.code === 0 && !active.cancelled) {
       log.info({ event: 'deploy.node.done', job: active.id, node: target.node, sent, transferred: total }, `${target.node}: synced`);
@@ -223,23 +217,35 @@ export class JobRunner {
     return false;
   }
 
-  /** Writes the node's overlay tree under workDir; returns it and the paths to protect from --delete. */
-  #buildOverlay(node: string, workDir: string): { dir: string; paths: string[] } {
+  /**
+   * Writes the node's overlay tree under workDir. Its directories take the generation's modes,
+   * owners and times (the first source's directory entries win too), and each generated file an
+   * mtime derived from its content, so an unchanged overlay is skipped by rsync's quick check and a
+   * changed one is not.
+   */
+  #buildOverlay(node: string, workDir: string, generation: string): string {
     const dir = join(workDir, `overlay-${node}`);
     mkdirSync(join(dir, 'etc'), { recursive: true, mode: 0o755 });
-    chmodSync(dir, 0o755);
-    const files = overlayFiles(node, this.#ctx.clusterId, hostsFromTargets(this.#ctx.targets()));
-    for (const f of files) {
-      writeFileSync(join(dir, f.path), f.content, { mode: f.mode });
-      chmodSync(join(dir, f.path), f.mode);
+    for (const f of overlayFiles(node, this.#ctx.clusterId, hostsFromTargets(this.#ctx.targets()))) {
+      const path = join(dir, f.path);
+      writeFileSync(path, f.content, { mode: f.mode });
+      chmodSync(path, f.mode);
+      const stamp = 946_684_800 + (parseInt(createHash('sha256').update(f.content).digest('hex').slice(0, 7), 16) % 100_000_000);
+      utimesSync(path, stamp, stamp);
     }
-    const paths = files.map((f) => f.path);
     if (hasOverlayDir(this.#ctx.config.overlayDir, node)) {
-      const own = join(this.#ctx.config.overlayDir, node);
-      cpSync(own, dir, { recursive: true, force: true, preserveTimestamps: true });
-      paths.push(...listFiles(own));
+      cpSync(join(this.#ctx.config.overlayDir, node), dir, { recursive: true, force: true, preserveTimestamps: true });
     }
-    return { dir, paths: [...new Set(paths)].sort() };
+    for (const rel of ['.', ...listDirs(dir)]) {
+      try {
+        const st = lstatSync(join(generation, rel));
+        if (!st.isDirectory()) continue;
+        chownSync(join(dir, rel), st.uid, st.gid);
+        chmodSync(join(dir, rel), st.mode & 0o7777);
+        utimesSync(join(dir, rel), st.atime, st.mtime);
+      } catch { /* not in the generation: the overlay's own directory */ }
+    }
+    return dir;
   }
 
   #rsync(active: ActiveJob, node: string, args: string[], onProgress: (p: Progress2) => void): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -295,12 +301,13 @@ function stopProcess(child: ChildProcess): void {
   child.once('exit', () => clearTimeout(timer));
 }
 
-function listFiles(root: string, rel = ''): string[] {
+/** Every directory below root (relative paths), deepest last. */
+function listDirs(root: string, rel = ''): string[] {
   const out: string[] = [];
   for (const entry of readdirSyncSafe(join(root, rel))) {
+    if (!entry.isDirectory()) continue;
     const path = rel === '' ? entry.name : `${rel}/${entry.name}`;
-    if (entry.isDirectory()) out.push(...listFiles(root, path));
-    else out.push(path);
+    out.push(path, ...listDirs(root, path));
   }
   return out;
 }

@@ -69,11 +69,11 @@ t.test('host keys: fingerprint as ssh-keygen prints it, known_hosts under a per-
   t.same(args.slice(-4), ['-p', '2222', '-l', 'root']);
 });
 
-t.test('rootfs argv: the issue\'s flags, overlay paths excluded (so --delete keeps them), -e quoted for rsync', async (t) => {
-  const args = rootfsRsyncArgs({ source: '/s/gen/', target: { node: 'c1', host: '10.0.0.5', port: 22, user: 'root' }, destination: '/srv/root', ssh: { knownHostsFile: '/tmp/k h' }, protect: ['etc/hostname'], dryRun: true });
-  for (const f of ['-aHAX', '--numeric-ids', '--delete', '--info=progress2', '--no-inc-recursive', '--filter=- /etc/hostname', '--dry-run']) t.ok(args.includes(f), f);
+t.test('rootfs argv: the issue\'s flags, the overlay as the first source (its names win, --delete spares them), -e quoted for rsync', async (t) => {
+  const args = rootfsRsyncArgs({ source: '/s/gen/', overlay: '/w/overlay-c1', target: { node: 'c1', host: '10.0.0.5', port: 22, user: 'root' }, destination: '/srv/root', ssh: { knownHostsFile: '/tmp/k h' }, exclude: ['/proc/*'], dryRun: true });
+  for (const f of ['-aHAX', '--numeric-ids', '--delete', '--info=progress2', '--no-inc-recursive', '--filter=- /proc/*', '--dry-run']) t.ok(args.includes(f), f);
   t.match(args[args.indexOf('-e') + 1], /^ssh .* 'UserKnownHostsFile=\/tmp\/k h' /);
-  t.same(args.slice(-2), ['/s/gen/', '10.0.0.5:/srv/root/']);
+  t.same(args.slice(-3), ['/w/overlay-c1/', '/s/gen/', '10.0.0.5:/srv/root/']);
   t.equal(shellQuote("it's"), `"it's"`);
   t.throws(() => shellQuote(`'"`));
 });

@@ -171,32 +171,28 @@ export function shellQuote(word: string): string {
 
 export interface RootfsRsyncOptions {
   source: string;
+  /** The node's overlay tree, sent in the same pass (see rootfsRsyncArgs). */
+  overlay?: string;
   target: SshTarget;
   destination: string;
   ssh: SshOptions;
-  /** Paths (relative to the root, no leading "/") the overlay writes: excluded here, so --delete keeps them. */
-  protect: readonly string[];
   exclude?: readonly string[];
   dryRun?: boolean;
 }
 
-/** The argv of the main rootfs pass: `-aHAX --numeric-ids --delete --info=progress2 --no-inc-recursive`. */
+/**
+ * The argv of the rootfs pass: `-aHAX --numeric-ids --delete --info=progress2 --no-inc-recursive`,
+ * the overlay directory first, then the generation. rsync merges several sources into one file
+ * list and keeps the first of two equal names, so the node's own hostname, machine-id, hosts and
+ * host keys win over the generation's, and --delete, which spares everything in the list, never
+ * removes them: one ssh connection per node, and a rerun with no change rewrites nothing.
+ */
 export function rootfsRsyncArgs(o: RootfsRsyncOptions): string[] {
   const args = ['-aHAX', '--numeric-ids', '--delete', '--info=progress2', '--no-inc-recursive', '--stats', '--timeout=60',
     '-e', ['ssh', ...sshArgs(o.target, o.ssh)].map(shellQuote).join(' ')];
-  // An excluded path is neither sent nor deleted on the receiver (without --delete-excluded): the
-  // per-node overlay files survive --delete, and the next run does not rewrite them either.
-  for (const p of o.protect) args.push(`--filter=- /${p}`);
   for (const p of o.exclude ?? []) args.push(`--filter=- ${p}`);
   if (o.dryRun) args.push('--dry-run');
-  args.push(`${o.source.replace(/\/+$/, '')}/`, `${rsyncHost(o.target.host)}:${o.destination.replace(/\/+$/, '')}/`);
-  return args;
-}
-
-/** The overlay pass: per-node files on top, no --delete, owned by the remote user (root). */
-export function overlayRsyncArgs(o: { source: string; target: SshTarget; destination: string; ssh: SshOptions; dryRun?: boolean }): string[] {
-  const args = ['-rlpt', '--numeric-ids', '--stats', '--timeout=60', '-e', ['ssh', ...sshArgs(o.target, o.ssh)].map(shellQuote).join(' ')];
-  if (o.dryRun) args.push('--dry-run');
+  if (o.overlay !== undefined) args.push(`${o.overlay.replace(/\/+$/, '')}/`);
   args.push(`${o.source.replace(/\/+$/, '')}/`, `${rsyncHost(o.target.host)}:${o.destination.replace(/\/+$/, '')}/`);
   return args;
 }

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { duration, hostname, port } from '../lib/schema.js';
+import { duration, hostname, port, refuseDuplicates } from '../lib/schema.js';
 
 // The `cluster:` block: the Raft membership. Absent = a one-member cluster (single-node mode).
 
@@ -20,11 +20,8 @@ export const clusterConfig = z.object({
   witnessElectionFactor: z.number().min(1).max(10).default(3),
   snapshotEntries: z.number().int().min(10).default(10_000),
 }).strict().superRefine((c, ctx) => {
-  const seen = new Set<string>();
-  c.members.forEach((m, i) => {
-    if (seen.has(m.name)) ctx.addIssue({ code: 'custom', path: ['members', i, 'name'], message: 'is a duplicate member name' });
-    seen.add(m.name);
-  });
+  refuseDuplicates(ctx, c.members.map((m, i) => ({ key: m.name, path: ['members', i, 'name'] })), ['cluster'], 'is a duplicate member name: also');
+  refuseDuplicates(ctx, c.members.map((m, i) => ({ key: `${m.address}:${m.port}`, path: ['members', i, 'address'] })), ['cluster'], 'is, with the same port, the address of another member:');
 });
 
 export type ClusterConfig = z.output<typeof clusterConfig>;

@@ -77,9 +77,77 @@ const bad: Array<[string, string, string, string]> = [
   ['bootfile too long', base + 'dhcp:\n  subnets:\n    - subnet: 10.0.0.0/24\n      pools: [10.0.0.10-10.0.0.20]\n  boot: [{ bootfile: "' + 'x'.repeat(200) + '" }]\n', 'dhcp.boot[0].bootfile', '127-byte'],
   ['vip without prefix', base + 'vip:\n  address: 10.0.0.1\n  interface: eth0\n', 'vip.address: "10.0.0.1"', 'prefix'],
   ['YAML syntax error', base + 'dns:\n  port: [1,\n', 'YAML syntax', ''],
-  ['duplicate key', base + 'dns:\n  port: 53\n  port: 54\n', 'YAML syntax', ''],
+  ['duplicate key', base + 'dns:\n  port: 53\n  port: 54\n', 'dns.port: duplicate key', 'line 7'],
   ['not a mapping', '- a\n- b\n', '(top level)', 'mapping'],
 ];
+
+// Issue 12: each of these was accepted; `lanctl config check` must refuse it naming the key path.
+const sub = (extra: string, pools = '[10.0.0.10-10.0.0.20]'): string => base + `dhcp:\n  subnets:\n    - subnet: 10.0.0.0/24\n      pools: ${pools}\n${extra}`;
+const refusals: Array<[string, string, string, string]> = [
+  ['port 0 (dns.port)', base + 'dns:\n  port: 0\n', 'dns.port: 0', 'is not a port'],
+  ['port 0 (dhcp.clientPort)', sub('').replace('dhcp:\n', 'dhcp:\n  clientPort: 0\n'), 'dhcp.clientPort: 0', 'is not a port'],
+  ['port 0 (dhcp.port)', sub('').replace('dhcp:\n', 'dhcp:\n  port: 0\n'), 'dhcp.port: 0', 'is not a port'],
+  ['port 0 (tftp.port)', base + 'tftp: { root: /srv, port: 0 }\n', 'tftp.port: 0', 'is not a port'],
+  ['port 0 (ntp.port)', base + 'ntp: { port: 0 }\n', 'ntp.port: 0', 'is not a port'],
+  ['port 0 (cluster member)', base + 'cluster: { id: r, members: [{ name: solo, address: 127.0.0.1, port: 0 }] }\n', 'cluster.members[0].port: 0', 'is not a port'],
+  ['port 0 (deploy target)', base + 'deploy: { targets: [{ name: n1, host: n1, port: 0 }] }\n', 'deploy.targets[0].port: 0', 'is not a port'],
+  ['port 0 (an upstream resolver)', base + 'dns: { forward: { upstreams: ["192.0.2.53:0"], allow: [10.0.0.0/8] } }\n', 'dns.forward.upstreams[0]: "192.0.2.53:0"', 'upstream'],
+  ['dhcp.clientPort the same as dhcp.port', sub('').replace('dhcp:\n', 'dhcp:\n  port: 6767\n  clientPort: 6767\n'), 'dhcp.clientPort: 6767', 'dhcp.port'],
+  ['overlapping pools in one subnet', sub('', '[10.0.0.10-10.0.0.20, 10.0.0.20-10.0.0.30]'), 'dhcp.subnets[0].pools[1]: "10.0.0.20-10.0.0.30"', 'overlaps pools[0]'],
+  ['overlapping subnets', sub('    - subnet: 10.0.0.128/25\n      pools: [10.0.0.130-10.0.0.140]\n'), 'dhcp.subnets[1].subnet: "10.0.0.128/25"', 'overlaps dhcp.subnets[0].subnet'],
+  ['the same IP in two reservations', sub('      reservations: [{ mac: "02:00:00:00:00:01", ip: 10.0.0.5 }, { mac: "02:00:00:00:00:02", ip: 10.0.0.5 }]\n'),
+    'dhcp.subnets[0].reservations[1].ip: "10.0.0.5"', 'reserved twice: also at dhcp.subnets[0].reservations[0].ip'],
+  ['the same MAC in two reservations across subnets', sub('      reservations: [{ mac: "02:00:00:00:00:01", ip: 10.0.0.5 }]\n    - subnet: 10.1.0.0/24\n      pools: [10.1.0.10-10.1.0.20]\n      reservations: [{ mac: "02:00:00:00:00:01", ip: 10.1.0.5 }]\n'),
+    'dhcp.subnets[1].reservations[0].mac: "02:00:00:00:00:01"', 'also at dhcp.subnets[0].reservations[0].mac'],
+  ['the same client id in two reservations', sub('      reservations: [{ clientId: "01:02:00:00:00:00:00:01", ip: 10.0.0.5 }, { clientId: "0102000000000001", ip: 10.0.0.6 }]\n'),
+    'dhcp.subnets[0].reservations[1].clientId', 'reserved twice'],
+  ['the same host name in two reservations', sub('      reservations: [{ mac: "02:00:00:00:00:01", ip: 10.0.0.5, hostname: node01 }, { mac: "02:00:00:00:00:02", ip: 10.0.0.6, hostname: node01 }]\n'),
+    'dhcp.subnets[0].reservations[1].hostname: "node01"', 'another reservation'],
+  ['a reservation outside its subnet', sub('      reservations: [{ mac: "02:00:00:00:00:01", ip: 10.9.0.5 }]\n'), 'dhcp.subnets[0].reservations[0].ip: "10.9.0.5"', 'is outside its subnet 10.0.0.0/24'],
+  ['a reservation on the network address', sub('      reservations: [{ mac: "02:00:00:00:00:01", ip: 10.0.0.0 }]\n'), 'dhcp.subnets[0].reservations[0].ip: "10.0.0.0"', 'network address'],
+  ['a reservation on the broadcast address', sub('      reservations: [{ mac: "02:00:00:00:00:01", ip: 10.0.0.255 }]\n'), 'dhcp.subnets[0].reservations[0].ip: "10.0.0.255"', 'broadcast address'],
+  ['leaseTime: 0', sub('      leaseTime: 0\n'), 'dhcp.subnets[0].leaseTime: 0', 'is not a lease time'],
+  ['renewTime >= rebindTime', sub('      leaseTime: 1h\n      renewTime: 40m\n      rebindTime: 30m\n'), 'dhcp.subnets[0].renewTime: "40m"', 'is not shorter than rebindTime'],
+  ['renewTime >= leaseTime', sub('      leaseTime: 1h\n      renewTime: 1h\n'), 'dhcp.subnets[0].renewTime: "1h"', 'is not shorter than leaseTime'],
+  ['rebindTime >= leaseTime', sub('      leaseTime: 1h\n      rebindTime: 2h\n'), 'dhcp.subnets[0].rebindTime: "2h"', 'is not shorter than leaseTime'],
+  ['rebindTime below the default renewTime', sub('      leaseTime: 1h\n      rebindTime: 10m\n'), 'dhcp.subnets[0].rebindTime: "10m"', 'default renewTime'],
+  ['a relay listed for two subnets', sub('      relays: [10.5.0.1]\n    - subnet: 10.1.0.0/24\n      pools: [10.1.0.10-10.1.0.20]\n      relays: [10.5.0.1]\n'), 'dhcp.subnets[1].relays[0]: "10.5.0.1"', 'already a relay'],
+  ['two zones with the same name', base + 'dns:\n  zones: [{ name: lan }, { name: LAN. }]\n', 'dns.zones[1].name: "LAN."', 'another zone: dns.zones[0].name'],
+  ['a domain forwarded twice', base + 'dns:\n  forward: { upstreams: [192.0.2.53], allow: [10.0.0.0/8], domains: [{ name: corp, upstreams: [192.0.2.1] }, { name: corp, upstreams: [192.0.2.2] }] }\n', 'dns.forward.domains[1].name: "corp"', 'forwarded twice'],
+  ['an address listed twice in dns.listen', base + 'dns: { listen: [127.0.0.1, 127.0.0.1] }\n', 'dns.listen[1]: "127.0.0.1"', 'listed twice'],
+  ['an upstream listed twice in ntp.upstreams', base + 'ntp: { upstreams: ["192.0.2.1", "192.0.2.1:123"] }\n', 'ntp.upstreams[1]: "192.0.2.1:123"', 'listed twice'],
+  ['two members on one address and port', base + 'cluster: { id: r, members: [{ name: solo, address: 10.0.0.2 }, { name: b, address: 10.0.0.2 }] }\n', 'cluster.members[1].address: "10.0.0.2"', 'the address of another member: cluster.members[0].address'],
+  ['two deploy targets with one name', base + 'deploy: { targets: [{ name: n1, host: a }, { name: n1, host: b }] }\n', 'deploy.targets[1].name: "n1"', 'another target'],
+  ['two services on one UDP address and port', base + 'dns: { port: 5353, listen: [127.0.0.1] }\nntp: { port: 5353, listen: [127.0.0.1] }\n', 'ntp.port: 5353', 'is also dns.port: both would bind udp 127.0.0.1:5353'],
+  ['a service on the address and port DHCP binds as a wildcard', sub('').replace('dhcp:\n', 'dhcp:\n  port: 6767\n') + 'tftp: { root: /srv, port: 6767, listen: [127.0.0.1] }\n', 'tftp.port: 6767', 'is also dhcp.port: both would bind udp 0.0.0.0:6767'],
+  ['a service on the VIP at another service\'s port', base + 'vip: { address: 10.0.0.1/24, interface: eth0 }\ndns: { port: 1053, listen: [127.0.0.1] }\ntftp: { root: /srv, port: 1053, listen: [127.0.0.2] }\n', 'tftp.port: 1053', 'udp 10.0.0.1:1053'],
+  ['DNS over TCP on the Raft port', base.replace('name: solo', 'name: solo\n  address: 127.0.0.1') + 'cluster: { id: r, members: [{ name: solo, address: 127.0.0.1, port: 7400 }] }\ndns: { port: 7400 }\n', 'cluster.members[0].port: 7400', 'is also dns.port: both would bind tcp 127.0.0.1:7400'],
+  ['a default port taken by another service', base + 'ntp: { listen: [127.0.0.1] }\ntftp: { root: /srv, listen: [127.0.0.1], port: 123 }\n', 'ntp.port: (default) is also tftp.port', 'udp 127.0.0.1:123'],
+  ['a duplicate YAML key names its key path', base + 'dns:\n  zones:\n    - name: lan\n      ttl: 1h\n      ttl: 2h\n', 'dns.zones[0].ttl: duplicate key', 'line 10'],
+];
+
+for (const [what, yaml, path, fragment] of refusals) {
+  t.test(`refuses: ${what}`, async (t) => {
+    const found = problems(yaml);
+    const line = found.find((p) => p.startsWith(path));
+    t.ok(line, `a problem starts with ${path}; got:\n${found.join('\n')}`);
+    if (line) t.match(line, fragment, 'and says what is wrong');
+  });
+}
+
+t.test('refuses a YAML alias bomb with a clear message, quickly', async (t) => {
+  let yaml = base + 'x0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n';
+  for (let i = 1; i < 9; i++) yaml += `x${i}: &a${i} [${Array(10).fill(`*a${i - 1}`).join(', ')}]\n`;
+  const found = problems(yaml);
+  t.equal(found.length, 1, found.join('\n'));
+  t.match(found[0] ?? '', /^\(top level\): YAML aliases .* expand to too many values/);
+});
+
+t.test('what the checks must not refuse: separate pools, separate subnets, one service per address', async (t) => {
+  t.same(problems(sub('      reservations: [{ mac: "02:00:00:00:00:01", ip: 10.0.0.5, hostname: a }]\n      leaseTime: 1h\n      renewTime: 20m\n      rebindTime: 40m\n', '[10.0.0.10-10.0.0.20, 10.0.0.21-10.0.0.30]')
+    + '    - subnet: 10.1.0.0/24\n      pools: [10.1.0.10-10.1.0.20]\n      reservations: [{ mac: "02:00:00:00:00:02", ip: 10.1.0.5, hostname: b }]\n'
+    + 'dns: { port: 5353, listen: [127.0.0.1], zones: [{ name: lan }, { name: rack.lan }] }\nntp: { port: 5353, listen: [127.0.0.2] }\ntftp: { root: /srv, port: 6969 }\n'), []);
+});
 
 for (const [what, yaml, path, fragment] of bad) {
   t.test(`rejects: ${what}`, async (t) => {

@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { ipv4, logLevel } from '../lib/schema.js';
 import { ConfigError, parseYamlConfig, readConfigText } from '../lib/config.js';
+import { formatIpv4 } from '../lib/ipv4.js';
+import { serviceAddresses } from '../lib/listen.js';
 import { dhcpConfig } from '../services/dhcp/config.js';
 import { dnsConfig } from '../services/dns/config.js';
 import { tftpConfig } from '../services/tftp/config.js';
@@ -27,7 +29,7 @@ const nodeConfig = z.object({
   logLevel: logLevel.default('info'),
 }).strict();
 
-export const lanhaConfig = z.object({
+const composed = z.object({
   node: nodeConfig,
   cluster: clusterConfig.optional(),
   vip: vipConfig.optional(),
@@ -40,7 +42,9 @@ export const lanhaConfig = z.object({
   boot: bootConfig.optional(),
   /** Compute nodes that seed the replicated inventory (cluster/inventory-config.ts). */
   nodes: nodesConfig.optional(),
-}).strict().superRefine((c, ctx) => {
+}).strict();
+
+export const lanhaConfig = composed.superRefine((c, ctx) => {
   if (c.cluster && !c.cluster.members.some((m) => m.name === c.node.name)) {
     ctx.addIssue({ code: 'custom', path: ['node', 'name'], message: `is not among cluster.members (${c.cluster.members.map((m) => m.name).join(', ')})` });
   }
@@ -64,7 +68,41 @@ export const lanhaConfig = z.object({
       }
     });
   });
+  checkSockets(c, ctx);
 });
+
+interface Binding { proto: 'udp' | 'tcp'; address: string; port: number; path: PropertyKey[]; key: string }
+
+const WILDCARDS = new Set(['0.0.0.0', '::']);
+
+/**
+ * Two services on one UDP (or TCP) address and port: `serve` would stop with EADDRINUSE. The
+ * addresses are those each service binds (services/*: listen, else loopback + node.address; the VIP
+ * while held; DHCP the wildcard unless dhcp.listen narrows it; Raft the member's own address).
+ */
+function checkSockets(c: z.output<typeof composed>, ctx: z.RefinementCtx): void {
+  const bindings: Binding[] = [];
+  const vip = c.vip === undefined ? [] : [formatIpv4(c.vip.address.address)];
+  if (c.dhcp) bindings.push({ proto: 'udp', address: c.dhcp.listen === undefined ? '0.0.0.0' : formatIpv4(c.dhcp.listen), port: c.dhcp.port, path: ['dhcp', 'port'], key: 'dhcp.port' });
+  for (const block of ['dns', 'tftp', 'ntp'] as const) {
+    const b = c[block];
+    if (b === undefined) continue;
+    const addresses = [...new Set([...serviceAddresses(c, b.listen), ...vip])];
+    const protos: Array<'udp' | 'tcp'> = block === 'dns' && c.dns?.tcp === true ? ['udp', 'tcp'] : ['udp'];
+    for (const proto of protos) for (const address of addresses) bindings.push({ proto, address, port: b.port, path: [block, 'port'], key: `${block}.port` });
+  }
+  c.cluster?.members.forEach((m, i) => {
+    if (m.name === c.node.name) bindings.push({ proto: 'tcp', address: m.address, port: m.port, path: ['cluster', 'members', i, 'port'], key: `cluster.members[${i}].port` });
+  });
+  const reported = new Set<string>();
+  bindings.forEach((b, j) => {
+    const a = bindings.find((o, i) => i < j && o.key !== b.key && o.proto === b.proto && o.port === b.port
+      && (o.address === b.address || WILDCARDS.has(o.address) || WILDCARDS.has(b.address)));
+    if (a === undefined || reported.has(`${a.key}|${b.key}`)) return;
+    reported.add(`${a.key}|${b.key}`);
+    ctx.addIssue({ code: 'custom', path: b.path, message: `is also ${a.key}: both would bind ${b.proto} ${WILDCARDS.has(a.address) ? a.address : b.address}:${b.port} (give one of them another port or address)` });
+  });
+}
 
 export type LanhaConfig = z.output<typeof lanhaConfig>;
 export type NodeConfig = LanhaConfig['node'];

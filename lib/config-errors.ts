@@ -36,8 +36,10 @@ export function formatIssue(issue: z.core.$ZodIssue, input: unknown): string {
   }
   const { found, value } = valueAt(input, issue.path);
   if (!found || value === undefined) {
-    // A cross-field check on an absent key says itself what is missing and why.
-    return issue.code === 'custom' ? `${where}: ${issue.message}` : `${where}: is required but missing`;
+    // A cross-field check on an absent key says itself what is missing and why; one about a default
+    // the file does not spell out ("is also tftp.port ...") gets "(default)" where the value would be.
+    if (issue.code === 'custom') return issue.message.startsWith('is ') ? `${where}: (default) ${issue.message}` : `${where}: ${issue.message}`;
+    return `${where}: is required but missing`;
   }
   const shown = show(value);
   switch (issue.code) {

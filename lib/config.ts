@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
-import { parseDocument } from 'yaml';
+import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
-import { formatIssues } from './config-errors.js';
+import { formatIssues, formatPath } from './config-errors.js';
 
 // Reading a YAML config file against a zod schema: syntax errors, the top-level shape, schema issues
 // turned into `key.path: "value" is not ...` lines, and a frozen result. Which schema is the
@@ -18,17 +18,61 @@ export class ConfigError extends Error {
 
 /** Parses YAML text and validates it against `schema`; throws ConfigError with one line per problem. */
 export function parseYamlConfig<S extends z.ZodType>(schema: S, text: string, file: string): z.output<S> {
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true, lineCounter: lines });
   if (doc.errors.length > 0) {
-    throw new ConfigError(file, doc.errors.map((e) => `YAML syntax: ${e.message.split('\n')[0]}`));
+    const problems = doc.errors.filter((e) => e.code !== 'DUPLICATE_KEY').map((e) => `YAML syntax: ${e.message.split('\n')[0]}`);
+    // A duplicate key is named by its key path, not only its position.
+    if (doc.errors.some((e) => e.code === 'DUPLICATE_KEY')) problems.push(...duplicateKeys(doc, lines));
+    throw new ConfigError(file, problems);
   }
-  const raw: unknown = doc.toJS({ maxAliasCount: 100 });
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: ALIAS_EXPANSION_MAX });
+  } catch (error) {
+    // yaml throws a ReferenceError when aliases would expand past the bound (a "billion laughs" file).
+    if (!(error instanceof ReferenceError)) throw error;
+    throw new ConfigError(file, [`(top level): YAML aliases (*name) expand to too many values (more than ${ALIAS_EXPANSION_MAX} alias uses, weighted by size); write the values out instead of nesting aliases`]);
+  }
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new ConfigError(file, ['(top level): the file must be a YAML mapping with at least a `node:` block']);
   }
   const result = schema.safeParse(raw);
   if (!result.success) throw new ConfigError(file, formatIssues(result.error.issues, raw));
   return deepFreeze(result.data);
+}
+
+/** How far aliases may expand (yaml's maxAliasCount): plenty for a config, nowhere near a bomb. */
+const ALIAS_EXPANSION_MAX = 100;
+
+/** "dns.zones[0].ttl: duplicate key (line 7, column 7; first at line 6)" for every repeated key. */
+function duplicateKeys(doc: Document, lines: LineCounter): string[] {
+  const out: string[] = [];
+  const at = (offset: number | undefined): string => {
+    if (offset === undefined) return 'unknown position';
+    const { line, col } = lines.linePos(offset);
+    return `line ${line}, column ${col}`;
+  };
+  const walk = (node: unknown, path: PropertyKey[]): void => {
+    if (isMap(node)) {
+      const seen = new Map<string, number | undefined>();
+      for (const pair of node.items) {
+        const keyNode = pair.key;
+        const key = isScalar(keyNode) ? String(keyNode.value) : String(keyNode);
+        const offset = isScalar(keyNode) ? keyNode.range?.[0] : undefined;
+        if (seen.has(key)) {
+          out.push(`${formatPath([...path, key])}: duplicate key (${at(offset)}; the first is at ${at(seen.get(key)).replace(/, column \d+$/, '')}); keep one`);
+        } else {
+          seen.set(key, offset);
+        }
+        walk(pair.value, [...path, key]);
+      }
+    } else if (isSeq(node)) {
+      node.items.forEach((item, i) => walk(item, [...path, i]));
+    }
+  };
+  walk(doc.contents, []);
+  return out;
 }
 
 /** The text of a config file, or a ConfigError that says how to point at the right one. */

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { parseCidr, parseIpv4, parseIpv4Range, type Cidr, type Ipv4, type Ipv4Range } from './ipv4.js';
 import { parseMac, type Mac } from './mac.js';
+import { formatPath } from './config-errors.js';
 
 // Zod building blocks for the config: each parses operator text into the typed value the services
 // use, and its message is a predicate ("is not ...") that the formatter puts after the key path and
@@ -33,10 +34,11 @@ export const mac = z.string({ error: 'is not a MAC address (text like "b8:27:eb:
   .refine((s) => parseMac(s) !== null, { message: 'is not a MAC address like "b8:27:eb:01:02:03"' })
   .transform((s): Mac => parseMac(s)!);
 
-export const port = z.number({ error: 'is not a port number (an integer 0..65535)' })
+// Port 0 would bind a port the kernel picks, which no client could find: refused everywhere.
+export const port = z.number({ error: 'is not a port number (an integer 1..65535)' })
   .int({ message: 'is not an integer port' })
-  .min(0, { message: 'is not a port (0..65535)' })
-  .max(65535, { message: 'is not a port (0..65535)' });
+  .min(1, { message: 'is not a port (1..65535; 0 would be a random port no client can find)' })
+  .max(65535, { message: 'is not a port (1..65535)' });
 
 const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/i;
 
@@ -84,3 +86,25 @@ export function parseByteSize(value: unknown): number | null {
 export const byteSize = z.union([z.string(), z.number()], { error: 'is not a size (like "8MiB", "512KiB" or a number of bytes)' })
   .refine((v) => parseByteSize(v) !== null, { message: 'is not a size (like "8MiB", "512KiB" or a number of bytes)' })
   .transform((v) => parseByteSize(v)!);
+
+/** One value of a list that must not repeat: its comparison key (undefined: not checked) and where it sits. */
+export interface KeyedEntry { key: string | undefined; path: PropertyKey[] }
+
+/**
+ * Refuses every entry whose key an earlier entry already has: the issue sits at the later entry and
+ * names the first by its full key path (`root` + its path), e.g. "is the same as dhcp.subnets[0]...".
+ */
+export function refuseDuplicates(ctx: z.RefinementCtx, entries: readonly KeyedEntry[], root: readonly PropertyKey[], what = 'is the same as'): void {
+  const first = new Map<string, KeyedEntry>();
+  for (const entry of entries) {
+    if (entry.key === undefined) continue;
+    const earlier = first.get(entry.key);
+    if (earlier === undefined) first.set(entry.key, entry);
+    else ctx.addIssue({ code: 'custom', path: entry.path, message: `${what} ${formatPath([...root, ...earlier.path])}` });
+  }
+}
+
+/** Refuses repeated values in a list of strings or numbers (`listen`, `upstreams`...). */
+export function refuseRepeats(ctx: z.RefinementCtx, values: readonly unknown[] | undefined, path: readonly PropertyKey[], root: readonly PropertyKey[]): void {
+  refuseDuplicates(ctx, (values ?? []).map((v, i) => ({ key: JSON.stringify(v), path: [...path, i] })), root, 'is listed twice: also at');
+}

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { port } from '../../lib/schema.js';
+import { port, refuseDuplicates } from '../../lib/schema.js';
 
 // The `deploy:` block: where binaries and the root filesystem go, and how to reach the nodes.
 
@@ -30,6 +30,8 @@ export const deployConfig = z.object({
   pushRoot: z.string().min(1).default('/'),
   /** The local user compute nodes pull generations as (`lanctl internal ssh-gate`). */
   syncUser: z.string().default('lanha-sync'),
-}).strict();
+}).strict().superRefine((c, ctx) => {
+  refuseDuplicates(ctx, c.targets.map((t, i) => ({ key: t.name, path: ['targets', i, 'name'] })), ['deploy'], 'is the name of another target:');
+});
 
 export type DeployConfig = z.output<typeof deployConfig>;

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { cidr, duration, hostname, ipv4, ipv4Range, mac, port } from '../../lib/schema.js';
-import { parseIpv4 } from '../../lib/ipv4.js';
+import { cidr, duration, hostname, ipv4, ipv4Range, mac, port, refuseDuplicates, refuseRepeats } from '../../lib/schema.js';
+import { broadcastOf, cidrContains, formatCidr, formatIpv4, parseIpv4, type Cidr } from '../../lib/ipv4.js';
 import { configOptionBytes } from './options.js';
 
 // The `dhcp:` block. Times are milliseconds after parsing ("12h" -> 43_200_000).
@@ -11,6 +11,9 @@ const reservation = z.object({
   ip: ipv4,
   hostname: hostname.optional(),
 }).strict().refine((r) => r.mac !== undefined || r.clientId !== undefined, { message: 'is a reservation without mac or clientId' });
+
+/** Option 51/58/59 carry whole seconds (u32): 0 s would hand out leases that are over when given. */
+const leaseDuration = duration.refine((ms) => ms >= 1000 && ms <= 0xffffffff * 1000, { message: 'is not a lease time between 1s and 136 years (0 would end every lease at once)' });
 
 const route = z.object({ destination: cidr, gateway: ipv4 }).strict();
 
@@ -23,9 +26,9 @@ const subnet = z.object({
   domain: hostname.optional(),
   search: z.array(hostname).optional(),
   broadcast: ipv4.optional(),
-  leaseTime: duration.default(12 * 3_600_000),
-  renewTime: duration.optional(),
-  rebindTime: duration.optional(),
+  leaseTime: leaseDuration.default(12 * 3_600_000),
+  renewTime: leaseDuration.optional(),
+  rebindTime: leaseDuration.optional(),
   routes: z.array(route).optional(),
   /** Relay agents (giaddr) whose requests select this subnet besides the subnet's own range. */
   relays: z.array(ipv4).optional(),
@@ -33,6 +36,7 @@ const subnet = z.object({
   /** Extra options by code: a string (text), a number (u32), or "hex:0a0b..". */
   options: z.record(z.string().regex(/^\d{1,3}$/, { message: 'is not an option code 1..254' }), z.union([z.string(), z.number()])).optional(),
 }).strict().superRefine((s, ctx) => {
+  checkSubnet(s, ctx);
   // Extra options: codes 1..254 (0 and 255 are PAD and END), values that encode for the code's type.
   for (const [code, value] of Object.entries(s.options ?? {})) {
     const n = Number(code);
@@ -74,7 +78,66 @@ export const dhcpConfig = z.object({
     perMacWindow: duration.default(10_000),
     global: z.number().int().min(1).default(2000),
   }).strict().default({ perMac: 5, perMacWindow: 10_000, global: 2000 }),
-}).strict();
+}).strict().superRefine((c, ctx) => {
+  checkSubnets(c.subnets, ctx);
+  if (c.clientPort === c.port) ctx.addIssue({ code: 'custom', path: ['clientPort'], message: 'is the same as dhcp.port (replies would go to the server port)' });
+});
+
+type SubnetInput = {
+  subnet: Cidr; pools: ReadonlyArray<{ first: number; last: number }>; leaseTime: number; renewTime?: number | undefined; rebindTime?: number | undefined;
+  reservations: ReadonlyArray<{ ip: number; mac?: string | undefined; clientId?: string | undefined; hostname?: string | undefined }>;
+  relays?: readonly number[] | undefined;
+};
+
+const range = (r: { first: number; last: number }): string => (r.first === r.last ? formatIpv4(r.first) : `${formatIpv4(r.first)}-${formatIpv4(r.last)}`);
+const seconds = (ms: number): string => `${ms / 1000}s`;
+
+/** What must hold inside one subnet: pools apart, reservations on a host address of it, T1 < T2 < lease time. */
+function checkSubnet(s: SubnetInput, ctx: z.RefinementCtx): void {
+  s.pools.forEach((p, j) => {
+    const k = s.pools.findIndex((q, i) => i < j && p.first <= q.last && q.first <= p.last);
+    if (k >= 0) ctx.addIssue({ code: 'custom', path: ['pools', j], message: `overlaps pools[${k}] (${range(s.pools[k]!)}); each address may be in one pool only` });
+  });
+  s.reservations.forEach((r, k) => {
+    const where = { code: 'custom' as const, path: ['reservations', k, 'ip'] };
+    if (!cidrContains(s.subnet, r.ip)) ctx.addIssue({ ...where, message: `is outside its subnet ${formatCidr(s.subnet)}` });
+    else if (s.subnet.prefixLength < 31 && r.ip === s.subnet.network) ctx.addIssue({ ...where, message: `is the network address of ${formatCidr(s.subnet)}, not a host address` });
+    else if (s.subnet.prefixLength < 31 && r.ip === broadcastOf(s.subnet)) ctx.addIssue({ ...where, message: `is the broadcast address of ${formatCidr(s.subnet)}, not a host address` });
+  });
+  // RFC 2131 §4.4.5: T1 (renew) < T2 (rebind) < lease time. Unset ones default to 0.5 and 0.875 of it.
+  if (!(s.leaseTime >= 1000)) return; // leaseTime itself is refused
+  const renew = s.renewTime ?? Math.floor(s.leaseTime / 2);
+  const rebind = s.rebindTime ?? Math.floor(s.leaseTime * 0.875);
+  const renewLong = s.renewTime !== undefined && s.renewTime >= s.leaseTime;
+  const rebindLong = s.rebindTime !== undefined && s.rebindTime >= s.leaseTime;
+  if (renewLong) ctx.addIssue({ code: 'custom', path: ['renewTime'], message: `is not shorter than leaseTime (${seconds(s.leaseTime)})` });
+  if (rebindLong) ctx.addIssue({ code: 'custom', path: ['rebindTime'], message: `is not shorter than leaseTime (${seconds(s.leaseTime)})` });
+  if (renewLong || rebindLong || renew < rebind) return;
+  if (s.renewTime !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['renewTime'], message: `is not shorter than ${s.rebindTime !== undefined ? 'rebindTime' : 'the default rebindTime'} (${seconds(rebind)})` });
+  } else {
+    ctx.addIssue({ code: 'custom', path: ['rebindTime'], message: `is not longer than the default renewTime (${seconds(renew)}, half the lease); set renewTime below it` });
+  }
+}
+
+/** What must hold across subnets: no overlap, one reservation per address / MAC / client id / name. */
+function checkSubnets(subnets: readonly SubnetInput[], ctx: z.RefinementCtx): void {
+  subnets.forEach((s, j) => {
+    const k = subnets.findIndex((o, i) => i < j && (cidrContains(o.subnet, s.subnet.network) || cidrContains(s.subnet, o.subnet.network)));
+    if (k >= 0) ctx.addIssue({ code: 'custom', path: ['subnets', j, 'subnet'], message: `overlaps dhcp.subnets[${k}].subnet (${formatCidr(subnets[k]!.subnet)})` });
+    (s.relays ?? []).forEach((relay, r) => {
+      const other = subnets.findIndex((o, i) => i !== j && (cidrContains(o.subnet, relay) || (i < j && (o.relays ?? []).includes(relay))));
+      if (other >= 0) ctx.addIssue({ code: 'custom', path: ['subnets', j, 'relays', r], message: `is already a relay of dhcp.subnets[${other}] (${formatCidr(subnets[other]!.subnet)}); a relay selects one subnet` });
+    });
+    refuseRepeats(ctx, s.relays, ['subnets', j, 'relays'], ['dhcp']);
+  });
+  const all = subnets.flatMap((s, i) => s.reservations.map((r, k) => ({ r, path: ['subnets', i, 'reservations', k] })));
+  refuseDuplicates(ctx, all.map(({ r, path }) => ({ key: String(r.ip), path: [...path, 'ip'] })), ['dhcp'], 'is reserved twice: also at');
+  refuseDuplicates(ctx, all.map(({ r, path }) => ({ key: r.mac, path: [...path, 'mac'] })), ['dhcp'], 'is reserved twice: also at');
+  refuseDuplicates(ctx, all.map(({ r, path }) => ({ key: r.clientId?.toLowerCase().replace(/[^0-9a-f]/g, ''), path: [...path, 'clientId'] })), ['dhcp'], 'is reserved twice: also at');
+  // A reservation's name belongs to its client: two reservations cannot share one.
+  refuseDuplicates(ctx, all.map(({ r, path }) => ({ key: r.hostname?.split('.')[0], path: [...path, 'hostname'] })), ['dhcp'], 'is the host name of another reservation:');
+}
 
 export type DhcpConfig = z.output<typeof dhcpConfig>;
 export type DhcpSubnetConfig = DhcpConfig['subnets'][number];

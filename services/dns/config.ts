@@ -1,6 +1,6 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { z } from 'zod';
-import { byteSize, cidr, duration, hostname, port } from '../../lib/schema.js';
+import { byteSize, cidr, duration, hostname, port, refuseDuplicates, refuseRepeats } from '../../lib/schema.js';
 import { parseRecordLine } from './rdata.js';
 
 // The `dns:` block. Records are written as in a zone file, one string each, relative names allowed:
@@ -11,10 +11,11 @@ export interface Upstream { address: string; port: number }
 /** "192.0.2.53", "192.0.2.53:5353", "::1", "[::1]:5353"; null when it is none of those. */
 export function parseUpstream(text: string): Upstream | null {
   const bracket = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(text);
-  if (bracket) return isIPv6(bracket[1]!) && Number(bracket[2] ?? 53) <= 65535 ? { address: bracket[1]!, port: Number(bracket[2] ?? 53) } : null;
+  const portOk = (p: string | undefined): boolean => p === undefined || (Number(p) >= 1 && Number(p) <= 65535);
+  if (bracket) return isIPv6(bracket[1]!) && portOk(bracket[2]) ? { address: bracket[1]!, port: Number(bracket[2] ?? 53) } : null;
   if (isIPv6(text)) return { address: text, port: 53 };
   const m = /^([\d.]+)(?::(\d{1,5}))?$/.exec(text);
-  if (!m || !isIPv4(m[1]!) || Number(m[2] ?? 53) > 65535) return null;
+  if (!m || !isIPv4(m[1]!) || !portOk(m[2])) return null;
   return { address: m[1]!, port: Number(m[2] ?? 53) };
 }
 
@@ -90,6 +91,12 @@ export const dnsConfig = z.object({
   workers: z.number().int().min(0).max(8).optional(),
   maxTcpConnections: z.number().int().min(1).default(256),
   tcpIdleTimeout: duration.default(10_000),
-}).strict();
+}).strict().superRefine((c, ctx) => {
+  refuseRepeats(ctx, c.listen, ['listen'], ['dns']);
+  refuseDuplicates(ctx, c.zones.map((z, i) => ({ key: z.name, path: ['zones', i, 'name'] })), ['dns'], 'is the name of another zone:');
+  refuseDuplicates(ctx, (c.forward?.domains ?? []).map((d, i) => ({ key: d.name, path: ['forward', 'domains', i, 'name'] })), ['dns'], 'is forwarded twice: also at');
+  refuseRepeats(ctx, c.forward?.upstreams.map((u) => `${u.address}:${u.port}`), ['forward', 'upstreams'], ['dns']);
+  refuseRepeats(ctx, c.transfer?.notify.map((u) => `${u.address}:${u.port}`), ['transfer', 'notify'], ['dns']);
+});
 
 export type DnsConfig = z.output<typeof dnsConfig>;

@@ -11,6 +11,7 @@ import { silentLogger } from '../../lib/log.js';
 import { cryptoRandom } from '../../lib/random.js';
 import { systemClock } from '../../lib/clock.js';
 import { DnsServer } from './server.js';
+import { ephemeralPorts } from '../../test/support/ports.js';
 import { formatRdata } from './rdata.js';
 import { CLASS_IN, RCODE, T, decodeMessage, emptyMessage, encodeMessage, type DnsMessage } from './wire.js';
 
@@ -22,14 +23,13 @@ const dir = mkdtempSync(join(tmpdir(), 'lanha-dns-server-test-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 
 async function startServer(extra: string): Promise<{ dns: DnsServer; port: number }> {
-  const config = parseConfig(`
+  const config = ephemeralPorts(parseConfig(`
 node: { name: unit, role: server, address: 127.0.0.1, stateDir: ${dir}/state, controlSocket: ${dir}/s.sock }
 dns:
-  port: 0
   listen: [127.0.0.1]
   zones: [{ name: lan, records: ["www A 10.0.0.1"] }]
 ${extra}
-`);
+`));
   const dns = new DnsServer({ config, log: silentLogger, clock: systemClock, random: cryptoRandom, state: new MemoryStateLog(new Fsm(), systemClock) });
   await dns.start();
   const port = Number(/:(\d+)$/.exec(dns.status().listening[0]!)![1]);

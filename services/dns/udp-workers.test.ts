@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { runLanctl, scratchConfig, serveDaemon } from '../../test/support/daemon.js';
 import { parseConfig } from '../../config/index.js';
 import { silentLogger } from '../../lib/log.js';
+import { ephemeralPorts, freePort } from '../../test/support/ports.js';
 import { UdpWorkers } from './udp-workers.js';
 import type { ZoneSetInput } from './zone.js';
 import { ForwardCache, type WireEntry } from './cache.js';
@@ -31,13 +32,12 @@ upstream.on('message', (msg, rinfo) => {
 await new Promise<void>((resolve) => upstream.bind(0, '127.0.0.1', () => resolve()));
 t.teardown(() => upstream.close());
 
-const config = parseConfig(`
+const config = ephemeralPorts(parseConfig(`
 node: { name: unit, role: server, address: 127.0.0.1, stateDir: /nonexistent, controlSocket: /nonexistent.sock }
 dns:
-  port: 0
   listen: [127.0.0.1]
   forward: { upstreams: ["127.0.0.1:${upstream.address().port}"], allow: [127.0.0.0/8] }
-`);
+`));
 const cfg = config.dns!;
 
 function zonesWith(address: string, serial: number): ZoneSetInput {
@@ -148,7 +148,7 @@ t.test('workers answer from the daemon\'s sockets, follow zone updates, forward 
 t.test('each process enforces its share of the response rate limit', async (t) => {
   const limited = parseConfig(`
 node: { name: unit, role: server, address: 127.0.0.1, stateDir: /nonexistent, controlSocket: /nonexistent.sock }
-dns: { port: 0, rateLimit: { responsesPerSecond: 4, slip: 0 } }
+dns: { rateLimit: { responsesPerSecond: 4, slip: 0 } }
 `).dns!;
   const workers = new UdpWorkers({
     count: 1, log: silentLogger,
@@ -175,7 +175,7 @@ dns: { port: 0, rateLimit: { responsesPerSecond: 4, slip: 0 } }
 t.test('a worker never outlives the daemon: gone after SIGTERM and after kill -9', async (t) => {
   for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
     const scratch = scratchConfig(`node: { name: t, address: 127.0.0.1, stateDir: "{{dir}}/state", controlSocket: "{{dir}}/s.sock" }
-dns: { port: 0, listen: [127.0.0.1], workers: 1, zones: [{ name: lan, records: ["www A 10.0.0.1"] }] }
+dns: { port: ${await freePort()}, listen: [127.0.0.1], workers: 1, zones: [{ name: lan, records: ["www A 10.0.0.1"] }] }
 `);
     t.teardown(scratch.cleanup);
     const daemon = await serveDaemon(scratch.file);

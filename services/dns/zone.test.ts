@@ -7,6 +7,7 @@ import { silentLogger } from '../../lib/log.js';
 import { cryptoRandom } from '../../lib/random.js';
 import { parseConfig } from '../../config/index.js';
 import { ManualClock } from '../../test/support/manual-clock.js';
+import { ephemeralPorts } from '../../test/support/ports.js';
 import { formatRdata } from './rdata.js';
 import { RCODE, T } from './wire.js';
 import { buildZoneSet, reverseZoneName, type ZoneInput } from './zone.js';
@@ -70,7 +71,6 @@ dhcp:
       pools: [10.20.0.100-10.20.0.199]
       reservations: [{ mac: "52:54:00:00:00:09", ip: 10.20.0.9, hostname: reserved9 }]
 dns:
-  port: 0
   zones:
     - name: lan
       leases: true
@@ -119,10 +119,10 @@ dns:
 t.test('lease names follow the replicated state by subscription (no explicit rebuild)', async (t) => {
   const clock = new ManualClock();
   const state = new MemoryStateLog(new Fsm(), clock);
-  const config = parseConfig(`
+  const config = ephemeralPorts(parseConfig(`
 node: { name: t2, role: server, address: 127.0.0.1, stateDir: /tmp/lanha-dns-zone-test, controlSocket: /tmp/lanha-dns-zone-test2.sock }
-dns: { port: 0, listen: [127.0.0.1], subnets: [10.30.0.0/24], zones: [{ name: rack.lan, leases: true }] }
-`);
+dns: { listen: [127.0.0.1], subnets: [10.30.0.0/24], zones: [{ name: rack.lan, leases: true }] }
+`));
   const dns = new DnsServer({ config, log: silentLogger, clock, random: cryptoRandom, state });
   await dns.start();
   await state.propose({ type: 'lease.grant', ip: parseIpv4('10.30.0.7')!, mac: '02:00:00:00:00:07', hostname: 'n7', subnet: '10.30.0.0/24', leaseMs: 60_000 });

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { duration, port } from '../../lib/schema.js';
+import { duration, port, refuseRepeats } from '../../lib/schema.js';
 import { parseIpv4 } from '../../lib/ipv4.js';
 
 // The `ntp:` block.
@@ -36,6 +36,9 @@ export const ntpConfig = z.object({
     burst: z.number().int().min(1).max(255).default(8),
     leak: z.number().int().min(1).max(4).default(2),
   }).strict().optional(),
-}).strict();
+}).strict().superRefine((c, ctx) => {
+  refuseRepeats(ctx, c.listen, ['listen'], ['ntp']);
+  refuseRepeats(ctx, c.upstreams.map((u) => { const e = parseEndpoint(u); return e === null ? u : `${e.address}:${e.port}`; }), ['upstreams'], ['ntp']);
+});
 
 export type NtpConfig = z.output<typeof ntpConfig>;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { duration, port } from '../../lib/schema.js';
+import { duration, port, refuseRepeats } from '../../lib/schema.js';
 
 // The `tftp:` block.
 
@@ -22,6 +22,8 @@ export const tftpConfig = z.object({
     match: z.string().refine((s) => { try { new RegExp(s); return true; } catch { return false; } }, { message: 'is not a valid regular expression' }),
     replace: z.string(),
   }).strict()).default([]),
-}).strict();
+}).strict().superRefine((c, ctx) => {
+  refuseRepeats(ctx, c.listen, ['listen'], ['tftp']);
+});
 
 export type TftpConfig = z.output<typeof tftpConfig>;

@@ -49,6 +49,21 @@ t.test('config check accepts the examples and refuses a bad file with the key pa
   t.match(missing.stderr, 'cannot read the file (ENOENT)');
 });
 
+t.test('config check: an alias bomb and two services on one port are bad configs (exit 2), not crashes', async (t) => {
+  let bomb = minimal + 'x0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n';
+  for (let i = 1; i < 9; i++) bomb += `x${i}: &a${i} [${Array(10).fill(`*a${i - 1}`).join(', ')}]\n`;
+  const s = scratchConfig(bomb);
+  t.teardown(s.cleanup);
+  const r = await runLanctl(['config', 'check', s.file]);
+  t.equal(r.code, 2, 'exit code 2, not 1 "unexpected error"');
+  t.match(r.stderr, 'YAML aliases');
+  const clash = scratchConfig(minimal + 'dns: { port: 5353, listen: [127.0.0.1] }\nntp: { port: 5353, listen: [127.0.0.1] }\n');
+  t.teardown(clash.cleanup);
+  const c = await runLanctl(['config', 'check', clash.file]);
+  t.equal(c.code, 2);
+  t.match(c.stderr, 'ntp.port: 5353 is also dns.port: both would bind udp 127.0.0.1:5353');
+});
+
 t.test('serve refuses a bad config and starts nothing', async (t) => {
   const s = scratchConfig(minimal + 'dns:\n  port: 99999\n');
   t.teardown(s.cleanup);

@@ -29,7 +29,7 @@ t.test('AXFR to dig and to nsd as a secondary', async (t) => {
   const nsdPort = await freePort();
   const scratch = scratchConfig(`node: { name: lan-a, address: 127.0.0.1, stateDir: "{{dir}}/state", controlSocket: "{{dir}}/s.sock" }
 dns:
-  port: 0
+  port: ${await freePort()}
   listen: [127.0.0.1]
   transfer: { allow: [127.0.0.1/32], notify: ["127.0.0.1:${nsdPort}"] }
   subnets: [10.66.0.0/24]

@@ -12,6 +12,7 @@ import { createHrWallClock, type HrWallClock } from '../../services/ntp/hr-clock
 import type { RunningService } from '../../services/contract.js';
 import { seedFromEnv } from '../support/seeded.js';
 import { runLanctl, scratchConfig, serveDaemon } from '../support/daemon.js';
+import { ephemeralPorts, freePort } from '../support/ports.js';
 
 // The NTP shell on loopback high ports, no root: with an injected clock the reply carries exactly
 // the receive stamp taken on arrival and a later transmit stamp; bad packets get nothing and are
@@ -26,7 +27,7 @@ function steppableClock(): HrWallClock & { stepNs: bigint } {
 }
 
 async function start(yaml: string, hrClock: HrWallClock): Promise<RunningService> {
-  const config = parseConfig(`node: { name: t, address: 127.0.0.1, stateDir: /tmp/unused-lanha-ntp, controlSocket: /tmp/unused.sock }\n${yaml}`);
+  const config = ephemeralPorts(parseConfig(`node: { name: t, address: 127.0.0.1, stateDir: /tmp/unused-lanha-ntp, controlSocket: /tmp/unused.sock }\n${yaml}`));
   return startNtp({
     config, log: silentLogger, clock: systemClock, random: seededRandom(seedFromEnv(5)),
     state: new MemoryStateLog(new Fsm(), systemClock),
@@ -71,7 +72,7 @@ t.test('the shell stamps with the injected clock and drops what it must', async 
   let fakeNs = BigInt(Date.UTC(2030, 0, 1)) * 1_000_000n;
   const stamps: bigint[] = [];
   const clock: HrWallClock = { nowNs: () => { fakeNs += 1000n; stamps.push(fakeNs); return fakeNs; }, reanchor: () => undefined };
-  const ntp = await start('ntp: { port: 0, listen: [127.0.0.1], localStratum: 10 }\n', clock);
+  const ntp = await start('ntp: { listen: [127.0.0.1], localStratum: 10 }\n', clock);
   try {
     const port = portOf(ntp);
     stamps.length = 0;
@@ -97,9 +98,9 @@ t.test('the shell stamps with the injected clock and drops what it must', async 
 });
 
 t.test('a second lanha follows the first as its upstream, and refuses when its own clock is stepped', async (t) => {
-  const upstream = await start('ntp: { port: 0, listen: [127.0.0.1], localStratum: 7, rateLimit: { enabled: false } }\n', steppableClock());
+  const upstream = await start('ntp: { listen: [127.0.0.1], localStratum: 7, rateLimit: { enabled: false } }\n', steppableClock());
   const ownClock = steppableClock();
-  const follower = await start(`ntp: { port: 0, listen: [127.0.0.1], upstreams: ["127.0.0.1:${portOf(upstream)}"], pollInterval: 1s, rateLimit: { enabled: false } }\n`, ownClock);
+  const follower = await start(`ntp: { listen: [127.0.0.1], upstreams: ["127.0.0.1:${portOf(upstream)}"], pollInterval: 1s, rateLimit: { enabled: false } }\n`, ownClock);
   try {
     const synced = await waitFor(follower, (s) => s.synchronised, 5000);
     t.match(synced, { synchronised: true, mode: 'source', stratum: 8, referenceId: '127.0.0.1', leap: 0 }, synced.reason);
@@ -151,7 +152,7 @@ ntp: { samplePeer: false }
 
 t.test('lanctl ntp status and lanctl status against a real daemon', async (t) => {
   const scratch = scratchConfig(`node: { name: solo, address: 127.0.0.1, stateDir: "{{dir}}/state", controlSocket: "{{dir}}/lanha.sock" }
-ntp: { port: 0, listen: [127.0.0.1], localStratum: 10, upstreams: ["127.0.0.1:9"] }
+ntp: { port: ${await freePort()}, listen: [127.0.0.1], localStratum: 10, upstreams: ["127.0.0.1:9"] }
 `);
   const daemon = await serveDaemon(scratch.file);
   try {

@@ -75,14 +75,14 @@ t.test('lanha TFTP on loopback with real clients', async (t) => {
   const fsm = new Fsm();
   const state = new MemoryStateLog(fsm, systemClock);
   await state.propose({ type: 'lease.grant', ip: parseIpv4('127.0.0.1')!, mac: '52:54:00:aa:bb:07', hostname: 'node07', subnet: '127.0.0.0/8', leaseMs: 3_600_000 });
-  const config = tftpConfig.parse({
-    port: 0, root, perClientTransfers: 8, timeout: '500ms', retries: 3,
+  const config = { ...tftpConfig.parse({
+    root, perClientTransfers: 8, timeout: '500ms', retries: 3,
     remap: [
       { match: '^boot\\.scr\\.uimg$', replace: 'nodes/{hostname}.scr' },
       { match: '^pxelinux\\.cfg/default$', replace: 'pxelinux.cfg/01-{mac-}' },
       { match: '^nomatch/(.*)$', replace: 'nodes/{hostname}/$1' },
     ],
-  });
+  }), port: 0 };
   const server = new TftpServer({ config, addresses: ['127.0.0.1'], log, clock: systemClock, state });
   await server.start();
   const port = server.port();

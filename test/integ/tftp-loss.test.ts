@@ -128,7 +128,7 @@ t.test('transfers complete through 5 % loss, reordering and duplication', async 
   writeFileSync(join(root, 'exact.bin'), exact, { mode: 0o644 });
   const lines: string[] = [];
   const log = createLogger({ level: 'info', destination: { write: (s: string) => { lines.push(s); } } });
-  const server = new TftpServer({ config: tftpConfig.parse({ port: 0, root, timeout: '150ms', retries: 12 }), addresses: ['127.0.0.1'], log, clock: systemClock });
+  const server = new TftpServer({ config: { ...tftpConfig.parse({ root, timeout: '150ms', retries: 12 }), port: 0 }, addresses: ['127.0.0.1'], log, clock: systemClock });
   await server.start();
   const seed = seedFromEnv(7);
   const relay = new LossyRelay(server.port(), seededRandom(seed), { loss: 0.05, duplicate: 0.05, reorder: 0.1, holdMs: 6 });

@@ -74,6 +74,27 @@ export function splitName(name: string): string[] | null {
   return wire > NAME_MAX ? null : labels;
 }
 
+/**
+ * What is wrong with a name in presentation text, as a predicate for messages ("has a label longer
+ * than 63 octets"), or null when it is a valid name. The same rules for zone-file lines (config)
+ * and for names set through the control API: no control characters, nothing the zone-file syntax
+ * would split or cut (blanks, ";", quotes), labels of 1..63 octets, at most 255 octets on the wire.
+ */
+export function nameProblem(name: string): string | null {
+  if (/[\u0000-\u001f\u007f]/.test(name)) return 'has a control character (NUL, tab, newline and the like are not allowed in names)';
+  if (/[ ;"()]/.test(name)) return 'has a blank, ";", quote or parenthesis (not allowed in names here)';
+  if (/[^\u0000-\u00ff]/.test(name)) return 'has a character outside Latin-1 (write internationalised names in their xn-- form)';
+  const text = name.endsWith('.') && !name.endsWith('\\.') ? name.slice(0, -1) : name;
+  if (text === '' && name !== '.') return 'is empty';
+  let wire = 1;
+  for (const label of text === '' ? [] : text.replace(/\\./g, 'x').split('.')) {
+    if (label.length === 0) return 'has an empty label (two dots in a row, or a leading dot)';
+    if (label.length > LABEL_MAX) return `has a label longer than ${LABEL_MAX} octets`;
+    wire += label.length + 1;
+  }
+  return wire > NAME_MAX ? `is longer than ${NAME_MAX} octets` : null;
+}
+
 /** The uncompressed wire form of a name. Throws on an invalid name (config is validated first). */
 export function encodeName(name: string): Uint8Array {
   const labels = splitName(name);

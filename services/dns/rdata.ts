@@ -1,5 +1,5 @@
 import { isIPv4, isIPv6 } from 'node:net';
-import { encodeName, readName } from './name.js';
+import { encodeName, nameProblem, readName } from './name.js';
 import { T, concat, typeFromName, typeName } from './wire.js';
 
 // Zone-file text <-> RDATA bytes for the types lanha serves (RFC 1035 §5 master-file syntax, one
@@ -44,6 +44,18 @@ export function tokenize(line: string): string[] | null {
   return out;
 }
 
+/** True when `text` holds a ";" outside quoted strings: a zone-file comment would cut it short. */
+export function hasComment(text: string): boolean {
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '\\') { i++; continue; }
+    if (c === '"') quoted = !quoted;
+    else if (c === ';' && !quoted) return true;
+  }
+  return false;
+}
+
 /** Completes a name from a zone file: "@" = origin, no trailing dot = relative. Lowercase result. */
 export function absoluteName(text: string, origin: string): string {
   if (text === '@') return origin;
@@ -65,6 +77,8 @@ export function parseRecordLine(line: string, origin: string): ParseResult {
   const type = typeFromName(typeText);
   if (type === null || type === T.OPT || type === T.ANY || type === T.AXFR || type === T.IXFR) return { ok: false, error: `has an unknown record type "${typeText}"` };
   const name = absoluteName(owner, origin);
+  const problem = nameProblem(name);
+  if (problem !== null) return { ok: false, error: `has an owner name "${owner}" that ${problem}` };
   if (ttl !== undefined && ttl > 0x7fffffff) return { ok: false, error: 'has a TTL above 2^31-1' };
   try {
     const rdata = encodeRdata(type, f, origin);
@@ -90,6 +104,8 @@ function u32(text: string): Uint8Array {
 }
 
 function nameField(text: string, origin: string): Uint8Array {
+  const problem = nameProblem(absoluteName(text, origin));
+  if (problem !== null) throw new Error(`has a name "${text}" that ${problem}`);
   try {
     return encodeName(absoluteName(text, origin));
   } catch {

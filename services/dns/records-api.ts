@@ -1,8 +1,8 @@
 import type { ApiRoutes } from '../../lib/control-server.js';
 import { errorMessage } from '../../lib/errors.js';
 import type { StateLog } from '../../cluster/state-log.js';
-import { nameKey } from './name.js';
-import { parseRecordLine } from './rdata.js';
+import { nameKey, nameProblem } from './name.js';
+import { hasComment, parseRecordLine } from './rdata.js';
 import { T, typeFromName } from './wire.js';
 import type { ZoneSet } from './zone.js';
 
@@ -31,6 +31,12 @@ export function recordRoutes(state: StateLog, zones: () => ZoneSet): ApiRoutes {
       if (typeof name !== 'string' || typeof type !== 'string' || typeof data !== 'string') {
         return { status: 400, body: { error: 'give a record: NAME TYPE DATA, e.g. "printer.lan A 10.0.0.9"' } };
       }
+      // The same rules as a zone-file line in the config (rdata.ts, name.ts): the name first, on its
+      // own, so that nothing in it can split or cut the line the record is parsed from.
+      const nameBad = nameProblem(name);
+      if (nameBad !== null) return { status: 400, body: { error: `name ${JSON.stringify(name)} ${nameBad}` } };
+      if (/[\u0000-\u001f\u007f]/.test(data)) return { status: 400, body: { error: `data ${JSON.stringify(data)} has a control character (tab, newline, NUL...); a record is one line of text` } };
+      if (hasComment(data)) return { status: 400, body: { error: `data ${JSON.stringify(data)} has a ";" outside quotes (a zone-file comment would cut it); quote TXT text` } };
       const key = nameKey(name);
       const zone = zones().find(key);
       if (zone === null) return { status: 400, body: { error: `${name} is in none of the zones served (${zones().zones.map((z) => z.origin).join(', ')})` } };
@@ -43,6 +49,7 @@ export function recordRoutes(state: StateLog, zones: () => ZoneSet): ApiRoutes {
       }
       const parsed = parseRecordLine(`${key}. ${ttlS} ${rrtype} ${data}`, zone.origin);
       if (!parsed.ok) return { status: 400, body: { error: `"${name} ${rrtype} ${data}" ${parsed.error}` } };
+      if (parsed.value.name !== key) return { status: 400, body: { error: `name ${JSON.stringify(name)} is not one name` } };
       if (!state.isLeader()) return notLeader;
       try {
         await state.propose({ type: 'dns.set', name: key, rrtype, ttl: ttlS, data });

@@ -6,6 +6,8 @@ import { DAEMON_OPTIONS, DAEMON_OPTION_HELP, DEFAULT_CONFIG, resolveSocket, type
 import { runDaemon } from './daemon.js';
 import { formatRaftStatus, type RaftStatusBody } from '../cluster/raft/status-text.js';
 import { formatNtpStatus } from '../services/ntp/status-text.js';
+import { formatPoolUse } from '../services/dhcp/pool-text.js';
+import type { SubnetUse } from '../services/dhcp/allocator.js';
 
 // serve, config check, status.
 
@@ -99,6 +101,8 @@ export const statusCommand: CliCommand = {
     io.out('\n' + (services.length === 0
       ? 'no services enabled\n'
       : formatTable(['service', 'listening'], services.map(([name, s]) => [name, s.listening.join(', ') || '-']))));
+    const pools = formatPoolUse((body.services['dhcp'] as { pools?: SubnetUse[] } | undefined)?.pools);
+    if (pools !== '') io.out('\n' + pools);
     const ntp = formatNtpStatus(body.services['ntp']);
     if (ntp !== '') io.out('\n' + ntp);
     const fwd = formatForwardCache(body.services['dns']);

@@ -3,12 +3,14 @@ import { callDaemonOk } from '../lib/control-client.js';
 import { formatDuration, formatTable } from '../lib/table.js';
 import { DAEMON_OPTIONS, DAEMON_OPTION_HELP, resolveSocket, type CliCommand } from './cli.js';
 import type { LeaseRow } from '../services/dhcp/leases-api.js';
+import type { SubnetUse } from '../services/dhcp/allocator.js';
+import { formatPoolUse } from '../services/dhcp/pool-text.js';
 
 // `lanctl leases` and `lanctl leases release`: DHCP leases through the daemon's control API.
 
 export const leasesCommand: CliCommand = {
   path: ['leases'],
-  summary: 'list DHCP leases: ip, mac, hostname, client-id, state, expires in, subnet',
+  summary: 'list DHCP leases (ip, mac, hostname, client-id, state, expires in, subnet) and how full each pool is',
   usage: 'leases [--json] [--mac M] [--ip A] [--all] [--config FILE | --socket PATH]',
   options: { ...DAEMON_OPTIONS, json: { type: 'boolean' }, mac: { type: 'string' }, ip: { type: 'string' }, all: { type: 'boolean' } },
   optionHelp: [
@@ -25,18 +27,20 @@ export const leasesCommand: CliCommand = {
     if (typeof args.values['ip'] === 'string') query.set('ip', args.values['ip']);
     if (args.values['all'] === true) query.set('all', '1');
     const text = query.toString();
-    const body = await callDaemonOk(resolveSocket(args.values), 'GET', `/v1/leases${text ? `?${text}` : ''}`) as { leases: LeaseRow[] };
+    const body = await callDaemonOk(resolveSocket(args.values), 'GET', `/v1/leases${text ? `?${text}` : ''}`) as { leases: LeaseRow[]; pools?: SubnetUse[] };
     if (args.values['json'] === true) {
       io.out(JSON.stringify(body.leases, null, 2) + '\n');
       return ExitCode.ok;
     }
     if (body.leases.length === 0) {
       io.out('no leases\n');
-      return ExitCode.ok;
+    } else {
+      io.out(formatTable(['ip', 'mac', 'hostname', 'client-id', 'state', 'expires in', 'subnet'], body.leases.map((l) => [
+        l.ip, l.mac, l.hostname ?? '-', l.clientId ?? '-', l.state, l.state === 'bound' || l.state === 'declined' ? formatDuration(l.expiresInS * 1000) : '-', l.subnet,
+      ])));
     }
-    io.out(formatTable(['ip', 'mac', 'hostname', 'client-id', 'state', 'expires in', 'subnet'], body.leases.map((l) => [
-      l.ip, l.mac, l.hostname ?? '-', l.clientId ?? '-', l.state, l.state === 'bound' || l.state === 'declined' ? formatDuration(l.expiresInS * 1000) : '-', l.subnet,
-    ])));
+    const pools = formatPoolUse(body.pools);
+    if (pools !== '') io.out('\n' + pools);
     return ExitCode.ok;
   },
 };

@@ -1,4 +1,4 @@
-import { broadcastOf, cidrContains, formatCidr, type Cidr, type Ipv4, type Ipv4Range } from '../../lib/ipv4.js';
+import { broadcastOf, cidrContains, formatCidr, formatIpv4, type Cidr, type Ipv4, type Ipv4Range } from '../../lib/ipv4.js';
 import type { Command } from '../../cluster/commands.js';
 import type { Lease } from '../../cluster/fsm.js';
 import type { InventoryView } from '../../cluster/inventory.js';
@@ -65,7 +65,10 @@ export type Decision =
   | { kind: 'inform'; subnet: PoolSubnet }
   | { kind: 'release'; propose: Command }
   | { kind: 'decline'; propose: Command }
-  | { kind: 'silent'; reason: string };
+  | { kind: 'silent'; reason: string; failure?: AllocationFailure; subnet?: PoolSubnet };
+
+/** Why a DISCOVER found no address: each has its own counter (`allocation-failed.<failure>`). */
+export type AllocationFailure = 'pool-exhausted' | 'reserved-in-use' | 'offers-full';
 
 export class Allocator {
   readonly subnets: readonly PoolSubnet[];
@@ -103,10 +106,14 @@ export class Allocator {
     if (ip === undefined && !reservation) ip = this.#previousAddress(request, subnet, leases, nowMs);
     if (ip === undefined && request.requestedIp !== undefined && this.#usable(request.requestedIp, request, subnet, leases, nowMs)) ip = request.requestedIp;
     if (ip === undefined && !reservation) ip = this.#nextFree(request, subnet, leases, nowMs);
-    if (ip === undefined) return { kind: 'silent', reason: reservation ? 'reserved address in use' : 'pool exhausted' };
+    if (ip === undefined) {
+      return reservation
+        ? { kind: 'silent', reason: 'reserved address in use', failure: 'reserved-in-use', subnet }
+        : { kind: 'silent', reason: 'pool exhausted', failure: 'pool-exhausted', subnet };
+    }
     if (!this.#offersByClient.has(request.clientKey) && this.#offersByClient.size >= this.settings.offersMax) {
       this.purge(nowMs);
-      if (this.#offersByClient.size >= this.settings.offersMax) return { kind: 'silent', reason: 'too many pending offers' };
+      if (this.#offersByClient.size >= this.settings.offersMax) return { kind: 'silent', reason: 'too many pending offers', failure: 'offers-full', subnet };
     }
     this.#hold(request.clientKey, ip, subnet, nowMs);
     const hostname = reservation?.hostname ?? leases.inventory?.byMac(request.mac)?.name;
@@ -294,6 +301,44 @@ export class Allocator {
 export function sameClient(lease: Lease, request: Pick<ClientRequest, 'mac' | 'clientId'>): boolean {
   if (lease.clientId !== undefined && request.clientId !== undefined) return lease.clientId === request.clientId;
   return lease.mac === request.mac;
+}
+
+export interface PoolUse {
+  /** "10.0.0.10-10.0.0.99". */
+  range: string;
+  used: number;
+  total: number;
+}
+
+export interface SubnetUse {
+  subnet: string;
+  used: number;
+  total: number;
+  pools: PoolUse[];
+}
+
+/** "10.0.0.10-10.0.0.99" (one address: just it). */
+export function formatRange(r: Ipv4Range): string {
+  return r.first === r.last ? formatIpv4(r.first) : `${formatIpv4(r.first)}-${formatIpv4(r.last)}`;
+}
+
+/**
+ * How full each pool is: addresses of the pool held by a live binding or a running decline
+ * quarantine, out of the pool's addresses (the subnet's network and broadcast addresses never count).
+ */
+export function poolUse(subnets: readonly PoolSubnet[], leases: Iterable<Lease>, nowMs: number): SubnetUse[] {
+  const held: Ipv4[] = [];
+  for (const l of leases) if ((l.state === 'bound' || l.state === 'declined') && l.expiresAt > nowMs) held.push(l.ip);
+  return subnets.map((s) => {
+    const network = s.cidr.network, broadcast = broadcastOf(s.cidr);
+    const pools = s.ranges.map((r): PoolUse => {
+      let total = r.last - r.first + 1;
+      if (s.cidr.prefixLength < 31) for (const edge of [network, broadcast]) if (edge >= r.first && edge <= r.last) total--;
+      const used = held.filter((ip) => ip >= r.first && ip <= r.last && ip !== network && ip !== broadcast).length;
+      return { range: formatRange(r), used, total };
+    });
+    return { subnet: s.id, used: pools.reduce((n, p) => n + p.used, 0), total: pools.reduce((n, p) => n + p.total, 0), pools };
+  });
 }
 
 function addressAt(ranges: readonly Ipv4Range[], index: number): Ipv4 {

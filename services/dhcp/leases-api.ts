@@ -5,10 +5,11 @@ import { parseMac } from '../../lib/mac.js';
 import { errorMessage } from '../../lib/errors.js';
 import type { StateLog } from '../../cluster/state-log.js';
 import type { Lease } from '../../cluster/fsm.js';
+import type { SubnetUse } from './allocator.js';
 
-// Control API for `lanctl leases`: list (GET /v1/leases?mac=&ip=&all=1) and release
-// (POST /v1/leases/release {"target": IP|MAC}). Reads are local state; a release is a lease command
-// through the StateLog, so only the leader accepts it.
+// Control API for `lanctl leases`: list (GET /v1/leases?mac=&ip=&all=1, with pool use: used/total
+// per pool and subnet) and release (POST /v1/leases/release {"target": IP|MAC}). Reads are local
+// state; a release is a lease command through the StateLog, so only the leader accepts it.
 
 export interface LeaseRow {
   ip: string;
@@ -35,7 +36,7 @@ function row(lease: Lease, nowMs: number): LeaseRow {
   };
 }
 
-export function leaseRoutes(state: StateLog, clock: Clock): ApiRoutes {
+export function leaseRoutes(state: StateLog, clock: Clock, pools: (nowMs: number) => SubnetUse[] = () => []): ApiRoutes {
   return {
     'GET /v1/leases': ({ query }) => {
       const nowMs = clock.wallMs();
@@ -51,7 +52,7 @@ export function leaseRoutes(state: StateLog, clock: Clock): ApiRoutes {
         .map((l) => row(l, nowMs))
         .filter((r) => all || r.state === 'bound' || r.state === 'declined')
         .sort((a, b) => (parseIpv4(a.ip)! - parseIpv4(b.ip)!));
-      return { status: 200, body: { now: new Date(nowMs).toISOString(), leases: rows } };
+      return { status: 200, body: { now: new Date(nowMs).toISOString(), leases: rows, pools: pools(nowMs) } };
     },
     'POST /v1/leases/release': async ({ body }) => {
       const target = typeof body === 'object' && body !== null ? (body as { target?: unknown }).target : undefined;

@@ -8,10 +8,12 @@ import { LanhaError, errorMessage } from '../../lib/errors.js';
 import { broadcastOf, cidrContains, formatIpv4, parseIpv4, type Ipv4 } from '../../lib/ipv4.js';
 import type { ApiRoutes } from '../../lib/control-server.js';
 import type { StateLog } from '../../cluster/state-log.js';
+import type { Command } from '../../cluster/commands.js';
 import type { RunningService, ServiceContext, ServiceStatus } from '../contract.js';
 import { decodeDhcp, type DhcpMessage } from './wire.js';
 import { readRequest, type ClientRequest } from './request.js';
-import { Allocator, poolSubnet, sameClient, type Decision, type PoolSubnet } from './allocator.js';
+import { Allocator, formatRange, normalizeClientId, poolSubnet, poolUse, sameClient, type Decision, type PoolSubnet, type SubnetUse } from './allocator.js';
+import { leaseOwners, nameHeldBy, nameLabel, recordOwners, reservationOwners, staticRecordNames, type NameHolder, type NameOwners } from '../names.js';
 import { planBoot, type BootRule } from './netboot.js';
 import { buildReply, encodeReply, replyDestination, replySizeMax, subnetReplyOptions, type Destination, type ReplyInput, type SubnetReplyOptions } from './responder.js';
 import type { DhcpConfig } from './config.js';
@@ -36,6 +38,11 @@ export interface DhcpHandlerOptions {
   nodeAddress?: Ipv4 | undefined;
   /** The addresses of `dhcp.interface` (interface.ts): they pick the local subnet and filter sources. */
   interfaceAddresses?: readonly InterfaceAddress[] | undefined;
+  /**
+   * Who else holds host names, asked after the reservations and before other clients' leases
+   * (services/names.ts): DNS records, inventory nodes. A name one of them holds is not given out.
+   */
+  nameOwners?: readonly NameOwners[] | undefined;
   log: Logger;
 }
 
@@ -59,6 +66,9 @@ export class DhcpHandler {
   /** MACs of config reservations: known clients, never "pending". */
   #reservedMacs: ReadonlySet<string>;
   #seen = new SeenLimiter();
+  /** Names of grants proposed but not yet applied: two clients asking at once cannot both win. */
+  #namesInFlight = new Map<string, NameHolder>();
+  #nameOwners: readonly NameOwners[];
 
   constructor(options: DhcpHandlerOptions) {
     const config = options.config;
@@ -86,6 +96,8 @@ export class DhcpHandler {
     const anchor = [...ifaceAddresses, config.listen, options.nodeAddress, serverId].find((a) => a !== undefined && subnets.some((s) => cidrContains(s.cidr, a)));
     this.#local = anchor === undefined ? undefined : subnets.find((s) => cidrContains(s.cidr, anchor));
     this.#boot = config.boot;
+    const inFlight: NameOwners = { kind: 'pending', holdersOf: (label) => { const h = this.#namesInFlight.get(label); return h === undefined ? [] : [h]; } };
+    this.#nameOwners = [reservationOwners(config.subnets, normalizeClientId), ...(options.nameOwners ?? []), leaseOwners(options.state.fsm), inFlight];
     const localConfig = config.subnets.find((c) => this.#local !== undefined && cidrContains(c.subnet, this.#local.cidr.network));
     if (this.#local && localConfig && config.listen === undefined) this.#broadcast = formatIpv4(localConfig.broadcast ?? broadcastOf(this.#local.cidr));
   }
@@ -162,7 +174,17 @@ export class DhcpHandler {
     const facts = { mac: client.mac, xid: client.xid, clientId: client.clientId };
     switch (decision.kind) {
       case 'silent':
-        this.counters.inc('silent');
+        if (decision.failure !== undefined) {
+          // Not the generic `silent`: an operator must see a full pool (issue 12).
+          this.counters.inc(`allocation-failed.${decision.failure}`);
+          if (decision.failure === 'pool-exhausted' && decision.subnet !== undefined && this.#limiter.allow(`exhausted ${decision.subnet.id}`, nowMs)) {
+            this.#log.warn({
+              event: 'dhcp.pool.exhausted', subnet: decision.subnet.id, pools: decision.subnet.ranges.map(formatRange), mac: client.mac,
+            }, `no free address in subnet ${decision.subnet.id} (pools ${decision.subnet.ranges.map(formatRange).join(', ')}); the client gets no offer`);
+          }
+        } else {
+          this.counters.inc('silent');
+        }
         if (this.#log.isLevelEnabled('debug')) this.#log.debug({ event: 'dhcp.silent', ...facts, type: client.type, reason: decision.reason }, 'no reply');
         return [];
       case 'offer':
@@ -181,7 +203,13 @@ export class DhcpHandler {
         this.#log.info({ event: `dhcp.lease.${decision.kind}d`, ...facts, ip: formatIpv4(request.ciaddr || (client.requestedIp ?? 0)) }, decision.kind);
         return [];
       case 'ack': {
-        const committed = await this.#commit(decision.propose, client);
+        const label = this.#claimName(decision.propose, nowMs);
+        let committed: boolean;
+        try {
+          committed = await this.#commit(decision.propose, client);
+        } finally {
+          if (label !== undefined) this.#namesInFlight.delete(label);
+        }
         if (!committed) return [];
         const lease = this.#state.fsm.lease(decision.ip);
         if (!lease || lease.state !== 'bound' || !sameClient(lease, client)) {
@@ -197,6 +225,27 @@ export class DhcpHandler {
         return [this.#reply({ kind: 'ack', request, client, serverId: this.serverId, ip: decision.ip, ...extras })];
       }
     }
+  }
+
+  /**
+   * A lease name never takes over a name someone else holds (services/names.ts): the grant goes
+   * ahead without one, and the refusal is logged with both clients. Returns the label now in flight.
+   */
+  #claimName(propose: Command, nowMs: number): string | undefined {
+    if (propose.type !== 'lease.grant' || propose.hostname === undefined) return undefined;
+    const holder = nameHeldBy(propose.hostname, propose, this.#nameOwners, nowMs);
+    if (holder !== undefined) {
+      this.counters.inc('name.refused');
+      this.#log.info({
+        event: 'dhcp.name.refused', name: propose.hostname, mac: propose.mac, ip: formatIpv4(propose.ip),
+        holder: holder.what, holderKind: holder.kind, ...(holder.mac === undefined ? {} : { holderMac: holder.mac }),
+      }, `host name ${propose.hostname} asked by ${propose.mac} belongs to ${holder.mac ?? holder.what}; lease granted without a name`);
+      delete propose.hostname;
+      return undefined;
+    }
+    const label = nameLabel(propose.hostname);
+    this.#namesInFlight.set(label, { kind: 'pending', mac: propose.mac, clientId: propose.clientId, ip: propose.ip, what: `the grant in flight to ${propose.mac}` });
+    return label;
   }
 
   /** Proposes and waits until durable and applied; false (no reply) when the log refused. */
@@ -257,6 +306,11 @@ export class DhcpHandler {
     }
   }
 
+  /** How full each subnet's pools are now (`lanctl status`, `lanctl leases`). */
+  poolUse(nowMs: number): SubnetUse[] {
+    return poolUse(this.allocator.subnets, this.#state.fsm.leases(), nowMs);
+  }
+
   /** Leader housekeeping: forget stale offers, reclaim expired leases and quarantines. */
   async sweep(nowMs: number): Promise<number> {
     this.allocator.purge(nowMs);
@@ -282,6 +336,7 @@ export interface DhcpServerOptions {
   log: Logger;
   nodeAddress?: Ipv4 | undefined;
   sweepIntervalMs?: number;
+  nameOwners?: readonly NameOwners[] | undefined;
 }
 
 /** Binds the socket and runs the handler until stop(). */
@@ -337,13 +392,16 @@ export async function startDhcpServer(options: DhcpServerOptions): Promise<Runni
   }, options.sweepIntervalMs ?? 5000);
   timer.unref();
   log.info({ event: 'dhcp.listening', address, port, serverId: formatIpv4(handler.serverId), ...(config.interface === undefined ? {} : { interface: config.interface }) }, 'DHCP listening');
-  const routes: ApiRoutes = leaseRoutes(options.state, clock);
+  const routes: ApiRoutes = leaseRoutes(options.state, clock, (nowMs) => handler.poolUse(nowMs));
   return {
     name: 'dhcp',
     handler,
     routes,
     status(): ServiceStatus {
-      return { listening: [`udp ${address}:${port}`], serverId: formatIpv4(handler.serverId), offers: handler.allocator.offerCount, counters: handler.counters.toJSON() };
+      return {
+        listening: [`udp ${address}:${port}`], serverId: formatIpv4(handler.serverId), offers: handler.allocator.offerCount,
+        pools: handler.poolUse(clock.wallMs()), counters: handler.counters.toJSON(),
+      };
     },
     async stop() {
       clearInterval(timer);
@@ -356,5 +414,13 @@ export async function startDhcpServer(options: DhcpServerOptions): Promise<Runni
 export async function startDhcp(context: ServiceContext): Promise<RunningService> {
   const config = context.config.dhcp;
   if (config === undefined) throw new LanhaError('config-invalid', 'dhcp: is not configured');
-  return startDhcpServer({ config, state: context.state, clock: context.clock, log: context.log, nodeAddress: context.config.node.address });
+  // Lease names land in the `leases: true` zones; a static or operator record there keeps its name.
+  const dns = context.config.dns;
+  const leaseZones = (dns?.zones ?? []).filter((z) => z.leases).map((z) => z.name);
+  const staticNames = staticRecordNames(dns?.zones ?? []);
+  const records = recordOwners(() => leaseZones, function* () {
+    yield* staticNames;
+    for (const r of context.state.fsm.records()) yield r.name;
+  });
+  return startDhcpServer({ config, state: context.state, clock: context.clock, log: context.log, nodeAddress: context.config.node.address, nameOwners: [records] });
 }

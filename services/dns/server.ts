@@ -8,7 +8,7 @@ import type { Clock } from '../../lib/clock.js';
 import type { Random } from '../../lib/random.js';
 import type { Counters } from '../../lib/counters.js';
 import { serviceAddresses } from '../../lib/listen.js';
-import { cidrContains, formatCidr, type Cidr } from '../../lib/ipv4.js';
+import { cidrContains, formatCidr, formatIpv4, type Cidr } from '../../lib/ipv4.js';
 import type { StateLog } from '../../cluster/state-log.js';
 import type { ApiRoutes } from '../../lib/control-server.js';
 import type { RunningService, ServiceContext, ServiceStatus } from '../contract.js';
@@ -21,6 +21,8 @@ import { recordRoutes } from './records-api.js';
 import { UdpWorkers } from './udp-workers.js';
 import { buildZoneSet, type LeaseName, type ZoneSet, type ZoneSetInput } from './zone.js';
 import { nodeAddresses } from '../../cluster/inventory.js';
+import { nameHeldBy, reservationOwners } from '../names.js';
+import { normalizeClientId } from '../dhcp/allocator.js';
 
 // The DNS shell: one UDP socket and one TCP listener per served address (never a wildcard: Node
 // cannot choose a reply's source address), UDP worker processes reading the same sockets, the zone
@@ -214,15 +216,26 @@ export class DnsServer implements RunningService {
       const domain = subnets.find((s) => cidrContains(s.subnet, ip))?.domain;
       leaseNames.push({ ip, hostname: node.name, grantedAt: node.addedAt, source: 'inventory', domain });
     }
+    const warnings: string[] = [];
+    // A reservation's name belongs to its client, even over a lease granted before the
+    // reservation existed (DHCP refuses such names at grant time: services/names.ts).
+    const owners = [reservationOwners(this.#config.dhcp?.subnets ?? [], normalizeClientId)];
     for (const l of fsm.leases()) {
       if (l.state !== 'bound' || l.expiresAt <= fsm.lastAt) continue;
       if (fsm.inventory.byMac(l.mac) !== undefined) continue; // named by the inventory above
       const reserved = reservations.get(`mac:${l.mac}`) ?? reservations.get(`ip:${l.ip}`);
       const domain = domains.get(l.subnet);
-      if (l.hostname !== undefined) leaseNames.push({ ip: l.ip, hostname: l.hostname, grantedAt: l.grantedAt, source: 'lease', domain });
-      else if (reserved !== undefined) leaseNames.push({ ip: l.ip, hostname: reserved, grantedAt: l.grantedAt, source: 'reservation', domain });
+      const hostname = l.hostname ?? reserved;
+      if (hostname === undefined) continue;
+      const holder = nameHeldBy(hostname, l, owners, fsm.lastAt);
+      if (holder !== undefined) {
+        warnings.push(`lease ${formatIpv4(l.ip)} of ${l.mac}: name ${hostname} belongs to ${holder.what} (${holder.mac ?? holder.clientId ?? ''}); not published`);
+        continue;
+      }
+      const source = l.hostname === undefined || reserved === hostname ? 'reservation' : 'lease';
+      leaseNames.push({ ip: l.ip, hostname, grantedAt: l.grantedAt, source, domain });
     }
-    return { zones: this.#cfg.zones, reverseSubnets, leaseNames, operatorRecords: [...fsm.records()], serial: fsm.serial };
+    return { zones: this.#cfg.zones, reverseSubnets, leaseNames, operatorRecords: [...fsm.records()], serial: fsm.serial, warnings };
   }
 
   #buildZones(input: ZoneSetInput): ZoneSet {

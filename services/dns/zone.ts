@@ -62,6 +62,8 @@ export interface ZoneSetInput {
   leaseNames: readonly LeaseName[];
   operatorRecords: readonly OperatorRecord[];
   serial: number;
+  /** Problems the caller found while gathering the input (lease names refused), logged with the zone's. */
+  warnings?: readonly string[] | undefined;
 }
 
 export interface Answer {
@@ -286,7 +288,7 @@ function parseLine(line: string, origin: string): ReturnType<typeof parseRecordL
 }
 
 export function buildZoneSet(input: ZoneSetInput): ZoneSet {
-  const warnings: string[] = [];
+  const warnings: string[] = [...(input.warnings ?? [])];
   const builders: Array<{ b: ZoneBuilder; z: ZoneInput | null }> = [];
   const byOrigin = new Map<string, ZoneBuilder>();
   const serial = (input.serial >>> 0) || 1;
@@ -327,10 +329,10 @@ export function buildZoneSet(input: ZoneSetInput): ZoneSet {
     b.add({ name: parsed.value.name, type, ttl: r.ttl, rdata: parsed.value.rdata, source: 'operator' });
   }
 
-  // Lease names: static and operator names win; between leases, the earliest grant keeps a name.
-  // Inventory names come first: a node's name is its own.
+  // Lease names: static and operator names win; then inventory nodes' and reservations' names (a
+  // node's or reservation's name is its own); between leases, the earliest grant keeps a name.
   const leaseZones = builders.filter((x) => x.z?.leases === true).map((x) => x.b);
-  const rank = (l: LeaseName): number => (l.source === 'inventory' ? 0 : 1);
+  const rank = (l: LeaseName): number => (l.source === 'inventory' ? 0 : l.source === 'reservation' ? 1 : 2);
   const sorted = [...input.leaseNames].sort((a, b) => rank(a) - rank(b) || a.grantedAt - b.grantedAt || a.ip - b.ip);
   const taken = new Set<string>();
   const leasePtrs: Array<{ ip: number; target: string; source: LeaseName['source'] }> = [];

@@ -1,0 +1,154 @@
+// Proves issue 12's DHCP name and pool rules through the handler (no sockets) and the DNS zones
+// built from the same replicated state: a reserved name is never taken over (not before the
+// reserved client boots, not after), a lease name never takes over another client's lease name or a
+// static DNS record, the second claimant gets no name and an info line names both MACs; a full pool
+// is warned about (rate-limited), counted on its own counter and shown as used/total per pool.
+import t from 'tap';
+import { Fsm } from '../../cluster/fsm.js';
+import { MemoryStateLog } from '../../cluster/state-log.js';
+import { ManualClock } from '../../test/support/manual-clock.js';
+import { ephemeralPorts } from '../../test/support/ports.js';
+import { createLogger } from '../../lib/log.js';
+import { cryptoRandom } from '../../lib/random.js';
+import { formatIpv4, parseIpv4 } from '../../lib/ipv4.js';
+import { parseConfig } from '../../config/index.js';
+import { startDhcp } from './server.js';
+import type { DhcpHandler } from './server.js';
+import { DnsServer } from '../dns/server.js';
+import { decodeDhcp, encodeDhcp, emptyMessage, BootOp } from './wire.js';
+import { DhcpOption } from './options.js';
+import { formatRdata } from '../dns/rdata.js';
+import { T } from '../dns/wire.js';
+import { nameHeldBy, type NameOwners } from '../names.js';
+
+const CONFIG = `
+node: { name: t1, address: 10.50.0.1, stateDir: /nonexistent, controlSocket: /nonexistent.sock }
+dhcp:
+  listen: 127.0.0.1
+  serverId: 10.50.0.1
+  subnets:
+    - subnet: 10.50.0.0/24
+      pools: [10.50.0.100-10.50.0.102]
+      domain: lab.lan
+      reservations:
+        - { mac: "52:54:00:00:00:01", ip: 10.50.0.11, hostname: node01 }
+dns:
+  listen: [127.0.0.1]
+  zones:
+    - name: lab.lan
+      leases: true
+      records: ["printer A 10.50.0.250"]
+`;
+
+interface Lab { handler: DhcpHandler; fsm: Fsm; clock: ManualClock; logs: Array<Record<string, unknown>>; dns: DnsServer; stop: () => Promise<void> }
+
+async function lab(): Promise<Lab> {
+  const config = ephemeralPorts(parseConfig(CONFIG), ['dhcp']); // DNS is built, never started
+  const clock = new ManualClock(1_000_000, 1_700_000_000_000);
+  const fsm = new Fsm();
+  const state = new MemoryStateLog(fsm, clock);
+  const logs: Array<Record<string, unknown>> = [];
+  const log = createLogger({ level: 'info', destination: { write: (s: string) => { logs.push(JSON.parse(s) as Record<string, unknown>); } } });
+  const dhcp = await startDhcp({ config, log, clock, random: cryptoRandom, state }) as Awaited<ReturnType<typeof startDhcp>> & { handler: DhcpHandler };
+  const dns = new DnsServer({ config, log, clock, random: cryptoRandom, state });
+  return { handler: dhcp.handler, fsm, clock, logs, dns, stop: () => dhcp.stop() };
+}
+
+function packet(type: number, mac: string, hostname?: string, requested?: string): Uint8Array {
+  const m = emptyMessage();
+  m.op = BootOp.Request;
+  m.xid = 0x4242;
+  m.chaddr.set(mac.split(':').map((h) => parseInt(h, 16)));
+  m.options.set(DhcpOption.MessageType, Uint8Array.of(type));
+  if (hostname !== undefined) m.options.set(DhcpOption.HostName, new TextEncoder().encode(hostname));
+  if (requested) {
+    m.options.set(DhcpOption.RequestedIpAddress, Uint8Array.from(requested.split('.').map(Number)));
+    m.options.set(DhcpOption.ServerIdentifier, Uint8Array.of(10, 50, 0, 1));
+  }
+  return encodeDhcp(m, 548);
+}
+
+/** DISCOVER + REQUEST; the address ACKed, or null when there was no offer. */
+async function lease(l: Lab, mac: string, hostname?: string): Promise<string | null> {
+  const offers = await l.handler.handle(packet(1, mac, hostname), '127.0.0.1:68', l.clock.wallMs());
+  if (offers.length === 0) return null;
+  const offer = decodeDhcp(offers[0]!.bytes);
+  if (!offer.ok) throw new Error('bad offer');
+  const ip = formatIpv4(offer.value.yiaddr);
+  await l.handler.handle(packet(3, mac, hostname, ip), '127.0.0.1:68', l.clock.wallMs());
+  return ip;
+}
+
+function resolves(l: Lab, name: string): string[] {
+  l.dns.rebuild();
+  return (l.dns.zones.resolve(name, T.A)?.answers ?? []).map((r) => formatRdata(r.type, r.rdata));
+}
+
+const refusals = (l: Lab): Array<Record<string, unknown>> => l.logs.filter((e) => e['event'] === 'dhcp.name.refused');
+
+t.test('a reserved name cannot be taken: the intruder gets an address but no name, the reserved MAC keeps it', async (t) => {
+  const l = await lab();
+  t.teardown(l.stop);
+  const intruder = await lease(l, '02:00:00:00:00:66', 'node01');
+  t.equal(intruder, '10.50.0.100', 'the intruder still gets a pool address');
+  t.equal(l.fsm.lease(parseIpv4(intruder!)!)?.hostname, undefined, 'but its lease carries no name');
+  t.same(resolves(l, 'node01.lab.lan'), [], 'node01 does not point at the intruder');
+  const [line] = refusals(l);
+  t.ok(line, 'an info line says so');
+  t.equal(line?.['level'], 'info');
+  t.equal(line?.['mac'], '02:00:00:00:00:66', 'naming the claimant');
+  t.equal(line?.['holderMac'], '52:54:00:00:00:01', 'and the reservation\'s MAC');
+  t.equal(await lease(l, '52:54:00:00:00:01', 'whatever'), '10.50.0.11', 'the reserved MAC gets its address');
+  t.same(resolves(l, 'node01.lab.lan'), ['10.50.0.11'], 'and its name');
+  t.equal(l.handler.counters.toJSON()['name.refused'], 1);
+});
+
+t.test('an intruder lease already in the state (granted before this check) loses the name to the reservation in DNS', async (t) => {
+  const l = await lab();
+  t.teardown(l.stop);
+  const at = l.clock.wallMs();
+  l.fsm.apply(1, { at, command: { type: 'lease.grant', ip: parseIpv4('10.50.0.100')!, mac: '02:00:00:00:00:66', hostname: 'node01', subnet: '10.50.0.0/24', leaseMs: 3_600_000 } });
+  l.fsm.apply(2, { at: at + 1000, command: { type: 'lease.grant', ip: parseIpv4('10.50.0.11')!, mac: '52:54:00:00:00:01', hostname: 'node01', subnet: '10.50.0.0/24', leaseMs: 3_600_000 } });
+  t.same(resolves(l, 'node01.lab.lan'), ['10.50.0.11'], 'the reservation wins although the intruder was granted first');
+  t.ok(l.logs.some((e) => String(e['msg']).includes('belongs to dhcp.subnets[0].reservations[0]')), 'the refused name is logged');
+});
+
+t.test('a lease name never takes over another client\'s lease name or a static record', async (t) => {
+  const l = await lab();
+  t.teardown(l.stop);
+  t.equal(await lease(l, '02:00:00:00:00:0a', 'web'), '10.50.0.100');
+  t.equal(await lease(l, '02:00:00:00:00:0b', 'WEB'), '10.50.0.101');
+  t.equal(l.fsm.lease(parseIpv4('10.50.0.101')!)?.hostname, undefined, 'the second claimant gets no name');
+  t.same(resolves(l, 'web.lab.lan'), ['10.50.0.100'], 'the first keeps it');
+  const [line] = refusals(l);
+  t.equal(line?.['mac'], '02:00:00:00:00:0b');
+  t.equal(line?.['holderMac'], '02:00:00:00:00:0a');
+  t.equal(await lease(l, '02:00:00:00:00:0a', 'web'), '10.50.0.100', 'the holder renews with its own name');
+  t.equal(l.fsm.lease(parseIpv4('10.50.0.100')!)?.hostname, 'web');
+  t.equal(await lease(l, '02:00:00:00:00:0c', 'printer'), '10.50.0.102');
+  t.equal(l.fsm.lease(parseIpv4('10.50.0.102')!)?.hostname, undefined, 'a static record keeps its name');
+  t.same(resolves(l, 'printer.lab.lan'), ['10.50.0.250']);
+  t.equal(refusals(l)[1]?.['holder'], 'DNS record printer.lab.lan');
+});
+
+t.test('name owners plug in: an inventory-like owner is asked after reservations and before leases', async (t) => {
+  const inventory: NameOwners = { kind: 'inventory', holdersOf: (label) => (label === 'rack1-n3' ? [{ kind: 'inventory', mac: '02:aa:00:00:00:03', what: 'inventory node rack1-n3' }] : []) };
+  t.equal(nameHeldBy('rack1-n3', { mac: '02:aa:00:00:00:03' }, [inventory], 0), undefined, 'its own node may use the name');
+  t.equal(nameHeldBy('RACK1-N3.lab.lan', { mac: '02:00:00:00:00:01' }, [inventory], 0)?.what, 'inventory node rack1-n3', 'any other client may not');
+});
+
+t.test('pool exhaustion: a rate-limited warning naming subnet and pool, its own counter, used/total per pool', async (t) => {
+  const l = await lab();
+  t.teardown(l.stop);
+  for (let i = 0; i < 3; i++) t.ok(await lease(l, `02:00:00:00:01:0${i}`), `client ${i} leased`);
+  t.same(l.handler.poolUse(l.clock.wallMs()), [{ subnet: '10.50.0.0/24', used: 3, total: 3, pools: [{ range: '10.50.0.100-10.50.0.102', used: 3, total: 3 }] }]);
+  for (let i = 0; i < 20; i++) t.equal(await lease(l, `02:00:00:00:02:${String(10 + i)}`), null, `client ${i} beyond the pool gets no offer`);
+  const counters = l.handler.counters.toJSON();
+  t.equal(counters['allocation-failed.pool-exhausted'], 20, 'counted on its own counter');
+  t.equal(counters['silent'], undefined, 'not on the generic silent one');
+  const warnings = l.logs.filter((e) => e['event'] === 'dhcp.pool.exhausted');
+  t.ok(warnings.length >= 1 && warnings.length <= 5, `warned, rate-limited (${warnings.length} lines for 20 failures)`);
+  t.equal(warnings[0]?.['level'], 'warn');
+  t.equal(warnings[0]?.['subnet'], '10.50.0.0/24');
+  t.same(warnings[0]?.['pools'], ['10.50.0.100-10.50.0.102']);
+});

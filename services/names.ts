@@ -1,0 +1,142 @@
+import type { Ipv4 } from '../lib/ipv4.js';
+import type { Lease } from '../cluster/fsm.js';
+
+// Who may use a host name. A DHCP client asks for a name (option 12); the name goes into the lease
+// and from there into DNS. One function decides whether the client may have it: the owners are
+// asked in order of precedence (reservations, then whatever else is plugged in: inventory nodes,
+// static and operator records, other clients' live leases, grants in flight) and the first owner
+// that knows the name decides. If that owner is the asking client, the name is its own; if it is
+// anyone else, the client gets no name (as dnsmasq does: the second claimant is not renamed, it is
+// simply not published). Pure: no clock (nowMs comes in), no log; the caller logs the refusal.
+
+/** One holder of a name, for the refusal's log line. */
+export interface NameHolder {
+  /** "reservation", "lease", "record", "inventory", "pending" ... */
+  kind: string;
+  mac?: string | undefined;
+  /** Option 61 in hex, for reservations by client id and leases that carry one. */
+  clientId?: string | undefined;
+  ip?: Ipv4 | undefined;
+  /** What to say about it: "dhcp.subnets[0].reservations[3]", "record node01.lan A". */
+  what: string;
+}
+
+/** One kind of owner: every holder of `label` it knows (lower-case first label of a host name). */
+export interface NameOwners {
+  readonly kind: string;
+  holdersOf(label: string, nowMs: number): Iterable<NameHolder>;
+}
+
+export interface NameClaimant { mac: string; clientId?: string | undefined }
+
+/** The label a host name is published under: its first label, lower case. */
+export function nameLabel(hostname: string): string {
+  return (hostname.split('.')[0] ?? '').toLowerCase();
+}
+
+function isClaimant(holder: NameHolder, claimant: NameClaimant): boolean {
+  // As sameClient() in the allocator: client ids decide when both sides have one, else MACs.
+  if (holder.clientId !== undefined && claimant.clientId !== undefined) return holder.clientId === claimant.clientId;
+  return holder.mac !== undefined && holder.mac === claimant.mac;
+}
+
+/**
+ * The holder that keeps `hostname` from `claimant`, or undefined when the claimant may use it. The
+ * first owner (in the order given) with any holder of the name decides.
+ */
+export function nameHeldBy(hostname: string, claimant: NameClaimant, owners: readonly NameOwners[], nowMs: number): NameHolder | undefined {
+  const label = nameLabel(hostname);
+  for (const owner of owners) {
+    let other: NameHolder | undefined;
+    for (const holder of owner.holdersOf(label, nowMs)) {
+      if (isClaimant(holder, claimant)) return undefined;
+      other ??= holder;
+    }
+    if (other !== undefined) return other;
+  }
+  return undefined;
+}
+
+interface ReservationLike { mac?: string | undefined; clientId?: string | undefined; ip: Ipv4; hostname?: string | undefined }
+
+/** Reservation names (config): a reservation's name belongs to its client, always. */
+export function reservationOwners(subnets: ReadonlyArray<{ reservations: readonly ReservationLike[] }>, normalizeClientId: (id: string) => string = (id) => id): NameOwners {
+  const byLabel = new Map<string, NameHolder[]>();
+  subnets.forEach((s, i) => s.reservations.forEach((r, k) => {
+    if (r.hostname === undefined) return;
+    const label = nameLabel(r.hostname);
+    const holder: NameHolder = { kind: 'reservation', mac: r.mac, clientId: r.clientId === undefined ? undefined : normalizeClientId(r.clientId), ip: r.ip, what: `dhcp.subnets[${i}].reservations[${k}]` };
+    byLabel.set(label, [...(byLabel.get(label) ?? []), holder]);
+  }));
+  return { kind: 'reservation', holdersOf: (label) => byLabel.get(label) ?? [] };
+}
+
+/** DNS names that are not lease names: static zone records (config) and operator records (replicated). */
+export function recordOwners(leaseZones: () => readonly string[], recordNames: () => Iterable<string>): NameOwners {
+  return {
+    kind: 'record',
+    holdersOf(label) {
+      const wanted = new Set(leaseZones().map((z) => `${label}.${z}`));
+      const out: NameHolder[] = [];
+      if (wanted.size === 0) return out;
+      for (const name of recordNames()) if (wanted.has(name)) out.push({ kind: 'record', what: `DNS record ${name}` });
+      return out;
+    },
+  };
+}
+
+/**
+ * The owner names of zone-file record lines (`records:` of each zone): the first field, "@" for the
+ * apex, relative names completed with the zone, lower case, no trailing dot.
+ */
+export function staticRecordNames(zones: ReadonlyArray<{ name: string; records: readonly string[] }>): Set<string> {
+  const out = new Set<string>();
+  for (const z of zones) {
+    const origin = z.name.toLowerCase().replace(/\.$/, '');
+    for (const line of z.records) {
+      const owner = line.trim().split(/[ \t]/)[0] ?? '';
+      if (owner === '') continue;
+      out.add(owner === '@' ? origin : owner.endsWith('.') ? owner.slice(0, -1).toLowerCase() : `${owner}.${origin}`.toLowerCase());
+    }
+  }
+  return out;
+}
+
+/** Read access to the replicated leases, as cluster/fsm.ts gives it. */
+export interface LeaseSource {
+  readonly appliedIndex: number;
+  lease(ip: Ipv4): Lease | undefined;
+  leases(): Iterable<Lease>;
+}
+
+/**
+ * Other clients' live leases, indexed by label. The index is rebuilt only when the replicated state
+ * moved since the last look and is checked against the lease itself on every use, so a burst of
+ * grants costs one rebuild per commit at most, not a scan per request.
+ */
+export function leaseOwners(source: LeaseSource): NameOwners {
+  let index = new Map<string, Ipv4[]>();
+  let builtAt = -1;
+  return {
+    kind: 'lease',
+    holdersOf(label, nowMs) {
+      if (builtAt !== source.appliedIndex) {
+        index = new Map();
+        for (const l of source.leases()) {
+          if (l.hostname === undefined || l.state !== 'bound') continue;
+          const key = nameLabel(l.hostname);
+          const ips = index.get(key);
+          if (ips === undefined) index.set(key, [l.ip]); else ips.push(l.ip);
+        }
+        builtAt = source.appliedIndex;
+      }
+      const out: NameHolder[] = [];
+      for (const ip of index.get(label) ?? []) {
+        const l = source.lease(ip);
+        if (l === undefined || l.state !== 'bound' || l.expiresAt <= nowMs || l.hostname === undefined || nameLabel(l.hostname) !== label) continue;
+        out.push({ kind: 'lease', mac: l.mac, clientId: l.clientId, ip: l.ip, what: `the lease of ${l.mac}` });
+      }
+      return out;
+    },
+  };
+}

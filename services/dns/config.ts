@@ -90,8 +90,17 @@ export const dnsConfig = z.object({
    */
   workers: z.number().int().min(0).max(8).optional(),
   maxTcpConnections: z.number().int().min(1).default(256),
-  tcpIdleTimeout: duration.default(10_000),
+  /**
+   * Open TCP connections one source address may hold (default: 1/8 of maxTcpConnections, at least
+   * 1), so one client cannot take every connection and shut the others out.
+   */
+  maxTcpConnectionsPerSource: z.number().int().min(1).optional(),
+  /** A TCP client must complete each message (and the first) within this; trickling bytes do not extend it. */
+  tcpIdleTimeout: duration.refine((ms) => ms >= 100, { message: 'is shorter than 100ms' }).default(10_000),
 }).strict().superRefine((c, ctx) => {
+  if (c.maxTcpConnectionsPerSource !== undefined && c.maxTcpConnectionsPerSource > c.maxTcpConnections) {
+    ctx.addIssue({ code: 'custom', path: ['maxTcpConnectionsPerSource'], message: `is above maxTcpConnections (${c.maxTcpConnections})` });
+  }
   refuseRepeats(ctx, c.listen, ['listen'], ['dns']);
   refuseDuplicates(ctx, c.zones.map((z, i) => ({ key: z.name, path: ['zones', i, 'name'] })), ['dns'], 'is the name of another zone:');
   refuseDuplicates(ctx, (c.forward?.domains ?? []).map((d, i) => ({ key: d.name, path: ['forward', 'domains', i, 'name'] })), ['dns'], 'is forwarded twice: also at');
@@ -100,3 +109,8 @@ export const dnsConfig = z.object({
 });
 
 export type DnsConfig = z.output<typeof dnsConfig>;
+
+/** The TCP connections one source may hold: the configured share, else 1/8 of the cap (at least 1). */
+export function tcpShare(c: Pick<DnsConfig, 'maxTcpConnections' | 'maxTcpConnectionsPerSource'>): number {
+  return c.maxTcpConnectionsPerSource ?? Math.max(1, Math.floor(c.maxTcpConnections / 8));
+}

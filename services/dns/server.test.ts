@@ -72,7 +72,7 @@ function frame(b: Uint8Array): Buffer {
 }
 
 t.test('TCP: pipelined queries on one connection, split frames, idle timeout, connection cap', async (t) => {
-  const { dns, port } = await startServer('  maxTcpConnections: 2\n  tcpIdleTimeout: 300ms');
+  const { dns, port } = await startServer('  maxTcpConnections: 2\n  maxTcpConnectionsPerSource: 2\n  tcpIdleTimeout: 300ms');
   try {
     const c = net.connect(port, '127.0.0.1');
     await new Promise((r) => c.once('connect', r));
@@ -108,6 +108,68 @@ t.test('TCP: pipelined queries on one connection, split frames, idle timeout, co
     t.ok(thirdClosed, 'a connection over the cap is closed at once');
     for (const s of conns) s.destroy();
   } finally {
+    await dns.stop();
+  }
+});
+
+/** Connects from `local` (127.0.0.x: one "source" each) and resolves once connected, or closed. */
+async function connectFrom(port: number, local: string): Promise<net.Socket> {
+  const s = net.connect({ port, host: '127.0.0.1', localAddress: local });
+  s.on('error', () => undefined);
+  await new Promise((r) => { s.once('connect', r); s.once('close', r); });
+  return s;
+}
+
+/** One TCP query from `local`; its answer's id, or null when the connection closed or 2 s passed. */
+async function tcpAsk(port: number, local: string, id: number): Promise<number | null> {
+  const s = await connectFrom(port, local);
+  return new Promise((resolve) => {
+    let buf = Buffer.alloc(0);
+    const timer = setTimeout(() => { s.destroy(); resolve(null); }, 2000);
+    s.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      if (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) { clearTimeout(timer); s.destroy(); resolve(decoded(buf.subarray(2, 2 + buf.readUInt16BE(0))).id); }
+    });
+    s.once('close', () => { clearTimeout(timer); resolve(null); });
+    s.write(frame(query('www.lan', T.A, id)));
+  });
+}
+
+t.test('TCP: the idle timeout is a deadline per message; a client trickling one byte at a time is closed', async (t) => {
+  const { dns, port } = await startServer('  tcpIdleTimeout: 600ms');
+  try {
+    const c = await connectFrom(port, '127.0.0.1');
+    let closed = false;
+    c.once('close', () => { closed = true; });
+    const whole = frame(query('www.lan', T.A, 7));
+    // One byte every 200 ms: each arrives well inside 600 ms, the message would take seconds.
+    let sent = 0;
+    for (; sent < whole.length && !closed; sent++) {
+      c.write(whole.subarray(sent, sent + 1));
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    t.ok(closed, `closed before the message was complete (${sent} of ${whole.length} bytes sent)`);
+    t.ok(sent < whole.length, 'the trickle did not keep it open');
+    t.equal((dns.status().counters as Record<string, number>)['dns.tcp.idle_closed'], 1, 'counted as idle_closed');
+    t.equal(await tcpAsk(port, '127.0.0.1', 8), 8, 'a client that sends whole messages is answered');
+  } finally {
+    await dns.stop();
+  }
+});
+
+t.test('TCP: one source holds at most its share of maxTcpConnections; other sources are still answered', async (t) => {
+  const { dns, port } = await startServer('  maxTcpConnections: 16'); // share: 16 / 8 = 2
+  const hog: net.Socket[] = [];
+  try {
+    for (let i = 0; i < 20; i++) hog.push(await connectFrom(port, '127.0.0.2'));
+    t.ok(await eventually(() => hog.filter((s) => !s.destroyed && !s.closed).length === 2), 'two of the 20 idle connections from 127.0.0.2 stay open');
+    t.equal((dns.status().counters as Record<string, number>)['dns.tcp.refused_per_source'], 18, 'the rest are refused and counted');
+    for (const [local, id] of [['127.0.0.3', 31], ['127.0.0.4', 41], ['127.0.0.1', 11]] as const) {
+      t.equal(await tcpAsk(port, local, id), id, `a query from ${local} is answered while 127.0.0.2 holds its share`);
+    }
+    t.equal(await tcpAsk(port, '127.0.0.2', 21), null, 'the hog gets no third connection');
+  } finally {
+    for (const s of hog) s.destroy();
     await dns.stop();
   }
 });

@@ -12,7 +12,7 @@ import { cidrContains, formatCidr, formatIpv4, type Cidr } from '../../lib/ipv4.
 import type { StateLog } from '../../cluster/state-log.js';
 import type { ApiRoutes } from '../../lib/control-server.js';
 import type { RunningService, ServiceContext, ServiceStatus } from '../contract.js';
-import type { DnsConfig } from './config.js';
+import { tcpShare, type DnsConfig } from './config.js';
 import type { ProcessMemory } from '../../lib/memory.js';
 import { DnsAnswerer, type ForwardQuery, type Reply } from './answerer.js';
 import { Forwarder, forwardWith, inFlightShare } from './forward.js';
@@ -57,6 +57,8 @@ export class DnsServer implements RunningService {
   /** Served address -> its UDP socket and TCP listener. */
   #bound = new Map<string, { udp: dgram.Socket; tcp: net.Server | null; port: number }>();
   #connections = new Set<net.Socket>();
+  /** Open TCP connections per source address (the per-source share of maxTcpConnections). */
+  #perSource = new Map<string, number>();
   #forwarder: Forwarder | null = null;
   #notifier: Notifier | null = null;
   #limiter = new LogLimiter();
@@ -310,12 +312,37 @@ export class DnsServer implements RunningService {
   #forward: ForwardQuery = () => undefined;
 
   #onTcp(conn: net.Socket): void {
+    const address = conn.remoteAddress ?? '';
+    const source = address.startsWith('::ffff:') ? address.slice(7) : address;
+    const held = this.#perSource.get(source) ?? 0;
+    if (held >= tcpShare(this.#cfg)) {
+      // One source must not take every connection (issue 12): the others keep theirs.
+      this.counters.inc('dns.tcp.refused_per_source');
+      if (this.#limiter.allow('tcp-per-source', this.#clock.monotonicMs())) {
+        this.#log.warn({ event: 'dns.tcp_source_limit', source, connections: held }, `TCP connection from ${source} refused: it holds its share (${held})`);
+      }
+      conn.destroy();
+      return;
+    }
+    this.#perSource.set(source, held + 1);
     this.#connections.add(conn);
     conn.setNoDelay(true);
-    conn.setTimeout(this.#cfg.tcpIdleTimeout, () => { this.counters.inc('dns.tcp.idle_closed'); conn.destroy(); });
+    // A deadline per message, not an idle timer: socket.setTimeout restarts on every byte, so a client
+    // sending one byte every few seconds would hold the connection forever. The deadline moves only
+    // when a whole message has arrived.
+    let deadline: NodeJS.Timeout | null = null;
+    const arm = (): void => {
+      if (deadline !== null) clearTimeout(deadline);
+      deadline = setTimeout(() => { this.counters.inc('dns.tcp.idle_closed'); conn.destroy(); }, this.#cfg.tcpIdleTimeout);
+    };
+    arm();
     conn.on('error', () => conn.destroy());
-    conn.on('close', () => this.#connections.delete(conn));
-    const address = conn.remoteAddress ?? '';
+    conn.on('close', () => {
+      if (deadline !== null) clearTimeout(deadline);
+      this.#connections.delete(conn);
+      const n = (this.#perSource.get(source) ?? 1) - 1;
+      if (n <= 0) this.#perSource.delete(source); else this.#perSource.set(source, n);
+    });
     let buf: Buffer | null = null;
     let pending = 0;
     const write: Reply = (bytes, more) => {
@@ -339,6 +366,7 @@ export class DnsServer implements RunningService {
         pending++;
         this.#answerer.tcp(msg, address, write, this.#forward);
       }
+      if (p > 0) arm();
       buf = p === buf.length ? null : buf.subarray(p);
       // Many forwarded queries in flight on one connection: stop reading until some are answered.
       if (pending >= PER_CONNECTION_PENDING_MAX) conn.pause();

@@ -1,5 +1,6 @@
 import type { Ipv4 } from '../lib/ipv4.js';
 import type { Lease } from '../cluster/fsm.js';
+import type { InventoryView } from '../cluster/inventory.js';
 
 // Who may use a host name. A DHCP client asks for a name (option 12); the name goes into the lease
 // and from there into DNS. One function decides whether the client may have it: the owners are
@@ -69,6 +70,17 @@ export function reservationOwners(subnets: ReadonlyArray<{ reservations: readonl
     byLabel.set(label, [...(byLabel.get(label) ?? []), holder]);
   }));
   return { kind: 'reservation', holdersOf: (label) => byLabel.get(label) ?? [] };
+}
+
+/** Compute-node inventory names (replicated, cluster/inventory.ts): a node's name belongs to its MAC. */
+export function inventoryOwners(inventory: Pick<InventoryView, 'byName'>): NameOwners {
+  return {
+    kind: 'inventory',
+    holdersOf(label) {
+      const node = inventory.byName(label);
+      return node === undefined ? [] : [{ kind: 'inventory', mac: node.mac, ip: node.ip, what: `inventory node ${node.name}` }];
+    },
+  };
 }
 
 /** DNS names that are not lease names: static zone records (config) and operator records (replicated). */

@@ -131,6 +131,18 @@ t.test('a lease name never takes over another client\'s lease name or a static r
   t.equal(refusals(l)[1]?.['holder'], 'DNS record printer.lab.lan');
 });
 
+t.test('an inventory node\'s name belongs to its MAC', async (t) => {
+  const l = await lab();
+  t.teardown(l.stop);
+  l.fsm.apply(1, { at: l.clock.wallMs(), command: { type: 'node.add', name: 'rack1-n3', mac: '02:aa:00:00:00:03' } });
+  t.ok(l.fsm.inventory.byName('rack1-n3'), 'the node is in the inventory');
+  t.ok(await lease(l, '02:00:00:00:00:77', 'rack1-n3'));
+  t.equal(refusals(l)[0]?.['holder'], 'inventory node rack1-n3', 'another MAC gets no name');
+  t.equal(refusals(l)[0]?.['holderMac'], '02:aa:00:00:00:03');
+  const own = await lease(l, '02:aa:00:00:00:03', 'rack1-n3');
+  t.equal(l.fsm.lease(parseIpv4(own!)!)?.hostname, 'rack1-n3', 'the node itself gets it');
+});
+
 t.test('name owners plug in: an inventory-like owner is asked after reservations and before leases', async (t) => {
   const inventory: NameOwners = { kind: 'inventory', holdersOf: (label) => (label === 'rack1-n3' ? [{ kind: 'inventory', mac: '02:aa:00:00:00:03', what: 'inventory node rack1-n3' }] : []) };
   t.equal(nameHeldBy('rack1-n3', { mac: '02:aa:00:00:00:03' }, [inventory], 0), undefined, 'its own node may use the name');

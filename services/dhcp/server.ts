@@ -13,7 +13,7 @@ import type { RunningService, ServiceContext, ServiceStatus } from '../contract.
 import { decodeDhcp, type DhcpMessage } from './wire.js';
 import { readRequest, type ClientRequest } from './request.js';
 import { Allocator, formatRange, normalizeClientId, poolSubnet, poolUse, sameClient, type Decision, type PoolSubnet, type SubnetUse } from './allocator.js';
-import { leaseOwners, nameHeldBy, nameLabel, recordOwners, reservationOwners, staticRecordNames, type NameHolder, type NameOwners } from '../names.js';
+import { inventoryOwners, leaseOwners, nameHeldBy, nameLabel, recordOwners, reservationOwners, staticRecordNames, type NameHolder, type NameOwners } from '../names.js';
 import { planBoot, type BootRule } from './netboot.js';
 import { buildReply, encodeReply, replyDestination, replySizeMax, subnetReplyOptions, type Destination, type ReplyInput, type SubnetReplyOptions } from './responder.js';
 import type { DhcpConfig } from './config.js';
@@ -422,5 +422,5 @@ export async function startDhcp(context: ServiceContext): Promise<RunningService
     yield* staticNames;
     for (const r of context.state.fsm.records()) yield r.name;
   });
-  return startDhcpServer({ config, state: context.state, clock: context.clock, log: context.log, nodeAddress: context.config.node.address, nameOwners: [records] });
+  return startDhcpServer({ config, state: context.state, clock: context.clock, log: context.log, nodeAddress: context.config.node.address, nameOwners: [inventoryOwners(context.state.fsm.inventory), records] });
 }

@@ -80,6 +80,7 @@ export const dhcpConfig = z.object({
   }).strict().default({ perMac: 5, perMacWindow: 10_000, global: 2000 }),
 }).strict().superRefine((c, ctx) => {
   checkSubnets(c.subnets, ctx);
+  refuseDuplicates(ctx, c.boot.map((b, i) => ({ key: b.name, path: ['boot', i, 'name'] })), ['dhcp'], 'is the name of another boot rule:');
   if (c.clientPort === c.port) ctx.addIssue({ code: 'custom', path: ['clientPort'], message: 'is the same as dhcp.port (replies would go to the server port)' });
 });
 

@@ -57,6 +57,8 @@ dhcp:
     t.equal(table.code, 0, table.stderr);
     t.match(table.stdout, /^IP\s+MAC\s+HOSTNAME\s+CLIENT-ID\s+STATE\s+EXPIRES IN\s+SUBNET/);
     t.match(table.stdout, /127\.0\.20\.10\s+52:54:00:12:34:56\s+cli-node\s+-\s+bound\s+(59m\d+s|1h0m)\s+127\.0\.0\.0\/8/);
+    t.match(table.stdout, /SUBNET\s+POOL\s+USED\s+FULL\n127\.0\.0\.0\/8\s+127\.0\.20\.10-127\.0\.20\.20\s+1\/11\s+9%/, 'pool use under the leases');
+    t.match((await runLanctl(['status', ...sock])).stdout, /127\.0\.0\.0\/8\s+127\.0\.20\.10-127\.0\.20\.20\s+1\/11/, 'and in lanctl status');
     const json = JSON.parse((await runLanctl(['leases', '--json', '--mac', '52-54-00-12-34-56', ...sock])).stdout) as Array<{ ip: string }>;
     t.same(json.map((l) => l.ip), ['127.0.20.10'], '--mac filter (any MAC spelling)');
 
@@ -86,8 +88,9 @@ dhcp:
     t.equal(again.code, 1);
     t.match(again.stderr, 'no bound lease for 127.0.20.10');
 
-    const status = JSON.parse((await runLanctl(['status', '--json', ...sock])).stdout) as { services: { dhcp: { counters: Record<string, number> } } };
+    const status = JSON.parse((await runLanctl(['status', '--json', ...sock])).stdout) as { services: { dhcp: { counters: Record<string, number>; pools: unknown } } };
     t.equal(status.services.dhcp.counters['sent.ack'], 1, 'lanctl status shows the DHCP counters');
+    t.same(status.services.dhcp.pools, [{ subnet: '127.0.0.0/8', used: 0, total: 11, pools: [{ range: '127.0.20.10-127.0.20.20', used: 0, total: 11 }] }], 'and pool use (the lease was released)');
   } finally {
     socket.close();
     await daemon.stop();

@@ -112,6 +112,7 @@ const refusals: Array<[string, string, string, string]> = [
   ['rebindTime >= leaseTime', sub('      leaseTime: 1h\n      rebindTime: 2h\n'), 'dhcp.subnets[0].rebindTime: "2h"', 'is not shorter than leaseTime'],
   ['rebindTime below the default renewTime', sub('      leaseTime: 1h\n      rebindTime: 10m\n'), 'dhcp.subnets[0].rebindTime: "10m"', 'default renewTime'],
   ['a relay listed for two subnets', sub('      relays: [10.5.0.1]\n    - subnet: 10.1.0.0/24\n      pools: [10.1.0.10-10.1.0.20]\n      relays: [10.5.0.1]\n'), 'dhcp.subnets[1].relays[0]: "10.5.0.1"', 'already a relay'],
+  ['a listen entry that is no address', base + 'tftp: { root: /srv, listen: [lan-a] }\n', 'tftp.listen[0]: "lan-a"', 'is not an IP address'],
   ['two boot rules with one name', sub('').replace('dhcp:\n', 'dhcp:\n  boot: [{ name: pi, bootfile: a }, { name: pi, bootfile: b }]\n'), 'dhcp.boot[1].name: "pi"', 'another boot rule'],
   ['two zones with the same name', base + 'dns:\n  zones: [{ name: lan }, { name: LAN. }]\n', 'dns.zones[1].name: "LAN."', 'another zone: dns.zones[0].name'],
   ['a domain forwarded twice', base + 'dns:\n  forward: { upstreams: [192.0.2.53], allow: [10.0.0.0/8], domains: [{ name: corp, upstreams: [192.0.2.1] }, { name: corp, upstreams: [192.0.2.2] }] }\n', 'dns.forward.domains[1].name: "corp"', 'forwarded twice'],

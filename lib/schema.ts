@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseCidr, parseIpv4, parseIpv4Range, type Cidr, type Ipv4, type Ipv4Range } from './ipv4.js';
 import { parseMac, type Mac } from './mac.js';
@@ -86,6 +87,10 @@ export function parseByteSize(value: unknown): number | null {
 export const byteSize = z.union([z.string(), z.number()], { error: 'is not a size (like "8MiB", "512KiB" or a number of bytes)' })
   .refine((v) => parseByteSize(v) !== null, { message: 'is not a size (like "8MiB", "512KiB" or a number of bytes)' })
   .transform((v) => parseByteSize(v)!);
+
+/** An address a service binds (`listen:` lists): IPv4 or IPv6 text. */
+export const listenAddress = z.string({ error: 'is not an IP address to listen on' })
+  .refine((s) => isIP(s) !== 0, { message: 'is not an IP address to listen on' });
 
 /** One value of a list that must not repeat: its comparison key (undefined: not checked) and where it sits. */
 export interface KeyedEntry { key: string | undefined; path: PropertyKey[] }

@@ -1,6 +1,6 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { z } from 'zod';
-import { byteSize, cidr, duration, hostname, port, refuseDuplicates, refuseRepeats } from '../../lib/schema.js';
+import { byteSize, cidr, duration, hostname, listenAddress, port, refuseDuplicates, refuseRepeats } from '../../lib/schema.js';
 import { parseRecordLine } from './rdata.js';
 
 // The `dns:` block. Records are written as in a zone file, one string each, relative names allowed:
@@ -35,7 +35,7 @@ const CACHE_BYTES = 4 * 1024 * 1024;
 
 export const dnsConfig = z.object({
   port: port.default(53),
-  listen: z.array(z.string().refine((s) => isIPv4(s) || isIPv6(s), { message: 'is not an IP address to listen on' })).optional(),
+  listen: z.array(listenAddress).optional(),
   tcp: z.boolean().default(true),
   zones: z.array(z.object({
     name: hostname,

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { duration, port, refuseRepeats } from '../../lib/schema.js';
+import { duration, listenAddress, port, refuseRepeats } from '../../lib/schema.js';
 import { parseIpv4 } from '../../lib/ipv4.js';
 
 // The `ntp:` block.
@@ -18,7 +18,7 @@ const endpoint = z.string({ error: 'is not an upstream (text like "10.0.0.1" or 
 
 export const ntpConfig = z.object({
   port: port.default(123),
-  listen: z.array(z.string()).optional(),
+  listen: z.array(listenAddress).optional(),
   /** Servers this node samples (with its own SNTP client) to know whether its clock is good. */
   upstreams: z.array(endpoint).default([]),
   /** How often each upstream (and the other LAN node) is sampled after the first quick burst. */

@@ -1,11 +1,11 @@
 import { z } from 'zod';
-import { duration, port, refuseRepeats } from '../../lib/schema.js';
+import { duration, listenAddress, port, refuseRepeats } from '../../lib/schema.js';
 
 // The `tftp:` block.
 
 export const tftpConfig = z.object({
   port: port.default(69),
-  listen: z.array(z.string()).optional(),
+  listen: z.array(listenAddress).optional(),
   root: z.string().min(1, { message: 'is empty (give the directory to serve)' }),
   blksizeMax: z.number().int().min(8).max(65464).default(1468),
   windowsizeMax: z.number().int().min(1).max(64).default(16),

@@ -125,6 +125,7 @@ const refusals: Array<[string, string, string, string]> = [
   ['a service on the VIP at another service\'s port', base + 'vip: { address: 10.0.0.1/24, interface: eth0 }\ndns: { port: 1053, listen: [127.0.0.1] }\ntftp: { root: /srv, port: 1053, listen: [127.0.0.2] }\n', 'tftp.port: 1053', 'udp 10.0.0.1:1053'],
   ['DNS over TCP on the Raft port', base.replace('name: solo', 'name: solo\n  address: 127.0.0.1') + 'cluster: { id: r, members: [{ name: solo, address: 127.0.0.1, port: 7400 }] }\ndns: { port: 7400 }\n', 'cluster.members[0].port: 7400', 'is also dns.port: both would bind tcp 127.0.0.1:7400'],
   ['a default port taken by another service', base + 'ntp: { listen: [127.0.0.1] }\ntftp: { root: /srv, listen: [127.0.0.1], port: 123 }\n', 'ntp.port: (default) is also tftp.port', 'udp 127.0.0.1:123'],
+  ['the boot HTTP listener on the DNS port', base + 'dns: { port: 8080, listen: [127.0.0.1] }\nboot: { http: { listen: [127.0.0.1] } }\n', 'boot.http.port: (default) is also dns.port', 'tcp 127.0.0.1:8080'],
   ['a duplicate YAML key names its key path', base + 'dns:\n  zones:\n    - name: lan\n      ttl: 1h\n      ttl: 2h\n', 'dns.zones[0].ttl: duplicate key', 'line 10'],
 ];
 

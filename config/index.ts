@@ -91,6 +91,11 @@ function checkSockets(c: z.output<typeof composed>, ctx: z.RefinementCtx): void 
     const protos: Array<'udp' | 'tcp'> = block === 'dns' && c.dns?.tcp === true ? ['udp', 'tcp'] : ['udp'];
     for (const proto of protos) for (const address of addresses) bindings.push({ proto, address, port: b.port, path: [block, 'port'], key: `${block}.port` });
   }
+  if (c.boot !== undefined && c.boot.http !== false) {
+    for (const address of [...new Set([...serviceAddresses(c, c.boot.http.listen), ...vip])]) {
+      bindings.push({ proto: 'tcp', address, port: c.boot.http.port, path: ['boot', 'http', 'port'], key: 'boot.http.port' });
+    }
+  }
   c.cluster?.members.forEach((m, i) => {
     if (m.name === c.node.name) bindings.push({ proto: 'tcp', address: m.address, port: m.port, path: ['cluster', 'members', i, 'port'], key: `cluster.members[${i}].port` });
   });

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { duration, port } from '../../lib/schema.js';
+import { duration, listenAddress, port } from '../../lib/schema.js';
 import { checkName } from '../tftp/paths.js';
 import { compileTemplate, TEMPLATE_VARIABLES } from './template.js';
 
@@ -58,7 +58,7 @@ const fileName = z.string().min(1).refine((s) => checkName(s).ok && !s.includes(
 export const bootHttpConfig = z.object({
   port: port.default(8080),
   /** Addresses to listen on (default: the node address and loopback; the VIP while held). */
-  listen: z.array(z.string()).optional(),
+  listen: z.array(listenAddress).optional(),
   /** Open connections at once; more are closed at once. */
   maxConnections: z.number().int().min(1).max(10_000).default(64),
   /** Time to receive a request's headers. */

@@ -2,29 +2,30 @@ import t from 'tap';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { runLanctl, scratchConfig, serveDaemon } from '../support/daemon.js';
+import { freePort } from '../support/ports.js';
 
 // `lanctl boot render` against a running daemon (loopback, high ports, no root) and `lanctl boot
 // inspect` on what it wrote: an address nobody leased gets the unknown-node script as a valid
 // U-Boot image; errors name what failed with exit code 1; a broken image is refused by inspect.
 
-const yaml = `
+const yaml = (tftpPort: number, httpPort: number): string => `
 node:
   name: b1
   address: 127.0.0.1
   stateDir: "{{dir}}/state"
   controlSocket: "{{dir}}/lanha.sock"
 tftp:
-  port: 0
+  port: ${tftpPort}
   root: "{{dir}}/root"
 profiles:
   arm64: { arch: arm64, kernel: arm64/Image }
 boot:
   defaultProfile: arm64
-  http: { port: 0 }
+  http: { port: ${httpPort} }
 `;
 
 t.test('lanctl boot render and boot inspect', async (t) => {
-  const s = scratchConfig(yaml);
+  const s = scratchConfig(yaml(await freePort(), await freePort()));
   mkdirSync(join(s.dir, 'root'));
   const daemon = await serveDaemon(s.file);
   t.teardown(async () => { await daemon.stop(); s.cleanup(); });

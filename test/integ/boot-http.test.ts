@@ -67,7 +67,7 @@ t.test('boot HTTP listener with curl', async (t) => {
   const bootFiles = new BootFiles({ boot: bootConfig.parse({}), profiles, resolve: (ip) => nodes[ip] ?? { unknown: true }, log, clock: systemClock });
   const served: ServedFile[] = [];
   const server = new BootHttpServer({
-    config: bootHttpConfig.parse({ port: 0, maxConnections: 3, headersTimeout: '1s', requestTimeout: '2s' }),
+    config: { ...bootHttpConfig.parse({ maxConnections: 3, headersTimeout: '1s', requestTimeout: '2s' }), port: 0 },
     addresses: ['127.0.0.1'], rootReal: root, bootFiles, log, clock: systemClock, served: (f) => served.push(f),
   });
   await server.start();

@@ -59,7 +59,7 @@ t.test('per-client boot files over TFTP from several client addresses', async (t
     'needs-group': { arch: 'arm64', kernel: 'arm64/Image', uboot: 'echo "{{name}} of {{group}}"\n' },
   });
   const bootFiles = new BootFiles({ boot: bootConfig.parse({ defaultProfile: 'arm64', scriptBytesMax: 4096 }), profiles, resolve, log, clock: systemClock });
-  const config = tftpConfig.parse({ port: 0, root, workers: 1, timeout: '500ms', retries: 3 });
+  const config = { ...tftpConfig.parse({ root, workers: 1, timeout: '500ms', retries: 3 }), port: 0 };
   const server = new TftpServer({ config, addresses: ['127.0.0.1'], log, clock: systemClock, state, bootFiles });
   await server.start();
   const port = server.port();

@@ -202,14 +202,14 @@ t.test('inventory nodes: A + PTR under their subnet\'s domain, before any lease;
   const clock = new ManualClock(Date.UTC(2026, 11, 1));
   const state = new MemoryStateLog(new Fsm(), clock);
   const settle = async (): Promise<void> => { clock.advance(1000); await new Promise((r) => setTimeout(r, 0)); };
-  const config = parseConfig(`
+  const config = ephemeralPorts(parseConfig(`
 node: { name: t3, role: server, address: 127.0.0.1, stateDir: /tmp/lanha-dns-inv-test, controlSocket: /tmp/lanha-dns-inv-test.sock }
 dhcp:
   subnets:
     - { subnet: 10.40.0.0/24, pools: [10.40.0.100-10.40.0.120], domain: rack.lan }
     - { subnet: 10.41.0.0/24, pools: [10.41.0.100-10.41.0.120], domain: lab.lan }
-dns: { port: 0, listen: [127.0.0.1], workers: 0, zones: [{ name: rack.lan, leases: false }, { name: lab.lan, leases: true }] }
-`);
+dns: { listen: [127.0.0.1], workers: 0, zones: [{ name: rack.lan, leases: false }, { name: lab.lan, leases: true }] }
+`));
   const dns = new DnsServer({ config, log: silentLogger, clock, random: cryptoRandom, state });
   await dns.start();
   const ip = (s: string): number => parseIpv4(s)!;

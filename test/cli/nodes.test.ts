@@ -6,13 +6,14 @@ import t from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runLanctl, scratchConfig, serveDaemon } from '../support/daemon.js';
+import { freePort } from '../support/ports.js';
 
 // About 40 lanctl runs: a loaded CI machine needs more than tap's default two minutes.
 t.setTimeout(600_000);
 
-const config = `node: { name: t, address: 127.0.0.1, stateDir: "{{dir}}/state", controlSocket: "{{dir}}/s.sock" }
+const config = (dhcpPort: number): string => `node: { name: t, address: 127.0.0.1, stateDir: "{{dir}}/state", controlSocket: "{{dir}}/s.sock" }
 dhcp:
-  port: 0
+  port: ${dhcpPort}
   listen: 127.0.0.1
   subnets:
     - subnet: 10.0.0.0/24
@@ -24,7 +25,7 @@ nodes:
 `;
 
 t.test('lanctl nodes: add, clashes named, set, show, remove, import, exit codes', async (t) => {
-  const scratch = scratchConfig(config);
+  const scratch = scratchConfig(config(await freePort()));
   t.teardown(scratch.cleanup);
   const sock = ['--socket', join(scratch.dir, 's.sock')];
   // A lanctl run can take over 20 s on a machine at load 50: give each a minute and a half.

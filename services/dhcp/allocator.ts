@@ -204,21 +204,14 @@ export class Allocator {
     if (reservation && reservation.ip !== ip) return { kind: 'nak', reason: 'client has a reservation for another address', subnet };
     if (!this.#usable(ip, request, subnet, leases, nowMs)) return { kind: 'nak', reason: 'address not available to this client', subnet };
     this.#hold(request.clientKey, ip, subnet, nowMs); // held until the grant commits (settle)
-    // The name we give (option 12): a reservation's or the inventory node's; else the client's own goes in the lease.
+    // The name we give (option 12): a reservation's or the inventory node's; else the client's own goes in
+    // the lease, unless someone else owns it: the server's ownership check (services/names.ts) drops it then.
     const given = reservation?.hostname ?? leases.inventory?.byMac(request.mac)?.name;
-    const hostname = given ?? this.#clientName(request, leases);
+    const hostname = given ?? sanitizeHostname(request.hostname);
     const propose: Command = { type: 'lease.grant', ip, mac: request.mac, subnet: subnet.id, leaseMs: subnet.leaseMs };
     if (request.clientId !== undefined) propose.clientId = request.clientId;
     if (hostname !== undefined) propose.hostname = hostname;
     return { kind: 'ack', ip, subnet, ...(reservation ? { reservation } : {}), ...(given === undefined ? {} : { hostname: given }), propose };
-  }
-
-  /** The client's own host name (option 12), unless it is an inventory node's: a node's name is its own. */
-  #clientName(request: ClientRequest, leases: LeaseView): string | undefined {
-    const name = sanitizeHostname(request.hostname);
-    if (name === undefined) return undefined;
-    const owner = leases.inventory?.byName(name);
-    return owner !== undefined && owner.mac !== request.mac ? undefined : name;
   }
 
   /** The config's reservation for the client in this subnet, else its inventory node's address if the subnet holds it. */

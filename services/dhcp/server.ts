@@ -97,7 +97,8 @@ export class DhcpHandler {
     this.#local = anchor === undefined ? undefined : subnets.find((s) => cidrContains(s.cidr, anchor));
     this.#boot = config.boot;
     const inFlight: NameOwners = { kind: 'pending', holdersOf: (label) => { const h = this.#namesInFlight.get(label); return h === undefined ? [] : [h]; } };
-    this.#nameOwners = [reservationOwners(config.subnets, normalizeClientId), ...(options.nameOwners ?? []), leaseOwners(options.state.fsm), inFlight];
+    // Reservations, then inventory nodes (a node's name is its own), then what the caller plugs in.
+    this.#nameOwners = [reservationOwners(config.subnets, normalizeClientId), inventoryOwners(options.state.fsm.inventory), ...(options.nameOwners ?? []), leaseOwners(options.state.fsm), inFlight];
     const localConfig = config.subnets.find((c) => this.#local !== undefined && cidrContains(c.subnet, this.#local.cidr.network));
     if (this.#local && localConfig && config.listen === undefined) this.#broadcast = formatIpv4(localConfig.broadcast ?? broadcastOf(this.#local.cidr));
   }
@@ -422,5 +423,5 @@ export async function startDhcp(context: ServiceContext): Promise<RunningService
     yield* staticNames;
     for (const r of context.state.fsm.records()) yield r.name;
   });
-  return startDhcpServer({ config, state: context.state, clock: context.clock, log: context.log, nodeAddress: context.config.node.address, nameOwners: [inventoryOwners(context.state.fsm.inventory), records] });
+  return startDhcpServer({ config, state: context.state, clock: context.clock, log: context.log, nodeAddress: context.config.node.address, nameOwners: [records] });
 }

@@ -5,6 +5,7 @@ import { formatTable } from '../lib/table.js';
 import { DAEMON_OPTIONS, DAEMON_OPTION_HELP, DEFAULT_CONFIG, resolveSocket, type CliCommand } from './cli.js';
 import { releaseAddress, vipCidr } from '../services/vip/address.js';
 import type { FailoverResult } from '../services/vip/failover.js';
+import { formatParts } from '../services/vip/takeover.js';
 
 // lanctl vip release (no daemon needed: systemd runs it before start and after stop), vip status,
 // and failover (asks the leader to hand leadership and the VIP to the other LAN-service node).
@@ -79,15 +80,64 @@ export const vipStatusCommand: CliCommand = {
   },
 };
 
+interface FailoverProgressBody {
+  running: boolean;
+  phase: string;
+  waitingFor: string[];
+  elapsedMs: number;
+  limitMs: number;
+}
+
+const PROGRESS_POLL_MS = 500;
+/** The daemon bounds a failover (vip.drainTimeout at most 5 min, then seconds); the CLI waits a little longer. */
+const FAILOVER_REPLY_WAIT_MS = 330_000;
+
+/** One line for a change of what the failover waits for, e.g. "waiting 1.5 s (of up to 30 s) for: tftp ...". */
+function progressLine(p: FailoverProgressBody): string {
+  const limit = p.limitMs > 0 ? ` (of up to ${(p.limitMs / 1000).toFixed(p.limitMs < 10_000 ? 1 : 0)} s)` : '';
+  return `${p.phase}: waiting ${(p.elapsedMs / 1000).toFixed(1)} s${limit} for ${p.waitingFor.join('; ') || 'nothing'}\n`;
+}
+
+/** While the failover request runs, print what it waits for when that changes (or every 5 s). */
+function watchProgress(socket: string, err: (text: string) => void): () => void {
+  let stopped = false;
+  let last = '';
+  let lastAt = 0;
+  const loop = async (): Promise<void> => {
+    while (!stopped) {
+      await new Promise((r) => setTimeout(r, PROGRESS_POLL_MS));
+      if (stopped) return;
+      const reply = await callDaemon(socket, 'GET', '/v1/failover', undefined, 2000).catch(() => null);
+      const p = reply?.status === 200 ? reply.body as FailoverProgressBody : null;
+      if (stopped || p === null || !p.running || p.waitingFor.length === 0) continue;
+      const key = `${p.phase}|${p.waitingFor.join('|').replace(/ for [0-9.]+ s/g, '')}`;
+      if (key !== last || Date.now() - lastAt >= 5000) {
+        err(progressLine(p));
+        last = key;
+        lastAt = Date.now();
+      }
+    }
+  };
+  void loop();
+  return () => { stopped = true; };
+}
+
 export const failoverCommand: CliCommand = {
   path: ['failover'],
-  summary: 'planned failover: the leader releases the VIP and hands leadership to the other LAN-service node',
+  summary: 'planned failover: drain in-flight transfers, release the VIP, hand leadership to the other LAN-service node',
   usage: 'failover [--to NODE] [--json] [--config FILE | --socket PATH]',
   options: { ...DAEMON_OPTIONS, to: { type: 'string' }, json: { type: 'boolean' } },
-  optionHelp: [['--to NODE', 'the node to hand over to (default: the other LAN-service node)'], ['--json', 'print JSON for scripts'], ...DAEMON_OPTION_HELP],
+  optionHelp: [['--to NODE', 'the node to hand over to (default: the other LAN-service node)'], ['--json', 'print JSON for scripts (progress still goes to stderr)'], ...DAEMON_OPTION_HELP],
   async run(args, io) {
     const to = typeof args.values['to'] === 'string' ? args.values['to'] : undefined;
-    const reply = await callDaemon(resolveSocket(args.values), 'POST', '/v1/failover', to === undefined ? {} : { to }, 15_000);
+    const socket = resolveSocket(args.values);
+    const stop = watchProgress(socket, (text) => io.err(text));
+    let reply;
+    try {
+      reply = await callDaemon(socket, 'POST', '/v1/failover', to === undefined ? {} : { to }, FAILOVER_REPLY_WAIT_MS);
+    } finally {
+      stop();
+    }
     if (reply.status === 404) throw new LanhaError('not-found', 'failover needs the VIP service on this node (a `vip:` block in its config)');
     if (reply.status < 200 || reply.status >= 300) {
       const message = typeof reply.body === 'object' && reply.body !== null && 'error' in reply.body ? String((reply.body as { error: unknown }).error) : `HTTP ${reply.status}`;
@@ -98,7 +148,13 @@ export const failoverCommand: CliCommand = {
       io.out(JSON.stringify(r, null, 2) + '\n');
       return ExitCode.ok;
     }
-    io.out(`failover ${r.from} -> ${r.to}: ${r.leader} now leads; VIP released here ${r.gapMs} ms before the new leader was known (target caught up in ${r.catchUpMs} ms)\n`);
+    io.out(`failover ${r.from} -> ${r.to}: ${r.leader} now leads\n`);
+    if (r.drainMs > 0 || r.drainLeft.length > 0) {
+      io.out(`  drain: ${r.drainMs} ms while the VIP still served${r.drainLeft.length > 0 ? `; ended with an ERROR: ${r.drainLeft.join('; ')}` : ' (every transfer finished)'}\n`);
+    }
+    io.out(r.gapMs === null
+      ? `  VIP gap: unknown (${r.leader} sent no takeover report); ${r.leader} was known here ${r.leaderKnownMs} ms after the release\n`
+      : `  VIP gap a LAN client sees: ${formatParts(r.parts, r.gapMs)}\n`);
     return ExitCode.ok;
   },
 };

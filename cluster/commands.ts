@@ -50,6 +50,11 @@ export type Command =
   | { type: 'deploy.job.resume'; job: string; member: string }
   | { type: 'deploy.job.node'; job: string; node: string; state: 'running' | 'done' | 'failed' | 'interrupted'; bytes?: number; total?: number; sent?: number; exit?: number; error?: string }
   | { type: 'deploy.job.end'; job: string; state: 'done' | 'failed' | 'interrupted' }
+  /**
+   * A new VIP holder's half of the gap (services/vip/takeover.ts), so the old holder's `lanctl
+   * failover` can report the whole gap. Changes no state.
+   */
+  | { type: 'vip.takeover'; node: string; term: number; trigger: 'transfer' | 'election'; parts: Array<[string, number]>; totalMs: number }
   /** Proposed by a new leader to commit entries of earlier terms, and as a time tick. */
   | { type: 'noop' };
 
@@ -70,7 +75,7 @@ export function encodeCommand(stamped: StampedCommand): Uint8Array {
 export type DecodeCommandResult = { ok: true; value: StampedCommand } | { ok: false; error: string };
 
 const COMMAND_TYPES: ReadonlySet<string> = new Set<CommandType>([
-  'lease.grant', 'lease.release', 'lease.decline', 'lease.expire', 'dns.set', 'dns.delete', 'node.boot', 'config.generation', 'noop',
+  'lease.grant', 'lease.release', 'lease.decline', 'lease.expire', 'dns.set', 'dns.delete', 'node.boot', 'config.generation', 'vip.takeover', 'noop',
   'node.add', 'node.set', 'node.remove', 'node.seen', 'node.accept', 'node.trust', 'node.generation',
   'rootfs.commit', 'rootfs.verified', 'rootfs.assign', 'deploy.trust', 'deploy.synced',
   'deploy.job.start', 'deploy.job.resume', 'deploy.job.node', 'deploy.job.end',

@@ -45,6 +45,20 @@ interface Pending {
 
 const KEEP_AFTER_SNAPSHOT = 1000;
 
+/**
+ * When this member last saw each step of an election, on its monotonic clock (null: not yet). A
+ * new leader's VIP service turns them into the parts of a failover gap (services/vip/takeover.ts).
+ */
+export interface RaftTimeline {
+  /** Last heartbeat or append from the leader of the time. */
+  heardLeaderAt: number | null;
+  /** Last TimeoutNow received (a planned leadership transfer to this member). */
+  timeoutNowAt: number | null;
+  preCandidateAt: number | null;
+  candidateAt: number | null;
+  leaderAt: number | null;
+}
+
 export class RaftStateLog implements StateLog {
   readonly fsm: Fsm;
   readonly host: RaftHost;
@@ -56,6 +70,7 @@ export class RaftStateLog implements StateLog {
   #closed = false;
   #snapshotting = false;
   #single: boolean;
+  #timeline: RaftTimeline = { heardLeaderAt: null, timeoutNowAt: null, preCandidateAt: null, candidateAt: null, leaderAt: null };
 
   private constructor(fsm: Fsm, host: RaftHost, opts: RaftStateLogOptions) {
     this.fsm = fsm;
@@ -89,10 +104,11 @@ export class RaftStateLog implements StateLog {
       apply: (entries) => self!.#apply(entries),
       afterBatch: () => self!.#maybeSnapshot(),
       onStorageError: (error) => self!.#onStorageError(error),
+      onRoleChange: (role, atMs) => self!.#onRoleChange(role, atMs),
     }, opts.clock, tickMs);
     self = new RaftStateLog(fsm, host, opts);
     const replayTo = state.hardState.commit;
-    if (opts.link) await opts.link.start((m) => host.step(m));
+    if (opts.link) await opts.link.start((m) => self!.#onMessage(m));
     host.start();
     if (self.#single) node.campaign();
     host.kick();
@@ -147,6 +163,24 @@ export class RaftStateLog implements StateLog {
       stateHash: this.fsm.hash(),
       ...(this.#opts.link?.status ? { transport: this.#opts.link.status() } : {}),
     };
+  }
+
+  /** When this member last saw each step of an election (monotonic ms). */
+  timeline(): RaftTimeline {
+    return { ...this.#timeline };
+  }
+
+  #onMessage(m: Message): void {
+    const now = this.#opts.clock.monotonicMs();
+    if (m.type === 'timeout-now') this.#timeline.timeoutNowAt = now;
+    else if (m.type === 'heartbeat' || m.type === 'append') this.#timeline.heardLeaderAt = now;
+    this.host.step(m);
+  }
+
+  #onRoleChange(role: string, atMs: number): void {
+    if (role === 'pre-candidate') this.#timeline.preCandidateAt = atMs;
+    else if (role === 'candidate') this.#timeline.candidateAt = atMs;
+    else if (role === 'leader') this.#timeline.leaderAt = atMs;
   }
 
   /** Hands leadership to another voter (planned failover). */

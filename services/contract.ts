@@ -36,6 +36,8 @@ export interface RunningService {
   /** Serve on one more address / stop serving on it: the VIP as it comes and goes (services/vip). */
   addAddress?(address: string): Promise<void>;
   removeAddress?(address: string): Promise<void>;
+  /** Work a planned failover lets finish before the VIP goes, one short line each; empty when idle (TFTP transfers). */
+  inFlight?(): string[];
   /** Planned failover, before the VIP goes: end in-flight work so clients retry at once (TFTP ERROR). */
   handOver?(): Promise<void>;
   /** Boot files rendered per client (the boot service), which TFTP serves before its disk. */

@@ -1,7 +1,7 @@
 import type { Clock } from '../../lib/clock.js';
 import type { RaftNode } from './node.js';
 import type { Wal } from './wal.js';
-import type { Entry, Message, Ready, Snapshot } from './types.js';
+import type { Entry, Message, Ready, Role, Snapshot } from './types.js';
 
 // The shell around one RaftNode: a timer turns monotonic time into ticks, and one loop at a time
 // drains Ready batches:
@@ -30,6 +30,8 @@ export interface HostHooks {
   /** Storage failed: the node must stop accepting writes (the caller steps down / fences). */
   onStorageError(error: Error): void;
   onReady?(rd: Ready): void;
+  /** The core's role changed (after a tick or a message): when, on the host's monotonic clock. */
+  onRoleChange?(role: Role, atMs: number): void;
 }
 
 export class RaftHost {
@@ -48,6 +50,7 @@ export class RaftHost {
   #persistedVote: string | null;
   #batches = 0;
   #fsyncs = 0;
+  #role: Role;
 
   constructor(node: RaftNode, wal: Wal, hooks: HostHooks, clock: Clock, tickMs: number) {
     this.node = node;
@@ -58,6 +61,7 @@ export class RaftHost {
     const hs = node.hardState();
     this.#persistedTerm = hs.term;
     this.#persistedVote = hs.vote;
+    this.#role = node.role;
   }
 
   get fenced(): Error | undefined { return this.#fenced; }
@@ -83,7 +87,14 @@ export class RaftHost {
   step(m: Message): void {
     if (this.#stopped || this.#fenced) return;
     this.node.step(m);
+    this.#noticeRole();
     this.kick();
+  }
+
+  #noticeRole(): void {
+    if (this.node.role === this.#role) return;
+    this.#role = this.node.role;
+    this.#hooks.onRoleChange?.(this.#role, this.#clock.monotonicMs());
   }
 
   async stop(): Promise<void> {
@@ -111,6 +122,7 @@ export class RaftHost {
     this.#lastTickAt += n * this.#tickMs;
     if (n > 1000) n = 1000;
     for (let i = 0; i < n; i++) this.node.tick();
+    this.#noticeRole();
     if (this.node.hasReady()) this.kick();
   }
 

@@ -53,6 +53,7 @@ interface Pending {
   worker: number;
   /** Set when the file was rendered for this client (services/boot) rather than read from disk. */
   rendered?: { stale: boolean; node?: string };
+  startedMs: number;
 }
 
 export interface EndedMessage {
@@ -211,6 +212,12 @@ export class TftpServer {
 
   get activeTransfers(): number { return this.#active.size; }
 
+  /** The transfers running now, one line each ("10.0.0.7:2071 Image for 3.2 s"): what a planned failover waits for. */
+  inFlight(): string[] {
+    const now = this.clock.monotonicMs();
+    return [...this.#active.values()].map((p) => `${p.key} ${printable(p.requested)} for ${((now - p.startedMs) / 1000).toFixed(1)} s`);
+  }
+
   #onRequest(local: string, listener: dgram.Socket, msg: Buffer, rinfo: dgram.RemoteInfo): void {
     if (this.#stopped) return;
     const decoded = decodePacket(msg);
@@ -268,7 +275,7 @@ export class TftpServer {
     // The least busy worker takes it.
     let worker = -1;
     for (let i = 0; i < this.#workers.length; i++) if (worker < 0 || this.#workers[i]!.active < this.#workers[worker]!.active) worker = i;
-    const pending: Pending = { id, key, peer, client, requested: packet.filename, listener, worker, ...(renderedInfo === undefined ? {} : { rendered: renderedInfo }) };
+    const pending: Pending = { id, key, peer, client, requested: packet.filename, listener, worker, startedMs: this.clock.monotonicMs(), ...(renderedInfo === undefined ? {} : { rendered: renderedInfo }) };
     this.#active.set(id, pending);
     this.#byKey.set(key, id);
     this.#perClient.set(peer.address, (this.#perClient.get(peer.address) ?? 0) + 1);
@@ -383,6 +390,7 @@ export async function startTftp(context: ServiceContext): Promise<RunningService
     stop: () => server.stop(),
     addAddress: (address) => server.addAddress(address),
     removeAddress: (address) => server.removeAddress(address),
+    inFlight: () => server.inFlight(),
     handOver: async () => { server.cancelAll('server handing over to its partner; retry'); },
     routes: {
       'GET /v1/tftp': () => ({ status: 200, body: server.status() }),

@@ -1,7 +1,9 @@
 // Proves the planned-failover steps with a scripted StateLog (no sockets, no Raft): a follower
 // refuses and names the leader; only another LAN-service node is a valid target; a target that is
-// not caught up is refused after the wait; on success the order is hand over (TFTP ERRORs) -> VIP
-// released -> leadership transferred, the VIP is resumed afterwards, and the new leader is reported.
+// not caught up is refused after the wait; in-flight transfers are waited for (drain) while the VIP
+// stays, and only what is left after vip.drainTimeout is handed over (ERROR); then VIP released ->
+// leadership transferred, the VIP is resumed afterwards, and the gap is the release plus the new
+// holder's reported parts. GET /v1/failover says what a running failover waits for.
 import t from 'tap';
 import { Fsm } from '../../cluster/fsm.js';
 import type { StateLog, StateLogStatus } from '../../cluster/state-log.js';
@@ -9,7 +11,7 @@ import { parseConfig } from '../../config/index.js';
 import { silentLogger } from '../../lib/log.js';
 import { systemClock } from '../../lib/clock.js';
 import type { RunningService } from '../contract.js';
-import { failover, type FailoverResult } from './failover.js';
+import { failover, failoverRoutes, type FailoverResult } from './failover.js';
 
 const CONFIG = `
 node: { name: lan-a, role: server, address: 10.20.0.2, stateDir: /tmp/x, controlSocket: /tmp/x.sock }
@@ -20,7 +22,7 @@ cluster:
     - { name: lan-a, address: 10.20.0.2 }
     - { name: lan-b, address: 10.20.0.3 }
     - { name: witness, address: 10.20.0.9, role: witness }
-vip: { address: 10.20.0.1/24, interface: eth9 }
+vip: { address: 10.20.0.1/24, interface: eth9, drainTimeout: 300ms }
 `;
 
 class ScriptedState implements StateLog {
@@ -30,6 +32,7 @@ class ScriptedState implements StateLog {
   lastIndex = 10;
   match: Record<string, number> = { 'lan-b': 10, witness: 10 };
   accepts = true;
+  reports = true;
   constructor(private readonly calls: string[]) {}
   isLeader(): boolean { return this.role === 'leader'; }
   async propose(): Promise<never> { throw new Error('not used'); }
@@ -44,6 +47,8 @@ class ScriptedState implements StateLog {
     if (!this.accepts) return false;
     this.role = 'follower';
     setTimeout(() => { this.leader = to; }, 30);
+    // The new holder's half of the gap arrives through the log a little later.
+    if (this.reports) setTimeout(() => this.fsm.apply(++this.lastIndex, { at: 1, command: { type: 'vip.takeover', node: to, term: 4, trigger: 'transfer', parts: [['vote', 12], ['lease wait', 3], ['ip addr', 5], ['sockets bound', 1], ['first GARP', 2]], totalMs: 23 } }), 50);
     return true;
   }
   async close(): Promise<void> { /* nothing */ }
@@ -53,9 +58,13 @@ function rig() {
   const calls: string[] = [];
   const state = new ScriptedState(calls);
   const vip = { holdOff: async () => { calls.push('vip release'); }, resume: () => { calls.push('vip resume'); } };
-  const tftp: RunningService = { name: 'tftp', status: () => ({ listening: [] }), stop: async () => undefined, handOver: async () => { calls.push('tftp hand over'); } };
-  const deps = { vip, state, config: parseConfig(CONFIG), clock: systemClock, log: silentLogger, services: () => [tftp], catchUpWaitMs: 200, newLeaderWaitMs: 300 };
-  return { calls, state, deps };
+  const transfers: string[] = [];
+  const tftp: RunningService = {
+    name: 'tftp', status: () => ({ listening: [] }), stop: async () => undefined, inFlight: () => [...transfers],
+    handOver: async () => { calls.push(`tftp hand over ${transfers.length}`); transfers.length = 0; },
+  };
+  const deps = { vip, state, config: parseConfig(CONFIG), clock: systemClock, log: silentLogger, services: () => [tftp], catchUpWaitMs: 200, newLeaderWaitMs: 300, takeoverWaitMs: 300 };
+  return { calls, state, deps, transfers };
 }
 
 t.test('on a follower it refuses and names the leader', async (t) => {
@@ -88,14 +97,56 @@ t.test('a target that is not caught up is refused after the wait, and nothing wa
   t.same(calls, []);
 });
 
-t.test('success: hand over, release the VIP, transfer, report the new leader, resume', async (t) => {
+t.test('success: nothing in flight, release the VIP, transfer, report the gap with its parts, resume', async (t) => {
   const { deps, calls } = rig();
   const r = await failover(deps, undefined);
   t.equal(r.status, 200);
   const body = r.body as FailoverResult;
-  t.match(body, { from: 'lan-a', to: 'lan-b', leader: 'lan-b' }, 'the default target is the other server');
-  t.ok(body.gapMs >= 20 && body.gapMs < 300, `gap ${body.gapMs} ms measured from the release`);
-  t.same(calls, ['tftp hand over', 'vip release', 'transfer lan-b', 'vip resume']);
+  t.match(body, { from: 'lan-a', to: 'lan-b', leader: 'lan-b', drainLeft: [] }, 'the default target is the other server');
+  t.equal(body.parts[0]![0], 'release', 'the gap starts with the release here');
+  t.same(body.parts.slice(1).map(([n]) => n), ['vote', 'lease wait', 'ip addr', 'sockets bound', 'first GARP'], "then the new holder's parts");
+  t.equal(body.gapMs, body.parts[0]![1] + 23, 'gap = release here + the new holder total');
+  t.ok(body.leaderKnownMs >= 20, `new leader known ${body.leaderKnownMs} ms after the release`);
+  t.same(calls, ['vip release', 'transfer lan-b', 'vip resume'], 'no hand over: nothing was in flight');
+});
+
+t.test('drain: the VIP stays until in-flight transfers finish, and GET /v1/failover says what it waits for', async (t) => {
+  const { deps, calls, transfers } = rig();
+  transfers.push('10.20.0.77:2000 Image for 0.1 s');
+  const routes = failoverRoutes(deps);
+  const running = routes['POST /v1/failover']!({ query: new URLSearchParams(), body: {} });
+  await new Promise((r) => setTimeout(r, 100));
+  const progress = (await routes['GET /v1/failover']!({ query: new URLSearchParams(), body: undefined })).body as { running: boolean; phase: string; waitingFor: string[]; limitMs: number };
+  t.match(progress, { running: true, phase: 'drain', waitingFor: ['tftp 10.20.0.77:2000 Image for 0.1 s'], limitMs: 300 });
+  t.same(calls, [], 'the VIP is still here while the transfer runs');
+  transfers.length = 0; // the transfer finished
+  const r = await running;
+  t.equal(r.status, 200);
+  const body = r.body as FailoverResult;
+  t.same(body.drainLeft, []);
+  t.ok(body.drainMs >= 80, `drained for ${body.drainMs} ms`);
+  t.same(calls, ['vip release', 'transfer lan-b', 'vip resume'], 'no ERROR sent: the transfer finished');
+  const idle = (await routes['GET /v1/failover']!({ query: new URLSearchParams(), body: undefined })).body as { running: boolean; phase: string };
+  t.match(idle, { running: false, phase: 'idle' });
+});
+
+t.test('drain timeout: what is left gets the hand over (ERROR) before the VIP goes', async (t) => {
+  const { deps, calls, transfers } = rig();
+  transfers.push('10.20.0.77:2000 Image for 0.1 s');
+  const r = await failover(deps, 'lan-b');
+  t.equal(r.status, 200);
+  const body = r.body as FailoverResult;
+  t.same(body.drainLeft, ['tftp 10.20.0.77:2000 Image for 0.1 s']);
+  t.ok(body.drainMs >= 290, `waited the whole drainTimeout (${body.drainMs} ms)`);
+  t.same(calls, ['tftp hand over 1', 'vip release', 'transfer lan-b', 'vip resume']);
+});
+
+t.test('no takeover report: the gap is unknown, the new leader is still reported', async (t) => {
+  const { deps, state } = rig();
+  state.reports = false;
+  const r = await failover(deps, 'lan-b');
+  t.equal(r.status, 200);
+  t.match(r.body, { leader: 'lan-b', gapMs: null });
 });
 
 t.test('a refused transfer resumes the VIP at once', async (t) => {
@@ -103,7 +154,7 @@ t.test('a refused transfer resumes the VIP at once', async (t) => {
   state.accepts = false;
   const r = await failover(deps, 'lan-b');
   t.equal(r.status, 409);
-  t.same(calls, ['tftp hand over', 'vip release', 'transfer lan-b', 'vip resume']);
+  t.same(calls, ['vip release', 'transfer lan-b', 'vip resume']);
 });
 
 t.test('no new leader in time: 504, and the VIP may be taken again', async (t) => {

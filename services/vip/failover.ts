@@ -5,15 +5,20 @@ import type { ApiHandler, ApiResponse } from '../../lib/control-server.js';
 import type { StateLog } from '../../cluster/state-log.js';
 import type { RunningService } from '../contract.js';
 
-// Planned failover (`lanctl failover [--to NODE]`, HA.md §2.5, simplified): on the leader, check the
-// target is a LAN-service voter and caught up (waiting up to 2 s), let services end in-flight work
-// (TFTP sends ERROR so firmware retries at once), drop the VIP, hand leadership over with
-// TimeoutNow, and wait until a new leader is known. Not done here: draining DHCP commits in flight
-// (new proposals are refused while the transfer runs; clients retry).
+// Planned failover (`lanctl failover [--to NODE]`, HA.md §2.5): on the leader, check the target is a
+// LAN-service voter and caught up (waiting up to 2 s), let in-flight TFTP transfers finish while the
+// VIP still serves (bounded by vip.drainTimeout; new transfers are taken meanwhile), end what is
+// left with an ERROR so firmware retries at once, drop the VIP, hand leadership over with
+// TimeoutNow, and wait for the new holder's report of its half of the gap (a `vip.takeover` entry).
+// GET /v1/failover says what a running failover waits for. Not done here: draining DHCP commits in
+// flight (new proposals are refused while the transfer runs; clients retry).
 
 const CATCH_UP_WAIT_MS = 2000;
 const NEW_LEADER_WAIT_MS = 3000;
+/** After the new leader is known, how long to wait for its vip.takeover entry. */
+const TAKEOVER_REPORT_WAIT_MS = 2000;
 const POLL_MS = 5;
+const DRAIN_POLL_MS = 20;
 /** Time for the ERRORs services send in handOver() to leave from the VIP before it is deleted. */
 const HAND_OVER_GRACE_MS = 20;
 
@@ -37,14 +42,41 @@ export interface FailoverDeps {
   /** Tests shorten the waits. */
   catchUpWaitMs?: number;
   newLeaderWaitMs?: number;
+  takeoverWaitMs?: number;
+  /** Where a running failover publishes what it waits for (GET /v1/failover). */
+  progress?: FailoverProgress;
+}
+
+/** What a running failover is doing, for GET /v1/failover and the CLI's progress lines. */
+export interface FailoverProgress {
+  phase: 'idle' | 'catch-up' | 'drain' | 'release' | 'transfer' | 'takeover-report';
+  /** What it waits for, one line each (e.g. the TFTP transfers still running). */
+  waitingFor: string[];
+  /** Time spent in this phase, and the most it will wait there. */
+  elapsedMs: number;
+  limitMs: number;
+  /** Monotonic start of the phase (internal). */
+  since: number;
 }
 
 export interface FailoverResult {
   from: string;
   to: string;
   leader: string;
-  /** Time from deleting the VIP here until this node learned of the new leader (which adds it at once). */
-  gapMs: number;
+  /**
+   * The silence a LAN client sees on the VIP: from the release here to the new holder's first
+   * GARP (this node's release + the new holder's parts). Null if the new holder's report did not
+   * arrive; then `leaderKnownMs` is all there is.
+   */
+  gapMs: number | null;
+  /** Named parts of gapMs in order (release, vote, lease wait, ip addr, sockets bound, first GARP). */
+  parts: Array<[string, number]>;
+  /** Before the gap, while the VIP still served: waiting for in-flight transfers. */
+  drainMs: number;
+  /** Transfers still running when the drain ended (they got an ERROR). */
+  drainLeft: string[];
+  /** From the release here until this node learned of the new leader. */
+  leaderKnownMs: number;
   catchUpMs: number;
 }
 
@@ -58,18 +90,76 @@ function refuse(status: number, error: string, extra: Record<string, unknown> = 
   return { status, body: { error, ...extra } };
 }
 
-export function failoverRoute(deps: FailoverDeps): ApiHandler {
+export function idleProgress(): FailoverProgress {
+  return { phase: 'idle', waitingFor: [], elapsedMs: 0, limitMs: 0, since: 0 };
+}
+
+/** POST /v1/failover runs one; GET /v1/failover says what the running one waits for. */
+export function failoverRoutes(deps: FailoverDeps): Record<string, ApiHandler> {
   let running = false;
-  return async (request) => {
-    if (running) return refuse(409, 'a failover is already running on this node');
-    running = true;
-    try {
-      const body = (request.body ?? {}) as { to?: unknown };
-      return await failover(deps, typeof body.to === 'string' ? body.to : undefined);
-    } finally {
-      running = false;
-    }
+  const progress = deps.progress ?? idleProgress();
+  const withProgress = { ...deps, progress };
+  return {
+    'POST /v1/failover': async (request) => {
+      if (running) return refuse(409, 'a failover is already running on this node');
+      running = true;
+      try {
+        const body = (request.body ?? {}) as { to?: unknown };
+        return await failover(withProgress, typeof body.to === 'string' ? body.to : undefined);
+      } finally {
+        running = false;
+        setPhase(progress, 'idle', 0, deps.clock.monotonicMs());
+      }
+    },
+    'GET /v1/failover': () => {
+      const { since: _since, ...rest } = progress;
+      return { status: 200, body: { running, ...rest, elapsedMs: running ? Math.round(deps.clock.monotonicMs() - progress.since) : 0 } };
+    },
   };
+}
+
+function setPhase(progress: FailoverProgress | undefined, phase: FailoverProgress['phase'], limitMs: number, now: number, waitingFor: string[] = []): void {
+  if (!progress) return;
+  progress.phase = phase;
+  progress.limitMs = limitMs;
+  progress.since = now;
+  progress.waitingFor = waitingFor;
+}
+
+/** What the services still have in flight, prefixed by the service's name. */
+function inFlight(services: readonly RunningService[]): string[] {
+  return services.flatMap((s) => (s.inFlight?.() ?? []).map((line) => `${s.name} ${line}`));
+}
+
+/** Waits until the target holds every entry we have; the refusal if it does not in time. */
+async function awaitCatchUp(deps: FailoverDeps, to: string): Promise<ApiResponse | null> {
+  const { state, clock, config } = deps;
+  const started = clock.monotonicMs();
+  const waitMs = deps.catchUpWaitMs ?? CATCH_UP_WAIT_MS;
+  for (;;) {
+    const s = state.status() as { lastIndex?: number; progress?: Record<string, { match: number }> };
+    if (s.progress?.[to]?.match !== undefined && s.progress[to]!.match >= (s.lastIndex ?? Infinity)) return null;
+    if (clock.monotonicMs() - started > waitMs) {
+      return refuse(409, `${to} is not caught up (match ${s.progress?.[to]?.match ?? 'unknown'} of ${s.lastIndex ?? '?'}) after ${waitMs} ms: is it running?`);
+    }
+    if (!state.isLeader()) return refuse(409, `${config.node.name} lost leadership while waiting for ${to} to catch up`);
+    await sleep(POLL_MS);
+  }
+}
+
+/** Lets in-flight work finish while the VIP still serves, up to drainTimeout; returns what is left. */
+async function drain(deps: FailoverDeps): Promise<string[]> {
+  const { clock, log } = deps;
+  const limitMs = deps.config.vip?.drainTimeout ?? 0;
+  const started = clock.monotonicMs();
+  let left = inFlight(deps.services());
+  if (left.length > 0) log.info({ event: 'vip.failover.drain', waitingFor: left, limitMs }, `failover: waiting up to ${limitMs / 1000} s for ${left.length} transfer(s) to finish`);
+  while (left.length > 0 && clock.monotonicMs() - started < limitMs && deps.state.isLeader()) {
+    setPhase(deps.progress, 'drain', limitMs, started, left);
+    await sleep(DRAIN_POLL_MS);
+    left = inFlight(deps.services());
+  }
+  return left;
 }
 
 export async function failover(deps: FailoverDeps, requested: string | undefined): Promise<ApiResponse> {
@@ -90,52 +180,79 @@ export async function failover(deps: FailoverDeps, requested: string | undefined
 
   // 1. The target must hold every entry we have, or it could not win (and would lose acked leases).
   const started = clock.monotonicMs();
-  for (;;) {
-    const s = state.status() as { lastIndex?: number; progress?: Record<string, { match: number }> };
-    if (s.progress?.[to]?.match !== undefined && s.progress[to]!.match >= (s.lastIndex ?? Infinity)) break;
-    const waitMs = deps.catchUpWaitMs ?? CATCH_UP_WAIT_MS;
-    if (clock.monotonicMs() - started > waitMs) {
-      return refuse(409, `${to} is not caught up (match ${s.progress?.[to]?.match ?? 'unknown'} of ${s.lastIndex ?? '?'}) after ${waitMs} ms: is it running?`);
-    }
-    if (!state.isLeader()) return refuse(409, `${self} lost leadership while waiting for ${to} to catch up`);
-    await sleep(POLL_MS);
-  }
+  setPhase(deps.progress, 'catch-up', deps.catchUpWaitMs ?? CATCH_UP_WAIT_MS, started, [`${to} to hold every log entry`]);
+  const notCaughtUp = await awaitCatchUp(deps, to);
+  if (notCaughtUp) return notCaughtUp;
   const catchUpMs = Math.round(clock.monotonicMs() - started);
 
-  // 2. In-flight work ends while the VIP is still here (a TFTP ERROR must leave from it).
-  let handedOver = false;
-  for (const service of deps.services()) {
-    if (service.handOver === undefined) continue;
-    handedOver = true;
-    await service.handOver().catch((error: unknown) => log.warn({ event: 'vip.failover.hand_over_failed', service: service.name, err: error }, `${service.name} could not hand over`));
-  }
-  if (handedOver) await sleep(HAND_OVER_GRACE_MS);
+  // 2. Drain: in-flight transfers finish from the VIP (a U-Boot without netretry gives up on an
+  // ERROR), new ones are still taken; bounded by vip.drainTimeout.
+  const drainStarted = clock.monotonicMs();
+  const drainLeft = await drain(deps);
+  const drainMs = Math.round(clock.monotonicMs() - drainStarted);
+  if (!state.isLeader()) return refuse(409, `${self} lost leadership while draining; nothing was handed over`);
+  // DHCP commits made while draining: the target must have them too.
+  const behind = await awaitCatchUp(deps, to);
+  if (behind) return behind;
 
-  // 3. Drop the VIP first, then hand over: the target claims it as soon as it wins.
+  // 3. What is left ends while the VIP is still here (a TFTP ERROR must leave from it).
+  if (drainLeft.length > 0) {
+    log.warn({ event: 'vip.failover.drain_timeout', left: drainLeft, drainMs }, `failover: ${drainLeft.length} transfer(s) still running after ${drainMs} ms; ending them with an ERROR`);
+    for (const service of deps.services()) {
+      if (service.handOver === undefined) continue;
+      await service.handOver().catch((error: unknown) => log.warn({ event: 'vip.failover.hand_over_failed', service: service.name, err: error }, `${service.name} could not hand over`));
+    }
+    await sleep(HAND_OVER_GRACE_MS);
+  }
+
+  // 4. Drop the VIP first, then hand over: the target claims it as soon as it wins.
+  setPhase(deps.progress, 'release', 0, clock.monotonicMs(), ['the VIP to be deleted here']);
+  const term = state.status().term;
+  const reports: Array<{ node: string; term: number; parts: Array<[string, number]>; totalMs: number }> = [];
+  const unsubscribe = state.fsm.subscribe((entry) => {
+    if (entry.command.type === 'vip.takeover') reports.push(entry.command);
+  });
+  const releaseStarted = clock.monotonicMs();
   await deps.vip.holdOff();
   const releasedAt = clock.monotonicMs();
-  log.info({ event: 'vip.failover.start', to, catchUpMs }, `failover to ${to}: VIP released, transferring leadership`);
+  const releaseMs = Math.round(releasedAt - releaseStarted);
+  log.info({ event: 'vip.failover.start', to, catchUpMs, drainMs, releaseMs }, `failover to ${to}: VIP released, transferring leadership`);
   if (!state.transferLeadership(to)) {
+    unsubscribe();
     deps.vip.resume();
     return refuse(409, `leadership transfer to ${to} was refused (not leader any more?)`);
   }
   try {
+    const waitMs = deps.newLeaderWaitMs ?? NEW_LEADER_WAIT_MS;
+    setPhase(deps.progress, 'transfer', waitMs, releasedAt, [`${to} to win the election`]);
+    let leader: string | null;
     for (;;) {
-      const leader = state.status().leader;
-      if (leader !== null && leader !== self) {
-        const gapMs = Math.round(clock.monotonicMs() - releasedAt);
-        log.info({ event: 'vip.failover.done', to, leader, gapMs }, `failover done: ${leader} leads (${gapMs} ms after the VIP was released here)`);
-        const result: FailoverResult = { from: self, to, leader, gapMs, catchUpMs };
-        return { status: 200, body: result };
-      }
-      const waitMs = deps.newLeaderWaitMs ?? NEW_LEADER_WAIT_MS;
+      leader = state.status().leader;
+      if (leader !== null && leader !== self) break;
       if (clock.monotonicMs() - releasedAt > waitMs) {
         log.warn({ event: 'vip.failover.timeout', to }, `failover to ${to}: no new leader within ${waitMs} ms`);
         return refuse(504, `${to} did not take over within ${waitMs} ms; the transfer is abandoned and ${self} stays leader if it still can`);
       }
       await sleep(POLL_MS);
     }
+    const leaderKnownMs = Math.round(clock.monotonicMs() - releaseStarted);
+    // 5. The new holder's half of the gap comes back through the log.
+    const reportWaitMs = deps.takeoverWaitMs ?? TAKEOVER_REPORT_WAIT_MS;
+    const waitingSince = clock.monotonicMs();
+    setPhase(deps.progress, 'takeover-report', reportWaitMs, waitingSince, [`${leader} to report its takeover`]);
+    let report = reports.find((r) => r.node === leader && r.term > term);
+    while (report === undefined && clock.monotonicMs() - waitingSince < reportWaitMs) {
+      await sleep(POLL_MS);
+      report = reports.find((r) => r.node === leader && r.term > term);
+    }
+    const parts: Array<[string, number]> = [['release', releaseMs], ...(report?.parts ?? [])];
+    const gapMs = report === undefined ? null : releaseMs + report.totalMs;
+    const result: FailoverResult = { from: self, to, leader, gapMs, parts, drainMs, drainLeft, leaderKnownMs, catchUpMs };
+    log.info({ event: 'vip.failover.done', to, leader, gapMs, parts: Object.fromEntries(parts), drainMs, leaderKnownMs },
+      gapMs === null ? `failover done: ${leader} leads (known ${leaderKnownMs} ms after the release; no takeover report)` : `failover done: ${leader} leads; clients saw ${gapMs} ms without the VIP`);
+    return { status: 200, body: result };
   } finally {
+    unsubscribe();
     // As a follower now the core will not take it again; if the transfer failed, we may.
     deps.vip.resume();
   }

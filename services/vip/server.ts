@@ -9,7 +9,9 @@ import type { RunningService, ServiceContext, ServiceStatus } from '../contract.
 import type { VipConfig } from './config.js';
 import { initialVipState, onAcquireFailed, onStop, onTick, vipTimings, type VipAction, type VipState, type VipTimings } from './core.js';
 import { execRunner, garpArgs, releaseAddress, replaceArgs, vipAddress, vipCidr, type CommandRunner } from './address.js';
-import { failoverRoute } from './failover.js';
+import { failoverRoutes } from './failover.js';
+import { formatParts, takeoverReport, type AcquireMarks, type TakeoverReport } from './takeover.js';
+import type { RaftTimeline } from '../../cluster/raft-state-log.js';
 
 // The VIP shell: every TICK_MS it asks the StateLog "leader with a valid lease?", feeds the answer
 // to the core (core.ts) and carries out its actions: `ip addr replace|del`, `arping -U`, and serving
@@ -48,6 +50,9 @@ export class VipService implements RunningService {
   #garpsInFlight = 0;
   #sinceWall: number | null = null;
   #limiter = new LogLimiter();
+  /** Marks of the acquire in progress, until its first GARP is out. */
+  #marks: Partial<AcquireMarks> | null = null;
+  #lastTakeover: (TakeoverReport & { at: string }) | null = null;
 
   constructor(o: VipServiceOptions) {
     this.#o = o;
@@ -56,7 +61,7 @@ export class VipService implements RunningService {
     this.#timings = vipTimings(o.vip.mode, o.vip.lifetimeSeconds);
     this.routes = {
       'GET /v1/vip': () => ({ status: 200, body: this.status() }),
-      'POST /v1/failover': failoverRoute({ vip: this, state: o.state, config: o.config, clock: o.clock, log: o.log, services: o.services }),
+      ...failoverRoutes({ vip: this, state: o.state, config: o.config, clock: o.clock, log: o.log, services: o.services }),
     };
   }
 
@@ -112,6 +117,7 @@ export class VipService implements RunningService {
       renewals: this.#core.renewals,
       garps: this.#core.garps,
       releases: this.#core.releases,
+      lastTakeover: this.#lastTakeover,
       counters: this.counters.toJSON(),
     };
   }
@@ -119,8 +125,10 @@ export class VipService implements RunningService {
   async #step(): Promise<void> {
     for (let pass = 0; pass < 2; pass++) {
       const leaseValid = !this.#holdOff && this.#o.state.isLeader();
-      const [next, actions] = onTick(this.#core, { nowMs: this.#o.clock.monotonicMs(), leaseValid }, this.#timings);
+      const nowMs = this.#o.clock.monotonicMs();
+      const [next, actions] = onTick(this.#core, { nowMs, leaseValid }, this.#timings);
       this.#core = next;
+      if (actions.some((a) => a.kind === 'acquire')) this.#marks = { decidedAt: nowMs };
       await this.#execute(actions);
       // An `ip` call can take long on a loaded machine, and it just gave the address a fresh
       // lifetime: if the lease ran out meanwhile, let go now rather than one tick later.
@@ -152,9 +160,24 @@ export class VipService implements RunningService {
       return;
     }
     this.#sinceWall = this.#o.clock.wallMs();
+    if (this.#marks) this.#marks.addressAt = this.#o.clock.monotonicMs();
     this.counters.inc('acquired');
     this.#o.log.info({ event: 'vip.acquired', address: vipCidr(this.vip), interface: this.vip.interface, lifetimeS, mode: this.vip.mode }, `holding the VIP ${vipCidr(this.vip)}`);
     await this.#serve('addAddress');
+    if (this.#marks) this.#marks.boundAt = this.#o.clock.monotonicMs();
+  }
+
+  /** The first GARP of a holding is out: report how this takeover went (log, status, replicated). */
+  #takeoverDone(marks: AcquireMarks): void {
+    const timeline = (this.#o.state as Partial<{ timeline(): RaftTimeline }>).timeline?.();
+    if (timeline === undefined) return; // single node: no takeover to speak of
+    const report = takeoverReport(timeline, marks);
+    this.#lastTakeover = { ...report, at: new Date(this.#o.clock.wallMs()).toISOString() };
+    this.#o.log.info({ event: 'vip.takeover', trigger: report.trigger, parts: Object.fromEntries(report.parts), totalMs: report.totalMs },
+      `took the VIP over (${report.trigger}): ${formatParts(report.parts, report.totalMs)}`);
+    // Replicated so the old holder's `lanctl failover` can print the whole gap; best effort.
+    const term = this.#o.state.status().term;
+    this.#o.state.propose({ type: 'vip.takeover', node: this.#o.config.node.name, term, trigger: report.trigger, parts: report.parts, totalMs: report.totalMs }).catch(() => undefined);
   }
 
   async #renew(lifetimeS: number): Promise<void> {
@@ -176,6 +199,12 @@ export class VipService implements RunningService {
         this.#o.log.warn({ event: 'vip.garp_failed', code: r.code, stderr: r.stderr.trim() }, `gratuitous ARP failed: ${r.stderr.trim()}`);
       }
     });
+    // arping was spawned just now and sends at once: the end of a takeover as clients see it.
+    const marks = this.#marks;
+    if (marks?.decidedAt !== undefined && marks.addressAt !== undefined && marks.boundAt !== undefined) {
+      this.#marks = null;
+      this.#takeoverDone({ decidedAt: marks.decidedAt, addressAt: marks.addressAt, boundAt: marks.boundAt, garpAt: this.#o.clock.monotonicMs() });
+    }
   }
 
   async #release(reason: string): Promise<void> {

@@ -51,7 +51,12 @@ function run(command: string, args: readonly string[]): Promise<{ code: number; 
   });
 }
 
-export async function vipCluster(lab: Lab, mode: 'fast' | 'strict'): Promise<VipCluster> {
+export interface VipClusterOptions {
+  /** Extra keys for each server's vip: block, e.g. "drainTimeout: 20s". */
+  vipExtra?: string;
+}
+
+export async function vipCluster(lab: Lab, mode: 'fast' | 'strict', options: VipClusterOptions = {}): Promise<VipCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'lanha-vip-'));
   const keyFile = join(dir, 'cluster.key');
   writeFileSync(keyFile, randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
@@ -82,7 +87,7 @@ export async function vipCluster(lab: Lab, mode: 'fast' | 'strict'): Promise<Vip
       lines.push(
         `tftp: { root: "${dir}/tftp-${m.name}", workers: 0 }`,
         'ntp: { localStratum: 10, samplePeer: false }',
-        `vip: { address: ${VIP}/24, interface: ${m.host.ifname}, mode: ${mode}, lifetimeSeconds: 2 }`,
+        `vip: { address: ${VIP}/24, interface: ${m.host.ifname}, mode: ${mode}, lifetimeSeconds: 2${options.vipExtra ? `, ${options.vipExtra}` : ''} }`,
         'dns:',
         '  workers: 0',
         '  zones:',

@@ -1,0 +1,120 @@
+import dgram from 'node:dgram';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { Lab, LabHost } from './netns.js';
+
+// A LAN client's view of a failover: one process in a client namespace sends a DNS query, an NTP
+// request and a TFTP read of who.txt to the VIP every `everyMs` (each probe on its own socket,
+// never waiting for the one before), and prints one line per answer:
+//   ok <protocol> <sent at, CLOCK_MONOTONIC ms> <round trip ms> <who answered (TFTP: the file)>
+// The parent reads the lines and computes gaps on the same clock (process.hrtime). Packets are
+// built here by hand so the probe does not share lanha's codecs. Run as a script by startProber().
+
+export type Protocol = 'dns' | 'ntp' | 'tftp';
+
+export interface ProbeAnswer {
+  protocol: Protocol;
+  sentAt: number;
+  rttMs: number;
+  who: string;
+}
+
+/** CLOCK_MONOTONIC in ms: the same clock in every process on this machine (outside time namespaces). */
+export function monotonicNowMs(): number {
+  return Number(process.hrtime.bigint()) / 1e6;
+}
+
+function dnsQuery(id: number, name: string): Buffer {
+  const labels = name.split('.').flatMap((l) => [Buffer.from([l.length]), Buffer.from(l, 'ascii')]);
+  const header = Buffer.from([id >> 8, id & 0xff, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+  return Buffer.concat([header, ...labels, Buffer.from([0, 0, 1, 0, 1])]);
+}
+
+function probeOnce(protocol: Protocol, target: string, name: string, timeoutMs: number, onAnswer: (a: ProbeAnswer) => void): void {
+  const socket = dgram.createSocket('udp4');
+  const sentAt = monotonicNowMs();
+  const id = Math.floor(Math.random() * 65536);
+  const done = (who: string | null): void => {
+    clearTimeout(timer);
+    try { socket.close(); } catch { /* closed */ }
+    if (who !== null) onAnswer({ protocol, sentAt, rttMs: monotonicNowMs() - sentAt, who });
+  };
+  const timer = setTimeout(() => done(null), timeoutMs);
+  socket.on('error', () => done(null));
+  socket.on('message', (msg, rinfo) => {
+    if (protocol === 'dns') {
+      // Our id, a response (QR), NOERROR, at least one answer.
+      if (msg.length >= 12 && msg.readUInt16BE(0) === id && (msg[2]! & 0x80) !== 0 && (msg[3]! & 0x0f) === 0 && msg.readUInt16BE(6) > 0) done(rinfo.address);
+    } else if (protocol === 'ntp') {
+      if (msg.length >= 48 && (msg[0]! & 0x07) === 4) done(rinfo.address);
+    } else if (msg.length >= 4 && msg.readUInt16BE(0) === 3 && msg.readUInt16BE(2) === 1) {
+      socket.send(Buffer.from([0, 4, 0, 1]), rinfo.port, rinfo.address); // ACK 1 ends a one-block file
+      done(msg.subarray(4).toString('utf8').trim());
+    } else if (msg.length >= 4 && msg.readUInt16BE(0) === 5) {
+      done(null);
+    }
+  });
+  const packet = protocol === 'dns' ? dnsQuery(id, name)
+    : protocol === 'ntp' ? Buffer.concat([Buffer.from([0x23]), Buffer.alloc(47)])
+      : Buffer.from('\u0000\u0001who.txt\u0000octet\u0000', 'latin1');
+  socket.send(packet, protocol === 'dns' ? 53 : protocol === 'ntp' ? 123 : 69, target);
+}
+
+/** The script side: probe until stdin closes. argv: target everyMs name protocols(comma list). */
+function main(): void {
+  const [target, everyArg, name, list] = process.argv.slice(2);
+  const everyMs = Number(everyArg);
+  const protocols = (list ?? 'dns').split(',') as Protocol[];
+  const write = (a: ProbeAnswer): void => { process.stdout.write(`ok ${a.protocol} ${a.sentAt.toFixed(1)} ${a.rttMs.toFixed(1)} ${a.who}\n`); };
+  const timer = setInterval(() => { for (const p of protocols) probeOnce(p, target!, name!, 1000, write); }, everyMs);
+  process.stdin.on('end', () => { clearInterval(timer); setTimeout(() => process.exit(0), 1100); });
+  process.stdin.resume();
+}
+
+export interface Prober {
+  readonly everyMs: number;
+  readonly answers: ProbeAnswer[];
+  stop(): Promise<void>;
+}
+
+/** Starts the prober in `host` (tracked by the lab); answers accumulate until stop(). */
+export function startProber(lab: Lab, host: LabHost, options: { target: string; everyMs: number; name?: string; protocols: readonly Protocol[] }): Prober {
+  const script = fileURLToPath(import.meta.url);
+  const child: ChildProcess = lab.track(spawn('ip', ['netns', 'exec', host.ns, process.execPath, script, options.target, String(options.everyMs), options.name ?? 'www.lab.test', options.protocols.join(',')], { stdio: ['pipe', 'pipe', 'inherit'] }));
+  const answers: ProbeAnswer[] = [];
+  let rest = '';
+  child.stdout!.on('data', (d: Buffer) => {
+    const lines = (rest + d.toString()).split('\n');
+    rest = lines.pop() ?? '';
+    for (const line of lines) {
+      const [ok, protocol, sentAt, rtt, ...who] = line.split(' ');
+      if (ok === 'ok') answers.push({ protocol: protocol as Protocol, sentAt: Number(sentAt), rttMs: Number(rtt), who: who.join(' ') });
+    }
+  });
+  return {
+    everyMs: options.everyMs,
+    answers,
+    stop: () => new Promise((resolve) => {
+      if (child.exitCode !== null) { resolve(); return; }
+      child.once('exit', () => resolve());
+      child.stdin!.end();
+    }),
+  };
+}
+
+/**
+ * The longest silence for one protocol between `from` and `to` (monotonic ms): the largest
+ * distance between the send times of consecutive answered probes, less one probe interval (a
+ * probe every interval with no loss counts as no gap). 0 when nothing was missed.
+ */
+export function longestGapMs(answers: readonly ProbeAnswer[], protocol: Protocol, everyMs: number, from: number, to: number): number {
+  const times = answers.filter((a) => a.protocol === protocol).map((a) => a.sentAt).sort((x, y) => x - y);
+  let longest = 0;
+  for (let i = 1; i < times.length; i++) {
+    if (times[i]! < from || times[i - 1]! > to) continue;
+    longest = Math.max(longest, times[i]! - times[i - 1]! - everyMs);
+  }
+  return Math.max(0, Math.round(longest));
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) main();

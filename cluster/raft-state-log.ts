@@ -165,6 +165,11 @@ export class RaftStateLog implements StateLog {
     };
   }
 
+  /** Milliseconds this node may still act as leader (0 when isLeader() is false). */
+  leaseRemainingMs(): number {
+    return this.isLeader() ? this.host.leaseRemainingMs() : 0;
+  }
+
   /** When this member last saw each step of an election (monotonic ms). */
   timeline(): RaftTimeline {
     return { ...this.#timeline };

@@ -108,6 +108,17 @@ export class RaftHost {
     while (this.#running || this.#scheduled) await (this.#running ?? new Promise((r) => setImmediate(r)));
   }
 
+  /**
+   * Milliseconds left of the leader lease (0 when none): the lease ends when the core's tick count
+   * reaches its end, and the next tick is due one tick after the last one counted.
+   */
+  leaseRemainingMs(): number {
+    this.#onTimer();
+    const ticks = this.node.leaseRemainingTicks();
+    if (ticks <= 0) return 0;
+    return Math.max(0, ticks * this.#tickMs - (this.#clock.monotonicMs() - this.#lastTickAt));
+  }
+
   /** Brings the core's ticks up to the clock (the lease must never look younger than it is). */
   catchUp(): void {
     this.#onTimer();

@@ -138,6 +138,13 @@ export class RaftNode {
     return this.#ticks < since + this.#cfg.leaseTicks;
   }
 
+  /** Whole ticks left of this leader's lease (0 when it holds none): the VIP guard's deadline. */
+  leaseRemainingTicks(): number {
+    if (this.#role !== 'leader') return 0;
+    const since = committedIndex(this.#conf.voters, (id) => (id === this.id ? this.#ticks : this.#progress.get(id)?.ackedTick ?? -Infinity));
+    return Math.max(0, since + this.#cfg.leaseTicks - this.#ticks);
+  }
+
   progress(): Record<NodeId, { match: number; next: number; state: ProgressState; active: boolean }> {
     const out: Record<NodeId, { match: number; next: number; state: ProgressState; active: boolean }> = {};
     for (const [id, p] of this.#progress) out[id] = { match: p.match, next: p.next, state: p.state, active: p.recentActive };

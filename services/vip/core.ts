@@ -37,7 +37,7 @@ export interface VipState {
   readonly releases: number;
 }
 
-export type ReleaseReason = 'lease-lost' | 'stop' | 'acquire-failed';
+export type ReleaseReason = 'lease-lost' | 'stop' | 'acquire-failed' | 'guard-expired';
 
 export type VipAction =
   | { readonly kind: 'acquire'; readonly lifetimeS: number }
@@ -96,6 +96,15 @@ export function onAcquireFailed(state: VipState, nowMs: number, retryMs = 1000):
   // Delete whatever half-state the kernel may have, like any other release.
   const [next, actions] = state.held ? release(state, 'acquire-failed') : [state, []];
   return [{ ...next, retryAt: nowMs + retryMs }, actions];
+}
+
+/**
+ * The guard deleted the address (our lease ran out while this process could not act): we no
+ * longer hold it; the release action closes the VIP sockets, and a later tick with a valid lease
+ * acquires it again (with a fresh GARP burst).
+ */
+export function onGuardExpired(state: VipState): [VipState, VipAction[]] {
+  return state.held ? release(state, 'guard-expired') : [state, []];
 }
 
 /**

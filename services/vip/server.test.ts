@@ -1,7 +1,9 @@
 // Proves the VIP shell turns the core's actions into the right commands in the right order, with a
 // recording command runner and an in-memory StateLog (no root, no kernel): stale VIP deleted at
 // start, `ip addr replace ... valid_lft` then serving on the VIP then a GARP on acquire, `ip addr
-// del` then unserving on lease loss and stop, a failed acquire cleaned up and counted.
+// del` then unserving on lease loss and stop, a failed acquire cleaned up and counted; with a
+// StateLog that tells the lease's end, the guard is armed before every replace with what is left
+// of the lease less a margin, disarmed after a release, and its expiry makes the shell let go.
 import t from 'tap';
 import { Fsm } from '../../cluster/fsm.js';
 import { MemoryStateLog } from '../../cluster/state-log.js';
@@ -17,10 +19,16 @@ node: { name: lan-a, role: server, address: 10.20.0.2, stateDir: /tmp/x, control
 vip: { address: 10.20.0.1/24, interface: eth9, lifetimeSeconds: 2 }
 `;
 
-function rig(options: { failReplace?: boolean; duringReplace?: () => void } = {}) {
+/** A MemoryStateLog that also says how much of its lease is left (what a RaftStateLog does). */
+class LeasedState extends MemoryStateLog {
+  remainingMs = 400;
+  leaseRemainingMs(): number { return this.isLeader() ? this.remainingMs : 0; }
+}
+
+function rig(options: { failReplace?: boolean; duringReplace?: () => void; guard?: boolean } = {}) {
   const config = parseConfig(CONFIG);
   const clock = new ManualClock();
-  const state = new MemoryStateLog(new Fsm(), clock);
+  const state = new LeasedState(new Fsm(), clock);
   const log: string[] = [];
   let present = false;
   const run = async (program: string, args: readonly string[]): Promise<CommandResult> => {
@@ -44,7 +52,12 @@ function rig(options: { failReplace?: boolean; duringReplace?: () => void } = {}
     removeAddress: async (a) => { log.push(`dns remove ${a}`); },
   };
   const plain: RunningService = { name: 'dhcp', status: () => ({ listening: [] }), stop: async () => undefined };
-  const vip = new VipService({ config, vip: config.vip!, state, clock, log: silentLogger, services: () => [peer, plain], run, tickMs: 1e9 });
+  const guard = {
+    hold: (ms: number) => { log.push(`guard hold ${ms}`); },
+    drop: () => { log.push('guard drop'); },
+    stop: async () => { log.push('guard stop'); },
+  };
+  const vip = new VipService({ config, vip: config.vip!, state, clock, log: silentLogger, services: () => [peer, plain], run, tickMs: 1e9, guard: options.guard === true ? guard : null });
   return { vip, state, clock, log, isPresent: () => present };
 }
 
@@ -147,4 +160,23 @@ t.test('a lease that runs out while ip addr replace runs is let go in the same t
   t.notOk(r.isPresent());
   t.same(r.vip.status().listening, [], 'nothing listed once released');
   await r.vip.stop();
+});
+
+t.test('guard: armed before each replace with the lease left less the margin, dropped after the release', async (t) => {
+  const { vip, state, clock, log } = rig({ guard: true });
+  await vip.start();
+  await vip.tick();
+  t.same(log.slice(1, 3), ['guard hold 380', 'ip addr replace 10.20.0.1/24 dev eth9 valid_lft 2 preferred_lft 2'], 'hold (400 - 20 ms) goes out before the address is added');
+  state.remainingMs = 250;
+  clock.advance(20);
+  log.length = 0;
+  await vip.tick();
+  t.same(log, ['guard hold 230'], 'every tick refreshes the hold');
+  state.setLeader(false);
+  clock.advance(20);
+  log.length = 0;
+  await vip.tick();
+  t.same(log, ['ip addr del 10.20.0.1/24 dev eth9', 'dns remove 10.20.0.1', 'guard drop'], 'released by us first, then the guard disarmed');
+  await vip.stop();
+  t.equal(log.at(-1), 'guard stop');
 });

@@ -7,9 +7,10 @@ import { errorMessage, LanhaError } from '../../lib/errors.js';
 import type { StateLog } from '../../cluster/state-log.js';
 import type { RunningService, ServiceContext, ServiceStatus } from '../contract.js';
 import type { VipConfig } from './config.js';
-import { initialVipState, onAcquireFailed, onStop, onTick, vipTimings, type VipAction, type VipState, type VipTimings } from './core.js';
+import { initialVipState, onAcquireFailed, onGuardExpired, onStop, onTick, vipTimings, type VipAction, type VipState, type VipTimings } from './core.js';
 import { execRunner, garpArgs, releaseAddress, replaceArgs, vipAddress, vipCidr, type CommandRunner } from './address.js';
 import { failoverRoutes } from './failover.js';
+import { guardUnavailable, startGuard, type VipGuard } from './guard.js';
 import { formatParts, takeoverReport, type AcquireMarks, type TakeoverReport } from './takeover.js';
 import type { RaftTimeline } from '../../cluster/raft-state-log.js';
 
@@ -21,6 +22,12 @@ import type { RaftTimeline } from '../../cluster/raft-state-log.js';
 export const TICK_MS = 20;
 /** GARPs run beside the tick (arping waits a second after sending); more than this at once are skipped. */
 const GARPS_IN_FLIGHT_MAX = 6;
+/**
+ * The guard deletes the VIP this long before the lease would end: room for the guard to wake up
+ * and run `ip addr del` before the earliest moment another member can win (electionTimeout after
+ * it last heard us, 0.1 x electionTimeout after our lease ends, less one Raft tick).
+ */
+export const GUARD_MARGIN_MS = 20;
 
 export interface VipServiceOptions {
   config: LanhaConfig;
@@ -32,6 +39,12 @@ export interface VipServiceOptions {
   services: () => readonly RunningService[];
   run?: CommandRunner;
   tickMs?: number;
+  /** Tests inject a recorder; null runs without a guard. Default: the bash guard (guard.ts). */
+  guard?: VipGuard | null;
+}
+
+interface LeaseClock {
+  leaseRemainingMs(): number;
 }
 
 export class VipService implements RunningService {
@@ -52,6 +65,8 @@ export class VipService implements RunningService {
   #limiter = new LogLimiter();
   /** Marks of the acquire in progress, until its first GARP is out. */
   #marks: Partial<AcquireMarks> | null = null;
+  #guard: VipGuard | null = null;
+  #guardExpired = false;
   #lastTakeover: (TakeoverReport & { at: string }) | null = null;
 
   constructor(o: VipServiceOptions) {
@@ -70,6 +85,7 @@ export class VipService implements RunningService {
   async start(): Promise<void> {
     // A previous process may have died holding it (kill -9): never start out holding a stale VIP.
     await this.#release('start');
+    this.#guard = this.#o.guard !== undefined ? this.#o.guard : this.#startGuard();
     this.#timer = setInterval(() => this.tick(), this.#o.tickMs ?? TICK_MS);
     this.#timer.unref();
     this.tick();
@@ -100,6 +116,31 @@ export class VipService implements RunningService {
     const [next, actions] = onStop(this.#core);
     this.#core = next;
     await this.#execute(actions);
+    this.#guard?.drop();
+    await this.#guard?.stop();
+  }
+
+  /** The bash guard, when this node can run one and its StateLog tells the lease's end. */
+  #startGuard(): VipGuard | null {
+    if (typeof (this.#o.state as Partial<LeaseClock>).leaseRemainingMs !== 'function') return null; // single node: nobody to overlap with
+    const missing = guardUnavailable();
+    if (missing !== null) {
+      this.#o.log.warn({ event: 'vip.guard_unavailable', reason: missing }, `no VIP guard (${missing}): a hung or killed daemon keeps the VIP up to lifetimeSeconds`);
+      return null;
+    }
+    return startGuard(vipCidr(this.vip), this.vip.interface, {
+      expired: () => {
+        this.counters.inc('guard.expired');
+        this.#guardExpired = true;
+        void this.tick();
+      },
+      exited: (code, signal) => {
+        this.counters.inc('guard.exited');
+        if (this.#limiter.allow('guard', this.#o.clock.monotonicMs())) {
+          this.#o.log.warn({ event: 'vip.guard_exited', code, signal }, 'the VIP guard process ended; restarting it');
+        }
+      },
+    });
   }
 
   status(): ServiceStatus {
@@ -123,13 +164,24 @@ export class VipService implements RunningService {
   }
 
   async #step(): Promise<void> {
+    if (this.#guardExpired) {
+      this.#guardExpired = false;
+      const [next, actions] = onGuardExpired(this.#core);
+      this.#core = next;
+      if (actions.length > 0) this.#o.log.warn({ event: 'vip.guard_expired', address: vipCidr(this.vip) }, 'the VIP guard deleted the VIP: this process could not renew its lease in time (paused or stalled)');
+      await this.#execute(actions);
+    }
     for (let pass = 0; pass < 2; pass++) {
       const leaseValid = !this.#holdOff && this.#o.state.isLeader();
       const nowMs = this.#o.clock.monotonicMs();
       const [next, actions] = onTick(this.#core, { nowMs, leaseValid }, this.#timings);
       this.#core = next;
+      // Arm the guard before any `ip addr replace`: the address never outlives the lease, even if
+      // this process stops right after.
+      if (this.#guard !== null && next.held && leaseValid) this.#guard.hold(this.#leaseRemainingMs() - GUARD_MARGIN_MS);
       if (actions.some((a) => a.kind === 'acquire')) this.#marks = { decidedAt: nowMs };
       await this.#execute(actions);
+      if (this.#guard !== null && !next.held) this.#guard.drop(); // after our own ip addr del
       // An `ip` call can take long on a loaded machine, and it just gave the address a fresh
       // lifetime: if the lease ran out meanwhile, let go now rather than one tick later.
       if (!actions.some((a) => a.kind === 'acquire' || a.kind === 'renew')) return;
@@ -165,6 +217,10 @@ export class VipService implements RunningService {
     this.#o.log.info({ event: 'vip.acquired', address: vipCidr(this.vip), interface: this.vip.interface, lifetimeS, mode: this.vip.mode }, `holding the VIP ${vipCidr(this.vip)}`);
     await this.#serve('addAddress');
     if (this.#marks) this.#marks.boundAt = this.#o.clock.monotonicMs();
+  }
+
+  #leaseRemainingMs(): number {
+    return (this.#o.state as Partial<LeaseClock>).leaseRemainingMs?.() ?? 0;
   }
 
   /** The first GARP of a holding is out: report how this takeover went (log, status, replicated). */

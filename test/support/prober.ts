@@ -4,13 +4,15 @@ import { fileURLToPath } from 'node:url';
 import type { Lab, LabHost } from './netns.js';
 
 // A LAN client's view of a failover: one process in a client namespace sends a DNS query, an NTP
-// request and a TFTP read of who.txt to the VIP every `everyMs` (each probe on its own socket,
-// never waiting for the one before), and prints one line per answer:
+// request, a TFTP read of who.txt and a DHCPINFORM (from the client's own address, MACs taken in
+// turn from 64 so per-MAC rate limits never bite) to the VIP every `everyMs` (each probe on its own
+// socket, never waiting for the one before; DHCP shares port 68 and matches by xid), and prints
+// one line per answer:
 //   ok <protocol> <sent at, CLOCK_MONOTONIC ms> <round trip ms> <who answered (TFTP: the file)>
 // The parent reads the lines and computes gaps on the same clock (process.hrtime). Packets are
 // built here by hand so the probe does not share lanha's codecs. Run as a script by startProber().
 
-export type Protocol = 'dns' | 'ntp' | 'tftp';
+export type Protocol = 'dns' | 'ntp' | 'tftp' | 'dhcp';
 
 export interface ProbeAnswer {
   protocol: Protocol;
@@ -28,6 +30,46 @@ function dnsQuery(id: number, name: string): Buffer {
   const labels = name.split('.').flatMap((l) => [Buffer.from([l.length]), Buffer.from(l, 'ascii')]);
   const header = Buffer.from([id >> 8, id & 0xff, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
   return Buffer.concat([header, ...labels, Buffer.from([0, 0, 1, 0, 1])]);
+}
+
+/** DHCPINFORM (RFC 2131 §3.4) from `from`, chaddr 02:70:00:00:00:<n>. */
+function dhcpInform(xid: number, from: string, n: number): Buffer {
+  const b = Buffer.alloc(244);
+  b[0] = 1; b[1] = 1; b[2] = 6;
+  b.writeUInt32BE(xid, 4);
+  from.split('.').forEach((o, i) => { b[12 + i] = Number(o); });
+  Buffer.from([2, 0x70, 0, 0, 0, n]).copy(b, 28);
+  b.writeUInt32BE(0x63825363, 236);
+  b[240] = 53; b[241] = 1; b[242] = 8; b[243] = 255;
+  return b;
+}
+
+/** One socket on port 68 for every DHCP probe; answers are matched to probes by xid. */
+class DhcpProbes {
+  #socket = dgram.createSocket({ type: 'udp4', reuseAddr: true });
+  #waiting = new Map<number, (who: string) => void>();
+  #n = 0;
+  constructor() {
+    this.#socket.on('message', (msg, rinfo) => {
+      if (msg.length < 244 || msg[0] !== 2) return;
+      const done = this.#waiting.get(msg.readUInt32BE(4));
+      if (done) done(rinfo.address);
+    });
+    this.#socket.on('error', () => undefined);
+    this.#socket.bind(68);
+  }
+  probe(target: string, from: string, timeoutMs: number, onAnswer: (a: ProbeAnswer) => void): void {
+    const xid = Math.floor(Math.random() * 0xffffffff) >>> 0;
+    const sentAt = monotonicNowMs();
+    const timer = setTimeout(() => this.#waiting.delete(xid), timeoutMs);
+    this.#waiting.set(xid, (who) => {
+      clearTimeout(timer);
+      this.#waiting.delete(xid);
+      onAnswer({ protocol: 'dhcp', sentAt, rttMs: monotonicNowMs() - sentAt, who });
+    });
+    this.#socket.send(dhcpInform(xid, from, this.#n++ % 64), 67, target);
+  }
+  close(): void { try { this.#socket.close(); } catch { /* closed */ } }
 }
 
 function probeOnce(protocol: Protocol, target: string, name: string, timeoutMs: number, onAnswer: (a: ProbeAnswer) => void): void {
@@ -60,14 +102,20 @@ function probeOnce(protocol: Protocol, target: string, name: string, timeoutMs: 
   socket.send(packet, protocol === 'dns' ? 53 : protocol === 'ntp' ? 123 : 69, target);
 }
 
-/** The script side: probe until stdin closes. argv: target everyMs name protocols(comma list). */
+/** The script side: probe until stdin closes. argv: target everyMs name protocols(comma list) [own address]. */
 function main(): void {
-  const [target, everyArg, name, list] = process.argv.slice(2);
+  const [target, everyArg, name, list, from] = process.argv.slice(2);
   const everyMs = Number(everyArg);
   const protocols = (list ?? 'dns').split(',') as Protocol[];
   const write = (a: ProbeAnswer): void => { process.stdout.write(`ok ${a.protocol} ${a.sentAt.toFixed(1)} ${a.rttMs.toFixed(1)} ${a.who}\n`); };
-  const timer = setInterval(() => { for (const p of protocols) probeOnce(p, target!, name!, 1000, write); }, everyMs);
-  process.stdin.on('end', () => { clearInterval(timer); setTimeout(() => process.exit(0), 1100); });
+  const dhcp = protocols.includes('dhcp') && from !== undefined ? new DhcpProbes() : null;
+  const timer = setInterval(() => {
+    for (const p of protocols) {
+      if (p === 'dhcp') dhcp?.probe(target!, from!, 1000, write);
+      else probeOnce(p, target!, name!, 1000, write);
+    }
+  }, everyMs);
+  process.stdin.on('end', () => { clearInterval(timer); setTimeout(() => { dhcp?.close(); process.exit(0); }, 1100); });
   process.stdin.resume();
 }
 
@@ -80,7 +128,7 @@ export interface Prober {
 /** Starts the prober in `host` (tracked by the lab); answers accumulate until stop(). */
 export function startProber(lab: Lab, host: LabHost, options: { target: string; everyMs: number; name?: string; protocols: readonly Protocol[] }): Prober {
   const script = fileURLToPath(import.meta.url);
-  const child: ChildProcess = lab.track(spawn('ip', ['netns', 'exec', host.ns, process.execPath, script, options.target, String(options.everyMs), options.name ?? 'www.lab.test', options.protocols.join(',')], { stdio: ['pipe', 'pipe', 'inherit'] }));
+  const child: ChildProcess = lab.track(spawn('ip', ['netns', 'exec', host.ns, process.execPath, script, options.target, String(options.everyMs), options.name ?? 'www.lab.test', options.protocols.join(','), host.address ?? ''], { stdio: ['pipe', 'pipe', 'inherit'] }));
   const answers: ProbeAnswer[] = [];
   let rest = '';
   child.stdout!.on('data', (d: Buffer) => {

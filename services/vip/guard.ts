@@ -1,0 +1,105 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+
+// The VIP guard: a small bash process, started with the VIP service, that deletes the VIP when the
+// daemon can no longer vouch for it. The daemon writes `hold <seconds>` on every tick while it
+// holds the VIP (what is left of its Raft leader lease, less a margin) and `drop` after it let go.
+// The guard deletes the address (`ip addr del`) and prints `expired` when
+//   - a hold runs out before the next one arrives (the daemon is paused: SIGSTOP, a long GC or a
+//     stall), so the VIP never outlives the lease that another member must wait out before it can
+//     win an election (HA.md §2.5); or
+//   - its stdin closes while armed (the daemon died: kill -9, OOM, a crash), at once.
+// The kernel address lifetime (`valid_lft`) stays as the backstop if the guard itself is gone.
+// A separate process because a paused or dead daemon cannot act; bash because it is on every
+// Debian system, needs a few MB, has fractional `read -t` timeouts and no garbage collector.
+// The address and interface are positional arguments, never spliced into the script.
+
+const SCRIPT = `set -u
+armed=0 t=1
+gone() { if [ "$armed" = 1 ]; then ip addr del "$1" dev "$2" 2>/dev/null; armed=0; echo expired; fi; }
+trap 'gone "$1" "$2"; exit 0' TERM INT HUP
+while :; do
+  if [ "$armed" = 1 ]; then read -r -t "$t" cmd arg; rc=$?; else read -r cmd arg; rc=$?; fi
+  if [ "$rc" = 0 ]; then
+    case "$cmd" in hold) armed=1; t=$arg ;; drop) armed=0 ;; esac
+  elif [ "$rc" -gt 128 ]; then gone "$1" "$2"
+  else gone "$1" "$2"; exit 0
+  fi
+done
+`;
+
+export const BASH = '/bin/bash';
+
+/** What the VIP service needs of a guard; tests inject a recorder. */
+export interface VipGuard {
+  /** The VIP may stay at most `ms` from now unless another hold arrives. */
+  hold(ms: number): void;
+  /** The daemon released the VIP itself: disarm. */
+  drop(): void;
+  stop(): Promise<void>;
+}
+
+export interface GuardEvents {
+  /** The guard deleted the VIP (a hold ran out). */
+  expired(): void;
+  /** The guard process is gone (it restarts itself after `restartMs`). */
+  exited(code: number | null, signal: NodeJS.Signals | null): void;
+}
+
+/** Why no guard can run here, or null. */
+export function guardUnavailable(): string | null {
+  return existsSync(BASH) ? null : `${BASH} is missing`;
+}
+
+/** Starts the guard process for `cidr` on `ifname`; it is restarted if it dies. */
+export function startGuard(cidr: string, ifname: string, events: GuardEvents, restartMs = 1000): VipGuard {
+  let child: ChildProcess | undefined;
+  let stopped = false;
+  let armed = false;
+  const launch = (): void => {
+    const c = spawn(BASH, ['-c', SCRIPT, 'lanha-vip-guard', cidr, ifname], { stdio: ['pipe', 'pipe', 'ignore'] });
+    child = c;
+    armed = false;
+    let rest = '';
+    c.stdout!.on('data', (d: Buffer) => {
+      const lines = (rest + d.toString()).split('\n');
+      rest = lines.pop() ?? '';
+      for (const line of lines) if (line === 'expired') { armed = false; events.expired(); }
+    });
+    c.stdin!.on('error', () => undefined); // EPIPE if it died; 'exit' says so
+    c.on('error', () => undefined);
+    c.on('exit', (code, signal) => {
+      if (child === c) child = undefined;
+      if (stopped) return;
+      events.exited(code, signal);
+      setTimeout(() => { if (!stopped && child === undefined) launch(); }, restartMs).unref();
+    });
+  };
+  launch();
+  const write = (line: string): void => {
+    if (child?.stdin?.writable) child.stdin.write(line);
+  };
+  return {
+    hold(ms) {
+      armed = true;
+      write(`hold ${(Math.max(1, ms) / 1000).toFixed(3)}\n`);
+    },
+    drop() {
+      if (!armed) return;
+      armed = false;
+      write('drop\n');
+    },
+    stop() {
+      stopped = true;
+      const c = child;
+      if (c === undefined) return Promise.resolve();
+      return new Promise((resolve) => {
+        c.once('exit', () => resolve());
+        // Disarm first: a clean stop releases the VIP itself; EOF then just ends the guard.
+        if (armed) c.stdin!.write('drop\n');
+        c.stdin!.end();
+        setTimeout(() => c.kill('SIGKILL'), 2000).unref();
+      });
+    },
+  };
+}

@@ -1,0 +1,318 @@
+import { readFileSync, existsSync, writeFileSync, chmodSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { execFile } from 'node:child_process';
+import type { Lab, LabHost } from '../support/netns.js';
+import { callDaemon } from '../../lib/control-client.js';
+import { longestGapMs, monotonicNowMs, startProber, type Prober, type Protocol } from '../support/prober.js';
+import { vipCluster, VIP, type VipCluster, type VipNode } from './vip-lab.js';
+
+// The failover fault suite's lab (HA.md §4, issue 12): lan-a, lan-b and the witness as real
+// `lanctl serve` processes (DHCP, DNS with lease names, TFTP, NTP, VIP; each server's stateDir on a
+// small tmpfs), udhcpc clients with distinct MACs in their own namespaces acquiring and renewing
+// (every ACK is logged by their script), a prober sending DNS, NTP, TFTP and DHCPINFORM to the VIP
+// every 50 ms, and the VIP sampler on both servers. It is set up once; faults run one after the
+// other (faults.ts), each followed by the checkers here:
+//   ACKed leases lost, the same address ACKed to two MACs, two VIP holders (ms), lease names that do
+//   not resolve on both servers, and both servers at the same applied index and state hash.
+
+export const PROTOCOLS: readonly Protocol[] = ['dns', 'ntp', 'tftp', 'dhcp'];
+export const PROBE_EVERY_MS = 50;
+const SAMPLE_MS = 50;
+const LEASE_S = 30;
+
+export interface Ack {
+  client: string;
+  event: string;
+  ip: string;
+  mac: string;
+  leaseS: number;
+  /** Wall-clock ms the client took the ACK (the host clock: faults never step it). */
+  at: number;
+}
+
+export interface ClusterView {
+  role: string;
+  leader: string | null;
+  appliedIndex: number;
+  commitIndex: number;
+  stateHash: string;
+}
+
+export interface FaultOutcome {
+  fault: string;
+  gaps: Record<Protocol, number>;
+  twoHolderMs: number;
+  lostAcked: string[];
+  duplicates: string[];
+  unresolved: string[];
+  converged: boolean;
+  /** Clients whose lease ran out during the fault before they could renew it. */
+  expired: string[];
+  detail: string[];
+}
+
+interface Client {
+  name: string;
+  mac: string;
+  host: LabHost;
+  log: string;
+}
+
+function run(command: string, args: readonly string[], timeoutMs = 10_000): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(command, [...args], { timeout: timeoutMs }, (error, stdout, stderr) => resolve({ code: error ? 1 : 0, stdout, stderr }));
+  });
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export class FaultLab {
+  readonly lab: Lab;
+  readonly c: VipCluster;
+  readonly clients: Client[];
+  readonly prober: Prober;
+  readonly probeHost: LabHost;
+
+  private constructor(lab: Lab, c: VipCluster, clients: Client[], prober: Prober, probeHost: LabHost) {
+    this.lab = lab;
+    this.c = c;
+    this.clients = clients;
+    this.prober = prober;
+    this.probeHost = probeHost;
+  }
+
+  /** Builds the lab, starts the cluster and the clients, and waits until every client is bound. */
+  static async create(lab: Lab, clientCount = 6): Promise<FaultLab> {
+    const c = await vipCluster(lab, 'fast', { dhcp: { leaseTime: `${LEASE_S}s`, renewTime: '5s', rebindTime: '20s' }, tmpfsStateMiB: 32 });
+    try {
+      await Promise.all([...c.servers, c.witness].map((n) => c.start(n)));
+      await c.waitSteady(1000, 60_000);
+      const clients: Client[] = [];
+      for (let i = 1; i <= clientCount; i++) {
+        const name = `c${String(i).padStart(2, '0')}`;
+        const host = await lab.addHost(`dh${i}`, null);
+        const mac = `02:66:00:00:01:${i.toString(16).padStart(2, '0')}`;
+        await host.exec('ip', ['link', 'set', 'dev', host.ifname, 'address', mac]);
+        const log = join(c.dir, `${name}.acks`);
+        const script = join(c.dir, `${name}.sh`);
+        writeFileSync(script, `#!/bin/sh
+case "$1" in
+  bound|renew)
+    ip addr replace "$ip/$subnet" dev "$interface"
+    echo "$1 $ip ${mac} $lease $(date +%s%3N)" >> ${log} ;;
+  deconfig) ip addr flush dev "$interface" ;;
+esac
+exit 0
+`);
+        chmodSync(script, 0o755);
+        host.spawn('udhcpc', ['-f', '-i', host.ifname, '-s', script, '-t', '1000', '-T', '1', '-A', '1', '-x', `hostname:${name}`], { stdio: 'ignore' });
+        clients.push({ name, mac, host, log });
+      }
+      const probeHost = c.client;
+      const prober = startProber(lab, probeHost, { target: VIP, everyMs: PROBE_EVERY_MS, protocols: PROTOCOLS });
+      const fl = new FaultLab(lab, c, clients, prober, probeHost);
+      const bound = await fl.#until(() => fl.acks().length > 0 && clients.every((cl) => fl.acks().some((a) => a.client === cl.name)), 60_000);
+      if (!bound) throw new Error(`not every DHCP client got a lease within 60 s (${fl.acks().length} ACKs)`);
+      return fl;
+    } catch (error) {
+      for (const n of [...c.servers, c.witness]) writeFileSync(`/tmp/failover-debug-${n.name}.log`, n.daemon?.logs() ?? '');
+      await c.stopSampler();
+      c.cleanup();
+      throw error;
+    }
+  }
+
+  /** Each member's log, to /tmp/failover-debug-<name>.log (FAULT_DEBUG=1 or after a failure). */
+  dumpLogs(): void {
+    for (const n of [...this.c.servers, this.c.witness]) writeFileSync(`/tmp/failover-debug-${n.name}.log`, n.daemon?.logs() ?? '');
+  }
+
+  async close(): Promise<void> {
+    await this.prober.stop();
+    await this.c.stopSampler();
+    this.c.cleanup();
+  }
+
+  async #until(check: () => boolean | Promise<boolean>, timeoutMs: number, everyMs = 100): Promise<boolean> {
+    const end = performance.now() + timeoutMs;
+    for (;;) {
+      if (await check()) return true;
+      if (performance.now() > end) return false;
+      await sleep(everyMs);
+    }
+  }
+
+  /** Every ACK the clients logged so far. */
+  acks(): Ack[] {
+    const out: Ack[] = [];
+    for (const cl of this.clients) {
+      if (!existsSync(cl.log)) continue;
+      for (const line of readFileSync(cl.log, 'utf8').split('\n')) {
+        const [event, ip, mac, lease, at] = line.split(' ');
+        if (event && ip && mac && lease && at) out.push({ client: cl.name, event, ip, mac, leaseS: Number(lease), at: Number(at) });
+      }
+    }
+    return out;
+  }
+
+  /** The cluster as one member's control API reports it (null when it does not answer). */
+  async view(node: VipNode): Promise<ClusterView | null> {
+    const reply = await callDaemon(node.socket, 'GET', '/v1/status', undefined, 3000).catch(() => null);
+    if (reply?.status !== 200) return null;
+    const cl = (reply.body as { cluster?: ClusterView }).cluster;
+    return cl ?? null;
+  }
+
+  /** The leader and the follower once one server alone has held the VIP for a second and leads. */
+  async steady(timeoutMs = 60_000): Promise<{ leader: VipNode; follower: VipNode }> {
+    const end = performance.now() + timeoutMs;
+    for (;;) {
+      const name = await this.c.waitSteady(1000, Math.max(1000, end - performance.now()));
+      const leader = this.c.servers.find((s) => s.name === name)!;
+      const v = await this.view(leader);
+      if (v?.role === 'leader') return { leader, follower: this.c.servers.find((s) => s !== leader)! };
+      if (performance.now() > end) throw new Error(`no steady leader within ${timeoutMs} ms`);
+      await sleep(200);
+    }
+  }
+
+  /** Waits until both servers (and the witness) report the same applied index and state hash. */
+  async converge(timeoutMs = 20_000): Promise<{ ok: boolean; detail: string }> {
+    let detail = '';
+    const ok = await this.#until(async () => {
+      const views = await Promise.all([...this.c.servers, this.c.witness].map((n) => this.view(n)));
+      detail = views.map((v, i) => `${[...this.c.servers, this.c.witness][i]!.name}: ${v ? `${v.role} applied ${v.appliedIndex} hash ${v.stateHash.slice(0, 8)}` : 'no answer'}`).join('; ');
+      if (views.some((v) => v === null)) return false;
+      const [a, ...rest] = views as ClusterView[];
+      return rest.every((v) => v.appliedIndex === a!.appliedIndex && v.stateHash === a!.stateHash) && a!.commitIndex === a!.appliedIndex;
+    }, timeoutMs, 250);
+    return { ok, detail };
+  }
+
+  /** Milliseconds during which both servers held the VIP (sampled every 50 ms) between from and to (performance.now()). */
+  twoHolderMs(from: number, to: number): number {
+    return this.c.samples.filter((s) => s.at >= from && s.at <= to && s.holders.length > 1).length * SAMPLE_MS;
+  }
+
+  /** Longest silence per protocol on the VIP between two monotonic instants. */
+  gaps(from: number, to: number): Record<Protocol, number> {
+    const out = {} as Record<Protocol, number>;
+    for (const p of PROTOCOLS) out[p] = longestGapMs(this.prober.answers, p, PROBE_EVERY_MS, from, to);
+    return out;
+  }
+
+  /**
+   * Every client's latest ACK whose lease has not run out yet must be a committed binding on both
+   * servers (same ip, expiry not earlier). A lease that ran out because the client could not renew
+   * in time (busybox udhcpc renews at half the lease, whatever T1 says) is not lost; it is listed by
+   * expiredUnrenewed().
+   */
+  async lostAcked(): Promise<string[]> {
+    const latest = this.#latestLive();
+    const lost: string[] = [];
+    for (const server of this.c.servers) {
+      const reply = await callDaemon(server.socket, 'GET', '/v1/leases', undefined, 5000).catch(() => null);
+      if (reply?.status !== 200) { lost.push(`${server.name}: no lease list`); continue; }
+      const rows = (reply.body as { leases: Array<{ ip: string; mac: string; state: string; expiresAt: string }> }).leases;
+      for (const ack of latest.values()) {
+        const row = rows.find((r) => r.mac === ack.mac && r.ip === ack.ip && r.state === 'bound');
+        const expiresAt = row === undefined ? -Infinity : Date.parse(row.expiresAt);
+        // 2 s of slack: the ACK time is taken by the client's script after the ACK arrived.
+        if (expiresAt < ack.at + ack.leaseS * 1000 - 2000) lost.push(`${server.name}: ${ack.client} ${ack.mac} ${ack.ip} ACKed at ${ack.at} for ${ack.leaseS} s: ${row ? `expires ${Math.round(expiresAt)}` : 'missing'}`);
+      }
+    }
+    return lost;
+  }
+
+  /** The latest ACK of each client whose lease still runs (2 s of slack). */
+  #latestLive(): Map<string, Ack> {
+    const latest = new Map<string, Ack>();
+    for (const a of this.acks()) if ((latest.get(a.client)?.at ?? -1) <= a.at) latest.set(a.client, a);
+    for (const [client, a] of latest) if (a.at + a.leaseS * 1000 - 2000 <= Date.now()) latest.delete(client);
+    return latest;
+  }
+
+  /** Clients whose latest lease ran out before they could renew it (an availability figure). */
+  expiredUnrenewed(): string[] {
+    const live = this.#latestLive();
+    return this.clients.filter((c) => !live.has(c.name)).map((c) => c.name);
+  }
+
+  /** Addresses ACKed to two MACs over overlapping lease intervals (from the clients' own logs). */
+  duplicates(): string[] {
+    const byIp = new Map<string, Ack[]>();
+    for (const a of this.acks()) byIp.set(a.ip, [...(byIp.get(a.ip) ?? []), a]);
+    const out: string[] = [];
+    for (const [ip, acks] of byIp) {
+      for (const x of acks) {
+        for (const y of acks) {
+          if (x.mac >= y.mac) continue;
+          if (x.at < y.at + y.leaseS * 1000 && y.at < x.at + x.leaseS * 1000) out.push(`${ip}: ${x.mac} at ${x.at} and ${y.mac} at ${y.at}`);
+        }
+      }
+    }
+    return out;
+  }
+
+  /** Lease names (cNN.lab.test) that do not resolve to the client's address on each server. */
+  async unresolved(): Promise<string[]> {
+    const latest = this.#latestLive();
+    const out: string[] = [];
+    for (const server of this.c.servers) {
+      const names = [...latest.keys()].map((n) => `${n}.lab.test`);
+      const r = await this.probeHost.exec('dig', ['+noall', '+answer', '+time=2', '+tries=2', `@${server.host.address}`, ...names.flatMap((n) => [n, 'A'])], { timeoutMs: 20_000 });
+      const answers = new Map<string, string>();
+      for (const line of r.stdout.split('\n')) {
+        const f = line.trim().split(/\s+/);
+        if (f.length >= 5 && f[3] === 'A') answers.set(f[0]!.replace(/\.$/, ''), f[4]!);
+      }
+      for (const [client, ack] of latest) {
+        const got = answers.get(`${client}.lab.test`);
+        if (got !== ack.ip) out.push(`${server.name}: ${client}.lab.test -> ${got ?? 'nothing'} (leased ${ack.ip})`);
+      }
+    }
+    return out;
+  }
+
+  /** Runs one fault: `inject` breaks something and heals it; then every checker runs. */
+  async runFault(fault: string, inject: (roles: { leader: VipNode; follower: VipNode }) => Promise<void>): Promise<FaultOutcome> {
+    const roles = await this.steady();
+    await sleep(300);
+    const fromPerf = performance.now();
+    const fromMono = monotonicNowMs();
+    await inject(roles);
+    await this.steady();
+    const conv = await this.converge();
+    // Let every client renew once after the heal (renewTime 5 s), so lost ACKs would show.
+    await sleep(1000);
+    const toPerf = performance.now();
+    const toMono = monotonicNowMs();
+    return {
+      fault,
+      gaps: this.gaps(fromMono, toMono),
+      twoHolderMs: this.twoHolderMs(fromPerf, toPerf),
+      lostAcked: await this.lostAcked(),
+      duplicates: this.duplicates(),
+      unresolved: await this.unresolved(),
+      converged: conv.ok,
+      expired: this.expiredUnrenewed(),
+      detail: [conv.detail],
+    };
+  }
+}
+
+/** Fills a tmpfs-backed stateDir (the file is removed by the returned function). */
+export async function fillDisk(dir: string): Promise<() => void> {
+  const file = join(dir, 'lanha-lab-ballast');
+  const df = await run('df', ['-B1', '--output=avail', dir]);
+  const avail = Number(df.stdout.trim().split('\n').at(-1));
+  await run('fallocate', ['-l', String(Math.max(4096, avail)), file]);
+  // fallocate can leave a little; top it up byte by byte is not needed: dd fills the rest.
+  await run('dd', ['if=/dev/zero', `of=${file}.2`, 'bs=4096'], 20_000);
+  return () => {
+    rmSync(file, { force: true });
+    rmSync(`${file}.2`, { force: true });
+  };
+}
+
+export { sleep, run };

@@ -1,0 +1,111 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { VipNode } from './vip-lab.js';
+import { fillDisk, sleep, type FaultLab } from './fault-lab.js';
+
+// The faults of the failover suite (HA.md §4.2, issue 12), each as "break, wait, heal" on a
+// FaultLab. Only processes the lab started are signalled, by PID. The wall-clock step is not here:
+// Linux time namespaces shift CLOCK_MONOTONIC/BOOTTIME only, and the shared host clock must never
+// be stepped; the deterministic simulation steps wall clocks instead (test/sim/vip-sim.ts).
+
+export interface Fault {
+  name: string;
+  inject(fl: FaultLab, roles: { leader: VipNode; follower: VipNode }): Promise<void>;
+}
+
+async function kill9AndRestart(fl: FaultLab, node: VipNode, downMs: number): Promise<void> {
+  node.daemon!.child.kill('SIGKILL');
+  await new Promise<void>((resolve) => { if (node.daemon!.child.exitCode !== null || node.daemon!.child.signalCode !== null) resolve(); else node.daemon!.child.once('exit', () => resolve()); });
+  await sleep(downMs);
+  await fl.c.start(node);
+}
+
+function pause(seconds: number): Fault {
+  return {
+    name: `sigstop_${seconds}s`,
+    async inject(_fl, { leader }) {
+      leader.daemon!.child.kill('SIGSTOP');
+      try {
+        await sleep(seconds * 1000);
+      } finally {
+        leader.daemon!.child.kill('SIGCONT');
+      }
+    },
+  };
+}
+
+/** nft rules in the switch namespace dropping every frame between the two servers' bridge ports. */
+async function cutServers(fl: FaultLab): Promise<() => Promise<void>> {
+  const [pa, pb] = [fl.lab.bridgePort(0), fl.lab.bridgePort(1)];
+  const table = 'lhcut';
+  const script = [
+    `add table bridge ${table}`,
+    `add chain bridge ${table} cutfwd { type filter hook forward priority 0; policy accept; }`,
+    `add rule bridge ${table} cutfwd iifname ${pa} oifname ${pb} drop`,
+    `add rule bridge ${table} cutfwd iifname ${pb} oifname ${pa} drop`,
+  ].join('\n');
+  const file = join(fl.c.dir, 'cut.nft');
+  writeFileSync(file, script + '\n');
+  const r = await fl.lab.execSwitch('nft', ['-f', file]);
+  if (r.code !== 0) throw new Error(`nft -f ${file}: ${r.stderr}`);
+  return async () => { await fl.lab.execSwitch('nft', ['delete', 'table', 'bridge', table]); };
+}
+
+export const FAULTS: readonly Fault[] = [
+  { name: 'kill9_leader', inject: (fl, { leader }) => kill9AndRestart(fl, leader, 2000) },
+  { name: 'kill9_follower', inject: (fl, { follower }) => kill9AndRestart(fl, follower, 2000) },
+  { name: 'kill9_witness', inject: (fl) => kill9AndRestart(fl, fl.c.witness, 2000) },
+  pause(0.5),
+  pause(2),
+  pause(10),
+  {
+    name: 'link_down_leader',
+    async inject(_fl, { leader }) {
+      await leader.host.exec('ip', ['link', 'set', 'dev', leader.host.ifname, 'down']);
+      try {
+        await sleep(3000);
+      } finally {
+        await leader.host.exec('ip', ['link', 'set', 'dev', leader.host.ifname, 'up']);
+      }
+    },
+  },
+  {
+    name: 'cut_a_b',
+    async inject(fl) {
+      const heal = await cutServers(fl);
+      try {
+        await sleep(4000);
+      } finally {
+        await heal();
+      }
+    },
+  },
+  {
+    name: 'restart_all',
+    async inject(fl) {
+      const all = [...fl.c.servers, fl.c.witness];
+      for (const n of all) n.daemon!.child.kill('SIGKILL');
+      await sleep(500);
+      // Random order, random gaps: the cluster must form whoever comes back first.
+      const order = all.map((n) => ({ n, k: Math.random() })).sort((x, y) => x.k - y.k).map((x) => x.n);
+      for (const n of order) {
+        await fl.c.start(n);
+        await sleep(Math.floor(Math.random() * 1000));
+      }
+    },
+  },
+  {
+    name: 'disk_full_leader',
+    async inject(fl, { leader }) {
+      const free = await fillDisk(`${fl.c.dir}/${leader.name}`);
+      try {
+        // The next commit (a renewal, every few seconds) fails to persist: the leader fences itself.
+        await fl.c.waitSample((s) => s.holders.length === 1 && s.holders[0] !== leader.name, 30_000, performance.now());
+      } finally {
+        free();
+      }
+      // A fenced member stays fenced until restarted (operator action, as after any disk error).
+      await kill9AndRestart(fl, leader, 500);
+    },
+  },
+];

@@ -14,16 +14,26 @@ import { existsSync } from 'node:fs';
 // Debian system, needs a few MB, has fractional `read -t` timeouts and no garbage collector.
 // The address and interface are positional arguments, never spliced into the script.
 
+// After it deletes, the guard deletes again 0.05 s and 0.3 s later unless a new hold arrived: an
+// `ip addr replace` the daemon started just before it stopped can still land after the first
+// delete (the child outlives a paused or killed parent) and would bring the address back.
 const SCRIPT = `set -u
-armed=0 t=1
-gone() { if [ "$armed" = 1 ]; then ip addr del "$1" dev "$2" 2>/dev/null; armed=0; echo expired; fi; }
-trap 'gone "$1" "$2"; exit 0' TERM INT HUP
+armed=0 t=1 again=0
+del() { ip addr del "$1" dev "$2" 2>/dev/null; }
+gone() { if [ "$armed" = 1 ]; then del "$1" "$2"; armed=0; again=2; t=0.05; echo expired; fi; }
+trap 'gone "$1" "$2"; [ "$again" = 0 ] || { sleep 0.05; del "$1" "$2"; sleep 0.25; del "$1" "$2"; }; exit 0' TERM INT HUP
 while :; do
-  if [ "$armed" = 1 ]; then read -r -t "$t" cmd arg; rc=$?; else read -r cmd arg; rc=$?; fi
+  if [ "$armed" = 1 ] || [ "$again" != 0 ]; then read -r -t "$t" cmd arg; rc=$?; else read -r cmd arg; rc=$?; fi
   if [ "$rc" = 0 ]; then
-    case "$cmd" in hold) armed=1; t=$arg ;; drop) armed=0 ;; esac
-  elif [ "$rc" -gt 128 ]; then gone "$1" "$2"
-  else gone "$1" "$2"; exit 0
+    case "$cmd" in hold) armed=1; again=0; t=$arg ;; drop) armed=0; again=0 ;; esac
+  elif [ "$rc" -gt 128 ]; then
+    if [ "$armed" = 1 ]; then gone "$1" "$2"
+    elif [ "$again" != 0 ]; then del "$1" "$2"; again=$((again - 1)); t=0.25
+    fi
+  else
+    gone "$1" "$2"
+    if [ "$again" != 0 ]; then sleep 0.05; del "$1" "$2"; sleep 0.25; del "$1" "$2"; fi
+    exit 0
   fi
 done
 `;

@@ -58,6 +58,8 @@ export interface VipClusterOptions {
   dhcp?: { leaseTime: string; renewTime: string; rebindTime: string };
   /** Put each server's stateDir on its own tmpfs of this size (a disk that can fill up). */
   tmpfsStateMiB?: number;
+  /** cluster.electionTimeout (default 500ms): longer keeps leadership still on an overloaded test machine. */
+  electionTimeout?: string;
 }
 
 export async function vipCluster(lab: Lab, mode: 'fast' | 'strict', options: VipClusterOptions = {}): Promise<VipCluster> {
@@ -81,6 +83,7 @@ export async function vipCluster(lab: Lab, mode: 'fast' | 'strict', options: Vip
       `node: { name: ${m.name}, role: ${m.role}, address: ${m.host.address}, stateDir: "${dir}/${m.name}", controlSocket: "${socket}", logLevel: info }`,
       'cluster:',
       '  id: vip-lab',
+      ...(options.electionTimeout ? [`  electionTimeout: ${options.electionTimeout}`] : []),
       `  keyFile: "${keyFile}"`,
       '  members:',
       ...members.map((o) => `    - { name: ${o.name}, address: ${o.host.address}, port: 7400, role: ${o.role} }`),

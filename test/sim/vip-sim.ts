@@ -1,0 +1,402 @@
+import { seededRandom, type Random } from '../../lib/random.js';
+import { RaftNode } from '../../cluster/raft/node.js';
+import type { Entry, HardState, Message, NodeId, Ready } from '../../cluster/raft/types.js';
+import { initialVipState, onGuardExpired, onTick, vipTimings, type VipState } from '../../services/vip/core.js';
+
+// A deterministic simulation of who holds the VIP: two servers and a witness running the real Raft
+// core (production timers: 10 ms ticks, heartbeat 100 ms, election 500 ms, lease 450 ms) and, on
+// each server, the real VIP core driven every 20 ms as server.ts drives it, plus models of what is
+// not code: the guard process (guard.ts: deletes the VIP when a hold runs out or the daemon dies),
+// each kernel (the address, its `valid_lft` lifetime) and `ip`/arping latency. Faults from one seed:
+// pauses of the leader process (GC-sized 50-150 ms, SD-card stalls, SIGSTOP up to 3 s), kill -9 of
+// the process (its kernel stays), machine crashes (the kernel goes too), network isolation, slow
+// fsyncs, clock drift and wall-clock steps (wall time is not used by any timer here: the steps must
+// change nothing). After every event: never two kernels holding the VIP. After the faults stop:
+// exactly one holder within a bounded time. A failure names its seed; LANHA_SEED=<n> replays it.
+
+const TICK_MS = 10;
+const ELECTION_TICKS = 50;
+const HEARTBEAT_TICKS = 10;
+const VIP_TICK_MS = 20;
+const LIFETIME_MS = 2000;
+
+export interface VipSimOptions {
+  /** Model the guard (default true). Without it a paused or killed holder keeps the VIP for its lifetime. */
+  guard?: boolean;
+  /** The guard's margin before the lease ends (server.ts GUARD_MARGIN_MS). */
+  guardMarginMs?: number;
+  chaosMs?: number;
+  trace?: boolean;
+}
+
+export interface VipSimReport {
+  seed: number;
+  violations: string[];
+  /** Total ms with two kernels holding the VIP. */
+  twoHolderMs: number;
+  takeovers: number;
+  pauses: number;
+  kills: number;
+  trace: string[];
+}
+
+type Proc = 'up' | 'paused' | 'dead' | 'machine-down';
+
+interface SimNode {
+  id: NodeId;
+  server: boolean;
+  proc: Proc;
+  inc: number;
+  core: RaftNode | undefined;
+  disk: { hard: HardState; entries: Entry[] };
+  drift: number;
+  lastTickAt: number;
+  pausedAt: number;
+  deferred: Message[];
+  busy: boolean;
+  /** The Ready being persisted. */
+  rd: Ready | undefined;
+  vip: VipState;
+  /** Kernel: does it hold the VIP, and until when without a renewal. */
+  kernelHeld: boolean;
+  kernelExpiresAt: number;
+  /** Guard: armed deadline (null: disarmed). */
+  guardDeadline: number | null;
+  /** The guard printed `expired`; the daemon handles it on its next tick (server.ts). */
+  guardFired: boolean;
+  isolatedUntil: number;
+}
+
+type Event =
+  | { t: number; seq: number; kind: 'tick' | 'vip-tick' | 'guard' | 'guard-del'; node: number; inc: number }
+  | { t: number; seq: number; kind: 'deliver'; msg: Message }
+  | { t: number; seq: number; kind: 'kernel'; node: number; held: boolean; renew: boolean }
+  | { t: number; seq: number; kind: 'persisted'; node: number; inc: number }
+  | { t: number; seq: number; kind: 'fault' | 'heal-one'; node: number };
+
+export function runVipSim(seed: number, options: VipSimOptions = {}): VipSimReport {
+  return new VipSim(seed, options).run();
+}
+
+class VipSim {
+  #seed: number;
+  #rng: Random;
+  #o: Required<VipSimOptions>;
+  #now = 0;
+  #seq = 0;
+  #q: Event[] = [];
+  #nodes: SimNode[];
+  #ids = ['a', 'b', 'w'];
+  #violations: string[] = [];
+  #trace: string[] = [];
+  #twoSince: number | null = null;
+  #twoHolderMs = 0;
+  #takeovers = 0;
+  #pauses = 0;
+  #kills = 0;
+  #ipMaxMs: number;
+  #fsyncMaxMs: number;
+  #netMaxMs: number;
+  #guardMaxMs: number;
+
+  constructor(seed: number, options: VipSimOptions) {
+    this.#seed = seed;
+    this.#rng = seededRandom(seed);
+    this.#o = { guard: options.guard ?? true, guardMarginMs: options.guardMarginMs ?? 20, chaosMs: options.chaosMs ?? 20_000, trace: options.trace ?? false };
+    const r = this.#rng;
+    this.#ipMaxMs = 1 + r.int(30);
+    this.#fsyncMaxMs = r.int(30);
+    this.#netMaxMs = 1 + r.int(5);
+    this.#guardMaxMs = 1 + r.int(10);
+    this.#nodes = this.#ids.map((id, i) => ({
+      id, server: i < 2, proc: 'up', inc: 0, core: undefined, disk: { hard: { term: 0, vote: null, commit: 0 }, entries: [] },
+      // ±200 ppm is real crystal drift; ±1 % stresses the timing argument far beyond it.
+      drift: 1 + (r.float() * 0.02 - 0.01), lastTickAt: 0, pausedAt: 0, deferred: [], busy: false, rd: undefined,
+      vip: initialVipState, kernelHeld: false, kernelExpiresAt: 0, guardDeadline: null, guardFired: false, isolatedUntil: 0,
+    }));
+    this.#nodes.forEach((_, i) => this.#start(i));
+    this.#push({ t: 1500 + r.int(1000), seq: 0, kind: 'fault', node: 0 });
+  }
+
+  run(): VipSimReport {
+    const end = this.#o.chaosMs + 8000;
+    let settledAt = -1;
+    while (this.#q.length > 0 && this.#violations.length === 0) {
+      const e = this.#q.shift()!;
+      this.#now = e.t;
+      if (this.#now > end) break;
+      this.#handle(e);
+      this.#check();
+      if (this.#now > this.#o.chaosMs + 500 && settledAt < 0 && this.#holders().length === 1) settledAt = this.#now;
+    }
+    if (this.#twoSince !== null) {
+      this.#twoHolderMs += this.#now - this.#twoSince;
+      this.#violate(`two VIP holders from ${Math.round(this.#twoSince)} ms to the end`);
+    }
+    if (this.#violations.length === 0 && settledAt < 0) this.#violate(`no VIP holder within ${end - this.#o.chaosMs} ms after the last fault`);
+    return { seed: this.#seed, violations: this.#violations, twoHolderMs: Math.round(this.#twoHolderMs), takeovers: this.#takeovers, pauses: this.#pauses, kills: this.#kills, trace: this.#trace };
+  }
+
+  /** Keeps the queue sorted by (time, seq): binary insertion. */
+  #push(e: Event): void {
+    e.seq = this.#seq++;
+    let lo = 0, hi = this.#q.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      const m = this.#q[mid]!;
+      if (m.t < e.t || (m.t === e.t && m.seq < e.seq)) lo = mid + 1; else hi = mid;
+    }
+    this.#q.splice(lo, 0, e);
+  }
+
+  #start(i: number): void {
+    const n = this.#nodes[i]!;
+    n.inc++;
+    n.proc = 'up';
+    n.core = new RaftNode({
+      id: n.id, electionTicks: ELECTION_TICKS, heartbeatTicks: HEARTBEAT_TICKS, witnessFactor: 3, random: seededRandom(this.#seed * 31 + i * 7 + n.inc),
+    }, { hardState: { ...n.disk.hard }, conf: { voters: [...this.#ids], learners: [], witnesses: ['w'] }, entries: n.disk.entries.slice() });
+    n.busy = false;
+    n.deferred = [];
+    n.vip = initialVipState;
+    n.guardFired = false;
+    n.guardDeadline = null;
+    n.lastTickAt = this.#now;
+    this.#push({ t: this.#now + TICK_MS * n.drift, seq: 0, kind: 'tick', node: i, inc: n.inc });
+    if (n.server) this.#push({ t: this.#now + VIP_TICK_MS * n.drift, seq: 0, kind: 'vip-tick', node: i, inc: n.inc });
+  }
+
+  #handle(e: Event): void {
+    switch (e.kind) {
+      case 'tick': {
+        const n = this.#nodes[e.node]!;
+        if (n.inc !== e.inc || (n.proc !== 'up' && n.proc !== 'paused')) return;
+        this.#push({ t: this.#now + TICK_MS * n.drift, seq: 0, kind: 'tick', node: e.node, inc: e.inc });
+        if (n.proc === 'paused') return;
+        n.core!.tick();
+        n.lastTickAt = this.#now;
+        this.#pump(e.node);
+        return;
+      }
+      case 'vip-tick': {
+        const n = this.#nodes[e.node]!;
+        if (n.inc !== e.inc || (n.proc !== 'up' && n.proc !== 'paused')) return;
+        this.#push({ t: this.#now + VIP_TICK_MS * n.drift, seq: 0, kind: 'vip-tick', node: e.node, inc: e.inc });
+        if (n.proc === 'paused') return;
+        this.#vipTick(e.node);
+        return;
+      }
+      case 'guard': {
+        const n = this.#nodes[e.node]!;
+        // The guard is its own process: it runs while the daemon is paused or dead.
+        if (n.proc === 'machine-down' || n.guardDeadline === null || this.#now < n.guardDeadline) return;
+        n.guardDeadline = null;
+        this.#tr(`${n.id} guard deletes the VIP`);
+        this.#guardDeletes(e.node);
+        n.guardFired = true;
+        return;
+      }
+      case 'guard-del': {
+        const n = this.#nodes[e.node]!;
+        // A repeat delete is skipped once the daemon armed the guard again (it holds the VIP anew).
+        if (n.proc === 'machine-down' || (n.guardDeadline !== null && n.inc === e.inc)) return;
+        n.kernelHeld = false;
+        return;
+      }
+      case 'kernel': {
+        const n = this.#nodes[e.node]!;
+        if (n.proc === 'machine-down') return;
+        if (e.held) {
+          if (!n.kernelHeld && !e.renew) this.#takeovers++;
+          // A renew is `ip addr replace` too: it adds the address back if the guard deleted it meanwhile.
+          n.kernelHeld = true;
+          n.kernelExpiresAt = this.#now + LIFETIME_MS;
+          this.#push({ t: n.kernelExpiresAt, seq: 0, kind: 'kernel', node: e.node, held: false, renew: true });
+        } else if (e.renew) {
+          if (n.kernelHeld && this.#now >= n.kernelExpiresAt) { n.kernelHeld = false; this.#tr(`${n.id} kernel lifetime ran out`); }
+        } else {
+          n.kernelHeld = false;
+        }
+        return;
+      }
+      case 'deliver': {
+        const i = this.#ids.indexOf(e.msg.to);
+        const n = this.#nodes[i]!;
+        if (n.proc === 'dead' || n.proc === 'machine-down') return;
+        if (n.proc === 'paused') { n.deferred.push(e.msg); return; }
+        n.core!.step(e.msg);
+        this.#pump(i);
+        return;
+      }
+      case 'persisted': {
+        const n = this.#nodes[e.node]!;
+        if (n.inc !== e.inc || n.proc === 'dead' || n.proc === 'machine-down') return;
+        if (n.proc === 'paused') { this.#push({ t: this.#now + 5, seq: 0, kind: 'persisted', node: e.node, inc: e.inc }); return; }
+        this.#finish(e.node);
+        return;
+      }
+      case 'fault':
+        if (this.#now < this.#o.chaosMs) {
+          this.#fault();
+          this.#push({ t: this.#now + 300 + this.#rng.int(1500), seq: 0, kind: 'fault', node: 0 });
+        }
+        return;
+      case 'heal-one':
+        this.#healOne(e.node);
+        return;
+    }
+  }
+
+  /** What server.ts does on each tick: hold the guard, run the core, carry out the actions. */
+  #vipTick(i: number): void {
+    const n = this.#nodes[i]!;
+    const core = n.core!;
+    if (n.guardFired) {
+      n.guardFired = false;
+      const [expired, cleanup] = onGuardExpired(n.vip);
+      n.vip = expired;
+      for (const a of cleanup) if (a.kind === 'release') this.#push({ t: this.#now + 1 + this.#rng.int(this.#ipMaxMs), seq: 0, kind: 'kernel', node: i, held: false, renew: false });
+    }
+    const leaseValid = core.role === 'leader' && core.transferee === null && core.leaseValid();
+    const [next, actions] = onTick(n.vip, { nowMs: this.#now, leaseValid }, vipTimings('fast', LIFETIME_MS / 1000));
+    n.vip = next;
+    if (this.#o.guard && next.held && leaseValid) {
+      const remaining = core.leaseRemainingTicks() * TICK_MS * n.drift - (this.#now - n.lastTickAt);
+      n.guardDeadline = this.#now + Math.max(1, remaining - this.#o.guardMarginMs);
+      this.#push({ t: n.guardDeadline, seq: 0, kind: 'guard', node: i, inc: n.inc });
+    }
+    for (const a of actions) {
+      const at = this.#now + 1 + this.#rng.int(this.#ipMaxMs);
+      if (a.kind === 'acquire') this.#push({ t: at, seq: 0, kind: 'kernel', node: i, held: true, renew: false });
+      else if (a.kind === 'renew') this.#push({ t: at, seq: 0, kind: 'kernel', node: i, held: true, renew: true });
+      else if (a.kind === 'release') this.#push({ t: at, seq: 0, kind: 'kernel', node: i, held: false, renew: false });
+    }
+    if (!next.held) n.guardDeadline = null;
+  }
+
+  /** guard.ts: delete now, and again 0.05 s and 0.3 s later (an `ip addr replace` still in flight). */
+  #guardDeletes(i: number): void {
+    const n = this.#nodes[i]!;
+    const armedAgainAfter = n.inc;
+    for (const later of [0, 50, 300]) {
+      this.#push({ t: this.#now + later + this.#rng.int(this.#guardMaxMs + 1), seq: 0, kind: 'guard-del', node: i, inc: armedAgainAfter });
+    }
+  }
+
+  #pump(i: number): void {
+    const n = this.#nodes[i]!;
+    if (n.busy || n.proc !== 'up' || !n.core!.hasReady()) return;
+    n.busy = true;
+    const rd = n.core!.ready();
+    n.rd = rd;
+    this.#push({ t: this.#now + (rd.mustSync ? this.#rng.int(this.#fsyncMaxMs + 1) : 0), seq: 0, kind: 'persisted', node: i, inc: n.inc });
+  }
+
+  #finish(i: number): void {
+    const n = this.#nodes[i]!;
+    const rd = n.rd!;
+    for (const e of rd.entries) {
+      n.disk.entries.length = Math.min(n.disk.entries.length, e.index - 1);
+      n.disk.entries.push(e);
+    }
+    if (rd.hardState) n.disk.hard = { ...rd.hardState };
+    for (const m of rd.messages) this.#send(m);
+    n.core!.advance(rd);
+    n.busy = false;
+    n.rd = undefined;
+    this.#pump(i);
+  }
+
+  #send(m: Message): void {
+    const from = this.#nodes[this.#ids.indexOf(m.from)]!, to = this.#nodes[this.#ids.indexOf(m.to)]!;
+    if (from.isolatedUntil > this.#now || to.isolatedUntil > this.#now) return;
+    this.#push({ t: this.#now + 0.1 + this.#rng.float() * this.#netMaxMs, seq: 0, kind: 'deliver', msg: m });
+  }
+
+  #fault(): void {
+    const r = this.#rng;
+    const leader = this.#nodes.findIndex((n) => n.server && n.proc === 'up' && n.core?.role === 'leader');
+    const i = leader >= 0 && r.float() < 0.8 ? leader : r.int(3);
+    const n = this.#nodes[i]!;
+    if (n.proc !== 'up') return;
+    const k = r.int(10);
+    if (k <= 3) {
+      // Pauses: GC-sized, SD-card-stall-sized, or a SIGSTOP.
+      const ms = k <= 1 ? 50 + r.int(100) : k === 2 ? 150 + r.int(600) : 500 + r.int(2500);
+      n.proc = 'paused';
+      n.pausedAt = this.#now;
+      this.#pauses++;
+      this.#tr(`pause ${n.id} ${ms} ms`);
+      this.#push({ t: this.#now + ms, seq: 0, kind: 'heal-one', node: i });
+    } else if (k <= 5) {
+      n.proc = 'dead';
+      this.#kills++;
+      this.#tr(`kill -9 ${n.id} (guard ${n.guardDeadline === null ? "disarmed" : `armed until ${Math.round(n.guardDeadline)}`}, vip core held ${n.vip.held}, kernel ${n.kernelHeld})`);
+      // The guard sees its stdin close and deletes the VIP at once; without it the kernel keeps it.
+      if (this.#o.guard && n.guardDeadline !== null) {
+        n.guardDeadline = null;
+        this.#guardDeletes(i);
+      }
+      this.#push({ t: this.#now + 300 + r.int(2500), seq: 0, kind: 'heal-one', node: i });
+    } else if (k === 6) {
+      n.proc = 'machine-down';
+      n.kernelHeld = false;
+      n.guardDeadline = null;
+      this.#kills++;
+      this.#tr(`crash machine ${n.id}`);
+      this.#push({ t: this.#now + 300 + r.int(2500), seq: 0, kind: 'heal-one', node: i });
+    } else if (k === 7) {
+      n.isolatedUntil = this.#now + 200 + r.int(2500);
+      this.#tr(`isolate ${n.id} until ${Math.round(n.isolatedUntil)}`);
+    } else if (k === 8) {
+      this.#fsyncMaxMs = r.int(200);
+      this.#tr(`fsync up to ${this.#fsyncMaxMs} ms`);
+    } else {
+      this.#tr(`wall clock of ${n.id} steps ${r.float() < 0.5 ? '-' : '+'}1 h (no timer reads it)`);
+    }
+  }
+
+  #healOne(i: number): void {
+    const n = this.#nodes[i]!;
+    if (n.proc === 'paused') {
+      n.proc = 'up';
+      // The host catches up the ticks it missed before anything else (the lease ages).
+      const missed = Math.floor((this.#now - n.lastTickAt) / (TICK_MS * n.drift));
+      for (let k = 0; k < Math.min(missed, 1000); k++) n.core!.tick();
+      n.lastTickAt += missed * TICK_MS * n.drift;
+      const msgs = n.deferred;
+      n.deferred = [];
+      for (const m of msgs) n.core!.step(m);
+      if (n.server) this.#vipTick(i);
+      this.#pump(i);
+      this.#tr(`resume ${n.id}`);
+    } else if (n.proc === 'dead' || n.proc === 'machine-down') {
+      // ExecStartPre= / start(): a restarted daemon deletes a stale VIP before anything else.
+      if (n.proc === 'dead') this.#push({ t: this.#now + 1 + this.#rng.int(this.#ipMaxMs), seq: 0, kind: 'kernel', node: i, held: false, renew: false });
+      this.#start(i);
+      this.#tr(`restart ${n.id}`);
+    }
+  }
+
+  #holders(): NodeId[] {
+    return this.#nodes.filter((n) => n.server && n.proc !== 'machine-down' && n.kernelHeld).map((n) => n.id);
+  }
+
+  #check(): void {
+    const two = this.#holders().length > 1;
+    if (two && this.#twoSince === null) this.#twoSince = this.#now;
+    if (!two && this.#twoSince !== null) {
+      this.#twoHolderMs += this.#now - this.#twoSince;
+      this.#violate(`two VIP holders for ${Math.round(this.#now - this.#twoSince)} ms (from ${Math.round(this.#twoSince)} ms)`);
+      this.#twoSince = null;
+    }
+  }
+
+  #violate(text: string): void {
+    this.#violations.push(`seed ${this.#seed} t=${Math.round(this.#now)}ms: ${text}`);
+  }
+
+  #tr(text: string): void {
+    if (this.#o.trace) this.#trace.push(`${Math.round(this.#now)} ${text}; holders [${this.#holders().join(',')}]`);
+  }
+}

@@ -118,3 +118,25 @@ done
 k1=$(value vip.kill9_gap_ms "$D/keepalived-${ADVERTS%% *}.out"); l1=$(value vip.kill9_gap_ms "$D/lanha.out")
 echo "RESULT vip.gap_ms lanha=$l1 keepalived=$k1 ratio=$(ratio "$l1" "$k1") unit=ms better=lower"
 echo "RESULT vip.failover.gap_ms lanha=$fo_median keepalived=NA ratio=NA unit=ms better=lower"
+
+# Where lanha's gaps go: every new holder logs vip.takeover with the parts of its half of the gap
+# (services/vip/takeover.ts): detection, pre-vote, vote, lease wait, ip addr, sockets bound, first
+# GARP after a crash (trigger election), vote ... first GARP after lanctl failover (trigger transfer).
+# Medians over every takeover of the run; keepalived has no such breakdown.
+node -e '
+const fs = require("fs");
+const by = { election: {}, transfer: {} };
+for (const f of process.argv.slice(1)) {
+  if (!fs.existsSync(f)) continue;
+  for (const line of fs.readFileSync(f, "utf8").split("\n")) {
+    if (!line.includes("\"vip.takeover\"")) continue;
+    let o; try { o = JSON.parse(line); } catch { continue; }
+    const into = by[o.trigger]; if (!into) continue;
+    for (const [k, v] of Object.entries({ ...o.parts, total: o.totalMs })) (into[k] ??= []).push(v);
+  }
+}
+const med = (a) => { const s = [...a].sort((x, y) => x - y); return s[Math.floor((s.length - 1) / 2)]; };
+for (const [trigger, parts] of Object.entries(by)) {
+  const fig = trigger === "election" ? "vip.crash.part_ms" : "vip.failover.part_ms";
+  for (const [k, v] of Object.entries(parts)) console.log(`RESULT ${fig}.${k.replace(/ /g, "_")} lanha=${med(v)} keepalived=NA ratio=NA unit=ms better=lower`);
+}' "$D/a.log" "$D/b.log"

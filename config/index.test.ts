@@ -202,3 +202,17 @@ t.test('nodes: each problem names the key path, the value and the other entry', 
   has(/^nodes\[6\]\.color: unknown key/);
 });
 
+t.test('VIP timers: an election timeout too short for the guard, a heartbeat the lease cannot outlast twice', async (t) => {
+  const site = (timers: string): string => `
+node: { name: lan-a, address: 10.20.0.2, stateDir: /tmp/x, controlSocket: /tmp/x.sock }
+cluster:
+  id: c
+  members: [{ name: lan-a, address: 10.20.0.2 }, { name: lan-b, address: 10.20.0.3 }, { name: w, address: 10.20.0.9, role: witness }]
+${timers}
+vip: { address: 10.20.0.1/24, interface: eth0 }
+`;
+  t.same(problems(site('')), [], 'the defaults (100 ms heartbeat, 500 ms election) are fine');
+  t.match(problems(site('  electionTimeout: 300ms')).join('\n'), /cluster\.electionTimeout.*too short with a VIP.*guard would have 0 ms.*use at least 500ms/);
+  t.match(problems(site('  heartbeat: 300ms')).join('\n'), /cluster\.heartbeat.*too long.*must outlast two heartbeats.*use at most 225ms/);
+  t.same(problems(site('  electionTimeout: 2s\n  heartbeat: 300ms')), [], 'slower timers with room are fine');
+});

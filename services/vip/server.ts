@@ -6,7 +6,7 @@ import { Counters } from '../../lib/counters.js';
 import { errorMessage, LanhaError } from '../../lib/errors.js';
 import type { StateLog } from '../../cluster/state-log.js';
 import type { RunningService, ServiceContext, ServiceStatus } from '../contract.js';
-import type { VipConfig } from './config.js';
+import { GUARD_MARGIN_MS, type VipConfig } from './config.js';
 import { initialVipState, onAcquireFailed, onGuardExpired, onStop, onTick, vipTimings, type VipAction, type VipState, type VipTimings } from './core.js';
 import { execRunner, garpArgs, releaseAddress, replaceArgs, vipAddress, vipCidr, type CommandRunner } from './address.js';
 import { failoverRoutes } from './failover.js';
@@ -22,12 +22,7 @@ import type { RaftTimeline } from '../../cluster/raft-state-log.js';
 export const TICK_MS = 20;
 /** GARPs run beside the tick (arping waits a second after sending); more than this at once are skipped. */
 const GARPS_IN_FLIGHT_MAX = 6;
-/**
- * The guard deletes the VIP this long before the lease would end: room for the guard to wake up
- * and run `ip addr del` before the earliest moment another member can win (electionTimeout after
- * it last heard us, 0.1 x electionTimeout after our lease ends, less one Raft tick).
- */
-export const GUARD_MARGIN_MS = 20;
+export { GUARD_MARGIN_MS };
 
 export interface VipServiceOptions {
   config: LanhaConfig;

@@ -12,6 +12,8 @@ import { FAULTS } from './faults.js';
 // VIP holders, every lease name resolves on both servers, and all members converge to the same
 // applied index and state hash. The gap per protocol is printed (speed is for bench:failover).
 
+t.setTimeout(900_000);
+
 t.test('failover fault suite, one round per fault', async (t) => {
   if (!requireLab(t, ['udhcpc', 'dig', 'nft', 'fallocate', 'arping'])) return;
   const only = process.env['FAULTS']?.split(',');

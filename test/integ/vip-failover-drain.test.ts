@@ -23,6 +23,8 @@ import type { FailoverResult } from '../../services/vip/failover.js';
 const IMAGE_BYTES = 1024 * 1024;
 const PROBE_EVERY_MS = 20;
 
+t.setTimeout(600_000);
+
 t.test('planned failover during a U-Boot download: drained, not broken; the printed gap matches a prober', async (t) => {
   if (!requireLab(t, ['tc', 'curl'])) return;
   const missing = ubootUnavailable();

@@ -67,7 +67,7 @@ t.test('planned failover during a U-Boot download: drained, not broken; the prin
           from = console.output.length;
           const startedAt = performance.now();
           console.send('tftpboot 0x40200000 Image\n');
-          await console.waitFor(/Loading: \S*#/, 30_000, from);
+          await console.waitFor(/Loading: [^\n]*#/, 60_000, from);
           failoverAt = monotonicNowMs();
           const running = runLanctl(['failover', '--json', '--socket', holder.socket], { timeoutMs: 150_000 });
           await console.waitFor(/\n=> $/, 120_000, from);

@@ -14,11 +14,18 @@ import type { SubnetUse } from '../services/dhcp/allocator.js';
 export const serveCommand: CliCommand = {
   path: ['serve'],
   summary: 'run the daemon: the services and cluster role the config enables (runs until SIGTERM)',
-  usage: 'serve --config FILE',
-  options: { config: { type: 'string', short: 'c' } },
-  optionHelp: [['-c, --config FILE', `the node's config (default ${DEFAULT_CONFIG})`]],
+  usage: 'serve --config FILE [--log-format text|json]',
+  options: { config: { type: 'string', short: 'c' }, 'log-format': { type: 'string' } },
+  optionHelp: [
+    ['-c, --config FILE', `the node's config (default ${DEFAULT_CONFIG})`],
+    ['--log-format F', 'text (one human line per event) or json; default: text on a terminal, json otherwise (systemd)'],
+  ],
   async run(args, io) {
     const file = typeof args.values['config'] === 'string' ? args.values['config'] : DEFAULT_CONFIG;
+    const logFormat = args.values['log-format'];
+    if (logFormat !== undefined && logFormat !== 'text' && logFormat !== 'json') {
+      throw new LanhaError('usage', `--log-format ${String(logFormat)}: give text or json`, ExitCode.usage);
+    }
     let config;
     try {
       config = loadConfig(file);
@@ -29,7 +36,7 @@ export const serveCommand: CliCommand = {
       }
       throw error;
     }
-    return runDaemon(config);
+    return runDaemon(config, { logFormat: typeof logFormat === 'string' ? logFormat : undefined });
   },
 };
 

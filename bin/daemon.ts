@@ -1,9 +1,10 @@
 import { mkdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import type { LanhaConfig } from '../config/index.js';
-import { createLogger, type Logger } from '../lib/log.js';
+import { chooseLogFormat, createLogger, type Logger } from '../lib/log.js';
 import { systemClock, type Clock } from '../lib/clock.js';
 import { cryptoRandom, type Random } from '../lib/random.js';
-import { ControlServer } from '../lib/control-server.js';
+import { ControlServer, type ApiRoutes } from '../lib/control-server.js';
 import { systemdReady, type SystemdHandle } from '../lib/systemd.js';
 import { errorMessage } from '../lib/errors.js';
 import { serviceDefinitions } from '../services/registry.js';
@@ -16,6 +17,10 @@ import { inventoryRoutes, leaseHolderOf } from '../cluster/inventory-api.js';
 import { startInventorySeeder } from '../cluster/inventory-seed.js';
 import { VERSION } from './version.js';
 import { processMemory, type ProcessMemory } from '../lib/memory.js';
+import { OpsTracker } from '../services/ops/tracker.js';
+import type { LanhaMetrics } from '../services/ops/metrics.js';
+import { findings, opsRoutes, pools, startOpsHttp, type OpsContext } from '../services/ops/ops.js';
+import type { OpsHttpServer } from '../services/ops/http-server.js';
 
 // The composition root: the only place that wires real clocks, randomness, sockets and disks to the
 // cores. Everything it starts it also stops, in reverse order.
@@ -32,7 +37,16 @@ export interface Daemon {
   readonly config: LanhaConfig;
   readonly state: StateLog;
   readonly services: readonly RunningService[];
+  /** The control API (its GET routes are what `lanctl` and the pages read). */
+  readonly control: ControlServer;
+  /** The read-only HTTP listener (null without an `http:` block). */
+  readonly http: OpsHttpServer | null;
   stop(): Promise<void>;
+}
+
+/** A short fingerprint of the running config: equal on members that run the same file shape. */
+export function configHash(config: LanhaConfig): string {
+  return createHash('sha256').update(JSON.stringify(config)).digest('hex');
 }
 
 /** The durable Raft log under node.stateDir/raft (a one-member cluster when there is no `cluster:` block). */
@@ -52,10 +66,41 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
   const control = new ControlServer(config.node.controlSocket, log.child({ service: 'control' }));
   let systemd: SystemdHandle | undefined;
   let seeder: { stop(): void } | undefined;
+  let http: OpsHttpServer | null = null;
+  const hash = configHash(config);
+  const tracker = new OpsTracker();
+  const unsubscribe = state.fsm.subscribe((entry) => tracker.entry(entry));
+  const vipHeld = (): boolean | null => {
+    const vip = running.find((s) => s.name === 'vip');
+    return vip === undefined ? null : vip.status()['held'] === true;
+  };
+  const sampler = setInterval(() => {
+    const s = state.status();
+    tracker.observe({ role: s.role, leader: s.leader, term: s.term, vipHeld: vipHeld() }, clock.wallMs());
+  }, 500);
+  sampler.unref();
+  // Filled in below, once the context exists; the collect callbacks only run at scrape time.
+  let ops: OpsContext | undefined;
+  // prom-client is loaded only when /metrics is served: it costs start-up time on a small board.
+  const metrics: LanhaMetrics | null = config.http?.metrics === true ? (await import('../services/ops/metrics.js')).createMetrics({
+    node: config.node.name,
+    version: VERSION,
+    cluster: () => state.status(),
+    services: () => running.map((s) => ({ name: s.name, status: s.status() as Record<string, unknown> })),
+    pools: () => (ops ? pools(ops) : []),
+    leases: () => state.fsm.leases(),
+    tracker,
+    findings: () => (ops ? findings(ops) : []),
+    nowMs: () => clock.wallMs(),
+    enabled: new Set(serviceDefinitions.filter((d) => d.enabled(config)).map((d) => d.name)),
+  }, { perClient: config.http.perClientMetrics }) : null;
 
   const stopAll = async (): Promise<void> => {
     systemd?.stopping();
     seeder?.stop();
+    clearInterval(sampler);
+    unsubscribe();
+    await http?.close().catch(() => undefined);
     for (const service of [...running].reverse()) {
       try {
         await service.stop();
@@ -68,12 +113,15 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
   };
 
   try {
-    const context: ServiceContext = { config, log, clock, random, state, services: () => running };
+    const context: ServiceContext = {
+      config, log, clock, random, state, services: () => running,
+      ...(metrics ? { observe: { dhcpAckSeconds: (seconds: number) => metrics.observeDhcpAck(seconds) } } : {}),
+    };
     for (const definition of serviceDefinitions) {
       if (!definition.enabled(config)) continue;
       const service = await definition.start({ ...context, log: log.child({ service: definition.name }) });
       running.push(service);
-      if (service.routes) control.routes(service.routes);
+      if (service.routes) control.routes(withFailoverRecord(service.routes, tracker, clock));
       log.info({ event: 'service.started', service: service.name, listening: service.status().listening }, `${service.name} started`);
     }
 
@@ -92,6 +140,7 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
         version: VERSION,
         pid: process.pid,
         startedAt: new Date(startedWall).toISOString(),
+        configHash: hash,
         uptimeSeconds: Math.round((clock.wallMs() - startedWall) / 1000),
         cluster: state.status(),
         warnings: clusterWarnings(config),
@@ -99,7 +148,10 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
         memory: memoryStatus(running),
       },
     }));
+    ops = { config, state, control, services: () => running, clock, log: log.child({ service: 'http' }), version: VERSION, configHash: hash, tracker, metrics };
+    control.routes(opsRoutes(ops));
     await control.listen();
+    http = await startOpsHttp(ops);
   } catch (error) {
     await stopAll();
     throw error;
@@ -107,14 +159,30 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
 
   for (const warning of clusterWarnings(config)) log.warn({ event: 'cluster.warning' }, warning);
   systemd = systemdReady(log);
-  log.info({ event: 'daemon.ready', socket: config.node.controlSocket, services: running.map((s) => s.name) }, `lanha ${VERSION} ready`);
+  log.info({ event: 'daemon.ready', socket: config.node.controlSocket, services: running.map((s) => s.name), ...(http ? { http: `http://${http.address}/` } : {}) }, `lanha ${VERSION} ready`);
 
   let stopped: Promise<void> | undefined;
   return {
     config,
     state,
     services: running,
+    control,
+    get http() { return http; },
     stop: () => (stopped ??= stopAll().then(() => log.info({ event: 'daemon.stopped' }, 'lanha stopped'))),
+  };
+}
+
+/** Wraps POST /v1/failover so the status page and /metrics remember the last measured gap. */
+function withFailoverRecord(routes: ApiRoutes, tracker: OpsTracker, clock: Clock): ApiRoutes {
+  const failover = routes['POST /v1/failover'];
+  if (failover === undefined) return routes;
+  return {
+    ...routes,
+    'POST /v1/failover': async (request) => {
+      const reply = await failover(request);
+      if (reply.status === 200 && typeof reply.body === 'object' && reply.body !== null) tracker.failover(reply.body as Record<string, unknown>, clock.wallMs());
+      return reply;
+    },
   };
 }
 
@@ -129,8 +197,10 @@ export function clusterWarnings(config: LanhaConfig): string[] {
 }
 
 /** Starts the daemon and runs it until SIGTERM/SIGINT; returns the exit code. */
-export async function runDaemon(config: LanhaConfig): Promise<number> {
-  const log = createLogger({ level: config.node.logLevel, node: config.node.name });
+export async function runDaemon(config: LanhaConfig, options: { logFormat?: string | undefined } = {}): Promise<number> {
+  const format = chooseLogFormat(options.logFormat, process.stdout.isTTY === true);
+  process.env['LANHA_LOG_FORMAT'] = format; // DNS worker processes inherit it
+  const log = createLogger({ level: config.node.logLevel, node: config.node.name, format });
   let daemon: Daemon;
   try {
     daemon = await startDaemon(config, { log });

@@ -11,6 +11,8 @@ import { initCommand } from './commands-init.js';
 import { bootCommands } from './commands-boot.js';
 import { deployCommands } from './commands-deploy.js';
 import { internalCommands } from './commands-internal.js';
+import { opsCommands } from './commands-ops.js';
+import { demoCommand } from './commands-demo.js';
 
 // `lanctl`: the operator CLI and, as `lanctl serve`, the daemon. Commands talk to the local daemon's
 // control socket; the command list below is the whole CLI surface.
@@ -28,6 +30,8 @@ export const commands: CliCommand[] = [
   ...bootCommands,
   ...deployCommands,
   ...internalCommands,
+  ...opsCommands,
+  demoCommand,
 ];
 
 const code = await runCli('lanctl', process.argv.slice(2), commands, VERSION, {

@@ -22,6 +22,8 @@ export interface Lease {
   expiresAt: number;
   /** Log time of the last change of state. */
   changedAt: number;
+  /** The log index of the grant or last renewal (absent in snapshots written before it was kept). */
+  index?: number;
 }
 
 export interface DnsRecord {
@@ -121,7 +123,7 @@ export class Fsm {
   apply(index: number, stamped: StampedCommand): void {
     if (index <= this.#appliedIndex) return; // replay of an entry already applied
     const at = Math.max(this.#lastAt, stamped.at);
-    this.#applyCommand(stamped.command, at);
+    this.#applyCommand(stamped.command, at, index);
     if (Math.floor(at / COMPACT_EVERY_MS) > Math.floor(this.#lastAt / COMPACT_EVERY_MS)) this.#compact(at);
     this.#appliedIndex = index;
     this.#lastAt = at;
@@ -129,7 +131,7 @@ export class Fsm {
     for (const listener of this.#listeners) listener(entry);
   }
 
-  #applyCommand(command: Command, at: number): void {
+  #applyCommand(command: Command, at: number, index: number): void {
     if (isInventoryCommand(command)) {
       if (this.inventory.apply(command, at)) this.#serial++; // names and addresses DNS serves
       return;
@@ -163,6 +165,7 @@ export class Fsm {
           grantedAt: at,
           expiresAt: at + command.leaseMs,
           changedAt: at,
+          index,
         };
         if (command.clientId !== undefined) lease.clientId = command.clientId;
         if (command.hostname !== undefined) lease.hostname = command.hostname;

@@ -12,6 +12,7 @@ import { clusterConfig } from '../cluster/config.js';
 import { deployConfig } from '../cluster/deploy/config.js';
 import { bootConfig, profilesConfig } from '../services/boot/config.js';
 import { nodesConfig, nodesConfigIssues } from '../cluster/inventory-config.js';
+import { httpConfig } from '../services/ops/config.js';
 
 export { ConfigError };
 
@@ -42,6 +43,7 @@ const composed = z.object({
   boot: bootConfig.optional(),
   /** Compute nodes that seed the replicated inventory (cluster/inventory-config.ts). */
   nodes: nodesConfig.optional(),
+  http: httpConfig.optional(),
 }).strict();
 
 export const lanhaConfig = composed.superRefine((c, ctx) => {

@@ -45,6 +45,18 @@ export class ControlServer {
     for (const [key, handler] of Object.entries(routes)) this.route(key, handler);
   }
 
+  /** The GET handler for a path, for read-only mirrors of the API (the HTTP listener); never a write. */
+  readRoute(path: string): ApiHandler | undefined {
+    return this.#routes.get(`GET ${path}`);
+  }
+
+  /** Calls a GET route in-process, as `lanctl` would over the socket. */
+  async read(path: string, query: URLSearchParams = new URLSearchParams()): Promise<ApiResponse> {
+    const handler = this.readRoute(path);
+    if (!handler) return { status: 404, body: { error: `no such API route: GET ${path}` } };
+    return handler({ query, body: undefined });
+  }
+
   async listen(): Promise<void> {
     mkdirSync(dirname(this.socketPath), { recursive: true });
     // A socket file left by a crashed daemon blocks bind; remove it only if it is a socket.

@@ -4,10 +4,20 @@ import { pino, type Logger, type LevelWithSilent, type DestinationStream } from 
 // `event` key (a stable, grep-able name) and the message is for humans.
 export type { Logger };
 
+export type LogFormat = 'json' | 'text';
+
 export interface LogOptions {
   level?: LevelWithSilent;
   node?: string;
   destination?: DestinationStream;
+  /** 'text': one human line per event (a terminal); 'json' (journald, pipes). Default: LANHA_LOG_FORMAT, else json. */
+  format?: LogFormat;
+}
+
+/** json unless asked for text: `--log-format`, else text on a terminal and json when piped (systemd's journal). */
+export function chooseLogFormat(asked: string | undefined, isTty: boolean): LogFormat {
+  if (asked === 'json' || asked === 'text') return asked;
+  return isTty ? 'text' : 'json';
 }
 
 export function createLogger(options: LogOptions = {}): Logger {
@@ -18,7 +28,42 @@ export function createLogger(options: LogOptions = {}): Logger {
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label: string) => ({ level: label }) },
   };
-  return options.destination ? pino(config, options.destination) : pino(config);
+  const format = options.format ?? (process.env['LANHA_LOG_FORMAT'] === 'text' ? 'text' : 'json');
+  if (options.destination) return pino(config, options.destination);
+  if (format === 'text') return pino(config, textDestination((line) => process.stdout.write(line)));
+  return pino(config);
+}
+
+const SKIPPED = new Set(['level', 'time', 'node', 'service', 'msg', 'event']);
+const COLOUR: Record<string, string> = { fatal: '\x1b[35m', error: '\x1b[31m', warn: '\x1b[33m', info: '\x1b[32m', debug: '\x1b[90m', trace: '\x1b[90m' };
+
+function fact(value: unknown): string {
+  if (typeof value === 'string') return /[\s"=]/.test(value) || value === '' ? JSON.stringify(value) : value;
+  if (value !== null && typeof value === 'object' && 'message' in value) return JSON.stringify(String((value as { message: unknown }).message));
+  return JSON.stringify(value);
+}
+
+/** One JSON log line as a human line: time, level, service, message, then the facts as key=value. */
+export function formatLogLine(json: string, colour = false): string {
+  let o: Record<string, unknown>;
+  try {
+    o = JSON.parse(json) as Record<string, unknown>;
+  } catch {
+    return json.endsWith('\n') ? json : json + '\n';
+  }
+  const time = typeof o['time'] === 'string' ? o['time'].slice(11, 23) : '';
+  const level = String(o['level'] ?? 'info');
+  const levelText = level.toUpperCase().padEnd(5);
+  const service = String(o['service'] ?? o['node'] ?? '').padEnd(7);
+  const facts = Object.entries(o).filter(([k]) => !SKIPPED.has(k)).map(([k, v]) => `${k}=${fact(v)}`).join(' ');
+  const lvl = colour ? `${COLOUR[level] ?? ''}${levelText}\x1b[0m` : levelText;
+  return `${time} ${lvl} ${service} ${String(o['msg'] ?? o['event'] ?? '')}${facts === '' ? '' : `  ${facts}`}\n`;
+}
+
+/** A pino destination that writes human lines (coloured unless NO_COLOR is set). */
+export function textDestination(write: (line: string) => void): DestinationStream {
+  const colour = process.env['NO_COLOR'] === undefined && process.stdout.isTTY === true;
+  return { write: (line: string) => { write(formatLogLine(line, colour)); } };
 }
 
 export const silentLogger: Logger = pino({ level: 'silent' });

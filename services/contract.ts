@@ -19,6 +19,13 @@ export interface ServiceContext {
   readonly state: StateLog;
   /** The services started so far (the VIP service, started last, serves its address through them). */
   readonly services?: () => readonly RunningService[];
+  /** Latency observers for /metrics (services/ops/metrics.ts); absent when metrics are off. */
+  readonly observe?: ServiceObservers;
+}
+
+export interface ServiceObservers {
+  /** DHCP: REQUEST received to ACK sent, including the commit, in seconds. */
+  dhcpAckSeconds?(seconds: number): void;
 }
 
 export interface ServiceStatus {

@@ -20,6 +20,8 @@ export interface LeaseRow {
   expiresAt: string;
   expiresInS: number;
   subnet: string;
+  /** The log index that committed the grant or last renewal (null for leases from older snapshots). */
+  index: number | null;
 }
 
 function row(lease: Lease, nowMs: number): LeaseRow {
@@ -33,6 +35,7 @@ function row(lease: Lease, nowMs: number): LeaseRow {
     expiresAt: new Date(lease.expiresAt).toISOString(),
     expiresInS: Math.round((lease.expiresAt - nowMs) / 1000),
     subnet: lease.subnet,
+    index: lease.index ?? null,
   };
 }
 

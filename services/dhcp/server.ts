@@ -29,6 +29,7 @@ import { SeenLimiter, bindingEvent, seenCommand } from './inventory-hooks.js';
 export interface Reply {
   bytes: Uint8Array;
   destination: Destination;
+  kind: ReplyInput['kind'];
 }
 
 export interface DhcpHandlerOptions {
@@ -276,6 +277,7 @@ export class DhcpHandler {
     return {
       bytes: encodeReply(message, requested, replySizeMax(input.client)),
       destination: replyDestination(input.request, input.kind, this.#config.port, this.#config.clientPort, this.#broadcast),
+      kind: input.kind,
     };
   }
 
@@ -338,6 +340,8 @@ export interface DhcpServerOptions {
   nodeAddress?: Ipv4 | undefined;
   sweepIntervalMs?: number;
   nameOwners?: readonly NameOwners[] | undefined;
+  /** REQUEST received -> ACK handed to the socket, commit included (lanha_dhcp_ack_duration_seconds). */
+  observeAckSeconds?: ((seconds: number) => void) | undefined;
 }
 
 /** Binds the socket and runs the handler until stop(). */
@@ -358,8 +362,10 @@ export async function startDhcpServer(options: DhcpServerOptions): Promise<Runni
   const sendLogLimiter = new LogLimiter();
   socket.on('message', (bytes, rinfo) => {
     const peer = `${rinfo.address}:${rinfo.port}`;
+    const receivedMs = clock.monotonicMs();
     handler.handle(bytes, peer, clock.wallMs()).then((replies) => {
       for (const reply of replies) {
+        if (reply.kind === 'ack') options.observeAckSeconds?.((clock.monotonicMs() - receivedMs) / 1000);
         socket.send(reply.bytes, reply.destination.port, reply.destination.address, (error) => {
           if (!error) return;
           handler.counters.inc('send.failed');
@@ -423,5 +429,7 @@ export async function startDhcp(context: ServiceContext): Promise<RunningService
     yield* staticNames;
     for (const r of context.state.fsm.records()) yield r.name;
   });
-  return startDhcpServer({ config, state: context.state, clock: context.clock, log: context.log, nodeAddress: context.config.node.address, nameOwners: [records] });
+  return startDhcpServer({ config, state: context.state, clock: context.clock, log: context.log, nodeAddress: context.config.node.address, nameOwners: [records],
+    observeAckSeconds: context.observe?.dhcpAckSeconds,
+  });
 }

@@ -96,6 +96,8 @@ function resolvConfHash(): string {
 
 export class Lab {
   readonly id: string;
+  /** Every namespace, veth and bridge name starts with this ("lh" for tests, "lhd" for lanctl demo). */
+  readonly prefix: string;
   readonly switchNs: string;
   readonly bridge: string;
   readonly hosts: LabHost[] = [];
@@ -105,15 +107,16 @@ export class Lab {
   #resolvHash: string;
   #destroyed = false;
 
-  private constructor(id: string) {
+  private constructor(id: string, prefix: string) {
     this.id = id;
-    this.switchNs = `lh${id}-sw`;
-    this.bridge = `lh${id}br`;
+    this.prefix = prefix;
+    this.switchNs = `${prefix}${id}-sw`;
+    this.bridge = `${prefix}${id}br`;
     this.#resolvHash = resolvConfHash();
   }
 
-  static async create(): Promise<Lab> {
-    const lab = new Lab(randomBytes(2).toString('hex'));
+  static async create(prefix = 'lh'): Promise<Lab> {
+    const lab = new Lab(randomBytes(2).toString('hex'), prefix);
     try {
       await lab.#addNamespace(lab.switchNs);
       await must('ip', ['-n', lab.switchNs, 'link', 'add', lab.bridge, 'type', 'bridge']);
@@ -128,9 +131,9 @@ export class Lab {
   /** Adds a host namespace joined to the bridge; `address` like "10.99.0.1/24" or null (a DHCP client). */
   async addHost(role: string, address: string | null, extraAddresses: readonly string[] = []): Promise<LabHost> {
     const index = this.#hostCount++;
-    const ns = `lh${this.id}-${role}`.slice(0, 30);
-    const inner = `lh${this.id}v${index}a`;
-    const outer = `lh${this.id}v${index}b`;
+    const ns = `${this.prefix}${this.id}-${role}`.slice(0, 30);
+    const inner = `${this.prefix}${this.id}v${index}a`;
+    const outer = `${this.prefix}${this.id}v${index}b`;
     await this.#addNamespace(ns);
     await must('ip', ['link', 'add', inner, 'netns', ns, 'type', 'veth', 'peer', 'name', outer, 'netns', this.switchNs]);
     await must('ip', ['-n', this.switchNs, 'link', 'set', outer, 'master', this.bridge]);
@@ -142,6 +145,21 @@ export class Lab {
     return host;
   }
 
+  /**
+   * Joins the machine's own (root) namespace to the bridge with `address` (like "10.77.0.254/24"),
+   * so a browser on the machine reaches the lab. The pair goes away with the switch namespace.
+   */
+  async addRootLink(address: string): Promise<string> {
+    const inner = `${this.prefix}${this.id}h`;
+    const outer = `${this.prefix}${this.id}hb`;
+    await must('ip', ['link', 'add', inner, 'type', 'veth', 'peer', 'name', outer, 'netns', this.switchNs]);
+    await must('ip', ['-n', this.switchNs, 'link', 'set', outer, 'master', this.bridge]);
+    await must('ip', ['-n', this.switchNs, 'link', 'set', outer, 'up']);
+    await must('ip', ['addr', 'add', address, 'dev', inner]);
+    await must('ip', ['link', 'set', inner, 'up']);
+    return inner;
+  }
+
   /** Runs a command in the switch namespace (tc netem on a host's bridge port, and the like). */
   async execSwitch(command: string, args: readonly string[]): Promise<ExecResult> {
     return run('ip', ['netns', 'exec', this.switchNs, command, ...args]);
@@ -149,7 +167,7 @@ export class Lab {
 
   /** The bridge-side interface of host number `index` (for tc/netem). */
   bridgePort(index: number): string {
-    return `lh${this.id}v${index}b`;
+    return `${this.prefix}${this.id}v${index}b`;
   }
 
   /** True when the host's /etc/resolv.conf is what it was when the lab was made. */

@@ -1,0 +1,125 @@
+import { ExitCode, LanhaError } from '../lib/errors.js';
+import { callDaemon } from '../lib/control-client.js';
+import { ConfigError, loadConfig } from '../config/index.js';
+import { parseIpv4 } from '../lib/ipv4.js';
+import { parseMac } from '../lib/mac.js';
+import { isHostname } from '../lib/schema.js';
+import { formatTable } from '../lib/table.js';
+import { DAEMON_OPTIONS, DAEMON_OPTION_HELP, DEFAULT_CONFIG, resolveSocket, type CliCommand, type CliIo } from './cli.js';
+import { ACCEPTED_FORMS, type DhcpExplain, type DnsExplain } from '../services/ops/explain.js';
+import { configFindings, worstSeverity, type Finding } from '../services/ops/doctor.js';
+
+// `lanctl explain` (why a client got its answer, or what it would get) and `lanctl doctor` (the
+// cross-checks an operator would do by hand). Both read the daemon's GET routes, the same ones the
+// status pages render.
+
+function printDhcp(d: DhcpExplain, io: CliIo): void {
+  io.out(`${d.simulated ? 'SIMULATED DISCOVER (nothing sent)' : 'DHCP'} ${d.mac}: ${d.decision}\n`);
+  io.out(`  subnet: ${d.subnet.id ?? '-'} (${d.subnet.why})\n`);
+  io.out(`  reservation by MAC: ${d.reservation.byMac ?? 'none'}; by client-id: ${d.reservation.byClientId ?? 'none'}\n`);
+  for (const n of d.reservation.notes) io.out(`  NOTE: ${n}\n`);
+  if (d.lease) io.out(`  lease: ${d.lease.ip} ${d.lease.state}${d.lease.hostname === null ? '' : ` (${d.lease.hostname})`}, client-id ${d.lease.clientId ?? '-'}, committed at log index ${d.lease.index ?? '-'}, ends ${d.lease.expiresAt}\n`);
+  io.out(`  boot: ${d.boot.result}\n`);
+  if (d.boot.rules.length > 0) io.out('\n' + formatTable(['boot rule', 'matched', 'deciding field'], d.boot.rules.map((r) => [r.rule, r.matched ? 'yes' : 'no', r.deciding])));
+  if (d.options.length > 0) io.out('\n' + formatTable(['option', 'name', 'value', 'from'], d.options.map((o) => [String(o.code), o.name, o.value, o.source])));
+  if (d.history.length > 0) io.out('\n' + formatTable(['at', 'event', 'detail'], d.history.map((e) => [e.at, e.event, e.detail ?? '-'])));
+}
+
+function printDns(d: DnsExplain, io: CliIo): void {
+  io.out(`\nDNS ${d.name}: ${d.how}\n`);
+  if (d.answers.length > 0) io.out(formatTable(['type', 'ttl', 'data', 'source'], d.answers.map((a) => [a.type, String(a.ttl), a.data, a.source])));
+}
+
+const EXPLAIN_USAGE = 'explain MAC|IP|NAME [--json] | explain --simulate --mac M [--arch N] [--vendor-class S] [--user-class S] [--client-id HEX] [--json]';
+
+export const explainCommand: CliCommand = {
+  path: ['explain'],
+  summary: 'why a client got its DHCP answer (subnet, reservation, boot rule, options, lease history) or which zone/source answers a name',
+  usage: EXPLAIN_USAGE,
+  options: {
+    ...DAEMON_OPTIONS, json: { type: 'boolean' }, simulate: { type: 'boolean' }, mac: { type: 'string' }, arch: { type: 'string' },
+    'vendor-class': { type: 'string' }, 'user-class': { type: 'string' }, 'client-id': { type: 'string' },
+  },
+  optionHelp: [
+    ['--json', 'print JSON for scripts'],
+    ['--simulate', 'run the DHCP core on a synthetic DISCOVER (sends nothing, holds nothing)'],
+    ['--mac M', 'with --simulate: the client MAC'],
+    ['--arch N', 'with --simulate: option 93 (0 BIOS, 7 x64 UEFI, 11 arm64 UEFI, ...)'],
+    ['--vendor-class S', 'with --simulate: option 60 (PXEClient:..., U-Boot...)'],
+    ['--user-class S', 'with --simulate: option 77 (iPXE)'],
+    ['--client-id HEX', 'with --simulate: option 61 as hex'],
+    ...DAEMON_OPTION_HELP,
+  ],
+  async run(args, io) {
+    const v = args.values;
+    const query = new URLSearchParams();
+    if (v['simulate'] === true) {
+      if (args.positionals.length > 0) throw new LanhaError('usage', `--simulate takes --mac M, not "${args.positionals[0]}"`, ExitCode.usage);
+      const mac = typeof v['mac'] === 'string' ? v['mac'] : undefined;
+      if (mac === undefined || parseMac(mac) === null) throw new LanhaError('usage', `--simulate needs --mac M with a MAC address like 52:54:00:aa:bb:cc${mac === undefined ? '' : ` (got "${mac}")`}`, ExitCode.usage);
+      const arch = v['arch'];
+      if (typeof arch === 'string' && !/^\d{1,5}$/.test(arch)) throw new LanhaError('usage', `--arch ${arch} is not an option 93 number (0 x86 BIOS, 7 x64 UEFI, 11 arm64 UEFI, ...)`, ExitCode.usage);
+      query.set('simulate', '1');
+      query.set('mac', mac);
+      if (typeof arch === 'string') query.set('arch', arch);
+      if (typeof v['vendor-class'] === 'string') query.set('vendorClass', v['vendor-class']);
+      if (typeof v['user-class'] === 'string') query.set('userClass', v['user-class']);
+      if (typeof v['client-id'] === 'string') query.set('clientId', v['client-id']);
+    } else {
+      const q = args.positionals[0];
+      if (q === undefined || args.positionals.length > 1) throw new LanhaError('usage', `give one thing to explain: ${ACCEPTED_FORMS}`, ExitCode.usage);
+      if (parseMac(q) === null && parseIpv4(q) === null && !isHostname(q)) throw new LanhaError('usage', `"${q}" is not something explain knows: give ${ACCEPTED_FORMS}`, ExitCode.usage);
+      query.set('q', q);
+    }
+    const reply = await callDaemon(resolveSocket(v), 'GET', `/v1/explain?${query.toString()}`);
+    const body = reply.body as { error?: string; nearest?: string[]; dhcp?: DhcpExplain | null; dns?: DnsExplain[] };
+    if (reply.status === 400) throw new LanhaError('usage', body.error ?? 'bad request', ExitCode.usage);
+    if (reply.status === 404) {
+      if (v['json'] === true) io.out(JSON.stringify(body, null, 2) + '\n');
+      throw new LanhaError('not-found', body.error ?? 'not found', ExitCode.failure);
+    }
+    if (reply.status !== 200) throw new LanhaError('api-error', body.error ?? `HTTP ${reply.status}`);
+    if (v['json'] === true) {
+      io.out(JSON.stringify(body, null, 2) + '\n');
+      return ExitCode.ok;
+    }
+    if (body.dhcp) printDhcp(body.dhcp, io);
+    for (const d of body.dns ?? []) printDns(d, io);
+    return ExitCode.ok;
+  },
+};
+
+function printFindings(findings: readonly Finding[], io: CliIo): void {
+  if (findings.length === 0) { io.out('ok: no findings\n'); return; }
+  for (const f of findings) io.out(`${f.severity.toUpperCase().padEnd(7)} ${f.id}: ${f.evidence} -> ${f.fix}\n`);
+}
+
+export const doctorCommand: CliCommand = {
+  path: ['doctor'],
+  summary: 'cross-check the node: quorum, lag, VIP holder, clock offsets, pools, reservations, DNS names, NTP, disk; one line per finding',
+  usage: 'doctor [--offline] [--json] [--config FILE | --socket PATH]',
+  options: { ...DAEMON_OPTIONS, json: { type: 'boolean' }, offline: { type: 'boolean' } },
+  optionHelp: [['--offline', 'check the config file alone (no daemon needed)'], ['--json', 'print JSON for scripts'], ...DAEMON_OPTION_HELP],
+  async run(args, io) {
+    if (args.positionals.length > 0) throw new LanhaError('usage', `unexpected argument "${args.positionals[0]}"`, ExitCode.usage);
+    let findings: Finding[];
+    if (args.values['offline'] === true) {
+      const file = typeof args.values['config'] === 'string' ? args.values['config'] : DEFAULT_CONFIG;
+      try {
+        findings = configFindings(loadConfig(file));
+      } catch (error) {
+        if (error instanceof ConfigError) throw new LanhaError('config-invalid', error.message, ExitCode.config);
+        throw error;
+      }
+    } else {
+      const reply = await callDaemon(resolveSocket(args.values), 'GET', '/v1/doctor');
+      if (reply.status !== 200) throw new LanhaError('api-error', (reply.body as { error?: string } | null)?.error ?? `HTTP ${reply.status}`);
+      findings = (reply.body as { findings: Finding[] }).findings;
+    }
+    if (args.values['json'] === true) io.out(JSON.stringify({ findings }, null, 2) + '\n');
+    else printFindings(findings, io);
+    return worstSeverity(findings) === 'error' ? ExitCode.failure : ExitCode.ok;
+  },
+};
+
+export const opsCommands: CliCommand[] = [explainCommand, doctorCommand];

@@ -1,0 +1,325 @@
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execFile, spawnSync } from 'node:child_process';
+import { callDaemon } from '../lib/control-client.js';
+import { errorMessage } from '../lib/errors.js';
+import { parseIpv4, reverseName } from '../lib/ipv4.js';
+import { Lab, type LabHost } from '../test/support/netns.js';
+import { serveDaemon, type ServedDaemon } from '../test/support/daemon.js';
+import { LANCTL } from '../test/support/paths.js';
+import { dhcpProbe } from '../services/dhcp/probe.js';
+import { dnsQuery, ntpQuery, tftpGet } from './demo-probes.js';
+import { DEMO_EXIT, StepPrinter, type DemoOptions } from './demo.js';
+import type { CliIo } from './cli.js';
+
+// `lanctl demo` as root: the whole rack in network namespaces named lhd*: lan-a, lan-b and a
+// witness, two client namespaces running ISC dhclient, and a veth from this machine's own namespace
+// to the lab's switch so the status pages open in a browser here. It leases, resolves (dig, from a
+// client, on the VIP and on both nodes), reads TFTP and NTP from the VIP, then runs `lanctl
+// failover` and a kill -9 of the leader under bounded probes (DNS, NTP, TFTP, DHCP) and prints the
+// gap per protocol and the ACKed leases lost; the killed node rejoins and catches up. Everything
+// it makes is deleted on exit, on error and on Ctrl-C; it touches nothing outside the lhd prefix.
+
+const PREFIX = 'lhd-';
+const NET = '172.30.213';
+const VIP = `${NET}.1`;
+const ROOT_ADDRESS = `${NET}.254`;
+const PACKAGES: ReadonlyArray<readonly [string, string]> = [['ip', 'iproute2'], ['dhclient', 'isc-dhcp-client'], ['dig', 'bind9-dnsutils']];
+
+interface Member { name: string; role: 'server' | 'witness'; host: LabHost; config: string; socket: string; daemon?: ServedDaemon }
+
+function which(tool: string): boolean {
+  return ['/usr/sbin', '/usr/bin', '/sbin', '/bin', ...(process.env['PATH'] ?? '').split(':')].some((d) => d !== '' && existsSync(join(d, tool)));
+}
+
+function sh(command: string, args: string[], timeoutMs = 10_000): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(command, args, { timeout: timeoutMs }, (error, stdout, stderr) => resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr }));
+  });
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | null>): Promise<T> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const v = await probe().catch(() => null);
+    if (v !== null) return v;
+    if (performance.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await sleep(100);
+  }
+}
+
+/** Prerequisites: missing tools (installed as root, like npm test), a stale lab, a clashing route. */
+async function prerequisites(io: CliIo, json: boolean): Promise<string | null> {
+  const missing = PACKAGES.filter(([tool]) => !which(tool)).map(([, pkg]) => pkg);
+  if (missing.length > 0) {
+    const line = `apt-get install -y --no-install-recommends ${missing.join(' ')}`;
+    if (!json) io.out(`installing the Debian packages the lab needs: ${line}\n`);
+    const r = spawnSync('apt-get', ['install', '-y', '-q', '--no-install-recommends', ...missing], { stdio: json ? 'ignore' : 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+    if (r.status !== 0 || PACKAGES.some(([tool]) => !which(tool))) return `missing Debian packages; install them with: ${line}`;
+  }
+  // "lhd-": test labs are "lh" + four hex digits, so they can start "lhd" but never "lhd-".
+  const stale = (await sh('ip', ['netns', 'list'])).stdout.split('\n').map((l) => l.split(' ')[0]!).filter((n) => n.startsWith(PREFIX));
+  if (stale.length > 0) return `a lab from an earlier demo is still there (${stale.join(', ')}); nothing was touched. Remove it with: ${stale.map((n) => `ip netns del ${n}`).join('; ')}`;
+  const route = (await sh('ip', ['-4', 'route', 'show', `${NET}.0/24`])).stdout.trim();
+  if (route !== '') return `${NET}.0/24 is already routed on this machine (${route}); the lab needs that prefix`;
+  return null;
+}
+
+function memberConfig(dir: string, keyFile: string, m: { name: string; role: string; host: LabHost }, all: ReadonlyArray<{ name: string; role: string; host: LabHost }>): string {
+  const lines = [
+    `node: { name: ${m.name}, role: ${m.role}, address: ${m.host.address}, stateDir: "${dir}/${m.name}", controlSocket: "${dir}/${m.name}.sock", logLevel: info }`,
+    `http: { listen: "${m.host.address}:7480" }`,
+    'cluster:',
+    '  id: demo',
+    `  keyFile: "${keyFile}"`,
+    '  members:',
+    ...all.map((o) => `    - { name: ${o.name}, address: ${o.host.address}, port: 7400, role: ${o.role} }`),
+  ];
+  if (m.role === 'server') {
+    lines.push(
+      `vip: { address: ${VIP}/24, interface: ${m.host.ifname}, mode: fast, lifetimeSeconds: 2 }`,
+      'dhcp:',
+      `  interface: ${m.host.ifname}`,
+      `  serverId: ${VIP}`,
+      '  subnets:',
+      `    - subnet: ${NET}.0/24`,
+      `      pools: [${NET}.100-${NET}.199]`,
+      `      dns: [${VIP}, ${NET}.2, ${NET}.3]`,
+      `      ntp: [${VIP}, ${NET}.2, ${NET}.3]`,
+      '      domain: demo.lan',
+      '      leaseTime: 10m',
+      `      reservations: [{ mac: "52:54:00:00:00:01", ip: ${NET}.11, hostname: node01 }]`,
+      'dns:',
+      '  workers: 0',
+      '  zones:',
+      '    - name: demo.lan',
+      '      leases: true',
+      `      records: ["@ NS ns1", "ns1 A ${VIP}", "lan-a A ${NET}.2", "lan-b A ${NET}.3"]`,
+      `tftp: { root: "${dir}/tftp", workers: 0 }`,
+      // The probes below ask every 100 ms from one address: rate limiting would answer them with KoD.
+      'ntp: { localStratum: 10, rateLimit: { enabled: false } }',
+    );
+  }
+  return lines.join('\n') + '\n';
+}
+
+interface Probe { name: string; every: number; run: () => Promise<unknown> }
+interface GapReport { protocol: string; gapMs: number; ok: number; failed: number }
+
+/** Runs each probe on its period until `stop`; the gap is the longest time between two answers. */
+function probeLoop(probes: readonly Probe[]): { stop(): Promise<GapReport[]> } {
+  let running = true;
+  const results = probes.map((p) => {
+    const state = { last: performance.now(), gap: 0, ok: 0, failed: 0 };
+    const loop = (async () => {
+      while (running) {
+        const started = performance.now();
+        try {
+          await p.run();
+          const now = performance.now();
+          state.gap = Math.max(state.gap, now - state.last);
+          state.last = now;
+          state.ok++;
+        } catch { state.failed++; }
+        const wait = p.every - (performance.now() - started);
+        if (wait > 0) await sleep(wait);
+      }
+    })();
+    return { p, state, loop };
+  });
+  return {
+    async stop() {
+      running = false;
+      await Promise.all(results.map((r) => r.loop));
+      // A protocol that has not answered since its last success is still in its gap.
+      const end = performance.now();
+      return results.map((r) => ({ protocol: r.p.name, gapMs: Math.round(Math.max(r.state.gap, end - r.state.last)), ok: r.state.ok, failed: r.state.failed }));
+    },
+  };
+}
+
+export async function runLabDemo(o: DemoOptions, io: CliIo, signal: AbortSignal): Promise<number> {
+  const say = new StepPrinter(io, o.json);
+  const problem = await prerequisites(io, o.json);
+  if (problem !== null) {
+    if (o.json) io.out(JSON.stringify({ ok: false, exitCode: DEMO_EXIT.prerequisites, mode: 'lab', error: problem, steps: [] }, null, 2) + '\n');
+    else io.err(`lanctl demo: ${problem}\n`);
+    return DEMO_EXIT.prerequisites;
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'lanha-demo-lab-'));
+  let lab: Lab | null = null;
+  const members: Member[] = [];
+  const acked = new Map<string, string>(); // ip -> who
+  const gaps: Record<string, GapReport[]> = {};
+  let code: number = DEMO_EXIT.ok;
+  let url = '';
+  const abortable = <T>(p: Promise<T>): Promise<T> => Promise.race([p, new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(new Error('interrupted (Ctrl-C)')), { once: true }))]);
+  const status = async (m: Member): Promise<{ role: string; leader: string | null; commitIndex: number; appliedIndex: number }> => ((await callDaemon(m.socket, 'GET', '/v1/status', undefined, 2000)).body as { cluster: { role: string; leader: string | null; commitIndex: number; appliedIndex: number } }).cluster;
+  const holder = async (): Promise<Member | null> => {
+    for (const m of members.filter((x) => x.role === 'server' && x.daemon !== undefined && x.daemon.child.exitCode === null && x.daemon.child.signalCode === null)) {
+      const r = await callDaemon(m.socket, 'GET', '/v1/vip', undefined, 2000).catch(() => null);
+      if ((r?.body as { held?: boolean } | undefined)?.held === true) return m;
+    }
+    return null;
+  };
+  const leasesLost = async (on: Member): Promise<number> => {
+    const r = await callDaemon(on.socket, 'GET', '/v1/leases', undefined, 5000);
+    const bound = new Set(((r.body as { leases: Array<{ ip: string; state: string }> }).leases).filter((l) => l.state === 'bound').map((l) => l.ip));
+    return [...acked.keys()].filter((ip) => !bound.has(ip)).length;
+  };
+  let probeMac = 0x100;
+  const probes: Probe[] = [
+    { name: 'dns', every: 25, run: async () => { const r = await dnsQuery(VIP, 53, 'ns1.demo.lan', 1, 300); if (r.rcode !== 'NOERROR') throw new Error(r.rcode); } },
+    { name: 'ntp', every: 100, run: async () => { const r = await ntpQuery(VIP, 123, 300); if (r.leap === 3) throw new Error('unsynchronised'); } },
+    { name: 'tftp', every: 200, run: () => tftpGet(VIP, 69, 'hello.txt', 500) },
+    { name: 'dhcp', every: 250, run: async () => {
+      const mac = `52:54:00:de:${((probeMac >> 8) & 0xff).toString(16).padStart(2, '0')}:${(probeMac++ & 0xff).toString(16).padStart(2, '0')}`;
+      const r = await dhcpProbe({ server: VIP, port: 67, relay: ROOT_ADDRESS, mac, timeoutMs: 800 });
+      acked.set(r.acked, mac);
+    } },
+  ];
+
+  try {
+    say.note(`lanha demo: a rack in network namespaces (${PREFIX}*): lan-a, lan-b, a witness, two DHCP clients; VIP ${VIP}.`);
+    await say.run('build the lab: namespaces, a switch, a link from this machine', async () => {
+      lab = await Lab.create(PREFIX);
+      const link = await lab.addRootLink(`${ROOT_ADDRESS}/24`);
+      return { value: null, detail: `lab ${lab.prefix}${lab.id}, this machine is ${ROOT_ADDRESS} on ${link}` };
+    });
+    const theLab = lab!;
+    const keyFile = join(dir, 'cluster.key');
+    writeFileSync(keyFile, randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
+    mkdirSync(join(dir, 'tftp'));
+    writeFileSync(join(dir, 'tftp', 'hello.txt'), 'hello from lanha tftp\n');
+    const hosts = [
+      { name: 'lan-a', role: 'server' as const, host: await theLab.addHost('a', `${NET}.2/24`) },
+      { name: 'lan-b', role: 'server' as const, host: await theLab.addHost('b', `${NET}.3/24`) },
+      { name: 'witness', role: 'witness' as const, host: await theLab.addHost('w', `${NET}.9/24`) },
+    ];
+    for (const h of hosts) {
+      const config = join(dir, `${h.name}.yaml`);
+      writeFileSync(config, memberConfig(dir, keyFile, h, hosts));
+      members.push({ ...h, config, socket: join(dir, `${h.name}.sock`) });
+    }
+    const start = async (m: Member): Promise<void> => {
+      m.daemon = await serveDaemon(m.config, { command: ['ip', 'netns', 'exec', m.host.ns, process.execPath, LANCTL], timeoutMs: 60_000 });
+      theLab.track(m.daemon.child);
+    };
+    const first = await say.run('start lan-a, lan-b and the witness; wait for a leader holding the VIP', async () => {
+      const t0 = performance.now();
+      await abortable(Promise.all(members.map(start)));
+      const h = await abortable(waitFor('a VIP holder', 30_000, holder));
+      return { value: h, detail: `${h.name} leads and holds ${VIP} (${Math.round(performance.now() - t0)} ms after start)` };
+    });
+    url = `http://${first.host.address}:7480/`;
+    const clients = [await theLab.addHost('c1', null), await theLab.addHost('c2', null)];
+    const leaseOf = async (c: LabHost, name: string): Promise<string> => {
+      const script = join(dir, `${name}.sh`);
+      writeFileSync(script, `#!/bin/sh\ncase "$reason" in BOUND|RENEW|REBIND|REBOOT) ip addr replace "$new_ip_address/$new_subnet_mask" dev "$interface"; echo "$new_ip_address" > ${dir}/${name}.ip;; esac\nexit 0\n`);
+      chmodSync(script, 0o755);
+      writeFileSync(join(dir, `${name}.conf`), `send host-name "${name}";\nrequest subnet-mask, routers, domain-name, domain-name-servers, ntp-servers;\n`);
+      c.spawn('dhclient', ['-d', '-v', '-sf', script, '-lf', join(dir, `${name}.leases`), '-pf', join(dir, `${name}.pid`), '-cf', join(dir, `${name}.conf`), c.ifname]);
+      return abortable(waitFor(`a lease for ${name}`, 30_000, async () => (existsSync(join(dir, `${name}.ip`)) ? readFileSync(join(dir, `${name}.ip`), 'utf8').trim() : null)));
+    };
+    const ip1 = await say.run('dhclient in client 1 leases an address (ISC dhclient, host name demo-c1)', async () => {
+      const ip = await leaseOf(clients[0]!, 'demo-c1');
+      acked.set(ip, 'demo-c1');
+      return { value: ip, detail: ip };
+    });
+    await say.run('dhclient in client 2 leases an address', async () => {
+      const ip = await leaseOf(clients[1]!, 'demo-c2');
+      acked.set(ip, 'demo-c2');
+      return { value: ip, detail: ip };
+    });
+    await say.run('dig from client 2: demo-c1.demo.lan and its PTR, on the VIP and on both nodes', async () => {
+      const answers: string[] = [];
+      // +short prints ";; ..." lines for retries on a loaded machine: the answer is the last other line.
+      const dig = async (server: string, name: string, type: string): Promise<string> =>
+        (await clients[1]!.exec('dig', ['+short', '+time=2', '+tries=3', `@${server}`, name, type])).stdout.split('\n').filter((l) => l.trim() !== '' && !l.startsWith(';')).at(-1)?.trim() ?? '';
+      for (const server of [VIP, `${NET}.2`, `${NET}.3`]) {
+        const a = await dig(server, 'demo-c1.demo.lan', 'A');
+        const ptr = await dig(server, reverseName(parseIpv4(ip1)!), 'PTR');
+        if (a !== ip1 || ptr !== 'demo-c1.demo.lan.') throw new Error(`@${server}: A "${a}", PTR "${ptr}"`);
+        answers.push(server);
+      }
+      return { value: null, detail: `A ${ip1}, PTR demo-c1.demo.lan. from ${answers.join(', ')}` };
+    });
+    await say.run('TFTP and NTP answer on the VIP', async () => {
+      const data = await tftpGet(VIP, 69, 'hello.txt');
+      const ntp = await ntpQuery(VIP, 123);
+      return { value: null, detail: `tftp ${data.length} bytes; ntp stratum ${ntp.stratum}, offset ${ntp.offsetMs} ms` };
+    });
+    const measure = async (label: string, act: () => Promise<string>, want: (h: Member) => boolean): Promise<{ next: Member; line: string }> => {
+      const loop = probeLoop(probes);
+      await sleep(500);
+      let note = '';
+      let next: Member;
+      try {
+        note = await act();
+        next = await abortable(waitFor('a new VIP holder', 30_000, async () => { const h = await holder(); return h !== null && want(h) ? h : null; }));
+        await sleep(2000); // let every probe answer again
+      } finally {
+        gaps[label] = await loop.stop();
+      }
+      const report = gaps[label]!;
+      const lost = await leasesLost(next);
+      const line = report.map((g) => `${g.protocol} ${g.gapMs} ms`).join(', ');
+      if (lost !== 0) throw new Error(`ACKed leases lost: ${lost} (gaps ${line})`);
+      return { next, line: `gap per protocol: ${line}${note === '' ? '' : `; ${note}`}; ACKed leases lost: 0 of ${acked.size}` };
+    };
+    const afterFailover = await say.run('lanctl failover under probes (DNS, NTP, TFTP, DHCP to the VIP)', async () => {
+      const from = (await holder())!;
+      const { next, line } = await measure('failover', async () => {
+        const r = await sh(process.execPath, [LANCTL, 'failover', '--json', '--socket', from.socket], 30_000);
+        if (r.code !== 0) throw new Error(`lanctl failover: ${r.stderr.trim()}`);
+        return `lanctl failover measured ${(JSON.parse(r.stdout) as { gapMs: number }).gapMs} ms`;
+      }, (h) => h !== from);
+      return { value: next, detail: `${from.name} -> ${next.name}; ${line}` };
+    });
+    const killed = afterFailover;
+    const afterKill = await say.run(`kill -9 the leader (${killed.name}) under probes`, async () => {
+      const { next, line } = await measure('kill9', async () => { killed.daemon!.child.kill('SIGKILL'); return ''; }, (h) => h !== killed);
+      return { value: next, detail: `${next.name} took over; ${line}` };
+    });
+    await say.run(`${killed.name} rejoins and catches up`, async () => {
+      const t0 = performance.now();
+      await abortable(start(killed));
+      const target = (await status(afterKill)).commitIndex;
+      const s = await abortable(waitFor(`${killed.name} to catch up`, 30_000, async () => { const x = await status(killed); return x.appliedIndex >= target ? x : null; }));
+      return { value: null, detail: `${s.role}, applied index ${s.appliedIndex} >= ${target} after ${Math.round(performance.now() - t0)} ms` };
+    });
+    await say.run('doctor on the leader', async () => {
+      const r = await callDaemon(afterKill.socket, 'GET', '/v1/doctor', undefined, 5000);
+      const findings = (r.body as { findings: Array<{ id: string; severity: string }> }).findings;
+      const errors = findings.filter((f) => f.severity === 'error');
+      if (errors.length > 0) throw new Error(`error findings: ${errors.map((f) => f.id).join(', ')}`);
+      return { value: null, detail: findings.length === 0 ? 'no findings' : findings.map((f) => `${f.severity} ${f.id}`).join(', ') };
+    });
+    url = `http://${afterKill.host.address}:7480/`;
+  } catch (error) {
+    if (!say.steps.some((s) => !s.ok)) say.steps.push({ step: 'demo', ok: false, ms: 0, detail: errorMessage(error) });
+    if (!o.json && !signal.aborted) io.err(`lanctl demo: ${errorMessage(error)}\n`);
+    code = DEMO_EXIT.checkFailed;
+  }
+  const passed = say.steps.filter((s) => s.ok).length;
+  if (o.json) io.out(JSON.stringify({ ok: code === 0, exitCode: signal.aborted ? DEMO_EXIT.interrupted : code, mode: 'lab', url, gaps, ackedLeases: acked.size, steps: say.steps }, null, 2) + '\n');
+  else if (!signal.aborted) {
+    say.note(code === 0
+      ? `\nall ${passed} checks passed. Status pages (from this machine): ${url}  (each node serves its own on :7480; /metrics too)`
+      : `\n${say.steps.length - passed} check(s) failed.`);
+  }
+  if (code === 0 && !o.once && !signal.aborted) {
+    say.note('running until Ctrl-C ...');
+    await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+  }
+  try {
+    await (lab as Lab | null)?.destroy();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return signal.aborted ? DEMO_EXIT.interrupted : code;
+}

@@ -1,0 +1,181 @@
+import { cidrContains, formatIpv4, type Ipv4 } from '../../lib/ipv4.js';
+import type { LanhaConfig } from '../../config/index.js';
+import type { Lease } from '../../cluster/fsm.js';
+import type { StateLogStatus } from '../../cluster/state-log.js';
+import { poolUsage, rangeText, type SubnetUsage } from '../dhcp/pool-usage.js';
+
+// `lanctl doctor`: cross-checks an operator would otherwise do by hand, one finding per problem
+// with its evidence and the command that fixes or shows more. Pure: the daemon gathers the state
+// (or, with --offline, only the config is checked).
+
+export type Severity = 'error' | 'warning' | 'info';
+
+export interface Finding {
+  id: string;
+  severity: Severity;
+  evidence: string;
+  fix: string;
+}
+
+export interface RecordRow { zone: string; name: string; type: string; ttl: number; data: string; source: string }
+
+export interface DoctorInput {
+  config: LanhaConfig;
+  cluster: StateLogStatus;
+  vip?: Record<string, unknown> | undefined;
+  ntp?: Record<string, unknown> | undefined;
+  pools: SubnetUsage[];
+  leases: readonly Lease[];
+  records?: readonly RecordRow[] | undefined;
+  disk?: { freeBytes: number; totalBytes: number; dir: string } | undefined;
+  nowMs: number;
+}
+
+export const LAG_WARN_ENTRIES = 1000;
+
+/** A leader with a valid lease is known: this node, or the leader it follows. */
+export function hasQuorum(c: Pick<StateLogStatus, 'role' | 'leader'> & { leaseValid?: unknown }): boolean {
+  if (c.role === 'leader') return c['leaseValid'] !== false;
+  return c.leader !== null;
+}
+export const PEER_OFFSET_WARN_MS = 100;
+export const PEER_OFFSET_ERROR_MS = 1000;
+
+/** Checks of the config file alone (`lanctl doctor --offline`). */
+export function configFindings(config: LanhaConfig): Finding[] {
+  const out: Finding[] = [];
+  const members = config.cluster?.members ?? [];
+  if (members.length === 2 && !members.some((m) => m.role === 'witness')) {
+    out.push({ id: 'cluster.no-witness', severity: 'warning', evidence: `members ${members.map((m) => m.name).join(', ')}: two voters and no witness; one failure stops DHCP allocations`, fix: 'add a member with role: witness to cluster.members on every node' });
+  }
+  const subnets = config.dhcp?.subnets ?? [];
+  const byIp = new Map<Ipv4, string>();
+  const byMac = new Map<string, string>();
+  subnets.forEach((s, i) => {
+    s.reservations.forEach((r, j) => {
+      const where = `dhcp.subnets[${i}].reservations[${j}]`;
+      const pool = s.pools.find((p) => r.ip >= p.first && r.ip <= p.last);
+      if (pool !== undefined) {
+        out.push({ id: 'dhcp.reservation-in-pool', severity: 'warning', evidence: `${where}: ${formatIpv4(r.ip)} (${r.mac ?? r.clientId}) is inside the dynamic pool ${rangeText(pool)}; it takes pool space and is counted there`, fix: `move the reservation outside ${rangeText(pool)} or shrink the pool in the config` });
+      }
+      if (!cidrContains(s.subnet, r.ip)) {
+        out.push({ id: 'dhcp.reservation-outside-subnet', severity: 'error', evidence: `${where}: ${formatIpv4(r.ip)} is not in ${formatIpv4(s.subnet.network)}/${s.subnet.prefixLength}; the client never gets it`, fix: 'give the reservation an address of its subnet' });
+      }
+      const ipSeen = byIp.get(r.ip);
+      if (ipSeen !== undefined) out.push({ id: 'dhcp.reservation-duplicate', severity: 'error', evidence: `${where} and ${ipSeen} both reserve ${formatIpv4(r.ip)}`, fix: 'keep one reservation per address' });
+      else byIp.set(r.ip, where);
+      if (r.mac !== undefined) {
+        const macSeen = byMac.get(r.mac);
+        if (macSeen !== undefined) out.push({ id: 'dhcp.reservation-duplicate', severity: 'error', evidence: `${where} and ${macSeen} both reserve for ${r.mac}`, fix: 'keep one reservation per MAC' });
+        else byMac.set(r.mac, where);
+      }
+    });
+  });
+  const ranges = subnets.flatMap((s, i) => s.pools.map((p, j) => ({ p, where: `dhcp.subnets[${i}].pools[${j}]` })));
+  for (let a = 0; a < ranges.length; a++) {
+    for (let b = a + 1; b < ranges.length; b++) {
+      const x = ranges[a]!, y = ranges[b]!;
+      if (x.p.first <= y.p.last && y.p.first <= x.p.last) out.push({ id: 'dhcp.pool-overlap', severity: 'error', evidence: `${x.where} ${rangeText(x.p)} overlaps ${y.where} ${rangeText(y.p)}`, fix: 'make the pools disjoint' });
+    }
+  }
+  return out;
+}
+
+/** Config checks plus the checks of the running state. */
+export function doctorFindings(input: DoctorInput): Finding[] {
+  const out = configFindings(input.config);
+  const c = input.cluster;
+  if (!hasQuorum(c)) {
+    out.push({ id: 'raft.quorum', severity: 'error', evidence: `role ${c.role}, term ${c.term}, no leader known: no writes (leases, records) can commit`, fix: 'lanctl status on every member; start the members that are down' });
+  }
+  const storage = c['storage'] as { error?: string | null } | undefined;
+  if (storage?.error) out.push({ id: 'raft.storage', severity: 'error', evidence: `the WAL failed: ${storage.error}; this node accepts no writes`, fix: 'free or repair the disk of node.stateDir, then systemctl restart lanha' });
+  const last = typeof c['lastIndex'] === 'number' ? c['lastIndex'] : null;
+  const progress = c['progress'] as Record<string, { match: number; active: boolean }> | undefined;
+  if (last !== null && progress !== undefined) {
+    for (const [peer, p] of Object.entries(progress)) {
+      if (peer === input.config.node.name) continue;
+      const lag = last - p.match;
+      if (!p.active) out.push({ id: 'raft.member-unreachable', severity: 'warning', evidence: `${peer} has not answered recently (match ${p.match}, last ${last})`, fix: `lanctl status on ${peer}; check its service and the network to it` });
+      else if (lag > LAG_WARN_ENTRIES) out.push({ id: 'raft.lag', severity: 'warning', evidence: `${peer} is ${lag} entries behind (match ${p.match}, last ${last})`, fix: `lanctl status on ${peer}: a slow disk or link holds it back` });
+    }
+  }
+  const peers = (c['transport'] as { peers?: Record<string, { connected?: boolean }> } | undefined)?.peers;
+  for (const [peer, p] of Object.entries(peers ?? {})) {
+    if (p.connected !== true && progress === undefined) out.push({ id: 'raft.peer-down', severity: 'warning', evidence: `no connection to ${peer}`, fix: `lanctl status on ${peer}; check that cluster.keyFile matches and its Raft port is reachable` });
+  }
+  if (input.vip !== undefined) {
+    const held = input.vip['held'] === true;
+    if (c.role === 'leader' && c['leaseValid'] !== false && !held) out.push({ id: 'vip.holder', severity: 'error', evidence: `this node leads but does not hold the VIP ${String(input.vip['address'])}`, fix: 'lanctl vip status; journalctl -u lanha for vip.acquire errors' });
+    if (c.role !== 'leader' && held) out.push({ id: 'vip.holder', severity: 'error', evidence: `this node holds the VIP ${String(input.vip['address'])} but is ${c.role}`, fix: 'lanctl vip release on this node' });
+    if (c.role !== 'leader' && !held && c.leader === null) out.push({ id: 'vip.holder', severity: 'error', evidence: 'no leader, so no member holds the VIP: clients of the VIP get no answers', fix: 'restore quorum (see raft.quorum)' });
+  }
+  if (input.ntp !== undefined) {
+    if (input.ntp['synchronised'] !== true) out.push({ id: 'ntp.unsynchronised', severity: 'error', evidence: `serving leap 3 / stratum ${String(input.ntp['stratum'])}: ${String(input.ntp['reason'])}`, fix: 'lanctl ntp status; set ntp.upstreams or ntp.localStratum' });
+    const sources = Array.isArray(input.ntp['sources']) ? input.ntp['sources'] as Array<{ name: string; kind: string; offsetMs: number | null }> : [];
+    for (const s of sources) {
+      if (s.kind !== 'peer' || s.offsetMs === null) continue;
+      const abs = Math.abs(s.offsetMs);
+      if (abs >= PEER_OFFSET_WARN_MS) out.push({ id: 'ntp.peer-offset', severity: abs >= PEER_OFFSET_ERROR_MS ? 'error' : 'warning', evidence: `clock offset to ${s.name} is ${s.offsetMs.toFixed(1)} ms`, fix: 'lanctl ntp status on both nodes; give both the same ntp.upstreams' });
+    }
+  }
+  for (const s of input.pools) {
+    for (const p of s.pools) {
+      if (p.ratio >= 0.8) out.push({ id: 'dhcp.pool-usage', severity: p.ratio >= 0.9 ? 'error' : 'warning', evidence: `pool ${p.pool} of ${p.subnet} is ${Math.round(p.ratio * 100)} % used (${p.assigned} of ${p.size})`, fix: 'widen dhcp.subnets[].pools or shorten leaseTime; lanctl leases --all shows who holds them' });
+    }
+  }
+  leaseFindings(input, out);
+  if (input.disk !== undefined && input.disk.totalBytes > 0) {
+    const free = input.disk.freeBytes / input.disk.totalBytes;
+    if (free < 0.1) out.push({ id: 'disk.state-dir', severity: free < 0.02 ? 'error' : 'warning', evidence: `${input.disk.dir}: ${Math.round(free * 100)} % free (${Math.round(input.disk.freeBytes / 2 ** 20)} MiB)`, fix: `free space on the file system of ${input.disk.dir}` });
+  }
+  return out;
+}
+
+function leaseFindings(input: DoctorInput, out: Finding[]): void {
+  const bound = input.leases.filter((l) => l.state === 'bound' && l.expiresAt > input.nowMs);
+  const byMac = new Map<string, Lease[]>();
+  for (const l of bound) byMac.set(l.mac, [...(byMac.get(l.mac) ?? []), l]);
+  for (const [mac, list] of byMac) {
+    if (list.length > 1) out.push({ id: 'dhcp.mac-two-leases', severity: 'warning', evidence: `${mac} holds ${list.map((l) => formatIpv4(l.ip)).join(' and ')}`, fix: `lanctl explain ${mac}; lanctl leases release IP for the stale one` });
+  }
+  for (const s of input.config.dhcp?.subnets ?? []) {
+    for (const r of s.reservations) {
+      const holder = bound.find((l) => l.ip === r.ip);
+      if (holder !== undefined && r.mac !== undefined && holder.mac !== r.mac && (r.clientId === undefined || holder.clientId !== r.clientId)) {
+        out.push({ id: 'dhcp.reserved-address-taken', severity: 'error', evidence: `${formatIpv4(r.ip)} is reserved for ${r.mac} but leased to ${holder.mac}`, fix: `lanctl leases release ${formatIpv4(r.ip)}` });
+      }
+    }
+  }
+  const records = input.records;
+  if (records === undefined) return;
+  const fixed = new Set(records.filter((x) => x.source === 'static' || x.source === 'operator').map((x) => x.name.toLowerCase()));
+  for (const l of bound) {
+    if (l.hostname === undefined) continue;
+    const subnet = input.config.dhcp?.subnets.find((s) => cidrContains(s.subnet, l.ip));
+    if (subnet?.domain === undefined) continue;
+    const name = `${l.hostname}.${subnet.domain}`.toLowerCase();
+    if (fixed.has(name)) out.push({ id: 'dns.lease-shadowed', severity: 'warning', evidence: `${l.mac} (${formatIpv4(l.ip)}) asks for ${name}, which a static or operator record already holds`, fix: `lanctl explain ${name}; rename the host or reserve it with another hostname` });
+  }
+  const reverseZones = new Set(records.filter((x) => x.type === 'SOA' && x.zone.endsWith('in-addr.arpa')).map((x) => x.zone));
+  if (reverseZones.size === 0) return;
+  const ptrs = new Set(records.filter((x) => x.type === 'PTR').map((x) => x.name.toLowerCase()));
+  for (const a of records.filter((x) => x.type === 'A')) {
+    const octets = a.data.split('.');
+    if (octets.length !== 4) continue;
+    const ptrName = `${[...octets].reverse().join('.')}.in-addr.arpa`;
+    const zone = [...reverseZones].find((z) => ptrName.endsWith(`.${z}`));
+    if (zone !== undefined && !ptrs.has(ptrName)) out.push({ id: 'dns.missing-ptr', severity: 'info', evidence: `${a.name} A ${a.data} has no PTR in ${zone}`, fix: `lanctl records set ${ptrName} PTR ${a.name}.` });
+  }
+}
+
+/** Usage of the configured pools now (shared by doctor, /leases and /metrics). */
+export function configPoolUsage(config: LanhaConfig, leases: Iterable<Lease>, nowMs: number): SubnetUsage[] {
+  return poolUsage(config.dhcp?.subnets ?? [], leases, nowMs);
+}
+
+export function worstSeverity(findings: readonly Finding[]): Severity | null {
+  if (findings.some((f) => f.severity === 'error')) return 'error';
+  if (findings.some((f) => f.severity === 'warning')) return 'warning';
+  return findings.length > 0 ? 'info' : null;
+}

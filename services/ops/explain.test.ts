@@ -1,0 +1,164 @@
+import t from 'tap';
+import { Fsm } from '../../cluster/fsm.js';
+import { parseConfig } from '../../config/index.js';
+import { parseIpv4 } from '../../lib/ipv4.js';
+import { explain, simulate, type ExplainInput } from './explain.js';
+import { configFindings, doctorFindings } from './doctor.js';
+import { configPoolUsage } from './doctor.js';
+
+// explain on fixed states: subnet choice, reservation by MAC and by client-id (with the
+// client-id-differs-from-MAC flag), boot rules with the deciding field, option sources, the lease's
+// log index; DNS zone and source or forwarding; garbage and unknown MACs. Then doctor's findings.
+
+const CONFIG = `
+node: { name: lan-a, address: 10.50.0.2 }
+dhcp:
+  serverId: 10.50.0.1
+  subnets:
+    - subnet: 10.50.0.0/24
+      pools: [10.50.0.100-10.50.0.103]
+      router: [10.50.0.254]
+      dns: [10.50.0.1]
+      domain: lab.lan
+      leaseTime: 1h
+      options: { "26": 1400 }
+      reservations:
+        - { mac: "52:54:00:00:00:99", ip: 10.50.0.9, hostname: node09 }
+        - { clientId: "01:52:54:00:00:00:77", ip: 10.50.0.7 }
+        - { mac: "52:54:00:00:00:98", ip: 10.50.0.101 }
+  boot:
+    - { name: ipxe-script, match: { userClass: iPXE }, bootfile: boot.ipxe }
+    - { name: uefi, match: { arch: [7, 9] }, bootfile: ipxe.efi }
+    - { name: pis, match: { raspberryPi: true }, bootfile: start4.elf }
+dns:
+  forward: { upstreams: ["10.0.0.53"], allow: ["10.50.0.0/24"] }
+  zones: [{ name: lab.lan, leases: true, records: ["ns A 10.50.0.1", "db A 10.50.0.20"] }]
+`;
+
+const NOW = 1_000_000_000_000;
+
+function input(): ExplainInput & { fsm: Fsm } {
+  const config = parseConfig(CONFIG);
+  const fsm = new Fsm();
+  fsm.apply(5, { at: NOW - 1000, command: { type: 'lease.grant', ip: parseIpv4('10.50.0.100')!, mac: '52:54:00:12:34:56', subnet: '10.50.0.0/24', leaseMs: 3_600_000, hostname: 'web', clientId: 'ff00112233' } });
+  fsm.apply(6, { at: NOW - 500, command: { type: 'node.boot', mac: '52:54:00:12:34:56', event: 'tftp', detail: 'ipxe.efi 1024 bytes' } });
+  return {
+    fsm, config,
+    leases: { lease: (ip) => fsm.lease(ip), leaseByMac: (m) => fsm.leaseByMac(m), leaseByClientId: (c) => fsm.leaseByClientId(c), all: () => fsm.leases() },
+    bootEvents: (m) => fsm.bootEvents(m),
+    records: [
+      { zone: 'lab.lan', name: 'lab.lan', type: 'SOA', ttl: 300, data: '...', source: 'soa' },
+      { zone: 'lab.lan', name: 'ns.lab.lan', type: 'A', ttl: 300, data: '10.50.0.1', source: 'static' },
+      { zone: 'lab.lan', name: 'web.lab.lan', type: 'A', ttl: 300, data: '10.50.0.100', source: 'lease' },
+      { zone: '0.50.10.in-addr.arpa', name: '100.0.50.10.in-addr.arpa', type: 'PTR', ttl: 300, data: 'web.lab.lan.', source: 'reverse' },
+    ],
+    nowMs: NOW,
+  };
+}
+
+t.test('a leased MAC: subnet, lease index, client-id flag, history, options with sources', async (t) => {
+  const r = explain(input(), '52-54-00-12-34-56');
+  t.ok(r.ok);
+  if (!r.ok || r.dhcp === null) return;
+  t.equal(r.kind, 'mac');
+  t.equal(r.dhcp.subnet.id, '10.50.0.0/24');
+  t.match(r.dhcp.subnet.why, 'node.address 10.50.0.2 is inside 10.50.0.0/24');
+  t.equal(r.dhcp.lease?.ip, '10.50.0.100');
+  t.equal(r.dhcp.lease?.index, 5, 'committed at log index 5');
+  t.match(r.dhcp.reservation.notes[0], 'client-id ff00112233, which is not "01" + its MAC');
+  t.same(r.dhcp.history.map((h) => h.event), ['dhcp', 'tftp']);
+  const opt = (code: number): { value: string; source: string } | undefined => r.dhcp!.options.find((o) => o.code === code);
+  t.equal(opt(3)?.value, '10.50.0.254');
+  t.equal(opt(3)?.source, 'dhcp.subnets[0].router');
+  t.equal(opt(26)?.source, 'dhcp.subnets[0].options.26');
+  t.equal(opt(54)?.source, 'dhcp.serverId');
+  t.equal(opt(51)?.value, '3600 s');
+  const uefi = r.dhcp.boot.rules.find((b) => b.rule === 'uefi');
+  t.equal(uefi?.matched, false);
+  t.match(uefi?.deciding, 'not stored with the lease', 'arch is unknown for a real lease, and it says so');
+});
+
+t.test('the IP and the host name lead to the same client; DNS says zone and source', async (t) => {
+  const byIp = explain(input(), '10.50.0.100');
+  t.ok(byIp.ok && byIp.dhcp?.mac === '52:54:00:12:34:56');
+  t.ok(byIp.ok && byIp.dns[0]?.answers[0]?.source === 'reverse', 'the PTR and its source');
+  const byName = explain(input(), 'web.lab.lan');
+  t.ok(byName.ok);
+  if (!byName.ok) return;
+  t.equal(byName.dhcp?.mac, '52:54:00:12:34:56');
+  t.equal(byName.dns[0]?.zone, 'lab.lan');
+  t.same(byName.dns[0]?.answers, [{ type: 'A', ttl: 300, data: '10.50.0.100', source: 'lease' }]);
+  const outside = explain(input(), 'example.org');
+  t.ok(outside.ok && outside.dns[0]?.zone === null && /forwarded to 10\.0\.0\.53/.test(outside.dns[0]!.how));
+  const nx = explain(input(), 'nothing.lab.lan');
+  t.ok(nx.ok && /NXDOMAIN/.test(nx.dns[0]!.how));
+});
+
+t.test('garbage is a 400 with the accepted forms; an unknown MAC a 404 with the nearest', async (t) => {
+  for (const q of ['', '<script>', 'zz:zz', '10.0.0.300/8', '-x-']) {
+    const r = explain(input(), q);
+    t.ok(!r.ok && r.status === 400 && /a MAC .* an IPv4 address .* a DNS name/.test(r.error), `"${q}" refused`);
+  }
+  const r = explain(input(), '52:54:00:12:34:57');
+  t.ok(!r.ok && r.status === 404);
+  if (r.ok) return;
+  t.equal(r.nearest?.[0], '52:54:00:12:34:56', 'the nearest known MAC first');
+  t.match(r.error, 'lanctl explain --simulate --mac 52:54:00:12:34:57');
+});
+
+t.test('--simulate runs the core on a synthetic DISCOVER and holds nothing', async (t) => {
+  const i = input();
+  const uefi = simulate(i, { mac: '52:54:00:aa:bb:cc', arch: 7 });
+  t.ok(uefi.ok && uefi.dhcp !== null);
+  if (!uefi.ok || uefi.dhcp === null) return;
+  t.equal(uefi.dhcp.decision, 'OFFER 10.50.0.102', 'the first free pool address (.100 leased, .101 reserved)');
+  t.match(uefi.dhcp.boot.result, 'uefi: bootfile ipxe.efi from 10.50.0.1');
+  t.same(uefi.dhcp.boot.rules.map((r) => [r.rule, r.matched]), [['ipxe-script', false], ['uefi', true], ['pis', false]]);
+  t.match(uefi.dhcp.boot.rules[0]!.deciding, 'option 77 user class [] lacks "iPXE"');
+  t.match(uefi.dhcp.boot.rules[1]!.deciding, 'option 93 arch 7 in [7,9]');
+  t.ok(uefi.dhcp.options.some((o) => o.code === 67 && o.value === 'ipxe.efi'));
+  const again = simulate(i, { mac: '52:54:00:aa:bb:cd', arch: 7 });
+  t.ok(again.ok && again.dhcp?.decision === 'OFFER 10.50.0.102', 'nothing was held by the first simulation');
+  const ipxe = simulate(i, { mac: '52:54:00:aa:bb:cc', arch: 7, userClass: 'iPXE' });
+  t.ok(ipxe.ok && /ipxe-script/.test(ipxe.dhcp!.boot.result), 'the first matching rule wins');
+  const reserved = simulate(i, { mac: '52:54:00:00:00:99' });
+  t.ok(reserved.ok && reserved.dhcp?.decision === 'OFFER 10.50.0.9 (reserved)');
+  t.ok(reserved.ok && reserved.dhcp?.options.some((o) => o.code === 12 && o.value === 'node09'));
+  const byId = simulate(i, { mac: '52:54:00:00:00:77', clientId: '01:52:54:00:00:00:77' });
+  t.ok(byId.ok && byId.dhcp?.reservation.byClientId?.startsWith('10.50.0.7'), 'reservation by client-id');
+  t.same(byId.ok && byId.dhcp?.reservation.notes, [], 'a client-id of 01 + MAC is not flagged');
+  const otherId = simulate(i, { mac: '52:54:00:00:00:77' });
+  t.ok(otherId.ok && otherId.dhcp?.reservation.byClientId === null);
+  t.match(otherId.ok ? otherId.dhcp?.reservation.notes[0] : '', 'a reservation by client-id 01525400000077 mentions this MAC, but the client sends no client-id');
+  const bad = simulate(i, { mac: 'nope' });
+  t.ok(!bad.ok && bad.status === 400);
+});
+
+t.test('doctor: config findings and runtime findings', async (t) => {
+  const i = input();
+  const config = configFindings(i.config);
+  t.same(config.map((f) => f.id), ['dhcp.reservation-in-pool'], 'the reservation inside the pool');
+  t.match(config[0]!.evidence, '10.50.0.101');
+  for (let n = 1; n <= 3; n++) i.fsm.apply(10 + n, { at: NOW - 100, command: { type: 'lease.grant', ip: parseIpv4(`10.50.0.10${n}`)!, mac: `52:54:00:00:01:0${n}`, subnet: '10.50.0.0/24', leaseMs: 3_600_000 } });
+  const findings = doctorFindings({
+    config: i.config,
+    cluster: { mode: 'cluster', role: 'follower', leader: null, term: 3, commitIndex: 1, appliedIndex: 1 },
+    ntp: { synchronised: false, stratum: 16, reason: 'no upstream answers', sources: [{ name: '10.50.0.3:123', kind: 'peer', offsetMs: 250 }] },
+    vip: { held: false, address: '10.50.0.1/24' },
+    pools: configPoolUsage(i.config, i.fsm.leases(), NOW),
+    leases: [...i.fsm.leases()],
+    records: [...i.records!, { zone: 'lab.lan', name: 'db.lab.lan', type: 'A', ttl: 300, data: '10.50.0.20', source: 'static' }, { zone: '0.50.10.in-addr.arpa', name: '0.50.10.in-addr.arpa', type: 'SOA', ttl: 300, data: '', source: 'soa' }],
+    disk: { freeBytes: 1, totalBytes: 100, dir: '/var/lib/lanha' },
+    nowMs: NOW,
+  });
+  const ids = findings.map((f) => `${f.id}:${f.severity}`);
+  t.ok(ids.includes('raft.quorum:error'));
+  t.ok(ids.includes('vip.holder:error'));
+  t.ok(ids.includes('ntp.unsynchronised:error'));
+  t.ok(ids.includes('ntp.peer-offset:warning'));
+  t.ok(ids.includes('dhcp.pool-usage:error'), 'all 4 pool addresses used');
+  t.ok(ids.includes('dhcp.reserved-address-taken:error'), '10.50.0.101 is reserved for another MAC');
+  t.ok(ids.includes('dns.missing-ptr:info'), 'db.lab.lan has no PTR');
+  t.ok(ids.includes('disk.state-dir:error'));
+  for (const f of findings) t.ok(f.fix.length > 0 && f.evidence.length > 0, `${f.id} has evidence and a fix`);
+});

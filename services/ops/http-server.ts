@@ -1,0 +1,159 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Logger } from '../../lib/log.js';
+import { LanhaError, errorMessage } from '../../lib/errors.js';
+import type { ApiResponse } from '../../lib/control-server.js';
+import type { HttpListen } from './config.js';
+
+// The read-only operator listener (node:http): pages, /metrics and the control API's GET routes as
+// JSON. Only GET and HEAD exist here; writes stay on the unix control socket. Every reply carries a
+// strict CSP (no scripts at all, styles from /style.css only) and never echoes the Host header or
+// anything else from the request line into a header.
+
+export interface HttpReply {
+  status: number;
+  contentType: string;
+  body: string | Buffer;
+  headers?: Record<string, string>;
+}
+
+/** A page or asset: gets the query (and, for prefix routes, the rest of the path). */
+export type PageHandler = (query: URLSearchParams, rest: string) => Promise<HttpReply> | HttpReply;
+
+export interface OpsHttpOptions {
+  listen: HttpListen;
+  maxConnections: number;
+  log: Logger;
+  /** Exact paths ("/", "/leases") and prefixes ending in "/" ("/nodes/"). */
+  pages: ReadonlyMap<string, PageHandler>;
+  /** The control API's GET routes, for "/v1/..." paths. */
+  readApi: (path: string, query: URLSearchParams) => Promise<ApiResponse>;
+  /** Rendered for 404 and 400 replies to browsers. */
+  errorPage?: (status: number, message: string) => string;
+  requestTimeoutMs?: number;
+  headersTimeoutMs?: number;
+}
+
+export const QUERY_MAX = 256;
+const URL_MAX = 2048;
+
+export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
+  'content-security-policy': "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'x-frame-options': 'DENY',
+  'cross-origin-opener-policy': 'same-origin',
+  'cross-origin-resource-policy': 'same-origin',
+  'cache-control': 'no-store',
+};
+
+const ALLOW = 'GET, HEAD';
+
+export class OpsHttpServer {
+  readonly #o: OpsHttpOptions;
+  readonly #server: Server;
+  readonly #sockets = new Set<Socket>();
+  requests = 0;
+  refused = 0;
+
+  constructor(options: OpsHttpOptions) {
+    this.#o = options;
+    this.#server = createServer({
+      requestTimeout: options.requestTimeoutMs ?? 10_000,
+      headersTimeout: options.headersTimeoutMs ?? 5_000,
+      keepAliveTimeout: 5_000,
+      maxHeaderSize: 8192,
+    }, (req, res) => { void this.#handle(req, res); });
+    this.#server.maxConnections = options.maxConnections;
+    this.#server.maxRequestsPerSocket = 100;
+    this.#server.on('connection', (socket: Socket) => {
+      this.#sockets.add(socket);
+      socket.once('close', () => this.#sockets.delete(socket));
+    });
+    this.#server.on('drop', () => { this.refused++; });
+    this.#server.on('clientError', (_error, socket: Socket) => {
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+      else socket.destroy();
+    });
+  }
+
+  get address(): string {
+    const a = this.#server.address();
+    return a !== null && typeof a === 'object' ? `${a.address}:${a.port}` : `${this.#o.listen.host}:${this.#o.listen.port}`;
+  }
+
+  get port(): number {
+    const a = this.#server.address();
+    return a !== null && typeof a === 'object' ? a.port : this.#o.listen.port;
+  }
+
+  async listen(): Promise<void> {
+    const { host, port } = this.#o.listen;
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen(port, host, () => { this.#server.off('error', reject); resolve(); });
+    }).catch((error: unknown) => {
+      throw new LanhaError('bind-failed', `cannot listen for HTTP on ${host}:${port}: ${errorMessage(error)} (set http.listen to a free address:port)`);
+    });
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.#sockets) s.destroy();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    this.requests++;
+    const head = req.method === 'HEAD';
+    const send = (reply: HttpReply): void => {
+      const body = typeof reply.body === 'string' ? Buffer.from(reply.body, 'utf8') : reply.body;
+      res.writeHead(reply.status, { ...SECURITY_HEADERS, ...reply.headers, 'content-type': reply.contentType, 'content-length': body.byteLength });
+      res.end(head ? undefined : body);
+    };
+    const target = req.url ?? '/';
+    const isApi = target.startsWith('/v1/');
+    const fail = (status: number, message: string, headers?: Record<string, string>): void => {
+      const page = this.#o.errorPage;
+      send(isApi || page === undefined
+        ? { status, contentType: 'application/json', body: JSON.stringify({ error: message }), ...(headers ? { headers } : {}) }
+        : { status, contentType: 'text/html; charset=utf-8', body: page(status, message), ...(headers ? { headers } : {}) });
+    };
+    if (target.length > URL_MAX || !target.startsWith('/')) { fail(414, 'the request target is too long or not a path'); return; }
+    const q = target.indexOf('?');
+    const query = q < 0 ? '' : target.slice(q + 1);
+    // A fixed base: the Host header is never read, so it can never be reflected.
+    const url = new URL(target, 'http://lanha.invalid');
+    const path = url.pathname;
+    const known = isApi || this.#find(path) !== null;
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      req.resume();
+      if (!known) { fail(404, `no page ${path}`); return; }
+      fail(405, `${req.method ?? '?'} is not served here: this listener is read-only (changes go through lanctl on the control socket)`, { allow: ALLOW });
+      return;
+    }
+    req.resume();
+    if (query.length > QUERY_MAX) { fail(400, `the query is longer than ${QUERY_MAX} characters`); return; }
+    try {
+      if (isApi) {
+        const reply = await this.#o.readApi(path, url.searchParams);
+        send({ status: reply.status, contentType: 'application/json', body: JSON.stringify(reply.body) });
+        return;
+      }
+      const found = this.#find(path);
+      if (found === null) { fail(404, `no page ${path}`); return; }
+      send(await found.handler(url.searchParams, found.rest));
+    } catch (error) {
+      this.#o.log.error({ event: 'http.handler_failed', path, err: errorMessage(error) }, 'HTTP handler failed');
+      fail(500, 'internal error (the daemon log has the details)');
+    }
+  }
+
+  #find(path: string): { handler: PageHandler; rest: string } | null {
+    const exact = this.#o.pages.get(path);
+    if (exact) return { handler: exact, rest: '' };
+    for (const [prefix, handler] of this.#o.pages) {
+      if (prefix.endsWith('/') && prefix.length > 1 && path.startsWith(prefix) && path.length > prefix.length) return { handler, rest: path.slice(prefix.length) };
+    }
+    return null;
+  }
+}

@@ -1,0 +1,100 @@
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import { createMetrics, type MetricsView } from './metrics.js';
+import { OpsTracker } from './tracker.js';
+import type { Lease } from '../../cluster/fsm.js';
+import { haveTools } from '../../test/support/tools.js';
+
+// Metric-name rules on the whole output (lanha_ prefix, base units, _total exactly on counters, no
+// client labels by default), values read at scrape time, hostile host names escaped in the opt-in
+// per-client series, and `promtool check metrics` when it is installed.
+
+const HOSTILE = '<script>"\\\n\u0007';
+
+function view(over: Partial<MetricsView> = {}): MetricsView {
+  const leases: Lease[] = [{ ip: 0x0a00000a, mac: '52:54:00:00:00:01', hostname: HOSTILE, subnet: '10.0.0.0/24', state: 'bound', grantedAt: 0, expiresAt: 10_000_000, changedAt: 0, index: 7 }];
+  return {
+    node: 'lan-a', version: '0.1.0',
+    cluster: () => ({ mode: 'cluster', role: 'leader', leader: 'lan-a', term: 4, commitIndex: 20, appliedIndex: 20, lastIndex: 21, leaseValid: true, progress: { 'lan-a': { match: 21 }, 'lan-b': { match: 15 } }, storage: { fsyncs: 9, batches: 5 } }),
+    services: () => [
+      { name: 'dhcp', status: { offers: 2, counters: { 'received.discover': 3, 'sent.ack': 2, 'dropped.rate-limited.mac': 1 } } },
+      { name: 'vip', status: { address: '10.0.0.1/24', held: true, acquisitions: 1, renewals: 5, garps: 2, releases: 0 } },
+      { name: 'ntp', status: { synchronised: true, stratum: 3, rootDelayMs: 1.5, rootDispersionMs: 2, sources: [{ name: '10.0.0.3:123', kind: 'peer', reach: '377', offsetMs: -0.25 }] } },
+      { name: 'dns', status: { serial: 12, forwardCache: 4, counters: { 'dns.queries': 40, 'dns.forward.cache_hit': 3 } } },
+    ],
+    pools: () => [{ subnet: '10.0.0.0/24', pools: [{ subnet: '10.0.0.0/24', pool: '10.0.0.100-10.0.0.199', size: 100, assigned: 91, declined: 1, reservedInside: 0, ratio: 0.91 }], reservedOutside: 2, reservations: 2, leases: { bound: 91, declined: 1, released: 0, expired: 0 } }],
+    leases: () => leases,
+    tracker: new OpsTracker(),
+    findings: () => [{ id: 'dhcp.pool-usage', severity: 'error', evidence: 'x', fix: 'y' }],
+    nowMs: () => 1000,
+    enabled: new Set(['dhcp', 'dns', 'tftp', 'ntp', 'vip']),
+    ...over,
+  };
+}
+
+function families(text: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const m of text.matchAll(/^# TYPE (\S+) (\S+)$/gm)) out.set(m[1]!, m[2]!);
+  return out;
+}
+
+t.test('names follow the rules', async (t) => {
+  const m = createMetrics(view(), { perClient: false });
+  m.observeDhcpAck(0.004);
+  const text = await m.text();
+  const types = families(text);
+  for (const name of ['lanha_raft_role', 'lanha_vip_held', 'lanha_dhcp_pool_utilization_ratio', 'lanha_dhcp_ack_duration_seconds', 'lanha_failover_gap_seconds', 'lanha_ntp_offset_seconds', 'lanha_raft_has_quorum', 'lanha_raft_leader_changes_total']) {
+    t.ok(types.has(name), `${name} exported`);
+  }
+  for (const [name, type] of types) {
+    if (!name.startsWith('lanha_')) continue;
+    t.equal(name.endsWith('_total'), type === 'counter', `${name}: _total exactly when a counter (${type})`);
+    t.notMatch(name, /_(ms|milliseconds|percent|kb|mb)(_|$)/, `${name}: base units`);
+  }
+  t.notMatch(text, /[{,](mac|ip|hostname)="/, 'no client labels by default');
+  t.match(text, 'lanha_raft_role{role="leader"} 1');
+  t.match(text, 'lanha_raft_role{role="follower"} 0');
+  t.match(text, 'lanha_raft_peer_lag_entries{peer="lan-b"} 6');
+  t.notMatch(text, 'peer="lan-a"', 'no lag series for the node itself');
+  t.match(text, 'lanha_vip_held{address="10.0.0.1/24"} 1');
+  t.match(text, 'lanha_dhcp_pool_utilization_ratio{subnet="10.0.0.0/24",pool="10.0.0.100-10.0.0.199"} 0.91');
+  t.match(text, 'lanha_dhcp_packets_dropped_total{reason="rate_limited_mac"} 1');
+  t.match(text, 'lanha_ntp_offset_seconds{source="peer:10.0.0.3:123"} -0.00025');
+  t.match(text, 'lanha_ntp_source_reachability_ratio{source="peer:10.0.0.3:123"} 1');
+  t.match(text, 'lanha_dhcp_ack_duration_seconds_count 1');
+  t.match(text, 'lanha_doctor_findings{check="dhcp.pool-usage",severity="error"} 1');
+  t.notMatch(text, /^nodejs_active_handles_total/m, 'the misnamed default gauges are gone');
+});
+
+t.test('values are read when scraped, not when registered', async (t) => {
+  let term = 1;
+  const m = createMetrics(view({ cluster: () => ({ mode: 'cluster', role: 'follower', leader: null, term, commitIndex: 0, appliedIndex: 0 }) }), { perClient: false, defaults: false });
+  t.match(await m.text(), 'lanha_raft_term 1');
+  term = 9;
+  const text = await m.text();
+  t.match(text, 'lanha_raft_term 9');
+  t.match(text, 'lanha_raft_has_quorum 0', 'a follower without a leader has no quorum');
+});
+
+t.test('families of services that are off are not exported', async (t) => {
+  const text = await createMetrics(view({ enabled: new Set(), services: () => [] }), { perClient: false, defaults: false }).text();
+  t.notMatch(text, 'lanha_vip_');
+  t.notMatch(text, 'lanha_dhcp_');
+  t.notMatch(text, 'lanha_ntp_');
+  t.match(text, 'lanha_raft_term');
+});
+
+t.test('per-client series are opt-in and escape hostile host names', async (t) => {
+  const text = await createMetrics(view(), { perClient: true, defaults: false }).text();
+  const line = text.split('\n').find((l) => l.startsWith('lanha_dhcp_lease_expiry_timestamp_seconds{'));
+  t.ok(line, 'per-lease series present');
+  t.equal(line, 'lanha_dhcp_lease_expiry_timestamp_seconds{mac="52:54:00:00:00:01",ip="10.0.0.10",hostname="<script>\\"\\\\\\n\u0007"} 10000');
+  t.equal(text.split('\n').filter((l) => l.includes('<script>')).length, 1, 'the newline is escaped: the value stays on one line');
+});
+
+t.test('promtool accepts the output', async (t) => {
+  if (!haveTools(t, ['promtool'], 'promtool checks (Debian prometheus)')) return;
+  const text = await createMetrics(view(), { perClient: true }).text();
+  const check = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+  t.equal(check.status, 0, `promtool check metrics: ${check.stdout}${check.stderr}`);
+});

@@ -1,0 +1,234 @@
+import { statfsSync } from 'node:fs';
+import type { Clock } from '../../lib/clock.js';
+import type { Logger } from '../../lib/log.js';
+import type { LanhaConfig } from '../../config/index.js';
+import type { ApiResponse, ApiRoutes, ControlServer } from '../../lib/control-server.js';
+import type { StateLog, StateLogStatus } from '../../cluster/state-log.js';
+import type { NodeDetail, NodeRow } from '../../cluster/nodes-view.js';
+import type { RunningService } from '../contract.js';
+import type { LeaseRow } from '../dhcp/leases-api.js';
+import type { SubnetUsage } from '../dhcp/pool-usage.js';
+import { formatIpv4 } from '../../lib/ipv4.js';
+import { configPoolUsage, doctorFindings, type Finding, type RecordRow } from './doctor.js';
+import { OpsHttpServer, type HttpReply, type PageHandler } from './http-server.js';
+import type { LanhaMetrics } from './metrics.js';
+import { errorPage, readLeaseQuery, renderDns, renderHome, renderLeases, renderNode, renderNodes, renderNtp, type DnsRecordRow, type HomeData, type MemberCard, type NtpPageData } from './pages.js';
+import { renderExplain } from './explain-page.js';
+import { explain, simulate, type ExplainInput, type ExplainResult } from './explain.js';
+import { STYLE_CSS } from './style.js';
+import type { OpsTracker } from './tracker.js';
+
+// Operator surfaces inside the daemon: the control routes they add (doctor, events, pools), and the
+// read-only HTTP listener whose pages are rendered from the same GET routes `lanctl` reads.
+
+export interface OpsContext {
+  config: LanhaConfig;
+  state: StateLog;
+  control: ControlServer;
+  services: () => readonly RunningService[];
+  clock: Clock;
+  log: Logger;
+  version: string;
+  configHash: string;
+  tracker: OpsTracker;
+  metrics: LanhaMetrics | null;
+}
+
+function serviceStatus(o: OpsContext, name: string): Record<string, unknown> | undefined {
+  return o.services().find((s) => s.name === name)?.status() as Record<string, unknown> | undefined;
+}
+
+export function pools(o: OpsContext): SubnetUsage[] {
+  return configPoolUsage(o.config, o.state.fsm.leases(), o.clock.wallMs());
+}
+
+export function findings(o: OpsContext): Finding[] {
+  let disk: { freeBytes: number; totalBytes: number; dir: string } | undefined;
+  try {
+    const s = statfsSync(o.config.node.stateDir);
+    disk = { freeBytes: s.bavail * s.bsize, totalBytes: s.blocks * s.bsize, dir: o.config.node.stateDir };
+  } catch { /* no statfs: no disk finding */ }
+  return doctorFindings({
+    config: o.config,
+    cluster: o.state.status(),
+    vip: serviceStatus(o, 'vip'),
+    ntp: serviceStatus(o, 'ntp'),
+    pools: pools(o),
+    leases: [...o.state.fsm.leases()],
+    records: dnsRecords(o) ?? undefined,
+    disk,
+    nowMs: o.clock.wallMs(),
+  });
+}
+
+function explainInput(o: OpsContext): ExplainInput {
+  const fsm = o.state.fsm;
+  return {
+    config: o.config,
+    leases: { lease: (ip) => fsm.lease(ip), leaseByMac: (m) => fsm.leaseByMac(m), leaseByClientId: (c) => fsm.leaseByClientId(c), all: () => fsm.leases() },
+    bootEvents: (mac) => fsm.bootEvents(mac),
+    records: dnsRecords(o),
+    nowMs: o.clock.wallMs(),
+  };
+}
+
+function dnsRecords(o: OpsContext): RecordRow[] | null {
+  const dns = o.services().find((s) => s.name === 'dns') as (RunningService & { zones?: { list(): RecordRow[] } }) | undefined;
+  return dns?.zones?.list() ?? null;
+}
+
+function explainRoute(o: OpsContext, query: URLSearchParams): ApiResponse {
+  const input = explainInput(o);
+  let result: ExplainResult;
+  if (query.get('simulate') !== null) {
+    const arch = query.get('arch');
+    if (arch !== null && !/^\d{1,5}$/.test(arch)) return { status: 400, body: { error: `--arch ${arch} is not an option 93 number (0 x86 BIOS, 7 x64 UEFI, 11 arm64 UEFI, ...)` } };
+    result = simulate(input, {
+      mac: query.get('mac') ?? '', arch: arch === null ? undefined : Number(arch), vendorClass: query.get('vendorClass') ?? undefined,
+      userClass: query.get('userClass') ?? undefined, clientId: query.get('clientId') ?? undefined, hostname: query.get('hostname') ?? undefined,
+    });
+  } else {
+    result = explain(input, query.get('q') ?? '');
+  }
+  if (!result.ok) return { status: result.status, body: { error: result.error, ...(result.nearest ? { nearest: result.nearest } : {}) } };
+  const { ok: _ok, ...rest } = result;
+  return { status: 200, body: rest };
+}
+
+/** GET /v1/doctor, /v1/events, /v1/pools, /v1/explain. */
+export function opsRoutes(o: OpsContext): ApiRoutes {
+  return {
+    'GET /v1/explain': ({ query }) => explainRoute(o, query),
+    'GET /v1/doctor': () => ({ status: 200, body: { findings: findings(o) } }),
+    'GET /v1/events': () => ({ status: 200, body: { events: o.tracker.events, lastFailover: o.tracker.lastFailover, leaderChanges: o.tracker.leaderChanges } }),
+    'GET /v1/pools': () => ({ status: 200, body: { subnets: pools(o) } }),
+  };
+}
+
+const htmlReply = (body: string, status = 200): HttpReply => ({ status, contentType: 'text/html; charset=utf-8', body });
+
+async function body<T>(o: OpsContext, path: string, query?: Record<string, string>): Promise<T | null> {
+  const reply: ApiResponse = await o.control.read(path, new URLSearchParams(query));
+  return reply.status === 200 ? reply.body as T : null;
+}
+
+interface StatusBody {
+  node: string; version: string; uptimeSeconds: number; configHash: string; warnings: string[];
+  cluster: StateLogStatus & { lastIndex?: number; progress?: Record<string, { match: number; active: boolean }>; members?: { voters: string[]; learners: string[]; witnesses: string[] }; transport?: { peers?: Record<string, { connected?: boolean }> }; leaseValid?: boolean };
+  services: Record<string, { listening: string[] } & Record<string, unknown>>;
+}
+
+function memberCards(o: OpsContext, s: StatusBody): MemberCard[] {
+  const c = s.cluster;
+  const configured = o.config.cluster?.members ?? [{ name: o.config.node.name, address: o.config.node.address === undefined ? '' : formatIpv4(o.config.node.address), port: 0, role: o.config.node.role }];
+  const ntpSources = (s.services['ntp']?.['sources'] as NtpPageData['sources'] | undefined) ?? [];
+  return configured.map((m): MemberCard => {
+    const kind = c.members?.witnesses.includes(m.name) || m.role === 'witness' ? 'witness' : c.members?.learners.includes(m.name) ? 'learner' : 'voter';
+    if (m.name === s.node) {
+      return {
+        name: m.name, kind, local: true, address: m.address || null, role: c.role, term: c.term, commitIndex: c.commitIndex, appliedIndex: c.appliedIndex,
+        lagEntries: typeof c.lastIndex === 'number' ? c.lastIndex - c.appliedIndex : 0, lastContact: 'this node', clockOffsetMs: 0,
+        version: s.version, configHash: s.configHash, missing: [],
+      };
+    }
+    const p = c.progress?.[m.name];
+    const peer = c.transport?.peers?.[m.name];
+    const ntp = ntpSources.find((x) => x.kind === 'peer' && x.name.split(':')[0] === m.address);
+    const missing = ['term', 'applied index', 'version', 'config hash'];
+    if (p === undefined) missing.unshift('replication progress (only the leader tracks it)');
+    if (ntp?.offsetMs === null || ntp === undefined) missing.push('clock offset');
+    return {
+      name: m.name, kind, local: false, address: m.address || null,
+      role: c.leader === m.name ? 'leader' : c.leader === null ? null : kind === 'witness' ? 'witness' : 'follower',
+      term: null, commitIndex: p?.match ?? null, appliedIndex: null,
+      lagEntries: p !== undefined && typeof c.lastIndex === 'number' ? Math.max(0, c.lastIndex - p.match) : null,
+      lastContact: p !== undefined ? (p.active ? 'within the election timeout' : 'NOT within the election timeout') : peer !== undefined ? (peer.connected ? 'connected' : 'not connected') : null,
+      clockOffsetMs: ntp?.offsetMs ?? null, version: null, configHash: null,
+      missing: [...missing, 'members do not report these to each other yet'],
+    };
+  });
+}
+
+function serviceSummary(name: string, s: Record<string, unknown>): string {
+  switch (name) {
+    case 'dhcp': return `server id ${String(s['serverId'])}, ${String(s['offers'])} offers pending`;
+    case 'dns': return `serial ${String(s['serial'])}, zones ${(s['zones'] as string[] | undefined)?.join(', ') ?? '-'}`;
+    case 'ntp': return s['synchronised'] === true ? `synchronised, stratum ${String(s['stratum'])}` : `NOT synchronised (${String(s['reason'])})`;
+    case 'vip': return s['held'] === true ? `holding ${String(s['address'])}` : `${String(s['address'])} held by ${String(s['holder'] ?? 'nobody known')}`;
+    case 'tftp': return 'read-only file service';
+    default: return '';
+  }
+}
+
+async function homeData(o: OpsContext): Promise<HomeData> {
+  const s = (await body<StatusBody>(o, '/v1/status'))!;
+  const c = s.cluster;
+  const vip = s.services['vip'];
+  const doctor = await body<{ findings: Finding[] }>(o, '/v1/doctor');
+  const events = await body<{ events: HomeData['events']; lastFailover: HomeData['lastFailover'] }>(o, '/v1/events');
+  const quorum = c.role === 'leader' ? c.leaseValid !== false : c.leader !== null;
+  return {
+    node: s.node, version: s.version, uptimeSeconds: s.uptimeSeconds, mode: c.mode, role: c.role, leader: c.leader, term: c.term, quorum,
+    witness: o.config.cluster?.members.find((m) => m.role === 'witness')?.name ?? null,
+    members: memberCards(o, s),
+    vip: vip === undefined ? null : { address: String(vip['address']), held: vip['held'] === true, holder: (vip['holder'] as string | null) ?? null, since: (vip['since'] as string | null) ?? null },
+    lastFailover: events?.lastFailover ?? null,
+    services: Object.entries(s.services).map(([name, st]) => ({ name, listening: st.listening, summary: serviceSummary(name, st) })),
+    findings: doctor?.findings ?? [],
+    events: events?.events ?? [],
+    warnings: s.warnings,
+  };
+}
+
+/** The listener's pages: each reads the GET routes and renders. */
+export function opsPages(o: OpsContext): Map<string, PageHandler> {
+  const node = o.config.node.name;
+  const pages = new Map<string, PageHandler>();
+  pages.set('/', async () => htmlReply(renderHome(await homeData(o), o.clock.wallMs())));
+  pages.set('/style.css', () => ({ status: 200, contentType: 'text/css; charset=utf-8', body: STYLE_CSS }));
+  pages.set('/leases', async (query) => {
+    const leases = await body<{ leases: LeaseRow[] }>(o, '/v1/leases', { all: '1' });
+    const usage = await body<{ subnets: SubnetUsage[] }>(o, '/v1/pools');
+    return htmlReply(renderLeases(leases?.leases ?? [], usage?.subnets ?? [], readLeaseQuery(query), node));
+  });
+  pages.set('/nodes', async () => htmlReply(renderNodes((await body<{ nodes: NodeRow[] }>(o, '/v1/nodes'))?.nodes ?? [], node)));
+  pages.set('/nodes/', async (_query, rest) => {
+    let mac: string;
+    try { mac = decodeURIComponent(rest); } catch { return htmlReply(errorPage(400, 'the node in the path is not a MAC address like 52:54:00:aa:bb:cc'), 400); }
+    const reply = await o.control.read('/v1/nodes', new URLSearchParams({ mac }));
+    if (reply.status !== 200) return htmlReply(errorPage(reply.status === 400 ? 400 : 404, (reply.body as { error?: string }).error ?? 'no such node'), reply.status === 400 ? 400 : 404);
+    return htmlReply(renderNode((reply.body as { node: NodeDetail }).node, node));
+  });
+  pages.set('/dns', async () => {
+    const records = await body<{ serial: number; records: DnsRecordRow[] }>(o, '/v1/dns/records');
+    const st = serviceStatus(o, 'dns');
+    return htmlReply(renderDns(records === null || st === undefined ? null : { serial: records.serial, records: records.records, zones: (st['zones'] as string[]) ?? [], listening: (st['listening'] as string[]) ?? [] }, node));
+  });
+  pages.set('/ntp', async () => htmlReply(renderNtp(await body<NtpPageData>(o, '/v1/ntp'), node)));
+  pages.set('/explain', async (query) => {
+    const q = query.get('q') ?? '';
+    const reply = q.trim() === '' ? null : await o.control.read('/v1/explain', new URLSearchParams({ q }));
+    return htmlReply(renderExplain(q, reply, node));
+  });
+  if (o.metrics !== null) {
+    const metrics = o.metrics;
+    pages.set('/metrics', async () => ({ status: 200, contentType: metrics.contentType, body: await metrics.text() }));
+  }
+  return pages;
+}
+
+export async function startOpsHttp(o: OpsContext): Promise<OpsHttpServer | null> {
+  const http = o.config.http;
+  if (http === undefined) return null;
+  const server = new OpsHttpServer({
+    listen: http.listen,
+    maxConnections: http.maxConnections,
+    log: o.log,
+    pages: opsPages(o),
+    readApi: (path, query) => o.control.read(path, query),
+    errorPage,
+  });
+  await server.listen();
+  o.log.info({ event: 'http.listening', address: server.address }, `status pages on http://${server.address}/`);
+  return server;
+}

@@ -1,7 +1,5 @@
 import { ExitCode, LanhaError } from '../lib/errors.js';
 import type { CliCommand } from './cli.js';
-import { runLoopbackDemo } from './demo.js';
-import { runLabDemo } from './demo-lab.js';
 
 // `lanctl demo`: what `npm start` runs. See demo.ts.
 
@@ -39,7 +37,9 @@ export const demoCommand: CliCommand = {
     process.on('SIGTERM', onSignal);
     try {
       const root = typeof process.getuid === 'function' && process.getuid() === 0 && process.platform === 'linux';
-      return root && args.values['loopback'] !== true ? await runLabDemo(options, io, abort.signal) : await runLoopbackDemo(options, io, abort.signal);
+      // Loaded on use: every other lanctl command starts faster without the daemon and lab code.
+      if (root && args.values['loopback'] !== true) return await (await import('./demo-lab.js')).runLabDemo(options, io, abort.signal);
+      return await (await import('./demo.js')).runLoopbackDemo(options, io, abort.signal);
     } finally {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);

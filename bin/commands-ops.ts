@@ -68,7 +68,7 @@ export const explainCommand: CliCommand = {
     } else {
       const q = args.positionals[0];
       if (q === undefined || args.positionals.length > 1) throw new LanhaError('usage', `give one thing to explain: ${ACCEPTED_FORMS}`, ExitCode.usage);
-      if (parseMac(q) === null && parseIpv4(q) === null && !isHostname(q)) throw new LanhaError('usage', `"${q}" is not something explain knows: give ${ACCEPTED_FORMS}`, ExitCode.usage);
+      if (parseMac(q) === null && parseIpv4(q) === null && (!isHostname(q) || /^[\d.]+$/.test(q))) throw new LanhaError('usage', `"${q}" is not something explain knows: give ${ACCEPTED_FORMS}`, ExitCode.usage);
       query.set('q', q);
     }
     const reply = await callDaemon(resolveSocket(v), 'GET', `/v1/explain?${query.toString()}`);

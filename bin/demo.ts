@@ -158,7 +158,11 @@ export async function runLoopbackDemo(o: DemoOptions, io: CliIo, signal: AbortSi
     });
     const useDig = which('dig');
     await say.run(`DNS: laptop.demo.lan resolves (${useDig ? 'dig' : 'built-in query'})`, async () => {
-      const answer = useDig ? await dig(p + 53, ['laptop.demo.lan', 'A']) : (await dnsQuery('127.0.0.1', p + 53, 'laptop.demo.lan', 1)).answers.join(' ').replace('A ', '');
+      // The zones are rebuilt a moment after the lease commits: ask again for up to 5 s.
+      let answer = '';
+      for (const deadline = performance.now() + 5000; answer !== laptop.acked && performance.now() < deadline; await new Promise((r) => setTimeout(r, 200))) {
+        answer = useDig ? await dig(p + 53, ['laptop.demo.lan', 'A']) : (await dnsQuery('127.0.0.1', p + 53, 'laptop.demo.lan', 1)).answers.join(' ').replace('A ', '');
+      }
       if (answer !== laptop.acked) throw new Error(`answer "${answer}", lease is ${laptop.acked}`);
       return { value: null, detail: `A ${answer}` };
     });

@@ -263,7 +263,7 @@ export function explain(input: ExplainInput, query: string): ExplainResult {
     }
     return { ok: true, query: q, kind: 'ip', dhcp: explainMac(input, lease.mac), dns };
   }
-  if (isHostname(q)) {
+  if (isHostname(q) && !/^[\d.]+$/.test(q)) { // "10.0.0.300" is a bad address, not a name
     const dns = [explainName(input, q)];
     const label = q.toLowerCase().split('.')[0]!;
     const byName = [...input.leases.all()].find((l) => l.state === 'bound' && l.hostname === label);

@@ -81,7 +81,7 @@ function memberConfig(dir: string, keyFile: string, m: { name: string; role: str
   ];
   if (m.role === 'server') {
     lines.push(
-      `vip: { address: ${VIP}/24, interface: ${m.host.ifname}, mode: fast, lifetimeSeconds: 2 }`,
+      `vip: { address: ${VIP}/24, interface: ${m.host.ifname}, mode: fast, lifetimeSeconds: 2, drainTimeout: 2s }`,
       'dhcp:',
       `  interface: ${m.host.ifname}`,
       `  serverId: ${VIP}`,

@@ -3,6 +3,7 @@ import { ExitCode, LanhaError } from '../lib/errors.js';
 import { callDaemon, callDaemonOk } from '../lib/control-client.js';
 import { formatDuration, formatTable } from '../lib/table.js';
 import { formatIpv4 } from '../lib/ipv4.js';
+import { archText } from '../services/dhcp/arch.js';
 import type { NodeDetail, NodeEvent, NodeRow } from '../cluster/nodes-view.js';
 import type { NodeJson, PendingJson, ShowJson } from '../cluster/inventory-api.js';
 import { parseImport, type ImportFile, type ImportNode } from '../cluster/inventory-import.js';
@@ -150,7 +151,7 @@ export const nodesPendingCommand: CliCommand = {
     }
     const now = Date.parse(body.now);
     io.out(formatTable(['mac', 'first seen', 'last seen', 'arch', 'vendor class', 'requests'], body.pending.map((p) => [
-      p.mac, p.firstSeen, `${formatDuration(Math.max(0, now - Date.parse(p.lastSeen)))} ago`, p.arch === null ? '-' : String(p.arch), p.vendorClass ?? '-', String(p.count),
+      p.mac, p.firstSeen, `${formatDuration(Math.max(0, now - Date.parse(p.lastSeen)))} ago`, p.arch === null ? '-' : archText(p.arch), p.vendorClass ?? '-', String(p.count),
     ])));
     io.out(`accept one: lanctl nodes accept ${body.pending[0]!.mac} NAME [--ip A] [--profile P]\n`);
     return ExitCode.ok;

@@ -41,3 +41,13 @@ t.test('add, clash, dry run, follower, lost race', async (t) => {
   t.match(await r['GET /v1/nodes/show']!({ query: new URLSearchParams({ name: '52:54:00:00:00:01' }), body: null }), { status: 200, body: { node: { name: 'rack1' } } }, 'show by MAC');
   t.match(await call(r, 'POST /v1/nodes/remove', { name: 'rack1' }), { status: 200, body: { removed: { name: 'rack1' } } });
 });
+
+t.test('pending: the arch by its IANA name as well as its number (U-Boot armv8 sends 22)', async (t) => {
+  const state = new MemoryStateLog(new Fsm(), new ManualClock());
+  await state.propose({ type: 'node.seen', mac: '52:54:00:00:00:09', arch: 22, vendorClass: 'U-Boot.armv8' });
+  await state.propose({ type: 'node.seen', mac: '52:54:00:00:00:0a', vendorClass: 'PXEClient' });
+  const r = await routes(state)['GET /v1/nodes/pending']!({ query: new URLSearchParams(), body: null });
+  const pending = (r.body as { pending: Array<{ mac: string; arch: number | null; archName: string | null }> }).pending;
+  t.match(pending.find((p) => p.mac === '52:54:00:00:00:09'), { arch: 22, archName: 'arm 64 uboot' });
+  t.match(pending.find((p) => p.mac === '52:54:00:00:00:0a'), { arch: null, archName: null }, 'no option 93: no name');
+});

@@ -3,6 +3,7 @@ import type { ApiResponse, ApiRoutes } from '../lib/control-server.js';
 import { errorMessage } from '../lib/errors.js';
 import { formatIpv4 } from '../lib/ipv4.js';
 import { parseMac } from '../lib/mac.js';
+import { archName } from '../services/dhcp/arch.js';
 import type { Command } from './commands.js';
 import type { Fsm } from './fsm.js';
 import type { InventoryNode, PendingMac } from './inventory.js';
@@ -36,10 +37,14 @@ export function nodeJson(n: InventoryNode): NodeJson {
   };
 }
 
-export interface PendingJson { mac: string; firstSeen: string; lastSeen: string; arch: number | null; vendorClass: string | null; count: number }
+/** `arch` is the RFC 4578 number the firmware sent, `archName` its IANA name (null when unassigned or not sent). */
+export interface PendingJson { mac: string; firstSeen: string; lastSeen: string; arch: number | null; archName: string | null; vendorClass: string | null; count: number }
 
-function pendingJson(p: PendingMac): PendingJson {
-  return { mac: p.mac, firstSeen: new Date(p.firstSeen).toISOString(), lastSeen: new Date(p.lastSeen).toISOString(), arch: p.arch ?? null, vendorClass: p.vendorClass ?? null, count: p.count };
+export function pendingJson(p: PendingMac): PendingJson {
+  return {
+    mac: p.mac, firstSeen: new Date(p.firstSeen).toISOString(), lastSeen: new Date(p.lastSeen).toISOString(),
+    arch: p.arch ?? null, archName: p.arch === undefined ? null : archName(p.arch) ?? null, vendorClass: p.vendorClass ?? null, count: p.count,
+  };
 }
 
 export interface ShowJson {

@@ -131,8 +131,41 @@ t.test('the inventory resolver: lease MAC, else reserved address; profile, group
   inventory.apply({ type: 'node.generation', name: 'n21', running: 'gen7' }, 2);
   leaseFor('10.0.0.121', '52:54:00:00:00:21');
   leaseFor('10.0.0.123', '52:54:00:00:00:23');
-  t.same(resolve('10.0.0.121'), { name: 'n21', mac: '52:54:00:00:00:21', ip: '10.0.0.121', profile: 'pi4', group: 'rack1', generation: 'gen7' }, 'by the lease\'s MAC');
-  t.same(resolve('10.0.0.22'), { name: 'n22', mac: '52:54:00:00:00:22', ip: '10.0.0.22', profile: 'arm64' }, 'by its reserved address, default profile');
+  t.same(resolve('10.0.0.121'), { name: 'n21', mac: '52:54:00:00:00:21', ip: '10.0.0.121', profile: 'pi4', changedAtMs: 2, group: 'rack1', generation: 'gen7' }, 'by the lease\'s MAC');
+  t.same(resolve('10.0.0.22'), { name: 'n22', mac: '52:54:00:00:00:22', ip: '10.0.0.22', profile: 'arm64', changedAtMs: 1 }, 'by its reserved address, default profile');
   t.same(resolve('10.0.0.123'), { unknown: true, mac: '52:54:00:00:00:23' }, 'a leased MAC not in the inventory');
   t.same(resolve('10.0.0.99'), { unknown: true });
+});
+
+t.test('image time: the log time of the node\'s last change, not the wall clock, so two LAN nodes serve the same bytes', async (t) => {
+  const changedAtMs = Date.UTC(2026, 10, 30, 12, 0, 0, 750);
+  const node: Resolved = { name: 'n11', mac: '52:54:00:00:00:11', ip: '10.0.0.11', profile: 'arm64', generation: 'g1', changedAtMs };
+  const lanA = setup(() => node);
+  const lanB = setup(() => node);
+  lanB.clock.jumpWall(3_600_000 + 1234);
+  lanA.clock.advance(5000);
+  const a = lanA.files.lookup('boot.scr.uimg', '10.0.0.11', '10.0.0.2');
+  const b = lanB.files.lookup('boot.scr.uimg', '10.0.0.11', '10.0.0.2');
+  t.ok(a.kind === 'file' && b.kind === 'file' && a.bytes.equals(b.bytes), 'renders at different wall times are byte-identical');
+  const header = a.kind === 'file' ? readScriptImage(a.bytes) : null;
+  t.equal(header?.ok ? header.value.header.timeS : -1, Math.floor(changedAtMs / 1000), 'the image time is the change\'s log time');
+  lanA.clock.jumpWall(86_400_000);
+  const again = lanA.files.lookup('boot.scr.uimg', '10.0.0.11', '10.0.0.2');
+  t.ok(a.kind === 'file' && again.kind === 'file' && again.bytes.equals(a.bytes), 'and a day later, unchanged node: the same bytes');
+  const unknown = setup(() => ({ unknown: true, mac: '52:54:00:00:00:99' }));
+  unknown.clock.jumpWall(999_000);
+  const u = unknown.files.lookup('boot.scr.uimg', '10.0.0.99', '10.0.0.2');
+  const uh = u.kind === 'file' ? readScriptImage(u.bytes) : null;
+  t.equal(uh?.ok ? uh.value.header.timeS : -1, 0, 'an unknown client\'s script has no log time: 0');
+});
+
+t.test('inventoryResolver: changedAtMs is the later of the node\'s change and its generation\'s commit', async (t) => {
+  const inventory = new Inventory();
+  inventory.apply({ type: 'node.add', name: 'n31', mac: '52:54:00:00:00:31', ip: parseIpv4('10.0.0.31')! }, 5000);
+  const committed = new Map([['genA', 9000], ['genB', 1000]]);
+  let generation = 'genA';
+  const resolve = inventoryResolver(undefined, inventory, 'arm64', () => generation, () => ({ unknown: true }), (id) => committed.get(id));
+  t.match(resolve('10.0.0.31'), { name: 'n31', generation: 'genA', changedAtMs: 9000 }, 'a generation committed after the node changed');
+  generation = 'genB';
+  t.match(resolve('10.0.0.31'), { generation: 'genB', changedAtMs: 5000 }, 'a node changed after its generation was committed');
 });

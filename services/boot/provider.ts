@@ -5,7 +5,7 @@ import { Counters } from '../../lib/counters.js';
 import { checkName } from '../tftp/paths.js';
 import type { BootConfig, ProfilesConfig } from './config.js';
 import {
-  isUnknown, ProfileTemplates, renderBootFile, renderErrorText, renderUnknown,
+  imageTimeS, isUnknown, ProfileTemplates, renderBootFile, renderErrorText, renderUnknown,
   type BootFileKind, type RenderContext, type RenderResult, type Resolve,
 } from './render.js';
 
@@ -127,7 +127,7 @@ export class BootFiles implements BootFileSource {
     const wanted = this.kindOf(name);
     if (wanted === null) return null;
     const resolved = this.#resolve(clientIp);
-    const context = this.#context(name, localAddress);
+    const context = this.#context(name, localAddress, imageTimeS(resolved));
     if (isUnknown(resolved)) {
       if (!this.#boot.unknown) return null;
       const result = renderUnknown(wanted.kind, resolved, context);
@@ -140,13 +140,13 @@ export class BootFiles implements BootFileSource {
     return { name, kind: wanted.kind, result, mac: resolved.mac, node: resolved.name, profile: resolved.profile };
   }
 
-  #context(file: string, localAddress: string): RenderContext {
+  #context(file: string, localAddress: string, timeS: number): RenderContext {
     const server = this.#vip ?? localAddress;
     return {
       server,
       httpBase: this.#httpPort === undefined ? undefined : `http://${server}:${this.#httpPort}`,
       file,
-      timeS: Math.floor(this.#clock.wallMs() / 1000),
+      timeS,
       bytesMax: this.#boot.scriptBytesMax,
     };
   }

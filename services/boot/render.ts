@@ -18,6 +18,12 @@ export interface BootTarget {
   profile: string;
   group?: string;
   generation?: string;
+  /**
+   * Log time (ms) of the last change that shapes this node's files: its inventory entry or its
+   * generation's commit. The U-Boot image time comes from it, never from a clock, so both LAN nodes
+   * serve byte-identical images. Absent (config-reservation nodes): image time 0.
+   */
+  changedAtMs?: number;
 }
 
 export interface UnknownClient {
@@ -41,7 +47,10 @@ export interface RenderContext {
   httpBase?: string | undefined;
   /** The requested file name (e.g. for an unknown MAC's `chain` back to itself). */
   file: string;
-  /** Image time for U-Boot script images, whole seconds. */
+  /**
+   * Image time for U-Boot script images, whole seconds: the node's `changedAtMs` (see imageTimeS),
+   * not the time of rendering, or the two LAN nodes would serve different bytes.
+   */
   timeS: number;
   /** Rendered files larger than this are errors. */
   bytesMax: number;
@@ -138,6 +147,12 @@ function finish(kind: BootFileKind, text: string, name: string, arch: UImageArch
     : Buffer.from(text, 'utf8');
   if (bytes.length > context.bytesMax) return { ok: false, error: { kind: 'too-large', profile, bytes: bytes.length, bytesMax: context.bytesMax } };
   return { ok: true, bytes, text };
+}
+
+/** The U-Boot image time of a client's files: the log time of its last change, 0 when there is none (unknown clients). */
+export function imageTimeS(resolved: Resolved): number {
+  const ms = isUnknown(resolved) ? 0 : resolved.changedAtMs ?? 0;
+  return Math.min(0xffffffff, Math.max(0, Math.floor(ms / 1000)));
 }
 
 /** Renders a known node's boot file of `kind`. */

@@ -60,8 +60,14 @@ export interface InventoryLookup {
 /** The generation a node's boot files name (the deploy module's verified one), if any. */
 export type GenerationOf = (node: InventoryNode) => string | undefined;
 
-/** The inventory resolver; `fallback` answers while the inventory holds no node at all. */
-export function inventoryResolver(leases: LeaseLookup | undefined, inventory: InventoryLookup, defaultProfile: string | undefined, generationOf: GenerationOf, fallback: Resolve): Resolve {
+/** A generation's commit time in the log (ms), when it is known. */
+export type CommittedAt = (generation: string) => number | undefined;
+
+/**
+ * The inventory resolver; `fallback` answers while the inventory holds no node at all. A node's
+ * `changedAtMs` is the later of its inventory change and its generation's commit (both log times).
+ */
+export function inventoryResolver(leases: LeaseLookup | undefined, inventory: InventoryLookup, defaultProfile: string | undefined, generationOf: GenerationOf, fallback: Resolve, committedAt: CommittedAt = () => undefined): Resolve {
   return (clientIp) => {
     if (inventory.size === 0) return fallback(clientIp);
     const lease = boundLease(leases, clientIp);
@@ -69,8 +75,9 @@ export function inventoryResolver(leases: LeaseLookup | undefined, inventory: In
     const node = (lease === undefined ? undefined : inventory.byMac(lease.mac)) ?? (ip === null ? undefined : inventory.byIp(ip));
     if (node === undefined) return lease === undefined ? { unknown: true } : { unknown: true, mac: lease.mac };
     const generation = generationOf(node);
+    const changedAtMs = Math.max(node.changedAt, generation === undefined ? 0 : committedAt(generation) ?? 0);
     return {
-      name: node.name, mac: node.mac, ip: clientIp, profile: node.profile ?? defaultProfile ?? '',
+      name: node.name, mac: node.mac, ip: clientIp, profile: node.profile ?? defaultProfile ?? '', changedAtMs,
       ...(node.group === undefined ? {} : { group: node.group }),
       ...(generation === undefined ? {} : { generation }),
     };

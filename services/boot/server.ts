@@ -27,7 +27,7 @@ function resolverFor(context: ServiceContext): Resolve {
   const reservations = reservationsOf(context);
   const defaultProfile = context.config.boot?.defaultProfile;
   const generationOf: GenerationOf = (node) => fsm.rootfs.bootGeneration(node.name) ?? node.runningGeneration;
-  return inventoryResolver(fsm, fsm.inventory, defaultProfile, generationOf, reservationResolver(fsm, reservations, defaultProfile));
+  return inventoryResolver(fsm, fsm.inventory, defaultProfile, generationOf, reservationResolver(fsm, reservations, defaultProfile), (id) => fsm.rootfs.generation(id)?.committedAt);
 }
 
 export async function startBoot(context: ServiceContext): Promise<RunningService> {

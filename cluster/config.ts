@@ -1,7 +1,10 @@
 import { z } from 'zod';
 import { duration, hostname, port, refuseDuplicates } from '../lib/schema.js';
+import { etcdConfig } from './etcd/config.js';
 
-// The `cluster:` block: the Raft membership. Absent = a one-member cluster (single-node mode).
+// The `cluster:` block: the members and where the replicated state lives: the embedded Raft log
+// (`backend: raft`, the default) or an existing etcd v3 cluster (`backend: etcd` + `etcd:`).
+// Absent = a one-member Raft cluster (single-node mode).
 
 const member = z.object({
   name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/i, { message: 'is not a member name (letters, digits, "-")' }),
@@ -19,7 +22,17 @@ export const clusterConfig = z.object({
   electionTimeout: duration.default(500),
   witnessElectionFactor: z.number().min(1).max(10).default(3),
   snapshotEntries: z.number().int().min(10).default(10_000),
+  /** Where the replicated state lives: the embedded Raft log, or an etcd v3 cluster (the `etcd:` block). */
+  backend: z.enum(['raft', 'etcd']).default('raft'),
+  etcd: etcdConfig.optional(),
 }).strict().superRefine((c, ctx) => {
+  if (c.backend === 'etcd' && c.etcd === undefined) ctx.addIssue({ code: 'custom', path: ['etcd'], message: 'is missing: cluster.backend is etcd (give etcd.endpoints)' });
+  if (c.backend === 'raft' && c.etcd !== undefined) ctx.addIssue({ code: 'custom', path: ['etcd'], message: 'is set but cluster.backend is raft (set backend: etcd, or remove the block)' });
+  if (c.backend === 'etcd') {
+    c.members.forEach((m, i) => {
+      if (m.role === 'witness') ctx.addIssue({ code: 'custom', path: ['members', i, 'role'], message: 'is witness, but with backend etcd the etcd members vote (remove the witness)' });
+    });
+  }
   refuseDuplicates(ctx, c.members.map((m, i) => ({ key: m.name, path: ['members', i, 'name'] })), ['cluster'], 'is a duplicate member name: also');
   refuseDuplicates(ctx, c.members.map((m, i) => ({ key: `${m.address}:${m.port}`, path: ['members', i, 'address'] })), ['cluster'], 'is, with the same port, the address of another member:');
 });

@@ -6,6 +6,7 @@ import { RaftStateLog, raftDir } from './raft-state-log.js';
 import type { PeerLink } from './raft/types.js';
 import type { ConfState } from './raft/types.js';
 import { Transport, readKeyFile } from './raft/transport.js';
+import { LanhaError } from '../lib/errors.js';
 
 // Builds the daemon's StateLog from the config: no `cluster:` block = a one-member Raft on this
 // node's disk (single-node mode); otherwise the members of the block, linked by the transport.
@@ -48,6 +49,7 @@ export async function clusterTransport(config: LanhaConfig, log: Logger): Promis
 
 export async function openRaftState(config: LanhaConfig, log: Logger, clock: Clock, extras: OpenStateExtras = {}): Promise<RaftStateLog> {
   const cluster = config.cluster;
+  if (cluster?.backend === 'etcd') throw new LanhaError('unavailable', 'cluster.backend: etcd is not served by this build yet (only its config and client are); use backend: raft');
   const link = await (extras.link ?? clusterTransport)(config, log);
   return RaftStateLog.open({
     id: config.node.name,

@@ -216,3 +216,36 @@ vip: { address: 10.20.0.1/24, interface: eth0 }
   t.match(problems(site('  heartbeat: 300ms')).join('\n'), /cluster\.heartbeat.*too long.*must outlast two heartbeats.*use at most 225ms/);
   t.same(problems(site('  electionTimeout: 2s\n  heartbeat: 300ms')), [], 'slower timers with room are fine');
 });
+
+// `cluster.backend: etcd` and its `etcd:` block (cluster/etcd/config.ts): defaults, and each problem names its key path.
+t.test('cluster.backend etcd: defaults, prefix from the cluster id, problems name the key path', async (t) => {
+  const site = (etcd: string, extra = ''): string => `
+node: { name: lan-a, address: 10.20.0.2, stateDir: /tmp/x, controlSocket: /tmp/x.sock }
+cluster:
+  id: rack1
+  backend: etcd
+  members: [{ name: lan-a, address: 10.20.0.2 }, { name: lan-b, address: 10.20.0.3 }${extra}]
+${etcd}
+`;
+  const ok = parseConfig(site('  etcd: { endpoints: ["http://10.0.0.5:2379", "http://10.0.0.6:2379"] }'));
+  t.equal(ok.cluster?.backend, 'etcd');
+  t.same(ok.cluster?.etcd?.endpoints, ['http://10.0.0.5:2379', 'http://10.0.0.6:2379']);
+  t.equal(ok.cluster?.etcd?.leaseTtl, 2000, 'leaseTtl defaults to 2 s');
+  t.equal(ok.cluster?.etcd?.dialTimeout, 2000, 'dialTimeout defaults to 2 s');
+  t.equal(parseConfig(base).cluster, undefined, 'no cluster block: unchanged');
+  t.equal(parseConfig(base + 'cluster: { id: r, members: [{ name: solo, address: 127.0.0.1 }] }\n').cluster?.backend, 'raft', 'backend defaults to raft');
+  const has = (yaml: string, re: RegExp): void => { t.match(problems(yaml).join('\n'), re, re.source); };
+  has(site(''), /^cluster\.etcd: \(default\) is missing: cluster\.backend is etcd/m);
+  has(base + 'cluster: { id: r, members: [{ name: solo, address: 127.0.0.1 }], etcd: { endpoints: ["http://a:2379"] } }\n', /^cluster\.etcd: \{"endpoints":\["http:\/\/a:2379"\]\} is set but cluster\.backend is raft/m);
+  has(site('  etcd: { endpoints: [] }'), /^cluster\.etcd\.endpoints: \[\] is below the minimum 1/m);
+  has(site('  etcd: { endpoints: ["10.0.0.5:2379"] }'), /^cluster\.etcd\.endpoints\[0\]: "10\.0\.0\.5:2379" is not an etcd client URL/m);
+  has(site('  etcd: { endpoints: ["http://a:2379/v3"] }'), /^cluster\.etcd\.endpoints\[0\]: "http:\/\/a:2379\/v3" is not an etcd client URL/m);
+  has(site('  etcd: { endpoints: ["http://a:2379"], leaseTtl: 1500ms }'), /^cluster\.etcd\.leaseTtl.*whole number of seconds/m);
+  has(site('  etcd: { endpoints: ["http://a:2379"], prefix: lanha }'), /^cluster\.etcd\.prefix: "lanha" is not a key prefix/m);
+  has(site('  etcd: { endpoints: ["https://a:2379"], tls: { cert: /c.pem } }'), /^cluster\.etcd\.tls\.key: \(default\) is missing: a client certificate needs both/m);
+  has(site('  etcd: { endpoints: ["http://a:2379"], tls: { ca: /ca.pem } }'), /^cluster\.etcd\.endpoints\[0\].*plain http while tls: is set/m);
+  has(site('  etcd: { endpoints: ["http://a:2379"], username: lanha }'), /^cluster\.etcd\.passwordFile: \(default\) is missing: etcd authentication needs both/m);
+  has(site('  etcd: { endpoints: ["http://a:2379"], password: x }'), /^cluster\.etcd\.password: unknown key/m);
+  has(site('  etcd: { endpoints: ["http://a:2379"] }', ', { name: w, address: 10.20.0.9, role: witness }'), /^cluster\.members\[2\]\.role.*with backend etcd the etcd members vote/m);
+  t.same(problems(site('  etcd: { endpoints: ["http://a:2379"] }\n  electionTimeout: 100ms') + 'vip: { address: 10.20.0.1/24, interface: eth0 }\n'), [], 'Raft timers are not checked against the VIP on etcd');
+});

@@ -50,7 +50,7 @@ export const lanhaConfig = composed.superRefine((c, ctx) => {
   if (c.cluster && !c.cluster.members.some((m) => m.name === c.node.name)) {
     ctx.addIssue({ code: 'custom', path: ['node', 'name'], message: `is not among cluster.members (${c.cluster.members.map((m) => m.name).join(', ')})` });
   }
-  if (c.cluster && c.vip) {
+  if (c.cluster && c.vip && c.cluster.backend === 'raft') {
     for (const p of vipTimingProblems(c.cluster.electionTimeout, c.cluster.heartbeat)) ctx.addIssue({ code: 'custom', path: p.path, message: p.message });
   }
   if (c.node.role === 'witness') {
@@ -101,7 +101,7 @@ function checkSockets(c: z.output<typeof composed>, ctx: z.RefinementCtx): void 
       bindings.push({ proto: 'tcp', address, port: c.boot.http.port, path: ['boot', 'http', 'port'], key: 'boot.http.port' });
     }
   }
-  c.cluster?.members.forEach((m, i) => {
+  if (c.cluster?.backend === 'raft') c.cluster.members.forEach((m, i) => {
     if (m.name === c.node.name) bindings.push({ proto: 'tcp', address: m.address, port: m.port, path: ['cluster', 'members', i, 'port'], key: `cluster.members[${i}].port` });
   });
   const reported = new Set<string>();

@@ -1,0 +1,122 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from './ports.js';
+import { which } from './netns.js';
+
+// A real etcd cluster for tests: `etcd` (Debian etcd-server) members on loopback with ports the
+// kernel picked, data dirs in one tmp dir, fast timers (50 ms heartbeat, 500 ms election: leases
+// of 1 s are allowed). Members can be killed (-9) and restarted by index; stop() ends only the
+// processes it started, by PID, and removes the tmp dir.
+
+export const ETCD_BINARY = 'etcd';
+
+export interface EtcdMember {
+  name: string;
+  clientUrl: string;
+  peerUrl: string;
+  dataDir: string;
+  child: ChildProcess | null;
+  log: string;
+}
+
+export interface EtcdCluster {
+  readonly members: EtcdMember[];
+  readonly endpoints: string[];
+  readonly dir: string;
+  kill(index: number, signal?: NodeJS.Signals): Promise<void>;
+  restart(index: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export function etcdAvailable(): boolean {
+  return which('etcd');
+}
+
+async function waitHealthy(url: string, child: ChildProcess, ms: number): Promise<void> {
+  const deadline = performance.now() + ms;
+  while (performance.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`etcd at ${url} exited (${child.exitCode ?? child.signalCode})`);
+    try {
+      const r = await fetch(`${url}/health`, { signal: AbortSignal.timeout(1000) });
+      const body = (await r.json()) as { health?: string };
+      if (body.health === 'true') return;
+    } catch { /* not up yet */ }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`etcd at ${url} not healthy within ${ms} ms`);
+}
+
+function launch(m: EtcdMember, initialCluster: string, state: 'new' | 'existing'): ChildProcess {
+  const args = [
+    '--name', m.name, '--data-dir', m.dataDir,
+    '--listen-client-urls', m.clientUrl, '--advertise-client-urls', m.clientUrl,
+    '--listen-peer-urls', m.peerUrl, '--initial-advertise-peer-urls', m.peerUrl,
+    '--initial-cluster', initialCluster, '--initial-cluster-state', state, '--initial-cluster-token', 'lanha-test',
+    '--heartbeat-interval', '50', '--election-timeout', '500', '--log-level', 'warn', '--logger', 'zap',
+  ];
+  const child = spawn(ETCD_BINARY, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const keep = (d: Buffer): void => { m.log = (m.log + d.toString()).slice(-20_000); };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  return child;
+}
+
+/** Starts `size` members and waits until every one reports healthy. */
+export async function startEtcdCluster(size = 3): Promise<EtcdCluster> {
+  const dir = mkdtempSync(join(tmpdir(), 'lanha-etcd-'));
+  const members: EtcdMember[] = [];
+  for (let i = 0; i < size; i++) {
+    members.push({ name: `e${i}`, clientUrl: `http://127.0.0.1:${await freePort()}`, peerUrl: `http://127.0.0.1:${await freePort()}`, dataDir: join(dir, `e${i}`), child: null, log: '' });
+  }
+  const initialCluster = members.map((m) => `${m.name}=${m.peerUrl}`).join(',');
+  const stopOne = async (m: EtcdMember, signal: NodeJS.Signals): Promise<void> => {
+    const child = m.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) { m.child = null; return; }
+    await new Promise<void>((resolve) => {
+      child.once('exit', () => resolve());
+      child.kill(signal);
+    });
+    m.child = null;
+  };
+  const cluster: EtcdCluster = {
+    members,
+    endpoints: members.map((m) => m.clientUrl),
+    dir,
+    kill: (i, signal = 'SIGKILL') => stopOne(members[i]!, signal),
+    restart: async (i) => {
+      const m = members[i]!;
+      await stopOne(m, 'SIGKILL');
+      m.child = launch(m, initialCluster, 'existing');
+      await waitHealthy(m.clientUrl, m.child, 15_000);
+    },
+    stop: async () => {
+      for (const m of members) await stopOne(m, 'SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  try {
+    for (const m of members) m.child = launch(m, initialCluster, 'new');
+    for (const m of members) await waitHealthy(m.clientUrl, m.child!, 20_000);
+  } catch (error) {
+    const logs = members.map((m) => `--- ${m.name}\n${m.log.slice(-2000)}`).join('\n');
+    await cluster.stop();
+    throw new Error(`${error instanceof Error ? error.message : String(error)}\n${logs}`);
+  }
+  return cluster;
+}
+
+/** The index of the member that is etcd's leader now (asks each member's status). */
+export async function etcdLeaderIndex(cluster: EtcdCluster): Promise<number> {
+  for (let i = 0; i < cluster.members.length; i++) {
+    const m = cluster.members[i]!;
+    if (!m.child) continue;
+    try {
+      const r = await fetch(`${m.clientUrl}/v3/maintenance/status`, { method: 'POST', body: '{}', signal: AbortSignal.timeout(1000) });
+      const s = (await r.json()) as { leader?: string; header?: { member_id?: string } };
+      if (s.leader !== undefined && s.leader === s.header?.member_id) return i;
+    } catch { /* down */ }
+  }
+  return -1;
+}

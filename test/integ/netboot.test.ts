@@ -7,14 +7,12 @@
 // synced tree on the console -> power off. Then the node's boot timeline in lanha; a second boot of
 // a new generation with one file changed moves only that file; and a script image with a broken
 // data CRC makes U-Boot print "Bad data crc". Fixtures come from Debian (test/support/netboot-fixtures.ts).
-// Parts of issue 11 that this build lacks (boot rendering, deploy gate, inventory) fall back to a
-// mkimage-made script, a plain rsync and `lanctl nodes --mac`, and the test says so.
 import t from 'tap';
 import { writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { requireLab, withLab } from '../support/netns.js';
 import { MARKER_FILE, netbootFixtures, netbootFixturesUnavailable } from '../support/netboot-fixtures.js';
-import { NODE_MAC, NODE_IP, NODE_NAME, NetbootLab, breakDataCrc, lanhaFleetFeatures, mkimageScript, netbootUnavailable } from '../support/netboot.js';
+import { NODE_MAC, NODE_IP, NODE_NAME, NetbootLab, breakDataCrc, mkimageScript, netbootUnavailable } from '../support/netboot.js';
 
 t.setTimeout(900_000);
 
@@ -31,31 +29,23 @@ t.test('an arm64 node netboots from lanha to Linux, pulls its root file system g
   }
   const fixtures = await netbootFixtures((line) => t.comment(line));
   t.comment(`fixtures: kernel ${fixtures.kernelRelease}, modules ${fixtures.modules.join(' ')}`);
-  const f = await lanhaFleetFeatures();
-  // A rendered script names the generation only for an inventory node.
-  const gate = f.gate && (f.inventory || !f.rendered);
-  const mode = { rendered: f.rendered, gate, inventory: f.inventory };
-  t.comment(`mode: boot script ${f.rendered ? 'rendered by lanha' : 'made by mkimage'}, pull ${gate ? 'through the ssh gate' : 'plain rsync'}, ${f.inventory ? 'inventory timeline' : 'lanctl nodes --mac events'}`);
 
   await withLab(async (lab) => {
-    const nl = await NetbootLab.start(lab, { fixtures, server: 'lanha', files: 300, ...mode });
+    const nl = await NetbootLab.start(lab, { fixtures, server: 'lanha', files: 300, fleet: true });
     try {
       // First boot: the whole tree (generation 1) arrives.
-      const gen1 = gate ? await nl.commitTree() : null;
-      if (gen1 !== null) t.match(gen1, /^[0-9a-f]{64}$/, 'lanctl rootfs commit made generation 1');
+      const gen1 = await nl.commitTree();
+      t.match(gen1, /^[0-9a-f]{64}$/, 'lanctl rootfs commit made generation 1');
       const first = await nl.boot();
       const log = first.console;
       t.match(log, /DHCP client bound to address 10\.97\.0\.50/, 'U-Boot got the reserved address from lanha');
       t.match(log, /## Executing script at/, 'U-Boot ran boot.scr.uimg');
-      if (f.rendered) t.match(log, new RegExp(`lanha: booting ${NODE_NAME} with profile arm64-netboot`), 'the script is the one lanha rendered for this node');
-      else t.match(log, /lanha-netboot: kernel and initramfs from 10\.97\.0\.1/, 'the script is the one lanha served');
+      t.match(log, new RegExp(`lanha: booting ${NODE_NAME} with profile arm64-netboot`), 'the script is the one lanha rendered for this node');
       t.match(log, /Starting kernel/, 'booti started the kernel');
       t.match(log, /NETBOOT dhcp ip=10\.97\.0\.50\/24 server=10\.97\.0\.1/, 'Linux got the same address over DHCP');
       t.equal(first.syncExit, 0, 'rsync over ssh exited 0');
-      if (gate) {
-        t.equal(first.verdict, 'ok', 'the node verified the tree against the generation\'s checklist');
-        t.equal(first.reportExit, 0, 'lanha recorded the node\'s report');
-      }
+      t.equal(first.verdict, 'ok', 'the node verified the tree against the generation\'s checklist');
+      t.equal(first.reportExit, 0, 'lanha recorded the node\'s report');
       t.equal(first.filesTransferred, 301, 'the first sync moved every file of the tree');
       t.equal(first.marker, readFileSync(join(nl.tree, MARKER_FILE), 'utf8').trim(), 'the marker read from the synced tree is the server\'s');
       t.equal(first.exitCode, 0, 'the node powered off (qemu exited 0)');
@@ -69,29 +59,25 @@ t.test('an arm64 node netboots from lanha to Linux, pulls its root file system g
       t.ok(files.some((x) => x.startsWith('boot.scr.uimg')), `boot events list boot.scr.uimg (${files.join(', ')})`);
       t.ok(files.some((x) => x.startsWith('netboot/Image')), 'boot events list the kernel');
       t.ok(files.some((x) => x.startsWith('netboot/initrd.img')), 'boot events list the initramfs');
-      if (gen1 !== null) {
-        t.ok(node.events.some((e) => e.event === 'rsync' && /exit=0\b/.test(e.detail ?? '') && e.detail!.includes(`gen=${gen1.slice(0, 12)}`)), 'boot events list the rsync of generation 1 with exit 0');
-        t.ok(node.events.some((e) => e.event === 'verified' && e.detail!.includes(gen1.slice(0, 12))), 'boot events list generation 1 verified');
-      }
-      if (f.inventory) {
-        const tl = await nl.lanctl(['nodes', 'show', NODE_NAME, '--timeline', '--json']);
-        t.equal(tl.code, 0, `lanctl nodes show --timeline exits 0 ${tl.stderr}`);
-        const steps = (JSON.parse(tl.stdout) as { timeline: TimelineStepJson[] }).timeline;
-        t.comment(`timeline: ${steps.map((s) => `${s.step} [${s.detail ?? ''}] +${s.deltaMs ?? 0}ms`).join(' -> ')}`);
-        const order = ['firmware DHCP', 'file (TFTP)', 'OS DHCP', ...(gate ? ['rsync', 'generation verified'] : [])];
-        const seen = steps.map((s) => s.step).filter((s, i, all) => order.includes(s) && all.indexOf(s) === i);
-        t.same(seen, order, `the timeline runs ${order.join(' -> ')}`);
-        t.match(steps.find((s) => s.step === 'firmware DHCP')?.detail ?? '', /vendor U-Boot\.armv8.*arch 22/, 'firmware DHCP names the vendor class and arch');
-        t.match(steps.find((s) => s.step === 'file (TFTP)')?.detail ?? '', /\d+ ?(bytes|B)\b.*\d+ ?ms/, 'each file step carries bytes and ms');
-        if (gate) t.match(steps.find((s) => s.step === 'rsync')?.detail ?? '', /bytes=\d+ exit=0/, 'the rsync step carries bytes and the exit code');
-      }
+      t.ok(node.events.some((e) => e.event === 'rsync' && /exit=0\b/.test(e.detail ?? '') && e.detail!.includes(`gen=${gen1.slice(0, 12)}`)), 'boot events list the rsync of generation 1 with exit 0');
+      t.ok(node.events.some((e) => e.event === 'verified' && e.detail!.includes(gen1.slice(0, 12))), 'boot events list generation 1 verified');
+      const tl = await nl.lanctl(['nodes', 'show', NODE_NAME, '--timeline', '--json']);
+      t.equal(tl.code, 0, `lanctl nodes show --timeline exits 0 ${tl.stderr}`);
+      const steps = (JSON.parse(tl.stdout) as { timeline: TimelineStepJson[] }).timeline;
+      t.comment(`timeline: ${steps.map((s) => `${s.step} [${s.detail ?? ''}] +${s.deltaMs ?? 0}ms`).join(' -> ')}`);
+      const order = ['firmware DHCP', 'file (TFTP)', 'OS DHCP', 'rsync', 'generation verified'];
+      const seen = steps.map((s) => s.step).filter((s, i, all) => order.includes(s) && all.indexOf(s) === i);
+      t.same(seen, order, `the timeline runs ${order.join(' -> ')}`);
+      t.match(steps.find((s) => s.step === 'firmware DHCP')?.detail ?? '', /vendor U-Boot\.armv8.*arch 22/, 'firmware DHCP names the vendor class and arch');
+      t.match(steps.find((s) => s.step === 'file (TFTP)')?.detail ?? '', /\d+ ?(bytes|B)\b.*\d+ ?ms/, 'each file step carries bytes and ms');
+      t.match(steps.find((s) => s.step === 'rsync')?.detail ?? '', /bytes=\d+ exit=0/, 'the rsync step carries bytes and the exit code');
 
       // Second boot, one file changed (a new generation); first a broken script image at the prompt.
       await mkimageScript('echo this script must never run\n', join(nl.dir, 'good.scr.uimg'));
       writeFileSync(join(nl.tftpRoot, 'bad.scr.uimg'), breakDataCrc(readFileSync(join(nl.dir, 'good.scr.uimg'))), { mode: 0o644 });
       nl.changeMarker('gen-2');
-      const gen2 = gate ? await nl.commitTree() : null;
-      if (gen2 !== null) t.not(gen2, gen1, 'the changed tree is a new generation');
+      const gen2 = await nl.commitTree();
+      t.not(gen2, gen1, 'the changed tree is a new generation');
       const second = await nl.boot({ before: [
         // A static address: one more DHCP exchange would count against lanha's per-MAC rate limit.
         'setenv ipaddr 10.97.0.51; setenv netmask 255.255.255.0; setenv serverip 10.97.0.1; tftpboot ${scriptaddr} bad.scr.uimg; source ${scriptaddr}',
@@ -99,7 +85,7 @@ t.test('an arm64 node netboots from lanha to Linux, pulls its root file system g
       t.match(second.beforeOutput[0] ?? '', /Bad data crc/, 'U-Boot refuses a script image with a broken data CRC');
       t.notMatch(second.beforeOutput[0] ?? '', /must never run/, 'and does not run it');
       t.equal(second.syncExit, 0, 'second rsync exited 0');
-      if (gate) t.equal(second.verdict, 'ok', 'generation 2 verified on the node');
+      t.equal(second.verdict, 'ok', 'generation 2 verified on the node');
       t.equal(second.filesTransferred, 1, 'the second sync moved only the changed file');
       t.equal(second.marker, 'gen-2 (changed)', 'the node printed the changed marker');
       t.ok(second.bytesReceived < first.bytesReceived / 10, `the second sync pulled far fewer bytes (${second.bytesReceived} vs ${first.bytesReceived})`);

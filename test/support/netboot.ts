@@ -28,21 +28,6 @@ export const NODE_MAC = '52:54:00:4e:42:01';
 export const NODE_IP = `${SUBNET}.50`;
 export const NODE_NAME = 'node1';
 
-export interface LanhaFleetFeatures {
-  /** services/boot: per-client boot.scr.uimg rendered from profiles. */
-  rendered: boolean;
-  /** cluster/deploy: rootfs generations and `lanctl internal ssh-gate`. */
-  gate: boolean;
-  /** cluster/inventory: config `nodes:`, `lanctl nodes show NAME --timeline`. */
-  inventory: boolean;
-}
-
-/** Which fleet parts (issue 11) this build of lanctl has, from its command list. */
-export async function lanhaFleetFeatures(): Promise<LanhaFleetFeatures> {
-  const help = (await runLanctl(['--help'])).stdout;
-  return { rendered: /^\s+boot render\b/m.test(help), gate: /^\s+internal ssh-gate\b/m.test(help), inventory: /^\s+nodes show NAME\b/m.test(help) };
-}
-
 /** Why the netboot harness cannot run here (besides root and `ip`), or null. */
 export function netbootUnavailable(): string | null {
   const u = ubootUnavailable();
@@ -52,11 +37,11 @@ export function netbootUnavailable(): string | null {
 }
 
 /**
- * The U-Boot script the board runs (as a `mkimage -T script` image): `source` names what the
- * initramfs pulls, `{ generation }` through lanha's ssh gate or `{ path }` as a plain rsync.
+ * The baseline's U-Boot script (as a `mkimage -T script` image, served from disk by either server):
+ * the initramfs rsyncs the tree at `path` without the gate.
  */
-export function bootScript(source: { generation: string } | { path: string }): string {
-  const pull = 'generation' in source ? `lanha.gen=${source.generation}` : `lanha.src=${source.path}`;
+export function bootScript(path: string): string {
+  const pull = `lanha.src=${path}`;
   return [
     'echo lanha-netboot: kernel and initramfs from ${serverip}',
     'tftpboot ${kernel_addr_r} netboot/Image',
@@ -119,7 +104,7 @@ export interface BootResult {
   markerMs: number;
   marker: string;
   syncExit: number;
-  /** The initramfs's checklist verdict ("ok" / "bad") and the report's exit code (gate mode), else null. */
+  /** The initramfs's checklist verdict ("ok" / "bad") and the report's exit code (fleet chain), else null. */
   verdict: string | null;
   reportExit: number | null;
   /** rsync --stats "Number of regular files transferred". */
@@ -136,15 +121,13 @@ export interface NetbootLabOptions {
   /** Files in the initial tree. */
   files?: number;
   /**
-   * The node pulls committed generations through `lanctl internal ssh-gate` (the forced command of
-   * its key: pull, checklist, report), as a deployed site does; else a plain rsync of the tree
-   * (what the dnsmasq baseline can serve too). lanha only.
+   * lanha's whole fleet chain, as a deployed site runs it: the board is an inventory node (config
+   * `nodes:`), lanha renders its boot.scr.uimg from a profile, and the initramfs pulls committed
+   * generations through `lanctl internal ssh-gate` (pull, checklist, report). Without it (the
+   * benchmark's like-for-like baseline, and dnsmasq): a mkimage-made script, a DHCP reservation and
+   * a plain rsync of the tree, which either server can serve.
    */
-  gate?: boolean;
-  /** lanha renders each board's boot.scr.uimg from a profile (services/boot); else a mkimage-made file. */
-  rendered?: boolean;
-  /** The board is a node of lanha's inventory (config `nodes:`), which also makes its reservation. */
-  inventory?: boolean;
+  fleet?: boolean;
   log?: (line: string) => void;
 }
 
@@ -200,7 +183,7 @@ export class NetbootLab {
     const clientKey = join(this.dir, 'node_id_ed25519');
     const clientPublic = makeKey(clientKey);
     // Through the gate the key may only pull, fetch a checklist and report (cluster/deploy/README.md).
-    const keyLine = this.#options.gate === true ? `restrict,command="${process.execPath} ${LANCTL} internal ssh-gate --config ${this.config}" ${clientPublic}` : clientPublic;
+    const keyLine = this.#options.fleet === true ? `restrict,command="${process.execPath} ${LANCTL} internal ssh-gate --config ${this.config}" ${clientPublic}` : clientPublic;
     this.sshd = await startSshd(this.#lab, this.host, join(this.dir, 'sshd'), { authorizedKeys: [keyLine] });
     placeFile(fixtures.kernel, join(this.tftpRoot, 'netboot', 'Image'));
     const initrd = netbootInitrd(fixtures, [
@@ -209,7 +192,7 @@ export class NetbootLab {
       { path: 'etc/netboot/known_hosts', data: `${SERVER_IP} ${this.sshd.hostKey.split(' ').slice(0, 2).join(' ')}\n`, mode: 0o644 },
     ]);
     writeFileSync(join(this.tftpRoot, 'netboot', 'initrd.img'), initrd, { mode: 0o644 });
-    if (this.#options.gate !== true && this.#options.rendered !== true) await mkimageScript(bootScript({ path: this.tree }), join(this.tftpRoot, 'boot.scr.uimg'));
+    if (this.#options.fleet !== true) await mkimageScript(bootScript(this.tree), join(this.tftpRoot, 'boot.scr.uimg'));
 
     await this.resetDisk();
 
@@ -222,32 +205,28 @@ export class NetbootLab {
     else await this.#startDnsmasq();
   }
 
-  /** The `profiles:`, `boot:` and `nodes:` blocks (rendered / inventory modes). */
+  /** The `profiles:`, `boot:`, `nodes:` and `deploy:` blocks of the fleet chain. */
   #fleetYaml(): string {
-    const o = this.#options;
-    const pull = o.gate === true ? 'lanha.gen={{generation}}' : `lanha.src=${this.tree}`;
-    const profiles = o.rendered !== true ? '' : `profiles:
+    if (this.#options.fleet !== true) return '';
+    return `profiles:
   arm64-netboot:
     arch: arm64
     kernel: netboot/Image
     initrd: netboot/initrd.img
-    bootargs: "console=ttyAMA0 panic=1 loglevel=4 lanha.server={{server}} lanha.user=root ${pull} lanha.disk=/dev/vda"
+    bootargs: "console=ttyAMA0 panic=1 loglevel=4 lanha.server={{server}} lanha.user=root lanha.gen={{generation}} lanha.disk=/dev/vda"
 boot:
   defaultProfile: arm64-netboot
-`;
-    const nodes = o.inventory !== true ? '' : `nodes:
+nodes:
   - { name: ${NODE_NAME}, mac: "${NODE_MAC}", ip: ${NODE_IP}, profile: arm64-netboot }
-`;
-    const deploy = o.gate !== true ? '' : `deploy:
+deploy:
   targets:
     - { name: ${NODE_NAME}, host: ${NODE_IP} }
 `;
-    return profiles + nodes + deploy;
   }
 
   async #startLanha(): Promise<void> {
     const config = this.config;
-    const reservation = this.#options.inventory === true ? '' : `      reservations:
+    const reservation = this.#options.fleet === true ? '' : `      reservations:
         - { mac: "${NODE_MAC}", ip: ${NODE_IP}, hostname: ${NODE_NAME} }
 `;
     writeFileSync(config, `node:
@@ -309,16 +288,11 @@ ${this.#fleetYaml()}`);
     await exec('mkfs.ext4', ['-q', '-F', '-L', 'lanha-node', '-E', 'lazy_itable_init=0,lazy_journal_init=0', this.disk]);
   }
 
-  /**
-   * `lanctl rootfs commit` of the tree (gate mode): returns the generation id and points the
-   * served boot script at it.
-   */
+  /** `lanctl rootfs commit` of the tree (fleet chain): returns the generation id, which the rendered script names. */
   async commitTree(): Promise<string> {
     const r = await this.lanctl(['rootfs', 'commit', this.tree, '--json']);
     if (r.code !== 0) throw new Error(`lanctl rootfs commit failed (${r.code}): ${r.stderr}${r.stdout}`);
-    const generation = (JSON.parse(r.stdout) as { generation: string }).generation;
-    if (this.#options.rendered !== true) await mkimageScript(bootScript({ generation }), join(this.tftpRoot, 'boot.scr.uimg'));
-    return generation;
+    return (JSON.parse(r.stdout) as { generation: string }).generation;
   }
 
   /** Replaces one file of the tree (a new size and content), as an operator's change would. */

@@ -6,9 +6,8 @@ import { execFile, spawnSync } from 'node:child_process';
 import { callDaemon } from '../lib/control-client.js';
 import { errorMessage } from '../lib/errors.js';
 import { parseIpv4, reverseName } from '../lib/ipv4.js';
-import { Lab, type LabHost } from '../test/support/netns.js';
-import { serveDaemon, type ServedDaemon } from '../test/support/daemon.js';
-import { LANCTL } from '../test/support/paths.js';
+import { Lab, which, type LabHost } from '../lib/netns.js';
+import { LANCTL_JS as LANCTL, serveDaemon, type ServedDaemon } from '../lib/serve-daemon.js';
 import { dhcpProbe } from '../services/dhcp/probe.js';
 import { dnsQuery, ntpQuery, tftpGet } from './demo-probes.js';
 import { DEMO_EXIT, StepPrinter, type DemoOptions } from './demo.js';
@@ -29,10 +28,6 @@ const ROOT_ADDRESS = `${NET}.254`;
 const PACKAGES: ReadonlyArray<readonly [string, string]> = [['ip', 'iproute2'], ['dhclient', 'isc-dhcp-client'], ['dig', 'bind9-dnsutils']];
 
 interface Member { name: string; role: 'server' | 'witness'; host: LabHost; config: string; socket: string; daemon?: ServedDaemon }
-
-function which(tool: string): boolean {
-  return ['/usr/sbin', '/usr/bin', '/sbin', '/bin', ...(process.env['PATH'] ?? '').split(':')].some((d) => d !== '' && existsSync(join(d, tool)));
-}
 
 function sh(command: string, args: string[], timeoutMs = 10_000): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {

@@ -10,6 +10,7 @@ import { errorMessage } from '../lib/errors.js';
 import { parseIpv4, reverseName } from '../lib/ipv4.js';
 import { dhcpProbe } from '../services/dhcp/probe.js';
 import { startDaemon, type Daemon } from './daemon.js';
+import { which } from '../lib/netns.js';
 import { dnsQuery, ntpQuery, tftpGet } from './demo-probes.js';
 import type { CliIo } from './cli.js';
 
@@ -30,10 +31,6 @@ export interface DemoStep { step: string; ok: boolean; ms: number; detail: strin
 export const DEMO_EXIT = { ok: 0, checkFailed: 1, prerequisites: 2, interrupted: 130 } as const;
 
 class CheckFailed extends Error {}
-
-function which(tool: string): boolean {
-  return (process.env['PATH'] ?? '/usr/bin:/bin').split(':').some((d) => d !== '' && existsSync(join(d, tool)));
-}
 
 /** Prints "[n] what ... ok detail (ms)" as each step runs; keeps the list for --json. */
 export class StepPrinter {

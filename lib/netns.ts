@@ -1,0 +1,209 @@
+import { spawn, execFile, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { promisify } from 'node:util';
+
+const execFileAsync = promisify(execFile);
+
+// A network-namespace lab (integration tests and `lanctl demo`): one "switch" namespace holding a
+// bridge, and hosts (namespaces) joined to it by veth pairs. Every name starts with `lh` and a random suffix, every
+// host gets its own /etc/netns/<ns>/resolv.conf (DHCP client hooks write /etc/resolv.conf, and a
+// namespace does not isolate files), and destroy() kills only the processes the lab started, by
+// PID, then deletes the namespaces. Traffic stays inside these namespaces.
+
+export interface ExecResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface LabHost {
+  readonly ns: string;
+  /** The host's interface inside its namespace. */
+  readonly ifname: string;
+  readonly address: string | null;
+  exec(command: string, args?: readonly string[], options?: { timeoutMs?: number; input?: string }): Promise<ExecResult>;
+  spawn(command: string, args?: readonly string[], options?: SpawnOptions): ChildProcess;
+}
+
+export function isRoot(): boolean {
+  return typeof process.getuid === 'function' && process.getuid() === 0;
+}
+
+export function which(tool: string): boolean {
+  const dirs = (process.env['PATH'] ?? '').split(':').concat(['/usr/sbin', '/sbin', '/usr/bin', '/bin']);
+  return dirs.some((d) => d !== '' && existsSync(`${d}/${tool}`));
+}
+
+async function run(command: string, args: readonly string[], timeoutMs = 20_000): Promise<ExecResult> {
+  try {
+    const { stdout, stderr } = await execFileAsync(command, [...args], { timeout: timeoutMs, maxBuffer: 64 << 20 });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code?: number | string; stdout?: string; stderr?: string; killed?: boolean; signal?: string };
+    return { code: typeof e.code === 'number' ? e.code : 1, stdout: e.stdout ?? '', stderr: (e.stderr ?? '') + (e.killed ? `\n(timed out after ${timeoutMs} ms)` : '') };
+  }
+}
+
+async function must(command: string, args: readonly string[]): Promise<void> {
+  const r = await run(command, args);
+  if (r.code !== 0) throw new Error(`${command} ${args.join(' ')} failed (${r.code}): ${r.stderr.trim()}`);
+}
+
+function resolvConfHash(): string {
+  try {
+    return createHash('sha256').update(readFileSync('/etc/resolv.conf')).digest('hex');
+  } catch {
+    return 'absent';
+  }
+}
+
+export class Lab {
+  readonly id: string;
+  /** Every namespace, veth and bridge name starts with this ("lh" for tests, "lhd" for lanctl demo). */
+  readonly prefix: string;
+  readonly switchNs: string;
+  readonly bridge: string;
+  readonly hosts: LabHost[] = [];
+  #namespaces: string[] = [];
+  #children = new Set<ChildProcess>();
+  #hostCount = 0;
+  #resolvHash: string;
+  #destroyed = false;
+
+  private constructor(id: string, prefix: string) {
+    this.id = id;
+    this.prefix = prefix;
+    this.switchNs = `${prefix}${id}-sw`;
+    this.bridge = `${prefix}${id}br`;
+    this.#resolvHash = resolvConfHash();
+  }
+
+  static async create(prefix = 'lh'): Promise<Lab> {
+    const lab = new Lab(randomBytes(2).toString('hex'), prefix);
+    try {
+      await lab.#addNamespace(lab.switchNs);
+      await must('ip', ['-n', lab.switchNs, 'link', 'add', lab.bridge, 'type', 'bridge']);
+      await must('ip', ['-n', lab.switchNs, 'link', 'set', lab.bridge, 'up']);
+    } catch (error) {
+      await lab.destroy();
+      throw error;
+    }
+    return lab;
+  }
+
+  /** Adds a host namespace joined to the bridge; `address` like "10.99.0.1/24" or null (a DHCP client). */
+  async addHost(role: string, address: string | null, extraAddresses: readonly string[] = []): Promise<LabHost> {
+    const index = this.#hostCount++;
+    const ns = `${this.prefix}${this.id}-${role}`.slice(0, 30);
+    const inner = `${this.prefix}${this.id}v${index}a`;
+    const outer = `${this.prefix}${this.id}v${index}b`;
+    await this.#addNamespace(ns);
+    await must('ip', ['link', 'add', inner, 'netns', ns, 'type', 'veth', 'peer', 'name', outer, 'netns', this.switchNs]);
+    await must('ip', ['-n', this.switchNs, 'link', 'set', outer, 'master', this.bridge]);
+    await must('ip', ['-n', this.switchNs, 'link', 'set', outer, 'up']);
+    await must('ip', ['-n', ns, 'link', 'set', inner, 'up']);
+    for (const a of [address, ...extraAddresses]) if (a !== null) await must('ip', ['-n', ns, 'addr', 'add', a, 'dev', inner]);
+    const host = this.#host(ns, inner, address === null ? null : address.split('/')[0]!);
+    this.hosts.push(host);
+    return host;
+  }
+
+  /**
+   * Joins the machine's own (root) namespace to the bridge with `address` (like "10.77.0.254/24"),
+   * so a browser on the machine reaches the lab. The pair goes away with the switch namespace.
+   */
+  async addRootLink(address: string): Promise<string> {
+    const inner = `${this.prefix}${this.id}h`;
+    const outer = `${this.prefix}${this.id}hb`;
+    await must('ip', ['link', 'add', inner, 'type', 'veth', 'peer', 'name', outer, 'netns', this.switchNs]);
+    await must('ip', ['-n', this.switchNs, 'link', 'set', outer, 'master', this.bridge]);
+    await must('ip', ['-n', this.switchNs, 'link', 'set', outer, 'up']);
+    await must('ip', ['addr', 'add', address, 'dev', inner]);
+    await must('ip', ['link', 'set', inner, 'up']);
+    return inner;
+  }
+
+  /** Runs a command in the switch namespace (tc netem on a host's bridge port, and the like). */
+  async execSwitch(command: string, args: readonly string[]): Promise<ExecResult> {
+    return run('ip', ['netns', 'exec', this.switchNs, command, ...args]);
+  }
+
+  /** The bridge-side interface of host number `index` (for tc/netem). */
+  bridgePort(index: number): string {
+    return `${this.prefix}${this.id}v${index}b`;
+  }
+
+  /** True when the host's /etc/resolv.conf is what it was when the lab was made. */
+  resolvConfUnchanged(): boolean {
+    return resolvConfHash() === this.#resolvHash;
+  }
+
+  track(child: ChildProcess): ChildProcess {
+    this.#children.add(child);
+    child.once('exit', () => this.#children.delete(child));
+    return child;
+  }
+
+  async destroy(): Promise<void> {
+    if (this.#destroyed) return;
+    this.#destroyed = true;
+    await Promise.all([...this.#children].map((child) => stopChild(child)));
+    for (const ns of [...this.#namespaces].reverse()) {
+      await run('ip', ['netns', 'del', ns]);
+      rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
+    }
+    this.#namespaces = [];
+  }
+
+  async #addNamespace(ns: string): Promise<void> {
+    await must('ip', ['netns', 'add', ns]);
+    this.#namespaces.push(ns);
+    mkdirSync(`/etc/netns/${ns}`, { recursive: true });
+    writeFileSync(`/etc/netns/${ns}/resolv.conf`, '# lanha test lab: this namespace has its own resolver file\nnameserver 127.0.0.1\n');
+    await must('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+  }
+
+  #host(ns: string, ifname: string, address: string | null): LabHost {
+    return {
+      ns,
+      ifname,
+      address,
+      exec: (command, args = [], options = {}) => {
+        if (options.input !== undefined) {
+          return new Promise((resolve) => {
+            const child = this.track(spawn('ip', ['netns', 'exec', ns, command, ...args], { stdio: ['pipe', 'pipe', 'pipe'] }));
+            let stdout = '', stderr = '';
+            child.stdout!.on('data', (d: Buffer) => { stdout += d.toString(); });
+            child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+            const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 20_000);
+            child.on('close', (code) => { clearTimeout(timer); resolve({ code: code ?? 1, stdout, stderr }); });
+            child.stdin!.end(options.input);
+          });
+        }
+        return run('ip', ['netns', 'exec', ns, command, ...args], options.timeoutMs ?? 20_000);
+      },
+      spawn: (command, args = [], options = {}) => this.track(spawn('ip', ['netns', 'exec', ns, command, ...args], { stdio: 'pipe', ...options })),
+    };
+  }
+}
+
+/** SIGTERM, then SIGKILL after a second; resolves when the process is gone. */
+export async function stopChild(child: ChildProcess, graceMs = 1000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    child.once('exit', () => { clearTimeout(timer); resolve(); });
+    child.kill('SIGTERM');
+  });
+}
+
+/** Creates a lab, runs `body`, and always destroys the lab, failures included. */
+export async function withLab<T>(body: (lab: Lab) => Promise<T>): Promise<T> {
+  const lab = await Lab.create();
+  try {
+    return await body(lab);
+  } finally {
+    await lab.destroy();
+  }
+}

@@ -63,13 +63,19 @@ export type CommandType = Command['type'];
 export interface StampedCommand {
   /** Log time stamped by the leader, ms since the epoch. */
   at: number;
+  /**
+   * The member that proposed the entry (the leader of its term): for a lease grant, the node that
+   * sent the ACK once it committed. Absent in entries written before it was recorded.
+   */
+  by?: string;
   command: Command;
 }
 
 const VERSION = 1;
 
 export function encodeCommand(stamped: StampedCommand): Uint8Array {
-  return new TextEncoder().encode(JSON.stringify({ v: VERSION, at: stamped.at, c: stamped.command }));
+  // `by` is an optional envelope field: a replica that predates it ignores it (it reads v, at, c).
+  return new TextEncoder().encode(JSON.stringify({ v: VERSION, at: stamped.at, ...(stamped.by === undefined ? {} : { by: stamped.by }), c: stamped.command }));
 }
 
 export type DecodeCommandResult = { ok: true; value: StampedCommand } | { ok: false; error: string };
@@ -89,11 +95,12 @@ export function decodeCommand(bytes: Uint8Array): DecodeCommandResult {
     return { ok: false, error: 'entry is not UTF-8 JSON' };
   }
   if (raw === null || typeof raw !== 'object') return { ok: false, error: 'entry is not an object' };
-  const o = raw as { v?: unknown; at?: unknown; c?: unknown };
+  const o = raw as { v?: unknown; at?: unknown; by?: unknown; c?: unknown };
   if (o.v !== VERSION) return { ok: false, error: `unknown command version ${JSON.stringify(o.v)}` };
   if (typeof o.at !== 'number' || !Number.isFinite(o.at)) return { ok: false, error: 'entry has no log time' };
   if (o.c === null || typeof o.c !== 'object' || !COMMAND_TYPES.has(String((o.c as { type?: unknown }).type))) {
     return { ok: false, error: 'entry has an unknown command type' };
   }
-  return { ok: true, value: { at: o.at, command: o.c as Command } };
+  const by = typeof o.by === 'string' && o.by.length > 0 && o.by.length <= 63 ? o.by : undefined;
+  return { ok: true, value: { at: o.at, ...(by === undefined ? {} : { by }), command: o.c as Command } };
 }

@@ -3,7 +3,7 @@
 // indexes and snapshots, at the same entry on every replica (a restored one included).
 import t from 'tap';
 import { Fsm, LEASE_HISTORY_MS } from './fsm.js';
-import type { Command } from './commands.js';
+import { decodeCommand, encodeCommand, type Command } from './commands.js';
 
 const HOUR = 3_600_000;
 const T0 = Date.UTC(2026, 0, 5, 10, 15); // mid-hour, so "a new hour" is a real boundary
@@ -102,4 +102,21 @@ t.test('an address taken over by another client leaves no stale client-id index 
   t.equal(fsm.leaseByClientId('01aa0000000030'), undefined, "the old client's id no longer finds the new client's lease");
   t.equal(fsm.leaseByMac('aa:00:00:00:00:30'), undefined, 'nor does its MAC');
   t.equal(fsm.leaseByClientId('01aa0000000031')?.mac, 'aa:00:00:00:00:31');
+});
+
+t.test('the proposer rides in the entry envelope: old entries without it still decode, a bad one is ignored', async (t) => {
+  const grant = { type: 'lease.grant' as const, ip: 0x0a000005, mac: '02:00:00:00:00:05', subnet: '10.0.0.0/8', leaseMs: 60_000 };
+  const round = decodeCommand(encodeCommand({ at: 7, by: 'lan-a', command: grant }));
+  t.same(round, { ok: true, value: { at: 7, by: 'lan-a', command: grant } });
+  const old = decodeCommand(new TextEncoder().encode(JSON.stringify({ v: 1, at: 7, c: grant })));
+  t.same(old, { ok: true, value: { at: 7, command: grant } }, 'an entry written before `by` existed');
+  for (const by of [5, '', 'x'.repeat(64), null]) {
+    const r = decodeCommand(new TextEncoder().encode(JSON.stringify({ v: 1, at: 7, by, c: grant })));
+    t.ok(r.ok && r.value.by === undefined, `by ${JSON.stringify(by)} is dropped, the entry still applies`);
+  }
+  const fsm = new Fsm();
+  fsm.apply(1, { at: 7, by: 'lan-b', command: grant });
+  fsm.apply(2, { at: 8, command: { ...grant, ip: 0x0a000006, mac: '02:00:00:00:00:06' } });
+  t.equal(fsm.lease(0x0a000005)?.ackedBy, 'lan-b');
+  t.equal(fsm.lease(0x0a000006)?.ackedBy, undefined, 'unknown when the entry does not say');
 });

@@ -24,6 +24,8 @@ export interface Lease {
   changedAt: number;
   /** The log index of the grant or last renewal (absent in snapshots written before it was kept). */
   index?: number;
+  /** The member that proposed that grant: the leader that sent the ACK (absent before it was recorded). */
+  ackedBy?: string;
 }
 
 export interface DnsRecord {
@@ -42,6 +44,8 @@ export interface BootEvent {
 export interface AppliedEntry {
   index: number;
   at: number;
+  /** The member that proposed it, when the entry records it. */
+  by?: string;
   command: Command;
 }
 
@@ -123,15 +127,15 @@ export class Fsm {
   apply(index: number, stamped: StampedCommand): void {
     if (index <= this.#appliedIndex) return; // replay of an entry already applied
     const at = Math.max(this.#lastAt, stamped.at);
-    this.#applyCommand(stamped.command, at, index);
+    this.#applyCommand(stamped.command, at, index, stamped.by);
     if (Math.floor(at / COMPACT_EVERY_MS) > Math.floor(this.#lastAt / COMPACT_EVERY_MS)) this.#compact(at);
     this.#appliedIndex = index;
     this.#lastAt = at;
-    const entry = { index, at, command: stamped.command };
+    const entry: AppliedEntry = { index, at, ...(stamped.by === undefined ? {} : { by: stamped.by }), command: stamped.command };
     for (const listener of this.#listeners) listener(entry);
   }
 
-  #applyCommand(command: Command, at: number, index: number): void {
+  #applyCommand(command: Command, at: number, index: number, by: string | undefined): void {
     if (isInventoryCommand(command)) {
       if (this.inventory.apply(command, at)) this.#serial++; // names and addresses DNS serves
       return;
@@ -169,6 +173,7 @@ export class Fsm {
         };
         if (command.clientId !== undefined) lease.clientId = command.clientId;
         if (command.hostname !== undefined) lease.hostname = command.hostname;
+        if (by !== undefined) lease.ackedBy = by;
         this.#leases.set(command.ip, lease);
         this.#leaseByMac.set(command.mac, command.ip);
         if (command.clientId !== undefined) this.#leaseByClientId.set(command.clientId, command.ip);

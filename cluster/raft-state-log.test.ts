@@ -29,12 +29,16 @@ t.test('single node: leads at once, proposals apply, state survives a reopen (sa
   const entry = await log.propose(grant(1));
   t.equal(entry.command.type, 'lease.grant');
   t.equal(log.fsm.lease(0x0a000001)?.mac, '02:00:00:00:00:01');
+  t.equal(entry.by, 'n1', 'the entry records its proposer');
+  t.equal(log.fsm.lease(0x0a000001)?.ackedBy, 'n1', 'the lease names the node that ACKed it');
+  t.equal(log.fsm.lease(0x0a000001)?.index, entry.index);
   const hash = log.fsm.hash();
   const index = log.fsm.appliedIndex;
   await log.close();
   const again = await open(dir);
   t.ok(again.fsm.appliedIndex > index, 'replayed, plus the new term\'s empty entry');
   t.equal(again.fsm.lease(0x0a000001)?.mac, '02:00:00:00:00:01', 'the lease survived');
+  t.equal(again.fsm.lease(0x0a000001)?.ackedBy, 'n1', 'and who ACKed it, from the replayed entry');
   t.equal(again.status().term, 2, 'a restart is a new term');
   t.equal(again.fsm.hash(), hash, 'same state hash after the restart');
   await again.close();

@@ -131,7 +131,7 @@ export class RaftStateLog implements StateLog {
     if (this.host.fenced) throw new LanhaError('unavailable', `this node stopped accepting writes after a storage error: ${this.host.fenced.message}`);
     if (!this.isLeader()) throw new NotLeaderError(this.host.node.leader === this.#opts.id ? null : this.host.node.leader);
     const at = this.#logTime();
-    const result = this.host.node.propose(encodeCommand({ at, command }));
+    const result = this.host.node.propose(encodeCommand({ at, by: this.#opts.id, command }));
     if (!result.ok) throw new NotLeaderError(this.host.node.leader === this.#opts.id ? null : this.host.node.leader);
     this.host.kick();
     return new Promise<AppliedEntry>((resolve, reject) => {
@@ -220,7 +220,7 @@ export class RaftStateLog implements StateLog {
           throw new Error(`entry ${e.index} cannot be applied: ${decoded.error} (is this node older than the leader?)`);
         }
         this.fsm.apply(e.index, decoded.value);
-        applied = { index: e.index, at: Math.max(this.fsm.lastAt, decoded.value.at), command: decoded.value.command };
+        applied = { index: e.index, at: Math.max(this.fsm.lastAt, decoded.value.at), ...(decoded.value.by === undefined ? {} : { by: decoded.value.by }), command: decoded.value.command };
       } else {
         // The leader's empty entry or a membership change: nothing for the Fsm but its index.
         this.fsm.apply(e.index, { at: this.fsm.lastAt, command: { type: 'noop' } });

@@ -40,7 +40,7 @@ const NOW = 1_000_000_000_000;
 function input(): ExplainInput & { fsm: Fsm } {
   const config = parseConfig(CONFIG);
   const fsm = new Fsm();
-  fsm.apply(5, { at: NOW - 1000, command: { type: 'lease.grant', ip: parseIpv4('10.50.0.100')!, mac: '52:54:00:12:34:56', subnet: '10.50.0.0/24', leaseMs: 3_600_000, hostname: 'web', clientId: 'ff00112233' } });
+  fsm.apply(5, { at: NOW - 1000, by: 'lan-b', command: { type: 'lease.grant', ip: parseIpv4('10.50.0.100')!, mac: '52:54:00:12:34:56', subnet: '10.50.0.0/24', leaseMs: 3_600_000, hostname: 'web', clientId: 'ff00112233' } });
   fsm.apply(6, { at: NOW - 500, command: { type: 'node.boot', mac: '52:54:00:12:34:56', event: 'tftp', detail: 'ipxe.efi 1024 bytes' } });
   return {
     fsm, config,
@@ -65,6 +65,8 @@ t.test('a leased MAC: subnet, lease index, client-id flag, history, options with
   t.match(r.dhcp.subnet.why, 'node.address 10.50.0.2 is inside 10.50.0.0/24');
   t.equal(r.dhcp.lease?.ip, '10.50.0.100');
   t.equal(r.dhcp.lease?.index, 5, 'committed at log index 5');
+  t.equal(r.dhcp.lease?.ackedBy, 'lan-b', 'the leader that proposed the grant, and so sent the ACK');
+  t.match(r.dhcp.history[0]?.detail, 'log index 5, ACKed by lan-b');
   t.match(r.dhcp.reservation.notes[0], 'client-id ff00112233, which is not "01" + its MAC');
   t.same(r.dhcp.history.map((h) => h.event), ['dhcp', 'tftp']);
   const opt = (code: number): { value: string; source: string } | undefined => r.dhcp!.options.find((o) => o.code === code);

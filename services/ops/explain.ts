@@ -36,7 +36,7 @@ export interface DhcpExplain {
   decision: string;
   boot: { rules: BootRuleTrace[]; result: string };
   options: OptionTrace[];
-  lease: { ip: string; state: string; hostname: string | null; clientId: string | null; index: number | null; grantedAt: string; expiresAt: string } | null;
+  lease: { ip: string; state: string; hostname: string | null; clientId: string | null; index: number | null; ackedBy: string | null; grantedAt: string; expiresAt: string } | null;
   history: Array<{ at: string; event: string; detail: string | null }>;
 }
 
@@ -118,13 +118,13 @@ function optionsTrace(config: LanhaConfig, subnet: PoolSubnet | undefined, hostn
 function leaseFacts(l: Lease, nowMs: number): DhcpExplain['lease'] {
   return {
     ip: formatIpv4(l.ip), state: l.state === 'bound' && l.expiresAt <= nowMs ? 'expired' : l.state, hostname: l.hostname ?? null, clientId: l.clientId ?? null,
-    index: l.index ?? null, grantedAt: new Date(l.grantedAt).toISOString(), expiresAt: new Date(l.expiresAt).toISOString(),
+    index: l.index ?? null, ackedBy: l.ackedBy ?? null, grantedAt: new Date(l.grantedAt).toISOString(), expiresAt: new Date(l.expiresAt).toISOString(),
   };
 }
 
 function history(input: ExplainInput, mac: string, lease: Lease | undefined): DhcpExplain['history'] {
   const all: BootEvent[] = [...input.bootEvents(mac)];
-  if (lease) all.push({ at: lease.grantedAt, event: 'dhcp', detail: `${lease.state} ${formatIpv4(lease.ip)}${lease.index === undefined ? '' : ` (log index ${lease.index})`}` });
+  if (lease) all.push({ at: lease.grantedAt, event: 'dhcp', detail: `${lease.state} ${formatIpv4(lease.ip)}${lease.index === undefined ? '' : ` (log index ${lease.index}${lease.ackedBy === undefined ? '' : `, ACKed by ${lease.ackedBy}`})`}` });
   return all.sort((a, b) => a.at - b.at).map((e) => ({ at: new Date(e.at).toISOString(), event: e.event, detail: e.detail ?? null }));
 }
 

@@ -149,8 +149,10 @@ export const failoverCommand: CliCommand = {
       return ExitCode.ok;
     }
     io.out(`failover ${r.from} -> ${r.to}: ${r.leader} now leads\n`);
-    if (r.drainMs > 0 || r.drainLeft.length > 0) {
-      io.out(`  drain: ${r.drainMs} ms while the VIP still served${r.drainLeft.length > 0 ? `; ended with an ERROR: ${r.drainLeft.join('; ')}` : ' (every transfer finished)'}\n`);
+    const stalled = r.drainStalled ?? [];
+    if (r.drainMs > 0 || r.drainLeft.length > 0 || stalled.length > 0) {
+      io.out(`  drain: ${r.drainMs} ms while the VIP still served${r.drainLeft.length > 0 ? `; ended with an ERROR: ${r.drainLeft.join('; ')}` : ' (every live transfer finished)'}\n`);
+      if (stalled.length > 0) io.out(`  not waited for (the client stopped answering), ended with an ERROR: ${stalled.join('; ')}\n`);
     }
     io.out(r.gapMs === null
       ? `  VIP gap: unknown (${r.leader} sent no takeover report); ${r.leader} was known here ${r.leaderKnownMs} ms after the release\n`

@@ -34,6 +34,14 @@ export interface ServiceStatus {
   [detail: string]: unknown;
 }
 
+/** One piece of in-flight work (a TFTP transfer), as a planned failover sees it. */
+export interface InFlightWork {
+  /** "10.0.0.7:2071 Image for 3.2 s". */
+  line: string;
+  /** The client stopped answering: the work would only end by timing out, so nobody waits for it. */
+  stalled: boolean;
+}
+
 export interface RunningService {
   readonly name: string;
   status(): ServiceStatus;
@@ -43,8 +51,11 @@ export interface RunningService {
   /** Serve on one more address / stop serving on it: the VIP as it comes and goes (services/vip). */
   addAddress?(address: string): Promise<void>;
   removeAddress?(address: string): Promise<void>;
-  /** Work a planned failover lets finish before the VIP goes, one short line each; empty when idle (TFTP transfers). */
-  inFlight?(): string[];
+  /**
+   * Work a planned failover lets finish before the VIP goes, one short line each; empty when idle
+   * (TFTP transfers). `stalled` work (a client that stopped answering) is not waited for.
+   */
+  inFlight?(): InFlightWork[];
   /** Planned failover, before the VIP goes: end in-flight work so clients retry at once (TFTP ERROR). */
   handOver?(): Promise<void>;
   /** Boot files rendered per client (the boot service), which TFTP serves before its disk. */

@@ -31,6 +31,17 @@ export interface TransferInfo {
   windowsize: number;
   ms: number;
   retransmits: number;
+  /** Since the client last acknowledged something new. */
+  idleMs: number;
+  /** No ACK progress for two retransmit intervals: the client is likely gone (a planned failover does not wait for it). */
+  stalled: boolean;
+}
+
+/** A running transfer's silence, as the main thread learns it from a worker. */
+export interface IdleTime {
+  id: number;
+  idleMs: number;
+  stallAfterMs: number;
 }
 
 /** What the engine needs from where it runs. */
@@ -249,9 +260,11 @@ export class ActiveTransfer {
 
   info(): TransferInfo {
     const p = this.core.params;
+    const now = this.host.clock.monotonicMs();
     return {
       client: this.key, file: this.file, requested: this.requested, bytes: this.core.ackedBytes, size: p.size,
-      blksize: p.blksize, windowsize: p.windowsize, ms: Math.round(this.host.clock.monotonicMs() - this.startedMs), retransmits: this.core.retransmits,
+      blksize: p.blksize, windowsize: p.windowsize, ms: Math.round(now - this.startedMs), retransmits: this.core.retransmits,
+      idleMs: Math.round(this.core.idleMs(now)), stalled: this.core.stalled(now),
     };
   }
 }
@@ -277,6 +290,12 @@ export class TransferEngine {
 
   transfers(): TransferInfo[] {
     return [...this.#transfers.values()].map((t) => t.info());
+  }
+
+  /** Per running transfer, how long since its last ACK progress and when that counts as stalled. */
+  idleTimes(): IdleTime[] {
+    const now = this.#host.clock.monotonicMs();
+    return [...this.#transfers.values()].map((t) => ({ id: t.id, idleMs: t.core.idleMs(now), stallAfterMs: t.core.stallAfterMs }));
   }
 
   /** Forget a transfer that has ended (its host was told). */

@@ -10,11 +10,11 @@ import { Counters } from '../../lib/counters.js';
 import { parseIpv4 } from '../../lib/ipv4.js';
 import { serviceAddresses } from '../../lib/listen.js';
 import type { StateLog } from '../../cluster/state-log.js';
-import type { RunningService, ServiceContext, ServiceStatus } from '../contract.js';
+import type { InFlightWork, RunningService, ServiceContext, ServiceStatus } from '../contract.js';
 import type { TftpConfig } from './config.js';
 import { decodePacket, encodeError, ErrorCode, type RequestPacket } from './wire.js';
 import type { ClientInfo } from './paths.js';
-import { printable, TransferEngine, type ActiveTransfer, type Peer, type RenderedFile, type StartOutcome, type TransferInfo } from './engine.js';
+import { printable, TransferEngine, type ActiveTransfer, type IdleTime, type Peer, type RenderedFile, type StartOutcome, type TransferInfo } from './engine.js';
 import { bootEventDetail, type BootFileSource } from '../boot/provider.js';
 import type { FromWorker, ToWorker } from './worker.js';
 
@@ -24,6 +24,9 @@ import type { FromWorker, ToWorker } from './worker.js';
 // lines, counters and boot events are written here.
 
 export type { TransferInfo } from './engine.js';
+
+/** How often a worker reports its counters and its transfers' silence (worker.ts). */
+const WORKER_REPORT_MS = 500;
 
 export interface TftpServerOptions {
   config: TftpConfig;
@@ -83,6 +86,8 @@ export class TftpServer {
   /** In-process transfers (workers: 0). */
   #engine: TransferEngine | null = null;
   #workers: WorkerSlot[] = [];
+  /** The workers' last word on each running transfer's silence, and when it came. */
+  #idle = new Map<number, IdleTime & { at: number }>();
 
   constructor(options: TftpServerOptions) {
     this.config = options.config;
@@ -146,7 +151,13 @@ export class TftpServer {
       switch (m.type) {
         case 'outcome': this.#outcome(m.id, m.outcome); break;
         case 'ended': this.#ended(m.ended); break;
-        case 'counters': slot.counters = m.counters; slot.cache = m.cache; break;
+        case 'counters': {
+          slot.counters = m.counters;
+          slot.cache = m.cache;
+          const at = this.clock.monotonicMs();
+          for (const idle of m.idle) if (this.#active.has(idle.id)) this.#idle.set(idle.id, { ...idle, at });
+          break;
+        }
         case 'error': this.log.error({ ...m.fields, worker: index }, m.message); break;
         case 'ready': break;
       }
@@ -212,10 +223,24 @@ export class TftpServer {
 
   get activeTransfers(): number { return this.#active.size; }
 
-  /** The transfers running now, one line each ("10.0.0.7:2071 Image for 3.2 s"): what a planned failover waits for. */
-  inFlight(): string[] {
+  /**
+   * The transfers running now, one line each ("10.0.0.7:2071 Image for 3.2 s"): what a planned
+   * failover waits for, except those marked stalled (no ACK progress for two retransmit intervals).
+   */
+  inFlight(): InFlightWork[] {
     const now = this.clock.monotonicMs();
-    return [...this.#active.values()].map((p) => `${p.key} ${printable(p.requested)} for ${((now - p.startedMs) / 1000).toFixed(1)} s`);
+    const idle = new Map<number, IdleTime & { at: number }>();
+    if (this.#engine) for (const i of this.#engine.idleTimes()) idle.set(i.id, { ...i, at: now });
+    else for (const [id, i] of this.#idle) idle.set(id, i);
+    return [...this.#active.values()].map((p) => {
+      const i = idle.get(p.id);
+      // A worker reports every 500 ms: the silence grew by the time since, but never by more than
+      // one report interval (a worker starved of CPU must not make every transfer look stalled).
+      const silentMs = i === undefined ? 0 : i.idleMs + Math.min(now - i.at, WORKER_REPORT_MS);
+      const stalled = i !== undefined && silentMs >= i.stallAfterMs;
+      const line = `${p.key} ${printable(p.requested)} for ${((now - p.startedMs) / 1000).toFixed(1)} s${stalled ? ` (no ACK for ${(silentMs / 1000).toFixed(1)} s)` : ''}`;
+      return { line, stalled };
+    });
   }
 
   #onRequest(local: string, listener: dgram.Socket, msg: Buffer, rinfo: dgram.RemoteInfo): void {
@@ -309,6 +334,7 @@ export class TftpServer {
     const pending = this.#active.get(id);
     if (!pending) return undefined;
     this.#active.delete(id);
+    this.#idle.delete(id);
     this.#byKey.delete(pending.key);
     const n = (this.#perClient.get(pending.peer.address) ?? 1) - 1;
     if (n <= 0) this.#perClient.delete(pending.peer.address);

@@ -171,3 +171,22 @@ t.test('properties over random ACK / duplicate / timeout sequences', async (t) =
   ), { numRuns: 300, seed: Number(process.env['LANHA_SEED'] ?? 5) });
   t.pass('invariants held');
 });
+
+t.test('stalled: no ACK progress for two retransmit intervals (a retransmission went unanswered)', async (t) => {
+  const x = new Transfer({ ...base, size: 10 * 512 });
+  t.equal(x.stalled(0), false, 'not started: not stalled');
+  x.start(0);
+  t.equal(x.stalled(1999), false, 'first retransmit interval plus most of the next: still live');
+  t.same(blocks(x.step({ kind: 'timeout' }, 1000)), [1], 'the retransmission after one interval');
+  t.equal(x.stalled(2000), true, 'the retransmission not answered within one more interval: stalled');
+  t.equal(x.idleMs(2500), 2500);
+  x.step({ kind: 'ack', block: 1 }, 2600);
+  t.equal(x.stalled(2600), false, 'an ACK that moves forward makes it live again');
+  t.equal(x.stalled(4599), false);
+  t.equal(x.stalled(4600), true);
+  x.step({ kind: 'cancel' }, 4700);
+  t.equal(x.stalled(9000), false, 'a finished transfer is not stalled, it is over');
+  const y = new Transfer({ ...base, size: 100, timeoutMs: 300 });
+  y.start(0);
+  t.equal(y.stallAfterMs, 600, 'the interval is the transfer\'s own retransmit timeout');
+});

@@ -136,6 +136,16 @@ export class Transfer {
   /** Octets the client has acknowledged. */
   get ackedBytes(): number { return Math.min(this.params.size, (this.#base - 1) * this.params.blksize); }
   get finished(): boolean { return this.#phase === 'done' || this.#phase === 'aborted'; }
+  /** Time since the client last acknowledged something new (or since the start). */
+  idleMs(nowMs: number): number { return this.#phase === 'new' ? 0 : Math.max(0, nowMs - this.#lastProgressMs); }
+  /**
+   * Stalled: nothing acknowledged for two retransmit intervals, i.e. a retransmission sent after
+   * one interval went unanswered for one more. A client that is gone (power cut, crashed, gave up)
+   * looks like this; a live one answers a retransmission within a round trip. Such a transfer would
+   * only end on the server after timeout x retries, so a planned failover does not wait for it.
+   */
+  stalled(nowMs: number): boolean { return !this.finished && this.idleMs(nowMs) >= this.stallAfterMs; }
+  get stallAfterMs(): number { return 2 * this.params.timeoutMs; }
 
   start(nowMs: number): TransferEffect[] {
     if (this.#phase !== 'new') return [];

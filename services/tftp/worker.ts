@@ -4,7 +4,7 @@ import { Counters } from '../../lib/counters.js';
 import type { TftpConfig } from './config.js';
 import type { RequestPacket } from './wire.js';
 import type { ClientInfo } from './paths.js';
-import { TransferEngine, type Peer, type RenderedFile, type StartOutcome } from './engine.js';
+import { TransferEngine, type IdleTime, type Peer, type RenderedFile, type StartOutcome } from './engine.js';
 import type { EndedMessage } from './server.js';
 
 // A TFTP worker thread: runs the transfers the main thread hands it (engine.ts), so the ACK/DATA
@@ -18,10 +18,11 @@ export type ToWorker =
 export type FromWorker =
   | { type: 'outcome'; id: number; outcome: StartOutcome }
   | { type: 'ended'; ended: EndedMessage }
-  | { type: 'counters'; counters: Record<string, number>; cache: unknown }
+  | { type: 'counters'; counters: Record<string, number>; cache: unknown; idle: IdleTime[] }
   | { type: 'error'; fields: Record<string, unknown>; message: string }
   | { type: 'ready' };
 
+/** Also the main thread's WORKER_REPORT_MS (server.ts). */
 const COUNTERS_EVERY_MS = 500;
 
 if (parentPort !== null) {
@@ -38,7 +39,7 @@ if (parentPort !== null) {
       post({ type: 'ended', ended: { id: transfer.id, outcome, info: transfer.info() } });
     },
   });
-  const flush = (): void => post({ type: 'counters', counters: counters.toJSON(), cache: engine.cache.stats() });
+  const flush = (): void => post({ type: 'counters', counters: counters.toJSON(), cache: engine.cache.stats(), idle: engine.idleTimes() });
   const timer = setInterval(flush, COUNTERS_EVERY_MS);
   port.on('message', (m: ToWorker) => {
     switch (m.type) {

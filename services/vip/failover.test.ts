@@ -3,27 +3,19 @@
 // not caught up is refused after the wait; in-flight transfers are waited for (drain) while the VIP
 // stays, and only what is left after vip.drainTimeout is handed over (ERROR); then VIP released ->
 // leadership transferred, the VIP is resumed afterwards, and the gap is the release plus the new
-// holder's reported parts. GET /v1/failover says what a running failover waits for.
+// holder's reported parts. GET /v1/failover says what a running failover waits for. A stalled
+// transfer (client gone) is not waited for: the failover goes on as soon as the live ones finish.
 import t from 'tap';
 import { Fsm } from '../../cluster/fsm.js';
 import type { StateLog, StateLogStatus } from '../../cluster/state-log.js';
 import { parseConfig } from '../../config/index.js';
 import { silentLogger } from '../../lib/log.js';
 import { systemClock } from '../../lib/clock.js';
-import type { RunningService } from '../contract.js';
+import type { InFlightWork, RunningService } from '../contract.js';
+import { failoverTestConfig } from '../../test/support/failover-config.js';
 import { failover, failoverRoutes, type FailoverResult } from './failover.js';
 
-const CONFIG = `
-node: { name: lan-a, role: server, address: 10.20.0.2, stateDir: /tmp/x, controlSocket: /tmp/x.sock }
-cluster:
-  id: c
-  keyFile: /tmp/k
-  members:
-    - { name: lan-a, address: 10.20.0.2 }
-    - { name: lan-b, address: 10.20.0.3 }
-    - { name: witness, address: 10.20.0.9, role: witness }
-vip: { address: 10.20.0.1/24, interface: eth9, drainTimeout: 300ms }
-`;
+const CONFIG = failoverTestConfig('300ms');
 
 class ScriptedState implements StateLog {
   readonly fsm = new Fsm();
@@ -59,12 +51,15 @@ function rig() {
   const state = new ScriptedState(calls);
   const vip = { holdOff: async () => { calls.push('vip release'); }, resume: () => { calls.push('vip resume'); } };
   const transfers: string[] = [];
+  /** Transfers whose client stopped answering. */
+  const stalled: string[] = [];
   const tftp: RunningService = {
-    name: 'tftp', status: () => ({ listening: [] }), stop: async () => undefined, inFlight: () => [...transfers],
-    handOver: async () => { calls.push(`tftp hand over ${transfers.length}`); transfers.length = 0; },
+    name: 'tftp', status: () => ({ listening: [] }), stop: async () => undefined,
+    inFlight: (): InFlightWork[] => [...transfers.map((line) => ({ line, stalled: false })), ...stalled.map((line) => ({ line, stalled: true }))],
+    handOver: async () => { calls.push(`tftp hand over ${transfers.length + stalled.length}`); transfers.length = 0; stalled.length = 0; },
   };
   const deps = { vip, state, config: parseConfig(CONFIG), clock: systemClock, log: silentLogger, services: () => [tftp], catchUpWaitMs: 200, newLeaderWaitMs: 300, takeoverWaitMs: 300 };
-  return { calls, state, deps, transfers };
+  return { calls, state, deps, transfers, stalled };
 }
 
 t.test('on a follower it refuses and names the leader', async (t) => {
@@ -164,4 +159,36 @@ t.test('no new leader in time: 504, and the VIP may be taken again', async (t) =
   t.equal(r.status, 504);
   t.match(r.body, { error: /did not take over within 300 ms/ });
   t.equal(calls.at(-1), 'vip resume');
+});
+
+t.test('drain skips stalled transfers: it waits for the live one only, then both get the hand over', async (t) => {
+  const { deps, calls, transfers, stalled } = rig();
+  // A drainTimeout far longer than the test: only the live transfer can hold the failover.
+  deps.config = parseConfig(failoverTestConfig('5m'));
+  transfers.push('10.20.0.77:2000 Image for 0.1 s');
+  stalled.push('10.20.0.78:2001 Image for 9.0 s (no ACK for 2.0 s)');
+  const routes = failoverRoutes(deps);
+  const running = routes['POST /v1/failover']!({ query: new URLSearchParams(), body: {} });
+  await new Promise((r) => setTimeout(r, 100));
+  const progress = (await routes['GET /v1/failover']!({ query: new URLSearchParams(), body: undefined })).body as { phase: string; waitingFor: string[] };
+  t.match(progress, { phase: 'drain', waitingFor: ['tftp 10.20.0.77:2000 Image for 0.1 s', '(not waited for: tftp 10.20.0.78:2001 Image for 9.0 s (no ACK for 2.0 s))'] });
+  t.same(calls, [], 'the live transfer holds the VIP here');
+  transfers.length = 0; // the live transfer finished; the stalled one is still there
+  const r = await running;
+  t.equal(r.status, 200);
+  const body = r.body as FailoverResult;
+  t.same(body.drainLeft, [], 'every live transfer finished');
+  t.same(body.drainStalled, ['tftp 10.20.0.78:2001 Image for 9.0 s (no ACK for 2.0 s)'], 'the stalled one is named');
+  t.same(calls, ['tftp hand over 1', 'vip release', 'transfer lan-b', 'vip resume'], 'the stalled transfer gets the ERROR before the VIP goes');
+});
+
+t.test('only stalled transfers: no wait at all', async (t) => {
+  const { deps, calls, stalled } = rig();
+  deps.config = parseConfig(failoverTestConfig('5m'));
+  stalled.push('10.20.0.78:2001 Image for 9.0 s (no ACK for 2.0 s)');
+  const r = await failover(deps, 'lan-b');
+  t.equal(r.status, 200);
+  t.match(r.body, { drainLeft: [], drainStalled: ['tftp 10.20.0.78:2001 Image for 9.0 s (no ACK for 2.0 s)'] });
+  t.ok((r.body as FailoverResult).drainMs < 60_000, `it did not wait for the 5 min drainTimeout (${(r.body as FailoverResult).drainMs} ms)`);
+  t.same(calls, ['tftp hand over 1', 'vip release', 'transfer lan-b', 'vip resume']);
 });

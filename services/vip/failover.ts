@@ -3,12 +3,12 @@ import type { Clock } from '../../lib/clock.js';
 import type { Logger } from '../../lib/log.js';
 import type { ApiHandler, ApiResponse } from '../../lib/control-server.js';
 import type { StateLog } from '../../cluster/state-log.js';
-import type { RunningService } from '../contract.js';
+import type { InFlightWork, RunningService } from '../contract.js';
 
 // Planned failover (`lanctl failover [--to NODE]`, HA.md §2.5): on the leader, check the target is a
 // LAN-service voter and caught up (waiting up to 2 s), let in-flight TFTP transfers finish while the
-// VIP still serves (bounded by vip.drainTimeout; new transfers are taken meanwhile), end what is
-// left with an ERROR so firmware retries at once, drop the VIP, hand leadership over with
+// VIP still serves (bounded by vip.drainTimeout; new transfers are taken meanwhile; a transfer
+// whose client stopped answering is not waited for), end what is left with an ERROR so firmware retries at once, drop the VIP, hand leadership over with
 // TimeoutNow, and wait for the new holder's report of its half of the gap (a `vip.takeover` entry).
 // GET /v1/failover says what a running failover waits for. Not done here: draining DHCP commits in
 // flight (new proposals are refused while the transfer runs; clients retry).
@@ -75,6 +75,8 @@ export interface FailoverResult {
   drainMs: number;
   /** Transfers still running when the drain ended (they got an ERROR). */
   drainLeft: string[];
+  /** Transfers not waited for because their client had stopped answering (they got the ERROR too). */
+  drainStalled: string[];
   /** From the release here until this node learned of the new leader. */
   leaderKnownMs: number;
   catchUpMs: number;
@@ -126,10 +128,12 @@ function setPhase(progress: FailoverProgress | undefined, phase: FailoverProgres
   progress.waitingFor = waitingFor;
 }
 
-/** What the services still have in flight, prefixed by the service's name. */
-function inFlight(services: readonly RunningService[]): string[] {
-  return services.flatMap((s) => (s.inFlight?.() ?? []).map((line) => `${s.name} ${line}`));
+/** What the services still have in flight, each line prefixed by the service's name. */
+function inFlight(services: readonly RunningService[]): InFlightWork[] {
+  return services.flatMap((s) => (s.inFlight?.() ?? []).map((w) => ({ line: `${s.name} ${w.line}`, stalled: w.stalled })));
 }
+
+const lines = (work: readonly InFlightWork[], stalled: boolean): string[] => work.filter((w) => w.stalled === stalled).map((w) => w.line);
 
 /** Waits until the target holds every entry we have; the refusal if it does not in time. */
 async function awaitCatchUp(deps: FailoverDeps, to: string): Promise<ApiResponse | null> {
@@ -147,19 +151,27 @@ async function awaitCatchUp(deps: FailoverDeps, to: string): Promise<ApiResponse
   }
 }
 
-/** Lets in-flight work finish while the VIP still serves, up to drainTimeout; returns what is left. */
-async function drain(deps: FailoverDeps): Promise<string[]> {
+/**
+ * Lets in-flight work finish while the VIP still serves, up to drainTimeout. Stalled work (its
+ * client stopped answering: it would only end after the server's timeout x retries) is not waited
+ * for. Returns what is left, live and stalled.
+ */
+async function drain(deps: FailoverDeps): Promise<{ left: string[]; stalled: string[] }> {
   const { clock, log } = deps;
   const limitMs = deps.config.vip?.drainTimeout ?? 0;
   const started = clock.monotonicMs();
-  let left = inFlight(deps.services());
-  if (left.length > 0) log.info({ event: 'vip.failover.drain', waitingFor: left, limitMs }, `failover: waiting up to ${limitMs / 1000} s for ${left.length} transfer(s) to finish`);
-  while (left.length > 0 && clock.monotonicMs() - started < limitMs && deps.state.isLeader()) {
-    setPhase(deps.progress, 'drain', limitMs, started, left);
+  let work = inFlight(deps.services());
+  let live = lines(work, false);
+  if (live.length > 0) log.info({ event: 'vip.failover.drain', waitingFor: live, stalled: lines(work, true), limitMs }, `failover: waiting up to ${limitMs / 1000} s for ${live.length} transfer(s) to finish`);
+  while (live.length > 0 && clock.monotonicMs() - started < limitMs && deps.state.isLeader()) {
+    setPhase(deps.progress, 'drain', limitMs, started, [...live, ...lines(work, true).map((l) => `(not waited for: ${l})`)]);
     await sleep(DRAIN_POLL_MS);
-    left = inFlight(deps.services());
+    work = inFlight(deps.services());
+    live = lines(work, false);
   }
-  return left;
+  const stalled = lines(work, true);
+  if (stalled.length > 0) log.info({ event: 'vip.failover.drain_stalled', stalled }, `failover: not waiting for ${stalled.length} stalled transfer(s) (no ACK from the client for two retransmit intervals)`);
+  return { left: live, stalled };
 }
 
 export async function failover(deps: FailoverDeps, requested: string | undefined): Promise<ApiResponse> {
@@ -188,7 +200,7 @@ export async function failover(deps: FailoverDeps, requested: string | undefined
   // 2. Drain: in-flight transfers finish from the VIP (a U-Boot without netretry gives up on an
   // ERROR), new ones are still taken; bounded by vip.drainTimeout.
   const drainStarted = clock.monotonicMs();
-  const drainLeft = await drain(deps);
+  const { left: drainLeft, stalled: drainStalled } = await drain(deps);
   const drainMs = Math.round(clock.monotonicMs() - drainStarted);
   if (!state.isLeader()) return refuse(409, `${self} lost leadership while draining; nothing was handed over`);
   // DHCP commits made while draining: the target must have them too.
@@ -196,8 +208,8 @@ export async function failover(deps: FailoverDeps, requested: string | undefined
   if (behind) return behind;
 
   // 3. What is left ends while the VIP is still here (a TFTP ERROR must leave from it).
-  if (drainLeft.length > 0) {
-    log.warn({ event: 'vip.failover.drain_timeout', left: drainLeft, drainMs }, `failover: ${drainLeft.length} transfer(s) still running after ${drainMs} ms; ending them with an ERROR`);
+  if (drainLeft.length > 0 || drainStalled.length > 0) {
+    if (drainLeft.length > 0) log.warn({ event: 'vip.failover.drain_timeout', left: drainLeft, drainMs }, `failover: ${drainLeft.length} transfer(s) still running after ${drainMs} ms; ending them with an ERROR`);
     for (const service of deps.services()) {
       if (service.handOver === undefined) continue;
       await service.handOver().catch((error: unknown) => log.warn({ event: 'vip.failover.hand_over_failed', service: service.name, err: error }, `${service.name} could not hand over`));
@@ -247,7 +259,7 @@ export async function failover(deps: FailoverDeps, requested: string | undefined
     }
     const parts: Array<[string, number]> = [['release', releaseMs], ...(report?.parts ?? [])];
     const gapMs = report === undefined ? null : releaseMs + report.totalMs;
-    const result: FailoverResult = { from: self, to, leader, gapMs, parts, drainMs, drainLeft, leaderKnownMs, catchUpMs };
+    const result: FailoverResult = { from: self, to, leader, gapMs, parts, drainMs, drainLeft, drainStalled, leaderKnownMs, catchUpMs };
     log.info({ event: 'vip.failover.done', to, leader, gapMs, parts: Object.fromEntries(parts), drainMs, leaderKnownMs },
       gapMs === null ? `failover done: ${leader} leads (known ${leaderKnownMs} ms after the release; no takeover report)` : `failover done: ${leader} leads; clients saw ${gapMs} ms without the VIP`);
     return { status: 200, body: result };

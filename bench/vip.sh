@@ -8,13 +8,16 @@
 # lifetime. Then a planned failover (lanctl failover) is measured for lanha alone (keepalived has none).
 # Everything runs in namespaces named $PREFIX-* (default lhvb), removed on exit; every process is
 # started here and stopped by PID. Env: SCENARIOS ("kill9 crash"), REPEAT (3), ADVERTS ("1 0.1"),
-# FAILOVERS (5), SHARED_BENCH (default ../shared/bench next to the repo).
+# FAILOVERS (5), FAILOVER_BUDGET (450ms: lanha's cluster.failoverBudget, the counterpart of
+# keepalived's tuned advert_int 0.1; empty for the default timers), SHARED_BENCH (default
+# ../shared/bench next to the repo).
 set -uo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 SHARED=${SHARED_BENCH:-$REPO/../shared/bench}
 export PREFIX=${PREFIX:-lhvb}
 P=$PREFIX
 SCENARIOS=${SCENARIOS:-kill9 crash}; export REPEAT=${REPEAT:-3}; ADVERTS=${ADVERTS:-1 0.1}; FAILOVERS=${FAILOVERS:-5}
+FAILOVER_BUDGET=${FAILOVER_BUDGET-450ms}
 VIP=10.98.0.100
 LANCTL="$REPO/dist/bin/lanctl.js"
 D=$(mktemp -d)
@@ -43,6 +46,7 @@ for n in a b w; do
   {
     echo "node: { name: $name, role: $role, address: $addr, stateDir: $D/state-$n, controlSocket: $D/$n.sock, logLevel: info }"
     printf 'cluster:\n  id: vip-bench\n  keyFile: %s\n  members:\n%s\n' "$D/cluster.key" "$members"
+    [ -n "$FAILOVER_BUDGET" ] && echo "  failoverBudget: $FAILOVER_BUDGET"
     [ $role = server ] && echo "vip: { address: $VIP/24, interface: $P-${n}0, mode: fast, lifetimeSeconds: 2 }"
   } > "$D/$n.yaml"
 done
@@ -68,7 +72,7 @@ value() { # file metric label -> median value or NA
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a=="NA" || b=="NA" || b+0==0) print "NA"; else printf "%.2f\n", a/b }'; }
 
-echo "== lanha (fast mode, lifetime 2 s, election timeout 500 ms): $SCENARIOS x $REPEAT"
+echo "== lanha (fast mode, lifetime 2 s, ${FAILOVER_BUDGET:+failoverBudget $FAILOVER_BUDGET}${FAILOVER_BUDGET:-election timeout 500 ms}): $SCENARIOS x $REPEAT"
 KIND=custom LABEL=lanha START_A="bash $D/start-a.sh" START_B="bash $D/start-b.sh" \
   bash "$SHARED/vip-failover.sh" $SCENARIOS | tee "$D/lanha.out" | grep -E '^(STEP|RESULT)'
 stop_pidfile "$D/w.pid"

@@ -18,8 +18,14 @@ export const clusterConfig = z.object({
   members: z.array(member).min(1),
   /** A file holding the shared cluster key (32+ random bytes, hex or base64); mode 0600. */
   keyFile: z.string().optional(),
-  heartbeat: duration.default(100),
-  electionTimeout: duration.default(500),
+  /** Raft heartbeat (default 100 ms); derived from failoverBudget when that is given (cluster/timers.ts). */
+  heartbeat: duration.optional(),
+  /** Minimum Raft election timeout (default 500 ms); derived from failoverBudget when that is given. */
+  electionTimeout: duration.optional(),
+  /** The longest unplanned VIP gap accepted: heartbeat, election timeout and leader lease follow from it. */
+  failoverBudget: duration.optional(),
+  /** Daemon pauses (GC, SD-card stalls) the timers must ride out without a failover. */
+  pauseTolerance: duration.default(100),
   witnessElectionFactor: z.number().min(1).max(10).default(3),
   snapshotEntries: z.number().int().min(10).default(10_000),
   /** Where the replicated state lives: the embedded Raft log, or an etcd v3 cluster (the `etcd:` block). */

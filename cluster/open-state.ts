@@ -7,6 +7,7 @@ import type { PeerLink } from './raft/types.js';
 import type { ConfState } from './raft/types.js';
 import { Transport, readKeyFile } from './raft/transport.js';
 import { LanhaError } from '../lib/errors.js';
+import { raftTimers } from './timers.js';
 
 // Builds the daemon's StateLog from the config: no `cluster:` block = a one-member Raft on this
 // node's disk (single-node mode); otherwise the members of the block, linked by the transport.
@@ -58,8 +59,7 @@ export async function openRaftState(config: LanhaConfig, log: Logger, clock: Clo
     clock,
     random: extras.random ?? cryptoRandom,
     log: log.child({ service: 'raft' }),
-    heartbeatMs: cluster?.heartbeat ?? 100,
-    electionMs: cluster?.electionTimeout ?? 500,
+    ...raftTimers(cluster),
     witnessFactor: cluster?.witnessElectionFactor ?? 3,
     snapshotEntries: cluster?.snapshotEntries ?? 10_000,
     serves: config.node.role !== 'witness',

@@ -26,6 +26,10 @@ export interface RaftStateLogOptions {
   tickMs?: number;
   heartbeatMs?: number;
   electionMs?: number;
+  /** The random part of the election timeout (default electionMs: [E, 2E)). */
+  electionSpreadMs?: number;
+  /** Leader lease (default 0.9 x electionMs). */
+  leaseMs?: number;
   witnessFactor?: number;
   snapshotEntries?: number;
   /** Serve services? false on a witness: it never reports itself leader to them. */
@@ -71,6 +75,9 @@ export class RaftStateLog implements StateLog {
   #snapshotting = false;
   #single: boolean;
   #timeline: RaftTimeline = { heardLeaderAt: null, timeoutNowAt: null, preCandidateAt: null, candidateAt: null, leaderAt: null };
+  #leaseListeners = new Set<() => void>();
+  /** This term's lease was seen valid (listeners were told); cleared when we stop leading. */
+  #leaseSeen = false;
 
   private constructor(fsm: Fsm, host: RaftHost, opts: RaftStateLogOptions) {
     this.fsm = fsm;
@@ -93,6 +100,8 @@ export class RaftStateLog implements StateLog {
       id: opts.id,
       electionTicks: Math.max(2, Math.round((opts.electionMs ?? 500) / tickMs)),
       heartbeatTicks: Math.max(1, Math.round((opts.heartbeatMs ?? 100) / tickMs)),
+      ...(opts.electionSpreadMs === undefined ? {} : { electionSpreadTicks: Math.max(1, Math.round(opts.electionSpreadMs / tickMs)) }),
+      ...(opts.leaseMs === undefined ? {} : { leaseTicks: Math.max(1, Math.floor(opts.leaseMs / tickMs)) }),
       witnessFactor: opts.witnessFactor ?? 3,
       random: opts.random,
     }, { hardState: state.hardState, conf: opts.conf, entries: state.entries, ...(state.snapshot ? { snapshot: state.snapshot } : {}) });
@@ -175,14 +184,28 @@ export class RaftStateLog implements StateLog {
     return { ...this.#timeline };
   }
 
+  /**
+   * Calls `listener` as soon as a new leader's lease becomes valid (the acknowledgement of its first
+   * heartbeat arrived), so the VIP is taken without waiting for its next poll. Returns unsubscribe.
+   */
+  onLeaseGained(listener: () => void): () => void {
+    this.#leaseListeners.add(listener);
+    return () => { this.#leaseListeners.delete(listener); };
+  }
+
   #onMessage(m: Message): void {
     const now = this.#opts.clock.monotonicMs();
     if (m.type === 'timeout-now') this.#timeline.timeoutNowAt = now;
     else if (m.type === 'heartbeat' || m.type === 'append') this.#timeline.heardLeaderAt = now;
     this.host.step(m);
+    if (!this.#leaseSeen && this.host.node.role === 'leader' && this.#leaseListeners.size > 0 && this.isLeader()) {
+      this.#leaseSeen = true;
+      for (const listener of this.#leaseListeners) listener();
+    }
   }
 
   #onRoleChange(role: string, atMs: number): void {
+    if (role !== 'leader') this.#leaseSeen = false;
     if (role === 'pre-candidate') this.#timeline.preCandidateAt = atMs;
     else if (role === 'candidate') this.#timeline.candidateAt = atMs;
     else if (role === 'leader') this.#timeline.leaderAt = atMs;

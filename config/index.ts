@@ -7,7 +7,8 @@ import { dhcpConfig } from '../services/dhcp/config.js';
 import { dnsConfig } from '../services/dns/config.js';
 import { tftpConfig } from '../services/tftp/config.js';
 import { ntpConfig } from '../services/ntp/config.js';
-import { vipConfig, vipTimingProblems } from '../services/vip/config.js';
+import { vipConfig } from '../services/vip/config.js';
+import { timerProblems } from '../cluster/timers.js';
 import { clusterConfig } from '../cluster/config.js';
 import { deployConfig } from '../cluster/deploy/config.js';
 import { bootConfig, profilesConfig } from '../services/boot/config.js';
@@ -50,8 +51,8 @@ export const lanhaConfig = composed.superRefine((c, ctx) => {
   if (c.cluster && !c.cluster.members.some((m) => m.name === c.node.name)) {
     ctx.addIssue({ code: 'custom', path: ['node', 'name'], message: `is not among cluster.members (${c.cluster.members.map((m) => m.name).join(', ')})` });
   }
-  if (c.cluster && c.vip && c.cluster.backend === 'raft') {
-    for (const p of vipTimingProblems(c.cluster.electionTimeout, c.cluster.heartbeat)) ctx.addIssue({ code: 'custom', path: p.path, message: p.message });
+  if (c.cluster && c.cluster.backend === 'raft') {
+    for (const p of timerProblems(c.cluster, c.cluster.pauseTolerance, c.vip !== undefined)) ctx.addIssue({ code: 'custom', path: p.path, message: p.message });
   }
   if (c.node.role === 'witness') {
     for (const block of ['dhcp', 'dns', 'tftp', 'ntp', 'vip', 'boot'] as const) {

@@ -125,3 +125,25 @@ t.test('membership: a learner catches up without voting, then is promoted and co
   runCluster(nodes, 10, new Set(['c']));
   t.same(leader.conf.voters, ['a', 'b', 'd'], 'removal committed without the removed member');
 });
+
+t.test('election timeouts are drawn from [e, e + spread): the default spread is e, a failover budget narrows it', async (t) => {
+  const firstCampaign = (seed: number, spread: number | undefined, id: NodeId = 'a'): number => {
+    const n = new RaftNode(
+      { id, electionTicks: 23, heartbeatTicks: 4, random: seededRandom(seed), witnessFactor: 3, ...(spread === undefined ? {} : { electionSpreadTicks: spread }) },
+      { hardState: { term: 0, vote: null, commit: 0 }, conf: { voters: ['a', 'b', 'w'], learners: [], witnesses: ['w'] }, entries: [] },
+    );
+    for (let ticks = 1; ticks < 1000; ticks++) { n.tick(); if (n.role !== 'follower') return ticks; }
+    return -1;
+  };
+  const range = (spread: number | undefined, id: NodeId = 'a'): [number, number] => {
+    const seen = Array.from({ length: 300 }, (_, seed) => firstCampaign(seed + 1, spread, id));
+    return [Math.min(...seen), Math.max(...seen)];
+  };
+  t.same(range(undefined), [23, 45], 'default: [23, 46)');
+  t.same(range(11), [23, 33], 'spread 11: [23, 34)');
+  t.same(range(11, 'w'), [69, 101], 'a witness scales both by its factor: [69, 102)');
+  const lone = new RaftNode({ id: 'a', electionTicks: 23, heartbeatTicks: 4, leaseTicks: 17, random: seededRandom(1) },
+    { hardState: { term: 0, vote: null, commit: 0 }, conf: { voters: ['a'], learners: [], witnesses: [] }, entries: [] });
+  lone.campaign();
+  t.equal(lone.leaseRemainingTicks(), 17, 'an explicit lease length (from a failover budget) replaces 0.9 x e');
+});

@@ -20,8 +20,10 @@ import { decodeConfChange } from './conf.js';
 
 export interface RaftConfig {
   id: NodeId;
-  /** Minimum election timeout; each member draws its timeout from [e, 2e). */
+  /** Minimum election timeout; each member draws its timeout from [e, e + spread). */
   electionTicks: number;
+  /** The random part of the election timeout; default electionTicks ([e, 2e), as etcd). */
+  electionSpreadTicks?: number;
   heartbeatTicks: number;
   /** Leader lease length from a heartbeat's send tick; default 0.9 x electionTicks. */
   leaseTicks?: number;
@@ -66,7 +68,7 @@ export type ProposeResult = { ok: true; index: number; term: number } | { ok: fa
 
 export class RaftNode {
   readonly id: NodeId;
-  #cfg: Required<Omit<RaftConfig, 'leaseTicks'>> & { leaseTicks: number };
+  #cfg: Required<Omit<RaftConfig, 'leaseTicks' | 'electionSpreadTicks'>> & { leaseTicks: number; electionSpreadTicks: number };
   #log: RaftLog;
   #term: number;
   #vote: NodeId | null;
@@ -96,6 +98,7 @@ export class RaftNode {
       witnessFactor: 1, maxInflight: 256, maxEntriesPerMessage: 512, snapshotChunkBytes: 256 * 1024, preVote: true, checkQuorum: true,
       ...config,
       leaseTicks: config.leaseTicks ?? Math.max(1, Math.floor(config.electionTicks * 0.9)),
+      electionSpreadTicks: Math.max(1, config.electionSpreadTicks ?? config.electionTicks),
     };
     this.#log = RaftLog.restore(storage.snapshot?.meta, storage.entries, storage.hardState.commit);
     this.#snapshot = storage.snapshot;
@@ -337,8 +340,8 @@ export class RaftNode {
   }
 
   #resetRandomizedTimeout(): void {
-    const base = this.#cfg.electionTicks * (this.isWitness() ? this.#cfg.witnessFactor : 1);
-    this.#randomizedTimeout = base + this.#cfg.random.int(base);
+    const factor = this.isWitness() ? this.#cfg.witnessFactor : 1;
+    this.#randomizedTimeout = this.#cfg.electionTicks * factor + this.#cfg.random.int(this.#cfg.electionSpreadTicks * factor);
   }
 
   #reset(term: number): void {

@@ -17,33 +17,5 @@ export const vipConfig = z.object({
 
 export type VipConfig = z.output<typeof vipConfig>;
 
-/**
- * The VIP guard deletes the VIP this long before the leader lease would end: room for the guard to
- * wake up and run `ip addr del` before the earliest moment another member can win.
- */
-export const GUARD_MARGIN_MS = 20;
-/** The Raft tick (cluster/raft-state-log.ts): lease and election timing are counted in it. */
-const RAFT_TICK_MS = 10;
-/** What the guard needs after its margin: wake up, fork `ip`, netlink. */
-const GUARD_WORK_MS = 20;
-
-/**
- * Timer settings under which the VIP could be held by two nodes (or drop on one late heartbeat),
- * each with the config path to blame. The old holder's lease ends 0.9 x electionTimeout after the
- * last acknowledged heartbeat was sent; another member can win only electionTimeout after it last
- * heard that heartbeat (less one tick of rounding); the guard deletes GUARD_MARGIN_MS before the
- * lease ends and needs GUARD_WORK_MS to do it.
- */
-export function vipTimingProblems(electionTimeoutMs: number, heartbeatMs: number): Array<{ path: string[]; message: string }> {
-  const problems: Array<{ path: string[]; message: string }> = [];
-  const room = 0.1 * electionTimeoutMs - RAFT_TICK_MS - GUARD_MARGIN_MS;
-  if (room < GUARD_WORK_MS) {
-    const least = 10 * (RAFT_TICK_MS + GUARD_MARGIN_MS + GUARD_WORK_MS);
-    problems.push({ path: ['cluster', 'electionTimeout'], message: `is too short with a VIP: the old holder's guard would have ${Math.round(room)} ms between deleting the VIP and the earliest moment another member can win (it needs ${GUARD_WORK_MS}); use at least ${least}ms` });
-  }
-  const leaseMs = 0.9 * electionTimeoutMs;
-  if (heartbeatMs * 2 > leaseMs) {
-    problems.push({ path: ['cluster', 'heartbeat'], message: `is too long: the leader lease (0.9 x electionTimeout = ${Math.round(leaseMs)} ms) must outlast two heartbeats, or one late heartbeat drops the VIP; use at most ${Math.floor(leaseMs / 2)}ms` });
-  }
-  return problems;
-}
+// The guard's margin before the lease ends, and the timer checks, live with the Raft timers.
+export { GUARD_MARGIN_MS } from '../../cluster/timers.js';

@@ -22,7 +22,10 @@ vip: { address: 10.20.0.1/24, interface: eth9, lifetimeSeconds: 2 }
 /** A MemoryStateLog that also says how much of its lease is left (what a RaftStateLog does). */
 class LeasedState extends MemoryStateLog {
   remainingMs = 400;
+  readonly listeners = new Set<() => void>();
   leaseRemainingMs(): number { return this.isLeader() ? this.remainingMs : 0; }
+  /** As RaftStateLog: told when a new leader's lease turns valid. */
+  onLeaseGained(listener: () => void): () => void { this.listeners.add(listener); return () => { this.listeners.delete(listener); }; }
 }
 
 function rig(options: { failReplace?: boolean; duringReplace?: () => void; guard?: boolean } = {}) {
@@ -179,4 +182,17 @@ t.test('guard: armed before each replace with the lease left less the margin, dr
   t.same(log, ['ip addr del 10.20.0.1/24 dev eth9', 'dns remove 10.20.0.1', 'guard drop'], 'released by us first, then the guard disarmed');
   await vip.stop();
   t.equal(log.at(-1), 'guard stop');
+});
+
+t.test('a lease gained between ticks takes the VIP at once, not on the next tick', async (t) => {
+  const { vip, state, log } = rig();
+  state.setLeader(false);
+  await vip.start(); // ticks every 1e9 ms here: only the event can act
+  log.length = 0;
+  state.setLeader(true);
+  for (const listener of state.listeners) listener();
+  for (let i = 0; i < 50 && !log.includes('arping -U -c 1 -I eth9 10.20.0.1'); i++) await new Promise((r) => setImmediate(r));
+  t.same(log, ['ip addr replace 10.20.0.1/24 dev eth9 valid_lft 2 preferred_lft 2', 'dns add 10.20.0.1', 'arping -U -c 1 -I eth9 10.20.0.1']);
+  await vip.stop();
+  t.equal(state.listeners.size, 0, 'stop unsubscribes');
 });

@@ -42,6 +42,10 @@ interface LeaseClock {
   leaseRemainingMs(): number;
 }
 
+interface LeaseEvents {
+  onLeaseGained(listener: () => void): () => void;
+}
+
 export class VipService implements RunningService {
   readonly name = 'vip';
   readonly counters = new Counters();
@@ -63,6 +67,7 @@ export class VipService implements RunningService {
   #guard: VipGuard | null = null;
   #guardExpired = false;
   #lastTakeover: (TakeoverReport & { at: string }) | null = null;
+  #unsubscribe: (() => void) | null = null;
 
   constructor(o: VipServiceOptions) {
     this.#o = o;
@@ -83,6 +88,8 @@ export class VipService implements RunningService {
     this.#guard = this.#o.guard !== undefined ? this.#o.guard : this.#startGuard();
     this.#timer = setInterval(() => this.tick(), this.#o.tickMs ?? TICK_MS);
     this.#timer.unref();
+    // A new leader's lease turns valid on a message: take the VIP then, not on the next tick.
+    this.#unsubscribe = (this.#o.state as Partial<LeaseEvents>).onLeaseGained?.(() => { queueMicrotask(() => { void this.tick(); }); }) ?? null;
     this.tick();
   }
 
@@ -107,6 +114,7 @@ export class VipService implements RunningService {
   async stop(): Promise<void> {
     this.#stopped = true;
     if (this.#timer) clearInterval(this.#timer);
+    this.#unsubscribe?.();
     await this.#busy;
     const [next, actions] = onStop(this.#core);
     this.#core = next;

@@ -1,5 +1,6 @@
 import t from 'tap';
 import { runVipSim } from './vip-sim.js';
+import { timersFromBudget } from '../../cluster/timers.js';
 
 // VIP simulation seeds kept forever. Seed 2 is the first failure the simulation printed while the
 // guard did not exist: a leader paused (SIGSTOP-sized) kept the VIP in its kernel for the address
@@ -8,10 +9,12 @@ import { runVipSim } from './vip-sim.js';
 // With LANHA_SEED set, this file replays that seed with a trace.
 
 const one = process.env['LANHA_SEED'];
+/** A seed printed by a run with failover-budget timers replays with them (vip-sim-run.test.ts). */
+const budget = process.env['LANHA_SIM_BUDGET'];
 
 if (one !== undefined && one !== '') {
   t.test(`seed ${one}`, async (t) => {
-    const r = runVipSim(Number(one), { trace: true });
+    const r = runVipSim(Number(one), { trace: true, ...(budget ? { timers: timersFromBudget(Number(budget)) } : {}) });
     if (r.violations.length > 0) t.comment(r.trace.join('\n'));
     t.same(r.violations, []);
   });

@@ -2,9 +2,11 @@ import { seededRandom, type Random } from '../../lib/random.js';
 import { RaftNode } from '../../cluster/raft/node.js';
 import type { Entry, HardState, Message, NodeId, Ready } from '../../cluster/raft/types.js';
 import { initialVipState, onGuardExpired, onTick, vipTimings, type VipState } from '../../services/vip/core.js';
+import { raftTimers, type RaftTimers } from '../../cluster/timers.js';
 
 // A deterministic simulation of who holds the VIP: two servers and a witness running the real Raft
-// core (production timers: 10 ms ticks, heartbeat 100 ms, election 500 ms, lease 450 ms) and, on
+// core (production timers: 10 ms ticks, heartbeat 100 ms, election 500 ms, lease 450 ms by default;
+// or those a cluster.failoverBudget derives, cluster/timers.ts) and, on
 // each server, the real VIP core driven every 20 ms as server.ts drives it, plus models of what is
 // not code: the guard process (guard.ts: deletes the VIP when a hold runs out or the daemon dies),
 // each kernel (the address, its `valid_lft` lifetime) and `ip`/arping latency. Faults from one seed:
@@ -15,8 +17,6 @@ import { initialVipState, onGuardExpired, onTick, vipTimings, type VipState } fr
 // exactly one holder within a bounded time. A failure names its seed; LANHA_SEED=<n> replays it.
 
 const TICK_MS = 10;
-const ELECTION_TICKS = 50;
-const HEARTBEAT_TICKS = 10;
 const VIP_TICK_MS = 20;
 const LIFETIME_MS = 2000;
 
@@ -27,6 +27,8 @@ export interface VipSimOptions {
   guardMarginMs?: number;
   chaosMs?: number;
   trace?: boolean;
+  /** Raft timers (default: the defaults without a failover budget). */
+  timers?: RaftTimers;
 }
 
 export interface VipSimReport {
@@ -37,6 +39,8 @@ export interface VipSimReport {
   takeovers: number;
   pauses: number;
   kills: number;
+  /** Per kill -9 or crash of the holder: ms until another server's kernel held the VIP. */
+  crashGapsMs: number[];
   trace: string[];
 }
 
@@ -94,6 +98,8 @@ class VipSim {
   #takeovers = 0;
   #pauses = 0;
   #kills = 0;
+  #crashedHolderAt: number | null = null;
+  #crashGaps: number[] = [];
   #ipMaxMs: number;
   #fsyncMaxMs: number;
   #netMaxMs: number;
@@ -102,7 +108,7 @@ class VipSim {
   constructor(seed: number, options: VipSimOptions) {
     this.#seed = seed;
     this.#rng = seededRandom(seed);
-    this.#o = { guard: options.guard ?? true, guardMarginMs: options.guardMarginMs ?? 20, chaosMs: options.chaosMs ?? 20_000, trace: options.trace ?? false };
+    this.#o = { guard: options.guard ?? true, guardMarginMs: options.guardMarginMs ?? 20, chaosMs: options.chaosMs ?? 20_000, trace: options.trace ?? false, timers: options.timers ?? raftTimers(undefined) };
     const r = this.#rng;
     this.#ipMaxMs = 1 + r.int(30);
     this.#fsyncMaxMs = r.int(30);
@@ -134,7 +140,7 @@ class VipSim {
       this.#violate(`two VIP holders from ${Math.round(this.#twoSince)} ms to the end`);
     }
     if (this.#violations.length === 0 && settledAt < 0) this.#violate(`no VIP holder within ${end - this.#o.chaosMs} ms after the last fault`);
-    return { seed: this.#seed, violations: this.#violations, twoHolderMs: Math.round(this.#twoHolderMs), takeovers: this.#takeovers, pauses: this.#pauses, kills: this.#kills, trace: this.#trace };
+    return { seed: this.#seed, violations: this.#violations, twoHolderMs: Math.round(this.#twoHolderMs), takeovers: this.#takeovers, pauses: this.#pauses, kills: this.#kills, crashGapsMs: this.#crashGaps, trace: this.#trace };
   }
 
   /** Keeps the queue sorted by (time, seq): binary insertion. */
@@ -154,7 +160,10 @@ class VipSim {
     n.inc++;
     n.proc = 'up';
     n.core = new RaftNode({
-      id: n.id, electionTicks: ELECTION_TICKS, heartbeatTicks: HEARTBEAT_TICKS, witnessFactor: 3, random: seededRandom(this.#seed * 31 + i * 7 + n.inc),
+      id: n.id, witnessFactor: 3, random: seededRandom(this.#seed * 31 + i * 7 + n.inc),
+      // As cluster/raft-state-log.ts turns milliseconds into ticks.
+      electionTicks: Math.round(this.#o.timers.electionMs / TICK_MS), heartbeatTicks: Math.round(this.#o.timers.heartbeatMs / TICK_MS),
+      electionSpreadTicks: Math.round(this.#o.timers.electionSpreadMs / TICK_MS), leaseTicks: Math.floor(this.#o.timers.leaseMs / TICK_MS),
     }, { hardState: { ...n.disk.hard }, conf: { voters: [...this.#ids], learners: [], witnesses: ['w'] }, entries: n.disk.entries.slice() });
     n.busy = false;
     n.deferred = [];
@@ -207,7 +216,10 @@ class VipSim {
         const n = this.#nodes[e.node]!;
         if (n.proc === 'machine-down') return;
         if (e.held) {
-          if (!n.kernelHeld && !e.renew) this.#takeovers++;
+          if (!n.kernelHeld && !e.renew) {
+            this.#takeovers++;
+            if (this.#crashedHolderAt !== null && n.proc === 'up') { this.#crashGaps.push(Math.round(this.#now - this.#crashedHolderAt)); this.#crashedHolderAt = null; }
+          }
           // A renew is `ip addr replace` too: it adds the address back if the guard deleted it meanwhile.
           n.kernelHeld = true;
           n.kernelExpiresAt = this.#now + LIFETIME_MS;
@@ -329,6 +341,7 @@ class VipSim {
       this.#tr(`pause ${n.id} ${ms} ms`);
       this.#push({ t: this.#now + ms, seq: 0, kind: 'heal-one', node: i });
     } else if (k <= 5) {
+      if (n.kernelHeld && this.#holders().length === 1) this.#crashedHolderAt = this.#now;
       n.proc = 'dead';
       this.#kills++;
       this.#tr(`kill -9 ${n.id} (guard ${n.guardDeadline === null ? "disarmed" : `armed until ${Math.round(n.guardDeadline)}`}, vip core held ${n.vip.held}, kernel ${n.kernelHeld})`);
@@ -339,6 +352,7 @@ class VipSim {
       }
       this.#push({ t: this.#now + 300 + r.int(2500), seq: 0, kind: 'heal-one', node: i });
     } else if (k === 6) {
+      if (n.kernelHeld && this.#holders().length === 1) this.#crashedHolderAt = this.#now;
       n.proc = 'machine-down';
       n.kernelHeld = false;
       n.guardDeadline = null;

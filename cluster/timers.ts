@@ -1,0 +1,121 @@
+// The Raft and VIP timers (heartbeat, election timeout and its random spread, leader lease), given
+// one by one (`cluster.heartbeat`, `cluster.electionTimeout`) or derived from one figure,
+// `cluster.failoverBudget`: the longest unplanned VIP gap the site accepts (crash of the holder ->
+// the new holder's first gratuitous ARP). Pure: the config check and the daemon use the same maths,
+// and the simulation (test/sim/vip-sim.ts) runs on its output.
+//
+//   budget B = detection (at most E + S after the last heartbeat heard) + takeover allowance O
+//   E = (B - O) / 1.5, S = E / 2, H = E / 6, L = (E - room) / (1 + drift)      (whole ticks, down)
+//
+// Why no two holders: another member can win only E after it last heard the leader (pre-vote and
+// check-quorum); the old holder's lease ends L after the send of the last heartbeat a majority
+// acknowledged, and its guard deletes the VIP GUARD_MARGIN_MS before that. `room` covers one Raft
+// tick of rounding, that margin and the guard's own work; `drift` a 2 % difference in clock rates.
+// What pause a leader rides out: the lease has at least L - H - tick left when it stops, and the
+// guard deletes GUARD_MARGIN_MS before the end; followers start an election E - H after it stops.
+
+/** The Raft tick (cluster/raft-state-log.ts): every Raft timer is counted in it. */
+export const RAFT_TICK_MS = 10;
+/** The VIP guard deletes the VIP this long before the leader lease would end (services/vip/guard.ts). */
+export const GUARD_MARGIN_MS = 20;
+/** What the guard needs after its margin: wake up, fork `ip`, netlink. */
+export const GUARD_WORK_MS = 20;
+/** Clock-rate difference between two members that the derived lease allows for (crystals: 0.02 %). */
+export const DRIFT = 0.02;
+/**
+ * What a takeover costs beyond failure detection, allowed for in the budget: pre-vote and vote
+ * round trips, the vote fsync, the first heartbeat's acknowledgements (the lease), `ip addr`, the
+ * first GARP. Measured parts: bench:vip (`vip.takeover.*` RESULT lines).
+ */
+export const TAKEOVER_ALLOWANCE_MS = 100;
+/** Pauses a Pi's daemon sees (GC 50-100 ms, short SD-card stalls) that must change nothing. */
+export const PAUSE_TOLERANCE_DEFAULT_MS = 100;
+
+const ROOM_MS = RAFT_TICK_MS + GUARD_MARGIN_MS + GUARD_WORK_MS;
+
+export interface RaftTimers {
+  heartbeatMs: number;
+  /** Minimum election timeout E: a member waits a random time in [E, E + spread). */
+  electionMs: number;
+  electionSpreadMs: number;
+  /** Leader lease, from the send of a heartbeat a majority acknowledged. */
+  leaseMs: number;
+}
+
+export interface TimerSettings {
+  heartbeat?: number | undefined;
+  electionTimeout?: number | undefined;
+  failoverBudget?: number | undefined;
+}
+
+const down = (ms: number): number => Math.floor(ms / RAFT_TICK_MS) * RAFT_TICK_MS;
+
+/** The timers a budget gives. */
+export function timersFromBudget(budgetMs: number): RaftTimers {
+  const electionMs = Math.max(2 * RAFT_TICK_MS, down((budgetMs - TAKEOVER_ALLOWANCE_MS) / 1.5));
+  return {
+    electionMs,
+    electionSpreadMs: Math.max(RAFT_TICK_MS, down(electionMs / 2)),
+    heartbeatMs: Math.max(RAFT_TICK_MS, down(electionMs / 6)),
+    leaseMs: Math.max(RAFT_TICK_MS, down((electionMs - ROOM_MS) / (1 + DRIFT))),
+  };
+}
+
+/** The timers of a `cluster:` block: from failoverBudget when given, else heartbeat/electionTimeout (100 ms / 500 ms, lease 0.9 x election). */
+export function raftTimers(c: TimerSettings | undefined): RaftTimers {
+  if (c?.failoverBudget !== undefined) return timersFromBudget(c.failoverBudget);
+  const electionMs = c?.electionTimeout ?? 500;
+  return { heartbeatMs: c?.heartbeat ?? 100, electionMs, electionSpreadMs: electionMs, leaseMs: 0.9 * electionMs };
+}
+
+/** What the timers give: the longest pause that changes nothing, and the longest failure detection. */
+export function timerLimits(t: RaftTimers): { pauseToleranceMs: number; detectionMaxMs: number; guardRoomMs: number } {
+  const leader = t.leaseMs - t.heartbeatMs - RAFT_TICK_MS - GUARD_MARGIN_MS;
+  const election = t.electionMs - t.heartbeatMs - RAFT_TICK_MS;
+  return {
+    pauseToleranceMs: Math.min(leader, election),
+    detectionMaxMs: t.electionMs + t.electionSpreadMs,
+    guardRoomMs: t.electionMs - t.leaseMs - RAFT_TICK_MS - GUARD_MARGIN_MS,
+  };
+}
+
+/** The shortest budget (in 10 ms steps) whose timers ride out `pauseMs`. */
+export function leastBudgetMs(pauseMs: number): number {
+  let b = TAKEOVER_ALLOWANCE_MS + 3 * RAFT_TICK_MS;
+  while (timerLimits(timersFromBudget(b)).pauseToleranceMs < pauseMs && b < 600_000) b += RAFT_TICK_MS;
+  return b;
+}
+
+export interface TimerProblem { path: string[]; message: string }
+
+/**
+ * Timer settings that `lanctl config check` refuses, each with the key path to blame: a budget
+ * given beside the timers it sets, a budget too short for `pauseToleranceMs`, and (with a VIP) an
+ * election timeout that leaves the guard no room or a heartbeat the lease cannot outlast twice.
+ */
+export function timerProblems(c: TimerSettings, pauseToleranceMs: number, vip: boolean): TimerProblem[] {
+  const problems: TimerProblem[] = [];
+  if (c.failoverBudget !== undefined) {
+    for (const key of ['heartbeat', 'electionTimeout'] as const) {
+      if (c[key] !== undefined) problems.push({ path: ['cluster', key], message: 'is set together with cluster.failoverBudget, which derives it (remove one of the two)' });
+    }
+    const t = timersFromBudget(c.failoverBudget);
+    const limits = timerLimits(t);
+    if (limits.pauseToleranceMs < pauseToleranceMs) {
+      problems.push({ path: ['cluster', 'failoverBudget'], message: `is too short to ride out ${pauseToleranceMs} ms pauses (cluster.pauseTolerance): it gives an election timeout of ${t.electionMs} ms, a heartbeat every ${t.heartbeatMs} ms and a ${t.leaseMs} ms leader lease, so a leader paused for more than ${Math.max(0, limits.pauseToleranceMs)} ms loses the VIP; use at least ${leastBudgetMs(pauseToleranceMs)}ms (or a lower cluster.pauseTolerance)` });
+    }
+    return problems;
+  }
+  const t = raftTimers(c);
+  const limits = timerLimits(t);
+  if (vip && limits.guardRoomMs < GUARD_WORK_MS) {
+    const least = 10 * ROOM_MS;
+    problems.push({ path: ['cluster', 'electionTimeout'], message: `is too short with a VIP: the old holder's guard would have ${Math.round(limits.guardRoomMs)} ms between deleting the VIP and the earliest moment another member can win (it needs ${GUARD_WORK_MS}); use at least ${least}ms` });
+  }
+  if (vip && t.heartbeatMs * 2 > t.leaseMs) {
+    problems.push({ path: ['cluster', 'heartbeat'], message: `is too long: the leader lease (0.9 x electionTimeout = ${Math.round(t.leaseMs)} ms) must outlast two heartbeats, or one late heartbeat drops the VIP; use at most ${Math.floor(t.leaseMs / 2)}ms` });
+  } else if (limits.pauseToleranceMs < pauseToleranceMs) {
+    problems.push({ path: ['cluster', 'heartbeat'], message: `leaves a leader only ${Math.max(0, Math.round(limits.pauseToleranceMs))} ms of pause before it loses its lease${vip ? ' and the VIP' : ''} (cluster.pauseTolerance is ${pauseToleranceMs} ms): shorten the heartbeat or lengthen electionTimeout` });
+  }
+  return problems;
+}

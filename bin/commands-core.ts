@@ -8,6 +8,7 @@ import { formatRaftStatus, type RaftStatusBody } from '../cluster/raft/status-te
 import { formatNtpStatus } from '../services/ntp/status-text.js';
 import { formatPoolUse } from '../services/dhcp/pool-text.js';
 import type { SubnetUse } from '../services/dhcp/allocator.js';
+import type { MemberRow } from '../cluster/member-status.js';
 
 // serve, config check, status.
 
@@ -74,6 +75,19 @@ interface StatusBody {
   cluster: { mode: string; role: string; leader: string | null; term: number; commitIndex: number } & RaftStatusBody;
   warnings: string[];
   services: Record<string, { listening: string[] }>;
+  members?: MemberRow[];
+}
+
+/** Every member as it reports itself (this one from its own state); '?' where no report came. */
+export function formatMembers(rows: readonly MemberRow[] | undefined): string {
+  if (rows === undefined || rows.length < 2) return '';
+  const v = (x: unknown): string => (x === null || x === undefined ? '?' : String(x));
+  return formatTable(['member', 'role', 'term', 'commit', 'applied', 'lag', 'last report', 'clock offset', 'version', 'config'], rows.map((r) => [
+    r.local ? `${r.name} (here)` : r.name, v(r.role), v(r.term), v(r.commitIndex), v(r.appliedIndex), v(r.lagEntries),
+    r.local ? '-' : r.lastContactMs === null ? 'never' : `${(r.lastContactMs / 1000).toFixed(1)} s ago`,
+    r.local ? '-' : r.clockOffsetMs === null ? '?' : `${r.clockOffsetMs >= 0 ? '+' : ''}${r.clockOffsetMs} ms${r.offsetMethod === 'one-way' ? ' (one-way)' : ''}`,
+    v(r.version), r.configHash === null ? '?' : r.configHash.slice(0, 12),
+  ])) + (rows.some((r) => !r.reported) ? "'?': no report from that member (down, unreachable, or a version without member reports)\n" : '');
 }
 
 interface ForwardCacheStatus { entries: number; bytes: number; maxEntries: number; maxBytes: number; inFlight: number; maxInFlight: number }
@@ -102,6 +116,8 @@ export const statusCommand: CliCommand = {
     io.out(formatTable(['node', 'role', 'cluster', 'leader', 'term', 'commit', 'uptime', 'version'], [[
       body.node, `${body.role}/${c.role}`, c.mode, c.leader ?? '-', String(c.term), String(c.commitIndex), formatDuration(body.uptimeSeconds * 1000), body.version,
     ]]));
+    const members = formatMembers(body.members);
+    if (members !== '') io.out('\n' + members);
     const raft = formatRaftStatus(c);
     if (raft !== '') io.out('\n' + raft);
     const services = Object.entries(body.services);

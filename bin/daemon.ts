@@ -21,6 +21,7 @@ import { OpsTracker } from '../services/ops/tracker.js';
 import type { LanhaMetrics } from '../services/ops/metrics.js';
 import { findings, opsRoutes, pools, startOpsHttp, type OpsContext } from '../services/ops/ops.js';
 import type { OpsHttpServer } from '../services/ops/http-server.js';
+import { MemberStatusBoard, memberRows, type LocalReport } from '../cluster/member-status.js';
 
 // The composition root: the only place that wires real clocks, randomness, sockets and disks to the
 // cores. Everything it starts it also stops, in reverse order.
@@ -44,9 +45,14 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
-/** A short fingerprint of the running config: equal on members that run the same file shape. */
+/**
+ * A fingerprint of the running config without its `node:` block (the part that differs per member)
+ * and `http:` (where each member's status pages listen): equal on members that run the same file,
+ * so doctor can compare them.
+ */
 export function configHash(config: LanhaConfig): string {
-  return createHash('sha256').update(JSON.stringify(config)).digest('hex');
+  const { node: _node, http: _http, ...shared } = config;
+  return createHash('sha256').update(JSON.stringify(shared)).digest('hex');
 }
 
 /** The durable Raft log under node.stateDir/raft (a one-member cluster when there is no `cluster:` block). */
@@ -68,6 +74,18 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
   let seeder: { stop(): void } | undefined;
   let http: OpsHttpServer | null = null;
   const hash = configHash(config);
+  const memberNames = config.cluster?.members.map((m) => m.name) ?? [config.node.name];
+  const localReport = (): LocalReport => {
+    const s = state.status();
+    const storage = s['storage'] as { fsyncP99Ms?: number | null } | undefined;
+    return {
+      node: config.node.name, version: VERSION, configHash: hash, role: s.role, leader: s.leader, term: s.term, commitIndex: s.commitIndex, appliedIndex: s.appliedIndex,
+      lastIndex: typeof s['lastIndex'] === 'number' ? s['lastIndex'] : null, walFsyncP99Ms: storage?.fsyncP99Ms ?? null, bootFiles: null,
+    };
+  };
+  // Reports go to the other members over the cluster transport; a backend without a feed leaves the board empty.
+  const members = new MemberStatusBoard({ self: config.node.name, clock, local: localReport });
+  state.attachMemberStatus?.(members);
   const tracker = new OpsTracker();
   const unsubscribe = state.fsm.subscribe((entry) => tracker.entry(entry));
   const vipHeld = (): boolean | null => {
@@ -143,12 +161,13 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
         configHash: hash,
         uptimeSeconds: Math.round((clock.wallMs() - startedWall) / 1000),
         cluster: state.status(),
+        members: memberRows(memberNames, localReport(), members.members()),
         warnings: clusterWarnings(config),
         services: Object.fromEntries(running.map((s) => [s.name, s.status()])),
         memory: memoryStatus(running),
       },
     }));
-    ops = { config, state, control, services: () => running, clock, log: log.child({ service: 'http' }), version: VERSION, configHash: hash, tracker, metrics };
+    ops = { config, state, control, services: () => running, clock, log: log.child({ service: 'http' }), version: VERSION, configHash: hash, tracker, metrics, members, localReport };
     control.routes(opsRoutes(ops));
     await control.listen();
     http = await startOpsHttp(ops);

@@ -6,6 +6,7 @@ import { LanhaError } from '../lib/errors.js';
 import { decodeCommand, encodeCommand, type Command } from './commands.js';
 import { Fsm, type AppliedEntry, type FsmSnapshot } from './fsm.js';
 import { NotLeaderError, type StateLog, type StateLogStatus } from './state-log.js';
+import type { MemberStatusChannel } from './member-status.js';
 import { RaftNode } from './raft/node.js';
 import { RaftHost } from './raft/host.js';
 import { Wal, failpointsFromEnv, type Failpoint } from './raft/wal.js';
@@ -209,6 +210,10 @@ export class RaftStateLog implements StateLog {
     if (role === 'pre-candidate') this.#timeline.preCandidateAt = atMs;
     else if (role === 'candidate') this.#timeline.candidateAt = atMs;
     else if (role === 'leader') this.#timeline.leaderAt = atMs;
+  }
+
+  attachMemberStatus(channel: MemberStatusChannel): void {
+    this.#opts.link?.attachMemberStatus?.(channel);
   }
 
   /** Hands leadership to another voter (planned failover). */

@@ -2,6 +2,7 @@ import type { Command } from './commands.js';
 import type { AppliedEntry, Fsm } from './fsm.js';
 import type { Clock } from '../lib/clock.js';
 import { LanhaError } from '../lib/errors.js';
+import type { MemberStatusChannel } from './member-status.js';
 
 // What services see of the replicated state. `propose` resolves once the command is durable on a
 // majority and applied here; reads go to `fsm` (local state, possibly stale on a follower).
@@ -23,6 +24,12 @@ export interface StateLog {
   propose(command: Command): Promise<AppliedEntry>;
   status(): StateLogStatus;
   close(): Promise<void>;
+  /**
+   * Exchanges member reports (role, indexes, version, config hash, ...) with the other members, if
+   * the backend can: the Raft backend over its peer connections. Absent or a no-op: only the local
+   * member is known in detail.
+   */
+  attachMemberStatus?(channel: MemberStatusChannel): void;
 }
 
 export class NotLeaderError extends LanhaError {

@@ -3,6 +3,9 @@ import { connect } from 'node:net';
 import { silentLogger } from '../../lib/log.js';
 import { Transport } from './transport.js';
 import { emptyMessage, type Message } from './types.js';
+import { FrameKind, decodeHello, encodeFrame, encodeHello, encodeMessage, proof, sessionKey, splitFrames } from './wire.js';
+import { MemberStatusBoard } from '../member-status.js';
+import { systemClock } from '../../lib/clock.js';
 import { freePort } from '../../test/scenarios/raft/cluster-harness.js';
 
 const KEY = new Uint8Array(32).fill(1);
@@ -71,4 +74,77 @@ t.test('garbage and forged frames on the port are dropped without harm', async (
   await until(() => (a.status()['peers'] as Record<string, { connected: boolean }>)['b']!.connected);
   a.send([emptyMessage('heartbeat', 'a', 'b', 1)]);
   t.ok(await until(() => atB.length === 1), 'the real peer still gets through');
+});
+
+t.test('member reports flow back to each dialler, and a member without reports still talks Raft both ways', async (t) => {
+  const { a, b, atA, atB } = await pair(t);
+  const reports = (name: string, term: number) => new MemberStatusBoard({
+    self: name, clock: systemClock, intervalMs: 50,
+    local: () => ({ node: name, version: '9.9.9', configHash: `h-${name}`, role: 'follower', leader: null, term, commitIndex: 3, appliedIndex: 3, lastIndex: 3, walFsyncP99Ms: null, bootFiles: null }),
+  });
+  const boardA = reports('a', 7);
+  a.attachMemberStatus(boardA); // b has no board: like a member older than the reports
+  t.ok(await until(() => (a.status()['peers'] as Record<string, { connected: boolean }>)['b']!.connected && (b.status()['peers'] as Record<string, { connected: boolean }>)['a']!.connected), 'connected');
+  await wait(200);
+  a.send([emptyMessage('heartbeat', 'a', 'b', 1)]);
+  b.send([emptyMessage('heartbeat-resp', 'b', 'a', 1)]);
+  t.ok(await until(() => atA.length === 1 && atB.length === 1), 'Raft crosses both ways while a sends b its reports');
+  t.same(boardA.members(), {}, 'nothing heard from a member that sends no reports');
+  t.ok(((b.status()['counters'] as Record<string, number>)['received'] ?? 0) >= 1);
+  const boardB = reports('b', 8);
+  b.attachMemberStatus(boardB);
+  t.ok(await until(() => boardA.members()['b'] !== undefined && boardB.members()['a'] !== undefined), 'each hears the other once both report');
+  t.equal(boardA.members()['b']!.report.term, 8);
+  t.equal(boardA.members()['b']!.report.configHash, 'h-b');
+  t.ok(await until(() => boardA.members()['b']!.offsetMethod === 'round-trip'), 'the offset uses both directions');
+  t.ok(Math.abs(boardA.members()['b']!.clockOffsetMs) < 1000, 'one clock: the offset is small');
+  a.send([emptyMessage('heartbeat', 'a', 'b', 2)]);
+  t.ok(await until(() => atB.length === 2), 'Raft still flows');
+  const rejected = Object.keys({ ...(a.status()['counters'] as object), ...(b.status()['counters'] as object) }).filter((k) => k.startsWith('rejected.'));
+  t.same(rejected, [], 'no connection was refused on the way');
+});
+
+t.test('a dialler that predates member reports (reads nothing after the handshake) keeps its connection', async (t) => {
+  const [pb] = [await freePort()];
+  const peers = { old: { host: '127.0.0.1', port: 1 }, b: { host: '127.0.0.1', port: pb } };
+  const b = new Transport({ self: 'b', clusterId: 'c1', key: KEY, listen: peers.b, peers, log: silentLogger });
+  const atB: Message[] = [];
+  await b.start((m) => atB.push(m));
+  b.attachMemberStatus(new MemberStatusBoard({ self: 'b', clock: systemClock, intervalMs: 20, local: () => ({ node: 'b', version: 'v', configHash: 'h', role: 'leader', leader: 'b', term: 1, commitIndex: 0, appliedIndex: 0, lastIndex: 0, walFsyncP99Ms: null, bootFiles: null }) }));
+  t.teardown(() => b.close());
+  // The old dialler's side of the handshake, as members before the reports did it.
+  const socket = connect(pb, '127.0.0.1');
+  t.teardown(() => { socket.destroy(); });
+  const nonceD = new Uint8Array(32).fill(9);
+  let received = 0;
+  let sessionOut: Uint8Array | null = null;
+  let buf = Buffer.alloc(0);
+  let stage: 'hello' | 'proof' | 'ready' = 'hello';
+  let nonceL: Uint8Array = new Uint8Array(0);
+  socket.on('connect', () => socket.write(encodeFrame(FrameKind.hello, 0, encodeHello({ clusterId: 'c1', member: 'old', nonce: nonceD }), KEY)));
+  socket.on('data', (chunk: Buffer) => {
+    if (stage === 'ready') { received += chunk.length; return; } // the old code: `return` unread
+    buf = Buffer.concat([buf, chunk]);
+    const { frames, used } = splitFrames(buf, 4096);
+    buf = buf.subarray(used);
+    for (const f of frames) {
+      if (stage === 'hello') {
+        const h = decodeHello(f.payload);
+        if (h.ok) nonceL = h.value.nonce;
+        stage = 'proof';
+      }
+      else if (stage === 'proof') {
+        socket.write(encodeFrame(FrameKind.proof, 0, proof(KEY, 'c1', 'old', 'b', nonceD, nonceL), KEY));
+        sessionOut = sessionKey(KEY, 'c1', 'old', nonceD, nonceL);
+        stage = 'ready';
+      }
+    }
+  });
+  t.ok(await until(() => stage === 'ready' && received > 0), 'b sends its reports to the old dialler');
+  for (let seq = 1; seq <= 3; seq++) {
+    socket.write(encodeFrame(FrameKind.raft, seq, encodeMessage(emptyMessage('heartbeat-resp', 'old', 'b', seq)), sessionOut!));
+    await wait(60);
+  }
+  t.ok(await until(() => atB.length === 3), 'and still takes every Raft frame it sends');
+  t.equal(socket.destroyed, false, 'the connection stays up');
 });

@@ -5,6 +5,7 @@ import type { Logger } from '../../lib/log.js';
 import { LogLimiter } from '../../lib/log.js';
 import { Counters } from '../../lib/counters.js';
 import type { Message, NodeId, PeerLink } from './types.js';
+import { REPORT_BYTES_MAX, type MemberStatusChannel } from '../member-status.js';
 import {
   FrameKind, decodeHello, decodeMessage, encodeFrame, encodeHello, encodeMessage, frameMacOk, macEqual, proof, sessionKey, splitFrames, type Frame,
 } from './wire.js';
@@ -15,6 +16,8 @@ import {
 // frame carries a MAC under a key derived from both nonces and a sequence number, so frames cannot
 // be forged, replayed or reordered. A peer that fails any check is dropped and logged (rate-limited).
 // Queues are bounded (Raft copes with loss: the oldest message goes first) and dials back off.
+// Member reports (cluster/member-status.ts) ride the same connections the other way: a listener
+// sends its own report back to each authenticated dialler once a second, under a key of its own.
 
 export interface PeerAddress { host: string; port: number }
 
@@ -30,6 +33,9 @@ export interface TransportOptions {
 }
 
 const HANDSHAKE_FRAME_MAX = 4096;
+const STATUS_FRAME_MAX = REPORT_BYTES_MAX + 64;
+/** A dialler that does not read its socket gets no more reports past this much unsent. */
+const STATUS_BACKLOG_MAX = 4 * REPORT_BYTES_MAX;
 const BACKOFF_MIN_MS = 20;
 const BACKOFF_MAX_MS = 1000;
 
@@ -48,7 +54,10 @@ export class Transport implements PeerLink {
   #server: Server | undefined;
   #out = new Map<NodeId, Outbound>();
   #inbound = new Map<NodeId, Socket>();
+  /** Per authenticated inbound connection: the key for reports back to its dialler, and their timer. */
+  #reportsTo = new WeakMap<Socket, { peer: NodeId; key: Uint8Array; timer?: NodeJS.Timeout }>();
   #deliver: ((m: Message) => void) | undefined;
+  #status: MemberStatusChannel | undefined;
   #closed = false;
   readonly counters = new Counters();
   readonly limiter = new LogLimiter();
@@ -62,6 +71,13 @@ export class Transport implements PeerLink {
 
   get options(): TransportOptions { return this.#o; }
   get closed(): boolean { return this.#closed; }
+  get statusChannel(): MemberStatusChannel | undefined { return this.#status; }
+
+  /** Sends this member's report to every dialler and hands theirs to `channel`. */
+  attachMemberStatus(channel: MemberStatusChannel): void {
+    this.#status = channel;
+    for (const socket of this.#inbound.values()) this.#startReports(socket);
+  }
 
   async start(deliver: (m: Message) => void): Promise<void> {
     this.#deliver = deliver;
@@ -93,6 +109,25 @@ export class Transport implements PeerLink {
     };
   }
 
+  /** Writes this member's report to a dialler now and every intervalMs (nothing without a channel). */
+  #startReports(socket: Socket): void {
+    const channel = this.#status;
+    const to = this.#reportsTo.get(socket);
+    if (channel === undefined || to === undefined || to.timer !== undefined || socket.destroyed) return;
+    const { peer, key } = to;
+    let seq = 0;
+    let first = true;
+    const send = (): void => {
+      if (socket.destroyed || socket.writableLength > STATUS_BACKLOG_MAX) return;
+      socket.write(encodeFrame(FrameKind.status, ++seq, channel.outgoing(peer, first), key));
+      first = false;
+      this.counters.inc('status.sent');
+    };
+    send();
+    to.timer = setInterval(send, channel.intervalMs);
+    to.timer.unref();
+  }
+
   reject(reason: string, detail: Record<string, unknown>, socket: Socket): void {
     this.counters.inc(`rejected.${reason}`);
     if (this.limiter.allow(reason, performance.now())) {
@@ -117,6 +152,8 @@ export class Transport implements PeerLink {
     socket.on('error', () => socket.destroy());
     socket.on('close', () => {
       clearTimeout(timer);
+      const reports = this.#reportsTo.get(socket)?.timer;
+      if (reports) clearInterval(reports);
       if (peer !== '' && this.#inbound.get(peer) === socket) this.#inbound.delete(peer);
     });
     socket.on('data', (chunk: Buffer) => {
@@ -147,6 +184,8 @@ export class Transport implements PeerLink {
           this.#inbound.get(peer)?.destroy(); // a newer connection from the same peer wins
           this.#inbound.set(peer, socket);
           this.counters.inc('accepted');
+          this.#reportsTo.set(socket, { peer, key: sessionKey(o.key, o.clusterId, o.self, nonceL, nonceD) });
+          this.#startReports(socket);
         } else {
           if (f.kind !== FrameKind.raft || !frameMacOk(f, macKey)) return this.reject('bad-frame-mac', { peer }, socket);
           if (f.seq !== seq + 1) return this.reject('bad-sequence', { peer, seq: f.seq, expected: seq + 1 }, socket);
@@ -211,17 +250,28 @@ class Outbound {
     let buf: Buffer = Buffer.alloc(0);
     let stage: 'hello' | 'proof' | 'ready' = 'hello';
     let nonceL: Uint8Array = new Uint8Array(0);
+    let statusKey: Uint8Array = new Uint8Array(0);
+    let statusSeq = 0;
     const fail = (reason: string, detail: Record<string, unknown> = {}): void => this.#t.reject(reason, { peer: this.#id, ...detail }, socket);
     socket.on('connect', () => {
       socket.write(encodeFrame(FrameKind.hello, 0, encodeHello({ clusterId: o.clusterId, member: o.self, nonce: nonceD }), o.key));
     });
     socket.on('data', (chunk: Buffer) => {
-      if (stage === 'ready') return; // the listener never sends after the handshake
+      // After the handshake a listener sends only its member reports (members before the reports
+      // existed dropped these bytes unread); without a channel yet they are checked and dropped.
+      const channel = this.#t.statusChannel;
       buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
-      const { frames, used, error } = splitFrames(buf, HANDSHAKE_FRAME_MAX);
+      const { frames, used, error } = splitFrames(buf, stage === 'ready' ? STATUS_FRAME_MAX : HANDSHAKE_FRAME_MAX);
       buf = buf.subarray(used);
       for (const f of frames as Frame[]) {
-        if (stage === 'hello') {
+        if (socket.destroyed) return;
+        if (stage === 'ready') {
+          if (f.kind !== FrameKind.status || !frameMacOk(f, statusKey)) return fail('bad-status-mac');
+          if (f.seq !== statusSeq + 1) return fail('bad-status-sequence', { seq: f.seq, expected: statusSeq + 1 });
+          statusSeq = f.seq;
+          this.#t.counters.inc('status.received');
+          channel?.incoming(this.#id, f.payload);
+        } else if (stage === 'hello') {
           if (f.kind !== FrameKind.hello || !frameMacOk(f, o.key)) return fail('bad-hello-mac');
           const h = decodeHello(f.payload);
           if (!h.ok || h.value.clusterId !== o.clusterId || h.value.member !== this.#id) return fail('wrong-peer', h.ok ? { member: h.value.member, clusterId: h.value.clusterId } : {});
@@ -232,6 +282,7 @@ class Outbound {
           if (!macEqual(f.payload, proof(o.key, o.clusterId, this.#id, o.self, nonceL, nonceD))) return fail('bad-proof');
           socket.write(encodeFrame(FrameKind.proof, 0, proof(o.key, o.clusterId, o.self, this.#id, nonceD, nonceL), o.key));
           this.#macKey = sessionKey(o.key, o.clusterId, o.self, nonceD, nonceL);
+          statusKey = sessionKey(o.key, o.clusterId, this.#id, nonceL, nonceD);
           this.#seq = 0;
           stage = 'ready';
           this.#ready = true;

@@ -1,6 +1,8 @@
 // The vocabulary of the Raft core, in the shape of etcd-io/raft: entries, hard state, messages and
 // the Ready batch the host persists, sends and applies. Nothing here does I/O.
 
+import type { MemberStatusChannel } from '../member-status.js';
+
 export type NodeId = string;
 
 export const EntryType = { normal: 0, config: 1 } as const;
@@ -85,6 +87,8 @@ export interface PeerLink {
   start(deliver: (m: Message) => void): Promise<void>;
   close(): Promise<void>;
   status?(): Record<string, unknown>;
+  /** Carries member reports (cluster/member-status.ts) beside the Raft messages; optional. */
+  attachMemberStatus?(channel: MemberStatusChannel): void;
 }
 
 export type Role = 'follower' | 'pre-candidate' | 'candidate' | 'leader';

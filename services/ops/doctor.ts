@@ -3,6 +3,7 @@ import type { LanhaConfig } from '../../config/index.js';
 import type { Lease } from '../../cluster/fsm.js';
 import type { StateLogStatus } from '../../cluster/state-log.js';
 import { poolUsage, rangeText, type SubnetUsage } from '../dhcp/pool-usage.js';
+import { memberRows, type LocalReport, type MemberView } from '../../cluster/member-status.js';
 
 // `lanctl doctor`: cross-checks an operator would otherwise do by hand, one finding per problem
 // with its evidence and the command that fixes or shows more. Pure: the daemon gathers the state
@@ -28,6 +29,9 @@ export interface DoctorInput {
   leases: readonly Lease[];
   records?: readonly RecordRow[] | undefined;
   disk?: { freeBytes: number; totalBytes: number; dir: string } | undefined;
+  /** This member's own report and what the others last reported (cluster/member-status.ts). */
+  local?: LocalReport | undefined;
+  members?: Record<string, MemberView> | undefined;
   nowMs: number;
 }
 
@@ -40,6 +44,8 @@ export function hasQuorum(c: Pick<StateLogStatus, 'role' | 'leader'> & { leaseVa
 }
 export const PEER_OFFSET_WARN_MS = 100;
 export const PEER_OFFSET_ERROR_MS = 1000;
+/** A member whose last report is older than this is called silent (reports come every second). */
+export const MEMBER_SILENT_MS = 5000;
 
 /** Checks of the config file alone (`lanctl doctor --offline`). */
 export function configFindings(config: LanhaConfig): Finding[] {
@@ -104,6 +110,7 @@ export function doctorFindings(input: DoctorInput): Finding[] {
   for (const [peer, p] of Object.entries(peers ?? {})) {
     if (p.connected !== true && progress === undefined) out.push({ id: 'raft.peer-down', severity: 'warning', evidence: `no connection to ${peer}`, fix: `lanctl status on ${peer}; check that cluster.keyFile matches and its Raft port is reachable` });
   }
+  memberFindings(input, out);
   if (input.vip !== undefined) {
     const held = input.vip['held'] === true;
     if (c.role === 'leader' && c['leaseValid'] !== false && !held) out.push({ id: 'vip.holder', severity: 'error', evidence: `this node leads but does not hold the VIP ${String(input.vip['address'])}`, fix: 'lanctl vip status; journalctl -u lanha for vip.acquire errors' });
@@ -130,6 +137,35 @@ export function doctorFindings(input: DoctorInput): Finding[] {
     if (free < 0.1) out.push({ id: 'disk.state-dir', severity: free < 0.02 ? 'error' : 'warning', evidence: `${input.disk.dir}: ${Math.round(free * 100)} % free (${Math.round(input.disk.freeBytes / 2 ** 20)} MiB)`, fix: `free space on the file system of ${input.disk.dir}` });
   }
   return out;
+}
+
+/** Cross-member checks from the members' own reports: config, version, clock, lag, silence. */
+function memberFindings(input: DoctorInput, out: Finding[]): void {
+  const local = input.local;
+  const views = input.members ?? {};
+  if (local === undefined) return;
+  const rows = memberRows([local.node, ...Object.keys(views)], local, views);
+  for (const [name, v] of Object.entries(views)) {
+    const r = v.report;
+    if (r.configHash !== local.configHash) {
+      out.push({ id: 'cluster.config-differs', severity: 'warning', evidence: `${name} runs config ${r.configHash.slice(0, 12)}, ${local.node} runs ${local.configHash.slice(0, 12)} (the hash leaves out node: and http:)`, fix: `copy the same lanha.yaml to every member (only node: and http: may differ), lanctl config check it, then systemctl restart lanha on ${name}` });
+    }
+    if (r.version !== local.version) {
+      out.push({ id: 'cluster.version-differs', severity: 'warning', evidence: `${name} runs lanha ${r.version}, ${local.node} runs ${local.version}`, fix: 'install the same lanha version on every member (one at a time, lanctl failover first on the leader)' });
+    }
+    const abs = Math.abs(v.clockOffsetMs);
+    if (abs >= PEER_OFFSET_WARN_MS) {
+      const how = v.offsetMethod === 'round-trip' ? `measured over a ${v.roundTripMs} ms round trip` : 'one-way estimate';
+      out.push({ id: 'cluster.clock-offset', severity: abs >= PEER_OFFSET_ERROR_MS ? 'error' : 'warning', evidence: `${name}'s clock is ${v.clockOffsetMs >= 0 ? '+' : ''}${v.clockOffsetMs} ms from ${local.node}'s (${how}); lease times and log stamps drift apart`, fix: `lanctl ntp status on ${local.node} and ${name}; give both the same ntp.upstreams` });
+    }
+    if (v.lastContactMs > MEMBER_SILENT_MS) {
+      out.push({ id: 'cluster.member-silent', severity: 'warning', evidence: `no report from ${name} for ${Math.round(v.lastContactMs / 1000)} s (last at ${v.receivedAt})`, fix: `lanctl status on ${name}; check its service and the network to it` });
+    }
+    const lag = rows.find((x) => x.name === name)?.lagEntries ?? 0;
+    if (lag > LAG_WARN_ENTRIES) {
+      out.push({ id: 'raft.member-lag', severity: 'warning', evidence: `${name} has applied ${r.appliedIndex}, ${lag} entries behind the highest commit index reported (${r.appliedIndex + lag})`, fix: `lanctl status on ${name}: a slow disk or link holds it back` });
+    }
+  }
 }
 
 function leaseFindings(input: DoctorInput, out: Finding[]): void {

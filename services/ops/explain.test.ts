@@ -5,6 +5,7 @@ import { parseIpv4 } from '../../lib/ipv4.js';
 import { explain, simulate, type ExplainInput } from './explain.js';
 import { configFindings, doctorFindings } from './doctor.js';
 import { configPoolUsage } from './doctor.js';
+import type { MemberView } from '../../cluster/member-status.js';
 
 // explain on fixed states: subnet choice, reservation by MAC and by client-id (with the
 // client-id-differs-from-MAC flag), boot rules with the deciding field, option sources, the lease's
@@ -163,4 +164,26 @@ t.test('doctor: config findings and runtime findings', async (t) => {
   t.ok(ids.includes('dns.missing-ptr:info'), 'db.lab.lan has no PTR');
   t.ok(ids.includes('disk.state-dir:error'));
   for (const f of findings) t.ok(f.fix.length > 0 && f.evidence.length > 0, `${f.id} has evidence and a fix`);
+});
+
+t.test('doctor across members: version, clock offset, silence and lag from their own reports', async (t) => {
+  const i = input();
+  const local = { node: 'lan-a', version: '0.2.0', configHash: 'same', role: 'leader', leader: 'lan-a', term: 5, commitIndex: 5000, appliedIndex: 5000, lastIndex: 5000, walFsyncP99Ms: 1, bootFiles: null };
+  const view = (over: Omit<Partial<MemberView>, 'report'> & { report?: Partial<MemberView['report']> }): MemberView => ({
+    receivedAt: new Date(NOW).toISOString(), lastContactMs: 300, clockOffsetMs: 2, offsetMethod: 'round-trip', roundTripMs: 1, bootFiles: null, ...over,
+    report: { ...local, node: 'x', role: 'follower', sentWallMs: NOW, echo: null, ...over.report },
+  });
+  const findings = doctorFindings({
+    config: i.config, cluster: { mode: 'cluster', role: 'leader', leader: 'lan-a', term: 5, commitIndex: 5000, appliedIndex: 5000, leaseValid: true },
+    pools: [], leases: [], nowMs: NOW, local,
+    members: {
+      'lan-b': view({ report: { node: 'lan-b', version: '0.1.0', appliedIndex: 3000 }, clockOffsetMs: -1500.5 }),
+      witness: view({ report: { node: 'witness' }, lastContactMs: 9000, clockOffsetMs: 120 }),
+    },
+  });
+  const ids = findings.filter((f) => !f.id.startsWith('dhcp.')).map((f) => `${f.id}:${f.severity}`).sort();
+  t.same(ids, ['cluster.clock-offset:error', 'cluster.clock-offset:warning', 'cluster.member-silent:warning', 'cluster.version-differs:warning', 'raft.member-lag:warning']);
+  t.match(findings.find((f) => f.id === 'cluster.version-differs')?.evidence, 'lan-b runs lanha 0.1.0, lan-a runs 0.2.0');
+  t.match(findings.find((f) => f.severity === 'error')?.evidence, "lan-b's clock is -1500.5 ms from lan-a's (measured over a 1 ms round trip)");
+  t.match(findings.find((f) => f.id === 'raft.member-lag')?.evidence, 'lan-b has applied 3000, 2000 entries behind');
 });

@@ -17,6 +17,7 @@ import { renderExplain } from './explain-page.js';
 import { explain, simulate, type ExplainInput, type ExplainResult } from './explain.js';
 import { STYLE_CSS } from './style.js';
 import type { OpsTracker } from './tracker.js';
+import type { LocalReport, MemberRow, MemberStatusSource } from '../../cluster/member-status.js';
 
 // Operator surfaces inside the daemon: the control routes they add (doctor, events, pools), and the
 // read-only HTTP listener whose pages are rendered from the same GET routes `lanctl` reads.
@@ -32,6 +33,9 @@ export interface OpsContext {
   configHash: string;
   tracker: OpsTracker;
   metrics: LanhaMetrics | null;
+  /** What the other members last reported about themselves. */
+  members: MemberStatusSource;
+  localReport: () => LocalReport;
 }
 
 function serviceStatus(o: OpsContext, name: string): Record<string, unknown> | undefined {
@@ -57,6 +61,8 @@ export function findings(o: OpsContext): Finding[] {
     leases: [...o.state.fsm.leases()],
     records: dnsRecords(o) ?? undefined,
     disk,
+    local: o.localReport(),
+    members: o.members.members(),
     nowMs: o.clock.wallMs(),
   });
 }
@@ -113,7 +119,7 @@ async function body<T>(o: OpsContext, path: string, query?: Record<string, strin
 }
 
 interface StatusBody {
-  node: string; version: string; uptimeSeconds: number; configHash: string; warnings: string[];
+  node: string; version: string; uptimeSeconds: number; configHash: string; warnings: string[]; members: MemberRow[];
   cluster: StateLogStatus & { lastIndex?: number; progress?: Record<string, { match: number; active: boolean }>; members?: { voters: string[]; learners: string[]; witnesses: string[] }; transport?: { peers?: Record<string, { connected?: boolean }> }; leaseValid?: boolean };
   services: Record<string, { listening: string[] } & Record<string, unknown>>;
 }
@@ -121,30 +127,25 @@ interface StatusBody {
 function memberCards(o: OpsContext, s: StatusBody): MemberCard[] {
   const c = s.cluster;
   const configured = o.config.cluster?.members ?? [{ name: o.config.node.name, address: o.config.node.address === undefined ? '' : formatIpv4(o.config.node.address), port: 0, role: o.config.node.role }];
-  const ntpSources = (s.services['ntp']?.['sources'] as NtpPageData['sources'] | undefined) ?? [];
   return configured.map((m): MemberCard => {
     const kind = c.members?.witnesses.includes(m.name) || m.role === 'witness' ? 'witness' : c.members?.learners.includes(m.name) ? 'learner' : 'voter';
-    if (m.name === s.node) {
+    const r = s.members.find((x) => x.name === m.name);
+    if (r === undefined || !r.reported) {
+      // Never heard from: down, unreachable, or a version that does not report; say what is known.
+      const p = c.progress?.[m.name];
+      const peer = c.transport?.peers?.[m.name];
       return {
-        name: m.name, kind, local: true, address: m.address || null, role: c.role, term: c.term, commitIndex: c.commitIndex, appliedIndex: c.appliedIndex,
-        lagEntries: typeof c.lastIndex === 'number' ? c.lastIndex - c.appliedIndex : 0, lastContact: 'this node', clockOffsetMs: 0,
-        version: s.version, configHash: s.configHash, missing: [],
+        name: m.name, kind, local: false, address: m.address || null, role: c.leader === m.name ? 'leader' : null, term: null, commitIndex: p?.match ?? null, appliedIndex: null,
+        lagEntries: p !== undefined && typeof c.lastIndex === 'number' ? Math.max(0, c.lastIndex - p.match) : null,
+        lastContact: peer === undefined ? null : peer.connected ? 'connected, no report (an older version?)' : 'not connected',
+        clockOffsetMs: null, version: null, configHash: null,
+        missing: ['no report from this member (down, unreachable, or a version without member reports)'],
       };
     }
-    const p = c.progress?.[m.name];
-    const peer = c.transport?.peers?.[m.name];
-    const ntp = ntpSources.find((x) => x.kind === 'peer' && x.name.split(':')[0] === m.address);
-    const missing = ['term', 'applied index', 'version', 'config hash'];
-    if (p === undefined) missing.unshift('replication progress (only the leader tracks it)');
-    if (ntp?.offsetMs === null || ntp === undefined) missing.push('clock offset');
     return {
-      name: m.name, kind, local: false, address: m.address || null,
-      role: c.leader === m.name ? 'leader' : c.leader === null ? null : kind === 'witness' ? 'witness' : 'follower',
-      term: null, commitIndex: p?.match ?? null, appliedIndex: null,
-      lagEntries: p !== undefined && typeof c.lastIndex === 'number' ? Math.max(0, c.lastIndex - p.match) : null,
-      lastContact: p !== undefined ? (p.active ? 'within the election timeout' : 'NOT within the election timeout') : peer !== undefined ? (peer.connected ? 'connected' : 'not connected') : null,
-      clockOffsetMs: ntp?.offsetMs ?? null, version: null, configHash: null,
-      missing: [...missing, 'members do not report these to each other yet'],
+      name: m.name, kind, local: r.local, address: m.address || null, role: r.role, term: r.term, commitIndex: r.commitIndex, appliedIndex: r.appliedIndex, lagEntries: r.lagEntries,
+      lastContact: r.local ? 'this node' : `${((r.lastContactMs ?? 0) / 1000).toFixed(1)} s ago`,
+      clockOffsetMs: r.clockOffsetMs, version: r.version, configHash: r.configHash, missing: [],
     };
   });
 }

@@ -1,0 +1,260 @@
+import type { Clock } from '../lib/clock.js';
+import { decoded, failed, type Decoded } from '../lib/result.js';
+
+// What each member tells the others about itself (role, term, indexes, version, config hash, WAL
+// fsync p99, boot files), and what this member last heard from each of them, with the clock offset
+// worked out NTP-style from the two directions. The board is backend-neutral: the Raft transport
+// carries reports in its authenticated connections (cluster/raft/transport.ts); another StateLog
+// backend feeds the same board through `MemberStatusFeed`. Reports never touch the Raft core.
+
+/** One file of the boot tree (tftp.root / boot.root), relative path and content hash. */
+export interface BootFile { path: string; sha256: string; bytes: number }
+
+/** The boot tree in brief; `files` travels on a connection's first report and after a change. */
+export interface BootFilesDigest { digest: string; count: number; files?: BootFile[] }
+
+/** What the local member says about itself (the board adds the clock stamps). */
+export interface LocalReport {
+  node: string;
+  version: string;
+  configHash: string;
+  role: string;
+  leader: string | null;
+  term: number;
+  commitIndex: number;
+  appliedIndex: number;
+  lastIndex: number | null;
+  walFsyncP99Ms: number | null;
+  bootFiles: BootFilesDigest | null;
+}
+
+export interface MemberReport extends LocalReport {
+  /** The sender's wall clock when it sent this report. */
+  sentWallMs: number;
+  /** The last report the sender got from the receiver: its send stamp and the sender's receive time. */
+  echo: { wallMs: number; rxWallMs: number } | null;
+}
+
+/** What this member knows of another one. */
+export interface MemberView {
+  report: MemberReport;
+  /** Wall time this member received the report (ISO). */
+  receivedAt: string;
+  /** Milliseconds since that report arrived (monotonic). */
+  lastContactMs: number;
+  /** Their clock minus ours, in ms. */
+  clockOffsetMs: number;
+  /** round-trip: from both directions' stamps (error at most half the round trip); one-way: includes the transit delay. */
+  offsetMethod: 'round-trip' | 'one-way';
+  roundTripMs: number | null;
+  /** The whole boot file list this member last reported (kept across reports that carry only the digest). */
+  bootFiles: BootFile[] | null;
+}
+
+/** Where the operator surfaces read other members' reports from. */
+export interface MemberStatusSource {
+  /** The last report of every member heard from, by name (never this member). */
+  members(): Record<string, MemberView>;
+}
+
+/** What a transport needs to carry reports: bytes out for a peer, bytes in from a peer. */
+export interface MemberStatusChannel {
+  /** `first`: the first report on a new connection (carries the whole boot file list). */
+  outgoing(peer: string, first: boolean): Uint8Array;
+  incoming(peer: string, payload: Uint8Array): void;
+  readonly intervalMs: number;
+}
+
+/** A StateLog backend (or its transport) that can carry member reports. */
+export interface MemberStatusFeed {
+  attachMemberStatus(channel: MemberStatusChannel): void;
+}
+
+export const REPORT_BYTES_MAX = 1 << 20;
+const BOOT_FILES_MAX = 4096;
+const NAME_MAX = 63;
+/** A round trip longer than this (or negative: a clock step between stamps) falls back to one-way. */
+const ROUND_TRIP_MAX_MS = 10_000;
+
+export function encodeReport(r: MemberReport): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(r));
+}
+
+const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+const isStr = (v: unknown, max = 256): v is string => typeof v === 'string' && v.length <= max;
+
+/** Decodes a peer's report; never throws. Unknown fields are ignored (a newer peer may send more). */
+export function decodeReport(bytes: Uint8Array): Decoded<MemberReport> {
+  if (bytes.length > REPORT_BYTES_MAX) return failed('too-long', REPORT_BYTES_MAX);
+  let o: Record<string, unknown>;
+  try {
+    const raw: unknown = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+    if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return failed('not-object', 0);
+    o = raw as Record<string, unknown>;
+  } catch {
+    return failed('not-json', 0);
+  }
+  if (!isStr(o['node'], NAME_MAX) || o['node'] === '') return failed('bad-field', 0, 'node');
+  if (!isStr(o['version']) || !isStr(o['configHash']) || !isStr(o['role'], 32)) return failed('bad-field', 0, 'version/configHash/role');
+  if (o['leader'] !== null && !isStr(o['leader'], NAME_MAX)) return failed('bad-field', 0, 'leader');
+  for (const k of ['term', 'commitIndex', 'appliedIndex']) if (!isInt(o[k])) return failed('bad-field', 0, k);
+  if (o['lastIndex'] !== null && !isInt(o['lastIndex'])) return failed('bad-field', 0, 'lastIndex');
+  if (o['walFsyncP99Ms'] !== null && !(isNum(o['walFsyncP99Ms']) && o['walFsyncP99Ms'] >= 0)) return failed('bad-field', 0, 'walFsyncP99Ms');
+  if (!isNum(o['sentWallMs'])) return failed('bad-field', 0, 'sentWallMs');
+  const echoRaw = o['echo'] as { wallMs?: unknown; rxWallMs?: unknown } | null | undefined;
+  let echo: MemberReport['echo'] = null;
+  if (echoRaw !== null && echoRaw !== undefined) {
+    if (typeof echoRaw !== 'object' || !isNum(echoRaw.wallMs) || !isNum(echoRaw.rxWallMs)) return failed('bad-field', 0, 'echo');
+    echo = { wallMs: echoRaw.wallMs, rxWallMs: echoRaw.rxWallMs };
+  }
+  const bootFiles = decodeBootFiles(o['bootFiles']);
+  if (bootFiles === undefined) return failed('bad-field', 0, 'bootFiles');
+  return decoded({
+    node: o['node'], version: o['version'], configHash: o['configHash'], role: o['role'], leader: o['leader'] as string | null,
+    term: o['term'] as number, commitIndex: o['commitIndex'] as number, appliedIndex: o['appliedIndex'] as number, lastIndex: o['lastIndex'] as number | null,
+    walFsyncP99Ms: o['walFsyncP99Ms'] as number | null, bootFiles, sentWallMs: o['sentWallMs'], echo,
+  });
+}
+
+function decodeBootFiles(v: unknown): BootFilesDigest | null | undefined {
+  if (v === null || v === undefined) return null;
+  if (typeof v !== 'object') return undefined;
+  const b = v as { digest?: unknown; count?: unknown; files?: unknown };
+  if (!isStr(b.digest, 128) || !isInt(b.count)) return undefined;
+  if (b.files === undefined) return { digest: b.digest, count: b.count };
+  if (!Array.isArray(b.files) || b.files.length > BOOT_FILES_MAX) return undefined;
+  const files: BootFile[] = [];
+  for (const f of b.files as unknown[]) {
+    const x = f as { path?: unknown; sha256?: unknown; bytes?: unknown } | null;
+    if (x === null || typeof x !== 'object' || !isStr(x.path, 1024) || !isStr(x.sha256, 64) || !isInt(x.bytes)) return undefined;
+    files.push({ path: x.path, sha256: x.sha256, bytes: x.bytes });
+  }
+  return { digest: b.digest, count: b.count, files };
+}
+
+/**
+ * The peer's clock minus ours. With an echo (our earlier stamp t1, their receive time t2, their
+ * send time t3, our receive time t4) it is NTP's ((t2 - t1) + (t3 - t4)) / 2 with round trip
+ * (t4 - t1) - (t3 - t2); without one, t3 - t4 (off by the transit time).
+ */
+export function clockOffset(report: Pick<MemberReport, 'sentWallMs' | 'echo'>, rxWallMs: number, sentByUs: (wallMs: number) => boolean): { offsetMs: number; method: 'round-trip' | 'one-way'; roundTripMs: number | null } {
+  const e = report.echo;
+  if (e !== null && sentByUs(e.wallMs)) {
+    const roundTrip = (rxWallMs - e.wallMs) - (report.sentWallMs - e.rxWallMs);
+    if (roundTrip >= 0 && roundTrip <= ROUND_TRIP_MAX_MS) {
+      return { offsetMs: ((e.rxWallMs - e.wallMs) + (report.sentWallMs - rxWallMs)) / 2, method: 'round-trip', roundTripMs: roundTrip };
+    }
+  }
+  return { offsetMs: report.sentWallMs - rxWallMs, method: 'one-way', roundTripMs: null };
+}
+
+interface Heard { view: Omit<MemberView, 'lastContactMs'>; rxMono: number; rx: { wallMs: number; rxWallMs: number } }
+
+/** Holds the reports; implements both the channel a transport drives and the source pages read. */
+export class MemberStatusBoard implements MemberStatusChannel, MemberStatusSource {
+  readonly intervalMs: number;
+  #self: string;
+  #local: () => LocalReport;
+  #clock: Clock;
+  #heard = new Map<string, Heard>();
+  /** Our recent send stamps per peer, so an echo is only trusted when it is one of ours. */
+  #sent = new Map<string, number[]>();
+  #bootDigestSent = new Map<string, string>();
+
+  constructor(options: { self: string; local: () => LocalReport; clock: Clock; intervalMs?: number }) {
+    this.#self = options.self;
+    this.#local = options.local;
+    this.#clock = options.clock;
+    this.intervalMs = options.intervalMs ?? 1000;
+  }
+
+  outgoing(peer: string, first: boolean): Uint8Array {
+    const local = this.#local();
+    const wallMs = this.#clock.wallMs();
+    const stamps = this.#sent.get(peer) ?? [];
+    stamps.push(wallMs);
+    if (stamps.length > 16) stamps.shift();
+    this.#sent.set(peer, stamps);
+    let bootFiles = local.bootFiles;
+    if (bootFiles !== null && !first && this.#bootDigestSent.get(peer) === bootFiles.digest) bootFiles = { digest: bootFiles.digest, count: bootFiles.count };
+    else if (bootFiles !== null) this.#bootDigestSent.set(peer, bootFiles.digest);
+    const heard = this.#heard.get(peer);
+    return encodeReport({ ...local, bootFiles, sentWallMs: wallMs, echo: heard ? { wallMs: heard.rx.wallMs, rxWallMs: heard.rx.rxWallMs } : null });
+  }
+
+  incoming(peer: string, payload: Uint8Array): void {
+    const rxWallMs = this.#clock.wallMs();
+    const rxMono = this.#clock.monotonicMs();
+    const r = decodeReport(payload);
+    if (!r.ok || r.value.node !== peer || peer === this.#self) return;
+    const report = r.value;
+    const sent = this.#sent.get(peer) ?? [];
+    const offset = clockOffset(report, rxWallMs, (w) => sent.includes(w));
+    const before = this.#heard.get(peer);
+    const files = report.bootFiles?.files ?? (before && report.bootFiles !== null && before.view.report.bootFiles?.digest === report.bootFiles.digest ? before.view.bootFiles : null);
+    const { files: _dropped, ...brief } = report.bootFiles ?? { files: undefined };
+    this.#heard.set(peer, {
+      view: {
+        report: { ...report, bootFiles: report.bootFiles === null ? null : brief as BootFilesDigest },
+        receivedAt: new Date(rxWallMs).toISOString(),
+        clockOffsetMs: Math.round(offset.offsetMs * 10) / 10,
+        offsetMethod: offset.method,
+        roundTripMs: offset.roundTripMs,
+        bootFiles: files,
+      },
+      rxMono,
+      rx: { wallMs: report.sentWallMs, rxWallMs },
+    });
+  }
+
+  members(): Record<string, MemberView> {
+    const now = this.#clock.monotonicMs();
+    return Object.fromEntries([...this.#heard.entries()].map(([peer, h]) => [peer, { ...h.view, lastContactMs: Math.round(now - h.rxMono) }]));
+  }
+}
+
+/** A member's row as status, the page and doctor show it: local or reported, with the lag worked out. */
+export interface MemberRow {
+  name: string;
+  local: boolean;
+  /** Whether a report (or the local state) backs the values; false: never heard (an old version, or down). */
+  reported: boolean;
+  role: string | null;
+  leader: string | null;
+  term: number | null;
+  commitIndex: number | null;
+  appliedIndex: number | null;
+  /** Entries behind the highest commit index any member reports. */
+  lagEntries: number | null;
+  lastContactMs: number | null;
+  clockOffsetMs: number | null;
+  offsetMethod: MemberView['offsetMethod'] | null;
+  version: string | null;
+  configHash: string | null;
+  walFsyncP99Ms: number | null;
+}
+
+/** Joins the local report and what the others reported, for every configured member. */
+export function memberRows(names: readonly string[], local: LocalReport, views: Record<string, MemberView>): MemberRow[] {
+  const commits = [local.commitIndex, ...Object.values(views).map((v) => v.report.commitIndex)];
+  const top = Math.max(...commits);
+  return names.map((name): MemberRow => {
+    if (name === local.node) {
+      return {
+        name, local: true, reported: true, role: local.role, leader: local.leader, term: local.term, commitIndex: local.commitIndex, appliedIndex: local.appliedIndex,
+        lagEntries: Math.max(0, top - local.appliedIndex), lastContactMs: 0, clockOffsetMs: 0, offsetMethod: null, version: local.version, configHash: local.configHash, walFsyncP99Ms: local.walFsyncP99Ms,
+      };
+    }
+    const v = views[name];
+    if (v === undefined) {
+      return { name, local: false, reported: false, role: null, leader: null, term: null, commitIndex: null, appliedIndex: null, lagEntries: null, lastContactMs: null, clockOffsetMs: null, offsetMethod: null, version: null, configHash: null, walFsyncP99Ms: null };
+    }
+    const r = v.report;
+    return {
+      name, local: false, reported: true, role: r.role, leader: r.leader, term: r.term, commitIndex: r.commitIndex, appliedIndex: r.appliedIndex,
+      lagEntries: Math.max(0, top - r.appliedIndex), lastContactMs: v.lastContactMs, clockOffsetMs: v.clockOffsetMs, offsetMethod: v.offsetMethod,
+      version: r.version, configHash: r.configHash, walFsyncP99Ms: r.walFsyncP99Ms,
+    };
+  });
+}

@@ -1,0 +1,96 @@
+// Members report themselves to each other over the cluster transport: three daemons in this
+// process on loopback (lan-b runs a different config), and lan-a's status JSON, `lanctl status`,
+// the `/` page cards and doctor show lan-b's and the witness's own term, indexes, version, config
+// hash, last report and clock offset; doctor names lan-b's different config.
+import t from 'tap';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { request } from 'node:http';
+import { parseConfig } from '../../config/index.js';
+import { silentLogger } from '../../lib/log.js';
+import { startDaemon, configHash, type Daemon } from '../../bin/daemon.js';
+import { formatMembers } from '../../bin/commands-core.js';
+import type { MemberRow } from '../../cluster/member-status.js';
+import type { Finding } from '../../services/ops/doctor.js';
+import { freePort } from '../support/ports.js';
+
+t.setTimeout(180_000);
+
+function get(port: number, path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => { body += c; });
+      res.on('end', () => resolve(body));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+const read = async (d: Daemon, path: string): Promise<Record<string, unknown>> => (await d.control.read(path, new URLSearchParams())).body as Record<string, unknown>;
+
+t.test('three members: each one\'s own report reaches the others', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'lanha-members-'));
+  const keyFile = join(dir, 'cluster.key');
+  writeFileSync(keyFile, randomBytes(32).toString('hex'), { mode: 0o600 });
+  const names = ['lan-a', 'lan-b', 'witness'];
+  const ports = [await freePort(), await freePort(), await freePort()];
+  const httpPort = await freePort();
+  const daemons: Daemon[] = [];
+  t.teardown(async () => {
+    for (const d of daemons.reverse()) await d.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  for (const [i, name] of names.entries()) {
+    const config = parseConfig(`node: { name: ${name}, role: ${name === 'witness' ? 'witness' : 'server'}, stateDir: "${dir}/${name}", controlSocket: "${dir}/${name}.sock" }
+cluster:
+  id: members-test
+  keyFile: "${keyFile}"
+  snapshotEntries: ${name === 'lan-b' ? 5000 : 10000}
+  members:
+${names.map((n, j) => `    - { name: ${n}, address: 127.0.0.1, port: ${ports[j]}${n === 'witness' ? ', role: witness' : ''} }`).join('\n')}
+${name === 'lan-a' ? `http: { listen: "127.0.0.1:${httpPort}" }` : ''}
+`);
+    daemons.push(await startDaemon(config, { log: silentLogger }));
+  }
+  const [a, b] = daemons as [Daemon, Daemon, Daemon];
+  let rows: MemberRow[] = [];
+  for (let i = 0; i < 300; i++) {
+    rows = (await read(a, '/v1/status'))['members'] as MemberRow[];
+    if (rows.every((r) => r.reported) && rows.every((r) => r.term === rows[0]!.term && r.term! > 0) && rows.some((r) => r.role === 'leader')) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  t.same(rows.map((r) => r.name), names);
+  t.ok(rows.every((r) => r.reported), 'every member reported');
+  const bRow = rows.find((r) => r.name === 'lan-b')!;
+  const bStatus = b.state.status();
+  t.equal(bRow.term, bStatus.term, "lan-b's term, as lan-b says it");
+  t.equal(bRow.configHash, configHash(b.config), "lan-b's config hash");
+  t.not(bRow.configHash, configHash(a.config), 'which differs from lan-a\'s');
+  t.equal(bRow.version, (await read(b, '/v1/status'))['version']);
+  t.ok(typeof bRow.appliedIndex === 'number' && bRow.appliedIndex > 0, `applied index ${bRow.appliedIndex}`);
+  t.ok(bRow.lagEntries !== null && bRow.lastContactMs !== null && bRow.lastContactMs < 5000, 'lag and last contact known');
+  t.ok(bRow.clockOffsetMs !== null && Math.abs(bRow.clockOffsetMs) < 1000, `one clock: offset ${bRow.clockOffsetMs} ms`);
+  t.equal(rows.find((r) => r.name === 'witness')!.role, 'witness', 'the witness says what it is');
+
+  const text = formatMembers(rows);
+  t.match(text, new RegExp(`lan-b\\s+\\S+\\s+${bRow.term}\\s`), 'lanctl status prints lan-b\'s term');
+  t.notMatch(text, /no report from that member/, 'nobody unknown');
+
+  const page = await get(httpPort, '/');
+  const cell = (key: string): string | undefined => new RegExp(`data-testid="member-lan-b-${key}">([^<]*)<`).exec(page)?.[1];
+  t.equal(cell('term'), String(bRow.term), 'the card shows lan-b\'s term');
+  t.equal(cell('version'), bRow.version);
+  t.equal(cell('config'), bRow.configHash!.slice(0, 12));
+  t.notMatch(page, /data-testid="member-lan-b-missing"/, 'nothing missing on lan-b\'s card');
+
+  const findings = (await read(a, '/v1/doctor'))['findings'] as Finding[];
+  const differs = findings.filter((f) => f.id === 'cluster.config-differs');
+  t.equal(differs.length, 1, 'doctor: one config difference');
+  t.match(differs[0]?.evidence, /^lan-b runs config /);
+  t.notOk(findings.some((f) => f.id === 'cluster.version-differs' || f.id === 'cluster.clock-offset'), 'same version, same clock');
+});

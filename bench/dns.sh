@@ -199,7 +199,10 @@ median() { # NAME MODE COLUMN -> median of that column over the runs (lost: the 
 
 echo "dnsperf: ${DURATION}s x ${RUNS} run(s), ${THREADS} threads, ${CLIENTS} clients, ${OUTSTANDING} outstanding; 20000 queries (A/AAAA/PTR/NXDOMAIN)"
 for i in $(seq 1 "$RUNS"); do
+  # Around lanha's UDP runs: its processes' GC pauses and event-loop delay (where the p99 tail goes).
+  node dist/bench/pauses.js snap "$TMP/lanha.sock" "$TMP/pauses"
   once lanha "$P_LANHA" udp
+  node dist/bench/pauses.js snap "$TMP/lanha.sock" "$TMP/pauses"
   once lanha1 "$P_LANHA1" udp
   [ $DNSMASQ_OK = 1 ] && once dnsmasq "$P_DNSMASQ" udp
   [ $NSD_OK = 1 ] && once nsd "$P_NSD" udp
@@ -228,6 +231,10 @@ printf 'resident MiB (process + children, shared pages once): lanha idle %s, pea
   "$(mib "$L_IDLE")" "$(mib "$L_PEAK")" "$(mib "$D_IDLE")" "$(mib "$D_PEAK")" "$(mib "$N_IDLE")" "$(mib "$N_PEAK")"
 echo "lanha RSS summed over its processes (shared pages counted in each): idle $(mib "$L_IDLE_RSS"), after the load $(mib "$L_AFTER_RSS")"
 [ -n "$L_BREAKDOWN" ] && echo "lanha processes after the load (MiB): $L_BREAKDOWN"
+echo "lanha pauses during its UDP runs ($((RUNS * DURATION)) s):"
+node dist/bench/pauses.js sum "$TMP/pauses" $((RUNS * DURATION)) > "$TMP/pauses.sum" || true
+grep -v '^TOTAL' "$TMP/pauses.sum" || true
+read -r _ L_GC_MS_S L_GC_MAX L_LOOP_P99 < <(grep '^TOTAL' "$TMP/pauses.sum" || echo "TOTAL NA NA NA")
 echo
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a == "NA" || b == "NA" || b + 0 == 0) print "NA"; else printf "%.2f", a / b }'; }
@@ -237,6 +244,9 @@ echo "RESULT dns.udp.qps lanha=$(num "$L_UQ") nsd=$(num "$N_UQ") ratio=$(ratio "
 echo "RESULT dns.udp.qps.one_process lanha=$(num "$L1_UQ") dnsmasq=$(num "$D_UQ") ratio=$(ratio "$L1_UQ" "$D_UQ") unit=qps better=higher"
 echo "RESULT dns.tcp.qps lanha=$(num "$L_TQ") nsd=$(num "$N_TQ") ratio=$(ratio "$L_TQ" "$N_TQ") unit=qps better=higher"
 echo "RESULT dns.udp.p99_ms lanha=$L_UP99 nsd=$N_UP99 ratio=$(ratio "$L_UP99" "$N_UP99") unit=ms better=lower"
+echo "RESULT dns.udp.gc_ms_per_s lanha=$L_GC_MS_S anchor=NA ratio=NA unit=ms/s better=lower"
+echo "RESULT dns.udp.gc_pause_max_ms lanha=$L_GC_MAX anchor=NA ratio=NA unit=ms better=lower"
+echo "RESULT dns.udp.loop_delay_p99_ms lanha=$L_LOOP_P99 anchor=NA ratio=NA unit=ms better=lower"
 echo "RESULT dns.lost lanha=$(awk -v a="$L_ULOST" -v b="$L_TLOST" 'BEGIN{print (a == "NA" || b == "NA") ? "NA" : a + b}') anchor=NA ratio=NA unit=queries better=lower"
 echo "RESULT dns.rss_mib.idle lanha=$(mib "$L_IDLE") dnsmasq=$(mib "$D_IDLE") ratio=$(ratio "$(mib "$L_IDLE")" "$(mib "$D_IDLE")") unit=MiB better=lower"
 echo "RESULT dns.rss_mib.load lanha=$(mib "$L_PEAK") dnsmasq=$(mib "$D_PEAK") ratio=$(ratio "$(mib "$L_PEAK")" "$(mib "$D_PEAK")") unit=MiB better=lower"
@@ -331,6 +341,8 @@ FL_HQ=$(median flanha-hit udp 1); FD_HQ=$(median fdnsmasq-hit udp 1); FU_HQ=$(me
 FL_MP=$(median flanha-miss udp 3); FD_MP=$(median fdnsmasq-miss udp 3); FU_MP=$(median funbound-miss udp 3)
 FL_ML=$(median flanha-miss udp 2); FD_ML=$(median fdnsmasq-miss udp 2); FU_ML=$(median funbound-miss udp 2)
 node dist/bin/lanctl.js status --json --socket "$TMP/flanha.sock" 2>/dev/null | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const d=JSON.parse(s).services.dns;const c=d.counters;console.log("lanha forwarding cache:",JSON.stringify(d.forwardCache),"hits",c["dns.forward.cache_hit"]??0,"misses",c["dns.forward.cache_miss"]??0,"overload",c["dns.forward.overload"]??0,"servfail",c["dns.forward.servfail"]??0)})' || true
+node dist/bin/lanctl.js status --json --socket "$TMP/flanha.sock" 2>/dev/null \
+  | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const m=JSON.parse(s).memory;if(m)console.log("lanha forwarding processes after the runs (MiB):",m.processes.map(p=>`${p.role} rss ${p.rssMiB} heap ${p.heapUsedMiB}/${p.heapTotalMiB} external ${p.externalMiB}`).join("; "))})' || true
 printf '\n%-10s %12s %14s %12s %10s\n' forwarder hit_qps miss_p99_ms miss_lost rss_mib
 printf '%-10s %12s %14s %12s %10s\n' lanha "$FL_HQ" "$FL_MP" "$FL_ML" "$(mib "$FL_RSS")"
 printf '%-10s %12s %14s %12s %10s\n' dnsmasq "$FD_HQ" "$FD_MP" "$FD_ML" "$(mib "$FD_RSS")"

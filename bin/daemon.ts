@@ -16,7 +16,7 @@ import { inventoryContext, knownProfiles } from '../cluster/inventory-config.js'
 import { inventoryRoutes, leaseHolderOf } from '../cluster/inventory-api.js';
 import { startInventorySeeder } from '../cluster/inventory-seed.js';
 import { VERSION } from './version.js';
-import { processMemory, type ProcessMemory } from '../lib/memory.js';
+import { processMemory, watchPauses, type ProcessMemory } from '../lib/memory.js';
 import { OpsTracker } from '../services/ops/tracker.js';
 import type { LanhaMetrics } from '../services/ops/metrics.js';
 import { findings, opsRoutes, pools, startOpsHttp, type OpsContext } from '../services/ops/ops.js';
@@ -220,6 +220,7 @@ export async function runDaemon(config: LanhaConfig, options: { logFormat?: stri
   const format = chooseLogFormat(options.logFormat, process.stdout.isTTY === true);
   process.env['LANHA_LOG_FORMAT'] = format; // DNS worker processes inherit it
   const log = createLogger({ level: config.node.logLevel, node: config.node.name, format });
+  watchPauses();
   let daemon: Daemon;
   try {
     daemon = await startDaemon(config, { log });

@@ -1,5 +1,8 @@
 // Memory of the daemon's processes, for `lanctl status` and the benches: where the resident memory
-// goes (V8 heap, buffers outside it, the rest: code, stacks, the binary's pages).
+// goes (V8 heap, buffers outside it, the rest: code, stacks, the binary's pages), and the pauses
+// that make a latency tail (garbage collection, a late event loop).
+
+import { PerformanceObserver, monitorEventLoopDelay, constants as perfConstants, type IntervalHistogram } from 'node:perf_hooks';
 
 /**
  * V8 flags of the daemon (the systemd unit's ExecStart; the benches start it the same way): V8's
@@ -26,6 +29,63 @@ export interface ProcessMemory {
   heapTotalMiB: number;
   /** Memory of Buffers and other C++ objects tied to JS objects (arrayBuffers included). */
   externalMiB: number;
+  /** Pauses since the process started (null until `watchPauses` ran in it). */
+  pauses?: Pauses | null;
+}
+
+/** What stopped the process's event loop: V8's collections and how late the loop ran. */
+export interface Pauses {
+  /** Young-generation collections (scavenges): count, total and longest pause. */
+  minorCount: number;
+  minorMs: number;
+  minorMaxMs: number;
+  /** Old-generation collections (mark-compact, incremental marking steps and weak callbacks). */
+  majorCount: number;
+  majorMs: number;
+  majorMaxMs: number;
+  /** How late a 1 ms timer fired (perf_hooks.monitorEventLoopDelay): p99 and max since start. */
+  loopDelayP99Ms: number;
+  loopDelayMaxMs: number;
+}
+
+let pauses: Pauses | null = null;
+let loopDelay: IntervalHistogram | null = null;
+
+/**
+ * Starts counting this process's GC pauses and event-loop delay (once per process; cheap: one
+ * entry per collection, one 1 ms timer). `processMemory` reports them from then on.
+ */
+export function watchPauses(): void {
+  if (pauses !== null) return;
+  const p: Pauses = { minorCount: 0, minorMs: 0, minorMaxMs: 0, majorCount: 0, majorMs: 0, majorMaxMs: 0, loopDelayP99Ms: 0, loopDelayMaxMs: 0 };
+  pauses = p;
+  const observer = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      const kind = (e as unknown as { detail?: { kind?: number } | null }).detail?.kind;
+      if (kind === perfConstants.NODE_PERFORMANCE_GC_MINOR) {
+        p.minorCount++; p.minorMs += e.duration; if (e.duration > p.minorMaxMs) p.minorMaxMs = e.duration;
+      } else {
+        p.majorCount++; p.majorMs += e.duration; if (e.duration > p.majorMaxMs) p.majorMaxMs = e.duration;
+      }
+    }
+  });
+  observer.observe({ entryTypes: ['gc'] });
+  loopDelay = monitorEventLoopDelay({ resolution: 1 });
+  loopDelay.enable();
+}
+
+const ms2 = (ms: number): number => Math.round(ms * 100) / 100;
+
+function pausesNow(): Pauses | null {
+  if (pauses === null) return null;
+  const h = loopDelay!;
+  const p = pauses;
+  return {
+    minorCount: p.minorCount, minorMs: ms2(p.minorMs), minorMaxMs: ms2(p.minorMaxMs),
+    majorCount: p.majorCount, majorMs: ms2(p.majorMs), majorMaxMs: ms2(p.majorMaxMs),
+    // The histogram is in ns; its first 1 ms is the timer's own period.
+    loopDelayP99Ms: ms2(Math.max(0, h.percentile(99) / 1e6 - 1)), loopDelayMaxMs: ms2(Math.max(0, h.max / 1e6 - 1)),
+  };
 }
 
 const mib = (bytes: number): number => Math.round((bytes / 1048576) * 10) / 10;
@@ -33,5 +93,5 @@ const mib = (bytes: number): number => Math.round((bytes / 1048576) * 10) / 10;
 /** This process's memory, from process.memoryUsage(). */
 export function processMemory(role: string): ProcessMemory {
   const m = process.memoryUsage();
-  return { pid: process.pid, role, rssMiB: mib(m.rss), heapUsedMiB: mib(m.heapUsed), heapTotalMiB: mib(m.heapTotal), externalMiB: mib(m.external) };
+  return { pid: process.pid, role, rssMiB: mib(m.rss), heapUsedMiB: mib(m.heapUsed), heapTotalMiB: mib(m.heapTotal), externalMiB: mib(m.external), pauses: pausesNow() };
 }

@@ -6,7 +6,7 @@ import { DnsAnswerer, type ForwardQuery } from './answerer.js';
 import type { FromWorker, ToWorker } from './udp-workers.js';
 import { buildZoneSet } from './zone.js';
 import { Forwarder, forwardWith, inFlightShare } from './forward.js';
-import { processMemory } from '../../lib/memory.js';
+import { processMemory, watchPauses } from '../../lib/memory.js';
 
 // A UDP worker process (udp-workers.ts starts it): it reads the daemon's own UDP sockets, handed
 // over the IPC channel, and answers from zones built from the same inputs as the daemon's.
@@ -38,6 +38,7 @@ const report = (): void => {
   post({ t: 'counters', values: answerer.snapshot() });
 };
 setInterval(report, 1000).unref();
+watchPauses();
 const reportMemory = (): void => post({ t: 'memory', memory: processMemory('dns worker') });
 setInterval(reportMemory, 5000).unref();
 

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { open as openLocal, readFile, stat } from 'node:fs/promises';
 import { basename, posix } from 'node:path';
-import { Client, type SFTPWrapper, type ClientChannel } from 'ssh2';
+import type { Client, SFTPWrapper, ClientChannel } from 'ssh2';
 import { LanhaError, errorMessage } from '../../lib/errors.js';
 import { fingerprint, parseHostKey } from './rsync.js';
 
@@ -40,8 +40,8 @@ export class HostKeyMismatch extends LanhaError {
 export function connectPinned(target: Ssh2Target, pinnedKey: string, privateKey: Buffer, timeoutMs = 10_000): Promise<Client> {
   const pinned = parseHostKey(pinnedKey);
   if (!pinned) return Promise.reject(new LanhaError('usage', `the pinned host key of ${target.node} is not an OpenSSH public key`));
-  return new Promise((resolve, reject) => {
-    const client = new Client();
+  return loadSsh2().then((Ssh2Client) => new Promise((resolve, reject) => {
+    const client = new Ssh2Client();
     let mismatch: HostKeyMismatch | undefined;
     client.once('ready', () => resolve(client));
     client.once('error', (error) => {
@@ -57,13 +57,21 @@ export function connectPinned(target: Ssh2Target, pinnedKey: string, privateKey:
         return false;
       },
     });
-  });
+  }));
+}
+
+/**
+ * ssh2, loaded on first use: it costs every process that imports it ~6 MiB resident and 16 MiB of
+ * external memory (its crypto module's heap), and only a leader running a deploy job needs it.
+ */
+async function loadSsh2(): Promise<typeof Client> {
+  return (await import('ssh2')).Client;
 }
 
 /** Fetches a node's host key (the key ssh2 is offered; the connection is dropped before login). */
 export function fetchHostKey(target: Ssh2Target, timeoutMs = 10_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const client = new Client();
+  return loadSsh2().then((Ssh2Client) => new Promise((resolve, reject) => {
+    const client = new Ssh2Client();
     let offered: string | undefined;
     client.once('error', (error) => {
       client.end();
@@ -79,7 +87,7 @@ export function fetchHostKey(target: Ssh2Target, timeoutMs = 10_000): Promise<st
         return false; // fetched; never log in on an unconfirmed key
       },
     });
-  });
+  }));
 }
 
 export async function describeLocalFile(path: string): Promise<PushFile> {

@@ -16,9 +16,13 @@ export const DAEMON_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=8'];
 /**
  * V8 flags of the DNS UDP worker processes: they hold nothing for long (an answer is sent in the same
  * turn; a forwarded miss waits one upstream round trip), so 2 MiB semi-spaces cost little GC and
- * keep ~25 MiB less resident per worker under load than the default.
+ * keep ~25 MiB less resident per worker under load than the default. --optimize-for-size makes V8
+ * grow the old generation by smaller steps and keep the young one small: after a flood of
+ * forwarding misses the worker stays ~20 MiB smaller (bench:dns, services/dns/README.md Memory),
+ * for the same CPU per answer. Not for the daemon: it also caps the young generation, which
+ * DHCP needs (see DAEMON_NODE_FLAGS).
  */
-export const DNS_WORKER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2'];
+export const DNS_WORKER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2', '--optimize-for-size'];
 
 export interface ProcessMemory {
   pid: number;

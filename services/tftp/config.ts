@@ -16,8 +16,11 @@ export const tftpConfig = z.object({
   idleTimeout: duration.default(60_000),
   /** Worker threads that run the transfers (0: on the main thread). */
   workers: z.number().int().min(0).max(16).default(2),
-  /** The shared block cache for files many clients read at once (per worker). */
-  cacheMiB: z.number().int().min(1).max(4096).default(128),
+  /**
+   * The shared block cache for files many clients read at once (per worker). 32 MiB holds a kernel
+   * and an initramfs; past it, chunks come from the kernel's page cache again (one read per 1 MiB).
+   */
+  cacheMiB: z.number().int().min(1).max(4096).default(32),
   remap: z.array(z.object({
     match: z.string().refine((s) => { try { new RegExp(s); return true; } catch { return false; } }, { message: 'is not a valid regular expression' }),
     replace: z.string(),

@@ -5,6 +5,7 @@ import type { Random } from '../lib/random.js';
 import { LanhaError } from '../lib/errors.js';
 import { decodeCommand, encodeCommand, type Command } from './commands.js';
 import { Fsm, type AppliedEntry, type FsmSnapshot } from './fsm.js';
+import { LogClock } from './log-time.js';
 import { NotLeaderError, type StateLog, type StateLogStatus } from './state-log.js';
 import type { MemberStatusChannel } from './member-status.js';
 import { RaftNode } from './raft/node.js';
@@ -69,9 +70,7 @@ export class RaftStateLog implements StateLog {
   readonly host: RaftHost;
   #opts: RaftStateLogOptions;
   #pending = new Map<number, Pending>();
-  #lastStamp = 0;
-  #anchor: { term: number; mono: number; at: number; lastMono: number } | undefined;
-  #clockAlarmAt = -Infinity;
+  #logClock: LogClock;
   #closed = false;
   #snapshotting = false;
   #single: boolean;
@@ -84,6 +83,7 @@ export class RaftStateLog implements StateLog {
     this.fsm = fsm;
     this.host = host;
     this.#opts = opts;
+    this.#logClock = new LogClock(opts.clock, opts.log, 'raft.clock_jump');
     this.#single = opts.conf.voters.length === 1 && opts.conf.voters[0] === opts.id && opts.conf.learners.length === 0;
   }
 
@@ -300,31 +300,8 @@ export class RaftStateLog implements StateLog {
     this.#pending.clear();
   }
 
-  /**
-   * Log time for a new entry: monotonic time since this leader's term began, anchored on the newer of
-   * the wall clock and the log's last stamp, never going back. Wall-clock steps are only slewed in
-   * at 1 s per minute (and a step over 2 s is logged), so `date -s` cannot mass-expire leases.
-   */
   #logTime(): number {
-    const mono = this.#opts.clock.monotonicMs();
-    const wall = this.#opts.clock.wallMs();
-    const term = this.host.node.term;
-    if (!this.#anchor || this.#anchor.term !== term) {
-      this.#anchor = { term, mono, at: Math.max(wall, this.fsm.lastAt, this.#lastStamp), lastMono: mono };
-    }
-    const a = this.#anchor;
-    const derived = a.at + (mono - a.mono);
-    const drift = wall - derived;
-    const slew = (mono - a.lastMono) / 60;
-    a.at += Math.max(-slew, Math.min(slew, drift));
-    a.lastMono = mono;
-    if (Math.abs(drift) > 2000 && mono - this.#clockAlarmAt > 60_000) {
-      this.#clockAlarmAt = mono;
-      this.#opts.log.warn({ event: 'raft.clock_jump', driftMs: Math.round(drift) }, `the wall clock is ${Math.round(drift)} ms away from log time; slewing at 1 s/min`);
-    }
-    const at = Math.max(this.#lastStamp, Math.round(a.at + (mono - a.mono)), this.fsm.lastAt);
-    this.#lastStamp = at;
-    return at;
+    return this.#logClock.stamp(this.host.node.term, this.fsm.lastAt);
   }
 
   async #waitFor(condition: () => boolean, timeoutMs: number): Promise<void> {

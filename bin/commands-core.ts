@@ -5,6 +5,7 @@ import { formatDuration, formatTable } from '../lib/table.js';
 import { DAEMON_OPTIONS, DAEMON_OPTION_HELP, DEFAULT_CONFIG, resolveSocket, type CliCommand } from './cli.js';
 import { runDaemon } from './daemon.js';
 import { formatRaftStatus, type RaftStatusBody } from '../cluster/raft/status-text.js';
+import { formatEtcdStatus, type EtcdStatusBody } from '../cluster/etcd/status-text.js';
 import { formatNtpStatus } from '../services/ntp/status-text.js';
 import { formatPoolUse } from '../services/dhcp/pool-text.js';
 import type { SubnetUse } from '../services/dhcp/allocator.js';
@@ -72,7 +73,7 @@ interface StatusBody {
   role: string;
   version: string;
   uptimeSeconds: number;
-  cluster: { mode: string; role: string; leader: string | null; term: number; commitIndex: number } & RaftStatusBody;
+  cluster: { mode: string; role: string; leader: string | null; term: number; commitIndex: number } & RaftStatusBody & EtcdStatusBody;
   warnings: string[];
   services: Record<string, { listening: string[] }>;
   members?: MemberRow[];
@@ -118,7 +119,7 @@ export const statusCommand: CliCommand = {
     ]]));
     const members = formatMembers(body.members);
     if (members !== '') io.out('\n' + members);
-    const raft = formatRaftStatus(c);
+    const raft = c.backend === 'etcd' ? formatEtcdStatus(c) : formatRaftStatus(c);
     if (raft !== '') io.out('\n' + raft);
     const services = Object.entries(body.services);
     io.out('\n' + (services.length === 0

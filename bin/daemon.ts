@@ -10,7 +10,7 @@ import { errorMessage } from '../lib/errors.js';
 import { serviceDefinitions } from '../services/registry.js';
 import type { RunningService, ServiceContext } from '../services/contract.js';
 import type { StateLog } from '../cluster/state-log.js';
-import { openRaftState } from '../cluster/open-state.js';
+import { openState } from '../cluster/open-state.js';
 import { nodeRoutes } from '../cluster/nodes-view.js';
 import { inventoryContext, knownProfiles } from '../cluster/inventory-config.js';
 import { inventoryRoutes, leaseHolderOf } from '../cluster/inventory-api.js';
@@ -55,9 +55,9 @@ export function configHash(config: LanhaConfig): string {
   return createHash('sha256').update(JSON.stringify(shared)).digest('hex');
 }
 
-/** The durable Raft log under node.stateDir/raft (a one-member cluster when there is no `cluster:` block). */
+/** The durable Raft log under node.stateDir/raft (a one-member cluster when there is no `cluster:` block), or the state on etcd. */
 export async function defaultOpenState(config: LanhaConfig, log: Logger, clock: Clock): Promise<StateLog> {
-  return openRaftState(config, log, clock);
+  return openState(config, log, clock);
 }
 
 export async function startDaemon(config: LanhaConfig, options: DaemonOptions = {}): Promise<Daemon> {
@@ -207,6 +207,7 @@ function withFailoverRecord(routes: ApiRoutes, tracker: OpsTracker, clock: Clock
 
 export function clusterWarnings(config: LanhaConfig): string[] {
   const members = config.cluster?.members ?? [];
+  if (config.cluster?.backend === 'etcd') return []; // etcd's own members vote
   const voters = members.length;
   const witnesses = members.filter((m) => m.role === 'witness').length;
   if (voters === 2 && witnesses === 0) {

@@ -6,11 +6,17 @@ import { RaftStateLog, raftDir } from './raft-state-log.js';
 import type { PeerLink } from './raft/types.js';
 import type { ConfState } from './raft/types.js';
 import { Transport, readKeyFile } from './raft/transport.js';
+import { readFileSync } from 'node:fs';
 import { LanhaError } from '../lib/errors.js';
 import { raftTimers } from './timers.js';
+import type { StateLog } from './state-log.js';
+import { EtcdClient } from './etcd/client.js';
+import { etcdPrefix } from './etcd/config.js';
+import { EtcdStateLog } from './etcd/state-log.js';
 
 // Builds the daemon's StateLog from the config: no `cluster:` block = a one-member Raft on this
-// node's disk (single-node mode); otherwise the members of the block, linked by the transport.
+// node's disk (single-node mode); `backend: raft` = the members of the block, linked by the
+// transport; `backend: etcd` = the state on an etcd v3 cluster (etcd/state-log.ts).
 
 export interface OpenStateExtras {
   random?: Random;
@@ -50,7 +56,6 @@ export async function clusterTransport(config: LanhaConfig, log: Logger): Promis
 
 export async function openRaftState(config: LanhaConfig, log: Logger, clock: Clock, extras: OpenStateExtras = {}): Promise<RaftStateLog> {
   const cluster = config.cluster;
-  if (cluster?.backend === 'etcd') throw new LanhaError('unavailable', 'cluster.backend: etcd is not served by this build yet (only its config and client are); use backend: raft');
   const link = await (extras.link ?? clusterTransport)(config, log);
   return RaftStateLog.open({
     id: config.node.name,
@@ -64,5 +69,50 @@ export async function openRaftState(config: LanhaConfig, log: Logger, clock: Clo
     snapshotEntries: cluster?.snapshotEntries ?? 10_000,
     serves: config.node.role !== 'witness',
     ...(link ? { link } : {}),
+  });
+}
+
+/** The StateLog the config asks for: the embedded Raft log, or the state on etcd. */
+export async function openState(config: LanhaConfig, log: Logger, clock: Clock, extras: OpenStateExtras = {}): Promise<StateLog> {
+  if (config.cluster?.backend === 'etcd') return openEtcdState(config, log, clock);
+  return openRaftState(config, log, clock, extras);
+}
+
+/** Reads a file the `cluster.etcd` block names; the error names the key path and the file. */
+function readNamed(path: string, key: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    throw new LanhaError('config-unreadable', `cluster.etcd.${key}: cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+  }
+}
+
+/** An etcd client from the `cluster.etcd` block (TLS and password files read here). */
+export function etcdClient(config: LanhaConfig): EtcdClient {
+  const etcd = config.cluster?.etcd;
+  if (!etcd) throw new LanhaError('config-invalid', 'cluster.etcd is not set');
+  const tls = etcd.tls === undefined ? undefined : {
+    ...(etcd.tls.ca !== undefined ? { ca: readNamed(etcd.tls.ca, 'tls.ca') } : {}),
+    ...(etcd.tls.cert !== undefined ? { cert: readNamed(etcd.tls.cert, 'tls.cert') } : {}),
+    ...(etcd.tls.key !== undefined ? { key: readNamed(etcd.tls.key, 'tls.key') } : {}),
+  };
+  const auth = etcd.username !== undefined && etcd.passwordFile !== undefined
+    ? { username: etcd.username, password: readNamed(etcd.passwordFile, 'passwordFile').toString('utf8').trim() }
+    : undefined;
+  return new EtcdClient({ endpoints: etcd.endpoints, dialTimeoutMs: etcd.dialTimeout, requestTimeoutMs: etcd.requestTimeout, ...(tls ? { tls } : {}), ...(auth ? { auth } : {}) });
+}
+
+export async function openEtcdState(config: LanhaConfig, log: Logger, clock: Clock): Promise<EtcdStateLog> {
+  const cluster = config.cluster!;
+  const etcd = cluster.etcd!;
+  return EtcdStateLog.open({
+    id: config.node.name,
+    client: etcdClient(config),
+    prefix: etcdPrefix(etcd, cluster.id),
+    clock,
+    log: log.child({ service: 'etcd' }),
+    leaseTtlMs: etcd.leaseTtl,
+    serves: config.node.role !== 'witness',
+    snapshotEntries: cluster.snapshotEntries,
   });
 }

@@ -145,6 +145,11 @@ export class EtcdClient {
   /** The endpoint requests go to now. */
   get endpoint(): string { return this.endpoints[this.#current]!; }
 
+  /** Moves to the next endpoint (the current one failed outside call(), e.g. a watch). */
+  failover(): void {
+    this.#current = (this.#current + 1) % this.endpoints.length;
+  }
+
   close(): void {
     this.#closed = true;
     for (const r of this.#open) r.destroy();

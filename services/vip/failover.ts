@@ -140,6 +140,8 @@ async function awaitCatchUp(deps: FailoverDeps, to: string): Promise<ApiResponse
   const { state, clock, config } = deps;
   const started = clock.monotonicMs();
   const waitMs = deps.catchUpWaitMs ?? CATCH_UP_WAIT_MS;
+  // On etcd the state is not replicated by us: a new holder applies everything up to its win before it serves.
+  if (state.status()['backend'] === 'etcd') return null;
   for (;;) {
     const s = state.status() as { lastIndex?: number; progress?: Record<string, { match: number }> };
     if (s.progress?.[to]?.match !== undefined && s.progress[to]!.match >= (s.lastIndex ?? Infinity)) return null;

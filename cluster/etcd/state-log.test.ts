@@ -1,0 +1,120 @@
+import t from 'tap';
+import { systemClock } from '../../lib/clock.js';
+import { silentLogger } from '../../lib/log.js';
+import { LanhaError } from '../../lib/errors.js';
+import { EtcdStateLog } from './state-log.js';
+import { EtcdClient } from './client.js';
+import { etcdAvailable, etcdLeaderIndex, startEtcdCluster, type EtcdCluster } from '../../test/support/etcd.js';
+import { grantCommand, until } from '../../test/support/state-log.js';
+import { haveTools } from '../../test/support/tools.js';
+
+// The etcd backend's own faults, on a real 3-member etcd on loopback: keys under the prefix that
+// lanha did not write, a member behind etcd's compaction, the etcd leader killed under proposals
+// (no acknowledged entry lost), and etcd gone entirely (leadership dropped inside the lease, reads
+// still served, proposals refused clearly).
+
+const grant = grantCommand;
+
+t.test('etcd backend faults', async (t) => {
+  if (!etcdAvailable() && !haveTools(t, ['etcd'], 'etcd backend fault tests (Debian etcd-server)')) return;
+  const cluster: EtcdCluster = await startEtcdCluster(3);
+  const alive = setInterval(() => undefined, 1000);
+  const opened: EtcdStateLog[] = [];
+  t.teardown(async () => {
+    clearInterval(alive);
+    for (const l of opened) await l.close();
+    await cluster.stop();
+  });
+  let n = 0;
+  const open = async (id: string, endpoints = cluster.endpoints, extra: { snapshotEntries?: number } = {}): Promise<EtcdStateLog> => {
+    const log = await EtcdStateLog.open({
+      id, client: new EtcdClient({ endpoints, dialTimeoutMs: 300, requestTimeoutMs: 1500 }), prefix: `/lanha/faults-${n}/`, clock: systemClock, log: silentLogger,
+      leaseTtlMs: 1000, proposeTimeoutMs: 3000, ...extra,
+    });
+    opened.push(log);
+    return log;
+  };
+  const raw = new EtcdClient({ endpoints: cluster.endpoints });
+  t.teardown(() => raw.close());
+
+  await t.test('keys lanha did not write under the prefix are skipped and counted, never applied', async (t) => {
+    n++;
+    await raw.put(`/lanha/faults-${n}/someone-else`, 'hello');
+    await raw.put(`/lanha/faults-${n}/log/0000000000000001-000000000001`, 'not json');
+    const a = await open('a');
+    await until('leader', () => a.isLeader());
+    await raw.put(`/lanha/faults-${n}/log/0000000000000001-000000000002`, new Uint8Array([0xff, 0xfe]));
+    await a.propose(grant(1));
+    const etcd = a.status()['etcd'] as { skipped: number; foreign: number };
+    t.equal(etcd.skipped, 2, 'two undecodable log entries skipped');
+    t.equal(etcd.foreign, 1, 'one foreign key counted');
+    t.equal([...a.fsm.leases()].length, 1, 'the real entry applied');
+    await a.close();
+  });
+
+  await t.test('a member behind etcd\'s compaction reloads the snapshot and continues', async (t) => {
+    n++;
+    const a = await open('a', [cluster.endpoints[0]!, cluster.endpoints[2]!], { snapshotEntries: 20 });
+    const b = await open('b', [cluster.endpoints[1]!]);
+    await until('a leads', () => a.isLeader());
+    await a.propose(grant(1));
+    await until('b follows', () => b.fsm.lease(0x0a000001) !== undefined);
+    await cluster.kill(1); // b's only endpoint: its watch ends
+    for (let i = 0; i < 3; i++) await Promise.all(Array.from({ length: 20 }, (_, j) => a.propose(grant(10 + i * 20 + j))));
+    await until('a snapshot', () => Number(a.status().snapshotIndex) > 0);
+    const { revision } = await raw.range('/');
+    await raw.compact(revision);
+    await cluster.restart(1);
+    await until('b caught up', () => b.fsm.hash() === a.fsm.hash());
+    t.ok((b.status()['etcd'] as { reloads: number }).reloads >= 1, 'b reloaded from the snapshot');
+    t.equal([...b.fsm.leases()].length, 61, 'and holds every lease');
+    await b.close();
+    await a.close();
+  });
+
+  await t.test('the etcd leader member killed under proposals: no acknowledged entry is lost', async (t) => {
+    n++;
+    const a = await open('a');
+    const b = await open('b');
+    await until('a leader', () => a.isLeader() || b.isLeader());
+    const acked = new Set<number>();
+    let failed = 0;
+    const load = (async () => {
+      for (let i = 0; i < 300; i++) {
+        const leader = a.isLeader() ? a : b.isLeader() ? b : null;
+        if (leader === null) { await new Promise((r) => setTimeout(r, 20)); continue; }
+        await Promise.all(Array.from({ length: 5 }, (_, j) => leader.propose(grant(1000 + i * 5 + j)).then(() => acked.add(0x0a000000 + 1000 + i * 5 + j), () => { failed++; })));
+      }
+    })();
+    await until('some load', () => acked.size > 100);
+    const victim = await etcdLeaderIndex(cluster);
+    t.ok(victim >= 0, `etcd leader is member ${victim}`);
+    await cluster.kill(victim);
+    await load;
+    await cluster.restart(victim);
+    await until('a and b agree', () => a.fsm.hash() === b.fsm.hash() && a.fsm.appliedIndex === b.fsm.appliedIndex);
+    const lost = [...acked].filter((ip) => a.fsm.lease(ip) === undefined || b.fsm.lease(ip) === undefined);
+    t.same(lost, [], `0 of ${acked.size} acknowledged leases lost (${failed} proposals refused while etcd elected a leader)`);
+    await b.close();
+    await a.close();
+  });
+
+  await t.test('etcd gone: leadership drops within the lease, reads keep serving, proposals fail clearly', async (t) => {
+    n++;
+    const a = await open('a');
+    await until('a leads', () => a.isLeader());
+    await a.propose(grant(7));
+    t.ok(a.leaseRemainingMs() <= 1000, `the lease left here (${Math.round(a.leaseRemainingMs())} ms) never exceeds etcd's TTL`);
+    for (let i = 0; i < 3; i++) await cluster.kill(i);
+    await until('leadership dropped', () => !a.isLeader(), 5000);
+    t.ok(a.fsm.lease(0x0a000007), 'the state is still readable');
+    const error = await a.propose(grant(8)).then(() => null, (e: unknown) => e);
+    t.ok(error instanceof LanhaError, `propose refused: ${(error as Error | null)?.message}`);
+    t.match(String((a.status()['etcd'] as { lastError: string | null }).lastError), /etcd http:\/\/127\.0\.0\.1:\d+/, 'status names the endpoint that failed');
+    for (let i = 0; i < 3; i++) void cluster.restart(i);
+    await until('etcd back and a leads again', () => a.isLeader(), 30_000);
+    await a.propose(grant(9));
+    t.ok(a.fsm.lease(0x0a000009), 'and proposals apply again');
+    await a.close();
+  });
+});

@@ -1,0 +1,44 @@
+import { formatTable } from '../../lib/table.js';
+
+// The etcd part of `lanctl status` (text form): backend, prefix, revision, the election holder and
+// each endpoint's health. The JSON form carries the whole StateLog status unchanged.
+
+export interface EtcdStatusBody {
+  backend?: string;
+  appliedIndex?: number;
+  leaseValid?: boolean;
+  leaseRemainingMs?: number;
+  etcd?: {
+    endpoints: string[];
+    endpoint: string;
+    health: Array<{ endpoint: string; ok: boolean; error: string | null; version?: string; isLeader?: boolean; revision?: number }>;
+    prefix: string;
+    revision: number;
+    holder: { name: string; epoch: number; self: boolean } | null;
+    leaseTtlS: number;
+    lastError: string | null;
+    skipped: number;
+    foreign: number;
+    reloads: number;
+  };
+}
+
+export function formatEtcdStatus(c: EtcdStatusBody): string {
+  const e = c.etcd;
+  if (c.backend !== 'etcd' || e === undefined) return '';
+  const holder = e.holder === null ? 'none (no lanha leader: DHCP is not answered)' : `${e.holder.name} (epoch ${e.holder.epoch})`;
+  const lines = [
+    `backend: etcd, prefix ${e.prefix}, revision ${e.revision}, applied ${c.appliedIndex ?? 0}, election holder ${holder}, lease TTL ${e.leaseTtlS} s`
+      + (c.leaseValid === true ? `, held here (${Math.round((c.leaseRemainingMs ?? 0) / 100) / 10} s left)` : ''),
+  ];
+  if (e.skipped > 0 || e.foreign > 0) lines.push(`skipped under the prefix: ${e.skipped} undecodable entries, ${e.foreign} keys lanha did not write`);
+  if (e.reloads > 0) lines.push(`reloaded from a snapshot ${e.reloads} time(s) (fell behind etcd's compaction)`);
+  if (e.lastError) lines.push(`last etcd error: ${e.lastError}`);
+  const health = new Map(e.health.map((h) => [h.endpoint, h]));
+  const rows = e.endpoints.map((url) => {
+    const h = health.get(url);
+    const state = h === undefined ? 'not checked yet' : h.ok ? (h.isLeader ? 'healthy, etcd leader' : 'healthy') : `DOWN: ${h.error ?? ''}`;
+    return [url, url === e.endpoint ? 'yes' : '', state, h?.version ?? '-', h?.revision !== undefined ? String(h.revision) : '-'];
+  });
+  return lines.join('\n') + '\n\n' + formatTable(['etcd endpoint', 'in use', 'health', 'version', 'revision'], rows);
+}

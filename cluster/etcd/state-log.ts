@@ -150,7 +150,7 @@ export class EtcdStateLog implements StateLog {
     try {
       const r = await this.#client.txn(
         [{ key: this.#p.leader, target: 'CREATE', result: 'EQUAL', createRevision: epoch }, { key, target: 'CREATE', result: 'EQUAL', createRevision: 0 }],
-        [{ put: { key, value: encodeCommand({ at, command }) } }],
+        [{ put: { key, value: encodeCommand({ at, by: this.#o.id, command }) } }],
         [{ range: { key: this.#p.leader } }, { range: { key } }],
       );
       const mine = r.succeeded ? r.revision : r.ranges[1]?.[0]?.modRevision ?? null; // a retry after a lost answer finds its own key
@@ -331,7 +331,7 @@ export class EtcdStateLog implements StateLog {
     if (p) {
       this.#pending.delete(key);
       clearTimeout(p.timer);
-      p.resolve({ index: e.kv.modRevision, at: this.fsm.lastAt, command: decoded.value.command });
+      p.resolve({ index: e.kv.modRevision, at: this.fsm.lastAt, ...(decoded.value.by === undefined ? {} : { by: decoded.value.by }), command: decoded.value.command });
     }
   }
 
@@ -355,7 +355,7 @@ export class EtcdStateLog implements StateLog {
       if (p.revision === null || p.revision > this.#revision) continue;
       this.#pending.delete(p.key);
       clearTimeout(p.timer);
-      p.resolve({ index: p.revision, at: Math.max(p.at, 0), command: p.command });
+      p.resolve({ index: p.revision, at: p.at, by: this.#o.id, command: p.command });
     }
   }
 

@@ -3,7 +3,8 @@
 // same fixture and the same 4 sshd namespaces. Not a test. Cases: cold (empty nodes), no change,
 // 1 % of the files changed, one node (cold); median of RUNS (default 5). Prints a table and RESULT
 // lines. Needs root (network namespaces); `npm run bench:deploy` installs rsync/openssh/attr first (bench/anchors.sh).
-// Env: RUNS (5), FILES (3000), MBYTES (40), PARALLEL (4 = deploy.parallel).
+// Env: RUNS (5), FILES (3000), MBYTES (40), PARALLEL (4 = deploy.parallel), CASES (all).
+// Also prints where lanha's time goes per phase (the daemon's job timings, the rest is the CLI).
 import { execFileSync } from 'node:child_process';
 import { appendFileSync, linkSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,12 +15,34 @@ import { runLanctl, serveDaemon, type ServedDaemon } from '../test/support/daemo
 import { LANCTL } from '../test/support/paths.js';
 import { makeKey, startSshd, type TestSshd } from '../test/support/node-sshd.js';
 import { parseStats, shellQuote } from '../cluster/deploy/rsync.js';
+import type { JobTimings } from '../cluster/deploy/jobs.js';
 
 const RUNS = Number(process.env['RUNS'] ?? 5);
 const FILES = Number(process.env['FILES'] ?? 3000);
 const MBYTES = Number(process.env['MBYTES'] ?? 40);
 const PARALLEL = Number(process.env['PARALLEL'] ?? 4);
 const NODES = ['c1', 'c2', 'c3', 'c4'];
+/** CASES=nochange,one_node runs only those cases (default: all). */
+const CASES = process.env['CASES']?.split(',');
+
+/** One lanha run's time by phase, ms: the CLI (start, request, following) is what the daemon's timings leave over. */
+interface Phases { total: number; cli: number; check: number; startEntry: number; overlay: number; transfer: number; entries: number; jobEnd: number; reused: number; nodes: number }
+
+function phasesOf(totalMs: number, t: JobTimings | undefined): Phases {
+  const nodes = Object.values(t?.nodes ?? {});
+  const max = (k: 'overlayMs' | 'transferMs' | 'entriesMs'): number => Math.max(0, ...nodes.map((n) => n[k] ?? 0));
+  const slowest = nodes.reduce((a, n) => Math.max(a, (n.overlayMs ?? 0) + (n.transferMs ?? 0) + (n.entriesMs ?? 0)), 0);
+  const daemon = t?.totalMs ?? 0;
+  return {
+    total: totalMs, cli: totalMs - daemon, check: t?.checkMs ?? 0, startEntry: (t?.startEntryMs ?? 0) - (t?.checkMs ?? 0),
+    overlay: max('overlayMs'), transfer: max('transferMs'), entries: max('entriesMs'),
+    jobEnd: Math.max(0, daemon - (t?.startEntryMs ?? 0) - slowest), reused: nodes.filter((n) => n.sshReused === true).length, nodes: nodes.length,
+  };
+}
+
+function phaseText(p: Phases): string {
+  return `cli ${Math.round(p.cli)} ms, check ${p.check}, start ${p.startEntry}, overlay ${p.overlay}, transfer ${p.transfer}, entries ${p.entries}, end ${Math.round(p.jobEnd)}, ssh reused ${p.reused}/${p.nodes}`;
+}
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -114,13 +137,13 @@ ${NODES.map((n, i) => `    ${n}: "${sshd[i]!.hostKey}"`).join('\n')}
       return { id: out.generation, seconds: (performance.now() - t0) / 1000 };
     };
     const clear = (nodes: readonly number[]): void => { for (const i of nodes) for (const f of readdirSync(roots[i]!)) rmSync(join(roots[i]!, f), { recursive: true, force: true }); };
-    const lanha = async (gen: string, nodes: readonly number[]): Promise<{ s: number; sent: number }> => {
+    const lanha = async (gen: string, nodes: readonly number[]): Promise<{ s: number; sent: number; phases: Phases }> => {
       const t0 = performance.now();
       const out = await lanctl('deploy', 'rootfs', gen.slice(0, 16), '--to', nodes.map((i) => NODES[i]).join(','));
       const s = (performance.now() - t0) / 1000;
       const id = /^job (\S+)$/m.exec(out)![1]!;
-      const job = JSON.parse(await lanctl('deploy', 'jobs', id, '--json')) as { nodes: Array<{ sent?: number }> };
-      return { s, sent: job.nodes.reduce((sum, n) => sum + (n.sent ?? 0), 0) };
+      const job = JSON.parse(await lanctl('deploy', 'jobs', id, '--json')) as { nodes: Array<{ sent?: number }>; timings?: JobTimings };
+      return { s, sent: job.nodes.reduce((sum, n) => sum + (n.sent ?? 0), 0), phases: phasesOf(s * 1000, job.timings) };
     };
     const loop = async (nodes: readonly number[]): Promise<{ s: number; sent: number }> => {
       const script = nodes.map((i) => `rsync -aHAX --numeric-ids --delete --stats -e ${shellQuote(sshCmd)} ${fixture}/ root@10.79.0.${11 + i}:/srv/root/`).join(' && ');
@@ -133,28 +156,29 @@ ${NODES.map((n, i) => `    ${n}: "${sshd[i]!.hostKey}"`).join('\n')}
     };
 
     const all = NODES.map((_, i) => i);
-    const results: Record<string, { lanha: number[]; loop: number[]; lanhaSent: number[]; loopSent: number[] }> = {};
-    const record = (name: string, a: { s: number; sent: number }, b: { s: number; sent: number }): void => {
-      const r = results[name] ??= { lanha: [], loop: [], lanhaSent: [], loopSent: [] };
-      r.lanha.push(a.s); r.loop.push(b.s); r.lanhaSent.push(a.sent); r.loopSent.push(b.sent);
-      console.log(`  ${name} run ${r.lanha.length}: lanha ${a.s.toFixed(2)} s (${a.sent} B sent), rsync-loop ${b.s.toFixed(2)} s (${b.sent} B sent)`);
+    const results: Record<string, { lanha: number[]; loop: number[]; lanhaSent: number[]; loopSent: number[]; phases: Phases[] }> = {};
+    const record = (name: string, a: { s: number; sent: number; phases: Phases }, b: { s: number; sent: number }): void => {
+      const r = results[name] ??= { lanha: [], loop: [], lanhaSent: [], loopSent: [], phases: [] };
+      r.lanha.push(a.s); r.loop.push(b.s); r.lanhaSent.push(a.sent); r.loopSent.push(b.sent); r.phases.push(a.phases);
+      console.log(`  ${name} run ${r.lanha.length}: lanha ${a.s.toFixed(2)} s (${a.sent} B sent; ${phaseText(a.phases)}), rsync-loop ${b.s.toFixed(2)} s (${b.sent} B sent)`);
     };
+    const wanted = (name: string): boolean => CASES === undefined || CASES.includes(name);
 
     const first = await commit();
     console.log(`fixture: ${FILES} files, ~${MBYTES} MB, hardlinks + xattrs; generation ${first.id.slice(0, 12)} committed in ${first.seconds.toFixed(2)} s`);
     const commitTimes: number[] = [];
-    for (let run = 0; run < RUNS; run++) {
+    for (let run = 0; run < RUNS && wanted('cold'); run++) {
       clear(all); const a = await lanha(first.id, all);
       clear(all); const b = await loop(all);
       record('cold', a, b);
     }
-    for (let run = 0; run < RUNS; run++) {
+    for (let run = 0; run < RUNS && wanted('nochange'); run++) {
       await lanha(first.id, all); // both start from an identical, synced tree
       const a = await lanha(first.id, all);
       const b = await loop(all);
       record('nochange', a, b);
     }
-    for (let run = 0; run < RUNS; run++) {
+    for (let run = 0; run < RUNS && wanted('changed1pct'); run++) {
       // Same start for both: nodes synced to the current fixture; then 1 % changes.
       const before = await commit();
       await lanha(before.id, all);
@@ -167,7 +191,7 @@ ${NODES.map((n, i) => `    ${n}: "${sshd[i]!.hostKey}"`).join('\n')}
       record('changed1pct', a, b);
     }
     const last = (await commit()).id;
-    for (let run = 0; run < RUNS; run++) {
+    for (let run = 0; run < RUNS && wanted('one_node'); run++) {
       clear([0]); const a = await lanha(last, [0]);
       clear([0]); const b = await loop([0]);
       record('one_node', a, b);
@@ -178,16 +202,24 @@ ${NODES.map((n, i) => `    ${n}: "${sshd[i]!.hostKey}"`).join('\n')}
       const a = median(r.lanha), b = median(r.loop);
       console.log(`${name.padEnd(12)}  ${a.toFixed(2).padStart(7)}   ${b.toFixed(2).padStart(12)}   ${(a / b).toFixed(2)}`);
     }
-    console.log(`commit of a 1 %-changed tree (not in the deploy times above): median ${median(commitTimes).toFixed(2)} s`);
+    if (commitTimes.length > 0) console.log(`commit of a 1 %-changed tree (not in the deploy times above): median ${median(commitTimes).toFixed(2)} s`);
+    console.log('\nwhere lanha\'s time goes, ms (median of ' + RUNS + '; per node: the slowest node):');
+    console.log('case          total    cli    check  start-entry  overlay  transfer  result-entries  job-end  ssh reused');
+    for (const [name, r] of Object.entries(results)) {
+      const m = (k: keyof Phases): string => String(Math.round(median(r.phases.map((p) => Number(p[k]))))).padStart(k === 'total' ? 5 : 6);
+      console.log(`${name.padEnd(12)}  ${m('total')}  ${m('cli')}  ${m('check')}  ${m('startEntry').padStart(11)}  ${m('overlay').padStart(7)}  ${m('transfer').padStart(8)}  ${m('entries').padStart(14)}  ${m('jobEnd').padStart(7)}  ${r.phases.map((p) => `${p.reused}/${p.nodes}`).join(' ')}`);
+    }
     console.log('');
     for (const [name, r] of Object.entries(results)) {
       const a = median(r.lanha), b = median(r.loop);
       console.log(`RESULT deploy.${name}_s lanha=${a.toFixed(3)} rsync-loop=${b.toFixed(3)} ratio=${(a / b).toFixed(3)} unit=s better=lower`);
     }
-    const c = results['changed1pct']!;
-    const sa = median(c.lanhaSent), sb = median(c.loopSent);
-    console.log(`RESULT deploy.bytes_sent.changed1pct lanha=${sa} rsync-loop=${sb} ratio=${(sa / sb).toFixed(3)} unit=bytes better=lower`);
-    console.log(`RESULT deploy.commit_changed1pct_s lanha=${median(commitTimes).toFixed(3)} rsync-loop=0 ratio=NA unit=s better=lower`);
+    const c = results['changed1pct'];
+    if (c !== undefined) {
+      const sa = median(c.lanhaSent), sb = median(c.loopSent);
+      console.log(`RESULT deploy.bytes_sent.changed1pct lanha=${sa} rsync-loop=${sb} ratio=${(sa / sb).toFixed(3)} unit=bytes better=lower`);
+      console.log(`RESULT deploy.commit_changed1pct_s lanha=${median(commitTimes).toFixed(3)} rsync-loop=0 ratio=NA unit=s better=lower`);
+    }
   } finally {
     await cleanup();
   }

@@ -3,7 +3,6 @@ import { ConfigError, loadConfig } from '../config/index.js';
 import { callDaemonOk } from '../lib/control-client.js';
 import { formatDuration, formatTable } from '../lib/table.js';
 import { DAEMON_OPTIONS, DAEMON_OPTION_HELP, DEFAULT_CONFIG, resolveSocket, type CliCommand } from './cli.js';
-import { runDaemon } from './daemon.js';
 import { formatRaftStatus, type RaftStatusBody } from '../cluster/raft/status-text.js';
 import { formatEtcdStatus, type EtcdStatusBody } from '../cluster/etcd/status-text.js';
 import { formatNtpStatus } from '../services/ntp/status-text.js';
@@ -38,6 +37,8 @@ export const serveCommand: CliCommand = {
       }
       throw error;
     }
+    // Loaded here, not at the top: every other command (a CLI start, e.g. `lanctl deploy`) skips the daemon's modules.
+    const { runDaemon } = await import('./daemon.js');
     return runDaemon(config, { logFormat: typeof logFormat === 'string' ? logFormat : undefined });
   },
 };

@@ -4,7 +4,7 @@ import { ExitCode, LanhaError } from '../lib/errors.js';
 import { callDaemonOk } from '../lib/control-client.js';
 import { formatTable } from '../lib/table.js';
 import type { Job, JobNode } from '../cluster/rootfs-state.js';
-import type { LiveProgress } from '../cluster/deploy/jobs.js';
+import type { JobTimings, LiveProgress } from '../cluster/deploy/jobs.js';
 import { formatBytes, progressLine, summaryRows } from '../cluster/deploy/progress-view.js';
 import { DAEMON_OPTIONS, DAEMON_OPTION_HELP, resolveSocket, type CliCommand, type CliIo } from './cli.js';
 
@@ -15,6 +15,8 @@ import { DAEMON_OPTIONS, DAEMON_OPTION_HELP, resolveSocket, type CliCommand, typ
 
 const LONG_MS = 30 * 60_000;
 const POLL_MS = 300;
+/** How long one long poll on a job may wait for a change (the daemon caps it too). */
+const WAIT_MS = 20_000;
 
 const short = (id: string | null | undefined): string => (id ? id.slice(0, 12) : '-');
 
@@ -123,7 +125,7 @@ const deployRootfs: CliCommand = {
 
 const deployResume: CliCommand = {
   path: ['deploy', 'resume'],
-  summary: 'complete an interrupted or failed rootfs job (default: the latest): its unfinished nodes run again',
+  summary: 'complete an interrupted or failed job (default: the latest): rootfs nodes sync again; push nodes get only the files not yet in place, then --then',
   usage: 'deploy resume [JOB] [--detach] [--config FILE | --socket PATH]',
   options: { ...DAEMON_OPTIONS, detach: { type: 'boolean' } },
   optionHelp: [['--detach', 'print the job id and return'], ...DAEMON_OPTION_HELP],
@@ -145,8 +147,8 @@ const deployJobs: CliCommand = {
     const socket = resolveSocket(args.values);
     const id = args.positionals[0];
     if (id !== undefined) {
-      const body = await callDaemonOk(socket, 'GET', `/v1/deploy/jobs?job=${encodeURIComponent(id)}`) as { job: Job };
-      if (args.values['json'] === true) { io.out(JSON.stringify(body.job, null, 2) + '\n'); return ExitCode.ok; }
+      const body = await callDaemonOk(socket, 'GET', `/v1/deploy/jobs?job=${encodeURIComponent(id)}`) as { job: Job; timings?: JobTimings };
+      if (args.values['json'] === true) { io.out(JSON.stringify(body.timings ? { ...body.job, timings: body.timings } : body.job, null, 2) + '\n'); return ExitCode.ok; }
       io.out(`job ${body.job.id} (${body.job.kind} ${short(body.job.generation)}${body.job.dryRun ? ', dry run' : ''}): ${body.job.state}\n`);
       io.out(formatTable(['node', 'result', 'size', 'sent', 'detail'], summaryRows(body.job)));
       return ExitCode.ok;
@@ -233,8 +235,12 @@ export async function followJob(socket: string, id: string, io: CliIo): Promise<
   let job: Job | undefined;
   try {
     io.out(`job ${id}\n`);
+    let version: number | undefined;
     for (;;) {
-      const body = await callDaemonOk(socket, 'GET', `/v1/deploy/jobs?job=${encodeURIComponent(id)}`) as { job: Job; live: LiveProgress[]; active: boolean };
+      // A long poll: the daemon answers when the job changed (an entry, live progress) or after WAIT_MS.
+      const wait = version === undefined ? '' : `&after=${version}&waitMs=${WAIT_MS}`;
+      const body = await callDaemonOk(socket, 'GET', `/v1/deploy/jobs?job=${encodeURIComponent(id)}${wait}`, undefined, WAIT_MS + 30_000) as
+        { job: Job; live: LiveProgress[]; active: boolean; version?: number };
       job = body.job;
       const live = new Map(body.live.map((l) => [l.node, l]));
       if (tty) {
@@ -248,7 +254,9 @@ export async function followJob(socket: string, id: string, io: CliIo): Promise<
         }
       }
       if (job.state !== 'running' && !body.active) break;
-      await new Promise((r) => setTimeout(r, POLL_MS));
+      // An older daemon without long polls: poll.
+      if (body.version === undefined) await new Promise((r) => setTimeout(r, POLL_MS));
+      version = body.version;
     }
   } finally {
     process.off('SIGINT', onSigint);

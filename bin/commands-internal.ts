@@ -4,7 +4,7 @@ import { callDaemon } from '../lib/control-client.js';
 import { ConfigError, loadConfig } from '../config/index.js';
 import { checklist } from '../cluster/deploy/manifest.js';
 import { clientAddress, parseGateCommand } from '../cluster/deploy/gate.js';
-import { generationDir, readStoredManifest, storedGenerations } from '../cluster/deploy/store.js';
+import { generationDir, isFakeSuper, readStoredManifest, storedGenerations } from '../cluster/deploy/store.js';
 import { DEFAULT_CONFIG, type CliCommand } from './cli.js';
 
 // `lanctl internal ssh-gate`: the forced command (authorized_keys `command="..."`) for the sync
@@ -42,7 +42,9 @@ const sshGate: CliCommand = {
           io.err(`lanha ssh-gate: generation ${request.generation.slice(0, 12)} is not stored on ${config.node.name}\n`);
           return ExitCode.failure;
         }
-        const child = spawn('rsync', ['--server', '--sender', ...request.options, '.', `${generationDir(stateDir, request.generation)}/`], { stdio: 'inherit' });
+        // A store kept with --fake-super is read so: the node gets the real owners, modes and devices.
+        const fake = isFakeSuper(stateDir, request.generation) ? ['--fake-super'] : [];
+        const child = spawn('rsync', ['--server', '--sender', ...fake, ...request.options, '.', `${generationDir(stateDir, request.generation)}/`], { stdio: 'inherit' });
         return new Promise((resolve) => {
           child.on('error', (error) => { io.err(`lanha ssh-gate: cannot run rsync: ${errorMessage(error)}\n`); resolve(ExitCode.failure); });
           child.on('close', (code) => resolve(code ?? ExitCode.failure));

@@ -46,9 +46,11 @@ export type Command =
   | { type: 'deploy.trust'; node: string; hostKey: string }
   /** A node's own report of a boot-time pull of a generation (lanctl internal ssh-gate). */
   | { type: 'deploy.synced'; node: string; generation: string; ok: boolean; exit?: number; bytes?: number }
-  | { type: 'deploy.job.start'; job: string; kind: 'rootfs' | 'push'; member: string; nodes: string[]; generation?: string; dryRun?: boolean; files?: string[]; dest?: string; then?: string }
+  /** Push jobs: `files` the names, `sources` the leader's absolute paths and `sha256` their digests (what `deploy resume` sends again). */
+  | { type: 'deploy.job.start'; job: string; kind: 'rootfs' | 'push'; member: string; nodes: string[]; generation?: string; dryRun?: boolean; files?: string[]; sources?: string[]; sha256?: string[]; dest?: string; then?: string }
   | { type: 'deploy.job.resume'; job: string; member: string }
-  | { type: 'deploy.job.node'; job: string; node: string; state: 'running' | 'done' | 'failed' | 'interrupted'; bytes?: number; total?: number; sent?: number; exit?: number; error?: string }
+  /** `installed`: a push job's files in place on the node so far (names); a resume sends only the others. */
+  | { type: 'deploy.job.node'; job: string; node: string; state: 'running' | 'done' | 'failed' | 'interrupted'; bytes?: number; total?: number; sent?: number; exit?: number; error?: string; installed?: string[] }
   | { type: 'deploy.job.end'; job: string; state: 'done' | 'failed' | 'interrupted' }
   /**
    * A new VIP holder's half of the gap (services/vip/takeover.ts), so the old holder's `lanctl

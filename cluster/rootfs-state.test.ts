@@ -111,3 +111,20 @@ t.test('dry-run jobs change no node generations; snapshot/restore keeps state an
   old.restore(withoutRootfs);
   t.equal(old.rootfs.generations().length, 0, 'a snapshot without the field restores to empty');
 });
+
+t.test('push jobs: sources and digests recorded; each node\'s installed files survive a resume and a snapshot', async (t) => {
+  const fsm = new Fsm();
+  const apply = feeder(fsm);
+  apply({ type: 'deploy.job.start', job: 'p1', kind: 'push', member: 'lan-a', nodes: ['c1', 'c2'], files: ['a', 'b'], sources: ['/src/a', '/src/b'], sha256: ['aa', 'bb'], dest: '/opt' });
+  t.match(fsm.rootfs.job('p1'), { sources: ['/src/a', '/src/b'], sha256: ['aa', 'bb'] });
+  apply({ type: 'deploy.job.node', job: 'p1', node: 'c1', state: 'running', installed: ['a', 'not-a-job-file'] });
+  apply({ type: 'deploy.job.node', job: 'p1', node: 'c2', state: 'done', installed: ['a', 'b'] });
+  apply({ type: 'deploy.job.node', job: 'p1', node: 'c1', state: 'interrupted', error: 'cut off', installed: ['a'] });
+  apply({ type: 'deploy.job.end', job: 'p1', state: 'interrupted' });
+  t.same(fsm.rootfs.job('p1')!.nodes.map((n) => [n.name, n.state, n.installed]), [['c1', 'interrupted', ['a']], ['c2', 'done', ['a', 'b']]]);
+  apply({ type: 'deploy.job.resume', job: 'p1', member: 'lan-b' });
+  t.same(fsm.rootfs.job('p1')!.nodes.map((n) => [n.name, n.state, n.installed]), [['c1', 'pending', ['a']], ['c2', 'done', ['a', 'b']]], 'a resume keeps what is in place');
+  const copy = new Fsm();
+  copy.restore(fsm.snapshot());
+  t.same(copy.rootfs.job('p1'), fsm.rootfs.job('p1'), 'and a snapshot carries it');
+});

@@ -55,6 +55,8 @@ export interface JobNode {
   sent?: number;
   exit?: number;
   error?: string;
+  /** Push jobs: the files in place on this node (kept across a resume, which sends only the others). */
+  installed?: string[];
   at: number;
 }
 
@@ -68,6 +70,9 @@ export interface Job {
   generation?: string;
   dryRun: boolean;
   files?: string[];
+  /** Push jobs: the leader's paths of `files` and their sha256, for `deploy resume`. */
+  sources?: string[];
+  sha256?: string[];
   dest?: string;
   then?: string;
   nodes: JobNode[];
@@ -155,6 +160,8 @@ export class RootfsState {
         };
         if (command.generation !== undefined) job.generation = command.generation;
         if (command.files !== undefined) job.files = [...command.files];
+        if (command.sources !== undefined) job.sources = [...command.sources];
+        if (command.sha256 !== undefined) job.sha256 = [...command.sha256];
         if (command.dest !== undefined) job.dest = command.dest;
         if (command.then !== undefined) job.then = command.then;
         this.#jobs.push(job);
@@ -188,6 +195,7 @@ export class RootfsState {
         if (command.sent !== undefined) node.sent = command.sent;
         if (command.exit !== undefined) node.exit = command.exit; else delete node.exit;
         if (command.error !== undefined) node.error = command.error; else delete node.error;
+        if (Array.isArray(command.installed)) node.installed = command.installed.filter((f) => typeof f === 'string' && (job.files ?? []).includes(f));
         if (job.kind === 'rootfs' && !job.dryRun && job.generation !== undefined) {
           const state = command.state === 'done' ? 'verified' : command.state;
           this.#recordSync(command.node, job.generation, state, at, job.id, command.exit);

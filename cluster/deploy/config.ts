@@ -30,8 +30,19 @@ export const deployConfig = z.object({
   pushRoot: z.string().min(1).default('/'),
   /** The local user compute nodes pull generations as (`lanctl internal ssh-gate`). */
   syncUser: z.string().default('lanha-sync'),
+  /**
+   * Keep owners, set-id modes and device files of the generation store in xattrs (rsync
+   * --fake-super) instead of on the files: what a daemon that is not root needs. 'auto': when the
+   * daemon does not run as root.
+   */
+  fakeSuper: z.union([z.boolean(), z.literal('auto')]).default('auto'),
 }).strict().superRefine((c, ctx) => {
   refuseDuplicates(ctx, c.targets.map((t, i) => ({ key: t.name, path: ['targets', i, 'name'] })), ['deploy'], 'is the name of another target:');
 });
 
 export type DeployConfig = z.output<typeof deployConfig>;
+
+/** Whether this daemon's generation store keeps owners and devices in xattrs (deploy.fakeSuper). */
+export function storeFakeSuper(deploy: Pick<DeployConfig, 'fakeSuper'>, uid: number | undefined = process.getuid?.()): boolean {
+  return deploy.fakeSuper === 'auto' ? uid !== 0 : deploy.fakeSuper;
+}

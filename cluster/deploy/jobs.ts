@@ -1,17 +1,17 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, cpSync, lstatSync, mkdirSync, readdirSync, rmSync, utimesSync, writeFileSync, type Dirent } from 'node:fs';
+import { chmodSync, chownSync, cpSync, existsSync, lstatSync, mkdirSync, readdirSync, rmSync, utimesSync, writeFileSync, type Dirent } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { Logger } from '../../lib/log.js';
 import type { Clock } from '../../lib/clock.js';
-import { errorMessage } from '../../lib/errors.js';
+import { LanhaError, errorMessage } from '../../lib/errors.js';
 import type { StateLog } from '../state-log.js';
 import type { Command } from '../commands.js';
 import type { Job } from '../rootfs-state.js';
 import type { DeployConfig } from './config.js';
-import { generationDir } from './store.js';
-import { knownHostsFile, parseProgress2, parseStats, rootfsRsyncArgs, rsyncExitWords, splitProgress, type Progress2 } from './rsync.js';
+import { generationDir, isFakeSuper } from './store.js';
+import { CONTROL_IDLE_MS, controlPathFor, knownHostsFile, masterArgs, parseProgress2, parseStats, rootfsRsyncArgs, rsyncExitWords, splitProgress, type Progress2, type SshOptions } from './rsync.js';
 import { hasOverlayDir, hostsFromTargets, overlayFiles, type ResolvedTarget, type TargetEntry } from './targets.js';
 import { connectPinned, pushToNode, type PushFile } from './push.js';
 
@@ -22,6 +22,32 @@ import { connectPinned, pushToNode, type PushFile } from './push.js';
 // leadership) is marked `interrupted` by the new leader; resume() completes it.
 
 const PROGRESS_LOG_MS = 5000;
+/** Waiters on a job (`lanctl deploy` following it) hear of live progress at most this often; of log entries at once. */
+const LIVE_NOTIFY_MS = 250;
+/** Finished jobs whose phase timings are kept in memory (`deploy jobs JOB --json`, bench:deploy). */
+const TIMINGS_KEPT = 20;
+
+/** Where a job's time went, per phase (ms, this leader's monotonic clock). */
+export interface JobTimings {
+  /** The leader's check of its copy of the generation against the manifest (rootfs jobs). */
+  checkMs?: number;
+  /** Until the `deploy.job.start` entry committed. */
+  startEntryMs?: number;
+  nodes: Record<string, NodeTimings>;
+  /** From the request to the `deploy.job.end` entry committed. */
+  totalMs?: number;
+}
+
+export interface NodeTimings {
+  /** Writing the node's overlay tree. */
+  overlayMs?: number;
+  /** rsync (or the SFTP push) from spawn to exit, ssh login included. */
+  transferMs?: number;
+  /** True when the node's ssh master from an earlier job was still up (no new key exchange and login). */
+  sshReused?: boolean;
+  /** Committing the node's result entries after the transfer. */
+  entriesMs?: number;
+}
 
 export interface LiveProgress {
   node: string;
@@ -44,10 +70,16 @@ export interface JobContext {
 
 interface ActiveJob {
   id: string;
+  /** Monotonic ms when the request arrived. */
+  t0: number;
+  timings: JobTimings;
   children: Map<string, ChildProcess>;
-  /** ssh2 connections of a push job, ended on cancel. */
-  connections: Map<string, { end(): void }>;
+  /** ssh2 connections of a push job, torn down on cancel. */
+  connections: Map<string, { end(): void; destroy(): void }>;
   cancelled: boolean;
+  /** Rejects when the job is cancelled: SFTP calls in flight on a torn-down connection may never call back. */
+  cancelSignal: Promise<never>;
+  cancelNow: () => void;
   live: Map<string, LiveProgress>;
   done: Promise<void>;
 }
@@ -55,6 +87,12 @@ interface ActiveJob {
 export class JobRunner {
   #ctx: JobContext;
   #active = new Map<string, ActiveJob>();
+  #timings = new Map<string, JobTimings>();
+  #versions = new Map<string, number>();
+  #waiters = new Map<string, Set<() => void>>();
+  #lastLiveNotify = new Map<string, number>();
+  /** The ssh master per node (by control socket): children of this process, closed when idle or at stop. */
+  #masters = new Map<string, SshMaster>();
 
   constructor(ctx: JobContext) {
     this.#ctx = ctx;
@@ -62,23 +100,68 @@ export class JobRunner {
 
   isActive(id: string): boolean { return this.#active.has(id); }
 
+  /** The phase timings of a job run here (kept for the last TIMINGS_KEPT jobs). */
+  timings(id: string): JobTimings | undefined {
+    return this.#active.get(id)?.timings ?? this.#timings.get(id);
+  }
+
+  /** A number that grows whenever the job changes (a log entry, live progress): what a follower waits on. */
+  version(id: string): number { return this.#versions.get(id) ?? 0; }
+
+  /** Tells the job's waiters it changed (service.ts calls it for every `deploy.job.*` entry applied). */
+  changed(id: string): void {
+    this.#versions.set(id, this.version(id) + 1);
+    const waiters = this.#waiters.get(id);
+    if (!waiters) return;
+    this.#waiters.delete(id);
+    for (const wake of waiters) wake();
+  }
+
+  /** Resolves when the job's version passes `after`, or after `waitMs`; returns the version then. */
+  async waitChange(id: string, after: number, waitMs: number): Promise<number> {
+    if (this.version(id) !== after) return this.version(id);
+    let set = this.#waiters.get(id);
+    if (!set) this.#waiters.set(id, set = new Set());
+    const waiters = set;
+    await new Promise<void>((resolve) => {
+      const done = (): void => { clearTimeout(timer); waiters.delete(done); resolve(); };
+      const timer = setTimeout(done, waitMs);
+      waiters.add(done);
+    });
+    if (this.#waiters.get(id)?.size === 0) this.#waiters.delete(id);
+    return this.version(id);
+  }
+
+  #liveChanged(id: string): void {
+    const now = this.#ctx.clock.monotonicMs();
+    if (now - (this.#lastLiveNotify.get(id) ?? -Infinity) < LIVE_NOTIFY_MS) return;
+    this.#lastLiveNotify.set(id, now);
+    this.changed(id);
+  }
+
   live(id: string): LiveProgress[] {
     return [...(this.#active.get(id)?.live.values() ?? [])];
   }
 
   /** Starts a rootfs job (entries first, then the work in the background); returns the job id. */
-  async startRootfs(generation: string, targets: readonly ResolvedTarget[], dryRun: boolean): Promise<string> {
+  async startRootfs(generation: string, targets: readonly ResolvedTarget[], dryRun: boolean, request: { t0: number; checkMs?: number } = { t0: this.#ctx.clock.monotonicMs() }): Promise<string> {
     const id = newJobId(this.#ctx.clock);
     await this.#propose({ type: 'deploy.job.start', job: id, kind: 'rootfs', member: this.#ctx.member, nodes: targets.map((t) => t.node), generation, dryRun });
-    this.#run(id, targets, dryRun);
+    const timings: JobTimings = { nodes: {}, startEntryMs: this.#since(request.t0), ...(request.checkMs !== undefined ? { checkMs: request.checkMs } : {}) };
+    this.#run(id, targets, dryRun, request.t0, timings);
     return id;
+  }
+
+  #since(t0: number): number {
+    return Math.round(this.#ctx.clock.monotonicMs() - t0);
   }
 
   /** Resumes an interrupted or failed rootfs job: the nodes not done run again. */
   async resume(job: Job, targets: readonly ResolvedTarget[]): Promise<void> {
+    const t0 = this.#ctx.clock.monotonicMs();
     await this.#propose({ type: 'deploy.job.resume', job: job.id, member: this.#ctx.member });
     const pending = targets.filter((t) => job.nodes.some((n) => n.name === t.node && n.state !== 'done'));
-    this.#run(job.id, pending, job.dryRun);
+    this.#run(job.id, pending, job.dryRun, t0, { nodes: {}, startEntryMs: this.#since(t0) });
   }
 
   /** Stops a job's children by PID; the job ends `interrupted`. Resolves when it has ended. */
@@ -87,7 +170,9 @@ export class JobRunner {
     if (!active) return false;
     active.cancelled = true;
     for (const child of active.children.values()) stopProcess(child);
-    for (const connection of active.connections.values()) connection.end();
+    active.cancelNow();
+    // destroy, not end: end() first flushes what is queued, which on a slow link is the whole file.
+    for (const connection of active.connections.values()) connection.destroy();
     await active.done;
     return true;
   }
@@ -95,6 +180,7 @@ export class JobRunner {
   /** Daemon stop: every running job ends `interrupted` (if the log still takes entries). */
   async stop(): Promise<void> {
     await Promise.all([...this.#active.keys()].map((id) => this.cancel(id)));
+    await Promise.all([...this.#masters.values()].map((m) => m.close()));
   }
 
   /** Jobs the log shows running that nobody here runs: a failover or restart cut them off. */
@@ -108,36 +194,93 @@ export class JobRunner {
     return orphans.map((j) => j.id);
   }
 
-  #run(id: string, targets: readonly ResolvedTarget[], dryRun: boolean): void {
-    const active: ActiveJob = { id, children: new Map(), connections: new Map(), cancelled: false, live: new Map(), done: Promise.resolve() };
-    this.#active.set(id, active);
+  #run(id: string, targets: readonly ResolvedTarget[], dryRun: boolean, t0: number, timings: JobTimings): void {
+    const active = this.#activate(id, t0, timings);
     active.done = this.#work(active, targets, (a, t, kh, wd) => this.#syncNode(a, t, this.#ctx.state.fsm.rootfs.job(id)!.generation!, kh, wd, dryRun)).catch((error) => {
       this.#ctx.log.error({ event: 'deploy.job.crashed', job: id, err: error }, `deploy job ${id} failed: ${errorMessage(error)}`);
-    }).finally(() => this.#active.delete(id));
+    }).finally(() => this.#finish(active));
+  }
+
+  #activate(id: string, t0: number, timings: JobTimings): ActiveJob {
+    let cancelNow = (): void => undefined;
+    const cancelSignal = new Promise<never>((_resolve, reject) => { cancelNow = () => reject(new LanhaError('io', 'the job was stopped')); });
+    cancelSignal.catch(() => undefined);
+    const active: ActiveJob = { id, t0, timings, children: new Map(), connections: new Map(), cancelled: false, live: new Map(), done: Promise.resolve(), cancelSignal, cancelNow };
+    this.#active.set(id, active);
+    return active;
+  }
+
+  #finish(active: ActiveJob): void {
+    this.#active.delete(active.id);
+    this.#lastLiveNotify.delete(active.id);
+    this.#timings.set(active.id, active.timings);
+    while (this.#timings.size > TIMINGS_KEPT) this.#timings.delete(this.#timings.keys().next().value!);
+    while (this.#versions.size > TIMINGS_KEPT * 5) this.#versions.delete(this.#versions.keys().next().value!);
+    this.changed(active.id);
   }
 
   /** Starts a push job: files to every target over ssh2 (SFTP), then `then` on each. */
   async startPush(files: readonly PushFile[], targets: readonly ResolvedTarget[], dir: string, then: string | undefined, privateKey: Buffer): Promise<string> {
     const id = newJobId(this.#ctx.clock);
-    await this.#propose({ type: 'deploy.job.start', job: id, kind: 'push', member: this.#ctx.member, nodes: targets.map((t) => t.node), files: files.map((f) => f.name), dest: dir, ...(then !== undefined ? { then } : {}) });
-    const active: ActiveJob = { id, children: new Map(), connections: new Map(), cancelled: false, live: new Map(), done: Promise.resolve() };
-    this.#active.set(id, active);
+    const t0 = this.#ctx.clock.monotonicMs();
+    await this.#propose({
+      type: 'deploy.job.start', job: id, kind: 'push', member: this.#ctx.member, nodes: targets.map((t) => t.node),
+      files: files.map((f) => f.name), sources: files.map((f) => f.local), sha256: files.map((f) => f.sha256), dest: dir, ...(then !== undefined ? { then } : {}),
+    });
+    this.#runPush(this.#activate(id, t0, { nodes: {}, startEntryMs: this.#since(t0) }), files, targets, dir, then, privateKey, new Map());
+    return id;
+  }
+
+  /**
+   * Resumes an interrupted or failed push job: each node not done gets only the files not yet in
+   * place on it (the log's `installed`), then `then`. The caller checked the files are unchanged.
+   */
+  async resumePush(job: Job, files: readonly PushFile[], targets: readonly ResolvedTarget[], privateKey: Buffer): Promise<void> {
+    const t0 = this.#ctx.clock.monotonicMs();
+    await this.#propose({ type: 'deploy.job.resume', job: job.id, member: this.#ctx.member });
+    const pending = targets.filter((t) => job.nodes.some((n) => n.name === t.node && n.state !== 'done'));
+    const installed = new Map(job.nodes.map((n) => [n.name, new Set(n.installed ?? [])]));
+    this.#runPush(this.#activate(job.id, t0, { nodes: {}, startEntryMs: this.#since(t0) }), files, pending, job.dest ?? '/', job.then, privateKey, installed);
+  }
+
+  #runPush(active: ActiveJob, files: readonly PushFile[], targets: readonly ResolvedTarget[], dir: string, then: string | undefined, privateKey: Buffer, installedBefore: ReadonlyMap<string, ReadonlySet<string>>): void {
+    const id = active.id;
     const total = files.reduce((sum, f) => sum + f.size, 0);
     active.done = this.#work(active, targets, async (a, target) => {
-      await this.#propose({ type: 'deploy.job.node', job: id, node: target.node, state: 'running', bytes: 0, total }).catch(() => undefined);
+      const installed = [...(installedBefore.get(target.node) ?? [])].filter((name) => files.some((f) => f.name === name));
+      const toSend = files.filter((f) => !installed.includes(f.name));
+      const already = files.filter((f) => installed.includes(f.name)).reduce((sum, f) => sum + f.size, 0);
+      let sent = 0;
+      const record = { job: id, node: target.node, total } as const;
+      await this.#propose({ type: 'deploy.job.node', ...record, state: 'running', bytes: already, installed: [...installed] }).catch(() => undefined);
+      const timing: NodeTimings = a.timings.nodes[target.node] = {};
+      const t = this.#ctx.clock.monotonicMs();
       try {
-        const client = await connectPinned(target, target.hostKey, privateKey);
+        const connecting = connectPinned(target, target.hostKey, privateKey);
+        connecting.then((c) => { if (a.cancelled) c.destroy(); }, () => undefined);
+        const client = await Promise.race([connecting, a.cancelSignal]);
         a.connections.set(target.node, client);
         try {
-          const result = await pushToNode(client, target.node, files, dir, then, (bytes) => {
-            a.live.set(target.node, { node: target.node, phase: 'sync', progress: { bytes, percent: total === 0 ? 100 : Math.floor((bytes * 100) / total), rate: '', eta: '' }, at: this.#ctx.clock.wallMs() });
-          });
+          const onBytes = (bytes: number): void => {
+            sent = bytes;
+            const done = already + bytes;
+            a.live.set(target.node, { node: target.node, phase: 'sync', progress: { bytes: done, percent: total === 0 ? 100 : Math.floor((done * 100) / total), rate: '', eta: '' }, at: this.#ctx.clock.wallMs() });
+            this.#liveChanged(id);
+          };
+          // Each file in place is a log entry: a resume after a failover or Ctrl-C skips it.
+          const onInstalled = async (name: string): Promise<void> => {
+            installed.push(name);
+            // A rename that lands after a cancel is still recorded (the file is in place), without reviving the node.
+            await this.#propose({ type: 'deploy.job.node', ...record, state: a.cancelled ? 'interrupted' : 'running', bytes: already + sent, sent, installed: [...installed] }).catch(() => undefined);
+          };
+          const result = await Promise.race([pushToNode(client, target.node, toSend, dir, then, onBytes, onInstalled), a.cancelSignal]);
+          timing.transferMs = this.#since(t);
           if (result.then !== undefined && result.then.code !== 0) {
             const error = `files installed; --then exited ${result.then.code ?? 'by a signal'}: ${result.then.output.trim().split('\n').slice(-2).join(' | ').slice(0, 300)}`;
-            await this.#propose({ type: 'deploy.job.node', job: id, node: target.node, state: 'failed', bytes: result.bytes, total, sent: result.bytes, error }).catch(() => undefined);
+            await this.#propose({ type: 'deploy.job.node', ...record, state: 'failed', bytes: already + result.bytes, sent: result.bytes, error, installed: [...installed] }).catch(() => undefined);
             return false;
           }
-          await this.#propose({ type: 'deploy.job.node', job: id, node: target.node, state: 'done', bytes: result.bytes, total, sent: result.bytes, exit: 0 }).catch(() => undefined);
+          await this.#propose({ type: 'deploy.job.node', ...record, state: 'done', bytes: already + result.bytes, sent: result.bytes, exit: 0, installed: [...installed] }).catch(() => undefined);
           return true;
         } finally {
           a.connections.delete(target.node);
@@ -146,13 +289,12 @@ export class JobRunner {
       } catch (error) {
         const state = a.cancelled ? 'interrupted' : 'failed';
         this.#ctx.log.warn({ event: 'deploy.push.failed', job: id, node: target.node, err: error }, `${target.node}: ${errorMessage(error)}`);
-        await this.#propose({ type: 'deploy.job.node', job: id, node: target.node, state, error: errorMessage(error) }).catch(() => undefined);
+        await this.#propose({ type: 'deploy.job.node', ...record, state, error: errorMessage(error), sent, installed: [...installed] }).catch(() => undefined);
         return false;
       }
     }).catch((error) => {
       this.#ctx.log.error({ event: 'deploy.job.crashed', job: id, err: error }, `deploy job ${id} failed: ${errorMessage(error)}`);
-    }).finally(() => this.#active.delete(id));
-    return id;
+    }).finally(() => this.#finish(active));
   }
 
   async #work(active: ActiveJob, targets: readonly ResolvedTarget[], perNode: (active: ActiveJob, target: ResolvedTarget, knownHosts: string, workDir: string) => Promise<boolean>): Promise<void> {
@@ -179,42 +321,87 @@ export class JobRunner {
     await this.#propose({ type: 'deploy.job.end', job: active.id, state }).catch((error) => {
       this.#ctx.log.warn({ event: 'deploy.job.end_unrecorded', job: active.id, err: error }, `could not record the end of job ${active.id}: ${errorMessage(error)}`);
     });
+    active.timings.totalMs = this.#since(active.t0);
   }
 
   async #syncNode(active: ActiveJob, target: ResolvedTarget, generation: string, knownHosts: string, workDir: string, dryRun: boolean): Promise<boolean> {
     const { config, log } = this.#ctx;
+    const timing: NodeTimings = active.timings.nodes[target.node] = {};
     const destination = config.rootfs?.destination ?? '/';
-    const ssh = { knownHostsFile: knownHosts, ...(config.identityFile !== undefined ? { identityFile: config.identityFile } : {}) };
+    const direct = { knownHostsFile: knownHosts, ...(config.identityFile !== undefined ? { identityFile: config.identityFile } : {}) };
+    // Not awaited: the entry commits while rsync logs in (entries keep their order; `done` waits for it).
+    const running = this.#propose({ type: 'deploy.job.node', job: active.id, node: target.node, state: 'running', bytes: 0 }).catch(() => undefined);
+    let t = this.#ctx.clock.monotonicMs();
     const overlay = this.#buildOverlay(target.node, workDir, generationDir(this.#ctx.stateDir, generation));
-    await this.#propose({ type: 'deploy.job.node', job: active.id, node: target.node, state: 'running', bytes: 0 }).catch(() => undefined);
+    timing.overlayMs = this.#since(t);
     let lastLogged = this.#ctx.clock.monotonicMs();
     const onProgress = (p: Progress2): void => {
       active.live.set(target.node, { node: target.node, phase: 'sync', progress: p, at: this.#ctx.clock.wallMs() });
+      this.#liveChanged(active.id);
       const now = this.#ctx.clock.monotonicMs();
       if (now - lastLogged >= PROGRESS_LOG_MS) {
         lastLogged = now;
         void this.#propose({ type: 'deploy.job.node', job: active.id, node: target.node, state: 'running', bytes: p.bytes }).catch(() => undefined);
       }
     };
+    t = this.#ctx.clock.monotonicMs();
+    const master = await this.#master(target, direct);
+    timing.sshReused = master?.reused ?? false;
+    const ssh = master === undefined ? direct : { ...direct, controlPath: master.path };
     const result = await this.#rsync(active, target.node, rootfsRsyncArgs({
-      source: generationDir(this.#ctx.stateDir, generation), overlay, target, destination, ssh, dryRun, exclude: config.rootfs?.exclude ?? [],
+      source: generationDir(this.#ctx.stateDir, generation), overlay, target, destination, ssh, dryRun, exclude: config.rootfs?.exclude ?? [], fakeSuper: isFakeSuper(this.#ctx.stateDir, generation),
     }), onProgress);
+    timing.transferMs = this.#since(t);
+    t = this.#ctx.clock.monotonicMs();
+    await running;
     const stats = parseStats(result.stdout);
     const sent = stats.sent ?? 0;
     const total = stats.transferred;
-    if (result.code === 0 && !active.cancelled) {
-      log.info({ event: 'deploy.node.done', job: active.id, node: target.node, sent, transferred: total }, `${target.node}: synced`);
-      if (!dryRun && this.#ctx.state.fsm.inventory.byName(target.node)) {
-        await this.#propose({ type: 'node.generation', name: target.node, assigned: generation, running: generation }).catch(() => undefined);
+    try {
+      if (result.code === 0 && !active.cancelled) {
+        log.info({ event: 'deploy.node.done', job: active.id, node: target.node, sent, transferred: total }, `${target.node}: synced`);
+        // Both in one commit round (group commit): the inventory mirror and the job's record.
+        await Promise.all([
+          !dryRun && this.#ctx.state.fsm.inventory.byName(target.node)
+            ? this.#propose({ type: 'node.generation', name: target.node, assigned: generation, running: generation }).catch(() => undefined) : undefined,
+          this.#propose({ type: 'deploy.job.node', job: active.id, node: target.node, state: 'done', exit: 0, sent, ...(total !== undefined ? { bytes: total, total } : {}) }).catch(() => undefined),
+        ]);
+        return true;
       }
-      await this.#propose({ type: 'deploy.job.node', job: active.id, node: target.node, state: 'done', exit: 0, sent, ...(total !== undefined ? { bytes: total, total } : {}) }).catch(() => undefined);
-      return true;
+      const state = active.cancelled ? 'interrupted' : 'failed';
+      const error = describeFailure(result.code, result.stderr);
+      log.warn({ event: 'deploy.node.failed', job: active.id, node: target.node, exit: result.code, stderr: result.stderr.slice(-2000) }, `${target.node}: ${error}`);
+      await this.#propose({ type: 'deploy.job.node', job: active.id, node: target.node, state, exit: result.code, error, sent }).catch(() => undefined);
+      return false;
+    } finally {
+      timing.entriesMs = this.#since(t);
+      master?.release();
     }
-    const state = active.cancelled ? 'interrupted' : 'failed';
-    const error = describeFailure(result.code, result.stderr);
-    log.warn({ event: 'deploy.node.failed', job: active.id, node: target.node, exit: result.code, stderr: result.stderr.slice(-2000) }, `${target.node}: ${error}`);
-    await this.#propose({ type: 'deploy.job.node', job: active.id, node: target.node, state, exit: result.code, error, sent }).catch(() => undefined);
-    return false;
+  }
+
+  /**
+   * The node's ssh master, started on first use and kept for later jobs (closed after
+   * CONTROL_IDLE_MS unused); undefined when it cannot be had (socket path too long, login failed):
+   * rsync then connects by itself and reports what went wrong.
+   */
+  async #master(target: ResolvedTarget, options: SshOptions): Promise<{ path: string; reused: boolean; release(): void } | undefined> {
+    const dir = join(this.#ctx.stateDir, 'deploy', 'ssh');
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const path = controlPathFor(dir, target, target.hostKey, this.#ctx.config.identityFile);
+    if (path === undefined) return undefined;
+    let master = this.#masters.get(path);
+    const reused = master !== undefined && master.ready;
+    if (master === undefined) {
+      master = new SshMaster(path, masterArgs(target, options, path), () => this.#masters.delete(path));
+      this.#masters.set(path, master);
+    }
+    const m = master;
+    m.hold();
+    if (!(await m.whenReady((options.connectTimeoutS ?? 10) * 1000 + 2000))) {
+      m.release();
+      return undefined;
+    }
+    return { path, reused, release: () => m.release() };
   }
 
   /**
@@ -291,6 +478,65 @@ function newJobId(clock: Clock): string {
   const d = new Date(clock.wallMs());
   const stamp = `${d.getUTCFullYear()}${String(d.getUTCMonth() + 1).padStart(2, '0')}${String(d.getUTCDate()).padStart(2, '0')}-${String(d.getUTCHours()).padStart(2, '0')}${String(d.getUTCMinutes()).padStart(2, '0')}${String(d.getUTCSeconds()).padStart(2, '0')}`;
   return `${stamp}-${randomBytes(2).toString('hex')}`;
+}
+
+/**
+ * One ssh master (`ssh -M -N`), a child of the daemon: ready once its control socket exists, held
+ * by the jobs using it, stopped by PID after CONTROL_IDLE_MS without a holder, at stop, or when its
+ * connection dies (it exits; the next job starts a new one).
+ */
+class SshMaster {
+  readonly #path: string;
+  readonly #child: ChildProcess;
+  #holders = 0;
+  #idle: NodeJS.Timeout | undefined;
+  #exited = false;
+  #ready = false;
+  readonly #exit: Promise<void>;
+
+  constructor(path: string, args: string[], onExit: () => void) {
+    this.#path = path;
+    rmSync(path, { force: true }); // a socket left by a crash; ssh refuses to bind over it
+    this.#child = spawn('ssh', args, { stdio: ['ignore', 'ignore', 'ignore'] });
+    this.#exit = new Promise((resolve) => {
+      const done = (): void => { this.#exited = true; this.#ready = false; clearTimeout(this.#idle); onExit(); resolve(); };
+      this.#child.once('exit', done);
+      this.#child.once('error', done);
+    });
+  }
+
+  get ready(): boolean { return this.#ready && !this.#exited; }
+
+  /** Waits (bounded) for the control socket; false when the master exited or took too long. */
+  async whenReady(timeoutMs: number): Promise<boolean> {
+    const until = performance.now() + timeoutMs;
+    while (!this.#exited && performance.now() < until) {
+      if (existsSync(this.#path)) { this.#ready = true; return true; }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    if (!this.#exited && !this.#ready) void this.close();
+    return this.ready;
+  }
+
+  hold(): void {
+    this.#holders++;
+    clearTimeout(this.#idle);
+  }
+
+  release(): void {
+    this.#holders = Math.max(0, this.#holders - 1);
+    if (this.#holders > 0 || this.#exited) return;
+    clearTimeout(this.#idle);
+    this.#idle = setTimeout(() => { void this.close(); }, CONTROL_IDLE_MS);
+    this.#idle.unref();
+  }
+
+  async close(): Promise<void> {
+    clearTimeout(this.#idle);
+    if (!this.#exited) stopProcess(this.#child);
+    await this.#exit;
+    rmSync(this.#path, { force: true });
+  }
 }
 
 function stopProcess(child: ChildProcess): void {

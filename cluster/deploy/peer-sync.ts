@@ -5,7 +5,7 @@ import type { Clock } from '../../lib/clock.js';
 import { errorMessage } from '../../lib/errors.js';
 import type { StateLog } from '../state-log.js';
 import type { DeployConfig } from './config.js';
-import { generationDir, manifestPath, runRsync, storeDir } from './store.js';
+import { fakeSuperPath, generationDir, isFakeSuper, manifestPath, runRsync, storeDir } from './store.js';
 import { knownHostsFile, shellQuote, sshArgs } from './rsync.js';
 import { pinnedKey } from './targets.js';
 
@@ -83,9 +83,12 @@ export class PeerSync {
     const ssh = ['ssh', ...sshArgs(target, { knownHostsFile: knownHosts, ...(this.#ctx.deploy.identityFile !== undefined ? { identityFile: this.#ctx.deploy.identityFile } : {}) })].map(shellQuote).join(' ');
     const remote = (path: string): string => `${target.host.includes(':') ? `[${target.host}]` : target.host}:${path}`;
     try {
-      const tree = await runRsync(['-aHAX', '--numeric-ids', '--delete', '--mkpath', '--timeout=60', '-e', ssh, `${generationDir(this.#ctx.stateDir, id)}/`, remote(`${generationDir(this.#ctx.stateDir, id)}/`)]);
-      const manifest = tree.code === 0 ? await runRsync(['-a', '--timeout=60', '-e', ssh, manifestPath(this.#ctx.stateDir, id), remote(manifestPath(this.#ctx.stateDir, id))]) : tree;
-      const check = manifest.code === 0 ? await runRsync(['-aHAX', '--numeric-ids', '--delete', '-c', '-n', '--itemize-changes', '--timeout=60', '-e', ssh, `${generationDir(this.#ctx.stateDir, id)}/`, remote(`${generationDir(this.#ctx.stateDir, id)}/`)]) : manifest;
+      // A store kept with --fake-super is read so here and written so on the peer (the same daemon user there).
+      const fake = isFakeSuper(this.#ctx.stateDir, id) ? ['--fake-super', '-M--fake-super'] : [];
+      const tree = await runRsync(['-aHAX', '--numeric-ids', ...fake, '--delete', '--mkpath', '--timeout=60', '-e', ssh, `${generationDir(this.#ctx.stateDir, id)}/`, remote(`${generationDir(this.#ctx.stateDir, id)}/`)]);
+      const besides = [manifestPath(this.#ctx.stateDir, id), ...(fake.length > 0 ? [fakeSuperPath(this.#ctx.stateDir, id)] : [])];
+      const manifest = tree.code === 0 ? await runRsync(['-a', '--timeout=60', '-e', ssh, ...besides, remote(`${storeDir(this.#ctx.stateDir)}/`)]) : tree;
+      const check = manifest.code === 0 ? await runRsync(['-aHAX', '--numeric-ids', ...fake, '--delete', '-c', '-n', '--itemize-changes', '--timeout=60', '-e', ssh, `${generationDir(this.#ctx.stateDir, id)}/`, remote(`${generationDir(this.#ctx.stateDir, id)}/`)]) : manifest;
       const differing = check.stdout.split('\n').filter((l) => l.trim() !== '');
       const ok = check.code === 0 && differing.length === 0;
       this.#ctx.log[ok ? 'info' : 'warn']({ event: ok ? 'rootfs.peer_verified' : 'rootfs.peer_differs', peer: target.node, generation: id, exit: check.code, differing: differing.slice(0, 20), stderr: check.stderr.slice(-500) },

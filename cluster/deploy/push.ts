@@ -138,8 +138,12 @@ export interface PushResult {
   then?: { code: number | null; output: string };
 }
 
-/** Pushes files to one node: temp name, fsync, sha256 check, atomic rename; then runs `then`. */
-export async function pushToNode(client: Client, node: string, files: readonly PushFile[], dir: string, then: string | undefined, onBytes: (n: number) => void): Promise<PushResult> {
+/**
+ * Pushes files to one node: temp name, fsync, sha256 check, atomic rename; then runs `then`.
+ * `onInstalled` hears of each file once it is in place (and is awaited: the job records it).
+ */
+export async function pushToNode(client: Client, node: string, files: readonly PushFile[], dir: string, then: string | undefined, onBytes: (n: number) => void,
+  onInstalled: (name: string) => Promise<void> = async () => undefined): Promise<PushResult> {
   const sftp = await sftpOf(client);
   try {
     await checkRemoteDir(sftp, dir, node);
@@ -148,6 +152,7 @@ export async function pushToNode(client: Client, node: string, files: readonly P
       const target = `${dir === '/' ? '' : dir}/${file.name}`;
       const existing = await call<{ isSymbolicLink(): boolean }>((cb) => sftp.lstat(target, cb as never)).catch(() => undefined);
       if (existing?.isSymbolicLink()) throw new LanhaError('usage', `${node}: ${target} is a symlink; refused (it would be replaced, not followed, but a symlink there is a surprise)`);
+      await removeStaleTemps(sftp, dir, file.name);
       const temp = `${dir === '/' ? '' : dir}/.${file.name}.lanha-${randomBytes(4).toString('hex')}`;
       try {
         await writeRemote(sftp, file, temp, (n) => { bytes += n; onBytes(bytes); });
@@ -160,12 +165,22 @@ export async function pushToNode(client: Client, node: string, files: readonly P
         await call<void>((cb) => sftp.unlink(temp, cb as never)).catch(() => undefined);
         throw error;
       }
+      await onInstalled(file.name);
     }
     const result: PushResult = { bytes, files: files.length };
     if (then !== undefined) result.then = await execCapture(client, then);
     return result;
   } finally {
     sftp.end();
+  }
+}
+
+/** Removes `.NAME.lanha-XXXXXXXX` left in DIR by a push that was cut off (a resume sends the file again). */
+async function removeStaleTemps(sftp: SFTPWrapper, dir: string, name: string): Promise<void> {
+  const list = await call<Array<{ filename: string }>>((cb) => sftp.readdir(dir, cb as never)).catch(() => []);
+  for (const entry of list) {
+    if (!entry.filename.startsWith(`.${name}.lanha-`) || !/^[0-9a-f]{8}$/.test(entry.filename.slice(name.length + 8))) continue;
+    await call<void>((cb) => sftp.unlink(`${dir === '/' ? '' : dir}/${entry.filename}`, cb as never)).catch(() => undefined);
   }
 }
 

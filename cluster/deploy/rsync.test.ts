@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fingerprint, knownHostsFile, parseHostKey, parseProgress2, parseStats, rootfsRsyncArgs, rsyncExitWords, shellQuote, splitProgress, sshArgs } from './rsync.js';
+import { controlPathFor, masterArgs, fingerprint, knownHostsFile, parseHostKey, parseProgress2, parseStats, rootfsRsyncArgs, rsyncExitWords, shellQuote, splitProgress, sshArgs } from './rsync.js';
 import { describeFailure } from './jobs.js';
 import { fleetTargets, overlayFiles, pinnedKey, resolveNames, resolveTargets } from './targets.js';
 import { deployConfig } from './config.js';
@@ -100,4 +100,21 @@ t.test('targets: names and groups, nodes without a pinned key refused by name; o
   t.match(files[1]!.content, /^[0-9a-f]{32}\n$/);
   t.not(overlayFiles('c2', 'site', [])[1]!.content, files[1]!.content, 'machine-ids differ per node');
   t.match(files[2]!.content, /127\.0\.1\.1\tc1\n10\.0\.0\.12\tc2\n$/);
+});
+
+t.test('ssh masters: a control socket named by node, address, user, identity and pinned key; sessions use it, never make one', async (t) => {
+  const target = { node: 'c1', host: '10.0.0.5', port: 22, user: 'root' };
+  const path = controlPathFor('/var/lib/lanha/deploy/ssh', target, 'ssh-ed25519 AAAA1', '/k');
+  t.match(path, /^\/var\/lib\/lanha\/deploy\/ssh\/[0-9a-f]{20}$/);
+  t.equal(controlPathFor('/var/lib/lanha/deploy/ssh', target, 'ssh-ed25519 AAAA1', '/k'), path, 'stable: the next job finds the master');
+  t.not(controlPathFor('/var/lib/lanha/deploy/ssh', target, 'ssh-ed25519 AAAA2', '/k'), path, 'a new pinned key never reuses a connection made under the old one');
+  t.not(controlPathFor('/var/lib/lanha/deploy/ssh', { ...target, host: '10.0.0.6' }, 'ssh-ed25519 AAAA1', '/k'), path, 'nor a new address');
+  t.equal(controlPathFor('/' + 'x'.repeat(80), target, 'k', undefined), undefined, 'too long for a unix socket: no master');
+  const session = sshArgs(target, { knownHostsFile: '/k', controlPath: path! });
+  for (const o of ['ControlMaster=no', `ControlPath=${path}`, 'StrictHostKeyChecking=yes']) t.ok(session.includes(o), o);
+  t.notOk(sshArgs(target, { knownHostsFile: '/k' }).some((a) => a.startsWith('Control')), 'no socket, no master');
+  const master = masterArgs(target, { knownHostsFile: '/k', controlPath: path! }, path!);
+  for (const o of ['ControlMaster=yes', `ControlPath=${path}`, 'ControlPersist=no', '-N', 'StrictHostKeyChecking=yes', 'UserKnownHostsFile=/k']) t.ok(master.includes(o), o);
+  t.notOk(master.includes('ControlMaster=no'));
+  t.equal(master[master.length - 1], '10.0.0.5', 'the host last');
 });

@@ -136,7 +136,16 @@ export interface SshOptions {
   knownHostsFile: string;
   identityFile?: string;
   connectTimeoutS?: number;
+  /**
+   * The control socket of the node's ssh master (see masterArgs): this ssh runs its session over
+   * the master's connection when the socket is there (no key exchange, no login), else connects
+   * as usual (ControlMaster=no never makes a master itself).
+   */
+  controlPath?: string;
 }
+
+/** How long the daemon keeps an idle ssh master to a node up for the next job. */
+export const CONTROL_IDLE_MS = 60_000;
 
 /** The ssh argv (without the remote command): pinned key only, no prompts, no agent or config surprises. */
 export function sshArgs(target: SshTarget, options: SshOptions): string[] {
@@ -155,7 +164,32 @@ export function sshArgs(target: SshTarget, options: SshOptions): string[] {
     '-l', target.user,
   ];
   if (options.identityFile !== undefined) args.push('-i', options.identityFile, '-o', 'IdentitiesOnly=yes');
+  if (options.controlPath !== undefined) args.push('-o', 'ControlMaster=no', '-o', `ControlPath=${options.controlPath}`);
   return args;
+}
+
+/**
+ * The argv of a node's ssh master: a child of the daemon (ControlPersist=no: it never forks away,
+ * so stopping or killing the daemon ends it), no command (-N), listening on `controlPath` once it
+ * has logged in with the pinned key. The daemon closes it after CONTROL_IDLE_MS without a job.
+ */
+export function masterArgs(target: SshTarget, options: SshOptions, controlPath: string): string[] {
+  const { controlPath: _unused, ...direct } = options;
+  return [...sshArgs(target, direct), '-o', 'ControlMaster=yes', '-o', `ControlPath=${controlPath}`, '-o', 'ControlPersist=no', '-N', target.host];
+}
+
+/** Longest control socket path: sun_path holds 108 bytes and ssh adds a 17-character suffix while it binds. */
+export const CONTROL_PATH_MAX = 90;
+
+/**
+ * The control socket of a node's ssh master under `dir`, or undefined when that path would be too
+ * long for a unix socket (then every job logs in afresh). Named by a digest of everything that
+ * decides whom the connection reaches and trusts: node, address, port, user, identity, pinned key.
+ */
+export function controlPathFor(dir: string, target: SshTarget, hostKey: string, identityFile: string | undefined): string | undefined {
+  const digest = createHash('sha256').update([target.node, target.host, String(target.port), target.user, identityFile ?? '', hostKey].join('\0')).digest('hex').slice(0, 20);
+  const path = `${dir.replace(/\/+$/, '')}/${digest}`;
+  return path.length <= CONTROL_PATH_MAX ? path : undefined;
 }
 
 /**
@@ -178,6 +212,8 @@ export interface RootfsRsyncOptions {
   ssh: SshOptions;
   exclude?: readonly string[];
   dryRun?: boolean;
+  /** The generation store keeps owners and devices in xattrs: this (sending) side reads them with --fake-super and the node gets the real ones. */
+  fakeSuper?: boolean;
 }
 
 /**
@@ -192,6 +228,7 @@ export function rootfsRsyncArgs(o: RootfsRsyncOptions): string[] {
     '-e', ['ssh', ...sshArgs(o.target, o.ssh)].map(shellQuote).join(' ')];
   for (const p of o.exclude ?? []) args.push(`--filter=- ${p}`);
   if (o.dryRun) args.push('--dry-run');
+  if (o.fakeSuper) args.push('--fake-super');
   if (o.overlay !== undefined) args.push(`${o.overlay.replace(/\/+$/, '')}/`);
   args.push(`${o.source.replace(/\/+$/, '')}/`, `${rsyncHost(o.target.host)}:${o.destination.replace(/\/+$/, '')}/`);
   return args;

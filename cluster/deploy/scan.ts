@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, type BigIntStats } from 'node:fs';
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
@@ -11,10 +11,68 @@ import { comparePaths, type EntryType, type Manifest, type ManifestEntry } from 
 // recorded only when the attr package is installed.
 
 const HASH_PARALLEL = 8;
+/** lstat calls in flight at once while taking a tree's stat digest. */
+const STAT_BATCH = 64;
 
 export interface ScanOptions {
   /** Record xattrs: 'auto' when getfattr exists, true requires it. */
   xattrs?: boolean | 'auto';
+  /**
+   * The tree was written with rsync --fake-super (a store kept by a daemon that is not root):
+   * owner, set-id/sticky mode bits and device numbers come from each file's `user.rsync.%stat`
+   * xattr, `user.rsync.NAME` is the xattr NAME, so the manifest (and the id) is the one of the real
+   * tree. Needs getfattr. POSIX ACLs (`user.rsync.%aacl`/`%dacl`) are not in the manifest then.
+   */
+  fakeSuper?: boolean;
+}
+
+/** rsync's `user.rsync.%stat` value ("MODE MAJOR,MINOR UID:GID", mode in octal), or null. */
+export function parseFakeStat(value: string): { mode: number; major: number; minor: number; uid: number; gid: number } | null {
+  const m = /^([0-7]+) (\d+),(\d+) (\d+):(\d+)$/.exec(value.trim());
+  if (!m) return null;
+  return { mode: parseInt(m[1]!, 8), major: Number(m[2]), minor: Number(m[3]), uid: Number(m[4]), gid: Number(m[5]) };
+}
+
+const FAKE_PREFIX = 'user.rsync.';
+const FAKE_STAT = 'user.rsync.%stat';
+
+/** The type bits of a full st_mode as a manifest type, or null when none are set. */
+function typeOfMode(mode: number): EntryType | null {
+  switch (mode & 0o170000) {
+    case 0o100000: return 'f';
+    case 0o040000: return 'd';
+    case 0o120000: return 'l';
+    case 0o020000: return 'c';
+    case 0o060000: return 'b';
+    case 0o010000: return 'p';
+    case 0o140000: return 's';
+    default: return null;
+  }
+}
+
+/** Applies rsync --fake-super's recorded attributes to a scanned entry and its xattrs (the real values win nowhere else). */
+function applyFakeSuper(entry: ManifestEntry, xattrs: Record<string, string> | undefined): Record<string, string> | undefined {
+  if (xattrs === undefined) return undefined;
+  const raw = xattrs[FAKE_STAT];
+  const fake = raw === undefined ? null : parseFakeStat(Buffer.from(raw, 'hex').toString('latin1').replace(/\0+$/, ''));
+  if (fake !== null) {
+    const type = typeOfMode(fake.mode);
+    if (type !== null && type !== entry.type) {
+      entry.type = type;
+      delete entry.size;
+      delete entry.sha256;
+    }
+    entry.mode = fake.mode & 0o7777;
+    entry.uid = fake.uid;
+    entry.gid = fake.gid;
+    if (entry.type === 'c' || entry.type === 'b') entry.rdev = `${fake.major},${fake.minor}`;
+  }
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(xattrs)) {
+    if (!name.startsWith(FAKE_PREFIX)) out[name] = value;
+    else if (!name.startsWith(`${FAKE_PREFIX}%`)) out[name.slice(FAKE_PREFIX.length)] = value;
+  }
+  return out;
 }
 
 export async function scanTree(root: string, options: ScanOptions = {}): Promise<Manifest> {
@@ -22,6 +80,10 @@ export async function scanTree(root: string, options: ScanOptions = {}): Promise
   const haveGetfattr = await getfattrAvailable();
   if (want === true && !haveGetfattr) {
     throw new LanhaError('unavailable', 'this manifest records xattrs but getfattr is not installed here: apt-get install attr');
+  }
+  const fakeSuper = options.fakeSuper === true;
+  if (fakeSuper && !haveGetfattr) {
+    throw new LanhaError('unavailable', 'the generation store keeps owners in xattrs (deploy.fakeSuper) but getfattr is not installed here: apt-get install attr');
   }
   const withXattrs = want === true || (want === 'auto' && haveGetfattr);
   const entries: ManifestEntry[] = [];
@@ -68,6 +130,17 @@ export async function scanTree(root: string, options: ScanOptions = {}): Promise
     throw new LanhaError('io', `cannot read the tree at ${root}: ${e.code ?? ''} ${e.path ?? ''} ${e.message}`.replace(/\s+/g, ' ').trim());
   }
 
+  // Before hashing: a device kept as an empty file by --fake-super is a device, not a file to hash.
+  const fakeXattrs = fakeSuper ? await readXattrs(root) : undefined;
+  if (fakeXattrs !== undefined) {
+    for (const e of entries) {
+      const x = applyFakeSuper(e, fakeXattrs.get(e.path));
+      if (x === undefined) continue;
+      if (Object.keys(x).length > 0) fakeXattrs.set(e.path, x); else fakeXattrs.delete(e.path);
+    }
+    for (let i = files.length - 1; i >= 0; i--) if (files[i]!.type !== 'f') files.splice(i, 1);
+  }
+
   // A hardlink group is named by its first path in manifest order; every other path points at it.
   for (const group of inodes.values()) {
     if (group.length < 2) continue;
@@ -77,7 +150,7 @@ export async function scanTree(root: string, options: ScanOptions = {}): Promise
   }
   await hashAll(root, files);
   if (withXattrs) {
-    const xattrs = await readXattrs(root);
+    const xattrs = fakeXattrs ?? await readXattrs(root);
     for (const e of entries) {
       const x = xattrs.get(e.path);
       if (x && Object.keys(x).length > 0) e.xattrs = x;
@@ -94,13 +167,24 @@ export async function scanTree(root: string, options: ScanOptions = {}): Promise
  */
 export async function statDigest(root: string): Promise<string> {
   const lines: string[] = [];
-  const visit = async (rel: string): Promise<void> => {
-    const abs = rel === '.' ? root : join(root, rel);
-    const st = await lstat(abs, { bigint: true });
-    lines.push(`${rel}\0${st.ino}\0${st.size}\0${st.mtimeNs}\0${st.ctimeNs}\0${st.mode}\0${st.uid}\0${st.gid}\0${st.nlink}`);
-    if (st.isDirectory()) for (const name of await readdir(abs)) await visit(rel === '.' ? name : `${rel}/${name}`);
+  const line = (rel: string, st: BigIntStats): string => `${rel}\0${st.ino}\0${st.size}\0${st.mtimeNs}\0${st.ctimeNs}\0${st.mode}\0${st.uid}\0${st.gid}\0${st.nlink}`;
+  lines.push(line('.', await lstat(root, { bigint: true })));
+  // A directory's entries are lstat'ed STAT_BATCH at a time: one after the other, each waits a
+  // thread-pool round trip, which on a busy machine made this check take longer than the rsync it guards.
+  const visitDir = async (rel: string): Promise<void> => {
+    const names = await readdir(rel === '.' ? root : join(root, rel));
+    const dirs: string[] = [];
+    for (let i = 0; i < names.length; i += STAT_BATCH) {
+      const batch = names.slice(i, i + STAT_BATCH).map((name) => (rel === '.' ? name : `${rel}/${name}`));
+      const stats = await Promise.all(batch.map((path) => lstat(join(root, path), { bigint: true })));
+      stats.forEach((st, k) => {
+        lines.push(line(batch[k]!, st));
+        if (st.isDirectory()) dirs.push(batch[k]!);
+      });
+    }
+    for (const dir of dirs) await visitDir(dir);
   };
-  await visit('.');
+  await visitDir('.');
   lines.sort();
   return createHash('sha256').update(lines.join('\n')).digest('hex');
 }

@@ -2,14 +2,15 @@ import type { ApiRequest, ApiResponse, ApiRoutes } from '../../lib/control-serve
 import { LanhaError, errorMessage } from '../../lib/errors.js';
 import type { ServiceContext, RunningService } from '../../services/contract.js';
 import { NotLeaderError } from '../state-log.js';
-import type { DeployConfig } from './config.js';
+import { storeFakeSuper, type DeployConfig } from './config.js';
 import { describeChanges } from './manifest.js';
 import { commitTree, pruneStore, storedGenerations, verifyGeneration } from './store.js';
 import { PeerSync } from './peer-sync.js';
 import { JobRunner } from './jobs.js';
 import { fleetTargets, pinnedKey, resolveNames, resolveTargets } from './targets.js';
 import { fingerprint, parseHostKey } from './rsync.js';
-import { describeLocalFile, destinationDir, fetchHostKey } from './push.js';
+import { describeLocalFile, destinationDir, fetchHostKey, type PushFile } from './push.js';
+import type { Job } from '../rootfs-state.js';
 import { readFile } from 'node:fs/promises';
 import { formatIpv4 } from '../../lib/ipv4.js';
 
@@ -18,6 +19,8 @@ import { formatIpv4 } from '../../lib/ipv4.js';
 // replicated state are deleted from this member's store as their entries apply.
 
 const ORPHAN_CHECK_MS = 1000;
+/** Longest a follower's long poll on a job is held open. */
+const WAIT_MAX_MS = 25_000;
 /** How often the leader retries copying generations to a LAN member that lacks a verified copy. */
 const PEER_RETRY_MS = 30_000;
 
@@ -27,6 +30,7 @@ export async function startDeploy(context: ServiceContext): Promise<RunningServi
   const stateDir = config.node.stateDir;
   const member = config.node.name;
   const rootfs = state.fsm.rootfs;
+  const fakeSuper = storeFakeSuper(deploy);
   const runner = new JobRunner({ config: deploy, targets: () => fleetTargets(deploy, state.fsm), clusterId: config.cluster?.id ?? config.node.name, member, stateDir, state, log, clock });
 
   const prune = (): void => {
@@ -35,6 +39,8 @@ export async function startDeploy(context: ServiceContext): Promise<RunningServi
   };
   const peers = new PeerSync({ deploy, stateDir, member, state, log, clock, members: (config.cluster?.members ?? []).filter((m) => m.role !== 'witness' && m.name !== member).map((m) => m.name) });
   const unsubscribe = state.fsm.subscribe((entry) => {
+    const command = entry.command;
+    if (command.type === 'deploy.job.start' || command.type === 'deploy.job.resume' || command.type === 'deploy.job.node' || command.type === 'deploy.job.end') runner.changed(command.job);
     if (entry.command.type === 'rootfs.commit') {
       prune();
       if (state.isLeader()) peers.kick();
@@ -59,7 +65,7 @@ export async function startDeploy(context: ServiceContext): Promise<RunningServi
     'POST /v1/rootfs/commit': handle(async ({ body }) => {
       leaderOnly();
       const dir = field(body, 'dir');
-      const result = await commitTree(dir, stateDir);
+      const result = await commitTree(dir, stateDir, { fakeSuper });
       await state.propose({ type: 'rootfs.commit', generation: result.id, member, source: dir, ...result.counts, files: result.counts.files });
       log.info({ event: 'rootfs.committed', generation: result.id, ...result.counts, source: dir }, `generation ${result.id.slice(0, 12)} committed from ${dir}`);
       return { status: 200, body: { generation: result.id, created: result.created, counts: result.counts } };
@@ -89,35 +95,49 @@ export async function startDeploy(context: ServiceContext): Promise<RunningServi
     }),
     'POST /v1/deploy/rootfs': handle(async ({ body }) => {
       leaderOnly();
+      const t0 = clock.monotonicMs();
       if (deploy.rootfs === undefined) throw new LanhaError('usage', 'deploy.rootfs.destination is not set in the config: where on the nodes the tree goes');
       const id = generationArg(optionalField(body, 'generation'));
       const targets = targetsFor(resolveNames(fleet(), field(body, 'to')));
       const changes = await verifyGeneration(stateDir, id, { quick: true });
+      const checkMs = Math.round(clock.monotonicMs() - t0);
       if (changes.length > 0) {
         await state.propose({ type: 'rootfs.verified', generation: id, member, ok: false, changed: changes.slice(0, 50).map((c) => c.path) });
         throw new LanhaError('io', `generation ${id.slice(0, 12)} on ${member} no longer matches its manifest, refusing to send it: ${describeChanges(changes)}. Commit the tree again (lanctl rootfs commit DIR)`);
       }
-      const job = await runner.startRootfs(id, targets, body !== null && typeof body === 'object' && (body as { dryRun?: unknown }).dryRun === true);
+      const job = await runner.startRootfs(id, targets, body !== null && typeof body === 'object' && (body as { dryRun?: unknown }).dryRun === true, { t0, checkMs });
       return { status: 202, body: { job } };
     }),
     'POST /v1/deploy/resume': handle(async ({ body }) => {
       leaderOnly();
       const wanted = optionalField(body, 'job');
-      const candidates = rootfs.jobs().filter((j) => j.kind === 'rootfs' && (j.state === 'interrupted' || j.state === 'failed') && !runner.isActive(j.id));
+      const candidates = rootfs.jobs().filter((j) => (j.state === 'interrupted' || j.state === 'failed') && !runner.isActive(j.id));
       const job = wanted !== undefined ? rootfs.job(wanted) : candidates[candidates.length - 1];
       if (!job) throw new LanhaError('not-found', wanted !== undefined ? `no job ${wanted}` : 'no interrupted or failed job to resume');
       if (job.state === 'done') throw new LanhaError('usage', `job ${job.id} is already done`);
       if (runner.isActive(job.id)) throw new LanhaError('usage', `job ${job.id} is running here`);
       const targets = targetsFor(job.nodes.filter((n) => n.state !== 'done').map((n) => n.name));
-      await runner.resume(job, targets);
+      if (job.kind === 'push') {
+        const files = await pushFilesOf(job);
+        await runner.resumePush(job, files, targets, await identity());
+      } else {
+        await runner.resume(job, targets);
+      }
       return { status: 202, body: { job: job.id } };
     }),
-    'GET /v1/deploy/jobs': handle(({ query }) => {
+    // `?job=ID&after=V&waitMs=M` is a long poll: the answer comes when the job changes past version V
+    // (an entry applied, or live progress), or after M ms (at most WAIT_MAX_MS). `lanctl deploy` follows jobs so.
+    'GET /v1/deploy/jobs': handle(async ({ query }) => {
       const id = query.get('job');
       if (id !== null) {
+        if (!rootfs.job(id)) return { status: 404, body: { error: `no job ${id}` } };
+        const after = Number(query.get('after') ?? 'NaN');
+        const waitMs = Math.min(WAIT_MAX_MS, Math.max(0, Number(query.get('waitMs') ?? 0) || 0));
+        if (Number.isInteger(after) && waitMs > 0 && (runner.isActive(id) || rootfs.job(id)!.state === 'running')) await runner.waitChange(id, after, waitMs);
         const job = rootfs.job(id);
         if (!job) return { status: 404, body: { error: `no job ${id}` } };
-        return { status: 200, body: { job, live: runner.live(id), active: runner.isActive(id) } };
+        const timings = runner.timings(id);
+        return { status: 200, body: { job, live: runner.live(id), active: runner.isActive(id), version: runner.version(id), ...(timings ? { timings } : {}) } };
       }
       return { status: 200, body: { jobs: rootfs.jobs() } };
     }),
@@ -161,9 +181,7 @@ export async function startDeploy(context: ServiceContext): Promise<RunningServi
       }
       const dir = destinationDir(deploy.pushRoot, optionalField(body, 'dest'));
       const targets = targetsFor(resolveNames(fleet(), field(body, 'to')));
-      if (deploy.identityFile === undefined) throw new LanhaError('usage', 'deploy.identityFile is not set: the private key deploy logs in with');
-      const privateKey = await readFile(deploy.identityFile).catch((error) => { throw new LanhaError('io', `cannot read deploy.identityFile ${deploy.identityFile}: ${errorMessage(error)}`); });
-      const job = await runner.startPush(files, targets, dir, optionalField(body, 'then'), privateKey);
+      const job = await runner.startPush(files, targets, dir, optionalField(body, 'then'), await identity());
       return { status: 202, body: { job } };
     }),
     'POST /v1/deploy/fetch-key': handle(async ({ body }) => {
@@ -202,6 +220,31 @@ export async function startDeploy(context: ServiceContext): Promise<RunningServi
       return { status: 200, body: { node, fingerprint: fp } };
     }),
   };
+
+  /** The private key deploy logs in with (push jobs; ssh2 needs it in memory). */
+  async function identity(): Promise<Buffer> {
+    const file = deploy.identityFile;
+    if (file === undefined) throw new LanhaError('usage', 'deploy.identityFile is not set: the private key deploy logs in with');
+    return readFile(file).catch((error) => { throw new LanhaError('io', `cannot read deploy.identityFile ${file}: ${errorMessage(error)}`); });
+  }
+
+  /** A push job's files as the job recorded them; refused when one is gone or changed since (its nodes must get what the others got). */
+  async function pushFilesOf(job: Job): Promise<PushFile[]> {
+    const sources = job.sources ?? [];
+    if (sources.length === 0 || sources.length !== (job.files ?? []).length) {
+      throw new LanhaError('usage', `push job ${job.id} does not name its source files (started by an older version); start a new push`);
+    }
+    const files: PushFile[] = [];
+    for (const [i, path] of sources.entries()) {
+      const file = await describeLocalFile(path).catch((error) => { throw new LanhaError('usage', `cannot resume push job ${job.id}: ${errorMessage(error)}; start a new push`); });
+      const recorded = job.sha256?.[i];
+      if (recorded !== undefined && file.sha256 !== recorded) {
+        throw new LanhaError('usage', `cannot resume push job ${job.id}: ${path} changed since the job started (sha256 ${file.sha256.slice(0, 12)}, the job sent ${recorded.slice(0, 12)}); start a new push so every node gets the same file`);
+      }
+      files.push(file);
+    }
+    return files;
+  }
 
   function rootfsView(): unknown {
     const stored = new Set(storedGenerations(stateDir));

@@ -29,6 +29,16 @@ function verifiedPath(stateDir: string, id: string): string {
   return join(storeDir(stateDir), `${id}.verified`);
 }
 
+/** Present when the generation's tree keeps owners and devices in xattrs (committed with --fake-super). */
+export function fakeSuperPath(stateDir: string, id: string): string {
+  return join(storeDir(stateDir), `${id}.fake-super`);
+}
+
+/** Whether generation `id` is stored the --fake-super way here: every rsync reading it must say --fake-super. */
+export function isFakeSuper(stateDir: string, id: string): boolean {
+  return existsSync(fakeSuperPath(stateDir, id));
+}
+
 export interface CommitResult {
   id: string;
   counts: ManifestCounts;
@@ -36,16 +46,26 @@ export interface CommitResult {
   created: boolean;
 }
 
-/** Copies `source` into the store, scans the copy, and files it under its manifest's id. */
-export async function commitTree(source: string, stateDir: string): Promise<CommitResult> {
+export interface StoreOptions {
+  /** The store keeps owners, set-id bits and devices in xattrs (rsync --fake-super; deploy.fakeSuper). */
+  fakeSuper?: boolean;
+}
+
+/**
+ * Copies `source` into the store, scans the copy, and files it under its manifest's id. With
+ * `fakeSuper` the copy keeps what a non-root daemon cannot set (owners, set-id bits, devices) in
+ * xattrs and the scan reads them back: the same tree gets the same id either way.
+ */
+export async function commitTree(source: string, stateDir: string, options: StoreOptions = {}): Promise<CommitResult> {
   const store = storeDir(stateDir);
   mkdirSync(store, { recursive: true, mode: 0o700 });
   if (!existsSync(source)) throw new LanhaError('not-found', `${source}: no such directory`);
   const partial = join(store, `.partial-${randomBytes(4).toString('hex')}`);
   try {
-    const copy = await runRsync(['-aHAX', '--numeric-ids', `${source.replace(/\/+$/, '')}/`, `${partial}/`]);
+    // -M--fake-super: only the receiving side (the store) fakes; the source is read as it is.
+    const copy = await runRsync(['-aHAX', '--numeric-ids', ...(options.fakeSuper === true ? ['-M--fake-super'] : []), `${source.replace(/\/+$/, '')}/`, `${partial}/`]);
     if (copy.code !== 0) throw new LanhaError('io', `copying ${source} into the generation store failed (rsync exit ${copy.code}): ${copy.stderr.trim().split('\n').slice(-3).join(' ')}`);
-    const manifest = await scanTree(partial);
+    const manifest = await scanTree(partial, { fakeSuper: options.fakeSuper === true });
     const text = encodeManifest(manifest);
     const id = sha256(text);
     const counts = manifestCounts(manifest);
@@ -54,6 +74,8 @@ export async function commitTree(source: string, stateDir: string): Promise<Comm
       if (changes.length === 0) return { id, counts, created: false };
       await rm(generationDir(stateDir, id), { recursive: true, force: true });
     }
+    if (options.fakeSuper === true) await writeDurably(fakeSuperPath(stateDir, id), '');
+    else await rm(fakeSuperPath(stateDir, id), { force: true });
     await rename(partial, generationDir(stateDir, id));
     await writeDurably(manifestPath(stateDir, id), text);
     await writeDurably(verifiedPath(stateDir, id), await statDigest(generationDir(stateDir, id)));
@@ -91,7 +113,7 @@ export async function verifyGeneration(stateDir: string, id: string, options: { 
     const recorded = await readFile(verifiedPath(stateDir, id), 'utf8').catch(() => undefined);
     if (recorded === before) return [];
   }
-  const actual = await scanTree(dir, { xattrs: manifest.xattrs });
+  const actual = await scanTree(dir, { xattrs: manifest.xattrs, fakeSuper: isFakeSuper(stateDir, id) });
   const changes = diffManifests(manifest, actual);
   if (changes.length === 0 && (await statDigest(dir)) === before) await writeDurably(verifiedPath(stateDir, id), before);
   return changes;
@@ -111,7 +133,7 @@ export function pruneStore(stateDir: string, keep: ReadonlySet<string>): string[
   if (!existsSync(store)) return [];
   const dropped: string[] = [];
   for (const name of readdirSync(store)) {
-    const id = name.replace(/\.(manifest|verified)$/, '');
+    const id = name.replace(/\.(manifest|verified|fake-super)$/, '');
     if (!isGenerationId(id) || keep.has(id)) continue;
     rmSync(join(store, name), { recursive: true, force: true });
     if (id === name) dropped.push(id);

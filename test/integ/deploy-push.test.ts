@@ -2,7 +2,7 @@
 // namespaces: trust prints the fingerprint exactly as ssh-keygen -lf; files land whole (temp name,
 // fsync, sha256, atomic rename) with their mode, and --then runs; a changed host key is refused by
 // trust and by push, which sends nothing (sshd never sees a login); a destination escaping the push
-// root or through a symlink is refused.
+// root or through a symlink is refused; a push cut off after its first file resumes with the rest only.
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -13,6 +13,7 @@ import { requireLab, withLab } from '../support/netns.js';
 import { runLanctl, serveDaemon } from '../support/daemon.js';
 import { LANCTL } from '../support/paths.js';
 import { makeKey, startSshd } from '../support/node-sshd.js';
+import { callDaemonOk } from '../../lib/control-client.js';
 
 // Many lanctl runs and real ssh transfers: far over tap's default per-file limit on a loaded 2-core box.
 t.setTimeout(600_000);
@@ -75,6 +76,39 @@ deploy:
     t.equal(viaLink.code, 1, viaLink.stdout);
     t.match(viaLink.stdout, /goes through a symlink/);
     t.notOk(existsSync('/tmp/app.bin') && statSync('/tmp/app.bin').size === 300_000 && readFileSync('/tmp/app.bin').equals(readFileSync(app)), 'nothing went through the symlink');
+
+    // An interrupted push resumes with what was not sent: two files, the link slowed so the second
+    // (4 MB) is cut off after the first is in place; resume sends only the second.
+    const small = join(dir, 'a-first.txt');
+    const big = join(dir, 'big.bin');
+    writeFileSync(small, 'first\n');
+    writeFileSync(big, randomBytes(4 << 20));
+    const port = lab.bridgePort(1);
+    t.equal((await lab.execSwitch('tc', ['qdisc', 'add', 'dev', port, 'root', 'tbf', 'rate', '4mbit', 'burst', '32kbit', 'latency', '400ms'])).code, 0);
+    const detached = await lanctl('deploy', 'push', small, big, '--to', 'c1', '--dest', 'opt', '--detach');
+    t.equal(detached.code, 0, detached.stderr);
+    const pushJob = /^job (\S+)$/m.exec(detached.stdout)![1]!;
+    type PushJobView = { state: string; nodes: Array<{ state: string; installed?: string[]; sent?: number }> };
+    const jobView = async (): Promise<PushJobView> => JSON.parse((await lanctl('deploy', 'jobs', pushJob, '--json')).stdout) as PushJobView;
+    let view = await jobView();
+    for (let i = 0; i < 300 && !(view.nodes[0]!.installed ?? []).includes('a-first.txt'); i++) { await new Promise((r) => setTimeout(r, 100)); view = await jobView(); }
+    t.same(view.nodes[0]!.installed, ['a-first.txt'], 'the first file is in place and the log says so');
+    const firstInode = statSync(join(root, 'opt/a-first.txt')).ino;
+    await callDaemonOk(join(dir, 'lanha.sock'), 'POST', '/v1/deploy/cancel', { job: pushJob }, 60_000);
+    view = await jobView();
+    t.equal(view.state, 'interrupted', 'cancelled mid-way: the job is interrupted');
+    t.notOk(existsSync(join(root, 'opt/big.bin')), 'the second file is not in place');
+    await lab.execSwitch('tc', ['qdisc', 'del', 'dev', port, 'root']);
+    const resumedPush = await lanctl('deploy', 'resume', pushJob);
+    t.equal(resumedPush.code, 0, resumedPush.stderr + resumedPush.stdout);
+    view = await jobView();
+    t.equal(view.state, 'done');
+    t.same(view.nodes[0]!.installed, ['a-first.txt', 'big.bin']);
+    t.equal(statSync(join(root, 'opt/a-first.txt')).ino, firstInode, 'the file already in place was not sent again');
+    t.ok(readFileSync(join(root, 'opt/big.bin')).equals(readFileSync(big)), 'the rest arrived whole');
+    t.equal(view.nodes[0]!.sent, 4 << 20, 'the resumed run sent the second file only');
+    t.same(readdirSync(join(root, 'opt')).filter((f) => f.includes('.lanha-')), [], 'no temporary file of the cut-off transfer left');
+    t.equal((await lanctl('deploy', 'resume', pushJob)).code, 1, 'a done job is not resumed');
 
     // The node is "reinstalled": same address, new host key.
     await sshd.stop();

@@ -3,6 +3,7 @@
 // (hostname, machine-id, hosts) that --delete leaves alone, a rerun moves almost nothing, a node
 // whose key is not the pinned one gets nothing, a full disk fails with words, a killed sshd fails
 // the node (it keeps N-1) and `deploy resume` finishes it, and Ctrl-C on lanctl interrupts the job.
+// A second job reuses each node's ssh master from the first (no new login), and says so in its timings.
 import t from 'tap';
 import { execFileSync, spawn } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, linkSync, symlinkSync } from 'node:fs';
@@ -18,7 +19,7 @@ import { makeKey, startSshd, type TestSshd } from '../support/node-sshd.js';
 // Many lanctl runs and real ssh transfers: far over tap's default per-file limit on a loaded 2-core box.
 t.setTimeout(600_000);
 
-interface JobView { job: { state: string; nodes: Array<{ name: string; state: string; sent?: number; error?: string; exit?: number }> } }
+interface JobView { job: { state: string; nodes: Array<{ name: string; state: string; sent?: number; error?: string; exit?: number }>; timings?: { nodes: Record<string, { sshReused?: boolean; transferMs?: number }> } } }
 
 t.test('deploy rootfs to sshd namespaces', async (t) => {
   if (!requireLab(t, ['sshd', 'ssh', 'ssh-keygen', 'rsync', 'getfattr', 'setfattr', 'tc'])) return;
@@ -98,6 +99,9 @@ ${Object.entries(pinned).map(([n, k]) => `    ${n}: "${k}"`).join('\n')}
     t.notOk(existsSync(join(roots[0]!, 'stray')), '--delete removed a stray file');
     t.equal(readFileSync(join(roots[0]!, 'etc/hostname'), 'utf8'), 'c1\n', 'and kept the overlay');
     for (const n of rerunJob.nodes) t.ok((n.sent ?? Infinity) < 40_000, `${n.name}: a rerun with no change sends little (${n.sent} bytes, tree ~190 KB)`);
+    t.same(Object.entries(rerunJob.timings?.nodes ?? {}).map(([node, n]) => [node, n.sshReused]).sort(), [['c1', true], ['c2', true]],
+      'the rerun went over the ssh masters the first job left up: no new key exchange and login');
+    t.ok(Object.values(rerunJob.timings!.nodes).every((n) => typeof n.transferMs === 'number'), 'the job reports its time per phase');
 
     const wrong = await lanctl('deploy', 'rootfs', '--to', 'c3');
     t.equal(wrong.code, 1);

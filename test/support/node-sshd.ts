@@ -54,7 +54,10 @@ export async function startSshd(lab: Lab, host: LabHost, dir: string, options: S
   writeFileSync(config, [
     `ListenAddress ${host.address}`, 'Port 22', `HostKey ${keyFile}`, 'PidFile none', 'UsePAM no', 'StrictModes no',
     'PermitRootLogin prohibit-password', 'PasswordAuthentication no', 'KbdInteractiveAuthentication no',
-    `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`, 'Subsystem sftp internal-sftp', 'LogLevel VERBOSE', 'MaxStartups 64', '',
+    `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`, 'Subsystem sftp internal-sftp', 'LogLevel VERBOSE', 'MaxStartups 64',
+    // A session whose client vanished with its namespace (a deploy's idle ssh master when the lab is
+    // torn down first) never hears a FIN; without keepalives it would live on and hold the log pipe.
+    'ClientAliveInterval 3', 'ClientAliveCountMax 3', '',
   ].join('\n'));
   const mountRoot = options.tmpfsSize !== undefined
     ? `mount -t tmpfs -o size=${options.tmpfsSize},mode=755 tmpfs /srv/root`

@@ -60,6 +60,8 @@ export interface VipClusterOptions {
   tmpfsStateMiB?: number;
   /** cluster.electionTimeout (default 500ms): longer keeps leadership still on an overloaded test machine. */
   electionTimeout?: string;
+  /** Run the two servers on `cluster.backend: etcd` at these endpoints (the witness is then not a member and never started). */
+  etcd?: { endpoints: string[]; leaseTtl: string };
 }
 
 export async function vipCluster(lab: Lab, mode: 'fast' | 'strict', options: VipClusterOptions = {}): Promise<VipCluster> {
@@ -85,8 +87,9 @@ export async function vipCluster(lab: Lab, mode: 'fast' | 'strict', options: Vip
       '  id: vip-lab',
       ...(options.electionTimeout ? [`  electionTimeout: ${options.electionTimeout}`] : []),
       `  keyFile: "${keyFile}"`,
+      ...(options.etcd ? ['  backend: etcd', `  etcd: { endpoints: [${options.etcd.endpoints.map((e) => `"${e}"`).join(', ')}], leaseTtl: ${options.etcd.leaseTtl} }`] : []),
       '  members:',
-      ...members.map((o) => `    - { name: ${o.name}, address: ${o.host.address}, port: 7400, role: ${o.role} }`),
+      ...members.filter((o) => !options.etcd || o.role === 'server').map((o) => `    - { name: ${o.name}, address: ${o.host.address}, port: 7400, role: ${o.role} }`),
     ];
     if (m.role === 'server') {
       // Each server's TFTP root says who it is, so a fetch from the VIP shows which node answered.

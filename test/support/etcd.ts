@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './ports.js';
-import { which } from './netns.js';
+import { which, type LabHost } from './netns.js';
 
 // A real etcd cluster for tests: `etcd` (Debian etcd-server) members on loopback with ports the
 // kernel picked, data dirs in one tmp dir, fast timers (50 ms heartbeat, 500 ms election: leases
@@ -34,21 +34,27 @@ export function etcdAvailable(): boolean {
   return which('etcd');
 }
 
-async function waitHealthy(url: string, child: ChildProcess, ms: number): Promise<void> {
+async function healthy(url: string, host: LabHost | undefined): Promise<boolean> {
+  try {
+    if (host) return (await host.exec('curl', ['-s', '--max-time', '1', `${url}/health`], { timeoutMs: 3000 })).stdout.includes('"health":"true"');
+    const r = await fetch(`${url}/health`, { signal: AbortSignal.timeout(1000) });
+    return ((await r.json()) as { health?: string }).health === 'true';
+  } catch {
+    return false; // not up yet
+  }
+}
+
+async function waitHealthy(url: string, child: ChildProcess, ms: number, host?: LabHost): Promise<void> {
   const deadline = performance.now() + ms;
   while (performance.now() < deadline) {
     if (child.exitCode !== null || child.signalCode !== null) throw new Error(`etcd at ${url} exited (${child.exitCode ?? child.signalCode})`);
-    try {
-      const r = await fetch(`${url}/health`, { signal: AbortSignal.timeout(1000) });
-      const body = (await r.json()) as { health?: string };
-      if (body.health === 'true') return;
-    } catch { /* not up yet */ }
+    if (await healthy(url, host)) return;
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`etcd at ${url} not healthy within ${ms} ms`);
 }
 
-function launch(m: EtcdMember, initialCluster: string, state: 'new' | 'existing'): ChildProcess {
+function launch(m: EtcdMember, initialCluster: string, state: 'new' | 'existing', host?: LabHost): ChildProcess {
   const args = [
     '--name', m.name, '--data-dir', m.dataDir,
     '--listen-client-urls', m.clientUrl, '--advertise-client-urls', m.clientUrl,
@@ -56,19 +62,24 @@ function launch(m: EtcdMember, initialCluster: string, state: 'new' | 'existing'
     '--initial-cluster', initialCluster, '--initial-cluster-state', state, '--initial-cluster-token', 'lanha-test',
     '--heartbeat-interval', '50', '--election-timeout', '500', '--log-level', 'warn', '--logger', 'zap',
   ];
-  const child = spawn(ETCD_BINARY, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = host ? host.spawn(ETCD_BINARY, args) : spawn(ETCD_BINARY, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const keep = (d: Buffer): void => { m.log = (m.log + d.toString()).slice(-20_000); };
   child.stdout!.on('data', keep);
   child.stderr!.on('data', keep);
   return child;
 }
 
-/** Starts `size` members and waits until every one reports healthy. */
-export async function startEtcdCluster(size = 3): Promise<EtcdCluster> {
+/**
+ * Starts `size` members and waits until every one reports healthy: on loopback with ports the
+ * kernel picks, or in a lab namespace (`host`) on its address with ports 23790+i / 23800+i.
+ */
+export async function startEtcdCluster(size = 3, o: { host?: LabHost } = {}): Promise<EtcdCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'lanha-etcd-'));
   const members: EtcdMember[] = [];
+  const host = o.host;
   for (let i = 0; i < size; i++) {
-    members.push({ name: `e${i}`, clientUrl: `http://127.0.0.1:${await freePort()}`, peerUrl: `http://127.0.0.1:${await freePort()}`, dataDir: join(dir, `e${i}`), child: null, log: '' });
+    const [client, peer] = host?.address ? [`http://${host.address}:${23790 + i}`, `http://${host.address}:${23800 + i}`] : [`http://127.0.0.1:${await freePort()}`, `http://127.0.0.1:${await freePort()}`];
+    members.push({ name: `e${i}`, clientUrl: client, peerUrl: peer, dataDir: join(dir, `e${i}`), child: null, log: '' });
   }
   const initialCluster = members.map((m) => `${m.name}=${m.peerUrl}`).join(',');
   const stopOne = async (m: EtcdMember, signal: NodeJS.Signals): Promise<void> => {
@@ -88,8 +99,8 @@ export async function startEtcdCluster(size = 3): Promise<EtcdCluster> {
     restart: async (i) => {
       const m = members[i]!;
       await stopOne(m, 'SIGKILL');
-      m.child = launch(m, initialCluster, 'existing');
-      await waitHealthy(m.clientUrl, m.child, 15_000);
+      m.child = launch(m, initialCluster, 'existing', host);
+      await waitHealthy(m.clientUrl, m.child, 15_000, host);
     },
     stop: async () => {
       for (const m of members) await stopOne(m, 'SIGKILL');
@@ -97,8 +108,8 @@ export async function startEtcdCluster(size = 3): Promise<EtcdCluster> {
     },
   };
   try {
-    for (const m of members) m.child = launch(m, initialCluster, 'new');
-    for (const m of members) await waitHealthy(m.clientUrl, m.child!, 20_000);
+    for (const m of members) m.child = launch(m, initialCluster, 'new', host);
+    for (const m of members) await waitHealthy(m.clientUrl, m.child!, 20_000, host);
   } catch (error) {
     const logs = members.map((m) => `--- ${m.name}\n${m.log.slice(-2000)}`).join('\n');
     await cluster.stop();

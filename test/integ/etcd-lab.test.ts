@@ -1,0 +1,93 @@
+import t from 'tap';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { requireLab, withLab, stopChild } from '../support/netns.js';
+import { runLanctl } from '../support/daemon.js';
+import { startEtcdCluster } from '../support/etcd.js';
+import { lastEnv, recordingScript, waitFor } from './dhcp-lab.js';
+import { digVip, overlaps, vipCluster, VIP, WWW, type VipNode } from './vip-lab.js';
+
+// cluster.backend etcd in lab namespaces: a 3-member etcd in its own namespace, two lanha servers
+// (DHCP, DNS, TFTP, NTP, VIP; leaseTtl 1s) on it, the kernel's VIP sampled every 50 ms, and busybox
+// udhcpc as the client. One server holds the VIP and answers DHCP; kill -9 of it moves the VIP to
+// the other with no sample showing two holders, the ACKed lease is there and udhcpc's renewal gets
+// the same address from the new holder; `lanctl failover` resigns the etcd election and moves the
+// VIP back; `lanctl status` shows the backend, the endpoints' health and the election holder.
+
+
+t.test('etcd backend: DHCP with udhcpc, kill -9 of the holder, lanctl failover', async (t) => {
+  if (!requireLab(t, ['etcd', 'udhcpc', 'dig', 'arping', 'curl'])) return;
+  const work = mkdtempSync(join(tmpdir(), 'lanha-etcd-lab-'));
+  t.teardown(() => rmSync(work, { recursive: true, force: true }));
+  await withLab(async (lab) => {
+    const etcdHost = await lab.addHost('etcd', '10.66.0.20/24');
+    const etcd = await startEtcdCluster(3, { host: etcdHost });
+    const c = await vipCluster(lab, 'fast', { dhcp: { leaseTime: '60s', renewTime: '30s', rebindTime: '50s' }, etcd: { endpoints: etcd.endpoints, leaseTtl: '1s' } });
+    try {
+      const [a, b] = c.servers as [VipNode, VipNode];
+      const startedAt = performance.now();
+      await Promise.all([c.start(a), c.start(b)]);
+      const first = await c.waitSteady(500, 20_000);
+      const holder = first === a.name ? a : b;
+      const other = holder === a ? b : a;
+      t.equal(await digVip(c.client), WWW, 'DNS answers on the VIP');
+
+      const status = await runLanctl(['status', '--socket', holder.socket]);
+      t.equal(status.code, 0);
+      t.match(status.stdout, new RegExp(`backend: etcd, prefix /lanha/vip-lab/.*election holder ${holder.name}`), 'status names the backend and the election holder');
+      t.match(status.stdout, /http:\/\/10\.66\.0\.20:2379\d +(yes)? +healthy/, 'and the endpoints\' health');
+
+      const dh = await lab.addHost('dh', null);
+      const script = recordingScript(work, 'udhcpc', 'case "$1" in bound|renew) ip addr replace "$ip/$subnet" dev "$interface";; esac');
+      const client = dh.spawn('udhcpc', ['-i', dh.ifname, '-f', '-t', '10', '-T', '1', '-s', script, '-x', 'hostname:etcd-client']);
+      try {
+        const envText = (): string => (existsSync(join(work, 'udhcpc.env')) ? readFileSync(join(work, 'udhcpc.env'), 'utf8') : '');
+        const bound = await waitFor(() => lastEnv(envText(), /^bound/), 20_000);
+        const ip = bound?.get('ip');
+        t.match(ip, /^10\.66\.0\.1\d\d$/, `udhcpc bound ${ip} from the pool`);
+        t.equal(bound?.get('serverid'), VIP, 'server id is the VIP');
+        const leaseOn = async (node: VipNode): Promise<string | null> => {
+          const r = await runLanctl(['leases', '--json', '--socket', node.socket]);
+          const leases = r.code === 0 ? (JSON.parse(r.stdout) as Array<{ ip: string; state: string }>) : [];
+          return leases.find((l) => l.ip === ip && l.state === 'bound') ? ip! : null;
+        };
+        t.ok(await waitFor(() => leaseOn(other), 5000), `the lease reached ${other.name} through etcd`);
+
+        // kill -9 of the holder: its etcd lease runs out (1 s), the other server wins and takes the VIP.
+        const killedAt = performance.now();
+        holder.daemon!.child.kill('SIGKILL');
+        const taken = await c.waitSample((s) => s.holders.length === 1 && s.holders[0] === other.name, 10_000, killedAt);
+        t.comment(`${other.name} held the VIP ${Math.round(taken.at - killedAt)} ms after kill -9 of ${holder.name}`);
+        t.same(overlaps(c.samples, startedAt), [], 'no sample with two holders');
+        t.ok(await leaseOn(other), 'the ACKed lease is on the new holder');
+        const renewsBefore = envText().split('=== renew').length;
+        client.kill('SIGUSR1'); // busybox udhcpc: renew now
+        const renewed = await waitFor(() => (envText().split('=== renew').length > renewsBefore ? lastEnv(envText(), /^renew/) : null), 20_000);
+        t.equal(renewed?.get('ip'), ip, `the renewal from ${other.name} kept ${ip}`);
+        t.equal(await digVip(c.client), WWW, 'DNS answers on the VIP from the new holder');
+
+        // The killed server comes back as a follower; lanctl failover resigns and the VIP moves to it.
+        await c.start(holder);
+        await new Promise((r) => setTimeout(r, 1500));
+        t.same(c.samples.at(-1)?.holders, [other.name], `${other.name} keeps the VIP after ${holder.name} restarts (no fail-back)`);
+        const startedFailover = performance.now();
+        const done = await runLanctl(['failover', '--json', '--socket', other.socket], { timeoutMs: 30_000 });
+        t.equal(done.code, 0, `failover: ${done.stdout}${done.stderr}`);
+        const moved = await c.waitSample((s) => s.holders.length === 1 && s.holders[0] === holder.name, 10_000, startedFailover);
+        t.comment(`lanctl failover: ${holder.name} held the VIP ${Math.round(moved.at - startedFailover)} ms after the command started`);
+        t.same(overlaps(c.samples, startedAt), [], 'still no sample with two holders');
+        t.ok(await leaseOn(holder), `the lease is on ${holder.name} too`);
+      } finally {
+        await stopChild(client);
+      }
+    } finally {
+      if (process.env['ETCD_DEBUG']) for (const n of c.servers) writeFileSync(`/tmp/etcd-lab-${n.name}.log`, n.daemon?.logs() ?? '');
+      for (const n of c.servers) await n.daemon?.stop();
+      await c.stopSampler();
+      c.cleanup();
+      await etcd.stop();
+    }
+    t.ok(lab.resolvConfUnchanged(), 'the host /etc/resolv.conf was not touched');
+  });
+});

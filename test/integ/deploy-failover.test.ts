@@ -47,7 +47,7 @@ t.test('leader killed mid-deploy, the new leader resumes the job', async (t) => 
     const members = `cluster:
   id: deploy-failover
   keyFile: ${dir}/cluster.key
-  electionTimeout: 500ms
+  electionTimeout: 1500ms
   members:
     - { name: lan-a, address: 10.80.0.2, port: 7400, role: server }
     - { name: lan-b, address: 10.80.0.3, port: 7400, role: server }

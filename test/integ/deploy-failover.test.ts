@@ -94,7 +94,15 @@ ${members}deploy:
     }
     t.ok(leader, 'a LAN member leads');
     const follower = servers.find((s) => s !== leader)!;
-    const lanctl = (socket: string, ...args: string[]) => runLanctl([...args, '--socket', socket], { timeoutMs: 120_000 });
+    // "No leader is known right now; try again in a second" is the documented transient answer while a
+    // loaded machine delays heartbeats past the leader lease: do what it says, a few times.
+    const lanctl = async (socket: string, ...args: string[]) => {
+      for (let i = 0; ; i++) {
+        const r = await runLanctl([...args, '--socket', socket], { timeoutMs: 120_000 });
+        if (r.code === 0 || i === 10 || !/no leader is known right now/.test(r.stderr)) return r;
+        await sleep(1000);
+      }
+    };
 
     const tree = join(dir, 'tree');
     mkdirSync(join(tree, 'etc'), { recursive: true });

@@ -43,17 +43,24 @@ export async function startLanhaDhcp(host: LabHost, nodeAddress: string, dhcpYam
   };
 }
 
+// A line no `env` output can contain (a variable name is never empty), so it only ends a block.
+const BLOCK_END = '=END=';
+
 /** A shell script that appends the client's environment to `<dir>/<name>.env` and does nothing else. */
 export function recordingScript(dir: string, name: string, body = ''): string {
   const path = join(dir, `${name}.sh`);
-  writeFileSync(path, `#!/bin/sh\n{ echo "=== $1 $reason"; env; } >> ${join(dir, `${name}.env`)}\n${body}\nexit 0\n`);
+  writeFileSync(path, `#!/bin/sh\n{ echo "=== $1 $reason"; env; echo "${BLOCK_END}"; } >> ${join(dir, `${name}.env`)}\n${body}\nexit 0\n`);
   chmodSync(path, 0o755);
   return path;
 }
 
-/** The last block of KEY=VALUE lines recorded for an event (a line "=== ..." starts each block). */
+/**
+ * The last complete block of KEY=VALUE lines recorded for an event (a line "=== ..." starts each block,
+ * BLOCK_END closes it). A block the hook is still writing is not complete: a reader racing the hook
+ * would otherwise see the header without the values.
+ */
 export function lastEnv(text: string, marker: RegExp): Map<string, string> | null {
-  const blocks = text.split(/^=== /m).filter((b) => marker.test(b.split('\n')[0] ?? ''));
+  const blocks = text.split(/^=== /m).filter((b) => marker.test(b.split('\n')[0] ?? '') && b.split('\n').includes(BLOCK_END));
   const last = blocks.at(-1);
   if (last === undefined) return null;
   const out = new Map<string, string>();

@@ -4,6 +4,10 @@
 #   window : 64 MiB, atftp blksize 1468 windowsize 8 (tftpd-hpa has no RFC 7440:
 #            its figure is its best single-stream run of curl or atftp)        -> tftp.window.mib_s
 #   storm  : STORM (20) concurrent curl --tftp-blksize 1468 of a 16 MiB file    -> tftp.storm.mib_s
+#   turnaround: a lock-step client (dist/bench/tftp-rtt.js) times every ACK -> next DATA round trip
+#            against lanha (worker threads, and `workers: 0`) and tftpd-hpa; lanha's own counters
+#            time the sampled ACKs inside JavaScript (core step, block copy, send)  -> tftp.rtt_p50_us,
+#            tftp.turnaround.js_us, tftp.turnaround.receive_path_us: where the single-stream gap goes
 # Every transfer's sha256 is checked; lanha's failures are tftp.checksum_failures (must be 0).
 # Env: RUNS=3 (median of) STORM=20 TIMEOUT=60 PORT_ANCHOR=16981 PORT_LANHA=16982 BIG_MIB=64 SMALL_MIB=16
 # Loopback only; every process started here is stopped by PID; scratch data in a mktemp dir.
@@ -19,6 +23,7 @@ D=$(mktemp -d); chmod 755 "$D"; mkdir -p "$D/root" "$D/out"; chmod 755 "$D/root"
 LANHA_PID=""; ANCHOR_PID=""
 cleanup() {
   [ -n "$LANHA_PID" ] && kill "$LANHA_PID" 2>/dev/null && wait "$LANHA_PID" 2>/dev/null
+  [ -n "${LANHA0_PID:-}" ] && kill "$LANHA0_PID" 2>/dev/null && wait "$LANHA0_PID" 2>/dev/null
   [ -n "$ANCHOR_PID" ] && kill "$ANCHOR_PID" 2>/dev/null && wait "$ANCHOR_PID" 2>/dev/null
   rm -rf "$D"
 }
@@ -44,6 +49,11 @@ tftp:
 YAML
 node dist/bin/lanctl.js serve --config "$D/lanha.yaml" > "$D/lanha.log" 2>&1 &
 LANHA_PID=$!
+# The same on the main thread (workers: 0), for the turnaround figures only.
+PORT_LANHA0=${PORT_LANHA0:-16983}
+sed -e "s|port: $PORT_LANHA|port: $PORT_LANHA0|" -e "s|$D/state|$D/state0|" -e "s|$D/lanha.sock|$D/lanha0.sock|" -e 's|  perClientTransfers: 64|  perClientTransfers: 64\n  workers: 0|' "$D/lanha.yaml" > "$D/lanha0.yaml"
+node dist/bin/lanctl.js serve --config "$D/lanha0.yaml" > "$D/lanha0.log" 2>&1 &
+LANHA0_PID=$!
 ANCHOR=tftpd-hpa
 if command -v in.tftpd >/dev/null; then
   in.tftpd -L -s -a "127.0.0.1:$PORT_ANCHOR" -u nobody "$D/root" > "$D/anchor.log" 2>&1 &
@@ -83,7 +93,7 @@ single_round() { # server port client key
 }
 # One untimed fetch of each file from each server first: both start with the files in the page
 # cache (and lanha's block cache warm), as a boot server that already served a node would be.
-for p in "$PORT_LANHA" ${ANCHOR_PID:+"$PORT_ANCHOR"}; do
+for p in "$PORT_LANHA" "$PORT_LANHA0" ${ANCHOR_PID:+"$PORT_ANCHOR"}; do
   for f in big.bin small.bin; do curl -sf --tftp-blksize 1468 -o /dev/null "tftp://127.0.0.1:$p/$f" || echo "warm-up fetch of $f from port $p failed"; done
 done
 echo "== single stream and windowsize, $BIG_MIB MiB, $RUNS runs each (servers interleaved)"
@@ -115,6 +125,37 @@ for i in $(seq 1 "$RUNS"); do
   if [ -n "$ANCHOR_PID" ]; then v=$(storm "$PORT_ANCHOR" anchor); VALS[anchor_storm]="${VALS[anchor_storm]:-} $v"; echo "  tftpd-hpa storm run: $v MiB/s"; fi
 done
 
+# Turnaround: the same lock-step client against each server, interleaved; lanha's sampled ACK
+# timings are the difference of its counters around its runs.
+turn_counters() { curl -s --unix-socket "$1" http://lanha/v1/tftp | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{const c=JSON.parse(s).counters;console.log(["samples","step_ns","copy_ns","send_ns"].map(k=>c["tftp.turnaround."+k]??0).join(" "))}catch{console.log("0 0 0 0")}})'; }
+rtt() { # PORT KEY: one download of big.bin, appends p50 and MiB/s
+  local out; out=$(timeout "$TIMEOUT" node dist/bench/tftp-rtt.js 127.0.0.1 "$1" big.bin 1468)
+  set -- "$2" $out
+  [ "$2" = RTT ] && [ "$3" != FAIL ] || { echo "  $1 rtt run failed: $*"; return; }
+  VALS[$1_rtt]="${VALS[$1_rtt]:-} $6"; VALS[$1_rtt99]="${VALS[$1_rtt99]:-} $8"
+  echo "  $1 round trip ACK->DATA: p50 $6 us, p90 $7 us, p99 $8 us ($(awk -v b="$4" -v s="$5" 'BEGIN{printf "%.1f", b/1048576/s}') MiB/s)"
+}
+echo "== turnaround: lock-step client, $BIG_MIB MiB, $RUNS runs each"
+read -r T0 S0 C0 N0 < <(turn_counters "$D/lanha.sock"); read -r U0 SS0 CC0 NN0 < <(turn_counters "$D/lanha0.sock")
+for i in $(seq 1 "$RUNS"); do
+  rtt "$PORT_LANHA" lanha
+  rtt "$PORT_LANHA0" lanha0
+  [ -n "$ANCHOR_PID" ] && rtt "$PORT_ANCHOR" anchor
+done
+read -r T1 S1 C1 N1 < <(turn_counters "$D/lanha.sock"); read -r U1 SS1 CC1 NN1 < <(turn_counters "$D/lanha0.sock")
+us() { awk -v a="$1" -v n="$2" 'BEGIN{ if (n > 0) printf "%.1f", a / n / 1000; else print "NA" }'; }
+TA_STEP=$(us $((S1 - S0)) $((T1 - T0))); TA_COPY=$(us $((C1 - C0)) $((T1 - T0))); TA_SEND=$(us $((N1 - N0)) $((T1 - T0)))
+TA_JS=$(awk -v a="$TA_STEP" -v b="$TA_COPY" -v c="$TA_SEND" 'BEGIN{ if (a == "NA") print "NA"; else printf "%.1f", a + b + c }')
+TA0_JS=$(awk -v a="$(us $((SS1 - SS0)) $((U1 - U0)))" -v b="$(us $((CC1 - CC0)) $((U1 - U0)))" -v c="$(us $((NN1 - NN0)) $((U1 - U0)))" 'BEGIN{ if (a == "NA") print "NA"; else printf "%.1f", a + b + c }')
+L_RTT=$(echo "${VALS[lanha_rtt]:-}" | median); L0_RTT=$(echo "${VALS[lanha0_rtt]:-}" | median); A_RTT=$(echo "${VALS[anchor_rtt]:-}" | median)
+L_RTT99=$(echo "${VALS[lanha_rtt99]:-}" | median); A_RTT99=$(echo "${VALS[anchor_rtt99]:-}" | median)
+# tftpd-hpa makes the same send syscall: lanha's extra round trip minus its JavaScript work besides
+# the send is what Node's receive path costs (libuv, the callback into JS, the Buffer and rinfo).
+EXTRA=$(awk -v l="$L_RTT" -v a="$A_RTT" 'BEGIN{ if (l == "NA" || a == "NA") print "NA"; else printf "%.1f", l - a }')
+OUTSIDE=$(awk -v e="$EXTRA" -v s="$TA_STEP" -v c="$TA_COPY" 'BEGIN{ if (e == "NA" || s == "NA") print "NA"; else printf "%.1f", e - s - c }')
+echo "lanha turnaround per ACK inside JavaScript ($((T1 - T0)) sampled ACKs, worker thread): core step $TA_STEP us + block copy $TA_COPY us + send (the syscall) $TA_SEND us = $TA_JS us (main thread, workers: 0: $TA0_JS us)"
+echo "round trip ACK->DATA seen by the client, p50: lanha $L_RTT us (workers: 0: $L0_RTT us), tftpd-hpa $A_RTT us: lanha $EXTRA us more, of which its JavaScript besides the send $(awk -v s="$TA_STEP" -v c="$TA_COPY" 'BEGIN{ if (s == "NA") print "NA"; else printf "%.1f", s + c }') us and Node's receive path (libuv, the callback into JS, Buffer + rinfo per datagram) the other $OUTSIDE us"
+
 status=$(curl -s --unix-socket "$D/lanha.sock" http://lanha/v1/tftp || echo '{}')
 lag_p99=$(echo "$status" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{const j=JSON.parse(s);console.log(j.eventLoopLagMs.p99.toFixed(1))}catch{console.log("NA")}})')
 lag_max=$(echo "$status" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{const j=JSON.parse(s);console.log(j.eventLoopLagMs.max.toFixed(1))}catch{console.log("NA")}})')
@@ -136,6 +177,11 @@ echo "== results (medians; machine load: $(cut -d' ' -f1-3 /proc/loadavg))"
 result tftp.single.mib_s "$L_SINGLE" "$A_SINGLE" MiB/s higher
 result tftp.window.mib_s "$L_WIN" "$A_BEST" MiB/s higher
 result tftp.storm.mib_s "$L_STORM" "$A_STORM" MiB/s higher
+result tftp.rtt_p50_us "$L_RTT" "$A_RTT" us lower
+result tftp.rtt_p99_us "$L_RTT99" "$A_RTT99" us lower
+echo "RESULT tftp.rtt_p50_us.main_thread lanha=$L0_RTT tftpd-hpa=$A_RTT ratio=$(awk -v a="$L0_RTT" -v b="$A_RTT" 'BEGIN{ if (a == "NA" || b == "NA" || b + 0 == 0) print "NA"; else printf "%.2f", a / b }') unit=us better=lower"
+echo "RESULT tftp.turnaround.js_us lanha=$TA_JS tftpd-hpa=NA ratio=NA unit=us better=lower step=$TA_STEP copy=$TA_COPY send=$TA_SEND"
+echo "RESULT tftp.turnaround.receive_path_us lanha=$OUTSIDE tftpd-hpa=NA ratio=NA unit=us better=lower extra_vs_anchor=$EXTRA"
 echo "RESULT tftp.checksum_failures lanha=$FAILS tftpd-hpa=NA ratio=NA unit=count better=lower"
 echo "RESULT tftp.loop_lag_p99_ms lanha=$lag_p99 tftpd-hpa=NA ratio=NA unit=ms better=lower"
 echo "RESULT tftp.loop_lag_max_ms lanha=$lag_max tftpd-hpa=NA ratio=NA unit=ms better=lower"

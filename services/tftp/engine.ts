@@ -15,6 +15,11 @@ import { BlockCache, BufferSource, CachedSource, openInRoot, releaseFile, toNeta
 /** netascii is converted in memory: refuse it for files bigger than this (kernels go octet). */
 const NETASCII_BYTES_MAX = 16 << 20;
 const EVENT_QUEUE_MAX = 256;
+/**
+ * One ACK in this many (per transfer) is timed from its arrival in JavaScript to its DATA's send
+ * returning: counters tftp.turnaround.{samples,step_ns,copy_ns,send_ns}; bench:tftp prints them.
+ */
+const TURNAROUND_SAMPLE_MASK = 15;
 
 export interface Peer {
   address: string;
@@ -86,6 +91,11 @@ export class ActiveTransfer {
   #queue: TransferEvent[] = [];
   readonly #ring: Array<Buffer | undefined>;
   #closed = false;
+  #acks = 0;
+  /** This ACK is being timed: #apply adds its copy and send times. */
+  #timing = false;
+  #copyMs = 0;
+  #sendMs = 0;
 
   constructor(host: EngineHost, id: number, sockets: TidSockets, peer: Peer, core: Transfer, source: Source, oack: TftpOption[], file: string, requested: string, client: ClientInfo) {
     this.host = host;
@@ -127,7 +137,8 @@ export class ActiveTransfer {
     if (this.#closed) return;
     // Fast path: an ACK is 4 octets, opcode 4.
     if (msg.length >= 4 && msg[0] === 0 && msg[1] === 4) {
-      this.#event({ kind: 'ack', block: (msg[2]! << 8) | msg[3]! });
+      if ((++this.#acks & TURNAROUND_SAMPLE_MASK) === 0 && !this.#waiting) this.#timedAck((msg[2]! << 8) | msg[3]!);
+      else this.#event({ kind: 'ack', block: (msg[2]! << 8) | msg[3]! });
       return;
     }
     const decoded = decodePacket(msg);
@@ -148,6 +159,23 @@ export class ActiveTransfer {
     this.#apply(this.core.step(event, this.host.clock.monotonicMs()));
   }
 
+  /** An ACK handled like any other, timed: the core's step, the block copy, the send. */
+  #timedAck(block: number): void {
+    const t0 = performance.now();
+    const effects = this.core.step({ kind: 'ack', block }, this.host.clock.monotonicMs());
+    const t1 = performance.now();
+    this.#timing = true;
+    this.#copyMs = 0;
+    this.#sendMs = 0;
+    this.#apply(effects);
+    this.#timing = false;
+    const c = this.host.counters;
+    c.inc('tftp.turnaround.samples');
+    c.inc('tftp.turnaround.step_ns', Math.round((t1 - t0) * 1e6));
+    c.inc('tftp.turnaround.copy_ns', Math.round(this.#copyMs * 1e6));
+    c.inc('tftp.turnaround.send_ns', Math.round(this.#sendMs * 1e6));
+  }
+
   #apply(effects: readonly TransferEffect[]): void {
     for (let i = 0; i < effects.length; i++) {
       const effect = effects[i]!;
@@ -156,6 +184,7 @@ export class ActiveTransfer {
           this.#send(encodeOack(this.oack));
           break;
         case 'data': {
+          const t0 = this.#timing ? performance.now() : 0;
           const packet = this.#packet(effect.block, effect.length);
           const copied = effect.length === 0 ? true : this.source.copy(effect.offset, effect.length, packet, 4);
           if (effect.retransmit) this.host.counters.inc('tftp.retransmits');
@@ -177,7 +206,14 @@ export class ActiveTransfer {
             });
             return;
           }
-          this.#send(packet);
+          if (this.#timing) {
+            const t1 = performance.now();
+            this.#send(packet);
+            this.#copyMs += t1 - t0;
+            this.#sendMs += performance.now() - t1;
+          } else {
+            this.#send(packet);
+          }
           break;
         }
         case 'timer':

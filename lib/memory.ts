@@ -47,17 +47,18 @@ export interface Pauses {
   majorCount: number;
   majorMs: number;
   majorMaxMs: number;
-  /** How late a 1 ms timer fired (perf_hooks.monitorEventLoopDelay): p99 and max since start. */
+  /** How late a 10 ms timer fired (perf_hooks.monitorEventLoopDelay): p99 and max since start. */
   loopDelayP99Ms: number;
   loopDelayMaxMs: number;
 }
 
+const LOOP_DELAY_RESOLUTION_MS = 10;
 let pauses: Pauses | null = null;
 let loopDelay: IntervalHistogram | null = null;
 
 /**
  * Starts counting this process's GC pauses and event-loop delay (once per process; cheap: one
- * entry per collection, one 1 ms timer). `processMemory` reports them from then on.
+ * entry per collection, one 10 ms timer). `processMemory` reports them from then on.
  */
 export function watchPauses(): void {
   if (pauses !== null) return;
@@ -74,7 +75,8 @@ export function watchPauses(): void {
     }
   });
   observer.observe({ entryTypes: ['gc'] });
-  loopDelay = monitorEventLoopDelay({ resolution: 1 });
+  // 10 ms: a finer timer would wake an idle daemon (and each worker) a thousand times a second.
+  loopDelay = monitorEventLoopDelay({ resolution: LOOP_DELAY_RESOLUTION_MS });
   loopDelay.enable();
 }
 
@@ -87,8 +89,8 @@ function pausesNow(): Pauses | null {
   return {
     minorCount: p.minorCount, minorMs: ms2(p.minorMs), minorMaxMs: ms2(p.minorMaxMs),
     majorCount: p.majorCount, majorMs: ms2(p.majorMs), majorMaxMs: ms2(p.majorMaxMs),
-    // The histogram is in ns; its first 1 ms is the timer's own period.
-    loopDelayP99Ms: ms2(Math.max(0, h.percentile(99) / 1e6 - 1)), loopDelayMaxMs: ms2(Math.max(0, h.max / 1e6 - 1)),
+    // The histogram is in ns and holds the timer's own period too.
+    loopDelayP99Ms: ms2(Math.max(0, h.percentile(99) / 1e6 - LOOP_DELAY_RESOLUTION_MS)), loopDelayMaxMs: ms2(Math.max(0, h.max / 1e6 - LOOP_DELAY_RESOLUTION_MS)),
   };
 }
 

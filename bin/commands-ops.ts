@@ -103,6 +103,7 @@ export const doctorCommand: CliCommand = {
   async run(args, io) {
     if (args.positionals.length > 0) throw new LanhaError('usage', `unexpected argument "${args.positionals[0]}"`, ExitCode.usage);
     let findings: Finding[];
+    let measured: { walFsyncP99Ms: Record<string, number | null> } | undefined;
     if (args.values['offline'] === true) {
       const file = typeof args.values['config'] === 'string' ? args.values['config'] : DEFAULT_CONFIG;
       try {
@@ -114,10 +115,14 @@ export const doctorCommand: CliCommand = {
     } else {
       const reply = await callDaemon(resolveSocket(args.values), 'GET', '/v1/doctor');
       if (reply.status !== 200) throw new LanhaError('api-error', (reply.body as { error?: string } | null)?.error ?? `HTTP ${reply.status}`);
-      findings = (reply.body as { findings: Finding[] }).findings;
+      ({ findings, measured } = reply.body as { findings: Finding[]; measured?: typeof measured });
     }
-    if (args.values['json'] === true) io.out(JSON.stringify({ findings }, null, 2) + '\n');
-    else printFindings(findings, io);
+    if (args.values['json'] === true) io.out(JSON.stringify(measured === undefined ? { findings } : { findings, measured }, null, 2) + '\n');
+    else {
+      printFindings(findings, io);
+      const wal = Object.entries(measured?.walFsyncP99Ms ?? {});
+      if (wal.length > 0) io.out(`measured: WAL fsync p99 ${wal.map(([m, ms]) => `${m} ${ms === null ? '?' : `${ms} ms`}`).join(', ')}\n`);
+    }
     return worstSeverity(findings) === 'error' ? ExitCode.failure : ExitCode.ok;
   },
 };

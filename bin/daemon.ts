@@ -11,6 +11,8 @@ import { serviceDefinitions } from '../services/registry.js';
 import type { RunningService, ServiceContext } from '../services/contract.js';
 import type { StateLog } from '../cluster/state-log.js';
 import { openState } from '../cluster/open-state.js';
+import type { RaftStateLog } from '../cluster/raft-state-log.js';
+import { BootFileIndex } from '../services/ops/boot-files.js';
 import { nodeRoutes } from '../cluster/nodes-view.js';
 import { inventoryContext, knownProfiles } from '../cluster/inventory-config.js';
 import { inventoryRoutes, leaseHolderOf } from '../cluster/inventory-api.js';
@@ -55,6 +57,16 @@ export function configHash(config: LanhaConfig): string {
   return createHash('sha256').update(JSON.stringify(shared)).digest('hex');
 }
 
+const BOOT_SCAN_MS = 60_000;
+
+/** The boot tree this LAN node serves (tftp.root, and boot.root when it differs), for doctor's comparison. */
+function bootFileIndex(config: LanhaConfig): BootFileIndex | null {
+  if (config.node.role === 'witness' || config.tftp === undefined) return null;
+  const roots = [{ dir: config.tftp.root, label: 'tftp' }];
+  if (config.boot?.root !== undefined && config.boot.root !== config.tftp.root) roots.push({ dir: config.boot.root, label: 'boot' });
+  return new BootFileIndex(roots);
+}
+
 /** The durable Raft log under node.stateDir/raft (a one-member cluster when there is no `cluster:` block), or the state on etcd. */
 export async function defaultOpenState(config: LanhaConfig, log: Logger, clock: Clock): Promise<StateLog> {
   return openState(config, log, clock);
@@ -75,12 +87,16 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
   let http: OpsHttpServer | null = null;
   const hash = configHash(config);
   const memberNames = config.cluster?.members.map((m) => m.name) ?? [config.node.name];
+  const bootFiles = bootFileIndex(config);
+  const bootScan = setInterval(() => void bootFiles?.refresh(), BOOT_SCAN_MS);
+  bootScan.unref();
+  void bootFiles?.refresh();
   const localReport = (): LocalReport => {
     const s = state.status();
     const storage = s['storage'] as { fsyncP99Ms?: number | null } | undefined;
     return {
       node: config.node.name, version: VERSION, configHash: hash, role: s.role, leader: s.leader, term: s.term, commitIndex: s.commitIndex, appliedIndex: s.appliedIndex,
-      lastIndex: typeof s['lastIndex'] === 'number' ? s['lastIndex'] : null, walFsyncP99Ms: storage?.fsyncP99Ms ?? null, bootFiles: null,
+      lastIndex: typeof s['lastIndex'] === 'number' ? s['lastIndex'] : null, walFsyncP99Ms: storage?.fsyncP99Ms ?? null, bootFiles: bootFiles?.digest() ?? null,
     };
   };
   // Reports go to the other members over the cluster transport; a backend without a feed leaves the board empty.
@@ -111,12 +127,14 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
     findings: () => (ops ? findings(ops) : []),
     nowMs: () => clock.wallMs(),
     enabled: new Set(serviceDefinitions.filter((d) => d.enabled(config)).map((d) => d.name)),
+    walFsync: (state as Partial<RaftStateLog>).walFsyncLatency?.() ?? null,
   }, { perClient: config.http.perClientMetrics }) : null;
 
   const stopAll = async (): Promise<void> => {
     systemd?.stopping();
     seeder?.stop();
     clearInterval(sampler);
+    clearInterval(bootScan);
     unsubscribe();
     await http?.close().catch(() => undefined);
     for (const service of [...running].reverse()) {

@@ -30,6 +30,10 @@ t.test('single node: leads at once, proposals apply, state survives a reopen (sa
   t.equal(entry.command.type, 'lease.grant');
   t.equal(log.fsm.lease(0x0a000001)?.mac, '02:00:00:00:00:01');
   t.equal(entry.by, 'n1', 'the entry records its proposer');
+  const storage = log.status()['storage'] as { fsyncs: number; fsyncP99Ms: number | null; fsyncSamples: number };
+  t.ok(storage.fsyncSamples >= 1 && storage.fsyncSamples <= storage.fsyncs, `each fsync timed (${storage.fsyncSamples} of ${storage.fsyncs})`);
+  t.ok(typeof storage.fsyncP99Ms === 'number' && storage.fsyncP99Ms >= 0, `fsync p99 ${storage.fsyncP99Ms} ms`);
+  t.equal(log.walFsyncLatency().count, storage.fsyncSamples);
   t.equal(log.fsm.lease(0x0a000001)?.ackedBy, 'n1', 'the lease names the node that ACKed it');
   t.equal(log.fsm.lease(0x0a000001)?.index, entry.index);
   const hash = log.fsm.hash();

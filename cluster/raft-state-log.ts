@@ -8,6 +8,7 @@ import { Fsm, type AppliedEntry, type FsmSnapshot } from './fsm.js';
 import { LogClock } from './log-time.js';
 import { NotLeaderError, type StateLog, type StateLogStatus } from './state-log.js';
 import type { MemberStatusChannel } from './member-status.js';
+import type { LatencyWindow } from '../lib/latency.js';
 import { RaftNode } from './raft/node.js';
 import { RaftHost } from './raft/host.js';
 import { Wal, failpointsFromEnv, type Failpoint } from './raft/wal.js';
@@ -50,6 +51,8 @@ interface Pending {
 }
 
 const KEEP_AFTER_SNAPSHOT = 1000;
+
+const roundMs = (ms: number | null): number | null => (ms === null ? null : Math.round(ms * 100) / 100);
 
 /**
  * When this member last saw each step of an election, on its monotonic clock (null: not yet). A
@@ -169,7 +172,7 @@ export class RaftStateLog implements StateLog {
       leaseValid: node.leaseValid(),
       members: node.conf,
       ...(node.role === 'leader' ? { progress: node.progress() } : {}),
-      storage: { dir: this.#opts.dir, batches: this.host.stats.batches, fsyncs: this.host.stats.fsyncs, error: this.host.fenced?.message ?? null },
+      storage: { dir: this.#opts.dir, batches: this.host.stats.batches, fsyncs: this.host.stats.fsyncs, fsyncP99Ms: roundMs(this.host.wal.fsyncMs.quantile(0.99)), fsyncSamples: Math.min(this.host.wal.fsyncMs.count, this.host.wal.fsyncMs.size), error: this.host.fenced?.message ?? null },
       stateHash: this.fsm.hash(),
       ...(this.#opts.link?.status ? { transport: this.#opts.link.status() } : {}),
     };
@@ -210,6 +213,11 @@ export class RaftStateLog implements StateLog {
     if (role === 'pre-candidate') this.#timeline.preCandidateAt = atMs;
     else if (role === 'candidate') this.#timeline.candidateAt = atMs;
     else if (role === 'leader') this.#timeline.leaderAt = atMs;
+  }
+
+  /** Each WAL fdatasync's duration (the last 1024), for doctor and /metrics. */
+  walFsyncLatency(): LatencyWindow {
+    return this.host.wal.fsyncMs;
   }
 
   attachMemberStatus(channel: MemberStatusChannel): void {

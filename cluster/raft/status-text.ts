@@ -10,7 +10,7 @@ export interface RaftStatusBody {
   leaseValid?: boolean;
   members?: { voters: string[]; learners: string[]; witnesses: string[] };
   progress?: Record<string, { match: number; next: number; state: string; active: boolean }>;
-  storage?: { dir: string; batches: number; fsyncs: number; error: string | null };
+  storage?: { dir: string; batches: number; fsyncs: number; fsyncP99Ms?: number | null; error: string | null };
   stateHash?: string;
 }
 
@@ -18,7 +18,8 @@ export function formatRaftStatus(c: RaftStatusBody): string {
   if (c.lastIndex === undefined) return '';
   const lines = [
     `raft: applied ${c.appliedIndex ?? 0}, last ${c.lastIndex}, snapshot ${c.snapshotIndex ?? 0}, leader lease ${c.leaseValid === true ? 'valid' : 'not held'}`
-      + (c.storage ? `, ${c.storage.fsyncs} fsyncs in ${c.storage.batches} batches (${c.storage.dir})` : ''),
+      + (c.storage ? `, ${c.storage.fsyncs} fsyncs in ${c.storage.batches} batches (${c.storage.dir})` : '')
+      + (c.storage?.fsyncP99Ms != null ? `, fsync p99 ${c.storage.fsyncP99Ms} ms` : ''),
   ];
   if (c.storage?.error) lines.push(`STORAGE FAILED: ${c.storage.error} (this node accepts no writes until restarted)`);
   if (c.stateHash) lines.push(`state hash: ${c.stateHash.slice(0, 16)}`);

@@ -1,3 +1,4 @@
+import { LatencyWindow } from '../../lib/latency.js';
 import { closeSync, fsyncSync, ftruncateSync, writeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
@@ -115,6 +116,9 @@ export class Wal {
 
   get broken(): Error | undefined { return this.#broken; }
 
+  /** How long each entry fdatasync took (the last 1024), for status, doctor and /metrics. */
+  readonly fsyncMs = new LatencyWindow(1024);
+
   /**
    * Writes one Ready's worth: hard state first if term/vote changed (atomic file), then the entries
    * and the commit mark as one write, then one fdatasync when `sync`. Resolves only once durable.
@@ -148,7 +152,9 @@ export class Wal {
       if (last) this.#lastIndex = last.index;
       if (sync) {
         await this.#fail('wal.beforeFsync');
+        const started = performance.now();
         await fd.datasync();
+        this.fsyncMs.record(performance.now() - started);
         await this.#fail('wal.afterFsync');
       }
     } catch (error) {

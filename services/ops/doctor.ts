@@ -4,6 +4,7 @@ import type { Lease } from '../../cluster/fsm.js';
 import type { StateLogStatus } from '../../cluster/state-log.js';
 import { poolUsage, rangeText, type SubnetUsage } from '../dhcp/pool-usage.js';
 import { memberRows, type LocalReport, type MemberView } from '../../cluster/member-status.js';
+import { compareBootFiles } from './boot-files.js';
 
 // `lanctl doctor`: cross-checks an operator would otherwise do by hand, one finding per problem
 // with its evidence and the command that fixes or shows more. Pure: the daemon gathers the state
@@ -46,6 +47,9 @@ export const PEER_OFFSET_WARN_MS = 100;
 export const PEER_OFFSET_ERROR_MS = 1000;
 /** A member whose last report is older than this is called silent (reports come every second). */
 export const MEMBER_SILENT_MS = 5000;
+/** WAL fsync p99: every DHCP ACK waits for one fsync on a majority; half an election timeout risks leadership. */
+export const WAL_FSYNC_WARN_MS = 100;
+export const WAL_FSYNC_ERROR_MS = 250;
 
 /** Checks of the config file alone (`lanctl doctor --offline`). */
 export function configFindings(config: LanhaConfig): Finding[] {
@@ -111,6 +115,8 @@ export function doctorFindings(input: DoctorInput): Finding[] {
     if (p.connected !== true && progress === undefined) out.push({ id: 'raft.peer-down', severity: 'warning', evidence: `no connection to ${peer}`, fix: `lanctl status on ${peer}; check that cluster.keyFile matches and its Raft port is reachable` });
   }
   memberFindings(input, out);
+  walFindings(input, out);
+  bootFileFindings(input, out);
   if (input.vip !== undefined) {
     const held = input.vip['held'] === true;
     if (c.role === 'leader' && c['leaseValid'] !== false && !held) out.push({ id: 'vip.holder', severity: 'error', evidence: `this node leads but does not hold the VIP ${String(input.vip['address'])}`, fix: 'lanctl vip status; journalctl -u lanha for vip.acquire errors' });
@@ -165,6 +171,40 @@ function memberFindings(input: DoctorInput, out: Finding[]): void {
     if (lag > LAG_WARN_ENTRIES) {
       out.push({ id: 'raft.member-lag', severity: 'warning', evidence: `${name} has applied ${r.appliedIndex}, ${lag} entries behind the highest commit index reported (${r.appliedIndex + lag})`, fix: `lanctl status on ${name}: a slow disk or link holds it back` });
     }
+  }
+}
+
+/** What doctor measured besides its findings: each member's WAL fsync p99 (null: not known). */
+export function doctorMeasured(input: Pick<DoctorInput, 'local' | 'members'>): { walFsyncP99Ms: Record<string, number | null> } {
+  const wal: Record<string, number | null> = {};
+  if (input.local !== undefined) wal[input.local.node] = input.local.walFsyncP99Ms;
+  for (const [name, v] of Object.entries(input.members ?? {})) wal[name] = v.report.walFsyncP99Ms;
+  return { walFsyncP99Ms: wal };
+}
+
+function walFindings(input: DoctorInput, out: Finding[]): void {
+  for (const [name, p99] of Object.entries(doctorMeasured(input).walFsyncP99Ms)) {
+    if (p99 === null || p99 < WAL_FSYNC_WARN_MS) continue;
+    out.push({ id: 'raft.wal-fsync', severity: p99 >= WAL_FSYNC_ERROR_MS ? 'error' : 'warning', evidence: `${name}: WAL fsync p99 ${p99} ms over its last fsyncs; every DHCP ACK waits for one`, fix: `move node.stateDir of ${name} to a faster disk (an SD card's fsync is slow; a USB SSD is not)` });
+  }
+}
+
+function bootFileFindings(input: DoctorInput, out: Finding[]): void {
+  const here = input.local?.bootFiles;
+  if (here === null || here === undefined) return;
+  const node = input.local!.node;
+  for (const [name, v] of Object.entries(input.members ?? {})) {
+    const theirs = v.report.bootFiles;
+    if (theirs === null || theirs.digest === here.digest) continue; // a witness serves no files
+    if (v.bootFiles === null || here.files === undefined) {
+      out.push({ id: 'boot.files-differ', severity: 'warning', evidence: `the boot files of ${name} (${theirs.count}) and ${node} (${here.count}) differ; ${name}'s list has not arrived yet`, fix: 'lanctl doctor again in a few seconds' });
+      continue;
+    }
+    const d = compareBootFiles(here.files, v.bootFiles);
+    const list = (paths: string[]): string => paths.slice(0, 5).join(', ') + (paths.length > 5 ? `, ... (${paths.length})` : '');
+    if (d.differ.length > 0) out.push({ id: 'boot.files-differ', severity: 'error', evidence: `${d.differ.length} boot file(s) differ (sha256) between ${node} and ${name}: ${list(d.differ)}; a node boots differently depending on who holds the VIP`, fix: `copy the right tree to the other node, e.g. rsync -a --checksum ROOT/ ${name}:ROOT/` });
+    if (d.onlyHere.length > 0) out.push({ id: 'boot.files-missing', severity: 'error', evidence: `${d.onlyHere.length} boot file(s) on ${node} are missing on ${name}: ${list(d.onlyHere)}`, fix: `copy them to ${name} (same path under its tftp.root / boot.root)` });
+    if (d.onlyThere.length > 0) out.push({ id: 'boot.files-missing', severity: 'error', evidence: `${d.onlyThere.length} boot file(s) on ${name} are missing on ${node}: ${list(d.onlyThere)}`, fix: `copy them to ${node} (same path under its tftp.root / boot.root)` });
   }
 }
 

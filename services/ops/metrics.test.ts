@@ -2,6 +2,7 @@ import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { createMetrics, type MetricsView } from './metrics.js';
 import { OpsTracker } from './tracker.js';
+import { LatencyWindow } from '../../lib/latency.js';
 import type { Lease } from '../../cluster/fsm.js';
 import { haveTools } from '../../test/support/tools.js';
 
@@ -97,4 +98,16 @@ t.test('promtool accepts the output', async (t) => {
   const text = await createMetrics(view(), { perClient: true }).text();
   const check = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
   t.equal(check.status, 0, `promtool check metrics: ${check.stdout}${check.stderr}`);
+});
+
+t.test('WAL fsync durations become a histogram as they happen', async (t) => {
+  const wal = new LatencyWindow(8);
+  const m = createMetrics(view({ walFsync: wal }), { perClient: false });
+  for (const ms of [0.3, 0.8, 4, 120]) wal.record(ms);
+  const text = await m.text();
+  t.equal(families(text).get('lanha_raft_wal_fsync_duration_seconds'), 'histogram');
+  t.match(text, /^lanha_raft_wal_fsync_duration_seconds_count 4$/m);
+  t.match(text, /^lanha_raft_wal_fsync_duration_seconds_bucket\{le="0.001"\} 2$/m, 'two of the four within 1 ms');
+  t.equal(wal.quantile(0.99), 120);
+  t.equal(wal.quantile(0.5), 0.8);
 });

@@ -4,6 +4,7 @@ import type { Lease } from '../../cluster/fsm.js';
 import type { StateLogStatus } from '../../cluster/state-log.js';
 import type { SubnetUsage } from '../dhcp/pool-usage.js';
 import type { OpsTracker } from './tracker.js';
+import type { LatencyWindow } from '../../lib/latency.js';
 import { hasQuorum, type Finding } from './doctor.js';
 
 // /metrics: Prometheus text from a private prom-client Registry. Nothing on a packet path writes
@@ -24,9 +25,12 @@ export interface MetricsView {
   nowMs(): number;
   /** Services the config enables: only their metric families are registered. */
   enabled: ReadonlySet<string>;
+  /** The WAL's fsync durations (the Raft backend), observed into a histogram as they happen. */
+  walFsync?: LatencyWindow | null;
 }
 
 export const RAFT_ROLES = ['leader', 'follower', 'candidate', 'learner', 'witness'] as const;
+export const WAL_BUCKETS_S = [0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
 export const ACK_BUCKETS_S = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5];
 
 /** `received.discover` -> `discover`, `dropped.rate-limited.mac` -> `rate_limited_mac`. */
@@ -95,6 +99,11 @@ export function createMetrics(view: MetricsView, options: { perClient: boolean; 
     collect() { this.reset(); const s = view.cluster()['storage'] as { fsyncs?: number } | undefined; this.inc(s?.fsyncs ?? 0); } });
   new Counter({ name: 'lanha_raft_wal_batches_total', help: 'Append batches of the Raft WAL (group commit: entries share one fsync).', registers: r,
     collect() { this.reset(); const s = view.cluster()['storage'] as { batches?: number } | undefined; this.inc(s?.batches ?? 0); } });
+
+  if (view.walFsync) {
+    const fsync = new Histogram({ name: 'lanha_raft_wal_fsync_duration_seconds', help: 'Each fdatasync of the Raft WAL (one per append batch).', buckets: WAL_BUCKETS_S, registers: r });
+    view.walFsync.subscribe((ms) => fsync.observe(ms / 1000));
+  }
 
   // ---- VIP and failover ----
   if (view.enabled.has('vip')) {

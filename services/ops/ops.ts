@@ -9,7 +9,7 @@ import type { RunningService } from '../contract.js';
 import type { LeaseRow } from '../dhcp/leases-api.js';
 import type { SubnetUsage } from '../dhcp/pool-usage.js';
 import { formatIpv4 } from '../../lib/ipv4.js';
-import { configPoolUsage, doctorFindings, type Finding, type RecordRow } from './doctor.js';
+import { configPoolUsage, doctorFindings, doctorMeasured, type DoctorInput, type Finding, type RecordRow } from './doctor.js';
 import { OpsHttpServer, type HttpReply, type PageHandler } from './http-server.js';
 import type { LanhaMetrics } from './metrics.js';
 import { errorPage, readLeaseQuery, renderDns, renderHome, renderLeases, renderNode, renderNodes, renderNtp, type DnsRecordRow, type HomeData, type MemberCard, type NtpPageData } from './pages.js';
@@ -46,13 +46,13 @@ export function pools(o: OpsContext): SubnetUsage[] {
   return configPoolUsage(o.config, o.state.fsm.leases(), o.clock.wallMs());
 }
 
-export function findings(o: OpsContext): Finding[] {
+function doctorInput(o: OpsContext): DoctorInput {
   let disk: { freeBytes: number; totalBytes: number; dir: string } | undefined;
   try {
     const s = statfsSync(o.config.node.stateDir);
     disk = { freeBytes: s.bavail * s.bsize, totalBytes: s.blocks * s.bsize, dir: o.config.node.stateDir };
   } catch { /* no statfs: no disk finding */ }
-  return doctorFindings({
+  return {
     config: o.config,
     cluster: o.state.status(),
     vip: serviceStatus(o, 'vip'),
@@ -64,7 +64,11 @@ export function findings(o: OpsContext): Finding[] {
     local: o.localReport(),
     members: o.members.members(),
     nowMs: o.clock.wallMs(),
-  });
+  };
+}
+
+export function findings(o: OpsContext): Finding[] {
+  return doctorFindings(doctorInput(o));
 }
 
 function explainInput(o: OpsContext): ExplainInput {
@@ -105,7 +109,10 @@ function explainRoute(o: OpsContext, query: URLSearchParams): ApiResponse {
 export function opsRoutes(o: OpsContext): ApiRoutes {
   return {
     'GET /v1/explain': ({ query }) => explainRoute(o, query),
-    'GET /v1/doctor': () => ({ status: 200, body: { findings: findings(o) } }),
+    'GET /v1/doctor': () => {
+      const input = doctorInput(o);
+      return { status: 200, body: { findings: doctorFindings(input), measured: doctorMeasured(input) } };
+    },
     'GET /v1/events': () => ({ status: 200, body: { events: o.tracker.events, lastFailover: o.tracker.lastFailover, leaderChanges: o.tracker.leaderChanges } }),
     'GET /v1/pools': () => ({ status: 200, body: { subnets: pools(o) } }),
   };

@@ -1,9 +1,10 @@
 // Members report themselves to each other over the cluster transport: three daemons in this
 // process on loopback (lan-b runs a different config), and lan-a's status JSON, `lanctl status`,
 // the `/` page cards and doctor show lan-b's and the witness's own term, indexes, version, config
-// hash, last report and clock offset; doctor names lan-b's different config.
+// hash, last report and clock offset; doctor names lan-b's different config, the boot file that
+// differs between the two LAN nodes' TFTP roots, and every member's WAL fsync p99.
 import t from 'tap';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -46,6 +47,11 @@ t.test('three members: each one\'s own report reaches the others', async (t) => 
     rmSync(dir, { recursive: true, force: true });
   });
   for (const [i, name] of names.entries()) {
+    if (name !== 'witness') {
+      mkdirSync(join(dir, `tftp-${name}`));
+      writeFileSync(join(dir, `tftp-${name}`, 'Image'), `kernel built on ${name}`);
+      writeFileSync(join(dir, `tftp-${name}`, 'rpi4.dtb'), 'the same device tree');
+    }
     const config = parseConfig(`node: { name: ${name}, role: ${name === 'witness' ? 'witness' : 'server'}, stateDir: "${dir}/${name}", controlSocket: "${dir}/${name}.sock" }
 cluster:
   id: members-test
@@ -54,6 +60,7 @@ cluster:
   members:
 ${names.map((n, j) => `    - { name: ${n}, address: 127.0.0.1, port: ${ports[j]}${n === 'witness' ? ', role: witness' : ''} }`).join('\n')}
 ${name === 'lan-a' ? `http: { listen: "127.0.0.1:${httpPort}" }` : ''}
+${name === 'witness' ? '' : `tftp: { port: ${await freePort()}, listen: [127.0.0.1], root: "${dir}/tftp-${name}" }`}
 `);
     daemons.push(await startDaemon(config, { log: silentLogger }));
   }
@@ -88,9 +95,22 @@ ${name === 'lan-a' ? `http: { listen: "127.0.0.1:${httpPort}" }` : ''}
   t.equal(cell('config'), bRow.configHash!.slice(0, 12));
   t.notMatch(page, /data-testid="member-lan-b-missing"/, 'nothing missing on lan-b\'s card');
 
-  const findings = (await read(a, '/v1/doctor'))['findings'] as Finding[];
+  let doctor: Record<string, unknown> = {};
+  for (let i = 0; i < 100; i++) {
+    doctor = await read(a, '/v1/doctor');
+    if ((doctor['findings'] as Finding[]).some((f) => f.id === 'boot.files-differ' && f.severity === 'error')) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const findings = doctor['findings'] as Finding[];
+  const boot = findings.filter((f) => f.id.startsWith('boot.'));
+  t.same(boot.map((f) => f.id), ['boot.files-differ'], 'the kernel differs, the device tree does not');
+  t.match(boot[0]?.evidence, '1 boot file(s) differ (sha256) between lan-a and lan-b: Image');
+  const wal = (doctor['measured'] as { walFsyncP99Ms: Record<string, number | null> }).walFsyncP99Ms;
+  t.same(Object.keys(wal).sort(), names, 'a WAL fsync p99 for every member');
+  t.ok(Object.values(wal).every((ms) => typeof ms === 'number' && ms >= 0), `p99s ${JSON.stringify(wal)}`);
   const differs = findings.filter((f) => f.id === 'cluster.config-differs');
-  t.equal(differs.length, 1, 'doctor: one config difference');
-  t.match(differs[0]?.evidence, /^lan-b runs config /);
+  // In one process each member needs its own TFTP root and port, and the witness's file has none.
+  t.same(differs.map((f) => f.evidence.split(' ')[0]).sort(), ['lan-b', 'witness'], 'doctor names each member whose config differs');
+  t.match(differs[0]?.evidence, /^(lan-b|witness) runs config [0-9a-f]{12}, lan-a runs [0-9a-f]{12}/);
   t.notOk(findings.some((f) => f.id === 'cluster.version-differs' || f.id === 'cluster.clock-offset'), 'same version, same clock');
 });

@@ -111,3 +111,19 @@ t.test('WAL fsync durations become a histogram as they happen', async (t) => {
   t.equal(wal.quantile(0.99), 120);
   t.equal(wal.quantile(0.5), 0.8);
 });
+
+t.test('the failover gap per protocol: a planned failover run here and the last election takeover', async (t) => {
+  const tracker = new OpsTracker();
+  const m = createMetrics(view({ tracker }), { perClient: false });
+  t.notMatch(await m.text(), /^lanha_failover_gap_seconds\{/m, 'no failover yet: no series');
+  tracker.failover({ from: 'lan-a', to: 'lan-b', leader: 'lan-b', gapMs: 60, parts: [['release', 5], ['vote', 12], ['lease wait', 3], ['ip addr', 30], ['sockets bound', 4], ['first GARP', 6]] }, 1000);
+  tracker.entry({ index: 9, at: 2000, command: { type: 'vip.takeover', node: 'lan-a', term: 7, trigger: 'election', parts: [['detection', 400], ['vote', 20], ['lease wait', 100], ['ip addr', 10], ['sockets bound', 2], ['first GARP', 3]], totalMs: 535 } });
+  const text = await m.text();
+  const gap = (protocol: string, trigger: string): number => Number(new RegExp(`^lanha_failover_gap_seconds\\{protocol="${protocol}",trigger="${trigger}"\\} (\\S+)$`, 'm').exec(text)?.[1]);
+  t.equal(gap('vip', 'transfer'), 0.06);
+  for (const p of ['dns', 'ntp', 'tftp']) t.equal(gap(p, 'transfer'), 0.06, `${p}: answers on the VIP from the first GARP`);
+  t.equal(gap('dhcp', 'transfer'), 0.02, 'dhcp: release + vote + lease wait, before the address moves');
+  t.equal(gap('vip', 'election'), 0.535);
+  t.equal(gap('dhcp', 'election'), 0.52);
+  t.equal(tracker.events.at(-1)?.kind, 'vip');
+});

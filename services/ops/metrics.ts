@@ -3,7 +3,7 @@ import { formatIpv4 } from '../../lib/ipv4.js';
 import type { Lease } from '../../cluster/fsm.js';
 import type { StateLogStatus } from '../../cluster/state-log.js';
 import type { SubnetUsage } from '../dhcp/pool-usage.js';
-import type { OpsTracker } from './tracker.js';
+import { protocolGaps, type OpsTracker } from './tracker.js';
 import type { LatencyWindow } from '../../lib/latency.js';
 import { hasQuorum, type Finding } from './doctor.js';
 
@@ -116,8 +116,8 @@ export function createMetrics(view: MetricsView, options: { perClient: boolean; 
     vipCounter('lanha_vip_releases_total', 'releases', 'Times this node let the VIP go.');
     vipCounter('lanha_vip_renewals_total', 'renewals', 'Kernel-lifetime renewals of the VIP.');
     vipCounter('lanha_vip_garp_sent_total', 'garps', 'Gratuitous ARP bursts sent for the VIP.');
-    new Gauge({ name: 'lanha_failover_gap_seconds', help: 'The last planned failover run on this node: VIP released here until the new leader served.', labelNames: ['protocol'], registers: r,
-      collect() { this.reset(); const f = view.tracker.lastFailover; if (f) this.set({ protocol: 'vip' }, f.gapMs / 1000); } });
+    new Gauge({ name: 'lanha_failover_gap_seconds', help: 'The last failover\'s gap per protocol, from the parts the daemons timed: trigger="transfer" for a lanctl failover run on this node (from the release here), "election" for the last takeover after the leader went silent (from when the new holder last heard it).', labelNames: ['protocol', 'trigger'], registers: r,
+      collect() { this.reset(); for (const g of protocolGaps(view.tracker.lastFailover, view.tracker.lastTakeover)) this.set({ protocol: g.protocol, trigger: g.trigger }, g.seconds); } });
   }
 
   // ---- DHCP ----

@@ -16,7 +16,7 @@ import { errorPage, readLeaseQuery, renderDns, renderHome, renderLeases, renderN
 import { renderExplain } from './explain-page.js';
 import { explain, simulate, type ExplainInput, type ExplainResult } from './explain.js';
 import { STYLE_CSS } from './style.js';
-import type { OpsTracker } from './tracker.js';
+import { protocolGaps, type OpsTracker } from './tracker.js';
 import type { LocalReport, MemberRow, MemberStatusSource } from '../../cluster/member-status.js';
 
 // Operator surfaces inside the daemon: the control routes they add (doctor, events, pools), and the
@@ -113,7 +113,7 @@ export function opsRoutes(o: OpsContext): ApiRoutes {
       const input = doctorInput(o);
       return { status: 200, body: { findings: doctorFindings(input), measured: doctorMeasured(input) } };
     },
-    'GET /v1/events': () => ({ status: 200, body: { events: o.tracker.events, lastFailover: o.tracker.lastFailover, leaderChanges: o.tracker.leaderChanges } }),
+    'GET /v1/events': () => ({ status: 200, body: { events: o.tracker.events, lastFailover: o.tracker.lastFailover, lastTakeover: o.tracker.lastTakeover, gaps: protocolGaps(o.tracker.lastFailover, o.tracker.lastTakeover), leaderChanges: o.tracker.leaderChanges } }),
     'GET /v1/pools': () => ({ status: 200, body: { subnets: pools(o) } }),
   };
 }
@@ -173,7 +173,7 @@ async function homeData(o: OpsContext): Promise<HomeData> {
   const c = s.cluster;
   const vip = s.services['vip'];
   const doctor = await body<{ findings: Finding[] }>(o, '/v1/doctor');
-  const events = await body<{ events: HomeData['events']; lastFailover: HomeData['lastFailover'] }>(o, '/v1/events');
+  const events = await body<{ events: HomeData['events']; lastFailover: HomeData['lastFailover']; gaps: HomeData['gaps'] }>(o, '/v1/events');
   const quorum = c.role === 'leader' ? c.leaseValid !== false : c.leader !== null;
   return {
     node: s.node, version: s.version, uptimeSeconds: s.uptimeSeconds, mode: c.mode, role: c.role, leader: c.leader, term: c.term, quorum,
@@ -181,6 +181,7 @@ async function homeData(o: OpsContext): Promise<HomeData> {
     members: memberCards(o, s),
     vip: vip === undefined ? null : { address: String(vip['address']), held: vip['held'] === true, holder: (vip['holder'] as string | null) ?? null, since: (vip['since'] as string | null) ?? null },
     lastFailover: events?.lastFailover ?? null,
+    gaps: events?.gaps ?? [],
     services: Object.entries(s.services).map(([name, st]) => ({ name, listening: st.listening, summary: serviceSummary(name, st) })),
     findings: doctor?.findings ?? [],
     events: events?.events ?? [],

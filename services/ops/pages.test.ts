@@ -1,3 +1,4 @@
+import { protocolGaps } from './tracker.js';
 import t from 'tap';
 import { filterLeases, readLeaseQuery, renderDns, renderHome, renderLeases, renderNode, renderNodes, renderNtp, type HomeData } from './pages.js';
 import { renderExplain } from './explain-page.js';
@@ -66,6 +67,13 @@ t.test('the status page escapes member, event and finding text', async (t) => {
   t.match(page, 'Not known here: term, version.');
   t.match(page, 'data-testid="vip-holder">lan-a<');
   t.match(page, '(1m0s ago)');
+  t.match(page, 'data-testid="failover-none"');
+  t.notMatch(page, 'failover-gaps', 'no gap table before any failover');
+  const record = { at: '2026-01-01T00:00:30.000Z', from: 'lan-a', to: 'lan-b', leader: 'lan-b', gapMs: 60, parts: [['release', 5], ['vote', 12], ['lease wait', 3], ['ip addr', 30], ['sockets bound', 4], ['first GARP', 6]] as Array<[string, number]> };
+  const after = renderHome({ ...d, lastFailover: record, gaps: protocolGaps(record, null) }, Date.parse('2026-01-01T00:01:00.000Z'));
+  t.match(after, 'data-testid="failover-gap">60 ms<');
+  t.match(after, 'data-testid="failover-gap-dns-transfer">60 ms<');
+  t.match(after, 'data-testid="failover-gap-dhcp-transfer">20 ms<', 'DHCP is back once the new leader\'s lease is valid');
 });
 
 t.test('pool bars: green below 80 %, orange from 80 %, red from 90 %', async (t) => {

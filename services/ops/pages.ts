@@ -3,7 +3,7 @@ import { usageLevel, type SubnetUsage } from '../dhcp/pool-usage.js';
 import type { LeaseRow } from '../dhcp/leases-api.js';
 import type { NodeDetail, NodeRow } from '../../cluster/nodes-view.js';
 import type { Finding } from './doctor.js';
-import type { OpsEvent, FailoverRecord } from './tracker.js';
+import type { OpsEvent, FailoverRecord, ProtocolGap } from './tracker.js';
 import { formatDuration } from '../../lib/table.js';
 
 // Server-rendered pages: pure functions from the control API's JSON (what `lanctl ... --json`
@@ -41,6 +41,8 @@ export interface HomeData {
   members: MemberCard[];
   vip: { address: string; held: boolean; holder: string | null; since: string | null } | null;
   lastFailover: FailoverRecord | null;
+  /** The last failovers' gap per protocol (planned here, and the last election takeover). */
+  gaps?: ProtocolGap[];
   services: Array<{ name: string; listening: string[]; summary: string }>;
   findings: Finding[];
   events: readonly OpsEvent[];
@@ -97,9 +99,13 @@ export function renderHome(d: HomeData, nowMs: number): string {
     ? html`<p class="muted">no VIP configured on this node</p>`
     : html`<dl><dt>address</dt><dd data-testid="vip-address">${d.vip.address}</dd><dt>holder</dt><dd data-testid="vip-holder">${d.vip.held ? d.node : dash(d.vip.holder)}</dd>
 <dt>held here</dt><dd data-testid="vip-held">${d.vip.held ? 'yes' : 'no'}</dd><dt>since</dt><dd data-testid="vip-since">${d.vip.since === null ? '-' : html`${d.vip.since} (${ago(d.vip.since, nowMs)})`}</dd></dl>`;
+  const gaps = d.gaps ?? [];
+  const gapTable = gaps.length === 0 ? html`` : html`<table data-testid="failover-gaps"><thead><tr><th>protocol</th><th>after</th><th>gap</th></tr></thead><tbody>
+${gaps.map((g) => html`<tr title="${g.measures}"><td>${g.protocol}</td><td>${g.trigger === 'transfer' ? 'lanctl failover' : 'election'}</td><td data-testid="failover-gap-${g.protocol}-${g.trigger}">${Math.round(g.seconds * 1000)} ms</td></tr>`)}
+</tbody></table><p class="muted">Derived from the parts the daemons timed: DNS, NTP and TFTP answer on the VIP from the new holder's first GARP, DHCP once its leader lease is valid.</p>`;
   const failover = d.lastFailover === null
-    ? html`<p class="muted" data-testid="failover-none">no failover run on this node since it started</p>`
-    : html`<dl><dt>when</dt><dd>${d.lastFailover.at}</dd><dt>from → to</dt><dd>${d.lastFailover.from} → ${d.lastFailover.leader}</dd><dt>gap</dt><dd data-testid="failover-gap">${d.lastFailover.gapMs} ms</dd></dl>`;
+    ? html`<p class="muted" data-testid="failover-none">no failover run on this node since it started</p>${gapTable}`
+    : html`<dl><dt>when</dt><dd>${d.lastFailover.at}</dd><dt>from → to</dt><dd>${d.lastFailover.from} → ${d.lastFailover.leader}</dd><dt>gap</dt><dd data-testid="failover-gap">${d.lastFailover.gapMs} ms</dd></dl>${gapTable}`;
   const body = html`
 ${d.warnings.map((w) => html`<p class="message" data-testid="warning">${w}</p>`)}
 <div class="grid">

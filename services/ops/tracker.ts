@@ -21,6 +21,50 @@ export interface FailoverRecord {
   leader: string;
   /** VIP released here -> new leader serving, as the failover command measured it. */
   gapMs: number;
+  /** Its named parts: release here, then the new holder's (vote, lease wait, ip addr, sockets bound, first GARP). */
+  parts: Array<[string, number]>;
+}
+
+/** A new VIP holder's report of its half of a gap (a `vip.takeover` log entry, seen on every member). */
+export interface TakeoverRecord {
+  at: string;
+  node: string;
+  trigger: 'transfer' | 'election';
+  parts: Array<[string, number]>;
+  totalMs: number;
+}
+
+/** One protocol's gap of a failover and what the number covers. */
+export interface ProtocolGap { protocol: 'vip' | 'dns' | 'ntp' | 'tftp' | 'dhcp'; trigger: 'transfer' | 'election'; seconds: number; measures: string }
+
+/** The parts before the new holder's `ip addr`: until then it leads with a valid lease, so it answers DHCP. */
+function untilLease(parts: ReadonlyArray<readonly [string, number]>): number {
+  const i = parts.findIndex(([name]) => name === 'ip addr');
+  return (i < 0 ? parts : parts.slice(0, i)).reduce((n, [, ms]) => n + ms, 0);
+}
+
+/**
+ * The gap per protocol, derived from the parts the daemons timed (no client probes here): the VIP
+ * services (DNS, NTP, TFTP) come back for a client at the new holder's first GARP, once its sockets
+ * are bound on the VIP; DHCP (broadcast, not on the VIP) as soon as the new leader's lease is valid.
+ * A planned failover counts from the release on the old holder; an election from the moment the new
+ * holder last heard the old leader (the crash lies between that and one heartbeat later).
+ */
+export function protocolGaps(planned: FailoverRecord | null, takeover: TakeoverRecord | null): ProtocolGap[] {
+  const out: ProtocolGap[] = [];
+  const vipServices = (trigger: ProtocolGap['trigger'], ms: number, from: string): void => {
+    out.push({ protocol: 'vip', trigger, seconds: ms / 1000, measures: `${from} -> the new holder's first GARP` });
+    for (const protocol of ['dns', 'ntp', 'tftp'] as const) out.push({ protocol, trigger, seconds: ms / 1000, measures: `${from} -> first GARP (answers on the VIP from then; sockets bound before it)` });
+  };
+  if (planned !== null) {
+    vipServices('transfer', planned.gapMs, 'VIP released here');
+    out.push({ protocol: 'dhcp', trigger: 'transfer', seconds: untilLease(planned.parts) / 1000, measures: 'VIP released here -> new leader\'s lease valid (it answers DHCP)' });
+  }
+  if (takeover !== null && takeover.trigger === 'election') {
+    vipServices('election', takeover.totalMs, 'old leader last heard');
+    out.push({ protocol: 'dhcp', trigger: 'election', seconds: untilLease(takeover.parts) / 1000, measures: 'old leader last heard -> new leader\'s lease valid' });
+  }
+  return out;
 }
 
 export interface Observed {
@@ -38,6 +82,7 @@ export class OpsTracker {
   leaderChanges = 0;
   termChanges = 0;
   lastFailover: FailoverRecord | null = null;
+  lastTakeover: TakeoverRecord | null = null;
 
   get events(): readonly OpsEvent[] { return this.#events; }
 
@@ -73,13 +118,18 @@ export class OpsTracker {
       case 'dns.set': this.add(e.at, 'dns', `record set: ${c.name} ${c.rrtype} ${c.data}`, e.index); return;
       case 'dns.delete': this.add(e.at, 'dns', `records deleted: ${c.name}${c.rrtype === undefined ? '' : ` ${c.rrtype}`}`, e.index); return;
       case 'node.boot': this.add(e.at, 'boot', `${c.mac}: ${c.event}${c.detail === undefined ? '' : ` ${c.detail}`}`, e.index); return;
+      case 'vip.takeover':
+        this.lastTakeover = { at: new Date(e.at).toISOString(), node: c.node, trigger: c.trigger, parts: c.parts, totalMs: c.totalMs };
+        this.add(e.at, 'vip', `${c.node} took the VIP (${c.trigger}) ${c.totalMs} ms after ${c.trigger === 'transfer' ? 'the hand-over' : 'it last heard the old leader'}`, e.index);
+        return;
       default: return;
     }
   }
 
-  failover(result: { from?: unknown; to?: unknown; leader?: unknown; gapMs?: unknown }, atMs: number): void {
+  failover(result: { from?: unknown; to?: unknown; leader?: unknown; gapMs?: unknown; parts?: unknown }, atMs: number): void {
     if (typeof result.gapMs !== 'number') return;
-    this.lastFailover = { at: new Date(atMs).toISOString(), from: String(result.from), to: String(result.to), leader: String(result.leader), gapMs: result.gapMs };
+    const parts = Array.isArray(result.parts) ? (result.parts as unknown[]).filter((p): p is [string, number] => Array.isArray(p) && typeof p[0] === 'string' && typeof p[1] === 'number') : [];
+    this.lastFailover = { at: new Date(atMs).toISOString(), from: String(result.from), to: String(result.to), leader: String(result.leader), gapMs: result.gapMs, parts };
     this.add(atMs, 'failover', `failover ${this.lastFailover.from} -> ${this.lastFailover.leader}: gap ${result.gapMs} ms`);
   }
 }

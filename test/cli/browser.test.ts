@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { runLanctl, scratchConfig, serveDaemon } from '../support/daemon.js';
-import { freePort } from '../support/ports.js';
+import { opsDaemonConfig } from '../support/ops-daemon.js';
 import { repoPath } from '../support/paths.js';
 import { haveTools } from '../support/tools.js';
 import { isRoot } from '../support/netns.js';
@@ -26,23 +26,8 @@ t.setTimeout(300_000);
 
 t.test('status pages in Chromium', async (t) => {
   if (!haveTools(t, ['chromium'], 'browser test (Debian chromium)')) return;
-  const [dhcpPort, dnsPort, httpPort] = [20000 + Math.floor(Math.random() * 20000), await freePort(), await freePort()];
-  const scratch = scratchConfig(`node: { name: pi-a, address: 127.0.0.1, stateDir: "{{dir}}/state", controlSocket: "{{dir}}/s.sock" }
-http: { listen: "127.0.0.1:${httpPort}" }
-dhcp:
-  port: ${dhcpPort}
-  listen: 127.0.0.1
-  subnets:
-    - subnet: 127.0.0.0/8
-      pools: [127.0.40.10-127.0.40.19]
-      domain: rack.lan
-      leaseTime: 1h
-      reservations: [{ mac: "52:54:00:00:00:99", ip: 127.0.40.50, hostname: rack9 }]
-dns:
-  port: ${dnsPort}
-  zones: [{ name: rack.lan, leases: true, records: ["ns A 127.0.0.1"] }]
-ntp: { port: ${await freePort()}, localStratum: 10 }
-`);
+  const { yaml, dhcpPort, httpPort } = await opsDaemonConfig({ node: 'pi-a', net: '127.0.40', poolLast: 19, domain: 'rack.lan', ntp: true });
+  const scratch = scratchConfig(yaml);
   t.teardown(scratch.cleanup);
   const daemon = await serveDaemon(scratch.file, { timeoutMs: 60_000 });
   t.teardown(() => daemon.stop());

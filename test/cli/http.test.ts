@@ -7,7 +7,7 @@ import { connect, type Socket } from 'node:net';
 import { spawnSync } from 'node:child_process';
 import { request } from 'node:http';
 import { runLanctl, scratchConfig, serveDaemon } from '../support/daemon.js';
-import { freePort } from '../support/ports.js';
+import { opsDaemonConfig } from '../support/ops-daemon.js';
 import { repoPath } from '../support/paths.js';
 import { haveTools } from '../support/tools.js';
 import { dhcpProbe } from '../../services/dhcp/probe.js';
@@ -32,22 +32,8 @@ function get(port: number, path: string, options: { method?: string; headers?: R
 t.setTimeout(300_000);
 
 t.test('the HTTP listener serves pages, JSON and metrics read-only', async (t) => {
-  const [dhcpPort, dnsPort, httpPort] = [20000 + Math.floor(Math.random() * 20000), await freePort(), await freePort()];
-  const scratch = scratchConfig(`node: { name: web1, address: 127.0.0.1, stateDir: "{{dir}}/state", controlSocket: "{{dir}}/s.sock" }
-http: { listen: "127.0.0.1:${httpPort}", maxConnections: 4 }
-dhcp:
-  port: ${dhcpPort}
-  listen: 127.0.0.1
-  subnets:
-    - subnet: 127.0.0.0/8
-      pools: [127.0.30.10-127.0.30.20]
-      domain: web.lan
-      leaseTime: 1h
-      reservations: [{ mac: "52:54:00:00:00:99", ip: 127.0.30.50, hostname: rack9 }]
-dns:
-  port: ${dnsPort}
-  zones: [{ name: web.lan, leases: true, records: ["ns A 127.0.0.1"] }]
-`);
+  const { yaml, dhcpPort, httpPort } = await opsDaemonConfig({ node: 'web1', net: '127.0.30', poolLast: 20, domain: 'web.lan', maxConnections: 4 });
+  const scratch = scratchConfig(yaml);
   t.teardown(scratch.cleanup);
   const daemon = await serveDaemon(scratch.file, { timeoutMs: 60_000 });
   t.teardown(() => daemon.stop());

@@ -8,9 +8,9 @@
 import t from 'tap';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { requireLab, withLab } from '../support/netns.js';
+import { withLab } from '../support/netns.js';
 import { runLanctl, scratchConfig } from '../support/daemon.js';
-import { IpxeConsole, ipxeArgs, ipxeUnavailable } from '../support/qemu.js';
+import { IpxeConsole, ipxeArgs, ipxeUnavailable, requireQemu, addTap, tapNetdev } from '../support/qemu.js';
 import { startLanhaDhcp, waitFor, type LanhaDhcp } from './dhcp-lab.js';
 
 const MAC = '52:54:00:97:08:16';
@@ -29,13 +29,7 @@ const DHCP = `  subnets:
 `;
 
 t.test('iPXE runs the boot.ipxe lanha renders for it and fetches kernel and initrd over HTTP', async (t) => {
-  if (!requireLab(t, [])) return;
-  const missing = ipxeUnavailable();
-  if (missing !== null) {
-    if (process.env['CI'] === 'true') t.fail(`CI must run this test but cannot: ${missing}`);
-    else { process.stderr.write(`\n*** SKIPPED iPXE boot-file test: ${missing}\n`); t.pass(`SKIPPED: ${missing}`); }
-    return;
-  }
+  if (!requireQemu(t, 'iPXE boot-file test', ipxeUnavailable)) return;
   const scratch = scratchConfig('');
   t.teardown(scratch.cleanup);
   chmodSync(scratch.dir, 0o755);
@@ -60,12 +54,9 @@ boot:
     await withLab(async (lab) => {
       const host = await lab.addHost('bootipxe', null);
       const tap = `lh${lab.id}bi`;
-      for (const args of [['tuntap', 'add', 'dev', tap, 'mode', 'tap'], ['addr', 'add', '10.84.0.1/24', 'dev', tap], ['link', 'set', tap, 'up']]) {
-        const r = await host.exec('ip', args);
-        if (r.code !== 0) throw new Error(`ip ${args.join(' ')}: ${r.stderr}`);
-      }
+      await addTap(host, tap, ['10.84.0.1/24']);
       server = await startLanhaDhcp(host, '10.84.0.1', DHCP, scratch.dir, more);
-      const qemu = host.spawn('qemu-system-x86_64', ipxeArgs({ netdev: `tap,id=n0,ifname=${tap},script=no,downscript=no`, mac: MAC }), { stdio: ['pipe', 'pipe', 'pipe'] });
+      const qemu = host.spawn('qemu-system-x86_64', ipxeArgs({ netdev: tapNetdev(tap), mac: MAC }), { stdio: ['pipe', 'pipe', 'pipe'] });
       const console = new IpxeConsole(qemu);
       try {
         await console.shell(90_000);

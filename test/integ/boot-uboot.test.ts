@@ -7,19 +7,16 @@
 // script loads kernel and initrd and reaches booti (the test kernel is no kernel, so booti returns
 // and the script resets). The boot events are in `lanctl nodes --mac`.
 import t from 'tap';
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { requireLab, withLab } from '../support/netns.js';
+import { withLab } from '../support/netns.js';
 import { runLanctl } from '../support/daemon.js';
-import { UbootConsole, ubootArgs, ubootUnavailable } from '../support/qemu.js';
+import { UbootConsole, ubootArgs, ubootUnavailable, requireQemu, addTap, tapNetdev } from '../support/qemu.js';
 import { startLanhaDhcp, waitFor, type LanhaDhcp } from './dhcp-lab.js';
 import { writeScriptImage } from '../../services/boot/uimage.js';
 
-const run = promisify(execFile);
 const MAC = '52:54:00:97:03:07';
 
 const DHCP = `  subnets:
@@ -34,23 +31,14 @@ const DHCP = `  subnets:
 `;
 
 t.test('U-Boot runs the boot.scr.uimg lanha renders for it; a broken data CRC is refused', async (t) => {
-  if (!requireLab(t, [])) return;
-  const missing = ubootUnavailable();
-  if (missing !== null) {
-    if (process.env['CI'] === 'true') t.fail(`CI must run this test but cannot: ${missing}`);
-    else { process.stderr.write(`\n*** SKIPPED u-boot boot-file test: ${missing}\n`); t.pass(`SKIPPED: ${missing}`); }
-    return;
-  }
+  if (!requireQemu(t, 'u-boot boot-file test', ubootUnavailable)) return;
   let server: LanhaDhcp | undefined;
   const dir = mkdtempSync(join(tmpdir(), 'lanha-boot-uboot-'));
   try {
     await withLab(async (lab) => {
       const host = await lab.addHost('bootub', null);
       const tap = `lh${lab.id}bt`;
-      // The tap exists (with the server's address) before the daemon binds it and before qemu opens it.
-      await run('ip', ['-n', host.ns, 'tuntap', 'add', 'dev', tap, 'mode', 'tap']);
-      await run('ip', ['-n', host.ns, 'addr', 'add', '10.82.0.1/24', 'dev', tap]);
-      await run('ip', ['-n', host.ns, 'link', 'set', tap, 'up']);
+      await addTap(host, tap, ['10.82.0.1/24']);
       chmodSync(dir, 0o755);
       const root = join(dir, 'root');
       mkdirSync(join(root, 'arm64'), { recursive: true });
@@ -70,7 +58,7 @@ boot:
   defaultProfile: arm64
 `;
       server = await startLanhaDhcp(host, '10.82.0.1', DHCP, dir, more);
-      const netdev = `tap,id=n0,ifname=${tap},script=no,downscript=no`;
+      const netdev = tapNetdev(tap);
 
       await t.test('distro boot: its own script, bounded retries of a missing initrd, then reset', async (t) => {
         const qemu = host.spawn('qemu-system-aarch64', ubootArgs({ netdev, mac: MAC }), { stdio: ['pipe', 'pipe', 'pipe'] });

@@ -15,9 +15,9 @@
 import t from 'tap';
 import { copyFileSync, chmodSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { requireLab, withLab } from '../support/netns.js';
+import { withLab } from '../support/netns.js';
 import { scratchConfig } from '../support/daemon.js';
-import { IPXE_UNDIONLY, IpxeConsole, ipxeArgs, ipxeUnavailable } from '../support/qemu.js';
+import { IPXE_UNDIONLY, IpxeConsole, ipxeArgs, ipxeUnavailable, requireQemu, addTap, tapNetdev } from '../support/qemu.js';
 import { startLanhaDhcp, waitFor, type LanhaDhcp } from './dhcp-lab.js';
 
 const MAC = '52:54:00:97:08:06';
@@ -44,13 +44,7 @@ function logLines<T>(logs: string, event: string): T[] {
 }
 
 t.test('iPXE in qemu-system-x86_64: PXE ROM gets undionly.kpxe, iPXE gets boot.ipxe, both over lanha TFTP', async (t) => {
-  if (!requireLab(t, [])) return;
-  const missing = ipxeUnavailable();
-  if (missing !== null) {
-    if (process.env['CI'] === 'true') t.fail(`CI must run this test but cannot: ${missing}`);
-    else { process.stderr.write(`\n*** SKIPPED iPXE DHCP test: ${missing}\n`); t.pass(`SKIPPED: ${missing}`); }
-    return;
-  }
+  if (!requireQemu(t, 'iPXE DHCP test', ipxeUnavailable)) return;
   const scratch = scratchConfig('');
   t.teardown(scratch.cleanup);
   chmodSync(scratch.dir, 0o755);
@@ -66,13 +60,9 @@ t.test('iPXE in qemu-system-x86_64: PXE ROM gets undionly.kpxe, iPXE gets boot.i
       const host = await lab.addHost('ipxe', null);
       // The tap exists before qemu does (qemu attaches to it), so lanha serves before the ROM runs.
       const tap = `lh${lab.id}it`;
-      for (const args of [['tuntap', 'add', 'dev', tap, 'mode', 'tap'], ['addr', 'add', '10.82.0.1/24', 'dev', tap],
-        ['addr', 'add', '10.82.0.2/24', 'dev', tap], ['addr', 'add', '10.82.0.3/24', 'dev', tap], ['link', 'set', tap, 'up']]) {
-        const r = await host.exec('ip', args);
-        if (r.code !== 0) throw new Error(`ip ${args.join(' ')}: ${r.stderr}`);
-      }
+      await addTap(host, tap, ['10.82.0.1/24', '10.82.0.2/24', '10.82.0.3/24']);
       server = await startLanhaDhcp(host, '10.82.0.1', DHCP, scratch.dir, tftp);
-      const qemu = host.spawn('qemu-system-x86_64', ipxeArgs({ netdev: `tap,id=n0,ifname=${tap},script=no,downscript=no`, mac: MAC }), { stdio: ['pipe', 'pipe', 'pipe'] });
+      const qemu = host.spawn('qemu-system-x86_64', ipxeArgs({ netdev: tapNetdev(tap), mac: MAC }), { stdio: ['pipe', 'pipe', 'pipe'] });
       const console = new IpxeConsole(qemu);
       try {
         // 1. The PXE ROM's DHCP, as a vendor PXE ROM would send it.

@@ -4,8 +4,8 @@
 import t from 'tap';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { requireLab, withLab } from '../support/netns.js';
-import { UbootConsole, ubootArgs, ubootUnavailable } from '../support/qemu.js';
+import { withLab } from '../support/netns.js';
+import { UbootConsole, ubootArgs, ubootUnavailable, requireQemu, tapNetdev } from '../support/qemu.js';
 import { startLanhaDhcp, waitFor, type LanhaDhcp } from './dhcp-lab.js';
 
 const run = promisify(execFile);
@@ -22,19 +22,13 @@ const DHCP = `  subnets:
 `;
 
 t.test('u-boot (arm64) gets an address, next-server and the arm64 bootfile from lanha', async (t) => {
-  if (!requireLab(t, [])) return;
-  const missing = ubootUnavailable();
-  if (missing !== null) {
-    if (process.env['CI'] === 'true') t.fail(`CI must run this test but cannot: ${missing}`);
-    else { process.stderr.write(`\n*** SKIPPED u-boot DHCP test: ${missing}\n`); t.pass(`SKIPPED: ${missing}`); }
-    return;
-  }
+  if (!requireQemu(t, 'u-boot DHCP test', ubootUnavailable)) return;
   let server: LanhaDhcp | undefined;
   try {
     await withLab(async (lab) => {
       const host = await lab.addHost('ubdhcp', null);
       const tap = `lh${lab.id}ut`;
-      const qemu = host.spawn('qemu-system-aarch64', ubootArgs({ netdev: `tap,id=n0,ifname=${tap},script=no,downscript=no`, mac: '52:54:00:97:02:02' }), { stdio: ['pipe', 'pipe', 'pipe'] });
+      const qemu = host.spawn('qemu-system-aarch64', ubootArgs({ netdev: tapNetdev(tap), mac: '52:54:00:97:02:02' }), { stdio: ['pipe', 'pipe', 'pipe'] });
       const console = new UbootConsole(qemu);
       try {
         const up = await waitFor(async () => ((await host.exec('ip', ['link', 'show', tap])).code === 0 ? true : null), 15_000);

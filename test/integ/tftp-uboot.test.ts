@@ -3,10 +3,10 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { crc32 } from 'node:zlib';
 import { join } from 'node:path';
-import { requireLab, withLab } from '../support/netns.js';
+import { withLab } from '../support/netns.js';
 import { scratchConfig, serveDaemon } from '../support/daemon.js';
 import { LANCTL } from '../support/paths.js';
-import { UbootConsole, ubootArgs, ubootUnavailable } from '../support/qemu.js';
+import { UbootConsole, ubootArgs, ubootUnavailable, requireQemu } from '../support/qemu.js';
 
 // U-Boot 2023.01 (Debian u-boot-qemu, qemu_arm64) in qemu-system-aarch64 runs `tftpboot` of a
 // file through lanha, and its crc32 matches. Everything runs in one lab namespace: lanha on the
@@ -14,13 +14,7 @@ import { UbootConsole, ubootArgs, ubootUnavailable } from '../support/qemu.js';
 // (through gateway 10.0.2.2; qemu's own TFTP at 10.0.2.2:69 is never used).
 
 t.test('u-boot tftpboot through lanha, crc32 matches', async (t) => {
-  if (!requireLab(t, [])) return;
-  const missing = ubootUnavailable();
-  if (missing !== null) {
-    if (process.env['CI'] === 'true') t.fail(`CI must run this test but cannot: ${missing}`);
-    else { process.stderr.write(`\n*** SKIPPED u-boot test: ${missing}\n`); t.comment(`SKIPPED: ${missing}`); t.pass('skipped'); }
-    return;
-  }
+  if (!requireQemu(t, 'u-boot test', ubootUnavailable)) return;
   const scratch = scratchConfig(`node:
   name: uboot-tftp
   stateDir: {{dir}}/state

@@ -4,9 +4,9 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cpus, loadavg } from 'node:os';
 import { crc32 } from 'node:zlib';
-import { requireLab, withLab } from '../support/netns.js';
+import { withLab } from '../support/netns.js';
 import { runLanctl } from '../support/daemon.js';
-import { UbootConsole, ubootArgs, ubootUnavailable } from '../support/qemu.js';
+import { UbootConsole, ubootArgs, ubootUnavailable, requireQemu } from '../support/qemu.js';
 import { longestGapMs, monotonicNowMs, startProber } from '../support/prober.js';
 import { overlaps, vipCluster, VIP, type VipNode } from './vip-lab.js';
 import type { FailoverResult } from '../../services/vip/failover.js';
@@ -26,13 +26,7 @@ const PROBE_EVERY_MS = 20;
 t.setTimeout(600_000);
 
 t.test('planned failover during a U-Boot download: drained, not broken; the printed gap matches a prober', async (t) => {
-  if (!requireLab(t, ['tc', 'curl'])) return;
-  const missing = ubootUnavailable();
-  if (missing !== null) {
-    if (process.env['CI'] === 'true') t.fail(`CI must run this test but cannot: ${missing}`);
-    else { process.stderr.write(`\n*** SKIPPED vip drain test: ${missing}\n`); t.comment(`SKIPPED: ${missing}`); t.pass('skipped'); }
-    return;
-  }
+  if (!requireQemu(t, 'vip drain test', ubootUnavailable, ['tc', 'curl'])) return;
   await withLab(async (lab) => {
     // A longer election timeout than the default keeps leadership still while qemu and the
     // download load the machine; drain does not depend on it.

@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { which } from './netns.js';
+import { requireLab, which, type LabHost } from './netns.js';
 
 // Firmware in qemu driven over its serial console, for tests where a real boot loader talks to
 // lanha: U-Boot in qemu-system-aarch64 (Debian u-boot-qemu, qemu-system-arm) and iPXE as the PXE
@@ -12,6 +12,48 @@ export const UBOOT_ARM64 = '/usr/lib/u-boot/qemu_arm64/u-boot.bin';
 export const IPXE_E1000_ROM = '/usr/lib/ipxe/qemu/pxe-e1000.rom';
 /** iPXE's UNDI loader, what a PXE ROM chain-loads (Debian ipxe). */
 export const IPXE_UNDIONLY = '/usr/lib/ipxe/undionly.kpxe';
+
+interface TapLike {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  pass: (...args: any[]) => unknown;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  fail: (...args: any[]) => unknown;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  skip: (...args: any[]) => unknown;
+}
+
+/**
+ * For the top of a firmware-in-qemu test: a lab (root, `labTools`), then whatever `unavailable`
+ * names missing (qemu, the firmware files, fixtures). True when the test can run; otherwise a loud
+ * SKIPPED line naming `what` and the missing piece, or a failure under CI where all must be there.
+ */
+export function requireQemu(t: TapLike, what: string, unavailable: () => string | null, labTools: readonly string[] = []): boolean {
+  if (!requireLab(t, labTools)) return false;
+  const missing = unavailable();
+  if (missing === null) return true;
+  if (process.env['CI'] === 'true') t.fail(`CI must run this test but cannot: ${missing}`);
+  else {
+    process.stderr.write(`\n*** SKIPPED ${what}: ${missing}\n`);
+    t.pass(`SKIPPED: ${missing}`);
+  }
+  return false;
+}
+
+/** The -netdev value for a tap that already exists (see addTap): qemu opens it, runs no script. */
+export function tapNetdev(tap: string): string {
+  return `tap,id=n0,ifname=${tap},script=no,downscript=no`;
+}
+
+/**
+ * Makes a tap in the host's namespace with the server's addresses, up, before the daemon binds
+ * them and before qemu opens it.
+ */
+export async function addTap(host: LabHost, tap: string, addresses: readonly string[]): Promise<void> {
+  for (const args of [['tuntap', 'add', 'dev', tap, 'mode', 'tap'], ...addresses.map((a) => ['addr', 'add', a, 'dev', tap]), ['link', 'set', tap, 'up']]) {
+    const r = await host.exec('ip', args);
+    if (r.code !== 0) throw new Error(`ip ${args.join(' ')}: ${r.stderr}`);
+  }
+}
 
 /** Why U-Boot in qemu cannot run here, or null. */
 export function ubootUnavailable(): string | null {

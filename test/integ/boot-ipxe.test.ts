@@ -6,11 +6,11 @@
 // reservation (the inventory is empty), so the script carries its name. Both fetches are
 // `node.boot` events `http` with their bytes.
 import t from 'tap';
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { withLab } from '../support/netns.js';
-import { runLanctl, scratchConfig } from '../support/daemon.js';
-import { IpxeConsole, ipxeArgs, ipxeUnavailable, requireQemu, addTap, tapNetdev } from '../support/qemu.js';
+import { runLanctl } from '../support/daemon.js';
+import { IpxeConsole, ipxeArgs, ipxeUnavailable, requireQemu, firmwareScratch, addTap, tapNetdev } from '../support/qemu.js';
 import { startLanhaDhcp, waitFor, type LanhaDhcp } from './dhcp-lab.js';
 
 const MAC = '52:54:00:97:08:16';
@@ -30,10 +30,8 @@ const DHCP = `  subnets:
 
 t.test('iPXE runs the boot.ipxe lanha renders for it and fetches kernel and initrd over HTTP', async (t) => {
   if (!requireQemu(t, 'iPXE boot-file test', ipxeUnavailable)) return;
-  const scratch = scratchConfig('');
-  t.teardown(scratch.cleanup);
-  chmodSync(scratch.dir, 0o755);
-  const root = join(scratch.dir, 'root');
+  const scratch = firmwareScratch(t);
+  const root = scratch.root;
   mkdirSync(join(root, 'x86'), { recursive: true });
   writeFileSync(join(root, 'x86', 'next.ipxe'), KERNEL, { mode: 0o644 });
   writeFileSync(join(root, 'x86', 'initrd.img'), INITRD, { mode: 0o644 });

@@ -13,11 +13,10 @@
 // Each rule has its own next-server address (both on lanha's TFTP), so a reply that took the
 // next-server from the wrong rule, or the default, would fetch from an address that is not served.
 import t from 'tap';
-import { copyFileSync, chmodSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { withLab } from '../support/netns.js';
-import { scratchConfig } from '../support/daemon.js';
-import { IPXE_UNDIONLY, IpxeConsole, ipxeArgs, ipxeUnavailable, requireQemu, addTap, tapNetdev } from '../support/qemu.js';
+import { IPXE_UNDIONLY, IpxeConsole, ipxeArgs, ipxeUnavailable, requireQemu, firmwareScratch, addTap, tapNetdev } from '../support/qemu.js';
 import { startLanhaDhcp, waitFor, type LanhaDhcp } from './dhcp-lab.js';
 
 const MAC = '52:54:00:97:08:06';
@@ -45,10 +44,8 @@ function logLines<T>(logs: string, event: string): T[] {
 
 t.test('iPXE in qemu-system-x86_64: PXE ROM gets undionly.kpxe, iPXE gets boot.ipxe, both over lanha TFTP', async (t) => {
   if (!requireQemu(t, 'iPXE DHCP test', ipxeUnavailable)) return;
-  const scratch = scratchConfig('');
-  t.teardown(scratch.cleanup);
-  chmodSync(scratch.dir, 0o755);
-  const root = join(scratch.dir, 'root');
+  const scratch = firmwareScratch(t);
+  const root = scratch.root;
   mkdirSync(root);
   copyFileSync(IPXE_UNDIONLY, join(root, 'undionly.kpxe'));
   writeFileSync(join(root, 'boot.ipxe'), SCRIPT);

@@ -1,5 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { chmodSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { scratchConfig } from './daemon.js';
 import { requireLab, which, type LabHost } from './netns.js';
 
 // Firmware in qemu driven over its serial console, for tests where a real boot loader talks to
@@ -37,6 +39,17 @@ export function requireQemu(t: TapLike, what: string, unavailable: () => string 
     t.pass(`SKIPPED: ${missing}`);
   }
   return false;
+}
+
+/**
+ * A scratch directory for a firmware test's daemon (removed at teardown) that the namespace's
+ * processes may enter (0755), and the path of its not yet created `root` for the served files.
+ */
+export function firmwareScratch(t: { teardown(fn: () => void): void }): { dir: string; file: string; root: string } {
+  const scratch = scratchConfig('');
+  t.teardown(scratch.cleanup);
+  chmodSync(scratch.dir, 0o755);
+  return { dir: scratch.dir, file: scratch.file, root: join(scratch.dir, 'root') };
 }
 
 /** The -netdev value for a tap that already exists (see addTap): qemu opens it, runs no script. */

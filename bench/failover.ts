@@ -3,7 +3,9 @@
 // 50 ms; the VIP watched on both servers), ROUNDS rounds of every fault (default 10), and per
 // fault and protocol the p50 and p99 of the longest silence a client saw, plus the totals the
 // checkers count. Needs root (network namespaces). Every process is started here and stopped by PID.
-// Env: ROUNDS (10), FAULTS (comma list of fault names, default all), FAULT_ELECTION_TIMEOUT (500ms).
+// Env: ROUNDS (10), FAULTS (comma list of fault names, default all), FAULT_BUDGET (450ms:
+// cluster.failoverBudget, as bench:vip; empty for the default timers), FAULT_ELECTION_TIMEOUT
+// (instead of a budget, e.g. 500ms).
 //
 // RESULT lines (DESIGN.md): failover.<fault>.gap_ms.<protocol> (p50) and .p99,
 // failover.two_holder_ms, failover.lost_acked, failover.duplicates.
@@ -32,7 +34,10 @@ async function main(): Promise<number> {
   const lab = await Lab.create();
   let fl: FaultLab | undefined;
   try {
-    fl = await FaultLab.create(lab, { electionTimeout: process.env['FAULT_ELECTION_TIMEOUT'] ?? '500ms' });
+    const timers = process.env['FAULT_ELECTION_TIMEOUT'] !== undefined ? { electionTimeout: process.env['FAULT_ELECTION_TIMEOUT'] }
+      : (process.env['FAULT_BUDGET'] ?? '450ms') === '' ? {} : { failoverBudget: process.env['FAULT_BUDGET'] ?? '450ms' };
+    process.stdout.write(`timers: ${JSON.stringify(timers)} (${timers.failoverBudget ?? timers.electionTimeout ?? 'defaults'}), ${ROUNDS} rounds\n`);
+    fl = await FaultLab.create(lab, timers);
     for (let round = 1; round <= ROUNDS; round++) {
       for (const fault of faults) {
         const o = await fl.runFault(fault.name, (roles) => fault.inject(fl!, roles));

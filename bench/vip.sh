@@ -7,7 +7,7 @@
 # lan-b in b, the witness in the client netns c (a compute node, as HA.md allows), fast mode, 2 s
 # lifetime. Then a planned failover (lanctl failover) is measured for lanha alone (keepalived has none).
 # Everything runs in namespaces named $PREFIX-* (default lhvb), removed on exit; every process is
-# started here and stopped by PID. Env: SCENARIOS ("kill9 crash"), REPEAT (3), ADVERTS ("1 0.1"),
+# started here and stopped by PID. Env: SCENARIOS ("kill9 crash"), REPEAT (3), ADVERTS ("1 0.1"; empty: lanha only),
 # FAILOVERS (5), FAILOVER_BUDGET (450ms: lanha's cluster.failoverBudget, the counterpart of
 # keepalived's tuned advert_int 0.1; empty for the default timers), SHARED_BENCH (default
 # ../shared/bench next to the repo).
@@ -16,7 +16,7 @@ REPO=$(cd "$(dirname "$0")/.." && pwd)
 SHARED=${SHARED_BENCH:-$REPO/../shared/bench}
 export PREFIX=${PREFIX:-lhvb}
 P=$PREFIX
-SCENARIOS=${SCENARIOS:-kill9 crash}; export REPEAT=${REPEAT:-3}; ADVERTS=${ADVERTS:-1 0.1}; FAILOVERS=${FAILOVERS:-5}
+SCENARIOS=${SCENARIOS:-kill9 crash}; export REPEAT=${REPEAT:-3}; ADVERTS=${ADVERTS-1 0.1}; FAILOVERS=${FAILOVERS:-5}
 FAILOVER_BUDGET=${FAILOVER_BUDGET-450ms}
 VIP=10.98.0.100
 LANCTL="$REPO/dist/bin/lanctl.js"
@@ -54,16 +54,21 @@ done
 cat > "$D/start-a.sh" <<EOF
 stop() { [ -f "\$1" ] && { kill "\$(cat "\$1")" 2>/dev/null; sleep 0.3; kill -9 "\$(cat "\$1")" 2>/dev/null; rm -f "\$1"; }; return 0; }
 stop "$D/w.pid"
+# The previous runs' lan-a and lan-b: a run whose master was not the node the script expected (a
+# leadership change under load) leaves one running, and a new lan-a would find its port taken.
+stop "$D/run-a.pid"; stop "$D/run-b.pid"
 rm -rf "$D"/state-*
 ip netns exec $P-c node "$LANCTL" serve --config "$D/w.yaml" >> "$D/w.log" 2>&1 &
 echo \$! > "$D/w.pid"
 ip netns exec $P-a node "$LANCTL" serve --config "$D/a.yaml" >> "$D/a.log" 2>&1 &
 pa=\$!
+echo \$pa > "$D/run-a.pid"
 for i in \$(seq 1 150); do ip -n $P-a -4 addr show | grep -qF " $VIP/" && break; sleep 0.1; done
 echo "PID \$pa"
 EOF
 cat > "$D/start-b.sh" <<EOF
 ip netns exec $P-b node "$LANCTL" serve --config "$D/b.yaml" >> "$D/b.log" 2>&1 &
+echo \$! > "$D/run-b.pid"
 echo "PID \$!"
 EOF
 
@@ -72,10 +77,11 @@ value() { # file metric label -> median value or NA
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a=="NA" || b=="NA" || b+0==0) print "NA"; else printf "%.2f\n", a/b }'; }
 
-echo "== lanha (fast mode, lifetime 2 s, ${FAILOVER_BUDGET:+failoverBudget $FAILOVER_BUDGET}${FAILOVER_BUDGET:-election timeout 500 ms}): $SCENARIOS x $REPEAT"
+timers="election timeout 500 ms"; [ -n "$FAILOVER_BUDGET" ] && timers="failoverBudget $FAILOVER_BUDGET"
+echo "== lanha (fast mode, lifetime 2 s, $timers): $SCENARIOS x $REPEAT"
 KIND=custom LABEL=lanha START_A="bash $D/start-a.sh" START_B="bash $D/start-b.sh" \
   bash "$SHARED/vip-failover.sh" $SCENARIOS | tee "$D/lanha.out" | grep -E '^(STEP|RESULT)'
-stop_pidfile "$D/w.pid"
+for f in w run-a run-b; do stop_pidfile "$D/$f.pid"; done
 for adv in $ADVERTS; do
   ver=2; awk -v a="$adv" 'BEGIN { exit !(a < 1) }' && ver=3
   echo "== keepalived (VRRPv$ver, advert_int $adv): $SCENARIOS x $REPEAT"
@@ -126,16 +132,24 @@ echo "RESULT vip.failover.gap_ms lanha=$fo_median keepalived=NA ratio=NA unit=ms
 # Where lanha's gaps go: every new holder logs vip.takeover with the parts of its half of the gap
 # (services/vip/takeover.ts): detection, pre-vote, vote, lease wait, ip addr, sockets bound, first
 # GARP after a crash (trigger election), vote ... first GARP after lanctl failover (trigger transfer).
-# Medians over every takeover of the run; keepalived has no such breakdown.
+# Medians over the first takeover of each term (a leader whose lease lapsed under load and came back
+# takes the VIP again in the same term: counted as vip.reacquired, not as a takeover); keepalived has
+# no such breakdown.
 node -e '
 const fs = require("fs");
 const by = { election: {}, transfer: {} };
+let reacquired = 0;
 for (const f of process.argv.slice(1)) {
   if (!fs.existsSync(f)) continue;
+  const seen = new Set();
   for (const line of fs.readFileSync(f, "utf8").split("\n")) {
     if (!line.includes("\"vip.takeover\"")) continue;
     let o; try { o = JSON.parse(line); } catch { continue; }
     const into = by[o.trigger]; if (!into) continue;
+    // Same election (same Raft timeline parts) again: a re-acquire after the lease lapsed.
+    const term = JSON.stringify(Object.entries(o.parts).filter(([k]) => ["detection", "pre-vote", "vote", "election"].includes(k)));
+    if (seen.has(term)) { reacquired++; continue; }
+    seen.add(term);
     for (const [k, v] of Object.entries({ ...o.parts, total: o.totalMs })) (into[k] ??= []).push(v);
   }
 }
@@ -143,4 +157,5 @@ const med = (a) => { const s = [...a].sort((x, y) => x - y); return s[Math.floor
 for (const [trigger, parts] of Object.entries(by)) {
   const fig = trigger === "election" ? "vip.crash.part_ms" : "vip.failover.part_ms";
   for (const [k, v] of Object.entries(parts)) console.log(`RESULT ${fig}.${k.replace(/ /g, "_")} lanha=${med(v)} keepalived=NA ratio=NA unit=ms better=lower`);
-}' "$D/a.log" "$D/b.log"
+}
+console.log(`RESULT vip.reacquired lanha=${reacquired} keepalived=NA ratio=NA unit=count better=lower`);' "$D/a.log" "$D/b.log"

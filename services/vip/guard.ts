@@ -17,15 +17,32 @@ import { existsSync } from 'node:fs';
 // After it deletes, the guard deletes again 0.05 s and 0.3 s later unless a new hold arrived: an
 // `ip addr replace` the daemon started just before it stopped can still land after the first
 // delete (the child outlives a paused or killed parent) and would bring the address back.
+//
+// It also runs the renewals (`renew <lifetime s>`: `ip addr replace`, only while armed) and the
+// gratuitous ARPs (`garp`: `arping -U`, in the background, only while armed) for the daemon: a fork
+// from this small process costs far less than one from the daemon, whose event loop (and with it
+// the lease it must keep renewing) a fork of a large process stalls on a loaded machine. A hold's
+// end is kept as an absolute time (EPOCHREALTIME, bash 5), so commands arriving between holds never
+// stretch it. A renewal that fails prints `renew_failed`.
 const SCRIPT = `set -u
-armed=0 t=1 again=0
+armed=0 t=1 again=0 deadline=0
 del() { ip addr del "$1" dev "$2" 2>/dev/null; }
 gone() { if [ "$armed" = 1 ]; then del "$1" "$2"; armed=0; again=2; t=0.05; echo expired; fi; }
 trap 'gone "$1" "$2"; [ "$again" = 0 ] || { sleep 0.05; del "$1" "$2"; sleep 0.25; del "$1" "$2"; }; exit 0' TERM INT HUP
 while :; do
+  if [ "$armed" = 1 ]; then
+    n=\${EPOCHREALTIME/./}; left=$((deadline - 10#$n))
+    if [ "$left" -le 0 ]; then gone "$1" "$2"; continue; fi
+    printf -v t '%d.%06d' $((left / 1000000)) $((left % 1000000))
+  fi
   if [ "$armed" = 1 ] || [ "$again" != 0 ]; then read -r -t "$t" cmd arg; rc=$?; else read -r cmd arg; rc=$?; fi
   if [ "$rc" = 0 ]; then
-    case "$cmd" in hold) armed=1; again=0; t=$arg ;; drop) armed=0; again=0 ;; esac
+    case "$cmd" in
+      hold) armed=1; again=0; ms=\${arg/./}; n=\${EPOCHREALTIME/./}; deadline=$((10#$n + 10#$ms * 1000)) ;;
+      drop) armed=0; again=0 ;;
+      renew) if [ "$armed" = 1 ]; then ip addr replace "$1" dev "$2" valid_lft "$arg" preferred_lft "$arg" 2>/dev/null || echo renew_failed; fi ;;
+      garp) if [ "$armed" = 1 ]; then arping -U -c 1 -I "$2" "\${1%/*}" >/dev/null 2>&1 & fi ;;
+    esac
   elif [ "$rc" -gt 128 ]; then
     if [ "$armed" = 1 ]; then gone "$1" "$2"
     elif [ "$again" != 0 ]; then del "$1" "$2"; again=$((again - 1)); t=0.25
@@ -46,6 +63,10 @@ export interface VipGuard {
   hold(ms: number): void;
   /** The daemon released the VIP itself: disarm. */
   drop(): void;
+  /** Refresh the address's lifetime (`ip addr replace`), done by the guard while armed; false if it cannot. */
+  renew(lifetimeS: number): boolean;
+  /** One gratuitous ARP, sent by the guard while armed; false if it cannot. */
+  garp(): boolean;
   stop(): Promise<void>;
 }
 
@@ -54,6 +75,8 @@ export interface GuardEvents {
   expired(): void;
   /** The guard process is gone (it restarts itself after `restartMs`). */
   exited(code: number | null, signal: NodeJS.Signals | null): void;
+  /** A renewal the guard ran failed. */
+  renewFailed?(): void;
 }
 
 /** Why no guard can run here, or null. */
@@ -74,7 +97,10 @@ export function startGuard(cidr: string, ifname: string, events: GuardEvents, re
     c.stdout!.on('data', (d: Buffer) => {
       const lines = (rest + d.toString()).split('\n');
       rest = lines.pop() ?? '';
-      for (const line of lines) if (line === 'expired') { armed = false; events.expired(); }
+      for (const line of lines) {
+        if (line === 'expired') { armed = false; events.expired(); }
+        else if (line === 'renew_failed') events.renewFailed?.();
+      }
     });
     c.stdin!.on('error', () => undefined); // EPIPE if it died; 'exit' says so
     c.on('error', () => undefined);
@@ -86,8 +112,10 @@ export function startGuard(cidr: string, ifname: string, events: GuardEvents, re
     });
   };
   launch();
-  const write = (line: string): void => {
-    if (child?.stdin?.writable) child.stdin.write(line);
+  const write = (line: string): boolean => {
+    if (!child?.stdin?.writable) return false;
+    child.stdin.write(line);
+    return true;
   };
   return {
     hold(ms) {
@@ -98,6 +126,12 @@ export function startGuard(cidr: string, ifname: string, events: GuardEvents, re
       if (!armed) return;
       armed = false;
       write('drop\n');
+    },
+    renew(lifetimeS) {
+      return armed && write(`renew ${Math.max(1, Math.round(lifetimeS))}\n`);
+    },
+    garp() {
+      return armed && write('garp\n');
     },
     stop() {
       stopped = true;

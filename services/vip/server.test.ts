@@ -55,9 +55,12 @@ function rig(options: { failReplace?: boolean; duringReplace?: () => void; guard
     removeAddress: async (a) => { log.push(`dns remove ${a}`); },
   };
   const plain: RunningService = { name: 'dhcp', status: () => ({ listening: [] }), stop: async () => undefined };
+  let armed = false;
   const guard = {
-    hold: (ms: number) => { log.push(`guard hold ${ms}`); },
-    drop: () => { log.push('guard drop'); },
+    hold: (ms: number) => { armed = true; log.push(`guard hold ${ms}`); },
+    drop: () => { armed = false; log.push('guard drop'); },
+    renew: (s: number) => { if (armed) log.push(`guard renew ${s}`); return armed; },
+    garp: () => { if (armed) log.push('guard garp'); return armed; },
     stop: async () => { log.push('guard stop'); },
   };
   const vip = new VipService({ config, vip: config.vip!, state, clock, log: silentLogger, services: () => [peer, plain], run, tickMs: 1e9, guard: options.guard === true ? guard : null });
@@ -169,12 +172,18 @@ t.test('guard: armed before each replace with the lease left less the margin, dr
   const { vip, state, clock, log } = rig({ guard: true });
   await vip.start();
   await vip.tick();
-  t.same(log.slice(1, 3), ['guard hold 380', 'ip addr replace 10.20.0.1/24 dev eth9 valid_lft 2 preferred_lft 2'], 'hold (400 - 20 ms) goes out before the address is added');
+  t.same(log.slice(1, 5), ['guard hold 380', 'ip addr replace 10.20.0.1/24 dev eth9 valid_lft 2 preferred_lft 2', 'dns add 10.20.0.1', 'guard garp'],
+    'hold (400 - 20 ms) goes out before the address is added (by this process: it must know it worked); the GARP is the guard\'s');
   state.remainingMs = 250;
   clock.advance(20);
   log.length = 0;
   await vip.tick();
   t.same(log, ['guard hold 230'], 'every tick refreshes the hold');
+  clock.advance(480);
+  log.length = 0;
+  await vip.tick();
+  t.same(log, ['guard hold 230', 'guard renew 2', 'guard garp', 'guard hold 230'], 'the renewal (500 ms) and the GARP go to the guard, after the hold: no fork here (then the lease is checked again, as after any renewal)');
+  clock.advance(20);
   state.setLeader(false);
   clock.advance(20);
   log.length = 0;

@@ -137,6 +137,10 @@ export class VipService implements RunningService {
         this.#guardExpired = true;
         void this.tick();
       },
+      renewFailed: () => {
+        this.counters.inc('renew.failed');
+        if (this.#limiter.allow('renew', this.#o.clock.monotonicMs())) this.#o.log.warn({ event: 'vip.renew_failed', address: vipCidr(this.vip) }, 'the guard could not renew the VIP');
+      },
       exited: (code, signal) => {
         this.counters.inc('guard.exited');
         if (this.#limiter.allow('guard', this.#o.clock.monotonicMs())) {
@@ -240,6 +244,8 @@ export class VipService implements RunningService {
   }
 
   async #renew(lifetimeS: number): Promise<void> {
+    // The guard renews while the hold it was just given runs (no fork from this process).
+    if (this.#guard?.renew(lifetimeS) === true) return;
     const r = await this.#run('ip', replaceArgs(this.vip, lifetimeS));
     if (r.code === 0) return;
     this.counters.inc('renew.failed');
@@ -249,6 +255,12 @@ export class VipService implements RunningService {
   }
 
   #garp(): void {
+    if (this.#guard?.garp() === true) {
+      // The guard forks arping; whether it went out is in arping's exit, which the guard does not wait for.
+      this.counters.inc('garp.sent');
+      this.#garpSent();
+      return;
+    }
     if (this.#garpsInFlight >= GARPS_IN_FLIGHT_MAX) { this.counters.inc('garp.skipped'); return; }
     this.#garpsInFlight++;
     void this.#run('arping', garpArgs(this.vip)).then((r) => {
@@ -258,7 +270,11 @@ export class VipService implements RunningService {
         this.#o.log.warn({ event: 'vip.garp_failed', code: r.code, stderr: r.stderr.trim() }, `gratuitous ARP failed: ${r.stderr.trim()}`);
       }
     });
-    // arping was spawned just now and sends at once: the end of a takeover as clients see it.
+    this.#garpSent();
+  }
+
+  /** arping was started just now and sends at once: the end of a takeover as clients see it. */
+  #garpSent(): void {
     const marks = this.#marks;
     if (marks?.decidedAt !== undefined && marks.addressAt !== undefined && marks.boundAt !== undefined) {
       this.#marks = null;

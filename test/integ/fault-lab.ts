@@ -82,11 +82,12 @@ export class FaultLab {
   }
 
   /** Builds the lab, starts the cluster and the clients, and waits until every client is bound. */
-  static async create(lab: Lab, options: { clients?: number; electionTimeout?: string } = {}): Promise<FaultLab> {
+  static async create(lab: Lab, options: { clients?: number; electionTimeout?: string; failoverBudget?: string } = {}): Promise<FaultLab> {
     const clientCount = options.clients ?? 6;
     const c = await vipCluster(lab, 'fast', {
       dhcp: { leaseTime: `${LEASE_S}s`, renewTime: '5s', rebindTime: '20s' }, tmpfsStateMiB: 32,
       ...(options.electionTimeout !== undefined ? { electionTimeout: options.electionTimeout } : {}),
+      ...(options.failoverBudget !== undefined ? { failoverBudget: options.failoverBudget } : {}),
     });
     try {
       await Promise.all([...c.servers, c.witness].map((n) => c.start(n)));

@@ -62,6 +62,8 @@ export interface VipClusterOptions {
   electionTimeout?: string;
   /** Run the two servers on `cluster.backend: etcd` at these endpoints (the witness is then not a member and never started). */
   etcd?: { endpoints: string[]; leaseTtl: string };
+  /** cluster.failoverBudget instead (cluster/timers.ts); not with electionTimeout. */
+  failoverBudget?: string;
 }
 
 export async function vipCluster(lab: Lab, mode: 'fast' | 'strict', options: VipClusterOptions = {}): Promise<VipCluster> {
@@ -86,6 +88,7 @@ export async function vipCluster(lab: Lab, mode: 'fast' | 'strict', options: Vip
       'cluster:',
       '  id: vip-lab',
       ...(options.electionTimeout ? [`  electionTimeout: ${options.electionTimeout}`] : []),
+      ...(options.failoverBudget ? [`  failoverBudget: ${options.failoverBudget}`] : []),
       `  keyFile: "${keyFile}"`,
       ...(options.etcd ? ['  backend: etcd', `  etcd: { endpoints: [${options.etcd.endpoints.map((e) => `"${e}"`).join(', ')}], leaseTtl: ${options.etcd.leaseTtl} }`] : []),
       '  members:',

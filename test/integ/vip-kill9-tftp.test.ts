@@ -4,7 +4,7 @@ import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { requireLab, withLab, type LabHost } from '../support/netns.js';
-import { UbootConsole, ubootArgs, ubootUnavailable } from '../support/qemu.js';
+import { requireQemu, UbootConsole, ubootArgs, ubootUnavailable } from '../support/qemu.js';
 import { overlaps, vipCluster, VIP, type VipCluster, type VipNode } from './vip-lab.js';
 
 // A TFTP download cut by a crash of the VIP holder (kill -9 of its daemon, issue 12): the client
@@ -89,12 +89,7 @@ t.test('kill -9 of the VIP holder mid-download: tftp-hpa ends and its retry succ
       await c.start(roles.holder);
 
       // ---- U-Boot ----
-      const missing = ubootUnavailable();
-      if (missing !== null) {
-        if (process.env['CI'] === 'true') t.fail(`CI must run the U-Boot part but cannot: ${missing}`);
-        else { process.stderr.write(`\n*** SKIPPED the U-Boot part of the kill -9 TFTP test: ${missing}\n`); t.comment(`SKIPPED U-Boot: ${missing}`); }
-        return;
-      }
+      if (!requireQemu(t, 'the U-Boot part of the kill -9 TFTP test', ubootUnavailable)) return;
       const qemu = c.client.spawn('qemu-system-aarch64', ubootArgs({ netdev: 'user,id=n0', mac: '52:54:00:97:04:04' }), { stdio: ['pipe', 'pipe', 'pipe'] });
       const console = new UbootConsole(qemu);
       try {

@@ -48,13 +48,13 @@ export interface Daemon {
 }
 
 /**
- * A fingerprint of the running config without its `node:` block (the part that differs per member)
- * and `http:` (where each member's status pages listen): equal on members that run the same file,
- * so doctor can compare them.
+ * A fingerprint of the running config without what may differ per member: the `node:` block, `http:`
+ * (where each member's pages listen) and interface names (`dhcp.interface`, `vip.interface`: eth0 on
+ * one board, end0 on another). Equal on members that run the same file, so doctor can compare them.
  */
 export function configHash(config: LanhaConfig): string {
   const { node: _node, http: _http, ...shared } = config;
-  return createHash('sha256').update(JSON.stringify(shared)).digest('hex');
+  return createHash('sha256').update(JSON.stringify(shared, (key, value: unknown) => (key === 'interface' ? undefined : value))).digest('hex');
 }
 
 const BOOT_SCAN_MS = 60_000;
@@ -128,6 +128,7 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
     nowMs: () => clock.wallMs(),
     enabled: new Set(serviceDefinitions.filter((d) => d.enabled(config)).map((d) => d.name)),
     walFsync: (state as Partial<RaftStateLog>).walFsyncLatency?.() ?? null,
+    members,
   }, { perClient: config.http.perClientMetrics }) : null;
 
   const stopAll = async (): Promise<void> => {

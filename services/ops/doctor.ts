@@ -155,7 +155,7 @@ function memberFindings(input: DoctorInput, out: Finding[]): void {
     const r = v.report;
     // A witness runs no services, so its file may well leave those blocks out: LAN nodes only.
     if (r.configHash !== local.configHash && r.role !== 'witness' && local.role !== 'witness') {
-      out.push({ id: 'cluster.config-differs', severity: 'warning', evidence: `${name} runs config ${r.configHash.slice(0, 12)}, ${local.node} runs ${local.configHash.slice(0, 12)} (the hash leaves out node: and http:)`, fix: `copy the same lanha.yaml to every member (only node: and http: may differ), lanctl config check it, then systemctl restart lanha on ${name}` });
+      out.push({ id: 'cluster.config-differs', severity: 'warning', evidence: `${name} runs config ${r.configHash.slice(0, 12)}, ${local.node} runs ${local.configHash.slice(0, 12)} (the hash leaves out node:, http: and interface names)`, fix: `copy the same lanha.yaml to every member (only node:, http: and interface names may differ), lanctl config check it, then systemctl restart lanha on ${name}` });
     }
     if (r.version !== local.version) {
       out.push({ id: 'cluster.version-differs', severity: 'warning', evidence: `${name} runs lanha ${r.version}, ${local.node} runs ${local.version}`, fix: 'install the same lanha version on every member (one at a time, lanctl failover first on the leader)' });

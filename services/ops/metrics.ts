@@ -5,6 +5,7 @@ import type { StateLogStatus } from '../../cluster/state-log.js';
 import type { SubnetUsage } from '../dhcp/pool-usage.js';
 import { protocolGaps, type OpsTracker } from './tracker.js';
 import type { LatencyWindow } from '../../lib/latency.js';
+import type { MemberStatusSource } from '../../cluster/member-status.js';
 import { hasQuorum, type Finding } from './doctor.js';
 
 // /metrics: Prometheus text from a private prom-client Registry. Nothing on a packet path writes
@@ -25,6 +26,8 @@ export interface MetricsView {
   nowMs(): number;
   /** Services the config enables: only their metric families are registered. */
   enabled: ReadonlySet<string>;
+  /** What the other members last reported about themselves. */
+  members?: MemberStatusSource;
   /** The WAL's fsync durations (the Raft backend), observed into a histogram as they happen. */
   walFsync?: LatencyWindow | null;
 }
@@ -91,6 +94,13 @@ export function createMetrics(view: MetricsView, options: { perClient: boolean; 
       const peers = (view.cluster()['transport'] as { peers?: Record<string, { connected?: boolean }> } | undefined)?.peers ?? {};
       for (const [peer, p] of Object.entries(peers)) this.set({ peer }, p.connected === true ? 1 : 0);
     } });
+  if (view.members) {
+    const members = view.members;
+    new Gauge({ name: 'lanha_raft_peer_last_contact_seconds', help: 'Seconds since each other member\'s last report about itself arrived (reports come every second).', labelNames: ['peer'], registers: r,
+      collect() { this.reset(); for (const [peer, v] of Object.entries(members.members())) this.set({ peer }, v.lastContactMs / 1000); } });
+    new Gauge({ name: 'lanha_peer_clock_offset_seconds', help: 'Each other member\'s clock minus this one\'s, from the stamps of their reports.', labelNames: ['peer'], registers: r,
+      collect() { this.reset(); for (const [peer, v] of Object.entries(members.members())) this.set({ peer }, v.clockOffsetMs / 1000); } });
+  }
   new Counter({ name: 'lanha_raft_leader_changes_total', help: 'Leader changes seen by this node since it started.', registers: r,
     collect() { this.reset(); this.inc(view.tracker.leaderChanges); } });
   new Counter({ name: 'lanha_raft_term_changes_total', help: 'Term changes (elections) seen by this node since it started.', registers: r,

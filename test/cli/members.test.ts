@@ -94,6 +94,10 @@ ${name === 'witness' ? '' : `tftp: { port: ${await freePort()}, listen: [127.0.0
   t.equal(cell('version'), bRow.version);
   t.equal(cell('config'), bRow.configHash!.slice(0, 12));
   t.notMatch(page, /data-testid="member-lan-b-missing"/, 'nothing missing on lan-b\'s card');
+  const metrics = await get(httpPort, '/metrics');
+  const contact = Number(/^lanha_raft_peer_last_contact_seconds\{peer="lan-b"\} (\S+)$/m.exec(metrics)?.[1]);
+  t.ok(contact >= 0 && contact < 5, `lanha_raft_peer_last_contact_seconds for lan-b: ${contact}`);
+  t.match(metrics, /^lanha_peer_clock_offset_seconds\{peer="witness"\} /m);
 
   let doctor: Record<string, unknown> = {};
   for (let i = 0; i < 100; i++) {
@@ -113,4 +117,17 @@ ${name === 'witness' ? '' : `tftp: { port: ${await freePort()}, listen: [127.0.0
   t.same(differs.map((f) => f.evidence.split(' ')[0]), ['lan-b'], 'doctor names the LAN node whose config differs');
   t.match(differs[0]?.evidence, /^lan-b runs config [0-9a-f]{12}, lan-a runs [0-9a-f]{12}/);
   t.notOk(findings.some((f) => f.id === 'cluster.version-differs' || f.id === 'cluster.clock-offset'), 'same version, same clock');
+});
+
+t.test('the config hash is equal on members that run the same file: node:, http: and interface names may differ', async (t) => {
+  const file = (name: string, iface: string, pool: string, http: string): string => `node: { name: ${name}, address: 10.9.0.${name === 'a' ? 2 : 3} }
+http: { listen: "10.9.0.${http}:7480" }
+vip: { address: 10.9.0.1/24, interface: ${iface} }
+dhcp:
+  interface: ${iface}
+  subnets: [{ subnet: 10.9.0.0/24, pools: [${pool}] }]
+`;
+  const a = configHash(parseConfig(file('a', 'eth0', '10.9.0.100-10.9.0.199', '2')));
+  t.equal(configHash(parseConfig(file('b', 'end0', '10.9.0.100-10.9.0.199', '3'))), a, 'another node, board and listener: same hash');
+  t.not(configHash(parseConfig(file('b', 'end0', '10.9.0.100-10.9.0.150', '3'))), a, 'another pool: another hash');
 });

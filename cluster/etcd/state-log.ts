@@ -8,6 +8,8 @@ import { Fsm, type AppliedEntry } from '../fsm.js';
 import { LogClock } from '../log-time.js';
 import { NotLeaderError, type StateLog, type StateLogStatus } from '../state-log.js';
 import { decodeFsmSnapshot, encodeFsmSnapshot, type RaftTimeline } from '../raft-state-log.js';
+import type { MemberStatusChannel } from '../member-status.js';
+import { EtcdMemberFeed } from './member-feed.js';
 import { EtcdClient, EtcdError, prefixEnd, type EndpointHealth, type KeyValue, type Watch, type WatchEvent } from './client.js';
 
 // The StateLog on an etcd v3 cluster (`cluster.backend: etcd`). Keys under the site's prefix P:
@@ -92,6 +94,7 @@ export class EtcdStateLog implements StateLog {
   #stats = { applied: 0, skipped: 0, foreign: 0, reloads: 0, watchRestarts: 0, campaigns: 0, keepAliveFailures: 0, snapshots: 0 };
   #lastError: string | null = null;
   #health: EndpointHealth[] = [];
+  #memberFeed: EtcdMemberFeed | null = null;
   #timeline: RaftTimeline = { heardLeaderAt: null, timeoutNowAt: null, preCandidateAt: null, candidateAt: null, leaderAt: null };
 
   private constructor(o: EtcdStateLogOptions) {
@@ -129,6 +132,13 @@ export class EtcdStateLog implements StateLog {
 
   timeline(): RaftTimeline {
     return { ...this.#timeline };
+  }
+
+  /** Members' reports about themselves travel through etcd too (cluster/etcd/member-feed.ts). */
+  attachMemberStatus(channel: MemberStatusChannel): void {
+    if (this.#closed || this.#memberFeed !== null) return;
+    this.#memberFeed = new EtcdMemberFeed(this.#client, this.#o.prefix, this.#o.id, channel, this.#o.log);
+    this.#memberFeed.start();
   }
 
   async propose(command: Command): Promise<AppliedEntry> {
@@ -230,6 +240,7 @@ export class EtcdStateLog implements StateLog {
     this.#wake?.();
     if (epoch !== null) await this.#resign(epoch).catch(() => undefined);
     this.#watch?.cancel();
+    await this.#memberFeed?.stop();
     await this.#watchLoop;
     await this.#leaderLoop;
     this.#client.close();

@@ -13,11 +13,12 @@ import { digVip, overlaps, vipCluster, VIP, WWW, type VipNode } from './vip-lab.
 // udhcpc as the client. One server holds the VIP and answers DHCP; kill -9 of it moves the VIP to
 // the other with no sample showing two holders, the ACKed lease is there and udhcpc's renewal gets
 // the same address from the new holder; `lanctl failover` resigns the etcd election and moves the
-// VIP back; `lanctl status` shows the backend, the endpoints' health and the election holder.
+// VIP back; a holder cut off from etcd (nft, LAN still up) drops the VIP and the other takes it, never
+// both; `lanctl status` shows the backend, the endpoints' health and the election holder.
 
 
 t.test('etcd backend: DHCP with udhcpc, kill -9 of the holder, lanctl failover', async (t) => {
-  if (!requireLab(t, ['etcd', 'udhcpc', 'dig', 'arping', 'curl'])) return;
+  if (!requireLab(t, ['etcd', 'udhcpc', 'dig', 'arping', 'curl', 'nft'])) return;
   const work = mkdtempSync(join(tmpdir(), 'lanha-etcd-lab-'));
   t.teardown(() => rmSync(work, { recursive: true, force: true }));
   await withLab(async (lab) => {
@@ -78,6 +79,32 @@ t.test('etcd backend: DHCP with udhcpc, kill -9 of the holder, lanctl failover',
         t.comment(`lanctl failover: ${holder.name} held the VIP ${Math.round(moved.at - startedFailover)} ms after the command started`);
         t.same(overlaps(c.samples, startedAt), [], 'still no sample with two holders');
         t.ok(await leaseOn(holder), `the lease is on ${holder.name} too`);
+
+        // Cut the holder off from etcd (it still sees the LAN): it drops the VIP by itself, the other
+        // server wins once the cut holder's etcd lease ran out, and never do both hold it.
+        const cutAt = performance.now();
+        const rules = join(work, 'cut.nft');
+        writeFileSync(rules, [
+          'add table inet lhetcdcut',
+          'add chain inet lhetcdcut out { type filter hook output priority 0; policy accept; }',
+          'add chain inet lhetcdcut in { type filter hook input priority 0; policy accept; }',
+          `add rule inet lhetcdcut out ip daddr ${etcdHost.address} drop`,
+          `add rule inet lhetcdcut in ip saddr ${etcdHost.address} drop`,
+        ].join('\n') + '\n');
+        const cut = await holder.host.exec('nft', ['-f', rules]);
+        t.equal(cut.code, 0, `nft: ${cut.stderr}`);
+        try {
+          const away = await c.waitSample((s) => s.holders.length === 1 && s.holders[0] === other.name, 15_000, cutAt);
+          t.comment(`${holder.name} cut off from etcd: ${other.name} held the VIP ${Math.round(away.at - cutAt)} ms later`);
+          t.same(overlaps(c.samples, startedAt), [], 'no sample with two holders across the cut');
+          const cutStatus = await runLanctl(['status', '--json', '--socket', holder.socket]);
+          const role = (JSON.parse(cutStatus.stdout) as { cluster: { role: string } }).cluster.role;
+          t.not(role, 'leader', `the cut-off server is not leader (${role}), so it answers no DHCP`);
+        } finally {
+          await holder.host.exec('nft', ['delete', 'table', 'inet', 'lhetcdcut']);
+        }
+        await new Promise((r) => setTimeout(r, 1500));
+        t.same(c.samples.at(-1)?.holders, [other.name], `after the heal ${other.name} keeps the VIP`);
       } finally {
         await stopChild(client);
       }

@@ -5,6 +5,7 @@ import type { Lab, LabHost } from '../support/netns.js';
 import { callDaemon } from '../../lib/control-client.js';
 import { longestGapMs, monotonicNowMs, startProber, type Prober, type Protocol } from '../support/prober.js';
 import { vipCluster, VIP, type VipCluster, type VipNode } from './vip-lab.js';
+import { startEtcdCluster, type EtcdCluster } from '../support/etcd.js';
 
 // The failover fault suite's lab (HA.md §4, issue 12): lan-a, lan-b and the witness as real
 // `lanctl serve` processes (DHCP, DNS with lease names, TFTP, NTP, VIP; each server's stateDir on a
@@ -72,9 +73,15 @@ export class FaultLab {
   readonly clients: Client[];
   readonly prober: Prober;
   readonly probeHost: LabHost;
+  /** The lanha members running: both servers, and the witness on the Raft backend. */
+  readonly members: VipNode[];
+  /** The etcd cluster the servers run on (`etcd: true`), else null. */
+  readonly etcd: EtcdCluster | null;
 
-  private constructor(lab: Lab, c: VipCluster, clients: Client[], prober: Prober, probeHost: LabHost) {
+  private constructor(lab: Lab, c: VipCluster, clients: Client[], prober: Prober, probeHost: LabHost, etcd: EtcdCluster | null) {
     this.lab = lab;
+    this.etcd = etcd;
+    this.members = etcd ? [...c.servers] : [...c.servers, c.witness];
     this.c = c;
     this.clients = clients;
     this.prober = prober;
@@ -82,15 +89,19 @@ export class FaultLab {
   }
 
   /** Builds the lab, starts the cluster and the clients, and waits until every client is bound. */
-  static async create(lab: Lab, options: { clients?: number; electionTimeout?: string; failoverBudget?: string } = {}): Promise<FaultLab> {
+  static async create(lab: Lab, options: { clients?: number; electionTimeout?: string; failoverBudget?: string; etcd?: { leaseTtl: string } } = {}): Promise<FaultLab> {
     const clientCount = options.clients ?? 6;
+    // cluster.backend etcd: a 3-member etcd in its own namespace; the servers run on it, no witness.
+    const etcd = options.etcd ? await startEtcdCluster(3, { host: await lab.addHost('etcd', '10.66.0.20/24') }) : null;
     const c = await vipCluster(lab, 'fast', {
       dhcp: { leaseTime: `${LEASE_S}s`, renewTime: '5s', rebindTime: '20s' }, tmpfsStateMiB: 32,
       ...(options.electionTimeout !== undefined ? { electionTimeout: options.electionTimeout } : {}),
       ...(options.failoverBudget !== undefined ? { failoverBudget: options.failoverBudget } : {}),
+      ...(etcd && options.etcd ? { etcd: { endpoints: etcd.endpoints, leaseTtl: options.etcd.leaseTtl } } : {}),
     });
+    const members = etcd ? [...c.servers] : [...c.servers, c.witness];
     try {
-      await Promise.all([...c.servers, c.witness].map((n) => c.start(n)));
+      await Promise.all(members.map((n) => c.start(n)));
       await c.waitSteady(1000, 60_000);
       const clients: Client[] = [];
       for (let i = 1; i <= clientCount; i++) {
@@ -115,27 +126,29 @@ exit 0
       }
       const probeHost = c.client;
       const prober = startProber(lab, probeHost, { target: VIP, everyMs: PROBE_EVERY_MS, protocols: PROTOCOLS });
-      const fl = new FaultLab(lab, c, clients, prober, probeHost);
+      const fl = new FaultLab(lab, c, clients, prober, probeHost, etcd);
       const bound = await fl.#until(() => fl.acks().length > 0 && clients.every((cl) => fl.acks().some((a) => a.client === cl.name)), 60_000);
       if (!bound) throw new Error(`not every DHCP client got a lease within 60 s (${fl.acks().length} ACKs)`);
       return fl;
     } catch (error) {
-      for (const n of [...c.servers, c.witness]) writeFileSync(`/tmp/failover-debug-${n.name}.log`, n.daemon?.logs() ?? '');
+      for (const n of members) writeFileSync(`/tmp/failover-debug-${n.name}.log`, n.daemon?.logs() ?? '');
       await c.stopSampler();
       c.cleanup();
+      await etcd?.stop();
       throw error;
     }
   }
 
   /** Each member's log, to /tmp/failover-debug-<name>.log (FAULT_DEBUG=1 or after a failure). */
   dumpLogs(): void {
-    for (const n of [...this.c.servers, this.c.witness]) writeFileSync(`/tmp/failover-debug-${n.name}.log`, n.daemon?.logs() ?? '');
+    for (const n of this.members) writeFileSync(`/tmp/failover-debug-${n.name}.log`, n.daemon?.logs() ?? '');
   }
 
   async close(): Promise<void> {
     await this.prober.stop();
     await this.c.stopSampler();
     this.c.cleanup();
+    await this.etcd?.stop();
   }
 
   async #until(check: () => boolean | Promise<boolean>, timeoutMs: number, everyMs = 100): Promise<boolean> {
@@ -185,11 +198,12 @@ exit 0
   async converge(timeoutMs = 20_000): Promise<{ ok: boolean; detail: string }> {
     let detail = '';
     const ok = await this.#until(async () => {
-      const views = await Promise.all([...this.c.servers, this.c.witness].map((n) => this.view(n)));
-      detail = views.map((v, i) => `${[...this.c.servers, this.c.witness][i]!.name}: ${v ? `${v.role} applied ${v.appliedIndex} hash ${v.stateHash.slice(0, 8)}` : 'no answer'}`).join('; ');
+      const views = await Promise.all(this.members.map((n) => this.view(n)));
+      detail = views.map((v, i) => `${this.members[i]!.name}: ${v ? `${v.role} applied ${v.appliedIndex} hash ${v.stateHash.slice(0, 8)}` : 'no answer'}`).join('; ');
       if (views.some((v) => v === null)) return false;
       const [a, ...rest] = views as ClusterView[];
-      return rest.every((v) => v.appliedIndex === a!.appliedIndex && v.stateHash === a!.stateHash) && a!.commitIndex === a!.appliedIndex;
+      // On etcd the commit index is etcd's revision, which election keys move too: applied index and hash say it.
+      return rest.every((v) => v.appliedIndex === a!.appliedIndex && v.stateHash === a!.stateHash) && (this.etcd !== null || a!.commitIndex === a!.appliedIndex);
     }, timeoutMs, 250);
     return { ok, detail };
   }

@@ -83,7 +83,7 @@ export const FAULTS: readonly Fault[] = [
   {
     name: 'restart_all',
     async inject(fl) {
-      const all = [...fl.c.servers, fl.c.witness];
+      const all = fl.members;
       for (const n of all) n.daemon!.child.kill('SIGKILL');
       await sleep(500);
       // Random order, random gaps: the cluster must form whoever comes back first.

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# State-backend benchmark (npm run bench:backend, issue 15): the etcd backend against the embedded
+# Raft log in one run, same machine. Not a test. In a private two-namespace lab named lh<rand>e-*
+# (deleted on exit), lanha serving DHCP with every lease committed before its ACK:
+#   1. max DORA/s with < 1 % drops (perfdhcp, step up then bisect), each backend in turn:
+#      raft = the one-member embedded log on this disk (fsync per commit batch);
+#      etcd = `cluster.backend: etcd` on a 3-member etcd-server on the server namespace's loopback
+#   2. REQUEST-to-ACK time at a light load (100 DORA/s), p50 and p99 (bench/dhcp-latency.ts)
+#   3. the crash failover gap (kill -9 of the leader under DHCP/DNS probes, udhcpc clients), ACKed
+#      leases lost and duplicate bindings, both backends (bench/backend-failover.ts, ROUNDS each)
+# The etcd figure goes in the lanha= field, the embedded log's as the anchor (raft=).
+# Env: PERIOD (3 s per step), REPEAT (1), LIGHT_COUNT (500), ROUNDS (5), LEASE_TTL (1s), SKIP_CRASH.
+# Every process is started here and stopped by PID. Needs root.
+set -uo pipefail
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+SHARED=${SHARED_BENCH:-$REPO/../shared/bench}
+export REPEAT=${REPEAT:-1} PERIOD=${PERIOD:-3}
+LIGHT_COUNT=${LIGHT_COUNT:-500}
+export PREFIX="lh$(printf '%04x' $((RANDOM % 65536)))e"
+export NS=$PREFIX-cli IFACE=$PREFIX-vc SRV_NS=$PREFIX-srv SRV_IF=$PREFIX-vs
+LANCTL="$REPO/dist/bin/lanctl.js"
+D=$(mktemp -d); PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+  bash "$SHARED/dhcp-lab.sh" down >/dev/null 2>&1
+  rm -rf "$D"
+}
+trap cleanup EXIT
+[ "$(id -u)" = 0 ] || { echo "bench:backend needs root (network namespaces)"; exit 1; }
+[ -f "$LANCTL" ] || { echo "build first: npm run build"; exit 1; }
+bash "$REPO/bench/anchors.sh" backend || exit 2
+bash "$SHARED/dhcp-lab.sh" up >/dev/null || exit 1
+
+# etcd: three members on the server namespace's loopback, fast timers as in the tests.
+CLUSTER=""; ENDPOINTS=""
+for i in 0 1 2; do CLUSTER="$CLUSTER${CLUSTER:+,}e$i=http://127.0.0.1:$((23800 + i))"; ENDPOINTS="$ENDPOINTS${ENDPOINTS:+, }\"http://127.0.0.1:$((23790 + i))\""; done
+for i in 0 1 2; do
+  ip netns exec "$SRV_NS" etcd --name "e$i" --data-dir "$D/etcd$i" \
+    --listen-client-urls "http://127.0.0.1:$((23790 + i))" --advertise-client-urls "http://127.0.0.1:$((23790 + i))" \
+    --listen-peer-urls "http://127.0.0.1:$((23800 + i))" --initial-advertise-peer-urls "http://127.0.0.1:$((23800 + i))" \
+    --initial-cluster "$CLUSTER" --initial-cluster-state new --heartbeat-interval 50 --election-timeout 500 \
+    --log-level warn --logger zap > "$D/etcd$i.log" 2>&1 &
+  PIDS+=($!)
+done
+for _ in $(seq 1 100); do
+  ip netns exec "$SRV_NS" curl -s --max-time 1 http://127.0.0.1:23790/health | grep -q '"health":"true"' && break; sleep 0.2
+done
+
+lanha_start() { # backend -> PID
+  local backend=$1 dir=$D/lanha-$1; mkdir -p "$dir"
+  local cluster=""
+  [ "$backend" = etcd ] && cluster="cluster:
+  id: bench$RANDOM
+  backend: etcd
+  members: [{ name: bench, address: 10.99.0.1 }]
+  etcd: { endpoints: [$ENDPOINTS], leaseTtl: 1s }"
+  cat > "$dir/lanha.yaml" <<Y
+node: { name: bench, address: 10.99.0.1, stateDir: $dir/state, controlSocket: $dir/lanha.sock, logLevel: warn }
+$cluster
+dhcp:
+  rateLimit: { perMac: 100, global: 1000000 }
+  subnets:
+    - subnet: 10.99.0.0/16
+      pools: [10.99.1.0-10.99.200.255]
+      router: [10.99.0.1]
+      leaseTime: 1h
+Y
+  ip netns exec "$SRV_NS" node "$LANCTL" serve --config "$dir/lanha.yaml" > "$dir/lanha.log" 2>&1 &
+  local pid=$!
+  for _ in $(seq 1 100); do node "$LANCTL" status --socket "$dir/lanha.sock" >/dev/null 2>&1 && { echo "$pid"; return 0; }; sleep 0.3; done
+  cat "$dir/lanha.log" >&2; kill "$pid"; return 1
+}
+value() { awk -v m="$1" '$1=="RESULT" && $2==m {for(i=3;i<=NF;i++) if($i ~ /^value=/){sub("value=","",$i); print $i}}' "$2" | tail -1; }
+
+declare -A V
+for backend in raft etcd; do
+  PID=$(lanha_start "$backend") || { echo "lanha on $backend did not start"; continue; }
+  PIDS+=("$PID")
+  echo "== $backend: DORA"
+  LABEL=$backend START_RATE=${START_RATE:-100} bash "$SHARED/dhcp-perf.sh" 10.99.0.1 | tee "$D/$backend-dora.out" | grep -E '^(STEP|RESULT)'
+  V[$backend.dora]=$(value dhcp.dora_per_s "$D/$backend-dora.out")
+  echo "== $backend: light-load latency ($LIGHT_COUNT DORA at 100/s)"
+  lat=$(ip netns exec "$NS" node "$REPO/dist/bench/dhcp-latency.js" 10.99.0.1 10.99.0.2 100 "$LIGHT_COUNT" 9)
+  echo "$lat"
+  V[$backend.p50]=$(echo "$lat" | sed -n 's/.*"requestP50Ms":\([0-9.]*\).*/\1/p')
+  V[$backend.p99]=$(echo "$lat" | sed -n 's/.*"requestP99Ms":\([0-9.]*\).*/\1/p')
+  kill "$PID"; for _ in $(seq 1 50); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
+done
+
+if [ -z "${SKIP_CRASH:-}" ]; then
+  echo "== crash failover (kill -9 of the leader, ${ROUNDS:-5} rounds per backend)"
+  ROUNDS=${ROUNDS:-5} LEASE_TTL=${LEASE_TTL:-1s} node "$REPO/dist/bench/backend-failover.js" | tee "$D/crash.out"
+  for backend in raft etcd; do
+    line=$(grep "^CRASH $backend " "$D/crash.out")
+    for k in gap_ms gap_ms_p99 lost duplicates; do V[$backend.$k]=$(echo "$line" | sed -n "s/.* $k=\([0-9.NaN]*\).*/\1/p"); done
+  done
+fi
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="" || b=="" || a=="NA" || b=="NA" || b==0) print "NA"; else printf "%.2f", a/b }'; }
+or_na() { [ -n "$1" ] && echo "$1" || echo NA; }
+line() { echo "RESULT $1 lanha=$(or_na "$2") raft=$(or_na "$3") ratio=$(ratio "$2" "$3") unit=$4 better=$5"; }
+echo
+line backend.dora_per_s "${V[etcd.dora]:-}" "${V[raft.dora]:-}" dora/s higher
+line backend.ack_ms_p50 "${V[etcd.p50]:-}" "${V[raft.p50]:-}" ms lower
+line backend.ack_ms_p99 "${V[etcd.p99]:-}" "${V[raft.p99]:-}" ms lower
+line backend.crash_gap_ms "${V[etcd.gap_ms]:-}" "${V[raft.gap_ms]:-}" ms lower
+line backend.lost_acked "${V[etcd.lost]:-}" "${V[raft.lost]:-}" leases lower
+line backend.duplicates "${V[etcd.duplicates]:-}" "${V[raft.duplicates]:-}" leases lower

@@ -1,5 +1,5 @@
-import { request as httpRequest, type IncomingMessage, type ClientRequest } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type ClientRequest } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { LanhaError } from '../../lib/errors.js';
 
 // A small etcd v3 client over etcd's JSON gRPC gateway (POST /v3/kv/range, /v3/kv/txn, /v3/watch,
@@ -135,10 +135,17 @@ export class EtcdClient {
   #token: string | null = null;
   #closed = false;
   #open = new Set<ClientRequest>();
+  /** Unary calls reuse connections (a new TCP + TLS handshake per lease would cost more than the txn). */
+  #agents: { http: HttpAgent; https: HttpsAgent };
 
   constructor(o: EtcdClientOptions) {
     if (o.endpoints.length === 0) throw new LanhaError('config-invalid', 'no etcd endpoint given');
     this.#o = o;
+    const tls = o.tls ?? {};
+    this.#agents = {
+      http: new HttpAgent({ keepAlive: true, maxSockets: 32 }),
+      https: new HttpsAgent({ keepAlive: true, maxSockets: 32, ...(tls.ca ? { ca: tls.ca } : {}), ...(tls.cert ? { cert: tls.cert } : {}), ...(tls.key ? { key: tls.key } : {}) }),
+    };
     this.endpoints = o.endpoints.map((e) => e.replace(/\/$/, ''));
   }
 
@@ -154,6 +161,8 @@ export class EtcdClient {
     this.#closed = true;
     for (const r of this.#open) r.destroy();
     this.#open.clear();
+    this.#agents.http.destroy();
+    this.#agents.https.destroy();
   }
 
   async range(key: string, o: { rangeEnd?: string; revision?: number; serializable?: boolean; countOnly?: boolean } = {}): Promise<{ kvs: KeyValue[]; revision: number; count: number }> {
@@ -234,6 +243,9 @@ export class EtcdClient {
    * Watches keys [key, rangeEnd) from `startRevision` on one endpoint; `onEvents` gets each batch
    * (one revision's events together, in revision order). The stream ends on cancel(), on a
    * transport error, or when etcd cancels it (compacted start revision: `compacted` on the error).
+   * It asks etcd to end it when that member loses its leader (gRPC metadata `hasleader`, through
+   * the gateway's Grpc-Metadata- headers), so a member cut off from the quorum does not leave the
+   * watch silently stale.
    */
   watch(key: string, rangeEnd: string, startRevision: number, onEvents: (events: WatchEvent[], revision: number) => void): Watch {
     const endpoint = this.endpoint;
@@ -296,7 +308,7 @@ export class EtcdClient {
         });
         res.on('end', () => finish(new EtcdError(endpoint, 'watch stream ended', GrpcCode.unavailable)));
         res.on('error', (error) => finish(new EtcdError(endpoint, `watch stream broke: ${error.message}`, null)));
-      }, (error) => finish(transportError(endpoint, error)), null);
+      }, (error) => finish(transportError(endpoint, error)), null, { 'grpc-metadata-hasleader': 'true' }, false);
     });
     return {
       done,
@@ -360,14 +372,15 @@ export class EtcdClient {
     this.#token = r['token'];
   }
 
-  #request(endpoint: string, path: string, body: string, onResponse: (res: IncomingMessage) => void, onError: (error: Error) => void, timeoutMs: number | null): ClientRequest {
+  #request(endpoint: string, path: string, body: string, onResponse: (res: IncomingMessage) => void, onError: (error: Error) => void, timeoutMs: number | null, headers: Record<string, string> = {}, pooled = true): ClientRequest {
     const url = new URL(path, endpoint);
     const tls = this.#o.tls ?? {};
     const options = {
       method: 'POST',
-      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...(this.#token !== null ? { authorization: this.#token } : {}) },
+      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...(this.#token !== null ? { authorization: this.#token } : {}), ...headers },
       ...(url.protocol === 'https:' ? { ca: tls.ca, cert: tls.cert, key: tls.key } : {}),
-      agent: false as const,
+      // A watch holds its connection for as long as it runs: its own, outside the pool.
+      agent: pooled ? (url.protocol === 'https:' ? this.#agents.https : this.#agents.http) : false,
     };
     const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, options, onResponse);
     this.#open.add(req);

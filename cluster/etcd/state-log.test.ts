@@ -9,7 +9,7 @@ import { grantCommand, until } from '../../test/support/state-log.js';
 import { haveTools } from '../../test/support/tools.js';
 
 // The etcd backend's own faults, on a real 3-member etcd on loopback: keys under the prefix that
-// lanha did not write, a member behind etcd's compaction, the etcd leader killed under proposals
+// lanha did not write, two sites on one etcd, a member behind etcd's compaction, the etcd leader killed under proposals
 // (no acknowledged entry lost), and etcd gone entirely (leadership dropped inside the lease, reads
 // still served, proposals refused clearly).
 
@@ -50,6 +50,22 @@ t.test('etcd backend faults', async (t) => {
     t.equal(etcd.foreign, 1, 'one foreign key counted');
     t.equal([...a.fsm.leases()].length, 1, 'the real entry applied');
     await a.close();
+  });
+
+  await t.test('two sites (cluster ids) share one etcd and stay separate', async (t) => {
+    n++;
+    const site1 = await open('lan-a');
+    n++;
+    const site2 = await open('lan-a'); // the same node name at another site: its own election
+    await until('both sites lead', () => site1.isLeader() && site2.isLeader());
+    await site1.propose(grant(1));
+    await site2.propose(grant(2));
+    await site2.propose(grant(3));
+    t.same([...site1.fsm.leases()].map((l) => l.ip), [0x0a000001], 'site 1 sees only its own lease');
+    t.same([...site2.fsm.leases()].map((l) => l.ip).sort(), [0x0a000002, 0x0a000003], 'site 2 only its own');
+    t.equal((site1.status()['etcd'] as { foreign: number }).foreign, 0, 'neither counts the other\'s keys as foreign');
+    await site1.close();
+    await site2.close();
   });
 
   await t.test('a member behind etcd\'s compaction reloads the snapshot and continues', async (t) => {

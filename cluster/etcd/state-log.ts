@@ -86,6 +86,7 @@ export class EtcdStateLog implements StateLog {
   #epoch: number | null = null;
   #seq = 0;
   #holdOffUntil = 0;
+  #behindSince: number | null = null;
   #pending = new Map<string, Pending>();
   /** Live log keys in revision order (what a snapshot lets the leader delete). */
   #logKeys: Array<{ key: string; revision: number }> = [];
@@ -278,7 +279,11 @@ export class EtcdStateLog implements StateLog {
       const watch = this.#client.watch(this.#o.prefix, this.#p.end, this.#revision + 1, (events, revision) => this.#onEvents(events, revision));
       this.#watch = watch;
       const error = await watch.done;
-      if (this.#closed || error === null) return;
+      if (this.#closed) return;
+      if (error === null) { // cancelled by the stall guard in #lead: follow from another endpoint
+        this.#client.failover();
+        continue;
+      }
       this.#stats.watchRestarts++;
       this.#noteError(error);
       try {
@@ -386,6 +391,18 @@ export class EtcdStateLog implements StateLog {
         }
       } catch (error) {
         this.#noteError(error);
+      }
+      // Won, but the watch has not shown the win after two TTLs: it is stuck on a member that
+      // cannot reach the others; move it (it restarts on the next endpoint).
+      if (this.#epoch !== null && this.#revision < this.#epoch) {
+        this.#behindSince ??= now;
+        if (now - this.#behindSince > 2 * ttlMs) {
+          this.#behindSince = null;
+          this.#stats.watchRestarts++;
+          this.#watch?.cancel();
+        }
+      } else {
+        this.#behindSince = null;
       }
       if (now - healthAt > 5000) {
         healthAt = now;

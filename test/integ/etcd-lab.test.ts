@@ -44,7 +44,7 @@ t.test('etcd backend: DHCP with udhcpc, kill -9 of the holder, lanctl failover',
       const client = dh.spawn('udhcpc', ['-i', dh.ifname, '-f', '-t', '10', '-T', '1', '-s', script, '-x', 'hostname:etcd-client']);
       try {
         const envText = (): string => (existsSync(join(work, 'udhcpc.env')) ? readFileSync(join(work, 'udhcpc.env'), 'utf8') : '');
-        const bound = await waitFor(() => lastEnv(envText(), /^bound/), 20_000);
+        const bound = await waitFor(() => lastEnv(envText(), /^bound/), 40_000);
         const ip = bound?.get('ip');
         t.match(ip, /^10\.66\.0\.1\d\d$/, `udhcpc bound ${ip} from the pool`);
         t.equal(bound?.get('serverid'), VIP, 'server id is the VIP');
@@ -109,7 +109,7 @@ t.test('etcd backend: DHCP with udhcpc, kill -9 of the holder, lanctl failover',
         await stopChild(client);
       }
     } finally {
-      if (process.env['ETCD_DEBUG']) for (const n of c.servers) writeFileSync(`/tmp/etcd-lab-${n.name}.log`, n.daemon?.logs() ?? '');
+      if (process.env['ETCD_DEBUG'] || !t.passing()) for (const n of c.servers) writeFileSync(`/tmp/etcd-lab-${n.name}.log`, n.daemon?.logs() ?? '');
       for (const n of c.servers) await n.daemon?.stop();
       await c.stopSampler();
       c.cleanup();

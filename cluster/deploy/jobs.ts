@@ -436,6 +436,8 @@ export class JobRunner {
   }
 
   #rsync(active: ActiveJob, node: string, args: string[], onProgress: (p: Progress2) => void): Promise<{ code: number; stdout: string; stderr: string }> {
+    // Stopped while this node waited for its ssh master: nothing to start (exit 20, as a signal would give).
+    if (active.cancelled) return Promise.resolve({ code: 20, stdout: '', stderr: 'the job was stopped before rsync started' });
     return new Promise((resolve) => {
       const child = spawn('rsync', args, { stdio: ['ignore', 'pipe', 'pipe'] });
       active.children.set(node, child);

@@ -1,0 +1,84 @@
+// deploy.fakeSuper end to end: a daemon whose generation store keeps owners, set-id bits, devices
+// and non-user xattrs in rsync's fake-super xattrs (what a daemon that is not root needs) commits a
+// tree and deploys it over ssh to a node namespace; the node gets the real owner, the set-uid bit, a
+// real device and the trusted.* xattr, and none of rsync's bookkeeping xattrs. The daemon runs as
+// root here with `fakeSuper: true` forced: rsync --fake-super never sets the real values, root or not.
+import t from 'tap';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { requireLab, withLab } from '../support/netns.js';
+import { runLanctl, serveDaemon } from '../support/daemon.js';
+import { LANCTL } from '../support/paths.js';
+import { makeKey, startSshd } from '../support/node-sshd.js';
+
+t.setTimeout(300_000);
+
+t.test('a fake-super store deploys real owners, set-id bits, devices and xattrs', async (t) => {
+  if (!requireLab(t, ['sshd', 'ssh', 'ssh-keygen', 'rsync', 'getfattr', 'setfattr', 'mknod'])) return;
+  const dir = mkdtempSync(join(tmpdir(), 'lanha-fake-super-lab-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  await withLab(async (lab) => {
+    const lan = await lab.addHost('lan', '10.76.0.1/24');
+    const c1 = await lab.addHost('c1', '10.76.0.11/24');
+    const clientKey = join(dir, 'deploy_ed25519');
+    const clientPub = makeKey(clientKey);
+    const root = join(dir, 'root-c1');
+    mkdirSync(root, { recursive: true });
+    const sshd = await startSshd(lab, c1, join(dir, 'sshd'), { root, authorizedKeys: [clientPub] });
+    t.teardown(() => sshd.stop());
+    const config = join(dir, 'lanha.yaml');
+    writeFileSync(config, `node: { name: lan-a, address: 10.76.0.1, stateDir: ${dir}/state, controlSocket: ${dir}/lanha.sock }
+deploy:
+  user: root
+  identityFile: ${clientKey}
+  fakeSuper: true
+  targets:
+    - { name: c1, host: 10.76.0.11 }
+  hostKeys:
+    c1: "${sshd.hostKey}"
+  rootfs: { destination: /srv/root }
+`);
+    const tree = join(dir, 'tree');
+    mkdirSync(join(tree, 'usr/bin'), { recursive: true });
+    mkdirSync(join(tree, 'dev'));
+    writeFileSync(join(tree, 'usr/bin/su'), 'a set-uid tool\n');
+    chownSync(join(tree, 'usr/bin/su'), 1234, 2345);
+    chmodSync(join(tree, 'usr/bin/su'), 0o4755);
+    execFileSync('mknod', ['-m', '666', join(tree, 'dev/null'), 'c', '1', '3']);
+    execFileSync('setfattr', ['-n', 'trusted.lanha', '-v', 'kept', join(tree, 'usr/bin/su')]);
+
+    const daemon = await serveDaemon(config, { command: ['ip', 'netns', 'exec', lan.ns, process.execPath, LANCTL], timeoutMs: 60_000 });
+    try {
+      const lanctl = (...args: string[]) => runLanctl([...args, '--config', config], { timeoutMs: 120_000 });
+      const commit = await lanctl('rootfs', 'commit', tree, '--json');
+      t.equal(commit.code, 0, commit.stderr);
+      const id = (JSON.parse(commit.stdout) as { generation: string }).generation;
+      const stored = join(dir, 'state', 'rootfs', id);
+      t.not(statSync(join(stored, 'usr/bin/su')).uid, 1234, 'the store file does not carry the owner itself');
+      t.ok(statSync(join(stored, 'dev/null')).isFile(), 'the store keeps the device as a plain file');
+      t.equal((await lanctl('rootfs', 'verify')).code, 0, 'the store verifies against the manifest');
+
+      const deploy = await lanctl('deploy', 'rootfs', '--to', 'c1');
+      t.equal(deploy.code, 0, deploy.stderr + deploy.stdout);
+      const su = statSync(join(root, 'usr/bin/su'));
+      t.same([su.uid, su.gid, su.mode & 0o7777], [1234, 2345, 0o4755], 'the node gets the real owner and the set-uid bit');
+      t.equal(readFileSync(join(root, 'usr/bin/su'), 'utf8'), 'a set-uid tool\n');
+      const devnull = statSync(join(root, 'dev/null'));
+      t.ok(devnull.isCharacterDevice(), 'and a real device');
+      t.equal(devnull.rdev, statSync(join(tree, 'dev/null')).rdev, 'with its numbers');
+      const attrs = execFileSync('getfattr', ['--absolute-names', '-d', '-m', '-', join(root, 'usr/bin/su')], { encoding: 'utf8' });
+      t.match(attrs, /trusted\.lanha="kept"/, 'and the trusted.* xattr');
+      t.notMatch(attrs, /user\.rsync\./, 'no fake-super bookkeeping reaches the node');
+
+      const rerun = await lanctl('deploy', 'rootfs', '--to', 'c1');
+      t.equal(rerun.code, 0, rerun.stderr);
+      const job = JSON.parse((await lanctl('deploy', 'jobs', /^job (\S+)$/m.exec(rerun.stdout)![1]!, '--json')).stdout) as { nodes: Array<{ sent?: number }> };
+      t.ok((job.nodes[0]!.sent ?? Infinity) < 20_000, `a rerun finds nothing to change (${job.nodes[0]!.sent} bytes sent): the faked attributes compare equal`);
+    } finally {
+      await daemon.stop();
+    }
+    t.ok(lab.resolvConfUnchanged());
+  });
+});

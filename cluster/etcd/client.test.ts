@@ -5,8 +5,8 @@ import { freePort } from '../../test/support/ports.js';
 import { haveTools } from '../../test/support/tools.js';
 
 // The gateway client against a real one-member etcd on loopback: reads, compare-and-put, leases,
-// watches (events in order, a compacted start revision), and failover past a dead endpoint with
-// errors that name it.
+// watches (events in order, a compacted start revision), failover past a dead endpoint with errors
+// that name it, and etcd authentication (a user limited to one prefix; a wrong password named).
 
 const text = (b: Uint8Array): string => Buffer.from(b).toString('utf8');
 
@@ -71,4 +71,30 @@ t.test('etcd gateway client', async (t) => {
   const nowhere = new EtcdClient({ endpoints: [dead], dialTimeoutMs: 300, requestTimeoutMs: 1000 });
   await t.rejects(nowhere.range('/x'), new RegExp(`etcd ${dead}: ECONNREFUSED`), 'no endpoint: the error names it');
   nowhere.close();
+
+  // etcd authentication (username + password file in the config): a role with readwrite on one prefix.
+  const admin = async (path: string, body: unknown): Promise<void> => {
+    const r = await fetch(`${cluster.endpoints[0]}${path}`, { method: 'POST', body: JSON.stringify(body) });
+    t.equal(r.status, 200, `${path}: ${await r.text()}`);
+  };
+  const b64 = (s: string): string => Buffer.from(s).toString('base64');
+  await admin('/v3/auth/role/add', { name: 'root' });
+  await admin('/v3/auth/user/add', { name: 'root', password: 'rootpw' });
+  await admin('/v3/auth/user/grant', { user: 'root', role: 'root' });
+  await admin('/v3/auth/role/add', { name: 'lanha' });
+  await admin('/v3/auth/role/grant', { name: 'lanha', perm: { permType: 'READWRITE', key: b64('/site/'), range_end: b64(prefixEnd('/site/')) } });
+  await admin('/v3/auth/user/add', { name: 'lanha', password: 'secret' });
+  await admin('/v3/auth/user/grant', { user: 'lanha', role: 'lanha' });
+  await admin('/v3/auth/enable', {});
+  const authed = new EtcdClient({ endpoints: cluster.endpoints, auth: { username: 'lanha', password: 'secret' } });
+  t.teardown(() => authed.close());
+  await authed.put('/site/k', 'v');
+  t.equal(text((await authed.range('/site/k')).kvs[0]!.value), 'v', 'with auth on, the user reads and writes its prefix');
+  await t.rejects(authed.put('/other/k', 'v'), /permission denied/, 'and nothing outside it');
+  const wrong = new EtcdClient({ endpoints: cluster.endpoints, auth: { username: 'lanha', password: 'nope' } });
+  await t.rejects(wrong.range('/site/k'), /authentication as lanha failed.*check cluster\.etcd\.username and passwordFile/, 'a wrong password says which setting to check');
+  wrong.close();
+  const anonymous = new EtcdClient({ endpoints: cluster.endpoints });
+  await t.rejects(anonymous.range('/site/k'), /user name is empty|permission denied|auth/, 'without credentials etcd refuses');
+  anonymous.close();
 });

@@ -343,8 +343,31 @@ export class EtcdClient {
     throw new EtcdError(this.endpoints.join(','), `no endpoint answered: ${failures.join('; ')}`, GrpcCode.unavailable);
   }
 
-  async #once(endpoint: string, path: string, body: Record<string, unknown>, timeoutMs: number): Promise<Record<string, unknown>> {
+  /** Authenticates now when credentials are configured and no token is held (a watch needs one before it starts). */
+  async ensureAuth(): Promise<void> {
+    if (this.#o.auth && this.#token === null) await this.#authenticate(this.endpoint);
+  }
+
+  /** Forgets the token (etcd said it is invalid: expired, or the member restarted); the next call authenticates again. */
+  resetAuth(): void {
+    this.#token = null;
+  }
+
+  async #once(endpoint: string, path: string, body: Record<string, unknown>, timeoutMs: number, retried = false): Promise<Record<string, unknown>> {
     if (this.#o.auth && this.#token === null && path !== '/v3/auth/authenticate') await this.#authenticate(endpoint);
+    try {
+      return await this.#post(endpoint, path, body, timeoutMs);
+    } catch (error) {
+      // etcd's simple tokens expire (5 min idle by default) and die with the member: authenticate again, once.
+      if (!retried && this.#o.auth && path !== '/v3/auth/authenticate' && error instanceof EtcdError && isAuthError(error)) {
+        this.#token = null;
+        return this.#once(endpoint, path, body, timeoutMs, true);
+      }
+      throw error;
+    }
+  }
+
+  async #post(endpoint: string, path: string, body: Record<string, unknown>, timeoutMs: number): Promise<Record<string, unknown>> {
     const text = JSON.stringify(body);
     const r = await new Promise<Record<string, unknown>>((resolve, reject) => {
       const req = this.#request(endpoint, path, text, (res) => {
@@ -367,8 +390,14 @@ export class EtcdClient {
 
   async #authenticate(endpoint: string): Promise<void> {
     const auth = this.#o.auth!;
-    const r = await this.#once(endpoint, '/v3/auth/authenticate', { name: auth.username, password: auth.password }, this.#o.requestTimeoutMs ?? 5000);
-    if (typeof r['token'] !== 'string') throw new EtcdError(endpoint, `authentication as ${auth.username} returned no token`, GrpcCode.unauthenticated);
+    let r: Record<string, unknown>;
+    try {
+      r = await this.#post(endpoint, '/v3/auth/authenticate', { name: auth.username, password: auth.password }, this.#o.requestTimeoutMs ?? 5000);
+    } catch (error) {
+      if (error instanceof EtcdError && error.grpcCode !== null) throw new EtcdError(endpoint, `authentication as ${auth.username} failed: ${error.message.replace(/^etcd \S+: /, '')} (check cluster.etcd.username and passwordFile)`, error.grpcCode);
+      throw error;
+    }
+    if (typeof r['token'] !== 'string') throw new EtcdError(endpoint, `authentication as ${auth.username} returned no token (is auth enabled on etcd?)`, GrpcCode.unauthenticated);
     this.#token = r['token'];
   }
 
@@ -398,6 +427,11 @@ export class EtcdClient {
     req.end(body);
     return req;
   }
+}
+
+/** etcd refused the token (expired, unknown after a member restart) rather than the request. */
+export function isAuthError(error: EtcdError): boolean {
+  return /invalid auth token|auth token is not/.test(error.message) || (error.grpcCode === GrpcCode.unauthenticated && !/authentication failed/.test(error.message));
 }
 
 function headerRevision(r: Record<string, unknown>): number {

@@ -10,7 +10,7 @@ import { NotLeaderError, type StateLog, type StateLogStatus } from '../state-log
 import { decodeFsmSnapshot, encodeFsmSnapshot, type RaftTimeline } from '../raft-state-log.js';
 import type { MemberStatusChannel } from '../member-status.js';
 import { EtcdMemberFeed } from './member-feed.js';
-import { EtcdClient, EtcdError, prefixEnd, type EndpointHealth, type KeyValue, type Watch, type WatchEvent } from './client.js';
+import { EtcdClient, EtcdError, isAuthError, prefixEnd, type EndpointHealth, type KeyValue, type Watch, type WatchEvent } from './client.js';
 
 // The StateLog on an etcd v3 cluster (`cluster.backend: etcd`). Keys under the site's prefix P:
 //
@@ -276,6 +276,15 @@ export class EtcdStateLog implements StateLog {
   async #follow(): Promise<void> {
     let backoffMs = 50;
     while (!this.#closed) {
+      try {
+        await this.#client.ensureAuth();
+      } catch (error) {
+        this.#noteError(error);
+        this.#client.failover();
+        await sleep(backoffMs);
+        backoffMs = Math.min(1000, backoffMs * 2);
+        continue;
+      }
       const watch = this.#client.watch(this.#o.prefix, this.#p.end, this.#revision + 1, (events, revision) => this.#onEvents(events, revision));
       this.#watch = watch;
       const error = await watch.done;
@@ -286,6 +295,7 @@ export class EtcdStateLog implements StateLog {
       }
       this.#stats.watchRestarts++;
       this.#noteError(error);
+      if (isAuthError(error)) this.#client.resetAuth();
       try {
         if (error.compacted) {
           // Fell behind etcd's compaction point: the history we need is gone, the keys are not.

@@ -59,6 +59,12 @@ export function configHash(config: LanhaConfig): string {
 
 const BOOT_SCAN_MS = 60_000;
 
+/** One field of a running service's status, when it has that type (null otherwise, or no such service). */
+function serviceField<K extends 'number' | 'boolean'>(running: readonly RunningService[], service: string, key: string, type: K): (K extends 'number' ? number : boolean) | null {
+  const v = running.find((s) => s.name === service)?.status()[key];
+  return typeof v === type ? v as K extends 'number' ? number : boolean : null;
+}
+
 /** The boot tree this LAN node serves (tftp.root, and boot.root when it differs), for doctor's comparison. */
 function bootFileIndex(config: LanhaConfig): BootFileIndex | null {
   if (config.node.role === 'witness' || config.tftp === undefined) return null;
@@ -97,6 +103,7 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
     return {
       node: config.node.name, version: VERSION, configHash: hash, role: s.role, leader: s.leader, term: s.term, commitIndex: s.commitIndex, appliedIndex: s.appliedIndex,
       lastIndex: typeof s['lastIndex'] === 'number' ? s['lastIndex'] : null, walFsyncP99Ms: storage?.fsyncP99Ms ?? null, bootFiles: bootFiles?.digest() ?? null,
+      dnsSerial: serviceField(running, 'dns', 'serial', 'number'), vipHeld: serviceField(running, 'vip', 'held', 'boolean'),
     };
   };
   // Reports go to the other members over the cluster transport; a backend without a feed leaves the board empty.

@@ -59,3 +59,13 @@ t.test('hostile bytes never throw and never decode into a report', async (t) => 
   t.notOk(decodeReport(new Uint8Array([0xff, 0xfe])).ok, 'invalid UTF-8');
   fc.assert(fc.property(fc.uint8Array({ maxLength: 512 }), (bytes) => { decodeReport(bytes); }), { numRuns: 500 });
 });
+
+t.test('reports from before dnsSerial and vipHeld still decode; wrong types do not', async (t) => {
+  const { dnsSerial: _s, vipHeld: _v, ...old } = { ...local('lan-b'), dnsSerial: 3, vipHeld: true, sentWallMs: 1, echo: null };
+  const r = decodeReport(Buffer.from(JSON.stringify(old)));
+  t.ok(r.ok && r.value.dnsSerial === null && r.value.vipHeld === null, 'absent: null');
+  const full = decodeReport(encodeReport({ ...local('lan-b'), dnsSerial: 3, vipHeld: true, sentWallMs: 1, echo: null }));
+  t.ok(full.ok && full.value.dnsSerial === 3 && full.value.vipHeld === true);
+  t.notOk(decodeReport(Buffer.from(JSON.stringify({ ...old, vipHeld: 'yes' }))).ok);
+  t.notOk(decodeReport(Buffer.from(JSON.stringify({ ...old, dnsSerial: -1 }))).ok);
+});

@@ -26,6 +26,10 @@ export interface LocalReport {
   lastIndex: number | null;
   walFsyncP99Ms: number | null;
   bootFiles: BootFilesDigest | null;
+  /** The DNS zones' serial here (null: no DNS). Optional on the wire: absent from earlier reports. */
+  dnsSerial?: number | null;
+  /** Whether this member holds the VIP now (null: no VIP service). Optional on the wire, as dnsSerial. */
+  vipHeld?: boolean | null;
 }
 
 export interface MemberReport extends LocalReport {
@@ -110,10 +114,14 @@ export function decodeReport(bytes: Uint8Array): Decoded<MemberReport> {
   }
   const bootFiles = decodeBootFiles(o['bootFiles']);
   if (bootFiles === undefined) return failed('bad-field', 0, 'bootFiles');
+  const dnsSerial = o['dnsSerial'] === undefined || o['dnsSerial'] === null ? null : isInt(o['dnsSerial']) ? o['dnsSerial'] : undefined;
+  if (dnsSerial === undefined) return failed('bad-field', 0, 'dnsSerial');
+  const vipHeld = o['vipHeld'] === undefined || o['vipHeld'] === null ? null : typeof o['vipHeld'] === 'boolean' ? o['vipHeld'] : undefined;
+  if (vipHeld === undefined) return failed('bad-field', 0, 'vipHeld');
   return decoded({
     node: o['node'], version: o['version'], configHash: o['configHash'], role: o['role'], leader: o['leader'] as string | null,
     term: o['term'] as number, commitIndex: o['commitIndex'] as number, appliedIndex: o['appliedIndex'] as number, lastIndex: o['lastIndex'] as number | null,
-    walFsyncP99Ms: o['walFsyncP99Ms'] as number | null, bootFiles, sentWallMs: o['sentWallMs'], echo,
+    walFsyncP99Ms: o['walFsyncP99Ms'] as number | null, bootFiles, dnsSerial, vipHeld, sentWallMs: o['sentWallMs'], echo,
   });
 }
 
@@ -233,6 +241,8 @@ export interface MemberRow {
   version: string | null;
   configHash: string | null;
   walFsyncP99Ms: number | null;
+  dnsSerial: number | null;
+  vipHeld: boolean | null;
 }
 
 /** Joins the local report and what the others reported, for every configured member. */
@@ -244,17 +254,18 @@ export function memberRows(names: readonly string[], local: LocalReport, views: 
       return {
         name, local: true, reported: true, role: local.role, leader: local.leader, term: local.term, commitIndex: local.commitIndex, appliedIndex: local.appliedIndex,
         lagEntries: Math.max(0, top - local.appliedIndex), lastContactMs: 0, clockOffsetMs: 0, offsetMethod: null, version: local.version, configHash: local.configHash, walFsyncP99Ms: local.walFsyncP99Ms,
+        dnsSerial: local.dnsSerial ?? null, vipHeld: local.vipHeld ?? null,
       };
     }
     const v = views[name];
     if (v === undefined) {
-      return { name, local: false, reported: false, role: null, leader: null, term: null, commitIndex: null, appliedIndex: null, lagEntries: null, lastContactMs: null, clockOffsetMs: null, offsetMethod: null, version: null, configHash: null, walFsyncP99Ms: null };
+      return { name, local: false, reported: false, role: null, leader: null, term: null, commitIndex: null, appliedIndex: null, lagEntries: null, lastContactMs: null, clockOffsetMs: null, offsetMethod: null, version: null, configHash: null, walFsyncP99Ms: null, dnsSerial: null, vipHeld: null };
     }
     const r = v.report;
     return {
       name, local: false, reported: true, role: r.role, leader: r.leader, term: r.term, commitIndex: r.commitIndex, appliedIndex: r.appliedIndex,
       lagEntries: Math.max(0, top - r.appliedIndex), lastContactMs: v.lastContactMs, clockOffsetMs: v.clockOffsetMs, offsetMethod: v.offsetMethod,
-      version: r.version, configHash: r.configHash, walFsyncP99Ms: r.walFsyncP99Ms,
+      version: r.version, configHash: r.configHash, walFsyncP99Ms: r.walFsyncP99Ms, dnsSerial: r.dnsSerial ?? null, vipHeld: r.vipHeld ?? null,
     };
   });
 }

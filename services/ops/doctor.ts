@@ -115,6 +115,7 @@ export function doctorFindings(input: DoctorInput): Finding[] {
     if (p.connected !== true && progress === undefined) out.push({ id: 'raft.peer-down', severity: 'warning', evidence: `no connection to ${peer}`, fix: `lanctl status on ${peer}; check that cluster.keyFile matches and its Raft port is reachable` });
   }
   memberFindings(input, out);
+  vipHolderFindings(input, out);
   walFindings(input, out);
   bootFileFindings(input, out);
   if (input.vip !== undefined) {
@@ -168,10 +169,25 @@ function memberFindings(input: DoctorInput, out: Finding[]): void {
     if (v.lastContactMs > MEMBER_SILENT_MS) {
       out.push({ id: 'cluster.member-silent', severity: 'warning', evidence: `no report from ${name} for ${Math.round(v.lastContactMs / 1000)} s (last at ${v.receivedAt})`, fix: `lanctl status on ${name}; check its service and the network to it` });
     }
+    // Same applied index, same config: the zones must be the same, so a serial apart means they are not.
+    if (r.dnsSerial != null && local.dnsSerial != null && r.dnsSerial !== local.dnsSerial && r.appliedIndex === local.appliedIndex && r.configHash === local.configHash) {
+      out.push({ id: 'dns.serial-differs', severity: 'warning', evidence: `${name} serves DNS serial ${r.dnsSerial}, ${local.node} ${local.dnsSerial}, both at applied index ${r.appliedIndex}`, fix: `lanctl records --json on both and compare; systemctl restart lanha on the one that is wrong` });
+    }
     const lag = rows.find((x) => x.name === name)?.lagEntries ?? 0;
     if (lag > LAG_WARN_ENTRIES) {
       out.push({ id: 'raft.member-lag', severity: 'warning', evidence: `${name} has applied ${r.appliedIndex}, ${lag} entries behind the highest commit index reported (${r.appliedIndex + lag})`, fix: `lanctl status on ${name}: a slow disk or link holds it back` });
     }
+  }
+}
+
+/** Exactly one VIP holder among the members heard from lately (this one included). */
+function vipHolderFindings(input: DoctorInput, out: Finding[]): void {
+  const local = input.local;
+  if (local === undefined || local.vipHeld == null) return;
+  const holders = [...(local.vipHeld ? [local.node] : []), ...Object.entries(input.members ?? {})
+    .filter(([, v]) => v.report.vipHeld === true && v.lastContactMs <= MEMBER_SILENT_MS).map(([name]) => name)];
+  if (holders.length > 1) {
+    out.push({ id: 'vip.holders', severity: 'error', evidence: `${holders.join(' and ')} all say they hold the VIP: clients get answers from either`, fix: `lanctl vip status on each; lanctl vip release on every one that is not the leader` });
   }
 }
 

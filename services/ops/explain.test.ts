@@ -187,3 +187,21 @@ t.test('doctor across members: version, clock offset, silence and lag from their
   t.match(findings.find((f) => f.severity === 'error')?.evidence, "lan-b's clock is -1500.5 ms from lan-a's (measured over a 1 ms round trip)");
   t.match(findings.find((f) => f.id === 'raft.member-lag')?.evidence, 'lan-b has applied 3000, 2000 entries behind');
 });
+
+t.test('doctor across members: two VIP holders, DNS serials apart at the same applied index', async (t) => {
+  const i = input();
+  const local = { node: 'lan-a', version: 'v', configHash: 'same', role: 'leader', leader: 'lan-a', term: 5, commitIndex: 50, appliedIndex: 50, lastIndex: 50, walFsyncP99Ms: 1, bootFiles: null, dnsSerial: 7, vipHeld: true };
+  const view = (report: Partial<MemberView['report']>, lastContactMs = 300): MemberView => ({
+    receivedAt: '', lastContactMs, clockOffsetMs: 0, offsetMethod: 'round-trip', roundTripMs: 1, bootFiles: null,
+    report: { ...local, role: 'follower', sentWallMs: NOW, echo: null, ...report },
+  });
+  const run = (members: Record<string, MemberView>): string[] => doctorFindings({
+    config: i.config, cluster: { mode: 'cluster', role: 'leader', leader: 'lan-a', term: 5, commitIndex: 50, appliedIndex: 50, leaseValid: true }, pools: [], leases: [], nowMs: NOW, local, members,
+  }).filter((f) => f.id.startsWith('vip.') || f.id.startsWith('dns.')).map((f) => `${f.id}: ${f.evidence}`);
+  t.same(run({ 'lan-b': view({ node: 'lan-b', vipHeld: false, dnsSerial: 7 }) }), [], 'one holder, same serial');
+  t.same(run({ 'lan-b': view({ node: 'lan-b', vipHeld: true, dnsSerial: 9 }) }), [
+    'dns.serial-differs: lan-b serves DNS serial 9, lan-a 7, both at applied index 50',
+    'vip.holders: lan-a and lan-b all say they hold the VIP: clients get answers from either',
+  ]);
+  t.same(run({ 'lan-b': view({ node: 'lan-b', vipHeld: true, dnsSerial: 9, appliedIndex: 49 }, 9000) }), [], 'a silent member and a serial one entry behind are no evidence');
+});

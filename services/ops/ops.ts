@@ -211,7 +211,8 @@ export function opsPages(o: OpsContext): Map<string, PageHandler> {
   pages.set('/dns', async () => {
     const records = await body<{ serial: number; records: DnsRecordRow[] }>(o, '/v1/dns/records');
     const st = serviceStatus(o, 'dns');
-    return htmlReply(renderDns(records === null || st === undefined ? null : { serial: records.serial, records: records.records, zones: (st['zones'] as string[]) ?? [], listening: (st['listening'] as string[]) ?? [] }, node));
+    const members = (await body<{ members?: MemberRow[] }>(o, '/v1/status'))?.members ?? [];
+    return htmlReply(renderDns(records === null || st === undefined ? null : { serial: records.serial, records: records.records, zones: (st['zones'] as string[]) ?? [], listening: (st['listening'] as string[]) ?? [], members }, node));
   });
   pages.set('/ntp', async () => htmlReply(renderNtp(await body<NtpPageData>(o, '/v1/ntp'), node)));
   pages.set('/explain', async (query) => {

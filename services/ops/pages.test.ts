@@ -76,6 +76,15 @@ t.test('the status page escapes member, event and finding text', async (t) => {
   t.match(after, 'data-testid="failover-gap-dhcp-transfer">20 ms<', 'DHCP is back once the new leader\'s lease is valid');
 });
 
+t.test('/dns shows each member\'s serial as it reports it', async (t) => {
+  const page = renderDns({ serial: 7, zones: ['lan'], listening: [], records: [], members: [
+    { name: 'lan-a', dnsSerial: 7, appliedIndex: 50, local: true }, { name: 'lan-b', dnsSerial: 9, appliedIndex: 49, local: false }, { name: 'witness', dnsSerial: null, appliedIndex: 50, local: false }] }, 'lan-a');
+  t.match(page, 'data-testid="dns-serial">7<');
+  t.match(page, 'data-testid="dns-serial-lan-b">9 at applied index 49<');
+  t.match(page, 'data-testid="dns-serial-witness">not reported');
+  t.notMatch(page, 'dns-serial-lan-a', 'this node is shown once');
+});
+
 t.test('pool bars: green below 80 %, orange from 80 %, red from 90 %', async (t) => {
   const level = (assigned: number): string => /data-testid="pool" data-level="(\w+)"/.exec(renderLeases([], [usage(assigned)], readLeaseQuery(new URLSearchParams()), 'n'))![1]!;
   t.equal(level(79), 'ok');

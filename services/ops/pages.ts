@@ -244,13 +244,14 @@ ${n.events.map((e) => html`<tr data-testid="timeline-row"><td class="mono">${e.a
 
 export interface DnsRecordRow { zone: string; name: string; type: string; ttl: number; data: string; source: string }
 
-export function renderDns(data: { serial: number; records: readonly DnsRecordRow[]; zones: readonly string[]; listening: readonly string[] } | null, node: string): string {
+export function renderDns(data: { serial: number; records: readonly DnsRecordRow[]; zones: readonly string[]; listening: readonly string[]; members?: ReadonlyArray<{ name: string; dnsSerial: number | null; appliedIndex: number | null; local: boolean }> } | null, node: string): string {
   if (data === null) return layout('DNS', '/dns', node, html`<p class="muted">DNS is not enabled on this node.</p>`);
   const counts = new Map<string, number>();
   for (const r of data.records) counts.set(r.source, (counts.get(r.source) ?? 0) + 1);
   const body = html`<div class="grid"><section class="card"><h3>Zones</h3><dl><dt>serial (this node)</dt><dd data-testid="dns-serial">${data.serial}</dd>
 <dt>zones</dt><dd data-testid="dns-zones">${data.zones.join(', ')}</dd><dt>listening</dt><dd class="mono">${data.listening.join(', ')}</dd></dl>
-<p class="muted">Other members' serials are not reported to this node; compare with <code>lanctl records --json</code> there.</p></section>
+${(data.members ?? []).filter((m) => !m.local).map((m) => html`<dl><dt>serial (${m.name})</dt><dd data-testid="dns-serial-${m.name}">${m.dnsSerial === null ? 'not reported (no DNS there, or no report)' : `${m.dnsSerial} at applied index ${m.appliedIndex ?? '?'}`}</dd></dl>`)}
+<p class="muted">Each member reports its serial over the cluster; doctor flags serials that differ at the same applied index.</p></section>
 <section class="card"><h3>Answer sources</h3><dl>${[...counts].map(([s, n]) => html`<dt>${s}</dt><dd>${n}</dd>`)}</dl><p class="muted">Names outside these zones are forwarded (LAN clients only) and cached.</p></section></div>
 <h2>Records</h2><div class="scroll"><table data-testid="records"><thead><tr><th>name</th><th>type</th><th>ttl</th><th>data</th><th>source</th></tr></thead><tbody>
 ${data.records.map((r) => html`<tr data-testid="record-row"><td class="mono" data-testid="record-name">${r.name}</td><td>${r.type}</td><td>${r.ttl}</td><td class="mono wrap" data-testid="record-data">${r.data}</td><td>${r.source}</td></tr>`)}

@@ -1,7 +1,8 @@
 // deploy.fakeSuper end to end: a daemon whose generation store keeps owners, set-id bits, devices
 // and non-user xattrs in rsync's fake-super xattrs (what a daemon that is not root needs) commits a
 // tree and deploys it over ssh to a node namespace; the node gets the real owner, the set-uid bit, a
-// real device and the trusted.* xattr, and none of rsync's bookkeeping xattrs. The daemon runs as
+// real device and the trusted.* xattr, and none of rsync's bookkeeping xattrs; so does a pull through
+// the ssh gate (what a netbooting node runs). The daemon runs as
 // root here with `fakeSuper: true` forced: rsync --fake-super never sets the real values, root or not.
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
@@ -71,6 +72,26 @@ deploy:
       const attrs = execFileSync('getfattr', ['--absolute-names', '-d', '-m', '-', join(root, 'usr/bin/su')], { encoding: 'utf8' });
       t.match(attrs, /trusted\.lanha="kept"/, 'and the trusted.* xattr');
       t.notMatch(attrs, /user\.rsync\./, 'no fake-super bookkeeping reaches the node');
+
+      // A netbooting node pulls through the ssh gate (the sync user's forced command): its rsync
+      // server reads the store with --fake-super too, so the pulled tree is the real one.
+      const nodeKey = join(dir, 'node_ed25519');
+      const gateLine = `restrict,command="${process.execPath} ${LANCTL} internal ssh-gate --config ${config}" ${makeKey(nodeKey)}`;
+      const gateSshd = await startSshd(lab, lan, join(dir, 'sshd-lan'), { authorizedKeys: [gateLine] });
+      try {
+        const knownHosts = join(dir, 'lan_known_hosts');
+        writeFileSync(knownHosts, `10.76.0.1 ${gateSshd.hostKey.split(' ').slice(0, 2).join(' ')}\n`);
+        const pulled = join(dir, 'pulled');
+        const ssh = `ssh -i ${nodeKey} -o UserKnownHostsFile=${knownHosts} -o StrictHostKeyChecking=yes -o BatchMode=yes`;
+        const pull = await c1.exec('rsync', ['-aHAX', '--numeric-ids', '-e', ssh, `root@10.76.0.1:gen/${id}/`, `${pulled}/`], { timeoutMs: 60_000 });
+        t.equal(pull.code, 0, `the pull through the gate works: ${pull.stderr}`);
+        const pulledSu = statSync(join(pulled, 'usr/bin/su'));
+        t.same([pulledSu.uid, pulledSu.gid, pulledSu.mode & 0o7777], [1234, 2345, 0o4755], 'pulled through the gate: the real owner and set-uid bit');
+        t.ok(statSync(join(pulled, 'dev/null')).isCharacterDevice(), 'and a real device');
+        t.notMatch(execFileSync('getfattr', ['--absolute-names', '-d', '-m', '-', join(pulled, 'usr/bin/su')], { encoding: 'utf8' }), /user\.rsync\./, 'and no bookkeeping xattrs');
+      } finally {
+        await gateSshd.stop();
+      }
 
       const rerun = await lanctl('deploy', 'rootfs', '--to', 'c1');
       t.equal(rerun.code, 0, rerun.stderr);

@@ -2,8 +2,8 @@
 // and non-user xattrs in rsync's fake-super xattrs (what a daemon that is not root needs) commits a
 // tree and deploys it over ssh to a node namespace; the node gets the real owner, the set-uid bit, a
 // real device and the trusted.* xattr, and none of rsync's bookkeeping xattrs; so does a pull through
-// the ssh gate (what a netbooting node runs). The daemon runs as
-// root here with `fakeSuper: true` forced: rsync --fake-super never sets the real values, root or not.
+// the ssh gate (what a netbooting node runs). The daemon runs as root here with `fakeSuper: true`
+// forced: rsync --fake-super never sets the real values, root or not.
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';

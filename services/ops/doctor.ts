@@ -229,6 +229,17 @@ function leaseFindings(input: DoctorInput, out: Finding[]): void {
   const bound = input.leases.filter((l) => l.state === 'bound' && l.expiresAt > input.nowMs);
   const byMac = new Map<string, Lease[]>();
   for (const l of bound) byMac.set(l.mac, [...(byMac.get(l.mac) ?? []), l]);
+  const byIp = new Map<number, Set<string>>();
+  for (const l of bound) byIp.set(l.ip, (byIp.get(l.ip) ?? new Set()).add(l.mac));
+  for (const [ip, macs] of byIp) {
+    if (macs.size > 1) out.push({ id: 'dhcp.ip-two-macs', severity: 'error', evidence: `${formatIpv4(ip)} is bound to ${[...macs].join(' and ')}`, fix: `lanctl explain ${formatIpv4(ip)}; lanctl leases release ${formatIpv4(ip)}` });
+  }
+  // A DECLINE means the client found the address answered by another device (ARP): two MACs on one IP on the wire.
+  for (const l of input.leases) {
+    if (l.state === 'declined' && l.expiresAt > input.nowMs) {
+      out.push({ id: 'dhcp.address-in-use', severity: 'warning', evidence: `${formatIpv4(l.ip)} was declined by ${l.mac} at ${new Date(l.changedAt).toISOString()}: another device answers ARP for it; it stays out of the pool until ${new Date(l.expiresAt).toISOString()}`, fix: `find the device with arping ${formatIpv4(l.ip)} and give it an address outside the pool, or reserve ${formatIpv4(l.ip)} for it` });
+    }
+  }
   for (const [mac, list] of byMac) {
     if (list.length > 1) out.push({ id: 'dhcp.mac-two-leases', severity: 'warning', evidence: `${mac} holds ${list.map((l) => formatIpv4(l.ip)).join(' and ')}`, fix: `lanctl explain ${mac}; lanctl leases release IP for the stale one` });
   }

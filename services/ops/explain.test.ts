@@ -1,5 +1,5 @@
 import t from 'tap';
-import { Fsm } from '../../cluster/fsm.js';
+import { Fsm, type Lease } from '../../cluster/fsm.js';
 import { parseConfig } from '../../config/index.js';
 import { parseIpv4 } from '../../lib/ipv4.js';
 import { explain, simulate, type ExplainInput } from './explain.js';
@@ -204,4 +204,17 @@ t.test('doctor across members: two VIP holders, DNS serials apart at the same ap
     'vip.holders: lan-a and lan-b all say they hold the VIP: clients get answers from either',
   ]);
   t.same(run({ 'lan-b': view({ node: 'lan-b', vipHeld: true, dnsSerial: 9, appliedIndex: 49 }, 9000) }), [], 'a silent member and a serial one entry behind are no evidence');
+});
+
+t.test('doctor: an IP with two MACs, bound twice or declined (another device answers ARP for it)', async (t) => {
+  const i = input();
+  const lease = (ip: string, mac: string, state: 'bound' | 'declined'): Lease => ({ ip: parseIpv4(ip)!, mac, subnet: '10.50.0.0/24', state, grantedAt: NOW - 10, expiresAt: NOW + 60_000, changedAt: NOW - 10 });
+  const findings = doctorFindings({
+    config: i.config, cluster: { mode: 'single-node', role: 'leader', leader: null, term: 1, commitIndex: 1, appliedIndex: 1 }, pools: [], nowMs: NOW,
+    leases: [lease('10.50.0.101', '52:54:00:00:00:01', 'bound'), lease('10.50.0.101', '52:54:00:00:00:02', 'bound'), lease('10.50.0.102', '52:54:00:00:00:03', 'declined')],
+  });
+  const ids = findings.filter((f) => f.id === 'dhcp.ip-two-macs' || f.id === 'dhcp.address-in-use');
+  t.same(ids.map((f) => `${f.id}:${f.severity}`), ['dhcp.ip-two-macs:error', 'dhcp.address-in-use:warning']);
+  t.match(ids[0]!.evidence, '10.50.0.101 is bound to 52:54:00:00:00:01 and 52:54:00:00:00:02');
+  t.match(ids[1]!.evidence, '10.50.0.102 was declined by 52:54:00:00:00:03');
 });

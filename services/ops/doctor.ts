@@ -91,6 +91,22 @@ export function configFindings(config: LanhaConfig): Finding[] {
   return out;
 }
 
+/** cluster.backend etcd: endpoints that do not answer, and keys under the prefix lanha did not write. */
+function etcdFindings(c: DoctorInput['cluster'], out: Finding[]): void {
+  const e = c['etcd'] as { health?: Array<{ endpoint: string; ok: boolean; error: string | null }>; prefix?: string; skipped?: number; foreign?: number } | undefined;
+  if (e === undefined) return;
+  const health = e.health ?? [];
+  const down = health.filter((h) => !h.ok);
+  if (health.length > 0 && down.length === health.length) {
+    out.push({ id: 'etcd.unreachable', severity: 'error', evidence: `no etcd endpoint answers (${down.map((h) => h.error ?? h.endpoint).join('; ')}): no DHCP answers and no writes; DNS, TFTP and NTP serve the last state`, fix: 'check the etcd cluster (etcdctl endpoint health) and the network from this node to cluster.etcd.endpoints' });
+  } else {
+    for (const h of down) out.push({ id: 'etcd.endpoint-down', severity: 'warning', evidence: `etcd ${h.endpoint} does not answer: ${h.error ?? ''}`, fix: `etcdctl --endpoints ${h.endpoint} endpoint health; the other endpoints are used meanwhile` });
+  }
+  if ((e.skipped ?? 0) + (e.foreign ?? 0) > 0) {
+    out.push({ id: 'etcd.foreign-keys', severity: 'warning', evidence: `under ${e.prefix ?? 'the prefix'}: ${e.skipped ?? 0} log entries that do not decode and ${e.foreign ?? 0} keys lanha did not write (skipped)`, fix: 'give this site a prefix no other program writes under (cluster.etcd.prefix)' });
+  }
+}
+
 /** Config checks plus the checks of the running state. */
 export function doctorFindings(input: DoctorInput): Finding[] {
   const out = configFindings(input.config);
@@ -114,6 +130,7 @@ export function doctorFindings(input: DoctorInput): Finding[] {
   for (const [peer, p] of Object.entries(peers ?? {})) {
     if (p.connected !== true && progress === undefined) out.push({ id: 'raft.peer-down', severity: 'warning', evidence: `no connection to ${peer}`, fix: `lanctl status on ${peer}; check that cluster.keyFile matches and its Raft port is reachable` });
   }
+  etcdFindings(c, out);
   memberFindings(input, out);
   vipHolderFindings(input, out);
   walFindings(input, out);

@@ -218,3 +218,17 @@ t.test('doctor: an IP with two MACs, bound twice or declined (another device ans
   t.match(ids[0]!.evidence, '10.50.0.101 is bound to 52:54:00:00:00:01 and 52:54:00:00:00:02');
   t.match(ids[1]!.evidence, '10.50.0.102 was declined by 52:54:00:00:00:03');
 });
+
+t.test('doctor on cluster.backend etcd: every endpoint down is an error, one down a warning, foreign keys a warning', async (t) => {
+  const i = input();
+  const etcd = (health: Array<{ endpoint: string; ok: boolean; error: string | null }>, foreign = 0): ReturnType<typeof doctorFindings> => doctorFindings({
+    config: i.config, pools: [], leases: [], nowMs: NOW,
+    cluster: { mode: 'cluster', backend: 'etcd', role: 'leader', leader: 'lan-a', term: 7, commitIndex: 9, appliedIndex: 9, leaseValid: true, etcd: { health, prefix: '/lanha/r1/', skipped: 0, foreign } },
+  });
+  const ids = (f: ReturnType<typeof doctorFindings>): string[] => f.filter((x) => x.id.startsWith('etcd.')).map((x) => `${x.id}:${x.severity}`);
+  t.same(ids(etcd([{ endpoint: 'http://e1:2379', ok: true, error: null }])), [], 'healthy: nothing');
+  const all = etcd([{ endpoint: 'http://e1:2379', ok: false, error: 'etcd http://e1:2379: ECONNREFUSED' }, { endpoint: 'http://e2:2379', ok: false, error: 'etcd http://e2:2379: no answer within 5000 ms' }]);
+  t.same(ids(all), ['etcd.unreachable:error']);
+  t.match(all.find((f) => f.id === 'etcd.unreachable')?.evidence, /ECONNREFUSED.*no answer within 5000 ms\): no DHCP answers/);
+  t.same(ids(etcd([{ endpoint: 'http://e1:2379', ok: false, error: 'x' }, { endpoint: 'http://e2:2379', ok: true, error: null }], 2)), ['etcd.endpoint-down:warning', 'etcd.foreign-keys:warning']);
+});

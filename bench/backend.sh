@@ -6,10 +6,12 @@
 #      raft = the one-member embedded log on this disk (fsync per commit batch);
 #      etcd = `cluster.backend: etcd` on a 3-member etcd-server on the server namespace's loopback
 #   2. REQUEST-to-ACK time at a light load (100 DORA/s), p50 and p99 (bench/dhcp-latency.ts)
-#   3. the crash failover gap (kill -9 of the leader under DHCP/DNS probes, udhcpc clients), ACKed
+#   3. kill -9 of the etcd leader member under a perfdhcp load (etcd backend; the shared
+#      dhcp-durability.sh): ACKed leases lost (KILL_REPEAT runs at KILL_RATE DORA/s)
+#   4. the crash failover gap (kill -9 of the leader under DHCP/DNS probes, udhcpc clients), ACKed
 #      leases lost and duplicate bindings, both backends (bench/backend-failover.ts, ROUNDS each)
 # The etcd figure goes in the lanha= field, the embedded log's as the anchor (raft=).
-# Env: PERIOD (3 s per step), REPEAT (1), LIGHT_COUNT (500), ROUNDS (5), LEASE_TTL (1s), SKIP_CRASH.
+# Env: PERIOD (3 s per step), REPEAT (1), LIGHT_COUNT (500), KILL_REPEAT (3), KILL_RATE (100), ROUNDS (5), LEASE_TTL (1s), SKIP_DORA, SKIP_CRASH (skip parts 1-2, 4), LOGS_DIR (keep lanha's logs there), LOG_LEVEL (warn).
 # Every process is started here and stopped by PID. Needs root.
 set -uo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,6 +23,8 @@ export NS=$PREFIX-cli IFACE=$PREFIX-vc SRV_NS=$PREFIX-srv SRV_IF=$PREFIX-vs
 LANCTL="$REPO/dist/bin/lanctl.js"
 D=$(mktemp -d); PIDS=()
 cleanup() {
+  [ -n "${LOGS_DIR:-}" ] && mkdir -p "$LOGS_DIR" && for f in "$D"/lanha-*/lanha.log; do [ -f "$f" ] && cp "$f" "$LOGS_DIR/$(basename "$(dirname "$f")").log"; done
+  for f in "$D"/*.pid; do [ -f "$f" ] && PIDS+=("$(cat "$f")"); done
   for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
   bash "$SHARED/dhcp-lab.sh" down >/dev/null 2>&1
@@ -35,17 +39,21 @@ bash "$SHARED/dhcp-lab.sh" up >/dev/null || exit 1
 # etcd: three members on the server namespace's loopback, fast timers as in the tests.
 CLUSTER=""; ENDPOINTS=""
 for i in 0 1 2; do CLUSTER="$CLUSTER${CLUSTER:+,}e$i=http://127.0.0.1:$((23800 + i))"; ENDPOINTS="$ENDPOINTS${ENDPOINTS:+, }\"http://127.0.0.1:$((23790 + i))\""; done
-for i in 0 1 2; do
+etcd_member() { # index state(new|existing): starts member i, its PID in $D/etcd<i>.pid
+  local i=$1
   ip netns exec "$SRV_NS" etcd --name "e$i" --data-dir "$D/etcd$i" \
     --listen-client-urls "http://127.0.0.1:$((23790 + i))" --advertise-client-urls "http://127.0.0.1:$((23790 + i))" \
     --listen-peer-urls "http://127.0.0.1:$((23800 + i))" --initial-advertise-peer-urls "http://127.0.0.1:$((23800 + i))" \
-    --initial-cluster "$CLUSTER" --initial-cluster-state new --heartbeat-interval 50 --election-timeout 500 \
-    --log-level warn --logger zap > "$D/etcd$i.log" 2>&1 &
-  PIDS+=($!)
-done
-for _ in $(seq 1 100); do
-  ip netns exec "$SRV_NS" curl -s --max-time 1 http://127.0.0.1:23790/health | grep -q '"health":"true"' && break; sleep 0.2
-done
+    --initial-cluster "$CLUSTER" --initial-cluster-state "$2" --heartbeat-interval 50 --election-timeout 500 \
+    --log-level warn --logger zap >> "$D/etcd$i.log" 2>&1 &
+  echo $! > "$D/etcd$i.pid"
+}
+etcd_healthy() { # index
+  ip netns exec "$SRV_NS" curl -s --max-time 1 "http://127.0.0.1:$((23790 + $1))/health" | grep -q '"health":"true"'
+}
+export -f etcd_member etcd_healthy; export D SRV_NS CLUSTER
+for i in 0 1 2; do etcd_member "$i" new; done
+for _ in $(seq 1 100); do etcd_healthy 0 && break; sleep 0.2; done
 
 lanha_start() { # backend -> PID
   local backend=$1 dir=$D/lanha-$1; mkdir -p "$dir"
@@ -54,9 +62,9 @@ lanha_start() { # backend -> PID
   id: bench$RANDOM
   backend: etcd
   members: [{ name: bench, address: 10.99.0.1 }]
-  etcd: { endpoints: [$ENDPOINTS], leaseTtl: 1s }"
+  etcd: { endpoints: [$ENDPOINTS] }"
   cat > "$dir/lanha.yaml" <<Y
-node: { name: bench, address: 10.99.0.1, stateDir: $dir/state, controlSocket: $dir/lanha.sock, logLevel: warn }
+node: { name: bench, address: 10.99.0.1, stateDir: $dir/state, controlSocket: $dir/lanha.sock, logLevel: ${LOG_LEVEL:-warn} }
 $cluster
 dhcp:
   rateLimit: { perMac: 100, global: 1000000 }
@@ -77,6 +85,7 @@ declare -A V
 for backend in raft etcd; do
   PID=$(lanha_start "$backend") || { echo "lanha on $backend did not start"; continue; }
   PIDS+=("$PID")
+  [ -n "${SKIP_DORA:-}" ] && { kill "$PID"; sleep 1; continue; }
   echo "== $backend: DORA"
   LABEL=$backend START_RATE=${START_RATE:-100} bash "$SHARED/dhcp-perf.sh" 10.99.0.1 | tee "$D/$backend-dora.out" | grep -E '^(STEP|RESULT)'
   V[$backend.dora]=$(value dhcp.dora_per_s "$D/$backend-dora.out")
@@ -87,6 +96,36 @@ for backend in raft etcd; do
   V[$backend.p99]=$(echo "$lat" | sed -n 's/.*"requestP99Ms":\([0-9.]*\).*/\1/p')
   kill "$PID"; for _ in $(seq 1 50); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
 done
+
+# kill -9 of the etcd leader member in the middle of a perfdhcp load on the etcd backend: the
+# shared durability script kills the PID its start command prints; here that is etcd's leader, and
+# the restart brings the member back (lanha keeps running: it must not lose what it ACKed).
+cat > "$D/etcd-victim.sh" <<'V'
+set -u
+for i in 0 1 2; do kill -0 "$(cat "$D/etcd$i.pid")" 2>/dev/null || { etcd_member "$i" existing; for _ in $(seq 1 100); do etcd_healthy "$i" && break; sleep 0.2; done; }; done
+if ! kill -0 "$(cat "$D/lanha-etcd.pid" 2>/dev/null)" 2>/dev/null; then
+  ip netns exec "$SRV_NS" node "$LANCTL" serve --config "$D/lanha-etcd/lanha.yaml" >> "$D/lanha-etcd/lanha.log" 2>&1 &
+  echo $! > "$D/lanha-etcd.pid"
+  for _ in $(seq 1 100); do node "$LANCTL" status --socket "$D/lanha-etcd/lanha.sock" >/dev/null 2>&1 && break; sleep 0.3; done
+fi
+[ -n "${KEEP_LEASES:-}" ] && exit 0   # after the kill: the member is back; no PID printed, so nothing is killed at the end of the run
+for i in 0 1 2; do
+  s=$(ip netns exec "$SRV_NS" curl -s --max-time 1 -X POST -d '{}' "http://127.0.0.1:$((23790 + i))/v3/maintenance/status")
+  leader=$(echo "$s" | sed -n 's/.*"leader":"\([0-9]*\)".*/\1/p'); me=$(echo "$s" | sed -n 's/.*"member_id":"\([0-9]*\)".*/\1/p')
+  [ -n "$leader" ] && [ "$leader" = "$me" ] && { echo "PID $(cat "$D/etcd$i.pid")"; exit 0; }
+done
+echo "no etcd leader found" >&2
+V
+if [ -f "$D/lanha-etcd/lanha.yaml" ]; then
+  echo "== etcd: kill -9 of the etcd leader member under perfdhcp load"
+  export LANCTL
+  LEASES_CMD="node $LANCTL leases --json --all --socket $D/lanha-etcd/lanha.sock | node -e 'let s=\"\";process.stdin.on(\"data\",d=>s+=d).on(\"end\",()=>{for(const l of JSON.parse(s)) if(l.state===\"bound\") console.log(l.ip,l.mac)})'"
+  START_CMD="bash $D/etcd-victim.sh" LEASES_CMD="$LEASES_CMD" LABEL=etcd-leader REPEAT=${KILL_REPEAT:-3} PERIOD=6 RATE=${KILL_RATE:-100} \
+    bash "$SHARED/dhcp-durability.sh" custom 2>&1 | tee "$D/etcd-kill.out" | grep -E '^(STEP|RESULT|LOST)'
+  V[etcdkill.lost]=$(value dhcp.kill9_lost_acked_leases "$D/etcd-kill.out")
+  V[etcdkill.acked]=$(value dhcp.kill9_acked_leases "$D/etcd-kill.out")
+  [ -f "$D/lanha-etcd.pid" ] && kill "$(cat "$D/lanha-etcd.pid")" 2>/dev/null
+fi
 
 if [ -z "${SKIP_CRASH:-}" ]; then
   echo "== crash failover (kill -9 of the leader, ${ROUNDS:-5} rounds per backend)"
@@ -107,3 +146,4 @@ line backend.ack_ms_p99 "${V[etcd.p99]:-}" "${V[raft.p99]:-}" ms lower
 line backend.crash_gap_ms "${V[etcd.gap_ms]:-}" "${V[raft.gap_ms]:-}" ms lower
 line backend.lost_acked "${V[etcd.lost]:-}" "${V[raft.lost]:-}" leases lower
 line backend.duplicates "${V[etcd.duplicates]:-}" "${V[raft.duplicates]:-}" leases lower
+echo "RESULT backend.etcd_leader_kill_lost_acked lanha=$(or_na "${V[etcdkill.lost]:-}") raft=NA ratio=NA unit=leases better=lower acked=$(or_na "${V[etcdkill.acked]:-}")"

@@ -104,6 +104,7 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
       node: config.node.name, version: VERSION, configHash: hash, role: s.role, leader: s.leader, term: s.term, commitIndex: s.commitIndex, appliedIndex: s.appliedIndex,
       lastIndex: typeof s['lastIndex'] === 'number' ? s['lastIndex'] : null, walFsyncP99Ms: storage?.fsyncP99Ms ?? null, bootFiles: bootFiles?.digest() ?? null,
       dnsSerial: serviceField(running, 'dns', 'serial', 'number'), vipHeld: serviceField(running, 'vip', 'held', 'boolean'),
+      stateHash: typeof s['stateHash'] === 'string' ? s['stateHash'] : null,
     };
   };
   // Reports go to the other members over the cluster transport; a backend without a feed leaves the board empty.

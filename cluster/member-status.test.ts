@@ -42,6 +42,12 @@ t.test('two boards: round-trip offset, boot files sent whole once and kept, repo
   t.same(Object.keys(a.members()), ['lan-b'], 'a report under another member name is dropped');
   const rows = memberRows(['lan-a', 'lan-b', 'witness'], local('lan-a', { commitIndex: 100, appliedIndex: 100 }), a.members());
   t.same(rows.map((r) => [r.name, r.reported, r.lagEntries]), [['lan-a', true, 0], ['lan-b', true, 12], ['witness', false, null]]);
+  const view = a.members()['lan-b']!;
+  const at = (appliedIndex: number, stateHash: string): typeof view => ({ ...view, report: { ...view.report, appliedIndex, stateHash } });
+  const same = (v: typeof view): boolean | null => memberRows(['lan-a', 'lan-b'], local('lan-a', { appliedIndex: 88, stateHash: 'h1' }), { 'lan-b': v })[1]!.sameState;
+  t.equal(same(at(88, 'h1')), true, 'same index, same hash');
+  t.equal(same(at(88, 'h2')), false, 'same index, another hash: diverged');
+  t.equal(same(at(87, 'h2')), null, 'another index: not comparable');
 });
 
 t.test('an echo that is not one of our stamps, or a negative round trip, falls back to one-way', async (t) => {

@@ -30,6 +30,8 @@ export interface LocalReport {
   dnsSerial?: number | null;
   /** Whether this member holds the VIP now (null: no VIP service). Optional on the wire, as dnsSerial. */
   vipHeld?: boolean | null;
+  /** SHA-256 of the replicated state at `appliedIndex` (fsm.hash()); equal on members at one index. Optional on the wire. */
+  stateHash?: string | null;
 }
 
 export interface MemberReport extends LocalReport {
@@ -118,10 +120,12 @@ export function decodeReport(bytes: Uint8Array): Decoded<MemberReport> {
   if (dnsSerial === undefined) return failed('bad-field', 0, 'dnsSerial');
   const vipHeld = o['vipHeld'] === undefined || o['vipHeld'] === null ? null : typeof o['vipHeld'] === 'boolean' ? o['vipHeld'] : undefined;
   if (vipHeld === undefined) return failed('bad-field', 0, 'vipHeld');
+  const stateHash = o['stateHash'] === undefined || o['stateHash'] === null ? null : isStr(o['stateHash'], 128) ? o['stateHash'] : undefined;
+  if (stateHash === undefined) return failed('bad-field', 0, 'stateHash');
   return decoded({
     node: o['node'], version: o['version'], configHash: o['configHash'], role: o['role'], leader: o['leader'] as string | null,
     term: o['term'] as number, commitIndex: o['commitIndex'] as number, appliedIndex: o['appliedIndex'] as number, lastIndex: o['lastIndex'] as number | null,
-    walFsyncP99Ms: o['walFsyncP99Ms'] as number | null, bootFiles, dnsSerial, vipHeld, sentWallMs: o['sentWallMs'], echo,
+    walFsyncP99Ms: o['walFsyncP99Ms'] as number | null, bootFiles, dnsSerial, vipHeld, stateHash, sentWallMs: o['sentWallMs'], echo,
   });
 }
 
@@ -243,6 +247,11 @@ export interface MemberRow {
   walFsyncP99Ms: number | null;
   dnsSerial: number | null;
   vipHeld: boolean | null;
+  /**
+   * Its replicated state against this member's: true/false when both report a state hash at the same
+   * applied index (equal/different), null when they stand at different indexes or a hash is missing.
+   */
+  sameState: boolean | null;
 }
 
 /** Joins the local report and what the others reported, for every configured member. */
@@ -254,18 +263,19 @@ export function memberRows(names: readonly string[], local: LocalReport, views: 
       return {
         name, local: true, reported: true, role: local.role, leader: local.leader, term: local.term, commitIndex: local.commitIndex, appliedIndex: local.appliedIndex,
         lagEntries: Math.max(0, top - local.appliedIndex), lastContactMs: 0, clockOffsetMs: 0, offsetMethod: null, version: local.version, configHash: local.configHash, walFsyncP99Ms: local.walFsyncP99Ms,
-        dnsSerial: local.dnsSerial ?? null, vipHeld: local.vipHeld ?? null,
+        dnsSerial: local.dnsSerial ?? null, vipHeld: local.vipHeld ?? null, sameState: null,
       };
     }
     const v = views[name];
     if (v === undefined) {
-      return { name, local: false, reported: false, role: null, leader: null, term: null, commitIndex: null, appliedIndex: null, lagEntries: null, lastContactMs: null, clockOffsetMs: null, offsetMethod: null, version: null, configHash: null, walFsyncP99Ms: null, dnsSerial: null, vipHeld: null };
+      return { name, local: false, reported: false, role: null, leader: null, term: null, commitIndex: null, appliedIndex: null, lagEntries: null, lastContactMs: null, clockOffsetMs: null, offsetMethod: null, version: null, configHash: null, walFsyncP99Ms: null, dnsSerial: null, vipHeld: null, sameState: null };
     }
     const r = v.report;
     return {
       name, local: false, reported: true, role: r.role, leader: r.leader, term: r.term, commitIndex: r.commitIndex, appliedIndex: r.appliedIndex,
       lagEntries: Math.max(0, top - r.appliedIndex), lastContactMs: v.lastContactMs, clockOffsetMs: v.clockOffsetMs, offsetMethod: v.offsetMethod,
       version: r.version, configHash: r.configHash, walFsyncP99Ms: r.walFsyncP99Ms, dnsSerial: r.dnsSerial ?? null, vipHeld: r.vipHeld ?? null,
+      sameState: r.stateHash == null || local.stateHash == null || r.appliedIndex !== local.appliedIndex ? null : r.stateHash === local.stateHash,
     };
   });
 }

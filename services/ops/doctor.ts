@@ -190,6 +190,9 @@ function memberFindings(input: DoctorInput, out: Finding[]): void {
     if (r.dnsSerial != null && local.dnsSerial != null && r.dnsSerial !== local.dnsSerial && r.appliedIndex === local.appliedIndex && r.configHash === local.configHash) {
       out.push({ id: 'dns.serial-differs', severity: 'warning', evidence: `${name} serves DNS serial ${r.dnsSerial}, ${local.node} ${local.dnsSerial}, both at applied index ${r.appliedIndex}`, fix: `lanctl records --json on both and compare; systemctl restart lanha on the one that is wrong` });
     }
+    if (rows.find((x) => x.name === name)?.sameState === false) {
+      out.push({ id: 'cluster.state-differs', severity: 'error', evidence: `${name}'s replicated state differs from ${local.node}'s at the same applied index ${r.appliedIndex} (state hash ${r.stateHash?.slice(0, 12)} vs ${local.stateHash?.slice(0, 12)}): the replicas diverged`, fix: `stop lanha on the member that is wrong, move its node.stateDir/raft away and start it again: it reloads the state from the leader` });
+    }
     const lag = rows.find((x) => x.name === name)?.lagEntries ?? 0;
     if (lag > LAG_WARN_ENTRIES) {
       out.push({ id: 'raft.member-lag', severity: 'warning', evidence: `${name} has applied ${r.appliedIndex}, ${lag} entries behind the highest commit index reported (${r.appliedIndex + lag})`, fix: `lanctl status on ${name}: a slow disk or link holds it back` });

@@ -204,6 +204,12 @@ t.test('doctor across members: two VIP holders, DNS serials apart at the same ap
     'vip.holders: lan-a and lan-b all say they hold the VIP: clients get answers from either',
   ]);
   t.same(run({ 'lan-b': view({ node: 'lan-b', vipHeld: true, dnsSerial: 9, appliedIndex: 49 }, 9000) }), [], 'a silent member and a serial one entry behind are no evidence');
+  const diverged = doctorFindings({
+    config: i.config, cluster: { mode: 'cluster', role: 'leader', leader: 'lan-a', term: 5, commitIndex: 50, appliedIndex: 50, leaseValid: true }, pools: [], leases: [], nowMs: NOW,
+    local: { ...local, stateHash: 'a'.repeat(64) }, members: { 'lan-b': view({ node: 'lan-b', vipHeld: false, stateHash: 'b'.repeat(64) }) },
+  }).filter((f) => f.id === 'cluster.state-differs');
+  t.equal(diverged.length, 1);
+  t.match(diverged[0]?.evidence, "lan-b's replicated state differs from lan-a's at the same applied index 50");
 });
 
 t.test('doctor: an IP with two MACs, bound twice or declined (another device answers ARP for it)', async (t) => {

@@ -24,6 +24,8 @@ export interface MemberCard {
   clockOffsetMs: number | null;
   version: string | null;
   configHash: string | null;
+  /** Its replicated state against this node's at one applied index (null: not comparable now). */
+  sameState?: boolean | null;
   /** What this node cannot say about the member, in words. */
   missing: string[];
 }
@@ -83,7 +85,8 @@ function memberCard(m: MemberCard): Html {
 ${row('role', 'role', m.role)}${row('address', 'address', m.address)}${row('term', 'term', m.term)}${row('commit index', 'commit', m.commitIndex)}
 ${row('applied index', 'applied', m.appliedIndex)}${row('lag (entries)', 'lag', m.lagEntries)}${row('last contact', 'contact', m.lastContact)}
 ${row('clock offset', 'offset', m.clockOffsetMs === null ? null : `${m.clockOffsetMs >= 0 ? '+' : ''}${m.clockOffsetMs.toFixed(3)} ms`)}
-${row('version', 'version', m.version)}${row('config hash', 'config', m.configHash === null ? null : m.configHash.slice(0, 12))}</dl>
+${row('version', 'version', m.version)}${row('config hash', 'config', m.configHash === null ? null : m.configHash.slice(0, 12))}
+${m.local ? '' : row('state', 'state', m.sameState === true ? 'same as this node (same applied index, same state hash)' : m.sameState === false ? 'DIFFERS from this node at the same applied index' : 'not compared now (another applied index)')}</dl>
 ${m.missing.length === 0 ? '' : html`<p class="muted" data-testid="${id}-missing">Not known here: ${m.missing.join(', ')}.</p>`}</section>`;
 }
 

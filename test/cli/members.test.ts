@@ -68,7 +68,7 @@ ${name === 'witness' ? '' : `tftp: { port: ${await freePort()}, listen: [127.0.0
   let rows: MemberRow[] = [];
   for (let i = 0; i < 300; i++) {
     rows = (await read(a, '/v1/status'))['members'] as MemberRow[];
-    if (rows.every((r) => r.reported) && rows.every((r) => r.term === rows[0]!.term && r.term! > 0) && rows.some((r) => r.role === 'leader')) break;
+    if (rows.every((r) => r.reported) && rows.every((r) => r.term === rows[0]!.term && r.term! > 0) && rows.some((r) => r.role === 'leader') && rows.every((r) => r.local || r.sameState === true)) break;
     await new Promise((r) => setTimeout(r, 100));
   }
   t.same(rows.map((r) => r.name), names);
@@ -83,6 +83,7 @@ ${name === 'witness' ? '' : `tftp: { port: ${await freePort()}, listen: [127.0.0
   t.ok(bRow.lagEntries !== null && bRow.lastContactMs !== null && bRow.lastContactMs < 5000, 'lag and last contact known');
   t.ok(bRow.clockOffsetMs !== null && Math.abs(bRow.clockOffsetMs) < 1000, `one clock: offset ${bRow.clockOffsetMs} ms`);
   t.equal(rows.find((r) => r.name === 'witness')!.role, 'witness', 'the witness says what it is');
+  t.ok(rows.every((r) => r.local || r.sameState === true), 'every member holds the same state hash at the same applied index');
 
   const text = formatMembers(rows);
   t.match(text, new RegExp(`lan-b\\s+\\S+\\s+${bRow.term}\\s`), 'lanctl status prints lan-b\'s term');
@@ -94,6 +95,7 @@ ${name === 'witness' ? '' : `tftp: { port: ${await freePort()}, listen: [127.0.0
   t.equal(cell('version'), bRow.version);
   t.equal(cell('config'), bRow.configHash!.slice(0, 12));
   t.notMatch(page, /data-testid="member-lan-b-missing"/, 'nothing missing on lan-b\'s card');
+  t.match(page, /data-testid="member-lan-b-state">(same as this node|not compared now)/, 'the card says whether the states agree');
   const metrics = await get(httpPort, '/metrics');
   const contact = Number(/^lanha_raft_peer_last_contact_seconds\{peer="lan-b"\} (\S+)$/m.exec(metrics)?.[1]);
   t.ok(contact >= 0 && contact < 5, `lanha_raft_peer_last_contact_seconds for lan-b: ${contact}`);

@@ -238,3 +238,12 @@ t.test('doctor on cluster.backend etcd: every endpoint down is an error, one dow
   t.match(all.find((f) => f.id === 'etcd.unreachable')?.evidence, /ECONNREFUSED.*no answer within 5000 ms\): no DHCP answers/);
   t.same(ids(etcd([{ endpoint: 'http://e1:2379', ok: false, error: 'x' }, { endpoint: 'http://e2:2379', ok: true, error: null }], 2)), ['etcd.endpoint-down:warning', 'etcd.foreign-keys:warning']);
 });
+
+t.test('doctor: a slow WAL fsync is a warning, however slow (a loaded machine must not fail doctor)', async (t) => {
+  const i = input();
+  const local = { node: 'lan-a', version: 'v', configHash: 'h', role: 'leader', leader: 'lan-a', term: 1, commitIndex: 1, appliedIndex: 1, lastIndex: 1, walFsyncP99Ms: 2500, bootFiles: null };
+  const f = doctorFindings({ config: i.config, cluster: { mode: 'single-node', role: 'leader', leader: null, term: 1, commitIndex: 1, appliedIndex: 1 }, pools: [], leases: [], nowMs: NOW, local })
+    .filter((x) => x.id === 'raft.wal-fsync');
+  t.same(f.map((x) => x.severity), ['warning']);
+  t.match(f[0]?.evidence, 'lan-a: WAL fsync p99 2500 ms');
+});

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { runLanctl, scratchConfig, serveDaemon } from '../support/daemon.js';
 import { repoPath } from '../support/paths.js';
+import { freePort } from '../support/ports.js';
 
 const minimal = `
 node:
@@ -71,6 +72,15 @@ t.test('serve refuses a bad config and starts nothing', async (t) => {
   t.equal(r.code, 2);
   t.match(r.stderr, 'dns.port: 99999');
   t.match(r.stderr, 'Nothing was started');
+});
+
+t.test('serve on cluster.backend etcd with no etcd answering: exit 1, the endpoint named', async (t) => {
+  const dead = `http://127.0.0.1:${await freePort()}`;
+  const s = scratchConfig(minimal + `cluster:\n  id: c1\n  backend: etcd\n  members: [{ name: t1, address: 127.0.0.1 }]\n  etcd: { endpoints: ["${dead}"], dialTimeout: 300ms }\n`);
+  t.teardown(s.cleanup);
+  const r = await runLanctl(['serve', '--config', s.file]);
+  t.equal(r.code, 1, 'start failed');
+  t.match(r.stderr, `cannot read the state from etcd (${dead}, prefix /lanha/c1/): etcd ${dead}: ECONNREFUSED`);
 });
 
 t.test('status says the daemon is down, with exit code 3', async (t) => {

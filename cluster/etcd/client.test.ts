@@ -1,12 +1,16 @@
 import t from 'tap';
 import { EtcdClient, EtcdError, prefixEnd, type WatchEvent } from './client.js';
-import { startEtcdCluster, etcdAvailable } from '../../test/support/etcd.js';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startEtcdCluster, etcdAvailable, makeEtcdTls } from '../../test/support/etcd.js';
 import { freePort } from '../../test/support/ports.js';
 import { haveTools } from '../../test/support/tools.js';
 
 // The gateway client against a real one-member etcd on loopback: reads, compare-and-put, leases,
 // watches (events in order, a compacted start revision), failover past a dead endpoint with errors
-// that name it, and etcd authentication (a user limited to one prefix; a wrong password named).
+// that name it, etcd authentication (a user limited to one prefix; a wrong password named), and
+// https with client certificates (a wrong CA or a missing certificate refused, the endpoint named).
 
 const text = (b: Uint8Array): string => Buffer.from(b).toString('utf8');
 
@@ -97,4 +101,27 @@ t.test('etcd gateway client', async (t) => {
   const anonymous = new EtcdClient({ endpoints: cluster.endpoints });
   await t.rejects(anonymous.range('/site/k'), /user name is empty|permission denied|auth/, 'without credentials etcd refuses');
   anonymous.close();
+});
+
+t.test('etcd over TLS with client certificates: the configured files work, a wrong CA or no certificate fails naming the endpoint', async (t) => {
+  if (!etcdAvailable() && !haveTools(t, ['etcd'], 'etcd TLS test (Debian etcd-server)')) return;
+  if (!haveTools(t, ['openssl', 'curl'], 'etcd TLS test (openssl, curl)')) return;
+  const dir = mkdtempSync(join(tmpdir(), 'lanha-etcd-tls-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const tls = makeEtcdTls(dir);
+  const cluster = await startEtcdCluster(1, { tls });
+  t.teardown(() => cluster.stop());
+  const endpoint = cluster.endpoints[0]!;
+  t.match(endpoint, /^https:/);
+  const good = new EtcdClient({ endpoints: [endpoint], tls: { ca: readFileSync(tls.ca), cert: readFileSync(tls.clientCert), key: readFileSync(tls.clientKey) } });
+  await good.put('/tls/k', 'v');
+  t.equal(text((await good.range('/tls/k')).kvs[0]!.value), 'v', 'with ca, cert and key: reads and writes');
+  good.close();
+  const other = makeEtcdTls(mkdtempSync(join(dir, 'other-')));
+  const wrongCa = new EtcdClient({ endpoints: [endpoint], tls: { ca: readFileSync(other.ca), cert: readFileSync(tls.clientCert), key: readFileSync(tls.clientKey) }, requestTimeoutMs: 2000 });
+  await t.rejects(wrongCa.range('/tls/k'), new RegExp(`etcd ${endpoint}: .*(certificate|self.signed|verify)`, 'i'), 'a CA that did not sign the server: refused, endpoint named');
+  wrongCa.close();
+  const noCert = new EtcdClient({ endpoints: [endpoint], tls: { ca: readFileSync(tls.ca) }, requestTimeoutMs: 2000 });
+  await t.rejects(noCert.range('/tls/k'), new RegExp(`etcd ${endpoint}: `), 'no client certificate: refused, endpoint named');
+  noCert.close();
 });

@@ -181,7 +181,8 @@ function memberFindings(input: DoctorInput, out: Finding[]): void {
       out.push({ id: 'cluster.version-differs', severity: 'warning', evidence: `${name} runs lanha ${r.version}, ${local.node} runs ${local.version}`, fix: 'install the same lanha version on every member (one at a time, lanctl failover first on the leader)' });
     }
     const abs = Math.abs(v.clockOffsetMs);
-    if (abs >= PEER_OFFSET_WARN_MS) {
+    // A one-way estimate (before the first echo) includes the transit and any event-loop delay: wait for the round trip.
+    if (abs >= PEER_OFFSET_WARN_MS && v.offsetMethod === 'round-trip') {
       const how = v.offsetMethod === 'round-trip' ? `measured over a ${v.roundTripMs} ms round trip` : 'one-way estimate';
       out.push({ id: 'cluster.clock-offset', severity: abs >= PEER_OFFSET_ERROR_MS ? 'error' : 'warning', evidence: `${name}'s clock is ${v.clockOffsetMs >= 0 ? '+' : ''}${v.clockOffsetMs} ms from ${local.node}'s (${how}); lease times and log stamps drift apart`, fix: `lanctl ntp status on ${local.node} and ${name}; give both the same ntp.upstreams` });
     }
@@ -206,8 +207,12 @@ function memberFindings(input: DoctorInput, out: Finding[]): void {
 function vipHolderFindings(input: DoctorInput, out: Finding[]): void {
   const local = input.local;
   if (local === undefined || local.vipHeld == null) return;
-  const holders = [...(local.vipHeld ? [local.node] : []), ...Object.entries(input.members ?? {})
-    .filter(([, v]) => v.report.vipHeld === true && v.lastContactMs <= MEMBER_SILENT_MS).map(([name]) => name)];
+  const all = [...(local.vipHeld ? [{ name: local.node, term: local.term }] : []), ...Object.entries(input.members ?? {})
+    .filter(([, v]) => v.report.vipHeld === true && v.lastContactMs <= MEMBER_SILENT_MS).map(([name, v]) => ({ name, term: v.report.term }))];
+  // A report is up to a second old: right after a failover the old holder's last one still says it
+  // holds the VIP, in the older term. Two holders in the newest term are what cannot be.
+  const newest = Math.max(...all.map((h) => h.term));
+  const holders = all.filter((h) => h.term === newest).map((h) => h.name);
   if (holders.length > 1) {
     out.push({ id: 'vip.holders', severity: 'error', evidence: `${holders.join(' and ')} all say they hold the VIP: clients get answers from either`, fix: `lanctl vip status on each; lanctl vip release on every one that is not the leader` });
   }

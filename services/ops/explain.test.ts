@@ -178,6 +178,7 @@ t.test('doctor across members: version, clock offset, silence and lag from their
     pools: [], leases: [], nowMs: NOW, local,
     members: {
       'lan-b': view({ report: { node: 'lan-b', version: '0.1.0', appliedIndex: 3000 }, clockOffsetMs: -1500.5 }),
+      'lan-c': view({ report: { node: 'lan-c' }, clockOffsetMs: 900, offsetMethod: 'one-way', roundTripMs: null }),
       witness: view({ report: { node: 'witness' }, lastContactMs: 9000, clockOffsetMs: 120 }),
     },
   });
@@ -204,6 +205,7 @@ t.test('doctor across members: two VIP holders, DNS serials apart at the same ap
     'vip.holders: lan-a and lan-b all say they hold the VIP: clients get answers from either',
   ]);
   t.same(run({ 'lan-b': view({ node: 'lan-b', vipHeld: true, dnsSerial: 9, appliedIndex: 49 }, 9000) }), [], 'a silent member and a serial one entry behind are no evidence');
+  t.same(run({ 'lan-b': view({ node: 'lan-b', vipHeld: true, term: 4 }) }), [], "the old holder's last report from before a failover (older term) is no second holder");
   const diverged = doctorFindings({
     config: i.config, cluster: { mode: 'cluster', role: 'leader', leader: 'lan-a', term: 5, commitIndex: 50, appliedIndex: 50, leaseValid: true }, pools: [], leases: [], nowMs: NOW,
     local: { ...local, stateHash: 'a'.repeat(64) }, members: { 'lan-b': view({ node: 'lan-b', vipHeld: false, stateHash: 'b'.repeat(64) }) },

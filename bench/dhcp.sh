@@ -11,7 +11,9 @@
 #      lanha's resident memory idle and at its peak during 1-3 (process + children, shared pages
 #      counted once: the sum of Pss), with the number of leases it then held
 # lanha runs with its durable StateLog: every lease is fsync'd before the ACK.
-# Env: REPEAT (1), PERIOD (3 s per step), LIGHT_COUNT (500), SHARED_BENCH (../shared/bench), SKIP (e.g. "dnsmasq").
+# Env: REPEAT (1), PERIOD (3 s per step), LIGHT_COUNT (500), SHARED_BENCH (../shared/bench), SKIP (e.g. "dnsmasq"),
+#      LANHA_NODE_FLAGS (node flags for lanha instead of the systemd unit's). Also prints lanha's GC
+#      pauses over its runs: RESULT dhcp.gc_ms_per_ack.
 # Every server is started here with its own config and stopped by PID. Needs root.
 set -uo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -57,7 +59,8 @@ Y
   echo "PID $pid"
 }
 # node as the systemd unit starts it (its V8 memory flags).
-NODE_FLAGS=$(sed -n 's|^ExecStart=/usr/bin/node \(.*\) */usr/lib/lanha/dist/bin/lanhad.js.*|\1|p' "$REPO/systemd/lanha.service")
+# LANHA_NODE_FLAGS replaces them (to compare V8 settings).
+NODE_FLAGS=${LANHA_NODE_FLAGS:-$(sed -n 's|^ExecStart=/usr/bin/node \(.*\) */usr/lib/lanha/dist/bin/lanhad.js.*|\1|p' "$REPO/systemd/lanha.service")}
 export -f lanha_start; export LANCTL SRV_NS NODE_FLAGS
 
 rss_kib() { # PID -> KiB resident of the process and its children, shared pages once (sum of Pss)
@@ -98,6 +101,7 @@ for kind in lanha kea-persist dnsmasq; do
   start "$kind"
   if [ -z "$PID" ]; then echo "$label did not start"; continue; fi
   V[$label.idle]=$(rss_kib "$PID")
+  [ "$label" = lanha ] && { node "$REPO/dist/bench/pauses.js" snap "$D/lanha/lanha.sock" "$D/pauses"; T_GC=$SECONDS; }
   peak_rss "$PID" "$D/$label.peak" & SAMPLER=$!
   echo "== $label: DORA"
   LABEL=$label START_RATE=${START_RATE:-100} bash "$SHARED/dhcp-perf.sh" 10.99.0.1 | tee "$D/$label-dora.out" | grep -E '^(STEP|RESULT)'
@@ -116,6 +120,12 @@ for kind in lanha kea-persist dnsmasq; do
       read -r F1 A1 < <(storage "$D/lanha/lanha.sock")
       V[lanha.fsync_per_ack]=$(awk -v f=$((F1 - F0)) -v a=$((A1 - A0)) 'BEGIN{ if (a > 0) printf "%.3f", f / a }')
       echo "lanha during the renewal runs: $((F1 - F0)) fsyncs for $((A1 - A0)) ACKs"
+      # GC pauses of the daemon over its DORA, latency and renewal runs, per ACK sent.
+      node "$REPO/dist/bench/pauses.js" snap "$D/lanha/lanha.sock" "$D/pauses"
+      T_GC=$((SECONDS - T_GC)); [ "$T_GC" -gt 0 ] || T_GC=1
+      node "$REPO/dist/bench/pauses.js" sum "$D/pauses" "$T_GC" > "$D/pauses.sum"
+      grep -v '^TOTAL' "$D/pauses.sum"
+      V[lanha.gc_per_ack]=$(awk -v a="$A1" -v t="$T_GC" '$1 == "TOTAL" && a > 0 {printf "%.3f", $2 * t / a}' "$D/pauses.sum")
       V[lanha.leases]=$(node "$LANCTL" leases --json --all --socket "$D/lanha/lanha.sock" 2>/dev/null | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).filter(l=>l.state==="bound").length))')
     fi
   fi
@@ -146,6 +156,7 @@ line dhcp.latency_ms_p50 "${V[lanha.p50]:-}" kea "${V[kea.p50]:-}" ms lower
 line dhcp.latency_ms_p99 "${V[lanha.p99]:-}" kea "${V[kea.p99]:-}" ms lower
 line dhcp.renew_per_s "${V[lanha.renew]:-}" kea "${V[kea.renew]:-}" renew/s higher
 mib() { awk -v k="$1" 'BEGIN{ if (k == "" || k + 0 == 0) print "NA"; else printf "%.1f", k / 1024 }'; }
+echo "RESULT dhcp.gc_ms_per_ack lanha=$(or_na "${V[lanha.gc_per_ack]:-}") anchor=NA ratio=NA unit=ms better=lower"
 echo "RESULT dhcp.fsyncs_per_ack lanha=$(or_na "${V[lanha.fsync_per_ack]:-}") anchor=NA ratio=NA unit=fsyncs better=lower"
 line dhcp.rss_mib.idle "$(mib "${V[lanha.idle]:-}")" kea "$(mib "${V[kea.idle]:-}")" MiB lower
 echo "RESULT dhcp.rss_mib.load lanha=$(mib "${V[lanha.peak]:-}") kea=$(mib "${V[kea.peak]:-}") ratio=$(ratio "$(mib "${V[lanha.peak]:-}")" "$(mib "${V[kea.peak]:-}")") unit=MiB better=lower leases=$(or_na "${V[lanha.leases]:-}")"

@@ -5,6 +5,7 @@
 // Output of sum: one line per process role, then `TOTAL <gcMsPerS> <gcMaxMs> <loopP99Ms>` for RESULT lines.
 import { execFileSync } from 'node:child_process';
 import { appendFileSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 
 interface PauseSnapshot { minorCount: number; minorMs: number; minorMaxMs: number; majorCount: number; majorMs: number; majorMaxMs: number; loopDelayP99Ms: number }
 interface Totals { minor: number; minorMs: number; major: number; majorMs: number; maxMs: number; loopP99: number }
@@ -13,7 +14,8 @@ const [cmd, a = '', b = ''] = process.argv.slice(2);
 if (cmd === 'snap') {
   let line = '{}';
   try {
-    const j = JSON.parse(execFileSync(process.execPath, ['dist/bin/lanctl.js', 'status', '--json', '--socket', a], { encoding: 'utf8' })) as { memory?: { processes?: Array<{ role: string; pauses?: PauseSnapshot | null }> } };
+    const lanctl = fileURLToPath(new URL('../bin/lanctl.js', import.meta.url));
+    const j = JSON.parse(execFileSync(process.execPath, [lanctl, 'status', '--json', '--socket', a], { encoding: 'utf8' })) as { memory?: { processes?: Array<{ role: string; pauses?: PauseSnapshot | null }> } };
     line = JSON.stringify(Object.fromEntries((j.memory?.processes ?? []).map((p) => [p.role, p.pauses ?? null])));
   } catch { /* the daemon is gone: an empty snapshot */ }
   appendFileSync(b, line + '\n');

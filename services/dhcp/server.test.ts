@@ -138,6 +138,25 @@ t.test('the ACK is sent only after the lease command resolves', async (t) => {
   t.end();
 });
 
+t.test('a leader that lost its lease while the commit ran (a pause) sends no ACK', async (t) => {
+  const fsm = new Fsm();
+  const inner = new MemoryStateLog(fsm, new ManualClock());
+  let leader = true;
+  const pausing: StateLog = {
+    fsm, isLeader: () => leader, status: () => inner.status(), close: async () => undefined,
+    // The commit completes, but meanwhile the lease ran out (the process was stopped, another member won).
+    propose: async (c: Command) => { const applied = await inner.propose(c); leader = false; return applied; },
+  };
+  const { handler } = setup(pausing);
+  const mac = '52:54:00:00:02:01';
+  const offer = decodeReply(await handler.handle(packet({ type: 1, mac }), 'p', 0));
+  const ack = await handler.handle(packet({ type: 3, mac, requested: formatIpv4(offer.yiaddr), serverId: '10.50.0.1' }), 'p', 0);
+  t.same(ack, [], 'no ACK from a leader whose lease is gone');
+  t.equal(handler.counters.get('dropped.lease-lost-before-reply'), 1, 'counted');
+  t.equal(fsm.lease(offer.yiaddr)?.state, 'bound', 'the binding is committed: the new leader ACKs the retry from it');
+  t.end();
+});
+
 t.test('a failed proposal sends nothing; a follower answers nothing', async (t) => {
   const fsm = new Fsm();
   const clock = new ManualClock();

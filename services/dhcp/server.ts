@@ -135,7 +135,16 @@ export class DhcpHandler {
     this.counters.inc(`received.${client.type}`);
     this.#recordSeen(client, nowMs);
     const decision = this.#decide(client, nowMs);
-    return this.#act(decision, decoded.value, client, nowMs);
+    const replies = await this.#act(decision, decoded.value, client, nowMs);
+    // Gated again at the end (HA.md §2.5: a resumed stale leader sends nothing): a leader paused
+    // (SIGSTOP, a long stall) between the request and the commit may run on after another member
+    // won; its ACK would then reach the client seconds after the entry's log time. The entry is
+    // committed either way; the client retries and the new leader answers from the same binding.
+    if (replies.length > 0 && !this.#state.isLeader()) {
+      this.counters.inc('dropped.lease-lost-before-reply');
+      return [];
+    }
+    return replies;
   }
 
   /** An unknown MAC whose firmware asks to netboot: onto the inventory's pending list (once a minute at most). */

@@ -76,7 +76,10 @@ function probeOnce(protocol: Protocol, target: string, name: string, timeoutMs: 
   const socket = dgram.createSocket('udp4');
   const sentAt = monotonicNowMs();
   const id = Math.floor(Math.random() * 65536);
+  let finished = false;
   const done = (who: string | null): void => {
+    if (finished) return;
+    finished = true;
     clearTimeout(timer);
     try { socket.close(); } catch { /* closed */ }
     if (who !== null) onAnswer({ protocol, sentAt, rttMs: monotonicNowMs() - sentAt, who });
@@ -90,8 +93,12 @@ function probeOnce(protocol: Protocol, target: string, name: string, timeoutMs: 
     } else if (protocol === 'ntp') {
       if (msg.length >= 48 && (msg[0]! & 0x07) === 4) done(rinfo.address);
     } else if (msg.length >= 4 && msg.readUInt16BE(0) === 3 && msg.readUInt16BE(2) === 1) {
-      socket.send(Buffer.from([0, 4, 0, 1]), rinfo.port, rinfo.address); // ACK 1 ends a one-block file
-      done(msg.subarray(4).toString('utf8').trim());
+      // ACK 1 ends a one-block file. Close only once it is sent: an ACK lost to an early close left
+      // the server's transfer waiting a retransmit interval, and four such transfers from this
+      // address filled tftp.perClientTransfers, so later probes were dropped (a false ~1 s gap).
+      const who = msg.subarray(4).toString('utf8').trim();
+      clearTimeout(timer);
+      socket.send(Buffer.from([0, 4, 0, 1]), rinfo.port, rinfo.address, () => done(who));
     } else if (msg.length >= 4 && msg.readUInt16BE(0) === 5) {
       done(null);
     }

@@ -1,13 +1,15 @@
 // Real DHCP clients (ISC dhclient, busybox udhcpc, dhcpcd) against `lanctl serve` in a lab namespace:
 // each gets an address from the pool with the right mask, router, DNS, NTP, domain and lease time;
 // dhclient renews at the short T1 and keeps its address, then releases it; udhcpc releases on exit
-// and declines an address a squatter answers ARP for. Client scripts only record into files.
+// and declines an address a squatter answers ARP for. Client scripts only record into files. The
+// whole test runs on both state backends (the embedded Raft log and cluster.backend etcd).
 import t from 'tap';
 import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requireLab, withLab, stopChild, type LabHost } from '../support/netns.js';
 import { startLanhaDhcp, recordingScript, lastEnv, waitFor, type LanhaDhcp } from './dhcp-lab.js';
+import { startEtcdCluster, type EtcdCluster } from '../support/etcd.js';
 
 const DHCP = `  subnets:
     - subnet: 10.77.0.0/24
@@ -28,14 +30,19 @@ async function macOf(host: LabHost): Promise<string> {
   return (await host.exec('cat', [`/sys/class/net/${host.ifname}/address`])).stdout.trim();
 }
 
-t.test('dhclient, udhcpc and dhcpcd get leases; renew, release and decline work', async (t) => {
-  if (!requireLab(t, ['dhclient', 'udhcpc', 'dhcpcd'])) return;
+// Once per state backend: the embedded Raft log, and cluster.backend etcd on a 3-member etcd in the
+// server's namespace (the same clients, the same checks).
+for (const backend of ['raft', 'etcd'] as const) t.test(`dhclient, udhcpc and dhcpcd get leases; renew, release and decline work (${backend})`, async (t) => {
+  if (!requireLab(t, ['dhclient', 'udhcpc', 'dhcpcd', ...(backend === 'etcd' ? ['etcd', 'curl'] : [])])) return;
   const work = mkdtempSync(join(tmpdir(), 'lanha-dhcp-clients-'));
   let server: LanhaDhcp | undefined;
+  let etcd: EtcdCluster | undefined;
   try {
     await withLab(async (lab) => {
       const srv = await lab.addHost('srv', '10.77.0.1/24');
-      server = await startLanhaDhcp(srv, '10.77.0.1', DHCP);
+      if (backend === 'etcd') etcd = await startEtcdCluster(3, { host: srv });
+      const cluster = etcd === undefined ? '' : `cluster:\n  id: dhcp-clients\n  backend: etcd\n  members: [{ name: srv, address: 10.77.0.1 }]\n  etcd: { endpoints: [${etcd.endpoints.map((e) => `"${e}"`).join(', ')}] }\n`;
+      server = await startLanhaDhcp(srv, '10.77.0.1', DHCP, undefined, cluster);
       const s = server;
 
       await t.test('udhcpc: lease with every option, then RELEASE (SIGUSR2)', async (t) => {
@@ -152,6 +159,7 @@ t.test('dhclient, udhcpc and dhcpcd get leases; renew, release and decline work'
     });
   } finally {
     await server?.stop();
+    await etcd?.stop();
     rmSync(work, { recursive: true, force: true });
   }
 });

@@ -4,13 +4,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { requireLab, stopChild, withLab, type LabHost } from '../support/netns.js';
+import { startEtcdCluster, type EtcdCluster } from '../support/etcd.js';
 import { LANCTL } from '../support/paths.js';
 
 // lanha's DNS with real clients in network namespaces (all names lh*): dig and kdig for every
 // record type, TCP, EDNS/NSID, a truncated answer retried over TCP, NXDOMAIN vs NODATA, the glibc
 // resolver (getent), forwarding to nsd in another namespace with caching, REFUSED for sources
 // outside the LAN prefixes, and a udhcpc client's host name resolving forward and reverse right
-// after its lease and vanishing after its release.
+// after its lease and vanishing after its release; on both state backends (Raft log, etcd).
 
 const SRV = '10.77.0.1';
 const OUTSIDE_SRV = '192.168.77.1';
@@ -44,12 +45,16 @@ async function eventually(what: () => Promise<boolean>, timeoutMs = 3000): Promi
   return what();
 }
 
-t.test('dns with dig, kdig, getent, nsd upstream and a udhcpc client', async (t) => {
-  if (!requireLab(t, ['dig', 'kdig', 'nsd', 'udhcpc', 'getent'])) return;
+// Once per state backend: the embedded Raft log, and cluster.backend etcd on a 3-member etcd in the
+// server's namespace (lease names come from the replicated state either way).
+for (const backend of ['raft', 'etcd'] as const) t.test(`dns with dig, kdig, getent, nsd upstream and a udhcpc client (${backend})`, async (t) => {
+  if (!requireLab(t, ['dig', 'kdig', 'nsd', 'udhcpc', 'getent', ...(backend === 'etcd' ? ['etcd', 'curl'] : [])])) return;
   const dir = mkdtempSync(join(tmpdir(), 'lanha-dns-integ-'));
+  let etcd: EtcdCluster | undefined;
   try {
     await withLab(async (lab) => {
       const srv = await lab.addHost('srv', `${SRV}/24`, [`${OUTSIDE_SRV}/24`]);
+      if (backend === 'etcd') etcd = await startEtcdCluster(3, { host: srv });
       const cli = await lab.addHost('cli', '10.77.0.10/24');
       const up = await lab.addHost('up', `${UPSTREAM}/24`);
       const out = await lab.addHost('out', '192.168.77.5/24');
@@ -71,6 +76,7 @@ t.test('dns with dig, kdig, getent, nsd upstream and a udhcpc client', async (t)
 
       writeFileSync(join(dir, 'lanha.yaml'), `
 node: { name: lan-a, role: server, address: ${SRV}, stateDir: ${dir}/state, controlSocket: ${dir}/lanha.sock, logLevel: info }
+${etcd === undefined ? '' : `cluster: { id: dns-integ, backend: etcd, members: [{ name: lan-a, address: ${SRV} }], etcd: { endpoints: [${etcd.endpoints.map((e) => `"${e}"`).join(', ')}] } }`}
 dhcp:
   offerTtl: 10s
   subnets:
@@ -206,6 +212,7 @@ ${Array.from({ length: 12 }, (_, i) => `        - 'big TXT "${String.fromCharCod
       t.ok(lab.resolvConfUnchanged(), 'host /etc/resolv.conf untouched');
     });
   } finally {
+    await etcd?.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -1,7 +1,7 @@
 import { ExitCode, LanhaError } from '../lib/errors.js';
 import { callDaemonOk } from '../lib/control-client.js';
 import { formatTable } from '../lib/table.js';
-import { parseDurationMs } from '../lib/schema.js';
+import { parseDurationMs } from '../lib/scalars.js';
 import { DAEMON_OPTIONS, DAEMON_OPTION_HELP, resolveSocket, type CliCommand } from './cli.js';
 
 // lanctl records: the DNS records the daemon serves (config zones, operator records, lease names);

@@ -3,7 +3,7 @@ import { callDaemon } from '../lib/control-client.js';
 import { ConfigError, loadConfig } from '../config/index.js';
 import { parseIpv4 } from '../lib/ipv4.js';
 import { parseMac } from '../lib/mac.js';
-import { isHostname } from '../lib/schema.js';
+import { isHostname } from '../lib/scalars.js';
 import { formatTable } from '../lib/table.js';
 import { DAEMON_OPTIONS, DAEMON_OPTION_HELP, DEFAULT_CONFIG, resolveSocket, type CliCommand, type CliIo } from './cli.js';
 import { ACCEPTED_FORMS, type DhcpExplain, type DnsExplain } from '../services/ops/explain.js';

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { parseCidr, parseIpv4, parseIpv4Range, type Cidr, type Ipv4, type Ipv4Range } from './ipv4.js';
 import { parseMac, type Mac } from './mac.js';
 import { formatPath } from './config-errors.js';
+import { isHostname, parseByteSize, parseDurationMs } from './scalars.js';
 
 // Zod building blocks for the config: each parses operator text into the typed value the services
 // use, and its message is a predicate ("is not ...") that the formatter puts after the key path and
@@ -41,28 +42,9 @@ export const port = z.number({ error: 'is not a port number (an integer 1..65535
   .min(1, { message: 'is not a port (1..65535; 0 would be a random port no client can find)' })
   .max(65535, { message: 'is not a port (1..65535)' });
 
-const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/i;
-
-export function isHostname(s: string): boolean {
-  const name = s.endsWith('.') ? s.slice(0, -1) : s;
-  return name.length > 0 && name.length <= 253 && name.split('.').every((l) => LABEL.test(l) || l === '_' || /^_[a-z0-9-]{1,62}$/i.test(l));
-}
-
 export const hostname = z.string({ error: 'is not a host name' })
   .refine(isHostname, { message: 'is not a valid DNS name (labels of letters, digits and "-", at most 63 each)' })
   .transform((s) => (s.endsWith('.') ? s.slice(0, -1) : s).toLowerCase());
-
-const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/;
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
-/** Parses "500ms", "30s", "5m", "12h", "7d"; a bare number is seconds. Null when it is neither. */
-export function parseDurationMs(value: unknown): number | null {
-  if (typeof value === 'number') return Number.isFinite(value) && value >= 0 ? Math.round(value * 1000) : null;
-  if (typeof value !== 'string') return null;
-  const m = DURATION.exec(value.trim());
-  if (!m) return null;
-  return Math.round(Number(m[1]) * UNIT_MS[m[2]!]!);
-}
 
 /** A duration in milliseconds, written "500ms", "30s", "5m", "12h", "7d" or as seconds. */
 export const duration = z.union([z.string(), z.number()], { error: 'is not a duration (like "30s", "12h" or a number of seconds)' })
@@ -70,18 +52,6 @@ export const duration = z.union([z.string(), z.number()], { error: 'is not a dur
   .transform((v) => parseDurationMs(v)!);
 
 export const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
-
-const SIZE = /^(\d+(?:\.\d+)?)\s*(B|KiB|MiB|GiB|kB|KB|MB|GB)$/;
-const UNIT_BYTES: Record<string, number> = { B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3, kB: 1000, KB: 1000, MB: 1000 ** 2, GB: 1000 ** 3 };
-
-/** Parses "512KiB", "8MiB", "1GB"; a bare number is bytes. Null when it is neither. */
-export function parseByteSize(value: unknown): number | null {
-  if (typeof value === 'number') return Number.isSafeInteger(value) && value >= 0 ? value : null;
-  if (typeof value !== 'string') return null;
-  const m = SIZE.exec(value.trim());
-  if (!m) return null;
-  return Math.round(Number(m[1]) * UNIT_BYTES[m[2]!]!);
-}
 
 /** A size in bytes, written "512KiB", "8MiB", "1GB" or as a number of bytes. */
 export const byteSize = z.union([z.string(), z.number()], { error: 'is not a size (like "8MiB", "512KiB" or a number of bytes)' })

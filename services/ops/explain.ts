@@ -1,6 +1,6 @@
 import { cidrContains, formatCidr, formatIpv4, parseIpv4, reverseName, type Ipv4 } from '../../lib/ipv4.js';
 import { isRaspberryPi, parseMac } from '../../lib/mac.js';
-import { isHostname } from '../../lib/schema.js';
+import { isHostname } from '../../lib/scalars.js';
 import type { LanhaConfig } from '../../config/index.js';
 import type { BootEvent, Lease } from '../../cluster/fsm.js';
 import { Allocator, normalizeClientId, poolSubnet, type LeaseView, type PoolSubnet } from '../dhcp/allocator.js';

@@ -1,7 +1,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { existsSync } from 'node:fs';
 import { ExitCode, LanhaError, errorMessage } from '../lib/errors.js';
-import { ConfigError, loadConfig } from '../config/index.js';
+import { controlSocketFrom } from '../lib/config-peek.js';
+import type { LanhaConfig } from '../config/index.js';
 
 // A small command tree for `lanctl`: each command names its path ("config check"), its options
 // (node:util parseArgs) and a run function that returns an exit code. `--help` works at every level.
@@ -41,15 +41,25 @@ export const DAEMON_OPTION_HELP: ReadonlyArray<readonly [string, string]> = [
   ['-s, --socket PATH', 'the daemon\'s control socket, instead of reading the config'],
 ];
 
-/** The control socket from --socket, else from the config file. */
+/**
+ * The control socket from --socket, else from the config file. Reads that one key without
+ * validating the file (lib/config-peek.ts): the daemon validated it, and loading the schemas would
+ * be most of a client command's start-up.
+ */
 export function resolveSocket(values: ParsedArgs['values']): string {
   if (typeof values['socket'] === 'string') return values['socket'];
-  const file = typeof values['config'] === 'string' ? values['config'] : DEFAULT_CONFIG;
-  if (!existsSync(file)) {
-    throw new LanhaError('usage', `no config at ${file}: give --config FILE or --socket PATH to find the daemon`, ExitCode.usage);
-  }
+  return controlSocketFrom(typeof values['config'] === 'string' ? values['config'] : DEFAULT_CONFIG);
+}
+
+/**
+ * The validated config, for the commands that act on it without a daemon (vip release, doctor
+ * --offline, the ssh gate). The schemas load here, not at start-up; a bad file is a LanhaError
+ * with one line per problem (exit 2).
+ */
+export async function loadValidConfig(file: string): Promise<LanhaConfig> {
+  const { ConfigError, loadConfig } = await import('../config/index.js');
   try {
-    return loadConfig(file).node.controlSocket;
+    return loadConfig(file);
   } catch (error) {
     if (error instanceof ConfigError) throw new LanhaError('config-invalid', error.message, ExitCode.config);
     throw error;

@@ -1,5 +1,4 @@
 import { ExitCode, LanhaError } from '../lib/errors.js';
-import { ConfigError, loadConfig } from '../config/index.js';
 import { callDaemonOk } from '../lib/control-client.js';
 import { formatDuration, formatTable } from '../lib/table.js';
 import { DAEMON_OPTIONS, DAEMON_OPTION_HELP, DEFAULT_CONFIG, resolveSocket, type CliCommand } from './cli.js';
@@ -27,6 +26,9 @@ export const serveCommand: CliCommand = {
     if (logFormat !== undefined && logFormat !== 'text' && logFormat !== 'json') {
       throw new LanhaError('usage', `--log-format ${String(logFormat)}: give text or json`, ExitCode.usage);
     }
+    // The schemas and the daemon's modules load here, not at the top: a client command (status,
+    // deploy ...) starts without them.
+    const { ConfigError, loadConfig } = await import('../config/index.js');
     let config;
     try {
       config = loadConfig(file);
@@ -37,7 +39,6 @@ export const serveCommand: CliCommand = {
       }
       throw error;
     }
-    // Loaded here, not at the top: every other command (a CLI start, e.g. `lanctl deploy`) skips the daemon's modules.
     const { runDaemon } = await import('./daemon.js');
     return runDaemon(config, { logFormat: typeof logFormat === 'string' ? logFormat : undefined });
   },
@@ -50,6 +51,7 @@ export const configCheckCommand: CliCommand = {
   async run(args, io) {
     const file = args.positionals[0];
     if (file === undefined || args.positionals.length > 1) throw new LanhaError('usage', 'give exactly one config file: lanctl config check FILE', ExitCode.usage);
+    const { ConfigError, loadConfig } = await import('../config/index.js');
     try {
       const config = loadConfig(file);
       const enabled: string[] = (['dhcp', 'dns', 'tftp', 'ntp', 'vip', 'deploy', 'boot'] as const).filter((k) => config[k] !== undefined);

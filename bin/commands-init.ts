@@ -2,8 +2,6 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { ExitCode, LanhaError } from '../lib/errors.js';
-import { ConfigError, loadConfig } from '../config/index.js';
-import { readKeyFile } from '../cluster/raft/transport.js';
 import type { CliCommand } from './cli.js';
 
 // `lanctl init`: makes the cluster's shared key, the secret members prove themselves with
@@ -28,6 +26,7 @@ export const initCommand: CliCommand = {
     let keyFromConfig: string | undefined;
     const configFile = args.values['config'];
     if (typeof configFile === 'string') {
+      const { ConfigError, loadConfig } = await import('../config/index.js');
       try {
         const config = loadConfig(configFile);
         keyFromConfig = config.cluster?.keyFile;
@@ -50,7 +49,7 @@ export const initCommand: CliCommand = {
       mkdirSync(dirname(file), { recursive: true, mode: 0o755 });
       writeFileSync(file, `${randomBytes(KEY_BYTES).toString('hex')}\n`, { mode: 0o600 });
       chmodSync(file, 0o600); // an existing file keeps its mode through writeFileSync
-      readKeyFile(file);
+      (await import('../cluster/raft/transport.js')).readKeyFile(file);
     } catch (error) {
       throw new LanhaError('io', `could not write ${file}: ${(error as Error).message} (run as root for /etc/lanha, or give --key FILE)`, ExitCode.failure);
     }

@@ -1,11 +1,10 @@
 import { spawn } from 'node:child_process';
 import { ExitCode, LanhaError, errorMessage } from '../lib/errors.js';
 import { callDaemon } from '../lib/control-client.js';
-import { ConfigError, loadConfig } from '../config/index.js';
 import { checklist } from '../cluster/deploy/manifest.js';
 import { clientAddress, parseGateCommand } from '../cluster/deploy/gate.js';
 import { generationDir, isFakeSuper, readStoredManifest, storedGenerations } from '../cluster/deploy/store.js';
-import { DEFAULT_CONFIG, type CliCommand } from './cli.js';
+import { DEFAULT_CONFIG, loadValidConfig, type CliCommand } from './cli.js';
 
 // `lanctl internal ssh-gate`: the forced command (authorized_keys `command="..."`) for the sync
 // user that netbooting nodes log in as. It allows a read-only rsync pull of a committed
@@ -21,11 +20,7 @@ const sshGate: CliCommand = {
   optionHelp: [['-c, --config FILE', `the node's config (default ${DEFAULT_CONFIG})`]],
   async run(args, io) {
     const file = typeof args.values['config'] === 'string' ? args.values['config'] : DEFAULT_CONFIG;
-    let config;
-    try { config = loadConfig(file); } catch (error) {
-      if (error instanceof ConfigError) throw new LanhaError('config-invalid', error.message, ExitCode.config);
-      throw error;
-    }
+    const config = await loadValidConfig(file);
     const request = parseGateCommand(process.env['SSH_ORIGINAL_COMMAND']);
     const stateDir = config.node.stateDir;
     switch (request.kind) {

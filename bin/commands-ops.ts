@@ -1,11 +1,10 @@
 import { ExitCode, LanhaError } from '../lib/errors.js';
 import { callDaemon } from '../lib/control-client.js';
-import { ConfigError, loadConfig } from '../config/index.js';
 import { parseIpv4 } from '../lib/ipv4.js';
 import { parseMac } from '../lib/mac.js';
 import { isHostname } from '../lib/scalars.js';
 import { formatTable } from '../lib/table.js';
-import { DAEMON_OPTIONS, DAEMON_OPTION_HELP, DEFAULT_CONFIG, resolveSocket, type CliCommand, type CliIo } from './cli.js';
+import { DAEMON_OPTIONS, DAEMON_OPTION_HELP, DEFAULT_CONFIG, loadValidConfig, resolveSocket, type CliCommand, type CliIo } from './cli.js';
 import { ACCEPTED_FORMS, type DhcpExplain, type DnsExplain } from '../services/ops/explain.js';
 import { configFindings, worstSeverity, type Finding } from '../services/ops/doctor.js';
 
@@ -106,12 +105,7 @@ export const doctorCommand: CliCommand = {
     let measured: { walFsyncP99Ms: Record<string, number | null> } | undefined;
     if (args.values['offline'] === true) {
       const file = typeof args.values['config'] === 'string' ? args.values['config'] : DEFAULT_CONFIG;
-      try {
-        findings = configFindings(loadConfig(file));
-      } catch (error) {
-        if (error instanceof ConfigError) throw new LanhaError('config-invalid', error.message, ExitCode.config);
-        throw error;
-      }
+      findings = configFindings(await loadValidConfig(file));
     } else {
       const reply = await callDaemon(resolveSocket(args.values), 'GET', '/v1/doctor');
       if (reply.status !== 200) throw new LanhaError('api-error', (reply.body as { error?: string } | null)?.error ?? `HTTP ${reply.status}`);

@@ -1,8 +1,7 @@
 import { ExitCode, LanhaError, errorMessage } from '../lib/errors.js';
-import { ConfigError, loadConfig } from '../config/index.js';
 import { callDaemon, callDaemonOk } from '../lib/control-client.js';
 import { formatTable } from '../lib/table.js';
-import { DAEMON_OPTIONS, DAEMON_OPTION_HELP, DEFAULT_CONFIG, resolveSocket, type CliCommand } from './cli.js';
+import { DAEMON_OPTIONS, DAEMON_OPTION_HELP, DEFAULT_CONFIG, loadValidConfig, resolveSocket, type CliCommand } from './cli.js';
 import { releaseAddress, vipCidr } from '../services/vip/address.js';
 import type { FailoverResult } from '../services/vip/failover.js';
 import { formatParts } from '../services/vip/takeover.js';
@@ -18,13 +17,9 @@ export const vipReleaseCommand: CliCommand = {
   optionHelp: [['-c, --config FILE', `the node's config (default ${DEFAULT_CONFIG})`]],
   async run(args, io) {
     const file = typeof args.values['config'] === 'string' ? args.values['config'] : DEFAULT_CONFIG;
-    let config;
-    try {
-      config = loadConfig(file);
-    } catch (error) {
-      if (error instanceof ConfigError) throw new LanhaError('config-invalid', error.message, ExitCode.config);
-      throw new LanhaError('config-unreadable', errorMessage(error), ExitCode.config);
-    }
+    const config = await loadValidConfig(file).catch((error: unknown) => {
+      throw error instanceof LanhaError ? error : new LanhaError('config-unreadable', errorMessage(error), ExitCode.config);
+    });
     if (config.vip === undefined) {
       io.out(`${file} has no vip: block; nothing to release\n`);
       return ExitCode.ok;

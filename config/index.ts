@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ipv4, logLevel } from '../lib/schema.js';
 import { ConfigError, parseYamlConfig, readConfigText } from '../lib/config.js';
+import { DEFAULT_CONTROL_SOCKET } from '../lib/config-peek.js';
 import { formatIpv4 } from '../lib/ipv4.js';
 import { serviceAddresses } from '../lib/listen.js';
 import { dhcpConfig } from '../services/dhcp/config.js';
@@ -27,7 +28,7 @@ const nodeConfig = z.object({
   /** The node's own LAN address: services bind it besides loopback and the VIP. */
   address: ipv4.optional(),
   stateDir: z.string().min(1).default('/var/lib/lanha'),
-  controlSocket: z.string().min(1).default('/run/lanha/lanha.sock'),
+  controlSocket: z.string().min(1).default(DEFAULT_CONTROL_SOCKET),
   logLevel: logLevel.default('info'),
 }).strict();
 

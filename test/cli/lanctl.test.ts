@@ -2,6 +2,8 @@ import t from 'tap';
 import { runLanctl, scratchConfig, serveDaemon } from '../support/daemon.js';
 import { repoPath } from '../support/paths.js';
 import { freePort } from '../support/ports.js';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 const minimal = `
 node:
@@ -117,6 +119,29 @@ t.test('serve + status round trip, SIGTERM exits 0 within 2 s', async (t) => {
   t.match(daemon.logs(), '"event":"daemon.stopped"');
   const after = await runLanctl(['status', '--config', s.file]);
   t.equal(after.code, 3, 'socket removed on exit');
+});
+
+t.test('a client command reads the socket from a config the daemon runs, and names a config it cannot read', async (t) => {
+  // Client commands take node.controlSocket from the YAML without validating the file (lib/config-peek.ts).
+  const port = await freePort();
+  const s = scratchConfig(minimal.replace('controlSocket: "{{dir}}/lanha.sock"', 'controlSocket: \'{{dir}}/lanha.sock\'   # quoted, commented')
+    + `dns:\n  port: ${port}\n  listen: [127.0.0.1]\n  zones:\n    - name: t.lan\n      records: ["ns1 A 127.0.0.1"]\n`);
+  t.teardown(s.cleanup);
+  const daemon = await serveDaemon(s.file);
+  t.teardown(async () => { await daemon.stop('SIGKILL'); });
+  const status = await runLanctl(['status', '--json', '--config', s.file]);
+  t.equal(status.code, 0, status.stderr);
+  t.equal((JSON.parse(status.stdout) as { pid: number }).pid, daemon.child.pid, 'reached the daemon serving that config');
+
+  const dir = await runLanctl(['status', '--config', s.dir]);
+  t.equal(dir.code, 2, 'a file it cannot read: exit 2');
+  t.match(dir.stderr, `cannot read the config ${s.dir} (EISDIR)`);
+  t.match(dir.stderr, '--socket PATH');
+  writeFileSync(join(s.dir, 'broken.yaml'), 'node: [unclosed\n');
+  const broken = await runLanctl(['leases', '--config', join(s.dir, 'broken.yaml')]);
+  t.equal(broken.code, 2, 'not YAML: exit 2');
+  t.match(broken.stderr, `${join(s.dir, 'broken.yaml')}: is not valid YAML`);
+  t.match(broken.stderr, 'lanctl config check');
 });
 
 t.test('a two-member cluster without a witness is flagged loudly', async (t) => {

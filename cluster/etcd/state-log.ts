@@ -87,6 +87,7 @@ export class EtcdStateLog implements StateLog {
   #seq = 0;
   #holdOffUntil = 0;
   #behindSince: number | null = null;
+  #wasLeading = false;
   #pending = new Map<string, Pending>();
   /** Live log keys in revision order (what a snapshot lets the leader delete). */
   #logKeys: Array<{ key: string; revision: number }> = [];
@@ -402,6 +403,12 @@ export class EtcdStateLog implements StateLog {
       } catch (error) {
         this.#noteError(error);
       }
+      // Say once, clearly, when leadership lapses because etcd stopped answering keep-alives.
+      const leading = this.isLeader();
+      if (this.#wasLeading && !leading && this.#epoch !== null && this.#o.clock.monotonicMs() >= this.#deadline) {
+        this.#o.log.warn({ event: 'etcd.lease_lapsed', lastError: this.#lastError }, `no etcd keep-alive answered within the lease: not leading, no DHCP answers until etcd answers again (last error: ${this.#lastError ?? 'none'})`);
+      }
+      this.#wasLeading = leading;
       // Won, but the watch has not shown the win after two TTLs: it is stuck on a member that
       // cannot reach the others; move it (it restarts on the next endpoint).
       if (this.#epoch !== null && this.#revision < this.#epoch) {

@@ -14,7 +14,9 @@ import { digVip, overlaps, vipCluster, VIP, WWW, type VipNode } from './vip-lab.
 // the other with no sample showing two holders, the ACKed lease is there and udhcpc's renewal gets
 // the same address from the new holder; `lanctl failover` resigns the etcd election and moves the
 // VIP back; a holder cut off from etcd (nft, LAN still up) drops the VIP and the other takes it, never
-// both; `lanctl status` shows the backend, the endpoints' health and the election holder.
+// both; etcd gone entirely: no VIP, no DHCP for a new client, DNS still answers on each server's own
+// address and doctor names etcd; `lanctl status` shows the backend, the endpoints' health and the
+// election holder.
 
 
 t.test('etcd backend: DHCP with udhcpc, kill -9 of the holder, lanctl failover', async (t) => {
@@ -105,6 +107,31 @@ t.test('etcd backend: DHCP with udhcpc, kill -9 of the holder, lanctl failover',
         }
         await new Promise((r) => setTimeout(r, 1500));
         t.same(c.samples.at(-1)?.holders, [other.name], `after the heal ${other.name} keeps the VIP`);
+
+        // etcd gone entirely: nobody leads, so nobody holds the VIP or answers DHCP; DNS keeps
+        // answering on each server's own address from the last state; status and doctor say why.
+        const downAt = performance.now();
+        for (let i = 0; i < 3; i++) await etcd.kill(i);
+        await c.waitSample((s) => s.holders.length === 0, 10_000, downAt);
+        t.pass('no server holds the VIP while etcd is down');
+        for (const n of c.servers) {
+          const r = await c.client.exec('dig', ['+time=1', '+tries=2', '+short', `@${n.host.address}`, 'www.lab.test', 'A'], { timeoutMs: 10_000 });
+          t.equal(r.stdout.trim(), WWW, `DNS on ${n.name}'s own address still answers`);
+        }
+        const late = await lab.addHost('late', null);
+        const lateScript = recordingScript(work, 'late', '');
+        const lateClient = late.spawn('udhcpc', ['-i', late.ifname, '-f', '-n', '-q', '-t', '4', '-T', '1', '-s', lateScript]);
+        await new Promise<void>((resolve) => lateClient.once('exit', () => resolve()));
+        t.notOk(existsSync(join(work, 'late.env')) && /^=== bound/m.test(readFileSync(join(work, 'late.env'), 'utf8')), 'a new DHCP client gets no lease while etcd is down');
+        await waitFor(async () => {
+          const d = await runLanctl(['doctor', '--socket', other.socket]);
+          return /etcd\.unreachable/.test(d.stdout + d.stderr) ? true : null;
+        }, 20_000);
+        const doctor = await runLanctl(['doctor', '--socket', other.socket]);
+        t.match(doctor.stdout + doctor.stderr, /etcd\.unreachable.*no etcd endpoint answers/, 'doctor names etcd as the cause');
+        await Promise.all([0, 1, 2].map((i) => etcd.restart(i)));
+        await c.waitSample((s) => s.holders.length === 1, 20_000, performance.now());
+        t.pass('etcd back: one server holds the VIP again');
       } finally {
         await stopChild(client);
       }

@@ -2,7 +2,7 @@ import t from 'tap';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_CONTROL_SOCKET, controlSocketFrom, controlSocketOf } from './config-peek.js';
+import { DEFAULT_CONTROL_SOCKET, controlSocketFrom, controlSocketOf, scanControlSocket } from './config-peek.js';
 import { LanhaError } from './errors.js';
 import { loadConfig } from '../config/index.js';
 import { repoPath } from '../test/support/paths.js';
@@ -60,4 +60,35 @@ t.test('missing and unreadable files', async (t) => {
   const file = join(dir, 'ok.yaml');
   writeFileSync(file, readFileSync(repoPath('examples/site.yaml')));
   t.equal(controlSocketFrom(file), loadConfig(file).node.controlSocket);
+});
+
+t.test('the line scanner answers as the yaml parser does, or leaves the file to it', async (t) => {
+  // Texts stitched from lines a config may hold (and some it should not); wherever the parser reads
+  // the file without error and the scanner answers, both give the same socket.
+  const lines = [
+    'node:', '  name: a', '  controlSocket: /run/a.sock', '  controlSocket: "/q/a b.sock"', "  controlSocket: '/s/x.sock'   # c",
+    '  controlSocket: /p/a#b', '  controlSocket: /c/x # comment', '  controlSocket:', '    /cont', '  controlSocket: 5', '  controlSocket: ~',
+    '  controlSocket: .rel/x.sock', '  controlSocket: "/e\\"x"', '    more: 1', '   odd: 2', '  - item', 'node: &n', 'node: *n', 'node: { controlSocket: /f }',
+    'dns:', '  port: 53', '  records: ["a A 1.2.3.4",', '    "b A 1.2.3.5"]', '  x: "multi', 'node2: 1', '  txt: "say \\"hi\\""', '# comment',
+    '  # indented comment', '', '---', 'base: &n', "  note: it's", '  k: |', '    controlSocket: /in/block', '\tcontrolSocket: /tab', ' controlSocket: /one',
+  ];
+  const fc = await import('fast-check');
+  const { parseDocument } = await import('yaml');
+  const clean = ['  name: a', '  controlSocket: /run/a.sock', "  controlSocket: '/s/x.sock'   # c", '  controlSocket: .rel/x.sock', '    more: 1', '# c', 'dns:', '  port: 53', ''];
+  for (const [pool, least] of [[lines, 50], [clean, 1000]] as const) {
+    let answered = 0;
+    const inNode = pool.filter((l) => /^(  |#|$)/.test(l));
+    const anyLines = fc.array(fc.constantFrom(...pool), { maxLength: 5 });
+    fc.assert(fc.property(anyLines, fc.array(fc.constantFrom(...inNode), { minLength: 1, maxLength: 6 }), anyLines, (before, body, after) => {
+      const text = [...before, 'node:', ...body, ...after].join('\n') + '\n';
+      const scanned = scanControlSocket(text);
+      if (scanned === undefined) return;
+      const doc = parseDocument(text, { uniqueKeys: false });
+      if (doc.errors.length > 0) return;
+      answered++;
+      const parsed = doc.getIn(['node', 'controlSocket']);
+      if ((parsed ?? null) !== scanned) throw new Error(`scanner ${JSON.stringify(scanned)}, parser ${JSON.stringify(parsed)} for:\n${text}`);
+    }), { numRuns: 20_000, seed: 4242 });
+    t.ok(answered > least, `the scanner answered ${answered} of 20000 files from ${pool.length} kinds of line`);
+  }
 });

@@ -1,9 +1,6 @@
 import { spawn } from 'node:child_process';
 import { ExitCode, LanhaError, errorMessage } from '../lib/errors.js';
 import { callDaemon } from '../lib/control-client.js';
-import { checklist } from '../cluster/deploy/manifest.js';
-import { clientAddress, parseGateCommand } from '../cluster/deploy/gate.js';
-import { generationDir, isFakeSuper, readStoredManifest, storedGenerations } from '../cluster/deploy/store.js';
 import { DEFAULT_CONFIG, loadValidConfig, type CliCommand } from './cli.js';
 
 // `lanctl internal ssh-gate`: the forced command (authorized_keys `command="..."`) for the sync
@@ -21,6 +18,9 @@ const sshGate: CliCommand = {
   async run(args, io) {
     const file = typeof args.values['config'] === 'string' ? args.values['config'] : DEFAULT_CONFIG;
     const config = await loadValidConfig(file);
+    // Loaded here so that no other command's start pays for the generation store.
+    const [{ checklist }, { clientAddress, parseGateCommand }, { generationDir, isFakeSuper, readStoredManifest, storedGenerations }] =
+      await Promise.all([import('../cluster/deploy/manifest.js'), import('../cluster/deploy/gate.js'), import('../cluster/deploy/store.js')]);
     const request = parseGateCommand(process.env['SSH_ORIGINAL_COMMAND']);
     const stateDir = config.node.stateDir;
     switch (request.kind) {

@@ -6,7 +6,7 @@ import { formatIpv4 } from '../lib/ipv4.js';
 import { archText } from '../services/dhcp/arch.js';
 import type { NodeDetail, NodeEvent, NodeRow } from '../cluster/nodes-view.js';
 import type { NodeJson, PendingJson, ShowJson } from '../cluster/inventory-api.js';
-import { parseImport, type ImportFile, type ImportNode } from '../cluster/inventory-import.js';
+import type { ImportFile, ImportNode } from '../cluster/inventory-import.js';
 import { DAEMON_OPTIONS, DAEMON_OPTION_HELP, resolveSocket, type CliCommand, type CliIo, type ParsedArgs } from './cli.js';
 
 // `lanctl nodes`: compute nodes and their boot progress (inventory, reservations, leases, TFTP
@@ -247,6 +247,7 @@ export const nodesImportCommand: CliCommand = {
   ],
   async run(args, io) {
     if (args.positionals.length === 0) throw new LanhaError('usage', 'give FILE(s): lanctl nodes import /etc/dnsmasq.d/cluster.conf /etc/hosts', ExitCode.usage);
+    const { parseImport } = await import('../cluster/inventory-import.js');
     const parsed = parseImport(readFiles(args.positionals));
     const socket = resolveSocket(args.values);
     const strict = args.values['strict'] === true;

@@ -5,8 +5,8 @@ import { parseMac } from '../lib/mac.js';
 import { isHostname } from '../lib/scalars.js';
 import { formatTable } from '../lib/table.js';
 import { DAEMON_OPTIONS, DAEMON_OPTION_HELP, DEFAULT_CONFIG, loadValidConfig, resolveSocket, type CliCommand, type CliIo } from './cli.js';
-import { ACCEPTED_FORMS, type DhcpExplain, type DnsExplain } from '../services/ops/explain.js';
-import { configFindings, worstSeverity, type Finding } from '../services/ops/doctor.js';
+import type { DhcpExplain, DnsExplain } from '../services/ops/explain.js';
+import type { Finding } from '../services/ops/doctor.js';
 
 // `lanctl explain` (why a client got its answer, or what it would get) and `lanctl doctor` (the
 // cross-checks an operator would do by hand). Both read the daemon's GET routes, the same ones the
@@ -66,8 +66,13 @@ export const explainCommand: CliCommand = {
       if (typeof v['client-id'] === 'string') query.set('clientId', v['client-id']);
     } else {
       const q = args.positionals[0];
-      if (q === undefined || args.positionals.length > 1) throw new LanhaError('usage', `give one thing to explain: ${ACCEPTED_FORMS}`, ExitCode.usage);
-      if (parseMac(q) === null && parseIpv4(q) === null && (!isHostname(q) || /^[\d.]+$/.test(q))) throw new LanhaError('usage', `"${q}" is not something explain knows: give ${ACCEPTED_FORMS}`, ExitCode.usage);
+      if (q === undefined || args.positionals.length > 1 || !knownForm(q)) {
+        // explain.ts (and the DHCP core it imports) loads only for this usage message: the daemon explains.
+        const { ACCEPTED_FORMS } = await import('../services/ops/explain.js');
+        throw new LanhaError('usage', q === undefined || args.positionals.length > 1
+          ? `give one thing to explain: ${ACCEPTED_FORMS}`
+          : `"${q}" is not something explain knows: give ${ACCEPTED_FORMS}`, ExitCode.usage);
+      }
       query.set('q', q);
     }
     const reply = await callDaemon(resolveSocket(v), 'GET', `/v1/explain?${query.toString()}`);
@@ -88,6 +93,11 @@ export const explainCommand: CliCommand = {
   },
 };
 
+/** A MAC, an IPv4 address or a DNS name (not all digits and dots): what explain takes. */
+function knownForm(q: string): boolean {
+  return parseMac(q) !== null || parseIpv4(q) !== null || (isHostname(q) && !/^[\d.]+$/.test(q));
+}
+
 function printFindings(findings: readonly Finding[], io: CliIo): void {
   if (findings.length === 0) { io.out('ok: no findings\n'); return; }
   for (const f of findings) io.out(`${f.severity.toUpperCase().padEnd(7)} ${f.id}: ${f.evidence} -> ${f.fix}\n`);
@@ -105,6 +115,7 @@ export const doctorCommand: CliCommand = {
     let measured: { walFsyncP99Ms: Record<string, number | null> } | undefined;
     if (args.values['offline'] === true) {
       const file = typeof args.values['config'] === 'string' ? args.values['config'] : DEFAULT_CONFIG;
+      const { configFindings } = await import('../services/ops/doctor.js');
       findings = configFindings(await loadValidConfig(file));
     } else {
       const reply = await callDaemon(resolveSocket(args.values), 'GET', '/v1/doctor');
@@ -117,7 +128,7 @@ export const doctorCommand: CliCommand = {
       const wal = Object.entries(measured?.walFsyncP99Ms ?? {});
       if (wal.length > 0) io.out(`measured: WAL fsync p99 ${wal.map(([m, ms]) => `${m} ${ms === null ? '?' : `${ms} ms`}`).join(', ')}\n`);
     }
-    return worstSeverity(findings) === 'error' ? ExitCode.failure : ExitCode.ok;
+    return findings.some((f) => f.severity === 'error') ? ExitCode.failure : ExitCode.ok;
   },
 };
 

@@ -21,7 +21,7 @@ function problems(yaml: string): string[] {
 }
 
 t.test('the examples validate', async (t) => {
-  for (const file of ['examples/single-node.yaml', 'examples/site.yaml']) {
+  for (const file of ['examples/single-node.yaml', 'examples/site.yaml', 'examples/site-etcd.yaml']) {
     const config = parseConfig(readFileSync(repoPath(file), 'utf8'), file);
     t.ok(config.node.name.length > 0, `${file} has a node name`);
   }

@@ -37,7 +37,7 @@ t.test('--version and --help at every level', async (t) => {
 });
 
 t.test('config check accepts the examples and refuses a bad file with the key path', async (t) => {
-  for (const f of ['examples/single-node.yaml', 'examples/site.yaml']) {
+  for (const f of ['examples/single-node.yaml', 'examples/site.yaml', 'examples/site-etcd.yaml']) {
     const r = await runLanctl(['config', 'check', repoPath(f)]);
     t.equal(r.code, 0, `${f} accepted`);
     t.match(r.stdout, ': ok');

@@ -43,6 +43,8 @@ async function main(): Promise<number> {
         const o = await fl.runFault(fault.name, (roles) => fault.inject(fl!, roles));
         outcomes.set(fault.name, [...(outcomes.get(fault.name) ?? []), o]);
         process.stdout.write(`round ${round} ${fault.name}: ${PROTOCOLS.map((p) => `${p} ${o.gaps[p]} ms`).join(', ')}; two holders ${o.twoHolderMs} ms; lost ${o.lostAcked.length}; duplicates ${o.duplicates.length}; converged ${o.converged}\n`);
+        // What a checker found, so a failing round can be looked into without rerunning it.
+        for (const line of [...o.lostAcked.map((l) => `lost: ${l}`), ...o.duplicates.map((l) => `duplicate: ${l}`)]) process.stdout.write(`  ${line}\n`);
       }
     }
   } finally {

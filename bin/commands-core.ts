@@ -1,4 +1,6 @@
 import { ExitCode, LanhaError } from '../lib/errors.js';
+import type { LanhaConfig } from '../config/index.js';
+import { raftTimers, timerLimits } from '../cluster/timers.js';
 import { callDaemonOk } from '../lib/control-client.js';
 import { formatDuration, formatTable } from '../lib/table.js';
 import { DAEMON_OPTIONS, DAEMON_OPTION_HELP, DEFAULT_CONFIG, resolveSocket, type CliCommand } from './cli.js';
@@ -44,6 +46,16 @@ export const serveCommand: CliCommand = {
   },
 };
 
+/** The Raft timers a cluster runs with (derived from cluster.failoverBudget when given) and the pauses they ride out. */
+function timersLine(config: LanhaConfig): string {
+  const c = config.cluster;
+  if (c === undefined || c.backend !== 'raft') return '';
+  const x = raftTimers(c);
+  const limits = timerLimits(x);
+  const from = c.failoverBudget === undefined ? '' : ` (from failoverBudget ${c.failoverBudget} ms)`;
+  return `  timers${from}: heartbeat ${x.heartbeatMs} ms, election timeout ${x.electionMs}-${x.electionMs + x.electionSpreadMs} ms, leader lease ${Math.round(x.leaseMs)} ms; pauses up to ${Math.round(limits.pauseToleranceMs)} ms change nothing\n`;
+}
+
 export const configCheckCommand: CliCommand = {
   path: ['config', 'check'],
   summary: 'validate a config file and print what it enables; exit 2 and one line per problem if invalid',
@@ -59,7 +71,7 @@ export const configCheckCommand: CliCommand = {
       if (profiles.length > 0) enabled.push(`profiles (${profiles.join(', ')})`);
       if ((config.nodes?.length ?? 0) > 0) enabled.push(`nodes (${config.nodes!.length} to seed the inventory)`);
       const members = config.cluster?.members.map((m) => `${m.name}(${m.role})`).join(', ') ?? 'none (single node)';
-      io.out(`${file}: ok\n  node: ${config.node.name} (${config.node.role})\n  cluster: ${members}\n  enabled: ${enabled.join(', ') || 'nothing'}\n`);
+      io.out(`${file}: ok\n  node: ${config.node.name} (${config.node.role})\n  cluster: ${members}\n${timersLine(config)}  enabled: ${enabled.join(', ') || 'nothing'}\n`);
       return ExitCode.ok;
     } catch (error) {
       if (error instanceof ConfigError) {

@@ -1,4 +1,5 @@
 import t from 'tap';
+import { readFileSync } from 'node:fs';
 import { runLanctl, scratchConfig, serveDaemon } from '../support/daemon.js';
 import { repoPath } from '../support/paths.js';
 import { freePort } from '../support/ports.js';
@@ -42,6 +43,13 @@ t.test('config check accepts the examples and refuses a bad file with the key pa
     t.equal(r.code, 0, `${f} accepted`);
     t.match(r.stdout, ': ok');
   }
+  const site = await runLanctl(['config', 'check', repoPath('examples/site.yaml')]);
+  t.match(site.stdout, 'timers: heartbeat 100 ms, election timeout 500-1000 ms, leader lease 450 ms; pauses up to 320 ms change nothing', 'the site example: its timers and the pauses they ride out');
+  const budget = scratchConfig(readFileSync(repoPath('examples/site.yaml'), 'utf8').replace(/^  heartbeat: .*\n  electionTimeout: .*\n/m, '  failoverBudget: 450ms\n'));
+  t.teardown(budget.cleanup);
+  const b = await runLanctl(['config', 'check', budget.file]);
+  t.equal(b.code, 0, `a failover budget is accepted: ${b.stderr}`);
+  t.match(b.stdout, 'timers (from failoverBudget 450 ms): heartbeat 30 ms, election timeout 230-340 ms, leader lease 170 ms; pauses up to 110 ms change nothing');
   const s = scratchConfig(minimal + 'dhcp:\n  subnets:\n    - subnet: 10.0.0.0/24\n      pools: ["10.0.0.300-10.0.0.9"]\n');
   t.teardown(s.cleanup);
   const r = await runLanctl(['config', 'check', s.file]);

@@ -25,9 +25,12 @@ export const DAEMON_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=8', 
  * grow the old generation by smaller steps and keep the young one small: after a flood of
  * forwarding misses the worker stays ~20 MiB smaller (bench:dns, services/dns/README.md Memory),
  * for the same CPU per answer. Not for the daemon: it also caps the young generation, which
- * DHCP needs (see DAEMON_NODE_FLAGS).
+ * DHCP needs (see DAEMON_NODE_FLAGS). --single-threaded-gc: a scavenge of a young generation this
+ * small gains nothing from helper threads, and on a busy machine it waits for them: the worker's
+ * scavenges took 1.5-1.6 ms instead of 2.3-5.2 ms and its GC share of the time halved (bench:dns
+ * pauses, three A/B pairs; services/dns/README.md) — those pauses are what the UDP p99 is made of.
  */
-export const DNS_WORKER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2', '--optimize-for-size'];
+export const DNS_WORKER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2', '--optimize-for-size', '--single-threaded-gc'];
 
 export interface ProcessMemory {
   pid: number;

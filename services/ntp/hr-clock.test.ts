@@ -27,3 +27,32 @@ t.test('anchored to Date.now(), monotonic, finer than a millisecond', async (t) 
   const before = clock.nowNs(), wall = Date.now(), after = clock.nowNs();
   t.ok(Number(before / 1_000_000n) <= wall + 1 && Number(after / 1_000_000n) >= wall - 1, 'a re-anchor keeps it on the realtime clock');
 });
+
+// A scripted machine: every clock read takes 100 ns of true time, and the process is descheduled for
+// 20 ms once, at a chosen read. Wherever that pause falls, the anchor must stay within a millisecond
+// of the true realtime clock: a tick seen across the pause is refused, never used.
+t.test('a deschedule at any point of the anchoring never skews the clock', async (t) => {
+  const realHr = process.hrtime.bigint;
+  const realNow = Date.now;
+  const WALL_OFFSET_NS = 1_764_000_000_000_000_000n + 123_456n; // realtime = monotonic + this
+  const worst: number[] = [];
+  try {
+    for (let pauseAt = 0; pauseAt < 60; pauseAt++) {
+      let trueNs = 5_000_000_000n;
+      let reads = 0;
+      const tick = (): void => {
+        trueNs += 100n;
+        if (reads++ === pauseAt) trueNs += 20_000_000n;
+      };
+      process.hrtime.bigint = () => { tick(); return trueNs; };
+      Date.now = () => { tick(); return Number((trueNs + WALL_OFFSET_NS) / 1_000_000n); };
+      const clock = createHrWallClock();
+      const errorMs = Number(clock.nowNs() - (trueNs + WALL_OFFSET_NS)) / 1e6;
+      worst.push(Math.abs(errorMs));
+    }
+  } finally {
+    process.hrtime.bigint = realHr;
+    Date.now = realNow;
+  }
+  t.ok(worst.every((e) => e < 1), `anchor error under 1 ms wherever the pause falls (worst ${Math.max(...worst).toFixed(3)} ms)`);
+});

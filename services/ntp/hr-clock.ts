@@ -27,25 +27,29 @@ export function createHrWallClock(): HrWallClock {
     // Warm both clocks first: the first process.hrtime.bigint() of a process is slow (measured here
     // at 0.7 ms), and an anchor taken across it served time that far behind until the next one.
     for (let i = 0; i < 8; i++) { process.hrtime.bigint(); Date.now(); }
-    // The tick happened between two hrtime reads around the Date.now() that saw it. If we were
-    // descheduled there (a busy machine), that window is wide and the anchor would be off by as
-    // much (measured: 0.7 ms behind): such a tick is refused and the next one tried; after a few
-    // refusals the previous anchor stays.
+    // The tick is bracketed by two hrtime reads: `lo`, read before a Date.now() that still returned
+    // `start` (so the tick came after it), and `hi`, read after the Date.now() that saw the new
+    // millisecond. If we were descheduled in between (a busy machine), the bracket is wide and the
+    // anchor would be off by as much: such a tick is refused and the next one tried; after a few
+    // refusals the previous anchor stays. A tick already past before the first read has no lower
+    // bound at all and is never used (it could be off by as long as we were descheduled).
     for (let attempt = 0; attempt < 5; attempt++) {
       const start = Date.now();
-      let previousHr = process.hrtime.bigint();
-      let hr = previousHr;
-      let wall = Date.now();
-      for (let spins = 0; wall === start && spins < 5_000_000; spins++) {
-        previousHr = hr;
-        hr = process.hrtime.bigint();
-        wall = Date.now();
+      let lo = -1n;
+      let hi = 0n;
+      let wall = start;
+      for (let spins = 0; spins < 5_000_000; spins++) {
+        const hr = process.hrtime.bigint();
+        const now = Date.now();
+        if (now !== start) { hi = process.hrtime.bigint(); wall = now; break; }
+        lo = hr;
       }
       if (wall === start) return; // frozen Date.now() (fake timers): keep what we have
-      if (hr - previousHr <= WINDOW_MAX_NS || baseHr === 0n) {
-        baseHr = previousHr + (hr - previousHr) / 2n;
+      if (lo < 0n) continue; // the millisecond turned before the first read: no lower bound
+      if (hi - lo <= WINDOW_MAX_NS || baseHr === 0n) {
+        baseHr = lo + (hi - lo) / 2n;
         baseWallNs = BigInt(wall) * NS_PER_MS;
-        if (hr - previousHr <= WINDOW_MAX_NS) return;
+        if (hi - lo <= WINDOW_MAX_NS) return;
       }
     }
   };

@@ -1,6 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { VipNode } from './vip-lab.js';
+import { runLanctl } from '../support/daemon.js';
 import { fillDisk, sleep, type FaultLab } from './fault-lab.js';
 
 // The faults of the failover suite (HA.md §4.2, issue 12), each as "break, wait, heal" on a
@@ -99,8 +100,16 @@ export const FAULTS: readonly Fault[] = [
     async inject(fl, { leader }) {
       const free = await fillDisk(`${fl.c.dir}/${leader.name}`);
       try {
-        // The next commit (a renewal, every few seconds) fails to persist: the leader fences itself.
-        await fl.c.waitSample((s) => s.holders.length === 1 && s.holders[0] !== leader.name, 30_000, performance.now());
+        // The WAL's last tmpfs page still has room for a few entries, so renewals alone (every few
+        // seconds) take ~30 s to reach the write that fails. Log entries from an operator (inventory
+        // adds, a few hundred bytes each) get there at once: that write fails, the leader fences
+        // itself, and the other server takes over.
+        const start = performance.now();
+        for (let i = 0; i < 60; i++) {
+          const r = await runLanctl(['nodes', 'add', `fill${i}`, '--mac', `02:fd:00:00:00:${i.toString(16).padStart(2, '0')}`, '--socket', leader.socket], { timeoutMs: 10_000 });
+          if (r.code !== 0) break;
+        }
+        await fl.c.waitSample((s) => s.holders.length === 1 && s.holders[0] !== leader.name, 30_000, start);
       } finally {
         free();
       }

@@ -198,6 +198,9 @@ export class SerialConsole {
 
   /** Runs one command line and returns what it printed up to the next prompt. */
   async run(command: string, timeoutMs = 60_000): Promise<string> {
+    // Start at a prompt: one still on its way (the last command's output was awaited, not its
+    // prompt) would otherwise arrive after `from` and end this command before its output.
+    await this.#until(() => this.promptPattern.test(this.#text), 5000);
     const from = this.#text.length;
     await this.type(`${command}\n`);
     await this.waitFor(this.promptPattern, timeoutMs, from);

@@ -157,6 +157,61 @@ t.test('a leader that lost its lease while the commit ran (a pause) sends no ACK
   t.end();
 });
 
+t.test('an ACK sent seconds after its log time states only the lease time left (a slow commit is no longer a lease the cluster ends early)', async (t) => {
+  // bench:failover, A-B cut at load 17-20 with the 450 ms budget: the witness was the only member
+  // that could make a majority, its acknowledgement came seconds late, and the ACK then told the
+  // client the full lease from the moment it arrived. udhcpc counts from the ACK, so the client
+  // would hold its address that long after the cluster's expiry (the fault lab counted it lost).
+  const config = parseConfig(CONFIG);
+  const clock = new ManualClock(0, 1_000_000);
+  const fsm = new Fsm();
+  const inner = new MemoryStateLog(fsm, clock);
+  let commitMs = 0;
+  const slow: StateLog = {
+    fsm, isLeader: () => true, status: () => inner.status(), close: async () => undefined,
+    // Stamped now, applied commitMs later (the majority's acknowledgement was late).
+    propose: async (c: Command) => { const applied = await inner.propose(c); clock.advance(commitMs); return applied; },
+  };
+  const handler = new DhcpHandler({ config: config.dhcp!, state: slow, nodeAddress: config.node.address, clock, log: silentLogger });
+  const dora = async (mac: string): Promise<{ ack: DhcpMessage; sentAt: number }> => {
+    const offer = decodeReply(await handler.handle(packet({ type: 1, mac }), 'p', clock.wallMs()));
+    const ack = decodeReply(await handler.handle(packet({ type: 3, mac, requested: formatIpv4(offer.yiaddr), serverId: '10.50.0.1' }), 'p', clock.wallMs()));
+    return { ack, sentAt: clock.wallMs() };
+  };
+
+  commitMs = 40;
+  const quick = await dora('52:54:00:00:03:01');
+  t.equal(u32Value(quick.ack.options.get(51)!), 3600, 'a commit well under a second: the configured lease time');
+  t.equal(u32Value(quick.ack.options.get(58)!), 1800, 'and T1');
+
+  commitMs = 2340; // the kill -9 of the follower at load 24: 2 s of slack exceeded by 0.34 s
+  const late = await dora('52:54:00:00:03:02');
+  const leaseS = u32Value(late.ack.options.get(51)!)!;
+  t.equal(leaseS, 3598, 'two whole seconds off the lease time');
+  t.equal(u32Value(late.ack.options.get(58)!), 1798, 'T1 renews when it would have counted from the log time');
+  t.equal(u32Value(late.ack.options.get(59)!), 3150 - 2, 'T2 too');
+  const committed = fsm.lease(late.ack.yiaddr)!;
+  // Whole seconds only, as for a quick commit: what is left is under a second (here 0.34 s), the
+  // same as every ACK's own commit and network time; before, it was the whole 2.34 s.
+  t.ok(late.sentAt + leaseS * 1000 - committed.expiresAt < 1000, 'a client counting from the ACK holds the address less than a second past the committed binding');
+  t.ok(late.sentAt + leaseS * 1000 > committed.expiresAt - 1000, 'and loses less than a second of it');
+  t.equal(handler.counters.get('sent.ack-shortened'), 1, 'counted once');
+
+  commitMs = 40;
+  let step = 600_000; // the wall clock stepped 10 min ahead while the commit ran: not lateness
+  const stepping: StateLog = { ...slow, propose: async (c: Command) => { const applied = await slow.propose(c); clock.jumpWall(step); step = 0; return applied; } };
+  const stepped = new DhcpHandler({ config: config.dhcp!, state: stepping, nodeAddress: config.node.address, clock, log: silentLogger });
+  const offer = decodeReply(await stepped.handle(packet({ type: 1, mac: '52:54:00:00:03:03' }), 'p', clock.wallMs()));
+  const afterStep = decodeReply(await stepped.handle(packet({ type: 3, mac: '52:54:00:00:03:03', requested: formatIpv4(offer.yiaddr), serverId: '10.50.0.1' }), 'p', clock.wallMs()));
+  t.equal(u32Value(afterStep.options.get(51)!), 3600, 'a wall-clock step is not taken for a late commit');
+
+  commitMs = 3600_000; // the whole lease went by while the commit ran: nothing to promise
+  const none = await handler.handle(packet({ type: 3, mac: '52:54:00:00:03:02', requested: formatIpv4(late.ack.yiaddr), serverId: '10.50.0.1', ciaddr: formatIpv4(late.ack.yiaddr) }), 'p', clock.wallMs());
+  t.same(none, [], 'no ACK for a lease that is already over');
+  t.equal(handler.counters.get('dropped.lease-over-before-reply'), 1, 'counted');
+  t.end();
+});
+
 t.test('a failed proposal sends nothing; a follower answers nothing', async (t) => {
   const fsm = new Fsm();
   const clock = new ManualClock();

@@ -44,6 +44,11 @@ export interface DhcpHandlerOptions {
    * (services/names.ts): DNS records, inventory nodes. A name one of them holds is not given out.
    */
   nameOwners?: readonly NameOwners[] | undefined;
+  /**
+   * Read (monotonic) when a request comes in and once its commit is done, to state in the ACK only
+   * the lease time left of the committed binding (see #act). Without it nothing is taken off.
+   */
+  clock?: Pick<Clock, 'monotonicMs'> | undefined;
   log: Logger;
 }
 
@@ -55,6 +60,7 @@ export class DhcpHandler {
   #config: DhcpConfig;
   #state: StateLog;
   #log: Logger;
+  #clock: Pick<Clock, 'monotonicMs'> | undefined;
   #limiter = new LogLimiter();
   #local: PoolSubnet | undefined;
   #interface: readonly InterfaceAddress[] | undefined;
@@ -76,6 +82,7 @@ export class DhcpHandler {
     this.#config = config;
     this.#state = options.state;
     this.#log = options.log;
+    this.#clock = options.clock;
     const serverId = config.serverId ?? config.listen ?? options.nodeAddress;
     if (serverId === undefined) throw new LanhaError('config-invalid', 'dhcp.serverId: is not set, and neither dhcp.listen nor node.address gives one');
     this.serverId = serverId;
@@ -135,7 +142,7 @@ export class DhcpHandler {
     this.counters.inc(`received.${client.type}`);
     this.#recordSeen(client, nowMs);
     const decision = this.#decide(client, nowMs);
-    const replies = await this.#act(decision, decoded.value, client, nowMs);
+    const replies = await this.#act(decision, decoded.value, client, nowMs, this.#clock?.monotonicMs());
     // Gated again at the end (HA.md §2.5: a resumed stale leader sends nothing): a leader paused
     // (SIGSTOP, a long stall) between the request and the commit may run on after another member
     // won; its ACK would then reach the client seconds after the entry's log time. The entry is
@@ -181,7 +188,8 @@ export class DhcpHandler {
     }
   }
 
-  async #act(decision: Decision, request: DhcpMessage, client: ClientRequest, nowMs: number): Promise<Reply[]> {
+  /** `receivedMono`: the monotonic time the request came in (undefined without a clock). */
+  async #act(decision: Decision, request: DhcpMessage, client: ClientRequest, nowMs: number, receivedMono: number | undefined): Promise<Reply[]> {
     const facts = { mac: client.mac, xid: client.xid, clientId: client.clientId };
     switch (decision.kind) {
       case 'silent':
@@ -227,8 +235,28 @@ export class DhcpHandler {
           this.counters.inc('sent.nak');
           return [this.#reply({ kind: 'nak', request, client, serverId: this.serverId, message: 'address taken' })];
         }
+        // The committed binding runs from the entry's log time; the ACK leaves only after the
+        // commit, which takes seconds when the one member left to make a majority is slow (the
+        // witness during an A-B cut or with the other server down, on a loaded machine). A client
+        // that counts its lease from the ACK (busybox udhcpc does, RFC 2131 §4.4.1 says from the
+        // REQUEST) would hold the address that long past the cluster's expiry, when the address
+        // may go to someone else. So the whole seconds since the request came in (monotonic: the
+        // log time was stamped after it, and a wall-clock step must not count) come off the times
+        // the ACK states.
+        const lateMs = receivedMono === undefined ? 0 : Math.max(0, this.#clock!.monotonicMs() - receivedMono);
+        const lateS = Math.floor(lateMs / 1000);
+        if (lease.expiresAt - lease.grantedAt - lateMs < 1000) {
+          // Nothing left to give: the client's retry gets a fresh grant.
+          this.counters.inc('dropped.lease-over-before-reply');
+          this.#log.warn({ event: 'dhcp.ack.too_late', ...facts, ip: formatIpv4(decision.ip), lateMs }, 'the lease ran out while its commit ran; no ACK sent');
+          return [];
+        }
+        if (lateS > 0) {
+          this.counters.inc('sent.ack-shortened');
+          this.#log.info({ event: 'dhcp.ack.shortened', ...facts, ip: formatIpv4(decision.ip), lateMs }, `the commit took ${lateMs} ms; the ACK states ${lateS} s less lease time`);
+        }
         this.counters.inc('sent.ack');
-        const extras = this.#extras(decision.subnet.id, client, decision.hostname);
+        const extras = this.#extras(decision.subnet.id, client, decision.hostname, lateS);
         this.#recordBinding(client, decision.ip);
         // The boot rule is logged so an operator can see why a netbooting client got its file.
         const boot = extras.boot ? { boot: extras.boot.rule, bootfile: extras.boot.bootfile } : {};
@@ -273,10 +301,11 @@ export class DhcpHandler {
     }
   }
 
-  #extras(subnetId: string, client: ClientRequest, hostname: string | undefined): Pick<ReplyInput, 'subnet' | 'boot' | 'hostname'> {
+  /** `lateS`: whole seconds the lease has already run (an ACK sent late); they come off T1, T2 and the lease time. */
+  #extras(subnetId: string, client: ClientRequest, hostname: string | undefined, lateS = 0): Pick<ReplyInput, 'subnet' | 'boot' | 'hostname'> {
     const out: Pick<ReplyInput, 'subnet' | 'boot' | 'hostname'> = { boot: planBoot(client, this.#boot, this.serverId) };
     const subnet = this.#replyOptions.get(subnetId);
-    if (subnet) out.subnet = subnet;
+    if (subnet) out.subnet = lateS > 0 ? shortened(subnet, lateS * 1000) : subnet;
     if (hostname !== undefined) out.hostname = hostname;
     return out;
   }
@@ -351,6 +380,18 @@ export interface DhcpServerOptions {
   nameOwners?: readonly NameOwners[] | undefined;
   /** REQUEST received -> ACK handed to the socket, commit included (lanha_dhcp_ack_duration_seconds). */
   observeAckSeconds?: ((seconds: number) => void) | undefined;
+}
+
+/**
+ * A subnet's reply times with `byMs` of the lease already gone: the lease time, T1 and T2 all end
+ * when they would have counted from the entry's log time; a T1 or T2 already past becomes the RFC
+ * 2131 default share of what is left (0.5, 0.875).
+ */
+function shortened(subnet: SubnetReplyOptions, byMs: number): SubnetReplyOptions {
+  const leaseMs = Math.max(1000, subnet.leaseMs - byMs);
+  const renewMs = subnet.renewMs - byMs >= 1000 ? subnet.renewMs - byMs : Math.floor(leaseMs / 2);
+  const rebindMs = subnet.rebindMs - byMs > renewMs ? subnet.rebindMs - byMs : Math.max(renewMs, Math.floor(leaseMs * 0.875));
+  return { ...subnet, leaseMs, renewMs, rebindMs };
 }
 
 /** Binds the socket and runs the handler until stop(). */

@@ -1,4 +1,5 @@
-import { readFileSync, existsSync, writeFileSync, chmodSync, rmSync } from 'node:fs';
+import { readFileSync, existsSync, writeFileSync, chmodSync, rmSync, mkdtempSync, copyFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import type { Lab, LabHost } from '../support/netns.js';
@@ -19,7 +20,8 @@ import { startEtcdCluster, type EtcdCluster } from '../support/etcd.js';
 export const PROTOCOLS: readonly Protocol[] = ['dns', 'ntp', 'tftp', 'dhcp'];
 export const PROBE_EVERY_MS = 50;
 const SAMPLE_MS = 50;
-const LEASE_S = 30;
+/** The lab's DHCP lease time in seconds. */
+export const LEASE_S = 30;
 
 export interface Ack {
   client: string;
@@ -114,8 +116,9 @@ export class FaultLab {
         writeFileSync(script, `#!/bin/sh
 case "$1" in
   bound|renew)
+    at=$(date +%s%3N)
     ip addr replace "$ip/$subnet" dev "$interface"
-    echo "$1 $ip ${mac} $lease $(date +%s%3N)" >> ${log} ;;
+    echo "$1 $ip ${mac} $lease $at" >> ${log} ;;
   deconfig) ip addr flush dev "$interface" ;;
 esac
 exit 0
@@ -142,6 +145,14 @@ exit 0
   /** Each member's log, to /tmp/failover-debug-<name>.log (FAULT_DEBUG=1 or after a failure). */
   dumpLogs(): void {
     for (const n of this.members) writeFileSync(`/tmp/failover-debug-${n.name}.log`, n.daemon?.logs() ?? '');
+  }
+
+  /** Each member's log and every client's ACK log so far, into a new directory under the temp dir (kept after the lab); returns it. */
+  dumpRound(label: string): string {
+    const dir = mkdtempSync(join(tmpdir(), `lanha-failover-${label}-`));
+    for (const n of this.members) writeFileSync(join(dir, `${n.name}.log`), n.daemon?.logs() ?? '');
+    for (const cl of this.clients) if (existsSync(cl.log)) copyFileSync(cl.log, join(dir, `${cl.name}.acks`));
+    return dir;
   }
 
   async close(): Promise<void> {
@@ -237,7 +248,8 @@ exit 0
         const row = rows.find((r) => r.mac === ack.mac && r.ip === ack.ip && r.state === 'bound');
         const expiresAt = row === undefined ? -Infinity : Date.parse(row.expiresAt);
         // 2 s of slack: the ACK time is taken by the client's script after the ACK arrived.
-        if (expiresAt < ack.at + ack.leaseS * 1000 - 2000) lost.push(`${server.name}: ${ack.client} ${ack.mac} ${ack.ip} ACKed at ${ack.at} for ${ack.leaseS} s: ${row ? `expires ${Math.round(expiresAt)}` : 'missing'}`);
+        // How short says which it is: a lost renewal leaves the previous one (about half a lease short).
+        if (expiresAt < ack.at + ack.leaseS * 1000 - 2000) lost.push(`${server.name}: ${ack.client} ${ack.mac} ${ack.ip} ACKed at ${ack.at} for ${ack.leaseS} s: ${row ? `expires ${Math.round(expiresAt)}, ${ack.at + ack.leaseS * 1000 - expiresAt} ms before the client's lease ends` : 'missing'}`);
       }
     }
     return lost;

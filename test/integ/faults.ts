@@ -118,3 +118,35 @@ export const FAULTS: readonly Fault[] = [
     },
   },
 ];
+
+/**
+ * Faults run only when named (FAULTS=...), not by the suite in `npm test`. `cut_a_b_slow_witness`:
+ * the A-B cut while the witness, the one member left to make a majority, stalls (SIGSTOP 2.5 s,
+ * SIGCONT 0.3 s, eight times): what a machine at load 17-20 did to it in the bench:failover round
+ * that counted 6 ACKed leases lost. A REQUEST taken in a 0.3 s window commits only when the witness
+ * runs again, so its ACK leaves seconds after the entry's log time.
+ */
+export const EXTRA_FAULTS: readonly Fault[] = [
+  {
+    name: 'cut_a_b_slow_witness',
+    async inject(fl) {
+      const heal = await cutServers(fl);
+      const witness = fl.c.witness.daemon!.child;
+      try {
+        await sleep(500);
+        for (let i = 0; i < 8; i++) {
+          witness.kill('SIGSTOP');
+          try {
+            await sleep(2500);
+          } finally {
+            witness.kill('SIGCONT');
+          }
+          await sleep(300);
+        }
+      } finally {
+        witness.kill('SIGCONT');
+        await heal();
+      }
+    },
+  },
+];

@@ -10,7 +10,7 @@ import { formatPoolUse } from '../services/dhcp/pool-text.js';
 
 export const leasesCommand: CliCommand = {
   path: ['leases'],
-  summary: 'list DHCP leases (ip, mac, hostname, client-id, state, expires in, subnet) and how full each pool is',
+  summary: 'list DHCP leases (ip, mac, hostname, client-id, state, expires in, subnet, the log index that committed it, the node that ACKed it) and how full each pool is',
   usage: 'leases [--json] [--mac M] [--ip A] [--all] [--config FILE | --socket PATH]',
   options: { ...DAEMON_OPTIONS, json: { type: 'boolean' }, mac: { type: 'string' }, ip: { type: 'string' }, all: { type: 'boolean' } },
   optionHelp: [
@@ -35,8 +35,9 @@ export const leasesCommand: CliCommand = {
     if (body.leases.length === 0) {
       io.out('no leases\n');
     } else {
-      io.out(formatTable(['ip', 'mac', 'hostname', 'client-id', 'state', 'expires in', 'subnet'], body.leases.map((l) => [
+      io.out(formatTable(['ip', 'mac', 'hostname', 'client-id', 'state', 'expires in', 'subnet', 'log index', 'ACKed by'], body.leases.map((l) => [
         l.ip, l.mac, l.hostname ?? '-', l.clientId ?? '-', l.state, l.state === 'bound' || l.state === 'declined' ? formatDuration(l.expiresInS * 1000) : '-', l.subnet,
+        l.index === null ? '-' : String(l.index), l.ackedBy ?? 'unknown',
       ])));
     }
     const pools = formatPoolUse(body.pools);

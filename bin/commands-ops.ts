@@ -17,7 +17,7 @@ function printDhcp(d: DhcpExplain, io: CliIo): void {
   io.out(`  subnet: ${d.subnet.id ?? '-'} (${d.subnet.why})\n`);
   io.out(`  reservation by MAC: ${d.reservation.byMac ?? 'none'}; by client-id: ${d.reservation.byClientId ?? 'none'}\n`);
   for (const n of d.reservation.notes) io.out(`  NOTE: ${n}\n`);
-  if (d.lease) io.out(`  lease: ${d.lease.ip} ${d.lease.state}${d.lease.hostname === null ? '' : ` (${d.lease.hostname})`}, client-id ${d.lease.clientId ?? '-'}, committed at log index ${d.lease.index ?? '-'}, ACKed by ${d.lease.ackedBy ?? '- (not recorded)'}, ends ${d.lease.expiresAt}\n`);
+  if (d.lease) io.out(`  lease: ${d.lease.ip} ${d.lease.state}${d.lease.hostname === null ? '' : ` (${d.lease.hostname})`}, client-id ${d.lease.clientId ?? '-'}, committed at log index ${d.lease.index ?? '-'}, ACKed by ${d.lease.ackedBy ?? 'unknown (entry written before the proposer was recorded)'}, ends ${d.lease.expiresAt}\n`);
   io.out(`  boot: ${d.boot.result}\n`);
   if (d.boot.rules.length > 0) io.out('\n' + formatTable(['boot rule', 'matched', 'deciding field'], d.boot.rules.map((r) => [r.rule, r.matched ? 'yes' : 'no', r.deciding])));
   if (d.options.length > 0) io.out('\n' + formatTable(['option', 'name', 'value', 'from'], d.options.map((o) => [String(o.code), o.name, o.value, o.source])));

@@ -22,6 +22,11 @@ export interface LeaseRow {
   subnet: string;
   /** The log index that committed the grant or last renewal (null for leases from older snapshots). */
   index: number | null;
+  /**
+   * The member that proposed that grant: the leader that sent the ACK (recorded in the log entry;
+   * null for entries written before it was recorded, shown as "unknown").
+   */
+  ackedBy: string | null;
 }
 
 function row(lease: Lease, nowMs: number): LeaseRow {
@@ -36,6 +41,7 @@ function row(lease: Lease, nowMs: number): LeaseRow {
     expiresInS: Math.round((lease.expiresAt - nowMs) / 1000),
     subnet: lease.subnet,
     index: lease.index ?? null,
+    ackedBy: lease.ackedBy ?? null,
   };
 }
 

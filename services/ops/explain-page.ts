@@ -14,7 +14,7 @@ function dhcpBlock(d: DhcpExplain): Html {
 <dt>reserved by MAC</dt><dd data-testid="explain-reservation-mac">${dash(d.reservation.byMac)}</dd><dt>reserved by client-id</dt><dd>${dash(d.reservation.byClientId)}</dd></dl>
 ${d.reservation.notes.map((n) => html`<p class="message" data-testid="explain-note">${n}</p>`)}</div>
 ${d.lease === null ? html`<p class="muted">no lease in the replicated state</p>` : html`<h2>Lease</h2><div class="card"><dl><dt>address</dt><dd class="mono" data-testid="explain-lease-ip">${d.lease.ip}</dd><dt>state</dt><dd>${d.lease.state}</dd>
-<dt>host name</dt><dd>${dash(d.lease.hostname)}</dd><dt>client-id</dt><dd class="mono">${dash(d.lease.clientId)}</dd><dt>committed at log index</dt><dd data-testid="explain-lease-index">${dash(d.lease.index)}</dd><dt>ACKed by</dt><dd data-testid="explain-lease-acked-by">${dash(d.lease.ackedBy)}</dd>
+<dt>host name</dt><dd>${dash(d.lease.hostname)}</dd><dt>client-id</dt><dd class="mono">${dash(d.lease.clientId)}</dd><dt>committed at log index</dt><dd data-testid="explain-lease-index">${dash(d.lease.index)}</dd><dt>ACKed by</dt><dd data-testid="explain-lease-acked-by">${d.lease.ackedBy ?? 'unknown'}</dd>
 <dt>granted</dt><dd>${d.lease.grantedAt}</dd><dt>ends</dt><dd>${d.lease.expiresAt}</dd></dl></div>`}
 <h2>Boot rules</h2><p data-testid="explain-boot">${d.boot.result}</p>${d.boot.rules.length === 0 ? '' : html`<div class="scroll"><table><thead><tr><th>rule</th><th>matched</th><th>deciding field</th></tr></thead><tbody>
 ${d.boot.rules.map((r) => html`<tr><td>${r.rule}</td><td>${r.matched ? 'yes' : 'no'}</td><td class="wrap">${r.deciding}</td></tr>`)}</tbody></table></div>`}

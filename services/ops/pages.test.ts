@@ -13,7 +13,7 @@ const HOSTILE = ['<script>alert(1)</script>', '"><img src=x onerror=alert(1)>', 
 function lease(i: number, over: Partial<LeaseRow> = {}): LeaseRow {
   return {
     ip: `10.0.0.${10 + i}`, mac: `52:54:00:00:00:${(i + 16).toString(16)}`, hostname: `node${i}`, clientId: null, state: 'bound',
-    expiresAt: '2026-01-01T00:00:00.000Z', expiresInS: 3600, subnet: '10.0.0.0/24', index: 100 + i, ...over,
+    expiresAt: '2026-01-01T00:00:00.000Z', expiresInS: 3600, subnet: '10.0.0.0/24', index: 100 + i, ackedBy: 'lan-a', ...over,
   };
 }
 
@@ -127,6 +127,14 @@ t.test('search and filters select rows; bad input becomes a message', async (t) 
   const page = renderLeases(rows, [], bad, 'n');
   t.match(page, 'data-testid="query-problem"');
   t.match(page, 'search &quot;&lt;x&gt;&quot; can&#39;t be used');
+});
+
+t.test('each lease row names the log index and the node that ACKed it; an entry without one says unknown', async (t) => {
+  const page = renderLeases([lease(1), lease(2, { index: null, ackedBy: null }), lease(3, { ackedBy: HOSTILE[1]! })], [], readLeaseQuery(new URLSearchParams()), 'n');
+  const cells = [...page.matchAll(/data-testid="lease-acked-by">([^<]*)</g)].map((m) => m[1]);
+  t.same(cells, ['lan-a', 'unknown', '&quot;&gt;&lt;img src=x onerror=alert(1)&gt;']);
+  t.same([...page.matchAll(/data-testid="lease-index">([^<]*)</g)].map((m) => m[1]), ['101', '-', '103']);
+  assertInert(t, page);
 });
 
 t.test('paging: 50 rows a page with next/previous links that keep the filters', async (t) => {

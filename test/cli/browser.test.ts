@@ -40,7 +40,7 @@ t.test('status pages in Chromium', async (t) => {
   t.equal(txt.code, 0, txt.stderr);
   const base = `http://127.0.0.1:${httpPort}`;
   const status = JSON.parse((await runLanctl(['status', '--json', ...sock])).stdout) as { node: string; version: string; configHash: string; cluster: { term: number; commitIndex: number; role: string } };
-  const leases = JSON.parse((await runLanctl(['leases', '--json', ...sock])).stdout) as Array<{ ip: string; hostname: string | null; index: number }>;
+  const leases = JSON.parse((await runLanctl(['leases', '--json', ...sock])).stdout) as Array<{ ip: string; hostname: string | null; index: number; ackedBy: string | null }>;
   mkdirSync(OUT, { recursive: true });
 
   let chromium: typeof import('playwright-core').chromium;
@@ -91,6 +91,8 @@ t.test('status pages in Chromium', async (t) => {
     const ips = await page.getByTestId('lease-ip').allTextContents();
     t.same(ips.map((s) => s.trim()), leases.map((l) => l.ip));
     t.same((await page.getByTestId('lease-index').allTextContents()).map((s) => s.trim()), leases.map((l) => String(l.index)));
+    t.same((await page.getByTestId('lease-acked-by').allTextContents()).map((s) => s.trim()), leases.map((l) => l.ackedBy ?? 'unknown'));
+    t.ok(leases.every((l) => l.ackedBy === status.node), 'every lease was ACKed by this (single) node');
     await page.getByTestId('search').fill('bet');
     await page.getByRole('button', { name: 'Show' }).click();
     await page.waitForURL(/q=bet/);

@@ -59,8 +59,12 @@ dhcp:
     t.match(table.stdout, /127\.0\.20\.10\s+52:54:00:12:34:56\s+cli-node\s+-\s+bound\s+(59m\d+s|1h0m)\s+127\.0\.0\.0\/8/);
     t.match(table.stdout, /SUBNET\s+POOL\s+USED\s+FULL\n127\.0\.0\.0\/8\s+127\.0\.20\.10-127\.0\.20\.20\s+1\/11\s+9%/, 'pool use under the leases');
     t.match((await runLanctl(['status', ...sock])).stdout, /127\.0\.0\.0\/8\s+127\.0\.20\.10-127\.0\.20\.20\s+1\/11/, 'and in lanctl status');
-    const json = JSON.parse((await runLanctl(['leases', '--json', '--mac', '52-54-00-12-34-56', ...sock])).stdout) as Array<{ ip: string }>;
+    t.match(table.stdout, /SUBNET\s+LOG INDEX\s+ACKED BY\n/, 'the log index and the ACKing member are columns');
+    const json = JSON.parse((await runLanctl(['leases', '--json', '--mac', '52-54-00-12-34-56', ...sock])).stdout) as Array<{ ip: string; index: number | null; ackedBy: string | null }>;
     t.same(json.map((l) => l.ip), ['127.0.20.10'], '--mac filter (any MAC spelling)');
+    t.equal(json[0]?.ackedBy, 't', 'ACKed by this node (the proposer recorded in the entry)');
+    t.ok(typeof json[0]?.index === 'number' && json[0].index > 0, 'committed at a log index');
+    t.match(table.stdout, new RegExp(`127\\.0\\.0\\.0/8\\s+${String(json[0]?.index)}\\s+t\\n`), 'the table row says the same');
 
     // lanctl nodes: the client that just booted, and the reserved node that never did.
     const nodes = await runLanctl(['nodes', ...sock]);

@@ -41,6 +41,17 @@ export class NotLeaderError extends LanhaError {
 }
 
 /**
+ * The command depended on state that another command changed first (etcd backend: the address's
+ * lease key moved on since the proposer read it). Nothing was written; the proposer's state now
+ * shows the other command, and the client's retry is decided on it.
+ */
+export class ConflictError extends LanhaError {
+  constructor(message: string) {
+    super('conflict', message);
+  }
+}
+
+/**
  * A StateLog that keeps everything in memory and applies at once. Used by unit tests of services
  * and nowhere that promises durability.
  */

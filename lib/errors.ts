@@ -19,6 +19,8 @@ export type LanhaErrorCode =
   | 'not-leader'
   | 'unavailable'
   | 'exists'
+  /** The state changed under a command that depended on it (etcd: an address's lease key moved on). */
+  | 'conflict'
   | 'io';
 
 export class LanhaError extends Error {

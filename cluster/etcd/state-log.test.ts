@@ -2,6 +2,8 @@ import t from 'tap';
 import { systemClock } from '../../lib/clock.js';
 import { silentLogger } from '../../lib/log.js';
 import { LanhaError } from '../../lib/errors.js';
+import { ConflictError } from '../state-log.js';
+import type { Command } from '../commands.js';
 import { EtcdStateLog } from './state-log.js';
 import { EtcdClient } from './client.js';
 import { etcdAvailable, etcdLeaderIndex, startEtcdCluster, type EtcdCluster } from '../../test/support/etcd.js';
@@ -50,6 +52,39 @@ t.test('etcd backend faults', async (t) => {
     t.equal(etcd.foreign, 1, 'one foreign key counted');
     t.equal([...a.fsm.leases()].length, 1, 'the real entry applied');
     await a.close();
+  });
+
+  await t.test('two proposals race for one address: one commits, the other is refused and writes nothing', async (t) => {
+    n++;
+    const a = await open('a');
+    await until('leader', () => a.isLeader());
+    const ip = 0x0a000063;
+    const to = (mac: string): Command => ({ type: 'lease.grant', ip, mac, subnet: '10.0.0.0/8', leaseMs: 3_600_000 });
+    // Both decided on the address being free; both txns compare its key with the same revision.
+    const results = await Promise.allSettled([a.propose(to('02:00:00:00:aa:01')), a.propose(to('02:00:00:00:aa:02'))]);
+    const won = results.filter((r) => r.status === 'fulfilled');
+    const refused = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    t.equal(won.length, 1, 'one grant committed');
+    t.equal(refused.length, 1, 'the other was refused');
+    t.ok(refused[0]?.reason instanceof ConflictError, `with a conflict: ${String(refused[0]?.reason?.message)}`);
+    t.match(String(refused[0]?.reason?.message), /address 10\.0\.0\.99 changed/, 'naming the address');
+    const winner = (won[0] as PromiseFulfilledResult<{ command: Command }>).value.command as { mac: string };
+    t.equal(a.fsm.lease(ip)?.mac, winner.mac, 'the address is bound to the winner');
+    const { kvs } = await raw.range(`/lanha/faults-${n}/log/`, { rangeEnd: `/lanha/faults-${n}/log0` });
+    const grants = kvs.map((kv) => JSON.parse(Buffer.from(kv.value).toString('utf8')) as { c: { ip?: number } }).filter((e) => e.c.ip === ip);
+    t.equal(grants.length, 1, 'etcd holds one grant for the address: the refused one wrote nothing');
+    t.equal((a.status()['etcd'] as { conflicts: number }).conflicts, 1, 'status counts the conflict');
+    // Decided again on the state that now shows the winner, the loser's command passes etcd's compare.
+    await a.propose({ type: 'lease.release', ip, mac: winner.mac });
+    t.equal(a.fsm.lease(ip)?.state, 'released', 'a command decided on the current state commits');
+    // A second server reading the site sees the same address revision and honours it.
+    const b = await open('b');
+    await until('b caught up', () => b.fsm.hash() === a.fsm.hash());
+    await a.close();
+    await until('b leads', () => b.isLeader(), 10_000);
+    await b.propose(to('02:00:00:00:aa:02'));
+    t.equal(b.fsm.lease(ip)?.mac, '02:00:00:00:aa:02', 'a new leader grants on the state it loaded, compare included');
+    await b.close();
   });
 
   await t.test('two sites (cluster ids) share one etcd and stay separate', async (t) => {

@@ -6,10 +6,11 @@ import { LanhaError, errorMessage } from '../../lib/errors.js';
 import { decodeCommand, encodeCommand, type Command } from '../commands.js';
 import { Fsm, type AppliedEntry } from '../fsm.js';
 import { LogClock } from '../log-time.js';
-import { NotLeaderError, type StateLog, type StateLogStatus } from '../state-log.js';
+import { ConflictError, NotLeaderError, type StateLog, type StateLogStatus } from '../state-log.js';
 import { decodeFsmSnapshot, encodeFsmSnapshot, type RaftTimeline } from '../raft-state-log.js';
 import type { MemberStatusChannel } from '../member-status.js';
 import { EtcdMemberFeed } from './member-feed.js';
+import { formatIpv4 } from '../../lib/ipv4.js';
 import { EtcdClient, EtcdError, isAuthError, prefixEnd, type EndpointHealth, type KeyValue, type Watch, type WatchEvent } from './client.js';
 
 // The StateLog on an etcd v3 cluster (`cluster.backend: etcd`). Keys under the site's prefix P:
@@ -19,6 +20,11 @@ import { EtcdClient, EtcdError, isAuthError, prefixEnd, type EndpointHealth, typ
 //   P log/<epoch>-<seq>   one command each, written by the holder in a txn that compares P leader's
 //                         create revision with its epoch (a deposed holder's write fails) and the
 //                         key's create revision with 0 (a retried write cannot apply twice)
+//   P addr/<a.b.c.d>      one per address a lease command (grant, release, decline, expire) touched,
+//                         written in that command's txn (value: its log key); the txn compares the
+//                         key's mod revision with the one the proposer had applied, so a command
+//                         decided on an address that someone else's command changed meanwhile fails
+//                         (ConflictError, nothing written): never two clients ACKed one address
 //   P snapshot            gzip'd Fsm snapshot at some revision; log keys up to it are then deleted
 //
 // Every member applies log keys to the same fsm.ts in etcd revision order (the revision is the
@@ -59,6 +65,14 @@ interface Pending {
   timer: NodeJS.Timeout;
 }
 
+/** The address a lease command binds, frees or quarantines (what its txn must compare); null for other commands. */
+function addrOf(command: Command): number | null {
+  switch (command.type) {
+    case 'lease.grant': case 'lease.release': case 'lease.decline': case 'lease.expire': return command.ip;
+    default: return null;
+  }
+}
+
 const pad = (n: number, width: number): string => String(n).padStart(width, '0');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 /** etcd's default --max-txn-ops is 128. */
@@ -68,7 +82,7 @@ export class EtcdStateLog implements StateLog {
   readonly fsm = new Fsm();
   #o: EtcdStateLogOptions;
   #client: EtcdClient;
-  #p: { leader: string; log: string; snapshot: string; end: string };
+  #p: { leader: string; log: string; addr: string; snapshot: string; end: string };
   #logClock: LogClock;
   #limiter = new LogLimiter();
   #closed = false;
@@ -89,11 +103,13 @@ export class EtcdStateLog implements StateLog {
   #behindSince: number | null = null;
   #wasLeading = false;
   #pending = new Map<string, Pending>();
+  /** Each address key's mod revision as applied here (absent: never written, compares as 0). */
+  #addrRev = new Map<string, number>();
   /** Live log keys in revision order (what a snapshot lets the leader delete). */
   #logKeys: Array<{ key: string; revision: number }> = [];
   #snapshotIndex = 0;
   #snapshotting = false;
-  #stats = { applied: 0, skipped: 0, foreign: 0, reloads: 0, watchRestarts: 0, campaigns: 0, keepAliveFailures: 0, snapshots: 0 };
+  #stats = { conflicts: 0, applied: 0, skipped: 0, foreign: 0, reloads: 0, watchRestarts: 0, campaigns: 0, keepAliveFailures: 0, snapshots: 0 };
   #lastError: string | null = null;
   #health: EndpointHealth[] = [];
   #memberFeed: EtcdMemberFeed | null = null;
@@ -102,7 +118,7 @@ export class EtcdStateLog implements StateLog {
   private constructor(o: EtcdStateLogOptions) {
     this.#o = o;
     this.#client = o.client;
-    this.#p = { leader: `${o.prefix}leader`, log: `${o.prefix}log/`, snapshot: `${o.prefix}snapshot`, end: prefixEnd(o.prefix) };
+    this.#p = { leader: `${o.prefix}leader`, log: `${o.prefix}log/`, addr: `${o.prefix}addr/`, snapshot: `${o.prefix}snapshot`, end: prefixEnd(o.prefix) };
     this.#logClock = new LogClock(o.clock, o.log, 'etcd.clock_jump');
   }
 
@@ -159,15 +175,32 @@ export class EtcdStateLog implements StateLog {
       this.#pending.set(key, { key, command, at, revision: null, resolve, reject, timer });
     });
     applied.catch(() => undefined);
+    // What the command depends on: the address's key as this node applied it.
+    const addr = addrOf(command);
+    const addrKey = addr === null ? null : `${this.#p.addr}${formatIpv4(addr)}`;
+    const expected = addrKey === null ? 0 : this.#addrRev.get(addrKey) ?? 0;
     try {
       const r = await this.#client.txn(
-        [{ key: this.#p.leader, target: 'CREATE', result: 'EQUAL', createRevision: epoch }, { key, target: 'CREATE', result: 'EQUAL', createRevision: 0 }],
-        [{ put: { key, value: encodeCommand({ at, by: this.#o.id, command }) } }],
-        [{ range: { key: this.#p.leader } }, { range: { key } }],
+        [
+          { key: this.#p.leader, target: 'CREATE', result: 'EQUAL', createRevision: epoch },
+          { key, target: 'CREATE', result: 'EQUAL', createRevision: 0 },
+          ...(addrKey === null ? [] : [{ key: addrKey, target: 'MOD' as const, result: 'EQUAL' as const, modRevision: expected }]),
+        ],
+        [
+          { put: { key, value: encodeCommand({ at, by: this.#o.id, command }) } },
+          ...(addrKey === null ? [] : [{ put: { key: addrKey, value: new TextEncoder().encode(key) } }]),
+        ],
+        [{ range: { key: this.#p.leader } }, { range: { key } }, ...(addrKey === null ? [] : [{ range: { key: addrKey } }])],
       );
       const mine = r.succeeded ? r.revision : r.ranges[1]?.[0]?.modRevision ?? null; // a retry after a lost answer finds its own key
       if (mine === null) {
         const holder = r.ranges[0]?.[0];
+        if (holder !== undefined && holder.createRevision === epoch && addrKey !== null) {
+          // Still ours: the address moved on under the command. Catch up to that change (so the
+          // client's retry is decided on it), then refuse this one.
+          const now = r.ranges[2]?.[0]?.modRevision ?? 0;
+          throw await this.#conflict(addrKey, expected, now);
+        }
         this.#lostLeadership('the election key is no longer ours', holder ? Buffer.from(holder.value).toString('utf8') : null);
         throw new NotLeaderError(holder ? Buffer.from(holder.value).toString('utf8') : null);
       }
@@ -177,10 +210,19 @@ export class EtcdStateLog implements StateLog {
     } catch (error) {
       const p = this.#pending.get(key);
       if (p) { clearTimeout(p.timer); this.#pending.delete(key); }
-      if (error instanceof NotLeaderError) throw error;
+      if (error instanceof NotLeaderError || error instanceof ConflictError) throw error;
       throw new LanhaError('unavailable', `could not commit to etcd: ${errorMessage(error)}`);
     }
     return applied;
+  }
+
+  /** Waits (briefly) until the change that beat a command is applied here; the error to refuse it with. */
+  async #conflict(addrKey: string, expected: number, now: number): Promise<ConflictError> {
+    this.#stats.conflicts++;
+    const deadline = this.#o.clock.monotonicMs() + 1000;
+    while (this.#revision < now && this.#o.clock.monotonicMs() < deadline && !this.#closed) await sleep(5);
+    const address = addrKey.slice(this.#p.addr.length);
+    return new ConflictError(`address ${address} changed in etcd (revision ${now}) after this node decided on it (revision ${expected}): command refused, nothing written`);
   }
 
   status(): StateLogStatus {
@@ -269,6 +311,7 @@ export class EtcdStateLog implements StateLog {
       }
     }
     this.#logKeys = [];
+    this.#addrRev.clear();
     const events = r.kvs.filter((kv) => kv.key !== this.#p.snapshot).sort((a, b) => a.modRevision - b.modRevision).map((kv): WatchEvent => ({ type: 'put', kv }));
     this.#holder = null;
     this.#onEvents(events, r.revision);
@@ -336,6 +379,11 @@ export class EtcdStateLog implements StateLog {
       return;
     }
     if (key === this.#p.snapshot) return; // read only when (re)loading
+    if (key.startsWith(this.#p.addr)) {
+      if (e.type === 'delete') this.#addrRev.delete(key);
+      else this.#addrRev.set(key, e.kv.modRevision);
+      return;
+    }
     if (!key.startsWith(this.#p.log)) {
       this.#stats.foreign++;
       this.#once('foreign', { event: 'etcd.foreign_key', key }, `a key under the prefix that lanha did not write (${key}): skipped; is the prefix shared with another program?`);

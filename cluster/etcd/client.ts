@@ -211,8 +211,8 @@ export class EtcdClient {
   }
 
   /** One keep-alive; the TTL granted again, 0 when the lease is gone. */
-  async leaseKeepAlive(id: string): Promise<number> {
-    const r = await this.call('/v3/lease/keepalive', { ID: id });
+  async leaseKeepAlive(id: string, timeoutMs?: number): Promise<number> {
+    const r = await this.call('/v3/lease/keepalive', { ID: id }, timeoutMs);
     const result = (r['result'] ?? r) as Record<string, unknown>;
     return int(result['TTL']);
   }
@@ -321,16 +321,17 @@ export class EtcdClient {
 
   /**
    * One unary gateway call, with failover: transport errors and "unavailable" move to the next
-   * endpoint, each endpoint tried once; the error names every endpoint that failed.
+   * endpoint, each endpoint tried once; the error names every endpoint that failed. `timeoutMs`
+   * (per endpoint) overrides the configured request timeout.
    */
-  async call(path: string, body: Record<string, unknown>): Promise<Record<string, unknown>> {
+  async call(path: string, body: Record<string, unknown>, timeoutMs?: number): Promise<Record<string, unknown>> {
     const failures: string[] = [];
     let last: EtcdError | undefined;
     for (let attempt = 0; attempt < this.endpoints.length; attempt++) {
       if (this.#closed) throw new EtcdError(this.endpoint, 'the client is closed', null);
       const endpoint = this.endpoint;
       try {
-        return await this.#once(endpoint, path, body, this.#o.requestTimeoutMs ?? 5000);
+        return await this.#once(endpoint, path, body, timeoutMs ?? this.#o.requestTimeoutMs ?? 5000);
       } catch (error) {
         if (!(error instanceof EtcdError)) throw error;
         if (error.grpcCode !== null && error.grpcCode !== GrpcCode.unavailable && error.grpcCode !== GrpcCode.deadlineExceeded) throw error;

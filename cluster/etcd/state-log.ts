@@ -436,9 +436,30 @@ export class EtcdStateLog implements StateLog {
 
   // ---- leadership -------------------------------------------------------------------------------
 
+  /** Says once, clearly, when leadership lapses because etcd stopped answering keep-alives. */
+  #checkLapse(): void {
+    const leading = this.isLeader();
+    if (this.#wasLeading && !leading && this.#epoch !== null && this.#o.clock.monotonicMs() >= this.#deadline) {
+      this.#o.log.warn({ event: 'etcd.lease_lapsed', lastError: this.#lastError }, `no etcd keep-alive answered within the lease: not leading, no DHCP answers until etcd answers again (last error: ${this.#lastError ?? 'none'})`);
+    }
+    this.#wasLeading = leading;
+  }
+
   async #lead(): Promise<void> {
     const ttlMs = this.#o.leaseTtlMs;
     const intervalMs = Math.max(100, Math.floor(ttlMs / 4));
+    // A keep-alive stuck on an unreachable member must not hold the lapse line back (the loop
+    // waits on it): checked on a timer of its own too.
+    const lapseTimer = setInterval(() => this.#checkLapse(), Math.max(50, Math.floor(intervalMs / 2)));
+    lapseTimer.unref();
+    try {
+      await this.#leadLoop(ttlMs, intervalMs);
+    } finally {
+      clearInterval(lapseTimer);
+    }
+  }
+
+  async #leadLoop(ttlMs: number, intervalMs: number): Promise<void> {
     let healthAt = -Infinity;
     while (!this.#closed) {
       const now = this.#o.clock.monotonicMs();
@@ -451,12 +472,7 @@ export class EtcdStateLog implements StateLog {
       } catch (error) {
         this.#noteError(error);
       }
-      // Say once, clearly, when leadership lapses because etcd stopped answering keep-alives.
-      const leading = this.isLeader();
-      if (this.#wasLeading && !leading && this.#epoch !== null && this.#o.clock.monotonicMs() >= this.#deadline) {
-        this.#o.log.warn({ event: 'etcd.lease_lapsed', lastError: this.#lastError }, `no etcd keep-alive answered within the lease: not leading, no DHCP answers until etcd answers again (last error: ${this.#lastError ?? 'none'})`);
-      }
-      this.#wasLeading = leading;
+      this.#checkLapse();
       // Won, but the watch has not shown the win after two TTLs: it is stuck on a member that
       // cannot reach the others; move it (it restarts on the next endpoint).
       if (this.#epoch !== null && this.#revision < this.#epoch) {
@@ -491,7 +507,8 @@ export class EtcdStateLog implements StateLog {
       return;
     }
     try {
-      const ttlS = await this.#client.leaseKeepAlive(this.#lease.id);
+      // An answer later than half the TTL extends nothing useful: try the next endpoint instead.
+      const ttlS = await this.#client.leaseKeepAlive(this.#lease.id, Math.max(200, Math.floor(this.#o.leaseTtlMs / 2)));
       if (ttlS <= 0) {
         this.#o.log.warn({ event: 'etcd.lease_lost', lease: this.#lease.id }, 'the leadership lease expired in etcd');
         this.#lease = null;

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requireLab, withLab } from '../support/netns.js';
-import { startLanhaDhcp, type LanhaDhcp } from './dhcp-lab.js';
+import { perfdhcpAcks, startLanhaDhcp, type LanhaDhcp } from './dhcp-lab.js';
 
 const DHCP = `  rateLimit: { perMac: 10, global: 100000 }
   subnets:
@@ -15,16 +15,9 @@ const DHCP = `  rateLimit: { perMac: 10, global: 100000 }
       leaseTime: 1h
 `;
 
-/** perfdhcp -x l prints "<client id>,<address>," after "Leases for REQUEST-ACK"; client id = 01 + MAC. */
+/** The address -> MAC pairs perfdhcp saw ACKed (the last MAC for an address). */
 export function ackedLeases(out: string): Array<{ ip: string; mac: string }> {
-  const at = out.indexOf('Leases for REQUEST-ACK');
-  if (at < 0) return [];
-  const seen = new Map<string, string>();
-  for (const line of out.slice(at).split('\n')) {
-    const m = /^01([0-9a-f]{12}),(\d+\.\d+\.\d+\.\d+),/i.exec(line.trim());
-    if (m) seen.set(m[2]!, m[1]!.toLowerCase().match(/../g)!.join(':'));
-  }
-  return [...seen].map(([ip, mac]) => ({ ip, mac }));
+  return [...new Map(perfdhcpAcks(out).map(({ ip, mac }) => [ip, mac]))].map(([ip, mac]) => ({ ip, mac }));
 }
 
 t.test('kill -9 during a perfdhcp load loses no ACKed lease', async (t) => {

@@ -71,6 +71,21 @@ export function lastEnv(text: string, marker: RegExp): Map<string, string> | nul
   return out;
 }
 
+/**
+ * Every (address, MAC) pair perfdhcp -x l lists after "Leases for REQUEST-ACK" ("<client id>,<address>,"
+ * lines; client id = 01 + MAC), in its order, repeats included (an address ACKed to two MACs shows twice).
+ */
+export function perfdhcpAcks(out: string): Array<{ ip: string; mac: string }> {
+  const at = out.indexOf('Leases for REQUEST-ACK');
+  if (at < 0) return [];
+  const acks: Array<{ ip: string; mac: string }> = [];
+  for (const line of out.slice(at).split('\n')) {
+    const m = /^01([0-9a-f]{12}),(\d+\.\d+\.\d+\.\d+),/i.exec(line.trim());
+    if (m) acks.push({ ip: m[2]!, mac: m[1]!.toLowerCase().match(/../g)!.join(':') });
+  }
+  return acks;
+}
+
 /** Polls `check` every 200 ms until it returns a value or `timeoutMs` passes. */
 export async function waitFor<T>(check: () => Promise<T | null> | T | null, timeoutMs: number): Promise<T | null> {
   const end = Date.now() + timeoutMs;

@@ -127,14 +127,17 @@ export async function startEtcdCluster(size = 3, o: { host?: LabHost; tls?: Etcd
   return cluster;
 }
 
-/** The index of the member that is etcd's leader now (asks each member's status). */
-export async function etcdLeaderIndex(cluster: EtcdCluster): Promise<number> {
+/** The index of the member that is etcd's leader now (asks each member's status; from `host` for a cluster in a lab namespace). */
+export async function etcdLeaderIndex(cluster: EtcdCluster, host?: LabHost): Promise<number> {
   for (let i = 0; i < cluster.members.length; i++) {
     const m = cluster.members[i]!;
     if (!m.child) continue;
     try {
-      const r = await fetch(`${m.clientUrl}/v3/maintenance/status`, { method: 'POST', body: '{}', signal: AbortSignal.timeout(1000) });
-      const s = (await r.json()) as { leader?: string; header?: { member_id?: string } };
+      const url = `${m.clientUrl}/v3/maintenance/status`;
+      const text = host
+        ? (await host.exec('curl', ['-s', '--max-time', '1', '-X', 'POST', '-d', '{}', url], { timeoutMs: 3000 })).stdout
+        : await (await fetch(url, { method: 'POST', body: '{}', signal: AbortSignal.timeout(1000) })).text();
+      const s = JSON.parse(text) as { leader?: string; header?: { member_id?: string } };
       if (s.leader !== undefined && s.leader === s.header?.member_id) return i;
     } catch { /* down */ }
   }

@@ -8,7 +8,6 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { request } from 'node:http';
 import { parseConfig } from '../../config/index.js';
 import { silentLogger } from '../../lib/log.js';
 import { startDaemon, configHash, type Daemon } from '../../bin/daemon.js';
@@ -16,21 +15,11 @@ import { formatMembers } from '../../bin/commands-core.js';
 import type { MemberRow } from '../../cluster/member-status.js';
 import type { Finding } from '../../services/ops/doctor.js';
 import { freePort } from '../support/ports.js';
+import { httpGetText } from '../support/http-get.js';
 
 t.setTimeout(180_000);
 
-function get(port: number, path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => { body += c; });
-      res.on('end', () => resolve(body));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
+const get = httpGetText;
 
 const read = async (d: Daemon, path: string): Promise<Record<string, unknown>> => (await d.control.read(path, new URLSearchParams())).body as Record<string, unknown>;
 

@@ -10,6 +10,7 @@ import { formatNtpStatus } from '../services/ntp/status-text.js';
 import { formatPoolUse } from '../services/dhcp/pool-text.js';
 import type { SubnetUse } from '../services/dhcp/allocator.js';
 import type { MemberRow } from '../cluster/member-status.js';
+import { describeAckAudit, type AckAuditSummary } from '../cluster/ack-audit.js';
 
 // serve, config check, status.
 
@@ -92,6 +93,7 @@ interface StatusBody {
   warnings: string[];
   services: Record<string, { listening: string[] }>;
   members?: MemberRow[];
+  ackAudit?: AckAuditSummary;
 }
 
 /** Every member as it reports itself (this one from its own state); '?' where no report came. */
@@ -147,6 +149,7 @@ export const statusCommand: CliCommand = {
     if (ntp !== '') io.out('\n' + ntp);
     const fwd = formatForwardCache(body.services['dns']);
     if (fwd !== '') io.out('\n' + fwd);
+    if (body.ackAudit !== undefined && body.services['dhcp'] !== undefined) io.out('\n' + describeAckAudit(body.ackAudit) + '\n');
     for (const w of body.warnings) io.out(`\nWARNING: ${w}\n`);
     return ExitCode.ok;
   },

@@ -24,6 +24,7 @@ import type { LanhaMetrics } from '../services/ops/metrics.js';
 import { findings, opsRoutes, pools, startOpsHttp, type OpsContext } from '../services/ops/ops.js';
 import type { OpsHttpServer } from '../services/ops/http-server.js';
 import { MemberStatusBoard, memberRows, type LocalReport } from '../cluster/member-status.js';
+import { AckLedger, describeAckAudit, type AuditView } from '../cluster/ack-audit.js';
 
 // The composition root: the only place that wires real clocks, randomness, sockets and disks to the
 // cores. Everything it starts it also stops, in reverse order.
@@ -116,9 +117,20 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
     const vip = running.find((s) => s.name === 'vip');
     return vip === undefined ? null : vip.status()['held'] === true;
   };
+  // The ACKs this node sent, checked against the committed log after each leadership change.
+  const acks = new AckLedger();
+  const auditLog = log.child({ service: 'dhcp' });
   const sampler = setInterval(() => {
     const s = state.status();
     tracker.observe({ role: s.role, leader: s.leader, term: s.term, vipHeld: vipHeld() }, clock.wallMs());
+    const view: AuditView = { commitIndex: s.commitIndex, committedTerm: state.committedTerm?.bind(state), lease: (ip) => state.fsm.lease(ip) };
+    const run = acks.observe(s, view, clock.wallMs());
+    if (run === null) return;
+    const text = describeAckAudit(acks.summary());
+    const facts = { event: 'dhcp.ack.audit', leader: run.leader, term: run.term, checked: run.checked, kept: run.kept, superseded: run.superseded, lost: run.lost, pending: run.pending, unknown: run.unknown };
+    if (run.newlyLost > 0) auditLog.error(facts, text);
+    else auditLog.info(facts, text);
+    tracker.add(clock.wallMs(), 'dhcp', text);
   }, 500);
   sampler.unref();
   // Filled in below, once the context exists; the collect callbacks only run at scrape time.
@@ -133,6 +145,7 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
     leases: () => state.fsm.leases(),
     tracker,
     findings: () => (ops ? findings(ops) : []),
+    ackAudit: () => acks.summary(),
     nowMs: () => clock.wallMs(),
     enabled: new Set(serviceDefinitions.filter((d) => d.enabled(config)).map((d) => d.name)),
     walFsync: (state as Partial<RaftStateLog>).walFsyncLatency?.() ?? null,
@@ -160,7 +173,7 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
   try {
     const context: ServiceContext = {
       config, log, clock, random, state, services: () => running,
-      ...(metrics ? { observe: { dhcpAckSeconds: (seconds: number) => metrics.observeDhcpAck(seconds) } } : {}),
+      observe: { ...(metrics ? { dhcpAckSeconds: (seconds: number) => metrics.observeDhcpAck(seconds) } : {}), dhcpAcked: (ack) => acks.record(ack) },
     };
     for (const definition of serviceDefinitions) {
       if (!definition.enabled(config)) continue;
@@ -189,6 +202,7 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
         uptimeSeconds: Math.round((clock.wallMs() - startedWall) / 1000),
         cluster: state.status(),
         members: memberRows(memberNames, localReport(), members.members()),
+        ackAudit: acks.summary(),
         warnings: clusterWarnings(config),
         services: Object.fromEntries(running.map((s) => [s.name, s.status()])),
         memory: memoryStatus(running),

@@ -46,6 +46,8 @@ export interface AppliedEntry {
   at: number;
   /** The member that proposed it, when the entry records it. */
   by?: string;
+  /** Its Raft term: set on what `propose` resolves with (the embedded log only; etcd has no terms). */
+  term?: number;
   command: Command;
 }
 

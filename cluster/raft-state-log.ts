@@ -178,6 +178,11 @@ export class RaftStateLog implements StateLog {
     };
   }
 
+  committedTerm(index: number): number | undefined {
+    const node = this.host.node;
+    return index > node.commitIndex ? undefined : node.entryTerm(index);
+  }
+
   /** Milliseconds this node may still act as leader (0 when isLeader() is false). */
   leaseRemainingMs(): number {
     return this.isLeader() ? this.host.leaseRemainingMs() : 0;
@@ -266,7 +271,7 @@ export class RaftStateLog implements StateLog {
       if (p) {
         this.#pending.delete(e.index);
         clearTimeout(p.timer);
-        if (p.term === e.term) p.resolve(applied);
+        if (p.term === e.term) p.resolve({ ...applied, term: e.term });
         else p.reject(new NotLeaderError(this.host.node.leader));
       }
     }

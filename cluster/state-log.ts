@@ -23,6 +23,12 @@ export interface StateLog {
   isLeader(): boolean;
   propose(command: Command): Promise<AppliedEntry>;
   status(): StateLogStatus;
+  /**
+   * The term of the committed entry at `index`, or undefined when it is not committed here or
+   * compacted into a snapshot (the ACK audit, cluster/ack-audit.ts). Absent on a backend without
+   * terms (etcd).
+   */
+  committedTerm?(index: number): number | undefined;
   close(): Promise<void>;
   /**
    * Exchanges member reports (role, indexes, version, config hash, ...) with the other members, if

@@ -4,6 +4,7 @@ import type { Random } from '../lib/random.js';
 import type { LanhaConfig } from '../config/index.js';
 import type { ApiRoutes } from '../lib/control-server.js';
 import type { StateLog } from '../cluster/state-log.js';
+import type { AckRecord } from '../cluster/ack-audit.js';
 import type { BootFileSource } from './boot/provider.js';
 import type { ProcessMemory } from '../lib/memory.js';
 
@@ -26,6 +27,8 @@ export interface ServiceContext {
 export interface ServiceObservers {
   /** DHCP: REQUEST received to ACK sent, including the commit, in seconds. */
   dhcpAckSeconds?(seconds: number): void;
+  /** DHCP: an ACK went out, with its grant's log index and term (the ACK audit, cluster/ack-audit.ts). */
+  dhcpAcked?(ack: AckRecord): void;
 }
 
 export interface ServiceStatus {

@@ -8,6 +8,7 @@ import { Fsm } from '../../cluster/fsm.js';
 import { MemoryStateLog, type StateLog } from '../../cluster/state-log.js';
 import type { Command } from '../../cluster/commands.js';
 import type { AppliedEntry } from '../../cluster/fsm.js';
+import type { AckRecord } from '../../cluster/ack-audit.js';
 import { ManualClock } from '../../test/support/manual-clock.js';
 import { readHexPacket, toHex } from '../../test/support/hex.js';
 import { repoPath } from '../../test/support/paths.js';
@@ -105,6 +106,35 @@ t.test('DORA: the ACK carries the address, mask, router, DNS, NTP, domain, searc
   t.same([...o.get(26)!], [5, 120], 'extra option 26 from config, encoded as the table\'s u16');
   t.same([...o.keys()].slice(0, 9), [53, 54, 51, 58, 59, 1, 3, 6, 15], 'requested options follow in the client\'s order');
   t.equal(state.fsm.lease(parseIpv4('10.50.0.100')!)?.state, 'bound');
+  t.end();
+});
+
+t.test('every ACK sent is told to the ACK audit with its grant\'s log index and term; a NAK or a failed commit is not', async (t) => {
+  const fsm = new Fsm();
+  const clock = new ManualClock();
+  const inner = new MemoryStateLog(fsm, clock);
+  let fail = false;
+  const termed: StateLog = {
+    fsm, isLeader: () => true, status: () => inner.status(), close: async () => undefined,
+    propose: async (c: Command) => {
+      if (fail) throw new Error('no quorum');
+      return { ...await inner.propose(c), term: 7 };
+    },
+  };
+  const config = parseConfig(CONFIG);
+  const acks: AckRecord[] = [];
+  const handler = new DhcpHandler({ config: config.dhcp!, state: termed, nodeAddress: config.node.address, log: silentLogger, onAck: (a) => acks.push(a) });
+  const mac = '52:54:00:00:02:01';
+  const offer = decodeReply(await handler.handle(packet({ type: 1, mac }), 'p', 5000));
+  t.equal(type(decodeReply(await handler.handle(packet({ type: 3, mac, requested: formatIpv4(offer.yiaddr), serverId: '10.50.0.1' }), 'p', 5000))), 5);
+  const lease = fsm.lease(offer.yiaddr)!;
+  t.same(acks, [{ index: lease.index, term: 7, ip: offer.yiaddr, mac, at: lease.changedAt, sentAt: 5000 }], 'the ACK: the index and term of its grant');
+  t.equal(type(decodeReply(await handler.handle(packet({ type: 3, mac: '52:54:00:00:02:02', requested: formatIpv4(offer.yiaddr), serverId: '10.50.0.1' }), 'p', 5000))), 6, 'NAK: someone else\'s address');
+  fail = true;
+  const mac3 = '52:54:00:00:02:03';
+  const offer3 = decodeReply(await handler.handle(packet({ type: 1, mac: mac3 }), 'p', 5000));
+  t.same(await handler.handle(packet({ type: 3, mac: mac3, requested: formatIpv4(offer3.yiaddr), serverId: '10.50.0.1' }), 'p', 5000), [], 'no commit, no ACK');
+  t.equal(acks.length, 1, 'only the ACK that was sent is recorded');
   t.end();
 });
 

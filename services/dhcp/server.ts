@@ -9,6 +9,8 @@ import { broadcastOf, cidrContains, formatIpv4, parseIpv4, type Ipv4 } from '../
 import type { ApiRoutes } from '../../lib/control-server.js';
 import type { StateLog } from '../../cluster/state-log.js';
 import type { Command } from '../../cluster/commands.js';
+import type { AppliedEntry } from '../../cluster/fsm.js';
+import type { AckRecord } from '../../cluster/ack-audit.js';
 import type { RunningService, ServiceContext, ServiceStatus } from '../contract.js';
 import { decodeDhcp, type DhcpMessage } from './wire.js';
 import { readRequest, type ClientRequest } from './request.js';
@@ -49,6 +51,8 @@ export interface DhcpHandlerOptions {
    * the lease time left of the committed binding (see #act). Without it nothing is taken off.
    */
   clock?: Pick<Clock, 'monotonicMs'> | undefined;
+  /** Told of every ACK sent, with the log index and term of its grant (the ACK audit, cluster/ack-audit.ts). */
+  onAck?: ((ack: AckRecord) => void) | undefined;
   log: Logger;
 }
 
@@ -61,6 +65,7 @@ export class DhcpHandler {
   #state: StateLog;
   #log: Logger;
   #clock: Pick<Clock, 'monotonicMs'> | undefined;
+  #onAck: ((ack: AckRecord) => void) | undefined;
   #limiter = new LogLimiter();
   #local: PoolSubnet | undefined;
   #interface: readonly InterfaceAddress[] | undefined;
@@ -83,6 +88,7 @@ export class DhcpHandler {
     this.#state = options.state;
     this.#log = options.log;
     this.#clock = options.clock;
+    this.#onAck = options.onAck;
     const serverId = config.serverId ?? config.listen ?? options.nodeAddress;
     if (serverId === undefined) throw new LanhaError('config-invalid', 'dhcp.serverId: is not set, and neither dhcp.listen nor node.address gives one');
     this.serverId = serverId;
@@ -223,13 +229,13 @@ export class DhcpHandler {
         return [];
       case 'ack': {
         const label = this.#claimName(decision.propose, nowMs);
-        let committed: boolean;
+        let committed: AppliedEntry | null;
         try {
           committed = await this.#commit(decision.propose, client);
         } finally {
           if (label !== undefined) this.#namesInFlight.delete(label);
         }
-        if (!committed) return [];
+        if (committed === null) return [];
         const lease = this.#state.fsm.lease(decision.ip);
         if (!lease || lease.state !== 'bound' || !sameClient(lease, client)) {
           this.counters.inc('sent.nak');
@@ -258,6 +264,7 @@ export class DhcpHandler {
         this.counters.inc('sent.ack');
         const extras = this.#extras(decision.subnet.id, client, decision.hostname, lateS);
         this.#recordBinding(client, decision.ip);
+        this.#onAck?.({ index: committed.index, term: committed.term ?? null, ip: decision.ip, mac: client.mac, at: committed.at, sentAt: nowMs });
         // The boot rule is logged so an operator can see why a netbooting client got its file.
         const boot = extras.boot ? { boot: extras.boot.rule, bootfile: extras.boot.bootfile } : {};
         this.#log.info({ event: 'dhcp.lease.granted', ...facts, ip: formatIpv4(decision.ip), hostname: lease.hostname, expiresAt: lease.expiresAt, ...boot }, 'lease granted');
@@ -287,15 +294,14 @@ export class DhcpHandler {
     return label;
   }
 
-  /** Proposes and waits until durable and applied; false (no reply) when the log refused. */
-  async #commit(command: Parameters<StateLog['propose']>[0], client: ClientRequest): Promise<boolean> {
+  /** Proposes and waits until durable and applied: the entry, or null (no reply) when the log refused. */
+  async #commit(command: Parameters<StateLog['propose']>[0], client: ClientRequest): Promise<AppliedEntry | null> {
     try {
-      await this.#state.propose(command);
-      return true;
+      return await this.#state.propose(command);
     } catch (error) {
       this.counters.inc('propose.failed');
       this.#log.warn({ event: 'dhcp.propose.failed', mac: client.mac, err: errorMessage(error) }, 'lease change not committed; no reply sent');
-      return false;
+      return null;
     } finally {
       this.allocator.settle(client.clientKey);
     }
@@ -380,6 +386,7 @@ export interface DhcpServerOptions {
   nameOwners?: readonly NameOwners[] | undefined;
   /** REQUEST received -> ACK handed to the socket, commit included (lanha_dhcp_ack_duration_seconds). */
   observeAckSeconds?: ((seconds: number) => void) | undefined;
+  onAck?: ((ack: AckRecord) => void) | undefined;
 }
 
 /**
@@ -480,6 +487,6 @@ export async function startDhcp(context: ServiceContext): Promise<RunningService
     for (const r of context.state.fsm.records()) yield r.name;
   });
   return startDhcpServer({ config, state: context.state, clock: context.clock, log: context.log, nodeAddress: context.config.node.address, nameOwners: [records],
-    observeAckSeconds: context.observe?.dhcpAckSeconds,
+    observeAckSeconds: context.observe?.dhcpAckSeconds, onAck: context.observe?.dhcpAcked,
   });
 }

@@ -29,6 +29,7 @@ function view(over: Partial<MetricsView> = {}): MetricsView {
     findings: () => [{ id: 'dhcp.pool-usage', severity: 'error', evidence: 'x', fix: 'y' }],
     nowMs: () => 1000,
     enabled: new Set(['dhcp', 'dns', 'tftp', 'ntp', 'vip']),
+    ackAudit: () => ({ recorded: 12, capacity: 4096, audits: 2, lastAudit: null, lostTotal: 0, lost: [], due: false }),
     ...over,
   };
 }
@@ -44,7 +45,7 @@ t.test('names follow the rules', async (t) => {
   m.observeDhcpAck(0.004);
   const text = await m.text();
   const types = families(text);
-  for (const name of ['lanha_raft_role', 'lanha_vip_held', 'lanha_dhcp_pool_utilization_ratio', 'lanha_dhcp_ack_duration_seconds', 'lanha_failover_gap_seconds', 'lanha_ntp_offset_seconds', 'lanha_raft_has_quorum', 'lanha_raft_leader_changes_total']) {
+  for (const name of ['lanha_raft_role', 'lanha_vip_held', 'lanha_dhcp_pool_utilization_ratio', 'lanha_dhcp_ack_duration_seconds', 'lanha_failover_gap_seconds', 'lanha_ntp_offset_seconds', 'lanha_raft_has_quorum', 'lanha_raft_leader_changes_total', 'lanha_dhcp_acked_leases_lost_total', 'lanha_dhcp_ack_audits_total']) {
     t.ok(types.has(name), `${name} exported`);
   }
   for (const [name, type] of types) {
@@ -54,6 +55,9 @@ t.test('names follow the rules', async (t) => {
   }
   t.notMatch(text, /[{,](mac|ip|hostname)="/, 'no client labels by default');
   t.match(text, 'lanha_raft_role{role="leader"} 1');
+  t.match(text, '\nlanha_dhcp_acked_leases_lost_total 0\n', 'the ACK audit: lost leases');
+  t.match(text, '\nlanha_dhcp_ack_audits_total 2\n');
+  t.match(text, '\nlanha_dhcp_acks_recorded 12\n');
   t.match(text, 'lanha_raft_role{role="follower"} 0');
   t.match(text, 'lanha_raft_peer_lag_entries{peer="lan-b"} 6');
   t.notMatch(text, 'peer="lan-a"', 'no lag series for the node itself');

@@ -7,6 +7,7 @@ import { protocolGaps, type OpsTracker } from './tracker.js';
 import type { LatencyWindow } from '../../lib/latency.js';
 import type { MemberStatusSource } from '../../cluster/member-status.js';
 import { hasQuorum, type Finding } from './doctor.js';
+import type { AckAuditSummary } from '../../cluster/ack-audit.js';
 
 // /metrics: Prometheus text from a private prom-client Registry. Nothing on a packet path writes
 // here except the DHCP ACK histogram; every other value is read from the live state when scraped
@@ -30,6 +31,8 @@ export interface MetricsView {
   members?: MemberStatusSource;
   /** The WAL's fsync durations (the Raft backend), observed into a histogram as they happen. */
   walFsync?: LatencyWindow | null;
+  /** The audit of the ACKs this node sent (cluster/ack-audit.ts). */
+  ackAudit?: () => AckAuditSummary;
 }
 
 export const RAFT_ROLES = ['leader', 'follower', 'candidate', 'learner', 'witness'] as const;
@@ -132,6 +135,15 @@ export function createMetrics(view: MetricsView, options: { perClient: boolean; 
 
   // ---- DHCP ----
   const ack = new Histogram({ name: 'lanha_dhcp_ack_duration_seconds', help: 'REQUEST received to ACK sent, including the Raft commit.', buckets: ACK_BUCKETS_S, registers: view.enabled.has('dhcp') ? r : [] });
+  if (view.enabled.has('dhcp') && view.ackAudit !== undefined) {
+    const audit = view.ackAudit;
+    new Counter({ name: 'lanha_dhcp_acked_leases_lost_total', help: 'Leases this node ACKed whose log entry was not in the committed log after a leadership change (the ACK audit; the durability promise says 0).', registers: r,
+      collect() { this.reset(); this.inc(audit().lostTotal); } });
+    new Counter({ name: 'lanha_dhcp_ack_audits_total', help: 'ACK audits run after a leadership change (each checks the ACKs this node recorded).', registers: r,
+      collect() { this.reset(); this.inc(audit().audits); } });
+    new Gauge({ name: 'lanha_dhcp_acks_recorded', help: 'ACKs held for the audit (a bounded ring of the newest).', registers: r,
+      collect() { this.set(audit().recorded); } });
+  }
   if (view.enabled.has('dhcp')) {
     const dhcpCounter = (name: string, help: string, prefix: string, label: string): void => {
       new Counter({ name, help, labelNames: [label], registers: r,

@@ -18,6 +18,7 @@ import { explain, simulate, type ExplainInput, type ExplainResult } from './expl
 import { STYLE_CSS } from './style.js';
 import { protocolGaps, type OpsTracker } from './tracker.js';
 import type { LocalReport, MemberRow, MemberStatusSource } from '../../cluster/member-status.js';
+import type { AckAuditSummary } from '../../cluster/ack-audit.js';
 
 // Operator surfaces inside the daemon: the control routes they add (doctor, events, pools), and the
 // read-only HTTP listener whose pages are rendered from the same GET routes `lanctl` reads.
@@ -126,7 +127,7 @@ async function body<T>(o: OpsContext, path: string, query?: Record<string, strin
 }
 
 interface StatusBody {
-  node: string; version: string; uptimeSeconds: number; configHash: string; warnings: string[]; members: MemberRow[];
+  node: string; version: string; uptimeSeconds: number; configHash: string; warnings: string[]; members: MemberRow[]; ackAudit?: AckAuditSummary;
   cluster: StateLogStatus & { lastIndex?: number; progress?: Record<string, { match: number; active: boolean }>; members?: { voters: string[]; learners: string[]; witnesses: string[] }; transport?: { peers?: Record<string, { connected?: boolean }> }; leaseValid?: boolean };
   services: Record<string, { listening: string[] } & Record<string, unknown>>;
 }
@@ -182,6 +183,7 @@ async function homeData(o: OpsContext): Promise<HomeData> {
     vip: vip === undefined ? null : { address: String(vip['address']), held: vip['held'] === true, holder: (vip['holder'] as string | null) ?? null, since: (vip['since'] as string | null) ?? null },
     lastFailover: events?.lastFailover ?? null,
     gaps: events?.gaps ?? [],
+    ackAudit: s.services['dhcp'] === undefined ? null : s.ackAudit ?? null,
     services: Object.entries(s.services).map(([name, st]) => ({ name, listening: st.listening, summary: serviceSummary(name, st) })),
     findings: doctor?.findings ?? [],
     events: events?.events ?? [],

@@ -74,6 +74,13 @@ t.test('the status page escapes member, event and finding text', async (t) => {
   t.match(after, 'data-testid="failover-gap">60 ms<');
   t.match(after, 'data-testid="failover-gap-dns-transfer">60 ms<');
   t.match(after, 'data-testid="failover-gap-dhcp-transfer">20 ms<', 'DHCP is back once the new leader\'s lease is valid');
+  t.notMatch(after, 'acked-lost', 'no ACK audit line without the audit');
+  const audited = renderHome({ ...d, ackAudit: { recorded: 3, capacity: 4096, audits: 1, lostTotal: 0, lost: [], due: false, lastAudit: { at: '2026-01-01T00:00:31.000Z', leader: 'lan-b', term: 4, checked: 3, kept: 2, superseded: 1, lost: 0, pending: 0, unknown: 0, newlyLost: 0 } } }, 0);
+  t.match(audited, /data-testid="acked-lost"><span class="badge ok">0</);
+  t.match(audited, 'under leader lan-b, term 4: 3 ACKs checked, 2 in the committed log, 1 superseded by a later command');
+  const lost = renderHome({ ...d, ackAudit: { recorded: 1, capacity: 4096, audits: 1, lostTotal: 1, lost: [{ ip: '10.0.0.9', mac: HOSTILE[1]!, index: 8, term: 3, sentAt: 't' }], due: false, lastAudit: null } }, 0);
+  t.match(lost, /data-testid="acked-lost"><span class="badge full">1</, 'a lost ACK is red');
+  assertInert(t, lost);
 });
 
 t.test('/dns shows each member\'s serial as it reports it', async (t) => {

@@ -5,6 +5,7 @@ import type { NodeDetail, NodeRow } from '../../cluster/nodes-view.js';
 import type { Finding } from './doctor.js';
 import type { OpsEvent, FailoverRecord, ProtocolGap } from './tracker.js';
 import { formatDuration } from '../../lib/table.js';
+import { describeAckAudit, type AckAuditSummary } from '../../cluster/ack-audit.js';
 
 // Server-rendered pages: pure functions from the control API's JSON (what `lanctl ... --json`
 // prints) to HTML strings. No JavaScript; every value goes through `html` (escaped); values a test
@@ -45,6 +46,8 @@ export interface HomeData {
   lastFailover: FailoverRecord | null;
   /** The last failovers' gap per protocol (planned here, and the last election takeover). */
   gaps?: ProtocolGap[];
+  /** The audit of the ACKs this node sent (absent without DHCP). */
+  ackAudit?: AckAuditSummary | null;
   services: Array<{ name: string; listening: string[]; summary: string }>;
   findings: Finding[];
   events: readonly OpsEvent[];
@@ -97,6 +100,12 @@ ${findings.map((f) => html`<tr data-testid="finding"><td>${badge(f.severity, f.s
 </tbody></table></div>`;
 }
 
+/** ACKed leases lost: the count the audit found, and what it rests on. */
+function ackAuditBlock(a: AckAuditSummary | null): Html {
+  if (a === null) return html``;
+  return html`<dl><dt>ACKed leases lost</dt><dd data-testid="acked-lost">${a.lostTotal === 0 ? badge('0', 'ok') : badge(String(a.lostTotal), 'full')}</dd></dl><p class="muted" data-testid="acked-audit">${describeAckAudit(a)}</p>`;
+}
+
 export function renderHome(d: HomeData, nowMs: number): string {
   const vip = d.vip === null
     ? html`<p class="muted">no VIP configured on this node</p>`
@@ -116,7 +125,7 @@ ${d.warnings.map((w) => html`<p class="message" data-testid="warning">${w}</p>`)
 <dt>leader</dt><dd data-testid="leader">${dash(d.leader)}</dd><dt>term</dt><dd data-testid="term">${d.term}</dd><dt>witness</dt><dd data-testid="witness">${d.witness ?? 'none configured'}</dd>
 <dt>uptime</dt><dd>${formatDuration(d.uptimeSeconds * 1000)}</dd><dt>version</dt><dd data-testid="version">${d.version}</dd></dl></section>
 <section class="card"><h3>VIP</h3>${vip}</section>
-<section class="card"><h3>Last failover</h3>${failover}<p class="muted">Planned failover: <code>lanctl failover</code> on the leader.</p></section>
+<section class="card"><h3>Last failover</h3>${failover}${ackAuditBlock(d.ackAudit ?? null)}<p class="muted">Planned failover: <code>lanctl failover</code> on the leader.</p></section>
 </div>
 <h2>Members</h2><div class="grid">${d.members.map(memberCard)}</div>
 <h2>Services</h2><div class="grid">${d.services.length === 0 ? html`<p class="muted">no services enabled</p>` : d.services.map((s) => html`<section class="card" data-testid="service-${s.name}"><h3>${s.name}</h3><p>${s.summary}</p><p class="muted mono">${s.listening.join(', ') || 'not listening'}</p></section>`)}</div>

@@ -2,14 +2,17 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execFile, execFileSync, spawn } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { LANCTL } from '../support/paths.js';
 import { serveDaemon, type ServedDaemon } from '../support/daemon.js';
 import type { Lab, LabHost } from '../support/netns.js';
+import { startHolderSampler, type Sample } from './vip-sampler.js';
+
+export type { Sample } from './vip-sampler.js';
 
 // A two-server + witness lanha cluster in lab namespaces (all names lh*), with a VIP, DNS, TFTP and
 // NTP on the servers, a client namespace, and a sampler that says every 50 ms which servers' kernels
-// hold the VIP (from `ip monitor address`). Used by the vip-*.test.ts files; every process is tracked by the lab and stopped by
+// hold the VIP (vip-sampler.ts). Used by the vip-*.test.ts files; every process is tracked by the lab and stopped by
 // PID when it is destroyed.
 
 export const VIP = '10.66.0.1';
@@ -23,11 +26,6 @@ export interface VipNode {
   daemon: ServedDaemon | undefined;
 }
 
-export interface Sample {
-  at: number;
-  /** Names of the servers whose kernel holds the VIP at this sample. */
-  holders: string[];
-}
 
 export interface VipCluster {
   dir: string;
@@ -139,78 +137,24 @@ export async function vipCluster(lab: Lab, mode: 'fast' | 'strict', options: Vip
     if (r.code !== 0) throw new Error(`mount tmpfs on ${mount} failed`);
   }
 
-  const holdsVip = async (node: VipNode): Promise<boolean> => {
-    const r = await run('ip', ['-n', node.host.ns, '-4', '-o', 'addr', 'show', 'dev', node.host.ifname]);
-    return r.stdout.includes(` ${VIP}/`);
-  };
-
-  // Each server's kernel is watched with `ip monitor address` (every add, delete and lifetime
-  // expiry, as it happens), and a sample of who holds the VIP is taken from that state every 50 ms:
-  // far cheaper than running `ip addr show` twice every 50 ms on a busy test machine.
-  const holding = new Map<string, boolean>();
-  const monitors = servers.map((s) => {
-    const child = lab.track(spawn('ip', ['-n', s.host.ns, '-o', 'monitor', 'address', 'dev', s.host.ifname], { stdio: ['ignore', 'pipe', 'ignore'] }));
-    let rest = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      const lines = (rest + d.toString()).split('\n');
-      rest = lines.pop() ?? '';
-      for (const line of lines) {
-        if (!line.includes(` ${VIP}/`)) continue;
-        holding.set(s.name, !line.startsWith('Deleted'));
-      }
-    });
-    return child;
-  });
-  for (const s of servers) if (!holding.has(s.name)) holding.set(s.name, await holdsVip(s));
-  const samples: Sample[] = [];
-  const take = (): void => {
-    samples.push({ at: performance.now(), holders: servers.filter((s) => holding.get(s.name) === true).map((s) => s.name) });
-  };
-  take();
-  const sampler = setInterval(take, 50);
-  const stopSampling = async (): Promise<void> => {
-    clearInterval(sampler);
-    for (const m of monitors) m.kill('SIGTERM');
-  };
+  const sampler = await startHolderSampler(lab, servers.map((s) => ({ name: s.name, ns: s.host.ns, ifname: s.host.ifname })), VIP);
+  const holdsVip = (node: VipNode): Promise<boolean> => sampler.holds({ name: node.name, ns: node.host.ns, ifname: node.host.ifname });
 
   return {
     dir,
     servers,
     witness,
     client,
-    samples,
+    samples: sampler.samples,
     holdsVip,
     async start(node) {
       node.daemon = await serveDaemon(node.configFile, { command: ['ip', 'netns', 'exec', node.host.ns, process.execPath, LANCTL], timeoutMs: 60_000 });
       lab.track(node.daemon.child);
     },
-    async waitSample(pred, timeoutMs, after = -Infinity) {
-      const start = performance.now();
-      for (;;) {
-        const hit = samples.find((s) => s.at >= after && pred(s));
-        if (hit) return hit;
-        if (performance.now() - start > timeoutMs) {
-          const recent = samples.slice(-5).map((s) => `${Math.round(s.at)}:[${s.holders.join(',')}]`).join(' ');
-          throw new Error(`no matching VIP sample within ${timeoutMs} ms (recent: ${recent})`);
-        }
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    },
-    async waitSteady(steadyMs, timeoutMs) {
-      const start = performance.now();
-      for (;;) {
-        const last = samples[samples.length - 1];
-        if (last !== undefined && last.holders.length === 1) {
-          let i = samples.length - 1;
-          while (i > 0 && samples[i - 1]!.holders.length === 1 && samples[i - 1]!.holders[0] === last.holders[0]) i--;
-          if (last.at - samples[i]!.at >= steadyMs) return last.holders[0]!;
-        }
-        if (performance.now() - start > timeoutMs) throw new Error(`no steady VIP holder for ${steadyMs} ms within ${timeoutMs} ms`);
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    },
+    waitSample: (pred, timeoutMs, after) => sampler.waitSample(pred, timeoutMs, after),
+    waitSteady: (steadyMs, timeoutMs) => sampler.waitSteady(steadyMs, timeoutMs),
     async stopSampler() {
-      await stopSampling();
+      sampler.stop();
     },
     cleanup() {
       for (const mount of tmpfsMounts) {

@@ -1,28 +1,64 @@
-// npm run bench:failover -- the failover fault suite (test/integ/failover-faults) as a benchmark:
-// the same lab (lan-a, lan-b, witness; udhcpc clients; DNS/NTP/TFTP/DHCP probes to the VIP every
-// 50 ms; the VIP watched on both servers), ROUNDS rounds of every fault (default 10), and per
-// fault and protocol the p50 and p99 of the longest silence a client saw, plus the totals the
-// checkers count. Needs root (network namespaces). Every process is started here and stopped by PID.
+// npm run bench:failover -- the failover fault suite (test/integ/failover-faults) as a benchmark,
+// with keepalived in the same lab as the anchor: the lab (lan-a, lan-b, witness; udhcpc clients;
+// DNS/NTP/TFTP/DHCP probes to the VIP every 50 ms; the VIP watched on both servers), ROUNDS rounds
+// of every fault (default 10), and per fault and protocol the p50 and p99 of the longest silence a
+// client saw, plus the totals the checkers count. keepalived (bench/keepalived-lab.ts: VRRPv3,
+// advert_int 0.1, its own VIP on a second link of lan-a and lan-b) gets the faults that mean
+// something for it right after lanha's round of the same fault; the VIP gap of both stacks is
+// measured with the same UDP echo prober (every 20 ms, an echo responder behind each VIP that is
+// killed, stopped and restarted with its stack's process) and two holders with the same sampler.
+// Needs root (network namespaces). Every process is started here and stopped by PID.
 // Env: ROUNDS (10), FAULTS (comma list of fault names, default all; EXTRA_FAULTS run only when named), FAULT_BUDGET (450ms:
 // cluster.failoverBudget, as bench:vip; empty for the default timers), FAULT_ELECTION_TIMEOUT
-// (instead of a budget, e.g. 500ms).
+// (instead of a budget, e.g. 500ms), KEEPALIVED (1; 0 runs lanha alone).
 //
-// RESULT lines (DESIGN.md): failover.<fault>.gap_ms.<protocol> (p50) and .p99,
-// failover.two_holder_ms, failover.lost_acked, failover.duplicates. Under each round: every lost or
-// duplicate lease and every ACK that stated less than the lease time (a late commit), and then
-// where the members' logs and the clients' ACKs of that round were copied.
-// keepalived is not run here: bench:vip measures it on the VIP gap (kill -9, crash) in its own lab.
-import { Lab, labUnavailable } from '../test/support/netns.js';
+// RESULT lines (DESIGN.md): failover.<fault>.gap_ms.<protocol> (p50) and .p99 for dns, ntp, tftp,
+// dhcp (lanha only) and vip (the echo, lanha and keepalived); failover.<fault>.two_holder_ms (p50,
+// .p99); failover.two_holder_ms (total over the faults both stacks ran), failover.lost_acked,
+// failover.duplicates, failover.unconverged. Each NA has its reason on the line before it. Under
+// each round: every lost or duplicate lease and every ACK that stated less than the lease time (a
+// late commit), and then where the members' logs and the clients' ACKs of that round were copied.
+import { spawnSync } from 'node:child_process';
+import { Lab, labUnavailable, which } from '../test/support/netns.js';
 import { FaultLab, PROTOCOLS, LEASE_S, type FaultOutcome } from '../test/integ/fault-lab.js';
 import { FAULTS, EXTRA_FAULTS } from '../test/integ/faults.js';
+import { KeepalivedLab, KEEPALIVED_FAULTS, LANHA_ECHO_PORT, ECHO_EVERY_MS, ADVERT_S, type KaOutcome } from './keepalived-lab.js';
 
 const ROUNDS = Number(process.env['ROUNDS'] ?? 10);
 const only = process.env['FAULTS']?.split(',');
+
+/** Why keepalived has no figure for a fault of the suite that it does not run. */
+const NOT_FOR_KEEPALIVED: Record<string, string> = {
+  kill9_follower: "not run on keepalived: killing its backup moves nothing a client uses (its faults are the master's and the cut)",
+  kill9_witness: 'keepalived has no witness',
+  restart_all: 'not run on keepalived: it keeps no state that a restart of both nodes would have to recover',
+  disk_full_leader: 'keepalived writes no state to a disk',
+  cut_a_b_slow_witness: 'keepalived has no witness',
+};
 
 function percentile(values: readonly number[], p: number): number {
   if (values.length === 0) return NaN;
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+/** One RESULT line; `keepalived` is a number or the reason it is NA (printed on the line before). */
+function result(figure: string, lanha: number, keepalived: number | { na: string }, unit: string): void {
+  let k = 'NA', ratio = 'NA';
+  if (typeof keepalived === 'number' && !Number.isNaN(keepalived)) {
+    k = String(keepalived);
+    if (keepalived !== 0) ratio = (lanha / keepalived).toFixed(2);
+    else process.stdout.write(`# ${figure}: ratio=NA: keepalived's figure is 0 (lanha ${lanha})\n`);
+  } else {
+    process.stdout.write(`# ${figure}: keepalived=NA: ${typeof keepalived === 'number' ? 'no keepalived round of this fault completed' : keepalived.na}\n`);
+  }
+  process.stdout.write(`RESULT ${figure} lanha=${lanha} keepalived=${k} ratio=${ratio} unit=${unit} better=lower\n`);
+}
+
+function keepalivedVersion(): string {
+  // keepalived prints its version on stderr.
+  const r = spawnSync('keepalived', ['--version'], { encoding: 'utf8', timeout: 10_000 });
+  return `${r.stderr ?? ''}${r.stdout ?? ''}`.split('\n')[0]!.trim();
 }
 
 async function main(): Promise<number> {
@@ -32,14 +68,22 @@ async function main(): Promise<number> {
     return 1;
   }
   const faults = [...FAULTS.filter((f) => only === undefined || only.includes(f.name)), ...EXTRA_FAULTS.filter((f) => only?.includes(f.name))];
+  // Why keepalived is not run at all (then every keepalived figure is NA with this reason), or null.
+  const noKeepalived = process.env['KEEPALIVED'] === '0' ? 'KEEPALIVED=0 was given (lanha alone)'
+    : !which('keepalived') ? 'keepalived is not installed (npm run bench:failover installs it as root: bench/packages/failover.txt)' : null;
   const outcomes = new Map<string, FaultOutcome[]>();
+  const kaOutcomes = new Map<string, KaOutcome[]>();
   const lab = await Lab.create();
   let fl: FaultLab | undefined;
+  let kl: KeepalivedLab | undefined;
+  const startedAt = performance.now();
   try {
     const timers = process.env['FAULT_ELECTION_TIMEOUT'] !== undefined ? { electionTimeout: process.env['FAULT_ELECTION_TIMEOUT'] }
       : (process.env['FAULT_BUDGET'] ?? '450ms') === '' ? {} : { failoverBudget: process.env['FAULT_BUDGET'] ?? '450ms' };
-    process.stdout.write(`timers: ${JSON.stringify(timers)} (${timers.failoverBudget ?? timers.electionTimeout ?? 'defaults'}), ${ROUNDS} rounds\n`);
-    fl = await FaultLab.create(lab, timers);
+    process.stdout.write(`timers: ${JSON.stringify(timers)} (${timers.failoverBudget ?? timers.electionTimeout ?? 'defaults'}), ${ROUNDS} rounds, faults: ${faults.map((f) => f.name).join(' ')}\n`);
+    process.stdout.write(noKeepalived === null ? `keepalived: ${keepalivedVersion()}, VRRPv3 advert_int ${ADVERT_S} s; VIP gap of both stacks from a UDP echo probed every ${ECHO_EVERY_MS} ms\n` : `keepalived: not run: ${noKeepalived}\n`);
+    fl = await FaultLab.create(lab, { ...timers, echo: { port: LANHA_ECHO_PORT, everyMs: ECHO_EVERY_MS } });
+    if (noKeepalived === null) kl = await KeepalivedLab.create(lab, fl.c.servers, fl.c.client);
     for (let round = 1; round <= ROUNDS; round++) {
       for (const fault of faults) {
         const fromWall = Date.now();
@@ -47,7 +91,7 @@ async function main(): Promise<number> {
         // ACKs that stated less than the lease time: sent seconds after their log time (services/dhcp/README.md).
         const short = fl.acks().filter((a) => a.at >= fromWall && a.leaseS < LEASE_S);
         outcomes.set(fault.name, [...(outcomes.get(fault.name) ?? []), o]);
-        process.stdout.write(`round ${round} ${fault.name}: ${PROTOCOLS.map((p) => `${p} ${o.gaps[p]} ms`).join(', ')}; two holders ${o.twoHolderMs} ms; lost ${o.lostAcked.length}; duplicates ${o.duplicates.length}; converged ${o.converged}; ACKs shortened ${short.length}\n`);
+        process.stdout.write(`round ${round} ${fault.name}: ${PROTOCOLS.map((p) => `${p} ${o.gaps[p]} ms`).join(', ')}, vip (echo) ${o.echoGapMs} ms; two holders ${o.twoHolderMs} ms; lost ${o.lostAcked.length}; duplicates ${o.duplicates.length}; converged ${o.converged}; ACKs shortened ${short.length}\n`);
         // What a checker found, so a failing round can be looked into without rerunning it.
         for (const line of [...o.lostAcked.map((l) => `lost: ${l}`), ...o.duplicates.map((l) => `duplicate: ${l}`), ...short.map((a) => `shortened: ${a.client} ${a.ip} ${a.leaseS} s at ${a.at}`)]) process.stdout.write(`  ${line}\n`);
         if (o.lostAcked.length > 0 || o.duplicates.length > 0 || short.length > 0) {
@@ -55,34 +99,77 @@ async function main(): Promise<number> {
           const dir = fl.dumpRound(`${fault.name}-round${round}`);
           process.stdout.write(`  logs and ACKs: ${dir}\n`);
         }
+        const kaFault = KEEPALIVED_FAULTS.find((f) => f.name === fault.name);
+        if (kl !== undefined && kaFault !== undefined) {
+          try {
+            const k = await kl.runFault(kaFault);
+            kaOutcomes.set(fault.name, [...(kaOutcomes.get(fault.name) ?? []), k]);
+            process.stdout.write(`round ${round} ${fault.name} keepalived: vip (echo) ${k.gapMs} ms; two holders ${k.twoHolderMs} ms\n`);
+          } catch (error) {
+            // Not counted: the p50/p99 are over the rounds that completed (the count is in the summary).
+            process.stdout.write(`round ${round} ${fault.name} keepalived: not measured: ${String(error)}\n`);
+          }
+        }
       }
     }
   } finally {
+    if (kl) await kl.close();
     if (fl) await fl.close();
     await lab.destroy();
   }
-  let twoHolder = 0, lost = 0, duplicates = 0, unconverged = 0;
-  process.stdout.write(`\n${'fault'.padEnd(18)} ${PROTOCOLS.map((p) => `${p} p50/p99 ms`.padStart(18)).join(' ')}\n`);
-  for (const [fault, list] of outcomes) {
-    process.stdout.write(`${fault.padEnd(18)} ${PROTOCOLS.map((p) => `${percentile(list.map((o) => o.gaps[p]), 50)}/${percentile(list.map((o) => o.gaps[p]), 99)}`.padStart(18)).join(' ')}\n`);
-    for (const o of list) {
-      twoHolder += o.twoHolderMs; lost += o.lostAcked.length; duplicates += o.duplicates.length; unconverged += o.converged ? 0 : 1;
-    }
-  }
-  process.stdout.write('\n');
-  for (const [fault, list] of outcomes) {
-    for (const p of PROTOCOLS) {
-      const gaps = list.map((o) => o.gaps[p]);
-      process.stdout.write(`RESULT failover.${fault}.gap_ms.${p} lanha=${percentile(gaps, 50)} keepalived=NA ratio=NA unit=ms better=lower\n`);
-      process.stdout.write(`RESULT failover.${fault}.gap_ms.${p}.p99 lanha=${percentile(gaps, 99)} keepalived=NA ratio=NA unit=ms better=lower\n`);
-    }
-  }
-  process.stdout.write(`RESULT failover.two_holder_ms lanha=${twoHolder} keepalived=NA ratio=NA unit=ms better=lower\n`);
-  process.stdout.write(`RESULT failover.lost_acked lanha=${lost} keepalived=NA ratio=NA unit=leases better=lower\n`);
-  process.stdout.write(`RESULT failover.duplicates lanha=${duplicates} keepalived=NA ratio=NA unit=leases better=lower\n`);
-  process.stdout.write(`RESULT failover.unconverged lanha=${unconverged} keepalived=NA ratio=NA unit=rounds better=lower\n`);
+  process.stdout.write(`\n${ROUNDS} rounds in ${Math.round((performance.now() - startedAt) / 1000)} s\n`);
+  report(outcomes, kaOutcomes, noKeepalived);
+  let twoHolder = 0, lost = 0, duplicates = 0;
+  for (const list of outcomes.values()) for (const o of list) { twoHolder += o.twoHolderMs; lost += o.lostAcked.length; duplicates += o.duplicates.length; }
   return twoHolder === 0 && lost === 0 && duplicates === 0 ? 0 : 1;
 }
 
-process.stdout.write('keepalived=NA below: it has no DHCP, DNS or lease state to check; its VIP gap is in npm run bench:vip\n');
+function report(outcomes: Map<string, FaultOutcome[]>, kaOutcomes: Map<string, KaOutcome[]>, noKeepalived: string | null): void {
+  const pp = (values: readonly number[]): string => `${percentile(values, 50)}/${percentile(values, 99)}`;
+  const echo = (list: readonly FaultOutcome[]): number[] => list.map((o) => o.echoGapMs ?? NaN);
+  process.stdout.write(`\np50/p99 ms over the rounds (keepalived: rounds measured)\n${'fault'.padEnd(18)} ${[...PROTOCOLS, 'vip lanha', 'vip keepalived', '2 holders lanha', '2 holders keepalived'].map((h) => h.padStart(20)).join(' ')}\n`);
+  for (const [fault, list] of outcomes) {
+    const ka = kaOutcomes.get(fault) ?? [];
+    const cells = [
+      ...PROTOCOLS.map((p) => pp(list.map((o) => o.gaps[p]))),
+      pp(echo(list)),
+      ka.length > 0 ? `${pp(ka.map((k) => k.gapMs))} (${ka.length})` : '-',
+      pp(list.map((o) => o.twoHolderMs)),
+      ka.length > 0 ? pp(ka.map((k) => k.twoHolderMs)) : '-',
+    ];
+    process.stdout.write(`${fault.padEnd(18)} ${cells.map((c) => c.padStart(20)).join(' ')}\n`);
+  }
+  process.stdout.write('\n');
+  const kaFigure = (fault: string, values: (k: KaOutcome) => number, p: number): number | { na: string } => {
+    if (noKeepalived !== null) return { na: noKeepalived };
+    if (NOT_FOR_KEEPALIVED[fault] !== undefined) return { na: NOT_FOR_KEEPALIVED[fault]! };
+    const ka = kaOutcomes.get(fault) ?? [];
+    return ka.length === 0 ? { na: 'no keepalived round of this fault completed (see the round lines)' } : percentile(ka.map(values), p);
+  };
+  for (const [fault, list] of outcomes) {
+    for (const p of PROTOCOLS) {
+      const gaps = list.map((o) => o.gaps[p]);
+      const na = { na: `keepalived serves no ${p.toUpperCase()}: its VIP gap, probed as lanha's with the same UDP echo, is failover.${fault}.gap_ms.vip` };
+      result(`failover.${fault}.gap_ms.${p}`, percentile(gaps, 50), na, 'ms');
+      result(`failover.${fault}.gap_ms.${p}.p99`, percentile(gaps, 99), na, 'ms');
+    }
+    result(`failover.${fault}.gap_ms.vip`, percentile(echo(list), 50), kaFigure(fault, (k) => k.gapMs, 50), 'ms');
+    result(`failover.${fault}.gap_ms.vip.p99`, percentile(echo(list), 99), kaFigure(fault, (k) => k.gapMs, 99), 'ms');
+    result(`failover.${fault}.two_holder_ms`, percentile(list.map((o) => o.twoHolderMs), 50), kaFigure(fault, (k) => k.twoHolderMs, 50), 'ms');
+    result(`failover.${fault}.two_holder_ms.p99`, percentile(list.map((o) => o.twoHolderMs), 99), kaFigure(fault, (k) => k.twoHolderMs, 99), 'ms');
+  }
+  // Totals over every round: two holders over the faults both stacks ran (comparable), and over all of lanha's.
+  const both = [...outcomes.keys()].filter((f) => (kaOutcomes.get(f) ?? []).length > 0);
+  const sum = (values: number[]): number => values.reduce((a, b) => a + b, 0);
+  const lanhaBoth = sum(both.flatMap((f) => outcomes.get(f)!.map((o) => o.twoHolderMs)));
+  const kaBoth = sum(both.flatMap((f) => kaOutcomes.get(f)!.map((k) => k.twoHolderMs)));
+  const all = [...outcomes.values()].flat();
+  result('failover.two_holder_ms', lanhaBoth, both.length > 0 ? kaBoth : { na: noKeepalived ?? 'no fault was measured on keepalived' }, 'ms');
+  result('failover.two_holder_ms.all_faults', sum(all.map((o) => o.twoHolderMs)), { na: 'keepalived runs only the faults that mean something for it (failover.two_holder_ms has those)' }, 'ms');
+  const noLeases = { na: 'keepalived has no DHCP server and no replicated lease state' };
+  result('failover.lost_acked', sum(all.map((o) => o.lostAcked.length)), noLeases, 'leases');
+  result('failover.duplicates', sum(all.map((o) => o.duplicates.length)), noLeases, 'leases');
+  result('failover.unconverged', all.filter((o) => !o.converged).length, { na: 'keepalived has no replicated state to converge' }, 'rounds');
+}
+
 main().then((code) => process.exit(code), (error: unknown) => { process.stderr.write(`bench:failover failed: ${String(error)}\n`); process.exit(1); });

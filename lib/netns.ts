@@ -68,6 +68,7 @@ export class Lab {
   #namespaces: string[] = [];
   #children = new Set<ChildProcess>();
   #hostCount = 0;
+  #linkCount = 0;
   #resolvHash: string;
   #destroyed = false;
 
@@ -107,6 +108,22 @@ export class Lab {
     const host = this.#host(ns, inner, address === null ? null : address.split('/')[0]!);
     this.hosts.push(host);
     return host;
+  }
+
+  /**
+   * A second veth from an existing host to the bridge, with `address` on it (a second interface of
+   * the same machine, e.g. for another stack beside lanha). Goes away with the host's namespace.
+   */
+  async addLink(host: LabHost, address: string): Promise<{ ifname: string; bridgePort: string }> {
+    const index = this.#linkCount++;
+    const inner = `${this.prefix}${this.id}k${index}a`;
+    const outer = `${this.prefix}${this.id}k${index}b`;
+    await must('ip', ['link', 'add', inner, 'netns', host.ns, 'type', 'veth', 'peer', 'name', outer, 'netns', this.switchNs]);
+    await must('ip', ['-n', this.switchNs, 'link', 'set', outer, 'master', this.bridge]);
+    await must('ip', ['-n', this.switchNs, 'link', 'set', outer, 'up']);
+    await must('ip', ['-n', host.ns, 'addr', 'add', address, 'dev', inner]);
+    await must('ip', ['-n', host.ns, 'link', 'set', inner, 'up']);
+    return { ifname: inner, bridgePort: outer };
   }
 
   /**

@@ -1,11 +1,12 @@
 import { readFileSync, existsSync, writeFileSync, chmodSync, rmSync, mkdtempSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execFile } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import type { Lab, LabHost } from '../support/netns.js';
 import { callDaemon } from '../../lib/control-client.js';
-import { longestGapMs, monotonicNowMs, startProber, type Prober, type Protocol } from '../support/prober.js';
+import { longestGapMs, monotonicNowMs, startEchoResponder, startProber, type Prober, type Protocol } from '../support/prober.js';
 import { vipCluster, VIP, type VipCluster, type VipNode } from './vip-lab.js';
+import { twoHolderMs } from './vip-sampler.js';
 import { startEtcdCluster, type EtcdCluster } from '../support/etcd.js';
 
 // The failover fault suite's lab (HA.md §4, issue 12): lan-a, lan-b and the witness as real
@@ -16,10 +17,12 @@ import { startEtcdCluster, type EtcdCluster } from '../support/etcd.js';
 // other (faults.ts), each followed by the checkers here:
 //   ACKed leases lost, the same address ACKed to two MACs, two VIP holders (ms), lease names that do
 //   not resolve on both servers, and both servers at the same applied index and state hash.
+// With `echo` (bench:failover) each server also runs a UDP echo responder that shares its daemon's
+// fate (killed, stopped and restarted with it: the faults go through kill() and restart()), probed
+// on the VIP by a second prober: the VIP gap measured the way it is for keepalived in the same lab.
 
 export const PROTOCOLS: readonly Protocol[] = ['dns', 'ntp', 'tftp', 'dhcp'];
 export const PROBE_EVERY_MS = 50;
-const SAMPLE_MS = 50;
 /** The lab's DHCP lease time in seconds. */
 export const LEASE_S = 30;
 
@@ -52,6 +55,15 @@ export interface FaultOutcome {
   /** Clients whose lease ran out during the fault before they could renew it. */
   expired: string[];
   detail: string[];
+  /** Longest silence of the echo probe on the VIP (FaultLab option `echo`), else null. */
+  echoGapMs: number | null;
+}
+
+export interface EchoOptions {
+  /** UDP port of the echo responders. */
+  port: number;
+  /** Probe interval of the echo prober. */
+  everyMs: number;
 }
 
 interface Client {
@@ -79,10 +91,15 @@ export class FaultLab {
   readonly members: VipNode[];
   /** The etcd cluster the servers run on (`etcd: true`), else null. */
   readonly etcd: EtcdCluster | null;
+  readonly echo: EchoOptions | null;
+  #echoProber: Prober | null = null;
+  /** Each server's echo responder (option `echo`), by server name. */
+  #companions = new Map<string, ChildProcess>();
 
-  private constructor(lab: Lab, c: VipCluster, clients: Client[], prober: Prober, probeHost: LabHost, etcd: EtcdCluster | null) {
+  private constructor(lab: Lab, c: VipCluster, clients: Client[], prober: Prober, probeHost: LabHost, etcd: EtcdCluster | null, echo: EchoOptions | null) {
     this.lab = lab;
     this.etcd = etcd;
+    this.echo = echo;
     this.members = etcd ? [...c.servers] : [...c.servers, c.witness];
     this.c = c;
     this.clients = clients;
@@ -91,7 +108,7 @@ export class FaultLab {
   }
 
   /** Builds the lab, starts the cluster and the clients, and waits until every client is bound. */
-  static async create(lab: Lab, options: { clients?: number; electionTimeout?: string; failoverBudget?: string; etcd?: { leaseTtl: string } } = {}): Promise<FaultLab> {
+  static async create(lab: Lab, options: { clients?: number; electionTimeout?: string; failoverBudget?: string; etcd?: { leaseTtl: string }; echo?: EchoOptions } = {}): Promise<FaultLab> {
     const clientCount = options.clients ?? 6;
     // cluster.backend etcd: a 3-member etcd in its own namespace; the servers run on it, no witness.
     const etcd = options.etcd ? await startEtcdCluster(3, { host: await lab.addHost('etcd', '10.66.0.20/24') }) : null;
@@ -129,7 +146,11 @@ exit 0
       }
       const probeHost = c.client;
       const prober = startProber(lab, probeHost, { target: VIP, everyMs: PROBE_EVERY_MS, protocols: PROTOCOLS });
-      const fl = new FaultLab(lab, c, clients, prober, probeHost, etcd);
+      const fl = new FaultLab(lab, c, clients, prober, probeHost, etcd, options.echo ?? null);
+      if (options.echo) {
+        for (const s of c.servers) fl.#startCompanion(s);
+        fl.#echoProber = startProber(lab, probeHost, { target: VIP, everyMs: options.echo.everyMs, protocols: ['echo'], echoPort: options.echo.port });
+      }
       const bound = await fl.#until(() => fl.acks().length > 0 && clients.every((cl) => fl.acks().some((a) => a.client === cl.name)), 60_000);
       if (!bound) throw new Error(`not every DHCP client got a lease within 60 s (${fl.acks().length} ACKs)`);
       return fl;
@@ -155,7 +176,26 @@ exit 0
     return dir;
   }
 
+  #startCompanion(node: VipNode): void {
+    if (this.echo === null || !this.c.servers.includes(node)) return;
+    this.#companions.set(node.name, startEchoResponder(this.lab, node.host, node.name, this.echo.port));
+  }
+
+  /** Signals a member's daemon, and its echo responder (option `echo`) with it. Only our own PIDs. */
+  kill(node: VipNode, signal: NodeJS.Signals): void {
+    node.daemon!.child.kill(signal);
+    this.#companions.get(node.name)?.kill(signal);
+  }
+
+  /** Starts a member again after a kill (and its echo responder when that is gone too). */
+  async restart(node: VipNode): Promise<void> {
+    await this.c.start(node);
+    const companion = this.#companions.get(node.name);
+    if (companion !== undefined && (companion.exitCode !== null || companion.signalCode !== null)) this.#startCompanion(node);
+  }
+
   async close(): Promise<void> {
+    await this.#echoProber?.stop();
     await this.prober.stop();
     await this.c.stopSampler();
     this.c.cleanup();
@@ -221,7 +261,7 @@ exit 0
 
   /** Milliseconds during which both servers held the VIP (sampled every 50 ms) between from and to (performance.now()). */
   twoHolderMs(from: number, to: number): number {
-    return this.c.samples.filter((s) => s.at >= from && s.at <= to && s.holders.length > 1).length * SAMPLE_MS;
+    return twoHolderMs(this.c.samples, from, to);
   }
 
   /** Longest silence per protocol on the VIP between two monotonic instants. */
@@ -333,6 +373,7 @@ exit 0
       converged: conv.ok,
       expired: this.expiredUnrenewed(),
       detail: [conv.detail],
+      echoGapMs: this.#echoProber === null ? null : longestGapMs(this.#echoProber.answers, 'echo', this.#echoProber.everyMs, fromMono, toMono),
     };
   }
 }

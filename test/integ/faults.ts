@@ -1,6 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { VipNode } from './vip-lab.js';
+import type { Lab, LabHost } from '../support/netns.js';
 import { runLanctl } from '../support/daemon.js';
 import { fillDisk, sleep, type FaultLab } from './fault-lab.js';
 
@@ -15,41 +16,57 @@ export interface Fault {
 }
 
 async function kill9AndRestart(fl: FaultLab, node: VipNode, downMs: number): Promise<void> {
-  node.daemon!.child.kill('SIGKILL');
+  fl.kill(node, 'SIGKILL');
   await new Promise<void>((resolve) => { if (node.daemon!.child.exitCode !== null || node.daemon!.child.signalCode !== null) resolve(); else node.daemon!.child.once('exit', () => resolve()); });
   await sleep(downMs);
-  await fl.c.start(node);
+  await fl.restart(node);
+}
+
+/** SIGSTOP through `kill`, then SIGCONT `ms` later (also when the wait is cut short). */
+export async function pauseFor(kill: (signal: NodeJS.Signals) => void, ms: number): Promise<void> {
+  kill('SIGSTOP');
+  try {
+    await sleep(ms);
+  } finally {
+    kill('SIGCONT');
+  }
+}
+
+/** A host's interface down for `ms`, then up again. */
+export async function linkDownFor(host: LabHost, ifname: string, ms: number): Promise<void> {
+  await host.exec('ip', ['link', 'set', 'dev', ifname, 'down']);
+  try {
+    await sleep(ms);
+  } finally {
+    await host.exec('ip', ['link', 'set', 'dev', ifname, 'up']);
+  }
 }
 
 function pause(seconds: number): Fault {
-  return {
-    name: `sigstop_${seconds}s`,
-    async inject(_fl, { leader }) {
-      leader.daemon!.child.kill('SIGSTOP');
-      try {
-        await sleep(seconds * 1000);
-      } finally {
-        leader.daemon!.child.kill('SIGCONT');
-      }
-    },
-  };
+  return { name: `sigstop_${seconds}s`, inject: (fl, { leader }) => pauseFor((signal) => fl.kill(leader, signal), seconds * 1000) };
 }
 
-/** nft rules in the switch namespace dropping every frame between the two servers' bridge ports. */
-async function cutServers(fl: FaultLab): Promise<() => Promise<void>> {
-  const [pa, pb] = [fl.lab.bridgePort(0), fl.lab.bridgePort(1)];
-  const table = 'lhcut';
+/**
+ * nft rules in the switch namespace dropping every frame between two bridge ports (table `table`,
+ * rule file in `dir`); returns the heal.
+ */
+export async function cutPorts(lab: Lab, dir: string, pa: string, pb: string, table: string): Promise<() => Promise<void>> {
   const script = [
     `add table bridge ${table}`,
     `add chain bridge ${table} cutfwd { type filter hook forward priority 0; policy accept; }`,
     `add rule bridge ${table} cutfwd iifname ${pa} oifname ${pb} drop`,
     `add rule bridge ${table} cutfwd iifname ${pb} oifname ${pa} drop`,
   ].join('\n');
-  const file = join(fl.c.dir, 'cut.nft');
+  const file = join(dir, `${table}.nft`);
   writeFileSync(file, script + '\n');
-  const r = await fl.lab.execSwitch('nft', ['-f', file]);
+  const r = await lab.execSwitch('nft', ['-f', file]);
   if (r.code !== 0) throw new Error(`nft -f ${file}: ${r.stderr}`);
-  return async () => { await fl.lab.execSwitch('nft', ['delete', 'table', 'bridge', table]); };
+  return async () => { await lab.execSwitch('nft', ['delete', 'table', 'bridge', table]); };
+}
+
+/** The cut between the two servers' bridge ports. */
+function cutServers(fl: FaultLab): Promise<() => Promise<void>> {
+  return cutPorts(fl.lab, fl.c.dir, fl.lab.bridgePort(0), fl.lab.bridgePort(1), 'lhcut');
 }
 
 export const FAULTS: readonly Fault[] = [
@@ -59,17 +76,7 @@ export const FAULTS: readonly Fault[] = [
   pause(0.5),
   pause(2),
   pause(10),
-  {
-    name: 'link_down_leader',
-    async inject(_fl, { leader }) {
-      await leader.host.exec('ip', ['link', 'set', 'dev', leader.host.ifname, 'down']);
-      try {
-        await sleep(3000);
-      } finally {
-        await leader.host.exec('ip', ['link', 'set', 'dev', leader.host.ifname, 'up']);
-      }
-    },
-  },
+  { name: 'link_down_leader', inject: (_fl, { leader }) => linkDownFor(leader.host, leader.host.ifname, 3000) },
   {
     name: 'cut_a_b',
     async inject(fl) {
@@ -85,12 +92,12 @@ export const FAULTS: readonly Fault[] = [
     name: 'restart_all',
     async inject(fl) {
       const all = fl.members;
-      for (const n of all) n.daemon!.child.kill('SIGKILL');
+      for (const n of all) fl.kill(n, 'SIGKILL');
       await sleep(500);
       // Random order, random gaps: the cluster must form whoever comes back first.
       const order = all.map((n) => ({ n, k: Math.random() })).sort((x, y) => x.k - y.k).map((x) => x.n);
       for (const n of order) {
-        await fl.c.start(n);
+        await fl.restart(n);
         await sleep(Math.floor(Math.random() * 1000));
       }
     },

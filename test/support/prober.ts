@@ -11,8 +11,11 @@ import type { Lab, LabHost } from './netns.js';
 //   ok <protocol> <sent at, CLOCK_MONOTONIC ms> <round trip ms> <who answered (TFTP: the file)>
 // The parent reads the lines and computes gaps on the same clock (process.hrtime). Packets are
 // built here by hand so the probe does not share lanha's codecs. Run as a script by startProber().
+// The `echo` protocol is a datagram to a UDP echo responder (startEchoResponder, this script with
+// `--echo-serve`) on the VIP's holder: the one probe that means the same for lanha and for another
+// VIP stack (keepalived) in front of a service, so bench:failover compares VIP gaps with it.
 
-export type Protocol = 'dns' | 'ntp' | 'tftp' | 'dhcp';
+export type Protocol = 'dns' | 'ntp' | 'tftp' | 'dhcp' | 'echo';
 
 export interface ProbeAnswer {
   protocol: Protocol;
@@ -72,7 +75,7 @@ class DhcpProbes {
   close(): void { try { this.#socket.close(); } catch { /* closed */ } }
 }
 
-function probeOnce(protocol: Protocol, target: string, name: string, timeoutMs: number, onAnswer: (a: ProbeAnswer) => void): void {
+function probeOnce(protocol: Protocol, target: string, name: string, timeoutMs: number, onAnswer: (a: ProbeAnswer) => void, echoPort = 0): void {
   const socket = dgram.createSocket('udp4');
   const sentAt = monotonicNowMs();
   const id = Math.floor(Math.random() * 65536);
@@ -87,7 +90,11 @@ function probeOnce(protocol: Protocol, target: string, name: string, timeoutMs: 
   const timer = setTimeout(() => done(null), timeoutMs);
   socket.on('error', () => done(null));
   socket.on('message', (msg, rinfo) => {
-    if (protocol === 'dns') {
+    if (protocol === 'echo') {
+      // "<id> <who>": our id back, and the responder's name.
+      const [gotId, who] = msg.toString('latin1').split(' ');
+      if (gotId === String(id)) done(who ?? rinfo.address);
+    } else if (protocol === 'dns') {
       // Our id, a response (QR), NOERROR, at least one answer.
       if (msg.length >= 12 && msg.readUInt16BE(0) === id && (msg[2]! & 0x80) !== 0 && (msg[3]! & 0x0f) === 0 && msg.readUInt16BE(6) > 0) done(rinfo.address);
     } else if (protocol === 'ntp') {
@@ -103,15 +110,25 @@ function probeOnce(protocol: Protocol, target: string, name: string, timeoutMs: 
       done(null);
     }
   });
-  const packet = protocol === 'dns' ? dnsQuery(id, name)
-    : protocol === 'ntp' ? Buffer.concat([Buffer.from([0x23]), Buffer.alloc(47)])
-      : Buffer.from('\u0000\u0001who.txt\u0000octet\u0000', 'latin1');
-  socket.send(packet, protocol === 'dns' ? 53 : protocol === 'ntp' ? 123 : 69, target);
+  const packet = protocol === 'echo' ? Buffer.from(String(id), 'latin1')
+    : protocol === 'dns' ? dnsQuery(id, name)
+      : protocol === 'ntp' ? Buffer.concat([Buffer.from([0x23]), Buffer.alloc(47)])
+        : Buffer.from('\u0000\u0001who.txt\u0000octet\u0000', 'latin1');
+  socket.send(packet, protocol === 'echo' ? echoPort : protocol === 'dns' ? 53 : protocol === 'ntp' ? 123 : 69, target);
+}
+
+/** The script side of startEchoResponder: answers "<first word> <who>" to every datagram on `port`. */
+function echoServe(who: string, port: number): void {
+  const socket = dgram.createSocket('udp4');
+  socket.on('message', (msg, rinfo) => { socket.send(`${msg.toString('latin1').split(' ')[0]} ${who}`, rinfo.port, rinfo.address); });
+  socket.on('error', () => undefined);
+  socket.bind(port);
 }
 
 /** The script side: probe until stdin closes. argv: target everyMs name protocols(comma list) [own address]. */
 function main(): void {
-  const [target, everyArg, name, list, from] = process.argv.slice(2);
+  if (process.argv[2] === '--echo-serve') { echoServe(process.argv[3]!, Number(process.argv[4])); return; }
+  const [target, everyArg, name, list, from, echoPortArg] = process.argv.slice(2);
   const everyMs = Number(everyArg);
   const protocols = (list ?? 'dns').split(',') as Protocol[];
   const write = (a: ProbeAnswer): void => { process.stdout.write(`ok ${a.protocol} ${a.sentAt.toFixed(1)} ${a.rttMs.toFixed(1)} ${a.who}\n`); };
@@ -119,7 +136,7 @@ function main(): void {
   const timer = setInterval(() => {
     for (const p of protocols) {
       if (p === 'dhcp') dhcp?.probe(target!, from!, 1000, write);
-      else probeOnce(p, target!, name!, 1000, write);
+      else probeOnce(p, target!, name!, 1000, write, Number(echoPortArg ?? 0));
     }
   }, everyMs);
   process.stdin.on('end', () => { clearInterval(timer); setTimeout(() => { dhcp?.close(); process.exit(0); }, 1100); });
@@ -133,9 +150,9 @@ export interface Prober {
 }
 
 /** Starts the prober in `host` (tracked by the lab); answers accumulate until stop(). */
-export function startProber(lab: Lab, host: LabHost, options: { target: string; everyMs: number; name?: string; protocols: readonly Protocol[] }): Prober {
+export function startProber(lab: Lab, host: LabHost, options: { target: string; everyMs: number; name?: string; protocols: readonly Protocol[]; echoPort?: number }): Prober {
   const script = fileURLToPath(import.meta.url);
-  const child: ChildProcess = lab.track(spawn('ip', ['netns', 'exec', host.ns, process.execPath, script, options.target, String(options.everyMs), options.name ?? 'www.lab.test', options.protocols.join(','), host.address ?? ''], { stdio: ['pipe', 'pipe', 'inherit'] }));
+  const child: ChildProcess = lab.track(spawn('ip', ['netns', 'exec', host.ns, process.execPath, script, options.target, String(options.everyMs), options.name ?? 'www.lab.test', options.protocols.join(','), host.address ?? '', String(options.echoPort ?? 0)], { stdio: ['pipe', 'pipe', 'inherit'] }));
   const answers: ProbeAnswer[] = [];
   let rest = '';
   child.stdout!.on('data', (d: Buffer) => {
@@ -155,6 +172,14 @@ export function startProber(lab: Lab, host: LabHost, options: { target: string; 
       child.stdin!.end();
     }),
   };
+}
+
+/**
+ * A UDP echo responder in `host` on `port` (all addresses) answering with `who`: the service behind
+ * a VIP for the `echo` probe. Tracked by the lab; signal or stop it by its ChildProcess.
+ */
+export function startEchoResponder(lab: Lab, host: LabHost, who: string, port: number): ChildProcess {
+  return lab.track(spawn('ip', ['netns', 'exec', host.ns, process.execPath, fileURLToPath(import.meta.url), '--echo-serve', who, String(port)], { stdio: 'ignore' }));
 }
 
 /**

@@ -25,6 +25,7 @@ import { findings, opsRoutes, pools, startOpsHttp, type OpsContext } from '../se
 import type { OpsHttpServer } from '../services/ops/http-server.js';
 import { MemberStatusBoard, memberRows, type LocalReport } from '../cluster/member-status.js';
 import { AckLedger, describeAckAudit, type AuditView } from '../cluster/ack-audit.js';
+import { startFailoverProbes } from '../services/ops/failover-probes.js';
 
 // The composition root: the only place that wires real clocks, randomness, sockets and disks to the
 // cores. Everything it starts it also stops, in reverse order.
@@ -117,6 +118,8 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
     const vip = running.find((s) => s.name === 'vip');
     return vip === undefined ? null : vip.status()['held'] === true;
   };
+  // Client-side probes of the VIP while a failover runs (nothing in steady state).
+  const probes = startFailoverProbes({ config, state, clock, log: log.child({ service: 'vip' }), tracker, node: config.node.name });
   // The ACKs this node sent, checked against the committed log after each leadership change.
   const acks = new AckLedger();
   const auditLog = log.child({ service: 'dhcp' });
@@ -157,6 +160,7 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
     seeder?.stop();
     clearInterval(sampler);
     clearInterval(bootScan);
+    probes?.stop();
     unsubscribe();
     await http?.close().catch(() => undefined);
     for (const service of [...running].reverse()) {
@@ -173,13 +177,17 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
   try {
     const context: ServiceContext = {
       config, log, clock, random, state, services: () => running,
-      observe: { ...(metrics ? { dhcpAckSeconds: (seconds: number) => metrics.observeDhcpAck(seconds) } : {}), dhcpAcked: (ack) => acks.record(ack) },
+      observe: {
+        ...(metrics ? { dhcpAckSeconds: (seconds: number) => metrics.observeDhcpAck(seconds) } : {}),
+        dhcpAcked: (ack) => acks.record(ack),
+        ...(probes === null ? {} : { vipFailoverRelease: (startedMono: number) => probes.onFailoverRelease(startedMono) }),
+      },
     };
     for (const definition of serviceDefinitions) {
       if (!definition.enabled(config)) continue;
       const service = await definition.start({ ...context, log: log.child({ service: definition.name }) });
       running.push(service);
-      if (service.routes) control.routes(withFailoverRecord(service.routes, tracker, clock));
+      if (service.routes) control.routes(withFailoverRecord(service.routes, tracker, clock, (ok) => probes?.onFailoverReply(ok)));
       log.info({ event: 'service.started', service: service.name, listening: service.status().listening }, `${service.name} started`);
     }
 
@@ -233,7 +241,7 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
 }
 
 /** Wraps POST /v1/failover so the status page and /metrics remember the last measured gap. */
-function withFailoverRecord(routes: ApiRoutes, tracker: OpsTracker, clock: Clock): ApiRoutes {
+function withFailoverRecord(routes: ApiRoutes, tracker: OpsTracker, clock: Clock, done: (ok: boolean) => void): ApiRoutes {
   const failover = routes['POST /v1/failover'];
   if (failover === undefined) return routes;
   return {
@@ -241,6 +249,7 @@ function withFailoverRecord(routes: ApiRoutes, tracker: OpsTracker, clock: Clock
     'POST /v1/failover': async (request) => {
       const reply = await failover(request);
       if (reply.status === 200 && typeof reply.body === 'object' && reply.body !== null) tracker.failover(reply.body as Record<string, unknown>, clock.wallMs());
+      done(reply.status === 200);
       return reply;
     },
   };

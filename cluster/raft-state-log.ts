@@ -79,6 +79,7 @@ export class RaftStateLog implements StateLog {
   #single: boolean;
   #timeline: RaftTimeline = { heardLeaderAt: null, timeoutNowAt: null, preCandidateAt: null, candidateAt: null, leaderAt: null };
   #leaseListeners = new Set<() => void>();
+  #roleListeners = new Set<(role: string, atMs: number) => void>();
   /** This term's lease was seen valid (listeners were told); cleared when we stop leading. */
   #leaseSeen = false;
 
@@ -218,6 +219,13 @@ export class RaftStateLog implements StateLog {
     if (role === 'pre-candidate') this.#timeline.preCandidateAt = atMs;
     else if (role === 'candidate') this.#timeline.candidateAt = atMs;
     else if (role === 'leader') this.#timeline.leaderAt = atMs;
+    for (const listener of this.#roleListeners) listener(role, atMs);
+  }
+
+  /** Calls `listener` on each role change of this member (monotonic ms), e.g. the failover probes. Returns unsubscribe. */
+  onRoleChange(listener: (role: string, atMs: number) => void): () => void {
+    this.#roleListeners.add(listener);
+    return () => { this.#roleListeners.delete(listener); };
   }
 
   /** Each WAL fdatasync's duration (the last 1024), for doctor and /metrics. */

@@ -29,6 +29,8 @@ export interface ServiceObservers {
   dhcpAckSeconds?(seconds: number): void;
   /** DHCP: an ACK went out, with its grant's log index and term (the ACK audit, cluster/ack-audit.ts). */
   dhcpAcked?(ack: AckRecord): void;
+  /** VIP: `lanctl failover` deleted the VIP here; the release started at `startedMono` (monotonic ms). */
+  vipFailoverRelease?(startedMono: number): void;
 }
 
 export interface ServiceStatus {

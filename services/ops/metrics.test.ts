@@ -123,11 +123,20 @@ t.test('the failover gap per protocol: a planned failover run here and the last 
   tracker.failover({ from: 'lan-a', to: 'lan-b', leader: 'lan-b', gapMs: 60, parts: [['release', 5], ['vote', 12], ['lease wait', 3], ['ip addr', 30], ['sockets bound', 4], ['first GARP', 6]] }, 1000);
   tracker.entry({ index: 9, at: 2000, command: { type: 'vip.takeover', node: 'lan-a', term: 7, trigger: 'election', parts: [['detection', 400], ['vote', 20], ['lease wait', 100], ['ip addr', 10], ['sockets bound', 2], ['first GARP', 3]], totalMs: 535 } });
   const text = await m.text();
-  const gap = (protocol: string, trigger: string): number => Number(new RegExp(`^lanha_failover_gap_seconds\\{protocol="${protocol}",trigger="${trigger}"\\} (\\S+)$`, 'm').exec(text)?.[1]);
+  const gap = (protocol: string, trigger: string, method = 'derived', from = text): number => Number(new RegExp(`^lanha_failover_gap_seconds\\{protocol="${protocol}",trigger="${trigger}",method="${method}"\\} (\\S+)$`, 'm').exec(from)?.[1]);
   t.equal(gap('vip', 'transfer'), 0.06);
   for (const p of ['dns', 'ntp', 'tftp']) t.equal(gap(p, 'transfer'), 0.06, `${p}: answers on the VIP from the first GARP`);
   t.equal(gap('dhcp', 'transfer'), 0.02, 'dhcp: release + vote + lease wait, before the address moves');
   t.equal(gap('vip', 'election'), 0.535);
   t.equal(gap('dhcp', 'election'), 0.52);
   t.equal(tracker.events.at(-1)?.kind, 'vip');
+  // This node probed the VIP during the planned failover: DNS and NTP answered, TFTP did not.
+  tracker.probed = { transfer: { at: 'a', trigger: 'transfer', from: 'lan-a', target: '10.0.0.1', since: 'VIP released here', gaps: [{ protocol: 'vip', seconds: 0.081, probes: 9 }, { protocol: 'dns', seconds: 0.081, probes: 4 }, { protocol: 'ntp', seconds: 0.09, probes: 4 }, { protocol: 'tftp', seconds: null, probes: 1 }] } };
+  const probed = await m.text();
+  t.equal(gap('vip', 'transfer', 'probe', probed), 0.081);
+  t.equal(gap('dns', 'transfer', 'probe', probed), 0.081, 'dns: measured by the probe');
+  t.equal(gap('ntp', 'transfer', 'probe', probed), 0.09);
+  t.equal(gap('tftp', 'transfer', 'derived', probed), 0.06, 'tftp did not answer a probe: the derived figure, labelled so');
+  t.equal(gap('dhcp', 'transfer', 'derived', probed), 0.02, 'dhcp is never probed');
+  t.notMatch(probed, /protocol="dns",trigger="transfer",method="derived"/, 'one series per protocol and trigger');
 });

@@ -129,8 +129,8 @@ export function createMetrics(view: MetricsView, options: { perClient: boolean; 
     vipCounter('lanha_vip_releases_total', 'releases', 'Times this node let the VIP go.');
     vipCounter('lanha_vip_renewals_total', 'renewals', 'Kernel-lifetime renewals of the VIP.');
     vipCounter('lanha_vip_garp_sent_total', 'garps', 'Gratuitous ARP bursts sent for the VIP.');
-    new Gauge({ name: 'lanha_failover_gap_seconds', help: 'The last failover\'s gap per protocol, from the parts the daemons timed: trigger="transfer" for a lanctl failover run on this node (from the release here), "election" for the last takeover after the leader went silent (from when the new holder last heard it).', labelNames: ['protocol', 'trigger'], registers: r,
-      collect() { this.reset(); for (const g of protocolGaps(view.tracker.lastFailover, view.tracker.lastTakeover)) this.set({ protocol: g.protocol, trigger: g.trigger }, g.seconds); } });
+    new Gauge({ name: 'lanha_failover_gap_seconds', help: 'The last failover\'s gap per protocol: method="probe" the first answer to this node\'s probes of the VIP, "derived" from the parts the daemons timed; trigger="transfer" for a lanctl failover run on this node (from the release here), "election" for the last takeover after the leader went silent (from when the new holder last heard it).', labelNames: ['protocol', 'trigger', 'method'], registers: r,
+      collect() { this.reset(); for (const g of protocolGaps(view.tracker.lastFailover, view.tracker.lastTakeover, view.tracker.probed)) this.set({ protocol: g.protocol, trigger: g.trigger, method: g.method }, g.seconds); } });
   }
 
   // ---- DHCP ----

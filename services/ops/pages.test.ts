@@ -74,6 +74,13 @@ t.test('the status page escapes member, event and finding text', async (t) => {
   t.match(after, 'data-testid="failover-gap">60 ms<');
   t.match(after, 'data-testid="failover-gap-dns-transfer">60 ms<');
   t.match(after, 'data-testid="failover-gap-dhcp-transfer">20 ms<', 'DHCP is back once the new leader\'s lease is valid');
+  t.match(after, 'data-testid="failover-gap-dns-transfer-method">derived<');
+  const probed = renderHome({ ...d, lastFailover: record, gaps: protocolGaps(record, null, { transfer: { at: 'a', trigger: 'transfer', from: 'lan-a', target: '10.0.0.1', since: 'VIP released here', gaps: [{ protocol: 'vip', seconds: 0.075, probes: 6 }, { protocol: 'dns', seconds: 0.075, probes: 3 }, { protocol: 'tftp', seconds: 0.11, probes: 2 }] } }) }, 0);
+  t.match(probed, 'data-testid="failover-gap-dns-transfer">75 ms<', 'the probed figure');
+  t.match(probed, 'data-testid="failover-gap-dns-transfer-method">probed<');
+  t.match(probed, 'data-testid="failover-gap-tftp-transfer">110 ms<');
+  t.match(probed, 'data-testid="failover-gap-ntp-transfer-method">derived<', 'NTP not probed here: derived, and says so');
+  t.match(probed, 'data-testid="failover-gap-dhcp-transfer-method">derived<');
   t.notMatch(after, 'acked-lost', 'no ACK audit line without the audit');
   const audited = renderHome({ ...d, ackAudit: { recorded: 3, capacity: 4096, audits: 1, lostTotal: 0, lost: [], due: false, lastAudit: { at: '2026-01-01T00:00:31.000Z', leader: 'lan-b', term: 4, checked: 3, kept: 2, superseded: 1, lost: 0, pending: 0, unknown: 0, newlyLost: 0 } } }, 0);
   t.match(audited, /data-testid="acked-lost"><span class="badge ok">0</);

@@ -112,9 +112,9 @@ export function renderHome(d: HomeData, nowMs: number): string {
     : html`<dl><dt>address</dt><dd data-testid="vip-address">${d.vip.address}</dd><dt>holder</dt><dd data-testid="vip-holder">${d.vip.held ? d.node : dash(d.vip.holder)}</dd>
 <dt>held here</dt><dd data-testid="vip-held">${d.vip.held ? 'yes' : 'no'}</dd><dt>since</dt><dd data-testid="vip-since">${d.vip.since === null ? '-' : html`${d.vip.since} (${ago(d.vip.since, nowMs)})`}</dd></dl>`;
   const gaps = d.gaps ?? [];
-  const gapTable = gaps.length === 0 ? html`` : html`<table data-testid="failover-gaps"><thead><tr><th>protocol</th><th>after</th><th>gap</th></tr></thead><tbody>
-${gaps.map((g) => html`<tr title="${g.measures}"><td>${g.protocol}</td><td>${g.trigger === 'transfer' ? 'lanctl failover' : 'election'}</td><td data-testid="failover-gap-${g.protocol}-${g.trigger}">${Math.round(g.seconds * 1000)} ms</td></tr>`)}
-</tbody></table><p class="muted">Derived from the parts the daemons timed: DNS, NTP and TFTP answer on the VIP from the new holder's first GARP, DHCP once its leader lease is valid.</p>`;
+  const gapTable = gaps.length === 0 ? html`` : html`<table data-testid="failover-gaps"><thead><tr><th>protocol</th><th>after</th><th>gap</th><th>how</th></tr></thead><tbody>
+${gaps.map((g) => html`<tr title="${g.measures}"><td>${g.protocol}</td><td>${g.trigger === 'transfer' ? 'lanctl failover' : 'election'}</td><td data-testid="failover-gap-${g.protocol}-${g.trigger}">${Math.round(g.seconds * 1000)} ms</td><td data-testid="failover-gap-${g.protocol}-${g.trigger}-method">${g.method === 'probe' ? 'probed' : 'derived'}</td></tr>`)}
+</tbody></table><p class="muted">Probed: the first answer to this node's probes of the VIP (DNS, NTP, TFTP) sent while the failover ran. Derived: from the parts the daemons timed (DNS, NTP and TFTP answer on the VIP from the new holder's first GARP, DHCP once its leader lease is valid; DHCP is never probed).</p>`;
   const failover = d.lastFailover === null
     ? html`<p class="muted" data-testid="failover-none">no failover run on this node since it started</p>${gapTable}`
     : html`<dl><dt>when</dt><dd>${d.lastFailover.at}</dd><dt>from → to</dt><dd>${d.lastFailover.from} → ${d.lastFailover.leader}</dd><dt>gap</dt><dd data-testid="failover-gap">${d.lastFailover.gapMs} ms</dd></dl>${gapTable}`;

@@ -1,5 +1,6 @@
 import type { AppliedEntry } from '../../cluster/fsm.js';
 import { formatIpv4 } from '../../lib/ipv4.js';
+import type { ProbeWindowResult } from './gap-window.js';
 
 // What the status page and /metrics remember beyond the current state: the last events (applied
 // log entries, leader and VIP changes), how often the leader changed, and the last failover run on
@@ -34,8 +35,11 @@ export interface TakeoverRecord {
   totalMs: number;
 }
 
-/** One protocol's gap of a failover and what the number covers. */
-export interface ProtocolGap { protocol: 'vip' | 'dns' | 'ntp' | 'tftp' | 'dhcp'; trigger: 'transfer' | 'election'; seconds: number; measures: string }
+/** One protocol's gap of a failover, what the number covers, and whether a probe measured it or it is derived from the timed parts. */
+export interface ProtocolGap { protocol: 'vip' | 'dns' | 'ntp' | 'tftp' | 'dhcp'; trigger: 'transfer' | 'election'; seconds: number; method: 'probe' | 'derived'; measures: string }
+
+/** The last probe windows of this node (gap-probe.ts), per trigger. */
+export interface ProbedGaps { transfer?: ProbeWindowResult | null; election?: ProbeWindowResult | null }
 
 /** The parts before the new holder's `ip addr`: until then it leads with a valid lease, so it answers DHCP. */
 function untilLease(parts: ReadonlyArray<readonly [string, number]>): number {
@@ -44,25 +48,34 @@ function untilLease(parts: ReadonlyArray<readonly [string, number]>): number {
 }
 
 /**
- * The gap per protocol, derived from the parts the daemons timed (no client probes here): the VIP
- * services (DNS, NTP, TFTP) come back for a client at the new holder's first GARP, once its sockets
- * are bound on the VIP; DHCP (broadcast, not on the VIP) as soon as the new leader's lease is valid.
- * A planned failover counts from the release on the old holder; an election from the moment the new
- * holder last heard the old leader (the crash lies between that and one heartbeat later).
+ * The gap per protocol. Measured where this node probed the VIP during the failover (gap-probe.ts:
+ * the first answer per protocol after the start); otherwise derived from the parts the daemons
+ * timed: the VIP services (DNS, NTP, TFTP) come back for a client at the new holder's first GARP,
+ * once its sockets are bound on the VIP; DHCP (broadcast, not on the VIP, never probed) as soon as
+ * the new leader's lease is valid. A planned failover counts from the release on the old holder; an
+ * election from the moment the new holder last heard the old leader (the crash lies between that
+ * and one heartbeat later).
  */
-export function protocolGaps(planned: FailoverRecord | null, takeover: TakeoverRecord | null): ProtocolGap[] {
+export function protocolGaps(planned: FailoverRecord | null, takeover: TakeoverRecord | null, probed: ProbedGaps = {}): ProtocolGap[] {
   const out: ProtocolGap[] = [];
-  const vipServices = (trigger: ProtocolGap['trigger'], ms: number, from: string): void => {
-    out.push({ protocol: 'vip', trigger, seconds: ms / 1000, measures: `${from} -> the new holder's first GARP` });
-    for (const protocol of ['dns', 'ntp', 'tftp'] as const) out.push({ protocol, trigger, seconds: ms / 1000, measures: `${from} -> first GARP (answers on the VIP from then; sockets bound before it)` });
+  const vipServices = (trigger: ProtocolGap['trigger'], ms: number | null, from: string, probe: ProbeWindowResult | null | undefined): void => {
+    for (const protocol of ['vip', 'dns', 'ntp', 'tftp'] as const) {
+      const p = probe?.gaps.find((g) => g.protocol === protocol);
+      if (p !== undefined && p.seconds !== null) {
+        out.push({ protocol, trigger, seconds: p.seconds, method: 'probe', measures: `${probe!.since} -> the first answer ${protocol === 'vip' ? 'of any protocol' : `to a ${protocol} probe`} sent from ${probe!.from} to ${probe!.target}` });
+      } else if (ms !== null) {
+        out.push({ protocol, trigger, seconds: ms / 1000, method: 'derived', measures: protocol === 'vip' ? `${from} -> the new holder's first GARP` : `${from} -> first GARP (answers on the VIP from then; sockets bound before it)` });
+      }
+    }
   };
   if (planned !== null) {
-    vipServices('transfer', planned.gapMs, 'VIP released here');
-    out.push({ protocol: 'dhcp', trigger: 'transfer', seconds: untilLease(planned.parts) / 1000, measures: 'VIP released here -> new leader\'s lease valid (it answers DHCP)' });
+    vipServices('transfer', planned.gapMs, 'VIP released here', probed.transfer);
+    out.push({ protocol: 'dhcp', trigger: 'transfer', seconds: untilLease(planned.parts) / 1000, method: 'derived', measures: 'VIP released here -> new leader\'s lease valid (it answers DHCP)' });
   }
-  if (takeover !== null && takeover.trigger === 'election') {
-    vipServices('election', takeover.totalMs, 'old leader last heard');
-    out.push({ protocol: 'dhcp', trigger: 'election', seconds: untilLease(takeover.parts) / 1000, measures: 'old leader last heard -> new leader\'s lease valid' });
+  const election = takeover !== null && takeover.trigger === 'election' ? takeover : null;
+  if (election !== null || (probed.election ?? null) !== null) {
+    vipServices('election', election?.totalMs ?? null, 'old leader last heard', probed.election);
+    if (election !== null) out.push({ protocol: 'dhcp', trigger: 'election', seconds: untilLease(election.parts) / 1000, method: 'derived', measures: 'old leader last heard -> new leader\'s lease valid' });
   }
   return out;
 }
@@ -83,6 +96,8 @@ export class OpsTracker {
   termChanges = 0;
   lastFailover: FailoverRecord | null = null;
   lastTakeover: TakeoverRecord | null = null;
+  /** This node's last failover probe windows (gap-probe.ts). */
+  probed: ProbedGaps = {};
 
   get events(): readonly OpsEvent[] { return this.#events; }
 

@@ -45,6 +45,8 @@ export interface FailoverDeps {
   takeoverWaitMs?: number;
   /** Where a running failover publishes what it waits for (GET /v1/failover). */
   progress?: FailoverProgress;
+  /** Told once the VIP is deleted here, with the monotonic time its release started: the client-side probes start. */
+  onRelease?: ((startedMono: number) => void) | undefined;
 }
 
 /** What a running failover is doing, for GET /v1/failover and the CLI's progress lines. */
@@ -229,6 +231,8 @@ export async function failover(deps: FailoverDeps, requested: string | undefined
   const releaseStarted = clock.monotonicMs();
   await deps.vip.holdOff();
   const releasedAt = clock.monotonicMs();
+  // Probes start once the address is gone here (before, this node would answer them itself) and count from the release's start.
+  deps.onRelease?.(releaseStarted);
   const releaseMs = Math.round(releasedAt - releaseStarted);
   log.info({ event: 'vip.failover.start', to, catchUpMs, drainMs, releaseMs }, `failover to ${to}: VIP released, transferring leadership`);
   if (!state.transferLeadership(to)) {

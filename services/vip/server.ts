@@ -36,6 +36,8 @@ export interface VipServiceOptions {
   tickMs?: number;
   /** Tests inject a recorder; null runs without a guard. Default: the bash guard (guard.ts). */
   guard?: VipGuard | null;
+  /** `lanctl failover` deleted the VIP here (the release's start, monotonic ms): the failover probes start (services/ops/gap-probe.ts). */
+  onFailoverRelease?: ((startedMono: number) => void) | undefined;
 }
 
 interface LeaseClock {
@@ -76,7 +78,7 @@ export class VipService implements RunningService {
     this.#timings = vipTimings(o.vip.mode, o.vip.lifetimeSeconds);
     this.routes = {
       'GET /v1/vip': () => ({ status: 200, body: this.status() }),
-      ...failoverRoutes({ vip: this, state: o.state, config: o.config, clock: o.clock, log: o.log, services: o.services }),
+      ...failoverRoutes({ vip: this, state: o.state, config: o.config, clock: o.clock, log: o.log, services: o.services, onRelease: o.onFailoverRelease }),
     };
   }
 
@@ -322,6 +324,7 @@ export async function startVip(context: ServiceContext): Promise<RunningService>
   const service = new VipService({
     config: context.config, vip, state: context.state, clock: context.clock, log: context.log,
     services: context.services ?? (() => []),
+    onFailoverRelease: context.observe?.vipFailoverRelease,
   });
   await service.start();
   return service;

@@ -13,28 +13,13 @@
 # The etcd figure goes in the lanha= field, the embedded log's as the anchor (raft=).
 # Env: PERIOD (3 s per step), REPEAT (1), LIGHT_COUNT (500), KILL_REPEAT (3), KILL_RATE (100), ROUNDS (5), LEASE_TTL (1s), SKIP_DORA, SKIP_CRASH (skip parts 1-2, 4), LOGS_DIR (keep lanha's logs there), LOG_LEVEL (warn).
 # Every process is started here and stopped by PID. Needs root.
-set -uo pipefail
-REPO=$(cd "$(dirname "$0")/.." && pwd)
-SHARED=${SHARED_BENCH:-$REPO/../shared/bench}
-export REPEAT=${REPEAT:-1} PERIOD=${PERIOD:-3}
-LIGHT_COUNT=${LIGHT_COUNT:-500}
-export PREFIX="lh$(printf '%04x' $((RANDOM % 65536)))e"
-export NS=$PREFIX-cli IFACE=$PREFIX-vc SRV_NS=$PREFIX-srv SRV_IF=$PREFIX-vs
-LANCTL="$REPO/dist/bin/lanctl.js"
-D=$(mktemp -d); PIDS=()
-cleanup() {
+source "$(dirname "$0")/lib.sh"
+# LOGS_DIR: lanha's logs are copied there before the temp dir goes.
+bench_before_cleanup() {
   [ -n "${LOGS_DIR:-}" ] && mkdir -p "$LOGS_DIR" && for f in "$D"/lanha-*/lanha.log; do [ -f "$f" ] && cp "$f" "$LOGS_DIR/$(basename "$(dirname "$f")").log"; done
-  for f in "$D"/*.pid; do [ -f "$f" ] && PIDS+=("$(cat "$f")"); done
-  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-  bash "$SHARED/dhcp-lab.sh" down >/dev/null 2>&1
-  rm -rf "$D"
+  return 0
 }
-trap cleanup EXIT
-[ "$(id -u)" = 0 ] || { echo "bench:backend needs root (network namespaces)"; exit 1; }
-[ -f "$LANCTL" ] || { echo "build first: npm run build"; exit 1; }
-bash "$REPO/bench/anchors.sh" backend || exit 2
-bash "$SHARED/dhcp-lab.sh" up >/dev/null || exit 1
+dhcp_lab_up bench:backend e backend
 
 # etcd: three members on the server namespace's loopback, fast timers as in the tests.
 CLUSTER=""; ENDPOINTS=""
@@ -79,7 +64,6 @@ Y
   for _ in $(seq 1 100); do node "$LANCTL" status --socket "$dir/lanha.sock" >/dev/null 2>&1 && { echo "$pid"; return 0; }; sleep 0.3; done
   cat "$dir/lanha.log" >&2; kill "$pid"; return 1
 }
-value() { awk -v m="$1" '$1=="RESULT" && $2==m {for(i=3;i<=NF;i++) if($i ~ /^value=/){sub("value=","",$i); print $i}}' "$2" | tail -1; }
 
 declare -A V
 for backend in raft etcd; do
@@ -136,8 +120,6 @@ if [ -z "${SKIP_CRASH:-}" ]; then
   done
 fi
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="" || b=="" || a=="NA" || b=="NA" || b==0) print "NA"; else printf "%.2f", a/b }'; }
-or_na() { [ -n "$1" ] && echo "$1" || echo NA; }
 line() { echo "RESULT $1 lanha=$(or_na "$2") raft=$(or_na "$3") ratio=$(ratio "$2" "$3") unit=$4 better=$5"; }
 echo
 line backend.dora_per_s "${V[etcd.dora]:-}" "${V[raft.dora]:-}" dora/s higher

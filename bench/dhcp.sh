@@ -15,26 +15,9 @@
 #      LANHA_NODE_FLAGS (node flags for lanha instead of the systemd unit's). Also prints lanha's GC
 #      pauses over its runs: RESULT dhcp.gc_ms_per_ack.
 # Every server is started here with its own config and stopped by PID. Needs root.
-set -uo pipefail
-REPO=$(cd "$(dirname "$0")/.." && pwd)
-SHARED=${SHARED_BENCH:-$REPO/../shared/bench}
-export REPEAT=${REPEAT:-1} PERIOD=${PERIOD:-3}
-LIGHT_COUNT=${LIGHT_COUNT:-500}; SKIP=${SKIP:-}
-export PREFIX="lh$(printf '%04x' $((RANDOM % 65536)))b"
-export NS=$PREFIX-cli IFACE=$PREFIX-vc SRV_NS=$PREFIX-srv SRV_IF=$PREFIX-vs
-LANCTL="$REPO/dist/bin/lanctl.js"
-D=$(mktemp -d); PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-  bash "$SHARED/dhcp-lab.sh" down >/dev/null 2>&1
-  rm -rf "$D"
-}
-trap cleanup EXIT
-[ "$(id -u)" = 0 ] || { echo "bench:dhcp needs root (network namespaces)"; exit 1; }
-[ -f "$LANCTL" ] || { echo "build first: npm run build"; exit 1; }
-bash "$REPO/bench/anchors.sh" dhcp || exit 2
-bash "$SHARED/dhcp-lab.sh" up >/dev/null || exit 1
+source "$(dirname "$0")/lib.sh"
+SKIP=${SKIP:-}
+dhcp_lab_up bench:dhcp b dhcp
 
 lanha_start() { # state dir; prints PID line like the shared dhcp-server.sh
   local dir=$1; mkdir -p "$dir"
@@ -92,7 +75,6 @@ stop() { # the anchors are grandchildren (started by dhcp-server.sh): wait until
   kill -0 "$PID" 2>/dev/null && kill -9 "$PID" 2>/dev/null
   sleep 0.5
 }
-value() { awk -v m="$1" '$1=="RESULT" && $2==m {for(i=3;i<=NF;i++) if($i ~ /^value=/){sub("value=","",$i); print $i}}' "$2" | tail -1; }
 
 declare -A V
 for kind in lanha kea-persist dnsmasq; do
@@ -144,8 +126,6 @@ case " $SKIP " in *" kea "*) ;; *)
   V[kea.lost]=$(value dhcp.kill9_lost_acked_leases "$D/kea-kill9.out");;
 esac
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="" || b=="" || a=="NA" || b=="NA" || b==0) print "NA"; else printf "%.2f", a/b }'; }
-or_na() { [ -n "$1" ] && echo "$1" || echo NA; }
 line() { # figure lanha anchor anchorvalue unit better
   echo "RESULT $1 lanha=$(or_na "$2") $3=$(or_na "$4") ratio=$(ratio "$2" "$4") unit=$5 better=$6"
 }

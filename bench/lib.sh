@@ -1,0 +1,45 @@
+# Sourced (not run) by the benches on the shared two-namespace DHCP lab (bench/dhcp.sh,
+# bench/backend.sh): their common start and cleanup, and the helpers that read the shared scripts'
+# RESULT lines. After `source bench/lib.sh`: REPO, SHARED, LANCTL, D (a temp dir), PIDS (PIDs to stop
+# at exit; a script may also leave PID files as $D/*.pid), REPEAT, PERIOD, LIGHT_COUNT.
+#   dhcp_lab_up NAME LETTER AREA   lab prefix lh<rand><LETTER> (exports PREFIX, NS, IFACE, SRV_NS,
+#                                  SRV_IF), the cleanup on exit, root and build checks, the anchors
+#                                  of bench/packages/AREA.txt, and the lab up
+# A bench may define bench_before_cleanup (e.g. to copy logs out of $D); it runs first at exit.
+set -uo pipefail
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SHARED=${SHARED_BENCH:-$REPO/../shared/bench}
+export REPEAT=${REPEAT:-1} PERIOD=${PERIOD:-3}
+LIGHT_COUNT=${LIGHT_COUNT:-500}
+LANCTL="$REPO/dist/bin/lanctl.js"
+D=$(mktemp -d); PIDS=()
+
+bench_any_alive() { local p; for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && return 0; done; return 1; }
+
+# Stops what the bench started, by PID only (SIGTERM, then SIGKILL after 3 s), takes the lab down.
+bench_cleanup() {
+  declare -F bench_before_cleanup >/dev/null && bench_before_cleanup
+  local f p
+  for f in "$D"/*.pid; do [ -f "$f" ] && PIDS+=("$(cat "$f")"); done
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+  for _ in $(seq 1 30); do bench_any_alive || break; sleep 0.1; done
+  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+  bash "$SHARED/dhcp-lab.sh" down >/dev/null 2>&1
+  rm -rf "$D"
+}
+
+dhcp_lab_up() { # NAME LETTER AREA
+  export PREFIX="lh$(printf '%04x' $((RANDOM % 65536)))$2"
+  export NS=$PREFIX-cli IFACE=$PREFIX-vc SRV_NS=$PREFIX-srv SRV_IF=$PREFIX-vs
+  trap bench_cleanup EXIT
+  [ "$(id -u)" = 0 ] || { echo "$1 needs root (network namespaces)"; exit 1; }
+  [ -f "$LANCTL" ] || { echo "build first: npm run build"; exit 1; }
+  bash "$REPO/bench/anchors.sh" "$3" || exit 2
+  bash "$SHARED/dhcp-lab.sh" up >/dev/null || exit 1
+}
+
+# value FIGURE FILE: the value= field of the last RESULT line for FIGURE in FILE (the shared scripts' format).
+value() { awk -v m="$1" '$1=="RESULT" && $2==m {for(i=3;i<=NF;i++) if($i ~ /^value=/){sub("value=","",$i); print $i}}' "$2" | tail -1; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a=="" || b=="" || a=="NA" || b=="NA" || b==0) print "NA"; else printf "%.2f", a/b }'; }
+or_na() { [ -n "$1" ] && echo "$1" || echo NA; }

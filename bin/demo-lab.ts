@@ -11,6 +11,8 @@ import { LANCTL_JS as LANCTL, serveDaemon, type ServedDaemon } from '../lib/serv
 import { dhcpProbe } from '../services/dhcp/probe.js';
 import { dnsQuery, ntpQuery, tftpGet } from './demo-probes.js';
 import { DEMO_EXIT, StepPrinter, type DemoOptions } from './demo.js';
+import { describeAckAudit, type AckAuditSummary } from '../cluster/ack-audit.js';
+import type { ProtocolGap } from '../services/ops/tracker.js';
 import type { CliIo } from './cli.js';
 
 // `lanctl demo` as root: the whole rack in network namespaces named lhd*: lan-a, lan-b and a
@@ -159,6 +161,8 @@ export async function runLabDemo(o: DemoOptions, io: CliIo, signal: AbortSignal)
   const gaps: Record<string, GapReport[]> = {};
   let code: number = DEMO_EXIT.ok;
   let url = '';
+  let oldHolder: Member | null = null;
+  let daemonView: { node: string; gaps: ProtocolGap[]; ackAudit: AckAuditSummary } | null = null;
   const abortable = <T>(p: Promise<T>): Promise<T> => Promise.race([p, new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(new Error('interrupted (Ctrl-C)')), { once: true }))]);
   const status = async (m: Member): Promise<{ role: string; leader: string | null; commitIndex: number; appliedIndex: number }> => ((await callDaemon(m.socket, 'GET', '/v1/status', undefined, 2000)).body as { cluster: { role: string; leader: string | null; commitIndex: number; appliedIndex: number } }).cluster;
   const holder = async (): Promise<Member | null> => {
@@ -287,7 +291,21 @@ export async function runLabDemo(o: DemoOptions, io: CliIo, signal: AbortSignal)
           from = now;
         }
       }, (h) => h !== from);
+      oldHolder = from;
       return { value: next, detail: `${from.name} -> ${next.name}; ${line}` };
+    });
+    const old = oldHolder!;
+    await say.run(`what ${old.name} measured itself: its probes of the VIP during the failover, the audit of the leases it ACKed`, async () => {
+      const audit = await abortable(waitFor(`${old.name}'s ACK audit`, 15_000, async () => {
+        const s = (await callDaemon(old.socket, 'GET', '/v1/status', undefined, 2000)).body as { ackAudit?: AckAuditSummary };
+        return s.ackAudit?.lastAudit ? s.ackAudit : null;
+      }));
+      const events = (await callDaemon(old.socket, 'GET', '/v1/events', undefined, 2000)).body as { gaps: ProtocolGap[] };
+      const probed = events.gaps.filter((g) => g.trigger === 'transfer' && g.method === 'probe' && g.protocol !== 'vip');
+      daemonView = { node: old.name, gaps: events.gaps.filter((g) => g.trigger === 'transfer'), ackAudit: audit };
+      if (audit.lostTotal !== 0) throw new Error(describeAckAudit(audit));
+      if (probed.length !== 3) throw new Error(`${old.name} probed ${probed.map((g) => g.protocol).join(', ') || 'nothing'} on the VIP; expected dns, ntp and tftp`);
+      return { value: null, detail: `probed from ${old.name}: ${probed.map((g) => `${g.protocol} ${Math.round(g.seconds * 1000)} ms`).join(', ')}; ${describeAckAudit(audit)}` };
     });
     const killed = afterFailover;
     const afterKill = await say.run(`kill -9 the leader (${killed.name}) under probes`, async () => {
@@ -315,7 +333,7 @@ export async function runLabDemo(o: DemoOptions, io: CliIo, signal: AbortSignal)
     code = DEMO_EXIT.checkFailed;
   }
   const passed = say.steps.filter((s) => s.ok).length;
-  if (o.json) io.out(JSON.stringify({ ok: code === 0, exitCode: signal.aborted ? DEMO_EXIT.interrupted : code, mode: 'lab', url, gaps, ackedLeases: acked.size, steps: say.steps }, null, 2) + '\n');
+  if (o.json) io.out(JSON.stringify({ ok: code === 0, exitCode: signal.aborted ? DEMO_EXIT.interrupted : code, mode: 'lab', url, gaps, ackedLeases: acked.size, daemonView, steps: say.steps }, null, 2) + '\n');
   else if (!signal.aborted) {
     say.note(code === 0
       ? `\nall ${passed} checks passed. Status pages (from this machine): ${url}  (each node serves its own on :7480; /metrics too)`

@@ -21,13 +21,23 @@ t.test('lanctl demo builds the rack, fails over, and leaves nothing behind', asy
   if (!requireLab(t, ['dhclient', 'dig'])) return;
   t.same(lhd(), [], 'no demo lab before');
   const r = await runLanctl(['demo', '--once', '--json'], { timeoutMs: 180_000 });
-  let out: { ok: boolean; mode: string; steps: Array<{ step: string; ok: boolean; detail: string }>; gaps: Record<string, Array<{ protocol: string; gapMs: number }>> } | null = null;
+  let out: {
+    ok: boolean; mode: string; steps: Array<{ step: string; ok: boolean; detail: string }>; gaps: Record<string, Array<{ protocol: string; gapMs: number }>>;
+    daemonView: { node: string; gaps: Array<{ protocol: string; method: string; seconds: number }>; ackAudit: { lostTotal: number; lastAudit: { checked: number; lost: number } | null } } | null;
+  } | null = null;
   try { out = JSON.parse(r.stdout); } catch { /* shown below */ }
   t.equal(r.code, 0, `exit 0: ${r.stdout.slice(-3000)}${r.stderr.slice(-2000)}`);
   t.equal(out?.mode, 'lab');
   t.ok(out?.steps.every((s) => s.ok), 'every step passed');
   t.same(Object.keys(out?.gaps ?? {}).sort(), ['failover', 'kill9']);
   t.same(out?.gaps['failover']?.map((g) => g.protocol), ['dns', 'ntp', 'tftp', 'dhcp']);
+  // The old holder's own view of the same failover: its probes of the VIP and the audit of its ACKs.
+  const view = out?.daemonView;
+  t.same(view?.gaps.filter((g) => g.method === 'probe').map((g) => g.protocol).sort(), ['dns', 'ntp', 'tftp', 'vip'], 'the old holder probed DNS, NTP and TFTP on the VIP');
+  t.ok(view?.gaps.every((g) => g.seconds >= 0 && g.seconds < 10), `probed gaps within the window: ${JSON.stringify(view?.gaps.map((g) => [g.protocol, g.method, g.seconds]))}`);
+  t.equal(view?.gaps.find((g) => g.protocol === 'dhcp')?.method, 'derived', 'DHCP stays derived');
+  t.equal(view?.ackAudit.lostTotal, 0, 'the ACK audit: none lost');
+  t.ok((view?.ackAudit.lastAudit?.checked ?? 0) >= 2, `the audit checked the leases it ACKed (${view?.ackAudit.lastAudit?.checked})`);
   // The kernel removes a deleted namespace's veth peers a moment after `ip netns del` returns.
   let left = lhd();
   for (let i = 0; i < 50 && left.length > 0; i++) { await new Promise((r) => setTimeout(r, 100)); left = lhd(); }

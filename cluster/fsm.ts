@@ -126,8 +126,12 @@ export class Fsm {
     return () => this.#listeners.delete(listener);
   }
 
-  apply(index: number, stamped: StampedCommand): void {
-    if (index <= this.#appliedIndex) return; // replay of an entry already applied
+  /**
+   * `sameIndex`: the entry shares the index of the one applied just before it (etcd: several
+   * commands committed in one txn share its revision); the caller knows it is not a replay.
+   */
+  apply(index: number, stamped: StampedCommand, sameIndex = false): void {
+    if (index < this.#appliedIndex || (index === this.#appliedIndex && !sameIndex)) return; // replay of an entry already applied
     const at = Math.max(this.#lastAt, stamped.at);
     this.#applyCommand(stamped.command, at, index, stamped.by);
     if (Math.floor(at / COMPACT_EVERY_MS) > Math.floor(this.#lastAt / COMPACT_EVERY_MS)) this.#compact(at);

@@ -165,8 +165,12 @@ export class EtcdClient {
     this.#agents.https.destroy();
   }
 
-  async range(key: string, o: { rangeEnd?: string; revision?: number; serializable?: boolean; countOnly?: boolean } = {}): Promise<{ kvs: KeyValue[]; revision: number; count: number }> {
+  async range(key: string, o: { rangeEnd?: string; revision?: number; serializable?: boolean; countOnly?: boolean; keysOnly?: boolean; limit?: number; minModRevision?: number; maxModRevision?: number } = {}): Promise<{ kvs: KeyValue[]; revision: number; count: number }> {
     const body: Record<string, unknown> = { key: b64(key) };
+    if (o.keysOnly) body['keys_only'] = true;
+    if (o.limit !== undefined) body['limit'] = String(o.limit);
+    if (o.minModRevision !== undefined) body['min_mod_revision'] = String(o.minModRevision);
+    if (o.maxModRevision !== undefined) body['max_mod_revision'] = String(o.maxModRevision);
     if (o.rangeEnd !== undefined) body['range_end'] = Buffer.from(o.rangeEnd, 'latin1').toString('base64');
     if (o.revision !== undefined) body['revision'] = String(o.revision);
     if (o.serializable) body['serializable'] = true;

@@ -3,6 +3,7 @@ import { systemClock } from '../../lib/clock.js';
 import { silentLogger } from '../../lib/log.js';
 import { LanhaError } from '../../lib/errors.js';
 import { ConflictError } from '../state-log.js';
+import { formatEtcdStatus, type EtcdStatusBody } from './status-text.js';
 import type { Command } from '../commands.js';
 import { EtcdStateLog } from './state-log.js';
 import { EtcdClient } from './client.js';
@@ -28,7 +29,7 @@ t.test('etcd backend faults', async (t) => {
     await cluster.stop();
   });
   let n = 0;
-  const open = async (id: string, endpoints = cluster.endpoints, extra: { snapshotEntries?: number } = {}): Promise<EtcdStateLog> => {
+  const open = async (id: string, endpoints = cluster.endpoints, extra: { snapshotEntries?: number; serves?: boolean; watchCheckMs?: number } = {}): Promise<EtcdStateLog> => {
     const log = await EtcdStateLog.open({
       id, client: new EtcdClient({ endpoints, dialTimeoutMs: 300, requestTimeoutMs: 1500 }), prefix: `/lanha/faults-${n}/`, clock: systemClock, log: silentLogger,
       leaseTtlMs: 1000, proposeTimeoutMs: 3000, ...extra,
@@ -87,6 +88,43 @@ t.test('etcd backend faults', async (t) => {
     await b.close();
   });
 
+  await t.test('commands proposed together share txns; a conflict refuses only its own command', async (t) => {
+    n++;
+    const a = await open('a');
+    const b = await open('b');
+    await until('leader', () => a.isLeader() || b.isLeader());
+    const leader = a.isLeader() ? a : b;
+    const follower = leader === a ? b : a;
+    await leader.propose(grant(1)); // one txn alone first, so the burst below queues behind nothing
+    const ip = 0x0a0000c8;
+    const racer = (mac: string): Command => ({ type: 'lease.grant', ip, mac, subnet: '10.0.0.0/8', leaseMs: 3_600_000 });
+    // 150 grants at once (more than one txn holds: 64 lease commands), two of them for one address.
+    const burst = [
+      ...Array.from({ length: 74 }, (_, i) => leader.propose(grant(300 + i))),
+      leader.propose(racer('02:00:00:00:bb:01')),
+      ...Array.from({ length: 74 }, (_, i) => leader.propose(grant(400 + i))),
+      leader.propose(racer('02:00:00:00:bb:02')),
+    ];
+    const results = await Promise.allSettled(burst);
+    const refused = results.flatMap((r, i) => (r.status === 'rejected' ? [{ i, reason: r.reason as Error }] : []));
+    t.equal(refused.length, 1, `one command refused: ${refused.map((r) => r.reason.message).join('; ')}`);
+    t.ok(refused[0]?.reason instanceof ConflictError && refused[0].i === 149, 'the second grant for the contested address, with a conflict');
+    t.equal(leader.fsm.lease(ip)?.mac, '02:00:00:00:bb:01', 'the first grant for it holds');
+    for (let i = 0; i < 74; i++) {
+      if (leader.fsm.lease(0x0a000000 + 300 + i)?.state !== 'bound' || leader.fsm.lease(0x0a000000 + 400 + i)?.state !== 'bound') { t.fail(`grant ${i} missing`); break; }
+    }
+    const etcd = leader.status()['etcd'] as { txns: number; txnCommands: number };
+    t.ok(etcd.txns < etcd.txnCommands / 4, `${etcd.txnCommands} commands went in ${etcd.txns} txns`);
+    await until('the follower caught up', () => follower.fsm.appliedIndex === leader.fsm.appliedIndex);
+    t.equal(follower.fsm.hash(), leader.fsm.hash(), 'the follower applied the same commands in the same order');
+    const c = await open('c');
+    await until('a newcomer loaded the site', () => c.fsm.appliedIndex === leader.fsm.appliedIndex);
+    t.equal(c.fsm.hash(), leader.fsm.hash(), 'so did a member that loaded it with one range read');
+    await c.close();
+    await b.close();
+    await a.close();
+  });
+
   await t.test('two sites (cluster ids) share one etcd and stay separate', async (t) => {
     n++;
     const site1 = await open('lan-a');
@@ -119,6 +157,34 @@ t.test('etcd backend faults', async (t) => {
     await until('b caught up', () => b.fsm.hash() === a.fsm.hash());
     t.ok((b.status()['etcd'] as { reloads: number }).reloads >= 1, 'b reloaded from the snapshot');
     t.equal([...b.fsm.leases()].length, 61, 'and holds every lease');
+    await b.close();
+    await a.close();
+  });
+
+  await t.test('a follower whose watch stalls (its etcd member frozen) notices, says so, and catches up through another member', async (t) => {
+    n++;
+    const a = await open('a', [cluster.endpoints[0]!, cluster.endpoints[2]!]);
+    const b = await open('b', [cluster.endpoints[1]!, cluster.endpoints[0]!, cluster.endpoints[2]!], { serves: false, watchCheckMs: 300 });
+    await until('a leads', () => a.isLeader());
+    await a.propose(grant(1));
+    await until('b follows', () => b.fsm.lease(0x0a000001) !== undefined);
+    const watch = (): { endpoint: string; stale: boolean } => (b.status()['etcd'] as { watch: { endpoint: string; stale: boolean } }).watch;
+    t.equal(watch().endpoint, cluster.endpoints[1], 'b watches through member e1');
+    const frozen = cluster.members[1]!.child!;
+    frozen.kill('SIGSTOP'); // its TCP connections stay open: the watch goes silent without ending
+    try {
+      for (let i = 0; i < 20; i++) await a.propose(grant(100 + i));
+      await until('b notices the stall', () => Number((b.status()['etcd'] as { staleWatches: number }).staleWatches) >= 1, 15_000);
+      const text = formatEtcdStatus(b.status() as EtcdStatusBody);
+      t.match(text, /watch STALE for [\d.]+ s: the state here lags etcd \(the watch through http:\/\/127\.0\.0\.1:\d+ stopped delivering\)/, `status says the state is stale: ${text.split('\n')[1]}`);
+      await until('b caught up', () => b.fsm.hash() === a.fsm.hash() && b.fsm.lease(0x0a000000 + 119) !== undefined, 15_000);
+      t.pass('b applied every entry written while its member was frozen');
+      t.not(watch().endpoint, cluster.endpoints[1], `b now watches through ${watch().endpoint}`);
+      await until('status clears the stale flag', () => !watch().stale, 5000);
+      t.match(formatEtcdStatus(b.status() as EtcdStatusBody), /watch current through .*; it stalled \d+ time\(s\)/, 'and then says the watch is current, and that it stalled');
+    } finally {
+      frozen.kill('SIGCONT');
+    }
     await b.close();
     await a.close();
   });

@@ -11,7 +11,7 @@ import { decodeFsmSnapshot, encodeFsmSnapshot, type RaftTimeline } from '../raft
 import type { MemberStatusChannel } from '../member-status.js';
 import { EtcdMemberFeed } from './member-feed.js';
 import { formatIpv4 } from '../../lib/ipv4.js';
-import { EtcdClient, EtcdError, isAuthError, prefixEnd, type EndpointHealth, type KeyValue, type Watch, type WatchEvent } from './client.js';
+import { EtcdClient, EtcdError, isAuthError, prefixEnd, type Compare, type EndpointHealth, type KeyValue, type TxnOp, type TxnResult, type Watch, type WatchEvent } from './client.js';
 
 // The StateLog on an etcd v3 cluster (`cluster.backend: etcd`). Keys under the site's prefix P:
 //
@@ -52,18 +52,35 @@ export interface EtcdStateLogOptions {
   proposeTimeoutMs?: number;
   /** After a resign, do not campaign for this long (another server takes it). */
   resignHoldOffMs?: number;
+  /** How often the watch is checked against a range read (a stalled watch is noticed within two of these). */
+  watchCheckMs?: number;
 }
 
 interface Pending {
   key: string;
   command: Command;
   at: number;
+  /** The leadership epoch it was stamped under (its key's first part). */
+  epoch: number;
+  /** The encoded entry (the log key's value). */
+  value: Uint8Array;
+  /** What it depends on: its address's key and that key's mod revision as applied here when proposed. */
+  addrKey: string | null;
+  expected: number;
   /** The txn's revision once etcd answered. */
   revision: number | null;
   resolve: (entry: AppliedEntry) => void;
   reject: (error: Error) => void;
   timer: NodeJS.Timeout;
 }
+
+/**
+ * One txn carries the commands queued while the previous one was in flight, up to etcd's limits:
+ * --max-txn-ops (128 by default; a lease command takes two puts) and --max-request-bytes (1.5 MiB;
+ * the JSON gateway's base64 and the rest of the request fit in the margin).
+ */
+const TXN_MAX_OPS = 128;
+const TXN_MAX_BYTES = 768 * 1024;
 
 /** The address a lease command binds, frees or quarantines (what its txn must compare); null for other commands. */
 function addrOf(command: Command): number | null {
@@ -89,6 +106,15 @@ export class EtcdStateLog implements StateLog {
   /** The highest etcd revision whose events are all applied here. */
   #revision = 0;
   #watch: Watch | null = null;
+  /** The endpoint the current watch streams from. */
+  #watchEndpoint = '';
+  #watchCheck: NodeJS.Timeout | null = null;
+  #checking = false;
+  /** The etcd revision the previous watch check saw: whatever was under the prefix then, the watch must have delivered by the next check. */
+  #checkedRevision = 0;
+  /** Set while the watch is known to have missed committed keys (cleared once they are applied). */
+  #stale: { sinceMs: number; upTo: number; endpoint: string } | null = null;
+  #lastStall: { at: string; endpoint: string; appliedRevision: number; missedRevision: number } | null = null;
   #watchLoop: Promise<void> | null = null;
   #leaderLoop: Promise<void> | null = null;
   #wake: (() => void) | null = null;
@@ -103,13 +129,18 @@ export class EtcdStateLog implements StateLog {
   #behindSince: number | null = null;
   #wasLeading = false;
   #pending = new Map<string, Pending>();
+  /** Proposed, not yet sent; #flushing while a txn is in flight. */
+  #queue: Pending[] = [];
+  #flushing = false;
+  /** The revision whose log keys the current #onEvents call is applying (several share one txn). */
+  #openRevision = 0;
   /** Each address key's mod revision as applied here (absent: never written, compares as 0). */
   #addrRev = new Map<string, number>();
   /** Live log keys in revision order (what a snapshot lets the leader delete). */
   #logKeys: Array<{ key: string; revision: number }> = [];
   #snapshotIndex = 0;
   #snapshotting = false;
-  #stats = { conflicts: 0, applied: 0, skipped: 0, foreign: 0, reloads: 0, watchRestarts: 0, campaigns: 0, keepAliveFailures: 0, snapshots: 0 };
+  #stats = { staleWatches: 0, txns: 0, txnCommands: 0, conflicts: 0, applied: 0, skipped: 0, foreign: 0, reloads: 0, watchRestarts: 0, campaigns: 0, keepAliveFailures: 0, snapshots: 0 };
   #lastError: string | null = null;
   #health: EndpointHealth[] = [];
   #memberFeed: EtcdMemberFeed | null = null;
@@ -132,6 +163,8 @@ export class EtcdStateLog implements StateLog {
       throw new LanhaError('unavailable', `cannot read the state from etcd (${o.client.endpoints.join(', ')}, prefix ${o.prefix}): ${errorMessage(error)}`);
     }
     self.#watchLoop = self.#follow();
+    self.#watchCheck = setInterval(() => void self.#checkWatch(), o.watchCheckMs ?? 1000);
+    self.#watchCheck.unref();
     if (o.serves !== false) self.#leaderLoop = self.#lead();
     o.log.info({ event: 'etcd.opened', endpoints: o.client.endpoints, prefix: o.prefix, revision: self.#revision, applied: self.fsm.appliedIndex, snapshot: self.#snapshotIndex },
       `state loaded from etcd at revision ${self.#revision}`);
@@ -159,6 +192,12 @@ export class EtcdStateLog implements StateLog {
     this.#memberFeed.start();
   }
 
+  /**
+   * Queues the command; it goes to etcd in the next txn (several commands queued while one txn is
+   * in flight share the next one). Resolves once it is applied here; rejects with NotLeaderError,
+   * ConflictError (its address changed since this node decided on it: nothing written), or
+   * `unavailable`.
+   */
   async propose(command: Command): Promise<AppliedEntry> {
     if (this.#closed) throw new LanhaError('unavailable', 'the state log is closed');
     const epoch = this.#epoch;
@@ -166,54 +205,134 @@ export class EtcdStateLog implements StateLog {
     const at = this.#logClock.stamp(epoch, this.fsm.lastAt);
     const key = `${this.#p.log}${pad(epoch, 16)}-${pad(++this.#seq, 12)}`;
     const timeoutMs = this.#o.proposeTimeoutMs ?? 5000;
+    // What the command depends on: the address's key as this node applied it.
+    const addr = addrOf(command);
+    const addrKey = addr === null ? null : `${this.#p.addr}${formatIpv4(addr)}`;
+    const expected = addrKey === null ? 0 : this.#addrRev.get(addrKey) ?? 0;
+    const value = encodeCommand({ at, by: this.#o.id, command });
     const applied = new Promise<AppliedEntry>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#pending.delete(key);
         reject(new LanhaError('unavailable', `entry ${key} was not applied within ${timeoutMs} ms (etcd unreachable or behind?)`));
       }, timeoutMs);
       timer.unref();
-      this.#pending.set(key, { key, command, at, revision: null, resolve, reject, timer });
+      const p: Pending = { key, command, at, epoch, value, addrKey, expected, revision: null, resolve, reject, timer };
+      this.#pending.set(key, p);
+      this.#queue.push(p);
     });
-    applied.catch(() => undefined);
-    // What the command depends on: the address's key as this node applied it.
-    const addr = addrOf(command);
-    const addrKey = addr === null ? null : `${this.#p.addr}${formatIpv4(addr)}`;
-    const expected = addrKey === null ? 0 : this.#addrRev.get(addrKey) ?? 0;
+    void this.#flush();
+    return applied;
+  }
+
+  /** Sends the queue to etcd, one txn at a time, until it is empty. */
+  async #flush(): Promise<void> {
+    if (this.#flushing) return;
+    this.#flushing = true;
     try {
-      const r = await this.#client.txn(
+      while (this.#queue.length > 0 && !this.#closed) {
+        const batch = this.#takeBatch();
+        if (batch.length > 0) await this.#commitBatch(batch);
+      }
+    } finally {
+      this.#flushing = false;
+    }
+  }
+
+  /**
+   * The next txn's commands, in queue order: one epoch, within etcd's limits, and one command per
+   * address (a second one waits for the next txn, where it compares against the first's revision).
+   */
+  #takeBatch(): Pending[] {
+    const batch: Pending[] = [];
+    const rest: Pending[] = [];
+    const addrs = new Set<string>();
+    let ops = 0;
+    let bytes = 0;
+    for (const p of this.#queue) {
+      if (!this.#pending.has(p.key)) continue; // timed out while queued
+      const need = p.addrKey === null ? 1 : 2;
+      const fits = batch.length === 0 || (ops + need <= TXN_MAX_OPS && bytes + p.value.length <= TXN_MAX_BYTES && p.epoch === batch[0]!.epoch);
+      if (!fits || (p.addrKey !== null && addrs.has(p.addrKey))) {
+        rest.push(p);
+        continue;
+      }
+      batch.push(p);
+      ops += need;
+      bytes += p.value.length;
+      if (p.addrKey !== null) addrs.add(p.addrKey);
+    }
+    this.#queue = rest;
+    return batch.sort((a, b) => (a.key < b.key ? -1 : 1)); // puts in key order: the order every member applies them in
+  }
+
+  #fail(p: Pending, error: Error): void {
+    if (this.#pending.get(p.key) !== p) return;
+    clearTimeout(p.timer);
+    this.#pending.delete(p.key);
+    p.reject(error);
+  }
+
+  /**
+   * One txn for the batch: the election fence, the batch's first key absent (a retry after a lost
+   * answer cannot write twice), and each command's address key at the revision it was decided on.
+   * When a compare fails, only the commands whose address moved on are refused; the others go
+   * back to the head of the queue.
+   */
+  async #commitBatch(batch: Pending[]): Promise<void> {
+    const epoch = batch[0]!.epoch;
+    const holderName = (): string | null => (this.#holder && this.#holder.name !== this.#o.id ? this.#holder.name : null);
+    if (this.#epoch !== epoch) {
+      for (const p of batch) this.#fail(p, new NotLeaderError(holderName()));
+      return;
+    }
+    const first = batch[0]!.key;
+    const dependent = batch.filter((p): p is Pending & { addrKey: string } => p.addrKey !== null);
+    let r: TxnResult;
+    try {
+      this.#stats.txns++;
+      this.#stats.txnCommands += batch.length;
+      r = await this.#client.txn(
         [
           { key: this.#p.leader, target: 'CREATE', result: 'EQUAL', createRevision: epoch },
-          { key, target: 'CREATE', result: 'EQUAL', createRevision: 0 },
-          ...(addrKey === null ? [] : [{ key: addrKey, target: 'MOD' as const, result: 'EQUAL' as const, modRevision: expected }]),
+          { key: first, target: 'CREATE', result: 'EQUAL', createRevision: 0 },
+          ...dependent.map((p): Compare => ({ key: p.addrKey, target: 'MOD', result: 'EQUAL', modRevision: p.expected })),
         ],
-        [
-          { put: { key, value: encodeCommand({ at, by: this.#o.id, command }) } },
-          ...(addrKey === null ? [] : [{ put: { key: addrKey, value: new TextEncoder().encode(key) } }]),
-        ],
-        [{ range: { key: this.#p.leader } }, { range: { key } }, ...(addrKey === null ? [] : [{ range: { key: addrKey } }])],
+        batch.flatMap((p): TxnOp[] => [
+          { put: { key: p.key, value: p.value } },
+          ...(p.addrKey === null ? [] : [{ put: { key: p.addrKey, value: new TextEncoder().encode(p.key) } }]),
+        ]),
+        [{ range: { key: this.#p.leader } }, { range: { key: first } }, ...dependent.map((p): TxnOp => ({ range: { key: p.addrKey } }))],
       );
-      const mine = r.succeeded ? r.revision : r.ranges[1]?.[0]?.modRevision ?? null; // a retry after a lost answer finds its own key
-      if (mine === null) {
-        const holder = r.ranges[0]?.[0];
-        if (holder !== undefined && holder.createRevision === epoch && addrKey !== null) {
-          // Still ours: the address moved on under the command. Catch up to that change (so the
-          // client's retry is decided on it), then refuse this one.
-          const now = r.ranges[2]?.[0]?.modRevision ?? 0;
-          throw await this.#conflict(addrKey, expected, now);
-        }
-        this.#lostLeadership('the election key is no longer ours', holder ? Buffer.from(holder.value).toString('utf8') : null);
-        throw new NotLeaderError(holder ? Buffer.from(holder.value).toString('utf8') : null);
-      }
-      const p = this.#pending.get(key);
-      if (p) p.revision = mine;
-      this.#settlePending();
     } catch (error) {
-      const p = this.#pending.get(key);
-      if (p) { clearTimeout(p.timer); this.#pending.delete(key); }
-      if (error instanceof NotLeaderError || error instanceof ConflictError) throw error;
-      throw new LanhaError('unavailable', `could not commit to etcd: ${errorMessage(error)}`);
+      for (const p of batch) this.#fail(p, new LanhaError('unavailable', `could not commit to etcd: ${errorMessage(error)}`));
+      return;
     }
-    return applied;
+    const committed = r.succeeded ? r.revision : r.ranges[1]?.[0]?.modRevision ?? null; // a retry after a lost answer finds its own keys
+    if (committed !== null) {
+      for (const p of batch) p.revision = committed;
+      this.#settlePending();
+      return;
+    }
+    const holder = r.ranges[0]?.[0];
+    if (holder === undefined || holder.createRevision !== epoch) {
+      const name = holder ? Buffer.from(holder.value).toString('utf8') : null;
+      this.#lostLeadership('the election key is no longer ours', name);
+      for (const p of batch) this.#fail(p, new NotLeaderError(name));
+      return;
+    }
+    // Still ours: some addresses moved on under their commands. Those are refused (once this node
+    // caught up to the change, so the client's retry is decided on it); the rest try again.
+    const moved = new Map<Pending, number>();
+    dependent.forEach((p, i) => {
+      const now = r.ranges[2 + i]?.[0]?.modRevision ?? 0;
+      if (now !== p.expected) moved.set(p, now);
+    });
+    if (moved.size === 0) { // a compare failed, yet none shows why: refuse rather than loop
+      for (const p of batch) this.#fail(p, new LanhaError('unavailable', `etcd refused txn ${first} without a visible conflict; try again`));
+      return;
+    }
+    for (const [p, now] of moved) void this.#conflict(p.addrKey!, p.expected, now).then((error) => this.#fail(p, error));
+    this.#queue.unshift(...batch.filter((p) => !moved.has(p)));
   }
 
   /** Waits (briefly) until the change that beat a command is applied here; the error to refuse it with. */
@@ -249,6 +368,12 @@ export class EtcdStateLog implements StateLog {
         holder: this.#holder === null ? null : { name: this.#holder.name, epoch: this.#holder.epoch, self: this.#holder.name === self },
         leaseTtlS: this.#lease?.ttlS ?? Math.round(this.#o.leaseTtlMs / 1000),
         lastError: this.#lastError,
+        watch: {
+          endpoint: this.#watchEndpoint,
+          stale: this.#stale !== null,
+          staleForMs: this.#stale === null ? 0 : Math.round(this.#o.clock.monotonicMs() - this.#stale.sinceMs),
+          lastStall: this.#lastStall,
+        },
         ...this.#stats,
       },
       stateHash: this.fsm.hash(),
@@ -282,6 +407,7 @@ export class EtcdStateLog implements StateLog {
     this.#closed = true;
     this.#epoch = null;
     this.#wake?.();
+    if (this.#watchCheck !== null) clearInterval(this.#watchCheck);
     if (epoch !== null) await this.#resign(epoch).catch(() => undefined);
     this.#watch?.cancel();
     await this.#memberFeed?.stop();
@@ -293,6 +419,7 @@ export class EtcdStateLog implements StateLog {
       p.reject(new LanhaError('unavailable', `the state log closed before ${p.key} applied`));
     }
     this.#pending.clear();
+    this.#queue = [];
   }
 
   // ---- following: load, watch, apply ----------------------------------------------------------
@@ -329,12 +456,14 @@ export class EtcdStateLog implements StateLog {
         backoffMs = Math.min(1000, backoffMs * 2);
         continue;
       }
+      const endpoint = this.#client.endpoint;
+      this.#watchEndpoint = endpoint;
       const watch = this.#client.watch(this.#o.prefix, this.#p.end, this.#revision + 1, (events, revision) => this.#onEvents(events, revision));
       this.#watch = watch;
       const error = await watch.done;
       if (this.#closed) return;
-      if (error === null) { // cancelled by the stall guard in #lead: follow from another endpoint
-        this.#client.failover();
+      if (error === null) { // cancelled by a stall guard (#lead, #checkWatch): follow from another endpoint
+        if (this.#client.endpoint === endpoint) this.#client.failover(); // a failed unary call may have moved on already
         continue;
       }
       this.#stats.watchRestarts++;
@@ -363,8 +492,57 @@ export class EtcdStateLog implements StateLog {
     }
   }
 
+  /**
+   * A watch can stall without ending (its member frozen, or stuck behind a partition with its TCP
+   * connection open): every watchCheckMs, a range read through any endpoint asks for a key under
+   * the prefix written after what the watch delivered and no later than the revision the previous
+   * check saw. One there means the watch missed it for a whole interval: it is stale; it restarts
+   * on another endpoint from the last revision applied, and status says so until it caught up.
+   */
+  async #checkWatch(): Promise<void> {
+    if (this.#checking || this.#closed) return;
+    this.#checking = true;
+    try {
+      const seen = this.#revision;
+      const upTo = this.#checkedRevision;
+      if (upTo > seen) {
+        const r = await this.#client.range(this.#o.prefix, { rangeEnd: this.#p.end, keysOnly: true, limit: 1, minModRevision: seen + 1, maxModRevision: upTo });
+        this.#checkedRevision = Math.max(this.#checkedRevision, r.revision);
+        const missed = r.kvs[0];
+        if (missed !== undefined && this.#revision === seen && !this.#closed) {
+          this.#onStale(seen, missed.modRevision, upTo);
+          return;
+        }
+      } else {
+        const r = await this.#client.range(this.#p.leader, { keysOnly: true });
+        this.#checkedRevision = Math.max(this.#checkedRevision, r.revision);
+      }
+      if (this.#stale !== null && this.#revision >= this.#stale.upTo) {
+        this.#o.log.info({ event: 'etcd.watch_resumed', revision: this.#revision, endpoint: this.#watchEndpoint, staleMs: Math.round(this.#o.clock.monotonicMs() - this.#stale.sinceMs) },
+          `the watch is current again at revision ${this.#revision} (through ${this.#watchEndpoint})`);
+        this.#stale = null;
+      }
+    } catch (error) {
+      this.#noteError(error);
+    } finally {
+      this.#checking = false;
+    }
+  }
+
+  #onStale(seen: number, missedRevision: number, upTo: number): void {
+    const endpoint = this.#watchEndpoint;
+    this.#stats.staleWatches++;
+    this.#stale ??= { sinceMs: this.#o.clock.monotonicMs(), upTo, endpoint };
+    this.#stale.upTo = Math.max(this.#stale.upTo, upTo);
+    this.#lastStall = { at: new Date(this.#o.clock.wallMs()).toISOString(), endpoint, appliedRevision: seen, missedRevision };
+    this.#o.log.warn({ event: 'etcd.watch_stale', endpoint, revision: seen, missed: missedRevision },
+      `the watch through ${endpoint} delivered nothing after revision ${seen}, yet etcd holds a key under the prefix at revision ${missedRevision}: state here is stale; watching through another endpoint`);
+    this.#watch?.cancel();
+  }
+
   #onEvents(events: WatchEvent[], revision: number): void {
     const now = this.#o.clock.monotonicMs();
+    this.#openRevision = 0; // a revision's events come in one call (one watch response, or the whole load)
     for (const e of events) this.#onEvent(e, now);
     if (revision > this.#revision) this.#revision = revision;
     this.#settlePending();
@@ -393,14 +571,17 @@ export class EtcdStateLog implements StateLog {
     // A key written twice would be a second put of one command: apply only its creation.
     if (e.kv.version !== 1) return;
     this.#logKeys.push({ key, revision: e.kv.modRevision });
-    if (e.kv.modRevision <= this.fsm.appliedIndex) return; // in the snapshot, or applied before a reload
+    // In the snapshot, or applied before a reload; a txn's several keys share its revision.
+    const revision = e.kv.modRevision;
+    if (revision < this.fsm.appliedIndex || (revision === this.fsm.appliedIndex && revision !== this.#openRevision)) return;
+    this.#openRevision = revision;
     const decoded = decodeCommand(e.kv.value);
     if (!decoded.ok) {
       this.#stats.skipped++;
       this.#once('undecodable', { event: 'etcd.entry_skipped', key, revision: e.kv.modRevision, reason: decoded.error }, `entry ${key} at revision ${e.kv.modRevision} cannot be applied (${decoded.error}): skipped`);
       return;
     }
-    this.fsm.apply(e.kv.modRevision, decoded.value);
+    this.fsm.apply(revision, decoded.value, true);
     this.#stats.applied++;
     const p = this.#pending.get(key);
     if (p) {

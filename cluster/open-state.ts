@@ -8,7 +8,7 @@ import type { ConfState } from './raft/types.js';
 import { Transport, readKeyFile } from './raft/transport.js';
 import { readFileSync } from 'node:fs';
 import { LanhaError } from '../lib/errors.js';
-import { raftTimers } from './timers.js';
+import { linkLiveness, raftTimers } from './timers.js';
 import type { StateLog } from './state-log.js';
 import { EtcdClient } from './etcd/client.js';
 import { etcdPrefix } from './etcd/config.js';
@@ -51,6 +51,7 @@ export async function clusterTransport(config: LanhaConfig, log: Logger): Promis
     listen: { host: self.address, port: self.port },
     peers: Object.fromEntries(cluster.members.map((m) => [m.name, { host: m.address, port: m.port }])),
     log: log.child({ service: 'raft-transport' }),
+    liveness: linkLiveness(raftTimers(cluster)),
   });
 }
 

@@ -6,8 +6,11 @@ import { LogLimiter } from '../../lib/log.js';
 import { Counters } from '../../lib/counters.js';
 import type { Message, NodeId, PeerLink } from './types.js';
 import { REPORT_BYTES_MAX, type MemberStatusChannel } from '../member-status.js';
+import type { Clock } from '../../lib/clock.js';
+import { linkLiveness, type LinkLiveness } from '../timers.js';
+import { LinkWatch } from './link-watch.js';
 import {
-  FrameKind, decodeHello, decodeMessage, encodeFrame, encodeHello, encodeMessage, frameMacOk, macEqual, proof, sessionKey, splitFrames, type Frame,
+  Feature, FEATURES, FrameKind, decodeHello, decodeMessage, encodeFrame, encodeHello, encodeMessage, frameMacOk, macEqual, proof, sessionKey, splitFrames, type Frame,
 } from './wire.js';
 
 // Raft between members over TCP. Each member dials every peer and sends its own messages on that
@@ -18,6 +21,10 @@ import {
 // Queues are bounded (Raft copes with loss: the oldest message goes first) and dials back off.
 // Member reports (cluster/member-status.ts) ride the same connections the other way: a listener
 // sends its own report back to each authenticated dialler once a second, under a key of its own.
+// Liveness: when both ends offer it (a feature bit in the hello), each end of a link pings it when
+// it has sent nothing for a while and closes it when it has heard nothing for longer than a
+// deadline (cluster/timers.ts linkLiveness); the dialler then redials. A dial that has not finished
+// its handshake by that deadline is abandoned too, so a SYN lost in a cut does not wait for TCP.
 
 export interface PeerAddress { host: string; port: number }
 
@@ -30,7 +37,22 @@ export interface TransportOptions {
   log: Logger;
   maxQueue?: number;
   handshakeTimeoutMs?: number;
+  /** Ping and dead-link timing (default: linkLiveness of the default 500 ms election timeout); false: neither. */
+  liveness?: LinkLiveness | false;
+  /** Monotonic time for the liveness deadlines (tests move it by hand). */
+  clock?: Pick<Clock, 'monotonicMs'>;
 }
+
+/** One authenticated link whose two ends both offered pings. */
+interface WatchedLink {
+  peer: NodeId;
+  direction: 'inbound' | 'outbound';
+  socket: Socket;
+  watch: LinkWatch;
+  ping(): void;
+}
+
+const PING_PAYLOAD = new Uint8Array(0);
 
 const HANDSHAKE_FRAME_MAX = 4096;
 const STATUS_FRAME_MAX = REPORT_BYTES_MAX + 64;
@@ -38,6 +60,7 @@ const STATUS_FRAME_MAX = REPORT_BYTES_MAX + 64;
 const STATUS_BACKLOG_MAX = 4 * REPORT_BYTES_MAX;
 const BACKOFF_MIN_MS = 20;
 const BACKOFF_MAX_MS = 1000;
+const DEFAULT_LIVENESS = linkLiveness({ electionMs: 500 });
 
 /** Reads a cluster key file: 32+ bytes written as hex or base64 (whitespace ignored). */
 export function readKeyFile(file: string, log?: Logger): Uint8Array {
@@ -54,8 +77,11 @@ export class Transport implements PeerLink {
   #server: Server | undefined;
   #out = new Map<NodeId, Outbound>();
   #inbound = new Map<NodeId, Socket>();
-  /** Per authenticated inbound connection: the key for reports back to its dialler, and their timer. */
-  #reportsTo = new WeakMap<Socket, { peer: NodeId; key: Uint8Array; timer?: NodeJS.Timeout }>();
+  /** Per authenticated inbound connection: the key and sequence of frames back to its dialler (reports, pings), and the reports' timer. */
+  #reportsTo = new WeakMap<Socket, { peer: NodeId; key: Uint8Array; seq: number; timer?: NodeJS.Timeout; watch?: LinkWatch | undefined }>();
+  #watched = new Set<WatchedLink>();
+  #dials = new Set<{ peer: NodeId; socket: Socket; startedAt: number }>();
+  #watchTimer: NodeJS.Timeout | undefined;
   #deliver: ((m: Message) => void) | undefined;
   #status: MemberStatusChannel | undefined;
   #closed = false;
@@ -70,6 +96,9 @@ export class Transport implements PeerLink {
   }
 
   get options(): TransportOptions { return this.#o; }
+  /** The ping and dead-link timing in force, or null when liveness is off. */
+  get liveness(): LinkLiveness | null { return this.#o.liveness === false ? null : (this.#o.liveness ?? DEFAULT_LIVENESS); }
+  now(): number { return this.#o.clock ? this.#o.clock.monotonicMs() : performance.now(); }
   get closed(): boolean { return this.#closed; }
   get statusChannel(): MemberStatusChannel | undefined { return this.#status; }
 
@@ -87,7 +116,62 @@ export class Transport implements PeerLink {
       server.once('error', reject);
       server.listen(this.#o.listen.port, this.#o.listen.host, () => { server.off('error', reject); resolve(); });
     });
+    const live = this.liveness;
+    if (live) {
+      this.#watchTimer = setInterval(() => this.#checkLinks(), Math.max(5, Math.floor(live.pingMs / 2)));
+      this.#watchTimer.unref();
+    }
     for (const peer of this.#out.values()) peer.connect();
+  }
+
+  /** Starts watching an authenticated link both ends of which offered pings; returns its watch. */
+  watchLink(link: Omit<WatchedLink, 'watch'>): LinkWatch | undefined {
+    const live = this.liveness;
+    if (!live) return undefined;
+    const watched: WatchedLink = { ...link, watch: new LinkWatch(live, this.now()) };
+    this.#watched.add(watched);
+    link.socket.once('close', () => this.#watched.delete(watched));
+    return watched.watch;
+  }
+
+  /** Gives up a dial still short of an authenticated link after the deadline; returns what ends the watch. */
+  watchDial(peer: NodeId, socket: Socket): () => void {
+    if (!this.liveness) return () => undefined;
+    const dial = { peer, socket, startedAt: this.now() };
+    this.#dials.add(dial);
+    return () => { this.#dials.delete(dial); };
+  }
+
+  /**
+   * Pings idle links and closes silent ones. A link found silent is checked again after the poll
+   * phase of this loop turn (setImmediate): after a pause of this process (GC, a stopped CPU) its
+   * timers run before the bytes already waiting in the socket are read, and those count.
+   */
+  #checkLinks(): void {
+    const deadMs = this.liveness?.deadMs ?? Infinity;
+    for (const dial of this.#dials) {
+      if (this.now() - dial.startedAt <= deadMs) continue;
+      this.#dials.delete(dial);
+      this.counters.inc('dial-timeout');
+      this.#o.log.debug({ event: 'raft.dial_timeout', peer: dial.peer, deadMs }, `no link with ${dial.peer} within ${deadMs} ms; dialling again`);
+      dial.socket.destroy();
+    }
+    for (const link of this.#watched) {
+      const due = link.watch.due(this.now());
+      if (due === 'ping') link.ping();
+      else if (due === 'dead') {
+        setImmediate(() => {
+          if (link.socket.destroyed || link.watch.due(this.now()) !== 'dead') return;
+          const silentMs = Math.round(link.watch.silentMs(this.now()));
+          this.counters.inc('link.dead');
+          this.counters.inc(`link.dead.${link.direction}`);
+          this.#o.log.debug({ event: 'raft.link_dead', peer: link.peer, direction: link.direction, silentMs, deadMs: link.watch.timing.deadMs },
+            `closed the ${link.direction} link with ${link.peer}: nothing heard for ${silentMs} ms`);
+          this.#watched.delete(link);
+          link.socket.destroy();
+        });
+      }
+    }
   }
 
   send(messages: Message[]): void {
@@ -96,6 +180,7 @@ export class Transport implements PeerLink {
 
   async close(): Promise<void> {
     this.#closed = true;
+    if (this.#watchTimer) clearInterval(this.#watchTimer);
     for (const p of this.#out.values()) p.close();
     for (const s of this.#inbound.values()) s.destroy();
     await new Promise<void>((resolve) => (this.#server ? this.#server.close(() => resolve()) : resolve()));
@@ -106,6 +191,7 @@ export class Transport implements PeerLink {
       listen: `${this.#o.listen.host}:${this.#o.listen.port}`,
       peers: Object.fromEntries([...this.#out.entries()].map(([id, p]) => [id, { ...p.status(), inbound: this.#inbound.has(id) }])),
       counters: this.counters.toJSON(),
+      ...(this.liveness ? { liveness: this.liveness } : {}),
     };
   }
 
@@ -115,11 +201,11 @@ export class Transport implements PeerLink {
     const to = this.#reportsTo.get(socket);
     if (channel === undefined || to === undefined || to.timer !== undefined || socket.destroyed) return;
     const { peer, key } = to;
-    let seq = 0;
     let first = true;
     const send = (): void => {
       if (socket.destroyed || socket.writableLength > STATUS_BACKLOG_MAX) return;
-      socket.write(encodeFrame(FrameKind.status, ++seq, channel.outgoing(peer, first), key));
+      socket.write(encodeFrame(FrameKind.status, ++to.seq, channel.outgoing(peer, first), key));
+      to.watch?.sent(this.now());
       first = false;
       this.counters.inc('status.sent');
     };
@@ -147,6 +233,8 @@ export class Transport implements PeerLink {
     const nonceL = randomBytes(32);
     let macKey: Uint8Array = o.key;
     let seq = 0;
+    let pings = false;
+    let watch: LinkWatch | undefined;
     const timer = setTimeout(() => { if (stage !== 'ready') this.reject('handshake-timeout', {}, socket); }, o.handshakeTimeoutMs ?? 5000);
     timer.unref();
     socket.on('error', () => socket.destroy());
@@ -157,6 +245,7 @@ export class Transport implements PeerLink {
       if (peer !== '' && this.#inbound.get(peer) === socket) this.#inbound.delete(peer);
     });
     socket.on('data', (chunk: Buffer) => {
+      watch?.heard(this.now());
       buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
       const { frames, used, error } = splitFrames(buf, stage === 'ready' ? undefined : HANDSHAKE_FRAME_MAX);
       buf = buf.subarray(used);
@@ -170,8 +259,9 @@ export class Transport implements PeerLink {
           if (!this.#out.has(h.value.member)) return this.reject('unknown-member', { member: h.value.member }, socket);
           peer = h.value.member;
           nonceD = h.value.nonce;
+          pings = (f.seq & Feature.ping) !== 0;
           socket.write(Buffer.concat([
-            encodeFrame(FrameKind.hello, 0, encodeHello({ clusterId: o.clusterId, member: o.self, nonce: nonceL }), o.key),
+            encodeFrame(FrameKind.hello, FEATURES, encodeHello({ clusterId: o.clusterId, member: o.self, nonce: nonceL }), o.key),
             encodeFrame(FrameKind.proof, 0, proof(o.key, o.clusterId, o.self, peer, nonceL, nonceD), o.key),
           ]));
           stage = 'proof';
@@ -184,12 +274,27 @@ export class Transport implements PeerLink {
           this.#inbound.get(peer)?.destroy(); // a newer connection from the same peer wins
           this.#inbound.set(peer, socket);
           this.counters.inc('accepted');
-          this.#reportsTo.set(socket, { peer, key: sessionKey(o.key, o.clusterId, o.self, nonceL, nonceD) });
+          const back: { peer: NodeId; key: Uint8Array; seq: number; watch?: LinkWatch | undefined } = { peer, key: sessionKey(o.key, o.clusterId, o.self, nonceL, nonceD), seq: 0 };
+          this.#reportsTo.set(socket, back);
+          if (pings) {
+            const from = peer;
+            watch = this.watchLink({
+              peer: from, direction: 'inbound', socket,
+              ping: () => {
+                if (socket.destroyed) return;
+                socket.write(encodeFrame(FrameKind.ping, ++back.seq, PING_PAYLOAD, back.key));
+                back.watch?.sent(this.now());
+                this.counters.inc('ping.sent');
+              },
+            });
+            back.watch = watch;
+          }
           this.#startReports(socket);
         } else {
-          if (f.kind !== FrameKind.raft || !frameMacOk(f, macKey)) return this.reject('bad-frame-mac', { peer }, socket);
+          if ((f.kind !== FrameKind.raft && f.kind !== FrameKind.ping) || !frameMacOk(f, macKey)) return this.reject('bad-frame-mac', { peer }, socket);
           if (f.seq !== seq + 1) return this.reject('bad-sequence', { peer, seq: f.seq, expected: seq + 1 }, socket);
           seq = f.seq;
+          if (f.kind === FrameKind.ping) { this.counters.inc('ping.received'); continue; }
           const m = decodeMessage(f.payload);
           if (!m.ok) return this.reject('bad-message', { peer, code: m.error.code, offset: m.error.offset }, socket);
           if (m.value.from !== peer || m.value.to !== o.self) return this.reject('misaddressed', { peer, from: m.value.from, to: m.value.to }, socket);
@@ -218,6 +323,7 @@ class Outbound {
   #sent = 0;
   #dropped = 0;
   #connects = 0;
+  #watch: LinkWatch | undefined;
 
   constructor(t: Transport, id: NodeId, addr: PeerAddress) {
     this.#t = t;
@@ -252,11 +358,17 @@ class Outbound {
     let nonceL: Uint8Array = new Uint8Array(0);
     let statusKey: Uint8Array = new Uint8Array(0);
     let statusSeq = 0;
+    let pings = false;
+    this.#watch = undefined;
     const fail = (reason: string, detail: Record<string, unknown> = {}): void => this.#t.reject(reason, { peer: this.#id, ...detail }, socket);
+    // A dial still short of an authenticated link after the dead-link deadline is given up (a SYN
+    // or hello lost in a cut would otherwise wait for TCP's retransmissions) and retried.
+    const endDial = this.#t.watchDial(this.#id, socket);
     socket.on('connect', () => {
-      socket.write(encodeFrame(FrameKind.hello, 0, encodeHello({ clusterId: o.clusterId, member: o.self, nonce: nonceD }), o.key));
+      socket.write(encodeFrame(FrameKind.hello, FEATURES, encodeHello({ clusterId: o.clusterId, member: o.self, nonce: nonceD }), o.key));
     });
     socket.on('data', (chunk: Buffer) => {
+      if (this.#socket === socket) this.#watch?.heard(this.#t.now());
       // After the handshake a listener sends only its member reports (members before the reports
       // existed dropped these bytes unread); without a channel yet they are checked and dropped.
       const channel = this.#t.statusChannel;
@@ -266,9 +378,10 @@ class Outbound {
       for (const f of frames as Frame[]) {
         if (socket.destroyed) return;
         if (stage === 'ready') {
-          if (f.kind !== FrameKind.status || !frameMacOk(f, statusKey)) return fail('bad-status-mac');
+          if ((f.kind !== FrameKind.status && f.kind !== FrameKind.ping) || !frameMacOk(f, statusKey)) return fail('bad-status-mac');
           if (f.seq !== statusSeq + 1) return fail('bad-status-sequence', { seq: f.seq, expected: statusSeq + 1 });
           statusSeq = f.seq;
+          if (f.kind === FrameKind.ping) { this.#t.counters.inc('ping.received'); continue; }
           this.#t.counters.inc('status.received');
           channel?.incoming(this.#id, f.payload);
         } else if (stage === 'hello') {
@@ -276,6 +389,7 @@ class Outbound {
           const h = decodeHello(f.payload);
           if (!h.ok || h.value.clusterId !== o.clusterId || h.value.member !== this.#id) return fail('wrong-peer', h.ok ? { member: h.value.member, clusterId: h.value.clusterId } : {});
           nonceL = h.value.nonce;
+          pings = (f.seq & Feature.ping) !== 0;
           stage = 'proof';
         } else if (stage === 'proof') {
           if (f.kind !== FrameKind.proof || !frameMacOk(f, o.key)) return fail('bad-proof-mac');
@@ -288,6 +402,8 @@ class Outbound {
           this.#ready = true;
           this.#backoff = BACKOFF_MIN_MS;
           this.#connects++;
+          endDial();
+          if (pings) this.#watch = this.#t.watchLink({ peer: this.#id, direction: 'outbound', socket, ping: () => this.#ping(socket) });
         }
       }
       if (error) fail('bad-framing', { offset: error.offset, problem: error.problem });
@@ -295,8 +411,10 @@ class Outbound {
     socket.on('drain', () => { this.#draining = false; this.#flush(); });
     socket.on('error', () => socket.destroy());
     socket.on('close', () => {
+      endDial();
       if (this.#socket !== socket) return;
       this.#ready = false;
+      this.#watch = undefined;
       this.#socket = undefined;
       this.#dropped += this.#queue.length;
       this.#queue = [];
@@ -322,5 +440,14 @@ class Outbound {
     this.#sent += this.#queue.length;
     this.#queue = [];
     if (!socket.write(frames.length === 1 ? frames[0]! : Buffer.concat(frames))) this.#draining = true;
+    this.#watch?.sent(this.#t.now());
+  }
+
+  /** An empty frame on the Raft sequence: the listener hears the link is alive. */
+  #ping(socket: Socket): void {
+    if (socket !== this.#socket || !this.#ready || socket.destroyed) return;
+    socket.write(encodeFrame(FrameKind.ping, ++this.#seq, PING_PAYLOAD, this.#macKey));
+    this.#watch?.sent(this.#t.now());
+    this.#t.counters.inc('ping.sent');
   }
 }

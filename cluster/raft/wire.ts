@@ -11,6 +11,12 @@ import type { Entry, Message, MessageType, Snapshot } from './types.js';
 //             2 proof  (HMAC of both nonces: proves the peer holds the cluster key)
 //             3 raft   (one Raft message; dialler -> listener)
 //             4 status (a member report, cluster/member-status.ts; listener -> dialler only)
+//             5 ping   (empty: "this link is alive"; both ways, only to a peer that offered it)
+//
+// Features: a hello frame's seq (always 0 before) carries the sender's feature bits; members from
+// before them send 0 and ignore the field, and the hello's MAC covers it. FEATURE_PING: this
+// member sends pings on an idle link and reads them; both ends must offer it before either sends
+// one or closes the link for silence (cluster/raft/link-watch.ts).
 //
 // A frame's seq must be exactly one more than the last one on that connection and direction: a
 // replayed, dropped or reordered frame ends the connection. Status frames flow only back to the
@@ -21,7 +27,10 @@ export const WIRE_VERSION = 1;
 export const MAC_BYTES = 32;
 export const FRAME_HEAD = 4 + 1 + 1 + 8;
 export const FRAME_MAX = 64 * 1024 * 1024;
-export const FrameKind = { hello: 1, proof: 2, raft: 3, status: 4 } as const;
+export const FrameKind = { hello: 1, proof: 2, raft: 3, status: 4, ping: 5 } as const;
+/** Feature bits in the seq of a hello frame. */
+export const Feature = { ping: 1 } as const;
+export const FEATURES = Feature.ping;
 export type FrameKind = (typeof FrameKind)[keyof typeof FrameKind];
 
 const TYPES: readonly MessageType[] = [
@@ -215,7 +224,7 @@ export function splitFrames(buf: Uint8Array, maxFrame = FRAME_MAX): { frames: Fr
     const version = buf[at + 4]!;
     if (version !== WIRE_VERSION) return { frames, used: at, error: { offset: at + 4, problem: `wire version ${version}, this member speaks ${WIRE_VERSION}` } };
     const kind = buf[at + 5]!;
-    if (kind !== 1 && kind !== 2 && kind !== 3 && kind !== 4) return { frames, used: at, error: { offset: at + 5, problem: `frame kind ${kind}` } };
+    if (kind < FrameKind.hello || kind > FrameKind.ping) return { frames, used: at, error: { offset: at + 5, problem: `frame kind ${kind}` } };
     const seq = (((buf[at + 6]! << 24) | (buf[at + 7]! << 16) | (buf[at + 8]! << 8) | buf[at + 9]!) >>> 0) * 2 ** 32
       + ((((buf[at + 10]! << 24) | (buf[at + 11]! << 16) | (buf[at + 12]! << 8) | buf[at + 13]!) >>> 0));
     const end = at + 4 + len;

@@ -1,0 +1,64 @@
+import t from 'tap';
+import { LinkWatch } from './link-watch.js';
+import { LINK_DEAD_MIN_MS, linkLiveness, timerLimits, raftTimers, timersFromBudget } from '../timers.js';
+
+t.test('a link is dead only once nothing was heard for longer than the deadline', async (t) => {
+  const w = new LinkWatch({ pingMs: 100, deadMs: 1000 }, 5000);
+  w.sent(5000);
+  t.equal(w.due(5999), 'ping', 'idle: a ping is due, the link is not dead');
+  t.equal(w.due(6000), 'ping', 'exactly at the deadline: not yet');
+  t.equal(w.due(6001), 'dead', 'past it: dead');
+  w.heard(5990);
+  t.equal(w.due(6001), 'ping', 'bytes heard late in the window move the deadline');
+  t.equal(w.due(6991), 'dead');
+});
+
+t.test("this end's own pings and sends never count as hearing the peer", async (t) => {
+  const w = new LinkWatch({ pingMs: 100, deadMs: 1000 }, 0);
+  for (let now = 100; now <= 1000; now += 100) {
+    t.equal(w.due(now), 'ping', `at ${now}: idle, ping`);
+    w.sent(now);
+    t.equal(w.due(now), 'ok', `at ${now}: just sent, nothing due`);
+  }
+  t.equal(w.due(1001), 'dead', 'a ping every 100 ms from this end kept nothing alive');
+  t.equal(w.silentMs(1001), 1001);
+});
+
+/** How often a receiver checking every 10 ms finds the link dead while its peer pings every pingMs but stalls once for `lateMs` (what it would have sent meanwhile arrives at the end). */
+function deadChecks(timing: { pingMs: number; deadMs: number }, lateMs: number): number {
+  const w = new LinkWatch(timing, 0);
+  const arrivals = [];
+  for (let at = timing.pingMs; at < 20 * timing.deadMs; at += timing.pingMs) {
+    const stall = 4 * timing.pingMs - 1; // just before a ping was due: the worst case
+    arrivals.push(at > stall && at < stall + lateMs ? stall + lateMs : at);
+  }
+  arrivals.sort((x, y) => x - y);
+  let dead = 0;
+  for (let now = 0, i = 0; now < 20 * timing.deadMs; now += 10) {
+    while (i < arrivals.length && arrivals[i]! <= now) w.heard(arrivals[i++]!);
+    if (w.due(now) === 'dead') dead++;
+  }
+  return dead;
+}
+
+t.test('a link whose peer pings on time, or late by any pause shorter than deadMs - pingMs, stays up', async (t) => {
+  const timing = linkLiveness(raftTimers(undefined));
+  t.equal(deadChecks(timing, 0), 0, 'pings on time');
+  t.equal(deadChecks(timing, 100), 0, 'the peer stalls 100 ms (GC on a Pi: 50-100 ms)');
+  t.equal(deadChecks(timing, timing.deadMs - timing.pingMs - 10), 0, `the peer stalls ${timing.deadMs - timing.pingMs - 10} ms`);
+  t.ok(deadChecks(timing, timing.deadMs - timing.pingMs + 20) > 0, 'a stall that leaves the link silent past the deadline ends it');
+});
+
+t.test('the deadline derives from the election timeout, with a floor', async (t) => {
+  t.same(linkLiveness(raftTimers(undefined)), { pingMs: 125, deadMs: 1000 }, 'default timers (E 500 ms)');
+  t.same(linkLiveness(raftTimers({ electionTimeout: 1500 })), { pingMs: 375, deadMs: 3000 }, 'E 1.5 s: 2 E');
+  const short = linkLiveness(timersFromBudget(450));
+  t.equal(short.deadMs, LINK_DEAD_MIN_MS, 'a short budget keeps the 1 s floor');
+  t.ok(short.pingMs >= 10 && short.pingMs <= timersFromBudget(450).electionMs / 4);
+  for (const e of [200, 500, 1000, 1500, 5000]) {
+    const t1 = raftTimers({ electionTimeout: e });
+    const l = linkLiveness(t1);
+    t.ok(l.deadMs >= 2 * t1.electionMs, `E ${e}: not closed before Raft itself gave up on the peer`);
+    t.ok(l.deadMs - l.pingMs > timerLimits(t1).pauseToleranceMs, `E ${e}: rides out longer pauses than the leader lease does`);
+  }
+});

@@ -136,15 +136,20 @@ export function timerProblems(c: TimerSettings, pauseToleranceMs: number, vip: b
  * the 50-100 ms a Pi's GC takes. The 1 s floor keeps a short budget's timers (E = 230 ms at 450 ms)
  * from turning a loaded machine's event-loop stalls into reconnects; TCP's own first
  * retransmission back-off steps are 0.2-1 s, so a shorter deadline would gain little anyway.
+ * A dial must finish its handshake within dialMs = 1 s (two LAN round trips and three HMACs take
+ * milliseconds); a SYN lost in a cut is otherwise resent by TCP only 1, 3, 7 s later.
  */
 export interface LinkLiveness {
   pingMs: number;
   deadMs: number;
+  /** A dial whose handshake has not finished by then is given up and retried at once. */
+  dialMs: number;
 }
 
 /** The shortest dead-link deadline, whatever the election timeout. */
 export const LINK_DEAD_MIN_MS = 1000;
+export const LINK_DIAL_MS = 1000;
 
 export function linkLiveness(t: Pick<RaftTimers, 'electionMs'>): LinkLiveness {
-  return { pingMs: Math.max(RAFT_TICK_MS, Math.floor(t.electionMs / 4)), deadMs: Math.max(LINK_DEAD_MIN_MS, 2 * t.electionMs) };
+  return { pingMs: Math.max(RAFT_TICK_MS, Math.floor(t.electionMs / 4)), deadMs: Math.max(LINK_DEAD_MIN_MS, 2 * t.electionMs), dialMs: LINK_DIAL_MS };
 }

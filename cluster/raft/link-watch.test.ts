@@ -1,9 +1,9 @@
 import t from 'tap';
 import { LinkWatch } from './link-watch.js';
-import { LINK_DEAD_MIN_MS, linkLiveness, timerLimits, raftTimers, timersFromBudget } from '../timers.js';
+import { LINK_DEAD_MIN_MS, linkLiveness, type LinkLiveness, timerLimits, raftTimers, timersFromBudget } from '../timers.js';
 
 t.test('a link is dead only once nothing was heard for longer than the deadline', async (t) => {
-  const w = new LinkWatch({ pingMs: 100, deadMs: 1000 }, 5000);
+  const w = new LinkWatch({ pingMs: 100, deadMs: 1000, dialMs: 1000 }, 5000);
   w.sent(5000);
   t.equal(w.due(5999), 'ping', 'idle: a ping is due, the link is not dead');
   t.equal(w.due(6000), 'ping', 'exactly at the deadline: not yet');
@@ -14,7 +14,7 @@ t.test('a link is dead only once nothing was heard for longer than the deadline'
 });
 
 t.test("this end's own pings and sends never count as hearing the peer", async (t) => {
-  const w = new LinkWatch({ pingMs: 100, deadMs: 1000 }, 0);
+  const w = new LinkWatch({ pingMs: 100, deadMs: 1000, dialMs: 1000 }, 0);
   for (let now = 100; now <= 1000; now += 100) {
     t.equal(w.due(now), 'ping', `at ${now}: idle, ping`);
     w.sent(now);
@@ -25,7 +25,7 @@ t.test("this end's own pings and sends never count as hearing the peer", async (
 });
 
 /** How often a receiver checking every 10 ms finds the link dead while its peer pings every pingMs but stalls once for `lateMs` (what it would have sent meanwhile arrives at the end). */
-function deadChecks(timing: { pingMs: number; deadMs: number }, lateMs: number): number {
+function deadChecks(timing: LinkLiveness, lateMs: number): number {
   const w = new LinkWatch(timing, 0);
   const arrivals = [];
   for (let at = timing.pingMs; at < 20 * timing.deadMs; at += timing.pingMs) {
@@ -50,8 +50,8 @@ t.test('a link whose peer pings on time, or late by any pause shorter than deadM
 });
 
 t.test('the deadline derives from the election timeout, with a floor', async (t) => {
-  t.same(linkLiveness(raftTimers(undefined)), { pingMs: 125, deadMs: 1000 }, 'default timers (E 500 ms)');
-  t.same(linkLiveness(raftTimers({ electionTimeout: 1500 })), { pingMs: 375, deadMs: 3000 }, 'E 1.5 s: 2 E');
+  t.same(linkLiveness(raftTimers(undefined)), { pingMs: 125, deadMs: 1000, dialMs: 1000 }, 'default timers (E 500 ms)');
+  t.same(linkLiveness(raftTimers({ electionTimeout: 1500 })), { pingMs: 375, deadMs: 3000, dialMs: 1000 }, 'E 1.5 s: 2 E');
   const short = linkLiveness(timersFromBudget(450));
   t.equal(short.deadMs, LINK_DEAD_MIN_MS, 'a short budget keeps the 1 s floor');
   t.ok(short.pingMs >= 10 && short.pingMs <= timersFromBudget(450).electionMs / 4);

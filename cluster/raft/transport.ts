@@ -24,7 +24,7 @@ import {
 // Liveness: when both ends offer it (a feature bit in the hello), each end of a link pings it when
 // it has sent nothing for a while and closes it when it has heard nothing for longer than a
 // deadline (cluster/timers.ts linkLiveness); the dialler then redials. A dial that has not finished
-// its handshake by that deadline is abandoned too, so a SYN lost in a cut does not wait for TCP.
+// its handshake within dialMs is abandoned too, so a SYN lost in a cut does not wait for TCP.
 
 export interface PeerAddress { host: string; port: number }
 
@@ -80,7 +80,7 @@ export class Transport implements PeerLink {
   /** Per authenticated inbound connection: the key and sequence of frames back to its dialler (reports, pings), and the reports' timer. */
   #reportsTo = new WeakMap<Socket, { peer: NodeId; key: Uint8Array; seq: number; timer?: NodeJS.Timeout; watch?: LinkWatch | undefined }>();
   #watched = new Set<WatchedLink>();
-  #dials = new Set<{ peer: NodeId; socket: Socket; startedAt: number }>();
+  #dials = new Set<{ peer: NodeId; socket: Socket; startedAt: number; onTimeout: () => void }>();
   #watchTimer: NodeJS.Timeout | undefined;
   #deliver: ((m: Message) => void) | undefined;
   #status: MemberStatusChannel | undefined;
@@ -134,10 +134,10 @@ export class Transport implements PeerLink {
     return watched.watch;
   }
 
-  /** Gives up a dial still short of an authenticated link after the deadline; returns what ends the watch. */
-  watchDial(peer: NodeId, socket: Socket): () => void {
+  /** Gives up a dial still short of an authenticated link after dialMs (calling onTimeout first); returns what ends the watch. */
+  watchDial(peer: NodeId, socket: Socket, onTimeout: () => void): () => void {
     if (!this.liveness) return () => undefined;
-    const dial = { peer, socket, startedAt: this.now() };
+    const dial = { peer, socket, startedAt: this.now(), onTimeout };
     this.#dials.add(dial);
     return () => { this.#dials.delete(dial); };
   }
@@ -148,12 +148,13 @@ export class Transport implements PeerLink {
    * timers run before the bytes already waiting in the socket are read, and those count.
    */
   #checkLinks(): void {
-    const deadMs = this.liveness?.deadMs ?? Infinity;
+    const dialMs = this.liveness?.dialMs ?? Infinity;
     for (const dial of this.#dials) {
-      if (this.now() - dial.startedAt <= deadMs) continue;
+      if (this.now() - dial.startedAt <= dialMs) continue;
       this.#dials.delete(dial);
       this.counters.inc('dial-timeout');
-      this.#o.log.debug({ event: 'raft.dial_timeout', peer: dial.peer, deadMs }, `no link with ${dial.peer} within ${deadMs} ms; dialling again`);
+      this.#o.log.debug({ event: 'raft.dial_timeout', peer: dial.peer, dialMs }, `no link with ${dial.peer} within ${dialMs} ms; dialling again`);
+      dial.onTimeout();
       dial.socket.destroy();
     }
     for (const link of this.#watched) {
@@ -361,9 +362,10 @@ class Outbound {
     let pings = false;
     this.#watch = undefined;
     const fail = (reason: string, detail: Record<string, unknown> = {}): void => this.#t.reject(reason, { peer: this.#id, ...detail }, socket);
-    // A dial still short of an authenticated link after the dead-link deadline is given up (a SYN
-    // or hello lost in a cut would otherwise wait for TCP's retransmissions) and retried.
-    const endDial = this.#t.watchDial(this.#id, socket);
+    // A dial still short of an authenticated link after dialMs is given up (a SYN or hello lost in
+    // a cut would otherwise wait for TCP's retransmissions) and retried without further back-off:
+    // it has waited already, and the back-off is there for peers that refuse at once.
+    const endDial = this.#t.watchDial(this.#id, socket, () => { this.#backoff = BACKOFF_MIN_MS; });
     socket.on('connect', () => {
       socket.write(encodeFrame(FrameKind.hello, FEATURES, encodeHello({ clusterId: o.clusterId, member: o.self, nonce: nonceD }), o.key));
     });

@@ -1,4 +1,5 @@
 import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import type { LanhaConfig } from '../config/index.js';
 import { chooseLogFormat, createLogger, type Logger } from '../lib/log.js';
@@ -25,6 +26,7 @@ import { findings, opsRoutes, pools, startOpsHttp, type OpsContext } from '../se
 import type { OpsHttpServer } from '../services/ops/http-server.js';
 import { MemberStatusBoard, memberRows, type LocalReport } from '../cluster/member-status.js';
 import { AckLedger, describeAckAudit, type AuditView } from '../cluster/ack-audit.js';
+import { AckJournal } from '../cluster/ack-journal.js';
 import { startFailoverProbes } from '../services/ops/failover-probes.js';
 
 // The composition root: the only place that wires real clocks, randomness, sockets and disks to the
@@ -122,7 +124,21 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
   const probes = startFailoverProbes({ config, state, clock, log: log.child({ service: 'vip' }), tracker, node: config.node.name });
   // The ACKs this node sent, checked against the committed log after each leadership change.
   const acks = new AckLedger();
+  // On disk too, so a node killed with kill -9 audits what it ACKed once it rejoins.
+  const journal = config.dhcp !== undefined && config.node.role !== 'witness' ? openAckJournal(join(config.node.stateDir, 'acks.jsonl'), acks.capacity, log) : null;
+  if (journal !== null) acks.load(journal.records);
   const auditLog = log.child({ service: 'dhcp' });
+  let journalBroken = false;
+  const journalAppend = (ack: Parameters<AckLedger['record']>[0]): void => {
+    if (journal === null || journalBroken) return;
+    try {
+      journal.append(ack, acks.recorded);
+    } catch (error) {
+      // A full or broken disk must not stop DHCP; the audit keeps its ring in memory.
+      journalBroken = true;
+      auditLog.warn({ event: 'dhcp.ack.journal_failed', path: journal.path, err: errorMessage(error) }, `the ACK journal cannot be written (${errorMessage(error)}); a kill -9 will lose the record of the ACKs sent`);
+    }
+  };
   const sampler = setInterval(() => {
     const s = state.status();
     tracker.observe({ role: s.role, leader: s.leader, term: s.term, vipHeld: vipHeld() }, clock.wallMs());
@@ -161,6 +177,7 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
     clearInterval(sampler);
     clearInterval(bootScan);
     probes?.stop();
+    journal?.close();
     unsubscribe();
     await http?.close().catch(() => undefined);
     for (const service of [...running].reverse()) {
@@ -179,7 +196,7 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
       config, log, clock, random, state, services: () => running,
       observe: {
         ...(metrics ? { dhcpAckSeconds: (seconds: number) => metrics.observeDhcpAck(seconds) } : {}),
-        dhcpAcked: (ack) => acks.record(ack),
+        dhcpAcked: (ack) => { acks.record(ack); journalAppend(ack); },
         ...(probes === null ? {} : { vipFailoverRelease: (startedMono: number) => probes.onFailoverRelease(startedMono) }),
       },
     };
@@ -238,6 +255,16 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
     get http() { return http; },
     stop: () => (stopped ??= stopAll().then(() => log.info({ event: 'daemon.stopped' }, 'lanha stopped'))),
   };
+}
+
+/** The ACK journal, or null (with a warning) when the state directory cannot hold it. */
+function openAckJournal(path: string, capacity: number, log: Logger): AckJournal | null {
+  try {
+    return AckJournal.open(path, capacity);
+  } catch (error) {
+    log.warn({ event: 'dhcp.ack.journal_failed', path, err: errorMessage(error) }, `the ACK journal ${path} cannot be opened (${errorMessage(error)}); the audit keeps its ring in memory only`);
+    return null;
+  }
 }
 
 /** Wraps POST /v1/failover so the status page and /metrics remember the last measured gap. */

@@ -3,7 +3,8 @@
 // leadership transfer (what `lanctl failover` does once the VIP is dropped; the VIP itself needs
 // root and is covered by the lab). The old leader checks every ACK it sent against the log the new
 // leader committed, and its status JSON, `lanctl status`, the `/` page and /metrics all say 0 lost
-// with the ACKs checked.
+// with the ACKs checked. A one-node daemon killed with kill -9 audits, once restarted, the ACKs its
+// journal kept.
 import t from 'tap';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -15,9 +16,10 @@ import { startDaemon, type Daemon } from '../../bin/daemon.js';
 import type { RaftStateLog } from '../../cluster/raft-state-log.js';
 import type { AckAuditSummary } from '../../cluster/ack-audit.js';
 import { dhcpProbe } from '../../services/dhcp/probe.js';
-import { freePort } from '../support/ports.js';
+import { freePorts } from '../support/ports.js';
 import { httpGetText } from '../support/http-get.js';
-import { runLanctl } from '../support/daemon.js';
+import { runLanctl, scratchConfig, serveDaemon } from '../support/daemon.js';
+import { opsDaemonConfig } from '../support/ops-daemon.js';
 import { until } from '../support/state-log.js';
 
 t.setTimeout(180_000);
@@ -31,10 +33,11 @@ t.test('a planned leadership change: the old leader audits its ACKs and finds no
   const keyFile = join(dir, 'cluster.key');
   writeFileSync(keyFile, randomBytes(32).toString('hex'), { mode: 0o600 });
   const names = ['lan-a', 'lan-b', 'witness'] as const;
-  const raftPorts = [await freePort(), await freePort(), await freePort()];
+  const [r1, r2, r3, h1, h2] = await freePorts(5);
+  const raftPorts = [r1!, r2!, r3!];
   // DHCP binds 127.0.0.1 on a random high port (freePort probes TCP); the probe relays from 127.0.0.2.
   const dhcpPorts = { 'lan-a': 20000 + Math.floor(Math.random() * 10000), 'lan-b': 30000 + Math.floor(Math.random() * 10000) };
-  const httpPorts = { 'lan-a': await freePort(), 'lan-b': await freePort() };
+  const httpPorts = { 'lan-a': h1!, 'lan-b': h2! };
   const daemons = new Map<string, Daemon>();
   t.teardown(async () => {
     for (const d of [...daemons.values()].reverse()) await d.stop();
@@ -115,4 +118,27 @@ dhcp:
 
   const fresh = await audit(daemons.get(other)!);
   t.equal(fresh.lostTotal, 0, `${other} (leading now) lost none of its own ACKs either`);
+});
+
+t.test('kill -9 of a one-node daemon: after the restart it audits the ACKs it sent before it died', async (t) => {
+  const { yaml, dhcpPort } = await opsDaemonConfig({ node: 'solo', net: '127.0.61', poolLast: 30, domain: 'rack.lan' });
+  const scratch = scratchConfig(yaml);
+  t.teardown(scratch.cleanup);
+  const sock = ['--socket', `${scratch.dir}/s.sock`];
+  let daemon = await serveDaemon(scratch.file, { timeoutMs: 60_000 });
+  t.teardown(() => daemon.stop());
+  for (let i = 0; i < 3; i++) await dhcpProbe({ server: '127.0.0.1', port: dhcpPort, mac: `52:54:00:00:61:0${i}`, timeoutMs: 5000 });
+  const before = (JSON.parse((await runLanctl(['status', '--json', ...sock])).stdout) as { ackAudit: AckAuditSummary }).ackAudit;
+  t.match(before, { recorded: 3, audits: 0 }, 'three ACKs recorded, no leadership change yet');
+  daemon.child.kill('SIGKILL');
+  await new Promise((r) => daemon.child.once('exit', r));
+  daemon = await serveDaemon(scratch.file, { timeoutMs: 60_000 });
+  let after = before;
+  for (let i = 0; i < 100 && after.audits === 0; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    after = (JSON.parse((await runLanctl(['status', '--json', ...sock])).stdout) as { ackAudit: AckAuditSummary }).ackAudit;
+  }
+  t.equal(after.audits, 1, 'audited after the restart (the journal kept the record)');
+  t.match(after.lastAudit, { leader: 'solo', checked: 3, kept: 3, lost: 0 }, 'every ACK sent before the kill is in the committed log');
+  t.equal(after.lostTotal, 0);
 });

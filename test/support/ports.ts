@@ -12,6 +12,18 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** `count` distinct loopback TCP ports free right now: each stays bound until all are picked, so no two are the same. */
+export async function freePorts(count: number): Promise<number[]> {
+  const servers = await Promise.all(Array.from({ length: count }, () => new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => resolve(s));
+  })));
+  const ports = servers.map((s) => (s.address() as { port: number }).port);
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return ports;
+}
+
 /**
  * A parsed config with the listed service blocks' ports set to 0, so a test binds ports the kernel
  * picks (no races). A config file cannot say `port: 0` (lanctl config check refuses it: no client

@@ -1,0 +1,46 @@
+import t from 'tap';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AckJournal } from './ack-journal.js';
+import type { AckRecord } from './ack-audit.js';
+
+// The ACK journal survives a restart: what was appended is read back in order, a torn last line
+// and garbage are skipped without stopping the daemon, and the file stays bounded (rewritten with
+// the ring once it holds twice the ring).
+
+const ack = (i: number): AckRecord => ({ index: i, term: i % 2 === 0 ? 3 : null, ip: 0x0a000000 + i, mac: `52:54:00:00:00:${(i % 256).toString(16).padStart(2, '0')}`, at: 1000 + i, sentAt: 2000 + i });
+
+t.test('appends are read back after a restart; a torn line and garbage are skipped', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'lanha-ack-journal-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, 'acks.jsonl');
+  const first = AckJournal.open(path, 8);
+  t.same(first.records, [], 'no file: an empty journal');
+  for (let i = 1; i <= 3; i++) first.append(ack(i), []);
+  first.close();
+  appendFileSync(path, 'not json\n{"i":-1,"t":1,"ip":1,"m":"x","a":1,"s":1}\n{"i":4,"t":3,"ip":');
+  const second = AckJournal.open(path, 8);
+  t.same(second.records, [ack(1), ack(2), ack(3)], 'the three ACKs, nothing else');
+  second.append(ack(5), []);
+  second.close();
+  t.same(AckJournal.open(path, 8).records, [ack(1), ack(2), ack(3), ack(5)], 'the torn line did not swallow the next record');
+});
+
+t.test('the file is rewritten with the ring once it holds twice the ring; only the newest are read', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'lanha-ack-journal-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, 'acks.jsonl');
+  const j = AckJournal.open(path, 4);
+  const ring: AckRecord[] = [];
+  for (let i = 1; i <= 20; i++) {
+    ring.push(ack(i));
+    if (ring.length > 4) ring.shift();
+    j.append(ack(i), ring);
+    t.ok(readFileSync(path, 'utf8').split('\n').filter((l) => l !== '').length < 8, `bounded after ${i}`);
+  }
+  j.close();
+  t.same(AckJournal.open(path, 4).records, [ack(17), ack(18), ack(19), ack(20)]);
+  writeFileSync(path, '');
+  t.same(AckJournal.open(path, 4).records, [], 'an empty file');
+});

@@ -1,0 +1,68 @@
+import { closeSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
+import type { AckRecord } from './ack-audit.js';
+
+// The ACK audit's ring on disk (`node.stateDir/acks.jsonl`), so a node killed with kill -9 still
+// checks, once it rejoins, the leases it ACKed before it died. One JSON line per ACK, written with
+// one write(2) before the ACK leaves (no fsync: a killed process leaves its writes in the page cache;
+// a power cut may take the last lines, and then the audit simply checks fewer ACKs). The file is
+// rewritten with the ring's records when it holds twice the ring. A torn or foreign line is skipped.
+
+interface Line { i: number; t: number | null; ip: number; m: string; a: number; s: number }
+
+function parse(text: string): AckRecord | null {
+  let o: Partial<Line>;
+  try { o = JSON.parse(text) as Partial<Line>; } catch { return null; }
+  if (typeof o !== 'object' || o === null) return null;
+  const int = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+  if (!int(o.i) || !(o.t === null || int(o.t)) || !int(o.ip) || o.ip > 0xffffffff || typeof o.m !== 'string' || o.m.length > 64 || !int(o.a) || !int(o.s)) return null;
+  return { index: o.i, term: o.t, ip: o.ip, mac: o.m, at: o.a, sentAt: o.s };
+}
+
+const line = (a: AckRecord): string => `${JSON.stringify({ i: a.index, t: a.term, ip: a.ip, m: a.mac, a: a.at, s: a.sentAt })}\n`;
+
+export class AckJournal {
+  readonly path: string;
+  readonly capacity: number;
+  /** What the file held when opened (the newest `capacity`), for AckLedger.load. */
+  readonly records: AckRecord[];
+  #fd: number;
+  #lines: number;
+
+  private constructor(path: string, capacity: number, records: AckRecord[], lines: number) {
+    this.path = path;
+    this.capacity = capacity;
+    this.records = records;
+    this.#lines = lines;
+    this.#fd = openSync(path, 'a', 0o600);
+  }
+
+  /** Reads what an earlier run wrote (a missing file is an empty journal) and opens it for appends. */
+  static open(path: string, capacity: number): AckJournal {
+    let text = '';
+    try { text = readFileSync(path, 'utf8'); } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
+    const lines = text.split('\n').filter((l) => l !== '');
+    const records = lines.map(parse).filter((r): r is AckRecord => r !== null).slice(-capacity);
+    const journal = new AckJournal(path, capacity, records, lines.length);
+    // A torn last line (killed mid-write) must not glue itself to the next record.
+    if (text !== '' && !text.endsWith('\n')) writeSync(journal.#fd, '\n');
+    return journal;
+  }
+
+  /** One ACK, written before it is sent; `ring` is rewritten in its place when the file has grown to twice the ring. */
+  append(ack: AckRecord, ring: readonly AckRecord[]): void {
+    writeSync(this.#fd, line(ack));
+    if (++this.#lines < 2 * this.capacity) return;
+    const tmp = `${this.path}.tmp`;
+    writeFileSync(tmp, ring.map(line).join(''), { mode: 0o600 });
+    renameSync(tmp, this.path);
+    closeSync(this.#fd);
+    this.#fd = openSync(this.path, 'a', 0o600);
+    this.#lines = ring.length;
+  }
+
+  close(): void {
+    closeSync(this.#fd);
+  }
+}

@@ -163,6 +163,8 @@ export async function runLabDemo(o: DemoOptions, io: CliIo, signal: AbortSignal)
   let url = '';
   let oldHolder: Member | null = null;
   let daemonView: { node: string; gaps: ProtocolGap[]; ackAudit: AckAuditSummary } | null = null;
+  let rejoinAudit: { node: string; ackAudit: AckAuditSummary } | null = null;
+  let electionView: { node: string; gaps: ProtocolGap[] } | null = null;
   const abortable = <T>(p: Promise<T>): Promise<T> => Promise.race([p, new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(new Error('interrupted (Ctrl-C)')), { once: true }))]);
   const status = async (m: Member): Promise<{ role: string; leader: string | null; commitIndex: number; appliedIndex: number }> => ((await callDaemon(m.socket, 'GET', '/v1/status', undefined, 2000)).body as { cluster: { role: string; leader: string | null; commitIndex: number; appliedIndex: number } }).cluster;
   const holder = async (): Promise<Member | null> => {
@@ -310,14 +312,28 @@ export async function runLabDemo(o: DemoOptions, io: CliIo, signal: AbortSignal)
     const killed = afterFailover;
     const afterKill = await say.run(`kill -9 the leader (${killed.name}) under probes`, async () => {
       const { next, line } = await measure('kill9', async () => { killed.daemon!.child.kill('SIGKILL'); return ''; }, (h) => h !== killed);
-      return { value: next, detail: `${next.name} took over; ${line}` };
+      // The survivor probed the VIP from the moment it stopped following the dead leader.
+      const gaps = await abortable(waitFor(`${next.name}'s probed election gaps`, 10_000, async () => {
+        const g = ((await callDaemon(next.socket, 'GET', '/v1/events', undefined, 2000)).body as { gaps: ProtocolGap[] }).gaps.filter((x) => x.trigger === 'election');
+        return g.some((x) => x.method === 'probe') ? g : null;
+      }).catch(() => [] as ProtocolGap[]));
+      electionView = { node: next.name, gaps };
+      const probed = gaps.filter((g) => g.method === 'probe' && g.protocol !== 'vip');
+      return { value: next, detail: `${next.name} took over; ${line}${probed.length === 0 ? '' : `; probed from ${next.name} (its own VIP, local path): ${probed.map((g) => `${g.protocol} ${Math.round(g.seconds * 1000)} ms`).join(', ')}`}` };
     });
     await say.run(`${killed.name} rejoins and catches up`, async () => {
       const t0 = performance.now();
       await abortable(start(killed));
       const target = (await status(afterKill)).commitIndex;
       const s = await abortable(waitFor(`${killed.name} to catch up`, 30_000, async () => { const x = await status(killed); return x.appliedIndex >= target ? x : null; }));
-      return { value: null, detail: `${s.role}, applied index ${s.appliedIndex} >= ${target} after ${Math.round(performance.now() - t0)} ms` };
+      // Its ACK journal survived the kill: it checks what it ACKed before it died against the new leader's log.
+      const audit = await abortable(waitFor(`${killed.name}'s ACK audit`, 15_000, async () => {
+        const a = ((await callDaemon(killed.socket, 'GET', '/v1/status', undefined, 2000)).body as { ackAudit?: AckAuditSummary }).ackAudit;
+        return a?.lastAudit ? a : null;
+      }));
+      rejoinAudit = { node: killed.name, ackAudit: audit };
+      if (audit.lostTotal !== 0) throw new Error(describeAckAudit(audit));
+      return { value: null, detail: `${s.role}, applied index ${s.appliedIndex} >= ${target} after ${Math.round(performance.now() - t0)} ms; ${describeAckAudit(audit)}` };
     });
     await say.run('doctor on the leader', async () => {
       const r = await callDaemon(afterKill.socket, 'GET', '/v1/doctor', undefined, 5000);
@@ -333,7 +349,7 @@ export async function runLabDemo(o: DemoOptions, io: CliIo, signal: AbortSignal)
     code = DEMO_EXIT.checkFailed;
   }
   const passed = say.steps.filter((s) => s.ok).length;
-  if (o.json) io.out(JSON.stringify({ ok: code === 0, exitCode: signal.aborted ? DEMO_EXIT.interrupted : code, mode: 'lab', url, gaps, ackedLeases: acked.size, daemonView, steps: say.steps }, null, 2) + '\n');
+  if (o.json) io.out(JSON.stringify({ ok: code === 0, exitCode: signal.aborted ? DEMO_EXIT.interrupted : code, mode: 'lab', url, gaps, ackedLeases: acked.size, daemonView, electionView, rejoinAudit, steps: say.steps }, null, 2) + '\n');
   else if (!signal.aborted) {
     say.note(code === 0
       ? `\nall ${passed} checks passed. Status pages (from this machine): ${url}  (each node serves its own on :7480; /metrics too)`

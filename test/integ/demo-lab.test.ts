@@ -24,6 +24,8 @@ t.test('lanctl demo builds the rack, fails over, and leaves nothing behind', asy
   let out: {
     ok: boolean; mode: string; steps: Array<{ step: string; ok: boolean; detail: string }>; gaps: Record<string, Array<{ protocol: string; gapMs: number }>>;
     daemonView: { node: string; gaps: Array<{ protocol: string; method: string; seconds: number }>; ackAudit: { lostTotal: number; lastAudit: { checked: number; lost: number } | null } } | null;
+    electionView: { node: string; gaps: Array<{ protocol: string; method: string; seconds: number }> } | null;
+    rejoinAudit: { node: string; ackAudit: { lostTotal: number; lastAudit: { checked: number; lost: number } | null } } | null;
   } | null = null;
   try { out = JSON.parse(r.stdout); } catch { /* shown below */ }
   t.equal(r.code, 0, `exit 0: ${r.stdout.slice(-3000)}${r.stderr.slice(-2000)}`);
@@ -38,6 +40,11 @@ t.test('lanctl demo builds the rack, fails over, and leaves nothing behind', asy
   t.equal(view?.gaps.find((g) => g.protocol === 'dhcp')?.method, 'derived', 'DHCP stays derived');
   t.equal(view?.ackAudit.lostTotal, 0, 'the ACK audit: none lost');
   t.ok((view?.ackAudit.lastAudit?.checked ?? 0) >= 2, `the audit checked the leases it ACKed (${view?.ackAudit.lastAudit?.checked})`);
+  // After the kill -9 the survivor probed its own VIP from the moment it stopped following the dead leader.
+  t.same(out?.electionView?.gaps.filter((g) => g.method === 'probe').map((g) => g.protocol).sort(), ['dns', 'ntp', 'tftp', 'vip'], `the survivor's election gaps are probed: ${JSON.stringify(out?.electionView?.gaps.map((g) => [g.protocol, g.method, g.seconds]))}`);
+  // The node killed with kill -9 audits, after it rejoined, the leases it ACKed before it died (its journal).
+  t.equal(out?.rejoinAudit?.ackAudit.lostTotal, 0, `${out?.rejoinAudit?.node}: none lost after kill -9 and rejoin`);
+  t.ok((out?.rejoinAudit?.ackAudit.lastAudit?.checked ?? 0) >= 1, `it checked the ACKs it sent before the kill (${out?.rejoinAudit?.ackAudit.lastAudit?.checked})`);
   // The kernel removes a deleted namespace's veth peers a moment after `ip netns del` returns.
   let left = lhd();
   for (let i = 0; i < 50 && left.length > 0; i++) { await new Promise((r) => setTimeout(r, 100)); left = lhd(); }

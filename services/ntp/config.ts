@@ -29,6 +29,11 @@ export const ntpConfig = z.object({
   maxOffset: duration.refine((ms) => ms > 0 && ms <= 60_000, { message: 'is not between 1ms and 60s' }).default(128),
   /** Sample the other LAN-service node of the cluster (cluster.members) as a fallback source. */
   samplePeer: z.boolean().default(true),
+  /**
+   * Take the measured event-loop wake-up off receive stamps and half a send call onto transmit
+   * stamps (wake.ts, wake-probe.ts); false serves the raw stamps.
+   */
+  stampCorrection: z.boolean().default(true),
   rateLimit: z.object({
     /** false turns per-client rate limiting off (benchmarks; a trusted network only). */
     enabled: z.boolean().default(true),

@@ -12,6 +12,8 @@ import { buildKissOfDeath, buildReply, stampTransmit } from './responder.js';
 import { decideReference, DEFAULT_WALL_FLOOR_UNIX_S, bestSample, type ReferenceDecision, type ReferenceSettings } from './reference.js';
 import { createHrWallClock, type HrWallClock } from './hr-clock.js';
 import { Sampler, type SamplerTarget } from './sampler.js';
+import { estimateWake, NO_CORRECTION, type WakeCorrection } from './wake.js';
+import { measureWake } from './wake-probe.js';
 import { parseEndpoint, type NtpConfig } from './config.js';
 
 // The NTP service shell: one UDP socket per served address (never a wildcard: see lib/listen.ts),
@@ -28,6 +30,12 @@ export interface NtpServiceOptions {
 
 const REANCHOR_INTERVAL_MS = 10_000;
 const REDECIDE_INTERVAL_MS = 1_000;
+/**
+ * Stamp-correction runs: soon after start (the first may catch start-up work and clients' first
+ * burst, so two more follow quickly), then one every few minutes as the machine's load changes.
+ */
+const CORRECTION_FIRST_MS = [1_000, 10_000, 60_000];
+const CORRECTION_INTERVAL_MS = 300_000;
 
 export interface NtpStatus extends ServiceStatus {
   synchronised: boolean;
@@ -42,6 +50,8 @@ export interface NtpStatus extends ServiceStatus {
   rootDispersionMs: number;
   sources: Array<{ name: string; kind: string; reach: string; offsetMs: number | null; delayMs: number | null; stratum: number | null; problem: string | null }>;
   rateLimit: { enabled: boolean; clients: number };
+  /** What the stamps are corrected by (µs), from the last probe run (wake.ts); null when turned off. */
+  stampCorrection: { receiveUs: number; transmitUs: number; probeDelayUs: number; probes: number; measuredAgoS: number | null; problem: string | null } | null;
   counters: Record<string, number>;
 }
 
@@ -95,8 +105,15 @@ export async function startNtp(context: ServiceContext, options: NtpServiceOptio
   };
   log[decision.synchronised ? 'info' : 'warn']({ event: 'ntp.reference.changed', mode: decision.mode, stratum: served.stratum, source: null, reason: decision.reason }, `NTP: ${decision.reason}`);
 
+  // The stamp corrections (wake.ts): the receive stamp is read when the handler runs, after the
+  // event loop woke up; the transmit stamp before the send call hands the datagram on.
+  let correction: WakeCorrection = NO_CORRECTION;
+  let correctionAt: number | null = null;
+  let receiveCorrectionNs = 0n;
+  let transmitCorrectionNs = 0n;
+
   const onMessage = (socket: Socket, msg: Buffer, rinfo: RemoteInfo): void => {
-    const rxNs = hr.nowNs(); // first statement: Node has no kernel receive stamp, every µs here is error
+    const rxNs = hr.nowNs() - receiveCorrectionNs; // first statement: Node has no kernel receive stamp, every µs here is error
     counters.inc('requests');
     const request = decodeNtp(msg);
     if (!request.ok) {
@@ -117,15 +134,41 @@ export async function startNtp(context: ServiceContext, options: NtpServiceOptio
     const rx = timestampFromUnixNs(rxNs);
     const reply = verdict.kind === 'kod' ? buildKissOfDeath(request.value, rx) : buildReply(request.value, rx, served);
     counters.inc(verdict.kind === 'kod' ? 'kod' : 'replies');
-    stampTransmit(reply, timestampFromUnixNs(hr.nowNs())); // last thing before the send
+    stampTransmit(reply, timestampFromUnixNs(hr.nowNs() + transmitCorrectionNs)); // last thing before the send
     socket.send(reply, rinfo.port, rinfo.address);
   };
 
   const sockets: Socket[] = [];
   const listening: string[] = [];
   const timers: NodeJS.Timeout[] = [];
+  let closed = false;
+  let correcting: Promise<void> | null = null;
+  const stopProbe = new AbortController();
+  const correct = (): void => {
+    if (correcting === null && !closed) correcting = renewCorrection().finally(() => { correcting = null; });
+  };
+  const renewCorrection = async (): Promise<void> => {
+    try {
+      const next = estimateWake(await measureWake({ signal: stopProbe.signal }));
+      if (closed) return;
+      if (next.problem !== null && correction.problem === null) {
+        log.warn({ event: 'ntp.stamp_correction.failed', problem: next.problem }, `NTP stamp correction not renewed: ${next.problem}`);
+        return; // keep the last good one
+      }
+      correction = next;
+      correctionAt = msClock.monotonicMs();
+      receiveCorrectionNs = BigInt(next.receiveNs);
+      transmitCorrectionNs = BigInt(next.transmitNs);
+      log.info({ event: 'ntp.stamp_correction', receiveUs: next.receiveNs / 1000, transmitUs: next.transmitNs / 1000, probeDelayUs: next.delayNs / 1000, probes: next.samples },
+        `NTP stamps corrected: receive -${(next.receiveNs / 1000).toFixed(1)} us, transmit +${(next.transmitNs / 1000).toFixed(1)} us`);
+    } catch (error) {
+      log.warn({ event: 'ntp.stamp_correction.failed', err: errorMessage(error) }, 'NTP stamp correction not measured');
+    }
+  };
   const closeAll = (): void => {
-    for (const t of timers) clearInterval(t);
+    closed = true;
+    stopProbe.abort();
+    for (const t of timers) { clearInterval(t); clearTimeout(t); }
     sampler.stop();
     for (const s of sockets) { try { s.close(); } catch { /* already closed */ } }
   };
@@ -171,6 +214,10 @@ export async function startNtp(context: ServiceContext, options: NtpServiceOptio
   reanchor.unref();
   tick.unref();
   timers.push(reanchor, tick);
+  if (config.stampCorrection) {
+    for (const ms of CORRECTION_FIRST_MS) timers.push(setTimeout(correct, ms).unref());
+    timers.push(setInterval(correct, CORRECTION_INTERVAL_MS).unref());
+  }
 
   const status = (): NtpStatus => {
     const now = msClock.monotonicMs();
@@ -199,6 +246,10 @@ export async function startNtp(context: ServiceContext, options: NtpServiceOptio
         };
       }),
       rateLimit: { enabled: limiter !== null, clients: limiter?.clientCount ?? 0 },
+      stampCorrection: config.stampCorrection ? {
+        receiveUs: correction.receiveNs / 1000, transmitUs: correction.transmitNs / 1000, probeDelayUs: correction.delayNs / 1000,
+        probes: correction.samples, measuredAgoS: correctionAt === null ? null : Math.round((now - correctionAt) / 1000), problem: correction.problem,
+      } : null,
       counters: counters.toJSON(),
     };
   };
@@ -206,7 +257,7 @@ export async function startNtp(context: ServiceContext, options: NtpServiceOptio
   return {
     name: 'ntp',
     status,
-    stop: async () => { closeAll(); },
+    stop: async () => { closeAll(); await correcting; },
     addAddress,
     removeAddress,
     routes: { 'GET /v1/ntp': () => ({ status: 200, body: status() }) },

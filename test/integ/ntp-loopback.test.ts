@@ -68,11 +68,16 @@ async function waitFor(service: RunningService, predicate: (s: NtpStatus) => boo
   return s;
 }
 
-t.test('the shell stamps with the injected clock and drops what it must', async (t) => {
+/** A clock 1 us further on at every read, which records each read. */
+function countingClock(): { clock: HrWallClock; stamps: bigint[] } {
   let fakeNs = BigInt(Date.UTC(2030, 0, 1)) * 1_000_000n;
   const stamps: bigint[] = [];
-  const clock: HrWallClock = { nowNs: () => { fakeNs += 1000n; stamps.push(fakeNs); return fakeNs; }, reanchor: () => undefined };
-  const ntp = await start('ntp: { listen: [127.0.0.1], localStratum: 10 }\n', clock);
+  return { clock: { nowNs: () => { fakeNs += 1000n; stamps.push(fakeNs); return fakeNs; }, reanchor: () => undefined }, stamps };
+}
+
+t.test('the shell stamps with the injected clock and drops what it must', async (t) => {
+  const { clock, stamps } = countingClock();
+  const ntp = await start('ntp: { listen: [127.0.0.1], localStratum: 10, stampCorrection: false }\n', clock);
   try {
     const port = portOf(ntp);
     stamps.length = 0;
@@ -92,6 +97,29 @@ t.test('the shell stamps with the injected clock and drops what it must', async 
     ]);
     t.equal(dropped.length, 0, 'modes 6, 7, 1, versions 0 and 5, short and garbage-trailed packets: no reply');
     t.match((ntp.status() as NtpStatus).counters, { 'dropped.mode': 3, 'dropped.version': 2, 'dropped.malformed': 2, replies: 1 });
+  } finally {
+    await ntp.stop();
+  }
+});
+
+t.test('with stamp correction on, the measured wake-up comes off the receive stamp and half a send onto the transmit stamp', async (t) => {
+  const { clock, stamps } = countingClock();
+  const ntp = await start('ntp: { listen: [127.0.0.1], localStratum: 10 }\n', clock);
+  try {
+    const measured = await waitFor(ntp, (s) => s.stampCorrection?.measuredAgoS !== null, 15_000);
+    const c = measured.stampCorrection!;
+    t.match(c, { probes: Number, problem: null }, 'a probe run ended');
+    t.ok(c.receiveUs >= 0 && c.receiveUs <= 250, `receive correction ${c.receiveUs} us within 0..250`);
+    t.ok(c.transmitUs >= 0 && c.transmitUs <= 25, `transmit correction ${c.transmitUs} us within 0..25`);
+    stamps.length = 0;
+    const [reply] = await exchange(portOf(ntp), [clientRequest()]);
+    const d = reply && decodeNtp(reply);
+    if (!d || !d.ok) { t.fail('reply decodes'); return; }
+    t.same(d.value.receiveTimestamp, timestampFromUnixNs(stamps[0]! - BigInt(Math.round(c.receiveUs * 1000))), 'receive = the first read less the receive correction');
+    // Other timers (the 1 s re-decision) may read the clock after the send: look for the read it came from.
+    const tx = d.value.transmitTimestamp;
+    const from = stamps.slice(1).find((s) => { const e = timestampFromUnixNs(s + BigInt(Math.round(c.transmitUs * 1000))); return e.seconds === tx.seconds && e.fraction === tx.fraction; });
+    t.ok(from !== undefined, 'transmit = a later read plus the transmit correction');
   } finally {
     await ntp.stop();
   }

@@ -1,0 +1,36 @@
+import t from 'tap';
+import { createSocket } from 'node:dgram';
+import { measureWake } from './wake-probe.js';
+import { estimateWake } from './wake.js';
+
+// A real probe run over loopback: the prober thread's probes reach our handler and each gives a
+// positive delay or is left out (the loop was busy before it); forged probes (wrong token, or the right length from another port) are not
+// counted; an aborted run ends early with what it has.
+
+t.test('a probe run measures every probe, and no forged one', async (t) => {
+  const forger = createSocket('udp4');
+  await new Promise<void>((resolve) => forger.bind(0, '127.0.0.1', resolve));
+  const forged = Buffer.alloc(24); // token-sized garbage + a stamp of 0: a huge delay if it counted
+  try {
+    const m = await measureWake({
+      count: 20, spacingMs: 5,
+      onBound: (port) => { for (let i = 0; i < 10; i++) forger.send(forged, port, '127.0.0.1'); },
+    });
+    t.equal(m.delaysNs.length + (m.busy ?? 0), 20, 'each probe counted or left out (busy loop, or the first: no interval before it), none of the 10 forged datagrams');
+    t.ok((m.busy ?? 0) >= 1, 'the first probe is left out');
+    t.ok(m.delaysNs.every((d) => d > 0 && d < 1e9), 'every delay positive and below 1 s');
+    t.equal(m.proberSendNs.length, 20, 'the prober reports its send time per probe');
+    t.ok(m.sendNs.length > 0 && m.sendNs.every((d) => d > 0), 'our own send times');
+    t.equal(estimateWake(m).samples, m.delaysNs.length);
+  } finally {
+    forger.close();
+  }
+});
+
+t.test('an aborted run ends at once with the probes it has', async (t) => {
+  const stop = new AbortController();
+  const run = measureWake({ count: 1000, spacingMs: 50, signal: stop.signal });
+  setTimeout(() => stop.abort(), 200);
+  const m = await run;
+  t.ok(m.delaysNs.length < 1000, `ended early with ${m.delaysNs.length} probes`);
+});

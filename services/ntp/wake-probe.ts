@@ -1,0 +1,96 @@
+import { createSocket, type RemoteInfo } from 'node:dgram';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { Worker } from 'node:worker_threads';
+import { performance, type EventLoopUtilization } from 'node:perf_hooks';
+import { literalLookup } from '../../lib/udp-lookup.js';
+import type { WakeMeasurement } from './wake.js';
+import type { ProberData, ProberMessage } from './wake-probe-worker.js';
+
+// Measures how late this event loop reads a datagram that arrives while it sleeps (the lateness of
+// an NTP receive stamp), and what our own send call costs (the earliness of a transmit stamp): a
+// short-lived thread (wake-probe-worker.ts) sends stamped probes over loopback to a socket of ours,
+// and the delay from its stamp to our handler's first statement is what a request's stamp pays.
+// Probes carry a random token and must come from the prober's loopback socket: nobody else can
+// feed the estimate. The thread exits when the run ends (a run takes about count x 1.5 x spacing).
+// Shell code; the arithmetic is in wake.ts.
+
+/**
+ * A probe counts only if the event loop was idle for most of the time since the previous one: a
+ * probe that queued behind other work (a request flood, start-up) measures that work, not the
+ * wake-up, and would overcorrect the quiet hours after it.
+ */
+export const PROBE_BUSY_MAX = 0.2;
+
+export interface WakeProbeOptions {
+  count?: number;
+  spacingMs?: number;
+  /** Ends the run early (the service stops). */
+  signal?: AbortSignal;
+  /** Tests: the probe socket's port, once bound (to send it forged probes). */
+  onBound?: (port: number) => void;
+}
+
+const SEND_SAMPLES = 32;
+
+/** One probe run; resolves with whatever was measured (fewer probes when the run timed out). */
+export async function measureWake(options: WakeProbeOptions = {}): Promise<WakeMeasurement> {
+  const count = options.count ?? 48;
+  const spacingMs = options.spacingMs ?? 20;
+  const token = randomBytes(16);
+  const delaysNs: number[] = [];
+  let busy = 0;
+  let lastElu: EventLoopUtilization | null = null;
+  let proberPort = -1;
+  const socket = createSocket({ type: 'udp4', lookup: literalLookup(4) });
+  socket.on('message', (msg: Buffer, rinfo: RemoteInfo) => {
+    const at = process.hrtime.bigint(); // first statement, as in the NTP handler
+    if (msg.length !== token.length + 8 || rinfo.address !== '127.0.0.1' || rinfo.port !== proberPort) return;
+    if (!timingSafeEqual(msg.subarray(0, token.length), token)) return;
+    const delay = at - msg.readBigUInt64BE(token.length);
+    const elu = performance.eventLoopUtilization();
+    const since = lastElu === null ? null : performance.eventLoopUtilization(elu, lastElu);
+    lastElu = elu;
+    if (since === null || since.utilization > PROBE_BUSY_MAX) { busy++; return; } // the first has no interval before it
+    if (delay >= 0n && delay < 1_000_000_000n) delaysNs.push(Number(delay));
+  });
+  socket.on('error', () => undefined);
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  options.onBound?.(socket.address().port);
+  try {
+    const sendNs = measureSends(socket);
+    const worker = new Worker(new URL('./wake-probe-worker.js', import.meta.url), {
+      workerData: { port: socket.address().port, token, count, spacingMs } satisfies ProberData,
+      // A small thread: no inherited loaders or flags (a test runner's hooks outgrow its heap).
+      execArgv: [],
+      resourceLimits: { maxOldGenerationSizeMb: 8, maxYoungGenerationSizeMb: 2 },
+    });
+    const report = await new Promise<number[] | null>((resolve) => {
+      const timer = setTimeout(() => resolve(null), count * spacingMs * 2 + 3000);
+      worker.on('message', (m: ProberMessage) => {
+        if (m.type === 'bound') { proberPort = m.port; return; }
+        clearTimeout(timer);
+        resolve(m.proberSendNs);
+      });
+      worker.once('error', () => { clearTimeout(timer); resolve(null); });
+      options.signal?.addEventListener('abort', () => { clearTimeout(timer); resolve(null); }, { once: true });
+      worker.once('exit', () => { clearTimeout(timer); resolve(null); });
+    });
+    await worker.terminate();
+    return { delaysNs, proberSendNs: report ?? [], sendNs, busy };
+  } finally {
+    socket.close();
+  }
+}
+
+/** What a 48-byte send call costs on this thread: stamp to return, to a sink nobody reads. */
+function measureSends(socket: ReturnType<typeof createSocket>): number[] {
+  const port = socket.address().port;
+  const reply = Buffer.alloc(48);
+  const out: number[] = [];
+  for (let i = 0; i < SEND_SAMPLES; i++) {
+    const t0 = process.hrtime.bigint();
+    socket.send(reply, port, '127.0.0.1');
+    out.push(Number(process.hrtime.bigint() - t0));
+  }
+  return out;
+}

@@ -20,28 +20,32 @@ if (parentPort !== null) {
   const probe = Buffer.alloc(token.length + 8);
   probe.set(token, 0);
   const proberSendNs: number[] = [];
-  let sent = 0;
-  const next = (): void => {
-    // Two sends to our own sink first: the probe's send then runs on a warm path (as a client's
-    // kernel does), and the second one's time is what this thread's send adds to a probe's delay.
+  // The prober sleeps in Atomics.wait between probes, not in its event loop: right after a send it
+  // gives up its CPU at once, as a client blocked in recv does, so our wake-up never waits for it.
+  const sleeper = new Int32Array(new SharedArrayBuffer(4));
+  const run = (): void => {
     const sinkPort = sink.address().port;
-    socket.send(probe, sinkPort, '127.0.0.1');
-    const t0 = process.hrtime.bigint();
-    socket.send(probe, sinkPort, '127.0.0.1');
-    proberSendNs.push(Number(process.hrtime.bigint() - t0));
-    const at = process.hrtime.bigint(); // read last: the probe's delay starts here
-    probe.writeBigUInt64BE(at, token.length);
-    socket.send(probe, port, '127.0.0.1');
-    if (++sent >= count) {
-      setTimeout(() => { parent.postMessage({ type: 'done', proberSendNs } satisfies ProberMessage); socket.close(); sink.close(); }, spacingMs);
-      return;
+    for (let sent = 0; sent < count; sent++) {
+      // Uneven spacing: never in step with the host's periodic timers (the Raft tick).
+      Atomics.wait(sleeper, 0, 0, spacingMs + Math.floor(Math.random() * spacingMs));
+      // Two sends to our own sink first: the probe's send then runs on a warm path (as a client's
+      // kernel does), and the second one's time is what this thread's send adds to a probe's delay.
+      socket.send(probe, sinkPort, '127.0.0.1');
+      const t0 = process.hrtime.bigint();
+      socket.send(probe, sinkPort, '127.0.0.1');
+      proberSendNs.push(Number(process.hrtime.bigint() - t0));
+      const at = process.hrtime.bigint(); // read last: the probe's delay starts here
+      probe.writeBigUInt64BE(at, token.length);
+      socket.send(probe, port, '127.0.0.1');
     }
-    // Uneven spacing: never in step with the host's periodic timers (the Raft tick).
-    setTimeout(next, spacingMs + Math.floor(Math.random() * spacingMs));
+    Atomics.wait(sleeper, 0, 0, spacingMs);
+    parent.postMessage({ type: 'done', proberSendNs } satisfies ProberMessage);
+    socket.close();
+    sink.close();
   };
   sink.bind(0, '127.0.0.1', () => socket.bind(0, '127.0.0.1', () => {
     // Our source port first: the main thread takes probes from that port only.
     parent.postMessage({ type: 'bound', port: socket.address().port } satisfies ProberMessage);
-    setTimeout(next, spacingMs);
+    setTimeout(run, spacingMs);
   }));
 }

@@ -101,6 +101,8 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
   const bootScan = setInterval(() => void bootFiles?.refresh(), BOOT_SCAN_MS);
   bootScan.unref();
   void bootFiles?.refresh();
+  // The ACKs this node sent, checked against the committed log after each leadership change.
+  const acks = new AckLedger();
   const localReport = (): LocalReport => {
     const s = state.status();
     const storage = s['storage'] as { fsyncP99Ms?: number | null } | undefined;
@@ -109,6 +111,7 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
       lastIndex: typeof s['lastIndex'] === 'number' ? s['lastIndex'] : null, walFsyncP99Ms: storage?.fsyncP99Ms ?? null, bootFiles: bootFiles?.digest() ?? null,
       dnsSerial: serviceField(running, 'dns', 'serial', 'number'), vipHeld: serviceField(running, 'vip', 'held', 'boolean'),
       stateHash: typeof s['stateHash'] === 'string' ? s['stateHash'] : null,
+      ackAudit: config.dhcp === undefined ? null : ((a) => ({ lostTotal: a.lostTotal, audits: a.audits, checked: a.lastAudit?.checked ?? null }))(acks.summary()),
     };
   };
   // Reports go to the other members over the cluster transport; a backend without a feed leaves the board empty.
@@ -122,8 +125,6 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
   };
   // Client-side probes of the VIP while a failover runs (nothing in steady state).
   const probes = startFailoverProbes({ config, state, clock, log: log.child({ service: 'vip' }), tracker, node: config.node.name });
-  // The ACKs this node sent, checked against the committed log after each leadership change.
-  const acks = new AckLedger();
   // On disk too, so a node killed with kill -9 audits what it ACKed once it rejoins.
   const journal = config.dhcp !== undefined && config.node.role !== 'witness' ? openAckJournal(join(config.node.stateDir, 'acks.jsonl'), acks.capacity, log) : null;
   if (journal !== null) acks.load(journal.records);

@@ -75,3 +75,16 @@ t.test('reports from before dnsSerial and vipHeld still decode; wrong types do n
   t.notOk(decodeReport(Buffer.from(JSON.stringify({ ...old, vipHeld: 'yes' }))).ok);
   t.notOk(decodeReport(Buffer.from(JSON.stringify({ ...old, dnsSerial: -1 }))).ok);
 });
+
+t.test('a member reports its ACK audit; reports from before it decode to null; wrong shapes do not decode', async (t) => {
+  const base = { ...local('lan-b'), sentWallMs: 1, echo: null };
+  const withAudit = decodeReport(encodeReport({ ...base, ackAudit: { lostTotal: 0, audits: 2, checked: 14 } }));
+  t.ok(withAudit.ok && withAudit.value.ackAudit?.checked === 14 && withAudit.value.ackAudit.lostTotal === 0);
+  const old = decodeReport(Buffer.from(JSON.stringify(base)));
+  t.ok(old.ok && old.value.ackAudit === null, 'absent: null');
+  for (const bad of [{ lostTotal: -1, audits: 0, checked: null }, { lostTotal: 0, audits: 1 }, 'zero', { lostTotal: 0, audits: 1, checked: 1.5 }]) {
+    t.notOk(decodeReport(Buffer.from(JSON.stringify({ ...base, ackAudit: bad }))).ok, `refused: ${JSON.stringify(bad)}`);
+  }
+  const rows = memberRows(['lan-a', 'lan-b'], local('lan-a', { ackAudit: { lostTotal: 0, audits: 0, checked: null } }), { 'lan-b': { report: withAudit.ok ? withAudit.value : base as never, receivedAt: 'x', lastContactMs: 10, clockOffsetMs: 0, offsetMethod: 'round-trip' } as never });
+  t.same(rows.map((r) => r.ackAudit), [{ lostTotal: 0, audits: 0, checked: null }, { lostTotal: 0, audits: 2, checked: 14 }]);
+});

@@ -32,7 +32,11 @@ export interface LocalReport {
   vipHeld?: boolean | null;
   /** SHA-256 of the replicated state at `appliedIndex` (fsm.hash()); equal on members at one index. Optional on the wire. */
   stateHash?: string | null;
+  /** Its ACK audit (cluster/ack-audit.ts): leases it ACKed found lost, audits run, ACKs its last audit checked (null: none yet). Null: no DHCP. Optional on the wire. */
+  ackAudit?: MemberAckAudit | null;
 }
+
+export interface MemberAckAudit { lostTotal: number; audits: number; checked: number | null }
 
 export interface MemberReport extends LocalReport {
   /** The sender's wall clock when it sent this report. */
@@ -122,11 +126,21 @@ export function decodeReport(bytes: Uint8Array): Decoded<MemberReport> {
   if (vipHeld === undefined) return failed('bad-field', 0, 'vipHeld');
   const stateHash = o['stateHash'] === undefined || o['stateHash'] === null ? null : isStr(o['stateHash'], 128) ? o['stateHash'] : undefined;
   if (stateHash === undefined) return failed('bad-field', 0, 'stateHash');
+  const ackAudit = decodeAckAudit(o['ackAudit']);
+  if (ackAudit === undefined) return failed('bad-field', 0, 'ackAudit');
   return decoded({
     node: o['node'], version: o['version'], configHash: o['configHash'], role: o['role'], leader: o['leader'] as string | null,
     term: o['term'] as number, commitIndex: o['commitIndex'] as number, appliedIndex: o['appliedIndex'] as number, lastIndex: o['lastIndex'] as number | null,
-    walFsyncP99Ms: o['walFsyncP99Ms'] as number | null, bootFiles, dnsSerial, vipHeld, stateHash, sentWallMs: o['sentWallMs'], echo,
+    walFsyncP99Ms: o['walFsyncP99Ms'] as number | null, bootFiles, dnsSerial, vipHeld, stateHash, ackAudit, sentWallMs: o['sentWallMs'], echo,
   });
+}
+
+function decodeAckAudit(v: unknown): MemberAckAudit | null | undefined {
+  if (v === null || v === undefined) return null;
+  if (typeof v !== 'object') return undefined;
+  const a = v as { lostTotal?: unknown; audits?: unknown; checked?: unknown };
+  if (!isInt(a.lostTotal) || !isInt(a.audits) || !(a.checked === null || isInt(a.checked))) return undefined;
+  return { lostTotal: a.lostTotal, audits: a.audits, checked: a.checked };
 }
 
 function decodeBootFiles(v: unknown): BootFilesDigest | null | undefined {
@@ -247,6 +261,8 @@ export interface MemberRow {
   walFsyncP99Ms: number | null;
   dnsSerial: number | null;
   vipHeld: boolean | null;
+  /** Its ACK audit as it reports it (null: no DHCP there, or a version without it). */
+  ackAudit: MemberAckAudit | null;
   /**
    * Its replicated state against this member's: true/false when both report a state hash at the same
    * applied index (equal/different), null when they stand at different indexes or a hash is missing.
@@ -263,18 +279,18 @@ export function memberRows(names: readonly string[], local: LocalReport, views: 
       return {
         name, local: true, reported: true, role: local.role, leader: local.leader, term: local.term, commitIndex: local.commitIndex, appliedIndex: local.appliedIndex,
         lagEntries: Math.max(0, top - local.appliedIndex), lastContactMs: 0, clockOffsetMs: 0, offsetMethod: null, version: local.version, configHash: local.configHash, walFsyncP99Ms: local.walFsyncP99Ms,
-        dnsSerial: local.dnsSerial ?? null, vipHeld: local.vipHeld ?? null, sameState: null,
+        dnsSerial: local.dnsSerial ?? null, vipHeld: local.vipHeld ?? null, ackAudit: local.ackAudit ?? null, sameState: null,
       };
     }
     const v = views[name];
     if (v === undefined) {
-      return { name, local: false, reported: false, role: null, leader: null, term: null, commitIndex: null, appliedIndex: null, lagEntries: null, lastContactMs: null, clockOffsetMs: null, offsetMethod: null, version: null, configHash: null, walFsyncP99Ms: null, dnsSerial: null, vipHeld: null, sameState: null };
+      return { name, local: false, reported: false, role: null, leader: null, term: null, commitIndex: null, appliedIndex: null, lagEntries: null, lastContactMs: null, clockOffsetMs: null, offsetMethod: null, version: null, configHash: null, walFsyncP99Ms: null, dnsSerial: null, vipHeld: null, ackAudit: null, sameState: null };
     }
     const r = v.report;
     return {
       name, local: false, reported: true, role: r.role, leader: r.leader, term: r.term, commitIndex: r.commitIndex, appliedIndex: r.appliedIndex,
       lagEntries: Math.max(0, top - r.appliedIndex), lastContactMs: v.lastContactMs, clockOffsetMs: v.clockOffsetMs, offsetMethod: v.offsetMethod,
-      version: r.version, configHash: r.configHash, walFsyncP99Ms: r.walFsyncP99Ms, dnsSerial: r.dnsSerial ?? null, vipHeld: r.vipHeld ?? null,
+      version: r.version, configHash: r.configHash, walFsyncP99Ms: r.walFsyncP99Ms, dnsSerial: r.dnsSerial ?? null, vipHeld: r.vipHeld ?? null, ackAudit: r.ackAudit ?? null,
       sameState: r.stateHash == null || local.stateHash == null || r.appliedIndex !== local.appliedIndex ? null : r.stateHash === local.stateHash,
     };
   });

@@ -153,7 +153,7 @@ function memberCards(o: OpsContext, s: StatusBody): MemberCard[] {
     return {
       name: m.name, kind, local: r.local, address: m.address || null, role: r.role, term: r.term, commitIndex: r.commitIndex, appliedIndex: r.appliedIndex, lagEntries: r.lagEntries,
       lastContact: r.local ? 'this node' : `${((r.lastContactMs ?? 0) / 1000).toFixed(1)} s ago`,
-      clockOffsetMs: r.clockOffsetMs, version: r.version, configHash: r.configHash, sameState: r.sameState, missing: [],
+      clockOffsetMs: r.clockOffsetMs, version: r.version, configHash: r.configHash, sameState: r.sameState, ackAudit: r.ackAudit, missing: [],
     };
   });
 }

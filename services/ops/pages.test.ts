@@ -53,7 +53,7 @@ t.test('the status page escapes member, event and finding text', async (t) => {
   const d: HomeData = {
     node: 'lan-a', version: '0.1.0', uptimeSeconds: 5, mode: 'cluster', role: 'leader', leader: 'lan-a', term: 3, quorum: true, witness: 'w',
     members: [{ name: 'lan-a', kind: 'voter', local: true, address: '10.0.0.2', role: 'leader', term: 3, commitIndex: 9, appliedIndex: 9, lagEntries: 0, lastContact: 'this node', clockOffsetMs: 0, version: '0.1.0', configHash: 'abcdef0123456789', missing: [] },
-      { name: 'lan-b', kind: 'voter', local: false, address: '10.0.0.3', role: 'follower', term: null, commitIndex: 7, appliedIndex: null, lagEntries: 2, lastContact: null, clockOffsetMs: null, version: null, configHash: null, missing: ['term', 'version'] }],
+      { name: 'lan-b', kind: 'voter', local: false, address: '10.0.0.3', role: 'follower', term: null, commitIndex: 7, appliedIndex: null, lagEntries: 2, lastContact: null, clockOffsetMs: null, version: null, configHash: null, ackAudit: { lostTotal: 0, audits: 1, checked: 14 }, missing: ['term', 'version'] }],
     vip: { address: '10.0.0.1/24', held: true, holder: 'lan-a', since: '2026-01-01T00:00:00.000Z' }, lastFailover: null,
     services: [{ name: 'dhcp', listening: ['udp 0.0.0.0:67'], summary: HOSTILE[0]! }],
     findings: [{ id: 'x', severity: 'error', evidence: HOSTILE[1]!, fix: HOSTILE[0]! }],
@@ -64,6 +64,8 @@ t.test('the status page escapes member, event and finding text', async (t) => {
   assertInert(t, page);
   t.match(page, 'data-testid="member-lan-a-commit">9<');
   t.match(page, 'data-testid="member-lan-b-lag">2<');
+  t.match(page, 'data-testid="member-lan-b-acked-lost">0 (its last audit checked 14 ACKs)<', 'each member\'s own ACK audit, as it reports it');
+  t.notMatch(page, 'member-lan-a-acked-lost', 'not shown for a member that reports none');
   t.match(page, 'Not known here: term, version.');
   t.match(page, 'data-testid="vip-holder">lan-a<');
   t.match(page, '(1m0s ago)');
@@ -81,7 +83,7 @@ t.test('the status page escapes member, event and finding text', async (t) => {
   t.match(probed, 'data-testid="failover-gap-tftp-transfer">110 ms<');
   t.match(probed, 'data-testid="failover-gap-ntp-transfer-method">derived<', 'NTP not probed here: derived, and says so');
   t.match(probed, 'data-testid="failover-gap-dhcp-transfer-method">derived<');
-  t.notMatch(after, 'acked-lost', 'no ACK audit line without the audit');
+  t.notMatch(after, 'data-testid="acked-lost"', 'no ACK audit line without the audit');
   const audited = renderHome({ ...d, ackAudit: { recorded: 3, capacity: 4096, audits: 1, lostTotal: 0, lost: [], due: false, lastAudit: { at: '2026-01-01T00:00:31.000Z', leader: 'lan-b', term: 4, checked: 3, kept: 2, superseded: 1, lost: 0, pending: 0, unknown: 0, newlyLost: 0 } } }, 0);
   t.match(audited, /data-testid="acked-lost"><span class="badge ok">0</);
   t.match(audited, 'under leader lan-b, term 4: 3 ACKs checked, 2 in the committed log, 1 superseded by a later command');

@@ -6,6 +6,7 @@ import type { Finding } from './doctor.js';
 import type { OpsEvent, FailoverRecord, ProtocolGap } from './tracker.js';
 import { formatDuration } from '../../lib/table.js';
 import { describeAckAudit, type AckAuditSummary } from '../../cluster/ack-audit.js';
+import type { MemberAckAudit } from '../../cluster/member-status.js';
 
 // Server-rendered pages: pure functions from the control API's JSON (what `lanctl ... --json`
 // prints) to HTML strings. No JavaScript; every value goes through `html` (escaped); values a test
@@ -27,6 +28,8 @@ export interface MemberCard {
   configHash: string | null;
   /** Its replicated state against this node's at one applied index (null: not comparable now). */
   sameState?: boolean | null;
+  /** Its ACK audit as it reports it (absent or null: no DHCP there, or not reported). */
+  ackAudit?: MemberAckAudit | null;
   /** What this node cannot say about the member, in words. */
   missing: string[];
 }
@@ -89,6 +92,7 @@ ${row('role', 'role', m.role)}${row('address', 'address', m.address)}${row('term
 ${row('applied index', 'applied', m.appliedIndex)}${row('lag (entries)', 'lag', m.lagEntries)}${row('last contact', 'contact', m.lastContact)}
 ${row('clock offset', 'offset', m.clockOffsetMs === null ? null : `${m.clockOffsetMs >= 0 ? '+' : ''}${m.clockOffsetMs.toFixed(3)} ms`)}
 ${row('version', 'version', m.version)}${row('config hash', 'config', m.configHash === null ? null : m.configHash.slice(0, 12))}
+${m.ackAudit == null ? '' : row('ACKed leases lost', 'acked-lost', `${m.ackAudit.lostTotal} (${m.ackAudit.checked === null ? 'no audit yet' : `its last audit checked ${m.ackAudit.checked} ACK${m.ackAudit.checked === 1 ? '' : 's'}`})`)}
 ${m.local ? '' : row('state', 'state', m.sameState === true ? 'same as this node (same applied index, same state hash)' : m.sameState === false ? 'DIFFERS from this node at the same applied index' : 'not compared now (another applied index)')}</dl>
 ${m.missing.length === 0 ? '' : html`<p class="muted" data-testid="${id}-missing">Not known here: ${m.missing.join(', ')}.</p>`}</section>`;
 }

@@ -116,6 +116,13 @@ dhcp:
   t.match(metrics, /^lanha_dhcp_acked_leases_lost_total 0$/m);
   t.match(metrics, new RegExp(`^lanha_dhcp_ack_audits_total ${after.audits}$`, 'm'));
 
+  // The new leader's page shows the old leader's audit, as the old leader reports it over the cluster.
+  let card = '';
+  for (let i = 0; i < 50 && !card.startsWith('0 (its last audit'); i++) {
+    card = new RegExp(`data-testid="member-${leader}-acked-lost">([^<]*)<`).exec(await get(httpPorts[other], '/'))?.[1] ?? '';
+    if (!card.startsWith('0 (its last audit')) await new Promise((r) => setTimeout(r, 200));
+  }
+  t.equal(card, `0 (its last audit checked ${before.recorded} ACK${before.recorded === 1 ? '' : 's'})`, `${other}'s page shows ${leader}'s audit`);
   const fresh = await audit(daemons.get(other)!);
   t.equal(fresh.lostTotal, 0, `${other} (leading now) lost none of its own ACKs either`);
 });

@@ -39,7 +39,7 @@ t.test('status pages in Chromium', async (t) => {
   const txt = await runLanctl(['records', 'set', 'evil.rack.lan', 'TXT', '"<script>alert(2)</script>"', ...sock]);
   t.equal(txt.code, 0, txt.stderr);
   const base = `http://127.0.0.1:${httpPort}`;
-  const status = JSON.parse((await runLanctl(['status', '--json', ...sock])).stdout) as { node: string; version: string; configHash: string; cluster: { term: number; commitIndex: number; role: string } };
+  const status = JSON.parse((await runLanctl(['status', '--json', ...sock])).stdout) as { node: string; version: string; configHash: string; cluster: { term: number; commitIndex: number; role: string }; ackAudit: { lostTotal: number; recorded: number } };
   const leases = JSON.parse((await runLanctl(['leases', '--json', ...sock])).stdout) as Array<{ ip: string; hostname: string | null; index: number; ackedBy: string | null }>;
   mkdirSync(OUT, { recursive: true });
 
@@ -83,6 +83,8 @@ t.test('status pages in Chromium', async (t) => {
     t.equal(await text(`member-${status.node}-commit`), String(status.cluster.commitIndex));
     t.equal(await text(`member-${status.node}-config`), status.configHash.slice(0, 12));
     t.equal(await text('quorum'), 'yes');
+    t.equal(await text('acked-lost'), String(status.ackAudit.lostTotal), 'ACKed leases lost, as lanctl status --json says');
+    t.match(await text('acked-audit'), `ACKed leases lost: ${status.ackAudit.lostTotal} (no audit yet: ${status.ackAudit.recorded} ACKs recorded`);
     await page.screenshot({ path: join(OUT, 'status-1280.png'), fullPage: false });
   });
 

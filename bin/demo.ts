@@ -12,6 +12,7 @@ import { dhcpProbe } from '../services/dhcp/probe.js';
 import { startDaemon, type Daemon } from './daemon.js';
 import { which } from '../lib/netns.js';
 import { dnsQuery, ntpQuery, tftpGet } from './demo-probes.js';
+import { describeAckAudit, type AckAuditSummary } from '../cluster/ack-audit.js';
 import type { CliIo } from './cli.js';
 
 // `lanctl demo` without root: one lanha node on loopback and high ports, exercised by built-in
@@ -190,7 +191,14 @@ export async function runLoopbackDemo(o: DemoOptions, io: CliIo, signal: AbortSi
       const kept = [reserved.acked, laptop.acked].filter((ip) => daemon!.state.fsm.lease(parseIpv4(ip)!)?.state === 'bound');
       const lost = 2 - kept.length;
       if (lost !== 0) throw new Error(`ACKed leases lost: ${lost}`);
-      return { value: null, detail: 'ACKed leases lost: 0' };
+      // The daemon's own check: its journal of the ACKs it sent, against the log after the restart.
+      let audit: AckAuditSummary | undefined;
+      for (const deadline = performance.now() + 10_000; audit?.lastAudit == null && performance.now() < deadline; await new Promise((r) => setTimeout(r, 100))) {
+        audit = ((await daemon!.control.read('/v1/status')).body as { ackAudit?: AckAuditSummary }).ackAudit;
+      }
+      if (audit?.lastAudit == null) throw new Error('the daemon did not audit its ACKs after the restart');
+      if (audit.lostTotal !== 0) throw new Error(describeAckAudit(audit));
+      return { value: null, detail: `ACKed leases lost: 0; the daemon's audit: ${audit.lastAudit.checked} ACKs checked against the log after the restart, ${audit.lostTotal} lost` };
     });
     await say.run('doctor', async () => {
       const r = await daemon!.control.read('/v1/doctor');

@@ -91,7 +91,7 @@ async function main(): Promise<number> {
         // ACKs that stated less than the lease time: sent seconds after their log time (services/dhcp/README.md).
         const short = fl.acks().filter((a) => a.at >= fromWall && a.leaseS < LEASE_S);
         outcomes.set(fault.name, [...(outcomes.get(fault.name) ?? []), o]);
-        process.stdout.write(`round ${round} ${fault.name}: ${PROTOCOLS.map((p) => `${p} ${o.gaps[p]} ms`).join(', ')}, vip (echo) ${o.echoGapMs} ms; two holders ${o.twoHolderMs} ms; lost ${o.lostAcked.length}; duplicates ${o.duplicates.length}; converged ${o.converged}; ACKs shortened ${short.length}\n`);
+        process.stdout.write(`round ${round} ${fault.name}: ${PROTOCOLS.map((p) => `${p} ${o.gaps[p]} ms`).join(', ')}, vip (echo) ${o.echoGapMs} ms; two holders ${o.twoHolderMs} ms; lost ${o.lostAcked.length} (daemons' audits: ${o.audits.map((a) => `${a.server} ${a.lost} of ${a.checked ?? '-'}`).join(', ')}); duplicates ${o.duplicates.length}; converged ${o.converged}; ACKs shortened ${short.length}\n`);
         // What a checker found, so a failing round can be looked into without rerunning it.
         for (const line of [...o.lostAcked.map((l) => `lost: ${l}`), ...o.duplicates.map((l) => `duplicate: ${l}`), ...short.map((a) => `shortened: ${a.client} ${a.ip} ${a.leaseS} s at ${a.at}`)]) process.stdout.write(`  ${line}\n`);
         if (o.lostAcked.length > 0 || o.duplicates.length > 0 || short.length > 0) {
@@ -168,6 +168,7 @@ function report(outcomes: Map<string, FaultOutcome[]>, kaOutcomes: Map<string, K
   result('failover.two_holder_ms.all_faults', sum(all.map((o) => o.twoHolderMs)), { na: 'keepalived runs only the faults that mean something for it (failover.two_holder_ms has those)' }, 'ms');
   const noLeases = { na: 'keepalived has no DHCP server and no replicated lease state' };
   result('failover.lost_acked', sum(all.map((o) => o.lostAcked.length)), noLeases, 'leases');
+  result('failover.audit_lost_acked', Math.max(0, ...all.flatMap((o) => o.audits.map((a) => a.lost))), noLeases, 'leases');
   result('failover.duplicates', sum(all.map((o) => o.duplicates.length)), noLeases, 'leases');
   result('failover.unconverged', all.filter((o) => !o.converged).length, { na: 'keepalived has no replicated state to converge' }, 'rounds');
 }

@@ -28,6 +28,7 @@ t.test('failover fault suite, one round per fault', async (t) => {
         const o = await fl.runFault(fault.name, (roles) => fault.inject(fl, roles));
         t.comment(`${fault.name}: gap ms ${Object.entries(o.gaps).map(([p, v]) => `${p}=${v}`).join(' ')}; two holders ${o.twoHolderMs} ms${o.expired.length > 0 ? `; leases that ran out unrenewed: ${o.expired.join(' ')}` : ''}`);
         t.same(o.lostAcked, [], `${fault.name}: no ACKed lease lost`);
+        t.same(o.audits.filter((a) => a.lost !== 0), [], `${fault.name}: each server's own ACK audit finds none lost (${o.audits.map((a) => `${a.server} checked ${a.checked ?? 'none yet'}`).join(', ')})`);
         t.same(o.duplicates, [], `${fault.name}: no address ACKed to two MACs`);
         t.equal(o.twoHolderMs, 0, `${fault.name}: never two VIP holders`);
         t.same(o.unresolved, [], `${fault.name}: every lease name resolves on both servers`);

@@ -49,6 +49,8 @@ export interface FaultOutcome {
   gaps: Record<Protocol, number>;
   twoHolderMs: number;
   lostAcked: string[];
+  /** What each server's own ACK audit says (cluster/ack-audit.ts): ACKs checked in its last audit, lost since it started. */
+  audits: Array<{ server: string; checked: number | null; lost: number }>;
   duplicates: string[];
   unresolved: string[];
   converged: boolean;
@@ -295,6 +297,17 @@ exit 0
     return lost;
   }
 
+  /** Each server's own ACK audit, as its status reports it (a server that does not answer: lost -1). */
+  async audits(): Promise<FaultOutcome['audits']> {
+    const out: FaultOutcome['audits'] = [];
+    for (const server of this.c.servers) {
+      const reply = await callDaemon(server.socket, 'GET', '/v1/status', undefined, 5000).catch(() => null);
+      const a = (reply?.body as { ackAudit?: { lostTotal: number; lastAudit: { checked: number } | null } } | undefined)?.ackAudit;
+      out.push({ server: server.name, checked: a?.lastAudit?.checked ?? null, lost: a?.lostTotal ?? -1 });
+    }
+    return out;
+  }
+
   /** The latest ACK of each client whose lease still runs (2 s of slack). */
   #latestLive(): Map<string, Ack> {
     const latest = new Map<string, Ack>();
@@ -368,6 +381,7 @@ exit 0
       gaps: this.gaps(fromMono, toMono),
       twoHolderMs: this.twoHolderMs(fromPerf, toPerf),
       lostAcked: await this.lostAcked(),
+      audits: await this.audits(),
       duplicates: this.duplicates(),
       unresolved: await this.unresolved(),
       converged: conv.ok,

@@ -125,6 +125,45 @@ t.test('etcd backend faults', async (t) => {
     await a.close();
   });
 
+  await t.test('lanctl failover --to NODE with three servers on one site: the named one wins, every time', async (t) => {
+    n++;
+    const ids = ['rack1-a', 'rack2-a', 'rack3-a'];
+    const logs = new Map<string, EtcdStateLog>();
+    for (const id of ids) logs.set(id, await open(id));
+    const leader = (): string | null => [...logs].find(([, l]) => l.isLeader())?.[0] ?? null;
+    await until('a leader', () => leader() !== null);
+    const holders = new Set<string>();
+    const watcher = setInterval(() => { const h = leader(); if (h !== null) holders.add(h); }, 5);
+    try {
+      // Odd rounds name the member two places on from the holder (never simply "the next one"); even
+      // rounds hand it straight back to the previous holder, which has just resigned and would
+      // otherwise stay out of the election for two TTLs (the third server would win).
+      let previous = '';
+      for (let round = 0; round < 6; round++) {
+        const from = leader()!;
+        const to = round % 2 === 1 ? previous : ids[(ids.indexOf(from) + (round % 4 === 0 ? 2 : 1)) % ids.length]!;
+        previous = from;
+        holders.clear();
+        t.ok(logs.get(from)!.transferLeadership(to), `round ${round + 1}: ${from} hands over to ${to}`);
+        await until(`${to} leads`, () => leader() === to, 10_000);
+        await new Promise((r) => setTimeout(r, 300)); // anyone else winning meanwhile would show here
+        t.same([...holders].filter((h) => h !== from && h !== to), [], 'no other server led in between');
+        t.equal(leader(), to, `${to} leads`);
+        await logs.get(to)!.propose(grant(700 + round));
+      }
+      // A named node that never takes over only delays the others: the handoff key runs out.
+      const from = leader()!;
+      logs.get(from)!.transferLeadership('rack9-gone');
+      await until('the handoff is seen', () => [...logs.values()].every((l) => (l.status()['etcd'] as { handoff: string | null }).handoff === 'rack9-gone'), 5000);
+      t.equal(leader(), null, 'while it names a node that is not running, nobody leads');
+      await until('a server leads once the handoff expired', () => leader() !== null, 10_000);
+      t.ok([...logs.values()].every((l) => (l.status()['etcd'] as { handoff: string | null }).handoff === null), `${leader()} leads; the handoff key is gone`);
+    } finally {
+      clearInterval(watcher);
+      for (const l of logs.values()) await l.close();
+    }
+  });
+
   await t.test('two sites (cluster ids) share one etcd and stay separate', async (t) => {
     n++;
     const site1 = await open('lan-a');

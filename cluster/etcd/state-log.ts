@@ -25,6 +25,10 @@ import { EtcdClient, EtcdError, isAuthError, prefixEnd, type Compare, type Endpo
 //                         key's mod revision with the one the proposer had applied, so a command
 //                         decided on an address that someone else's command changed meanwhile fails
 //                         (ConflictError, nothing written): never two clients ACKed one address
+//   P handoff             during a planned failover (`lanctl failover --to NODE`): NODE's name, on a
+//                         lease of two TTLs, written by the resigning holder in the txn that deletes
+//                         P leader; while it lives only NODE campaigns (its campaign txn deletes it),
+//                         so with several servers the named one wins; a dead NODE only delays the rest
 //   P snapshot            gzip'd Fsm snapshot at some revision; log keys up to it are then deleted
 //
 // Every member applies log keys to the same fsm.ts in etcd revision order (the revision is the
@@ -99,7 +103,7 @@ export class EtcdStateLog implements StateLog {
   readonly fsm = new Fsm();
   #o: EtcdStateLogOptions;
   #client: EtcdClient;
-  #p: { leader: string; log: string; addr: string; snapshot: string; end: string };
+  #p: { leader: string; handoff: string; log: string; addr: string; snapshot: string; end: string };
   #logClock: LogClock;
   #limiter = new LogLimiter();
   #closed = false;
@@ -126,6 +130,8 @@ export class EtcdStateLog implements StateLog {
   #epoch: number | null = null;
   #seq = 0;
   #holdOffUntil = 0;
+  /** The node a planned failover named (P handoff), while that key lives. */
+  #handoff: string | null = null;
   #behindSince: number | null = null;
   #wasLeading = false;
   #pending = new Map<string, Pending>();
@@ -149,7 +155,7 @@ export class EtcdStateLog implements StateLog {
   private constructor(o: EtcdStateLogOptions) {
     this.#o = o;
     this.#client = o.client;
-    this.#p = { leader: `${o.prefix}leader`, log: `${o.prefix}log/`, addr: `${o.prefix}addr/`, snapshot: `${o.prefix}snapshot`, end: prefixEnd(o.prefix) };
+    this.#p = { leader: `${o.prefix}leader`, handoff: `${o.prefix}handoff`, log: `${o.prefix}log/`, addr: `${o.prefix}addr/`, snapshot: `${o.prefix}snapshot`, end: prefixEnd(o.prefix) };
     this.#logClock = new LogClock(o.clock, o.log, 'etcd.clock_jump');
   }
 
@@ -366,6 +372,7 @@ export class EtcdStateLog implements StateLog {
         prefix: this.#o.prefix,
         revision: this.#revision,
         holder: this.#holder === null ? null : { name: this.#holder.name, epoch: this.#holder.epoch, self: this.#holder.name === self },
+        handoff: this.#handoff,
         leaseTtlS: this.#lease?.ttlS ?? Math.round(this.#o.leaseTtlMs / 1000),
         lastError: this.#lastError,
         watch: {
@@ -387,17 +394,17 @@ export class EtcdStateLog implements StateLog {
   }
 
   /**
-   * Planned failover: give the election up (delete our key, revoke the lease) and stay out of it
-   * for resignHoldOffMs so another server wins. etcd elections cannot name the winner: `to` is
-   * whoever campaigns next (with two LAN servers, the other one).
+   * Planned failover: give the election up (delete our key, revoke the lease), naming `to` in
+   * P handoff so that only it campaigns (the others wait until it wins or the key's two-TTL lease
+   * runs out), and stay out of it ourselves for resignHoldOffMs.
    */
-  transferLeadership(_to: string): boolean {
+  transferLeadership(to: string): boolean {
     const epoch = this.#epoch;
     if (epoch === null) return false;
     this.#holdOffUntil = this.#o.clock.monotonicMs() + (this.#o.resignHoldOffMs ?? 2 * this.#o.leaseTtlMs);
     this.#epoch = null;
     this.#deadline = 0;
-    void this.#resign(epoch);
+    void this.#resign(epoch, to);
     return true;
   }
 
@@ -441,6 +448,7 @@ export class EtcdStateLog implements StateLog {
     this.#addrRev.clear();
     const events = r.kvs.filter((kv) => kv.key !== this.#p.snapshot).sort((a, b) => a.modRevision - b.modRevision).map((kv): WatchEvent => ({ type: 'put', kv }));
     this.#holder = null;
+    this.#handoff = null;
     this.#onEvents(events, r.revision);
   }
 
@@ -505,19 +513,24 @@ export class EtcdStateLog implements StateLog {
     try {
       const seen = this.#revision;
       const upTo = this.#checkedRevision;
+      let current = true;
       if (upTo > seen) {
         const r = await this.#client.range(this.#o.prefix, { rangeEnd: this.#p.end, keysOnly: true, limit: 1, minModRevision: seen + 1, maxModRevision: upTo });
         this.#checkedRevision = Math.max(this.#checkedRevision, r.revision);
         const missed = r.kvs[0];
-        if (missed !== undefined && this.#revision === seen && !this.#closed) {
-          this.#onStale(seen, missed.modRevision, upTo);
-          return;
+        if (missed !== undefined) {
+          if (this.#revision === seen && !this.#closed) {
+            this.#onStale(seen, missed.modRevision, upTo);
+            return;
+          }
+          current = false; // the watch moved on meanwhile: judged at the next check
         }
       } else {
         const r = await this.#client.range(this.#p.leader, { keysOnly: true });
         this.#checkedRevision = Math.max(this.#checkedRevision, r.revision);
       }
-      if (this.#stale !== null && this.#revision >= this.#stale.upTo) {
+      // Nothing under the prefix the watch should have shown is missing here: current again.
+      if (current && this.#stale !== null) {
         this.#o.log.info({ event: 'etcd.watch_resumed', revision: this.#revision, endpoint: this.#watchEndpoint, staleMs: Math.round(this.#o.clock.monotonicMs() - this.#stale.sinceMs) },
           `the watch is current again at revision ${this.#revision} (through ${this.#watchEndpoint})`);
         this.#stale = null;
@@ -557,6 +570,10 @@ export class EtcdStateLog implements StateLog {
       return;
     }
     if (key === this.#p.snapshot) return; // read only when (re)loading
+    if (key === this.#p.handoff) {
+      this.#handoff = e.type === 'delete' ? null : Buffer.from(e.kv.value).toString('utf8');
+      return;
+    }
     if (key.startsWith(this.#p.addr)) {
       if (e.type === 'delete') this.#addrRev.delete(key);
       else this.#addrRev.set(key, e.kv.modRevision);
@@ -646,7 +663,9 @@ export class EtcdStateLog implements StateLog {
       const now = this.#o.clock.monotonicMs();
       try {
         await this.#keepAlive();
-        if (this.#epoch === null && this.#holder === null && now >= this.#holdOffUntil) await this.#campaign();
+        // A planned failover named someone: only that node campaigns (its own hold-off aside).
+        const named = this.#handoff === this.#o.id;
+        if (this.#epoch === null && this.#holder === null && (named || (this.#handoff === null && now >= this.#holdOffUntil))) await this.#campaign();
         else if (this.#epoch === null && this.#holder !== null && this.#holder.name === this.#o.id && this.#holder.lease === this.#lease?.id) {
           this.#epoch = this.#holder.epoch; // we won, but the answer was lost
         }
@@ -713,9 +732,15 @@ export class EtcdStateLog implements StateLog {
     if (lease === null) return;
     this.#stats.campaigns++;
     const candidateAt = this.#o.clock.monotonicMs();
+    // The handoff as etcd holds it must match our view: absent, or naming us (then it goes with the win).
+    const self = new TextEncoder().encode(this.#o.id);
+    const named = this.#handoff === this.#o.id;
     const r = await this.#client.txn(
-      [{ key: this.#p.leader, target: 'CREATE', result: 'EQUAL', createRevision: 0 }],
-      [{ put: { key: this.#p.leader, value: new TextEncoder().encode(this.#o.id), lease: lease.id } }],
+      [
+        { key: this.#p.leader, target: 'CREATE', result: 'EQUAL', createRevision: 0 },
+        named ? { key: this.#p.handoff, target: 'VALUE', result: 'EQUAL', value: self } : { key: this.#p.handoff, target: 'CREATE', result: 'EQUAL', createRevision: 0 },
+      ],
+      [{ put: { key: this.#p.leader, value: self, lease: lease.id } }, ...(named ? [{ deleteRange: { key: this.#p.handoff } }] : [])],
       [{ range: { key: this.#p.leader } }],
     );
     if (!r.succeeded) {
@@ -730,15 +755,20 @@ export class EtcdStateLog implements StateLog {
     this.#o.log.info({ event: 'etcd.elected', epoch: r.revision, lease: lease.id }, `elected lanha leader in etcd (epoch ${r.revision}); serving once the state up to it is applied`);
   }
 
-  async #resign(epoch: number): Promise<void> {
+  async #resign(epoch: number, to: string | null = null): Promise<void> {
     const lease = this.#lease;
     try {
-      await this.#client.txn([{ key: this.#p.leader, target: 'CREATE', result: 'EQUAL', createRevision: epoch }], [{ deleteRange: { key: this.#p.leader } }]);
+      const handoff: TxnOp[] = [];
+      if (to !== null) {
+        const expiry = await this.#client.leaseGrant(Math.max(1, Math.ceil((2 * this.#o.leaseTtlMs) / 1000)));
+        handoff.push({ put: { key: this.#p.handoff, value: new TextEncoder().encode(to), lease: expiry.id } });
+      }
+      await this.#client.txn([{ key: this.#p.leader, target: 'CREATE', result: 'EQUAL', createRevision: epoch }], [{ deleteRange: { key: this.#p.leader } }, ...handoff]);
       if (lease !== null) {
         this.#lease = null;
         await this.#client.leaseRevoke(lease.id);
       }
-      this.#o.log.info({ event: 'etcd.resigned', epoch }, 'resigned the lanha leadership in etcd');
+      this.#o.log.info({ event: 'etcd.resigned', epoch, to }, `resigned the lanha leadership in etcd${to === null ? '' : `, naming ${to} to take it`}`);
     } catch (error) {
       this.#noteError(error); // the lease runs out by itself within its TTL
     }

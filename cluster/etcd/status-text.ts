@@ -22,6 +22,7 @@ export interface EtcdStatusBody {
     reloads: number;
     watch?: { endpoint: string; stale: boolean; staleForMs: number; lastStall: { at: string; endpoint: string; appliedRevision: number; missedRevision: number } | null };
     staleWatches?: number;
+    handoff?: string | null;
   };
 }
 
@@ -35,6 +36,7 @@ export function formatEtcdStatus(c: EtcdStatusBody): string {
   ];
   if (e.skipped > 0 || e.foreign > 0) lines.push(`skipped under the prefix: ${e.skipped} undecodable entries, ${e.foreign} keys lanha did not write`);
   if (e.reloads > 0) lines.push(`reloaded from a snapshot ${e.reloads} time(s) (fell behind etcd's compaction)`);
+  if (e.handoff) lines.push(`planned failover: only ${e.handoff} may take the election until it does (or the handoff key expires)`);
   const w = e.watch;
   if (w?.stale) lines.push(`watch STALE for ${Math.round(w.staleForMs / 100) / 10} s: the state here lags etcd (the watch through ${w.lastStall?.endpoint ?? w.endpoint} stopped delivering); ${w.lastStall !== null && w.endpoint !== w.lastStall.endpoint ? `following again through ${w.endpoint}` : 'restarting the watch on another endpoint'}`);
   else if (w?.lastStall) lines.push(`watch current through ${w.endpoint}; it stalled ${e.staleWatches ?? 1} time(s), last at ${w.lastStall.at} through ${w.lastStall.endpoint} (at revision ${w.lastStall.appliedRevision}, etcd had ${w.lastStall.missedRevision})`);

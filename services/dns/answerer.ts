@@ -11,6 +11,7 @@ import { handleQuery, prebuiltAnswer, type Transport } from './handler.js';
 import { ResponseRateLimiter } from './rrl.js';
 import type { ZoneSet } from './zone.js';
 import type { DnsMessage } from './wire.js';
+import type { RawQuery } from './forward.js';
 
 // What every process that answers DNS queries holds: the zones, the prebuilt-answer table, the
 // forwarding allow list, rate limiting, counters. The daemon's DnsServer and each UDP worker
@@ -19,8 +20,11 @@ import type { DnsMessage } from './wire.js';
 
 /** Delivers one reply; `more` says further messages for the same query follow (a zone transfer). */
 export type Reply = (bytes: Uint8Array, more?: boolean) => void;
-/** A query our zones do not answer and the source may forward: `send` delivers the answer. */
-export type ForwardQuery = (query: DnsMessage, transport: Transport, send: Reply) => void;
+/**
+ * A query our zones do not answer and the source may forward: `send` delivers the answer. `raw`:
+ * the query's bytes when it has the fast path's shape and missed this process's forwarding cache.
+ */
+export type ForwardQuery = (query: DnsMessage, transport: Transport, send: Reply, raw?: RawQuery) => void;
 
 const ALLOW_CACHE_MAX = 4096;
 
@@ -167,9 +171,13 @@ export class DnsAnswerer {
         if (d.cacheable !== undefined && fastShape) this.#fast.add(msg, this.#fq, prebuiltAnswer(d.cacheable.query, d.cacheable.answer), d.rcode);
         send(d.bytes);
         return;
-      case 'forward':
-        forward(d.query, transport, send);
+      case 'forward': {
+        // The fast path looked this question up in the forwarding cache just now (UDP; TCP below).
+        const fq = this.#fq;
+        const raw = fastShape && transport === 'udp' ? { msg, fq: { qEnd: fq.qEnd, ednsLimit: fq.ednsLimit, hash: fq.hash } } : undefined;
+        forward(d.query, transport, send, raw);
         return;
+      }
       case 'transfer':
         this.counters.inc('dns.transfers');
         this.#log.info({ event: 'dns.transfer', source: address, zone: d.zone, serial: this.#zones.serial, records: d.records, messages: d.messages.length },

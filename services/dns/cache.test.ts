@@ -1,6 +1,6 @@
 import t from 'tap';
 import fc from 'fast-check';
-import { ENTRY_OVERHEAD, ForwardCache, cacheTtl, ttlOffsets, type CachedAnswer } from './cache.js';
+import { ENTRY_OVERHEAD, ForwardCache, cacheTtl, ttlOffsets, wireFromReply, wireOf, type CachedAnswer } from './cache.js';
 import { scanQuery, type FastQuery } from './fast.js';
 import { encodeName } from './name.js';
 import { CLASS_IN, concat, decodeMessage, emptyMessage, encodeMessage, RCODE, T, type DnsMessage, type DnsRecord, type Question } from './wire.js';
@@ -144,6 +144,64 @@ t.test('entries sent to another process (insertWire) answer the same bytes there
   t.ok(worker.insertWire(structuredClone(w), 0));
   t.same(serve(worker, query('Host.example', 7, true), 2_000), serve(daemon, query('Host.example', 7, true), 2_000));
   t.notOk(worker.insertWire({ key: w.key, body: w.body.subarray(0, w.body.length - 1), ttlMs: 1000 }, 0), 'a malformed body is refused');
+});
+
+/** An upstream's reply to `name` as a resolver sends it: its own ID, AA, an OPT last. */
+function upstreamReply(name: string, answer: CachedAnswer, opt = true): Uint8Array {
+  const m = emptyMessage(0xbeef);
+  m.qr = true; m.aa = true; m.rd = true; m.ra = true;
+  m.rcode = answer.rcode;
+  m.questions = [q(name)];
+  m.answers = answer.answers; m.authority = answer.authority; m.additional = answer.additional;
+  if (opt) m.edns = { udpSize: 1232, extendedRcode: 0, version: 0, dnssecOk: false, options: [] };
+  return encodeMessage(m).bytes;
+}
+
+t.test('store: an upstream reply kept in its own bytes answers exactly as the encoded form does', async (t) => {
+  const cases: Array<[string, CachedAnswer]> = [
+    ['Host.Example', { rcode: 0, answers: [a(300, 'Host.Example'), a(60, 'Host.Example')], authority: [], additional: [a(50, 'ns.example')] }],
+    ['gone.example', { rcode: RCODE.NXDOMAIN, answers: [], authority: [soa(3600, 120)], additional: [] }],
+  ];
+  for (const [name, answer] of cases) {
+    const byWire = new ForwardCache(limits);
+    const byPut = new ForwardCache(limits);
+    const e = byWire.store(q(name), upstreamReply(name, answer), answer, 1_000)!;
+    t.ok(e !== null, `${name}: stored`);
+    byPut.put(q(name), answer, 1_000);
+    for (const [asked, edns, at] of [[name.toUpperCase(), true, 4_500], [name.toLowerCase(), false, 60_000]] as const) {
+      const got = serve(byWire, query(asked, 77, edns), at);
+      const want = serve(byPut, query(asked, 77, edns), at);
+      t.same(got, want, `${name}: asked as ${asked} at ${at} ms, same reply as the re-encoded entry`);
+      t.ok(got !== null && !got.aa && got.ra && got.id === 77, 'AA cleared, RA set, the asker\'s ID');
+    }
+    t.same(byWire.size, 1);
+    const other = new ForwardCache(limits);
+    t.ok(other.insertWire(structuredClone(wireOf(e)), 1_000), 'the stored entry passes to another process');
+    t.same(serve(other, query(name, 5), 2_000), serve(byWire, query(name, 5), 2_000));
+  }
+});
+
+t.test('store: reply shapes the wire form does not take go through put; not cacheable is null', async (t) => {
+  const answer: CachedAnswer = { rcode: 0, answers: [a(300, 'host.example')], authority: [], additional: [] };
+  const reply = upstreamReply('host.example', answer);
+  t.ok(wireFromReply(reply, false, 300) !== null, 'a trailing OPT is cut off');
+  t.equal(wireFromReply(upstreamReply('host.example', { ...answer, additional: [a(5, 'x')] }, true).subarray(0, 20), false, 300), null, 'truncated bytes');
+  const extRcode = Uint8Array.from(reply);
+  extRcode[extRcode.length - 11 + 5] = 1; // the OPT's extended RCODE
+  t.equal(wireFromReply(extRcode, false, 300), null, 'an extended RCODE is left to the decoder');
+  // A name pointing into the header would change with every asker's ID: refused.
+  const intoHeader = Uint8Array.from(upstreamReply('host.example', answer, false));
+  const ownerAt = 12 + encodeName('host.example').length + 4;
+  intoHeader[ownerAt] = 0xc0; intoHeader[ownerAt + 1] = 2;
+  t.equal(wireFromReply(intoHeader, false, 300), null, 'a pointer into the header');
+  const c = new ForwardCache(limits);
+  t.equal(c.store(q('host.example'), reply, { ...answer, rcode: RCODE.SERVFAIL }, 0), null, 'SERVFAIL not cached');
+  t.ok(c.store(q('host.example'), intoHeader, answer, 0) !== null, 'the odd shape is stored through put');
+  t.same(serve(c, query('host.example', 1), 0)!.answers.map((r) => r.name), ['host.example']);
+});
+
+t.test('wireFromReply never throws on arbitrary bytes', async () => {
+  fc.assert(fc.property(fc.uint8Array({ maxLength: 300 }), fc.boolean(), (bytes, negative) => { wireFromReply(bytes, negative, 60); }), { numRuns: 2000 });
 });
 
 t.test('ttlOffsets never throws on arbitrary bytes', async () => {

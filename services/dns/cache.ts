@@ -96,11 +96,18 @@ export function questionKey(q: Question): Uint8Array {
   return key;
 }
 
+/** Where each record of a message starts, its type and the offset of its TTL field. */
+export interface RecordTable {
+  start: number[];
+  type: number[];
+  ttlAt: number[];
+}
+
 /**
- * Offsets of the TTL fields of every record in a message (answer, authority, additional), or null
- * when the message does not parse. Never throws.
+ * The records of a message (answer, authority, additional), or null when the message does not
+ * parse. Never throws.
  */
-export function ttlOffsets(msg: Uint8Array): number[] | null {
+export function recordTable(msg: Uint8Array): RecordTable | null {
   if (msg.length < HEADER_SIZE) return null;
   const u16 = (at: number): number => (msg[at]! << 8) | msg[at + 1]!;
   const qd = u16(4);
@@ -111,15 +118,96 @@ export function ttlOffsets(msg: Uint8Array): number[] | null {
     if (n === null || n.end + 4 > msg.length) return null;
     p = n.end + 4;
   }
-  const out: number[] = [];
+  const out: RecordTable = { start: [], type: [], ttlAt: [] };
   for (let i = 0; i < rr; i++) {
     const n = readName(msg, p);
     if (n === null || n.end + 10 > msg.length) return null;
-    out.push(n.end + 4);
+    out.start.push(p);
+    out.type.push(u16(n.end));
+    out.ttlAt.push(n.end + 4);
     p = n.end + 10 + u16(n.end + 8);
     if (p > msg.length) return null;
   }
   return p === msg.length ? out : null;
+}
+
+/**
+ * Offsets of the TTL fields of every record in a message (answer, authority, additional), or null
+ * when the message does not parse. Never throws.
+ */
+export function ttlOffsets(msg: Uint8Array): number[] | null {
+  return recordTable(msg)?.ttlAt ?? null;
+}
+
+/** Whether a name at `p` (already checked by readName) follows a compression pointer below `floor`. */
+function pointsBelow(msg: Uint8Array, p: number, floor: number): boolean {
+  for (let steps = 0; steps < 256 && p < msg.length; steps++) {
+    const len = msg[p]!;
+    if (len === 0) return false;
+    if ((len & 0xc0) === 0xc0) {
+      const target = ((len & 0x3f) << 8) | (msg[p + 1] ?? 0);
+      if (target < floor) return true;
+      p = target;
+      continue;
+    }
+    p += len + 1;
+  }
+  return false;
+}
+
+/**
+ * The cache form of an upstream's reply, made from its own bytes instead of re-encoding its records
+ * (the forwarding miss path; `put` is the general form): ID 0, QR and RA set, AA/TC/AD/CD cleared,
+ * the OPT dropped, every SOA of a negative answer given the negative TTL `ttlS` (RFC 2308 §5).
+ * Null when the reply does not have the simple shape this needs (one uncompressed question, the
+ * OPT as the last record if any, no name pointing into the header): the caller then uses `put`.
+ * Never throws.
+ */
+export function wireFromReply(reply: Uint8Array, negative: boolean, ttlS: number): WireEntry | null {
+  const table = recordTable(reply);
+  if (table === null || reply[4] !== 0 || reply[5] !== 1) return null;
+  let p = HEADER_SIZE;
+  while (p < reply.length && reply[p] !== 0) {
+    if (reply[p]! > 63) return null; // a compressed question: leave it to put()
+    p += reply[p]! + 1;
+  }
+  const qEnd = p + 5;
+  if (qEnd > reply.length) return null;
+  let end = reply.length;
+  let arcount = (reply[10]! << 8) | reply[11]!;
+  const count = table.type.length;
+  for (let i = 0; i < count; i++) {
+    if (table.type[i] === T.OPT) {
+      // Only a last OPT with no extended RCODE is cut off; anything else goes the general way.
+      if (i !== count - 1 || arcount === 0 || reply[table.ttlAt[i]!] !== 0) return null;
+      end = table.start[i]!;
+      arcount--;
+    } else if (pointsBelow(reply, table.start[i]!, HEADER_SIZE)) {
+      return null;
+    }
+  }
+  const body = Uint8Array.from(reply.subarray(0, end));
+  body[0] = 0; body[1] = 0;
+  body[2] = 0x80; // QR; opcode 0, AA/TC/RD clear (RD is the asker's, patched per reply)
+  body[3] = 0x80 | (reply[3]! & 0x0f); // RA, the RCODE
+  body[10] = arcount >> 8; body[11] = arcount & 0xff;
+  if (negative) {
+    const ancount = (reply[6]! << 8) | reply[7]!;
+    const nscount = (reply[8]! << 8) | reply[9]!;
+    for (let i = ancount; i < ancount + nscount && i < count; i++) {
+      if (table.type[i] !== T.SOA) continue;
+      const at = table.ttlAt[i]!;
+      body[at] = ttlS >>> 24; body[at + 1] = (ttlS >>> 16) & 0xff; body[at + 2] = (ttlS >>> 8) & 0xff; body[at + 3] = ttlS & 0xff;
+    }
+  }
+  const key = Uint8Array.from(reply.subarray(HEADER_SIZE, qEnd));
+  for (let i = 0; i < key.length - 4; i++) { const c = key[i]!; if (c >= 0x41 && c <= 0x5a) key[i] = c | 0x20; }
+  return { key, body, ttlMs: ttlS * 1000 };
+}
+
+/** What another process needs to store the same entry (`insertWire`). */
+export function wireOf(e: CacheEntry): WireEntry {
+  return { key: e.data.subarray(0, e.keyLength), body: e.data.subarray(e.keyLength), ttlMs: e.expiresAt - e.storedAt };
 }
 
 export class ForwardCache {
@@ -160,10 +248,13 @@ export class ForwardCache {
     return null;
   }
 
-  /** The reply to `msg` from entry `e`: the asker's ID, RD and question, TTLs counted down, OPT if asked. */
-  reply(msg: Uint8Array, q: FastQuery, e: CacheEntry, nowMs: number): Buffer {
+  /**
+   * The reply to `msg` from entry `e`: the asker's ID, RD and question, TTLs counted down, OPT if
+   * asked; over UDP cut to what the asker may take (TC=1). `e` may have been evicted since.
+   */
+  reply(msg: Uint8Array, q: FastQuery, e: CacheEntry, nowMs: number, tcp = false): Buffer {
     const withOpt = q.ednsLimit !== 0;
-    const limit = withOpt ? q.ednsLimit : 512;
+    const limit = tcp ? 65535 : withOpt ? q.ednsLimit : 512;
     const bodyLength = e.data.length - e.keyLength;
     const truncate = bodyLength + (withOpt ? OPT_SIZE : 0) > limit;
     const length = truncate ? q.qEnd : bodyLength;
@@ -221,6 +312,12 @@ export class ForwardCache {
     const ttl = cacheTtl(answer);
     if (ttl <= 0 || this.limits.entries === 0) return null;
     const negative = answer.rcode === RCODE.NXDOMAIN || answer.answers.length === 0;
+    const entry = this.#encoded(q, answer, ttl, negative);
+    return entry !== null && this.insertWire(entry, nowMs) ? entry : null;
+  }
+
+  /** The wire entry for `answer` encoded by us (a negative answer's SOA given `ttl`); null when too big. */
+  #encoded(q: Question, answer: CachedAnswer, ttl: number, negative: boolean): WireEntry | null {
     const authority = negative ? answer.authority.map((r) => (r.type === T.SOA ? { ...r, ttl } : r)) : answer.authority;
     const m = emptyMessage(0);
     m.qr = true;
@@ -236,16 +333,33 @@ export class ForwardCache {
     } catch {
       return null;
     }
-    const entry: WireEntry = { key: questionKey(q), body, ttlMs: ttl * 1000 };
-    return this.insertWire(entry, nowMs) ? entry : null;
+    return { key: questionKey(q), body, ttlMs: ttl * 1000 };
+  }
+
+  /**
+   * Stores an upstream's reply bytes `reply` to `q`, decoded as `answer` (checked against `q` by the
+   * caller), in their own wire form when it has the simple shape (`wireFromReply`), else through
+   * `put`. Returns the stored entry (to answer the askers from and to pass on), or null when the
+   * answer is not cached.
+   */
+  store(q: Question, reply: Uint8Array, answer: CachedAnswer, nowMs: number): CacheEntry | null {
+    const ttl = cacheTtl(answer);
+    if (ttl <= 0 || this.limits.entries === 0) return null;
+    const negative = answer.rcode === RCODE.NXDOMAIN || answer.answers.length === 0;
+    const w = wireFromReply(reply, negative, ttl) ?? this.#encoded(q, answer, ttl, negative);
+    return w === null ? null : this.#insert(w, nowMs);
   }
 
   /** Stores an entry made by another process's `put`. False when it is malformed or over the limits. */
   insertWire(w: WireEntry, nowMs: number): boolean {
+    return this.#insert(w, nowMs) !== null;
+  }
+
+  #insert(w: WireEntry, nowMs: number): CacheEntry | null {
     const offsets = ttlOffsets(w.body);
-    if (offsets === null || w.key.length < 5 || w.ttlMs <= 0) return false;
+    if (offsets === null || w.key.length < 5 || w.ttlMs <= 0) return null;
     const cost = w.key.length + w.body.length + 2 * offsets.length + ENTRY_OVERHEAD;
-    if (cost > this.limits.bytes || this.limits.entries === 0) return false;
+    if (cost > this.limits.bytes || this.limits.entries === 0) return null;
     // Its own allocation: a slice of Node's shared pool would keep a whole 8 KiB slab alive.
     const data = Buffer.allocUnsafeSlow(w.key.length + w.body.length);
     data.set(w.key, 0);
@@ -264,7 +378,7 @@ export class ForwardCache {
     if (this.#oldest === null) this.#oldest = e;
     this.#size++;
     this.#bytes += cost;
-    return true;
+    return e;
   }
 
   clear(): void {

@@ -6,10 +6,11 @@ import type { Clock } from '../../lib/clock.js';
 import type { Random } from '../../lib/random.js';
 import type { Counters } from '../../lib/counters.js';
 import { asciiLower, nameKey, parentName } from './name.js';
-import type { ForwardCache, CachedAnswer, WireEntry } from './cache.js';
+import { wireOf, type ForwardCache, type CachedAnswer, type CacheEntry, type WireEntry } from './cache.js';
 import type { ForwardQuery } from './answerer.js';
 import { forwardedReply } from './handler.js';
-import { RCODE, UDP_PAYLOAD_MAX, decodeMessage, emptyMessage, encodeMessage, type DnsMessage, type Question } from './wire.js';
+import { HEADER_SIZE, RCODE, UDP_PAYLOAD_MAX, decodeMessage, emptyMessage, encodeMessage, type DnsMessage, type Question } from './wire.js';
+import type { FastQuery } from './fast.js';
 
 // Forwarding to upstream resolvers (shell: owns sockets and timers). Each upstream query goes out
 // from a fresh socket on a kernel-chosen port with a random ID (RFC 5452); a reply counts only if
@@ -37,10 +38,28 @@ export interface ForwarderOptions {
   onCached?: (entry: WireEntry) => void;
 }
 
+/** An upstream's answer as the askers get it, and the cache entry it was stored as (null: not cached). */
+export interface Resolved extends CachedAnswer {
+  entry: CacheEntry | null;
+}
+
+/** A query as it arrived, when it has the fast path's shape (one uncompressed question). */
+export interface RawQuery {
+  msg: Uint8Array;
+  /** Scanned by `scanQuery` (a copy: the answerer reuses its own). */
+  fq: FastQuery;
+}
+
+/** An upstream's reply that matches our query: decoded, and its bytes. */
+interface UpstreamReply {
+  m: DnsMessage;
+  bytes: Uint8Array;
+}
+
 export class Forwarder {
   readonly cache: ForwardCache;
   #o: ForwarderOptions;
-  #inFlight = new Map<string, Promise<CachedAnswer>>();
+  #inFlight = new Map<string, Promise<Resolved>>();
   /** Client queries waiting for an upstream answer (joined ones included). */
   #waiting = 0;
   #sockets = new Set<dgram.Socket | net.Socket>();
@@ -74,12 +93,18 @@ export class Forwarder {
   /** Client queries waiting for an upstream answer now (at most `maxInFlight`). */
   get inFlight(): number { return this.#waiting; }
 
-  /** Answers from the cache or the upstreams; never rejects (failures are SERVFAIL). */
-  resolve(q: Question): Promise<CachedAnswer> | CachedAnswer {
-    const cached = this.cache.get(q, this.#o.clock.monotonicMs());
-    if (cached !== null) {
-      this.#o.counters.inc('dns.forward.cache_hit');
-      return cached;
+  /**
+   * Answers from the cache or the upstreams; never rejects (failures are SERVFAIL). `raw`: the query
+   * as it arrived, already looked up in this cache by the fast path (so not again here); its
+   * question bytes go upstream as they are.
+   */
+  resolve(q: Question, raw?: RawQuery): Promise<Resolved> | Resolved {
+    if (raw === undefined) {
+      const cached = this.cache.get(q, this.#o.clock.monotonicMs());
+      if (cached !== null) {
+        this.#o.counters.inc('dns.forward.cache_hit');
+        return { ...cached, entry: null };
+      }
     }
     if (this.#closed || this.#waiting >= this.#o.maxInFlight) {
       this.#o.counters.inc('dns.forward.overload');
@@ -89,11 +114,15 @@ export class Forwarder {
     let p = this.#inFlight.get(key);
     if (p === undefined) {
       this.#o.counters.inc('dns.forward.cache_miss');
-      p = this.#ask(q).then((answer) => {
+      const question = raw === undefined ? null : raw.msg.subarray(HEADER_SIZE, raw.fq.qEnd);
+      p = this.#ask(q, question).then((reply) => {
         this.#inFlight.delete(key);
-        if (answer.rcode !== RCODE.SERVFAIL && !this.#closed) {
-          const entry = this.cache.put(q, answer, this.#o.clock.monotonicMs());
-          if (entry !== null) this.#o.onCached?.(entry);
+        if (reply === null) return servfail();
+        const m = reply.m;
+        const answer: Resolved = { rcode: m.rcode, answers: m.answers, authority: m.authority, additional: m.additional, entry: null };
+        if (!this.#closed) {
+          answer.entry = this.cache.store(q, reply.bytes, answer, this.#o.clock.monotonicMs());
+          if (answer.entry !== null) this.#o.onCached?.(wireOf(answer.entry));
         }
         return answer;
       });
@@ -103,7 +132,8 @@ export class Forwarder {
     return p.then((answer) => { this.#waiting--; return answer; });
   }
 
-  async #ask(q: Question): Promise<CachedAnswer> {
+  /** The first good upstream reply (NOERROR or NXDOMAIN), or null (the askers get SERVFAIL). */
+  async #ask(q: Question, question: Uint8Array | null): Promise<UpstreamReply | null> {
     const ups = this.upstreamsFor(q.name);
     const preferred = this.#preferred.get(ups) ?? 0;
     const started = this.#o.clock.monotonicMs();
@@ -115,22 +145,24 @@ export class Forwarder {
       const index = (preferred + i) % ups.length;
       const up = ups[index]!;
       this.#o.counters.inc('dns.forward.upstream_query');
-      let reply = await this.#udp(up, q, Math.min(perAttempt, left));
-      if (reply !== null && reply.tc) {
+      let reply = await this.#udp(up, q, question, Math.min(perAttempt, left));
+      if (reply !== null && reply.m.tc) {
         const tcpLeft = this.#o.timeoutMs - (this.#o.clock.monotonicMs() - started);
-        reply = tcpLeft > 0 ? await this.#tcp(up, q, tcpLeft) : null;
+        reply = tcpLeft > 0 ? await this.#tcp(up, q, question, tcpLeft) : null;
       }
       if (reply === null) { this.#o.counters.inc('dns.forward.upstream_timeout'); continue; }
-      if (reply.rcode !== RCODE.NOERROR && reply.rcode !== RCODE.NXDOMAIN) { this.#o.counters.inc('dns.forward.upstream_error'); continue; }
+      if (reply.m.rcode !== RCODE.NOERROR && reply.m.rcode !== RCODE.NXDOMAIN) { this.#o.counters.inc('dns.forward.upstream_error'); continue; }
       this.#preferred.set(ups, index);
-      return { rcode: reply.rcode, answers: reply.answers, authority: reply.authority, additional: reply.additional };
+      return reply;
     }
     this.#o.counters.inc('dns.forward.servfail');
-    return servfail();
+    return null;
   }
 
-  #query(q: Question): { id: number; bytes: Uint8Array } {
+  /** Our query: a random ID, RD, the question (the asker's bytes when we have them), an OPT. */
+  #query(q: Question, question: Uint8Array | null): { id: number; bytes: Uint8Array } {
     const id = this.#o.random.int(65536);
+    if (question !== null) return { id, bytes: queryBytes(id, question) };
     const m = emptyMessage(id);
     m.rd = true;
     m.questions = [q];
@@ -138,19 +170,19 @@ export class Forwarder {
     return { id, bytes: encodeMessage(m).bytes };
   }
 
-  #udp(up: Upstream, q: Question, timeoutMs: number): Promise<DnsMessage | null> {
+  #udp(up: Upstream, q: Question, question: Uint8Array | null, timeoutMs: number): Promise<UpstreamReply | null> {
     return new Promise((resolve) => {
-      const { id, bytes } = this.#query(q);
+      const { id, bytes } = this.#query(q, question);
       const socket = dgram.createSocket(isIPv6(up.address) ? 'udp6' : 'udp4');
       this.#sockets.add(socket);
       let done = false;
-      const finish = (m: DnsMessage | null): void => {
+      const finish = (r: UpstreamReply | null): void => {
         if (done) return;
         done = true;
         clearTimeout(timer);
         this.#sockets.delete(socket);
         try { socket.close(); } catch { /* already closed */ }
-        resolve(m);
+        resolve(r);
       };
       const timer = setTimeout(() => finish(null), timeoutMs);
       socket.on('error', () => finish(null));
@@ -158,26 +190,26 @@ export class Forwarder {
         if (rinfo.address !== up.address || rinfo.port !== up.port) { this.#o.counters.inc('dns.forward.spoofed'); return; }
         const m = checkReply(msg, id, q);
         if (m === null) { this.#o.counters.inc('dns.forward.mismatched'); return; }
-        finish(m);
+        finish({ m, bytes: msg });
       });
       socket.send(bytes, up.port, up.address, (err) => { if (err) finish(null); });
     });
   }
 
-  #tcp(up: Upstream, q: Question, timeoutMs: number): Promise<DnsMessage | null> {
+  #tcp(up: Upstream, q: Question, question: Uint8Array | null, timeoutMs: number): Promise<UpstreamReply | null> {
     return new Promise((resolve) => {
-      const { id, bytes } = this.#query(q);
+      const { id, bytes } = this.#query(q, question);
       const socket = net.connect({ host: up.address, port: up.port });
       this.#sockets.add(socket);
       let buf = Buffer.alloc(0);
       let done = false;
-      const finish = (m: DnsMessage | null): void => {
+      const finish = (r: UpstreamReply | null): void => {
         if (done) return;
         done = true;
         clearTimeout(timer);
         this.#sockets.delete(socket);
         socket.destroy();
-        resolve(m);
+        resolve(r);
       };
       const timer = setTimeout(() => finish(null), timeoutMs);
       socket.on('error', () => finish(null));
@@ -194,7 +226,9 @@ export class Forwarder {
         if (buf.length < 2) return;
         const n = buf.readUInt16BE(0);
         if (buf.length < 2 + n) return;
-        finish(checkReply(buf.subarray(2, 2 + n), id, q));
+        const bytes = buf.subarray(2, 2 + n);
+        const m = checkReply(bytes, id, q);
+        finish(m === null ? null : { m, bytes });
       });
     });
   }
@@ -217,16 +251,35 @@ export function inFlightShare(maxInFlight: number, processes: number): number {
   return Math.max(1, Math.floor(maxInFlight / Math.max(1, processes)));
 }
 
-/** The answering process's forward step: the cache or the upstreams, then the reply for the asker. */
-export function forwardWith(forwarder: Forwarder, nodeName: string): ForwardQuery {
-  return (query, transport, send) => {
-    const result = forwarder.resolve(query.questions[0]!);
-    const answer = (a: CachedAnswer): void => {
-      send(forwardedReply(query, { nodeName, transport }, a.rcode, a.answers, a.authority, a.additional));
+/**
+ * The answering process's forward step: the cache or the upstreams, then the reply for the asker,
+ * made from the cached entry's bytes when the query came with its raw form (no encoding), else
+ * encoded from the records.
+ */
+export function forwardWith(forwarder: Forwarder, nodeName: string, clock: Clock): ForwardQuery {
+  return (query, transport, send, raw) => {
+    const result = forwarder.resolve(query.questions[0]!, raw);
+    const answer = (a: Resolved): void => {
+      if (raw !== undefined && a.entry !== null) send(forwarder.cache.reply(raw.msg, raw.fq, a.entry, clock.monotonicMs(), transport === 'tcp'));
+      else send(forwardedReply(query, { nodeName, transport }, a.rcode, a.answers, a.authority, a.additional));
     };
     if (result instanceof Promise) result.then(answer, () => undefined);
     else answer(result);
   };
+}
+
+/** A query for `question` (name, type, class as on the wire) with ID `id`, RD and an OPT (RFC 6891). */
+export function queryBytes(id: number, question: Uint8Array): Uint8Array {
+  const out = new Uint8Array(HEADER_SIZE + question.length + 11);
+  out[0] = id >> 8; out[1] = id & 0xff;
+  out[2] = 0x01; // RD
+  out[5] = 1; // QDCOUNT
+  out[11] = 1; // ARCOUNT: the OPT
+  out.set(question, HEADER_SIZE);
+  const at = HEADER_SIZE + question.length;
+  out[at + 2] = 41; // root owner, TYPE OPT
+  out[at + 3] = UDP_PAYLOAD_MAX >> 8; out[at + 4] = UDP_PAYLOAD_MAX & 0xff;
+  return out;
 }
 
 /** The reply if it answers our query: same ID, QR set, our question (case-insensitive). */
@@ -240,6 +293,6 @@ export function checkReply(msg: Uint8Array, id: number, q: Question): DnsMessage
   return m;
 }
 
-function servfail(): CachedAnswer {
-  return { rcode: RCODE.SERVFAIL, answers: [], authority: [], additional: [] };
+function servfail(): Resolved {
+  return { rcode: RCODE.SERVFAIL, answers: [], authority: [], additional: [], entry: null };
 }

@@ -89,7 +89,7 @@ export class DnsServer implements RunningService {
         clock: o.clock, random: o.random, counters: this.counters,
         onCached: (entry) => this.#workers?.cacheFill(entry),
       });
-      this.#forward = forwardWith(this.#forwarder, o.config.node.name);
+      this.#forward = forwardWith(this.#forwarder, o.config.node.name, this.#clock);
     }
     const notify = this.#cfg.transfer?.notify ?? [];
     if (notify.length > 0) this.#notifier = new Notifier({ targets: notify, random: o.random, log: o.log, counters: this.counters });

@@ -54,7 +54,7 @@ process.on('message', (m: ToWorker, handle: unknown) => {
           maxInFlight: inFlightShare(f.maxInFlight, m.processes), clock: systemClock, random: cryptoRandom, counters: answerer.counters,
           onCached: (entry) => post({ t: 'cached', entry }),
         });
-        forward = forwardWith(forwarder, m.nodeName);
+        forward = forwardWith(forwarder, m.nodeName, systemClock);
       }
       post({ t: 'ready' });
       reportMemory();

@@ -3,7 +3,8 @@ import { createLogger } from '../../lib/log.js';
 import { systemClock } from '../../lib/clock.js';
 import { cryptoRandom } from '../../lib/random.js';
 import { DnsAnswerer, type ForwardQuery } from './answerer.js';
-import type { FromWorker, ToWorker } from './udp-workers.js';
+import { ShareBudget, type FromWorker, type ToWorker } from './udp-workers.js';
+import type { WireEntry } from './cache.js';
 import { buildZoneSet } from './zone.js';
 import { Forwarder, forwardWith, inFlightShare } from './forward.js';
 import { processMemory, watchPauses } from '../../lib/memory.js';
@@ -27,6 +28,14 @@ const sockets = new Map<string, dgram.Socket>();
 let lastReported = -1;
 let forwarder: Forwarder | null = null;
 let forward: ForwardQuery = () => undefined;
+/** Entries cached this turn of the event loop, sent to the daemon in one message (within the share budget). */
+let cached: WireEntry[] = [];
+const budget = new ShareBudget();
+const share = (entry: WireEntry): void => {
+  if (!budget.take(systemClock.monotonicMs())) return;
+  if (cached.length === 0) setImmediate(() => { const entries = cached; cached = []; post({ t: 'cached', entries }); });
+  cached.push(entry);
+};
 
 // The terminal's Ctrl-C reaches the whole process group: the daemon decides when a worker stops.
 process.on('SIGINT', () => undefined);
@@ -52,7 +61,7 @@ process.on('message', (m: ToWorker, handle: unknown) => {
         forwarder = new Forwarder({
           upstreams: f.upstreams, domains: f.domains, timeoutMs: f.timeout, cache: answerer.forwardCache!,
           maxInFlight: inFlightShare(f.maxInFlight, m.processes), clock: systemClock, random: cryptoRandom, counters: answerer.counters,
-          onCached: (entry) => post({ t: 'cached', entry }),
+          onCached: share,
         });
         forward = forwardWith(forwarder, m.nodeName, systemClock);
       }

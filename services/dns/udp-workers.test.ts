@@ -5,7 +5,7 @@ import { runLanctl, scratchConfig, serveDaemon } from '../../test/support/daemon
 import { parseConfig } from '../../config/index.js';
 import { silentLogger } from '../../lib/log.js';
 import { ephemeralPorts, freePort } from '../../test/support/ports.js';
-import { UdpWorkers } from './udp-workers.js';
+import { ShareBudget, UdpWorkers } from './udp-workers.js';
 import type { ZoneSetInput } from './zone.js';
 import { ForwardCache, type WireEntry } from './cache.js';
 import { CLASS_IN, T, decodeMessage, emptyMessage, encodeMessage, type DnsMessage } from './wire.js';
@@ -15,6 +15,18 @@ import { CLASS_IN, T, decodeMessage, emptyMessage, encodeMessage, type DnsMessag
 // forwarding (asked upstream by the worker, cached answers shared both ways), counters, a killed
 // worker started again with the current zones, stop;
 // and with a real daemon: the worker ends with it, whether it stops or is killed.
+
+t.test('the share budget passes a second\'s worth at once, then the rate, never more', async (t) => {
+  const b = new ShareBudget(10);
+  let passed = 0;
+  for (let i = 0; i < 50; i++) if (b.take(1_000)) passed++;
+  t.equal(passed, 10, 'a burst of 50 at one instant: 10 passed');
+  t.notOk(b.take(1_050), 'half a token after 50 ms: none');
+  t.ok(b.take(1_100), 'one token after 100 ms');
+  passed = 0;
+  for (let ms = 1_100; ms < 11_100; ms += 10) if (b.take(ms)) passed++;
+  t.ok(passed >= 99 && passed <= 101, `10 s at one try per 10 ms: the rate, ~100 (${passed})`);
+});
 
 /** A fake upstream resolver: every question gets A 192.0.2.7 (TTL 300); `asked` counts them. */
 const upstream = dgram.createSocket('udp4');

@@ -12,9 +12,9 @@ import { processMemory, watchPauses } from '../../lib/memory.js';
 // A UDP worker process (udp-workers.ts starts it): it reads the daemon's own UDP sockets, handed
 // over the IPC channel, and answers from zones built from the same inputs as the daemon's.
 // Forwarded names are answered from the worker's own copy of the forwarding cache; a miss is asked
-// upstream from here (its share of `forward.maxInFlight`), and every answer cached is sent to the
-// daemon, which keeps it too and passes it to the other workers (and sends this worker theirs and
-// its own: 'fill'). The worker has no state of its own that matters: when the daemon goes, the IPC
+// upstream from here (its share of `forward.maxInFlight`), and the answers it caches are sent to the
+// daemon (batched per turn, within SHARED_ENTRIES_PER_SECOND), which keeps them too and passes them
+// to the other workers (and sends this worker theirs and its own: 'fill'). The worker has no state of its own that matters: when the daemon goes, the IPC
 // channel closes and the worker exits.
 
 if (process.send === undefined) {

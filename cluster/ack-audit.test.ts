@@ -133,3 +133,15 @@ t.test('the status line says the count and what it rests on', async (t) => {
   ledger.observe({ leader: 'b', term: 2, commitIndex: 3, appliedIndex: 3 }, logView([1, 1, 2], 3), Date.UTC(2026, 0, 1));
   t.equal(describeAckAudit(ledger.summary()), 'ACKed leases lost: 1 (last audit 2026-01-01T00:00:00.000Z under leader b, term 2: 2 ACKs checked, 1 in the committed log; 1 audit since start); lost: 10.0.0.3 52:54:00:00:00:03 (index 3, term 1)');
 });
+
+t.test('etcd: ACKs sharing one index (commands of one txn) are judged each on its own, across audits', async (t) => {
+  const ledger = new AckLedger();
+  // Index 40 carried two grants; the lease of 10.0.0.2 shows another MAC at that index (lost), 10.0.0.1 its own (kept).
+  const leases: AuditView['lease'] = (ip) => (ip === 0x0a000001 ? { mac: 'm1', index: 40, changedAt: 1 } : { mac: 'other', index: 40, changedAt: 1 });
+  const view: AuditView = { commitIndex: 41, lease: leases };
+  ledger.observe({ leader: 'a', term: 1, commitIndex: 41, appliedIndex: 41 }, view, 0);
+  ledger.record(ack(40, null, { ip: 0x0a000001, mac: 'm1' }));
+  ledger.record(ack(40, null, { ip: 0x0a000002, mac: 'm2' }));
+  t.match(ledger.observe({ leader: 'b', term: 2, commitIndex: 41, appliedIndex: 41 }, view, 1), { checked: 2, kept: 1, lost: 1, newlyLost: 1 });
+  t.match(ledger.observe({ leader: 'a', term: 3, commitIndex: 41, appliedIndex: 41 }, view, 2), { checked: 2, kept: 1, lost: 1, newlyLost: 0 }, 'the kept one is judged again, not counted with the lost one');
+});

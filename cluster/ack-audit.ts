@@ -40,6 +40,8 @@ export interface AuditView {
  * entry is not in the log; pending: not decidable yet (beyond the commit of an unsettled term);
  * unknown: neither the log nor the state holds anything to decide by (a forgotten lease).
  */
+const ackKey = (ack: AckRecord): string => `${ack.index}/${ack.ip}`;
+
 export type AckVerdict = 'kept' | 'superseded' | 'lost' | 'pending' | 'unknown';
 
 /**
@@ -114,7 +116,8 @@ const LOST_SHOWN = 16;
 export class AckLedger {
   readonly capacity: number;
   #ring: AckRecord[] = [];
-  #lostIndexes = new Set<number>();
+  /** The ACKs already judged lost, by index and address (on etcd, the commands of one txn share its revision as their index). */
+  #judgedLost = new Set<string>();
   #lost: LostAck[] = [];
   #seen: { leader: string | null; term: number } | null = null;
   #due = false;
@@ -131,7 +134,7 @@ export class AckLedger {
   record(ack: AckRecord): void {
     this.#ring.push(ack);
     if (this.#ring.length <= this.capacity) return;
-    for (const gone of this.#ring.splice(0, this.#ring.length - this.capacity)) this.#lostIndexes.delete(gone.index);
+    for (const gone of this.#ring.splice(0, this.#ring.length - this.capacity)) this.#judgedLost.delete(ackKey(gone));
   }
 
   /** Records written before a restart (the journal): audited once the log here is settled. */
@@ -158,10 +161,10 @@ export class AckLedger {
       if (t !== sample.term) return null; // the new leader has not committed in its term yet
       settledTerm = t;
     }
-    const pending = this.#ring.filter((a) => !this.#lostIndexes.has(a.index));
+    const pending = this.#ring.filter((a) => !this.#judgedLost.has(ackKey(a)));
     const counts = auditAcks(pending, view, settledTerm);
     for (const ack of counts.lostAcks) {
-      this.#lostIndexes.add(ack.index);
+      this.#judgedLost.add(ackKey(ack));
       this.#lost.push({ ip: formatIpv4(ack.ip), mac: ack.mac, index: ack.index, term: ack.term, sentAt: new Date(ack.sentAt).toISOString() });
     }
     if (this.#lost.length > LOST_SHOWN) this.#lost.splice(0, this.#lost.length - LOST_SHOWN);

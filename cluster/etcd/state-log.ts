@@ -707,8 +707,8 @@ export class EtcdStateLog implements StateLog {
       return;
     }
     try {
-      // An answer later than half the TTL extends nothing useful: try the next endpoint instead.
-      const ttlS = await this.#client.leaseKeepAlive(this.#lease.id, Math.max(200, Math.floor(this.#o.leaseTtlMs / 2)));
+      // An answer later than the part of the TTL we count on extends nothing: try the next endpoint instead.
+      const ttlS = await this.#client.leaseKeepAlive(this.#lease.id, Math.max(200, Math.floor(this.#margined(this.#lease.ttlS))));
       if (ttlS <= 0) {
         this.#o.log.warn({ event: 'etcd.lease_lost', lease: this.#lease.id }, 'the leadership lease expired in etcd');
         this.#lease = null;

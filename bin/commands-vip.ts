@@ -4,6 +4,7 @@ import { formatTable } from '../lib/table.js';
 import { DAEMON_OPTIONS, DAEMON_OPTION_HELP, DEFAULT_CONFIG, loadValidConfig, resolveSocket, type CliCommand } from './cli.js';
 import { releaseAddress, vipCidr } from '../services/vip/address.js';
 import type { FailoverResult } from '../services/vip/failover.js';
+import type { ProbeWindowResult } from '../services/ops/gap-window.js';
 import { formatParts } from '../services/vip/takeover.js';
 
 // lanctl vip release (no daemon needed: systemd runs it before start and after stop), vip status,
@@ -117,6 +118,22 @@ function watchProgress(socket: string, err: (text: string) => void): () => void 
   return () => { stopped = true; };
 }
 
+/**
+ * This node's probes of the VIP during the failover just run (services/ops/gap-probe.ts), when the
+ * daemon has them: the window closes at the last first answer, so they are asked for up to 2 s.
+ */
+async function probedGaps(socket: string, sinceWall: number): Promise<ProbeWindowResult | null> {
+  for (let i = 0; i < 20; i++) {
+    const reply = await callDaemon(socket, 'GET', '/v1/events', undefined, 2000).catch(() => null);
+    const body = reply?.body as { probing?: boolean; probed?: { transfer?: ProbeWindowResult | null } } | undefined;
+    if (body?.probing !== true) return null; // an older daemon, or nothing to probe here
+    const p = body.probed?.transfer ?? null;
+    if (p !== null && Date.parse(p.at) >= sinceWall) return p;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return null;
+}
+
 export const failoverCommand: CliCommand = {
   path: ['failover'],
   summary: 'planned failover: drain in-flight transfers, release the VIP, hand leadership to the other LAN-service node',
@@ -128,6 +145,7 @@ export const failoverCommand: CliCommand = {
     const socket = resolveSocket(args.values);
     const stop = watchProgress(socket, (text) => io.err(text));
     let reply;
+    const startedWall = Date.now();
     try {
       reply = await callDaemon(socket, 'POST', '/v1/failover', to === undefined ? {} : { to }, FAILOVER_REPLY_WAIT_MS);
     } finally {
@@ -139,8 +157,9 @@ export const failoverCommand: CliCommand = {
       throw new LanhaError('api-error', message);
     }
     const r = reply.body as FailoverResult;
+    const probed = await probedGaps(socket, startedWall);
     if (args.values['json'] === true) {
-      io.out(JSON.stringify(r, null, 2) + '\n');
+      io.out(JSON.stringify({ ...r, probed }, null, 2) + '\n');
       return ExitCode.ok;
     }
     io.out(`failover ${r.from} -> ${r.to}: ${r.leader} now leads\n`);
@@ -152,6 +171,9 @@ export const failoverCommand: CliCommand = {
     io.out(r.gapMs === null
       ? `  VIP gap: unknown (${r.leader} sent no takeover report); ${r.leader} was known here ${r.leaderKnownMs} ms after the release\n`
       : `  VIP gap a LAN client sees: ${formatParts(r.parts, r.gapMs)}\n`);
+    if (probed !== null) {
+      io.out(`  probed from ${probed.from} to ${probed.target} (first answer after the release): ${probed.gaps.filter((g) => g.protocol !== 'vip').map((g) => `${g.protocol} ${g.seconds === null ? 'no answer' : `${Math.round(g.seconds * 1000)} ms`}`).join(', ')}\n`);
+    }
     return ExitCode.ok;
   },
 };

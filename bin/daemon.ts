@@ -125,6 +125,7 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
   };
   // Client-side probes of the VIP while a failover runs (nothing in steady state).
   const probes = startFailoverProbes({ config, state, clock, log: log.child({ service: 'vip' }), tracker, node: config.node.name });
+  tracker.probing = probes !== null;
   // On disk too, so a node killed with kill -9 audits what it ACKed once it rejoins.
   const journal = config.dhcp !== undefined && config.node.role !== 'witness' ? openAckJournal(join(config.node.stateDir, 'acks.jsonl'), acks.capacity, log) : null;
   if (journal !== null) acks.load(journal.records);

@@ -114,7 +114,7 @@ export function opsRoutes(o: OpsContext): ApiRoutes {
       const input = doctorInput(o);
       return { status: 200, body: { findings: doctorFindings(input), measured: doctorMeasured(input) } };
     },
-    'GET /v1/events': () => ({ status: 200, body: { events: o.tracker.events, lastFailover: o.tracker.lastFailover, lastTakeover: o.tracker.lastTakeover, gaps: protocolGaps(o.tracker.lastFailover, o.tracker.lastTakeover, o.tracker.probed), probed: o.tracker.probed, leaderChanges: o.tracker.leaderChanges } }),
+    'GET /v1/events': () => ({ status: 200, body: { events: o.tracker.events, lastFailover: o.tracker.lastFailover, lastTakeover: o.tracker.lastTakeover, gaps: protocolGaps(o.tracker.lastFailover, o.tracker.lastTakeover, o.tracker.probed), probed: o.tracker.probed, probing: o.tracker.probing, leaderChanges: o.tracker.leaderChanges } }),
     'GET /v1/pools': () => ({ status: 200, body: { subnets: pools(o) } }),
   };
 }

@@ -96,8 +96,9 @@ export class OpsTracker {
   termChanges = 0;
   lastFailover: FailoverRecord | null = null;
   lastTakeover: TakeoverRecord | null = null;
-  /** This node's last failover probe windows (gap-probe.ts). */
+  /** This node's last failover probe windows (gap-probe.ts), and whether it probes at all. */
   probed: ProbedGaps = {};
+  probing = false;
 
   get events(): readonly OpsEvent[] { return this.#events; }
 

@@ -105,8 +105,11 @@ t.test('vip: one holder, DNS on the VIP, SIGSTOP backstop, failover, release at 
       const startedFailover = performance.now();
       const done = await runLanctl(['failover', '--json', '--socket', other.socket]);
       t.equal(done.code, 0, `failover: ${done.stdout}${done.stderr}`);
-      const result = JSON.parse(done.stdout) as { from: string; to: string; leader: string; gapMs: number };
+      const result = JSON.parse(done.stdout) as { from: string; to: string; leader: string; gapMs: number; probed: { from: string; gaps: Array<{ protocol: string; seconds: number | null }> } | null };
       t.match(result, { from: other.name, to: holder.name, leader: holder.name });
+      // The old holder probed the VIP from its own address while the failover ran: each protocol's first answer.
+      t.equal(result.probed?.from, other.name, 'lanctl failover prints what the old holder\'s own probes saw');
+      t.same(result.probed?.gaps.filter((g) => g.seconds !== null && g.seconds < 10).map((g) => g.protocol).sort(), ['dns', 'ntp', 'tftp', 'vip'], `every probed protocol answered: ${JSON.stringify(result.probed?.gaps)}`);
       const moved = await c.waitSample((s) => s.holders.length === 1 && s.holders[0] === holder.name, 3000, startedFailover);
       t.same(overlaps(c.samples, startedFailover), [], 'no sample with two holders during the planned failover');
       const emptyRun = c.samples.filter((s) => s.at >= startedFailover && s.at <= moved.at && s.holders.length === 0).length;

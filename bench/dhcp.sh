@@ -7,7 +7,9 @@
 #      prints only the average): lanha, kea
 #   3. renewals/s (perfdhcp -f): lanha, kea
 #   4. kill -9 during perfdhcp load, restart, ACKed leases lost: lanha (must be 0), kea
-#   5. fsyncs per ACK during the renewal runs (group commit: a burst of renewals shares fsyncs), and
+#   5. where an ACK's time goes (RESULT dhcp.ack_stage_ms.<stage>: mean, p50, p99 over the last 4096
+#      ACKs after the renewal runs: decode, decide, queue, persist, commit, resume, reply, send, total;
+#      services/dhcp/ack-stages.ts), fsyncs per ACK during the renewal runs (group commit: a burst of renewals shares fsyncs), and
 #      lanha's resident memory idle and at its peak during 1-3 (process + children, shared pages
 #      counted once: the sum of Pss), with the number of leases it then held
 # lanha runs with its durable StateLog: every lease is fsync'd before the ACK.
@@ -58,6 +60,9 @@ peak_rss() { # PID FILE: the largest rss_kib seen, sampled every 0.5 s while PID
   local max=0 v
   while kill -0 "$1" 2>/dev/null; do v=$(rss_kib "$1"); if [ "$v" -gt "$max" ]; then max=$v; echo "$max" > "$2"; fi; sleep 0.5; done
 }
+ack_stages() { # lanha control socket -> one line per ACK stage: "stage mean p50 p99" (ms, last 4096 ACKs)
+  node "$LANCTL" status --json --socket "$1" 2>/dev/null | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const st=JSON.parse(s).services.dhcp?.ackStages ?? {};for(const [k,v] of Object.entries(st)) console.log(k, v.meanMs ?? "NA", v.p50Ms ?? "NA", v.p99Ms ?? "NA")})'
+}
 storage() { # lanha control socket -> "fsyncs acks leases"
   node "$LANCTL" status --json --socket "$1" 2>/dev/null | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);console.log(j.cluster.storage?.fsyncs ?? 0, j.services.dhcp?.counters?.["sent.ack"] ?? 0)})'
 }
@@ -102,6 +107,8 @@ for kind in lanha kea-persist dnsmasq; do
       read -r F1 A1 < <(storage "$D/lanha/lanha.sock")
       V[lanha.fsync_per_ack]=$(awk -v f=$((F1 - F0)) -v a=$((A1 - A0)) 'BEGIN{ if (a > 0) printf "%.3f", f / a }')
       echo "lanha during the renewal runs: $((F1 - F0)) fsyncs for $((A1 - A0)) ACKs"
+      ack_stages "$D/lanha/lanha.sock" > "$D/stages"
+      echo "lanha: where an ACK's time went (last 4096 ACKs, ms: stage mean p50 p99)"; sed 's/^/  /' "$D/stages"
       # GC pauses of the daemon over its DORA, latency and renewal runs, per ACK sent.
       node "$REPO/dist/bench/pauses.js" snap "$D/lanha/lanha.sock" "$D/pauses"
       T_GC=$((SECONDS - T_GC)); [ "$T_GC" -gt 0 ] || T_GC=1
@@ -137,6 +144,9 @@ line dhcp.latency_ms_p99 "${V[lanha.p99]:-}" kea "${V[kea.p99]:-}" ms lower
 line dhcp.renew_per_s "${V[lanha.renew]:-}" kea "${V[kea.renew]:-}" renew/s higher
 mib() { awk -v k="$1" 'BEGIN{ if (k == "" || k + 0 == 0) print "NA"; else printf "%.1f", k / 1024 }'; }
 echo "RESULT dhcp.gc_ms_per_ack lanha=$(or_na "${V[lanha.gc_per_ack]:-}") anchor=NA ratio=NA unit=ms better=lower"
+while read -r stage mean p50 p99; do
+  echo "RESULT dhcp.ack_stage_ms.$stage lanha=$mean anchor=NA ratio=NA unit=ms better=lower p50=$p50 p99=$p99"
+done < <(cat "$D/stages" 2>/dev/null)
 echo "RESULT dhcp.fsyncs_per_ack lanha=$(or_na "${V[lanha.fsync_per_ack]:-}") anchor=NA ratio=NA unit=fsyncs better=lower"
 line dhcp.rss_mib.idle "$(mib "${V[lanha.idle]:-}")" kea "$(mib "${V[kea.idle]:-}")" MiB lower
 echo "RESULT dhcp.rss_mib.load lanha=$(mib "${V[lanha.peak]:-}") kea=$(mib "${V[kea.peak]:-}") ratio=$(ratio "$(mib "${V[lanha.peak]:-}")" "$(mib "${V[kea.peak]:-}")") unit=MiB better=lower leases=$(or_na "${V[lanha.leases]:-}")"

@@ -48,8 +48,17 @@ export interface AppliedEntry {
   by?: string;
   /** Its Raft term: set on what `propose` resolves with (the embedded log only; etcd has no terms). */
   term?: number;
+  /** Where its proposal's time went (the embedded log's `propose` only): see ProposalTiming. */
+  timing?: ProposalTiming;
   command: Command;
 }
+
+/**
+ * A proposal's way to applied, in ms on the monotonic clock: waiting for its batch's WAL write
+ * (behind the fsync in flight), the write and fdatasync of that batch, then until it was applied
+ * (the followers' acknowledgements in a cluster; the next turn of the host loop alone).
+ */
+export interface ProposalTiming { queuedMs: number; persistMs: number; commitMs: number }
 
 export type FsmListener = (entry: AppliedEntry) => void;
 

@@ -122,3 +122,21 @@ t.test('an fsync error fences the node: pending and later proposals fail, it sto
   t.ok(again.fsm.lease(0x0a000001), 'the acknowledged one is');
   await again.close();
 });
+
+t.test('a proposal resolves with where its time went: queued, written and fsync\'d, then applied', async (t) => {
+  const dir = scratch(t);
+  const log = await open(dir);
+  try {
+    const started = performance.now();
+    const entries = await Promise.all([1, 2, 3].map((i) => log.propose(grant(i))));
+    const took = performance.now() - started;
+    for (const e of entries) {
+      const timing = e.timing!;
+      t.ok(timing !== undefined, `entry ${e.index} carries its timing`);
+      t.ok(timing.queuedMs >= 0 && timing.persistMs >= 0 && timing.commitMs >= 0, 'no part is negative');
+      t.ok(timing.queuedMs + timing.persistMs + timing.commitMs <= took + 1, 'the parts fit inside the time propose() took');
+    }
+  } finally {
+    await log.close();
+  }
+});

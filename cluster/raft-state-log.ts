@@ -4,7 +4,7 @@ import type { Logger } from '../lib/log.js';
 import type { Random } from '../lib/random.js';
 import { LanhaError } from '../lib/errors.js';
 import { decodeCommand, encodeCommand, type Command } from './commands.js';
-import { Fsm, type AppliedEntry, type FsmSnapshot } from './fsm.js';
+import { Fsm, type AppliedEntry, type FsmSnapshot, type ProposalTiming } from './fsm.js';
 import { LogClock } from './log-time.js';
 import { NotLeaderError, type StateLog, type StateLogStatus } from './state-log.js';
 import type { MemberStatusChannel } from './member-status.js';
@@ -45,6 +45,10 @@ export interface RaftStateLogOptions {
 
 interface Pending {
   term: number;
+  /** Monotonic ms: proposed, its batch's write started, that batch fsync'd (0: not yet). */
+  proposedAt: number;
+  writeAt: number;
+  persistedAt: number;
   resolve: (entry: AppliedEntry) => void;
   reject: (error: Error) => void;
   timer: NodeJS.Timeout;
@@ -116,6 +120,7 @@ export class RaftStateLog implements StateLog {
       send: (messages) => opts.link?.send(messages),
       restore: (snapshot) => self!.#restore(snapshot),
       apply: (entries) => self!.#apply(entries),
+      onPersisted: (entries, writeAt, doneAt) => self!.#onPersisted(entries, writeAt, doneAt),
       afterBatch: () => self!.#maybeSnapshot(),
       onStorageError: (error) => self!.#onStorageError(error),
       onRoleChange: (role, atMs) => self!.#onRoleChange(role, atMs),
@@ -144,6 +149,7 @@ export class RaftStateLog implements StateLog {
     if (this.#closed) throw new LanhaError('unavailable', 'the state log is closed');
     if (this.host.fenced) throw new LanhaError('unavailable', `this node stopped accepting writes after a storage error: ${this.host.fenced.message}`);
     if (!this.isLeader()) throw new NotLeaderError(this.host.node.leader === this.#opts.id ? null : this.host.node.leader);
+    const proposedAt = this.#opts.clock.monotonicMs();
     const at = this.#logTime();
     const result = this.host.node.propose(encodeCommand({ at, by: this.#opts.id, command }));
     if (!result.ok) throw new NotLeaderError(this.host.node.leader === this.#opts.id ? null : this.host.node.leader);
@@ -154,7 +160,7 @@ export class RaftStateLog implements StateLog {
         reject(new LanhaError('unavailable', `entry ${result.index} was not committed within ${this.#opts.proposeTimeoutMs ?? 5000} ms (no quorum?)`));
       }, this.#opts.proposeTimeoutMs ?? 5000);
       timer.unref();
-      this.#pending.set(result.index, { term: result.term, resolve, reject, timer });
+      this.#pending.set(result.index, { term: result.term, proposedAt, writeAt: 0, persistedAt: 0, resolve, reject, timer });
     });
   }
 
@@ -279,9 +285,17 @@ export class RaftStateLog implements StateLog {
       if (p) {
         this.#pending.delete(e.index);
         clearTimeout(p.timer);
-        if (p.term === e.term) p.resolve({ ...applied, term: e.term });
+        if (p.term === e.term) p.resolve({ ...applied, term: e.term, timing: timingOf(p, this.#opts.clock.monotonicMs()) });
         else p.reject(new NotLeaderError(this.host.node.leader));
       }
+    }
+  }
+
+  #onPersisted(entries: readonly Entry[], writeAt: number, doneAt: number): void {
+    if (this.#pending.size === 0) return;
+    for (const e of entries) {
+      const p = this.#pending.get(e.index);
+      if (p) { p.writeAt = writeAt; p.persistedAt = doneAt; }
     }
   }
 
@@ -333,6 +347,13 @@ export class RaftStateLog implements StateLog {
       await new Promise((r) => setTimeout(r, 2));
     }
   }
+}
+
+/** A pending proposal's timing once applied at `nowMs` (a stage not seen, e.g. no own write yet, counts 0). */
+function timingOf(p: Pending, nowMs: number): ProposalTiming {
+  const writeAt = p.writeAt || nowMs;
+  const persistedAt = p.persistedAt || nowMs;
+  return { queuedMs: Math.max(0, writeAt - p.proposedAt), persistMs: Math.max(0, persistedAt - writeAt), commitMs: Math.max(0, nowMs - persistedAt) };
 }
 
 export function encodeFsmSnapshot(s: FsmSnapshot): Uint8Array {

@@ -30,6 +30,8 @@ export interface HostHooks {
   /** Storage failed: the node must stop accepting writes (the caller steps down / fences). */
   onStorageError(error: Error): void;
   onReady?(rd: Ready): void;
+  /** A batch of entries is on our disk: its write started at `writeAt` and ended (fsync'd) at `doneAt` (monotonic ms). */
+  onPersisted?(entries: readonly Entry[], writeAt: number, doneAt: number): void;
   /** The core's role changed (after a tick or a message): when, on the host's monotonic clock. */
   onRoleChange?(role: Role, atMs: number): void;
 }
@@ -160,8 +162,10 @@ export class RaftHost {
           await this.wal.saveSnapshot(rd.snapshot, true);
           this.#hooks.restore(rd.snapshot);
         }
+        const writeAt = this.#clock.monotonicMs();
         await this.wal.save(rd.hardState, rd.entries, rd.mustSync);
         if (rd.mustSync) this.#fsyncs++;
+        if (rd.entries.length > 0) this.#hooks.onPersisted?.(rd.entries, writeAt, this.#clock.monotonicMs());
       } catch (error) {
         this.#fence(error instanceof Error ? error : new Error(String(error)));
         return;

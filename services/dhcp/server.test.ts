@@ -138,6 +138,23 @@ t.test('every ACK sent is told to the ACK audit with its grant\'s log index and 
   t.end();
 });
 
+t.test('each ACK records its stages; the log part comes from the entry timing when the log gives one', async (t) => {
+  const fsm = new Fsm();
+  const inner = new MemoryStateLog(fsm, new ManualClock());
+  const timed: StateLog = {
+    fsm, isLeader: () => true, status: () => inner.status(), close: async () => undefined,
+    propose: async (c: Command) => ({ ...await inner.propose(c), timing: { queuedMs: 3, persistMs: 5, commitMs: 7 } }),
+  };
+  const config = parseConfig(CONFIG);
+  const handler = new DhcpHandler({ config: config.dhcp!, state: timed, nodeAddress: config.node.address, log: silentLogger });
+  await dora(handler, 5000, { mac: '52:54:00:00:03:01' });
+  await dora(handler, 5000, { mac: '52:54:00:00:03:02' });
+  const s = handler.stages.summary();
+  t.same([s.queue.meanMs, s.persist.meanMs, s.commit.meanMs], [3, 5, 7], 'the entry\'s timing, per ACK');
+  for (const stage of ['decode', 'decide', 'resume', 'reply', 'total'] as const) t.type(s[stage].meanMs, 'number', `${stage} recorded`);
+  t.equal(s.send.meanMs, null, 'send is the socket shell\'s (none here)');
+});
+
 t.test('the ACK is sent only after the lease command resolves', async (t) => {
   const fsm = new Fsm();
   const clock = new ManualClock();

@@ -22,6 +22,7 @@ import type { DhcpConfig } from './config.js';
 import { leaseRoutes } from './leases-api.js';
 import { fromInterface, resolveInterface, type InterfaceAddress } from './interface.js';
 import { SeenLimiter, bindingEvent, seenCommand } from './inventory-hooks.js';
+import { AckStages } from './ack-stages.js';
 
 // The DHCP shell: one UDP socket, rate limits, the allocator, the StateLog. An ACK goes out only
 // after its lease command is durable and applied (propose resolved): a crash after the ACK can
@@ -59,6 +60,8 @@ export interface DhcpHandlerOptions {
 /** The protocol logic without sockets: bytes in, replies out (`handle`), so tests need no network. */
 export class DhcpHandler {
   readonly counters = new Counters();
+  /** Where each ACK's time went (ack-stages.ts). */
+  readonly stages = new AckStages();
   readonly allocator: Allocator;
   readonly serverId: Ipv4;
   #config: DhcpConfig;
@@ -119,6 +122,7 @@ export class DhcpHandler {
 
   /** One datagram in; zero or one reply out. Never throws for anything the network sends. */
   async handle(bytes: Uint8Array, peer: string, nowMs: number): Promise<Reply[]> {
+    const startedAt = performance.now();
     this.counters.inc('packets.received');
     const decoded = decodeDhcp(bytes);
     if (!decoded.ok) {
@@ -131,6 +135,7 @@ export class DhcpHandler {
       return [];
     }
     const client = read.value;
+    const decodedAt = performance.now();
     if (this.#interface !== undefined && decoded.value.giaddr === 0) {
       // A direct packet whose source lies outside dhcp.interface's networks came in elsewhere.
       const source = parseIpv4(peer.slice(0, peer.lastIndexOf(':')));
@@ -148,7 +153,7 @@ export class DhcpHandler {
     this.counters.inc(`received.${client.type}`);
     this.#recordSeen(client, nowMs);
     const decision = this.#decide(client, nowMs);
-    const replies = await this.#act(decision, decoded.value, client, nowMs, this.#clock?.monotonicMs());
+    const replies = await this.#act(decision, decoded.value, client, nowMs, this.#clock?.monotonicMs(), { startedAt, decodedAt });
     // Gated again at the end (HA.md §2.5: a resumed stale leader sends nothing): a leader paused
     // (SIGSTOP, a long stall) between the request and the commit may run on after another member
     // won; its ACK would then reach the client seconds after the entry's log time. The entry is
@@ -195,7 +200,7 @@ export class DhcpHandler {
   }
 
   /** `receivedMono`: the monotonic time the request came in (undefined without a clock). */
-  async #act(decision: Decision, request: DhcpMessage, client: ClientRequest, nowMs: number, receivedMono: number | undefined): Promise<Reply[]> {
+  async #act(decision: Decision, request: DhcpMessage, client: ClientRequest, nowMs: number, receivedMono: number | undefined, at: { startedAt: number; decodedAt: number }): Promise<Reply[]> {
     const facts = { mac: client.mac, xid: client.xid, clientId: client.clientId };
     switch (decision.kind) {
       case 'silent':
@@ -229,6 +234,7 @@ export class DhcpHandler {
         return [];
       case 'ack': {
         const label = this.#claimName(decision.propose, nowMs);
+        const proposedAt = performance.now();
         let committed: AppliedEntry | null;
         try {
           committed = await this.#commit(decision.propose, client);
@@ -236,6 +242,7 @@ export class DhcpHandler {
           if (label !== undefined) this.#namesInFlight.delete(label);
         }
         if (committed === null) return [];
+        const resumedAt = performance.now();
         const lease = this.#state.fsm.lease(decision.ip);
         if (!lease || lease.state !== 'bound' || !sameClient(lease, client)) {
           this.counters.inc('sent.nak');
@@ -267,10 +274,30 @@ export class DhcpHandler {
         this.#onAck?.({ index: committed.index, term: committed.term ?? null, ip: decision.ip, mac: client.mac, at: committed.at, sentAt: nowMs });
         // The boot rule is logged so an operator can see why a netbooting client got its file.
         const boot = extras.boot ? { boot: extras.boot.rule, bootfile: extras.boot.bootfile } : {};
-        this.#log.info({ event: 'dhcp.lease.granted', ...facts, ip: formatIpv4(decision.ip), hostname: lease.hostname, expiresAt: lease.expiresAt, ...boot }, 'lease granted');
-        return [this.#reply({ kind: 'ack', request, client, serverId: this.serverId, ip: decision.ip, ...extras })];
+        if (this.#log.isLevelEnabled('info')) this.#log.info({ event: 'dhcp.lease.granted', ...facts, ip: formatIpv4(decision.ip), hostname: lease.hostname, expiresAt: lease.expiresAt, ...boot }, 'lease granted');
+        const ack = this.#reply({ kind: 'ack', request, client, serverId: this.serverId, ip: decision.ip, ...extras });
+        this.#recordStages(at.startedAt, at.decodedAt, proposedAt, resumedAt, committed);
+        return [ack];
       }
     }
+  }
+
+  /** One ACK's stage times (ack-stages.ts); the log's part comes from the entry's timing when it has one. */
+  #recordStages(startedAt: number, decodedAt: number, proposedAt: number, resumedAt: number, entry: AppliedEntry): void {
+    const end = performance.now();
+    const s = this.stages;
+    s.record('decode', decodedAt - startedAt);
+    s.record('decide', proposedAt - decodedAt);
+    const waited = resumedAt - proposedAt;
+    const t = entry.timing;
+    if (t !== undefined) {
+      s.record('queue', t.queuedMs);
+      s.record('persist', t.persistMs);
+      s.record('commit', t.commitMs);
+    }
+    s.record('resume', t === undefined ? waited : waited - t.queuedMs - t.persistMs - t.commitMs);
+    s.record('reply', end - resumedAt);
+    s.record('total', end - startedAt);
   }
 
   /**
@@ -423,11 +450,13 @@ export async function startDhcpServer(options: DhcpServerOptions): Promise<Runni
     handler.handle(bytes, peer, clock.wallMs()).then((replies) => {
       for (const reply of replies) {
         if (reply.kind === 'ack') options.observeAckSeconds?.((clock.monotonicMs() - receivedMs) / 1000);
+        const sendAt = performance.now();
         socket.send(reply.bytes, reply.destination.port, reply.destination.address, (error) => {
           if (!error) return;
           handler.counters.inc('send.failed');
           if (sendLogLimiter.allow('send', clock.wallMs())) log.warn({ event: 'dhcp.send.failed', to: reply.destination.address, err: errorMessage(error) }, 'reply not sent');
         });
+        if (reply.kind === 'ack') handler.stages.record('send', performance.now() - sendAt);
       }
     }, (error: unknown) => {
       // A bug, not bad input (decoding never throws): keep serving, say so loudly.
@@ -464,7 +493,7 @@ export async function startDhcpServer(options: DhcpServerOptions): Promise<Runni
     status(): ServiceStatus {
       return {
         listening: [`udp ${address}:${port}`], serverId: formatIpv4(handler.serverId), offers: handler.allocator.offerCount,
-        pools: handler.poolUse(clock.wallMs()), counters: handler.counters.toJSON(),
+        pools: handler.poolUse(clock.wallMs()), counters: handler.counters.toJSON(), ackStages: handler.stages.summary(),
       };
     },
     async stop() {

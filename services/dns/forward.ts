@@ -36,6 +36,12 @@ export interface ForwarderOptions {
   maxInFlight: number;
   /** Called with every answer the cache took (the daemon sends it to the workers). */
   onCached?: (entry: WireEntry) => void;
+  /**
+   * Whether this process is behind on its queries (`DnsAnswerer.backlogged`): a new miss then gets SERVFAIL
+   * at once, counted as `dns.forward.busy`, rather than adding an upstream round trip's work to a
+   * queue that is already growing. Questions already in flight are still joined.
+   */
+  busy?: () => boolean;
 }
 
 /** An upstream's answer as the askers get it, and the cache entry it was stored as (null: not cached). */
@@ -113,6 +119,10 @@ export class Forwarder {
     const key = Forwarder.key(q);
     let p = this.#inFlight.get(key);
     if (p === undefined) {
+      if (this.#o.busy?.() === true) {
+        this.#o.counters.inc('dns.forward.busy');
+        return servfail();
+      }
       this.#o.counters.inc('dns.forward.cache_miss');
       const question = raw === undefined ? null : raw.msg.subarray(HEADER_SIZE, raw.fq.qEnd);
       p = this.#ask(q, question).then((reply) => {

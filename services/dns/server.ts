@@ -87,7 +87,7 @@ export class DnsServer implements RunningService {
         upstreams: this.#cfg.forward.upstreams, domains: this.#cfg.forward.domains, timeoutMs: this.#cfg.forward.timeout,
         cache: this.#answerer.forwardCache!, maxInFlight: inFlightShare(this.#cfg.forward.maxInFlight, 1 + this.#workerCount),
         clock: o.clock, random: o.random, counters: this.counters,
-        onCached: (entry) => this.#workers?.cacheFill(entry),
+        onCached: (entry) => this.#workers?.cacheFill(entry), busy: () => this.#answerer.backlogged(),
       });
       this.#forward = forwardWith(this.#forwarder, o.config.node.name, this.#clock);
     }

@@ -61,7 +61,7 @@ process.on('message', (m: ToWorker, handle: unknown) => {
         forwarder = new Forwarder({
           upstreams: f.upstreams, domains: f.domains, timeoutMs: f.timeout, cache: answerer.forwardCache!,
           maxInFlight: inFlightShare(f.maxInFlight, m.processes), clock: systemClock, random: cryptoRandom, counters: answerer.counters,
-          onCached: share,
+          onCached: share, busy: () => answerer!.backlogged(),
         });
         forward = forwardWith(forwarder, m.nodeName, systemClock);
       }

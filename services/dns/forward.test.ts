@@ -1,0 +1,70 @@
+import t from 'tap';
+import dgram from 'node:dgram';
+import { Counters } from '../../lib/counters.js';
+import { systemClock } from '../../lib/clock.js';
+import { seededRandom } from '../../lib/random.js';
+import { ForwardCache } from './cache.js';
+import { Forwarder, queryBytes } from './forward.js';
+import { encodeName } from './name.js';
+import { CLASS_IN, RCODE, T, decodeMessage, emptyMessage, encodeMessage } from './wire.js';
+
+// The forwarder against a real loopback upstream: while the process is backlogged (`busy`), a new
+// miss gets SERVFAIL at once and nothing goes upstream, but a question already in flight is still
+// joined; once not busy, misses go upstream and are cached. And the hand-built upstream query
+// decodes as the encoder's would.
+
+t.test('busy: new misses SERVFAIL at once and are counted; questions in flight are joined; not busy again: asked and cached', async (t) => {
+  const up = dgram.createSocket('udp4');
+  const asked: string[] = [];
+  let hold: Array<() => void> | null = [];
+  up.on('message', (msg, rinfo) => {
+    const d = decodeMessage(msg);
+    if (!d.ok) return;
+    const q = d.value.questions[0]!;
+    asked.push(q.name);
+    const r = emptyMessage(d.value.id);
+    r.qr = true; r.ra = true; r.rd = true;
+    r.questions = [q];
+    r.answers = [{ name: q.name, type: T.A, class: CLASS_IN, ttl: 60, rdata: Uint8Array.of(192, 0, 2, 1) }];
+    const send = (): void => up.send(encodeMessage(r).bytes, rinfo.port, rinfo.address);
+    if (hold !== null) hold.push(send); else send();
+  });
+  await new Promise<void>((r) => up.bind(0, '127.0.0.1', () => r()));
+  const counters = new Counters();
+  let busy = false;
+  const f = new Forwarder({
+    upstreams: [{ address: '127.0.0.1', port: up.address().port }], timeoutMs: 2000, cache: new ForwardCache({ entries: 100, bytes: 1 << 20 }),
+    clock: systemClock, random: seededRandom(1), counters, maxInFlight: 10, busy: () => busy,
+  });
+  const q = (name: string) => ({ name, type: T.A, class: CLASS_IN });
+  const first = f.resolve(q('joined.example'));
+  t.ok(first instanceof Promise, 'not busy: asked upstream');
+  await new Promise((r) => setTimeout(r, 50));
+  busy = true;
+  const shed = f.resolve(q('new.example'));
+  t.notOk(shed instanceof Promise, 'busy: answered at once');
+  t.equal((shed as { rcode: number }).rcode, RCODE.SERVFAIL);
+  t.equal(counters.get('dns.forward.busy'), 1);
+  const joined = f.resolve(q('JOINED.example'));
+  t.ok(joined instanceof Promise, 'busy, but the same question is in flight: joined');
+  const release = hold!;
+  hold = null;
+  for (const send of release) send();
+  const [a, b] = await Promise.all([first, joined]);
+  t.same([a.rcode, b.rcode, a.answers.length, b.answers.length], [0, 0, 1, 1], 'both askers get the one upstream answer');
+  t.ok(a.entry !== null, 'and it was cached');
+  busy = false;
+  const later = await f.resolve(q('new.example'));
+  t.equal(later.rcode, 0, 'not busy again: asked upstream');
+  t.same(asked.map((n) => n.toLowerCase()), ['joined.example', 'new.example'], 'nothing went upstream while busy');
+  f.close();
+  up.close();
+});
+
+t.test('queryBytes: the hand-built upstream query is what the encoder makes', async (t) => {
+  const question = new Uint8Array([...encodeName('Www.Example'), 0, T.AAAA, 0, CLASS_IN]);
+  const d = decodeMessage(queryBytes(0x1234, question));
+  t.ok(d.ok);
+  if (!d.ok) return;
+  t.same([d.value.id, d.value.rd, d.value.qr, d.value.questions, d.value.edns?.udpSize, d.value.answers.length], [0x1234, true, false, [{ name: 'Www.Example', type: T.AAAA, class: CLASS_IN }], 1232, 0]);
+});

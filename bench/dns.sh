@@ -340,7 +340,7 @@ FL_RSS=$(rss_kib "$FL_PID"); FD_RSS=NA; FU_RSS=NA
 FL_HQ=$(median flanha-hit udp 1); FD_HQ=$(median fdnsmasq-hit udp 1); FU_HQ=$(median funbound-hit udp 1)
 FL_MP=$(median flanha-miss udp 3); FD_MP=$(median fdnsmasq-miss udp 3); FU_MP=$(median funbound-miss udp 3)
 FL_ML=$(median flanha-miss udp 2); FD_ML=$(median fdnsmasq-miss udp 2); FU_ML=$(median funbound-miss udp 2)
-node dist/bin/lanctl.js status --json --socket "$TMP/flanha.sock" 2>/dev/null | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const d=JSON.parse(s).services.dns;const c=d.counters;console.log("lanha forwarding cache:",JSON.stringify(d.forwardCache),"hits",c["dns.forward.cache_hit"]??0,"misses",c["dns.forward.cache_miss"]??0,"overload",c["dns.forward.overload"]??0,"servfail",c["dns.forward.servfail"]??0)})' || true
+node dist/bin/lanctl.js status --json --socket "$TMP/flanha.sock" 2>/dev/null | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const d=JSON.parse(s).services.dns;const c=d.counters;console.log("lanha forwarding cache:",JSON.stringify(d.forwardCache),"hits",c["dns.forward.cache_hit"]??0,"misses",c["dns.forward.cache_miss"]??0,"overload",c["dns.forward.overload"]??0,"busy",c["dns.forward.busy"]??0,"servfail",c["dns.forward.servfail"]??0)})' || true
 node dist/bin/lanctl.js status --json --socket "$TMP/flanha.sock" 2>/dev/null \
   | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const m=JSON.parse(s).memory;if(m)console.log("lanha forwarding processes after the runs (MiB):",m.processes.map(p=>`${p.role} rss ${p.rssMiB} heap ${p.heapUsedMiB}/${p.heapTotalMiB} external ${p.externalMiB}`).join("; "))})' || true
 printf '\n%-10s %12s %14s %12s %10s\n' forwarder hit_qps miss_p99_ms miss_lost rss_mib

@@ -352,7 +352,14 @@ export class TftpServer {
   }
 
   #refuse(listener: dgram.Socket, rinfo: dgram.RemoteInfo | Peer, code: number, message: string, kind: string, file: string): void {
-    listener.send(encodeError(code, message), rinfo.port, rinfo.address);
+    try {
+      listener.send(encodeError(code, message), rinfo.port, rinfo.address);
+    } catch {
+      // Its address went away while the request was looked up (the VIP released): nothing to answer
+      // from; the client retries on the new holder. A closed socket throws here, synchronously.
+      this.counters.inc('tftp.refusal_unsent');
+      return;
+    }
     if (this.#limiter.allow(`refused.${kind}`, this.clock.monotonicMs())) {
       this.log.info({ event: 'tftp.refused', client: `${rinfo.address}:${rinfo.port}`, file: printable(file), reason: kind, code }, `tftp request refused: ${kind}`);
     }

@@ -1,5 +1,6 @@
 import { seededRandom, type Random } from '../../lib/random.js';
 import { RaftNode } from '../../cluster/raft/node.js';
+import { auditAcks, type AckRecord } from '../../cluster/ack-audit.js';
 import { EntryType, type ConfState, type Entry, type HardState, type Message, type NodeId, type Ready, type Snapshot } from '../../cluster/raft/types.js';
 
 // A deterministic simulation of a whole cluster of real RaftNode cores: a seeded network (delay,
@@ -21,6 +22,8 @@ export interface SimReport {
   elections: number;
   committed: number;
   acked: number;
+  /** Acknowledged entries the ACK audit (cluster/ack-audit.ts) found in a member's committed log, summed over members. */
+  audited: number;
   crashes: number;
   snapshotsSent: number;
   healedLeaderMs: number;
@@ -140,6 +143,7 @@ class Sim {
   #hashAt = new Map<number, number>(); // index -> state hash after applying it
   #pending: Array<{ node: number; inc: number; index: number; term: number }> = [];
   #acked = new Map<number, number>(); // index -> term
+  #audited = 0;
   #elections = 0;
   #crashes = 0;
   #snapshotsSent = 0;
@@ -201,11 +205,25 @@ class Sim {
       for (const [index, term] of this.#acked) {
         if (this.#committed.get(index) !== term) this.#violate(`acknowledged entry ${index}@${term} is not in the committed log`);
       }
+      this.#auditAcks();
     }
     return {
       seed: this.#seed, violations: this.#violations, events: this.#events, elections: this.#elections, committed: this.#committed.size,
-      acked: this.#acked.size, crashes: this.#crashes, snapshotsSent: this.#snapshotsSent, healedLeaderMs, trace: this.#trace,
+      acked: this.#acked.size, audited: this.#audited, crashes: this.#crashes, snapshotsSent: this.#snapshotsSent, healedLeaderMs, trace: this.#trace,
     };
+  }
+
+  /** The daemon's ACK audit on every live member's log after the heal: what it judges must agree with the checker (none lost). */
+  #auditAcks(): void {
+    const acks: AckRecord[] = [...this.#acked].map(([index, term]) => ({ index, term, ip: index, mac: 'sim', at: 0, sentAt: 0 }));
+    for (const n of this.#nodes) {
+      const c = n.core;
+      if (c === undefined) continue;
+      const view = { commitIndex: c.commitIndex, committedTerm: (i: number) => (i <= c.commitIndex ? c.entryTerm(i) : undefined), lease: () => undefined };
+      const r = auditAcks(acks, view, c.entryTerm(c.commitIndex) ?? null);
+      if (r.lost > 0) this.#violate(`${n.id}: the ACK audit counts ${r.lost} acknowledged entries lost: ${r.lostAcks.map((a) => `${a.index}@${a.term}`).join(', ')}`);
+      this.#audited += r.kept;
+    }
   }
 
   // ---- node lifecycle ----------------------------------------------------------------------------

@@ -15,7 +15,8 @@
 // RESULT lines (DESIGN.md): failover.<fault>.gap_ms.<protocol> (p50) and .p99 for dns, ntp, tftp,
 // dhcp (lanha only) and vip (the echo, lanha and keepalived); failover.<fault>.two_holder_ms (p50,
 // .p99); failover.two_holder_ms (total over the faults both stacks ran), failover.lost_acked,
-// failover.duplicates, failover.unconverged. Each NA has its reason on the line before it. Under
+// failover.duplicates, failover.unconverged, failover.failed_rounds (rounds that did not finish:
+// counted, their logs kept, the bench goes on). Each NA has its reason on the line before it. Under
 // each round: every lost or duplicate lease and every ACK that stated less than the lease time (a
 // late commit), and then where the members' logs and the clients' ACKs of that round were copied.
 import { spawnSync } from 'node:child_process';
@@ -73,6 +74,9 @@ async function main(): Promise<number> {
     : !which('keepalived') ? 'keepalived is not installed (npm run bench:failover installs it as root: bench/packages/failover.txt)' : null;
   const outcomes = new Map<string, FaultOutcome[]>();
   const kaOutcomes = new Map<string, KaOutcome[]>();
+  /** lanha rounds that threw (per fault) and keepalived rounds that did. */
+  const failed = new Map<string, number>();
+  let kaFailed = 0;
   const lab = await Lab.create();
   let fl: FaultLab | undefined;
   let kl: KeepalivedLab | undefined;
@@ -87,7 +91,16 @@ async function main(): Promise<number> {
     for (let round = 1; round <= ROUNDS; round++) {
       for (const fault of faults) {
         const fromWall = Date.now();
-        const o = await fl.runFault(fault.name, (roles) => fault.inject(fl!, roles));
+        let o: FaultOutcome;
+        try {
+          o = await fl.runFault(fault.name, (roles) => fault.inject(fl!, roles));
+        } catch (error) {
+          // A round that did not finish (no steady leader, a takeover that never came) is counted and
+          // its logs kept; the bench goes on with the next fault (which first waits for a steady leader).
+          failed.set(fault.name, (failed.get(fault.name) ?? 0) + 1);
+          process.stdout.write(`round ${round} ${fault.name}: did not finish: ${String(error)}\n  logs and ACKs: ${fl.dumpRound(`${fault.name}-round${round}-failed`)}\n`);
+          continue;
+        }
         // ACKs that stated less than the lease time: sent seconds after their log time (services/dhcp/README.md).
         const short = fl.acks().filter((a) => a.at >= fromWall && a.leaseS < LEASE_S);
         outcomes.set(fault.name, [...(outcomes.get(fault.name) ?? []), o]);
@@ -107,6 +120,7 @@ async function main(): Promise<number> {
             process.stdout.write(`round ${round} ${fault.name} keepalived: vip (echo) ${k.gapMs} ms; two holders ${k.twoHolderMs} ms\n`);
           } catch (error) {
             // Not counted: the p50/p99 are over the rounds that completed (the count is in the summary).
+            kaFailed++;
             process.stdout.write(`round ${round} ${fault.name} keepalived: not measured: ${String(error)}\n`);
           }
         }
@@ -119,9 +133,12 @@ async function main(): Promise<number> {
   }
   process.stdout.write(`\n${ROUNDS} rounds in ${Math.round((performance.now() - startedAt) / 1000)} s\n`);
   report(outcomes, kaOutcomes, noKeepalived);
+  const failedRounds = [...failed.values()].reduce((a, b) => a + b, 0);
+  for (const [fault, n] of failed) process.stdout.write(`# ${fault}: ${n} round(s) did not finish (see "did not finish" above); its p50/p99 are over the rounds that did\n`);
+  result('failover.failed_rounds', failedRounds, noKeepalived === null ? kaFailed : { na: noKeepalived }, 'rounds');
   let twoHolder = 0, lost = 0, duplicates = 0;
   for (const list of outcomes.values()) for (const o of list) { twoHolder += o.twoHolderMs; lost += o.lostAcked.length; duplicates += o.duplicates.length; }
-  return twoHolder === 0 && lost === 0 && duplicates === 0 ? 0 : 1;
+  return twoHolder === 0 && lost === 0 && duplicates === 0 && failedRounds === 0 ? 0 : 1;
 }
 
 function report(outcomes: Map<string, FaultOutcome[]>, kaOutcomes: Map<string, KaOutcome[]>, noKeepalived: string | null): void {

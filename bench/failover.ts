@@ -15,7 +15,8 @@
 // RESULT lines (DESIGN.md): failover.<fault>.gap_ms.<protocol> (p50) and .p99 for dns, ntp, tftp,
 // dhcp (lanha only) and vip (the echo, lanha and keepalived); failover.<fault>.two_holder_ms (p50,
 // .p99); failover.two_holder_ms (total over the faults both stacks ran), failover.lost_acked,
-// failover.duplicates, failover.unconverged, failover.failed_rounds (rounds that did not finish:
+// failover.duplicates, failover.unconverged, failover.member_exits (a member that died by itself,
+// named under its round and restarted), failover.failed_rounds (rounds that did not finish:
 // counted, their logs kept, the bench goes on). Each NA has its reason on the line before it. Under
 // each round: every lost or duplicate lease and every ACK that stated less than the lease time (a
 // late commit), and then where the members' logs and the clients' ACKs of that round were copied.
@@ -106,8 +107,8 @@ async function main(): Promise<number> {
         outcomes.set(fault.name, [...(outcomes.get(fault.name) ?? []), o]);
         process.stdout.write(`round ${round} ${fault.name}: ${PROTOCOLS.map((p) => `${p} ${o.gaps[p]} ms`).join(', ')}, vip (echo) ${o.echoGapMs} ms; two holders ${o.twoHolderMs} ms; lost ${o.lostAcked.length} (daemons' audits: ${o.audits.map((a) => `${a.server} ${a.lost} of ${a.checked ?? '-'}`).join(', ')}); duplicates ${o.duplicates.length}; converged ${o.converged}; ACKs shortened ${short.length}\n`);
         // What a checker found, so a failing round can be looked into without rerunning it.
-        for (const line of [...o.lostAcked.map((l) => `lost: ${l}`), ...o.duplicates.map((l) => `duplicate: ${l}`), ...short.map((a) => `shortened: ${a.client} ${a.ip} ${a.leaseS} s at ${a.at}`)]) process.stdout.write(`  ${line}\n`);
-        if (o.lostAcked.length > 0 || o.duplicates.length > 0 || short.length > 0) {
+        for (const line of [...o.exited.map((l) => `member exited on its own: ${l}`), ...o.lostAcked.map((l) => `lost: ${l}`), ...o.duplicates.map((l) => `duplicate: ${l}`), ...short.map((a) => `shortened: ${a.client} ${a.ip} ${a.leaseS} s at ${a.at}`)]) process.stdout.write(`  ${line}\n`);
+        if (o.exited.length > 0 || o.lostAcked.length > 0 || o.duplicates.length > 0 || short.length > 0) {
           // The members' logs and every client ACK of that round, to look into without a rerun (kept in the temp dir).
           const dir = fl.dumpRound(`${fault.name}-round${round}`);
           process.stdout.write(`  logs and ACKs: ${dir}\n`);
@@ -138,7 +139,8 @@ async function main(): Promise<number> {
   result('failover.failed_rounds', failedRounds, noKeepalived === null ? kaFailed : { na: noKeepalived }, 'rounds');
   let twoHolder = 0, lost = 0, duplicates = 0;
   for (const list of outcomes.values()) for (const o of list) { twoHolder += o.twoHolderMs; lost += o.lostAcked.length; duplicates += o.duplicates.length; }
-  return twoHolder === 0 && lost === 0 && duplicates === 0 && failedRounds === 0 ? 0 : 1;
+  const exits = [...outcomes.values()].flat().reduce((a, o) => a + o.exited.length, 0);
+  return twoHolder === 0 && lost === 0 && duplicates === 0 && failedRounds === 0 && exits === 0 ? 0 : 1;
 }
 
 function report(outcomes: Map<string, FaultOutcome[]>, kaOutcomes: Map<string, KaOutcome[]>, noKeepalived: string | null): void {
@@ -188,6 +190,7 @@ function report(outcomes: Map<string, FaultOutcome[]>, kaOutcomes: Map<string, K
   result('failover.audit_lost_acked', Math.max(0, ...all.flatMap((o) => o.audits.map((a) => a.lost))), noLeases, 'leases');
   result('failover.duplicates', sum(all.map((o) => o.duplicates.length)), noLeases, 'leases');
   result('failover.unconverged', all.filter((o) => !o.converged).length, { na: 'keepalived has no replicated state to converge' }, 'rounds');
+  result('failover.member_exits', sum(all.map((o) => o.exited.length)), { na: 'not counted for keepalived (a keepalived round that fails is in failover.failed_rounds)' }, 'exits');
 }
 
 main().then((code) => process.exit(code), (error: unknown) => { process.stderr.write(`bench:failover failed: ${String(error)}\n`); process.exit(1); });

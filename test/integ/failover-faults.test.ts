@@ -27,6 +27,7 @@ t.test('failover fault suite, one round per fault', async (t) => {
       for (const fault of FAULTS.filter((f) => only === undefined || only.includes(f.name))) {
         const o = await fl.runFault(fault.name, (roles) => fault.inject(fl, roles));
         t.comment(`${fault.name}: gap ms ${Object.entries(o.gaps).map(([p, v]) => `${p}=${v}`).join(' ')}; two holders ${o.twoHolderMs} ms${o.expired.length > 0 ? `; leases that ran out unrenewed: ${o.expired.join(' ')}` : ''}`);
+        t.same(o.exited, [], `${fault.name}: no member exited on its own`);
         t.same(o.lostAcked, [], `${fault.name}: no ACKed lease lost`);
         t.same(o.audits.filter((a) => a.lost !== 0), [], `${fault.name}: each server's own ACK audit finds none lost (${o.audits.map((a) => `${a.server} checked ${a.checked ?? 'none yet'}`).join(', ')})`);
         t.same(o.duplicates, [], `${fault.name}: no address ACKed to two MACs`);

@@ -59,6 +59,8 @@ export interface FaultOutcome {
   detail: string[];
   /** Longest silence of the echo probe on the VIP (FaultLab option `echo`), else null. */
   echoGapMs: number | null;
+  /** Members whose daemon exited on its own during the round (no fault kills without restarting), with how and its last log lines; restarted after the checkers. */
+  exited: string[];
 }
 
 export interface EchoOptions {
@@ -376,7 +378,7 @@ exit 0
     const conv = await this.converge();
     const toPerf = performance.now();
     const toMono = monotonicNowMs();
-    return {
+    const outcome: FaultOutcome = {
       fault,
       gaps: this.gaps(fromMono, toMono),
       twoHolderMs: this.twoHolderMs(fromPerf, toPerf),
@@ -388,7 +390,18 @@ exit 0
       expired: this.expiredUnrenewed(),
       detail: [conv.detail],
       echoGapMs: this.#echoProber === null ? null : longestGapMs(this.#echoProber.answers, 'echo', this.#echoProber.everyMs, fromMono, toMono),
+      exited: [],
     };
+    // A daemon that died by itself (a crash) is named with its last log lines and started again, so
+    // the next round has every member.
+    for (const n of this.members) {
+      const child = n.daemon?.child;
+      if (child === undefined || (child.exitCode === null && child.signalCode === null)) continue;
+      outcome.exited.push(`${n.name} exited (code ${child.exitCode}, signal ${child.signalCode}): ${(n.daemon?.logs() ?? '').trim().split('\n').slice(-6).join(' | ').slice(-1500)}`);
+      this.kill(n, 'SIGKILL');
+      await this.restart(n);
+    }
+    return outcome;
   }
 }
 

@@ -164,6 +164,33 @@ t.test('etcd backend faults', async (t) => {
     }
   });
 
+  await t.test('while etcd does not keep up, new proposals are refused at once instead of piling up', async (t) => {
+    n++;
+    const client = new EtcdClient({ endpoints: cluster.endpoints, dialTimeoutMs: 300, requestTimeoutMs: 1500 });
+    const a = await EtcdStateLog.open({ id: 'a', client, prefix: `/lanha/faults-${n}/`, clock: systemClock, log: silentLogger, leaseTtlMs: 1000, proposeTimeoutMs: 5000, queueMaxWaitMs: 100 });
+    opened.push(a);
+    await until('a leads', () => a.isLeader());
+    // etcd "slow": every txn waits at a gate (keep-alives still answer, so a keeps leading).
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => { open = resolve; });
+    const txn = client.txn.bind(client);
+    client.txn = async (...args: Parameters<EtcdClient['txn']>) => { await gate; return txn(...args); };
+    const first = a.propose(grant(1)); // in flight
+    await new Promise((r) => setTimeout(r, 20));
+    const second = a.propose(grant(2)); // queued behind it
+    await new Promise((r) => setTimeout(r, 250));
+    const refused = await a.propose(grant(3)).then(() => null, (e: unknown) => e as Error);
+    t.match(refused?.message, /etcd is not keeping up: 1 commands queued, the oldest for \d+ ms; refused, try again/, 'the third is refused at once');
+    t.equal((a.status()['etcd'] as { shed: number }).shed, 1, 'and counted');
+    open();
+    await Promise.all([first, second]);
+    t.ok(a.fsm.lease(0x0a000001) && a.fsm.lease(0x0a000002) && !a.fsm.lease(0x0a000003), 'the queued ones commit once etcd answers; the refused one never');
+    await a.propose(grant(4));
+    t.ok(a.fsm.lease(0x0a000004), 'and proposals are taken again');
+    client.txn = txn;
+    await a.close();
+  });
+
   await t.test('two sites (cluster ids) share one etcd and stay separate', async (t) => {
     n++;
     const site1 = await open('lan-a');

@@ -58,6 +58,12 @@ export interface EtcdStateLogOptions {
   resignHoldOffMs?: number;
   /** How often the watch is checked against a range read (a stalled watch is noticed within two of these). */
   watchCheckMs?: number;
+  /**
+   * A proposal is refused at once while the oldest one queued has waited this long (default 1000):
+   * etcd is not keeping up, and piling on would only make every answer late (a DHCP client
+   * retries; an ACK seconds late is worth less than a clean no-answer).
+   */
+  queueMaxWaitMs?: number;
 }
 
 interface Pending {
@@ -66,6 +72,8 @@ interface Pending {
   at: number;
   /** The leadership epoch it was stamped under (its key's first part). */
   epoch: number;
+  /** Monotonic time it was queued. */
+  queuedAt: number;
   /** The encoded entry (the log key's value). */
   value: Uint8Array;
   /** What it depends on: its address's key and that key's mod revision as applied here when proposed. */
@@ -97,7 +105,7 @@ function addrOf(command: Command): number | null {
 const pad = (n: number, width: number): string => String(n).padStart(width, '0');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 /** etcd's default --max-txn-ops is 128. */
-const DELETE_BATCH = 100;
+const DELETE_BATCH = 128;
 
 export class EtcdStateLog implements StateLog {
   readonly fsm = new Fsm();
@@ -116,6 +124,8 @@ export class EtcdStateLog implements StateLog {
   #checking = false;
   /** The etcd revision the previous watch check saw: whatever was under the prefix then, the watch must have delivered by the next check. */
   #checkedRevision = 0;
+  /** What the watch had delivered at the previous check. */
+  #seenAtLastCheck = 0;
   /** Set while the watch is known to have missed committed keys (cleared once they are applied). */
   #stale: { sinceMs: number; upTo: number; endpoint: string } | null = null;
   #lastStall: { at: string; endpoint: string; appliedRevision: number; missedRevision: number } | null = null;
@@ -143,10 +153,10 @@ export class EtcdStateLog implements StateLog {
   /** Each address key's mod revision as applied here (absent: never written, compares as 0). */
   #addrRev = new Map<string, number>();
   /** Live log keys in revision order (what a snapshot lets the leader delete). */
-  #logKeys: Array<{ key: string; revision: number }> = [];
+  #logKeys = new Map<string, number>();
   #snapshotIndex = 0;
   #snapshotting = false;
-  #stats = { staleWatches: 0, txns: 0, txnCommands: 0, conflicts: 0, applied: 0, skipped: 0, foreign: 0, reloads: 0, watchRestarts: 0, campaigns: 0, keepAliveFailures: 0, snapshots: 0 };
+  #stats = { shed: 0, staleWatches: 0, txns: 0, txnCommands: 0, conflicts: 0, applied: 0, skipped: 0, foreign: 0, reloads: 0, watchRestarts: 0, campaigns: 0, keepAliveFailures: 0, snapshots: 0 };
   #lastError: string | null = null;
   #health: EndpointHealth[] = [];
   #memberFeed: EtcdMemberFeed | null = null;
@@ -208,6 +218,13 @@ export class EtcdStateLog implements StateLog {
     if (this.#closed) throw new LanhaError('unavailable', 'the state log is closed');
     const epoch = this.#epoch;
     if (!this.isLeader() || epoch === null) throw new NotLeaderError(this.#holder && this.#holder.name !== this.#o.id ? this.#holder.name : null);
+    const now = this.#o.clock.monotonicMs();
+    const oldest = this.#queue.find((q) => this.#pending.get(q.key) === q);
+    const maxWaitMs = this.#o.queueMaxWaitMs ?? 1000;
+    if (oldest !== undefined && now - oldest.queuedAt > maxWaitMs) {
+      this.#stats.shed++;
+      throw new LanhaError('unavailable', `etcd is not keeping up: ${this.#queue.length} commands queued, the oldest for ${Math.round(now - oldest.queuedAt)} ms; refused, try again`);
+    }
     const at = this.#logClock.stamp(epoch, this.fsm.lastAt);
     const key = `${this.#p.log}${pad(epoch, 16)}-${pad(++this.#seq, 12)}`;
     const timeoutMs = this.#o.proposeTimeoutMs ?? 5000;
@@ -222,7 +239,7 @@ export class EtcdStateLog implements StateLog {
         reject(new LanhaError('unavailable', `entry ${key} was not applied within ${timeoutMs} ms (etcd unreachable or behind?)`));
       }, timeoutMs);
       timer.unref();
-      const p: Pending = { key, command, at, epoch, value, addrKey, expected, revision: null, resolve, reject, timer };
+      const p: Pending = { key, command, at, epoch, queuedAt: now, value, addrKey, expected, revision: null, resolve, reject, timer };
       this.#pending.set(key, p);
       this.#queue.push(p);
     });
@@ -444,7 +461,7 @@ export class EtcdStateLog implements StateLog {
         throw new LanhaError('unavailable', `the snapshot under ${this.#p.snapshot} cannot be read (${errorMessage(error)}): is another program writing under this prefix?`);
       }
     }
-    this.#logKeys = [];
+    this.#logKeys.clear();
     this.#addrRev.clear();
     const events = r.kvs.filter((kv) => kv.key !== this.#p.snapshot).sort((a, b) => a.modRevision - b.modRevision).map((kv): WatchEvent => ({ type: 'put', kv }));
     this.#holder = null;
@@ -514,6 +531,13 @@ export class EtcdStateLog implements StateLog {
       const seen = this.#revision;
       const upTo = this.#checkedRevision;
       let current = true;
+      if (seen > this.#seenAtLastCheck && this.#stale === null) {
+        // The watch delivered since the last check: it is not stalled (it delivers in revision order).
+        this.#seenAtLastCheck = seen;
+        this.#checkedRevision = Math.max(this.#checkedRevision, seen);
+        return;
+      }
+      this.#seenAtLastCheck = seen;
       if (upTo > seen) {
         const r = await this.#client.range(this.#o.prefix, { rangeEnd: this.#p.end, keysOnly: true, limit: 1, minModRevision: seen + 1, maxModRevision: upTo });
         this.#checkedRevision = Math.max(this.#checkedRevision, r.revision);
@@ -584,10 +608,13 @@ export class EtcdStateLog implements StateLog {
       this.#once('foreign', { event: 'etcd.foreign_key', key }, `a key under the prefix that lanha did not write (${key}): skipped; is the prefix shared with another program?`);
       return;
     }
-    if (e.type === 'delete') return; // compaction after a snapshot
+    if (e.type === 'delete') { // compaction after a snapshot (by whoever leads)
+      this.#logKeys.delete(key);
+      return;
+    }
     // A key written twice would be a second put of one command: apply only its creation.
     if (e.kv.version !== 1) return;
-    this.#logKeys.push({ key, revision: e.kv.modRevision });
+    this.#logKeys.set(key, e.kv.modRevision);
     // In the snapshot, or applied before a reload; a txn's several keys share its revision.
     const revision = e.kv.modRevision;
     if (revision < this.fsm.appliedIndex || (revision === this.fsm.appliedIndex && revision !== this.#openRevision)) return;
@@ -786,22 +813,21 @@ export class EtcdStateLog implements StateLog {
   async #maybeSnapshot(): Promise<void> {
     const every = this.#o.snapshotEntries ?? 10_000;
     const epoch = this.#epoch;
-    if (this.#snapshotting || epoch === null || !this.isLeader() || this.#logKeys.length < every) return;
+    if (this.#snapshotting || epoch === null || !this.isLeader() || this.#logKeys.size < every) return;
     this.#snapshotting = true;
     try {
       const snapshot = this.fsm.snapshot();
-      const covered = this.#logKeys.filter((k) => k.revision <= snapshot.appliedIndex);
+      const covered = [...this.#logKeys].filter(([, revision]) => revision <= snapshot.appliedIndex).map(([key]) => key);
       const fence = { key: this.#p.leader, target: 'CREATE' as const, result: 'EQUAL' as const, createRevision: epoch };
       const put = await this.#client.txn([fence], [{ put: { key: this.#p.snapshot, value: gzipSync(encodeFsmSnapshot(snapshot)) } }]);
       if (!put.succeeded) return;
       this.#snapshotIndex = snapshot.appliedIndex;
       this.#stats.snapshots++;
       for (let i = 0; i < covered.length; i += DELETE_BATCH) {
-        const r = await this.#client.txn([fence], covered.slice(i, i + DELETE_BATCH).map((k) => ({ deleteRange: { key: k.key } })));
+        const r = await this.#client.txn([fence], covered.slice(i, i + DELETE_BATCH).map((key) => ({ deleteRange: { key } })));
         if (!r.succeeded) return;
       }
-      const gone = new Set(covered.map((k) => k.key));
-      this.#logKeys = this.#logKeys.filter((k) => !gone.has(k.key));
+      for (const key of covered) this.#logKeys.delete(key);
       this.#o.log.info({ event: 'etcd.snapshot', index: snapshot.appliedIndex, deleted: covered.length }, `snapshot at revision ${snapshot.appliedIndex}; ${covered.length} log keys deleted`);
     } catch (error) {
       this.#noteError(error);

@@ -136,6 +136,7 @@ export function doctorFindings(input: DoctorInput): Finding[] {
   memberFindings(input, out);
   vipHolderFindings(input, out);
   walFindings(input, out);
+  ackAuditFindings(input, out);
   bootFileFindings(input, out);
   if (input.vip !== undefined) {
     const held = input.vip['held'] === true;
@@ -230,6 +231,23 @@ function walFindings(input: DoctorInput, out: Finding[]): void {
   for (const [name, p99] of Object.entries(doctorMeasured(input).walFsyncP99Ms)) {
     if (p99 === null || p99 < WAL_FSYNC_WARN_MS) continue;
     out.push({ id: 'raft.wal-fsync', severity: 'warning', evidence: `${name}: WAL fsync p99 ${p99} ms over its last fsyncs; every DHCP ACK waits for one`, fix: `move node.stateDir of ${name} to a faster disk (an SD card's fsync is slow; a USB SSD is not)` });
+  }
+}
+
+/** A member whose ACK audit (cluster/ack-audit.ts) found ACKed leases missing from the committed log: the durability promise broke. */
+function ackAuditFindings(input: DoctorInput, out: Finding[]): void {
+  const reports: Array<[string, LocalReport]> = [
+    ...(input.local === undefined ? [] : [[input.local.node, input.local] as [string, LocalReport]]),
+    ...Object.entries(input.members ?? {}).map(([name, v]) => [name, v.report] as [string, LocalReport]),
+  ];
+  for (const [name, r] of reports) {
+    const a = r.ackAudit;
+    if (a == null || a.lostTotal === 0) continue;
+    out.push({
+      id: 'dhcp.acked-leases-lost', severity: 'error',
+      evidence: `${name}'s ACK audit found ${a.lostTotal} lease(s) it ACKed missing from the committed log after a leadership change: clients hold addresses the cluster does not know`,
+      fix: `lanctl status --json on ${name} (ackAudit.lost names them); keep every member's log (journalctl -u lanha) and node.stateDir for a bug report; lanctl leases release the addresses if another client got them`,
+    });
   }
 }
 

@@ -249,3 +249,19 @@ t.test('doctor: a slow WAL fsync is a warning, however slow (a loaded machine mu
   t.same(f.map((x) => x.severity), ['warning']);
   t.match(f[0]?.evidence, 'lan-a: WAL fsync p99 2500 ms');
 });
+
+t.test('doctor: a member whose ACK audit found ACKed leases lost is an error; 0 lost or no audit is nothing', async (t) => {
+  const i = input();
+  const local = { node: 'lan-a', version: 'v', configHash: 'h', role: 'leader', leader: 'lan-a', term: 3, commitIndex: 9, appliedIndex: 9, lastIndex: 9, walFsyncP99Ms: 1, bootFiles: null, ackAudit: { lostTotal: 0, audits: 2, checked: 14 } };
+  const view = (ackAudit: { lostTotal: number; audits: number; checked: number | null } | null): MemberView => ({
+    receivedAt: '', lastContactMs: 300, clockOffsetMs: 0, offsetMethod: 'round-trip', roundTripMs: 1, bootFiles: null,
+    report: { ...local, node: 'lan-b', role: 'follower', ackAudit, sentWallMs: NOW, echo: null },
+  });
+  const run = (b: Parameters<typeof view>[0], a = local): string[] => doctorFindings({
+    config: i.config, cluster: { mode: 'cluster', role: 'leader', leader: 'lan-a', term: 3, commitIndex: 9, appliedIndex: 9, leaseValid: true }, pools: [], leases: [], nowMs: NOW, local: a, members: { 'lan-b': view(b) },
+  }).filter((f) => f.id === 'dhcp.acked-leases-lost').map((f) => `${f.severity}: ${f.evidence}`);
+  t.same(run({ lostTotal: 0, audits: 1, checked: 6 }), [], 'none lost anywhere');
+  t.same(run(null), [], 'a member without DHCP or an older version');
+  t.same(run({ lostTotal: 2, audits: 1, checked: 6 }), ["error: lan-b's ACK audit found 2 lease(s) it ACKed missing from the committed log after a leadership change: clients hold addresses the cluster does not know"]);
+  t.equal(run(null, { ...local, ackAudit: { lostTotal: 1, audits: 1, checked: 3 } }).length, 1, 'this node\'s own audit too');
+});

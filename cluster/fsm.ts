@@ -48,7 +48,7 @@ export interface AppliedEntry {
   by?: string;
   /** Its Raft term: set on what `propose` resolves with (the embedded log only; etcd has no terms). */
   term?: number;
-  /** Where its proposal's time went (the embedded log's `propose` only): see ProposalTiming. */
+  /** Where its proposal's time went (set on what `propose` resolves with): see ProposalTiming. */
   timing?: ProposalTiming;
   command: Command;
 }
@@ -56,7 +56,9 @@ export interface AppliedEntry {
 /**
  * A proposal's way to applied, in ms on the monotonic clock: waiting for its batch's WAL write
  * (behind the fsync in flight), the write and fdatasync of that batch, then until it was applied
- * (the followers' acknowledgements in a cluster; the next turn of the host loop alone).
+ * (the followers' acknowledgements in a cluster; the next turn of the host loop alone). On etcd:
+ * queued behind the txn in flight, the txn (etcd's quorum fsync included), then until the watch
+ * brought it back.
  */
 export interface ProposalTiming { queuedMs: number; persistMs: number; commitMs: number }
 

@@ -113,6 +113,9 @@ t.test('etcd backend faults', async (t) => {
     for (let i = 0; i < 74; i++) {
       if (leader.fsm.lease(0x0a000000 + 300 + i)?.state !== 'bound' || leader.fsm.lease(0x0a000000 + 400 + i)?.state !== 'bound') { t.fail(`grant ${i} missing`); break; }
     }
+    const timed = results.flatMap((r) => (r.status === 'fulfilled' && r.value.timing !== undefined ? [r.value.timing] : []));
+    t.equal(timed.length, 149, 'every committed proposal says where its time went');
+    t.ok(timed.some((x) => x.queuedMs > 0) && timed.every((x) => x.persistMs >= 0 && x.commitMs >= 0), 'some waited behind a txn in flight');
     const etcd = leader.status()['etcd'] as { txns: number; txnCommands: number };
     t.ok(etcd.txns < etcd.txnCommands / 4, `${etcd.txnCommands} commands went in ${etcd.txns} txns`);
     await until('the follower caught up', () => follower.fsm.appliedIndex === leader.fsm.appliedIndex);

@@ -4,7 +4,7 @@ import type { Logger } from '../../lib/log.js';
 import { LogLimiter } from '../../lib/log.js';
 import { LanhaError, errorMessage } from '../../lib/errors.js';
 import { decodeCommand, encodeCommand, type Command } from '../commands.js';
-import { Fsm, type AppliedEntry } from '../fsm.js';
+import { Fsm, type AppliedEntry, type ProposalTiming } from '../fsm.js';
 import { LogClock } from '../log-time.js';
 import { ConflictError, NotLeaderError, type StateLog, type StateLogStatus } from '../state-log.js';
 import { decodeFsmSnapshot, encodeFsmSnapshot, type RaftTimeline } from '../raft-state-log.js';
@@ -72,8 +72,10 @@ interface Pending {
   at: number;
   /** The leadership epoch it was stamped under (its key's first part). */
   epoch: number;
-  /** Monotonic time it was queued. */
+  /** Monotonic times: queued, its txn sent, etcd's answer (0 until then). */
   queuedAt: number;
+  sentAt: number;
+  answeredAt: number;
   /** The encoded entry (the log key's value). */
   value: Uint8Array;
   /** What it depends on: its address's key and that key's mod revision as applied here when proposed. */
@@ -239,7 +241,7 @@ export class EtcdStateLog implements StateLog {
         reject(new LanhaError('unavailable', `entry ${key} was not applied within ${timeoutMs} ms (etcd unreachable or behind?)`));
       }, timeoutMs);
       timer.unref();
-      const p: Pending = { key, command, at, epoch, queuedAt: now, value, addrKey, expected, revision: null, resolve, reject, timer };
+      const p: Pending = { key, command, at, epoch, queuedAt: now, sentAt: 0, answeredAt: 0, value, addrKey, expected, revision: null, resolve, reject, timer };
       this.#pending.set(key, p);
       this.#queue.push(p);
     });
@@ -311,6 +313,8 @@ export class EtcdStateLog implements StateLog {
     const first = batch[0]!.key;
     const dependent = batch.filter((p): p is Pending & { addrKey: string } => p.addrKey !== null);
     let r: TxnResult;
+    const sentAt = this.#o.clock.monotonicMs();
+    for (const p of batch) p.sentAt = sentAt;
     try {
       this.#stats.txns++;
       this.#stats.txnCommands += batch.length;
@@ -332,7 +336,8 @@ export class EtcdStateLog implements StateLog {
     }
     const committed = r.succeeded ? r.revision : r.ranges[1]?.[0]?.modRevision ?? null; // a retry after a lost answer finds its own keys
     if (committed !== null) {
-      for (const p of batch) p.revision = committed;
+      const answeredAt = this.#o.clock.monotonicMs();
+      for (const p of batch) { p.revision = committed; p.answeredAt = answeredAt; }
       this.#settlePending();
       return;
     }
@@ -631,7 +636,7 @@ export class EtcdStateLog implements StateLog {
     if (p) {
       this.#pending.delete(key);
       clearTimeout(p.timer);
-      p.resolve({ index: e.kv.modRevision, at: this.fsm.lastAt, ...(decoded.value.by === undefined ? {} : { by: decoded.value.by }), command: decoded.value.command });
+      p.resolve({ index: e.kv.modRevision, at: this.fsm.lastAt, ...(decoded.value.by === undefined ? {} : { by: decoded.value.by }), command: decoded.value.command, timing: this.#timing(p) });
     }
   }
 
@@ -649,13 +654,25 @@ export class EtcdStateLog implements StateLog {
     }
   }
 
+  /**
+   * Where a proposal's time went (the DHCP ACK stages): queued behind the txn in flight, its txn
+   * (etcd's quorum fsync included), then until the watch brought it back and it was applied here
+   * (0 when the watch was faster than the txn's answer).
+   */
+  #timing(p: Pending): ProposalTiming {
+    const now = this.#o.clock.monotonicMs();
+    const sentAt = p.sentAt || now;
+    const answeredAt = p.answeredAt || now;
+    return { queuedMs: Math.max(0, sentAt - p.queuedAt), persistMs: Math.max(0, answeredAt - sentAt), commitMs: Math.max(0, now - answeredAt) };
+  }
+
   /** Proposals whose txn revision is applied here but whose key we never saw (a reload skipped past it). */
   #settlePending(): void {
     for (const p of this.#pending.values()) {
       if (p.revision === null || p.revision > this.#revision) continue;
       this.#pending.delete(p.key);
       clearTimeout(p.timer);
-      p.resolve({ index: p.revision, at: p.at, by: this.#o.id, command: p.command });
+      p.resolve({ index: p.revision, at: p.at, by: this.#o.id, command: p.command, timing: this.#timing(p) });
     }
   }
 

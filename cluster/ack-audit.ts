@@ -20,7 +20,7 @@ export interface AckRecord {
   mac: string;
   /** The entry's log time (Lease.changedAt of the grant it made). */
   at: number;
-  /** Wall time the ACK was sent (shown only). */
+  /** About when the ACK was sent: the wall time its REQUEST came in (shown only). */
   sentAt: number;
 }
 

@@ -200,6 +200,21 @@ t.test('store: reply shapes the wire form does not take go through put; not cach
   t.same(serve(c, query('host.example', 1), 0)!.answers.map((r) => r.name), ['host.example']);
 });
 
+t.test('snapshot: live entries, oldest first, TTLs counted down and the lifetime left; another process serves them the same', async (t) => {
+  const c = new ForwardCache(limits);
+  c.put(q('a.example'), { rcode: 0, answers: [a(300, 'a.example')], authority: [], additional: [] }, 0);
+  c.put(q('b.example'), { rcode: 0, answers: [a(2, 'b.example')], authority: [], additional: [] }, 0);
+  c.put(q('c.example'), { rcode: 0, answers: [a(100, 'c.example')], authority: [], additional: [] }, 1_000);
+  serve(c, query('a.example', 1), 1_000); // a becomes the most recently used
+  const snap = c.snapshot(3_500);
+  t.same(snap.map((w) => w.ttlMs), [97_500, 296_500], 'b expired; c then a (least recently used first), lifetime left');
+  const other = new ForwardCache(limits);
+  for (const w of structuredClone(snap)) t.ok(other.insertWire(w, 3_500));
+  t.same(serve(other, query('A.example', 2), 3_500), serve(c, query('A.example', 2), 3_500), 'same answer, TTL 297, in both');
+  t.equal(serve(other, query('a.example', 3), 3_500)!.answers[0]!.ttl, 297);
+  t.equal(serve(other, query('c.example', 4), 3_500 + 97_500), null, 'gone when it would be gone here');
+});
+
 t.test('wireFromReply never throws on arbitrary bytes', async () => {
   fc.assert(fc.property(fc.uint8Array({ maxLength: 300 }), fc.boolean(), (bytes, negative) => { wireFromReply(bytes, negative, 60); }), { numRuns: 2000 });
 });

@@ -381,6 +381,25 @@ export class ForwardCache {
     return e;
   }
 
+  /**
+   * Every live entry, least recently used first, as another process stores it (`insertWire`): TTLs
+   * already counted down and the lifetime left, so it counts on from where this process is. For a
+   * worker that starts after this process cached answers.
+   */
+  snapshot(nowMs: number): WireEntry[] {
+    const out: WireEntry[] = [];
+    for (let e = this.#oldest; e !== null; e = e.newer) {
+      const ttlMs = e.expiresAt - nowMs;
+      if (ttlMs <= 0) continue;
+      const age = Math.floor((nowMs - e.storedAt) / 1000);
+      const w = wireOf(e);
+      const body = Buffer.from(w.body);
+      if (age > 0) for (const at of e.ttlAt) { const ttl = body.readUInt32BE(at); body.writeUInt32BE(ttl > age ? ttl - age : 0, at); }
+      out.push({ key: Uint8Array.from(w.key), body, ttlMs });
+    }
+    return out;
+  }
+
   clear(): void {
     this.#map.clear();
     this.#size = 0;

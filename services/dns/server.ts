@@ -111,6 +111,7 @@ export class DnsServer implements RunningService {
           init: () => ({ t: 'init', cfg: this.#cfg, nodeName: this.#config.node.name, logLevel: this.#config.node.logLevel, processes: 1 + this.#workerCount, zones: this.#zoneInput }),
           sockets: () => new Map([...this.#bound].map(([a, b]) => [a, b.udp])),
           onCached: (entry) => this.#answerer.forwardCache?.insertWire(entry, this.#clock.monotonicMs()),
+          cached: () => this.#answerer.forwardCache?.snapshot(this.#clock.monotonicMs()) ?? [],
         });
         await this.#workers.start();
       }

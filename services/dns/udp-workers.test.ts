@@ -91,6 +91,10 @@ async function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 5
 
 t.test('workers answer from the daemon\'s sockets, follow zone updates, forward and share cached answers, restart when killed', async (t) => {
   let zones = zonesWith('10.0.0.1', 1);
+  // What the daemon cached before a worker was ready: each worker gets it when it starts.
+  const early = new ForwardCache(cfg.forward!.cacheSize);
+  early.put({ name: 'early.example', type: T.A, class: CLASS_IN },
+    { rcode: 0, answers: [{ name: 'early.example', type: T.A, class: CLASS_IN, ttl: 300, rdata: Uint8Array.of(192, 0, 2, 11) }], authority: [], additional: [] }, 0);
   const sockets = new Map<string, dgram.Socket>();
   const cached: WireEntry[] = [];
   const workers = new UdpWorkers({
@@ -99,6 +103,7 @@ t.test('workers answer from the daemon\'s sockets, follow zone updates, forward 
     init: () => ({ t: 'init', cfg, nodeName: 'unit', logLevel: 'silent', processes: 3, zones }),
     sockets: () => sockets,
     onCached: (entry) => cached.push(entry),
+    cached: () => early.snapshot(0),
   });
   t.teardown(() => workers.stop());
   await workers.start();
@@ -148,6 +153,9 @@ t.test('workers answer from the daemon\'s sockets, follow zone updates, forward 
   t.equal(workers.counters().get('dns.workers.exited'), 1, 'the exit is counted');
   second.close(); // only the new worker was handed this socket
   t.equal(addressOf(await ask(port2, 'www.lan')), '10.0.0.2', 'the new worker answers from the current zones');
+  const askedBefore = asked;
+  t.equal(addressOf(await ask(port2, 'early.example')), '192.0.2.11', 'and from what the daemon had cached before it started');
+  t.equal(asked, askedBefore, 'without asking upstream');
 
   await workers.unserve('127.0.0.1');
   t.equal(await ask(port2, 'www.lan', 300), null, 'after unserve nobody reads the socket');

@@ -46,6 +46,8 @@ export interface UdpWorkersOptions {
   sockets: () => ReadonlyMap<string, dgram.Socket>;
   /** An upstream answer a worker cached (already passed on to the other workers). */
   onCached: (entry: WireEntry) => void;
+  /** The daemon's forwarding cache as it stands: a worker gets it when it (re)starts. */
+  cached?: () => WireEntry[];
   /** For tests: the worker module to run. */
   module?: URL;
 }
@@ -230,9 +232,12 @@ export class UdpWorkers {
       }, READY_TIMEOUT_MS);
       child.on('message', (m: FromWorker) => {
         switch (m.t) {
-          case 'ready':
+          case 'ready': {
             s.ready = true;
             s.respawnMs = RESPAWN_MIN_MS;
+            // Answers cached before this worker was ready (the daemon serves alone meanwhile).
+            const entries = this.#o.cached?.() ?? [];
+            if (entries.length > 0) this.#send(s, { t: 'fill', entries });
             void Promise.all([...this.#o.sockets()].map(([address, socket]) => this.#ask(s, { t: 'serve', address }, socket))).then(() => {
               if (s.child !== child || !s.ready) return;
               s.serving = true;
@@ -240,6 +245,7 @@ export class UdpWorkers {
               settle();
             });
             return;
+          }
           case 'counters':
             s.counters = m.values;
             return;

@@ -3,7 +3,12 @@
 // time expires and is reported once; holds refreshed faster than they run out never expire; a drop
 // disarms; a clean stop after a drop reports nothing.
 import t from 'tap';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { guardUnavailable, startGuard } from './guard.js';
+import { faketimeLibrary } from '../../test/support/faketime.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -48,4 +53,62 @@ t.test('hold, refresh, expiry, drop', async (t) => {
   }
   t.equal(expired, 2, 'a clean stop disarms before it closes');
   t.equal(exited, 0, 'the guard never died on its own');
+});
+
+// The guard's hold runs on monotonic time: a wall-clock step neither ends a hold early nor
+// stretches one. libfaketime moves the clock of a bash whose parent runs under it too (started
+// alone, bash kept the real time), so the guard is driven from a child node process under
+// libfaketime, as in the fault lab where the daemon runs under it. Before, a step forward ended
+// the hold at once (bash times `read -t` on the wall clock) and after a step back a hold that
+// other commands woke ran for the size of the step (EPOCHREALTIME).
+const DRIVER = `
+import { writeFileSync } from 'node:fs';
+const { startGuard } = await import(process.env.GUARD_MODULE);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+let expired = 0;
+let expiredAt = 0;
+const guard = startGuard('10.255.255.1/32', 'lhnosuchif0', { expired: () => { expired++; expiredAt = performance.now(); }, exited: () => {} });
+for (let i = 0; i < 150; i++) {
+  guard.hold(1200);
+  if (i === 30) writeFileSync(process.env.FAKETIME_TIMESTAMP_FILE, '+3600s\\n');
+  await sleep(10);
+}
+const forward = expired;
+// A 3 s hold, then the clock steps back and only other commands (GARPs) reach the guard.
+guard.hold(3000);
+const last = performance.now();
+writeFileSync(process.env.FAKETIME_TIMESTAMP_FILE, '-3600s\\n');
+while (expired === forward && performance.now() - last < 8000) { guard.garp(); await sleep(200); }
+console.log(JSON.stringify({ forward, expiredAfterMs: expired > forward ? Math.round(expiredAt - last) : null }));
+await guard.stop();
+`;
+
+t.test('a wall-clock step neither ends a hold nor stretches it', async (t) => {
+  const missing = guardUnavailable();
+  const lib = faketimeLibrary();
+  if (missing !== null || lib === null) {
+    const why = missing ?? 'libfaketime is not installed (Debian package faketime)';
+    if (process.env['CI'] === 'true' && lib === null) t.fail(`CI: ${why}`);
+    else { t.comment(`SKIPPED: ${why}`); t.pass('skipped'); }
+    return;
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'lanha-guard-'));
+  const offset = join(dir, 'faketime');
+  writeFileSync(offset, '+0s\n');
+  try {
+    const out = await new Promise<string>((resolve) => {
+      execFile(process.execPath, ['--input-type=module', '-e', DRIVER], {
+        timeout: 30_000,
+        env: {
+          ...process.env, GUARD_MODULE: new URL('./guard.js', import.meta.url).href,
+          LD_PRELOAD: lib, FAKETIME_TIMESTAMP_FILE: offset, FAKETIME_CACHE_DURATION: '1', FAKETIME_DONT_FAKE_MONOTONIC: '1',
+        },
+      }, (_error, stdout) => resolve(stdout));
+    });
+    const r = JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as { forward?: number; expiredAfterMs?: number | null };
+    t.equal(r.forward, 0, 'holds renewed every 10 ms never expire across a step of +1 h');
+    t.ok(typeof r.expiredAfterMs === 'number' && r.expiredAfterMs >= 2900 && r.expiredAfterMs < 4500, `a 3 s hold across a step of -1 h still runs out after about 3 s, not an hour (${r.expiredAfterMs} ms)`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

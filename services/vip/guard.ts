@@ -22,29 +22,37 @@ import { existsSync } from 'node:fs';
 // gratuitous ARPs (`garp`: `arping -U`, in the background, only while armed) for the daemon: a fork
 // from this small process costs far less than one from the daemon, whose event loop (and with it
 // the lease it must keep renewing) a fork of a large process stalls on a loaded machine. A hold's
-// end is kept as an absolute time (EPOCHREALTIME, bash 5), so commands arriving between holds never
-// stretch it. A renewal that fails prints `renew_failed`.
+// end is kept as an absolute time, so commands arriving between holds never stretch it: monotonic
+// time from /proc/uptime (read without a fork, in 10 ms steps; the end is set 10 ms early so the
+// coarse reading never makes it late). Not EPOCHREALTIME: that is the wall clock, and a step of it
+// (`date -s`, NTP stepping a Pi that booted without RTC) would delete the VIP at once (forward) or
+// let a hold outlive a paused daemon by the size of the step (back). Nor does a `read -t` timeout
+// end a hold by itself: bash times `read -t` on the wall clock too, so a step forward while a line
+// is being read times the read out at once (the fault suite's clock_step_leader deleted the VIP
+// on every forward step that way); the loop's top checks the monotonic deadline instead. A renewal
+// that fails prints `renew_failed`.
 const SCRIPT = `set -u
-armed=0 t=1 again=0 deadline=0
+armed=0 t=1 again=0 deadline=0 n=0
+now() { local up rest; read -r up rest < /proc/uptime; up=\${up/./}; n=$((10#$up * 10000)); }
 del() { ip addr del "$1" dev "$2" 2>/dev/null; }
 gone() { if [ "$armed" = 1 ]; then del "$1" "$2"; armed=0; again=2; t=0.05; echo expired; fi; }
 trap 'gone "$1" "$2"; [ "$again" = 0 ] || { sleep 0.05; del "$1" "$2"; sleep 0.25; del "$1" "$2"; }; exit 0' TERM INT HUP
 while :; do
   if [ "$armed" = 1 ]; then
-    n=\${EPOCHREALTIME/./}; left=$((deadline - 10#$n))
+    now; left=$((deadline - n))
     if [ "$left" -le 0 ]; then gone "$1" "$2"; continue; fi
     printf -v t '%d.%06d' $((left / 1000000)) $((left % 1000000))
   fi
   if [ "$armed" = 1 ] || [ "$again" != 0 ]; then read -r -t "$t" cmd arg; rc=$?; else read -r cmd arg; rc=$?; fi
   if [ "$rc" = 0 ]; then
     case "$cmd" in
-      hold) armed=1; again=0; ms=\${arg/./}; n=\${EPOCHREALTIME/./}; deadline=$((10#$n + 10#$ms * 1000)) ;;
+      hold) armed=1; again=0; ms=\${arg/./}; now; deadline=$((n + 10#$ms * 1000 - 10000)) ;;
       drop) armed=0; again=0 ;;
       renew) if [ "$armed" = 1 ]; then ip addr replace "$1" dev "$2" valid_lft "$arg" preferred_lft "$arg" 2>/dev/null || echo renew_failed; fi ;;
       garp) if [ "$armed" = 1 ]; then arping -U -c 1 -I "$2" "\${1%/*}" >/dev/null 2>&1 & fi ;;
     esac
   elif [ "$rc" -gt 128 ]; then
-    if [ "$armed" = 1 ]; then gone "$1" "$2"
+    if [ "$armed" = 1 ]; then continue # the loop's top decides, on the monotonic clock
     elif [ "$again" != 0 ]; then del "$1" "$2"; again=$((again - 1)); t=0.25
     fi
   else

@@ -42,4 +42,16 @@ export class LogClock {
     this.#lastStamp = at;
     return at;
   }
+
+  /**
+   * Log time now, without stamping anything: what this member compares log-time expiries with
+   * (DHCP leases). Within the term it stamps in, it moves with the monotonic clock from the anchor,
+   * so a wall-clock step does not move it; otherwise (a follower, or a leader before its first
+   * stamp) it is the newer of the wall clock and the log's last time, as a new anchor would be.
+   */
+  now(term: number, lastAt: number): number {
+    const a = this.#anchor;
+    const base = a !== undefined && a.term === term ? a.at + (this.#clock.monotonicMs() - a.mono) : this.#clock.wallMs();
+    return Math.max(this.#lastStamp, Math.round(base), lastAt);
+  }
 }

@@ -339,6 +339,10 @@ export class RaftStateLog implements StateLog {
     return this.#logClock.stamp(this.host.node.term, this.fsm.lastAt);
   }
 
+  logTimeMs(): number {
+    return this.#logClock.now(this.host.node.term, this.fsm.lastAt);
+  }
+
   async #waitFor(condition: () => boolean, timeoutMs: number): Promise<void> {
     const start = this.#opts.clock.monotonicMs();
     while (!condition()) {

@@ -24,6 +24,12 @@ export interface StateLog {
   propose(command: Command): Promise<AppliedEntry>;
   status(): StateLogStatus;
   /**
+   * Log time now (cluster/log-time.ts): the clock lease expiries are stamped on, for comparing
+   * with them. Unlike the wall clock it does not jump when someone steps the leader's clock.
+   * Absent: the wall clock stands in.
+   */
+  logTimeMs?(): number;
+  /**
    * The term of the committed entry at `index`, or undefined when it is not committed here or
    * compacted into a snapshot (the ACK audit, cluster/ack-audit.ts). Absent on a backend without
    * terms (etcd).
@@ -57,6 +63,11 @@ export class ConflictError extends LanhaError {
   }
 }
 
+/** Log time now from `state` (wall time on a backend without it): what lease expiries are compared with. */
+export function logNowMs(state: Pick<StateLog, 'logTimeMs'>, clock: Pick<Clock, 'wallMs'>): number {
+  return state.logTimeMs?.() ?? clock.wallMs();
+}
+
 /**
  * A StateLog that keeps everything in memory and applies at once. Used by unit tests of services
  * and nowhere that promises durability.
@@ -74,6 +85,7 @@ export class MemoryStateLog implements StateLog {
 
   setLeader(leader: boolean): void { this.#leader = leader; }
   isLeader(): boolean { return this.#leader; }
+  logTimeMs(): number { return Math.max(this.fsm.lastAt, this.#clock.wallMs()); }
 
   async propose(command: Command): Promise<AppliedEntry> {
     if (!this.#leader) throw new NotLeaderError(null);

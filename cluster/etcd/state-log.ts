@@ -216,6 +216,10 @@ export class EtcdStateLog implements StateLog {
    * ConflictError (its address changed since this node decided on it: nothing written), or
    * `unavailable`.
    */
+  logTimeMs(): number {
+    return this.#logClock.now(this.#epoch ?? -1, this.fsm.lastAt);
+  }
+
   async propose(command: Command): Promise<AppliedEntry> {
     if (this.#closed) throw new LanhaError('unavailable', 'the state log is closed');
     const epoch = this.#epoch;

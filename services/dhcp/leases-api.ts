@@ -3,7 +3,7 @@ import type { ApiRoutes } from '../../lib/control-server.js';
 import { formatIpv4, parseIpv4 } from '../../lib/ipv4.js';
 import { parseMac } from '../../lib/mac.js';
 import { errorMessage } from '../../lib/errors.js';
-import type { StateLog } from '../../cluster/state-log.js';
+import { logNowMs, type StateLog } from '../../cluster/state-log.js';
 import type { Lease } from '../../cluster/fsm.js';
 import type { SubnetUse } from './allocator.js';
 
@@ -48,7 +48,7 @@ function row(lease: Lease, nowMs: number): LeaseRow {
 export function leaseRoutes(state: StateLog, clock: Clock, pools: (nowMs: number) => SubnetUse[] = () => []): ApiRoutes {
   return {
     'GET /v1/leases': ({ query }) => {
-      const nowMs = clock.wallMs();
+      const nowMs = logNowMs(state, clock);
       const mac = query.get('mac');
       const ip = query.get('ip');
       const all = query.get('all') === '1' || query.get('all') === 'true';

@@ -3,9 +3,13 @@
 // (group commit); relay, PXE/iPXE/u-boot/Raspberry Pi boot plans; hostile input is dropped and
 // counted; our replies to fixed requests are byte-stable (golden files; UPDATE=1 rewrites them).
 import t from 'tap';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Fsm } from '../../cluster/fsm.js';
-import { MemoryStateLog, type StateLog } from '../../cluster/state-log.js';
+import { MemoryStateLog, logNowMs, type StateLog } from '../../cluster/state-log.js';
+import { RaftStateLog } from '../../cluster/raft-state-log.js';
+import { seededRandom } from '../../lib/random.js';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Command } from '../../cluster/commands.js';
 import type { AppliedEntry } from '../../cluster/fsm.js';
 import type { AckRecord } from '../../cluster/ack-audit.js';
@@ -450,6 +454,45 @@ t.test('hostile input: malformed, server messages, bad hardware address and floo
   t.equal(answered, 5, 'per-MAC limit (5 per 10 s)');
   t.equal(handler.counters.get('dropped.rate-limited.mac'), 15);
   t.end();
+});
+
+t.test('rate limits run on the monotonic clock: a wall-clock step back does not keep a MAC over its limit', async (t) => {
+  const config = parseConfig(CONFIG);
+  const clock = new ManualClock(Date.UTC(2026, 0, 1), 1000);
+  const state = new MemoryStateLog(new Fsm(), clock);
+  const handler = new DhcpHandler({ config: config.dhcp!, state, nodeAddress: config.node.address, log: silentLogger, clock });
+  const discover = (xid: number): Promise<Reply[]> => handler.handle(packet({ type: 1, mac: '52:54:00:00:00:ab', xid }), 'p', clock.wallMs());
+  let answered = 0;
+  for (let i = 0; i < 8; i++) answered += (await discover(i)).length;
+  t.equal(answered, 5, 'five in the window, the rest dropped');
+  clock.jumpWall(-3600_000);
+  clock.advance(10_000);
+  answered = 0;
+  for (let i = 0; i < 3; i++) answered += (await discover(100 + i)).length;
+  t.equal(answered, 3, 'ten seconds later the window is new, though the wall clock went back an hour');
+});
+
+t.test('on a leader whose wall clock steps an hour either way, lease expiry is judged on log time', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'lanha-dhcp-step-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  let offset = 0;
+  const clock = { monotonicMs: () => performance.now(), wallMs: () => Date.now() + offset };
+  const state = await RaftStateLog.open({ id: 'n1', dir, conf: { voters: ['n1'], learners: [], witnesses: [] }, clock, random: seededRandom(1), log: silentLogger });
+  t.teardown(() => state.close());
+  const config = parseConfig(CONFIG.replace('leaseTime: 1h', 'leaseTime: 30m'));
+  const handler = new DhcpHandler({ config: config.dhcp!, state, nodeAddress: config.node.address, log: silentLogger, clock });
+  const ack = await dora(handler, logNowMs(state, clock), { mac: '52:54:00:00:00:cd' });
+  t.equal(type(ack), 5, 'bound');
+  const lease = state.fsm.lease(ack.yiaddr)!;
+  offset = 3_600_000;
+  t.ok(logNowMs(state, clock) < lease.expiresAt, 'an hour ahead on the wall, the 30-minute lease still runs in log time');
+  t.equal(await handler.sweep(logNowMs(state, clock)), 0, 'the sweep reclaims nothing');
+  t.equal(handler.allocator.expiredLeases(state.fsm.leases(), clock.wallMs(), 10).length, 1, '(judged on the wall clock it would have proposed its expiry)');
+  offset = -3_600_000;
+  const other = await dora(handler, logNowMs(state, clock), { mac: '52:54:00:00:00:ce' });
+  t.not(formatIpv4(other.yiaddr), formatIpv4(ack.yiaddr), 'a new client gets another address');
+  t.ok(state.fsm.lease(other.yiaddr)!.grantedAt >= lease.grantedAt, 'its grant is stamped after the first: log time did not go back with the wall clock');
+  t.ok(Math.abs(logNowMs(state, clock) - Date.now()) < 60_000, 'log time stayed near the true time through both steps');
 });
 
 t.test('our replies to fixed requests are byte-stable (golden)', async (t) => {

@@ -7,7 +7,7 @@ import { Counters } from '../../lib/counters.js';
 import { LanhaError, errorMessage } from '../../lib/errors.js';
 import { broadcastOf, cidrContains, formatIpv4, parseIpv4, type Ipv4 } from '../../lib/ipv4.js';
 import type { ApiRoutes } from '../../lib/control-server.js';
-import type { StateLog } from '../../cluster/state-log.js';
+import { logNowMs, type StateLog } from '../../cluster/state-log.js';
 import type { Command } from '../../cluster/commands.js';
 import type { AppliedEntry } from '../../cluster/fsm.js';
 import type { AckRecord } from '../../cluster/ack-audit.js';
@@ -144,7 +144,9 @@ export class DhcpHandler {
         return [];
       }
     }
-    if (!this.#admit(client.mac, nowMs)) return [];
+    // Rate windows are durations: on the monotonic clock, which no wall-clock step moves (a step
+    // back of an hour kept every MAC over its limit for that hour when they ran on nowMs).
+    if (!this.#admit(client.mac, this.#clock?.monotonicMs() ?? nowMs)) return [];
     if (!this.#state.isLeader()) {
       // Only the leader answers DHCP (HA.md): a follower's offer could not be committed anyway.
       this.counters.inc('dropped.not-leader');
@@ -447,7 +449,10 @@ export async function startDhcpServer(options: DhcpServerOptions): Promise<Runni
   socket.on('message', (bytes, rinfo) => {
     const peer = `${rinfo.address}:${rinfo.port}`;
     const receivedMs = clock.monotonicMs();
-    handler.handle(bytes, peer, clock.wallMs()).then((replies) => {
+    // Lease expiries are log time, stamped by the leader: "now" for the allocator and the sweep is
+    // log time too, so a step of this node's wall clock neither expires every lease (forward) nor
+    // keeps expired ones (back).
+    handler.handle(bytes, peer, logNowMs(options.state, clock)).then((replies) => {
       for (const reply of replies) {
         if (reply.kind === 'ack') options.observeAckSeconds?.((clock.monotonicMs() - receivedMs) / 1000);
         const sendAt = performance.now();
@@ -481,7 +486,7 @@ export async function startDhcpServer(options: DhcpServerOptions): Promise<Runni
   const timer = setInterval(() => {
     if (sweeping) return;
     sweeping = true;
-    void handler.sweep(clock.wallMs()).finally(() => { sweeping = false; });
+    void handler.sweep(logNowMs(options.state, clock)).finally(() => { sweeping = false; });
   }, options.sweepIntervalMs ?? 5000);
   timer.unref();
   log.info({ event: 'dhcp.listening', address, port, serverId: formatIpv4(handler.serverId), ...(config.interface === undefined ? {} : { interface: config.interface }) }, 'DHCP listening');
@@ -493,7 +498,7 @@ export async function startDhcpServer(options: DhcpServerOptions): Promise<Runni
     status(): ServiceStatus {
       return {
         listening: [`udp ${address}:${port}`], serverId: formatIpv4(handler.serverId), offers: handler.allocator.offerCount,
-        pools: handler.poolUse(clock.wallMs()), counters: handler.counters.toJSON(), ackStages: handler.stages.summary(),
+        pools: handler.poolUse(logNowMs(options.state, clock)), counters: handler.counters.toJSON(), ackStages: handler.stages.summary(),
       };
     },
     async stop() {

@@ -24,6 +24,7 @@ import { spawnSync } from 'node:child_process';
 import { Lab, labUnavailable, which } from '../test/support/netns.js';
 import { FaultLab, PROTOCOLS, LEASE_S, type FaultOutcome } from '../test/integ/fault-lab.js';
 import { FAULTS, EXTRA_FAULTS } from '../test/integ/faults.js';
+import { faketimeLibrary } from '../test/support/faketime.js';
 import { KeepalivedLab, KEEPALIVED_FAULTS, LANHA_ECHO_PORT, ECHO_EVERY_MS, ADVERT_S, type KaOutcome } from './keepalived-lab.js';
 
 const ROUNDS = Number(process.env['ROUNDS'] ?? 10);
@@ -69,7 +70,10 @@ async function main(): Promise<number> {
     process.stderr.write(`bench:failover cannot run: ${missing}\n`);
     return 1;
   }
-  const faults = [...FAULTS.filter((f) => only === undefined || only.includes(f.name)), ...EXTRA_FAULTS.filter((f) => only?.includes(f.name))];
+  // The leader's wall-clock step runs the servers under libfaketime (package faketime); without it that fault is left out, and said so.
+  const faketimeLib = faketimeLibrary();
+  if (faketimeLib === null) process.stderr.write('bench:failover: libfaketime not installed (apt-get install faketime): clock_step_leader left out\n');
+  const faults = [...FAULTS.filter((f) => (only === undefined || only.includes(f.name)) && (f.name !== 'clock_step_leader' || faketimeLib !== null)), ...EXTRA_FAULTS.filter((f) => only?.includes(f.name))];
   // Why keepalived is not run at all (then every keepalived figure is NA with this reason), or null.
   const noKeepalived = process.env['KEEPALIVED'] === '0' ? 'KEEPALIVED=0 was given (lanha alone)'
     : !which('keepalived') ? 'keepalived is not installed (npm run bench:failover installs it as root: bench/packages/failover.txt)' : null;
@@ -87,7 +91,7 @@ async function main(): Promise<number> {
       : (process.env['FAULT_BUDGET'] ?? '450ms') === '' ? {} : { failoverBudget: process.env['FAULT_BUDGET'] ?? '450ms' };
     process.stdout.write(`timers: ${JSON.stringify(timers)} (${timers.failoverBudget ?? timers.electionTimeout ?? 'defaults'}), ${ROUNDS} rounds, faults: ${faults.map((f) => f.name).join(' ')}\n`);
     process.stdout.write(noKeepalived === null ? `keepalived: ${keepalivedVersion()}, VRRPv3 advert_int ${ADVERT_S} s; VIP gap of both stacks from a UDP echo probed every ${ECHO_EVERY_MS} ms\n` : `keepalived: not run: ${noKeepalived}\n`);
-    fl = await FaultLab.create(lab, { ...timers, echo: { port: LANHA_ECHO_PORT, everyMs: ECHO_EVERY_MS } });
+    fl = await FaultLab.create(lab, { ...timers, echo: { port: LANHA_ECHO_PORT, everyMs: ECHO_EVERY_MS }, ...(faketimeLib !== null && faults.some((f) => f.name === 'clock_step_leader') ? { faketimeLib } : {}) });
     if (noKeepalived === null) kl = await KeepalivedLab.create(lab, fl.c.servers, fl.c.client);
     for (let round = 1; round <= ROUNDS; round++) {
       for (const fault of faults) {
@@ -105,7 +109,7 @@ async function main(): Promise<number> {
         // ACKs that stated less than the lease time: sent seconds after their log time (services/dhcp/README.md).
         const short = fl.acks().filter((a) => a.at >= fromWall && a.leaseS < LEASE_S);
         outcomes.set(fault.name, [...(outcomes.get(fault.name) ?? []), o]);
-        process.stdout.write(`round ${round} ${fault.name}: ${PROTOCOLS.map((p) => `${p} ${o.gaps[p]} ms`).join(', ')}, vip (echo) ${o.echoGapMs} ms; two holders ${o.twoHolderMs} ms; lost ${o.lostAcked.length} (daemons' audits: ${o.audits.map((a) => `${a.server} ${a.lost} of ${a.checked ?? '-'}`).join(', ')}); duplicates ${o.duplicates.length}; converged ${o.converged}; ACKs shortened ${short.length}\n`);
+        process.stdout.write(`round ${round} ${fault.name}: ${PROTOCOLS.map((p) => `${p} ${o.gaps[p]} ms`).join(', ')}, vip (echo) ${o.echoGapMs} ms; two holders ${o.twoHolderMs} ms; lost ${o.lostAcked.length} (daemons' audits: ${o.audits.map((a) => `${a.server} ${a.lost} of ${a.checked ?? '-'}`).join(', ')}); duplicates ${o.duplicates.length}; converged ${o.converged}; fault findings ${o.faultFindings.length}; ACKs shortened ${short.length}\n`);
         // What a checker found, so a failing round can be looked into without rerunning it.
         for (const line of [...o.exited.map((l) => `member exited on its own: ${l}`), ...o.lostAcked.map((l) => `lost: ${l}`), ...o.duplicates.map((l) => `duplicate: ${l}`), ...short.map((a) => `shortened: ${a.client} ${a.ip} ${a.leaseS} s at ${a.at}`)]) process.stdout.write(`  ${line}\n`);
         if (o.exited.length > 0 || o.lostAcked.length > 0 || o.duplicates.length > 0 || short.length > 0) {

@@ -52,8 +52,12 @@ export interface FaultOutcome {
   /** What each server's own ACK audit says (cluster/ack-audit.ts): ACKs checked in its last audit, lost since it started. */
   audits: Array<{ server: string; checked: number | null; lost: number }>;
   duplicates: string[];
+  /** Leases whose expiry on a server lies more than one lease time ahead of now (a leader stamping log time from a stepped clock). */
+  farExpiry: string[];
   unresolved: string[];
   converged: boolean;
+  /** What the fault itself found wrong while it ran (e.g. the clock step: lines the leader must not log). */
+  faultFindings: string[];
   /** Clients whose lease ran out during the fault before they could renew it. */
   expired: string[];
   detail: string[];
@@ -112,7 +116,7 @@ export class FaultLab {
   }
 
   /** Builds the lab, starts the cluster and the clients, and waits until every client is bound. */
-  static async create(lab: Lab, options: { clients?: number; electionTimeout?: string; failoverBudget?: string; etcd?: { leaseTtl: string }; echo?: EchoOptions } = {}): Promise<FaultLab> {
+  static async create(lab: Lab, options: { clients?: number; electionTimeout?: string; failoverBudget?: string; etcd?: { leaseTtl: string }; echo?: EchoOptions; faketimeLib?: string } = {}): Promise<FaultLab> {
     const clientCount = options.clients ?? 6;
     // cluster.backend etcd: a 3-member etcd in its own namespace; the servers run on it, no witness.
     const etcd = options.etcd ? await startEtcdCluster(3, { host: await lab.addHost('etcd', '10.66.0.20/24') }) : null;
@@ -120,6 +124,7 @@ export class FaultLab {
       dhcp: { leaseTime: `${LEASE_S}s`, renewTime: '5s', rebindTime: '20s' }, tmpfsStateMiB: 32,
       ...(options.electionTimeout !== undefined ? { electionTimeout: options.electionTimeout } : {}),
       ...(options.failoverBudget !== undefined ? { failoverBudget: options.failoverBudget } : {}),
+      ...(options.faketimeLib !== undefined ? { faketimeLib: options.faketimeLib } : {}),
       ...(etcd && options.etcd ? { etcd: { endpoints: etcd.endpoints, leaseTtl: options.etcd.leaseTtl } } : {}),
     });
     const members = etcd ? [...c.servers] : [...c.servers, c.witness];
@@ -310,6 +315,26 @@ exit 0
     return out;
   }
 
+  /**
+   * Leases on each server that expire more than one lease time (plus 5 s) after now on the host
+   * clock: a grant or renewal committed now ends at most a lease from now, so a later end means
+   * log time was stamped from a wall clock that had jumped ahead. (A later end than the client was
+   * told is not by itself wrong: a renewal committed whose ACK the client never got extends it.)
+   */
+  async farExpiry(): Promise<string[]> {
+    const out: string[] = [];
+    for (const server of this.c.servers) {
+      const reply = await callDaemon(server.socket, 'GET', '/v1/leases', undefined, 5000).catch(() => null);
+      if (reply?.status !== 200) { out.push(`${server.name}: no lease list`); continue; }
+      const limit = Date.now() + LEASE_S * 1000 + 5000;
+      for (const row of (reply.body as { leases: Array<{ ip: string; mac: string; expiresAt: string }> }).leases) {
+        const end = Date.parse(row.expiresAt);
+        if (end > limit) out.push(`${server.name}: ${row.mac} ${row.ip} expires ${row.expiresAt}, ${Math.round((end - Date.now()) / 1000)} s from now (leases are ${LEASE_S} s)`);
+      }
+    }
+    return out;
+  }
+
   /** The latest ACK of each client whose lease still runs (2 s of slack). */
   #latestLive(): Map<string, Ack> {
     const latest = new Map<string, Ack>();
@@ -361,12 +386,12 @@ exit 0
   }
 
   /** Runs one fault: `inject` breaks something and heals it; then every checker runs. */
-  async runFault(fault: string, inject: (roles: { leader: VipNode; follower: VipNode }) => Promise<void>): Promise<FaultOutcome> {
+  async runFault(fault: string, inject: (roles: { leader: VipNode; follower: VipNode }) => Promise<void | string[]>): Promise<FaultOutcome> {
     const roles = await this.steady();
     await sleep(300);
     const fromPerf = performance.now();
     const fromMono = monotonicNowMs();
-    await inject(roles);
+    const seen = await inject(roles);
     await this.steady();
     await this.converge();
     // Let every client renew once after the heal (renewTime 5 s), so lost ACKs would show.
@@ -385,10 +410,12 @@ exit 0
       lostAcked: await this.lostAcked(),
       audits: await this.audits(),
       duplicates: this.duplicates(),
+      farExpiry: await this.farExpiry(),
       unresolved: await this.unresolved(),
       converged: conv.ok,
       expired: this.expiredUnrenewed(),
       detail: [conv.detail],
+      faultFindings: seen ?? [],
       echoGapMs: this.#echoProber === null ? null : longestGapMs(this.#echoProber.answers, 'echo', this.#echoProber.everyMs, fromMono, toMono),
       exited: [],
     };

@@ -6,13 +6,15 @@ import { runLanctl } from '../support/daemon.js';
 import { fillDisk, sleep, type FaultLab } from './fault-lab.js';
 
 // The faults of the failover suite (HA.md §4.2, issue 12), each as "break, wait, heal" on a
-// FaultLab. Only processes the lab started are signalled, by PID. The wall-clock step is not here:
-// Linux time namespaces shift CLOCK_MONOTONIC/BOOTTIME only, and the shared host clock must never
-// be stepped; the deterministic simulation steps wall clocks instead (test/sim/vip-sim.ts).
+// FaultLab. Only processes the lab started are signalled, by PID. The wall-clock step of the leader
+// runs the servers under libfaketime (LD_PRELOAD; Date.now() moves, process.hrtime and
+// performance.now() do not): Linux time namespaces shift only CLOCK_MONOTONIC/BOOTTIME, and the
+// shared host clock must never be stepped.
 
 export interface Fault {
   name: string;
-  inject(fl: FaultLab, roles: { leader: VipNode; follower: VipNode }): Promise<void>;
+  /** Breaks something and heals it; may return what it saw go wrong meanwhile (the suite asserts none). */
+  inject(fl: FaultLab, roles: { leader: VipNode; follower: VipNode }): Promise<void | string[]>;
 }
 
 async function kill9AndRestart(fl: FaultLab, node: VipNode, downMs: number): Promise<void> {
@@ -86,6 +88,29 @@ export const FAULTS: readonly Fault[] = [
       } finally {
         await heal();
       }
+    },
+  },
+  {
+    // +1 h, then 1 h behind, then right again, with the clients renewing meanwhile. Log time is the
+    // leader's: it must slew, not jump (cluster/log-time.ts), and nothing that measures durations
+    // on the leader may read the wall clock.
+    name: 'clock_step_leader',
+    async inject(fl, { leader }) {
+      const from = leader.daemon!.logs().length;
+      try {
+        fl.c.stepWallClock(leader, 3600);
+        await sleep(8000);
+        fl.c.stepWallClock(leader, -3600);
+        await sleep(8000);
+      } finally {
+        fl.c.stepWallClock(leader, 0);
+      }
+      await sleep(2500); // libfaketime reads the offset at most once a second
+      // A step must not expire live leases (the sweep judged expiry on the wall clock). That it does
+      // not delete the VIP either (the guard did on each forward step) is guard.test.ts's to prove:
+      // here a real stall of the loaded test machine expires the guard too, rightly.
+      const events = leader.daemon!.logs().slice(from).split('\n').filter((l) => /"event":"(dhcp\.lease\.expired|dhcp\.expire\.failed)"/.test(l));
+      return events.map((l) => `${leader.name} logged ${l.slice(0, 240)}`);
     },
   },
   {

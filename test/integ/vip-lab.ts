@@ -41,6 +41,8 @@ export interface VipCluster {
   waitSteady(steadyMs: number, timeoutMs: number): Promise<string>;
   stopSampler(): Promise<void>;
   cleanup(): void;
+  /** Steps a server's wall clock to `offsetS` seconds from the host's (faketimeLib only; libfaketime reads the file at most once a second: in effect within 2 s). */
+  stepWallClock(node: VipNode, offsetS: number): void;
 }
 
 function run(command: string, args: readonly string[]): Promise<{ code: number; stdout: string }> {
@@ -62,6 +64,12 @@ export interface VipClusterOptions {
   etcd?: { endpoints: string[]; leaseTtl: string };
   /** cluster.failoverBudget instead (cluster/timers.ts); not with electionTimeout. */
   failoverBudget?: string;
+  /**
+   * Run each server under libfaketime (LD_PRELOAD, this path) with its own offset file, `<name>.faketime`
+   * in the lab directory ("+0" at start): stepWallClock() moves that server's wall clock (Date.now())
+   * at run time; its monotonic clock is left alone (FAKETIME_DONT_FAKE_MONOTONIC).
+   */
+  faketimeLib?: string;
 }
 
 export async function vipCluster(lab: Lab, mode: 'fast' | 'strict', options: VipClusterOptions = {}): Promise<VipCluster> {
@@ -132,6 +140,8 @@ export async function vipCluster(lab: Lab, mode: 'fast' | 'strict', options: Vip
   });
   const servers = nodes.slice(0, 2);
   const witness = nodes[2]!;
+  const faketimeFile = (node: VipNode): string => join(dir, `${node.name}.faketime`);
+  if (options.faketimeLib !== undefined) for (const s of servers) writeFileSync(faketimeFile(s), '+0s\n');
   for (const mount of tmpfsMounts) {
     const r = await run('mount', ['-t', 'tmpfs', '-o', `size=${options.tmpfsStateMiB}m,mode=0700`, 'lanha-lab-state', mount]);
     if (r.code !== 0) throw new Error(`mount tmpfs on ${mount} failed`);
@@ -148,13 +158,22 @@ export async function vipCluster(lab: Lab, mode: 'fast' | 'strict', options: Vip
     samples: sampler.samples,
     holdsVip,
     async start(node) {
-      node.daemon = await serveDaemon(node.configFile, { command: ['ip', 'netns', 'exec', node.host.ns, process.execPath, LANCTL], timeoutMs: 60_000 });
+      const faketime = options.faketimeLib !== undefined && node !== witness ? [
+        'env', `LD_PRELOAD=${options.faketimeLib}`, `FAKETIME_TIMESTAMP_FILE=${faketimeFile(node)}`,
+        // Re-read the offset file once a second (not at every clock read), and leave CLOCK_MONOTONIC alone.
+        'FAKETIME_CACHE_DURATION=1', 'FAKETIME_DONT_FAKE_MONOTONIC=1',
+      ] : [];
+      node.daemon = await serveDaemon(node.configFile, { command: ['ip', 'netns', 'exec', node.host.ns, ...faketime, process.execPath, LANCTL], timeoutMs: 60_000 });
       lab.track(node.daemon.child);
     },
     waitSample: (pred, timeoutMs, after) => sampler.waitSample(pred, timeoutMs, after),
     waitSteady: (steadyMs, timeoutMs) => sampler.waitSteady(steadyMs, timeoutMs),
     async stopSampler() {
       sampler.stop();
+    },
+    stepWallClock(node, offsetS) {
+      if (options.faketimeLib === undefined) throw new Error('stepWallClock needs the cluster started with faketimeLib');
+      writeFileSync(faketimeFile(node), `${offsetS >= 0 ? '+' : ''}${offsetS}s\n`);
     },
     cleanup() {
       for (const mount of tmpfsMounts) {

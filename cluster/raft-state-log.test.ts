@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { systemClock } from '../lib/clock.js';
 import { seededRandom } from '../lib/random.js';
 import { silentLogger } from '../lib/log.js';
-import { RaftStateLog } from './raft-state-log.js';
+import { RaftStateLog, encodeFsmSnapshot, encodeFsmSnapshotInSlices, decodeFsmSnapshot } from './raft-state-log.js';
+import { Fsm } from './fsm.js';
 import type { Command } from './commands.js';
 import type { Failpoint } from './raft/wal.js';
 
@@ -96,13 +97,55 @@ t.test('snapshots compact the log and restore on reopen', async (t) => {
   const dir = scratch(t);
   const log = await open(dir, { snapshotEntries: 50 });
   for (let round = 0; round < 4; round++) await Promise.all(Array.from({ length: 40 }, (_, i) => log.propose(grant(round * 40 + i))));
+  // The file is written beside the loop; the log is compacted behind it at the next batch.
+  await log.snapshotSettled();
+  await log.propose(grant(160));
   t.ok(log.host.node.snapshotIndex > 0, `snapshot taken at ${log.host.node.snapshotIndex}`);
   const hash = log.fsm.hash();
   await log.close();
   const again = await open(dir, { snapshotEntries: 50 });
-  t.equal([...again.fsm.leases()].length, 160);
+  t.equal([...again.fsm.leases()].length, 161);
   t.equal(again.fsm.hash(), hash, 'snapshot + log tail rebuild the same state');
   await again.close();
+});
+
+t.test('proposals commit while a snapshot file is being written; the log is compacted only once it is durable', async (t) => {
+  const dir = scratch(t);
+  let hold: Promise<void> | null = null;
+  let release = (): void => undefined;
+  const log = await open(dir, {
+    snapshotEntries: 20,
+    failpoint: (name) => (name === 'snapshot.beforeRename' && hold !== null ? hold : undefined),
+  });
+  hold = new Promise<void>((resolve) => { release = resolve; });
+  await Promise.all(Array.from({ length: 25 }, (_, i) => log.propose(grant(i))));
+  await log.propose(grant(25)); // one more batch: the snapshot is started after the one before
+  const during = await Promise.all(Array.from({ length: 10 }, (_, i) => log.propose(grant(100 + i))));
+  t.equal(during.length, 10, 'ten proposals committed and applied while the snapshot file waits before its rename');
+  t.equal(log.host.node.snapshotIndex, 0, 'the log is not compacted behind a snapshot that is not durable yet');
+  release();
+  await log.snapshotSettled();
+  await log.propose(grant(200));
+  t.ok(log.host.node.snapshotIndex >= 20, `compacted behind the snapshot once it was saved (index ${log.host.node.snapshotIndex})`);
+  const hash = log.fsm.hash();
+  await log.close();
+  const again = await open(dir);
+  t.equal(again.fsm.hash(), hash, 'snapshot + log tail rebuild the same state');
+  await again.close();
+});
+
+t.test('a snapshot file that cannot be written fences the node at the next batch', async (t) => {
+  const dir = scratch(t);
+  const log = await open(dir, {
+    snapshotEntries: 10,
+    failpoint: (name) => { if (name === 'snapshot.beforeRename') throw new Error('disk full (failpoint)'); },
+  });
+  await Promise.all(Array.from({ length: 12 }, (_, i) => log.propose(grant(i))));
+  await log.propose(grant(12)).catch(() => undefined); // starts the snapshot, or is the batch that fences
+  await log.snapshotSettled();
+  await t.rejects(log.propose(grant(13)).then(() => log.propose(grant(14))), /disk full|stopped accepting writes|not committed/, 'writes stop after the failed snapshot');
+  t.equal(log.isLeader(), false, 'and it no longer leads for services');
+  await log.close();
 });
 
 t.test('an fsync error fences the node: pending and later proposals fail, it stops leading', async (t) => {
@@ -139,4 +182,16 @@ t.test('a proposal resolves with where its time went: queued, written and fsync\
   } finally {
     await log.close();
   }
+});
+
+t.test('a snapshot encoded in slices is the same bytes as one encoded at once', async (t) => {
+  const fsm = new Fsm();
+  for (let i = 0; i < 4500; i++) fsm.apply(i + 1, { at: 1_000 + i, command: grant(i) });
+  fsm.apply(4501, { at: 9_000, command: { type: 'dns.set', name: 'x.lab', rrtype: 'A', ttl: 60, data: '10.0.0.1' } });
+  const state = fsm.snapshot();
+  const sliced = await encodeFsmSnapshotInSlices(state);
+  t.same(Buffer.from(sliced).equals(Buffer.from(encodeFsmSnapshot(state))), true, '4,500 leases in 3 slices, plus a record');
+  t.equal(decodeFsmSnapshot(sliced).leases.length, 4500);
+  const empty = new Fsm().snapshot();
+  t.same(Buffer.from(await encodeFsmSnapshotInSlices(empty)).equals(Buffer.from(encodeFsmSnapshot(empty))), true, 'no leases at all');
 });

@@ -79,7 +79,10 @@ export class RaftStateLog implements StateLog {
   #pending = new Map<number, Pending>();
   #logClock: LogClock;
   #closed = false;
-  #snapshotting = false;
+  /** Our own snapshot file being written (null: none), the one written and not yet compacted behind, a failed save. */
+  #snapshotSave: Promise<void> | null = null;
+  #snapshotSaved: Snapshot | null = null;
+  #snapshotError: Error | null = null;
   #single: boolean;
   #timeline: RaftTimeline = { heardLeaderAt: null, timeoutNowAt: null, preCandidateAt: null, candidateAt: null, leaderAt: null };
   #leaseListeners = new Set<() => void>();
@@ -255,6 +258,7 @@ export class RaftStateLog implements StateLog {
     this.#closed = true;
     await this.host.stop();
     await this.#opts.link?.close();
+    await this.#snapshotSave; // a snapshot being encoded or written finishes before the WAL closes
     await this.host.wal.close();
     for (const [index, p] of this.#pending) {
       clearTimeout(p.timer);
@@ -309,21 +313,53 @@ export class RaftStateLog implements StateLog {
     }
   }
 
+  /**
+   * After each batch: compacts the log behind a snapshot whose file is now durable, and starts the
+   * next snapshot when `snapshotEntries` entries were applied since the last. The state is encoded
+   * in slices and the file written while the loop goes on committing: no proposal, so no DHCPACK,
+   * waits for a snapshot (with 40,000 leases the encoding held the event loop 85-160 ms and the file
+   * write the commit loop 70-170 ms, every 10,000 entries). The log is compacted only between two
+   * batches, and only once the file is durable. A failed save fences the host here.
+   */
   async #maybeSnapshot(): Promise<void> {
-    const every = this.#opts.snapshotEntries ?? 10_000;
-    const node = this.host.node;
-    if (this.#snapshotting || this.fsm.appliedIndex - node.snapshotIndex < every) return;
-    this.#snapshotting = true;
-    try {
-      const index = this.fsm.appliedIndex;
-      const snapshot = node.snapshotAt(index, encodeFsmSnapshot(this.fsm.snapshot()));
-      if (!snapshot) return;
-      await this.host.wal.saveSnapshot(snapshot);
-      node.compact(snapshot, Math.max(node.snapshotIndex + 1, index - KEEP_AFTER_SNAPSHOT + 1));
-      this.#opts.log.info({ event: 'raft.snapshot', index, bytes: snapshot.data.length }, `snapshot at index ${index}`);
-    } finally {
-      this.#snapshotting = false;
+    if (this.#snapshotError !== null) {
+      const error = this.#snapshotError;
+      this.#snapshotError = null;
+      throw error;
     }
+    const node = this.host.node;
+    const saved = this.#snapshotSaved;
+    if (saved !== null) {
+      this.#snapshotSaved = null;
+      // A snapshot installed from a leader meanwhile is newer: never step back to ours.
+      if (saved.meta.index > node.snapshotIndex) {
+        node.compact(saved, Math.max(node.snapshotIndex + 1, saved.meta.index - KEEP_AFTER_SNAPSHOT + 1));
+        this.#opts.log.info({ event: 'raft.snapshot', index: saved.meta.index, bytes: saved.data.length }, `snapshot at index ${saved.meta.index}`);
+      }
+    }
+    const every = this.#opts.snapshotEntries ?? 10_000;
+    if (this.#snapshotSave !== null || this.fsm.appliedIndex - node.snapshotIndex < every) return;
+    // The term and membership at this index are taken now (the core wants the applied index);
+    // the state is copied now too, and encoded a slice at a time between turns of the event loop.
+    const meta = node.snapshotAt(this.fsm.appliedIndex, new Uint8Array(0))?.meta;
+    if (meta === undefined) return;
+    const state = this.fsm.snapshot();
+    this.#snapshotSave = encodeFsmSnapshotInSlices(state).then(async (data) => {
+      const snapshot = { meta, data };
+      await this.host.wal.saveSnapshot(snapshot);
+      return snapshot;
+    }).then(
+      (snapshot) => { this.#snapshotSaved = snapshot; },
+      (error: unknown) => { this.#snapshotError = error instanceof Error ? error : new Error(String(error)); },
+    ).finally(() => {
+      this.#snapshotSave = null;
+      this.host.kick();
+    });
+  }
+
+  /** Resolves once no snapshot file is being written (tests; close() waits through the WAL). */
+  async snapshotSettled(): Promise<void> {
+    await this.#snapshotSave;
   }
 
   #onStorageError(error: Error): void {
@@ -358,6 +394,32 @@ function timingOf(p: Pending, nowMs: number): ProposalTiming {
   const writeAt = p.writeAt || nowMs;
   const persistedAt = p.persistedAt || nowMs;
   return { queuedMs: Math.max(0, writeAt - p.proposedAt), persistMs: Math.max(0, persistedAt - writeAt), commitMs: Math.max(0, nowMs - persistedAt) };
+}
+
+/** Leases per slice of an encoding in slices: ~0.3 MB of JSON, a few ms of the event loop. */
+const LEASES_PER_SLICE = 2000;
+
+/**
+ * The same bytes as encodeFsmSnapshot, made a slice of leases at a time with a turn of the event
+ * loop between slices (the leases are nearly all of a DHCP site's state). `s` must not change
+ * meanwhile: Fsm.snapshot() returns copies.
+ */
+export async function encodeFsmSnapshotInSlices(s: FsmSnapshot): Promise<Uint8Array> {
+  // The rest of the document with a marker where the leases go, then the leases spliced in.
+  const marker = `\u0000leases-${s.appliedIndex}\u0000`;
+  const frame = JSON.stringify({ v: 1, fsm: { ...s, leases: marker } });
+  const quoted = JSON.stringify(marker);
+  const at = frame.indexOf(quoted);
+  if (at < 0) return encodeFsmSnapshot(s);
+  const encoder = new TextEncoder();
+  const parts: Uint8Array[] = [encoder.encode(`${frame.slice(0, at)}[`)];
+  for (let i = 0; i < s.leases.length; i += LEASES_PER_SLICE) {
+    if (i > 0) await new Promise((resolve) => setImmediate(resolve));
+    const slice = s.leases.slice(i, i + LEASES_PER_SLICE).map((l) => JSON.stringify(l)).join(',');
+    parts.push(encoder.encode(i === 0 ? slice : `,${slice}`));
+  }
+  parts.push(encoder.encode(`]${frame.slice(at + quoted.length)}`));
+  return Buffer.concat(parts);
 }
 
 export function encodeFsmSnapshot(s: FsmSnapshot): Uint8Array {

@@ -118,6 +118,7 @@ export class Wal {
 
   /** How long each entry fdatasync took (the last 1024), for status, doctor and /metrics. */
   readonly fsyncMs = new LatencyWindow(1024);
+  #snapshotChain: Promise<void> = Promise.resolve();
 
   /**
    * Writes one Ready's worth: hard state first if term/vote changed (atomic file), then the entries
@@ -163,8 +164,19 @@ export class Wal {
     }
   }
 
-  /** Saves a snapshot atomically, then drops snapshot files and segments it makes redundant. */
-  async saveSnapshot(snapshot: Snapshot, installed = false): Promise<void> {
+  /**
+   * Saves a snapshot atomically, then drops snapshot files and segments it makes redundant. Saves
+   * run one at a time, in call order (a snapshot of our own may still be written while the host
+   * loop goes on; one installed from the leader then waits for it, and so deletes it, not the other
+   * way round).
+   */
+  saveSnapshot(snapshot: Snapshot, installed = false): Promise<void> {
+    const run = this.#snapshotChain.then(() => this.#saveSnapshot(snapshot, installed));
+    this.#snapshotChain = run.catch(() => undefined);
+    return run;
+  }
+
+  async #saveSnapshot(snapshot: Snapshot, installed: boolean): Promise<void> {
     if (this.#broken) throw this.#broken;
     if (installed) {
       // From the leader: it replaces our whole log. A new segment starting after it comes first,
@@ -186,6 +198,7 @@ export class Wal {
   }
 
   async close(): Promise<void> {
+    await this.#snapshotChain;
     const fd = this.#fd;
     this.#fd = undefined;
     await fd?.close().catch(() => undefined);

@@ -164,3 +164,24 @@ export function fastReply(msg: Buffer, q: FastQuery, e: FastEntry, ra: boolean, 
   }
   return out;
 }
+
+/**
+ * A reply that carries only an RCODE for a fast-shaped query (`scanQuery` filled `q`): the asker's
+ * ID, RD and question, QR, RA when `ra`, no records but our OPT when the query had one. What the
+ * forwarder sends when it cannot answer (SERVFAIL), without decoding or encoding anything.
+ */
+export function rcodeReply(msg: Uint8Array, q: FastQuery, rcode: number, ra: boolean): Buffer {
+  const withOpt = q.ednsLimit !== 0;
+  const out = Buffer.alloc(q.qEnd + (withOpt ? OPT_SIZE : 0));
+  out.set(msg.subarray(0, q.qEnd));
+  out[2] = 0x80 | (msg[2]! & 0x01); // QR, opcode 0 (scanQuery checked), RD as asked
+  out[3] = (ra ? 0x80 : 0) | (rcode & 0x0f);
+  out[6] = 0; out[7] = 0; out[8] = 0; out[9] = 0;
+  out[10] = 0; out[11] = withOpt ? 1 : 0;
+  if (withOpt) {
+    const at = q.qEnd;
+    out[at + 2] = 41; // root owner, TYPE OPT; extended RCODE, version, flags and RDLENGTH stay 0
+    out[at + 3] = UDP_PAYLOAD_MAX >> 8; out[at + 4] = UDP_PAYLOAD_MAX & 0xff;
+  }
+  return out;
+}

@@ -5,6 +5,8 @@ import { systemClock } from '../../lib/clock.js';
 import { seededRandom } from '../../lib/random.js';
 import { ForwardCache } from './cache.js';
 import { Forwarder, queryBytes } from './forward.js';
+import { forwardedReply } from './handler.js';
+import { rcodeReply, scanQuery, type FastQuery } from './fast.js';
 import { encodeName } from './name.js';
 import { CLASS_IN, RCODE, T, decodeMessage, emptyMessage, encodeMessage } from './wire.js';
 
@@ -67,4 +69,22 @@ t.test('queryBytes: the hand-built upstream query is what the encoder makes', as
   t.ok(d.ok);
   if (!d.ok) return;
   t.same([d.value.id, d.value.rd, d.value.qr, d.value.questions, d.value.edns?.udpSize, d.value.answers.length], [0x1234, true, false, [{ name: 'Www.Example', type: T.AAAA, class: CLASS_IN }], 1232, 0]);
+});
+
+t.test('rcodeReply: the SERVFAIL made from the query\'s bytes decodes as the encoded one', async (t) => {
+  for (const edns of [false, true]) {
+    for (const rd of [false, true]) {
+      const m = emptyMessage(0xabcd);
+      m.rd = rd;
+      m.questions = [{ name: 'Odd.Case.example', type: T.MX, class: CLASS_IN }];
+      if (edns) m.edns = { udpSize: 4096, extendedRcode: 0, version: 0, dnssecOk: false, options: [] };
+      const msg = Buffer.from(encodeMessage(m).bytes);
+      const fq: FastQuery = { qEnd: 0, ednsLimit: 0, hash: 0 };
+      t.ok(scanQuery(msg, fq));
+      const quick = decodeMessage(rcodeReply(msg, fq, RCODE.SERVFAIL, true));
+      const slow = decodeMessage(forwardedReply(m, { nodeName: 'n', transport: 'udp' }, RCODE.SERVFAIL, [], [], []));
+      t.ok(quick.ok && slow.ok);
+      if (quick.ok && slow.ok) t.same(quick.value, slow.value, `edns ${edns}, rd ${rd}`);
+    }
+  }
 });

@@ -10,7 +10,7 @@ import { wireOf, type ForwardCache, type CachedAnswer, type CacheEntry, type Wir
 import type { ForwardQuery } from './answerer.js';
 import { forwardedReply } from './handler.js';
 import { HEADER_SIZE, RCODE, UDP_PAYLOAD_MAX, decodeMessage, emptyMessage, encodeMessage, type DnsMessage, type Question } from './wire.js';
-import type { FastQuery } from './fast.js';
+import { rcodeReply, type FastQuery } from './fast.js';
 
 // Forwarding to upstream resolvers (shell: owns sockets and timers). Each upstream query goes out
 // from a fresh socket on a kernel-chosen port with a random ID (RFC 5452); a reply counts only if
@@ -263,14 +263,15 @@ export function inFlightShare(maxInFlight: number, processes: number): number {
 
 /**
  * The answering process's forward step: the cache or the upstreams, then the reply for the asker,
- * made from the cached entry's bytes when the query came with its raw form (no encoding), else
- * encoded from the records.
+ * made from the cached entry's bytes (or, for SERVFAIL, from the query's) when the query came with
+ * its raw form (no encoding), else encoded from the records.
  */
 export function forwardWith(forwarder: Forwarder, nodeName: string, clock: Clock): ForwardQuery {
   return (query, transport, send, raw) => {
     const result = forwarder.resolve(query.questions[0]!, raw);
     const answer = (a: Resolved): void => {
       if (raw !== undefined && a.entry !== null) send(forwarder.cache.reply(raw.msg, raw.fq, a.entry, clock.monotonicMs(), transport === 'tcp'));
+      else if (raw !== undefined && a.rcode === RCODE.SERVFAIL) send(rcodeReply(raw.msg, raw.fq, RCODE.SERVFAIL, true)); // shed or failed: cheap
       else send(forwardedReply(query, { nodeName, transport }, a.rcode, a.answers, a.authority, a.additional));
     };
     if (result instanceof Promise) result.then(answer, () => undefined);

@@ -397,9 +397,10 @@ exit 0
     // Let every client renew once after the heal (renewTime 5 s), so lost ACKs would show.
     await sleep(1000);
     // Judge lost ACKs on states that have caught up with those renewals: a member that was cut off
-    // can take seconds to hear the leader again after the heal (the blackholed TCP connection
-    // recovers at TCP's retransmission backoff), and its lease list lags by as much. What must never
-    // happen is an ACK missing once every member holds the same applied index and state.
+    // took seconds to hear the leader again after the heal while a blackholed TCP link waited for
+    // TCP's retransmission back-off (the transport's dead-link detection now redials within about a
+    // second: test/integ/raft-link-heal.test.ts), and its lease list lagged by as much. What must
+    // never happen is an ACK missing once every member holds the same applied index and state.
     const conv = await this.converge();
     const toPerf = performance.now();
     const toMono = monotonicNowMs();

@@ -118,6 +118,7 @@ t.test('etcd backend faults', async (t) => {
     t.ok(timed.some((x) => x.queuedMs > 0) && timed.every((x) => x.persistMs >= 0 && x.commitMs >= 0), 'some waited behind a txn in flight');
     const etcd = leader.status()['etcd'] as { txns: number; txnCommands: number };
     t.ok(etcd.txns < etcd.txnCommands / 4, `${etcd.txnCommands} commands went in ${etcd.txns} txns`);
+    t.match(formatEtcdStatus(leader.status() as EtcdStatusBody), new RegExp(`proposed here: ${etcd.txnCommands} commands in ${etcd.txns} txns \\([\\d.]+ a txn\\), 1 refused on an address that changed first, 0 refused while etcd was not keeping up`), 'lanctl status says so');
     await until('the follower caught up', () => follower.fsm.appliedIndex === leader.fsm.appliedIndex);
     t.equal(follower.fsm.hash(), leader.fsm.hash(), 'the follower applied the same commands in the same order');
     const c = await open('c');

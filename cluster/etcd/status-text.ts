@@ -23,6 +23,10 @@ export interface EtcdStatusBody {
     watch?: { endpoint: string; stale: boolean; staleForMs: number; lastStall: { at: string; endpoint: string; appliedRevision: number; missedRevision: number } | null };
     staleWatches?: number;
     handoff?: string | null;
+    txns?: number;
+    txnCommands?: number;
+    conflicts?: number;
+    shed?: number;
   };
 }
 
@@ -36,6 +40,10 @@ export function formatEtcdStatus(c: EtcdStatusBody): string {
   ];
   if (e.skipped > 0 || e.foreign > 0) lines.push(`skipped under the prefix: ${e.skipped} undecodable entries, ${e.foreign} keys lanha did not write`);
   if (e.reloads > 0) lines.push(`reloaded from a snapshot ${e.reloads} time(s) (fell behind etcd's compaction)`);
+  if ((e.txns ?? 0) > 0) {
+    lines.push(`proposed here: ${e.txnCommands} commands in ${e.txns} txns (${Math.round(((e.txnCommands ?? 0) / (e.txns ?? 1)) * 10) / 10} a txn), `
+      + `${e.conflicts ?? 0} refused on an address that changed first, ${e.shed ?? 0} refused while etcd was not keeping up`);
+  }
   if (e.handoff) lines.push(`planned failover: only ${e.handoff} may take the election until it does (or the handoff key expires)`);
   const w = e.watch;
   if (w?.stale) lines.push(`watch STALE for ${Math.round(w.staleForMs / 100) / 10} s: the state here lags etcd (the watch through ${w.lastStall?.endpoint ?? w.endpoint} stopped delivering); ${w.lastStall !== null && w.endpoint !== w.lastStall.endpoint ? `following again through ${w.endpoint}` : 'restarting the watch on another endpoint'}`);

@@ -1,6 +1,6 @@
 import { ExitCode, LanhaError } from '../lib/errors.js';
 import type { LanhaConfig } from '../config/index.js';
-import { raftTimers, timerLimits } from '../cluster/timers.js';
+import { linkLiveness, raftTimers, timerLimits } from '../cluster/timers.js';
 import { callDaemonOk } from '../lib/control-client.js';
 import { formatDuration, formatTable } from '../lib/table.js';
 import { DAEMON_OPTIONS, DAEMON_OPTION_HELP, DEFAULT_CONFIG, resolveSocket, type CliCommand } from './cli.js';
@@ -47,14 +47,16 @@ export const serveCommand: CliCommand = {
   },
 };
 
-/** The Raft timers a cluster runs with (derived from cluster.failoverBudget when given) and the pauses they ride out. */
+/** The Raft timers a cluster runs with (derived from cluster.failoverBudget when given), the pauses they ride out and the peer links' dead-link deadline. */
 function timersLine(config: LanhaConfig): string {
   const c = config.cluster;
   if (c === undefined || c.backend !== 'raft') return '';
   const x = raftTimers(c);
   const limits = timerLimits(x);
   const from = c.failoverBudget === undefined ? '' : ` (from failoverBudget ${c.failoverBudget} ms)`;
-  return `  timers${from}: heartbeat ${x.heartbeatMs} ms, election timeout ${x.electionMs}-${x.electionMs + x.electionSpreadMs} ms, leader lease ${Math.round(x.leaseMs)} ms; pauses up to ${Math.round(limits.pauseToleranceMs)} ms change nothing\n`;
+  const link = linkLiveness(x);
+  return `  timers${from}: heartbeat ${x.heartbeatMs} ms, election timeout ${x.electionMs}-${x.electionMs + x.electionSpreadMs} ms, leader lease ${Math.round(x.leaseMs)} ms; pauses up to ${Math.round(limits.pauseToleranceMs)} ms change nothing\n`
+    + `  peer links: pinged after ${link.pingMs} ms idle, closed and redialled after ${link.deadMs} ms silent\n`;
 }
 
 export const configCheckCommand: CliCommand = {

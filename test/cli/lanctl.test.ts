@@ -45,6 +45,7 @@ t.test('config check accepts the examples and refuses a bad file with the key pa
   }
   const site = await runLanctl(['config', 'check', repoPath('examples/site.yaml')]);
   t.match(site.stdout, 'timers: heartbeat 100 ms, election timeout 500-1000 ms, leader lease 450 ms; pauses up to 320 ms change nothing', 'the site example: its timers and the pauses they ride out');
+  t.match(site.stdout, 'peer links: pinged after 125 ms idle, closed and redialled after 1000 ms silent', 'and when a silent Raft link is given up');
   const budget = scratchConfig(readFileSync(repoPath('examples/site.yaml'), 'utf8').replace(/^  heartbeat: .*\n  electionTimeout: .*\n/m, '  failoverBudget: 450ms\n'));
   t.teardown(budget.cleanup);
   const b = await runLanctl(['config', 'check', budget.file]);

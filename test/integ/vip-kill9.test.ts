@@ -31,7 +31,11 @@ t.test('vip strict mode: kill -9 of the holder, no two holders, kernel backstop'
       const taken = await c.waitSample((s) => s.holders.includes(other.name), 8000, killedAt);
       t.ok(taken.at - killedAt <= 8000, `${other.name} held the VIP ${Math.round(taken.at - killedAt)} ms after kill -9 (strict mode waits out the lifetime)`);
       t.same(overlaps(c.samples, startedAt), [], 'no sample with two holders, ever');
-      t.notMatch(holder.daemon!.logs(), /"event":"vip.released"/, 'the killed process released nothing itself');
+      // Only what it logged since it last took the VIP: a loaded machine can let a hold lapse before
+      // the kill (the guard releases, the daemon takes the VIP again), which is not what this checks.
+      const logs = holder.daemon!.logs();
+      const sinceTaken = logs.slice(logs.lastIndexOf('"event":"vip.acquired"'));
+      t.notMatch(sinceTaken, /"event":"vip.released"/, 'the killed process released nothing itself after it last took the VIP');
       t.equal(await digVip(c.client), WWW, 'DNS answers on the VIP from the new holder');
     } finally {
       if (process.env['VIP_DEBUG']) for (const n of [...c.servers, c.witness]) writeFileSync(`/tmp/vip-debug-${n.name}.log`, n.daemon?.logs() ?? '');

@@ -10,7 +10,8 @@
 // Needs root (network namespaces). Every process is started here and stopped by PID.
 // Env: ROUNDS (10), FAULTS (comma list of fault names, default all; EXTRA_FAULTS run only when named), FAULT_BUDGET (450ms:
 // cluster.failoverBudget, as bench:vip; empty for the default timers), FAULT_ELECTION_TIMEOUT
-// (instead of a budget, e.g. 500ms), KEEPALIVED (1; 0 runs lanha alone).
+// (instead of a budget, e.g. 500ms), KEEPALIVED (1; 0 runs lanha alone). Ctrl-C or SIGTERM ends the
+// run after the fault under way, with the lab taken down and the summary of what was measured.
 //
 // RESULT lines (DESIGN.md): failover.<fault>.gap_ms.<protocol> (p50) and .p99 for dns, ntp, tftp,
 // dhcp (lanha only) and vip (the echo, lanha and keepalived); failover.<fault>.two_holder_ms (p50,
@@ -86,6 +87,7 @@ async function main(): Promise<number> {
   let fl: FaultLab | undefined;
   let kl: KeepalivedLab | undefined;
   const startedAt = performance.now();
+  let roundsRun = 0;
   try {
     const timers = process.env['FAULT_ELECTION_TIMEOUT'] !== undefined ? { electionTimeout: process.env['FAULT_ELECTION_TIMEOUT'] }
       : (process.env['FAULT_BUDGET'] ?? '450ms') === '' ? {} : { failoverBudget: process.env['FAULT_BUDGET'] ?? '450ms' };
@@ -93,8 +95,20 @@ async function main(): Promise<number> {
     process.stdout.write(noKeepalived === null ? `keepalived: ${keepalivedVersion()}, VRRPv3 advert_int ${ADVERT_S} s; VIP gap of both stacks from a UDP echo probed every ${ECHO_EVERY_MS} ms\n` : `keepalived: not run: ${noKeepalived}\n`);
     fl = await FaultLab.create(lab, { ...timers, echo: { port: LANHA_ECHO_PORT, everyMs: ECHO_EVERY_MS }, ...(faketimeLib !== null && faults.some((f) => f.name === 'clock_step_leader') ? { faketimeLib } : {}) });
     if (noKeepalived === null) kl = await KeepalivedLab.create(lab, fl.c.servers, fl.c.client);
-    for (let round = 1; round <= ROUNDS; round++) {
+    // Ctrl-C (or SIGTERM) ends the run after the fault under way: the lab is taken down in finally
+    // and the summary covers the rounds measured. A second one exits at once (the lab is then left).
+    let stopping = false;
+    const stop = (): void => {
+      if (stopping) process.exit(130);
+      stopping = true;
+      process.stdout.write('stopping after this fault (again to exit at once, leaving the lab behind)\n');
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+    for (let round = 1; round <= ROUNDS && !stopping; round++) {
+      roundsRun = round;
       for (const fault of faults) {
+        if (stopping) break;
         const fromWall = Date.now();
         let o: FaultOutcome;
         try {
@@ -136,7 +150,7 @@ async function main(): Promise<number> {
     if (fl) await fl.close();
     await lab.destroy();
   }
-  process.stdout.write(`\n${ROUNDS} rounds in ${Math.round((performance.now() - startedAt) / 1000)} s\n`);
+  process.stdout.write(`\n${roundsRun} of ${ROUNDS} rounds in ${Math.round((performance.now() - startedAt) / 1000)} s\n`);
   report(outcomes, kaOutcomes, noKeepalived);
   const failedRounds = [...failed.values()].reduce((a, b) => a + b, 0);
   for (const [fault, n] of failed) process.stdout.write(`# ${fault}: ${n} round(s) did not finish (see "did not finish" above); its p50/p99 are over the rounds that did\n`);

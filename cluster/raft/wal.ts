@@ -135,11 +135,14 @@ export class Wal {
       const commitChanged = this.#hard.commit !== this.#writtenCommit;
       if (entries.length === 0 && !sync) return;
       if (this.#size >= this.#segmentBytes) await this.#roll(entries[0]?.index ?? this.#lastIndex + 1);
-      const records: Buffer[] = [];
-      for (const e of entries) records.push(encodeRecord(e.type === EntryType.config ? RecordType.config : RecordType.entry, e.term, e.index, e.data));
-      if (commitChanged) records.push(encodeRecord(RecordType.commit, this.#hard.term, this.#hard.commit, new Uint8Array(0)));
-      if (records.length === 0) return;
-      let buf = records.length === 1 ? records[0]! : Buffer.concat(records);
+      if (entries.length === 0 && !commitChanged) return;
+      // One buffer for the whole batch, each record encoded in place (no buffer per record, no concat).
+      let size = commitChanged ? RECORD_HEAD : 0;
+      for (const e of entries) size += RECORD_HEAD + e.data.length;
+      let buf = Buffer.allocUnsafe(size);
+      let at = 0;
+      for (const e of entries) at = encodeRecordAt(buf, at, e.type === EntryType.config ? RecordType.config : RecordType.entry, e.term, e.index, e.data);
+      if (commitChanged) encodeRecordAt(buf, at, RecordType.commit, this.#hard.term, this.#hard.commit, EMPTY);
       await this.#fail('wal.beforeWrite');
       if ((await this.#fail('wal.tornWrite')) === 'torn') buf = buf.subarray(0, Math.max(1, buf.length - 7));
       const fd = this.#fd!;
@@ -277,15 +280,23 @@ function readU64(buf: Uint8Array, at: number): number {
 }
 
 export function encodeRecord(type: number, term: number, index: number, payload: Uint8Array): Buffer {
-  const bodyLen = 1 + 8 + 8 + payload.length;
-  const out = Buffer.allocUnsafe(8 + bodyLen);
-  out.writeUInt32BE(bodyLen, 0);
-  out.writeUInt8(type, 8);
-  writeU64(out, term, 9);
-  writeU64(out, index, 17);
-  out.set(payload, RECORD_HEAD);
-  out.writeUInt32BE(crc32c(out.subarray(8)), 4);
+  const out = Buffer.allocUnsafe(RECORD_HEAD + payload.length);
+  encodeRecordAt(out, 0, type, term, index, payload);
   return out;
+}
+
+const EMPTY = new Uint8Array(0);
+
+/** Writes one record at `at` in `out` (which has room for it); returns the offset after it. */
+function encodeRecordAt(out: Buffer, at: number, type: number, term: number, index: number, payload: Uint8Array): number {
+  const bodyLen = 1 + 8 + 8 + payload.length;
+  out.writeUInt32BE(bodyLen, at);
+  out.writeUInt8(type, at + 8);
+  writeU64(out, term, at + 9);
+  writeU64(out, index, at + 17);
+  out.set(payload, at + RECORD_HEAD);
+  out.writeUInt32BE(crc32c(out.subarray(at + 8, at + 8 + bodyLen)), at + 4);
+  return at + 8 + bodyLen;
 }
 
 export type RecordScan =

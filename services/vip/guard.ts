@@ -64,6 +64,7 @@ done
 `;
 
 export const BASH = '/bin/bash';
+const UPTIME = '/proc/uptime';
 
 /** What the VIP service needs of a guard; tests inject a recorder. */
 export interface VipGuard {
@@ -89,7 +90,8 @@ export interface GuardEvents {
 
 /** Why no guard can run here, or null. */
 export function guardUnavailable(): string | null {
-  return existsSync(BASH) ? null : `${BASH} is missing`;
+  if (!existsSync(BASH)) return `${BASH} is missing`;
+  return existsSync(UPTIME) ? null : `${UPTIME} is missing (the guard's monotonic clock)`;
 }
 
 /** Starts the guard process for `cidr` on `ifname`; it is restarted if it dies. */

@@ -37,6 +37,7 @@ const NOT_FOR_KEEPALIVED: Record<string, string> = {
   kill9_witness: 'keepalived has no witness',
   restart_all: 'not run on keepalived: it keeps no state that a restart of both nodes would have to recover',
   disk_full_leader: 'keepalived writes no state to a disk',
+  clock_step_leader: 'not run on keepalived: it keeps no wall-clock-stamped state such as the lease expiries this fault checks',
   cut_a_b_slow_witness: 'keepalived has no witness',
 };
 

@@ -156,7 +156,13 @@ export class DnsAnswerer {
       if (verdict === 'drop') { this.counters.inc('dns.rrl.dropped'); return; }
       if (verdict === 'slip') { this.counters.inc('dns.rrl.slipped'); bytes = truncatedCopy(bytes); }
     }
-    socket.send(bytes, rinfo.port, rinfo.address);
+    // A forwarded answer can come back after its socket closed (the VIP went meanwhile): send()
+    // then throws (ERR_SOCKET_DGRAM_NOT_RUNNING) instead of raising the socket's 'error' event.
+    try {
+      socket.send(bytes, rinfo.port, rinfo.address);
+    } catch {
+      this.counters.inc('dns.udp.send_failed');
+    }
   }
 
   /** One query framed off a TCP connection from `address`. */

@@ -185,6 +185,7 @@ export async function startNtp(context: ServiceContext, options: NtpServiceOptio
       socket.once('error', reject);
       socket.bind(config.port, address, () => { socket.off('error', reject); resolve(); });
     }).catch((error: unknown) => {
+      try { socket.close(); } catch { /* never bound */ }
       throw new LanhaError('bind-failed', `ntp could not bind udp ${address}:${config.port}: ${errorMessage(error)}`);
     });
     socket.on('error', (error) => log.warn({ event: 'ntp.socket.error', address, err: error }, 'NTP socket error'));

@@ -130,6 +130,9 @@ export class TftpServer {
     await new Promise<void>((ok, fail) => {
       socket.once('error', fail);
       socket.bind(this.config.port, address, () => { socket.off('error', fail); ok(); });
+    }).catch((error: unknown) => {
+      try { socket.close(); } catch { /* never bound */ }
+      throw error;
     });
     socket.on('message', (msg, rinfo) => this.#onRequest(address, socket, msg, rinfo));
     socket.on('error', (error) => this.log.warn({ event: 'tftp.socket_error', address, err: error }, 'tftp listening socket error'));

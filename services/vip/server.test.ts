@@ -28,7 +28,7 @@ class LeasedState extends MemoryStateLog {
   onLeaseGained(listener: () => void): () => void { this.listeners.add(listener); return () => { this.listeners.delete(listener); }; }
 }
 
-function rig(options: { failReplace?: boolean; duringReplace?: () => void; guard?: boolean } = {}) {
+function rig(options: { failReplace?: boolean; duringReplace?: () => void; guard?: boolean; failAdds?: number } = {}) {
   const config = parseConfig(CONFIG);
   const clock = new ManualClock();
   const state = new LeasedState(new Fsm(), clock);
@@ -51,7 +51,14 @@ function rig(options: { failReplace?: boolean; duringReplace?: () => void; guard
     name: 'dns',
     status: () => ({ listening: [] }),
     stop: async () => undefined,
-    addAddress: async (a) => { log.push(`dns add ${a}`); },
+    addAddress: async (a) => {
+      if ((options.failAdds ?? 0) > 0) {
+        options.failAdds!--;
+        log.push(`dns add ${a} failed`);
+        throw Object.assign(new Error(`bind EADDRNOTAVAIL ${a}:53`), { code: 'EADDRNOTAVAIL' });
+      }
+      log.push(`dns add ${a}`);
+    },
     removeAddress: async (a) => { log.push(`dns remove ${a}`); },
   };
   const plain: RunningService = { name: 'dhcp', status: () => ({ listening: [] }), stop: async () => undefined };
@@ -204,4 +211,39 @@ t.test('a lease gained between ticks takes the VIP at once, not on the next tick
   t.same(log, ['ip addr replace 10.20.0.1/24 dev eth9 valid_lft 2 preferred_lft 2', 'dns add 10.20.0.1', 'arping -U -c 1 -I eth9 10.20.0.1']);
   await vip.stop();
   t.equal(state.listeners.size, 0, 'stop unsubscribes');
+});
+
+t.test('a service that failed to bind the VIP is retried every tick while held, and no more once released', async (t) => {
+  // Three failures: the bind right after `ip addr replace`, its retry at the end of that same
+  // pass, and the retry of the next tick; the tick after binds.
+  const { vip, clock, log } = rig({ failAdds: 3 });
+  await vip.start();
+  await vip.tick();
+  t.same(log.filter((l) => l.startsWith('dns')), ['dns add 10.20.0.1 failed', 'dns add 10.20.0.1 failed'], 'the bind right after ip addr replace failed, and again at the end of the pass');
+  t.equal(vip.counters.toJSON()['serve.dns.failed'], 2);
+  log.length = 0;
+  clock.advance(20);
+  await vip.tick();
+  t.same(log.filter((l) => l.startsWith('dns')), ['dns add 10.20.0.1 failed'], 'retried on the next tick');
+  log.length = 0;
+  clock.advance(20);
+  await vip.tick();
+  t.same(log.filter((l) => l.startsWith('dns')), ['dns add 10.20.0.1'], 'bound at the next try');
+  log.length = 0;
+  clock.advance(20);
+  await vip.tick();
+  t.same(log.filter((l) => l.startsWith('dns')), [], 'bound: nothing more to retry');
+  await vip.stop();
+
+  const second = rig({ failAdds: 5 });
+  await second.vip.start();
+  await second.vip.tick();
+  second.state.setLeader(false);
+  second.clock.advance(20);
+  await second.vip.tick();
+  second.log.length = 0;
+  second.clock.advance(20);
+  await second.vip.tick();
+  t.same(second.log.filter((l) => l.startsWith('dns')), [], 'not held: no bind retried');
+  await second.vip.stop();
 });

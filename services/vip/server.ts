@@ -68,6 +68,8 @@ export class VipService implements RunningService {
   #marks: Partial<AcquireMarks> | null = null;
   #guard: VipGuard | null = null;
   #guardExpired = false;
+  /** Services whose addAddress failed while the VIP was held: retried every tick until bound. */
+  #unbound = new Set<string>();
   #lastTakeover: (TakeoverReport & { at: string }) | null = null;
   #unsubscribe: (() => void) | null = null;
 
@@ -193,8 +195,9 @@ export class VipService implements RunningService {
       if (this.#guard !== null && !next.held) this.#guard.drop(); // after our own ip addr del
       // An `ip` call can take long on a loaded machine, and it just gave the address a fresh
       // lifetime: if the lease ran out meanwhile, let go now rather than one tick later.
-      if (!actions.some((a) => a.kind === 'acquire' || a.kind === 'renew')) return;
+      if (!actions.some((a) => a.kind === 'acquire' || a.kind === 'renew')) break;
     }
+    if (this.#core.held && this.#unbound.size > 0) await this.#serve('addAddress', this.#unbound);
   }
 
   async #execute(actions: readonly VipAction[]): Promise<void> {
@@ -301,18 +304,30 @@ export class VipService implements RunningService {
     if (reason !== 'start') await this.#serve('removeAddress');
   }
 
-  /** Serve on the VIP (or stop) in every service that serves per address; one failure does not stop the rest. */
-  async #serve(method: 'addAddress' | 'removeAddress'): Promise<void> {
+  /**
+   * Serve on the VIP (or stop) in every service that serves per address (or only those in `only`);
+   * one failure does not stop the rest. A failed addAddress (EADDRNOTAVAIL: the address went again
+   * between `ip addr replace` and the bind, e.g. the guard deleted it) is retried every tick while
+   * the VIP is held, so a holder never stays without its services on the VIP.
+   */
+  async #serve(method: 'addAddress' | 'removeAddress', only?: ReadonlySet<string>): Promise<void> {
     const address = vipAddress(this.vip);
+    if (method === 'removeAddress') this.#unbound.clear();
     for (const service of this.#o.services()) {
-      if (service === this) continue;
+      if (service === this || (only !== undefined && !only.has(service.name))) continue;
       const call = service[method];
       if (call === undefined) continue;
       try {
         await call.call(service, address);
+        if (method === 'addAddress' && this.#unbound.delete(service.name)) {
+          this.#o.log.info({ event: 'vip.serve_retried', service: service.name, address }, `${service.name} serves on the VIP ${address} after a failed bind`);
+        }
       } catch (error) {
         this.counters.inc(`serve.${service.name}.failed`);
-        this.#o.log.warn({ event: 'vip.serve_failed', service: service.name, method, address, err: error }, `${service.name}: ${method}(${address}) failed: ${errorMessage(error)}`);
+        if (method === 'addAddress') this.#unbound.add(service.name);
+        if (only === undefined || this.#limiter.allow(`serve.${service.name}`, this.#o.clock.monotonicMs())) {
+          this.#o.log.warn({ event: 'vip.serve_failed', service: service.name, method, address, err: error }, `${service.name}: ${method}(${address}) failed: ${errorMessage(error)}${method === 'addAddress' ? ' (retried every tick while the VIP is held)' : ''}`);
+        }
       }
     }
   }

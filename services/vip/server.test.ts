@@ -247,3 +247,28 @@ t.test('a service that failed to bind the VIP is retried every tick while held, 
   t.same(second.log.filter((l) => l.startsWith('dns')), [], 'not held: no bind retried');
   await second.vip.stop();
 });
+
+t.test('a VIP lost and taken again in the same leadership reports a re-acquire from the loss, not replicated', async (t) => {
+  const { vip, state, clock } = rig();
+  // Leader since 900 (monotonic); the timeline does not move while this node stays leader.
+  Object.assign(state, { timeline: () => ({ heardLeaderAt: 500, timeoutNowAt: null, preCandidateAt: 700, candidateAt: 800, leaderAt: 900 }) });
+  const proposed: string[] = [];
+  const propose = state.propose.bind(state);
+  state.propose = async (c) => { proposed.push(`${c.type} ${(c as { trigger?: string }).trigger ?? ''}`); return propose(c); };
+  await vip.start();
+  await vip.tick();
+  t.match(vip.status()['lastTakeover'], { trigger: 'election' }, 'the first takeover of the term');
+  t.same(proposed, ['vip.takeover election']);
+  clock.advance(24_000);
+  state.setLeader(false); // the lease lapsed (same term)
+  await vip.tick();
+  clock.advance(30);
+  state.setLeader(true);
+  await vip.tick();
+  const last = vip.status()['lastTakeover'] as { trigger: string; parts: Array<[string, number]>; totalMs: number };
+  t.equal(last.trigger, 're-acquire');
+  t.same(last.parts[0], ['lease lapse', 30], 'from the loss, not "lease wait 24100"');
+  t.equal(last.totalMs, 30, 'the manual clock does not move during ip, bind and arping');
+  t.same(proposed, ['vip.takeover election'], 'a re-acquire is no failover: not replicated');
+  await vip.stop();
+});

@@ -71,6 +71,8 @@ export class VipService implements RunningService {
   /** Services whose addAddress failed while the VIP was held: retried every tick until bound. */
   #unbound = new Set<string>();
   #lastTakeover: (TakeoverReport & { at: string }) | null = null;
+  /** When a VIP this node held was last deleted (release or guard expiry; monotonic ms): a re-acquire counts from there. */
+  #lostAt: number | null = null;
   #unsubscribe: (() => void) | null = null;
 
   constructor(o: VipServiceOptions) {
@@ -239,10 +241,12 @@ export class VipService implements RunningService {
   #takeoverDone(marks: AcquireMarks): void {
     const timeline = (this.#o.state as Partial<{ timeline(): RaftTimeline }>).timeline?.();
     if (timeline === undefined) return; // single node: no takeover to speak of
-    const report = takeoverReport(timeline, marks);
+    const report = takeoverReport(timeline, marks, this.#lostAt);
     this.#lastTakeover = { ...report, at: new Date(this.#o.clock.wallMs()).toISOString() };
     this.#o.log.info({ event: 'vip.takeover', trigger: report.trigger, parts: Object.fromEntries(report.parts), totalMs: report.totalMs },
       `took the VIP over (${report.trigger}): ${formatParts(report.parts, report.totalMs)}`);
+    // A re-acquire is no failover (the leader stays): nothing for the old holder or the failover figures.
+    if (report.trigger === 're-acquire') return;
     // Replicated so the old holder's `lanctl failover` can print the whole gap; best effort.
     const term = this.#o.state.status().term;
     this.#o.state.propose({ type: 'vip.takeover', node: this.#o.config.node.name, term, trigger: report.trigger, parts: report.parts, totalMs: report.totalMs }).catch(() => undefined);
@@ -288,6 +292,8 @@ export class VipService implements RunningService {
   }
 
   async #release(reason: string): Promise<void> {
+    // Only a VIP that was up (its ip addr replace succeeded) is lost; the guard deleted it a moment before its callback.
+    if (this.#sinceWall !== null) this.#lostAt = this.#o.clock.monotonicMs();
     let outcome: string;
     try {
       outcome = await releaseAddress(this.vip, this.#run);

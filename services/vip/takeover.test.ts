@@ -41,3 +41,22 @@ t.test('no timeline at all (first leader of a fresh cluster): only the VIP steps
   t.same(r.parts.map(([n]) => n), ['lease wait', 'ip addr', 'sockets bound', 'first GARP']);
   t.equal(r.totalMs, 11);
 });
+
+t.test('a re-acquire in the same leadership counts from the loss, not from the election', async (t) => {
+  // Leader since 1000; the lease lapsed at 25600 (VIP released), valid again at 25630: before, this read "lease wait 24630".
+  const timeline = { heardLeaderAt: 700, timeoutNowAt: null, preCandidateAt: 900, candidateAt: 950, leaderAt: 1000 };
+  const again = { decidedAt: 25630, addressAt: 25636, boundAt: 25638, garpAt: 25641 };
+  const r = takeoverReport(timeline, again, 25600);
+  t.equal(r.trigger, 're-acquire');
+  t.same(r.parts, [['lease lapse', 30], ['ip addr', 6], ['sockets bound', 2], ['first GARP', 3]]);
+  t.equal(r.totalMs, 41);
+  t.equal(r.parts.reduce((s, [, v]) => s + v, 0), r.totalMs, 'parts add up');
+  t.notOk(r.parts.some(([, v]) => v > 1000), 'no part spans the whole term');
+});
+
+t.test('a VIP lost before this leadership began does not make the next takeover a re-acquire', async (t) => {
+  const r = takeoverReport({ heardLeaderAt: 200, timeoutNowAt: null, preCandidateAt: 900, candidateAt: 910, leaderAt: 1012 }, marks, 150);
+  t.equal(r.trigger, 'election');
+  t.same(r.parts.slice(0, 3), [['detection', 700], ['pre-vote', 10], ['vote', 102]]);
+  t.equal(r.totalMs, 841);
+});

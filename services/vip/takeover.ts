@@ -23,8 +23,12 @@ export interface AcquireMarks {
 }
 
 export interface TakeoverReport {
-  /** `transfer`: a planned handover (TimeoutNow); `election`: the old leader went silent. */
-  trigger: 'transfer' | 'election';
+  /**
+   * `transfer`: a planned handover (TimeoutNow); `election`: the old leader went silent;
+   * `re-acquire`: this node lost the VIP while still leader (its lease lapsed, or the guard deleted
+   * it) and takes it again in the same leadership: counted from that loss, not from the election.
+   */
+  trigger: 'transfer' | 'election' | 're-acquire';
   /** Named parts in order, ms each; they add up to `totalMs`. */
   parts: Array<[string, number]>;
   /** From the trigger to the first GARP. */
@@ -36,10 +40,21 @@ const TRANSFER_WINDOW_MS = 5000;
 
 const ms = (v: number): number => Math.max(0, Math.round(v));
 
-/** The new holder's half of the gap, from its Raft timeline and its acquire marks. */
-export function takeoverReport(timeline: RaftTimeline, marks: AcquireMarks): TakeoverReport {
+/**
+ * The new holder's half of the gap, from its Raft timeline and its acquire marks. `lostAt`: when
+ * this node last lost a VIP it held (null: never); lost after it became leader, this acquire is a
+ * re-acquire in the same leadership, and its gap starts at that loss.
+ */
+export function takeoverReport(timeline: RaftTimeline, marks: AcquireMarks, lostAt: number | null = null): TakeoverReport {
   const { heardLeaderAt, timeoutNowAt, preCandidateAt, candidateAt } = timeline;
   const leaderAt = timeline.leaderAt ?? marks.decidedAt;
+  if (lostAt !== null && lostAt >= leaderAt && lostAt <= marks.decidedAt) {
+    const parts: Array<[string, number]> = [
+      ['lease lapse', marks.decidedAt - lostAt],
+      ...vipSteps(marks),
+    ];
+    return { trigger: 're-acquire', parts: parts.map(([name, v]) => [name, ms(v)]), totalMs: ms(marks.garpAt - lostAt) };
+  }
   const parts: Array<[string, number]> = [];
   let trigger: TakeoverReport['trigger'] = 'election';
   let from = leaderAt;
@@ -64,14 +79,18 @@ export function takeoverReport(timeline: RaftTimeline, marks: AcquireMarks): Tak
       parts.push(['election', leaderAt - heardLeaderAt]);
     }
   }
-  parts.push(
-    ['lease wait', marks.decidedAt - leaderAt],
+  parts.push(['lease wait', marks.decidedAt - leaderAt], ...vipSteps(marks));
+  const rounded = parts.map(([name, v]): [string, number] => [name, ms(v)]);
+  return { trigger, parts: rounded, totalMs: ms(marks.garpAt - from) };
+}
+
+/** The VIP's own steps, from the tick that decided to acquire to the first GARP. */
+function vipSteps(marks: AcquireMarks): Array<[string, number]> {
+  return [
     ['ip addr', marks.addressAt - marks.decidedAt],
     ['sockets bound', marks.boundAt - marks.addressAt],
     ['first GARP', marks.garpAt - marks.boundAt],
-  );
-  const rounded = parts.map(([name, v]): [string, number] => [name, ms(v)]);
-  return { trigger, parts: rounded, totalMs: ms(marks.garpAt - from) };
+  ];
 }
 
 /** "release 4 + vote 12 + ip addr 6 = 22 ms" */

@@ -8,7 +8,7 @@
 // measured with the same UDP echo prober (every 20 ms, an echo responder behind each VIP that is
 // killed, stopped and restarted with its stack's process) and two holders with the same sampler.
 // Needs root (network namespaces). Every process is started here and stopped by PID.
-// Env: ROUNDS (10), FAULTS (comma list of fault names, default all; EXTRA_FAULTS run only when named), FAULT_BUDGET (450ms:
+// Env: ROUNDS (10), FAULTS (comma list of fault names, default all; EXTRA_FAULTS run only when named), FAULT_BUDGET (480ms, the least budget that rides out the default 100 ms pauses:
 // cluster.failoverBudget, as bench:vip; empty for the default timers), FAULT_ELECTION_TIMEOUT
 // (instead of a budget, e.g. 500ms), KEEPALIVED (1; 0 runs lanha alone). Ctrl-C or SIGTERM ends the
 // run after the fault under way, with the lab taken down and the summary of what was measured.
@@ -91,7 +91,7 @@ async function main(): Promise<number> {
   let roundsRun = 0;
   try {
     const timers = process.env['FAULT_ELECTION_TIMEOUT'] !== undefined ? { electionTimeout: process.env['FAULT_ELECTION_TIMEOUT'] }
-      : (process.env['FAULT_BUDGET'] ?? '450ms') === '' ? {} : { failoverBudget: process.env['FAULT_BUDGET'] ?? '450ms' };
+      : (process.env['FAULT_BUDGET'] ?? '480ms') === '' ? {} : { failoverBudget: process.env['FAULT_BUDGET'] ?? '480ms' };
     process.stdout.write(`timers: ${JSON.stringify(timers)} (${timers.failoverBudget ?? timers.electionTimeout ?? 'defaults'}), ${ROUNDS} rounds, faults: ${faults.map((f) => f.name).join(' ')}\n`);
     process.stdout.write(noKeepalived === null ? `keepalived: ${keepalivedVersion()}, VRRPv3 advert_int ${ADVERT_S} s; VIP gap of both stacks from a UDP echo probed every ${ECHO_EVERY_MS} ms\n` : `keepalived: not run: ${noKeepalived}\n`);
     fl = await FaultLab.create(lab, { ...timers, echo: { port: LANHA_ECHO_PORT, everyMs: ECHO_EVERY_MS }, ...(faketimeLib !== null && faults.some((f) => f.name === 'clock_step_leader') ? { faketimeLib } : {}) });

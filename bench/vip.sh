@@ -8,7 +8,7 @@
 # lifetime. Then a planned failover (lanctl failover) is measured for lanha alone (keepalived has none).
 # Everything runs in namespaces named $PREFIX-* (default lhvb), removed on exit; every process is
 # started here and stopped by PID. Env: SCENARIOS ("kill9 crash"), REPEAT (3), ADVERTS ("1 0.1"; empty: lanha only),
-# FAILOVERS (5), FAILOVER_BUDGET (450ms: lanha's cluster.failoverBudget, the counterpart of
+# FAILOVERS (5), FAILOVER_BUDGET (480ms: lanha's cluster.failoverBudget, the counterpart of
 # keepalived's tuned advert_int 0.1; empty for the default timers), SHARED_BENCH (default
 # ../shared/bench next to the repo).
 set -uo pipefail
@@ -17,7 +17,7 @@ SHARED=${SHARED_BENCH:-$REPO/../shared/bench}
 export PREFIX=${PREFIX:-lhvb}
 P=$PREFIX
 SCENARIOS=${SCENARIOS:-kill9 crash}; export REPEAT=${REPEAT:-3}; ADVERTS=${ADVERTS-1 0.1}; FAILOVERS=${FAILOVERS:-5}
-FAILOVER_BUDGET=${FAILOVER_BUDGET-450ms}
+FAILOVER_BUDGET=${FAILOVER_BUDGET-480ms}
 VIP=10.98.0.100
 LANCTL="$REPO/dist/bin/lanctl.js"
 D=$(mktemp -d)

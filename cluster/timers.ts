@@ -12,12 +12,21 @@
 // acknowledged, and its guard deletes the VIP GUARD_MARGIN_MS before that. `room` covers one Raft
 // tick of rounding, that margin and the guard's own work; `drift` a 2 % difference in clock rates.
 // What pause a leader rides out: the lease has at least L - H - tick left when it stops, and the
-// guard deletes GUARD_MARGIN_MS before the end; followers start an election E - H after it stops.
+// guard deletes GUARD_MARGIN_MS before the end, and up to GUARD_CLOCK_EARLY_MS before that (its
+// coarse clock); followers start an election E - H after it stops.
 
 /** The Raft tick (cluster/raft-state-log.ts): every Raft timer is counted in it. */
 export const RAFT_TICK_MS = 10;
 /** The VIP guard deletes the VIP this long before the leader lease would end (services/vip/guard.ts). */
 export const GUARD_MARGIN_MS = 20;
+/** The guard's monotonic clock (/proc/uptime) counts in steps of this (services/vip/guard.ts). */
+export const GUARD_CLOCK_STEP_MS = 10;
+/**
+ * How much earlier than the hold's end the guard may delete the VIP: it sets the end one clock step
+ * early so the coarse reading never makes it late, and that reading lags up to one more step.
+ * Safe for two holders (earlier only), but a paused leader loses the VIP up to this much sooner.
+ */
+export const GUARD_CLOCK_EARLY_MS = 2 * GUARD_CLOCK_STEP_MS;
 /** What the guard needs after its margin: wake up, fork `ip`, netlink. */
 export const GUARD_WORK_MS = 20;
 /** Clock-rate difference between two members that the derived lease allows for (crystals: 0.02 %). */
@@ -70,7 +79,7 @@ export function raftTimers(c: TimerSettings | undefined): RaftTimers {
 
 /** What the timers give: the longest pause that changes nothing, and the longest failure detection. */
 export function timerLimits(t: RaftTimers): { pauseToleranceMs: number; detectionMaxMs: number; guardRoomMs: number } {
-  const leader = t.leaseMs - t.heartbeatMs - RAFT_TICK_MS - GUARD_MARGIN_MS;
+  const leader = t.leaseMs - t.heartbeatMs - RAFT_TICK_MS - GUARD_MARGIN_MS - GUARD_CLOCK_EARLY_MS;
   const election = t.electionMs - t.heartbeatMs - RAFT_TICK_MS;
   return {
     pauseToleranceMs: Math.min(leader, election),

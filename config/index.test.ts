@@ -215,10 +215,11 @@ vip: { address: 10.20.0.1/24, interface: eth0 }
   t.match(problems(site('  electionTimeout: 300ms')).join('\n'), /cluster\.electionTimeout.*too short with a VIP.*guard would have 0 ms.*use at least 500ms/);
   t.match(problems(site('  heartbeat: 300ms')).join('\n'), /cluster\.heartbeat.*too long.*must outlast two heartbeats.*use at most 225ms/);
   t.same(problems(site('  electionTimeout: 2s\n  heartbeat: 300ms')), [], 'slower timers with room are fine');
-  t.same(problems(site('  failoverBudget: 450ms')), [], 'a failover budget that rides out 100 ms pauses');
-  t.match(problems(site('  failoverBudget: 400ms')).join('\n'), /^cluster\.failoverBudget: "400ms" is too short to ride out 100 ms pauses.*use at least 430ms/m);
+  t.same(problems(site('  failoverBudget: 480ms')), [], 'a failover budget that rides out 100 ms pauses');
+  t.match(problems(site('  failoverBudget: 450ms')).join('\n'), /^cluster\.failoverBudget: "450ms" is too short to ride out 100 ms pauses.*more than 90 ms loses the VIP; use at least 480ms/m, 'the guard\'s coarse clock counted');
+  t.match(problems(site('  failoverBudget: 400ms')).join('\n'), /^cluster\.failoverBudget: "400ms" is too short to ride out 100 ms pauses.*use at least 480ms/m);
   t.same(problems(site('  failoverBudget: 400ms\n  pauseTolerance: 50ms')), [], 'unless the site accepts shorter pauses');
-  t.match(problems(site('  failoverBudget: 450ms\n  electionTimeout: 500ms')).join('\n'), /^cluster\.electionTimeout: .*set together with cluster\.failoverBudget/m);
+  t.match(problems(site('  failoverBudget: 480ms\n  electionTimeout: 500ms')).join('\n'), /^cluster\.electionTimeout: .*set together with cluster\.failoverBudget/m);
 });
 
 // `cluster.backend: etcd` and its `etcd:` block (cluster/etcd/config.ts): defaults, and each problem names its key path.

@@ -1,5 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { GUARD_CLOCK_EARLY_MS, GUARD_CLOCK_STEP_MS } from '../../cluster/timers.js';
+
+/** Up to this much before a hold's end the guard may delete the VIP (cluster/timers.ts counts it in the pause figure). */
+export { GUARD_CLOCK_EARLY_MS };
 
 // The VIP guard: a small bash process, started with the VIP service, that deletes the VIP when the
 // daemon can no longer vouch for it. The daemon writes `hold <seconds>` on every tick while it
@@ -23,8 +27,9 @@ import { existsSync } from 'node:fs';
 // from this small process costs far less than one from the daemon, whose event loop (and with it
 // the lease it must keep renewing) a fork of a large process stalls on a loaded machine. A hold's
 // end is kept as an absolute time, so commands arriving between holds never stretch it: monotonic
-// time from /proc/uptime (read without a fork, in 10 ms steps; the end is set 10 ms early so the
-// coarse reading never makes it late). Not EPOCHREALTIME: that is the wall clock, and a step of it
+// time from /proc/uptime (read without a fork, in 10 ms steps, GUARD_CLOCK_STEP_MS; the end is set
+// one step early so the coarse reading never makes it late: the VIP goes up to GUARD_CLOCK_EARLY_MS
+// before the hold's end, which `lanctl config check`'s pause figure counts). Not EPOCHREALTIME: that is the wall clock, and a step of it
 // (`date -s`, NTP stepping a Pi that booted without RTC) would delete the VIP at once (forward) or
 // let a hold outlive a paused daemon by the size of the step (back). Nor does a `read -t` timeout
 // end a hold by itself: bash times `read -t` on the wall clock too, so a step forward while a line
@@ -46,7 +51,7 @@ while :; do
   if [ "$armed" = 1 ] || [ "$again" != 0 ]; then read -r -t "$t" cmd arg; rc=$?; else read -r cmd arg; rc=$?; fi
   if [ "$rc" = 0 ]; then
     case "$cmd" in
-      hold) armed=1; again=0; ms=\${arg/./}; now; deadline=$((n + 10#$ms * 1000 - 10000)) ;;
+      hold) armed=1; again=0; ms=\${arg/./}; now; deadline=$((n + 10#$ms * 1000 - ${GUARD_CLOCK_STEP_MS * 1000})) ;;
       drop) armed=0; again=0 ;;
       renew) if [ "$armed" = 1 ]; then ip addr replace "$1" dev "$2" valid_lft "$arg" preferred_lft "$arg" 2>/dev/null || echo renew_failed; fi ;;
       garp) if [ "$armed" = 1 ]; then arping -U -c 1 -I "$2" "\${1%/*}" >/dev/null 2>&1 & fi ;;

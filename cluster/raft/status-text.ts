@@ -1,7 +1,8 @@
 import { formatTable } from '../../lib/table.js';
 
-// The Raft part of `lanctl status` (text form): where the log stands, and on a leader each member's
-// replication progress. The JSON form carries the whole StateLog status unchanged.
+// The Raft part of `lanctl status` (text form): where the log stands, on a leader each member's
+// replication progress, and the peer links' liveness (transport.ts: pings, links closed as dead,
+// dials that timed out; one line per peer). The JSON form carries the whole StateLog status unchanged.
 
 export interface RaftStatusBody {
   appliedIndex?: number;
@@ -12,6 +13,28 @@ export interface RaftStatusBody {
   progress?: Record<string, { match: number; next: number; state: string; active: boolean }>;
   storage?: { dir: string; batches: number; fsyncs: number; fsyncP99Ms?: number | null; error: string | null };
   stateHash?: string;
+  transport?: TransportStatusBody;
+}
+
+/** What cluster/raft/transport.ts status() reports (the fields shown here). */
+export interface TransportStatusBody {
+  peers?: Record<string, { connected?: boolean; inbound?: boolean; connects?: number; dropped?: number }>;
+  counters?: Record<string, number>;
+  liveness?: { pingMs: number; deadMs: number; dialMs: number };
+}
+
+/** The peer links: one summary line of the liveness counters, then one line per peer. '' without a transport. */
+export function formatPeerLinks(tr: TransportStatusBody | undefined): string {
+  if (tr === undefined) return '';
+  const n = (key: string): number => tr.counters?.[key] ?? 0;
+  const live = tr.liveness;
+  let text = `peer links: ${n('link.dead')} closed as dead (${n('link.dead.outbound')} outbound, ${n('link.dead.inbound')} inbound)`
+    + `, ${n('dial-timeout')} dial timeouts, pings ${n('ping.sent')} sent / ${n('ping.received')} received`
+    + (live ? ` (ping after ${live.pingMs} ms idle, dead after ${live.deadMs} ms silent)` : ' (liveness off)') + '\n';
+  for (const [id, p] of Object.entries(tr.peers ?? {})) {
+    text += `  ${id}: outbound ${p.connected === true ? 'up' : 'down'}, inbound ${p.inbound === true ? 'up' : 'down'}, ${p.connects ?? 0} connects, ${p.dropped ?? 0} messages dropped\n`;
+  }
+  return text;
 }
 
 export function formatRaftStatus(c: RaftStatusBody): string {
@@ -32,5 +55,7 @@ export function formatRaftStatus(c: RaftStatusBody): string {
       return [id, role(id), p ? String(p.match) : '-', p ? String(p.next) : '-', p?.state ?? '-', p ? (p.active ? 'yes' : 'no') : '-'];
     }));
   }
+  const links = formatPeerLinks(c.transport);
+  if (links !== '') text += '\n' + links;
   return text;
 }

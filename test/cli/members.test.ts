@@ -12,6 +12,7 @@ import { parseConfig } from '../../config/index.js';
 import { silentLogger } from '../../lib/log.js';
 import { startDaemon, configHash, type Daemon } from '../../bin/daemon.js';
 import { formatMembers } from '../../bin/commands-core.js';
+import { formatRaftStatus, type RaftStatusBody } from '../../cluster/raft/status-text.js';
 import type { MemberRow } from '../../cluster/member-status.js';
 import type { Finding } from '../../services/ops/doctor.js';
 import { freePort } from '../support/ports.js';
@@ -77,6 +78,10 @@ ${name === 'witness' ? '' : `tftp: { port: ${await freePort()}, listen: [127.0.0
   const text = formatMembers(rows);
   t.match(text, new RegExp(`lan-b\\s+\\S+\\s+${bRow.term}\\s`), 'lanctl status prints lan-b\'s term');
   t.notMatch(text, /no report from that member/, 'nobody unknown');
+  const raftText = formatRaftStatus((await read(a, '/v1/status'))['cluster'] as RaftStatusBody);
+  t.match(raftText, /^peer links: \d+ closed as dead \(\d+ outbound, \d+ inbound\), \d+ dial timeouts, pings \d+ sent \/ \d+ received \(ping after \d+ ms idle, dead after \d+ ms silent\)$/m, 'lanctl status prints the links\' liveness counters');
+  t.match(raftText, /^  lan-b: outbound up, inbound up, \d+ connects/m, 'and a line per peer');
+  t.match(raftText, /^  witness: outbound up/m);
 
   const page = await get(httpPort, '/');
   const cell = (key: string): string | undefined => new RegExp(`data-testid="member-lan-b-${key}">([^<]*)<`).exec(page)?.[1];

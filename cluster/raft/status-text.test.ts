@@ -1,0 +1,36 @@
+// Proves `lanctl status` text shows the Raft peer links' liveness that --json carries: one summary
+// line of the transport's counters (links closed as dead by direction, dial timeouts, pings) and
+// one line per peer; nothing about links without a transport (one node, etcd).
+import t from 'tap';
+import { formatPeerLinks, formatRaftStatus } from './status-text.js';
+
+const transport = {
+  listen: '127.0.0.1:7400',
+  peers: {
+    'lan-b': { address: '10.20.0.3:7400', connected: true, queued: 0, sent: 812, dropped: 3, connects: 2, inbound: true },
+    witness: { address: '10.20.0.9:7400', connected: false, queued: 0, sent: 40, dropped: 17, connects: 1, inbound: false },
+  },
+  counters: { 'link.dead': 3, 'link.dead.outbound': 2, 'link.dead.inbound': 1, 'dial-timeout': 4, 'ping.sent': 120, 'ping.received': 118, accepted: 5 },
+  liveness: { pingMs: 125, deadMs: 1000, dialMs: 1000 },
+};
+
+t.test('the liveness counters in one line, then one line per peer', async (t) => {
+  const text = formatPeerLinks(transport);
+  t.same(text.split('\n'), [
+    'peer links: 3 closed as dead (2 outbound, 1 inbound), 4 dial timeouts, pings 120 sent / 118 received (ping after 125 ms idle, dead after 1000 ms silent)',
+    '  lan-b: outbound up, inbound up, 2 connects, 3 messages dropped',
+    '  witness: outbound down, inbound down, 1 connects, 17 messages dropped',
+    '',
+  ]);
+});
+
+t.test('counters not yet counted read 0; liveness off is said', async (t) => {
+  t.equal(formatPeerLinks({ peers: {}, counters: {} }), 'peer links: 0 closed as dead (0 outbound, 0 inbound), 0 dial timeouts, pings 0 sent / 0 received (liveness off)\n');
+});
+
+t.test('part of the raft section of lanctl status; absent without a transport', async (t) => {
+  const base = { appliedIndex: 7, lastIndex: 7, snapshotIndex: 0, leaseValid: true };
+  t.match(formatRaftStatus({ ...base, transport }), /^raft: applied 7[^\n]*\n\npeer links: 3 closed as dead .*\n  lan-b: outbound up/m);
+  t.notMatch(formatRaftStatus(base), /peer links/);
+  t.equal(formatPeerLinks(undefined), '');
+});

@@ -254,3 +254,16 @@ t.test('a dialler closes and redials a silent listener that offered pings, and a
   t.ok(await until(() => (counters(a)['dial-timeout'] ?? 0) >= 1), `then it is given up: ${JSON.stringify(counters(a))}`);
   t.ok(await until(() => l.peers.length > dials + 1), 'and dialled once more');
 });
+
+t.test('close() ends every accepted connection, also one still in its handshake', async (t) => {
+  const pb = await freePort();
+  const b = new Transport({ self: 'b', clusterId: 'c1', key: KEY, listen: { host: '127.0.0.1', port: pb }, peers: { old: { host: '127.0.0.1', port: 1 }, b: { host: '127.0.0.1', port: pb } }, log: silentLogger, handshakeTimeoutMs: 120_000 });
+  await b.start(() => undefined);
+  const raw = connect(pb, '127.0.0.1');
+  t.teardown(() => raw.destroy());
+  await new Promise<void>((resolve) => raw.once('connect', () => resolve()));
+  await wait(100); // accepted by b, no hello sent: its handshake waits (120 s)
+  const closed = await Promise.race([b.close().then(() => true), wait(10_000).then(() => false)]);
+  t.ok(closed, 'close() returned without waiting for the handshake to time out');
+  t.ok(await until(() => raw.readableEnded || raw.destroyed), 'the half-open connection was ended');
+});

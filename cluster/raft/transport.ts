@@ -77,6 +77,12 @@ export class Transport implements PeerLink {
   #server: Server | undefined;
   #out = new Map<NodeId, Outbound>();
   #inbound = new Map<NodeId, Socket>();
+  /**
+   * Every accepted connection, authenticated or not: close() ends them all. server.close() waits for
+   * each one, and a link whose handshake finished after close() (so never in #inbound) stayed up,
+   * kept alive by the dialler's pings, and close() never returned.
+   */
+  #accepted = new Set<Socket>();
   /** Per authenticated inbound connection: the key and sequence of frames back to its dialler (reports, pings), and the reports' timer. */
   #reportsTo = new WeakMap<Socket, { peer: NodeId; key: Uint8Array; seq: number; timer?: NodeJS.Timeout; watch?: LinkWatch | undefined }>();
   #watched = new Set<WatchedLink>();
@@ -183,7 +189,7 @@ export class Transport implements PeerLink {
     this.#closed = true;
     if (this.#watchTimer) clearInterval(this.#watchTimer);
     for (const p of this.#out.values()) p.close();
-    for (const s of this.#inbound.values()) s.destroy();
+    for (const s of this.#accepted) s.destroy();
     await new Promise<void>((resolve) => (this.#server ? this.#server.close(() => resolve()) : resolve()));
   }
 
@@ -225,6 +231,7 @@ export class Transport implements PeerLink {
 
   #accept(socket: Socket): void {
     if (this.#closed) { socket.destroy(); return; }
+    this.#accepted.add(socket);
     socket.setNoDelay(true);
     const o = this.#o;
     let buf: Buffer = Buffer.alloc(0);
@@ -240,6 +247,7 @@ export class Transport implements PeerLink {
     timer.unref();
     socket.on('error', () => socket.destroy());
     socket.on('close', () => {
+      this.#accepted.delete(socket);
       clearTimeout(timer);
       const reports = this.#reportsTo.get(socket)?.timer;
       if (reports) clearInterval(reports);
@@ -252,6 +260,7 @@ export class Transport implements PeerLink {
       buf = buf.subarray(used);
       for (const f of frames) {
         if (socket.destroyed) return;
+        if (this.#closed) { socket.destroy(); return; }
         if (stage === 'hello') {
           if (f.kind !== FrameKind.hello || !frameMacOk(f, o.key)) return this.reject('bad-hello-mac', {}, socket);
           const h = decodeHello(f.payload);

@@ -28,13 +28,26 @@ const sockets = new Map<string, dgram.Socket>();
 let lastReported = -1;
 let forwarder: Forwarder | null = null;
 let forward: ForwardQuery = () => undefined;
-/** Entries cached this turn of the event loop, sent to the daemon in one message (within the share budget). */
+/**
+ * Entries cached here go to the daemon (within the share budget): the first of an event-loop turn
+ * at once, before its client's reply leaves (that client's next question may reach the daemon),
+ * the rest of the turn together at its end.
+ */
 let cached: WireEntry[] = [];
+let turnOpen = false;
 const budget = new ShareBudget();
 const share = (entry: WireEntry): void => {
   if (!budget.take(systemClock.monotonicMs())) return;
-  if (cached.length === 0) setImmediate(() => { const entries = cached; cached = []; post({ t: 'cached', entries }); });
-  cached.push(entry);
+  if (turnOpen) { cached.push(entry); return; }
+  turnOpen = true;
+  post({ t: 'cached', entries: [entry] });
+  setImmediate(() => {
+    turnOpen = false;
+    if (cached.length === 0) return;
+    const entries = cached;
+    cached = [];
+    post({ t: 'cached', entries });
+  });
 };
 
 // The terminal's Ctrl-C reaches the whole process group: the daemon decides when a worker stops.

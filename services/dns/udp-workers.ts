@@ -147,21 +147,33 @@ export class UdpWorkers {
     this.#queueFill(entry, null);
   }
 
+  /**
+   * The first entry of an event-loop turn goes out at once, before the reply to its client (the
+   * forwarder caches before it answers): that client's next question may reach another process
+   * right after the reply and must find the entry there. Further entries of the same turn (a
+   * flood) go together in one message at the turn's end.
+   */
   #queueFill(entry: WireEntry, from: Slot | null): void {
     if (this.#slots.length - (from === null ? 0 : 1) <= 0 || !this.#budget.take(performance.now())) return;
     this.#fill.push({ entry, from });
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
+    this.#flushFill();
     setImmediate(() => {
       this.#flushScheduled = false;
-      const fill = this.#fill;
-      this.#fill = [];
-      for (const s of this.#slots) {
-        if (!s.ready) continue;
-        const entries = fill.filter((f) => f.from !== s).map((f) => f.entry);
-        if (entries.length > 0) this.#send(s, { t: 'fill', entries });
-      }
+      this.#flushFill();
     });
+  }
+
+  #flushFill(): void {
+    const fill = this.#fill;
+    if (fill.length === 0) return;
+    this.#fill = [];
+    for (const s of this.#slots) {
+      if (!s.ready) continue;
+      const entries = fill.filter((f) => f.from !== s).map((f) => f.entry);
+      if (entries.length > 0) this.#send(s, { t: 'fill', entries });
+    }
   }
 
   zones(zones: ZoneSetInput): void {

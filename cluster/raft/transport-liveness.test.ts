@@ -1,7 +1,7 @@
 import t from 'tap';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { silentLogger } from '../../lib/log.js';
-import { Transport } from './transport.js';
+import { Transport, type TransportOptions } from './transport.js';
 import { emptyMessage, type Message } from './types.js';
 import { FEATURES, FrameKind, decodeHello, encodeFrame, encodeHello, proof, splitFrames, type Frame } from './wire.js';
 import { ManualClock } from '../../test/support/manual-clock.js';
@@ -179,11 +179,17 @@ async function fakeListener(t: { teardown(fn: () => void): void }, features: num
   return { port, peers, sessions: () => sessions, mute };
 }
 
+/** Member b listening on a free port, with one peer, `old`, that the tests' fake diallers play. */
+async function listenerB(extra: Partial<TransportOptions>): Promise<{ b: Transport; pb: number }> {
+  const pb = await freePort();
+  const b = new Transport({ self: 'b', clusterId: 'c1', key: KEY, listen: { host: '127.0.0.1', port: pb }, peers: { old: { host: '127.0.0.1', port: 1 }, b: { host: '127.0.0.1', port: pb } }, log: silentLogger, ...extra });
+  await b.start(() => undefined);
+  return { b, pb };
+}
+
 t.test('a listener closes a silent dialler that offered pings after the deadline, not before', async (t) => {
   const clock = new ManualClock();
-  const pb = await freePort();
-  const b = new Transport({ self: 'b', clusterId: 'c1', key: KEY, listen: { host: '127.0.0.1', port: pb }, peers: { old: { host: '127.0.0.1', port: 1 }, b: { host: '127.0.0.1', port: pb } }, log: silentLogger, liveness: LIVE, clock });
-  await b.start(() => undefined);
+  const { b, pb } = await listenerB({ liveness: LIVE, clock });
   t.teardown(() => b.close());
   const d = fakeDialler(t, pb, FEATURES);
   t.ok(await until(() => d.ready() && peerStatus(b, 'old').inbound), 'handshake done');
@@ -199,9 +205,7 @@ t.test('a listener closes a silent dialler that offered pings after the deadline
 
 t.test('a dialler from before the pings (feature bits 0) gets none and is never closed for silence', async (t) => {
   const clock = new ManualClock();
-  const pb = await freePort();
-  const b = new Transport({ self: 'b', clusterId: 'c1', key: KEY, listen: { host: '127.0.0.1', port: pb }, peers: { old: { host: '127.0.0.1', port: 1 }, b: { host: '127.0.0.1', port: pb } }, log: silentLogger, liveness: LIVE, clock });
-  await b.start(() => undefined);
+  const { b, pb } = await listenerB({ liveness: LIVE, clock });
   t.teardown(() => b.close());
   const d = fakeDialler(t, pb, 0);
   t.ok(await until(() => d.ready() && peerStatus(b, 'old').inbound), 'handshake done');
@@ -256,9 +260,7 @@ t.test('a dialler closes and redials a silent listener that offered pings, and a
 });
 
 t.test('close() ends every accepted connection, also one still in its handshake', async (t) => {
-  const pb = await freePort();
-  const b = new Transport({ self: 'b', clusterId: 'c1', key: KEY, listen: { host: '127.0.0.1', port: pb }, peers: { old: { host: '127.0.0.1', port: 1 }, b: { host: '127.0.0.1', port: pb } }, log: silentLogger, handshakeTimeoutMs: 120_000 });
-  await b.start(() => undefined);
+  const { b, pb } = await listenerB({ handshakeTimeoutMs: 120_000 });
   const raw = connect(pb, '127.0.0.1');
   t.teardown(() => raw.destroy());
   await new Promise<void>((resolve) => raw.once('connect', () => resolve()));

@@ -168,16 +168,23 @@ export class DnsServer implements RunningService {
    */
   async addAddress(address: string): Promise<void> {
     if (this.#bound.has(address)) return;
-    const udp = await this.#bindUdp(address);
-    const port = udp.address().port;
-    let tcp: net.Server | null = null;
-    try {
-      if (this.#cfg.tcp) tcp = await this.#listenTcp(address, port);
-    } catch (error) {
-      udp.close();
-      throw error;
+    // Port 0 (in-process tests) lets the kernel pick the UDP port; TCP then needs that same number,
+    // which another process's TCP socket may hold: pick again, a bounded number of times.
+    for (let attempt = 1; ; attempt++) {
+      const udp = await this.#bindUdp(address);
+      const port = udp.address().port;
+      let tcp: net.Server | null = null;
+      try {
+        if (this.#cfg.tcp) tcp = await this.#listenTcp(address, port);
+      } catch (error) {
+        udp.close();
+        if (this.#cfg.port === 0 && (error as NodeJS.ErrnoException).code === 'EADDRINUSE' && attempt < 20) continue;
+        throw error;
+      }
+      this.#bound.set(address, { udp, tcp, port });
+      break;
     }
-    this.#bound.set(address, { udp, tcp, port });
+    const udp = this.#bound.get(address)!.udp;
     await this.#workers?.serve(address, udp);
   }
 

@@ -89,8 +89,19 @@ export class RaftHost {
   step(m: Message): void {
     if (this.#stopped || this.#fenced) return;
     this.node.step(m);
+    this.#sendHeartbeats();
     this.#noticeRole();
     this.kick();
+  }
+
+  /**
+   * Heartbeats and their answers go out at once, not behind the WAL write or fsync the loop may be
+   * waiting for (RaftNode.takeHeartbeats says why that is safe): the leader lease counts from a
+   * heartbeat's send tick, so every millisecond an answer waits is a millisecond less of lease.
+   */
+  #sendHeartbeats(): void {
+    const out = this.node.takeHeartbeats(this.#persistedTerm);
+    if (out.length > 0) this.#hooks.send(out);
   }
 
   #noticeRole(): void {
@@ -135,6 +146,7 @@ export class RaftHost {
     this.#lastTickAt += n * this.#tickMs;
     if (n > 1000) n = 1000;
     for (let i = 0; i < n; i++) this.node.tick();
+    this.#sendHeartbeats();
     this.#noticeRole();
     if (this.node.hasReady()) this.kick();
   }

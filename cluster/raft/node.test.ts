@@ -147,3 +147,36 @@ t.test('election timeouts are drawn from [e, e + spread): the default spread is 
   lone.campaign();
   t.equal(lone.leaseRemainingTicks(), 17, 'an explicit lease length (from a failover budget) replaces 0.9 x e');
 });
+
+t.test('heartbeats and their answers leave ahead of the Ready being persisted; only of the term on disk', async (t) => {
+  const ids = ['a', 'b', 'c'];
+  const nodes = new Map(ids.map((id, i) => [id, make(id, ids, i + 1)]));
+  runCluster(nodes, 40);
+  const leader = [...nodes.values()].find((n) => n.role === 'leader')!;
+  const follower = [...nodes.values()].find((n) => n.role === 'follower')!;
+  const term = leader.term;
+  // The leader's next heartbeats (after a stall: several intervals' worth, only the newest counts).
+  for (let i = 0; i < 6; i++) leader.tick();
+  const beats = leader.takeHeartbeats(term);
+  t.same(beats.map((m) => `${m.type} ${m.to}`).sort(), ids.filter((id) => id !== leader.id).map((id) => `heartbeat ${id}`), 'one heartbeat per member, the newest');
+  t.equal(beats[0]!.context, leader.ticks, 'its send tick is now');
+  t.same(leader.takeHeartbeats(term), [], 'taken out of the queue');
+  // The follower has a write in progress (an append not yet persisted): the answer goes now anyway.
+  leader.propose(new Uint8Array([9]));
+  const appends = leader.ready().messages.filter((m) => m.to === follower.id && m.type === 'append');
+  for (const m of appends) follower.step(m);
+  const hb = beats.find((m) => m.to === follower.id)!;
+  follower.step(hb);
+  const answers = follower.takeHeartbeats(term);
+  t.same(answers.map((m) => [m.type, m.context]), [['heartbeat-resp', hb.context]], 'answered at once, echoing the send tick');
+  const rd = follower.ready();
+  t.ok(rd.mustSync && rd.entries.length === 1, 'the append still waits for its fsync');
+  t.notOk(rd.messages.some((m) => m.type === 'heartbeat-resp'), 'and the answer is not sent twice');
+  leader.step(answers[0]!);
+  t.ok(leader.leaseValid(), 'the answer counts for the lease from the heartbeat\'s send tick');
+  // A heartbeat of a newer term than the one on disk: its answer waits for the term to be persisted.
+  follower.advance(rd);
+  follower.step({ ...hb, term: term + 1, context: 99 });
+  t.same(follower.takeHeartbeats(term), [], 'not before the new term is on disk');
+  t.ok(follower.ready().messages.some((m) => m.type === 'heartbeat-resp' && m.term === term + 1), 'it goes with the Ready that persists the term');
+});

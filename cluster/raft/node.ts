@@ -265,6 +265,33 @@ export class RaftNode {
     }
   }
 
+  /**
+   * Takes out of the outgoing queue the heartbeats and heartbeat answers of `persistedTerm` (the term
+   * the host has on disk), for the host to send at once rather than after the Ready in progress is
+   * persisted. They carry no entries, no vote and no term that is not on disk yet, so nothing an
+   * fsync protects: a follower's answer promises only that it refuses to help elect anyone else for
+   * an election timeout from now, which it keeps in memory (and a restarted member keeps by the
+   * just-started rule in step()). Waiting behind a WAL write or fsync that is under way only delays
+   * them: the leader lease (leaseValid) counts from a heartbeat's send tick, so a late answer is a
+   * shorter lease, and with one voter dead the lease rests on one member's answers alone.
+   */
+  takeHeartbeats(persistedTerm: number): Message[] {
+    if (this.#msgs.length === 0) return [];
+    const out: Message[] = [];
+    const keep: Message[] = [];
+    for (const m of this.#msgs) {
+      if ((m.type === 'heartbeat' || m.type === 'heartbeat-resp') && m.term === persistedTerm) out.push(m);
+      else keep.push(m);
+    }
+    if (out.length === 0) return out;
+    this.#msgs = keep;
+    // Ticks caught up after a stall queue one heartbeat per heartbeat interval missed; only the
+    // newest to each member says anything (its send tick is the one the lease counts from).
+    const newest = new Map<string, Message>();
+    for (const m of out) newest.set(`${m.type} ${m.to}`, m);
+    return [...newest.values()];
+  }
+
   // ---- the Ready cycle -------------------------------------------------------------------------
 
   hasReady(): boolean {

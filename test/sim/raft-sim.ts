@@ -283,6 +283,7 @@ class Sim {
         this.#push({ t: this.#now + this.#tickEvery(n), seq: 0, kind: 'tick', node: e.node, inc: e.inc });
         if (n.paused) return;
         n.core.tick();
+        this.#heartbeatsNow(n);
         this.#pump(e.node);
         return;
       }
@@ -293,6 +294,7 @@ class Sim {
         if (n.paused) { n.deferred.push(e.msg); return; }
         if (e.msg.type === 'snapshot') this.#snapshotsSent++;
         n.core.step(e.msg);
+        this.#heartbeatsNow(n);
         this.#pump(i);
         return;
       }
@@ -325,6 +327,11 @@ class Sim {
         return;
       }
     }
+  }
+
+  /** As cluster/raft/host.ts after each tick and step: heartbeats and their answers of the term on disk go out at once. */
+  #heartbeatsNow(n: SimNode): void {
+    if (n.core) this.#sendAll(n.core.takeHeartbeats(n.disk.hard.term));
   }
 
   /** The host loop: one Ready at a time; persist (takes fsync time), then send, apply, advance. */
@@ -470,7 +477,8 @@ class Sim {
     for (let k = 0; k < Math.min(missed, 1000); k++) n.core.tick();
     const msgs = n.deferred;
     n.deferred = [];
-    for (const m of msgs) n.core.step(m);
+    this.#heartbeatsNow(n);
+    for (const m of msgs) { n.core.step(m); this.#heartbeatsNow(n); }
     this.#tr(`resume ${n.id}`);
     this.#pump(i);
   }

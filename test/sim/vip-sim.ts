@@ -184,6 +184,7 @@ class VipSim {
         if (n.proc === 'paused') return;
         n.core!.tick();
         n.lastTickAt = this.#now;
+        this.#heartbeatsNow(n);
         this.#pump(e.node);
         return;
       }
@@ -237,6 +238,7 @@ class VipSim {
         if (n.proc === 'dead' || n.proc === 'machine-down') return;
         if (n.proc === 'paused') { n.deferred.push(e.msg); return; }
         n.core!.step(e.msg);
+        this.#heartbeatsNow(n);
         this.#pump(i);
         return;
       }
@@ -293,6 +295,11 @@ class VipSim {
     for (const later of [0, 50, 300]) {
       this.#push({ t: this.#now + later + this.#rng.int(this.#guardMaxMs + 1), seq: 0, kind: 'guard-del', node: i, inc: armedAgainAfter });
     }
+  }
+
+  /** As cluster/raft/host.ts after each tick and step: heartbeats and their answers of the term on disk go out at once. */
+  #heartbeatsNow(n: SimNode): void {
+    if (n.core) for (const m of n.core.takeHeartbeats(n.disk.hard.term)) this.#send(m);
   }
 
   #pump(i: number): void {
@@ -380,7 +387,8 @@ class VipSim {
       n.lastTickAt += missed * TICK_MS * n.drift;
       const msgs = n.deferred;
       n.deferred = [];
-      for (const m of msgs) n.core!.step(m);
+      this.#heartbeatsNow(n);
+      for (const m of msgs) { n.core!.step(m); this.#heartbeatsNow(n); }
       if (n.server) this.#vipTick(i);
       this.#pump(i);
       this.#tr(`resume ${n.id}`);

@@ -13,6 +13,9 @@
 # forwarder after both runs (lanha: daemon + its UDP worker processes). Checked first: lanha's
 # answers equal nsd's, TTLs count down, NXDOMAIN is cached with the SOA's negative TTL.
 #
+# Knobs: AUTH=0 runs only the forwarding part (nsd still starts, as the upstream); FWORKERS=N sets
+# the forwarding lanha's dns.workers (default: the config's default).
+#
 # Memory: resident memory of the whole lanha daemon (main process + UDP worker processes; TFTP
 # threads would be in-process) idle before the load and its peak during the UDP runs.
 #
@@ -21,7 +24,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}; RUNS=${RUNS:-1}; THREADS=${THREADS:-2}; CLIENTS=${CLIENTS:-8}; OUTSTANDING=${OUTSTANDING:-100}
 P_LANHA=${P_LANHA:-15353}; P_NSD=${P_NSD:-15354}; P_DNSMASQ=${P_DNSMASQ:-15355}; P_LANHA1=${P_LANHA1:-15356}
-FORWARD=${FORWARD:-1}; MISS_QPS=${MISS_QPS:-4000}
+FORWARD=${FORWARD:-1}; MISS_QPS=${MISS_QPS:-4000}; AUTH=${AUTH:-1}; FWORKERS=${FWORKERS:-}
 P_FLANHA=${P_FLANHA:-15361}; P_FDNSMASQ=${P_FDNSMASQ:-15362}; P_FUNBOUND=${P_FUNBOUND:-15363}
 TMP=$(mktemp -d /tmp/lanha-bench-dns.XXXXXX)
 PIDS=()
@@ -197,6 +200,9 @@ median() { # NAME MODE COLUMN -> median of that column over the runs (lost: the 
   awk -v c="$3" '{print $c}' "$f" | sort -g | awk '{v[NR]=$1} END{print v[int((NR+1)/2)]}'
 }
 
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a == "NA" || b == "NA" || b + 0 == 0) print "NA"; else printf "%.2f", a / b }'; }
+num() { awk -v a="$1" 'BEGIN{ if (a == "NA") print "NA"; else printf "%.0f", a }'; }
+if [ "$AUTH" = 1 ]; then
 echo "dnsperf: ${DURATION}s x ${RUNS} run(s), ${THREADS} threads, ${CLIENTS} clients, ${OUTSTANDING} outstanding; 20000 queries (A/AAAA/PTR/NXDOMAIN)"
 for i in $(seq 1 "$RUNS"); do
   # Around lanha's UDP runs: its processes' GC pauses and event-loop delay (where the p99 tail goes).
@@ -237,8 +243,6 @@ grep -v '^TOTAL' "$TMP/pauses.sum" || true
 read -r _ L_GC_MS_S L_GC_MAX L_LOOP_P99 < <(grep '^TOTAL' "$TMP/pauses.sum" || echo "TOTAL NA NA NA")
 echo
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a == "NA" || b == "NA" || b + 0 == 0) print "NA"; else printf "%.2f", a / b }'; }
-num() { awk -v a="$1" 'BEGIN{ if (a == "NA") print "NA"; else printf "%.0f", a }'; }
 echo "RESULT dns.udp.qps lanha=$(num "$L_UQ") dnsmasq=$(num "$D_UQ") ratio=$(ratio "$L_UQ" "$D_UQ") unit=qps better=higher"
 echo "RESULT dns.udp.qps lanha=$(num "$L_UQ") nsd=$(num "$N_UQ") ratio=$(ratio "$L_UQ" "$N_UQ") unit=qps better=higher"
 echo "RESULT dns.udp.qps.one_process lanha=$(num "$L1_UQ") dnsmasq=$(num "$D_UQ") ratio=$(ratio "$L1_UQ" "$D_UQ") unit=qps better=higher"
@@ -251,6 +255,7 @@ echo "RESULT dns.lost lanha=$(awk -v a="$L_ULOST" -v b="$L_TLOST" 'BEGIN{print (
 echo "RESULT dns.rss_mib.idle lanha=$(mib "$L_IDLE") dnsmasq=$(mib "$D_IDLE") ratio=$(ratio "$(mib "$L_IDLE")" "$(mib "$D_IDLE")") unit=MiB better=lower"
 echo "RESULT dns.rss_mib.load lanha=$(mib "$L_PEAK") dnsmasq=$(mib "$D_PEAK") ratio=$(ratio "$(mib "$L_PEAK")" "$(mib "$D_PEAK")") unit=MiB better=lower"
 echo "RESULT dns.rss_mib.load lanha=$(mib "$L_PEAK") nsd=$(mib "$N_PEAK") ratio=$(ratio "$(mib "$L_PEAK")" "$(mib "$N_PEAK")") unit=MiB better=lower"
+fi # AUTH
 kill "$SAMPLER" 2>/dev/null || true
 
 # --- forwarding ----------------------------------------------------------------------------------
@@ -266,6 +271,7 @@ dns:
   port: $P_FLANHA
   listen: [127.0.0.1]
   forward: { upstreams: ["127.0.0.1:$P_NSD"], allow: [127.0.0.0/8] }
+${FWORKERS:+  workers: $FWORKERS}
 YAML
 # shellcheck disable=SC2086
 node $NODE_FLAGS dist/bin/lanctl.js serve --config "$TMP/flanha.yaml" > "$TMP/flanha.log" 2>&1 & PIDS+=($!); FL_PID=$!

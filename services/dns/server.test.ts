@@ -446,3 +446,25 @@ t.test('addresses come and go (the VIP): served while added, silent once removed
     await dns.stop();
   }
 });
+
+t.test('one reader per UDP socket: the daemon stops reading once its worker serves, reads again while the worker is gone', async (t) => {
+  const { dns, port } = await startServer('  workers: 1');
+  const status = (): { daemonReads: string[]; workers: { running: number; pids: number[] }; counters: Record<string, number> } =>
+    dns.status() as never;
+  try {
+    t.same(status().daemonReads, [], 'the worker reads 127.0.0.1; the daemon does not');
+    for (let i = 0; i < 5; i++) t.equal((await udpAsk(port, query('www.lan', T.A, i))).length, 1, 'answered by the worker');
+    await dns.addAddress('127.0.0.2');
+    t.same(status().daemonReads, [], 'an address added later is read by the worker alone too');
+    const pid = status().workers.pids[0]!;
+    process.kill(pid, 'SIGKILL');
+    t.ok(await eventually(() => status().daemonReads.includes('127.0.0.1') && status().daemonReads.includes('127.0.0.2')), 'the worker died: the daemon reads every socket');
+    for (let i = 0; i < 5; i++) t.equal((await udpAsk(port, query('www.lan', T.A, 10 + i))).length, 1, 'answered meanwhile');
+    // (the worker is started again 1 s after its exit; if it were back already, the daemon would not read)
+    t.ok(status().daemonReads.includes('127.0.0.1'), 'by the daemon itself: still the reader after the asks');
+    t.ok(await eventually(() => status().workers.running === 1 && status().daemonReads.length === 0, 8000), 'the worker started again and reads alone');
+    t.equal((await udpAsk(port, query('www.lan', T.A, 20))).length, 1, 'answered after the restart');
+  } finally {
+    await dns.stop();
+  }
+});

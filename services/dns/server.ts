@@ -8,6 +8,8 @@ import type { Clock } from '../../lib/clock.js';
 import type { Random } from '../../lib/random.js';
 import type { Counters } from '../../lib/counters.js';
 import { serviceAddresses } from '../../lib/listen.js';
+import { literalLookup } from '../../lib/udp-lookup.js';
+import { setReading } from '../../lib/udp-reading.js';
 import { cidrContains, formatCidr, formatIpv4, type Cidr } from '../../lib/ipv4.js';
 import type { StateLog } from '../../cluster/state-log.js';
 import type { ApiRoutes } from '../../lib/control-server.js';
@@ -25,7 +27,8 @@ import { nameHeldBy, reservationOwners } from '../names.js';
 import { normalizeClientId } from '../dhcp/allocator.js';
 
 // The DNS shell: one UDP socket and one TCP listener per served address (never a wildcard: Node
-// cannot choose a reply's source address), UDP worker processes reading the same sockets, the zone
+// cannot choose a reply's source address), UDP worker processes reading those sockets (the daemon
+// reads a UDP socket itself only while no worker does: one reader, one wake-up per datagram), the zone
 // store rebuilt from config + replicated state, forwarding, counters and logs. Answering itself
 // (prebuilt answers, rate limiting) is in answerer.ts, shared with the workers.
 
@@ -55,7 +58,7 @@ export class DnsServer implements RunningService {
   #workerCount: number;
   #workers: UdpWorkers | null = null;
   /** Served address -> its UDP socket and TCP listener. */
-  #bound = new Map<string, { udp: dgram.Socket; tcp: net.Server | null; port: number }>();
+  #bound = new Map<string, { udp: dgram.Socket; tcp: net.Server | null; port: number; reading: boolean }>();
   #connections = new Set<net.Socket>();
   /** Open TCP connections per source address (the per-source share of maxTcpConnections). */
   #perSource = new Map<string, number>();
@@ -79,7 +82,8 @@ export class DnsServer implements RunningService {
     this.#zoneInput = this.#zoneSetInput();
     this.#answerer = new DnsAnswerer({
       cfg: this.#cfg, nodeName: o.config.node.name, zones: this.#buildZones(this.#zoneInput), clock: o.clock, log: o.log,
-      processes: 1 + this.#workerCount,
+      // The daemon reads UDP only while no worker does: then it alone answers, with the whole rate.
+      processes: 1,
     });
     this.counters = this.#answerer.counters;
     if (this.#cfg.forward !== undefined) {
@@ -108,7 +112,11 @@ export class DnsServer implements RunningService {
         this.#workers = new UdpWorkers({
           count: this.#workerCount,
           log: this.#log,
-          init: () => ({ t: 'init', cfg: this.#cfg, nodeName: this.#config.node.name, logLevel: this.#config.node.logLevel, processes: 1 + this.#workerCount, zones: this.#zoneInput }),
+          init: () => ({
+            t: 'init', cfg: this.#cfg, nodeName: this.#config.node.name, logLevel: this.#config.node.logLevel,
+            processes: 1 + this.#workerCount, udpReaders: this.#workerCount, zones: this.#zoneInput,
+          }),
+          onReaders: (address) => this.#readByDaemon(address),
           sockets: () => new Map([...this.#bound].map(([a, b]) => [a, b.udp])),
           onCached: (entry) => this.#answerer.forwardCache?.insertWire(entry, this.#clock.monotonicMs()),
           cached: () => this.#answerer.forwardCache?.snapshot(this.#clock.monotonicMs()) ?? [],
@@ -128,6 +136,8 @@ export class DnsServer implements RunningService {
     for (const [k, v] of this.#workers?.counters() ?? []) counters.set(k, (counters.get(k) ?? 0) + v);
     return {
       listening: [...this.#bound].flatMap(([a, b]) => [`udp ${a}:${b.port}`, ...(b.tcp ? [`tcp ${a}:${b.port}`] : [])]),
+      /** Served addresses whose UDP socket the daemon reads itself (no worker reads it now). */
+      daemonReads: [...this.#bound].filter(([, b]) => b.reading).map(([a]) => a),
       serial: this.zones.serial,
       zones: this.zones.zones.map((z) => z.origin),
       /** Worker processes answering UDP beside the daemon (counters include theirs, up to a second old). */
@@ -144,6 +154,18 @@ export class DnsServer implements RunningService {
   }
 
   readonly routes: ApiRoutes;
+
+  /** The daemon reads `address`'s UDP socket exactly while no worker does. */
+  #readByDaemon(address: string): void {
+    const b = this.#bound.get(address);
+    if (b === undefined) return;
+    const read = (this.#workers?.readers(address) ?? 0) === 0;
+    if (read === b.reading) return;
+    if (setReading(b.udp, read)) b.reading = read;
+    else if (!read && this.#limiter.allow('pause-read', this.#clock.monotonicMs())) {
+      this.#log.warn({ event: 'dns.udp_pause_unsupported', address }, 'this Node cannot stop reading a UDP socket: daemon and worker both read it (each datagram wakes both)');
+    }
+  }
 
   processes(): ProcessMemory[] {
     return this.#workers?.memory() ?? [];
@@ -181,7 +203,7 @@ export class DnsServer implements RunningService {
         if (this.#cfg.port === 0 && (error as NodeJS.ErrnoException).code === 'EADDRINUSE' && attempt < 20) continue;
         throw error;
       }
-      this.#bound.set(address, { udp, tcp, port });
+      this.#bound.set(address, { udp, tcp, port, reading: true });
       break;
     }
     const udp = this.#bound.get(address)!.udp;
@@ -387,13 +409,4 @@ export async function startDns(context: ServiceContext): Promise<RunningService>
   const server = new DnsServer(context);
   await server.start();
   return server;
-}
-
-/**
- * dgram resolves every destination through `lookup` (dns.lookup by default: a deferred callback
- * per datagram even for an IP literal). Replies only ever go to the literal address a query came
- * from, so answer at once and let the send happen in the same tick.
- */
-function literalLookup(family: 4 | 6): (address: string, options: unknown, callback: (err: Error | null, address: string, family: number) => void) => void {
-  return (address, _options, callback) => callback(null, address, family);
 }

@@ -25,7 +25,6 @@ if (process.send === undefined) {
 const post = (m: FromWorker): void => { if (process.connected) process.send!(m); };
 let answerer: DnsAnswerer | null = null;
 const sockets = new Map<string, dgram.Socket>();
-let lastReported = -1;
 let forwarder: Forwarder | null = null;
 let forward: ForwardQuery = () => undefined;
 /**
@@ -54,10 +53,10 @@ const share = (entry: WireEntry): void => {
 process.on('SIGINT', () => undefined);
 process.on('disconnect', () => { forwarder?.close(); process.exit(0); });
 
+// Every second, changed or not: the report is also how the daemon knows this worker still reads
+// its sockets (udp-workers.ts SILENT_MS; the daemon reads them itself while this one is silent).
 const report = (): void => {
-  if (answerer === null || answerer.queries === lastReported) return;
-  lastReported = answerer.queries;
-  post({ t: 'counters', values: answerer.snapshot() });
+  if (answerer !== null) post({ t: 'counters', values: answerer.snapshot() });
 };
 setInterval(report, 1000).unref();
 watchPauses();
@@ -68,7 +67,7 @@ process.on('message', (m: ToWorker, handle: unknown) => {
   switch (m.t) {
     case 'init': {
       const log = createLogger({ level: m.logLevel, node: m.nodeName }).child({ service: 'dns', worker: process.pid });
-      answerer = new DnsAnswerer({ cfg: m.cfg, nodeName: m.nodeName, zones: buildZoneSet(m.zones), clock: systemClock, log, processes: m.processes });
+      answerer = new DnsAnswerer({ cfg: m.cfg, nodeName: m.nodeName, zones: buildZoneSet(m.zones), clock: systemClock, log, processes: m.udpReaders ?? m.processes });
       const f = m.cfg.forward;
       if (f !== undefined) {
         forwarder = new Forwarder({

@@ -7,11 +7,14 @@ import type { ZoneSetInput } from './zone.js';
 import type { WireEntry } from './cache.js';
 import { DNS_WORKER_NODE_FLAGS, type ProcessMemory } from '../../lib/memory.js';
 
-// UDP worker processes: more than one process reading the same UDP socket. Node 20 has no
+// UDP worker processes: the processes that read the daemon's UDP sockets. Node 20 has no
 // SO_REUSEPORT for dgram and worker threads cannot take a socket, but a child process can be handed
-// the daemon's bound socket over IPC; the kernel then gives each datagram to whichever process
-// reads first, and a reply sent from either leaves from the same address and port. On two cores a
-// second process answers ~25-30 % more queries a second (see services/dns/README.md, Speed).
+// the daemon's bound socket over IPC, and a reply sent from it leaves from the same address and
+// port. Once a worker serves a socket the daemon stops reading it (`onReaders`, lib/udp-reading.ts):
+// two processes reading one socket are both woken by every datagram, which cost a cache hit
+// 116 us of CPU instead of 72-85 (services/dns/README.md). The daemon reads again while no worker
+// serves the socket: before the first is ready, after one exits, or while one has been silent for
+// `SILENT_MS` (hung: it reports every second).
 //
 // Workers hold no state of their own: the daemon sends them the zone inputs after every rebuild
 // and hands them every socket it serves on; they send back counters and the queries that need
@@ -19,7 +22,12 @@ import { DNS_WORKER_NODE_FLAGS, type ProcessMemory } from '../../lib/memory.js';
 // meanwhile. TCP stays in the daemon.
 
 export type ToWorker =
-  | { t: 'init'; cfg: DnsConfig; nodeName: string; logLevel: LevelWithSilent; processes: number; zones: ZoneSetInput }
+  /**
+   * `processes`: the daemon and its workers (each forwards with its share of `maxInFlight`);
+   * `udpReaders`: the processes reading UDP at once, the workers (each enforces its share of the
+   * rate limit; default `processes`).
+   */
+  | { t: 'init'; cfg: DnsConfig; nodeName: string; logLevel: LevelWithSilent; processes: number; udpReaders?: number; zones: ZoneSetInput }
   | { t: 'zones'; zones: ZoneSetInput }
   /** Sent with the bound dgram.Socket as the handle. */
   | { t: 'serve'; address: string }
@@ -34,7 +42,7 @@ export type FromWorker =
   | { t: 'memory'; memory: ProcessMemory }
   /** Upstream answers this worker cached (one message per turn of its event loop): the daemon keeps them and passes them on. */
   | { t: 'cached'; entries: WireEntry[] }
-  /** Acknowledges serve / unserve. */
+  /** Acknowledges serve / unserve (the worker reads that socket from now on / no longer). */
   | { t: 'serving' | 'unserved'; address: string };
 
 export interface UdpWorkersOptions {
@@ -48,6 +56,11 @@ export interface UdpWorkersOptions {
   onCached: (entry: WireEntry) => void;
   /** The daemon's forwarding cache as it stands: a worker gets it when it (re)starts. */
   cached?: () => WireEntry[];
+  /**
+   * The number of workers reading `address` changed (`readers`): the daemon reads the socket itself
+   * exactly while none does.
+   */
+  onReaders?: (address: string) => void;
   /** For tests: the worker module to run. */
   module?: URL;
 }
@@ -87,6 +100,8 @@ const ACK_TIMEOUT_MS = 2_000;
 const STOP_TIMEOUT_MS = 2_000;
 const RESPAWN_MIN_MS = 1_000;
 const RESPAWN_MAX_MS = 30_000;
+/** A worker that sent nothing for this long (it reports every second) no longer counts as reading. */
+export const SILENT_MS = 3_000;
 
 interface Slot {
   index: number;
@@ -101,6 +116,12 @@ interface Slot {
   timer: NodeJS.Timeout | null;
   waiters: Map<string, () => void>;
   memory: ProcessMemory | null;
+  /** The addresses whose socket this worker acknowledged reading. */
+  addresses: Set<string>;
+  /** When its last message arrived (performance.now()). */
+  heardMs: number;
+  /** Silent for SILENT_MS: not counted as a reader until it speaks again. */
+  silent: boolean;
 }
 
 export class UdpWorkers {
@@ -113,17 +134,45 @@ export class UdpWorkers {
   #fill: Array<{ entry: WireEntry; from: Slot | null }> = [];
   #flushScheduled = false;
   #budget = new ShareBudget();
+  #watch: NodeJS.Timeout | null = null;
 
   constructor(o: UdpWorkersOptions) {
     this.#o = o;
     for (let i = 0; i < o.count; i++) {
-      this.#slots.push({ index: i, child: null, ready: false, serving: false, counters: {}, respawnMs: RESPAWN_MIN_MS, timer: null, waiters: new Map(), memory: null });
+      this.#slots.push({
+        index: i, child: null, ready: false, serving: false, counters: {}, respawnMs: RESPAWN_MIN_MS, timer: null, waiters: new Map(), memory: null,
+        addresses: new Set(), heardMs: 0, silent: false,
+      });
     }
   }
 
   /** Starts every worker and waits until each is serving (or has failed: the daemon serves alone). */
   async start(): Promise<void> {
+    this.#watch = setInterval(() => this.#checkSilent(performance.now()), 1000);
+    this.#watch.unref();
     await Promise.all(this.#slots.map((s) => this.#spawn(s)));
+  }
+
+  /** Workers reading `address` now (acknowledged it, alive and not silent). */
+  readers(address: string): number {
+    let n = 0;
+    for (const s of this.#slots) if (s.addresses.has(address) && !s.silent) n++;
+    return n;
+  }
+
+  #readersChanged(addresses: Iterable<string>): void {
+    for (const a of [...addresses]) this.#o.onReaders?.(a);
+  }
+
+  #checkSilent(nowMs: number): void {
+    for (const s of this.#slots) {
+      if (s.silent || !s.ready || nowMs - s.heardMs < SILENT_MS) continue;
+      s.silent = true;
+      this.#retired.set('dns.workers.silent', (this.#retired.get('dns.workers.silent') ?? 0) + 1);
+      this.#o.log.warn({ event: 'dns.worker_silent', worker: s.child?.pid, silentMs: Math.round(nowMs - s.heardMs) },
+        `DNS worker ${s.index} has sent nothing for ${Math.round(nowMs - s.heardMs)} ms; the daemon reads its sockets until it does`);
+      this.#readersChanged(s.addresses);
+    }
   }
 
   get running(): number { return this.#slots.filter((s) => s.serving).length; }
@@ -202,6 +251,8 @@ export class UdpWorkers {
 
   async stop(): Promise<void> {
     this.#stopping = true;
+    if (this.#watch !== null) clearInterval(this.#watch);
+    this.#watch = null;
     await Promise.all(this.#slots.map(async (s) => {
       if (s.timer !== null) clearTimeout(s.timer);
       s.timer = null;
@@ -234,6 +285,8 @@ export class UdpWorkers {
     s.serving = false;
     s.counters = {};
     s.memory = null;
+    s.heardMs = performance.now();
+    s.silent = false;
     return new Promise<void>((resolve) => {
       let settled = false;
       const settle = (): void => { if (!settled) { settled = true; clearTimeout(timer); resolve(); } };
@@ -243,6 +296,12 @@ export class UdpWorkers {
         settle();
       }, READY_TIMEOUT_MS);
       child.on('message', (m: FromWorker) => {
+        s.heardMs = performance.now();
+        if (s.silent) {
+          s.silent = false;
+          this.#o.log.warn({ event: 'dns.worker_heard', worker: child.pid }, `DNS worker ${s.index} speaks again; it reads its sockets alone`);
+          this.#readersChanged(s.addresses);
+        }
         switch (m.t) {
           case 'ready': {
             s.ready = true;
@@ -273,6 +332,8 @@ export class UdpWorkers {
           case 'serving':
           case 'unserved': {
             const key = `${m.t === 'serving' ? 'serve' : 'unserve'}:${m.address}`;
+            if (m.t === 'serving') s.addresses.add(m.address); else s.addresses.delete(m.address);
+            this.#readersChanged([m.address]);
             s.waiters.get(key)?.();
             s.waiters.delete(key);
           }
@@ -285,6 +346,9 @@ export class UdpWorkers {
         s.counters = {};
         s.ready = false;
         s.serving = false;
+        const read = [...s.addresses];
+        s.addresses.clear();
+        this.#readersChanged(read);
         for (const w of s.waiters.values()) w();
         s.waiters.clear();
         if (this.#stopping) return;

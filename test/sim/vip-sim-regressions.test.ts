@@ -11,12 +11,16 @@ import { timersFromBudget } from '../../cluster/timers.js';
 const one = process.env['LANHA_SEED'];
 /** A seed printed by a run with failover-budget timers replays with them (vip-sim-run.test.ts). */
 const budget = process.env['LANHA_SIM_BUDGET'];
+/** A voter-dead seed (vip-sim-run.test.ts) replays with LANHA_SIM_SCENARIO=voter-dead:follower (or :witness). */
+const scenario = process.env['LANHA_SIM_SCENARIO'];
+const scenarioOptions = scenario?.startsWith('voter-dead') ? { scenario: 'voter-dead' as const, deadVoter: scenario.endsWith(':witness') ? 'witness' as const : 'follower' as const } : {};
 
 if (one !== undefined && one !== '') {
   t.test(`seed ${one}`, async (t) => {
-    const r = runVipSim(Number(one), { trace: true, ...(budget ? { timers: timersFromBudget(Number(budget)) } : {}) });
-    if (r.violations.length > 0) t.comment(r.trace.join('\n'));
+    const r = runVipSim(Number(one), { trace: true, ...scenarioOptions, ...(budget ? { timers: timersFromBudget(Number(budget)) } : {}) });
+    if (r.violations.length > 0 || r.lapses > 0) t.comment(r.trace.join('\n'));
     t.same(r.violations, []);
+    if (scenario !== undefined) t.equal(r.lapses, 0, 'the leader kept the VIP');
   });
 } else {
   t.test('seed 2: a paused holder overlapped the new one for its kernel lifetime (before the guard)', async (t) => {

@@ -29,6 +29,19 @@ export interface VipSimOptions {
   trace?: boolean;
   /** Raft timers (default: the defaults without a failover budget). */
   timers?: RaftTimers;
+  /**
+   * `chaos` (default): every fault at random. `voter-dead`: once a leader holds the VIP, the other
+   * server (`follower`) or the witness is killed for good, the leader proposes an entry every 20 ms,
+   * and the faults are only GC-sized pauses (50-100 ms) of the leader or the voter left and slow
+   * fsyncs (up to 150 ms): the leader keeps its quorum throughout, so it should keep the VIP.
+   */
+  scenario?: 'chaos' | 'voter-dead';
+  deadVoter?: 'follower' | 'witness';
+  /**
+   * Heartbeats and their answers go out at once, as cluster/raft/host.ts sends them (default
+   * true). false: after the Ready in progress is persisted, as the host did before (the regression).
+   */
+  heartbeatsFirst?: boolean;
 }
 
 export interface VipSimReport {
@@ -41,6 +54,10 @@ export interface VipSimReport {
   kills: number;
   /** Per kill -9 or crash of the holder: ms until another server's kernel held the VIP. */
   crashGapsMs: number[];
+  /** The holder let the VIP go while its process was up (lease lapse or guard expiry). */
+  lapses: number;
+  /** voter-dead: ms without any kernel holding the VIP after the first one took it. */
+  noHolderMs: number;
   trace: string[];
 }
 
@@ -76,7 +93,7 @@ type Event =
   | { t: number; seq: number; kind: 'deliver'; msg: Message }
   | { t: number; seq: number; kind: 'kernel'; node: number; held: boolean; renew: boolean }
   | { t: number; seq: number; kind: 'persisted'; node: number; inc: number }
-  | { t: number; seq: number; kind: 'fault' | 'heal-one'; node: number };
+  | { t: number; seq: number; kind: 'fault' | 'heal-one' | 'propose'; node: number };
 
 export function runVipSim(seed: number, options: VipSimOptions = {}): VipSimReport {
   return new VipSim(seed, options).run();
@@ -104,11 +121,19 @@ class VipSim {
   #fsyncMaxMs: number;
   #netMaxMs: number;
   #guardMaxMs: number;
+  #lapses = 0;
+  #noHolderSince: number | null = null;
+  #noHolderMs = 0;
+  #everHeld = false;
+  #dead: number | null = null;
 
   constructor(seed: number, options: VipSimOptions) {
     this.#seed = seed;
     this.#rng = seededRandom(seed);
-    this.#o = { guard: options.guard ?? true, guardMarginMs: options.guardMarginMs ?? 20, chaosMs: options.chaosMs ?? 20_000, trace: options.trace ?? false, timers: options.timers ?? raftTimers(undefined) };
+    this.#o = {
+      guard: options.guard ?? true, guardMarginMs: options.guardMarginMs ?? 20, chaosMs: options.chaosMs ?? 20_000, trace: options.trace ?? false,
+      timers: options.timers ?? raftTimers(undefined), scenario: options.scenario ?? 'chaos', deadVoter: options.deadVoter ?? 'follower', heartbeatsFirst: options.heartbeatsFirst ?? true,
+    };
     const r = this.#rng;
     this.#ipMaxMs = 1 + r.int(30);
     this.#fsyncMaxMs = r.int(30);
@@ -140,7 +165,11 @@ class VipSim {
       this.#violate(`two VIP holders from ${Math.round(this.#twoSince)} ms to the end`);
     }
     if (this.#violations.length === 0 && settledAt < 0) this.#violate(`no VIP holder within ${end - this.#o.chaosMs} ms after the last fault`);
-    return { seed: this.#seed, violations: this.#violations, twoHolderMs: Math.round(this.#twoHolderMs), takeovers: this.#takeovers, pauses: this.#pauses, kills: this.#kills, crashGapsMs: this.#crashGaps, trace: this.#trace };
+    if (this.#noHolderSince !== null) this.#noHolderMs += this.#now - this.#noHolderSince;
+    return {
+      seed: this.#seed, violations: this.#violations, twoHolderMs: Math.round(this.#twoHolderMs), takeovers: this.#takeovers, pauses: this.#pauses, kills: this.#kills,
+      crashGapsMs: this.#crashGaps, lapses: this.#lapses, noHolderMs: Math.round(this.#noHolderMs), trace: this.#trace,
+    };
   }
 
   /** Keeps the queue sorted by (time, seq): binary insertion. */
@@ -250,6 +279,10 @@ class VipSim {
         return;
       }
       case 'fault':
+        if (this.#o.scenario === 'voter-dead') {
+          if (this.#now < this.#o.chaosMs) this.#voterDeadFault();
+          return;
+        }
         if (this.#now < this.#o.chaosMs) {
           this.#fault();
           this.#push({ t: this.#now + 300 + this.#rng.int(1500), seq: 0, kind: 'fault', node: 0 });
@@ -257,6 +290,9 @@ class VipSim {
         return;
       case 'heal-one':
         this.#healOne(e.node);
+        return;
+      case 'propose':
+        this.#propose();
         return;
     }
   }
@@ -267,12 +303,15 @@ class VipSim {
     const core = n.core!;
     if (n.guardFired) {
       n.guardFired = false;
+      this.#lapses++;
+      this.#tr(`${n.id} lapse: the guard expired`);
       const [expired, cleanup] = onGuardExpired(n.vip);
       n.vip = expired;
       for (const a of cleanup) if (a.kind === 'release') this.#push({ t: this.#now + 1 + this.#rng.int(this.#ipMaxMs), seq: 0, kind: 'kernel', node: i, held: false, renew: false });
     }
     const leaseValid = core.role === 'leader' && core.transferee === null && core.leaseValid();
     const [next, actions] = onTick(n.vip, { nowMs: this.#now, leaseValid }, vipTimings('fast', LIFETIME_MS / 1000));
+    if (actions.some((a) => a.kind === 'release')) { this.#lapses++; this.#tr(`${n.id} lapse: lease lost (${core.role} term ${core.term})`); }
     n.vip = next;
     if (this.#o.guard && next.held && leaseValid) {
       const remaining = core.leaseRemainingTicks() * TICK_MS * n.drift - (this.#now - n.lastTickAt);
@@ -299,7 +338,7 @@ class VipSim {
 
   /** As cluster/raft/host.ts after each tick and step: heartbeats and their answers of the term on disk go out at once. */
   #heartbeatsNow(n: SimNode): void {
-    if (n.core) for (const m of n.core.takeHeartbeats(n.disk.hard.term)) this.#send(m);
+    if (n.core && this.#o.heartbeatsFirst) for (const m of n.core.takeHeartbeats(n.disk.hard.term)) this.#send(m);
   }
 
   #pump(i: number): void {
@@ -377,6 +416,55 @@ class VipSim {
     }
   }
 
+  /**
+   * voter-dead: first (once a leader holds the VIP) kill the voter chosen for good, then GC-sized
+   * pauses of the leader or the voter left and fsync slowdowns, every 200-700 ms.
+   */
+  #voterDeadFault(): void {
+    const r = this.#rng;
+    const leader = this.#nodes.findIndex((n) => n.server && n.proc === 'up' && n.core?.role === 'leader' && n.kernelHeld);
+    if (this.#dead === null) {
+      if (leader < 0) { this.#push({ t: this.#now + 100, seq: 0, kind: 'fault', node: 0 }); return; }
+      const victim = this.#o.deadVoter === 'witness' ? 2 : 1 - leader;
+      const n = this.#nodes[victim]!;
+      n.proc = 'dead';
+      n.guardDeadline = null;
+      this.#kills++;
+      this.#dead = victim;
+      this.#tr(`kill -9 ${n.id} for good`);
+      this.#propose();
+    } else {
+      const k = r.int(10);
+      if (k <= 7) {
+        const left = [0, 1, 2].filter((i) => i !== this.#dead && this.#nodes[i]!.proc === 'up');
+        const i = left[r.int(left.length)];
+        if (i !== undefined) {
+          const n = this.#nodes[i]!;
+          const ms = 50 + r.int(51);
+          n.proc = 'paused';
+          n.pausedAt = this.#now;
+          this.#pauses++;
+          this.#tr(`pause ${n.id} ${ms} ms`);
+          this.#push({ t: this.#now + ms, seq: 0, kind: 'heal-one', node: i });
+        }
+      } else {
+        this.#fsyncMaxMs = r.int(151);
+        this.#tr(`fsync up to ${this.#fsyncMaxMs} ms`);
+      }
+    }
+    this.#push({ t: this.#now + 200 + r.int(500), seq: 0, kind: 'fault', node: 0 });
+  }
+
+  /** voter-dead: the leader (DHCP under load) proposes an entry every 20 ms. */
+  #propose(): void {
+    if (this.#now > this.#o.chaosMs) return;
+    for (let i = 0; i < this.#nodes.length; i++) {
+      const n = this.#nodes[i]!;
+      if (n.proc === 'up' && n.core?.role === 'leader' && n.core.propose(new Uint8Array([1, 2, 3])).ok) this.#pump(i);
+    }
+    this.#push({ t: this.#now + 20, seq: 0, kind: 'propose', node: 0 });
+  }
+
   #healOne(i: number): void {
     const n = this.#nodes[i]!;
     if (n.proc === 'paused') {
@@ -405,7 +493,11 @@ class VipSim {
   }
 
   #check(): void {
-    const two = this.#holders().length > 1;
+    const count = this.#holders().length;
+    if (count > 0) this.#everHeld = true;
+    if (this.#everHeld && count === 0 && this.#noHolderSince === null) this.#noHolderSince = this.#now;
+    if (count > 0 && this.#noHolderSince !== null) { this.#noHolderMs += this.#now - this.#noHolderSince; this.#noHolderSince = null; }
+    const two = count > 1;
     if (two && this.#twoSince === null) this.#twoSince = this.#now;
     if (!two && this.#twoSince !== null) {
       this.#twoHolderMs += this.#now - this.#twoSince;

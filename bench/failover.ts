@@ -16,7 +16,11 @@
 // RESULT lines (DESIGN.md): failover.<fault>.gap_ms.<protocol> (p50) and .p99 for dns, ntp, tftp,
 // dhcp (lanha only) and vip (the echo, lanha and keepalived); failover.<fault>.two_holder_ms (p50,
 // .p99); failover.two_holder_ms (total over the faults both stacks ran), failover.lost_acked,
-// failover.duplicates, failover.unconverged, failover.member_exits (a member that died by itself,
+// failover.duplicates, failover.leader_gap_ms.kill_follower / .kill_witness (p50, .p99: the longest
+// DNS silence on the VIP while a non-leader was killed and restarted; the leader keeps its quorum, so
+// ideally 0), failover.leader_vip_releases.<same> (times the leader let the VIP go in those rounds,
+// from its log) and failover.leader_vip_away_ms.<same> (sampled time the VIP was not on it),
+// failover.unconverged, failover.member_exits (a member that died by itself,
 // named under its round and restarted), failover.failed_rounds (rounds that did not finish:
 // counted, their logs kept, the bench goes on). Each NA has its reason on the line before it. Under
 // each round: every lost or duplicate lease and every ACK that stated less than the lease time (a
@@ -26,6 +30,7 @@ import { Lab, labUnavailable, which } from '../test/support/netns.js';
 import { FaultLab, PROTOCOLS, LEASE_S, type FaultOutcome } from '../test/integ/fault-lab.js';
 import { FAULTS, EXTRA_FAULTS } from '../test/integ/faults.js';
 import { faketimeLibrary } from '../test/support/faketime.js';
+import { SAMPLE_EVERY_MS } from '../test/integ/vip-sampler.js';
 import { KeepalivedLab, KEEPALIVED_FAULTS, LANHA_ECHO_PORT, ECHO_EVERY_MS, ADVERT_S, type KaOutcome } from './keepalived-lab.js';
 
 const ROUNDS = Number(process.env['ROUNDS'] ?? 10);
@@ -124,7 +129,8 @@ async function main(): Promise<number> {
         // ACKs that stated less than the lease time: sent seconds after their log time (services/dhcp/README.md).
         const short = fl.acks().filter((a) => a.at >= fromWall && a.leaseS < LEASE_S);
         outcomes.set(fault.name, [...(outcomes.get(fault.name) ?? []), o]);
-        process.stdout.write(`round ${round} ${fault.name}: ${PROTOCOLS.map((p) => `${p} ${o.gaps[p]} ms`).join(', ')}, vip (echo) ${o.echoGapMs} ms; two holders ${o.twoHolderMs} ms; lost ${o.lostAcked.length} (daemons' audits: ${o.audits.map((a) => `${a.server} ${a.lost} of ${a.checked ?? '-'}`).join(', ')}); duplicates ${o.duplicates.length}; converged ${o.converged}; fault findings ${o.faultFindings.length}; ACKs shortened ${short.length}\n`);
+        const kept = fault.leaderGapName === undefined ? '' : `leader ${o.leaderHold.leader} let the VIP go ${o.leaderHold.releases.length} times, away in ${o.leaderHold.samplesAway} of ${o.leaderHold.samples} samples; `;
+        process.stdout.write(`round ${round} ${fault.name}: ${PROTOCOLS.map((p) => `${p} ${o.gaps[p]} ms`).join(', ')}, vip (echo) ${o.echoGapMs} ms; ${kept}two holders ${o.twoHolderMs} ms; lost ${o.lostAcked.length} (daemons' audits: ${o.audits.map((a) => `${a.server} ${a.lost} of ${a.checked ?? '-'}`).join(', ')}); duplicates ${o.duplicates.length}; converged ${o.converged}; fault findings ${o.faultFindings.length}; ACKs shortened ${short.length}\n`);
         // What a checker found, so a failing round can be looked into without rerunning it.
         for (const line of [...o.exited.map((l) => `member exited on its own: ${l}`), ...o.lostAcked.map((l) => `lost: ${l}`), ...o.duplicates.map((l) => `duplicate: ${l}`), ...short.map((a) => `shortened: ${a.client} ${a.ip} ${a.leaseS} s at ${a.at}`)]) process.stdout.write(`  ${line}\n`);
         if (o.exited.length > 0 || o.lostAcked.length > 0 || o.duplicates.length > 0 || short.length > 0) {
@@ -195,6 +201,17 @@ function report(outcomes: Map<string, FaultOutcome[]>, kaOutcomes: Map<string, K
     result(`failover.${fault}.gap_ms.vip.p99`, percentile(echo(list), 99), kaFigure(fault, (k) => k.gapMs, 99), 'ms');
     result(`failover.${fault}.two_holder_ms`, percentile(list.map((o) => o.twoHolderMs), 50), kaFigure(fault, (k) => k.twoHolderMs, 50), 'ms');
     result(`failover.${fault}.two_holder_ms.p99`, percentile(list.map((o) => o.twoHolderMs), 99), kaFigure(fault, (k) => k.twoHolderMs, 99), 'ms');
+  }
+  // A non-leader killed: the leader's own gap (DNS on the VIP) and how often it let the VIP go.
+  for (const fault of FAULTS) {
+    const list = outcomes.get(fault.name);
+    if (fault.leaderGapName === undefined || list === undefined) continue;
+    const na = { na: `keepalived has no ${fault.name === 'kill9_witness' ? 'witness' : 'follower it depends on'}: killing a node that is not the master moves nothing (its figures are the master's faults)` };
+    const dns = list.map((o) => o.gaps.dns);
+    result(`failover.leader_gap_ms.${fault.leaderGapName}`, percentile(dns, 50), na, 'ms');
+    result(`failover.leader_gap_ms.${fault.leaderGapName}.p99`, percentile(dns, 99), na, 'ms');
+    result(`failover.leader_vip_releases.${fault.leaderGapName}`, list.reduce((a, o) => a + o.leaderHold.releases.length, 0), na, 'releases');
+    result(`failover.leader_vip_away_ms.${fault.leaderGapName}`, list.reduce((a, o) => a + o.leaderHold.samplesAway * SAMPLE_EVERY_MS, 0), na, 'ms');
   }
   // Totals over every round: two holders over the faults both stacks ran (comparable), and over all of lanha's.
   const both = [...outcomes.keys()].filter((f) => (kaOutcomes.get(f) ?? []).length > 0);

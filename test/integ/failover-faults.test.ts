@@ -43,6 +43,13 @@ t.test('failover fault suite, one round per fault', async (t) => {
         t.equal(o.twoHolderMs, 0, `${fault.name}: never two VIP holders`);
         t.same(o.unresolved, [], `${fault.name}: every lease name resolves on both servers`);
         t.ok(o.converged, `${fault.name}: same applied index and state hash everywhere (${o.detail.join('; ')})`);
+        if (fault.leaderGapName !== undefined) {
+          // The leader keeps a quorum (itself and the member left): its VIP and its services stay.
+          const h = o.leaderHold;
+          t.same(h.releases, [], `${fault.name}: the leader ${h.leader} never let the VIP go`);
+          t.equal(h.samplesAway, 0, `${fault.name}: the VIP was on ${h.leader} in all ${h.samples} samples`);
+          t.ok(h.samples > 0 && h.dnsAnswered > 0, `${fault.name}: DNS on the VIP answered through the fault (${h.dnsAnswered} answers)`);
+        }
       }
     } catch (error) {
       failed = true;

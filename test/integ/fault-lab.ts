@@ -65,6 +65,13 @@ export interface FaultOutcome {
   echoGapMs: number | null;
   /** Members whose daemon exited on its own during the round (no fault kills without restarting), with how and its last log lines; restarted after the checkers. */
   exited: string[];
+  /**
+   * The leader before the fault and what became of its VIP meanwhile: the lines it logged letting
+   * the VIP go (`vip.released`, `vip.guard_expired`), the samples (every 50 ms) in which it did not
+   * hold it, and the DNS probes answered. A fault that kills a non-leader (follower, witness) must
+   * leave all of it with the leader, which keeps a quorum: no release, no sample away, DNS answering.
+   */
+  leaderHold: { leader: string; releases: string[]; samplesAway: number; samples: number; dnsAnswered: number };
 }
 
 export interface EchoOptions {
@@ -391,7 +398,23 @@ exit 0
     await sleep(300);
     const fromPerf = performance.now();
     const fromMono = monotonicNowMs();
+    const leaderLogFrom = roles.leader.daemon?.logs().length ?? 0;
+    const leaderDaemon = roles.leader.daemon;
     const seen = await inject(roles);
+    // Up to the end of the fault (the heal included), before the checkers wait for convergence.
+    const injectedPerf = performance.now();
+    const injectedMono = monotonicNowMs();
+    const window = this.c.samples.filter((x) => x.at >= fromPerf && x.at <= injectedPerf);
+    const leaderHold = {
+      leader: roles.leader.name,
+      // The same daemon only: a fault that restarts the leader starts a new log.
+      releases: roles.leader.daemon === leaderDaemon
+        ? (leaderDaemon?.logs() ?? '').slice(leaderLogFrom).split('\n').filter((l) => /"event":"(vip\.released|vip\.guard_expired)"/.test(l)).map((l) => l.slice(0, 240))
+        : ['the leader was restarted'],
+      samplesAway: window.filter((x) => !x.holders.includes(roles.leader.name)).length,
+      samples: window.length,
+      dnsAnswered: this.prober.answers.filter((a) => a.protocol === 'dns' && a.sentAt >= fromMono && a.sentAt <= injectedMono).length,
+    };
     await this.steady();
     await this.converge();
     // Let every client renew once after the heal (renewTime 5 s), so lost ACKs would show.
@@ -419,6 +442,7 @@ exit 0
       faultFindings: seen ?? [],
       echoGapMs: this.#echoProber === null ? null : longestGapMs(this.#echoProber.answers, 'echo', this.#echoProber.everyMs, fromMono, toMono),
       exited: [],
+      leaderHold,
     };
     // A daemon that died by itself (a crash) is named with its last log lines and started again, so
     // the next round has every member.

@@ -15,6 +15,12 @@ export interface Fault {
   name: string;
   /** Breaks something and heals it; may return what it saw go wrong meanwhile (the suite asserts none). */
   inject(fl: FaultLab, roles: { leader: VipNode; follower: VipNode }): Promise<void | string[]>;
+  /**
+   * The fault hits a non-leader only (kill -9 of the follower, of the witness): the leader keeps a
+   * quorum, so it must keep the VIP and answer throughout (FaultOutcome.leaderHold), and its gap is
+   * reported as `failover.leader_gap_ms.<leaderGapName>`.
+   */
+  leaderGapName?: string;
 }
 
 async function kill9AndRestart(fl: FaultLab, node: VipNode, downMs: number): Promise<void> {
@@ -73,8 +79,8 @@ function cutServers(fl: FaultLab): Promise<() => Promise<void>> {
 
 export const FAULTS: readonly Fault[] = [
   { name: 'kill9_leader', inject: (fl, { leader }) => kill9AndRestart(fl, leader, 2000) },
-  { name: 'kill9_follower', inject: (fl, { follower }) => kill9AndRestart(fl, follower, 2000) },
-  { name: 'kill9_witness', inject: (fl) => kill9AndRestart(fl, fl.c.witness, 2000) },
+  { name: 'kill9_follower', leaderGapName: 'kill_follower', inject: (fl, { follower }) => kill9AndRestart(fl, follower, 2000) },
+  { name: 'kill9_witness', leaderGapName: 'kill_witness', inject: (fl) => kill9AndRestart(fl, fl.c.witness, 2000) },
   pause(0.5),
   pause(2),
   pause(10),

@@ -41,6 +41,8 @@ export interface RaftStateLogOptions {
   failpoint?: Failpoint;
   proposeTimeoutMs?: number;
   segmentBytes?: number;
+  /** WAL fdatasyncs that may run at once (pipelined group commit, cluster/raft/wal.ts); default 1. */
+  syncsInFlightMax?: number;
 }
 
 interface Pending {
@@ -101,7 +103,11 @@ export class RaftStateLog implements StateLog {
   static async open(opts: RaftStateLogOptions): Promise<RaftStateLog> {
     const tickMs = opts.tickMs ?? 10;
     const failpoint = opts.failpoint ?? failpointsFromEnv();
-    const walOpts = { ...(failpoint ? { failpoint } : {}), ...(opts.segmentBytes !== undefined ? { segmentBytes: opts.segmentBytes } : {}) };
+    const walOpts = {
+      ...(failpoint ? { failpoint } : {}),
+      ...(opts.segmentBytes !== undefined ? { segmentBytes: opts.segmentBytes } : {}),
+      ...(opts.syncsInFlightMax !== undefined ? { syncsInFlightMax: opts.syncsInFlightMax } : {}),
+    };
     const { wal, state } = await Wal.open(opts.dir, walOpts);
     if (state.truncatedBytes > 0) {
       opts.log.warn({ event: 'raft.wal_torn_tail', bytes: state.truncatedBytes, dir: opts.dir }, `cut a torn tail of ${state.truncatedBytes} bytes (a write that was never fsync'd)`);

@@ -6,19 +6,22 @@ import type { Entry, Message, Ready, Role, Snapshot } from './types.js';
 // The shell around one RaftNode: a timer turns monotonic time into ticks, and one loop at a time
 // drains Ready batches:
 //
-//   persist, then send, then apply, then advance
-//   (apply may come first: the committed entries of a Ready are already persisted, see #loop).
+//   apply what is committed, write, accept; later, in write order: durable -> send answers, persisted
 //
-// Persist first, because a vote or an append acknowledgement sent before its fsync could be
-// forgotten by a crash and the cluster would count a vote or a copy that no longer exists. Send
-// before apply, because followers can start their own fsync while we apply. Apply before advance,
-// because advance() tells the core these entries are applied (it may then allow the next membership
-// change or a snapshot). One Ready = one write + one fsync, whatever the number of proposals in it:
-// proposals that arrive while an fsync runs wait in the core and go out together in the next batch.
+// Pipelined group commit (etcd's async storage writes): a Ready's entries are written to the page
+// cache at once and the core is told they are in progress (accept), so the next Ready, the proposals
+// that arrived meanwhile, is written while this one's fdatasync runs, and its fdatasync issued as
+// soon as one returns (cluster/raft/wal.ts: Wal.begin). Only once an fdatasync that covers a batch
+// completed, after every earlier batch's, are its entries reported persisted (a leader's own log
+// counts toward the commit from then) and its answers sent: a vote or an append acknowledgement sent
+// before its fsync could be forgotten by a crash, and the cluster would count a vote or a copy that
+// no longer exists. A Ready that changes term or vote, or installs a snapshot, is a barrier: it waits
+// for every batch before it and is durable before the loop takes the next.
 //
-// One exception keeps commit latency low (thesis 10.2.1): a leader whose term and vote are already
-// on disk sends its appends and heartbeats before its own fsync; its own log counts toward the
-// commit only once advance() reports it persisted.
+// Committed entries are applied before their Ready is written: they are on our disk already (the
+// core hands out only entries up to the persisted index) and on a majority's. A leader whose term
+// and vote are on disk sends its appends and heartbeats before its own fsync (thesis 10.2.1), so
+// follower and leader disks work in parallel.
 
 export interface HostHooks {
   send(messages: Message[]): void;
@@ -36,6 +39,9 @@ export interface HostHooks {
   onRoleChange?(role: Role, atMs: number): void;
 }
 
+/** Batches written but not yet durable before the loop waits (each is one Ready: a turn's worth of proposals). */
+const BATCHES_IN_FLIGHT_MAX = 64;
+
 export class RaftHost {
   readonly node: RaftNode;
   readonly wal: Wal;
@@ -51,8 +57,10 @@ export class RaftHost {
   #persistedTerm: number;
   #persistedVote: string | null;
   #batches = 0;
-  #fsyncs = 0;
   #role: Role;
+  /** Batches written whose fdatasync has not completed yet, and the promise of the last one's report. */
+  #inFlight = 0;
+  #persistTail: Promise<void> = Promise.resolve();
 
   constructor(node: RaftNode, wal: Wal, hooks: HostHooks, clock: Clock, tickMs: number) {
     this.node = node;
@@ -67,7 +75,7 @@ export class RaftHost {
   }
 
   get fenced(): Error | undefined { return this.#fenced; }
-  get stats(): { batches: number; fsyncs: number } { return { batches: this.#batches, fsyncs: this.#fsyncs }; }
+  get stats(): { batches: number; fsyncs: number } { return { batches: this.#batches, fsyncs: this.wal.syncCount }; }
 
   start(): void {
     this.#lastTickAt = this.#clock.monotonicMs();
@@ -114,11 +122,12 @@ export class RaftHost {
     this.#stopped = true;
     if (this.#timer) clearInterval(this.#timer);
     await this.#running;
+    await this.#persistTail;
   }
 
   /** Resolves once the current loop (if any) has finished a batch cycle. */
   async idle(): Promise<void> {
-    while (this.#running || this.#scheduled) await (this.#running ?? new Promise((r) => setImmediate(r)));
+    while (this.#running || this.#scheduled || this.#inFlight > 0) await (this.#running ?? (this.#inFlight > 0 ? this.#persistTail : new Promise((r) => setImmediate(r))));
   }
 
   /**
@@ -153,9 +162,20 @@ export class RaftHost {
 
   async #loop(): Promise<void> {
     while (!this.#stopped && !this.#fenced && this.node.hasReady()) {
+      if (this.#inFlight >= BATCHES_IN_FLIGHT_MAX) {
+        await this.#persistTail;
+        continue;
+      }
       const rd = this.node.ready();
       this.#hooks.onReady?.(rd);
       const termVoteOnDisk = !rd.hardState || (rd.hardState.term === this.#persistedTerm && rd.hardState.vote === this.#persistedVote);
+      // A new term or vote, or a snapshot from the leader, goes to disk only after every batch
+      // written before it is durable, and nothing after it is written until it is (a barrier).
+      const barrier = !termVoteOnDisk || rd.snapshot !== undefined;
+      if (barrier && this.#inFlight > 0) {
+        await this.#persistTail;
+        if (this.#fenced) return;
+      }
       let early: Message[] = [];
       let late = rd.messages;
       if (this.node.role === 'leader' && termVoteOnDisk) {
@@ -165,30 +185,44 @@ export class RaftHost {
       }
       // Committed entries are on our disk already (the core hands out only entries up to the
       // persisted index) and on a majority's: without a snapshot to install first, they are applied
-      // before this batch's fsync rather than after it, so the proposals they answer (a DHCPACK)
-      // wait for one fsync, not two, while the next batch is being written.
+      // before this batch is written, so the proposals they answer (a DHCPACK) run while its fsync does.
       const applyFirst = rd.snapshot === undefined;
       if (applyFirst && !this.#apply(rd)) return;
+      let durable: Promise<void>;
+      const writeAt = this.#clock.monotonicMs();
       try {
         if (rd.snapshot) {
           await this.wal.saveSnapshot(rd.snapshot, true);
           this.#hooks.restore(rd.snapshot);
         }
-        const writeAt = this.#clock.monotonicMs();
-        await this.wal.save(rd.hardState, rd.entries, rd.mustSync);
-        if (rd.mustSync) this.#fsyncs++;
-        if (rd.entries.length > 0) this.#hooks.onPersisted?.(rd.entries, writeAt, this.#clock.monotonicMs());
+        ({ durable } = await this.wal.begin(rd.hardState, rd.entries, rd.mustSync));
       } catch (error) {
         this.#fence(error instanceof Error ? error : new Error(String(error)));
         return;
       }
+      // begin() wrote a new term or vote to its own file and fsync'd it before resolving.
       if (rd.hardState) {
         this.#persistedTerm = rd.hardState.term;
         this.#persistedVote = rd.hardState.vote;
       }
-      if (late.length > 0) this.#hooks.send(late);
-      if (!applyFirst && !this.#apply(rd)) return;
-      this.node.advance(rd);
+      if (barrier) {
+        try {
+          await durable;
+        } catch (error) {
+          this.#fence(error instanceof Error ? error : new Error(String(error)));
+          return;
+        }
+        if (rd.entries.length > 0) this.#hooks.onPersisted?.(rd.entries, writeAt, this.#clock.monotonicMs());
+        if (late.length > 0) this.#hooks.send(late);
+        if (!applyFirst && !this.#apply(rd)) return;
+        this.node.advance(rd);
+      } else {
+        // Pipelined: the core hands out what comes next at once (the next batch is written while
+        // this one's fdatasync runs); this one's entries count as ours, and its answers (a
+        // follower's append acknowledgement) go out, only once durable, in write order.
+        this.node.accept(rd);
+        this.#pipeline(rd, durable, late, writeAt);
+      }
       this.#batches++;
       if (this.#hooks.afterBatch) {
         try {
@@ -199,6 +233,24 @@ export class RaftHost {
         }
       }
     }
+  }
+
+  /** Once `durable` (and every earlier batch) resolved: report the entries persisted, send the answers. */
+  #pipeline(rd: Ready, durable: Promise<void>, late: Message[], writeAt: number): void {
+    this.#inFlight++;
+    const last = rd.entries[rd.entries.length - 1];
+    const done = Promise.all([this.#persistTail, durable]).then(() => {
+      this.#inFlight--;
+      if (this.#fenced) return;
+      if (rd.entries.length > 0) this.#hooks.onPersisted?.(rd.entries, writeAt, this.#clock.monotonicMs());
+      if (late.length > 0) this.#hooks.send(late);
+      if (last) this.node.persisted(last.index, last.term);
+      this.kick();
+    }, (error: unknown) => {
+      this.#inFlight--;
+      this.#fence(error instanceof Error ? error : new Error(String(error)));
+    });
+    this.#persistTail = done;
   }
 
   /** Applies the Ready's committed entries; false (and fenced) when applying failed. */
@@ -213,6 +265,7 @@ export class RaftHost {
   }
 
   #fence(error: Error): void {
+    if (this.#fenced) return;
     this.#fenced = error;
     if (this.#timer) clearInterval(this.#timer);
     this.#hooks.onStorageError(error);

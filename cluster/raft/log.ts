@@ -2,8 +2,9 @@ import { invariant } from '../../lib/assert.js';
 import type { Entry, Snapshot, SnapshotMeta } from './types.js';
 
 // The Raft log as the core sees it: every entry after the last snapshot, in memory (lanha's state is
-// a few MB), with three marks: `stabled` (persisted by the host), `committed` and `applied`.
-// Entries above `stabled` are the unstable tail the next Ready hands to the host.
+// a few MB), with four marks: `stabled` (persisted by the host), `inProgress` (handed to the host
+// for writing, >= stabled), `committed` and `applied`. Entries above `inProgress` are the tail the
+// next Ready hands to the host; a pipelining host takes it while earlier writes are still syncing.
 
 export class RaftLog {
   /** entries[i] has index snapIndex + 1 + i. */
@@ -13,6 +14,8 @@ export class RaftLog {
   /** A snapshot received from the leader and not yet persisted by the host. */
   pendingSnapshot: Snapshot | undefined;
   stabled = 0;
+  /** The last index handed to the host in a Ready it accepted; entries up to here are being written or written. */
+  inProgress = 0;
   committed = 0;
   applied = 0;
 
@@ -29,6 +32,7 @@ export class RaftLog {
       log.#entries.push(e);
     }
     log.stabled = log.lastIndex();
+    log.inProgress = log.stabled;
     log.committed = Math.max(log.#snapIndex, Math.min(commit, log.lastIndex()));
     log.applied = log.#snapIndex;
     return log;
@@ -84,6 +88,9 @@ export class RaftLog {
         invariant(e.index > this.committed, `conflict at committed index ${e.index}`);
         this.#entries.length = e.index - this.#snapIndex - 1;
         if (this.stabled >= e.index) this.stabled = e.index - 1;
+        // A write of the replaced entries may still be under way: they go out again, and its
+        // persisted report no longer matches their term (ignored).
+        if (this.inProgress >= e.index) this.inProgress = e.index - 1;
       }
       this.append([e]);
     }
@@ -97,8 +104,9 @@ export class RaftLog {
     return true;
   }
 
+  /** Entries not yet handed to the host for writing. */
   unstable(): Entry[] {
-    return this.#entries.slice(this.stabled - this.#snapIndex);
+    return this.#entries.slice(Math.max(this.stabled, this.inProgress) - this.#snapIndex);
   }
 
   /** Committed, persisted and not yet applied. */
@@ -123,6 +131,7 @@ export class RaftLog {
     this.#snapIndex = snapshot.meta.index;
     this.#snapTerm = snapshot.meta.term;
     this.stabled = snapshot.meta.index;
+    this.inProgress = snapshot.meta.index;
     this.committed = snapshot.meta.index;
     this.applied = snapshot.meta.index;
     this.pendingSnapshot = snapshot;

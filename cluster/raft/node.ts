@@ -297,7 +297,7 @@ export class RaftNode {
   hasReady(): boolean {
     if (this.#needBroadcast) return true;
     if (this.#msgs.length > 0 || this.#log.pendingSnapshot !== undefined) return true;
-    if (this.#log.stabled < this.#log.lastIndex() || this.#log.nextCommitted(1).length > 0) return true;
+    if (Math.max(this.#log.stabled, this.#log.inProgress) < this.#log.lastIndex() || this.#log.nextCommitted(1).length > 0) return true;
     if (!sameHard(this.hardState(), this.#prevHard)) return true;
     return this.#role !== this.#prevSoft.role || this.#leader !== this.#prevSoft.leader;
   }
@@ -322,18 +322,46 @@ export class RaftNode {
     return rd;
   }
 
-  /** The host has persisted, sent and applied `rd`. */
+  /** The host has persisted, sent and applied `rd` (accept + persisted in one step). */
   advance(rd: Ready): void {
+    this.accept(rd);
+    const last = rd.entries[rd.entries.length - 1];
+    if (last) this.persisted(last.index, last.term);
+    else this.#maybeSelfMatch();
+  }
+
+  /**
+   * Pipelined hosts (etcd's async storage writes): the host has taken `rd` on, applied its committed
+   * entries and started writing its entries, but they may not be durable yet. The next ready()
+   * hands out only what came after; persisted() reports the write durable later, in order.
+   */
+  accept(rd: Ready): void {
     if (rd.hardState) this.#prevHard = rd.hardState;
     if (rd.softState) this.#prevSoft = rd.softState;
     if (rd.snapshot && this.#log.pendingSnapshot === rd.snapshot) this.#log.pendingSnapshot = undefined;
     const last = rd.entries[rd.entries.length - 1];
-    if (last && last.index > this.#log.stabled && this.#log.term(last.index) === last.term) this.#log.stabled = last.index;
+    if (last && last.index > this.#log.inProgress && this.#log.term(last.index) === last.term) this.#log.inProgress = last.index;
     for (const e of rd.committedEntries) {
       if (e.index <= this.#log.applied) continue;
       this.#log.applied = e.index;
       if (e.type === EntryType.config) this.#applyConf(e);
     }
+  }
+
+  /**
+   * Entries up to `index` (of `term`) are durable on this member. A report whose entry was replaced
+   * meanwhile (a newer leader truncated it) is ignored: the replacement is reported on its own.
+   */
+  persisted(index: number, term: number): void {
+    if (index > this.#log.stabled && this.#log.term(index) === term) {
+      this.#log.stabled = index;
+      if (this.#log.inProgress < index) this.#log.inProgress = index;
+    }
+    this.#maybeSelfMatch();
+  }
+
+  /** A leader's own log counts toward the commit only up to what is durable here. */
+  #maybeSelfMatch(): void {
     if (this.#role === 'leader') {
       const self = this.#progress.get(this.id);
       if (self && this.#log.stabled > self.match) {

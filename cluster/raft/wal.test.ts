@@ -1,5 +1,5 @@
 import t from 'tap';
-import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Wal, StorageError, loadState, encodeRecord, decodeSnapshot, encodeSnapshot } from './wal.js';
@@ -157,3 +157,149 @@ t.test('a state directory is locked to one live process', async (t) => {
   await wal.close();
   t.notOk(existsSync(join(dir, 'LOCK')), 'close() releases the lock');
 });
+
+/** A failpoint that holds every fdatasync until released, and counts them. */
+function heldSyncs(): { failpoint: (name: string) => Promise<void> | void; started: () => number; release: () => void } {
+  let started = 0;
+  let gates: Array<() => void> = [];
+  let open = false;
+  return {
+    failpoint: (name) => {
+      if (name !== 'wal.beforeFsync') return;
+      started++;
+      if (open) return;
+      return new Promise<void>((r) => gates.push(r));
+    },
+    started: () => started,
+    release: () => { open = true; const g = gates; gates = []; for (const r of g) r(); },
+  };
+}
+
+const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+t.test('pipelined: batches written while an fdatasync runs share the next one, durable in write order, never before a covering fsync', async (t) => {
+  const dir = scratch(t);
+  const held = heldSyncs();
+  const { wal } = await Wal.open(dir, { failpoint: held.failpoint });
+  const order: number[] = [];
+  const first = await wal.begin(undefined, [entry(1)], true);
+  void first.durable.then(() => order.push(1));
+  const second = await wal.begin(undefined, [entry(2)], true);
+  void second.durable.then(() => order.push(2));
+  const third = await wal.begin(undefined, [entry(3), entry(4)], true);
+  void third.durable.then(() => order.push(3));
+  await tick();
+  t.equal(held.started(), 1, 'one fdatasync in flight (syncsInFlightMax 1); the later batches wait for the next');
+  t.same(order, [], 'nothing is durable before its fdatasync completed');
+  t.same(texts(loadState(dir).entries), ['1:1:e1', '1:2:e2', '1:3:e3', '1:4:e4'], 'all three batches are written (page cache) meanwhile');
+  held.release();
+  await third.durable;
+  t.same(order, [1, 2, 3], 'durable in write order');
+  t.equal(wal.syncCount, 2, 'two fdatasyncs for three batches: the second covers batches 2 and 3');
+  await wal.close();
+});
+
+t.test('pipelined: with several fdatasyncs allowed at once, each batch gets its own at once, still durable in order', async (t) => {
+  const dir = scratch(t);
+  const held = heldSyncs();
+  const { wal } = await Wal.open(dir, { failpoint: held.failpoint, syncsInFlightMax: 2 });
+  const a = await wal.begin(undefined, [entry(1)], true);
+  const b = await wal.begin(undefined, [entry(2)], true);
+  const c = await wal.begin(undefined, [entry(3)], true);
+  await tick();
+  t.equal(held.started(), 2, 'two in flight, the third batch waits for a slot');
+  held.release();
+  await Promise.all([a.durable, b.durable, c.durable]);
+  t.equal(wal.syncCount, 3);
+  await wal.close();
+  t.same(texts(loadState(dir).entries), ['1:1:e1', '1:2:e2', '1:3:e3']);
+});
+
+t.test('pipelined: a failed fdatasync rejects its batch and every later one, the earlier stay durable', async (t) => {
+  const dir = scratch(t);
+  let n = 0;
+  let gate: (() => void) | undefined;
+  const { wal } = await Wal.open(dir, {
+    failpoint: async (name) => {
+      if (name !== 'wal.beforeFsync') return;
+      n++;
+      if (n === 1) await new Promise<void>((r) => { gate = r; });
+      if (n === 2) throw Object.assign(new Error('EIO injected'), { code: 'EIO' });
+    },
+  });
+  const a = await wal.begin(undefined, [entry(1)], true);
+  const b = await wal.begin(undefined, [entry(2)], true);
+  const c = await wal.begin(undefined, [entry(3)], true);
+  await tick();
+  gate!();
+  await a.durable;
+  await t.rejects(b.durable, /EIO injected/);
+  await t.rejects(c.durable, /EIO injected/, 'a batch after the failed fsync is never reported durable');
+  await t.rejects(wal.begin(undefined, [entry(4)], true), /EIO injected/, 'and nothing is written after it');
+  await wal.close();
+});
+
+t.test('pipelined: a term change waits for every batch before it to be durable', async (t) => {
+  const dir = scratch(t);
+  const held = heldSyncs();
+  const { wal } = await Wal.open(dir, { failpoint: held.failpoint });
+  const a = await wal.begin({ term: 0, vote: null, commit: 0 }, [entry(1)], true);
+  let durableA = false;
+  void a.durable.then(() => { durableA = true; });
+  let begun = false;
+  const hard = wal.begin({ term: 2, vote: 'b', commit: 0 }, [entry(2, 2)], true).then((r) => { begun = true; return r; });
+  await tick();
+  t.notOk(begun, 'the new term is not written while an earlier batch is not durable');
+  held.release();
+  const b = await hard;
+  t.ok(durableA, 'the earlier batch was durable first');
+  await b.durable;
+  await wal.close();
+  const state = loadState(dir);
+  t.same(state.hardState, { term: 2, vote: 'b', commit: 0 });
+  t.same(texts(state.entries), ['1:1:e1', '2:2:e2']);
+});
+
+t.test('pipelined crash: a torn write anywhere in the unsynced batches keeps every durable entry and a clean prefix of the rest', async (t) => {
+  const dir = scratch(t);
+  let hold = false;
+  const held = heldSyncs();
+  const { wal } = await Wal.open(dir, { failpoint: (name) => (hold ? held.failpoint(name) : undefined) });
+  const first = await wal.begin(undefined, [entry(1), entry(2)], true);
+  await first.durable;
+  const segFile = join(dir, 'wal', readdirSync(join(dir, 'wal'))[0]!);
+  const durableBytes = readFileSync(segFile).length;
+  // Now the fdatasyncs hang: three more batches are written (one fdatasync in flight, the others
+  // waiting for the next), the last one rewriting a suffix (a new leader's entries).
+  hold = true;
+  const b = await wal.begin(undefined, [entry(3)], true);
+  const c = await wal.begin(undefined, [entry(4), entry(5, 2)], true);
+  const d = await wal.begin(undefined, [entry(4, 3, 'x4')], true);
+  for (const x of [b, c, d]) void x.durable.catch(() => undefined);
+  const full = readFileSync(segFile);
+  t.ok(full.length > durableBytes);
+  // Power fails: any prefix of the unsynced bytes may be on the disk.
+  let cuts = 0;
+  for (let cut = durableBytes; cut <= full.length; cut++) {
+    const copy = mkdtempSync(join(tmpdir(), 'lanha-wal-cut-'));
+    try {
+      mkdirSyncP(join(copy, 'wal'));
+      writeFileSync(join(copy, 'wal', readdirSync(join(dir, 'wal'))[0]!), full.subarray(0, cut));
+      const state = loadState(copy);
+      const got = texts(state.entries);
+      t.same(got.slice(0, 2), ['1:1:e1', '1:2:e2'], `cut at ${cut}: the durable entries are all there`);
+      const allowed = [['1:1:e1', '1:2:e2'], ['1:1:e1', '1:2:e2', '1:3:e3'], ['1:1:e1', '1:2:e2', '1:3:e3', '1:4:e4'], ['1:1:e1', '1:2:e2', '1:3:e3', '1:4:e4', '2:5:e5'], ['1:1:e1', '1:2:e2', '1:3:e3', '3:4:x4']];
+      t.ok(allowed.some((a) => JSON.stringify(a) === JSON.stringify(got)), `cut at ${cut}: ${got.join(' ')} is a whole-record prefix of what was written`);
+      cuts++;
+    } finally {
+      rmSync(copy, { recursive: true, force: true });
+    }
+  }
+  t.ok(cuts > 50, `${cuts} cut points checked`);
+  held.release();
+  await wal.close();
+});
+
+function mkdirSyncP(dir: string): void {
+  mkdirSync(dir, { recursive: true });
+}

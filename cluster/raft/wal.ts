@@ -3,6 +3,7 @@ import { closeSync, fsyncSync, ftruncateSync, writeSync, mkdirSync, openSync, re
 import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32c } from '../../lib/crc32c.js';
+import { invariant } from '../../lib/assert.js';
 import { EntryType, type ConfState, type Entry, type HardState, type Snapshot } from './types.js';
 
 // The durable Raft storage of one member, in `dir`:
@@ -14,7 +15,10 @@ import { EntryType, type ConfState, type Entry, type HardState, type Snapshot } 
 // An entry record whose index is at or below the last one replaces that suffix (Raft truncation),
 // so the files stay append-only. Commit advances are WAL records too: they ride in the next write
 // that happens anyway and cost no fsync. Every fsync runs on libuv's thread pool, never on the
-// event loop; the host calls save() once per Ready, so one fsync covers every proposal of a batch.
+// event loop. The host calls begin() once per Ready: the batch is written at once, and its
+// fdatasync starts at once or, while one is in flight, as soon as that returns, shared with every
+// batch written meanwhile (pipelined group commit); a batch is durable once an fdatasync issued
+// after its write and every earlier batch's completed.
 //
 // Start-up: a bad record in the last segment is a torn write of a batch that was never fsync'd
 // (nothing was acknowledged for it), so the tail is cut there. A bad record anywhere else, a bad
@@ -73,6 +77,8 @@ export interface LoadedState {
 export interface WalOptions {
   segmentBytes?: number;
   failpoint?: Failpoint;
+  /** fdatasyncs of the WAL that may run at once (pipelined group commit); default 1. */
+  syncsInFlightMax?: number;
 }
 
 interface Segment { seq: number; firstIndex: number; name: string }
@@ -89,6 +95,14 @@ export class Wal {
   #hard: HardState;
   #writtenCommit: number;
   #broken: Error | undefined;
+  #syncsInFlightMax: number;
+  #syncsInFlight = 0;
+  #syncCount = 0;
+  /** Durable when every batch written so far is (the last batch's `durable`). */
+  #tail: Promise<void> = Promise.resolve();
+  /** The fdatasync to issue when one in flight returns: batches written while every slot was busy share it. */
+  #nextSync: { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void } | undefined;
+  #beginning = false;
 
   private constructor(dir: string, segments: Segment[], lastIndex: number, hard: HardState, options: WalOptions) {
     this.dir = dir;
@@ -99,6 +113,7 @@ export class Wal {
     this.#writtenCommit = hard.commit;
     this.#segmentBytes = options.segmentBytes ?? 64 * 1024 * 1024;
     this.#failpoint = options.failpoint;
+    this.#syncsInFlightMax = Math.max(1, Math.floor(options.syncsInFlightMax ?? 1));
   }
 
   /** Opens (creating if needed) the storage in `dir` and reads everything back. */
@@ -121,21 +136,40 @@ export class Wal {
   #snapshotChain: Promise<void> = Promise.resolve();
 
   /**
-   * Writes one Ready's worth: hard state first if term/vote changed (atomic file), then the entries
-   * and the commit mark as one write, then one fdatasync when `sync`. Resolves only once durable.
+   * Writes one Ready's worth and resolves once it is durable (begin(), then its `durable`).
    * After any I/O error the WAL refuses every later save: the member must stop acknowledging.
    */
   async save(hard: HardState | undefined, entries: readonly Entry[], sync: boolean): Promise<void> {
+    const { durable } = await this.begin(hard, entries, sync);
+    await durable;
+  }
+
+  /**
+   * Pipelined group commit. Writes the batch now: hard state first if term/vote changed (atomic
+   * file), then the entries and the commit mark as one write into the page cache. Resolves once
+   * written, with `durable`: resolves once an fdatasync issued after this write (and every earlier
+   * batch's) completed, in write order. So the host can write the next batch while this one's
+   * fdatasync is in flight; up to `syncsInFlightMax` fdatasyncs run at once, and batches written
+   * while all of them are busy share the next one (issued as soon as one returns). A term/vote change
+   * or a new segment first waits until every earlier batch is durable. Call begin() again only once
+   * the previous begin() resolved (writes stay in call order).
+   */
+  async begin(hard: HardState | undefined, entries: readonly Entry[], sync: boolean): Promise<{ durable: Promise<void> }> {
     if (this.#broken) throw this.#broken;
+    invariant(!this.#beginning, 'Wal.begin called before the previous begin resolved');
+    this.#beginning = true;
     try {
-      if (hard && (hard.term !== this.#hard.term || hard.vote !== this.#hard.vote)) await this.#writeHardState(hard);
+      const termVote = hard !== undefined && (hard.term !== this.#hard.term || hard.vote !== this.#hard.vote);
+      const roll = this.#size >= this.#segmentBytes && (entries.length > 0 || sync);
+      if (termVote || roll) await this.#drainSyncs();
+      if (hard && termVote) await this.#writeHardState(hard);
       // The commit index needs no fsync (a restart recomputes it): it rides along with the next
       // write that happens anyway instead of costing a write of its own.
       if (hard) this.#hard = { ...hard };
       const commitChanged = this.#hard.commit !== this.#writtenCommit;
-      if (entries.length === 0 && !sync) return;
-      if (this.#size >= this.#segmentBytes) await this.#roll(entries[0]?.index ?? this.#lastIndex + 1);
-      if (entries.length === 0 && !commitChanged) return;
+      if (entries.length === 0 && !sync) return { durable: this.#tail };
+      if (roll) await this.#roll(entries[0]?.index ?? this.#lastIndex + 1);
+      if (entries.length === 0 && !commitChanged) return { durable: this.#tail };
       // One buffer for the whole batch, each record encoded in place (no buffer per record, no concat).
       let size = commitChanged ? RECORD_HEAD : 0;
       for (const e of entries) size += RECORD_HEAD + e.data.length;
@@ -143,9 +177,8 @@ export class Wal {
       let at = 0;
       for (const e of entries) at = encodeRecordAt(buf, at, e.type === EntryType.config ? RecordType.config : RecordType.entry, e.term, e.index, e.data);
       if (commitChanged) encodeRecordAt(buf, at, RecordType.commit, this.#hard.term, this.#hard.commit, EMPTY);
-      // Without failpoints nothing here yields to the event loop before the fdatasync is on the
-      // thread pool: the proposals the host loop has just answered (a burst of DHCPACKs, resolved
-      // before this batch was handed here) then run while the disk works, not before it starts.
+      // Without failpoints nothing here yields to the event loop between the write and the
+      // fdatasync's hand-off to the thread pool.
       if (this.#failpoint) {
         await this.#fail('wal.beforeWrite');
         if ((await this.#fail('wal.tornWrite')) === 'torn') buf = buf.subarray(0, Math.max(1, buf.length - 7));
@@ -159,17 +192,72 @@ export class Wal {
       this.#writtenCommit = this.#hard.commit;
       const last = entries[entries.length - 1];
       if (last) this.#lastIndex = last.index;
-      if (sync) {
-        if (this.#failpoint) await this.#fail('wal.beforeFsync');
-        const started = performance.now();
-        await fd.datasync();
-        this.fsyncMs.record(performance.now() - started);
-        if (this.#failpoint) await this.#fail('wal.afterFsync');
-      }
+      return { durable: sync ? this.#syncCovering() : this.#tail };
     } catch (error) {
-      this.#broken = error instanceof Error ? error : new Error(String(error));
-      throw this.#broken;
+      throw this.#break(error);
+    } finally {
+      this.#beginning = false;
     }
+  }
+
+  /** fdatasyncs issued (each covers every batch written before it). */
+  get syncCount(): number { return this.#syncCount; }
+
+  #break(error: unknown): Error {
+    this.#broken ??= error instanceof Error ? error : new Error(String(error));
+    return this.#broken;
+  }
+
+  /** A promise that resolves once an fdatasync issued after everything written so far completed, after every earlier one. */
+  #syncCovering(): Promise<void> {
+    let sync: Promise<void>;
+    if (this.#syncsInFlight < this.#syncsInFlightMax && this.#nextSync === undefined) {
+      sync = this.#issueSync();
+    } else {
+      // Every slot is busy: join the fdatasync issued when one returns (it covers this write).
+      if (this.#nextSync === undefined) {
+        let resolve!: () => void;
+        let reject!: (e: unknown) => void;
+        const promise = new Promise<void>((res, rej) => { resolve = res; reject = rej; });
+        promise.catch(() => undefined);
+        this.#nextSync = { promise, resolve, reject };
+      }
+      sync = this.#nextSync.promise;
+    }
+    // In write order: a batch is durable only once every earlier batch's fdatasync succeeded too
+    // (an error is reported to one fdatasync of the file only; any error breaks the WAL for good).
+    const durable = this.#tail.then(() => sync);
+    durable.catch(() => undefined);
+    this.#tail = durable;
+    return durable;
+  }
+
+  #issueSync(): Promise<void> {
+    this.#syncsInFlight++;
+    const fd = this.#fd!;
+    const run = (async () => {
+      if (this.#failpoint) await this.#fail('wal.beforeFsync');
+      const started = performance.now();
+      await fd.datasync();
+      this.fsyncMs.record(performance.now() - started);
+      this.#syncCount++;
+      if (this.#failpoint) await this.#fail('wal.afterFsync');
+    })().catch((error: unknown) => { throw this.#break(error); });
+    run.catch(() => undefined).finally(() => {
+      this.#syncsInFlight--;
+      const next = this.#nextSync;
+      if (next === undefined) return;
+      this.#nextSync = undefined;
+      if (this.#broken) { next.reject(this.#broken); return; }
+      this.#issueSync().then(next.resolve, next.reject);
+    });
+    return run;
+  }
+
+  /** Waits until every batch written so far is durable (throws if the WAL broke). */
+  async #drainSyncs(): Promise<void> {
+    await this.#tail.catch(() => undefined);
+    if (this.#broken) throw this.#broken;
   }
 
   /**
@@ -207,6 +295,7 @@ export class Wal {
 
   async close(): Promise<void> {
     await this.#snapshotChain;
+    await this.#tail.catch(() => undefined);
     const fd = this.#fd;
     this.#fd = undefined;
     await fd?.close().catch(() => undefined);
@@ -228,6 +317,8 @@ export class Wal {
   }
 
   async #roll(firstIndex: number): Promise<void> {
+    // The old segment's fd is closed below: no fdatasync of it may still be in flight.
+    await this.#drainSyncs();
     const seq = (this.#segments[this.#segments.length - 1]?.seq ?? 0) + 1;
     const name = `${pad(seq)}-${pad(firstIndex)}.wal`;
     const fd = await fsp.open(join(this.#walDir, name), 'w+');

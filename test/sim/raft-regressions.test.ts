@@ -1,8 +1,9 @@
 import t from 'tap';
-import { runSim } from './raft-sim.js';
+import { runSim, pipelineDepthOf } from './raft-sim.js';
 
-// Seeds that once failed, kept forever. With LANHA_SEED set, this file replays just that seed and
-// prints its trace.
+// Seeds that once failed, kept forever, each with the host it failed under (one Ready at a time,
+// depth 1) and with the pipelined host. With LANHA_SEED set, this file replays just that seed (with
+// the host the seed draws, as the seed test ran it) and prints its trace.
 const REGRESSIONS: Array<[number, string]> = [
   [25, 'leader stuck in snapshot state after a lost chunk answer (now resent on heartbeat answers)'],
   [8180, 'a follower discarded entries it had acknowledged when a snapshot it already covered arrived'],
@@ -11,9 +12,13 @@ const REGRESSIONS: Array<[number, string]> = [
 const one = process.env['LANHA_SEED'];
 const seeds: Array<[number, string]> = one !== undefined && one !== '' ? [[Number(one), 'LANHA_SEED']] : REGRESSIONS;
 
-for (const [seed, why] of seeds) {
-  t.test(`seed ${seed}: ${why}`, async (t) => {
-    const r = runSim(seed, { trace: true });
+const runs: Array<[number, string, number]> = one !== undefined && one !== ''
+  ? seeds.map(([seed, why]) => [seed, why, pipelineDepthOf(seed)])
+  : seeds.flatMap(([seed, why]): Array<[number, string, number]> => [[seed, why, 1], [seed, why, 8]]);
+
+for (const [seed, why, depth] of runs) {
+  t.test(`seed ${seed} (host pipeline depth ${depth}): ${why}`, async (t) => {
+    const r = runSim(seed, { trace: true, pipelineDepth: depth });
     if (r.violations.length > 0) t.comment(r.trace.join('\n'));
     t.same(r.violations, []);
     t.ok(r.healedLeaderMs >= 0, `caught-up leader ${Math.round(r.healedLeaderMs)} ms after healing`);

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { runSim } from './raft-sim.js';
+import { runSim, pipelineDepthOf } from './raft-sim.js';
 import { seedsToRun } from '../support/seeded.js';
 
 /** Runs `count` simulation seeds from `base` (or just LANHA_SEED) and fails loudly with the seed. */
@@ -8,8 +8,10 @@ export function runSeedRange(base: number, count: number): void {
     const seeds = seedsToRun(count, base);
     let events = 0, elections = 0, acked = 0, audited = 0, crashes = 0, snapshots = 0, worstHeal = 0;
     const failures: string[] = [];
+    const hosts = new Map<number, number>();
     for (const seed of seeds) {
       const r = runSim(seed);
+      hosts.set(pipelineDepthOf(seed), (hosts.get(pipelineDepthOf(seed)) ?? 0) + 1);
       events += r.events; elections += r.elections; acked += r.acked; audited += r.audited; crashes += r.crashes; snapshots += r.snapshotsSent;
       worstHeal = Math.max(worstHeal, r.healedLeaderMs);
       if (r.violations.length > 0) {
@@ -23,6 +25,7 @@ export function runSeedRange(base: number, count: number): void {
     t.ok(audited > acked / 2, `the ACK audit found ${audited} acknowledged entries in the members' committed logs (none lost; compacted ones are judged by the lease, not here)`);
     t.ok(crashes > 0 && snapshots > 0, `${crashes} crashes, ${snapshots} snapshot chunks`);
     t.ok(worstHeal < 5_000, `worst time to a caught-up leader after healing: ${Math.round(worstHeal)} ms (virtual)`);
+    if (seeds.length >= 30) t.ok(hosts.size === 3, `hosts: ${[...hosts].map(([d, n]) => `${n} seeds ${d === 1 ? 'one Ready at a time' : `pipelined ${d} deep`}`).join(', ')}`);
     t.comment(`${events} events simulated`);
   });
 }

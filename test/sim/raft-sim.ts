@@ -6,7 +6,10 @@ import { EntryType, type ConfState, type Entry, type HardState, type Message, ty
 // A deterministic simulation of a whole cluster of real RaftNode cores: a seeded network (delay,
 // loss, duplication, reorder, symmetric and one-way partitions), disks (fsync latency, a crash
 // drops the unsynced part of a batch, possibly keeping a torn prefix of it), crash/restart, pause,
-// and clock drift. After every event it checks the Raft safety properties; at the end it heals
+// and clock drift. Two hosts: one Ready at a time (persist, then advance), or pipelined like
+// cluster/raft/host.ts (accept a Ready, write it, take the next while its fsync runs, report each
+// persisted in order; a term/vote change or a snapshot waits for the batches before it), where a crash
+// keeps any prefix of the entries of every batch not yet synced. After every event it checks the Raft safety properties; at the end it heals
 // every fault and requires a leader and full convergence within a bounded time.
 //
 // Everything comes from one seed, so a failure replays exactly with LANHA_SEED=<seed>.
@@ -39,6 +42,8 @@ interface Disk {
 
 interface Sm { index: number; hash: number }
 
+interface Batch { rd: Ready; barrier: boolean; doneAt: number }
+
 interface SimNode {
   id: NodeId;
   core: RaftNode | undefined;
@@ -47,6 +52,8 @@ interface SimNode {
   sm: Sm;
   busy: boolean;
   inflight: Ready | undefined;
+  /** Pipelined host: batches written (in order) whose fsync has not completed; a barrier batch is last. */
+  queue: Batch[];
   paused: boolean;
   pausedAt: number;
   drift: number;
@@ -112,6 +119,13 @@ export interface SimOptions {
   chaosMs?: number;
   /** Keep a trace of notable events (for failure reports). */
   trace?: boolean;
+  /** Batches a member's host may have in flight: 1 = one Ready at a time; more = pipelined. Default: from the seed. */
+  pipelineDepth?: number;
+}
+
+/** The host a seed runs: a third one Ready at a time, the rest pipelined 2 or 8 deep (drawn apart from the seed's other draws). */
+export function pipelineDepthOf(seed: number): number {
+  return [1, 2, 8][seededRandom(seed ^ 0x5eed1e55).int(3)]!;
 }
 
 export function runSim(seed: number, options: SimOptions = {}): SimReport {
@@ -131,6 +145,7 @@ class Sim {
   #dup: number;
   #maxDelay: number;
   #fsyncMax: number;
+  #depth: number;
   #blocked = new Set<string>();
   #chaosMs: number;
   #healed = false;
@@ -164,10 +179,11 @@ class Sim {
     this.#fsyncMax = r.int(25);
     this.#chaosMs = options.chaosMs ?? 2000 + r.int(3000);
     this.#traceOn = options.trace === true;
+    this.#depth = options.pipelineDepth ?? pipelineDepthOf(seed);
     this.#nodes = this.#ids.map((id) => {
       const node: SimNode = {
         id, core: undefined, inc: 0, disk: { hard: { term: 0, vote: null, commit: 0 }, snapshot: undefined, entries: [] },
-        sm: { index: 0, hash: 2166136261 }, busy: false, inflight: undefined, paused: false, pausedAt: 0,
+        sm: { index: 0, hash: 2166136261 }, busy: false, inflight: undefined, queue: [], paused: false, pausedAt: 0,
         drift: 1 + (r.float() * 0.04 - 0.02), lastCommit: 0, lastTickAt: 0, deferred: [],
       };
       return node;
@@ -239,6 +255,7 @@ class Sim {
     n.sm = n.disk.snapshot ? decodeSm(n.disk.snapshot.data) : { index: 0, hash: 2166136261 };
     n.busy = false;
     n.inflight = undefined;
+    n.queue = [];
     n.lastCommit = n.core.commitIndex;
     n.lastTickAt = this.#now;
     this.#push({ t: this.#now + this.#tickEvery(n), seq: 0, kind: 'tick', node: i, inc: n.inc });
@@ -256,9 +273,11 @@ class Sim {
       const keep = this.#rng.int(rd.entries.length + 1);
       if (!rd.snapshot) this.#persistEntries(n, rd.entries.slice(0, keep));
     }
+    if (n.queue.length > 0 && this.#rng.float() < 0.5) this.#crashPipeline(n);
     this.#tr(`crash ${n.id}`);
     n.core = undefined;
     n.inflight = undefined;
+    n.queue = [];
     n.busy = false;
     n.paused = false;
     n.deferred = [];
@@ -300,9 +319,10 @@ class Sim {
       }
       case 'persisted': {
         const n = this.#nodes[e.node]!;
-        if (!n.core || n.inc !== e.inc || !n.inflight) return;
+        if (!n.core || n.inc !== e.inc || (!n.inflight && n.queue.length === 0)) return;
         if (n.paused) { this.#push({ t: this.#now + 10, seq: 0, kind: 'persisted', node: e.node, inc: e.inc }); return; }
-        this.#finish(e.node, n.inflight);
+        if (n.inflight) this.#finish(e.node, n.inflight);
+        else this.#finishPipelined(e.node);
         return;
       }
       case 'fault':
@@ -336,6 +356,7 @@ class Sim {
 
   /** The host loop: one Ready at a time; persist (takes fsync time), then send, apply, advance. */
   #pump(i: number): void {
+    if (this.#depth > 1) { this.#pumpPipelined(i); return; }
     const n = this.#nodes[i]!;
     const core = n.core;
     if (!core || n.busy || n.paused || !core.hasReady()) return;
@@ -375,6 +396,84 @@ class Sim {
       core.compact(snap, Math.max(core.compactedIndex + 1, n.sm.index - this.#rng.int(6)));
     }
     this.#pump(i);
+  }
+
+  /**
+   * The pipelined host (cluster/raft/host.ts): each Ready is accepted and written at once, its
+   * committed entries applied, its appends sent early by a leader; its fsync ends after the one
+   * before it; only then are its entries reported persisted and its answers sent. A Ready with a
+   * new term or vote, or a snapshot, waits for every batch before it and holds back the next.
+   */
+  #pumpPipelined(i: number): void {
+    const n = this.#nodes[i]!;
+    for (;;) {
+      const core = n.core;
+      if (!core || n.paused || !core.hasReady()) return;
+      const lastBatch = n.queue[n.queue.length - 1];
+      if (lastBatch?.barrier || n.queue.length >= this.#depth) return;
+      const rd = core.ready();
+      const termVoteOnDisk = !rd.hardState || (rd.hardState.term === n.disk.hard.term && rd.hardState.vote === n.disk.hard.vote);
+      const barrier = !termVoteOnDisk || rd.snapshot !== undefined;
+      if (core.role === 'leader' && termVoteOnDisk) {
+        const early = rd.messages.filter((m) => m.type === 'append' || m.type === 'heartbeat' || m.type === 'snapshot');
+        rd.messages = rd.messages.filter((m) => !(m.type === 'append' || m.type === 'heartbeat' || m.type === 'snapshot'));
+        this.#sendAll(early);
+      }
+      const doneAt = Math.max(lastBatch?.doneAt ?? 0, this.#now + (rd.mustSync ? this.#rng.int(this.#fsyncMax + 1) : 0));
+      n.queue.push({ rd, barrier, doneAt });
+      this.#push({ t: doneAt, seq: 0, kind: 'persisted', node: i, inc: n.inc });
+      if (barrier) return;
+      for (const e of rd.committedEntries) this.#apply(i, e);
+      core.accept(rd);
+    }
+  }
+
+  #finishPipelined(i: number): void {
+    const n = this.#nodes[i]!;
+    const b = n.queue[0]!;
+    if (b.barrier) {
+      n.queue.shift();
+      n.inflight = b.rd;
+      this.#finish(i, b.rd);
+      return;
+    }
+    n.queue.shift();
+    const core = n.core!;
+    this.#persistEntries(n, b.rd.entries);
+    if (b.rd.hardState) this.#persistHard(n, b.rd.hardState);
+    this.#sendAll(b.rd.messages);
+    const last = b.rd.entries[b.rd.entries.length - 1];
+    if (last) core.persisted(last.index, last.term);
+    if (n.sm.index - core.snapshotIndex > 15 && this.#rng.float() < 0.2) {
+      const snap = core.snapshotAt(n.sm.index, encodeSm(n.sm));
+      if (snap) {
+        n.disk.snapshot = snap;
+        n.disk.entries = n.disk.entries.filter((e) => e.index > snap.meta.index);
+        core.compact(snap, Math.max(core.compactedIndex + 1, n.sm.index - this.#rng.int(6)));
+      }
+    }
+    this.#pump(i);
+  }
+
+  /**
+   * Power went with pipelined batches unsynced: any prefix of their entries, in write order, may be on
+   * disk (the WAL cuts at the first torn record). A barrier batch was not written before the ones
+   * ahead of it were durable, so it is the whole queue or not written at all.
+   */
+  #crashPipeline(n: SimNode): void {
+    const head = n.queue[0]!;
+    if (head.barrier) {
+      if (head.rd.hardState && this.#rng.float() < 0.5) this.#persistHard(n, head.rd.hardState);
+      if (!head.rd.snapshot) this.#persistEntries(n, head.rd.entries.slice(0, this.#rng.int(head.rd.entries.length + 1)));
+      return;
+    }
+    const written = n.queue.filter((b) => !b.barrier);
+    let keep = this.#rng.int(written.reduce((sum, b) => sum + b.rd.entries.length, 0) + 1);
+    for (const b of written) {
+      if (keep <= 0) break;
+      this.#persistEntries(n, b.rd.entries.slice(0, keep));
+      keep -= b.rd.entries.length;
+    }
   }
 
   #persistEntries(n: SimNode, entries: readonly Entry[]): void {

@@ -8,7 +8,7 @@
 # lifetime. Then a planned failover (lanctl failover) is measured for lanha alone (keepalived has none).
 # Everything runs in namespaces named $PREFIX-* (default lhvb), removed on exit; every process is
 # started here and stopped by PID. Env: SCENARIOS ("kill9 crash"), REPEAT (3), ADVERTS ("1 0.1"; empty: lanha only),
-# FAILOVERS (5), FAILOVER_BUDGET (480ms: lanha's cluster.failoverBudget, the counterpart of
+# FAILOVERS (5), KEEP_LOGS (a directory: the daemons' logs and configs are copied there at the end), FAILOVER_BUDGET (480ms: lanha's cluster.failoverBudget, the counterpart of
 # keepalived's tuned advert_int 0.1; empty for the default timers), SHARED_BENCH (default
 # ../shared/bench next to the repo).
 set -uo pipefail
@@ -29,6 +29,7 @@ bash "$REPO/bench/anchors.sh" vip || exit 2
 stop_pidfile() { [ -f "$1" ] && { kill "$(cat "$1")" 2>/dev/null; sleep 0.3; kill -9 "$(cat "$1")" 2>/dev/null; rm -f "$1"; }; return 0; }
 cleanup() {
   for f in "$D"/*.pid; do [ -e "$f" ] && stop_pidfile "$f"; done
+  if [ -n "${KEEP_LOGS:-}" ]; then mkdir -p "$KEEP_LOGS" && cp "$D"/*.log "$D"/*.out "$D"/*.yaml "$KEEP_LOGS"/ 2>/dev/null; echo "logs kept in $KEEP_LOGS"; fi
   bash "$SHARED/vip-lab.sh" down >/dev/null 2>&1
   rm -rf "$D"
 }
@@ -114,27 +115,47 @@ for f in a b w echo-a echo-b; do stop_pidfile "$D/$f.pid"; done
 
 echo
 echo "== summary (median of $REPEAT runs; gap = longest silence the client saw; takeover = event -> first reply from b)"
+# One RESULT line per figure. An NA (lanha's, keepalived's or the ratio) never stands alone: the line
+# before it says why (DESIGN.md "Tests and benchmarks"), as bench:failover does.
+result() { # figure lanha keepalived unit lanha-NA-reason keepalived-NA-reason
+  local fig=$1 l=$2 k=$3 unit=$4
+  [ "$l" = NA ] && echo "# $fig: lanha=NA: $5"
+  [ "$k" = NA ] && echo "# $fig: keepalived=NA: $6"
+  local r; r=$(ratio "$l" "$k")
+  [ "$r" = NA ] && [ "$l" != NA ] && [ "$k" != NA ] && echo "# $fig: ratio=NA: keepalived's figure is 0 (lanha $l)"
+  echo "RESULT $fig lanha=$l keepalived=$k ratio=$r unit=$unit better=lower"
+}
+no_round() { echo "no $1 round of '$2' completed (its STEP lines above say why)"; }
+not_run="keepalived was not run (ADVERTS is empty)"
+first_adv=${ADVERTS%% *}
 for sc in $SCENARIOS; do
   for m in gap_ms takeover_ms both_hold; do
     l=$(value "vip.${sc}_$m" "$D/lanha.out")
     unit=ms; [ $m = both_hold ] && unit=runs-median
+    [ -n "$ADVERTS" ] || result "vip.$sc.$m" "$l" NA $unit "$(no_round lanha "$sc")" "$not_run"
     for adv in $ADVERTS; do
       k=$(value "vip.${sc}_$m" "$D/keepalived-$adv.out")
-      fig="vip.$sc.$m"; [ "$adv" = "${ADVERTS%% *}" ] || fig="$fig.advert$adv"
-      echo "RESULT $fig lanha=$l keepalived=$k ratio=$(ratio "$l" "$k") unit=$unit better=lower"
+      fig="vip.$sc.$m"; [ "$adv" = "$first_adv" ] || fig="$fig.advert$adv"
+      result "$fig" "$l" "$k" $unit "$(no_round lanha "$sc")" "$(no_round "keepalived (advert_int $adv)" "$sc")"
     done
   done
 done
-k1=$(value vip.kill9_gap_ms "$D/keepalived-${ADVERTS%% *}.out"); l1=$(value vip.kill9_gap_ms "$D/lanha.out")
-echo "RESULT vip.gap_ms lanha=$l1 keepalived=$k1 ratio=$(ratio "$l1" "$k1") unit=ms better=lower"
-echo "RESULT vip.failover.gap_ms lanha=$fo_median keepalived=NA ratio=NA unit=ms better=lower"
+# The headline, as before: kill -9's gap (vip.crash.gap_ms above is kill -9 + link down).
+head_sc=kill9
+k1=NA; [ -n "$ADVERTS" ] && k1=$(value "vip.${head_sc}_gap_ms" "$D/keepalived-$first_adv.out")
+l1=$(value "vip.${head_sc}_gap_ms" "$D/lanha.out")
+kr=$(no_round "keepalived (advert_int $first_adv)" "$head_sc"); [ -n "$ADVERTS" ] || kr=$not_run
+result vip.gap_ms "$l1" "$k1" ms "$(no_round lanha "$head_sc")" "$kr"
+result vip.failover.gap_ms "$fo_median" NA ms "no planned failover completed (FAILOVERS=$FAILOVERS; STEP failover lines above)" \
+  "keepalived has no planned failover (no lanctl failover counterpart; a VRRP priority change is a different procedure)"
 
 # Where lanha's gaps go: every new holder logs vip.takeover with the parts of its half of the gap
 # (services/vip/takeover.ts): detection, pre-vote, vote, lease wait, ip addr, sockets bound, first
 # GARP after a crash (trigger election), vote ... first GARP after lanctl failover (trigger transfer).
 # Medians over the first takeover of each term (a leader whose lease lapsed under load and came back
-# takes the VIP again in the same term: counted as vip.reacquired, not as a takeover); keepalived has
-# no such breakdown.
+# takes the VIP again in the same term: counted as vip.reacquired, not as a takeover). keepalived
+# has no such stages (VRRP has no election round, vote or lease: a backup takes the VIP when
+# adverts stop for its master-down interval), so each of these lines says so before its NA.
 node -e '
 const fs = require("fs");
 const by = { election: {}, transfer: {} };
@@ -145,6 +166,7 @@ for (const f of process.argv.slice(1)) {
   for (const line of fs.readFileSync(f, "utf8").split("\n")) {
     if (!line.includes("\"vip.takeover\"")) continue;
     let o; try { o = JSON.parse(line); } catch { continue; }
+    if (o.trigger === "re-acquire") { reacquired++; continue; }
     const into = by[o.trigger]; if (!into) continue;
     // Same election (same Raft timeline parts) again: a re-acquire after the lease lapsed.
     const term = JSON.stringify(Object.entries(o.parts).filter(([k]) => ["detection", "pre-vote", "vote", "election"].includes(k)));
@@ -154,8 +176,22 @@ for (const f of process.argv.slice(1)) {
   }
 }
 const med = (a) => { const s = [...a].sort((x, y) => x - y); return s[Math.floor((s.length - 1) / 2)]; };
+const order = ["detection", "pre-vote", "vote", "election", "lease wait", "ip addr", "sockets bound", "first GARP", "total"];
+const rank = (k) => (order.indexOf(k) + 1) || order.length;
+const noStage = "keepalived has no such stage (VRRP: no election round, vote or leader lease; a backup takes the VIP after its master-down interval)";
 for (const [trigger, parts] of Object.entries(by)) {
   const fig = trigger === "election" ? "vip.crash.part_ms" : "vip.failover.part_ms";
-  for (const [k, v] of Object.entries(parts)) console.log(`RESULT ${fig}.${k.replace(/ /g, "_")} lanha=${med(v)} keepalived=NA ratio=NA unit=ms better=lower`);
+  if (Object.keys(parts).length === 0) {
+    console.log(`# ${fig}.total: lanha=NA: no new holder logged a vip.takeover with trigger ${trigger} (${trigger === "election" ? "no crash round completed" : "no planned failover completed"})`);
+    console.log(`# ${fig}.total: keepalived=NA: ${noStage}`);
+    console.log(`RESULT ${fig}.total lanha=NA keepalived=NA ratio=NA unit=ms better=lower`);
+    continue;
+  }
+  for (const k of Object.keys(parts).sort((x, y) => rank(x) - rank(y))) {
+    const name = `${fig}.${k.replace(/ /g, "_")}`;
+    console.log(`# ${name}: keepalived=NA: ${noStage}`);
+    console.log(`RESULT ${name} lanha=${med(parts[k])} keepalived=NA ratio=NA unit=ms better=lower n=${parts[k].length}`);
+  }
 }
+console.log("# vip.reacquired: keepalived=NA: keepalived has no leader lease to lapse (a VRRP master keeps the VIP until it stops or hears a higher priority)");
 console.log(`RESULT vip.reacquired lanha=${reacquired} keepalived=NA ratio=NA unit=count better=lower`);' "$D/a.log" "$D/b.log"

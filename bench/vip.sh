@@ -8,16 +8,18 @@
 # lifetime. Then a planned failover (lanctl failover) is measured for lanha alone (keepalived has none).
 # Everything runs in namespaces named $PREFIX-* (default lhvb), removed on exit; every process is
 # started here and stopped by PID. Env: SCENARIOS ("kill9 crash"), REPEAT (3), ADVERTS ("1 0.1"; empty: lanha only),
-# FAILOVERS (5), KEEP_LOGS (a directory: the daemons' logs and configs are copied there at the end), FAILOVER_BUDGET (480ms: lanha's cluster.failoverBudget, the counterpart of
-# keepalived's tuned advert_int 0.1; empty for the default timers), SHARED_BENCH (default
-# ../shared/bench next to the repo).
+# FAILOVERS (5), KEEP_LOGS (a directory: the daemons' logs and configs are copied there at the end),
+# FAILOVER_BUDGET (empty: lanha's default timers, those of the least budget that rides out the
+# default 100 ms pauses, 480 ms; or a cluster.failoverBudget to set), ELECTION_TIMEOUT (or the
+# timers by hand: cluster.electionTimeout, heartbeat 100 ms), SHARED_BENCH (default ../shared/bench
+# next to the repo).
 set -uo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 SHARED=${SHARED_BENCH:-$REPO/../shared/bench}
 export PREFIX=${PREFIX:-lhvb}
 P=$PREFIX
 SCENARIOS=${SCENARIOS:-kill9 crash}; export REPEAT=${REPEAT:-3}; ADVERTS=${ADVERTS-1 0.1}; FAILOVERS=${FAILOVERS:-5}
-FAILOVER_BUDGET=${FAILOVER_BUDGET-480ms}
+FAILOVER_BUDGET=${FAILOVER_BUDGET:-}; ELECTION_TIMEOUT=${ELECTION_TIMEOUT:-}
 VIP=10.98.0.100
 LANCTL="$REPO/dist/bin/lanctl.js"
 D=$(mktemp -d)
@@ -48,6 +50,7 @@ for n in a b w; do
     echo "node: { name: $name, role: $role, address: $addr, stateDir: $D/state-$n, controlSocket: $D/$n.sock, logLevel: info }"
     printf 'cluster:\n  id: vip-bench\n  keyFile: %s\n  members:\n%s\n' "$D/cluster.key" "$members"
     [ -n "$FAILOVER_BUDGET" ] && echo "  failoverBudget: $FAILOVER_BUDGET"
+    [ -n "$ELECTION_TIMEOUT" ] && echo "  electionTimeout: $ELECTION_TIMEOUT"
     [ $role = server ] && echo "vip: { address: $VIP/24, interface: $P-${n}0, mode: fast, lifetimeSeconds: 2 }"
   } > "$D/$n.yaml"
 done
@@ -78,8 +81,9 @@ value() { # file metric label -> median value or NA
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a=="NA" || b=="NA" || b+0==0) print "NA"; else printf "%.2f\n", a/b }'; }
 
-timers="election timeout 500 ms"; [ -n "$FAILOVER_BUDGET" ] && timers="failoverBudget $FAILOVER_BUDGET"
-echo "== lanha (fast mode, lifetime 2 s, $timers): $SCENARIOS x $REPEAT"
+# The timers as the daemons run them (config check prints them): the default ones unless set above.
+timers=$(node "$LANCTL" config check "$D/a.yaml" 2>&1 | sed -n 's/^ *timers//p' | head -1)
+echo "== lanha (fast mode, lifetime 2 s, timers$timers): $SCENARIOS x $REPEAT"
 KIND=custom LABEL=lanha START_A="bash $D/start-a.sh" START_B="bash $D/start-b.sh" \
   bash "$SHARED/vip-failover.sh" $SCENARIOS | tee "$D/lanha.out" | grep -E '^(STEP|RESULT)'
 for f in w run-a run-b; do stop_pidfile "$D/$f.pid"; done

@@ -1,6 +1,6 @@
 import { ExitCode, LanhaError } from '../lib/errors.js';
 import type { LanhaConfig } from '../config/index.js';
-import { linkLiveness, raftTimers, timerLimits } from '../cluster/timers.js';
+import { linkLiveness, raftTimers, timerLimits, timerSource } from '../cluster/timers.js';
 import { callDaemonOk } from '../lib/control-client.js';
 import { formatDuration, formatTable } from '../lib/table.js';
 import { DAEMON_OPTIONS, DAEMON_OPTION_HELP, DEFAULT_CONFIG, resolveSocket, type CliCommand } from './cli.js';
@@ -53,7 +53,9 @@ function timersLine(config: LanhaConfig): string {
   if (c === undefined || c.backend !== 'raft') return '';
   const x = raftTimers(c);
   const limits = timerLimits(x);
-  const from = c.failoverBudget === undefined ? '' : ` (from failoverBudget ${c.failoverBudget} ms)`;
+  const source = timerSource(c);
+  const from = source.kind === 'budget' ? ` (from failoverBudget ${source.budgetMs} ms)`
+    : source.kind === 'default' ? ` (default: from failoverBudget ${source.budgetMs} ms, the least that rides out pauseTolerance ${c.pauseTolerance} ms)` : '';
   const link = linkLiveness(x);
   return `  timers${from}: heartbeat ${x.heartbeatMs} ms, election timeout ${x.electionMs}-${x.electionMs + x.electionSpreadMs} ms, leader lease ${Math.round(x.leaseMs)} ms; pauses up to ${Math.round(limits.pauseToleranceMs)} ms change nothing\n`
     + `  peer links: pinged after ${link.pingMs} ms idle, closed and redialled after ${link.deadMs} ms silent\n`;

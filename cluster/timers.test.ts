@@ -4,7 +4,7 @@
 // the old holder's guard deleted the VIP and had GUARD_WORK_MS to do it, with a 2 % clock-rate
 // difference; the default 100 ms pause changes nothing. And the exact figures of a few budgets.
 import t from 'tap';
-import { DRIFT, GUARD_CLOCK_EARLY_MS, GUARD_MARGIN_MS, GUARD_WORK_MS, leastBudgetMs, RAFT_TICK_MS, raftTimers, TAKEOVER_ALLOWANCE_MS, timerLimits, timerProblems, timersFromBudget } from './timers.js';
+import { defaultBudgetMs, DRIFT, GUARD_CLOCK_EARLY_MS, GUARD_MARGIN_MS, GUARD_WORK_MS, leastBudgetMs, RAFT_TICK_MS, raftTimers, TAKEOVER_ALLOWANCE_MS, timerLimits, timerProblems, timersFromBudget } from './timers.js';
 
 t.test('the figures of a few budgets', async (t) => {
   t.same(timersFromBudget(450), { electionMs: 230, electionSpreadMs: 110, heartbeatMs: 30, leaseMs: 170 }, '450 ms');
@@ -13,7 +13,14 @@ t.test('the figures of a few budgets', async (t) => {
   t.equal(timerLimits(timersFromBudget(450)).pauseToleranceMs, 90, '450 ms: 20 ms less than the lease alone gives, for the guard\'s coarse clock');
   t.equal(GUARD_CLOCK_EARLY_MS, 20, 'the guard may delete the VIP up to two /proc/uptime steps before a hold ends');
   t.equal(leastBudgetMs(50), 390, 'and 50 ms pauses');
-  t.same(raftTimers(undefined), { heartbeatMs: 100, electionMs: 500, electionSpreadMs: 500, leaseMs: 450 }, 'no budget: the defaults as before');
+  t.same(raftTimers(undefined), { electionMs: 250, electionSpreadMs: 120, heartbeatMs: 40, leaseMs: 190 }, 'no timer given: the least budget that rides out the default 100 ms pauses (480 ms)');
+  t.equal(defaultBudgetMs(), 480);
+  t.same(raftTimers({ pauseTolerance: 100 }), raftTimers(undefined), 'the config block\'s default pauseTolerance');
+  t.same(raftTimers({ pauseTolerance: 50 }), timersFromBudget(390), 'a site that accepts only 50 ms pauses gets the faster timers of 390 ms');
+  t.same(raftTimers({ pauseTolerance: 200 }), timersFromBudget(leastBudgetMs(200)), 'one that must ride out 200 ms pauses the slower ones it needs');
+  t.ok(timerLimits(raftTimers({ pauseTolerance: 200 })).pauseToleranceMs >= 200);
+  t.same(raftTimers({ heartbeat: 100, electionTimeout: 500 }), { heartbeatMs: 100, electionMs: 500, electionSpreadMs: 500, leaseMs: 450 }, 'timers given by hand: as before (the defaults of sessions 1-5)');
+  t.same(raftTimers({ heartbeat: 50 }), { heartbeatMs: 50, electionMs: 500, electionSpreadMs: 500, leaseMs: 450 }, 'one timer given: the other as before (500 ms)');
   t.same(raftTimers({ electionTimeout: 1500 }), { heartbeatMs: 100, electionMs: 1500, electionSpreadMs: 1500, leaseMs: 1350 }, 'an explicit election timeout');
 });
 
@@ -48,4 +55,6 @@ t.test('config problems name the key and what to do', async (t) => {
   t.same(both.map((p) => p.path.join('.')), ['cluster.heartbeat', 'cluster.electionTimeout']);
   t.match(both[0]!.message, /set together with cluster\.failoverBudget/);
   t.match(timerProblems({ electionTimeout: 500, heartbeat: 200 }, 300, false)[0], { path: ['cluster', 'heartbeat'], message: /leaves a leader only 200 ms of pause.*pauseTolerance is 300 ms/ });
+  for (const pause of [0, 50, 100, 150, 300, 1000]) t.same(timerProblems({ pauseTolerance: pause }, pause, true), [], `no timer given: the default timers ride out pauseTolerance ${pause} ms`);
+  t.match(timerProblems({}, 400_000, true)[0], { path: ['cluster', 'pauseTolerance'], message: /is longer than the timers of any failover budget up to 600000 ms ride out/ });
 });

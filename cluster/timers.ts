@@ -1,8 +1,9 @@
 // The Raft and VIP timers (heartbeat, election timeout and its random spread, leader lease), given
 // one by one (`cluster.heartbeat`, `cluster.electionTimeout`) or derived from one figure,
 // `cluster.failoverBudget`: the longest unplanned VIP gap the site accepts (crash of the holder ->
-// the new holder's first gratuitous ARP). Pure: the config check and the daemon use the same maths,
-// and the simulation (test/sim/vip-sim.ts) runs on its output.
+// the new holder's first gratuitous ARP). With none of the three given, the budget is the least
+// whose timers ride out `cluster.pauseTolerance` (100 ms: 480 ms; defaultBudgetMs). Pure: the
+// config check and the daemon use the same maths, and the simulation (test/sim/vip-sim.ts) runs on its output.
 //
 //   budget B = detection (at most E + S after the last heartbeat heard) + takeover allowance O
 //   E = (B - O) / 1.5, S = E / 2, H = E / 6, L = (E - room) / (1 + drift)      (whole ticks, down)
@@ -55,6 +56,8 @@ export interface TimerSettings {
   heartbeat?: number | undefined;
   electionTimeout?: number | undefined;
   failoverBudget?: number | undefined;
+  /** cluster.pauseTolerance: with no timer key given, the timers are the fastest that ride it out. */
+  pauseTolerance?: number | undefined;
 }
 
 const down = (ms: number): number => Math.floor(ms / RAFT_TICK_MS) * RAFT_TICK_MS;
@@ -70,9 +73,32 @@ export function timersFromBudget(budgetMs: number): RaftTimers {
   };
 }
 
-/** The timers of a `cluster:` block: from failoverBudget when given, else heartbeat/electionTimeout (100 ms / 500 ms, lease 0.9 x election). */
+/**
+ * The budget the timers follow when the `cluster:` block names no timer (no failoverBudget,
+ * heartbeat or electionTimeout): the least that rides out its pauseTolerance (default 100 ms: 480 ms,
+ * which gives heartbeat 40 ms, election timeout 250-370 ms, lease 190 ms). Why this is the default
+ * and not the hand-set 100/500 ms pair of sessions 1-5 (a crash gap of ~0.85 s): services/vip/README.md
+ * "Default timers".
+ */
+export function defaultBudgetMs(pauseToleranceMs: number = PAUSE_TOLERANCE_DEFAULT_MS): number {
+  return leastBudgetMs(pauseToleranceMs);
+}
+
+/** Where a `cluster:` block's timers come from: its failoverBudget, its heartbeat/electionTimeout, or the default budget. */
+export function timerSource(c: TimerSettings | undefined): { kind: 'budget' | 'explicit' | 'default'; budgetMs: number | null } {
+  if (c?.failoverBudget !== undefined) return { kind: 'budget', budgetMs: c.failoverBudget };
+  if (c?.heartbeat !== undefined || c?.electionTimeout !== undefined) return { kind: 'explicit', budgetMs: null };
+  return { kind: 'default', budgetMs: defaultBudgetMs(c?.pauseTolerance) };
+}
+
+/**
+ * The timers of a `cluster:` block: from failoverBudget when given; else, when heartbeat or
+ * electionTimeout is given, those two (the other one 100 ms / 500 ms; spread [E, 2E), lease 0.9 x E);
+ * else those of the default budget (defaultBudgetMs).
+ */
 export function raftTimers(c: TimerSettings | undefined): RaftTimers {
-  if (c?.failoverBudget !== undefined) return timersFromBudget(c.failoverBudget);
+  const source = timerSource(c);
+  if (source.budgetMs !== null) return timersFromBudget(source.budgetMs);
   const electionMs = c?.electionTimeout ?? 500;
   return { heartbeatMs: c?.heartbeat ?? 100, electionMs, electionSpreadMs: electionMs, leaseMs: 0.9 * electionMs };
 }
@@ -113,6 +139,13 @@ export function timerProblems(c: TimerSettings, pauseToleranceMs: number, vip: b
     if (limits.pauseToleranceMs < pauseToleranceMs) {
       problems.push({ path: ['cluster', 'failoverBudget'], message: `is too short to ride out ${pauseToleranceMs} ms pauses (cluster.pauseTolerance): it gives an election timeout of ${t.electionMs} ms, a heartbeat every ${t.heartbeatMs} ms and a ${t.leaseMs} ms leader lease, so a leader paused for more than ${Math.max(0, limits.pauseToleranceMs)} ms loses the VIP; use at least ${leastBudgetMs(pauseToleranceMs)}ms (or a lower cluster.pauseTolerance)` });
     }
+    return problems;
+  }
+  if (timerSource(c).kind === 'default') {
+    // The default timers are derived to ride out pauseTolerance; only a tolerance no budget reaches fails.
+    const budgetMs = defaultBudgetMs(pauseToleranceMs);
+    const limits = timerLimits(timersFromBudget(budgetMs));
+    if (limits.pauseToleranceMs < pauseToleranceMs) problems.push({ path: ['cluster', 'pauseTolerance'], message: `is longer than the timers of any failover budget up to ${budgetMs} ms ride out (${Math.max(0, Math.round(limits.pauseToleranceMs))} ms); use a shorter pauseTolerance` });
     return problems;
   }
   const t = raftTimers(c);

@@ -29,7 +29,7 @@ t.test('the examples validate', async (t) => {
   t.equal(site.cluster?.members.length, 3, 'site has three members');
   t.equal(site.cluster?.members.filter((m) => m.role === 'witness').length, 1, 'one of them a witness');
   t.equal(site.dhcp?.subnets[0]?.leaseTime, 12 * 3600_000, 'lease time parsed to ms');
-  t.equal(site.cluster?.heartbeat, 100, '"100ms" parsed');
+  t.equal(site.cluster?.failoverBudget, 480, '"480ms" parsed');
 });
 
 t.test('dns.forward.cacheSize: entries alone, or entries and bytes', async (t) => {
@@ -211,7 +211,9 @@ cluster:
 ${timers}
 vip: { address: 10.20.0.1/24, interface: eth0 }
 `;
-  t.same(problems(site('')), [], 'the defaults (100 ms heartbeat, 500 ms election) are fine');
+  t.same(problems(site('')), [], 'the defaults (derived from the least budget that rides out pauseTolerance) are fine');
+  t.same(problems(site('  pauseTolerance: 300ms')), [], 'with a longer pauseTolerance too (the default timers follow it)');
+  t.same(problems(site('  heartbeat: 100ms\n  electionTimeout: 500ms')), [], 'the hand-set pair of sessions 1-5 is fine');
   t.match(problems(site('  electionTimeout: 300ms')).join('\n'), /cluster\.electionTimeout.*too short with a VIP.*guard would have 0 ms.*use at least 500ms/);
   t.match(problems(site('  heartbeat: 300ms')).join('\n'), /cluster\.heartbeat.*too long.*must outlast two heartbeats.*use at most 225ms/);
   t.same(problems(site('  electionTimeout: 2s\n  heartbeat: 300ms')), [], 'slower timers with room are fine');

@@ -50,7 +50,8 @@ t.test('a link whose peer pings on time, or late by any pause shorter than deadM
 });
 
 t.test('the deadline derives from the election timeout, with a floor', async (t) => {
-  t.same(linkLiveness(raftTimers(undefined)), { pingMs: 125, deadMs: 1000, dialMs: 1000 }, 'default timers (E 500 ms)');
+  t.same(linkLiveness(raftTimers(undefined)), { pingMs: 62, deadMs: 1000, dialMs: 1000 }, 'default timers (E 250 ms: the 1 s floor)');
+  t.same(linkLiveness(raftTimers({ electionTimeout: 500 })), { pingMs: 125, deadMs: 1000, dialMs: 1000 }, 'E 500 ms');
   t.same(linkLiveness(raftTimers({ electionTimeout: 1500 })), { pingMs: 375, deadMs: 3000, dialMs: 1000 }, 'E 1.5 s: 2 E');
   const short = linkLiveness(timersFromBudget(450));
   t.equal(short.deadMs, LINK_DEAD_MIN_MS, 'a short budget keeps the 1 s floor');

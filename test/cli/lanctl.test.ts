@@ -44,13 +44,19 @@ t.test('config check accepts the examples and refuses a bad file with the key pa
     t.match(r.stdout, ': ok');
   }
   const site = await runLanctl(['config', 'check', repoPath('examples/site.yaml')]);
-  t.match(site.stdout, 'timers: heartbeat 100 ms, election timeout 500-1000 ms, leader lease 450 ms; pauses up to 300 ms change nothing', 'the site example: its timers and the pauses they ride out');
-  t.match(site.stdout, 'peer links: pinged after 125 ms idle, closed and redialled after 1000 ms silent', 'and when a silent Raft link is given up');
-  const budget = scratchConfig(readFileSync(repoPath('examples/site.yaml'), 'utf8').replace(/^  heartbeat: .*\n  electionTimeout: .*\n/m, '  failoverBudget: 480ms\n'));
-  t.teardown(budget.cleanup);
-  const b = await runLanctl(['config', 'check', budget.file]);
-  t.equal(b.code, 0, `a failover budget is accepted: ${b.stderr}`);
-  t.match(b.stdout, 'timers (from failoverBudget 480 ms): heartbeat 40 ms, election timeout 250-370 ms, leader lease 190 ms; pauses up to 100 ms change nothing');
+  t.match(site.stdout, 'timers (from failoverBudget 480 ms): heartbeat 40 ms, election timeout 250-370 ms, leader lease 190 ms; pauses up to 100 ms change nothing', 'the site example: its timers and the pauses they ride out');
+  t.match(site.stdout, 'peer links: pinged after 62 ms idle, closed and redialled after 1000 ms silent', 'and when a silent Raft link is given up');
+  const siteText = readFileSync(repoPath('examples/site.yaml'), 'utf8');
+  const byHand = scratchConfig(siteText.replace(/^  failoverBudget: .*\n/m, '  heartbeat: 100ms\n  electionTimeout: 500ms\n'));
+  t.teardown(byHand.cleanup);
+  const h = await runLanctl(['config', 'check', byHand.file]);
+  t.equal(h.code, 0, `timers by hand are accepted: ${h.stderr}`);
+  t.match(h.stdout, 'timers: heartbeat 100 ms, election timeout 500-1000 ms, leader lease 450 ms; pauses up to 300 ms change nothing');
+  const unset = scratchConfig(siteText.replace(/^  failoverBudget: .*\n/m, ''));
+  t.teardown(unset.cleanup);
+  const u = await runLanctl(['config', 'check', unset.file]);
+  t.equal(u.code, 0, `no timer given: ${u.stderr}`);
+  t.match(u.stdout, 'timers (default: from failoverBudget 480 ms, the least that rides out pauseTolerance 100 ms): heartbeat 40 ms, election timeout 250-370 ms, leader lease 190 ms; pauses up to 100 ms change nothing', 'the defaults, and where they come from');
   const s = scratchConfig(minimal + 'dhcp:\n  subnets:\n    - subnet: 10.0.0.0/24\n      pools: ["10.0.0.300-10.0.0.9"]\n');
   t.teardown(s.cleanup);
   const r = await runLanctl(['config', 'check', s.file]);

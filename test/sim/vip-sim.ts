@@ -5,8 +5,8 @@ import { initialVipState, onGuardExpired, onTick, vipTimings, type VipState } fr
 import { raftTimers, type RaftTimers } from '../../cluster/timers.js';
 
 // A deterministic simulation of who holds the VIP: two servers and a witness running the real Raft
-// core (production timers: 10 ms ticks, heartbeat 100 ms, election 500 ms, lease 450 ms by default;
-// or those a cluster.failoverBudget derives, cluster/timers.ts) and, on
+// core (production timers: 10 ms ticks and by default those of the default failover budget, 480 ms:
+// heartbeat 40 ms, election 250-370 ms, lease 190 ms; or any others, cluster/timers.ts) and, on
 // each server, the real VIP core driven every 20 ms as server.ts drives it, plus models of what is
 // not code: the guard process (guard.ts: deletes the VIP when a hold runs out or the daemon dies),
 // each kernel (the address, its `valid_lft` lifetime) and `ip`/arping latency. Faults from one seed:
@@ -27,7 +27,7 @@ export interface VipSimOptions {
   guardMarginMs?: number;
   chaosMs?: number;
   trace?: boolean;
-  /** Raft timers (default: the defaults without a failover budget). */
+  /** Raft timers (default: the daemon's defaults, raftTimers(undefined)). */
   timers?: RaftTimers;
   /**
    * `chaos` (default): every fault at random. `voter-dead`: once a leader holds the VIP, the other

@@ -43,6 +43,7 @@ const NOT_FOR_KEEPALIVED: Record<string, string> = {
   restart_all: 'not run on keepalived: it keeps no state that a restart of both nodes would have to recover',
   disk_full_leader: 'keepalived writes no state to a disk',
   clock_step_leader: 'not run on keepalived: it keeps no wall-clock-stamped state such as the lease expiries this fault checks',
+  clock_ahead_new_leader: 'not run on keepalived: it keeps no wall-clock-stamped state such as the lease expiries this fault checks',
   cut_a_b_slow_witness: 'keepalived has no witness',
 };
 
@@ -79,8 +80,9 @@ async function main(): Promise<number> {
   }
   // The leader's wall-clock step runs the servers under libfaketime (package faketime); without it that fault is left out, and said so.
   const faketimeLib = faketimeLibrary();
-  if (faketimeLib === null) process.stderr.write('bench:failover: libfaketime not installed (apt-get install faketime): clock_step_leader left out\n');
-  const faults = [...FAULTS.filter((f) => (only === undefined || only.includes(f.name)) && (f.name !== 'clock_step_leader' || faketimeLib !== null)), ...EXTRA_FAULTS.filter((f) => only?.includes(f.name))];
+  if (faketimeLib === null) process.stderr.write('bench:failover: libfaketime not installed (apt-get install faketime): clock_step_leader and clock_ahead_new_leader left out\n');
+  const clockFault = (name: string): boolean => name === 'clock_step_leader' || name === 'clock_ahead_new_leader';
+  const faults = [...FAULTS.filter((f) => (only === undefined || only.includes(f.name)) && (!clockFault(f.name) || faketimeLib !== null)), ...EXTRA_FAULTS.filter((f) => only?.includes(f.name))];
   // Why keepalived is not run at all (then every keepalived figure is NA with this reason), or null.
   const noKeepalived = process.env['KEEPALIVED'] === '0' ? 'KEEPALIVED=0 was given (lanha alone)'
     : !which('keepalived') ? 'keepalived is not installed (npm run bench:failover installs it as root: bench/packages/failover.txt)' : null;
@@ -99,7 +101,7 @@ async function main(): Promise<number> {
       : (process.env['FAULT_BUDGET'] ?? '480ms') === '' ? {} : { failoverBudget: process.env['FAULT_BUDGET'] ?? '480ms' };
     process.stdout.write(`timers: ${JSON.stringify(timers)} (${timers.failoverBudget ?? timers.electionTimeout ?? 'defaults'}), ${ROUNDS} rounds, faults: ${faults.map((f) => f.name).join(' ')}\n`);
     process.stdout.write(noKeepalived === null ? `keepalived: ${keepalivedVersion()}, VRRPv3 advert_int ${ADVERT_S} s; VIP gap of both stacks from a UDP echo probed every ${ECHO_EVERY_MS} ms\n` : `keepalived: not run: ${noKeepalived}\n`);
-    fl = await FaultLab.create(lab, { ...timers, echo: { port: LANHA_ECHO_PORT, everyMs: ECHO_EVERY_MS }, ...(faketimeLib !== null && faults.some((f) => f.name === 'clock_step_leader') ? { faketimeLib } : {}) });
+    fl = await FaultLab.create(lab, { ...timers, echo: { port: LANHA_ECHO_PORT, everyMs: ECHO_EVERY_MS }, ...(faketimeLib !== null && faults.some((f) => clockFault(f.name)) ? { faketimeLib } : {}) });
     if (noKeepalived === null) kl = await KeepalivedLab.create(lab, fl.c.servers, fl.c.client);
     // Ctrl-C (or SIGTERM) ends the run after the fault under way: the lab is taken down in finally
     // and the summary covers the rounds measured. A second one exits at once (the lab is then left).

@@ -39,3 +39,29 @@ t.test('now() before the first stamp of a term: the newer of the wall clock and 
   t.equal(lc.now(1, s), s, 'the term it stamps in: the anchor, not the stepped wall clock');
   t.equal(lc.now(2, s), clock.wallMs(), 'another term (it lost leadership): the wall clock again');
 });
+
+t.test('a leader elected while its own clock is wrong anchors on the quorum\'s clock', async (t) => {
+  const clock = new ManualClock(Date.UTC(2026, 0, 1), 1000);
+  const lastAt = clock.wallMs() - 500; // the previous leader's last stamp, on the right time
+  clock.jumpWall(HOUR); // this member's clock is an hour ahead before it wins
+  const alone = new LogClock(clock, silentLogger, 'test.clock_jump');
+  t.equal(alone.stamp(5, lastAt), clock.wallMs(), 'without peers heard: its own clock (a lease would end an hour early)');
+  let offsets: number[] = [-HOUR, -HOUR + 40];
+  const lc = new LogClock(clock, silentLogger, 'test.clock_jump');
+  lc.usePeerOffsets(() => offsets);
+  const s = lc.stamp(5, lastAt);
+  t.ok(Math.abs(s - (clock.wallMs() - HOUR)) <= 40, `both peers an hour behind it: the quorum's time (${s - (clock.wallMs() - HOUR)} ms off the peers')`);
+  clock.advance(60_000);
+  const later = lc.stamp(5, s);
+  t.ok(Math.abs(later - s - 60_000) <= 50, 'and it is not slewed toward its own clock afterwards');
+  offsets = [-HOUR];
+  const one = new LogClock(clock, silentLogger, 'test.clock_jump');
+  one.usePeerOffsets(() => offsets);
+  t.equal(one.stamp(6, later), Math.max(later, clock.wallMs() - HOUR), 'one peer heard, the two an hour apart: the earlier clock (leases end late, never early)');
+  offsets = [HOUR, 0];
+  const right = new LogClock(clock, silentLogger, 'test.clock_jump');
+  right.usePeerOffsets(() => offsets);
+  t.equal(right.stamp(7, 0), clock.wallMs(), 'one peer wrong, the other agreeing with us: our clock');
+  offsets = [HOUR];
+  t.equal(right.wallMs(), clock.wallMs(), 'only the wrong peer heard: the earlier clock, ours');
+});

@@ -7,7 +7,7 @@ import { decodeCommand, encodeCommand, type Command } from './commands.js';
 import { Fsm, type AppliedEntry, type FsmSnapshot, type ProposalTiming } from './fsm.js';
 import { LogClock } from './log-time.js';
 import { NotLeaderError, type StateLog, type StateLogStatus } from './state-log.js';
-import type { MemberStatusChannel } from './member-status.js';
+import type { MemberStatusChannel, MemberStatusSource } from './member-status.js';
 import type { LatencyWindow } from '../lib/latency.js';
 import { RaftNode } from './raft/node.js';
 import { RaftHost } from './raft/host.js';
@@ -250,6 +250,9 @@ export class RaftStateLog implements StateLog {
 
   attachMemberStatus(channel: MemberStatusChannel): void {
     this.#opts.link?.attachMemberStatus?.(channel);
+    // Log time follows the quorum's wall clock (cluster/log-time.ts): the peers heard within the
+    // last 3 s (a report a second), their clock minus ours.
+    if (isStatusSource(channel)) this.#logClock.usePeerOffsets(() => Object.values(channel.members()).filter((m) => m.lastContactMs < 3000).map((m) => m.clockOffsetMs));
   }
 
   /** Hands leadership to another voter (planned failover). */
@@ -441,4 +444,8 @@ export function decodeFsmSnapshot(bytes: Uint8Array): FsmSnapshot {
 /** The state directory of the Raft member under node.stateDir. */
 export function raftDir(stateDir: string): string {
   return join(stateDir, 'raft');
+}
+
+function isStatusSource(channel: MemberStatusChannel): channel is MemberStatusChannel & MemberStatusSource {
+  return typeof (channel as Partial<MemberStatusSource>).members === 'function';
 }

@@ -17,7 +17,7 @@ t.setTimeout(900_000);
 
 t.test('failover fault suite, one round per fault', async (t) => {
   const only = process.env['FAULTS']?.split(',');
-  const clockStep = only === undefined || only.includes('clock_step_leader');
+  const clockStep = only === undefined || only.includes('clock_step_leader') || only.includes('clock_ahead_new_leader');
   if (!requireLab(t, ['udhcpc', 'dig', 'nft', 'fallocate', 'arping', ...(clockStep ? ['faketime'] : [])])) return;
   const faketimeLib = clockStep ? faketimeLibrary() : null;
   if (clockStep && faketimeLib === null) throw new Error('the faketime package is installed but libfaketime.so.1 was not found (test/integ/vip-lab.ts faketimeLibrary)');

@@ -120,6 +120,33 @@ export const FAULTS: readonly Fault[] = [
     },
   },
   {
+    // The follower's clock an hour ahead, then leadership handed to it (lanctl failover): a leader
+    // elected while its clock is already wrong. Log time must follow the quorum's clock (the other
+    // two members', from the member reports: cluster/log-time.ts), not its own, or every lease it
+    // grants or renews would end an hour late (the suite's farExpiry checker) and live leases
+    // would be judged on a clock an hour ahead.
+    name: 'clock_ahead_new_leader',
+    async inject(fl, { leader, follower }) {
+      const findings: string[] = [];
+      try {
+        fl.c.stepWallClock(follower, 3600);
+        // libfaketime rereads the offset within 2 s; the member reports (one a second) then carry it.
+        await sleep(4000);
+        const r = await runLanctl(['failover', '--to', follower.name, '--socket', leader.socket], { timeoutMs: 30_000 });
+        if (r.code !== 0) findings.push(`lanctl failover --to ${follower.name} failed (${r.code}): ${r.stderr.trim().slice(0, 240)}`);
+        const now = await fl.steady();
+        if (now.leader !== follower) findings.push(`leadership went to ${now.leader.name}, not to ${follower.name} whose clock is ahead`);
+        // Let every client renew on the new leader (renewTime 5 s) while its clock is still ahead.
+        await sleep(7000);
+        findings.push(...(await fl.farExpiry()).map((l) => `while ${follower.name}'s clock was an hour ahead: ${l}`));
+      } finally {
+        fl.c.stepWallClock(follower, 0);
+      }
+      await sleep(2500); // libfaketime reads the offset at most once a second
+      return findings;
+    },
+  },
+  {
     name: 'restart_all',
     async inject(fl) {
       const all = fl.members;

@@ -336,7 +336,8 @@ for i in $(seq 1 "$RUNS"); do
   once flanha-hit "$P_FLANHA" udp "$TMP/hits.txt"
   [ $FD_OK = 1 ] && once fdnsmasq-hit "$P_FDNSMASQ" udp "$TMP/hits.txt"
   [ $FU_OK = 1 ] && once funbound-hit "$P_FUNBOUND" udp "$TMP/hits.txt"
-  misses "l$i"; once flanha-miss "$P_FLANHA" udp "$TMP/miss-l$i.txt" -Q "$MISS_QPS" -c 4 -q 1000; echo "lanha miss run $i: $(grep -c '^> SERVFAIL' "$TMP/out" || true) SERVFAIL answers"
+  misses "l$i"; node dist/bench/pauses.js snap "$TMP/flanha.sock" "$TMP/fpauses"; once flanha-miss "$P_FLANHA" udp "$TMP/miss-l$i.txt" -Q "$MISS_QPS" -c 4 -q 1000; node dist/bench/pauses.js snap "$TMP/flanha.sock" "$TMP/fpauses"
+  echo "lanha miss run $i: $(grep -c '^> SERVFAIL' "$TMP/out" || true) SERVFAIL answers; p50 $(awk -v n="$(wc -l < "$TMP/lat")" 'NR==int(n*0.5)+1{printf "%.3f ms",$1*1000; exit}' "$TMP/lat"), p99 of the NOERROR answers $(grep '^> NOERROR' "$TMP/out" | awk '{print $NF}' | sort -g | awk '{v[NR]=$1} END{if (NR) printf "%.3f ms", v[int(NR*0.99)+1]*1000; else print "NA"}')"
   [ $FD_OK = 1 ] && { misses "d$i"; once fdnsmasq-miss "$P_FDNSMASQ" udp "$TMP/miss-d$i.txt" -Q "$MISS_QPS" -c 4 -q 1000; }
   [ $FU_OK = 1 ] && { misses "u$i"; once funbound-miss "$P_FUNBOUND" udp "$TMP/miss-u$i.txt" -Q "$MISS_QPS" -c 4 -q 1000; }
 done
@@ -346,7 +347,9 @@ FL_RSS=$(rss_kib "$FL_PID"); FD_RSS=NA; FU_RSS=NA
 FL_HQ=$(median flanha-hit udp 1); FD_HQ=$(median fdnsmasq-hit udp 1); FU_HQ=$(median funbound-hit udp 1)
 FL_MP=$(median flanha-miss udp 3); FD_MP=$(median fdnsmasq-miss udp 3); FU_MP=$(median funbound-miss udp 3)
 FL_ML=$(median flanha-miss udp 2); FD_ML=$(median fdnsmasq-miss udp 2); FU_ML=$(median funbound-miss udp 2)
-node dist/bin/lanctl.js status --json --socket "$TMP/flanha.sock" 2>/dev/null | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const d=JSON.parse(s).services.dns;const c=d.counters;console.log("lanha forwarding cache:",JSON.stringify(d.forwardCache),"hits",c["dns.forward.cache_hit"]??0,"misses",c["dns.forward.cache_miss"]??0,"overload",c["dns.forward.overload"]??0,"busy",c["dns.forward.busy"]??0,"servfail",c["dns.forward.servfail"]??0)})' || true
+node dist/bin/lanctl.js status --json --socket "$TMP/flanha.sock" 2>/dev/null | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const d=JSON.parse(s).services.dns;const c=d.counters;console.log("lanha forwarding cache:",JSON.stringify(d.forwardCache),"hits",c["dns.forward.cache_hit"]??0,"misses",c["dns.forward.cache_miss"]??0,"overload",c["dns.forward.overload"]??0,"busy",c["dns.forward.busy"]??0,"servfail",c["dns.forward.servfail"]??0,"upstream wait mean (send to reply read, ms)",((c["dns.forward.upstream_wait_us"]??0)/1000/Math.max(1,c["dns.forward.upstream_replies"]??0)).toFixed(3))})' || true
+echo "lanha (forwarding) pauses during its miss runs ($((RUNS * DURATION)) s; loop delay: how late its event loop ran, the queue's wait it cannot see):"
+node dist/bench/pauses.js sum "$TMP/fpauses" $((RUNS * DURATION)) || true
 node dist/bin/lanctl.js status --json --socket "$TMP/flanha.sock" 2>/dev/null \
   | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const m=JSON.parse(s).memory;if(m)console.log("lanha forwarding processes after the runs (MiB):",m.processes.map(p=>`${p.role} rss ${p.rssMiB} heap ${p.heapUsedMiB}/${p.heapTotalMiB} external ${p.externalMiB}`).join("; "))})' || true
 printf '\n%-10s %12s %14s %12s %10s\n' forwarder hit_qps miss_p99_ms miss_lost rss_mib

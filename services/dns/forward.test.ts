@@ -59,6 +59,8 @@ t.test('busy: new misses SERVFAIL at once and are counted; questions in flight a
   const later = await f.resolve(q('new.example'));
   t.equal(later.rcode, 0, 'not busy again: asked upstream');
   t.same(asked.map((n) => n.toLowerCase()), ['joined.example', 'new.example'], 'nothing went upstream while busy');
+  t.equal(counters.get('dns.forward.upstream_replies'), 2, 'two upstream replies timed');
+  t.ok(counters.get('dns.forward.upstream_wait_us') >= 50_000, `their wait summed in us, the held one's 50 ms included (${counters.get('dns.forward.upstream_wait_us')})`);
   f.close();
   up.close();
 });

@@ -11,6 +11,7 @@ import type { ForwardQuery } from './answerer.js';
 import { forwardedReply } from './handler.js';
 import { HEADER_SIZE, RCODE, UDP_PAYLOAD_MAX, decodeMessage, emptyMessage, encodeMessage, type DnsMessage, type Question } from './wire.js';
 import { rcodeReply, type FastQuery } from './fast.js';
+import { literalLookup } from '../../lib/udp-lookup.js';
 
 // Forwarding to upstream resolvers (shell: owns sockets and timers). Each upstream query goes out
 // from a fresh socket on a kernel-chosen port with a random ID (RFC 5452); a reply counts only if
@@ -183,7 +184,10 @@ export class Forwarder {
   #udp(up: Upstream, q: Question, question: Uint8Array | null, timeoutMs: number): Promise<UpstreamReply | null> {
     return new Promise((resolve) => {
       const { id, bytes } = this.#query(q, question);
-      const socket = dgram.createSocket(isIPv6(up.address) ? 'udp6' : 'udp4');
+      // Upstreams are IP literals: the lookup answers at once (no dns.lookup, no deferred send).
+      const family = isIPv6(up.address) ? 6 : 4;
+      const socket = dgram.createSocket({ type: family === 6 ? 'udp6' : 'udp4', lookup: literalLookup(family) });
+      const sentMs = this.#o.clock.monotonicMs();
       this.#sockets.add(socket);
       let done = false;
       const finish = (r: UpstreamReply | null): void => {
@@ -200,9 +204,13 @@ export class Forwarder {
         if (rinfo.address !== up.address || rinfo.port !== up.port) { this.#o.counters.inc('dns.forward.spoofed'); return; }
         const m = checkReply(msg, id, q);
         if (m === null) { this.#o.counters.inc('dns.forward.mismatched'); return; }
+        // Where a miss's time goes: the upstream's part (send to reply read, this process's wake-up
+        // included), summed in microseconds with the replies counted, so processes add up.
+        this.#o.counters.inc('dns.forward.upstream_replies');
+        this.#o.counters.inc('dns.forward.upstream_wait_us', Math.round((this.#o.clock.monotonicMs() - sentMs) * 1000));
         finish({ m, bytes: msg });
       });
-      socket.send(bytes, up.port, up.address, (err) => { if (err) finish(null); });
+      socket.send(bytes, up.port, up.address); // a failed send raises 'error' above
     });
   }
 

@@ -513,6 +513,10 @@ export class RaftNode {
         else if (pr.state === 'replicate' && pr.inflight.length >= this.#cfg.maxInflight) pr.inflight.shift();
         else if (pr.state === 'snapshot') { this.#sendSnapshotChunk(m.from, pr); return; } // a chunk or its answer was lost
         if (pr.match < this.#log.lastIndex()) this.#sendAppend(m.from);
+        // A witness leader whose hand-over was abandoned (its target paused or restarting past an
+        // election timeout) tries again with the next caught-up server that answers: an append
+        // answer may never come when nothing new is written, and the witness would lead for good.
+        else if (this.#leadTransferee === null && this.isWitness()) this.#maybeHandOver(m.from, pr);
         return;
       }
       case 'snapshot-resp': {

@@ -346,6 +346,7 @@ class VipSim {
     if (n.busy || n.proc !== 'up' || !n.core!.hasReady()) return;
     n.busy = true;
     const rd = n.core!.ready();
+    if (rd.softState) this.#tr(`${n.id} ${rd.softState.role} term ${n.core!.term} leader ${rd.softState.leader}`);
     n.rd = rd;
     this.#push({ t: this.#now + (rd.mustSync ? this.#rng.int(this.#fsyncMaxMs + 1) : 0), seq: 0, kind: 'persisted', node: i, inc: n.inc });
   }

@@ -1,7 +1,7 @@
 // Proves the bash guard's timing protocol with a real bash (no root: the `ip addr del` it runs
 // targets an interface that does not exist and fails quietly): a hold that is not refreshed in
 // time expires and is reported once; holds refreshed faster than they run out never expire; a drop
-// disarms; a clean stop after a drop reports nothing.
+// disarms; a clean stop after a drop reports nothing; an acquire is answered with ip's outcome.
 import t from 'tap';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { execFile } from 'node:child_process';
@@ -39,9 +39,16 @@ t.test('hold, refresh, expiry, drop', async (t) => {
     await until(() => renewFailed > 0, 10_000);
     t.equal(renewFailed, 1, 'and reports that it failed');
     t.equal(guard.garp(), true, 'and a GARP');
+    // The acquiring `ip addr replace` too, answered in order with ip's own words.
+    const first = guard.acquire(2), second = guard.acquire(2);
+    t.not(first, null, 'an armed guard takes an acquire');
+    const answers = await Promise.all([first, second]);
+    t.same(answers.map((a) => a?.code), [1, 1], 'each acquire answered, as failed (no such interface)');
+    t.match(answers[0]?.stderr ?? '', /lhnosuchif0/, 'with what ip said, on one line');
     guard.drop();
     t.equal(guard.renew(2), false, 'a disarmed guard renews nothing');
     t.equal(guard.garp(), false, 'and sends no GARP');
+    t.equal(guard.acquire(2), null, 'and takes no acquire (the caller runs ip itself)');
     // Commands between holds do not stretch a hold: it still runs out on time.
     guard.hold(300);
     for (let i = 0; i < 8; i++) { guard.garp(); await sleep(100); }

@@ -36,6 +36,11 @@ export { GUARD_CLOCK_EARLY_MS };
 // is being read times the read out at once (the fault suite's clock_step_leader deleted the VIP
 // on every forward step that way); the loop's top checks the monotonic deadline instead. A renewal
 // that fails prints `renew_failed`.
+//
+// The acquiring `ip addr replace` goes through the guard too (`acquire <lifetime s>`, only while
+// armed), answered by `acquired` or `acquire_failed <ip's stderr>`: the daemon must know the outcome
+// before it binds sockets on the address, and a fork of the daemon cost 40-80 ms of every crash gap
+// on a loaded machine (bench:vip's `ip addr` part), a fork of this small bash a few.
 const SCRIPT = `set -u
 armed=0 t=1 again=0 deadline=0 n=0
 now() { local up rest; read -r up rest < /proc/uptime; up=\${up/./}; n=$((10#$up * 10000)); }
@@ -55,6 +60,9 @@ while :; do
       drop) armed=0; again=0 ;;
       renew) if [ "$armed" = 1 ]; then ip addr replace "$1" dev "$2" valid_lft "$arg" preferred_lft "$arg" 2>/dev/null || echo renew_failed; fi ;;
       garp) if [ "$armed" = 1 ]; then arping -U -c 1 -I "$2" "\${1%/*}" >/dev/null 2>&1 & fi ;;
+      acquire) if [ "$armed" != 1 ]; then echo "acquire_failed the VIP guard holds no lease (it ran out)"
+        elif err=$(ip addr replace "$1" dev "$2" valid_lft "$arg" preferred_lft "$arg" 2>&1); then echo acquired
+        else echo "acquire_failed \${err//$'\\n'/ }"; fi ;;
     esac
   elif [ "$rc" -gt 128 ]; then
     if [ "$armed" = 1 ]; then continue # the loop's top decides, on the monotonic clock
@@ -81,6 +89,12 @@ export interface VipGuard {
   renew(lifetimeS: number): boolean;
   /** One gratuitous ARP, sent by the guard while armed; false if it cannot. */
   garp(): boolean;
+  /**
+   * Add the address (`ip addr replace` with this lifetime), run by the guard while armed; resolves
+   * with the outcome, or null at once if the guard cannot (not armed, not running): then the caller
+   * runs `ip` itself. Optional: a guard without it leaves every acquire to the caller.
+   */
+  acquire?(lifetimeS: number): Promise<{ code: number; stderr: string }> | null;
   stop(): Promise<void>;
 }
 
@@ -100,10 +114,17 @@ export function guardUnavailable(): string | null {
 }
 
 /** Starts the guard process for `cidr` on `ifname`; it is restarted if it dies. */
-export function startGuard(cidr: string, ifname: string, events: GuardEvents, restartMs = 1000): VipGuard {
+export function startGuard(cidr: string, ifname: string, events: GuardEvents, restartMs = 1000): Required<VipGuard> {
   let child: ChildProcess | undefined;
   let stopped = false;
   let armed = false;
+  /** Acquires written to the guard, answered in order. */
+  let acquiring: Array<(r: { code: number; stderr: string }) => void> = [];
+  const unanswered = (why: string): void => {
+    const waiting = acquiring;
+    acquiring = [];
+    for (const resolve of waiting) resolve({ code: 1, stderr: why });
+  };
   const launch = (): void => {
     const c = spawn(BASH, ['-c', SCRIPT, 'lanha-vip-guard', cidr, ifname], { stdio: ['pipe', 'pipe', 'ignore'] });
     child = c;
@@ -115,12 +136,15 @@ export function startGuard(cidr: string, ifname: string, events: GuardEvents, re
       for (const line of lines) {
         if (line === 'expired') { armed = false; events.expired(); }
         else if (line === 'renew_failed') events.renewFailed?.();
+        else if (line === 'acquired') acquiring.shift()?.({ code: 0, stderr: '' });
+        else if (line.startsWith('acquire_failed')) acquiring.shift()?.({ code: 1, stderr: line.slice('acquire_failed '.length) });
       }
     });
     c.stdin!.on('error', () => undefined); // EPIPE if it died; 'exit' says so
     c.on('error', () => undefined);
     c.on('exit', (code, signal) => {
       if (child === c) child = undefined;
+      unanswered(`the VIP guard ended (${signal ?? code}) before it answered`);
       if (stopped) return;
       events.exited(code, signal);
       setTimeout(() => { if (!stopped && child === undefined) launch(); }, restartMs).unref();
@@ -148,10 +172,14 @@ export function startGuard(cidr: string, ifname: string, events: GuardEvents, re
     garp() {
       return armed && write('garp\n');
     },
+    acquire(lifetimeS) {
+      if (!armed || !write(`acquire ${Math.max(1, Math.round(lifetimeS))}\n`)) return null;
+      return new Promise((resolve) => { acquiring.push(resolve); });
+    },
     stop() {
       stopped = true;
       const c = child;
-      if (c === undefined) return Promise.resolve();
+      if (c === undefined) { unanswered('the VIP guard was stopped'); return Promise.resolve(); }
       return new Promise((resolve) => {
         c.once('exit', () => resolve());
         // Disarm first: a clean stop releases the VIP itself; EOF then just ends the guard.

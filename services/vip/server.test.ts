@@ -28,7 +28,7 @@ class LeasedState extends MemoryStateLog {
   onLeaseGained(listener: () => void): () => void { this.listeners.add(listener); return () => { this.listeners.delete(listener); }; }
 }
 
-function rig(options: { failReplace?: boolean; duringReplace?: () => void; guard?: boolean; failAdds?: number } = {}) {
+function rig(options: { failReplace?: boolean; duringReplace?: () => void; guard?: boolean; guardAcquires?: boolean; failAdds?: number } = {}) {
   const config = parseConfig(CONFIG);
   const clock = new ManualClock();
   const state = new LeasedState(new Fsm(), clock);
@@ -68,6 +68,16 @@ function rig(options: { failReplace?: boolean; duringReplace?: () => void; guard
     drop: () => { armed = false; log.push('guard drop'); },
     renew: (s: number) => { if (armed) log.push(`guard renew ${s}`); return armed; },
     garp: () => { if (armed) log.push('guard garp'); return armed; },
+    // A guard that runs the acquiring `ip addr replace` itself (guard.ts), with the runner's outcome.
+    ...(options.guardAcquires === true ? {
+      acquire: (s: number): Promise<CommandResult> | null => {
+        if (!armed) return null;
+        log.push(`guard acquire ${s}`);
+        if (options.failReplace === true) return Promise.resolve({ code: 1, stderr: 'Cannot find device "eth9"' });
+        present = true;
+        return Promise.resolve({ code: 0, stderr: '' });
+      },
+    } : {}),
     stop: async () => { log.push('guard stop'); },
   };
   const vip = new VipService({ config, vip: config.vip!, state, clock, log: silentLogger, services: () => [peer, plain], run, tickMs: 1e9, guard: options.guard === true ? guard : null });
@@ -198,6 +208,27 @@ t.test('guard: armed before each replace with the lease left less the margin, dr
   t.same(log, ['ip addr del 10.20.0.1/24 dev eth9', 'dns remove 10.20.0.1', 'guard drop'], 'released by us first, then the guard disarmed');
   await vip.stop();
   t.equal(log.at(-1), 'guard stop');
+});
+
+t.test('a guard that takes the acquire: hold, then the guard adds the address, serve, GARP; no fork here', async (t) => {
+  const { vip, log, isPresent } = rig({ guard: true, guardAcquires: true });
+  await vip.start();
+  await vip.tick();
+  t.same(log.slice(1, 5), ['guard hold 380', 'guard acquire 2', 'dns add 10.20.0.1', 'guard garp'], 'armed first, then the acquire, in the guard');
+  t.ok(isPresent(), 'the address is there');
+  t.notOk(log.some((l) => l.startsWith('ip addr replace')), 'this process ran no ip addr replace');
+  t.equal(vip.status()['held'], true);
+  await vip.stop();
+});
+
+t.test('a failed acquire in the guard is counted, cleaned up and not served, as one run here', async (t) => {
+  const { vip, log } = rig({ guard: true, guardAcquires: true, failReplace: true });
+  await vip.start();
+  await vip.tick();
+  t.equal(vip.counters.toJSON()['acquire.failed'], 1);
+  t.notOk(log.some((l) => l.startsWith('dns add')), 'never served');
+  t.equal(vip.status()['held'], false);
+  await vip.stop();
 });
 
 t.test('a lease gained between ticks takes the VIP at once, not on the next tick', async (t) => {

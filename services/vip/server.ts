@@ -214,7 +214,8 @@ export class VipService implements RunningService {
   }
 
   async #acquire(lifetimeS: number): Promise<void> {
-    const r = await this.#run('ip', replaceArgs(this.vip, lifetimeS));
+    // The guard (armed just before, with the lease) runs `ip` without a fork of this large process.
+    const r = await (this.#guard?.acquire?.(lifetimeS) ?? this.#run('ip', replaceArgs(this.vip, lifetimeS)));
     if (r.code !== 0) {
       this.counters.inc('acquire.failed');
       // Retried every second (a NIC that is not up yet): say so once in a while, not every time.

@@ -96,6 +96,8 @@ done
 
 # ---- planned failover, lanha only: lanctl failover on the leader while the prober runs ----
 fo_gaps=()
+# Where the scenario rounds' logs end: the breakdown below reads the crash takeovers before, the planned ones after.
+crash_end_a=$(stat -c %s "$D/a.log" 2>/dev/null || echo 0); crash_end_b=$(stat -c %s "$D/b.log" 2>/dev/null || echo 0)
 for n in a b; do ip netns exec $P-$n node "$SHARED/vip-probe.mjs" serve $n 9999 & echo $! > "$D/echo-$n.pid"; done
 bash "$D/start-a.sh" | awk '/^PID/{print $2}' > "$D/a.pid"
 bash "$D/start-b.sh" | awk '/^PID/{print $2}' > "$D/b.pid"
@@ -156,28 +158,37 @@ result vip.failover.gap_ms "$fo_median" NA ms "no planned failover completed (FA
 # Where lanha's gaps go: every new holder logs vip.takeover with the parts of its half of the gap
 # (services/vip/takeover.ts): detection, pre-vote, vote, lease wait, ip addr, sockets bound, first
 # GARP after a crash (trigger election), vote ... first GARP after lanctl failover (trigger transfer).
-# Medians over the first takeover of each term (a leader whose lease lapsed under load and came back
-# takes the VIP again in the same term: counted as vip.reacquired, not as a takeover). keepalived
+# Crash parts: in each scenario round lan-b is started afresh and the first election takeover it
+# logs is the one after the kill (a round where it won before, a leadership change under load,
+# shows in its STEP line as a takeover within milliseconds). Planned parts: every transfer takeover
+# of the failover phase. A leader whose lease lapsed under load and came back takes the VIP again in
+# the same term: counted as vip.reacquired, not as a takeover. keepalived
 # has no such stages (VRRP has no election round, vote or lease: a backup takes the VIP when
 # adverts stop for its master-down interval), so each of these lines says so before its NA.
 node -e '
 const fs = require("fs");
 const by = { election: {}, transfer: {} };
 let reacquired = 0;
-for (const f of process.argv.slice(1)) {
-  if (!fs.existsSync(f)) continue;
-  const seen = new Set();
-  for (const line of fs.readFileSync(f, "utf8").split("\n")) {
-    if (!line.includes("\"vip.takeover\"")) continue;
-    let o; try { o = JSON.parse(line); } catch { continue; }
-    if (o.trigger === "re-acquire") { reacquired++; continue; }
-    const into = by[o.trigger]; if (!into) continue;
-    // Same election (same Raft timeline parts) again: a re-acquire after the lease lapsed.
-    const term = JSON.stringify(Object.entries(o.parts).filter(([k]) => ["detection", "pre-vote", "vote", "election"].includes(k)));
-    if (seen.has(term)) { reacquired++; continue; }
-    seen.add(term);
-    for (const [k, v] of Object.entries({ ...o.parts, total: o.totalMs })) (into[k] ??= []).push(v);
-  }
+const add = (into, o) => { for (const [k, v] of Object.entries({ ...o.parts, total: o.totalMs })) (into[k] ??= []).push(v); };
+const [fa, fb, endA, endB] = process.argv.slice(1);
+const read = (f) => fs.existsSync(f) ? fs.readFileSync(f) : Buffer.alloc(0);
+const a = read(fa), b = read(fb);
+const events = (buf) => buf.toString("utf8").split("\n").flatMap((line) => {
+  if (!line.includes("\"vip.takeover\"") && !line.includes("\"daemon.ready\"")) return [];
+  try { return [JSON.parse(line)]; } catch { return []; }
+});
+// The scenario rounds: lan-b started afresh each round; its first election takeover is the crash one.
+let first = false;
+for (const o of events(b.subarray(0, Number(endB)))) {
+  if (o.event === "daemon.ready") { first = true; continue; }
+  if (o.trigger === "re-acquire") { reacquired++; continue; }
+  if (o.trigger === "election" && first) { add(by.election, o); first = false; }
+}
+for (const o of events(a.subarray(0, Number(endA)))) if (o.trigger === "re-acquire") reacquired++;
+// The planned failovers.
+for (const o of [...events(a.subarray(Number(endA))), ...events(b.subarray(Number(endB)))]) {
+  if (o.trigger === "re-acquire") reacquired++;
+  else if (o.trigger === "transfer") add(by.transfer, o);
 }
 const med = (a) => { const s = [...a].sort((x, y) => x - y); return s[Math.floor((s.length - 1) / 2)]; };
 const order = ["detection", "pre-vote", "vote", "election", "lease wait", "ip addr", "sockets bound", "first GARP", "total"];
@@ -198,4 +209,4 @@ for (const [trigger, parts] of Object.entries(by)) {
   }
 }
 console.log("# vip.reacquired: keepalived=NA: keepalived has no leader lease to lapse (a VRRP master keeps the VIP until it stops or hears a higher priority)");
-console.log(`RESULT vip.reacquired lanha=${reacquired} keepalived=NA ratio=NA unit=count better=lower`);' "$D/a.log" "$D/b.log"
+console.log(`RESULT vip.reacquired lanha=${reacquired} keepalived=NA ratio=NA unit=count better=lower`);' "$D/a.log" "$D/b.log" "$crash_end_a" "$crash_end_b"

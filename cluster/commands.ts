@@ -96,6 +96,11 @@ export function decodeCommand(bytes: Uint8Array): DecodeCommandResult {
   } catch {
     return { ok: false, error: 'entry is not UTF-8 JSON' };
   }
+  return decodeCommandJson(raw);
+}
+
+/** decodeCommand for an entry already parsed from JSON (one element of a batch record, cluster/etcd). */
+export function decodeCommandJson(raw: unknown): DecodeCommandResult {
   if (raw === null || typeof raw !== 'object') return { ok: false, error: 'entry is not an object' };
   const o = raw as { v?: unknown; at?: unknown; by?: unknown; c?: unknown };
   if (o.v !== VERSION) return { ok: false, error: `unknown command version ${JSON.stringify(o.v)}` };

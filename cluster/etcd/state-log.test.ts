@@ -4,8 +4,8 @@ import { silentLogger } from '../../lib/log.js';
 import { LanhaError } from '../../lib/errors.js';
 import { ConflictError } from '../state-log.js';
 import { formatEtcdStatus, type EtcdStatusBody } from './status-text.js';
-import type { Command } from '../commands.js';
-import { EtcdStateLog } from './state-log.js';
+import { encodeCommand, type Command } from '../commands.js';
+import { EtcdStateLog, decodeRecord } from './state-log.js';
 import { EtcdClient } from './client.js';
 import { etcdAvailable, etcdLeaderIndex, startEtcdCluster, type EtcdCluster } from '../../test/support/etcd.js';
 import { grantCommand, until } from '../../test/support/state-log.js';
@@ -44,14 +44,17 @@ t.test('etcd backend faults', async (t) => {
     n++;
     await raw.put(`/lanha/faults-${n}/someone-else`, 'hello');
     await raw.put(`/lanha/faults-${n}/log/0000000000000001-000000000001`, 'not json');
+    // A batch record with one entry that does not decode between two that do: only that one is skipped.
+    const entry = (ip: number): string => Buffer.from(encodeCommand({ at: 1000, by: 'x', command: grant(ip) })).toString('utf8');
+    await raw.put(`/lanha/faults-${n}/log/0000000000000001-000000000003`, `[${entry(201)},{"v":1,"at":5,"c":{"type":"no-such"}},${entry(202)}]`);
     const a = await open('a');
     await until('leader', () => a.isLeader());
     await raw.put(`/lanha/faults-${n}/log/0000000000000001-000000000002`, new Uint8Array([0xff, 0xfe]));
     await a.propose(grant(1));
     const etcd = a.status()['etcd'] as { skipped: number; foreign: number };
-    t.equal(etcd.skipped, 2, 'two undecodable log entries skipped');
+    t.equal(etcd.skipped, 3, 'three undecodable log entries skipped (two keys, one entry of a batch record)');
     t.equal(etcd.foreign, 1, 'one foreign key counted');
-    t.equal([...a.fsm.leases()].length, 1, 'the real entry applied');
+    t.same([...a.fsm.leases()].map((l) => l.ip).sort(), [0x0a000001, 0x0a0000c9, 0x0a0000ca], 'the real entries applied, the batch record\'s two good ones too');
     await a.close();
   });
 
@@ -72,7 +75,7 @@ t.test('etcd backend faults', async (t) => {
     const winner = (won[0] as PromiseFulfilledResult<{ command: Command }>).value.command as { mac: string };
     t.equal(a.fsm.lease(ip)?.mac, winner.mac, 'the address is bound to the winner');
     const { kvs } = await raw.range(`/lanha/faults-${n}/log/`, { rangeEnd: `/lanha/faults-${n}/log0` });
-    const grants = kvs.map((kv) => JSON.parse(Buffer.from(kv.value).toString('utf8')) as { c: { ip?: number } }).filter((e) => e.c.ip === ip);
+    const grants = kvs.flatMap((kv) => decodeRecord(kv.value)).filter((e) => e.ok && (e.value.command as { ip?: number }).ip === ip);
     t.equal(grants.length, 1, 'etcd holds one grant for the address: the refused one wrote nothing');
     t.equal((a.status()['etcd'] as { conflicts: number }).conflicts, 1, 'status counts the conflict');
     // Decided again on the state that now shows the winner, the loser's command passes etcd's compare.

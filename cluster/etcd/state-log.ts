@@ -3,7 +3,7 @@ import type { Clock } from '../../lib/clock.js';
 import type { Logger } from '../../lib/log.js';
 import { LogLimiter } from '../../lib/log.js';
 import { LanhaError, errorMessage } from '../../lib/errors.js';
-import { decodeCommand, encodeCommand, type Command } from '../commands.js';
+import { decodeCommand, decodeCommandJson, encodeCommand, type Command, type DecodeCommandResult } from '../commands.js';
 import { Fsm, type AppliedEntry, type ProposalTiming } from '../fsm.js';
 import { LogClock } from '../log-time.js';
 import { ConflictError, NotLeaderError, type StateLog, type StateLogStatus } from '../state-log.js';
@@ -17,14 +17,19 @@ import { EtcdClient, EtcdError, isAuthError, prefixEnd, type Compare, type Endpo
 //
 //   P leader              the election: value = node name, attached to the holder's etcd lease;
 //                         its create revision is the holder's epoch ("term") and fencing token
-//   P log/<epoch>-<seq>   one command each, written by the holder in a txn that compares P leader's
-//                         create revision with its epoch (a deposed holder's write fails) and the
-//                         key's create revision with 0 (a retried write cannot apply twice)
-//   P addr/<a.b.c.d>      one per address a lease command (grant, release, decline, expire) touched,
-//                         written in that command's txn (value: its log key); the txn compares the
-//                         key's mod revision with the one the proposer had applied, so a command
-//                         decided on an address that someone else's command changed meanwhile fails
-//                         (ConflictError, nothing written): never two clients ACKed one address
+//   P log/<epoch>-<seq>   one batch record per txn: the JSON array of the commands the txn carries
+//                         (each one encodeCommand's entry, in the order they apply), written by the
+//                         holder in a txn that compares P leader's create revision with its epoch
+//                         (a deposed holder's write fails) and the key's create revision with 0 (a
+//                         retried write cannot apply twice). A value that is not an array is one
+//                         command (what versions before batch records wrote).
+//   A <a.b.c.d>           A = the prefix without its "/" + "-addr/", beside the prefix so the watch
+//                         and the load never carry them: one per address a lease command (grant,
+//                         release, decline, expire) touched, put in that command's txn (value: the
+//                         record's key); the txn checks the key's mod revision is no later than the
+//                         revision the proposer had applied when it decided, so a command decided on
+//                         an address that another command changed meanwhile fails (ConflictError,
+//                         nothing written): never two clients ACKed one address
 //   P handoff             during a planned failover (`lanctl failover --to NODE`): NODE's name, on a
 //                         lease of two TTLs, written by the resigning holder in the txn that deletes
 //                         P leader; while it lives only NODE campaigns (its campaign txn deletes it),
@@ -78,9 +83,9 @@ interface Pending {
   answeredAt: number;
   /** The encoded entry (the log key's value). */
   value: Uint8Array;
-  /** What it depends on: its address's key and that key's mod revision as applied here when proposed. */
+  /** What it depends on: its address's key, and the revision applied here when it was decided (the key must not have changed after it). */
   addrKey: string | null;
-  expected: number;
+  decidedRev: number;
   /** The txn's revision once etcd answered. */
   revision: number | null;
   resolve: (entry: AppliedEntry) => void;
@@ -89,12 +94,15 @@ interface Pending {
 }
 
 /**
- * One txn carries the commands queued while the previous one was in flight, up to etcd's limits:
- * --max-txn-ops (128 by default; a lease command takes two puts) and --max-request-bytes (1.5 MiB;
- * the JSON gateway's base64 and the rest of the request fit in the margin).
+ * One txn carries the commands queued while the previous one was in flight, as one batch record,
+ * up to etcd's limits: --max-txn-ops (128 by default, for the compares, the puts and the failure
+ * ranges each: the fence and the record's key, plus one address key per lease command) and
+ * --max-request-bytes (1.5 MiB; the JSON gateway's base64 and the rest of the request fit in the
+ * margin). TXN_MAX_COMMANDS bounds what one record's apply costs a member.
  */
-const TXN_MAX_OPS = 128;
+const TXN_MAX_ADDRS = 120;
 const TXN_MAX_BYTES = 768 * 1024;
+const TXN_MAX_COMMANDS = 1024;
 
 /** The address a lease command binds, frees or quarantines (what its txn must compare); null for other commands. */
 function addrOf(command: Command): number | null {
@@ -102,6 +110,37 @@ function addrOf(command: Command): number | null {
     case 'lease.grant': case 'lease.release': case 'lease.decline': case 'lease.expire': return command.ip;
     default: return null;
   }
+}
+
+/** A batch record's value: the entries as one JSON array, joined as bytes (each is already JSON). */
+function encodeRecord(values: readonly Uint8Array[]): Uint8Array {
+  let length = 2 + Math.max(0, values.length - 1);
+  for (const v of values) length += v.length;
+  const out = new Uint8Array(length);
+  let at = 0;
+  out[at++] = 0x5b; // [
+  values.forEach((v, i) => {
+    if (i > 0) out[at++] = 0x2c; // ,
+    out.set(v, at);
+    at += v.length;
+  });
+  out[at] = 0x5d; // ]
+  return out;
+}
+
+/** A log key's entries: a batch record's, in order, or the one command an older version wrote. Never throws. */
+export function decodeRecord(value: Uint8Array): DecodeCommandResult[] {
+  let i = 0;
+  while (i < value.length && (value[i] === 0x20 || value[i] === 0x0a || value[i] === 0x0d || value[i] === 0x09)) i++;
+  if (value[i] !== 0x5b) return [decodeCommand(value)];
+  let raw: unknown;
+  try {
+    raw = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(value));
+  } catch {
+    return [{ ok: false, error: 'batch record is not UTF-8 JSON' }];
+  }
+  if (!Array.isArray(raw) || raw.length === 0) return [{ ok: false, error: 'batch record is not a list of entries' }];
+  return raw.map((entry) => decodeCommandJson(entry));
 }
 
 const pad = (n: number, width: number): string => String(n).padStart(width, '0');
@@ -113,7 +152,7 @@ export class EtcdStateLog implements StateLog {
   readonly fsm = new Fsm();
   #o: EtcdStateLogOptions;
   #client: EtcdClient;
-  #p: { leader: string; handoff: string; log: string; addr: string; snapshot: string; end: string };
+  #p: { leader: string; handoff: string; log: string; addr: string; legacyAddr: string; snapshot: string; end: string };
   #logClock: LogClock;
   #limiter = new LogLimiter();
   #closed = false;
@@ -141,6 +180,9 @@ export class EtcdStateLog implements StateLog {
   #deadline = 0;
   #epoch: number | null = null;
   #seq = 0;
+  #recordSeq = 0;
+  /** Batch records sent and not yet applied here: record key -> its commands, in record order. */
+  #records = new Map<string, Pending[]>();
   #holdOffUntil = 0;
   /** The node a planned failover named (P handoff), while that key lives. */
   #handoff: string | null = null;
@@ -152,10 +194,10 @@ export class EtcdStateLog implements StateLog {
   #flushing = false;
   /** The revision whose log keys the current #onEvents call is applying (several share one txn). */
   #openRevision = 0;
-  /** Each address key's mod revision as applied here (absent: never written, compares as 0). */
-  #addrRev = new Map<string, number>();
-  /** Live log keys in revision order (what a snapshot lets the leader delete). */
-  #logKeys = new Map<string, number>();
+  /** Live log keys in revision order (what a snapshot lets the leader delete): revision and command count. */
+  #logKeys = new Map<string, { revision: number; entries: number }>();
+  /** Commands in the live log keys (what snapshotEntries counts). */
+  #logEntries = 0;
   #snapshotIndex = 0;
   #snapshotting = false;
   #stats = { shed: 0, staleWatches: 0, txns: 0, txnCommands: 0, conflicts: 0, applied: 0, skipped: 0, foreign: 0, reloads: 0, watchRestarts: 0, campaigns: 0, keepAliveFailures: 0, snapshots: 0 };
@@ -167,7 +209,11 @@ export class EtcdStateLog implements StateLog {
   private constructor(o: EtcdStateLogOptions) {
     this.#o = o;
     this.#client = o.client;
-    this.#p = { leader: `${o.prefix}leader`, handoff: `${o.prefix}handoff`, log: `${o.prefix}log/`, addr: `${o.prefix}addr/`, snapshot: `${o.prefix}snapshot`, end: prefixEnd(o.prefix) };
+    this.#p = {
+      leader: `${o.prefix}leader`, handoff: `${o.prefix}handoff`, log: `${o.prefix}log/`, snapshot: `${o.prefix}snapshot`, end: prefixEnd(o.prefix),
+      addr: `${o.prefix.replace(/\/+$/, '')}-addr/`,
+      legacyAddr: `${o.prefix}addr/`, // where versions before batch records kept the address keys (under the prefix)
+    };
     this.#logClock = new LogClock(o.clock, o.log, 'etcd.clock_jump');
   }
 
@@ -232,12 +278,12 @@ export class EtcdStateLog implements StateLog {
       throw new LanhaError('unavailable', `etcd is not keeping up: ${this.#queue.length} commands queued, the oldest for ${Math.round(now - oldest.queuedAt)} ms; refused, try again`);
     }
     const at = this.#logClock.stamp(epoch, this.fsm.lastAt);
-    const key = `${this.#p.log}${pad(epoch, 16)}-${pad(++this.#seq, 12)}`;
+    const key = `${epoch}-${++this.#seq}`; // the pending map's; its batch record's key is made when it is sent
     const timeoutMs = this.#o.proposeTimeoutMs ?? 5000;
-    // What the command depends on: the address's key as this node applied it.
+    // What the command depends on: its address, as of everything applied here.
     const addr = addrOf(command);
     const addrKey = addr === null ? null : `${this.#p.addr}${formatIpv4(addr)}`;
-    const expected = addrKey === null ? 0 : this.#addrRev.get(addrKey) ?? 0;
+    const decidedRev = this.#revision;
     const value = encodeCommand({ at, by: this.#o.id, command });
     const applied = new Promise<AppliedEntry>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -245,7 +291,7 @@ export class EtcdStateLog implements StateLog {
         reject(new LanhaError('unavailable', `entry ${key} was not applied within ${timeoutMs} ms (etcd unreachable or behind?)`));
       }, timeoutMs);
       timer.unref();
-      const p: Pending = { key, command, at, epoch, queuedAt: now, sentAt: 0, answeredAt: 0, value, addrKey, expected, revision: null, resolve, reject, timer };
+      const p: Pending = { key, command, at, epoch, queuedAt: now, sentAt: 0, answeredAt: 0, value, addrKey, decidedRev, revision: null, resolve, reject, timer };
       this.#pending.set(key, p);
       this.#queue.push(p);
     });
@@ -275,23 +321,21 @@ export class EtcdStateLog implements StateLog {
     const batch: Pending[] = [];
     const rest: Pending[] = [];
     const addrs = new Set<string>();
-    let ops = 0;
     let bytes = 0;
     for (const p of this.#queue) {
-      if (!this.#pending.has(p.key)) continue; // timed out while queued
-      const need = p.addrKey === null ? 1 : 2;
-      const fits = batch.length === 0 || (ops + need <= TXN_MAX_OPS && bytes + p.value.length <= TXN_MAX_BYTES && p.epoch === batch[0]!.epoch);
+      if (this.#pending.get(p.key) !== p) continue; // timed out while queued
+      const fits = batch.length === 0 || (batch.length < TXN_MAX_COMMANDS && (p.addrKey === null || addrs.size < TXN_MAX_ADDRS)
+        && bytes + p.value.length <= TXN_MAX_BYTES && p.epoch === batch[0]!.epoch);
       if (!fits || (p.addrKey !== null && addrs.has(p.addrKey))) {
         rest.push(p);
         continue;
       }
       batch.push(p);
-      ops += need;
-      bytes += p.value.length;
+      bytes += p.value.length + 1;
       if (p.addrKey !== null) addrs.add(p.addrKey);
     }
     this.#queue = rest;
-    return batch.sort((a, b) => (a.key < b.key ? -1 : 1)); // puts in key order: the order every member applies them in
+    return batch; // in the order proposed: the order every member applies them in
   }
 
   #fail(p: Pending, error: Error): void {
@@ -302,10 +346,10 @@ export class EtcdStateLog implements StateLog {
   }
 
   /**
-   * One txn for the batch: the election fence, the batch's first key absent (a retry after a lost
-   * answer cannot write twice), and each command's address key at the revision it was decided on.
-   * When a compare fails, only the commands whose address moved on are refused; the others go
-   * back to the head of the queue.
+   * One txn for the batch, its commands in one batch record: the election fence, the record's key
+   * absent (a retry after a lost answer cannot write twice), and each command's address key not
+   * changed after the revision it was decided on. When a compare fails, only the commands whose
+   * address moved on are refused; the others go back to the head of the queue.
    */
   async #commitBatch(batch: Pending[]): Promise<void> {
     const epoch = batch[0]!.epoch;
@@ -314,31 +358,35 @@ export class EtcdStateLog implements StateLog {
       for (const p of batch) this.#fail(p, new NotLeaderError(holderName()));
       return;
     }
-    const first = batch[0]!.key;
+    const record = `${this.#p.log}${pad(epoch, 16)}-${pad(++this.#recordSeq, 12)}`;
     const dependent = batch.filter((p): p is Pending & { addrKey: string } => p.addrKey !== null);
+    const recordKeyBytes = new TextEncoder().encode(record);
     let r: TxnResult;
     const sentAt = this.#o.clock.monotonicMs();
     for (const p of batch) p.sentAt = sentAt;
+    this.#records.set(record, batch);
     try {
       this.#stats.txns++;
       this.#stats.txnCommands += batch.length;
       r = await this.#client.txn(
         [
           { key: this.#p.leader, target: 'CREATE', result: 'EQUAL', createRevision: epoch },
-          { key: first, target: 'CREATE', result: 'EQUAL', createRevision: 0 },
-          ...dependent.map((p): Compare => ({ key: p.addrKey, target: 'MOD', result: 'EQUAL', modRevision: p.expected })),
+          { key: record, target: 'CREATE', result: 'EQUAL', createRevision: 0 },
+          ...dependent.map((p): Compare => ({ key: p.addrKey, target: 'MOD', result: 'LESS', modRevision: p.decidedRev + 1 })),
         ],
-        batch.flatMap((p): TxnOp[] => [
-          { put: { key: p.key, value: p.value } },
-          ...(p.addrKey === null ? [] : [{ put: { key: p.addrKey, value: new TextEncoder().encode(p.key) } }]),
-        ]),
-        [{ range: { key: this.#p.leader } }, { range: { key: first } }, ...dependent.map((p): TxnOp => ({ range: { key: p.addrKey } }))],
+        [
+          { put: { key: record, value: encodeRecord(batch.map((p) => p.value)) } },
+          ...dependent.map((p): TxnOp => ({ put: { key: p.addrKey, value: recordKeyBytes } })),
+        ],
+        [{ range: { key: this.#p.leader } }, { range: { key: record } }, ...dependent.map((p): TxnOp => ({ range: { key: p.addrKey } }))],
       );
     } catch (error) {
+      this.#records.delete(record);
       for (const p of batch) this.#fail(p, new LanhaError('unavailable', `could not commit to etcd: ${errorMessage(error)}`));
       return;
     }
     const committed = r.succeeded ? r.revision : r.ranges[1]?.[0]?.modRevision ?? null; // a retry after a lost answer finds its own keys
+    if (committed === null) this.#records.delete(record);
     if (committed !== null) {
       const answeredAt = this.#o.clock.monotonicMs();
       for (const p of batch) { p.revision = committed; p.answeredAt = answeredAt; }
@@ -357,23 +405,23 @@ export class EtcdStateLog implements StateLog {
     const moved = new Map<Pending, number>();
     dependent.forEach((p, i) => {
       const now = r.ranges[2 + i]?.[0]?.modRevision ?? 0;
-      if (now !== p.expected) moved.set(p, now);
+      if (now > p.decidedRev) moved.set(p, now);
     });
     if (moved.size === 0) { // a compare failed, yet none shows why: refuse rather than loop
-      for (const p of batch) this.#fail(p, new LanhaError('unavailable', `etcd refused txn ${first} without a visible conflict; try again`));
+      for (const p of batch) this.#fail(p, new LanhaError('unavailable', `etcd refused txn ${record} without a visible conflict; try again`));
       return;
     }
-    for (const [p, now] of moved) void this.#conflict(p.addrKey!, p.expected, now).then((error) => this.#fail(p, error));
+    for (const [p, now] of moved) void this.#conflict(p.addrKey!, p.decidedRev, now).then((error) => this.#fail(p, error));
     this.#queue.unshift(...batch.filter((p) => !moved.has(p)));
   }
 
   /** Waits (briefly) until the change that beat a command is applied here; the error to refuse it with. */
-  async #conflict(addrKey: string, expected: number, now: number): Promise<ConflictError> {
+  async #conflict(addrKey: string, decidedRev: number, now: number): Promise<ConflictError> {
     this.#stats.conflicts++;
     const deadline = this.#o.clock.monotonicMs() + 1000;
     while (this.#revision < now && this.#o.clock.monotonicMs() < deadline && !this.#closed) await sleep(5);
     const address = addrKey.slice(this.#p.addr.length);
-    return new ConflictError(`address ${address} changed in etcd (revision ${now}) after this node decided on it (revision ${expected}): command refused, nothing written`);
+    return new ConflictError(`address ${address} changed in etcd (revision ${now}) after this node decided on it (at revision ${decidedRev}): command refused, nothing written`);
   }
 
   status(): StateLogStatus {
@@ -453,6 +501,7 @@ export class EtcdStateLog implements StateLog {
     }
     this.#pending.clear();
     this.#queue = [];
+    this.#records.clear();
   }
 
   // ---- following: load, watch, apply ----------------------------------------------------------
@@ -471,7 +520,7 @@ export class EtcdStateLog implements StateLog {
       }
     }
     this.#logKeys.clear();
-    this.#addrRev.clear();
+    this.#logEntries = 0;
     const events = r.kvs.filter((kv) => kv.key !== this.#p.snapshot).sort((a, b) => a.modRevision - b.modRevision).map((kv): WatchEvent => ({ type: 'put', kv }));
     this.#holder = null;
     this.#handoff = null;
@@ -592,6 +641,9 @@ export class EtcdStateLog implements StateLog {
     for (const e of events) this.#onEvent(e, now);
     if (revision > this.#revision) this.#revision = revision;
     this.#settlePending();
+    for (const [key, sent] of this.#records) {
+      if (sent.every((p) => this.#pending.get(p.key) !== p)) this.#records.delete(key); // settled some other way (a reload past it)
+    }
     this.#wake?.();
     void this.#maybeSnapshot();
   }
@@ -607,41 +659,44 @@ export class EtcdStateLog implements StateLog {
       this.#handoff = e.type === 'delete' ? null : Buffer.from(e.kv.value).toString('utf8');
       return;
     }
-    if (key.startsWith(this.#p.addr)) {
-      if (e.type === 'delete') this.#addrRev.delete(key);
-      else this.#addrRev.set(key, e.kv.modRevision);
-      return;
-    }
+    if (key.startsWith(this.#p.legacyAddr)) return; // an address key as versions before batch records kept them
     if (!key.startsWith(this.#p.log)) {
       this.#stats.foreign++;
       this.#once('foreign', { event: 'etcd.foreign_key', key }, `a key under the prefix that lanha did not write (${key}): skipped; is the prefix shared with another program?`);
       return;
     }
     if (e.type === 'delete') { // compaction after a snapshot (by whoever leads)
+      const live = this.#logKeys.get(key);
+      if (live !== undefined) this.#logEntries -= live.entries;
       this.#logKeys.delete(key);
       return;
     }
-    // A key written twice would be a second put of one command: apply only its creation.
+    // A key written twice would be a second put of one record: apply only its creation.
     if (e.kv.version !== 1) return;
-    this.#logKeys.set(key, e.kv.modRevision);
-    // In the snapshot, or applied before a reload; a txn's several keys share its revision.
+    const entries = decodeRecord(e.kv.value);
+    if (!this.#logKeys.has(key)) this.#logEntries += entries.length;
+    this.#logKeys.set(key, { revision: e.kv.modRevision, entries: entries.length });
+    // In the snapshot, or applied before a reload; an older version's txn wrote several keys at one revision.
     const revision = e.kv.modRevision;
     if (revision < this.fsm.appliedIndex || (revision === this.fsm.appliedIndex && revision !== this.#openRevision)) return;
     this.#openRevision = revision;
-    const decoded = decodeCommand(e.kv.value);
-    if (!decoded.ok) {
-      this.#stats.skipped++;
-      this.#once('undecodable', { event: 'etcd.entry_skipped', key, revision: e.kv.modRevision, reason: decoded.error }, `entry ${key} at revision ${e.kv.modRevision} cannot be applied (${decoded.error}): skipped`);
-      return;
-    }
-    this.fsm.apply(revision, decoded.value, true);
-    this.#stats.applied++;
-    const p = this.#pending.get(key);
-    if (p) {
-      this.#pending.delete(key);
-      clearTimeout(p.timer);
-      p.resolve({ index: e.kv.modRevision, at: this.fsm.lastAt, ...(decoded.value.by === undefined ? {} : { by: decoded.value.by }), command: decoded.value.command, timing: this.#timing(p) });
-    }
+    const sent = this.#records.get(key);
+    this.#records.delete(key);
+    entries.forEach((decoded, i) => {
+      if (!decoded.ok) {
+        this.#stats.skipped++;
+        this.#once('undecodable', { event: 'etcd.entry_skipped', key, entry: i, revision, reason: decoded.error }, `entry ${i} of ${key} at revision ${revision} cannot be applied (${decoded.error}): skipped`);
+        return;
+      }
+      this.fsm.apply(revision, decoded.value, true);
+      this.#stats.applied++;
+      const p = sent?.[i];
+      if (p !== undefined && this.#pending.get(p.key) === p) {
+        this.#pending.delete(p.key);
+        clearTimeout(p.timer);
+        p.resolve({ index: revision, at: this.fsm.lastAt, ...(decoded.value.by === undefined ? {} : { by: decoded.value.by }), command: decoded.value.command, timing: this.#timing(p) });
+      }
+    });
   }
 
   #onElection(e: WatchEvent, now: number): void {
@@ -800,6 +855,7 @@ export class EtcdStateLog implements StateLog {
     this.#timeline.leaderAt = this.#o.clock.monotonicMs();
     this.#epoch = r.revision;
     this.#seq = 0;
+    this.#recordSeq = 0;
     this.#o.log.info({ event: 'etcd.elected', epoch: r.revision, lease: lease.id }, `elected lanha leader in etcd (epoch ${r.revision}); serving once the state up to it is applied`);
   }
 
@@ -834,11 +890,11 @@ export class EtcdStateLog implements StateLog {
   async #maybeSnapshot(): Promise<void> {
     const every = this.#o.snapshotEntries ?? 10_000;
     const epoch = this.#epoch;
-    if (this.#snapshotting || epoch === null || !this.isLeader() || this.#logKeys.size < every) return;
+    if (this.#snapshotting || epoch === null || !this.isLeader() || this.#logEntries < every) return;
     this.#snapshotting = true;
     try {
       const snapshot = this.fsm.snapshot();
-      const covered = [...this.#logKeys].filter(([, revision]) => revision <= snapshot.appliedIndex).map(([key]) => key);
+      const covered = [...this.#logKeys].filter(([, live]) => live.revision <= snapshot.appliedIndex).map(([key]) => key);
       const fence = { key: this.#p.leader, target: 'CREATE' as const, result: 'EQUAL' as const, createRevision: epoch };
       const put = await this.#client.txn([fence], [{ put: { key: this.#p.snapshot, value: gzipSync(encodeFsmSnapshot(snapshot)) } }]);
       if (!put.succeeded) return;
@@ -848,7 +904,11 @@ export class EtcdStateLog implements StateLog {
         const r = await this.#client.txn([fence], covered.slice(i, i + DELETE_BATCH).map((key) => ({ deleteRange: { key } })));
         if (!r.succeeded) return;
       }
-      for (const key of covered) this.#logKeys.delete(key);
+      for (const key of covered) {
+        const live = this.#logKeys.get(key);
+        if (live !== undefined) this.#logEntries -= live.entries;
+        this.#logKeys.delete(key);
+      }
       this.#o.log.info({ event: 'etcd.snapshot', index: snapshot.appliedIndex, deleted: covered.length }, `snapshot at revision ${snapshot.appliedIndex}; ${covered.length} log keys deleted`);
     } catch (error) {
       this.#noteError(error);

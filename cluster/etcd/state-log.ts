@@ -638,13 +638,19 @@ export class EtcdStateLog implements StateLog {
   #onEvents(events: WatchEvent[], revision: number): void {
     const now = this.#o.clock.monotonicMs();
     this.#openRevision = 0; // a revision's events come in one call (one watch response, or the whole load)
-    for (const e of events) this.#onEvent(e, now);
+    let election = false;
+    for (const e of events) {
+      if (e.kv.key === this.#p.leader || e.kv.key === this.#p.handoff) election = true;
+      this.#onEvent(e, now);
+    }
     if (revision > this.#revision) this.#revision = revision;
     this.#settlePending();
     for (const [key, sent] of this.#records) {
       if (sent.every((p) => this.#pending.get(p.key) !== p)) this.#records.delete(key); // settled some other way (a reload past it)
     }
-    this.#wake?.();
+    // The election moved (a vacancy to campaign for, a win to see): the leadership loop acts now.
+    // Not on every entry: each wake-up sends a keep-alive, a lease renewal etcd forwards to its leader.
+    if (election) this.#wake?.();
     void this.#maybeSnapshot();
   }
 

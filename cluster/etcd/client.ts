@@ -1,12 +1,18 @@
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type ClientRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { connect as http2Connect, constants as h2, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
 import { LanhaError } from '../../lib/errors.js';
+import { decodeRangeResponse, decodeTxnResponse, decodeWatchResponse, encodeRangeRequest, encodeTxnRequest, encodeWatchCreate, type ProtoCompare, type ProtoKeyValue, type ProtoOp } from './proto.js';
 
-// A small etcd v3 client over etcd's JSON gRPC gateway (POST /v3/kv/range, /v3/kv/txn, /v3/watch,
-// /v3/lease/*, /v3/maintenance/status; keys and values in base64, int64 as decimal strings): no
-// dependency, only node:http(s). Requests go to the current endpoint; a connection failure,
-// timeout or "unavailable" answer moves to the next one, and errors name the endpoint that failed.
-// Not here: what the keys mean (state-log.ts).
+// A small etcd v3 client: no dependency, only node:http(s) and node:http2. The hot path (KV.Range,
+// KV.Txn, Watch.Watch) speaks gRPC itself: HTTP/2 to the client URL (h2c on http://, ALPN h2 on
+// https://), one session per endpoint, the few messages hand-encoded (proto.ts). Through etcd's JSON
+// gateway each call cost etcd a JSON decode, a gRPC call to itself over a socket and a JSON encode;
+// the bench measured that member using twice the CPU of the others. The rest (leases, auth, status,
+// put, delete, compaction: a few calls a second) goes through the gateway (POST /v3/lease/*,
+// /v3/maintenance/status, ...; keys and values in base64, int64 as decimal strings). Requests go to
+// the current endpoint; a connection failure, timeout or "unavailable" answer moves to the next
+// one, and errors name the endpoint that failed. Not here: what the keys mean (state-log.ts).
 
 export interface EtcdClientOptions {
   endpoints: readonly string[];
@@ -14,6 +20,8 @@ export interface EtcdClientOptions {
   auth?: { username: string; password: string };
   dialTimeoutMs?: number;
   requestTimeoutMs?: number;
+  /** false: Range, Txn and Watch through the JSON gateway too (default true: gRPC). */
+  grpc?: boolean;
 }
 
 export interface KeyValue {
@@ -137,6 +145,9 @@ export class EtcdClient {
   #open = new Set<ClientRequest>();
   /** Unary calls reuse connections (a new TCP + TLS handshake per lease would cost more than the txn). */
   #agents: { http: HttpAgent; https: HttpsAgent };
+  /** gRPC: one HTTP/2 session per endpoint, unary calls and watches multiplexed on it. */
+  #sessions = new Map<string, ClientHttp2Session>();
+  #streams = new Set<ClientHttp2Stream>();
 
   constructor(o: EtcdClientOptions) {
     if (o.endpoints.length === 0) throw new LanhaError('config-invalid', 'no etcd endpoint given');
@@ -161,11 +172,19 @@ export class EtcdClient {
     this.#closed = true;
     for (const r of this.#open) r.destroy();
     this.#open.clear();
+    for (const st of this.#streams) st.close(h2.NGHTTP2_CANCEL);
+    this.#streams.clear();
+    for (const session of this.#sessions.values()) session.destroy();
+    this.#sessions.clear();
     this.#agents.http.destroy();
     this.#agents.https.destroy();
   }
 
   async range(key: string, o: { rangeEnd?: string; revision?: number; serializable?: boolean; countOnly?: boolean; keysOnly?: boolean; limit?: number; minModRevision?: number; maxModRevision?: number } = {}): Promise<{ kvs: KeyValue[]; revision: number; count: number }> {
+    if (this.#o.grpc !== false) {
+      const r = await this.#grpc('/etcdserverpb.KV/Range', encodeRangeRequest({ ...o, key: encoder.encode(key), rangeEnd: o.rangeEnd === undefined ? undefined : Buffer.from(o.rangeEnd, 'latin1') }), decodeRangeResponse);
+      return { kvs: r.kvs.map(fromProto), revision: r.header.revision, count: r.count };
+    }
     const body: Record<string, unknown> = { key: b64(key) };
     if (o.keysOnly) body['keys_only'] = true;
     if (o.limit !== undefined) body['limit'] = String(o.limit);
@@ -181,6 +200,10 @@ export class EtcdClient {
   }
 
   async txn(compare: Compare[], success: TxnOp[], failure: TxnOp[] = []): Promise<TxnResult> {
+    if (this.#o.grpc !== false) {
+      const r = await this.#grpc('/etcdserverpb.KV/Txn', encodeTxnRequest(compare.map(compareToProto), success.map(opToProto), failure.map(opToProto)), decodeTxnResponse);
+      return { succeeded: r.succeeded, revision: r.header.revision, ranges: r.ranges.map((kvs) => kvs.map(fromProto)) };
+    }
     const r = await this.call('/v3/kv/txn', { compare: compare.map(encodeCompare), success: success.map(encodeOp), failure: failure.map(encodeOp) });
     const responses = Array.isArray(r['responses']) ? (r['responses'] as Array<Record<string, unknown>>) : [];
     return {
@@ -252,6 +275,7 @@ export class EtcdClient {
    * watch silently stale.
    */
   watch(key: string, rangeEnd: string, startRevision: number, onEvents: (events: WatchEvent[], revision: number) => void): Watch {
+    if (this.#o.grpc !== false) return this.#grpcWatch(key, rangeEnd, startRevision, onEvents);
     const endpoint = this.endpoint;
     let cancelled = false;
     let req: ClientRequest | undefined;
@@ -329,13 +353,39 @@ export class EtcdClient {
    * (per endpoint) overrides the configured request timeout.
    */
   async call(path: string, body: Record<string, unknown>, timeoutMs?: number): Promise<Record<string, unknown>> {
+    return this.#failover((endpoint) => this.#once(endpoint, path, body, timeoutMs ?? this.#o.requestTimeoutMs ?? 5000));
+  }
+
+  /** One gRPC unary call with the same failover and re-authentication as call(). */
+  async #grpc<T>(path: string, message: Uint8Array, decode: (bytes: Uint8Array) => T | null, timeoutMs?: number): Promise<T> {
+    return this.#failover(async (endpoint) => {
+      const call = async (retried: boolean): Promise<T> => {
+        if (this.#o.auth && this.#token === null) await this.#authenticate(endpoint);
+        try {
+          const bytes = await this.#grpcUnary(endpoint, path, message, timeoutMs ?? this.#o.requestTimeoutMs ?? 5000);
+          const decoded = decode(bytes);
+          if (decoded === null) throw new EtcdError(endpoint, `${path} answered with a message that does not decode (is this an etcd client URL?)`, null);
+          return decoded;
+        } catch (error) {
+          if (!retried && this.#o.auth && error instanceof EtcdError && isAuthError(error)) {
+            this.#token = null;
+            return call(true);
+          }
+          throw error;
+        }
+      };
+      return call(false);
+    });
+  }
+
+  async #failover<T>(attemptOn: (endpoint: string) => Promise<T>): Promise<T> {
     const failures: string[] = [];
     let last: EtcdError | undefined;
     for (let attempt = 0; attempt < this.endpoints.length; attempt++) {
       if (this.#closed) throw new EtcdError(this.endpoint, 'the client is closed', null);
       const endpoint = this.endpoint;
       try {
-        return await this.#once(endpoint, path, body, timeoutMs ?? this.#o.requestTimeoutMs ?? 5000);
+        return await attemptOn(endpoint);
       } catch (error) {
         if (!(error instanceof EtcdError)) throw error;
         if (error.grpcCode !== null && error.grpcCode !== GrpcCode.unavailable && error.grpcCode !== GrpcCode.deadlineExceeded) throw error;
@@ -406,6 +456,135 @@ export class EtcdClient {
     this.#token = r['token'];
   }
 
+  /** The endpoint's HTTP/2 session, connecting when there is none (or it closed). */
+  #session(endpoint: string): ClientHttp2Session {
+    const open = this.#sessions.get(endpoint);
+    if (open !== undefined && !open.closed && !open.destroyed) return open;
+    const tls = this.#o.tls ?? {};
+    const session = http2Connect(endpoint, endpoint.startsWith('https:') ? { ...(tls.ca ? { ca: tls.ca } : {}), ...(tls.cert ? { cert: tls.cert } : {}), ...(tls.key ? { key: tls.key } : {}) } : {});
+    const dialMs = this.#o.dialTimeoutMs ?? 2000;
+    const dial = setTimeout(() => session.destroy(new Error(`no connection within ${dialMs} ms`)), dialMs);
+    session.once('connect', () => clearTimeout(dial));
+    session.on('error', () => undefined); // each stream reports the failure it saw
+    session.once('close', () => {
+      clearTimeout(dial);
+      if (this.#sessions.get(endpoint) === session) this.#sessions.delete(endpoint);
+    });
+    session.once('goaway', () => { if (this.#sessions.get(endpoint) === session) this.#sessions.delete(endpoint); });
+    this.#sessions.set(endpoint, session);
+    return session;
+  }
+
+  #grpcStream(endpoint: string, path: string, extra: Record<string, string> = {}): ClientHttp2Stream {
+    const session = this.#session(endpoint);
+    const stream = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers', ...(this.#token !== null ? { token: this.#token } : {}), ...extra });
+    this.#streams.add(stream);
+    stream.once('close', () => this.#streams.delete(stream));
+    return stream;
+  }
+
+  /** One gRPC unary call on one endpoint: the answer's message bytes, or an EtcdError with etcd's gRPC code. */
+  #grpcUnary(endpoint: string, path: string, message: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const fail = (error: EtcdError): void => { if (!settled) { settled = true; reject(error); } };
+      let stream: ClientHttp2Stream;
+      try {
+        stream = this.#grpcStream(endpoint, path);
+      } catch (error) {
+        fail(transportError(endpoint, error as Error));
+        return;
+      }
+      const frames = new GrpcFrames();
+      let status: { code: number; message: string } | null = null;
+      let httpStatus = 0;
+      const timer = setTimeout(() => {
+        // The session stays: a member that stopped answering (frozen, or partitioned with the
+        // connection open) fails this call over to the next endpoint, and its watch, if any, is
+        // judged by the stall check (state-log.ts); a member that died closes the connection.
+        fail(new EtcdError(endpoint, `no answer within ${timeoutMs} ms`, null));
+        stream.close(h2.NGHTTP2_CANCEL);
+      }, timeoutMs);
+      stream.on('response', (headers) => {
+        httpStatus = Number(headers[':status'] ?? 0);
+        status ??= grpcStatus(headers);
+      });
+      stream.on('trailers', (headers) => { status = grpcStatus(headers) ?? status; });
+      stream.on('data', (chunk: Buffer) => frames.push(chunk));
+      stream.on('error', (error) => fail(transportError(endpoint, error)));
+      stream.on('close', () => {
+        clearTimeout(timer);
+        if (settled) return;
+        if (status === null) return fail(new EtcdError(endpoint, `${path}: the stream closed without a gRPC status (HTTP ${httpStatus || 'none'}; is this an etcd client URL?)`, null));
+        if (status.code !== 0) return fail(new EtcdError(endpoint, status.message || `gRPC status ${status.code}`, status.code));
+        const answer = frames.next();
+        if (answer === null) return fail(new EtcdError(endpoint, `${path}: the answer has no whole gRPC message`, null));
+        settled = true;
+        resolve(answer);
+      });
+      stream.end(grpcFrame(message));
+    });
+  }
+
+  /** watch() over gRPC: one bidirectional stream, our side left open (closing it ends the watch in etcd). */
+  #grpcWatch(key: string, rangeEnd: string, startRevision: number, onEvents: (events: WatchEvent[], revision: number) => void): Watch {
+    const endpoint = this.endpoint;
+    let cancelled = false;
+    let stream: ClientHttp2Stream | null = null;
+    const done = new Promise<EtcdError | null>((resolve) => {
+      let settled = false;
+      const finish = (e: EtcdError | null): void => {
+        if (settled) return;
+        settled = true;
+        if (stream !== null && !stream.closed) stream.close(h2.NGHTTP2_CANCEL);
+        resolve(cancelled ? null : e);
+      };
+      try {
+        stream = this.#grpcStream(endpoint, '/etcdserverpb.Watch/Watch', { hasleader: 'true' });
+      } catch (error) {
+        finish(transportError(endpoint, error as Error));
+        return;
+      }
+      const s = stream;
+      const frames = new GrpcFrames();
+      let status: { code: number; message: string } | null = null;
+      s.on('response', (headers) => { status ??= grpcStatus(headers); });
+      s.on('trailers', (headers) => { status = grpcStatus(headers) ?? status; });
+      s.on('data', (chunk: Buffer) => {
+        frames.push(chunk);
+        for (let message = frames.next(); message !== null && !settled; message = frames.next()) {
+          const r = decodeWatchResponse(message);
+          if (r === null) return finish(new EtcdError(endpoint, 'watch stream sent a message that does not decode', null));
+          if (r.canceled) {
+            const compacted = r.compactRevision > 0;
+            return finish(new EtcdError(endpoint, compacted ? `watch start revision ${startRevision} is compacted (oldest kept: ${r.compactRevision})` : `watch cancelled: ${r.cancelReason || 'no reason given'}`, compacted ? GrpcCode.outOfRange : null));
+          }
+          if (r.events.length === 0) continue;
+          const events = r.events.map((e): WatchEvent => ({ type: e.type, kv: fromProto(e.kv) }));
+          try {
+            onEvents(events, events[events.length - 1]!.kv.modRevision);
+          } catch (error) {
+            return finish(new EtcdError(endpoint, `watch handler failed: ${error instanceof Error ? error.message : String(error)}`, null));
+          }
+        }
+        if (frames.broken) finish(new EtcdError(endpoint, 'watch stream sent a frame that is not gRPC', null));
+      });
+      s.on('error', (error) => finish(transportError(endpoint, error)));
+      s.on('close', () => {
+        const st = status as { code: number; message: string } | null;
+        finish(st !== null && st.code !== 0 ? new EtcdError(endpoint, st.message || `gRPC status ${st.code}`, st.code) : new EtcdError(endpoint, 'watch stream ended', GrpcCode.unavailable));
+      });
+      s.write(grpcFrame(encodeWatchCreate(encoder.encode(key), Buffer.from(rangeEnd, 'latin1'), startRevision)));
+    });
+    return {
+      done,
+      cancel: () => {
+        cancelled = true;
+        if (stream !== null && !stream.closed) stream.close(h2.NGHTTP2_CANCEL);
+      },
+    };
+  }
+
   #request(endpoint: string, path: string, body: string, onResponse: (res: IncomingMessage) => void, onError: (error: Error) => void, timeoutMs: number | null, headers: Record<string, string> = {}, pooled = true): ClientRequest {
     const url = new URL(path, endpoint);
     const tls = this.#o.tls ?? {};
@@ -444,6 +623,9 @@ function headerRevision(r: Record<string, unknown>): number {
 }
 
 function transportError(endpoint: string, error: Error): EtcdError {
+  // An HTTP/2 stream cancelled because its session failed: the session's error says what happened.
+  const cause = (error as { cause?: unknown }).cause;
+  if ((error as NodeJS.ErrnoException).code === 'ERR_HTTP2_STREAM_CANCEL' && cause instanceof Error) error = cause;
   const code = (error as NodeJS.ErrnoException).code;
   return new EtcdError(endpoint, code ? `${code} (${error.message})` : error.message, null);
 }
@@ -462,4 +644,68 @@ function errorFromBody(endpoint: string, status: number, text: string): EtcdErro
   } catch {
     return new EtcdError(endpoint, `HTTP ${status}: ${text.slice(0, 200)}`, status === 503 ? GrpcCode.unavailable : null);
   }
+}
+
+/** A gRPC length-prefixed message: 1 byte "compressed" (0), 4 bytes length, the bytes. */
+function grpcFrame(message: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(5 + message.length);
+  out[0] = 0;
+  out.writeUInt32BE(message.length, 1);
+  out.set(message, 5);
+  return out;
+}
+
+/** Reassembles gRPC messages from the chunks a stream delivers. */
+class GrpcFrames {
+  #buffered: Buffer = Buffer.alloc(0);
+  /** A compressed frame (never asked for) or one longer than etcd would send. */
+  broken = false;
+
+  push(chunk: Buffer): void {
+    this.#buffered = this.#buffered.length === 0 ? chunk : Buffer.concat([this.#buffered, chunk]);
+  }
+
+  next(): Uint8Array | null {
+    if (this.broken || this.#buffered.length < 5) return null;
+    const length = this.#buffered.readUInt32BE(1);
+    if (this.#buffered[0] !== 0 || length > 64 * 1024 * 1024) {
+      this.broken = true;
+      return null;
+    }
+    if (this.#buffered.length < 5 + length) return null;
+    const message = this.#buffered.subarray(5, 5 + length);
+    this.#buffered = this.#buffered.subarray(5 + length);
+    return message;
+  }
+}
+
+function grpcStatus(headers: IncomingHttpHeaders): { code: number; message: string } | null {
+  const code = headers['grpc-status'];
+  if (code === undefined) return null;
+  let message = String(headers['grpc-message'] ?? '');
+  try {
+    message = decodeURIComponent(message);
+  } catch {
+    // not percent-encoded after all: keep it as sent
+  }
+  return { code: Number(code), message };
+}
+
+function fromProto(kv: ProtoKeyValue): KeyValue {
+  return { key: Buffer.from(kv.key).toString('utf8'), value: kv.value, createRevision: kv.createRevision, modRevision: kv.modRevision, version: kv.version, lease: kv.lease };
+}
+
+const RESULT = { EQUAL: 0, GREATER: 1, LESS: 2, NOT_EQUAL: 3 } as const;
+
+function compareToProto(c: Compare): ProtoCompare {
+  const base = { key: encoder.encode(c.key), result: RESULT[c.result] };
+  if (c.target === 'CREATE') return { ...base, target: 'CREATE', createRevision: c.createRevision };
+  if (c.target === 'MOD') return { ...base, target: 'MOD', modRevision: c.modRevision };
+  return { ...base, target: 'VALUE', value: c.value };
+}
+
+function opToProto(op: TxnOp): ProtoOp {
+  if ('put' in op) return { put: { key: encoder.encode(op.put.key), value: op.put.value, ...(op.put.lease ? { lease: op.put.lease } : {}) } };
+  if ('range' in op) return { range: { key: encoder.encode(op.range.key), ...(op.range.rangeEnd !== undefined ? { rangeEnd: Buffer.from(op.range.rangeEnd, 'latin1') } : {}) } };
+  return { deleteRange: { key: encoder.encode(op.deleteRange.key), ...(op.deleteRange.rangeEnd !== undefined ? { rangeEnd: Buffer.from(op.deleteRange.rangeEnd, 'latin1') } : {}) } };
 }

@@ -11,7 +11,9 @@
 #   4. the crash failover gap (kill -9 of the leader under DHCP/DNS probes, udhcpc clients), ACKed
 #      leases lost and duplicate bindings, both backends (bench/backend-failover.ts, ROUNDS each)
 # The etcd figure goes in the lanha= field, the embedded log's as the anchor (raft=).
-# Env: PERIOD (3 s per step), REPEAT (1), LIGHT_COUNT (500), KILL_REPEAT (3), KILL_RATE (100), ROUNDS (5), LEASE_TTL (1s), SKIP_DORA, SKIP_CRASH (skip parts 1-2, 4), LOGS_DIR (keep lanha's logs there), LOG_LEVEL (warn).
+#   2b. CPU per DORA at a fixed rate (CPU_RATE DORA/s, 300, for CPU_PERIOD s, 8): lanha's, plus the
+#      three etcd members' on the etcd backend, from /proc (SKIP_CPU skips it)
+# Env: PERIOD (3 s per step), REPEAT (1), LIGHT_COUNT (500), KILL_REPEAT (3), KILL_RATE (100), ROUNDS (5), LEASE_TTL (1s), SKIP_DORA, SKIP_CRASH (skip parts 1-2, 4), SKIP_MAX (part 1 only), LOGS_DIR (keep lanha's logs there), LOG_LEVEL (warn).
 # Every process is started here and stopped by PID. Needs root.
 source "$(dirname "$0")/lib.sh"
 # LOGS_DIR: lanha's logs are copied there before the temp dir goes.
@@ -65,19 +67,60 @@ Y
   cat "$dir/lanha.log" >&2; kill "$pid"; return 1
 }
 
+# CPU time (ms) used so far by the PIDs given (utime + stime from /proc; a gone PID counts 0).
+cpu_ms() {
+  local hz; hz=$(getconf CLK_TCK)
+  for p in "$@"; do [ -r "/proc/$p/stat" ] && sed 's/^.*) //' "/proc/$p/stat"; done | awk -v hz="$hz" '{t += $12 + $13} END {printf "%.0f", t * 1000 / hz}'
+}
+etcd_pids() { for i in 0 1 2; do cat "$D/etcd$i.pid"; done; }
+
+# CPU per DORA at one fixed rate on both backends (CPU_RATE DORA/s for CPU_PERIOD s): what a DORA
+# costs the machine (lanha, plus the three etcd members on the etcd backend). Less at the mercy of
+# the other processes on a shared machine than the DORA/s maximum, which the two cores bound.
+acks_sent() { # socket: lanha's own count of ACKs sent
+  node "$LANCTL" status --json --socket "$1" 2>/dev/null | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{console.log(JSON.parse(s).services.dhcp.counters["sent.ack"]??0)}catch{console.log(0)}})'
+}
+cpu_per_dora() { # backend lanha-pid -> sets V[backend.cpu*]
+  local backend=$1 pid=$2 rate=${CPU_RATE:-300} period=${CPU_PERIOD:-8} pids=("$2") out="$D/$1-cpu.out"
+  [ "$backend" = etcd ] && pids+=($(etcd_pids))
+  local l0 e0 l1 e1 acks
+  local each0=() each1=() q
+  for q in "${pids[@]:1}"; do each0+=("$(cpu_ms "$q")"); done
+  local a0 a1 sock="$D/lanha-$backend/lanha.sock"
+  a0=$(acks_sent "$sock")
+  l0=$(cpu_ms "$pid"); e0=$(cpu_ms "${pids[@]:1}")
+  timeout $((period + 15)) ip netns exec "$NS" perfdhcp -l "$IFACE" -r "$rate" -R 40000 -p "$period" 10.99.0.1 > "$out" 2>&1
+  l1=$(cpu_ms "$pid"); e1=$(cpu_ms "${pids[@]:1}")
+  for q in "${pids[@]:1}"; do each1+=("$(cpu_ms "$q")"); done
+  a1=$(acks_sent "$sock")
+  acks=$((a1 - a0)) # what lanha sent: perfdhcp, starved on a loaded machine, may count fewer
+  [ "${acks:-0}" -gt 0 ] || { echo "no ACK in the CPU run"; return; }
+  V[$backend.cpu]=$(awk -v a="$((l1 - l0 + e1 - e0))" -v n="$acks" 'BEGIN{printf "%.3f", a / n}')
+  echo "CPU $backend rate=$rate acked=$acks lanha_ms=$((l1 - l0)) etcd_ms=$((e1 - e0))$(for i in "${!each0[@]}"; do printf ' e%s_ms=%s' "$i" "$((each1[i] - each0[i]))"; done) ms_per_dora=${V[$backend.cpu]}"
+}
+
+# The etcd backend's own counters: txns and the commands they carried, conflicts, shed proposals.
+etcd_stats() { # socket
+  node "$LANCTL" status --json --socket "$1" 2>/dev/null | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{const e=JSON.parse(s).cluster.etcd;console.log(`ETCD txns=${e.txns} commands=${e.txnCommands} per_txn=${(e.txnCommands/Math.max(1,e.txns)).toFixed(2)} conflicts=${e.conflicts} shed=${e.shed} skipped=${e.skipped} etcd_leader=e${(e.health||[]).findIndex(h=>h.isLeader)} lanha_endpoint=e${e.endpoints.indexOf(e.endpoint)} keepalive_failures=${e.keepAliveFailures} lastError=${JSON.stringify(e.lastError)}`);const c=JSON.parse(s).services.dhcp?.counters??{};console.log("DHCP "+Object.entries(c).filter(([k])=>/drop|shed|fail|conflict|not-leader|ack|nak/.test(k)).map(([k,v])=>k+"="+v).join(" "))}catch{}})'
+}
+
 declare -A V
 for backend in raft etcd; do
   PID=$(lanha_start "$backend") || { echo "lanha on $backend did not start"; continue; }
   PIDS+=("$PID")
   [ -n "${SKIP_DORA:-}" ] && { kill "$PID"; sleep 1; continue; }
-  echo "== $backend: DORA"
-  LABEL=$backend START_RATE=${START_RATE:-100} bash "$SHARED/dhcp-perf.sh" 10.99.0.1 | tee "$D/$backend-dora.out" | grep -E '^(STEP|RESULT)'
-  V[$backend.dora]=$(value dhcp.dora_per_s "$D/$backend-dora.out")
+  if [ -z "${SKIP_MAX:-}" ]; then
+    echo "== $backend: DORA"
+    LABEL=$backend START_RATE=${START_RATE:-100} bash "$SHARED/dhcp-perf.sh" 10.99.0.1 | tee "$D/$backend-dora.out" | grep -E '^(STEP|RESULT)'
+    V[$backend.dora]=$(value dhcp.dora_per_s "$D/$backend-dora.out")
+  fi
   echo "== $backend: light-load latency ($LIGHT_COUNT DORA at 100/s)"
   lat=$(ip netns exec "$NS" node "$REPO/dist/bench/dhcp-latency.js" 10.99.0.1 10.99.0.2 100 "$LIGHT_COUNT" 9)
   echo "$lat"
   V[$backend.p50]=$(echo "$lat" | sed -n 's/.*"requestP50Ms":\([0-9.]*\).*/\1/p')
   V[$backend.p99]=$(echo "$lat" | sed -n 's/.*"requestP99Ms":\([0-9.]*\).*/\1/p')
+  [ -z "${SKIP_CPU:-}" ] && cpu_per_dora "$backend" "$PID"
+  [ "$backend" = etcd ] && etcd_stats "$D/lanha-etcd/lanha.sock"
   kill "$PID"; for _ in $(seq 1 50); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
 done
 
@@ -125,6 +168,7 @@ echo
 line backend.dora_per_s "${V[etcd.dora]:-}" "${V[raft.dora]:-}" dora/s higher
 line backend.ack_ms_p50 "${V[etcd.p50]:-}" "${V[raft.p50]:-}" ms lower
 line backend.ack_ms_p99 "${V[etcd.p99]:-}" "${V[raft.p99]:-}" ms lower
+line backend.cpu_ms_per_dora "${V[etcd.cpu]:-}" "${V[raft.cpu]:-}" ms lower
 line backend.crash_gap_ms "${V[etcd.gap_ms]:-}" "${V[raft.gap_ms]:-}" ms lower
 line backend.lost_acked "${V[etcd.lost]:-}" "${V[raft.lost]:-}" leases lower
 line backend.duplicates "${V[etcd.duplicates]:-}" "${V[raft.duplicates]:-}" leases lower

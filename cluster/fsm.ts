@@ -100,6 +100,9 @@ export class Fsm {
   #nodes = new Map<string, BootEvent[]>();
   #appliedIndex = 0;
   #lastAt = 0;
+  /** Bumped by every apply and restore: hash() is computed again only after a change. */
+  #version = 0;
+  #hashed: { version: number; hash: string } | null = null;
   /** Bumped on every change DNS can see (lease names, records): the zones' SOA serial follows it. */
   #serial = 1;
   #listeners = new Set<FsmListener>();
@@ -143,6 +146,7 @@ export class Fsm {
    */
   apply(index: number, stamped: StampedCommand, sameIndex = false): void {
     if (index < this.#appliedIndex || (index === this.#appliedIndex && !sameIndex)) return; // replay of an entry already applied
+    this.#version++;
     const at = Math.max(this.#lastAt, stamped.at);
     this.#applyCommand(stamped.command, at, index, stamped.by);
     if (Math.floor(at / COMPACT_EVERY_MS) > Math.floor(this.#lastAt / COMPACT_EVERY_MS)) this.#compact(at);
@@ -285,6 +289,7 @@ export class Fsm {
   }
 
   restore(snapshot: FsmSnapshot): void {
+    this.#version++;
     this.#leases.clear();
     this.#leaseByMac.clear();
     this.#leaseByClientId.clear();
@@ -313,8 +318,13 @@ export class Fsm {
    * the same log, and unchanged by entries that change nothing (a new leader's empty entry).
    */
   hash(): string {
+    // Every status() asks (twice a second, and once a second per member report): the state of a
+    // busy site is tens of thousands of leases, so the hash is kept until the next change.
+    if (this.#hashed?.version === this.#version) return this.#hashed.hash;
     const { appliedIndex: _index, ...state } = this.snapshot();
-    return createHash('sha256').update(JSON.stringify(state)).digest('hex');
+    const hash = createHash('sha256').update(JSON.stringify(state)).digest('hex');
+    this.#hashed = { version: this.#version, hash };
+    return hash;
   }
 }
 

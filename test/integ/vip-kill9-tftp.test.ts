@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { requireLab, withLab, type LabHost } from '../support/netns.js';
 import { requireQemu, UbootConsole, ubootArgs, ubootUnavailable } from '../support/qemu.js';
-import { overlaps, vipCluster, VIP, type VipCluster, type VipNode } from './vip-lab.js';
+import { overlaps, vipCluster, VIP, withVipCluster, type VipCluster, type VipNode } from './vip-lab.js';
 
 // A TFTP download cut by a crash of the VIP holder (kill -9 of its daemon, issue 12): the client
 // finds out by its own timeout (nobody is left to answer the transfer's port; the new holder's
@@ -59,7 +59,7 @@ t.test('kill -9 of the VIP holder mid-download: tftp-hpa ends and its retry succ
   await withLab(async (lab) => {
     // 1 s election timeout: long enough to keep leadership still on a loaded test machine.
     const c = await vipCluster(lab, 'fast', { electionTimeout: '1000ms' });
-    try {
+    await withVipCluster(t, lab, c, async () => {
       const image = randomBytes(IMAGE_BYTES);
       for (const s of c.servers) writeFileSync(join(c.dir, `tftp-${s.name}`, 'Image'), image);
       // Host 3 is the client (a, b, w, cli): shape what the switch sends it.
@@ -119,10 +119,6 @@ t.test('kill -9 of the VIP holder mid-download: tftp-hpa ends and its retry succ
       } finally {
         qemu.kill('SIGKILL');
       }
-    } finally {
-      await c.stopSampler();
-      c.cleanup();
-    }
-    t.ok(lab.resolvConfUnchanged(), 'the host /etc/resolv.conf was not touched');
+    });
   });
 });

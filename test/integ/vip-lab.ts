@@ -72,6 +72,22 @@ export interface VipClusterOptions {
   faketimeLib?: string;
 }
 
+/**
+ * Runs `body` with a cluster vipCluster made, then stops its holder sampler and removes its files
+ * whatever happened, and checks the host's /etc/resolv.conf was not touched: the end of every lab
+ * test of a VIP cluster.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export async function withVipCluster(t: { ok: (...args: any[]) => unknown }, lab: Lab, c: VipCluster, body: () => Promise<void>): Promise<void> {
+  try {
+    await body();
+  } finally {
+    await c.stopSampler();
+    c.cleanup();
+  }
+  t.ok(lab.resolvConfUnchanged(), 'the host /etc/resolv.conf was not touched');
+}
+
 export async function vipCluster(lab: Lab, mode: 'fast' | 'strict', options: VipClusterOptions = {}): Promise<VipCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'lanha-vip-'));
   const keyFile = join(dir, 'cluster.key');

@@ -50,17 +50,7 @@ lanha_start() { # backend -> PID
   backend: etcd
   members: [{ name: bench, address: 10.99.0.1 }]
   etcd: { endpoints: [$ENDPOINTS] }"
-  cat > "$dir/lanha.yaml" <<Y
-node: { name: bench, address: 10.99.0.1, stateDir: $dir/state, controlSocket: $dir/lanha.sock, logLevel: ${LOG_LEVEL:-warn} }
-$cluster
-dhcp:
-  rateLimit: { perMac: 100, global: 1000000 }
-  subnets:
-    - subnet: 10.99.0.0/16
-      pools: [10.99.1.0-10.99.200.255]
-      router: [10.99.0.1]
-      leaseTime: 1h
-Y
+  lanha_bench_config "$dir" "${LOG_LEVEL:-warn}" "$cluster"
   ip netns exec "$SRV_NS" node "$LANCTL" serve --config "$dir/lanha.yaml" > "$dir/lanha.log" 2>&1 &
   local pid=$!
   for _ in $(seq 1 100); do node "$LANCTL" status --socket "$dir/lanha.sock" >/dev/null 2>&1 && { echo "$pid"; return 0; }; sleep 0.3; done

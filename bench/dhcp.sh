@@ -23,16 +23,7 @@ dhcp_lab_up bench:dhcp b dhcp
 
 lanha_start() { # state dir; prints PID line like the shared dhcp-server.sh
   local dir=$1; mkdir -p "$dir"
-  cat > "$dir/lanha.yaml" <<Y
-node: { name: bench, address: 10.99.0.1, stateDir: $dir/state, controlSocket: $dir/lanha.sock, logLevel: warn }
-dhcp:
-  rateLimit: { perMac: 100, global: 1000000 }
-  subnets:
-    - subnet: 10.99.0.0/16
-      pools: [10.99.1.0-10.99.200.255]
-      router: [10.99.0.1]
-      leaseTime: 1h
-Y
+  lanha_bench_config "$dir" warn
   [ -z "${KEEP_LEASES:-}" ] && rm -rf "$dir/state"
   # shellcheck disable=SC2086
   ip netns exec "$SRV_NS" node $NODE_FLAGS "$LANCTL" serve --config "$dir/lanha.yaml" > "$dir/lanha.log" 2>&1 &

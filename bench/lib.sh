@@ -5,6 +5,8 @@
 #   dhcp_lab_up NAME LETTER AREA   lab prefix lh<rand><LETTER> (exports PREFIX, NS, IFACE, SRV_NS,
 #                                  SRV_IF), the cleanup on exit, root and build checks, the anchors
 #                                  of bench/packages/AREA.txt, and the lab up
+#   lanha_bench_config DIR LEVEL [CLUSTER]   writes DIR/lanha.yaml: the DHCP server both benches
+#                                  measure (state and control socket in DIR), with a cluster: block
 # A bench may define bench_before_cleanup (e.g. to copy logs out of $D); it runs first at exit.
 set -uo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -37,6 +39,20 @@ dhcp_lab_up() { # NAME LETTER AREA
   [ -f "$LANCTL" ] || { echo "build first: npm run build"; exit 1; }
   bash "$REPO/bench/anchors.sh" "$3" || exit 2
   bash "$SHARED/dhcp-lab.sh" up >/dev/null || exit 1
+}
+
+lanha_bench_config() { # DIR LOG-LEVEL [CLUSTER BLOCK]: one /16 pool, rate limits out of perfdhcp's way
+  cat > "$1/lanha.yaml" <<Y
+node: { name: bench, address: 10.99.0.1, stateDir: $1/state, controlSocket: $1/lanha.sock, logLevel: $2 }
+${3:-}
+dhcp:
+  rateLimit: { perMac: 100, global: 1000000 }
+  subnets:
+    - subnet: 10.99.0.0/16
+      pools: [10.99.1.0-10.99.200.255]
+      router: [10.99.0.1]
+      leaseTime: 1h
+Y
 }
 
 # value FIGURE FILE: the value= field of the last RESULT line for FIGURE in FILE (the shared scripts' format).

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { Clock } from '../lib/clock.js';
-import type { Logger } from '../lib/log.js';
+import { LogLimiter, type Logger } from '../lib/log.js';
 import type { Random } from '../lib/random.js';
 import { LanhaError } from '../lib/errors.js';
 import { decodeCommand, encodeCommand, type Command } from './commands.js';
@@ -89,6 +89,11 @@ export class RaftStateLog implements StateLog {
   #timeline: RaftTimeline = { heardLeaderAt: null, timeoutNowAt: null, preCandidateAt: null, candidateAt: null, leaderAt: null };
   #leaseListeners = new Set<() => void>();
   #roleListeners = new Set<(role: string, atMs: number) => void>();
+  /** The lease as isLeader() last saw it, the term it was last valid in, and its lapses (logged: raft.lease_lapsed). */
+  #leaseHeld = false;
+  #leaseTerm = -1;
+  #leaseLapses = 0;
+  #lapseLimiter = new LogLimiter(1000);
   /** This term's lease was seen valid (listeners were told); cleared when we stop leading. */
   #leaseSeen = false;
 
@@ -151,7 +156,28 @@ export class RaftStateLog implements StateLog {
   isLeader(): boolean {
     this.host.catchUp();
     const node = this.host.node;
-    return !this.#closed && this.#opts.serves !== false && !this.host.fenced && node.role === 'leader' && node.transferee === null && node.leaseValid();
+    const lease = node.role === 'leader' && node.leaseValid();
+    if (node.role === 'leader' && lease !== this.#leaseHeld) this.#leaseChanged(lease);
+    return !this.#closed && this.#opts.serves !== false && !this.host.fenced && node.role === 'leader' && node.transferee === null && lease;
+  }
+
+  /**
+   * The leader's lease lapsed or came back within its term: a lapse is logged (rate-limited) with
+   * how old each voter's newest acknowledged heartbeat was, in ms from its send: what bench:failover
+   * and an operator need to tell a slow member from a slow leader.
+   */
+  #leaseChanged(valid: boolean): void {
+    const node = this.host.node;
+    this.#leaseHeld = valid;
+    if (valid) { this.#leaseTerm = node.term; return; }
+    if (this.#leaseTerm !== node.term) return; // not yet valid in this term: no lapse
+    this.#leaseLapses++;
+    if (!this.#lapseLimiter.allow('lapse', this.#opts.clock.monotonicMs())) return;
+    const tickMs = this.#opts.tickMs ?? 10;
+    const ages = Object.fromEntries(Object.entries(node.leaseAckAges()).map(([id, t]) => [id, t === null ? null : t * tickMs]));
+    const stallMs = this.host.takeLongestStallMs();
+    this.#opts.log.warn({ event: 'raft.lease_lapsed', term: node.term, ackAgesMs: ages, ownStallMs: stallMs, lapses: this.#leaseLapses },
+      `the leader lease lapsed: no majority acknowledged a heartbeat sent within the lease (newest acknowledged, ms since its send: ${Object.entries(ages).map(([id, ms]) => `${id} ${ms ?? 'none'}`).join(', ')}; this process's longest stall since the last lapse: ${stallMs} ms)`);
   }
 
   async propose(command: Command): Promise<AppliedEntry> {

@@ -58,6 +58,7 @@ export class RaftHost {
   #persistedVote: string | null;
   #batches = 0;
   #role: Role;
+  #longestStallMs = 0;
   /** Batches written whose fdatasync has not completed yet, and the promise of the last one's report. */
   #inFlight = 0;
   #persistTail: Promise<void> = Promise.resolve();
@@ -141,6 +142,13 @@ export class RaftHost {
     return Math.max(0, ticks * this.#tickMs - (this.#clock.monotonicMs() - this.#lastTickAt));
   }
 
+  /** The longest this host's timer ran late since the last call (ms past its tick): the event loop's stalls. */
+  takeLongestStallMs(): number {
+    const ms = this.#longestStallMs;
+    this.#longestStallMs = 0;
+    return Math.round(ms);
+  }
+
   /** Brings the core's ticks up to the clock (the lease must never look younger than it is). */
   catchUp(): void {
     this.#onTimer();
@@ -152,6 +160,7 @@ export class RaftHost {
     // A stalled event loop catches up: ticks are elapsed time, and the lease must age with it.
     let n = Math.floor((now - this.#lastTickAt) / this.#tickMs);
     if (n <= 0) return;
+    this.#longestStallMs = Math.max(this.#longestStallMs, now - this.#lastTickAt - this.#tickMs);
     this.#lastTickAt += n * this.#tickMs;
     if (n > 1000) n = 1000;
     for (let i = 0; i < n; i++) this.node.tick();

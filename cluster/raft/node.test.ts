@@ -180,3 +180,17 @@ t.test('heartbeats and their answers leave ahead of the Ready being persisted; o
   t.same(follower.takeHeartbeats(term), [], 'not before the new term is on disk');
   t.ok(follower.ready().messages.some((m) => m.type === 'heartbeat-resp' && m.term === term + 1), 'it goes with the Ready that persists the term');
 });
+
+t.test('leaseAckAges: ticks since the send of each voter\'s newest acknowledged heartbeat', async (t) => {
+  const ids = ['a', 'b', 'c'];
+  const nodes = new Map(ids.map((id, i) => [id, make(id, ids, i + 1)]));
+  runCluster(nodes, 40);
+  const leader = [...nodes.values()].find((n) => n.role === 'leader')!;
+  const others = ids.filter((id) => id !== leader.id);
+  const ages = leader.leaseAckAges();
+  t.same(Object.keys(ages).sort(), others, 'one entry per other voter');
+  for (const id of others) t.ok(ages[id] !== null && ages[id]! <= 2, `${id} acknowledged a recent heartbeat (${ages[id]} ticks)`);
+  for (let i = 0; i < 5; i++) leader.tick();
+  t.ok(Object.values(leader.leaseAckAges()).every((a) => a !== null && a >= 5), 'they age with the ticks while no answer arrives');
+  t.same(nodes.get(others[0]!)!.leaseAckAges(), {}, 'a follower has none');
+});

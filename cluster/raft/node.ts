@@ -148,6 +148,18 @@ export class RaftNode {
     return Math.max(0, since + this.#cfg.leaseTicks - this.#ticks);
   }
 
+  /** Per voter (not this leader): ticks since the send of the newest heartbeat it acknowledged (null: none this term). */
+  leaseAckAges(): Record<NodeId, number | null> {
+    const out: Record<NodeId, number | null> = {};
+    if (this.#role !== 'leader') return out;
+    for (const id of this.#conf.voters) {
+      if (id === this.id) continue;
+      const acked = this.#progress.get(id)?.ackedTick ?? -Infinity;
+      out[id] = acked === -Infinity ? null : this.#ticks - acked;
+    }
+    return out;
+  }
+
   progress(): Record<NodeId, { match: number; next: number; state: ProgressState; active: boolean }> {
     const out: Record<NodeId, { match: number; next: number; state: ProgressState; active: boolean }> = {};
     for (const [id, p] of this.#progress) out[id] = { match: p.match, next: p.next, state: p.state, active: p.recentActive };

@@ -12,7 +12,7 @@ import { silentLogger } from '../../lib/log.js';
 import { ManualClock } from '../../test/support/manual-clock.js';
 import type { RunningService } from '../contract.js';
 import type { CommandResult } from './address.js';
-import { VipService } from './server.js';
+import { ACQUIRE_LEASE_MIN_MS, VipService } from './server.js';
 
 const CONFIG = `
 node: { name: lan-a, role: server, address: 10.20.0.2, stateDir: /tmp/x, controlSocket: /tmp/x.sock }
@@ -301,5 +301,24 @@ t.test('a VIP lost and taken again in the same leadership reports a re-acquire f
   t.same(last.parts[0], ['lease lapse', 30], 'from the loss, not "lease wait 24100"');
   t.equal(last.totalMs, 30, 'the manual clock does not move during ip, bind and arping');
   t.same(proposed, ['vip.takeover election'], 'a re-acquire is no failover: not replicated');
+  await vip.stop();
+});
+
+t.test('with a guard, the VIP is taken only with enough lease left to bind on it; held, it is kept down to the margin', async (t) => {
+  const { vip, state, clock, log } = rig({ guard: true });
+  state.remainingMs = ACQUIRE_LEASE_MIN_MS - 1;
+  await vip.start();
+  log.length = 0;
+  await vip.tick();
+  t.notOk(log.some((l) => l.startsWith('ip addr replace')), `${ACQUIRE_LEASE_MIN_MS - 1} ms of lease left: not taken (the guard would delete it before the services bound it)`);
+  state.remainingMs = 190;
+  clock.advance(20);
+  await vip.tick();
+  t.ok(log.includes('ip addr replace 10.20.0.1/24 dev eth9 valid_lft 2 preferred_lft 2'), 'a whole lease (the next heartbeat answer): taken');
+  state.remainingMs = ACQUIRE_LEASE_MIN_MS - 1;
+  clock.advance(20);
+  log.length = 0;
+  await vip.tick();
+  t.same(log, [`guard hold ${ACQUIRE_LEASE_MIN_MS - 1 - 20}`], 'once held, a short lease keeps it (the guard ends it in time)');
   await vip.stop();
 });

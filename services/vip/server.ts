@@ -7,6 +7,7 @@ import { errorMessage, LanhaError } from '../../lib/errors.js';
 import type { StateLog } from '../../cluster/state-log.js';
 import type { RunningService, ServiceContext, ServiceStatus } from '../contract.js';
 import { GUARD_MARGIN_MS, type VipConfig } from './config.js';
+import { GUARD_WORK_MS } from '../../cluster/timers.js';
 import { initialVipState, onAcquireFailed, onGuardExpired, onStop, onTick, vipTimings, type VipAction, type VipState, type VipTimings } from './core.js';
 import { execRunner, garpArgs, releaseAddress, replaceArgs, vipAddress, vipCidr, type CommandRunner } from './address.js';
 import { failoverRoutes } from './failover.js';
@@ -23,6 +24,13 @@ export const TICK_MS = 20;
 /** GARPs run beside the tick (arping waits a second after sending); more than this at once are skipped. */
 const GARPS_IN_FLIGHT_MAX = 6;
 export { GUARD_MARGIN_MS };
+/**
+ * With a guard, the VIP is taken only while at least this much of the lease is left: the guard's
+ * margin, its work (GUARD_WORK_MS) and one tick. With less, the guard would delete the address again
+ * before DNS, TFTP and NTP had bound it (a lease renewed by a late heartbeat answer: the re-acquire
+ * storm seen in bench:failover, with EADDRNOTAVAIL binds); the next answer in time brings a whole lease.
+ */
+export const ACQUIRE_LEASE_MIN_MS = GUARD_MARGIN_MS + GUARD_WORK_MS + TICK_MS;
 
 export interface VipServiceOptions {
   config: LanhaConfig;
@@ -185,7 +193,8 @@ export class VipService implements RunningService {
       await this.#execute(actions);
     }
     for (let pass = 0; pass < 2; pass++) {
-      const leaseValid = !this.#holdOff && this.#o.state.isLeader();
+      const leaseValid = !this.#holdOff && this.#o.state.isLeader()
+        && (this.#core.held || this.#guard === null || this.#leaseRemainingMs() >= ACQUIRE_LEASE_MIN_MS);
       const nowMs = this.#o.clock.monotonicMs();
       const [next, actions] = onTick(this.#core, { nowMs, leaseValid }, this.#timings);
       this.#core = next;

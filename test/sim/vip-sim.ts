@@ -3,6 +3,7 @@ import { RaftNode } from '../../cluster/raft/node.js';
 import type { Entry, HardState, Message, NodeId, Ready } from '../../cluster/raft/types.js';
 import { initialVipState, onGuardExpired, onTick, vipTimings, type VipState } from '../../services/vip/core.js';
 import { raftTimers, type RaftTimers } from '../../cluster/timers.js';
+import { ACQUIRE_LEASE_MIN_MS } from '../../services/vip/server.js';
 
 // A deterministic simulation of who holds the VIP: two servers and a witness running the real Raft
 // core (production timers: 10 ms ticks and by default those of the default failover budget, 480 ms:
@@ -309,13 +310,15 @@ class VipSim {
       n.vip = expired;
       for (const a of cleanup) if (a.kind === 'release') this.#push({ t: this.#now + 1 + this.#rng.int(this.#ipMaxMs), seq: 0, kind: 'kernel', node: i, held: false, renew: false });
     }
-    const leaseValid = core.role === 'leader' && core.transferee === null && core.leaseValid();
+    // As server.ts: with a guard, the VIP is taken only with ACQUIRE_LEASE_MIN_MS of lease left.
+    const remainingMs = core.leaseRemainingTicks() * TICK_MS * n.drift - (this.#now - n.lastTickAt);
+    const leaseValid = core.role === 'leader' && core.transferee === null && core.leaseValid()
+      && (n.vip.held || !this.#o.guard || remainingMs >= ACQUIRE_LEASE_MIN_MS);
     const [next, actions] = onTick(n.vip, { nowMs: this.#now, leaseValid }, vipTimings('fast', LIFETIME_MS / 1000));
     if (actions.some((a) => a.kind === 'release')) { this.#lapses++; this.#tr(`${n.id} lapse: lease lost (${core.role} term ${core.term})`); }
     n.vip = next;
     if (this.#o.guard && next.held && leaseValid) {
-      const remaining = core.leaseRemainingTicks() * TICK_MS * n.drift - (this.#now - n.lastTickAt);
-      n.guardDeadline = this.#now + Math.max(1, remaining - this.#o.guardMarginMs);
+      n.guardDeadline = this.#now + Math.max(1, remainingMs - this.#o.guardMarginMs);
       this.#push({ t: n.guardDeadline, seq: 0, kind: 'guard', node: i, inc: n.inc });
     }
     for (const a of actions) {

@@ -13,7 +13,7 @@
 # The etcd figure goes in the lanha= field, the embedded log's as the anchor (raft=).
 #   2b. CPU per DORA at a fixed rate (CPU_RATE DORA/s, 300, for CPU_PERIOD s, 8): lanha's, plus the
 #      three etcd members' on the etcd backend, from /proc (SKIP_CPU skips it)
-# Env: PERIOD (3 s per step), REPEAT (1), LIGHT_COUNT (500), KILL_REPEAT (3), KILL_RATE (100), ROUNDS (5), LEASE_TTL (1s), SKIP_DORA, SKIP_CRASH (skip parts 1-2, 4), SKIP_MAX (part 1 only), LOGS_DIR (keep lanha's logs there), LOG_LEVEL (warn).
+# Env: PERIOD (3 s per step), REPEAT (1), LIGHT_COUNT (500), KILL_REPEAT (3), KILL_RATE (100), ROUNDS (5), LEASE_TTL (1s), SKIP_DORA, SKIP_CRASH (skip parts 1-2, 4), SKIP_MAX (part 1 only), BACKENDS ("raft etcd"), LOGS_DIR (keep lanha's logs there), LOG_LEVEL (warn).
 # Every process is started here and stopped by PID. Needs root.
 source "$(dirname "$0")/lib.sh"
 # LOGS_DIR: lanha's logs are copied there before the temp dir goes.
@@ -95,7 +95,7 @@ etcd_stats() { # socket
 }
 
 declare -A V
-for backend in raft etcd; do
+for backend in ${BACKENDS:-raft etcd}; do
   PID=$(lanha_start "$backend") || { echo "lanha on $backend did not start"; continue; }
   PIDS+=("$PID")
   [ -n "${SKIP_DORA:-}" ] && { kill "$PID"; sleep 1; continue; }

@@ -1,4 +1,3 @@
-import dgram from 'node:dgram';
 import net from 'node:net';
 import { isIPv6 } from 'node:net';
 import type { Upstream } from './config.js';
@@ -11,10 +10,11 @@ import type { ForwardQuery } from './answerer.js';
 import { forwardedReply } from './handler.js';
 import { HEADER_SIZE, RCODE, UDP_PAYLOAD_MAX, decodeMessage, emptyMessage, encodeMessage, type DnsMessage, type Question } from './wire.js';
 import { rcodeReply, type FastQuery } from './fast.js';
-import { literalLookup } from '../../lib/udp-lookup.js';
+import { UpstreamUdp } from './upstream-udp.js';
 
 // Forwarding to upstream resolvers (shell: owns sockets and timers). Each upstream query goes out
-// from a fresh socket on a kernel-chosen port with a random ID (RFC 5452); a reply counts only if
+// with a random ID from one of a few sockets on kernel-chosen ports, each closed after a few dozen
+// queries (upstream-udp.ts; RFC 5452); a reply counts only if
 // it comes from the upstream's address and port, carries that ID, is a response, and repeats our
 // question. A truncated reply is asked again over TCP. SERVFAIL, REFUSED or silence moves on to the
 // next upstream; when every upstream failed the client gets SERVFAIL, within `timeoutMs` in all.
@@ -69,7 +69,9 @@ export class Forwarder {
   #inFlight = new Map<string, Promise<Resolved>>();
   /** Client queries waiting for an upstream answer (joined ones included). */
   #waiting = 0;
-  #sockets = new Set<dgram.Socket | net.Socket>();
+  /** TCP connections to upstreams (UDP queries share `#upstreamUdp`'s sockets). */
+  #sockets = new Set<net.Socket>();
+  #upstreamUdp: UpstreamUdp;
   #closed = false;
   /** Per upstream list: the index of the upstream that answered last, asked first next time. */
   #preferred = new Map<readonly Upstream[], number>();
@@ -79,6 +81,7 @@ export class Forwarder {
   constructor(options: ForwarderOptions) {
     this.#o = options;
     this.cache = options.cache;
+    this.#upstreamUdp = new UpstreamUdp({ random: options.random, onUnmatched: () => options.counters.inc('dns.forward.mismatched') });
     this.#domains = new Map((options.domains ?? []).map((d) => [nameKey(d.name), d.upstreams]));
   }
 
@@ -170,39 +173,30 @@ export class Forwarder {
     return null;
   }
 
-  /** Our query: a random ID, RD, the question (the asker's bytes when we have them), an OPT. */
-  #query(q: Question, question: Uint8Array | null): { id: number; bytes: Uint8Array } {
-    const id = this.#o.random.int(65536);
-    if (question !== null) return { id, bytes: queryBytes(id, question) };
+  /** Our query with ID `id`: RD, the question (the asker's bytes when we have them), an OPT. */
+  #query(q: Question, question: Uint8Array | null, id: number): Uint8Array {
+    if (question !== null) return queryBytes(id, question);
     const m = emptyMessage(id);
     m.rd = true;
     m.questions = [q];
     m.edns = { udpSize: UDP_PAYLOAD_MAX, extendedRcode: 0, version: 0, dnssecOk: false, options: [] };
-    return { id, bytes: encodeMessage(m).bytes };
+    return encodeMessage(m).bytes;
   }
 
   #udp(up: Upstream, q: Question, question: Uint8Array | null, timeoutMs: number): Promise<UpstreamReply | null> {
     return new Promise((resolve) => {
-      const { id, bytes } = this.#query(q, question);
-      // Upstreams are IP literals: the lookup answers at once (no dns.lookup, no deferred send).
-      const family = isIPv6(up.address) ? 6 : 4;
-      const socket = dgram.createSocket({ type: family === 6 ? 'udp6' : 'udp4', lookup: literalLookup(family) });
       const sentMs = this.#o.clock.monotonicMs();
-      this.#sockets.add(socket);
       let done = false;
       const finish = (r: UpstreamReply | null): void => {
         if (done) return;
         done = true;
         clearTimeout(timer);
-        this.#sockets.delete(socket);
-        try { socket.close(); } catch { /* already closed */ }
+        slot.done();
         resolve(r);
       };
-      const timer = setTimeout(() => finish(null), timeoutMs);
-      socket.on('error', () => finish(null));
-      socket.on('message', (msg, rinfo) => {
+      const slot = this.#upstreamUdp.take(isIPv6(up.address) ? 6 : 4, (msg, rinfo) => {
         if (rinfo.address !== up.address || rinfo.port !== up.port) { this.#o.counters.inc('dns.forward.spoofed'); return; }
-        const m = checkReply(msg, id, q);
+        const m = checkReply(msg, slot.id, q);
         if (m === null) { this.#o.counters.inc('dns.forward.mismatched'); return; }
         // Where a miss's time goes: the upstream's part (send to reply read, this process's wake-up
         // included), summed in microseconds with the replies counted, so processes add up.
@@ -210,13 +204,15 @@ export class Forwarder {
         this.#o.counters.inc('dns.forward.upstream_wait_us', Math.round((this.#o.clock.monotonicMs() - sentMs) * 1000));
         finish({ m, bytes: msg });
       });
-      socket.send(bytes, up.port, up.address); // a failed send raises 'error' above
+      const timer = setTimeout(() => finish(null), timeoutMs);
+      slot.send(this.#query(q, question, slot.id), up.port, up.address, () => finish(null));
     });
   }
 
   #tcp(up: Upstream, q: Question, question: Uint8Array | null, timeoutMs: number): Promise<UpstreamReply | null> {
     return new Promise((resolve) => {
-      const { id, bytes } = this.#query(q, question);
+      const id = this.#o.random.int(65536);
+      const bytes = this.#query(q, question, id);
       const socket = net.connect({ host: up.address, port: up.port });
       this.#sockets.add(socket);
       let buf = Buffer.alloc(0);
@@ -253,11 +249,9 @@ export class Forwarder {
 
   close(): void {
     this.#closed = true;
-    for (const s of this.#sockets) {
-      if (s instanceof net.Socket) s.destroy();
-      else try { s.close(); } catch { /* closed */ }
-    }
+    for (const s of this.#sockets) s.destroy();
     this.#sockets.clear();
+    this.#upstreamUdp.close();
   }
 }
 

@@ -1,0 +1,63 @@
+import t from 'tap';
+import dgram from 'node:dgram';
+import { seededRandom } from '../../lib/random.js';
+import { UpstreamUdp } from './upstream-udp.js';
+
+// The shared upstream sockets against a loopback echo: replies reach the query whose ID they carry,
+// on its socket only; a datagram with an ID nobody waits for is counted; at most socketsMax sockets
+// take queries, each at most usesMax queries from at most as many source ports in all; a retired
+// socket closes once its last query is done; close() closes everything.
+
+t.test('queries share a few sockets, routed by ID; sockets retire after usesMax and close when drained', async (t) => {
+  const echo = dgram.createSocket('udp4');
+  const perPort = new Map<number, number>();
+  echo.on('message', (m, r) => { perPort.set(r.port, (perPort.get(r.port) ?? 0) + 1); echo.send(m, r.port, r.address); });
+  await new Promise<void>((r) => echo.bind(0, '127.0.0.1', () => r()));
+  t.teardown(() => echo.close());
+  const port = echo.address().port;
+  let unmatched = 0;
+  const pool = new UpstreamUdp({ random: seededRandom(7), socketsMax: 2, usesMax: 5, onUnmatched: () => unmatched++ });
+
+  const ask = (): Promise<boolean> => new Promise((resolve) => {
+    const slot = pool.take(4, (msg) => {
+      const id = (msg[0]! << 8) | msg[1]!;
+      slot.done();
+      resolve(id === slot.id);
+    });
+    const q = Buffer.alloc(12);
+    q.writeUInt16BE(slot.id, 0);
+    slot.send(q, port, '127.0.0.1', () => { slot.done(); resolve(false); });
+  });
+
+  const first = await Promise.all(Array.from({ length: 10 }, () => ask()));
+  t.ok(first.every(Boolean), '10 queries at once: each got the reply with its own ID');
+  t.ok(perPort.size >= 2 && perPort.size <= 3, `from 2-3 source ports (${perPort.size}): two in turn, a third once one retired`);
+  t.ok(await eventuallyTrue(() => pool.sockets <= 2), `retired sockets closed once drained: at most socketsMax left open (${pool.sockets})`);
+
+  const more: boolean[] = [];
+  for (let i = 0; i < 12; i++) more.push(await ask());
+  t.ok(more.every(Boolean), '12 more one by one');
+  t.ok([...perPort.values()].every((n) => n <= 5), `no port carried more than usesMax queries (${[...perPort.values()].join(', ')})`);
+  t.ok(perPort.size >= 5, `22 queries from ${perPort.size} ports (at least 22 / usesMax)`);
+
+  // A datagram carrying an ID no query waits for (late, forged) is counted and goes nowhere.
+  const slot = pool.take(4, () => t.fail('a reply for another ID must not reach this query'));
+  const stray = Buffer.alloc(12);
+  stray.writeUInt16BE((slot.id + 1) & 0xffff, 0);
+  slot.send(stray, port, '127.0.0.1', () => undefined);
+  t.ok(await eventuallyTrue(() => unmatched === 1), 'the stray reply is counted');
+  slot.done();
+  pool.close();
+  t.equal(pool.sockets, 0, 'close() closes every socket');
+  let failed = false;
+  const late = pool.take(4, () => undefined);
+  late.send(Buffer.alloc(12), port, '127.0.0.1', () => { failed = true; });
+  late.done();
+  t.ok(await eventuallyTrue(() => failed || pool.sockets === 0), 'after close, a query fails or leaves no socket behind');
+  t.equal(pool.sockets, 0);
+});
+
+async function eventuallyTrue(check: () => boolean, timeoutMs = 2000): Promise<boolean> {
+  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; await new Promise((r) => setTimeout(r, 20))) if (check()) return true;
+  return check();
+}

@@ -4,7 +4,7 @@ import type { Clock } from '../../lib/clock.js';
 import type { Counters } from '../../lib/counters.js';
 import type { TftpConfig } from './config.js';
 import { dataPacket, decodePacket, encodeError, encodeOack, ErrorCode, type RequestPacket, type TftpOption } from './wire.js';
-import { negotiate, Transfer, type TransferEffect, type TransferEvent } from './transfer.js';
+import { AckOutcome, negotiate, Transfer, type TransferEffect, type TransferEvent } from './transfer.js';
 import { checkName, compileRemap, remapCandidates, type ClientInfo, type RemapRule } from './paths.js';
 import { BlockCache, BufferSource, CachedSource, openInRoot, releaseFile, toNetascii, type OpenedFile, type Source } from './files.js';
 
@@ -137,8 +137,10 @@ export class ActiveTransfer {
     if (this.#closed) return;
     // Fast path: an ACK is 4 octets, opcode 4.
     if (msg.length >= 4 && msg[0] === 0 && msg[1] === 4) {
-      if ((++this.#acks & TURNAROUND_SAMPLE_MASK) === 0 && !this.#waiting) this.#timedAck((msg[2]! << 8) | msg[3]!);
-      else this.#event({ kind: 'ack', block: (msg[2]! << 8) | msg[3]! });
+      const block = (msg[2]! << 8) | msg[3]!;
+      if (this.#waiting) this.#event({ kind: 'ack', block });
+      else if ((++this.#acks & TURNAROUND_SAMPLE_MASK) === 0) this.#timedAck(block);
+      else this.#ack(block, this.host.clock.monotonicMs());
       return;
     }
     const decoded = decodePacket(msg);
@@ -159,15 +161,63 @@ export class ActiveTransfer {
     this.#apply(this.core.step(event, this.host.clock.monotonicMs()));
   }
 
-  /** An ACK handled like any other, timed: the core's step, the block copy, the send. */
+  /**
+   * An ACK as the core's ack() decides it, with no object allocated per packet (the lock-step
+   * path runs once per block): its blocks go out, then the timer moves. One clock read.
+   */
+  #ack(block: number, now: number): void {
+    const core = this.core;
+    const outcome = core.ack(block, now);
+    if (outcome === AckOutcome.send) this.#sendReleased(now);
+    else if (outcome === AckOutcome.done) this.finish('done');
+  }
+
+  /** Sends the blocks the core just released ([sendFrom, sendTo)) and arms the timer. */
+  #sendReleased(now: number): void {
+    const core = this.core;
+    const { blksize, size } = core.params;
+    const resent = core.resent;
+    if (resent > 0) this.host.counters.inc('tftp.retransmits', resent);
+    const end = core.sendTo;
+    for (let block = core.sendFrom; block < end; block++) {
+      const t0 = this.#timing ? performance.now() : 0;
+      const offset = (block - 1) * blksize;
+      const length = Math.max(0, Math.min(blksize, size - offset));
+      const packet = this.#packet(block, length);
+      const copied = length === 0 ? true : this.source.copy(offset, length, packet, 4);
+      if (copied !== true) {
+        // A cache miss: this block and the rest go out in order once its bytes are read.
+        const rest: TransferEffect[] = [];
+        for (let b = block + 1; b < end; b++) {
+          const o = (b - 1) * blksize;
+          rest.push({ kind: 'data', block: b, offset: o, length: Math.max(0, Math.min(blksize, size - o)), retransmit: false });
+        }
+        rest.push({ kind: 'timer', ms: core.timerMs });
+        this.#sendWhenRead(copied, packet, rest);
+        return;
+      }
+      if (this.#timing) {
+        const t1 = performance.now();
+        this.#send(packet);
+        this.#copyMs += t1 - t0;
+        this.#sendMs += performance.now() - t1;
+      } else {
+        this.#send(packet);
+      }
+    }
+    this.#arm(core.timerMs, now);
+  }
+
+  /** An ACK handled like any other, timed: the core's decision, the block copy, the send. */
   #timedAck(block: number): void {
     const t0 = performance.now();
-    const effects = this.core.step({ kind: 'ack', block }, this.host.clock.monotonicMs());
+    const outcome = this.core.ack(block, this.host.clock.monotonicMs());
     const t1 = performance.now();
     this.#timing = true;
     this.#copyMs = 0;
     this.#sendMs = 0;
-    this.#apply(effects);
+    if (outcome === AckOutcome.send) this.#sendReleased(t1);
+    else if (outcome === AckOutcome.done) this.finish('done');
     this.#timing = false;
     const c = this.host.counters;
     c.inc('tftp.turnaround.samples');
@@ -184,40 +234,19 @@ export class ActiveTransfer {
           this.#send(encodeOack(this.oack));
           break;
         case 'data': {
-          const t0 = this.#timing ? performance.now() : 0;
           const packet = this.#packet(effect.block, effect.length);
           const copied = effect.length === 0 ? true : this.source.copy(effect.offset, effect.length, packet, 4);
           if (effect.retransmit) this.host.counters.inc('tftp.retransmits');
           if (copied !== true) {
             // A cache miss: send this block when its bytes are read, then the rest in order.
-            this.#waiting = true;
-            const rest = effects.slice(i + 1);
-            copied.then(() => {
-              this.#waiting = false;
-              if (this.#closed) return;
-              this.#send(packet);
-              this.#apply(rest);
-              this.#drain();
-            }, (error: unknown) => {
-              this.#waiting = false;
-              this.host.error({ event: 'tftp.read_failed', file: this.file, err: String(error) }, 'reading a served file failed');
-              this.#send(encodeError(ErrorCode.notDefined, 'read error'));
-              this.finish('read-error');
-            });
+            this.#sendWhenRead(copied, packet, effects.slice(i + 1));
             return;
           }
-          if (this.#timing) {
-            const t1 = performance.now();
-            this.#send(packet);
-            this.#copyMs += t1 - t0;
-            this.#sendMs += performance.now() - t1;
-          } else {
-            this.#send(packet);
-          }
+          this.#send(packet);
           break;
         }
         case 'timer':
-          this.#arm(effect.ms);
+          this.#arm(effect.ms, this.host.clock.monotonicMs());
           break;
         case 'done':
           this.finish('done');
@@ -228,6 +257,23 @@ export class ActiveTransfer {
           return;
       }
     }
+  }
+
+  /** After a cache miss: the block goes out when its bytes are read, then `rest`, then queued events. */
+  #sendWhenRead(read: Promise<void>, packet: Buffer, rest: readonly TransferEffect[]): void {
+    this.#waiting = true;
+    read.then(() => {
+      this.#waiting = false;
+      if (this.#closed) return;
+      this.#send(packet);
+      this.#apply(rest);
+      this.#drain();
+    }, (error: unknown) => {
+      this.#waiting = false;
+      this.host.error({ event: 'tftp.read_failed', file: this.file, err: String(error) }, 'reading a served file failed');
+      this.#send(encodeError(ErrorCode.notDefined, 'read error'));
+      this.finish('read-error');
+    });
   }
 
   /**
@@ -258,8 +304,7 @@ export class ActiveTransfer {
   }
 
   /** One timer per transfer, moved by a deadline instead of being reset on every ACK. */
-  #arm(ms: number): void {
-    const now = this.host.clock.monotonicMs();
+  #arm(ms: number, now: number): void {
     this.#deadline = now + ms;
     if (this.#timer === null) this.#timer = setTimeout(() => this.#fire(), ms);
   }

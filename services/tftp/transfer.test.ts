@@ -1,6 +1,6 @@
 import t from 'tap';
 import fc from 'fast-check';
-import { negotiate, Transfer, type TransferEffect, type TransferParams } from './transfer.js';
+import { AckOutcome, negotiate, Transfer, type TransferEffect, type TransferParams } from './transfer.js';
 
 const base: TransferParams = { size: 0, blksize: 512, windowsize: 1, timeoutMs: 1000, retries: 5, idleTimeoutMs: 60_000, oack: false };
 const blocks = (effects: TransferEffect[]): number[] => effects.flatMap((e) => (e.kind === 'data' ? [e.block] : []));
@@ -170,6 +170,62 @@ t.test('properties over random ACK / duplicate / timeout sequences', async (t) =
     },
   ), { numRuns: 300, seed: Number(process.env['LANHA_SEED'] ?? 5) });
   t.pass('invariants held');
+});
+
+t.test('ack() (the shell\'s path without allocation) decides exactly what step() does', async (t) => {
+  // What the engine builds from ack(): DATA for [sendFrom, sendTo), then the timer.
+  const asEffects = (x: Transfer, outcome: AckOutcome): TransferEffect[] => {
+    if (outcome === AckOutcome.done) return [{ kind: 'done' }];
+    if (outcome === AckOutcome.ignored) return [];
+    const out: TransferEffect[] = [];
+    const { blksize, size } = x.params;
+    for (let block = x.sendFrom; block < x.sendTo; block++) {
+      const offset = (block - 1) * blksize;
+      out.push({ kind: 'data', block, offset, length: Math.max(0, Math.min(blksize, size - offset)), retransmit: block < x.sendFrom + x.resent });
+    }
+    out.push({ kind: 'timer', ms: x.timerMs });
+    return out;
+  };
+  const event = fc.oneof(
+    fc.record({ kind: fc.constant('ack' as const), back: fc.integer({ min: -2, max: 20 }) }),
+    fc.record({ kind: fc.constant('ack-random' as const), block: fc.integer({ min: 0, max: 0xffff }) }),
+    fc.record({ kind: fc.constant('timeout' as const) }),
+  );
+  fc.assert(fc.property(
+    fc.integer({ min: 0, max: 200_000 }), fc.constantFrom(8, 512, 1468), fc.integer({ min: 1, max: 16 }), fc.boolean(), fc.array(event, { maxLength: 400 }),
+    (size, blksize, windowsize, oack, events) => {
+      const params = { ...base, size, blksize, windowsize, oack, retries: 5 };
+      const a = new Transfer(params);
+      const b = new Transfer(params);
+      let now = 0;
+      let highest = 0;
+      const seen = (effects: TransferEffect[]): void => { for (const e of effects) if (e.kind === 'data') highest = Math.max(highest, e.block); };
+      const same = (x: TransferEffect[], y: TransferEffect[], what: string): void => {
+        if (JSON.stringify(x) !== JSON.stringify(y)) throw new Error(`${what}: step ${JSON.stringify(x)} vs ack ${JSON.stringify(y)}`);
+      };
+      const first = a.start(now);
+      same(first, b.start(now), 'start');
+      seen(first);
+      for (const e of events) {
+        now += 7;
+        if (e.kind === 'timeout') {
+          now += 1000;
+          const x = a.step({ kind: 'timeout' }, now);
+          same(x, b.step({ kind: 'timeout' }, now), 'timeout');
+          seen(x);
+          continue;
+        }
+        const block = (a.phase === 'oack' ? 0 : e.kind === 'ack' ? Math.max(0, highest - e.back) : e.block) & 0xffff;
+        const x = a.step({ kind: 'ack', block }, now);
+        same(x, asEffects(b, b.ack(block, now)), `ack ${block}`);
+        seen(x);
+      }
+      if (a.retransmits !== b.retransmits || a.sentBlocks !== b.sentBlocks || a.ignoredAcks !== b.ignoredAcks || a.phase !== b.phase || a.ackedBytes !== b.ackedBytes) {
+        throw new Error('figures differ');
+      }
+    },
+  ), { numRuns: 300, seed: Number(process.env['LANHA_SEED'] ?? 7) });
+  t.pass('same decisions, same figures');
 });
 
 t.test('stalled: no ACK progress for two retransmit intervals (a retransmission went unanswered)', async (t) => {

@@ -102,6 +102,14 @@ export type TransferEvent =
 
 export type TransferPhase = 'new' | 'oack' | 'data' | 'done' | 'aborted';
 
+/**
+ * What `ack()` did, for the shell's per-ACK path without allocation: nothing, send the blocks
+ * `[sendFrom, sendTo)` and arm the timer with `timerMs`, or the transfer is done. `step()` turns
+ * the same outcome into effects.
+ */
+export const AckOutcome = { ignored: 0, send: 1, done: 2 } as const;
+export type AckOutcome = (typeof AckOutcome)[keyof typeof AckOutcome];
+
 export class Transfer {
   readonly params: TransferParams;
   readonly lastBlock: number;
@@ -117,6 +125,11 @@ export class Transfer {
   #lastProgressMs = 0;
   /** Highest block ever sent: anything at or below it sent again is a retransmission. */
   #highestSent = 0;
+  /** The blocks the last send decision released: [sendFrom, sendTo). */
+  sendFrom = 0;
+  sendTo = 0;
+  /** Blocks at or below this in the last send decision are retransmissions. */
+  #sentBefore = 0;
   // Figures for the transfer log line.
   sentBlocks = 0;
   retransmits = 0;
@@ -136,6 +149,10 @@ export class Transfer {
   /** Octets the client has acknowledged. */
   get ackedBytes(): number { return Math.min(this.params.size, (this.#base - 1) * this.params.blksize); }
   get finished(): boolean { return this.#phase === 'done' || this.#phase === 'aborted'; }
+  /** The retransmit timer to arm after a send decision. */
+  get timerMs(): number { return this.#timerMs; }
+  /** Retransmissions among the blocks of the last send decision. */
+  get resent(): number { return Math.max(0, Math.min(this.sendTo, this.#sentBefore + 1) - this.sendFrom); }
   /** Time since the client last acknowledged something new (or since the start). */
   idleMs(nowMs: number): number { return this.#phase === 'new' ? 0 : Math.max(0, nowMs - this.#lastProgressMs); }
   /**
@@ -161,7 +178,10 @@ export class Transfer {
   step(event: TransferEvent, nowMs: number): TransferEffect[] {
     if (this.finished || this.#phase === 'new') return [];
     switch (event.kind) {
-      case 'ack': return this.#ack(event.block, nowMs);
+      case 'ack': {
+        const outcome = this.ack(event.block, nowMs);
+        return outcome === AckOutcome.send ? this.#effects([]) : outcome === AckOutcome.done ? [{ kind: 'done' }] : [];
+      }
       case 'error':
         // RFC 2347: a client refusing our OACK answers ERROR 8; any peer ERROR ends the transfer.
         this.#phase = 'aborted';
@@ -173,33 +193,41 @@ export class Transfer {
     }
   }
 
-  #ack(wireBlock: number, nowMs: number): TransferEffect[] {
+  /**
+   * An ACK (block number as on the wire), without allocating: the shell's per-packet path. On
+   * `send`, blocks [sendFrom, sendTo) go out and the timer is armed with `timerMs`.
+   */
+  ack(wireBlock: number, nowMs: number): AckOutcome {
+    if (this.finished || this.#phase === 'new') return AckOutcome.ignored;
     if (this.#phase === 'oack') {
-      if (wireBlock !== 0) { this.ignoredAcks++; return []; }
+      if (wireBlock !== 0) { this.ignoredAcks++; return AckOutcome.ignored; }
       this.#phase = 'data';
       this.#progress(nowMs);
-      return this.#fill([]);
+      this.#release();
+      return AckOutcome.send;
     }
     // The ACK names a block modulo 2^16; map it to the one absolute block in [base-1, base-1+65535].
     const acked = this.#base - 1 + ((wireBlock - (this.#base - 1)) & 0xffff);
-    if (acked > this.#next - 1) { this.ignoredAcks++; return []; } // old (wrapped) or never sent
+    if (acked > this.#next - 1) { this.ignoredAcks++; return AckOutcome.ignored; } // old (wrapped) or never sent
     if (acked === this.#base - 1) {
       // Nothing new acknowledged: a duplicate, or a windowed client saying the first block of the
       // window got lost. Restart the window once for that; ignore every other such ACK.
-      if (this.params.windowsize === 1 || this.#restartedAt === this.#base || this.inFlight === 0) { this.ignoredAcks++; return []; }
+      if (this.params.windowsize === 1 || this.#restartedAt === this.#base || this.inFlight === 0) { this.ignoredAcks++; return AckOutcome.ignored; }
       this.#restartedAt = this.#base;
       this.#next = this.#base;
-      return this.#fill([]);
+      this.#release();
+      return AckOutcome.send;
     }
     this.#base = acked + 1;
     this.#progress(nowMs);
     if (acked >= this.lastBlock) {
       this.#phase = 'done';
-      return [{ kind: 'done' }];
+      return AckOutcome.done;
     }
     // RFC 7440 §4: an ACK below the last block sent means the client missed the next one: go on from there.
     if (this.#next > this.#base) this.#next = this.#base;
-    return this.#fill([]);
+    this.#release();
+    return AckOutcome.send;
   }
 
   #timeout(nowMs: number): TransferEffect[] {
@@ -227,17 +255,31 @@ export class Transfer {
     this.#timerMs = this.params.timeoutMs;
   }
 
+  /** Releases blocks until the window is full or the file ends: [sendFrom, sendTo). */
+  #release(): void {
+    const { windowsize } = this.params;
+    this.sendFrom = this.#next;
+    this.#sentBefore = this.#highestSent;
+    while (this.#next <= this.lastBlock && this.#next - this.#base < windowsize) this.#next++;
+    this.sendTo = this.#next;
+    const resent = this.resent;
+    this.retransmits += resent;
+    this.sentBlocks += this.sendTo - this.sendFrom;
+    if (this.sendTo - 1 > this.#highestSent) this.#highestSent = this.sendTo - 1;
+  }
+
   /** Sends blocks until the window is full or the file ends, then arms the timer. */
   #fill(out: TransferEffect[]): TransferEffect[] {
-    const { blksize, size, windowsize } = this.params;
-    while (this.#next <= this.lastBlock && this.#next - this.#base < windowsize) {
-      const block = this.#next++;
+    this.#release();
+    return this.#effects(out);
+  }
+
+  /** The last send decision as effects: its DATA blocks, then the timer. */
+  #effects(out: TransferEffect[]): TransferEffect[] {
+    const { blksize, size } = this.params;
+    for (let block = this.sendFrom; block < this.sendTo; block++) {
       const offset = (block - 1) * blksize;
-      const retransmit = block <= this.#highestSent;
-      if (retransmit) this.retransmits++;
-      else this.#highestSent = block;
-      this.sentBlocks++;
-      out.push({ kind: 'data', block, offset, length: Math.max(0, Math.min(blksize, size - offset)), retransmit });
+      out.push({ kind: 'data', block, offset, length: Math.max(0, Math.min(blksize, size - offset)), retransmit: block <= this.#sentBefore });
     }
     out.push(this.#timer());
     return out;

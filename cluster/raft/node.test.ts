@@ -1,7 +1,7 @@
 import t from 'tap';
 import { seededRandom } from '../../lib/random.js';
 import { RaftNode } from './node.js';
-import type { Message, NodeId, Ready } from './types.js';
+import { emptyMessage, type Message, type NodeId, type Ready } from './types.js';
 
 const make = (id: NodeId, voters: NodeId[], seed = 1, witnesses: NodeId[] = []): RaftNode => new RaftNode(
   { id, electionTicks: 10, heartbeatTicks: 2, random: seededRandom(seed), witnessFactor: 3 },
@@ -193,4 +193,23 @@ t.test('leaseAckAges: ticks since the send of each voter\'s newest acknowledged 
   for (let i = 0; i < 5; i++) leader.tick();
   t.ok(Object.values(leader.leaseAckAges()).every((a) => a !== null && a >= 5), 'they age with the ticks while no answer arrives');
   t.same(nodes.get(others[0]!)!.leaseAckAges(), {}, 'a follower has none');
+});
+
+t.test('a deposed leader votes for no one else until the lease it held has run out (unless a transfer asks)', async (t) => {
+  const ids = ['a', 'b', 'c'];
+  const nodes = new Map(ids.map((id, i) => [id, make(id, ids, i + 1)]));
+  runCluster(nodes, 40);
+  const leader = [...nodes.values()].find((n) => n.role === 'leader')!;
+  const [b, c] = ids.filter((id) => id !== leader.id) as [string, string];
+  t.ok(leader.leaseValid(), 'leading with a lease');
+  const term = leader.term + 1;
+  const vote = (from: string, context = 0): Message => ({ ...emptyMessage('vote', from, leader.id, term), index: leader.lastIndex, logTerm: leader.lastTerm, context });
+  // A candidate's higher term reaches it first on an answer (as a stale leader is told to step down).
+  leader.step(emptyMessage('append-resp', b, leader.id, term));
+  t.equal(leader.role, 'follower', 'stepped down on the higher term');
+  leader.ready();
+  leader.step(vote(b));
+  t.same(leader.ready().messages.filter((m) => m.type === 'vote-resp').map((m) => m.reject), [true], 'its vote refused while its lease may still run');
+  leader.step(vote(c, 1));
+  t.same(leader.ready().messages.filter((m) => m.type === 'vote-resp').map((m) => m.reject), [false], 'a transfer (TimeoutNow campaign) gets it: the leader gave its lease up first');
 });

@@ -91,6 +91,15 @@ export class RaftNode {
   #incoming: { index: number; term: number; chunks: Uint8Array[]; bytes: number } | undefined;
   #prevHard: HardState;
   #prevSoft: SoftState;
+  /**
+   * Until this tick a lease this member held as leader may still run (set when it stops leading).
+   * It votes for nobody else before then (a transfer's TimeoutNow campaign aside): its own vote
+   * would let another member win while its lease, and the VIP on it, still held. The VIP simulation
+   * found it: a leader resumed after a pause, took the VIP on a fresh answer, stepped down on a
+   * candidate's higher term and voted for it within the same millisecond; the winner took the VIP
+   * before the old holder's next VIP tick let it go.
+   */
+  #ownLeaseEnd = -Infinity;
 
   constructor(config: RaftConfig, storage: RaftStorage) {
     this.id = config.id;
@@ -137,15 +146,18 @@ export class RaftNode {
   /** True while this leader holds a lease: a majority acknowledged a heartbeat sent within leaseTicks. */
   leaseValid(): boolean {
     if (this.#role !== 'leader') return false;
-    const since = committedIndex(this.#conf.voters, (id) => (id === this.id ? this.#ticks : this.#progress.get(id)?.ackedTick ?? -Infinity));
-    return this.#ticks < since + this.#cfg.leaseTicks;
+    return this.#ticks < this.#leaseEnd();
   }
 
   /** Whole ticks left of this leader's lease (0 when it holds none): the VIP guard's deadline. */
   leaseRemainingTicks(): number {
     if (this.#role !== 'leader') return 0;
-    const since = committedIndex(this.#conf.voters, (id) => (id === this.id ? this.#ticks : this.#progress.get(id)?.ackedTick ?? -Infinity));
-    return Math.max(0, since + this.#cfg.leaseTicks - this.#ticks);
+    return Math.max(0, this.#leaseEnd() - this.#ticks);
+  }
+
+  /** The tick this leader's lease ends: leaseTicks after the newest send tick a majority acknowledged. */
+  #leaseEnd(): number {
+    return committedIndex(this.#conf.voters, (id) => (id === this.id ? this.#ticks : this.#progress.get(id)?.ackedTick ?? -Infinity)) + this.#cfg.leaseTicks;
   }
 
   /** Per voter (not this leader): ticks since the send of the newest heartbeat it acknowledged (null: none this term). */
@@ -233,7 +245,8 @@ export class RaftNode {
         // before a crash, and its lease must still run out before we help elect someone else.
         const heard = this.#leader !== null || this.#ticks < this.#cfg.electionTicks;
         const inLease = this.#cfg.checkQuorum && heard && this.#electionElapsed < this.#cfg.electionTicks;
-        if (inLease && m.context !== 1) return; // we hear a leader: do not help anyone replace it
+        // We hear a leader, or our own lease as leader may still run: do not help anyone replace it.
+        if ((inLease || this.#ticks < this.#ownLeaseEnd) && m.context !== 1) return;
       }
       if (m.type === 'prevote' || (m.type === 'prevote-resp' && !m.reject)) {
         // A pre-vote never changes terms; a granted pre-vote response carries the future term.
@@ -256,7 +269,8 @@ export class RaftNode {
       case 'prevote':
       case 'vote': {
         const canVote = this.#vote === m.from || (this.#vote === null && this.#leader === null) || (m.type === 'prevote' && m.term > this.#term);
-        const granted = canVote && this.#log.isUpToDate(m.index, m.logTerm);
+        const ownLease = this.#ticks < this.#ownLeaseEnd && m.context !== 1;
+        const granted = canVote && !ownLease && this.#log.isUpToDate(m.index, m.logTerm);
         const respType = m.type === 'prevote' ? 'prevote-resp' : 'vote-resp';
         this.#send({ ...emptyMessage(respType, this.id, m.from, granted ? m.term : this.#term), reject: !granted });
         if (granted && m.type === 'vote') {
@@ -412,6 +426,7 @@ export class RaftNode {
   }
 
   #reset(term: number): void {
+    if (this.#role === 'leader') this.#ownLeaseEnd = Math.max(this.#ownLeaseEnd, this.#leaseEnd());
     if (term !== this.#term) {
       this.#term = term;
       this.#vote = null;

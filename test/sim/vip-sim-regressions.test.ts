@@ -42,4 +42,13 @@ if (one !== undefined && one !== '') {
     // answer of a caught-up server too (RaftNode, heartbeat-resp).
     for (const seed of [272, 982]) t.same(runVipSim(seed, { timers: timersFromBudget(480) }).violations, [], `seed ${seed}: one holder again after the faults`);
   });
+
+  t.test('seed 5609: a deposed leader voted for the candidate while its lease and VIP still held', async (t) => {
+    // Found by 10 000 chaos seeds with the 480 ms budget's timers: lan-a resumed from a 292 ms
+    // pause, took the VIP on the witness's answer to its fresh heartbeat, stepped down on the
+    // candidate's higher term (an append answer) and granted it its vote at once; the candidate
+    // won and took the VIP 2 ms before lan-a's next VIP tick let it go. A member now votes for no
+    // one else until the lease it held as leader has run out (RaftNode #ownLeaseEnd).
+    t.same(runVipSim(5609, { timers: timersFromBudget(480) }).violations, [], 'never two holders');
+  });
 }

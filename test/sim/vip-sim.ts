@@ -321,6 +321,7 @@ class VipSim {
       n.guardDeadline = this.#now + Math.max(1, remainingMs - this.#o.guardMarginMs);
       this.#push({ t: n.guardDeadline, seq: 0, kind: 'guard', node: i, inc: n.inc });
     }
+    if (actions.some((a) => a.kind === 'acquire')) this.#tr(`${n.id} acquires (term ${core.term}, lease ${Math.round(remainingMs)} ms left, acks ${JSON.stringify(core.leaseAckAges())} ticks old)`);
     for (const a of actions) {
       const at = this.#now + 1 + this.#rng.int(this.#ipMaxMs);
       if (a.kind === 'acquire') this.#push({ t: at, seq: 0, kind: 'kernel', node: i, held: true, renew: false });

@@ -1,4 +1,5 @@
-import { gunzipSync, gzipSync } from 'node:zlib';
+import { gunzipSync, gzip } from 'node:zlib';
+import { promisify } from 'node:util';
 import type { Clock } from '../../lib/clock.js';
 import type { Logger } from '../../lib/log.js';
 import { LogLimiter } from '../../lib/log.js';
@@ -143,6 +144,7 @@ export function decodeRecord(value: Uint8Array): DecodeCommandResult[] {
   return raw.map((entry) => decodeCommandJson(entry));
 }
 
+const gzipAsync = promisify(gzip);
 const pad = (n: number, width: number): string => String(n).padStart(width, '0');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 /** etcd's default --max-txn-ops is 128. */
@@ -920,7 +922,9 @@ export class EtcdStateLog implements StateLog {
       const snapshot = this.fsm.snapshot();
       const covered = [...this.#logKeys].filter(([, live]) => live.revision <= snapshot.appliedIndex).map(([key]) => key);
       const fence = { key: this.#p.leader, target: 'CREATE' as const, result: 'EQUAL' as const, createRevision: epoch };
-      const put = await this.#client.txn([fence], [{ put: { key: this.#p.snapshot, value: gzipSync(encodeFsmSnapshot(snapshot)) } }]);
+      // Compressed on the thread pool: tens of thousands of leases took the event loop (and DHCP) away for tens of ms.
+      const value = await gzipAsync(encodeFsmSnapshot(snapshot));
+      const put = await this.#client.txn([fence], [{ put: { key: this.#p.snapshot, value } }]);
       if (!put.succeeded) return;
       this.#snapshotIndex = snapshot.appliedIndex;
       this.#stats.snapshots++;

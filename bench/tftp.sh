@@ -4,12 +4,17 @@
 #   window : 64 MiB, atftp blksize 1468 windowsize 8 (tftpd-hpa has no RFC 7440:
 #            its figure is its best single-stream run of curl or atftp)        -> tftp.window.mib_s
 #   storm  : STORM (20) concurrent curl --tftp-blksize 1468 of a 16 MiB file    -> tftp.storm.mib_s
+#   floor  : the same single-stream and turnaround runs against dist/bench/tftp-floor.js, the least
+#            a TFTP server on Node's dgram does per block (no timers, cache or limits): what any
+#            TypeScript server here can reach at best -> tftp.single.node_floor_mib_s,
+#            tftp.rtt_p50_us.node_floor, and CPU per block (lanha's whole process vs the floor)
+#            -> tftp.single.cpu_us_per_block
 #   turnaround: a lock-step client (dist/bench/tftp-rtt.js) times every ACK -> next DATA round trip
 #            against lanha (worker threads, and `workers: 0`) and tftpd-hpa; lanha's own counters
 #            time the sampled ACKs inside JavaScript (core step, block copy, send)  -> tftp.rtt_p50_us,
 #            tftp.turnaround.js_us, tftp.turnaround.receive_path_us: where the single-stream gap goes
 # Every transfer's sha256 is checked; lanha's failures are tftp.checksum_failures (must be 0).
-# Env: RUNS=3 (median of) STORM=20 TIMEOUT=60 PORT_ANCHOR=16981 PORT_LANHA=16982 BIG_MIB=64 SMALL_MIB=16
+# Env: RUNS=3 (median of) STORM=20 TIMEOUT=60 PORT_ANCHOR=16981 PORT_LANHA=16982 PORT_FLOOR=16984 BIG_MIB=64 SMALL_MIB=16
 # Loopback only; every process started here is stopped by PID; scratch data in a mktemp dir.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +29,7 @@ LANHA_PID=""; ANCHOR_PID=""
 cleanup() {
   [ -n "$LANHA_PID" ] && kill "$LANHA_PID" 2>/dev/null && wait "$LANHA_PID" 2>/dev/null
   [ -n "${LANHA0_PID:-}" ] && kill "$LANHA0_PID" 2>/dev/null && wait "$LANHA0_PID" 2>/dev/null
+  [ -n "${FLOOR_PID:-}" ] && kill "$FLOOR_PID" 2>/dev/null && wait "$FLOOR_PID" 2>/dev/null
   [ -n "$ANCHOR_PID" ] && kill "$ANCHOR_PID" 2>/dev/null && wait "$ANCHOR_PID" 2>/dev/null
   rm -rf "$D"
 }
@@ -54,6 +60,10 @@ PORT_LANHA0=${PORT_LANHA0:-16983}
 sed -e "s|port: $PORT_LANHA|port: $PORT_LANHA0|" -e "s|$D/state|$D/state0|" -e "s|$D/lanha.sock|$D/lanha0.sock|" -e 's|  perClientTransfers: 64|  perClientTransfers: 64\n  workers: 0|' "$D/lanha.yaml" > "$D/lanha0.yaml"
 node dist/bin/lanctl.js serve --config "$D/lanha0.yaml" > "$D/lanha0.log" 2>&1 &
 LANHA0_PID=$!
+# The Node dgram floor (bench/tftp-floor.ts) on the same files.
+PORT_FLOOR=${PORT_FLOOR:-16984}
+node dist/bench/tftp-floor.js "$PORT_FLOOR" "$D/root" > "$D/floor.log" 2>&1 &
+FLOOR_PID=$!
 ANCHOR=tftpd-hpa
 if command -v in.tftpd >/dev/null; then
   in.tftpd -L -s -a "127.0.0.1:$PORT_ANCHOR" -u nobody "$D/root" > "$D/anchor.log" 2>&1 &
@@ -62,6 +72,7 @@ fi
 sleep 1
 if ! kill -0 "$LANHA_PID" 2>/dev/null; then echo "lanha did not start:"; cat "$D/lanha.log"; exit 1; fi
 if [ -n "$ANCHOR_PID" ] && ! kill -0 "$ANCHOR_PID" 2>/dev/null; then ANCHOR_PID=""; fi
+if ! kill -0 "$FLOOR_PID" 2>/dev/null; then echo "the node dgram floor server did not start: its figures are NA"; cat "$D/floor.log"; FLOOR_PID=""; fi
 [ -z "$ANCHOR_PID" ] && echo "tftpd-hpa (in.tftpd) not available: anchor figures are NA (apt-get install tftpd-hpa)"
 
 FAILS=0
@@ -86,20 +97,29 @@ maxof() { tr ' ' '\n' | grep -v '^$' | sort -g | tail -1; }
 
 # case NAME SERVER CLIENT: RUNS single-stream runs, interleaved with the other server by the caller
 declare -A VALS
-single_round() { # server port client key
-  local v; v=$(fetch "$3" "$2" big.bin "$D/out/$4")
+BIG_BLOCKS=$((BIG_MIB * 1048576 / 1468 + 1))
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; } # user + system, all threads
+single_round() { # server port client key [pid: CPU per block is recorded as key_cpu]
+  local v c0=0 c1=0; [ -n "${5:-}" ] && c0=$(cpu_ticks "$5")
+  v=$(fetch "$3" "$2" big.bin "$D/out/$4")
+  [ -n "${5:-}" ] && c1=$(cpu_ticks "$5")
   if [ "$v" = FAIL ]; then [ "$1" = lanha ] && FAILS=$((FAILS + 1)); echo "  $4 run: checksum/transfer FAILED"; return; fi
-  VALS[$4]="${VALS[$4]:-} $v"; echo "  $4 run: $v MiB/s"
+  VALS[$4]="${VALS[$4]:-} $v"
+  if [ -n "${5:-}" ]; then
+    local us; us=$(awk -v t=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" -v n="$BIG_BLOCKS" 'BEGIN{printf "%.1f", t / hz * 1e6 / n}')
+    VALS[$4_cpu]="${VALS[$4_cpu]:-} $us"; echo "  $4 run: $v MiB/s, $us us CPU per block"
+  else echo "  $4 run: $v MiB/s"; fi
 }
 # One untimed fetch of each file from each server first: both start with the files in the page
 # cache (and lanha's block cache warm), as a boot server that already served a node would be.
-for p in "$PORT_LANHA" "$PORT_LANHA0" ${ANCHOR_PID:+"$PORT_ANCHOR"}; do
+for p in "$PORT_LANHA" "$PORT_LANHA0" ${ANCHOR_PID:+"$PORT_ANCHOR"} ${FLOOR_PID:+"$PORT_FLOOR"}; do
   for f in big.bin small.bin; do curl -sf --tftp-blksize 1468 -o /dev/null "tftp://127.0.0.1:$p/$f" || echo "warm-up fetch of $f from port $p failed"; done
 done
 echo "== single stream and windowsize, $BIG_MIB MiB, $RUNS runs each (servers interleaved)"
 for i in $(seq 1 "$RUNS"); do
-  single_round lanha "$PORT_LANHA" curl lanha_curl
+  single_round lanha "$PORT_LANHA" curl lanha_curl "$LANHA_PID"
   [ -n "$ANCHOR_PID" ] && single_round anchor "$PORT_ANCHOR" curl anchor_curl
+  [ -n "$FLOOR_PID" ] && single_round floor "$PORT_FLOOR" curl floor_curl "$FLOOR_PID"
   single_round lanha "$PORT_LANHA" atftp-w8 lanha_w8
   [ -n "$ANCHOR_PID" ] && single_round anchor "$PORT_ANCHOR" atftp anchor_atftp
 done
@@ -141,6 +161,7 @@ for i in $(seq 1 "$RUNS"); do
   rtt "$PORT_LANHA" lanha
   rtt "$PORT_LANHA0" lanha0
   [ -n "$ANCHOR_PID" ] && rtt "$PORT_ANCHOR" anchor
+  [ -n "$FLOOR_PID" ] && rtt "$PORT_FLOOR" floor
 done
 read -r T1 S1 C1 N1 < <(turn_counters "$D/lanha.sock"); read -r U1 SS1 CC1 NN1 < <(turn_counters "$D/lanha0.sock")
 us() { awk -v a="$1" -v n="$2" 'BEGIN{ if (n > 0) printf "%.1f", a / n / 1000; else print "NA" }'; }
@@ -148,6 +169,7 @@ TA_STEP=$(us $((S1 - S0)) $((T1 - T0))); TA_COPY=$(us $((C1 - C0)) $((T1 - T0)))
 TA_JS=$(awk -v a="$TA_STEP" -v b="$TA_COPY" -v c="$TA_SEND" 'BEGIN{ if (a == "NA") print "NA"; else printf "%.1f", a + b + c }')
 TA0_JS=$(awk -v a="$(us $((SS1 - SS0)) $((U1 - U0)))" -v b="$(us $((CC1 - CC0)) $((U1 - U0)))" -v c="$(us $((NN1 - NN0)) $((U1 - U0)))" 'BEGIN{ if (a == "NA") print "NA"; else printf "%.1f", a + b + c }')
 L_RTT=$(echo "${VALS[lanha_rtt]:-}" | median); L0_RTT=$(echo "${VALS[lanha0_rtt]:-}" | median); A_RTT=$(echo "${VALS[anchor_rtt]:-}" | median)
+F_RTT=$(echo "${VALS[floor_rtt]:-}" | median)
 L_RTT99=$(echo "${VALS[lanha_rtt99]:-}" | median); A_RTT99=$(echo "${VALS[anchor_rtt99]:-}" | median)
 # tftpd-hpa makes the same send syscall: lanha's extra round trip minus its JavaScript work besides
 # the send is what Node's receive path costs (libuv, the callback into JS, the Buffer and rinfo).
@@ -180,6 +202,12 @@ result tftp.storm.mib_s "$L_STORM" "$A_STORM" MiB/s higher
 result tftp.rtt_p50_us "$L_RTT" "$A_RTT" us lower
 result tftp.rtt_p99_us "$L_RTT99" "$A_RTT99" us lower
 echo "RESULT tftp.rtt_p50_us.main_thread lanha=$L0_RTT tftpd-hpa=$A_RTT ratio=$(awk -v a="$L0_RTT" -v b="$A_RTT" 'BEGIN{ if (a == "NA" || b == "NA" || b + 0 == 0) print "NA"; else printf "%.2f", a / b }') unit=us better=lower"
+floor_result() { # figure lanha floor unit better
+  echo "RESULT $1 lanha=$2 node-dgram=$3 ratio=$(awk -v a="$2" -v b="$3" 'BEGIN{ if (a == "NA" || b == "NA" || b + 0 == 0) print "NA"; else printf "%.2f", a / b }') unit=$4 better=$5"
+}
+floor_result tftp.single.node_floor_mib_s "$L_SINGLE" "$(echo "${VALS[floor_curl]:-}" | median)" MiB/s higher
+floor_result tftp.rtt_p50_us.node_floor "$L_RTT" "$F_RTT" us lower
+floor_result tftp.single.cpu_us_per_block "$(echo "${VALS[lanha_curl_cpu]:-}" | median)" "$(echo "${VALS[floor_curl_cpu]:-}" | median)" us lower
 echo "RESULT tftp.turnaround.js_us lanha=$TA_JS tftpd-hpa=NA ratio=NA unit=us better=lower step=$TA_STEP copy=$TA_COPY send=$TA_SEND"
 echo "RESULT tftp.turnaround.receive_path_us lanha=$OUTSIDE tftpd-hpa=NA ratio=NA unit=us better=lower extra_vs_anchor=$EXTRA"
 echo "RESULT tftp.checksum_failures lanha=$FAILS tftpd-hpa=NA ratio=NA unit=count better=lower"

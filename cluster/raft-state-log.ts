@@ -58,6 +58,17 @@ interface Pending {
 
 const KEEP_AFTER_SNAPSHOT = 1000;
 
+/**
+ * LANHA_WAL_SYNCS_IN_FLIGHT (1-16, default 1): WAL fdatasyncs that may run at once (a tuning knob
+ * for disks that overlap flushes; cluster/raft/README.md). Anything else is refused by name.
+ */
+export function syncsInFlightFromEnv(text = process.env['LANHA_WAL_SYNCS_IN_FLIGHT']): number {
+  if (text === undefined || text.trim() === '') return 1;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1 || n > 16) throw new LanhaError('config-invalid', `LANHA_WAL_SYNCS_IN_FLIGHT: ${JSON.stringify(text)} is not a whole number from 1 to 16`);
+  return n;
+}
+
 const roundMs = (ms: number | null): number | null => (ms === null ? null : Math.round(ms * 100) / 100);
 
 /**
@@ -111,7 +122,7 @@ export class RaftStateLog implements StateLog {
     const walOpts = {
       ...(failpoint ? { failpoint } : {}),
       ...(opts.segmentBytes !== undefined ? { segmentBytes: opts.segmentBytes } : {}),
-      ...(opts.syncsInFlightMax !== undefined ? { syncsInFlightMax: opts.syncsInFlightMax } : {}),
+      syncsInFlightMax: opts.syncsInFlightMax ?? syncsInFlightFromEnv(),
     };
     const { wal, state } = await Wal.open(opts.dir, walOpts);
     if (state.truncatedBytes > 0) {

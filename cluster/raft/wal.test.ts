@@ -2,7 +2,7 @@ import t from 'tap';
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Wal, StorageError, loadState, encodeRecord, decodeSnapshot, encodeSnapshot } from './wal.js';
+import { Wal, StorageError, loadState, encodeRecord, decodeSnapshot, encodeSnapshot, scanSegment } from './wal.js';
 import { EntryType, type Entry } from './types.js';
 
 function scratch(t: { teardown(fn: () => void): void }): string {
@@ -268,7 +268,7 @@ t.test('pipelined crash: a torn write anywhere in the unsynced batches keeps eve
   const first = await wal.begin(undefined, [entry(1), entry(2)], true);
   await first.durable;
   const segFile = join(dir, 'wal', readdirSync(join(dir, 'wal'))[0]!);
-  const durableBytes = readFileSync(segFile).length;
+  const durableBytes = scanSegment(readFileSync(segFile)).end;
   // Now the fdatasyncs hang: three more batches are written (one fdatasync in flight, the others
   // waiting for the next), the last one rewriting a suffix (a new leader's entries).
   hold = true;
@@ -276,15 +276,18 @@ t.test('pipelined crash: a torn write anywhere in the unsynced batches keeps eve
   const c = await wal.begin(undefined, [entry(4), entry(5, 2)], true);
   const d = await wal.begin(undefined, [entry(4, 3, 'x4')], true);
   for (const x of [b, c, d]) void x.durable.catch(() => undefined);
-  const full = readFileSync(segFile);
+  const written = readFileSync(segFile);
+  const full = written.subarray(0, scanSegment(written).end);
   t.ok(full.length > durableBytes);
+  t.ok(written.subarray(full.length).every((b) => b === 0), 'past the records the segment holds prefilled zeros');
   // Power fails: any prefix of the unsynced bytes may be on the disk.
   let cuts = 0;
   for (let cut = durableBytes; cut <= full.length; cut++) {
     const copy = mkdtempSync(join(tmpdir(), 'lanha-wal-cut-'));
     try {
       mkdirSyncP(join(copy, 'wal'));
-      writeFileSync(join(copy, 'wal', readdirSync(join(dir, 'wal'))[0]!), full.subarray(0, cut));
+      // Every other cut with the prefilled zeros after it (the power went after the prefill was durable).
+      writeFileSync(join(copy, 'wal', readdirSync(join(dir, 'wal'))[0]!), cut % 2 === 0 ? full.subarray(0, cut) : Buffer.concat([full.subarray(0, cut), Buffer.alloc(4096)]));
       const state = loadState(copy);
       const got = texts(state.entries);
       t.same(got.slice(0, 2), ['1:1:e1', '1:2:e2'], `cut at ${cut}: the durable entries are all there`);
@@ -303,3 +306,38 @@ t.test('pipelined crash: a torn write anywhere in the unsynced batches keeps eve
 function mkdirSyncP(dir: string): void {
   mkdirSync(dir, { recursive: true });
 }
+
+t.test('prefill: the live segment holds zeros past its records, read back as its end after a crash; a restart writes on from the last record', async (t) => {
+  const dir = scratch(t);
+  const { wal } = await Wal.open(dir, { prefillBytes: 8192 });
+  await wal.save({ term: 1, vote: 'a', commit: 0 }, [entry(1), entry(2)], true);
+  await wal.save(undefined, [entry(3)], true);
+  const segFile = join(dir, 'wal', readdirSync(join(dir, 'wal'))[0]!);
+  const bytes = readFileSync(segFile);
+  const end = scanSegment(bytes).end;
+  t.ok(bytes.length > end + 4096 && bytes.subarray(end).every((b) => b === 0), `the file (${bytes.length} bytes) runs on in zeros past its records (${end})`);
+  // kill -9 now: no close(), the zeros stay.
+  const crashed = loadState(dir);
+  t.same(texts(crashed.entries), ['1:1:e1', '1:2:e2', '1:3:e3']);
+  t.equal(crashed.truncatedBytes, 0, 'zeros are the end, not a torn write');
+  const { wal: again } = await Wal.open(dir, { prefillBytes: 8192 });
+  await again.save(undefined, [entry(4)], true);
+  await again.close();
+  t.same(texts(loadState(dir).entries), ['1:1:e1', '1:2:e2', '1:3:e3', '1:4:e4'], 'the restart wrote after the last record, not after the zeros');
+  t.equal(readFileSync(segFile).length, scanSegment(readFileSync(segFile)).end, 'a clean close cuts the zeros off');
+  void wal;
+});
+
+t.test('prefill: a record after zeros is damage in the tail (cut there), never skipped over', async (t) => {
+  const dir = scratch(t);
+  const { wal } = await Wal.open(dir, { prefillBytes: 4096 });
+  await wal.save(undefined, [entry(1)], true);
+  await wal.close();
+  const segFile = join(dir, 'wal', readdirSync(join(dir, 'wal'))[0]!);
+  const good = readFileSync(segFile);
+  // zeros, then a whole record: a later page reached the disk before an earlier one (never fsync'd).
+  writeFileSync(segFile, Buffer.concat([good, Buffer.alloc(100), encodeRecord(1, 1, 2, new TextEncoder().encode('e2'))]));
+  const state = loadState(dir);
+  t.same(texts(state.entries), ['1:1:e1']);
+  t.ok(state.truncatedBytes > 100, 'the tail after the last whole record is cut as torn');
+});

@@ -213,3 +213,18 @@ t.test('a deposed leader votes for no one else until the lease it held has run o
   leader.step(vote(c, 1));
   t.same(leader.ready().messages.filter((m) => m.type === 'vote-resp').map((m) => m.reject), [false], 'a transfer (TimeoutNow campaign) gets it: the leader gave its lease up first');
 });
+
+t.test('a transfer not done within an election timeout is abandoned and the leader stops leading (no lease back in that term)', async (t) => {
+  const ids = ['a', 'b', 'c'];
+  const nodes = new Map(ids.map((id, i) => [id, make(id, ids, i + 1)]));
+  runCluster(nodes, 40);
+  const leader = [...nodes.values()].find((n) => n.role === 'leader')!;
+  const target = ids.find((id) => id !== leader.id)!;
+  const term = leader.term;
+  t.ok(leader.transferLeadership(target), 'transfer started');
+  // The target never answers (paused, or its TimeoutNow is late): an election timeout passes.
+  for (let i = 0; i < 10; i++) leader.tick();
+  t.equal(leader.role, 'follower', 'stepped down instead of leading on');
+  t.equal(leader.term, term, 'in the same term');
+  t.notOk(leader.leaseValid(), 'no lease');
+});

@@ -191,7 +191,15 @@ export class RaftNode {
           this.#becomeFollower(this.#term, null);
           return;
         }
-        this.#leadTransferee = null; // a transfer that did not finish within an election timeout is abandoned
+        if (this.#leadTransferee !== null) {
+          // A transfer that did not finish within an election timeout is abandoned, and this member
+          // stops leading (HA.md: it campaigns again): its target's TimeoutNow campaign may still
+          // arrive late and win, since a transfer's votes pass every voter's lease check, so this
+          // term must not give it a lease (and the VIP) back. Before, it went on leading: after
+          // `lanctl failover` timed out it took the VIP again while the target could still win.
+          this.#becomeFollower(this.#term, null);
+          return;
+        }
       }
       if (this.#heartbeatElapsed >= this.#cfg.heartbeatTicks) {
         this.#heartbeatElapsed = 0;

@@ -20,6 +20,8 @@
 // DNS silence on the VIP while a non-leader was killed and restarted; the leader keeps its quorum, so
 // ideally 0), failover.leader_vip_releases.<same> (times the leader let the VIP go in those rounds,
 // from its log) and failover.leader_vip_away_ms.<same> (sampled time the VIP was not on it),
+// (FAULTS=...,idle_control adds failover.leader_gap_ms.none: the same figures over a round in which
+// nothing is broken, the yardstick for what the machine's load alone costs the leader),
 // failover.unconverged, failover.member_exits (a member that died by itself,
 // named under its round and restarted), failover.failed_rounds (rounds that did not finish:
 // counted, their logs kept, the bench goes on). Each NA has its reason on the line before it. Under
@@ -45,6 +47,7 @@ const NOT_FOR_KEEPALIVED: Record<string, string> = {
   clock_step_leader: 'not run on keepalived: it keeps no wall-clock-stamped state such as the lease expiries this fault checks',
   clock_ahead_new_leader: 'not run on keepalived: it keeps no wall-clock-stamped state such as the lease expiries this fault checks',
   cut_a_b_slow_witness: 'keepalived has no witness',
+  idle_control: 'not run on keepalived: no fault (the yardstick for lanha\'s leader gap under the machine\'s load)',
 };
 
 function percentile(values: readonly number[], p: number): number {
@@ -134,8 +137,8 @@ async function main(): Promise<number> {
         const kept = fault.leaderGapName === undefined ? '' : `leader ${o.leaderHold.leader} let the VIP go ${o.leaderHold.releases.length} times, away in ${o.leaderHold.samplesAway} of ${o.leaderHold.samples} samples; `;
         process.stdout.write(`round ${round} ${fault.name}: ${PROTOCOLS.map((p) => `${p} ${o.gaps[p]} ms`).join(', ')}, vip (echo) ${o.echoGapMs} ms; ${kept}two holders ${o.twoHolderMs} ms; lost ${o.lostAcked.length} (daemons' audits: ${o.audits.map((a) => `${a.server} ${a.lost} of ${a.checked ?? '-'}`).join(', ')}); duplicates ${o.duplicates.length}; converged ${o.converged}; fault findings ${o.faultFindings.length}; ACKs shortened ${short.length}\n`);
         // What a checker found, so a failing round can be looked into without rerunning it.
-        for (const line of [...o.exited.map((l) => `member exited on its own: ${l}`), ...o.lostAcked.map((l) => `lost: ${l}`), ...o.duplicates.map((l) => `duplicate: ${l}`), ...short.map((a) => `shortened: ${a.client} ${a.ip} ${a.leaseS} s at ${a.at}`)]) process.stdout.write(`  ${line}\n`);
-        if (o.exited.length > 0 || o.lostAcked.length > 0 || o.duplicates.length > 0 || short.length > 0) {
+        for (const line of [...o.exited.map((l) => `member exited on its own: ${l}`), ...o.faultFindings.map((l) => `fault finding: ${l}`), ...o.lostAcked.map((l) => `lost: ${l}`), ...o.duplicates.map((l) => `duplicate: ${l}`), ...short.map((a) => `shortened: ${a.client} ${a.ip} ${a.leaseS} s at ${a.at}`)]) process.stdout.write(`  ${line}\n`);
+        if (o.exited.length > 0 || o.faultFindings.length > 0 || o.lostAcked.length > 0 || o.duplicates.length > 0 || short.length > 0) {
           // The members' logs and every client ACK of that round, to look into without a rerun (kept in the temp dir).
           const dir = fl.dumpRound(`${fault.name}-round${round}`);
           process.stdout.write(`  logs and ACKs: ${dir}\n`);
@@ -205,10 +208,10 @@ function report(outcomes: Map<string, FaultOutcome[]>, kaOutcomes: Map<string, K
     result(`failover.${fault}.two_holder_ms.p99`, percentile(list.map((o) => o.twoHolderMs), 99), kaFigure(fault, (k) => k.twoHolderMs, 99), 'ms');
   }
   // A non-leader killed: the leader's own gap (DNS on the VIP) and how often it let the VIP go.
-  for (const fault of FAULTS) {
+  for (const fault of [...FAULTS, ...EXTRA_FAULTS]) {
     const list = outcomes.get(fault.name);
     if (fault.leaderGapName === undefined || list === undefined) continue;
-    const na = { na: `keepalived has no ${fault.name === 'kill9_witness' ? 'witness' : 'follower it depends on'}: killing a node that is not the master moves nothing (its figures are the master's faults)` };
+    const na = { na: NOT_FOR_KEEPALIVED[fault.name] ?? 'not run on keepalived' };
     const dns = list.map((o) => o.gaps.dns);
     result(`failover.leader_gap_ms.${fault.leaderGapName}`, percentile(dns, 50), na, 'ms');
     result(`failover.leader_gap_ms.${fault.leaderGapName}.p99`, percentile(dns, 99), na, 'ms');

@@ -185,13 +185,17 @@ export const FAULTS: readonly Fault[] = [
 ];
 
 /**
- * Faults run only when named (FAULTS=...), not by the suite in `npm test`. `cut_a_b_slow_witness`:
+ * Faults run only when named (FAULTS=...), not by the suite in `npm test`. `idle_control`: no fault
+ * (the yardstick for the leader's gap). `cut_a_b_slow_witness`:
  * the A-B cut while the witness, the one member left to make a majority, stalls (SIGSTOP 2.5 s,
  * SIGCONT 0.3 s, eight times): what a machine at load 17-20 did to it in the bench:failover round
  * that counted 6 ACKed leases lost. A REQUEST taken in a 0.3 s window commits only when the witness
  * runs again, so its ACK leaves seconds after the entry's log time.
  */
 export const EXTRA_FAULTS: readonly Fault[] = [
+  // Nothing broken for as long as a kill -9 round keeps its member down: the leader's gap here is
+  // what the load on the machine alone costs it, the yardstick for failover.leader_gap_ms.kill_*.
+  { name: 'idle_control', leaderGapName: 'none', inject: () => sleep(2500) },
   {
     name: 'cut_a_b_slow_witness',
     async inject(fl) {

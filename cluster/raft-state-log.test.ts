@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { systemClock } from '../lib/clock.js';
 import { seededRandom } from '../lib/random.js';
 import { silentLogger } from '../lib/log.js';
-import { RaftStateLog, encodeFsmSnapshot, encodeFsmSnapshotInSlices, decodeFsmSnapshot } from './raft-state-log.js';
+import { RaftStateLog, encodeFsmSnapshot, encodeFsmSnapshotInSlices, decodeFsmSnapshot, syncsInFlightFromEnv } from './raft-state-log.js';
 import { Fsm } from './fsm.js';
 import type { Command } from './commands.js';
 import type { Failpoint } from './raft/wal.js';
@@ -194,4 +194,11 @@ t.test('a snapshot encoded in slices is the same bytes as one encoded at once', 
   t.equal(decodeFsmSnapshot(sliced).leases.length, 4500);
   const empty = new Fsm().snapshot();
   t.same(Buffer.from(await encodeFsmSnapshotInSlices(empty)).equals(Buffer.from(encodeFsmSnapshot(empty))), true, 'no leases at all');
+});
+
+t.test('LANHA_WAL_SYNCS_IN_FLIGHT: 1-16, unset is 1, anything else refused naming the value', async (t) => {
+  t.equal(syncsInFlightFromEnv(undefined), 1);
+  t.equal(syncsInFlightFromEnv(''), 1);
+  t.equal(syncsInFlightFromEnv('4'), 4);
+  for (const bad of ['0', '17', '2.5', 'two', '-1']) t.throws(() => syncsInFlightFromEnv(bad), new RegExp(`LANHA_WAL_SYNCS_IN_FLIGHT: "${bad.replace('.', '\\.')}" is not a whole number from 1 to 16`));
 });

@@ -356,20 +356,15 @@ exit 0
     return this.clients.filter((c) => !live.has(c.name)).map((c) => c.name);
   }
 
-  /** Addresses ACKed to two MACs over overlapping lease intervals (from the clients' own logs). */
+  /**
+   * Addresses ACKed to two MACs over overlapping lease intervals (from the clients' own logs). A
+   * client holds one address: its interval on an address ends at its next ACK of another one (the
+   * server moved its binding; the client dropped the old address), else a lease time after the ACK.
+   * Before that cut, a client that was NAKed and bound a new address was counted as still holding
+   * the old one when the server rightly gave it to another (bench:failover, a kill -9 round).
+   */
   duplicates(): string[] {
-    const byIp = new Map<string, Ack[]>();
-    for (const a of this.acks()) byIp.set(a.ip, [...(byIp.get(a.ip) ?? []), a]);
-    const out: string[] = [];
-    for (const [ip, acks] of byIp) {
-      for (const x of acks) {
-        for (const y of acks) {
-          if (x.mac >= y.mac) continue;
-          if (x.at < y.at + y.leaseS * 1000 && y.at < x.at + x.leaseS * 1000) out.push(`${ip}: ${x.mac} at ${x.at} and ${y.mac} at ${y.at}`);
-        }
-      }
-    }
-    return out;
+    return duplicateAcks(this.acks());
   }
 
   /** Lease names (cNN.lab.test) that do not resolve to the client's address on each server. */
@@ -472,3 +467,25 @@ export async function fillDisk(dir: string): Promise<() => void> {
 }
 
 export { sleep, run };
+
+/** See FaultLab.duplicates(): each ACK's interval, cut at the same MAC's next ACK of another address. */
+export function duplicateAcks(acks: readonly Ack[]): string[] {
+  const byMac = new Map<string, Ack[]>();
+  for (const a of acks) byMac.set(a.mac, [...(byMac.get(a.mac) ?? []), a]);
+  const intervals: Array<{ ack: Ack; end: number }> = [];
+  for (const list of byMac.values()) {
+    const sorted = [...list].sort((x, y) => x.at - y.at);
+    sorted.forEach((a, i) => {
+      const moved = sorted.slice(i + 1).find((b) => b.ip !== a.ip);
+      intervals.push({ ack: a, end: Math.min(a.at + a.leaseS * 1000, moved?.at ?? Infinity) });
+    });
+  }
+  const out: string[] = [];
+  for (const x of intervals) {
+    for (const y of intervals) {
+      if (x.ack.ip !== y.ack.ip || x.ack.mac >= y.ack.mac) continue;
+      if (x.ack.at < y.end && y.ack.at < x.end) out.push(`${x.ack.ip}: ${x.ack.mac} at ${x.ack.at} and ${y.ack.mac} at ${y.ack.at}`);
+    }
+  }
+  return out;
+}

@@ -4,9 +4,10 @@
 #   window : 64 MiB, atftp blksize 1468 windowsize 8 (tftpd-hpa has no RFC 7440:
 #            its figure is its best single-stream run of curl or atftp)        -> tftp.window.mib_s
 #   storm  : STORM (20) concurrent curl --tftp-blksize 1468 of a 16 MiB file    -> tftp.storm.mib_s
-#   floor  : the same single-stream and turnaround runs against dist/bench/tftp-floor.js, the least
+#   floor  : the same single-stream, storm and turnaround runs against dist/bench/tftp-floor.js, the least
 #            a TFTP server on Node's dgram does per block (no timers, cache or limits): what any
-#            TypeScript server here can reach at best -> tftp.single.node_floor_mib_s,
+#            TypeScript server here can reach at best (the storm too, all on one thread)
+#            -> tftp.single.node_floor_mib_s, tftp.storm.node_floor_mib_s,
 #            tftp.rtt_p50_us.node_floor, and CPU per block (lanha's whole process vs the floor)
 #            -> tftp.single.cpu_us_per_block
 #   turnaround: a lock-step client (dist/bench/tftp-rtt.js) times every ACK -> next DATA round trip
@@ -143,6 +144,7 @@ echo "== storm: $STORM clients x $SMALL_MIB MiB, $RUNS runs each"
 for i in $(seq 1 "$RUNS"); do
   v=$(storm "$PORT_LANHA" lanha); VALS[lanha_storm]="${VALS[lanha_storm]:-} $v"; echo "  lanha storm run: $v MiB/s"
   if [ -n "$ANCHOR_PID" ]; then v=$(storm "$PORT_ANCHOR" anchor); VALS[anchor_storm]="${VALS[anchor_storm]:-} $v"; echo "  tftpd-hpa storm run: $v MiB/s"; fi
+  if [ -n "$FLOOR_PID" ]; then v=$(storm "$PORT_FLOOR" floor); VALS[floor_storm]="${VALS[floor_storm]:-} $v"; echo "  node dgram floor storm run: $v MiB/s"; fi
 done
 
 # Turnaround: the same lock-step client against each server, interleaved; lanha's sampled ACK
@@ -206,6 +208,7 @@ floor_result() { # figure lanha floor unit better
   echo "RESULT $1 lanha=$2 node-dgram=$3 ratio=$(awk -v a="$2" -v b="$3" 'BEGIN{ if (a == "NA" || b == "NA" || b + 0 == 0) print "NA"; else printf "%.2f", a / b }') unit=$4 better=$5"
 }
 floor_result tftp.single.node_floor_mib_s "$L_SINGLE" "$(echo "${VALS[floor_curl]:-}" | median)" MiB/s higher
+floor_result tftp.storm.node_floor_mib_s "$L_STORM" "$(echo "${VALS[floor_storm]:-}" | median)" MiB/s higher
 floor_result tftp.rtt_p50_us.node_floor "$L_RTT" "$F_RTT" us lower
 floor_result tftp.single.cpu_us_per_block "$(echo "${VALS[lanha_curl_cpu]:-}" | median)" "$(echo "${VALS[floor_curl_cpu]:-}" | median)" us lower
 echo "RESULT tftp.turnaround.js_us lanha=$TA_JS tftpd-hpa=NA ratio=NA unit=us better=lower step=$TA_STEP copy=$TA_COPY send=$TA_SEND"

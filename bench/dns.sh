@@ -332,14 +332,35 @@ warm "$P_FLANHA"; [ $FD_OK = 1 ] && warm "$P_FDNSMASQ"; [ $FU_OK = 1 ] && warm "
 # Misses: unique names (never asked before, by anyone) at MISS_QPS for DURATION.
 misses() { awk -v n=$((MISS_QPS * DURATION + 1000)) -v p="$1" 'BEGIN{ for (i = 1; i <= n; i++) printf "%s%06d.m.fwd.test A\n", p, i }' > "$TMP/miss-$1.txt"; }
 echo "forwarding: hits ${DURATION}s x ${RUNS} (500 warm names, ${THREADS} threads, ${CLIENTS} clients, ${OUTSTANDING} outstanding); misses ${MISS_QPS} qps of unique names for ${DURATION}s"
+# Fairness: each run starts after SETTLE s (a forwarder still draining the previous miss flood, or
+# the upstream still busy with it, would slow whoever runs next), and the order of the three
+# forwarders turns round by round (lanha first, then dnsmasq first, then unbound first).
+SETTLE=${SETTLE:-2}
+hit_run() { # lanha|dnsmasq|unbound
+  sleep "$SETTLE"
+  case $1 in
+    lanha) once flanha-hit "$P_FLANHA" udp "$TMP/hits.txt" ;;
+    dnsmasq) [ $FD_OK = 1 ] && once fdnsmasq-hit "$P_FDNSMASQ" udp "$TMP/hits.txt" ;;
+    unbound) [ $FU_OK = 1 ] && once funbound-hit "$P_FUNBOUND" udp "$TMP/hits.txt" ;;
+  esac
+  return 0
+}
+miss_run() { # lanha|dnsmasq|unbound ROUND
+  sleep "$SETTLE"
+  case $1 in
+    lanha)
+      misses "l$2"; node dist/bench/pauses.js snap "$TMP/flanha.sock" "$TMP/fpauses"; once flanha-miss "$P_FLANHA" udp "$TMP/miss-l$2.txt" -Q "$MISS_QPS" -c 4 -q 1000; node dist/bench/pauses.js snap "$TMP/flanha.sock" "$TMP/fpauses"
+      echo "lanha miss run $2: $(grep -c '^> SERVFAIL' "$TMP/out" || true) SERVFAIL answers; p50 $(awk -v n="$(wc -l < "$TMP/lat")" 'NR==int(n*0.5)+1{printf "%.3f ms",$1*1000; exit}' "$TMP/lat"), p99 of the NOERROR answers $(grep '^> NOERROR' "$TMP/out" | awk '{print $NF}' | sort -g | awk '{v[NR]=$1} END{if (NR) printf "%.3f ms", v[int(NR*0.99)+1]*1000; else print "NA"}')" ;;
+    dnsmasq) [ $FD_OK = 1 ] && { misses "d$2"; once fdnsmasq-miss "$P_FDNSMASQ" udp "$TMP/miss-d$2.txt" -Q "$MISS_QPS" -c 4 -q 1000; } ;;
+    unbound) [ $FU_OK = 1 ] && { misses "u$2"; once funbound-miss "$P_FUNBOUND" udp "$TMP/miss-u$2.txt" -Q "$MISS_QPS" -c 4 -q 1000; } ;;
+  esac
+  return 0
+}
+ORDER=(lanha dnsmasq unbound)
 for i in $(seq 1 "$RUNS"); do
-  once flanha-hit "$P_FLANHA" udp "$TMP/hits.txt"
-  [ $FD_OK = 1 ] && once fdnsmasq-hit "$P_FDNSMASQ" udp "$TMP/hits.txt"
-  [ $FU_OK = 1 ] && once funbound-hit "$P_FUNBOUND" udp "$TMP/hits.txt"
-  misses "l$i"; node dist/bench/pauses.js snap "$TMP/flanha.sock" "$TMP/fpauses"; once flanha-miss "$P_FLANHA" udp "$TMP/miss-l$i.txt" -Q "$MISS_QPS" -c 4 -q 1000; node dist/bench/pauses.js snap "$TMP/flanha.sock" "$TMP/fpauses"
-  echo "lanha miss run $i: $(grep -c '^> SERVFAIL' "$TMP/out" || true) SERVFAIL answers; p50 $(awk -v n="$(wc -l < "$TMP/lat")" 'NR==int(n*0.5)+1{printf "%.3f ms",$1*1000; exit}' "$TMP/lat"), p99 of the NOERROR answers $(grep '^> NOERROR' "$TMP/out" | awk '{print $NF}' | sort -g | awk '{v[NR]=$1} END{if (NR) printf "%.3f ms", v[int(NR*0.99)+1]*1000; else print "NA"}')"
-  [ $FD_OK = 1 ] && { misses "d$i"; once fdnsmasq-miss "$P_FDNSMASQ" udp "$TMP/miss-d$i.txt" -Q "$MISS_QPS" -c 4 -q 1000; }
-  [ $FU_OK = 1 ] && { misses "u$i"; once funbound-miss "$P_FUNBOUND" udp "$TMP/miss-u$i.txt" -Q "$MISS_QPS" -c 4 -q 1000; }
+  k=$(( (i - 1) % 3 )); round=("${ORDER[@]:k}" "${ORDER[@]:0:k}")
+  for f in "${round[@]}"; do hit_run "$f"; done
+  for f in "${round[@]}"; do miss_run "$f" "$i"; done
 done
 kill -0 "$FL_PID" 2>/dev/null || { echo "lanha (forwarding) died during the benchmark"; exit 1; }
 FL_RSS=$(rss_kib "$FL_PID"); FD_RSS=NA; FU_RSS=NA

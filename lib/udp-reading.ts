@@ -15,6 +15,8 @@ import type dgram from 'node:dgram';
 interface UdpHandle {
   recvStart(): number;
   recvStop(): number;
+  /** How dgram resolves a send's destination (lookup4/lookup6 bound to the socket's `lookup`). */
+  lookup: (address: string, callback: (err: Error | null, address: string) => void) => void;
 }
 
 interface DgramState {
@@ -22,7 +24,8 @@ interface DgramState {
   receiving: boolean;
 }
 
-function stateOf(socket: dgram.Socket): DgramState | null {
+/** The socket's internal state (its libuv handle), or null where this Node does not have that shape. */
+export function dgramState(socket: dgram.Socket): DgramState | null {
   const sym = Object.getOwnPropertySymbols(socket).find((s) => s.description === 'state symbol');
   if (sym === undefined) return null;
   const state = (socket as unknown as Record<symbol, unknown>)[sym] as Partial<DgramState> | undefined;
@@ -37,7 +40,7 @@ function stateOf(socket: dgram.Socket): DgramState | null {
  * socket is closed or not yet bound.
  */
 export function setReading(socket: dgram.Socket, reading: boolean): boolean {
-  const state = stateOf(socket);
+  const state = dgramState(socket);
   if (state === null || !state.receiving) return reading && state !== null;
   try {
     return (reading ? state.handle!.recvStart() : state.handle!.recvStop()) === 0;

@@ -8,6 +8,7 @@ import type { WireEntry } from './cache.js';
 import { buildZoneSet } from './zone.js';
 import { Forwarder, forwardWith, inFlightShare } from './forward.js';
 import { processMemory, watchPauses } from '../../lib/memory.js';
+import { answerLookupsAtOnce } from '../../lib/udp-lookup.js';
 
 // A UDP worker process (udp-workers.ts starts it): it reads the daemon's own UDP sockets, handed
 // over the IPC channel, and answers from zones built from the same inputs as the daemon's.
@@ -94,6 +95,7 @@ process.on('message', (m: ToWorker, handle: unknown) => {
     }
     case 'serve': {
       const socket = handle as dgram.Socket;
+      answerLookupsAtOnce(socket); // replies go to the literal address asked from
       const a = answerer!;
       const local = m.address;
       sockets.get(local)?.close();

@@ -141,7 +141,7 @@ fo_median=NA
 for f in a b w echo-a echo-b; do stop_pidfile "$D/$f.pid"; done
 
 echo
-echo "== summary (median of the $REPEAT runs that measured something; gap = longest silence the client saw; takeover = event -> first reply from b)"
+echo "== summary (median over the rounds of $REPEAT per scenario that measured something, STEP lines above; gap = longest silence the client saw; takeover = event -> first reply from b)"
 # One RESULT line per figure. An NA (lanha's, keepalived's or the ratio) never stands alone: the line
 # before it says why (DESIGN.md "Tests and benchmarks"), as bench:failover does.
 result() { # figure lanha keepalived unit lanha-NA-reason keepalived-NA-reason

@@ -48,10 +48,19 @@ t.test('arbitrary bytes never throw, and what decodes survives a round trip', (t
 t.test('header+cookie+option soup never throws and round-trips', (t) => {
   const seed = seedFromEnv(20261124);
   let decodedCount = 0;
+  let runs = 0;
+  // At least 500 runs whatever the CPU time (a loaded machine ran too few for the count to mean anything).
   fc.assert(fc.property(withCookie, (bytes) => {
+    runs++;
     if (decodeDhcp(bytes).ok) decodedCount++;
     roundTrips(bytes);
-  }), { seed, interruptAfterTimeLimit: budgetMs / 2, numRuns: Number.MAX_SAFE_INTEGER });
-  t.ok(decodedCount > 100, `the generator reaches the option parser (${decodedCount} decoded, seed ${seed})`);
+  }), { seed, numRuns: 500 });
+  fc.assert(fc.property(withCookie, (bytes) => {
+    runs++;
+    if (decodeDhcp(bytes).ok) decodedCount++;
+    roundTrips(bytes);
+  }), { seed: seed + 1, interruptAfterTimeLimit: budgetMs / 2, numRuns: Number.MAX_SAFE_INTEGER });
+  // The generator is built to reach the option parser: about one packet in seven decodes; one in twenty is the floor.
+  t.ok(decodedCount >= runs / 20, `the generator reaches the option parser (${decodedCount} of ${runs} decoded, seed ${seed})`);
   t.end();
 });

@@ -146,6 +146,24 @@ t.test('RFC 2131 §4.3 cases', async (t) => {
     t.equal(again.kind === 'offer' ? again.ip : -1, first.ip);
     t.end();
   });
+  t.test('a stale offer in memory never NAKs a renewal of the client the log bound the address to', (t) => {
+    // This server offered .10 to b (then lost leadership before b's grant committed); meanwhile the
+    // other server granted .10 to a, and the log says so. Leading again, this server must renew a's
+    // lease, not refuse it for b's offer.
+    const { allocator, subnet, fsm, commit } = setup();
+    const a = macOf(1);
+    const b = macOf(2);
+    const offer = allocator.onDiscover(req(b, 'discover'), subnet, fsm, 0);
+    t.equal(offer.kind === 'offer' ? formatIpv4(offer.ip) : offer.kind, '10.0.0.10');
+    commit({ type: 'lease.grant', ip: ip('10.0.0.10'), mac: a, subnet: subnet.id, leaseMs: LEASE_MS }, 100);
+    const renew = allocator.onRequest(req(a, 'request', { ciaddr: ip('10.0.0.10') }), subnet, [SERVER], fsm, 1000);
+    t.equal(renew.kind, 'ack', 'the renewal is ACKed');
+    const reboot = allocator.onRequest(req(a, 'request', { requestedIp: ip('10.0.0.10') }), subnet, [SERVER], fsm, 1100);
+    t.equal(reboot.kind, 'ack', 'and so is its INIT-REBOOT');
+    const other = allocator.onRequest(req(b, 'request', { serverId: SERVER, requestedIp: ip('10.0.0.10') }), subnet, [SERVER], fsm, 1200);
+    t.equal(other.kind, 'nak', 'b, whose offer went stale, cannot take a\'s bound address');
+    t.end();
+  });
   t.test('a requested free address in range is offered', (t) => {
     const { allocator, subnet, fsm } = setup();
     const d = allocator.onDiscover(req(macOf(1), 'discover', { requestedIp: ip('10.0.0.31') }), subnet, fsm, 0);

@@ -262,12 +262,18 @@ export class Allocator {
     } else if (!subnet.ranges.some((r) => ip >= r.first && ip <= r.last)) {
       return false;
     }
+    const lease = leases.lease(ip);
     const offer = this.#offersByIp.get(ip);
     if (offer && offer.clientKey !== request.clientKey) {
-      if (offer.expiresMs > nowMs) return false;
+      // The log's binding of this very client (within its end plus the grace, when no other client
+      // could have been offered the address) outranks an offer in memory: such an offer can only be
+      // a stale one, made by this server in an earlier term and never committed (the address went to
+      // this client through the other server meanwhile). Honouring it NAKed a client out of its
+      // committed address on its renewal.
+      const ownBinding = lease !== undefined && lease.state === 'bound' && sameClient(lease, request) && lease.expiresAt + this.settings.reuseGraceMs > nowMs;
+      if (offer.expiresMs > nowMs && !ownBinding) return false;
       this.#drop(offer.clientKey);
     }
-    const lease = leases.lease(ip);
     if (!lease) return true;
     if (lease.state === 'declined') return lease.expiresAt <= nowMs;
     if (sameClient(lease, request)) return true;

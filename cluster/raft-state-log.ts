@@ -43,6 +43,8 @@ export interface RaftStateLogOptions {
   segmentBytes?: number;
   /** WAL fdatasyncs that may run at once (pipelined group commit, cluster/raft/wal.ts); default 1. */
   syncsInFlightMax?: number;
+  /** The pipelined host (cluster/raft/host.ts); default LANHA_RAFT_PIPELINE=1 in the environment, else off. */
+  pipelined?: boolean;
 }
 
 interface Pending {
@@ -149,7 +151,7 @@ export class RaftStateLog implements StateLog {
       afterBatch: () => self!.#maybeSnapshot(),
       onStorageError: (error) => self!.#onStorageError(error),
       onRoleChange: (role, atMs) => self!.#onRoleChange(role, atMs),
-    }, opts.clock, tickMs);
+    }, opts.clock, tickMs, opts.pipelined ?? process.env['LANHA_RAFT_PIPELINE'] === '1');
     self = new RaftStateLog(fsm, host, opts);
     const replayTo = state.hardState.commit;
     if (opts.link) await opts.link.start((m) => self!.#onMessage(m));

@@ -8,7 +8,8 @@ import type { Entry, Message, Ready, Role, Snapshot } from './types.js';
 //
 //   apply what is committed, write, accept; later, in write order: durable -> send answers, persisted
 //
-// Pipelined group commit (etcd's async storage writes): a Ready's entries are written to the page
+// Pipelined group commit (etcd's async storage writes; off unless the host is built `pipelined`,
+// see the constructor): a Ready's entries are written to the page
 // cache at once and the core is told they are in progress (accept), so the next Ready, the proposals
 // that arrived meanwhile, is written while this one's fdatasync runs, and its fdatasync issued as
 // soon as one returns (cluster/raft/wal.ts: Wal.begin). Only once an fdatasync that covers a batch
@@ -62,8 +63,15 @@ export class RaftHost {
   /** Batches written whose fdatasync has not completed yet, and the promise of the last one's report. */
   #inFlight = 0;
   #persistTail: Promise<void> = Promise.resolve();
+  #pipelined: boolean;
 
-  constructor(node: RaftNode, wal: Wal, hooks: HostHooks, clock: Clock, tickMs: number) {
+  /**
+   * `pipelined` (default false): take the next Ready while the last one's fdatasync runs. Off by
+   * default: with it on, the StateLog contract test's three-member elections timed out (10 s) when
+   * tap ran it beside the WAL, fuzz and RaftStateLog tests, and passed with it off; not understood yet.
+   */
+  constructor(node: RaftNode, wal: Wal, hooks: HostHooks, clock: Clock, tickMs: number, pipelined = false) {
+    this.#pipelined = pipelined;
     this.node = node;
     this.wal = wal;
     this.#hooks = hooks;
@@ -180,7 +188,7 @@ export class RaftHost {
       const termVoteOnDisk = !rd.hardState || (rd.hardState.term === this.#persistedTerm && rd.hardState.vote === this.#persistedVote);
       // A new term or vote, or a snapshot from the leader, goes to disk only after every batch
       // written before it is durable, and nothing after it is written until it is (a barrier).
-      const barrier = !termVoteOnDisk || rd.snapshot !== undefined;
+      const barrier = !this.#pipelined || !termVoteOnDisk || rd.snapshot !== undefined;
       if (barrier && this.#inFlight > 0) {
         await this.#persistTail;
         if (this.#fenced) return;

@@ -32,7 +32,7 @@ const RECORD_HEAD = 8 + 1 + 8 + 8;
 const RECORD_MAX = 64 * 1024 * 1024;
 
 const RecordType = { entry: 1, config: 2, commit: 3 } as const;
-const PREFILL_BYTES = 1024 * 1024;
+const PREFILL_BYTES = 64 * 1024;
 
 export class StorageError extends Error {
   override name = 'StorageError';
@@ -80,7 +80,7 @@ export interface WalOptions {
   failpoint?: Failpoint;
   /** fdatasyncs of the WAL that may run at once (pipelined group commit); default 1. */
   syncsInFlightMax?: number;
-  /** Zeros written ahead of the tail of a segment, so appends do not grow the file (0: off); default 1 MiB. */
+  /** Zeros written ahead of the tail of a segment, so appends do not grow the file (0: off); default 64 KiB. */
   prefillBytes?: number;
 }
 

@@ -109,6 +109,18 @@ t.test('snapshots compact the log and restore on reopen', async (t) => {
   await again.close();
 });
 
+t.test('a snapshot finished after the last write is taken in at once, not at the next write', async (t) => {
+  // Nothing is written after the proposal that starts the snapshot (heartbeats leave outside the
+  // Ready): the saved file must still be compacted behind and show in status.
+  const dir = scratch(t);
+  const log = await open(dir, { snapshotEntries: 5 });
+  for (let i = 0; log.fsm.appliedIndex < 5; i++) await log.propose(grant(i)); // the last batch starts the snapshot
+  const deadline = performance.now() + 5000;
+  while (Number(log.status().snapshotIndex) === 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  t.ok(Number(log.status().snapshotIndex) >= 5, `snapshot at ${String(log.status().snapshotIndex)} with no write after it`);
+  await log.close();
+});
+
 t.test('proposals commit while a snapshot file is being written; the log is compacted only once it is durable', async (t) => {
   const dir = scratch(t);
   let hold: Promise<void> | null = null;

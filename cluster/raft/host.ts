@@ -8,8 +8,8 @@ import type { Entry, Message, Ready, Role, Snapshot } from './types.js';
 //
 //   apply what is committed, write, accept; later, in write order: durable -> send answers, persisted
 //
-// Pipelined group commit (etcd's async storage writes; off unless the host is built `pipelined`,
-// see the constructor): a Ready's entries are written to the page
+// Pipelined group commit (etcd's async storage writes; the RaftStateLog builds its host pipelined
+// unless LANHA_RAFT_PIPELINE=0): a Ready's entries are written to the page
 // cache at once and the core is told they are in progress (accept), so the next Ready, the proposals
 // that arrived meanwhile, is written while this one's fdatasync runs, and its fdatasync issued as
 // soon as one returns (cluster/raft/wal.ts: Wal.begin). Only once an fdatasync that covers a batch
@@ -68,8 +68,9 @@ export class RaftHost {
   #afterBatchDue = false;
 
   /**
-   * `pipelined` (default false): take the next Ready while the last one's fdatasync runs. Off by
-   * default until a cluster benchmark shows its gain (cluster/raft/README.md, "Group commit, pipelined").
+   * `pipelined`: take the next Ready while the last one's fdatasync runs (cluster/raft/README.md,
+   * "Group commit, pipelined"). false here (a bare host, the tests' one-Ready-at-a-time twin); the
+   * RaftStateLog passes true unless LANHA_RAFT_PIPELINE=0.
    */
   constructor(node: RaftNode, wal: Wal, hooks: HostHooks, clock: Clock, tickMs: number, pipelined = false) {
     this.#pipelined = pipelined;
@@ -85,6 +86,8 @@ export class RaftHost {
   }
 
   get fenced(): Error | undefined { return this.#fenced; }
+  /** Built pipelined (the next Ready is written while the last one's fdatasync runs). */
+  get pipelined(): boolean { return this.#pipelined; }
   get stats(): { batches: number; fsyncs: number } { return { batches: this.#batches, fsyncs: this.wal.syncCount }; }
 
   start(): void {

@@ -262,6 +262,49 @@ t.test('etcd backend faults', async (t) => {
     await a.close();
   });
 
+  await t.test('a follower reloading slowly after a stall (history compacted past it) records no stall through the healthy member it moved to', async (t) => {
+    n++;
+    const [e0, e1, e2] = cluster.endpoints as [string, string, string];
+    const prefix = `/lanha/faults-${n}/`;
+    // b's reload (the one range read of the whole prefix) takes 2 s, four watch checks: a loaded
+    // machine's reload, made certain. The restarted watch is the catch-up, not a second stall.
+    let slowReload = false;
+    class SlowReloadClient extends EtcdClient {
+      override async range(key: string, o: Parameters<EtcdClient['range']>[1] = {}): ReturnType<EtcdClient['range']> {
+        if (slowReload && key === prefix && o.keysOnly !== true) await new Promise((r) => setTimeout(r, 2000));
+        return super.range(key, o);
+      }
+    }
+    const a = await open('a', [e0, e2]);
+    const b = await EtcdStateLog.open({
+      id: 'b', client: new SlowReloadClient({ endpoints: [e1, e0, e2], dialTimeoutMs: 300, requestTimeoutMs: 1500 }), prefix, clock: systemClock, log: silentLogger,
+      leaseTtlMs: 1000, proposeTimeoutMs: 3000, serves: false, watchCheckMs: 500,
+    });
+    opened.push(b);
+    const healthy = new EtcdClient({ endpoints: [e0, e2] });
+    t.teardown(() => healthy.close());
+    await until('a leads', () => a.isLeader());
+    await a.propose(grant(1));
+    await until('b follows', () => b.fsm.lease(0x0a000001) !== undefined);
+    const frozen = cluster.members[1]!.child!;
+    frozen.kill('SIGSTOP');
+    try {
+      for (let i = 0; i < 5; i++) await a.propose(grant(2 + i));
+      // Past the last lease's own revision (a compaction keeps its own revision): b's restarted watch cannot start there.
+      const pad = await healthy.txn([], [{ put: { key: `/lanha/faults-${n}-pad`, value: new Uint8Array([1]) } }]);
+      await healthy.compact(pad.revision);
+      slowReload = true;
+      await until('b caught up through a reload', () => b.fsm.hash() === a.fsm.hash() && b.fsm.lease(0x0a000006) !== undefined, 20_000);
+      const etcd = b.status()['etcd'] as { reloads: number; watch: { stalls: Record<string, number> } };
+      t.ok(etcd.reloads >= 1, `b reloaded past the compaction (${etcd.reloads} reload(s))`);
+      t.same(Object.keys(etcd.watch.stalls), [e1], `every stall b recorded was through the frozen member (${JSON.stringify(etcd.watch.stalls)})`);
+    } finally {
+      frozen.kill('SIGCONT');
+    }
+    await b.close();
+    await a.close();
+  });
+
   await t.test('the etcd leader member killed under proposals: no acknowledged entry is lost', async (t) => {
     n++;
     const a = await open('a');

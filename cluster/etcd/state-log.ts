@@ -172,11 +172,19 @@ export class EtcdStateLog implements StateLog {
   #checkedRevision = 0;
   /** What the watch had delivered at the previous check. */
   #seenAtLastCheck = 0;
+  /** Counts the watches started (and reloads): a check judges only the watch that ran when its baseline was read. */
+  #watchSerial = 0;
+  /** The watch serial #checkedRevision was read under. */
+  #checkedSerial = 0;
+  /** Set while a reload (the range read of the whole prefix) runs: the catch-up itself, never a stall. */
+  #loading = false;
   /** Set while the watch is known to have missed committed keys (cleared once they are applied). */
   #stale: { sinceMs: number; upTo: number; endpoint: string } | null = null;
   #lastStall: { at: string; endpoint: string; appliedRevision: number; missedRevision: number } | null = null;
   /** When the last stall was seen (monotonic ms): the watch keeps off its endpoint for a while. */
   #stallAtMs = 0;
+  /** Stalls seen per endpoint (status: which members' watches stalled, not only the last). */
+  #stallsByEndpoint = new Map<string, number>();
   #watchLoop: Promise<void> | null = null;
   #leaderLoop: Promise<void> | null = null;
   #wake: (() => void) | null = null;
@@ -463,6 +471,7 @@ export class EtcdStateLog implements StateLog {
           stale: this.#stale !== null,
           staleForMs: this.#stale === null ? 0 : Math.round(this.#o.clock.monotonicMs() - this.#stale.sinceMs),
           lastStall: this.#lastStall,
+          stalls: Object.fromEntries(this.#stallsByEndpoint),
         },
         ...this.#stats,
       },
@@ -559,6 +568,7 @@ export class EtcdStateLog implements StateLog {
         continue;
       }
       this.#watchEndpoint = endpoint;
+      this.#watchSerial++;
       const watch = this.#client.watch(this.#o.prefix, this.#p.end, this.#revision + 1, (events, revision) => this.#onEvents(events, revision));
       this.#watch = watch;
       const error = await watch.done;
@@ -575,7 +585,13 @@ export class EtcdStateLog implements StateLog {
           // Fell behind etcd's compaction point: the history we need is gone, the keys are not.
           this.#stats.reloads++;
           this.#o.log.warn({ event: 'etcd.reload', revision: this.#revision, reason: error.message }, `behind etcd's compaction at revision ${this.#revision}: reloading the state`);
-          await this.#load();
+          this.#loading = true;
+          this.#watchSerial++;
+          try {
+            await this.#load();
+          } finally {
+            this.#loading = false;
+          }
         } else {
           this.#client.failover();
           await sleep(backoffMs);
@@ -601,33 +617,44 @@ export class EtcdStateLog implements StateLog {
    * on another endpoint from the last revision applied, and status says so until it caught up.
    */
   async #checkWatch(): Promise<void> {
-    if (this.#checking || this.#closed) return;
+    // A reload is the catch-up itself (its range read can take seconds on a loaded machine): the
+    // watch started after it is judged from a check made once it runs.
+    if (this.#checking || this.#closed || this.#loading) return;
     this.#checking = true;
     try {
       const seen = this.#revision;
       const upTo = this.#checkedRevision;
+      const serial = this.#watchSerial;
       let current = true;
       if (seen > this.#seenAtLastCheck && this.#stale === null) {
         // The watch delivered since the last check: it is not stalled (it delivers in revision order).
         this.#seenAtLastCheck = seen;
-        this.#checkedRevision = Math.max(this.#checkedRevision, seen);
+        this.#checkedRevision = this.#checkedSerial === serial ? Math.max(this.#checkedRevision, seen) : seen;
+        this.#checkedSerial = serial;
         return;
       }
       this.#seenAtLastCheck = seen;
       if (upTo > seen) {
         const r = await this.#client.range(this.#o.prefix, { rangeEnd: this.#p.end, keysOnly: true, limit: 1, minModRevision: seen + 1, maxModRevision: upTo });
-        this.#checkedRevision = Math.max(this.#checkedRevision, r.revision);
+        // Only the watch that already ran when upTo was read, and still runs, had a whole interval
+        // to deliver up to it. One started since (a restart after a stall, or after a reload) has
+        // not: judging it against the old baseline recorded a second, false stall through a healthy
+        // member while the first one's reload ran, and restarted the watch once more for nothing.
+        const judged = this.#checkedSerial === serial && this.#watchSerial === serial && !this.#loading;
+        this.#checkedRevision = judged ? Math.max(this.#checkedRevision, r.revision) : r.revision;
+        this.#checkedSerial = serial;
         const missed = r.kvs[0];
         if (missed !== undefined) {
-          if (this.#revision === seen && !this.#closed) {
+          if (judged && this.#revision === seen && !this.#closed) {
             this.#onStale(seen, missed.modRevision, upTo);
             return;
           }
-          current = false; // the watch moved on meanwhile: judged at the next check
+          current = false; // the watch moved on meanwhile, or is new: judged at the next check
         }
       } else {
         const r = await this.#client.range(this.#p.leader, { keysOnly: true });
-        this.#checkedRevision = Math.max(this.#checkedRevision, r.revision);
+        this.#checkedRevision = this.#checkedSerial === serial ? Math.max(this.#checkedRevision, r.revision) : r.revision;
+        this.#checkedSerial = serial;
       }
       // Nothing under the prefix the watch should have shown is missing here: current again.
       if (current && this.#stale !== null) {
@@ -645,6 +672,7 @@ export class EtcdStateLog implements StateLog {
   #onStale(seen: number, missedRevision: number, upTo: number): void {
     const endpoint = this.#watchEndpoint;
     this.#stats.staleWatches++;
+    this.#stallsByEndpoint.set(endpoint, (this.#stallsByEndpoint.get(endpoint) ?? 0) + 1);
     this.#stale ??= { sinceMs: this.#o.clock.monotonicMs(), upTo, endpoint };
     this.#stale.upTo = Math.max(this.#stale.upTo, upTo);
     this.#lastStall = { at: new Date(this.#o.clock.wallMs()).toISOString(), endpoint, appliedRevision: seen, missedRevision };

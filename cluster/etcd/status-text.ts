@@ -20,7 +20,7 @@ export interface EtcdStatusBody {
     skipped: number;
     foreign: number;
     reloads: number;
-    watch?: { endpoint: string; stale: boolean; staleForMs: number; lastStall: { at: string; endpoint: string; appliedRevision: number; missedRevision: number } | null };
+    watch?: { endpoint: string; stale: boolean; staleForMs: number; lastStall: { at: string; endpoint: string; appliedRevision: number; missedRevision: number } | null; stalls?: Record<string, number> };
     staleWatches?: number;
     handoff?: string | null;
     txns?: number;

@@ -2,9 +2,15 @@
 # State-backend benchmark (npm run bench:backend, issue 15): the etcd backend against the embedded
 # Raft log in one run, same machine. Not a test. In a private two-namespace lab named lh<rand>e-*
 # (deleted on exit), lanha serving DHCP with every lease committed before its ACK:
-#   1. max DORA/s with < 1 % drops (perfdhcp, step up then bisect), each backend in turn:
+#   1. max DORA/s with < 1 % drops (perfdhcp, step up then bisect), in PAIRS pairs of passes that
+#      alternate the backends (raft, etcd, raft, etcd, ...), each pass on a fresh lanha with an empty
+#      state: on this shared machine a pass swings 2-10x with what else runs, so the figure is the
+#      median of the per-pair ratios (each pair measured within a minute), with their spread:
 #      raft = the one-member embedded log on this disk (fsync per commit batch);
 #      etcd = `cluster.backend: etcd` on a 3-member etcd-server on the server namespace's loopback
+#      (etcd's default timers, as a site runs it: heartbeat 100 ms, election 1 s).
+#      After each pass a DIAG line (bench/backend-diag.ts): lanha's leadership lapses, shed and
+#      dropped requests, ACK stages; on etcd its leader changes, WAL fsyncs over 256 ms, slow applies.
 #   2. REQUEST-to-ACK time at a light load (100 DORA/s), p50 and p99 (bench/dhcp-latency.ts)
 #   3. kill -9 of the etcd leader member under a perfdhcp load (etcd backend; the shared
 #      dhcp-durability.sh): ACKed leases lost (KILL_REPEAT runs at KILL_RATE DORA/s)
@@ -13,7 +19,7 @@
 # The etcd figure goes in the lanha= field, the embedded log's as the anchor (raft=).
 #   2b. CPU per DORA at a fixed rate (CPU_RATE DORA/s, 300, for CPU_PERIOD s, 8): lanha's, plus the
 #      three etcd members' on the etcd backend, from /proc (SKIP_CPU skips it)
-# Env: PERIOD (3 s per step), REPEAT (1), LIGHT_COUNT (500), KILL_REPEAT (3), KILL_RATE (100), ROUNDS (5), LEASE_TTL (1s), SKIP_DORA, SKIP_CRASH (skip parts 1-2, 4), SKIP_MAX (part 1 only), BACKENDS ("raft etcd"), LOGS_DIR (keep lanha's logs there), LOG_LEVEL (warn).
+# Env: PAIRS (3), PERIOD (3 s per step), LIGHT_COUNT (500), KILL_REPEAT (3), KILL_RATE (100), ROUNDS (5), LEASE_TTL (1s), SKIP_DORA, SKIP_CRASH (skip parts 1-2, 4), SKIP_MAX (part 1 only), BACKENDS ("raft etcd"), LOGS_DIR (keep lanha's logs there), LOG_LEVEL (warn).
 # Every process is started here and stopped by PID. Needs root.
 source "$(dirname "$0")/lib.sh"
 # LOGS_DIR: lanha's logs are copied there before the temp dir goes.
@@ -23,7 +29,8 @@ bench_before_cleanup() {
 }
 dhcp_lab_up bench:backend e backend
 
-# etcd: three members on the server namespace's loopback, fast timers as in the tests.
+# etcd: three members on the server namespace's loopback with etcd's default timers (the tests'
+# fast ones, 50/500 ms, lost the leader whenever the two cores were starved for half a second).
 CLUSTER=""; ENDPOINTS=""
 for i in 0 1 2; do CLUSTER="$CLUSTER${CLUSTER:+,}e$i=http://127.0.0.1:$((23800 + i))"; ENDPOINTS="$ENDPOINTS${ENDPOINTS:+, }\"http://127.0.0.1:$((23790 + i))\""; done
 etcd_member() { # index state(new|existing): starts member i, its PID in $D/etcd<i>.pid
@@ -31,7 +38,7 @@ etcd_member() { # index state(new|existing): starts member i, its PID in $D/etcd
   ip netns exec "$SRV_NS" etcd --name "e$i" --data-dir "$D/etcd$i" \
     --listen-client-urls "http://127.0.0.1:$((23790 + i))" --advertise-client-urls "http://127.0.0.1:$((23790 + i))" \
     --listen-peer-urls "http://127.0.0.1:$((23800 + i))" --initial-advertise-peer-urls "http://127.0.0.1:$((23800 + i))" \
-    --initial-cluster "$CLUSTER" --initial-cluster-state "$2" --heartbeat-interval 50 --election-timeout 500 \
+    --initial-cluster "$CLUSTER" --initial-cluster-state "$2" --heartbeat-interval "${ETCD_HEARTBEAT_MS:-100}" --election-timeout "${ETCD_ELECTION_MS:-1000}" \
     --log-level warn --logger zap >> "$D/etcd$i.log" 2>&1 &
   echo $! > "$D/etcd$i.pid"
 }
@@ -42,8 +49,8 @@ export -f etcd_member etcd_healthy; export D SRV_NS CLUSTER
 for i in 0 1 2; do etcd_member "$i" new; done
 for _ in $(seq 1 100); do etcd_healthy 0 && break; sleep 0.2; done
 
-lanha_start() { # backend -> PID
-  local backend=$1 dir=$D/lanha-$1; mkdir -p "$dir"
+lanha_start() { # backend -> PID; an empty state each time (a fresh state dir; a new cluster id, so a new etcd prefix)
+  local backend=$1 dir=$D/lanha-$1; mkdir -p "$dir"; rm -rf "$dir/state"
   local cluster=""
   [ "$backend" = etcd ] && cluster="cluster:
   id: bench$RANDOM
@@ -51,7 +58,7 @@ lanha_start() { # backend -> PID
   members: [{ name: bench, address: 10.99.0.1 }]
   etcd: { endpoints: [$ENDPOINTS] }"
   lanha_bench_config "$dir" "${LOG_LEVEL:-warn}" "$cluster"
-  ip netns exec "$SRV_NS" node "$LANCTL" serve --config "$dir/lanha.yaml" > "$dir/lanha.log" 2>&1 &
+  ip netns exec "$SRV_NS" node "$LANCTL" serve --config "$dir/lanha.yaml" >> "$dir/lanha.log" 2>&1 &
   local pid=$!
   for _ in $(seq 1 100); do node "$LANCTL" status --socket "$dir/lanha.sock" >/dev/null 2>&1 && { echo "$pid"; return 0; }; sleep 0.3; done
   cat "$dir/lanha.log" >&2; kill "$pid"; return 1
@@ -94,16 +101,63 @@ etcd_stats() { # socket
   node "$LANCTL" status --json --socket "$1" 2>/dev/null | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{const e=JSON.parse(s).cluster.etcd;console.log(`ETCD txns=${e.txns} commands=${e.txnCommands} per_txn=${(e.txnCommands/Math.max(1,e.txns)).toFixed(2)} conflicts=${e.conflicts} shed=${e.shed} skipped=${e.skipped} etcd_leader=e${(e.health||[]).findIndex(h=>h.isLeader)} lanha_endpoint=e${e.endpoints.indexOf(e.endpoint)} keepalive_failures=${e.keepAliveFailures} lastError=${JSON.stringify(e.lastError)}`);const c=JSON.parse(s).services.dhcp?.counters??{};console.log("DHCP "+Object.entries(c).filter(([k])=>/drop|shed|fail|conflict|not-leader|ack|nak/.test(k)).map(([k,v])=>k+"="+v).join(" "))}catch{}})'
 }
 
+lanha_stop() { # PID
+  kill "$1" 2>/dev/null; for _ in $(seq 1 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+}
+etcd_metrics() { # FILE: the three members' /metrics, concatenated
+  for i in 0 1 2; do ip netns exec "$SRV_NS" curl -s --max-time 2 "http://127.0.0.1:$((23790 + i))/metrics"; done > "$1" 2>/dev/null
+}
+
+# One DORA pass on a fresh lanha: prints its STEP lines and a DIAG line, sets V[backend.dora.pair].
+dora_pass() { # backend pair
+  local backend=$1 pair=$2 pid out="$D/$1-dora-$2.out" log="$D/lanha-$1/lanha.log"
+  pid=$(lanha_start "$backend") || { echo "lanha on $backend did not start"; return; }
+  PIDS+=("$pid")
+  : > "$log.pass"; local from; from=$(wc -c < "$log")
+  [ "$backend" = etcd ] && etcd_metrics "$D/metrics-before"
+  echo "== pair $pair: $backend DORA ($(uptime | sed 's/.*load average/load average/'))"
+  LABEL=$backend START_RATE=${START_RATE:-100} REPEAT=1 bash "$SHARED/dhcp-perf.sh" 10.99.0.1 > "$out"
+  grep -E '^STEP' "$out"
+  V[$backend.dora.$pair]=$(value dhcp.dora_per_s "$out")
+  [ "$backend" = etcd ] && etcd_metrics "$D/metrics-after"
+  tail -c +"$((from + 1))" "$log" > "$log.pass"
+  node "$LANCTL" status --json --socket "$D/lanha-$backend/lanha.sock" 2>/dev/null \
+    | node "$REPO/dist/bench/backend-diag.js" "$backend" "$pair" "$log.pass" "$D/metrics-before" "$D/metrics-after"
+  echo "PASS $backend pair=$pair dora_per_s=$(or_na "${V[$backend.dora.$pair]:-}")"
+  lanha_stop "$pid"
+}
+
+# median_spread VALUES...: "median min max" of the numbers given (NA when none)
+median_spread() {
+  [ $# -eq 0 ] && { echo "NA NA NA"; return; }
+  printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END{m=(NR%2)?v[(NR+1)/2]:(v[NR/2]+v[NR/2+1])/2; printf "%s %s %s\n", m, v[1], v[NR]}'
+}
+
 declare -A V
-for backend in ${BACKENDS:-raft etcd}; do
+BACKEND_LIST=${BACKENDS:-raft etcd}
+if [ -z "${SKIP_DORA:-}" ] && [ -z "${SKIP_MAX:-}" ]; then
+  ratios=(); raft_values=(); etcd_values=(); skipped_pairs=0
+  for pair in $(seq 1 "${PAIRS:-3}"); do
+    for backend in $BACKEND_LIST; do dora_pass "$backend" "$pair"; done
+    r=${V[raft.dora.$pair]:-}; e=${V[etcd.dora.$pair]:-}
+    [ -n "$r" ] && raft_values+=("$r"); [ -n "$e" ] && etcd_values+=("$e")
+    if [ -n "$r" ] && [ -n "$e" ] && [ "$r" != 0 ]; then
+      ratios+=("$(ratio "$e" "$r")"); echo "PAIR $pair etcd=$e raft=$r ratio=${ratios[-1]}"
+    else
+      skipped_pairs=$((skipped_pairs + 1)); echo "PAIR $pair etcd=$(or_na "$e") raft=$(or_na "$r") ratio=NA (no ratio: the raft pass found no rate, or a pass did not run)"
+    fi
+  done
+  read -r "V[ratio.median]" "V[ratio.min]" "V[ratio.max]" < <(median_spread "${ratios[@]}")
+  read -r "V[raft.dora]" _ _ < <(median_spread "${raft_values[@]}")
+  read -r "V[etcd.dora]" _ _ < <(median_spread "${etcd_values[@]}")
+  V[ratio.list]=$(IFS=,; echo "${ratios[*]}")
+  V[ratio.skipped]=$skipped_pairs
+fi
+
+for backend in $BACKEND_LIST; do
   PID=$(lanha_start "$backend") || { echo "lanha on $backend did not start"; continue; }
   PIDS+=("$PID")
   [ -n "${SKIP_DORA:-}" ] && { kill "$PID"; sleep 1; continue; }
-  if [ -z "${SKIP_MAX:-}" ]; then
-    echo "== $backend: DORA"
-    LABEL=$backend START_RATE=${START_RATE:-100} bash "$SHARED/dhcp-perf.sh" 10.99.0.1 | tee "$D/$backend-dora.out" | grep -E '^(STEP|RESULT)'
-    V[$backend.dora]=$(value dhcp.dora_per_s "$D/$backend-dora.out")
-  fi
   echo "== $backend: light-load latency ($LIGHT_COUNT DORA at 100/s)"
   lat=$(ip netns exec "$NS" node "$REPO/dist/bench/dhcp-latency.js" 10.99.0.1 10.99.0.2 100 "$LIGHT_COUNT" 9)
   echo "$lat"
@@ -155,7 +209,9 @@ fi
 
 line() { echo "RESULT $1 lanha=$(or_na "$2") raft=$(or_na "$3") ratio=$(ratio "$2" "$3") unit=$4 better=$5"; }
 echo
-line backend.dora_per_s "${V[etcd.dora]:-}" "${V[raft.dora]:-}" dora/s higher
+# DORA/s: the medians of each backend's passes; the ratio is the median of the per-pair ratios (not
+# the ratio of the medians), its spread and the pairs' ratios after it.
+echo "RESULT backend.dora_per_s lanha=$(or_na "${V[etcd.dora]:-}") raft=$(or_na "${V[raft.dora]:-}") ratio=$(or_na "${V[ratio.median]:-}") unit=dora/s better=higher ratio_min=$(or_na "${V[ratio.min]:-}") ratio_max=$(or_na "${V[ratio.max]:-}") pair_ratios=$(or_na "${V[ratio.list]:-}") pairs_without_ratio=$(or_na "${V[ratio.skipped]:-}")"
 line backend.ack_ms_p50 "${V[etcd.p50]:-}" "${V[raft.p50]:-}" ms lower
 line backend.ack_ms_p99 "${V[etcd.p99]:-}" "${V[raft.p99]:-}" ms lower
 line backend.cpu_ms_per_dora "${V[etcd.cpu]:-}" "${V[raft.cpu]:-}" ms lower

@@ -1,9 +1,9 @@
 import t from 'tap';
 import fc from 'fast-check';
-import { ENTRY_OVERHEAD, ForwardCache, cacheTtl, ttlOffsets, wireFromReply, wireOf, type CachedAnswer } from './cache.js';
+import { ENTRY_OVERHEAD, ForwardCache, cacheTtl, ttlOffsets, wireCacheTtl, wireFromReply, wireOf, type CachedAnswer } from './cache.js';
 import { scanQuery, type FastQuery } from './fast.js';
 import { encodeName } from './name.js';
-import { CLASS_IN, concat, decodeMessage, emptyMessage, encodeMessage, RCODE, T, type DnsMessage, type DnsRecord, type Question } from './wire.js';
+import { CLASS_IN, concat, decodeMessage, emptyMessage, encodeMessage, RCODE, scanMessage, T, type DnsMessage, type DnsRecord, type Question } from './wire.js';
 
 // The forwarding cache: TTL rules (RFC 2308 for negative answers), countdown on the wire path and
 // the decoded path, ID/case/RD/OPT patched per asker, LRU eviction, and bounds in entries and bytes
@@ -198,6 +198,24 @@ t.test('store: reply shapes the wire form does not take go through put; not cach
   t.equal(c.store(q('host.example'), reply, { ...answer, rcode: RCODE.SERVFAIL }, 0), null, 'SERVFAIL not cached');
   t.ok(c.store(q('host.example'), intoHeader, answer, 0) !== null, 'the odd shape is stored through put');
   t.same(serve(c, query('host.example', 1), 0)!.answers.map((r) => r.name), ['host.example']);
+});
+
+t.test('lifetime and entry read from the reply\'s bytes (the miss path, nothing decoded) equal the decoded reply\'s', async (t) => {
+  const rrArb = fc.oneof(
+    fc.tuple(fc.nat(), fc.constantFrom('x.example', 'X.Example')).map(([ttl, n]) => a(ttl, n)),
+    fc.tuple(fc.nat(), fc.nat({ max: 65535 })).map(([ttl, min]) => soa(ttl, min)),
+  );
+  fc.assert(fc.property(fc.constantFrom(RCODE.NOERROR, RCODE.NXDOMAIN, RCODE.SERVFAIL, RCODE.REFUSED), fc.array(rrArb, { maxLength: 3 }), fc.array(rrArb, { maxLength: 3 }), fc.boolean(),
+    (rcode, answers, authority, opt) => {
+      const answer: CachedAnswer = { rcode, answers, authority, additional: [] };
+      const reply = upstreamReply('x.example', answer, opt);
+      const scan = scanMessage(reply);
+      if (scan === null || wireCacheTtl(reply, scan, rcode) !== cacheTtl(answer)) return false;
+      const byScan = new ForwardCache(limits).store(q('x.example'), reply, answer, 5_000, scan);
+      const byDecoded = new ForwardCache(limits).store(q('x.example'), reply, answer, 5_000);
+      return byScan === null ? byDecoded === null : byDecoded !== null && byScan.data.equals(byDecoded.data) && byScan.expiresAt === byDecoded.expiresAt;
+    }), { numRuns: 1000 });
+  t.pass('equal for every reply tried');
 });
 
 t.test('snapshot: live entries, oldest first, TTLs counted down and the lifetime left; another process serves them the same', async (t) => {

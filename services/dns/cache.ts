@@ -1,5 +1,7 @@
-import { encodeName, readName } from './name.js';
-import { HEADER_SIZE, RCODE, T, UDP_PAYLOAD_MAX, decodeMessage, emptyMessage, encodeMessage, type DnsRecord, type Question } from './wire.js';
+import { encodeName, nameEnd } from './name.js';
+import { HEADER_SIZE, RCODE, T, UDP_PAYLOAD_MAX, decodeMessage, emptyMessage, encodeMessage, type DnsRecord, type MessageScan, type Question, type RecordTable } from './wire.js';
+
+export type { RecordTable } from './wire.js';
 import type { FastQuery } from './fast.js';
 
 // The forwarding cache (pure; time is an argument), kept in wire form so a hit is answered where
@@ -69,6 +71,34 @@ export function cacheTtl(a: CachedAnswer): number {
   return 0;
 }
 
+/**
+ * `cacheTtl` of a reply read from its bytes: `table` walks the same bytes (`scanMessage`), `rcode`
+ * is its full RCODE. Equal to `cacheTtl` of the decoded reply (cache.test.ts), without decoding it.
+ */
+export function wireCacheTtl(msg: Uint8Array, table: RecordTable, rcode: number): number {
+  const an = (msg[6]! << 8) | msg[7]!;
+  const ns = (msg[8]! << 8) | msg[9]!;
+  const ttlAt = (i: number): number => readU32(msg, table.ttlAt[i]!);
+  if (rcode === RCODE.NOERROR && an > 0) {
+    let ttl = POSITIVE_TTL_MAX;
+    for (let i = 0; i < an; i++) ttl = Math.min(ttl, ttlAt(i));
+    return ttl;
+  }
+  if (rcode !== RCODE.NXDOMAIN && rcode !== RCODE.NOERROR) return 0;
+  for (let i = an; i < an + ns && i < table.type.length; i++) {
+    if (table.type[i] !== T.SOA) continue;
+    const at = table.ttlAt[i]!;
+    const rdEnd = at + 6 + ((msg[at + 4]! << 8) | msg[at + 5]!);
+    if (rdEnd - (at + 6) < 4) return 0;
+    return Math.min(NEGATIVE_TTL_MAX, readU32(msg, at), readU32(msg, rdEnd - 4)); // SOA MINIMUM: RDATA's last 4 bytes
+  }
+  return 0;
+}
+
+function readU32(b: Uint8Array, at: number): number {
+  return ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
+}
+
 function soaMinimum(soa: DnsRecord): number {
   const at = soa.rdata.length - 4;
   return ((soa.rdata[at]! << 24) | (soa.rdata[at + 1]! << 16) | (soa.rdata[at + 2]! << 8) | soa.rdata[at + 3]!) >>> 0;
@@ -96,12 +126,6 @@ export function questionKey(q: Question): Uint8Array {
   return key;
 }
 
-/** Where each record of a message starts, its type and the offset of its TTL field. */
-export interface RecordTable {
-  start: number[];
-  type: number[];
-  ttlAt: number[];
-}
 
 /**
  * The records of a message (answer, authority, additional), or null when the message does not
@@ -114,18 +138,18 @@ export function recordTable(msg: Uint8Array): RecordTable | null {
   const rr = u16(6) + u16(8) + u16(10);
   let p = HEADER_SIZE;
   for (let i = 0; i < qd; i++) {
-    const n = readName(msg, p);
-    if (n === null || n.end + 4 > msg.length) return null;
-    p = n.end + 4;
+    const end = nameEnd(msg, p);
+    if (end < 0 || end + 4 > msg.length) return null;
+    p = end + 4;
   }
   const out: RecordTable = { start: [], type: [], ttlAt: [] };
   for (let i = 0; i < rr; i++) {
-    const n = readName(msg, p);
-    if (n === null || n.end + 10 > msg.length) return null;
+    const end = nameEnd(msg, p);
+    if (end < 0 || end + 10 > msg.length) return null;
     out.start.push(p);
-    out.type.push(u16(n.end));
-    out.ttlAt.push(n.end + 4);
-    p = n.end + 10 + u16(n.end + 8);
+    out.type.push(u16(end));
+    out.ttlAt.push(end + 4);
+    p = end + 10 + u16(end + 8);
     if (p > msg.length) return null;
   }
   return p === msg.length ? out : null;
@@ -139,7 +163,7 @@ export function ttlOffsets(msg: Uint8Array): number[] | null {
   return recordTable(msg)?.ttlAt ?? null;
 }
 
-/** Whether a name at `p` (already checked by readName) follows a compression pointer below `floor`. */
+/** Whether a name at `p` (already checked by nameEnd) follows a compression pointer below `floor`. */
 function pointsBelow(msg: Uint8Array, p: number, floor: number): boolean {
   for (let steps = 0; steps < 256 && p < msg.length; steps++) {
     const len = msg[p]!;
@@ -163,8 +187,7 @@ function pointsBelow(msg: Uint8Array, p: number, floor: number): boolean {
  * OPT as the last record if any, no name pointing into the header): the caller then uses `put`.
  * Never throws.
  */
-export function wireFromReply(reply: Uint8Array, negative: boolean, ttlS: number): WireEntry | null {
-  const table = recordTable(reply);
+export function wireFromReply(reply: Uint8Array, negative: boolean, ttlS: number, table = recordTable(reply)): WireEntry | null {
   if (table === null || reply[4] !== 0 || reply[5] !== 1) return null;
   let p = HEADER_SIZE;
   while (p < reply.length && reply[p] !== 0) {
@@ -342,11 +365,14 @@ export class ForwardCache {
    * `put`. Returns the stored entry (to answer the askers from and to pass on), or null when the
    * answer is not cached.
    */
-  store(q: Question, reply: Uint8Array, answer: CachedAnswer, nowMs: number): CacheEntry | null {
-    const ttl = cacheTtl(answer);
+  store(q: Question, reply: Uint8Array, answer: CachedAnswer, nowMs: number, scan?: MessageScan): CacheEntry | null {
+    // With the reply's scan, its lifetime and shape are read from its bytes: the records are
+    // decoded (by `answer`) only when the wire form cannot be kept.
+    const ttl = scan === undefined ? cacheTtl(answer) : wireCacheTtl(reply, scan, answer.rcode);
     if (ttl <= 0 || this.limits.entries === 0) return null;
-    const negative = answer.rcode === RCODE.NXDOMAIN || answer.answers.length === 0;
-    const w = wireFromReply(reply, negative, ttl) ?? this.#encoded(q, answer, ttl, negative);
+    const noAnswers = scan === undefined ? answer.answers.length === 0 : reply[6] === 0 && reply[7] === 0;
+    const negative = answer.rcode === RCODE.NXDOMAIN || noAnswers;
+    const w = wireFromReply(reply, negative, ttl, scan ?? recordTable(reply)) ?? this.#encoded(q, answer, ttl, negative);
     return w === null ? null : this.#insert(w, nowMs);
   }
 

@@ -3,9 +3,9 @@ import fc from 'fast-check';
 import { isDeepStrictEqual } from 'node:util';
 import { readHexFile } from '../../test/support/hex.js';
 import { repoPath } from '../../test/support/paths.js';
-import { encodeName, readName, splitName } from './name.js';
+import { encodeName, nameEnd, readName, splitName } from './name.js';
 import { formatRdata, parseRecordLine } from './rdata.js';
-import { CLASS_IN, T, decodeMessage, emptyMessage, encodeMessage, type DnsMessage, type DnsRecord } from './wire.js';
+import { CLASS_IN, T, decodeMessage, emptyMessage, encodeMessage, scanMessage, type DnsMessage, type DnsRecord } from './wire.js';
 
 const golden = readHexFile(repoPath('test', 'golden', 'dns', 'capture.hex'));
 
@@ -56,6 +56,20 @@ t.test('names: compression pointers only backwards, limits enforced', async (t) 
   t.ok(splitName(Array(127).fill('a').join('.')), '254-byte name is fine');
   t.same([...encodeName('A.b')], [1, 0x41, 1, 0x62, 0]);
   t.equal(readName(encodeName('x\\.y.lan'), 0)?.name, 'x\\.y.lan', 'escaped dot survives');
+});
+
+t.test('nameEnd: where readName ends, or -1 where it gives null, on arbitrary bytes and offsets', async (t) => {
+  const hand = [Uint8Array.of(0xc0, 0x00), Uint8Array.of(0xc0, 0x02, 0x00), Uint8Array.of(1, 0x61, 0, 0xc0, 0x00), Uint8Array.of(0x40, 0), encodeName('x\\.y.lan')];
+  for (const bytes of hand) for (let at = 0; at <= bytes.length; at++) t.equal(nameEnd(bytes, at), readName(bytes, at)?.end ?? -1, `${[...bytes]} at ${at}`);
+  fc.assert(fc.property(fc.uint8Array({ maxLength: 300 }), fc.nat({ max: 300 }), fc.nat({ max: 300 }), (bytes, at, cut) => {
+    const limit = Math.min(bytes.length, cut);
+    return nameEnd(bytes, at, limit) === (readName(bytes, at, limit)?.end ?? -1);
+  }), { numRuns: 5000 });
+  // Long chains of labels and pointers (the 255-byte limit, pointer walks) meet on both sides.
+  const long = new Uint8Array(600);
+  for (let i = 0; i < 600; i += 2) { long[i] = 1; long[i + 1] = 0x61; }
+  long[599] = 0;
+  for (const at of [0, 300, 340, 598]) t.equal(nameEnd(long, at), readName(long, at)?.end ?? -1);
 });
 
 t.test('zone-file rdata parse/format round trip', async (t) => {
@@ -114,6 +128,38 @@ t.test('encode/decode round trip (names compared case-insensitively: compression
       return isDeepStrictEqual(lower(a), lower(b));
     },
   ), { numRuns: 200 });
+});
+
+t.test('scanMessage accepts exactly what decodeMessage accepts, with its RCODE and one entry per record', async (t) => {
+  const soaArb: fc.Arbitrary<DnsRecord> = fc.record({ name: nameArb, type: fc.constant<number>(T.SOA), class: fc.constant(1), ttl: fc.nat(),
+    rdata: fc.tuple(nameArb, nameArb, fc.uint8Array({ minLength: 20, maxLength: 20 })).map(([a, b, tail]) => Uint8Array.of(...encodeName(a), ...encodeName(b), ...tail)) });
+  const messageArb = fc.record({ q: nameArb, an: fc.array(recordArb, { maxLength: 4 }), ns: fc.array(fc.oneof(recordArb, soaArb), { maxLength: 2 }), ar: fc.array(recordArb, { maxLength: 2 }),
+    edns: fc.boolean(), rcode: fc.integer({ min: 0, max: 15 }), ext: fc.integer({ min: 0, max: 3 }) }).map(({ q, an, ns, ar, edns, rcode, ext }) => {
+    const m = emptyMessage(1);
+    m.qr = true;
+    m.rcode = rcode | (edns ? ext << 4 : 0);
+    m.questions = [{ name: q, type: T.A, class: 1 }];
+    m.answers = an; m.authority = ns; m.additional = ar;
+    if (edns) m.edns = { udpSize: 1232, extendedRcode: ext, version: 0, dnssecOk: false, options: [{ code: 3, data: Uint8Array.of(1, 2) }] };
+    return encodeMessage(m).bytes;
+  });
+  // Whole messages, the same with bytes overwritten or cut, and random bytes.
+  const mutated = fc.tuple(messageArb, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 4 }), fc.nat({ max: 30 }))
+    .map(([b, flips, cut]) => {
+      const out = Uint8Array.from(b);
+      for (const [at, v] of flips) out[at % out.length] = v;
+      return out.subarray(0, Math.max(0, out.length - cut));
+    });
+  let accepted = 0;
+  fc.assert(fc.property(fc.oneof(messageArb, mutated, fc.uint8Array({ maxLength: 200 })), (bytes) => {
+    const d = decodeMessage(bytes);
+    const s = scanMessage(bytes);
+    if (!d.ok) return s === null;
+    accepted++;
+    const records = d.value.answers.length + d.value.authority.length + d.value.additional.length + (d.value.edns === null ? 0 : 1);
+    return s !== null && s.rcode === d.value.rcode && s.start.length === records && s.type.length === records;
+  }), { numRuns: 3000 });
+  t.ok(accepted > 500, `many messages were valid (${accepted})`);
 });
 
 t.test('truncation: TC=1, question and OPT kept, records dropped', async (t) => {

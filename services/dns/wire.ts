@@ -1,6 +1,6 @@
 import { WireWriter } from '../../lib/wire-writer.js';
 import { decoded, failed, type Decoded } from '../../lib/result.js';
-import { asciiLower, readName, splitName } from './name.js';
+import { asciiLower, nameEnd, readName, splitName } from './name.js';
 
 // The DNS message codec (RFC 1035 §4, EDNS(0) RFC 6891). Own code rather than a package: the hot
 // path in server.ts never decodes a whole message (it answers from prebuilt bytes), so this codec
@@ -144,6 +144,95 @@ export function decodeMessage(msg: Uint8Array, options: { allowTrailing?: boolea
   }
   if (p !== msg.length && options.allowTrailing !== true) return failed('trailing-bytes', p);
   return decoded(m);
+}
+
+/** Where each record of a message starts, its type and the offset of its TTL field. */
+export interface RecordTable {
+  start: number[];
+  type: number[];
+  ttlAt: number[];
+}
+
+/** A message `decodeMessage` accepts, walked without decoding: its records and its full RCODE. */
+export interface MessageScan extends RecordTable {
+  /** The header's RCODE plus the OPT's extended bits, as `decodeMessage` gives it. */
+  rcode: number;
+}
+
+/**
+ * The records of `msg` under exactly `decodeMessage`'s rules (null where it fails: names, RDATA
+ * layouts, OPT placement and options, trailing bytes), allocating no names or records: for a
+ * forwarded reply whose bytes are kept as they are (forward.ts). Never throws.
+ */
+export function scanMessage(msg: Uint8Array): MessageScan | null {
+  if (msg.length < HEADER_SIZE) return null;
+  const qd = u16(msg, 4), an = u16(msg, 6), ns = u16(msg, 8), ar = u16(msg, 10);
+  let p = HEADER_SIZE;
+  for (let i = 0; i < qd; i++) {
+    const end = nameEnd(msg, p);
+    if (end < 0 || end + 4 > msg.length) return null;
+    p = end + 4;
+  }
+  const out: MessageScan = { start: [], type: [], ttlAt: [], rcode: msg[3]! & 0xf };
+  let opt = false;
+  const total = an + ns + ar;
+  for (let i = 0; i < total; i++) {
+    const end = nameEnd(msg, p);
+    if (end < 0 || end + 10 > msg.length) return null;
+    const type = u16(msg, end), rdlen = u16(msg, end + 8);
+    const start = end + 10;
+    if (start + rdlen > msg.length) return null;
+    if (type === T.OPT) {
+      // As decodeMessage: one OPT, in the additional section, owned by the root, options whole.
+      if (i < an + ns || opt || !rootName(msg, p) || !optionsFit(msg, start, start + rdlen)) return null;
+      opt = true;
+      out.rcode |= msg[end + 4]! << 4;
+    } else if (!rdataFits(msg, type, start, rdlen)) {
+      return null;
+    }
+    out.start.push(p);
+    out.type.push(type);
+    out.ttlAt.push(end + 4);
+    p = start + rdlen;
+  }
+  return p === msg.length ? out : null;
+}
+
+/** Whether the (valid) name at `p` is the root: following pointers, its first label is empty. */
+function rootName(msg: Uint8Array, p: number): boolean {
+  for (let steps = 0; steps < 256; steps++) {
+    const len = msg[p]!;
+    if ((len & 0xc0) !== 0xc0) return len === 0;
+    p = ((len & 0x3f) << 8) | msg[p + 1]!;
+  }
+  return false;
+}
+
+function optionsFit(msg: Uint8Array, q: number, end: number): boolean {
+  while (q < end) {
+    if (q + 4 > end) return false;
+    q += 4 + u16(msg, q + 2);
+    if (q > end) return false;
+  }
+  return true;
+}
+
+/** Whether `expandRdata` would accept this RDATA. */
+function rdataFits(msg: Uint8Array, type: number, start: number, rdlen: number): boolean {
+  const layout = COMPRESSIBLE[type] ?? EXPAND_ONLY[type];
+  if (layout === undefined) return true;
+  const end = start + rdlen;
+  let q = start;
+  for (const item of layout) {
+    if (item === 'name') {
+      q = nameEnd(msg, q, end);
+      if (q < 0) return false;
+    } else {
+      if (q + item > end) return false;
+      q += item;
+    }
+  }
+  return q === end;
 }
 
 function decodeOpt(msg: Uint8Array, start: number, rdlen: number, klass: number, ttl: number): Edns | null {

@@ -14,8 +14,14 @@
 #      counted once: the sum of Pss), with the number of leases it then held
 #   6. durability, counted: each server's fsync-family calls per ACK (strace -c on every thread) over
 #      3 s of perfdhcp at 100 DORA/s after its runs (RESULT dhcp.durability.fsyncs_per_ack)
+#   7. memory with 1,000 leases (RESULT dhcp.memory.*): a fresh server, idle, then perfdhcp over 1,000
+#      clients (DORA, then DORA + renewals of the same 1,000); lanha runs as a site does (DHCP, DNS
+#      with its lease zone and a UDP worker process, TFTP with its threads, NTP): resident memory of
+#      the daemon and its children (sum of Pss) idle and at its peak under that load, and where it
+#      goes per process (V8 heap used / total, buffers outside it, the rest: code, stacks, malloc)
 # lanha runs with its durable StateLog: every lease is fsync'd before the ACK; Kea's memfile never fsyncs.
 # Env: REPEAT (1), PERIOD (3 s per step), LIGHT_COUNT (500), SHARED_BENCH (../shared/bench), SKIP (e.g. "dnsmasq"),
+#      MEMORY_ONLY=1 (phase 7 only), MEMORY_CLIENTS (1000),
 #      LANHA_NODE_FLAGS (node flags for lanha instead of the systemd unit's). Also prints lanha's GC
 #      pauses over its runs: RESULT dhcp.gc_ms_per_ack.
 # Every server is started here with its own config and stopped by PID. Needs root.
@@ -88,6 +94,94 @@ stop() { # the anchors are grandchildren (started by dhcp-server.sh): wait until
   sleep 0.5
 }
 
+lanha_site_config() { # DIR: the bench server as a site runs it: DHCP + DNS (lease zone, one UDP worker) + TFTP + NTP
+  lanha_bench_config "$1" warn
+  mkdir -p "$1/tftp-root"; head -c 65536 /dev/zero > "$1/tftp-root/pxelinux.0"
+  sed -i 's|^      leaseTime: 1h$|      leaseTime: 1h\n      domain: bench.lan\n      dns: [10.99.0.1]|' "$1/lanha.yaml"
+  cat >> "$1/lanha.yaml" <<Y
+dns:
+  listen: [10.99.0.1]
+  zones:
+    - name: bench.lan
+      leases: true
+      records: ["@ NS ns1", "ns1 A 10.99.0.1"]
+tftp:
+  listen: [10.99.0.1]
+  root: $1/tftp-root
+ntp:
+  listen: [10.99.0.1]
+  localStratum: 10
+Y
+}
+pss_split() { # PID -> "anonKiB fileKiB threads fileRssKiB" of the process and its children (Pss: shared pages once)
+  # fileRss: the largest process's resident file pages, whole (Pss_File divides the node binary's
+  # pages among every node process on the machine, other benches' too; on a Pi running only lanha
+  # the daemon and its worker share them, so anon + fileRss is what the machine holds for lanha).
+  local p anon=0 file=0 threads=0 frss=0 a f r
+  for p in "$1" $(ps -o pid= --ppid "$1" 2>/dev/null || true); do
+    read -r a f r < <(awk '$1 == "Pss_Anon:" {a=$2} $1 == "Pss_File:" {f=$2} $1 == "Rss:" {rss=$2} $1 == "Anonymous:" {an=$2} END {print a+0, f+0, rss-an}' "/proc/$p/smaps_rollup" 2>/dev/null || echo "0 0 0")
+    anon=$((anon + ${a:-0})); file=$((file + ${f:-0})); threads=$((threads + $(ls "/proc/$p/task" 2>/dev/null | wc -l)))
+    [ "${r:-0}" -gt "$frss" ] && frss=$r
+  done
+  echo "$anon $file $threads $frss"
+}
+memory_parts() { # control socket -> "processes rss heapUsed heapTotal external other" (MiB, summed over the daemon's processes)
+  node "$LANCTL" status --json --socket "$1" 2>/dev/null | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const ps=JSON.parse(s).memory?.processes ?? [];const sum=(k)=>ps.reduce((n,p)=>n+(p[k]??0),0);const r=(x)=>x.toFixed(1);console.log(ps.length, r(sum("rssMiB")), r(sum("heapUsedMiB")), r(sum("heapTotalMiB")), r(sum("externalMiB")), r(sum("rssMiB")-sum("heapTotalMiB")-sum("externalMiB")), ps.map((p)=>p.role.replace(/ /g,"_")+":"+p.rssMiB).join(","))})'
+}
+memory_phase() { # kind (lanha|kea-persist): sets M[label.idle], M[label.load], M[label.leases]
+  local kind=$1 label=${1%-persist} n=${MEMORY_CLIENTS:-1000} pid
+  PID=""
+  if [ "$kind" = lanha ]; then
+    mkdir -p "$D/mem-lanha"; lanha_site_config "$D/mem-lanha"; rm -rf "$D/mem-lanha/state"
+    # shellcheck disable=SC2086
+    ip netns exec "$SRV_NS" node $NODE_FLAGS "$LANCTL" serve --config "$D/mem-lanha/lanha.yaml" > "$D/mem-lanha/lanha.log" 2>&1 &
+    PID=$!; PIDS+=("$PID")
+    for _ in $(seq 1 100); do node "$LANCTL" status --socket "$D/mem-lanha/lanha.sock" >/dev/null 2>&1 && break; sleep 0.3; done
+    node "$LANCTL" status --socket "$D/mem-lanha/lanha.sock" >/dev/null 2>&1 || { echo "lanha (site config) did not start:"; tail -5 "$D/mem-lanha/lanha.log"; stop; return; }
+  else
+    start "$kind"
+    [ -n "$PID" ] || { echo "$label did not start"; return; }
+  fi
+  pid=$PID
+  sleep 3
+  M[$label.idle]=$(rss_kib "$pid")
+  [ "$label" = lanha ] && M[lanha.idle_parts]=$(memory_parts "$D/mem-lanha/lanha.sock")
+  rm -f "$D/$label.mempeak"; peak_rss "$pid" "$D/$label.mempeak" & local sampler=$!
+  # 1,000 clients: DORA until (nearly) every one holds a lease, then DORA + renewals of the same ones.
+  timeout 40 ip netns exec "$NS" perfdhcp -l "$IFACE" -r 250 -R "$n" -p 12 10.99.0.1 > "$D/$label-mem1.out" 2>&1
+  timeout 40 ip netns exec "$NS" perfdhcp -l "$IFACE" -r 250 -f 250 -R "$n" -p 6 10.99.0.1 > "$D/$label-mem2.out" 2>&1
+  [ "$label" = lanha ] && M[lanha.load_parts]=$(memory_parts "$D/mem-lanha/lanha.sock")
+  M[$label.split]=$(pss_split "$pid"); M[$label.now]=$(rss_kib "$pid")
+  kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null
+  M[$label.load]=$(cat "$D/$label.mempeak" 2>/dev/null)
+  if [ "$label" = lanha ]; then
+    M[lanha.leases]=$(node "$LANCTL" leases --json --socket "$D/mem-lanha/lanha.sock" 2>/dev/null | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).filter(l=>l.state==="bound").length))')
+  else
+    M[$label.leases]=$(awk -F, 'NR > 1 && $1 ~ /^[0-9.]+$/ {print $1}' "$D/$kind/kea-leases4.csv" 2>/dev/null | sort -u | wc -l)
+  fi
+  echo "$label memory: idle $(mib "${M[$label.idle]:-}") MiB, peak under load $(mib "${M[$label.load]:-}") MiB, ${M[$label.leases]:-NA} leases"
+  [ "$label" = lanha ] && echo "lanha memory parts (processes rss heapUsed heapTotal external other; per process): idle ${M[lanha.idle_parts]:-NA}; under load ${M[lanha.load_parts]:-NA}"
+  stop
+}
+mib() { awk -v k="$1" 'BEGIN{ if (k == "" || k + 0 == 0) print "NA"; else printf "%.1f", k / 1024 }'; }
+memory_results() {
+  local pl; read -r -a pl <<< "${M[lanha.load_parts]:-}"
+  echo "RESULT dhcp.memory.idle_mib lanha=$(mib "${M[lanha.idle]:-}") kea=$(mib "${M[kea.idle]:-}") ratio=$(ratio "$(mib "${M[lanha.idle]:-}")" "$(mib "${M[kea.idle]:-}")") unit=MiB better=lower"
+  echo "RESULT dhcp.memory.load_mib lanha=$(mib "${M[lanha.load]:-}") kea=$(mib "${M[kea.load]:-}") ratio=$(ratio "$(mib "${M[lanha.load]:-}")" "$(mib "${M[kea.load]:-}")") unit=MiB better=lower leases=$(or_na "${M[lanha.leases]:-}") kea_leases=$(or_na "${M[kea.leases]:-}") asked_max=120"
+  local ls ks; read -r -a ls <<< "${M[lanha.split]:-}"; read -r -a ks <<< "${M[kea.split]:-}"
+  # Where it goes, at the end of the load: Pss of anonymous memory (V8 heaps, malloc, stacks) and of
+  # files (the node binary's and libraries' pages, shared by the daemon and its worker, counted once);
+  # the V8 heap and Buffers per process from process.memoryUsage() (RSS counts shared pages in each).
+  echo "RESULT dhcp.memory.parts_mib lanha=$(mib "${M[lanha.now]:-}") kea=$(mib "${M[kea.now]:-}") ratio=$(ratio "$(mib "${M[lanha.now]:-}")" "$(mib "${M[kea.now]:-}")") unit=MiB better=lower pss_anon=$(mib "${ls[0]:-}") pss_file=$(mib "${ls[1]:-}") file_rss=$(mib "${ls[3]:-}") alone=$(mib "$(( ${ls[0]:-0} + ${ls[3]:-0} ))") kea_pss_anon=$(mib "${ks[0]:-}") kea_pss_file=$(mib "${ks[1]:-}") kea_file_rss=$(mib "${ks[3]:-}") heap_used=$(or_na "${pl[2]:-}") heap_total=$(or_na "${pl[3]:-}") external=$(or_na "${pl[4]:-}") processes=$(or_na "${pl[0]:-}") threads=$(or_na "${ls[2]:-}") kea_threads=$(or_na "${ks[2]:-}") rss_per_process=$(or_na "${pl[6]:-}")"
+}
+declare -A M
+echo "== memory with ${MEMORY_CLIENTS:-1000} leases"
+for kind in lanha kea-persist; do
+  case " $SKIP " in *" ${kind%-persist} "*) continue;; esac
+  memory_phase "$kind"
+done
+if [ -n "${MEMORY_ONLY:-}" ]; then memory_results; exit 0; fi
+
 declare -A V
 for kind in lanha kea-persist dnsmasq; do
   case " $SKIP " in *" ${kind%-persist} "*) continue;; esac
@@ -159,7 +253,6 @@ line dhcp.dora_per_s.vs_dnsmasq "${V[lanha.dora]:-}" dnsmasq "${V[dnsmasq.dora]:
 line dhcp.latency_ms_p50 "${V[lanha.p50]:-}" kea "${V[kea.p50]:-}" ms lower
 line dhcp.latency_ms_p99 "${V[lanha.p99]:-}" kea "${V[kea.p99]:-}" ms lower
 line dhcp.renew_per_s "${V[lanha.renew]:-}" kea "${V[kea.renew]:-}" renew/s higher
-mib() { awk -v k="$1" 'BEGIN{ if (k == "" || k + 0 == 0) print "NA"; else printf "%.1f", k / 1024 }'; }
 echo "RESULT dhcp.gc_ms_per_ack lanha=$(or_na "${V[lanha.gc_per_ack]:-}") anchor=NA ratio=NA unit=ms better=lower"
 while read -r stage mean p50 p99; do
   echo "RESULT dhcp.ack_stage_ms.$stage lanha=$mean anchor=NA ratio=NA unit=ms better=lower p50=$p50 p99=$p99"
@@ -168,4 +261,5 @@ echo "RESULT dhcp.fsyncs_per_ack lanha=$(or_na "${V[lanha.fsync_per_ack]:-}") an
 echo "RESULT dhcp.durability.fsyncs_per_ack lanha=$(per_ack "${V[lanha.probe_syncs]:-}" "${V[lanha.probe_acks]:-}") kea=$(per_ack "${V[kea.probe_syncs]:-}" "${V[kea.probe_acks]:-}") ratio=NA unit=fsyncs better=higher dnsmasq=$(per_ack "${V[dnsmasq.probe_syncs]:-}" "${V[dnsmasq.probe_acks]:-}")"
 line dhcp.rss_mib.idle "$(mib "${V[lanha.idle]:-}")" kea "$(mib "${V[kea.idle]:-}")" MiB lower
 echo "RESULT dhcp.rss_mib.load lanha=$(mib "${V[lanha.peak]:-}") kea=$(mib "${V[kea.peak]:-}") ratio=$(ratio "$(mib "${V[lanha.peak]:-}")" "$(mib "${V[kea.peak]:-}")") unit=MiB better=lower leases=$(or_na "${V[lanha.leases]:-}")"
+memory_results
 echo "RESULT dhcp.lost_acked lanha=$(or_na "${V[lanha.lost]:-}") kea=$(or_na "${V[kea.lost]:-}") ratio=NA unit=leases better=lower acked=$(or_na "${V[lanha.acked]:-}")"

@@ -613,6 +613,11 @@ export class EtcdClient {
   }
 }
 
+/** etcd no longer holds the lease a request named (it expired, or was revoked). */
+export function isLeaseNotFound(error: unknown): boolean {
+  return error instanceof EtcdError && (error.grpcCode === GrpcCode.notFound || /requested lease not found/.test(error.message));
+}
+
 /** etcd refused the token (expired, unknown after a member restart) rather than the request. */
 export function isAuthError(error: EtcdError): boolean {
   return /invalid auth token|auth token is not/.test(error.message) || (error.grpcCode === GrpcCode.unauthenticated && !/authentication failed/.test(error.message));

@@ -305,6 +305,26 @@ t.test('etcd backend faults', async (t) => {
     await a.close();
   });
 
+  await t.test('a holder whose lease etcd dropped campaigns again on a new lease, never on the dead one', async (t) => {
+    n++;
+    const a = await open('a');
+    for (let round = 1; round <= 3; round++) {
+      await until(`a leads (round ${round})`, () => a.isLeader());
+      const held = (await raw.range(`/lanha/faults-${n}/leader`)).kvs[0]!;
+      await raw.leaseRevoke(held.lease); // what etcd does to a lease whose keep-alives stopped reaching it
+      // Leading again under a new election key (a new epoch); the gap can be shorter than a poll.
+      await until('a leads again, on a new election key', () => a.isLeader() && a.status().term !== held.createRevision);
+      const again = (await raw.range(`/lanha/faults-${n}/leader`)).kvs[0]!;
+      t.not(again.lease, held.lease, `round ${round}: a holds the election on a new lease`);
+      // The campaign that named the revoked lease failed ('requested lease not found') and the
+      // loop waited a keep-alive interval before the next: seconds of no DHCP on a loaded machine.
+      t.notMatch(String((a.status()['etcd'] as { lastError: string | null }).lastError), /lease not found/, 'no campaign named the dead lease');
+    }
+    await a.propose(grant(1));
+    t.ok(a.fsm.lease(0x0a000001), 'and its proposals apply');
+    await a.close();
+  });
+
   await t.test('the etcd leader member killed under proposals: no acknowledged entry is lost', async (t) => {
     n++;
     const a = await open('a');

@@ -12,7 +12,7 @@ import { decodeFsmSnapshot, encodeFsmSnapshot, type RaftTimeline } from '../raft
 import type { MemberStatusChannel } from '../member-status.js';
 import { EtcdMemberFeed } from './member-feed.js';
 import { formatIpv4 } from '../../lib/ipv4.js';
-import { EtcdClient, EtcdError, isAuthError, prefixEnd, type Compare, type EndpointHealth, type KeyValue, type TxnOp, type TxnResult, type Watch, type WatchEvent } from './client.js';
+import { EtcdClient, EtcdError, isAuthError, isLeaseNotFound, prefixEnd, type Compare, type EndpointHealth, type KeyValue, type TxnOp, type TxnResult, type Watch, type WatchEvent } from './client.js';
 
 // The StateLog on an etcd v3 cluster (`cluster.backend: etcd`). Keys under the site's prefix P:
 //
@@ -757,6 +757,10 @@ export class EtcdStateLog implements StateLog {
     if (e.type === 'delete') {
       this.#holder = null;
       if (before !== null && before.name !== this.#o.id) this.#timeline.heardLeaderAt = now;
+      // Our key went with our lease (it expired in etcd, or was revoked): campaign on a new one at
+      // once. Kept, the next campaign named the dead lease, failed, and waited a whole keep-alive
+      // interval (bench:backend: a loaded machine's lapse cost seconds of DHCP instead of one).
+      if (before !== null && this.#lease !== null && before.lease === this.#lease.id) this.#lease = null;
     } else {
       this.#holder = { name: Buffer.from(e.kv.value).toString('utf8'), epoch: e.kv.createRevision, lease: e.kv.lease };
     }
@@ -815,8 +819,10 @@ export class EtcdStateLog implements StateLog {
 
   async #leadLoop(ttlMs: number, intervalMs: number): Promise<void> {
     let healthAt = -Infinity;
+    let retriedAtOnce = false;
     while (!this.#closed) {
       const now = this.#o.clock.monotonicMs();
+      let retryAtOnce = false;
       try {
         await this.#keepAlive();
         // A planned failover named someone: only that node campaigns (its own hold-off aside).
@@ -827,6 +833,11 @@ export class EtcdStateLog implements StateLog {
         }
       } catch (error) {
         this.#noteError(error);
+        // The campaign named a lease etcd no longer holds: a new one, and campaign again now (once).
+        if (isLeaseNotFound(error)) {
+          this.#lease = null;
+          retryAtOnce = !retriedAtOnce;
+        }
       }
       this.#checkLapse();
       // Won, but the watch has not shown the win after two TTLs: it is stuck on a member that
@@ -845,6 +856,8 @@ export class EtcdStateLog implements StateLog {
         healthAt = now;
         void this.checkHealth().catch(() => undefined);
       }
+      retriedAtOnce = retryAtOnce;
+      if (retryAtOnce) continue;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, intervalMs);
         this.#wake = () => { clearTimeout(timer); resolve(); };
@@ -885,6 +898,7 @@ export class EtcdStateLog implements StateLog {
         this.#o.log.warn({ event: 'etcd.lease_lost', lease: lease.id }, 'the leadership lease expired in etcd');
         this.#lease = null;
         this.#lostLeadership('the lease expired', null);
+        this.#wake?.(); // a new lease and a campaign now, not at the next interval
         return;
       }
       this.#deadline = Math.max(this.#deadline, sentAt + this.#margined(ttlS));

@@ -80,6 +80,9 @@ export function lanhaSide(backend: string, status: Json, log: string): string {
     `acks=${show(num(counters['sent.ack']))}`,
     `not_leader_drops=${show(num(counters['dropped.not-leader']) ?? 0)}`,
     `propose_failed=${show(num(counters['propose.failed']) ?? 0)}`,
+    // Every other DHCP counter (received, offers, NAKs, silent, allocation failures...): where requests went.
+    Object.entries(counters).filter(([k, v]) => !['sent.ack', 'dropped.not-leader', 'propose.failed'].includes(k) && num(v) !== null && num(v) !== 0)
+      .map(([k, v]) => `${k}=${show(num(v))}`).join(' '),
     `ack_p50_ms=${stage('total', 'p50Ms')} ack_p99_ms=${stage('total', 'p99Ms')}`,
     `queue_p99_ms=${stage('queue', 'p99Ms')} persist_p99_ms=${stage('persist', 'p99Ms')} commit_p99_ms=${stage('commit', 'p99Ms')}`,
   ];

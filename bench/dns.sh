@@ -13,6 +13,13 @@
 # forwarder after both runs (lanha: daemon + its UDP worker processes). Checked first: lanha's
 # answers equal nsd's, TTLs count down, NXDOMAIN is cached with the SOA's negative TTL.
 #
+# Where the misses' time goes (STAGES=1, the default, with tcpdump or dumpcap): each forwarder's miss
+# runs are captured on the loopback and bench/dns-stages.ts splits every forwarded miss by the
+# kernel's timestamps of its four datagrams: in (query in -> upstream query out), up (the upstream),
+# out (upstream reply in -> answer out); own = in + out, the forwarder's part (its socket queue
+# included, dnsperf's own wait for a core not). Printed per forwarder, with RESULT
+# dns.forward.miss_own_p99_ms.
+#
 # Knobs: AUTH=0 runs only the forwarding part (nsd still starts, as the upstream); FWORKERS=N sets
 # the forwarding lanha's dns.workers (default: the config's default).
 #
@@ -336,6 +343,31 @@ echo "forwarding: hits ${DURATION}s x ${RUNS} (500 warm names, ${THREADS} thread
 # the upstream still busy with it, would slow whoever runs next), and the order of the three
 # forwarders turns round by round (lanha first, then dnsmasq first, then unbound first).
 SETTLE=${SETTLE:-2}
+CAPTURE=""
+if [ "${STAGES:-1}" = 1 ]; then
+  if command -v tcpdump >/dev/null; then CAPTURE=tcpdump; elif command -v dumpcap >/dev/null; then CAPTURE=dumpcap; fi
+  [ -n "$CAPTURE" ] || echo "miss stages not measured: neither tcpdump nor dumpcap is installed (bench/packages/dns.txt lists tcpdump)"
+fi
+captured() { # NAME PORT COMMAND...: runs COMMAND under a loopback capture of PORT and the upstream's, appends the stages to $TMP/NAME.stages
+  local name=$1 port=$2 cap=$TMP/cap.pcap pid=""
+  shift 2
+  rm -f "$cap"
+  case $CAPTURE in
+    tcpdump) tcpdump -i lo -U -Z root -s 256 -B 16384 -w "$cap" "udp and (port $port or port $P_NSD)" > /dev/null 2>&1 & pid=$! ;;
+    dumpcap) dumpcap -q -P -i lo -s 256 -B 16 -f "udp and (port $port or port $P_NSD)" -w "$cap" > /dev/null 2>&1 & pid=$! ;;
+  esac
+  if [ -n "$pid" ]; then
+    PIDS+=("$pid")
+    for _ in $(seq 1 30); do [ -s "$cap" ] && break; sleep 0.1; done
+    sleep 0.3
+  fi
+  "$@"
+  if [ -n "$pid" ]; then
+    kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
+    node dist/bench/dns-stages.js "$cap" "$port" "$P_NSD" >> "$TMP/$name.stages"
+    rm -f "$cap"
+  fi
+}
 hit_run() { # lanha|dnsmasq|unbound
   sleep "$SETTLE"
   case $1 in
@@ -349,10 +381,10 @@ miss_run() { # lanha|dnsmasq|unbound ROUND
   sleep "$SETTLE"
   case $1 in
     lanha)
-      misses "l$2"; node dist/bench/pauses.js snap "$TMP/flanha.sock" "$TMP/fpauses"; once flanha-miss "$P_FLANHA" udp "$TMP/miss-l$2.txt" -Q "$MISS_QPS" -c 4 -q 1000; node dist/bench/pauses.js snap "$TMP/flanha.sock" "$TMP/fpauses"
+      misses "l$2"; node dist/bench/pauses.js snap "$TMP/flanha.sock" "$TMP/fpauses"; captured flanha "$P_FLANHA" once flanha-miss "$P_FLANHA" udp "$TMP/miss-l$2.txt" -Q "$MISS_QPS" -c 4 -q 1000; node dist/bench/pauses.js snap "$TMP/flanha.sock" "$TMP/fpauses"
       echo "lanha miss run $2: $(grep -c '^> SERVFAIL' "$TMP/out" || true) SERVFAIL answers; p50 $(awk -v n="$(wc -l < "$TMP/lat")" 'NR==int(n*0.5)+1{printf "%.3f ms",$1*1000; exit}' "$TMP/lat"), p99 of the NOERROR answers $(grep '^> NOERROR' "$TMP/out" | awk '{print $NF}' | sort -g | awk '{v[NR]=$1} END{if (NR) printf "%.3f ms", v[int(NR*0.99)+1]*1000; else print "NA"}')" ;;
-    dnsmasq) [ $FD_OK = 1 ] && { misses "d$2"; once fdnsmasq-miss "$P_FDNSMASQ" udp "$TMP/miss-d$2.txt" -Q "$MISS_QPS" -c 4 -q 1000; } ;;
-    unbound) [ $FU_OK = 1 ] && { misses "u$2"; once funbound-miss "$P_FUNBOUND" udp "$TMP/miss-u$2.txt" -Q "$MISS_QPS" -c 4 -q 1000; } ;;
+    dnsmasq) [ $FD_OK = 1 ] && { misses "d$2"; captured fdnsmasq "$P_FDNSMASQ" once fdnsmasq-miss "$P_FDNSMASQ" udp "$TMP/miss-d$2.txt" -Q "$MISS_QPS" -c 4 -q 1000; } ;;
+    unbound) [ $FU_OK = 1 ] && { misses "u$2"; captured funbound "$P_FUNBOUND" once funbound-miss "$P_FUNBOUND" udp "$TMP/miss-u$2.txt" -Q "$MISS_QPS" -c 4 -q 1000; } ;;
   esac
   return 0
 }
@@ -373,6 +405,18 @@ echo "lanha (forwarding) pauses during its miss runs ($((RUNS * DURATION)) s; lo
 node dist/bench/pauses.js sum "$TMP/fpauses" $((RUNS * DURATION)) || true
 node dist/bin/lanctl.js status --json --socket "$TMP/flanha.sock" 2>/dev/null \
   | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const m=JSON.parse(s).memory;if(m)console.log("lanha forwarding processes after the runs (MiB):",m.processes.map(p=>`${p.role} rss ${p.rssMiB} heap ${p.heapUsedMiB}/${p.heapTotalMiB} external ${p.externalMiB}`).join("; "))})' || true
+stage() { # NAME KEY -> the median over the runs of KEY in NAME's STAGES lines
+  [ -s "$TMP/$1.stages" ] || { echo NA; return; }
+  tr ' ' '\n' < "$TMP/$1.stages" | awk -F= -v k="$2" '$1 == k && $2 != "NA" {print $2}' | sort -g | awk '{v[NR]=$1} END{if (NR) print v[int((NR+1)/2)]; else print "NA"}'
+}
+if [ -n "$CAPTURE" ]; then
+  echo "where the misses' time went (loopback capture, ms, medians over the runs of each run's p50 / p99; own = in + out, the forwarder's part):"
+  printf '%-10s %17s %17s %17s %17s %17s %10s\n' forwarder total in upstream out own shed_p99
+  for f in flanha fdnsmasq funbound; do
+    printf '%-10s %17s %17s %17s %17s %17s %10s\n' "${f#f}" "$(stage $f total_p50) / $(stage $f total_p99)" "$(stage $f in_p50) / $(stage $f in_p99)" \
+      "$(stage $f up_p50) / $(stage $f up_p99)" "$(stage $f out_p50) / $(stage $f out_p99)" "$(stage $f own_p50) / $(stage $f own_p99)" "$(stage $f other_p99)"
+  done
+fi
 printf '\n%-10s %12s %14s %12s %10s\n' forwarder hit_qps miss_p99_ms miss_lost rss_mib
 printf '%-10s %12s %14s %12s %10s\n' lanha "$FL_HQ" "$FL_MP" "$FL_ML" "$(mib "$FL_RSS")"
 printf '%-10s %12s %14s %12s %10s\n' dnsmasq "$FD_HQ" "$FD_MP" "$FD_ML" "$(mib "$FD_RSS")"
@@ -382,6 +426,10 @@ echo "RESULT dns.forward.hit_qps lanha=$(num "$FL_HQ") dnsmasq=$(num "$FD_HQ") r
 echo "RESULT dns.forward.hit_qps lanha=$(num "$FL_HQ") unbound=$(num "$FU_HQ") ratio=$(ratio "$FL_HQ" "$FU_HQ") unit=qps better=higher"
 echo "RESULT dns.forward.miss_p99_ms lanha=$FL_MP unbound=$FU_MP ratio=$(ratio "$FL_MP" "$FU_MP") unit=ms better=lower"
 echo "RESULT dns.forward.miss_p99_ms lanha=$FL_MP dnsmasq=$FD_MP ratio=$(ratio "$FL_MP" "$FD_MP") unit=ms better=lower"
+if [ -n "$CAPTURE" ]; then
+  echo "RESULT dns.forward.miss_own_p99_ms lanha=$(stage flanha own_p99) unbound=$(stage funbound own_p99) ratio=$(ratio "$(stage flanha own_p99)" "$(stage funbound own_p99)") unit=ms better=lower"
+  echo "RESULT dns.forward.miss_own_p99_ms lanha=$(stage flanha own_p99) dnsmasq=$(stage fdnsmasq own_p99) ratio=$(ratio "$(stage flanha own_p99)" "$(stage fdnsmasq own_p99)") unit=ms better=lower"
+fi
 echo "RESULT dns.forward.rss_mib lanha=$(mib "$FL_RSS") dnsmasq=$(mib "$FD_RSS") ratio=$(ratio "$(mib "$FL_RSS")" "$(mib "$FD_RSS")") unit=MiB better=lower"
 echo "RESULT dns.forward.rss_mib lanha=$(mib "$FL_RSS") unbound=$(mib "$FU_RSS") ratio=$(ratio "$(mib "$FL_RSS")" "$(mib "$FU_RSS")") unit=MiB better=lower"
 [ "$CHECKS" = ok ] || exit 1

@@ -1,0 +1,55 @@
+import t from 'tap';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stages } from './dns-stages.js';
+import { encodeName } from '../services/dns/name.js';
+
+// The miss breakdown from a capture: a synthetic pcap (Ethernet link, as tcpdump writes on lo) with
+// one forwarded miss (query, upstream query, upstream reply, answer), one miss answered without an
+// upstream query (shed) and one never answered gives each stage its time, and garbage gives nothing.
+
+function dns(id: number, name: string): Buffer {
+  const q = Buffer.alloc(12);
+  q.writeUInt16BE(id, 0);
+  q.writeUInt16BE(1, 4);
+  return Buffer.concat([q, Buffer.from(encodeName(name)), Buffer.from([0, 1, 0, 1])]);
+}
+
+function packet(tMs: number, sport: number, dport: number, payload: Buffer): Buffer {
+  const eth = Buffer.alloc(14);
+  eth.writeUInt16BE(0x0800, 12);
+  const ip = Buffer.alloc(20);
+  ip[0] = 0x45; ip[9] = 17;
+  const udp = Buffer.alloc(8);
+  udp.writeUInt16BE(sport, 0); udp.writeUInt16BE(dport, 2);
+  const data = Buffer.concat([eth, ip, udp, payload]);
+  const rec = Buffer.alloc(16);
+  rec.writeUInt32LE(Math.floor(tMs / 1000), 0);
+  rec.writeUInt32LE(Math.round((tMs % 1000) * 1000), 4);
+  rec.writeUInt32LE(data.length, 8); rec.writeUInt32LE(data.length, 12);
+  return Buffer.concat([rec, data]);
+}
+
+t.test('each forwarded miss is split into in / upstream / out; shed and unanswered ones are counted apart', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'lanha-stages-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const header = Buffer.alloc(24);
+  header.writeUInt32LE(0xa1b2c3d4, 0); header.writeUInt16LE(2, 4); header.writeUInt16LE(4, 6); header.writeUInt32LE(262144, 16); header.writeUInt32LE(1, 20);
+  const F = 5300, U = 5301, C = 40000, P = 41000;
+  const file = join(dir, 'c.pcap');
+  writeFileSync(file, Buffer.concat([header,
+    packet(1000, C, F, dns(7, 'A1.m.test')), packet(1000.5, P, U, dns(99, 'a1.m.test')), packet(1002.5, U, P, dns(99, 'a1.m.test')), packet(1003, F, C, dns(7, 'a1.m.test')),
+    packet(1010, C, F, dns(8, 'b2.m.test')), packet(1010.25, F, C, dns(8, 'b2.m.test')),
+    packet(1020, C, F, dns(9, 'c3.m.test')),
+  ]));
+  const s = stages(file, F, U);
+  t.same([s.answered, s.forwarded, s.unanswered], [2, 1, 1]);
+  t.equal(s.in_p99, 0.5, 'query in -> upstream query out');
+  t.equal(s.up_p99, 2, 'the upstream');
+  t.equal(s.out_p99, 0.5, 'upstream reply in -> answer out');
+  t.equal(s.own_p99, 1, 'in + out');
+  t.equal(s.other_p99, 0.25, 'answered without an upstream query');
+  writeFileSync(file, Buffer.from('not a capture at all, but long enough to look like one'));
+  t.same(stages(file, F, U).answered, 0, 'garbage: nothing paired, no throw');
+});

@@ -2,10 +2,11 @@
 # State-backend benchmark (npm run bench:backend, issue 15): the etcd backend against the embedded
 # Raft log in one run, same machine. Not a test. In a private two-namespace lab named lh<rand>e-*
 # (deleted on exit), lanha serving DHCP with every lease committed before its ACK:
-#   1. max DORA/s with < 1 % drops (perfdhcp, step up then bisect), in PAIRS pairs of passes that
-#      alternate the backends (raft, etcd, raft, etcd, ...), each pass on a fresh lanha with an empty
-#      state: on this shared machine a pass swings 2-10x with what else runs, so the figure is the
-#      median of the per-pair ratios (each pair measured within a minute), with their spread:
+#   1. max DORA/s with < 1 % drops (perfdhcp, step up then bisect), in PAIRS (5) pairs of passes
+#      that interleave the backends (raft, etcd, etcd, raft, raft, etcd, ...: the order turns every
+#      pair), each pass on a fresh lanha with an empty state (and an emptied, compacted etcd): on this
+#      shared machine a pass swings 2-10x with what else runs, so the figure is the median of the
+#      per-pair ratios (each pair measured within a minute), with their spread:
 #      raft = the one-member embedded log on this disk (fsync per commit batch);
 #      etcd = `cluster.backend: etcd` on a 3-member etcd-server on the server namespace's loopback
 #      (etcd's default timers, as a site runs it: heartbeat 100 ms, election 1 s).
@@ -19,7 +20,7 @@
 # The etcd figure goes in the lanha= field, the embedded log's as the anchor (raft=).
 #   2b. CPU per DORA at a fixed rate (CPU_RATE DORA/s, 300, for CPU_PERIOD s, 8): lanha's, plus the
 #      three etcd members' on the etcd backend, from /proc (SKIP_CPU skips it)
-# Env: PAIRS (3), PERIOD (3 s per step), LIGHT_COUNT (500), KILL_REPEAT (3), KILL_RATE (100), ROUNDS (5), LEASE_TTL (1s), SKIP_DORA, SKIP_CRASH (skip parts 1-2, 4), SKIP_MAX (part 1 only), BACKENDS ("raft etcd"), LOGS_DIR (keep lanha's logs there), LOG_LEVEL (warn).
+# Env: PAIRS (5), PERIOD (3 s per step), LIGHT_COUNT (500), KILL_REPEAT (3), KILL_RATE (100), ROUNDS (5), LEASE_TTL (1s), SKIP_DORA, SKIP_CRASH (skip parts 1-2, 4), SKIP_MAX (part 1 only), BACKENDS ("raft etcd"), LOGS_DIR (keep lanha's logs there), LOG_LEVEL (warn).
 # Every process is started here and stopped by PID. Needs root.
 source "$(dirname "$0")/lib.sh"
 # LOGS_DIR: lanha's logs are copied there before the temp dir goes.
@@ -125,6 +126,17 @@ dora_pass() { # backend pair
     | node "$REPO/dist/bench/backend-diag.js" "$backend" "$pair" "$log.pass" "$D/metrics-before" "$D/metrics-after"
   echo "PASS $backend pair=$pair dora_per_s=$(or_na "${V[$backend.dora.$pair]:-}")"
   lanha_stop "$pid"
+  [ "$backend" = etcd ] && etcd_reset
+}
+
+# After an etcd pass: its keys deleted and etcd's history compacted, so every etcd pass starts on
+# an etcd as empty as the raft pass's fresh WAL (a site compacts its etcd; this bench's would grow by
+# each pass's history).
+etcd_reset() {
+  local gw="http://127.0.0.1:23790/v3/kv" rev
+  rev=$(ip netns exec "$SRV_NS" curl -s --max-time 10 -X POST -d '{"key":"L2xhbmhhLw==","range_end":"L2xhbmhhMA=="}' "$gw/deleterange" \
+    | sed -n 's/.*"revision":"\([0-9]*\)".*/\1/p')
+  [ -n "$rev" ] && ip netns exec "$SRV_NS" curl -s --max-time 30 -X POST -d "{\"revision\":\"$rev\",\"physical\":true}" "$gw/compaction" >/dev/null
 }
 
 # median_spread VALUES...: "median min max" of the numbers given (NA when none)
@@ -137,8 +149,10 @@ declare -A V
 BACKEND_LIST=${BACKENDS:-raft etcd}
 if [ -z "${SKIP_DORA:-}" ] && [ -z "${SKIP_MAX:-}" ]; then
   ratios=(); raft_values=(); etcd_values=(); skipped_pairs=0
-  for pair in $(seq 1 "${PAIRS:-3}"); do
-    for backend in $BACKEND_LIST; do dora_pass "$backend" "$pair"; done
+  for pair in $(seq 1 "${PAIRS:-5}"); do
+    # ABBA: the order turns every pair, so a load that rises or falls across a pair favours neither backend.
+    order=$BACKEND_LIST; [ $((pair % 2)) = 0 ] && order=$(echo "$BACKEND_LIST" | awk '{for (i = NF; i > 0; i--) printf "%s%s", $i, (i > 1 ? " " : "")}')
+    for backend in $order; do dora_pass "$backend" "$pair"; done
     r=${V[raft.dora.$pair]:-}; e=${V[etcd.dora.$pair]:-}
     [ -n "$r" ] && raft_values+=("$r"); [ -n "$e" ] && etcd_values+=("$e")
     if [ -n "$r" ] && [ -n "$e" ] && [ "$r" != 0 ]; then

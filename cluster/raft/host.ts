@@ -103,8 +103,26 @@ export class RaftHost {
     this.#scheduled = true;
     setImmediate(() => {
       this.#scheduled = false;
-      if (!this.#running) this.#running = this.#loop().finally(() => { this.#running = undefined; if (this.node.hasReady() || this.#afterBatchDue) this.kick(); });
+      if (!this.#running) this.#startLoop();
     });
+  }
+
+  /**
+   * Drains the Ready now, in this turn, when no loop runs: a batch just became durable, so what it
+   * committed is applied (and the proposals it answers, a DHCPACK, resume) before the event loop
+   * takes the requests that arrived meanwhile. Through kick() the loop waited for the next check
+   * phase, behind every datagram of the poll phase in progress: under load that was the ACK's
+   * `commit` stage p99 of 13-22 ms (services/dhcp/README.md). A kick() already scheduled finds
+   * the loop running or nothing to do.
+   */
+  #drainNow(): void {
+    if (this.#stopped || this.#fenced || this.#running) return;
+    if (!this.node.hasReady() && !this.#afterBatchDue) return;
+    this.#startLoop();
+  }
+
+  #startLoop(): void {
+    this.#running = this.#loop().finally(() => { this.#running = undefined; if (this.node.hasReady() || this.#afterBatchDue) this.kick(); });
   }
 
   /**
@@ -283,7 +301,7 @@ export class RaftHost {
       if (rd.entries.length > 0) this.#hooks.onPersisted?.(rd.entries, writeAt, this.#clock.monotonicMs());
       if (late.length > 0) this.#hooks.send(late);
       if (last) this.node.persisted(last.index, last.term);
-      this.kick();
+      this.#drainNow();
     }, (error: unknown) => {
       this.#inFlight--;
       this.#fence(error instanceof Error ? error : new Error(String(error)));

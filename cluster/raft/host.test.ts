@@ -13,7 +13,8 @@ import type { Entry } from './types.js';
 // committed is applied in that same turn, before the event loop's next check phase (setImmediate),
 // i.e. before the requests that arrived meanwhile are taken (issue 14: the ACK's `commit` stage).
 
-async function oneMember(t: { teardown(fn: () => void | Promise<void>): void }, hooks: { onPersisted?: () => void; apply?: (entries: Entry[]) => void }): Promise<RaftHost> {
+/** A one-member host on a fresh WAL, leading, its first entry committed. */
+async function oneMember(t: { teardown(fn: () => void | Promise<void>): void }, hooks: { onPersisted?: () => void; apply?: (entries: Entry[]) => void }, pipelined = true): Promise<RaftHost> {
   const dir = mkdtempSync(join(tmpdir(), 'lanha-host-'));
   const { wal, state } = await Wal.open(dir);
   const node = new RaftNode({ id: 'n1', electionTicks: 50, heartbeatTicks: 10, random: seededRandom(1), witnessFactor: 3 },
@@ -24,7 +25,7 @@ async function oneMember(t: { teardown(fn: () => void | Promise<void>): void }, 
     apply: (entries) => hooks.apply?.(entries),
     onPersisted: () => hooks.onPersisted?.(),
     onStorageError: (error) => { throw error; },
-  }, systemClock, 10, true);
+  }, systemClock, 10, pipelined);
   t.teardown(async () => { await host.stop(); await wal.close(); rmSync(dir, { recursive: true, force: true }); });
   host.start();
   node.campaign();
@@ -54,22 +55,9 @@ t.test('pipelined: a batch that becomes durable is applied in the same turn, bef
 });
 
 t.test('one Ready at a time (not pipelined) still applies every proposal', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'lanha-host-'));
-  const { wal, state } = await Wal.open(dir);
-  const node = new RaftNode({ id: 'n1', electionTicks: 50, heartbeatTicks: 10, random: seededRandom(2), witnessFactor: 3 },
-    { hardState: state.hardState, conf: { voters: ['n1'], learners: [], witnesses: [] }, entries: state.entries });
   const applied: number[] = [];
-  const host = new RaftHost(node, wal, {
-    send: () => undefined, restore: () => undefined,
-    apply: (entries) => { for (const e of entries) if (e.data.length > 0) applied.push(e.index); },
-    onStorageError: (error) => { throw error; },
-  }, systemClock, 10, false);
-  t.teardown(async () => { await host.stop(); await wal.close(); rmSync(dir, { recursive: true, force: true }); });
-  host.start();
-  node.campaign();
-  host.kick();
-  for (let i = 0; i < 500 && !(node.role === 'leader' && node.commitIndex >= 1); i++) await new Promise((r) => setTimeout(r, 5));
-  for (let k = 0; k < 20; k++) node.propose(new Uint8Array([2, k]));
+  const host = await oneMember(t, { apply: (entries) => { for (const e of entries) if (e.data.length > 0) applied.push(e.index); } }, false);
+  for (let k = 0; k < 20; k++) host.node.propose(new Uint8Array([2, k]));
   host.kick();
   for (let i = 0; i < 400 && applied.length < 20; i++) await new Promise((r) => setTimeout(r, 5));
   t.equal(applied.length, 20);

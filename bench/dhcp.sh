@@ -5,7 +5,9 @@
 #   1. max DORA/s with < 1 % drops (perfdhcp, step up then bisect): lanha, kea, dnsmasq
 #   2. 4-way latency at a light load (100/s): median and p99 from bench/dhcp-latency.ts (perfdhcp
 #      prints only the average): lanha, kea
-#   3. renewals/s (perfdhcp -f): lanha, kea
+#   3. renewals/s (perfdhcp -f): lanha, kea; and right after the light-load run, a burst: every lease
+#      it acquired renewed at once (RESULT dhcp.renew_burst_per_s: ACKs over first sent -> last ACK;
+#      dhcp.renew_burst.fsyncs_per_ack: the WAL fdatasyncs the burst took, from lanha's status)
 #   4. kill -9 during perfdhcp load, restart, ACKed leases lost: lanha (must be 0), kea
 #   5. where an ACK's time goes (RESULT dhcp.ack_stage_ms.<stage>: mean, p50, p99 over the last 4096
 #      ACKs after the renewal runs: decode, decide, queue, persist, commit, resume, reply, send, total;
@@ -196,8 +198,14 @@ for kind in lanha kea-persist dnsmasq; do
   V[$label.dora]=$(value dhcp.dora_per_s "$D/$label-dora.out")
   if [ "$label" != dnsmasq ]; then
     echo "== $label: light-load latency ($LIGHT_COUNT DORA at 100/s)"
-    lat=$(ip netns exec "$NS" node "$REPO/dist/bench/dhcp-latency.js" 10.99.0.1 10.99.0.2 100 "$LIGHT_COUNT" 7)
+    # Then every lease just acquired renews at once (a burst: group commit shares fdatasyncs).
+    sock=""; [ "$label" = lanha ] && sock="$D/lanha/lanha.sock"
+    lat=$(ip netns exec "$NS" node "$REPO/dist/bench/dhcp-latency.js" 10.99.0.1 10.99.0.2 100 "$LIGHT_COUNT" 7 $sock)
     echo "$lat"
+    V[$label.burst_acked]=$(echo "$lat" | sed -n 's/.*"renewAcked":\([0-9]*\).*/\1/p')
+    V[$label.burst_ms]=$(echo "$lat" | sed -n 's/.*"renewBurstMs":\([0-9.]*\).*/\1/p')
+    V[$label.burst_per_s]=$(awk -v a="${V[$label.burst_acked]:-}" -v ms="${V[$label.burst_ms]:-}" 'BEGIN{ if (a == "" || ms == "" || ms + 0 == 0) print ""; else printf "%.0f", a * 1000 / ms }')
+    [ "$label" = lanha ] && V[lanha.burst_fsyncs]=$(echo "$lat" | sed -n 's/.*"renewFsyncsPerAck":\([0-9.]*\).*/\1/p')
     V[$label.p50]=$(echo "$lat" | sed -n 's/.*"p50Ms":\([0-9.]*\).*/\1/p')
     V[$label.p99]=$(echo "$lat" | sed -n 's/.*"p99Ms":\([0-9.]*\).*/\1/p')
     echo "== $label: renewals"
@@ -258,6 +266,8 @@ while read -r stage mean p50 p99; do
   echo "RESULT dhcp.ack_stage_ms.$stage lanha=$mean anchor=NA ratio=NA unit=ms better=lower p50=$p50 p99=$p99"
 done < <(cat "$D/stages" 2>/dev/null)
 echo "RESULT dhcp.fsyncs_per_ack lanha=$(or_na "${V[lanha.fsync_per_ack]:-}") anchor=NA ratio=NA unit=fsyncs better=lower"
+echo "RESULT dhcp.renew_burst_per_s lanha=$(or_na "${V[lanha.burst_per_s]:-}") kea=$(or_na "${V[kea.burst_per_s]:-}") ratio=$(ratio "${V[lanha.burst_per_s]:-}" "${V[kea.burst_per_s]:-}") unit=renew/s better=higher sent=$LIGHT_COUNT acked=$(or_na "${V[lanha.burst_acked]:-}") kea_acked=$(or_na "${V[kea.burst_acked]:-}")"
+echo "RESULT dhcp.renew_burst.fsyncs_per_ack lanha=$(or_na "${V[lanha.burst_fsyncs]:-}") anchor=NA ratio=NA unit=fsyncs better=lower renewals=$(or_na "${V[lanha.burst_acked]:-}")"
 echo "RESULT dhcp.durability.fsyncs_per_ack lanha=$(per_ack "${V[lanha.probe_syncs]:-}" "${V[lanha.probe_acks]:-}") kea=$(per_ack "${V[kea.probe_syncs]:-}" "${V[kea.probe_acks]:-}") ratio=NA unit=fsyncs better=higher dnsmasq=$(per_ack "${V[dnsmasq.probe_syncs]:-}" "${V[dnsmasq.probe_acks]:-}")"
 line dhcp.rss_mib.idle "$(mib "${V[lanha.idle]:-}")" kea "$(mib "${V[kea.idle]:-}")" MiB lower
 echo "RESULT dhcp.rss_mib.load lanha=$(mib "${V[lanha.peak]:-}") kea=$(mib "${V[kea.peak]:-}") ratio=$(ratio "$(mib "${V[lanha.peak]:-}")" "$(mib "${V[kea.peak]:-}")") unit=MiB better=lower leases=$(or_na "${V[lanha.leases]:-}")"

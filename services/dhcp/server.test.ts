@@ -517,3 +517,24 @@ t.test('our replies to fixed requests are byte-stable (golden)', async (t) => {
   }
   t.end();
 });
+
+t.test('a burst of renewals on the durable log shares fdatasyncs (group commit): 150 renewals at once, each ACKed after its own commit', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'lanha-dhcp-burst-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const clock = { monotonicMs: () => performance.now(), wallMs: () => Date.now() };
+  const state = await RaftStateLog.open({ id: 'n1', dir, conf: { voters: ['n1'], learners: [], witnesses: [] }, clock, random: seededRandom(1), log: silentLogger });
+  t.teardown(() => state.close());
+  const config = parseConfig(CONFIG.replace('10.50.0.100-10.50.0.120', '10.50.0.100-10.50.0.250'));
+  const handler = new DhcpHandler({ config: config.dhcp!, state, nodeAddress: config.node.address, log: silentLogger, clock });
+  const macs = Array.from({ length: 150 }, (_, i) => `52:54:00:01:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}`);
+  const acks = await Promise.all(macs.map((mac, i) => dora(handler, logNowMs(state, clock), { mac, xid: i + 1 })));
+  t.same(acks.filter((a) => type(a) !== 5), [], 'every client bound');
+  const before = state.host.stats.fsyncs;
+  const indexBefore = new Map(acks.map((a) => [a.yiaddr, state.fsm.lease(a.yiaddr)!.index ?? 0]));
+  const renewals = await Promise.all(acks.map(async (a, i) => decodeReply(await handler.handle(packet({ type: 3, mac: macs[i]!, xid: 1000 + i, ciaddr: formatIpv4(a.yiaddr) }), 'p', logNowMs(state, clock)))));
+  const fsyncs = state.host.stats.fsyncs - before;
+  t.same(renewals.filter((r) => type(r) !== 5), [], 'every renewal ACKed');
+  t.same(renewals.filter((r, i) => r.yiaddr !== acks[i]!.yiaddr), [], 'each kept its address');
+  t.same(acks.filter((a) => !((state.fsm.lease(a.yiaddr)!.index ?? 0) > indexBefore.get(a.yiaddr)!)), [], 'each lease committed again by its renewal (a later log index)');
+  t.ok(fsyncs >= 1 && fsyncs <= 10, `150 renewals in flight together took ${fsyncs} fdatasyncs (at most 10)`);
+});

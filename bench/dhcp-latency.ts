@@ -28,7 +28,8 @@ let renewLastAt = 0;
 const times: number[] = [];
 /** REQUEST sent -> ACK received: the commit (the StateLog's propose) plus one round trip. */
 const requestTimes: number[] = [];
-const socket = createSocket('udp4');
+// A deep receive buffer: the renewal burst's ACKs arrive together (the default ~200 KiB holds ~90).
+const socket = createSocket({ type: 'udp4', recvBufferSize: 4 << 20 });
 
 function packet(xid: number, mac: number[], type: number, extra: Array<[number, Uint8Array]> = [], ciaddr = 0): Uint8Array {
   const m = emptyMessage();

@@ -14,6 +14,11 @@
 #            against lanha (worker threads, and `workers: 0`) and tftpd-hpa; lanha's own counters
 #            time the sampled ACKs inside JavaScript (core step, block copy, send)  -> tftp.rtt_p50_us,
 #            tftp.turnaround.js_us, tftp.turnaround.receive_path_us: where the single-stream gap goes
+#   CPU    : each server's CPU per block over the single-stream and storm runs, all threads and the
+#            children tftpd-hpa forks (dist/bench/tftp-cpu.js), and the storm clients' CPU per block
+#            -> tftp.single.server_cpu_us_per_block, tftp.storm.server_cpu_us_per_block,
+#            tftp.storm.client_cpu_us_per_block (node_floor= on each line): the clients share the
+#            cores, so the storm ratio the CPU per block allows is printed beside the measured one
 # Every transfer's sha256 is checked; lanha's failures are tftp.checksum_failures (must be 0).
 # Env: RUNS=3 (median of) STORM=20 TIMEOUT=60 PORT_ANCHOR=16981 PORT_LANHA=16982 PORT_FLOOR=16984 BIG_MIB=64 SMALL_MIB=16
 # Loopback only; every process started here is stopped by PID; scratch data in a mktemp dir.
@@ -99,16 +104,30 @@ maxof() { tr ' ' '\n' | grep -v '^$' | sort -g | tail -1; }
 # case NAME SERVER CLIENT: RUNS single-stream runs, interleaved with the other server by the caller
 declare -A VALS
 BIG_BLOCKS=$((BIG_MIB * 1048576 / 1468 + 1))
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; } # user + system, all threads
+# CPU of a server over one run, with all its threads and the children it forks (tftpd-hpa serves
+# each transfer in a child it does not wait for): dist/bench/tftp-cpu.js polls the process tree.
+CPU_PID=""; CPU_OUT="$D/cpu.out"
+cpu_start() { # pid: the anchor's tree is polled (its children come and go), a Node server's read twice
+  local poll=0; [ "$1" = "$ANCHOR_PID" ] && poll=25
+  CPU_PID=""; CPU_US=NA; : > "$CPU_OUT"
+  node dist/bench/tftp-cpu.js "$1" "$poll" > "$CPU_OUT" 2>/dev/null & CPU_PID=$!
+  for _ in $(seq 1 100); do grep -q '^CPU ready' "$CPU_OUT" && return; sleep 0.05; done
+}
+cpu_stop() { # sets CPU_US (CPU microseconds since cpu_start, or NA); not in a subshell
+  CPU_US=NA; [ -n "$CPU_PID" ] || return
+  kill -TERM "$CPU_PID" 2>/dev/null; wait "$CPU_PID" 2>/dev/null; CPU_PID=""
+  CPU_US=$(awk '$1 == "CPU" && $2 ~ /^[0-9]+$/ { printf "%.0f", $2 / 1000; found = 1 } END { if (!found) print "NA" }' "$CPU_OUT")
+}
+per_block() { awk -v us="$1" -v n="$2" 'BEGIN{ if (us == "NA" || n + 0 == 0) print "NA"; else printf "%.1f", us / n }'; }
 single_round() { # server port client key [pid: CPU per block is recorded as key_cpu]
-  local v c0=0 c1=0; [ -n "${5:-}" ] && c0=$(cpu_ticks "$5")
+  local v cpu=NA; [ -n "${5:-}" ] && cpu_start "$5"
   v=$(fetch "$3" "$2" big.bin "$D/out/$4")
-  [ -n "${5:-}" ] && c1=$(cpu_ticks "$5")
+  [ -n "${5:-}" ] && { cpu_stop; cpu=$CPU_US; }
   if [ "$v" = FAIL ]; then [ "$1" = lanha ] && FAILS=$((FAILS + 1)); echo "  $4 run: checksum/transfer FAILED"; return; fi
   VALS[$4]="${VALS[$4]:-} $v"
   if [ -n "${5:-}" ]; then
-    local us; us=$(awk -v t=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" -v n="$BIG_BLOCKS" 'BEGIN{printf "%.1f", t / hz * 1e6 / n}')
-    VALS[$4_cpu]="${VALS[$4_cpu]:-} $us"; echo "  $4 run: $v MiB/s, $us us CPU per block"
+    local us; us=$(per_block "$cpu" "$BIG_BLOCKS")
+    [ "$us" != NA ] && VALS[$4_cpu]="${VALS[$4_cpu]:-} $us"; echo "  $4 run: $v MiB/s, $us us server CPU per block"
   else echo "  $4 run: $v MiB/s"; fi
 }
 # One untimed fetch of each file from each server first: both start with the files in the page
@@ -119,32 +138,48 @@ done
 echo "== single stream and windowsize, $BIG_MIB MiB, $RUNS runs each (servers interleaved)"
 for i in $(seq 1 "$RUNS"); do
   single_round lanha "$PORT_LANHA" curl lanha_curl "$LANHA_PID"
-  [ -n "$ANCHOR_PID" ] && single_round anchor "$PORT_ANCHOR" curl anchor_curl
+  [ -n "$ANCHOR_PID" ] && single_round anchor "$PORT_ANCHOR" curl anchor_curl "$ANCHOR_PID"
   [ -n "$FLOOR_PID" ] && single_round floor "$PORT_FLOOR" curl floor_curl "$FLOOR_PID"
   single_round lanha "$PORT_LANHA" atftp-w8 lanha_w8
   [ -n "$ANCHOR_PID" ] && single_round anchor "$PORT_ANCHOR" atftp anchor_atftp
 done
 
-storm() { # port -> MiB/s over the whole storm; counts failures for lanha
-  local port=$1 who=$2 t0 t1 pids=() ok=0 total=0
-  rm -rf "$D/out/storm"; mkdir -p "$D/out/storm"; t0=$EPOCHREALTIME
+# storm PORT WHO [PID] -> "MiB/s ok server_cpu_us client_cpu_us" over the whole storm (runs in a
+# subshell: the caller counts failures). Clients' CPU: what this subshell's waited children used.
+STORM_BLOCKS=$((STORM * (SMALL_MIB * 1048576 / 1468 + 1)))
+storm() {
+  local port=$1 who=$2 t0 t1 pids=() ok=0 total=0 cpu=NA k0 k1 me=$BASHPID
+  rm -rf "$D/out/storm"; mkdir -p "$D/out/storm"
+  [ -n "${3:-}" ] && cpu_start "$3"
+  k0=$(awk '{print $16 + $17}' "/proc/$me/stat"); t0=$EPOCHREALTIME
   for k in $(seq 1 "$STORM"); do
     timeout "$TIMEOUT" curl -sf --tftp-blksize 1468 -o "$D/out/storm/$k" "tftp://127.0.0.1:$port/small.bin" >/dev/null 2>&1 &
     pids+=($!)
   done
-  for p in "${pids[@]}"; do wait "$p"; done; t1=$EPOCHREALTIME
+  for p in "${pids[@]}"; do wait "$p"; done; t1=$EPOCHREALTIME; k1=$(awk '{print $16 + $17}' "/proc/$me/stat")
+  [ -n "${3:-}" ] && { cpu_stop; cpu=$CPU_US; }
   for k in $(seq 1 "$STORM"); do
     if [ -s "$D/out/storm/$k" ] && [ "$(sha256sum "$D/out/storm/$k" | cut -d' ' -f1)" = "$SMALL_SHA" ]; then ok=$((ok + 1)); total=$((total + $(stat -c %s "$D/out/storm/$k"))); fi
   done
-  [ "$who" = lanha ] && FAILS=$((FAILS + STORM - ok))
   echo "  storm $who: $ok/$STORM ok" >&2
-  awk -v t="$total" -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", t/1048576/(b-a)}'
+  awk -v t="$total" -v a="$t0" -v b="$t1" -v ok="$ok" -v cpu="$cpu" -v ct=$((k1 - k0)) -v hz="$(getconf CLK_TCK)" \
+    'BEGIN{printf "%.1f %d %s %.0f", t/1048576/(b-a), ok, cpu, ct / hz * 1e6}'
+}
+storm_round() { # key port who [pid]
+  local out v ok cpu cli
+  out=$(storm "$2" "$3" "${4:-}"); read -r v ok cpu cli <<< "$out"
+  [ "$3" = lanha ] && FAILS=$((FAILS + STORM - ok))
+  VALS[$1_storm]="${VALS[$1_storm]:-} $v"
+  local su cu; su=$(per_block "$cpu" "$STORM_BLOCKS"); cu=$(per_block "$cli" "$STORM_BLOCKS")
+  [ "$su" != NA ] && VALS[$1_storm_cpu]="${VALS[$1_storm_cpu]:-} $su"
+  VALS[$1_storm_cli]="${VALS[$1_storm_cli]:-} $cu"
+  echo "  $3 storm run: $v MiB/s, CPU per block: server $su us, the $STORM curl clients $cu us"
 }
 echo "== storm: $STORM clients x $SMALL_MIB MiB, $RUNS runs each"
 for i in $(seq 1 "$RUNS"); do
-  v=$(storm "$PORT_LANHA" lanha); VALS[lanha_storm]="${VALS[lanha_storm]:-} $v"; echo "  lanha storm run: $v MiB/s"
-  if [ -n "$ANCHOR_PID" ]; then v=$(storm "$PORT_ANCHOR" anchor); VALS[anchor_storm]="${VALS[anchor_storm]:-} $v"; echo "  tftpd-hpa storm run: $v MiB/s"; fi
-  if [ -n "$FLOOR_PID" ]; then v=$(storm "$PORT_FLOOR" floor); VALS[floor_storm]="${VALS[floor_storm]:-} $v"; echo "  node dgram floor storm run: $v MiB/s"; fi
+  storm_round lanha "$PORT_LANHA" lanha "$LANHA_PID"
+  [ -n "$ANCHOR_PID" ] && storm_round anchor "$PORT_ANCHOR" tftpd-hpa "$ANCHOR_PID"
+  [ -n "$FLOOR_PID" ] && storm_round floor "$PORT_FLOOR" node-dgram-floor "$FLOOR_PID"
 done
 
 # Turnaround: the same lock-step client against each server, interleaved; lanha's sampled ACK
@@ -185,10 +220,10 @@ lag_p99=$(echo "$status" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on
 lag_max=$(echo "$status" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{const j=JSON.parse(s);console.log(j.eventLoopLagMs.max.toFixed(1))}catch{console.log("NA")}})')
 retrans=$(echo "$status" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{const j=JSON.parse(s);console.log(j.counters["tftp.retransmits"]??0)}catch{console.log("NA")}})')
 
-result() { # figure lanha anchor unit better
+result() { # figure lanha anchor unit better [extra key=value fields]
   local ratio=NA
   if [ "$2" != NA ] && [ "$3" != NA ]; then ratio=$(awk -v a="$2" -v b="$3" 'BEGIN{ if (b > 0) printf "%.2f", a/b; else print "NA" }'); fi
-  echo "RESULT $1 lanha=$2 tftpd-hpa=$3 ratio=$ratio unit=$4 better=$5"
+  echo "RESULT $1 lanha=$2 tftpd-hpa=$3 ratio=$ratio unit=$4 better=$5${6:+ $6}"
 }
 L_SINGLE=$(echo "${VALS[lanha_curl]:-}" | median); L_WIN=$(echo "${VALS[lanha_w8]:-}" | median); L_STORM=$(echo "${VALS[lanha_storm]:-}" | median)
 A_SINGLE=NA; A_BEST=NA; A_STORM=NA
@@ -201,6 +236,15 @@ echo "== results (medians; machine load: $(cut -d' ' -f1-3 /proc/loadavg))"
 result tftp.single.mib_s "$L_SINGLE" "$A_SINGLE" MiB/s higher
 result tftp.window.mib_s "$L_WIN" "$A_BEST" MiB/s higher
 result tftp.storm.mib_s "$L_STORM" "$A_STORM" MiB/s higher
+# Server CPU per block (all threads and forked children), and the storm clients' CPU per block: on a
+# machine whose cores the clients share, the storm runs at (CPU available) / (server + clients per
+# block), so these say which ratio the CPU per block allows (the floor: what Node's dgram allows).
+cpu_med() { echo "${VALS[$1]:-}" | median; }
+result tftp.single.server_cpu_us_per_block "$(cpu_med lanha_curl_cpu)" "$(cpu_med anchor_curl_cpu)" us lower "node_floor=$(cpu_med floor_curl_cpu)"
+result tftp.storm.server_cpu_us_per_block "$(cpu_med lanha_storm_cpu)" "$(cpu_med anchor_storm_cpu)" us lower "node_floor=$(cpu_med floor_storm_cpu)"
+result tftp.storm.client_cpu_us_per_block "$(cpu_med lanha_storm_cli)" "$(cpu_med anchor_storm_cli)" us lower "node_floor=$(cpu_med floor_storm_cli)"
+bound() { awk -v as="$1" -v ac="$2" -v ls="$3" -v lc="$4" 'BEGIN{ if (as == "NA" || ac == "NA" || ls == "NA" || lc == "NA") print "NA"; else printf "%.2f", (as + ac) / (ls + lc) }'; }
+echo "storm ratio the CPU per block allows (anchor server + clients) / (server + clients): lanha $(bound "$(cpu_med anchor_storm_cpu)" "$(cpu_med anchor_storm_cli)" "$(cpu_med lanha_storm_cpu)" "$(cpu_med lanha_storm_cli)"), the Node dgram floor $(bound "$(cpu_med anchor_storm_cpu)" "$(cpu_med anchor_storm_cli)" "$(cpu_med floor_storm_cpu)" "$(cpu_med floor_storm_cli)")"
 result tftp.rtt_p50_us "$L_RTT" "$A_RTT" us lower
 result tftp.rtt_p99_us "$L_RTT99" "$A_RTT99" us lower
 echo "RESULT tftp.rtt_p50_us.main_thread lanha=$L0_RTT tftpd-hpa=$A_RTT ratio=$(awk -v a="$L0_RTT" -v b="$A_RTT" 'BEGIN{ if (a == "NA" || b == "NA" || b + 0 == 0) print "NA"; else printf "%.2f", a / b }') unit=us better=lower"

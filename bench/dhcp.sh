@@ -4,7 +4,7 @@
 # lab named lh<rand>b-* (deleted on exit):
 #   1. max DORA/s with < 1 % drops (perfdhcp, step up then bisect): lanha, kea, dnsmasq
 #   2. 4-way latency at a light load (100/s): median and p99 from bench/dhcp-latency.ts (perfdhcp
-#      prints only the average): lanha, kea
+#      prints only the average), and of its REQUEST -> ACK leg (RESULT dhcp.request_ack_ms_*): lanha, kea
 #   3. renewals/s (perfdhcp -f): lanha, kea; and right after the light-load run, a burst: every lease
 #      it acquired renewed at once (RESULT dhcp.renew_burst_per_s: ACKs over first sent -> last ACK;
 #      dhcp.renew_burst.fsyncs_per_ack: the WAL fdatasyncs the burst took, from lanha's status)
@@ -208,6 +208,8 @@ for kind in lanha kea-persist dnsmasq; do
     [ "$label" = lanha ] && V[lanha.burst_fsyncs]=$(echo "$lat" | sed -n 's/.*"renewFsyncsPerAck":\([0-9.]*\).*/\1/p')
     V[$label.p50]=$(echo "$lat" | sed -n 's/.*"p50Ms":\([0-9.]*\).*/\1/p')
     V[$label.p99]=$(echo "$lat" | sed -n 's/.*"p99Ms":\([0-9.]*\).*/\1/p')
+    V[$label.rp50]=$(echo "$lat" | sed -n 's/.*"requestP50Ms":\([0-9.]*\).*/\1/p')
+    V[$label.rp99]=$(echo "$lat" | sed -n 's/.*"requestP99Ms":\([0-9.]*\).*/\1/p')
     echo "== $label: renewals"
     [ "$label" = lanha ] && read -r F0 A0 < <(storage "$D/lanha/lanha.sock")
     # From 100/s: a renewal step at 50/s failed the shared script's 90 % rule on both servers (lanha
@@ -264,6 +266,9 @@ line dhcp.dora_per_s "${V[lanha.dora]:-}" kea "${V[kea.dora]:-}" dora/s higher
 line dhcp.dora_per_s.vs_dnsmasq "${V[lanha.dora]:-}" dnsmasq "${V[dnsmasq.dora]:-}" dora/s higher
 line dhcp.latency_ms_p50 "${V[lanha.p50]:-}" kea "${V[kea.p50]:-}" ms lower
 line dhcp.latency_ms_p99 "${V[lanha.p99]:-}" kea "${V[kea.p99]:-}" ms lower
+# The REQUEST -> ACK leg alone (the commit: lanha's fdatasync, none for Kea's memfile) of the same exchanges.
+line dhcp.request_ack_ms_p50 "${V[lanha.rp50]:-}" kea "${V[kea.rp50]:-}" ms lower
+line dhcp.request_ack_ms_p99 "${V[lanha.rp99]:-}" kea "${V[kea.rp99]:-}" ms lower
 line dhcp.renew_per_s "${V[lanha.renew]:-}" kea "${V[kea.renew]:-}" renew/s higher
 echo "RESULT dhcp.gc_ms_per_ack lanha=$(or_na "${V[lanha.gc_per_ack]:-}") anchor=NA ratio=NA unit=ms better=lower"
 while read -r stage mean p50 p99; do

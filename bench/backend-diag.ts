@@ -83,6 +83,8 @@ export function lanhaSide(backend: string, status: Json, log: string): string {
     // Every other DHCP counter (received, offers, NAKs, silent, allocation failures...): where requests went.
     Object.entries(counters).filter(([k, v]) => !['sent.ack', 'dropped.not-leader', 'propose.failed'].includes(k) && num(v) !== null && num(v) !== 0)
       .map(([k, v]) => `${k}=${show(num(v))}`).join(' '),
+    // Addresses bound at the end: fewer than ACKs when perfdhcp's clients came back (renewal-like REQUESTs).
+    `bound=${show(Array.isArray(dhcp['pools']) ? (dhcp['pools'] as unknown[]).reduce<number>((n, p) => n + (num(obj(p)['used']) ?? 0), 0) : null)}`,
     `ack_p50_ms=${stage('total', 'p50Ms')} ack_p99_ms=${stage('total', 'p99Ms')}`,
     `queue_p99_ms=${stage('queue', 'p99Ms')} persist_p99_ms=${stage('persist', 'p99Ms')} commit_p99_ms=${stage('commit', 'p99Ms')}`,
   ];

@@ -34,6 +34,8 @@ export interface WireEntry {
   key: Uint8Array;
   body: Uint8Array;
   ttlMs: number;
+  /** Offsets of the TTL fields in `body` when the maker already walked it (`wireFromReply`); never sent between processes. */
+  ttlAt?: readonly number[];
 }
 
 /** Bytes counted per entry besides its key and answer: the entry object, its buffer, map slots. */
@@ -225,7 +227,9 @@ export function wireFromReply(reply: Uint8Array, negative: boolean, ttlS: number
   }
   const key = Uint8Array.from(reply.subarray(HEADER_SIZE, qEnd));
   for (let i = 0; i < key.length - 4; i++) { const c = key[i]!; if (c >= 0x41 && c <= 0x5a) key[i] = c | 0x20; }
-  return { key, body, ttlMs: ttlS * 1000 };
+  // The body is the reply's bytes up to the OPT: its records' TTLs sit where the reply's did.
+  const ttlAt = end === reply.length ? table.ttlAt : table.ttlAt.slice(0, count - 1);
+  return { key, body, ttlMs: ttlS * 1000, ttlAt };
 }
 
 /** What another process needs to store the same entry (`insertWire`). */
@@ -382,7 +386,7 @@ export class ForwardCache {
   }
 
   #insert(w: WireEntry, nowMs: number): CacheEntry | null {
-    const offsets = ttlOffsets(w.body);
+    const offsets = w.ttlAt ?? ttlOffsets(w.body);
     if (offsets === null || w.key.length < 5 || w.ttlMs <= 0) return null;
     const cost = w.key.length + w.body.length + 2 * offsets.length + ENTRY_OVERHEAD;
     if (cost > this.limits.bytes || this.limits.entries === 0) return null;

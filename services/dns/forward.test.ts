@@ -4,11 +4,11 @@ import { Counters } from '../../lib/counters.js';
 import { systemClock } from '../../lib/clock.js';
 import { seededRandom } from '../../lib/random.js';
 import { ForwardCache } from './cache.js';
-import { Forwarder, queryBytes } from './forward.js';
+import { Forwarder, checkReply, queryBytes } from './forward.js';
 import { forwardedReply } from './handler.js';
 import { rcodeReply, scanQuery, type FastQuery } from './fast.js';
 import { encodeName } from './name.js';
-import { CLASS_IN, RCODE, T, decodeMessage, emptyMessage, encodeMessage } from './wire.js';
+import { CLASS_IN, RCODE, T, decodeMessage, emptyMessage, encodeMessage, scanMessage } from './wire.js';
 
 // The forwarder against a real loopback upstream: while the process is backlogged (`busy`), a new
 // miss gets SERVFAIL at once and nothing goes upstream, but a question already in flight is still
@@ -63,6 +63,29 @@ t.test('busy: new misses SERVFAIL at once and are counted; questions in flight a
   t.ok(counters.get('dns.forward.upstream_wait_us') >= 50_000, `their wait summed in us, the held one's 50 ms included (${counters.get('dns.forward.upstream_wait_us')})`);
   f.close();
   up.close();
+});
+
+t.test('checkReply: our ID, QR and question (any case; by bytes or by name), a message the decoder accepts', async (t) => {
+  const reply = (id: number, name: string, type: number = T.A, qr = true): Uint8Array => {
+    const m = emptyMessage(id);
+    m.qr = qr;
+    m.questions = [{ name, type, class: CLASS_IN }];
+    m.answers = [{ name, type: T.A, class: CLASS_IN, ttl: 60, rdata: Uint8Array.of(192, 0, 2, 1) }];
+    return encodeMessage(m).bytes;
+  };
+  const q = { name: 'www.Example', type: T.A, class: CLASS_IN };
+  const sent = new Uint8Array([...encodeName('www.Example'), 0, T.A, 0, CLASS_IN]);
+  for (const question of [sent, null]) {
+    const how = question === null ? 'by name' : 'by bytes';
+    t.same(checkReply(reply(7, 'WWW.example'), 7, q, question)?.rcode, 0, `${how}: another case is our question`);
+    t.equal(checkReply(reply(8, 'www.example'), 7, q, question), null, `${how}: another ID`);
+    t.equal(checkReply(reply(7, 'www.example', T.A, false), 7, q, question), null, `${how}: not a response`);
+    t.equal(checkReply(reply(7, 'ww.example'), 7, q, question), null, `${how}: another name`);
+    t.equal(checkReply(reply(7, 'www.example', T.AAAA), 7, q, question), null, `${how}: another type`);
+    const broken = reply(7, 'www.example');
+    t.equal(checkReply(broken.subarray(0, broken.length - 1), 7, q, question), null, `${how}: a message the decoder refuses`);
+    t.equal(scanMessage(broken.subarray(0, broken.length - 1)), null);
+  }
 });
 
 t.test('queryBytes: the hand-built upstream query is what the encoder makes', async (t) => {

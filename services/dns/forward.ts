@@ -226,7 +226,7 @@ export class Forwarder {
       // Upstream addresses are IP literals (config.ts): a colon means IPv6.
       const slot = this.#upstreamUdp.take(up.address.includes(':') ? 6 : 4, (msg, rinfo) => {
         if (rinfo.address !== up.address || rinfo.port !== up.port) { this.#o.counters.inc('dns.forward.spoofed'); return; }
-        const scan = checkReply(msg, slot.id, q);
+        const scan = checkReply(msg, slot.id, q, question);
         if (scan === null) { this.#o.counters.inc('dns.forward.mismatched'); return; }
         // Where a miss's time goes: the upstream's part (send to reply read, this process's wake-up
         // included), summed in microseconds with the replies counted, so processes add up.
@@ -271,7 +271,7 @@ export class Forwarder {
         const n = buf.readUInt16BE(0);
         if (buf.length < 2 + n) return;
         const bytes = buf.subarray(2, 2 + n);
-        const scan = checkReply(bytes, id, q);
+        const scan = checkReply(bytes, id, q, question);
         finish(scan === null ? null : { bytes, scan });
       });
     });
@@ -327,17 +327,34 @@ export function queryBytes(id: number, question: Uint8Array): Uint8Array {
 
 /**
  * The reply's scan if it answers our query: a message the decoder accepts, same ID, QR set, our
- * question (case-insensitive). Only the question's name is decoded.
+ * question (case-insensitive). `question`: the question's bytes as we sent them, compared as bytes
+ * first; only when they differ (another case is fine, a compressed name too) is the name decoded.
  */
-export function checkReply(msg: Uint8Array, id: number, q: Question): MessageScan | null {
+export function checkReply(msg: Uint8Array, id: number, q: Question, question: Uint8Array | null = null): MessageScan | null {
   if (msg.length < HEADER_SIZE || (msg[2]! & 0x80) === 0 || ((msg[0]! << 8) | msg[1]!) !== id || msg[4] !== 0 || msg[5] !== 1) return null;
   const scan = scanMessage(msg);
   if (scan === null) return null;
+  if (question !== null && sameQuestionBytes(msg, question)) return scan;
   const name = readName(msg, HEADER_SIZE);
   if (name === null) return null;
   const at = name.end;
   if (((msg[at]! << 8) | msg[at + 1]!) !== q.type || ((msg[at + 2]! << 8) | msg[at + 3]!) !== q.class) return null;
   return asciiLower(name.name) === asciiLower(q.name) ? scan : null;
+}
+
+/** Whether the question at the start of `msg`'s body is `question`'s bytes, letters of the name in any case. */
+function sameQuestionBytes(msg: Uint8Array, question: Uint8Array): boolean {
+  if (HEADER_SIZE + question.length > msg.length) return false;
+  const nameLength = question.length - 4;
+  for (let i = 0; i < question.length; i++) {
+    let a = msg[HEADER_SIZE + i]!, b = question[i]!;
+    if (i < nameLength) {
+      if (a >= 0x41 && a <= 0x5a) a |= 0x20;
+      if (b >= 0x41 && b <= 0x5a) b |= 0x20;
+    }
+    if (a !== b) return false;
+  }
+  return true;
 }
 
 function servfail(): Resolved {

@@ -58,6 +58,40 @@ t.test('names: compression pointers only backwards, limits enforced', async (t) 
   t.equal(readName(encodeName('x\\.y.lan'), 0)?.name, 'x\\.y.lan', 'escaped dot survives');
 });
 
+t.test('readName gives the text the label-by-label reading gives (escapes, pointers, limits), on arbitrary bytes', async (t) => {
+  // The straightforward reading, as readName was written before it built one string per name.
+  const reference = (msg: Uint8Array, offset: number, limit = msg.length): { name: string; end: number } | null => {
+    let p = offset, end = -1, wireLength = 1, floor = offset;
+    const labels: string[] = [];
+    for (;;) {
+      if (p >= limit) return null;
+      const len = msg[p]!;
+      if (len === 0) return { name: labels.join('.'), end: end < 0 ? p + 1 : end };
+      if ((len & 0xc0) === 0xc0) {
+        if (p + 1 >= limit) return null;
+        const target = ((len & 0x3f) << 8) | msg[p + 1]!;
+        if (end < 0) end = p + 2;
+        if (target >= floor) return null;
+        floor = target; p = target; continue;
+      }
+      if ((len & 0xc0) !== 0) return null;
+      wireLength += len + 1;
+      if (wireLength > 255 || p + 1 + len > limit) return null;
+      labels.push([...msg.subarray(p + 1, p + 1 + len)].map((c) => (c === 0x2e || c === 0x5c ? '\\' : '') + String.fromCharCode(c)).join(''));
+      p += len + 1;
+    }
+  };
+  const labelBytes = fc.uint8Array({ minLength: 1, maxLength: 63 }).map((b) => Uint8Array.of(b.length, ...b));
+  const nameBytes = fc.array(labelBytes, { maxLength: 6 }).map((ls) => Uint8Array.of(...ls.flatMap((l) => [...l]), 0));
+  fc.assert(fc.property(fc.oneof(fc.uint8Array({ maxLength: 300 }), nameBytes, fc.tuple(nameBytes, nameBytes).map(([a, b]) => Uint8Array.of(...a, ...b, 0xc0, 0))), fc.nat({ max: 300 }), (bytes, at) => {
+    const got = readName(bytes, at % (bytes.length + 1));
+    const want = reference(bytes, at % (bytes.length + 1));
+    return isDeepStrictEqual(got, want);
+  }), { numRuns: 5000 });
+  t.same(readName(encodeName('x\\.y.lan'), 0), { name: 'x\\.y.lan', end: 9 }, 'an escaped dot');
+  t.same(readName(Uint8Array.of(0), 0), { name: '', end: 1 }, 'the root');
+});
+
 t.test('nameEnd: where readName ends, or -1 where it gives null, on arbitrary bytes and offsets', async (t) => {
   const hand = [Uint8Array.of(0xc0, 0x00), Uint8Array.of(0xc0, 0x02, 0x00), Uint8Array.of(1, 0x61, 0, 0xc0, 0x00), Uint8Array.of(0x40, 0), encodeName('x\\.y.lan')];
   for (const bytes of hand) for (let at = 0; at <= bytes.length; at++) t.equal(nameEnd(bytes, at), readName(bytes, at)?.end ?? -1, `${[...bytes]} at ${at}`);

@@ -43,6 +43,9 @@ cleanup() {
 trap cleanup EXIT
 
 bash bench/anchors.sh dns || exit 2
+# Every figure here is relative to what else the machine runs: say how busy it was, at both ends.
+echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the start ($(date -u +%H:%M:%S) UTC)"
+trap 'echo "machine: load average $(cut -d" " -f1-3 /proc/loadavg) at the end ($(date -u +%H:%M:%S) UTC)"; cleanup' EXIT
 [ -f dist/bin/lanctl.js ] || npm run --silent build
 
 # --- the data set --------------------------------------------------------------------------------

@@ -107,10 +107,10 @@ BIG_BLOCKS=$((BIG_MIB * 1048576 / 1468 + 1))
 # CPU of a server over one run, with all its threads and the children it forks (tftpd-hpa serves
 # each transfer in a child it does not wait for): dist/bench/tftp-cpu.js polls the process tree.
 CPU_PID=""; CPU_OUT="$D/cpu.out"
-cpu_start() { # pid: the anchor's tree is polled (its children come and go), a Node server's read twice
-  local poll=0; [ "$1" = "$ANCHOR_PID" ] && poll=25
+# Every server's tree is polled alike (25 ms), so the helper's own CPU weighs on each the same.
+cpu_start() { # pid
   CPU_PID=""; CPU_US=NA; : > "$CPU_OUT"
-  node dist/bench/tftp-cpu.js "$1" "$poll" > "$CPU_OUT" 2>/dev/null & CPU_PID=$!
+  node dist/bench/tftp-cpu.js "$1" 25 > "$CPU_OUT" 2>/dev/null & CPU_PID=$!
   for _ in $(seq 1 100); do grep -q '^CPU ready' "$CPU_OUT" && return; sleep 0.05; done
 }
 cpu_stop() { # sets CPU_US (CPU microseconds since cpu_start, or NA); not in a subshell

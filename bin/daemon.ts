@@ -179,7 +179,6 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
     clearInterval(sampler);
     clearInterval(bootScan);
     probes?.stop();
-    journal?.close();
     unsubscribe();
     await http?.close().catch(() => undefined);
     for (const service of [...running].reverse()) {
@@ -190,6 +189,9 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
       }
     }
     await control.close().catch(() => undefined);
+    // After the services: an ACK committed while DHCP was stopping is still journaled before it
+    // leaves (closed first, its append hit a closed descriptor: EBADF, or another file's).
+    journal?.close();
     await state.close();
   };
 

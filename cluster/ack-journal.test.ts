@@ -1,5 +1,5 @@
 import t from 'tap';
-import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AckJournal } from './ack-journal.js';
@@ -43,4 +43,20 @@ t.test('the file is rewritten with the ring once it holds twice the ring; only t
   t.same(AckJournal.open(path, 4).records, [ack(17), ack(18), ack(19), ack(20)]);
   writeFileSync(path, '');
   t.same(AckJournal.open(path, 4).records, [], 'an empty file');
+});
+
+t.test('an append after close throws and never writes into the file that reused the descriptor', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'lanha-ack-journal-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const j = AckJournal.open(join(dir, 'acks.jsonl'), 8);
+  j.append(ack(1), []);
+  j.close();
+  j.close(); // idempotent
+  // The next open takes the lowest free descriptor: the journal's old one.
+  const other = join(dir, 'other');
+  const fd = openSync(other, 'a');
+  t.teardown(() => closeSync(fd));
+  t.throws(() => j.append(ack(2), []), /ACK journal .* is closed/);
+  t.equal(readFileSync(other, 'utf8'), '', 'nothing written into the other file');
+  t.same(AckJournal.open(join(dir, 'acks.jsonl'), 8).records, [ack(1)]);
 });

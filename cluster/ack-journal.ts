@@ -25,7 +25,8 @@ export class AckJournal {
   readonly capacity: number;
   /** What the file held when opened (the newest `capacity`), for AckLedger.load. */
   readonly records: AckRecord[];
-  #fd: number;
+  /** null once closed: a closed descriptor's number is soon reused by another open file. */
+  #fd: number | null;
   #lines: number;
 
   private constructor(path: string, capacity: number, records: AckRecord[], lines: number) {
@@ -46,23 +47,31 @@ export class AckJournal {
     const records = lines.map(parse).filter((r): r is AckRecord => r !== null).slice(-capacity);
     const journal = new AckJournal(path, capacity, records, lines.length);
     // A torn last line (killed mid-write) must not glue itself to the next record.
-    if (text !== '' && !text.endsWith('\n')) writeSync(journal.#fd, '\n');
+    if (text !== '' && !text.endsWith('\n')) writeSync(journal.#open(), '\n');
     return journal;
   }
 
   /** One ACK, written before it is sent; `ring` is rewritten in its place when the file has grown to twice the ring. */
   append(ack: AckRecord, ring: readonly AckRecord[]): void {
-    writeSync(this.#fd, line(ack));
+    writeSync(this.#open(), line(ack));
     if (++this.#lines < 2 * this.capacity) return;
     const tmp = `${this.path}.tmp`;
     writeFileSync(tmp, ring.map(line).join(''), { mode: 0o600 });
     renameSync(tmp, this.path);
-    closeSync(this.#fd);
+    this.close();
     this.#fd = openSync(this.path, 'a', 0o600);
     this.#lines = ring.length;
   }
 
+  /** Closes the file; later appends throw instead of writing to whatever now has its descriptor. Idempotent. */
   close(): void {
-    closeSync(this.#fd);
+    const fd = this.#fd;
+    this.#fd = null;
+    if (fd !== null) closeSync(fd);
+  }
+
+  #open(): number {
+    if (this.#fd === null) throw new Error(`the ACK journal ${this.path} is closed`);
+    return this.#fd;
   }
 }

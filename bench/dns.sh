@@ -35,7 +35,11 @@ FORWARD=${FORWARD:-1}; MISS_QPS=${MISS_QPS:-4000}; AUTH=${AUTH:-1}; FWORKERS=${F
 P_FLANHA=${P_FLANHA:-15361}; P_FDNSMASQ=${P_FDNSMASQ:-15362}; P_FUNBOUND=${P_FUNBOUND:-15363}
 TMP=$(mktemp -d /tmp/lanha-bench-dns.XXXXXX)
 PIDS=()
+MAIN_PID=$BASHPID
 cleanup() {
+  # Only the script itself cleans up: a subshell killed before it has reset the inherited EXIT trap
+  # would otherwise run this too, stopping nsd and deleting $TMP halfway through the run.
+  [ "$BASHPID" = "$MAIN_PID" ] || return 0
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$p" 2>/dev/null || break; sleep 0.2; done; kill -9 "$p" 2>/dev/null || true; done
   rm -rf "$TMP"
@@ -45,7 +49,7 @@ trap cleanup EXIT
 bash bench/anchors.sh dns || exit 2
 # Every figure here is relative to what else the machine runs: say how busy it was, at both ends.
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the start ($(date -u +%H:%M:%S) UTC)"
-trap 'echo "machine: load average $(cut -d" " -f1-3 /proc/loadavg) at the end ($(date -u +%H:%M:%S) UTC)"; cleanup' EXIT
+trap '[ "$BASHPID" = "$MAIN_PID" ] && echo "machine: load average $(cut -d" " -f1-3 /proc/loadavg) at the end ($(date -u +%H:%M:%S) UTC)"; cleanup' EXIT
 [ -f dist/bin/lanctl.js ] || npm run --silent build
 
 # --- the data set --------------------------------------------------------------------------------

@@ -629,8 +629,7 @@ export class EtcdStateLog implements StateLog {
       if (seen > this.#seenAtLastCheck && this.#stale === null) {
         // The watch delivered since the last check: it is not stalled (it delivers in revision order).
         this.#seenAtLastCheck = seen;
-        this.#checkedRevision = this.#checkedSerial === serial ? Math.max(this.#checkedRevision, seen) : seen;
-        this.#checkedSerial = serial;
+        this.#setBaseline(serial, seen, this.#checkedSerial === serial);
         return;
       }
       this.#seenAtLastCheck = seen;
@@ -641,8 +640,7 @@ export class EtcdStateLog implements StateLog {
         // not: judging it against the old baseline recorded a second, false stall through a healthy
         // member while the first one's reload ran, and restarted the watch once more for nothing.
         const judged = this.#checkedSerial === serial && this.#watchSerial === serial && !this.#loading;
-        this.#checkedRevision = judged ? Math.max(this.#checkedRevision, r.revision) : r.revision;
-        this.#checkedSerial = serial;
+        this.#setBaseline(serial, r.revision, judged);
         const missed = r.kvs[0];
         if (missed !== undefined) {
           if (judged && this.#revision === seen && !this.#closed) {
@@ -653,8 +651,7 @@ export class EtcdStateLog implements StateLog {
         }
       } else {
         const r = await this.#client.range(this.#p.leader, { keysOnly: true });
-        this.#checkedRevision = this.#checkedSerial === serial ? Math.max(this.#checkedRevision, r.revision) : r.revision;
-        this.#checkedSerial = serial;
+        this.#setBaseline(serial, r.revision, this.#checkedSerial === serial);
       }
       // Nothing under the prefix the watch should have shown is missing here: current again.
       if (current && this.#stale !== null) {
@@ -667,6 +664,15 @@ export class EtcdStateLog implements StateLog {
     } finally {
       this.#checking = false;
     }
+  }
+
+  /**
+   * The revision the next check expects the watch to have delivered, read under watch `serial`:
+   * raised (`keep`) while the same watch runs, replaced when a new one started since.
+   */
+  #setBaseline(serial: number, revision: number, keep: boolean): void {
+    this.#checkedRevision = keep ? Math.max(this.#checkedRevision, revision) : revision;
+    this.#checkedSerial = serial;
   }
 
   #onStale(seen: number, missedRevision: number, upTo: number): void {

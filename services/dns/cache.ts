@@ -1,5 +1,5 @@
 import { encodeName, nameEnd } from './name.js';
-import { HEADER_SIZE, RCODE, T, UDP_PAYLOAD_MAX, decodeMessage, emptyMessage, encodeMessage, type DnsRecord, type MessageScan, type Question, type RecordTable } from './wire.js';
+import { HEADER_SIZE, RCODE, T, UDP_PAYLOAD_MAX, decodeMessage, u32, emptyMessage, encodeMessage, type DnsRecord, type MessageScan, type Question, type RecordTable } from './wire.js';
 
 export type { RecordTable } from './wire.js';
 import type { FastQuery } from './fast.js';
@@ -80,7 +80,7 @@ export function cacheTtl(a: CachedAnswer): number {
 export function wireCacheTtl(msg: Uint8Array, table: RecordTable, rcode: number): number {
   const an = (msg[6]! << 8) | msg[7]!;
   const ns = (msg[8]! << 8) | msg[9]!;
-  const ttlAt = (i: number): number => readU32(msg, table.ttlAt[i]!);
+  const ttlAt = (i: number): number => u32(msg, table.ttlAt[i]!);
   if (rcode === RCODE.NOERROR && an > 0) {
     let ttl = POSITIVE_TTL_MAX;
     for (let i = 0; i < an; i++) ttl = Math.min(ttl, ttlAt(i));
@@ -92,18 +92,13 @@ export function wireCacheTtl(msg: Uint8Array, table: RecordTable, rcode: number)
     const at = table.ttlAt[i]!;
     const rdEnd = at + 6 + ((msg[at + 4]! << 8) | msg[at + 5]!);
     if (rdEnd - (at + 6) < 4) return 0;
-    return Math.min(NEGATIVE_TTL_MAX, readU32(msg, at), readU32(msg, rdEnd - 4)); // SOA MINIMUM: RDATA's last 4 bytes
+    return Math.min(NEGATIVE_TTL_MAX, u32(msg, at), u32(msg, rdEnd - 4)); // SOA MINIMUM: RDATA's last 4 bytes
   }
   return 0;
 }
 
-function readU32(b: Uint8Array, at: number): number {
-  return ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
-}
-
 function soaMinimum(soa: DnsRecord): number {
-  const at = soa.rdata.length - 4;
-  return ((soa.rdata[at]! << 24) | (soa.rdata[at + 1]! << 16) | (soa.rdata[at + 2]! << 8) | soa.rdata[at + 3]!) >>> 0;
+  return u32(soa.rdata, soa.rdata.length - 4);
 }
 
 /** FNV-1a over a question's bytes, letters lowercased in the name: the hash `scanQuery` computes. */

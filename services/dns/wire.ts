@@ -395,4 +395,5 @@ function encodeSections(m: DnsMessage, edns: Edns | null, truncate: boolean): Ui
 }
 
 function u16(b: Uint8Array, at: number): number { return (b[at]! << 8) | b[at + 1]!; }
-function u32(b: Uint8Array, at: number): number { return ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0; }
+/** The big-endian 32-bit number at `at` (the caller checked the bounds). */
+export function u32(b: Uint8Array, at: number): number { return ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0; }

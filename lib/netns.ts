@@ -208,9 +208,7 @@ export class Lab {
     if (this.#destroyed) return;
     this.#destroyed = true;
     await Promise.all([...this.#children].map((child) => stopChild(child)));
-    for (const ns of [...this.#namespaces].reverse()) removeNamespaceSync(ns);
-    this.#namespaces = [];
-    liveLabs.delete(this);
+    this.#removeNamespaces();
   }
 
   /** destroy() for a process that is exiting: SIGKILL to what the lab started, then the namespaces. */
@@ -219,6 +217,10 @@ export class Lab {
     for (const child of this.#children) {
       try { child.kill('SIGKILL'); } catch { /* gone already */ }
     }
+    this.#removeNamespaces();
+  }
+
+  #removeNamespaces(): void {
     for (const ns of [...this.#namespaces].reverse()) removeNamespaceSync(ns);
     this.#namespaces = [];
     liveLabs.delete(this);

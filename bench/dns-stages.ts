@@ -11,21 +11,17 @@
 // sent without an upstream query, e.g. shed with SERVFAIL). Unique question names pair a client
 // query with its upstream query; client queries and answers pair by (client port, ID).
 import { readFileSync } from 'node:fs';
+import { asciiLower, readName } from '../services/dns/name.js';
 
 interface Miss { name: string; queryMs: number; answerMs?: number; upQueryMs?: number; upReplyMs?: number }
 
 /** Linux capture link types -> bytes before the IP header. */
 const LINK_HEADER: Record<number, number> = { 0: 4, 1: 14, 101: 0, 12: 0, 113: 16, 276: 20 };
 
+/** The question's name, lower case (forwarders may vary its case toward the upstream); '' when it does not read. */
 function questionName(d: Uint8Array, p: number): string {
-  let name = '';
-  for (let steps = 0; steps < 128 && p < d.length && d[p] !== 0 && d[p]! < 64; steps++) {
-    const len = d[p]!;
-    for (let i = p + 1; i <= p + len && i < d.length; i++) name += String.fromCharCode(d[i]! | (d[i]! >= 0x41 && d[i]! <= 0x5a ? 0x20 : 0));
-    name += '.';
-    p += len + 1;
-  }
-  return name;
+  const n = readName(d, p);
+  return n === null ? '' : asciiLower(n.name);
 }
 
 export function stages(file: string, forwarderPort: number, upstreamPort: number): Record<string, number> {
@@ -57,9 +53,10 @@ export function stages(file: string, forwarderPort: number, upstreamPort: number
       const m = open.get(`${dport}:${id}`);
       if (m !== undefined) { open.delete(`${dport}:${id}`); m.answerMs = tMs; done.push(m); }
     } else if (dport === upstreamPort) {
-      const u = upstream.get(questionName(d, 12)) ?? {};
+      const name = questionName(d, 12);
+      const u = upstream.get(name) ?? {};
       u.q ??= tMs;
-      upstream.set(questionName(d, 12), u);
+      upstream.set(name, u);
     } else if (sport === upstreamPort) {
       const u = upstream.get(questionName(d, 12));
       if (u !== undefined) u.r ??= tMs;

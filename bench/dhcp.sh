@@ -25,7 +25,8 @@
 # Env: REPEAT (1), PERIOD (3 s per step), LIGHT_COUNT (500), SHARED_BENCH (../shared/bench), SKIP (e.g. "dnsmasq"),
 #      MEMORY_ONLY=1 (phase 7 only), MEMORY_CLIENTS (1000), START_RATE (100) and RENEW_START_RATE (100),
 #      EXIT_WAIT_US (1000000: perfdhcp -W in the searches; 0 = off),
-#      LANHA_NODE_FLAGS (node flags for lanha instead of the systemd unit's). Also prints lanha's GC
+#      LANHA_NODE_FLAGS (node flags for lanha instead of the systemd unit's), LANHA_DNS_WORKER_NODE_FLAGS
+#      (the daemon's own knob, lib/memory.ts: V8 flags of its DNS UDP workers). Also prints lanha's GC
 #      pauses over its runs: RESULT dhcp.gc_ms_per_ack.
 # Every server is started here with its own config and stopped by PID. Needs root.
 source "$(dirname "$0")/lib.sh"
@@ -191,7 +192,7 @@ memory_results() {
   echo "RESULT dhcp.memory.parts_mib lanha=$(mib "${M[lanha.now]:-}") kea=$(mib "${M[kea.now]:-}") ratio=$(ratio "$(mib "${M[lanha.now]:-}")" "$(mib "${M[kea.now]:-}")") unit=MiB better=lower pss_anon=$(mib "${ls[0]:-}") pss_file=$(mib "${ls[1]:-}") file_rss=$(mib "${ls[3]:-}") alone=$(mib "$(( ${ls[0]:-0} + ${ls[3]:-0} ))") kea_pss_anon=$(mib "${ks[0]:-}") kea_pss_file=$(mib "${ks[1]:-}") kea_file_rss=$(mib "${ks[3]:-}") heap_used=$(or_na "${pl[2]:-}") heap_total=$(or_na "${pl[3]:-}") external=$(or_na "${pl[4]:-}") processes=$(or_na "${pl[0]:-}") threads=$(or_na "${ls[2]:-}") kea_threads=$(or_na "${ks[2]:-}") rss_per_process=$(or_na "${pl[6]:-}")"
 }
 declare -A M
-echo "== memory with ${MEMORY_CLIENTS:-1000} leases"
+echo "== memory with ${MEMORY_CLIENTS:-1000} leases (lanha's DNS worker V8 flags: ${LANHA_DNS_WORKER_NODE_FLAGS:-as shipped})"
 for kind in lanha kea-persist; do
   case " $SKIP " in *" ${kind%-persist} "*) continue;; esac
   memory_phase "$kind"

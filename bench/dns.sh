@@ -21,7 +21,10 @@
 # dns.forward.miss_own_p99_ms.
 #
 # Knobs: AUTH=0 runs only the forwarding part (nsd still starts, as the upstream); FWORKERS=N sets
-# the forwarding lanha's dns.workers (default: the config's default).
+# the forwarding lanha's dns.workers (default: the config's default). LANHA_DNS_WORKER_NODE_FLAGS
+# (the daemon's own environment knob, lib/memory.ts) runs every lanha here with those V8 flags for
+# its UDP workers instead of the shipped ones: an A/B of the workers' flags without editing code, e.g.
+#   LANHA_DNS_WORKER_NODE_FLAGS="--max-semi-space-size=8 --single-threaded-gc" AUTH=0 STAGES=0 bash bench/dns.sh
 #
 # Memory: resident memory of the whole lanha daemon (main process + UDP worker processes; TFTP
 # threads would be in-process) idle before the load and its peak during the UDP runs.
@@ -49,6 +52,7 @@ trap cleanup EXIT
 bash bench/anchors.sh dns || exit 2
 # Every figure here is relative to what else the machine runs: say how busy it was, at both ends.
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the start ($(date -u +%H:%M:%S) UTC)"
+echo "lanha's DNS worker V8 flags: ${LANHA_DNS_WORKER_NODE_FLAGS:-as shipped (DNS_WORKER_NODE_FLAGS, lib/memory.ts)}"
 trap '[ "$BASHPID" = "$MAIN_PID" ] && echo "machine: load average $(cut -d" " -f1-3 /proc/loadavg) at the end ($(date -u +%H:%M:%S) UTC)"; cleanup' EXIT
 [ -f dist/bin/lanctl.js ] || npm run --silent build
 

@@ -2,6 +2,7 @@
 // goes (V8 heap, buffers outside it, the rest: code, stacks, the binary's pages), and the pauses
 // that make a latency tail (garbage collection, a late event loop).
 
+import { LanhaError } from './errors.js';
 import { PerformanceObserver, monitorEventLoopDelay, constants as perfConstants, type IntervalHistogram } from 'node:perf_hooks';
 
 /**
@@ -31,6 +32,36 @@ export const DAEMON_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=8', 
  * pauses, three A/B pairs; services/dns/README.md) — those pauses are what the UDP p99 is made of.
  */
 export const DNS_WORKER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2', '--optimize-for-size', '--single-threaded-gc'];
+
+/**
+ * V8 flags an operator (or a benchmark's A/B) may give the DNS UDP workers instead of
+ * DNS_WORKER_NODE_FLAGS: the young and old generation's sizes and the collector's and the lazy
+ * compiler's trade-offs, nothing that loads code, opens a port or writes a file.
+ */
+const WORKER_FLAG_NAMES = new Set([
+  'max-semi-space-size', 'min-semi-space-size', 'semi-space-growth-factor', 'max-old-space-size', 'heap-growing-percent',
+  'optimize-for-size', 'single-threaded-gc', 'parallel-scavenge', 'concurrent-marking', 'lazy-feedback-allocation', 'max-lazy',
+]);
+const WORKER_FLAG = /^--(no-)?([a-z][a-z-]*)(=(\d+(\.\d+)?))?$/;
+
+/**
+ * LANHA_DNS_WORKER_NODE_FLAGS (environment): the V8 flags of the DNS UDP worker processes, separated
+ * by spaces, in place of DNS_WORKER_NODE_FLAGS (unset or blank: those). Only the flags in
+ * WORKER_FLAG_NAMES (also as --no-<name>), values plain numbers; anything else is refused by name,
+ * so a typo stops the start instead of running the workers with V8's defaults.
+ */
+export function dnsWorkerNodeFlagsFromEnv(text = process.env['LANHA_DNS_WORKER_NODE_FLAGS']): readonly string[] {
+  if (text === undefined || text.trim() === '') return DNS_WORKER_NODE_FLAGS;
+  const flags = text.trim().split(/\s+/);
+  for (const flag of flags) {
+    const m = WORKER_FLAG.exec(flag);
+    if (m === null || !WORKER_FLAG_NAMES.has(m[2]!) || (m[1] !== undefined && m[3] !== undefined)) {
+      throw new LanhaError('config-invalid', `LANHA_DNS_WORKER_NODE_FLAGS: ${JSON.stringify(flag)} is not one of the DNS worker's V8 flags `
+        + `(--[no-]NAME or --NAME=NUMBER, NAME one of ${[...WORKER_FLAG_NAMES].join(', ')})`);
+    }
+  }
+  return flags;
+}
 
 export interface ProcessMemory {
   pid: number;

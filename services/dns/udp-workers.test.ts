@@ -1,6 +1,8 @@
 import t from 'tap';
 import dgram from 'node:dgram';
 import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { DNS_WORKER_NODE_FLAGS } from '../../lib/memory.js';
 import { runLanctl, scratchConfig, serveDaemon } from '../../test/support/daemon.js';
 import { parseConfig } from '../../config/index.js';
 import { silentLogger } from '../../lib/log.js';
@@ -208,10 +210,22 @@ dns: { port: ${await freePort()}, listen: [127.0.0.1], workers: 1, zones: [{ nam
       t.equal(dns.workers.running, 1, 'the daemon runs one UDP worker');
       const pid = dns.workers.pids[0]!;
       t.doesNotThrow(() => process.kill(pid, 0), 'worker alive');
+      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      t.same(argv.slice(1, 1 + DNS_WORKER_NODE_FLAGS.length), DNS_WORKER_NODE_FLAGS, 'the worker runs with its V8 flags');
       await daemon.stop(signal);
       t.ok(await eventually(() => { try { process.kill(pid, 0); return false; } catch { return true; } }), `worker gone after the daemon's ${signal}`);
     } finally {
       await daemon.stop('SIGKILL');
     }
   }
+});
+
+t.test('LANHA_DNS_WORKER_NODE_FLAGS that are not V8 heap or GC flags stop the start, named', async (t) => {
+  const scratch = scratchConfig(`node: { name: t, address: 127.0.0.1, stateDir: "{{dir}}/state", controlSocket: "{{dir}}/s.sock" }
+dns: { port: ${await freePort()}, listen: [127.0.0.1], workers: 1, zones: [{ name: lan, records: ["www A 10.0.0.1"] }] }
+`);
+  t.teardown(scratch.cleanup);
+  const run = await runLanctl(['serve', '--config', scratch.file], { env: { ...process.env, LANHA_DNS_WORKER_NODE_FLAGS: '--max-semi-space-size=4 --inspect' } });
+  t.not(run.code, 0, 'the daemon does not start');
+  t.match(run.stdout + run.stderr, /LANHA_DNS_WORKER_NODE_FLAGS: "--inspect" is not one of the DNS worker's V8 flags/);
 });

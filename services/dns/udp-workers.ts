@@ -5,7 +5,7 @@ import type { Logger } from '../../lib/log.js';
 import type { DnsConfig } from './config.js';
 import type { ZoneSetInput } from './zone.js';
 import type { WireEntry } from './cache.js';
-import { DNS_WORKER_NODE_FLAGS, type ProcessMemory } from '../../lib/memory.js';
+import { dnsWorkerNodeFlagsFromEnv, type ProcessMemory } from '../../lib/memory.js';
 
 // UDP worker processes: the processes that read the daemon's UDP sockets. Node 20 has no
 // SO_REUSEPORT for dgram and worker threads cannot take a socket, but a child process can be handed
@@ -63,6 +63,8 @@ export interface UdpWorkersOptions {
   onReaders?: (address: string) => void;
   /** For tests: the worker module to run. */
   module?: URL;
+  /** The workers' V8 flags (default: LANHA_DNS_WORKER_NODE_FLAGS or DNS_WORKER_NODE_FLAGS, lib/memory.ts). */
+  nodeFlags?: readonly string[];
 }
 
 /**
@@ -126,6 +128,7 @@ interface Slot {
 
 export class UdpWorkers {
   readonly #o: UdpWorkersOptions;
+  readonly #nodeFlags: readonly string[];
   readonly #slots: Slot[] = [];
   /** Counters of worker incarnations that ended, so totals never go backwards. */
   readonly #retired = new Map<string, number>();
@@ -138,6 +141,7 @@ export class UdpWorkers {
 
   constructor(o: UdpWorkersOptions) {
     this.#o = o;
+    this.#nodeFlags = [...(o.nodeFlags ?? dnsWorkerNodeFlagsFromEnv())];
     for (let i = 0; i < o.count; i++) {
       this.#slots.push({
         index: i, child: null, ready: false, serving: false, counters: {}, respawnMs: RESPAWN_MIN_MS, timer: null, waiters: new Map(), memory: null,
@@ -279,7 +283,7 @@ export class UdpWorkers {
 
   #spawn(s: Slot): Promise<void> {
     const module = this.#o.module ?? new URL('./udp-worker.js', import.meta.url);
-    const child = fork(module, [], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [...DNS_WORKER_NODE_FLAGS] });
+    const child = fork(module, [], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [...this.#nodeFlags] });
     s.child = child;
     s.ready = false;
     s.serving = false;

@@ -47,6 +47,26 @@ t.test('TTLs: positive = smallest answer TTL, negative = min(SOA TTL, minimum), 
   t.equal(cacheTtl({ rcode: RCODE.SERVFAIL, answers: [], authority: [], additional: [] }), 0);
 });
 
+t.test('TTLs with the top bit set count as 0 (RFC 2181 §8): such an answer is not cached, nor served counted down from 2^31', async (t) => {
+  const top = 0x80000000;
+  t.equal(cacheTtl({ rcode: 0, answers: [a(top)], authority: [], additional: [] }), 0, 'positive');
+  t.equal(cacheTtl({ rcode: 0, answers: [a(300), a(0xffffffff)], authority: [], additional: [] }), 0, 'the smallest is the 0 it means');
+  t.equal(cacheTtl({ rcode: RCODE.NXDOMAIN, answers: [], authority: [soa(top, 120)], additional: [] }), 0, 'negative: SOA TTL');
+  t.equal(cacheTtl({ rcode: RCODE.NXDOMAIN, answers: [], authority: [soa(60, 120)], additional: [] }), 60);
+  for (const ttl of [top, 0xffffffff]) {
+    const reply = upstreamReply('x.example', { rcode: 0, answers: [a(ttl)], authority: [], additional: [] }, false);
+    const scan = scanMessage(reply)!;
+    t.equal(wireCacheTtl(reply, scan, 0), 0, `wire form, TTL ${ttl}`);
+    t.equal(new ForwardCache(limits).store(q('x.example'), reply, decoded(reply), 0, scan), null, 'not stored');
+  }
+  // Stored for its answer's TTL, an additional record sent with the top bit set is served as 0.
+  const c = new ForwardCache(limits);
+  const reply = upstreamReply('x.example', { rcode: 0, answers: [a(300)], authority: [], additional: [a(top, 'ns.example')] }, false);
+  t.ok(c.store(q('x.example'), reply, decoded(reply), 0, scanMessage(reply)!) !== null);
+  const r = serve(c, query('x.example', 7), 2_000)!;
+  t.same([r.answers[0]!.ttl, r.additional[0]!.ttl], [298, 0]);
+});
+
 t.test('wire path: the asker\'s ID, case, RD and OPT; TTLs count down in whole seconds; expiry', async (t) => {
   const c = new ForwardCache(limits);
   const answer: CachedAnswer = { rcode: 0, answers: [a(300, 'host.example'), a(60, 'host.example')], authority: [], additional: [] };
@@ -200,10 +220,13 @@ t.test('store: reply shapes the wire form does not take go through put; not cach
   t.same(serve(c, query('host.example', 1), 0)!.answers.map((r) => r.name), ['host.example']);
 });
 
+/** Any 32-bit TTL: mostly ordinary ones, sometimes the top bit set (RFC 2181 §8). */
+const ttlArb = fc.oneof({ arbitrary: fc.nat(), weight: 4 }, { arbitrary: fc.integer({ min: 0x80000000, max: 0xffffffff }), weight: 1 });
+
 t.test('lifetime and entry read from the reply\'s bytes (the miss path, nothing decoded) equal the decoded reply\'s', async (t) => {
   const rrArb = fc.oneof(
-    fc.tuple(fc.nat(), fc.constantFrom('x.example', 'X.Example')).map(([ttl, n]) => a(ttl, n)),
-    fc.tuple(fc.nat(), fc.nat({ max: 65535 })).map(([ttl, min]) => soa(ttl, min)),
+    fc.tuple(ttlArb, fc.constantFrom('x.example', 'X.Example')).map(([ttl, n]) => a(ttl, n)),
+    fc.tuple(ttlArb, fc.nat({ max: 65535 })).map(([ttl, min]) => soa(ttl, min)),
   );
   fc.assert(fc.property(fc.constantFrom(RCODE.NOERROR, RCODE.NXDOMAIN, RCODE.SERVFAIL, RCODE.REFUSED), fc.array(rrArb, { maxLength: 3 }), fc.array(rrArb, { maxLength: 3 }), fc.boolean(),
     (rcode, answers, authority, opt) => {

@@ -61,14 +61,22 @@ export interface CacheEntry {
   newer: CacheEntry | null;
 }
 
+/**
+ * A TTL as received: RFC 2181 §8 asks to treat a value with the most significant bit set as 0 (an
+ * upstream's 0x80000000 must not be cached for the longest lifetime we allow).
+ */
+export function ttlReceived(ttl: number): number {
+  return ttl >= 0x80000000 ? 0 : ttl;
+}
+
 export function cacheTtl(a: CachedAnswer): number {
   if (a.rcode === RCODE.NOERROR && a.answers.length > 0) {
-    return Math.min(POSITIVE_TTL_MAX, ...a.answers.map((r) => r.ttl));
+    return Math.min(POSITIVE_TTL_MAX, ...a.answers.map((r) => ttlReceived(r.ttl)));
   }
   if (a.rcode === RCODE.NXDOMAIN || (a.rcode === RCODE.NOERROR && a.answers.length === 0)) {
     const soa = a.authority.find((r) => r.type === T.SOA);
     if (soa === undefined || soa.rdata.length < 4) return 0;
-    return Math.min(NEGATIVE_TTL_MAX, soa.ttl, soaMinimum(soa));
+    return Math.min(NEGATIVE_TTL_MAX, ttlReceived(soa.ttl), ttlReceived(soaMinimum(soa)));
   }
   return 0;
 }
@@ -80,7 +88,7 @@ export function cacheTtl(a: CachedAnswer): number {
 export function wireCacheTtl(msg: Uint8Array, table: RecordTable, rcode: number): number {
   const an = (msg[6]! << 8) | msg[7]!;
   const ns = (msg[8]! << 8) | msg[9]!;
-  const ttlAt = (i: number): number => u32(msg, table.ttlAt[i]!);
+  const ttlAt = (i: number): number => ttlReceived(u32(msg, table.ttlAt[i]!));
   if (rcode === RCODE.NOERROR && an > 0) {
     let ttl = POSITIVE_TTL_MAX;
     for (let i = 0; i < an; i++) ttl = Math.min(ttl, ttlAt(i));
@@ -92,7 +100,7 @@ export function wireCacheTtl(msg: Uint8Array, table: RecordTable, rcode: number)
     const at = table.ttlAt[i]!;
     const rdEnd = at + 6 + ((msg[at + 4]! << 8) | msg[at + 5]!);
     if (rdEnd - (at + 6) < 4) return 0;
-    return Math.min(NEGATIVE_TTL_MAX, u32(msg, at), u32(msg, rdEnd - 4)); // SOA MINIMUM: RDATA's last 4 bytes
+    return Math.min(NEGATIVE_TTL_MAX, ttlReceived(u32(msg, at)), ttlReceived(u32(msg, rdEnd - 4))); // SOA MINIMUM: RDATA's last 4 bytes
   }
   return 0;
 }
@@ -389,6 +397,9 @@ export class ForwardCache {
     const data = Buffer.allocUnsafeSlow(w.key.length + w.body.length);
     data.set(w.key, 0);
     data.set(w.body, w.key.length);
+    // Every record's TTL is served counted down from what is stored: one the upstream sent with the
+    // top bit set is stored as the 0 it means (RFC 2181 §8), not counted down from 2^31 and more.
+    for (const at of offsets) if (data[w.key.length + at]! >= 0x80) data.fill(0, w.key.length + at, w.key.length + at + 4);
     const hash = questionHash(w.key, w.key.length - 4);
     const old = this.#find(data, w.key.length, hash);
     if (old !== null) this.#remove(old);

@@ -1,5 +1,5 @@
-import { encodeName, nameEnd } from './name.js';
-import { HEADER_SIZE, RCODE, T, UDP_PAYLOAD_MAX, decodeMessage, u32, emptyMessage, encodeMessage, type DnsRecord, type MessageScan, type Question, type RecordTable } from './wire.js';
+import { asciiLower, encodeName, nameEnd, nameUnderAt, readName, sameNameAt, splitName } from './name.js';
+import { CLASS_ANY, HEADER_SIZE, RCODE, T, UDP_PAYLOAD_MAX, decodeMessage, u32, emptyMessage, encodeMessage, type DnsRecord, type MessageScan, type Question, type RecordTable } from './wire.js';
 
 export type { RecordTable } from './wire.js';
 import type { FastQuery } from './fast.js';
@@ -11,7 +11,8 @@ import type { FastQuery } from './fast.js';
 //
 // Positive answers live for the smallest TTL of their answer records, negative ones (NXDOMAIN,
 // NODATA) for min(SOA TTL, SOA minimum) of the SOA in authority (RFC 2308 §5), and that SOA is
-// served with that TTL, counted down; a negative answer without a SOA is not cached (RFC 2308 §5).
+// served with that TTL, counted down; a negative answer without a SOA is not cached (RFC 2308 §5),
+// nor an answer with records that do not answer the question (`cacheTtl`).
 // The cache is bounded in entries and in bytes (what it holds plus ENTRY_OVERHEAD per entry for the
 // objects around it); the least recently used entry goes first. Every process that answers UDP
 // holds one: the daemon fills its own from the upstreams' answers and sends each new entry to the
@@ -69,40 +70,103 @@ export function ttlReceived(ttl: number): number {
   return ttl >= 0x80000000 ? 0 : ttl;
 }
 
-export function cacheTtl(a: CachedAnswer): number {
+/** CNAMEs a cached answer may follow from the question's name (a longer chain is not cached). */
+const CNAME_CHAIN_MAX = 8;
+/** Answer records checked against the question; a larger answer is passed on but not cached. */
+const ANSWERS_CHECKED_MAX = 512;
+
+/**
+ * How long an upstream's answer to `q` may be cached, in seconds (0: not at all). Only what answers
+ * the question is cached: every answer record belongs to `q`'s name or to a CNAME target reached
+ * from it (RFC 1034 §3.6.2), in `q`'s class, of `q`'s type (or a CNAME); a negative answer's SOA
+ * is for the name asked or one of its ancestors (RFC 2308 §3). An answer carrying records for other
+ * names (an upstream's junk, or a forged reply that got through) is passed on once, not kept.
+ */
+export function cacheTtl(q: Question, a: CachedAnswer): number {
+  if (a.rcode !== RCODE.NOERROR && a.rcode !== RCODE.NXDOMAIN) return 0;
+  const chain = answerChain(q, a.answers);
+  if (chain === null) return 0;
   if (a.rcode === RCODE.NOERROR && a.answers.length > 0) {
     return Math.min(POSITIVE_TTL_MAX, ...a.answers.map((r) => ttlReceived(r.ttl)));
   }
-  if (a.rcode === RCODE.NXDOMAIN || (a.rcode === RCODE.NOERROR && a.answers.length === 0)) {
-    const soa = a.authority.find((r) => r.type === T.SOA);
-    if (soa === undefined || soa.rdata.length < 4) return 0;
-    return Math.min(NEGATIVE_TTL_MAX, ttlReceived(soa.ttl), ttlReceived(soaMinimum(soa)));
+  const soa = a.authority.find((r) => r.type === T.SOA);
+  if (soa === undefined || soa.rdata.length < 4 || !chain.some((n) => nameUnder(n, soa.name))) return 0;
+  return Math.min(NEGATIVE_TTL_MAX, ttlReceived(soa.ttl), ttlReceived(soaMinimum(soa)));
+}
+
+/** The names `answers` may hold records for (the question's, then each CNAME target), or null when one answers something else. */
+function answerChain(q: Question, answers: readonly DnsRecord[]): string[] | null {
+  if (answers.length > ANSWERS_CHECKED_MAX) return null;
+  const chain = [asciiLower(q.name)];
+  for (const r of answers) {
+    if ((r.class !== q.class && q.class !== CLASS_ANY) || !chain.includes(asciiLower(r.name))) return null;
+    if (r.type === T.CNAME) {
+      const target = readName(r.rdata, 0);
+      if (target === null || chain.length > CNAME_CHAIN_MAX) return null;
+      chain.push(asciiLower(target.name));
+    } else if (r.type !== q.type && q.type !== T.ANY) {
+      return null;
+    }
   }
-  return 0;
+  return chain;
+}
+
+/** Whether `zone` is `name` or one of its ancestors, label by label. */
+function nameUnder(name: string, zone: string): boolean {
+  const n = splitName(name) ?? [], z = splitName(asciiLower(zone)) ?? [];
+  return z.length <= n.length && z.every((label, i) => label === n[n.length - z.length + i]);
 }
 
 /**
  * `cacheTtl` of a reply read from its bytes: `table` walks the same bytes (`scanMessage`), `rcode`
- * is its full RCODE. Equal to `cacheTtl` of the decoded reply (cache.test.ts), without decoding it.
+ * is its full RCODE, its question is the one asked (`checkReply`). Equal to `cacheTtl` of the
+ * decoded reply (cache.test.ts), without decoding it.
  */
 export function wireCacheTtl(msg: Uint8Array, table: RecordTable, rcode: number): number {
+  if (rcode !== RCODE.NXDOMAIN && rcode !== RCODE.NOERROR) return 0;
   const an = (msg[6]! << 8) | msg[7]!;
   const ns = (msg[8]! << 8) | msg[9]!;
+  const chain = wireAnswerChain(msg, table, an);
+  if (chain === null) return 0;
   const ttlAt = (i: number): number => ttlReceived(u32(msg, table.ttlAt[i]!));
   if (rcode === RCODE.NOERROR && an > 0) {
     let ttl = POSITIVE_TTL_MAX;
     for (let i = 0; i < an; i++) ttl = Math.min(ttl, ttlAt(i));
     return ttl;
   }
-  if (rcode !== RCODE.NXDOMAIN && rcode !== RCODE.NOERROR) return 0;
   for (let i = an; i < an + ns && i < table.type.length; i++) {
     if (table.type[i] !== T.SOA) continue;
     const at = table.ttlAt[i]!;
+    const owner = table.start[i]!;
+    if (!chain.some((n) => nameUnderAt(msg, n, owner))) return 0;
     const rdEnd = at + 6 + ((msg[at + 4]! << 8) | msg[at + 5]!);
     if (rdEnd - (at + 6) < 4) return 0;
     return Math.min(NEGATIVE_TTL_MAX, ttlReceived(u32(msg, at)), ttlReceived(u32(msg, rdEnd - 4))); // SOA MINIMUM: RDATA's last 4 bytes
   }
   return 0;
+}
+
+/** `answerChain` on the wire: offsets of the names the first `an` records may belong to, or null. */
+function wireAnswerChain(msg: Uint8Array, table: RecordTable, an: number): number[] | null {
+  if (an > ANSWERS_CHECKED_MAX) return null;
+  const qEnd = nameEnd(msg, HEADER_SIZE);
+  const qtype = (msg[qEnd]! << 8) | msg[qEnd + 1]!;
+  const qclass = (msg[qEnd + 2]! << 8) | msg[qEnd + 3]!;
+  const chain = [HEADER_SIZE];
+  for (let i = 0; i < an; i++) {
+    const at = table.ttlAt[i]!;
+    const owner = table.start[i]!;
+    const klass = (msg[at - 2]! << 8) | msg[at - 1]!;
+    if ((klass !== qclass && qclass !== CLASS_ANY) || !chain.some((n) => sameNameAt(msg, n, owner))) return null;
+    const type = table.type[i]!;
+    if (type === T.CNAME) {
+      if (chain.length > CNAME_CHAIN_MAX) return null;
+      chain.push(at + 6); // the RDATA: the target's name
+    } else if (type !== qtype && qtype !== T.ANY) {
+      return null;
+    }
+  }
+  return chain;
 }
 
 function soaMinimum(soa: DnsRecord): number {
@@ -339,7 +403,7 @@ export class ForwardCache {
    * to send the other processes, or null when the answer is not cached (SERVFAIL, TTL 0, too big).
    */
   put(q: Question, answer: CachedAnswer, nowMs: number): WireEntry | null {
-    const ttl = cacheTtl(answer);
+    const ttl = cacheTtl(q, answer);
     if (ttl <= 0 || this.limits.entries === 0) return null;
     const negative = answer.rcode === RCODE.NXDOMAIN || answer.answers.length === 0;
     const entry = this.#encoded(q, answer, ttl, negative);
@@ -375,7 +439,7 @@ export class ForwardCache {
   store(q: Question, reply: Uint8Array, answer: CachedAnswer, nowMs: number, scan?: MessageScan): CacheEntry | null {
     // With the reply's scan, its lifetime and shape are read from its bytes: the records are
     // decoded (by `answer`) only when the wire form cannot be kept.
-    const ttl = scan === undefined ? cacheTtl(answer) : wireCacheTtl(reply, scan, answer.rcode);
+    const ttl = scan === undefined ? cacheTtl(q, answer) : wireCacheTtl(reply, scan, answer.rcode);
     if (ttl <= 0 || this.limits.entries === 0) return null;
     const noAnswers = scan === undefined ? answer.answers.length === 0 : reply[6] === 0 && reply[7] === 0;
     const negative = answer.rcode === RCODE.NXDOMAIN || noAnswers;

@@ -93,6 +93,52 @@ export function nameEnd(msg: Uint8Array, offset: number, limit = msg.length): nu
   }
 }
 
+/** `p` with compression pointers followed to the next label; bounded for names nameEnd has not checked. */
+function labelAt(msg: Uint8Array, p: number): number {
+  for (let steps = 0; steps < 128 && (msg[p]! & 0xc0) === 0xc0; steps++) p = ((msg[p]! & 0x3f) << 8) | msg[p + 1]!;
+  return p;
+}
+
+/**
+ * Whether the names at `a` and `b` of `msg` (both accepted by `nameEnd`) are the same name, ASCII
+ * letters in any case (RFC 4343), compression pointers followed. Reads no text, never throws.
+ */
+export function sameNameAt(msg: Uint8Array, a: number, b: number): boolean {
+  for (let labels = 0; labels < 128; labels++) {
+    a = labelAt(msg, a);
+    b = labelAt(msg, b);
+    const len = msg[a]!;
+    if (len !== msg[b]) return false;
+    if (len === 0 || a === b) return true;
+    for (let i = 1; i <= len; i++) {
+      let x = msg[a + i]!, y = msg[b + i]!;
+      if (x >= 0x41 && x <= 0x5a) x |= 0x20;
+      if (y >= 0x41 && y <= 0x5a) y |= 0x20;
+      if (x !== y) return false;
+    }
+    a += len + 1;
+    b += len + 1;
+  }
+  return false;
+}
+
+/** Whether the name at `zone` of `msg` is the name at `name` or one of its ancestors (both accepted by `nameEnd`). */
+export function nameUnderAt(msg: Uint8Array, name: number, zone: number): boolean {
+  let extra = labelCount(msg, name) - labelCount(msg, zone);
+  if (extra < 0) return false;
+  for (; extra > 0; extra--) {
+    name = labelAt(msg, name);
+    name += msg[name]! + 1;
+  }
+  return sameNameAt(msg, name, zone);
+}
+
+function labelCount(msg: Uint8Array, p: number): number {
+  let n = 0;
+  for (p = labelAt(msg, p); msg[p]! !== 0 && n < 128; p = labelAt(msg, p + msg[p]! + 1)) n++;
+  return n;
+}
+
 /** Splits presentation text into labels, honouring "\." and "\\" escapes. Null when not a valid name. */
 export function splitName(name: string): string[] | null {
   if (name === '' || name === '.') return [];

@@ -21,6 +21,8 @@ export const T = {
 export const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5, NOTAUTH: 9, BADVERS: 16 } as const;
 export const CLASS_IN = 1;
 export const CLASS_CH = 3;
+/** QCLASS * (RFC 1035 §3.2.5). */
+export const CLASS_ANY = 255;
 export const OPCODE_QUERY = 0;
 export const EDNS_OPT_NSID = 3;
 /** The largest UDP answer we send (DNS flag day 2020): no IP fragmentation on ordinary paths. */

@@ -373,10 +373,13 @@ t.test('etcd backend faults', async (t) => {
     const error = await a.propose(grant(8)).then(() => null, (e: unknown) => e);
     t.ok(error instanceof LanhaError, `propose refused: ${(error as Error | null)?.message}`);
     t.match(String((a.status()['etcd'] as { lastError: string | null }).lastError), /etcd http:\/\/127\.0\.0\.1:\d+/, 'status names the endpoint that failed');
-    for (let i = 0; i < 3; i++) void cluster.restart(i);
+    // Every restart is awaited before the test ends: one still waiting for its member to turn
+    // healthy when the cluster is torn down rejected with nobody listening and killed the process.
+    const restarts = [0, 1, 2].map((i) => cluster.restart(i));
     await until('etcd back and a leads again', () => a.isLeader(), 30_000);
     await a.propose(grant(9));
     t.ok(a.fsm.lease(0x0a000009), 'and proposals apply again');
+    await Promise.all(restarts);
     await a.close();
   });
 });

@@ -45,6 +45,8 @@ t.test('single node: leads at once, proposals apply, state survives a reopen (sa
   t.equal(again.fsm.lease(0x0a000001)?.mac, '02:00:00:00:00:01', 'the lease survived');
   t.equal(again.fsm.lease(0x0a000001)?.ackedBy, 'n1', 'and who ACKed it, from the replayed entry');
   t.equal(again.status().term, 2, 'a restart is a new term');
+  t.equal(again.committedTerm(again.fsm.appliedIndex), 2, 'the newest applied entry is of the new term');
+  t.ok(again.stateCurrent(), 'so the applied state is current: DHCP may answer from it (lease caching)');
   t.equal(again.fsm.hash(), hash, 'same state hash after the restart');
   await again.close();
 });

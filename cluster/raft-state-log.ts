@@ -250,6 +250,11 @@ export class RaftStateLog implements StateLog {
     return index > node.commitIndex ? undefined : node.entryTerm(index);
   }
 
+  stateCurrent(): boolean {
+    const node = this.host.node;
+    return node.role === 'leader' && node.entryTerm(this.fsm.appliedIndex) === node.term;
+  }
+
   /** Milliseconds this node may still act as leader (0 when isLeader() is false). */
   leaseRemainingMs(): number {
     return this.isLeader() ? this.host.leaseRemainingMs() : 0;

@@ -35,6 +35,13 @@ export interface StateLog {
    * terms (etcd).
    */
   committedTerm?(index: number): number | undefined;
+  /**
+   * The applied state already holds every committed entry, as far as this leader can know: it has
+   * applied an entry of its own term (a new leader's empty entry comes first, after every entry of
+   * earlier terms), so no lease change of an older leader still waits to apply here. DHCP lease
+   * caching answers from the applied state only then. Absent (etcd): never assumed.
+   */
+  stateCurrent?(): boolean;
   close(): Promise<void>;
   /**
    * Exchanges member reports (role, indexes, version, config hash, ...) with the other members, if
@@ -85,6 +92,8 @@ export class MemoryStateLog implements StateLog {
 
   setLeader(leader: boolean): void { this.#leader = leader; }
   isLeader(): boolean { return this.#leader; }
+  /** Every proposal applies at once here. */
+  stateCurrent(): boolean { return this.#leader; }
   logTimeMs(): number { return Math.max(this.fsm.lastAt, this.#clock.wallMs()); }
 
   async propose(command: Command): Promise<AppliedEntry> {

@@ -126,6 +126,10 @@ const refusals: Array<[string, string, string, string]> = [
   ['DNS over TCP on the Raft port', base.replace('name: solo', 'name: solo\n  address: 127.0.0.1') + 'cluster: { id: r, members: [{ name: solo, address: 127.0.0.1, port: 7400 }] }\ndns: { port: 7400 }\n', 'cluster.members[0].port: 7400', 'is also dns.port: both would bind tcp 127.0.0.1:7400'],
   ['a default port taken by another service', base + 'ntp: { listen: [127.0.0.1] }\ntftp: { root: /srv, listen: [127.0.0.1], port: 123 }\n', 'ntp.port: (default) is also tftp.port', 'udp 127.0.0.1:123'],
   ['the boot HTTP listener on the DNS port', base + 'dns: { port: 8080, listen: [127.0.0.1] }\nboot: { http: { listen: [127.0.0.1] } }\n', 'boot.http.port: (default) is also dns.port', 'tcp 127.0.0.1:8080'],
+  ['dhcp.cacheThreshold of 1 (a cached lease could be over)', sub('').replace('dhcp:\n', 'dhcp:\n  cacheThreshold: 1\n'), 'dhcp.cacheThreshold: 1', 'is not below 1'],
+  ['a negative dhcp.cacheThreshold', sub('').replace('dhcp:\n', 'dhcp:\n  cacheThreshold: -0.25\n'), 'dhcp.cacheThreshold: -0.25', 'is not a fraction of the lease time'],
+  ['dhcp.cacheThreshold as a percentage text', sub('').replace('dhcp:\n', 'dhcp:\n  cacheThreshold: "25%"\n'), 'dhcp.cacheThreshold: "25%"', 'is not a fraction of the lease time'],
+  ['dhcp.cacheMaxAge not a duration', sub('').replace('dhcp:\n', 'dhcp:\n  cacheMaxAge: ten minutes\n'), 'dhcp.cacheMaxAge: "ten minutes"', 'is not a duration'],
   ['a duplicate YAML key names its key path', base + 'dns:\n  zones:\n    - name: lan\n      ttl: 1h\n      ttl: 2h\n', 'dns.zones[0].ttl: duplicate key', 'line 10'],
 ];
 
@@ -137,6 +141,15 @@ for (const [what, yaml, path, fragment] of refusals) {
     if (line) t.match(line, fragment, 'and says what is wrong');
   });
 }
+
+t.test('dhcp lease caching: off unless set; cacheThreshold a fraction, cacheMaxAge a duration', async (t) => {
+  const dhcp = (extra: string) => parseConfig(sub('').replace('dhcp:\n', `dhcp:\n${extra}`)).dhcp!;
+  t.equal(dhcp('').cacheThreshold, undefined, 'no threshold by default (Kea 2.x leaves caching off too)');
+  t.equal(dhcp('').cacheMaxAge, undefined);
+  t.equal(dhcp('  cacheThreshold: 0.25\n').cacheThreshold, 0.25);
+  t.equal(dhcp('  cacheThreshold: 0\n').cacheThreshold, 0, '0 is accepted: off, as in Kea');
+  t.equal(dhcp('  cacheMaxAge: 10m\n').cacheMaxAge, 600_000);
+});
 
 t.test('refuses a YAML alias bomb with a clear message, quickly', async (t) => {
   let yaml = base + 'x0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n';

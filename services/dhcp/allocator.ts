@@ -296,6 +296,44 @@ export class Allocator {
   }
 }
 
+/**
+ * Lease caching (Kea's `cache-threshold` / `cache-max-age`): a REQUEST whose grant would write
+ * nothing new is answered from the committed lease. `threshold`: the lease's age limit as a
+ * fraction of its lease time; `maxAgeMs`: an age limit. Each applies when set, and 0 turns caching
+ * off (as in Kea); with neither set it is off.
+ */
+export interface LeaseCacheSettings {
+  threshold?: number | undefined;
+  maxAgeMs?: number | undefined;
+}
+
+export type LeaseGrant = Extract<Command, { type: 'lease.grant' }>;
+
+/**
+ * May `grant` (what the full path would propose for this request) be answered from `lease`, the
+ * committed binding, without a log entry? Only when the grant would change nothing the lease
+ * records (address, MAC, client id, host name, subnet, and the lease time: a config change of it
+ * goes through the log), the binding is live, and it was granted or last renewed less than
+ * `threshold` x its lease time ago (and less than `maxAgeMs`). Returns the lease time left, which
+ * is what the ACK states: the expiry the client is told is the committed one, never later. Pure.
+ */
+export function reusableLease(lease: Lease | undefined, grant: LeaseGrant, cache: LeaseCacheSettings, nowMs: number): { remainingMs: number } | null {
+  const { threshold, maxAgeMs } = cache;
+  if (threshold === undefined && maxAgeMs === undefined) return null;
+  if (threshold !== undefined && !(threshold > 0 && threshold < 1)) return null;
+  if (lease === undefined || lease.state !== 'bound') return null;
+  if (lease.ip !== grant.ip || lease.mac !== grant.mac || lease.clientId !== grant.clientId || lease.hostname !== grant.hostname || lease.subnet !== grant.subnet) return null;
+  const lifetimeMs = lease.expiresAt - lease.grantedAt;
+  if (lifetimeMs !== grant.leaseMs) return null;
+  const ageMs = nowMs - lease.grantedAt;
+  if (!(ageMs >= 0)) return null; // a clock behind the grant: nothing to measure the age by
+  if (threshold !== undefined && !(ageMs < threshold * lifetimeMs)) return null;
+  if (maxAgeMs !== undefined && !(ageMs < maxAgeMs)) return null;
+  const remainingMs = lease.expiresAt - nowMs;
+  // Option 51 carries whole seconds: under one second left there is nothing to state.
+  return remainingMs >= 1000 ? { remainingMs } : null;
+}
+
 /** A lease belongs to the request's client: same client id when both have one, else same MAC. */
 export function sameClient(lease: Lease, request: Pick<ClientRequest, 'mac' | 'clientId'>): boolean {
   if (lease.clientId !== undefined && request.clientId !== undefined) return lease.clientId === request.clientId;

@@ -4,6 +4,7 @@ import { formatIpv4, parseIpv4 } from '../../lib/ipv4.js';
 import { parseMac } from '../../lib/mac.js';
 import { errorMessage } from '../../lib/errors.js';
 import { logNowMs, type StateLog } from '../../cluster/state-log.js';
+import type { Command } from '../../cluster/commands.js';
 import type { Lease } from '../../cluster/fsm.js';
 import type { SubnetUse } from './allocator.js';
 
@@ -45,7 +46,8 @@ function row(lease: Lease, nowMs: number): LeaseRow {
   };
 }
 
-export function leaseRoutes(state: StateLog, clock: Clock, pools: (nowMs: number) => SubnetUse[] = () => []): ApiRoutes {
+/** `propose`: how a release is proposed (the DHCP handler's proposeLease, so no cached ACK races it). */
+export function leaseRoutes(state: StateLog, clock: Clock, pools: (nowMs: number) => SubnetUse[] = () => [], propose: (command: Command) => Promise<unknown> = (command) => state.propose(command)): ApiRoutes {
   return {
     'GET /v1/leases': ({ query }) => {
       const nowMs = logNowMs(state, clock);
@@ -73,7 +75,7 @@ export function leaseRoutes(state: StateLog, clock: Clock, pools: (nowMs: number
       if (leases.length === 0) return { status: 404, body: { error: `no bound lease for ${target}` } };
       if (!state.isLeader()) return { status: 409, body: { error: 'this node is not the leader; run the command on the leader' } };
       try {
-        for (const l of leases) await state.propose({ type: 'lease.release', ip: l.ip, mac: l.mac });
+        for (const l of leases) await propose({ type: 'lease.release', ip: l.ip, mac: l.mac });
       } catch (error) {
         return { status: 503, body: { error: `release not committed: ${errorMessage(error)}` } };
       }

@@ -48,6 +48,17 @@ export function subnetReplyOptions(subnet: DhcpSubnetConfig, subnetId: string): 
   };
 }
 
+/**
+ * A subnet's reply times for a binding with `remainingMs` left (a cached lease, allocator.ts
+ * reusableLease): the lease time (51) is what is left, and T1 (58) and T2 (59) keep their share of
+ * the lease time (Kea does the same for a reused lease), so T1 < T2 < lease time still holds.
+ */
+export function remainingLease(subnet: SubnetReplyOptions, remainingMs: number): SubnetReplyOptions {
+  const leaseMs = Math.min(subnet.leaseMs, remainingMs);
+  const share = leaseMs / subnet.leaseMs;
+  return { ...subnet, leaseMs, renewMs: Math.floor(subnet.renewMs * share), rebindMs: Math.floor(subnet.rebindMs * share) };
+}
+
 export interface ReplyInput {
   kind: 'offer' | 'ack' | 'nak' | 'inform';
   request: DhcpMessage;

@@ -14,10 +14,12 @@ import type { AckRecord } from '../../cluster/ack-audit.js';
 import type { RunningService, ServiceContext, ServiceStatus } from '../contract.js';
 import { decodeDhcp, type DhcpMessage } from './wire.js';
 import { readRequest, type ClientRequest } from './request.js';
-import { Allocator, formatRange, normalizeClientId, poolSubnet, poolUse, sameClient, type Decision, type PoolSubnet, type SubnetUse } from './allocator.js';
+import {
+  Allocator, formatRange, normalizeClientId, poolSubnet, poolUse, reusableLease, sameClient, type Decision, type LeaseCacheSettings, type LeaseGrant, type PoolSubnet, type SubnetUse,
+} from './allocator.js';
 import { inventoryOwners, leaseOwners, nameHeldBy, nameLabel, recordOwners, reservationOwners, staticRecordNames, type NameHolder, type NameOwners } from '../names.js';
 import { planBoot, type BootRule } from './netboot.js';
-import { buildReply, encodeReply, replyDestination, replySizeMax, subnetReplyOptions, type Destination, type ReplyInput, type SubnetReplyOptions } from './responder.js';
+import { buildReply, encodeReply, remainingLease, replyDestination, replySizeMax, subnetReplyOptions, type Destination, type ReplyInput, type SubnetReplyOptions } from './responder.js';
 import type { DhcpConfig } from './config.js';
 import { leaseRoutes } from './leases-api.js';
 import { fromInterface, resolveInterface, type InterfaceAddress } from './interface.js';
@@ -84,6 +86,10 @@ export class DhcpHandler {
   /** Names of grants proposed but not yet applied: two clients asking at once cannot both win. */
   #namesInFlight = new Map<string, NameHolder>();
   #nameOwners: readonly NameOwners[];
+  /** Lease caching (dhcp.cacheThreshold, dhcp.cacheMaxAge): null when off. */
+  #cache: LeaseCacheSettings | null;
+  /** Lease commands proposed and not yet settled, per address: a cached ACK never races one. */
+  #leaseCommandsInFlight = new Map<Ipv4, number>();
 
   constructor(options: DhcpHandlerOptions) {
     const config = options.config;
@@ -113,6 +119,7 @@ export class DhcpHandler {
     const anchor = [...ifaceAddresses, config.listen, options.nodeAddress, serverId].find((a) => a !== undefined && subnets.some((s) => cidrContains(s.cidr, a)));
     this.#local = anchor === undefined ? undefined : subnets.find((s) => cidrContains(s.cidr, anchor));
     this.#boot = config.boot;
+    this.#cache = config.cacheThreshold === undefined && config.cacheMaxAge === undefined ? null : { threshold: config.cacheThreshold, maxAgeMs: config.cacheMaxAge };
     const inFlight: NameOwners = { kind: 'pending', holdersOf: (label) => { const h = this.#namesInFlight.get(label); return h === undefined ? [] : [h]; } };
     // Reservations, then inventory nodes (a node's name is its own), then what the caller plugs in.
     this.#nameOwners = [reservationOwners(config.subnets, normalizeClientId), inventoryOwners(options.state.fsm.inventory), ...(options.nameOwners ?? []), leaseOwners(options.state.fsm), inFlight];
@@ -235,6 +242,8 @@ export class DhcpHandler {
         this.#log.info({ event: `dhcp.lease.${decision.kind}d`, ...facts, ip: formatIpv4(request.ciaddr || (client.requestedIp ?? 0)) }, decision.kind);
         return [];
       case 'ack': {
+        const cached = this.#cachedAck(decision, request, client, nowMs);
+        if (cached !== null) return [cached];
         const label = this.#claimName(decision.propose, nowMs);
         const proposedAt = performance.now();
         let committed: AppliedEntry | null;
@@ -284,6 +293,37 @@ export class DhcpHandler {
     }
   }
 
+  /**
+   * Lease caching: the ACK of a REQUEST whose grant would change nothing in its client's lease,
+   * granted or renewed recently enough (allocator.ts reusableLease), sent from the committed lease
+   * with the lease time left and no log entry; null when the grant must go through the log. Read
+   * only from a current state (StateLog.stateCurrent: no older leader's entry still to apply) and
+   * never while another command on the address is in flight: either could change the lease.
+   */
+  #cachedAck(decision: Extract<Decision, { kind: 'ack' }>, request: DhcpMessage, client: ClientRequest, nowMs: number): Reply | null {
+    const grant = decision.propose;
+    if (this.#cache === null || grant.type !== 'lease.grant' || this.#leaseCommandsInFlight.has(grant.ip) || this.#state.stateCurrent?.() !== true) return null;
+    const lease = this.#state.fsm.lease(grant.ip);
+    const reuse = lease === undefined ? null : reusableLease(lease, this.#grantAsNamed(grant, nowMs), this.#cache, nowMs);
+    if (lease === undefined || reuse === null) return null;
+    this.allocator.settle(client.clientKey);
+    this.counters.inc('sent.ack');
+    this.counters.inc('lease.reused');
+    this.#recordBinding(client, grant.ip);
+    if (lease.index !== undefined) this.#onAck?.({ index: lease.index, term: this.#state.committedTerm?.(lease.index) ?? null, ip: grant.ip, mac: client.mac, at: lease.changedAt, sentAt: nowMs });
+    const subnet = this.#replyOptions.get(decision.subnet.id);
+    const extras = this.#extras(decision.subnet.id, client, decision.hostname);
+    if (subnet !== undefined) extras.subnet = remainingLease(subnet, reuse.remainingMs);
+    return this.#reply({ kind: 'ack', request, client, serverId: this.serverId, ip: grant.ip, ...extras });
+  }
+
+  /** The grant as the full path would propose it: without its host name when someone else owns the name. */
+  #grantAsNamed(grant: LeaseGrant, nowMs: number): LeaseGrant {
+    if (grant.hostname === undefined || nameHeldBy(grant.hostname, grant, this.#nameOwners, nowMs) === undefined) return grant;
+    const { hostname: _refused, ...rest } = grant;
+    return rest;
+  }
+
   /** One ACK's stage times (ack-stages.ts); the log's part comes from the entry's timing when it has one. */
   #recordStages(startedAt: number, decodedAt: number, proposedAt: number, resumedAt: number, entry: AppliedEntry): void {
     const end = performance.now();
@@ -323,10 +363,28 @@ export class DhcpHandler {
     return label;
   }
 
-  /** Proposes and waits until durable and applied: the entry, or null (no reply) when the log refused. */
-  async #commit(command: Parameters<StateLog['propose']>[0], client: ClientRequest): Promise<AppliedEntry | null> {
+  /**
+   * Every lease command goes through here (the handler's, the expiry sweep's, `lanctl leases
+   * release`): while one is in flight its address gets no cached ACK, which would be read from the
+   * lease before the command applies.
+   */
+  async proposeLease(command: Command): Promise<AppliedEntry> {
+    const ip = command.type === 'lease.grant' || command.type === 'lease.release' || command.type === 'lease.decline' || command.type === 'lease.expire' ? command.ip : undefined;
+    if (ip === undefined) return this.#state.propose(command);
+    this.#leaseCommandsInFlight.set(ip, (this.#leaseCommandsInFlight.get(ip) ?? 0) + 1);
     try {
       return await this.#state.propose(command);
+    } finally {
+      const left = (this.#leaseCommandsInFlight.get(ip) ?? 1) - 1;
+      if (left > 0) this.#leaseCommandsInFlight.set(ip, left);
+      else this.#leaseCommandsInFlight.delete(ip);
+    }
+  }
+
+  /** Proposes and waits until durable and applied: the entry, or null (no reply) when the log refused. */
+  async #commit(command: Command, client: ClientRequest): Promise<AppliedEntry | null> {
+    try {
+      return await this.proposeLease(command);
     } catch (error) {
       this.counters.inc('propose.failed');
       this.#log.warn({ event: 'dhcp.propose.failed', mac: client.mac, err: errorMessage(error) }, 'lease change not committed; no reply sent');
@@ -394,7 +452,7 @@ export class DhcpHandler {
     const commands = this.allocator.expiredLeases(this.#state.fsm.leases(), nowMs, 256);
     await Promise.all(commands.map(async (command) => {
       try {
-        await this.#state.propose(command);
+        await this.proposeLease(command);
         this.counters.inc('lease.expired');
       } catch (error) {
         this.#log.warn({ event: 'dhcp.expire.failed', err: errorMessage(error) }, 'could not reclaim an expired lease');
@@ -490,7 +548,7 @@ export async function startDhcpServer(options: DhcpServerOptions): Promise<Runni
   }, options.sweepIntervalMs ?? 5000);
   timer.unref();
   log.info({ event: 'dhcp.listening', address, port, serverId: formatIpv4(handler.serverId), ...(config.interface === undefined ? {} : { interface: config.interface }) }, 'DHCP listening');
-  const routes: ApiRoutes = leaseRoutes(options.state, clock, (nowMs) => handler.poolUse(nowMs));
+  const routes: ApiRoutes = leaseRoutes(options.state, clock, (nowMs) => handler.poolUse(nowMs), (command) => handler.proposeLease(command));
   return {
     name: 'dhcp',
     handler,

@@ -155,6 +155,8 @@ export function createMetrics(view: MetricsView, options: { perClient: boolean; 
     dhcpCounter('lanha_dhcp_packets_received_total', 'DHCP requests received, by message type.', 'received.', 'type');
     dhcpCounter('lanha_dhcp_packets_sent_total', 'DHCP replies sent, by message type.', 'sent.', 'type');
     dhcpCounter('lanha_dhcp_packets_dropped_total', 'DHCP packets dropped without a reply, by reason.', 'dropped.', 'reason');
+    new Counter({ name: 'lanha_dhcp_lease_reuses_total', help: 'REQUESTs ACKed from the committed lease with the lease time left, writing nothing (lease caching: dhcp.cacheThreshold, dhcp.cacheMaxAge; Kea\'s v4-lease-reuses).', registers: r,
+      collect() { this.reset(); this.inc(counters(status('dhcp'))['lease.reused'] ?? 0); } });
     const pool = (name: string, help: string, read: (p: SubnetUsage['pools'][number]) => number): void => {
       new Gauge({ name, help, labelNames: ['subnet', 'pool'], registers: r,
         collect() { this.reset(); for (const s of view.pools()) for (const p of s.pools) this.set({ subnet: p.subnet, pool: p.pool }, read(p)); } });

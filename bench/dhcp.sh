@@ -26,8 +26,12 @@
 #      MEMORY_ONLY=1 (phase 7 only), MEMORY_CLIENTS (1000), START_RATE (100) and RENEW_START_RATE (100),
 #      EXIT_WAIT_US (1000000: perfdhcp -W in the searches; 0 = off),
 #      LANHA_NODE_FLAGS (node flags for lanha instead of the systemd unit's), LANHA_DNS_WORKER_NODE_FLAGS
-#      (the daemon's own knob, lib/memory.ts: V8 flags of its DNS UDP workers). Also prints lanha's GC
-#      pauses over its runs: RESULT dhcp.gc_ms_per_ack.
+#      (the daemon's own knob, lib/memory.ts: V8 flags of its DNS UDP workers), CACHE_THRESHOLD (unset:
+#      lease caching off on both, as both default; e.g. 0.25: lanha's dhcp.cacheThreshold and Kea's
+#      cache-threshold, set through its control socket: a renewal early in the lease is ACKed from the
+#      lease it has, writing nothing). Also prints lanha's GC pauses over its runs: RESULT
+#      dhcp.gc_ms_per_ack, and the share of renewal-run ACKs lanha sent from its cache:
+#      RESULT dhcp.renew_cached_per_ack.
 # Every server is started here with its own config and stopped by PID. Needs root.
 source "$(dirname "$0")/lib.sh"
 SKIP=${SKIP:-}
@@ -79,8 +83,24 @@ peak_rss() { # PID FILE: the largest rss_kib seen, sampled every 0.5 s while PID
 ack_stages() { # lanha control socket -> one line per ACK stage: "stage mean p50 p99" (ms, last 4096 ACKs)
   node "$LANCTL" status --json --socket "$1" 2>/dev/null | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const st=JSON.parse(s).services.dhcp?.ackStages ?? {};for(const [k,v] of Object.entries(st)) console.log(k, v.meanMs ?? "NA", v.p50Ms ?? "NA", v.p99Ms ?? "NA")})'
 }
-storage() { # lanha control socket -> "fsyncs acks leases"
-  node "$LANCTL" status --json --socket "$1" 2>/dev/null | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);console.log(j.cluster.storage?.fsyncs ?? 0, j.services.dhcp?.counters?.["sent.ack"] ?? 0)})'
+storage() { # lanha control socket -> "fsyncs acks cached-acks"
+  node "$LANCTL" status --json --socket "$1" 2>/dev/null | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);const c=j.services.dhcp?.counters ?? {};console.log(j.cluster.storage?.fsyncs ?? 0, c["sent.ack"] ?? 0, c["lease.reused"] ?? 0)})'
+}
+
+kea_cache() { # scratch dir: Kea's cache-threshold set to CACHE_THRESHOLD through its control socket (config-get, config-set)
+  node -e '
+const net = require("net");
+const ask = (command) => new Promise((resolve, reject) => {
+  const s = net.connect(process.argv[1], () => s.write(JSON.stringify(command)));
+  let b = ""; s.on("data", (d) => b += d); s.on("end", () => resolve(JSON.parse(b))); s.on("error", reject);
+});
+(async () => {
+  const got = await ask({ command: "config-get" });
+  const config = got.arguments; config.Dhcp4["cache-threshold"] = Number(process.argv[2]);
+  const set = await ask({ command: "config-set", arguments: config });
+  const back = (await ask({ command: "config-get" })).arguments.Dhcp4["cache-threshold"];
+  console.log(`kea cache-threshold: ${back} (config-set result ${set.result}${set.text ? ": " + set.text : ""})`);
+})().catch((e) => { console.log(`kea cache-threshold not set: ${e.message}`); });' "$1/kea4-ctrl.sock" "$CACHE_THRESHOLD"
 }
 
 fsync_probe() { # PID -> "syncs acks": fsync-family calls of every thread of PID (strace -c) over 3 s of perfdhcp at 100 DORA/s
@@ -102,6 +122,10 @@ start() { # kind -> sets PID
   if [ "$1" = lanha ]; then PID=$(lanha_start "$D/lanha" | awk '/^PID/{print $2}')
   else PID=$(bash "$SHARED/dhcp-server.sh" "$1" "$D/$1" | awk '/^PID/{print $2}'); fi
   [ -n "$PID" ] && PIDS+=("$PID")
+  if [ -n "$PID" ] && [ -n "${CACHE_THRESHOLD:-}" ] && [ "${1%-*}" = kea ]; then
+    for _ in $(seq 1 50); do [ -S "$D/$1/kea4-ctrl.sock" ] && break; sleep 0.1; done
+    kea_cache "$D/$1"
+  fi
 }
 stop() { # the anchors are grandchildren (started by dhcp-server.sh): wait until the PID is gone
   [ -n "${PID:-}" ] || return 0
@@ -226,7 +250,7 @@ for kind in lanha kea-persist dnsmasq; do
     V[$label.rp50]=$(echo "$lat" | sed -n 's/.*"requestP50Ms":\([0-9.]*\).*/\1/p')
     V[$label.rp99]=$(echo "$lat" | sed -n 's/.*"requestP99Ms":\([0-9.]*\).*/\1/p')
     echo "== $label: renewals"
-    [ "$label" = lanha ] && read -r F0 A0 < <(storage "$D/lanha/lanha.sock")
+    [ "$label" = lanha ] && read -r F0 A0 C0 < <(storage "$D/lanha/lanha.sock")
     # From 100/s: a renewal step at 50/s failed the shared script's 90 % rule on both servers (lanha
     # 45 of 50/s, Kea 46, both at load 13-26): perfdhcp sends ~15 renewals fewer per 3 s step at any
     # rate (it renews leases only once acquired), 10 % of a 50/s step, 5 % at 100/s. The light step
@@ -234,9 +258,10 @@ for kind in lanha kea-persist dnsmasq; do
     PATH=$PERF_PATH LABEL=$label MODE=renew START_RATE=${RENEW_START_RATE:-100} bash "$SHARED/dhcp-perf.sh" 10.99.0.1 | tee "$D/$label-renew.out" | grep -E '^(STEP|RESULT)'
     V[$label.renew]=$(value dhcp.renew_per_s "$D/$label-renew.out")
     if [ "$label" = lanha ]; then
-      read -r F1 A1 < <(storage "$D/lanha/lanha.sock")
+      read -r F1 A1 C1 < <(storage "$D/lanha/lanha.sock")
       V[lanha.fsync_per_ack]=$(awk -v f=$((F1 - F0)) -v a=$((A1 - A0)) 'BEGIN{ if (a > 0) printf "%.3f", f / a }')
-      echo "lanha during the renewal runs: $((F1 - F0)) fsyncs for $((A1 - A0)) ACKs"
+      V[lanha.cached_per_ack]=$(awk -v c=$((C1 - C0)) -v a=$((A1 - A0)) 'BEGIN{ if (a > 0) printf "%.3f", c / a }')
+      echo "lanha during the renewal runs: $((F1 - F0)) fsyncs for $((A1 - A0)) ACKs, $((C1 - C0)) of them from the lease cache"
       ack_stages "$D/lanha/lanha.sock" > "$D/stages"
       echo "lanha: where an ACK's time went (last 4096 ACKs, ms: stage mean p50 p99)"; sed 's/^/  /' "$D/stages"
       # GC pauses of the daemon over its DORA, latency and renewal runs, per ACK sent.
@@ -297,6 +322,8 @@ while read -r stage mean p50 p99; do
   echo "RESULT dhcp.ack_stage_ms.$stage lanha=$mean anchor=NA ratio=NA unit=ms better=lower p50=$p50 p99=$p99"
 done < <(cat "$D/stages" 2>/dev/null)
 echo "RESULT dhcp.fsyncs_per_ack lanha=$(or_na "${V[lanha.fsync_per_ack]:-}") anchor=NA ratio=NA unit=fsyncs better=lower"
+# The ACKs of the renewal runs (DORA and renewals: perfdhcp -f runs both) that lanha sent from its lease cache.
+echo "RESULT dhcp.renew_cached_per_ack lanha=$(or_na "${V[lanha.cached_per_ack]:-}") anchor=NA ratio=NA unit=ratio better=higher cache_threshold=${CACHE_THRESHOLD:-off}"
 echo "RESULT dhcp.renew_burst_per_s lanha=$(or_na "${V[lanha.burst_per_s]:-}") kea=$(or_na "${V[kea.burst_per_s]:-}") ratio=$(ratio "${V[lanha.burst_per_s]:-}" "${V[kea.burst_per_s]:-}") unit=renew/s better=higher sent=$LIGHT_COUNT acked=$(or_na "${V[lanha.burst_acked]:-}") kea_acked=$(or_na "${V[kea.burst_acked]:-}")"
 echo "RESULT dhcp.renew_burst.fsyncs_per_ack lanha=$(or_na "${V[lanha.burst_fsyncs]:-}") anchor=NA ratio=NA unit=fsyncs better=lower renewals=$(or_na "${V[lanha.burst_acked]:-}")"
 [ -n "${V[dnsmasq.probe_acks]:-}" ] || echo "# dhcp.durability.fsyncs_per_ack: dnsmasq=NA: $(na_reason dnsmasq)"

@@ -6,7 +6,8 @@
 #                                  SRV_IF), the cleanup on exit, root and build checks, the anchors
 #                                  of bench/packages/AREA.txt, and the lab up
 #   lanha_bench_config DIR LEVEL [CLUSTER]   writes DIR/lanha.yaml: the DHCP server both benches
-#                                  measure (state and control socket in DIR), with a cluster: block
+#                                  measure (state and control socket in DIR), with a cluster: block;
+#                                  CACHE_THRESHOLD set: dhcp.cacheThreshold (lease caching) too
 # A bench may define bench_before_cleanup (e.g. to copy logs out of $D); it runs first at exit.
 set -uo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -47,6 +48,7 @@ node: { name: bench, address: 10.99.0.1, stateDir: $1/state, controlSocket: $1/l
 ${3:-}
 dhcp:
   rateLimit: { perMac: 100, global: 1000000 }
+${CACHE_THRESHOLD:+  cacheThreshold: $CACHE_THRESHOLD}
   subnets:
     - subnet: 10.99.0.0/16
       pools: [10.99.1.0-10.99.200.255]

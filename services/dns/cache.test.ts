@@ -254,6 +254,21 @@ t.test('store: reply shapes the wire form does not take go through put; not cach
 /** Any 32-bit TTL: mostly ordinary ones, sometimes the top bit set (RFC 2181 §8). */
 const ttlArb = fc.oneof({ arbitrary: fc.nat(), weight: 4 }, { arbitrary: fc.integer({ min: 0x80000000, max: 0xffffffff }), weight: 1 });
 
+t.test('a name that reads a TTL field (a pointer into it) is served as the reply had it, not as the countdown rewrote it', async (t) => {
+  // Found by test/fuzz/dns-cache.test.ts: the SOA's MNAME is "ns" + a pointer to offset 30, inside
+  // the SOA's own TYPE/CLASS/TTL; storing the negative TTL (and every countdown) changed the name.
+  const reply = Uint8Array.from([18, 52, 129, 128, 0, 1, 0, 0, 0, 2, 0, 1, 1, 120, 7, 101, 120, 97, 109, 112, 108, 101, 0, 0, 1, 0, 1,
+    192, 12, 0, 6, 0, 1, 0, 0, 1, 1, 0, 27, 2, 110, 115, 192, 30, 192, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0,
+    192, 12, 0, 1, 0, 1, 0, 0, 0, 0, 0, 4, 10, 0, 0, 1, 192, 12, 0, 5, 0, 1, 0, 0, 0, 0, 0, 2, 192, 12]);
+  const want = decoded(reply).authority[0]!;
+  const c = new ForwardCache(limits);
+  t.ok(c.store(q('x.example'), reply, decoded(reply), 0, scanMessage(reply)!) !== null, 'stored (through put)');
+  for (const nowMs of [0, 5_000]) {
+    const got = serve(c, query('x.example', 1), nowMs)!.authority[0]!;
+    t.same([...got.rdata], [...want.rdata], `SOA RDATA as sent, ${nowMs / 1000} s later`);
+  }
+});
+
 t.test('lifetime and entry read from the reply\'s bytes (the miss path, nothing decoded) equal the decoded reply\'s', async (t) => {
   const names = fc.constantFrom('x.example', 'X.Example', 'y.example', 'other', 'example', '');
   const rrArb = fc.oneof(

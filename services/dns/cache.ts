@@ -1,5 +1,5 @@
 import { asciiLower, encodeName, nameEnd, nameUnderAt, readName, sameNameAt, splitName } from './name.js';
-import { CLASS_ANY, HEADER_SIZE, RCODE, T, UDP_PAYLOAD_MAX, decodeMessage, u32, emptyMessage, encodeMessage, type DnsRecord, type MessageScan, type Question, type RecordTable } from './wire.js';
+import { CLASS_ANY, HEADER_SIZE, RCODE, T, UDP_PAYLOAD_MAX, rdataNameOffsets, decodeMessage, u32, emptyMessage, encodeMessage, type DnsRecord, type MessageScan, type Question, type RecordTable } from './wire.js';
 
 export type { RecordTable } from './wire.js';
 import type { FastQuery } from './fast.js';
@@ -232,18 +232,38 @@ export function ttlOffsets(msg: Uint8Array): number[] | null {
   return recordTable(msg)?.ttlAt ?? null;
 }
 
-/** Whether a name at `p` (already checked by nameEnd) follows a compression pointer below `floor`. */
-function pointsBelow(msg: Uint8Array, p: number, floor: number): boolean {
+/**
+ * Whether the name at `p` (accepted by nameEnd) reads a byte marked in `patched`: a compression
+ * pointer may point anywhere earlier, even into a header or a TTL field, and those bytes are
+ * rewritten when the entry is stored and served, which would change the name.
+ */
+function readsPatched(msg: Uint8Array, p: number, patched: Uint8Array): boolean {
   for (let steps = 0; steps < 256 && p < msg.length; steps++) {
     const len = msg[p]!;
+    if (patched[p] === 1) return true;
     if (len === 0) return false;
     if ((len & 0xc0) === 0xc0) {
-      const target = ((len & 0x3f) << 8) | (msg[p + 1] ?? 0);
-      if (target < floor) return true;
-      p = target;
+      if (patched[p + 1] === 1) return true;
+      p = ((len & 0x3f) << 8) | (msg[p + 1] ?? 0);
       continue;
     }
+    for (let i = p + 1; i <= p + len; i++) if (patched[i] === 1) return true;
     p += len + 1;
+  }
+  return false;
+}
+
+/** Whether a name of the reply (an owner's, or one in RDATA) reads its header or a TTL field. */
+function namesReadPatched(reply: Uint8Array, table: RecordTable, count: number): boolean {
+  const patched = new Uint8Array(reply.length);
+  patched.fill(1, 0, HEADER_SIZE);
+  for (let i = 0; i < count; i++) patched.fill(1, table.ttlAt[i]!, table.ttlAt[i]! + 4);
+  for (let i = 0; i < count; i++) {
+    if (readsPatched(reply, table.start[i]!, patched)) return true;
+    const at = table.ttlAt[i]!;
+    for (const p of rdataNameOffsets(reply, table.type[i]!, at + 6, (reply[at + 4]! << 8) | reply[at + 5]!)) {
+      if (readsPatched(reply, p, patched)) return true;
+    }
   }
   return false;
 }
@@ -253,7 +273,8 @@ function pointsBelow(msg: Uint8Array, p: number, floor: number): boolean {
  * (the forwarding miss path; `put` is the general form): ID 0, QR and RA set, AA/TC/AD/CD cleared,
  * the OPT dropped, every SOA of a negative answer given the negative TTL `ttlS` (RFC 2308 §5).
  * Null when the reply does not have the simple shape this needs (one uncompressed question, the
- * OPT as the last record if any, no name pointing into the header): the caller then uses `put`.
+ * OPT as the last record if any, no name reading the header or a TTL field, which are rewritten):
+ * the caller then uses `put`.
  * Never throws.
  */
 export function wireFromReply(reply: Uint8Array, negative: boolean, ttlS: number, table = recordTable(reply)): WireEntry | null {
@@ -274,10 +295,9 @@ export function wireFromReply(reply: Uint8Array, negative: boolean, ttlS: number
       if (i !== count - 1 || arcount === 0 || reply[table.ttlAt[i]!] !== 0) return null;
       end = table.start[i]!;
       arcount--;
-    } else if (pointsBelow(reply, table.start[i]!, HEADER_SIZE)) {
-      return null;
     }
   }
+  if (namesReadPatched(reply, table, end === reply.length ? count : count - 1)) return null;
   const body = Uint8Array.from(reply.subarray(0, end));
   body[0] = 0; body[1] = 0;
   body[2] = 0x80; // QR; opcode 0, AA/TC/RD clear (RD is the asker's, patched per reply)

@@ -219,6 +219,27 @@ function optionsFit(msg: Uint8Array, q: number, end: number): boolean {
   return true;
 }
 
+/**
+ * Where each name in a record's RDATA starts, for the types whose RDATA names may be compressed
+ * (`rdataFits` accepted it); none for the others (their RDATA is opaque bytes).
+ */
+export function rdataNameOffsets(msg: Uint8Array, type: number, start: number, rdlen: number): number[] {
+  const layout = COMPRESSIBLE[type] ?? EXPAND_ONLY[type];
+  const out: number[] = [];
+  if (layout === undefined) return out;
+  let q = start;
+  for (const item of layout) {
+    if (item === 'name') {
+      out.push(q);
+      q = nameEnd(msg, q, start + rdlen);
+      if (q < 0) break;
+    } else {
+      q += item;
+    }
+  }
+  return out;
+}
+
 /** Whether `expandRdata` would accept this RDATA. */
 function rdataFits(msg: Uint8Array, type: number, start: number, rdlen: number): boolean {
   const layout = COMPRESSIBLE[type] ?? EXPAND_ONLY[type];

@@ -1,0 +1,158 @@
+// bench helper: how many bytes of JavaScript heap one forwarded cache miss allocates in the process
+// that answers it (what the DNS UDP worker's young generation fills with, so how often it stops to
+// scavenge). The process under test runs the worker's own parts (DnsAnswerer, Forwarder, the
+// upstream socket pool) on a loopback socket; a child process plays the clients and the upstream
+// (so none of its allocations count). Young generation made large (64 MiB semi-spaces) so that no
+// collection runs during the measured misses: the heap's growth over them is what they allocated.
+//   node dist/bench/dns-miss-alloc.js [MISSES (5000)]
+// PROFILE=1 also prints where the bytes went: V8's sampling heap profiler over the measured misses,
+// bytes per miss by allocating function (the top 25).
+// Prints `RESULT dns.forward.miss_alloc_bytes lanha=<bytes per miss> anchor=NA ...` (lanha only).
+import { execFileSync, fork } from 'node:child_process';
+import dgram from 'node:dgram';
+import { getHeapSpaceStatistics } from 'node:v8';
+import { PerformanceObserver } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { Session } from 'node:inspector/promises';
+import { parseConfig } from '../config/index.js';
+import { silentLogger } from '../lib/log.js';
+import { systemClock } from '../lib/clock.js';
+import { cryptoRandom } from '../lib/random.js';
+import { DnsAnswerer } from '../services/dns/answerer.js';
+import { Forwarder, forwardWith, inFlightShare } from '../services/dns/forward.js';
+import { buildZoneSet } from '../services/dns/zone.js';
+
+const WARM = 3000;
+const WINDOW = 20;
+const role = process.argv[2];
+
+/** The child: an upstream answering every A question with 192.0.2.3, and clients asking unique names. */
+async function peer(): Promise<void> {
+  const upstream = dgram.createSocket('udp4');
+  upstream.on('message', (q, rinfo) => {
+    let p = 12;
+    while (p < q.length && q[p] !== 0) p += q[p]! + 1;
+    const qEnd = p + 5;
+    const r = Buffer.alloc(qEnd + 16);
+    q.copy(r, 0, 0, qEnd);
+    r[2] = 0x81; r[3] = 0x80; r[7] = 1; r[10] = 0; r[11] = 0; // QR RD RA, one answer, no OPT
+    r.set([0xc0, 12, 0, 1, 0, 1, 0, 0, 0x0e, 0x10, 0, 4, 192, 0, 2, 3], qEnd);
+    upstream.send(r, rinfo.port, rinfo.address);
+  });
+  await new Promise<void>((resolve) => upstream.bind(0, '127.0.0.1', resolve));
+  const client = dgram.createSocket('udp4');
+  await new Promise<void>((resolve) => client.bind(0, '127.0.0.1', resolve));
+  let target = 0;
+  process.on('message', (m: { t: string; from?: number; count?: number; port?: number }) => {
+    if (m.t === 'port') target = m.port!;
+    if (m.t !== 'ask') return;
+    // Each name once, WINDOW outstanding; answered (or 2 s of silence) ends the batch.
+    let next = m.from!, answered = 0;
+    const end = m.from! + m.count!;
+    const ask = (): void => {
+      const name = `m${next++}.m.fwd.test`;
+      const labels = name.split('.');
+      const q = Buffer.alloc(12 + name.length + 2 + 4);
+      q.writeUInt16BE(next & 0xffff, 0); q[2] = 0x01; q[5] = 1;
+      let o = 12;
+      for (const l of labels) { q[o++] = l.length; o += q.write(l, o, 'ascii'); }
+      q[o++] = 0; q[o + 1] = 1; q[o + 3] = 1;
+      client.send(q, target, '127.0.0.1');
+    };
+    let idle = setTimeout(() => process.send!({ t: 'done', answered }), 2000);
+    client.removeAllListeners('message');
+    client.on('message', () => {
+      answered++;
+      clearTimeout(idle);
+      if (answered === m.count) { process.send!({ t: 'done', answered }); return; }
+      idle = setTimeout(() => process.send!({ t: 'done', answered }), 2000);
+      if (next < end) ask();
+    });
+    for (let i = 0; i < WINDOW && next < end; i++) ask();
+  });
+  process.send!({ t: 'upstream', port: (upstream.address()).port });
+}
+
+function heapUsed(): number {
+  return getHeapSpaceStatistics().reduce((n, s) => n + s.space_used_size, 0);
+}
+
+async function main(): Promise<void> {
+  const misses = Number(process.argv[3] ?? 5000);
+  const child = fork(fileURLToPath(import.meta.url), ['peer'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const next = (): Promise<{ t: string; port?: number; answered?: number }> => new Promise((resolve) => child.once('message', resolve));
+  const up = await next();
+  const config = parseConfig(`
+node: { name: bench, role: server, address: 127.0.0.1, stateDir: /nonexistent, controlSocket: /nonexistent.sock }
+dns:
+  listen: [127.0.0.1]
+  forward: { upstreams: ["127.0.0.1:${up.port}"], allow: [127.0.0.0/8] }
+`);
+  const cfg = config.dns!;
+  const answerer = new DnsAnswerer({ cfg, nodeName: 'bench', clock: systemClock, log: silentLogger,
+    zones: buildZoneSet({ zones: [], reverseSubnets: [], leaseNames: [], operatorRecords: [], serial: 1 }) });
+  const f = cfg.forward!;
+  const forwarder = new Forwarder({
+    upstreams: f.upstreams, domains: f.domains, timeoutMs: f.timeout, cache: answerer.forwardCache!,
+    maxInFlight: inFlightShare(f.maxInFlight, 2), clock: systemClock, random: cryptoRandom, counters: answerer.counters,
+    onCached: () => undefined, busy: () => answerer.backlogged(),
+  });
+  const forward = forwardWith(forwarder, 'bench', systemClock);
+  const socket = dgram.createSocket('udp4');
+  socket.on('message', (msg, rinfo) => answerer.udp(socket, msg, rinfo, forward));
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  child.send({ t: 'port', port: socket.address().port });
+  let gcs = 0;
+  const observer = new PerformanceObserver((list) => { gcs += list.getEntries().length; });
+  observer.observe({ entryTypes: ['gc'] });
+  // Warm up (the JIT, the socket pool), then measure from a collected heap.
+  child.send({ t: 'ask', from: 0, count: WARM });
+  const warm = await next();
+  (globalThis as { gc?: () => void }).gc!();
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  const profile = process.env['PROFILE'] === '1' ? new Session() : null;
+  if (profile !== null) {
+    profile.connect();
+    await profile.post('HeapProfiler.startSampling', { samplingInterval: 512, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+  }
+  const gcsBefore = gcs;
+  const before = heapUsed();
+  const cpu = process.cpuUsage();
+  child.send({ t: 'ask', from: WARM, count: misses });
+  const run = await next();
+  const after = heapUsed();
+  const used = process.cpuUsage(cpu);
+  if (profile !== null) {
+    const { profile: p } = await profile.post('HeapProfiler.stopSampling');
+    const bySite = new Map<string, number>();
+    const walk = (n: typeof p.head): void => {
+      const f = n.callFrame;
+      const site = `${f.functionName || '(anonymous)'} ${f.url.replace(/^.*\/dist\//, '')}:${f.lineNumber + 1}`;
+      const self = n.selfSize;
+      if (self > 0) bySite.set(site, (bySite.get(site) ?? 0) + self);
+      for (const c of n.children) walk(c);
+    };
+    walk(p.head);
+    for (const [site, bytes] of [...bySite].sort((a, b) => b[1] - a[1]).slice(0, 25)) console.log(`${String(Math.round(bytes / misses)).padStart(6)} B/miss  ${site}`);
+    profile.disconnect();
+  }
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  const collections = gcs - gcsBefore;
+  observer.disconnect();
+  forwarder.close(); socket.close(); child.kill();
+  const per = Math.round((after - before) / misses);
+  console.log(`misses answered: warm-up ${warm.answered}/${WARM}, measured ${run.answered}/${misses}; collections during them ${collections}; upstream queries ${answerer.counters.toJSON()['dns.forward.upstream_query'] ?? 0}`);
+  console.log(`CPU of this process per miss (no collection counted): ${((used.user + used.system) / misses).toFixed(1)} us`);
+  if (collections > 0 || run.answered !== misses) console.log('the figure below is not valid: a collection ran or misses went unanswered');
+  console.log(`RESULT dns.forward.miss_alloc_bytes lanha=${collections > 0 ? 'NA' : per} anchor=NA ratio=NA unit=B better=lower`);
+}
+
+if (role === 'peer') {
+  void peer();
+} else if (role === 'measure') {
+  void main();
+} else {
+  // Re-run with the flags the measurement needs.
+  const out = execFileSync(process.execPath, ['--expose-gc', '--min-semi-space-size=64', '--max-semi-space-size=64', fileURLToPath(import.meta.url), 'measure', process.argv[2] ?? '5000'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  process.stdout.write(out);
+}

@@ -65,6 +65,25 @@ t.test('busy: new misses SERVFAIL at once and are counted; questions in flight a
   up.close();
 });
 
+t.test('an upstream whose every send fails at once: the asker gets SERVFAIL, nothing stays in flight, the next miss is asked again', async (t) => {
+  const counters = new Counters();
+  const f = new Forwarder({
+    // Port 0: dgram's send throws before anything leaves (the send-failed path, without a network).
+    upstreams: [{ address: '127.0.0.1', port: 0 }], timeoutMs: 2000, cache: new ForwardCache({ entries: 100, bytes: 1 << 20 }),
+    clock: systemClock, random: seededRandom(2), counters, maxInFlight: 1,
+  });
+  t.teardown(() => f.close());
+  const q = { name: 'fails.example', type: T.A, class: CLASS_IN };
+  for (const round of [1, 2]) {
+    const answer = await f.resolve(q);
+    t.equal(answer.rcode, RCODE.SERVFAIL, `round ${round}: SERVFAIL`);
+    t.equal(f.inFlight, 0, `round ${round}: no asker left waiting (maxInFlight 1 still admits the next)`);
+  }
+  t.equal(counters.get('dns.forward.upstream_query'), 4, 'two attempts per miss, both misses asked');
+  t.equal(counters.get('dns.forward.servfail'), 2);
+  t.equal(counters.get('dns.forward.overload'), 0, 'never refused as overloaded');
+});
+
 t.test('checkReply: our ID, QR and question (any case; by bytes or by name), a message the decoder accepts', async (t) => {
   const reply = (id: number, name: string, type: number = T.A, qr = true): Uint8Array => {
     const m = emptyMessage(id);

@@ -4,7 +4,7 @@ import type { Clock } from '../../lib/clock.js';
 import type { Random } from '../../lib/random.js';
 import type { Counters } from '../../lib/counters.js';
 import { asciiLower, nameKey, parentName, readName } from './name.js';
-import { wireOf, type ForwardCache, type CachedAnswer, type CacheEntry, type WireEntry } from './cache.js';
+import { wireOf, type ForwardCache, type CachedAnswer, type CacheEntry } from './cache.js';
 import type { ForwardQuery } from './answerer.js';
 import { forwardedReply } from './handler.js';
 import { HEADER_SIZE, RCODE, UDP_PAYLOAD_MAX, decodeMessage, emptyMessage, encodeMessage, scanMessage, type DnsRecord, type MessageScan, type Question } from './wire.js';
@@ -34,8 +34,11 @@ export interface ForwarderOptions {
    * past it a query gets SERVFAIL at once, counted as `dns.forward.overload`.
    */
   maxInFlight: number;
-  /** Called with every answer the cache took (the daemon sends it to the workers). */
-  onCached?: (entry: WireEntry) => void;
+  /**
+   * Called with every answer the cache took (the daemon sends it to the workers, a worker to the
+   * daemon: `wireOf` it only when it is passed on, mostly it is not; SHARED_ENTRIES_PER_SECOND).
+   */
+  onCached?: (entry: CacheEntry) => void;
   /**
    * Whether this process is behind on its queries (`DnsAnswerer.backlogged`): a new miss then gets SERVFAIL
    * at once, counted as `dns.forward.busy`, rather than adding an upstream round trip's work to a
@@ -96,7 +99,8 @@ class UpstreamAnswer implements Resolved {
 export class Forwarder {
   readonly cache: ForwardCache;
   #o: ForwarderOptions;
-  #inFlight = new Map<string, Promise<Resolved>>();
+  /** Question key -> the askers waiting for the upstream query in flight for it. */
+  #inFlight = new Map<string, Array<(answer: Resolved) => void>>();
   /** Client queries waiting for an upstream answer (joined ones included). */
   #waiting = 0;
   /** TCP connections to upstreams (UDP queries share `#upstreamUdp`'s sockets). */
@@ -139,67 +143,113 @@ export class Forwarder {
    * question bytes go upstream as they are.
    */
   resolve(q: Question, raw?: RawQuery): Promise<Resolved> | Resolved {
+    let now = null as Resolved | null;
+    let later: ((answer: Resolved) => void) | null = null;
+    this.resolveTo(q, raw, (answer) => { if (later === null) now = answer; else later(answer); });
+    return now ?? new Promise<Resolved>((resolve) => { later = resolve; });
+  }
+
+  /**
+   * `resolve` for the answering path: `done` gets the answer (at once when there is one now). A
+   * miss makes no promise: its askers wait in the flight's list and the upstream query is a chain
+   * of callbacks (a miss allocated ~2 KB of promises and async frames that the worker's young
+   * generation had to collect; bench/dns-miss-alloc.ts).
+   */
+  resolveTo(q: Question, raw: RawQuery | undefined, done: (answer: Resolved) => void): void {
     if (raw === undefined) {
       const cached = this.cache.get(q, this.#o.clock.monotonicMs());
       if (cached !== null) {
         this.#o.counters.inc('dns.forward.cache_hit');
-        return { ...cached, entry: null };
+        done({ ...cached, entry: null });
+        return;
       }
     }
     if (this.#closed || this.#waiting >= this.#o.maxInFlight) {
       this.#o.counters.inc('dns.forward.overload');
-      return servfail();
+      done(servfail());
+      return;
     }
     const key = Forwarder.key(q);
-    let p = this.#inFlight.get(key);
-    if (p === undefined) {
+    let askers = this.#inFlight.get(key);
+    if (askers === undefined) {
       if (this.#o.busy?.() === true) {
         this.#o.counters.inc('dns.forward.busy');
-        return servfail();
+        done(servfail());
+        return;
       }
       this.#o.counters.inc('dns.forward.cache_miss');
       const question = raw === undefined ? null : raw.msg.subarray(HEADER_SIZE, raw.fq.qEnd);
-      p = this.#ask(q, question).then((reply) => {
-        this.#inFlight.delete(key);
-        if (reply === null) return servfail();
-        const answer = new UpstreamAnswer(reply);
-        if (!this.#closed) {
-          answer.entry = this.cache.store(q, reply.bytes, answer, this.#o.clock.monotonicMs(), reply.scan);
-          if (answer.entry !== null) this.#o.onCached?.(wireOf(answer.entry));
-        }
-        return answer;
-      });
-      this.#inFlight.set(key, p);
+      // The asker is in the list before the query starts: a send that fails at once answers it now.
+      this.#inFlight.set(key, [done]);
+      this.#waiting++;
+      this.#ask(q, question, (reply) => this.#answered(key, q, reply));
+      return;
     }
     this.#waiting++;
-    return p.then((answer) => { this.#waiting--; return answer; });
+    askers.push(done);
   }
 
-  /** The first good upstream reply (NOERROR or NXDOMAIN), or null (the askers get SERVFAIL). */
-  async #ask(q: Question, question: Uint8Array | null): Promise<UpstreamReply | null> {
+  /** The upstreams' reply to the question `key` (null: none good): cached, then every asker told. */
+  #answered(key: string, q: Question, reply: UpstreamReply | null): void {
+    const askers = this.#inFlight.get(key)!;
+    this.#inFlight.delete(key);
+    this.#waiting -= askers.length;
+    let answer: Resolved;
+    if (reply === null) {
+      answer = servfail();
+    } else {
+      const a = new UpstreamAnswer(reply);
+      if (!this.#closed) {
+        a.entry = this.cache.store(q, reply.bytes, a, this.#o.clock.monotonicMs(), reply.scan);
+        if (a.entry !== null) this.#o.onCached?.(a.entry);
+      }
+      answer = a;
+    }
+    for (const done of askers) {
+      try {
+        done(answer);
+      } catch {
+        this.#o.counters.inc('dns.forward.answer_failed'); // one asker's reply must not cost the others theirs
+      }
+    }
+  }
+
+  /** The first good upstream reply (NOERROR or NXDOMAIN) to `done`, or null (the askers get SERVFAIL). */
+  #ask(q: Question, question: Uint8Array | null, done: (reply: UpstreamReply | null) => void): void {
     const ups = this.upstreamsFor(q.name);
     const preferred = this.#preferred.get(ups) ?? 0;
     const started = this.#o.clock.monotonicMs();
     const attempts = Math.max(ups.length, 2);
     const perAttempt = Math.max(100, Math.floor(this.#o.timeoutMs / attempts));
-    for (let i = 0; i < attempts; i++) {
+    let i = 0;
+    let index = 0;
+    const attempt = (): void => {
       const left = this.#o.timeoutMs - (this.#o.clock.monotonicMs() - started);
-      if (left <= 0 || this.#closed) break;
-      const index = (preferred + i) % ups.length;
-      const up = ups[index]!;
+      if (i >= attempts || left <= 0 || this.#closed) {
+        this.#o.counters.inc('dns.forward.servfail');
+        done(null);
+        return;
+      }
+      index = (preferred + i) % ups.length;
+      i++;
       this.#o.counters.inc('dns.forward.upstream_query');
-      let reply = await this.#udp(up, q, question, Math.min(perAttempt, left));
+      this.#udp(ups[index]!, q, question, Math.min(perAttempt, left), udpReplied);
+    };
+    const udpReplied = (reply: UpstreamReply | null): void => {
       if (reply !== null && (reply.bytes[2]! & 0x02) !== 0) { // TC
         const tcpLeft = this.#o.timeoutMs - (this.#o.clock.monotonicMs() - started);
-        reply = tcpLeft > 0 ? await this.#tcp(up, q, question, tcpLeft) : null;
+        if (tcpLeft > 0) { void this.#tcp(ups[index]!, q, question, tcpLeft).then(replied); return; }
+        reply = null;
       }
-      if (reply === null) { this.#o.counters.inc('dns.forward.upstream_timeout'); continue; }
-      if (reply.scan.rcode !== RCODE.NOERROR && reply.scan.rcode !== RCODE.NXDOMAIN) { this.#o.counters.inc('dns.forward.upstream_error'); continue; }
+      replied(reply);
+    };
+    const replied = (reply: UpstreamReply | null): void => {
+      if (reply === null) { this.#o.counters.inc('dns.forward.upstream_timeout'); attempt(); return; }
+      if (reply.scan.rcode !== RCODE.NOERROR && reply.scan.rcode !== RCODE.NXDOMAIN) { this.#o.counters.inc('dns.forward.upstream_error'); attempt(); return; }
       this.#preferred.set(ups, index);
-      return reply;
-    }
-    this.#o.counters.inc('dns.forward.servfail');
-    return null;
+      done(reply);
+    };
+    attempt();
   }
 
   /** Our query with ID `id`: RD, the question (the asker's bytes when we have them), an OPT. */
@@ -212,31 +262,29 @@ export class Forwarder {
     return encodeMessage(m).bytes;
   }
 
-  #udp(up: Upstream, q: Question, question: Uint8Array | null, timeoutMs: number): Promise<UpstreamReply | null> {
-    return new Promise((resolve) => {
-      const sentMs = this.#o.clock.monotonicMs();
-      let done = false;
-      const finish = (r: UpstreamReply | null): void => {
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
-        slot.done();
-        resolve(r);
-      };
-      // Upstream addresses are IP literals (config.ts): a colon means IPv6.
-      const slot = this.#upstreamUdp.take(up.address.includes(':') ? 6 : 4, (msg, rinfo) => {
-        if (rinfo.address !== up.address || rinfo.port !== up.port) { this.#o.counters.inc('dns.forward.spoofed'); return; }
-        const scan = checkReply(msg, slot.id, q, question);
-        if (scan === null) { this.#o.counters.inc('dns.forward.mismatched'); return; }
-        // Where a miss's time goes: the upstream's part (send to reply read, this process's wake-up
-        // included), summed in microseconds with the replies counted, so processes add up.
-        this.#o.counters.inc('dns.forward.upstream_replies');
-        this.#o.counters.inc('dns.forward.upstream_wait_us', Math.round((this.#o.clock.monotonicMs() - sentMs) * 1000));
-        finish({ bytes: msg, scan });
-      });
-      const timer = setTimeout(() => finish(null), timeoutMs);
-      slot.send(this.#query(q, question, slot.id), up.port, up.address, () => finish(null));
+  #udp(up: Upstream, q: Question, question: Uint8Array | null, timeoutMs: number, done: (reply: UpstreamReply | null) => void): void {
+    const sentMs = this.#o.clock.monotonicMs();
+    let finished = false;
+    const finish = (r: UpstreamReply | null): void => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(timer);
+      slot.done();
+      done(r);
+    };
+    // Upstream addresses are IP literals (config.ts): a colon means IPv6.
+    const slot = this.#upstreamUdp.take(up.address.includes(':') ? 6 : 4, (msg, rinfo) => {
+      if (rinfo.address !== up.address || rinfo.port !== up.port) { this.#o.counters.inc('dns.forward.spoofed'); return; }
+      const scan = checkReply(msg, slot.id, q, question);
+      if (scan === null) { this.#o.counters.inc('dns.forward.mismatched'); return; }
+      // Where a miss's time goes: the upstream's part (send to reply read, this process's wake-up
+      // included), summed in microseconds with the replies counted, so processes add up.
+      this.#o.counters.inc('dns.forward.upstream_replies');
+      this.#o.counters.inc('dns.forward.upstream_wait_us', Math.round((this.#o.clock.monotonicMs() - sentMs) * 1000));
+      finish({ bytes: msg, scan });
     });
+    const timer = setTimeout(() => finish(null), timeoutMs);
+    slot.send(this.#query(q, question, slot.id), up.port, up.address, () => finish(null));
   }
 
   #tcp(up: Upstream, q: Question, question: Uint8Array | null, timeoutMs: number): Promise<UpstreamReply | null> {
@@ -300,14 +348,11 @@ export function inFlightShare(maxInFlight: number, processes: number): number {
  */
 export function forwardWith(forwarder: Forwarder, nodeName: string, clock: Clock): ForwardQuery {
   return (query, transport, send, raw) => {
-    const result = forwarder.resolve(query.questions[0]!, raw);
-    const answer = (a: Resolved): void => {
+    forwarder.resolveTo(query.questions[0]!, raw, (a) => {
       if (raw !== undefined && a.entry !== null) send(forwarder.cache.reply(raw.msg, raw.fq, a.entry, clock.monotonicMs(), transport === 'tcp'));
       else if (raw !== undefined && a.rcode === RCODE.SERVFAIL) send(rcodeReply(raw.msg, raw.fq, RCODE.SERVFAIL, true)); // shed or failed: cheap
       else send(forwardedReply(query, { nodeName, transport }, a.rcode, a.answers, a.authority, a.additional));
-    };
-    if (result instanceof Promise) result.then(answer, () => undefined);
-    else answer(result);
+    });
   };
 }
 

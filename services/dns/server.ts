@@ -18,6 +18,7 @@ import { tcpShare, type DnsConfig } from './config.js';
 import type { ProcessMemory } from '../../lib/memory.js';
 import { DnsAnswerer, type ForwardQuery, type Reply } from './answerer.js';
 import { Forwarder, forwardWith, inFlightShare } from './forward.js';
+import { wireOf } from './cache.js';
 import { Notifier } from './notify.js';
 import { recordRoutes } from './records-api.js';
 import { UdpWorkers } from './udp-workers.js';
@@ -91,7 +92,7 @@ export class DnsServer implements RunningService {
         upstreams: this.#cfg.forward.upstreams, domains: this.#cfg.forward.domains, timeoutMs: this.#cfg.forward.timeout,
         cache: this.#answerer.forwardCache!, maxInFlight: inFlightShare(this.#cfg.forward.maxInFlight, 1 + this.#workerCount),
         clock: o.clock, random: o.random, counters: this.counters,
-        onCached: (entry) => this.#workers?.cacheFill(entry), busy: () => this.#answerer.backlogged(),
+        onCached: (entry) => this.#workers?.cacheFill(wireOf(entry)), busy: () => this.#answerer.backlogged(),
       });
       this.#forward = forwardWith(this.#forwarder, o.config.node.name, this.#clock);
     }

@@ -4,7 +4,7 @@ import { systemClock } from '../../lib/clock.js';
 import { cryptoRandom } from '../../lib/random.js';
 import { DnsAnswerer, type ForwardQuery } from './answerer.js';
 import { ShareBudget, type FromWorker, type ToWorker } from './udp-workers.js';
-import type { WireEntry } from './cache.js';
+import { wireOf, type CacheEntry, type WireEntry } from './cache.js';
 import { buildZoneSet } from './zone.js';
 import { Forwarder, forwardWith, inFlightShare } from './forward.js';
 import { processMemory, watchPauses } from '../../lib/memory.js';
@@ -36,11 +36,11 @@ let forward: ForwardQuery = () => undefined;
 let cached: WireEntry[] = [];
 let turnOpen = false;
 const budget = new ShareBudget();
-const share = (entry: WireEntry): void => {
+const share = (entry: CacheEntry): void => {
   if (!budget.take(systemClock.monotonicMs())) return;
-  if (turnOpen) { cached.push(entry); return; }
+  if (turnOpen) { cached.push(wireOf(entry)); return; }
   turnOpen = true;
-  post({ t: 'cached', entries: [entry] });
+  post({ t: 'cached', entries: [wireOf(entry)] });
   setImmediate(() => {
     turnOpen = false;
     if (cached.length === 0) return;

@@ -16,7 +16,7 @@ function scratch(t: { teardown(fn: () => void): void }): string {
   return dir;
 }
 
-const open = (dir: string, extra: { failpoint?: Failpoint; snapshotEntries?: number; pipelined?: boolean } = {}): Promise<RaftStateLog> => RaftStateLog.open({
+const open = (dir: string, extra: { failpoint?: Failpoint; snapshotEntries?: number; pipelined?: boolean; storageStallMs?: number; proposeTimeoutMs?: number } = {}): Promise<RaftStateLog> => RaftStateLog.open({
   id: 'n1', dir, conf: { voters: ['n1'], learners: [], witnesses: [] }, clock: systemClock, random: seededRandom(1), log: silentLogger, ...extra,
 });
 
@@ -257,4 +257,68 @@ t.test('the pipelined host (the default): 300 concurrent proposals commit, share
   t.equal([...again.fsm.leases()].length, 300);
   t.equal(again.fsm.hash(), hash, 'same state after the reopen');
   await again.close();
+});
+
+t.test('a hung fdatasync fences the member once it has not returned for storageStallMs: proposals fail with the reason, it stops leading', async (t) => {
+  // The host's timers are unref'd (a daemon's sockets keep it alive): this keeps the test's process up.
+  const alive = setInterval(() => undefined, 1000);
+  t.teardown(() => clearInterval(alive));
+  for (const pipelined of [true, false]) {
+    const dir = scratch(t);
+    let hang = false;
+    let release!: () => void;
+    const hung = new Promise<void>((resolve) => { release = resolve; });
+    // The disk never answers; nothing fails on its own. Heartbeats alone kept the lease (and the VIP).
+    const log = await open(dir, { pipelined, storageStallMs: 300, proposeTimeoutMs: 20_000, failpoint: async (name) => { if (hang && name === 'wal.beforeFsync') await hung; } });
+    await log.propose(grant(1));
+    hang = true;
+    const started = performance.now();
+    await t.rejects(log.propose(grant(2)), /storage stalled: a WAL write or fdatasync .* has not returned for \d+ ms/, `${pipelined ? 'pipelined' : 'one Ready at a time'}: the proposal fails with the reason`);
+    t.ok(performance.now() - started < 15_000, 'well before the proposal\'s own timeout');
+    t.notOk(log.isLeader(), 'no longer leader for services (the VIP goes)');
+    t.match(log.status().storage, { error: /storage stalled/ });
+    await t.rejects(log.propose(grant(3)), /stopped accepting writes/);
+    release(); // the fdatasync returns late: nothing is reported durable or applied from it
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    t.equal(log.fsm.lease(0x0a000002), undefined, 'the stalled proposal was never applied');
+    await log.close();
+    const again = await open(dir);
+    t.ok(again.fsm.lease(0x0a000001), 'the acknowledged lease is there after a restart');
+    await again.close();
+  }
+});
+
+t.test('an fdatasync that fails (EIO, ENOSPC) while earlier batches are still syncing: the earlier are acknowledged, that one and every later fail, none applied', async (t) => {
+  for (const code of ['EIO', 'ENOSPC']) {
+    const dir = scratch(t);
+    let armed = false;
+    let n = 0;
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => { release = resolve; });
+    const log: RaftStateLog = await open(dir, {
+      failpoint: async (name) => {
+        if (!armed || name !== 'wal.beforeFsync') return;
+        n++;
+        if (n === 1) await gate; // the first batch's fsync is slow: the next batches are written meanwhile
+        else throw Object.assign(new Error(`${code}: injected`), { code });
+      },
+    });
+    await log.propose(grant(1));
+    armed = true;
+    const first = log.propose(grant(2));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const later = [log.propose(grant(3)), log.propose(grant(4))];
+    for (const p of later) p.catch(() => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    release();
+    await first;
+    for (const p of later) await t.rejects(p, new RegExp(`not made durable: ${code}`), `${code}: a batch after the failed fdatasync is not acknowledged`);
+    t.equal(log.fsm.lease(0x0a000003), undefined, 'nor applied');
+    t.equal(log.fsm.lease(0x0a000004), undefined);
+    t.notOk(log.isLeader(), 'it stops leading');
+    await log.close();
+    const again = await open(dir);
+    t.ok(again.fsm.lease(0x0a000001) && again.fsm.lease(0x0a000002), `${code}: every acknowledged lease is there after a restart`);
+    await again.close();
+  }
 });

@@ -45,6 +45,8 @@ export interface RaftStateLogOptions {
   syncsInFlightMax?: number;
   /** The pipelined host (cluster/raft/host.ts); default on, LANHA_RAFT_PIPELINE=0 in the environment turns it off. */
   pipelined?: boolean;
+  /** A storage call not returned for this long fences the member (default STORAGE_STALL_MS, cluster/raft/host.ts). */
+  storageStallMs?: number;
 }
 
 interface Pending {
@@ -163,7 +165,7 @@ export class RaftStateLog implements StateLog {
       afterBatch: () => self!.#maybeSnapshot(),
       onStorageError: (error) => self!.#onStorageError(error),
       onRoleChange: (role, atMs) => self!.#onRoleChange(role, atMs),
-    }, opts.clock, tickMs, pipelined);
+    }, opts.clock, tickMs, pipelined, opts.storageStallMs);
     self = new RaftStateLog(fsm, host, opts);
     const replayTo = state.hardState.commit;
     if (opts.link) await opts.link.start((m) => self!.#onMessage(m));

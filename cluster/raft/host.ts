@@ -1,4 +1,5 @@
 import type { Clock } from '../../lib/clock.js';
+import { LanhaError } from '../../lib/errors.js';
 import type { RaftNode } from './node.js';
 import type { Wal } from './wal.js';
 import type { Entry, Message, Ready, Role, Snapshot } from './types.js';
@@ -43,6 +44,14 @@ export interface HostHooks {
 /** Batches written but not yet durable before the loop waits (each is one Ready: a turn's worth of proposals). */
 const BATCHES_IN_FLIGHT_MAX = 64;
 
+/**
+ * A write or fdatasync that has not returned for this long fences the member. A hung disk never
+ * fails a call; meanwhile heartbeats (sent outside the Ready) kept the leader lease and the VIP
+ * while no proposal could commit: every DHCPACK waited forever. Fenced, the member stops ticking
+ * and answering, so another one leads. Far above a slow SD card's fdatasync (seconds at worst).
+ */
+export const STORAGE_STALL_MS = 15_000;
+
 export class RaftHost {
   readonly node: RaftNode;
   readonly wal: Wal;
@@ -66,14 +75,19 @@ export class RaftHost {
   #pipelined: boolean;
   /** kickAfterBatch() asked for the after-batch hook, and no batch has run it since. */
   #afterBatchDue = false;
+  /** Storage calls not returned yet: id -> monotonic ms at their start (oldest first). */
+  #storageWaits = new Map<number, number>();
+  #storageWaitId = 0;
+  #storageStallMs: number;
 
   /**
    * `pipelined`: take the next Ready while the last one's fdatasync runs (cluster/raft/README.md,
    * "Group commit, pipelined"). false here (a bare host, the tests' one-Ready-at-a-time twin); the
    * RaftStateLog passes true unless LANHA_RAFT_PIPELINE=0.
    */
-  constructor(node: RaftNode, wal: Wal, hooks: HostHooks, clock: Clock, tickMs: number, pipelined = false) {
+  constructor(node: RaftNode, wal: Wal, hooks: HostHooks, clock: Clock, tickMs: number, pipelined = false, storageStallMs = STORAGE_STALL_MS) {
     this.#pipelined = pipelined;
+    this.#storageStallMs = storageStallMs;
     this.node = node;
     this.wal = wal;
     this.#hooks = hooks;
@@ -197,6 +211,7 @@ export class RaftHost {
   #onTimer(): void {
     if (this.#fenced || this.#stopped || this.#timer === undefined) return;
     const now = this.#clock.monotonicMs();
+    if (this.#storageStalled(now)) return;
     // A stalled event loop catches up: ticks are elapsed time, and the lease must age with it.
     let n = Math.floor((now - this.#lastTickAt) / this.#tickMs);
     if (n <= 0) return;
@@ -207,6 +222,24 @@ export class RaftHost {
     this.#sendHeartbeats();
     this.#noticeRole();
     if (this.node.hasReady()) this.kick();
+  }
+
+  /** Whether the oldest storage call has not returned for `storageStallMs` (then the member is fenced). */
+  #storageStalled(now: number): boolean {
+    const oldest = this.#storageWaits.values().next();
+    if (oldest.done === true || now - oldest.value < this.#storageStallMs) return false;
+    this.#fence(new LanhaError('io', `storage stalled: a WAL write or fdatasync in ${this.wal.dir} has not returned for ${Math.round(now - oldest.value)} ms `
+      + `(limit ${this.#storageStallMs} ms); this member stopped so that another can lead: check the disk, then restart the service`));
+    return true;
+  }
+
+  /** Marks a storage call in progress until `done` settles (watched by the tick timer). */
+  #watchStorage<T>(done: Promise<T>): Promise<T> {
+    const id = ++this.#storageWaitId;
+    this.#storageWaits.set(id, this.#clock.monotonicMs());
+    const end = (): void => { this.#storageWaits.delete(id); };
+    done.then(end, end);
+    return done;
   }
 
   async #loop(): Promise<void> {
@@ -241,14 +274,16 @@ export class RaftHost {
       const writeAt = this.#clock.monotonicMs();
       try {
         if (rd.snapshot) {
-          await this.wal.saveSnapshot(rd.snapshot, true);
+          await this.#watchStorage(this.wal.saveSnapshot(rd.snapshot, true));
+          if (this.#fenced) return;
           this.#hooks.restore(rd.snapshot);
         }
-        ({ durable } = await this.wal.begin(rd.hardState, rd.entries, rd.mustSync));
+        ({ durable } = await this.#watchStorage(this.wal.begin(rd.hardState, rd.entries, rd.mustSync)));
       } catch (error) {
         this.#fence(error instanceof Error ? error : new Error(String(error)));
         return;
       }
+      if (this.#fenced) return; // fenced while the write ran (a stall, or an earlier batch's fsync failed)
       // begin() wrote a new term or vote to its own file and fsync'd it before resolving.
       if (rd.hardState) {
         this.#persistedTerm = rd.hardState.term;
@@ -256,11 +291,12 @@ export class RaftHost {
       }
       if (barrier) {
         try {
-          await durable;
+          await this.#watchStorage(durable);
         } catch (error) {
           this.#fence(error instanceof Error ? error : new Error(String(error)));
           return;
         }
+        if (this.#fenced) return;
         if (rd.entries.length > 0) this.#hooks.onPersisted?.(rd.entries, writeAt, this.#clock.monotonicMs());
         if (late.length > 0) this.#hooks.send(late);
         if (!applyFirst && !this.#apply(rd)) return;
@@ -295,7 +331,7 @@ export class RaftHost {
   #pipeline(rd: Ready, durable: Promise<void>, late: Message[], writeAt: number): void {
     this.#inFlight++;
     const last = rd.entries[rd.entries.length - 1];
-    const done = Promise.all([this.#persistTail, durable]).then(() => {
+    const done = Promise.all([this.#persistTail, this.#watchStorage(durable)]).then(() => {
       this.#inFlight--;
       if (this.#fenced) return;
       if (rd.entries.length > 0) this.#hooks.onPersisted?.(rd.entries, writeAt, this.#clock.monotonicMs());

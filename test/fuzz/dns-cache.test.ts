@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { ForwardCache } from '../../services/dns/cache.js';
 import { checkReply } from '../../services/dns/forward.js';
 import { scanQuery, type FastQuery } from '../../services/dns/fast.js';
-import { encodeName } from '../../services/dns/name.js';
+import { asciiLower, encodeName } from '../../services/dns/name.js';
 import { concat, decodeMessage, emptyMessage, encodeMessage, scanMessage, T, type DnsRecord } from '../../services/dns/wire.js';
 import { seedFromEnv } from '../support/seeded.js';
 
@@ -15,7 +15,7 @@ import { seedFromEnv } from '../support/seeded.js';
 
 const seed = seedFromEnv(1035);
 const question = { name: 'x.example', type: T.A, class: 1 };
-const names = fc.constantFrom('x.example', 'X.EXAMPLE', 'y.example', 'example', '');
+const names = fc.constantFrom('x.example', 'X.EXAMPLE', 'x.example', 'x.example', 'y.example', 'example', '');
 const rr: fc.Arbitrary<DnsRecord> = fc.oneof(
   fc.tuple(fc.nat({ max: 100_000 }), names).map(([ttl, name]) => ({ name, type: T.A, class: 1, ttl, rdata: Uint8Array.of(10, 0, 0, 1) })),
   fc.tuple(fc.nat({ max: 100_000 }), names, names).map(([ttl, name, target]) => ({ name, type: T.CNAME, class: 1, ttl, rdata: encodeName(target) })),
@@ -77,4 +77,18 @@ t.test('a stored reply is served as the decoder reads the reply', async (t) => {
       && r.value.additional.map(lower).join() === d.value.additional.map(lower).join();
   }), { seed, numRuns: Number(process.env['LANHA_FUZZ_RUNS'] ?? 3000) });
   t.ok(stored > 0, `${stored} replies stored and served, seed ${seed}`);
+});
+
+t.test('checkReply accepts exactly the replies the decoder reads as a response with our ID and question (any case)', async (t) => {
+  const ours = Uint8Array.from([1, 120, 7, 101, 120, 97, 109, 112, 108, 101, 0, 0, 1, 0, 1]); // x.example A IN, as sent
+  let accepted = 0;
+  fc.assert(fc.property(fc.oneof(reply, mutated), fc.boolean(), (bytes, withBytes) => {
+    const scan = checkReply(bytes, 0x1234, question, withBytes ? ours : null);
+    const d = decodeMessage(bytes);
+    const want = d.ok && d.value.qr && d.value.id === 0x1234 && d.value.questions.length === 1
+      && asciiLower(d.value.questions[0]!.name) === question.name && d.value.questions[0]!.type === question.type && d.value.questions[0]!.class === question.class;
+    if (scan !== null) accepted++;
+    return (scan !== null) === want && (scan === null || (d.ok && scan.rcode === d.value.rcode));
+  }), { seed, numRuns: Number(process.env['LANHA_FUZZ_RUNS'] ?? 3000) });
+  t.ok(accepted > 0, `${accepted} replies accepted, seed ${seed}`);
 });

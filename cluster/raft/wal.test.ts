@@ -345,3 +345,33 @@ t.test('prefill: a record after zeros is damage in the tail (cut there), never s
   t.same(texts(state.entries), ['1:1:e1']);
   t.ok(state.truncatedBytes > 100, 'the tail after the last whole record is cut as torn');
 });
+
+t.test('a power cut at every byte of the last batch: the scan keeps exactly the whole records before the cut, whatever follows it', async (t) => {
+  // The pure scan start-up cuts by (no file, no fsync per cut, so every offset is affordable): the
+  // last batch is three records; the disk may hold any prefix of it, then nothing, the prefilled
+  // zeros, or stale bytes of an unrelated sector (a later page reached the disk, an earlier did not).
+  const dir = scratch(t);
+  const { wal } = await Wal.open(dir, { prefillBytes: 0 });
+  await wal.save({ term: 1, vote: 'a', commit: 0 }, [entry(1), entry(2)], true);
+  await wal.save({ term: 1, vote: 'a', commit: 2 }, [entry(3, 1, 'x'.repeat(40)), entry(4), entry(5, 1, '')], true);
+  await wal.close();
+  const full = readFileSync(join(dir, 'wal', readdirSync(join(dir, 'wal'))[0]!));
+  const records = scanSegment(full).records;
+  const lastBatchAt = records.find((r) => r.index === 3)!.offset;
+  const ends = records.map((r, i) => records[i + 1]?.offset ?? full.length);
+  const stale = Buffer.from(Array.from({ length: 64 }, (_, i) => (i * 37 + 11) & 0xff));
+  let cuts = 0;
+  for (let cut = lastBatchAt; cut <= full.length; cut++) {
+    const whole = records.filter((_, i) => ends[i]! <= cut);
+    for (const [tail, after] of [['nothing', Buffer.alloc(0)], ['zeros', Buffer.alloc(256)], ['stale bytes', stale]] as const) {
+      const scan = scanSegment(Buffer.concat([full.subarray(0, cut), after]));
+      const got = scan.records.map((r) => `${r.type}:${r.index}`).join(' ');
+      const want = whole.map((r) => `${r.type}:${r.index}`).join(' ');
+      if (got !== want) t.fail(`cut at ${cut}, then ${tail}: records ${got}, want ${want}`);
+      const end = whole.length > 0 ? ends[records.indexOf(whole[whole.length - 1]!)]! : 8;
+      if (scan.end !== end) t.fail(`cut at ${cut}, then ${tail}: the next record would go at ${scan.end}, not ${end}`);
+      cuts++;
+    }
+  }
+  t.equal(cuts, 3 * (full.length - lastBatchAt + 1), `${cuts} cuts: every byte of the last batch (${full.length - lastBatchAt} bytes), each with three tails`);
+});

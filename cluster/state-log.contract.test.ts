@@ -148,6 +148,14 @@ for (const make of [raftBackend, etcdBackend]) {
       t.ok(entries.every((e) => e.command.type === 'lease.grant' && leader.fsm.lease(e.command.ip)?.index === e.index), 'each lease records the index it was acknowledged at');
       await sameState(logs.values(), 30);
       t.pass('every member applied the 30 entries to the same state');
+      // DHCP lease caching answers from the applied state only where the backend says it is current:
+      // on the leader once it applied an entry of its own term, never on a follower; etcd never says.
+      if (name === 'raft') {
+        const [leaderId] = await leaderOf(logs);
+        t.ok([...logs].every(([id, l]) => (l.stateCurrent?.() === true) === (id === leaderId)), 'only the leader says its state is current');
+      } else {
+        t.ok([...logs.values()].every((l) => l.stateCurrent === undefined), 'the etcd backend does not say: no cached ACKs');
+      }
     });
 
     await t.test('a follower refuses to propose and names the leader', async (t) => {

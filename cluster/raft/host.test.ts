@@ -14,7 +14,7 @@ import type { Entry } from './types.js';
 // i.e. before the requests that arrived meanwhile are taken (issue 14: the ACK's `commit` stage).
 
 /** A one-member host on a fresh WAL, leading, its first entry committed. */
-async function oneMember(t: { teardown(fn: () => void | Promise<void>): void }, hooks: { onPersisted?: () => void; apply?: (entries: Entry[]) => void }, pipelined = true): Promise<RaftHost> {
+async function oneMember(t: { teardown(fn: () => void | Promise<void>): void }, hooks: { onPersisted?: () => void; apply?: (entries: Entry[]) => void }, pipelined = true, storageStallMs?: number): Promise<RaftHost> {
   const dir = mkdtempSync(join(tmpdir(), 'lanha-host-'));
   const { wal, state } = await Wal.open(dir);
   const node = new RaftNode({ id: 'n1', electionTicks: 50, heartbeatTicks: 10, random: seededRandom(1), witnessFactor: 3 },
@@ -25,7 +25,7 @@ async function oneMember(t: { teardown(fn: () => void | Promise<void>): void }, 
     apply: (entries) => hooks.apply?.(entries),
     onPersisted: () => hooks.onPersisted?.(),
     onStorageError: (error) => { throw error; },
-  }, systemClock, 10, pipelined);
+  }, systemClock, 10, pipelined, storageStallMs);
   t.teardown(async () => { await host.stop(); await wal.close(); rmSync(dir, { recursive: true, force: true }); });
   host.start();
   node.campaign();
@@ -62,4 +62,20 @@ t.test('one Ready at a time (not pipelined) still applies every proposal', async
   for (let i = 0; i < 400 && applied.length < 20; i++) await new Promise((r) => setTimeout(r, 5));
   t.equal(applied.length, 20);
   t.same(applied, [...applied].sort((a, b) => a - b), 'in log order');
+});
+
+t.test('an event loop that stalled past the storage limit does not fence the member when its fdatasync did return meanwhile', async (t) => {
+  // A starved machine stops the whole process: when it runs again, the tick timer runs before the
+  // fdatasync completion that waited behind it. Only a call still out on the next run is a hung disk.
+  const host = await oneMember(t, {}, true, 200);
+  const before = host.wal.syncCount;
+  host.node.propose(new Uint8Array([3, 1]));
+  host.kick();
+  await new Promise((r) => setImmediate(r)); // the loop wrote the batch; its fdatasync runs on the thread pool
+  const until = performance.now() + 400;
+  while (performance.now() < until) { /* the event loop stalls; the fdatasync completes meanwhile */ }
+  for (let i = 0; i < 200 && host.wal.syncCount === before; i++) await new Promise((r) => setTimeout(r, 5));
+  await new Promise((r) => setTimeout(r, 50));
+  t.ok(host.wal.syncCount > before, 'the fdatasync returned');
+  t.equal(host.fenced, undefined, 'not fenced');
 });

@@ -78,6 +78,8 @@ export class RaftHost {
   /** Storage calls not returned yet: id -> monotonic ms at their start (oldest first). */
   #storageWaits = new Map<number, number>();
   #storageWaitId = 0;
+  /** The storage call a timer run found past the limit; fenced only if the next run still finds it. */
+  #storageSuspect = 0;
   #storageStallMs: number;
 
   /**
@@ -106,7 +108,7 @@ export class RaftHost {
 
   start(): void {
     this.#lastTickAt = this.#clock.monotonicMs();
-    this.#timer = setInterval(() => this.#onTimer(), this.#tickMs);
+    this.#timer = setInterval(() => { if (!this.#storageStalled(this.#clock.monotonicMs())) this.#onTimer(); }, this.#tickMs);
     this.#timer.unref();
     this.kick();
   }
@@ -211,7 +213,6 @@ export class RaftHost {
   #onTimer(): void {
     if (this.#fenced || this.#stopped || this.#timer === undefined) return;
     const now = this.#clock.monotonicMs();
-    if (this.#storageStalled(now)) return;
     // A stalled event loop catches up: ticks are elapsed time, and the lease must age with it.
     let n = Math.floor((now - this.#lastTickAt) / this.#tickMs);
     if (n <= 0) return;
@@ -224,11 +225,18 @@ export class RaftHost {
     if (this.node.hasReady()) this.kick();
   }
 
-  /** Whether the oldest storage call has not returned for `storageStallMs` (then the member is fenced). */
+  /**
+   * Whether the oldest storage call has not returned for `storageStallMs` (then the member is
+   * fenced). Only from the tick timer, and only when two runs in a row find the same call: an
+   * event loop that stalled itself (the machine starved) runs the timer before the completions
+   * that piled up meanwhile, and a call that did return is then done by the next run.
+   */
   #storageStalled(now: number): boolean {
-    const oldest = this.#storageWaits.values().next();
-    if (oldest.done === true || now - oldest.value < this.#storageStallMs) return false;
-    this.#fence(new LanhaError('io', `storage stalled: a WAL write or fdatasync in ${this.wal.dir} has not returned for ${Math.round(now - oldest.value)} ms `
+    if (this.#fenced || this.#stopped) return false;
+    const oldest = this.#storageWaits.entries().next();
+    if (oldest.done === true || now - oldest.value[1] < this.#storageStallMs) { this.#storageSuspect = 0; return false; }
+    if (this.#storageSuspect !== oldest.value[0]) { this.#storageSuspect = oldest.value[0]; return false; }
+    this.#fence(new LanhaError('io', `storage stalled: a WAL write or fdatasync in ${this.wal.dir} has not returned for ${Math.round(now - oldest.value[1])} ms `
       + `(limit ${this.#storageStallMs} ms); this member stopped so that another can lead: check the disk, then restart the service`));
     return true;
   }

@@ -5,13 +5,18 @@
 // (so none of its allocations count). Young generation made large (64 MiB semi-spaces) so that no
 // collection runs during the measured misses: the heap's growth over them is what they allocated.
 //   node dist/bench/dns-miss-alloc.js [MISSES (5000)]
+// WORKER_FLAGS="<V8 flags>" instead runs the measured process with those flags (the worker's, e.g.
+// as shipped: `--max-semi-space-size=2 --optimize-for-size --single-threaded-gc`) and counts what
+// its collector did over the misses: scavenges and old-generation pauses per 10,000 misses, their
+// total and longest pause, and CPU per miss with the collections in it (an A/B of the worker's
+// flags that does not hang on how busy the machine is, as a p99 does).
 // PROFILE=1 also prints where the bytes went: V8's sampling heap profiler over the measured misses,
 // bytes per miss by allocating function (the top 25).
 // Prints `RESULT dns.forward.miss_alloc_bytes lanha=<bytes per miss> anchor=NA ...` (lanha only).
 import { execFileSync, fork } from 'node:child_process';
 import dgram from 'node:dgram';
 import { getHeapSpaceStatistics } from 'node:v8';
-import { PerformanceObserver } from 'node:perf_hooks';
+import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { Session } from 'node:inspector/promises';
 import { parseConfig } from '../config/index.js';
@@ -102,8 +107,14 @@ dns:
   socket.on('message', (msg, rinfo) => answerer.udp(socket, msg, rinfo, forward));
   await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
   child.send({ t: 'port', port: socket.address().port });
-  let gcs = 0;
-  const observer = new PerformanceObserver((list) => { gcs += list.getEntries().length; });
+  let gcs = 0, minor = 0, major = 0, gcMs = 0, minorMs = 0, gcMaxMs = 0;
+  const observer = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      gcs++;
+      if ((e as unknown as { detail?: { kind?: number } }).detail?.kind === perfConstants.NODE_PERFORMANCE_GC_MINOR) { minor++; minorMs += e.duration; } else major++;
+      gcMs += e.duration; gcMaxMs = Math.max(gcMaxMs, e.duration);
+    }
+  });
   observer.observe({ entryTypes: ['gc'] });
   // Warm up (the JIT, the socket pool), then measure from a collected heap.
   child.send({ t: 'ask', from: 0, count: WARM });
@@ -116,6 +127,7 @@ dns:
     await profile.post('HeapProfiler.startSampling', { samplingInterval: 512, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
   }
   const gcsBefore = gcs;
+  minor = 0; major = 0; gcMs = 0; minorMs = 0; gcMaxMs = 0;
   const before = heapUsed();
   const cpu = process.cpuUsage();
   child.send({ t: 'ask', from: WARM, count: misses });
@@ -141,6 +153,13 @@ dns:
   observer.disconnect();
   forwarder.close(); socket.close(); child.kill();
   const per = Math.round((after - before) / misses);
+  const flags = process.env['WORKER_FLAGS'];
+  if (flags !== undefined) {
+    const k = 10_000 / misses;
+    console.log(`flags ${flags}: ${run.answered}/${misses} answered; per 10,000 misses ${Math.round(minor * k)} scavenges, ${Math.round(major * k)} old-generation pauses, ${(gcMs * k).toFixed(0)} ms of GC (scavenges ${(minorMs * k).toFixed(0)}); longest ${gcMaxMs.toFixed(2)} ms; CPU ${((used.user + used.system) / misses).toFixed(1)} us per miss`);
+    console.log(`RESULT dns.forward.miss_gc_ms_per_10k lanha=${(gcMs * k).toFixed(1)} anchor=NA ratio=NA unit=ms better=lower`);
+    return;
+  }
   console.log(`misses answered: warm-up ${warm.answered}/${WARM}, measured ${run.answered}/${misses}; collections during them ${collections}; upstream queries ${answerer.counters.toJSON()['dns.forward.upstream_query'] ?? 0}`);
   console.log(`CPU of this process per miss (no collection counted): ${((used.user + used.system) / misses).toFixed(1)} us`);
   if (collections > 0 || run.answered !== misses) console.log('the figure below is not valid: a collection ran or misses went unanswered');
@@ -153,6 +172,7 @@ if (role === 'peer') {
   void main();
 } else {
   // Re-run with the flags the measurement needs.
-  const out = execFileSync(process.execPath, ['--expose-gc', '--min-semi-space-size=64', '--max-semi-space-size=64', fileURLToPath(import.meta.url), 'measure', process.argv[2] ?? '5000'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const flags = process.env['WORKER_FLAGS']?.trim().split(/\s+/).filter((f) => f !== '') ?? ['--min-semi-space-size=64', '--max-semi-space-size=64'];
+  const out = execFileSync(process.execPath, ['--expose-gc', ...flags, fileURLToPath(import.meta.url), 'measure', process.argv[2] ?? '5000'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
   process.stdout.write(out);
 }

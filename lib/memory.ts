@@ -30,6 +30,12 @@ export const DAEMON_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=8', 
  * small gains nothing from helper threads, and on a busy machine it waits for them: the worker's
  * scavenges took 1.5-1.6 ms instead of 2.3-5.2 ms and its GC share of the time halved (bench:dns
  * pauses, three A/B pairs; services/dns/README.md) — those pauses are what the UDP p99 is made of.
+ * Larger young generations without --optimize-for-size (4 or 8 MiB semi-spaces; with that flag V8
+ * keeps 1 MiB whatever the semi-space flags say) were A/B'd in interleaved bench:dns runs (session 8,
+ * services/dns/README.md "The worker's young generation, interleaved"): 8 MiB made 7x fewer
+ * scavenges and less CPU per miss, each scavenge longer, and the daemon with 1,000 leases stayed at
+ * 82-85 MiB under bench:dhcp either way; but at load 16-31 no miss p99 could be told apart, so
+ * these stay until quiet-machine pairs show the tail falls. LANHA_DNS_WORKER_NODE_FLAGS runs others.
  */
 export const DNS_WORKER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2', '--optimize-for-size', '--single-threaded-gc'];
 

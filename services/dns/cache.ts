@@ -128,17 +128,18 @@ export function wireCacheTtl(msg: Uint8Array, table: RecordTable, rcode: number)
   const ns = (msg[8]! << 8) | msg[9]!;
   const chain = wireAnswerChain(msg, table, an);
   if (chain === null) return 0;
-  const ttlAt = (i: number): number => ttlReceived(u32(msg, table.ttlAt[i]!));
   if (rcode === RCODE.NOERROR && an > 0) {
     let ttl = POSITIVE_TTL_MAX;
-    for (let i = 0; i < an; i++) ttl = Math.min(ttl, ttlAt(i));
+    for (let i = 0; i < an; i++) ttl = Math.min(ttl, ttlReceived(u32(msg, table.ttlAt[i]!)));
     return ttl;
   }
   for (let i = an; i < an + ns && i < table.type.length; i++) {
     if (table.type[i] !== T.SOA) continue;
     const at = table.ttlAt[i]!;
     const owner = table.start[i]!;
-    if (!chain.some((n) => nameUnderAt(msg, n, owner))) return 0;
+    let under = false;
+    for (let k = 0; k < chain.length && !under; k++) under = nameUnderAt(msg, chain[k]!, owner);
+    if (!under) return 0;
     const rdEnd = at + 6 + ((msg[at + 4]! << 8) | msg[at + 5]!);
     if (rdEnd - (at + 6) < 4) return 0;
     return Math.min(NEGATIVE_TTL_MAX, ttlReceived(u32(msg, at)), ttlReceived(u32(msg, rdEnd - 4))); // SOA MINIMUM: RDATA's last 4 bytes
@@ -146,18 +147,26 @@ export function wireCacheTtl(msg: Uint8Array, table: RecordTable, rcode: number)
   return 0;
 }
 
-/** `answerChain` on the wire: offsets of the names the first `an` records may belong to, or null. */
+/** The chain `wireAnswerChain` returns, reused (a miss allocates as little as it can, README). */
+const chainScratch: number[] = [];
+
+/** `answerChain` on the wire: offsets of the names the first `an` records may belong to, or null (valid until the next call). */
 function wireAnswerChain(msg: Uint8Array, table: RecordTable, an: number): number[] | null {
   if (an > ANSWERS_CHECKED_MAX) return null;
   const qEnd = nameEnd(msg, HEADER_SIZE);
   const qtype = (msg[qEnd]! << 8) | msg[qEnd + 1]!;
   const qclass = (msg[qEnd + 2]! << 8) | msg[qEnd + 3]!;
-  const chain = [HEADER_SIZE];
+  const chain = chainScratch;
+  chain.length = 0;
+  chain.push(HEADER_SIZE);
   for (let i = 0; i < an; i++) {
     const at = table.ttlAt[i]!;
     const owner = table.start[i]!;
     const klass = (msg[at - 2]! << 8) | msg[at - 1]!;
-    if ((klass !== qclass && qclass !== CLASS_ANY) || !chain.some((n) => sameNameAt(msg, n, owner))) return null;
+    if (klass !== qclass && qclass !== CLASS_ANY) return null;
+    let inChain = false;
+    for (let k = 0; k < chain.length && !inChain; k++) inChain = sameNameAt(msg, chain[k]!, owner);
+    if (!inChain) return null;
     const type = table.type[i]!;
     if (type === T.CNAME) {
       if (chain.length > CNAME_CHAIN_MAX) return null;
@@ -237,17 +246,18 @@ export function ttlOffsets(msg: Uint8Array): number[] | null {
  * pointer may point anywhere earlier, even into a header or a TTL field, and those bytes are
  * rewritten when the entry is stored and served, which would change the name.
  */
-function readsPatched(msg: Uint8Array, p: number, patched: Uint8Array): boolean {
+function readsPatched(msg: Uint8Array, p: number, ttlAt: readonly number[], count: number): boolean {
   for (let steps = 0; steps < 256 && p < msg.length; steps++) {
     const len = msg[p]!;
-    if (patched[p] === 1) return true;
+    const last = len === 0 ? p : (len & 0xc0) === 0xc0 ? p + 1 : p + len;
+    if (p < HEADER_SIZE) return true;
+    // The bytes [p, last] against each TTL field [at, at + 3] (a handful of records: no index).
+    for (let i = 0; i < count; i++) { const at = ttlAt[i]!; if (p <= at + 3 && last >= at) return true; }
     if (len === 0) return false;
     if ((len & 0xc0) === 0xc0) {
-      if (patched[p + 1] === 1) return true;
       p = ((len & 0x3f) << 8) | (msg[p + 1] ?? 0);
       continue;
     }
-    for (let i = p + 1; i <= p + len; i++) if (patched[i] === 1) return true;
     p += len + 1;
   }
   return false;
@@ -255,15 +265,12 @@ function readsPatched(msg: Uint8Array, p: number, patched: Uint8Array): boolean 
 
 /** Whether a name of the reply (an owner's, or one in RDATA) reads its header or a TTL field. */
 function namesReadPatched(reply: Uint8Array, table: RecordTable, count: number): boolean {
-  const patched = new Uint8Array(reply.length);
-  patched.fill(1, 0, HEADER_SIZE);
-  for (let i = 0; i < count; i++) patched.fill(1, table.ttlAt[i]!, table.ttlAt[i]! + 4);
+  const ttlAt = table.ttlAt;
   for (let i = 0; i < count; i++) {
-    if (readsPatched(reply, table.start[i]!, patched)) return true;
-    const at = table.ttlAt[i]!;
-    for (const p of rdataNameOffsets(reply, table.type[i]!, at + 6, (reply[at + 4]! << 8) | reply[at + 5]!)) {
-      if (readsPatched(reply, p, patched)) return true;
-    }
+    if (readsPatched(reply, table.start[i]!, ttlAt, count)) return true;
+    const at = ttlAt[i]!;
+    const names = rdataNameOffsets(reply, table.type[i]!, at + 6, (reply[at + 4]! << 8) | reply[at + 5]!);
+    for (let k = 0; k < names.length; k++) if (readsPatched(reply, names[k]!, ttlAt, count)) return true;
   }
   return false;
 }

@@ -219,13 +219,17 @@ function optionsFit(msg: Uint8Array, q: number, end: number): boolean {
   return true;
 }
 
+/** `rdataNameOffsets`'s answer, reused (valid until the next call). */
+const nameOffsetsScratch: number[] = [];
+
 /**
  * Where each name in a record's RDATA starts, for the types whose RDATA names may be compressed
- * (`rdataFits` accepted it); none for the others (their RDATA is opaque bytes).
+ * (`rdataFits` accepted it); none for the others (their RDATA is opaque bytes). Valid until the next call.
  */
-export function rdataNameOffsets(msg: Uint8Array, type: number, start: number, rdlen: number): number[] {
+export function rdataNameOffsets(msg: Uint8Array, type: number, start: number, rdlen: number): readonly number[] {
+  const out = nameOffsetsScratch;
+  out.length = 0;
   const layout = COMPRESSIBLE[type] ?? EXPAND_ONLY[type];
-  const out: number[] = [];
   if (layout === undefined) return out;
   let q = start;
   for (const item of layout) {

@@ -1,5 +1,5 @@
 import { asciiLower, encodeName, nameEnd, nameUnderAt, readName, sameNameAt, splitName } from './name.js';
-import { CLASS_ANY, HEADER_SIZE, RCODE, T, UDP_PAYLOAD_MAX, rdataNameOffsets, decodeMessage, u32, emptyMessage, encodeMessage, type DnsRecord, type MessageScan, type Question, type RecordTable } from './wire.js';
+import { CLASS_ANY, HEADER_SIZE, RCODE, T, UDP_PAYLOAD_MAX, rdataNameOffsets, decodeMessage, u32, setU32, emptyMessage, encodeMessage, type DnsRecord, type MessageScan, type Question, type RecordTable } from './wire.js';
 
 export type { RecordTable } from './wire.js';
 import type { FastQuery } from './fast.js';
@@ -52,6 +52,12 @@ export interface CacheEntry {
   hash: number;
   /** Offsets of every TTL field inside the answer (from its start). */
   ttlAt: Uint16Array;
+  /** The TTLs as stored (`ttlAt[i]`'s), before any countdown. */
+  ttls: Uint32Array;
+  /** The answer alone: a view of `data`, its TTLs counted down by `aged` seconds. */
+  body: Buffer;
+  /** Whole seconds the TTLs in `data` are counted down by (`countDown` moves it as the clock does). */
+  aged: number;
   storedAt: number;
   expiresAt: number;
   cost: number;
@@ -316,7 +322,7 @@ export function wireFromReply(reply: Uint8Array, negative: boolean, ttlS: number
     for (let i = ancount; i < ancount + nscount && i < count; i++) {
       if (table.type[i] !== T.SOA) continue;
       const at = table.ttlAt[i]!;
-      body[at] = ttlS >>> 24; body[at + 1] = (ttlS >>> 16) & 0xff; body[at + 2] = (ttlS >>> 8) & 0xff; body[at + 3] = ttlS & 0xff;
+      setU32(body, at, ttlS);
     }
   }
   const key = Uint8Array.from(reply.subarray(HEADER_SIZE, qEnd));
@@ -326,9 +332,28 @@ export function wireFromReply(reply: Uint8Array, negative: boolean, ttlS: number
   return { key, body, ttlMs: ttlS * 1000, ttlAt };
 }
 
-/** What another process needs to store the same entry (`insertWire`). */
+/** What another process needs to store the same entry (`insertWire`): as it was stored, and its lifetime. */
 export function wireOf(e: CacheEntry): WireEntry {
-  return { key: e.data.subarray(0, e.keyLength), body: e.data.subarray(e.keyLength), ttlMs: e.expiresAt - e.storedAt };
+  const body = Uint8Array.from(e.body);
+  for (let i = 0; i < e.ttlAt.length; i++) setU32(body, e.ttlAt[i]!, e.ttls[i]!);
+  return { key: e.data.subarray(0, e.keyLength), body, ttlMs: e.expiresAt - e.storedAt };
+}
+
+/**
+ * Counts the TTLs in `e`'s stored answer down to its age at `nowMs` (whole seconds since it was
+ * stored, never below 0), from the TTLs it was stored with. A no-op until the next second.
+ */
+function countDown(e: CacheEntry, nowMs: number): void {
+  const age = nowMs > e.storedAt ? Math.floor((nowMs - e.storedAt) / 1000) : 0;
+  if (age === e.aged) return;
+  const data = e.data;
+  const at = e.ttlAt;
+  const ttls = e.ttls;
+  for (let i = 0; i < at.length; i++) {
+    const stored = ttls[i]!;
+    setU32(data, e.keyLength + at[i]!, stored > age ? stored - age : 0);
+  }
+  e.aged = age;
 }
 
 export class ForwardCache {
@@ -376,38 +401,38 @@ export class ForwardCache {
   reply(msg: Uint8Array, q: FastQuery, e: CacheEntry, nowMs: number, tcp = false): Buffer {
     const withOpt = q.ednsLimit !== 0;
     const limit = tcp ? 65535 : withOpt ? q.ednsLimit : 512;
-    const bodyLength = e.data.length - e.keyLength;
-    const truncate = bodyLength + (withOpt ? OPT_SIZE : 0) > limit;
-    const length = truncate ? q.qEnd : bodyLength;
-    const out = Buffer.allocUnsafe(length + (withOpt ? OPT_SIZE : 0));
-    e.data.copy(out, 0, e.keyLength, e.keyLength + length);
+    const optSize = withOpt ? OPT_SIZE : 0;
+    let out: Buffer;
+    let length: number;
+    if (e.body.length + optSize > limit) {
+      length = q.qEnd;
+      out = Buffer.allocUnsafe(length + optSize);
+      out.set(e.body.subarray(0, length));
+      out[2] = out[2]! | 0x02;
+      out.fill(0, 6, 12);
+    } else {
+      // The stored answer's TTLs are rewritten once per second of its age, not once per reply.
+      countDown(e, nowMs);
+      length = e.body.length;
+      out = Buffer.allocUnsafe(length + optSize);
+      out.set(e.body);
+    }
     out[0] = msg[0]!;
     out[1] = msg[1]!;
     out[2] = out[2]! | (msg[2]! & 0x01);
     for (let i = HEADER_SIZE; i < q.qEnd; i++) out[i] = msg[i]!;
-    if (truncate) {
-      out[2] = out[2]! | 0x02;
-      out.fill(0, 6, 12);
-    } else {
-      const age = Math.floor((nowMs - e.storedAt) / 1000);
-      if (age > 0) {
-        for (const at of e.ttlAt) {
-          const ttl = out.readUInt32BE(at);
-          out.writeUInt32BE(ttl > age ? ttl - age : 0, at);
-        }
-      }
-    }
     if (withOpt) {
       const at = length;
       out[at] = 0;
       out[at + 1] = 0; out[at + 2] = 41;
       out[at + 3] = UDP_PAYLOAD_MAX >> 8; out[at + 4] = UDP_PAYLOAD_MAX & 0xff;
-      out.fill(0, at + 5, at + 11);
+      out[at + 5] = 0; out[at + 6] = 0; out[at + 7] = 0; out[at + 8] = 0; out[at + 9] = 0; out[at + 10] = 0;
       const ar = ((out[10]! << 8) | out[11]!) + 1;
       out[10] = ar >> 8; out[11] = ar & 0xff;
     }
     return out;
   }
+
 
   /** The cached answer for `q` as records with TTLs counted down (for queries off the fast path), or null. */
   get(q: Question, nowMs: number): CachedAnswer | null {
@@ -417,10 +442,8 @@ export class ForwardCache {
     msg.set(key, HEADER_SIZE);
     const e = this.lookup(msg, fq, nowMs);
     if (e === null) return null;
-    const body = Buffer.from(e.data.subarray(e.keyLength));
-    const age = Math.floor((nowMs - e.storedAt) / 1000);
-    for (const at of e.ttlAt) { const ttl = body.readUInt32BE(at); body.writeUInt32BE(ttl > age ? ttl - age : 0, at); }
-    const d = decodeMessage(body);
+    countDown(e, nowMs);
+    const d = decodeMessage(Buffer.from(e.body));
     if (!d.ok) return null;
     return { rcode: d.value.rcode, answers: d.value.answers, authority: d.value.authority, additional: d.value.additional };
   }
@@ -482,7 +505,7 @@ export class ForwardCache {
   #insert(w: WireEntry, nowMs: number): CacheEntry | null {
     const offsets = w.ttlAt ?? ttlOffsets(w.body);
     if (offsets === null || w.key.length < 5 || w.ttlMs <= 0) return null;
-    const cost = w.key.length + w.body.length + 2 * offsets.length + ENTRY_OVERHEAD;
+    const cost = w.key.length + w.body.length + 6 * offsets.length + ENTRY_OVERHEAD;
     if (cost > this.limits.bytes || this.limits.entries === 0) return null;
     // Its own allocation: a slice of Node's shared pool would keep a whole 8 KiB slab alive.
     const data = Buffer.allocUnsafeSlow(w.key.length + w.body.length);
@@ -495,8 +518,11 @@ export class ForwardCache {
     const old = this.#find(data, w.key.length, hash);
     if (old !== null) this.#remove(old);
     while (this.#size >= this.limits.entries || this.#bytes + cost > this.limits.bytes) this.#remove(this.#oldest!);
+    const ttlAt = Uint16Array.from(offsets);
+    const ttls = new Uint32Array(ttlAt.length);
+    for (let i = 0; i < ttlAt.length; i++) ttls[i] = u32(data, w.key.length + ttlAt[i]!);
     const e: CacheEntry = {
-      data, keyLength: w.key.length, hash, ttlAt: Uint16Array.from(offsets), storedAt: nowMs, expiresAt: nowMs + w.ttlMs, cost,
+      data, keyLength: w.key.length, hash, ttlAt, ttls, body: data.subarray(w.key.length), aged: 0, storedAt: nowMs, expiresAt: nowMs + w.ttlMs, cost,
       chain: this.#map.get(hash) ?? null, older: this.#newest, newer: null,
     };
     this.#map.set(hash, e);
@@ -518,11 +544,8 @@ export class ForwardCache {
     for (let e = this.#oldest; e !== null; e = e.newer) {
       const ttlMs = e.expiresAt - nowMs;
       if (ttlMs <= 0) continue;
-      const age = Math.floor((nowMs - e.storedAt) / 1000);
-      const w = wireOf(e);
-      const body = Buffer.from(w.body);
-      if (age > 0) for (const at of e.ttlAt) { const ttl = body.readUInt32BE(at); body.writeUInt32BE(ttl > age ? ttl - age : 0, at); }
-      out.push({ key: Uint8Array.from(w.key), body, ttlMs });
+      countDown(e, nowMs);
+      out.push({ key: Uint8Array.from(e.data.subarray(0, e.keyLength)), body: Buffer.from(e.body), ttlMs });
     }
     return out;
   }

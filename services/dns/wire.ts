@@ -424,3 +424,7 @@ function encodeSections(m: DnsMessage, edns: Edns | null, truncate: boolean): Ui
 function u16(b: Uint8Array, at: number): number { return (b[at]! << 8) | b[at + 1]!; }
 /** The big-endian 32-bit number at `at` (the caller checked the bounds). */
 export function u32(b: Uint8Array, at: number): number { return ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0; }
+/** Writes `v` as a big-endian uint32 at `at` (the inverse of `u32`). */
+export function setU32(b: Uint8Array, at: number, v: number): void {
+  b[at] = v >>> 24; b[at + 1] = (v >>> 16) & 0xff; b[at + 2] = (v >>> 8) & 0xff; b[at + 3] = v & 0xff;
+}

@@ -11,8 +11,12 @@ export const READS_PER_TURN = 32;
 
 export class UdpBacklog {
   readonly standingMs: number;
-  /** Datagrams read this turn, per socket. */
-  #counts = new Map<unknown, number>();
+  /**
+   * Datagrams read this turn, per socket: parallel arrays searched from the start, not a Map (a
+   * process reads a handful of sockets, and this runs for every datagram).
+   */
+  #sockets: unknown[] = [];
+  #counts: number[] = [];
   #turnStartMs = 0;
   /** When the current run of full turns began (null: the last turn drained every socket). */
   #fullSinceMs: number | null = null;
@@ -26,9 +30,13 @@ export class UdpBacklog {
    * `beginTurn` with the time and arranges `endTurn` after the turn's reads (setImmediate).
    */
   read(socket: unknown): boolean {
-    const first = this.#counts.size === 0;
-    this.#counts.set(socket, (this.#counts.get(socket) ?? 0) + 1);
-    return first;
+    const sockets = this.#sockets;
+    for (let i = 0; i < sockets.length; i++) {
+      if (sockets[i] === socket) { this.#counts[i]!++; return false; }
+    }
+    sockets.push(socket);
+    this.#counts.push(1);
+    return sockets.length === 1;
   }
 
   beginTurn(nowMs: number): void {
@@ -38,8 +46,9 @@ export class UdpBacklog {
   /** The turn's reads are over (after the event loop's poll phase: setImmediate). */
   endTurn(): void {
     let full = false;
-    for (const n of this.#counts.values()) if (n >= READS_PER_TURN) full = true;
-    this.#counts.clear();
+    for (const n of this.#counts) if (n >= READS_PER_TURN) full = true;
+    this.#sockets.length = 0;
+    this.#counts.length = 0;
     if (!full) this.#fullSinceMs = null;
     else if (this.#fullSinceMs === null) this.#fullSinceMs = this.#turnStartMs;
   }

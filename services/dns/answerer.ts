@@ -62,6 +62,8 @@ export class DnsAnswerer {
   #forwarding: boolean;
   #allow: DnsConfig['subnets'];
   #allowCache = new Map<string, boolean>();
+  #lastAddress = '';
+  #lastAllowed = false;
   #transferAllow: DnsConfig['subnets'];
   #transferCache = new Map<string, boolean>();
   #rrl: ResponseRateLimiter | null;
@@ -109,7 +111,13 @@ export class DnsAnswerer {
   }
 
   forwardAllowed(address: string): boolean {
-    return this.#forwarding && inPrefixes(address, this.#allow, this.#allowCache);
+    if (!this.#forwarding) return false;
+    // The last source asked again (a client's burst): a string compare instead of a Map lookup.
+    if (address === this.#lastAddress) return this.#lastAllowed;
+    const allowed = inPrefixes(address, this.#allow, this.#allowCache);
+    this.#lastAddress = address;
+    this.#lastAllowed = allowed;
+    return allowed;
   }
 
   transferAllowed(address: string): boolean {

@@ -26,6 +26,11 @@
 # its UDP workers instead of the shipped ones: an A/B of the workers' flags without editing code, e.g.
 #   LANHA_DNS_WORKER_NODE_FLAGS="--max-semi-space-size=8 --single-threaded-gc" AUTH=0 STAGES=0 bash bench/dns.sh
 #
+# CPU per answered query (dns.udp.cpu_us_per_query, dns.forward.hit_cpu_us_per_query): the CPU of
+# lanha's processes (daemon + UDP workers, every thread) and of dnsmasq over their UDP and hit runs,
+# from /proc/<pid>/task/*/schedstat, divided by the answers: the figure the qps ratio follows on a
+# machine where dnsperf shares the cores.
+#
 # Memory: resident memory of the whole lanha daemon (main process + UDP worker processes; TFTP
 # threads would be in-process) idle before the load and its peak during the UDP runs.
 #
@@ -198,18 +203,38 @@ peak_rss "$LANHA_PID" "$TMP/lanha.peak" & PIDS+=($!); SAMPLER=$!
 # --- load ----------------------------------------------------------------------------------------
 # The machine is shared: runs are interleaved (lanha, dnsmasq, nsd, lanha, ...) so a busy moment
 # hits every server alike, and each figure is the median over RUNS.
+# CPU a server spent (ns): every thread of the process and of its children (lanha's UDP workers),
+# from /proc/<pid>/task/<tid>/schedstat, which counts in nanoseconds.
+cpu_ns() { # PID
+  local p t v total=0
+  for p in "$1" $(ps -o pid= --ppid "$1" 2>/dev/null || true); do
+    for t in /proc/"$p"/task/*/schedstat; do v=0; read -r v _ < "$t" 2>/dev/null || true; total=$((total + v)); done
+  done
+  echo "$total"
+}
+# With CPU_PID set: that server's CPU per answered query (us) over the run, appended to $TMP/NAME.MODE.cpu.
 once() { # NAME PORT MODE [FILE [DNSPERF ARGS...]] -> appends "qps lost p99_ms" to $TMP/NAME.MODE
-  local name=$1 port=$2 mode=$3 file=${4:-$TMP/queries.txt} qps lost p99 n
+  local name=$1 port=$2 mode=$3 file=${4:-$TMP/queries.txt} qps lost p99 n c0=0 answered
   shift 3; [ $# -gt 0 ] && shift
   [ $# -gt 0 ] || set -- -T "$THREADS" -c "$CLIENTS" -q "$OUTSTANDING"
+  [ -n "${CPU_PID:-}" ] && c0=$(cpu_ns "$CPU_PID")
   timeout $((DURATION + 20)) dnsperf -m "$mode" -s 127.0.0.1 -p "$port" -d "$file" -l "$DURATION" \
     "$@" -t 2 -v > "$TMP/out" 2>&1 || true
+  if [ -n "${CPU_PID:-}" ]; then
+    answered=$(awk '/Queries completed/{print $3}' "$TMP/out")
+    awk -v c=$(($(cpu_ns "$CPU_PID") - c0)) -v n="${answered:-0}" 'BEGIN{ if (n > 0) printf "%.2f\n", c / n / 1000 }' >> "$TMP/$name.$mode.cpu"
+  fi
   qps=$(awk '/Queries per second/{print $4}' "$TMP/out")
   lost=$(awk '/Queries lost/{print $3}' "$TMP/out")
   grep '^> ' "$TMP/out" | awk '{print $NF}' | sort -g > "$TMP/lat" || true
   n=$(wc -l < "$TMP/lat")
   if [ "$n" -gt 0 ]; then p99=$(awk -v n="$n" 'NR==int(n*0.99)+1{printf "%.3f",$1*1000; exit}' "$TMP/lat"); else p99=NA; fi
   echo "${qps:-0} ${lost:-NA} ${p99}" >> "$TMP/$name.$mode"
+}
+cpu_median() { # NAME MODE -> median CPU us per answered query over the runs
+  local f="$TMP/$1.$2.cpu"
+  [ -s "$f" ] || { echo NA; return; }
+  sort -g "$f" | awk '{v[NR]=$1} END{print v[int((NR+1)/2)]}'
 }
 median() { # NAME MODE COLUMN -> median of that column over the runs (lost: the largest)
   local f="$TMP/$1.$2"
@@ -225,10 +250,10 @@ echo "dnsperf: ${DURATION}s x ${RUNS} run(s), ${THREADS} threads, ${CLIENTS} cli
 for i in $(seq 1 "$RUNS"); do
   # Around lanha's UDP runs: its processes' GC pauses and event-loop delay (where the p99 tail goes).
   node dist/bench/pauses.js snap "$TMP/lanha.sock" "$TMP/pauses"
-  once lanha "$P_LANHA" udp
+  CPU_PID=$LANHA_PID once lanha "$P_LANHA" udp
   node dist/bench/pauses.js snap "$TMP/lanha.sock" "$TMP/pauses"
   once lanha1 "$P_LANHA1" udp
-  [ $DNSMASQ_OK = 1 ] && once dnsmasq "$P_DNSMASQ" udp
+  [ $DNSMASQ_OK = 1 ] && CPU_PID=$DNSMASQ_PID once dnsmasq "$P_DNSMASQ" udp
   [ $NSD_OK = 1 ] && once nsd "$P_NSD" udp
   once lanha "$P_LANHA" tcp
   [ $NSD_OK = 1 ] && once nsd "$P_NSD" tcp
@@ -263,6 +288,7 @@ echo
 
 echo "RESULT dns.udp.qps lanha=$(num "$L_UQ") dnsmasq=$(num "$D_UQ") ratio=$(ratio "$L_UQ" "$D_UQ") unit=qps better=higher"
 echo "RESULT dns.udp.qps lanha=$(num "$L_UQ") nsd=$(num "$N_UQ") ratio=$(ratio "$L_UQ" "$N_UQ") unit=qps better=higher"
+echo "RESULT dns.udp.cpu_us_per_query lanha=$(cpu_median lanha udp) dnsmasq=$(cpu_median dnsmasq udp) ratio=$(ratio "$(cpu_median lanha udp)" "$(cpu_median dnsmasq udp)") unit=us better=lower"
 echo "RESULT dns.udp.qps.one_process lanha=$(num "$L1_UQ") dnsmasq=$(num "$D_UQ") ratio=$(ratio "$L1_UQ" "$D_UQ") unit=qps better=higher"
 echo "RESULT dns.tcp.qps lanha=$(num "$L_TQ") nsd=$(num "$N_TQ") ratio=$(ratio "$L_TQ" "$N_TQ") unit=qps better=higher"
 echo "RESULT dns.udp.p99_ms lanha=$L_UP99 nsd=$N_UP99 ratio=$(ratio "$L_UP99" "$N_UP99") unit=ms better=lower"
@@ -382,8 +408,8 @@ captured() { # NAME PORT COMMAND...: runs COMMAND under a loopback capture of PO
 hit_run() { # lanha|dnsmasq|unbound
   sleep "$SETTLE"
   case $1 in
-    lanha) once flanha-hit "$P_FLANHA" udp "$TMP/hits.txt" ;;
-    dnsmasq) [ $FD_OK = 1 ] && once fdnsmasq-hit "$P_FDNSMASQ" udp "$TMP/hits.txt" ;;
+    lanha) CPU_PID=$FL_PID once flanha-hit "$P_FLANHA" udp "$TMP/hits.txt" ;;
+    dnsmasq) [ $FD_OK = 1 ] && CPU_PID=$FD_PID once fdnsmasq-hit "$P_FDNSMASQ" udp "$TMP/hits.txt" ;;
     unbound) [ $FU_OK = 1 ] && once funbound-hit "$P_FUNBOUND" udp "$TMP/hits.txt" ;;
   esac
   return 0
@@ -435,6 +461,7 @@ printf '%-10s %12s %14s %12s %10s\n' unbound "$FU_HQ" "$FU_MP" "$FU_ML" "$(mib "
 echo
 echo "RESULT dns.forward.hit_qps lanha=$(num "$FL_HQ") dnsmasq=$(num "$FD_HQ") ratio=$(ratio "$FL_HQ" "$FD_HQ") unit=qps better=higher"
 echo "RESULT dns.forward.hit_qps lanha=$(num "$FL_HQ") unbound=$(num "$FU_HQ") ratio=$(ratio "$FL_HQ" "$FU_HQ") unit=qps better=higher"
+echo "RESULT dns.forward.hit_cpu_us_per_query lanha=$(cpu_median flanha-hit udp) dnsmasq=$(cpu_median fdnsmasq-hit udp) ratio=$(ratio "$(cpu_median flanha-hit udp)" "$(cpu_median fdnsmasq-hit udp)") unit=us better=lower"
 echo "RESULT dns.forward.miss_p99_ms lanha=$FL_MP unbound=$FU_MP ratio=$(ratio "$FL_MP" "$FU_MP") unit=ms better=lower"
 echo "RESULT dns.forward.miss_p99_ms lanha=$FL_MP dnsmasq=$FD_MP ratio=$(ratio "$FL_MP" "$FD_MP") unit=ms better=lower"
 if [ -n "$CAPTURE" ]; then

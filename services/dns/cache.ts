@@ -1,4 +1,4 @@
-import { asciiLower, encodeName, nameEnd, nameUnderAt, readName, sameNameAt, splitName } from './name.js';
+import { asciiLower, encodeName, isSubdomain, nameEnd, nameUnderAt, readName, sameNameAt } from './name.js';
 import { CLASS_ANY, HEADER_SIZE, RCODE, T, UDP_PAYLOAD_MAX, rdataNameOffsets, decodeMessage, u32, setU32, emptyMessage, encodeMessage, type DnsRecord, type MessageScan, type Question, type RecordTable } from './wire.js';
 
 export type { RecordTable } from './wire.js';
@@ -96,7 +96,7 @@ export function cacheTtl(q: Question, a: CachedAnswer): number {
     return Math.min(POSITIVE_TTL_MAX, ...a.answers.map((r) => ttlReceived(r.ttl)));
   }
   const soa = a.authority.find((r) => r.type === T.SOA);
-  if (soa === undefined || soa.rdata.length < 4 || !chain.some((n) => nameUnder(n, soa.name))) return 0;
+  if (soa === undefined || soa.rdata.length < 4 || !chain.some((n) => isSubdomain(n, soa.name))) return 0;
   return Math.min(NEGATIVE_TTL_MAX, ttlReceived(soa.ttl), ttlReceived(soaMinimum(soa)));
 }
 
@@ -115,12 +115,6 @@ function answerChain(q: Question, answers: readonly DnsRecord[]): string[] | nul
     }
   }
   return chain;
-}
-
-/** Whether `zone` is `name` or one of its ancestors, label by label. */
-function nameUnder(name: string, zone: string): boolean {
-  const n = splitName(name) ?? [], z = splitName(asciiLower(zone)) ?? [];
-  return z.length <= n.length && z.every((label, i) => label === n[n.length - z.length + i]);
 }
 
 /**

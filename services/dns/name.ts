@@ -139,10 +139,21 @@ function labelCount(msg: Uint8Array, p: number): number {
   return n;
 }
 
+/**
+ * The text without its final dot, if it has one that ends the name: "lan." -> "lan", but "a\." keeps
+ * its dot (an escaped one, part of the label) and "a\\." loses it (an escaped backslash, then the dot).
+ */
+function withoutFinalDot(name: string): string {
+  if (!name.endsWith('.')) return name;
+  let backslashes = 0;
+  for (let i = name.length - 2; i >= 0 && name.charCodeAt(i) === 0x5c; i--) backslashes++;
+  return backslashes % 2 === 0 ? name.slice(0, -1) : name;
+}
+
 /** Splits presentation text into labels, honouring "\." and "\\" escapes. Null when not a valid name. */
 export function splitName(name: string): string[] | null {
   if (name === '' || name === '.') return [];
-  const text = name.endsWith('.') && !name.endsWith('\\.') ? name.slice(0, -1) : name;
+  const text = withoutFinalDot(name);
   const labels: string[] = [];
   let label = '';
   for (let i = 0; i < text.length; i++) {
@@ -171,7 +182,7 @@ export function nameProblem(name: string): string | null {
   if (/[\u0000-\u001f\u007f]/.test(name)) return 'has a control character (NUL, tab, newline and the like are not allowed in names)';
   if (/[ ;"()]/.test(name)) return 'has a blank, ";", quote or parenthesis (not allowed in names here)';
   if (/[^\u0000-\u00ff]/.test(name)) return 'has a character outside Latin-1 (write internationalised names in their xn-- form)';
-  const text = name.endsWith('.') && !name.endsWith('\\.') ? name.slice(0, -1) : name;
+  const text = withoutFinalDot(name);
   if (text === '' && name !== '.') return 'is empty';
   let wire = 1;
   for (const label of text === '' ? [] : text.replace(/\\./g, 'x').split('.')) {
@@ -200,7 +211,7 @@ export function encodeName(name: string): Uint8Array {
 
 /** Lowercase key of a name (ASCII only, as RFC 4343 asks). */
 export function nameKey(name: string): string {
-  const n = name.endsWith('.') && !name.endsWith('\\.') ? name.slice(0, -1) : name;
+  const n = withoutFinalDot(name);
   return asciiLower(n);
 }
 
@@ -208,17 +219,38 @@ export function asciiLower(s: string): string {
   return /[A-Z]/.test(s) ? s.replace(/[A-Z]/g, (c) => String.fromCharCode(c.charCodeAt(0) | 0x20)) : s;
 }
 
-/** True when `name` equals `zone` or lies below it (both keys). */
+/**
+ * True when `zone` is `name` or one of its ancestors, label by label: an escaped dot (`a\.b`) is
+ * part of a label, not a boundary; ASCII letters match in any case (RFC 4343); "" (or ".") is the
+ * root, above every name; a trailing dot is allowed on either. The presentation-text twin of
+ * nameUnderAt (the same answer for the same names on the wire, name.test.ts). False when either is
+ * not a valid name.
+ */
 export function isSubdomain(name: string, zone: string): boolean {
-  if (zone === '') return true;
-  return name === zone || (name.length > zone.length && name.endsWith(zone) && name[name.length - zone.length - 1] === '.');
+  const n = splitName(name), z = splitName(zone);
+  if (n === null || z === null || z.length > n.length) return false;
+  for (let i = 1; i <= z.length; i++) {
+    const a = n[n.length - i]!, b = z[z.length - i]!;
+    if (a !== b && (a.length !== b.length || asciiLower(a) !== asciiLower(b))) return false;
+  }
+  return true;
 }
 
-/** "a.b.c" -> "b.c"; the root's parent is null. */
+/** Where the label that starts at `from` of a name's text ends: its first unescaped dot, or the text's end. */
+function labelEnd(name: string, from: number): number {
+  for (let i = from; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c === 0x5c) i++; // "\x": x belongs to the label, a dot included
+    else if (c === 0x2e) return i;
+  }
+  return name.length;
+}
+
+/** "a.b.c" -> "b.c", "a\.b.c" -> "c" (an escaped dot is no label boundary); the root's parent is null. */
 export function parentName(name: string): string | null {
   if (name === '') return null;
-  const dot = name.indexOf('.');
-  return dot < 0 ? '' : name.slice(dot + 1);
+  const dot = labelEnd(name, 0);
+  return dot >= name.length ? '' : name.slice(dot + 1);
 }
 
 /** Wire length of a name's uncompressed form. */

@@ -20,9 +20,18 @@ import { EntryType, type ConfState, type Entry, type HardState, type Snapshot } 
 // batch written meanwhile (pipelined group commit); a batch is durable once an fdatasync issued
 // after its write and every earlier batch's completed.
 //
-// Start-up: a bad record in the last segment is a torn write of a batch that was never fsync'd
-// (nothing was acknowledged for it), so the tail is cut there. A bad record anywhere else, a bad
-// snapshot, or a cut that would lose committed entries is refused with an error naming file and offset.
+// Durable marks: every commit record carries, as its payload, how far into its segment an
+// fdatasync that had completed when it was written reached ("everything before this offset is on
+// the disk"). It rides in the batches written anyway; after a quiet spell (markIdleMs) and at a
+// clean close a bare commit record carries it, so the last batch is covered too.
+//
+// Start-up: a bad record in the last segment at or after its highest durable mark (read from every
+// whole record of the segment, those after the bad one included) is a torn write of batches that
+// were never fsync'd (nothing was acknowledged for them), so the tail is cut there. A bad record
+// before that mark damaged bytes an fdatasync had made durable: that is media damage, not a torn
+// write, and cutting there would drop acknowledged entries, so start-up is refused. So is a bad
+// record in an older segment, a bad snapshot or hard state, or a cut that would lose committed
+// entries: each with an error naming the file, the offset and how to rebuild the member.
 
 const SEGMENT_MAGIC = Buffer.from('LHWAL\u0000\u0000\u0001');
 const SNAP_MAGIC = Buffer.from('LHSNAP\u0000\u0001');
@@ -33,6 +42,21 @@ const RECORD_MAX = 64 * 1024 * 1024;
 
 const RecordType = { entry: 1, config: 2, commit: 3 } as const;
 const PREFILL_BYTES = 64 * 1024;
+/** A commit record's payload: the durable mark, u64 (older writers left it empty; readers before it ignore it). */
+const MARK_BYTES = 8;
+/** A quiet spell after which a bare commit record carries the durable mark of the last batch. */
+const MARK_IDLE_MS = 1000;
+
+/**
+ * What to do about damaged storage (cluster/raft/README.md, "Damaged storage"): a member of a
+ * cluster is rebuilt from its peers; a single node has no peer to copy from.
+ */
+export function rebuildHint(dir: string, cut?: { file: string; offset: number }): string {
+  return `to rebuild this member in a cluster: stop it, move ${dir} aside (mv ${dir} ${dir}.damaged; keep it for inspection) and start it again: `
+    + 'it rejoins with an empty log and the leader sends it a snapshot and the entries it lacks (wait until the others have a leader first). '
+    + `Alone (no cluster), restore ${dir} from a backup`
+    + (cut ? `, or keep a copy and cut the file where the damage starts (truncate -s ${cut.offset} ${cut.file}) to start from the entries before it, losing the later ones` : '');
+}
 
 export class StorageError extends Error {
   override name = 'StorageError';
@@ -77,6 +101,8 @@ export interface LoadedState {
 
 export interface WalOptions {
   segmentBytes?: number;
+  /** A quiet spell after which a bare record carries the durable mark of the last batch (ms, default 1000; 0: only at close). */
+  markIdleMs?: number;
   failpoint?: Failpoint;
   /** fdatasyncs of the WAL that may run at once (pipelined group commit); default 1. */
   syncsInFlightMax?: number;
@@ -109,6 +135,15 @@ export class Wal {
   #prefillBytes: number;
   /** The segment file's length: records up to #size, zeros after (prefilled). */
   #allocated = 0;
+  /** Bytes of the live segment that a completed fdatasync covered. */
+  #durableEnd = HEADER;
+  /** The highest durable mark written into the live segment. */
+  #markWritten = HEADER;
+  /** Where the last batch with entries ends in the live segment (what a mark must come to cover). */
+  #dataEnd = HEADER;
+  #markIdleMs: number;
+  #markTimer: NodeJS.Timeout | undefined;
+  #closing = false;
 
   private constructor(dir: string, segments: Segment[], lastIndex: number, hard: HardState, options: WalOptions) {
     this.dir = dir;
@@ -121,6 +156,7 @@ export class Wal {
     this.#failpoint = options.failpoint;
     this.#syncsInFlightMax = Math.max(1, Math.floor(options.syncsInFlightMax ?? 1));
     this.#prefillBytes = Math.max(0, Math.floor(options.prefillBytes ?? PREFILL_BYTES));
+    this.#markIdleMs = Math.max(0, Math.floor(options.markIdleMs ?? MARK_IDLE_MS));
   }
 
   /** Opens (creating if needed) the storage in `dir` and reads everything back. */
@@ -177,13 +213,17 @@ export class Wal {
       if (entries.length === 0 && !sync) return { durable: this.#tail };
       if (roll) await this.#roll(entries[0]?.index ?? this.#lastIndex + 1);
       if (entries.length === 0 && !commitChanged) return { durable: this.#tail };
+      // The commit record carries the durable mark: in every batch that has a commit to record or
+      // entries written since the last mark came to cover more.
+      const mark = this.#durableEnd;
+      const withCommit = commitChanged || (entries.length > 0 && mark > this.#markWritten);
       // One buffer for the whole batch, each record encoded in place (no buffer per record, no concat).
-      let size = commitChanged ? RECORD_HEAD : 0;
+      let size = withCommit ? RECORD_HEAD + MARK_BYTES : 0;
       for (const e of entries) size += RECORD_HEAD + e.data.length;
       let buf = Buffer.allocUnsafe(size);
       let at = 0;
       for (const e of entries) at = encodeRecordAt(buf, at, e.type === EntryType.config ? RecordType.config : RecordType.entry, e.term, e.index, e.data);
-      if (commitChanged) encodeRecordAt(buf, at, RecordType.commit, this.#hard.term, this.#hard.commit, EMPTY);
+      if (withCommit) encodeRecordAt(buf, at, RecordType.commit, this.#hard.term, this.#hard.commit, markPayload(mark));
       // Without failpoints nothing here yields to the event loop between the write and the
       // fdatasync's hand-off to the thread pool.
       if (this.#failpoint) {
@@ -198,6 +238,8 @@ export class Wal {
       while (done < buf.length) done += writeSync(fd.fd, buf, done, buf.length - done, this.#size + done);
       this.#size += buf.length;
       this.#writtenCommit = this.#hard.commit;
+      if (withCommit) this.#markWritten = Math.max(this.#markWritten, mark);
+      if (entries.length > 0) this.#dataEnd = this.#size;
       const last = entries[entries.length - 1];
       if (last) this.#lastIndex = last.index;
       return { durable: sync ? this.#syncCovering() : this.#tail };
@@ -259,23 +301,63 @@ export class Wal {
   #issueSync(): Promise<void> {
     this.#syncsInFlight++;
     const fd = this.#fd!;
+    // fdatasync makes durable everything written before it was called: the bytes up to here.
+    const covers = this.#size;
     const run = (async () => {
       if (this.#failpoint) await this.#fail('wal.beforeFsync');
       const started = performance.now();
       await fd.datasync();
       this.fsyncMs.record(performance.now() - started);
       this.#syncCount++;
+      if (this.#fd === fd) this.#durableEnd = Math.max(this.#durableEnd, covers);
       if (this.#failpoint) await this.#fail('wal.afterFsync');
     })().catch((error: unknown) => { throw this.#break(error); });
     run.catch(() => undefined).finally(() => {
       this.#syncsInFlight--;
       const next = this.#nextSync;
-      if (next === undefined) return;
+      if (next === undefined) { this.#scheduleMark(); return; }
       this.#nextSync = undefined;
       if (this.#broken) { next.reject(this.#broken); return; }
       this.#issueSync().then(next.resolve, next.reject);
     });
     return run;
+  }
+
+  /**
+   * After the last fdatasync of a burst: unless another batch carries it sooner, a bare commit
+   * record carries the durable mark that covers the last batch, once the WAL has been quiet for
+   * markIdleMs (its fdatasync acknowledges nothing; it only lets start-up tell damage to that batch
+   * from a torn write).
+   */
+  #scheduleMark(): void {
+    if (this.#markIdleMs <= 0 || this.#markTimer !== undefined || this.#closing || this.#broken) return;
+    if (this.#dataEnd <= this.#markWritten || this.#durableEnd < this.#dataEnd) return;
+    this.#markTimer = setTimeout(() => {
+      this.#markTimer = undefined;
+      if (this.#closing || this.#broken || this.#fd === undefined) return;
+      if (this.#beginning || this.#syncsInFlight > 0) { this.#scheduleMark(); return; }
+      if (this.#dataEnd <= this.#markWritten || this.#durableEnd < this.#dataEnd) return;
+      this.#writeMark().catch(() => undefined); // a failure breaks the WAL: the next batch reports it
+    }, this.#markIdleMs);
+    this.#markTimer.unref();
+  }
+
+  /** Writes a bare commit record with the durable mark; resolves once it is durable (in order with the batches). */
+  #writeMark(): Promise<void> {
+    try {
+      const mark = this.#durableEnd;
+      const buf = Buffer.allocUnsafe(RECORD_HEAD + MARK_BYTES);
+      encodeRecordAt(buf, 0, RecordType.commit, this.#hard.term, this.#writtenCommit, markPayload(mark));
+      const fd = this.#fd!;
+      if (this.#prefillBytes > 0 && this.#size + buf.length > this.#allocated) this.#prefill(fd.fd, this.#size + buf.length);
+      let done = 0;
+      while (done < buf.length) done += writeSync(fd.fd, buf, done, buf.length - done, this.#size + done);
+      this.#size += buf.length;
+      this.#markWritten = Math.max(this.#markWritten, mark);
+      return this.#syncCovering();
+    } catch (error) {
+      return Promise.reject(this.#break(error));
+    }
   }
 
   /** Waits until every batch written so far is durable (throws if the WAL broke). */
@@ -318,8 +400,21 @@ export class Wal {
   }
 
   async close(): Promise<void> {
+    this.#closing = true;
+    if (this.#markTimer !== undefined) clearTimeout(this.#markTimer);
+    this.#markTimer = undefined;
     await this.#snapshotChain;
     await this.#tail.catch(() => undefined);
+    if (this.#fd && !this.#broken && this.#dataEnd > this.#markWritten) {
+      // A clean stop leaves the last batch covered by a durable mark.
+      try {
+        await this.#fd.datasync();
+        this.#durableEnd = this.#size;
+        await this.#writeMark();
+      } catch (error) {
+        this.#break(error);
+      }
+    }
     const fd = this.#fd;
     this.#fd = undefined;
     // A clean stop leaves no prefilled zeros behind (a crash may: they read back as the end).
@@ -339,9 +434,18 @@ export class Wal {
     }
     const seg = this.#segments[this.#segments.length - 1]!;
     this.#fd = await fsp.open(join(this.#walDir, seg.name), 'r+');
+    // What a process killed before its fdatasync left in the page cache is made durable now, so
+    // the marks written from here on say only what is true.
+    await this.#fd.datasync();
     const length = (await this.#fd.stat()).size;
-    this.#size = scanSegment(readFileSync(join(this.#walDir, seg.name))).end;
+    const scan = scanSegment(readFileSync(join(this.#walDir, seg.name)));
+    this.#size = scan.end;
     this.#allocated = length;
+    this.#durableEnd = scan.end;
+    this.#markWritten = scan.durableMark;
+    const lastData = scan.records.filter((r) => r.type !== RecordType.commit).pop();
+    this.#dataEnd = lastData === undefined ? HEADER : lastData.offset + RECORD_HEAD + lastData.payload.length;
+    this.#scheduleMark();
   }
 
   async #roll(firstIndex: number): Promise<void> {
@@ -361,6 +465,9 @@ export class Wal {
     this.#fd = fd;
     this.#size = HEADER;
     this.#allocated = HEADER;
+    this.#durableEnd = HEADER;
+    this.#markWritten = HEADER;
+    this.#dataEnd = HEADER;
     this.#segments.push({ seq, firstIndex, name });
   }
 
@@ -411,7 +518,11 @@ export function encodeRecord(type: number, term: number, index: number, payload:
   return out;
 }
 
-const EMPTY = new Uint8Array(0);
+function markPayload(mark: number): Buffer {
+  const out = Buffer.allocUnsafe(MARK_BYTES);
+  writeU64(out, mark, 0);
+  return out;
+}
 
 /** Writes one record at `at` in `out` (which has room for it); returns the offset after it. */
 function encodeRecordAt(out: Buffer, at: number, type: number, term: number, index: number, payload: Uint8Array): number {
@@ -425,38 +536,68 @@ function encodeRecordAt(out: Buffer, at: number, type: number, term: number, ind
   return at + 8 + bodyLen;
 }
 
+type ScannedRecord = { type: number; term: number; index: number; payload: Uint8Array; offset: number };
+
 export type RecordScan =
-  | { ok: true; records: Array<{ type: number; term: number; index: number; payload: Uint8Array; offset: number }>; end: number }
-  | { ok: false; records: Array<{ type: number; term: number; index: number; payload: Uint8Array; offset: number }>; badOffset: number; problem: string; end: number };
+  | { ok: true; records: ScannedRecord[]; end: number; durableMark: number }
+  | { ok: false; records: ScannedRecord[]; badOffset: number; problem: string; end: number; durableMark: number };
 
 /**
  * Reads the records of one segment's bytes; stops at the first bad one. Never throws. Zeros from a
  * record boundary to the end are the prefilled space after the last record (Wal.#prefill), not
- * damage: the scan ends there cleanly (`end`: where the next record goes).
+ * damage: the scan ends there cleanly (`end`: where the next record goes). `durableMark`: the
+ * highest durable mark of any whole record in the segment, those after a bad one included (found
+ * by trying every offset past it), so damage before it is known to be damage to fsync'd bytes.
  */
 export function scanSegment(bytes: Uint8Array): RecordScan {
-  const records: Array<{ type: number; term: number; index: number; payload: Uint8Array; offset: number }> = [];
+  const records: ScannedRecord[] = [];
   if (bytes.length < HEADER || !Buffer.from(bytes.subarray(0, HEADER)).equals(SEGMENT_MAGIC)) {
-    return { ok: false, records, badOffset: 0, problem: 'not a lanha WAL segment (bad magic)', end: 0 };
+    return { ok: false, records, badOffset: 0, problem: 'not a lanha WAL segment (bad magic)', end: 0, durableMark: 0 };
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let at = HEADER;
-  const bad = (problem: string): RecordScan => ({ ok: false, records, badOffset: at, problem, end: at });
+  let durableMark = HEADER;
+  const bad = (problem: string): RecordScan => {
+    // Marks ride in commit records of one size: only those are looked for past the damage, so the
+    // search sums a CRC only where a length and a type say one may start.
+    const size = 8 + 17 + MARK_BYTES;
+    for (let o = at + 1; o + size <= bytes.length; o++) {
+      if (view.getUint32(o) !== 17 + MARK_BYTES || bytes[o + 8] !== RecordType.commit) continue;
+      const r = recordAt(bytes, view, o);
+      if (typeof r !== 'string') durableMark = Math.max(durableMark, markOf(r));
+    }
+    return { ok: false, records, badOffset: at, problem, end: at, durableMark };
+  };
   while (at < bytes.length) {
-    if (allZero(bytes, at)) return { ok: true, records, end: at };
-    if (bytes.length - at < 8) return bad('record header cut short');
-    const len = view.getUint32(at);
-    const crc = view.getUint32(at + 4);
-    if (len < 17 || len > RECORD_MAX) return bad(`record length ${len} is impossible`);
-    if (at + 8 + len > bytes.length) return bad('record cut short');
-    const body = bytes.subarray(at + 8, at + 8 + len);
-    if (crc32c(body) !== crc) return bad('record checksum mismatch');
-    const type = body[0]!;
-    if (type !== RecordType.entry && type !== RecordType.config && type !== RecordType.commit) return bad(`unknown record type ${type}`);
-    records.push({ type, term: readU64(body, 1), index: readU64(body, 9), payload: body.subarray(17), offset: at });
-    at += 8 + len;
+    if (allZero(bytes, at)) break;
+    const r = recordAt(bytes, view, at);
+    if (typeof r === 'string') return bad(r);
+    records.push(r);
+    durableMark = Math.max(durableMark, markOf(r));
+    at += RECORD_HEAD + r.payload.length;
   }
-  return { ok: true, records, end: at };
+  return { ok: true, records, end: at, durableMark };
+}
+
+/** The whole record at `at`, or what is wrong with it. */
+function recordAt(bytes: Uint8Array, view: DataView, at: number): ScannedRecord | string {
+  if (bytes.length - at < 8) return 'record header cut short';
+  const len = view.getUint32(at);
+  if (len < 17 || len > RECORD_MAX) return `record length ${len} is impossible`;
+  if (at + 8 + len > bytes.length) return 'record cut short';
+  // Cheap tests first (a type we write, a term below 2^32) so a search past damage rarely sums a CRC.
+  const type = bytes[at + 8]!;
+  if (type !== RecordType.entry && type !== RecordType.config && type !== RecordType.commit) {
+    return view.getUint32(at + 4) === crc32c(bytes.subarray(at + 8, at + 8 + len)) ? `unknown record type ${type}` : 'record checksum mismatch';
+  }
+  if (crc32c(bytes.subarray(at + 8, at + 8 + len)) !== view.getUint32(at + 4)) return 'record checksum mismatch';
+  const body = bytes.subarray(at + 8, at + 8 + len);
+  return { type, term: readU64(body, 1), index: readU64(body, 9), payload: body.subarray(17), offset: at };
+}
+
+/** A commit record's durable mark (0: none; records of other types, or from before marks). */
+function markOf(r: ScannedRecord): number {
+  return r.type === RecordType.commit && r.payload.length >= MARK_BYTES && r.offset >= readU64(r.payload, 0) ? readU64(r.payload, 0) : 0;
 }
 
 function allZero(bytes: Uint8Array, from: number): boolean {
@@ -537,7 +678,7 @@ export function loadState(dir: string): LoadedState {
   let hardState: HardState = { term: 0, vote: null, commit: 0 };
   if (exists(hardFile)) {
     const decoded = decodeHardState(readFileSync(hardFile));
-    if (!decoded) throw new StorageError(hardFile, 0, 'hard state is corrupt (bad magic, length or checksum); it is replaced atomically, so this is not a torn write: restore the state directory from a peer');
+    if (!decoded) throw new StorageError(hardFile, 0, `hard state is corrupt (bad magic, length or checksum); it is replaced atomically, so this is not a torn write; ${rebuildHint(dir)}`);
     hardState = decoded;
   }
   let snapshot: Snapshot | undefined;
@@ -546,7 +687,7 @@ export function loadState(dir: string): LoadedState {
   if (newest !== undefined) {
     const file = join(dir, newest);
     const decoded = decodeSnapshot(readFileSync(file));
-    if (!decoded.ok) throw new StorageError(file, decoded.offset, `snapshot is corrupt: ${decoded.problem}`);
+    if (!decoded.ok) throw new StorageError(file, decoded.offset, `snapshot is corrupt: ${decoded.problem}; it is written atomically, so this is not a torn write; ${rebuildHint(dir)}`);
     snapshot = decoded.value;
   }
   const snapIndex = snapshot?.meta.index ?? 0;
@@ -562,9 +703,16 @@ export function loadState(dir: string): LoadedState {
     const scan = scanSegment(bytes);
     if (!scan.ok) {
       const isLast = i === segments.length - 1;
-      if (!isLast) throw new StorageError(file, scan.badOffset, `${scan.problem} in a segment that is not the last one: this is not a torn write; the log is damaged`);
+      const at = { file, offset: scan.badOffset };
+      if (!isLast) throw new StorageError(file, scan.badOffset, `${scan.problem} in a segment that is not the last one: this is not a torn write; the log is damaged; ${rebuildHint(dir, at)}`);
       if (scan.badOffset < HEADER) {
-        writeFileSync(file, SEGMENT_MAGIC); // crashed while creating the segment
+        // A segment's magic is fdatasync'd before anything else is written to it: a bad one is a
+        // crash while creating it only while the file holds no more than the magic would.
+        if (bytes.length > HEADER) throw new StorageError(file, 0, `${scan.problem}, and the file holds ${bytes.length} bytes: the header was durable before any record was written, so this is damage, not a torn write; ${rebuildHint(dir)}`);
+        writeFileSync(file, SEGMENT_MAGIC);
+      } else if (scan.badOffset < scan.durableMark) {
+        throw new StorageError(file, scan.badOffset, `${scan.problem}, before offset ${scan.durableMark} that an fdatasync had made durable (a later record says so): `
+          + `this is damage to acknowledged entries, not a torn write, so the log is not cut; ${rebuildHint(dir, at)}`);
       } else {
         truncateFile(file, scan.badOffset);
       }
@@ -584,7 +732,7 @@ export function loadState(dir: string): LoadedState {
     }
   });
   if (commit > lastIndex()) {
-    throw new StorageError(walDir, 0, `the log ends at ${lastIndex()} but entries up to ${commit} were committed: durable entries are missing`);
+    throw new StorageError(walDir, 0, `the log ends at ${lastIndex()} but entries up to ${commit} were committed: durable entries are missing; ${rebuildHint(dir)}`);
   }
   hardState = { ...hardState, commit: Math.max(commit, snapIndex) };
   return snapshot ? { hardState, snapshot, entries, truncatedBytes } : { hardState, entries, truncatedBytes };

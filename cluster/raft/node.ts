@@ -586,6 +586,18 @@ export class RaftNode {
   }
 
   #decrease(pr: Progress, rejected: number, hint: number): boolean {
+    if (rejected === pr.match && hint < pr.match) {
+      // The follower lacks the entry it acknowledged last and says its log ends below it: it lost
+      // its storage (a member rebuilt with an empty directory after damage, cluster/raft/README.md
+      // "Damaged storage"). Probe from where it says its log ends: it gets the entries, or the
+      // snapshot, again. Without this the leader never went below match + 1 and re-sent the same
+      // rejected append at once, for good (a busy loop on both). The commit index never goes
+      // back, so lowering match changes nothing already decided; a stale duplicate of an old
+      // rejection costs a re-send of entries the follower still has.
+      pr.match = hint;
+      this.#toProbe(pr);
+      return true;
+    }
     if (pr.state === 'replicate') {
       if (rejected <= pr.match) return false;
       pr.next = pr.match + 1;

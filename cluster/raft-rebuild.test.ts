@@ -1,0 +1,74 @@
+import t from 'tap';
+import { mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { systemClock } from '../lib/clock.js';
+import { seededRandom } from '../lib/random.js';
+import { silentLogger } from '../lib/log.js';
+import { RaftStateLog } from './raft-state-log.js';
+import { scanSegment } from './raft/wal.js';
+import { MemoryHub } from '../test/support/memory-link.js';
+import type { Command } from './commands.js';
+
+// What the WAL's refusal tells an operator to do with a damaged member of a cluster
+// (cluster/raft/README.md, "Damaged storage"): move its raft directory aside and start it; it
+// rejoins empty and the leader sends it the snapshot and the entries it lacks.
+
+const grant = (i: number): Command => ({ type: 'lease.grant', ip: 0x0a000000 + i, mac: `02:00:00:00:00:${(i & 0xff).toString(16).padStart(2, '0')}`, subnet: '10.0.0.0/8', leaseMs: 3_600_000 });
+
+async function until(what: string, condition: () => boolean, ms = 10_000): Promise<void> {
+  const end = performance.now() + ms;
+  while (!condition()) {
+    if (performance.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+t.test('a member refused for damage to fsync\'d WAL bytes is rebuilt from its peers: its directory moved aside, it starts empty and catches up', async (t) => {
+  const alive = setInterval(() => undefined, 1000); // the hosts' timers are unref'd
+  const root = mkdtempSync(join(tmpdir(), 'lanha-rebuild-'));
+  const hub = new MemoryHub();
+  const members = ['a', 'b', 'c'];
+  let seed = 1;
+  const open = (id: string): Promise<RaftStateLog> => RaftStateLog.open({
+    id, dir: join(root, id), conf: { voters: members, learners: [], witnesses: [] }, clock: systemClock, random: seededRandom(seed++), log: silentLogger,
+    link: hub.link(id), proposeTimeoutMs: 5000, snapshotEntries: 20,
+  });
+  const logs = new Map<string, RaftStateLog>();
+  t.teardown(async () => {
+    for (const log of logs.values()) await log.close();
+    clearInterval(alive);
+    rmSync(root, { recursive: true, force: true });
+  });
+  for (const id of members) logs.set(id, await open(id));
+  const leader = (): RaftStateLog | undefined => [...logs.values()].find((l) => l.isLeader());
+  await until('a leader', () => leader() !== undefined);
+  const lead = leader()!;
+  for (let i = 1; i <= 50; i++) await lead.propose(grant(i));
+  const victim = members.find((id) => logs.get(id) !== lead)!;
+  await until('the victim to apply everything', () => logs.get(victim)!.fsm.appliedIndex === lead.fsm.appliedIndex);
+  await logs.get(victim)!.close();
+  logs.delete(victim);
+
+  // One flipped bit in the first entry of the victim's last segment, which fdatasyncs had made durable.
+  const walDir = join(root, victim, 'wal');
+  const seg = join(walDir, readdirSync(walDir).sort().pop()!);
+  const bytes = readFileSync(seg);
+  const first = scanSegment(bytes).records.find((r) => r.type === 1 && r.payload.length > 0)!;
+  t.ok(first !== undefined, 'the last segment holds an entry');
+  bytes[first.offset + 30] = bytes[first.offset + 30]! ^ 0x04;
+  writeFileSync(seg, bytes);
+  await t.rejects(open(victim), /record checksum mismatch, before offset \d+ that an fdatasync had made durable .* move .* aside/, 'start-up refuses, and says how to rebuild');
+
+  for (let i = 51; i <= 55; i++) await lead.propose(grant(i)); // the others go on meanwhile
+  renameSync(join(root, victim), join(root, `${victim}.damaged`));
+  const rebuilt = await open(victim);
+  logs.set(victim, rebuilt);
+  t.equal(rebuilt.fsm.appliedIndex, 0, 'it starts empty');
+  await lead.propose(grant(56));
+  await until('the rebuilt member to catch up', () => rebuilt.fsm.appliedIndex === lead.fsm.appliedIndex);
+  t.equal(rebuilt.fsm.hash(), lead.fsm.hash(), 'same state as the leader');
+  t.ok(rebuilt.host.node.snapshotIndex > 0, `from the leader's snapshot (index ${rebuilt.host.node.snapshotIndex}) and the entries after it`);
+  t.equal(rebuilt.fsm.lease(0x0a000001)?.mac, '02:00:00:00:00:01', 'the first lease is there');
+  t.equal(rebuilt.fsm.lease(0x0a000038)?.mac, '02:00:00:00:00:38', 'and the newest');
+});

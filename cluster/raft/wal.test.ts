@@ -414,7 +414,7 @@ t.test('damage in the middle of the last segment, before what an fdatasync made 
     t.equal(error.offset, r3.offset, 'and the offset of the damaged record');
     t.match(error.message, /record checksum mismatch, before offset \d+ that an fdatasync had made durable/);
     t.match(error.message, /not a torn write, so the log is not cut/);
-    t.match(error.message, new RegExp(`move ${dir}.* aside .* leader sends it a snapshot`), 'says how to rebuild the member from its peers');
+    t.match(error.message, new RegExp(`move ${dir}.* aside .* leader sends it what it lacks`), 'says how to rebuild the member from its peers');
     t.match(error.message, new RegExp(`truncate -s ${r3.offset} ${seg}`), 'and, alone, how to accept the loss knowingly');
   }
   t.same(readFileSync(seg), bad, 'the segment is left as it was');

@@ -87,6 +87,9 @@ t.test('only what answers the question is cached: records of other names, types 
     ['NXDOMAIN, SOA of a name that only ends alike', { rcode: RCODE.NXDOMAIN, answers: [], authority: [soaOf('ample')], additional: [] }, 0],
     ['NODATA, SOA of another zone', { rcode: 0, answers: [], authority: [soaOf('other')], additional: [] }, 0],
     ['NXDOMAIN after a CNAME, SOA of the target\'s zone', { rcode: RCODE.NXDOMAIN, answers: [cname('x.example', 'y.other')], authority: [soaOf('other')], additional: [] }, 300],
+    ['NXDOMAIN after a CNAME shorter than the SOA\'s TTLs', { rcode: RCODE.NXDOMAIN, answers: [cname('x.example', 'y.other', 20)], authority: [soaOf('other')], additional: [] }, 20],
+    ['NODATA at the end of a CNAME chain: the SOA\'s, not the chain\'s day', { rcode: 0, answers: [cname('x.example', 'y.other', 86_400)], authority: [soaOf('other')], additional: [] }, 300],
+    ['NODATA at the end of a CNAME chain, no SOA', { rcode: 0, answers: [cname('x.example', 'y.other', 600)], authority: [], additional: [] }, 0],
   ];
   for (const [what, answer, ttl] of cases) {
     t.equal(cacheTtl(q('x.example'), answer), ttl, `${what}: decoded`);

@@ -9,8 +9,9 @@ import type { FastQuery } from './fast.js';
 // RD and the asker's question bytes in (owner names point at the question, so its case is echoed),
 // count every TTL down by the whole seconds the entry has been here, append the OPT.
 //
-// Positive answers live for the smallest TTL of their answer records, negative ones (NXDOMAIN,
-// NODATA) for min(SOA TTL, SOA minimum) of the SOA in authority (RFC 2308 §5), and that SOA is
+// Positive answers live for the smallest TTL of their answer records (a CNAME chain's included),
+// negative ones (NXDOMAIN, NODATA, a CNAME chain to a name without the type asked) for the
+// smallest of the SOA's TTL, its MINIMUM and the chain's CNAME TTLs (RFC 2308 §5), and that SOA is
 // served with that TTL, counted down; a negative answer without a SOA is not cached (RFC 2308 §5),
 // nor an answer with records that do not answer the question (`cacheTtl`).
 // The cache is bounded in entries and in bytes (what it holds plus ENTRY_OVERHEAD per entry for the
@@ -92,12 +93,22 @@ export function cacheTtl(q: Question, a: CachedAnswer): number {
   if (a.rcode !== RCODE.NOERROR && a.rcode !== RCODE.NXDOMAIN) return 0;
   const chain = answerChain(q, a.answers);
   if (chain === null) return 0;
-  if (a.rcode === RCODE.NOERROR && a.answers.length > 0) {
-    return Math.min(POSITIVE_TTL_MAX, ...a.answers.map((r) => ttlReceived(r.ttl)));
-  }
+  // Every record of the answer counts, the CNAMEs of a chain too: none may outlive its own TTL.
+  let chainTtl = POSITIVE_TTL_MAX;
+  for (const r of a.answers) chainTtl = Math.min(chainTtl, ttlReceived(r.ttl));
+  if (!isNegative(q, a)) return chainTtl;
   const soa = a.authority.find((r) => r.type === T.SOA);
   if (soa === undefined || soa.rdata.length < 4 || !chain.some((n) => isSubdomain(n, soa.name))) return 0;
-  return Math.min(NEGATIVE_TTL_MAX, ttlReceived(soa.ttl), ttlReceived(soaMinimum(soa)));
+  return Math.min(NEGATIVE_TTL_MAX, ttlReceived(soa.ttl), ttlReceived(soaMinimum(soa)), chainTtl);
+}
+
+/**
+ * Whether `a` answers `q` negatively: NXDOMAIN, or NOERROR without a record of the type asked
+ * (NODATA), a CNAME chain that ends at a name without one included (RFC 2308 §2.2). Such an answer
+ * lives for min(SOA TTL, SOA MINIMUM, each CNAME's TTL) (§5), and its SOA is served with that.
+ */
+export function isNegative(q: Question, a: CachedAnswer): boolean {
+  return a.rcode !== RCODE.NOERROR || !a.answers.some((r) => r.type !== T.CNAME || q.type === T.CNAME || q.type === T.ANY);
 }
 
 /** The names `answers` may hold records for (the question's, then each CNAME target), or null when one answers something else. */
@@ -128,11 +139,9 @@ export function wireCacheTtl(msg: Uint8Array, table: RecordTable, rcode: number)
   const ns = (msg[8]! << 8) | msg[9]!;
   const chain = wireAnswerChain(msg, table, an);
   if (chain === null) return 0;
-  if (rcode === RCODE.NOERROR && an > 0) {
-    let ttl = POSITIVE_TTL_MAX;
-    for (let i = 0; i < an; i++) ttl = Math.min(ttl, ttlReceived(u32(msg, table.ttlAt[i]!)));
-    return ttl;
-  }
+  let chainTtl = POSITIVE_TTL_MAX;
+  for (let i = 0; i < an; i++) chainTtl = Math.min(chainTtl, ttlReceived(u32(msg, table.ttlAt[i]!)));
+  if (!wireIsNegative(msg, table, rcode)) return chainTtl;
   for (let i = an; i < an + ns && i < table.type.length; i++) {
     if (table.type[i] !== T.SOA) continue;
     const at = table.ttlAt[i]!;
@@ -142,9 +151,19 @@ export function wireCacheTtl(msg: Uint8Array, table: RecordTable, rcode: number)
     if (!under) return 0;
     const rdEnd = at + 6 + ((msg[at + 4]! << 8) | msg[at + 5]!);
     if (rdEnd - (at + 6) < 4) return 0;
-    return Math.min(NEGATIVE_TTL_MAX, ttlReceived(u32(msg, at)), ttlReceived(u32(msg, rdEnd - 4))); // SOA MINIMUM: RDATA's last 4 bytes
+    return Math.min(NEGATIVE_TTL_MAX, ttlReceived(u32(msg, at)), ttlReceived(u32(msg, rdEnd - 4)), chainTtl); // SOA MINIMUM: RDATA's last 4 bytes
   }
   return 0;
+}
+
+/** `isNegative` of a reply read from its bytes (`table` walks them, `rcode` is its RCODE). */
+export function wireIsNegative(msg: Uint8Array, table: RecordTable, rcode: number): boolean {
+  if (rcode !== RCODE.NOERROR) return true;
+  const an = Math.min((msg[6]! << 8) | msg[7]!, table.type.length);
+  const qEnd = nameEnd(msg, HEADER_SIZE);
+  const qtype = qEnd < 0 ? -1 : (msg[qEnd]! << 8) | msg[qEnd + 1]!;
+  for (let i = 0; i < an; i++) if (table.type[i] !== T.CNAME || qtype === T.CNAME || qtype === T.ANY) return false;
+  return true;
 }
 
 /** The chain `wireAnswerChain` returns, reused (a miss allocates as little as it can, README). */
@@ -449,8 +468,7 @@ export class ForwardCache {
   put(q: Question, answer: CachedAnswer, nowMs: number): WireEntry | null {
     const ttl = cacheTtl(q, answer);
     if (ttl <= 0 || this.limits.entries === 0) return null;
-    const negative = answer.rcode === RCODE.NXDOMAIN || answer.answers.length === 0;
-    const entry = this.#encoded(q, answer, ttl, negative);
+    const entry = this.#encoded(q, answer, ttl, isNegative(q, answer));
     return entry !== null && this.insertWire(entry, nowMs) ? entry : null;
   }
 
@@ -485,8 +503,7 @@ export class ForwardCache {
     // decoded (by `answer`) only when the wire form cannot be kept.
     const ttl = scan === undefined ? cacheTtl(q, answer) : wireCacheTtl(reply, scan, answer.rcode);
     if (ttl <= 0 || this.limits.entries === 0) return null;
-    const noAnswers = scan === undefined ? answer.answers.length === 0 : reply[6] === 0 && reply[7] === 0;
-    const negative = answer.rcode === RCODE.NXDOMAIN || noAnswers;
+    const negative = scan === undefined ? isNegative(q, answer) : wireIsNegative(reply, scan, answer.rcode);
     const w = wireFromReply(reply, negative, ttl, scan ?? recordTable(reply)) ?? this.#encoded(q, answer, ttl, negative);
     return w === null ? null : this.#insert(w, nowMs);
   }

@@ -3,12 +3,12 @@ import dgram from 'node:dgram';
 import { Counters } from '../../lib/counters.js';
 import { systemClock } from '../../lib/clock.js';
 import { seededRandom } from '../../lib/random.js';
-import { ForwardCache } from './cache.js';
+import { ForwardCache, wireOf } from './cache.js';
 import { Forwarder, checkReply, queryBytes } from './forward.js';
 import { forwardedReply } from './handler.js';
 import { rcodeReply, scanQuery, type FastQuery } from './fast.js';
 import { encodeName } from './name.js';
-import { CLASS_IN, RCODE, T, decodeMessage, emptyMessage, encodeMessage, scanMessage } from './wire.js';
+import { CLASS_IN, RCODE, T, decodeMessage, emptyMessage, encodeMessage, scanMessage, type DnsRecord } from './wire.js';
 
 // The forwarder against a real loopback upstream: while the process is backlogged (`busy`), a new
 // miss gets SERVFAIL at once and nothing goes upstream, but a question already in flight is still
@@ -130,5 +130,58 @@ t.test('rcodeReply: the SERVFAIL made from the query\'s bytes decodes as the enc
       t.ok(quick.ok && slow.ok);
       if (quick.ok && slow.ok) t.same(quick.value, slow.value, `edns ${edns}, rd ${rd}`);
     }
+  }
+});
+
+t.test('crafted upstream replies with CNAME chains: a negative answer lives min(SOA TTL, SOA MINIMUM, every CNAME TTL), its SOA served with that; a positive one min over the chain', async (t) => {
+  const up = dgram.createSocket('udp4');
+  const soa = (zone: string, ttl: number, minimum: number) => ({
+    name: zone, type: T.SOA, class: CLASS_IN, ttl,
+    rdata: Uint8Array.from([...encodeName(`ns.${zone}`), ...encodeName(`admin.${zone}`), ...new Uint8Array(16), 0, 0, minimum >> 8, minimum & 0xff]),
+  });
+  const cname = (owner: string, target: string, ttl: number) => ({ name: owner, type: T.CNAME, class: CLASS_IN, ttl, rdata: encodeName(target) });
+  // name -> [rcode, answers, authority]
+  const replies: Record<string, [number, DnsRecord[], DnsRecord[]]> = {
+    'nx.example': [RCODE.NXDOMAIN, [cname('nx.example', 'mid.example', 3600), cname('mid.example', 'gone.other', 20)], [soa('other', 600, 300)]],
+    'nodata.example': [RCODE.NOERROR, [cname('nodata.example', 'v4only.other', 86_400)], [soa('other', 600, 45)]],
+    'soattl.example': [RCODE.NXDOMAIN, [cname('soattl.example', 'gone.other', 900)], [soa('other', 10, 300)]],
+    'pos.example': [RCODE.NOERROR, [cname('pos.example', 'host.other', 15), { name: 'host.other', type: T.A, class: CLASS_IN, ttl: 300, rdata: Uint8Array.of(192, 0, 2, 7) }], []],
+    'nosoa.example': [RCODE.NOERROR, [cname('nosoa.example', 'v4only.other', 600)], []],
+  };
+  up.on('message', (msg, rinfo) => {
+    const d = decodeMessage(msg);
+    if (!d.ok) return;
+    const q = d.value.questions[0]!;
+    const [rcode, answers, authority] = replies[q.name.toLowerCase()]!;
+    const r = emptyMessage(d.value.id);
+    r.qr = true; r.ra = true; r.rd = true; r.rcode = rcode;
+    r.questions = [q];
+    r.answers = answers;
+    r.authority = authority;
+    up.send(encodeMessage(r).bytes, rinfo.port, rinfo.address);
+  });
+  await new Promise<void>((r) => up.bind(0, '127.0.0.1', () => r()));
+  const f = new Forwarder({
+    upstreams: [{ address: '127.0.0.1', port: up.address().port }], timeoutMs: 2000, cache: new ForwardCache({ entries: 100, bytes: 1 << 20 }),
+    clock: systemClock, random: seededRandom(1), counters: new Counters(), maxInFlight: 10, busy: () => false,
+  });
+  t.teardown(() => { f.close(); up.close(); });
+  const cases: Array<[string, number, number | null, string]> = [
+    ['nx.example', T.A, 20, 'NXDOMAIN after a chain: the shortest CNAME (20 s) under SOA 600 / MINIMUM 300'],
+    ['nodata.example', T.AAAA, 45, 'NODATA at the end of a chain (CNAME 86,400 s): the SOA MINIMUM, not a day'],
+    ['soattl.example', T.A, 10, 'the SOA\'s own TTL when it is the smallest'],
+    ['pos.example', T.A, 15, 'positive: the CNAME\'s 15 s, not the A record\'s 300'],
+    ['nosoa.example', T.AAAA, null, 'a chain to no record of the type, without a SOA: negative, not cached'],
+  ];
+  for (const [name, type, ttl, what] of cases) {
+    const got = await f.resolve({ name, type, class: CLASS_IN });
+    if (ttl === null) { t.equal(got.entry, null, what); continue; }
+    t.ok(got.entry !== null, `${what}: cached`);
+    if (got.entry === null) continue;
+    t.equal(Math.round(got.entry.expiresAt - got.entry.storedAt), ttl * 1000, what); // monotonic ms are fractional
+    const served = decodeMessage(wireOf(got.entry).body);
+    if (!served.ok) { t.fail('the stored answer decodes'); continue; }
+    const soaTtl = served.value.authority.find((r) => r.type === T.SOA)?.ttl;
+    if (name !== 'pos.example') t.equal(soaTtl, ttl, `${name}: the SOA is served with the negative TTL`);
   }
 });

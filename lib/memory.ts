@@ -3,7 +3,8 @@
 // that make a latency tail (garbage collection, a late event loop).
 
 import { LanhaError } from './errors.js';
-import { PerformanceObserver, monitorEventLoopDelay, constants as perfConstants, type IntervalHistogram } from 'node:perf_hooks';
+import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
+import { processLoopDelay, type LoopDelayProbe } from './loop-delay.js';
 
 /**
  * V8 flags of the daemon (the systemd unit's ExecStart; the benches start it the same way): V8's
@@ -92,18 +93,18 @@ export interface Pauses {
   majorCount: number;
   majorMs: number;
   majorMaxMs: number;
-  /** How late a 10 ms timer fired (perf_hooks.monitorEventLoopDelay): p99 and max since start. */
+  /** How late the loop ran a timer (lib/loop-delay.ts: sampled every 10 ms while busy, every second while idle): p99 and max since start. */
   loopDelayP99Ms: number;
   loopDelayMaxMs: number;
 }
 
-const LOOP_DELAY_RESOLUTION_MS = 10;
 let pauses: Pauses | null = null;
-let loopDelay: IntervalHistogram | null = null;
+let loopDelay: LoopDelayProbe | null = null;
 
 /**
  * Starts counting this process's GC pauses and event-loop delay (once per process; cheap: one
- * entry per collection, one 10 ms timer). `processMemory` reports them from then on.
+ * entry per collection, one probe timer: every 10 ms while the loop is busy, every second while it
+ * is idle, lib/loop-delay.ts). `processMemory` reports them from then on.
  */
 export function watchPauses(): void {
   if (pauses !== null) return;
@@ -120,22 +121,19 @@ export function watchPauses(): void {
     }
   });
   observer.observe({ entryTypes: ['gc'] });
-  // 10 ms: a finer timer would wake an idle daemon (and each worker) a thousand times a second.
-  loopDelay = monitorEventLoopDelay({ resolution: LOOP_DELAY_RESOLUTION_MS });
-  loopDelay.enable();
+  loopDelay = processLoopDelay();
 }
 
 const ms2 = (ms: number): number => Math.round(ms * 100) / 100;
 
 function pausesNow(): Pauses | null {
   if (pauses === null) return null;
-  const h = loopDelay!;
+  const d = loopDelay!.reading();
   const p = pauses;
   return {
     minorCount: p.minorCount, minorMs: ms2(p.minorMs), minorMaxMs: ms2(p.minorMaxMs),
     majorCount: p.majorCount, majorMs: ms2(p.majorMs), majorMaxMs: ms2(p.majorMaxMs),
-    // The histogram is in ns and holds the timer's own period too.
-    loopDelayP99Ms: ms2(Math.max(0, h.percentile(99) / 1e6 - LOOP_DELAY_RESOLUTION_MS)), loopDelayMaxMs: ms2(Math.max(0, h.max / 1e6 - LOOP_DELAY_RESOLUTION_MS)),
+    loopDelayP99Ms: ms2(d.p99Ms), loopDelayMaxMs: ms2(d.maxMs),
   };
 }
 

@@ -2,7 +2,6 @@ import dgram from 'node:dgram';
 import { realpath } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { Logger } from '../../lib/log.js';
 import { LogLimiter } from '../../lib/log.js';
 import type { Clock } from '../../lib/clock.js';
@@ -17,6 +16,7 @@ import type { ClientInfo } from './paths.js';
 import { printable, TransferEngine, type ActiveTransfer, type IdleTime, type Peer, type RenderedFile, type StartOutcome, type TransferInfo } from './engine.js';
 import { bootEventDetail, type BootFileSource } from '../boot/provider.js';
 import type { FromWorker, ToWorker } from './worker.js';
+import { processLoopDelay, type LoopDelayProbe } from '../../lib/loop-delay.js';
 
 // The TFTP shell: one listening socket per served address; admission (limits, duplicates, WRQ,
 // malformed packets) and the client's lease on the main thread; the transfers themselves in
@@ -74,7 +74,7 @@ export class TftpServer {
   readonly #state: StateLog | undefined;
   readonly #bootFiles: BootFileSource | undefined;
   readonly #limiter = new LogLimiter();
-  readonly #lag: IntervalHistogram;
+  #lag: LoopDelayProbe | null = null;
   #rootReal = '';
   #listeners: Array<{ address: string; socket: dgram.Socket }> = [];
   /** Every admitted transfer, starting or running, by id and by client address:port. */
@@ -96,12 +96,11 @@ export class TftpServer {
     this.#addresses = options.addresses;
     this.#state = options.state;
     this.#bootFiles = options.bootFiles;
-    this.#lag = monitorEventLoopDelay({ resolution: 10 });
   }
 
   async start(): Promise<void> {
     this.#rootReal = await realpath(resolve(this.config.root));
-    this.#lag.enable();
+    this.#lag = processLoopDelay();
     try {
       if (this.config.workers === 0) {
         this.#engine = new TransferEngine(this.config, this.#rootReal, {
@@ -204,7 +203,6 @@ export class TftpServer {
       });
     }
     this.#workers = [];
-    this.#lag.disable();
   }
 
   status(): ServiceStatus {
@@ -220,8 +218,14 @@ export class TftpServer {
         : [...this.#active.values()].map((p) => ({ client: p.key, requested: printable(p.requested), worker: p.worker })),
       counters: counters.toJSON(),
       cache: this.#engine ? this.#engine.cache.stats() : this.#workers.map((w) => w.cache),
-      eventLoopLagMs: { p50: this.#lag.percentile(50) / 1e6, p99: this.#lag.percentile(99) / 1e6, max: this.#lag.max / 1e6 },
+      eventLoopLagMs: this.#lagNow(),
     };
+  }
+
+  /** How late this process's loop ran its timers (lib/loop-delay.ts), ms; zeros before start. */
+  #lagNow(): { p50: number; p99: number; max: number } {
+    const d = this.#lag?.reading();
+    return { p50: d?.p50Ms ?? 0, p99: d?.p99Ms ?? 0, max: d?.maxMs ?? 0 };
   }
 
   get activeTransfers(): number { return this.#active.size; }

@@ -227,6 +227,7 @@ export class RaftStateLog implements StateLog {
   }
 
   status(): StateLogStatus {
+    this.host.catchUp(); // the host feeds ticks late while nothing is due: the lease as of now
     const node = this.host.node;
     const role = node.role === 'pre-candidate' ? 'candidate' : node.role;
     return {

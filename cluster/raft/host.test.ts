@@ -79,3 +79,13 @@ t.test('an event loop that stalled past the storage limit does not fence the mem
   t.ok(host.wal.syncCount > before, 'the fdatasync returned');
   t.equal(host.fenced, undefined, 'not fenced');
 });
+
+t.test('the tick timer sleeps while nothing is due, and the core\'s tick count still follows the clock', async (t) => {
+  const host = await oneMember(t, {});
+  t.equal(host.node.ticksUntilDue(), Infinity, 'a lone leader is never due');
+  const before = host.node.ticks;
+  await new Promise((r) => setTimeout(r, 200));
+  t.equal(host.node.ticks, before, 'no timer ran the core meanwhile (it used to tick every 10 ms)');
+  t.ok(host.leaseRemainingMs() > 0, 'the lease, read now');
+  t.ok(host.node.ticks - before >= 18, `caught up on the read: ${host.node.ticks - before} ticks in ~200 ms`);
+});

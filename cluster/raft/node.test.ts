@@ -221,3 +221,39 @@ t.test('a transfer not done within an election timeout is abandoned and the lead
   t.equal(leader.term, term, 'in the same term');
   t.notOk(leader.leaseValid(), 'no lease');
 });
+
+t.test('ticksUntilDue: the ticks before it only count, the one it names acts (leader: heartbeats; follower: campaign)', async (t) => {
+  for (const seed of [1, 7, 23]) {
+    const { nodes, leader } = electedThree(seed);
+    runCluster(nodes, 3);
+    const follower = [...nodes.values()].find((n) => n.role === 'follower')!;
+    // Leader: messages only on the named tick (heartbeats here; the quorum check may come first and keep it leading).
+    for (let round = 0; round < 4; round++) {
+      const k = leader.ticksUntilDue();
+      t.ok(k >= 1 && k <= 2, `leader: due within a heartbeat interval (${k})`);
+      for (let i = 1; i < k; i++) {
+        leader.tick();
+        t.same([leader.hasReady(), leader.takeHeartbeats(leader.term).length, leader.role], [false, 0, 'leader'], `seed ${seed}: tick ${i} of ${k} does nothing`);
+      }
+      leader.tick();
+      t.ok(leader.takeHeartbeats(leader.term).length > 0 || leader.hasReady(), `seed ${seed}: tick ${k} sends`);
+      while (leader.hasReady()) leader.advance(leader.ready());
+    }
+    // Follower cut off from the leader: nothing until its election timeout, then it campaigns.
+    const k = follower.ticksUntilDue();
+    t.ok(k >= 1 && k < 20, `follower: due by its election timeout (${k})`);
+    for (let i = 1; i < k; i++) {
+      follower.tick();
+      t.same([follower.role, follower.hasReady()], ['follower', false], `seed ${seed}: follower tick ${i} of ${k} does nothing`);
+    }
+    follower.tick();
+    t.not(follower.role, 'follower', `seed ${seed}: tick ${k} starts a campaign`);
+  }
+  const lone = make('a', ['a']);
+  t.ok(Number.isFinite(lone.ticksUntilDue()), 'a lone follower is due to elect itself');
+  lone.campaign();
+  t.equal(lone.ticksUntilDue(), Infinity, 'a lone leader has nothing to send: never due');
+  const learner = new RaftNode({ id: 'x', electionTicks: 10, heartbeatTicks: 2, random: seededRandom(1) },
+    { hardState: { term: 0, vote: null, commit: 0 }, conf: { voters: ['a'], learners: ['x'], witnesses: [] }, entries: [] });
+  t.equal(learner.ticksUntilDue(), Infinity, 'a learner never campaigns: never due');
+});

@@ -214,6 +214,24 @@ export class RaftNode {
     }
   }
 
+  /**
+   * How many more tick() calls until one does more than count: a leader's heartbeat or quorum check,
+   * a follower's or candidate's election timeout (at least 1; Infinity when no tick ever will: a
+   * member that cannot campaign, a leader with nobody to send to). The ticks before it change
+   * nothing but counters, so a host may sleep until then and feed them in one batch, as long as it
+   * does so before the next message or time-dependent read (RaftHost catches up first).
+   */
+  ticksUntilDue(): number {
+    if (this.#role === 'leader') {
+      let alone = true;
+      for (const id of this.#progress.keys()) if (id !== this.id) alone = false;
+      if (alone && this.#leadTransferee === null) return Infinity;
+      return Math.max(1, Math.min(this.#cfg.electionTicks - this.#electionElapsed, this.#cfg.heartbeatTicks - this.#heartbeatElapsed));
+    }
+    if (!this.#promotable()) return Infinity;
+    return Math.max(1, this.#randomizedTimeout - this.#electionElapsed);
+  }
+
   /** Starts an election now (pre-vote first when enabled). A one-voter cluster elects itself at once. */
   campaign(transfer = false): void {
     if (!this.#promotable() || this.#role === 'leader') return;

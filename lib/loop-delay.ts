@@ -27,8 +27,12 @@ export interface LoopDelayReading {
   busy: boolean;
 }
 
+/** Lateness statistics of the samples since the last `takeWindow` (a scrape), ms; zeros without samples. */
+export interface LoopDelayWindow { minMs: number; maxMs: number; meanMs: number; stddevMs: number; p50Ms: number; p90Ms: number; p99Ms: number; samples: number }
+
 export class LoopDelayProbe {
   readonly #lateness: RecordableHistogram = createHistogram();
+  readonly #window: RecordableHistogram = createHistogram();
   #timer: NodeJS.Timeout | null = null;
   #dueAt = 0;
   #busy = false;
@@ -54,6 +58,18 @@ export class LoopDelayProbe {
     return { p50Ms: ms(h.percentile(50)), p99Ms: ms(h.percentile(99)), maxMs: ms(h.max), samples: h.count, busy: this.#busy };
   }
 
+  /** The samples since the last call, then forgets them (Prometheus' nodejs_eventloop_lag_* gauges, per scrape). */
+  takeWindow(): LoopDelayWindow {
+    const h = this.#window;
+    const ms = (us: number): number => (h.count === 0 ? 0 : Math.max(0, us - 1) / 1000);
+    const out = {
+      minMs: ms(h.min), maxMs: ms(h.max), meanMs: ms(h.mean), stddevMs: h.count === 0 ? 0 : h.stddev / 1000,
+      p50Ms: ms(h.percentile(50)), p90Ms: ms(h.percentile(90)), p99Ms: ms(h.percentile(99)), samples: h.count,
+    };
+    h.reset();
+    return out;
+  }
+
   #arm(afterMs: number): void {
     this.#dueAt = performance.now() + afterMs;
     this.#timer = setTimeout(() => this.#fire(), afterMs);
@@ -63,7 +79,9 @@ export class LoopDelayProbe {
   #fire(): void {
     const now = performance.now();
     // Stored in µs + 1 (a recordable histogram takes integers >= 1).
-    this.#lateness.record(Math.max(1, Math.round((now - this.#dueAt) * 1000) + 1));
+    const us = Math.max(1, Math.round((now - this.#dueAt) * 1000) + 1);
+    this.#lateness.record(us);
+    this.#window.record(us);
     if (now - this.#decidedAt >= IDLE_SAMPLE_MS) {
       const elu = performance.eventLoopUtilization();
       this.#busy = performance.eventLoopUtilization(elu, this.#elu).utilization > BUSY_UTILIZATION;

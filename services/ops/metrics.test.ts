@@ -141,3 +141,17 @@ t.test('the failover gap per protocol: a planned failover run here and the last 
   t.equal(gap('dhcp', 'transfer', 'derived', probed), 0.02, 'dhcp is never probed');
   t.notMatch(probed, /protocol="dns",trigger="transfer",method="derived"/, 'one series per protocol and trigger');
 });
+
+t.test('event-loop lag gauges come from the process probe, per scrape, without a 10 ms monitor of prom-client\'s', async (t) => {
+  const m = createMetrics(view(), { perClient: false });
+  const value = (text: string, name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
+  const names = ['min', 'max', 'mean', 'stddev', 'p50', 'p90', 'p99'].map((n) => `nodejs_eventloop_lag_${n}_seconds`);
+  await new Promise((r) => setTimeout(r, 2200)); // an idle probe samples once a second
+  const first = await m.text();
+  for (const name of names) t.ok(value(first, name) >= 0, `${name} = ${value(first, name)}`);
+  t.ok(value(first, 'nodejs_eventloop_lag_max_seconds') >= value(first, 'nodejs_eventloop_lag_p50_seconds'), 'max >= p50');
+  t.equal(first.match(/^nodejs_eventloop_lag_p99_seconds /gm)?.length, 1, 'one series each');
+  const second = await m.text();
+  t.equal(value(second, 'nodejs_eventloop_lag_max_seconds'), 0, 'a scrape right after another: no samples in between');
+  t.ok(Number.isFinite(value(second, 'nodejs_eventloop_lag_seconds')), "prom-client's own per-scrape lag stays");
+});

@@ -8,6 +8,7 @@ import type { LatencyWindow } from '../../lib/latency.js';
 import type { MemberStatusSource } from '../../cluster/member-status.js';
 import { hasQuorum, type Finding } from './doctor.js';
 import type { AckAuditSummary } from '../../cluster/ack-audit.js';
+import { processLoopDelay, type LoopDelayWindow } from '../../lib/loop-delay.js';
 
 // /metrics: Prometheus text from a private prom-client Registry. Nothing on a packet path writes
 // here except the DHCP ACK histogram; every other value is read from the live state when scraped
@@ -254,7 +255,12 @@ export function createMetrics(view: MetricsView, options: { perClient: boolean; 
     } });
 
   if (options.defaults !== false) {
-    collectDefaultMetrics({ register: registry });
+    // prom-client's event-loop gauges come from a monitorEventLoopDelay of its own, at a 10 ms
+    // resolution unless told otherwise: 100 wake-ups a second of an idle daemon (bench:idle). Its
+    // monitor is put to a minute; the same gauges are filled from this process's probe
+    // (lib/loop-delay.ts: every 10 ms while the loop is busy), per scrape as prom-client's were.
+    collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 60_000 });
+    loopDelayGauges(registry);
     // Gauges that prom-client names with `_total`: promtool (rightly) refuses them; the same counts
     // stay available as nodejs_active_handles / _requests / _resources by type.
     for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) registry.removeSingleMetric(name);
@@ -265,6 +271,22 @@ export function createMetrics(view: MetricsView, options: { perClient: boolean; 
     text: () => registry.metrics(),
     contentType: registry.contentType,
   };
+}
+
+/** nodejs_eventloop_lag_{min,max,mean,stddev,p50,p90,p99}_seconds from the process's loop-delay probe, over the time since the last scrape. */
+function loopDelayGauges(registry: Registry): void {
+  const fields = { min: 'minMs', max: 'maxMs', mean: 'meanMs', stddev: 'stddevMs', p50: 'p50Ms', p90: 'p90Ms', p99: 'p99Ms' } as const;
+  for (const name of Object.keys(fields)) registry.removeSingleMetric(`nodejs_eventloop_lag_${name}_seconds`);
+  const probe = processLoopDelay();
+  let window: LoopDelayWindow = probe.takeWindow();
+  for (const [name, field] of Object.entries(fields)) {
+    new Gauge({ name: `nodejs_eventloop_lag_${name}_seconds`, help: `Event loop delay since the last scrape, ${name} (sampled every 10 ms while busy, every second while idle).`, registers: [registry],
+      collect() {
+        // A scrape collects in registration order: the first (min) takes the window, the rest read it.
+        if (field === 'minMs') window = probe.takeWindow();
+        this.set(window[field] / 1000);
+      } });
+  }
 }
 
 interface NtpSourceRow { name: string; kind: string; reach: string; offsetMs: number | null }

@@ -322,3 +322,41 @@ t.test('with a guard, the VIP is taken only with enough lease left to bind on it
   t.same(log, [`guard hold ${ACQUIRE_LEASE_MIN_MS - 1 - 20}`], 'once held, a short lease keeps it (the guard ends it in time)');
   await vip.stop();
 });
+
+t.test('a member that neither leads nor holds the VIP ticks once a second; becoming leader ticks at once and every 20 ms again', async (t) => {
+  /** As RaftStateLog: tells role changes; counts the VIP shell's questions. */
+  class RoleState extends LeasedState {
+    asked = 0;
+    readonly roleListeners = new Set<(role: string, atMs: number) => void>();
+    override isLeader(): boolean { this.asked++; return super.isLeader(); }
+    onRoleChange(listener: (role: string, atMs: number) => void): () => void { this.roleListeners.add(listener); return () => { this.roleListeners.delete(listener); }; }
+  }
+  const config = parseConfig(CONFIG);
+  const clock = new ManualClock();
+  const state = new RoleState(new Fsm(), clock);
+  state.setLeader(false);
+  const ran: string[] = [];
+  const vip = new VipService({ config, vip: config.vip!, state, clock, log: silentLogger, services: () => [], tickMs: 20, guard: null,
+    run: async (program, args) => { ran.push(`${program} ${args.join(' ')}`); return args[1] === 'del' ? { code: 2, stderr: 'Address not found' } : { code: 0, stderr: '' }; } });
+  t.teardown(() => vip.stop());
+  await vip.start();
+  const start = state.asked;
+  await new Promise((r) => setTimeout(r, 400));
+  t.ok(state.asked - start <= 1, `a follower: at most one tick in 400 ms (${state.asked - start}; 20 before)`);
+  state.setLeader(true);
+  for (const listener of state.roleListeners) listener('leader', clock.monotonicMs());
+  await new Promise((r) => setTimeout(r, 5));
+  t.ok(ran.some((c) => c.startsWith('ip addr replace')), 'the new leader took the VIP at once, not on the next slow tick');
+  const fast = state.asked;
+  await new Promise((r) => setTimeout(r, 300));
+  t.ok(state.asked - fast >= 5, `leading: ticks every 20 ms again (${state.asked - fast} in 300 ms)`);
+  t.ok(vip.held, 'held');
+  // Lost the lease and the lead: let go at once on the next fast tick, then slow down.
+  state.setLeader(false);
+  for (const listener of state.roleListeners) listener('follower', clock.monotonicMs());
+  await new Promise((r) => setTimeout(r, 100));
+  t.notOk(vip.held, 'released within a few fast ticks');
+  const slow = state.asked;
+  await new Promise((r) => setTimeout(r, 400));
+  t.ok(state.asked - slow <= 1, `slow again (${state.asked - slow} ticks in 400 ms)`);
+});

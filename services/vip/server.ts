@@ -21,6 +21,12 @@ import type { RaftTimeline } from '../../cluster/raft-state-log.js';
 // order, so a release never overtakes the acquire before it.
 
 export const TICK_MS = 20;
+/**
+ * The tick while this member neither leads nor holds the VIP: its ticks do nothing then (no lease,
+ * nothing held), and becoming leader (onRoleChange) or gaining the lease (onLeaseGained) ticks at
+ * once and brings back TICK_MS. A follower woke 50 times a second for nothing (bench:idle).
+ */
+export const IDLE_TICK_MS = 1000;
 /** GARPs run beside the tick (arping waits a second after sending); more than this at once are skipped. */
 const GARPS_IN_FLIGHT_MAX = 6;
 export { GUARD_MARGIN_MS };
@@ -56,6 +62,10 @@ interface LeaseEvents {
   onLeaseGained(listener: () => void): () => void;
 }
 
+interface RoleEvents {
+  onRoleChange(listener: (role: string, atMs: number) => void): () => void;
+}
+
 export class VipService implements RunningService {
   readonly name = 'vip';
   readonly counters = new Counters();
@@ -66,6 +76,10 @@ export class VipService implements RunningService {
   #timings: VipTimings;
   #core: VipState = initialVipState;
   #timer: NodeJS.Timeout | undefined;
+  /** The period the timer runs at now (TICK_MS, or IDLE_TICK_MS while nothing can happen here). */
+  #pace = 0;
+  /** This member leads (from the state log's role events); null when it tells no roles: always TICK_MS. */
+  #leading: boolean | null = null;
   #busy: Promise<void> | null = null;
   #holdOff = false;
   #stopped = false;
@@ -82,6 +96,7 @@ export class VipService implements RunningService {
   /** When a VIP this node held was last deleted (release or guard expiry; monotonic ms): a re-acquire counts from there. */
   #lostAt: number | null = null;
   #unsubscribe: (() => void) | null = null;
+  #unsubscribeRole: (() => void) | null = null;
 
   constructor(o: VipServiceOptions) {
     this.#o = o;
@@ -100,8 +115,15 @@ export class VipService implements RunningService {
     // A previous process may have died holding it (kill -9): never start out holding a stale VIP.
     await this.#release('start');
     this.#guard = this.#o.guard !== undefined ? this.#o.guard : this.#startGuard();
-    this.#timer = setInterval(() => this.tick(), this.#o.tickMs ?? TICK_MS);
-    this.#timer.unref();
+    const roles = (this.#o.state as Partial<RoleEvents>).onRoleChange;
+    if (typeof roles === 'function') {
+      this.#leading = this.#o.state.status().role === 'leader';
+      this.#unsubscribeRole = roles.call(this.#o.state, (role) => {
+        this.#leading = role === 'leader';
+        if (this.#leading) { this.#setPace(); queueMicrotask(() => { void this.tick(); }); }
+      });
+    }
+    this.#setPace();
     // A new leader's lease turns valid on a message: take the VIP then, not on the next tick.
     this.#unsubscribe = (this.#o.state as Partial<LeaseEvents>).onLeaseGained?.(() => { queueMicrotask(() => { void this.tick(); }); }) ?? null;
     this.tick();
@@ -110,8 +132,24 @@ export class VipService implements RunningService {
   /** One pass of the loop; skipped while the previous batch of actions still runs. */
   tick(): Promise<void> {
     if (this.#stopped) return Promise.resolve();
-    this.#busy ??= this.#step().finally(() => { this.#busy = null; });
+    this.#busy ??= this.#step().finally(() => { this.#busy = null; this.#setPace(); });
     return this.#busy;
+  }
+
+  /**
+   * Runs the timer at TICK_MS while anything can happen here (leading, holding, a failover's hold-off,
+   * services to bind, a guard expiry to handle), at IDLE_TICK_MS otherwise; restarts it only when the
+   * period changes, so a fast tick keeps its grid.
+   */
+  #setPace(): void {
+    if (this.#stopped) return;
+    const fast = this.#leading !== false || this.#core.held || this.#holdOff || this.#unbound.size > 0 || this.#guardExpired;
+    const pace = fast ? this.#o.tickMs ?? TICK_MS : Math.max(this.#o.tickMs ?? TICK_MS, IDLE_TICK_MS);
+    if (pace === this.#pace) return;
+    if (this.#timer) clearInterval(this.#timer);
+    this.#pace = pace;
+    this.#timer = setInterval(() => this.tick(), pace);
+    this.#timer.unref();
   }
 
   /** Planned failover: give the VIP up now and do not take it back until resume(). */
@@ -129,6 +167,7 @@ export class VipService implements RunningService {
     this.#stopped = true;
     if (this.#timer) clearInterval(this.#timer);
     this.#unsubscribe?.();
+    this.#unsubscribeRole?.();
     await this.#busy;
     const [next, actions] = onStop(this.#core);
     this.#core = next;

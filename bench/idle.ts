@@ -247,7 +247,12 @@ async function main(): Promise<void> {
     ...anchors.map((a) => ({ name: a.name, pid: a.child.pid!, role: a.name })),
   ];
   for (const r of roots) if (!existsSync(`/proc/${r.pid}`)) throw new Error(`${r.name} (pid ${r.pid}) is not running (logs in ${dir})`);
+  const termOf = async (): Promise<number> => Math.max(...await Promise.all(['lan-a', 'lan-b', 'witness'].map(async (n) => Number((await status(n))?.['cluster']?.term ?? 0))));
+  const termBefore = await termOf();
   const figures = await measure(roots, WINDOW_S);
+  const termAfter = await termOf();
+  // A loaded machine (a long pause of a member) can cost the leader its lease: the figures then hold elections and VIP moves.
+  console.log(`cluster: term ${termBefore} -> ${termAfter} during the window${termAfter === termBefore ? ' (no election: an idle cluster)' : ' (ELECTIONS during the window: the cluster figures are not idle ones)'}`);
 
   console.log(`\n${'what'.padEnd(10)} ${'process'.padEnd(12)} ${'pid'.padStart(7)} ${'CPU ms/s'.padStart(9)} ${'wake-ups/s'.padStart(11)}`);
   for (const [name, procs] of figures) {

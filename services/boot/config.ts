@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { duration, listenAddress, port } from '../../lib/schema.js';
 import { checkName } from '../tftp/paths.js';
-import { compileTemplate, TEMPLATE_VARIABLES } from './template.js';
+import { compileTemplate, TEMPLATE_VARIABLES, unsafeChar, type TemplateVariable } from './template.js';
 
 // The `profiles:` block (how a kind of node boots: kernel, initrd, device tree, kernel command
 // line, and optional template overrides) and the `boot:` block (which file names are rendered per
@@ -15,11 +15,20 @@ export type ProfileArch = typeof PROFILE_ARCHES[number];
 /** Variables the profile's own fields (kernel, initrd, dtb, bootargs) may use: not each other. */
 const FIELD_VARIABLES = TEMPLATE_VARIABLES.filter((v) => !['kernel', 'initrd', 'dtb', 'bootargs', 'boot_command'].includes(v));
 
-function templateText(fieldVariablesOnly: boolean): z.ZodType<string, string> {
+/**
+ * A profile field's template; with `insertedAs`, its own text (outside tags) must hold only what
+ * that variable may (the renderer would refuse every node's file otherwise: better now than at boot).
+ */
+function templateText(fieldVariablesOnly: boolean, insertedAs?: TemplateVariable): z.ZodType<string, string> {
   return z.string().superRefine((text, ctx) => {
     const compiled = compileTemplate(text);
     if (!compiled.ok) {
       ctx.addIssue({ code: 'custom', message: `is not a valid template: ${compiled.error}` });
+      return;
+    }
+    const char = insertedAs === undefined ? null : unsafeChar(insertedAs, text.replace(/\{\{[^}]*\}\}/g, ''));
+    if (char !== null) {
+      ctx.addIssue({ code: 'custom', message: `holds ${JSON.stringify(char)}, which a boot script would read as syntax (no quotes, backslash, ";", "|", "&", "<", ">" or backquote${insertedAs === 'bootargs' ? '' : ', no spaces or "$" in a path'})` });
       return;
     }
     if (fieldVariablesOnly) {
@@ -30,7 +39,7 @@ function templateText(fieldVariablesOnly: boolean): z.ZodType<string, string> {
 }
 
 /** A file below the boot root; it may hold variables (`gen/{{generation}}/Image`). */
-const bootPath = templateText(true).refine((s) => s.includes('{{') || checkName(s).ok, {
+const bootPath = (field: 'kernel' | 'initrd' | 'dtb') => templateText(true, field).refine((s) => s.includes('{{') || checkName(s).ok, {
   message: 'is not a relative path inside the boot root (no "..", no leading "/")',
 });
 
@@ -38,11 +47,11 @@ const profileName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, { mess
 
 export const profileConfig = z.object({
   arch: z.enum(PROFILE_ARCHES),
-  kernel: bootPath,
-  initrd: bootPath.optional(),
-  dtb: bootPath.optional(),
+  kernel: bootPath('kernel'),
+  initrd: bootPath('initrd').optional(),
+  dtb: bootPath('dtb').optional(),
   /** The kernel command line; may use {{name}}, {{server}}, {{generation}} and the like. */
-  bootargs: templateText(true).default(''),
+  bootargs: templateText(true, 'bootargs').default(''),
   /** iPXE fetches kernel and initrd over the boot HTTP listener (false: over TFTP). */
   http: z.boolean().default(true),
   /** Template overrides of the built-in boot files (services/boot/README.md lists the variables). */

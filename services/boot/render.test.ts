@@ -1,4 +1,6 @@
 import t from 'tap';
+import fc from 'fast-check';
+import { seedFromEnv } from '../../test/support/seeded.js';
 import { compileTemplate, renderTemplate } from './template.js';
 import { renderBootFile, renderErrorText, renderUnknown, ProfileTemplates, type BootTarget, type RenderContext } from './render.js';
 import { profilesConfig, bootConfig } from './config.js';
@@ -35,7 +37,7 @@ t.test('templates: variables, sections, inverted sections', async (t) => {
   t.same(renderTemplate(c.template, { name: 'n1', initrd: 'x.gz' }), { ok: true, text: 'a n1 i=x.gz ${u-boot}' });
   t.same(renderTemplate(c.template, { name: 'n1' }), { ok: true, text: 'a n1 no initrd ${u-boot}' });
   t.same(renderTemplate(c.template, {}), { ok: false, variable: 'name', reason: 'missing' });
-  t.same(renderTemplate(c.template, { name: 'a\nreset' }), { ok: false, variable: 'name', reason: 'line-break' }, 'a value cannot add a line');
+  t.same(renderTemplate(c.template, { name: 'a\nreset' }), { ok: false, variable: 'name', reason: 'unsafe', char: '\n' }, 'a value cannot add a line');
 });
 
 t.test('templates: compile errors name the tag and line', async (t) => {
@@ -103,11 +105,54 @@ t.test('render errors name the variable and the profile', async (t) => {
   const { generation: _g, ...noGeneration } = target;
   t.match(fail('uboot', noGeneration), /^profile arm64: bootargs uses \{\{generation\}\}/);
   t.match(fail('uboot', { ...noGeneration, profile: 'gen' }), /^profile gen: kernel uses \{\{generation\}\}/);
-  t.match(fail('uboot', { ...target, profile: 'gen', generation: '../../etc' }), /kernel renders to "gen\/..\/..\/etc\/Image", which is not a path inside the boot root/);
+  t.match(fail('uboot', { ...target, profile: 'gen', generation: '..' }), /kernel renders to "gen\/..\/Image", which is not a path inside the boot root/);
+  t.match(fail('uboot', { ...target, profile: 'gen', generation: '../../etc' }), /the value of \{\{generation\}\} in kernel holds "\/"/);
   t.match(fail('ipxe', target, { ...context, httpBase: undefined }), /built-in iPXE script uses \{\{http_base\}\}/);
   t.match(fail('uboot', { ...target, profile: 'nope' }), /profile nope is not in the config's profiles: block/);
   t.match(fail('uboot', { ...target, profile: '' }), /no profile and boot\.defaultProfile is not set/);
-  t.match(fail('uboot', { ...target, generation: 'x\nreset' }), /line break or NUL/);
+  t.match(fail('uboot', { ...target, generation: 'x\nreset' }), /the value of \{\{generation\}\} in bootargs holds "\\n", which is not allowed there/);
+});
+
+// A node's values reach firmware scripts unescaped: each one is checked against the characters its
+// variable may hold, wherever it is inserted (the script, a path field, the kernel command line).
+t.test('hostile node values are refused, never inserted into a boot script', async (t) => {
+  const unsafe = (kind: 'uboot' | 'ipxe' | 'pxelinux', t2: BootTarget): string => {
+    const r = renderBootFile(kind, t2, profiles, new ProfileTemplates(), context);
+    return r.ok ? 'rendered' : r.error.kind === 'unsafe-value' ? `${r.error.variable} ${r.error.field} ${r.error.char}` : r.error.kind;
+  };
+  t.equal(unsafe('uboot', { ...target, name: 'n1"; reset; echo "' }), 'name bootargs "', 'a quote in the name (through the kernel command line)');
+  t.equal(unsafe('uboot', { ...target, profile: 'armv7', name: 'n1;reset' }), 'name the built-in U-Boot script ;', 'a ";" in the name, built-in U-Boot script');
+  t.equal(unsafe('ipxe', { ...target, profile: 'armv7', name: 'n1 || shell' }), 'name the built-in iPXE script  ', 'a space in the name (iPXE arguments)');
+  t.equal(unsafe('pxelinux', { ...target, profile: 'armv7', name: 'n1\tKERNEL' }), 'name the built-in pxelinux menu \t', 'a tab in the name (pxelinux)');
+  t.equal(unsafe('uboot', { ...target, profile: 'custom', group: 'rack1$(reset)' }), 'group uboot $', 'a "$" in the group');
+  t.equal(unsafe('uboot', { ...target, profile: 'gen', generation: 'g1;reset' }), 'generation kernel ;', 'a ";" in a generation that lands in a path');
+  t.equal(unsafe('uboot', { ...target, profile: 'armv7', name: 'n\u0131' }), 'name the built-in U-Boot script \u0131', 'non-ASCII');
+  t.equal(unsafe('uboot', { ...target, profile: 'armv7', mac: '52:54:00:aa:bb:07`' }), 'mac the built-in U-Boot script `');
+  t.equal(unsafe('uboot', { ...target, name: 'node-07', group: 'rack.1_a', generation: 'a'.repeat(64) }), 'rendered', 'ordinary values still render');
+});
+
+// Syntax characters of U-Boot hush, iPXE and pxelinux: a value that could inject a command changes their count.
+const SYNTAX = /[;"'`$\\|&<>\n\r\0 \t#{}()]/g;
+const syntaxCount = (text: string): number => text.match(SYNTAX)?.length ?? 0;
+
+t.test('property: whatever a node holds, a rendered boot file has the same syntax as with plain values', async (t) => {
+  const plain: BootTarget = { name: 'x', mac: 'x', ip: 'x', profile: 'p', group: 'x', generation: 'x' };
+  const fuzzProfiles = profilesConfig.parse({
+    p: { arch: 'arm64', kernel: 'gen/{{generation}}/Image', initrd: 'initrd-{{name}}', bootargs: 'console=ttyAMA0 n={{name}} g={{group}} m={{mac}}',
+      uboot: 'echo "{{name}} {{group}} {{ip}} {{mac_dashes}}"; tftpboot ${a} {{kernel}}\nsetenv bootargs "{{bootargs}}"\n' },
+  });
+  const kinds = ['uboot', 'ipxe', 'pxelinux'] as const;
+  const expected = new Map(kinds.map((kind) => {
+    const r = renderBootFile(kind, plain, fuzzProfiles, new ProfileTemplates(), context);
+    if (!r.ok) throw new Error(renderErrorText(r.error));
+    return [kind, syntaxCount(r.text)];
+  }));
+  const value = fc.oneof(fc.string({ maxLength: 12 }), fc.string({ unit: 'binary', maxLength: 12 }), fc.constantFrom('a;b', 'a"b', 'a b', '$x', 'a\nb', '`a`', 'a||b', '..', 'a/b'));
+  fc.assert(fc.property(fc.constantFrom(...kinds), value, value, value, value, value, (kind, name, group, ip, mac, generation) => {
+    const r = renderBootFile(kind, { name, group, ip, mac, generation, profile: 'p' }, fuzzProfiles, new ProfileTemplates(), context);
+    if (!r.ok) return ['unsafe-value', 'missing-variable', 'bad-path'].includes(r.error.kind);
+    return syntaxCount(r.text) === expected.get(kind);
+  }), { seed: seedFromEnv(41), numRuns: 3000 });
 });
 
 t.test('size limit: a rendered file over scriptBytesMax is an error', async (t) => {
@@ -149,6 +194,9 @@ t.test('config: templates are checked at load, with the key path', async (t) => 
   t.match(problems({ ...base, profiles: { p: { arch: 'arm64', kernel: '../Image' } } }).join('\n'), /profiles\.p\.kernel: "\.\.\/Image" is not a relative path inside the boot root/);
   t.match(problems({ ...base, profiles: { p: { arch: 'arm64', kernel: 'Image', bootargs: 'x={{kernel}}' } } }).join('\n'), /profiles\.p\.bootargs: .*uses \{\{kernel\}\}/);
   t.match(problems({ ...base, profiles: { p: { arch: 'mips', kernel: 'Image' } } }).join('\n'), /profiles\.p\.arch/);
+  t.match(problems({ ...base, profiles: { p: { arch: 'arm64', kernel: 'Image', bootargs: 'console=ttyS0 x="a b"' } } }).join('\n'), /profiles\.p\.bootargs: .*holds "\\"", which a boot script would read as syntax/);
+  t.match(problems({ ...base, profiles: { p: { arch: 'arm64', kernel: 'my Image' } } }).join('\n'), /profiles\.p\.kernel: .*holds " "/);
+  t.same(problems({ ...base, profiles: { p: { arch: 'arm64', kernel: 'gen/{{generation}}/Image', bootargs: 'console=ttyS0,115200 root=${rootdev} lanha.node={{name}}' } } }), [], 'U-Boot variables and commas in bootargs are fine');
   t.match(problems({ ...base, profiles: { p: { arch: 'arm64', kernel: 'Image', kernle: 'x' } } }).join('\n'), /profiles\.p/);
   t.match(problems({ ...base, boot: { defaultProfile: 'nope' } }).join('\n'), /boot\.defaultProfile: "nope" is not a profile/);
   t.match(problems({ node: { name: 'a' }, boot: {} }).join('\n'), /boot\.root: .*no tftp: block/);

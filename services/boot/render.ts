@@ -1,5 +1,5 @@
 import { checkName } from '../tftp/paths.js';
-import { compileTemplate, renderTemplate, type Template, type TemplateValues, type TemplateVariable } from './template.js';
+import { compileTemplate, renderTemplate, type Rendered, type Template, type TemplateValues, type TemplateVariable } from './template.js';
 import { DEFAULT_TEMPLATES } from './defaults.js';
 import { writeScriptImage, type UImageArchName } from './uimage.js';
 import type { ProfileArch, ProfileConfig, ProfilesConfig } from './config.js';
@@ -58,7 +58,7 @@ export interface RenderContext {
 
 export type RenderError =
   | { kind: 'missing-variable'; variable: TemplateVariable; profile: string; field: string }
-  | { kind: 'unsafe-value'; variable: TemplateVariable; profile: string; field: string }
+  | { kind: 'unsafe-value'; variable: TemplateVariable; profile: string; field: string; char: string }
   | { kind: 'unknown-profile'; profile: string }
   | { kind: 'no-profile'; profile: string }
   | { kind: 'bad-path'; profile: string; field: string; value: string }
@@ -73,7 +73,7 @@ export function renderErrorText(error: RenderError): string {
     case 'missing-variable':
       return `profile ${error.profile}: ${error.field} uses {{${error.variable}}}, which has no value for this node (set it, or wrap the line in {{#${error.variable}}}...{{/${error.variable}}})`;
     case 'unsafe-value':
-      return `profile ${error.profile}: the value of {{${error.variable}}} in ${error.field} holds a line break or NUL (refused: it could add commands)`;
+      return `profile ${error.profile}: the value of {{${error.variable}}} in ${error.field} holds ${JSON.stringify(error.char)}, which is not allowed there (refused: it could add commands to the boot file)`;
     case 'no-profile':
       return 'the node has no profile and boot.defaultProfile is not set (give the node a profile, or set boot.defaultProfile)';
     case 'unknown-profile':
@@ -108,10 +108,10 @@ export class ProfileTemplates {
   }
 }
 
-function mapError(result: { variable: TemplateVariable; reason: 'missing' | 'line-break' }, profile: string, field: string): RenderError {
+function mapError(result: Exclude<Rendered, { ok: true }>, profile: string, field: string): RenderError {
   return result.reason === 'missing'
     ? { kind: 'missing-variable', variable: result.variable, profile, field }
-    : { kind: 'unsafe-value', variable: result.variable, profile, field };
+    : { kind: 'unsafe-value', variable: result.variable, profile, field, char: result.char };
 }
 
 function nodeValues(target: BootTarget, context: RenderContext): TemplateValues {

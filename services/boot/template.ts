@@ -2,6 +2,10 @@
 // keeps its content only when the variable has a value, `{{^initrd}}...{{/initrd}}` only when it
 // has none. Nothing else: no escaping, no loops, no expressions (U-Boot, iPXE and pxelinux each
 // have their own `${...}`, which passes through untouched). Pure: compile once, render per request.
+//
+// Values are not escaped but checked: each variable has the characters it may hold (VALUE_CHARS),
+// none of them syntax in a U-Boot hush script, an iPXE script or a pxelinux menu, so no value can
+// end a quoted string, start a command (`;`, `&&`, `||`, a line break) or expand (`$`, backquote).
 
 /** Every variable a template may use (README: services/boot). */
 export const TEMPLATE_VARIABLES = [
@@ -13,6 +17,30 @@ export type TemplateVariable = typeof TEMPLATE_VARIABLES[number];
 export type TemplateValues = Partial<Record<TemplateVariable, string>>;
 
 const KNOWN = new Set<string>(TEMPLATE_VARIABLES);
+
+/** A word: node names, MACs, addresses, profile, group and generation names. */
+const WORD = /^[A-Za-z0-9._:-]*$/;
+/** A path below the boot root, or a URL base (`http://10.0.0.1:8080`); no spaces, quotes or `$`. */
+const PATH = /^[A-Za-z0-9._:/+,=@%~\[\]-]*$/;
+/**
+ * The kernel command line: printable ASCII with spaces, `$` (the operator's own U-Boot or iPXE
+ * variables), but no `"` or `\` (the U-Boot script quotes it), no `;`, `|`, `&`, `<`, `>` or backquote.
+ */
+const ARGS = /^[A-Za-z0-9 !#$%()*+,./:=?@\[\]^_{}~-]*$/;
+
+/** The characters each variable's value may hold; a value with another one is refused at render. */
+export const VALUE_CHARS: Readonly<Record<TemplateVariable, RegExp>> = {
+  name: WORD, ip: WORD, mac: WORD, mac_dashes: WORD, group: WORD, profile: WORD, arch: WORD, generation: WORD, boot_command: WORD, server: WORD,
+  kernel: PATH, initrd: PATH, dtb: PATH, http_base: PATH, tftp_base: PATH, file: PATH,
+  bootargs: ARGS,
+};
+
+/** The first character of `value` that `variable` may not hold, or null. */
+export function unsafeChar(variable: TemplateVariable, value: string): string | null {
+  if (VALUE_CHARS[variable].test(value)) return null;
+  for (const c of value) if (!VALUE_CHARS[variable].test(c)) return c;
+  return null;
+}
 
 type TemplateNode =
   | { kind: 'text'; text: string }
@@ -80,11 +108,12 @@ export function compileTemplate(text: string): Compiled {
   return { ok: true, template: { nodes: root, variables } };
 }
 
-export type Rendered = { ok: true; text: string } | { ok: false; variable: TemplateVariable; reason: 'missing' | 'line-break' };
+export type Rendered = { ok: true; text: string } | { ok: false; variable: TemplateVariable; reason: 'missing' } | { ok: false; variable: TemplateVariable; reason: 'unsafe'; char: string };
 
 /**
  * Renders with the given values. A variable inserted without a value is an error naming it; so is
- * a value with a line break or NUL (it could add commands to a boot script).
+ * a value holding a character outside VALUE_CHARS (a line break, a quote, `;`: it could add
+ * commands to a boot script), checked wherever the variable is inserted.
  */
 export function renderTemplate(template: Template, values: TemplateValues): Rendered {
   const out: string[] = [];
@@ -95,7 +124,8 @@ export function renderTemplate(template: Template, values: TemplateValues): Rend
       } else if (node.kind === 'variable') {
         const value = values[node.name];
         if (value === undefined || value === '') return { ok: false, variable: node.name, reason: 'missing' };
-        if (/[\r\n\0]/.test(value)) return { ok: false, variable: node.name, reason: 'line-break' };
+        const char = unsafeChar(node.name, value);
+        if (char !== null) return { ok: false, variable: node.name, reason: 'unsafe', char };
         out.push(value);
       } else {
         const value = values[node.name];

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { ExitCode, LanhaError } from '../lib/errors.js';
 import { callDaemon, callDaemonOk } from '../lib/control-client.js';
 import { formatDuration, formatTable } from '../lib/table.js';
@@ -210,12 +210,28 @@ export const nodesShowCommand: CliCommand = {
   },
 };
 
+/** The largest import file read (a dnsmasq config or hosts file for 10,000 nodes is well under 1 MiB). */
+export const IMPORT_BYTES_MAX = 8 << 20;
+
+/** Reads each file, at most IMPORT_BYTES_MAX octets (a device like /dev/zero or a huge log would never end). */
 function readFiles(paths: readonly string[]): ImportFile[] {
   return paths.map((path) => {
+    let fd: number | undefined;
     try {
-      return { name: path, text: readFileSync(path, 'utf8') };
+      fd = openSync(path, 'r');
+      const buffer = Buffer.alloc(IMPORT_BYTES_MAX + 1);
+      let length = 0;
+      for (let n = -1; n !== 0 && length < buffer.length;) {
+        n = readSync(fd, buffer, length, buffer.length - length, null);
+        length += n;
+      }
+      if (length > IMPORT_BYTES_MAX) throw new LanhaError('usage', `${path} is larger than ${IMPORT_BYTES_MAX >> 20} MiB: not a dnsmasq config or hosts file; split it or give the right file`, ExitCode.failure);
+      return { name: path, text: buffer.subarray(0, length).toString('utf8') };
     } catch (error) {
+      if (error instanceof LanhaError) throw error;
       throw new LanhaError('io', `cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? 'error'}): give a dnsmasq config or hosts file`, ExitCode.failure);
+    } finally {
+      if (fd !== undefined) closeSync(fd);
     }
   });
 }

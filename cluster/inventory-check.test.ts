@@ -53,6 +53,11 @@ t.test('add: each bad input has its own message, clashes name the holder', async
   t.match(add({ name: '-rack' }), /not a DNS label/);
   t.match(add({ name: 'rack.lan' }), /no dots/);
   t.match(add({ name: 'x'.repeat(64) }), /not a DNS label/);
+  t.match(add({ name: '\u212aube' }), /name "\\u212aube" is not a DNS label/, 'the Kelvin sign is not folded into an ASCII "k"');
+  t.match(add({ name: 'r\u0430ck2' }), /not a DNS label/, 'a Cyrillic look-alike');
+  t.match(add({ name: 'rack\u001b[31m' }), /^name "rack\\u001b\[31m" is not a DNS label/, 'a terminal escape is shown escaped');
+  t.match(add({ mac: '52:54\u202e:00' }), /^MAC "52:54\\u202e:00" is not a MAC address/, 'a bidi override is shown escaped');
+  t.match(add({ profile: 'p'.repeat(500) }), /^profile "p{80}\.\.\." is not a profile name/, 'a huge value is cut in the message');
   t.match(add({ name: '' }), /give the node's name/);
   t.match(add({ profile: 'pi 4' }), /profile "pi 4" is not a profile name/);
   t.match(add({ group: '-g' }), /group "-g" is not a group name/);

@@ -1,7 +1,7 @@
 import { broadcastOf, cidrContains, formatCidr, formatIpv4, parseIpv4, type Cidr, type Ipv4 } from '../lib/ipv4.js';
 import { parseMac } from '../lib/mac.js';
 import type { Command } from './commands.js';
-import type { InventoryView } from './inventory.js';
+import { NODES_MAX, type InventoryView } from './inventory.js';
 
 // Leader-side validation of inventory changes, before anything is proposed: operator text in, a
 // well-formed command out, or one specific error that names the clash ("MAC ... already belongs to
@@ -44,8 +44,24 @@ const TAG = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 
 /** A node name is one DNS label (RFC 1035 §2.3.1, RFC 1123 §2.1), compared in lower case. Error text or null. */
 export function nameProblem(name: string): string | null {
-  if (LABEL.test(name.toLowerCase())) return null;
-  return `name "${name}" is not a DNS label: 1-63 letters, digits and "-", not starting or ending with "-" (no dots: the domain comes from the subnet)`;
+  // Tested before lower-casing: the Kelvin sign K (U+212A) lower-cases to an ASCII "k", so a
+  // look-alike name would pass as another one.
+  if (/^[\x21-\x7e]+$/.test(name) && LABEL.test(name.toLowerCase())) return null;
+  return `name ${shown(name)} is not a DNS label: 1-63 ASCII letters, digits and "-", not starting or ending with "-" (no dots: the domain comes from the subnet)`;
+}
+
+/**
+ * Operator text quoted for a message: control characters and non-ASCII escaped (\u202e, \u001b), so
+ * an import file or API body cannot move the cursor, recolour or reorder the operator's terminal.
+ */
+export function shown(value: unknown, max = 80): string {
+  const text = String(value);
+  return escaped(JSON.stringify(text.length > max ? `${text.slice(0, max)}...` : text));
+}
+
+/** Control characters and non-ASCII as \uXXXX (what a terminal shows as is is left alone). */
+export function escaped(text: string): string {
+  return text.replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 function fail(error: string): { ok: false; error: string } {
@@ -61,21 +77,21 @@ function readName(value: unknown): Checked<string> {
 function readMac(value: unknown): Checked<string> {
   if (typeof value !== 'string' || value.length === 0) return fail('give the node\'s MAC address');
   const mac = parseMac(value);
-  if (mac === null) return fail(`MAC "${value}" is not a MAC address like 52:54:00:12:34:56`);
+  if (mac === null) return fail(`MAC ${shown(value)} is not a MAC address like 52:54:00:12:34:56`);
   const first = parseInt(mac.slice(0, 2), 16);
   if ((first & 1) === 1 || mac === '00:00:00:00:00:00') return fail(`MAC ${mac} is a ${mac === '00:00:00:00:00:00' ? 'zero' : 'multicast or broadcast'} address, not a network card's`);
   return { ok: true, command: mac };
 }
 
 function readTag(what: 'profile' | 'group', value: unknown): Checked<string> {
-  if (typeof value !== 'string' || !TAG.test(value)) return fail(`${what} "${String(value)}" is not a ${what} name (1-63 letters, digits, ".", "_" or "-")`);
+  if (typeof value !== 'string' || !TAG.test(value)) return fail(`${what} ${shown(value)} is not a ${what} name (1-63 letters, digits, ".", "_" or "-")`);
   return { ok: true, command: value };
 }
 
 /** An IP given as text or uint32, checked against the DHCP subnets. */
 function readIp(value: unknown, ctx: InventoryContext): Checked<Ipv4> {
   const ip = typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= 0xffffffff ? value : typeof value === 'string' ? parseIpv4(value.trim()) : null;
-  if (ip === null) return fail(`IP "${String(value)}" is not an IPv4 address like 10.0.0.21`);
+  if (ip === null) return fail(`IP ${shown(value)} is not an IPv4 address like 10.0.0.21`);
   const text = formatIpv4(ip);
   const subnet = ctx.subnets.find((s) => cidrContains(s, ip));
   if (subnet === undefined) {
@@ -137,7 +153,9 @@ export function checkAdd(view: InventoryView, fields: NodeFields, ctx: Inventory
     command[key] = tag.command;
   }
   const problem = clash(view, ctx, null, command);
-  return problem === null ? { ok: true, command } : fail(problem);
+  if (problem !== null) return fail(problem);
+  if (view.size >= NODES_MAX) return fail(`the inventory holds ${NODES_MAX} nodes, its limit; remove nodes that are gone (lanctl nodes remove NAME) first`);
+  return { ok: true, command };
 }
 
 /** `lanctl nodes accept MAC NAME`: the MAC must be pending. */
@@ -205,7 +223,7 @@ const KEY_TYPES = new Set(['ssh-ed25519', 'ssh-rsa', 'ecdsa-sha2-nistp256', 'ecd
 export function parseHostKey(text: string): { ok: true; key: string } | { ok: false; error: string } {
   const [type, data] = text.trim().split(/\s+/);
   if (type === undefined || data === undefined) return fail('a host key is "TYPE BASE64" as in /etc/ssh/ssh_host_ed25519_key.pub');
-  if (!KEY_TYPES.has(type)) return fail(`host key type "${type}" is not one ssh uses (${[...KEY_TYPES].join(', ')})`);
+  if (!KEY_TYPES.has(type)) return fail(`host key type ${shown(type)} is not one ssh uses (${[...KEY_TYPES].join(', ')})`);
   if (!/^[A-Za-z0-9+/]+={0,2}$/.test(data) || data.length > 16_000) return fail('the host key\'s data is not base64');
   const blob = Buffer.from(data, 'base64');
   const length = blob.length >= 4 ? blob.readUInt32BE(0) : -1;

@@ -68,3 +68,12 @@ t.test('hostile input: never throws, long and odd lines are reported', async (t)
   t.same(r.lines.map((l) => l.outcome), ['skipped', 'error', 'error', 'error']);
   t.match(r.lines[3]!.message, /two IPv4 addresses/);
 });
+
+t.test('hostile input: messages quote the file escaped (no terminal control), look-alike names refused', async (t) => {
+  const r = parseImport([{ name: 'x', text: 'dhcp-host=52:54:00:00:00:01,r\u0430ck1\n10.0.0.5 \u001b]0;pwned\u0007\ndhcp-host=52:54:00:00:00:02,\u212aube\n\u001b[2Jbogus\n' }]);
+  t.same(r.nodes, []);
+  t.same(r.lines.map((l) => l.outcome), ['error', 'error', 'error', 'error']);
+  for (const l of r.lines) t.notMatch(l.message, /[^\x20-\x7e]/, `line ${l.line}: the message is printable ASCII`);
+  t.match(r.lines[0]!.message, /name "r\\u0430ck1" is not a DNS label/);
+  t.match(r.lines[2]!.message, /name "\\u212aube"/);
+});

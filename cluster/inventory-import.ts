@@ -1,6 +1,6 @@
 import { formatIpv4, parseIpv4, type Ipv4 } from '../lib/ipv4.js';
 import { parseMac } from '../lib/mac.js';
-import { nameProblem } from './inventory-check.js';
+import { escaped, nameProblem, shown } from './inventory-check.js';
 
 // `lanctl nodes import FILE...`: what hand-built clusters keep today, read into inventory nodes.
 // dnsmasq `dhcp-host=` lines in their common forms (MAC,IP / MAC,NAME,IP / MAC,IP,NAME,LEASETIME /
@@ -64,13 +64,13 @@ function readDhcpHost(value: string, file: string, line: number, text: string): 
     if (mac !== null) {
       if (mac.includes('*')) return { skip: `wildcard MAC ${mac}: an inventory node has one exact MAC` };
       const parsed = parseMac(mac);
-      if (parsed === null) return { error: `MAC "${mac}" is not a MAC address like 52:54:00:12:34:56` };
+      if (parsed === null) return { error: `MAC ${shown(mac)} is not a MAC address like 52:54:00:12:34:56` };
       macs.push(parsed);
       continue;
     }
     if (/^\d+\.\d+\.\d+\.\d+$/.test(field)) {
       const parsed = parseIpv4(field);
-      if (parsed === null) return { error: `IP "${field}" is not an IPv4 address like 10.0.0.21` };
+      if (parsed === null) return { error: `IP ${shown(field)} is not an IPv4 address like 10.0.0.21` };
       if (ip !== undefined) return { error: `two IPv4 addresses (${formatIpv4(ip)}, ${field}): one node has one` };
       ip = parsed;
       continue;
@@ -78,7 +78,7 @@ function readDhcpHost(value: string, file: string, line: number, text: string): 
     if (LEASE_TIME.test(field)) { notes.push(`lease time ${field} ignored (the subnet's leaseTime applies)`); continue; }
     if (name !== undefined) return { error: `two names (${name}, ${field}) on one line` };
     const n = nodeName(field, notes);
-    if (n === null) return { error: `name "${field}" is not a DNS label: 1-63 letters, digits and "-"` };
+    if (n === null) return { error: `name ${shown(field)} is not a DNS label: 1-63 ASCII letters, digits and "-"` };
     name = n;
   }
   if (macs.length === 0) return { skip: 'no MAC address (a name- or IP-only dhcp-host line): nothing to key a node by' };
@@ -90,7 +90,8 @@ export function parseImport(files: readonly ImportFile[]): ImportResult {
   const lines: LineReport[] = [];
   const hosts: HostEntry[] = [];
   const dhcp: DhcpHost[] = [];
-  const report = (file: string, line: number, text: string, outcome: LineOutcome, message: string): void => { lines.push({ file, line, text, outcome, message }); };
+  // Messages quote the file's text: escaped, so a line cannot drive the operator's terminal.
+  const report = (file: string, line: number, text: string, outcome: LineOutcome, message: string): void => { lines.push({ file, line, text, outcome, message: escaped(message) }); };
 
   for (const f of files) {
     f.text.split(/\r?\n/).forEach((raw, i) => {
@@ -110,14 +111,14 @@ export function parseImport(files: readonly ImportFile[]): ImportResult {
       if (ip === null) {
         if (/^[0-9a-f:]+:[0-9a-f:]*$/i.test(words[0]!) && words.length > 1) report(f.name, line, raw.trim(), 'skipped', 'IPv6 hosts line');
         else if (/^[a-z-]+(=|$)/i.test(text)) report(f.name, line, raw.trim(), 'skipped', 'not a dhcp-host line');
-        else report(f.name, line, raw.trim(), 'error', `"${words[0]}" is neither an IPv4 address (a hosts line) nor dhcp-host=`);
+        else report(f.name, line, raw.trim(), 'error', `${shown(words[0])} is neither an IPv4 address (a hosts line) nor dhcp-host=`);
         return;
       }
       if (words.length < 2) { report(f.name, line, raw.trim(), 'error', 'a hosts line needs a name after the address'); return; }
       if ((ip >>> 24) === 127 || ip === 0) { report(f.name, line, raw.trim(), 'skipped', 'loopback / unspecified address'); return; }
       const notes: string[] = [];
       const name = nodeName(words[1]!, notes);
-      if (name === null) { report(f.name, line, raw.trim(), 'error', `name "${words[1]}" is not a DNS label: 1-63 letters, digits and "-"`); return; }
+      if (name === null) { report(f.name, line, raw.trim(), 'error', `name ${shown(words[1])} is not a DNS label: 1-63 ASCII letters, digits and "-"`); return; }
       hosts.push({ ip, name, aliases: words.slice(2), file: f.name, line, text: raw.trim() });
     });
   }

@@ -5,7 +5,7 @@ import t from 'tap';
 import fc from 'fast-check';
 import { Fsm } from './fsm.js';
 import type { Command } from './commands.js';
-import { Inventory, PENDING_MAX, VENDOR_CLASS_MAX } from './inventory.js';
+import { Inventory, NODES_MAX, PENDING_MAX, VENDOR_CLASS_MAX } from './inventory.js';
 import { seedFromEnv } from '../test/support/seeded.js';
 
 const T0 = Date.UTC(2026, 11, 1, 12, 0);
@@ -73,6 +73,43 @@ t.test('a clashing entry in the log is a no-op on every replica', async (t) => {
   t.equal(JSON.stringify({ inventory: fsm.inventory.snapshot(), serial: fsm.serial }), before, 'nothing changed, not even the zones\' serial');
   apply({ type: 'node.set', name: 'a', mac: M1, ip: IP1 });
   t.equal(fsm.inventory.byName('a')?.mac, M1, 'a node may "set" its own MAC and IP');
+});
+
+// A log entry the leader's checks never made (a hand-made log, an etcd key written by another
+// client) still cannot put into the inventory what DNS, boot scripts and known_hosts would read unescaped.
+t.test('hostile values in the log: refused or left out by apply, on every replica alike', async (t) => {
+  const fsm = new Fsm();
+  const apply = feeder(fsm);
+  apply({ type: 'node.add', name: 'a', mac: M1, ip: IP1 });
+  const before = JSON.stringify(fsm.inventory.snapshot());
+  for (const name of ['n1"; reset; echo "', 'n1 x', 'N1', 'n1\n', '-n1', 'n1.lan', '\u212aube', 'n\u0131', '']) {
+    apply({ type: 'node.add', name, mac: M2 });
+    apply({ type: 'node.accept', name, mac: M2 });
+  }
+  apply({ type: 'node.trust', name: 'a', hostKey: 'ssh-ed25519 AAAA\n10.0.0.9 ssh-ed25519 BBBB' });
+  apply({ type: 'node.trust', name: 'a', hostKey: 'ssh-ed25519 AAAA comment' });
+  apply({ type: 'node.trust', name: 'a', hostKey: '@cert-authority * ssh-ed25519 AAAA' });
+  apply({ type: 'node.set', name: 'a', profile: 'pi4;reset' });
+  apply({ type: 'node.set', name: 'a', group: 'g 1' });
+  apply({ type: 'node.generation', name: 'a', assigned: '../../etc' });
+  apply({ type: 'node.generation', name: 'a', running: 'g1"' });
+  t.equal(JSON.stringify(fsm.inventory.snapshot()), before, 'no hostile name, key, profile, group or generation got in');
+  apply({ type: 'node.add', name: 'b', mac: M2, profile: 'x$(reset)', group: 'rack1' });
+  t.match(fsm.inventory.byName('b'), { name: 'b', group: 'rack1' }, 'a node whose entry holds a bad profile is added without it');
+  t.equal(fsm.inventory.byName('b')?.profile, undefined);
+  apply({ type: 'node.seen', mac: '52:54:00:00:00:03', vendorClass: 'PXE\u001b[2J\u202e' });
+  t.equal(fsm.inventory.pendingByMac('52:54:00:00:00:03')?.vendorClass, 'PXE?[2J?', 'a vendor class keeps no control characters');
+});
+
+t.test('the inventory is bounded: past NODES_MAX a node.add is a no-op', async (t) => {
+  const inv = new Inventory();
+  const mac = (i: number): string => `02:00:00:${((i >> 16) & 0xff).toString(16).padStart(2, '0')}:${((i >> 8) & 0xff).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}`;
+  for (let i = 0; i < NODES_MAX + 5; i++) inv.apply({ type: 'node.add', name: `n${i}`, mac: mac(i) }, T0);
+  t.equal(inv.size, NODES_MAX);
+  t.equal(inv.byName(`n${NODES_MAX}`), undefined);
+  inv.apply({ type: 'node.remove', name: 'n0' }, T0);
+  inv.apply({ type: 'node.add', name: 'again', mac: mac(0) }, T0);
+  t.equal(inv.byName('again')?.mac, mac(0), 'room again after a removal');
 });
 
 t.test('pending: seen, counted, accepted; known MACs never pending; bounded, oldest dropped', async (t) => {

@@ -46,6 +46,8 @@ export interface InventorySnapshot {
   seeded: string[];
 }
 
+/** The inventory's bound (memory, DNS zone size): a `node.add` past it is refused (leader) or a no-op (apply). */
+export const NODES_MAX = 10_000;
 /** The pending list's bound: past it the MAC seen longest ago goes (least lastSeen, then MAC). */
 export const PENDING_MAX = 1024;
 /** Longest vendor class kept for a pending MAC (DHCP option 60 can be 255 octets of anything). */
@@ -67,14 +69,25 @@ export interface InventoryView {
   byMac(mac: string): InventoryNode | undefined;
   byIp(ip: number): InventoryNode | undefined;
   all(): InventoryNode[];
+  readonly size: number;
 }
 
+// The same shapes the leader checks (inventory-check.ts), checked again here: an entry may come from
+// a hand-made log or an etcd key any etcd client can write, and these values go unescaped into DNS,
+// boot scripts and ssh's known_hosts.
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
+const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
+const TAG = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+/** "type base64": one OpenSSH key type word and its base64 blob, nothing else (no comment, no line break). */
+const HOST_KEY = /^[a-z0-9][a-z0-9.@-]{0,63} [A-Za-z0-9+/]{1,16000}={0,2}$/;
+/** A generation id (64 hex digits) or a shorter name of the same characters. */
+const GENERATION = /^[A-Za-z0-9._-]{1,128}$/;
 const isMac = (v: unknown): v is string => typeof v === 'string' && MAC.test(v);
-const isName = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= 63;
+const isName = (v: unknown): v is string => typeof v === 'string' && LABEL.test(v);
 const isIp = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffffffff;
-const isText = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= 255;
-const isKey = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= 16_384;
+const isTag = (v: unknown): v is string => typeof v === 'string' && TAG.test(v);
+const isGeneration = (v: unknown): v is string => typeof v === 'string' && GENERATION.test(v);
+const isKey = (v: unknown): v is string => typeof v === 'string' && HOST_KEY.test(v);
 
 export class Inventory implements InventoryView {
   #byName = new Map<string, InventoryNode>();
@@ -145,13 +158,14 @@ export class Inventory implements InventoryView {
     const { name, mac, ip } = command;
     if (!isName(name) || !isMac(mac) || (ip !== undefined && !isIp(ip))) return false;
     if (this.#byName.has(name) || this.#byMac.has(mac) || (ip !== undefined && this.#byIp.has(ip))) return false;
+    if (this.#byName.size >= NODES_MAX) return false;
     // A config node seeded once is never seeded again, even by a proposal a new leader made before it
     // applied the removal: `lanctl nodes remove` sticks.
     if (fromConfig && this.#seeded.has(name)) return false;
     const node: InventoryNode = { name, mac, addedAt: at, changedAt: at };
     if (ip !== undefined) node.ip = ip;
-    if (isText(command.profile)) node.profile = command.profile;
-    if (isText(command.group)) node.group = command.group;
+    if (isTag(command.profile)) node.profile = command.profile;
+    if (isTag(command.group)) node.group = command.group;
     this.#index(node);
     this.#pending.delete(mac);
     if (fromConfig) this.#seeded.add(name);
@@ -187,7 +201,7 @@ export class Inventory implements InventoryView {
     const next: PendingMac = { mac, firstSeen: entry.firstSeen, lastSeen: at, count: entry.count + 1 };
     const arch = isIp(command.arch) && command.arch <= 0xffff ? command.arch : entry.arch;
     if (arch !== undefined) next.arch = arch;
-    const vendorClass = typeof command.vendorClass === 'string' && command.vendorClass.length > 0 ? command.vendorClass.slice(0, VENDOR_CLASS_MAX) : entry.vendorClass;
+    const vendorClass = typeof command.vendorClass === 'string' && command.vendorClass.length > 0 ? printable(command.vendorClass.slice(0, VENDOR_CLASS_MAX)) : entry.vendorClass;
     if (vendorClass !== undefined) next.vendorClass = vendorClass;
     this.#pending.set(mac, next);
     if (this.#pending.size > PENDING_MAX) {
@@ -243,7 +257,8 @@ function setOptional<K extends 'ip' | 'profile' | 'group' | 'assignedGeneration'
     delete node[key];
     return true;
   }
-  if (key === 'ip' ? !isIp(value) : !isText(value)) return false;
+  const valid = key === 'ip' ? isIp(value) : key === 'profile' || key === 'group' ? isTag(value) : isGeneration(value);
+  if (!valid) return false;
   node[key] = value;
   return true;
 }
@@ -264,6 +279,11 @@ function canonicalPending(p: PendingMac): PendingMac {
   if (p.arch !== undefined) out.arch = p.arch;
   if (p.vendorClass !== undefined) out.vendorClass = p.vendorClass;
   return out;
+}
+
+/** Control characters and non-ASCII (a terminal escape in `lanctl nodes pending`) as "?". */
+function printable(text: string): string {
+  return text.replace(/[^\x20-\x7e]/g, '?');
 }
 
 function compare(a: string, b: string): number {

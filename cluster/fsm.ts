@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { appendBootEvent, bootEventOf, bootMacToDrop, BOOT_MACS_MAX, type BootEvent } from './boot-events.js';
 import type { Command, StampedCommand } from './commands.js';
 import { Inventory, isInventoryCommand, type InventorySnapshot } from './inventory.js';
 import { RootfsState, isRootfsCommand, type RootfsSnapshot } from './rootfs-state.js';
@@ -35,11 +36,7 @@ export interface DnsRecord {
   data: string;
 }
 
-export interface BootEvent {
-  at: number;
-  event: string;
-  detail?: string;
-}
+export type { BootEvent } from './boot-events.js';
 
 export interface AppliedEntry {
   index: number;
@@ -64,7 +61,6 @@ export interface ProposalTiming { queuedMs: number; persistMs: number; commitMs:
 
 export type FsmListener = (entry: AppliedEntry) => void;
 
-const BOOT_EVENTS_KEPT = 32;
 
 /**
  * Released and expired leases stay this long (log time) after their last change, so a returning
@@ -248,12 +244,15 @@ export class Fsm {
         return;
       }
       case 'node.boot': {
-        const events = this.#nodes.get(command.mac) ?? [];
-        const event: BootEvent = { at, event: command.event };
-        if (command.detail !== undefined) event.detail = command.detail;
-        events.push(event);
-        if (events.length > BOOT_EVENTS_KEPT) events.splice(0, events.length - BOOT_EVENTS_KEPT);
-        this.#nodes.set(command.mac, events);
+        const boot = bootEventOf(command, at);
+        if (boot === null) return;
+        const events = this.#nodes.get(boot.mac) ?? [];
+        appendBootEvent(events, boot.event);
+        this.#nodes.set(boot.mac, events);
+        if (this.#nodes.size > BOOT_MACS_MAX) {
+          const drop = bootMacToDrop(this.#nodes, (mac) => this.inventory.byMac(mac) !== undefined);
+          if (drop !== undefined) this.#nodes.delete(drop);
+        }
         return;
       }
       default:

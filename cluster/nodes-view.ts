@@ -42,7 +42,7 @@ export interface NodeRow {
   /** The latest of: the lease's grant or renewal ("dhcp"), and the boot events. */
   last: NodeEvent | null;
   lastAgoS: number | null;
-  /** Boot events kept for the node (the state keeps the last 32). */
+  /** Boot events kept for the node (the state keeps the last 32, at most 8 of one kind: cluster/boot-events.ts). */
   bootEvents: number;
 }
 

@@ -1,3 +1,4 @@
+import { BootEventLimiter } from '../../cluster/boot-events.js';
 import { realpath } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
 import { formatIpv4, parseIpv4 } from '../../lib/ipv4.js';
@@ -46,9 +47,11 @@ export async function startBoot(context: ServiceContext): Promise<RunningService
     vip,
   });
   const state = context.state;
+  const bootEvents = new BootEventLimiter();
   const served = (file: ServedFile): void => {
-    // Compute-node boot progress, as TFTP records it (leader only: followers serve, the leader writes).
-    if (file.mac !== undefined && state.isLeader()) {
+    // Compute-node boot progress, as TFTP records it (leader only: followers serve, the leader writes),
+    // bounded per MAC and per second: a client fetching in a loop (ranges, HEAD) is not a log entry per fetch.
+    if (file.mac !== undefined && state.isLeader() && bootEvents.allow(file.mac, context.clock.monotonicMs())) {
       state.propose({ type: 'node.boot', mac: file.mac, event: 'http', detail: bootEventDetail(file.file, file.bytes, file.ms) }).catch(() => undefined);
     }
   };

@@ -5,6 +5,7 @@ import { Worker } from 'node:worker_threads';
 import type { Logger } from '../../lib/log.js';
 import { LogLimiter } from '../../lib/log.js';
 import type { Clock } from '../../lib/clock.js';
+import { BootEventLimiter } from '../../cluster/boot-events.js';
 import { Counters } from '../../lib/counters.js';
 import { parseIpv4 } from '../../lib/ipv4.js';
 import { serviceAddresses } from '../../lib/listen.js';
@@ -72,6 +73,7 @@ export class TftpServer {
   readonly counters = new Counters();
   readonly #addresses: readonly string[];
   readonly #state: StateLog | undefined;
+  readonly #bootEvents = new BootEventLimiter();
   readonly #bootFiles: BootFileSource | undefined;
   readonly #limiter = new LogLimiter();
   #lag: LoopDelayProbe | null = null;
@@ -400,7 +402,8 @@ export class TftpServer {
     if (ok) this.log.info(line, 'tftp transfer done');
     else this.log.warn(line, `tftp transfer ended: ${outcome}`);
     // Compute-node boot progress: "fetched this file" goes into the replicated log (leader only).
-    if (ok && mac !== undefined && this.#state?.isLeader()) {
+    // Bounded: a client fetching in a loop must not make one log entry (a majority fsync) per file.
+    if (ok && mac !== undefined && this.#state?.isLeader() && this.#bootEvents.allow(mac, this.clock.monotonicMs())) {
       this.#state.propose({ type: 'node.boot', mac, event: 'tftp', detail: bootEventDetail(info.file, info.size, info.ms) }).catch(() => undefined);
     }
   }

@@ -87,7 +87,9 @@ const isName = (v: unknown): v is string => typeof v === 'string' && LABEL.test(
 const isIp = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffffffff;
 const isTag = (v: unknown): v is string => typeof v === 'string' && TAG.test(v);
 const isGeneration = (v: unknown): v is string => typeof v === 'string' && GENERATION.test(v);
-const isKey = (v: unknown): v is string => typeof v === 'string' && HOST_KEY.test(v);
+/** A pinned host key as the log holds it: "type base64", one line, no comment. */
+export const isHostKeyText = (v: unknown): v is string => typeof v === 'string' && HOST_KEY.test(v);
+const isKey = isHostKeyText;
 
 export class Inventory implements InventoryView {
   #byName = new Map<string, InventoryNode>();

@@ -128,3 +128,30 @@ t.test('push jobs: sources and digests recorded; each node\'s installed files su
   copy.restore(fsm.snapshot());
   t.same(copy.rootfs.job('p1'), fsm.rootfs.job('p1'), 'and a snapshot carries it');
 });
+
+// Generation ids become store paths (a peer copy with --delete, pruning) and boot file paths: an
+// entry the leader never made (a hand-made log, an etcd key) cannot name a path or another tree.
+t.test('hostile entries: a generation id or node name that is a path is a no-op on every replica', async (t) => {
+  const fsm = new Fsm();
+  const apply = feeder(fsm);
+  apply(commit(1));
+  const before = JSON.stringify(fsm.rootfs.snapshot());
+  for (const generation of ['../../..', '/etc', 'A'.repeat(64), `${gen(2)}/x`, gen(2).slice(1), '']) {
+    apply({ type: 'rootfs.commit', generation, member: 'lan-a', source: '/src', files: 1, dirs: 1, symlinks: 0, hardlinks: 0, bytes: 1 });
+    apply({ type: 'rootfs.assign', nodes: ['c1'], generation });
+    apply({ type: 'deploy.synced', node: 'c1', generation, ok: true });
+    apply({ type: 'deploy.job.start', job: 'j', kind: 'rootfs', member: 'lan-a', nodes: ['c1'], generation });
+  }
+  for (const name of ['../x', '.peer', '-oProxyCommand=x', 'a b', 'a/b', '']) {
+    apply({ type: 'rootfs.commit', generation: gen(3), member: name, source: '/src', files: 1, dirs: 1, symlinks: 0, hardlinks: 0, bytes: 1 });
+    apply({ type: 'rootfs.assign', nodes: ['c1', name], generation: gen(1) });
+    apply({ type: 'deploy.trust', node: name, hostKey: 'ssh-ed25519 AAAA' });
+    apply({ type: 'deploy.job.start', job: 'k', kind: 'push', member: 'lan-a', nodes: [name] });
+  }
+  apply({ type: 'deploy.trust', node: 'c1', hostKey: 'ssh-ed25519 AAAA\n@cert-authority * ssh-ed25519 BBBB' });
+  apply({ type: 'rootfs.assign', nodes: Array.from({ length: 10_001 }, (_, i) => `n${i}`), generation: gen(1) });
+  t.equal(JSON.stringify(fsm.rootfs.snapshot()), before, 'nothing changed');
+  t.same(fsm.rootfs.generations().map((g) => g.id), [gen(1)]);
+  apply({ type: 'rootfs.assign', nodes: ['c1'], generation: gen(1) });
+  t.equal(fsm.rootfs.node('c1')?.assigned, gen(1), 'a well-formed entry still applies');
+});

@@ -1,4 +1,5 @@
 import type { Command } from './commands.js';
+import { isHostKeyText } from './inventory.js';
 
 // The replicated part of deploy: rootfs generations (committed, verified on which LAN member),
 // per-node generations (assigned by the operator, last verified sync = running), pinned host keys
@@ -127,6 +128,10 @@ export class RootfsState {
   }
 
   apply(command: RootfsCommand, at: number): void {
+    // The leader proposes only ids it computed (sha256 of a manifest); an entry it never made (a
+    // hand-made log, an etcd key) must not name a path: ids become store paths (peer copies with
+    // --delete, pruning) and boot file paths.
+    if (!wellFormed(command)) return;
     switch (command.type) {
       case 'rootfs.commit': {
         if (!this.generation(command.generation)) {
@@ -282,6 +287,37 @@ export class RootfsState {
 
   isEmpty(): boolean {
     return this.#generations.length === 0 && this.#nodes.size === 0 && this.#hostKeys.size === 0 && this.#jobs.length === 0;
+  }
+}
+
+const GENERATION_ID = /^[0-9a-f]{64}$/;
+/** Node and member names as config and inventory allow them (no "/", no leading "." or "-"). */
+const NODE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+/** Nodes one entry may name (an assignment or a job). */
+export const NODES_PER_COMMAND_MAX = 10_000;
+
+const isId = (v: unknown): boolean => typeof v === 'string' && GENERATION_ID.test(v);
+const isNodeName = (v: unknown): boolean => typeof v === 'string' && NODE_NAME.test(v);
+const isNodeList = (v: unknown): boolean => Array.isArray(v) && v.length <= NODES_PER_COMMAND_MAX && v.every(isNodeName);
+
+/** Generation ids, node and member names of an entry are what the leader would have made. */
+function wellFormed(command: RootfsCommand): boolean {
+  switch (command.type) {
+    case 'rootfs.commit':
+    case 'rootfs.verified':
+      return isId(command.generation) && isNodeName(command.member);
+    case 'rootfs.assign':
+      return isId(command.generation) && isNodeList(command.nodes);
+    case 'deploy.trust':
+      return isNodeName(command.node) && isHostKeyText(command.hostKey);
+    case 'deploy.synced':
+      return isId(command.generation) && isNodeName(command.node);
+    case 'deploy.job.start':
+      return (command.generation === undefined || isId(command.generation)) && isNodeList(command.nodes) && isNodeName(command.member);
+    case 'deploy.job.resume':
+      return isNodeName(command.member);
+    default:
+      return true;
   }
 }
 

@@ -91,6 +91,10 @@ const refusals: Array<[string, string, string, string]> = [
   ['port 0 (ntp.port)', base + 'ntp: { port: 0 }\n', 'ntp.port: 0', 'is not a port'],
   ['port 0 (cluster member)', base + 'cluster: { id: r, members: [{ name: solo, address: 127.0.0.1, port: 0 }] }\n', 'cluster.members[0].port: 0', 'is not a port'],
   ['port 0 (deploy target)', base + 'deploy: { targets: [{ name: n1, host: n1, port: 0 }] }\n', 'deploy.targets[0].port: 0', 'is not a port'],
+  // ssh and rsync take these as arguments, and a target's name is a file name on the LAN node.
+  ['a deploy host that is an ssh option', base + 'deploy: { targets: [{ name: n1, host: "-oProxyCommand=sh" }] }\n', 'deploy.targets[0].host: "-oProxyCommand=sh"', 'not starting with "-"'],
+  ['a deploy target name that is a path', base + 'deploy: { targets: [{ name: "../../x", host: n1 }] }\n', 'deploy.targets[0].name: "../../x"', 'no "/"'],
+  ['a deploy user that is an ssh option', base + 'deploy: { user: "-oProxyCommand=sh" }\n', 'deploy.user: "-oProxyCommand=sh"', 'not a login name'],
   ['port 0 (an upstream resolver)', base + 'dns: { forward: { upstreams: ["192.0.2.53:0"], allow: [10.0.0.0/8] } }\n', 'dns.forward.upstreams[0]: "192.0.2.53:0"', 'upstream'],
   ['dhcp.clientPort the same as dhcp.port', sub('').replace('dhcp:\n', 'dhcp:\n  port: 6767\n  clientPort: 6767\n'), 'dhcp.clientPort: 6767', 'dhcp.port'],
   ['overlapping pools in one subnet', sub('', '[10.0.0.10-10.0.0.20, 10.0.0.20-10.0.0.30]'), 'dhcp.subnets[0].pools[1]: "10.0.0.20-10.0.0.30"', 'overlaps pools[0]'],

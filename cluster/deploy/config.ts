@@ -5,18 +5,23 @@ import { port, refuseDuplicates } from '../../lib/schema.js';
 
 const hostKey = z.string().regex(/^(ssh|ecdsa|sk)-[A-Za-z0-9@.-]+ [A-Za-z0-9+/]+={0,2}( .*)?$/, { message: 'is not an OpenSSH public key ("ssh-ed25519 AAAA...")' });
 
+/** A target or group name: also a file name (the peer's work directory, the per-node overlay). */
+const targetName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, { message: 'is not a name of 1-63 letters, digits, ".", "_" or "-" (no "/", not starting with "." or "-")' });
+
 export const deployConfig = z.object({
-  user: z.string().default('root'),
+  /** Passed to ssh as `-l USER`: a login name, never an option. */
+  user: z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]{0,31}$/, { message: 'is not a login name (letters, digits, "_", "." and "-", not starting with "-")' }).default('root'),
   identityFile: z.string().optional(),
   /** Expected fingerprints: a key fetched by `lanctl nodes trust` must match when one is given. */
   knownHosts: z.record(z.string(), z.string().regex(/^SHA256:[A-Za-z0-9+/=]{43,44}$/, { message: 'is not a SHA256 host-key fingerprint ("SHA256:...")' })).default({}),
   /** Full pinned host keys seeded from the config (the log's `lanctl nodes trust` keys win). */
   hostKeys: z.record(z.string(), hostKey).default({}),
   targets: z.array(z.object({
-    name: z.string().min(1),
-    host: z.string().min(1),
+    name: targetName,
+    /** A host name or address: ssh and rsync take it as an argument, so no leading "-", no spaces. */
+    host: z.string().regex(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.:-]*)$/, { message: 'is not a host name or address (letters, digits, ".", ":" and "-", not starting with "-")' }),
     port: port.default(22),
-    groups: z.array(z.string()).default([]),
+    groups: z.array(targetName).default([]),
   }).strict()).default([]),
   rootfs: z.object({
     source: z.string().min(1).optional(),

@@ -15,6 +15,22 @@ import { fingerprint, parseHostKey } from './rsync.js';
 const CHUNK = 32 * 1024;
 const IN_FLIGHT = 8;
 
+/**
+ * How long one SFTP request or remote check may go unanswered (rsync's --timeout=60 for the rootfs
+ * path), and how long `--then` may run. A node that keeps the connection open but stops answering
+ * (a stopped sshd, a hung disk, a black-holed link) fails its push with a message instead of
+ * holding the job open forever; what is in place stays, and a resume sends the rest.
+ */
+export interface PushLimits {
+  stepMs: number;
+  thenMs: number;
+}
+
+export const PUSH_LIMITS: PushLimits = { stepMs: 60_000, thenMs: 600_000 };
+/** ssh2 keepalives (ssh's ServerAliveInterval=5 ServerAliveCountMax=3 on the rsync path). */
+const KEEPALIVE_MS = 5000;
+const KEEPALIVE_COUNT_MAX = 3;
+
 export interface Ssh2Target {
   node: string;
   host: string;
@@ -50,6 +66,7 @@ export function connectPinned(target: Ssh2Target, pinnedKey: string, privateKey:
     });
     client.connect({
       host: target.host, port: target.port, username: target.user, privateKey, readyTimeout: timeoutMs,
+      keepaliveInterval: KEEPALIVE_MS, keepaliveCountMax: KEEPALIVE_COUNT_MAX,
       // Why: ssh2 accepts any host key when no hostVerifier is given.
       hostVerifier: (key: Buffer) => {
         if (Buffer.compare(key, pinned.blob) === 0) return true;
@@ -76,18 +93,27 @@ export function fetchHostKey(target: Ssh2Target, timeoutMs = 10_000): Promise<st
     client.once('error', (error) => {
       client.end();
       if (offered !== undefined) resolve(offered);
-      else reject(new LanhaError('io', `cannot reach ${target.node} at ${target.host}:${target.port}: ${error.message}`));
+      else reject(new LanhaError('io', `cannot reach ${target.node} at ${target.host}:${target.port}, or it offered no well-formed host key: ${error.message}`));
     });
     client.once('ready', () => { client.end(); if (offered !== undefined) resolve(offered); });
     client.connect({
       host: target.host, port: target.port, username: target.user, readyTimeout: timeoutMs,
       hostVerifier: (key: Buffer) => {
-        const len = key.readUInt32BE(0);
-        offered = `${key.subarray(4, 4 + len).toString('latin1')} ${key.toString('base64')}`;
+        offered = offeredKeyText(key);
         return false; // fetched; never log in on an unconfirmed key
       },
     });
   }));
+}
+
+/**
+ * "type base64" of a host key blob a server offered, or undefined when the blob does not start with
+ * a key type name (RFC 4253 §6.6): the server chooses these bytes, and they are shown to the operator.
+ */
+export function offeredKeyText(key: Buffer): string | undefined {
+  const len = key.length >= 4 ? key.readUInt32BE(0) : -1;
+  const type = len > 0 && len <= 64 && 4 + len <= key.length ? key.subarray(4, 4 + len).toString('latin1') : '';
+  return /^[a-z0-9][a-z0-9.@-]*$/.test(type) ? `${type} ${key.toString('base64')}` : undefined;
 }
 
 export async function describeLocalFile(path: string): Promise<PushFile> {
@@ -120,15 +146,16 @@ const call = <T>(fn: (cb: (error: Error | null | undefined, value: T) => void) =
   new Promise((resolve, reject) => fn((error, value) => (error ? reject(error) : resolve(value))));
 
 /** Refuses a destination directory reached through a symlink (its real path differs) or missing. */
-async function checkRemoteDir(sftp: SFTPWrapper, dir: string, node: string): Promise<void> {
+async function checkRemoteDir(sftp: SFTPWrapper, dir: string, node: string, step: Step): Promise<void> {
   let real: string;
   try {
-    real = await call<string>((cb) => sftp.realpath(dir, cb));
-  } catch {
+    real = await step(`realpath ${dir}`, call<string>((cb) => sftp.realpath(dir, cb)));
+  } catch (error) {
+    if (error instanceof LanhaError) throw error;
     throw new LanhaError('not-found', `${node}: destination ${dir} does not exist`);
   }
   if (real !== dir) throw new LanhaError('usage', `${node}: destination ${dir} goes through a symlink (it is really ${real}); refused`);
-  const st = await call<{ isDirectory(): boolean }>((cb) => sftp.lstat(dir, cb as never));
+  const st = await step(`lstat ${dir}`, call<{ isDirectory(): boolean }>((cb) => sftp.lstat(dir, cb as never)));
   if (!st.isDirectory()) throw new LanhaError('usage', `${node}: destination ${dir} is not a directory`);
 }
 
@@ -143,36 +170,63 @@ export interface PushResult {
  * `onInstalled` hears of each file once it is in place (and is awaited: the job records it).
  */
 export async function pushToNode(client: Client, node: string, files: readonly PushFile[], dir: string, then: string | undefined, onBytes: (n: number) => void,
-  onInstalled: (name: string) => Promise<void> = async () => undefined): Promise<PushResult> {
-  const sftp = await sftpOf(client);
+  onInstalled: (name: string) => Promise<void> = async () => undefined, limits: PushLimits = PUSH_LIMITS): Promise<PushResult> {
+  const step = bounded(client, node, limits.stepMs);
+  const sftp = await step('opening SFTP', sftpOf(client));
   try {
-    await checkRemoteDir(sftp, dir, node);
+    await checkRemoteDir(sftp, dir, node, step);
     let bytes = 0;
     for (const file of files) {
       const target = `${dir === '/' ? '' : dir}/${file.name}`;
-      const existing = await call<{ isSymbolicLink(): boolean }>((cb) => sftp.lstat(target, cb as never)).catch(() => undefined);
+      const existing = await step(`lstat ${target}`, call<{ isSymbolicLink(): boolean }>((cb) => sftp.lstat(target, cb as never)).catch(() => undefined));
       if (existing?.isSymbolicLink()) throw new LanhaError('usage', `${node}: ${target} is a symlink; refused (it would be replaced, not followed, but a symlink there is a surprise)`);
-      await removeStaleTemps(sftp, dir, file.name);
+      await step(`listing ${dir}`, removeStaleTemps(sftp, dir, file.name));
       const temp = `${dir === '/' ? '' : dir}/.${file.name}.lanha-${randomBytes(4).toString('hex')}`;
       try {
-        await writeRemote(sftp, file, temp, (n) => { bytes += n; onBytes(bytes); });
-        const sum = await execCapture(client, `sha256sum -- ${quote(temp)}`);
+        await writeRemote(sftp, file, temp, (n) => { bytes += n; onBytes(bytes); }, step);
+        const sum = await step(`sha256sum of ${temp}`, execCapture(client, `sha256sum -- ${quote(temp)}`));
         const remote = /^([0-9a-f]{64})\s/.exec(sum.output)?.[1];
         if (sum.code !== 0 || remote === undefined) throw new LanhaError('io', `${node}: sha256sum of ${temp} failed: ${sum.output.trim().slice(0, 200)}`);
         if (remote !== file.sha256) throw new LanhaError('io', `${node}: ${file.name} arrived damaged (sha256 ${remote.slice(0, 12)}, sent ${file.sha256.slice(0, 12)}); not installed`);
-        await call<void>((cb) => sftp.ext_openssh_rename(temp, target, cb as never));
+        await step(`renaming ${temp}`, call<void>((cb) => sftp.ext_openssh_rename(temp, target, cb as never)));
       } catch (error) {
-        await call<void>((cb) => sftp.unlink(temp, cb as never)).catch(() => undefined);
+        // Not awaited past a stall: the connection is gone then, and the temp is removed by the next push.
+        await bounded(client, node, Math.min(limits.stepMs, 5000))(`removing ${temp}`, call<void>((cb) => sftp.unlink(temp, cb as never))).catch(() => undefined);
         throw error;
       }
       await onInstalled(file.name);
     }
     const result: PushResult = { bytes, files: files.length };
-    if (then !== undefined) result.then = await execCapture(client, then);
+    if (then !== undefined) result.then = await bounded(client, node, limits.thenMs)('--then', execCapture(client, then));
     return result;
   } finally {
     sftp.end();
   }
+}
+
+type Step = <T>(what: string, promise: Promise<T>) => Promise<T>;
+
+const stalled = new WeakSet<Client>();
+
+/**
+ * Bounds each step of a push: past `ms` without an answer the connection is destroyed (every request
+ * on it fails at once) and the step fails with a message naming it.
+ */
+function bounded(client: Client, node: string, ms: number): Step {
+  return <T>(what: string, promise: Promise<T>): Promise<T> => new Promise<T>((resolve, reject) => {
+    // After a stall closed the connection, the cleanup steps fail at once instead of waiting again.
+    if (stalled.has(client)) {
+      promise.catch(() => undefined); // it fails too, once ssh2 cleans up the closed channel
+      reject(new LanhaError('io', `${node}: ${what}: the connection was closed after a stall`));
+      return;
+    }
+    const timer = setTimeout(() => {
+      reject(new LanhaError('io', `${node}: ${what} got no answer in ${Math.round(ms / 1000)} s (the node or the network stalled); the connection was closed, files already in place stay (lanctl deploy resume sends the rest)`));
+      stalled.add(client);
+      client.destroy();
+    }, ms);
+    promise.then((value) => { clearTimeout(timer); resolve(value); }, (error: unknown) => { clearTimeout(timer); reject(error); });
+  });
 }
 
 /** Removes `.NAME.lanha-XXXXXXXX` left in DIR by a push that was cut off (a resume sends the file again). */
@@ -184,8 +238,8 @@ async function removeStaleTemps(sftp: SFTPWrapper, dir: string, name: string): P
   }
 }
 
-async function writeRemote(sftp: SFTPWrapper, file: PushFile, temp: string, onBytes: (n: number) => void): Promise<void> {
-  const handle = await call<Buffer>((cb) => sftp.open(temp, 'wx', { mode: file.mode }, cb));
+async function writeRemote(sftp: SFTPWrapper, file: PushFile, temp: string, onBytes: (n: number) => void, step: Step): Promise<void> {
+  const handle = await step(`opening ${temp}`, call<Buffer>((cb) => sftp.open(temp, 'wx', { mode: file.mode }, cb)));
   const local = await openLocal(file.local, 'r');
   try {
     let position = 0;
@@ -196,17 +250,17 @@ async function writeRemote(sftp: SFTPWrapper, file: PushFile, temp: string, onBy
       const { bytesRead } = await local.read(buffer, 0, length, position);
       if (bytesRead !== length) throw new LanhaError('io', `${file.local} changed while being sent`);
       const at = position;
-      const p = call<void>((cb) => sftp.write(handle, buffer, 0, length, at, cb as never)).then(() => { onBytes(length); });
+      const p = step(`writing ${temp} at ${at}`, call<void>((cb) => sftp.write(handle, buffer, 0, length, at, cb as never))).then(() => { onBytes(length); });
       inFlight.add(p);
       void p.finally(() => inFlight.delete(p)).catch(() => undefined);
       if (inFlight.size >= IN_FLIGHT) await Promise.race(inFlight);
       position += length;
     }
     await Promise.all(inFlight);
-    await call<void>((cb) => sftp.ext_openssh_fsync(handle, cb as never));
+    await step(`fsync of ${temp}`, call<void>((cb) => sftp.ext_openssh_fsync(handle, cb as never)));
   } finally {
     await local.close();
-    await call<void>((cb) => sftp.close(handle, cb as never)).catch(() => undefined);
+    await step(`closing ${temp}`, call<void>((cb) => sftp.close(handle, cb as never))).catch(() => undefined);
   }
 }
 

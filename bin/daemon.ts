@@ -215,9 +215,10 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
     const reservations = (config.dhcp?.subnets ?? []).flatMap((s) => s.reservations);
     const profiles = (): ReturnType<typeof knownProfiles> => knownProfiles(config);
     control.routes(nodeRoutes(state, reservations, clock, profiles));
-    control.routes(inventoryRoutes({ state, clock, reservations, profiles, context: () => inventoryContext(config) }));
+    const operatorRecords = function* (): Iterable<string> { for (const r of state.fsm.records()) yield r.name; };
+    control.routes(inventoryRoutes({ state, clock, reservations, profiles, context: () => inventoryContext(config, operatorRecords) }));
     if (config.node.role !== 'witness' && (config.nodes?.length ?? 0) > 0) {
-      seeder = startInventorySeeder({ state, nodes: config.nodes ?? [], log: log.child({ service: 'inventory' }), context: () => ({ ...inventoryContext(config), leaseHolder: leaseHolderOf(state.fsm) }) });
+      seeder = startInventorySeeder({ state, nodes: config.nodes ?? [], log: log.child({ service: 'inventory' }), context: () => ({ ...inventoryContext(config, operatorRecords), leaseHolder: leaseHolderOf(state.fsm) }) });
     }
     control.route('GET /v1/status', () => ({
       status: 200,

@@ -5,6 +5,7 @@ import { Fsm } from './fsm.js';
 import type { Command } from './commands.js';
 import { parseCidr } from '../lib/ipv4.js';
 import { checkAccept, checkAdd, checkRemove, checkSet, checkTrust, nameProblem, parseHostKey, type InventoryContext } from './inventory-check.js';
+import { inventoryContext } from './inventory-config.js';
 
 const T0 = Date.UTC(2026, 11, 1, 12, 0);
 const ctx: InventoryContext = {
@@ -100,4 +101,23 @@ t.test('remove, accept, trust', async (t) => {
   t.match(error(checkTrust(inv, 'rack9', `ssh-ed25519 ${blob}`)), /no node named rack9/);
   t.equal(parseHostKey('ssh-ed25519').ok, false);
   t.equal(nameProblem('n-01'), null);
+});
+
+// A static or operator record wins over a node's name in DNS (services/dns/zone.ts): the node would
+// silently have no name, so the leader refuses the name and names the record.
+t.test('a name a DNS record holds in the node\'s zones is refused, naming the record', async (t) => {
+  const inv = withNodes().inventory;
+  const config = {
+    dhcp: { subnets: [{ subnet: parseCidr('10.0.0.0/24')!, domain: 'rack.lan.', reservations: [] }] },
+    dns: { zones: [{ name: 'rack.lan', leases: false, records: ['ns1 3600 A 10.0.0.2', '@ NS ns1'] }, { name: 'other.lan', leases: false, records: ['www A 10.0.0.9'] }, { name: 'dyn.lan', leases: true, records: ['gw A 10.0.0.1'] }] },
+  };
+  const c = inventoryContext(config, () => ['db.rack.lan', 'mail.other.lan']);
+  const add = (name: string): string => error(checkAdd(inv, { name, mac: '52:54:00:00:00:02' }, c));
+  t.match(add('ns1'), /^name ns1 is already a DNS record ns1\.rack\.lan \(a static or operator record wins over a node's name\)/);
+  t.match(add('NS1'), /DNS record ns1\.rack\.lan/, 'in lower case');
+  t.match(add('db'), /DNS record db\.rack\.lan/, 'an operator record');
+  t.match(add('gw'), /DNS record gw\.dyn\.lan/, 'a leases zone');
+  t.equal(add('www'), 'ok', 'a zone the node\'s name does not go to');
+  t.equal(add('mail'), 'ok');
+  t.equal(add('rack2'), 'ok');
 });

@@ -22,6 +22,11 @@ export interface InventoryContext {
   reservations?: readonly ConfigReservation[] | undefined;
   /** The MAC of a live lease on an address, if any: a node may not take an address another client holds. */
   leaseHolder?: ((ip: Ipv4) => string | undefined) | undefined;
+  /**
+   * A static or operator DNS record holding `label` in a zone the node's name would go to, described
+   * ("DNS record rack1.lan"): the record would win and the node would have no name.
+   */
+  dnsName?: ((label: string) => string | undefined) | undefined;
 }
 
 export type Checked<T> = { ok: true; command: T } | { ok: false; error: string };
@@ -126,6 +131,8 @@ function clash(view: InventoryView, ctx: InventoryContext, self: string | null, 
     if (ip !== undefined && r.ip === ip && r.mac !== mac) return `IP ${formatIpv4(ip)} is reserved${r.mac === undefined ? '' : ` for MAC ${r.mac}`} in ${where(r)}`;
     if (name !== undefined && r.hostname !== undefined && r.hostname.split('.')[0]!.toLowerCase() === name && r.mac !== mac) return `name ${name} is the host name of ${where(r)} (${formatIpv4(r.ip)})`;
   }
+  const record = name === undefined ? undefined : ctx.dnsName?.(name);
+  if (record !== undefined) return `name ${name} is already a ${record} (a static or operator record wins over a node's name); pick another name or remove the record`;
   if (ip !== undefined && ctx.leaseHolder !== undefined) {
     const holder = ctx.leaseHolder(ip);
     const own = mac ?? (self === null ? undefined : view.byName(self)?.mac);

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { ipv4, mac } from '../lib/schema.js';
 import { broadcastOf, cidrContains, formatCidr, formatIpv4, type Cidr, type Ipv4 } from '../lib/ipv4.js';
 import { nameProblem, type InventoryContext } from './inventory-check.js';
+import { recordOwners, staticRecordNames } from '../services/names.js';
 
 // The config's `nodes:` block: compute nodes that seed the replicated inventory. On start the leader
 // proposes `node.add` for each one the log has never held (by name); after that the log is the
@@ -55,12 +56,32 @@ export function nodesConfigIssues(nodes: readonly NodeEntry[], subnets: Readonly
   return issues;
 }
 
-/** The validation context a config gives: the DHCP subnets and the config reservations, with where they are written. */
-export function inventoryContext(config: { dhcp?: { subnets: ReadonlyArray<{ subnet: Cidr; reservations: ReadonlyArray<{ mac?: string | undefined; ip: Ipv4; hostname?: string | undefined }> }> } | undefined }): InventoryContext {
+interface ContextConfig {
+  dhcp?: { subnets: ReadonlyArray<{ subnet: Cidr; domain?: string | undefined; reservations: ReadonlyArray<{ mac?: string | undefined; ip: Ipv4; hostname?: string | undefined }> }> } | undefined;
+  dns?: { zones: ReadonlyArray<{ name: string; leases: boolean; records: readonly string[] }> } | undefined;
+}
+
+/**
+ * The validation context a config gives: the DHCP subnets, the config reservations with where they
+ * are written, and the DNS names static records (and `operatorRecords`, the replicated ones) hold in
+ * the zones a node's name goes to (its subnet's domain, the `leases: true` zones).
+ */
+export function inventoryContext(config: ContextConfig, operatorRecords: () => Iterable<string> = () => []): InventoryContext {
   const subnets = config.dhcp?.subnets ?? [];
+  const domains = new Set(subnets.flatMap((s) => (s.domain === undefined ? [] : [s.domain.toLowerCase().replace(/\.$/, '')])));
+  const zones = (config.dns?.zones ?? []).filter((z) => z.leases || domains.has(z.name.toLowerCase().replace(/\.$/, ''))).map((z) => z.name.toLowerCase().replace(/\.$/, ''));
+  const staticNames = staticRecordNames(config.dns?.zones ?? []);
+  const records = recordOwners(() => zones, function* () {
+    yield* staticNames;
+    yield* operatorRecords();
+  });
   return {
     subnets: subnets.map((s) => s.subnet),
     reservations: subnets.flatMap((s, i) => s.reservations.map((r, j) => ({ mac: r.mac, ip: r.ip, hostname: r.hostname, where: `dhcp.subnets[${i}].reservations[${j}]` }))),
+    dnsName: (label) => {
+      for (const holder of records.holdersOf(label, 0)) return holder.what;
+      return undefined;
+    },
   };
 }
 

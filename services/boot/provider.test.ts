@@ -169,3 +169,39 @@ t.test('inventoryResolver: changedAtMs is the later of the node\'s change and it
   generation = 'genB';
   t.match(resolve('10.0.0.31'), { generation: 'genB', changedAtMs: 5000 }, 'a node changed after its generation was committed');
 });
+
+// Any name a client can send (odd case, separators, `..`, `%2f`, backslashes, NUL, very long, another
+// node's 01-MAC) renders, if anything, that client's own file: never another node's, never a path
+// outside the root, and an unknown client gets only the unknown-node script.
+t.test('property: a requested name never yields another node\'s boot file', async (t) => {
+  const fc = (await import('fast-check')).default;
+  const { seedFromEnv } = await import('../../test/support/seeded.js');
+  const nodes: Record<string, Resolved> = {
+    '10.0.0.11': { name: 'n11', mac: '52:54:00:00:00:11', ip: '10.0.0.11', profile: 'arm64', generation: 'g1' },
+    '10.0.0.12': { name: 'n12', mac: '52:54:00:00:00:12', ip: '10.0.0.12', profile: 'arm64', generation: 'g2' },
+  };
+  const { files } = setup((ip) => nodes[ip] ?? (ip === '10.0.0.99' ? { unknown: true, mac: '52:54:00:00:00:99' } : { unknown: true }));
+  const macText = fc.constantFrom('52-54-00-00-00-11', '52-54-00-00-00-12', '52-54-00-00-00-99', '52:54:00:00:00:12', '52-54-00-00-00-1', '525400000012', '52-54-00-00-00-12-00')
+    .chain((m) => fc.constantFrom(m, m.toUpperCase()));
+  const piece = fc.oneof(
+    fc.constantFrom('boot.scr.uimg', 'boot.scr', 'boot.ipxe', 'pxelinux.cfg', 'default', '..', '.', '', '%2f', '%2e%2e', '\\', '\0', 'Image'),
+    macText.map((m) => `01-${m}`),
+    fc.string({ maxLength: 8 }),
+  );
+  const name = fc.oneof(fc.array(piece, { minLength: 1, maxLength: 5 }).chain((parts) => fc.constantFrom('/', '\\').map((sep) => parts.join(sep))), fc.string({ minLength: 250, maxLength: 300 }));
+  const client = fc.constantFrom('10.0.0.11', '10.0.0.12', '10.0.0.99', '10.0.0.50');
+  fc.assert(fc.property(name, client, (requested, ip) => {
+    const r = files.lookup(requested, ip, '10.0.0.2');
+    if (r.kind === 'none') return true;
+    const own = nodes[ip];
+    if (own === undefined || 'unknown' in own) {
+      // Unknown clients: only the unknown-node script, with their own MAC when known.
+      if (r.kind !== 'file' || r.node !== undefined) return false;
+      return r.mac === (ip === '10.0.0.99' ? '52:54:00:00:00:99' : undefined);
+    }
+    if (r.kind !== 'file' || r.mac !== own.mac || r.node !== own.name) return false;
+    const text = r.name.endsWith('.ipxe') || r.name.includes('pxelinux') ? r.bytes.toString() : scriptOf(r.bytes);
+    const other = own.name === 'n11' ? 'n12' : 'n11';
+    return text.includes(own.name) && !text.includes(other) && !r.name.split('/').includes('..') && !r.name.startsWith('/');
+  }), { seed: seedFromEnv(23), numRuns: 3000 });
+});

@@ -26,3 +26,15 @@ t.test('refused: receiving, deleting, other paths, other commands, no command', 
   t.equal(clientAddress('10.0.0.7 51234 10.0.0.1 22'), '10.0.0.7');
   t.equal(clientAddress(undefined), undefined);
 });
+
+// What `rsync -aL` / `-ak` send (checked with rsync 3.2: `-lLogDtpre.iLsfxCIvu`): the sender would
+// follow the generation's absolute symlinks into the LAN node's own files. The "L" after the "."
+// is a protocol capability, not --copy-links, and stays allowed.
+t.test('refused: options that make the sender follow symlinks out of the generation', async (t) => {
+  for (const flags of ['-lLogDtpre.iLsfxCIvu', '-lkogDtpre.iLsfxCIvu', '-L', '-k', '-aL']) {
+    const r = parseGateCommand(`rsync --server --sender ${flags} --safe-links . gen/${id}/`);
+    t.equal(r.kind, 'refused', flags);
+    t.match(r.kind === 'refused' ? r.reason : '', /follow symlinks/, `${flags}: the reason says why`);
+  }
+  t.equal(parseGateCommand(`rsync --server --sender -lHogDtpAXre.iLsfxCIvu . gen/${id}/`).kind, 'pull', 'rsync -aHAX: "L" only among the capabilities');
+});

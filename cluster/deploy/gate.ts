@@ -47,6 +47,11 @@ function parsePull(words: string[]): GateRequest {
   if (!m) return { kind: 'refused', reason: `only gen/<generation id>/ can be pulled, not ${path.slice(0, 80)}` };
   for (const a of args) {
     const shortFlags = /^-[A-Za-z]+(?:\.[A-Za-z]*)?$/.test(a) && !a.startsWith('--');
+    // -L (--copy-links) and -k (--copy-dirlinks) make the sender follow symlinks: a generation's
+    // absolute links (var/run -> /run, etc/localtime -> /usr/share/...) would then send this LAN
+    // node's own files. After the "." come protocol capability letters, where "L" means something else.
+    const followed = shortFlags ? /[Lk]/.exec(a.split('.')[0]!) : null;
+    if (followed !== null) return { kind: 'refused', reason: `rsync option -${followed[0]} (follow symlinks) is not allowed: a generation's symlinks are sent as links, never followed on this node` };
     if (!shortFlags && !LONG_OPTIONS.has(a) && !LONG_PREFIXES.some((p) => a.startsWith(p))) return { kind: 'refused', reason: `rsync option ${a.slice(0, 40)} is not allowed here` };
   }
   return { kind: 'pull', generation: m[1]!, options: args };

@@ -313,8 +313,10 @@ export async function runDaemon(config: LanhaConfig, options: { logFormat?: stri
     return 1;
   }
   return new Promise<number>((resolve) => {
-    const onSignal = (signal: NodeJS.Signals): void => {
-      log.info({ event: 'daemon.signal', signal }, `received ${signal}, stopping`);
+    let stopping = false;
+    const stop = (code: number): void => {
+      if (stopping) return;
+      stopping = true;
       process.off('SIGTERM', onSignal);
       process.off('SIGINT', onSignal);
       const force = setTimeout(() => {
@@ -322,10 +324,22 @@ export async function runDaemon(config: LanhaConfig, options: { logFormat?: stri
         resolve(1);
       }, 5000);
       force.unref();
-      daemon.stop().then(() => { clearTimeout(force); resolve(0); }, () => { clearTimeout(force); resolve(1); });
+      daemon.stop().then(() => { clearTimeout(force); resolve(code); }, () => { clearTimeout(force); resolve(1); });
+    };
+    const onSignal = (signal: NodeJS.Signals): void => {
+      log.info({ event: 'daemon.signal', signal }, `received ${signal}, stopping`);
+      stop(0);
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+    // The replicated state's storage failed for good (cluster/raft/README.md, "Failures"): exit
+    // non-zero so that the service manager starts lanha again from what is on the disk
+    // (systemd/lanha.service: Restart=on-failure).
+    daemon.state.onFatal?.((error) => {
+      log.fatal({ event: 'daemon.storage_broken', err: error }, `stopping with exit status 1 for the service manager to restart lanha: the storage of the replicated state failed: ${errorMessage(error)}`);
+      process.stderr.write(`lanctl serve: the storage of the replicated state failed, exiting to be restarted: ${errorMessage(error)}\n`);
+      stop(1);
+    });
   });
 }
 

@@ -259,7 +259,7 @@ t.test('the pipelined host (the default): 300 concurrent proposals commit, share
   await again.close();
 });
 
-t.test('a hung fdatasync fences the member once it has not returned for storageStallMs: proposals fail with the reason, it stops leading', async (t) => {
+t.test('a hung fdatasync fences the member once it has not returned for storageStallMs; when it returns and a test write succeeds, the member rejoins from its disk', async (t) => {
   // The host's timers are unref'd (a daemon's sockets keep it alive): this keeps the test's process up.
   const alive = setInterval(() => undefined, 1000);
   t.teardown(() => clearInterval(alive));
@@ -270,6 +270,8 @@ t.test('a hung fdatasync fences the member once it has not returned for storageS
     const hung = new Promise<void>((resolve) => { release = resolve; });
     // The disk never answers; nothing fails on its own. Heartbeats alone kept the lease (and the VIP).
     const log = await open(dir, { pipelined, storageStallMs: 300, proposeTimeoutMs: 20_000, failpoint: async (name) => { if (hang && name === 'wal.beforeFsync') await hung; } });
+    const fatal: Error[] = [];
+    log.onFatal((error) => fatal.push(error));
     await log.propose(grant(1));
     hang = true;
     const started = performance.now();
@@ -278,14 +280,76 @@ t.test('a hung fdatasync fences the member once it has not returned for storageS
     t.notOk(log.isLeader(), 'no longer leader for services (the VIP goes)');
     t.match(log.status().storage, { error: /storage stalled/ });
     await t.rejects(log.propose(grant(3)), /stopped accepting writes/);
-    release(); // the fdatasync returns late: nothing is reported durable or applied from it
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    t.equal(log.fsm.lease(0x0a000002), undefined, 'the stalled proposal was never applied');
+    const fenced = log.host;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    t.equal(log.host, fenced, 'still fenced while the call hangs');
+    hang = false;
+    release(); // the fdatasync returns: the disk works again
+    for (let i = 0; i < 500 && !(log.host !== fenced && log.isLeader()); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    t.not(log.host, fenced, 'rejoined with a new core read back from the disk');
+    t.equal(log.host.fenced, undefined, 'not fenced');
+    t.ok(log.isLeader(), 'and, alone, leads again');
+    t.same(fatal, [], 'no fatal error');
+    t.equal((await log.propose(grant(4))).command.type, 'lease.grant', 'proposals commit again');
+    t.ok(log.fsm.lease(0x0a000001), 'the lease acknowledged before the stall is there');
+    t.equal(log.fsm.lease(0x0a000003), undefined, 'the proposal refused while fenced was never written');
+    const hash = log.fsm.hash();
     await log.close();
     const again = await open(dir);
-    t.ok(again.fsm.lease(0x0a000001), 'the acknowledged lease is there after a restart');
+    t.ok(again.fsm.lease(0x0a000001) && again.fsm.lease(0x0a000004), 'both acknowledged leases are there after a restart');
+    t.equal(again.fsm.hash(), hash, 'the same state as before the restart');
     await again.close();
   }
+});
+
+t.test('fenced for a stall, then the stalled fdatasync fails, or the test write does: the storage is broken for good, the fatal listeners are told (the daemon exits), no rejoin', async (t) => {
+  const alive = setInterval(() => undefined, 1000);
+  t.teardown(() => clearInterval(alive));
+  for (const how of ['the fdatasync fails', 'the test write fails'] as const) {
+    const dir = scratch(t);
+    let hang = false;
+    let release!: () => void;
+    const hung = new Promise<void>((resolve) => { release = resolve; });
+    const log = await open(dir, {
+      storageStallMs: 300, proposeTimeoutMs: 20_000,
+      failpoint: async (name) => {
+        if (hang && name === 'wal.beforeFsync') {
+          await hung;
+          if (how === 'the fdatasync fails') throw Object.assign(new Error('EIO: the fdatasync failed late'), { code: 'EIO' });
+        }
+        if (name === 'wal.probe') throw Object.assign(new Error('EIO: the test write failed'), { code: 'EIO' });
+      },
+    });
+    const fatal: Error[] = [];
+    log.onFatal((error) => fatal.push(error));
+    await log.propose(grant(1));
+    hang = true;
+    await t.rejects(log.propose(grant(2)), /storage stalled/);
+    const fenced = log.host;
+    t.same(fatal, [], `${how}: a stall alone is not fatal`);
+    release();
+    for (let i = 0; i < 300 && fatal.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    t.equal(fatal.length, 1, `${how}: the fatal listener is told once`);
+    t.match(fatal[0]?.message ?? '', how === 'the fdatasync fails' ? /the fdatasync failed late/ : /the test write failed/);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    t.equal(log.host, fenced, 'no rejoin');
+    t.notOk(log.isLeader());
+    await log.close();
+  }
+});
+
+t.test('an fsync error (no stall) is fatal at once: the listeners are told, so the daemon exits for the service manager to restart it', async (t) => {
+  const dir = scratch(t);
+  let fail = false;
+  const log = await open(dir, { failpoint: (name) => { if (fail && name === 'wal.beforeFsync') throw Object.assign(new Error('EIO: disk gone'), { code: 'EIO' }); } });
+  const fatal: Error[] = [];
+  log.onFatal((error) => fatal.push(error));
+  await log.propose(grant(1));
+  fail = true;
+  await t.rejects(log.propose(grant(2)), /not made durable: EIO: disk gone/);
+  t.equal(fatal.length, 1, 'told once');
+  t.match(fatal[0]?.message ?? '', /EIO: disk gone/);
+  await log.close();
 });
 
 t.test('an fdatasync that fails (EIO, ENOSPC) while earlier batches are still syncing: the earlier are acknowledged, that one and every later fail, none applied', async (t) => {

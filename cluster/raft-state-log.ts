@@ -11,7 +11,7 @@ import type { MemberStatusChannel, MemberStatusSource } from './member-status.js
 import type { LatencyWindow } from '../lib/latency.js';
 import { RaftNode } from './raft/node.js';
 import { RaftHost } from './raft/host.js';
-import { Wal, failpointsFromEnv, type Failpoint } from './raft/wal.js';
+import { Wal, failpointsFromEnv, loadState, type Failpoint, type LoadedState } from './raft/wal.js';
 import { EntryType, type ConfState, type Entry, type Message, type NodeId, type PeerLink, type Snapshot } from './raft/types.js';
 
 // The durable StateLog: a RaftNode + its WAL + (in a cluster) a transport. propose() stamps the
@@ -102,7 +102,8 @@ export interface RaftTimeline {
 
 export class RaftStateLog implements StateLog {
   readonly fsm: Fsm;
-  readonly host: RaftHost;
+  #host: RaftHost | undefined;
+  #fatalListeners = new Set<(error: Error) => void>();
   #opts: RaftStateLogOptions;
   #pending = new Map<number, Pending>();
   #logClock: LogClock;
@@ -123,9 +124,8 @@ export class RaftStateLog implements StateLog {
   /** This term's lease was seen valid (listeners were told); cleared when we stop leading. */
   #leaseSeen = false;
 
-  private constructor(fsm: Fsm, host: RaftHost, opts: RaftStateLogOptions) {
+  private constructor(fsm: Fsm, opts: RaftStateLogOptions) {
     this.fsm = fsm;
-    this.host = host;
     this.#opts = opts;
     this.#logClock = new LogClock(opts.clock, opts.log, 'raft.clock_jump');
     this.#single = opts.conf.voters.length === 1 && opts.conf.voters[0] === opts.id && opts.conf.learners.length === 0;
@@ -146,6 +146,25 @@ export class RaftStateLog implements StateLog {
     }
     const fsm = new Fsm();
     if (state.snapshot) fsm.restore(decodeFsmSnapshot(state.snapshot.data));
+    const self = new RaftStateLog(fsm, opts);
+    const host = self.#build(wal, state, tickMs, pipelined);
+    const node = host.node;
+    const replayTo = state.hardState.commit;
+    if (opts.link) await opts.link.start((m) => self.#onMessage(m));
+    host.start();
+    if (self.#single) node.campaign();
+    host.kick();
+    // Services start on the replayed state: wait until what was committed before is applied again
+    // (and, alone, until we lead and our term's first entry applied: one fsync).
+    await self.#waitFor(() => fsm.appliedIndex >= replayTo && (!self.#single || (node.role === 'leader' && node.entryTerm(fsm.appliedIndex) === node.term)), 10_000);
+    opts.log.info({ event: 'raft.opened', dir: opts.dir, term: node.term, commit: node.commitIndex, applied: fsm.appliedIndex, entries: state.entries.length, snapshot: state.snapshot?.meta.index ?? 0 },
+      `raft state opened at index ${fsm.appliedIndex}`);
+    return self;
+  }
+
+  /** A core and its host on `wal`, from `state` as read from the disk (at open, and to rejoin after a stall). */
+  #build(wal: Wal, state: LoadedState, tickMs: number, pipelined: boolean): RaftHost {
+    const opts = this.#opts;
     const node = new RaftNode({
       id: opts.id,
       electionTicks: Math.max(2, Math.round((opts.electionMs ?? 500) / tickMs)),
@@ -155,30 +174,22 @@ export class RaftStateLog implements StateLog {
       witnessFactor: opts.witnessFactor ?? 3,
       random: opts.random,
     }, { hardState: state.hardState, conf: opts.conf, entries: state.entries, ...(state.snapshot ? { snapshot: state.snapshot } : {}) });
-
-    let self: RaftStateLog | undefined;
-    const host = new RaftHost(node, wal, {
+    this.#host = new RaftHost(node, wal, {
       send: (messages) => opts.link?.send(messages),
-      restore: (snapshot) => self!.#restore(snapshot),
-      apply: (entries) => self!.#apply(entries),
-      onPersisted: (entries, writeAt, doneAt) => self!.#onPersisted(entries, writeAt, doneAt),
-      afterBatch: () => self!.#maybeSnapshot(),
-      onStorageError: (error) => self!.#onStorageError(error),
-      onRoleChange: (role, atMs) => self!.#onRoleChange(role, atMs),
+      restore: (snapshot) => this.#restore(snapshot),
+      apply: (entries) => this.#apply(entries),
+      onPersisted: (entries, writeAt, doneAt) => this.#onPersisted(entries, writeAt, doneAt),
+      afterBatch: () => this.#maybeSnapshot(),
+      onStorageError: (error, stalled) => this.#onStorageError(error, stalled),
+      onStalledStorageReturned: () => void this.#rejoin(wal, tickMs, pipelined),
+      onStalledStorageFailed: (error) => this.#fatal(error),
+      onRoleChange: (role, atMs) => this.#onRoleChange(role, atMs),
     }, opts.clock, tickMs, pipelined, opts.storageStallMs);
-    self = new RaftStateLog(fsm, host, opts);
-    const replayTo = state.hardState.commit;
-    if (opts.link) await opts.link.start((m) => self!.#onMessage(m));
-    host.start();
-    if (self.#single) node.campaign();
-    host.kick();
-    // Services start on the replayed state: wait until what was committed before is applied again
-    // (and, alone, until we lead and our term's first entry applied: one fsync).
-    await self.#waitFor(() => fsm.appliedIndex >= replayTo && (!self!.#single || (node.role === 'leader' && node.entryTerm(fsm.appliedIndex) === node.term)), 10_000);
-    opts.log.info({ event: 'raft.opened', dir: opts.dir, term: node.term, commit: node.commitIndex, applied: fsm.appliedIndex, entries: state.entries.length, snapshot: state.snapshot?.meta.index ?? 0 },
-      `raft state opened at index ${fsm.appliedIndex}`);
-    return self;
+    return this.#host;
   }
+
+  /** The Raft shell in use (a new one after a rejoin). */
+  get host(): RaftHost { return this.#host!; }
 
   isLeader(): boolean {
     this.host.catchUp();
@@ -339,6 +350,8 @@ export class RaftStateLog implements StateLog {
 
   #apply(entries: Entry[]): void {
     for (const e of entries) {
+      // After a rejoin the new core hands out again what the Fsm applied before the fence.
+      if (e.index <= this.fsm.appliedIndex) continue;
       let applied: AppliedEntry;
       if (e.type === EntryType.normal && e.data.length > 0) {
         const decoded = decodeCommand(e.data);
@@ -430,13 +443,75 @@ export class RaftStateLog implements StateLog {
     await this.#snapshotSave;
   }
 
-  #onStorageError(error: Error): void {
-    this.#opts.log.error({ event: 'raft.storage_failed', err: error }, `storage failed, no more writes are accepted here: ${error.message}`);
+  #onStorageError(error: Error, stalled: boolean): void {
+    this.#opts.log.error({ event: 'raft.storage_failed', err: error, stalled }, `storage failed, no more writes are accepted here: ${error.message}`);
     for (const [index, p] of this.#pending) {
       clearTimeout(p.timer);
       p.reject(new LanhaError('unavailable', `entry ${index} was not made durable: ${error.message}`));
     }
     this.#pending.clear();
+    if (!stalled) this.#fatal(error);
+  }
+
+  /**
+   * The WAL is broken for good (a write or fdatasync failed: after an fdatasync error the kernel
+   * may have dropped the pages it could not write, so nothing this process holds can be trusted).
+   * Fenced already; the listeners (the daemon) end the process so that the service manager starts
+   * it again from what is on the disk (systemd: Restart=on-failure). Without a listener the member
+   * stays fenced until restarted.
+   */
+  #fatal(error: Error): void {
+    if (this.#closed) return;
+    this.#opts.log.fatal({ event: 'raft.storage_broken', err: error, dir: this.#opts.dir },
+      `the Raft storage in ${this.#opts.dir} failed and cannot be trusted any more (${error.message}): this process must restart to read it back from the disk`);
+    for (const listener of this.#fatalListeners) listener(error);
+  }
+
+  /** Calls `listener` when the storage failed for good and the process must restart. Returns unsubscribe. */
+  onFatal(listener: (error: Error) => void): () => void {
+    this.#fatalListeners.add(listener);
+    return () => { this.#fatalListeners.delete(listener); };
+  }
+
+  /**
+   * Fenced for a stall, and every stalled call has returned without an error: once a fresh write
+   * and fsync succeed, the member rejoins with a new core read back from the disk, as a restart
+   * would (cluster/raft/README.md, "Fenced for a stall"). Safe because the fenced member
+   * acknowledged nothing it had not made durable (no vote, append answer or persisted report before
+   * its fdatasync; fenced, it answered nothing at all), and a core started from the disk is one
+   * Raft already tolerates: a crash and a restart. Its promises held in memory only (a heartbeat
+   * answer's "no vote for another for an election timeout") are kept by the just-started rule, as
+   * after a restart. It starts as a follower; a single node elects itself again.
+   */
+  async #rejoin(wal: Wal, tickMs: number, pipelined: boolean): Promise<void> {
+    if (this.#closed) return;
+    const log = this.#opts.log;
+    log.warn({ event: 'raft.storage_returned', dir: this.#opts.dir }, 'the stalled storage call returned; testing the disk with a write and an fsync before rejoining');
+    try {
+      await this.#snapshotSave;
+      await wal.probe();
+    } catch (error) {
+      this.#fatal(error instanceof Error ? error : new Error(String(error)));
+      return;
+    }
+    if (this.#closed) return;
+    const old = this.host;
+    await old.stop();
+    let state: LoadedState;
+    try {
+      state = loadState(this.#opts.dir);
+    } catch (error) {
+      this.#fatal(error instanceof Error ? error : new Error(String(error)));
+      return;
+    }
+    this.#snapshotSaved = null;
+    this.#snapshotError = null;
+    const host = this.#build(wal, state, tickMs, pipelined);
+    host.start();
+    if (this.#single) host.node.campaign();
+    host.kick();
+    log.warn({ event: 'raft.rejoined', dir: this.#opts.dir, term: host.node.term, lastIndex: host.node.lastIndex, applied: this.fsm.appliedIndex },
+      `storage works again: rejoined from the disk at term ${host.node.term}, log up to ${host.node.lastIndex}`);
   }
 
   #logTime(): number {

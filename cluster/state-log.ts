@@ -49,6 +49,12 @@ export interface StateLog {
    * member is known in detail.
    */
   attachMemberStatus?(channel: MemberStatusChannel): void;
+  /**
+   * Calls `listener` when the backend's storage failed for good and only a restart of the process
+   * can bring the member back (the Raft WAL after a write or fdatasync error). Returns unsubscribe.
+   * Absent: the backend has no such failure.
+   */
+  onFatal?(listener: (error: Error) => void): () => void;
 }
 
 export class NotLeaderError extends LanhaError {

@@ -37,8 +37,16 @@ export interface HostHooks {
   apply(entries: Entry[]): void;
   /** After a batch: a chance to take a snapshot (runs inside the loop, never concurrently with a save). */
   afterBatch?(): Promise<void>;
-  /** Storage failed: the node must stop accepting writes (the caller steps down / fences). */
-  onStorageError(error: Error): void;
+  /**
+   * The member is fenced: it must stop accepting writes. `stalled`: a storage call has not returned
+   * for the stall limit (it may still return: onStalledStorageReturned); otherwise a call failed, or
+   * applying or the after-batch hook did, for good.
+   */
+  onStorageError(error: Error, stalled: boolean): void;
+  /** Fenced for a stall, and every storage call watched has now returned, none with an error. */
+  onStalledStorageReturned?(): void;
+  /** Fenced for a stall, and the stalled call then failed: the WAL is broken for good. */
+  onStalledStorageFailed?(error: Error): void;
   onReady?(rd: Ready): void;
   /** A batch of entries is on our disk: its write started at `writeAt` and ended (fsync'd) at `doneAt` (monotonic ms). */
   onPersisted?(entries: readonly Entry[], writeAt: number, doneAt: number): void;
@@ -75,6 +83,8 @@ export class RaftHost {
   #scheduled = false;
   #stopped = false;
   #fenced: Error | undefined;
+  /** The fence is for a stall (a storage call not returned), not an error. */
+  #fencedByStall = false;
   #persistedTerm: number;
   #persistedVote: string | null;
   #batches = 0;
@@ -274,17 +284,31 @@ export class RaftHost {
     if (oldest.done === true || now - oldest.value[1] < this.#storageStallMs) { this.#storageSuspect = 0; return false; }
     if (this.#storageSuspect !== oldest.value[0]) { this.#storageSuspect = oldest.value[0]; return false; }
     this.#fence(new LanhaError('io', `storage stalled: a WAL write or fdatasync in ${this.wal.dir} has not returned for ${Math.round(now - oldest.value[1])} ms `
-      + `(limit ${this.#storageStallMs} ms); this member stopped so that another can lead: check the disk, then restart the service`));
+      + `(limit ${this.#storageStallMs} ms); this member stopped so that another can lead; it rejoins once the call returns and a test write and fsync succeed, `
+      + 'and exits (for the service manager to restart it) if the call fails'), true);
     return true;
   }
 
-  /** Marks a storage call in progress until `done` settles (watched by the tick timer). */
+  /**
+   * Marks a storage call in progress until `done` settles (watched by the tick timer). Once fenced
+   * for a stall, the last call to return says what happened: all returned well, or one failed.
+   */
   #watchStorage<T>(done: Promise<T>): Promise<T> {
     const id = ++this.#storageWaitId;
     this.#storageWaits.set(id, this.#clock.monotonicMs());
     this.#arm(); // the stall check runs from the timer: every tick while a call is out
-    const end = (): void => { this.#storageWaits.delete(id); };
-    done.then(end, end);
+    const end = (error?: unknown): void => {
+      this.#storageWaits.delete(id);
+      if (!this.#fencedByStall) return;
+      if (error !== undefined || this.wal.broken) {
+        this.#fencedByStall = false; // reported once: the WAL is broken for good
+        this.#hooks.onStalledStorageFailed?.(this.wal.broken ?? (error instanceof Error ? error : new Error(String(error))));
+      } else if (this.#storageWaits.size === 0) {
+        this.#fencedByStall = false;
+        this.#hooks.onStalledStorageReturned?.();
+      }
+    };
+    done.then(() => end(), (error: unknown) => end(error ?? new Error('storage call failed')));
     return done;
   }
 
@@ -402,10 +426,11 @@ export class RaftHost {
     }
   }
 
-  #fence(error: Error): void {
+  #fence(error: Error, stalled = false): void {
     if (this.#fenced) return;
     this.#fenced = error;
+    this.#fencedByStall = stalled;
     if (this.#timer) clearTimeout(this.#timer);
-    this.#hooks.onStorageError(error);
+    this.#hooks.onStorageError(error, stalled);
   }
 }

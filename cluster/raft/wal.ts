@@ -70,7 +70,7 @@ export class StorageError extends Error {
 }
 
 /** Test hooks at the crash-relevant points (etcd's gofail). 'crash' kills the process with SIGKILL. */
-export type FailpointName = 'wal.beforeWrite' | 'wal.tornWrite' | 'wal.beforeFsync' | 'wal.afterFsync' | 'snapshot.beforeRename' | 'hardstate.beforeRename';
+export type FailpointName = 'wal.beforeWrite' | 'wal.tornWrite' | 'wal.beforeFsync' | 'wal.afterFsync' | 'wal.probe' | 'snapshot.beforeRename' | 'hardstate.beforeRename';
 export type Failpoint = (name: FailpointName) => void | 'torn' | Promise<void | 'torn'>;
 
 export function failpointsFromEnv(text = process.env['LANHA_FAILPOINTS']): Failpoint | undefined {
@@ -397,6 +397,28 @@ export class Wal {
       const old = this.#segments.shift()!;
       await fsp.rm(join(this.#walDir, old.name), { force: true });
     }
+  }
+
+  /**
+   * Whether the disk works again (after a stalled call returned): waits for every write in
+   * progress, then writes and fsyncs a small file beside the WAL and fdatasyncs the live segment.
+   * Throws when the WAL is broken or any of it fails.
+   */
+  async probe(): Promise<void> {
+    await this.#snapshotChain;
+    await this.#tail.catch(() => undefined);
+    if (this.#broken) throw this.#broken;
+    await this.#fail('wal.probe');
+    const file = join(this.dir, 'probe.tmp'); // a leftover .tmp is removed at the next open
+    const fd = await fsp.open(file, 'w');
+    try {
+      await fd.write(Buffer.alloc(4096, 0x5a), 0, 4096, 0);
+      await fd.sync();
+    } finally {
+      await fd.close();
+    }
+    await fsp.rm(file, { force: true });
+    await this.#fd?.datasync();
   }
 
   async close(): Promise<void> {

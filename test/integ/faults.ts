@@ -188,7 +188,8 @@ export const FAULTS: readonly Fault[] = [
       } finally {
         free();
       }
-      // A fenced member stays fenced until restarted (operator action, as after any disk error).
+      // A member whose write failed exits by itself (status 1) for its service manager to restart
+      // it; the suite restarts it here (the kill covers a member that has not exited yet).
       await kill9AndRestart(fl, leader, 500);
     },
   },

@@ -74,10 +74,13 @@ export interface StampedCommand {
 }
 
 const VERSION = 1;
+// One of each for the process (a DHCPACK's command goes through both): stateless once built.
+const utf8Encoder = new TextEncoder();
+const utf8Strict = new TextDecoder('utf-8', { fatal: true });
 
 export function encodeCommand(stamped: StampedCommand): Uint8Array {
   // `by` is an optional envelope field: a replica that predates it ignores it (it reads v, at, c).
-  return new TextEncoder().encode(JSON.stringify({ v: VERSION, at: stamped.at, ...(stamped.by === undefined ? {} : { by: stamped.by }), c: stamped.command }));
+  return utf8Encoder.encode(JSON.stringify({ v: VERSION, at: stamped.at, ...(stamped.by === undefined ? {} : { by: stamped.by }), c: stamped.command }));
 }
 
 export type DecodeCommandResult = { ok: true; value: StampedCommand } | { ok: false; error: string };
@@ -92,7 +95,7 @@ const COMMAND_TYPES: ReadonlySet<string> = new Set<CommandType>([
 export function decodeCommand(bytes: Uint8Array): DecodeCommandResult {
   let raw: unknown;
   try {
-    raw = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+    raw = JSON.parse(utf8Strict.decode(bytes));
   } catch {
     return { ok: false, error: 'entry is not UTF-8 JSON' };
   }

@@ -42,8 +42,8 @@ export function readRequest(message: DhcpMessage): { ok: true; value: ClientRequ
   if (message.op !== BootOp.Request) return { ok: false, problem: 'not-a-request' };
   // Ethernet only: htype 1 must come with hlen 6 and a non-zero, non-broadcast/multicast chaddr.
   if (message.htype !== 1 || message.hlen !== 6) return { ok: false, problem: 'bad-hardware-address' };
-  const hw = message.chaddr.subarray(0, 6);
-  if (hw.every((b) => b === 0) || (hw[0]! & 1) === 1) return { ok: false, problem: 'bad-hardware-address' };
+  const hw = message.chaddr;
+  if ((hw[0]! | hw[1]! | hw[2]! | hw[3]! | hw[4]! | hw[5]!) === 0 || (hw[0]! & 1) === 1) return { ok: false, problem: 'bad-hardware-address' };
   const typeBytes = message.options.get(DhcpOption.MessageType);
   const type = typeBytes?.length === 1 ? messageTypeName(typeBytes[0]!) : null;
   if (type === null) return { ok: false, problem: 'no-message-type' };
@@ -71,7 +71,8 @@ export function readRequest(message: DhcpMessage): { ok: true; value: ClientRequ
   if (user && user.length > 0) request.userClasses = userClassValues(user);
   const arch = archValues(o.get(DhcpOption.ClientSystemArchitecture) ?? NONE);
   if (arch !== null) request.arch = arch[0]!;
-  request.parameterRequest = [...(o.get(DhcpOption.ParameterRequestList) ?? [])];
+  const prl = o.get(DhcpOption.ParameterRequestList);
+  if (prl !== undefined && prl.length > 0) request.parameterRequest = Array.from(prl);
   const maxSize = u16Value(o.get(DhcpOption.MaximumMessageSize) ?? NONE);
   if (maxSize !== null) request.maxMessageSize = maxSize;
   const relay = o.get(DhcpOption.RelayAgentInformation);

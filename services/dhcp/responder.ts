@@ -2,7 +2,7 @@ import { formatIpv4, parseIpv4, prefixMask, broadcastOf, type Ipv4 } from '../..
 import {
   DhcpOption, MessageType, configOptionBytes, domainsBytes, ipsBytes, routesBytes, textBytes, u32Bytes, u8Bytes,
 } from './options.js';
-import { BootOp, DEFAULT_MESSAGE_SIZE_MAX, emptyMessage, encodeDhcp, fieldBytes, type DhcpMessage } from './wire.js';
+import { BootOp, DEFAULT_MESSAGE_SIZE_MAX, encodeDhcp, fieldBytes, type DhcpMessage } from './wire.js';
 import type { ClientRequest } from './request.js';
 import type { BootPlan } from './netboot.js';
 import type { DhcpSubnetConfig } from './config.js';
@@ -72,25 +72,30 @@ export interface ReplyInput {
   message?: string;
 }
 
-const TYPE_BYTE = { offer: MessageType.Offer, ack: MessageType.Ack, nak: MessageType.Nak, inform: MessageType.Ack } as const;
+/** Option 53 of each reply kind, shared by every reply (the encoder only reads it). */
+const TYPE_OPTION = {
+  offer: u8Bytes(MessageType.Offer), ack: u8Bytes(MessageType.Ack), nak: u8Bytes(MessageType.Nak), inform: u8Bytes(MessageType.Ack),
+} as const;
+/** The zeroed sname and file of every reply without a boot file: read by the encoder, never written. */
+const ZERO_SNAME = new Uint8Array(64);
+const ZERO_FILE = new Uint8Array(128);
 
-/** The reply message (not yet encoded). */
-export function buildReply(input: ReplyInput): { message: DhcpMessage; requested: Set<number> } {
+/**
+ * The reply message (not yet encoded) and the client's requested option codes (option 55, for
+ * encodeReply). The message shares bytes with the request and with the subnet's pre-encoded
+ * options: encode it, never write into its arrays.
+ */
+export function buildReply(input: ReplyInput): { message: DhcpMessage; requested: readonly number[] } {
   const { request, client, kind } = input;
-  const m = emptyMessage();
-  m.op = BootOp.Reply;
-  m.htype = request.htype;
-  m.hlen = request.hlen;
-  m.xid = request.xid;
-  m.flags = request.flags;
-  m.giaddr = request.giaddr;
-  m.chaddr = request.chaddr.slice();
-  // RFC 2131 table 3: ciaddr is echoed in ACKs (renewing, inform), zero in OFFER and NAK.
-  if (kind === 'ack' || kind === 'inform') m.ciaddr = request.ciaddr;
-  if (kind === 'offer' || kind === 'ack') m.yiaddr = input.ip ?? 0;
-
-  const o = m.options;
-  o.set(DhcpOption.MessageType, u8Bytes(TYPE_BYTE[kind]));
+  const o = new Map<number, Uint8Array>();
+  const m: DhcpMessage = {
+    op: BootOp.Reply, htype: request.htype, hlen: request.hlen, hops: 0, xid: request.xid, secs: 0, flags: request.flags,
+    // RFC 2131 table 3: ciaddr is echoed in ACKs (renewing, inform), zero in OFFER and NAK.
+    ciaddr: kind === 'ack' || kind === 'inform' ? request.ciaddr : 0,
+    yiaddr: kind === 'offer' || kind === 'ack' ? input.ip ?? 0 : 0,
+    siaddr: 0, giaddr: request.giaddr, chaddr: request.chaddr, sname: ZERO_SNAME, file: ZERO_FILE, options: o,
+  };
+  o.set(DhcpOption.MessageType, TYPE_OPTION[kind]);
   o.set(DhcpOption.ServerIdentifier, u32Bytes(input.serverId));
   const clientId = request.options.get(DhcpOption.ClientIdentifier);
   if (clientId) o.set(DhcpOption.ClientIdentifier, clientId); // RFC 6842: echo option 61
@@ -104,29 +109,35 @@ export function buildReply(input: ReplyInput): { message: DhcpMessage; requested
       o.set(DhcpOption.RenewalTime, u32Bytes(Math.floor(subnet.renewMs / 1000)));
       o.set(DhcpOption.RebindingTime, u32Bytes(Math.floor(subnet.rebindMs / 1000)));
     }
-    const served = new Map<number, Uint8Array>(subnet?.options ?? []);
-    if (input.hostname !== undefined) served.set(DhcpOption.HostName, textBytes(input.hostname));
+    // What we serve: the subnet's options, with the host name and boot options over them (most
+    // replies have neither, and then the subnet's table is read as it is, not copied).
+    const base = subnet?.options;
+    let over: Map<number, Uint8Array> | null = null;
+    if (input.hostname !== undefined) (over ??= new Map()).set(DhcpOption.HostName, textBytes(input.hostname));
     const boot = input.boot;
     if (boot) {
       m.siaddr = boot.nextServer;
       m.file = fieldBytes(boot.bootfile, 128);
-      served.set(DhcpOption.TftpServerName, textBytes(formatIpv4(boot.nextServer)));
-      served.set(DhcpOption.BootfileName, textBytes(boot.bootfile));
-      if (boot.pxeClient) served.set(DhcpOption.VendorClassIdentifier, textBytes('PXEClient'));
-      if (boot.vendorSpecific) served.set(DhcpOption.VendorSpecific, boot.vendorSpecific);
+      over ??= new Map();
+      over.set(DhcpOption.TftpServerName, textBytes(formatIpv4(boot.nextServer)));
+      over.set(DhcpOption.BootfileName, textBytes(boot.bootfile));
+      if (boot.pxeClient) over.set(DhcpOption.VendorClassIdentifier, textBytes('PXEClient'));
+      if (boot.vendorSpecific) over.set(DhcpOption.VendorSpecific, boot.vendorSpecific);
     }
+    const served = (code: number): Uint8Array | undefined => over?.get(code) ?? base?.get(code);
     // RFC 2131 §4.3.1: requested options first, in the client's order; then the rest we serve.
-    const mask = served.get(DhcpOption.SubnetMask);
+    const mask = served(DhcpOption.SubnetMask);
     if (mask) o.set(DhcpOption.SubnetMask, mask);
     for (const code of client.parameterRequest) {
-      const value = served.get(code);
+      const value = served(code);
       if (value && !o.has(code)) o.set(code, value);
     }
-    for (const [code, value] of served) if (!o.has(code)) o.set(code, value);
+    if (base) for (const [code, value] of base) if (!o.has(code)) o.set(code, over?.get(code) ?? value);
+    if (over) for (const [code, value] of over) if (!o.has(code)) o.set(code, value);
   }
   const relay = request.options.get(DhcpOption.RelayAgentInformation);
   if (relay) o.set(DhcpOption.RelayAgentInformation, relay); // RFC 3046 §2.2: echo unchanged, last
-  return { message: m, requested: new Set(client.parameterRequest) };
+  return { message: m, requested: client.parameterRequest };
 }
 
 /** Options never dropped to fit the client's size limit. */
@@ -142,13 +153,14 @@ export function replySizeMax(client: ClientRequest): number {
 }
 
 /** Encodes within the client's limit, dropping unrequested, then requested, non-essential options if needed. */
-export function encodeReply(message: DhcpMessage, requested: ReadonlySet<number>, sizeMax: number): Uint8Array {
+export function encodeReply(message: DhcpMessage, requested: readonly number[], sizeMax: number): Uint8Array {
   try {
     return encodeDhcp(message, sizeMax);
   } catch (error) {
     if (!(error instanceof RangeError)) throw error;
   }
-  const trimmed = { ...message, options: new Map([...message.options].filter(([code]) => ESSENTIAL.has(code) || requested.has(code))) };
+  const wanted = new Set(requested);
+  const trimmed = { ...message, options: new Map([...message.options].filter(([code]) => ESSENTIAL.has(code) || wanted.has(code))) };
   try {
     return encodeDhcp(trimmed, sizeMax);
   } catch (error) {

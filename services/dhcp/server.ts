@@ -59,6 +59,12 @@ export interface DhcpHandlerOptions {
   log: Logger;
 }
 
+/** The counter of each message type received (named once, not built per packet). */
+const RECEIVED: Readonly<Record<ClientRequest['type'], string>> = {
+  discover: 'received.discover', offer: 'received.offer', request: 'received.request', decline: 'received.decline',
+  ack: 'received.ack', nak: 'received.nak', release: 'received.release', inform: 'received.inform',
+};
+
 /** The protocol logic without sockets: bytes in, replies out (`handle`), so tests need no network. */
 export class DhcpHandler {
   readonly counters = new Counters();
@@ -159,7 +165,7 @@ export class DhcpHandler {
       this.counters.inc('dropped.not-leader');
       return [];
     }
-    this.counters.inc(`received.${client.type}`);
+    this.counters.inc(RECEIVED[client.type]);
     this.#recordSeen(client, nowMs);
     const decision = this.#decide(client, nowMs);
     const replies = await this.#act(decision, decoded.value, client, nowMs, this.#clock?.monotonicMs(), { startedAt, decodedAt });

@@ -1,4 +1,3 @@
-import { WireReader } from '../../lib/wire-reader.js';
 import { WireWriter } from '../../lib/wire-writer.js';
 import { failed, type Decoded } from '../../lib/result.js';
 import { DhcpOption } from './options.js';
@@ -70,41 +69,80 @@ export const FLAG_BROADCAST = 0x8000;
 /** Decodes one DHCP/BOOTP datagram. */
 export function decodeDhcp(bytes: Uint8Array): Decoded<DhcpMessage, DhcpDecodeErrorCode> {
   if (bytes.length < OPTIONS_OFFSET) return failed('short-header', bytes.length);
-  const r = new WireReader(bytes);
-  const op = r.u8(), htype = r.u8(), hlen = r.u8(), hops = r.u8();
-  const xid = r.u32(), secs = r.u16(), flags = r.u16();
-  const ciaddr = r.u32(), yiaddr = r.u32(), siaddr = r.u32(), giaddr = r.u32();
-  const chaddr = r.bytesView(CHADDR_SIZE).slice();
-  const sname = r.bytesView(SNAME_SIZE).slice();
-  const file = r.bytesView(FILE_SIZE).slice();
+  const hlen = bytes[2]!;
   if (hlen > CHADDR_SIZE) return failed('hlen-too-large', 2, `hlen ${hlen}`);
-  if (r.u32() !== MAGIC_COOKIE) return failed('bad-cookie', HEADER_SIZE);
+  if (u32At(bytes, HEADER_SIZE) !== MAGIC_COOKIE) return failed('bad-cookie', HEADER_SIZE);
 
-  const fragments: Array<[number, Uint8Array]> = [];
-  const main = readOptionArea(bytes, OPTIONS_OFFSET, bytes.length, true, fragments);
+  const options = new OptionSink();
+  const main = readOptionArea(bytes, OPTIONS_OFFSET, bytes.length, true, options);
   if (main !== null) return main;
   // RFC 2131 §4.1 / RFC 3396 §5: with overload, options continue in `file`, then `sname`.
-  const overloadBytes = fragments.find(([code]) => code === DhcpOption.OptionOverload)?.[1];
+  const overloadBytes = options.overload;
   const overload = overloadBytes?.length === 1 ? overloadBytes[0]! : 0;
+  // The fixed fields are views of the datagram (decoding copies nothing it need not): a field
+  // that carried options reads as all zeros.
+  let file = bytes.subarray(108, 108 + FILE_SIZE);
+  let sname = bytes.subarray(44, 44 + SNAME_SIZE);
   if (overload & OVERLOAD_FILE) {
-    const error = readOptionArea(bytes, 108, 108 + FILE_SIZE, false, fragments);
+    const error = readOptionArea(bytes, 108, 108 + FILE_SIZE, false, options);
     if (error !== null) return error;
-    file.fill(0);
+    file = new Uint8Array(FILE_SIZE);
   }
   if (overload & OVERLOAD_SNAME) {
-    const error = readOptionArea(bytes, 44, 44 + SNAME_SIZE, false, fragments);
+    const error = readOptionArea(bytes, 44, 44 + SNAME_SIZE, false, options);
     if (error !== null) return error;
-    sname.fill(0);
+    sname = new Uint8Array(SNAME_SIZE);
   }
   return {
     ok: true,
-    value: { op, htype, hlen, hops, xid, secs, flags, ciaddr, yiaddr, siaddr, giaddr, chaddr, sname, file, options: joinFragments(fragments) },
+    value: {
+      op: bytes[0]!, htype: bytes[1]!, hlen, hops: bytes[3]!,
+      xid: u32At(bytes, 4), secs: (bytes[8]! << 8) | bytes[9]!, flags: (bytes[10]! << 8) | bytes[11]!,
+      ciaddr: u32At(bytes, 12), yiaddr: u32At(bytes, 16), siaddr: u32At(bytes, 20), giaddr: u32At(bytes, 24),
+      chaddr: bytes.subarray(28, 28 + CHADDR_SIZE), sname, file, options: options.finish(),
+    },
   };
+}
+
+function u32At(bytes: Uint8Array, at: number): number {
+  return ((bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!) >>> 0;
+}
+
+/**
+ * Collects options as they are read (RFC 3396 §5): every instance of a code is one value,
+ * concatenated in order of appearance; the first OVERLOAD (52) is kept aside, as structure.
+ */
+class OptionSink {
+  readonly map = new Map<number, Uint8Array>();
+  overload: Uint8Array | undefined;
+  /** Codes seen more than once: all their parts, in order. */
+  #parts: Map<number, Uint8Array[]> | null = null;
+
+  add(code: number, data: Uint8Array): void {
+    if (code === DhcpOption.OptionOverload) { this.overload ??= data; return; }
+    const first = this.map.get(code);
+    if (first === undefined) { this.map.set(code, data); return; }
+    this.#parts ??= new Map();
+    const parts = this.#parts.get(code);
+    if (parts) parts.push(data);
+    else this.#parts.set(code, [first, data]);
+  }
+
+  /** The options in first-seen order, fragments joined, 82 last (RFC 3046 §2.1). */
+  finish(): Map<number, Uint8Array> {
+    if (this.#parts !== null) for (const [code, parts] of this.#parts) this.map.set(code, concat(parts));
+    const relay = this.map.get(DhcpOption.RelayAgentInformation);
+    if (relay !== undefined) {
+      this.map.delete(DhcpOption.RelayAgentInformation);
+      this.map.set(DhcpOption.RelayAgentInformation, relay);
+    }
+    return this.map;
+  }
 }
 
 /** Reads code/length/value triples up to END; returns an error or null. */
 function readOptionArea(
-  bytes: Uint8Array, start: number, end: number, endRequired: boolean, out: Array<[number, Uint8Array]>,
+  bytes: Uint8Array, start: number, end: number, endRequired: boolean, out: OptionSink,
 ): { ok: false; error: { code: DhcpDecodeErrorCode; offset: number } } | null {
   let i = start;
   while (i < end) {
@@ -113,7 +151,7 @@ function readOptionArea(
     if (code === DhcpOption.End) return null;
     const length = bytes[i + 1];
     if (length === undefined || i + 1 >= end || i + 2 + length > end) return failed('option-overrun', i);
-    out.push([code, bytes.subarray(i + 2, i + 2 + length)]);
+    out.add(code, bytes.subarray(i + 2, i + 2 + length));
     i += 2 + length;
   }
   // RFC 2131 §3.1 (and RFC 2132 §3.2): the options field ends with END. In file/sname the field's
@@ -121,28 +159,9 @@ function readOptionArea(
   return endRequired ? failed('missing-end', end) : null;
 }
 
-// RFC 3396 §5: every instance of an option code is one value, concatenated in order of appearance.
-function joinFragments(fragments: ReadonlyArray<[number, Uint8Array]>): Map<number, Uint8Array> {
-  const parts = new Map<number, Uint8Array[]>();
-  for (const [code, data] of fragments) {
-    if (code === DhcpOption.OptionOverload) continue;
-    const list = parts.get(code);
-    if (list) list.push(data);
-    else parts.set(code, [data]);
-  }
-  const out = new Map<number, Uint8Array>();
-  for (const [code, list] of parts) {
-    if (code === DhcpOption.RelayAgentInformation) continue;
-    out.set(code, concat(list));
-  }
-  const relay = parts.get(DhcpOption.RelayAgentInformation);
-  if (relay) out.set(DhcpOption.RelayAgentInformation, concat(relay)); // RFC 3046 §2.1: last
-  return out;
-}
-
 function concat(list: readonly Uint8Array[]): Uint8Array {
-  if (list.length === 1) return list[0]!.slice();
-  const total = list.reduce((n, b) => n + b.length, 0);
+  let total = 0;
+  for (const b of list) total += b.length;
   const out = new Uint8Array(total);
   let at = 0;
   for (const b of list) { out.set(b, at); at += b.length; }
@@ -158,6 +177,65 @@ interface Fragment { code: number; data: Uint8Array }
  * §4.1). Throws RangeError when even that is too small: the caller drops optional options.
  */
 export function encodeDhcp(message: DhcpMessage, sizeMax: number): Uint8Array {
+  // Every reply takes this path: sized once, written straight into the datagram, nothing copied
+  // but the bytes. Options that need the file and sname fields go the general way below.
+  let total = 0;
+  let relay: Uint8Array | undefined;
+  for (const [code, data] of message.options) {
+    if (code === DhcpOption.OptionOverload) continue;
+    if (code === DhcpOption.RelayAgentInformation) { relay = data; continue; }
+    total += encodedSize(data.length);
+  }
+  if (relay !== undefined) total += encodedSize(relay.length);
+  if (total > sizeMax - OPTIONS_OFFSET - 1) return encodeOverloaded(message, sizeMax);
+  const out = new Uint8Array(Math.max(OPTIONS_OFFSET + total + 1, Math.min(BOOTP_SIZE_MIN, sizeMax)));
+  out[0] = message.op; out[1] = message.htype; out[2] = message.hlen; out[3] = message.hops;
+  putU32(out, 4, message.xid);
+  const secs = message.secs & 0xffff, flags = message.flags & 0xffff;
+  out[8] = secs >>> 8; out[9] = secs; out[10] = flags >>> 8; out[11] = flags;
+  putU32(out, 12, message.ciaddr); putU32(out, 16, message.yiaddr); putU32(out, 20, message.siaddr); putU32(out, 24, message.giaddr);
+  putField(out, 28, message.chaddr, CHADDR_SIZE);
+  putField(out, 44, message.sname, SNAME_SIZE);
+  putField(out, 108, message.file, FILE_SIZE);
+  putU32(out, HEADER_SIZE, MAGIC_COOKIE);
+  let at = OPTIONS_OFFSET;
+  for (const [code, data] of message.options) {
+    if (code === DhcpOption.OptionOverload || code === DhcpOption.RelayAgentInformation) continue;
+    at = putOption(out, at, code, data);
+  }
+  if (relay !== undefined) at = putOption(out, at, DhcpOption.RelayAgentInformation, relay); // RFC 3046 §2.1: 82 goes last
+  out[at] = DhcpOption.End;
+  return out;
+}
+
+function putU32(out: Uint8Array, at: number, value: number): void {
+  const v = value >>> 0;
+  out[at] = v >>> 24; out[at + 1] = v >>> 16; out[at + 2] = v >>> 8; out[at + 3] = v;
+}
+
+/** A fixed field: shorter values are zero-padded (the datagram starts zeroed), longer ones cut. */
+function putField(out: Uint8Array, at: number, bytes: Uint8Array, size: number): void {
+  out.set(bytes.length <= size ? bytes : bytes.subarray(0, size), at);
+}
+
+/** One option at `at` (split per RFC 3396 §6 past 255 octets); returns the offset after it. */
+function putOption(out: Uint8Array, at: number, code: number, data: Uint8Array): number {
+  if (data.length <= 255) {
+    out[at] = code; out[at + 1] = data.length;
+    out.set(data, at + 2);
+    return at + 2 + data.length;
+  }
+  for (let from = 0; from < data.length; from += 255) {
+    const n = Math.min(255, data.length - from);
+    out[at] = code; out[at + 1] = n;
+    out.set(data.subarray(from, from + n), at + 2);
+    at += 2 + n;
+  }
+  return at;
+}
+
+/** encodeDhcp when the options need more room than the options field: file and sname carry the rest. */
+function encodeOverloaded(message: DhcpMessage, sizeMax: number): Uint8Array {
   const w = new WireWriter(Math.max(sizeMax, OPTIONS_OFFSET + 1));
   w.u8(message.op).u8(message.htype).u8(message.hlen).u8(message.hops);
   w.u32(message.xid).u16(message.secs).u16(message.flags);

@@ -4,7 +4,9 @@ import { DhcpOption } from './options.js';
 
 // DHCPv4 message codec (RFC 2131 §2, RFC 2132, RFC 3396 long options, RFC 3046 option 82 last).
 // Bytes <-> DhcpMessage; decoding never throws and returns a typed error. Options stay raw bytes
-// keyed by code (options.ts gives them meaning). No sockets, no clock, no logging: see server.ts.
+// keyed by code (options.ts gives them meaning). A decoded message's arrays (chaddr, sname, file,
+// option values) are views of the datagram it came from, not copies: neither is written afterwards.
+// No sockets, no clock, no logging: see server.ts.
 //
 //   0                   1                   2                   3
 //   0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1

@@ -58,12 +58,13 @@ t.test('a node that stops answering mid-push fails that step in bounded time, na
     const client = await connectPinned({ node: 'n1', host: '127.0.0.1', port: server.port, user: 'root' }, host.public, Buffer.from(user.private));
     let bytes = 0;
     const started = performance.now();
-    const error = await pushToNode(client, 'n1', [file], '/dst', undefined, (n) => { bytes = n; }, async () => undefined, { stepMs: 400, thenMs: 400 })
+    // A bound well over what any answered step takes on a loaded machine: the test is that it ends.
+    const error = await pushToNode(client, 'n1', [file], '/dst', undefined, (n) => { bytes = n; }, async () => undefined, { stepMs: 5000, thenMs: 5000 })
       .then(() => null, (e: unknown) => e as Error);
     const ms = performance.now() - started;
     t.ok(error, `${hangAt}: the push failed`);
-    t.match(error?.message, hangAt === 'write' ? /^n1: writing \/dst\/\.agent\.lanha-[0-9a-f]{8} at \d+ got no answer in 0 s \(the node or the network stalled\)/ : /^n1: realpath \/dst got no answer/, `${hangAt}: the message names the step`);
-    t.ok(ms < 5000, `${hangAt}: it ended in ${Math.round(ms)} ms, not never`);
+    t.match(error?.message, hangAt === 'write' ? /^n1: writing \/dst\/\.agent\.lanha-[0-9a-f]{8} at \d+ got no answer in 5 s \(the node or the network stalled\)/ : /^n1: realpath \/dst got no answer/, `${hangAt}: the message names the step`);
+    t.ok(ms < 60_000, `${hangAt}: it ended (in ${Math.round(ms)} ms), not never`);
     t.equal(bytes, 0, 'no byte was acknowledged');
     client.end();
   }
@@ -81,7 +82,7 @@ t.test('a node that answers is not cut off by the bound: every byte is written',
   const client = await connectPinned({ node: 'n1', host: '127.0.0.1', port: server.port, user: 'root' }, host.public, Buffer.from(user.private));
   let bytes = 0;
   // The fake server has no fsync extension and no exec: the push gets past every write and fails on the fsync request, not on a stall.
-  const error = await pushToNode(client, 'n1', [{ local: join(dir, 'agent'), name: 'agent', size: content.length, mode: 0o644, sha256: 'x' }], '/dst', undefined, (n) => { bytes = n; }, async () => undefined, { stepMs: 2000, thenMs: 2000 })
+  const error = await pushToNode(client, 'n1', [{ local: join(dir, 'agent'), name: 'agent', size: content.length, mode: 0o644, sha256: 'x' }], '/dst', undefined, (n) => { bytes = n; }, async () => undefined, { stepMs: 10_000, thenMs: 10_000 })
     .then(() => null, (e: unknown) => e as Error);
   t.equal(bytes, content.length, 'every byte was written');
   t.notMatch(error?.message ?? '', /got no answer/);
@@ -101,4 +102,5 @@ t.test('a host key offered by a server: shown as "type base64" only when the blo
   t.equal(offeredKeyText(blob('ssh-ed25519\n10.0.0.9 ssh-rsa')), undefined, 'a type with a line break');
   t.equal(offeredKeyText(blob('\u001b[2J')), undefined, 'a terminal escape');
   t.match(offeredKeyText(blob('ssh-ed25519')), /^ssh-ed25519 [A-Za-z0-9+/=]+$/);
+  t.equal(offeredKeyText(blob('x509v3-sign-rsa')), undefined, 'a type lanha cannot pin');
 });

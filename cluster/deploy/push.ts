@@ -113,7 +113,10 @@ export function fetchHostKey(target: Ssh2Target, timeoutMs = 10_000): Promise<st
 export function offeredKeyText(key: Buffer): string | undefined {
   const len = key.length >= 4 ? key.readUInt32BE(0) : -1;
   const type = len > 0 && len <= 64 && 4 + len <= key.length ? key.subarray(4, 4 + len).toString('latin1') : '';
-  return /^[a-z0-9][a-z0-9.@-]*$/.test(type) ? `${type} ${key.toString('base64')}` : undefined;
+  if (!/^[a-z0-9][a-z0-9.@-]*$/.test(type)) return undefined;
+  const text = `${type} ${key.toString('base64')}`;
+  // Only a type lanha can pin (parseHostKey's): anything else would fail later, in `nodes trust`.
+  return parseHostKey(text) === null ? undefined : text;
 }
 
 export async function describeLocalFile(path: string): Promise<PushFile> {

@@ -189,7 +189,8 @@ export async function startDeploy(context: ServiceContext): Promise<RunningServi
       const t = fleet().find((x) => x.name === node);
       if (!t) throw new LanhaError('not-found', `unknown node ${node}, or it has no address yet (inventory, deploy.targets)`);
       const offered = await fetchHostKey({ node, host: t.host, port: t.port, user: deploy.user });
-      const key = parseHostKey(offered)!;
+      const key = parseHostKey(offered);
+      if (key === null) throw new LanhaError('io', `${node} offered a host key lanha cannot pin (${offered.split(' ')[0]}); it pins ssh-ed25519, ecdsa-sha2-* and ssh-rsa keys`);
       const current = pinnedKey(deploy, state.fsm, node);
       const pinned = current === undefined ? null : parseHostKey(current);
       const status = pinned === null ? 'new' : pinned.base64 === key.base64 ? 'same' : 'changed';

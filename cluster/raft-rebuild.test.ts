@@ -71,3 +71,47 @@ t.test('a member refused for damage to fsync\'d WAL bytes is rebuilt from its pe
   t.equal(rebuilt.fsm.lease(0x0a000001)?.mac, '02:00:00:00:00:01', 'the first lease is there');
   t.equal(rebuilt.fsm.lease(0x0a000038)?.mac, '02:00:00:00:00:38', 'and the newest');
 });
+
+t.test('a leader fenced for a stalled fdatasync: another member leads meanwhile; once the call returns it rejoins as a follower and catches up', async (t) => {
+  const alive = setInterval(() => undefined, 1000);
+  const root = mkdtempSync(join(tmpdir(), 'lanha-rejoin-'));
+  const hub = new MemoryHub();
+  const members = ['a', 'b', 'c'];
+  const hang = new Map<string, Promise<void>>();
+  let seed = 11;
+  const logs = new Map<string, RaftStateLog>();
+  t.teardown(async () => {
+    for (const log of logs.values()) await log.close();
+    clearInterval(alive);
+    rmSync(root, { recursive: true, force: true });
+  });
+  for (const id of members) {
+    logs.set(id, await RaftStateLog.open({
+      id, dir: join(root, id), conf: { voters: members, learners: [], witnesses: [] }, clock: systemClock, random: seededRandom(seed++), log: silentLogger,
+      link: hub.link(id), proposeTimeoutMs: 5000, storageStallMs: 300,
+      failpoint: async (name) => { if (name === 'wal.beforeFsync') await hang.get(id); },
+    }));
+  }
+  const leader = (): RaftStateLog | undefined => [...logs.values()].find((l) => l.isLeader());
+  await until('a leader', () => leader() !== undefined);
+  const first = leader()!;
+  const firstId = [...logs].find(([, l]) => l === first)![0];
+  for (let i = 1; i <= 10; i++) await first.propose(grant(i));
+  let release!: () => void;
+  hang.set(firstId, new Promise<void>((resolve) => { release = resolve; }));
+  await t.rejects(first.propose(grant(11)), /storage stalled/, 'the stalled leader fences itself');
+  const fenced = first.host;
+  await until('another leader', () => leader() !== undefined && leader() !== first);
+  const second = leader()!;
+  for (let i = 12; i <= 15; i++) await second.propose(grant(i));
+  t.equal(first.host, fenced, 'still fenced while the call hangs');
+  hang.delete(firstId);
+  release();
+  await until('the fenced member to rejoin', () => first.host !== fenced && first.host.fenced === undefined);
+  t.equal(first.host.node.role, 'follower', 'it rejoins as a follower');
+  await second.propose(grant(16));
+  await until('it to catch up', () => first.fsm.appliedIndex === second.fsm.appliedIndex);
+  t.equal(first.fsm.hash(), second.fsm.hash(), 'same state as the new leader');
+  t.ok(second.isLeader(), 'the new leader still leads');
+  t.equal(first.fsm.lease(0x0a000010)?.mac, '02:00:00:00:00:10', 'the entries committed while it was fenced are there');
+});

@@ -230,15 +230,17 @@ async function main(): Promise<void> {
 
   await until('single-node leader', async () => (await status('single'))?.['cluster']?.role === 'leader');
   let leader = '', follower = '';
-  await until('a cluster leader (holding the VIP as root)', async () => {
+  const settled = async (): Promise<boolean> => {
     const [a, b] = [await status('lan-a'), await status('lan-b')];
     const l = [a, b].find((s) => s?.['cluster']?.role === 'leader');
     if (!l) return false;
     leader = l['node'] as string;
     follower = leader === 'lan-a' ? 'lan-b' : 'lan-a';
     return !ROOT || (l['members'] as Array<{ name: string; vipHeld: boolean | null }>).some((m) => m.name === leader && m.vipHeld === true);
-  });
+  };
+  await until('a cluster leader (holding the VIP as root)', settled);
   await new Promise((r) => setTimeout(r, SETTLE_S * 1000));
+  await until('a cluster leader after settling (holding the VIP as root)', settled); // the lead may have moved meanwhile
   const roots = [
     { name: 'single', pid: daemons['single']!.pid!, role: 'daemon' },
     { name: 'leader', pid: daemons[leader]!.pid!, role: 'daemon' },

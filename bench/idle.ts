@@ -52,7 +52,9 @@ const read = (path: string): string | null => { try { return readFileSync(path, 
 /** `pid` and every process below it. */
 function tree(pid: number): number[] {
   const out = [pid];
-  for (const tid of readdirSync(`/proc/${pid}/task`, { withFileTypes: false }) as string[]) {
+  let tids: string[];
+  try { tids = readdirSync(`/proc/${pid}/task`); } catch { return out; } // ended meanwhile (an `ip` call of the guard)
+  for (const tid of tids) {
     for (const c of (read(`/proc/${pid}/task/${tid}/children`) ?? '').trim().split(/\s+/)) if (c !== '') out.push(...tree(Number(c)));
   }
   return out;
@@ -63,7 +65,9 @@ function sampleProcess(pid: number): ProcSample | null {
   if (stat === null) return null;
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const tasks = new Map<number, TaskSample>();
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+  let tids: string[];
+  try { tids = readdirSync(`/proc/${pid}/task`); } catch { return null; }
+  for (const tid of tids) {
     const sched = read(`/proc/${pid}/task/${tid}/schedstat`), status = read(`/proc/${pid}/task/${tid}/status`);
     if (sched === null || status === null) continue;
     tasks.set(Number(tid), { cpuNs: Number(sched.split(' ')[0]), wakeups: Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0) });
@@ -115,8 +119,9 @@ function start(name: string, command: string, args: string[]): ChildProcess {
   const [cmd, argv] = ROOT ? ['ip', ['netns', 'exec', NS, command, ...args]] : [command, args];
   const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
   const log = join(dir, `${name}.log`);
-  child.stdout!.on('data', (b: Buffer) => writeFileSync(log, b, { flag: 'a' }));
-  child.stderr!.on('data', (b: Buffer) => writeFileSync(log, b, { flag: 'a' }));
+  const keep = (b: Buffer): void => { try { writeFileSync(log, b, { flag: 'a' }); } catch { /* the temp dir is gone: stopping */ } };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
   children.push(child);
   return child;
 }

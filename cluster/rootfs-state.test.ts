@@ -4,7 +4,7 @@
 import t from 'tap';
 import { Fsm } from './fsm.js';
 import type { Command } from './commands.js';
-import { GENERATIONS_KEPT } from './rootfs-state.js';
+import { GENERATIONS_KEPT, NODES_TRACKED_MAX } from './rootfs-state.js';
 
 const gen = (n: number): string => n.toString(16).padStart(64, '0');
 const commit = (n: number): Command => ({ type: 'rootfs.commit', generation: gen(n), member: 'lan-a', source: '/src', files: n, dirs: 1, symlinks: 0, hardlinks: 0, bytes: 100 * n });
@@ -154,4 +154,18 @@ t.test('hostile entries: a generation id or node name that is a path is a no-op 
   t.same(fsm.rootfs.generations().map((g) => g.id), [gen(1)]);
   apply({ type: 'rootfs.assign', nodes: ['c1'], generation: gen(1) });
   t.equal(fsm.rootfs.node('c1')?.assigned, gen(1), 'a well-formed entry still applies');
+});
+
+t.test('bounded: node records and pinned keys past NODES_TRACKED_MAX are not kept', async (t) => {
+  const fsm = new Fsm();
+  const apply = feeder(fsm);
+  apply(commit(1));
+  for (let k = 0; k < 3; k++) apply({ type: 'rootfs.assign', nodes: Array.from({ length: 5000 }, (_, i) => `n${k}-${i}`), generation: gen(1) });
+  t.equal(fsm.rootfs.nodes().length, NODES_TRACKED_MAX);
+  t.equal(fsm.rootfs.node('n2-4999'), undefined);
+  t.equal(fsm.rootfs.node('n0-0')?.assigned, gen(1), 'a node kept before the bound still changes');
+  for (let i = 0; i < NODES_TRACKED_MAX + 5; i++) apply({ type: 'deploy.trust', node: `k${i}`, hostKey: 'ssh-ed25519 AAAA' });
+  t.equal(fsm.rootfs.hostKey(`k${NODES_TRACKED_MAX}`), undefined);
+  apply({ type: 'deploy.trust', node: 'k0', hostKey: 'ssh-ed25519 BBBB' });
+  t.equal(fsm.rootfs.hostKey('k0'), 'ssh-ed25519 BBBB', 'a pinned node can still be re-pinned');
 });

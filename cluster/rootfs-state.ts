@@ -152,7 +152,7 @@ export class RootfsState {
         for (const name of command.nodes) this.#node(name).assigned = command.generation;
         return;
       case 'deploy.trust':
-        this.#hostKeys.set(command.node, command.hostKey);
+        if (this.#hostKeys.has(command.node) || this.#hostKeys.size < NODES_TRACKED_MAX) this.#hostKeys.set(command.node, command.hostKey);
         return;
       case 'deploy.synced':
         this.#recordSync(command.node, command.generation, command.ok ? 'verified' : 'failed', at, undefined, command.exit);
@@ -230,7 +230,8 @@ export class RootfsState {
     let node = this.#nodes.get(name);
     if (!node) {
       node = { name, syncs: [] };
-      this.#nodes.set(name, node);
+      // Bounded like the inventory: past NODES_TRACKED_MAX a new name's record is not kept.
+      if (this.#nodes.size < NODES_TRACKED_MAX) this.#nodes.set(name, node);
     }
     return node;
   }
@@ -293,8 +294,9 @@ export class RootfsState {
 const GENERATION_ID = /^[0-9a-f]{64}$/;
 /** Node and member names as config and inventory allow them (no "/", no leading "." or "-"). */
 const NODE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
-/** Nodes one entry may name (an assignment or a job). */
+/** Nodes one entry may name (an assignment or a job), and nodes with generations or a pinned key kept. */
 export const NODES_PER_COMMAND_MAX = 10_000;
+export const NODES_TRACKED_MAX = 10_000;
 
 const isId = (v: unknown): boolean => typeof v === 'string' && GENERATION_ID.test(v);
 const isNodeName = (v: unknown): boolean => typeof v === 'string' && NODE_NAME.test(v);

@@ -146,9 +146,9 @@ for (const [what, yaml, path, fragment] of refusals) {
   });
 }
 
-t.test('dhcp lease caching: off unless set; cacheThreshold a fraction, cacheMaxAge a duration', async (t) => {
+t.test('dhcp lease caching: on by default at 0.25 (as Kea 3.0), 0 is off; cacheThreshold a fraction, cacheMaxAge a duration', async (t) => {
   const dhcp = (extra: string) => parseConfig(sub('').replace('dhcp:\n', `dhcp:\n${extra}`)).dhcp!;
-  t.equal(dhcp('').cacheThreshold, undefined, 'no threshold by default (Kea 2.x leaves caching off too)');
+  t.equal(dhcp('').cacheThreshold, 0.25, 'a quarter of the lease time by default (Kea 3.0\'s cache-threshold default)');
   t.equal(dhcp('').cacheMaxAge, undefined);
   t.equal(dhcp('  cacheThreshold: 0.25\n').cacheThreshold, 0.25);
   t.equal(dhcp('  cacheThreshold: 0\n').cacheThreshold, 0, '0 is accepted: off, as in Kea');

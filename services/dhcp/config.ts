@@ -75,12 +75,13 @@ export const dhcpConfig = z.object({
    * Lease caching (Kea's cache-threshold, cache-max-age): a REQUEST that would change nothing in
    * its client's lease, granted or renewed less than cacheThreshold x the lease time ago (and less
    * than cacheMaxAge), is ACKed from the committed lease with the lease time left, writing nothing.
-   * Off unless one is set; 0 turns either off.
+   * cacheThreshold defaults to 0.25, as Kea's cache-threshold does since Kea 3.0; cacheMaxAge has no
+   * default. 0 in either turns caching off.
    */
   cacheThreshold: z.number({ error: 'is not a fraction of the lease time (a number from 0 up to but not including 1, like 0.25; 0 is off)' })
     .min(0, { message: 'is not a fraction of the lease time (0 <= x < 1, like 0.25; 0 is off)' })
     .lt(1, { message: 'is not below 1 (a cached ACK could then state a lease that has run out; use 0 <= x < 1, like 0.25)' })
-    .optional(),
+    .default(0.25),
   cacheMaxAge: duration.optional(),
   subnets: z.array(subnet).min(1, { message: 'is an empty list (a DHCP server needs at least one subnet)' }),
   boot: z.array(bootRule).default([]),

@@ -198,13 +198,17 @@ t.test('a renewal early in the lease is ACKed from the committed lease: the time
   t.equal(handler.counters.get('lease.reused'), 2);
 });
 
-t.test('off by default: every renewal goes through the log', async (t) => {
-  const { handler, state } = setup('');
-  const ip = await bind(handler, 0);
-  const index = state.fsm.appliedIndex;
-  t.same(times(one(await handler.handle(packet({ type: 3, ciaddr: ip }), 'p', 1000))), [3600, 1800, 3150]);
-  t.equal(state.fsm.appliedIndex, index + 1);
-  t.equal(handler.counters.get('lease.reused'), 0);
+t.test('on by default at a quarter of the lease time (Kea 3.0\'s default); 0 in either setting turns it off', async (t) => {
+  for (const [extra, cached] of [['', true], ['  cacheThreshold: 0\n', false], ['  cacheMaxAge: 0s\n', false], ['  cacheMaxAge: 10m\n', true]] as const) {
+    const { handler, state } = setup(extra);
+    const ip = await bind(handler, 0);
+    const index = state.fsm.appliedIndex;
+    // 1 s into a 1 h lease, then 16 min in: past a quarter of the lease even the default writes.
+    t.same(times(one(await handler.handle(packet({ type: 3, ciaddr: ip }), 'p', 1000))), cached ? [3599, 1799, 3149] : [3600, 1800, 3150], `${JSON.stringify(extra)}: the time stated`);
+    t.equal(state.fsm.appliedIndex, cached ? index : index + 1, `${JSON.stringify(extra)}: ${cached ? 'nothing written' : 'the renewal written'}`);
+    t.equal(handler.counters.get('lease.reused'), cached ? 1 : 0);
+    t.same(times(one(await handler.handle(packet({ type: 3, ciaddr: ip }), 'p', 16 * 60_000))), [3600, 1800, 3150], `${JSON.stringify(extra)}: past the threshold, a full lease from the log`);
+  }
 });
 
 t.test('anything the grant would change goes through the log: host name, client id, a reservation\'s name, the lease time', async (t) => {

@@ -24,9 +24,12 @@ import { decodeDhcp, encodeDhcp, emptyMessage, BootOp, fieldText, type DhcpMessa
 import { DhcpOption, textValue, ipsValue, u32Value } from './options.js';
 import { RASPBERRY_PI_OPTION_43 } from './netboot.js';
 
+// Lease caching off (it is on by default, lease-cache.test.ts): these tests follow every grant and
+// renewal through the log.
 const CONFIG = `
 node: { name: t1, address: 10.50.0.1 }
 dhcp:
+  cacheThreshold: 0
   subnets:
     - subnet: 10.50.0.0/24
       pools: [10.50.0.100-10.50.0.120]

@@ -92,7 +92,7 @@ export class DhcpHandler {
   /** Names of grants proposed but not yet applied: two clients asking at once cannot both win. */
   #namesInFlight = new Map<string, NameHolder>();
   #nameOwners: readonly NameOwners[];
-  /** Lease caching (dhcp.cacheThreshold, dhcp.cacheMaxAge): null when off. */
+  /** Lease caching (dhcp.cacheThreshold, 0.25 unless set, dhcp.cacheMaxAge): null when off. */
   #cache: LeaseCacheSettings | null;
   /** Lease commands proposed and not yet settled, per address: a cached ACK never races one. */
   #leaseCommandsInFlight = new Map<Ipv4, number>();
@@ -125,7 +125,8 @@ export class DhcpHandler {
     const anchor = [...ifaceAddresses, config.listen, options.nodeAddress, serverId].find((a) => a !== undefined && subnets.some((s) => cidrContains(s.cidr, a)));
     this.#local = anchor === undefined ? undefined : subnets.find((s) => cidrContains(s.cidr, anchor));
     this.#boot = config.boot;
-    this.#cache = config.cacheThreshold === undefined && config.cacheMaxAge === undefined ? null : { threshold: config.cacheThreshold, maxAgeMs: config.cacheMaxAge };
+    // 0 in either setting is off (as in Kea): then no request looks at the cache at all.
+    this.#cache = config.cacheThreshold === 0 || config.cacheMaxAge === 0 ? null : { threshold: config.cacheThreshold, maxAgeMs: config.cacheMaxAge };
     const inFlight: NameOwners = { kind: 'pending', holdersOf: (label) => { const h = this.#namesInFlight.get(label); return h === undefined ? [] : [h]; } };
     // Reservations, then inventory nodes (a node's name is its own), then what the caller plugs in.
     this.#nameOwners = [reservationOwners(config.subnets, normalizeClientId), inventoryOwners(options.state.fsm.inventory), ...(options.nameOwners ?? []), leaseOwners(options.state.fsm), inFlight];

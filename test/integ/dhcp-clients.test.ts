@@ -11,7 +11,11 @@ import { requireLab, withLab, stopChild, type LabHost } from '../support/netns.j
 import { startLanhaDhcp, recordingScript, lastEnv, waitFor, type LanhaDhcp } from './dhcp-lab.js';
 import { startEtcdCluster, type EtcdCluster } from '../support/etcd.js';
 
-const DHCP = `  subnets:
+// Lease caching off: dhclient renews at T1 (3 s into the lease), which the default cacheThreshold
+// (0.25) would answer from the committed lease; here every renewal is written and extends the lease
+// (a real client against the cache: dhcp-lease-cache.test.ts).
+const DHCP = `  cacheThreshold: 0
+  subnets:
     - subnet: 10.77.0.0/24
       pools: [10.77.0.100-10.77.0.150]
       router: [10.77.0.1]

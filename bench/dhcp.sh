@@ -27,9 +27,11 @@
 #      EXIT_WAIT_US (1000000: perfdhcp -W in the searches; 0 = off),
 #      LANHA_NODE_FLAGS (node flags for lanha instead of the systemd unit's), LANHA_DNS_WORKER_NODE_FLAGS
 #      (the daemon's own knob, lib/memory.ts: V8 flags of its DNS UDP workers), CACHE_THRESHOLD (unset:
-#      lease caching off on both, as both default; e.g. 0.25: lanha's dhcp.cacheThreshold and Kea's
-#      cache-threshold, set through its control socket: a renewal early in the lease is ACKed from the
-#      lease it has, writing nothing). Also prints lanha's GC pauses over its runs: RESULT
+#      each server at its own default: lanha 0.25 (as Kea 3.0), Kea as its version has it (2.x: off);
+#      e.g. 0.25 or 0 (off): lanha's dhcp.cacheThreshold and Kea's cache-threshold, set through its
+#      control socket: a renewal early in the lease is ACKed from the lease it has, writing nothing;
+#      every comparison line ends with lanha_cache_threshold= and kea_cache_threshold=, what each
+#      server ran with, as Kea reported it). Also prints lanha's GC pauses over its runs: RESULT
 #      dhcp.gc_ms_per_ack, and the share of renewal-run ACKs lanha sent from its cache:
 #      RESULT dhcp.renew_cached_per_ack.
 # Every server is started here with its own config and stopped by PID. Needs root.
@@ -122,9 +124,10 @@ start() { # kind -> sets PID
   if [ "$1" = lanha ]; then PID=$(lanha_start "$D/lanha" | awk '/^PID/{print $2}')
   else PID=$(bash "$SHARED/dhcp-server.sh" "$1" "$D/$1" | awk '/^PID/{print $2}'); fi
   [ -n "$PID" ] && PIDS+=("$PID")
-  if [ -n "$PID" ] && [ -n "${CACHE_THRESHOLD:-}" ] && [ "${1%-*}" = kea ]; then
+  if [ -n "$PID" ] && [ "${1%-*}" = kea ]; then
     for _ in $(seq 1 50); do [ -S "$D/$1/kea4-ctrl.sock" ] && break; sleep 0.1; done
-    kea_cache "$D/$1"
+    [ -n "${CACHE_THRESHOLD:-}" ] && kea_cache "$D/$1"
+    kea_cache_threshold "$D/$1/kea4-ctrl.sock" > "$D/kea-cache-threshold"
   fi
 }
 stop() { # the anchors are grandchildren (started by dhcp-server.sh): wait until the PID is gone
@@ -312,8 +315,11 @@ na_reason() { # anchor
 }
 line() { # figure lanha anchor anchorvalue unit better
   [ -n "$4" ] || echo "# $1: $3=NA: $(na_reason "$3")"
-  echo "RESULT $1 lanha=$(or_na "$2") $3=$(or_na "$4") ratio=$(ratio "$2" "$4") unit=$5 better=$6"
+  echo "RESULT $1 lanha=$(or_na "$2") $3=$(or_na "$4") ratio=$(ratio "$2" "$4") unit=$5 better=$6 $CACHE_FIELDS"
 }
+# What each server ran with (lease caching), at the end of every line comparing them.
+cache_fields "$(cat "$D/kea-cache-threshold" 2>/dev/null)"
+echo "lease caching: lanha cacheThreshold $LANHA_CACHE_THRESHOLD ($([ -n "${CACHE_THRESHOLD:-}" ] && echo CACHE_THRESHOLD || echo "its default")), kea cache-threshold $(cat "$D/kea-cache-threshold" 2>/dev/null || echo NA) (as it reported it)"
 echo
 line dhcp.dora_per_s "${V[lanha.dora]:-}" kea "${V[kea.dora]:-}" dora/s higher
 line dhcp.dora_per_s.vs_dnsmasq "${V[lanha.dora]:-}" dnsmasq "${V[dnsmasq.dora]:-}" dora/s higher
@@ -330,12 +336,12 @@ while read -r stage mean p50 p99; do
 done < <(cat "$D/stages" 2>/dev/null)
 echo "RESULT dhcp.fsyncs_per_ack lanha=$(or_na "${V[lanha.fsync_per_ack]:-}") anchor=NA ratio=NA unit=fsyncs better=lower"
 # The ACKs of the renewal runs (DORA and renewals: perfdhcp -f runs both) that lanha sent from its lease cache.
-echo "RESULT dhcp.renew_cached_per_ack lanha=$(or_na "${V[lanha.cached_per_ack]:-}") anchor=NA ratio=NA unit=ratio better=higher cache_threshold=${CACHE_THRESHOLD:-off}"
-echo "RESULT dhcp.renew_burst_per_s lanha=$(or_na "${V[lanha.burst_per_s]:-}") kea=$(or_na "${V[kea.burst_per_s]:-}") ratio=$(ratio "${V[lanha.burst_per_s]:-}" "${V[kea.burst_per_s]:-}") unit=renew/s better=higher sent=$LIGHT_COUNT acked=$(or_na "${V[lanha.burst_acked]:-}") kea_acked=$(or_na "${V[kea.burst_acked]:-}")"
+echo "RESULT dhcp.renew_cached_per_ack lanha=$(or_na "${V[lanha.cached_per_ack]:-}") anchor=NA ratio=NA unit=ratio better=higher cache_threshold=${CACHE_THRESHOLD:-defaults} $CACHE_FIELDS"
+echo "RESULT dhcp.renew_burst_per_s lanha=$(or_na "${V[lanha.burst_per_s]:-}") kea=$(or_na "${V[kea.burst_per_s]:-}") ratio=$(ratio "${V[lanha.burst_per_s]:-}" "${V[kea.burst_per_s]:-}") unit=renew/s better=higher sent=$LIGHT_COUNT acked=$(or_na "${V[lanha.burst_acked]:-}") kea_acked=$(or_na "${V[kea.burst_acked]:-}") $CACHE_FIELDS"
 echo "RESULT dhcp.renew_burst.fsyncs_per_ack lanha=$(or_na "${V[lanha.burst_fsyncs]:-}") anchor=NA ratio=NA unit=fsyncs better=lower renewals=$(or_na "${V[lanha.burst_acked]:-}")"
 [ -n "${V[dnsmasq.probe_acks]:-}" ] || echo "# dhcp.durability.fsyncs_per_ack: dnsmasq=NA: $(na_reason dnsmasq)"
-echo "RESULT dhcp.durability.fsyncs_per_ack lanha=$(per_ack "${V[lanha.probe_syncs]:-}" "${V[lanha.probe_acks]:-}") kea=$(per_ack "${V[kea.probe_syncs]:-}" "${V[kea.probe_acks]:-}") ratio=NA unit=fsyncs better=higher dnsmasq=$(per_ack "${V[dnsmasq.probe_syncs]:-}" "${V[dnsmasq.probe_acks]:-}") lanha_cached_acks=$(or_na "${V[lanha.probe_cached]:-}")"
+echo "RESULT dhcp.durability.fsyncs_per_ack lanha=$(per_ack "${V[lanha.probe_syncs]:-}" "${V[lanha.probe_acks]:-}") kea=$(per_ack "${V[kea.probe_syncs]:-}" "${V[kea.probe_acks]:-}") ratio=NA unit=fsyncs better=higher dnsmasq=$(per_ack "${V[dnsmasq.probe_syncs]:-}" "${V[dnsmasq.probe_acks]:-}") lanha_cached_acks=$(or_na "${V[lanha.probe_cached]:-}") $CACHE_FIELDS"
 line dhcp.rss_mib.idle "$(mib "${V[lanha.idle]:-}")" kea "$(mib "${V[kea.idle]:-}")" MiB lower
 echo "RESULT dhcp.rss_mib.load lanha=$(mib "${V[lanha.peak]:-}") kea=$(mib "${V[kea.peak]:-}") ratio=$(ratio "$(mib "${V[lanha.peak]:-}")" "$(mib "${V[kea.peak]:-}")") unit=MiB better=lower leases=$(or_na "${V[lanha.leases]:-}")"
 memory_results
-echo "RESULT dhcp.lost_acked lanha=$(or_na "${V[lanha.lost]:-}") kea=$(or_na "${V[kea.lost]:-}") ratio=NA unit=leases better=lower acked=$(or_na "${V[lanha.acked]:-}")"
+echo "RESULT dhcp.lost_acked lanha=$(or_na "${V[lanha.lost]:-}") kea=$(or_na "${V[kea.lost]:-}") ratio=NA unit=leases better=lower acked=$(or_na "${V[lanha.acked]:-}") $CACHE_FIELDS"

@@ -7,7 +7,11 @@
 #                                  of bench/packages/AREA.txt, and the lab up
 #   lanha_bench_config DIR LEVEL [CLUSTER]   writes DIR/lanha.yaml: the DHCP server both benches
 #                                  measure (state and control socket in DIR), with a cluster: block;
-#                                  CACHE_THRESHOLD set: dhcp.cacheThreshold (lease caching) too
+#                                  CACHE_THRESHOLD set: dhcp.cacheThreshold (lease caching) too, else
+#                                  lanha's default (0.25, as Kea 3.0)
+#   kea_cache_threshold SOCKET     the cache-threshold a running Kea reports (config-get), "off" without one
+#   CACHE_FIELDS                   "lanha_cache_threshold=.. kea_cache_threshold=..": what each server
+#                                  ran with, for the end of the RESULT lines (set by cache_fields KEA_VALUE)
 # A bench may define bench_before_cleanup (e.g. to copy logs out of $D); it runs first at exit.
 set -uo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -55,6 +59,18 @@ ${CACHE_THRESHOLD:+  cacheThreshold: $CACHE_THRESHOLD}
       router: [10.99.0.1]
       leaseTime: 1h
 Y
+}
+
+LANHA_CACHE_THRESHOLD=${CACHE_THRESHOLD:-0.25}
+CACHE_FIELDS="lanha_cache_threshold=$LANHA_CACHE_THRESHOLD kea_cache_threshold=NA"
+cache_fields() { CACHE_FIELDS="lanha_cache_threshold=$LANHA_CACHE_THRESHOLD kea_cache_threshold=${1:-NA}"; }
+kea_cache_threshold() { # SOCKET -> Kea's cache-threshold as it runs (config-get; its defaults filled in), "off" when it has none
+  node -e '
+const net = require("net");
+const s = net.connect(process.argv[1], () => s.write(JSON.stringify({ command: "config-get" })));
+let b = ""; s.on("data", (d) => b += d);
+s.on("end", () => { try { const v = JSON.parse(b).arguments.Dhcp4["cache-threshold"]; console.log(v === undefined || v === 0 ? "off" : v); } catch { console.log("NA"); } });
+s.on("error", () => console.log("NA"));' "$1" 2>/dev/null || echo NA
 }
 
 # value FIGURE FILE: the value= field of the last RESULT line for FIGURE in FILE (the shared scripts' format).

@@ -40,7 +40,7 @@ start_server() { # kind dir -> PID
     [ -n "${CACHE_THRESHOLD:-}" ] && node -e '
 const net = require("net");
 const ask = (c) => new Promise((resolve, reject) => { const s = net.connect(process.argv[1], () => s.write(JSON.stringify(c))); let b = ""; s.on("data", (d) => b += d); s.on("end", () => resolve(JSON.parse(b))); s.on("error", reject); });
-(async () => { const got = await ask({ command: "config-get" }); got.arguments.Dhcp4["cache-threshold"] = Number(process.argv[2]); const r = await ask({ command: "config-set", arguments: got.arguments }); if (r.result !== 0) console.log("kea config-set:", r.text); })();' "$dir/kea4-ctrl.sock" "$CACHE_THRESHOLD" >&2
+(async () => { const got = await ask({ command: "config-get" }); const d = got.arguments.Dhcp4; const v = Number(process.argv[2]); if (v > 0) d["cache-threshold"] = v; else { delete d["cache-threshold"]; d["cache-max-age"] = 0; } const r = await ask({ command: "config-set", arguments: got.arguments }); if (r.result !== 0) console.log("kea config-set:", r.text); })();' "$dir/kea4-ctrl.sock" "$CACHE_THRESHOLD" >&2
     kea_cache_threshold "$dir/kea4-ctrl.sock" > "$D/kea-cache-threshold"
   fi
   echo "$pid"

@@ -98,7 +98,9 @@ const ask = (command) => new Promise((resolve, reject) => {
 });
 (async () => {
   const got = await ask({ command: "config-get" });
-  const config = got.arguments; config.Dhcp4["cache-threshold"] = Number(process.argv[2]);
+  const config = got.arguments; const v = Number(process.argv[2]);
+  // Off is cache-max-age 0: Kea wants a real for cache-threshold, and JSON writes 0 as an integer.
+  if (v > 0) config.Dhcp4["cache-threshold"] = v; else { delete config.Dhcp4["cache-threshold"]; config.Dhcp4["cache-max-age"] = 0; }
   const set = await ask({ command: "config-set", arguments: config });
   const back = (await ask({ command: "config-get" })).arguments.Dhcp4["cache-threshold"];
   console.log(`kea cache-threshold: ${back} (config-set result ${set.result}${set.text ? ": " + set.text : ""})`);

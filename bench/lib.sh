@@ -69,7 +69,7 @@ kea_cache_threshold() { # SOCKET -> Kea's cache-threshold as it runs (config-get
 const net = require("net");
 const s = net.connect(process.argv[1], () => s.write(JSON.stringify({ command: "config-get" })));
 let b = ""; s.on("data", (d) => b += d);
-s.on("end", () => { try { const v = JSON.parse(b).arguments.Dhcp4["cache-threshold"]; console.log(v === undefined || v === 0 ? "off" : v); } catch { console.log("NA"); } });
+s.on("end", () => { try { const d = JSON.parse(b).arguments.Dhcp4; const v = d["cache-threshold"]; console.log(v === undefined || v === 0 || d["cache-max-age"] === 0 ? "off" : v); } catch { console.log("NA"); } });
 s.on("error", () => console.log("NA"));' "$1" 2>/dev/null || echo NA
 }
 

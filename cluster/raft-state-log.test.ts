@@ -386,3 +386,21 @@ t.test('an fdatasync that fails (EIO, ENOSPC) while earlier batches are still sy
     await again.close();
   }
 });
+
+t.test('an idle member whose WAL breaks on a write no proposal waits for (the quiet-spell mark) is fenced and fatal at once, not at its next proposal', async (t) => {
+  const alive = setInterval(() => undefined, 1000);
+  t.teardown(() => clearInterval(alive));
+  const dir = scratch(t);
+  let fail = false;
+  const log = await open(dir, { failpoint: (name) => { if (fail && name === 'wal.beforeFsync') throw Object.assign(new Error('EIO: idle fdatasync'), { code: 'EIO' }); } });
+  const fatal: Error[] = [];
+  log.onFatal((error) => fatal.push(error));
+  await log.propose(grant(1));
+  fail = true; // the next fdatasync is the mark's, about 1 s after the last batch
+  for (let i = 0; i < 300 && fatal.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  t.equal(fatal.length, 1, 'the fatal listener is told without any proposal');
+  t.match(fatal[0]?.message ?? '', /idle fdatasync/);
+  t.notOk(log.isLeader(), 'it stopped leading');
+  t.match(log.status().storage, { error: /idle fdatasync/ });
+  await log.close();
+});

@@ -85,6 +85,7 @@ export class RaftHost {
   #fenced: Error | undefined;
   /** The fence is for a stall (a storage call not returned), not an error. */
   #fencedByStall = false;
+  #unwatchBroken: () => void;
   #persistedTerm: number;
   #persistedVote: string | null;
   #batches = 0;
@@ -116,6 +117,8 @@ export class RaftHost {
     this.#hooks = hooks;
     this.#clock = clock;
     this.#tickMs = tickMs;
+    // A write no batch waits for (the WAL's quiet-spell mark) that fails fences the member too.
+    this.#unwatchBroken = wal.onBroken((error) => this.#fence(error));
     const hs = node.hardState();
     this.#persistedTerm = hs.term;
     this.#persistedVote = hs.vote;
@@ -224,6 +227,7 @@ export class RaftHost {
 
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#unwatchBroken();
     if (this.#timer) clearTimeout(this.#timer);
     await this.#running;
     await this.#persistTail;

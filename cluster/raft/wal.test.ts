@@ -513,3 +513,19 @@ t.test('property: bytes flipped anywhere in a multi-batch WAL: every fsync\'d en
   }), { numRuns: 800, seed: 7 });
   t.ok(outcome.refused > 400, `refused ${outcome.refused}, every entry back ${outcome.intact} (a flip in the prefilled zeros or the last mark)`);
 });
+
+t.test('a quiet-spell mark whose fdatasync fails breaks the WAL and tells the onBroken listeners, with no batch waiting to hear it', async (t) => {
+  const dir = scratch(t);
+  let fail = false;
+  const { wal } = await Wal.open(dir, { markIdleMs: 20, failpoint: (name) => { if (fail && name === 'wal.beforeFsync') throw Object.assign(new Error('EIO: the mark\'s fdatasync'), { code: 'EIO' }); } });
+  const heard: Error[] = [];
+  wal.onBroken((error) => heard.push(error));
+  await wal.save({ term: 1, vote: 'a', commit: 0 }, [entry(1)], true);
+  fail = true;
+  for (let i = 0; i < 200 && heard.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+  t.equal(heard.length, 1, 'told once');
+  t.match(heard[0]?.message ?? '', /the mark's fdatasync/);
+  t.ok(wal.broken, 'broken');
+  await t.rejects(wal.save(undefined, [entry(2)], true), /the mark's fdatasync/, 'and the next batch is refused');
+  await wal.close();
+});

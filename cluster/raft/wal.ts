@@ -270,8 +270,24 @@ export class Wal {
   get syncCount(): number { return this.#syncCount; }
 
   #break(error: unknown): Error {
-    this.#broken ??= error instanceof Error ? error : new Error(String(error));
+    if (this.#broken === undefined) {
+      const broken = error instanceof Error ? error : new Error(String(error));
+      this.#broken = broken;
+      queueMicrotask(() => { for (const listener of this.#brokenListeners) listener(broken); });
+    }
     return this.#broken;
+  }
+
+  #brokenListeners = new Set<(error: Error) => void>();
+
+  /**
+   * Calls `listener` once the WAL breaks, whatever broke it: a batch's write or fdatasync (its
+   * caller hears it too), or a write nobody waits for (the quiet-spell mark), which would else go
+   * unnoticed on an idle member until its next write. Returns unsubscribe.
+   */
+  onBroken(listener: (error: Error) => void): () => void {
+    this.#brokenListeners.add(listener);
+    return () => { this.#brokenListeners.delete(listener); };
   }
 
   /** A promise that resolves once an fdatasync issued after everything written so far completed, after every earlier one. */

@@ -200,6 +200,12 @@ export async function startDeploy(context: ServiceContext): Promise<RunningServi
     'POST /v1/deploy/trust': handle(async ({ body }) => {
       leaderOnly();
       const node = field(body, 'node');
+      // Only a node deploy can reach (deploy.targets, LAN peers among them) or an inventory node
+      // (one without an address yet may be pinned ahead of its first boot): a key pinned for any
+      // other name would wait there for a node to be given that name later.
+      if (!state.fsm.inventory.byName(node) && !fleet().some((t) => t.name === node)) {
+        throw new LanhaError('not-found', `unknown node ${node}: it is neither in the inventory nor in deploy.targets; add it first, then pin its key`);
+      }
       const key = parseHostKey(field(body, 'hostKey'));
       if (!key) throw new LanhaError('usage', 'hostKey is not an OpenSSH public key ("ssh-ed25519 AAAA...")');
       const fp = fingerprint(key.blob);

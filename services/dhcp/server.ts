@@ -249,7 +249,7 @@ export class DhcpHandler {
         this.#log.info({ event: `dhcp.lease.${decision.kind}d`, ...facts, ip: formatIpv4(request.ciaddr || (client.requestedIp ?? 0)) }, decision.kind);
         return [];
       case 'ack': {
-        const cached = this.#cachedAck(decision, request, client, nowMs);
+        const cached = this.#cachedAck(decision, request, client, nowMs, facts);
         if (cached !== null) return [cached];
         const label = this.#claimName(decision.propose, nowMs);
         const proposedAt = performance.now();
@@ -307,7 +307,7 @@ export class DhcpHandler {
    * only from a current state (StateLog.stateCurrent: no older leader's entry still to apply) and
    * never while another command on the address is in flight: either could change the lease.
    */
-  #cachedAck(decision: Extract<Decision, { kind: 'ack' }>, request: DhcpMessage, client: ClientRequest, nowMs: number): Reply | null {
+  #cachedAck(decision: Extract<Decision, { kind: 'ack' }>, request: DhcpMessage, client: ClientRequest, nowMs: number, facts: Record<string, unknown>): Reply | null {
     const grant = decision.propose;
     if (this.#cache === null || grant.type !== 'lease.grant' || this.#leaseCommandsInFlight.has(grant.ip) || this.#state.stateCurrent?.() !== true) return null;
     const lease = this.#state.fsm.lease(grant.ip);
@@ -321,6 +321,12 @@ export class DhcpHandler {
     const subnet = this.#replyOptions.get(decision.subnet.id);
     const extras = this.#extras(decision.subnet.id, client, decision.hostname);
     if (subnet !== undefined) extras.subnet = remainingLease(subnet, reuse.remainingMs);
+    // Logged like a grant (with the boot rule: a netbooting client's second DHCP, iPXE's after the
+    // ROM's, is answered from here), so the log still shows every ACK and why it carried its file.
+    if (this.#log.isLevelEnabled('info')) {
+      const boot = extras.boot ? { boot: extras.boot.rule, bootfile: extras.boot.bootfile } : {};
+      this.#log.info({ event: 'dhcp.lease.reused', ...facts, ip: formatIpv4(grant.ip), hostname: lease.hostname, expiresAt: lease.expiresAt, remainingMs: reuse.remainingMs, ...boot }, 'lease reused (cached ACK)');
+    }
     return this.#reply({ kind: 'ack', request, client, serverId: this.serverId, ip: grant.ip, ...extras });
   }
 

@@ -463,6 +463,25 @@ t.test('after a quiet spell a bare record marks the last batch durable: damage t
   await wal.close();
 });
 
+t.test('no bare mark while batches keep coming (each carries the mark of the ones before it): its fdatasync would delay the next batch; one after the burst', async (t) => {
+  const dir = scratch(t);
+  // markIdleMs well above one fdatasync even on a loaded machine: the gap between two batches of
+  // the burst is one fdatasync and 5 ms.
+  const { wal } = await Wal.open(dir, { markIdleMs: 300 });
+  const start = wal.syncCount;
+  let batches = 0;
+  // A burst of batches for well over markIdleMs (bounded: 120 batches, at least 600 ms).
+  for (let i = 1; i <= 120; i++) {
+    await wal.save({ term: 1, vote: 'a', commit: i - 1 }, [entry(i)], true);
+    batches++;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  t.equal(wal.syncCount - start, batches, 'one fdatasync per batch and no bare marks during the burst');
+  for (let i = 0; i < 400 && wal.syncCount - start === batches; i++) await new Promise((r) => setTimeout(r, 5));
+  t.equal(wal.syncCount - start, batches + 1, 'the mark once the burst is over');
+  await wal.close();
+});
+
 t.test('property: bytes flipped anywhere in a multi-batch WAL: every fsync\'d entry comes back, or start-up refuses naming file and offset; never a silent loss', async (t) => {
   // Written once per shape: several segments, batches of 1-4 entries, commit advances; then either
   // a clean close or a crash after the quiet-spell mark. Each run flips 1-3 bytes (any bits) of

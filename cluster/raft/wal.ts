@@ -141,6 +141,8 @@ export class Wal {
   #markWritten = HEADER;
   /** Where the last batch with entries ends in the live segment (what a mark must come to cover). */
   #dataEnd = HEADER;
+  /** When the last batch with entries was written (performance.now()): a mark waits for a quiet spell after it. */
+  #lastBatchAt = 0;
   #markIdleMs: number;
   #markTimer: NodeJS.Timeout | undefined;
   #closing = false;
@@ -239,7 +241,7 @@ export class Wal {
       this.#size += buf.length;
       this.#writtenCommit = this.#hard.commit;
       if (withCommit) this.#markWritten = Math.max(this.#markWritten, mark);
-      if (entries.length > 0) this.#dataEnd = this.#size;
+      if (entries.length > 0) { this.#dataEnd = this.#size; this.#lastBatchAt = performance.now(); }
       const last = entries[entries.length - 1];
       if (last) this.#lastIndex = last.index;
       return { durable: sync ? this.#syncCovering() : this.#tail };
@@ -345,16 +347,20 @@ export class Wal {
    * markIdleMs (its fdatasync acknowledges nothing; it only lets start-up tell damage to that batch
    * from a torn write).
    */
-  #scheduleMark(): void {
+  #scheduleMark(delayMs = this.#markIdleMs): void {
     if (this.#markIdleMs <= 0 || this.#markTimer !== undefined || this.#closing || this.#broken) return;
     if (this.#dataEnd <= this.#markWritten || this.#durableEnd < this.#dataEnd) return;
     this.#markTimer = setTimeout(() => {
       this.#markTimer = undefined;
       if (this.#closing || this.#broken || this.#fd === undefined) return;
       if (this.#beginning || this.#syncsInFlight > 0) { this.#scheduleMark(); return; }
+      // A real quiet spell: under steady load every batch carries the mark of the ones before it,
+      // and a bare mark's fdatasync between two batches would only delay the next one.
+      const quietMs = performance.now() - this.#lastBatchAt;
+      if (quietMs < this.#markIdleMs) { this.#scheduleMark(Math.ceil(this.#markIdleMs - quietMs)); return; }
       if (this.#dataEnd <= this.#markWritten || this.#durableEnd < this.#dataEnd) return;
       this.#writeMark().catch(() => undefined); // a failure breaks the WAL: the next batch reports it
-    }, this.#markIdleMs);
+    }, delayMs);
     this.#markTimer.unref();
   }
 

@@ -1,6 +1,7 @@
 import { formatIpv4, type Ipv4 } from '../../lib/ipv4.js';
 import type { Command } from '../../cluster/commands.js';
 import { VENDOR_CLASS_MAX } from '../../cluster/inventory.js';
+import { BootEventLimiter } from '../../cluster/boot-events.js';
 import type { ClientRequest } from './request.js';
 
 // What DHCP records in the compute-node inventory (cluster/inventory.ts): unknown MACs whose
@@ -26,34 +27,10 @@ function printable(text: string): string {
  * flood from random MACs with a PXE vendor class costs a few log entries a second, never one each.
  * Past `max` MACs inside the interval new ones are not recorded (the pending list is capped in apply).
  */
-export class SeenLimiter {
-  #last = new Map<string, number>();
-  #second = { start: -Infinity, count: 0 };
-  readonly intervalMs: number;
-  readonly max: number;
-  readonly perSecond: number;
-
+export class SeenLimiter extends BootEventLimiter {
   constructor(options: { intervalMs?: number; max?: number; perSecond?: number } = {}) {
-    this.intervalMs = options.intervalMs ?? 60_000;
-    this.max = options.max ?? 4096;
-    this.perSecond = options.perSecond ?? 10;
+    super({ intervalMs: options.intervalMs ?? 60_000, max: options.max ?? 4096, perSecond: options.perSecond ?? 10, perMac: 1 });
   }
-
-  allow(mac: string, nowMs: number): boolean {
-    const last = this.#last.get(mac);
-    if (last !== undefined && nowMs - last < this.intervalMs) return false;
-    if (nowMs - this.#second.start >= 1000) this.#second = { start: nowMs, count: 0 };
-    if (this.#second.count >= this.perSecond) return false;
-    if (last === undefined && this.#last.size >= this.max) {
-      for (const [m, at] of this.#last) if (nowMs - at >= this.intervalMs) this.#last.delete(m);
-      if (this.#last.size >= this.max) return false;
-    }
-    this.#second.count++;
-    this.#last.set(mac, nowMs);
-    return true;
-  }
-
-  get size(): number { return this.#last.size; }
 }
 
 /** The `node.seen` for an unknown MAC whose firmware asks to netboot, or null. */

@@ -48,10 +48,14 @@ export type Command =
   | { type: 'deploy.synced'; node: string; generation: string; ok: boolean; exit?: number; bytes?: number }
   /** Push jobs: `files` the names, `sources` the leader's absolute paths and `sha256` their digests (what `deploy resume` sends again). */
   | { type: 'deploy.job.start'; job: string; kind: 'rootfs' | 'push'; member: string; nodes: string[]; generation?: string; dryRun?: boolean; files?: string[]; sources?: string[]; sha256?: string[]; dest?: string; then?: string }
-  | { type: 'deploy.job.resume'; job: string; member: string }
-  /** `installed`: a push job's files in place on the node so far (names); a resume sends only the others. */
-  | { type: 'deploy.job.node'; job: string; node: string; state: 'running' | 'done' | 'failed' | 'interrupted'; bytes?: number; total?: number; sent?: number; exit?: number; error?: string; installed?: string[] }
-  | { type: 'deploy.job.end'; job: string; state: 'done' | 'failed' | 'interrupted' }
+  /** `run`: the job's run this resume starts (1 for the first resume); a replayed resume of a run already started changes nothing. */
+  | { type: 'deploy.job.resume'; job: string; member: string; run?: number }
+  /**
+   * `installed`: a push job's files in place on the node so far (names); a resume sends only the others.
+   * `run`: the run of the job that sent it (0 before any resume); an entry of an earlier run changes no state.
+   */
+  | { type: 'deploy.job.node'; job: string; node: string; state: 'running' | 'done' | 'failed' | 'interrupted'; bytes?: number; total?: number; sent?: number; exit?: number; error?: string; installed?: string[]; run?: number }
+  | { type: 'deploy.job.end'; job: string; state: 'done' | 'failed' | 'interrupted'; run?: number }
   /**
    * A new VIP holder's half of the gap (services/vip/takeover.ts), so the old holder's `lanctl
    * failover` can report the whole gap. Changes no state.

@@ -169,3 +169,104 @@ t.test('bounded: node records and pinned keys past NODES_TRACKED_MAX are not kep
   apply({ type: 'deploy.trust', node: 'k0', hostKey: 'ssh-ed25519 BBBB' });
   t.equal(fsm.rootfs.hostKey('k0'), 'ssh-ed25519 BBBB', 'a pinned node can still be re-pinned');
 });
+
+// Late, duplicated and out-of-order `deploy.job.*` entries: a progress entry proposed before a
+// node's result can commit after it, an old leader's runner can still send entries after a new
+// leader ended or resumed the job, and a log can replay an entry. None may leave a node "running"
+// under a finished job or change a result already recorded.
+t.test('late and duplicated job entries never revive a node; results and ends are final for their run', async (t) => {
+  const fsm = new Fsm();
+  const apply = feeder(fsm);
+  apply(commit(1));
+  apply(commit(2));
+  const start: Command = { type: 'deploy.job.start', job: 'j', kind: 'rootfs', member: 'lan-a', nodes: ['c1', 'c2'], generation: gen(2) };
+  apply(start);
+  apply({ type: 'deploy.job.node', job: 'j', run: 0, node: 'c1', state: 'running', bytes: 0 });
+  apply({ type: 'deploy.job.node', job: 'j', run: 0, node: 'c1', state: 'running', bytes: 500 });
+  apply({ type: 'deploy.job.node', job: 'j', run: 0, node: 'c1', state: 'running', bytes: 200 });
+  t.equal(fsm.rootfs.job('j')!.nodes[0]!.bytes, 500, 'older progress does not move the count back');
+  apply({ type: 'deploy.job.node', job: 'j', run: 0, node: 'c1', state: 'done', exit: 0, bytes: 1000, total: 1000 });
+  apply({ type: 'deploy.job.node', job: 'j', run: 0, node: 'c1', state: 'running', bytes: 700 });
+  t.equal(fsm.rootfs.job('j')!.nodes[0]!.state, 'done', 'progress committed after the result is ignored');
+  t.equal(fsm.rootfs.bootGeneration('c1'), gen(2), 'and the verified sync stays verified');
+  apply({ type: 'deploy.job.node', job: 'j', run: 0, node: 'c2', state: 'failed', exit: 12, error: 'rsync exit 12' });
+  apply({ type: 'deploy.job.node', job: 'j', run: 0, node: 'c2', state: 'interrupted', error: 'the job was stopped' });
+  t.match(fsm.rootfs.job('j')!.nodes[1], { state: 'failed', exit: 12, error: 'rsync exit 12' }, 'the first result stands');
+  apply({ type: 'deploy.job.end', job: 'j', run: 0, state: 'failed' });
+  apply(start);
+  t.same(fsm.rootfs.job('j')!.nodes.map((n) => n.state), ['done', 'failed'], 'a replayed start does not wipe the job');
+  apply({ type: 'deploy.job.node', job: 'j', run: 0, node: 'c2', state: 'running', bytes: 10 });
+  apply({ type: 'deploy.job.end', job: 'j', run: 0, state: 'interrupted' });
+  t.equal(fsm.rootfs.job('j')!.state, 'failed', 'a second end changes nothing');
+  t.same(fsm.rootfs.job('j')!.nodes.map((n) => n.state), ['done', 'failed'], 'no node runs under a finished job');
+  t.equal(fsm.rootfs.node('c2')?.syncs.find((s) => s.generation === gen(2))?.state, 'failed');
+
+  apply({ type: 'deploy.job.resume', job: 'j', member: 'lan-b', run: 1 });
+  t.same(fsm.rootfs.job('j')!.nodes.map((n) => n.state), ['done', 'pending']);
+  apply({ type: 'deploy.job.node', job: 'j', run: 0, node: 'c2', state: 'failed', error: 'old runner' });
+  apply({ type: 'deploy.job.end', job: 'j', run: 0, state: 'interrupted' });
+  t.equal(fsm.rootfs.job('j')!.state, 'running', 'the replaced run\'s end does not end the resumed run');
+  t.equal(fsm.rootfs.job('j')!.nodes[1]!.state, 'pending', 'nor does its node result count');
+  apply({ type: 'deploy.job.node', job: 'j', run: 1, node: 'c2', state: 'running', bytes: 0 });
+  apply({ type: 'deploy.job.resume', job: 'j', member: 'lan-b', run: 1 });
+  t.equal(fsm.rootfs.job('j')!.nodes[1]!.state, 'running', 'a replayed resume does not reset the run');
+  apply({ type: 'deploy.job.node', job: 'j', run: 1, node: 'c2', state: 'done', exit: 0 });
+  apply({ type: 'deploy.job.end', job: 'j', run: 1, state: 'done' });
+  apply({ type: 'deploy.job.node', job: 'j', run: 1, node: 'c2', state: 'running', bytes: 5 });
+  t.equal(fsm.rootfs.job('j')!.state, 'done');
+  t.same(fsm.rootfs.job('j')!.nodes.map((n) => n.state), ['done', 'done']);
+  t.equal(fsm.rootfs.bootGeneration('c2'), gen(2));
+  apply({ type: 'deploy.job.node', job: 'j', run: 1, node: 'c2', state: 'bogus' as never });
+  apply({ type: 'deploy.job.end', job: 'j', run: -1 as never, state: 'failed' });
+  t.equal(fsm.rootfs.job('j')!.state, 'done', 'malformed entries are no-ops');
+});
+
+t.test('push job: a file installed after the end still counts, and a late entry cannot reopen the node', async (t) => {
+  const fsm = new Fsm();
+  const apply = feeder(fsm);
+  apply({ type: 'deploy.job.start', job: 'p', kind: 'push', member: 'lan-a', nodes: ['c1'], files: ['a', 'b'], sources: ['/a', '/b'], sha256: ['aa', 'bb'], dest: '/opt' });
+  apply({ type: 'deploy.job.node', job: 'p', run: 0, node: 'c1', state: 'running', bytes: 0, installed: [] });
+  apply({ type: 'deploy.job.node', job: 'p', run: 0, node: 'c1', state: 'interrupted', error: 'the job was stopped', installed: ['a'] });
+  apply({ type: 'deploy.job.end', job: 'p', run: 0, state: 'interrupted' });
+  // The rename of b landed after the cancel: the runner records it after the end.
+  apply({ type: 'deploy.job.node', job: 'p', run: 0, node: 'c1', state: 'running', installed: ['a', 'b'] });
+  t.match(fsm.rootfs.job('p')!.nodes[0], { state: 'interrupted', error: 'the job was stopped', installed: ['a', 'b'] });
+});
+
+// Property: whatever order and duplication the entries of a job arrive in, once the job has ended no
+// node shows running, and a node's result (within one run) never changes after it is recorded.
+t.test('replayed out of order and duplicated: no node running under an ended job, results final', async (t) => {
+  const entries: Command[] = [
+    { type: 'deploy.job.node', job: 'j', run: 0, node: 'c1', state: 'running', bytes: 0 },
+    { type: 'deploy.job.node', job: 'j', run: 0, node: 'c2', state: 'running', bytes: 0 },
+    { type: 'deploy.job.node', job: 'j', run: 0, node: 'c1', state: 'running', bytes: 50 },
+    { type: 'deploy.job.node', job: 'j', run: 0, node: 'c2', state: 'running', bytes: 70 },
+    { type: 'deploy.job.node', job: 'j', run: 0, node: 'c1', state: 'done', exit: 0, bytes: 100 },
+    { type: 'deploy.job.node', job: 'j', run: 0, node: 'c2', state: 'failed', exit: 12 },
+    { type: 'deploy.job.node', job: 'j', run: 0, node: 'c3', state: 'running', bytes: 0 },
+    { type: 'deploy.job.end', job: 'j', run: 0, state: 'failed' },
+  ];
+  let seed = 7;
+  const random = (n: number): number => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed % n; };
+  for (let round = 0; round < 300; round++) {
+    const fsm = new Fsm();
+    const apply = feeder(fsm);
+    apply(commit(1));
+    apply({ type: 'deploy.job.start', job: 'j', kind: 'rootfs', member: 'lan-a', nodes: ['c1', 'c2', 'c3'], generation: gen(1) });
+    const order = [...entries];
+    for (let i = order.length - 1; i > 0; i--) { const k = random(i + 1); [order[i], order[k]] = [order[k]!, order[i]!]; }
+    for (let d = random(4); d > 0; d--) order.splice(random(order.length + 1), 0, entries[random(entries.length)]!);
+    const results = new Map<string, string>();
+    for (const entry of order) {
+      apply(entry);
+      const job = fsm.rootfs.job('j')!;
+      for (const n of job.nodes) {
+        if (results.has(n.name) && results.get(n.name) !== n.state) t.fail(`round ${round}: ${n.name} went from ${results.get(n.name)} to ${n.state}`);
+        if (n.state === 'done' || n.state === 'failed' || n.state === 'interrupted') results.set(n.name, n.state);
+      }
+      if (job.state !== 'running' && job.nodes.some((n) => n.state === 'running')) t.fail(`round ${round}: a node runs under an ended job`);
+    }
+    if (fsm.rootfs.job('j')!.state === 'running') t.fail(`round ${round}: the end entry was lost`);
+  }
+  t.pass('300 orders checked');
+});

@@ -76,6 +76,8 @@ export interface Job {
   sha256?: string[];
   dest?: string;
   then?: string;
+  /** Resumes so far (absent before the first): node and end entries of an earlier run change nothing. */
+  run?: number;
   nodes: JobNode[];
 }
 
@@ -158,7 +160,8 @@ export class RootfsState {
         this.#recordSync(command.node, command.generation, command.ok ? 'verified' : 'failed', at, undefined, command.exit);
         return;
       case 'deploy.job.start': {
-        this.#jobs = this.#jobs.filter((j) => j.id !== command.job);
+        // A replayed start (a duplicated entry) must not wipe the job's progress.
+        if (this.job(command.job)) return;
         const job: Job = {
           id: command.job, kind: command.kind, state: 'running', member: command.member, startedAt: at, dryRun: command.dryRun === true,
           nodes: command.nodes.map((name) => ({ name, state: 'pending', at })),
@@ -183,6 +186,9 @@ export class RootfsState {
       case 'deploy.job.resume': {
         const job = this.job(command.job);
         if (!job) return;
+        const run = command.run ?? (job.run ?? 0) + 1;
+        if (run <= (job.run ?? 0)) return; // a replayed resume: that run already started
+        job.run = run;
         job.state = 'running';
         job.member = command.member;
         delete job.endedAt;
@@ -193,6 +199,24 @@ export class RootfsState {
         const job = this.job(command.job);
         const node = job?.nodes.find((n) => n.name === command.node);
         if (!job || !node) return;
+        // A file in place stays in place: whatever run or order the entry comes in, its files count.
+        if (Array.isArray(command.installed)) {
+          const named = command.installed.filter((f) => typeof f === 'string' && (job.files ?? []).includes(f));
+          node.installed = [...new Set([...(node.installed ?? []), ...named])];
+        }
+        // States only move forward (pending -> running -> done | failed | interrupted) within the
+        // job's current run: an entry that arrives late (after the node's result, after the job's
+        // end, from a run a resume replaced, or a duplicate) must not show a node running forever.
+        if (job.state !== 'running' || (command.run ?? job.run ?? 0) !== (job.run ?? 0)) return;
+        if (isTerminal(node.state)) {
+          // The same result twice (a cancel races the node's own failure): fill in only what is missing.
+          if (command.state === node.state) {
+            if (node.error === undefined && command.error !== undefined) node.error = command.error;
+            if (node.exit === undefined && command.exit !== undefined) node.exit = command.exit;
+          }
+          return;
+        }
+        if (command.state === 'running' && node.state === 'running' && command.bytes !== undefined && command.bytes < (node.bytes ?? 0)) return; // older progress
         node.state = command.state;
         node.at = at;
         if (command.bytes !== undefined) node.bytes = command.bytes;
@@ -200,7 +224,6 @@ export class RootfsState {
         if (command.sent !== undefined) node.sent = command.sent;
         if (command.exit !== undefined) node.exit = command.exit; else delete node.exit;
         if (command.error !== undefined) node.error = command.error; else delete node.error;
-        if (Array.isArray(command.installed)) node.installed = command.installed.filter((f) => typeof f === 'string' && (job.files ?? []).includes(f));
         if (job.kind === 'rootfs' && !job.dryRun && job.generation !== undefined) {
           const state = command.state === 'done' ? 'verified' : command.state;
           this.#recordSync(command.node, job.generation, state, at, job.id, command.exit);
@@ -209,7 +232,8 @@ export class RootfsState {
       }
       case 'deploy.job.end': {
         const job = this.job(command.job);
-        if (!job) return;
+        // An end is final for its run: a duplicate, or the end of a run a resume replaced, changes nothing.
+        if (!job || job.state !== 'running' || (command.run ?? job.run ?? 0) !== (job.run ?? 0)) return;
         job.state = command.state;
         job.endedAt = at;
         for (const n of job.nodes) {
@@ -291,6 +315,8 @@ export class RootfsState {
   }
 }
 
+const isTerminal = (state: NodeJobState): boolean => state === 'done' || state === 'failed' || state === 'interrupted';
+
 const GENERATION_ID = /^[0-9a-f]{64}$/;
 /** Node and member names as config and inventory allow them (no "/", no leading "." or "-"). */
 const NODE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
@@ -302,7 +328,12 @@ const isId = (v: unknown): boolean => typeof v === 'string' && GENERATION_ID.tes
 const isNodeName = (v: unknown): boolean => typeof v === 'string' && NODE_NAME.test(v);
 const isNodeList = (v: unknown): boolean => Array.isArray(v) && v.length <= NODES_PER_COMMAND_MAX && v.every(isNodeName);
 
-/** Generation ids, node and member names of an entry are what the leader would have made. */
+const NODE_RESULTS: ReadonlySet<unknown> = new Set(['running', 'done', 'failed', 'interrupted']);
+const JOB_RESULTS: ReadonlySet<unknown> = new Set(['done', 'failed', 'interrupted']);
+const isRun = (v: unknown): boolean => v === undefined || (Number.isSafeInteger(v) && (v as number) >= 0);
+const isCount = (v: unknown): boolean => v === undefined || (typeof v === 'number' && Number.isFinite(v) && v >= 0);
+
+/** Generation ids, node and member names, states and counts of an entry are what the leader would have made. */
 function wellFormed(command: RootfsCommand): boolean {
   switch (command.type) {
     case 'rootfs.commit':
@@ -317,7 +348,11 @@ function wellFormed(command: RootfsCommand): boolean {
     case 'deploy.job.start':
       return (command.generation === undefined || isId(command.generation)) && isNodeList(command.nodes) && isNodeName(command.member);
     case 'deploy.job.resume':
-      return isNodeName(command.member);
+      return isNodeName(command.member) && isRun(command.run);
+    case 'deploy.job.node':
+      return NODE_RESULTS.has(command.state) && isRun(command.run) && isCount(command.bytes) && isCount(command.total) && isCount(command.sent);
+    case 'deploy.job.end':
+      return JOB_RESULTS.has(command.state) && isRun(command.run);
     default:
       return true;
   }

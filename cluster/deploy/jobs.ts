@@ -70,6 +70,8 @@ export interface JobContext {
 
 interface ActiveJob {
   id: string;
+  /** The job's run (0, then one more per resume): every node and end entry carries it. */
+  run: number;
   /** Monotonic ms when the request arrived. */
   t0: number;
   timings: JobTimings;
@@ -148,7 +150,7 @@ export class JobRunner {
     const id = newJobId(this.#ctx.clock);
     await this.#propose({ type: 'deploy.job.start', job: id, kind: 'rootfs', member: this.#ctx.member, nodes: targets.map((t) => t.node), generation, dryRun });
     const timings: JobTimings = { nodes: {}, startEntryMs: this.#since(request.t0), ...(request.checkMs !== undefined ? { checkMs: request.checkMs } : {}) };
-    this.#run(id, targets, dryRun, request.t0, timings);
+    this.#run(id, 0, targets, dryRun, request.t0, timings);
     return id;
   }
 
@@ -159,9 +161,10 @@ export class JobRunner {
   /** Resumes an interrupted or failed rootfs job: the nodes not done run again. */
   async resume(job: Job, targets: readonly ResolvedTarget[]): Promise<void> {
     const t0 = this.#ctx.clock.monotonicMs();
-    await this.#propose({ type: 'deploy.job.resume', job: job.id, member: this.#ctx.member });
+    const run = (job.run ?? 0) + 1;
+    await this.#propose({ type: 'deploy.job.resume', job: job.id, member: this.#ctx.member, run });
     const pending = targets.filter((t) => job.nodes.some((n) => n.name === t.node && n.state !== 'done'));
-    this.#run(job.id, pending, job.dryRun, t0, { nodes: {}, startEntryMs: this.#since(t0) });
+    this.#run(job.id, run, pending, job.dryRun, t0, { nodes: {}, startEntryMs: this.#since(t0) });
   }
 
   /** Stops a job's children by PID; the job ends `interrupted`. Resolves when it has ended. */
@@ -189,23 +192,23 @@ export class JobRunner {
     const orphans = this.#ctx.state.fsm.rootfs.jobs().filter((j) => j.state === 'running' && !this.#active.has(j.id));
     for (const job of orphans) {
       this.#ctx.log.warn({ event: 'deploy.job.orphaned', job: job.id, member: job.member }, `deploy job ${job.id} was cut off (its leader ${job.member} stopped); marking it interrupted — \`lanctl deploy resume ${job.id}\` completes it`);
-      await this.#propose({ type: 'deploy.job.end', job: job.id, state: 'interrupted' }).catch(() => undefined);
+      await this.#propose({ type: 'deploy.job.end', job: job.id, state: 'interrupted', run: job.run ?? 0 }).catch(() => undefined);
     }
     return orphans.map((j) => j.id);
   }
 
-  #run(id: string, targets: readonly ResolvedTarget[], dryRun: boolean, t0: number, timings: JobTimings): void {
-    const active = this.#activate(id, t0, timings);
+  #run(id: string, run: number, targets: readonly ResolvedTarget[], dryRun: boolean, t0: number, timings: JobTimings): void {
+    const active = this.#activate(id, run, t0, timings);
     active.done = this.#work(active, targets, (a, t, kh, wd) => this.#syncNode(a, t, this.#ctx.state.fsm.rootfs.job(id)!.generation!, kh, wd, dryRun)).catch((error) => {
       this.#ctx.log.error({ event: 'deploy.job.crashed', job: id, err: error }, `deploy job ${id} failed: ${errorMessage(error)}`);
     }).finally(() => this.#finish(active));
   }
 
-  #activate(id: string, t0: number, timings: JobTimings): ActiveJob {
+  #activate(id: string, run: number, t0: number, timings: JobTimings): ActiveJob {
     let cancelNow = (): void => undefined;
     const cancelSignal = new Promise<never>((_resolve, reject) => { cancelNow = () => reject(new LanhaError('io', 'the job was stopped')); });
     cancelSignal.catch(() => undefined);
-    const active: ActiveJob = { id, t0, timings, children: new Map(), connections: new Map(), cancelled: false, live: new Map(), done: Promise.resolve(), cancelSignal, cancelNow };
+    const active: ActiveJob = { id, run, t0, timings, children: new Map(), connections: new Map(), cancelled: false, live: new Map(), done: Promise.resolve(), cancelSignal, cancelNow };
     this.#active.set(id, active);
     return active;
   }
@@ -227,7 +230,7 @@ export class JobRunner {
       type: 'deploy.job.start', job: id, kind: 'push', member: this.#ctx.member, nodes: targets.map((t) => t.node),
       files: files.map((f) => f.name), sources: files.map((f) => f.local), sha256: files.map((f) => f.sha256), dest: dir, ...(then !== undefined ? { then } : {}),
     });
-    this.#runPush(this.#activate(id, t0, { nodes: {}, startEntryMs: this.#since(t0) }), files, targets, dir, then, privateKey, new Map());
+    this.#runPush(this.#activate(id, 0, t0, { nodes: {}, startEntryMs: this.#since(t0) }), files, targets, dir, then, privateKey, new Map());
     return id;
   }
 
@@ -237,10 +240,11 @@ export class JobRunner {
    */
   async resumePush(job: Job, files: readonly PushFile[], targets: readonly ResolvedTarget[], privateKey: Buffer): Promise<void> {
     const t0 = this.#ctx.clock.monotonicMs();
-    await this.#propose({ type: 'deploy.job.resume', job: job.id, member: this.#ctx.member });
+    const run = (job.run ?? 0) + 1;
+    await this.#propose({ type: 'deploy.job.resume', job: job.id, member: this.#ctx.member, run });
     const pending = targets.filter((t) => job.nodes.some((n) => n.name === t.node && n.state !== 'done'));
     const installed = new Map(job.nodes.map((n) => [n.name, new Set(n.installed ?? [])]));
-    this.#runPush(this.#activate(job.id, t0, { nodes: {}, startEntryMs: this.#since(t0) }), files, pending, job.dest ?? '/', job.then, privateKey, installed);
+    this.#runPush(this.#activate(job.id, run, t0, { nodes: {}, startEntryMs: this.#since(t0) }), files, pending, job.dest ?? '/', job.then, privateKey, installed);
   }
 
   #runPush(active: ActiveJob, files: readonly PushFile[], targets: readonly ResolvedTarget[], dir: string, then: string | undefined, privateKey: Buffer, installedBefore: ReadonlyMap<string, ReadonlySet<string>>): void {
@@ -251,7 +255,7 @@ export class JobRunner {
       const toSend = files.filter((f) => !installed.includes(f.name));
       const already = files.filter((f) => installed.includes(f.name)).reduce((sum, f) => sum + f.size, 0);
       let sent = 0;
-      const record = { job: id, node: target.node, total } as const;
+      const record = { job: id, node: target.node, total, run: a.run } as const;
       await this.#propose({ type: 'deploy.job.node', ...record, state: 'running', bytes: already, installed: [...installed] }).catch(() => undefined);
       const timing: NodeTimings = a.timings.nodes[target.node] = {};
       const t = this.#ctx.clock.monotonicMs();
@@ -318,7 +322,7 @@ export class JobRunner {
     const allDone = [...results.values()].every((ok) => ok) && results.size === targets.length;
     const state = active.cancelled ? 'interrupted' : allDone ? 'done' : 'failed';
     this.#ctx.log.info({ event: `deploy.job.${state}`, job: active.id }, `deploy job ${active.id} ${state}`);
-    await this.#propose({ type: 'deploy.job.end', job: active.id, state }).catch((error) => {
+    await this.#propose({ type: 'deploy.job.end', job: active.id, state, run: active.run }).catch((error) => {
       this.#ctx.log.warn({ event: 'deploy.job.end_unrecorded', job: active.id, err: error }, `could not record the end of job ${active.id}: ${errorMessage(error)}`);
     });
     active.timings.totalMs = this.#since(active.t0);
@@ -330,7 +334,7 @@ export class JobRunner {
     const destination = config.rootfs?.destination ?? '/';
     const direct = { knownHostsFile: knownHosts, ...(config.identityFile !== undefined ? { identityFile: config.identityFile } : {}) };
     // Not awaited: the entry commits while rsync logs in (entries keep their order; `done` waits for it).
-    const running = this.#propose({ type: 'deploy.job.node', job: active.id, node: target.node, state: 'running', bytes: 0 }).catch(() => undefined);
+    const running = this.#propose({ type: 'deploy.job.node', job: active.id, run: active.run, node: target.node, state: 'running', bytes: 0 }).catch(() => undefined);
     let t = this.#ctx.clock.monotonicMs();
     const overlay = this.#buildOverlay(target.node, workDir, generationDir(this.#ctx.stateDir, generation));
     timing.overlayMs = this.#since(t);
@@ -341,7 +345,7 @@ export class JobRunner {
       const now = this.#ctx.clock.monotonicMs();
       if (now - lastLogged >= PROGRESS_LOG_MS) {
         lastLogged = now;
-        void this.#propose({ type: 'deploy.job.node', job: active.id, node: target.node, state: 'running', bytes: p.bytes }).catch(() => undefined);
+        void this.#propose({ type: 'deploy.job.node', job: active.id, run: active.run, node: target.node, state: 'running', bytes: p.bytes }).catch(() => undefined);
       }
     };
     t = this.#ctx.clock.monotonicMs();
@@ -364,14 +368,14 @@ export class JobRunner {
         await Promise.all([
           !dryRun && this.#ctx.state.fsm.inventory.byName(target.node)
             ? this.#propose({ type: 'node.generation', name: target.node, assigned: generation, running: generation }).catch(() => undefined) : undefined,
-          this.#propose({ type: 'deploy.job.node', job: active.id, node: target.node, state: 'done', exit: 0, sent, ...(total !== undefined ? { bytes: total, total } : {}) }).catch(() => undefined),
+          this.#propose({ type: 'deploy.job.node', job: active.id, run: active.run, node: target.node, state: 'done', exit: 0, sent, ...(total !== undefined ? { bytes: total, total } : {}) }).catch(() => undefined),
         ]);
         return true;
       }
       const state = active.cancelled ? 'interrupted' : 'failed';
       const error = describeFailure(result.code, result.stderr);
       log.warn({ event: 'deploy.node.failed', job: active.id, node: target.node, exit: result.code, stderr: result.stderr.slice(-2000) }, `${target.node}: ${error}`);
-      await this.#propose({ type: 'deploy.job.node', job: active.id, node: target.node, state, exit: result.code, error, sent }).catch(() => undefined);
+      await this.#propose({ type: 'deploy.job.node', job: active.id, run: active.run, node: target.node, state, exit: result.code, error, sent }).catch(() => undefined);
       return false;
     } finally {
       timing.entriesMs = this.#since(t);

@@ -393,6 +393,20 @@ function writeFiles(dir: string, files: Map<string, Buffer>): void {
   for (const [name, bytes] of files) writeFileSync(join(dir, name), bytes);
 }
 
+/** Loads a copy of `files` in `dir` (removed after): the entries, or 'refused' (a StorageError naming a file in it and an offset). */
+function loadCopy(dir: string, files: Map<string, Buffer>): string[] | 'refused' {
+  writeFiles(dir, files);
+  try {
+    return texts(loadState(dir).entries);
+  } catch (error) {
+    if (!(error instanceof StorageError)) throw error;
+    if (!/ at offset \d+: /.test(error.message) || !error.file.startsWith(dir)) throw new Error(`unclear refusal: ${error.message}`);
+    return 'refused';
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 t.test('damage in the middle of the last segment, before what an fdatasync made durable, is refused (file, offset, how to rebuild), never cut', async (t) => {
   const dir = scratch(t);
   const { wal } = await Wal.open(dir);
@@ -516,19 +530,10 @@ t.test('property: bytes flipped anywhere in a multi-batch WAL: every fsync\'d en
       const bytes = files.get(segNames[seg % segNames.length]!)!;
       bytes[pos % bytes.length] = bytes[pos % bytes.length]! ^ xor;
     }
-    const dir = join(root, String(k++));
-    writeFiles(dir, files);
-    try {
-      const got = texts(loadState(dir).entries);
-      if (JSON.stringify(got) !== JSON.stringify(shape.want)) throw new Error(`${shape.name}, flips ${JSON.stringify(flips)}: loaded ${got.length} entries, want ${shape.want.length}: a silent loss`);
-      outcome.intact++;
-    } catch (error) {
-      if (!(error instanceof StorageError)) throw error;
-      if (!/ at offset \d+: /.test(error.message) || !error.file.startsWith(dir)) throw new Error(`unclear refusal: ${error.message}`);
-      outcome.refused++;
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const got = loadCopy(join(root, String(k++)), files);
+    if (got === 'refused') { outcome.refused++; return; }
+    if (JSON.stringify(got) !== JSON.stringify(shape.want)) throw new Error(`${shape.name}, flips ${JSON.stringify(flips)}: loaded ${got.length} entries, want ${shape.want.length}: a silent loss`);
+    outcome.intact++;
   }), { numRuns: 800, seed: 7 });
   t.ok(outcome.refused > 400, `refused ${outcome.refused}, every entry back ${outcome.intact} (a flip in the prefilled zeros or the last mark)`);
 });
@@ -547,4 +552,78 @@ t.test('a quiet-spell mark whose fdatasync fails breaks the WAL and tells the on
   t.ok(wal.broken, 'broken');
   await t.rejects(wal.save(undefined, [entry(2)], true), /the mark's fdatasync/, 'and the next batch is refused');
   await wal.close();
+});
+
+t.test('property: bytes flipped in the last batches of the last segment: refused whenever a later record or a bare mark says they were fsync\'d; cut only where no mark covers them', async (t) => {
+  // Three endings of the same log: the last batches covered by a bare mark (a quiet spell), by the
+  // mark a later batch carries (the damaged batches are then the two before it), and by no mark at
+  // all (kill -9 within the quiet spell: the documented window, where damage reads as a torn tail).
+  type Shape = { name: string; files: Map<string, Buffer>; seg: string; from: number; to: number; covered: boolean; want: string[] };
+  const shapes: Shape[] = [];
+  for (const ending of ['bare mark', 'later batch', 'no mark'] as const) {
+    const dir = scratch(t);
+    const { wal } = await Wal.open(dir, { markIdleMs: ending === 'bare mark' ? 10 : 60_000, prefillBytes: 512 });
+    let index = 0;
+    const ends: number[] = [];
+    const segFile = (): string => join(dir, 'wal', readdirSync(join(dir, 'wal')).sort().pop()!);
+    for (let b = 0; b < 6; b++) {
+      const batch = Array.from({ length: 1 + (b % 3) }, () => entry(++index, 1, `entry ${index} ${'y'.repeat(index % 5)}`));
+      await wal.save({ term: 1, vote: 'a', commit: Math.max(0, index - 2) }, batch, true);
+      ends.push(scanSegment(readFileSync(segFile())).end);
+    }
+    // The damaged range: the last two batches (those after ends[3]).
+    const from = ends[3]!;
+    const to = ends[5]!;
+    if (ending === 'bare mark') {
+      const syncs = wal.syncCount;
+      for (let i = 0; i < 400 && wal.syncCount === syncs; i++) await new Promise((r) => setTimeout(r, 5));
+      t.equal(wal.syncCount, syncs + 1, 'bare mark: written');
+    } else if (ending === 'later batch') {
+      await wal.save({ term: 1, vote: 'a', commit: index }, [entry(++index, 1, 'after')], true);
+    }
+    const files = walFiles(dir);
+    const seg = join('wal', readdirSync(join(dir, 'wal')).sort().pop()!);
+    shapes.push({ name: ending, files, seg, from, to, covered: ending !== 'no mark', want: texts(loadState(dir).entries) });
+    await wal.close();
+  }
+  {
+    // Pipelined: three batches written while one fdatasync runs (their own marks lag behind), then
+    // the bare mark after the quiet spell covers them all.
+    const dir = scratch(t);
+    const { wal } = await Wal.open(dir, { markIdleMs: 10, prefillBytes: 512 });
+    await (await wal.begin({ term: 1, vote: 'a', commit: 0 }, [entry(1), entry(2)], true)).durable;
+    const segFile = join(dir, 'wal', readdirSync(join(dir, 'wal'))[0]!);
+    const from = scanSegment(readFileSync(segFile)).end;
+    const before = wal.syncCount;
+    const pending = [await wal.begin({ term: 1, vote: 'a', commit: 2 }, [entry(3), entry(4)], true), await wal.begin(undefined, [entry(5)], true), await wal.begin({ term: 1, vote: 'a', commit: 4 }, [entry(6, 1, 'six')], true)];
+    for (const p of pending) await p.durable;
+    t.ok(wal.syncCount - before <= 3, 'pipelined: batches shared fdatasyncs');
+    const to = scanSegment(readFileSync(segFile)).end;
+    const syncs = wal.syncCount;
+    for (let i = 0; i < 400 && wal.syncCount === syncs; i++) await new Promise((r) => setTimeout(r, 5));
+    const seg = join('wal', readdirSync(join(dir, 'wal'))[0]!);
+    shapes.push({ name: 'pipelined, bare mark', files: walFiles(dir), seg, from, to, covered: true, want: texts(loadState(dir).entries) });
+    await wal.close();
+  }
+  const root = mkdtempSync(join(tmpdir(), 'lanha-wal-last-'));
+  t.teardown(() => rmSync(root, { recursive: true, force: true }));
+  let k = 0;
+  const outcome = { refused: 0, cut: 0 };
+  fc.assert(fc.property(fc.nat(shapes.length - 1), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 1, max: 255 })), { minLength: 1, maxLength: 3 }), (which, flips) => {
+    const shape = shapes[which]!;
+    const files = new Map([...shape.files].map(([f, b]) => [f, Buffer.from(b)]));
+    const bytes = files.get(shape.seg)!;
+    const at = flips.map(([pos]) => shape.from + (pos % (shape.to - shape.from)));
+    flips.forEach(([, xor], i) => { bytes[at[i]!] = bytes[at[i]!]! ^ xor; });
+    const got = loadCopy(join(root, String(k++)), files);
+    if (got === 'refused') { outcome.refused++; return; }
+    if (shape.covered) throw new Error(`${shape.name}, flips at ${at.join(',')}: loaded ${got.length} of ${shape.want.length} entries: fsync'd bytes damaged and cut as a torn tail`);
+    // No mark covers them: the cut keeps every record before the first damaged one.
+    const first = Math.min(...at);
+    const kept = scanSegment(shape.files.get(shape.seg)!).records.filter((r) => r.type !== 3 && r.offset + RECORD_PAYLOAD_AT + r.payload.length <= first).length;
+    if (got.length < kept || JSON.stringify(got) !== JSON.stringify(shape.want.slice(0, got.length))) throw new Error(`${shape.name}: kept ${got.length}, not a prefix`);
+    outcome.cut++;
+  }), { numRuns: 600, seed: 11 });
+  t.ok(outcome.refused > 300, `refused ${outcome.refused}, cut where no mark covered the damage ${outcome.cut}`);
+  t.ok(outcome.cut > 0, 'without a mark the same damage reads as a torn tail (the window the quiet-spell mark closes)');
 });

@@ -185,7 +185,11 @@ export function decideReference(
   // Upstreams before the other LAN node (it is a fallback, as chrony's orphan peers are), then the
   // smallest root distance.
   candidates.sort((a, b) => kindRank(a.source.kind) - kindRank(b.source.kind) || rootDistance(a.sample) - rootDistance(b.sample));
-  const within = candidates.find((c) => Math.abs(c.sample.offsetS) <= settings.maxOffsetS);
+  // The true offset lies within offset ± delay/2 (RFC 5905 §8): only a sample whose nearest bound is
+  // past maxOffsetS proves our clock undisciplined. A stalled process on either side (a loaded Pi)
+  // gives one-sided delays of hundreds of ms, and a clock that is right must not be called 200 ms
+  // off for it (the served root dispersion still carries the whole |offset|).
+  const within = candidates.find((c) => Math.abs(c.sample.offsetS) - c.sample.delayS / 2 <= settings.maxOffsetS);
   if (within !== undefined) return synchronisedTo(within.source, within.sample, nowMonoMs);
   if (candidates.length > 0) {
     const c = candidates[0]!;

@@ -10,7 +10,8 @@
 #      dhcp.renew_burst.fsyncs_per_ack: the WAL fdatasyncs the burst took, from lanha's status)
 #   4. kill -9 during perfdhcp load, restart, ACKed leases lost: lanha (must be 0), kea
 #   5. where an ACK's time goes (RESULT dhcp.ack_stage_ms.<stage>: mean, p50, p99 over the last 4096
-#      ACKs after the renewal runs: decode, decide, queue, persist, commit, resume, reply, send, total;
+#      ACKs after the renewal runs: decode, decide, queue, persist (and its two parts: persist_wait behind
+#      the fdatasync in flight, persist_sync its own), commit, resume, reply, send, total;
 #      services/dhcp/ack-stages.ts), fsyncs per ACK during the renewal runs (group commit: a burst of renewals shares fsyncs), and
 #      lanha's resident memory idle and at its peak during 1-3 (process + children, shared pages
 #      counted once: the sum of Pss), with the number of leases it then held

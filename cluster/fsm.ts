@@ -57,7 +57,13 @@ export interface AppliedEntry {
  * queued behind the txn in flight, the txn (etcd's quorum fsync included), then until the watch
  * brought it back.
  */
-export interface ProposalTiming { queuedMs: number; persistMs: number; commitMs: number }
+export interface ProposalTiming {
+  queuedMs: number;
+  persistMs: number;
+  commitMs: number;
+  /** Of persistMs (the embedded log): waiting for the fdatasync in flight before one covering its batch was issued. */
+  syncWaitMs?: number;
+}
 
 export type FsmListener = (entry: AppliedEntry) => void;
 

@@ -51,9 +51,10 @@ export interface RaftStateLogOptions {
 
 interface Pending {
   term: number;
-  /** Monotonic ms: proposed, its batch's write started, that batch fsync'd (0: not yet). */
+  /** Monotonic ms: proposed, its batch's write started, the fdatasync covering it issued, that batch fsync'd (0: not yet). */
   proposedAt: number;
   writeAt: number;
+  syncAt: number;
   persistedAt: number;
   resolve: (entry: AppliedEntry) => void;
   reject: (error: Error) => void;
@@ -139,6 +140,7 @@ export class RaftStateLog implements StateLog {
       ...(failpoint ? { failpoint } : {}),
       ...(opts.segmentBytes !== undefined ? { segmentBytes: opts.segmentBytes } : {}),
       syncsInFlightMax: opts.syncsInFlightMax ?? syncsInFlightFromEnv(),
+      now: () => opts.clock.monotonicMs(),
     };
     const { wal, state } = await Wal.open(opts.dir, walOpts);
     if (state.truncatedBytes > 0) {
@@ -178,7 +180,7 @@ export class RaftStateLog implements StateLog {
       send: (messages) => opts.link?.send(messages),
       restore: (snapshot) => this.#restore(snapshot),
       apply: (entries) => this.#apply(entries),
-      onPersisted: (entries, writeAt, doneAt) => this.#onPersisted(entries, writeAt, doneAt),
+      onPersisted: (entries, writeAt, doneAt, syncAt) => this.#onPersisted(entries, writeAt, doneAt, syncAt),
       afterBatch: () => this.#maybeSnapshot(),
       onStorageError: (error, stalled) => this.#onStorageError(error, stalled),
       onStalledStorageReturned: () => void this.#rejoin(wal, tickMs, pipelined),
@@ -233,7 +235,7 @@ export class RaftStateLog implements StateLog {
         reject(new LanhaError('unavailable', `entry ${result.index} was not committed within ${this.#opts.proposeTimeoutMs ?? 5000} ms (no quorum?)`));
       }, this.#opts.proposeTimeoutMs ?? 5000);
       timer.unref();
-      this.#pending.set(result.index, { term: result.term, proposedAt, writeAt: 0, persistedAt: 0, resolve, reject, timer });
+      this.#pending.set(result.index, { term: result.term, proposedAt, writeAt: 0, syncAt: 0, persistedAt: 0, resolve, reject, timer });
     });
   }
 
@@ -376,11 +378,11 @@ export class RaftStateLog implements StateLog {
     }
   }
 
-  #onPersisted(entries: readonly Entry[], writeAt: number, doneAt: number): void {
+  #onPersisted(entries: readonly Entry[], writeAt: number, doneAt: number, syncAt: number): void {
     if (this.#pending.size === 0) return;
     for (const e of entries) {
       const p = this.#pending.get(e.index);
-      if (p) { p.writeAt = writeAt; p.persistedAt = doneAt; }
+      if (p) { p.writeAt = writeAt; p.syncAt = syncAt; p.persistedAt = doneAt; }
     }
   }
 
@@ -536,7 +538,8 @@ export class RaftStateLog implements StateLog {
 function timingOf(p: Pending, nowMs: number): ProposalTiming {
   const writeAt = p.writeAt || nowMs;
   const persistedAt = p.persistedAt || nowMs;
-  return { queuedMs: Math.max(0, writeAt - p.proposedAt), persistMs: Math.max(0, persistedAt - writeAt), commitMs: Math.max(0, nowMs - persistedAt) };
+  const syncAt = Math.min(persistedAt, Math.max(writeAt, p.syncAt || writeAt));
+  return { queuedMs: Math.max(0, writeAt - p.proposedAt), persistMs: Math.max(0, persistedAt - writeAt), commitMs: Math.max(0, nowMs - persistedAt), syncWaitMs: syncAt - writeAt };
 }
 
 /** Leases per slice of an encoding in slices: ~0.3 MB of JSON, a few ms of the event loop. */

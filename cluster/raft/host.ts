@@ -48,8 +48,12 @@ export interface HostHooks {
   /** Fenced for a stall, and the stalled call then failed: the WAL is broken for good. */
   onStalledStorageFailed?(error: Error): void;
   onReady?(rd: Ready): void;
-  /** A batch of entries is on our disk: its write started at `writeAt` and ended (fsync'd) at `doneAt` (monotonic ms). */
-  onPersisted?(entries: readonly Entry[], writeAt: number, doneAt: number): void;
+  /**
+   * A batch of entries is on our disk: its write started at `writeAt`, the fdatasync that covered
+   * it was issued at `syncAt` (later than writeAt while it waited for the one in flight) and it was
+   * fsync'd at `doneAt` (monotonic ms).
+   */
+  onPersisted?(entries: readonly Entry[], writeAt: number, doneAt: number, syncAt: number): void;
   /** The core's role changed (after a tick or a message): when, on the host's monotonic clock. */
   onRoleChange?(role: Role, atMs: number): void;
 }
@@ -344,7 +348,7 @@ export class RaftHost {
       // before this batch is written, so the proposals they answer (a DHCPACK) run while its fsync does.
       const applyFirst = rd.snapshot === undefined;
       if (applyFirst && !this.#apply(rd)) return;
-      let durable: Promise<void>;
+      let durable: Promise<number>;
       const writeAt = this.#clock.monotonicMs();
       try {
         if (rd.snapshot) {
@@ -364,14 +368,15 @@ export class RaftHost {
         this.#persistedVote = rd.hardState.vote;
       }
       if (barrier) {
+        let syncAt: number;
         try {
-          await this.#watchStorage(durable);
+          syncAt = await this.#watchStorage(durable);
         } catch (error) {
           this.#fence(error instanceof Error ? error : new Error(String(error)));
           return;
         }
         if (this.#fenced) return;
-        if (rd.entries.length > 0) this.#hooks.onPersisted?.(rd.entries, writeAt, this.#clock.monotonicMs());
+        if (rd.entries.length > 0) this.#hooks.onPersisted?.(rd.entries, writeAt, this.#clock.monotonicMs(), Math.max(writeAt, syncAt));
         if (late.length > 0) this.#hooks.send(late);
         if (!applyFirst && !this.#apply(rd)) return;
         this.node.advance(rd);
@@ -402,13 +407,13 @@ export class RaftHost {
   }
 
   /** Once `durable` (and every earlier batch) resolved: report the entries persisted, send the answers. */
-  #pipeline(rd: Ready, durable: Promise<void>, late: Message[], writeAt: number): void {
+  #pipeline(rd: Ready, durable: Promise<number>, late: Message[], writeAt: number): void {
     this.#inFlight++;
     const last = rd.entries[rd.entries.length - 1];
-    const done = Promise.all([this.#persistTail, this.#watchStorage(durable)]).then(() => {
+    const done = Promise.all([this.#persistTail, this.#watchStorage(durable)]).then(([, syncAt]) => {
       this.#inFlight--;
       if (this.#fenced) return;
-      if (rd.entries.length > 0) this.#hooks.onPersisted?.(rd.entries, writeAt, this.#clock.monotonicMs());
+      if (rd.entries.length > 0) this.#hooks.onPersisted?.(rd.entries, writeAt, this.#clock.monotonicMs(), Math.max(writeAt, syncAt));
       if (late.length > 0) this.#hooks.send(late);
       if (last) this.node.persisted(last.index, last.term);
       this.#drainNow();

@@ -200,6 +200,22 @@ t.test('pipelined: batches written while an fdatasync runs share the next one, d
   await wal.close();
 });
 
+t.test('durable resolves with when its covering fdatasync was issued: later than the write while one was in flight', async (t) => {
+  const dir = scratch(t);
+  const held = heldSyncs();
+  let now = 100;
+  const { wal } = await Wal.open(dir, { failpoint: held.failpoint, now: () => now });
+  const first = await wal.begin(undefined, [entry(1)], true);
+  now = 105; // the second batch is written while the first's fdatasync runs
+  const second = await wal.begin(undefined, [entry(2)], true);
+  now = 130; // the first's fdatasync returns now: the one covering the second is issued then
+  await tick();
+  held.release();
+  t.equal(await first.durable, 100, 'the first batch\'s fdatasync was issued at its write');
+  t.equal(await second.durable, 130, 'the second waited 25 ms behind the one in flight before its own was issued');
+  await wal.close();
+});
+
 t.test('pipelined: with several fdatasyncs allowed at once, each batch gets its own at once, still durable in order', async (t) => {
   const dir = scratch(t);
   const held = heldSyncs();

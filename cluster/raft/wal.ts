@@ -108,6 +108,8 @@ export interface WalOptions {
   syncsInFlightMax?: number;
   /** Zeros written ahead of the tail of a segment, so appends do not grow the file (0: off); default 64 KiB. */
   prefillBytes?: number;
+  /** Monotonic ms for the timings it reports (`durable` resolves with when its fdatasync was issued); default performance.now. */
+  now?: () => number;
 }
 
 interface Segment { seq: number; firstIndex: number; name: string }
@@ -127,10 +129,11 @@ export class Wal {
   #syncsInFlightMax: number;
   #syncsInFlight = 0;
   #syncCount = 0;
-  /** Durable when every batch written so far is (the last batch's `durable`). */
-  #tail: Promise<void> = Promise.resolve();
+  /** Durable when every batch written so far is (the last batch's `durable`): resolves with when its fdatasync was issued. */
+  #tail: Promise<number> = Promise.resolve(0);
   /** The fdatasync to issue when one in flight returns: batches written while every slot was busy share it. */
-  #nextSync: { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void } | undefined;
+  #nextSync: { promise: Promise<number>; resolve: (issuedAt: number) => void; reject: (e: unknown) => void } | undefined;
+  #now: () => number;
   #beginning = false;
   #prefillBytes: number;
   /** The segment file's length: records up to #size, zeros after (prefilled). */
@@ -159,6 +162,7 @@ export class Wal {
     this.#syncsInFlightMax = Math.max(1, Math.floor(options.syncsInFlightMax ?? 1));
     this.#prefillBytes = Math.max(0, Math.floor(options.prefillBytes ?? PREFILL_BYTES));
     this.#markIdleMs = Math.max(0, Math.floor(options.markIdleMs ?? MARK_IDLE_MS));
+    this.#now = options.now ?? (() => performance.now());
   }
 
   /** Opens (creating if needed) the storage in `dir` and reads everything back. */
@@ -193,13 +197,14 @@ export class Wal {
    * Pipelined group commit. Writes the batch now: hard state first if term/vote changed (atomic
    * file), then the entries and the commit mark as one write into the page cache. Resolves once
    * written, with `durable`: resolves once an fdatasync issued after this write (and every earlier
-   * batch's) completed, in write order. So the host can write the next batch while this one's
+   * batch's) completed, in write order, with when that fdatasync was issued (`now`: the time
+   * before it is the wait behind the one in flight). So the host can write the next batch while this one's
    * fdatasync is in flight; up to `syncsInFlightMax` fdatasyncs run at once, and batches written
    * while all of them are busy share the next one (issued as soon as one returns). A term/vote change
    * or a new segment first waits until every earlier batch is durable. Call begin() again only once
    * the previous begin() resolved (writes stay in call order).
    */
-  async begin(hard: HardState | undefined, entries: readonly Entry[], sync: boolean): Promise<{ durable: Promise<void> }> {
+  async begin(hard: HardState | undefined, entries: readonly Entry[], sync: boolean): Promise<{ durable: Promise<number> }> {
     if (this.#broken) throw this.#broken;
     invariant(!this.#beginning, 'Wal.begin called before the previous begin resolved');
     this.#beginning = true;
@@ -293,16 +298,16 @@ export class Wal {
   }
 
   /** A promise that resolves once an fdatasync issued after everything written so far completed, after every earlier one. */
-  #syncCovering(): Promise<void> {
-    let sync: Promise<void>;
+  #syncCovering(): Promise<number> {
+    let sync: Promise<number>;
     if (this.#syncsInFlight < this.#syncsInFlightMax && this.#nextSync === undefined) {
       sync = this.#issueSync();
     } else {
       // Every slot is busy: join the fdatasync issued when one returns (it covers this write).
       if (this.#nextSync === undefined) {
-        let resolve!: () => void;
+        let resolve!: (issuedAt: number) => void;
         let reject!: (e: unknown) => void;
-        const promise = new Promise<void>((res, rej) => { resolve = res; reject = rej; });
+        const promise = new Promise<number>((res, rej) => { resolve = res; reject = rej; });
         promise.catch(() => undefined);
         this.#nextSync = { promise, resolve, reject };
       }
@@ -316,11 +321,12 @@ export class Wal {
     return durable;
   }
 
-  #issueSync(): Promise<void> {
+  #issueSync(): Promise<number> {
     this.#syncsInFlight++;
     const fd = this.#fd!;
     // fdatasync makes durable everything written before it was called: the bytes up to here.
     const covers = this.#size;
+    const issuedAt = this.#now();
     const run = (async () => {
       if (this.#failpoint) await this.#fail('wal.beforeFsync');
       const started = performance.now();
@@ -329,6 +335,7 @@ export class Wal {
       this.#syncCount++;
       if (this.#fd === fd) this.#durableEnd = Math.max(this.#durableEnd, covers);
       if (this.#failpoint) await this.#fail('wal.afterFsync');
+      return issuedAt;
     })().catch((error: unknown) => { throw this.#break(error); });
     run.catch(() => undefined).finally(() => {
       this.#syncsInFlight--;
@@ -365,7 +372,7 @@ export class Wal {
   }
 
   /** Writes a bare commit record with the durable mark; resolves once it is durable (in order with the batches). */
-  #writeMark(): Promise<void> {
+  #writeMark(): Promise<number> {
     try {
       const mark = this.#durableEnd;
       const buf = Buffer.allocUnsafe(RECORD_HEAD + MARK_BYTES);

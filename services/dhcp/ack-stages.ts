@@ -3,14 +3,16 @@
 //   decode   bytes -> message -> client request
 //   decide   rate limits, leader check, the allocator, the host-name claim
 //   queue    propose() called -> its batch's WAL write starts (behind the fsync in flight)
-//   persist  that batch's write + fdatasync (on the thread pool)
+//   persist  that batch's write + fdatasync (on the thread pool), in two parts:
+//     persist_wait  written -> the fdatasync covering it issued (behind the one in flight)
+//     persist_sync  that fdatasync issued -> returned to the event loop
 //   commit   fsync'd -> applied here (the followers' acknowledgements in a cluster)
 //   resume   applied -> the handler runs again (promise hops, other work queued on the loop)
 //   reply    lease check, options, encode, logging
 //   send     the socket send call (the shell)
 //   total    REQUEST handled -> ACK encoded (send not included)
 
-export const ACK_STAGES = ['decode', 'decide', 'queue', 'persist', 'commit', 'resume', 'reply', 'send', 'total'] as const;
+export const ACK_STAGES = ['decode', 'decide', 'queue', 'persist', 'persist_wait', 'persist_sync', 'commit', 'resume', 'reply', 'send', 'total'] as const;
 export type AckStage = typeof ACK_STAGES[number];
 
 export interface StageSummary { p50Ms: number | null; p99Ms: number | null; meanMs: number | null }

@@ -150,7 +150,7 @@ t.test('each ACK records its stages; the log part comes from the entry timing wh
   const inner = new MemoryStateLog(fsm, new ManualClock());
   const timed: StateLog = {
     fsm, isLeader: () => true, status: () => inner.status(), close: async () => undefined,
-    propose: async (c: Command) => ({ ...await inner.propose(c), timing: { queuedMs: 3, persistMs: 5, commitMs: 7 } }),
+    propose: async (c: Command) => ({ ...await inner.propose(c), timing: { queuedMs: 3, persistMs: 5, commitMs: 7, syncWaitMs: 2 } }),
   };
   const config = parseConfig(CONFIG);
   const handler = new DhcpHandler({ config: config.dhcp!, state: timed, nodeAddress: config.node.address, log: silentLogger });
@@ -158,6 +158,7 @@ t.test('each ACK records its stages; the log part comes from the entry timing wh
   await dora(handler, 5000, { mac: '52:54:00:00:03:02' });
   const s = handler.stages.summary();
   t.same([s.queue.meanMs, s.persist.meanMs, s.commit.meanMs], [3, 5, 7], 'the entry\'s timing, per ACK');
+  t.same([s.persist_wait.meanMs, s.persist_sync.meanMs], [2, 3], 'persist split: behind the fdatasync in flight, then its own');
   for (const stage of ['decode', 'decide', 'resume', 'reply', 'total'] as const) t.type(s[stage].meanMs, 'number', `${stage} recorded`);
   t.equal(s.send.meanMs, null, 'send is the socket shell\'s (none here)');
 });

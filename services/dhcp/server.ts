@@ -348,6 +348,10 @@ export class DhcpHandler {
     if (t !== undefined) {
       s.record('queue', t.queuedMs);
       s.record('persist', t.persistMs);
+      if (t.syncWaitMs !== undefined) {
+        s.record('persist_wait', t.syncWaitMs);
+        s.record('persist_sync', t.persistMs - t.syncWaitMs);
+      }
       s.record('commit', t.commitMs);
     }
     s.record('resume', t === undefined ? waited : waited - t.queuedMs - t.persistMs - t.commitMs);

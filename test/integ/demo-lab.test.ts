@@ -3,6 +3,8 @@
 // lease lost, rejoin), and afterwards no lhd- namespace or link is left (test labs are lh + hex).
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { runLanctl } from '../support/daemon.js';
 import { requireLab } from '../support/netns.js';
 
@@ -22,13 +24,21 @@ t.test('lanctl demo builds the rack, fails over, and leaves nothing behind', asy
   t.same(lhd(), [], 'no demo lab before');
   const r = await runLanctl(['demo', '--once', '--json'], { timeoutMs: 180_000 });
   let out: {
-    ok: boolean; mode: string; steps: Array<{ step: string; ok: boolean; detail: string }>; gaps: Record<string, Array<{ protocol: string; gapMs: number }>>;
+    ok: boolean; mode: string; logs?: string | null; steps: Array<{ step: string; ok: boolean; detail: string }>; gaps: Record<string, Array<{ protocol: string; gapMs: number }>>;
     daemonView: { node: string; gaps: Array<{ protocol: string; method: string; seconds: number }>; ackAudit: { lostTotal: number; lastAudit: { checked: number; lost: number } | null } } | null;
     electionView: { node: string; gaps: Array<{ protocol: string; method: string; seconds: number }> } | null;
     rejoinAudit: { node: string; ackAudit: { lostTotal: number; lastAudit: { checked: number; lost: number } | null } } | null;
   } | null = null;
   try { out = JSON.parse(r.stdout); } catch { /* shown below */ }
   t.equal(r.code, 0, `exit 0: ${r.stdout.slice(-3000)}${r.stderr.slice(-2000)}`);
+  // A failed demo keeps the members' logs: show their leadership and VIP events, so a failure in CI
+  // can be read without a rerun.
+  if (out?.logs) {
+    for (const f of readdirSync(out.logs)) {
+      const lines = readFileSync(join(out.logs, f), 'utf8').split('\n').filter((l) => /"event":"(raft\.|vip\.(guard|takeover|released|acquire|failover)|daemon\.)/.test(l) || l.startsWith('---'));
+      t.comment(`${f}:\n${lines.slice(-60).map((l) => l.slice(0, 400)).join('\n')}`);
+    }
+  }
   t.equal(out?.mode, 'lab');
   t.ok(out?.steps.every((s) => s.ok), 'every step passed');
   t.same(Object.keys(out?.gaps ?? {}).sort(), ['failover', 'kill9']);

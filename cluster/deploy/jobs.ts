@@ -13,7 +13,7 @@ import type { DeployConfig } from './config.js';
 import { generationDir, isFakeSuper } from './store.js';
 import { CONTROL_IDLE_MS, controlPathFor, knownHostsFile, masterArgs, parseProgress2, parseStats, rootfsRsyncArgs, rsyncExitWords, splitProgress, type Progress2, type SshOptions } from './rsync.js';
 import { hasOverlayDir, hostsFromTargets, overlayFiles, type ResolvedTarget, type TargetEntry } from './targets.js';
-import { connectPinned, pushToNode, type PushFile } from './push.js';
+import { connectPinned, pushToNode, stageSources, type PushFile } from './push.js';
 
 // Deploy jobs, run by the leader: each is a `deploy.job.start` entry, per-node `deploy.job.node`
 // entries (running with bytes at most every PROGRESS_LOG_MS, then the result) and a
@@ -222,29 +222,64 @@ export class JobRunner {
     this.changed(active.id);
   }
 
-  /** Starts a push job: files to every target over ssh2 (SFTP), then `then` on each. */
-  async startPush(files: readonly PushFile[], targets: readonly ResolvedTarget[], dir: string, then: string | undefined, privateKey: Buffer): Promise<string> {
+  /**
+   * Starts a push job: the sources (paths on this member) to every target over ssh2 (SFTP), then
+   * `then` on each. Each source is read once, into the job's own copy: what the start entry records
+   * (name, path, sha256) and what every node gets are the same bytes.
+   */
+  async startPush(sources: readonly string[], targets: readonly ResolvedTarget[], dir: string, then: string | undefined, privateKey: Buffer): Promise<string> {
     const id = newJobId(this.#ctx.clock);
     const t0 = this.#ctx.clock.monotonicMs();
-    await this.#propose({
-      type: 'deploy.job.start', job: id, kind: 'push', member: this.#ctx.member, nodes: targets.map((t) => t.node),
-      files: files.map((f) => f.name), sources: files.map((f) => f.local), sha256: files.map((f) => f.sha256), dest: dir, ...(then !== undefined ? { then } : {}),
-    });
+    const stage = this.#stageDir(id);
+    const files = await stageSources(sources, stage);
+    try {
+      await this.#propose({
+        type: 'deploy.job.start', job: id, kind: 'push', member: this.#ctx.member, nodes: targets.map((t) => t.node),
+        files: files.map((f) => f.name), sources: files.map((f) => f.source), sha256: files.map((f) => f.sha256), dest: dir, ...(then !== undefined ? { then } : {}),
+      });
+    } catch (error) {
+      rmSync(join(this.#ctx.stateDir, 'deploy', id), { recursive: true, force: true });
+      throw error;
+    }
     this.#runPush(this.#activate(id, 0, t0, { nodes: {}, startEntryMs: this.#since(t0) }), files, targets, dir, then, privateKey, new Map());
     return id;
   }
 
   /**
    * Resumes an interrupted or failed push job: each node not done gets only the files not yet in
-   * place on it (the log's `installed`), then `then`. The caller checked the files are unchanged.
+   * place on it (the log's `installed`), then `then`. The sources are read once more, into the
+   * job's copy, and refused when that read differs from what the job recorded: the nodes not done
+   * must get the bytes the others got, and they get exactly the bytes this read checked.
    */
-  async resumePush(job: Job, files: readonly PushFile[], targets: readonly ResolvedTarget[], privateKey: Buffer): Promise<void> {
+  async resumePush(job: Job, targets: readonly ResolvedTarget[], privateKey: Buffer): Promise<void> {
     const t0 = this.#ctx.clock.monotonicMs();
+    const sources = job.sources ?? [];
+    if (sources.length === 0 || sources.length !== (job.files ?? []).length) {
+      throw new LanhaError('usage', `push job ${job.id} does not name its source files (started by an older version); start a new push`);
+    }
+    const stage = this.#stageDir(job.id);
+    const files = await stageSources(sources, stage).catch((error) => { throw new LanhaError('usage', `cannot resume push job ${job.id}: ${errorMessage(error)}; start a new push`); });
+    const changed = files.find((f, i) => job.sha256?.[i] !== undefined && f.sha256 !== job.sha256[i]);
+    if (changed !== undefined) {
+      rmSync(join(this.#ctx.stateDir, 'deploy', job.id), { recursive: true, force: true });
+      const recorded = job.sha256![files.indexOf(changed)]!;
+      throw new LanhaError('usage', `cannot resume push job ${job.id}: ${changed.source} changed since the job started (sha256 ${changed.sha256.slice(0, 12)}, the job sent ${recorded.slice(0, 12)}); start a new push so every node gets the same file`);
+    }
     const run = (job.run ?? 0) + 1;
-    await this.#propose({ type: 'deploy.job.resume', job: job.id, member: this.#ctx.member, run });
+    try {
+      await this.#propose({ type: 'deploy.job.resume', job: job.id, member: this.#ctx.member, run });
+    } catch (error) {
+      rmSync(join(this.#ctx.stateDir, 'deploy', job.id), { recursive: true, force: true });
+      throw error;
+    }
     const pending = targets.filter((t) => job.nodes.some((n) => n.name === t.node && n.state !== 'done'));
     const installed = new Map(job.nodes.map((n) => [n.name, new Set(n.installed ?? [])]));
     this.#runPush(this.#activate(job.id, run, t0, { nodes: {}, startEntryMs: this.#since(t0) }), files, pending, job.dest ?? '/', job.then, privateKey, installed);
+  }
+
+  /** Where a push job's copies of its sources live while it runs (inside the job's work directory, removed at its end). */
+  #stageDir(id: string): string {
+    return join(this.#ctx.stateDir, 'deploy', id, 'files');
   }
 
   #runPush(active: ActiveJob, files: readonly PushFile[], targets: readonly ResolvedTarget[], dir: string, then: string | undefined, privateKey: Buffer, installedBefore: ReadonlyMap<string, ReadonlySet<string>>): void {

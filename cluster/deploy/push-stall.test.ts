@@ -49,7 +49,7 @@ t.test('a node that stops answering mid-push fails that step in bounded time, na
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const content = Buffer.alloc(300_000, 7);
   writeFileSync(join(dir, 'agent'), content);
-  const file: PushFile = { local: join(dir, 'agent'), name: 'agent', size: content.length, mode: 0o755, sha256: createHash('sha256').update(content).digest('hex') };
+  const file: PushFile = { source: join(dir, 'agent'), local: join(dir, 'agent'), name: 'agent', size: content.length, mode: 0o755, sha256: createHash('sha256').update(content).digest('hex') };
   const host = utils.generateKeyPairSync('ed25519');
   const user = utils.generateKeyPairSync('ed25519');
   for (const hangAt of ['write', 'realpath'] as const) {
@@ -82,7 +82,7 @@ t.test('a node that answers is not cut off by the bound: every byte is written',
   const client = await connectPinned({ node: 'n1', host: '127.0.0.1', port: server.port, user: 'root' }, host.public, Buffer.from(user.private));
   let bytes = 0;
   // The fake server has no fsync extension and no exec: the push gets past every write and fails on the fsync request, not on a stall.
-  const error = await pushToNode(client, 'n1', [{ local: join(dir, 'agent'), name: 'agent', size: content.length, mode: 0o644, sha256: 'x' }], '/dst', undefined, (n) => { bytes = n; }, async () => undefined, { stepMs: 10_000, thenMs: 10_000 })
+  const error = await pushToNode(client, 'n1', [{ source: join(dir, 'agent'), local: join(dir, 'agent'), name: 'agent', size: content.length, mode: 0o644, sha256: 'x' }], '/dst', undefined, (n) => { bytes = n; }, async () => undefined, { stepMs: 10_000, thenMs: 10_000 })
     .then(() => null, (e: unknown) => e as Error);
   t.equal(bytes, content.length, 'every byte was written');
   t.notMatch(error?.message ?? '', /got no answer/);

@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { open as openLocal, readFile, stat } from 'node:fs/promises';
-import { basename, posix } from 'node:path';
+import { constants as fsConstants } from 'node:fs';
+import { mkdir, open as openLocal, rm } from 'node:fs/promises';
+import { basename, join, posix } from 'node:path';
 import type { Client, SFTPWrapper, ClientChannel } from 'ssh2';
 import { LanhaError, errorMessage } from '../../lib/errors.js';
 import { fingerprint, parseHostKey } from './rsync.js';
@@ -39,6 +40,9 @@ export interface Ssh2Target {
 }
 
 export interface PushFile {
+  /** The path on the leader the operator named (recorded in the job; a resume reads it again). */
+  source: string;
+  /** What is sent: the job's private copy of `source`, made by the same read that gave `sha256`. */
   local: string;
   name: string;
   size: number;
@@ -119,12 +123,53 @@ export function offeredKeyText(key: Buffer): string | undefined {
   return parseHostKey(text) === null ? undefined : text;
 }
 
-export async function describeLocalFile(path: string): Promise<PushFile> {
-  let st;
-  try { st = await stat(path); } catch (error) { throw new LanhaError('not-found', `${path}: ${errorMessage(error)}`); }
-  if (!st.isFile()) throw new LanhaError('usage', `${path} is not a regular file`);
-  const sha256 = createHash('sha256').update(await readFile(path)).digest('hex');
-  return { local: path, name: basename(path), size: st.size, mode: st.mode & 0o777, sha256 };
+/**
+ * Reads each source once into `stageDir` (the job's private copy): the same bytes give the sha256
+ * the job records and are what every node is sent, so a source edited while the job runs (or between
+ * a resume's check and its sends) can neither reach some nodes and not others nor make the recorded
+ * checksum describe other bytes than those installed. Size and mode come from the open file, not a
+ * second lookup of the path. On an error nothing is left in `stageDir`.
+ */
+export async function stageSources(paths: readonly string[], stageDir: string): Promise<PushFile[]> {
+  await rm(stageDir, { recursive: true, force: true }); // left by a daemon that stopped mid-job
+  await mkdir(stageDir, { recursive: true, mode: 0o700 });
+  try {
+    const files: PushFile[] = [];
+    for (const [i, path] of paths.entries()) files.push(await stageOne(path, join(stageDir, String(i))));
+    return files;
+  } catch (error) {
+    await rm(stageDir, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+async function stageOne(path: string, copy: string): Promise<PushFile> {
+  let source;
+  // O_NONBLOCK: a FIFO named as a source must not block the open; it is refused below as not a regular file.
+  try { source = await openLocal(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK); } catch (error) { throw new LanhaError('not-found', `${path}: ${errorMessage(error)}`); }
+  try {
+    const st = await source.stat();
+    if (!st.isFile()) throw new LanhaError('usage', `${path} is not a regular file`);
+    const out = await openLocal(copy, 'wx', 0o600);
+    const hash = createHash('sha256');
+    let size = 0;
+    try {
+      const buffer = Buffer.alloc(1 << 20);
+      for (;;) {
+        const { bytesRead } = await source.read(buffer, 0, buffer.length, null);
+        if (bytesRead === 0) break;
+        const chunk = buffer.subarray(0, bytesRead);
+        hash.update(chunk);
+        await out.write(chunk);
+        size += bytesRead;
+      }
+    } finally {
+      await out.close();
+    }
+    return { source: path, local: copy, name: basename(path), size, mode: st.mode & 0o777, sha256: hash.digest('hex') };
+  } finally {
+    await source.close();
+  }
 }
 
 /**

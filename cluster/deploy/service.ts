@@ -9,9 +9,9 @@ import { PeerSync } from './peer-sync.js';
 import { JobRunner } from './jobs.js';
 import { fleetTargets, pinnedKey, resolveNames, resolveTargets } from './targets.js';
 import { fingerprint, parseHostKey } from './rsync.js';
-import { describeLocalFile, destinationDir, fetchHostKey, type PushFile } from './push.js';
-import type { Job } from '../rootfs-state.js';
+import { destinationDir, fetchHostKey } from './push.js';
 import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
 import { formatIpv4 } from '../../lib/ipv4.js';
 
 // The deploy service in the daemon: rootfs commit/list/verify, rollback, deploy jobs (run here
@@ -118,8 +118,7 @@ export async function startDeploy(context: ServiceContext): Promise<RunningServi
       if (runner.isActive(job.id)) throw new LanhaError('usage', `job ${job.id} is running here`);
       const targets = targetsFor(job.nodes.filter((n) => n.state !== 'done').map((n) => n.name));
       if (job.kind === 'push') {
-        const files = await pushFilesOf(job);
-        await runner.resumePush(job, files, targets, await identity());
+        await runner.resumePush(job, targets, await identity());
       } else {
         await runner.resume(job, targets);
       }
@@ -172,16 +171,14 @@ export async function startDeploy(context: ServiceContext): Promise<RunningServi
       const raw = body !== null && typeof body === 'object' ? (body as { files?: unknown }).files : undefined;
       if (!Array.isArray(raw) || raw.length === 0 || !raw.every((f) => typeof f === 'string')) throw new LanhaError('usage', 'the request needs "files": a list of paths');
       const names = new Set<string>();
-      const files = [];
       for (const path of raw as string[]) {
-        const file = await describeLocalFile(path);
-        if (names.has(file.name)) throw new LanhaError('usage', `two files are named ${file.name}; they would land on the same path`);
-        names.add(file.name);
-        files.push(file);
+        const name = basename(path);
+        if (names.has(name)) throw new LanhaError('usage', `two files are named ${name}; they would land on the same path`);
+        names.add(name);
       }
       const dir = destinationDir(deploy.pushRoot, optionalField(body, 'dest'));
       const targets = targetsFor(resolveNames(fleet(), field(body, 'to')));
-      const job = await runner.startPush(files, targets, dir, optionalField(body, 'then'), await identity());
+      const job = await runner.startPush(raw as string[], targets, dir, optionalField(body, 'then'), await identity());
       return { status: 202, body: { job } };
     }),
     'POST /v1/deploy/fetch-key': handle(async ({ body }) => {
@@ -233,24 +230,6 @@ export async function startDeploy(context: ServiceContext): Promise<RunningServi
     const file = deploy.identityFile;
     if (file === undefined) throw new LanhaError('usage', 'deploy.identityFile is not set: the private key deploy logs in with');
     return readFile(file).catch((error) => { throw new LanhaError('io', `cannot read deploy.identityFile ${file}: ${errorMessage(error)}`); });
-  }
-
-  /** A push job's files as the job recorded them; refused when one is gone or changed since (its nodes must get what the others got). */
-  async function pushFilesOf(job: Job): Promise<PushFile[]> {
-    const sources = job.sources ?? [];
-    if (sources.length === 0 || sources.length !== (job.files ?? []).length) {
-      throw new LanhaError('usage', `push job ${job.id} does not name its source files (started by an older version); start a new push`);
-    }
-    const files: PushFile[] = [];
-    for (const [i, path] of sources.entries()) {
-      const file = await describeLocalFile(path).catch((error) => { throw new LanhaError('usage', `cannot resume push job ${job.id}: ${errorMessage(error)}; start a new push`); });
-      const recorded = job.sha256?.[i];
-      if (recorded !== undefined && file.sha256 !== recorded) {
-        throw new LanhaError('usage', `cannot resume push job ${job.id}: ${path} changed since the job started (sha256 ${file.sha256.slice(0, 12)}, the job sent ${recorded.slice(0, 12)}); start a new push so every node gets the same file`);
-      }
-      files.push(file);
-    }
-    return files;
   }
 
   function rootfsView(): unknown {

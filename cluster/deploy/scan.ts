@@ -24,7 +24,18 @@ export interface ScanOptions {
    * tree. Needs getfattr. POSIX ACLs (`user.rsync.%aacl`/`%dacl`) are not in the manifest then.
    */
   fakeSuper?: boolean;
+  /** The tree's path as the operator knows it, for messages (a commit scans its copy in the store). */
+  shownAs?: string;
 }
+
+/** A name's bytes for a message: printable ASCII as is, every other byte as \xNN. */
+export function escapeBytes(raw: Buffer): string {
+  let out = '';
+  for (const b of raw) out += b >= 0x20 && b < 0x7f && b !== 0x5c ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, '0')}`;
+  return out;
+}
+
+const isUtf8 = (raw: Buffer): boolean => Buffer.from(raw.toString('utf8'), 'utf8').equals(raw);
 
 /** rsync's `user.rsync.%stat` value ("MODE MAJOR,MINOR UID:GID", mode in octal), or null. */
 export function parseFakeStat(value: string): { mode: number; major: number; minor: number; uid: number; gid: number } | null {
@@ -90,6 +101,7 @@ export async function scanTree(root: string, options: ScanOptions = {}): Promise
   const inodes = new Map<string, string[]>();
   const files: ManifestEntry[] = [];
 
+  const shown = (rel: string): string => join(options.shownAs ?? root, rel);
   const visit = async (rel: string): Promise<void> => {
     const abs = rel === '.' ? root : join(root, rel);
     const st = await lstat(abs, { bigint: true });
@@ -104,7 +116,11 @@ export async function scanTree(root: string, options: ScanOptions = {}): Promise
         if (group) group.push(rel); else inodes.set(key, [rel]);
       }
     } else if (type === 'l') {
-      entry.target = await readlink(abs);
+      // The manifest (and the generation id) must describe the link exactly: a target decoded with
+      // U+FFFD for bad bytes would give two different trees one id, and verify could not tell them apart.
+      const target = await readlink(abs, { encoding: 'buffer' });
+      if (!isUtf8(target)) throw new LanhaError('io', `${shown(rel)}: the symlink's target is not UTF-8 (${escapeBytes(target)}); change it before committing the tree`);
+      entry.target = target.toString('utf8');
     } else if (type === 'c' || type === 'b') {
       entry.rdev = `${Number(st.rdev) >>> 8 & 0xfff},${(Number(st.rdev) & 0xff) | ((Number(st.rdev) >>> 12) & 0xfff00)}`;
     }
@@ -113,8 +129,8 @@ export async function scanTree(root: string, options: ScanOptions = {}): Promise
       const names = await readdir(abs, { encoding: 'buffer' });
       for (const raw of names) {
         const name = raw.toString('utf8');
-        if (!Buffer.from(name, 'utf8').equals(raw)) {
-          throw new LanhaError('io', `${join(abs, name)}: the file name is not UTF-8; rename it before committing the tree`);
+        if (!isUtf8(raw)) {
+          throw new LanhaError('io', `${shown(rel)}/${escapeBytes(raw)}: the file name is not UTF-8; rename it before committing the tree`);
         }
         await visit(rel === '.' ? name : `${rel}/${name}`);
       }

@@ -3,7 +3,7 @@
 // path; prune drops a generation with its manifest and cache. A fake-super store (a daemon that is not root) keeps owners and devices in xattrs.
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, chownSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { which } from '../../test/support/netns.js';
@@ -86,4 +86,36 @@ t.test('fake-super store: owners, set-id bits, devices and trusted xattrs surviv
   t.notMatch(attrs, /user\.rsync\./, 'no fake-super bookkeeping reaches the node');
   t.same(pruneStore(fakeState, new Set()), [fake.id]);
   t.same(readdirSync(join(fakeState, 'rootfs')), [], 'the fake-super marker goes with the generation');
+});
+
+// Hostile names in a tree: newlines, leading dashes, backslashes, a FIFO, a device and hard links
+// commit and verify like any other; bytes that are not UTF-8 (a name, a symlink's target) are
+// refused with the source path named and the bytes shown, and leave nothing in the store. A link
+// target decoded with U+FFFD would give two different trees one generation id.
+t.test('odd names commit and verify; names and link targets that are not UTF-8 are refused by source path', async (t) => {
+  if (!which('rsync')) { t.pass('SKIPPED: no rsync'); return; }
+  const dir = mkdtempSync(join(tmpdir(), 'lanha-store-odd-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const tree = join(dir, 'tree');
+  mkdirSync(join(tree, 'etc'), { recursive: true });
+  writeFileSync(join(tree, 'etc/-rf'), 'a');
+  writeFileSync(join(tree, 'etc/new\nline'), 'b');
+  writeFileSync(join(tree, 'etc/back\\slash'), 'c');
+  linkSync(join(tree, 'etc/-rf'), join(tree, 'etc/--hard'));
+  symlinkSync('/run', join(tree, 'var-run'));
+  execFileSync('mkfifo', [join(tree, 'etc/fifo')]);
+  if (process.getuid?.() === 0) execFileSync('mknod', [join(tree, 'etc/null'), 'c', '1', '3']);
+  const state = join(dir, 'state');
+  const { id } = await commitTree(tree, state);
+  t.same(await verifyGeneration(state, id), [], 'verifies');
+  t.ok(existsSync(join(generationDir(state, id), 'etc/new\nline')));
+
+  const bad = Buffer.concat([Buffer.from(join(tree, 'etc/bad')), Buffer.from([0xff, 0xfe])]);
+  writeFileSync(bad, 'd');
+  await t.rejects(commitTree(tree, state), { message: `${tree}/etc/bad\\xff\\xfe: the file name is not UTF-8; rename it before committing the tree` });
+  rmSync(bad);
+  symlinkSync(Buffer.concat([Buffer.from('/run/'), Buffer.from([0xff])]), join(tree, 'badlink'));
+  await t.rejects(commitTree(tree, state), { message: /badlink: the symlink's target is not UTF-8 \(\/run\/\\xff\); change it before committing the tree$/ });
+  t.same(readdirSync(join(state, 'rootfs')).filter((n) => n.startsWith('.partial')), [], 'nothing half-made left in the store');
+  t.same(storedGenerations(state), [id]);
 });

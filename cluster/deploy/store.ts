@@ -65,7 +65,7 @@ export async function commitTree(source: string, stateDir: string, options: Stor
     // -M--fake-super: only the receiving side (the store) fakes; the source is read as it is.
     const copy = await runRsync(['-aHAX', '--numeric-ids', ...(options.fakeSuper === true ? ['-M--fake-super'] : []), `${source.replace(/\/+$/, '')}/`, `${partial}/`]);
     if (copy.code !== 0) throw new LanhaError('io', `copying ${source} into the generation store failed (rsync exit ${copy.code}): ${copy.stderr.trim().split('\n').slice(-3).join(' ')}`);
-    const manifest = await scanTree(partial, { fakeSuper: options.fakeSuper === true });
+    const manifest = await scanTree(partial, { fakeSuper: options.fakeSuper === true, shownAs: source.replace(/\/+$/, '') });
     const text = encodeManifest(manifest);
     const id = sha256(text);
     const counts = manifestCounts(manifest);

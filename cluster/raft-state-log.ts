@@ -8,6 +8,7 @@ import { Fsm, type AppliedEntry, type FsmSnapshot, type ProposalTiming } from '.
 import { LogClock } from './log-time.js';
 import { NotLeaderError, type StateLog, type StateLogStatus } from './state-log.js';
 import type { MemberStatusChannel, MemberStatusSource } from './member-status.js';
+import { Stability } from './stability.js';
 import type { LatencyWindow } from '../lib/latency.js';
 import { RaftNode } from './raft/node.js';
 import { RaftHost } from './raft/host.js';
@@ -121,6 +122,8 @@ export class RaftStateLog implements StateLog {
   #leaseHeld = false;
   #leaseTerm = -1;
   #leaseLapses = 0;
+  readonly #stability = new Stability();
+  #wasLeader = false;
   #lapseLimiter = new LogLimiter(1000);
   /** This term's lease was seen valid (listeners were told); cleared when we stop leading. */
   #leaseSeen = false;
@@ -216,6 +219,7 @@ export class RaftStateLog implements StateLog {
     const tickMs = this.#opts.tickMs ?? 10;
     const ages = Object.fromEntries(Object.entries(node.leaseAckAges()).map(([id, t]) => [id, t === null ? null : t * tickMs]));
     const stallMs = this.host.takeLongestStallMs();
+    this.#stability.lapse(this.#opts.clock.monotonicMs(), stallMs);
     this.#opts.log.warn({ event: 'raft.lease_lapsed', term: node.term, ackAgesMs: ages, ownStallMs: stallMs, lapses: this.#leaseLapses },
       `the leader lease lapsed: no majority acknowledged a heartbeat sent within the lease (newest acknowledged, ms since its send: ${Object.entries(ages).map(([id, ms]) => `${id} ${ms ?? 'none'}`).join(', ')}; this process's longest stall since the last lapse: ${stallMs} ms)`);
   }
@@ -257,6 +261,7 @@ export class RaftStateLog implements StateLog {
       ...(node.role === 'leader' ? { progress: node.progress() } : {}),
       storage: { dir: this.#opts.dir, pipelined: this.host.pipelined, batches: this.host.stats.batches, fsyncs: this.host.stats.fsyncs, fsyncP99Ms: roundMs(this.host.wal.fsyncMs.quantile(0.99)), fsyncSamples: Math.min(this.host.wal.fsyncMs.count, this.host.wal.fsyncMs.size), error: this.host.fenced?.message ?? null },
       stateHash: this.fsm.hash(),
+      stability: this.#stability.report(this.#opts.clock.monotonicMs()),
       ...(this.#opts.link?.status ? { transport: this.#opts.link.status() } : {}),
     };
   }
@@ -302,6 +307,8 @@ export class RaftStateLog implements StateLog {
   }
 
   #onRoleChange(role: string, atMs: number): void {
+    if (role === 'leader' || this.#wasLeader) this.#stability.leaderChange(atMs);
+    this.#wasLeader = role === 'leader';
     if (role !== 'leader') this.#leaseSeen = false;
     if (role === 'pre-candidate') this.#timeline.preCandidateAt = atMs;
     else if (role === 'candidate') this.#timeline.candidateAt = atMs;

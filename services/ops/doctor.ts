@@ -2,6 +2,7 @@ import { cidrContains, formatIpv4, type Ipv4 } from '../../lib/ipv4.js';
 import type { LanhaConfig } from '../../config/index.js';
 import type { Lease } from '../../cluster/fsm.js';
 import type { StateLogStatus } from '../../cluster/state-log.js';
+import type { StabilityReport } from '../../cluster/stability.js';
 import { poolUsage, rangeText, type SubnetUsage } from '../dhcp/pool-usage.js';
 import { memberRows, type LocalReport, type MemberView } from '../../cluster/member-status.js';
 import { compareBootFiles } from './boot-files.js';
@@ -37,6 +38,8 @@ export interface DoctorInput {
 }
 
 export const LAG_WARN_ENTRIES = 1000;
+/** Lease lapses plus leadership changes in the stability window (cluster/stability.ts) from which doctor warns. */
+export const UNSTABLE_EVENTS = 6;
 
 /** A leader with a valid lease is known: this node, or the leader it follows. */
 export function hasQuorum(c: Pick<StateLogStatus, 'role' | 'leader'> & { leaseValid?: unknown }): boolean {
@@ -115,6 +118,16 @@ export function doctorFindings(input: DoctorInput): Finding[] {
   const c = input.cluster;
   if (!hasQuorum(c)) {
     out.push({ id: 'raft.quorum', severity: 'error', evidence: `role ${c.role}, term ${c.term}, no leader known: no writes (leases, records) can commit`, fix: 'lanctl status on every member; start the members that are down' });
+  }
+  const stability = c['stability'] as StabilityReport | undefined;
+  if (stability !== undefined && stability.leaseLapses + stability.leaderChanges >= UNSTABLE_EVENTS) {
+    const pause = input.config.cluster?.pauseTolerance;
+    out.push({
+      id: 'raft.unstable', severity: 'warning',
+      evidence: `in the last ${stability.windowS / 60} min this member's leader lease lapsed ${stability.leaseLapses} times and it gained or lost leadership ${stability.leaderChanges} times`
+        + `${stability.longestStallMs > 0 ? ` (this process stalled up to ${stability.longestStallMs} ms)` : ''}: each lapse blinks the VIP, each election is a DHCP gap`,
+      fix: `find what stalls the daemons (load: uptime, top; a slow disk: raft.wal-fsync), or let the timers ride out longer pauses: raise cluster.pauseTolerance${pause === undefined ? '' : ` (now ${pause} ms)`} above the stalls seen (lanctl config check prints the timers it gives)`,
+    });
   }
   const storage = c['storage'] as { error?: string | null } | undefined;
   if (storage?.error) out.push({ id: 'raft.storage', severity: 'error', evidence: `the WAL failed: ${storage.error}; this node accepts no writes`, fix: 'free or repair the disk of node.stateDir, then systemctl restart lanha' });

@@ -3,7 +3,8 @@ import { Fsm, type Lease } from '../../cluster/fsm.js';
 import { parseConfig } from '../../config/index.js';
 import { parseIpv4 } from '../../lib/ipv4.js';
 import { explain, simulate, type ExplainInput } from './explain.js';
-import { configFindings, doctorFindings } from './doctor.js';
+import { configFindings, doctorFindings, UNSTABLE_EVENTS } from './doctor.js';
+import { Stability, type StabilityReport } from '../../cluster/stability.js';
 import { configPoolUsage } from './doctor.js';
 import type { MemberView } from '../../cluster/member-status.js';
 
@@ -264,4 +265,30 @@ t.test('doctor: a member whose ACK audit found ACKed leases lost is an error; 0 
   t.same(run(null), [], 'a member without DHCP or an older version');
   t.same(run({ lostTotal: 2, audits: 1, checked: 6 }), ["error: lan-b's ACK audit found 2 lease(s) it ACKed missing from the committed log after a leadership change: clients hold addresses the cluster does not know"]);
   t.equal(run(null, { ...local, ackAudit: { lostTotal: 1, audits: 1, checked: 3 } }).length, 1, 'this node\'s own audit too');
+});
+
+t.test('doctor: leadership that keeps moving is a warning naming the lapses, the changes, the stalls and pauseTolerance', async (t) => {
+  const i = input();
+  const run = (stability: StabilityReport | undefined): ReturnType<typeof doctorFindings> => doctorFindings({
+    config: i.config, cluster: { mode: 'cluster', role: 'leader', leader: 'lan-a', term: 9, commitIndex: 1, appliedIndex: 1, leaseValid: true, ...(stability ? { stability } : {}) },
+    pools: [], leases: [], nowMs: NOW,
+  }).filter((f) => f.id === 'raft.unstable');
+  t.same(run(undefined), [], 'a backend without the report: nothing');
+  t.same(run({ windowS: 600, leaseLapses: 2, leaderChanges: 3, longestStallMs: 120 }), [], `below ${UNSTABLE_EVENTS} events: nothing`);
+  const f = run({ windowS: 600, leaseLapses: 11, leaderChanges: 7, longestStallMs: 1828 });
+  t.same(f.map((x) => x.severity), ['warning']);
+  t.match(f[0]?.evidence, /last 10 min .* lapsed 11 times .* leadership 7 times \(this process stalled up to 1828 ms\)/);
+  t.match(f[0]?.fix, /raise cluster\.pauseTolerance/);
+});
+
+t.test('stability window: counts lapses and leadership changes of the last 10 minutes, and the longest stall among them', async (t) => {
+  const s = new Stability();
+  s.lapse(1_000, 900);
+  s.leaderChange(2_000);
+  s.lapse(400_000, 300);
+  s.leaderChange(500_000);
+  t.same(s.report(550_000), { windowS: 600, leaseLapses: 2, leaderChanges: 2, longestStallMs: 900 });
+  t.same(s.report(602_500), { windowS: 600, leaseLapses: 1, leaderChanges: 1, longestStallMs: 300 }, 'the first lapse and change fell out of the window with their stall');
+  for (let n = 0; n < 1000; n++) s.lapse(700_000 + n, 1);
+  t.equal(s.report(701_000).leaseLapses, 256, 'at most 256 kept');
 });

@@ -2,7 +2,7 @@ import type { LanhaConfig } from '../config/index.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/log.js';
 import { cryptoRandom, type Random } from '../lib/random.js';
-import { RaftStateLog, raftDir } from './raft-state-log.js';
+import { RaftStateLog, memberFile, raftDir } from './raft-state-log.js';
 import type { PeerLink } from './raft/types.js';
 import type { ConfState } from './raft/types.js';
 import { Transport, readKeyFile } from './raft/transport.js';
@@ -61,6 +61,7 @@ export async function openRaftState(config: LanhaConfig, log: Logger, clock: Clo
   return RaftStateLog.open({
     id: config.node.name,
     dir: raftDir(config.node.stateDir),
+    ...(cluster !== undefined && cluster.members.length > 1 ? { memberFile: memberFile(config.node.stateDir) } : {}),
     conf: bootstrapConf(config),
     clock,
     random: extras.random ?? cryptoRandom,

@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { systemClock } from '../lib/clock.js';
 import { seededRandom } from '../lib/random.js';
-import { silentLogger } from '../lib/log.js';
-import { RaftStateLog } from './raft-state-log.js';
+import { createLogger, silentLogger } from '../lib/log.js';
+import { RaftStateLog, readMemberFile } from './raft-state-log.js';
 import { scanSegment } from './raft/wal.js';
 import { MemoryHub } from '../test/support/memory-link.js';
 import type { Command } from './commands.js';
@@ -30,8 +30,11 @@ t.test('a member refused for damage to fsync\'d WAL bytes is rebuilt from its pe
   const hub = new MemoryHub();
   const members = ['a', 'b', 'c'];
   let seed = 1;
+  const lines: Array<{ event?: string; msg?: string }> = [];
+  const log = createLogger({ level: 'info', destination: { write: (line: string) => { lines.push(JSON.parse(line) as { event?: string; msg?: string }); } } });
   const open = (id: string): Promise<RaftStateLog> => RaftStateLog.open({
-    id, dir: join(root, id), conf: { voters: members, learners: [], witnesses: [] }, clock: systemClock, random: seededRandom(seed++), log: silentLogger,
+    id, dir: join(root, id), memberFile: join(root, `${id}.member`), conf: { voters: members, learners: [], witnesses: [] }, clock: systemClock, random: seededRandom(seed++),
+    log: id === 'a' || id === 'b' || id === 'c' ? log.child({ member: id }) : silentLogger,
     link: hub.link(id), proposeTimeoutMs: 5000, snapshotEntries: 20,
   });
   const logs = new Map<string, RaftStateLog>();
@@ -46,6 +49,7 @@ t.test('a member refused for damage to fsync\'d WAL bytes is rebuilt from its pe
   const lead = leader()!;
   for (let i = 1; i <= 50; i++) await lead.propose(grant(i));
   const victim = members.find((id) => logs.get(id) !== lead)!;
+  t.equal(readMemberFile(join(root, `${victim}.member`)), 'member', 'a member file beside the raft directory says it took part');
   await until('the victim to apply everything', () => logs.get(victim)!.fsm.appliedIndex === lead.fsm.appliedIndex);
   await logs.get(victim)!.close();
   logs.delete(victim);
@@ -65,9 +69,13 @@ t.test('a member refused for damage to fsync\'d WAL bytes is rebuilt from its pe
   const rebuilt = await open(victim);
   logs.set(victim, rebuilt);
   t.equal(rebuilt.fsm.appliedIndex, 0, 'it starts empty');
+  t.ok(lines.some((l) => l.event === 'raft.rebuilding' && /neither votes nor campaigns until a leader has caught it up/.test(l.msg ?? '')), 'logged: rebuilding, not voting');
   await lead.propose(grant(56));
   await until('the rebuilt member to catch up', () => rebuilt.fsm.appliedIndex === lead.fsm.appliedIndex);
   t.equal(rebuilt.fsm.hash(), lead.fsm.hash(), 'same state as the leader');
+  await until('the rebuild to end', () => readMemberFile(join(root, `${victim}.member`)) === 'member');
+  t.notOk(rebuilt.status()['rebuilding'], 'status: no longer rebuilding');
+  t.ok(lines.some((l) => l.event === 'raft.rebuilt' && /it votes again \(in term \d+ only for \w+, in later terms as any member\)/.test(l.msg ?? '')), 'logged: when it votes again');
   t.equal(rebuilt.fsm.lease(0x0a000001)?.mac, '02:00:00:00:00:01', 'the first lease is there');
   t.equal(rebuilt.fsm.lease(0x0a000038)?.mac, '02:00:00:00:00:38', 'and the newest');
 });

@@ -1,4 +1,5 @@
-import { join } from 'node:path';
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { Clock } from '../lib/clock.js';
 import { LogLimiter, type Logger } from '../lib/log.js';
 import type { Random } from '../lib/random.js';
@@ -48,6 +49,41 @@ export interface RaftStateLogOptions {
   pipelined?: boolean;
   /** A storage call not returned for this long fences the member (default STORAGE_STALL_MS, cluster/raft/host.ts). */
   storageStallMs?: number;
+  /**
+   * The member file, outside `dir` (moving the directory aside keeps it): says this node has been
+   * a member of the cluster, or is rebuilding (cluster/raft/README.md, "Damaged storage"). Unset:
+   * no rebuild detection (single node, tests).
+   */
+  memberFile?: string;
+}
+
+/** What the member file says: this node took part in the cluster, or lost its storage and is being rebuilt. */
+export type Membership = 'member' | 'rebuilding';
+
+/** The member file's state; undefined when there is none. Unreadable or strange content counts as 'member' (the careful side). */
+export function readMemberFile(file: string): Membership | undefined {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    return 'member';
+  }
+  return text.trimStart().startsWith('rebuilding') ? 'rebuilding' : 'member';
+}
+
+/** Replaces the member file durably: a temporary file, fsync, rename, fsync of the directory. */
+export function writeMemberFile(file: string, state: Membership): void {
+  const text = state === 'member'
+    ? 'member\n# lanha: this node has taken part in its Raft cluster. If its raft directory is found empty, it rejoins\n# as a rebuilt member: it votes again only once a leader has caught it up (cluster/raft/README.md).\n'
+    : 'rebuilding\n# lanha: this node lost its Raft storage and is being rebuilt from its peers: it neither votes nor\n# campaigns until a leader has caught it up (cluster/raft/README.md, "Damaged storage").\n';
+  const tmp = `${file}.tmp`;
+  writeFileSync(tmp, text);
+  const fd = openSync(tmp, 'r');
+  try { fsyncSync(fd); } finally { closeSync(fd); }
+  renameSync(tmp, file);
+  const dir = openSync(dirname(file), 'r');
+  try { fsyncSync(dir); } finally { closeSync(dir); }
 }
 
 interface Pending {
@@ -127,6 +163,10 @@ export class RaftStateLog implements StateLog {
   #lapseLimiter = new LogLimiter(1000);
   /** This term's lease was seen valid (listeners were told); cleared when we stop leading. */
   #leaseSeen = false;
+  /** What the member file says (undefined: none yet, or no member file in use). */
+  #membership: Membership | undefined;
+  /** Term and vote of the newest Ready taken: on the disk once its batch's after-batch hook runs (a change is a barrier). */
+  #readyTermVote = { term: 0, vote: null as string | null };
 
   private constructor(fsm: Fsm, opts: RaftStateLogOptions) {
     this.fsm = fsm;
@@ -152,6 +192,7 @@ export class RaftStateLog implements StateLog {
     const fsm = new Fsm();
     if (state.snapshot) fsm.restore(decodeFsmSnapshot(state.snapshot.data));
     const self = new RaftStateLog(fsm, opts);
+    self.#membershipAtOpen(state);
     const host = self.#build(wal, state, tickMs, pipelined);
     const node = host.node;
     const replayTo = state.hardState.commit;
@@ -178,19 +219,68 @@ export class RaftStateLog implements StateLog {
       ...(opts.leaseMs === undefined ? {} : { leaseTicks: Math.max(1, Math.floor(opts.leaseMs / tickMs)) }),
       witnessFactor: opts.witnessFactor ?? 3,
       random: opts.random,
-    }, { hardState: state.hardState, conf: opts.conf, entries: state.entries, ...(state.snapshot ? { snapshot: state.snapshot } : {}) });
+    }, { hardState: state.hardState, conf: opts.conf, entries: state.entries, ...(state.snapshot ? { snapshot: state.snapshot } : {}), rebuilding: this.#membership === 'rebuilding' });
+    this.#readyTermVote = { term: state.hardState.term, vote: state.hardState.vote };
     this.#host = new RaftHost(node, wal, {
       send: (messages) => opts.link?.send(messages),
       restore: (snapshot) => this.#restore(snapshot),
       apply: (entries) => this.#apply(entries),
       onPersisted: (entries, writeAt, doneAt, syncAt) => this.#onPersisted(entries, writeAt, doneAt, syncAt),
-      afterBatch: () => this.#maybeSnapshot(),
+      onReady: (rd) => { if (rd.hardState) this.#readyTermVote = { term: rd.hardState.term, vote: rd.hardState.vote }; },
+      afterBatch: () => { this.#noteMembership(); return this.#maybeSnapshot(); },
       onStorageError: (error, stalled) => this.#onStorageError(error, stalled),
       onStalledStorageReturned: () => void this.#rejoin(wal, tickMs, pipelined),
       onStalledStorageFailed: (error) => this.#fatal(error),
       onRoleChange: (role, atMs) => this.#onRoleChange(role, atMs),
     }, opts.clock, tickMs, pipelined, opts.storageStallMs);
     return this.#host;
+  }
+
+  /**
+   * Reads the member file at start-up. A node that was a member and finds its raft directory empty
+   * (moved aside after damage) is rebuilding: it has forgotten its term and vote, so it must not
+   * vote until a leader has caught it up (RaftNode, RaftStorage.rebuilding). A first start (no
+   * file) is a plain bootstrap; a node with Raft state and no file (from before the file) gets one.
+   */
+  #membershipAtOpen(state: LoadedState): void {
+    const file = this.#opts.memberFile;
+    if (file === undefined || this.#single) return;
+    const empty = state.hardState.term === 0 && state.entries.length === 0 && state.snapshot === undefined;
+    this.#membership = readMemberFile(file);
+    if (this.#membership === 'member' && empty) {
+      this.#membership = 'rebuilding';
+      writeMemberFile(file, 'rebuilding');
+    } else if (this.#membership === undefined && !empty) {
+      this.#membership = 'member';
+      writeMemberFile(file, 'member');
+    }
+    if (this.#membership === 'rebuilding') {
+      this.#opts.log.warn({ event: 'raft.rebuilding', dir: this.#opts.dir, memberFile: file },
+        `this member starts without the Raft state it had (${this.#opts.dir} empty, ${file} says it was a member): it has forgotten the votes it cast, so it neither votes nor campaigns until a leader has caught it up`);
+    }
+  }
+
+  /**
+   * After each batch: the member file follows what is on the disk. A first term on the disk makes
+   * this node a member; a rebuild is over once the core says so and what the leader had committed
+   * is applied (so durable) here, with that leader's term and vote on the disk.
+   */
+  #noteMembership(): void {
+    const file = this.#opts.memberFile;
+    if (file === undefined || this.#single) return;
+    const node = this.host.node;
+    if (this.#membership === undefined && this.#readyTermVote.term > 0) {
+      this.#membership = 'member';
+      writeMemberFile(file, 'member');
+      return;
+    }
+    const done = node.rebuilt;
+    if (this.#membership !== 'rebuilding' || node.rebuilding || done === undefined) return;
+    if (this.fsm.appliedIndex < done.index || this.#readyTermVote.term < done.term || this.#readyTermVote.vote === null) return;
+    this.#membership = 'member';
+    writeMemberFile(file, 'member');
+    this.#opts.log.info({ event: 'raft.rebuilt', leader: done.leader, term: done.term, index: done.index, memberFile: file },
+      `rebuilt: ${done.leader}, leader of term ${done.term}, caught this member up to index ${done.index}; it votes again (in term ${done.term} only for ${done.leader}, in later terms as any member)`);
   }
 
   /** The Raft shell in use (a new one after a rejoin). */
@@ -259,6 +349,7 @@ export class RaftStateLog implements StateLog {
       leaseValid: node.leaseValid(),
       members: node.conf,
       ...(node.role === 'leader' ? { progress: node.progress() } : {}),
+      ...(node.rebuilding ? { rebuilding: true } : {}),
       storage: { dir: this.#opts.dir, pipelined: this.host.pipelined, batches: this.host.stats.batches, fsyncs: this.host.stats.fsyncs, fsyncP99Ms: roundMs(this.host.wal.fsyncMs.quantile(0.99)), fsyncSamples: Math.min(this.host.wal.fsyncMs.count, this.host.wal.fsyncMs.size), error: this.host.fenced?.message ?? null },
       stateHash: this.fsm.hash(),
       stability: this.#stability.report(this.#opts.clock.monotonicMs()),
@@ -588,6 +679,11 @@ export function decodeFsmSnapshot(bytes: Uint8Array): FsmSnapshot {
 /** The state directory of the Raft member under node.stateDir. */
 export function raftDir(stateDir: string): string {
   return join(stateDir, 'raft');
+}
+
+/** The member file of a cluster member: beside its raft directory (RaftStateLogOptions.memberFile). */
+export function memberFile(stateDir: string): string {
+  return join(stateDir, 'raft.member');
 }
 
 function isStatusSource(channel: MemberStatusChannel): channel is MemberStatusChannel & MemberStatusSource {

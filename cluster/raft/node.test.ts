@@ -46,19 +46,23 @@ t.test('one member: elects itself, commits only what the host has persisted', as
 function runCluster(nodes: Map<NodeId, RaftNode>, rounds: number, down = new Set<NodeId>()): void {
   for (let r = 0; r < rounds; r++) {
     for (const n of nodes.values()) if (!down.has(n.id)) n.tick();
-    let moved = true;
-    while (moved) {
-      moved = false;
-      const out: Message[] = [];
-      for (const n of nodes.values()) {
-        if (down.has(n.id) || !n.hasReady()) continue;
-        const rd: Ready = n.ready();
-        out.push(...rd.messages);
-        n.advance(rd);
-        moved = true;
-      }
-      for (const m of out) if (!down.has(m.to) && !down.has(m.from)) nodes.get(m.to)?.step(m);
+    settle(nodes, (from, to) => !down.has(from) && !down.has(to), down);
+  }
+}
+
+/** Runs the Ready cycle of every member not `down` and delivers what passes `link(from, to)`, until nothing moves. */
+function settle(nodes: Map<NodeId, RaftNode>, link: (from: NodeId, to: NodeId) => boolean, down = new Set<NodeId>()): void {
+  for (let moved = true; moved;) {
+    moved = false;
+    const out: Message[] = [];
+    for (const n of nodes.values()) {
+      if (down.has(n.id) || !n.hasReady()) continue;
+      const rd: Ready = n.ready();
+      out.push(...rd.messages);
+      n.advance(rd);
+      moved = true;
     }
+    for (const m of out) if (link(m.from, m.to)) nodes.get(m.to)?.step(m);
   }
 }
 
@@ -256,4 +260,82 @@ t.test('ticksUntilDue: the ticks before it only count, the one it names acts (le
   const learner = new RaftNode({ id: 'x', electionTicks: 10, heartbeatTicks: 2, random: seededRandom(1) },
     { hardState: { term: 0, vote: null, commit: 0 }, conf: { voters: ['a'], learners: ['x'], witnesses: [] }, entries: [] });
   t.equal(learner.ticksUntilDue(), Infinity, 'a learner never campaigns: never due');
+});
+
+/**
+ * The double vote of a member rebuilt with an empty directory: a elects itself in term 1 with r's
+ * vote while b is cut off from both; r loses its storage and starts again empty (rebuilding or
+ * not); once a is cut off too, b campaigns in term 1 and asks r. Returns the leaders of term 1.
+ */
+function rebuiltVoteScenario(rebuilding: boolean): { leadersOfTerm1: NodeId[]; r: RaftNode; nodes: Map<NodeId, RaftNode> } {
+  const ids = ['a', 'b', 'r'];
+  const nodes = new Map(ids.map((id, i) => [id, make(id, ids, i + 40)]));
+  const a = nodes.get('a')!;
+  const b = nodes.get('b')!;
+  let cut = new Set(['b']);
+  const link = (from: NodeId, to: NodeId): boolean => !cut.has(from) && !cut.has(to);
+  // Past the start-up grace (a member just started votes for nobody for an election timeout); a
+  // pre-vote started meanwhile is lost.
+  for (let i = 0; i < 10; i++) for (const n of nodes.values()) n.tick();
+  settle(nodes, () => false);
+  a.campaign();
+  settle(nodes, link);
+  const r0 = nodes.get('r')!;
+  if (a.role !== 'leader' || a.term !== 1 || r0.hardState().vote !== 'a') throw new Error('setup: a leads term 1 with r\'s vote');
+  // r's directory is moved aside after damage; it starts with nothing, long after its start-up grace.
+  const r = new RaftNode({ id: 'r', electionTicks: 10, heartbeatTicks: 2, random: seededRandom(77) },
+    { hardState: { term: 0, vote: null, commit: 0 }, conf: { voters: ids, learners: [], witnesses: [] }, entries: [], rebuilding });
+  nodes.set('r', r);
+  cut = new Set(['a']);
+  const leaders = new Set<NodeId>(['a']);
+  // b, cut off from a, times out and campaigns (pre-vote, then vote) in term 1; r is its only peer.
+  for (let i = 0; i < 60 && b.role !== 'leader'; i++) {
+    b.tick();
+    if (i < 25) r.tick(); // past its start-up grace (a restart votes for nobody for an election timeout)
+    settle(nodes, (from, to) => link(from, to) && (from === 'b' || to === 'b'));
+    for (const n of [b, r]) if (n.role === 'leader' && n.term === 1) leaders.add(n.id);
+  }
+  return { leadersOfTerm1: [...leaders].sort(), r, nodes };
+}
+
+t.test('a member rebuilt with an empty directory does not vote again in a term it voted in: no second leader of that term', async (t) => {
+  const unsafe = rebuiltVoteScenario(false);
+  t.same(unsafe.leadersOfTerm1, ['a', 'b'], 'without the rebuild rule (as before): r votes twice in term 1 and a and b both lead it');
+  const safe = rebuiltVoteScenario(true);
+  t.same(safe.leadersOfTerm1, ['a'], 'rebuilding: r grants neither pre-vote nor vote, a stays the only leader of term 1');
+  t.ok(safe.r.rebuilding, 'r is still rebuilding: no leader has caught it up');
+  t.equal(safe.r.hardState().vote, null, 'and it recorded no vote');
+
+  // a (still leading term 1) reaches r again: r learns the term with a as its vote and catches up.
+  const { r, nodes } = safe;
+  const a = nodes.get('a')!;
+  a.propose(new Uint8Array([7]));
+  for (let i = 0; i < 6 && r.rebuilding; i++) { a.tick(); settle(nodes, (from, to) => from !== 'b' && to !== 'b'); }
+  t.notOk(r.rebuilding, 'caught up by the leader: the rebuild is over');
+  t.match(r.rebuilt, { leader: 'a', term: 1 }, 'by a, in term 1');
+  t.ok(r.rebuilt!.index >= 1 && r.rebuilt!.index <= r.commitIndex, 'holding the commit index a had then');
+  t.same(r.hardState(), { term: 1, vote: 'a', commit: a.commitIndex }, 'term 1 recorded with the leader as its vote');
+  t.equal(r.lastIndex, a.lastIndex, 'r holds the leader\'s log');
+  // A restart now: the term and that vote are on disk, so in term 1 it still votes for nobody else.
+  const again = new RaftNode({ id: 'r', electionTicks: 10, heartbeatTicks: 2, random: seededRandom(78) },
+    { hardState: r.hardState(), conf: { voters: ['a', 'b', 'r'], learners: [], witnesses: [] }, entries: r.entries(1, r.lastIndex + 1)! });
+  for (let i = 0; i < 10; i++) again.tick();
+  again.ready();
+  again.step({ ...emptyMessage('vote', 'b', 'r', 1), index: 0, logTerm: 0 });
+  t.match(again.ready().messages, [{ type: 'vote-resp', to: 'b', reject: true }], 'after a restart: no vote for b in term 1');
+  again.step({ ...emptyMessage('vote', 'b', 'r', 2), index: again.lastIndex, logTerm: again.lastTerm });
+  t.match(again.ready().messages, [{ type: 'vote-resp', to: 'b', reject: false, term: 2 }], 'and in term 2 it votes as any member (b\'s log is as long as its own)');
+});
+
+t.test('a rebuilding member never campaigns and ignores TimeoutNow; fresh members with empty logs still elect a leader', async (t) => {
+  const r = new RaftNode({ id: 'r', electionTicks: 10, heartbeatTicks: 2, random: seededRandom(5) },
+    { hardState: { term: 0, vote: null, commit: 0 }, conf: { voters: ['a', 'b', 'r'], learners: [], witnesses: [] }, entries: [], rebuilding: true });
+  for (let i = 0; i < 200; i++) r.tick();
+  t.equal(r.role, 'follower');
+  t.equal(r.ticksUntilDue(), Infinity, 'no election timeout to wake for');
+  r.step(emptyMessage('timeout-now', 'a', 'r', 3));
+  t.equal(r.role, 'follower', 'a transfer to it is not taken');
+  t.same(r.ready().messages, [], 'nothing sent');
+  const { leader } = electedThree(50);
+  t.equal(leader.role, 'leader', 'a first start (no member rebuilding) elects a leader');
 });

@@ -44,6 +44,12 @@ export interface RaftStorage {
   conf: ConfState;
   snapshot?: Snapshot;
   entries: readonly Entry[];
+  /**
+   * This member lost its storage (its directory was moved aside after damage) and rejoins a cluster
+   * it was a member of: its term and vote are gone, so it neither votes, pre-votes nor campaigns
+   * until a leader has caught it up (README.md, "Damaged storage").
+   */
+  rebuilding?: boolean;
 }
 
 type ProgressState = 'probe' | 'replicate' | 'snapshot';
@@ -100,6 +106,16 @@ export class RaftNode {
    * before the old holder's next VIP tick let it go.
    */
   #ownLeaseEnd = -Infinity;
+  /**
+   * Rebuilding (RaftStorage.rebuilding): it has forgotten every vote it cast, and a vote given again
+   * in a term where it already voted could elect a second leader of that term. It grants nothing
+   * and never stands until an append from a leader found its log holding that leader's commit
+   * index; each term it learns from a leader's message meanwhile is recorded with that leader as
+   * its vote, so after a restart it still cannot vote for anyone else in it.
+   */
+  #rebuilding: boolean;
+  /** Where the rebuild ended: the leader, its term and the commit index this member then held. */
+  #rebuilt: { leader: NodeId; term: number; index: number } | undefined;
 
   constructor(config: RaftConfig, storage: RaftStorage) {
     this.id = config.id;
@@ -114,6 +130,7 @@ export class RaftNode {
     this.#conf = cloneConf(storage.snapshot?.meta.conf ?? storage.conf);
     this.#term = storage.hardState.term;
     this.#vote = storage.hardState.vote;
+    this.#rebuilding = storage.rebuilding === true;
     // Membership changes in the stable log after the snapshot are applied when those entries apply;
     // committed ones are re-applied during replay, so start from the snapshot's membership.
     this.#prevHard = this.hardState();
@@ -137,6 +154,10 @@ export class RaftNode {
   get snapshotIndex(): number { return this.#snapshot?.meta.index ?? 0; }
   get ticks(): number { return this.#ticks; }
   get transferee(): NodeId | null { return this.#leadTransferee; }
+  /** Rebuilding after lost storage: it neither votes nor campaigns yet (RaftStorage.rebuilding). */
+  get rebuilding(): boolean { return this.#rebuilding; }
+  /** Once a rebuild ended: the leader that caught this member up, its term, and the commit index then held. */
+  get rebuilt(): { leader: NodeId; term: number; index: number } | undefined { return this.#rebuilt; }
   hardState(): HardState { return { term: this.#term, vote: this.#vote, commit: this.#log.committed }; }
   entryTerm(index: number): number | undefined { return this.#log.term(index); }
   entries(lo: number, hi: number): Entry[] | undefined { return this.#log.slice(lo, hi); }
@@ -265,6 +286,11 @@ export class RaftNode {
   }
 
   step(m: Message): void {
+    if (this.#rebuilding && (m.type === 'prevote' || m.type === 'vote')) {
+      // Rebuilding: it may have voted in this very term before it lost its storage. No answer
+      // either (a refusal would carry no term worth telling); the candidate times out.
+      return;
+    }
     if (m.term > this.#term) {
       if (m.type === 'prevote' || m.type === 'vote') {
         // Just (re)started counts as having heard a leader: we may have acknowledged its heartbeat
@@ -289,6 +315,12 @@ export class RaftNode {
         this.#send({ ...emptyMessage('prevote-resp', this.id, m.from, this.#term), reject: true });
       }
       return;
+    }
+    if (this.#rebuilding && this.#vote === null && (m.type === 'append' || m.type === 'heartbeat' || m.type === 'snapshot')) {
+      // Rebuilding, the term a leader tells comes with that leader as our vote: on disk with the
+      // term, so a restart before the rebuild ends cannot vote for anyone else in it (a vote for the
+      // leader the term already has elects nobody new).
+      this.#vote = m.from;
     }
 
     switch (m.type) {
@@ -443,7 +475,7 @@ export class RaftNode {
   // ---- roles -----------------------------------------------------------------------------------
 
   #promotable(): boolean {
-    return this.isVoter() && this.#log.pendingSnapshot === undefined;
+    return this.isVoter() && this.#log.pendingSnapshot === undefined && !this.#rebuilding;
   }
 
   #resetRandomizedTimeout(): void {
@@ -777,6 +809,14 @@ export class RaftNode {
       const commit = Math.min(m.commit, last);
       if (commit > this.#log.committed) this.#log.commitTo(commit);
       this.#send({ ...resp, index: last });
+      if (this.#rebuilding && last >= m.commit && this.#vote === m.from) {
+        // Caught up: the log holds everything this leader had committed, which includes every
+        // entry committed before the storage was lost (a leader holds all committed entries), so
+        // its log is a fair yardstick for a candidate's again. From here it votes as any member:
+        // in this term only for this leader (the vote recorded above), in later terms once each.
+        this.#rebuilding = false;
+        this.#rebuilt = { leader: m.from, term: this.#term, index: m.commit };
+      }
       return;
     }
     // Mismatch: hint the leader at our last index, or below the conflicting term.

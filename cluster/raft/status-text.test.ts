@@ -34,3 +34,9 @@ t.test('part of the raft section of lanctl status; absent without a transport', 
   t.notMatch(formatRaftStatus(base), /peer links/);
   t.equal(formatPeerLinks(undefined), '');
 });
+
+t.test('a rebuilding member says so: it does not vote or campaign until caught up', async (t) => {
+  const base = { appliedIndex: 0, lastIndex: 0, snapshotIndex: 0, leaseValid: false };
+  t.match(formatRaftStatus({ ...base, rebuilding: true }), /\nREBUILDING: this member lost its Raft storage; it does not vote or campaign until a leader has caught it up\n/);
+  t.notMatch(formatRaftStatus(base), /REBUILDING/);
+});

@@ -12,6 +12,8 @@ export interface RaftStatusBody {
   members?: { voters: string[]; learners: string[]; witnesses: string[] };
   progress?: Record<string, { match: number; next: number; state: string; active: boolean }>;
   storage?: { dir: string; batches: number; fsyncs: number; fsyncP99Ms?: number | null; error: string | null };
+  /** Rebuilt after lost storage and not yet caught up by a leader: it does not vote or campaign. */
+  rebuilding?: boolean;
   stateHash?: string;
   transport?: TransportStatusBody;
 }
@@ -44,6 +46,7 @@ export function formatRaftStatus(c: RaftStatusBody): string {
       + (c.storage ? `, ${c.storage.fsyncs} fsyncs in ${c.storage.batches} batches (${c.storage.dir})` : '')
       + (c.storage?.fsyncP99Ms != null ? `, fsync p99 ${c.storage.fsyncP99Ms} ms` : ''),
   ];
+  if (c.rebuilding === true) lines.push('REBUILDING: this member lost its Raft storage; it does not vote or campaign until a leader has caught it up');
   if (c.storage?.error) lines.push(`STORAGE FAILED: ${c.storage.error} (this node accepts no writes until restarted)`);
   if (c.stateHash) lines.push(`state hash: ${c.stateHash.slice(0, 16)}`);
   let text = lines.join('\n') + '\n';

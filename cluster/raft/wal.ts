@@ -53,7 +53,7 @@ const MARK_IDLE_MS = 1000;
  */
 export function rebuildHint(dir: string, cut?: { file: string; offset: number }): string {
   return `to rebuild this member in a cluster: stop it, move ${dir} aside (mv ${dir} ${dir}.damaged; keep it for inspection) and start it again: `
-    + 'it rejoins with an empty log and the leader sends it what it lacks: the entries, or a snapshot and the entries after it (wait until the others have a leader first). '
+    + `it rejoins with an empty log and the leader sends it what it lacks: the entries, or a snapshot and the entries after it; it votes again once a leader has caught it up (leave ${dir}.member where it is: it tells a rebuild from a first start). `
     + `Alone (no cluster), restore ${dir} from a backup`
     + (cut ? `, or keep a copy and cut the file where the damage starts (truncate -s ${cut.offset} ${cut.file}) to start from the entries before it, losing the later ones` : '');
 }

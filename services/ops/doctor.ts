@@ -131,6 +131,7 @@ export function doctorFindings(input: DoctorInput): Finding[] {
   }
   const storage = c['storage'] as { error?: string | null } | undefined;
   if (storage?.error) out.push({ id: 'raft.storage', severity: 'error', evidence: `the WAL failed: ${storage.error}; this node accepts no writes`, fix: 'free or repair the disk of node.stateDir, then systemctl restart lanha' });
+  if (c['rebuilding'] === true) out.push({ id: 'raft.rebuilding', severity: 'warning', evidence: `this member lost its Raft storage and is being rebuilt (role ${c.role}, term ${c.term}, applied ${String(c.appliedIndex)}): it does not vote or campaign until a leader has caught it up, so it does not count toward electing one`, fix: 'wait for it to catch up (log line raft.rebuilt says when it votes again); if no member leads, start the others: a rebuilt member cannot elect one' });
   const last = typeof c['lastIndex'] === 'number' ? c['lastIndex'] : null;
   const progress = c['progress'] as Record<string, { match: number; active: boolean }> | undefined;
   if (last !== null && progress !== undefined) {

@@ -185,6 +185,9 @@ export class RaftStateLog implements StateLog {
       syncsInFlightMax: opts.syncsInFlightMax ?? syncsInFlightFromEnv(),
       now: () => opts.clock.monotonicMs(),
     };
+    if (opts.failpoint === undefined && failpoint !== undefined) {
+      opts.log.warn({ event: 'raft.failpoints', failpoints: process.env['LANHA_FAILPOINTS'] }, 'LANHA_FAILPOINTS is set: faults are injected into the Raft storage (for tests only)');
+    }
     const { wal, state } = await Wal.open(opts.dir, walOpts);
     if (state.truncatedBytes > 0) {
       opts.log.warn({ event: 'raft.wal_torn_tail', bytes: state.truncatedBytes, dir: opts.dir }, `cut a torn tail of ${state.truncatedBytes} bytes (a write that was never fsync'd)`);

@@ -80,11 +80,20 @@ export function failpointsFromEnv(text = process.env['LANHA_FAILPOINTS']): Failp
     const [name, action] = part.split('=');
     if (name && action) rules.set(name.trim(), action.trim());
   }
+  const passes = new Map<string, number>();
   return async (name) => {
     const action = rules.get(name);
     if (action === undefined) return;
     if (action === 'crash') process.kill(process.pid, 'SIGKILL');
     if (action === 'error') throw Object.assign(new Error(`failpoint ${name}: injected I/O error`), { code: 'EIO' });
+    const after = /^error-after:(\d+)$/.exec(action);
+    if (after) {
+      // The first N passes go through (a daemon that started well), every later one fails.
+      const seen = (passes.get(name) ?? 0) + 1;
+      passes.set(name, seen);
+      if (seen > Number(after[1])) throw Object.assign(new Error(`failpoint ${name}: injected I/O error after ${after[1]} passes`), { code: 'EIO' });
+      return;
+    }
     if (action === 'torn') return 'torn';
     const delay = /^delay:(\d+)$/.exec(action);
     if (delay) await new Promise((r) => setTimeout(r, Number(delay[1])));

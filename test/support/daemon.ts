@@ -33,3 +33,12 @@ export function scratchConfig(yaml: string): { dir: string; file: string; cleanu
   writeFileSync(file, yaml.replaceAll('{{dir}}', dir));
   return { dir, file, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
+
+/** A single-node daemon's config (no cluster block: a one-member Raft under stateDir), for scratchConfig. */
+export const SOLO_CONFIG = `
+node:
+  name: solo
+  stateDir: "{{dir}}/state"
+  controlSocket: "{{dir}}/lanha.sock"
+  logLevel: info
+`;

@@ -1,15 +1,9 @@
 import t from 'tap';
-import { runLanctl, scratchConfig, serveDaemon } from '../../support/daemon.js';
+import { SOLO_CONFIG, runLanctl, scratchConfig, serveDaemon } from '../../support/daemon.js';
 
 // The daemon's default StateLog is the durable one: `lanctl serve` without a cluster block runs a
 // one-member Raft under node.stateDir, survives kill -9, and `lanctl status` shows where it stands.
-const config = `
-node:
-  name: solo
-  stateDir: "{{dir}}/state"
-  controlSocket: "{{dir}}/lanha.sock"
-  logLevel: info
-`;
+const config = SOLO_CONFIG;
 
 interface Status { cluster: { mode: string; role: string; term: number; commitIndex: number; appliedIndex: number; leader: string | null; storage: { dir: string } } }
 

@@ -199,7 +199,7 @@ async function checkRemoteDir(sftp: SFTPWrapper, dir: string, node: string, step
   try {
     real = await step(`realpath ${dir}`, call<string>((cb) => sftp.realpath(dir, cb)));
   } catch (error) {
-    if (error instanceof LanhaError) throw error;
+    if ((error as { sftpStatus?: unknown }).sftpStatus !== 2) throw error; // 2: NO_SUCH_FILE
     throw new LanhaError('not-found', `${node}: destination ${dir} does not exist`);
   }
   if (real !== dir) throw new LanhaError('usage', `${node}: destination ${dir} goes through a symlink (it is really ${real}); refused`);
@@ -238,9 +238,12 @@ export async function pushToNode(client: Client, node: string, files: readonly P
         if (remote !== file.sha256) throw new LanhaError('io', `${node}: ${file.name} arrived damaged (sha256 ${remote.slice(0, 12)}, sent ${file.sha256.slice(0, 12)}); not installed`);
         await step(`renaming ${temp}`, call<void>((cb) => sftp.ext_openssh_rename(temp, target, cb as never)));
       } catch (error) {
+        const cleanup = bounded(client, node, Math.min(limits.stepMs, 5000));
+        // Before the temp goes (that frees its space again): a write the node refused for want of space says so.
+        const full = isSftpFailure(error) ? await diskFull(sftp, node, dir, file, cleanup) : undefined;
         // Not awaited past a stall: the connection is gone then, and the temp is removed by the next push.
-        await bounded(client, node, Math.min(limits.stepMs, 5000))(`removing ${temp}`, call<void>((cb) => sftp.unlink(temp, cb as never))).catch(() => undefined);
-        throw error;
+        await cleanup(`removing ${temp}`, call<void>((cb) => sftp.unlink(temp, cb as never))).catch(() => undefined);
+        throw full ?? error;
       }
       await onInstalled(file.name);
     }
@@ -254,27 +257,56 @@ export async function pushToNode(client: Client, node: string, files: readonly P
 
 type Step = <T>(what: string, promise: Promise<T>) => Promise<T>;
 
-const stalled = new WeakSet<Client>();
+/** The stall that closed a connection: every step failing after it reports that, not its own fallout. */
+const stalled = new WeakMap<Client, LanhaError>();
+
+/** An SFTP status FAILURE (4): what OpenSSH's sftp-server answers for ENOSPC, EIO and the like. */
+function isSftpFailure(error: unknown): boolean {
+  return error instanceof Error && (error as { sftpStatus?: unknown }).sftpStatus === 4;
+}
+
+/** The node's disk in words when it has less room than `file` needs, else undefined (statvfs@openssh.com, bounded). */
+async function diskFull(sftp: SFTPWrapper, node: string, dir: string, file: PushFile, step: Step): Promise<LanhaError | undefined> {
+  const fs = await step(`statvfs ${dir}`, call<{ f_bavail: number; f_frsize: number }>((cb) => sftp.ext_openssh_statvfs(dir, cb as never))).catch(() => undefined);
+  if (fs === undefined) return undefined;
+  const free = Number(fs.f_bavail) * Number(fs.f_frsize);
+  if (free >= file.size) return undefined;
+  return new LanhaError('io', `${node}: the disk under ${dir} is full (${free} bytes free, ${file.name} is ${file.size} bytes): ${file.name} was not installed; files already in place stay (make room, then lanctl deploy resume)`);
+}
 
 /**
  * Bounds each step of a push: past `ms` without an answer the connection is destroyed (every request
- * on it fails at once) and the step fails with a message naming it.
+ * on it fails at once) and the step fails with a message naming it. A step whose request failed
+ * because the connection went away (sshd killed, the node rebooted) says so and names the step.
  */
 function bounded(client: Client, node: string, ms: number): Step {
   return <T>(what: string, promise: Promise<T>): Promise<T> => new Promise<T>((resolve, reject) => {
     // After a stall closed the connection, the cleanup steps fail at once instead of waiting again.
-    if (stalled.has(client)) {
+    const stall = stalled.get(client);
+    if (stall !== undefined) {
       promise.catch(() => undefined); // it fails too, once ssh2 cleans up the closed channel
-      reject(new LanhaError('io', `${node}: ${what}: the connection was closed after a stall`));
+      reject(stall);
       return;
     }
     const timer = setTimeout(() => {
-      reject(new LanhaError('io', `${node}: ${what} got no answer in ${Math.round(ms / 1000)} s (the node or the network stalled); the connection was closed, files already in place stay (lanctl deploy resume sends the rest)`));
-      stalled.add(client);
+      const error = stalled.get(client) ?? new LanhaError('io', `${node}: ${what} got no answer in ${Math.round(ms / 1000)} s (the node or the network stalled); the connection was closed, files already in place stay (lanctl deploy resume sends the rest)`);
+      reject(error);
+      stalled.set(client, error);
       client.destroy();
     }, ms);
-    promise.then((value) => { clearTimeout(timer); resolve(value); }, (error: unknown) => { clearTimeout(timer); reject(error); });
+    promise.then((value) => { clearTimeout(timer); resolve(value); }, (error: unknown) => {
+      clearTimeout(timer);
+      reject(stalled.get(client) ?? (isConnectionLost(error)
+        ? new LanhaError('io', `${node}: the connection was lost while ${what} (${errorMessage(error)}); files already in place stay (lanctl deploy resume sends the rest)`)
+        : error instanceof LanhaError ? error : Object.assign(new LanhaError('io', `${node}: ${what} failed: ${errorMessage(error)}`), { sftpStatus: (error as { code?: unknown }).code })));
+    });
   });
+}
+
+/** ssh2's error for requests pending on a channel that closed under them, and socket-level ends. */
+function isConnectionLost(error: unknown): boolean {
+  const message = errorMessage(error);
+  return message === 'No response from server' || /^(Not connected|Channel not open|No SSH connection)|ECONNRESET|EPIPE/.test(message);
 }
 
 /** Removes `.NAME.lanha-XXXXXXXX` left in DIR by a push that was cut off (a resume sends the file again). */

@@ -292,3 +292,15 @@ t.test('stability window: counts lapses and leadership changes of the last 10 mi
   for (let n = 0; n < 1000; n++) s.lapse(700_000 + n, 1);
   t.equal(s.report(701_000).leaseLapses, 256, 'at most 256 kept');
 });
+
+t.test('doctor: a member being rebuilt after lost storage says it does not vote yet', async (t) => {
+  const i = input();
+  const run = (rebuilding: boolean): Array<{ id: string; severity: string; evidence: string }> => doctorFindings({
+    config: i.config, cluster: { mode: 'cluster', role: 'follower', leader: 'lan-b', term: 4, commitIndex: 10, appliedIndex: 10, ...(rebuilding ? { rebuilding: true } : {}) },
+    pools: [], leases: [], nowMs: NOW,
+  });
+  const found = run(true).find((f) => f.id === 'raft.rebuilding');
+  t.equal(found?.severity, 'warning');
+  t.match(found?.evidence, 'it does not vote or campaign until a leader has caught it up');
+  t.notOk(run(false).some((f) => f.id === 'raft.rebuilding'), 'not otherwise');
+});

@@ -6,7 +6,9 @@ import { EntryType, type ConfState, type Entry, type HardState, type Message, ty
 // A deterministic simulation of a whole cluster of real RaftNode cores: a seeded network (delay,
 // loss, duplication, reorder, symmetric and one-way partitions), disks (fsync latency, a crash
 // drops the unsynced part of a batch, possibly keeping a torn prefix of it), crash/restart, pause,
-// and clock drift. Two hosts: one Ready at a time (persist, then advance), or pipelined like
+// and clock drift, and lost storage: a member restarted with an empty disk (its directory moved
+// aside after damage) rejoins as a rebuilding member (RaftStorage.rebuilding), one at a time, the
+// next only once the last one's rebuild is over. Two hosts: one Ready at a time (persist, then advance), or pipelined like
 // cluster/raft/host.ts (accept a Ready, write it, take the next while its fsync runs, report each
 // persisted in order; a term/vote change or a snapshot waits for the batches before it), where a crash
 // keeps any prefix of the entries of every batch not yet synced. After every event it checks the Raft safety properties; at the end it heals
@@ -28,6 +30,8 @@ export interface SimReport {
   /** Acknowledged entries the ACK audit (cluster/ack-audit.ts) found in a member's committed log, summed over members. */
   audited: number;
   crashes: number;
+  /** Restarts with the storage lost (rebuilt members). */
+  wipes: number;
   snapshotsSent: number;
   healedLeaderMs: number;
   trace: string[];
@@ -60,6 +64,8 @@ interface SimNode {
   lastCommit: number;
   lastTickAt: number;
   deferred: Message[];
+  /** Restarted with its storage lost, and not yet caught up (what the member file says, cluster/raft-state-log.ts). */
+  rebuilding: boolean;
 }
 
 type Event =
@@ -164,10 +170,14 @@ class Sim {
   #snapshotsSent = 0;
   #proposals = 0;
   #knownLeaders = new Set<string>();
+  /** Draws whether a restart lost its storage, apart from the seed's other draws. */
+  #wipeRng: Random;
+  #wipes = 0;
 
   constructor(seed: number, options: SimOptions) {
     this.#seed = seed;
     this.#rng = seededRandom(seed);
+    this.#wipeRng = seededRandom(seed ^ 0x10575707);
     const r = this.#rng;
     const n = r.float() < 0.7 ? 3 : 5;
     this.#ids = Array.from({ length: n }, (_, i) => `n${i + 1}`);
@@ -184,7 +194,7 @@ class Sim {
       const node: SimNode = {
         id, core: undefined, inc: 0, disk: { hard: { term: 0, vote: null, commit: 0 }, snapshot: undefined, entries: [] },
         sm: { index: 0, hash: 2166136261 }, busy: false, inflight: undefined, queue: [], paused: false, pausedAt: 0,
-        drift: 1 + (r.float() * 0.04 - 0.02), lastCommit: 0, lastTickAt: 0, deferred: [],
+        drift: 1 + (r.float() * 0.04 - 0.02), lastCommit: 0, lastTickAt: 0, deferred: [], rebuilding: false,
       };
       return node;
     });
@@ -225,7 +235,7 @@ class Sim {
     }
     return {
       seed: this.#seed, violations: this.#violations, events: this.#events, elections: this.#elections, committed: this.#committed.size,
-      acked: this.#acked.size, audited: this.#audited, crashes: this.#crashes, snapshotsSent: this.#snapshotsSent, healedLeaderMs, trace: this.#trace,
+      acked: this.#acked.size, audited: this.#audited, crashes: this.#crashes, wipes: this.#wipes, snapshotsSent: this.#snapshotsSent, healedLeaderMs, trace: this.#trace,
     };
   }
 
@@ -247,7 +257,7 @@ class Sim {
   #start(i: number): void {
     const n = this.#nodes[i]!;
     n.inc++;
-    const storage = { hardState: { ...n.disk.hard }, conf: this.#conf, entries: n.disk.entries.slice(), ...(n.disk.snapshot ? { snapshot: n.disk.snapshot } : {}) };
+    const storage = { hardState: { ...n.disk.hard }, conf: this.#conf, entries: n.disk.entries.slice(), ...(n.disk.snapshot ? { snapshot: n.disk.snapshot } : {}), rebuilding: n.rebuilding };
     n.core = new RaftNode({
       id: n.id, electionTicks: ELECTION_TICKS, heartbeatTicks: HEARTBEAT_TICKS, witnessFactor: 3, random: seededRandom(this.#seed * 31 + i * 7 + n.inc),
       snapshotChunkBytes: 8, maxInflight: 4, maxEntriesPerMessage: 4,
@@ -281,6 +291,14 @@ class Sim {
     n.busy = false;
     n.paused = false;
     n.deferred = [];
+  }
+
+  /** The member's storage is lost (moved aside after damage): it starts empty and rebuilding. */
+  #wipe(n: SimNode): void {
+    n.disk = { hard: { term: 0, vote: null, commit: 0 }, snapshot: undefined, entries: [] };
+    n.sm = { index: 0, hash: 2166136261 };
+    n.rebuilding = true;
+    this.#wipes++;
   }
 
   #tickEvery(n: SimNode): number {
@@ -556,7 +574,11 @@ class Sim {
       case 4:
       case 5:
         if (n.core) this.#crash(i);
-        else { this.#start(i); this.#tr(`restart ${n.id}`); }
+        else {
+          if (!this.#nodes.some((x) => x.rebuilding) && this.#wipeRng.float() < 0.25) this.#wipe(n);
+          this.#start(i);
+          this.#tr(`restart ${n.id}${n.rebuilding ? ' (storage lost: rebuilding)' : ''}`);
+        }
         return;
       case 6:
         if (n.core && !n.paused) { n.paused = true; n.pausedAt = this.#now; this.#tr(`pause ${n.id}`); }
@@ -601,6 +623,10 @@ class Sim {
     for (const n of this.#nodes) {
       const core = n.core;
       if (!core) continue;
+      // The rebuild is over (the member file says 'member' again) once the core says so, what the
+      // leader had committed is applied here and the leader's term and vote are on the disk.
+      const done = core.rebuilt;
+      if (n.rebuilding && !core.rebuilding && done && n.sm.index >= done.index && n.disk.hard.term >= done.term && n.disk.hard.vote !== null) n.rebuilding = false;
       if (core.commitIndex < n.lastCommit) this.#violate(`${n.id}: commit went back ${n.lastCommit} -> ${core.commitIndex}`);
       n.lastCommit = core.commitIndex;
       if (core.role === 'leader') {

@@ -232,7 +232,8 @@ export async function pushToNode(client: Client, node: string, files: readonly P
       const temp = `${dir === '/' ? '' : dir}/.${file.name}.lanha-${randomBytes(4).toString('hex')}`;
       try {
         await writeRemote(sftp, file, temp, (n) => { bytes += n; onBytes(bytes); }, step);
-        const sum = await step(`sha256sum of ${temp}`, execCapture(client, `sha256sum -- ${quote(temp)}`));
+        // From stdin: GNU sha256sum escapes a line whose file name holds a backslash or a newline (`\HASH  a\\b`).
+        const sum = await step(`sha256sum of ${temp}`, execCapture(client, `sha256sum < ${quote(temp)}`));
         const remote = /^([0-9a-f]{64})\s/.exec(sum.output)?.[1];
         if (sum.code !== 0 || remote === undefined) throw new LanhaError('io', `${node}: sha256sum of ${temp} failed: ${sum.output.trim().slice(0, 200)}`);
         if (remote !== file.sha256) throw new LanhaError('io', `${node}: ${file.name} arrived damaged (sha256 ${remote.slice(0, 12)}, sent ${file.sha256.slice(0, 12)}); not installed`);

@@ -1,7 +1,8 @@
 // `lanctl deploy push` reads each source file once: that read gives the sha256 the job records and
 // the bytes every node is sent. A source edited after the job started (here: while the first, larger
 // file is still on the wire) does not reach the node, which gets the recorded bytes and passes the
-// remote sha256 check; the job's copy is gone when the job ends. A real sshd in a network namespace.
+// remote sha256 check; the job's copy is gone when the job ends. Files named with a backslash, a
+// newline or a leading dash land like any other. A real sshd in a network namespace.
 import t from 'tap';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -66,6 +67,13 @@ deploy:
     t.equal(readFileSync(join(root, 'opt/zz-conf.txt'), 'utf8'), 'as started\n', 'and the node got those bytes, not the edit');
     t.equal(sha(readFileSync(join(root, 'opt/big.bin'))), view.sha256[0]);
     t.notOk(existsSync(join(dir, 'state', 'deploy', job)), 'the job\'s copy of its sources is gone with the job');
+
+    // Odd names: a backslash, a newline, a leading dash.
+    const odd = ['back\\slash', 'new\nline', '-rf'];
+    for (const name of odd) writeFileSync(join(dir, name), `${name}\n`);
+    const oddPush = await lanctl('deploy', 'push', ...odd.map((n) => join(dir, n)), '--to', 'c1', '--dest', 'opt');
+    t.equal(oddPush.code, 0, oddPush.stdout + oddPush.stderr);
+    for (const name of odd) t.equal(readFileSync(join(root, 'opt', name), 'utf8'), `${name}\n`, `${JSON.stringify(name)} is in place`);
 
     // A resume must send what the others got: with the source changed since, it is refused by name.
     const failed = await lanctl('deploy', 'push', big, conf, '--to', 'c1', '--dest', '/srv/root/nope', '--detach');

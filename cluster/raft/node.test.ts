@@ -336,6 +336,12 @@ t.test('a rebuilding member never campaigns and ignores TimeoutNow; fresh member
   r.step(emptyMessage('timeout-now', 'a', 'r', 3));
   t.equal(r.role, 'follower', 'a transfer to it is not taken');
   t.same(r.ready().messages, [], 'nothing sent');
+  r.step({ ...emptyMessage('prevote', 'b', 'r', 5), index: 9, logTerm: 4 });
+  r.step({ ...emptyMessage('vote', 'b', 'r', 5), index: 9, logTerm: 4 });
+  const rd = r.ready();
+  t.same(rd.messages, [], 'a pre-vote and a vote go unanswered');
+  t.same(rd.hardState, { term: 5, vote: null, commit: 0 }, 'the election\'s term is taken on (to disk) with no vote');
+  t.ok(r.rebuilding, 'still rebuilding');
   const { leader } = electedThree(50);
   t.equal(leader.role, 'leader', 'a first start (no member rebuilding) elects a leader');
 });

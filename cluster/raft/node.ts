@@ -288,7 +288,11 @@ export class RaftNode {
   step(m: Message): void {
     if (this.#rebuilding && (m.type === 'prevote' || m.type === 'vote')) {
       // Rebuilding: it may have voted in this very term before it lost its storage. No answer
-      // either (a refusal would carry no term worth telling); the candidate times out.
+      // either (a refusal would carry no term worth telling); the candidate times out. The term
+      // of a real election is taken on (as any member would), without a vote: it may be a term
+      // it voted in before the loss, above the term of the leader it follows, and the rebuild
+      // must end in a term at least as high (README.md, "A rebuilt member does not vote").
+      if (m.type === 'vote' && m.term > this.#term) this.#becomeFollower(m.term, null);
       return;
     }
     if (m.term > this.#term) {

@@ -14,8 +14,9 @@
 #   dhcp.tail.stage_ms.<stage>            lanha's p99 per stage (p50= too), per variant
 #   dhcp.fsync_floor_ms_p99               lanha's WAL fdatasync p99 against the bare loop's (the floor)
 # Env: ROUNDS (3), LIGHT_COUNT (500), RATE (100), SKIP ("kea" leaves Kea out), SHARED_BENCH,
-#      VARIANTS: space-separated NAME or NAME:VAR=value,VAR=value (environment of that lanha
-#      daemon), default "base"; e.g. VARIANTS="base pool2:LANHA_WAL_SYNCS_IN_FLIGHT=2".
+#      VARIANTS: space-separated NAME or NAME:ITEM,ITEM with each ITEM VAR=value (environment of
+#      that lanha daemon) or --flag (a node flag added to the systemd unit's), default "base";
+#      e.g. VARIANTS="base pool2:LANHA_WAL_SYNCS_IN_FLIGHT=2 sgc:--single-threaded-gc".
 # Needs root (network namespaces).
 source "$(dirname "$0")/lib.sh"
 SKIP=${SKIP:-}
@@ -28,11 +29,12 @@ NODE_FLAGS=${LANHA_NODE_FLAGS:-$(sed -n 's|^ExecStart=/usr/bin/node \(.*\) */usr
 load() { cut -d' ' -f1 /proc/loadavg; }
 json() { node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{const j=JSON.parse(s.split("\n")[0]);console.log(process.argv.slice(1).map(k=>j[k]??"NA").join(" "))}catch{console.log("NA NA NA NA")}})' "$@"; }
 
-lanha_run() { # NAME ENV(VAR=v,VAR=v or empty) -> prints "reqP50 reqP99 fsyncP99", stage lines to $D/stages.NAME.ROUND
-  local name=$1 envs=$2 dir=$D/lanha-$1 pid ok="" lat
+lanha_run() { # NAME ITEMS(VAR=v or --flag, comma-separated, or empty) -> prints "reqP50 reqP99 fsyncP99", stage lines to $D/stages.NAME.ROUND
+  local name=$1 envs=() flags=() item dir=$D/lanha-$1 pid ok="" lat
+  for item in ${2//,/ }; do case $item in --*) flags+=("$item");; *) envs+=("$item");; esac; done
   mkdir -p "$dir"; rm -rf "$dir/state"; lanha_bench_config "$dir" warn
   # shellcheck disable=SC2086
-  ip netns exec "$SRV_NS" env ${envs//,/ } node $NODE_FLAGS "$LANCTL" serve --config "$dir/lanha.yaml" > "$dir/lanha.log" 2>&1 &
+  ip netns exec "$SRV_NS" env "${envs[@]}" node $NODE_FLAGS "${flags[@]}" "$LANCTL" serve --config "$dir/lanha.yaml" > "$dir/lanha.log" 2>&1 &
   pid=$!; echo "$pid" > "$D/lanha-$name.pid" # a subshell: bench_cleanup finds it there
   for _ in $(seq 1 100); do node "$LANCTL" status --socket "$dir/lanha.sock" >/dev/null 2>&1 && { ok=1; break; }; sleep 0.3; done
   if [ -z "$ok" ]; then tail -5 "$dir/lanha.log" >&2; kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; echo "NA NA NA"; return; fi

@@ -4,7 +4,9 @@
 # lab named lh<rand>b-* (deleted on exit):
 #   1. max DORA/s with < 1 % drops (perfdhcp, step up then bisect): lanha, kea, dnsmasq
 #   2. 4-way latency at a light load (100/s): median and p99 from bench/dhcp-latency.ts (perfdhcp
-#      prints only the average), and of its REQUEST -> ACK leg (RESULT dhcp.request_ack_ms_*): lanha, kea
+#      prints only the average), and of its REQUEST -> ACK leg (RESULT dhcp.request_ack_ms_*): lanha, kea;
+#      before lanha's, the disk's own fdatasync p99 at the same rate on the same file system
+#      (bench/fsync-floor.ts; RESULT dhcp.request_ack_ms_p99.vs_fsync_floor: the floor of an ACK that waits for one)
 #   3. renewals/s (perfdhcp -f): lanha, kea; and right after the light-load run, a burst: every lease
 #      it acquired renewed at once (RESULT dhcp.renew_burst_per_s: ACKs over first sent -> last ACK;
 #      dhcp.renew_burst.fsyncs_per_ack: the WAL fdatasyncs the burst took, from lanha's status)
@@ -242,6 +244,16 @@ for kind in lanha kea-persist dnsmasq; do
   PATH=$PERF_PATH LABEL=$label START_RATE=${START_RATE:-100} bash "$SHARED/dhcp-perf.sh" 10.99.0.1 | tee "$D/$label-dora.out" | grep -E '^(STEP|RESULT)'
   V[$label.dora]=$(value dhcp.dora_per_s "$D/$label-dora.out")
   if [ "$label" != dnsmasq ]; then
+    if [ "$label" = lanha ]; then
+      # The floor under an ACK that waits for an fdatasync: the disk's own, measured just before on
+      # the same file system (bench/fsync-floor.ts: the WAL's write pattern at the same rate, the
+      # bare call on the main thread, then the same through libuv's thread pool as the WAL calls it).
+      mkdir -p "$D/floor"
+      for mode in sync pool; do
+        read -r "V[floor.$mode.p50]" "V[floor.$mode.p99]" < <(node "$REPO/dist/bench/fsync-floor.js" "$D/floor" 100 "$LIGHT_COUNT" 256 "$mode" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{const j=JSON.parse(s);console.log(j.p50Ms,j.p99Ms)}catch{console.log("NA NA")}})')
+      done
+      echo "bare fdatasync at 100/s on this file system, p50 / p99 ms: main thread ${V[floor.sync.p50]} / ${V[floor.sync.p99]}, thread pool ${V[floor.pool.p50]} / ${V[floor.pool.p99]} (load $(cut -d' ' -f1 /proc/loadavg))"
+    fi
     echo "== $label: light-load latency ($LIGHT_COUNT DORA at 100/s)"
     # Then every lease just acquired renews at once (a burst: group commit shares fdatasyncs).
     sock=""; [ "$label" = lanha ] && sock="$D/lanha/lanha.sock"
@@ -331,6 +343,9 @@ line dhcp.latency_ms_p99 "${V[lanha.p99]:-}" kea "${V[kea.p99]:-}" ms lower
 # The REQUEST -> ACK leg alone (the commit: lanha's fdatasync, none for Kea's memfile) of the same exchanges.
 line dhcp.request_ack_ms_p50 "${V[lanha.rp50]:-}" kea "${V[kea.rp50]:-}" ms lower
 line dhcp.request_ack_ms_p99 "${V[lanha.rp99]:-}" kea "${V[kea.rp99]:-}" ms lower
+# The same p99 against the disk's own: a bare fdatasync loop's p99 on the same file system just before
+# (the floor for any server whose ACK waits for one; pool: the same call on libuv's thread pool).
+echo "RESULT dhcp.request_ack_ms_p99.vs_fsync_floor lanha=$(or_na "${V[lanha.rp99]:-}") floor=$(or_na "${V[floor.sync.p99]:-}") ratio=$(ratio "${V[lanha.rp99]:-}" "${V[floor.sync.p99]:-}") unit=ms better=lower floor_p50=$(or_na "${V[floor.sync.p50]:-}") floor_pool_p50=$(or_na "${V[floor.pool.p50]:-}") floor_pool_p99=$(or_na "${V[floor.pool.p99]:-}")"
 line dhcp.renew_per_s "${V[lanha.renew]:-}" kea "${V[kea.renew]:-}" renew/s higher
 echo "# anchor=NA on the lines below: lanha's own instrumentation (GC per ACK, ACK stages, fsyncs per ACK); Kea and dnsmasq expose no such figure"
 echo "RESULT dhcp.gc_ms_per_ack lanha=$(or_na "${V[lanha.gc_per_ack]:-}") anchor=NA ratio=NA unit=ms better=lower"

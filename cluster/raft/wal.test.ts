@@ -232,6 +232,30 @@ t.test('pipelined: with several fdatasyncs allowed at once, each batch gets its 
   t.same(texts(loadState(dir).entries), ['1:1:e1', '1:2:e2', '1:3:e3']);
 });
 
+t.test('pipelined, two fdatasyncs at once: when the later one fails first, the earlier one\'s success does not make its batch durable', async (t) => {
+  const dir = scratch(t);
+  let n = 0;
+  let gate: (() => void) | undefined;
+  const { wal } = await Wal.open(dir, {
+    syncsInFlightMax: 2,
+    failpoint: async (name) => {
+      if (name !== 'wal.beforeFsync') return;
+      const call = ++n;
+      if (call === 1) await new Promise<void>((r) => { gate = r; });
+      // The write-back error of the first batch's page, taken by the second fdatasync.
+      if (call === 2) throw Object.assign(new Error('EIO injected'), { code: 'EIO' });
+    },
+  });
+  const a = await wal.begin(undefined, [entry(1)], true);
+  const b = await wal.begin(undefined, [entry(2)], true);
+  for (let i = 0; i < 100 && wal.broken === undefined; i++) await tick();
+  t.match(wal.broken?.message, /EIO injected/, 'the second fdatasync failed while the first was still in flight');
+  gate!();
+  await t.rejects(a.durable, /EIO injected/, 'the first batch is not reported durable: its fdatasync returned after the error was taken by another');
+  await t.rejects(b.durable, /EIO injected/);
+  await wal.close();
+});
+
 t.test('pipelined: a failed fdatasync rejects its batch and every later one, the earlier stay durable', async (t) => {
   const dir = scratch(t);
   let n = 0;

@@ -340,6 +340,10 @@ export class Wal {
       if (this.#failpoint) await this.#fail('wal.beforeFsync');
       const started = performance.now();
       await fd.datasync();
+      // With several in flight, a write-back error is reported to one fdatasync of the file only,
+      // whichever checks first: one issued later that failed first may have taken the error for
+      // pages this one waited for. Then this one's success proves nothing.
+      if (this.#broken) throw this.#broken;
       this.fsyncMs.record(performance.now() - started);
       this.#syncCount++;
       if (this.#fd === fd) this.#durableEnd = Math.max(this.#durableEnd, covers);

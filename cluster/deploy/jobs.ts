@@ -347,7 +347,13 @@ export class JobRunner {
       const worker = async (): Promise<void> => {
         while (next < targets.length && !active.cancelled) {
           const target = targets[next++]!;
-          results.set(target.node, await perNode(active, target, knownHosts, workDir));
+          // One node's unexpected error (its overlay unreadable, a full state disk) is that node's
+          // result: the other nodes go on, and the job still gets its end entry.
+          results.set(target.node, await perNode(active, target, knownHosts, workDir).catch(async (error: unknown) => {
+            this.#ctx.log.error({ event: 'deploy.node.crashed', job: active.id, node: target.node, err: error }, `${target.node}: ${errorMessage(error)}`);
+            await this.#propose({ type: 'deploy.job.node', job: active.id, run: active.run, node: target.node, state: active.cancelled ? 'interrupted' : 'failed', error: errorMessage(error) }).catch(() => undefined);
+            return false;
+          }));
         }
       };
       await Promise.all(Array.from({ length: Math.min(this.#ctx.config.parallel, targets.length) }, worker));
@@ -371,7 +377,13 @@ export class JobRunner {
     // Not awaited: the entry commits while rsync logs in (entries keep their order; `done` waits for it).
     const running = this.#propose({ type: 'deploy.job.node', job: active.id, run: active.run, node: target.node, state: 'running', bytes: 0 }).catch(() => undefined);
     let t = this.#ctx.clock.monotonicMs();
-    const overlay = this.#buildOverlay(target.node, workDir, generationDir(this.#ctx.stateDir, generation));
+    let overlay: string;
+    try {
+      overlay = this.#buildOverlay(target.node, workDir, generationDir(this.#ctx.stateDir, generation));
+    } catch (error) {
+      await running;
+      throw new LanhaError('io', `the overlay of ${target.node} could not be built${hasOverlayDir(config.overlayDir, target.node) ? ` from ${join(config.overlayDir, target.node)}` : ''}: ${errorMessage(error)}; nothing was sent`);
+    }
     timing.overlayMs = this.#since(t);
     let lastLogged = this.#ctx.clock.monotonicMs();
     const onProgress = (p: Progress2): void => {

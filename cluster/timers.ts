@@ -168,15 +168,17 @@ export function timerProblems(c: TimerSettings, pauseToleranceMs: number, vip: b
  * a link on which it has heard nothing for `deadMs`. Without it a link whose packets were
  * blackholed recovers only when TCP retransmits, seconds to tens of seconds after the path heals.
  *
- *   pingMs = E / 4      deadMs = max(2 E, LINK_DEAD_MIN_MS)      (E = the election timeout)
+ *   deadMs = max(2 E, LINK_DEAD_MIN_MS)      pingMs = deadMs / 4      (E = the election timeout)
  *
  * Why: a peer silent for E is already treated as gone by Raft (a follower stands for election,
  * a leader steps down on check-quorum), so closing its link earlier buys nothing; closing it at 2 E
  * keeps the link through anything Raft itself rides out. A healthy link is heard at least every
  * pingMs plus the sender's pause, so a link is closed wrongly only after a pause (GC, SD-card
- * stall, a busy CPU) of deadMs - pingMs: 750 ms with the default 500 ms election timeout, against
- * the 50-100 ms a Pi's GC takes. The 1 s floor keeps a short budget's timers (E = 230 ms at 450 ms)
- * from turning a loaded machine's event-loop stalls into reconnects; TCP's own first
+ * stall, a busy CPU) of deadMs - pingMs: 750 ms, against the 50-100 ms a Pi's GC takes. The ping
+ * follows the deadline, not E: pings only keep the deadline from closing a healthy link, and at
+ * E / 4 (62 ms with the default timers) they were 16 a second on every idle link end, the largest
+ * share of an idle follower's and witness's wake-ups (bench:idle); at deadMs / 4 they are 4.
+ * The 1 s floor keeps a short budget's timers (E = 230 ms at 450 ms) from turning a loaded machine's event-loop stalls into reconnects; TCP's own first
  * retransmission back-off steps are 0.2-1 s, so a shorter deadline would gain little anyway.
  * A dial must finish its handshake within dialMs = 1 s (two LAN round trips and three HMACs take
  * milliseconds); a SYN lost in a cut is otherwise resent by TCP only 1, 3, 7 s later.
@@ -193,5 +195,6 @@ export const LINK_DEAD_MIN_MS = 1000;
 export const LINK_DIAL_MS = 1000;
 
 export function linkLiveness(t: Pick<RaftTimers, 'electionMs'>): LinkLiveness {
-  return { pingMs: Math.max(RAFT_TICK_MS, Math.floor(t.electionMs / 4)), deadMs: Math.max(LINK_DEAD_MIN_MS, 2 * t.electionMs), dialMs: LINK_DIAL_MS };
+  const deadMs = Math.max(LINK_DEAD_MIN_MS, 2 * t.electionMs);
+  return { pingMs: Math.floor(deadMs / 4), deadMs, dialMs: LINK_DIAL_MS };
 }

@@ -50,16 +50,39 @@ t.test('a link whose peer pings on time, or late by any pause shorter than deadM
 });
 
 t.test('the deadline derives from the election timeout, with a floor', async (t) => {
-  t.same(linkLiveness(raftTimers(undefined)), { pingMs: 62, deadMs: 1000, dialMs: 1000 }, 'default timers (E 250 ms: the 1 s floor)');
-  t.same(linkLiveness(raftTimers({ electionTimeout: 500 })), { pingMs: 125, deadMs: 1000, dialMs: 1000 }, 'E 500 ms');
-  t.same(linkLiveness(raftTimers({ electionTimeout: 1500 })), { pingMs: 375, deadMs: 3000, dialMs: 1000 }, 'E 1.5 s: 2 E');
+  // The ping follows the deadline (a quarter of it), not E: at E / 4 an idle link end pinged 16 times a second.
+  t.same(linkLiveness(raftTimers(undefined)), { pingMs: 250, deadMs: 1000, dialMs: 1000 }, 'default timers (E 250 ms: the 1 s floor)');
+  t.same(linkLiveness(raftTimers({ electionTimeout: 500 })), { pingMs: 250, deadMs: 1000, dialMs: 1000 }, 'E 500 ms');
+  t.same(linkLiveness(raftTimers({ electionTimeout: 1500 })), { pingMs: 750, deadMs: 3000, dialMs: 1000 }, 'E 1.5 s: 2 E');
   const short = linkLiveness(timersFromBudget(450));
   t.equal(short.deadMs, LINK_DEAD_MIN_MS, 'a short budget keeps the 1 s floor');
-  t.ok(short.pingMs >= 10 && short.pingMs <= timersFromBudget(450).electionMs / 4);
+  t.equal(short.pingMs, LINK_DEAD_MIN_MS / 4, 'and pings four times per deadline');
   for (const e of [200, 500, 1000, 1500, 5000]) {
     const t1 = raftTimers({ electionTimeout: e });
     const l = linkLiveness(t1);
     t.ok(l.deadMs >= 2 * t1.electionMs, `E ${e}: not closed before Raft itself gave up on the peer`);
     t.ok(l.deadMs - l.pingMs > timerLimits(t1).pauseToleranceMs, `E ${e}: rides out longer pauses than the leader lease does`);
   }
+});
+
+t.test('nextDueAt: the earliest moment a ping or the deadline can fall due; sends and bytes heard only move it later', async (t) => {
+  const w = new LinkWatch({ pingMs: 250, deadMs: 1000, dialMs: 1000 }, 0);
+  t.equal(w.nextDueAt(), 250, 'a ping first');
+  t.equal(w.due(249), 'ok', 'nothing due before it');
+  t.equal(w.due(250), 'ping', 'due at it');
+  w.sent(250);
+  t.equal(w.nextDueAt(), 500, 'a send moves the ping');
+  for (let now = 500; now <= 1000; now += 250) w.sent(now);
+  t.equal(w.nextDueAt(), 1001, 'pinging without hearing anything: the deadline comes first');
+  t.equal(w.due(1000, 0), 'ok', 'not dead at the deadline');
+  t.equal(w.due(1001), 'dead', 'dead just past it');
+  w.heard(900);
+  t.equal(w.nextDueAt(), 1250, 'bytes heard move the deadline');
+});
+
+t.test('a ping due within the early allowance is sent now (one wake-up serves several links)', async (t) => {
+  const w = new LinkWatch({ pingMs: 250, deadMs: 1000, dialMs: 1000 }, 0);
+  t.equal(w.due(200), 'ok', 'not due by itself at 200 ms');
+  t.equal(w.due(200, 62), 'ping', 'due with 62 ms early allowance');
+  t.equal(w.due(180, 62), 'ok', 'but not earlier than that');
 });

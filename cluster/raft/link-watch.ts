@@ -33,10 +33,22 @@ export class LinkWatch {
     return Math.max(0, now - this.#heardAt);
   }
 
-  /** `dead` once nothing was heard for longer than deadMs; else `ping` once nothing was sent for pingMs. */
-  due(now: number): LinkDue {
+  /**
+   * The earliest moment due() can change from 'ok' (monotonic ms): a ping once nothing was sent for
+   * pingMs, the link dead just past deadMs of silence. Later bytes either way only move it later,
+   * so a timer armed for it may find nothing due and is armed again (Transport: one timer, no poll).
+   */
+  nextDueAt(): number {
+    return Math.min(this.#sentAt + this.timing.pingMs, this.#heardAt + this.timing.deadMs + 1);
+  }
+
+  /**
+   * `dead` once nothing was heard for longer than deadMs; else `ping` once nothing was sent for
+   * pingMs (or pingMs - pingEarlyMs: a ping a little early lets one wake-up serve several links).
+   */
+  due(now: number, pingEarlyMs = 0): LinkDue {
     if (now - this.#heardAt > this.timing.deadMs) return 'dead';
-    if (now - this.#sentAt >= this.timing.pingMs) return 'ping';
+    if (now - this.#sentAt >= this.timing.pingMs - pingEarlyMs) return 'ping';
     return 'ok';
   }
 }

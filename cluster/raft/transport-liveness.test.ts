@@ -269,3 +269,24 @@ t.test('close() ends every accepted connection, also one still in its handshake'
   t.ok(closed, 'close() returned without waiting for the handshake to time out');
   t.ok(await until(() => raw.readableEnded || raw.destroyed), 'the half-open connection was ended');
 });
+
+t.test('the liveness timer sleeps until a ping or a deadline is due: no polling while nothing is', async (t) => {
+  // The clock stands still while real time passes: nothing can fall due, so nothing should run. A
+  // poll every pingMs / 2 (1 s of real time here) ran once per member in the 1.5 s wait.
+  const clock = new ManualClock();
+  const [pa, pb] = [await freePort(), await freePort()];
+  const live = { pingMs: 2000, deadMs: 8000, dialMs: 5000 };
+  const a = new Transport({ self: 'a', clusterId: 'c1', key: KEY, listen: { host: '127.0.0.1', port: pa }, peers: { a: { host: '127.0.0.1', port: pa }, b: { host: '127.0.0.1', port: pb } }, log: silentLogger, liveness: live, clock });
+  const b = new Transport({ self: 'b', clusterId: 'c1', key: KEY, listen: { host: '127.0.0.1', port: pb }, peers: { a: { host: '127.0.0.1', port: pa }, b: { host: '127.0.0.1', port: pb } }, log: silentLogger, liveness: live, clock });
+  await a.start(() => undefined);
+  await b.start(() => undefined);
+  t.teardown(async () => { await a.close(); await b.close(); });
+  t.ok(await until(() => peerStatus(a, 'b').connected && peerStatus(b, 'a').connected && peerStatus(a, 'b').inbound && peerStatus(b, 'a').inbound), 'both links up');
+  const checks = (x: Transport): number => counters(x)['liveness.checks'] ?? 0;
+  await wait(1500);
+  t.equal(checks(a) + checks(b), 0, 'no liveness check while nothing was due');
+  t.equal(counters(a)['ping.sent'] ?? 0, 0, 'and no ping');
+  clock.advance(live.pingMs + 10);
+  t.ok(await until(() => (counters(a)['ping.sent'] ?? 0) >= 2 && (counters(b)['ping.sent'] ?? 0) >= 2), 'once due, each idle link end pinged');
+  t.equal(counters(a)['link.dead'] ?? 0, 0, 'and no link was closed');
+});

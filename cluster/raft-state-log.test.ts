@@ -9,6 +9,7 @@ import { RaftStateLog, encodeFsmSnapshot, encodeFsmSnapshotInSlices, decodeFsmSn
 import { Fsm } from './fsm.js';
 import type { Command } from './commands.js';
 import type { Failpoint } from './raft/wal.js';
+import { MemoryHub } from '../test/support/memory-link.js';
 
 function scratch(t: { teardown(fn: () => void): void }): string {
   const dir = mkdtempSync(join(tmpdir(), 'lanha-rsl-'));
@@ -403,4 +404,40 @@ t.test('an idle member whose WAL breaks on a write no proposal waits for (the qu
   t.notOk(log.isLeader(), 'it stopped leading');
   t.match(log.status().storage, { error: /idle fdatasync/ });
   await log.close();
+});
+
+t.test('onLeaseExtended: the leader is told each time an acknowledgement moves its lease end later, about once per heartbeat round', async (t) => {
+  const alive = setInterval(() => undefined, 1000); // the hosts' timers are unref'd
+  const root = scratch(t);
+  const hub = new MemoryHub();
+  const members = ['a', 'b', 'c'];
+  const logs: RaftStateLog[] = [];
+  t.teardown(async () => { for (const l of logs) await l.close(); clearInterval(alive); });
+  for (const [i, id] of members.entries()) {
+    logs.push(await RaftStateLog.open({ id, dir: join(root, id), conf: { voters: members, learners: [], witnesses: [] }, clock: systemClock, random: seededRandom(i + 1), log: silentLogger,
+      link: hub.link(id), heartbeatMs: 50, electionMs: 300 }));
+  }
+  const leader = async (): Promise<RaftStateLog> => {
+    for (const end = performance.now() + 10_000; performance.now() < end; await new Promise((r) => setTimeout(r, 10))) {
+      const l = logs.find((x) => x.isLeader());
+      if (l) return l;
+    }
+    throw new Error('no leader');
+  };
+  const lead = await leader();
+  const ends: number[] = [];
+  let shortest = Infinity;
+  const off = lead.onLeaseExtended(() => {
+    const left = lead.leaseRemainingMs();
+    shortest = Math.min(shortest, left);
+    ends.push(systemClock.monotonicMs() + left);
+  });
+  const since = performance.now();
+  await new Promise((r) => setTimeout(r, 600));
+  off();
+  const rounds = (performance.now() - since) / 50;
+  t.ok(ends.length >= 3, `told ${ends.length} times in ${Math.round(performance.now() - since)} ms`);
+  t.ok(ends.length <= rounds + 2, `not once per acknowledgement (two followers answer each round): ${ends.length} for about ${Math.round(rounds)} rounds`);
+  t.ok(shortest > 0, 'each time with a lease left');
+  t.ok(ends.every((e, i) => i === 0 || e > ends[i - 1]! - 10), 'each end later than the last (within a tick of rounding)');
 });

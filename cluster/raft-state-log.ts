@@ -153,6 +153,10 @@ export class RaftStateLog implements StateLog {
   #single: boolean;
   #timeline: RaftTimeline = { heardLeaderAt: null, timeoutNowAt: null, preCandidateAt: null, candidateAt: null, leaderAt: null };
   #leaseListeners = new Set<() => void>();
+  #extendListeners = new Set<() => void>();
+  /** The lease end (in Raft ticks) last told to the extension listeners. */
+  #toldLeaseEnd = -Infinity;
+  #toldNode: unknown = null;
   #roleListeners = new Set<(role: string, atMs: number) => void>();
   /** The lease as isLeader() last saw it, the term it was last valid in, and its lapses (logged: raft.lease_lapsed). */
   #leaseHeld = false;
@@ -389,6 +393,16 @@ export class RaftStateLog implements StateLog {
     return () => { this.#leaseListeners.delete(listener); };
   }
 
+  /**
+   * Calls `listener` whenever an acknowledgement moves this leader's lease end later (about once per
+   * heartbeat round: the first answer that makes a majority), so the VIP guard's deadline follows
+   * the lease as it is extended rather than on a timer. Returns unsubscribe.
+   */
+  onLeaseExtended(listener: () => void): () => void {
+    this.#extendListeners.add(listener);
+    return () => { this.#extendListeners.delete(listener); };
+  }
+
   #onMessage(m: Message): void {
     const now = this.#opts.clock.monotonicMs();
     if (m.type === 'timeout-now') this.#timeline.timeoutNowAt = now;
@@ -397,6 +411,15 @@ export class RaftStateLog implements StateLog {
     if (!this.#leaseSeen && this.host.node.role === 'leader' && this.#leaseListeners.size > 0 && this.isLeader()) {
       this.#leaseSeen = true;
       for (const listener of this.#leaseListeners) listener();
+    }
+    if (this.#extendListeners.size > 0 && (m.type === 'heartbeat-resp' || m.type === 'append-resp') && this.host.node.role === 'leader') {
+      const node = this.host.node;
+      if (this.#toldNode !== node) { this.#toldNode = node; this.#toldLeaseEnd = -Infinity; } // a rejoin counts ticks from 0
+      const end = node.ticks + node.leaseRemainingTicks();
+      if (node.leaseRemainingTicks() > 0 && end > this.#toldLeaseEnd) {
+        this.#toldLeaseEnd = end;
+        for (const listener of this.#extendListeners) listener();
+      }
     }
   }
 

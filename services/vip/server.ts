@@ -15,10 +15,17 @@ import { guardUnavailable, startGuard, type VipGuard } from './guard.js';
 import { formatParts, takeoverReport, type AcquireMarks, type TakeoverReport } from './takeover.js';
 import type { RaftTimeline } from '../../cluster/raft-state-log.js';
 
-// The VIP shell: every TICK_MS it asks the StateLog "leader with a valid lease?", feeds the answer
+// The VIP shell: on each tick it asks the StateLog "leader with a valid lease?", feeds the answer
 // to the core (core.ts) and carries out its actions: `ip addr replace|del`, `arping -U`, and serving
 // DNS/TFTP/NTP on the VIP through their addAddress/removeAddress. Actions run one batch at a time, in
 // order, so a release never overtakes the acquire before it.
+//
+// A holder in its steady state (the lease renewed by heartbeats, nothing to bind, no failover) does
+// not tick every TICK_MS: its timer sleeps until the next thing that can happen, the next renewal,
+// the next gratuitous ARP or the end of the lease as known now (nextDueMs), and the events that
+// change the picture tick at once: a role change, a lease gained, a guard expiry. The guard's
+// deadline follows the lease as acknowledgements extend it (onLeaseExtended), not on a timer. An
+// idle leader woke 50 times a second here and wrote the guard a hold each time (bench:idle).
 
 export const TICK_MS = 20;
 /**
@@ -60,6 +67,8 @@ interface LeaseClock {
 
 interface LeaseEvents {
   onLeaseGained(listener: () => void): () => void;
+  /** The leader's lease end moved later (an acknowledgement): RaftStateLog.onLeaseExtended. */
+  onLeaseExtended(listener: () => void): () => void;
 }
 
 interface RoleEvents {
@@ -76,8 +85,6 @@ export class VipService implements RunningService {
   #timings: VipTimings;
   #core: VipState = initialVipState;
   #timer: NodeJS.Timeout | undefined;
-  /** The period the timer runs at now (TICK_MS, or IDLE_TICK_MS while nothing can happen here). */
-  #pace = 0;
   /** This member leads (from the state log's role events); null when it tells no roles: always TICK_MS. */
   #leading: boolean | null = null;
   #busy: Promise<void> | null = null;
@@ -97,6 +104,9 @@ export class VipService implements RunningService {
   #lostAt: number | null = null;
   #unsubscribe: (() => void) | null = null;
   #unsubscribeRole: (() => void) | null = null;
+  #unsubscribeExtend: (() => void) | null = null;
+  /** When the armed timer is due (monotonic ms). */
+  #dueAt = Infinity;
 
   constructor(o: VipServiceOptions) {
     this.#o = o;
@@ -118,37 +128,68 @@ export class VipService implements RunningService {
     const roles = (this.#o.state as Partial<RoleEvents>).onRoleChange;
     if (typeof roles === 'function') {
       this.#leading = this.#o.state.status().role === 'leader';
+      // Any change: a new leader looks for its lease at once, one stepping down lets go at once.
       this.#unsubscribeRole = roles.call(this.#o.state, (role) => {
         this.#leading = role === 'leader';
-        if (this.#leading) { this.#setPace(); queueMicrotask(() => { void this.tick(); }); }
+        queueMicrotask(() => { void this.tick(); });
       });
     }
-    this.#setPace();
     // A new leader's lease turns valid on a message: take the VIP then, not on the next tick.
     this.#unsubscribe = (this.#o.state as Partial<LeaseEvents>).onLeaseGained?.(() => { queueMicrotask(() => { void this.tick(); }); }) ?? null;
+    this.#unsubscribeExtend = (this.#o.state as Partial<LeaseEvents>).onLeaseExtended?.(() => this.#onLeaseExtended()) ?? null;
     this.tick();
+  }
+
+  /**
+   * An acknowledgement moved the lease's end later: the guard's deadline follows at once (what is
+   * left of the lease less its margin), as the tick's hold does. Only while the VIP is held and no
+   * release is decided; a lease this member may no longer use (a transfer started) ticks instead.
+   */
+  #onLeaseExtended(): void {
+    if (this.#stopped || this.#guard === null || !this.#core.held || this.#holdOff) return;
+    const holdMs = this.#leaseRemainingMs() - GUARD_MARGIN_MS;
+    if (holdMs <= 0) { void this.tick(); return; }
+    this.#guard.hold(holdMs);
   }
 
   /** One pass of the loop; skipped while the previous batch of actions still runs. */
   tick(): Promise<void> {
     if (this.#stopped) return Promise.resolve();
-    this.#busy ??= this.#step().finally(() => { this.#busy = null; this.#setPace(); });
+    this.#busy ??= this.#step().finally(() => { this.#busy = null; this.#arm(); });
     return this.#busy;
   }
 
   /**
-   * Runs the timer at TICK_MS while anything can happen here (leading, holding, a failover's hold-off,
-   * services to bind, a guard expiry to handle), at IDLE_TICK_MS otherwise; restarts it only when the
-   * period changes, so a fast tick keeps its grid.
+   * How long the timer may sleep from now: TICK_MS while anything can change from one tick to the
+   * next (leading without the VIP yet, a failover's hold-off, services to bind, a guard expiry to
+   * handle, or a state log that tells no roles or lease), IDLE_TICK_MS while this member neither
+   * leads nor holds. A holder sleeps until its next renewal, its next GARP or the end of its lease
+   * as known now; acknowledgements extend the lease meanwhile, and the tick at the old end finds
+   * it valid and sleeps again. A lease that really ends is let go on that tick, as a TICK_MS tick did
+   * (role changes, a lease gained and a guard expiry tick at once, whatever the timer says).
    */
-  #setPace(): void {
+  nextDueMs(): number {
+    const tickMs = this.#o.tickMs ?? TICK_MS;
+    const core = this.#core;
+    if (this.#holdOff || this.#unbound.size > 0 || this.#guardExpired || this.#leading === null) return tickMs;
+    if (!core.held) return this.#leading ? tickMs : Math.max(tickMs, IDLE_TICK_MS);
+    const leaseMs = this.#leaseRemainingMs();
+    if (leaseMs <= 0 || core.since === null) return tickMs;
+    const now = this.#o.clock.monotonicMs();
+    const renewMs = core.renewedAt + this.#timings.renewEveryMs - now;
+    const garpMs = core.since + core.nextGarpOffsetMs - now;
+    return Math.max(1, Math.min(leaseMs, renewMs, garpMs, IDLE_TICK_MS));
+  }
+
+  /** Arms the timer for nextDueMs() from now, unless it is armed for then or earlier. */
+  #arm(): void {
     if (this.#stopped) return;
-    const fast = this.#leading !== false || this.#core.held || this.#holdOff || this.#unbound.size > 0 || this.#guardExpired;
-    const pace = fast ? this.#o.tickMs ?? TICK_MS : Math.max(this.#o.tickMs ?? TICK_MS, IDLE_TICK_MS);
-    if (pace === this.#pace) return;
-    if (this.#timer) clearInterval(this.#timer);
-    this.#pace = pace;
-    this.#timer = setInterval(() => this.tick(), pace);
+    const now = this.#o.clock.monotonicMs();
+    const dueAt = now + this.nextDueMs();
+    if (this.#timer !== undefined && this.#dueAt <= dueAt) return;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#dueAt = dueAt;
+    this.#timer = setTimeout(() => { this.#timer = undefined; this.#dueAt = Infinity; void this.tick(); }, Math.max(1, Math.ceil(dueAt - now)));
     this.#timer.unref();
   }
 
@@ -165,9 +206,10 @@ export class VipService implements RunningService {
 
   async stop(): Promise<void> {
     this.#stopped = true;
-    if (this.#timer) clearInterval(this.#timer);
+    if (this.#timer) clearTimeout(this.#timer);
     this.#unsubscribe?.();
     this.#unsubscribeRole?.();
+    this.#unsubscribeExtend?.();
     await this.#busy;
     const [next, actions] = onStop(this.#core);
     this.#core = next;

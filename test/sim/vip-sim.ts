@@ -8,7 +8,9 @@ import { ACQUIRE_LEASE_MIN_MS } from '../../services/vip/server.js';
 // A deterministic simulation of who holds the VIP: two servers and a witness running the real Raft
 // core (production timers: 10 ms ticks and by default those of the default failover budget, 480 ms:
 // heartbeat 40 ms, election 250-370 ms, lease 190 ms; or any others, cluster/timers.ts) and, on
-// each server, the real VIP core driven every 20 ms as server.ts drives it, plus models of what is
+// each server, the real VIP core driven as server.ts drives it (a holder's tick at its next renewal,
+// GARP or lease end, role changes and guard expiries at once, the guard's deadline moved by each
+// acknowledgement that extends the lease; `vipSchedule: 'poll'` the 20 ms tick before), plus models of what is
 // not code: the guard process (guard.ts: deletes the VIP when a hold runs out or the daemon dies),
 // each kernel (the address, its `valid_lft` lifetime) and `ip`/arping latency. Faults from one seed:
 // pauses of the leader process (GC-sized 50-150 ms, SD-card stalls, SIGSTOP up to 3 s), kill -9 of
@@ -43,6 +45,13 @@ export interface VipSimOptions {
    * true). false: after the Ready in progress is persisted, as the host did before (the regression).
    */
   heartbeatsFirst?: boolean;
+  /**
+   * How the VIP service runs (services/vip/server.ts). `due` (default, since session 10): a holder's
+   * timer sleeps until its next renewal, GARP or lease end, role changes and a guard expiry tick at
+   * once, and each acknowledgement that extends the lease moves the guard's deadline. `poll`: a tick
+   * every 20 ms that also writes the guard its hold, as before.
+   */
+  vipSchedule?: 'due' | 'poll';
 }
 
 export interface VipSimReport {
@@ -87,10 +96,12 @@ interface SimNode {
   /** The guard printed `expired`; the daemon handles it on its next tick (server.ts). */
   guardFired: boolean;
   isolatedUntil: number;
+  /** `due`: when the VIP timer is armed for (a vip-tick at another time is a stale one). */
+  vipTimerAt: number;
 }
 
 type Event =
-  | { t: number; seq: number; kind: 'tick' | 'vip-tick' | 'guard' | 'guard-del'; node: number; inc: number }
+  | { t: number; seq: number; kind: 'tick' | 'vip-tick' | 'vip-event' | 'guard' | 'guard-del'; node: number; inc: number }
   | { t: number; seq: number; kind: 'deliver'; msg: Message }
   | { t: number; seq: number; kind: 'kernel'; node: number; held: boolean; renew: boolean }
   | { t: number; seq: number; kind: 'persisted'; node: number; inc: number }
@@ -132,7 +143,7 @@ class VipSim {
     this.#seed = seed;
     this.#rng = seededRandom(seed);
     this.#o = {
-      guard: options.guard ?? true, guardMarginMs: options.guardMarginMs ?? 20, chaosMs: options.chaosMs ?? 20_000, trace: options.trace ?? false,
+      guard: options.guard ?? true, guardMarginMs: options.guardMarginMs ?? 20, chaosMs: options.chaosMs ?? 20_000, trace: options.trace ?? false, vipSchedule: options.vipSchedule ?? 'due',
       timers: options.timers ?? raftTimers(undefined), scenario: options.scenario ?? 'chaos', deadVoter: options.deadVoter ?? 'follower', heartbeatsFirst: options.heartbeatsFirst ?? true,
     };
     const r = this.#rng;
@@ -144,7 +155,7 @@ class VipSim {
       id, server: i < 2, proc: 'up', inc: 0, core: undefined, disk: { hard: { term: 0, vote: null, commit: 0 }, entries: [] },
       // ±200 ppm is real crystal drift; ±1 % stresses the timing argument far beyond it.
       drift: 1 + (r.float() * 0.02 - 0.01), lastTickAt: 0, pausedAt: 0, deferred: [], busy: false, rd: undefined,
-      vip: initialVipState, kernelHeld: false, kernelExpiresAt: 0, guardDeadline: null, guardFired: false, isolatedUntil: 0,
+      vip: initialVipState, kernelHeld: false, kernelExpiresAt: 0, guardDeadline: null, guardFired: false, isolatedUntil: 0, vipTimerAt: -1,
     }));
     this.#nodes.forEach((_, i) => this.#start(i));
     this.#push({ t: 1500 + r.int(1000), seq: 0, kind: 'fault', node: 0 });
@@ -202,7 +213,7 @@ class VipSim {
     n.guardDeadline = null;
     n.lastTickAt = this.#now;
     this.#push({ t: this.#now + TICK_MS * n.drift, seq: 0, kind: 'tick', node: i, inc: n.inc });
-    if (n.server) this.#push({ t: this.#now + VIP_TICK_MS * n.drift, seq: 0, kind: 'vip-tick', node: i, inc: n.inc });
+    if (n.server) this.#armVip(i, VIP_TICK_MS * n.drift, true);
   }
 
   #handle(e: Event): void {
@@ -212,18 +223,36 @@ class VipSim {
         if (n.inc !== e.inc || (n.proc !== 'up' && n.proc !== 'paused')) return;
         this.#push({ t: this.#now + TICK_MS * n.drift, seq: 0, kind: 'tick', node: e.node, inc: e.inc });
         if (n.proc === 'paused') return;
+        const role = n.core!.role;
         n.core!.tick();
         n.lastTickAt = this.#now;
         this.#heartbeatsNow(n);
         this.#pump(e.node);
+        this.#roleEvent(e.node, role);
         return;
       }
       case 'vip-tick': {
         const n = this.#nodes[e.node]!;
         if (n.inc !== e.inc || (n.proc !== 'up' && n.proc !== 'paused')) return;
-        this.#push({ t: this.#now + VIP_TICK_MS * n.drift, seq: 0, kind: 'vip-tick', node: e.node, inc: e.inc });
-        if (n.proc === 'paused') return;
+        if (this.#o.vipSchedule === 'poll') {
+          this.#push({ t: this.#now + VIP_TICK_MS * n.drift, seq: 0, kind: 'vip-tick', node: e.node, inc: e.inc });
+          if (n.proc === 'paused') return;
+          this.#vipTick(e.node);
+          return;
+        }
+        if (e.t !== n.vipTimerAt) return; // re-armed earlier meanwhile
+        // A paused process runs its timer once it resumes: look again a tick later.
+        if (n.proc === 'paused') { this.#armVip(e.node, VIP_TICK_MS * n.drift, true); return; }
         this.#vipTick(e.node);
+        this.#armVip(e.node, this.#vipDueMs(e.node), true);
+        return;
+      }
+      case 'vip-event': {
+        // server.ts ticks at once on a role change or a guard expiry (a paused process when it resumes: its timer does).
+        const n = this.#nodes[e.node]!;
+        if (n.inc !== e.inc || n.proc !== 'up') return;
+        this.#vipTick(e.node);
+        this.#armVip(e.node, this.#vipDueMs(e.node), false);
         return;
       }
       case 'guard': {
@@ -234,6 +263,7 @@ class VipSim {
         this.#tr(`${n.id} guard deletes the VIP`);
         this.#guardDeletes(e.node);
         n.guardFired = true;
+        if (this.#o.vipSchedule === 'due') this.#push({ t: this.#now + 1, seq: 0, kind: 'vip-event', node: e.node, inc: n.inc });
         return;
       }
       case 'guard-del': {
@@ -267,9 +297,7 @@ class VipSim {
         const n = this.#nodes[i]!;
         if (n.proc === 'dead' || n.proc === 'machine-down') return;
         if (n.proc === 'paused') { n.deferred.push(e.msg); return; }
-        n.core!.step(e.msg);
-        this.#heartbeatsNow(n);
-        this.#pump(i);
+        this.#stepNode(i, e.msg);
         return;
       }
       case 'persisted': {
@@ -329,6 +357,58 @@ class VipSim {
       else if (a.kind === 'release') this.#push({ t: at, seq: 0, kind: 'kernel', node: i, held: false, renew: false });
     }
     if (!next.held) n.guardDeadline = null;
+  }
+
+  /** A message reaches a running node: step it, send, and (`due`) what server.ts hears of it: role changes, lease extensions. */
+  #stepNode(i: number, msg: Message): void {
+    const n = this.#nodes[i]!;
+    const core = n.core!;
+    const role = core.role;
+    const endBefore = core.ticks + core.leaseRemainingTicks();
+    core.step(msg);
+    this.#heartbeatsNow(n);
+    this.#pump(i);
+    this.#roleEvent(i, role);
+    if (this.#o.vipSchedule !== 'due' || !n.server || core.role !== 'leader') return;
+    if ((msg.type !== 'heartbeat-resp' && msg.type !== 'append-resp') || core.leaseRemainingTicks() <= 0 || core.ticks + core.leaseRemainingTicks() <= endBefore) return;
+    // RaftStateLog.onLeaseExtended -> VipService: the guard's deadline follows the lease while held.
+    if (!this.#o.guard || !n.vip.held) return;
+    const remainingMs = core.leaseRemainingTicks() * TICK_MS * n.drift - (this.#now - n.lastTickAt);
+    if (core.transferee !== null || remainingMs - this.#o.guardMarginMs <= 0) {
+      this.#push({ t: this.#now, seq: 0, kind: 'vip-event', node: i, inc: n.inc });
+      return;
+    }
+    n.guardDeadline = this.#now + remainingMs - this.#o.guardMarginMs;
+    this.#push({ t: n.guardDeadline, seq: 0, kind: 'guard', node: i, inc: n.inc });
+  }
+
+  /** `due`: a role change ticks the VIP service at once (server.ts onRoleChange). */
+  #roleEvent(i: number, before: string): void {
+    const n = this.#nodes[i]!;
+    if (this.#o.vipSchedule !== 'due' || !n.server || n.core!.role === before) return;
+    this.#push({ t: this.#now, seq: 0, kind: 'vip-event', node: i, inc: n.inc });
+  }
+
+  /** server.ts nextDueMs, on this node's clock. */
+  #vipDueMs(i: number): number {
+    const n = this.#nodes[i]!;
+    const core = n.core!;
+    if (n.guardFired) return VIP_TICK_MS * n.drift;
+    if (!n.vip.held) return (core.role === 'leader' ? VIP_TICK_MS : 1000) * n.drift;
+    const leaseMs = core.role === 'leader' && core.transferee === null ? core.leaseRemainingTicks() * TICK_MS * n.drift - (this.#now - n.lastTickAt) : 0;
+    if (leaseMs <= 0) return VIP_TICK_MS * n.drift;
+    const renewMs = (n.vip.renewedAt + 500 - this.#now) * n.drift;
+    const garpMs = (n.vip.since! + n.vip.nextGarpOffsetMs - this.#now) * n.drift;
+    return Math.max(1, Math.min(leaseMs, renewMs, garpMs, 1000 * n.drift));
+  }
+
+  /** server.ts #arm: the timer is moved only earlier, unless `replace` (the timer itself fired, or a restart). */
+  #armVip(i: number, delayMs: number, replace: boolean): void {
+    const n = this.#nodes[i]!;
+    const at = this.#now + delayMs;
+    if (!replace && n.vipTimerAt > this.#now && n.vipTimerAt <= at) return;
+    n.vipTimerAt = at;
+    this.#push({ t: at, seq: 0, kind: 'vip-tick', node: i, inc: n.inc });
   }
 
   /** guard.ts: delete now, and again 0.05 s and 0.3 s later (an `ip addr replace` still in flight). */
@@ -483,6 +563,7 @@ class VipSim {
       this.#heartbeatsNow(n);
       for (const m of msgs) { n.core!.step(m); this.#heartbeatsNow(n); }
       if (n.server) this.#vipTick(i);
+      if (n.server && this.#o.vipSchedule === 'due') this.#armVip(i, this.#vipDueMs(i), true);
       this.#pump(i);
       this.#tr(`resume ${n.id}`);
     } else if (n.proc === 'dead' || n.proc === 'machine-down') {

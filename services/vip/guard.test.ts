@@ -3,7 +3,7 @@
 // time expires and is reported once; holds refreshed faster than they run out never expire; a drop
 // disarms; a clean stop after a drop reports nothing; an acquire is answered with ip's outcome.
 import t from 'tap';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { execFile } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -60,6 +60,49 @@ t.test('hold, refresh, expiry, drop', async (t) => {
   }
   t.equal(expired, 2, 'a clean stop disarms before it closes');
   t.equal(exited, 0, 'the guard never died on its own');
+});
+
+// Renewals go to one long-lived `ip -force -batch -` child of the guard instead of a fork and exec
+// of `ip` each (twice a second on an idle leader); the batch is killed before every delete, so a
+// renewal queued in it never lands after one. Against a missing interface each renewal still fails
+// and is reported. The children are read from /proc.
+t.test('renewals go to one long-lived ip batch, which is ended on a drop and before the delete of an expiry', async (t) => {
+  const missing = guardUnavailable();
+  if (missing !== null) { t.comment(`SKIPPED: ${missing}`); t.pass('skipped'); return; }
+  let expired = 0, renewFailed = 0;
+  const guard = startGuard('10.255.255.1/32', 'lhnosuchif0', { expired: () => { expired++; }, exited: () => undefined, renewFailed: () => { renewFailed++; } });
+  const children = (): string[] => {
+    const pid = guard.pid;
+    let list: string[] = [];
+    try { list = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter((c) => c !== ''); } catch { return []; }
+    return list.map((c) => { try { return `${c} ${readFileSync(`/proc/${c}/cmdline`, 'utf8').split('\0').join(' ').trim()}`; } catch { return `${c} (gone)`; } });
+  };
+  const batches = (): string[] => children().filter((c) => c.endsWith('ip -force -batch -'));
+  const until = async (check: () => boolean, ms: number): Promise<void> => {
+    for (let waited = 0; waited < ms && !check(); waited += 20) await sleep(20);
+  };
+  try {
+    guard.hold(60_000);
+    const seen = new Set<string>();
+    for (let i = 1; i <= 3; i++) {
+      t.equal(guard.renew(2), true, `renewal ${i} taken`);
+      await until(() => renewFailed >= i, 10_000);
+      for (const b of batches()) seen.add(b);
+    }
+    t.equal(renewFailed, 3, 'each failed renewal reported once (ip batch: "Command failed")');
+    t.equal(seen.size, 1, `one ip process took all three renewals (${[...seen].join('; ')})`);
+    guard.drop();
+    await until(() => batches().length === 0, 10_000);
+    t.same(batches(), [], 'a drop ends the batch');
+    guard.hold(300);
+    guard.renew(2);
+    await until(() => batches().length === 1 || renewFailed >= 4, 10_000);
+    await until(() => expired > 0, 10_000);
+    t.equal(expired, 1, 'the hold ran out');
+    t.same(batches(), [], 'and the batch was ended before the delete');
+  } finally {
+    await guard.stop();
+  }
 });
 
 // The guard's hold runs on monotonic time: a wall-clock step neither ends a hold early nor

@@ -41,10 +41,31 @@ export { GUARD_CLOCK_EARLY_MS };
 // armed), answered by `acquired` or `acquire_failed <ip's stderr>`: the daemon must know the outcome
 // before it binds sockets on the address, and a fork of the daemon cost 40-80 ms of every crash gap
 // on a loaded machine (bench:vip's `ip addr` part), a fork of this small bash a few.
+//
+// Renewals go to one long-lived `ip -force -batch -` (started at the first renewal of a holding)
+// rather than a fork and exec of `ip` each: that was 5-10 ms of CPU twice a second on an idle
+// leader, the guard's largest cost (bench:idle). ip reports a failed command on its stderr, which
+// is the guard's stdout (`Command failed -:N`, read as renew_failed). A renewal written to it runs
+// later than the guard's loop, so before every delete (a hold ran out, stdin closed, a signal) and
+// on `drop` the batch is killed and reaped first: a netlink request is carried out inside the
+// sender's system call, so once ip is gone no queued `replace` can land after the delete (on
+// `drop`, after the daemon's own delete, the guard deletes once more for that reason). An
+// interface name ip's batch parser could split, or a batch that cannot be written, gets the fork.
 const SCRIPT = `set -u
-armed=0 t=1 again=0 deadline=0 n=0
+trap '' PIPE
+armed=0 t=1 again=0 deadline=0 n=0 ipb=0
+exec 3>&1
 now() { local up rest; read -r up rest < /proc/uptime; up=\${up/./}; n=$((10#$up * 10000)); }
-del() { ip addr del "$1" dev "$2" 2>/dev/null; }
+ipb_stop() { if [ "$ipb" != 0 ]; then kill -9 "$ipb" 2>/dev/null; wait "$ipb" 2>/dev/null; ipb=0; fi; }
+renew() {
+  if [[ $2 =~ ^[[:alnum:]_.@-]+$ ]]; then
+    if [ "$ipb" = 0 ] || ! kill -0 "$ipb" 2>/dev/null; then ipb=0; coproc IPB { exec ip -force -batch - 2>&3 >/dev/null; }; ipb=$IPB_PID; fi
+    printf 'address replace %s dev %s valid_lft %s preferred_lft %s\\n' "$1" "$2" "$3" "$3" >&"\${IPB[1]}" 2>/dev/null && return
+    ipb_stop
+  fi
+  ip addr replace "$1" dev "$2" valid_lft "$3" preferred_lft "$3" 2>/dev/null || echo renew_failed
+}
+del() { ipb_stop; ip addr del "$1" dev "$2" 2>/dev/null; }
 gone() { if [ "$armed" = 1 ]; then del "$1" "$2"; armed=0; again=2; t=0.05; echo expired; fi; }
 trap 'gone "$1" "$2"; [ "$again" = 0 ] || { sleep 0.05; del "$1" "$2"; sleep 0.25; del "$1" "$2"; }; exit 0' TERM INT HUP
 while :; do
@@ -57,8 +78,8 @@ while :; do
   if [ "$rc" = 0 ]; then
     case "$cmd" in
       hold) armed=1; again=0; ms=\${arg/./}; now; deadline=$((n + 10#$ms * 1000 - ${GUARD_CLOCK_STEP_MS * 1000})) ;;
-      drop) armed=0; again=0 ;;
-      renew) if [ "$armed" = 1 ]; then ip addr replace "$1" dev "$2" valid_lft "$arg" preferred_lft "$arg" 2>/dev/null || echo renew_failed; fi ;;
+      drop) armed=0; again=0; if [ "$ipb" != 0 ]; then del "$1" "$2"; fi ;;
+      renew) if [ "$armed" = 1 ]; then renew "$1" "$2" "$arg"; fi ;;
       garp) if [ "$armed" = 1 ]; then arping -U -c 1 -I "$2" "\${1%/*}" >/dev/null 2>&1 & fi ;;
       acquire) if [ "$armed" != 1 ]; then echo "acquire_failed the VIP guard holds no lease (it ran out)"
         elif err=$(ip addr replace "$1" dev "$2" valid_lft "$arg" preferred_lft "$arg" 2>&1); then echo acquired
@@ -114,7 +135,7 @@ export function guardUnavailable(): string | null {
 }
 
 /** Starts the guard process for `cidr` on `ifname`; it is restarted if it dies. */
-export function startGuard(cidr: string, ifname: string, events: GuardEvents, restartMs = 1000): Required<VipGuard> {
+export function startGuard(cidr: string, ifname: string, events: GuardEvents, restartMs = 1000): Required<VipGuard> & { readonly pid: number | undefined } {
   let child: ChildProcess | undefined;
   let stopped = false;
   let armed = false;
@@ -135,7 +156,7 @@ export function startGuard(cidr: string, ifname: string, events: GuardEvents, re
       rest = lines.pop() ?? '';
       for (const line of lines) {
         if (line === 'expired') { armed = false; events.expired(); }
-        else if (line === 'renew_failed') events.renewFailed?.();
+        else if (line === 'renew_failed' || line.startsWith('Command failed')) events.renewFailed?.(); // the second from the ip batch
         else if (line === 'acquired') acquiring.shift()?.({ code: 0, stderr: '' });
         else if (line.startsWith('acquire_failed')) acquiring.shift()?.({ code: 1, stderr: line.slice('acquire_failed '.length) });
       }
@@ -157,6 +178,8 @@ export function startGuard(cidr: string, ifname: string, events: GuardEvents, re
     return true;
   };
   return {
+    /** The guard process (tests look at its children). */
+    get pid() { return child?.pid; },
     hold(ms) {
       armed = true;
       write(`hold ${(Math.max(1, ms) / 1000).toFixed(3)}\n`);

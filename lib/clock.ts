@@ -11,3 +11,15 @@ export const systemClock: Clock = {
   monotonicMs: () => performance.now(),
   wallMs: () => Date.now(),
 };
+
+/**
+ * The setTimeout delay for a timer due at `dueAt` (monotonic ms) when it is `now`. Node runs a
+ * timer once its loop clock, whole milliseconds read at the start of the loop turn, has moved on
+ * by the delay; that clock lags performance.now() by up to a millisecond (more late in a busy turn),
+ * so a delay of exactly dueAt - now fired before dueAt about one time in four, and a caller that
+ * then found nothing due armed again for the sub-millisecond rest: a second wake-up for one event.
+ * Rounded up, plus one millisecond, it fires at or after dueAt (at most about 2 ms late).
+ */
+export function timerDelayMs(dueAt: number, now: number): number {
+  return Math.max(1, Math.ceil(dueAt - now) + 1);
+}

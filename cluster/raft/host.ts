@@ -1,4 +1,4 @@
-import type { Clock } from '../../lib/clock.js';
+import { timerDelayMs, type Clock } from '../../lib/clock.js';
 import { LanhaError } from '../../lib/errors.js';
 import type { RaftNode } from './node.js';
 import type { Wal } from './wal.js';
@@ -152,7 +152,8 @@ export class RaftHost {
     if (this.#dueAt !== null && this.#dueAt <= dueAt) return;
     if (this.#timer) clearTimeout(this.#timer);
     this.#dueAt = dueAt;
-    this.#timer = setTimeout(() => this.#onDue(), Math.max(0, dueAt - this.#clock.monotonicMs()));
+    // Not early (timerDelayMs): an early wake finds the tick not yet counted and sleeps again.
+    this.#timer = setTimeout(() => this.#onDue(), timerDelayMs(dueAt, this.#clock.monotonicMs()));
     this.#timer.unref();
   }
 

@@ -6,7 +6,7 @@ import { LogLimiter } from '../../lib/log.js';
 import { Counters } from '../../lib/counters.js';
 import type { Message, NodeId, PeerLink } from './types.js';
 import { REPORT_BYTES_MAX, type MemberStatusChannel } from '../member-status.js';
-import type { Clock } from '../../lib/clock.js';
+import { timerDelayMs, type Clock } from '../../lib/clock.js';
 import { linkLiveness, type LinkLiveness } from '../timers.js';
 import { LinkWatch } from './link-watch.js';
 import {
@@ -167,7 +167,7 @@ export class Transport implements PeerLink {
       this.#watchDueAt = null;
       this.#checkLinks();
       this.#armWatch();
-    }, Math.max(1, Math.ceil(dueAt - this.now())));
+    }, timerDelayMs(dueAt, this.now()));
     this.#watchTimer.unref();
   }
 

@@ -1,5 +1,5 @@
 import type { LanhaConfig } from '../../config/index.js';
-import type { Clock } from '../../lib/clock.js';
+import { timerDelayMs, type Clock } from '../../lib/clock.js';
 import type { Logger } from '../../lib/log.js';
 import { LogLimiter } from '../../lib/log.js';
 import { Counters } from '../../lib/counters.js';
@@ -189,7 +189,7 @@ export class VipService implements RunningService {
     if (this.#timer !== undefined && this.#dueAt <= dueAt) return;
     if (this.#timer) clearTimeout(this.#timer);
     this.#dueAt = dueAt;
-    this.#timer = setTimeout(() => { this.#timer = undefined; this.#dueAt = Infinity; void this.tick(); }, Math.max(1, Math.ceil(dueAt - now)));
+    this.#timer = setTimeout(() => { this.#timer = undefined; this.#dueAt = Infinity; void this.tick(); }, timerDelayMs(dueAt, now));
     this.#timer.unref();
   }
 

@@ -598,6 +598,13 @@ export class RaftNode {
       }
       case 'heartbeat-resp': {
         pr.ackedTick = Math.max(pr.ackedTick, m.context);
+        if (m.reject && m.hint < pr.match) {
+          // It lost the entries it had acknowledged (see #decrease): probe from where its log ends.
+          pr.match = m.hint;
+          this.#toProbe(pr);
+          this.#sendAppend(m.from);
+          return;
+        }
         if (pr.state === 'probe') pr.probeSent = false;
         else if (pr.state === 'replicate' && pr.inflight.length >= this.#cfg.maxInflight) pr.inflight.shift();
         else if (pr.state === 'snapshot') { this.#sendSnapshotChunk(m.from, pr); return; } // a chunk or its answer was lost
@@ -785,7 +792,11 @@ export class RaftNode {
         this.#electionElapsed = 0;
         this.#leader = m.from;
         if (m.commit > this.#log.committed) this.#log.commitTo(Math.min(m.commit, this.#log.lastIndex()));
-        this.#send({ ...emptyMessage('heartbeat-resp', this.id, m.from, this.#term), context: m.context });
+        // The leader counts entries up to m.commit as ours and we lack them: the storage was lost
+        // (a member rebuilt empty). Say where the log ends, or an idle leader, with nothing new
+        // to append, would never send them, and a rebuilding member would not vote for as long.
+        const lost = m.commit > this.#log.lastIndex();
+        this.#send({ ...emptyMessage('heartbeat-resp', this.id, m.from, this.#term), context: m.context, ...(lost ? { reject: true, hint: this.#log.lastIndex() } : {}) });
         return;
       }
       case 'snapshot': {

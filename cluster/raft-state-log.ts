@@ -1,5 +1,6 @@
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileDurablySync } from '../lib/durable-file.js';
 import type { Clock } from '../lib/clock.js';
 import { LogLimiter, type Logger } from '../lib/log.js';
 import type { Random } from '../lib/random.js';
@@ -72,18 +73,12 @@ export function readMemberFile(file: string): Membership | undefined {
   return text.trimStart().startsWith('rebuilding') ? 'rebuilding' : 'member';
 }
 
-/** Replaces the member file durably: a temporary file, fsync, rename, fsync of the directory. */
+/** Replaces the member file durably (lib/durable-file.ts). */
 export function writeMemberFile(file: string, state: Membership): void {
   const text = state === 'member'
     ? 'member\n# lanha: this node has taken part in its Raft cluster. If its raft directory is found empty, it rejoins\n# as a rebuilt member: it votes again only once a leader has caught it up (cluster/raft/README.md).\n'
     : 'rebuilding\n# lanha: this node lost its Raft storage and is being rebuilt from its peers: it neither votes nor\n# campaigns until a leader has caught it up (cluster/raft/README.md, "Damaged storage").\n';
-  const tmp = `${file}.tmp`;
-  writeFileSync(tmp, text);
-  const fd = openSync(tmp, 'r');
-  try { fsyncSync(fd); } finally { closeSync(fd); }
-  renameSync(tmp, file);
-  const dir = openSync(dirname(file), 'r');
-  try { fsyncSync(dir); } finally { closeSync(dir); }
+  writeFileDurablySync(file, text);
 }
 
 interface Pending {

@@ -1,9 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
-import { open, readFile, rename, rm } from 'node:fs/promises';
+import { readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LanhaError } from '../../lib/errors.js';
+import { writeFileDurably } from '../../lib/durable-file.js';
 import { decodeManifest, diffManifests, encodeManifest, isGenerationId, manifestCounts, type Manifest, type ManifestChange, type ManifestCounts } from './manifest.js';
 import { scanTree, statDigest } from './scan.js';
 
@@ -74,11 +75,11 @@ export async function commitTree(source: string, stateDir: string, options: Stor
       if (changes.length === 0) return { id, counts, created: false };
       await rm(generationDir(stateDir, id), { recursive: true, force: true });
     }
-    if (options.fakeSuper === true) await writeDurably(fakeSuperPath(stateDir, id), '');
+    if (options.fakeSuper === true) await writeFileDurably(fakeSuperPath(stateDir, id), '');
     else await rm(fakeSuperPath(stateDir, id), { force: true });
     await rename(partial, generationDir(stateDir, id));
-    await writeDurably(manifestPath(stateDir, id), text);
-    await writeDurably(verifiedPath(stateDir, id), await statDigest(generationDir(stateDir, id)));
+    await writeFileDurably(manifestPath(stateDir, id), text);
+    await writeFileDurably(verifiedPath(stateDir, id), await statDigest(generationDir(stateDir, id)));
     return { id, counts, created: true };
   } finally {
     await rm(partial, { recursive: true, force: true });
@@ -115,7 +116,7 @@ export async function verifyGeneration(stateDir: string, id: string, options: { 
   }
   const actual = await scanTree(dir, { xattrs: manifest.xattrs, fakeSuper: isFakeSuper(stateDir, id) });
   const changes = diffManifests(manifest, actual);
-  if (changes.length === 0 && (await statDigest(dir)) === before) await writeDurably(verifiedPath(stateDir, id), before);
+  if (changes.length === 0 && (await statDigest(dir)) === before) await writeFileDurably(verifiedPath(stateDir, id), before);
   return changes;
 }
 
@@ -145,17 +146,6 @@ function sha256(text: string): string {
   return createHash('sha256').update(text).digest('hex');
 }
 
-async function writeDurably(path: string, text: string): Promise<void> {
-  const tmp = `${path}.tmp`;
-  const handle = await open(tmp, 'w', 0o644);
-  try {
-    await handle.writeFile(text);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await rename(tmp, path);
-}
 
 export interface ProcessResult {
   code: number;

@@ -3,6 +3,7 @@ import { closeSync, fsyncSync, ftruncateSync, writeSync, mkdirSync, openSync, re
 import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32c } from '../../lib/crc32c.js';
+import { fsyncDir } from '../../lib/durable-file.js';
 import { invariant } from '../../lib/assert.js';
 import { EntryType, type ConfState, type Entry, type HardState, type Snapshot } from './types.js';
 
@@ -843,11 +844,3 @@ function truncateFile(file: string, length: number): void {
   }
 }
 
-async function fsyncDir(dir: string): Promise<void> {
-  const fd = await fsp.open(dir, 'r');
-  try {
-    await fd.sync();
-  } finally {
-    await fd.close();
-  }
-}

@@ -1,0 +1,42 @@
+import { closeSync, fsyncSync, openSync, renameSync, writeFileSync } from 'node:fs';
+import { open, rename } from 'node:fs/promises';
+import { dirname } from 'node:path';
+
+// Files replaced whole and durably: written to `<path>.tmp`, fsync'd, renamed over the old one, and
+// the directory fsync'd so the rename itself survives a power cut. A crash leaves the old file or
+// the new one, never a mix (and at most a stale .tmp, overwritten by the next write).
+
+/** fsyncs a directory, making the creations, renames and deletions in it durable. */
+export async function fsyncDir(dir: string): Promise<void> {
+  const fd = await open(dir, 'r');
+  try {
+    await fd.sync();
+  } finally {
+    await fd.close();
+  }
+}
+
+/** Replaces `path` with `data` durably (see above). */
+export async function writeFileDurably(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
+  const tmp = `${path}.tmp`;
+  const handle = await open(tmp, 'w', mode);
+  try {
+    await handle.writeFile(data);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(tmp, path);
+  await fsyncDir(dirname(path));
+}
+
+/** The same, blocking: for the few small files written at start-up or once in a member's life. */
+export function writeFileDurablySync(path: string, data: string | Uint8Array, mode = 0o644): void {
+  const tmp = `${path}.tmp`;
+  writeFileSync(tmp, data, { mode });
+  const fd = openSync(tmp, 'r');
+  try { fsyncSync(fd); } finally { closeSync(fd); }
+  renameSync(tmp, path);
+  const dir = openSync(dirname(path), 'r');
+  try { fsyncSync(dir); } finally { closeSync(dir); }
+}

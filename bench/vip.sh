@@ -114,7 +114,7 @@ for adv in $ADVERTS; do
 done
 
 # ---- planned failover, lanha only: lanctl failover on the leader while the prober runs ----
-fo_gaps=()
+fo_gaps=(); fo_errs=()
 # Where the scenario rounds' logs end: the breakdown below reads the crash takeovers before, the planned ones after.
 crash_end_a=$(stat -c %s "$D/a.log" 2>/dev/null || echo 0); crash_end_b=$(stat -c %s "$D/b.log" 2>/dev/null || echo 0)
 for n in a b; do ip netns exec $P-$n node "$SHARED/vip-probe.mjs" serve $n 9999 & echo $! > "$D/echo-$n.pid"; done
@@ -132,11 +132,17 @@ for i in $(seq 1 "$FAILOVERS"); do
   # NA: the failover was refused (leadership moved meanwhile) or the prober heard nothing after it.
   gap=$(awk -v t="$t_ev" '$1=="R" { s=$2; if (s>=t-500) { if (last!="" && s-last>g) g=s-last; last=s; if (s>t) after=1 } } END { print (after ? g+0 : "NA") }' "$D/fo-probe")
   [ $rc = 0 ] || gap=NA
-  echo "STEP failover run=$i from=$leader gap_ms=$gap exit=$rc reported=$(echo "$out" | tr -d ' \n')"
+  # The gap lanctl failover printed (the new holder's parts plus the release) against the prober's.
+  printed=$(echo "$out" | node -e 'let s="";process.stdin.on("data",(d)=>s+=d).on("end",()=>{try{const o=JSON.parse(s.slice(s.indexOf("{")));console.log(typeof o.gapMs==="number"?o.gapMs:"NA")}catch{console.log("NA")}})')
+  err=NA; [ "$gap" != NA ] && [ "$printed" != NA ] && err=$(awk -v a="$printed" -v b="$gap" 'BEGIN { d=a-b; print (d<0?-d:d) }')
+  echo "STEP failover run=$i from=$leader gap_ms=$gap printed_ms=$printed printed_error_ms=$err exit=$rc reported=$(echo "$out" | tr -d ' \n')"
   [ "$gap" = NA ] || fo_gaps+=("$gap")
+  [ "$err" = NA ] || fo_errs+=("$err")
   sleep 1
 done
 fo_median=NA
+fo_err_median=NA
+[ ${#fo_errs[@]} -gt 0 ] && fo_err_median=$(printf '%s\n' "${fo_errs[@]}" | sort -g | awk '{v[NR]=$1} END { print v[int((NR+1)/2)] }')
 [ ${#fo_gaps[@]} -gt 0 ] && fo_median=$(printf '%s\n' "${fo_gaps[@]}" | sort -g | awk '{v[NR]=$1} END { print v[int((NR+1)/2)] }')
 for f in a b w echo-a echo-b; do stop_pidfile "$D/$f.pid"; done
 
@@ -175,6 +181,10 @@ kr=$(no_round "keepalived (advert_int $first_adv)" "$head_sc"); [ -n "$ADVERTS" 
 result vip.gap_ms "$l1" "$k1" ms "$(no_round lanha "$head_sc")" "$kr"
 result vip.failover.gap_ms "$fo_median" NA ms "no planned failover completed (FAILOVERS=$FAILOVERS; STEP failover lines above)" \
   "keepalived has no planned failover (no lanctl failover counterpart; a VRRP priority change is a different procedure)"
+# How far the gap lanctl failover prints is from the silence the prober measured (|printed - measured|,
+# median): the printed figure is what an operator reads, the prober what a client lived through.
+result vip.failover.printed_error_ms "$fo_err_median" NA ms "no planned failover with both a printed gap and a prober gap (STEP failover lines above)" \
+  "keepalived has no planned failover to print a gap for"
 
 # Where lanha's gaps go: every new holder logs vip.takeover with the parts of its half of the gap
 # (services/vip/takeover.ts): detection, pre-vote, vote, lease wait, ip addr, sockets bound, first

@@ -49,6 +49,8 @@ t.test('a member refused for damage to fsync\'d WAL bytes is rebuilt from its pe
   const lead = leader()!;
   for (let i = 1; i <= 50; i++) await lead.propose(grant(i));
   const victim = members.find((id) => logs.get(id) !== lead)!;
+  await until('the victim to have joined', () => readMemberFile(join(root, `${victim}.member`)) === 'member');
+  t.ok(lines.some((l) => l.event === 'raft.fresh'), 'a first start logs raft.fresh (no state, no member file)');
   t.equal(readMemberFile(join(root, `${victim}.member`)), 'member', 'a member file beside the raft directory says it took part');
   await until('the victim to apply everything', () => logs.get(victim)!.fsm.appliedIndex === lead.fsm.appliedIndex);
   await logs.get(victim)!.close();

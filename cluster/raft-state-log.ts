@@ -58,8 +58,13 @@ export interface RaftStateLogOptions {
   memberFile?: string;
 }
 
-/** What the member file says: this node took part in the cluster, or lost its storage and is being rebuilt. */
-export type Membership = 'member' | 'rebuilding';
+/**
+ * What the member file says: this node took part in the cluster; or it lost its storage and is
+ * being rebuilt; or it started with no state at all and has not yet joined a cluster's log, so it
+ * cannot tell a new cluster from one that existed before its state was lost (cluster/raft/README.md,
+ * "A member with no state").
+ */
+export type Membership = 'member' | 'rebuilding' | 'fresh';
 
 /** The member file's state; undefined when there is none. Unreadable or strange content counts as 'member' (the careful side). */
 export function readMemberFile(file: string): Membership | undefined {
@@ -70,15 +75,20 @@ export function readMemberFile(file: string): Membership | undefined {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     return 'member';
   }
-  return text.trimStart().startsWith('rebuilding') ? 'rebuilding' : 'member';
+  const first = text.trimStart();
+  if (first.startsWith('rebuilding')) return 'rebuilding';
+  return first.startsWith('fresh') ? 'fresh' : 'member';
 }
+
+const MEMBER_FILE_TEXT: Record<Membership, string> = {
+  member: 'member\n# lanha: this node has taken part in its Raft cluster. If its raft directory is found empty, it rejoins\n# as a rebuilt member: it votes again only once a leader has caught it up (cluster/raft/README.md).\n',
+  rebuilding: 'rebuilding\n# lanha: this node lost its Raft storage and is being rebuilt from its peers: it neither votes nor\n# campaigns until a leader has caught it up (cluster/raft/README.md, "Damaged storage").\n',
+  fresh: 'fresh\n# lanha: this node started with no Raft state and has not joined its cluster\'s log yet. It votes only\n# while nothing shows that the cluster committed entries before it came (cluster/raft/README.md,\n# "A member with no state"). Replacing a lost member? Stop lanha and run `lanctl cluster rejoin`.\n',
+};
 
 /** Replaces the member file durably (lib/durable-file.ts). */
 export function writeMemberFile(file: string, state: Membership): void {
-  const text = state === 'member'
-    ? 'member\n# lanha: this node has taken part in its Raft cluster. If its raft directory is found empty, it rejoins\n# as a rebuilt member: it votes again only once a leader has caught it up (cluster/raft/README.md).\n'
-    : 'rebuilding\n# lanha: this node lost its Raft storage and is being rebuilt from its peers: it neither votes nor\n# campaigns until a leader has caught it up (cluster/raft/README.md, "Damaged storage").\n';
-  writeFileDurablySync(file, text);
+  writeFileDurablySync(file, MEMBER_FILE_TEXT[state]);
 }
 
 interface Pending {
@@ -221,14 +231,14 @@ export class RaftStateLog implements StateLog {
       ...(opts.leaseMs === undefined ? {} : { leaseTicks: Math.max(1, Math.floor(opts.leaseMs / tickMs)) }),
       witnessFactor: opts.witnessFactor ?? 3,
       random: opts.random,
-    }, { hardState: state.hardState, conf: opts.conf, entries: state.entries, ...(state.snapshot ? { snapshot: state.snapshot } : {}), rebuilding: this.#membership === 'rebuilding' });
+    }, { hardState: state.hardState, conf: opts.conf, entries: state.entries, ...(state.snapshot ? { snapshot: state.snapshot } : {}), rebuilding: this.#membership === 'rebuilding', fresh: this.#membership === 'fresh' });
     this.#readyTermVote = { term: state.hardState.term, vote: state.hardState.vote };
     this.#host = new RaftHost(node, wal, {
       send: (messages) => opts.link?.send(messages),
       restore: (snapshot) => this.#restore(snapshot),
       apply: (entries) => this.#apply(entries),
       onPersisted: (entries, writeAt, doneAt, syncAt) => this.#onPersisted(entries, writeAt, doneAt, syncAt),
-      onReady: (rd) => { if (rd.hardState) this.#readyTermVote = { term: rd.hardState.term, vote: rd.hardState.vote }; },
+      onReady: (rd) => { this.#noteFresh(); if (rd.hardState) this.#readyTermVote = { term: rd.hardState.term, vote: rd.hardState.vote }; },
       afterBatch: () => { this.#noteMembership(); return this.#maybeSnapshot(); },
       onStorageError: (error, stalled) => this.#onStorageError(error, stalled),
       onStalledStorageReturned: () => void this.#rejoin(wal, tickMs, pipelined),
@@ -241,20 +251,38 @@ export class RaftStateLog implements StateLog {
   /**
    * Reads the member file at start-up. A node that was a member and finds its raft directory empty
    * (moved aside after damage) is rebuilding: it has forgotten its term and vote, so it must not
-   * vote until a leader has caught it up (RaftNode, RaftStorage.rebuilding). A first start (no
-   * file) is a plain bootstrap; a node with Raft state and no file (from before the file) gets one.
+   * vote until a leader has caught it up (RaftNode, RaftStorage.rebuilding). A node with no state
+   * and no file is fresh: a first start, or a member whose whole state directory was lost; the file
+   * says so at once, so that what it votes in this life is never mistaken, after a restart, for
+   * the state of a member (RaftStorage.fresh). A fresh file with entries on the disk joined a new
+   * cluster before the file could follow (#noteFresh). A node with Raft state and no file (from
+   * before the file) gets one.
    */
   #membershipAtOpen(state: LoadedState): void {
     const file = this.#opts.memberFile;
     if (file === undefined || this.#single) return;
-    const empty = state.hardState.term === 0 && state.entries.length === 0 && state.snapshot === undefined;
+    const logEmpty = state.entries.length === 0 && state.snapshot === undefined;
+    const empty = state.hardState.term === 0 && logEmpty;
     this.#membership = readMemberFile(file);
     if (this.#membership === 'member' && empty) {
       this.#membership = 'rebuilding';
       writeMemberFile(file, 'rebuilding');
-    } else if (this.#membership === undefined && !empty) {
-      this.#membership = 'member';
-      writeMemberFile(file, 'member');
+    } else if (this.#membership === 'fresh' && !logEmpty) {
+      // Entries under a fresh file were taken in a join (evidence is written to the file before
+      // anything after it is), whose term and vote went to the disk before the entries did; without
+      // them, the careful side: a rebuild.
+      const lastTerm = state.entries[state.entries.length - 1]?.term ?? state.snapshot?.meta.term ?? 0;
+      this.#membership = state.hardState.vote !== null && state.hardState.term >= lastTerm ? 'member' : 'rebuilding';
+      writeMemberFile(file, this.#membership);
+    } else if (this.#membership === undefined) {
+      this.#membership = empty ? 'fresh' : 'member';
+      writeMemberFile(file, this.#membership);
+    }
+    if (this.#membership === 'fresh') {
+      this.#opts.log.info({ event: 'raft.fresh', dir: this.#opts.dir, memberFile: file, term: state.hardState.term },
+        `this member starts with no Raft state and no member file (${file}): a first start of a new cluster, or a member whose whole state directory was lost. `
+        + 'It votes and campaigns only while nothing shows that the cluster committed entries before it came; once something does, it is rebuilt from the leader and votes again when caught up. '
+        + 'Replacing a lost member: stop lanha and run `lanctl cluster rejoin` before the first start (cluster/raft/README.md, "A member with no state")');
     }
     if (this.#membership === 'rebuilding') {
       this.#opts.log.warn({ event: 'raft.rebuilding', dir: this.#opts.dir, memberFile: file },
@@ -263,26 +291,55 @@ export class RaftStateLog implements StateLog {
   }
 
   /**
-   * After each batch: the member file follows what is on the disk. A first term on the disk makes
-   * this node a member; a rebuild is over once the core says so and what the leader had committed
-   * is applied (so durable) here, with that leader's term and vote on the disk.
+   * A fresh member that heard the cluster had a log before it came is rebuilding from then on: the
+   * file says so at once, after the message that showed it and before any Ready is written, so no
+   * entry taken after it is on the disk while the file still says fresh (at start, fresh with
+   * entries is taken for a join, below).
+   */
+  #noteFresh(): void {
+    const file = this.#opts.memberFile;
+    if (this.#membership !== 'fresh' || file === undefined || this.#single) return;
+    const node = this.host.node;
+    if (node.fresh || !node.rebuilding) return;
+    const evidence = node.freshEvidence;
+    this.#membership = 'rebuilding';
+    writeMemberFile(file, 'rebuilding');
+    const what = evidence === undefined ? 'a leader\'s message' : {
+      'candidate-commit': `candidate ${evidence.from} (term ${evidence.term}) knows commit index ${evidence.index}`,
+      'leader-commit': `leader ${evidence.from} (term ${evidence.term}) knows commit index ${evidence.index}`,
+      snapshot: `leader ${evidence.from} (term ${evidence.term}) sends a snapshot (index ${evidence.index})`,
+    }[evidence.why];
+    this.#opts.log.warn({ event: 'raft.rebuilding', reason: 'no-state', evidence, dir: this.#opts.dir, memberFile: file },
+      `this member started with no Raft state, and the cluster committed entries before it came (${what}): it may be a member whose state was lost, so it neither votes nor campaigns until a leader has caught it up`);
+  }
+
+  /**
+   * After each batch: the member file follows what is on the disk. A fresh member joined a new
+   * cluster (elected, or following a leader before anything was committed), or a rebuild is over, once
+   * the core says so and what the leader had committed is applied (so durable) here, with that
+   * leader's term and a vote on the disk (or a later term: that one is over).
    */
   #noteMembership(): void {
     const file = this.#opts.memberFile;
     if (file === undefined || this.#single) return;
+    this.#noteFresh();
     const node = this.host.node;
-    if (this.#membership === undefined && this.#readyTermVote.term > 0) {
-      this.#membership = 'member';
-      writeMemberFile(file, 'member');
-      return;
-    }
     const done = node.rebuilt;
-    if (this.#membership !== 'rebuilding' || node.rebuilding || done === undefined) return;
-    if (this.fsm.appliedIndex < done.index || this.#readyTermVote.term < done.term || this.#readyTermVote.vote === null) return;
+    if (this.#membership === 'member' || node.rebuilding || done === undefined) return;
+    const onDisk = this.#readyTermVote;
+    if (this.fsm.appliedIndex < done.index || onDisk.term < done.term || (onDisk.term === done.term && onDisk.vote === null)) return;
+    const was = this.#membership;
     this.#membership = 'member';
     writeMemberFile(file, 'member');
+    if (was === 'fresh') {
+      this.#opts.log.info({ event: 'raft.joined', leader: done.leader, term: done.term, memberFile: file },
+        `joined a new cluster: ${done.leader === this.#opts.id ? 'this member was' : `${done.leader} was`} elected leader of term ${done.term} before anything was committed; this member votes as any member`);
+      return;
+    }
+    const hard = node.hardState();
+    const votedFor = hard.term === done.term && hard.vote !== null ? hard.vote : done.leader;
     this.#opts.log.info({ event: 'raft.rebuilt', leader: done.leader, term: done.term, index: done.index, memberFile: file },
-      `rebuilt: ${done.leader}, leader of term ${done.term}, caught this member up to index ${done.index}; it votes again (in term ${done.term} only for ${done.leader}, in later terms as any member)`);
+      `rebuilt: ${done.leader}, leader of term ${done.term}, caught this member up to index ${done.index}; it votes again (in term ${done.term} only for ${votedFor}, in later terms as any member)`);
   }
 
   /** The Raft shell in use (a new one after a rejoin). */
@@ -352,6 +409,7 @@ export class RaftStateLog implements StateLog {
       members: node.conf,
       ...(node.role === 'leader' ? { progress: node.progress() } : {}),
       ...(node.rebuilding ? { rebuilding: true } : {}),
+      ...(node.fresh ? { fresh: true } : {}),
       storage: { dir: this.#opts.dir, pipelined: this.host.pipelined, batches: this.host.stats.batches, fsyncs: this.host.stats.fsyncs, fsyncP99Ms: roundMs(this.host.wal.fsyncMs.quantile(0.99)), fsyncSamples: Math.min(this.host.wal.fsyncMs.count, this.host.wal.fsyncMs.size), error: this.host.fenced?.message ?? null },
       stateHash: this.fsm.hash(),
       stability: this.#stability.report(this.#opts.clock.monotonicMs()),
@@ -403,6 +461,7 @@ export class RaftStateLog implements StateLog {
     if (m.type === 'timeout-now') this.#timeline.timeoutNowAt = now;
     else if (m.type === 'heartbeat' || m.type === 'append') this.#timeline.heardLeaderAt = now;
     this.host.step(m);
+    this.#noteFresh();
     if (!this.#leaseSeen && this.host.node.role === 'leader' && this.#leaseListeners.size > 0 && this.isLeader()) {
       this.#leaseSeen = true;
       for (const listener of this.#leaseListeners) listener();

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { seededRandom } from '../../lib/random.js';
 import { RaftNode } from './node.js';
-import { emptyMessage, type Message, type NodeId, type Ready } from './types.js';
+import { EntryType, emptyMessage, type Entry, type Message, type NodeId, type Ready } from './types.js';
 
 const make = (id: NodeId, voters: NodeId[], seed = 1, witnesses: NodeId[] = []): RaftNode => new RaftNode(
   { id, electionTicks: 10, heartbeatTicks: 2, random: seededRandom(seed), witnessFactor: 3 },
@@ -272,7 +272,7 @@ function rebuiltVoteScenario(rebuilding: boolean): { leadersOfTerm1: NodeId[]; r
   const nodes = new Map(ids.map((id, i) => [id, make(id, ids, i + 40)]));
   const a = nodes.get('a')!;
   const b = nodes.get('b')!;
-  let cut = new Set(['b']);
+  const cut = new Set(['b']);
   const link = (from: NodeId, to: NodeId): boolean => !cut.has(from) && !cut.has(to);
   // Past the start-up grace (a member just started votes for nobody for an election timeout); a
   // pre-vote started meanwhile is lost.
@@ -286,16 +286,26 @@ function rebuiltVoteScenario(rebuilding: boolean): { leadersOfTerm1: NodeId[]; r
   const r = new RaftNode({ id: 'r', electionTicks: 10, heartbeatTicks: 2, random: seededRandom(77) },
     { hardState: { term: 0, vote: null, commit: 0 }, conf: { voters: ids, learners: [], witnesses: [] }, entries: [], rebuilding });
   nodes.set('r', r);
-  cut = new Set(['a']);
-  const leaders = new Set<NodeId>(['a']);
   // b, cut off from a, times out and campaigns (pre-vote, then vote) in term 1; r is its only peer.
+  return { leadersOfTerm1: campaignWithR(nodes, 1), r, nodes };
+}
+
+/**
+ * b, cut off from a, times out and campaigns (pre-vote, then vote) with r as its only peer; r ticks
+ * past its start-up grace (a restart votes for nobody for an election timeout). Who led `term`
+ * (a, which led it before, included).
+ */
+function campaignWithR(nodes: Map<NodeId, RaftNode>, term: number): NodeId[] {
+  const b = nodes.get('b')!;
+  const r = nodes.get('r')!;
+  const leaders = new Set<NodeId>(['a']);
   for (let i = 0; i < 60 && b.role !== 'leader'; i++) {
     b.tick();
-    if (i < 25) r.tick(); // past its start-up grace (a restart votes for nobody for an election timeout)
-    settle(nodes, (from, to) => link(from, to) && (from === 'b' || to === 'b'));
-    for (const n of [b, r]) if (n.role === 'leader' && n.term === 1) leaders.add(n.id);
+    if (i < 25) r.tick();
+    settle(nodes, (from, to) => (from === 'b' && to === 'r') || (from === 'r' && to === 'b'));
+    for (const n of [b, r]) if (n.role === 'leader' && n.term === term) leaders.add(n.id);
   }
-  return { leadersOfTerm1: [...leaders].sort(), r, nodes };
+  return [...leaders].sort();
 }
 
 t.test('a member rebuilt with an empty directory does not vote again in a term it voted in: no second leader of that term', async (t) => {
@@ -345,4 +355,144 @@ t.test('a rebuilding member never campaigns and ignores TimeoutNow; fresh member
   t.ok(r.rebuilding, 'still rebuilding');
   const { leader } = electedThree(50);
   t.equal(leader.role, 'leader', 'a first start (no member rebuilding) elects a leader');
+});
+
+const freshStorage = (voters: NodeId[]) => ({ hardState: { term: 0, vote: null, commit: 0 }, conf: { voters, learners: [], witnesses: [] }, entries: [], fresh: true });
+const makeFresh = (id: NodeId, voters: NodeId[], seed: number, preVote = true): RaftNode =>
+  new RaftNode({ id, electionTicks: 10, heartbeatTicks: 2, random: seededRandom(seed), preVote }, freshStorage(voters));
+
+/**
+ * The double vote of a member whose whole state directory was lost (member file too): every member
+ * starts fresh and a leads term 1, commits entries everyone holds; b is cut off; a steps down and
+ * wins term 2 with r's vote; r loses everything and starts again with no state (`fresh`, or as a
+ * plain first start did before the rule); once a is cut off too, b campaigns in term 2 and asks r.
+ * Returns the leaders of term 2.
+ */
+function wipedWholeScenario(fresh: boolean): { leadersOfTerm2: NodeId[]; r: RaftNode; nodes: Map<NodeId, RaftNode> } {
+  const ids = ['a', 'b', 'r'];
+  const nodes = new Map(ids.map((id, i) => [id, makeFresh(id, ids, i + 60)]));
+  const a = nodes.get('a')!;
+  const b = nodes.get('b')!;
+  let cut = new Set<NodeId>();
+  const link = (from: NodeId, to: NodeId): boolean => !cut.has(from) && !cut.has(to);
+  for (let i = 0; i < 10; i++) for (const n of nodes.values()) n.tick();
+  settle(nodes, () => false);
+  a.campaign();
+  settle(nodes, link);
+  a.propose(new Uint8Array([1]));
+  settle(nodes, link);
+  a.tick(); a.tick(); // a heartbeat carries the commit index to everyone
+  settle(nodes, link);
+  if (a.role !== 'leader' || a.term !== 1 || b.commitIndex < 2 || [...nodes.values()].some((n) => n.rebuilding)) throw new Error('setup: a leads term 1, every member joined and b knows commit 2');
+  // b is cut off; a, cut off from r for an election timeout, steps down (check-quorum); then a and
+  // r meet again and a wins term 2 with r's vote.
+  cut = new Set(['b']);
+  const r0 = nodes.get('r')!;
+  for (let i = 0; i < 25; i++) { a.tick(); r0.tick(); settle(nodes, () => false); }
+  if (a.role === 'leader') throw new Error('setup: a steps down without r');
+  a.campaign();
+  settle(nodes, link);
+  if (a.role !== 'leader' || (a.term as number) !== 2 || r0.hardState().vote !== 'a') throw new Error('setup: a leads term 2 with r\'s vote');
+  // r's SD card dies: a new one, same name and config, no state at all.
+  const r = new RaftNode({ id: 'r', electionTicks: 10, heartbeatTicks: 2, random: seededRandom(79) },
+    { hardState: { term: 0, vote: null, commit: 0 }, conf: { voters: ids, learners: [], witnesses: [] }, entries: [], fresh });
+  nodes.set('r', r);
+  return { leadersOfTerm2: campaignWithR(nodes, 2), r, nodes };
+}
+
+t.test('a member whose whole state directory was lost does not vote again in a term it voted in: no second leader of that term', async (t) => {
+  const unsafe = wipedWholeScenario(false);
+  t.same(unsafe.leadersOfTerm2, ['a', 'b'], 'without the fresh rule (a plain first start): r votes twice in term 2 and a and b both lead it');
+  const safe = wipedWholeScenario(true);
+  t.same(safe.leadersOfTerm2, ['a'], 'fresh: b knows a commit index, so r takes it for a rebuild and grants nothing; a stays the only leader of term 2');
+  t.ok(safe.r.rebuilding && !safe.r.fresh, 'r is rebuilding now');
+  t.match(safe.r.freshEvidence, { from: 'b', why: 'candidate-commit' }, 'shown by b\'s vote request');
+  t.equal(safe.r.hardState().vote, null, 'and it recorded no vote');
+  // a reaches r again: r is caught up, then votes as any member.
+  const { r, nodes } = safe;
+  const a = nodes.get('a')!;
+  for (let i = 0; i < 8 && r.rebuilding; i++) { a.tick(); settle(nodes, (from, to) => from !== 'b' && to !== 'b'); }
+  t.notOk(r.rebuilding, 'caught up by the leader: the rebuild is over');
+  t.match(r.rebuilt, { leader: 'a', term: 2 }, 'by a, in term 2');
+  t.equal(r.lastIndex, a.lastIndex, 'r holds the leader\'s log');
+  t.equal(r.hardState().vote, 'a', 'term 2 recorded with the leader as its vote');
+});
+
+t.test('a fresh member learns the cluster committed before it came from any commit index above 0: a leader\'s append or heartbeat, a snapshot; an append of commit 0 joins it', async (t) => {
+  const ids = ['a', 'b', 'r'];
+  const fresh = (): RaftNode => makeFresh('r', ids, 3);
+  const entry = (term: number, index: number): Entry => ({ term, index, type: EntryType.normal, data: new Uint8Array() });
+  let r = fresh();
+  r.step({ ...emptyMessage('append', 'a', 'r', 4), index: 7, logTerm: 3, commit: 7 });
+  t.match(r.freshEvidence, { from: 'a', term: 4, why: 'leader-commit', index: 7 }, 'an append from a leader that knows commit index 7');
+  t.ok(r.rebuilding && !r.fresh, 'rebuilding from there');
+  r = fresh();
+  r.step({ ...emptyMessage('heartbeat', 'a', 'r', 4), commit: 5 });
+  t.match(r.freshEvidence, { why: 'leader-commit', index: 5 }, 'a heartbeat whose commit index (at most what r acknowledged) is above 0');
+  r = fresh();
+  r.step({ ...emptyMessage('snapshot', 'a', 'r', 4), index: 9, logTerm: 3, snapshot: { meta: { index: 9, term: 3, conf: { voters: ids, learners: [], witnesses: [] } }, data: new Uint8Array([1]) }, offset: 0, done: true });
+  t.match(r.freshEvidence, { why: 'snapshot', index: 9 }, 'a snapshot');
+  r = fresh();
+  r.step({ ...emptyMessage('append', 'a', 'r', 4), index: 0, logTerm: 0, commit: 2, entries: [entry(2, 1), entry(4, 2)] });
+  t.match(r.freshEvidence, { why: 'leader-commit', index: 2 }, 'an append from index 1 with commit 2');
+  t.match(r.rebuilt, { leader: 'a', term: 4, index: 2 }, 'and the rebuild is over at once: r holds the leader\'s commit index, an entry of its term (the host still waits until it is applied)');
+  r = fresh();
+  r.step({ ...emptyMessage('heartbeat', 'a', 'r', 1), commit: 0 });
+  r.step({ ...emptyMessage('append', 'a', 'r', 1), index: 0, logTerm: 0, commit: 0, entries: [entry(1, 1)] });
+  t.notOk(r.rebuilding, 'a new cluster\'s leader, committing nothing yet: r joins');
+  t.match(r.rebuilt, { leader: 'a', term: 1 });
+  t.equal(r.freshEvidence, undefined);
+  t.same(r.hardState(), { term: 1, vote: 'a', commit: 0 }, 'with the leader as its vote in that term');
+  r = fresh();
+  r.step({ ...emptyMessage('append', 'b', 'r', 2), index: 1, logTerm: 1, commit: 0, entries: [entry(2, 2)] });
+  t.ok(r.fresh, 'an append after an entry r lacks, from a leader that knows no commit (the first leader died before committing its entry): no evidence');
+  r.step({ ...emptyMessage('append', 'b', 'r', 2), index: 0, logTerm: 0, commit: 0, entries: [entry(1, 1), entry(2, 2)] });
+  t.notOk(r.rebuilding, 'its log from index 1, still of commit 0: r joins');
+  r = fresh();
+  r.step({ ...emptyMessage('prevote', 'b', 'r', 3), index: 4, logTerm: 2, commit: 0 });
+  t.ok(r.fresh, 'a candidate with a log but no commit index known is no evidence');
+});
+
+t.test('members that all start fresh elect and join: after split votes that push terms up with empty logs, and after the first leader dies before anyone got its entry', async (t) => {
+  const ids = ['a', 'b', 'c'];
+  const nodes = new Map(ids.map((id, i) => [id, makeFresh(id, ids, i + 90, false)]));
+  const [a, b, c] = ids.map((id) => nodes.get(id)!) as [RaftNode, RaftNode, RaftNode];
+  // Split votes: a and b stand at once while c hears nobody, three times over.
+  for (let round = 0; round < 3; round++) {
+    a.campaign(); b.campaign();
+    settle(nodes, (from, to) => from !== 'c' && to !== 'c');
+  }
+  t.ok(a.term >= 3 && b.term >= 3 && a.lastIndex === 0 && b.lastIndex === 0, `terms pushed up to ${a.term} with empty logs, no leader`);
+  t.ok(a.fresh && b.fresh && c.fresh, 'everyone still fresh');
+  runCluster(nodes, 60);
+  const leaders = [...nodes.values()].filter((n) => n.role === 'leader');
+  t.equal(leaders.length, 1, 'one leader');
+  for (const n of nodes.values()) t.ok(!n.fresh && !n.rebuilding, `${n.id} joined`);
+
+  // The first leader of a new cluster dies before its first entry reached anyone; it comes back
+  // with that entry (its term and log on disk, its member file saying member); the others are
+  // still fresh and empty. Its vote request shows a log but no commit index: they elect.
+  const ids2 = ['x', 'y', 'z'];
+  const second = new Map(ids2.map((id, i) => [id, makeFresh(id, ids2, i + 120)]));
+  const x = second.get('x')!;
+  for (let i = 0; i < 10; i++) for (const n of second.values()) n.tick();
+  settle(second, () => false);
+  x.campaign();
+  // x's pre-vote and vote go out and come back; its first append is lost with x.
+  for (let moved = true; moved && x.role !== 'leader';) {
+    moved = false;
+    const out: Message[] = [];
+    for (const n of second.values()) if (n.hasReady()) { const rd = n.ready(); out.push(...rd.messages); n.advance(rd); moved = true; }
+    for (const m of out) second.get(m.to)!.step(m);
+  }
+  t.equal(x.role, 'leader', 'x leads with an empty log');
+  const rd = x.ready();
+  x.advance(rd); // its entry is on its disk; the append is never sent
+  const xAgain = new RaftNode({ id: 'x', electionTicks: 10, heartbeatTicks: 2, random: seededRandom(7) },
+    { hardState: x.hardState(), conf: { voters: ids2, learners: [], witnesses: [] }, entries: x.entries(1, x.lastIndex + 1)! });
+  second.set('x', xAgain);
+  runCluster(second, 80);
+  const led = [...second.values()].filter((n) => n.role === 'leader');
+  t.equal(led.length, 1, 'a leader is elected');
+  for (const n of second.values()) t.notOk(n.rebuilding, `${n.id} is not left rebuilding`);
 });

@@ -50,6 +50,26 @@ export interface RaftStorage {
    * until a leader has caught it up (README.md, "Damaged storage").
    */
   rebuilding?: boolean;
+  /**
+   * This member has no state at all and nothing saying it ever was a member (no member file): a
+   * first start of a new cluster, or a member whose whole state directory was lost. It cannot tell
+   * which, so it counts as rebuilding with one exception: while it has heard nothing showing the
+   * cluster committed something before it came, it votes and campaigns as any member, so a new
+   * cluster whose members are all fresh elects. Evidence (a peer's message showing a commit index
+   * above 0, or a snapshot) ends the exception: from there it is a rebuild (README.md, "A member
+   * with no state"). Honoured only when the log is empty; with entries it is a plain rebuild.
+   */
+  fresh?: boolean;
+}
+
+/** What showed a fresh member that the cluster had a log before it came (RaftNode.freshEvidence). */
+export interface FreshEvidence {
+  from: NodeId;
+  term: number;
+  /** candidate-commit: a candidate knows a commit index; leader-commit: a leader's append or heartbeat carries one; snapshot. */
+  why: 'candidate-commit' | 'leader-commit' | 'snapshot';
+  /** The commit index (the snapshot's index) that showed it. */
+  index: number;
 }
 
 type ProgressState = 'probe' | 'replicate' | 'snapshot';
@@ -116,6 +136,13 @@ export class RaftNode {
   #rebuilding: boolean;
   /** Where the rebuild ended: the leader, its term and the commit index this member then held. */
   #rebuilt: { leader: NodeId; term: number; index: number } | undefined;
+  /**
+   * Fresh (RaftStorage.fresh): no state and no member file. Also #rebuilding; while both hold it
+   * votes and campaigns as any member. Cleared for good by evidence that the cluster had a log
+   * before this member came (#freshEvidence), or by joining one that did not.
+   */
+  #fresh: boolean;
+  #freshEvidence: FreshEvidence | undefined;
 
   constructor(config: RaftConfig, storage: RaftStorage) {
     this.id = config.id;
@@ -130,7 +157,9 @@ export class RaftNode {
     this.#conf = cloneConf(storage.snapshot?.meta.conf ?? storage.conf);
     this.#term = storage.hardState.term;
     this.#vote = storage.hardState.vote;
-    this.#rebuilding = storage.rebuilding === true;
+    const logEmpty = storage.entries.length === 0 && storage.snapshot === undefined;
+    this.#fresh = storage.fresh === true && storage.rebuilding !== true && logEmpty;
+    this.#rebuilding = storage.rebuilding === true || storage.fresh === true;
     // Membership changes in the stable log after the snapshot are applied when those entries apply;
     // committed ones are re-applied during replay, so start from the snapshot's membership.
     this.#prevHard = this.hardState();
@@ -156,6 +185,10 @@ export class RaftNode {
   get transferee(): NodeId | null { return this.#leadTransferee; }
   /** Rebuilding after lost storage: it neither votes nor campaigns yet (RaftStorage.rebuilding). */
   get rebuilding(): boolean { return this.#rebuilding; }
+  /** Fresh: no state at all, no member file, and no sign yet that the cluster had a log before it came (RaftStorage.fresh). */
+  get fresh(): boolean { return this.#fresh; }
+  /** What ended a fresh start as a rebuild: who showed that the cluster had a log, and how. */
+  get freshEvidence(): FreshEvidence | undefined { return this.#freshEvidence; }
   /** Once a rebuild ended: the leader that caught this member up, its term, and the commit index then held. */
   get rebuilt(): { leader: NodeId; term: number; index: number } | undefined { return this.#rebuilt; }
   hardState(): HardState { return { term: this.#term, vote: this.#vote, commit: this.#log.committed }; }
@@ -286,7 +319,8 @@ export class RaftNode {
   }
 
   step(m: Message): void {
-    if (this.#rebuilding && (m.type === 'prevote' || m.type === 'vote')) {
+    if (this.#fresh) this.#freshCheck(m);
+    if (this.#rebuilding && !this.#fresh && (m.type === 'prevote' || m.type === 'vote')) {
       // Rebuilding: it may have voted in this very term before it lost its storage. No answer
       // either (a refusal would carry no term worth telling); the candidate times out. The term
       // of a real election is taken on (as any member would), without a vote: it may be a term
@@ -476,10 +510,48 @@ export class RaftNode {
     if (term !== undefined && upTo > this.#log.snapIndex) this.#log.compact(upTo, term);
   }
 
+  // ---- a fresh start ---------------------------------------------------------------------------
+
+  /**
+   * Fresh: does `m` show that the cluster committed something before this member came? Any peer's
+   * commit index above 0 does: a candidate's (vote requests carry it), a leader's append, a
+   * heartbeat (its commit is at most what this member acknowledged: it acknowledged entries it no
+   * longer holds), and a snapshot (applied, so committed, entries). A new cluster shows none until
+   * its first commit, and the majority that acknowledged that entry took appends of commit 0 and
+   * joined (#handleAppend): from there a majority are members and elect among themselves, so a
+   * member turned rebuilding by this always has a leader to catch it up once they are up. What a
+   * member that never learned a commit index shows is not covered (README.md).
+   */
+  #freshCheck(m: Message): void {
+    switch (m.type) {
+      case 'prevote':
+      case 'vote':
+        if (m.commit > 0) this.#endFresh({ from: m.from, term: m.term, why: 'candidate-commit', index: m.commit });
+        return;
+      case 'heartbeat':
+      case 'append':
+        if (m.commit > 0) this.#endFresh({ from: m.from, term: m.term, why: 'leader-commit', index: m.commit });
+        return;
+      case 'snapshot':
+        this.#endFresh({ from: m.from, term: m.term, why: 'snapshot', index: m.index });
+        return;
+      default:
+        return;
+    }
+  }
+
+  #endFresh(evidence: FreshEvidence): void {
+    this.#fresh = false;
+    this.#freshEvidence = evidence;
+    // A campaign under way was started as a fresh member: it is abandoned (a rebuilding member
+    // does not stand).
+    if (this.#role === 'candidate' || this.#role === 'pre-candidate') this.#becomeFollower(this.#term, null);
+  }
+
   // ---- roles -----------------------------------------------------------------------------------
 
   #promotable(): boolean {
-    return this.isVoter() && this.#log.pendingSnapshot === undefined && !this.#rebuilding;
+    return this.isVoter() && this.#log.pendingSnapshot === undefined && (!this.#rebuilding || this.#fresh);
   }
 
   #resetRandomizedTimeout(): void {
@@ -531,12 +603,21 @@ export class RaftNode {
       if (id === this.id) continue;
       this.#send({
         ...emptyMessage(kind === 'pre' ? 'prevote' : 'vote', this.id, id, term),
-        index: this.#log.lastIndex(), logTerm: this.#log.lastTerm(), context: transfer ? 1 : 0,
+        // The commit index tells a fresh member that the cluster committed something before it
+        // came (#freshCheck); members from before it send 0 here.
+        index: this.#log.lastIndex(), logTerm: this.#log.lastTerm(), commit: this.#log.committed, context: transfer ? 1 : 0,
       });
     }
   }
 
   #becomeLeader(): void {
+    if (this.#fresh) {
+      // Elected while fresh: no peer showed a commit index, a new cluster whose history is this
+      // member's own from here.
+      this.#fresh = false;
+      this.#rebuilding = false;
+      this.#rebuilt = { leader: this.id, term: this.#term, index: 0 };
+    }
     this.#reset(this.#term);
     this.#role = 'leader';
     this.#leader = this.id;
@@ -797,6 +878,9 @@ export class RaftNode {
         // to append, would never send them, and a rebuilding member would not vote for as long.
         const lost = m.commit > this.#log.lastIndex();
         this.#send({ ...emptyMessage('heartbeat-resp', this.id, m.from, this.#term), context: m.context, ...(lost ? { reject: true, hint: this.#log.lastIndex() } : {}) });
+        // An idle leader's commit may reach us only here (an append carrying it was not sent while
+        // the member's flow was paused).
+        if (!lost) this.#maybeRebuilt(m.from, m.commit);
         return;
       }
       case 'snapshot': {
@@ -806,7 +890,7 @@ export class RaftNode {
         return;
       }
       case 'timeout-now':
-        if (this.#promotable()) this.#campaign('real', true);
+        if (this.#promotable() && !this.#rebuilding) this.#campaign('real', true);
         return;
       default:
         return;
@@ -824,14 +908,16 @@ export class RaftNode {
       const commit = Math.min(m.commit, last);
       if (commit > this.#log.committed) this.#log.commitTo(commit);
       this.#send({ ...resp, index: last });
-      if (this.#rebuilding && last >= m.commit && this.#vote === m.from) {
-        // Caught up: the log holds everything this leader had committed, which includes every
-        // entry committed before the storage was lost (a leader holds all committed entries), so
-        // its log is a fair yardstick for a candidate's again. From here it votes as any member:
-        // in this term only for this leader (the vote recorded above), in later terms once each.
+      if (this.#fresh && this.#vote !== null) {
+        // Still fresh: the leader knows no commit index (#freshCheck), so the cluster has committed
+        // nothing yet, as far as anyone this member heard knows: a new cluster, whose history is
+        // this member's own from here (its vote in this term is recorded): it joins as any member.
+        this.#fresh = false;
         this.#rebuilding = false;
-        this.#rebuilt = { leader: m.from, term: this.#term, index: m.commit };
+        this.#rebuilt = { leader: m.from, term: this.#term, index: 0 };
+        return;
       }
+      this.#maybeRebuilt(m.from, m.commit);
       return;
     }
     // Mismatch: hint the leader at our last index, or below the conflicting term.
@@ -841,6 +927,23 @@ export class RaftNode {
       while (hint > this.#log.committed && (this.#log.term(hint - 1) ?? 0) === conflictTerm && conflictTerm > m.logTerm) hint--;
     }
     this.#send({ ...resp, index: m.index, reject: true, hint: Math.max(hint, this.#log.committed) });
+  }
+
+  /**
+   * Rebuilding: `commit` from leader `from` of this term, and this member's log holds it. Caught up
+   * once the entry at that commit index is of the leader's own term: the commit index then covers
+   * every entry committed before its term (a new leader's commit index can lag until its first
+   * entry commits), which includes every entry committed before the storage was lost (a leader
+   * holds all committed entries), and the same index and term in both logs make them the same up
+   * to it: its log is a fair yardstick for a candidate's again. From here it votes as any member:
+   * in this term only for its recorded vote (the leader, set when the term was learned, or a vote
+   * a fresh member cast in it), in later terms once each.
+   */
+  #maybeRebuilt(from: NodeId, commit: number): void {
+    if (!this.#rebuilding || this.#fresh || commit < 1 || this.#vote === null) return;
+    if (this.#log.lastIndex() < commit || this.#log.term(commit) !== this.#term) return;
+    this.#rebuilding = false;
+    this.#rebuilt = { leader: from, term: this.#term, index: commit };
   }
 
   #handleSnapshot(m: Message): void {

@@ -7,8 +7,10 @@ import { EntryType, type ConfState, type Entry, type HardState, type Message, ty
 // loss, duplication, reorder, symmetric and one-way partitions), disks (fsync latency, a crash
 // drops the unsynced part of a batch, possibly keeping a torn prefix of it), crash/restart, pause,
 // and clock drift, and lost storage: a member restarted with an empty disk (its directory moved
-// aside after damage) rejoins as a rebuilding member (RaftStorage.rebuilding), one at a time, the
-// next only once the last one's rebuild is over. Two hosts: one Ready at a time (persist, then advance), or pipelined like
+// aside after damage) rejoins as a rebuilding member (RaftStorage.rebuilding); one that lost its
+// whole state directory, member file too, starts as a fresh one (RaftStorage.fresh), as every
+// member does at the start of the run: one loss at a time, the next only once every member has
+// joined again. Two hosts: one Ready at a time (persist, then advance), or pipelined like
 // cluster/raft/host.ts (accept a Ready, write it, take the next while its fsync runs, report each
 // persisted in order; a term/vote change or a snapshot waits for the batches before it), where a crash
 // keeps any prefix of the entries of every batch not yet synced. After every event it checks the Raft safety properties; at the end it heals
@@ -30,8 +32,10 @@ export interface SimReport {
   /** Acknowledged entries the ACK audit (cluster/ack-audit.ts) found in a member's committed log, summed over members. */
   audited: number;
   crashes: number;
-  /** Restarts with the storage lost (rebuilt members). */
+  /** Restarts with the storage lost (rebuilt members), the whole state directory included or not. */
   wipes: number;
+  /** Of those, restarts with the whole state directory lost (member file too: a fresh start). */
+  wholeWipes: number;
   snapshotsSent: number;
   healedLeaderMs: number;
   trace: string[];
@@ -64,8 +68,13 @@ interface SimNode {
   lastCommit: number;
   lastTickAt: number;
   deferred: Message[];
-  /** Restarted with its storage lost, and not yet caught up (what the member file says, cluster/raft-state-log.ts). */
-  rebuilding: boolean;
+  /**
+   * What the member file says (cluster/raft-state-log.ts): fresh (no state, nothing saying it was a
+   * member: every member at the start, and after losing the whole state directory), rebuilding
+   * (lost its storage, or a fresh one that heard the cluster had a log), member; none: no file, as
+   * before the fresh rule (SimOptions.withoutFreshRule).
+   */
+  membership: 'fresh' | 'rebuilding' | 'member' | 'none';
 }
 
 type Event =
@@ -123,6 +132,11 @@ function fnv(h: number, bytes: Uint8Array): number {
 export interface SimOptions {
   /** Virtual ms of chaos before everything heals. */
   chaosMs?: number;
+  /**
+   * Take the fresh-start rule out: a member that lost its whole state directory starts as a plain
+   * first start did before it (votes as any member), to show what the rule prevents.
+   */
+  withoutFreshRule?: boolean;
   /** Keep a trace of notable events (for failure reports). */
   trace?: boolean;
   /** Batches a member's host may have in flight: 1 = one Ready at a time; more = pipelined. Default: from the seed. */
@@ -173,6 +187,8 @@ class Sim {
   /** Draws whether a restart lost its storage, apart from the seed's other draws. */
   #wipeRng: Random;
   #wipes = 0;
+  #wholeWipes = 0;
+  #withoutFreshRule: boolean;
 
   constructor(seed: number, options: SimOptions) {
     this.#seed = seed;
@@ -189,12 +205,13 @@ class Sim {
     this.#fsyncMax = r.int(25);
     this.#chaosMs = options.chaosMs ?? 2000 + r.int(3000);
     this.#traceOn = options.trace === true;
+    this.#withoutFreshRule = options.withoutFreshRule === true;
     this.#depth = options.pipelineDepth ?? pipelineDepthOf(seed);
     this.#nodes = this.#ids.map((id) => {
       const node: SimNode = {
         id, core: undefined, inc: 0, disk: { hard: { term: 0, vote: null, commit: 0 }, snapshot: undefined, entries: [] },
         sm: { index: 0, hash: 2166136261 }, busy: false, inflight: undefined, queue: [], paused: false, pausedAt: 0,
-        drift: 1 + (r.float() * 0.04 - 0.02), lastCommit: 0, lastTickAt: 0, deferred: [], rebuilding: false,
+        drift: 1 + (r.float() * 0.04 - 0.02), lastCommit: 0, lastTickAt: 0, deferred: [], membership: this.#withoutFreshRule ? 'none' : 'fresh',
       };
       return node;
     });
@@ -225,7 +242,7 @@ class Sim {
         this.#violate(`no stable leader with every member caught up within ${hardStop - this.#chaosMs} ms after healing`);
         for (const n of this.#nodes) {
           const c = n.core;
-          this.#trace.push(`${n.id}: ${c ? `${c.role} term ${c.term} commit ${c.commitIndex} last ${c.lastIndex} lease ${c.leaseValid()} ${JSON.stringify(c.role === 'leader' ? c.progress() : {})}` : 'down'} applied ${n.sm.index} busy ${n.busy} inflight ${n.inflight ? JSON.stringify({ e: n.inflight.entries.map((x) => x.index), c: n.inflight.committedEntries.map((x) => x.index), m: n.inflight.messages.length, h: n.inflight.hardState, s: n.inflight.snapshot?.meta.index }) : "-"}`);
+          this.#trace.push(`${n.id} (${n.membership}${c?.fresh ? ', core fresh' : c?.rebuilding ? ', core rebuilding' : ''}): ${c ? `${c.role} term ${c.term} commit ${c.commitIndex} last ${c.lastIndex} lease ${c.leaseValid()} ${JSON.stringify(c.role === 'leader' ? c.progress() : {})}` : 'down'} applied ${n.sm.index} busy ${n.busy} inflight ${n.inflight ? JSON.stringify({ e: n.inflight.entries.map((x) => x.index), c: n.inflight.committedEntries.map((x) => x.index), m: n.inflight.messages.length, h: n.inflight.hardState, s: n.inflight.snapshot?.meta.index }) : "-"}`);
         }
       }
       for (const [index, term] of this.#acked) {
@@ -235,7 +252,7 @@ class Sim {
     }
     return {
       seed: this.#seed, violations: this.#violations, events: this.#events, elections: this.#elections, committed: this.#committed.size,
-      acked: this.#acked.size, audited: this.#audited, crashes: this.#crashes, wipes: this.#wipes, snapshotsSent: this.#snapshotsSent, healedLeaderMs, trace: this.#trace,
+      acked: this.#acked.size, audited: this.#audited, crashes: this.#crashes, wipes: this.#wipes, wholeWipes: this.#wholeWipes, snapshotsSent: this.#snapshotsSent, healedLeaderMs, trace: this.#trace,
     };
   }
 
@@ -257,7 +274,16 @@ class Sim {
   #start(i: number): void {
     const n = this.#nodes[i]!;
     n.inc++;
-    const storage = { hardState: { ...n.disk.hard }, conf: this.#conf, entries: n.disk.entries.slice(), ...(n.disk.snapshot ? { snapshot: n.disk.snapshot } : {}), rebuilding: n.rebuilding };
+    // The member file at start-up (cluster/raft-state-log.ts): fresh with entries on the disk joined
+    // (a rebuild without the term and vote of the entries on the disk too).
+    if (n.membership === 'fresh' && (n.disk.entries.length > 0 || n.disk.snapshot)) {
+      const lastTerm = n.disk.entries[n.disk.entries.length - 1]?.term ?? n.disk.snapshot?.meta.term ?? 0;
+      n.membership = n.disk.hard.vote !== null && n.disk.hard.term >= lastTerm ? 'member' : 'rebuilding';
+    }
+    const storage = {
+      hardState: { ...n.disk.hard }, conf: this.#conf, entries: n.disk.entries.slice(), ...(n.disk.snapshot ? { snapshot: n.disk.snapshot } : {}),
+      rebuilding: n.membership === 'rebuilding', fresh: n.membership === 'fresh',
+    };
     n.core = new RaftNode({
       id: n.id, electionTicks: ELECTION_TICKS, heartbeatTicks: HEARTBEAT_TICKS, witnessFactor: 3, random: seededRandom(this.#seed * 31 + i * 7 + n.inc),
       snapshotChunkBytes: 8, maxInflight: 4, maxEntriesPerMessage: 4,
@@ -293,12 +319,17 @@ class Sim {
     n.deferred = [];
   }
 
-  /** The member's storage is lost (moved aside after damage): it starts empty and rebuilding. */
-  #wipe(n: SimNode): void {
+  /**
+   * The member's storage is lost: its raft directory (moved aside after damage; the member file says
+   * member, so it starts rebuilding), or its whole state directory (a new SD card: no member file,
+   * so it starts fresh; without the rule, as a plain first start that counts as a member at once).
+   */
+  #wipe(n: SimNode, whole: boolean): void {
     n.disk = { hard: { term: 0, vote: null, commit: 0 }, snapshot: undefined, entries: [] };
     n.sm = { index: 0, hash: 2166136261 };
-    n.rebuilding = true;
+    n.membership = !whole ? 'rebuilding' : this.#withoutFreshRule ? 'none' : 'fresh';
     this.#wipes++;
+    if (whole) this.#wholeWipes++;
   }
 
   #tickEvery(n: SimNode): number {
@@ -575,9 +606,21 @@ class Sim {
       case 5:
         if (n.core) this.#crash(i);
         else {
-          if (!this.#nodes.some((x) => x.rebuilding) && this.#wipeRng.float() < 0.25) this.#wipe(n);
+          // A quarter of the restarts lose the raft directory, an eighth the whole state directory:
+          // one member at a time, once every member has joined (a member that never took part is
+          // the case the fresh rule names as not covered, cluster/raft/README.md); a whole loss
+          // only once every other member learned a commit index.
+          let lost = '';
+          if (this.#nodes.every((x) => x.membership === 'member')) {
+            const w = this.#wipeRng.float();
+            if (w < 0.25) { this.#wipe(n, false); lost = ' (storage lost: rebuilding)'; }
+            else if (w < 0.375 && this.#nodes.every((x) => x === n || x.disk.hard.commit > 0 || x.disk.snapshot !== undefined)) {
+              this.#wipe(n, true);
+              lost = ' (whole state directory lost: fresh)';
+            }
+          }
           this.#start(i);
-          this.#tr(`restart ${n.id}${n.rebuilding ? ' (storage lost: rebuilding)' : ''}`);
+          this.#tr(`restart ${n.id}${lost}`);
         }
         return;
       case 6:
@@ -623,10 +666,16 @@ class Sim {
     for (const n of this.#nodes) {
       const core = n.core;
       if (!core) continue;
-      // The rebuild is over (the member file says 'member' again) once the core says so, what the
-      // leader had committed is applied here and the leader's term and vote are on the disk.
+      // The member file follows a fresh core at once (before anything it takes is written) when it
+      // heard the cluster had a log: rebuilding. A rebuild, or a join of a new cluster, is over (the
+      // member file says member) once the core says so, what the leader had committed is applied
+      // here and the leader's term and a vote are on the disk (or a later term: that one is over).
+      // Without a member file (before the fresh rule) a term on the disk made a member.
+      if (n.membership === 'fresh' && !core.fresh && core.rebuilding) n.membership = 'rebuilding';
       const done = core.rebuilt;
-      if (n.rebuilding && !core.rebuilding && done && n.sm.index >= done.index && n.disk.hard.term >= done.term && n.disk.hard.vote !== null) n.rebuilding = false;
+      if ((n.membership === 'rebuilding' || n.membership === 'fresh') && !core.rebuilding && done && n.sm.index >= done.index
+        && (n.disk.hard.term > done.term || (n.disk.hard.term === done.term && n.disk.hard.vote !== null))) n.membership = 'member';
+      if (n.membership === 'none' && n.disk.hard.term > 0) n.membership = 'member';
       if (core.commitIndex < n.lastCommit) this.#violate(`${n.id}: commit went back ${n.lastCommit} -> ${core.commitIndex}`);
       n.lastCommit = core.commitIndex;
       if (core.role === 'leader') {
@@ -681,7 +730,8 @@ class Sim {
     if (leaders.length !== 1) return false;
     const leader = leaders[0]!.core!;
     if (leader.commitIndex < leader.lastIndex || leader.entryTerm(leader.commitIndex) !== leader.term) return false;
-    return this.#nodes.every((n) => n.sm.index === leader.commitIndex && n.core?.commitIndex === leader.commitIndex);
+    // Every member has joined too: a fresh or rebuilding one left over would not vote.
+    return this.#nodes.every((n) => n.sm.index === leader.commitIndex && n.core?.commitIndex === leader.commitIndex && n.membership === 'member');
   }
 
   #violate(text: string): void {

@@ -8,6 +8,7 @@ import { ntpStatusCommand } from './commands-ntp.js';
 import { vipCommands } from './commands-vip.js';
 import { nodesCommands } from './commands-nodes.js';
 import { initCommand } from './commands-init.js';
+import { clusterRejoinCommand } from './commands-cluster.js';
 import { bootCommands } from './commands-boot.js';
 import { deployCommands } from './commands-deploy.js';
 import { internalCommands } from './commands-internal.js';
@@ -21,6 +22,7 @@ export const commands: CliCommand[] = [
   serveCommand,
   configCheckCommand,
   initCommand,
+  clusterRejoinCommand,
   statusCommand,
   ntpStatusCommand,
   ...dhcpCommands,

@@ -40,3 +40,10 @@ t.test('a rebuilding member says so: it does not vote or campaign until caught u
   t.match(formatRaftStatus({ ...base, rebuilding: true }), /\nREBUILDING: this member lost its Raft storage; it does not vote or campaign until a leader has caught it up\n/);
   t.notMatch(formatRaftStatus(base), /REBUILDING/);
 });
+
+t.test('a member with no state says so, and how to declare a replacement: FRESH instead of REBUILDING', async (t) => {
+  const base = { appliedIndex: 0, lastIndex: 0, snapshotIndex: 0, leaseValid: false };
+  const text = formatRaftStatus({ ...base, rebuilding: true, fresh: true });
+  t.match(text, /\nFRESH: this member started with no Raft state; it votes only while nothing shows the cluster had a log before it came \(replacing a lost member: stop it, run lanctl cluster rejoin\)\n/);
+  t.notMatch(text, /REBUILDING/, 'one line, not both');
+});

@@ -14,6 +14,8 @@ export interface RaftStatusBody {
   storage?: { dir: string; batches: number; fsyncs: number; fsyncP99Ms?: number | null; error: string | null };
   /** Rebuilt after lost storage and not yet caught up by a leader: it does not vote or campaign. */
   rebuilding?: boolean;
+  /** Started with no state and no member file, and nothing yet shows the cluster had a log before it came. */
+  fresh?: boolean;
   stateHash?: string;
   transport?: TransportStatusBody;
 }
@@ -46,7 +48,8 @@ export function formatRaftStatus(c: RaftStatusBody): string {
       + (c.storage ? `, ${c.storage.fsyncs} fsyncs in ${c.storage.batches} batches (${c.storage.dir})` : '')
       + (c.storage?.fsyncP99Ms != null ? `, fsync p99 ${c.storage.fsyncP99Ms} ms` : ''),
   ];
-  if (c.rebuilding === true) lines.push('REBUILDING: this member lost its Raft storage; it does not vote or campaign until a leader has caught it up');
+  if (c.fresh === true) lines.push('FRESH: this member started with no Raft state; it votes only while nothing shows the cluster had a log before it came (replacing a lost member: stop it, run lanctl cluster rejoin)');
+  else if (c.rebuilding === true) lines.push('REBUILDING: this member lost its Raft storage; it does not vote or campaign until a leader has caught it up');
   if (c.storage?.error) lines.push(`STORAGE FAILED: ${c.storage.error} (this node accepts no writes until restarted)`);
   if (c.stateHash) lines.push(`state hash: ${c.stateHash.slice(0, 16)}`);
   let text = lines.join('\n') + '\n';

@@ -304,3 +304,16 @@ t.test('doctor: a member being rebuilt after lost storage says it does not vote 
   t.match(found?.evidence, 'it does not vote or campaign until a leader has caught it up');
   t.notOk(run(false).some((f) => f.id === 'raft.rebuilding'), 'not otherwise');
 });
+
+t.test('doctor: a member with no state that has not joined says what to do if it replaces a lost one', async (t) => {
+  const i = input();
+  const found = doctorFindings({
+    config: i.config, cluster: { mode: 'cluster', role: 'follower', leader: null, term: 0, commitIndex: 0, appliedIndex: 0, rebuilding: true, fresh: true },
+    pools: [], leases: [], nowMs: NOW,
+  });
+  const fresh = found.find((f) => f.id === 'raft.fresh');
+  t.equal(fresh?.severity, 'warning');
+  t.match(fresh?.evidence, 'cannot tell a new cluster from one whose member it replaces');
+  t.match((fresh as { fix?: string } | undefined)?.fix, 'lanctl cluster rejoin');
+  t.notOk(found.some((f) => f.id === 'raft.rebuilding'), 'not also reported as rebuilding');
+});

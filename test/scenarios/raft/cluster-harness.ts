@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoPath } from '../../support/paths.js';
+import { serveDaemon, type ServedDaemon } from '../../support/daemon.js';
 
 // Real member processes (test/scenarios/raft/member.ts) on loopback high ports, for the crash
 // tests and the benchmark. Every process is started here and stopped here, by PID.
@@ -184,4 +185,20 @@ export async function localCluster(size = 3, options: { snapshotEntries?: number
     },
   };
   return cluster;
+}
+
+/**
+ * A localCluster's members as `lanctl serve` daemons, by member name; every daemon still in the
+ * map is stopped, and the directory removed, when the test ends (stop one and delete it from the
+ * map to restart it by hand).
+ */
+export async function servedCluster(t: { teardown(fn: () => Promise<void>): void }, size = 3): Promise<{ cluster: LocalCluster; daemons: Map<string, ServedDaemon> }> {
+  const cluster = await localCluster(size);
+  const daemons = new Map<string, ServedDaemon>();
+  t.teardown(async () => {
+    for (const d of daemons.values()) await d.stop();
+    await cluster.cleanup();
+  });
+  for (const m of cluster.members) daemons.set(m.name, await serveDaemon(m.configFile));
+  return { cluster, daemons };
 }

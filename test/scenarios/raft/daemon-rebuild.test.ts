@@ -1,8 +1,8 @@
 import t from 'tap';
 import { existsSync, readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
-import { runLanctl, serveDaemon, type ServedDaemon } from '../../support/daemon.js';
-import { localCluster } from './cluster-harness.js';
+import { runLanctl, serveDaemon } from '../../support/daemon.js';
+import { servedCluster } from './cluster-harness.js';
 
 // `lanctl serve` members of three: one is stopped, its raft directory moved aside (what the WAL's
 // refusal after damage asks for) and started again. It says it is rebuilding and does not vote
@@ -14,13 +14,7 @@ interface Status { cluster: { role: string; leader: string | null; term: number;
 const status = async (file: string): Promise<Status> => JSON.parse((await runLanctl(['status', '--json', '--config', file])).stdout) as Status;
 
 t.test('a daemon whose raft directory was moved aside rejoins as a rebuilt member: not voting until caught up, then it says it votes again', async (t) => {
-  const cluster = await localCluster(3);
-  const daemons = new Map<string, ServedDaemon>();
-  t.teardown(async () => {
-    for (const d of daemons.values()) await d.stop();
-    await cluster.cleanup();
-  });
-  for (const m of cluster.members) daemons.set(m.name, await serveDaemon(m.configFile));
+  const { cluster, daemons } = await servedCluster(t);
   let statuses: Status[] = [];
   for (let i = 0; i < 150; i++) {
     statuses = await Promise.all(cluster.members.map((m) => status(m.configFile)));

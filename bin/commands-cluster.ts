@@ -1,0 +1,88 @@
+import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { ExitCode, LanhaError } from '../lib/errors.js';
+import { DEFAULT_CONFIG, type CliCommand } from './cli.js';
+
+// `lanctl cluster rejoin`: the operator's statement that this node replaces a member of a cluster
+// that exists, whose state was lost (a dead SD card or disk, a reinstall): the member file says
+// `rebuilding` before the first start, so the node neither votes nor campaigns until a leader has
+// caught it up, whatever it hears (cluster/raft/README.md, "A member with no state").
+
+/** Raft state on the disk: a hard state, a snapshot or a WAL segment in `dir`. */
+function hasRaftState(dir: string): boolean {
+  if (!existsSync(dir)) return false;
+  const names = readdirSync(dir);
+  if (names.includes('hardstate') || names.some((n) => n.startsWith('snapshot-'))) return true;
+  const wal = join(dir, 'wal');
+  return existsSync(wal) && readdirSync(wal).some((n) => n.endsWith('.wal'));
+}
+
+function lockHolder(dir: string): number | undefined {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(join(dir, 'LOCK'), 'utf8').trim());
+  } catch {
+    return undefined;
+  }
+  if (!Number.isInteger(pid) || pid <= 0) return undefined;
+  try {
+    process.kill(pid, 0);
+    return pid;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM' ? pid : undefined;
+  }
+}
+
+/**
+ * Marks the member with state directory `stateDir` as rejoining (member file `rebuilding`).
+ * Returns what it did, for the operator; refuses (LanhaError) while the daemon runs, or when the
+ * node is a member with its Raft state (it votes from that state: nothing to rebuild).
+ */
+export async function markRejoin(stateDir: string): Promise<string> {
+  const { memberFile, raftDir, readMemberFile, writeMemberFile } = await import('../cluster/raft-state-log.js');
+  const file = memberFile(stateDir);
+  const dir = raftDir(stateDir);
+  const pid = lockHolder(dir);
+  if (pid !== undefined) throw new LanhaError('unavailable', `lanha runs on ${stateDir} (process ${pid}, ${join(dir, 'LOCK')}): stop it first (systemctl stop lanha), then run this again`, ExitCode.failure);
+  const now = readMemberFile(file);
+  if (now === 'rebuilding') return `${file} already says rebuilding: at its next start this member neither votes nor campaigns until a leader has caught it up\n`;
+  if ((now === 'member' || now === undefined) && hasRaftState(dir)) {
+    throw new LanhaError('exists',
+      `${dir} holds this member's Raft state: it votes from that state, there is nothing to rejoin. To rebuild it after damage, move that directory aside (mv ${dir} ${dir}.damaged): it then rebuilds by itself`,
+      ExitCode.failure);
+  }
+  mkdirSync(stateDir, { recursive: true, mode: 0o755 });
+  writeMemberFile(file, 'rebuilding');
+  return `wrote ${file}: rebuilding. At its next start this member rejoins its cluster as a rebuilt member: it neither votes nor campaigns `
+    + 'until a leader has caught it up (log line raft.rebuilt; lanctl status shows REBUILDING until then). A leader must be running: '
+    + 'if every member lost its state, remove this file on every member instead to start a new, empty cluster\n';
+}
+
+export const clusterRejoinCommand: CliCommand = {
+  path: ['cluster', 'rejoin'],
+  summary: 'before the first start of a node that replaces a lost member: it rejoins as a rebuilt member and votes only once caught up',
+  usage: 'cluster rejoin [--config FILE]',
+  options: { config: { type: 'string', short: 'c' } },
+  optionHelp: [['-c, --config FILE', `the node's config: its node.stateDir gets the member file (default ${DEFAULT_CONFIG})`]],
+  async run(args, io) {
+    if (args.positionals.length > 0) throw new LanhaError('usage', `unexpected argument "${args.positionals[0]}"`, ExitCode.usage);
+    const configFile = typeof args.values['config'] === 'string' ? args.values['config'] : DEFAULT_CONFIG;
+    const { ConfigError, loadConfig } = await import('../config/index.js');
+    let stateDir: string;
+    try {
+      const config = loadConfig(configFile);
+      if ((config.cluster?.members.length ?? 0) < 2) {
+        throw new LanhaError('usage', `${configFile} has no cluster of two or more members: a single node has no peer to rebuild from (restore ${config.node.stateDir} from a backup instead)`, ExitCode.usage);
+      }
+      stateDir = config.node.stateDir;
+    } catch (error) {
+      if (error instanceof ConfigError) {
+        io.err(`${error.message}\n`);
+        return ExitCode.config;
+      }
+      throw error;
+    }
+    io.out(await markRejoin(stateDir));
+    return ExitCode.ok;
+  },
+};

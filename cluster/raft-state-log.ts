@@ -170,6 +170,8 @@ export class RaftStateLog implements StateLog {
   readonly #stability = new Stability();
   #wasLeader = false;
   #lapseLimiter = new LogLimiter(1000);
+  /** One raft.peer_lost_storage line per member a minute. */
+  #lossLimiter = new LogLimiter(60_000, 1);
   /** This term's lease was seen valid (listeners were told); cleared when we stop leading. */
   #leaseSeen = false;
   /** What the member file says (undefined: none yet, or no member file in use). */
@@ -311,6 +313,15 @@ export class RaftStateLog implements StateLog {
     }[evidence.why];
     this.#opts.log.warn({ event: 'raft.rebuilding', reason: 'no-state', evidence, dir: this.#opts.dir, memberFile: file },
       `this member started with no Raft state, and the cluster committed entries before it came (${what}): it may be a member whose state was lost, so it neither votes nor campaigns until a leader has caught it up`);
+  }
+
+  /** Leader: a member answered with a log ending below what it had acknowledged (RaftNode.takePeerLosses). */
+  #notePeerLosses(now: number): void {
+    for (const loss of this.host.node.takePeerLosses()) {
+      if (!this.#lossLimiter.allow(loss.peer, now)) continue;
+      this.#opts.log.warn({ event: 'raft.peer_lost_storage', peer: loss.peer, term: loss.term, acked: loss.acked, lastIndex: loss.lastIndex },
+        `${loss.peer} answered with a log ending at ${loss.lastIndex} after acknowledging index ${loss.acked}: it lost its Raft storage; this leader sends it what it lacks, and it votes again once caught up (a replaced disk: cluster/raft/README.md, "A member with no state")`);
+    }
   }
 
   /**
@@ -462,6 +473,7 @@ export class RaftStateLog implements StateLog {
     else if (m.type === 'heartbeat' || m.type === 'append') this.#timeline.heardLeaderAt = now;
     this.host.step(m);
     this.#noteFresh();
+    if (m.type === 'append-resp' || m.type === 'heartbeat-resp') this.#notePeerLosses(now);
     if (!this.#leaseSeen && this.host.node.role === 'leader' && this.#leaseListeners.size > 0 && this.isLeader()) {
       this.#leaseSeen = true;
       for (const listener of this.#leaseListeners) listener();

@@ -416,6 +416,10 @@ t.test('a member whose whole state directory was lost does not vote again in a t
   t.match(r.rebuilt, { leader: 'a', term: 2 }, 'by a, in term 2');
   t.equal(r.lastIndex, a.lastIndex, 'r holds the leader\'s log');
   t.equal(r.hardState().vote, 'a', 'term 2 recorded with the leader as its vote');
+  const losses = a.takePeerLosses();
+  t.match(losses, [{ peer: 'r', term: 2, lastIndex: 0 }], 'the leader found r answering with a log that ends below what it had acknowledged (for the host to log)');
+  t.ok(losses[0]!.acked >= 3, `r had acknowledged index ${losses[0]!.acked}`);
+  t.same(a.takePeerLosses(), [], 'taken once');
 });
 
 t.test('a fresh member learns the cluster committed before it came from any commit index above 0: a leader\'s append or heartbeat, a snapshot; an append of commit 0 joins it', async (t) => {

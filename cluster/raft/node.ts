@@ -62,6 +62,16 @@ export interface RaftStorage {
   fresh?: boolean;
 }
 
+/** A member that answered this leader with a log ending below what it had acknowledged: it lost its storage. */
+export interface PeerLoss {
+  peer: NodeId;
+  term: number;
+  /** The index it had acknowledged. */
+  acked: number;
+  /** Where its log ends now. */
+  lastIndex: number;
+}
+
 /** What showed a fresh member that the cluster had a log before it came (RaftNode.freshEvidence). */
 export interface FreshEvidence {
   from: NodeId;
@@ -143,6 +153,8 @@ export class RaftNode {
    */
   #fresh: boolean;
   #freshEvidence: FreshEvidence | undefined;
+  /** Leader: members found to have lost entries they had acknowledged, for the host to log (at most 16 kept). */
+  #peerLosses: PeerLoss[] = [];
 
   constructor(config: RaftConfig, storage: RaftStorage) {
     this.id = config.id;
@@ -189,6 +201,12 @@ export class RaftNode {
   get fresh(): boolean { return this.#fresh; }
   /** What ended a fresh start as a rebuild: who showed that the cluster had a log, and how. */
   get freshEvidence(): FreshEvidence | undefined { return this.#freshEvidence; }
+  /** Leader: the members found since the last call to have lost entries they had acknowledged. */
+  takePeerLosses(): PeerLoss[] {
+    const out = this.#peerLosses;
+    this.#peerLosses = [];
+    return out;
+  }
   /** Once a rebuild ended: the leader that caught this member up, its term, and the commit index then held. */
   get rebuilt(): { leader: NodeId; term: number; index: number } | undefined { return this.#rebuilt; }
   hardState(): HardState { return { term: this.#term, vote: this.#vote, commit: this.#log.committed }; }
@@ -655,6 +673,7 @@ export class RaftNode {
     switch (m.type) {
       case 'append-resp': {
         if (m.reject) {
+          if (m.index === pr.match && m.hint < pr.match) this.#notePeerLoss(m.from, pr.match, m.hint);
           if (this.#decrease(pr, m.index, m.hint)) {
             if (pr.state === 'replicate') this.#toProbe(pr);
             this.#sendAppend(m.from);
@@ -681,6 +700,7 @@ export class RaftNode {
         pr.ackedTick = Math.max(pr.ackedTick, m.context);
         if (m.reject && m.hint < pr.match) {
           // It lost the entries it had acknowledged (see #decrease): probe from where its log ends.
+          this.#notePeerLoss(m.from, pr.match, m.hint);
           pr.match = m.hint;
           this.#toProbe(pr);
           this.#sendAppend(m.from);
@@ -749,6 +769,11 @@ export class RaftNode {
     pr.next = Math.max(Math.min(rejected, hint + 1), pr.match + 1, 1);
     pr.probeSent = false;
     return true;
+  }
+
+  #notePeerLoss(peer: NodeId, acked: number, lastIndex: number): void {
+    if (this.#peerLosses.length >= 16) this.#peerLosses.shift();
+    this.#peerLosses.push({ peer, term: this.#term, acked, lastIndex });
   }
 
   #toProbe(pr: Progress): void {

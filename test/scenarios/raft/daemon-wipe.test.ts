@@ -115,6 +115,7 @@ t.test('a daemon whose whole state directory was lost starts fresh, rebuilds fro
   const busy = await runLanctl(['cluster', 'rejoin', '--config', again.configFile]);
   t.equal(busy.code, 1, 'refused while lanha runs on that state directory');
   t.match(busy.stderr, /lanha runs on .*stop it first/);
+  const before = await status(again.configFile);
   await daemons.get(again.name)!.stop();
   daemons.delete(again.name);
   const kept = await runLanctl(['cluster', 'rejoin', '--config', again.configFile]);
@@ -129,6 +130,15 @@ t.test('a daemon whose whole state directory was lost starts fresh, rebuilds fro
   daemons.set(again.name, rejoined);
   for (let i = 0; i < 300 && !rejoined.logs().includes('"event":"raft.rebuilt"'); i++) await sleep(50);
   t.same(events(rejoined.logs()), ['raft.rebuilding', 'raft.rebuilt'], 'rebuilding from the start (never fresh), rebuilt when caught up');
+  // The leader it had acknowledged entries to, still leading, says it lost them (a leader elected
+  // since then has no acknowledgement from it to compare with).
+  const after = await status(again.configFile);
+  const lossLine = [...daemons.values()].flatMap((d) => d.logs().split('\n')).find((l) => l.includes('"event":"raft.peer_lost_storage"') && l.includes(`"peer":"${again.name}"`));
+  if (after.cluster.term === before.cluster.term && after.cluster.leader === before.cluster.leader) {
+    t.match(lossLine, new RegExp(`${again.name} answered with a log ending at 0 after acknowledging index \\d+: it lost its Raft storage`), 'the leader logged that the member lost what it had acknowledged');
+  } else {
+    t.comment(`leadership moved while ${again.name} was down (term ${before.cluster.term} -> ${after.cluster.term}): no raft.peer_lost_storage expected`);
+  }
   t.equal(memberFileState(againDir), 'member');
   t.ok(existsSync(join(againDir, 'raft')), 'its raft directory is back');
 });

@@ -5,44 +5,24 @@
 // root or through a symlink is refused; a push cut off after its first file resumes with the rest only.
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { requireLab, withLab } from '../support/netns.js';
-import { runLanctl, serveDaemon } from '../support/daemon.js';
-import { LANCTL } from '../support/paths.js';
-import { makeKey, startSshd } from '../support/node-sshd.js';
+import { withDeployLab } from '../support/deploy-lab.js';
+import { makeKey } from '../support/node-sshd.js';
 import { callDaemonOk } from '../../lib/control-client.js';
 
 // Many lanctl runs and real ssh transfers: far over tap's default per-file limit on a loaded 2-core box.
 t.setTimeout(600_000);
 
 t.test('push and trust over ssh2 with pinned keys', async (t) => {
-  if (!requireLab(t, ['sshd', 'ssh-keygen', 'sha256sum'])) return;
-  const dir = mkdtempSync(join(tmpdir(), 'lanha-push-lab-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  await withLab(async (lab) => {
-    const lan = await lab.addHost('lan', '10.78.0.1/24');
-    const c1 = await lab.addHost('c1', '10.78.0.11/24');
-    const clientKey = join(dir, 'deploy_ed25519');
-    const clientPub = makeKey(clientKey);
+  await withDeployLab(t, { subnet: 78, nodes: ['c1'], tools: ['sha256sum', 'tc'], name: 'lanha-push-lab-' }, async (d) => {
+    const { dir, lanctl } = d;
     const root = join(dir, 'root-c1');
     mkdirSync(join(root, 'opt'), { recursive: true });
     symlinkSync('/tmp', join(root, 'link'));
-    let sshd = await startSshd(lab, c1, join(dir, 'sshd1'), { root, authorizedKeys: [clientPub] });
-    const config = join(dir, 'lanha.yaml');
-    writeFileSync(config, `node: { name: lan-a, address: 10.78.0.1, stateDir: ${dir}/state, controlSocket: ${dir}/lanha.sock }
-deploy:
-  user: root
-  identityFile: ${clientKey}
-  pushRoot: /srv/root
-  targets:
-    - { name: c1, host: 10.78.0.11 }
-`);
-    const daemon = await serveDaemon(config, { command: ['ip', 'netns', 'exec', lan.ns, process.execPath, LANCTL], timeoutMs: 60_000 });
-    t.teardown(() => daemon.stop());
-    const lanctl = (...args: string[]) => runLanctl([...args, '--config', config], { timeoutMs: 60_000 });
+    let sshd = await d.sshd('c1', { root }, 'sshd1');
+    const daemon = await d.serve('  pushRoot: /srv/root\n');
     const app = join(dir, 'app.bin');
     writeFileSync(app, randomBytes(300_000));
     chmodSync(app, 0o755);
@@ -83,13 +63,11 @@ deploy:
     const big = join(dir, 'big.bin');
     writeFileSync(small, 'first\n');
     writeFileSync(big, randomBytes(4 << 20));
-    const port = lab.bridgePort(1);
-    t.equal((await lab.execSwitch('tc', ['qdisc', 'add', 'dev', port, 'root', 'tbf', 'rate', '4mbit', 'burst', '32kbit', 'latency', '400ms'])).code, 0);
+    await d.shape('c1', '4mbit', '400ms');
     const detached = await lanctl('deploy', 'push', small, big, '--to', 'c1', '--dest', 'opt', '--detach');
     t.equal(detached.code, 0, detached.stderr);
-    const pushJob = /^job (\S+)$/m.exec(detached.stdout)![1]!;
-    type PushJobView = { state: string; nodes: Array<{ state: string; installed?: string[]; sent?: number }> };
-    const jobView = async (): Promise<PushJobView> => JSON.parse((await lanctl('deploy', 'jobs', pushJob, '--json')).stdout) as PushJobView;
+    const pushJob = d.jobId(detached.stdout);
+    const jobView = () => d.view(pushJob);
     let view = await jobView();
     for (let i = 0; i < 300 && !(view.nodes[0]!.installed ?? []).includes('a-first.txt'); i++) { await new Promise((r) => setTimeout(r, 100)); view = await jobView(); }
     t.same(view.nodes[0]!.installed, ['a-first.txt'], 'the first file is in place and the log says so');
@@ -98,7 +76,7 @@ deploy:
     view = await jobView();
     t.equal(view.state, 'interrupted', 'cancelled mid-way: the job is interrupted');
     t.notOk(existsSync(join(root, 'opt/big.bin')), 'the second file is not in place');
-    await lab.execSwitch('tc', ['qdisc', 'del', 'dev', port, 'root']);
+    await d.unshape('c1');
     const resumedPush = await lanctl('deploy', 'resume', pushJob);
     t.equal(resumedPush.code, 0, resumedPush.stderr + resumedPush.stdout);
     view = await jobView();
@@ -115,7 +93,7 @@ deploy:
     const newKeyDir = join(dir, 'sshd2');
     mkdirSync(newKeyDir);
     makeKey(join(newKeyDir, 'ssh_host_ed25519_key'));
-    sshd = await startSshd(lab, c1, newKeyDir, { root, authorizedKeys: [clientPub], hostKeyFile: join(newKeyDir, 'ssh_host_ed25519_key') });
+    sshd = await d.sshd('c1', { root, hostKeyFile: join(newKeyDir, 'ssh_host_ed25519_key') }, 'sshd2');
     const changed = await lanctl('nodes', 'trust', 'c1', '--yes');
     t.equal(changed.code, 1);
     t.match(changed.stderr, /host key of c1 CHANGED: pinned SHA256:\S+, offered SHA256:\S+\. Refused \(logged\)/);
@@ -131,6 +109,6 @@ deploy:
     t.equal((await lanctl('deploy', 'push', join(dir, 'conf.txt'), '--to', 'c1', '--dest', 'opt')).code, 0);
     t.equal(readFileSync(join(root, 'opt/conf.txt'), 'utf8'), 'v3\n', 'after --replace the push goes through');
     t.match(sshd.log(), /Accepted publickey/);
-    t.ok(lab.resolvConfUnchanged());
+    t.ok(d.lab.resolvConfUnchanged());
   });
 });

@@ -11,9 +11,10 @@ import type { Command } from '../commands.js';
 import type { Job } from '../rootfs-state.js';
 import type { DeployConfig } from './config.js';
 import { generationDir, isFakeSuper } from './store.js';
-import { CONTROL_IDLE_MS, controlPathFor, knownHostsFile, masterArgs, parseProgress2, parseStats, rootfsRsyncArgs, rsyncExitWords, splitProgress, type Progress2, type SshOptions } from './rsync.js';
+import { CONTROL_IDLE_MS, controlPathFor, describeFailure, knownHostsFile, masterArgs, parseProgress2, parseStats, rootfsRsyncArgs, splitProgress, type Progress2, type SshOptions } from './rsync.js';
 import { hasOverlayDir, hostsFromTargets, overlayFiles, type ResolvedTarget, type TargetEntry } from './targets.js';
-import { connectPinned, pushToNode, stageSources, type PushFile } from './push.js';
+import { connectPinned, disconnect, pushToNode, stageSources, type PushFile } from './push.js';
+import type { Client } from 'ssh2';
 
 // Deploy jobs, run by the leader: each is a `deploy.job.start` entry, per-node `deploy.job.node`
 // entries (running with bytes at most every PROGRESS_LOG_MS, then the result) and a
@@ -22,6 +23,10 @@ import { connectPinned, pushToNode, stageSources, type PushFile } from './push.j
 // leadership) is marked `interrupted` by the new leader; resume() completes it.
 
 const PROGRESS_LOG_MS = 5000;
+/** rsync exits that mean the connection went away (10 socket, 12 stream, 255 ssh): the node's ssh master may say why. */
+const CONNECTION_EXITS = new Set([10, 12, 255]);
+/** How long a failed node's result waits for its ssh master to exit and say why. */
+const MASTER_WORDS_MS = 3000;
 /** Waiters on a job (`lanctl deploy` following it) hear of live progress at most this often; of log entries at once. */
 const LIVE_NOTIFY_MS = 250;
 /** Finished jobs whose phase timings are kept in memory (`deploy jobs JOB --json`, bench:deploy). */
@@ -77,7 +82,7 @@ interface ActiveJob {
   timings: JobTimings;
   children: Map<string, ChildProcess>;
   /** ssh2 connections of a push job, torn down on cancel. */
-  connections: Map<string, { end(): void; destroy(): void }>;
+  connections: Map<string, Client>;
   cancelled: boolean;
   /** Rejects when the job is cancelled: SFTP calls in flight on a torn-down connection may never call back. */
   cancelSignal: Promise<never>;
@@ -174,8 +179,7 @@ export class JobRunner {
     active.cancelled = true;
     for (const child of active.children.values()) stopProcess(child);
     active.cancelNow();
-    // destroy, not end: end() first flushes what is queued, which on a slow link is the whole file.
-    for (const connection of active.connections.values()) connection.destroy();
+    for (const connection of active.connections.values()) disconnect(connection);
     await active.done;
     return true;
   }
@@ -296,7 +300,7 @@ export class JobRunner {
       const t = this.#ctx.clock.monotonicMs();
       try {
         const connecting = connectPinned(target, target.hostKey, privateKey);
-        connecting.then((c) => { if (a.cancelled) c.destroy(); }, () => undefined);
+        connecting.then((c) => { if (a.cancelled) disconnect(c); }, () => undefined);
         const client = await Promise.race([connecting, a.cancelSignal]);
         a.connections.set(target.node, client);
         try {
@@ -420,7 +424,9 @@ export class JobRunner {
         return true;
       }
       const state = active.cancelled ? 'interrupted' : 'failed';
-      const error = describeFailure(result.code, result.stderr);
+      // rsync's ssh ran over the node's master: when the connection died, the master, not rsync, says why.
+      const why = master !== undefined && !active.cancelled && CONNECTION_EXITS.has(result.code) ? await master.lastWords(MASTER_WORDS_MS) : '';
+      const error = describeFailure(result.code, `${result.stderr}\n${why}`);
       log.warn({ event: 'deploy.node.failed', job: active.id, node: target.node, exit: result.code, stderr: result.stderr.slice(-2000) }, `${target.node}: ${error}`);
       await this.#propose({ type: 'deploy.job.node', job: active.id, run: active.run, node: target.node, state, exit: result.code, error, sent }).catch(() => undefined);
       return false;
@@ -435,7 +441,7 @@ export class JobRunner {
    * CONTROL_IDLE_MS unused); undefined when it cannot be had (socket path too long, login failed):
    * rsync then connects by itself and reports what went wrong.
    */
-  async #master(target: ResolvedTarget, options: SshOptions): Promise<{ path: string; reused: boolean; release(): void } | undefined> {
+  async #master(target: ResolvedTarget, options: SshOptions): Promise<{ path: string; reused: boolean; release(): void; lastWords(ms: number): Promise<string> } | undefined> {
     const dir = join(this.#ctx.stateDir, 'deploy', 'ssh');
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const path = controlPathFor(dir, target, target.hostKey, this.#ctx.config.identityFile);
@@ -452,7 +458,7 @@ export class JobRunner {
       m.release();
       return undefined;
     }
-    return { path, reused, release: () => m.release() };
+    return { path, reused, release: () => m.release(), lastWords: (ms: number) => m.lastWords(ms) };
   }
 
   /**
@@ -517,16 +523,6 @@ export class JobRunner {
   }
 }
 
-/** The node's result in words: the exit code explained, and the host-key case named. */
-export function describeFailure(code: number, stderr: string): string {
-  const tail = stderr.trim().split('\n').filter((l) => l.trim() !== '').slice(-2).join(' | ');
-  if (/Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|No .* host key is known/i.test(stderr)) {
-    return `host key mismatch: the node's ssh host key is not the pinned one; nothing was sent (rsync exit ${code}). If the node was reinstalled, check it and run \`lanctl nodes trust NAME\` again`;
-  }
-  if (/No space left on device/i.test(stderr)) return `the node's disk is full (No space left on device), rsync exit ${code}: ${rsyncExitWords(code)}`;
-  return `rsync exit ${code}: ${rsyncExitWords(code)}${tail === '' ? '' : ` — ${tail.slice(0, 300)}`}`;
-}
-
 function newJobId(clock: Clock): string {
   const d = new Date(clock.wallMs());
   const stamp = `${d.getUTCFullYear()}${String(d.getUTCMonth() + 1).padStart(2, '0')}${String(d.getUTCDate()).padStart(2, '0')}-${String(d.getUTCHours()).padStart(2, '0')}${String(d.getUTCMinutes()).padStart(2, '0')}${String(d.getUTCSeconds()).padStart(2, '0')}`;
@@ -546,16 +542,36 @@ class SshMaster {
   #exited = false;
   #ready = false;
   readonly #exit: Promise<void>;
+  /** The end of what ssh printed (why it exited: "Timeout, server ... not responding.", a refused login). */
+  #stderr = '';
+  /** Resolves once ssh exited and all it printed was read. */
+  readonly #closed: Promise<void>;
 
   constructor(path: string, args: string[], onExit: () => void) {
     this.#path = path;
     rmSync(path, { force: true }); // a socket left by a crash; ssh refuses to bind over it
-    this.#child = spawn('ssh', args, { stdio: ['ignore', 'ignore', 'ignore'] });
+    this.#child = spawn('ssh', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    this.#child.stderr!.on('data', (d: Buffer) => { this.#stderr = (this.#stderr + d.toString()).slice(-4096); });
     this.#exit = new Promise((resolve) => {
       const done = (): void => { this.#exited = true; this.#ready = false; clearTimeout(this.#idle); onExit(); resolve(); };
       this.#child.once('exit', done);
       this.#child.once('error', done);
     });
+    this.#closed = new Promise((resolve) => {
+      this.#child.once('close', () => resolve());
+      this.#child.once('error', () => resolve());
+    });
+  }
+
+  /**
+   * What ssh printed, once it exited (waiting at most `ms`: a master whose connection died exits at
+   * about the time rsync's session over it ends), or '' while it is still up.
+   */
+  async lastWords(ms: number): Promise<string> {
+    let timer: NodeJS.Timeout | undefined;
+    const exited = await Promise.race([this.#closed.then(() => true), new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(false), ms); })]);
+    clearTimeout(timer);
+    return exited ? this.#stderr : '';
   }
 
   get ready(): boolean { return this.#ready && !this.#exited; }

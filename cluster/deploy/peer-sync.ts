@@ -6,7 +6,7 @@ import { errorMessage } from '../../lib/errors.js';
 import type { StateLog } from '../state-log.js';
 import type { DeployConfig } from './config.js';
 import { fakeSuperPath, generationDir, isFakeSuper, manifestPath, runRsync, storeDir } from './store.js';
-import { knownHostsFile, shellQuote, sshArgs } from './rsync.js';
+import { describeFailure, knownHostsFile, shellQuote, sshArgs } from './rsync.js';
 import { pinnedKey } from './targets.js';
 
 // Both LAN members hold every kept generation: the leader copies each new one to the other
@@ -92,7 +92,8 @@ export class PeerSync {
       const differing = check.stdout.split('\n').filter((l) => l.trim() !== '');
       const ok = check.code === 0 && differing.length === 0;
       this.#ctx.log[ok ? 'info' : 'warn']({ event: ok ? 'rootfs.peer_verified' : 'rootfs.peer_differs', peer: target.node, generation: id, exit: check.code, differing: differing.slice(0, 20), stderr: check.stderr.slice(-500) },
-        ok ? `generation ${id.slice(0, 12)} copied to ${target.node} and verified` : `generation ${id.slice(0, 12)} on ${target.node} is not verified (rsync exit ${check.code}, ${differing.length} paths differ)`);
+        ok ? `generation ${id.slice(0, 12)} copied to ${target.node} and verified`
+          : `generation ${id.slice(0, 12)} on ${target.node} is not verified (${check.code === 0 ? `${differing.length} paths differ` : describeFailure(check.code, check.stderr)}); the leader copies it again within 30 s`);
       return ok;
     } finally {
       rmSync(work, { recursive: true, force: true });

@@ -1,13 +1,15 @@
-// A push to a node that keeps its SSH connection open but stops answering (a stopped sshd, a hung
-// disk) ends with a message naming the step, within the step bound, instead of hanging the job; a
-// malformed host key blob is not shown (nor does it throw in the verifier). The servers are ssh2's
-// own Server on loopback (no root, no sshd).
+// A push to a node that keeps its SSH connection open but stops answering SFTP (a hung disk) ends
+// with a message naming the step, within the step bound, instead of hanging the job; a node that
+// goes silent altogether (not even keepalives answered) is noticed after the keepalive limit, long
+// before the step bound; a node that drops the connection fails the step at once; a malformed host
+// key blob is not shown (nor does it throw in the verifier). The servers are ssh2's own Server on
+// loopback (no root, no sshd), some behind a TCP relay that can go silent or cut the connection.
 import t from 'tap';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { AddressInfo } from 'node:net';
+import { createConnection, createServer, type AddressInfo, type Socket } from 'node:net';
 import ssh2 from 'ssh2';
 import { connectPinned, fetchHostKey, offeredKeyText, pushToNode, type PushFile } from './push.js';
 
@@ -69,6 +71,64 @@ t.test('a node that stops answering mid-push fails that step in bounded time, na
     client.end();
   }
 });
+
+/** A TCP relay to `port` that can go silent (drops everything both ways, keeps the connection) or cut every connection. */
+function relay(port: number): Promise<{ port: number; silence(): void; cut(): void; close(): void }> {
+  let mode: 'pass' | 'silent' = 'pass';
+  const sockets = new Set<Socket>();
+  const server = createServer((inbound) => {
+    const outbound = createConnection({ host: '127.0.0.1', port });
+    for (const [from, to] of [[inbound, outbound], [outbound, inbound]] as const) {
+      sockets.add(from);
+      from.on('data', (d: Buffer) => { if (mode === 'pass') to.write(d); });
+      from.on('error', () => undefined);
+      from.on('close', () => { sockets.delete(from); to.destroy(); });
+    }
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({
+    port: (server.address() as AddressInfo).port,
+    silence: () => { mode = 'silent'; },
+    cut: () => { for (const s of sockets) s.destroy(); },
+    close: () => { for (const s of sockets) s.destroy(); server.close(); },
+  })));
+}
+
+// The step bound is ten minutes here: the tests end only because the silence or the cut is noticed
+// by itself. Before, a silent node was noticed when ssh2's own keepalive count ran out and the
+// step then waited out its bound anyway (ssh2 never answers a request made on a closed channel,
+// such as the SFTP close after a failed write), and a dropped connection waited out that bound too.
+for (const fault of ['silent', 'cut'] as const) {
+  t.test(`a node whose connection goes ${fault === 'silent' ? 'silent' : 'away'} mid-push fails at once, saying so`, async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'lanha-push-lost-'));
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    const content = Buffer.alloc(16 << 20, 3);
+    writeFileSync(join(dir, 'agent'), content);
+    const file: PushFile = { source: join(dir, 'agent'), local: join(dir, 'agent'), name: 'agent', size: content.length, mode: 0o755, sha256: createHash('sha256').update(content).digest('hex') };
+    const host = utils.generateKeyPairSync('ed25519');
+    const user = utils.generateKeyPairSync('ed25519');
+    const server = await fakeServer(host.private, 'never');
+    t.teardown(server.close);
+    const link = await relay(server.port);
+    t.teardown(link.close);
+    const client = await connectPinned({ node: 'n1', host: '127.0.0.1', port: link.port, user: 'root' }, host.public, Buffer.from(user.private), 10_000, { intervalMs: 200, countMax: 3 });
+    let flipped = false;
+    const onBytes = (): void => {
+      if (flipped) return;
+      flipped = true;
+      if (fault === 'silent') link.silence(); else link.cut();
+    };
+    const error = await pushToNode(client, 'n1', [file], '/dst', undefined, onBytes, async () => undefined, { stepMs: 600_000, thenMs: 600_000 })
+      .then(() => null, (e: unknown) => e as Error);
+    t.ok(flipped, 'the fault came mid-file');
+    if (fault === 'silent') {
+      t.match(error?.message, /^n1: the connection went silent for 0\.8 s while writing \/dst\/\.agent\.lanha-[0-9a-f]{8} at \d+: nothing came back from the node, not even an answer to the ssh keepalives sent every 0\.2 s/, 'the keepalive limit noticed it, and the message says so');
+    } else {
+      t.match(error?.message, /^n1: the connection was lost while writing \/dst\/\.agent\.lanha-[0-9a-f]{8} at \d+ \((the node closed the connection|.*ECONNRESET.*)\); files already in place stay/, 'the loss is reported as it happened, naming the step');
+    }
+    t.notMatch(error?.message, /got no answer|No response from server/, 'not the step bound, not ssh2\'s words');
+    client.end();
+  });
+}
 
 t.test('a node that answers is not cut off by the bound: every byte is written', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'lanha-push-ok-'));

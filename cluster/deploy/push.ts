@@ -2,9 +2,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
 import { mkdir, open as openLocal, rm } from 'node:fs/promises';
 import { basename, join, posix } from 'node:path';
+import { createConnection, type Socket } from 'node:net';
 import type { Client, SFTPWrapper, ClientChannel } from 'ssh2';
 import { LanhaError, errorMessage } from '../../lib/errors.js';
-import { fingerprint, parseHostKey } from './rsync.js';
+import { SSH_KEEPALIVE, fingerprint, parseHostKey, secondsText } from './rsync.js';
 
 // `lanctl deploy push` over ssh2 (pure JavaScript, no native code: .npmrc omits the optional
 // cpu-features addon and runs no install scripts). Every connection passes a hostVerifier that
@@ -28,9 +29,25 @@ export interface PushLimits {
 }
 
 export const PUSH_LIMITS: PushLimits = { stepMs: 60_000, thenMs: 600_000 };
-/** ssh2 keepalives (ssh's ServerAliveInterval=5 ServerAliveCountMax=3 on the rsync path). */
-const KEEPALIVE_MS = 5000;
-const KEEPALIVE_COUNT_MAX = 3;
+
+/**
+ * When a node counts as gone: keepalives are sent every `intervalMs`, and a connection that
+ * received nothing at all (no answer to them, no SFTP reply, no output) for `countMax + 1`
+ * intervals is closed. That is OpenSSH's ServerAliveInterval/ServerAliveCountMax rule, which the
+ * rsync path runs with the same figures (rsync.ts SSH_KEEPALIVE), so both paths notice a node that
+ * went silent after the same time, whatever step was waiting on it.
+ */
+export interface Keepalive {
+  intervalMs: number;
+  countMax: number;
+}
+
+export const KEEPALIVE: Keepalive = { intervalMs: SSH_KEEPALIVE.intervalS * 1000, countMax: SSH_KEEPALIVE.countMax };
+
+/** How long a connection may receive nothing before it counts as dead (20 s with the defaults). */
+export function silentLimitMs(keepalive: Keepalive): number {
+  return keepalive.intervalMs * (keepalive.countMax + 1);
+}
 
 export interface Ssh2Target {
   node: string;
@@ -57,20 +74,34 @@ export class HostKeyMismatch extends LanhaError {
 }
 
 /** Connects with the pinned key checked first; a different key aborts before authentication. */
-export function connectPinned(target: Ssh2Target, pinnedKey: string, privateKey: Buffer, timeoutMs = 10_000): Promise<Client> {
+export function connectPinned(target: Ssh2Target, pinnedKey: string, privateKey: Buffer, timeoutMs = 10_000, keepalive: Keepalive = KEEPALIVE): Promise<Client> {
   const pinned = parseHostKey(pinnedKey);
   if (!pinned) return Promise.reject(new LanhaError('usage', `the pinned host key of ${target.node} is not an OpenSSH public key`));
   return loadSsh2().then((Ssh2Client) => new Promise((resolve, reject) => {
     const client = new Ssh2Client();
+    // Our own socket: its byte count is what tells a node that went silent (watchSilence).
+    const sock = createConnection({ host: target.host, port: target.port });
+    // SSH ends a connection with its own message; a node's TCP FIN alone means sshd is gone. Without
+    // this the socket would wait to flush what is queued for a peer that no longer reads.
+    sock.once('end', () => sock.destroy());
+    const link = linkOf(client);
+    link.sock = sock;
     let mismatch: HostKeyMismatch | undefined;
-    client.once('ready', () => resolve(client));
+    client.once('ready', () => {
+      watchSilence(client, sock, link, keepalive);
+      resolve(client);
+    });
     client.once('error', (error) => {
       client.end();
+      sock.destroy();
       reject(mismatch ?? new LanhaError('io', `ssh to ${target.node} (${target.host}:${target.port}) failed: ${error.message}`));
     });
     client.connect({
-      host: target.host, port: target.port, username: target.user, privateKey, readyTimeout: timeoutMs,
-      keepaliveInterval: KEEPALIVE_MS, keepaliveCountMax: KEEPALIVE_COUNT_MAX,
+      sock, host: target.host, port: target.port, username: target.user, privateKey, readyTimeout: timeoutMs,
+      // ssh2 ends a connection only when its own pings go unanswered, whatever else arrives: on a slow
+      // link a ping queued behind the file data would count as missed though SFTP replies keep coming.
+      // It only sends them here (so an idle node has something to answer); watchSilence decides.
+      keepaliveInterval: keepalive.intervalMs, keepaliveCountMax: 2 ** 30,
       // Why: ssh2 accepts any host key when no hostVerifier is given.
       hostVerifier: (key: Buffer) => {
         if (Buffer.compare(key, pinned.blob) === 0) return true;
@@ -79,6 +110,81 @@ export function connectPinned(target: Ssh2Target, pinnedKey: string, privateKey:
       },
     });
   }));
+}
+
+/**
+ * What became of a connection: once it ended, every step on it fails at once with the reason. ssh2
+ * fails the requests pending when a connection closes ("No response from server") but files a
+ * request made on a closed channel (an SFTP close or unlink in a cleanup path) without ever
+ * answering it, so without this such a step waited out its whole bound after a node was gone.
+ */
+interface Link {
+  /** Why it ended: set by the step bound, the silence watch, or the first socket error. */
+  reason?: LostReason;
+  ended: boolean;
+  /** Steps waiting on it, told when it ends. */
+  waiters: Set<() => void>;
+  /** The error the first step that failed with the connection reported; later steps report it too. */
+  error?: LanhaError;
+  /** The TCP socket under the client (connectPinned's). */
+  sock?: Socket;
+}
+
+/**
+ * Tears a connection down now: ssh2's destroy() does nothing once the socket stopped being writable
+ * (the node's FIN arrived and Node began ending its side), so the socket is destroyed as well.
+ */
+function cut(client: Client, link: Link): void {
+  client.destroy();
+  link.sock?.destroy();
+}
+
+/** Closes a connection at once, dropping what is queued on it (a cancelled job: on a slow link end() would first send the whole file). */
+export function disconnect(client: Client): void {
+  cut(client, linkOf(client));
+}
+
+type LostReason =
+  | { kind: 'stalled'; ms: number }
+  | { kind: 'silent'; ms: number; intervalMs: number }
+  | { kind: 'error'; message: string };
+
+const links = new WeakMap<Client, Link>();
+
+function linkOf(client: Client): Link {
+  let link = links.get(client);
+  if (link !== undefined) return link;
+  const made: Link = { ended: false, waiters: new Set() };
+  links.set(client, made);
+  // A listener for as long as the client lives: ssh2 may emit more than one error (a socket error,
+  // then a protocol error), and an error with no listener would end the daemon.
+  client.on('error', (error: Error) => { made.reason ??= { kind: 'error', message: error.message }; });
+  client.once('close', () => {
+    made.ended = true;
+    for (const wake of [...made.waiters]) wake();
+    made.waiters.clear();
+  });
+  link = made;
+  return link;
+}
+
+/** Closes the connection when nothing at all arrived on it for silentLimitMs (OpenSSH's ServerAlive rule). */
+function watchSilence(client: Client, sock: Socket, link: Link, keepalive: Keepalive): void {
+  const limit = silentLimitMs(keepalive);
+  let bytes = sock.bytesRead;
+  let heard = performance.now();
+  const timer = setInterval(() => {
+    if (sock.bytesRead !== bytes) {
+      bytes = sock.bytesRead;
+      heard = performance.now();
+    } else if (performance.now() - heard >= limit) {
+      clearInterval(timer);
+      link.reason ??= { kind: 'silent', ms: limit, intervalMs: keepalive.intervalMs };
+      cut(client, link);
+    }
+  }, Math.min(1000, Math.max(10, keepalive.intervalMs / 5)));
+  timer.unref();
+  client.once('close', () => clearInterval(timer));
 }
 
 /**
@@ -242,7 +348,7 @@ export async function pushToNode(client: Client, node: string, files: readonly P
         const cleanup = bounded(client, node, Math.min(limits.stepMs, 5000));
         // Before the temp goes (that frees its space again): a write the node refused for want of space says so.
         const full = isSftpFailure(error) ? await diskFull(sftp, node, dir, file, cleanup) : undefined;
-        // Not awaited past a stall: the connection is gone then, and the temp is removed by the next push.
+        // Fails at once when the connection is gone (the temp is then removed by the next push to this directory).
         await cleanup(`removing ${temp}`, call<void>((cb) => sftp.unlink(temp, cb as never))).catch(() => undefined);
         throw full ?? error;
       }
@@ -257,9 +363,6 @@ export async function pushToNode(client: Client, node: string, files: readonly P
 }
 
 type Step = <T>(what: string, promise: Promise<T>) => Promise<T>;
-
-/** The stall that closed a connection: every step failing after it reports that, not its own fallout. */
-const stalled = new WeakMap<Client, LanhaError>();
 
 /** An SFTP status FAILURE (4): what OpenSSH's sftp-server answers for ENOSPC, EIO and the like. */
 function isSftpFailure(error: unknown): boolean {
@@ -277,31 +380,56 @@ async function diskFull(sftp: SFTPWrapper, node: string, dir: string, file: Push
 
 /**
  * Bounds each step of a push: past `ms` without an answer the connection is destroyed (every request
- * on it fails at once) and the step fails with a message naming it. A step whose request failed
- * because the connection went away (sshd killed, the node rebooted) says so and names the step.
+ * on it fails at once) and the step fails with a message naming it. A step whose connection ended
+ * (sshd killed, the node rebooted, the node went silent past the keepalive limit) fails as soon as it
+ * ended, saying why and naming the step; later steps on it report the same error, not its fallout.
  */
 function bounded(client: Client, node: string, ms: number): Step {
+  const link = linkOf(client);
   return <T>(what: string, promise: Promise<T>): Promise<T> => new Promise<T>((resolve, reject) => {
-    // After a stall closed the connection, the cleanup steps fail at once instead of waiting again.
-    const stall = stalled.get(client);
-    if (stall !== undefined) {
-      promise.catch(() => undefined); // it fails too, once ssh2 cleans up the closed channel
-      reject(stall);
+    let timer: NodeJS.Timeout | undefined;
+    const settle = (): void => { clearTimeout(timer); link.waiters.delete(onEnd); };
+    const onEnd = (): void => {
+      settle();
+      promise.catch(() => undefined); // ssh2 fails it too, or never answers it
+      reject(lostError(link, node, what, undefined));
+    };
+    // After the connection ended or is being closed, a cleanup step fails at once instead of waiting again.
+    if (link.ended || link.reason !== undefined) {
+      onEnd();
       return;
     }
-    const timer = setTimeout(() => {
-      const error = stalled.get(client) ?? new LanhaError('io', `${node}: ${what} got no answer in ${Math.round(ms / 1000)} s (the node or the network stalled); the connection was closed, files already in place stay (lanctl deploy resume sends the rest)`);
-      reject(error);
-      stalled.set(client, error);
-      client.destroy();
+    timer = setTimeout(() => {
+      link.reason ??= { kind: 'stalled', ms };
+      onEnd();
+      cut(client, link);
     }, ms);
-    promise.then((value) => { clearTimeout(timer); resolve(value); }, (error: unknown) => {
-      clearTimeout(timer);
-      reject(stalled.get(client) ?? (isConnectionLost(error)
-        ? new LanhaError('io', `${node}: the connection was lost while ${what} (${errorMessage(error)}); files already in place stay (lanctl deploy resume sends the rest)`)
-        : error instanceof LanhaError ? error : Object.assign(new LanhaError('io', `${node}: ${what} failed: ${errorMessage(error)}`), { sftpStatus: (error as { code?: unknown }).code })));
+    link.waiters.add(onEnd);
+    promise.then((value) => { settle(); resolve(value); }, (error: unknown) => {
+      settle();
+      if (link.reason !== undefined || link.ended || isConnectionLost(error)) { reject(lostError(link, node, what, error)); return; }
+      reject(error instanceof LanhaError ? error : Object.assign(new LanhaError('io', `${node}: ${what} failed: ${errorMessage(error)}`), { sftpStatus: (error as { code?: unknown }).code }));
     });
   });
+}
+
+const RESUME_HINT = 'files already in place stay (lanctl deploy resume sends the rest)';
+
+/** The error of the first step that failed with the connection, made once and reported by every later step. */
+function lostError(link: Link, node: string, what: string, error: unknown): LanhaError {
+  if (link.error !== undefined) return link.error;
+  const reason = link.reason;
+  let text: string;
+  if (reason?.kind === 'stalled') {
+    text = `${node}: ${what} got no answer in ${secondsText(reason.ms)} (the node or the network stalled); the connection was closed, ${RESUME_HINT}`;
+  } else if (reason?.kind === 'silent') {
+    text = `${node}: the connection went silent for ${secondsText(reason.ms)} while ${what}: nothing came back from the node, not even an answer to the ssh keepalives sent every ${secondsText(reason.intervalMs)} (the node, its sshd or the network stopped); the connection was closed, ${RESUME_HINT}`;
+  } else {
+    const why = reason?.kind === 'error' ? reason.message : link.ended ? 'the node closed the connection' : errorMessage(error);
+    text = `${node}: the connection was lost while ${what} (${why}); ${RESUME_HINT}`;
+  }
+  link.error = new LanhaError('io', text);
+  return link.error;
 }
 
 /** ssh2's error for requests pending on a channel that closed under them, and socket-level ends. */

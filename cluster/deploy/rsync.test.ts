@@ -6,8 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { controlPathFor, masterArgs, fingerprint, knownHostsFile, parseHostKey, parseProgress2, parseStats, rootfsRsyncArgs, rsyncExitWords, shellQuote, splitProgress, sshArgs } from './rsync.js';
-import { describeFailure } from './jobs.js';
+import { controlPathFor, describeFailure, masterArgs, fingerprint, knownHostsFile, parseHostKey, parseProgress2, parseStats, rootfsRsyncArgs, rsyncExitWords, shellQuote, splitProgress, sshArgs } from './rsync.js';
 import { fleetTargets, overlayFiles, pinnedKey, resolveNames, resolveTargets } from './targets.js';
 import { deployConfig } from './config.js';
 import { Fsm } from '../fsm.js';
@@ -36,6 +35,9 @@ t.test('exit codes 12/23/24/30/255 in words; failures name host keys and full di
   t.match(describeFailure(255, 'Host key verification failed.\nrsync: connection unexpectedly closed'), /host key mismatch.*nothing was sent/);
   t.match(describeFailure(11, 'rsync: write failed on "/x": No space left on device (28)'), /disk is full/);
   t.match(describeFailure(12, 'rsync: connection unexpectedly closed\n'), /rsync exit 12: the data stream broke off.*connection unexpectedly closed/);
+  // ssh (or the node's ssh master) ended the connection because its keepalives went unanswered.
+  t.match(describeFailure(255, 'Timeout, server 10.0.0.5 not responding.\nrsync: connection unexpectedly closed (0 bytes received so far) [sender]\n'),
+    /^the connection went silent for 20 s: nothing came back from the node, not even an answer to the ssh keepalives sent every 5 s .*\(rsync exit 255\); lanctl deploy resume/);
 });
 
 t.test('--stats figures', async (t) => {

@@ -144,6 +144,39 @@ export interface SshOptions {
   controlPath?: string;
 }
 
+/**
+ * ssh keepalives on every deploy connection (ServerAliveInterval, ServerAliveCountMax): a node from
+ * which nothing at all arrived for (countMax + 1) intervals, 20 s, is taken as gone and the connection
+ * closed, whether data was waiting to go out or not. The push path (ssh2) applies the same rule.
+ */
+export const SSH_KEEPALIVE = { intervalS: 5, countMax: 3 } as const;
+
+/** How long a deploy connection may receive nothing before ssh ends it. */
+export const SSH_SILENT_S = SSH_KEEPALIVE.intervalS * (SSH_KEEPALIVE.countMax + 1);
+
+/** "20 s", "0.8 s": a duration for a message. */
+export function secondsText(ms: number): string {
+  return `${Number((ms / 1000).toFixed(ms < 10_000 ? 1 : 0))} s`;
+}
+
+/** OpenSSH's words when its keepalives went unanswered (ServerAliveCountMax reached). */
+export function sshWentSilent(stderr: string): boolean {
+  return /Timeout, server \S+ not responding/.test(stderr);
+}
+
+/** The node's result in words: the exit code explained; a host key mismatch, a full disk and a silent node named. */
+export function describeFailure(code: number, stderr: string): string {
+  const tail = stderr.trim().split('\n').filter((l) => l.trim() !== '').slice(-2).join(' | ');
+  if (/Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|No .* host key is known/i.test(stderr)) {
+    return `host key mismatch: the node's ssh host key is not the pinned one; nothing was sent (rsync exit ${code}). If the node was reinstalled, check it and run \`lanctl nodes trust NAME\` again`;
+  }
+  if (sshWentSilent(stderr)) {
+    return `the connection went silent for ${SSH_SILENT_S} s: nothing came back from the node, not even an answer to the ssh keepalives sent every ${SSH_KEEPALIVE.intervalS} s (the node, its sshd or the network stopped), and ssh closed it (rsync exit ${code}); lanctl deploy resume syncs the node again`;
+  }
+  if (/No space left on device/i.test(stderr)) return `the node's disk is full (No space left on device), rsync exit ${code}: ${rsyncExitWords(code)}`;
+  return `rsync exit ${code}: ${rsyncExitWords(code)}${tail === '' ? '' : ` — ${tail.slice(0, 300)}`}`;
+}
+
 /** How long the daemon keeps an idle ssh master to a node up for the next job. */
 export const CONTROL_IDLE_MS = 60_000;
 
@@ -158,8 +191,8 @@ export function sshArgs(target: SshTarget, options: SshOptions): string[] {
     '-o', 'CheckHostIP=no',
     '-o', 'UpdateHostKeys=no',
     '-o', `ConnectTimeout=${options.connectTimeoutS ?? 10}`,
-    '-o', 'ServerAliveInterval=5',
-    '-o', 'ServerAliveCountMax=3',
+    '-o', `ServerAliveInterval=${SSH_KEEPALIVE.intervalS}`,
+    '-o', `ServerAliveCountMax=${SSH_KEEPALIVE.countMax}`,
     '-p', String(target.port),
     '-l', target.user,
   ];

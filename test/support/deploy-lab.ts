@@ -51,6 +51,8 @@ export interface DeployLab {
   /** Slows the link into `node` (tc tbf on its bridge port). */
   shape(node: string, rate: string, latency: string): Promise<void>;
   unshape(node: string): Promise<void>;
+  /** Takes the link into `node` down or up (its bridge port): every packet either way is dropped, nothing is refused. */
+  linkUp(node: string, up: boolean): Promise<void>;
 }
 
 interface TapLike {
@@ -129,6 +131,7 @@ ${deployLines}`);
       },
       shape: (node, rate, latency) => switchMust(['tc', 'qdisc', 'add', 'dev', port(node), 'root', 'tbf', 'rate', rate, 'burst', '32kbit', 'latency', latency]),
       unshape: (node) => switchMust(['tc', 'qdisc', 'del', 'dev', port(node), 'root']),
+      linkUp: (node, up) => switchMust(['ip', 'link', 'set', 'dev', port(node), up ? 'up' : 'down']),
     });
   });
 }

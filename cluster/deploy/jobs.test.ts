@@ -2,11 +2,12 @@
 // waiter wakes as soon as the job changes (an entry applied, live progress), or when its wait ends.
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ssh2 from 'ssh2';
-import { JobRunner } from './jobs.js';
+import { JobRunner, leftoverReason } from './jobs.js';
 import { generationDir } from './store.js';
 import { until } from '../../test/support/state-log.js';
 import { Fsm } from '../fsm.js';
@@ -70,4 +71,69 @@ t.test('a node whose overlay cannot be built fails alone; the job still ends', a
   t.equal(job.state, 'failed');
   t.match(job.nodes[0], { name: 'c1', state: 'failed', error: /^the overlay of c1 could not be built from .*overlay\/c1: .*FIFO.*; nothing was sent$/ });
   t.match(job.nodes[1], { name: 'c2', state: 'failed', error: /^rsync exit (255|12): / }, 'the other node ran and has its own result');
+});
+
+t.test('which work directories are leftovers', async (t) => {
+  const id = '20261202-131500-ab12';
+  t.equal(leftoverReason('ssh', false, undefined), undefined, 'the ssh masters\' sockets are not a job\'s');
+  t.equal(leftoverReason('notes', false, undefined), undefined, 'nor is anything not named like a job');
+  t.equal(leftoverReason(id, true, 'running'), undefined, 'a job set up or running here keeps its directory');
+  t.equal(leftoverReason(id, true, undefined), undefined, 'also before its start entry exists (a push stages its sources first)');
+  t.match(leftoverReason(id, false, 'running'), /cut off mid-run/);
+  t.match(leftoverReason(id, false, 'interrupted'), /ended \(interrupted\); a resume makes a fresh copy/);
+  t.match(leftoverReason(id, false, 'done'), /^the job ended \(done\)$/);
+  t.match(leftoverReason(id, false, undefined), /no longer in the replicated state/);
+});
+
+// A daemon that died mid-job left its work directories (a push job's copy of its sources under
+// node.stateDir/deploy/<job>/files/); nothing removed them. Now a run's end sweeps every directory
+// no run here uses, logging each with its size, and never the directory of a job still running.
+t.test('a job\'s end sweeps the work directories of other jobs no run uses; a running job keeps its own', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'lanha-jobs-sweep-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const stateDir = join(dir, 'state');
+  const deployDir = join(stateDir, 'deploy');
+  const state = new MemoryStateLog(new Fsm(), systemClock);
+  const [ended, cut, gone] = ['20261201-100000-0001', '20261201-100000-0002', '20261201-100000-0003'];
+  const push = { kind: 'push' as const, member: 'lan-a', nodes: ['c1'], files: ['a'], sources: ['/a'], sha256: ['0'.repeat(64)], dest: '/' };
+  await state.propose({ type: 'deploy.job.start', job: ended, ...push });
+  await state.propose({ type: 'deploy.job.end', job: ended, state: 'failed', run: 0 });
+  await state.propose({ type: 'deploy.job.start', job: cut, ...push }); // still "running": its daemon died
+  for (const [job, size] of [[ended, 1000], [cut, 2000], [gone, 3000]] as const) {
+    mkdirSync(join(deployDir, job, 'files'), { recursive: true });
+    writeFileSync(join(deployDir, job, 'files', '0'), Buffer.alloc(size));
+  }
+  writeFileSync(join(deployDir, gone, 'known_hosts'), 'x'.repeat(10));
+  mkdirSync(join(deployDir, 'ssh'));
+  writeFileSync(join(deployDir, 'notes'), 'not a job');
+  const lines: Array<Record<string, unknown>> = [];
+  const log = createLogger({ level: 'info', destination: { write: (s: string) => { lines.push(JSON.parse(s) as Record<string, unknown>); } } });
+  const r = new JobRunner({ config: deployConfig.parse({ parallel: 1 }), targets: () => [], clusterId: 'c', member: 'lan-a', stateDir, state, log, clock: systemClock });
+  t.teardown(() => r.stop());
+  // A node that accepts the TCP connection and never says a word: the live job waits on it, holding its copy.
+  const mute = createServer(() => undefined);
+  await new Promise<void>((resolve) => mute.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => mute.close());
+  const hostKey = utils.generateKeyPairSync('ed25519').public;
+  const key = Buffer.from(utils.generateKeyPairSync('ed25519').private);
+  const target = (port: number) => ({ node: 'c1', host: '127.0.0.1', port, user: 'root', groups: [], hostKey });
+  const source = join(dir, 'agent');
+  writeFileSync(source, Buffer.alloc(500, 1));
+  const live = await r.startPush([source], [target((mute.address() as AddressInfo).port)], '/dst', undefined, key);
+  t.ok(existsSync(join(deployDir, live, 'files', '0')), 'the live job has its copy');
+
+  // Port 1: nothing listens, the job ends at once; its end sweeps.
+  const quick = await r.startPush([source], [target(1)], '/dst', undefined, key);
+  await until('the quick job ends', () => state.fsm.rootfs.job(quick)?.state !== 'running', 60_000);
+  t.same(readdirSync(deployDir).sort(), [live, 'notes', 'ssh'].sort(), 'the leftovers are gone; the running job\'s directory, the sockets\' and a stray file stay');
+  const swept = lines.filter((l) => l['event'] === 'deploy.workdir.swept').map((l) => [l['job'], l['bytes'], l['reason']] as const).sort();
+  t.equal(swept.length, 3, 'each leftover logged once');
+  t.match(swept[0], [ended, 1000, /ended \(failed\)/]);
+  t.match(swept[1], [cut, 2000, /cut off mid-run/]);
+  t.match(swept[2], [gone, 3010, /no longer in the replicated state/]);
+  t.match(lines.find((l) => l['job'] === gone && l['event'] === 'deploy.workdir.swept')?.['msg'], new RegExp(`^removed ${deployDir}/${gone} \\(3010 bytes\\), the work directory of deploy job ${gone}: `));
+
+  t.ok(await r.cancel(live), 'the live job is stopped');
+  t.notOk(existsSync(join(deployDir, live)), 'and its directory went with its end');
+  t.same(r.sweepWorkDirs(), [], 'nothing left to sweep');
 });

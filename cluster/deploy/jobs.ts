@@ -10,7 +10,7 @@ import type { StateLog } from '../state-log.js';
 import type { Command } from '../commands.js';
 import type { Job } from '../rootfs-state.js';
 import type { DeployConfig } from './config.js';
-import { generationDir, isFakeSuper } from './store.js';
+import { generationDir, isFakeSuper, treeBytes } from './store.js';
 import { CONTROL_IDLE_MS, controlPathFor, describeFailure, knownHostsFile, masterArgs, parseProgress2, parseStats, rootfsRsyncArgs, splitProgress, type Progress2, type SshOptions } from './rsync.js';
 import { hasOverlayDir, hostsFromTargets, overlayFiles, type ResolvedTarget, type TargetEntry } from './targets.js';
 import { connectPinned, disconnect, pushToNode, stageSources, type PushFile } from './push.js';
@@ -94,6 +94,11 @@ interface ActiveJob {
 export class JobRunner {
   #ctx: JobContext;
   #active = new Map<string, ActiveJob>();
+  /**
+   * Jobs whose work directory (node.stateDir/deploy/<job>/) is in use here: from the request that
+   * starts or resumes them (a push stages its sources before its start entry) until the run ended.
+   */
+  #busy = new Set<string>();
   #timings = new Map<string, JobTimings>();
   #versions = new Map<string, number>();
   #waiters = new Map<string, Set<() => void>>();
@@ -105,7 +110,8 @@ export class JobRunner {
     this.#ctx = ctx;
   }
 
-  isActive(id: string): boolean { return this.#active.has(id); }
+  /** True while a run of the job is being set up or running on this member. */
+  isActive(id: string): boolean { return this.#active.has(id) || this.#busy.has(id); }
 
   /** The phase timings of a job run here (kept for the last TIMINGS_KEPT jobs). */
   timings(id: string): JobTimings | undefined {
@@ -153,7 +159,7 @@ export class JobRunner {
   /** Starts a rootfs job (entries first, then the work in the background); returns the job id. */
   async startRootfs(generation: string, targets: readonly ResolvedTarget[], dryRun: boolean, request: { t0: number; checkMs?: number } = { t0: this.#ctx.clock.monotonicMs() }): Promise<string> {
     const id = newJobId(this.#ctx.clock);
-    await this.#propose({ type: 'deploy.job.start', job: id, kind: 'rootfs', member: this.#ctx.member, nodes: targets.map((t) => t.node), generation, dryRun });
+    await this.#claim(id, () => this.#propose({ type: 'deploy.job.start', job: id, kind: 'rootfs', member: this.#ctx.member, nodes: targets.map((t) => t.node), generation, dryRun }));
     const timings: JobTimings = { nodes: {}, startEntryMs: this.#since(request.t0), ...(request.checkMs !== undefined ? { checkMs: request.checkMs } : {}) };
     this.#run(id, 0, targets, dryRun, request.t0, timings);
     return id;
@@ -167,7 +173,7 @@ export class JobRunner {
   async resume(job: Job, targets: readonly ResolvedTarget[]): Promise<void> {
     const t0 = this.#ctx.clock.monotonicMs();
     const run = (job.run ?? 0) + 1;
-    await this.#propose({ type: 'deploy.job.resume', job: job.id, member: this.#ctx.member, run });
+    await this.#claim(job.id, () => this.#propose({ type: 'deploy.job.resume', job: job.id, member: this.#ctx.member, run }));
     const pending = targets.filter((t) => job.nodes.some((n) => n.name === t.node && n.state !== 'done'));
     this.#run(job.id, run, pending, job.dryRun, t0, { nodes: {}, startEntryMs: this.#since(t0) });
   }
@@ -190,10 +196,25 @@ export class JobRunner {
     await Promise.all([...this.#masters.values()].map((m) => m.close()));
   }
 
+  /**
+   * Daemon start: ends the ssh masters a daemon that died left running (they are its children, but a
+   * SIGKILL or an OOM kill does not take them along; each would hold its connection open for good),
+   * through their control sockets (`ssh -O exit`), and removes the sockets. Nothing here uses one yet.
+   */
+  async endStaleMasters(): Promise<void> {
+    const dir = join(this.#ctx.stateDir, 'deploy', 'ssh');
+    await Promise.all(readdirSyncSafe(dir).map(async (entry) => {
+      const path = join(dir, entry.name);
+      const code = await runBounded('ssh', ['-O', 'exit', '-o', 'BatchMode=yes', '-o', `ControlPath=${path}`, 'lanha-stale-master'], 5000);
+      rmSync(path, { force: true, recursive: true });
+      if (code === 0) this.#ctx.log.info({ event: 'deploy.ssh.stale_master', path }, `ended the ssh master a stopped daemon left running (control socket ${path})`);
+    }));
+  }
+
   /** Jobs the log shows running that nobody here runs: a failover or restart cut them off. */
   async markOrphans(): Promise<string[]> {
     if (!this.#ctx.state.isLeader()) return [];
-    const orphans = this.#ctx.state.fsm.rootfs.jobs().filter((j) => j.state === 'running' && !this.#active.has(j.id));
+    const orphans = this.#ctx.state.fsm.rootfs.jobs().filter((j) => j.state === 'running' && !this.isActive(j.id));
     for (const job of orphans) {
       this.#ctx.log.warn({ event: 'deploy.job.orphaned', job: job.id, member: job.member }, `deploy job ${job.id} was cut off (its leader ${job.member} stopped); marking it interrupted — \`lanctl deploy resume ${job.id}\` completes it`);
       await this.#propose({ type: 'deploy.job.end', job: job.id, state: 'interrupted', run: job.run ?? 0 }).catch(() => undefined);
@@ -219,6 +240,7 @@ export class JobRunner {
 
   #finish(active: ActiveJob): void {
     this.#active.delete(active.id);
+    this.#busy.delete(active.id);
     this.#lastLiveNotify.delete(active.id);
     this.#timings.set(active.id, active.timings);
     while (this.#timings.size > TIMINGS_KEPT) this.#timings.delete(this.#timings.keys().next().value!);
@@ -234,17 +256,14 @@ export class JobRunner {
   async startPush(sources: readonly string[], targets: readonly ResolvedTarget[], dir: string, then: string | undefined, privateKey: Buffer): Promise<string> {
     const id = newJobId(this.#ctx.clock);
     const t0 = this.#ctx.clock.monotonicMs();
-    const stage = this.#stageDir(id);
-    const files = await stageSources(sources, stage);
-    try {
+    const files = await this.#claim(id, async () => {
+      const staged = await stageSources(sources, this.#stageDir(id));
       await this.#propose({
         type: 'deploy.job.start', job: id, kind: 'push', member: this.#ctx.member, nodes: targets.map((t) => t.node),
-        files: files.map((f) => f.name), sources: files.map((f) => f.source), sha256: files.map((f) => f.sha256), dest: dir, ...(then !== undefined ? { then } : {}),
+        files: staged.map((f) => f.name), sources: staged.map((f) => f.source), sha256: staged.map((f) => f.sha256), dest: dir, ...(then !== undefined ? { then } : {}),
       });
-    } catch (error) {
-      rmSync(join(this.#ctx.stateDir, 'deploy', id), { recursive: true, force: true });
-      throw error;
-    }
+      return staged;
+    });
     this.#runPush(this.#activate(id, 0, t0, { nodes: {}, startEntryMs: this.#since(t0) }), files, targets, dir, then, privateKey, new Map());
     return id;
   }
@@ -261,29 +280,75 @@ export class JobRunner {
     if (sources.length === 0 || sources.length !== (job.files ?? []).length) {
       throw new LanhaError('usage', `push job ${job.id} does not name its source files (started by an older version); start a new push`);
     }
-    const stage = this.#stageDir(job.id);
-    const files = await stageSources(sources, stage).catch((error) => { throw new LanhaError('usage', `cannot resume push job ${job.id}: ${errorMessage(error)}; start a new push`); });
-    const changed = files.find((f, i) => job.sha256?.[i] !== undefined && f.sha256 !== job.sha256[i]);
-    if (changed !== undefined) {
-      rmSync(join(this.#ctx.stateDir, 'deploy', job.id), { recursive: true, force: true });
-      const recorded = job.sha256![files.indexOf(changed)]!;
-      throw new LanhaError('usage', `cannot resume push job ${job.id}: ${changed.source} changed since the job started (sha256 ${changed.sha256.slice(0, 12)}, the job sent ${recorded.slice(0, 12)}); start a new push so every node gets the same file`);
-    }
     const run = (job.run ?? 0) + 1;
-    try {
+    const files = await this.#claim(job.id, async () => {
+      const staged = await stageSources(sources, this.#stageDir(job.id)).catch((error) => { throw new LanhaError('usage', `cannot resume push job ${job.id}: ${errorMessage(error)}; start a new push`); });
+      const changed = staged.find((f, i) => job.sha256?.[i] !== undefined && f.sha256 !== job.sha256[i]);
+      if (changed !== undefined) {
+        const recorded = job.sha256![staged.indexOf(changed)]!;
+        throw new LanhaError('usage', `cannot resume push job ${job.id}: ${changed.source} changed since the job started (sha256 ${changed.sha256.slice(0, 12)}, the job sent ${recorded.slice(0, 12)}); start a new push so every node gets the same file`);
+      }
       await this.#propose({ type: 'deploy.job.resume', job: job.id, member: this.#ctx.member, run });
-    } catch (error) {
-      rmSync(join(this.#ctx.stateDir, 'deploy', job.id), { recursive: true, force: true });
-      throw error;
-    }
+      return staged;
+    });
     const pending = targets.filter((t) => job.nodes.some((n) => n.name === t.node && n.state !== 'done'));
     const installed = new Map(job.nodes.map((n) => [n.name, new Set(n.installed ?? [])]));
     this.#runPush(this.#activate(job.id, run, t0, { nodes: {}, startEntryMs: this.#since(t0) }), files, pending, job.dest ?? '/', job.then, privateKey, installed);
   }
 
+  /**
+   * Marks the job's work directory in use while `setup` (staging, the start or resume entry) runs;
+   * when setup fails the directory goes and the claim ends. On success the run keeps the claim
+   * until #work ends it.
+   */
+  async #claim<T>(id: string, setup: () => Promise<T>): Promise<T> {
+    if (this.isActive(id)) throw new LanhaError('usage', `job ${id} is already running here`);
+    this.#busy.add(id);
+    try {
+      return await setup();
+    } catch (error) {
+      this.#busy.delete(id);
+      try { rmSync(this.#workDir(id), { recursive: true, force: true }); } catch { /* the next sweep removes it */ }
+      throw error;
+    }
+  }
+
+  #workDir(id: string): string {
+    return join(this.#ctx.stateDir, 'deploy', id);
+  }
+
+  /**
+   * Removes the work directories (node.stateDir/deploy/<job>/: a push job's copy of its sources, the
+   * pinned known_hosts, the nodes' overlays) that no run here uses: a daemon that stopped mid-job
+   * left them, or their removal failed. Run at daemon start, when nothing runs yet, and after each
+   * run ends. A directory is needed only while a run of its job is set up or running on this member
+   * (a resume reads the sources again into a fresh copy and checks them against the recorded sha256),
+   * so an ended job, a job cut off by a crash, and a job the replicated state no longer holds (it keeps
+   * the last 20) all lose theirs; a job running here never does. Logs each one with its size.
+   */
+  sweepWorkDirs(): Array<{ job: string; bytes: number; reason: string }> {
+    const root = join(this.#ctx.stateDir, 'deploy');
+    const swept: Array<{ job: string; bytes: number; reason: string }> = [];
+    for (const entry of readdirSyncSafe(root)) {
+      const reason = leftoverReason(entry.name, this.isActive(entry.name), this.#ctx.state.fsm.rootfs.job(entry.name)?.state);
+      if (reason === undefined) continue;
+      const path = join(root, entry.name);
+      const bytes = treeBytes(path);
+      try {
+        rmSync(path, { recursive: true, force: true });
+      } catch (error) {
+        this.#ctx.log.warn({ event: 'deploy.workdir.unremovable', job: entry.name, path, err: error }, `cannot remove ${path}, the work directory of deploy job ${entry.name} (${reason}): ${errorMessage(error)}; remove it by hand`);
+        continue;
+      }
+      this.#ctx.log.info({ event: 'deploy.workdir.swept', job: entry.name, path, bytes, reason }, `removed ${path} (${bytes} bytes), the work directory of deploy job ${entry.name}: ${reason}`);
+      swept.push({ job: entry.name, bytes, reason });
+    }
+    return swept;
+  }
+
   /** Where a push job's copies of its sources live while it runs (inside the job's work directory, removed at its end). */
   #stageDir(id: string): string {
-    return join(this.#ctx.stateDir, 'deploy', id, 'files');
+    return join(this.#workDir(id), 'files');
   }
 
   #runPush(active: ActiveJob, files: readonly PushFile[], targets: readonly ResolvedTarget[], dir: string, then: string | undefined, privateKey: Buffer, installedBefore: ReadonlyMap<string, ReadonlySet<string>>): void {
@@ -341,7 +406,7 @@ export class JobRunner {
   }
 
   async #work(active: ActiveJob, targets: readonly ResolvedTarget[], perNode: (active: ActiveJob, target: ResolvedTarget, knownHosts: string, workDir: string) => Promise<boolean>): Promise<void> {
-    const workDir = join(this.#ctx.stateDir, 'deploy', active.id);
+    const workDir = this.#workDir(active.id);
     mkdirSync(workDir, { recursive: true, mode: 0o700 });
     const knownHosts = join(workDir, 'known_hosts');
     writeFileSync(knownHosts, knownHostsFile(targets.map((t) => ({ node: t.node, hostKey: t.hostKey }))), { mode: 0o600 });
@@ -362,7 +427,13 @@ export class JobRunner {
       };
       await Promise.all(Array.from({ length: Math.min(this.#ctx.config.parallel, targets.length) }, worker));
     } finally {
-      rmSync(workDir, { recursive: true, force: true });
+      this.#busy.delete(active.id);
+      try {
+        rmSync(workDir, { recursive: true, force: true });
+      } catch (error) {
+        this.#ctx.log.warn({ event: 'deploy.workdir.unremovable', job: active.id, path: workDir, err: error }, `cannot remove ${workDir}, the work directory of deploy job ${active.id}: ${errorMessage(error)}; the next sweep (after a job ends, at daemon start) tries again`);
+      }
+      this.sweepWorkDirs();
     }
     const allDone = [...results.values()].every((ok) => ok) && results.size === targets.length;
     const state = active.cancelled ? 'interrupted' : allDone ? 'done' : 'failed';
@@ -629,4 +700,29 @@ function listDirs(root: string, rel = ''): string[] {
 
 function readdirSyncSafe(dir: string): Dirent[] {
   try { return readdirSync(dir, { withFileTypes: true }); } catch { return []; }
+}
+
+/** A job id as newJobId makes them: what a work directory under node.stateDir/deploy/ is named. */
+const JOB_ID = /^\d{8}-\d{6}-[0-9a-f]{4}$/;
+
+/**
+ * Why a directory under node.stateDir/deploy/ is a leftover to remove, or undefined to keep it:
+ * anything not named like a job (the ssh masters' sockets in `ssh/`) and the directory of a job set
+ * up or running here are kept. `recorded` is the job's state in the replicated log, if it holds it.
+ */
+export function leftoverReason(name: string, live: boolean, recorded: Job['state'] | undefined): string | undefined {
+  if (!JOB_ID.test(name) || live) return undefined;
+  if (recorded === undefined) return 'the job is no longer in the replicated state (it keeps the last 20 jobs)';
+  if (recorded === 'running') return 'the job was cut off mid-run (the daemon running it stopped); a resume makes a fresh copy of its sources';
+  return `the job ended (${recorded})${recorded === 'done' ? '' : '; a resume makes a fresh copy of its sources'}`;
+}
+
+/** Runs a command to its end (at most `ms`, then SIGKILL); its exit code, or -1. */
+function runBounded(command: string, args: readonly string[], ms: number): Promise<number> {
+  return new Promise((resolve) => {
+    const child = spawn(command, [...args], { stdio: 'ignore' });
+    const timer = setTimeout(() => child.kill('SIGKILL'), ms);
+    child.once('error', () => { clearTimeout(timer); resolve(-1); });
+    child.once('close', (code) => { clearTimeout(timer); resolve(code ?? -1); });
+  });
 }

@@ -4,7 +4,7 @@ import type { ServiceContext, RunningService } from '../../services/contract.js'
 import { NotLeaderError } from '../state-log.js';
 import { storeFakeSuper, type DeployConfig } from './config.js';
 import { describeChanges } from './manifest.js';
-import { commitTree, pruneStore, storedGenerations, verifyGeneration } from './store.js';
+import { commitTree, pruneStore, storedGenerations, sweepStoreLeftovers, verifyGeneration } from './store.js';
 import { PeerSync } from './peer-sync.js';
 import { JobRunner } from './jobs.js';
 import { fleetTargets, pinnedKey, resolveNames, resolveTargets } from './targets.js';
@@ -257,6 +257,12 @@ export async function startDeploy(context: ServiceContext): Promise<RunningServi
   }
 
   prune();
+  // What a daemon that stopped mid-commit, mid-copy or mid-job left: nothing of this daemon runs yet.
+  for (const { path, bytes } of sweepStoreLeftovers(stateDir)) {
+    log.info({ event: 'rootfs.leftover_swept', path, bytes }, `removed ${path} (${bytes} bytes), left in the generation store by a commit, a copy to the peer member or a write that was cut off`);
+  }
+  runner.sweepWorkDirs();
+  await runner.endStaleMasters();
   return {
     name: 'deploy',
     routes,

@@ -7,7 +7,7 @@ import { appendFileSync, chmodSync, chownSync, existsSync, linkSync, mkdirSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { which } from '../../test/support/netns.js';
-import { commitTree, generationDir, pruneStore, storedGenerations, verifyGeneration } from './store.js';
+import { commitTree, generationDir, pruneStore, storedGenerations, sweepStoreLeftovers, verifyGeneration } from './store.js';
 
 t.test('commit, quick and full verify, tamper detection, prune', async (t) => {
   if (!which('rsync')) { process.stderr.write('\n*** SKIPPED store test: rsync is not installed (apt-get install rsync)\n'); t.pass('SKIPPED: no rsync'); return; }
@@ -118,4 +118,29 @@ t.test('odd names commit and verify; names and link targets that are not UTF-8 a
   await t.rejects(commitTree(tree, state), { message: /badlink: the symlink's target is not UTF-8 \(\/run\/\\xff\); change it before committing the tree$/ });
   t.same(readdirSync(join(state, 'rootfs')).filter((n) => n.startsWith('.partial')), [], 'nothing half-made left in the store');
   t.same(storedGenerations(state), [id]);
+});
+
+// A daemon killed mid-commit leaves the partial copy in the store, one killed mid-copy to the peer its
+// work directory, one killed mid-write a `.tmp` beside a manifest; nothing removed them (pruneStore
+// only knows generation ids). The sweep at daemon start does, and says how much each held.
+t.test('leftovers of cut-off commits, peer copies and durable writes are swept; generations are not', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'lanha-store-sweep-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const store = join(dir, 'rootfs');
+  const id = 'b'.repeat(64);
+  mkdirSync(join(store, '.partial-0a1b2c3d', 'usr'), { recursive: true });
+  writeFileSync(join(store, '.partial-0a1b2c3d', 'usr', 'tool'), Buffer.alloc(1500));
+  mkdirSync(join(store, '.peer-lan-b'));
+  writeFileSync(join(store, '.peer-lan-b', 'known_hosts'), 'x'.repeat(40));
+  mkdirSync(join(store, id));
+  writeFileSync(join(store, id, 'file'), 'kept');
+  writeFileSync(join(store, `${id}.manifest`), 'kept');
+  writeFileSync(join(store, `${id}.manifest.tmp`), 'y'.repeat(7));
+  writeFileSync(join(store, 'notes.tmp'), 'not the store\'s');
+  const swept = sweepStoreLeftovers(dir).map((s) => [s.path.slice(store.length + 1), s.bytes]).sort();
+  t.same(swept, [['.partial-0a1b2c3d', 1500], ['.peer-lan-b', 40], [`${id}.manifest.tmp`, 7]]);
+  t.same(readdirSync(store).sort(), [id, `${id}.manifest`, 'notes.tmp'].sort(), 'the generation and anything not the store\'s stay');
+  writeFileSync(join(store, `${id}.verified.tmp`), 'z');
+  t.same(pruneStore(dir, new Set()), [id], 'a dropped generation goes with its .tmp files');
+  t.same(readdirSync(store), ['notes.tmp']);
 });

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LanhaError } from '../../lib/errors.js';
@@ -128,18 +128,51 @@ export function storedGenerations(stateDir: string): string[] {
   return [...names].filter((n) => isGenerationId(n) && names.has(`${n}.manifest`)).sort();
 }
 
-/** Deletes stored generations not in `keep` (and leftovers of interrupted commits). Returns the ids dropped. */
+/** Deletes stored generations not in `keep` (tree, manifest and marks). Returns the ids dropped. Leftovers of cut-off commits: sweepStoreLeftovers. */
 export function pruneStore(stateDir: string, keep: ReadonlySet<string>): string[] {
   const store = storeDir(stateDir);
   if (!existsSync(store)) return [];
   const dropped: string[] = [];
   for (const name of readdirSync(store)) {
-    const id = name.replace(/\.(manifest|verified|fake-super)$/, '');
+    const id = name.replace(/\.(manifest|verified|fake-super)(\.tmp)?$/, '');
     if (!isGenerationId(id) || keep.has(id)) continue;
     rmSync(join(store, name), { recursive: true, force: true });
     if (id === name) dropped.push(id);
   }
   return dropped;
+}
+
+/**
+ * Daemon start: removes what a commit or a copy to the peer member that was cut off left in the
+ * store (`.partial-*`, the copy being made; `.peer-<member>`, that copy's known_hosts; `<id>.manifest.tmp`
+ * and the like, a durable write cut off before its rename). Only then: while the daemon runs, one may
+ * be in use. Returns each path with the bytes it held.
+ */
+export function sweepStoreLeftovers(stateDir: string): Array<{ path: string; bytes: number }> {
+  const store = storeDir(stateDir);
+  if (!existsSync(store)) return [];
+  const swept: Array<{ path: string; bytes: number }> = [];
+  for (const name of readdirSync(store)) {
+    const tmp = /^(.*)\.(manifest|verified|fake-super)\.tmp$/.exec(name);
+    if (!/^\.(partial|peer)-/.test(name) && !(tmp !== null && isGenerationId(tmp[1]!))) continue;
+    const path = join(store, name);
+    const bytes = treeBytes(path);
+    rmSync(path, { recursive: true, force: true });
+    swept.push({ path, bytes });
+  }
+  return swept;
+}
+
+/** Bytes of the regular files below `path` (what removing it frees, hardlinks aside). */
+export function treeBytes(path: string): number {
+  let st;
+  try { st = lstatSync(path); } catch { return 0; }
+  if (!st.isDirectory()) return st.isFile() ? st.size : 0;
+  let total = 0;
+  let names: string[] = [];
+  try { names = readdirSync(path); } catch { /* unreadable: counted as empty */ }
+  for (const name of names) total += treeBytes(join(path, name));
+  return total;
 }
 
 function sha256(text: string): string {

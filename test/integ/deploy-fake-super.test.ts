@@ -6,41 +6,22 @@
 // forced: rsync --fake-super never sets the real values, root or not.
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, chownSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { requireLab, withLab } from '../support/netns.js';
-import { runLanctl, serveDaemon } from '../support/daemon.js';
+import { withDeployLab } from '../support/deploy-lab.js';
 import { LANCTL } from '../support/paths.js';
 import { makeKey, startSshd } from '../support/node-sshd.js';
 
 t.setTimeout(300_000);
 
 t.test('a fake-super store deploys real owners, set-id bits, devices and xattrs', async (t) => {
-  if (!requireLab(t, ['sshd', 'ssh', 'ssh-keygen', 'rsync', 'getfattr', 'setfattr', 'mknod'])) return;
-  const dir = mkdtempSync(join(tmpdir(), 'lanha-fake-super-lab-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  await withLab(async (lab) => {
-    const lan = await lab.addHost('lan', '10.76.0.1/24');
-    const c1 = await lab.addHost('c1', '10.76.0.11/24');
-    const clientKey = join(dir, 'deploy_ed25519');
-    const clientPub = makeKey(clientKey);
+  await withDeployLab(t, { subnet: 76, nodes: ['c1'], tools: ['ssh', 'rsync', 'getfattr', 'setfattr', 'mknod'], name: 'lanha-fake-super-lab-' }, async (d) => {
+    const { dir, lab, lan, config, lanctl } = d;
+    const c1 = d.hosts['c1']!;
     const root = join(dir, 'root-c1');
     mkdirSync(root, { recursive: true });
-    const sshd = await startSshd(lab, c1, join(dir, 'sshd'), { root, authorizedKeys: [clientPub] });
+    const sshd = await d.sshd('c1', { root });
     t.teardown(() => sshd.stop());
-    const config = join(dir, 'lanha.yaml');
-    writeFileSync(config, `node: { name: lan-a, address: 10.76.0.1, stateDir: ${dir}/state, controlSocket: ${dir}/lanha.sock }
-deploy:
-  user: root
-  identityFile: ${clientKey}
-  fakeSuper: true
-  targets:
-    - { name: c1, host: 10.76.0.11 }
-  hostKeys:
-    c1: "${sshd.hostKey}"
-  rootfs: { destination: /srv/root }
-`);
     const tree = join(dir, 'tree');
     mkdirSync(join(tree, 'usr/bin'), { recursive: true });
     mkdirSync(join(tree, 'dev'));
@@ -50,9 +31,12 @@ deploy:
     execFileSync('mknod', ['-m', '666', join(tree, 'dev/null'), 'c', '1', '3']);
     execFileSync('setfattr', ['-n', 'trusted.lanha', '-v', 'kept', join(tree, 'usr/bin/su')]);
 
-    const daemon = await serveDaemon(config, { command: ['ip', 'netns', 'exec', lan.ns, process.execPath, LANCTL], timeoutMs: 60_000 });
+    const daemon = await d.serve(`  fakeSuper: true
+  hostKeys:
+    c1: "${sshd.hostKey}"
+  rootfs: { destination: /srv/root }
+`);
     try {
-      const lanctl = (...args: string[]) => runLanctl([...args, '--config', config], { timeoutMs: 120_000 });
       const commit = await lanctl('rootfs', 'commit', tree, '--json');
       t.equal(commit.code, 0, commit.stderr);
       const id = (JSON.parse(commit.stdout) as { generation: string }).generation;
@@ -95,7 +79,7 @@ deploy:
 
       const rerun = await lanctl('deploy', 'rootfs', '--to', 'c1');
       t.equal(rerun.code, 0, rerun.stderr);
-      const job = JSON.parse((await lanctl('deploy', 'jobs', /^job (\S+)$/m.exec(rerun.stdout)![1]!, '--json')).stdout) as { nodes: Array<{ sent?: number }> };
+      const job = await d.view(d.jobId(rerun.stdout));
       t.ok((job.nodes[0]!.sent ?? Infinity) < 20_000, `a rerun finds nothing to change (${job.nodes[0]!.sent} bytes sent): the faked attributes compare equal`);
     } finally {
       await daemon.stop();

@@ -168,21 +168,32 @@ function linkOf(client: Client): Link {
   return link;
 }
 
-/** Closes the connection when nothing at all arrived on it for silentLimitMs (OpenSSH's ServerAlive rule). */
+/**
+ * Closes the connection when nothing at all arrived on it for silentLimitMs (OpenSSH's ServerAlive
+ * rule). Silence is counted tick by tick, and a tick that comes late counts as at most two: while
+ * this process was too busy to look, data may have arrived unread, so that time is not silence heard.
+ */
 function watchSilence(client: Client, sock: Socket, link: Link, keepalive: Keepalive): void {
   const limit = silentLimitMs(keepalive);
+  const every = Math.min(1000, Math.max(10, keepalive.intervalMs / 5));
   let bytes = sock.bytesRead;
-  let heard = performance.now();
+  let silent = 0;
+  let last = performance.now();
   const timer = setInterval(() => {
+    const now = performance.now();
+    const elapsed = Math.min(now - last, 2 * every);
+    last = now;
     if (sock.bytesRead !== bytes) {
       bytes = sock.bytesRead;
-      heard = performance.now();
-    } else if (performance.now() - heard >= limit) {
-      clearInterval(timer);
-      link.reason ??= { kind: 'silent', ms: limit, intervalMs: keepalive.intervalMs };
-      cut(client, link);
+      silent = 0;
+      return;
     }
-  }, Math.min(1000, Math.max(10, keepalive.intervalMs / 5)));
+    silent += elapsed;
+    if (silent < limit) return;
+    clearInterval(timer);
+    link.reason ??= { kind: 'silent', ms: limit, intervalMs: keepalive.intervalMs };
+    cut(client, link);
+  }, every);
   timer.unref();
   client.once('close', () => clearInterval(timer));
 }

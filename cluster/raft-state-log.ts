@@ -423,7 +423,7 @@ export class RaftStateLog implements StateLog {
       ...(node.fresh ? { fresh: true } : {}),
       storage: { dir: this.#opts.dir, pipelined: this.host.pipelined, batches: this.host.stats.batches, fsyncs: this.host.stats.fsyncs, fsyncP99Ms: roundMs(this.host.wal.fsyncMs.quantile(0.99)), fsyncSamples: Math.min(this.host.wal.fsyncMs.count, this.host.wal.fsyncMs.size), error: this.host.fenced?.message ?? null },
       stateHash: this.fsm.hash(),
-      stability: this.#stability.report(this.#opts.clock.monotonicMs()),
+      stability: { ...this.#stability.report(this.#opts.clock.monotonicMs()), stallHolds: node.stallHolds },
       ...(this.#opts.link?.status ? { transport: this.#opts.link.status() } : {}),
     };
   }

@@ -17,6 +17,12 @@ export interface StabilityReport {
   leaderChanges: number;
   /** The longest stall of this process behind a lapse in the window (ms; 0 when none). */
   longestStallMs: number;
+  /**
+   * Since the Raft core started (not windowed): timeouts a stall of this process reached and that
+   * waited for what arrived meanwhile (`held`: a leader's check-quorum, a campaign), and those that
+   * what was read then averted (`averted`: the member kept its role). Raft backend only.
+   */
+  stallHolds?: { held: number; averted: number };
 }
 
 export class Stability {

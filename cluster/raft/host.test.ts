@@ -7,7 +7,7 @@ import { seededRandom } from '../../lib/random.js';
 import { RaftNode } from './node.js';
 import { RaftHost } from './host.js';
 import { Wal } from './wal.js';
-import type { Entry } from './types.js';
+import { emptyMessage, type Entry, type Message } from './types.js';
 
 // The host shell on a real WAL, one member: when a pipelined batch's fdatasync returns, what it
 // committed is applied in that same turn, before the event loop's next check phase (setImmediate),
@@ -93,4 +93,57 @@ t.test('the tick timer sleeps while nothing is due, and the core\'s tick count s
   if (performance.now() - from < 4000) t.equal(host.node.ticks, before, 'no timer ran the core meanwhile (it used to tick every 10 ms)');
   t.ok(host.leaseRemainingMs() > 0, 'the lease, read now');
   t.ok(host.node.ticks - before >= 18, `caught up on the read: ${host.node.ticks - before} ticks in ~200 ms`);
+});
+
+t.test('a leader whose process stalled past the election timeout reads the answers that waited before check-quorum judges (fake clock)', async (t) => {
+  // Three voters; this host is n1 on a real WAL, the other two are played by the test. The clock
+  // is moved by hand; the host's timer runs for real (its delays follow the hand-moved clock), so
+  // each step waits for it to catch up. A jump of 2.5 election timeouts with no wait is a stall of
+  // this process: the first thing it does on waking is step a follower's answer that waited.
+  const dir = mkdtempSync(join(tmpdir(), 'lanha-host-'));
+  const { wal, state } = await Wal.open(dir);
+  let now = 1000;
+  const clock = { monotonicMs: () => now, wallMs: () => now };
+  const node = new RaftNode({ id: 'n1', electionTicks: 10, heartbeatTicks: 2, random: seededRandom(1) },
+    { hardState: state.hardState, conf: { voters: ['n1', 'n2', 'n3'], learners: [], witnesses: [] }, entries: state.entries });
+  const sent: Message[] = [];
+  const host = new RaftHost(node, wal, { send: (ms) => { sent.push(...ms); }, restore: () => undefined, apply: () => undefined, onStorageError: (error) => { throw error; } }, clock, 10);
+  t.teardown(async () => { await host.stop(); await wal.close(); rmSync(dir, { recursive: true, force: true }); });
+  const answer = (m: Message): Message => ({ ...emptyMessage('heartbeat-resp', m.to, 'n1', m.term), context: m.context });
+  /** Moves the clock on by `ms` (whole heartbeat intervals) and waits for the timer to count it, then answers the heartbeats it sent. */
+  const heartbeatRound = async (ms = 20): Promise<void> => {
+    const target = node.ticks + ms / 10;
+    now += ms;
+    for (let i = 0; i < 400 && node.ticks < target; i++) await new Promise((r) => setTimeout(r, 5));
+    for (const m of sent.splice(0).filter((x) => x.type === 'heartbeat')) host.step(answer(m));
+  };
+  host.start();
+  node.campaign();
+  host.kick();
+  host.step({ ...emptyMessage('prevote-resp', 'n2', 'n1', node.term + 1) });
+  host.step({ ...emptyMessage('vote-resp', 'n2', 'n1', node.term) });
+  t.equal(node.role, 'leader', 'n1 leads with n2\'s vote');
+  await host.idle(); // the term is on disk: heartbeats go out
+  for (let round = 0; round < 3; round++) await heartbeatRound();
+  t.ok(host.leaseRemainingMs() > 0, 'leading with a lease');
+  // One more round: sent and answered by both, but the process stalls before reading the answers.
+  const target = node.ticks + 2;
+  now += 20;
+  for (let i = 0; i < 400 && node.ticks < target; i++) await new Promise((r) => setTimeout(r, 5));
+  const waiting = sent.splice(0).filter((x) => x.type === 'heartbeat').map(answer);
+  t.equal(waiting.length, 2, 'both answered the last heartbeat before the stall');
+  now += 250;
+  host.step(waiting[0]!);
+  t.equal(node.role, 'leader', 'the first answer read after the stall finds it still leading (check-quorum waits)');
+  t.equal(host.leaseRemainingMs(), 0, 'its lease lapsed with the stall: no VIP, no DHCP answers');
+  host.step(waiting[1]!);
+  t.equal(host.leaseRemainingMs(), 0, 'answers to a heartbeat sent before the stall do not give it back');
+  const fresh = sent.splice(0).filter((x) => x.type === 'heartbeat');
+  t.ok(fresh.length === 2 && fresh.every((m) => m.context >= node.ticks - 1), 'the catch-up sent a fresh heartbeat');
+  host.step(answer(fresh[0]!));
+  t.ok(host.leaseRemainingMs() > 0, 'a fresh quorum answer gives the lease back');
+  for (let round = 0; round < 8; round++) await heartbeatRound();
+  t.equal(node.role, 'leader', 'past the hold and an election timeout: still leading, in the same term');
+  t.same(node.stallHolds, { held: 1, averted: 1 }, 'one check-quorum held by the stall, and averted by what was read');
+  await host.idle();
 });

@@ -159,10 +159,11 @@ export class RaftHost {
 
   #onDue(): void {
     const now = this.#clock.monotonicMs();
-    if (this.#dueAt !== null) this.#longestStallMs = Math.max(this.#longestStallMs, now - this.#dueAt);
+    const lateMs = this.#dueAt === null ? 0 : Math.max(0, now - this.#dueAt);
+    this.#longestStallMs = Math.max(this.#longestStallMs, lateMs);
     this.#dueAt = null;
     this.#timer = undefined;
-    if (!this.#storageStalled(now)) this.#onTimer();
+    if (!this.#storageStalled(now)) this.#onTimer(lateMs);
     this.#arm();
   }
 
@@ -266,16 +267,24 @@ export class RaftHost {
     this.#onTimer();
   }
 
-  #onTimer(): void {
+  /**
+   * Feeds the core the ticks elapsed since the last ones counted. `lateMs`: how late the armed timer
+   * runs (by default as of now: from a message or a read, the timer has not run yet). Ticks are
+   * elapsed time (a sleeping timer's, or a stalled event loop's), and the lease must age with it;
+   * but time the timer ran late is time this process did not run, so what its peers sent meanwhile
+   * may still wait unread in the sockets, to be stepped after this catch-up: the core holds the
+   * timeouts that would read that time as their silence (RaftNode.catchUp) until it has been.
+   */
+  #onTimer(lateMs?: number): void {
     if (this.#fenced || this.#stopped || !this.#started) return;
     const now = this.#clock.monotonicMs();
-    // Ticks are elapsed time (a sleeping timer's, or a stalled event loop's), and the lease must age with it.
     let n = Math.floor((now - this.#lastTickAt) / this.#tickMs);
     if (n <= 0) return;
-    if (this.#dueAt !== null && now > this.#dueAt) this.#longestStallMs = Math.max(this.#longestStallMs, now - this.#dueAt);
+    const late = lateMs ?? (this.#dueAt !== null && now > this.#dueAt ? now - this.#dueAt : 0);
+    this.#longestStallMs = Math.max(this.#longestStallMs, late);
     this.#lastTickAt += n * this.#tickMs;
     if (n > 1000) n = 1000;
-    for (let i = 0; i < n; i++) this.node.tick();
+    this.node.catchUp(n, Math.floor(late / this.#tickMs));
     this.#sendHeartbeats();
     this.#noticeRole();
     if (this.node.hasReady()) this.kick();

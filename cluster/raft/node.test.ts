@@ -500,3 +500,114 @@ t.test('members that all start fresh elect and join: after split votes that push
   t.equal(led.length, 1, 'a leader is elected');
   for (const n of second.values()) t.notOk(n.rebuilding, `${n.id} is not left rebuilding`);
 });
+
+/**
+ * A leader of three whose own process stalls for `stallTicks` right after a heartbeat round: both
+ * followers answered it, but the answers wait unread until the stall is over. `feed` gives the
+ * core the stall's ticks as the host does on waking; then the answers are stepped.
+ */
+function leaderStall(feed: (leader: RaftNode, stallTicks: number) => void, stallTicks = 25): { leader: RaftNode; nodes: Map<NodeId, RaftNode>; sentTick: number; afterCatchUp: { role: string; lease: boolean }; afterRead: { role: string; lease: boolean } } {
+  const { nodes, leader } = electedThree(1);
+  runCluster(nodes, 5);
+  // The next heartbeat round: sent, answered, and the answers not read yet.
+  let beats: Message[] = [];
+  while (beats.length === 0) { leader.tick(); beats = leader.takeHeartbeats(leader.term); }
+  const sentTick = leader.ticks;
+  const queued: Message[] = [];
+  for (const m of beats) {
+    const n = nodes.get(m.to)!;
+    n.step(m);
+    queued.push(...n.takeHeartbeats(n.term));
+  }
+  if (queued.length !== 2) throw new Error('setup: both followers answered');
+  feed(leader, stallTicks);
+  const afterCatchUp = { role: leader.role, lease: leader.leaseValid() };
+  for (const m of queued) leader.step(m);
+  return { leader, nodes, sentTick, afterCatchUp, afterRead: { role: leader.role, lease: leader.leaseValid() } };
+}
+
+t.test('a leader whose own process stalled past the election timeout: check-quorum waits for the answers that arrived meanwhile', async (t) => {
+  // The host before: the stall's ticks acted as they were counted, check-quorum first.
+  const before = leaderStall((l, n) => { for (let i = 0; i < n; i++) l.tick(); });
+  t.equal(before.afterCatchUp.role, 'follower', 'fed as ticks on time, they step it down before the answers are read');
+
+  const after = leaderStall((l, n) => l.catchUp(n, n));
+  t.same(after.afterCatchUp, { role: 'leader', lease: false }, 'fed as a stall: still leading, and its lease lapsed with the stall');
+  t.same(after.afterRead, { role: 'leader', lease: false }, 'the answers read: still leading, the lease still lapsed (they answer a heartbeat sent before the stall)');
+  const { leader, nodes } = after;
+  t.notOk(leader.ticks < after.sentTick + 9, 'the lease ended 9 ticks after the last acknowledged send');
+  // The catch-up sent a fresh heartbeat; once a majority answers it the lease is back, and when
+  // the hold ends the quorum check passes on what was read.
+  settle(nodes, () => true);
+  t.ok(leader.leaseValid(), 'a fresh quorum answer gives the lease back');
+  runCluster(nodes, 10);
+  t.equal(leader.role, 'leader', 'past the hold and a whole election timeout: still leading');
+  t.same(leader.stallHolds, { held: 1, averted: 1 }, 'one check-quorum held, and averted');
+  t.same([...nodes.values()].map((n) => n.term), [leader.term, leader.term, leader.term], 'no election anywhere');
+
+  const late1 = leaderStall((l, n) => l.catchUp(n, 1));
+  t.equal(late1.afterCatchUp.role, 'follower', 'a timer late by less than a heartbeat interval is no stall: ticks act as before');
+});
+
+t.test('a stalled leader whose voters really fell silent still steps down, once the hold ends', async (t) => {
+  const { nodes, leader } = electedThree(1);
+  runCluster(nodes, 5);
+  leader.catchUp(25, 25);
+  t.same([leader.role, leader.leaseValid()], ['leader', false], 'held, without a lease');
+  // Nothing arrives: the followers are gone. The hold is 2 heartbeat intervals (4 ticks) past the
+  // stall; the check then counts what was heard since the last one before the stall (the answers
+  // read just before it passed it), so it steps down then, or at the check after.
+  let ticks = 0;
+  let leased = 0;
+  while (leader.role === 'leader' && ticks < 50) { leader.tick(); ticks++; if (leader.leaseValid()) leased++; }
+  t.equal(leader.role, 'follower', 'check-quorum stepped it down');
+  t.ok(ticks >= 4 && ticks <= 14, `within the hold and one election timeout (${ticks} ticks)`);
+  t.equal(leased, 0, 'never a lease meanwhile');
+});
+
+t.test('a follower whose own process stalled: no campaign on the stall\'s ticks, the leader\'s heartbeat that waited counts first', async (t) => {
+  const stalled = (feed: (f: RaftNode) => void): { f: RaftNode; leader: RaftNode; sent: Message[] } => {
+    const { nodes, leader } = electedThree(1);
+    runCluster(nodes, 5);
+    const f = [...nodes.values()].find((n) => n.role === 'follower')!;
+    f.ready();
+    feed(f);
+    const sent = [...f.takeHeartbeats(f.term), ...f.ready().messages];
+    f.step({ ...emptyMessage('heartbeat', leader.id, f.id, leader.term), commit: leader.commitIndex, context: leader.ticks });
+    return { f, leader, sent };
+  };
+  const before = stalled((f) => { for (let i = 0; i < 25; i++) f.tick(); });
+  t.ok(before.sent.some((m) => m.type === 'prevote'), 'fed as ticks on time: it asked for pre-votes before reading the heartbeat');
+  const after = stalled((f) => f.catchUp(25, 25));
+  t.same(after.sent.filter((m) => m.type !== 'heartbeat-resp'), [], 'fed as a stall: nothing sent but the heartbeat answer');
+  t.same([after.f.role, after.f.leader, after.f.term], ['follower', after.leader.id, after.leader.term], 'following the same leader in the same term');
+  for (let i = 0; i < 6; i++) after.f.tick();
+  t.equal(after.f.role, 'follower', 'past the hold: still following');
+  t.same(after.f.stallHolds, { held: 1, averted: 1 });
+});
+
+t.test('a stalled follower helps no one replace its leader during the hold; a leader silent past it loses the follower', async (t) => {
+  const { nodes, leader } = electedThree(1);
+  runCluster(nodes, 5);
+  const [f, other] = [...nodes.values()].filter((n) => n !== leader) as [RaftNode, RaftNode];
+  f.ready();
+  f.catchUp(25, 25);
+  const prevote = { ...emptyMessage('prevote', other.id, f.id, f.term + 1), index: f.lastIndex, logTerm: f.lastTerm };
+  f.step(prevote);
+  t.same(f.ready().messages, [], 'a pre-vote during the hold goes unanswered (its election timeout may be only its own stall)');
+  // The hold ends with no heartbeat read: the leader is silent indeed. It campaigns on the tick the
+  // hold ends (ticksUntilDue names it), and grants a pre-vote from then on.
+  const k = f.ticksUntilDue();
+  t.equal(k, 4, 'due when the hold ends');
+  for (let i = 1; i < k; i++) { f.tick(); t.same([f.role, f.hasReady()], ['follower', false], `hold tick ${i}: nothing`); }
+  f.tick();
+  t.equal(f.role, 'pre-candidate', 'then it campaigns');
+  t.same(f.stallHolds, { held: 1, averted: 0 });
+  const g = [...electedThree(1).nodes.values()].find((n) => n.role === 'follower')!;
+  g.ready();
+  g.catchUp(25, 25);
+  for (let i = 0; i < 4 && g.role === 'follower'; i++) g.tick();
+  g.ready();
+  g.step({ ...prevote, to: g.id, term: g.term + 1 });
+  t.match(g.ready().messages.filter((m) => m.type === 'prevote-resp'), [{ reject: false }], 'after the hold, with no leader heard, a pre-vote is granted');
+});

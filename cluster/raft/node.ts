@@ -16,7 +16,9 @@ import { decodeConfChange } from './conf.js';
 // leader within the election timeout refuses to vote, so a rejoining member cannot disrupt), a
 // leader lease measured from heartbeat send ticks, flow control (probe/replicate/snapshot with an
 // in-flight limit), leadership transfer (TimeoutNow), learners, one-at-a-time membership changes,
-// chunked snapshots, and the witness rule (long election timeout, hands leadership to a server at once).
+// chunked snapshots, the witness rule (long election timeout, hands leadership to a server at once),
+// and the stall hold (catchUp: ticks this member's own process missed age the lease at once, but its
+// timeouts do not read them as its peers' silence until what arrived meanwhile has been stepped).
 
 export interface RaftConfig {
   id: NodeId;
@@ -34,6 +36,11 @@ export interface RaftConfig {
   snapshotChunkBytes?: number;
   preVote?: boolean;
   checkQuorum?: boolean;
+  /**
+   * After a stall of this member's own process (RaftNode.catchUp), how many ticks a timeout that
+   * reads the stall as its peers' silence waits for what arrived meanwhile; default 2 x heartbeatTicks.
+   */
+  stallGraceTicks?: number;
   random: Random;
 }
 
@@ -104,7 +111,7 @@ export type ProposeResult = { ok: true; index: number; term: number } | { ok: fa
 
 export class RaftNode {
   readonly id: NodeId;
-  #cfg: Required<Omit<RaftConfig, 'leaseTicks' | 'electionSpreadTicks'>> & { leaseTicks: number; electionSpreadTicks: number };
+  #cfg: Required<Omit<RaftConfig, 'leaseTicks' | 'electionSpreadTicks' | 'stallGraceTicks'>> & { leaseTicks: number; electionSpreadTicks: number; stallGraceTicks: number };
   #log: RaftLog;
   #term: number;
   #vote: NodeId | null;
@@ -155,6 +162,19 @@ export class RaftNode {
   #freshEvidence: FreshEvidence | undefined;
   /** Leader: members found to have lost entries they had acknowledged, for the host to log (at most 16 kept). */
   #peerLosses: PeerLoss[] = [];
+  /**
+   * Until this tick, this member's own process stalled lately (catchUp): the ticks of the stall are
+   * time that passed (the lease aged with them) but not evidence that its peers fell silent, since
+   * what they sent meanwhile is still being read. Until then a leader's check-quorum does not step
+   * it down, a follower's election timeout does not start a campaign, and a follower that heard a
+   * leader before the stall grants no (pre-)vote (README.md, "Stalls of this member's own process").
+   */
+  #holdUntil = 0;
+  /** Stalls that held a timeout, and of those, the ones whose decision then went the other way (counters for status and benches). */
+  #stallHeld = 0;
+  #stallAverted = 0;
+  /** A timeout a stall holds: 'leader' (check-quorum) or 'campaign'; cleared when it acts or the role changes. */
+  #heldDecision: 'leader' | 'campaign' | null = null;
 
   constructor(config: RaftConfig, storage: RaftStorage) {
     this.id = config.id;
@@ -163,6 +183,7 @@ export class RaftNode {
       ...config,
       leaseTicks: config.leaseTicks ?? Math.max(1, Math.floor(config.electionTicks * 0.9)),
       electionSpreadTicks: Math.max(1, config.electionSpreadTicks ?? config.electionTicks),
+      stallGraceTicks: Math.max(1, config.stallGraceTicks ?? 2 * config.heartbeatTicks),
     };
     this.#log = RaftLog.restore(storage.snapshot?.meta, storage.entries, storage.hardState.commit);
     this.#snapshot = storage.snapshot;
@@ -254,23 +275,35 @@ export class RaftNode {
 
   tick(): void {
     this.#ticks++;
+    // A decision held by a stall that was not taken on the tick the hold ended: what was read meanwhile averted it.
+    if (this.#heldDecision !== null && this.#ticks > this.#holdUntil) { this.#heldDecision = null; this.#stallAverted++; }
+    const held = this.#ticks < this.#holdUntil;
     if (this.#role === 'leader') {
       this.#heartbeatElapsed++;
       this.#electionElapsed++;
       if (this.#electionElapsed >= this.#cfg.electionTicks) {
-        this.#electionElapsed = 0;
-        if (this.#cfg.checkQuorum && !this.#quorumActive()) {
-          this.#becomeFollower(this.#term, null);
-          return;
-        }
-        if (this.#leadTransferee !== null) {
-          // A transfer that did not finish within an election timeout is abandoned, and this member
-          // stops leading (HA.md: it campaigns again): its target's TimeoutNow campaign may still
-          // arrive late and win, since a transfer's votes pass every voter's lease check, so this
-          // term must not give it a lease (and the VIP) back. Before, it went on leading: after
-          // `lanctl failover` timed out it took the VIP again while the target could still win.
-          this.#becomeFollower(this.#term, null);
-          return;
+        if (held && this.#leadTransferee === null) {
+          // A stall's ticks say nothing of the voters' silence until what they sent meanwhile is read:
+          // check once the hold ends (the lease aged all the same: leaseValid counts from send ticks).
+          this.#holdDecision('leader');
+        } else {
+          this.#electionElapsed = 0;
+          const quorum = !this.#cfg.checkQuorum || this.#quorumActive();
+          if (this.#heldDecision === 'leader') { this.#heldDecision = null; if (quorum) this.#stallAverted++; }
+          if (!quorum) {
+            this.#becomeFollower(this.#term, null);
+            return;
+          }
+          if (this.#leadTransferee !== null) {
+            // A transfer that did not finish within an election timeout is abandoned, and this member
+            // stops leading (HA.md: it campaigns again): its target's TimeoutNow campaign may still
+            // arrive late and win, since a transfer's votes pass every voter's lease check, so this
+            // term must not give it a lease (and the VIP) back. Before, it went on leading: after
+            // `lanctl failover` timed out it took the VIP again while the target could still win.
+            // Not held by a stall: it ends on time, not on silence.
+            this.#becomeFollower(this.#term, null);
+            return;
+          }
         }
       }
       if (this.#heartbeatElapsed >= this.#cfg.heartbeatTicks) {
@@ -281,9 +314,43 @@ export class RaftNode {
     }
     this.#electionElapsed++;
     if (this.#promotable() && this.#electionElapsed >= this.#randomizedTimeout) {
+      // Only a follower's timeout reads the time as a leader's silence. A candidate's says its own
+      // election took too long: it starts the next at once, as before, so that votes of its old
+      // term that waited in the sockets cannot make it leader of that term after a newer term has
+      // committed entries (simulator seed 2054).
+      if (held && this.#role === 'follower') {
+        this.#holdDecision('campaign');
+        return;
+      }
+      this.#heldDecision = null;
       this.#electionElapsed = 0;
       this.campaign();
     }
+  }
+
+  /**
+   * Counts `n` ticks that passed since the last ones counted. `lateTicks`: how late the host's timer
+   * ran (its process did not run for that long: an event-loop stall, a GC pause, SIGSTOP). From
+   * one heartbeat interval late on, the ticks are still counted as time (the lease ages with them:
+   * it never outlives real time), but a timeout they reach that would read them as the peers'
+   * silence waits `stallGraceTicks` past them: the leader's check-quorum step-down, a follower's
+   * campaign, and a follower's refusal to vote for others while it hears a leader stays
+   * in force. The host steps what arrived during the stall, and the answers to the heartbeat these
+   * ticks send, before then; a timeout still due once the hold ends acts as it would have.
+   */
+  catchUp(n: number, lateTicks = 0): void {
+    if (n <= 0) return;
+    if (lateTicks >= this.#cfg.heartbeatTicks) this.#holdUntil = Math.max(this.#holdUntil, this.#ticks + n + this.#cfg.stallGraceTicks);
+    for (let i = 0; i < n; i++) this.tick();
+  }
+
+  /** How often a stall held a timeout (`held`), and how often what was read meanwhile then averted it (`averted`: the member kept its role). */
+  get stallHolds(): { held: number; averted: number } { return { held: this.#stallHeld, averted: this.#stallAverted }; }
+
+  #holdDecision(kind: 'leader' | 'campaign'): void {
+    if (this.#heldDecision === kind) return;
+    this.#heldDecision = kind;
+    this.#stallHeld++;
   }
 
   /**
@@ -291,17 +358,20 @@ export class RaftNode {
    * a follower's or candidate's election timeout (at least 1; Infinity when no tick ever will: a
    * member that cannot campaign, a leader with nobody to send to). The ticks before it change
    * nothing but counters, so a host may sleep until then and feed them in one batch, as long as it
-   * does so before the next message or time-dependent read (RaftHost catches up first).
+   * does so before the next message or time-dependent read (RaftHost catches up first). A timeout
+   * held by a stall (catchUp) is due when the hold ends.
    */
   ticksUntilDue(): number {
+    const holdLeft = this.#holdUntil - this.#ticks;
     if (this.#role === 'leader') {
       let alone = true;
       for (const id of this.#progress.keys()) if (id !== this.id) alone = false;
       if (alone && this.#leadTransferee === null) return Infinity;
-      return Math.max(1, Math.min(this.#cfg.electionTicks - this.#electionElapsed, this.#cfg.heartbeatTicks - this.#heartbeatElapsed));
+      const check = this.#electionElapsed >= this.#cfg.electionTicks ? holdLeft : this.#cfg.electionTicks - this.#electionElapsed;
+      return Math.max(1, Math.min(check, this.#cfg.heartbeatTicks - this.#heartbeatElapsed));
     }
     if (!this.#promotable()) return Infinity;
-    return Math.max(1, this.#randomizedTimeout - this.#electionElapsed);
+    return Math.max(1, this.#randomizedTimeout - this.#electionElapsed, holdLeft);
   }
 
   /** Starts an election now (pre-vote first when enabled). A one-voter cluster elects itself at once. */
@@ -352,7 +422,9 @@ export class RaftNode {
         // Just (re)started counts as having heard a leader: we may have acknowledged its heartbeat
         // before a crash, and its lease must still run out before we help elect someone else.
         const heard = this.#leader !== null || this.#ticks < this.#cfg.electionTicks;
-        const inLease = this.#cfg.checkQuorum && heard && this.#electionElapsed < this.#cfg.electionTicks;
+        // Just stalled (catchUp): the election timeout it reached may be only its own stall, and the
+        // leader's heartbeats are still unread; until the hold ends it helps no one replace that leader.
+        const inLease = this.#cfg.checkQuorum && heard && (this.#electionElapsed < this.#cfg.electionTicks || this.#ticks < this.#holdUntil);
         // We hear a leader, or our own lease as leader may still run: do not help anyone replace it.
         if ((inLease || this.#ticks < this.#ownLeaseEnd) && m.context !== 1) return;
       }
@@ -588,6 +660,7 @@ export class RaftNode {
     this.#heartbeatElapsed = 0;
     this.#resetRandomizedTimeout();
     this.#votes.clear();
+    this.#heldDecision = null;
     this.#leadTransferee = null;
     this.#needBroadcast = false;
     this.#progress.clear();

@@ -554,9 +554,10 @@ class VipSim {
     const n = this.#nodes[i]!;
     if (n.proc === 'paused') {
       n.proc = 'up';
-      // The host catches up the ticks it missed before anything else (the lease ages).
+      // The host catches up the ticks it missed before anything else (the lease ages); all of them
+      // came late, so the timeouts they reach wait for what arrived meanwhile (RaftNode.catchUp).
       const missed = Math.floor((this.#now - n.lastTickAt) / (TICK_MS * n.drift));
-      for (let k = 0; k < Math.min(missed, 1000); k++) n.core!.tick();
+      n.core!.catchUp(Math.min(missed, 1000), missed);
       n.lastTickAt += missed * TICK_MS * n.drift;
       const msgs = n.deferred;
       n.deferred = [];

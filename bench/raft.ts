@@ -5,32 +5,13 @@
 // Every process started here is stopped here by PID; all ports are 127.0.0.1 high ports.
 // Env: SECS (12) seconds of load per figure and target, split over REPEAT (3) alternating rounds.
 import http from 'node:http';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { freePort, localCluster, type MemberProcess } from '../test/scenarios/raft/cluster-harness.js';
+import { localCluster, type MemberProcess } from '../test/scenarios/raft/cluster-harness.js';
+import { agent, post, startEtcdCluster } from './etcd-cluster.js';
 
 const SECS = Number(process.env['SECS'] ?? 12);
 const VALUE = 'x'.repeat(64);
-const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 
 type Api = 'etcd' | 'json';
-
-function post(url: string, path: string, body: string, timeoutMs: number): Promise<{ ok: boolean; text: string }> {
-  const u = new URL(url);
-  return new Promise((resolve) => {
-    const req = http.request({ host: u.hostname, port: u.port, path, method: 'POST', agent, timeout: timeoutMs,
-      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
-      let d = '';
-      res.on('data', (c: Buffer) => { d += c.toString(); });
-      res.on('end', () => resolve({ ok: (res.statusCode ?? 500) < 300 && !d.includes('"error"'), text: d }));
-    });
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve({ ok: false, text: '' }));
-    req.end(body);
-  });
-}
 
 function put(api: Api, url: string, key: string, timeoutMs = 5000): Promise<boolean> {
   const b64 = (s: string): string => Buffer.from(s).toString('base64');
@@ -89,56 +70,16 @@ interface Target {
   stop: () => Promise<void>;
 }
 
-async function etcdLeader(urls: string[]): Promise<number> {
-  for (let i = 0; i < urls.length; i++) {
-    const r = await post(urls[i]!, '/v3/maintenance/status', '{}', 2000);
-    try {
-      const s = JSON.parse(r.text) as { header?: { member_id?: string }; leader?: string };
-      if (s.header?.member_id !== undefined && s.header.member_id === s.leader) return i;
-    } catch { /* try the next */ }
-  }
-  return 0;
-}
-
-function onPath(tool: string): boolean {
-  return (process.env['PATH'] ?? '').split(':').some((d) => d !== '' && existsSync(join(d, tool)));
-}
-
 async function startEtcd(): Promise<Target> {
-  if (!onPath('etcd')) throw new Error('etcd is not installed: as root run `apt-get install etcd-server` (npm run bench:raft does it)');
-  const dir = mkdtempSync(join(tmpdir(), 'lanha-bench-etcd-'));
-  const procs: ChildProcess[] = [];
-  const client: number[] = [], peer: number[] = [];
-  for (let i = 0; i < 3; i++) { client.push(await freePort()); peer.push(await freePort()); }
-  const cluster = [0, 1, 2].map((i) => `e${i}=http://127.0.0.1:${peer[i]}`).join(',');
-  for (let i = 0; i < 3; i++) {
-    procs[i] = spawn('etcd', ['--name', `e${i}`, '--data-dir', join(dir, `e${i}`), '--listen-client-urls', `http://127.0.0.1:${client[i]}`,
-      '--advertise-client-urls', `http://127.0.0.1:${client[i]}`, '--listen-peer-urls', `http://127.0.0.1:${peer[i]}`,
-      '--initial-advertise-peer-urls', `http://127.0.0.1:${peer[i]}`, '--initial-cluster', cluster, '--initial-cluster-state', 'new',
-      '--initial-cluster-token', 'lanha-bench', '--election-timeout', '1000', '--heartbeat-interval', '100', '--log-level', 'error'], { stdio: 'ignore' });
-    procs[i]!.on('error', (error) => { process.stderr.write(`etcd e${i} failed: ${error.message}\n`); });
-  }
-  const urls = client.map((p) => `http://127.0.0.1:${p}`);
-  const stop = async (): Promise<void> => {
-    for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGTERM');
-    await new Promise((r) => setTimeout(r, 500));
-    for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
-  };
-  const deadline = performance.now() + 20_000;
-  while (!(await put('etcd', urls[0]!, 'warmup', 1000))) {
-    if (performance.now() > deadline) { await stop(); throw new Error('etcd did not become healthy within 20 s'); }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  const leaderIndex = async (): Promise<number> => etcdLeader(urls);
+  const etcd = await startEtcdCluster(1000, 100);
   return {
     name: 'etcd', api: 'etcd',
-    leaderUrl: async () => urls[await leaderIndex()]!,
+    leaderUrl: async () => etcd.urls[await etcd.leaderIndex()]!,
     killLeader: async () => {
-      const i = await leaderIndex();
-      return { kill: () => procs[i]!.kill('SIGKILL'), others: urls.filter((_, j) => j !== i) };
+      const i = await etcd.leaderIndex();
+      return { kill: () => etcd.procs[i]!.kill('SIGKILL'), others: etcd.urls.filter((_, j) => j !== i) };
     },
-    stop,
+    stop: () => etcd.stop(),
   };
 }
 

@@ -7,6 +7,7 @@ import { parseConfig } from '../../config/index.js';
 import { silentLogger } from '../../lib/log.js';
 import { systemClock } from '../../lib/clock.js';
 import { DnsAnswerer } from './answerer.js';
+import { DatagramSender } from '../../lib/udp-direct.js';
 import { buildZoneSet } from './zone.js';
 
 t.test('a reply sent on a closed socket is counted, not thrown', async (t) => {
@@ -21,6 +22,7 @@ dns: { port: 5353, zones: [{ name: rack.lan, records: ["ns A 127.0.0.1"] }] }
   await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
   await new Promise<void>((resolve) => socket.close(() => resolve()));
   const rinfo = { address: '127.0.0.1', port: 9, family: 'IPv4', size: 0 } as const;
-  t.doesNotThrow(() => answerer.sendUdp(socket, new Uint8Array(12), rinfo));
+  const out = new DatagramSender(socket);
+  t.doesNotThrow(() => answerer.sendUdp(out, new Uint8Array(12), rinfo));
   t.equal(answerer.counters.toJSON()['dns.udp.send_failed'], 1, 'counted as a failed send');
 });

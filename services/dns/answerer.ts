@@ -5,11 +5,12 @@ import type { Clock } from '../../lib/clock.js';
 import { Counters } from '../../lib/counters.js';
 import { cidrContains, parseIpv4 } from '../../lib/ipv4.js';
 import type { DnsConfig } from './config.js';
-import { FastAnswers, fastReply, scanQuery, type FastQuery } from './fast.js';
+import { FastAnswers, fastReply, fastReplyInto, fastReplySize, scanQuery, type FastQuery } from './fast.js';
 import { ForwardCache } from './cache.js';
 import { handleQuery, prebuiltAnswer, type Transport } from './handler.js';
 import { ResponseRateLimiter } from './rrl.js';
 import { UdpBacklog } from '../../lib/udp-backlog.js';
+import { DatagramSender, SEND_FAILED, onDatagram } from '../../lib/udp-direct.js';
 import type { ZoneSet } from './zone.js';
 import type { DnsMessage } from './wire.js';
 import type { RawQuery } from './forward.js';
@@ -124,10 +125,20 @@ export class DnsAnswerer {
     return this.#transferAllow.length > 0 && inPrefixes(address, this.#transferAllow, this.#transferCache);
   }
 
-  /** One datagram from `rinfo` on `socket`. `forward` is called (rarely) for queries to send upstream. */
-  udp(socket: dgram.Socket, msg: Buffer, rinfo: dgram.RemoteInfo, forward: ForwardQuery): void {
+  /**
+   * Answers every datagram arriving on the bound `socket` from now on (straight from its handle
+   * where this Node allows, lib/udp-direct.ts). `forward` is called (rarely) for queries to send upstream.
+   */
+  serve(socket: dgram.Socket, forward: ForwardQuery): DatagramSender {
+    const out = new DatagramSender(socket);
+    onDatagram(socket, (msg, rinfo) => this.udp(out, msg, rinfo, forward));
+    return out;
+  }
+
+  /** One datagram from `rinfo` on `out`'s socket. `forward` is called (rarely) for queries to send upstream. */
+  udp(out: DatagramSender, msg: Buffer, rinfo: dgram.RemoteInfo, forward: ForwardQuery): void {
     this.queries++;
-    if (this.#backlog.read(socket)) {
+    if (this.#backlog.read(out)) {
       this.#backlog.beginTurn(this.#clock.monotonicMs());
       setImmediate(this.#endTurn);
     }
@@ -137,9 +148,11 @@ export class DnsAnswerer {
       const e = this.#fast.get(msg, fq);
       if (e !== null) {
         this.fastHits++;
-        const out = fastReply(msg, fq, e, this.forwardAllowed(rinfo.address), false);
-        if (this.#rrl === null) socket.send(out, rinfo.port, rinfo.address); // errors surface as the socket's 'error' event
-        else this.sendUdp(socket, out, rinfo);
+        // The reply is written into the sender's scratch area: it has left (or been copied) by the
+        // time the next one is written.
+        const bytes = out.buffer(fastReplySize(fq, e, false));
+        fastReplyInto(bytes, msg, fq, e, this.forwardAllowed(rinfo.address), false);
+        this.sendUdp(out, bytes, rinfo);
         return;
       }
       const fc = this.forwardCache;
@@ -148,29 +161,27 @@ export class DnsAnswerer {
         const f = fc.lookup(msg, fq, now);
         if (f !== null) {
           this.forwardHits++;
-          this.sendUdp(socket, fc.reply(msg, fq, f, now), rinfo);
+          const bytes = out.buffer(fc.replySize(fq, f));
+          fc.replyInto(bytes, msg, fq, f, now);
+          this.sendUdp(out, bytes, rinfo);
           return;
         }
       }
     }
-    this.#slow(msg, rinfo.address, 'udp', (bytes) => this.sendUdp(socket, bytes, rinfo), shaped, forward);
+    this.#slow(msg, rinfo.address, 'udp', (bytes) => this.sendUdp(out, bytes, rinfo), shaped, forward);
   }
 
   /** Sends a UDP reply through the rate limiter. */
-  sendUdp(socket: dgram.Socket, bytes: Uint8Array, rinfo: dgram.RemoteInfo): void {
+  sendUdp(out: DatagramSender, bytes: Uint8Array, rinfo: dgram.RemoteInfo): void {
     if (this.#rrl !== null) {
       const ip = parseIpv4(rinfo.address);
       const verdict = this.#rrl.check(ip ?? rinfo.address, this.#clock.monotonicMs());
       if (verdict === 'drop') { this.counters.inc('dns.rrl.dropped'); return; }
       if (verdict === 'slip') { this.counters.inc('dns.rrl.slipped'); bytes = truncatedCopy(bytes); }
     }
-    // A forwarded answer can come back after its socket closed (the VIP went meanwhile): send()
-    // then throws (ERR_SOCKET_DGRAM_NOT_RUNNING) instead of raising the socket's 'error' event.
-    try {
-      socket.send(bytes, rinfo.port, rinfo.address);
-    } catch {
-      this.counters.inc('dns.udp.send_failed');
-    }
+    // A forwarded answer can come back after its socket closed (the VIP went meanwhile): counted,
+    // never thrown (dgram's send() throws ERR_SOCKET_DGRAM_NOT_RUNNING there).
+    if (out.send(bytes, rinfo.port, rinfo.address) === SEND_FAILED) this.counters.inc('dns.udp.send_failed');
   }
 
   /** One query framed off a TCP connection from `address`. */

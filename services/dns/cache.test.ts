@@ -350,3 +350,30 @@ t.test('the TTLs rewritten once per second of age serve the same bytes as counti
     if (Buffer.compare(Buffer.from(w.body), Buffer.from(wireFromReply(stored, false, 45)!.body)) !== 0) throw new Error('wireOf changed by the countdown');
   }), { seed: seedFromEnv(1034), numRuns: 300 });
 });
+
+t.test('replyInto: replies written one after another into one reused area equal fresh ones, truncated or not, TTLs counted down', async () => {
+  // The UDP path writes every hit's reply into the same scratch area (lib/udp-direct.ts DatagramSender).
+  const many: CachedAnswer = { rcode: 0, answers: Array.from({ length: 40 }, (_, i) => ({ ...a(300 + i, 'big.example'), rdata: Uint8Array.of(192, 0, 2, i) })), authority: [], additional: [] };
+  const small: CachedAnswer = { rcode: 0, answers: [a(120, 'small.example')], authority: [], additional: [] };
+  const area = Buffer.alloc(4096, 0x5a);
+  fc.assert(fc.property(fc.array(fc.tuple(fc.constantFrom('big.example', 'BIG.example', 'small.example', 'sMaLl.example'), fc.boolean(), fc.integer({ min: 0, max: 100_000 }), fc.integer({ min: 0, max: 65535 })), { minLength: 1, maxLength: 10 }), (asks) => {
+    const c = new ForwardCache(limits);
+    c.store(q('big.example'), upstreamReply('big.example', many), many, 0);
+    c.store(q('small.example'), upstreamReply('small.example', small), small, 0);
+    for (const [name, edns, atMs, id] of asks) {
+      const msg = query(name, id, edns);
+      const fq: FastQuery = { qEnd: 0, ednsLimit: 0, hash: 0 };
+      if (!scanQuery(msg, fq)) throw new Error('not fast-shaped');
+      const e = c.lookup(msg, fq, atMs);
+      if (e === null) throw new Error('not cached');
+      const out = area.subarray(0, c.replySize(fq, e));
+      c.replyInto(out, msg, fq, e, atMs);
+      const fresh = c.reply(msg, fq, e, atMs);
+      if (Buffer.compare(out, fresh) !== 0) throw new Error(`${name} at ${atMs} ms: ${out.toString('hex')} != ${fresh.toString('hex')}`);
+      const m = decoded(out);
+      const big = name.toLowerCase() === 'big.example';
+      if (m.id !== id || m.questions[0]!.name !== name || m.tc !== (big && !edns)) throw new Error(`${name}: id, question or TC`);
+      if (!m.tc && m.answers[0]!.ttl !== (big ? 300 : 120) - Math.floor(atMs / 1000)) throw new Error(`${name} at ${atMs} ms: TTL ${m.answers[0]!.ttl}`);
+    }
+  }), { seed: seedFromEnv(4343), numRuns: 200 });
+});

@@ -412,14 +412,26 @@ export class ForwardCache {
    * asked; over UDP cut to what the asker may take (TC=1). `e` may have been evicted since.
    */
   reply(msg: Uint8Array, q: FastQuery, e: CacheEntry, nowMs: number, tcp = false): Buffer {
+    const out = Buffer.allocUnsafe(this.replySize(q, e, tcp));
+    this.replyInto(out, msg, q, e, nowMs, tcp);
+    return out;
+  }
+
+  /** The size of `reply`'s reply: the answer, or header and question alone (TC=1), plus the OPT if asked. */
+  replySize(q: FastQuery, e: CacheEntry, tcp = false): number {
+    const optSize = q.ednsLimit !== 0 ? OPT_SIZE : 0;
+    const limit = tcp ? 65535 : optSize !== 0 ? q.ednsLimit : 512;
+    return (e.body.length + optSize > limit ? q.qEnd : e.body.length) + optSize;
+  }
+
+  /** `reply` written into `out`, which is `replySize` bytes long (a reused buffer: every byte of it is written). */
+  replyInto(out: Uint8Array, msg: Uint8Array, q: FastQuery, e: CacheEntry, nowMs: number, tcp = false): void {
     const withOpt = q.ednsLimit !== 0;
     const limit = tcp ? 65535 : withOpt ? q.ednsLimit : 512;
     const optSize = withOpt ? OPT_SIZE : 0;
-    let out: Buffer;
     let length: number;
     if (e.body.length + optSize > limit) {
       length = q.qEnd;
-      out = Buffer.allocUnsafe(length + optSize);
       out.set(e.body.subarray(0, length));
       out[2] = out[2]! | 0x02;
       out.fill(0, 6, 12);
@@ -427,7 +439,6 @@ export class ForwardCache {
       // The stored answer's TTLs are rewritten once per second of its age, not once per reply.
       countDown(e, nowMs);
       length = e.body.length;
-      out = Buffer.allocUnsafe(length + optSize);
       out.set(e.body);
     }
     out[0] = msg[0]!;
@@ -443,9 +454,7 @@ export class ForwardCache {
       const ar = ((out[10]! << 8) | out[11]!) + 1;
       out[10] = ar >> 8; out[11] = ar & 0xff;
     }
-    return out;
   }
-
 
   /** The cached answer for `q` as records with TTLs counted down (for queries off the fast path), or null. */
   get(q: Question, nowMs: number): CachedAnswer | null {

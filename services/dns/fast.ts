@@ -140,12 +140,27 @@ export class FastAnswers {
  * OPT when the query had one. `limit` is 512 for plain UDP, the OPT's size for EDNS, 65535 for TCP.
  */
 export function fastReply(msg: Buffer, q: FastQuery, e: FastEntry, ra: boolean, tcp: boolean): Buffer {
+  const out = Buffer.allocUnsafe(fastReplySize(q, e, tcp));
+  fastReplyInto(out, msg, q, e, ra, tcp);
+  return out;
+}
+
+/** The size of `fastReply`'s reply: the prebuilt answer or its truncated form, plus the OPT if asked. */
+export function fastReplySize(q: FastQuery, e: FastEntry, tcp: boolean): number {
+  const opt = q.ednsLimit !== 0 ? OPT_SIZE : 0;
+  const limit = tcp ? 65535 : opt !== 0 ? q.ednsLimit : 512;
+  return (e.full.length + opt > limit ? e.truncated.length : e.full.length) + opt;
+}
+
+/**
+ * `fastReply` written into `out`, which is `fastReplySize` bytes long (a reused buffer: every byte
+ * of it is written).
+ */
+export function fastReplyInto(out: Uint8Array, msg: Buffer, q: FastQuery, e: FastEntry, ra: boolean, tcp: boolean): void {
   const withOpt = q.ednsLimit !== 0;
   const limit = tcp ? 65535 : withOpt ? q.ednsLimit : 512;
   let body = e.full;
   if (body.length + (withOpt ? OPT_SIZE : 0) > limit) body = e.truncated;
-  const size = body.length + (withOpt ? OPT_SIZE : 0);
-  const out = Buffer.allocUnsafe(size);
   // TypedArray set and a byte loop: Buffer's copy() costs more than these few bytes (argument
   // checks, a view made per call for a part of a buffer).
   out.set(body);
@@ -164,7 +179,6 @@ export function fastReply(msg: Buffer, q: FastQuery, e: FastEntry, ra: boolean, 
     const ar = ((out[10]! << 8) | out[11]!) + 1;
     out[10] = ar >> 8; out[11] = ar & 0xff;
   }
-  return out;
 }
 
 /**

@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { readHexFile } from '../../test/support/hex.js';
 import { repoPath } from '../../test/support/paths.js';
 import { parseCidr } from '../../lib/ipv4.js';
-import { FastAnswers, fastReply, scanQuery, type FastQuery } from './fast.js';
+import { FastAnswers, fastReply, fastReplyInto, fastReplySize, scanQuery, type FastQuery } from './fast.js';
 import { handleQuery, prebuiltAnswer, type HandlerContext } from './handler.js';
 import { formatRdata } from './rdata.js';
 import { CLASS_CH, RCODE, T, decodeMessage, emptyMessage, encodeMessage, type DnsMessage } from './wire.js';
@@ -160,6 +160,37 @@ t.test('property: the fast path gives the same bytes as the slow path', async (t
     return Buffer.compare(quick, Buffer.from(slow.bytes)) === 0;
   }), { numRuns: 400 });
   t.ok(fast.size > 0);
+});
+
+t.test('property: replies written one after another into one reused area are each the slow path\'s bytes', async (t) => {
+  // The UDP path writes every reply into the same scratch area (lib/udp-direct.ts DatagramSender):
+  // whatever the previous reply left there, every byte of the next must be its own.
+  const fast = new FastAnswers();
+  const fq: FastQuery = { qEnd: 0, ednsLimit: 0, hash: 0 };
+  const area = Buffer.alloc(4096, 0xa5);
+  const names = ['srv.e2e.lan', 'SRV.E2E.lan', 'static1.e2e.lan', 'nope.e2e.lan', 'big.e2e.lan', 'mid.e2e.lan', 'e2e.lan', '50.0.97.10.in-addr.arpa'];
+  const ask = fc.tuple(fc.constantFrom(...names), fc.constantFrom(T.A, T.AAAA, T.TXT, T.SOA, T.PTR, T.NS), fc.option(fc.constantFrom(512, 1232, 4096, 100), { nil: undefined }), fc.integer({ min: 0, max: 65535 }), fc.boolean());
+  let written = 0;
+  fc.assert(fc.property(fc.array(ask, { minLength: 1, maxLength: 8 }), (asks) => {
+    for (const [name, type, edns, id, rd] of asks) {
+      const q = Buffer.from(query(name, type, edns === undefined ? { id } : { id, edns }));
+      if (!rd) q[2] = q[2]! & ~0x01;
+      const slow = handleQuery(q, { ...ctx, transport: 'udp' });
+      if (slow.kind !== 'reply' || !scanQuery(q, fq)) return false;
+      let e = fast.get(q, fq);
+      if (e === null && slow.cacheable !== undefined) {
+        fast.add(q, fq, prebuiltAnswer(slow.cacheable.query, slow.cacheable.answer), slow.rcode);
+        e = fast.get(q, fq);
+      }
+      if (e === null) return false;
+      const out = area.subarray(0, fastReplySize(fq, e, false));
+      fastReplyInto(out, q, fq, e, false, false);
+      written++;
+      if (Buffer.compare(out, Buffer.from(slow.bytes)) !== 0) return false;
+    }
+    return true;
+  }), { numRuns: 300 });
+  t.ok(written > 300, `${written} replies written into the area`);
 });
 
 t.test('fast path refuses what it cannot answer verbatim', async (t) => {

@@ -322,9 +322,7 @@ export class DnsServer implements RunningService {
       this.counters.inc('dns.udp.send_failed');
       if (this.#limiter.allow('udp-error', this.#clock.monotonicMs())) this.#log.warn({ event: 'dns.udp_error', address, err }, 'UDP socket error');
     });
-    const answerer = this.#answerer;
-    const forward = this.#forward;
-    socket.on('message', (msg, rinfo) => answerer.udp(socket, msg, rinfo, forward));
+    this.#answerer.serve(socket, this.#forward);
     return socket;
   }
 

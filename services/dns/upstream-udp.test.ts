@@ -2,6 +2,7 @@ import t from 'tap';
 import dgram from 'node:dgram';
 import { seededRandom } from '../../lib/random.js';
 import { UpstreamUdp } from './upstream-udp.js';
+import { DatagramSender } from '../../lib/udp-direct.js';
 
 // The shared upstream sockets against a loopback echo: replies reach the query whose ID they carry,
 // on its socket only; a datagram with an ID nobody waits for is counted; at most socketsMax sockets
@@ -14,12 +15,13 @@ t.test('queries share a few sockets, routed by ID; sockets retire after usesMax 
   // Queries counted per pool socket, not per source port: the kernel may give a new socket the
   // port of one the pool closed (a full test run once saw 6 queries on one port with usesMax 5).
   const perSocket = new Map<dgram.Socket, number>();
-  const send = dgram.Socket.prototype.send;
-  dgram.Socket.prototype.send = function (this: dgram.Socket, ...args: unknown[]) {
-    if (this !== echo) perSocket.set(this, (perSocket.get(this) ?? 0) + 1);
-    return (send as (...a: unknown[]) => void).apply(this, args);
-  } as typeof send;
-  t.teardown(() => { dgram.Socket.prototype.send = send; });
+  // (Counted where the pool's sends go: its sockets' senders, lib/udp-direct.ts.)
+  const send = DatagramSender.prototype.send;
+  DatagramSender.prototype.send = function (this: DatagramSender, ...args: Parameters<typeof send>) {
+    perSocket.set(this.socket, (perSocket.get(this.socket) ?? 0) + 1);
+    return send.apply(this, args);
+  };
+  t.teardown(() => { DatagramSender.prototype.send = send; });
   await new Promise<void>((r) => echo.bind(0, '127.0.0.1', () => r()));
   t.teardown(() => echo.close());
   const port = echo.address().port;

@@ -1,6 +1,7 @@
 import dgram from 'node:dgram';
 import type { Random } from '../../lib/random.js';
 import { literalLookup } from '../../lib/udp-lookup.js';
+import { DatagramSender, SEND_FAILED, onDatagram } from '../../lib/udp-direct.js';
 
 // The sockets upstream UDP queries leave from (shell). A socket per query (socket, bind, epoll
 // add, close, and Node's object around it) cost ~25 us of CPU per query more than a reused one in
@@ -16,6 +17,7 @@ export type UpstreamReplyHandler = (msg: Buffer, rinfo: dgram.RemoteInfo) => voi
 
 interface PoolSocket {
   socket: dgram.Socket;
+  sender: DatagramSender;
   /** ID -> the query waiting for it. */
   waiting: Map<number, UpstreamReplyHandler>;
   uses: number;
@@ -67,11 +69,7 @@ export class UpstreamUdp {
     return {
       id,
       send: (bytes, port, address, onError) => {
-        try {
-          s.socket.send(bytes, port, address, (err) => { if (err) onError(); });
-        } catch {
-          onError();
-        }
+        if (s.sender.send(bytes, port, address, onError) === SEND_FAILED) onError();
       },
       done: () => {
         if (finished) return;
@@ -103,10 +101,13 @@ export class UpstreamUdp {
   #create(family: 4 | 6): PoolSocket {
     // Upstreams are IP literals: the lookup answers at once (no dns.lookup, no deferred send).
     const socket = dgram.createSocket({ type: family === 6 ? 'udp6' : 'udp4', lookup: literalLookup(family) });
-    const s: PoolSocket = { socket, waiting: new Map(), uses: 0, retired: this.#closed };
+    socket.on('error', () => undefined); // each send reports its own error
+    // Bound now, on a port the kernel picks (what the first send would do; at once with the literal
+    // lookup), so replies can be taken straight from the socket's handle (lib/udp-direct.ts).
+    socket.bind({ port: 0, exclusive: true });
+    const s: PoolSocket = { socket, sender: new DatagramSender(socket), waiting: new Map(), uses: 0, retired: this.#closed };
     this.#all.add(s);
-    socket.on('error', () => undefined); // each send reports its own error (send's callback)
-    socket.on('message', (msg, rinfo) => {
+    onDatagram(socket, (msg, rinfo) => {
       const handler = msg.length >= 2 ? s.waiting.get((msg[0]! << 8) | msg[1]!) : undefined;
       if (handler === undefined) this.#o.onUnmatched?.();
       else handler(msg, rinfo);

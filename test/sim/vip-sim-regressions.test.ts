@@ -51,4 +51,15 @@ if (one !== undefined && one !== '') {
     // one else until the lease it held as leader has run out (RaftNode #ownLeaseEnd).
     t.same(runVipSim(5609, { timers: timersFromBudget(480) }).violations, [], 'never two holders');
   });
+
+  t.test('seed 178: a release decided right after an acquire must delete the address after it was added', async (t) => {
+    // Found by 1 000 chaos seeds with the hand-set timers (heartbeat 100 ms, election 500 ms) once a
+    // stalled leader no longer stepped down on waking (RaftNode.catchUp): lan-b resumed from a
+    // 681 ms pause, took the VIP on the witness's answer to its fresh heartbeat and stepped down on
+    // a higher term 1 ms later. The simulation ran the two `ip` calls with independent delays, so
+    // the delete could land first and the address stayed for its kernel lifetime with the guard
+    // disarmed; server.ts runs one batch of actions at a time and awaits each call, and the
+    // simulation now does too (kernelOpAt).
+    t.same(runVipSim(178, { timers: sessionOneToFive }).violations, [], 'never two holders');
+  });
 }

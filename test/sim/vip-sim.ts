@@ -91,6 +91,11 @@ interface SimNode {
   /** Kernel: does it hold the VIP, and until when without a renewal. */
   kernelHeld: boolean;
   kernelExpiresAt: number;
+  /**
+   * When the daemon's last `ip` call lands: server.ts runs one batch of actions at a time and awaits
+   * each, so a release decided right after an acquire deletes the address after it was added.
+   */
+  kernelOpAt: number;
   /** Guard: armed deadline (null: disarmed). */
   guardDeadline: number | null;
   /** The guard printed `expired`; the daemon handles it on its next tick (server.ts). */
@@ -155,7 +160,7 @@ class VipSim {
       id, server: i < 2, proc: 'up', inc: 0, core: undefined, disk: { hard: { term: 0, vote: null, commit: 0 }, entries: [] },
       // ±200 ppm is real crystal drift; ±1 % stresses the timing argument far beyond it.
       drift: 1 + (r.float() * 0.02 - 0.01), lastTickAt: 0, pausedAt: 0, deferred: [], busy: false, rd: undefined,
-      vip: initialVipState, kernelHeld: false, kernelExpiresAt: 0, guardDeadline: null, guardFired: false, isolatedUntil: 0, vipTimerAt: -1,
+      vip: initialVipState, kernelHeld: false, kernelExpiresAt: 0, kernelOpAt: 0, guardDeadline: null, guardFired: false, isolatedUntil: 0, vipTimerAt: -1,
     }));
     this.#nodes.forEach((_, i) => this.#start(i));
     this.#push({ t: 1500 + r.int(1000), seq: 0, kind: 'fault', node: 0 });
@@ -336,7 +341,7 @@ class VipSim {
       this.#tr(`${n.id} lapse: the guard expired`);
       const [expired, cleanup] = onGuardExpired(n.vip);
       n.vip = expired;
-      for (const a of cleanup) if (a.kind === 'release') this.#push({ t: this.#now + 1 + this.#rng.int(this.#ipMaxMs), seq: 0, kind: 'kernel', node: i, held: false, renew: false });
+      for (const a of cleanup) if (a.kind === 'release') this.#push({ t: this.#ipAt(n), seq: 0, kind: 'kernel', node: i, held: false, renew: false });
     }
     // As server.ts: with a guard, the VIP is taken only with ACQUIRE_LEASE_MIN_MS of lease left.
     const remainingMs = core.leaseRemainingTicks() * TICK_MS * n.drift - (this.#now - n.lastTickAt);
@@ -351,12 +356,18 @@ class VipSim {
     }
     if (actions.some((a) => a.kind === 'acquire')) this.#tr(`${n.id} acquires (term ${core.term}, lease ${Math.round(remainingMs)} ms left, acks ${JSON.stringify(core.leaseAckAges())} ticks old)`);
     for (const a of actions) {
-      const at = this.#now + 1 + this.#rng.int(this.#ipMaxMs);
+      const at = this.#ipAt(n);
       if (a.kind === 'acquire') this.#push({ t: at, seq: 0, kind: 'kernel', node: i, held: true, renew: false });
       else if (a.kind === 'renew') this.#push({ t: at, seq: 0, kind: 'kernel', node: i, held: true, renew: true });
       else if (a.kind === 'release') this.#push({ t: at, seq: 0, kind: 'kernel', node: i, held: false, renew: false });
     }
     if (!next.held) n.guardDeadline = null;
+  }
+
+  /** When an `ip` call the daemon starts now lands: after its previous one (server.ts awaits each in turn). */
+  #ipAt(n: SimNode): number {
+    n.kernelOpAt = Math.max(this.#now, n.kernelOpAt) + 1 + this.#rng.int(this.#ipMaxMs);
+    return n.kernelOpAt;
   }
 
   /** A message reaches a running node: step it, send, and (`due`) what server.ts hears of it: role changes, lease extensions. */

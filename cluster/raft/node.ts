@@ -1081,6 +1081,11 @@ export class RaftNode {
     this.#incoming = undefined;
     const snapshot: Snapshot = { meta: { ...chunk.meta, conf: cloneConf(chunk.meta.conf) }, data };
     this.#log.restoreSnapshot(snapshot);
+    // It is also the snapshot this member serves if it leads before it takes one of its own: its log
+    // now starts after it, and an older snapshot of its own would not reach a follower's log (the
+    // simulator's seed 13159: a leader sent a member its stale snapshot, which the member already
+    // covered, in a loop for good; with none, it would have sent nothing).
+    this.#snapshot = snapshot;
     this.#conf = cloneConf(snapshot.meta.conf);
     this.#send({ ...resp, done: true });
   }

@@ -151,7 +151,11 @@ for (const { kind, ms } of KINDS) {
   const l = counts.get(`lanha ${kind}_${ms}ms`)!;
   const e = counts.get(`etcd ${kind}_${ms}ms`);
   const ratio = e === undefined || e.elections === 0 ? 'NA' : (l.elections / e.elections).toFixed(3);
-  console.log(`RESULT raft.stall.${kind}_${ms}ms.elections lanha=${l.elections} etcd=${e?.elections ?? 'NA'} ratio=${ratio} unit=per_${STALLS}_stalls better=lower`);
+  // An NA never stands alone (DESIGN.md): the line before says why.
+  const fig = `raft.stall.${kind}_${ms}ms.elections`;
+  if (e === undefined) console.log(`# ${fig}: etcd=NA: etcd was not run (ETCD=0)`);
+  else if (e.elections === 0) console.log(`# ${fig}: ratio=NA: etcd's figure is 0 (lanha ${l.elections})`);
+  console.log(`RESULT ${fig} lanha=${l.elections} etcd=${e?.elections ?? 'NA'} ratio=${ratio} unit=per_${STALLS}_stalls better=lower`);
   console.log(`INFO raft.stall.${kind}_${ms}ms.leader_moved lanha=${l.moved} etcd=${e?.moved ?? 'NA'}`);
 }
 console.log(`INFO end ${new Date().toISOString()} loadavg ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);

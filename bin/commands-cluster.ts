@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ExitCode, LanhaError } from '../lib/errors.js';
 import { DEFAULT_CONFIG, type CliCommand } from './cli.js';
@@ -17,22 +17,6 @@ function hasRaftState(dir: string): boolean {
   return existsSync(wal) && readdirSync(wal).some((n) => n.endsWith('.wal'));
 }
 
-function lockHolder(dir: string): number | undefined {
-  let pid: number;
-  try {
-    pid = Number(readFileSync(join(dir, 'LOCK'), 'utf8').trim());
-  } catch {
-    return undefined;
-  }
-  if (!Number.isInteger(pid) || pid <= 0) return undefined;
-  try {
-    process.kill(pid, 0);
-    return pid;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM' ? pid : undefined;
-  }
-}
-
 /**
  * Marks the member with state directory `stateDir` as rejoining (member file `rebuilding`).
  * Returns what it did, for the operator; refuses (LanhaError) while the daemon runs, or when the
@@ -42,7 +26,8 @@ export async function markRejoin(stateDir: string): Promise<string> {
   const { memberFile, raftDir, readMemberFile, writeMemberFile } = await import('../cluster/raft-state-log.js');
   const file = memberFile(stateDir);
   const dir = raftDir(stateDir);
-  const pid = lockHolder(dir);
+  const { lockOwner } = await import('../cluster/raft/wal.js');
+  const pid = lockOwner(dir);
   if (pid !== undefined) throw new LanhaError('unavailable', `lanha runs on ${stateDir} (process ${pid}, ${join(dir, 'LOCK')}): stop it first (systemctl stop lanha), then run this again`, ExitCode.failure);
   const now = readMemberFile(file);
   if (now === 'rebuilding') return `${file} already says rebuilding: at its next start this member neither votes nor campaigns until a leader has caught it up\n`;

@@ -805,14 +805,22 @@ export function loadState(dir: string): LoadedState {
 
 /** One process per state directory: a LOCK file with our pid; a dead owner's lock is taken over. */
 function lockDir(dir: string): void {
-  const file = join(dir, 'LOCK');
-  if (exists(file)) {
-    const pid = Number(readFileSync(file, 'utf8').trim());
-    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
-      throw new StorageError(file, 0, `the state directory is in use by process ${pid}; two members must never share one`);
-    }
+  const pid = lockOwner(dir);
+  if (pid !== undefined && pid !== process.pid) {
+    throw new StorageError(join(dir, 'LOCK'), 0, `the state directory is in use by process ${pid}; two members must never share one`);
   }
-  writeFileSync(file, `${process.pid}\n`);
+  writeFileSync(join(dir, 'LOCK'), `${process.pid}\n`);
+}
+
+/** The live process that holds the Raft directory `dir` (its LOCK file names it), or undefined. */
+export function lockOwner(dir: string): number | undefined {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(join(dir, 'LOCK'), 'utf8').trim());
+  } catch {
+    return undefined;
+  }
+  return Number.isInteger(pid) && pid > 0 && alive(pid) ? pid : undefined;
 }
 
 function alive(pid: number): boolean {

@@ -6,7 +6,6 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import ssh2 from 'ssh2';
 import { JobRunner, leftoverReason } from './jobs.js';
 import { generationDir } from './store.js';
 import { until } from '../../test/support/state-log.js';
@@ -15,8 +14,8 @@ import { MemoryStateLog } from '../state-log.js';
 import { createLogger } from '../../lib/log.js';
 import { systemClock } from '../../lib/clock.js';
 import { deployConfig } from './config.js';
+import { sshKeyPair } from '../../test/support/ssh-keys.js';
 
-const { utils } = ssh2;
 
 function runner(): JobRunner {
   const state = new MemoryStateLog(new Fsm(), systemClock);
@@ -62,7 +61,7 @@ t.test('a node whose overlay cannot be built fails alone; the job still ends', a
   const log = createLogger({ level: 'silent' });
   const r = new JobRunner({ config, targets: () => [], clusterId: 'c', member: 'lan-a', stateDir, state, log, clock: systemClock });
   t.teardown(() => r.stop());
-  const hostKey = utils.generateKeyPairSync('ed25519').public;
+  const hostKey = sshKeyPair().public;
   // Port 1 on loopback: nothing listens, so c2's rsync fails at once (ssh: connection refused).
   const target = (node: string) => ({ node, host: '127.0.0.1', port: 1, user: 'root', groups: [], hostKey });
   const id = await r.startRootfs(generation, [target('c1'), target('c2')], false);
@@ -114,8 +113,8 @@ t.test('a job\'s end sweeps the work directories of other jobs no run uses; a ru
   const mute = createServer(() => undefined);
   await new Promise<void>((resolve) => mute.listen(0, '127.0.0.1', resolve));
   t.teardown(() => mute.close());
-  const hostKey = utils.generateKeyPairSync('ed25519').public;
-  const key = Buffer.from(utils.generateKeyPairSync('ed25519').private);
+  const hostKey = sshKeyPair().public;
+  const key = Buffer.from(sshKeyPair().private);
   const target = (port: number) => ({ node: 'c1', host: '127.0.0.1', port, user: 'root', groups: [], hostKey });
   const source = join(dir, 'agent');
   writeFileSync(source, Buffer.alloc(500, 1));

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { createConnection, createServer, type AddressInfo, type Socket } from 'node:net';
 import ssh2 from 'ssh2';
 import { connectPinned, fetchHostKey, offeredKeyText, pushToNode, type PushFile } from './push.js';
+import { sshKeyPair } from '../../test/support/ssh-keys.js';
 
 const { Server, utils } = ssh2;
 const STATUS = utils.sftp.STATUS_CODE;
@@ -52,8 +53,8 @@ t.test('a node that stops answering mid-push fails that step in bounded time, na
   const content = Buffer.alloc(300_000, 7);
   writeFileSync(join(dir, 'agent'), content);
   const file: PushFile = { source: join(dir, 'agent'), local: join(dir, 'agent'), name: 'agent', size: content.length, mode: 0o755, sha256: createHash('sha256').update(content).digest('hex') };
-  const host = utils.generateKeyPairSync('ed25519');
-  const user = utils.generateKeyPairSync('ed25519');
+  const host = sshKeyPair();
+  const user = sshKeyPair();
   for (const hangAt of ['write', 'realpath'] as const) {
     const server = await fakeServer(host.private, hangAt);
     t.teardown(server.close);
@@ -104,8 +105,8 @@ for (const fault of ['silent', 'cut'] as const) {
     const content = Buffer.alloc(16 << 20, 3);
     writeFileSync(join(dir, 'agent'), content);
     const file: PushFile = { source: join(dir, 'agent'), local: join(dir, 'agent'), name: 'agent', size: content.length, mode: 0o755, sha256: createHash('sha256').update(content).digest('hex') };
-    const host = utils.generateKeyPairSync('ed25519');
-    const user = utils.generateKeyPairSync('ed25519');
+    const host = sshKeyPair();
+    const user = sshKeyPair();
     const server = await fakeServer(host.private, 'never');
     t.teardown(server.close);
     const link = await relay(server.port);
@@ -135,8 +136,8 @@ t.test('a node that answers is not cut off by the bound: every byte is written',
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const content = Buffer.alloc(100_000, 9);
   writeFileSync(join(dir, 'agent'), content);
-  const host = utils.generateKeyPairSync('ed25519');
-  const user = utils.generateKeyPairSync('ed25519');
+  const host = sshKeyPair();
+  const user = sshKeyPair();
   const server = await fakeServer(host.private, 'never');
   t.teardown(server.close);
   const client = await connectPinned({ node: 'n1', host: '127.0.0.1', port: server.port, user: 'root' }, host.public, Buffer.from(user.private));
@@ -150,7 +151,7 @@ t.test('a node that answers is not cut off by the bound: every byte is written',
 });
 
 t.test('a host key offered by a server: shown as "type base64" only when the blob names its type', async (t) => {
-  const host = utils.generateKeyPairSync('ed25519');
+  const host = sshKeyPair();
   const server = await fakeServer(host.private, 'never');
   t.teardown(server.close);
   const offered = await fetchHostKey({ node: 'n1', host: '127.0.0.1', port: server.port, user: 'root' }, 5000);

@@ -7,8 +7,8 @@ import t from 'tap';
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import ssh2 from 'ssh2';
 import { SOLO_CONFIG, runLanctl, scratchConfig, serveDaemon } from '../support/daemon.js';
+import { sshKeyPair } from '../support/ssh-keys.js';
 
 t.setTimeout(180_000);
 
@@ -16,18 +16,17 @@ t.test('a daemon start sweeps the work directory of a job its predecessor was ki
   const mute = createServer(() => undefined);
   await new Promise<void>((resolve) => mute.listen(0, '127.0.0.1', resolve));
   t.teardown(() => mute.close());
-  const { utils } = ssh2;
   const s = scratchConfig(SOLO_CONFIG);
   t.teardown(s.cleanup);
   const key = join(s.dir, 'deploy_key');
-  writeFileSync(key, utils.generateKeyPairSync('ed25519').private, { mode: 0o600 });
+  writeFileSync(key, sshKeyPair().private, { mode: 0o600 });
   writeFileSync(s.file, `${SOLO_CONFIG.replaceAll('{{dir}}', s.dir)}
 deploy:
   identityFile: ${key}
   targets:
     - { name: c1, host: 127.0.0.1, port: ${(mute.address() as AddressInfo).port} }
   hostKeys:
-    c1: "${utils.generateKeyPairSync('ed25519').public}"
+    c1: "${sshKeyPair().public}"
 `);
   const lanctl = (...args: string[]) => runLanctl([...args, '--config', s.file], { timeoutMs: 60_000 });
   const source = join(s.dir, 'agent.bin');

@@ -25,9 +25,11 @@ export interface ServedReference {
 /** RFC 5905 §7.4 kiss codes we send. */
 export const KISS_RATE = asciiReferenceId('RATE');
 
-/** Builds the reply to an admitted client request; the transmit timestamp is still zero. */
-export function buildReply(request: NtpPacket, rx: NtpTimestamp, reference: ServedReference): Uint8Array {
-  const out = new Uint8Array(replyLength(request));
+/**
+ * Builds the reply to an admitted client request; the transmit timestamp is still zero. `out`, when
+ * given, is written whole (any earlier bytes in it are overwritten) and must be `replyLength` long.
+ */
+export function buildReply(request: NtpPacket, rx: NtpTimestamp, reference: ServedReference, out: Uint8Array = new Uint8Array(replyLength(request))): Uint8Array {
   writeHeader(out, {
     leap: reference.leap,
     version: request.version,
@@ -51,8 +53,7 @@ export function buildReply(request: NtpPacket, rx: NtpTimestamp, reference: Serv
  * A Kiss-o'-Death RATE (RFC 5905 §7.4): stratum 0, the kiss code in the reference id, leap 3 so a
  * client that ignores kiss codes still refuses the time; same size rules as a reply.
  */
-export function buildKissOfDeath(request: NtpPacket, rx: NtpTimestamp, code = KISS_RATE): Uint8Array {
-  const out = new Uint8Array(replyLength(request));
+export function buildKissOfDeath(request: NtpPacket, rx: NtpTimestamp, code = KISS_RATE, out: Uint8Array = new Uint8Array(replyLength(request))): Uint8Array {
   writeHeader(out, {
     leap: LeapIndicator.Unsynchronised,
     version: request.version,

@@ -3,6 +3,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import { literalLookup } from '../../lib/udp-lookup.js';
+import { DatagramSender, onDatagram } from '../../lib/udp-direct.js';
 import type { WakeMeasurement } from './wake.js';
 import type { ProberData, ProberMessage } from './wake-probe-worker.js';
 
@@ -42,7 +43,11 @@ export async function measureWake(options: WakeProbeOptions = {}): Promise<WakeM
   let lastElu: EventLoopUtilization | null = null;
   let proberPort = -1;
   const socket = createSocket({ type: 'udp4', lookup: literalLookup(4) });
-  socket.on('message', (msg: Buffer, rinfo: RemoteInfo) => {
+  socket.on('error', () => undefined);
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  // The same path as a client's request (server.ts): straight from the socket's handle, and our
+  // sends through the handle with a reused request (lib/udp-direct.ts), or dgram's where it falls back.
+  onDatagram(socket, (msg: Buffer, rinfo: RemoteInfo) => {
     const at = process.hrtime.bigint(); // first statement, as in the NTP handler
     if (msg.length !== token.length + 8 || rinfo.address !== '127.0.0.1' || rinfo.port !== proberPort) return;
     if (!timingSafeEqual(msg.subarray(0, token.length), token)) return;
@@ -53,11 +58,9 @@ export async function measureWake(options: WakeProbeOptions = {}): Promise<WakeM
     if (since === null || since.utilization > PROBE_BUSY_MAX) { busy++; return; } // the first has no interval before it
     if (delay >= 0n && delay < 1_000_000_000n) delaysNs.push(Number(delay));
   });
-  socket.on('error', () => undefined);
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
   options.onBound?.(socket.address().port);
   try {
-    const sendNs = measureSends(socket);
+    const sendNs = measureSends(new DatagramSender(socket), socket.address().port);
     const worker = new Worker(new URL('./wake-probe-worker.js', import.meta.url), {
       workerData: { port: socket.address().port, token, count, spacingMs } satisfies ProberData,
       // A small thread: no inherited loaders or flags (a test runner's hooks outgrow its heap).
@@ -82,14 +85,18 @@ export async function measureWake(options: WakeProbeOptions = {}): Promise<WakeM
   }
 }
 
-/** What a 48-byte send call costs on this thread: stamp to return, to a sink nobody reads. */
-function measureSends(socket: ReturnType<typeof createSocket>): number[] {
-  const port = socket.address().port;
-  const reply = Buffer.alloc(48);
+/**
+ * What a 48-byte send call costs on this thread, as the NTP handler makes it (a reply in the
+ * sender's scratch area, `DatagramSender.send`): stamp to return, to our own probe port (the handler
+ * drops them: wrong length).
+ */
+function measureSends(sender: DatagramSender, port: number): number[] {
   const out: number[] = [];
   for (let i = 0; i < SEND_SAMPLES; i++) {
+    const reply = sender.buffer(48);
+    reply.fill(0);
     const t0 = process.hrtime.bigint();
-    socket.send(reply, port, '127.0.0.1');
+    sender.send(reply, port, '127.0.0.1');
     out.push(Number(process.hrtime.bigint() - t0));
   }
   return out;

@@ -3,6 +3,7 @@ import type { RunningService, ServiceContext, ServiceStatus } from '../contract.
 import { serviceAddresses } from '../../lib/listen.js';
 import { literalLookup } from '../../lib/udp-lookup.js';
 import { DatagramSender, SEND_FAILED, onDatagram } from '../../lib/udp-direct.js';
+import { readUdpDrops } from '../../lib/udp-drops.js';
 import { Counters } from '../../lib/counters.js';
 import { LogLimiter } from '../../lib/log.js';
 import { LanhaError, errorMessage } from '../../lib/errors.js';
@@ -214,6 +215,7 @@ export async function startNtp(context: ServiceContext, options: NtpServiceOptio
   const removeAddress = async (address: string): Promise<void> => {
     const socket = bound.get(address);
     if (socket === undefined) return;
+    queueDropsClosed += queueDrops(address);
     bound.delete(address);
     sockets.splice(sockets.indexOf(socket), 1);
     const i = listening.findIndex((l) => l.startsWith(`udp ${address}:`));
@@ -237,8 +239,24 @@ export async function startNtp(context: ServiceContext, options: NtpServiceOptio
     timers.push(setInterval(correct, CORRECTION_INTERVAL_MS).unref());
   }
 
+  /**
+   * Requests the kernel dropped because a socket's receive queue was full (more came than we read):
+   * the shedding of a flood beyond capacity, which costs us nothing per datagram, counted from the
+   * kernel's per-socket figure, plus what sockets closed since (a VIP given up) had counted.
+   */
+  let queueDropsClosed = 0;
+  const queueDrops = (address: string): number => {
+    try {
+      const socket = bound.get(address);
+      return socket === undefined ? 0 : readUdpDrops(address, socket.address().port) ?? 0;
+    } catch {
+      return 0; // closed meanwhile
+    }
+  };
   const countersNow = (): Record<string, number> => {
-    const all: Record<string, number> = { ...counters.toJSON(), replies, requests };
+    let queueFull = queueDropsClosed;
+    for (const address of bound.keys()) queueFull += queueDrops(address);
+    const all: Record<string, number> = { ...counters.toJSON(), replies, requests, 'dropped.queue_full': queueFull };
     return Object.fromEntries(Object.entries(all).filter(([, v]) => v > 0).sort(([a], [b]) => a.localeCompare(b)));
   };
   const status = (): NtpStatus => {

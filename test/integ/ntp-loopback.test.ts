@@ -7,7 +7,7 @@ import { systemClock } from '../../lib/clock.js';
 import { Fsm } from '../../cluster/fsm.js';
 import { MemoryStateLog } from '../../cluster/state-log.js';
 import { startNtp, samplerTargets, type NtpStatus } from '../../services/ntp/server.js';
-import { decodeNtp, encodeNtp, timestampFromUnixNs, unixNsFromTimestamp, type NtpPacket } from '../../services/ntp/wire.js';
+import { decodeNtp, encodeNtp, timestampFromUnixNs, unixNsFromTimestamp, type NtpPacket, type NtpTimestamp } from '../../services/ntp/wire.js';
 import { createHrWallClock, type HrWallClock } from '../../services/ntp/hr-clock.js';
 import type { RunningService } from '../../services/contract.js';
 import { seedFromEnv } from '../support/seeded.js';
@@ -115,12 +115,52 @@ t.test('with stamp correction on, the measured wake-up comes off the receive sta
     const [reply] = await exchange(portOf(ntp), [clientRequest()]);
     const d = reply && decodeNtp(reply);
     if (!d || !d.ok) { t.fail('reply decodes'); return; }
-    t.same(d.value.receiveTimestamp, timestampFromUnixNs(stamps[0]! - BigInt(Math.round(c.receiveUs * 1000))), 'receive = the first read less the receive correction');
-    // Other timers (the 1 s re-decision) may read the clock after the send: look for the read it came from.
-    const tx = d.value.transmitTimestamp;
-    const from = stamps.slice(1).find((s) => { const e = timestampFromUnixNs(s + BigInt(Math.round(c.transmitUs * 1000))); return e.seconds === tx.seconds && e.fraction === tx.fraction; });
-    t.ok(from !== undefined, 'transmit = a later read plus the transmit correction');
+    // Other timers (the 1 s re-decision) may read the clock before the request comes or after the
+    // send: look for the reads the two stamps came from.
+    const same = (a: NtpTimestamp, b: NtpTimestamp): boolean => a.seconds === b.seconds && a.fraction === b.fraction;
+    const rxAt = stamps.findIndex((s) => same(timestampFromUnixNs(s - BigInt(Math.round(c.receiveUs * 1000))), d.value.receiveTimestamp));
+    t.ok(rxAt >= 0, 'receive = a read less the receive correction');
+    const txAt = stamps.findIndex((s) => same(timestampFromUnixNs(s + BigInt(Math.round(c.transmitUs * 1000))), d.value.transmitTimestamp));
+    t.ok(txAt > rxAt, 'transmit = a later read plus the transmit correction');
   } finally {
+    await ntp.stop();
+  }
+});
+
+t.test('a flood beyond what the event loop reads is shed by the kernel and counted, and other clients are still answered', async (t) => {
+  const { clock } = countingClock();
+  // The default rate limit (8 in a burst per client): the flood's own source is limited too.
+  const ntp = await start('ntp: { listen: [127.0.0.1], localStratum: 10, stampCorrection: false }\n', clock);
+  const flooder = createSocket('udp4');
+  const good = createSocket('udp4');
+  try {
+    await new Promise<void>((resolve) => flooder.bind(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => good.bind(0, '127.0.0.2', resolve));
+    const port = portOf(ntp);
+    const answers: Buffer[] = [];
+    good.on('message', (m) => answers.push(m));
+    // Sent in one synchronous run: the server (this event loop) reads nothing meanwhile, so its
+    // socket's queue fills and the kernel drops the rest (a flood far beyond capacity).
+    const request = clientRequest();
+    const flood = 20_000;
+    for (let i = 0; i < flood; i++) flooder.send(request, port, '127.0.0.1');
+    good.send(clientRequest(), port, '127.0.0.1');
+    const s = await waitFor(ntp, (x) => (x.counters.requests ?? 0) + (x.counters['dropped.queue_full'] ?? 0) >= flood + 1, 10_000);
+    const c = s.counters;
+    t.ok((c['dropped.queue_full'] ?? 0) > 0, `the kernel shed part of the flood, counted (${c['dropped.queue_full']})`);
+    t.equal((c.requests ?? 0) + (c['dropped.queue_full'] ?? 0), flood + 1, 'every datagram sent is read or counted as shed');
+    t.ok((c['dropped.rate'] ?? 0) > 0, `the flood's source is rate-limited (${c['dropped.rate']} dropped)`);
+    // The good client's first request may have been shed too; the next ones, after the flood, are answered.
+    for (let i = 0; i < 5 && answers.length === 0; i++) {
+      good.send(clientRequest(), port, '127.0.0.1');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    t.ok(answers.length >= 1, 'another client is answered');
+    const d = decodeNtp(answers[0]!);
+    t.ok(d.ok && d.value.stratum === 10, 'with the time, not a KoD');
+  } finally {
+    flooder.close();
+    good.close();
     await ntp.stop();
   }
 });

@@ -120,3 +120,84 @@ t.test('DatagramSender: a socket without the handle shapes sends through dgram, 
   const throwing = new DatagramSender({ send: () => { throw new Error('not running'); } } as unknown as dgram.Socket);
   t.equal(throwing.send(a, 53, '127.0.0.1'), SEND_FAILED, 'a throw is a failure');
 });
+
+async function connectedTo(peer: dgram.Socket): Promise<dgram.Socket> {
+  const s = await bound();
+  await new Promise<void>((resolve) => s.connect(peer.address().port, '127.0.0.1', () => resolve()));
+  return s;
+}
+
+t.test('DatagramSender: a connected socket sends with no destination, straight through its handle', async (t) => {
+  const client = await bound();
+  const server = await connectedTo(client);
+  t.teardown(() => { server.close(); client.close(); });
+  const sender = new DatagramSender(server);
+  t.ok(sender.direct);
+  const arrived = collect(client, 3);
+  t.equal(sender.send(Buffer.from('one')), SEND_DONE, 'the four-argument send of a connected socket');
+  t.equal(sender.send(Buffer.from('two')), SEND_DONE);
+  t.equal(sender.send(Buffer.from('x'), client.address().port, '127.0.0.1'), SEND_FAILED, 'a destination on a connected socket is refused');
+  t.equal(sender.send(Buffer.from('three')), SEND_DONE);
+  t.same((await arrived).map(String), ['one', 'two', 'three']);
+  const unconnected = new DatagramSender(client);
+  t.equal(unconnected.send(Buffer.from('x')), SEND_FAILED, 'no destination on an unconnected socket is refused');
+});
+
+t.test('DatagramSender: a connected send the handle queues keeps its bytes; no port or address reaches the handle', async (t) => {
+  const calls: unknown[][] = [];
+  const handle = {
+    send(...args: unknown[]): number { calls.push(args); return 0; },
+    recvStart: () => 0, recvStop: () => 0, lookup: () => undefined,
+  };
+  const socket = { [Symbol('state symbol')]: { handle, receiving: true } } as unknown as dgram.Socket;
+  const sender = new DatagramSender(socket);
+  const a = Buffer.from('first');
+  t.equal(sender.send(a), SEND_QUEUED);
+  t.equal(sender.send(Buffer.from('second')), SEND_QUEUED);
+  t.equal(calls[0]!.length, 4, 'req, list, count, hasCallback');
+  t.same(calls[0]!.slice(2), [1, false]);
+  t.not(calls[1]![1], calls[0]![1], 'a new list after a queued send');
+  t.equal((calls[0]![1] as Uint8Array[])[0], a, 'the queued list still holds the first packet');
+});
+
+t.test('DatagramSender: without the handle shapes a connected socket sends through dgram with no destination', async (t) => {
+  const client = await bound();
+  const server = await connectedTo(client);
+  t.teardown(() => { server.close(); client.close(); });
+  // The same socket seen without its internal state (what another Node would give).
+  const plain = { send: (...args: unknown[]) => (server.send as (...a: unknown[]) => void)(...args) } as unknown as dgram.Socket;
+  const sender = new DatagramSender(plain);
+  t.notOk(sender.direct);
+  const arrived = collect(client, 2);
+  t.equal(sender.send(Buffer.from('a')), SEND_QUEUED);
+  let late = 0;
+  t.equal(sender.send(Buffer.from('b'), undefined, undefined, () => late++), SEND_QUEUED);
+  t.same((await arrived).map(String), ['a', 'b']);
+  t.equal(late, 0);
+});
+
+t.test('DatagramSender and onDatagram inside a worker thread: the handle shapes are there too', async (t) => {
+  const { Worker } = await import('node:worker_threads');
+  const module = new URL('./udp-direct.js', import.meta.url).href;
+  const code = `
+    const { parentPort } = require('node:worker_threads');
+    const dgram = require('node:dgram');
+    import(${JSON.stringify(module)}).then(async ({ DatagramSender, onDatagram }) => {
+      const a = dgram.createSocket('udp4'); const b = dgram.createSocket('udp4');
+      await new Promise((r) => a.bind(0, '127.0.0.1', r)); await new Promise((r) => b.bind(0, '127.0.0.1', r));
+      await new Promise((r) => a.connect(b.address().port, '127.0.0.1', r));
+      const got = new Promise((r) => { parentPort.postMessage({ hooked: onDatagram(b, (m) => r(String(m))) }); });
+      const sender = new DatagramSender(a);
+      parentPort.postMessage({ direct: sender.direct, sent: sender.send(Buffer.from('from a worker')) });
+      parentPort.postMessage({ got: await got });
+      a.close(); b.close();
+    });`;
+  const worker = new Worker(code, { eval: true });
+  const messages: Record<string, unknown> = {};
+  await new Promise<void>((resolve, reject) => {
+    worker.on('message', (m: Record<string, unknown>) => { Object.assign(messages, m); if ('got' in m) resolve(); });
+    worker.on('error', reject);
+  });
+  await worker.terminate();
+  t.same(messages, { hooked: true, direct: true, sent: SEND_DONE, got: 'from a worker' });
+});

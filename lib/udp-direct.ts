@@ -16,9 +16,11 @@ import { dgramState } from './udp-reading.js';
 //
 // These are Node's internal shapes (Node 20: the socket's state symbol, `handle.onmessage`,
 // `handle.send(req, list, count, port, address, hasCallback)` returning bytes + 1 for a send done at
-// once, 0 for a queued one, a negative errno for a failure; `SendWrap` from the `udp_wrap`
-// binding). Where any of them is missing, both fall back to dgram (`socket.on('message')`,
-// `socket.send`), as the lookup and read-stop hooks do (udp-lookup.ts, udp-reading.ts).
+// once, 0 for a queued one, a negative errno for a failure, and its four-argument form
+// `handle.send(req, list, count, hasCallback)` for a connected socket, which dgram uses when it has
+// no port to give; `SendWrap` from the `udp_wrap` binding, reachable in worker threads too). Where
+// any of them is missing, both fall back to dgram (`socket.on('message')`, `socket.send`), as the
+// lookup and read-stop hooks do (udp-lookup.ts, udp-reading.ts).
 
 /** The bytes have left (copied by the kernel): the buffer may be reused at once. */
 export const SEND_DONE = 1;
@@ -32,6 +34,8 @@ type OnMessage = (nread: number, handle: unknown, buf: Buffer, rinfo: dgram.Remo
 interface DirectHandle {
   onmessage?: OnMessage;
   send(req: object, list: (Uint8Array | null)[], count: number, port: number, address: string, hasCallback: boolean): number;
+  /** A connected socket's send: no destination (the handle aborts the process on a 5-argument call). */
+  send(req: object, list: (Uint8Array | null)[], count: number, hasCallback: boolean): number;
 }
 
 interface DirectState {
@@ -120,20 +124,25 @@ export class DatagramSender {
   }
 
   /**
-   * Sends `bytes` to `address` (an IP literal of the socket's family) and `port`: SEND_DONE,
-   * SEND_QUEUED or SEND_FAILED. `onLateError` is called for a failure reported after the call
-   * returned, which only dgram's path (the fallback, or a socket not yet bound) reports; a queued
-   * send through the handle that fails later is not reported.
+   * Sends `bytes` to `address` (an IP literal of the socket's family) and `port`, or, with neither
+   * given, to the peer the socket is connected to: SEND_DONE, SEND_QUEUED or SEND_FAILED (also for
+   * a destination given on a connected socket, or none on an unconnected one). `onLateError` is
+   * called for a failure reported after the call returned, which only dgram's path (the fallback,
+   * or a socket not yet bound) reports; a queued send through the handle that fails later is not
+   * reported.
    */
-  send(bytes: Uint8Array, port: number, address: string, onLateError?: () => void): number {
+  send(bytes: Uint8Array, port?: number, address?: string, onLateError?: () => void): number {
     const state = this.#state;
     if (state === null || !state.receiving) return this.#dgramSend(bytes, port, address, onLateError);
     const handle = state.handle;
+    if (handle === null) return SEND_FAILED;
+    const connected = port === undefined && address === undefined;
     // The handle checks its arguments' types by aborting the process: only a valid port goes in.
-    if (handle === null || (port & 0xffff) !== port || typeof address !== 'string') return SEND_FAILED;
+    if (!connected && ((port! & 0xffff) !== port || typeof address !== 'string')) return SEND_FAILED;
     const list = this.#list;
     list[0] = bytes;
-    const r = handle.send(this.#req!, list, 1, port, address, false);
+    // (The kernel refuses a destination on a connected socket and none on an unconnected one.)
+    const r = connected ? handle.send(this.#req!, list, 1, false) : handle.send(this.#req!, list, 1, port!, address!, false);
     if (r > 0) return SEND_DONE;
     if (r < 0) return SEND_FAILED;
     // Queued: libuv holds the request and points at the bytes until the socket takes them. The
@@ -149,10 +158,11 @@ export class DatagramSender {
     return SEND_QUEUED;
   }
 
-  #dgramSend(bytes: Uint8Array, port: number, address: string, onLateError?: () => void): number {
+  #dgramSend(bytes: Uint8Array, port: number | undefined, address: string | undefined, onLateError?: () => void): number {
+    const late = onLateError === undefined ? undefined : (err: Error | null): void => { if (err) onLateError(); };
     try {
-      if (onLateError === undefined) this.socket.send(bytes, port, address);
-      else this.socket.send(bytes, port, address, (err) => { if (err) onLateError(); });
+      if (port === undefined && address === undefined) this.socket.send(bytes, late);
+      else this.socket.send(bytes, port, address, late);
     } catch {
       return SEND_FAILED;
     }

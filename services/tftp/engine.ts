@@ -2,6 +2,7 @@ import dgram from 'node:dgram';
 import { readFile } from 'node:fs/promises';
 import type { Clock } from '../../lib/clock.js';
 import type { Counters } from '../../lib/counters.js';
+import { DatagramSender, SEND_QUEUED, onDatagram } from '../../lib/udp-direct.js';
 import type { TftpConfig } from './config.js';
 import { dataPacket, decodePacket, encodeError, encodeOack, ErrorCode, type RequestPacket, type TftpOption } from './wire.js';
 import { AckOutcome, negotiate, Transfer, type TransferEffect, type TransferEvent } from './transfer.js';
@@ -10,7 +11,9 @@ import { BlockCache, BufferSource, CachedSource, openInRoot, releaseFile, toNeta
 
 // Running transfers: open the file, negotiate, bind the TID, drive the pure core with socket
 // events and timers. The server's main thread uses it directly, or runs it in worker threads
-// (worker.ts) so a boot storm never holds up the event loop DHCP and DNS share.
+// (worker.ts) so a boot storm never holds up the event loop DHCP and DNS share. A transfer's ACKs
+// come straight from its connected socket's handle and its DATA goes straight to it
+// (lib/udp-direct.ts; dgram's events and send where this Node has other shapes).
 
 /** netascii is converted in memory: refuse it for files bigger than this (kernels go octet). */
 const NETASCII_BYTES_MAX = 16 << 20;
@@ -77,6 +80,8 @@ export class ActiveTransfer {
   readonly socket: dgram.Socket;
   /** Unconnected twin on the same port: it receives what comes from anyone else (wrong TIDs). */
   readonly stranger: dgram.Socket;
+  /** Sends on `socket` (to the peer it is connected to). */
+  readonly #sender: DatagramSender;
   readonly core: Transfer;
   readonly source: Source;
   readonly oack: TftpOption[];
@@ -112,7 +117,8 @@ export class ActiveTransfer {
     this.client = client;
     this.startedMs = host.clock.monotonicMs();
     this.#ring = new Array<Buffer | undefined>(2 * core.params.windowsize);
-    this.socket.on('message', (msg, rinfo) => this.#onMessage(msg, rinfo));
+    this.#sender = new DatagramSender(this.socket);
+    onDatagram(this.socket, (msg) => this.#onMessage(msg));
     this.socket.on('error', () => this.finish('socket-error'));
     this.stranger.on('message', (msg, rinfo) => this.#onStranger(msg, rinfo));
     this.stranger.on('error', () => undefined);
@@ -125,7 +131,7 @@ export class ActiveTransfer {
   #onStranger(msg: Buffer, rinfo: dgram.RemoteInfo): void {
     if (this.#closed) return;
     if (rinfo.port === this.peer.port && rinfo.address === this.peer.address) {
-      this.#onMessage(msg, rinfo); // only before the connect took effect
+      this.#onMessage(msg); // only before the connect took effect
       return;
     }
     // RFC 1350 §4: a packet from the wrong TID gets ERROR 5 and the transfer goes on untouched.
@@ -133,7 +139,10 @@ export class ActiveTransfer {
     this.stranger.send(encodeError(ErrorCode.unknownTid, 'unknown transfer ID'), rinfo.port, rinfo.address);
   }
 
-  #onMessage(msg: Buffer, _rinfo: dgram.RemoteInfo): void {
+  /** Whether this transfer's packets go straight through its socket's handle (false: through dgram). */
+  get direct(): boolean { return this.#sender.direct; }
+
+  #onMessage(msg: Buffer): void {
     if (this.#closed) return;
     // Fast path: an ACK is 4 octets, opcode 4.
     if (msg.length >= 4 && msg[0] === 0 && msg[1] === 4) {
@@ -193,16 +202,16 @@ export class ActiveTransfer {
           rest.push({ kind: 'data', block: b, offset: o, length: Math.max(0, Math.min(blksize, size - o)), retransmit: false });
         }
         rest.push({ kind: 'timer', ms: core.timerMs });
-        this.#sendWhenRead(copied, packet, rest);
+        this.#sendWhenRead(copied, block, packet, rest);
         return;
       }
       if (this.#timing) {
         const t1 = performance.now();
-        this.#send(packet);
+        this.#sendData(block, packet);
         this.#copyMs += t1 - t0;
         this.#sendMs += performance.now() - t1;
       } else {
-        this.#send(packet);
+        this.#sendData(block, packet);
       }
     }
     this.#arm(core.timerMs, now);
@@ -239,10 +248,10 @@ export class ActiveTransfer {
           if (effect.retransmit) this.host.counters.inc('tftp.retransmits');
           if (copied !== true) {
             // A cache miss: send this block when its bytes are read, then the rest in order.
-            this.#sendWhenRead(copied, packet, effects.slice(i + 1));
+            this.#sendWhenRead(copied, effect.block, packet, effects.slice(i + 1));
             return;
           }
-          this.#send(packet);
+          this.#sendData(effect.block, packet);
           break;
         }
         case 'timer':
@@ -260,12 +269,12 @@ export class ActiveTransfer {
   }
 
   /** After a cache miss: the block goes out when its bytes are read, then `rest`, then queued events. */
-  #sendWhenRead(read: Promise<void>, packet: Buffer, rest: readonly TransferEffect[]): void {
+  #sendWhenRead(read: Promise<void>, block: number, packet: Buffer, rest: readonly TransferEffect[]): void {
     this.#waiting = true;
     read.then(() => {
       this.#waiting = false;
       if (this.#closed) return;
-      this.#send(packet);
+      this.#sendData(block, packet);
       this.#apply(rest);
       this.#drain();
     }, (error: unknown) => {
@@ -278,8 +287,10 @@ export class ActiveTransfer {
 
   /**
    * The DATA buffer for a block, from a ring of 2 x windowsize buffers reused for the whole
-   * transfer (no allocation per packet). Safe: block k + 2w is only built after an ACK for k + w,
-   * so the send of block k is long done; a retransmission rebuilds a block with the same bytes.
+   * transfer (no allocation per packet). Block k + 2w is only built after an ACK for k + w, so the
+   * send of block k is normally long done; a retransmission rebuilds a block with the same bytes.
+   * A send the socket queued (its buffer full) still points at its buffer: #sendData gives that
+   * slot a new one, so a client that acknowledges ahead can never make a queued block change.
    */
   #packet(block: number, length: number): Buffer {
     const slot = block % this.#ring.length;
@@ -300,7 +311,12 @@ export class ActiveTransfer {
   }
 
   #send(packet: Buffer): void {
-    this.socket.send(packet);
+    this.#sender.send(packet);
+  }
+
+  /** A DATA packet from the ring: if the socket queued it, the ring lets go of its buffer. */
+  #sendData(block: number, packet: Buffer): void {
+    if (this.#sender.send(packet) === SEND_QUEUED) this.#ring[block % this.#ring.length] = undefined;
   }
 
   /** One timer per transfer, moved by a deadline instead of being reset on every ACK. */

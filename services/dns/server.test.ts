@@ -174,6 +174,37 @@ t.test('TCP: one source holds at most its share of maxTcpConnections; other sour
   }
 });
 
+t.test('TCP: a client that pipelines queries and never reads its answers is paused, not buffered for', async (t) => {
+  const { dns, port } = await startServer('  tcpIdleTimeout: 5s');
+  const c = await connectFrom(port, '127.0.0.1');
+  try {
+    c.pause(); // never read: answers pile up in the kernel, then (without the bound) in the daemon
+    const burst = Buffer.concat(Array.from({ length: 2000 }, (_, i) => frame(query('www.lan', T.A, i))));
+    let written = 0;
+    // Up to 32 MB of queries (about 1.2 million), or until the daemon stops taking them for 3 s.
+    while (written < 32 << 20 && !c.destroyed) {
+      if (c.write(burst)) { written += burst.length; continue; }
+      written += burst.length;
+      const drained = await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), 3000);
+        c.once('drain', () => { clearTimeout(timer); resolve(true); });
+      });
+      if (!drained) break;
+    }
+    const status = dns.status() as unknown as { tcpBacklogBytes: number; counters: Record<string, number> };
+    t.ok(written < 32 << 20, `the daemon stopped reading (${(written / 1e6).toFixed(1)} MB of queries taken)`);
+    t.ok(status.tcpBacklogBytes <= 1 << 20, `answers queued in the daemon: ${status.tcpBacklogBytes} bytes`);
+    t.ok((status.counters['dns.tcp.paused_unread'] ?? 0) >= 1, 'counted as paused_unread');
+    t.equal(await tcpAsk(port, '127.0.0.3', 5), 5, 'another client is answered meanwhile');
+    c.resume();
+    const answered = await eventually(() => dns.status()['tcpBacklogBytes'] === 0, 5000);
+    t.ok(answered, 'once the client reads, the backlog empties');
+  } finally {
+    c.destroy();
+    await dns.stop();
+  }
+});
+
 t.test('UDP: FORMERR for a broken body, silence for a broken header, NOTIMP for other opcodes', async (t) => {
   const { dns, port } = await startServer('');
   try {

@@ -42,6 +42,13 @@ export interface DnsServiceOptions {
 }
 
 const PER_CONNECTION_PENDING_MAX = 64;
+/**
+ * Answers queued in user space for one TCP connection past which the daemon stops reading it until
+ * the client has taken them: a client that pipelines queries and never reads its answers would
+ * otherwise grow the daemon's memory without bound (each answer is queued whole once the kernel's
+ * send buffer is full).
+ */
+export const TCP_WRITE_BACKLOG_MAX = 64 * 1024;
 /** Inventory commands that change a node's name or address. */
 const NAME_COMMANDS: ReadonlySet<string> = new Set(['node.add', 'node.set', 'node.remove', 'node.accept']);
 const REBUILD_SPACING_MS = 100;
@@ -145,6 +152,8 @@ export class DnsServer implements RunningService {
       workers: { configured: this.#workerCount, running: this.#workers?.running ?? 0, pids: this.#workers?.pids() ?? [] },
       counters: Object.fromEntries([...counters].sort(([a], [b]) => a.localeCompare(b))),
       tcpConnections: this.#connections.size,
+      /** Answer bytes queued in the daemon for TCP clients that have not read them yet. */
+      tcpBacklogBytes: [...this.#connections].reduce((sum, c) => sum + c.writableLength, 0),
       /** The daemon's forwarding cache (each worker holds a copy fed from it) and the queries waiting upstream. */
       forwardCache: this.#forwarder === null ? null : {
         entries: this.#forwarder.cache.size, bytes: this.#forwarder.cache.bytes,
@@ -383,8 +392,15 @@ export class DnsServer implements RunningService {
       frame[1] = bytes.length & 0xff;
       frame.set(bytes, 2);
       conn.write(frame);
-      if (pending < PER_CONNECTION_PENDING_MAX && conn.isPaused()) conn.resume();
+      readMore();
     };
+    // Reading pauses while many queries wait upstream or many answers wait for the client to read
+    // them, and resumes once both are below their bounds (an answer sent, or the kernel took the backlog).
+    const backlogged = (): boolean => conn.writableLength > TCP_WRITE_BACKLOG_MAX;
+    const readMore = (): void => {
+      if (conn.isPaused() && pending < PER_CONNECTION_PENDING_MAX && !backlogged()) conn.resume();
+    };
+    conn.on('drain', readMore);
     conn.on('data', (chunk: Buffer) => {
       buf = buf === null || buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
       let p = 0;
@@ -400,6 +416,10 @@ export class DnsServer implements RunningService {
       buf = p === buf.length ? null : buf.subarray(p);
       // Many forwarded queries in flight on one connection: stop reading until some are answered.
       if (pending >= PER_CONNECTION_PENDING_MAX) conn.pause();
+      else if (backlogged()) {
+        this.counters.inc('dns.tcp.paused_unread');
+        conn.pause();
+      }
     });
   }
 }

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { connect } from 'node:net';
 import { silentLogger } from '../../lib/log.js';
-import { Transport } from './transport.js';
+import { HANDSHAKES_MAX, HANDSHAKES_PER_SOURCE_MAX, Transport } from './transport.js';
 import { emptyMessage, type Message } from './types.js';
 import { FrameKind, decodeHello, encodeFrame, encodeHello, encodeMessage, proof, sessionKey, splitFrames } from './wire.js';
 import { MemberStatusBoard } from '../member-status.js';
@@ -74,6 +74,39 @@ t.test('garbage and forged frames on the port are dropped without harm', async (
   await until(() => (a.status()['peers'] as Record<string, { connected: boolean }>)['b']!.connected);
   a.send([emptyMessage('heartbeat', 'a', 'b', 1)]);
   t.ok(await until(() => atB.length === 1), 'the real peer still gets through');
+});
+
+t.test('connections that never finish a handshake are bounded per source and in all; members still connect', async (t) => {
+  const [pa, pb] = [await freePort(), await freePort()];
+  const peers = { a: { host: '127.0.0.1', port: pa }, b: { host: '127.0.0.1', port: pb } };
+  const b = new Transport({ self: 'b', clusterId: 'c1', key: KEY, listen: peers.b, peers, log: silentLogger, handshakeTimeoutMs: 60_000 });
+  const atB: Message[] = [];
+  await b.start((m) => atB.push(m));
+  const idle: import('node:net').Socket[] = [];
+  let a: Transport | undefined;
+  t.teardown(async () => { for (const s of idle) s.destroy(); await a?.close(); await b.close(); });
+  const open = async (local: string): Promise<void> => {
+    const s = connect({ port: pb, host: '127.0.0.1', localAddress: local });
+    s.on('error', () => undefined);
+    idle.push(s);
+    await new Promise((r) => { s.once('connect', r); s.once('close', r); });
+  };
+  // One host holds 100 connections open and says nothing; 30 more hosts hold 5 each.
+  for (let i = 0; i < 100; i++) await open('127.0.0.9');
+  for (let h = 10; h < 40; h++) for (let i = 0; i < 5; i++) await open(`127.0.0.${h}`);
+  const counters = (): Record<string, number> => b.status()['counters'] as Record<string, number>;
+  t.ok(await until(() => (counters()['rejected.handshakes-per-source'] ?? 0) > 0 && (counters()['rejected.handshakes-full'] ?? 0) > 0), `refusals counted: ${JSON.stringify(counters())}`);
+  t.equal(b.status()['handshaking'], HANDSHAKES_MAX, 'at most HANDSHAKES_MAX connections wait in their handshake');
+  const stillOpen = (): number => idle.filter((s) => !s.destroyed && !s.closed).length;
+  t.ok(await until(() => stillOpen() === HANDSHAKES_MAX), `the rest were closed (${idle.length} opened, ${stillOpen()} open, at most ${HANDSHAKES_PER_SOURCE_MAX} per source)`);
+  // The many-host flood ends; the one noisy host keeps its share. A member dialling now gets through.
+  for (const s of idle.filter((x) => x.localAddress !== '127.0.0.9')) s.destroy();
+  t.ok(await until(() => b.status()['handshaking'] === HANDSHAKES_PER_SOURCE_MAX), 'only the noisy host\'s share is left');
+  a = new Transport({ self: 'a', clusterId: 'c1', key: KEY, listen: peers.a, peers, log: silentLogger });
+  await a.start(() => undefined);
+  t.ok(await until(() => (a!.status()['peers'] as Record<string, { connected: boolean }>)['b']!.connected), 'a member connects while a host holds its share');
+  a.send([emptyMessage('heartbeat', 'a', 'b', 1)]);
+  t.ok(await until(() => atB.length === 1), 'and its messages are delivered');
 });
 
 t.test('member reports flow back to each dialler, and a member without reports still talks Raft both ways', async (t) => {

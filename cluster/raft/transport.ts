@@ -55,6 +55,14 @@ interface WatchedLink {
 const PING_PAYLOAD = new Uint8Array(0);
 
 const HANDSHAKE_FRAME_MAX = 4096;
+/**
+ * Accepted connections that have not proved themselves yet, in all and per source address: without a
+ * bound, anyone who can reach the peer port holds a file descriptor per connection for the handshake
+ * timeout, and enough of them starve every other socket and file of the daemon (EMFILE). A member
+ * dials from its own address, once at a time, so a source at its share is never a member's.
+ */
+export const HANDSHAKES_MAX = 64;
+export const HANDSHAKES_PER_SOURCE_MAX = 4;
 const STATUS_FRAME_MAX = REPORT_BYTES_MAX + 64;
 /** A dialler that does not read its socket gets no more reports past this much unsent. */
 const STATUS_BACKLOG_MAX = 4 * REPORT_BYTES_MAX;
@@ -83,6 +91,9 @@ export class Transport implements PeerLink {
    * kept alive by the dialler's pings, and close() never returned.
    */
   #accepted = new Set<Socket>();
+  /** Connections still in their handshake, per source address (HANDSHAKES_MAX). */
+  #handshaking = new Map<string, number>();
+  #handshakingTotal = 0;
   /** Per authenticated inbound connection: the key and sequence of frames back to its dialler (reports, pings), and the reports' timer. */
   #reportsTo = new WeakMap<Socket, { peer: NodeId; key: Uint8Array; seq: number; timer?: NodeJS.Timeout; watch?: LinkWatch | undefined }>();
   #watched = new Set<WatchedLink>();
@@ -223,6 +234,8 @@ export class Transport implements PeerLink {
       listen: `${this.#o.listen.host}:${this.#o.listen.port}`,
       peers: Object.fromEntries([...this.#out.entries()].map(([id, p]) => [id, { ...p.status(), inbound: this.#inbound.has(id) }])),
       counters: this.counters.toJSON(),
+      /** Accepted connections still in their handshake (bounded by HANDSHAKES_MAX). */
+      handshaking: this.#handshakingTotal,
       ...(this.liveness ? { liveness: this.liveness } : {}),
     };
   }
@@ -256,6 +269,20 @@ export class Transport implements PeerLink {
 
   #accept(socket: Socket): void {
     if (this.#closed) { socket.destroy(); return; }
+    const source = socket.remoteAddress ?? '';
+    const fromSource = this.#handshaking.get(source) ?? 0;
+    if (fromSource >= HANDSHAKES_PER_SOURCE_MAX) return this.reject('handshakes-per-source', { handshaking: fromSource }, socket);
+    if (this.#handshakingTotal >= HANDSHAKES_MAX) return this.reject('handshakes-full', { handshaking: this.#handshakingTotal }, socket);
+    this.#handshaking.set(source, fromSource + 1);
+    this.#handshakingTotal++;
+    let handshaking = true;
+    const handshakeOver = (): void => {
+      if (!handshaking) return;
+      handshaking = false;
+      this.#handshakingTotal--;
+      const n = (this.#handshaking.get(source) ?? 1) - 1;
+      if (n <= 0) this.#handshaking.delete(source); else this.#handshaking.set(source, n);
+    };
     this.#accepted.add(socket);
     socket.setNoDelay(true);
     const o = this.#o;
@@ -272,6 +299,7 @@ export class Transport implements PeerLink {
     timer.unref();
     socket.on('error', () => socket.destroy());
     socket.on('close', () => {
+      handshakeOver();
       this.#accepted.delete(socket);
       clearTimeout(timer);
       const reports = this.#reportsTo.get(socket)?.timer;
@@ -305,6 +333,7 @@ export class Transport implements PeerLink {
           if (!macEqual(f.payload, proof(o.key, o.clusterId, peer, o.self, nonceD, nonceL))) return this.reject('bad-proof', { peer }, socket);
           stage = 'ready';
           clearTimeout(timer);
+          handshakeOver();
           macKey = sessionKey(o.key, o.clusterId, peer, nonceD, nonceL);
           this.#inbound.get(peer)?.destroy(); // a newer connection from the same peer wins
           this.#inbound.set(peer, socket);

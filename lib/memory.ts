@@ -4,6 +4,7 @@
 
 import { LanhaError } from './errors.js';
 import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
+import { getHeapStatistics } from 'node:v8';
 import { processLoopDelay, type LoopDelayProbe } from './loop-delay.js';
 
 /**
@@ -139,8 +140,22 @@ function pausesNow(): Pauses | null {
 
 const mib = (bytes: number): number => Math.round((bytes / 1048576) * 10) / 10;
 
-/** This process's memory, from process.memoryUsage(). */
+let lastRss = 0;
+
+/**
+ * This process's memory, from process.memoryUsage(). That reads the resident size from /proc and
+ * throws EMFILE while the process is out of file descriptors, exactly when an operator runs
+ * `lanctl status` to see why: the heap figures then come from V8 and the resident size is the last
+ * one read.
+ */
 export function processMemory(role: string): ProcessMemory {
-  const m = process.memoryUsage();
+  let m: { rss: number; heapUsed: number; heapTotal: number; external: number };
+  try {
+    m = process.memoryUsage();
+    lastRss = m.rss;
+  } catch {
+    const h = getHeapStatistics();
+    m = { rss: lastRss, heapUsed: h.used_heap_size, heapTotal: h.total_heap_size, external: h.external_memory };
+  }
   return { pid: process.pid, role, rssMiB: mib(m.rss), heapUsedMiB: mib(m.heapUsed), heapTotalMiB: mib(m.heapTotal), externalMiB: mib(m.external), pauses: pausesNow() };
 }

@@ -30,6 +30,11 @@ export interface CliCommand {
 
 export const DEFAULT_CONFIG = '/etc/lanha/lanha.yaml';
 
+/** The config file a command was given with --config, else the default one. */
+export function configFile(values: ParsedArgs['values']): string {
+  return typeof values['config'] === 'string' ? values['config'] : DEFAULT_CONFIG;
+}
+
 /** Options every client command accepts to find the daemon. */
 export const DAEMON_OPTIONS: OptionSpec = {
   config: { type: 'string', short: 'c' },
@@ -48,7 +53,7 @@ export const DAEMON_OPTION_HELP: ReadonlyArray<readonly [string, string]> = [
  */
 export function resolveSocket(values: ParsedArgs['values']): string {
   if (typeof values['socket'] === 'string') return values['socket'];
-  return controlSocketFrom(typeof values['config'] === 'string' ? values['config'] : DEFAULT_CONFIG);
+  return controlSocketFrom(configFile(values));
 }
 
 /**

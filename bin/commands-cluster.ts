@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ExitCode, LanhaError } from '../lib/errors.js';
-import { DEFAULT_CONFIG, type CliCommand } from './cli.js';
+import { DEFAULT_CONFIG, loadValidConfig, type CliCommand, configFile } from './cli.js';
 
 // `lanctl cluster rejoin`: the operator's statement that this node replaces a member of a cluster
 // that exists, whose state was lost (a dead SD card or disk, a reinstall): the member file says
@@ -51,22 +51,12 @@ export const clusterRejoinCommand: CliCommand = {
   optionHelp: [['-c, --config FILE', `the node's config: its node.stateDir gets the member file (default ${DEFAULT_CONFIG})`]],
   async run(args, io) {
     if (args.positionals.length > 0) throw new LanhaError('usage', `unexpected argument "${args.positionals[0]}"`, ExitCode.usage);
-    const configFile = typeof args.values['config'] === 'string' ? args.values['config'] : DEFAULT_CONFIG;
-    const { ConfigError, loadConfig } = await import('../config/index.js');
-    let stateDir: string;
-    try {
-      const config = loadConfig(configFile);
-      if ((config.cluster?.members.length ?? 0) < 2) {
-        throw new LanhaError('usage', `${configFile} has no cluster of two or more members: a single node has no peer to rebuild from (restore ${config.node.stateDir} from a backup instead)`, ExitCode.usage);
-      }
-      stateDir = config.node.stateDir;
-    } catch (error) {
-      if (error instanceof ConfigError) {
-        io.err(`${error.message}\n`);
-        return ExitCode.config;
-      }
-      throw error;
+    const file = configFile(args.values);
+    const config = await loadValidConfig(file);
+    if ((config.cluster?.members.length ?? 0) < 2) {
+      throw new LanhaError('usage', `${file} has no cluster of two or more members: a single node has no peer to rebuild from (restore ${config.node.stateDir} from a backup instead)`, ExitCode.usage);
     }
+    const stateDir = config.node.stateDir;
     io.out(await markRejoin(stateDir));
     return ExitCode.ok;
   },

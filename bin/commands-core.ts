@@ -3,7 +3,7 @@ import type { LanhaConfig } from '../config/index.js';
 import { linkLiveness, raftTimers, timerLimits, timerSource } from '../cluster/timers.js';
 import { callDaemonOk } from '../lib/control-client.js';
 import { formatDuration, formatTable } from '../lib/table.js';
-import { DAEMON_OPTIONS, DAEMON_OPTION_HELP, DEFAULT_CONFIG, resolveSocket, type CliCommand } from './cli.js';
+import { DAEMON_OPTIONS, DAEMON_OPTION_HELP, DEFAULT_CONFIG, resolveSocket, type CliCommand, configFile } from './cli.js';
 import { formatRaftStatus, type RaftStatusBody } from '../cluster/raft/status-text.js';
 import { formatEtcdStatus, type EtcdStatusBody } from '../cluster/etcd/status-text.js';
 import { formatNtpStatus } from '../services/ntp/status-text.js';
@@ -24,7 +24,7 @@ export const serveCommand: CliCommand = {
     ['--log-format F', 'text (one human line per event) or json; default: text on a terminal, json otherwise (systemd)'],
   ],
   async run(args, io) {
-    const file = typeof args.values['config'] === 'string' ? args.values['config'] : DEFAULT_CONFIG;
+    const file = configFile(args.values);
     const logFormat = args.values['log-format'];
     if (logFormat !== undefined && logFormat !== 'text' && logFormat !== 'json') {
       throw new LanhaError('usage', `--log-format ${String(logFormat)}: give text or json`, ExitCode.usage);

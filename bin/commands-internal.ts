@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { ExitCode, LanhaError, errorMessage } from '../lib/errors.js';
 import { callDaemon } from '../lib/control-client.js';
-import { DEFAULT_CONFIG, loadValidConfig, type CliCommand } from './cli.js';
+import { DEFAULT_CONFIG, loadValidConfig, type CliCommand, configFile } from './cli.js';
 
 // `lanctl internal ssh-gate`: the forced command (authorized_keys `command="..."`) for the sync
 // user that netbooting nodes log in as. It allows a read-only rsync pull of a committed
@@ -16,7 +16,7 @@ const sshGate: CliCommand = {
   options: { config: { type: 'string', short: 'c' } },
   optionHelp: [['-c, --config FILE', `the node's config (default ${DEFAULT_CONFIG})`]],
   async run(args, io) {
-    const file = typeof args.values['config'] === 'string' ? args.values['config'] : DEFAULT_CONFIG;
+    const file = configFile(args.values);
     const config = await loadValidConfig(file);
     // Loaded here so that no other command's start pays for the generation store.
     const [{ checklist }, { clientAddress, parseGateCommand }, { generationDir, isFakeSuper, readStoredManifest, storedGenerations }] =

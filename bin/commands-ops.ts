@@ -4,7 +4,7 @@ import { parseIpv4 } from '../lib/ipv4.js';
 import { parseMac } from '../lib/mac.js';
 import { isHostname } from '../lib/scalars.js';
 import { formatTable } from '../lib/table.js';
-import { DAEMON_OPTIONS, DAEMON_OPTION_HELP, DEFAULT_CONFIG, loadValidConfig, resolveSocket, type CliCommand, type CliIo } from './cli.js';
+import { DAEMON_OPTIONS, DAEMON_OPTION_HELP, loadValidConfig, resolveSocket, type CliCommand, type CliIo, configFile } from './cli.js';
 import type { DhcpExplain, DnsExplain } from '../services/ops/explain.js';
 import type { Finding } from '../services/ops/doctor.js';
 
@@ -114,7 +114,7 @@ export const doctorCommand: CliCommand = {
     let findings: Finding[];
     let measured: { walFsyncP99Ms: Record<string, number | null> } | undefined;
     if (args.values['offline'] === true) {
-      const file = typeof args.values['config'] === 'string' ? args.values['config'] : DEFAULT_CONFIG;
+      const file = configFile(args.values);
       const { configFindings } = await import('../services/ops/doctor.js');
       findings = configFindings(await loadValidConfig(file));
     } else {

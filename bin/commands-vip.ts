@@ -1,7 +1,7 @@
 import { ExitCode, LanhaError, errorMessage } from '../lib/errors.js';
 import { callDaemon, callDaemonOk } from '../lib/control-client.js';
 import { formatTable } from '../lib/table.js';
-import { DAEMON_OPTIONS, DAEMON_OPTION_HELP, DEFAULT_CONFIG, loadValidConfig, resolveSocket, type CliCommand } from './cli.js';
+import { DAEMON_OPTIONS, DAEMON_OPTION_HELP, DEFAULT_CONFIG, loadValidConfig, resolveSocket, type CliCommand, configFile } from './cli.js';
 import { releaseAddress, vipCidr } from '../services/vip/address.js';
 import type { FailoverResult } from '../services/vip/failover.js';
 import type { ProbeWindowResult } from '../services/ops/gap-window.js';
@@ -17,7 +17,7 @@ export const vipReleaseCommand: CliCommand = {
   options: { config: { type: 'string', short: 'c' } },
   optionHelp: [['-c, --config FILE', `the node's config (default ${DEFAULT_CONFIG})`]],
   async run(args, io) {
-    const file = typeof args.values['config'] === 'string' ? args.values['config'] : DEFAULT_CONFIG;
+    const file = configFile(args.values);
     const config = await loadValidConfig(file).catch((error: unknown) => {
       throw error instanceof LanhaError ? error : new LanhaError('config-unreadable', errorMessage(error), ExitCode.config);
     });

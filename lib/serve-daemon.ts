@@ -35,8 +35,8 @@ export function serveDaemon(configFile: string, options: { timeoutMs?: number; c
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       void stopChild(child);
-      reject(new Error(`daemon not ready within ${options.timeoutMs ?? 15_000} ms; output:\n${out}`));
-    }, options.timeoutMs ?? 15_000);
+      reject(new Error(`daemon not ready within ${options.timeoutMs ?? 60_000} ms; output:\n${out}`));
+    }, options.timeoutMs ?? 60_000);
     const onData = (): void => {
       if (out.includes('"event":"daemon.ready"')) {
         clearTimeout(timer);

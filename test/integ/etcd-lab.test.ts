@@ -45,7 +45,7 @@ t.test('etcd backend: DHCP with udhcpc, kill -9 of the holder, lanctl failover',
       const [a, b] = c.servers as [VipNode, VipNode];
       const startedAt = performance.now();
       await Promise.all([c.start(a), c.start(b)]);
-      const first = await c.waitSteady(500, 20_000);
+      const first = await c.waitSteady(500, 60_000);
       const holder = first === a.name ? a : b;
       const other = holder === a ? b : a;
       t.equal(await digVip(c.client), WWW, 'DNS answers on the VIP');
@@ -151,7 +151,7 @@ t.test('etcd backend: DHCP with udhcpc, kill -9 of the holder, lanctl failover',
         }
         // Healed: the servers agree on one holder again (the healed one, or the other once restarted).
         await c.start(other);
-        const healedHolder = await c.waitSteady(1500, 20_000);
+        const healedHolder = await c.waitSteady(1500, 60_000);
         t.comment(`after the heal ${healedHolder} holds the VIP`);
         t.same(overlaps(c.samples, startedAt), [], 'no sample with two holders after the heal');
 

@@ -40,7 +40,7 @@ t.test('planned failover during a U-Boot download: drained, not broken; the prin
       t.equal(shaped.code, 0, `tc tbf on the client's port: ${shaped.stderr}`);
 
       await Promise.all([...c.servers, c.witness].map((n) => c.start(n)));
-      await c.waitSteady(1000, 20_000);
+      await c.waitSteady(1000, 60_000);
 
       const qemu = c.client.spawn('qemu-system-aarch64', ubootArgs({ netdev: 'user,id=n0', mac: '52:54:00:97:03:03' }), { stdio: ['pipe', 'pipe', 'pipe'] });
       const console = new UbootConsole(qemu);
@@ -54,7 +54,7 @@ t.test('planned failover during a U-Boot download: drained, not broken; the prin
         let attempt = 0, from = 0, failoverAt = 0, holder: VipNode, other: VipNode, download: string, downloadDoneAt: number, done;
         for (;;) {
           attempt++;
-          const holderName = await c.waitSteady(1000, 20_000);
+          const holderName = await c.waitSteady(1000, 60_000);
           holder = c.servers.find((s) => s.name === holderName)!;
           other = c.servers.find((s) => s !== holder)!;
           from = console.output.length;

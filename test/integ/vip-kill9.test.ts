@@ -19,7 +19,7 @@ t.test('vip strict mode: kill -9 of the holder, no two holders, kernel backstop'
       const [a, b] = c.servers as [VipNode, VipNode];
       const startedAt = performance.now();
       await Promise.all([a, b, c.witness].map((n) => c.start(n)));
-      const steady = await c.waitSteady(500, 20_000);
+      const steady = await c.waitSteady(500, 60_000);
       const holder = steady === a.name ? a : b;
       const other = holder === a ? b : a;
       t.equal(await digVip(c.client), WWW, 'DNS answers on the VIP');

@@ -59,7 +59,7 @@ export class MemberProcess {
       for (const a of this.#acks.values()) a.reject(new Error(`${this.name} exited`));
       this.#acks.clear();
     });
-    await this.#waitLine(this.httpPort === undefined ? 'READY' : 'HTTP', 15_000);
+    await this.#waitLine(this.httpPort === undefined ? 'READY' : 'HTTP', 60_000);
   }
 
   propose(n: number): Promise<number> {

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { createSocket } from 'node:dgram';
+import { createSocket, Socket } from 'node:dgram';
 import { parseConfig } from '../../config/index.js';
 import { silentLogger } from '../../lib/log.js';
 import { seededRandom } from '../../lib/random.js';
@@ -98,6 +98,30 @@ t.test('the shell stamps with the injected clock and drops what it must', async 
     t.equal(dropped.length, 0, 'modes 6, 7, 1, versions 0 and 5, short and garbage-trailed packets: no reply');
     t.match((ntp.status() as NtpStatus).counters, { 'dropped.mode': 3, 'dropped.version': 2, 'dropped.malformed': 2, replies: 1 });
   } finally {
+    await ntp.stop();
+  }
+});
+
+t.test('requests come straight from the socket handle and replies go straight to it: no dgram emit or send between the stamps and the kernel', async (t) => {
+  const { clock, stamps } = countingClock();
+  const ntp = await start('ntp: { listen: [127.0.0.1], localStratum: 10, stampCorrection: false }\n', clock);
+  const proto = Socket.prototype as unknown as { emit: (...a: unknown[]) => boolean; send: (...a: unknown[]) => void };
+  const { emit, send } = proto;
+  const port = portOf(ntp);
+  const serverCalls: string[] = [];
+  const ownPort = (s: Socket): number => { try { return s.address().port; } catch { return -1; } };
+  proto.emit = function (this: Socket, ...a: unknown[]) { if (a[0] === 'message' && ownPort(this) === port) serverCalls.push('emit'); return emit.apply(this, a); };
+  proto.send = function (this: Socket, ...a: unknown[]) { if (ownPort(this) === port) serverCalls.push('send'); return send.apply(this, a); };
+  try {
+    stamps.length = 0;
+    const replies = await exchange(port, [clientRequest(), clientRequest()]);
+    t.equal(replies.length, 2, 'both answered');
+    t.same(serverCalls, [], "the server's socket neither emitted 'message' nor called dgram's send");
+    const d = decodeNtp(replies[0]!);
+    t.ok(d.ok && d.value.receiveTimestamp.seconds > 0, 'with a receive stamp');
+  } finally {
+    proto.emit = emit;
+    proto.send = send;
     await ntp.stop();
   }
 });

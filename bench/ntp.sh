@@ -49,6 +49,9 @@ EOF
   for _ in $(seq 1 50); do grep -q daemon.ready "$D/lanha-$2.log" && break; sleep 0.1; done
   grep -q daemon.ready "$D/lanha-$2.log" || { cat "$D/lanha-$2.log"; LAST=""; }
 }
+lanha_counters() { # control socket -> "replies queue_full" (0 0 when it cannot be read)
+  node "$LANCTL" ntp status --json --socket "$1" 2>/dev/null | node -e 'let s="";process.stdin.on("data",(d)=>{s+=d}).on("end",()=>{let c={};try{const j=JSON.parse(s);c=(j.services?j.services.ntp:j).counters||{}}catch{}console.log(`${c.replies||0} ${c["dropped.queue_full"]||0}`)})'
+}
 stop_pid() { [ -n "$1" ] && kill "$1" 2>/dev/null && wait "$1" 2>/dev/null; }
 median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print "NA"; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a=="NA"||b=="NA"||b==0) print "NA"; else printf "%.2f", a/b }'; }
@@ -65,8 +68,16 @@ for rate in ${RATES//,/ }; do
   for who in chrony lanha; do
     port=$PORT_LANHA; pid=$LANHA_PID; [ "$who" = chrony ] && { port=$PORT_CHRONY; pid=$CHRONY_PID; }
     if [ -z "$pid" ]; then RPS[$who.$rate]=NA; continue; fi
+    [ "$who" = lanha ] && c0=$(lanha_counters "$D/lanha-load.sock")
     line=$(node "$SHARED/ntp-load.js" --host 127.0.0.1 --port "$port" --rates "$rate" --duration "$DURATION" --name "$who" | grep '^RESULT')
     echo "# $line"
+    if [ "$who" = lanha ]; then
+      # What the server itself did (its counters): replies it sent and requests the kernel shed at its
+      # socket. When this is well above the client's count, the replies were lost at the load
+      # generator (a single process that must also read them), not at the server.
+      c1=$(lanha_counters "$D/lanha-load.sock")
+      echo "$c0 $c1" | awk -v d="$DURATION" '{ printf "# lanha server side: %d replies/s sent, %d/s requests shed by the kernel (dropped.queue_full)\n", ($3-$1)/d, ($4-$2)/d }'
+    fi
     RPS[$who.$rate]=$(echo "$line" | sed -n 's/.* value=\([0-9]*\).*/\1/p')
     sleep 1
   done

@@ -185,7 +185,8 @@ export class DnsAnswerer {
   }
 
   /** One query framed off a TCP connection from `address`. */
-  tcp(msg: Buffer, address: string, write: Reply, forward: ForwardQuery): void {
+  /** Answers one TCP query through `write`; false when it was dropped (nothing will be written). */
+  tcp(msg: Buffer, address: string, write: Reply, forward: ForwardQuery): boolean {
     this.queries++;
     const fq = this.#fq;
     if (scanQuery(msg, fq)) {
@@ -193,23 +194,23 @@ export class DnsAnswerer {
       if (e !== null) {
         this.fastHits++;
         write(fastReply(msg, fq, e, this.forwardAllowed(address), true));
-        return;
+        return true;
       }
-      this.#slow(msg, address, 'tcp', write, true, forward);
-    } else {
-      this.#slow(msg, address, 'tcp', write, false, forward);
+      return this.#slow(msg, address, 'tcp', write, true, forward);
     }
+    return this.#slow(msg, address, 'tcp', write, false, forward);
   }
 
   /** The general path: decode, answer, maybe prebuild for next time, maybe forward. */
-  #slow(msg: Buffer, address: string, transport: Transport, send: Reply, fastShape: boolean, forward: ForwardQuery): void {
+  /** False when the query is dropped: `send` is never called for it. */
+  #slow(msg: Buffer, address: string, transport: Transport, send: Reply, fastShape: boolean, forward: ForwardQuery): boolean {
     const ctx = { zones: this.#zones, nodeName: this.#nodeName, forwardAllowed: this.forwardAllowed(address), transferAllowed: this.transferAllowed(address), transport };
     const d = handleQuery(msg, ctx);
     switch (d.kind) {
       case 'drop':
         this.counters.inc(`dns.dropped.${d.reason}`);
         this.#debug(d.reason, address);
-        return;
+        return false;
       case 'reply':
         if (d.reason !== undefined) {
           this.counters.inc(`dns.refused_or_error.${d.reason}`);
@@ -217,19 +218,20 @@ export class DnsAnswerer {
         }
         if (d.cacheable !== undefined && fastShape) this.#fast.add(msg, this.#fq, prebuiltAnswer(d.cacheable.query, d.cacheable.answer), d.rcode);
         send(d.bytes);
-        return;
+        return true;
       case 'forward': {
         // The fast path looked this question up in the forwarding cache just now (UDP; TCP below).
         const fq = this.#fq;
         const raw = fastShape && transport === 'udp' ? { msg, fq: { qEnd: fq.qEnd, ednsLimit: fq.ednsLimit, hash: fq.hash } } : undefined;
         forward(d.query, transport, send, raw);
-        return;
+        return true;
       }
       case 'transfer':
         this.counters.inc('dns.transfers');
         this.#log.info({ event: 'dns.transfer', source: address, zone: d.zone, serial: this.#zones.serial, records: d.records, messages: d.messages.length },
           `zone ${d.zone} (serial ${this.#zones.serial}) transferred to ${address}: ${d.records} records in ${d.messages.length} messages`);
         d.messages.forEach((m, i) => send(m, i < d.messages.length - 1));
+        return true;
     }
   }
 

@@ -205,6 +205,34 @@ t.test('TCP: a client that pipelines queries and never reads its answers is paus
   }
 });
 
+t.test('TCP: messages the server drops (responses) do not count against the connection; its next query is answered', async (t) => {
+  const { dns, port } = await startServer('  tcpIdleTimeout: 3s');
+  const c = await connectFrom(port, '127.0.0.1');
+  try {
+    const response = Buffer.from(query('www.lan', T.A, 9));
+    response[2] = response[2]! | 0x80; // QR: a response, which a server never answers
+    const answers: number[] = [];
+    let buf = Buffer.alloc(0);
+    c.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+        answers.push(decoded(buf.subarray(2, 2 + buf.readUInt16BE(0))).id);
+        buf = buf.subarray(2 + buf.readUInt16BE(0));
+      }
+    });
+    c.write(Buffer.concat(Array.from({ length: 100 }, () => frame(response))));
+    t.ok(await eventually(() => Object.keys(dns.status()['counters'] as object).some((k) => k.startsWith('dns.dropped.')), 2000), 'the responses arrived');
+    c.write(frame(query('www.lan', T.A, 77)));
+    t.ok(await eventually(() => answers.length > 0, 2000), 'the query after 100 dropped messages is answered');
+    t.same(answers, [77], 'and nothing else');
+    const dropped = Object.entries(dns.status()['counters'] as Record<string, number>).filter(([k]) => k.startsWith('dns.dropped.')).reduce((n, [, v]) => n + v, 0);
+    t.equal(dropped, 100, 'the dropped messages are counted');
+  } finally {
+    c.destroy();
+    await dns.stop();
+  }
+});
+
 t.test('UDP: FORMERR for a broken body, silence for a broken header, NOTIMP for other opcodes', async (t) => {
   const { dns, port } = await startServer('');
   try {

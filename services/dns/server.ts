@@ -410,7 +410,8 @@ export class DnsServer implements RunningService {
         const msg = buf.subarray(p + 2, p + 2 + n);
         p += 2 + n;
         pending++;
-        this.#answerer.tcp(msg, address, write, this.#forward);
+        // A dropped message (a response, a broken header) gets no write to count it down.
+        if (!this.#answerer.tcp(msg, address, write, this.#forward)) pending--;
       }
       if (p > 0) arm();
       buf = p === buf.length ? null : buf.subarray(p);

@@ -8,6 +8,7 @@ import { Forwarder, checkReply, queryBytes } from './forward.js';
 import { forwardedReply } from './handler.js';
 import { rcodeReply, scanQuery, type FastQuery } from './fast.js';
 import { encodeName } from './name.js';
+import { answerA } from '../../test/support/dns-upstream.js';
 import { CLASS_IN, RCODE, T, decodeMessage, emptyMessage, encodeMessage, scanMessage, type DnsRecord } from './wire.js';
 
 // The forwarder against a real loopback upstream: while the process is backlogged (`busy`), a new
@@ -184,4 +185,39 @@ t.test('crafted upstream replies with CNAME chains: a negative answer lives min(
     const soaTtl = served.value.authority.find((r) => r.type === T.SOA)?.ttl;
     if (name !== 'pos.example') t.equal(soaTtl, ttl, `${name}: the SOA is served with the negative TTL`);
   }
+});
+
+t.test('every UDP attempt waits on one deadline list and one timer: a silent upstream times all out, an answering one leaves none waiting', async (t) => {
+  const silent = dgram.createSocket('udp4');
+  const answering = dgram.createSocket('udp4');
+  let heard = 0;
+  silent.on('message', () => { heard++; });
+  answering.on('message', (msg, rinfo) => {
+    const r = answerA(msg, 60, [192, 0, 2, 1]);
+    if (r !== null) answering.send(r, rinfo.port, rinfo.address);
+  });
+  await new Promise<void>((r) => silent.bind(0, '127.0.0.1', () => r()));
+  await new Promise<void>((r) => answering.bind(0, '127.0.0.1', () => r()));
+  const counters = new Counters();
+  const f = new Forwarder({
+    upstreams: [{ address: '127.0.0.1', port: silent.address().port }], timeoutMs: 400, cache: new ForwardCache({ entries: 100, bytes: 1 << 20 }),
+    domains: [{ name: 'answered.example', upstreams: [{ address: '127.0.0.1', port: answering.address().port }] }],
+    clock: systemClock, random: seededRandom(3), counters, maxInFlight: 100,
+  });
+  t.teardown(() => { f.close(); silent.close(); answering.close(); });
+  const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+  const before = timers();
+  const asked = Array.from({ length: 30 }, (_, i) => f.resolve({ name: `q${i}.silent.example`, type: T.A, class: CLASS_IN }));
+  t.equal(f.attemptsWaiting, 30, '30 attempts waiting');
+  t.equal(timers() - before, 1, 'on one timer (was one per attempt)');
+  const answers = await Promise.all(asked);
+  t.ok(answers.every((a) => a.rcode === RCODE.SERVFAIL), 'each timed out to SERVFAIL');
+  t.equal(counters.get('dns.forward.upstream_timeout'), 60, 'two attempts each, each timed out');
+  t.equal(heard, 60, 'and each attempt was sent');
+  t.equal(f.attemptsWaiting, 0);
+  t.equal(f.inFlight, 0);
+  const good = await Promise.all(Array.from({ length: 10 }, (_, i) => f.resolve({ name: `q${i}.answered.example`, type: T.A, class: CLASS_IN })));
+  t.ok(good.every((a) => a.rcode === RCODE.NOERROR && a.answers.length === 1), 'answered attempts answer');
+  t.equal(f.attemptsWaiting, 0, 'answered attempts leave the deadline list at once');
+  t.equal(counters.get('dns.forward.upstream_timeout'), 60, 'and never time out');
 });

@@ -1,3 +1,4 @@
+import type dgram from 'node:dgram';
 import net from 'node:net';
 import type { Upstream } from './config.js';
 import type { Clock } from '../../lib/clock.js';
@@ -7,9 +8,9 @@ import { asciiLower, nameKey, parentName, readName } from './name.js';
 import { wireOf, type ForwardCache, type CachedAnswer, type CacheEntry } from './cache.js';
 import type { ForwardQuery } from './answerer.js';
 import { forwardedReply } from './handler.js';
-import { HEADER_SIZE, RCODE, UDP_PAYLOAD_MAX, decodeMessage, emptyMessage, encodeMessage, scanMessage, type DnsRecord, type MessageScan, type Question } from './wire.js';
+import { HEADER_SIZE, RCODE, UDP_PAYLOAD_MAX, decodeMessage, emptyMessage, encodeMessage, scanMessage, type DnsMessage, type DnsRecord, type MessageScan, type Question } from './wire.js';
 import { rcodeReply, type FastQuery } from './fast.js';
-import { UpstreamUdp } from './upstream-udp.js';
+import { UpstreamUdp, type UpstreamWaiter } from './upstream-udp.js';
 
 // Forwarding to upstream resolvers (shell: owns sockets and timers). Each upstream query goes out
 // with a random ID from one of a few sockets on kernel-chosen ports, each closed after a few dozen
@@ -96,11 +97,47 @@ class UpstreamAnswer implements Resolved {
   }
 }
 
+/**
+ * One question in flight upstream: its askers and where its attempts stand. A plain object the
+ * upstream sockets route replies to and the forwarder's one deadline list times out (a miss used to
+ * allocate ~1.4 KB of closures, a slot object and a timer per attempt: bench/dns-miss-alloc.ts).
+ */
+class Flight implements UpstreamWaiter {
+  upstreamId = 0;
+  upstreamSocket: object | null = null;
+  /** Attempts made so far, and the index in `ups` of the one under way. */
+  tries = 0;
+  index = 0;
+  /** When the attempt under way was sent (for dns.forward.upstream_wait_us). */
+  sentMs = 0;
+  /** Place in the forwarder's deadline list (earliest first) while a UDP attempt waits. */
+  deadline = 0;
+  timed = false;
+  prev: Flight | null = null;
+  next: Flight | null = null;
+
+  constructor(
+    readonly key: string,
+    readonly q: Question,
+    /** The asker's question bytes, sent upstream as they are (null: encoded from `q`). */
+    readonly question: Uint8Array | null,
+    readonly ups: readonly Upstream[],
+    readonly preferred: number,
+    readonly started: number,
+    readonly attempts: number,
+    readonly perAttempt: number,
+    readonly askers: Array<(answer: Resolved) => void>,
+    readonly onReply: (f: Flight, msg: Buffer, rinfo: dgram.RemoteInfo) => void,
+  ) {}
+
+  onUpstreamReply(msg: Buffer, rinfo: dgram.RemoteInfo): void { this.onReply(this, msg, rinfo); }
+}
+
 export class Forwarder {
   readonly cache: ForwardCache;
   #o: ForwarderOptions;
-  /** Question key -> the askers waiting for the upstream query in flight for it. */
-  #inFlight = new Map<string, Array<(answer: Resolved) => void>>();
+  /** Question key -> the upstream query in flight for it and its askers. */
+  #inFlight = new Map<string, Flight>();
   /** Client queries waiting for an upstream answer (joined ones included). */
   #waiting = 0;
   /** TCP connections to upstreams (UDP queries share `#upstreamUdp`'s sockets). */
@@ -111,6 +148,17 @@ export class Forwarder {
   #preferred = new Map<readonly Upstream[], number>();
   /** Domain key -> its upstreams. */
   #domains: Map<string, readonly Upstream[]>;
+  /**
+   * Flights waiting on a UDP attempt, earliest deadline first (attempts mostly end in send order,
+   * so an insertion walks back from the tail a step or none), and the one timer for all of them,
+   * armed for the earliest deadline; an answered flight leaves the list at once.
+   */
+  #head: Flight | null = null;
+  #tail: Flight | null = null;
+  #timer: NodeJS.Timeout | null = null;
+  #timerAt = 0;
+  readonly #onReply = (f: Flight, msg: Buffer, rinfo: dgram.RemoteInfo): void => this.#udpReply(f, msg, rinfo);
+  readonly #expire = (): void => this.#expired();
 
   constructor(options: ForwarderOptions) {
     this.#o = options;
@@ -137,6 +185,13 @@ export class Forwarder {
   /** Client queries waiting for an upstream answer now (at most `maxInFlight`). */
   get inFlight(): number { return this.#waiting; }
 
+  /** UDP attempts waiting for a reply now (each on the one deadline list). */
+  get attemptsWaiting(): number {
+    let n = 0;
+    for (let f = this.#head; f !== null; f = f.next) n++;
+    return n;
+  }
+
   /**
    * Answers from the cache or the upstreams; never rejects (failures are SERVFAIL). `raw`: the query
    * as it arrived, already looked up in this cache by the fast path (so not again here); its
@@ -151,9 +206,7 @@ export class Forwarder {
 
   /**
    * `resolve` for the answering path: `done` gets the answer (at once when there is one now). A
-   * miss makes no promise: its askers wait in the flight's list and the upstream query is a chain
-   * of callbacks (a miss allocated ~2 KB of promises and async frames that the worker's young
-   * generation had to collect; bench/dns-miss-alloc.ts).
+   * miss makes no promise and no closure of its own: its askers wait in its flight (see Flight).
    */
   resolveTo(q: Question, raw: RawQuery | undefined, done: (answer: Resolved) => void): void {
     if (raw === undefined) {
@@ -170,29 +223,86 @@ export class Forwarder {
       return;
     }
     const key = Forwarder.key(q);
-    let askers = this.#inFlight.get(key);
-    if (askers === undefined) {
-      if (this.#o.busy?.() === true) {
-        this.#o.counters.inc('dns.forward.busy');
-        done(servfail());
-        return;
-      }
-      this.#o.counters.inc('dns.forward.cache_miss');
-      const question = raw === undefined ? null : raw.msg.subarray(HEADER_SIZE, raw.fq.qEnd);
-      // The asker is in the list before the query starts: a send that fails at once answers it now.
-      this.#inFlight.set(key, [done]);
+    const flight = this.#inFlight.get(key);
+    if (flight !== undefined) {
       this.#waiting++;
-      this.#ask(q, question, (reply) => this.#answered(key, q, reply));
+      flight.askers.push(done);
       return;
     }
+    if (this.#o.busy?.() === true) {
+      this.#o.counters.inc('dns.forward.busy');
+      done(servfail());
+      return;
+    }
+    this.#o.counters.inc('dns.forward.cache_miss');
+    const ups = this.upstreamsFor(q.name);
+    const attempts = Math.max(ups.length, 2);
+    const f = new Flight(key, q, raw === undefined ? null : raw.msg.subarray(HEADER_SIZE, raw.fq.qEnd), ups, this.#preferred.get(ups) ?? 0,
+      this.#o.clock.monotonicMs(), attempts, Math.max(100, Math.floor(this.#o.timeoutMs / attempts)), [done], this.#onReply);
+    // The asker is in the flight before the query starts: a send that fails at once answers it now.
+    this.#inFlight.set(key, f);
     this.#waiting++;
-    askers.push(done);
+    this.#attempt(f);
   }
 
-  /** The upstreams' reply to the question `key` (null: none good): cached, then every asker told. */
-  #answered(key: string, q: Question, reply: UpstreamReply | null): void {
-    const askers = this.#inFlight.get(key)!;
-    this.#inFlight.delete(key);
+  /** The next upstream for `f`, or SERVFAIL for its askers when attempts or time ran out. */
+  #attempt(f: Flight): void {
+    const now = this.#o.clock.monotonicMs();
+    const left = this.#o.timeoutMs - (now - f.started);
+    if (f.tries >= f.attempts || left <= 0 || this.#closed) {
+      this.#o.counters.inc('dns.forward.servfail');
+      this.#answered(f, null);
+      return;
+    }
+    f.index = (f.preferred + f.tries) % f.ups.length;
+    f.tries++;
+    this.#o.counters.inc('dns.forward.upstream_query');
+    const up = f.ups[f.index]!;
+    f.sentMs = now;
+    // Upstream addresses are IP literals (config.ts): a colon means IPv6.
+    this.#upstreamUdp.take(up.address.includes(':') ? 6 : 4, f);
+    this.#schedule(f, now + Math.min(f.perAttempt, left));
+    // A send that fails later (only dgram's fallback path reports one) ends in the attempt's timeout.
+    if (!this.#upstreamUdp.send(f, this.#query(f.q, f.question, f.upstreamId), up.port, up.address)) this.#attemptEnded(f, null);
+  }
+
+  /** A datagram with `f`'s ID on its socket: counted and ignored unless it answers `f`'s query. */
+  #udpReply(f: Flight, msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    const up = f.ups[f.index]!;
+    if (rinfo.address !== up.address || rinfo.port !== up.port) { this.#o.counters.inc('dns.forward.spoofed'); return; }
+    const scan = checkReply(msg, f.upstreamId, f.q, f.question);
+    if (scan === null) { this.#o.counters.inc('dns.forward.mismatched'); return; }
+    // Where a miss's time goes: the upstream's part (send to reply read, this process's wake-up
+    // included), summed in microseconds with the replies counted, so processes add up.
+    this.#o.counters.inc('dns.forward.upstream_replies');
+    this.#o.counters.inc('dns.forward.upstream_wait_us', Math.round((this.#o.clock.monotonicMs() - f.sentMs) * 1000));
+    this.#attemptEnded(f, { bytes: msg, scan });
+  }
+
+  /** `f`'s UDP attempt is over (null: timed out or failed): TC goes on over TCP, else on to `#replied`. */
+  #attemptEnded(f: Flight, reply: UpstreamReply | null): void {
+    this.#upstreamUdp.release(f);
+    this.#unschedule(f);
+    if (reply !== null && (reply.bytes[2]! & 0x02) !== 0) { // TC
+      const tcpLeft = this.#o.timeoutMs - (this.#o.clock.monotonicMs() - f.started);
+      if (tcpLeft > 0) { void this.#tcp(f.ups[f.index]!, f.q, f.question, tcpLeft).then((r) => this.#replied(f, r)); return; }
+      reply = null;
+    }
+    this.#replied(f, reply);
+  }
+
+  /** An attempt's reply (null: none): a good one (NOERROR, NXDOMAIN) answers `f`, else the next attempt. */
+  #replied(f: Flight, reply: UpstreamReply | null): void {
+    if (reply === null) { this.#o.counters.inc('dns.forward.upstream_timeout'); this.#attempt(f); return; }
+    if (reply.scan.rcode !== RCODE.NOERROR && reply.scan.rcode !== RCODE.NXDOMAIN) { this.#o.counters.inc('dns.forward.upstream_error'); this.#attempt(f); return; }
+    this.#preferred.set(f.ups, f.index);
+    this.#answered(f, reply);
+  }
+
+  /** The upstreams' reply to `f`'s question (null: none good): cached, then every asker told. */
+  #answered(f: Flight, reply: UpstreamReply | null): void {
+    this.#inFlight.delete(f.key);
+    const askers = f.askers;
     this.#waiting -= askers.length;
     let answer: Resolved;
     if (reply === null) {
@@ -200,7 +310,7 @@ export class Forwarder {
     } else {
       const a = new UpstreamAnswer(reply);
       if (!this.#closed) {
-        a.entry = this.cache.store(q, reply.bytes, a, this.#o.clock.monotonicMs(), reply.scan);
+        a.entry = this.cache.store(f.q, reply.bytes, a, this.#o.clock.monotonicMs(), reply.scan);
         if (a.entry !== null) this.#o.onCached?.(a.entry);
       }
       answer = a;
@@ -214,42 +324,39 @@ export class Forwarder {
     }
   }
 
-  /** The first good upstream reply (NOERROR or NXDOMAIN) to `done`, or null (the askers get SERVFAIL). */
-  #ask(q: Question, question: Uint8Array | null, done: (reply: UpstreamReply | null) => void): void {
-    const ups = this.upstreamsFor(q.name);
-    const preferred = this.#preferred.get(ups) ?? 0;
-    const started = this.#o.clock.monotonicMs();
-    const attempts = Math.max(ups.length, 2);
-    const perAttempt = Math.max(100, Math.floor(this.#o.timeoutMs / attempts));
-    let i = 0;
-    let index = 0;
-    const attempt = (): void => {
-      const left = this.#o.timeoutMs - (this.#o.clock.monotonicMs() - started);
-      if (i >= attempts || left <= 0 || this.#closed) {
-        this.#o.counters.inc('dns.forward.servfail');
-        done(null);
-        return;
-      }
-      index = (preferred + i) % ups.length;
-      i++;
-      this.#o.counters.inc('dns.forward.upstream_query');
-      this.#udp(ups[index]!, q, question, Math.min(perAttempt, left), udpReplied);
-    };
-    const udpReplied = (reply: UpstreamReply | null): void => {
-      if (reply !== null && (reply.bytes[2]! & 0x02) !== 0) { // TC
-        const tcpLeft = this.#o.timeoutMs - (this.#o.clock.monotonicMs() - started);
-        if (tcpLeft > 0) { void this.#tcp(ups[index]!, q, question, tcpLeft).then(replied); return; }
-        reply = null;
-      }
-      replied(reply);
-    };
-    const replied = (reply: UpstreamReply | null): void => {
-      if (reply === null) { this.#o.counters.inc('dns.forward.upstream_timeout'); attempt(); return; }
-      if (reply.scan.rcode !== RCODE.NOERROR && reply.scan.rcode !== RCODE.NXDOMAIN) { this.#o.counters.inc('dns.forward.upstream_error'); attempt(); return; }
-      this.#preferred.set(ups, index);
-      done(reply);
-    };
-    attempt();
+  /** Puts `f` on the deadline list at `at`, arming the timer if it is now the earliest. */
+  #schedule(f: Flight, at: number): void {
+    f.deadline = at;
+    f.timed = true;
+    let after = this.#tail;
+    while (after !== null && after.deadline > at) after = after.prev;
+    f.prev = after;
+    f.next = after === null ? this.#head : after.next;
+    if (f.next !== null) f.next.prev = f; else this.#tail = f;
+    if (after !== null) after.next = f; else this.#head = f;
+    if (this.#timer === null || at < this.#timerAt) this.#arm(at);
+  }
+
+  #unschedule(f: Flight): void {
+    if (!f.timed) return;
+    f.timed = false;
+    if (f.prev !== null) f.prev.next = f.next; else this.#head = f.next;
+    if (f.next !== null) f.next.prev = f.prev; else this.#tail = f.prev;
+    f.prev = f.next = null;
+  }
+
+  #arm(at: number): void {
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timerAt = at;
+    this.#timer = setTimeout(this.#expire, Math.max(1, Math.ceil(at - this.#o.clock.monotonicMs())));
+  }
+
+  /** The timer: every attempt past its deadline has timed out; then armed for the next deadline. */
+  #expired(): void {
+    this.#timer = null;
+    const now = this.#o.clock.monotonicMs();
+    for (let f = this.#head; f !== null && f.deadline <= now; f = this.#head) this.#attemptEnded(f, null);
+    if (this.#head !== null && this.#timer === null) this.#arm(this.#head.deadline);
   }
 
   /** Our query with ID `id`: RD, the question (the asker's bytes when we have them), an OPT. */
@@ -260,31 +367,6 @@ export class Forwarder {
     m.questions = [q];
     m.edns = { udpSize: UDP_PAYLOAD_MAX, extendedRcode: 0, version: 0, dnssecOk: false, options: [] };
     return encodeMessage(m).bytes;
-  }
-
-  #udp(up: Upstream, q: Question, question: Uint8Array | null, timeoutMs: number, done: (reply: UpstreamReply | null) => void): void {
-    const sentMs = this.#o.clock.monotonicMs();
-    let finished = false;
-    const finish = (r: UpstreamReply | null): void => {
-      if (finished) return;
-      finished = true;
-      clearTimeout(timer);
-      slot.done();
-      done(r);
-    };
-    // Upstream addresses are IP literals (config.ts): a colon means IPv6.
-    const slot = this.#upstreamUdp.take(up.address.includes(':') ? 6 : 4, (msg, rinfo) => {
-      if (rinfo.address !== up.address || rinfo.port !== up.port) { this.#o.counters.inc('dns.forward.spoofed'); return; }
-      const scan = checkReply(msg, slot.id, q, question);
-      if (scan === null) { this.#o.counters.inc('dns.forward.mismatched'); return; }
-      // Where a miss's time goes: the upstream's part (send to reply read, this process's wake-up
-      // included), summed in microseconds with the replies counted, so processes add up.
-      this.#o.counters.inc('dns.forward.upstream_replies');
-      this.#o.counters.inc('dns.forward.upstream_wait_us', Math.round((this.#o.clock.monotonicMs() - sentMs) * 1000));
-      finish({ bytes: msg, scan });
-    });
-    const timer = setTimeout(() => finish(null), timeoutMs);
-    slot.send(this.#query(q, question, slot.id), up.port, up.address, () => finish(null));
   }
 
   #tcp(up: Upstream, q: Question, question: Uint8Array | null, timeoutMs: number): Promise<UpstreamReply | null> {
@@ -327,6 +409,9 @@ export class Forwarder {
 
   close(): void {
     this.#closed = true;
+    // Attempts still waiting end now: their askers get SERVFAIL (#attempt sees the close).
+    if (this.#timer !== null) { clearTimeout(this.#timer); this.#timer = null; }
+    for (let f = this.#head; f !== null; f = this.#head) this.#attemptEnded(f, null);
     for (const s of this.#sockets) s.destroy();
     this.#sockets.clear();
     this.#upstreamUdp.close();
@@ -347,13 +432,22 @@ export function inFlightShare(maxInFlight: number, processes: number): number {
  * its raw form (no encoding), else encoded from the records.
  */
 export function forwardWith(forwarder: Forwarder, nodeName: string, clock: Clock): ForwardQuery {
-  return (query, transport, send, raw) => {
-    forwarder.resolveTo(query.questions[0]!, raw, (a) => {
+  return (q, query, transport, send, raw) => {
+    forwarder.resolveTo(q, raw, (a) => {
       if (raw !== undefined && a.entry !== null) send(forwarder.cache.reply(raw.msg, raw.fq, a.entry, clock.monotonicMs(), transport === 'tcp'));
       else if (raw !== undefined && a.rcode === RCODE.SERVFAIL) send(rcodeReply(raw.msg, raw.fq, RCODE.SERVFAIL, true)); // shed or failed: cheap
-      else send(forwardedReply(query, { nodeName, transport }, a.rcode, a.answers, a.authority, a.additional));
+      else {
+        // A query routed from its bytes is decoded only now, for an answer that was not cached.
+        const d = query ?? decodedQuery(raw!.msg);
+        send(d === null ? rcodeReply(raw!.msg, raw!.fq, RCODE.SERVFAIL, true) : forwardedReply(d, { nodeName, transport }, a.rcode, a.answers, a.authority, a.additional));
+      }
     });
   };
+}
+
+function decodedQuery(msg: Uint8Array): DnsMessage | null {
+  const d = decodeMessage(msg);
+  return d.ok ? d.value : null;
 }
 
 /** A query for `question` (name, type, class as on the wire) with ID `id`, RD and an OPT (RFC 6891). */

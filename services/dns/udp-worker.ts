@@ -101,7 +101,7 @@ process.on('message', (m: ToWorker, handle: unknown) => {
       sockets.get(local)?.close();
       sockets.set(local, socket);
       socket.on('error', () => a.counters.inc('dns.udp.send_failed'));
-      a.serve(socket, (query, transport, send, raw) => forward(query, transport, send, raw));
+      a.serve(socket, (q, query, transport, send, raw) => forward(q, query, transport, send, raw));
       post({ t: 'serving', address: local });
       return;
     }

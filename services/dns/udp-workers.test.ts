@@ -10,6 +10,7 @@ import { ephemeralPorts, freePort } from '../../test/support/ports.js';
 import { ShareBudget, UdpWorkers } from './udp-workers.js';
 import type { ZoneSetInput } from './zone.js';
 import { ForwardCache, type WireEntry } from './cache.js';
+import { answerA } from '../../test/support/dns-upstream.js';
 import { CLASS_IN, T, decodeMessage, emptyMessage, encodeMessage, type DnsMessage } from './wire.js';
 
 // UDP worker processes on real loopback sockets. Each socket is handed to the workers and then
@@ -34,14 +35,10 @@ t.test('the share budget passes a second\'s worth at once, then the rate, never 
 const upstream = dgram.createSocket('udp4');
 let asked = 0;
 upstream.on('message', (msg, rinfo) => {
-  const d = decodeMessage(msg);
-  if (!d.ok) return;
+  const r = answerA(msg, 300, [192, 0, 2, 7]);
+  if (r === null) return;
   asked++;
-  const r = emptyMessage(d.value.id);
-  r.qr = true; r.rd = true; r.ra = true;
-  r.questions = d.value.questions;
-  r.answers = [{ name: d.value.questions[0]!.name, type: T.A, class: CLASS_IN, ttl: 300, rdata: Uint8Array.of(192, 0, 2, 7) }];
-  upstream.send(encodeMessage(r).bytes, rinfo.port, rinfo.address);
+  upstream.send(r, rinfo.port, rinfo.address);
 });
 await new Promise<void>((resolve) => upstream.bind(0, '127.0.0.1', () => resolve()));
 t.teardown(() => upstream.close());

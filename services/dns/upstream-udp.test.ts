@@ -1,7 +1,7 @@
 import t from 'tap';
 import dgram from 'node:dgram';
 import { seededRandom } from '../../lib/random.js';
-import { UpstreamUdp } from './upstream-udp.js';
+import { UpstreamUdp, type UpstreamWaiter } from './upstream-udp.js';
 import { DatagramSender } from '../../lib/udp-direct.js';
 
 // The shared upstream sockets against a loopback echo: replies reach the query whose ID they carry,
@@ -28,15 +28,17 @@ t.test('queries share a few sockets, routed by ID; sockets retire after usesMax 
   let unmatched = 0;
   const pool = new UpstreamUdp({ random: seededRandom(7), socketsMax: 2, usesMax: 5, onUnmatched: () => unmatched++ });
 
+  const waiter = (onReply: (msg: Buffer) => void): UpstreamWaiter => ({ upstreamId: -1, upstreamSocket: null, onUpstreamReply: onReply });
   const ask = (): Promise<boolean> => new Promise((resolve) => {
-    const slot = pool.take(4, (msg) => {
+    const w = waiter((msg) => {
       const id = (msg[0]! << 8) | msg[1]!;
-      slot.done();
-      resolve(id === slot.id);
+      pool.release(w);
+      resolve(id === w.upstreamId);
     });
+    pool.take(4, w);
     const q = Buffer.alloc(12);
-    q.writeUInt16BE(slot.id, 0);
-    slot.send(q, port, '127.0.0.1', () => { slot.done(); resolve(false); });
+    q.writeUInt16BE(w.upstreamId, 0);
+    if (!pool.send(w, q, port, '127.0.0.1')) { pool.release(w); resolve(false); }
   });
 
   const first = await Promise.all(Array.from({ length: 10 }, () => ask()));
@@ -51,18 +53,31 @@ t.test('queries share a few sockets, routed by ID; sockets retire after usesMax 
   t.ok(perSocket.size >= 5, `22 queries from ${perSocket.size} sockets (at least 22 / usesMax)`);
 
   // A datagram carrying an ID no query waits for (late, forged) is counted and goes nowhere.
-  const slot = pool.take(4, () => t.fail('a reply for another ID must not reach this query'));
+  const w = waiter(() => t.fail('a reply for another ID must not reach this query'));
+  pool.take(4, w);
   const stray = Buffer.alloc(12);
-  stray.writeUInt16BE((slot.id + 1) & 0xffff, 0);
-  slot.send(stray, port, '127.0.0.1', () => undefined);
+  stray.writeUInt16BE((w.upstreamId + 1) & 0xffff, 0);
+  pool.send(w, stray, port, '127.0.0.1');
   t.ok(await eventuallyTrue(() => unmatched === 1), 'the stray reply is counted');
-  slot.done();
+  pool.release(w);
+  // Released: its own ID reaches nobody now (counted as the stray was), and a second release is harmless.
+  const late1 = waiter(() => undefined);
+  pool.take(4, late1);
+  const own = Buffer.alloc(12);
+  own.writeUInt16BE(w.upstreamId, 0);
+  if (late1.upstreamId !== w.upstreamId) {
+    pool.send(late1, own, port, '127.0.0.1');
+    t.ok(await eventuallyTrue(() => unmatched === 2), 'a reply with a released ID is counted, not delivered');
+  }
+  pool.release(late1);
+  pool.release(w);
   pool.close();
   t.equal(pool.sockets, 0, 'close() closes every socket');
   let failed = false;
-  const late = pool.take(4, () => undefined);
-  late.send(Buffer.alloc(12), port, '127.0.0.1', () => { failed = true; });
-  late.done();
+  const late = waiter(() => undefined);
+  pool.take(4, late);
+  if (!pool.send(late, Buffer.alloc(12), port, '127.0.0.1')) failed = true;
+  pool.release(late);
   t.ok(await eventuallyTrue(() => failed || pool.sockets === 0), 'after close, a query fails or leaves no socket behind');
   t.equal(pool.sockets, 0);
 });

@@ -12,24 +12,26 @@ import { DatagramSender, SEND_FAILED, onDatagram } from '../../lib/udp-direct.js
 // the ID and the port, and a port lives for a few dozen queries). The caller checks every reply
 // (source, ID, question); this file only routes it by ID.
 
-/** What a waiting query is told: a datagram that carries its ID on its socket. */
-export type UpstreamReplyHandler = (msg: Buffer, rinfo: dgram.RemoteInfo) => void;
+/**
+ * A query waiting on the pool: an object the caller already has (the forwarder's flight), so a query
+ * costs no closures or slot object. `take` sets its ID and socket; datagrams with that ID on that
+ * socket go to `onUpstreamReply` until `release`.
+ */
+export interface UpstreamWaiter {
+  upstreamId: number;
+  /** The socket it holds (opaque; null: none). */
+  upstreamSocket: object | null;
+  onUpstreamReply(msg: Buffer, rinfo: dgram.RemoteInfo): void;
+}
 
 interface PoolSocket {
   socket: dgram.Socket;
   sender: DatagramSender;
   /** ID -> the query waiting for it. */
-  waiting: Map<number, UpstreamReplyHandler>;
+  waiting: Map<number, UpstreamWaiter>;
   uses: number;
   /** Takes no more queries; closed when `waiting` empties. */
   retired: boolean;
-}
-
-/** One query's place on a socket: send on it, `done` when answered, failed or timed out. */
-export interface UpstreamSlot {
-  id: number;
-  send(bytes: Uint8Array, port: number, address: string, onError: () => void): void;
-  done(): void;
 }
 
 export interface UpstreamUdpOptions {
@@ -58,26 +60,33 @@ export class UpstreamUdp {
   /** Sockets open now (for tests and status). */
   get sockets(): number { return this.#all.size; }
 
-  /** A socket and a free ID on it for one query; `onReply` gets every datagram with that ID until `done`. */
-  take(family: 4 | 6, onReply: UpstreamReplyHandler): UpstreamSlot {
+  /** A socket and a free ID on it for `w`'s query (set in `w`); replies with that ID go to `w` until `release(w)`. */
+  take(family: 4 | 6, w: UpstreamWaiter): void {
     const s = this.#pick(family);
     let id = this.#o.random.int(65536);
     while (s.waiting.has(id)) id = (id + 1) & 0xffff; // at most usesMax are taken
-    s.waiting.set(id, onReply);
+    s.waiting.set(id, w);
     if (++s.uses >= this.#o.usesMax) this.#retire(s, family);
-    let finished = false;
-    return {
-      id,
-      send: (bytes, port, address, onError) => {
-        if (s.sender.send(bytes, port, address, onError) === SEND_FAILED) onError();
-      },
-      done: () => {
-        if (finished) return;
-        finished = true;
-        s.waiting.delete(id);
-        if (s.retired && s.waiting.size === 0) this.#close(s);
-      },
-    };
+    w.upstreamId = id;
+    w.upstreamSocket = s;
+  }
+
+  /**
+   * Sends `w`'s query from the socket it took; false when the send failed at once (or it holds
+   * none). A failure reported later (dgram's fallback path only) is not: the query times out.
+   */
+  send(w: UpstreamWaiter, bytes: Uint8Array, port: number, address: string): boolean {
+    const s = w.upstreamSocket as PoolSocket | null;
+    return s !== null && s.sender.send(bytes, port, address) !== SEND_FAILED;
+  }
+
+  /** `w`'s query is done (answered, failed or timed out): its ID is free again. Idempotent. */
+  release(w: UpstreamWaiter): void {
+    const s = w.upstreamSocket as PoolSocket | null;
+    if (s === null) return;
+    w.upstreamSocket = null;
+    if (s.waiting.get(w.upstreamId) === w) s.waiting.delete(w.upstreamId);
+    if (s.retired && s.waiting.size === 0) this.#close(s);
   }
 
   close(): void {
@@ -108,9 +117,9 @@ export class UpstreamUdp {
     const s: PoolSocket = { socket, sender: new DatagramSender(socket), waiting: new Map(), uses: 0, retired: this.#closed };
     this.#all.add(s);
     onDatagram(socket, (msg, rinfo) => {
-      const handler = msg.length >= 2 ? s.waiting.get((msg[0]! << 8) | msg[1]!) : undefined;
-      if (handler === undefined) this.#o.onUnmatched?.();
-      else handler(msg, rinfo);
+      const w = msg.length >= 2 ? s.waiting.get((msg[0]! << 8) | msg[1]!) : undefined;
+      if (w === undefined) this.#o.onUnmatched?.();
+      else w.onUpstreamReply(msg, rinfo);
     });
     return s;
   }

@@ -9,6 +9,7 @@ import { parseConfig } from '../../config/index.js';
 import { ManualClock } from '../../test/support/manual-clock.js';
 import { ephemeralPorts } from '../../test/support/ports.js';
 import { formatRdata } from './rdata.js';
+import { nameKey, readName } from './name.js';
 import { RCODE, T } from './wire.js';
 import { buildZoneSet, reverseZoneName, type ZoneInput } from './zone.js';
 import { DnsServer } from './server.js';
@@ -249,4 +250,22 @@ t.test('inventory names win over earlier leases with the same name in the same z
   });
   t.same(texts(z.resolve('n1.lan', T.A)!.answers), ['10.9.0.6']);
   t.ok(z.warnings.some((w) => w.includes('10.9.0.5') && w.includes('inventory node')));
+});
+
+t.test('property: holdsWire (a name\'s bytes) says what find says of its decoded text', async (t) => {
+  const corp: ZoneInput = { name: 'Corp.Example', ttl: 60_000, negativeTtl: 30_000, records: [], leases: false };
+  const z = buildZoneSet({ zones: [lan, corp], reverseSubnets: [parseCidr('10.20.0.0/24')!], leaseNames: [], operatorRecords: [], serial: 1 });
+  const none = buildZoneSet({ zones: [], reverseSubnets: [], leaseNames: [], operatorRecords: [], serial: 1 });
+  const labels = ['lan', 'LaN', 'rack', 'corp', 'CORP', 'example', 'in-addr', 'arpa', '20', '10', '0', 'x.y', 'lan\\', 'an', 'a'];
+  fc.assert(fc.property(fc.array(fc.constantFrom(...labels), { maxLength: 7 }), fc.integer({ min: 0, max: 3 }), (parts, pad) => {
+    // The name's wire form at an offset, with bytes after it (holdsWire reads only [start, end)).
+    const body = parts.flatMap((l) => [l.length, ...Buffer.from(l, 'latin1')]);
+    const msg = Uint8Array.from([...new Array(pad).fill(7), ...body, 0, 9, 9]);
+    const end = pad + body.length + 1;
+    const text = readName(msg, pad)!.name;
+    return z.holdsWire(msg, pad, end) === (z.find(nameKey(text)) !== null) && !none.holdsWire(msg, pad, end);
+  }), { numRuns: 2000 });
+  t.equal(z.holdsWire(Uint8Array.from([3, 0x6c, 0x61, 0x6e, 0]), 0, 5), true, 'the apex itself');
+  t.equal(z.holdsWire(Uint8Array.from([4, 0x78, 0x6c, 0x61, 0x6e, 0]), 0, 6), false, '"xlan" is not under "lan"');
+  t.equal(z.holdsWire(Uint8Array.from([0]), 0, 1), false, 'the root is not ours');
 });

@@ -110,12 +110,44 @@ export class ZoneSet {
   /** Problems found while building (bad operator records, refused lease names), for the log. */
   readonly warnings: readonly string[];
   #byOrigin: Map<string, Zone>;
+  /** Every origin in wire form, letters lowercased (for `holdsWire`). */
+  #originWire: Uint8Array[];
 
   constructor(zones: Zone[], serial: number, warnings: string[]) {
     this.zones = zones;
     this.serial = serial;
     this.warnings = warnings;
     this.#byOrigin = new Map(zones.map((z) => [z.origin, z]));
+    this.#originWire = zones.map((z) => {
+      const w = encodeName(z.origin);
+      for (let i = 0; i < w.length; i++) if (w[i]! >= 0x41 && w[i]! <= 0x5a) w[i] = w[i]! | 0x20;
+      return w;
+    });
+  }
+
+  /**
+   * Whether the uncompressed wire name in `msg` from `start` (its labels, the root's 0 last, before
+   * `end`) is in one of our zones: `find` of its text's key, answered from its bytes (the forwarding
+   * path routes a miss with it instead of decoding the query). `msg` must hold a whole name there.
+   */
+  holdsWire(msg: Uint8Array, start: number, end: number): boolean {
+    const origins = this.#originWire;
+    for (let p = start; p < end; p += msg[p]! + 1) {
+      const length = end - p;
+      for (let k = 0; k < origins.length; k++) {
+        const o = origins[k]!;
+        if (o.length !== length) continue;
+        let same = true;
+        for (let i = 0; i < length; i++) {
+          let c = msg[p + i]!;
+          if (c >= 0x41 && c <= 0x5a) c |= 0x20;
+          if (c !== o[i]) { same = false; break; }
+        }
+        if (same) return true;
+      }
+      if (msg[p] === 0) break;
+    }
+    return false;
   }
 
   /** The zone holding `key` (longest origin match), or null when the name is not ours. */

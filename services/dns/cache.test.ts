@@ -291,8 +291,12 @@ t.test('lifetime and entry read from the reply\'s bytes (the miss path, nothing 
       const byDecoded = new ForwardCache(limits).store(q('x.example'), reply, answer, 5_000);
       if (byScan === null) return byDecoded === null;
       // The TTL offsets carried over from the reply's walk are the stored body's own.
-      const offsets = ttlOffsets(byScan.data.subarray(byScan.keyLength));
-      return byDecoded !== null && byScan.data.equals(byDecoded.data) && byScan.expiresAt === byDecoded.expiresAt && offsets !== null && [...byScan.ttlAt].join() === offsets.join();
+      // (The entry's TTL table follows its answer: 2 bytes of offset, 4 of stored TTL per record.)
+      const offsets = ttlOffsets(byScan.body);
+      const table = byScan.data.subarray(byScan.keyLength + byScan.body.length);
+      const stored = Array.from({ length: byScan.records }, (_, i) => table.readUInt16BE(6 * i));
+      return byDecoded !== null && byScan.data.equals(byDecoded.data) && byScan.expiresAt === byDecoded.expiresAt && offsets !== null && stored.join() === offsets.join()
+        && table.length === 6 * offsets.length;
     }), { seed: seedFromEnv(2181), numRuns: 3000 });
   t.pass('equal for every reply tried');
 });

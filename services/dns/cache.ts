@@ -51,10 +51,13 @@ export interface CacheEntry {
   data: Buffer;
   keyLength: number;
   hash: number;
-  /** Offsets of every TTL field inside the answer (from its start). */
-  ttlAt: Uint16Array;
-  /** The TTLs as stored (`ttlAt[i]`'s), before any countdown. */
-  ttls: Uint32Array;
+  /**
+   * Records in the answer: after the answer, `data` holds per record the offset of its TTL field
+   * in the answer (2 bytes) and the TTL as stored, before any countdown (4 bytes), so an entry is
+   * one buffer and one object besides its view (two typed arrays more per entry, each promoted
+   * and later collected with it, were a large part of a miss's cost in a churning cache).
+   */
+  records: number;
   /** The answer alone: a view of `data`, its TTLs counted down by `aged` seconds. */
   body: Buffer;
   /** Whole seconds the TTLs in `data` are counted down by (`countDown` moves it as the clock does). */
@@ -202,9 +205,9 @@ function soaMinimum(soa: DnsRecord): number {
 }
 
 /** FNV-1a over a question's bytes, letters lowercased in the name: the hash `scanQuery` computes. */
-export function questionHash(bytes: Uint8Array, nameEnd: number): number {
+export function questionHash(bytes: Uint8Array, nameEnd: number, length = bytes.length): number {
   let h = 0x811c9dc5;
-  for (let i = 0; i < bytes.length; i++) {
+  for (let i = 0; i < length; i++) {
     let c = bytes[i]!;
     if (i < nameEnd && c >= 0x41 && c <= 0x5a) c |= 0x20;
     h = Math.imul(h ^ c, 0x01000193);
@@ -304,7 +307,23 @@ function namesReadPatched(reply: Uint8Array, table: RecordTable, count: number):
  * Never throws.
  */
 export function wireFromReply(reply: Uint8Array, negative: boolean, ttlS: number, table = recordTable(reply)): WireEntry | null {
-  if (table === null || reply[4] !== 0 || reply[5] !== 1) return null;
+  const shape = table === null ? null : replyShape(reply, table);
+  if (shape === null) return null;
+  const body = Uint8Array.from(reply.subarray(0, shape.end));
+  patchReply(body, 0, reply, shape, table!, negative, ttlS);
+  const key = Uint8Array.from(reply.subarray(HEADER_SIZE, shape.qEnd));
+  for (let i = 0; i < key.length - 4; i++) { const c = key[i]!; if (c >= 0x41 && c <= 0x5a) key[i] = c | 0x20; }
+  // The body is the reply's bytes up to the OPT: its records' TTLs sit where the reply's did.
+  const ttlAt = shape.records === table!.ttlAt.length ? table!.ttlAt : table!.ttlAt.slice(0, shape.records);
+  return { key, body, ttlMs: ttlS * 1000, ttlAt };
+}
+
+/** A reply `wireFromReply` can keep as it is: where its question and its kept bytes end, its records and ARCOUNT without the OPT. */
+interface ReplyShape { qEnd: number; end: number; records: number; arcount: number }
+
+/** `wireFromReply`'s shape checks (see there); null: the general way. */
+function replyShape(reply: Uint8Array, table: RecordTable): ReplyShape | null {
+  if (reply[4] !== 0 || reply[5] !== 1) return null;
   let p = HEADER_SIZE;
   while (p < reply.length && reply[p] !== 0) {
     if (reply[p]! > 63) return null; // a compressed question: leave it to put()
@@ -323,32 +342,32 @@ export function wireFromReply(reply: Uint8Array, negative: boolean, ttlS: number
       arcount--;
     }
   }
-  if (namesReadPatched(reply, table, end === reply.length ? count : count - 1)) return null;
-  const body = Uint8Array.from(reply.subarray(0, end));
-  body[0] = 0; body[1] = 0;
-  body[2] = 0x80; // QR; opcode 0, AA/TC/RD clear (RD is the asker's, patched per reply)
-  body[3] = 0x80 | (reply[3]! & 0x0f); // RA, the RCODE
-  body[10] = arcount >> 8; body[11] = arcount & 0xff;
+  const records = end === reply.length ? count : count - 1;
+  if (namesReadPatched(reply, table, records)) return null;
+  return { qEnd, end, records, arcount };
+}
+
+/** The kept bytes of `reply` copied to `out` at `at` made its cache form: header rewritten, a negative answer's SOAs given `ttlS`. */
+function patchReply(out: Uint8Array, at: number, reply: Uint8Array, shape: ReplyShape, table: RecordTable, negative: boolean, ttlS: number): void {
+  out[at] = 0; out[at + 1] = 0;
+  out[at + 2] = 0x80; // QR; opcode 0, AA/TC/RD clear (RD is the asker's, patched per reply)
+  out[at + 3] = 0x80 | (reply[3]! & 0x0f); // RA, the RCODE
+  out[at + 10] = shape.arcount >> 8; out[at + 11] = shape.arcount & 0xff;
   if (negative) {
     const ancount = (reply[6]! << 8) | reply[7]!;
     const nscount = (reply[8]! << 8) | reply[9]!;
-    for (let i = ancount; i < ancount + nscount && i < count; i++) {
+    for (let i = ancount; i < ancount + nscount && i < shape.records; i++) {
       if (table.type[i] !== T.SOA) continue;
-      const at = table.ttlAt[i]!;
-      setU32(body, at, ttlS);
+      setU32(out, at + table.ttlAt[i]!, ttlS);
     }
   }
-  const key = Uint8Array.from(reply.subarray(HEADER_SIZE, qEnd));
-  for (let i = 0; i < key.length - 4; i++) { const c = key[i]!; if (c >= 0x41 && c <= 0x5a) key[i] = c | 0x20; }
-  // The body is the reply's bytes up to the OPT: its records' TTLs sit where the reply's did.
-  const ttlAt = end === reply.length ? table.ttlAt : table.ttlAt.slice(0, count - 1);
-  return { key, body, ttlMs: ttlS * 1000, ttlAt };
 }
 
 /** What another process needs to store the same entry (`insertWire`): as it was stored, and its lifetime. */
 export function wireOf(e: CacheEntry): WireEntry {
   const body = Uint8Array.from(e.body);
-  for (let i = 0; i < e.ttlAt.length; i++) setU32(body, e.ttlAt[i]!, e.ttls[i]!);
+  const data = e.data;
+  for (let i = 0, t = e.keyLength + e.body.length; i < e.records; i++, t += 6) setU32(body, (data[t]! << 8) | data[t + 1]!, u32(data, t + 2));
   return { key: e.data.subarray(0, e.keyLength), body, ttlMs: e.expiresAt - e.storedAt };
 }
 
@@ -360,11 +379,10 @@ function countDown(e: CacheEntry, nowMs: number): void {
   const age = nowMs > e.storedAt ? Math.floor((nowMs - e.storedAt) / 1000) : 0;
   if (age === e.aged) return;
   const data = e.data;
-  const at = e.ttlAt;
-  const ttls = e.ttls;
-  for (let i = 0; i < at.length; i++) {
-    const stored = ttls[i]!;
-    setU32(data, e.keyLength + at[i]!, stored > age ? stored - age : 0);
+  const k = e.keyLength;
+  for (let i = 0, t = k + e.body.length; i < e.records; i++, t += 6) {
+    const stored = u32(data, t + 2);
+    setU32(data, k + ((data[t]! << 8) | data[t + 1]!), stored > age ? stored - age : 0);
   }
   e.aged = age;
 }
@@ -513,7 +531,20 @@ export class ForwardCache {
     const ttl = scan === undefined ? cacheTtl(q, answer) : wireCacheTtl(reply, scan, answer.rcode);
     if (ttl <= 0 || this.limits.entries === 0) return null;
     const negative = scan === undefined ? isNegative(q, answer) : wireIsNegative(reply, scan, answer.rcode);
-    const w = wireFromReply(reply, negative, ttl, scan ?? recordTable(reply)) ?? this.#encoded(q, answer, ttl, negative);
+    const table = scan ?? recordTable(reply);
+    const shape = table === null ? null : replyShape(reply, table);
+    if (shape !== null) {
+      // Straight into the entry's one buffer: no intermediate copies of the key and the answer.
+      const keyLength = shape.qEnd - HEADER_SIZE;
+      const data = this.#allocate(keyLength, shape.end, shape.records);
+      if (data === null) return null;
+      data.set(reply.subarray(HEADER_SIZE, shape.qEnd), 0);
+      for (let i = 0; i < keyLength - 4; i++) { const c = data[i]!; if (c >= 0x41 && c <= 0x5a) data[i] = c | 0x20; }
+      data.set(reply.subarray(0, shape.end), keyLength);
+      patchReply(data, keyLength, reply, shape, table!, negative, ttl);
+      return this.#link(data, keyLength, shape.end, table!.ttlAt, shape.records, ttl * 1000, nowMs);
+    }
+    const w = this.#encoded(q, answer, ttl, negative);
     return w === null ? null : this.#insert(w, nowMs);
   }
 
@@ -525,24 +556,38 @@ export class ForwardCache {
   #insert(w: WireEntry, nowMs: number): CacheEntry | null {
     const offsets = w.ttlAt ?? ttlOffsets(w.body);
     if (offsets === null || w.key.length < 5 || w.ttlMs <= 0) return null;
-    const cost = w.key.length + w.body.length + 6 * offsets.length + ENTRY_OVERHEAD;
-    if (cost > this.limits.bytes || this.limits.entries === 0) return null;
-    // Its own allocation: a slice of Node's shared pool would keep a whole 8 KiB slab alive.
-    const data = Buffer.allocUnsafeSlow(w.key.length + w.body.length);
+    const data = this.#allocate(w.key.length, w.body.length, offsets.length);
+    if (data === null) return null;
     data.set(w.key, 0);
     data.set(w.body, w.key.length);
+    return this.#link(data, w.key.length, w.body.length, offsets, offsets.length, w.ttlMs, nowMs);
+  }
+
+  /** An entry's buffer (key, answer, 6 bytes per record), or null when over the limits. */
+  #allocate(keyLength: number, bodyLength: number, records: number): Buffer | null {
+    const cost = keyLength + bodyLength + 6 * records + ENTRY_OVERHEAD;
+    if (keyLength < 5 || cost > this.limits.bytes || this.limits.entries === 0) return null;
+    // Its own allocation: a slice of Node's shared pool would keep a whole 8 KiB slab alive.
+    return Buffer.allocUnsafeSlow(keyLength + bodyLength + 6 * records);
+  }
+
+  /** Stores `data` (from `#allocate`, key and answer written) with its records' TTL table, evicting as the limits ask. */
+  #link(data: Buffer, keyLength: number, bodyLength: number, ttlAt: ArrayLike<number>, records: number, ttlMs: number, nowMs: number): CacheEntry {
     // Every record's TTL is served counted down from what is stored: one the upstream sent with the
     // top bit set is stored as the 0 it means (RFC 2181 §8), not counted down from 2^31 and more.
-    for (const at of offsets) if (data[w.key.length + at]! >= 0x80) data.fill(0, w.key.length + at, w.key.length + at + 4);
-    const hash = questionHash(w.key, w.key.length - 4);
-    const old = this.#find(data, w.key.length, hash);
+    for (let i = 0, t = keyLength + bodyLength; i < records; i++, t += 6) {
+      const at = ttlAt[i]!;
+      if (data[keyLength + at]! >= 0x80) data.fill(0, keyLength + at, keyLength + at + 4);
+      data[t] = at >> 8; data[t + 1] = at & 0xff;
+      setU32(data, t + 2, u32(data, keyLength + at));
+    }
+    const cost = keyLength + bodyLength + 6 * records + ENTRY_OVERHEAD;
+    const hash = questionHash(data, keyLength - 4, keyLength);
+    const old = this.#find(data, keyLength, hash);
     if (old !== null) this.#remove(old);
     while (this.#size >= this.limits.entries || this.#bytes + cost > this.limits.bytes) this.#remove(this.#oldest!);
-    const ttlAt = Uint16Array.from(offsets);
-    const ttls = new Uint32Array(ttlAt.length);
-    for (let i = 0; i < ttlAt.length; i++) ttls[i] = u32(data, w.key.length + ttlAt[i]!);
     const e: CacheEntry = {
-      data, keyLength: w.key.length, hash, ttlAt, ttls, body: data.subarray(w.key.length), aged: 0, storedAt: nowMs, expiresAt: nowMs + w.ttlMs, cost,
+      data, keyLength, hash, records, body: data.subarray(keyLength, keyLength + bodyLength), aged: 0, storedAt: nowMs, expiresAt: nowMs + ttlMs, cost,
       chain: this.#map.get(hash) ?? null, older: this.#newest, newer: null,
     };
     this.#map.set(hash, e);

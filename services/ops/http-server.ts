@@ -58,9 +58,13 @@ export class OpsHttpServer {
 
   constructor(options: OpsHttpOptions) {
     this.#o = options;
+    const headersTimeout = options.headersTimeoutMs ?? 5_000;
     this.#server = createServer({
       requestTimeout: options.requestTimeoutMs ?? 10_000,
-      headersTimeout: options.headersTimeoutMs ?? 5_000,
+      headersTimeout,
+      // Node enforces both timeouts only when it checks, every 30 s by default: until then a client
+      // sending its headers a byte at a time kept one of the maxConnections slots.
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(headersTimeout / 2))),
       keepAliveTimeout: 5_000,
       maxHeaderSize: 8192,
     }, (req, res) => { void this.#handle(req, res); });

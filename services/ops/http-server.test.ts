@@ -1,0 +1,42 @@
+import t from 'tap';
+import net from 'node:net';
+import { silentLogger } from '../../lib/log.js';
+import { OpsHttpServer } from './http-server.js';
+
+// The read-only listener against slow clients: a connection that never finishes its headers is
+// closed once headersTimeout passes (Node checks only every connectionsCheckingInterval, 30 s unless
+// set), so slow clients cannot keep every maxConnections slot.
+
+t.test('connections that never finish their headers are closed after headersTimeout; the slots serve again', async (t) => {
+  const server = new OpsHttpServer({
+    listen: { host: '127.0.0.1', port: 0 }, maxConnections: 4, log: silentLogger, pages: new Map([['/', () => ({ status: 200, contentType: 'text/plain', body: 'ok' })]]),
+    readApi: async () => ({ status: 404, body: {} }), headersTimeoutMs: 400, requestTimeoutMs: 800,
+  });
+  await server.listen();
+  const slow: net.Socket[] = [];
+  const closings: Array<Promise<unknown>> = [];
+  t.teardown(async () => { for (const s of slow) s.destroy(); await server.close(); });
+  for (let i = 0; i < 4; i++) {
+    const s = net.connect(server.port, '127.0.0.1');
+    s.on('error', () => undefined);
+    s.resume(); // read what the server says, and its end
+    closings.push(new Promise((r) => s.once('close', r)));
+    await new Promise((r) => s.once('connect', r));
+    s.write('GET / HTTP/1.1\r\nHost: x\r\n'); // and never the blank line
+    slow.push(s);
+  }
+  // Well past headersTimeout, well short of Node's default 30 s check.
+  const closed = await Promise.race([
+    Promise.all(closings).then(() => true),
+    new Promise<boolean>((r) => setTimeout(() => r(false), 10_000)),
+  ]);
+  t.ok(closed, 'every slow connection was closed by the server');
+  const body = await new Promise<string>((resolve) => {
+    const c = net.connect(server.port, '127.0.0.1', () => c.write('GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
+    let got = '';
+    c.on('data', (d: Buffer) => { got += d.toString(); });
+    c.on('close', () => resolve(got));
+    c.on('error', () => resolve(got));
+  });
+  t.match(body, /^HTTP\/1\.1 200/, 'and a client is served again');
+});

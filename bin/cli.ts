@@ -162,3 +162,18 @@ export async function runCli(program: string, argv: readonly string[], commands:
     return ExitCode.failure;
   }
 }
+
+/**
+ * A reader that went away (`lanctl status | head`, a closed terminal) ends a command's output, not
+ * the command with a stack trace: the rest of its output has no one to read it, so a client command
+ * exits with the code it would have had. A daemon (`serve`) goes on serving: its log lines have
+ * nowhere to go until it is restarted with a reader, which is no reason to stop DHCP.
+ */
+export function quietOnClosedOutput(serving: boolean): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EPIPE') throw error;
+      if (!serving) process.exit(process.exitCode ?? 0);
+    });
+  }
+}

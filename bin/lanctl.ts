@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { runCli, type CliCommand } from './cli.js';
+import { quietOnClosedOutput, runCli, type CliCommand } from './cli.js';
 import { configCheckCommand, serveCommand, statusCommand } from './commands-core.js';
 import { dnsCommands } from './commands-dns.js';
 import { VERSION } from './version.js';
@@ -36,6 +36,7 @@ export const commands: CliCommand[] = [
   demoCommand,
 ];
 
+quietOnClosedOutput(process.argv[2] === 'serve');
 const code = await runCli('lanctl', process.argv.slice(2), commands, VERSION, {
   out: (text) => process.stdout.write(text),
   err: (text) => process.stderr.write(text),

@@ -1,9 +1,10 @@
 #!/usr/bin/env node
-import { runCli } from './cli.js';
+import { quietOnClosedOutput, runCli } from './cli.js';
 import { serveCommand } from './commands-core.js';
 import { VERSION } from './version.js';
 
 // `lanhad --config FILE` is `lanctl serve --config FILE` under the daemon's own name.
+quietOnClosedOutput(true);
 process.exitCode = await runCli('lanhad', ['serve', ...process.argv.slice(2)], [serveCommand], VERSION, {
   out: (text) => process.stdout.write(text),
   err: (text) => process.stderr.write(text),

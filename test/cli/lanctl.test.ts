@@ -170,3 +170,17 @@ t.test('a two-member cluster without a witness is flagged loudly', async (t) => 
   t.equal(warnings.length, 1);
   t.match(warnings[0], 'without a witness');
 });
+
+t.test('output to a reader that went away ends the output, not the command with a stack trace (lanctl ... | head)', async (t) => {
+  const { spawn } = await import('node:child_process');
+  const { LANCTL_JS } = await import('../../lib/serve-daemon.js');
+  for (const args of [['--help'], ['config', 'check', repoPath('examples/single-node.yaml')]]) {
+    const child = spawn(process.execPath, [LANCTL_JS, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.destroy(); // the reader is gone before the first line is written: every write is EPIPE
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+    t.equal(code, 0, `lanctl ${args.join(' ')}: the exit code it would have had`);
+    t.equal(stderr, '', `lanctl ${args.join(' ')}: nothing on stderr (no EPIPE stack trace)`);
+  }
+});

@@ -583,8 +583,10 @@ export class RaftNode {
     }
   }
 
-  /** Builds a snapshot of the applied state (the host persists it, then calls compact). */
-  /** Undefined while a snapshot from the leader is being installed (the state is about to be replaced). */
+  /**
+   * Builds a snapshot of the applied state (the host persists it, then calls compact); undefined
+   * while a snapshot from the leader is being installed (the state is about to be replaced).
+   */
   snapshotAt(index: number, data: Uint8Array): Snapshot | undefined {
     if (this.#log.pendingSnapshot !== undefined || index !== this.#log.applied) return undefined;
     const term = this.#log.term(index);

@@ -191,8 +191,7 @@ export class DnsAnswerer {
     if (out.send(bytes, rinfo.port, rinfo.address) === SEND_FAILED) this.counters.inc('dns.udp.send_failed');
   }
 
-  /** One query framed off a TCP connection from `address`. */
-  /** Answers one TCP query through `write`; false when it was dropped (nothing will be written). */
+  /** One query framed off a TCP connection from `address`, answered through `write`; false when it was dropped (nothing will be written). */
   tcp(msg: Buffer, address: string, write: Reply, forward: ForwardQuery): boolean {
     this.queries++;
     const fq = this.#fq;
@@ -225,8 +224,7 @@ export class DnsAnswerer {
     return name === null ? null : { name: name.name, type, class: klass };
   }
 
-  /** The general path: decode, answer, maybe prebuild for next time, maybe forward. */
-  /** False when the query is dropped: `send` is never called for it. */
+  /** The general path: decode, answer, maybe prebuild for next time, maybe forward; false when the query is dropped (`send` is never called for it). */
   #slow(msg: Buffer, address: string, transport: Transport, send: Reply, fastShape: boolean, forward: ForwardQuery): boolean {
     const ctx = { zones: this.#zones, nodeName: this.#nodeName, forwardAllowed: this.forwardAllowed(address), transferAllowed: this.transferAllowed(address), transport };
     const d = handleQuery(msg, ctx);

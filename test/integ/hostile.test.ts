@@ -314,9 +314,12 @@ t.test('one daemon, every listening surface attacked in turn', async (t) => {
     cases.push(Buffer.alloc(0), Buffer.alloc(47, 0x23), pkt(0x23, Buffer.from([0, 0, 0, 4])), pkt(0x23, Buffer.from([1, 2, 0xff, 0xff, 0, 0])),
       pkt(0x23, Buffer.alloc(20)), pkt(0x23, Buffer.alloc(1000, 0xff)), pkt(0x23, Buffer.concat([Buffer.from([0, 4, 0, 16]), Buffer.alloc(12), Buffer.from([0, 4, 0, 0])])),
       Buffer.alloc(65_000, 0x23), Buffer.from([0x16, 2, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]), Buffer.from([0x17, 0, 3, 42]));
-    for (const c of cases) u.send(c, s.ntp, '127.0.0.1');
+    // What a server may answer at most: the datagrams of a whole header in client mode (3).
+    let clientMode = 0;
+    const send = (b: Buffer): void => { if (b.length >= 48 && (b[0]! & 7) === 3) clientMode++; u.send(b, s.ntp, '127.0.0.1'); };
+    for (const c of cases) send(c);
     for (let i = 0; i < 5000; i++) {
-      u.send(randomBytes(40 + (i % 100)), s.ntp, '127.0.0.1');
+      send(randomBytes(40 + (i % 100)));
       if (i % 500 === 0) await sleep(5);
     }
     await sleep(1000);
@@ -325,7 +328,7 @@ t.test('one daemon, every listening surface attacked in turn', async (t) => {
       const d = decodeNtp(r);
       if (!d.ok || d.value.mode !== 4) { t.fail(`a reply that is not a server reply: ${r.toString('hex').slice(0, 40)}`); break; }
     }
-    t.ok(replies.length < 5000 + cases.length, `only client-mode requests are answered (${replies.length} replies)`);
+    t.ok(replies.length <= clientMode, `only client-mode requests are answered (${replies.length} replies to ${clientMode} of them, ${5000 + cases.length} sent)`);
     await healthy(t, s, 'after NTP garbage', ['ntp']);
   });
 

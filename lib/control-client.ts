@@ -38,6 +38,11 @@ export async function callDaemon(socketPath: string, method: string, path: strin
           ExitCode.daemonDown));
       } else if (error.code === 'EACCES') {
         reject(new LanhaError('daemon-unreachable', `permission denied on ${socketPath}: run as root or as a member of the lanha-admin group`, ExitCode.daemonDown));
+      } else if ((error.code === 'ECONNRESET' || error.code === 'EPIPE') && !req.reusedSocket) {
+        // A fresh connection closed before any reply: the daemon closes connections past its cap at accept.
+        reject(new LanhaError('daemon-unreachable',
+          `the daemon at ${socketPath} closed the connection before replying (${error.message}): it may have its maximum of control connections open; ` +
+          'retry, and look for "control.connections_full" in its log', ExitCode.daemonDown));
       } else {
         reject(new LanhaError('daemon-unreachable', `cannot talk to the daemon at ${socketPath}: ${error.message}`, ExitCode.daemonDown));
       }

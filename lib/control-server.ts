@@ -2,7 +2,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { chmodSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Logger } from './log.js';
+import { LogLimiter } from './log.js';
 import { errorMessage } from './errors.js';
+import { httpDeadlines, keepListening, listenOn } from './stream-listen.js';
 
 // The control API: HTTP + JSON on a unix socket (mode 0660), used by `lanctl`. Routes are keyed
 // "METHOD /path"; a handler gets the query and the parsed JSON body and returns a status and body.
@@ -21,6 +23,12 @@ export type ApiHandler = (request: ApiRequest) => Promise<ApiResponse> | ApiResp
 export type ApiRoutes = Readonly<Record<string, ApiHandler>>;
 
 const BODY_MAX = 1 << 20;
+/**
+ * Connections open at once. lanctl opens one per command; a script looping over lanctl, or a
+ * monitoring agent, stays far below. Past it a connection is closed at accept, so a runaway client
+ * (or one holding connections idle) cannot take the daemon's descriptors.
+ */
+export const CONTROL_MAX_CONNECTIONS = 64;
 
 export class ControlServer {
   readonly socketPath: string;
@@ -28,11 +36,30 @@ export class ControlServer {
   #routes = new Map<string, ApiHandler>();
   #log: Logger;
 
-  constructor(socketPath: string, log: Logger) {
+  #limiter = new LogLimiter();
+  /** Connections closed at accept because CONTROL_MAX_CONNECTIONS were open. */
+  refused = 0;
+  acceptFailed = 0;
+
+  constructor(socketPath: string, log: Logger, maxConnections = CONTROL_MAX_CONNECTIONS) {
     this.socketPath = socketPath;
     this.#log = log;
-    this.#server = createServer((req, res) => { void this.#handle(req, res); });
-    this.#server.keepAliveTimeout = 1000;
+    // A request's headers within 5 s and its whole body within 30 s (a reply may take longer: only
+    // receiving the request is bounded); an idle keep-alive connection closes after 1 s.
+    this.#server = createServer({ ...httpDeadlines(5_000, 30_000), keepAliveTimeout: 1000 }, (req, res) => { void this.#handle(req, res); });
+    this.#server.maxConnections = maxConnections;
+    this.#server.on('drop', () => {
+      this.refused++;
+      if (this.#limiter.allow('full', performance.now())) {
+        this.#log.warn({ event: 'control.connections_full', max: maxConnections, refused: this.refused },
+          `control socket: ${maxConnections} connections open; closing new ones until some end`);
+      }
+    });
+    this.#server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+      const timedOut = error.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+      if (socket.writable) socket.end(`HTTP/1.1 ${timedOut ? '408 Request Timeout' : '400 Bad Request'}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+      else socket.destroy();
+    });
   }
 
   route(key: string, handler: ApiHandler): void {
@@ -63,14 +90,12 @@ export class ControlServer {
     try {
       if (statSync(this.socketPath).isSocket()) rmSync(this.socketPath);
     } catch { /* absent */ }
-    await new Promise<void>((resolve, reject) => {
-      this.#server.once('error', reject);
-      this.#server.listen(this.socketPath, () => {
-        this.#server.off('error', reject);
-        resolve();
-      });
-    });
+    await listenOn(this.#server, { path: this.socketPath });
     chmodSync(this.socketPath, 0o660);
+    keepListening(this.#server, {
+      log: this.#log, count: () => { this.acceptFailed++; }, event: 'control.accept_failed',
+      what: `control socket ${this.socketPath}`, limiter: this.#limiter, nowMs: () => performance.now(),
+    });
   }
 
   async close(): Promise<void> {

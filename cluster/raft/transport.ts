@@ -3,6 +3,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../../lib/log.js';
 import { LogLimiter } from '../../lib/log.js';
+import { keepListening, listenOn } from '../../lib/stream-listen.js';
 import { Counters } from '../../lib/counters.js';
 import type { Message, NodeId, PeerLink } from './types.js';
 import { REPORT_BYTES_MAX, type MemberStatusChannel } from '../member-status.js';
@@ -131,9 +132,10 @@ export class Transport implements PeerLink {
     this.#deliver = deliver;
     const server = createServer((socket) => this.#accept(socket));
     this.#server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.#o.listen.port, this.#o.listen.host, () => { server.off('error', reject); resolve(); });
+    await listenOn(server, { port: this.#o.listen.port, host: this.#o.listen.host });
+    keepListening(server, {
+      log: this.#o.log, count: () => this.counters.inc('accept-failed'), event: 'raft.accept_failed',
+      what: `raft peer port ${this.#o.listen.host}:${this.#o.listen.port}`, limiter: this.limiter, nowMs: () => this.now(),
     });
     for (const peer of this.#out.values()) peer.connect();
   }

@@ -4,6 +4,7 @@ import type { Logger } from '../../lib/log.js';
 import { LogLimiter } from '../../lib/log.js';
 import type { Clock } from '../../lib/clock.js';
 import { Counters } from '../../lib/counters.js';
+import { httpDeadlines, keepListening, listenOn } from '../../lib/stream-listen.js';
 import { checkName } from '../tftp/paths.js';
 import { openInRoot, type OpenRefusal } from '../tftp/files.js';
 import type { BootHttpConfig } from './config.js';
@@ -89,9 +90,7 @@ export class BootHttpServer {
   async addAddress(address: string): Promise<void> {
     if (this.#servers.some((s) => s.address === address)) return;
     const c = this.#options.config;
-    // Node checks the header and request timeouts every connectionsCheckingInterval (30 s by default).
-    const checkMs = Math.max(100, Math.min(1000, Math.floor(c.headersTimeout / 2)));
-    const server = createServer({ requestTimeout: c.requestTimeout, headersTimeout: c.headersTimeout, keepAliveTimeout: 5000, connectionsCheckingInterval: checkMs }, (req, res) => {
+    const server = createServer({ ...httpDeadlines(c.headersTimeout, c.requestTimeout), keepAliveTimeout: 5000 }, (req, res) => {
       void this.#handle(req, res).catch((error: unknown) => {
         this.#options.log.error({ event: 'boot.http.failed', err: error }, 'boot HTTP request failed');
         if (!res.headersSent) this.#plain(res, 500, 'internal error\n');
@@ -107,11 +106,11 @@ export class BootHttpServer {
       if (socket.writable) socket.end(`HTTP/1.1 ${timedOut ? '408 Request Timeout' : '400 Bad Request'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
       else socket.destroy();
     });
-    await new Promise<void>((ok, fail) => {
-      server.once('error', fail);
-      server.listen(this.#options.config.port, address, () => { server.off('error', fail); ok(); });
+    await listenOn(server, { port: c.port, host: address });
+    keepListening(server, {
+      log: this.#options.log, count: () => this.counters.inc('boot.http.accept_failed'), event: 'boot.http.accept_failed',
+      what: `boot HTTP on ${address}:${c.port}`, limiter: this.#limiter, nowMs: () => this.#options.clock.monotonicMs(),
     });
-    server.on('error', (error) => this.#options.log.warn({ event: 'boot.http.socket_error', address, err: error }, 'boot HTTP listener error'));
     this.#servers.push({ address, server });
   }
 

@@ -8,6 +8,7 @@ import type { Clock } from '../../lib/clock.js';
 import type { Random } from '../../lib/random.js';
 import type { Counters } from '../../lib/counters.js';
 import { serviceAddresses } from '../../lib/listen.js';
+import { keepListening, listenOn } from '../../lib/stream-listen.js';
 import { literalLookup } from '../../lib/udp-lookup.js';
 import { setReading } from '../../lib/udp-reading.js';
 import { cidrContains, formatCidr, formatIpv4, type Cidr } from '../../lib/ipv4.js';
@@ -339,11 +340,11 @@ export class DnsServer implements RunningService {
     const server = net.createServer((conn) => this.#onTcp(conn));
     server.maxConnections = this.#cfg.maxTcpConnections;
     server.on('drop', () => this.counters.inc('dns.tcp.refused'));
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ port, host: address, exclusive: true }, () => { server.off('error', reject); resolve(); });
+    await listenOn(server, { port, host: address, exclusive: true });
+    keepListening(server, {
+      log: this.#log, count: () => this.counters.inc('dns.tcp.accept_failed'), event: 'dns.tcp.accept_failed',
+      what: `DNS TCP on ${address}:${port}`, limiter: this.#limiter, nowMs: () => this.#clock.monotonicMs(),
     });
-    server.on('error', (err) => this.#log.warn({ event: 'dns.tcp_error', address, err }, 'TCP listener error'));
     return server;
   }
 

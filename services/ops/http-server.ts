@@ -4,6 +4,8 @@ import type { Logger } from '../../lib/log.js';
 import { LanhaError, errorMessage } from '../../lib/errors.js';
 import type { ApiResponse } from '../../lib/control-server.js';
 import type { HttpListen } from './config.js';
+import { LogLimiter } from '../../lib/log.js';
+import { httpDeadlines, keepListening, listenOn } from '../../lib/stream-listen.js';
 
 // The read-only operator listener (node:http): pages, /metrics and the control API's GET routes as
 // JSON. Only GET and HEAD exist here; writes stay on the unix control socket. Every reply carries a
@@ -55,16 +57,13 @@ export class OpsHttpServer {
   readonly #sockets = new Set<Socket>();
   requests = 0;
   refused = 0;
+  acceptFailed = 0;
+  readonly #limiter = new LogLimiter();
 
   constructor(options: OpsHttpOptions) {
     this.#o = options;
-    const headersTimeout = options.headersTimeoutMs ?? 5_000;
     this.#server = createServer({
-      requestTimeout: options.requestTimeoutMs ?? 10_000,
-      headersTimeout,
-      // Node enforces both timeouts only when it checks, every 30 s by default: until then a client
-      // sending its headers a byte at a time kept one of the maxConnections slots.
-      connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(headersTimeout / 2))),
+      ...httpDeadlines(options.headersTimeoutMs ?? 5_000, options.requestTimeoutMs ?? 10_000),
       keepAliveTimeout: 5_000,
       maxHeaderSize: 8192,
     }, (req, res) => { void this.#handle(req, res); });
@@ -75,6 +74,10 @@ export class OpsHttpServer {
       socket.once('close', () => this.#sockets.delete(socket));
     });
     this.#server.on('drop', () => { this.refused++; });
+    keepListening(this.#server, {
+      log: options.log, count: () => { this.acceptFailed++; }, event: 'http.accept_failed',
+      what: `status HTTP on ${options.listen.host}:${options.listen.port}`, limiter: this.#limiter, nowMs: () => performance.now(),
+    });
     this.#server.on('clientError', (_error, socket: Socket) => {
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
       else socket.destroy();
@@ -93,10 +96,7 @@ export class OpsHttpServer {
 
   async listen(): Promise<void> {
     const { host, port } = this.#o.listen;
-    await new Promise<void>((resolve, reject) => {
-      this.#server.once('error', reject);
-      this.#server.listen(port, host, () => { this.#server.off('error', reject); resolve(); });
-    }).catch((error: unknown) => {
+    await listenOn(this.#server, { port, host }).catch((error: unknown) => {
       throw new LanhaError('bind-failed', `cannot listen for HTTP on ${host}:${port}: ${errorMessage(error)} (set http.listen to a free address:port)`);
     });
   }

@@ -1,0 +1,55 @@
+import type { ListenOptions, Server } from 'node:net';
+import type { Logger, LogLimiter } from './log.js';
+
+// The two halves of a listening TCP or unix-socket server's life that every listener here shares:
+// binding (the bind error is the caller's to report) and then staying up through failed accepts.
+
+/** Binds `server`; resolves once it listens, rejects with the bind error. */
+export function listenOn(server: Server, options: ListenOptions): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options, () => { server.off('error', reject); resolve(); });
+  });
+}
+
+export interface AcceptFailures {
+  log: Logger;
+  /** Counts one failed accept. */
+  count: () => void;
+  /** Log event name, e.g. "dns.tcp.accept_failed". */
+  event: string;
+  /** What listens, for the message: "DNS TCP on 10.0.0.2:53". */
+  what: string;
+  limiter: LogLimiter;
+  nowMs: () => number;
+}
+
+/**
+ * Keeps a bound server up through the errors it reports after listen: a failed accept (EMFILE or
+ * ENFILE once libuv's reserve descriptor is gone too, ENOBUFS, ENOMEM) reaches the server as an
+ * 'error' event, and an 'error' event nobody listens for is thrown, which would end the daemon. The
+ * listening socket itself stays open and the next connection is accepted as usual. Counted always,
+ * logged rate-limited (a descriptor shortage fails every accept until it ends).
+ */
+export function keepListening(server: Server, on: AcceptFailures): void {
+  server.on('error', (err: NodeJS.ErrnoException) => {
+    on.count();
+    if (on.limiter.allow(on.event, on.nowMs())) {
+      on.log.warn({ event: on.event, code: err.code, err }, `${on.what}: a connection could not be accepted (${err.code ?? err.message}); still listening${err.code === 'EMFILE' || err.code === 'ENFILE' ? ' (out of file descriptors: raise LimitNOFILE or find what holds them)' : ''}`);
+    }
+  });
+}
+
+/**
+ * node:http server options for a header and a whole-request deadline that are enforced: Node checks
+ * both only every connectionsCheckingInterval (30 s by default), so a client sending its headers a
+ * byte at a time held a connection slot ~30 s whatever the timeout said. Checked within half the
+ * header timeout here (0.1-1 s).
+ */
+export function httpDeadlines(headersTimeoutMs: number, requestTimeoutMs: number): { headersTimeout: number; requestTimeout: number; connectionsCheckingInterval: number } {
+  return {
+    headersTimeout: headersTimeoutMs,
+    requestTimeout: requestTimeoutMs,
+    connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(headersTimeoutMs / 2))),
+  };
+}

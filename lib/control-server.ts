@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { chmodSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
+import type { Socket } from 'node:net';
 import type { Logger } from './log.js';
 import { LogLimiter } from './log.js';
 import { errorMessage } from './errors.js';
@@ -29,6 +30,7 @@ const BODY_MAX = 1 << 20;
  * (or one holding connections idle) cannot take the daemon's descriptors.
  */
 export const CONTROL_MAX_CONNECTIONS = 64;
+const CONTROL_IDLE_MS = 5_000;
 
 export class ControlServer {
   readonly socketPath: string;
@@ -37,17 +39,25 @@ export class ControlServer {
   #log: Logger;
 
   #limiter = new LogLimiter();
+  /** Connections with a request being served: slow handlers are not idle. */
+  #serving = new Set<Socket>();
   /** Connections closed at accept because CONTROL_MAX_CONNECTIONS were open. */
   refused = 0;
   acceptFailed = 0;
 
-  constructor(socketPath: string, log: Logger, maxConnections = CONTROL_MAX_CONNECTIONS) {
+  constructor(socketPath: string, log: Logger, limits: { maxConnections?: number; idleMs?: number } = {}) {
+    const maxConnections = limits.maxConnections ?? CONTROL_MAX_CONNECTIONS;
+    const idleMs = limits.idleMs ?? CONTROL_IDLE_MS;
     this.socketPath = socketPath;
     this.#log = log;
     // A request's headers within 5 s and its whole body within 30 s (a reply may take longer: only
     // receiving the request is bounded); an idle keep-alive connection closes after 1 s.
     this.#server = createServer({ ...httpDeadlines(5_000, 30_000), keepAliveTimeout: 1000 }, (req, res) => { void this.#handle(req, res); });
     this.#server.maxConnections = maxConnections;
+    // Node's header deadline starts with a request's first byte: a connection that never sends one
+    // would sit forever. One silent for idleMs (5 s) with no request being served is closed.
+    // (With a 'timeout' listener on the server, Node leaves the socket to it.)
+    this.#server.setTimeout(idleMs, (socket: Socket) => { if (!this.#serving.has(socket)) socket.destroy(); });
     this.#server.on('drop', () => {
       this.refused++;
       if (this.#limiter.allow('full', performance.now())) {
@@ -105,6 +115,9 @@ export class ControlServer {
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const socket = req.socket;
+    this.#serving.add(socket);
+    res.once('close', () => this.#serving.delete(socket));
     const url = new URL(req.url ?? '/', 'http://lanha');
     const key = `${req.method ?? 'GET'} ${url.pathname}`;
     const handler = this.#routes.get(key);

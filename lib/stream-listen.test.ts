@@ -76,7 +76,7 @@ t.test('control socket: connections past the cap are closed at accept; it serves
   const dir = mkdtempSync(join(tmpdir(), 'lh-control-'));
   const path = join(dir, 'control.sock');
   const { log, lines } = capture();
-  const control = new ControlServer(path, log, 3);
+  const control = new ControlServer(path, log, { maxConnections: 3 });
   control.route('GET /v1/ping', () => ({ status: 200, body: { pong: true } }));
   await control.listen();
   t.teardown(async () => { await control.close(); rmSync(dir, { recursive: true, force: true }); });
@@ -108,4 +108,19 @@ t.test('control socket: connections past the cap are closed at accept; it serves
   }
   t.equal(reply?.status, 200);
   t.same(reply?.body, { pong: true });
+});
+
+t.test('control socket: a connection that sends nothing is closed when idle; a slow reply is not cut', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'lh-control-'));
+  const path = join(dir, 'control.sock');
+  const control = new ControlServer(path, capture().log, { idleMs: 200 });
+  control.route('GET /v1/slow', async () => { await new Promise((r) => setTimeout(r, 800)); return { status: 200, body: { done: true } }; });
+  await control.listen();
+  t.teardown(async () => { await control.close(); rmSync(dir, { recursive: true, force: true }); });
+  const silent = net.connect(path);
+  silent.on('error', () => undefined);
+  const closedAt = await new Promise<boolean>((resolve) => { silent.once('close', () => resolve(true)); setTimeout(() => resolve(false), 20_000); });
+  t.ok(closedAt, 'the silent connection was closed by the server');
+  const reply = await callDaemon(path, 'GET', '/v1/slow');
+  t.same(reply, { status: 200, body: { done: true } }, 'a reply slower than the idle limit still arrives');
 });

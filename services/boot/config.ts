@@ -70,6 +70,8 @@ export const bootHttpConfig = z.object({
   listen: z.array(listenAddress).optional(),
   /** Open connections at once; more are closed at once. */
   maxConnections: z.number().int().min(1).max(10_000).default(64),
+  /** Of those, open at once from one address: a stalled or runaway host cannot take every slot (iPXE uses one). */
+  maxConnectionsPerSource: z.number().int().min(1).max(10_000).default(8),
   /** Time to receive a request's headers. */
   headersTimeout: duration.refine((ms) => ms >= 100, { message: 'is under 100ms' }).default(10_000),
   /** Time to receive a whole request. */

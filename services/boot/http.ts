@@ -73,6 +73,8 @@ export class BootHttpServer {
   readonly #limiter = new LogLimiter();
   #servers: Array<{ address: string; server: Server }> = [];
   readonly #sockets = new Set<Socket>();
+  /** Open connections by remote address. */
+  readonly #perSource = new Map<string, number>();
 
   constructor(options: BootHttpOptions) {
     this.#options = options;
@@ -124,15 +126,31 @@ export class BootHttpServer {
     entry.server.closeIdleConnections();
   }
 
-  /** The cap counts connections over every address. */
+  /** The cap counts connections over every address; the per-source cap, those from one remote address. */
   #admit(socket: Socket): void {
     if (this.#sockets.size >= this.#options.config.maxConnections) {
       this.counters.inc('boot.http.busy');
       socket.destroy();
       return;
     }
+    const source = socket.remoteAddress ?? '';
+    const fromSource = this.#perSource.get(source) ?? 0;
+    if (fromSource >= this.#options.config.maxConnectionsPerSource) {
+      this.counters.inc('boot.http.busy_per_source');
+      if (this.#limiter.allow('per-source', this.#options.clock.monotonicMs())) {
+        this.#options.log.warn({ event: 'boot.http.source_limit', client: source, max: this.#options.config.maxConnectionsPerSource },
+          `boot HTTP: ${source} has ${fromSource} connections open; closing its new ones until some end`);
+      }
+      socket.destroy();
+      return;
+    }
+    this.#perSource.set(source, fromSource + 1);
     this.#sockets.add(socket);
-    socket.once('close', () => this.#sockets.delete(socket));
+    socket.once('close', () => {
+      this.#sockets.delete(socket);
+      const n = (this.#perSource.get(source) ?? 1) - 1;
+      if (n <= 0) this.#perSource.delete(source); else this.#perSource.set(source, n);
+    });
   }
 
   listening(): string[] {

@@ -15,8 +15,8 @@ import { haveTools } from '../support/tools.js';
 
 // The read-only boot HTTP listener on 127.0.0.1 (port 0) against curl: a kernel whole and in
 // ranges (checksums), HEAD, 404, 405 with Allow, 416, traversal and symlink escapes refused,
-// per-client iPXE scripts for two client addresses (--interface), the connection cap and the
-// header timeout for a client that never finishes its request. Loopback only.
+// per-client iPXE scripts for two client addresses (--interface), the connection caps (per source
+// address and overall) and the header timeout for a client that never finishes its request. Loopback only.
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
@@ -67,7 +67,7 @@ t.test('boot HTTP listener with curl', async (t) => {
   const bootFiles = new BootFiles({ boot: bootConfig.parse({}), profiles, resolve: (ip) => nodes[ip] ?? { unknown: true }, log, clock: systemClock });
   const served: ServedFile[] = [];
   const server = new BootHttpServer({
-    config: { ...bootHttpConfig.parse({ maxConnections: 3, headersTimeout: '1s', requestTimeout: '2s' }), port: 0 },
+    config: { ...bootHttpConfig.parse({ maxConnections: 4, maxConnectionsPerSource: 3, headersTimeout: '1s', requestTimeout: '2s' }), port: 0 },
     addresses: ['127.0.0.1'], rootReal: root, bootFiles, log, clock: systemClock, served: (f) => served.push(f),
   });
   await server.start();
@@ -126,21 +126,31 @@ t.test('boot HTTP listener with curl', async (t) => {
     t.ok(served.some((f) => f.file === 'arm64/Image' && f.bytes === kernel.length), 'a served event for the kernel with its bytes');
   });
 
-  await t.test('the connection cap and the header timeout', async (t) => {
+  await t.test('the connection caps (per source, then overall) and the header timeout', async (t) => {
     // resume(): a paused socket never reads the server's FIN, so it would never close.
-    const open = (): Promise<Socket> => new Promise((ok, fail) => { const s = connect(port, '127.0.0.1', () => ok(s)); s.once('error', fail); s.resume(); });
+    const open = (from: string): Promise<Socket> => new Promise((ok, fail) => { const s = connect({ port, host: '127.0.0.1', localAddress: from }, () => ok(s)); s.once('error', fail); s.resume(); });
     const closed = (s: Socket): Promise<void> => new Promise((ok) => { if (s.destroyed) ok(); else s.once('close', () => ok()); });
-    const held = [await open(), await open(), await open()];
+    const held = [await open('127.0.0.1'), await open('127.0.0.1'), await open('127.0.0.1')];
     for (const s of held) s.write('GET /arm64/Image HTTP/1.1\r\nHost: x\r\n'); // headers never finished
-    const extra = await open();
+    const extra = await open('127.0.0.1');
     extra.on('error', () => undefined);
     await closed(extra);
-    t.pass('a fourth connection over maxConnections 3 is closed at once');
+    t.pass('a fourth connection from one address over maxConnectionsPerSource 3 is closed at once');
+    t.equal(server.counters.toJSON()['boot.http.busy_per_source'], 1);
+    t.ok(lines.some((l) => l.event === 'boot.http.source_limit' && l.client === '127.0.0.1'), 'logged with the address');
+    const other = await curl(['-f', '-o', '/dev/null', '-w', '%{http_code}', '--interface', '127.0.0.4', url('arm64/Image')]);
+    t.equal(other.out.toString(), '200', 'another address is served meanwhile');
+    held.push(await open('127.0.0.4'));
+    held[3]!.write('GET /arm64/Image HTTP/1.1\r\nHost: x\r\n');
+    const past = await open('127.0.0.6');
+    past.on('error', () => undefined);
+    await closed(past);
+    t.pass('a fifth connection over maxConnections 4 is closed at once, whatever its address');
+    t.ok((server.counters.toJSON()['boot.http.busy'] ?? 0) >= 1);
     await Promise.all(held.map(closed));
     t.pass('clients that never finish their headers are closed (headersTimeout)');
-    t.ok((server.counters.toJSON()['boot.http.timed_out'] ?? 0) >= 3, 'counted as timed out (408)');
+    t.ok((server.counters.toJSON()['boot.http.timed_out'] ?? 0) >= 4, 'counted as timed out (408)');
     const after = await curl(['-f', '-o', '/dev/null', '-w', '%{http_code}', url('arm64/Image')]);
     t.equal(after.out.toString(), '200', 'served again once they are gone');
-    t.ok((server.counters.toJSON()['boot.http.busy'] ?? 0) >= 1);
   });
 });

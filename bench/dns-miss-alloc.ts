@@ -13,7 +13,10 @@
 // HITS=N asks N names over and over instead (the warm-up caches them): the same figures per
 // forwarded cache hit, the path where Node's receive and send are most of the cost.
 // PROFILE=1 also prints where the bytes went: V8's sampling heap profiler over the measured misses,
-// bytes per miss by allocating function (the top 25).
+// bytes per miss by allocating function (the top 25). With SURVIVORS=1 only what is still alive at
+// the end counts; SURVIVORS=1 PROMOTED=1 counts what outlived a scavenge (promoted to the old
+// generation, alive or collected there since): what makes old-generation collections.
+// CACHE_SIZE=N runs the forwarding cache with N entries (e.g. 1: what survives besides the cache).
 // Prints `RESULT dns.forward.miss_alloc_bytes lanha=<bytes per miss> anchor=NA ...` (lanha only).
 import { execFileSync, fork } from 'node:child_process';
 import dgram from 'node:dgram';
@@ -94,7 +97,7 @@ async function main(): Promise<void> {
 node: { name: bench, role: server, address: 127.0.0.1, stateDir: /nonexistent, controlSocket: /nonexistent.sock }
 dns:
   listen: [127.0.0.1]
-  forward: { upstreams: ["127.0.0.1:${up.port}"], allow: [127.0.0.0/8] }
+  forward: { upstreams: ["127.0.0.1:${up.port}"], allow: [127.0.0.0/8]${process.env["CACHE_SIZE"] === undefined ? "" : `, cacheSize: ${process.env["CACHE_SIZE"]}`} }
 `);
   const cfg = config.dns!;
   const answerer = new DnsAnswerer({ cfg, nodeName: 'bench', clock: systemClock, log: silentLogger,
@@ -127,7 +130,7 @@ dns:
   const profile = process.env['PROFILE'] === '1' ? new Session() : null;
   if (profile !== null) {
     profile.connect();
-    await profile.post('HeapProfiler.startSampling', { samplingInterval: 512, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+    await profile.post('HeapProfiler.startSampling', { samplingInterval: 512, includeObjectsCollectedByMajorGC: process.env['SURVIVORS'] !== '1' || process.env['PROMOTED'] === '1', includeObjectsCollectedByMinorGC: process.env['SURVIVORS'] !== '1' });
   }
   const gcsBefore = gcs;
   minor = 0; major = 0; gcMs = 0; minorMs = 0; gcMaxMs = 0;

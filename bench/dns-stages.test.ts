@@ -1,8 +1,8 @@
 import t from 'tap';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { stages } from './dns-stages.js';
+import { captured, inside, stages } from './dns-stages.js';
 import { encodeName } from '../services/dns/name.js';
 
 // The miss breakdown from a capture: a synthetic pcap (Ethernet link, as tcpdump writes on lo) with
@@ -52,4 +52,41 @@ t.test('each forwarded miss is split into in / upstream / out; shed and unanswer
   t.equal(s.other_p99, 0.25, 'answered without an upstream query');
   writeFileSync(file, Buffer.from('not a capture at all, but long enough to look like one'));
   t.same(stages(file, F, U).answered, 0, 'garbage: nothing paired, no throw');
+});
+
+t.test('inside: the capture joined with the process\'s trace splits the own part into queue waits and work, and says what the process did meanwhile', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'lanha-inside-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const header = Buffer.alloc(24);
+  header.writeUInt32LE(0xa1b2c3d4, 0); header.writeUInt16LE(2, 4); header.writeUInt16LE(4, 6); header.writeUInt32LE(262144, 16); header.writeUInt32LE(1, 20);
+  const F = 5300, U = 5301, C = 40000, P = 41000;
+  const base = 1_700_000_000_000;
+  const file = join(dir, 'c.pcap');
+  // One miss: query in at +0, upstream query out at +10 (read at +8: 8 ms in the queue), upstream
+  // reply in at +12, read at +13, answer out at +14.
+  writeFileSync(file, Buffer.concat([header,
+    packet(base, C, F, dns(7, 'a1.m.test')), packet(base + 10, P, U, dns(99, 'a1.m.test')), packet(base + 12, U, P, dns(99, 'a1.m.test')), packet(base + 14, F, C, dns(7, 'a1.m.test')),
+  ]));
+  const us = (ms: number): number => Math.round((base + ms) * 1000);
+  mkdirSync(join(dir, 'trace'));
+  writeFileSync(join(dir, 'trace', 'trace.1'), [
+    `M a1.m.test ${us(8)} ${us(10)} ${us(13)} ${us(14)}`,
+    `G ${us(2)} 5000 0`, // a 5 ms scavenge while the query waited
+    `G ${us(20)} 3000 1`, // one after the miss: not in it
+    `R ${us(0)} 0 0`, `R ${us(10)} 6000000 3000000`, `R ${us(20)} 8000000 3000000`,
+  ].join('\n') + '\n');
+  const raw = inside(captured(file, F, U), join(dir, 'trace'));
+  const i = Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, Math.round(v * 1000) / 1000]));
+  t.equal(i.joined, 1);
+  t.equal(i.qwait_p99, 8, 'query arrived -> read');
+  t.equal(i.jsin_p99, 2, 'read -> upstream query');
+  t.equal(i.rwait_p99, 1, 'reply arrived -> read');
+  t.equal(i.jsout_p99, 1, 'read -> answer');
+  t.equal(i.slow_own, 12, 'own: 14 ms less the upstream\'s 2');
+  t.equal(i.slow_gc, 5, 'the scavenge inside the own part');
+  t.equal(i.slow_in_gc, 1);
+  t.equal(i.slow_runq, 3, 'the run-queue wait of the first 10 ms (3 ms), none after');
+  t.equal(i.slow_ran, 6.4, 'CPU: 6 ms up to the upstream query, 0.2 ms a ms after the reply');
+  mkdirSync(join(dir, 'empty'));
+  t.equal(inside(captured(file, F, U), join(dir, 'empty')).joined, 0, 'no trace files: nothing joined');
 });

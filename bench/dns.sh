@@ -18,7 +18,12 @@
 # kernel's timestamps of its four datagrams: in (query in -> upstream query out), up (the upstream),
 # out (upstream reply in -> answer out); own = in + out, the forwarder's part (its socket queue
 # included, dnsperf's own wait for a core not). Printed per forwarder, with RESULT
-# dns.forward.miss_own_p99_ms.
+# dns.forward.miss_own_p99_ms. Inside lanha (TRACE=1, the default with the capture; TRACE=0 runs it
+# untraced): its processes record each miss's four steps, their collections and their run-queue wait
+# (services/dns/miss-trace.ts, LANHA_DNS_MISS_TRACE), joined with the capture by question name: the
+# wait in the socket queue before lanha read the query (qwait) or the upstream's reply (rwait), its
+# work on each (js in, js out), and for the slowest 1 % what the process did meanwhile: ran, collected
+# (GC) or waited for a core (RESULT dns.forward.miss_inside.*).
 #
 # Knobs: AUTH=0 runs only the forwarding part (nsd still starts, as the upstream); FWORKERS=N sets
 # the forwarding lanha's dns.workers (default: the config's default). LANHA_DNS_WORKER_NODE_FLAGS
@@ -317,8 +322,12 @@ dns:
   forward: { upstreams: ["127.0.0.1:$P_NSD"], allow: [127.0.0.0/8] }
 ${FWORKERS:+  workers: $FWORKERS}
 YAML
+# Inside lanha (TRACE=1, the default with the capture): its processes trace each miss's four steps,
+# their collections and their run-queue wait (services/dns/miss-trace.ts), joined with the capture.
+TRACE_DIR=""
+if [ "${STAGES:-1}" = 1 ] && [ "${TRACE:-1}" = 1 ]; then TRACE_DIR=$TMP/trace; mkdir -p "$TRACE_DIR"; fi
 # shellcheck disable=SC2086
-node $NODE_FLAGS dist/bin/lanctl.js serve --config "$TMP/flanha.yaml" > "$TMP/flanha.log" 2>&1 & PIDS+=($!); FL_PID=$!
+LANHA_DNS_MISS_TRACE=$TRACE_DIR node $NODE_FLAGS dist/bin/lanctl.js serve --config "$TMP/flanha.yaml" > "$TMP/flanha.log" 2>&1 & PIDS+=($!); FL_PID=$!
 dnsmasq -k --conf-file=/dev/null --port="$P_FDNSMASQ" --listen-address=127.0.0.1 --bind-interfaces --no-resolv --no-hosts \
   --server="127.0.0.1#$P_NSD" --pid-file="$TMP/fdnsmasq.pid" --user=root --cache-size=10000 > "$TMP/fdnsmasq.out" 2>&1 & PIDS+=($!); FD_PID=$!
 cat > "$TMP/unbound.conf" <<CONF
@@ -385,9 +394,9 @@ if [ "${STAGES:-1}" = 1 ]; then
   if command -v tcpdump >/dev/null; then CAPTURE=tcpdump; elif command -v dumpcap >/dev/null; then CAPTURE=dumpcap; fi
   [ -n "$CAPTURE" ] || echo "miss stages not measured: neither tcpdump nor dumpcap is installed (bench/packages/dns.txt lists tcpdump)"
 fi
-captured() { # NAME PORT COMMAND...: runs COMMAND under a loopback capture of PORT and the upstream's, appends the stages to $TMP/NAME.stages
-  local name=$1 port=$2 cap=$TMP/cap.pcap pid=""
-  shift 2
+captured() { # NAME PORT TRACE_DIR COMMAND...: runs COMMAND under a loopback capture of PORT and the upstream's, appends the stages to $TMP/NAME.stages
+  local name=$1 port=$2 trace=$3 cap=$TMP/cap.pcap pid=""
+  shift 3
   rm -f "$cap"
   case $CAPTURE in
     tcpdump) tcpdump -i lo -U -Z root -s 256 -B 16384 -w "$cap" "udp and (port $port or port $P_NSD)" > /dev/null 2>&1 & pid=$! ;;
@@ -401,7 +410,7 @@ captured() { # NAME PORT COMMAND...: runs COMMAND under a loopback capture of PO
   "$@"
   if [ -n "$pid" ]; then
     kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
-    node dist/bench/dns-stages.js "$cap" "$port" "$P_NSD" >> "$TMP/$name.stages"
+    node dist/bench/dns-stages.js "$cap" "$port" "$P_NSD" $trace >> "$TMP/$name.stages"
     rm -f "$cap"
   fi
 }
@@ -418,10 +427,10 @@ miss_run() { # lanha|dnsmasq|unbound ROUND
   sleep "$SETTLE"
   case $1 in
     lanha)
-      misses "l$2"; node dist/bench/pauses.js snap "$TMP/flanha.sock" "$TMP/fpauses"; captured flanha "$P_FLANHA" once flanha-miss "$P_FLANHA" udp "$TMP/miss-l$2.txt" -Q "$MISS_QPS" -c 4 -q 1000; node dist/bench/pauses.js snap "$TMP/flanha.sock" "$TMP/fpauses"
+      misses "l$2"; node dist/bench/pauses.js snap "$TMP/flanha.sock" "$TMP/fpauses"; captured flanha "$P_FLANHA" "$TRACE_DIR" once flanha-miss "$P_FLANHA" udp "$TMP/miss-l$2.txt" -Q "$MISS_QPS" -c 4 -q 1000; node dist/bench/pauses.js snap "$TMP/flanha.sock" "$TMP/fpauses"
       echo "lanha miss run $2: $(grep -c '^> SERVFAIL' "$TMP/out" || true) SERVFAIL answers; p50 $(awk -v n="$(wc -l < "$TMP/lat")" 'NR==int(n*0.5)+1{printf "%.3f ms",$1*1000; exit}' "$TMP/lat"), p99 of the NOERROR answers $(grep '^> NOERROR' "$TMP/out" | awk '{print $NF}' | sort -g | awk '{v[NR]=$1} END{if (NR) printf "%.3f ms", v[int(NR*0.99)+1]*1000; else print "NA"}')" ;;
-    dnsmasq) [ $FD_OK = 1 ] && { misses "d$2"; captured fdnsmasq "$P_FDNSMASQ" once fdnsmasq-miss "$P_FDNSMASQ" udp "$TMP/miss-d$2.txt" -Q "$MISS_QPS" -c 4 -q 1000; } ;;
-    unbound) [ $FU_OK = 1 ] && { misses "u$2"; captured funbound "$P_FUNBOUND" once funbound-miss "$P_FUNBOUND" udp "$TMP/miss-u$2.txt" -Q "$MISS_QPS" -c 4 -q 1000; } ;;
+    dnsmasq) [ $FD_OK = 1 ] && { misses "d$2"; captured fdnsmasq "$P_FDNSMASQ" "" once fdnsmasq-miss "$P_FDNSMASQ" udp "$TMP/miss-d$2.txt" -Q "$MISS_QPS" -c 4 -q 1000; } ;;
+    unbound) [ $FU_OK = 1 ] && { misses "u$2"; captured funbound "$P_FUNBOUND" "" once funbound-miss "$P_FUNBOUND" udp "$TMP/miss-u$2.txt" -Q "$MISS_QPS" -c 4 -q 1000; } ;;
   esac
   return 0
 }
@@ -453,6 +462,17 @@ if [ -n "$CAPTURE" ]; then
     printf '%-10s %17s %17s %17s %17s %17s %10s\n' "${f#f}" "$(stage $f total_p50) / $(stage $f total_p99)" "$(stage $f in_p50) / $(stage $f in_p99)" \
       "$(stage $f up_p50) / $(stage $f up_p99)" "$(stage $f out_p50) / $(stage $f out_p99)" "$(stage $f own_p50) / $(stage $f own_p99)" "$(stage $f other_p99)"
   done
+  if [ -n "$TRACE_DIR" ]; then
+    echo "inside lanha (its own trace joined with the capture; ms, medians over the runs): the query's wait in the socket queue before lanha"
+    echo "read it (qwait), its work up to the upstream query (js in), the upstream reply's wait (rwait), its work up to the answer (js out);"
+    echo "clock skew capture - lanha $(stage flanha skew_us) us, $(stage flanha joined) misses joined in the median run"
+    printf '%-8s %17s %17s %17s %17s\n' p50/p99 qwait "js in" rwait "js out"
+    printf '%-8s %17s %17s %17s %17s\n' lanha "$(stage flanha qwait_p50) / $(stage flanha qwait_p99)" "$(stage flanha jsin_p50) / $(stage flanha jsin_p99)" \
+      "$(stage flanha rwait_p50) / $(stage flanha rwait_p99)" "$(stage flanha jsout_p50) / $(stage flanha jsout_p99)"
+    echo "the slowest 1 % by own part (mean ms each): own $(stage flanha slow_own) = qwait $(stage flanha slow_qwait) + js in $(stage flanha slow_jsin) + rwait $(stage flanha slow_rwait) + js out $(stage flanha slow_jsout);"
+    echo "  meanwhile lanha's answering process ran $(stage flanha slow_ran) ms (collecting $(stage flanha slow_gc) ms; $(stage flanha slow_in_gc) of them overlapped a collection) and waited for a core $(stage flanha slow_runq) ms"
+    echo "  over the whole miss runs, per second: CPU $(stage flanha cpu_ms_per_s) ms, run-queue wait $(stage flanha runq_ms_per_s) ms, GC $(stage flanha gc_ms_per_s) ms"
+  fi
 fi
 printf '\n%-10s %12s %14s %12s %10s\n' forwarder hit_qps miss_p99_ms miss_lost rss_mib
 printf '%-10s %12s %14s %12s %10s\n' lanha "$FL_HQ" "$FL_MP" "$FL_ML" "$(mib "$FL_RSS")"
@@ -467,6 +487,11 @@ echo "RESULT dns.forward.miss_p99_ms lanha=$FL_MP dnsmasq=$FD_MP ratio=$(ratio "
 if [ -n "$CAPTURE" ]; then
   echo "RESULT dns.forward.miss_own_p99_ms lanha=$(stage flanha own_p99) unbound=$(stage funbound own_p99) ratio=$(ratio "$(stage flanha own_p99)" "$(stage funbound own_p99)") unit=ms better=lower"
   echo "RESULT dns.forward.miss_own_p99_ms lanha=$(stage flanha own_p99) dnsmasq=$(stage fdnsmasq own_p99) ratio=$(ratio "$(stage flanha own_p99)" "$(stage fdnsmasq own_p99)") unit=ms better=lower"
+  if [ -n "$TRACE_DIR" ]; then
+    for k in qwait_p99 rwait_p99 jsin_p99 jsout_p99 slow_own slow_gc slow_runq slow_ran; do
+      echo "RESULT dns.forward.miss_inside.$k lanha=$(stage flanha $k) anchor=NA ratio=NA unit=ms better=lower"
+    done
+  fi
 fi
 echo "RESULT dns.forward.rss_mib lanha=$(mib "$FL_RSS") dnsmasq=$(mib "$FD_RSS") ratio=$(ratio "$(mib "$FL_RSS")" "$(mib "$FD_RSS")") unit=MiB better=lower"
 echo "RESULT dns.forward.rss_mib lanha=$(mib "$FL_RSS") unbound=$(mib "$FU_RSS") ratio=$(ratio "$(mib "$FL_RSS")" "$(mib "$FU_RSS")") unit=MiB better=lower"

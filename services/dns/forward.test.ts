@@ -223,3 +223,38 @@ t.test('every UDP attempt waits on one deadline list and one timer: a silent ups
   t.equal(f.attemptsWaiting, 0, 'answered attempts leave the deadline list at once');
   t.equal(counters.get('dns.forward.upstream_timeout'), timedOut, 'and never time out');
 });
+
+t.test('trace: an answered miss is traced with its four steps in order, a shed one with its read time', async (t) => {
+  const up = dgram.createSocket('udp4');
+  up.on('message', (msg, rinfo) => {
+    const d = decodeMessage(msg);
+    if (!d.ok) return;
+    const r = emptyMessage(d.value.id);
+    r.qr = true; r.ra = true; r.rd = true;
+    r.questions = d.value.questions;
+    r.answers = [{ name: d.value.questions[0]!.name, type: T.A, class: CLASS_IN, ttl: 60, rdata: Uint8Array.of(192, 0, 2, 1) }];
+    setTimeout(() => up.send(encodeMessage(r).bytes, rinfo.port, rinfo.address), 5);
+  });
+  await new Promise<void>((r) => up.bind(0, '127.0.0.1', () => r()));
+  t.teardown(() => up.close());
+  const misses: Array<[string, number, number, number, number]> = [];
+  const sheds: number[] = [];
+  const f = new Forwarder({
+    upstreams: [{ address: '127.0.0.1', port: up.address().port }], timeoutMs: 2000, cache: new ForwardCache({ entries: 100, bytes: 1 << 20 }),
+    clock: systemClock, random: seededRandom(2), counters: new Counters(), maxInFlight: 1,
+    trace: { miss: (...m) => { misses.push(m); }, shed: (at) => { sheds.push(at); } },
+  });
+  t.teardown(() => f.close());
+  const before = systemClock.monotonicMs();
+  const asked = f.resolve({ name: 'Traced.example', type: T.A, class: CLASS_IN });
+  const shed = f.resolve({ name: 'other.example', type: T.A, class: CLASS_IN });
+  t.equal((shed as { rcode: number }).rcode, RCODE.SERVFAIL, 'past the cap: SERVFAIL at once');
+  t.equal(sheds.length, 1, 'and traced as shed');
+  t.ok(sheds[0]! >= before);
+  await asked;
+  t.equal(misses.length, 1, 'the answered miss traced once');
+  const [name, read, sent, reply, answered] = misses[0]!;
+  t.equal(name, 'Traced.example');
+  t.ok(before <= read && read <= sent && sent < reply && reply <= answered, `read ${read} <= sent ${sent} < reply ${reply} <= answered ${answered}`);
+  t.ok(reply - sent >= 4, 'the upstream\'s 5 ms are between the send and the reply');
+});

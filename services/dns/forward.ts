@@ -11,6 +11,7 @@ import { forwardedReply } from './handler.js';
 import { HEADER_SIZE, RCODE, UDP_PAYLOAD_MAX, decodeMessage, emptyMessage, encodeMessage, scanMessage, type DnsMessage, type DnsRecord, type MessageScan, type Question } from './wire.js';
 import { rcodeReply, type FastQuery } from './fast.js';
 import { UpstreamUdp, type UpstreamWaiter } from './upstream-udp.js';
+import type { MissTrace } from './miss-trace.js';
 
 // Forwarding to upstream resolvers (shell: owns sockets and timers). Each upstream query goes out
 // with a random ID from one of a few sockets on kernel-chosen ports, each closed after a few dozen
@@ -46,6 +47,8 @@ export interface ForwarderOptions {
    * queue that is already growing. Questions already in flight are still joined.
    */
   busy?: () => boolean;
+  /** Where each miss's time went, for bench:dns (miss-trace.ts; null or absent: not traced). */
+  trace?: MissTrace | null;
 }
 
 /** An upstream's answer as the askers get it, and the cache entry it was stored as (null: not cached). */
@@ -108,8 +111,9 @@ class Flight implements UpstreamWaiter {
   /** Attempts made so far, and the index in `ups` of the one under way. */
   tries = 0;
   index = 0;
-  /** When the attempt under way was sent (for dns.forward.upstream_wait_us). */
+  /** When the attempt under way was sent (for dns.forward.upstream_wait_us), and its reply read. */
   sentMs = 0;
+  replyMs = 0;
   /** Place in the forwarder's deadline list (earliest first) while a UDP attempt waits. */
   deadline = 0;
   timed = false;
@@ -219,6 +223,7 @@ export class Forwarder {
     }
     if (this.#closed || this.#waiting >= this.#o.maxInFlight) {
       this.#o.counters.inc('dns.forward.overload');
+      this.#o.trace?.shed(this.#o.clock.monotonicMs());
       done(servfail());
       return;
     }
@@ -231,6 +236,7 @@ export class Forwarder {
     }
     if (this.#o.busy?.() === true) {
       this.#o.counters.inc('dns.forward.busy');
+      this.#o.trace?.shed(this.#o.clock.monotonicMs());
       done(servfail());
       return;
     }
@@ -274,8 +280,9 @@ export class Forwarder {
     if (scan === null) { this.#o.counters.inc('dns.forward.mismatched'); return; }
     // Where a miss's time goes: the upstream's part (send to reply read, this process's wake-up
     // included), summed in microseconds with the replies counted, so processes add up.
+    f.replyMs = this.#o.clock.monotonicMs();
     this.#o.counters.inc('dns.forward.upstream_replies');
-    this.#o.counters.inc('dns.forward.upstream_wait_us', Math.round((this.#o.clock.monotonicMs() - f.sentMs) * 1000));
+    this.#o.counters.inc('dns.forward.upstream_wait_us', Math.round((f.replyMs - f.sentMs) * 1000));
     this.#attemptEnded(f, { bytes: msg, scan });
   }
 
@@ -322,6 +329,7 @@ export class Forwarder {
         this.#o.counters.inc('dns.forward.answer_failed'); // one asker's reply must not cost the others theirs
       }
     }
+    if (reply !== null) this.#o.trace?.miss(f.q.name, f.started, f.sentMs, f.replyMs, this.#o.clock.monotonicMs());
   }
 
   /** Puts `f` on the deadline list at `at`, arming the timer if it is now the earliest. */

@@ -4,7 +4,7 @@ import { availableParallelism } from 'node:os';
 import type { LanhaConfig } from '../../config/index.js';
 import type { Logger } from '../../lib/log.js';
 import { LogLimiter } from '../../lib/log.js';
-import type { Clock } from '../../lib/clock.js';
+import { systemClock, type Clock } from '../../lib/clock.js';
 import type { Random } from '../../lib/random.js';
 import type { Counters } from '../../lib/counters.js';
 import { serviceAddresses } from '../../lib/listen.js';
@@ -19,6 +19,7 @@ import { tcpShare, type DnsConfig } from './config.js';
 import type { ProcessMemory } from '../../lib/memory.js';
 import { DnsAnswerer, type ForwardQuery, type Reply } from './answerer.js';
 import { Forwarder, forwardWith, inFlightShare } from './forward.js';
+import { missTrace } from './miss-trace.js';
 import { wireOf } from './cache.js';
 import { Notifier } from './notify.js';
 import { recordRoutes } from './records-api.js';
@@ -101,6 +102,7 @@ export class DnsServer implements RunningService {
         cache: this.#answerer.forwardCache!, maxInFlight: inFlightShare(this.#cfg.forward.maxInFlight, 1 + this.#workerCount),
         clock: o.clock, random: o.random, counters: this.counters,
         onCached: (entry) => this.#workers?.cacheFill(wireOf(entry)), busy: () => this.#answerer.backlogged(),
+        trace: o.clock === systemClock ? missTrace() : null,
       });
       this.#forward = forwardWith(this.#forwarder, o.config.node.name, this.#clock);
     }

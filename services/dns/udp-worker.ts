@@ -9,6 +9,7 @@ import { buildZoneSet } from './zone.js';
 import { Forwarder, forwardWith, inFlightShare } from './forward.js';
 import { processMemory, watchPauses } from '../../lib/memory.js';
 import { answerLookupsAtOnce } from '../../lib/udp-lookup.js';
+import { missTrace } from './miss-trace.js';
 
 // A UDP worker process (udp-workers.ts starts it): it reads the daemon's own UDP sockets, handed
 // over the IPC channel, and answers from zones built from the same inputs as the daemon's.
@@ -74,7 +75,7 @@ process.on('message', (m: ToWorker, handle: unknown) => {
         forwarder = new Forwarder({
           upstreams: f.upstreams, domains: f.domains, timeoutMs: f.timeout, cache: answerer.forwardCache!,
           maxInFlight: inFlightShare(f.maxInFlight, m.processes), clock: systemClock, random: cryptoRandom, counters: answerer.counters,
-          onCached: share, busy: () => answerer!.backlogged(),
+          onCached: share, busy: () => answerer!.backlogged(), trace: missTrace(),
         });
         forward = forwardWith(forwarder, m.nodeName, systemClock);
       }

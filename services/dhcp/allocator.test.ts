@@ -116,6 +116,16 @@ t.test('random event sequences keep the allocator safe', (t) => {
         case 'wait': now += e.waitMs; break;
         case 'sweep': for (const c of allocator.expiredLeases([...fsm.leases()], now, 100)) commit(c, now); break;
       }
+      // No address is offered to two clients at once (a reclaimed offer is gone from its first client).
+      const offeredTo = new Map<number, string>();
+      for (let n = 0xf0; n <= 0xf1 + 24; n++) {
+        const key = `mac:${macOf(n > 0xf1 ? n - 0xf0 : n)}`;
+        const o = allocator.offerFor(key);
+        if (o === undefined || o.expiresMs <= now) continue;
+        const other = offeredTo.get(o.ip);
+        if (other !== undefined && other !== key) throw new Error(`${formatIpv4(o.ip)} offered to ${other} and ${key}`);
+        offeredTo.set(o.ip, key);
+      }
       // Safety: no address believed held (unexpired) by two clients.
       const byIp = new Map<number, string>();
       for (const [m, h] of held) {
@@ -247,6 +257,40 @@ t.test('RFC 2131 §4.3 cases', async (t) => {
     t.equal(offers, 13, '14 pool addresses, one of them reserved for someone else');
     t.equal(allocator.onDiscover(req(macOf(40), 'discover'), subnet, fsm, 100).kind, 'silent');
     t.equal(allocator.onDiscover(req(macOf(40), 'discover'), subnet, fsm, 5001).kind, 'offer', 'after the offer TTL');
+    t.end();
+  });
+  t.test('a dry pool takes back the oldest unanswered offer: never a grant in flight, a reservation\'s, or one younger than the floor', (t) => {
+    const { allocator, subnet, fsm, commit } = setup();
+    const given = new Map<string, number>();
+    // The reserved client of 10.0.0.12 (inside a pool) asks first, so its offer is the oldest.
+    const reserved = allocator.onDiscover(req('02:00:00:00:00:f1', 'discover'), subnet, fsm, 0);
+    t.equal(reserved.kind === 'offer' ? formatIpv4(reserved.ip) : reserved.kind, '10.0.0.12');
+    for (let i = 1; i <= 13; i++) {
+      const d = allocator.onDiscover(req(macOf(i), 'discover'), subnet, fsm, 0);
+      if (d.kind === 'offer') given.set(macOf(i), d.ip);
+    }
+    t.equal(given.size, 13, 'the other 13 pool addresses are offered');
+    // Client 1 answers its offer: the grant is in flight (not settled) when the flood goes on.
+    const granting = allocator.onRequest(req(macOf(1), 'request', { serverId: SERVER, requestedIp: given.get(macOf(1))! }), subnet, [SERVER], fsm, 100);
+    t.equal(granting.kind, 'ack');
+    t.equal(allocator.onDiscover(req(macOf(50), 'discover'), subnet, fsm, 200).kind, 'silent', 'offers younger than the floor (250 ms) are left alone');
+    const first = allocator.onDiscover(req(macOf(50), 'discover'), subnet, fsm, 300);
+    t.equal(first.kind === 'offer' ? formatIpv4(first.ip) : first.kind, formatIpv4(given.get(macOf(2))!), 'the oldest plain offer (client 2\'s) goes to the new client');
+    t.equal(first.kind === 'offer' ? first.reclaimed?.clientKey : undefined, `mac:${macOf(2)}`, 'and the decision says whose it was');
+    t.equal(allocator.offerFor(`mac:${macOf(2)}`), undefined, 'client 2 holds no offer any more');
+    const late = allocator.onRequest(req(macOf(2), 'request', { serverId: SERVER, requestedIp: given.get(macOf(2))! }), subnet, [SERVER], fsm, 350);
+    t.equal(late.kind, 'nak', 'client 2\'s REQUEST for the address given to another is NAKed');
+    const taken = new Set<number>([first.kind === 'offer' ? first.ip : 0]);
+    for (let i = 51; i < 70; i++) {
+      const d = allocator.onDiscover(req(macOf(i), 'discover'), subnet, fsm, 400);
+      if (d.kind === 'offer') taken.add(d.ip);
+    }
+    t.equal(taken.size, 12, 'client 2\'s and each of the 11 other plain offers are taken back once, then the pool is dry again');
+    t.notOk(taken.has(ip('10.0.0.12')), 'never the reservation\'s address');
+    t.notOk(taken.has(given.get(macOf(1))!), 'never the address of a grant in flight');
+    if (granting.kind === 'ack') commit(granting.propose, 500);
+    allocator.settle(`mac:${macOf(1)}`);
+    t.equal(fsm.lease(given.get(macOf(1))!)?.mac, macOf(1), 'the grant in flight commits for its client');
     t.end();
   });
   t.test('relayed requests select the subnet by giaddr', (t) => {

@@ -35,7 +35,20 @@ export interface AllocatorSettings {
   authoritative: boolean;
   /** Upper bound on pending offers (a flood of new MACs cannot grow memory without bound). */
   offersMax: number;
+  /**
+   * A DISCOVER that finds its pool dry takes over the oldest outstanding offer of the subnet made at
+   * least this long ago (a flood of DISCOVERs from made-up MACs would otherwise hold every free
+   * address for offerTtl and starve real clients). Younger offers are left alone: a client's REQUEST
+   * follows its OFFER within a round trip plus the client's own think time. Unset: 250 ms. The floor
+   * trades the two sides of a sustained flood: offers are taken back after pool size / flood rate
+   * seconds, or after this floor when that is shorter (and then new DISCOVERs go unanswered until an
+   * offer reaches it, the flood's and real clients' alike).
+   */
+  offerReclaimAfterMs?: number;
 }
+
+/** The default of AllocatorSettings.offerReclaimAfterMs. */
+export const OFFER_RECLAIM_AFTER_MS = 250;
 
 /** Read access to the replicated leases and compute-node inventory (cluster/fsm.ts). */
 export interface LeaseView {
@@ -53,13 +66,17 @@ export interface Offer {
   ip: Ipv4;
   clientKey: string;
   subnetId: string;
+  /** When it was made (log time). */
+  madeMs: number;
   expiresMs: number;
+  /** Held for a grant being committed (a REQUEST's), not a DISCOVER's offer: never reclaimed. */
+  granting: boolean;
 }
 
 /** What the server should do with a request. `propose` must commit before the reply goes out. */
 export type Decision =
   /** `hostname`: the name the server gives (option 12), a reservation's or the inventory node's. */
-  | { kind: 'offer'; ip: Ipv4; subnet: PoolSubnet; reservation?: Reservation; hostname?: string }
+  | { kind: 'offer'; ip: Ipv4; subnet: PoolSubnet; reservation?: Reservation; hostname?: string; reclaimed?: Offer }
   | { kind: 'ack'; ip: Ipv4; subnet: PoolSubnet; reservation?: Reservation; hostname?: string; propose: Command }
   | { kind: 'nak'; reason: string; subnet?: PoolSubnet }
   | { kind: 'inform'; subnet: PoolSubnet }
@@ -106,6 +123,11 @@ export class Allocator {
     if (ip === undefined && !reservation) ip = this.#previousAddress(request, subnet, leases, nowMs);
     if (ip === undefined && request.requestedIp !== undefined && this.#usable(request.requestedIp, request, subnet, leases, nowMs)) ip = request.requestedIp;
     if (ip === undefined && !reservation) ip = this.#nextFree(request, subnet, leases, nowMs);
+    let reclaimed: Offer | undefined;
+    if (ip === undefined && !reservation) {
+      reclaimed = this.#reclaim(request, subnet, leases, nowMs);
+      ip = reclaimed?.ip;
+    }
     if (ip === undefined) {
       return reservation
         ? { kind: 'silent', reason: 'reserved address in use', failure: 'reserved-in-use', subnet }
@@ -115,9 +137,9 @@ export class Allocator {
       this.purge(nowMs);
       if (this.#offersByClient.size >= this.settings.offersMax) return { kind: 'silent', reason: 'too many pending offers', failure: 'offers-full', subnet };
     }
-    this.#hold(request.clientKey, ip, subnet, nowMs);
+    this.#hold(request.clientKey, ip, subnet, nowMs, false);
     const hostname = reservation?.hostname ?? leases.inventory?.byMac(request.mac)?.name;
-    return { kind: 'offer', ip, subnet, ...(reservation ? { reservation } : {}), ...(hostname === undefined ? {} : { hostname }) };
+    return { kind: 'offer', ip, subnet, ...(reservation ? { reservation } : {}), ...(hostname === undefined ? {} : { hostname }), ...(reclaimed ? { reclaimed } : {}) };
   }
 
   /** REQUEST in SELECTING, INIT-REBOOT, RENEWING or REBINDING (RFC 2131 §4.3.2). */
@@ -203,7 +225,7 @@ export class Allocator {
     const reservation = this.#reservationFor(request, subnet, leases);
     if (reservation && reservation.ip !== ip) return { kind: 'nak', reason: 'client has a reservation for another address', subnet };
     if (!this.#usable(ip, request, subnet, leases, nowMs)) return { kind: 'nak', reason: 'address not available to this client', subnet };
-    this.#hold(request.clientKey, ip, subnet, nowMs); // held until the grant commits (settle)
+    this.#hold(request.clientKey, ip, subnet, nowMs, true); // held until the grant commits (settle)
     // The name we give (option 12): a reservation's or the inventory node's; else the client's own goes in
     // the lease, unless someone else owns it: the server's ownership check (services/names.ts) drops it then.
     const given = reservation?.hostname ?? leases.inventory?.byMac(request.mac)?.name;
@@ -250,6 +272,27 @@ export class Allocator {
     return undefined;
   }
 
+  /**
+   * The pool is dry: the oldest outstanding offer of this subnet made at least offerReclaimAfterMs
+   * ago (never a grant being committed, never a reservation's or inventory node's address, which
+   * only their owner may have) is withdrawn and its address goes to this client. Its client's
+   * REQUEST is then NAKed like any for an address held by another. Offers sit in the map in the
+   * order they were made (#hold re-inserts), so the scan stops at the first one too young.
+   */
+  #reclaim(request: ClientRequest, subnet: PoolSubnet, leases: LeaseView, nowMs: number): Offer | undefined {
+    const youngest = nowMs - (this.settings.offerReclaimAfterMs ?? OFFER_RECLAIM_AFTER_MS);
+    for (const offer of this.#offersByClient.values()) {
+      if (offer.madeMs > youngest) break;
+      if (offer.granting || offer.subnetId !== subnet.id || offer.clientKey === request.clientKey) continue;
+      if (this.#reservedIps.has(offer.ip) || leases.inventory?.byIp(offer.ip) !== undefined) continue;
+      this.#drop(offer.clientKey);
+      // Still free apart from the offer (a lease may have been bound to the address since by the
+      // other server's grant: then the offer was stale and is gone for good, rightly).
+      if (this.#usable(offer.ip, request, subnet, leases, nowMs)) return offer;
+    }
+    return undefined;
+  }
+
   /** May `ip` go to this client now? Pool or own reservation, not the subnet's network/broadcast, not held by anyone else. */
   #usable(ip: Ipv4, request: ClientRequest, subnet: PoolSubnet, leases: LeaseView, nowMs: number): boolean {
     if (!cidrContains(subnet.cidr, ip) || ip === subnet.cidr.network || ip === broadcastOf(subnet.cidr)) return false;
@@ -281,9 +324,9 @@ export class Allocator {
     return lease.expiresAt + this.settings.reuseGraceMs <= nowMs;
   }
 
-  #hold(clientKey: string, ip: Ipv4, subnet: PoolSubnet, nowMs: number): void {
+  #hold(clientKey: string, ip: Ipv4, subnet: PoolSubnet, nowMs: number, granting: boolean): void {
     this.#drop(clientKey);
-    const offer: Offer = { ip, clientKey, subnetId: subnet.id, expiresMs: nowMs + this.settings.offerTtlMs };
+    const offer: Offer = { ip, clientKey, subnetId: subnet.id, madeMs: nowMs, expiresMs: nowMs + this.settings.offerTtlMs, granting };
     this.#offersByClient.set(clientKey, offer);
     this.#offersByIp.set(ip, offer);
   }

@@ -164,3 +164,27 @@ t.test('pool exhaustion: a rate-limited warning naming subnet and pool, its own 
   t.equal(warnings[0]?.['subnet'], '10.50.0.0/24');
   t.same(warnings[0]?.['pools'], ['10.50.0.100-10.50.0.102']);
 });
+
+t.test('a DISCOVER flood holding every free address as an offer: a new client takes back the oldest, counted and warned', async (t) => {
+  const l = await lab();
+  t.teardown(l.stop);
+  const discover = async (mac: string): Promise<string | null> => {
+    const offers = await l.handler.handle(packet(1, mac), '127.0.0.1:68', l.clock.wallMs());
+    const offer = offers[0] === undefined ? undefined : decodeDhcp(offers[0].bytes);
+    return offer?.ok === true ? formatIpv4(offer.value.yiaddr) : null;
+  };
+  const flood = [];
+  for (let i = 0; i < 3; i++) flood.push(await discover(`02:00:00:00:03:0${i}`));
+  t.same(flood, ['10.50.0.100', '10.50.0.101', '10.50.0.102'], 'the flood holds the whole pool as offers');
+  t.equal(await lease(l, '02:00:00:00:04:01'), null, 'a client right after the flood gets nothing (the offers are younger than 250 ms)');
+  l.clock.advance(300);
+  t.equal(await lease(l, '02:00:00:00:04:02'), '10.50.0.100', '300 ms later a real client gets the oldest offer\'s address');
+  t.equal(l.fsm.lease(parseIpv4('10.50.0.100')!)?.mac, '02:00:00:00:04:02', 'and its lease');
+  const counters = l.handler.counters.toJSON();
+  t.equal(counters['offer.reclaimed'], 1, 'counted');
+  const warned = l.logs.filter((e) => e['event'] === 'dhcp.offer.reclaimed');
+  t.equal(warned.length, 1, 'warned once');
+  t.equal(warned[0]?.['offeredTo'], 'mac:02:00:00:00:03:00', 'naming whose offer it was');
+  const nak = await l.handler.handle(packet(3, '02:00:00:00:03:00', undefined, '10.50.0.100'), '127.0.0.1:68', l.clock.wallMs());
+  t.equal(nak[0]?.kind, 'nak', 'the flood client\'s late REQUEST for the address is NAKed');
+});

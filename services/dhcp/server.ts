@@ -235,6 +235,16 @@ export class DhcpHandler {
         return [];
       case 'offer':
         this.counters.inc('sent.offer');
+        if (decision.reclaimed !== undefined) {
+          // The pool was dry and an older outstanding offer was taken back for this client (allocator.ts #reclaim).
+          this.counters.inc('offer.reclaimed');
+          if (this.#limiter.allow(`reclaimed ${decision.subnet.id}`, nowMs)) {
+            this.#log.warn({
+              event: 'dhcp.offer.reclaimed', subnet: decision.subnet.id, ip: formatIpv4(decision.ip), mac: client.mac, offeredTo: decision.reclaimed.clientKey,
+              offerAgeMs: nowMs - decision.reclaimed.madeMs,
+            }, `subnet ${decision.subnet.id} has no free address: an unanswered offer was taken back for a new client (a DISCOVER flood, or a pool too small)`);
+          }
+        }
         return [this.#reply({ kind: 'offer', request, client, serverId: this.serverId, ip: decision.ip, ...this.#extras(decision.subnet.id, client, decision.hostname) })];
       case 'nak':
         this.counters.inc('sent.nak');

@@ -176,6 +176,8 @@ export function createMetrics(view: MetricsView, options: { perClient: boolean; 
       } });
     new Gauge({ name: 'lanha_dhcp_leases', help: 'Leases in the replicated state, by state.', labelNames: ['subnet', 'state'], registers: r,
       collect() { this.reset(); for (const s of view.pools()) for (const [state, n] of Object.entries(s.leases)) this.set({ subnet: s.subnet, state }, n); } });
+    new Counter({ name: 'lanha_dhcp_offers_reclaimed_total', help: 'Outstanding offers taken back for a new client because the pool had no free address (a DISCOVER flood, or a pool too small).', registers: r,
+      collect() { this.reset(); this.inc(counters(status('dhcp'))['offer.reclaimed'] ?? 0); } });
     new Gauge({ name: 'lanha_dhcp_offers_pending', help: 'Offers held in memory waiting for a REQUEST.', registers: r,
       collect() { this.reset(); const v = num(status('dhcp')?.['offers']); if (v !== null) this.set(v); } });
     if (options.perClient) {

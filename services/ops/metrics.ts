@@ -218,6 +218,9 @@ export function createMetrics(view: MetricsView, options: { perClient: boolean; 
     serviceCounter('tftp', 'lanha_tftp_transfers_started_total', 'TFTP transfers started.', { 'tftp.transfers_started': {} });
     serviceCounter('tftp', 'lanha_tftp_sent_bytes_total', 'TFTP payload bytes sent.', { 'tftp.bytes_sent': {} });
     serviceCounter('tftp', 'lanha_tftp_retransmits_total', 'TFTP blocks sent again.', { 'tftp.retransmits': {} });
+    serviceCounter('tftp', 'lanha_tftp_transfers_reclaimed_total', 'TFTP transfers never acknowledged for a retransmit interval, ended to give their slot to a new request, by the limit that was full.', {
+      'tftp.reclaimed_unconfirmed': { limit: 'maxTransfers' }, 'tftp.reclaimed_unconfirmed_own': { limit: 'perClientTransfers' },
+    }, 'limit');
 
   }
 

@@ -12,7 +12,7 @@ import { Transfer } from './transfer.js';
 // transfer through dgram where the handle shapes are missing.
 
 function host(ended: (outcome: string) => void): EngineHost {
-  return { clock: systemClock, counters: new Counters(), error: () => undefined, transferEnded: (_t, outcome) => ended(outcome) };
+  return { clock: systemClock, counters: new Counters(), error: () => undefined, transferEnded: (_t, outcome) => ended(outcome), transferConfirmed: () => undefined };
 }
 
 function fileBytes(size: number): Buffer {

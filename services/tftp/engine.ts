@@ -58,6 +58,8 @@ export interface EngineHost {
   readonly counters: Counters;
   error(fields: Record<string, unknown>, message: string): void;
   transferEnded(transfer: ActiveTransfer, outcome: string): void;
+  /** The client acknowledged something for the first time (Transfer.confirmed): told once per transfer. */
+  transferConfirmed(transfer: ActiveTransfer): void;
 }
 
 /** A boot file rendered for one client (services/boot), served from memory. */
@@ -97,6 +99,8 @@ export class ActiveTransfer {
   readonly #ring: Array<Buffer | undefined>;
   #closed = false;
   #acks = 0;
+  /** The host was told the client acknowledged something (EngineHost.transferConfirmed). */
+  #confirmed = false;
   /** This ACK is being timed: #apply adds its copy and send times. */
   #timing = false;
   #copyMs = 0;
@@ -150,6 +154,7 @@ export class ActiveTransfer {
       if (this.#waiting) this.#event({ kind: 'ack', block });
       else if ((++this.#acks & TURNAROUND_SAMPLE_MASK) === 0) this.#timedAck(block);
       else this.#ack(block, this.host.clock.monotonicMs());
+      if (!this.#confirmed) this.#confirm();
       return;
     }
     const decoded = decodePacket(msg);
@@ -158,6 +163,13 @@ export class ActiveTransfer {
       return;
     }
     this.host.counters.inc('tftp.transfer_bad_packet');
+  }
+
+  /** Tells the host once the client has acknowledged something: its slot is no longer one to reclaim. */
+  #confirm(): void {
+    if (this.#closed || !this.core.confirmed) return;
+    this.#confirmed = true;
+    this.host.transferConfirmed(this);
   }
 
   #event(event: TransferEvent): void {
@@ -308,6 +320,7 @@ export class ActiveTransfer {
       const event = this.#queue.shift()!;
       this.#apply(this.core.step(event, this.host.clock.monotonicMs()));
     }
+    if (!this.#confirmed) this.#confirm();
   }
 
   #send(packet: Buffer): void {
@@ -337,11 +350,11 @@ export class ActiveTransfer {
   }
 
   /** Ends the transfer from outside (server stop, failover): the client hears an ERROR and retries elsewhere. */
-  cancel(message: string): void {
+  cancel(message: string, outcome = 'cancelled'): void {
     if (this.#closed) return;
     this.#send(encodeError(ErrorCode.notDefined, message));
     this.core.step({ kind: 'cancel' }, this.host.clock.monotonicMs());
-    this.finish('cancelled');
+    this.finish(outcome);
   }
 
   finish(outcome: string): void {
@@ -405,6 +418,11 @@ export class TransferEngine {
     const all = [...this.#transfers.values()];
     for (const t of all) t.cancel(message);
     return all.length;
+  }
+
+  /** Ends one transfer whose slot the server gave to another request (server.ts #reclaim). */
+  reclaim(id: number, message: string): void {
+    this.#transfers.get(id)?.cancel(message, 'reclaimed');
   }
 
   stop(): void {

@@ -58,6 +58,10 @@ interface Pending {
   /** Set when the file was rendered for this client (services/boot) rather than read from disk. */
   rendered?: { stale: boolean; node?: string };
   startedMs: number;
+  /** The engine started it (its first OACK or DATA went out): only then may its slot be reclaimed. */
+  running: boolean;
+  /** The client has acknowledged something (Transfer.confirmed): its slot is never reclaimed. */
+  confirmed: boolean;
 }
 
 export interface EndedMessage {
@@ -113,6 +117,7 @@ export class TftpServer {
             this.#engine?.forget(transfer.id);
             this.#ended({ id: transfer.id, outcome, info: transfer.info() });
           },
+          transferConfirmed: (transfer: ActiveTransfer) => this.#confirmed(transfer.id),
         });
       } else {
         for (let i = 0; i < this.config.workers; i++) this.#workers.push(await this.#startWorker(i));
@@ -155,6 +160,7 @@ export class TftpServer {
       switch (m.type) {
         case 'outcome': this.#outcome(m.id, m.outcome); break;
         case 'ended': this.#ended(m.ended); break;
+        case 'confirmed': this.#confirmed(m.id); break;
         case 'counters': {
           slot.counters = m.counters;
           slot.cache = m.cache;
@@ -277,15 +283,15 @@ export class TftpServer {
       this.counters.inc('tftp.duplicate_request');
       return;
     }
-    if (this.#active.size >= this.config.maxTransfers) {
+    if ((this.#perClient.get(rinfo.address) ?? 0) >= this.config.perClientTransfers && !this.#reclaim(rinfo, rinfo.address)) {
+      this.#drop('client-busy', rinfo, 'perClientTransfers');
+      this.counters.inc('tftp.client_busy');
+      return;
+    }
+    if (this.#active.size >= this.config.maxTransfers && !this.#reclaim(rinfo)) {
       // Silent drop: the client's own RRQ retry comes back when a slot is free (an ERROR would make firmware give up).
       this.#drop('busy', rinfo, 'maxTransfers');
       this.counters.inc('tftp.busy');
-      return;
-    }
-    if ((this.#perClient.get(rinfo.address) ?? 0) >= this.config.perClientTransfers) {
-      this.#drop('client-busy', rinfo, 'perClientTransfers');
-      this.counters.inc('tftp.client_busy');
       return;
     }
     const peer = { address: rinfo.address, port: rinfo.port };
@@ -309,7 +315,9 @@ export class TftpServer {
     // The least busy worker takes it.
     let worker = -1;
     for (let i = 0; i < this.#workers.length; i++) if (worker < 0 || this.#workers[i]!.active < this.#workers[worker]!.active) worker = i;
-    const pending: Pending = { id, key, peer, client, requested: packet.filename, listener, worker, startedMs: this.clock.monotonicMs(), ...(renderedInfo === undefined ? {} : { rendered: renderedInfo }) };
+    const pending: Pending = {
+      id, key, peer, client, requested: packet.filename, listener, worker, startedMs: this.clock.monotonicMs(), running: false, confirmed: false, ...(renderedInfo === undefined ? {} : { rendered: renderedInfo }),
+    };
     this.#active.set(id, pending);
     this.#byKey.set(key, id);
     this.#perClient.set(peer.address, (this.#perClient.get(peer.address) ?? 0) + 1);
@@ -327,10 +335,46 @@ export class TftpServer {
     );
   }
 
+  /**
+   * A slot for `rinfo`'s request, taken from the oldest running transfer (of `address` only, when
+   * given) whose client has acknowledged nothing for a whole retransmit interval (tftp.timeout): a
+   * spoofed or dead source that has cost nothing yet, while a live client answers the first OACK or
+   * DATA within a round trip. Without this, such transfers held their slots for the whole retransmit
+   * chain (timeout x retries with back-off, ~15 s at the defaults) and real clients were turned
+   * away. The transfer ends with an ERROR; false when there is none to take.
+   */
+  #reclaim(rinfo: dgram.RemoteInfo, address?: string): boolean {
+    const oldest = this.clock.monotonicMs() - this.config.timeout;
+    for (const p of this.#active.values()) {
+      if (p.startedMs > oldest) break; // in admission order: the rest are younger
+      if (!p.running || p.confirmed || (address !== undefined && p.peer.address !== address)) continue;
+      this.#release(p.id);
+      const message = 'no ACK: this transfer\'s slot went to another request';
+      if (this.#engine) this.#engine.reclaim(p.id, message);
+      else this.#workers[p.worker]?.worker.postMessage({ type: 'reclaim', id: p.id, message } satisfies ToWorker);
+      this.counters.inc(address === undefined ? 'tftp.reclaimed_unconfirmed' : 'tftp.reclaimed_unconfirmed_own');
+      if (this.#limiter.allow('reclaimed', this.clock.monotonicMs())) {
+        this.log.warn({
+          event: 'tftp.transfer.reclaimed', client: p.key, requested: printable(p.requested), ageMs: Math.round(this.clock.monotonicMs() - p.startedMs),
+          for: `${rinfo.address}:${rinfo.port}`, limit: address === undefined ? 'maxTransfers' : 'perClientTransfers',
+        }, 'a transfer never acknowledged gave its slot to a new request (spoofed or dead sources filling the table)');
+      }
+      return true;
+    }
+    return false;
+  }
+
+  #confirmed(id: number): void {
+    const pending = this.#active.get(id);
+    if (pending) pending.confirmed = true;
+  }
+
   /** A start request came back: refused (answer with the ERROR here) or never started. */
   #outcome(id: number, outcome: StartOutcome): void {
     if (outcome.kind === 'started') {
       this.counters.inc('tftp.transfers_started');
+      const pending = this.#active.get(id);
+      if (pending) pending.running = true;
       return;
     }
     const pending = this.#release(id);

@@ -246,3 +246,20 @@ t.test('stalled: no ACK progress for two retransmit intervals (a retransmission 
   y.start(0);
   t.equal(y.stallAfterMs, 600, 'the interval is the transfer\'s own retransmit timeout');
 });
+
+t.test('confirmed: only once the client acknowledged the OACK or a block, never by retransmissions or stray ACKs', async (t) => {
+  const plain = new Transfer({ ...base, size: 2000 });
+  plain.start(0);
+  plain.step({ kind: 'timeout' }, 1000);
+  plain.ack(7, 1001); // a block never sent
+  plain.ack(0, 1002); // below the first block
+  t.equal(plain.confirmed, false, 'DATA 1 sent twice, stray ACKs: not confirmed');
+  plain.ack(1, 1003);
+  t.equal(plain.confirmed, true, 'ACK 1: confirmed');
+  const withOack = new Transfer({ ...base, size: 2000, oack: true });
+  withOack.start(0);
+  withOack.ack(1, 1); // not the OACK's
+  t.equal(withOack.confirmed, false, 'an ACK other than 0 to the OACK: not confirmed');
+  withOack.step({ kind: 'ack', block: 0 }, 2);
+  t.equal(withOack.confirmed, true, 'ACK 0 to the OACK: confirmed');
+});

@@ -134,6 +134,11 @@ export class Transfer {
   sentBlocks = 0;
   retransmits = 0;
   ignoredAcks = 0;
+  /**
+   * The client has acknowledged something (the OACK or a block): it is there and reads what we
+   * send. Until then the transfer has cost the client nothing and may be a spoofed or dead source.
+   */
+  confirmed = false;
 
   constructor(params: TransferParams) {
     this.params = params;
@@ -250,6 +255,7 @@ export class Transfer {
   }
 
   #progress(nowMs: number): void {
+    this.confirmed = true;
     this.#lastProgressMs = nowMs;
     this.#tries = 0;
     this.#timerMs = this.params.timeoutMs;

@@ -13,11 +13,13 @@ import type { EndedMessage } from './server.js';
 export type ToWorker =
   | { type: 'start'; id: number; local: string; request: RequestPacket; peer: Peer; client: ClientInfo; rendered?: RenderedFile }
   | { type: 'cancel'; message: string }
+  | { type: 'reclaim'; id: number; message: string }
   | { type: 'stop' };
 
 export type FromWorker =
   | { type: 'outcome'; id: number; outcome: StartOutcome }
   | { type: 'ended'; ended: EndedMessage }
+  | { type: 'confirmed'; id: number }
   | { type: 'counters'; counters: Record<string, number>; cache: unknown; idle: IdleTime[] }
   | { type: 'error'; fields: Record<string, unknown>; message: string }
   | { type: 'ready' };
@@ -38,6 +40,7 @@ if (parentPort !== null) {
       engine.forget(transfer.id);
       post({ type: 'ended', ended: { id: transfer.id, outcome, info: transfer.info() } });
     },
+    transferConfirmed: (transfer) => post({ type: 'confirmed', id: transfer.id }),
   });
   const flush = (): void => post({ type: 'counters', counters: counters.toJSON(), cache: engine.cache.stats(), idle: engine.idleTimes() });
   const timer = setInterval(flush, COUNTERS_EVERY_MS);
@@ -54,6 +57,9 @@ if (parentPort !== null) {
         break;
       case 'cancel':
         engine.cancelAll(m.message);
+        break;
+      case 'reclaim':
+        engine.reclaim(m.id, m.message);
         break;
       case 'stop':
         engine.stop();

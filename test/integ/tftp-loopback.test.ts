@@ -218,16 +218,22 @@ t.test('lanha TFTP on loopback with real clients', async (t) => {
   await t.test('the per-client limit drops excess requests, and an abandoned transfer times out', async (t) => {
     const limited = new TftpServer({ config: { ...config, perClientTransfers: 1, timeout: 100, retries: 2, workers: 0 }, addresses: ['127.0.0.1'], log, clock: systemClock });
     await limited.start();
-    const first = await exchange(limited.port(), encodeRequest('rrq', 'blob.bin', 'octet'), 50);
-    let firstData = first.packets.length;
-    first.socket.on('message', () => { firstData++; });
+    // The first client acknowledges DATA 1 and then goes silent: a transfer whose client answered
+    // keeps its slot (one that never answered would give it up after a retransmit interval).
+    const first = dgram.createSocket('udp4');
+    await new Promise<void>((ok) => first.bind(0, '127.0.0.1', ok));
+    let firstData = 0;
+    first.on('message', (_msg, rinfo) => { if (firstData++ === 0) first.send(encodeAck(1), rinfo.port, rinfo.address); });
+    first.send(encodeRequest('rrq', 'blob.bin', 'octet'), limited.port(), '127.0.0.1');
+    await eventually(() => firstData >= 2);
+    t.ok(firstData >= 2, 'the first client got DATA 1, acknowledged it, and got DATA 2');
     const second = await exchange(limited.port(), encodeRequest('rrq', 'blob.bin', 'octet'), 300);
     t.same(second.packets, [], 'second transfer from the same client: silently dropped');
     t.equal(limited.counters.get('tftp.client_busy'), 1, 'and counted');
     await new Promise((r) => setTimeout(r, 1200));
     t.equal(limited.activeTransfers, 0, 'the unanswered transfer gave up after its retries');
     t.ok(firstData >= 3, `it retransmitted before giving up (${firstData} packets)`);
-    first.socket.close(); second.socket.close();
+    first.close(); second.socket.close();
     await limited.stop();
   });
 });

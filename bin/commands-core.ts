@@ -43,7 +43,7 @@ export const serveCommand: CliCommand = {
       throw error;
     }
     const { runDaemon } = await import('./daemon.js');
-    return runDaemon(config, { logFormat: typeof logFormat === 'string' ? logFormat : undefined });
+    return runDaemon(config, { logFormat: typeof logFormat === 'string' ? logFormat : undefined, configFile: file });
   },
 };
 

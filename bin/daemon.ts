@@ -1,7 +1,8 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
-import type { LanhaConfig } from '../config/index.js';
+import { ConfigError, loadConfig, type LanhaConfig } from '../config/index.js';
+import { configChanges } from '../config/changes.js';
 import { chooseLogFormat, createLogger, type Logger } from '../lib/log.js';
 import { systemClock, type Clock } from '../lib/clock.js';
 import { cryptoRandom, type Random } from '../lib/random.js';
@@ -298,8 +299,34 @@ export function clusterWarnings(config: LanhaConfig): string[] {
   return [];
 }
 
-/** Starts the daemon and runs it until SIGTERM/SIGINT; returns the exit code. */
-export async function runDaemon(config: LanhaConfig, options: { logFormat?: string | undefined } = {}): Promise<number> {
+/**
+ * The answer to SIGHUP (`systemctl reload lanha`): the config file is read and checked again and
+ * the log says whether it is invalid (the error, with its key path), the same as what runs, or
+ * valid and different, naming the changed settings: lanha applies its config at start, so those
+ * need a restart. Nothing running changes. Without a handler, SIGHUP would end the daemon, and
+ * systemd counts a SIGHUP death as clean: Restart=on-failure would not start it again.
+ */
+export function reviewConfigFile(file: string, running: LanhaConfig, log: Logger): 'invalid' | 'unchanged' | 'changed' {
+  let next: LanhaConfig;
+  try {
+    next = loadConfig(file);
+  } catch (error) {
+    const message = error instanceof ConfigError ? error.message : errorMessage(error);
+    log.warn({ event: 'daemon.reload_invalid', file, err: message }, `SIGHUP: ${file} is not valid; the running config stays: ${message}`);
+    return 'invalid';
+  }
+  const changed = configChanges(running, next);
+  if (changed.length === 0) {
+    log.info({ event: 'daemon.reload_unchanged', file }, `SIGHUP: ${file} is valid and the same as the running config`);
+    return 'unchanged';
+  }
+  log.warn({ event: 'daemon.reload_needs_restart', file, changed },
+    `SIGHUP: ${file} is valid and differs from the running config in ${changed.join(', ')}; lanha applies its config at start: restart it to apply (systemctl restart lanha)`);
+  return 'changed';
+}
+
+/** Starts the daemon and runs it until SIGTERM/SIGINT (SIGHUP: reviewConfigFile); returns the exit code. */
+export async function runDaemon(config: LanhaConfig, options: { logFormat?: string | undefined; configFile?: string | undefined } = {}): Promise<number> {
   const format = chooseLogFormat(options.logFormat, process.stdout.isTTY === true);
   process.env['LANHA_LOG_FORMAT'] = format; // DNS worker processes inherit it
   const log = createLogger({ level: config.node.logLevel, node: config.node.name, format });
@@ -319,6 +346,7 @@ export async function runDaemon(config: LanhaConfig, options: { logFormat?: stri
       stopping = true;
       process.off('SIGTERM', onSignal);
       process.off('SIGINT', onSignal);
+      process.off('SIGHUP', onHangup);
       const force = setTimeout(() => {
         log.error({ event: 'daemon.stop_timeout' }, 'stopping took over 5 s; exiting anyway');
         resolve(1);
@@ -330,8 +358,13 @@ export async function runDaemon(config: LanhaConfig, options: { logFormat?: stri
       log.info({ event: 'daemon.signal', signal }, `received ${signal}, stopping`);
       stop(0);
     };
+    const onHangup = (): void => {
+      if (options.configFile === undefined) log.info({ event: 'daemon.signal', signal: 'SIGHUP' }, 'received SIGHUP; no config file to read again');
+      else reviewConfigFile(options.configFile, config, log);
+    };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+    process.on('SIGHUP', onHangup);
     // The replicated state's storage failed for good (cluster/raft/README.md, "Failures"): exit
     // non-zero so that the service manager starts lanha again from what is on the disk
     // (systemd/lanha.service: Restart=on-failure).

@@ -21,5 +21,6 @@ t.test('systemd unit has the required directives and not MemoryDenyWriteExecute'
   t.match(directives.get('ExecStart') ?? '', /lanhad\.js --config \/etc\/lanha\/lanha\.yaml$/);
   t.equal(directives.get('ExecStart'), `/usr/bin/node ${DAEMON_NODE_FLAGS.join(' ')} /usr/lib/lanha/dist/bin/lanhad.js --config /etc/lanha/lanha.yaml`,
     'the daemon runs with the same V8 memory flags as its DNS worker processes');
+  t.equal(directives.get('ExecReload'), '/bin/kill -HUP $MAINPID', 'reload checks the config again (the daemon handles SIGHUP)');
   t.notOk(directives.has('MemoryDenyWriteExecute'), 'MemoryDenyWriteExecute would crash the V8 JIT');
 });

@@ -40,11 +40,34 @@ if [ ${#files[@]} -eq 0 ]; then
   done
 fi
 
+# Every process the tests start inherits this mark (ip netns exec keeps the environment). A test
+# file that tap kills at its timeout leaves its daemons and clients running; they are found by the
+# mark once tap is done, named and ended by PID. (Namespaces are left alone: other runs may own them.)
+LANHA_TEST_RUN="run-$$-$(date +%s%N)"
+export LANHA_TEST_RUN
+
+reap_leftovers() {
+  local pids=() pid
+  for env in /proc/[0-9]*/environ; do
+    pid=${env#/proc/}; pid=${pid%/environ}
+    [ "$pid" = "$$" ] && continue
+    if grep -qzxF "LANHA_TEST_RUN=$LANHA_TEST_RUN" "$env" 2>/dev/null; then pids+=("$pid"); fi
+  done
+  if [ ${#pids[@]} -gt 0 ]; then
+    echo "*** processes the tests started are still running after tap ended; stopping them:"
+    for pid in "${pids[@]}"; do echo "    $pid $(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | cut -c1-160)"; done
+    kill -TERM "${pids[@]}" 2>/dev/null || true
+    sleep 2
+    kill -KILL "${pids[@]}" 2>/dev/null || true
+  fi
+}
+
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 status=0
 npx tap run --reporter=tap --jobs="${LANHA_TEST_JOBS:-2}" "${files[@]}" | tee "$out" | grep -E '^(not ok|# Subtest|ok [0-9]+ - .*# (SKIP|TODO))|^    not ok|SKIPPED|^# \{' || true
 status=${PIPESTATUS[0]}
+reap_leftovers
 
 # A failed file's whole TAP block (assertion, expected/found, stack) goes to the log, so a CI failure
 # can be read without a rerun.

@@ -6,7 +6,7 @@
 // collection runs during the measured misses: the heap's growth over them is what they allocated.
 //   node dist/bench/dns-miss-alloc.js [MISSES (5000)]
 // WORKER_FLAGS="<V8 flags>" instead runs the measured process with those flags (the worker's, e.g.
-// as shipped: `--max-semi-space-size=2 --optimize-for-size --single-threaded-gc`) and counts what
+// as shipped: `--max-semi-space-size=2 --no-parallel-scavenge`) and counts what
 // its collector did over the misses: scavenges and old-generation pauses per 10,000 misses, their
 // total and longest pause, and CPU per miss with the collections in it (an A/B of the worker's
 // flags that does not hang on how busy the machine is, as a p99 does).

@@ -24,22 +24,21 @@ export const DAEMON_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=8', 
 /**
  * V8 flags of the DNS UDP worker processes: they hold nothing for long (an answer is sent in the same
  * turn; a forwarded miss waits one upstream round trip), so 2 MiB semi-spaces cost little GC and
- * keep ~25 MiB less resident per worker under load than the default. --optimize-for-size makes V8
- * grow the old generation by smaller steps and keep the young one small: after a flood of
- * forwarding misses the worker stays ~20 MiB smaller (bench:dns, services/dns/README.md Memory),
- * for the same CPU per answer. Not for the daemon: it also caps the young generation, which
- * DHCP needs (see DAEMON_NODE_FLAGS). --single-threaded-gc: a scavenge of a young generation this
- * small gains nothing from helper threads, and on a busy machine it waits for them: the worker's
- * scavenges took 1.5-1.6 ms instead of 2.3-5.2 ms and its GC share of the time halved (bench:dns
- * pauses, three A/B pairs; services/dns/README.md) — those pauses are what the UDP p99 is made of.
- * Larger young generations without --optimize-for-size (4 or 8 MiB semi-spaces; with that flag V8
- * keeps 1 MiB whatever the semi-space flags say) were A/B'd in interleaved bench:dns runs (session 8,
- * services/dns/README.md "The worker's young generation, interleaved"): 8 MiB made 7x fewer
- * scavenges and less CPU per miss, each scavenge longer, and the daemon with 1,000 leases stayed at
- * 82-85 MiB under bench:dhcp either way; but at load 16-31 no miss p99 could be told apart, so
- * these stay until quiet-machine pairs show the tail falls. LANHA_DNS_WORKER_NODE_FLAGS runs others.
+ * keep ~25 MiB less resident per worker under load than the default. Not for the daemon: it caps the
+ * young generation, which DHCP needs (see DAEMON_NODE_FLAGS). --no-parallel-scavenge: a scavenge of
+ * a young generation this small gains nothing from helper threads, and on a busy machine it waits for
+ * them (scavenges of 1.5-1.6 ms instead of 2.3-5.2 ms, bench:dns pauses, three A/B pairs;
+ * services/dns/README.md); marking and sweeping the old generation may still use them.
+ * No --optimize-for-size (shipped until session 13): it held the young generation at 1 MiB whatever
+ * the semi-space flags say and collected the old one more eagerly, and under a flood of forwarding
+ * misses the worker's collections were what the slowest misses waited on: every one of the slowest
+ * 1 % overlapped a collection (bench:dns miss trace, LANHA_DNS_MISS_TRACE). Without it, per 10,000
+ * misses in one process (bench/dns-miss-alloc.js, three interleaved rounds): 28-31 scavenges and 1-2
+ * old-generation pauses against 59 and 5, GC 117-368 against 332-607 ms, CPU per miss 68-70 against
+ * 86-101 us; in bench:dns GC took a third less of the worker's time for ~12 MiB more resident after
+ * the floods (services/dns/README.md, session 13).
  */
-export const DNS_WORKER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2', '--optimize-for-size', '--single-threaded-gc'];
+export const DNS_WORKER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2', '--no-parallel-scavenge'];
 
 /**
  * V8 flags an operator (or a benchmark's A/B) may give the DNS UDP workers instead of

@@ -221,6 +221,7 @@ export function createMetrics(view: MetricsView, options: { perClient: boolean; 
     serviceCounter('tftp', 'lanha_tftp_transfers_reclaimed_total', 'TFTP transfers never acknowledged for a retransmit interval, ended to give their slot to a new request, by the limit that was full.', {
       'tftp.reclaimed_unconfirmed': { limit: 'maxTransfers' }, 'tftp.reclaimed_unconfirmed_own': { limit: 'perClientTransfers' },
     }, 'limit');
+    serviceCounter('tftp', 'lanha_tftp_transfers_unacknowledged_total', 'TFTP transfers given up after their first OACK or DATA went unacknowledged through its retransmissions (spoofed or dead sources).', { 'tftp.unconfirmed_gave_up': {} });
 
   }
 

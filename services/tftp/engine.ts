@@ -19,6 +19,15 @@ import { BlockCache, BufferSource, CachedSource, openInRoot, releaseFile, toNeta
 const NETASCII_BYTES_MAX = 16 << 20;
 const EVENT_QUEUE_MAX = 256;
 /**
+ * Retransmissions of a transfer's first OACK or DATA while its client has acknowledged nothing
+ * (TransferParams.unconfirmedRetries), at most tftp.retries: sent at 0, 1 and 3 s, given up at 7 s
+ * with the default 1 s timeout instead of ~30 s. A spoofed source's RRQ then costs three packets
+ * toward its victim and a slot for 7 s; a live client whose first packets were all lost re-sends its
+ * RRQ, which starts afresh once this transfer is gone (it ends without an ERROR, which would make
+ * firmware give up).
+ */
+const UNCONFIRMED_RETRIES = 2;
+/**
  * One ACK in this many (per transfer) is timed from its arrival in JavaScript to its DATA's send
  * returning: counters tftp.turnaround.{samples,step_ns,copy_ns,send_ns}; bench:tftp prints them.
  */
@@ -274,6 +283,7 @@ export class ActiveTransfer {
           return;
         case 'abort':
           if (effect.reason === 'timeout' || effect.reason === 'idle') this.#send(encodeError(ErrorCode.notDefined, 'timed out'));
+          if (effect.reason === 'unconfirmed') this.host.counters.inc('tftp.unconfirmed_gave_up');
           this.finish(effect.reason);
           return;
       }
@@ -467,6 +477,7 @@ export class TransferEngine {
     const core = new Transfer({
       size: source.size, blksize: negotiated.blksize, windowsize: negotiated.windowsize, timeoutMs: negotiated.timeoutMs,
       retries: this.config.retries, idleTimeoutMs: this.config.idleTimeout, oack: negotiated.oack.length > 0,
+      unconfirmedRetries: Math.min(this.config.retries, UNCONFIRMED_RETRIES),
     });
     let sockets: TidSockets;
     try {

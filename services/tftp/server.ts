@@ -444,7 +444,8 @@ export class TftpServer {
       ...(mac ? { mac } : {}), ...(pending.rendered ? { rendered: true, ...pending.rendered } : {}),
     };
     if (ok) this.log.info(line, 'tftp transfer done');
-    else this.log.warn(line, `tftp transfer ended: ${outcome}`);
+    // Never acknowledged at all: a spoofed or dead source, as many as a flood sends; rate-limited.
+    else if (outcome !== 'unconfirmed' || this.#limiter.allow('ended.unconfirmed', this.clock.monotonicMs())) this.log.warn(line, `tftp transfer ended: ${outcome}`);
     // Compute-node boot progress: "fetched this file" goes into the replicated log (leader only).
     // Bounded: a client fetching in a loop must not make one log entry (a majority fsync) per file.
     if (ok && mac !== undefined && this.#state?.isLeader() && this.#bootEvents.allow(mac, this.clock.monotonicMs())) {

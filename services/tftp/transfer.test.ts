@@ -263,3 +263,29 @@ t.test('confirmed: only once the client acknowledged the OACK or a block, never 
   withOack.step({ kind: 'ack', block: 0 }, 2);
   t.equal(withOack.confirmed, true, 'ACK 0 to the OACK: confirmed');
 });
+
+t.test('unconfirmedRetries: a transfer nobody acknowledged gives up sooner, one acknowledged keeps every retry', async (t) => {
+  const params = { ...base, size: 5000, retries: 5, unconfirmedRetries: 2 };
+  const silent = new Transfer(params);
+  silent.start(0);
+  const ends: string[] = [];
+  for (let i = 0, now = 0; i < 10 && !silent.finished; i++) {
+    now += silent.timerMs;
+    ends.push(...kinds(silent.step({ kind: 'timeout' }, now)));
+  }
+  t.same(ends.filter((k) => k === 'data').length, 2, 'DATA 1 sent twice more');
+  t.same(ends.at(-1), 'abort', 'then given up');
+  const oack = new Transfer({ ...params, oack: true });
+  oack.start(0);
+  const oackEffects: TransferEffect[] = [];
+  for (let i = 0, now = 0; i < 10 && !oack.finished; i++) { now += oack.timerMs; oackEffects.push(...oack.step({ kind: 'timeout' }, now)); }
+  t.same(oackEffects.filter((e) => e.kind === 'abort'), [{ kind: 'abort', reason: 'unconfirmed' }], 'an unanswered OACK too, with reason unconfirmed');
+  t.equal(oackEffects.filter((e) => e.kind === 'oack').length, 2, 'after two retransmissions');
+  const answered = new Transfer(params);
+  answered.start(0);
+  answered.step({ kind: 'ack', block: 1 }, 1);
+  const later: TransferEffect[] = [];
+  for (let i = 0, now = 1; i < 20 && !answered.finished; i++) { now += answered.timerMs; later.push(...answered.step({ kind: 'timeout' }, now)); }
+  t.equal(later.filter((e) => e.kind === 'data').length, 5, 'an acknowledged transfer retransmits `retries` times');
+  t.same(later.filter((e) => e.kind === 'abort'), [{ kind: 'abort', reason: 'timeout' }], 'and ends on timeout');
+});

@@ -85,6 +85,11 @@ export interface TransferParams {
   oack: boolean;
   /** Longest timer after back-off. */
   timeoutMaxMs?: number;
+  /**
+   * Retransmissions of the first OACK or DATA before giving up while the client has acknowledged
+   * nothing (`confirmed`): a spoofed or dead source. Ends with reason 'unconfirmed'. Unset: `retries`.
+   */
+  unconfirmedRetries?: number;
 }
 
 export type TransferEffect =
@@ -92,7 +97,7 @@ export type TransferEffect =
   | { kind: 'data'; block: number; offset: number; length: number; retransmit: boolean }
   | { kind: 'timer'; ms: number }
   | { kind: 'done' }
-  | { kind: 'abort'; reason: 'timeout' | 'idle' | 'peer-error' | 'cancelled' };
+  | { kind: 'abort'; reason: 'timeout' | 'unconfirmed' | 'idle' | 'peer-error' | 'cancelled' };
 
 export type TransferEvent =
   | { kind: 'ack'; block: number }
@@ -239,6 +244,10 @@ export class Transfer {
     if (nowMs - this.#lastProgressMs >= this.params.idleTimeoutMs) {
       this.#phase = 'aborted';
       return [{ kind: 'abort', reason: 'idle' }];
+    }
+    if (!this.confirmed && this.params.unconfirmedRetries !== undefined && this.#tries >= this.params.unconfirmedRetries) {
+      this.#phase = 'aborted';
+      return [{ kind: 'abort', reason: 'unconfirmed' }];
     }
     if (this.#tries >= this.params.retries) {
       this.#phase = 'aborted';

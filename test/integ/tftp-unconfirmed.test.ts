@@ -51,10 +51,10 @@ for (const workers of [2, 0]) t.test(`a table full of never-acknowledged transfe
     rmSync(root, { recursive: true, force: true });
   });
   const log = createLogger({ level: 'warn', destination: { write: () => undefined } });
-  // The retransmit chain of a never-acknowledged transfer (300 ms doubling to 2.4 s, 10 retries) is
-  // ~19 s: far longer than any client below waits.
-  const start = async (): Promise<{ server: TftpServer; port: number }> => {
-    const config = { ...tftpConfig.parse({ root, maxTransfers: 8, perClientTransfers: 4, timeout: '300ms', retries: 10, workers }), port: 0 };
+  // A never-acknowledged transfer retransmits twice (at 2 and 6 s) and gives up at 14 s: longer than
+  // any client below waits, so only a reclaimed slot serves it. An acknowledged one: 10 retries.
+  const start = async (timeout = '2s'): Promise<{ server: TftpServer; port: number }> => {
+    const config = { ...tftpConfig.parse({ root, maxTransfers: 8, perClientTransfers: 4, timeout, retries: 10, workers }), port: 0 };
     const server = new TftpServer({ config, addresses: ['127.0.0.1'], log, clock: systemClock });
     await server.start();
     servers.push(server);
@@ -85,7 +85,7 @@ for (const workers of [2, 0]) t.test(`a table full of never-acknowledged transfe
     const { server, port } = await start();
     await fill(server, port, 2, false);
     t.equal(server.activeTransfers, 8, 'the table is full');
-    await sleep(400); // past one retransmit interval: none of them has been acknowledged
+    await sleep(2100); // past one retransmit interval: none of them has been acknowledged
     const got = await runTool('curl', ['-s', '--max-time', '6', `tftp://127.0.0.1:${port}/hello.txt`]);
     t.equal(got.out, 'hello\n', 'curl tftp:// got the file');
     t.ok(server.counters.get('tftp.reclaimed_unconfirmed') >= 1, `a never-acknowledged transfer gave its slot (${server.counters.get('tftp.reclaimed_unconfirmed')})`);
@@ -114,7 +114,7 @@ for (const workers of [2, 0]) t.test(`a table full of never-acknowledged transfe
     const { server, port } = await start();
     await fill(server, port, 1, false);
     t.equal(server.activeTransfers, 4, 'the source holds its share');
-    await sleep(400);
+    await sleep(2100);
     const again = await client('127.0.0.9');
     sockets.push(again.socket);
     again.socket.send(encodeRequest('rrq', 'hello.txt', 'octet'), port, '127.0.0.1');
@@ -129,11 +129,29 @@ for (const workers of [2, 0]) t.test(`a table full of never-acknowledged transfe
     const acked = await fill(server, port, 2, true);
     t.equal(server.activeTransfers, 8, 'the table is full');
     t.ok(await until(() => acked.every((c) => c.packets.some((p) => p.op === 'data' && p.block === 2))), 'every client acknowledged DATA 1 and got DATA 2');
-    await sleep(400); // past one retransmit interval since they started
+    await sleep(2100); // past one retransmit interval since they started
     const got = await runTool('curl', ['-s', '--max-time', '2', `tftp://127.0.0.1:${port}/hello.txt`]);
     t.not(got.out, 'hello\n', 'curl is not served');
     t.ok(server.counters.get('tftp.busy') >= 1, 'its request was dropped as busy');
     t.equal(server.counters.get('tftp.reclaimed_unconfirmed'), 0, 'and no acknowledged transfer was ended for it');
+    await server.stop();
+  });
+
+  await t.test('a transfer nobody acknowledges gives up after two retransmissions, without an ERROR; the same client\'s RRQ retry then starts afresh', async (t) => {
+    const { server, port } = await start('300ms');
+    const lost = await client('127.0.0.1');
+    sockets.push(lost.socket);
+    lost.socket.send(encodeRequest('rrq', 'hello.txt', 'octet'), port, '127.0.0.1');
+    t.ok(await until(() => started(server) === 1), 'the transfer started');
+    t.ok(await until(() => server.activeTransfers === 0), 'and ended');
+    t.equal(lost.packets.filter((p) => p.op === 'data').length, 3, 'DATA 1 sent three times in all');
+    t.equal(lost.packets.filter((p) => p.op === 'error').length, 0, 'and no ERROR (firmware would give up on one)');
+    t.ok(await until(() => (server.status().counters as Record<string, number>)['tftp.unconfirmed_gave_up'] === 1), 'counted');
+    lost.socket.send(encodeRequest('rrq', 'hello.txt', 'octet'), port, '127.0.0.1'); // the client's RRQ retry, same port
+    t.ok(await until(() => lost.packets.filter((p) => p.op === 'data').length === 4), 'is answered by a new transfer');
+    const data = lost.packets.at(-1)!;
+    lost.socket.send(encodeAck(1), data.port, '127.0.0.1');
+    t.ok(await until(() => server.counters.get('tftp.transfers_done') === 1), 'which completes');
     await server.stop();
   });
 });

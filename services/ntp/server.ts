@@ -1,4 +1,5 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import type { RunningService, ServiceContext, ServiceStatus } from '../contract.js';
 import { serviceAddresses } from '../../lib/listen.js';
 import { literalLookup } from '../../lib/udp-lookup.js';
@@ -14,8 +15,8 @@ import { buildKissOfDeath, buildReply, replyLength, stampTransmit } from './resp
 import { decideReference, DEFAULT_WALL_FLOOR_UNIX_S, bestSample, type ReferenceDecision, type ReferenceSettings } from './reference.js';
 import { createHrWallClock, type HrWallClock } from './hr-clock.js';
 import { Sampler, type SamplerTarget } from './sampler.js';
-import { estimateWake, NO_CORRECTION, type WakeCorrection } from './wake.js';
-import { measureWake } from './wake-probe.js';
+import { combineWake, estimateWake, NO_CORRECTION, receiveCorrectionAt, type WakeCorrection } from './wake.js';
+import { measureWake, PROBE_BUSY_MAX } from './wake-probe.js';
 import { parseEndpoint, type NtpConfig } from './config.js';
 
 // The NTP service shell: one UDP socket per served address (never a wildcard: see lib/listen.ts),
@@ -38,6 +39,12 @@ const REDECIDE_INTERVAL_MS = 1_000;
  */
 const CORRECTION_FIRST_MS = [1_000, 10_000, 60_000];
 const CORRECTION_INTERVAL_MS = 300_000;
+/**
+ * The spacings of a probe run (wake.ts): probes 1-2x `spacingMs` apart, shortest first so a
+ * correction is served within a second of start; each level's figures are served as soon as it
+ * ends. A run takes about 27 s (a thread asleep in Atomics.wait between probes).
+ */
+const WAKE_LEVELS = [{ spacingMs: 20, count: 24 }, { spacingMs: 150, count: 20 }, { spacingMs: 700, count: 20 }];
 
 export interface NtpStatus extends ServiceStatus {
   synchronised: boolean;
@@ -53,7 +60,13 @@ export interface NtpStatus extends ServiceStatus {
   sources: Array<{ name: string; kind: string; reach: string; offsetMs: number | null; delayMs: number | null; stratum: number | null; problem: string | null }>;
   rateLimit: { enabled: boolean; clients: number };
   /** What the stamps are corrected by (µs), from the last probe run (wake.ts); null when turned off. */
-  stampCorrection: { receiveUs: number; transmitUs: number; probeDelayUs: number; probes: number; measuredAgoS: number | null; problem: string | null } | null;
+  stampCorrection: {
+    receiveUs: number; transmitUs: number; probeDelayUs: number; probes: number; measuredAgoS: number | null; problem: string | null;
+    /** The receive correction by how long the loop slept before a request (ms asleep, us taken off). */
+    byIdle: Array<{ idleMs: number; receiveUs: number }>;
+    /** What came off the last request's receive stamp (us). */
+    lastReceiveUs: number;
+  } | null;
   counters: Record<string, number>;
 }
 
@@ -113,6 +126,14 @@ export async function startNtp(context: ServiceContext, options: NtpServiceOptio
   let correctionAt: number | null = null;
   let receiveCorrectionNs = 0n;
   let transmitCorrectionNs = 0n;
+  // A request that comes longer after the previous datagram than the shortest probed spacing gets
+  // the curve's correction for that time, unless the loop was busy meanwhile (as a probe after
+  // busy time does not count, wake-probe.ts: that request met a loop awake, not one to wake).
+  // In a flood every request takes the fast path: one subtraction.
+  let slowPathNs = Number.POSITIVE_INFINITY;
+  let lastRxNs = hr.nowNs();
+  let lastElu: EventLoopUtilization = performance.eventLoopUtilization();
+  let lastReceiveNs = 0n;
 
   // Per datagram, the cheapest refusal first: the header byte and the rate limiter are asked before
   // anything is decoded, so a flood the gate refuses (a wrong mode, a rate-limited client) costs a
@@ -128,7 +149,18 @@ export async function startNtp(context: ServiceContext, options: NtpServiceOptio
     }
   };
   const onMessage = (out: DatagramSender, msg: Buffer, rinfo: RemoteInfo): void => {
-    const rxNs = hr.nowNs() - receiveCorrectionNs; // first statement: Node has no kernel receive stamp, every µs here is error
+    const readNs = hr.nowNs(); // first statement: Node has no kernel receive stamp, every µs here is error
+    const gapNs = Number(readNs - lastRxNs);
+    lastRxNs = readNs;
+    let wakeNs = receiveCorrectionNs;
+    if (gapNs > slowPathNs) {
+      const elu = performance.eventLoopUtilization();
+      const busy = performance.eventLoopUtilization(elu, lastElu).utilization > PROBE_BUSY_MAX;
+      lastElu = elu;
+      if (!busy) wakeNs = BigInt(receiveCorrectionAt(correction.curve, gapNs));
+    }
+    lastReceiveNs = wakeNs;
+    const rxNs = readNs - wakeNs;
     requests++;
     if (msg.length < HEADER_LENGTH) { dropped('malformed', msg, rinfo); return; }
     head.version = (msg[0]! >>> 3) & 7;
@@ -161,22 +193,31 @@ export async function startNtp(context: ServiceContext, options: NtpServiceOptio
   const correct = (): void => {
     if (correcting === null && !closed) correcting = renewCorrection().finally(() => { correcting = null; });
   };
+  // The last good run of each idle level: a level that fails keeps its previous figures.
+  const levels: WakeCorrection[] = WAKE_LEVELS.map(() => NO_CORRECTION);
   const renewCorrection = async (): Promise<void> => {
-    try {
-      const next = estimateWake(await measureWake({ signal: stopProbe.signal }));
-      if (closed) return;
-      if (next.problem !== null && correction.problem === null) {
-        log.warn({ event: 'ntp.stamp_correction.failed', problem: next.problem }, `NTP stamp correction not renewed: ${next.problem}`);
-        return; // keep the last good one
+    for (const [i, level] of WAKE_LEVELS.entries()) {
+      try {
+        const run = estimateWake(await measureWake({ ...level, signal: stopProbe.signal }));
+        if (closed) return;
+        if (run.problem !== null) {
+          if (levels[i]!.problem === null || i === 0) log.warn({ event: 'ntp.stamp_correction.failed', problem: run.problem, spacingMs: level.spacingMs }, `NTP stamp correction not renewed: ${run.problem}`);
+          if (levels[i]!.problem === null) continue; // keep the last good one
+        }
+        levels[i] = run;
+        const next = combineWake(levels);
+        if (next.problem !== null) continue;
+        correction = next;
+        correctionAt = msClock.monotonicMs();
+        receiveCorrectionNs = BigInt(next.receiveNs);
+        transmitCorrectionNs = BigInt(next.transmitNs);
+        slowPathNs = next.curve[0]!.idleNs;
+        const byIdle = next.curve.map((p) => `${(p.idleNs / 1e6).toFixed(0)} ms: -${(p.receiveNs / 1000).toFixed(1)} us`).join(', ');
+        log.info({ event: 'ntp.stamp_correction', receiveUs: next.receiveNs / 1000, transmitUs: next.transmitNs / 1000, probeDelayUs: next.delayNs / 1000, probes: next.samples, levels: next.curve.length, byIdle: statusCurve(next) },
+          `NTP stamps corrected: receive by idle time ${byIdle}; transmit +${(next.transmitNs / 1000).toFixed(1)} us`);
+      } catch (error) {
+        log.warn({ event: 'ntp.stamp_correction.failed', err: errorMessage(error) }, 'NTP stamp correction not measured');
       }
-      correction = next;
-      correctionAt = msClock.monotonicMs();
-      receiveCorrectionNs = BigInt(next.receiveNs);
-      transmitCorrectionNs = BigInt(next.transmitNs);
-      log.info({ event: 'ntp.stamp_correction', receiveUs: next.receiveNs / 1000, transmitUs: next.transmitNs / 1000, probeDelayUs: next.delayNs / 1000, probes: next.samples },
-        `NTP stamps corrected: receive -${(next.receiveNs / 1000).toFixed(1)} us, transmit +${(next.transmitNs / 1000).toFixed(1)} us`);
-    } catch (error) {
-      log.warn({ event: 'ntp.stamp_correction.failed', err: errorMessage(error) }, 'NTP stamp correction not measured');
     }
   };
   const closeAll = (): void => {
@@ -289,6 +330,7 @@ export async function startNtp(context: ServiceContext, options: NtpServiceOptio
       stampCorrection: config.stampCorrection ? {
         receiveUs: correction.receiveNs / 1000, transmitUs: correction.transmitNs / 1000, probeDelayUs: correction.delayNs / 1000,
         probes: correction.samples, measuredAgoS: correctionAt === null ? null : Math.round((now - correctionAt) / 1000), problem: correction.problem,
+        byIdle: statusCurve(correction), lastReceiveUs: Number(lastReceiveNs) / 1000,
       } : null,
       counters: countersNow(),
     };
@@ -324,4 +366,9 @@ export function samplerTargets(context: Pick<ServiceContext, 'config'>, config: 
     }
   }
   return targets;
+}
+
+/** The correction curve as status shows it: ms asleep, us taken off. */
+function statusCurve(c: WakeCorrection): Array<{ idleMs: number; receiveUs: number }> {
+  return c.curve.map((p) => ({ idleMs: Math.round(p.idleNs / 1e4) / 100, receiveUs: p.receiveNs / 1000 }));
 }

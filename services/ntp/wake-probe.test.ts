@@ -22,6 +22,8 @@ t.test('a probe run measures every probe, and no forged one', async (t) => {
     t.equal(m.proberSendNs.length, 20, 'the prober reports its send time per probe');
     t.ok(m.sendNs.length > 0 && m.sendNs.every((d) => d > 0), 'our own send times');
     t.equal(estimateWake(m).samples, m.delaysNs.length);
+    t.equal(m.idleNs?.length, m.delaysNs.length, 'a time since the probe before for each counted probe');
+    t.ok(m.idleNs!.every((d) => d >= 4e6), 'each at least the 5 ms spacing (less timer slack)');
   } finally {
     forger.close();
   }

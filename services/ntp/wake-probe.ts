@@ -39,6 +39,8 @@ export async function measureWake(options: WakeProbeOptions = {}): Promise<WakeM
   const spacingMs = options.spacingMs ?? 20;
   const token = randomBytes(16);
   const delaysNs: number[] = [];
+  const idleNs: number[] = [];
+  let lastAt = -1n;
   let busy = 0;
   let lastElu: EventLoopUtilization | null = null;
   let proberPort = -1;
@@ -52,11 +54,13 @@ export async function measureWake(options: WakeProbeOptions = {}): Promise<WakeM
     if (msg.length !== token.length + 8 || rinfo.address !== '127.0.0.1' || rinfo.port !== proberPort) return;
     if (!timingSafeEqual(msg.subarray(0, token.length), token)) return;
     const delay = at - msg.readBigUInt64BE(token.length);
+    const idle = lastAt < 0n ? 0 : Number(at - lastAt); // the time since the datagram before, as for a request
+    lastAt = at;
     const elu = performance.eventLoopUtilization();
     const since = lastElu === null ? null : performance.eventLoopUtilization(elu, lastElu);
     lastElu = elu;
     if (since === null || since.utilization > PROBE_BUSY_MAX) { busy++; return; } // the first has no interval before it
-    if (delay >= 0n && delay < 1_000_000_000n) delaysNs.push(Number(delay));
+    if (delay >= 0n && delay < 1_000_000_000n) { delaysNs.push(Number(delay)); idleNs.push(idle); }
   });
   options.onBound?.(socket.address().port);
   try {
@@ -79,7 +83,7 @@ export async function measureWake(options: WakeProbeOptions = {}): Promise<WakeM
       worker.once('exit', () => { clearTimeout(timer); resolve(null); });
     });
     await worker.terminate();
-    return { delaysNs, proberSendNs: report ?? [], sendNs, busy };
+    return { delaysNs, proberSendNs: report ?? [], sendNs, busy, idleNs };
   } finally {
     socket.close();
   }

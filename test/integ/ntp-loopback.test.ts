@@ -126,24 +126,28 @@ t.test('requests come straight from the socket handle and replies go straight to
   }
 });
 
-t.test('with stamp correction on, the measured wake-up comes off the receive stamp and half a send onto the transmit stamp', async (t) => {
+t.test('with stamp correction on, the measured wake-up for the time since the previous datagram comes off the receive stamp and half a send onto the transmit stamp', async (t) => {
   const { clock, stamps } = countingClock();
   const ntp = await start('ntp: { listen: [127.0.0.1], localStratum: 10 }\n', clock);
   try {
     const measured = await waitFor(ntp, (s) => s.stampCorrection?.measuredAgoS !== null, 15_000);
     const c = measured.stampCorrection!;
     t.match(c, { probes: Number, problem: null }, 'a probe run ended');
-    t.ok(c.receiveUs >= 0 && c.receiveUs <= 250, `receive correction ${c.receiveUs} us within 0..250`);
+    t.ok(c.receiveUs >= 0 && c.receiveUs <= 1000, `receive correction ${c.receiveUs} us within 0..1000`);
     t.ok(c.transmitUs >= 0 && c.transmitUs <= 25, `transmit correction ${c.transmitUs} us within 0..25`);
+    t.ok(c.byIdle.length >= 1 && c.byIdle[0]!.receiveUs === c.receiveUs, 'the curve starts at the shortest spacing');
     stamps.length = 0;
     const [reply] = await exchange(portOf(ntp), [clientRequest()]);
     const d = reply && decodeNtp(reply);
     if (!d || !d.ok) { t.fail('reply decodes'); return; }
+    const applied = (ntp.status() as NtpStatus).stampCorrection!.lastReceiveUs;
+    const curve = c.byIdle.map((p) => p.receiveUs);
+    t.ok(applied >= Math.min(...curve) && applied <= Math.max(...curve), `the request's correction ${applied} us is on the measured curve ${curve.join(', ')}`);
     // Other timers (the 1 s re-decision) may read the clock before the request comes or after the
     // send: look for the reads the two stamps came from.
     const same = (a: NtpTimestamp, b: NtpTimestamp): boolean => a.seconds === b.seconds && a.fraction === b.fraction;
-    const rxAt = stamps.findIndex((s) => same(timestampFromUnixNs(s - BigInt(Math.round(c.receiveUs * 1000))), d.value.receiveTimestamp));
-    t.ok(rxAt >= 0, 'receive = a read less the receive correction');
+    const rxAt = stamps.findIndex((s) => same(timestampFromUnixNs(s - BigInt(Math.round(applied * 1000))), d.value.receiveTimestamp));
+    t.ok(rxAt >= 0, 'receive = a read less the correction applied');
     const txAt = stamps.findIndex((s) => same(timestampFromUnixNs(s + BigInt(Math.round(c.transmitUs * 1000))), d.value.transmitTimestamp));
     t.ok(txAt > rxAt, 'transmit = a later read plus the transmit correction');
   } finally {

@@ -91,6 +91,12 @@ if [ "$(id -u)" = 0 ] && command -v ntpdate >/dev/null; then
     ns="lhbench-ntp-$who-$$"; ip netns add "$ns" && NSS+=("$ns"); ip -n "$ns" link set lo up
     if [ "$who" = chrony ]; then chrony_start 123 err "$ns"; else lanha_start 123 err "$ns"; fi
     pid=$LAST
+    if [ "$who" = lanha ] && [ -n "$pid" ]; then
+      # A daemon that has run a while: its stamp correction measured at every probe spacing (about
+      # 30 s after start, services/ntp/README.md), as a server that has been up for hours has.
+      for _ in $(seq 1 60); do grep -q '"levels":3' "$D/lanha-err.log" && break; sleep 1; done
+      echo "# lanha stamp correction: $(grep -o '"byIdle":\[[^]]*\]' "$D/lanha-err.log" | tail -1)"
+    fi
     : > "$D/q-$who"; : > "$D/d-$who"
     if [ -n "$pid" ]; then
       # Warm-up, the same for both: a server that has run a while, not one started a second ago

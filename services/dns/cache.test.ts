@@ -1,6 +1,6 @@
 import t from 'tap';
 import fc from 'fast-check';
-import { ENTRY_OVERHEAD, ForwardCache, cacheTtl, ttlOffsets, wireCacheTtl, wireFromReply, wireOf, type CachedAnswer } from './cache.js';
+import { ENTRY_OVERHEAD, ForwardCache, cacheTtl, questionHash, ttlOffsets, wireCacheTtl, wireFromReply, wireOf, type CachedAnswer } from './cache.js';
 import { scanQuery, type FastQuery } from './fast.js';
 import { encodeName } from './name.js';
 import { seedFromEnv } from '../../test/support/seeded.js';
@@ -39,6 +39,21 @@ function serve(c: ForwardCache, msg: Buffer, nowMs: number): DnsMessage | null {
   const e = c.lookup(msg, fq, nowMs);
   return e === null ? null : decoded(c.reply(msg, fq, e, nowMs));
 }
+
+t.test('question hashes are signed 32-bit integers, the same from a query and from a stored key', async (t) => {
+  // A hash above 2^31 would be a heap number in V8, boxed anew for every Map lookup on the hit path.
+  let negative = 0;
+  for (let i = 0; i < 200; i++) {
+    const msg = query(`Host${i}.Example`, i);
+    const fq: FastQuery = { qEnd: 0, ednsLimit: 0, hash: 0 };
+    t.ok(scanQuery(msg, fq));
+    const key = Uint8Array.from(query(`host${i}.example`, 0).subarray(12));
+    const h = questionHash(key, key.length - 4);
+    if (fq.hash !== h || h !== (h | 0)) { t.fail(`${i}: scanQuery ${fq.hash}, questionHash ${h}`); return; }
+    if (h < 0) negative++;
+  }
+  t.ok(negative > 0, `${negative} of 200 hashes have the top bit set and are kept signed`);
+});
 
 t.test('TTLs: positive = smallest answer TTL, negative = min(SOA TTL, minimum), no SOA = not cached', async (t) => {
   t.equal(cacheTtl(q('x.example'), { rcode: 0, answers: [a(300), a(60)], authority: [], additional: [] }), 60);

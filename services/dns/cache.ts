@@ -204,7 +204,7 @@ function soaMinimum(soa: DnsRecord): number {
   return u32(soa.rdata, soa.rdata.length - 4);
 }
 
-/** FNV-1a over a question's bytes, letters lowercased in the name: the hash `scanQuery` computes. */
+/** FNV-1a over a question's bytes, letters lowercased in the name, as a signed 32-bit integer: the hash `scanQuery` computes. */
 export function questionHash(bytes: Uint8Array, nameEnd: number, length = bytes.length): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < length; i++) {
@@ -212,7 +212,7 @@ export function questionHash(bytes: Uint8Array, nameEnd: number, length = bytes.
     if (i < nameEnd && c >= 0x41 && c <= 0x5a) c |= 0x20;
     h = Math.imul(h ^ c, 0x01000193);
   }
-  return h >>> 0;
+  return h | 0;
 }
 
 /** The cache key of a question: its lowercased uncompressed wire form (name, type, class). */

@@ -24,6 +24,10 @@ export interface FastQuery {
   qEnd: number;
   /** 0 = no OPT, else the reply size limit the OPT allows. */
   ednsLimit: number;
+  /**
+   * FNV-1a of the lowercased question, as a signed 32-bit integer (`questionHash`): V8 keeps it a
+   * small integer, where an unsigned one above 2^31 is a heap number boxed anew for every Map lookup.
+   */
   hash: number;
 }
 
@@ -61,7 +65,7 @@ export function scanQuery(msg: Buffer, out: FastQuery): boolean {
   for (let i = p; i < p + 4; i++) h = Math.imul(h ^ msg[i]!, 0x01000193);
   p += 4;
   out.qEnd = p;
-  out.hash = h >>> 0;
+  out.hash = h | 0;
   out.ednsLimit = 0;
   if (ar === 0) return p === len;
   // The one additional record must be an OPT at the root, version 0, without NSID (RFC 6891).

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { timerDelayMs } from './clock.js';
+import { systemClock, timerDelayMs } from './clock.js';
 
 // timerDelayMs: a timer armed with it does not fire before its due time on the real clock, which a
 // delay of exactly dueAt - now did about one time in four (Node's loop clock lags performance.now()).
@@ -28,4 +28,18 @@ t.test('timers armed with it are not early on the real clock; with the bare diff
   // A loop turn that runs long before the timer is armed can still make one early: a margin of one.
   t.ok(padded <= 1, `armed with timerDelayMs: ${padded} of 60 early (the bare difference: ${bare})`);
   t.comment(`bare difference: ${bare} of 60 fired before their due time`);
+});
+
+t.test('the monotonic clock does not read the global `performance` (a getter: slow on the DNS hit path)', async (t) => {
+  const own = Object.getOwnPropertyDescriptor(globalThis, 'performance')!;
+  let reads = 0;
+  Object.defineProperty(globalThis, 'performance', { configurable: true, get: () => { reads++; return own.get ? own.get.call(globalThis) : own.value; } });
+  try {
+    const a = systemClock.monotonicMs();
+    const b = systemClock.monotonicMs();
+    t.ok(b >= a, 'never steps backwards');
+  } finally {
+    Object.defineProperty(globalThis, 'performance', own);
+  }
+  t.equal(reads, 0);
 });

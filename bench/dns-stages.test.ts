@@ -31,14 +31,22 @@ function packet(tMs: number, sport: number, dport: number, payload: Buffer): Buf
   return Buffer.concat([rec, data]);
 }
 
-t.test('each forwarded miss is split into in / upstream / out; shed and unanswered ones are counted apart', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'lanha-stages-'));
+/** A pcap file header: little-endian, version 2.4, snaplen 262144, Ethernet. */
+const PCAP_HEADER = Buffer.alloc(24);
+PCAP_HEADER.writeUInt32LE(0xa1b2c3d4, 0); PCAP_HEADER.writeUInt16LE(2, 4); PCAP_HEADER.writeUInt16LE(4, 6); PCAP_HEADER.writeUInt32LE(262144, 16); PCAP_HEADER.writeUInt32LE(1, 20);
+/** The ports of the two tests' captures: lanha's forwarder F and upstream socket U, the client C, the upstream's P. */
+const F = 5300, U = 5301, C = 40000, P = 41000;
+
+function scratch(t: { teardown(fn: () => void): void }, prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const header = Buffer.alloc(24);
-  header.writeUInt32LE(0xa1b2c3d4, 0); header.writeUInt16LE(2, 4); header.writeUInt16LE(4, 6); header.writeUInt32LE(262144, 16); header.writeUInt32LE(1, 20);
-  const F = 5300, U = 5301, C = 40000, P = 41000;
+  return dir;
+}
+
+t.test('each forwarded miss is split into in / upstream / out; shed and unanswered ones are counted apart', async (t) => {
+  const dir = scratch(t, 'lanha-stages-');
   const file = join(dir, 'c.pcap');
-  writeFileSync(file, Buffer.concat([header,
+  writeFileSync(file, Buffer.concat([PCAP_HEADER,
     packet(1000, C, F, dns(7, 'A1.m.test')), packet(1000.5, P, U, dns(99, 'a1.m.test')), packet(1002.5, U, P, dns(99, 'a1.m.test')), packet(1003, F, C, dns(7, 'a1.m.test')),
     packet(1010, C, F, dns(8, 'b2.m.test')), packet(1010.25, F, C, dns(8, 'b2.m.test')),
     packet(1020, C, F, dns(9, 'c3.m.test')),
@@ -55,16 +63,12 @@ t.test('each forwarded miss is split into in / upstream / out; shed and unanswer
 });
 
 t.test('inside: the capture joined with the process\'s trace splits the own part into queue waits and work, and says what the process did meanwhile', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'lanha-inside-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const header = Buffer.alloc(24);
-  header.writeUInt32LE(0xa1b2c3d4, 0); header.writeUInt16LE(2, 4); header.writeUInt16LE(4, 6); header.writeUInt32LE(262144, 16); header.writeUInt32LE(1, 20);
-  const F = 5300, U = 5301, C = 40000, P = 41000;
+  const dir = scratch(t, 'lanha-inside-');
   const base = 1_700_000_000_000;
   const file = join(dir, 'c.pcap');
   // One miss: query in at +0, upstream query out at +10 (read at +8: 8 ms in the queue), upstream
   // reply in at +12, read at +13, answer out at +14.
-  writeFileSync(file, Buffer.concat([header,
+  writeFileSync(file, Buffer.concat([PCAP_HEADER,
     packet(base, C, F, dns(7, 'a1.m.test')), packet(base + 10, P, U, dns(99, 'a1.m.test')), packet(base + 12, U, P, dns(99, 'a1.m.test')), packet(base + 14, F, C, dns(7, 'a1.m.test')),
   ]));
   const us = (ms: number): number => Math.round((base + ms) * 1000);

@@ -497,7 +497,7 @@ export class JobRunner {
       const state = active.cancelled ? 'interrupted' : 'failed';
       // rsync's ssh ran over the node's master: when the connection died, the master, not rsync, says why.
       const why = master !== undefined && !active.cancelled && CONNECTION_EXITS.has(result.code) ? await master.lastWords(MASTER_WORDS_MS) : '';
-      const error = describeFailure(result.code, `${result.stderr}\n${why}`);
+      const error = describeFailure(result.code, `${result.stderr}\n${why}`, target);
       log.warn({ event: 'deploy.node.failed', job: active.id, node: target.node, exit: result.code, stderr: result.stderr.slice(-2000) }, `${target.node}: ${error}`);
       await this.#propose({ type: 'deploy.job.node', job: active.id, run: active.run, node: target.node, state, exit: result.code, error, sent }).catch(() => undefined);
       return false;

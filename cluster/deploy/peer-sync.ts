@@ -93,7 +93,7 @@ export class PeerSync {
       const ok = check.code === 0 && differing.length === 0;
       this.#ctx.log[ok ? 'info' : 'warn']({ event: ok ? 'rootfs.peer_verified' : 'rootfs.peer_differs', peer: target.node, generation: id, exit: check.code, differing: differing.slice(0, 20), stderr: check.stderr.slice(-500) },
         ok ? `generation ${id.slice(0, 12)} copied to ${target.node} and verified`
-          : `generation ${id.slice(0, 12)} on ${target.node} is not verified (${check.code === 0 ? `${differing.length} paths differ` : describeFailure(check.code, check.stderr)}); the leader copies it again within 30 s`);
+          : `generation ${id.slice(0, 12)} on ${target.node} is not verified (${check.code === 0 ? `${differing.length} paths differ` : describeFailure(check.code, check.stderr, { node: target.node, hostKey })}); the leader copies it again within 30 s`);
       return ok;
     } finally {
       rmSync(work, { recursive: true, force: true });

@@ -33,6 +33,22 @@ t.test('exit codes 12/23/24/30/255 in words; failures name host keys and full di
   t.match(rsyncExitWords(255), /ssh failed/);
   t.match(rsyncExitWords(99), /exited with 99/);
   t.match(describeFailure(255, 'Host key verification failed.\nrsync: connection unexpectedly closed'), /host key mismatch.*nothing was sent/);
+  // OpenSSH's own words (captured from ssh 9 against an sshd whose key is not the pinned one): the
+  // result names the node, both fingerprints and the command that re-pins, with --replace (without
+  // it, `lanctl nodes trust` refuses a changed key).
+  const changed = [
+    '@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @',
+    'The fingerprint for the ED25519 key sent by the remote host is',
+    'SHA256:ssrSfW40Zzxs4vKbh8OCMvlwz1h/Z2NeMJyzmYhfsfo.',
+    'Offending ECDSA key in /var/lib/lanha/deploy/j1/known_hosts:1',
+    'Host key for lanha-node-c3 has changed and you have requested strict checking.',
+    'Host key verification failed.',
+    'rsync: connection unexpectedly closed (0 bytes received so far) [sender]',
+  ].join('\n');
+  const pinned = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GVeZ';
+  t.equal(describeFailure(255, changed, { node: 'c3', hostKey: pinned }),
+    `host key mismatch on c3: it offered SHA256:ssrSfW40Zzxs4vKbh8OCMvlwz1h/Z2NeMJyzmYhfsfo, the pinned key is ${fingerprint(parseHostKey(pinned)!.blob)}; nothing was sent (rsync exit 255). If the node was reinstalled, check it and run \`lanctl nodes trust c3 --replace\``);
+  t.match(describeFailure(255, 'Host key verification failed.\n', { node: 'c3' }), /^host key mismatch on c3; nothing was sent .*`lanctl nodes trust c3 --replace`$/);
   t.match(describeFailure(11, 'rsync: write failed on "/x": No space left on device (28)'), /disk is full/);
   t.match(describeFailure(12, 'rsync: connection unexpectedly closed\n'), /rsync exit 12: the data stream broke off.*connection unexpectedly closed/);
   // ssh (or the node's ssh master) ended the connection because its keepalives went unanswered.
@@ -93,7 +109,7 @@ t.test('targets: names and groups, nodes without a pinned key refused by name; o
   t.same(resolveNames(fleet, 'rack1,c3,c1'), ['c1', 'c2', 'c9', 'c3']);
   t.throws(() => resolveNames(fleet, 'nope'), /unknown node or group: nope/);
   const keyOf = (n: string) => pinnedKey(config, fsm, n);
-  t.throws(() => resolveTargets(fleet, keyOf, 'root', ['c1', 'c2', 'c3']), /no pinned host key for c2, c3: nothing was sent/);
+  t.throws(() => resolveTargets(fleet, keyOf, 'root', ['c1', 'c2', 'c3']), /^no pinned host key for c2, c3: nothing was sent. Run `lanctl nodes trust c2`, `lanctl nodes trust c3` \(or set deploy.hostKeys\)$/);
   t.equal(resolveTargets(fleet, keyOf, 'root', ['c1'])[0]?.host, '10.0.0.11');
   t.equal(resolveTargets(fleet, keyOf, 'root', ['c9'])[0]?.hostKey, config.hostKeys['c1'], 'the inventory\'s pinned key');
   const files = overlayFiles('c1', 'site', [{ name: 'c1', ip: '10.0.0.11' }, { name: 'c2', ip: '10.0.0.12' }]);

@@ -164,11 +164,22 @@ export function sshWentSilent(stderr: string): boolean {
   return /Timeout, server \S+ not responding/.test(stderr);
 }
 
-/** The node's result in words: the exit code explained; a host key mismatch, a full disk and a silent node named. */
-export function describeFailure(code: number, stderr: string): string {
+/** The fingerprint ssh printed for the key the remote host sent (a changed host key), if it did. */
+export function offeredFingerprint(stderr: string): string | undefined {
+  return /key sent by the remote host is\s+(SHA256:[A-Za-z0-9+/]+)/.exec(stderr)?.[1];
+}
+
+/**
+ * The node's result in words: the exit code explained; a host key mismatch, a full disk and a silent
+ * node named. `node` (and its pinned key) make a host key mismatch name the command that re-pins it.
+ */
+export function describeFailure(code: number, stderr: string, node?: { node: string; hostKey?: string }): string {
   const tail = stderr.trim().split('\n').filter((l) => l.trim() !== '').slice(-2).join(' | ');
   if (/Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|No .* host key is known/i.test(stderr)) {
-    return `host key mismatch: the node's ssh host key is not the pinned one; nothing was sent (rsync exit ${code}). If the node was reinstalled, check it and run \`lanctl nodes trust NAME\` again`;
+    const offered = offeredFingerprint(stderr);
+    const pinned = node?.hostKey === undefined ? null : parseHostKey(node.hostKey);
+    const keys = `${offered === undefined ? '' : `: it offered ${offered}`}${pinned === null ? '' : `${offered === undefined ? ':' : ','} the pinned key is ${fingerprint(pinned.blob)}`}`;
+    return `host key mismatch${node === undefined ? '' : ` on ${node.node}`}${keys}; nothing was sent (rsync exit ${code}). If the node was reinstalled, check it and run \`lanctl nodes trust ${node?.node ?? 'NAME'} --replace\``;
   }
   if (sshWentSilent(stderr)) {
     return `the connection went silent for ${SSH_SILENT_S} s: nothing came back from the node, not even an answer to the ssh keepalives sent every ${SSH_KEEPALIVE.intervalS} s (the node, its sshd or the network stopped), and ssh closed it (rsync exit ${code}); lanctl deploy resume syncs the node again`;

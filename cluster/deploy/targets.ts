@@ -72,7 +72,7 @@ export function resolveTargets(targets: readonly TargetEntry[], keyOf: (node: st
     resolved.push({ node: name, host: t.host, port: t.port, user, groups: t.groups, hostKey: key });
   }
   if (unpinned.length > 0) {
-    throw new LanhaError('usage', `no pinned host key for ${unpinned.join(', ')}: nothing was sent. Run \`lanctl nodes trust NAME\` for each (or set deploy.hostKeys)`);
+    throw new LanhaError('usage', `no pinned host key for ${unpinned.join(', ')}: nothing was sent. Run ${unpinned.map((n) => `\`lanctl nodes trust ${n}\``).join(', ')} (or set deploy.hostKeys)`);
   }
   return resolved;
 }

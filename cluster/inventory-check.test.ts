@@ -30,6 +30,11 @@ t.test('add: a good node becomes one normalised command', async (t) => {
   t.same(checkAdd(inv, { name: 'Rack2', mac: '52-54-00-00-00-02', ip: '10.0.0.22', profile: 'pi4', group: 'row1' }, ctx),
     { ok: true, command: { type: 'node.add', name: 'rack2', mac: '52:54:00:00:00:02', ip: 0x0a000016, profile: 'pi4', group: 'row1' } });
   t.same(checkAdd(inv, { name: 'rack2', mac: '52:54:00:00:00:02' }, ctx), { ok: true, command: { type: 'node.add', name: 'rack2', mac: '52:54:00:00:00:02' } }, 'no IP: a pool address');
+  // The forms operators paste: upper case with dashes (Windows), bare hex, and a switch's MAC table.
+  for (const typed of ['52-54-00-00-00-02', '52:54:00:00:00:02', '525400000002', '5254.0000.0002', ' 5254.0000.0002 ']) {
+    t.same(checkAdd(inv, { name: 'rack2', mac: typed.toUpperCase() }, ctx), { ok: true, command: { type: 'node.add', name: 'rack2', mac: '52:54:00:00:00:02' } }, `MAC typed as ${JSON.stringify(typed.toUpperCase())}`);
+  }
+  t.match(error(checkAdd(inv, { name: 'rack2', mac: '5254.0000.0001' }, ctx)), /^MAC 52:54:00:00:00:01 already belongs to node rack1/, 'the same MAC in another form is the same MAC');
 });
 
 t.test('add: each bad input has its own message, clashes name the holder', async (t) => {

@@ -24,6 +24,8 @@ t.test('MAC parsing', async (t) => {
   t.equal(parseMac('B8-27-EB-01-02-03'), 'b8:27:eb:01:02:03');
   t.equal(parseMac('b827eb010203'), 'b8:27:eb:01:02:03');
   t.equal(parseMac('b8:27-eb:01:02:03'), null, 'mixed separators refused');
+  t.equal(parseMac('B827.EB01.0203'), 'b8:27:eb:01:02:03', 'the form switches print MAC tables in');
+  for (const bad of ['b827.eb01.020', 'b827.eb01.0203.', 'b8.27.eb.01.02.03', 'b827eb.010203', 'b827:eb01:0203']) t.equal(parseMac(bad), null, `"${bad}" refused`);
   t.ok(isRaspberryPi('dc:a6:32:00:00:01'));
   t.notOk(isRaspberryPi('52:54:00:00:00:01'));
 });

@@ -4,10 +4,16 @@ export type Mac = string;
 
 const MAC_TEXT = /^([0-9a-f]{2})([:-]?)([0-9a-f]{2})\2([0-9a-f]{2})\2([0-9a-f]{2})\2([0-9a-f]{2})\2([0-9a-f]{2})$/i;
 
+/** Three dot-separated groups of four hex digits, as Cisco and other switches print MAC tables. */
+const MAC_DOTTED = /^([0-9a-f]{2})([0-9a-f]{2})\.([0-9a-f]{2})([0-9a-f]{2})\.([0-9a-f]{2})([0-9a-f]{2})$/i;
+
+/** "b8:27:eb:01:02:03", "B8-27-EB-01-02-03", "b827eb010203" or "b827.eb01.0203", any case. */
 export function parseMac(text: string): Mac | null {
-  const m = MAC_TEXT.exec(text.trim());
-  if (!m) return null;
-  return [m[1], m[3], m[4], m[5], m[6], m[7]].join(':').toLowerCase();
+  const trimmed = text.trim();
+  const m = MAC_TEXT.exec(trimmed);
+  if (m) return [m[1], m[3], m[4], m[5], m[6], m[7]].join(':').toLowerCase();
+  const d = MAC_DOTTED.exec(trimmed);
+  return d ? d.slice(1, 7).join(':').toLowerCase() : null;
 }
 
 const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, '0'));

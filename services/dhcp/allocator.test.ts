@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { Fsm } from '../../cluster/fsm.js';
 import type { Command } from '../../cluster/commands.js';
 import { parseCidr, parseIpv4, parseIpv4Range, formatIpv4 } from '../../lib/ipv4.js';
-import { Allocator, poolSubnet, sanitizeHostname, type Decision, type PoolSubnet } from './allocator.js';
+import { Allocator, poolSubnet, poolUse, sanitizeHostname, type Decision, type PoolSubnet } from './allocator.js';
 import type { ClientRequest } from './request.js';
 import { seedFromEnv } from '../../test/support/seeded.js';
 
@@ -301,6 +301,29 @@ t.test('RFC 2131 §4.3 cases', async (t) => {
     t.equal(allocator.selectSubnet({ giaddr: ip('172.16.0.2'), ciaddr: 0 }, a)?.id, '10.1.0.0/24');
     t.equal(allocator.selectSubnet({ giaddr: ip('192.168.0.1'), ciaddr: 0 }, a), undefined);
     t.equal(allocator.selectSubnet({ giaddr: 0, ciaddr: 0 }, a)?.id, '10.0.0.0/24');
+    t.end();
+  });
+  t.test('a pool that holds the site\'s own addresses (VIP, servers, router, DNS, NTP) never hands them out', (t) => {
+    // A careless but valid config: pool 10.0.0.1-10.0.0.6 over the VIP (.1), a server (.2), the router (.3), DNS (.4), NTP (.5).
+    const subnet = poolSubnet({
+      subnet: parseCidr('10.0.0.0/24')!, pools: [parseIpv4Range('10.0.0.1-10.0.0.6')!], reservations: [], leaseTime: LEASE_MS,
+      router: [ip('10.0.0.3')], dns: [ip('10.0.0.4'), ip('10.0.0.1')], ntp: [ip('10.0.0.5')],
+    }, [ip('10.0.0.1'), ip('10.0.0.2'), ip('192.168.9.9')]);
+    const allocator = new Allocator([subnet], { offerTtlMs: 5000, declineQuarantineMs: 1, reuseGraceMs: 0, authoritative: true, offersMax: 10 });
+    const fsm = new Fsm();
+    const first = allocator.onDiscover(req(macOf(1), 'discover'), subnet, fsm, 0);
+    t.same(first.kind === 'offer' ? formatIpv4(first.ip) : first.kind, '10.0.0.6', 'the one pool address no one else uses is offered');
+    t.equal(allocator.onDiscover(req(macOf(2), 'discover'), subnet, fsm, 0).kind, 'silent', 'then the pool is dry: the site addresses do not count as free');
+    for (const taken of ['10.0.0.1', '10.0.0.2', '10.0.0.3', '10.0.0.4', '10.0.0.5']) {
+      const asked = allocator.onDiscover(req(macOf(3), 'discover', { requestedIp: ip(taken) }), subnet, fsm, 0);
+      t.not(asked.kind === 'offer' ? formatIpv4(asked.ip) : asked.kind, taken, `a DISCOVER asking for ${taken} does not get it`);
+      const selecting = allocator.onRequest(req(macOf(3), 'request', { requestedIp: ip(taken), serverId: SERVER }), subnet, [SERVER], fsm, 0);
+      t.equal(selecting.kind, 'nak', `a REQUEST for ${taken} is NAKed`);
+    }
+    // A client that was bound to the VIP before (an older config, or a lease granted before this check) is moved off it at its renewal.
+    fsm.apply(1, { at: 0, command: { type: 'lease.grant', ip: ip('10.0.0.1'), mac: macOf(4), subnet: subnet.id, leaseMs: LEASE_MS } });
+    t.equal(allocator.onRequest(req(macOf(4), 'request', { ciaddr: ip('10.0.0.1') }), subnet, [SERVER], fsm, 1000).kind, 'nak', 'its renewal of the VIP is NAKed');
+    t.same(poolUse([subnet], fsm.leases(), 1000)[0]!.pools[0], { range: '10.0.0.1-10.0.0.6', used: 0, total: 1 }, 'the pool counts only the address it can give');
     t.end();
   });
   t.test('host names become DNS labels', (t) => {

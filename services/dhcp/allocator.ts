@@ -1,4 +1,4 @@
-import { broadcastOf, cidrContains, formatCidr, formatIpv4, type Cidr, type Ipv4, type Ipv4Range } from '../../lib/ipv4.js';
+import { broadcastOf, cidrContains, formatCidr, formatIpv4, parseIpv4, type Cidr, type Ipv4, type Ipv4Range } from '../../lib/ipv4.js';
 import type { Command } from '../../cluster/commands.js';
 import type { Lease } from '../../cluster/fsm.js';
 import type { InventoryView } from '../../cluster/inventory.js';
@@ -24,6 +24,12 @@ export interface PoolSubnet {
   reservations: readonly Reservation[];
   relays: readonly Ipv4[];
   leaseMs: number;
+  /**
+   * Addresses of the site itself inside this subnet (the VIP, the members' own addresses, the
+   * server id, the subnet's router, DNS and NTP servers): never given to a client, even where a
+   * pool or a reservation covers them (a client on the VIP takes every client's DHCP, DNS and NTP).
+   */
+  siteAddresses: ReadonlySet<Ipv4>;
 }
 
 export interface AllocatorSettings {
@@ -296,6 +302,7 @@ export class Allocator {
   /** May `ip` go to this client now? Pool or own reservation, not the subnet's network/broadcast, not held by anyone else. */
   #usable(ip: Ipv4, request: ClientRequest, subnet: PoolSubnet, leases: LeaseView, nowMs: number): boolean {
     if (!cidrContains(subnet.cidr, ip) || ip === subnet.cidr.network || ip === broadcastOf(subnet.cidr)) return false;
+    if (subnet.siteAddresses.has(ip)) return false;
     const reserved = this.#reservedIps.get(ip);
     const node = reserved === undefined ? leases.inventory?.byIp(ip) : undefined;
     if (reserved) {
@@ -404,7 +411,8 @@ export function formatRange(r: Ipv4Range): string {
 
 /**
  * How full each pool is: addresses of the pool held by a live binding or a running decline
- * quarantine, out of the pool's addresses (the subnet's network and broadcast addresses never count).
+ * quarantine, out of the pool's addresses (the subnet's network and broadcast addresses and the
+ * site's own addresses never count).
  */
 export function poolUse(subnets: readonly PoolSubnet[], leases: Iterable<Lease>, nowMs: number): SubnetUse[] {
   const held: Ipv4[] = [];
@@ -412,9 +420,10 @@ export function poolUse(subnets: readonly PoolSubnet[], leases: Iterable<Lease>,
   return subnets.map((s) => {
     const network = s.cidr.network, broadcast = broadcastOf(s.cidr);
     const pools = s.ranges.map((r): PoolUse => {
+      const never = (ip: Ipv4): boolean => (s.cidr.prefixLength < 31 && (ip === network || ip === broadcast)) || s.siteAddresses.has(ip);
       let total = r.last - r.first + 1;
-      if (s.cidr.prefixLength < 31) for (const edge of [network, broadcast]) if (edge >= r.first && edge <= r.last) total--;
-      const used = held.filter((ip) => ip >= r.first && ip <= r.last && ip !== network && ip !== broadcast).length;
+      for (const ip of new Set([network, broadcast, ...s.siteAddresses])) if (ip >= r.first && ip <= r.last && never(ip)) total--;
+      const used = held.filter((ip) => ip >= r.first && ip <= r.last && !never(ip)).length;
       return { range: formatRange(r), used, total };
     });
     return { subnet: s.id, used: pools.reduce((n, p) => n + p.used, 0), total: pools.reduce((n, p) => n + p.total, 0), pools };
@@ -448,8 +457,38 @@ export function normalizeClientId(text: string): string {
   return text.toLowerCase().replace(/[^0-9a-f]/g, '');
 }
 
-/** Builds the allocator's view of a configured subnet. */
-export function poolSubnet(config: { subnet: Cidr; pools: readonly Ipv4Range[]; reservations: readonly ReservationConfig[]; relays?: readonly Ipv4[] | undefined; leaseTime: number }): PoolSubnet {
+/** What siteAddressesOf reads of the whole config (config/index.ts's LanhaConfig fits it). */
+export interface SiteConfig {
+  node: { address?: Ipv4 | undefined };
+  vip?: { address: { address: Ipv4 } } | undefined;
+  cluster?: { members: ReadonlyArray<{ address: string }> } | undefined;
+  dhcp?: { serverId?: Ipv4 | undefined; listen?: Ipv4 | undefined } | undefined;
+}
+
+/** The site's own addresses a config names: node address, VIP, every member's, the DHCP server id and listen address. */
+export function siteAddressesOf(config: SiteConfig): Ipv4[] {
+  const members = (config.cluster?.members ?? []).map((m) => parseIpv4(m.address));
+  const all = [config.node.address, config.vip?.address.address, config.dhcp?.serverId, config.dhcp?.listen, ...members];
+  return all.filter((a): a is Ipv4 => a !== undefined && a !== null);
+}
+
+interface SubnetConfig {
+  subnet: Cidr;
+  pools: readonly Ipv4Range[];
+  reservations: readonly ReservationConfig[];
+  relays?: readonly Ipv4[] | undefined;
+  leaseTime: number;
+  router?: readonly Ipv4[] | undefined;
+  dns?: readonly Ipv4[] | undefined;
+  ntp?: readonly Ipv4[] | undefined;
+}
+
+/**
+ * Builds the allocator's view of a configured subnet. `site` lists the site's own addresses (VIP,
+ * members, server id); with the subnet's router, DNS and NTP servers they are never handed out.
+ */
+export function poolSubnet(config: SubnetConfig, site: readonly Ipv4[] = []): PoolSubnet {
+  const own = [...site, ...(config.router ?? []), ...(config.dns ?? []), ...(config.ntp ?? [])];
   return {
     id: formatCidr(config.subnet),
     cidr: config.subnet,
@@ -463,5 +502,6 @@ export function poolSubnet(config: { subnet: Cidr; pools: readonly Ipv4Range[]; 
     }),
     relays: config.relays ?? [],
     leaseMs: config.leaseTime,
+    siteAddresses: new Set(own.filter((ip) => cidrContains(config.subnet, ip))),
   };
 }

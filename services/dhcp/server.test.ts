@@ -20,6 +20,7 @@ import { silentLogger } from '../../lib/log.js';
 import { formatIpv4, parseIpv4 } from '../../lib/ipv4.js';
 import { parseConfig } from '../../config/index.js';
 import { DhcpHandler, type Reply } from './server.js';
+import { siteAddressesOf } from './allocator.js';
 import { decodeDhcp, encodeDhcp, emptyMessage, BootOp, fieldText, type DhcpMessage } from './wire.js';
 import { DhcpOption, textValue, ipsValue, u32Value } from './options.js';
 import { RASPBERRY_PI_OPTION_43 } from './netboot.js';
@@ -304,6 +305,30 @@ t.test('INIT-REBOOT for an unknown client or a foreign network is NAKed by broad
   t.equal(type(nak), 6);
   t.equal(nak.yiaddr, 0);
   t.equal(nak.dest, '10.50.0.255:68');
+  t.end();
+});
+
+t.test('a pool over the site\'s own addresses (VIP, members, server id, router) gives none of them out, and says so once', async (t) => {
+  const config = parseConfig(`
+node: { name: lan-a, address: 10.52.0.2 }
+cluster:
+  id: lh
+  members: [{ name: lan-a, address: 10.52.0.2 }, { name: lan-b, address: 10.52.0.3 }, { name: w, address: 10.52.0.4, role: witness }]
+vip: { address: 10.52.0.1/24, interface: eth0 }
+dhcp:
+  serverId: 10.52.0.1
+  cacheThreshold: 0
+  subnets: [{ subnet: 10.52.0.0/24, pools: [10.52.0.1-10.52.0.6], router: [10.52.0.5] }]
+`);
+  const clock = new ManualClock(0, 0);
+  const events: Array<Record<string, unknown>> = [];
+  const log = Object.assign(Object.create(silentLogger) as typeof silentLogger, { warn: (o: Record<string, unknown>) => { events.push(o); } });
+  const handler = new DhcpHandler({ config: config.dhcp!, state: new MemoryStateLog(new Fsm(), clock), nodeAddress: config.node.address, siteAddresses: siteAddressesOf(config), log });
+  t.same(events.map((e) => [e['event'], e['addresses']]), [['dhcp.pool.site_addresses', ['10.52.0.1', '10.52.0.2', '10.52.0.3', '10.52.0.4', '10.52.0.5']]]);
+  const offer = decodeReply(await handler.handle(packet({ type: 1, mac: '52:54:00:00:07:01', requested: '10.52.0.1' }), 'peer', 0));
+  t.equal(formatIpv4(offer.yiaddr), '10.52.0.6', 'asked for the VIP, offered the one free pool address');
+  const nak = decodeReply(await handler.handle(packet({ type: 3, mac: '52:54:00:00:07:02', requested: '10.52.0.2', serverId: '10.52.0.1' }), 'peer', 0));
+  t.equal(type(nak), 6, 'a REQUEST for a member\'s address is NAKed');
   t.end();
 });
 

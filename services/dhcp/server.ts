@@ -15,7 +15,7 @@ import type { RunningService, ServiceContext, ServiceStatus } from '../contract.
 import { decodeDhcp, type DhcpMessage } from './wire.js';
 import { readRequest, type ClientRequest } from './request.js';
 import {
-  Allocator, formatRange, normalizeClientId, poolSubnet, poolUse, reusableLease, sameClient, type Decision, type LeaseCacheSettings, type LeaseGrant, type PoolSubnet, type SubnetUse,
+  Allocator, formatRange, normalizeClientId, poolSubnet, siteAddressesOf, poolUse, reusableLease, sameClient, type Decision, type LeaseCacheSettings, type LeaseGrant, type PoolSubnet, type SubnetUse,
 } from './allocator.js';
 import { inventoryOwners, leaseOwners, nameHeldBy, nameLabel, recordOwners, reservationOwners, staticRecordNames, type NameHolder, type NameOwners } from '../names.js';
 import { planBoot, type BootRule } from './netboot.js';
@@ -42,6 +42,8 @@ export interface DhcpHandlerOptions {
   state: StateLog;
   /** The address the server is reached at when no serverId is configured. */
   nodeAddress?: Ipv4 | undefined;
+  /** The site's own addresses besides the server id and node address (VIP, members): never handed out. */
+  siteAddresses?: readonly Ipv4[] | undefined;
   /** The addresses of `dhcp.interface` (interface.ts): they pick the local subnet and filter sources. */
   interfaceAddresses?: readonly InterfaceAddress[] | undefined;
   /**
@@ -107,8 +109,15 @@ export class DhcpHandler {
     const serverId = config.serverId ?? config.listen ?? options.nodeAddress;
     if (serverId === undefined) throw new LanhaError('config-invalid', 'dhcp.serverId: is not set, and neither dhcp.listen nor node.address gives one');
     this.serverId = serverId;
+    const site = [serverId, ...(config.listen === undefined ? [] : [config.listen]), ...(options.nodeAddress === undefined ? [] : [options.nodeAddress]),
+      ...(options.siteAddresses ?? []), ...(options.interfaceAddresses ?? []).map((a) => a.address)];
     const subnets = config.subnets.map((s) => {
-      const pool = poolSubnet(s);
+      const pool = poolSubnet(s, site);
+      const inPools = [...pool.siteAddresses].filter((ip) => pool.ranges.some((r) => ip >= r.first && ip <= r.last));
+      if (inPools.length > 0) {
+        this.#log.warn({ event: 'dhcp.pool.site_addresses', subnet: pool.id, addresses: inPools.map(formatIpv4) },
+          `the pools of ${pool.id} hold the site's own ${inPools.map(formatIpv4).join(', ')} (VIP, servers, router, DNS or NTP); they are never given to a client`);
+      }
       this.#replyOptions.set(pool.id, subnetReplyOptions(s, pool.id));
       return pool;
     });
@@ -496,6 +505,7 @@ export interface DhcpServerOptions {
   clock: Clock;
   log: Logger;
   nodeAddress?: Ipv4 | undefined;
+  siteAddresses?: readonly Ipv4[] | undefined;
   sweepIntervalMs?: number;
   nameOwners?: readonly NameOwners[] | undefined;
   /** REQUEST received -> ACK handed to the socket, commit included (lanha_dhcp_ack_duration_seconds). */
@@ -606,6 +616,7 @@ export async function startDhcp(context: ServiceContext): Promise<RunningService
     for (const r of context.state.fsm.records()) yield r.name;
   });
   return startDhcpServer({ config, state: context.state, clock: context.clock, log: context.log, nodeAddress: context.config.node.address, nameOwners: [records],
+    siteAddresses: siteAddressesOf(context.config),
     observeAckSeconds: context.observe?.dhcpAckSeconds, onAck: context.observe?.dhcpAcked,
   });
 }

@@ -3,7 +3,7 @@ import { isRaspberryPi, parseMac } from '../../lib/mac.js';
 import { isHostname } from '../../lib/scalars.js';
 import type { LanhaConfig } from '../../config/index.js';
 import type { BootEvent, Lease } from '../../cluster/fsm.js';
-import { Allocator, normalizeClientId, poolSubnet, type LeaseView, type PoolSubnet } from '../dhcp/allocator.js';
+import { Allocator, normalizeClientId, poolSubnet, siteAddressesOf, type LeaseView, type PoolSubnet } from '../dhcp/allocator.js';
 import { planBoot, type BootRule } from '../dhcp/netboot.js';
 import type { ClientRequest } from '../dhcp/request.js';
 import { subnetReplyOptions } from '../dhcp/responder.js';
@@ -54,7 +54,8 @@ export type ExplainResult =
 export interface SimulateRequest { mac: string; arch?: number | undefined; vendorClass?: string | undefined; userClass?: string | undefined; clientId?: string | undefined; hostname?: string | undefined }
 
 function pools(config: LanhaConfig): PoolSubnet[] {
-  return (config.dhcp?.subnets ?? []).map((s) => poolSubnet(s));
+  const site = siteAddressesOf(config);
+  return (config.dhcp?.subnets ?? []).map((s) => poolSubnet(s, site));
 }
 
 /** The subnet a directly attached client lands in, the way the DHCP shell picks its local one. */

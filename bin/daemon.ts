@@ -10,7 +10,7 @@ import { ControlServer, type ApiRoutes } from '../lib/control-server.js';
 import { systemdReady, type SystemdHandle } from '../lib/systemd.js';
 import { errorMessage } from '../lib/errors.js';
 import { serviceDefinitions } from '../services/registry.js';
-import type { RunningService, ServiceContext } from '../services/contract.js';
+import type { RunningService, ServiceContext, ServiceDefinition } from '../services/contract.js';
 import type { StateLog } from '../cluster/state-log.js';
 import { openState } from '../cluster/open-state.js';
 import type { RaftStateLog } from '../cluster/raft-state-log.js';
@@ -206,7 +206,11 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
       },
     };
     for (const definition of serviceDefinitions) {
-      if (!definition.enabled(config)) continue;
+      if (!definition.enabled(config)) {
+        const why = serviceOffWords(definition, config);
+        for (const path of definition.apiPaths ?? []) control.unavailable(path, why);
+        continue;
+      }
       const service = await definition.start({ ...context, log: log.child({ service: definition.name }) });
       running.push(service);
       if (service.routes) control.routes(withFailoverRecord(service.routes, tracker, clock, (ok) => probes?.onFailoverReply(ok)));
@@ -274,6 +278,15 @@ function openAckJournal(path: string, capacity: number, log: Logger): AckJournal
 }
 
 /** Wraps POST /v1/failover so the status page and /metrics remember the last measured gap. */
+/** Why a service does not run on this node, for requests to its API paths. */
+export function serviceOffWords(definition: ServiceDefinition, config: LanhaConfig): string {
+  const block = definition.configBlock ?? definition.name;
+  const off = `the ${definition.name} service does not run on ${config.node.name}`;
+  return config.node.role === 'witness' && (config as unknown as Record<string, unknown>)[block] !== undefined
+    ? `${off}: a witness runs none; ask another member`
+    : `${off}: its config has no ${block}: block (add one and restart the daemon, or ask a member that runs it)`;
+}
+
 function withFailoverRecord(routes: ApiRoutes, tracker: OpsTracker, clock: Clock, done: (ok: boolean) => void): ApiRoutes {
   const failover = routes['POST /v1/failover'];
   if (failover === undefined) return routes;

@@ -36,6 +36,8 @@ export class ControlServer {
   readonly socketPath: string;
   #server: Server;
   #routes = new Map<string, ApiHandler>();
+  /** API paths of services that do not run here, and the words that say so. */
+  #off = new Map<string, string>();
   #log: Logger;
 
   #limiter = new LogLimiter();
@@ -82,6 +84,16 @@ export class ControlServer {
     for (const [key, handler] of Object.entries(routes)) this.route(key, handler);
   }
 
+  /** Requests under `path` (`/v1/deploy`) that match no route are answered 404 with `why`, not "no such API route". */
+  unavailable(path: string, why: string): void {
+    this.#off.set(path, why);
+  }
+
+  #notFound(key: string, path: string): string {
+    for (const [prefix, why] of this.#off) if (path === prefix || path.startsWith(`${prefix}/`)) return why;
+    return `no such API route: ${key}`;
+  }
+
   /** The GET handler for a path, for read-only mirrors of the API (the HTTP listener); never a write. */
   readRoute(path: string): ApiHandler | undefined {
     return this.#routes.get(`GET ${path}`);
@@ -90,7 +102,7 @@ export class ControlServer {
   /** Calls a GET route in-process, as `lanctl` would over the socket. */
   async read(path: string, query: URLSearchParams = new URLSearchParams()): Promise<ApiResponse> {
     const handler = this.readRoute(path);
-    if (!handler) return { status: 404, body: { error: `no such API route: GET ${path}` } };
+    if (!handler) return { status: 404, body: { error: this.#notFound(`GET ${path}`, path) } };
     return handler({ query, body: undefined });
   }
 
@@ -127,7 +139,7 @@ export class ControlServer {
       res.end(text);
     };
     if (!handler) {
-      send(404, { error: `no such API route: ${key}` });
+      send(404, { error: this.#notFound(key, url.pathname) });
       return;
     }
     let body: unknown = undefined;

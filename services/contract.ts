@@ -73,4 +73,11 @@ export interface ServiceDefinition {
   readonly name: string;
   enabled(config: LanhaConfig): boolean;
   start(context: ServiceContext): Promise<RunningService>;
+  /**
+   * The control API paths the service's routes live under (`/v1/deploy`): while it does not run, a
+   * request there is answered "the service does not run on this node" and why, not "no such route".
+   */
+  readonly apiPaths?: readonly string[];
+  /** The config block that turns the service on, for that answer (default: its name). */
+  readonly configBlock?: string;
 }

@@ -14,11 +14,11 @@ import { startDeploy } from '../cluster/deploy/service.js';
 export const serviceDefinitions: ReadonlyArray<ServiceDefinition> = [
   // One line per service, e.g. { name: 'dns', enabled: (c) => c.dns !== undefined, start: startDns },
   // Before TFTP: TFTP serves the boot files this service renders per client.
-  { name: 'boot', enabled: (c) => c.boot !== undefined && c.node.role !== 'witness', start: startBoot },
-  { name: 'tftp', enabled: (c) => c.tftp !== undefined, start: startTftp },
-  { name: 'ntp', enabled: (c) => c.ntp !== undefined, start: (context) => startNtp(context) },
+  { name: 'boot', enabled: (c) => c.boot !== undefined && c.node.role !== 'witness', start: startBoot, apiPaths: ['/v1/boot'] },
+  { name: 'tftp', enabled: (c) => c.tftp !== undefined, start: startTftp, apiPaths: ['/v1/tftp'] },
+  { name: 'ntp', enabled: (c) => c.ntp !== undefined, start: (context) => startNtp(context), apiPaths: ['/v1/ntp'] },
   { name: 'dhcp', enabled: (c) => c.dhcp !== undefined && c.node.role !== 'witness', start: startDhcp },
   { name: 'dns', enabled: (c) => c.dns !== undefined && c.node.role !== 'witness', start: startDns },
-  { name: 'deploy', enabled: (c) => c.deploy !== undefined && c.node.role !== 'witness', start: startDeploy },
-  { name: 'vip', enabled: (c) => c.vip !== undefined && c.node.role !== 'witness', start: startVip }, // last: it serves through the others
+  { name: 'deploy', enabled: (c) => c.deploy !== undefined && c.node.role !== 'witness', start: startDeploy, apiPaths: ['/v1/deploy', '/v1/rootfs', '/v1/rollback'] },
+  { name: 'vip', enabled: (c) => c.vip !== undefined && c.node.role !== 'witness', start: startVip, apiPaths: ['/v1/vip'] }, // last: it serves through the others
 ];

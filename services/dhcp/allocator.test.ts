@@ -324,6 +324,15 @@ t.test('RFC 2131 §4.3 cases', async (t) => {
     fsm.apply(1, { at: 0, command: { type: 'lease.grant', ip: ip('10.0.0.1'), mac: macOf(4), subnet: subnet.id, leaseMs: LEASE_MS } });
     t.equal(allocator.onRequest(req(macOf(4), 'request', { ciaddr: ip('10.0.0.1') }), subnet, [SERVER], fsm, 1000).kind, 'nak', 'its renewal of the VIP is NAKed');
     t.same(poolUse([subnet], fsm.leases(), 1000)[0]!.pools[0], { range: '10.0.0.1-10.0.0.6', used: 0, total: 1 }, 'the pool counts only the address it can give');
+    // The time server that takes its own address by a reservation still gets it; a reservation of the VIP never does.
+    const reserved = poolSubnet({
+      subnet: parseCidr('10.0.0.0/24')!, pools: [parseIpv4Range('10.0.0.10-10.0.0.20')!], leaseTime: LEASE_MS, ntp: [ip('10.0.0.5')],
+      reservations: [{ mac: macOf(5), ip: ip('10.0.0.5') }, { mac: macOf(6), ip: ip('10.0.0.1') }],
+    }, [ip('10.0.0.1')]);
+    const withReservations = new Allocator([reserved], { offerTtlMs: 5000, declineQuarantineMs: 1, reuseGraceMs: 0, authoritative: true, offersMax: 10 });
+    const ntp = withReservations.onDiscover(req(macOf(5), 'discover'), reserved, new Fsm(), 0);
+    t.equal(ntp.kind === 'offer' ? formatIpv4(ntp.ip) : ntp.kind, '10.0.0.5', 'the NTP server\'s reservation is honoured');
+    t.equal(withReservations.onDiscover(req(macOf(6), 'discover'), reserved, new Fsm(), 0).kind, 'silent', 'a reservation of the VIP is not');
     t.end();
   });
   t.test('host names become DNS labels', (t) => {

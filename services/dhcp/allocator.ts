@@ -1,4 +1,4 @@
-import { broadcastOf, cidrContains, formatCidr, formatIpv4, parseIpv4, type Cidr, type Ipv4, type Ipv4Range } from '../../lib/ipv4.js';
+import { broadcastOf, cidrContains, formatCidr, formatIpv4, type Cidr, type Ipv4, type Ipv4Range } from '../../lib/ipv4.js';
 import type { Command } from '../../cluster/commands.js';
 import type { Lease } from '../../cluster/fsm.js';
 import type { InventoryView } from '../../cluster/inventory.js';
@@ -26,10 +26,15 @@ export interface PoolSubnet {
   leaseMs: number;
   /**
    * Addresses of the site itself inside this subnet (the VIP, the members' own addresses, the
-   * server id, the subnet's router, DNS and NTP servers): never given to a client, even where a
-   * pool or a reservation covers them (a client on the VIP takes every client's DHCP, DNS and NTP).
+   * server id): never given to a client, even where a pool or a reservation covers them (a client
+   * on the VIP takes every client's DHCP, DNS and NTP).
    */
   siteAddresses: ReadonlySet<Ipv4>;
+  /**
+   * The subnet's router, DNS and NTP servers (options 3, 6, 42) inside it: never given from a pool,
+   * but a reservation may hold one (the router or time server that takes its own address by DHCP).
+   */
+  optionAddresses: ReadonlySet<Ipv4>;
 }
 
 export interface AllocatorSettings {
@@ -309,7 +314,7 @@ export class Allocator {
       if (!((reserved.mac !== undefined && reserved.mac === request.mac) || (reserved.clientId !== undefined && reserved.clientId === request.clientId))) return false;
     } else if (node) {
       if (node.mac !== request.mac) return false;
-    } else if (!subnet.ranges.some((r) => ip >= r.first && ip <= r.last)) {
+    } else if (subnet.optionAddresses.has(ip) || !subnet.ranges.some((r) => ip >= r.first && ip <= r.last)) {
       return false;
     }
     const lease = leases.lease(ip);
@@ -420,9 +425,9 @@ export function poolUse(subnets: readonly PoolSubnet[], leases: Iterable<Lease>,
   return subnets.map((s) => {
     const network = s.cidr.network, broadcast = broadcastOf(s.cidr);
     const pools = s.ranges.map((r): PoolUse => {
-      const never = (ip: Ipv4): boolean => (s.cidr.prefixLength < 31 && (ip === network || ip === broadcast)) || s.siteAddresses.has(ip);
+      const never = (ip: Ipv4): boolean => (s.cidr.prefixLength < 31 && (ip === network || ip === broadcast)) || s.siteAddresses.has(ip) || s.optionAddresses.has(ip);
       let total = r.last - r.first + 1;
-      for (const ip of new Set([network, broadcast, ...s.siteAddresses])) if (ip >= r.first && ip <= r.last && never(ip)) total--;
+      for (const ip of new Set([network, broadcast, ...s.siteAddresses, ...s.optionAddresses])) if (ip >= r.first && ip <= r.last && never(ip)) total--;
       const used = held.filter((ip) => ip >= r.first && ip <= r.last && !never(ip)).length;
       return { range: formatRange(r), used, total };
     });
@@ -457,21 +462,6 @@ export function normalizeClientId(text: string): string {
   return text.toLowerCase().replace(/[^0-9a-f]/g, '');
 }
 
-/** What siteAddressesOf reads of the whole config (config/index.ts's LanhaConfig fits it). */
-export interface SiteConfig {
-  node: { address?: Ipv4 | undefined };
-  vip?: { address: { address: Ipv4 } } | undefined;
-  cluster?: { members: ReadonlyArray<{ address: string }> } | undefined;
-  dhcp?: { serverId?: Ipv4 | undefined; listen?: Ipv4 | undefined } | undefined;
-}
-
-/** The site's own addresses a config names: node address, VIP, every member's, the DHCP server id and listen address. */
-export function siteAddressesOf(config: SiteConfig): Ipv4[] {
-  const members = (config.cluster?.members ?? []).map((m) => parseIpv4(m.address));
-  const all = [config.node.address, config.vip?.address.address, config.dhcp?.serverId, config.dhcp?.listen, ...members];
-  return all.filter((a): a is Ipv4 => a !== undefined && a !== null);
-}
-
 interface SubnetConfig {
   subnet: Cidr;
   pools: readonly Ipv4Range[];
@@ -485,10 +475,10 @@ interface SubnetConfig {
 
 /**
  * Builds the allocator's view of a configured subnet. `site` lists the site's own addresses (VIP,
- * members, server id); with the subnet's router, DNS and NTP servers they are never handed out.
+ * members, server id): never handed out; the subnet's router, DNS and NTP servers only by reservation.
  */
 export function poolSubnet(config: SubnetConfig, site: readonly Ipv4[] = []): PoolSubnet {
-  const own = [...site, ...(config.router ?? []), ...(config.dns ?? []), ...(config.ntp ?? [])];
+  const inside = (ips: readonly Ipv4[]): Set<Ipv4> => new Set(ips.filter((ip) => cidrContains(config.subnet, ip)));
   return {
     id: formatCidr(config.subnet),
     cidr: config.subnet,
@@ -502,6 +492,7 @@ export function poolSubnet(config: SubnetConfig, site: readonly Ipv4[] = []): Po
     }),
     relays: config.relays ?? [],
     leaseMs: config.leaseTime,
-    siteAddresses: new Set(own.filter((ip) => cidrContains(config.subnet, ip))),
+    siteAddresses: inside(site),
+    optionAddresses: inside([...(config.router ?? []), ...(config.dns ?? []), ...(config.ntp ?? [])]),
   };
 }

@@ -20,7 +20,7 @@ import { silentLogger } from '../../lib/log.js';
 import { formatIpv4, parseIpv4 } from '../../lib/ipv4.js';
 import { parseConfig } from '../../config/index.js';
 import { DhcpHandler, type Reply } from './server.js';
-import { siteAddressesOf } from './allocator.js';
+import { siteAddressesOf } from './config.js';
 import { decodeDhcp, encodeDhcp, emptyMessage, BootOp, fieldText, type DhcpMessage } from './wire.js';
 import { DhcpOption, textValue, ipsValue, u32Value } from './options.js';
 import { RASPBERRY_PI_OPTION_43 } from './netboot.js';

@@ -15,12 +15,12 @@ import type { RunningService, ServiceContext, ServiceStatus } from '../contract.
 import { decodeDhcp, type DhcpMessage } from './wire.js';
 import { readRequest, type ClientRequest } from './request.js';
 import {
-  Allocator, formatRange, normalizeClientId, poolSubnet, siteAddressesOf, poolUse, reusableLease, sameClient, type Decision, type LeaseCacheSettings, type LeaseGrant, type PoolSubnet, type SubnetUse,
+  Allocator, formatRange, normalizeClientId, poolSubnet, poolUse, reusableLease, sameClient, type Decision, type LeaseCacheSettings, type LeaseGrant, type PoolSubnet, type SubnetUse,
 } from './allocator.js';
 import { inventoryOwners, leaseOwners, nameHeldBy, nameLabel, recordOwners, reservationOwners, staticRecordNames, type NameHolder, type NameOwners } from '../names.js';
 import { planBoot, type BootRule } from './netboot.js';
 import { buildReply, encodeReply, remainingLease, replyDestination, replySizeMax, subnetReplyOptions, type Destination, type ReplyInput, type SubnetReplyOptions } from './responder.js';
-import type { DhcpConfig } from './config.js';
+import { siteAddressesOf, type DhcpConfig } from './config.js';
 import { leaseRoutes } from './leases-api.js';
 import { fromInterface, resolveInterface, type InterfaceAddress } from './interface.js';
 import { SeenLimiter, bindingEvent, seenCommand } from './inventory-hooks.js';
@@ -113,7 +113,7 @@ export class DhcpHandler {
       ...(options.siteAddresses ?? []), ...(options.interfaceAddresses ?? []).map((a) => a.address)];
     const subnets = config.subnets.map((s) => {
       const pool = poolSubnet(s, site);
-      const inPools = [...pool.siteAddresses].filter((ip) => pool.ranges.some((r) => ip >= r.first && ip <= r.last));
+      const inPools = [...new Set([...pool.siteAddresses, ...pool.optionAddresses])].filter((ip) => pool.ranges.some((r) => ip >= r.first && ip <= r.last));
       if (inPools.length > 0) {
         this.#log.warn({ event: 'dhcp.pool.site_addresses', subnet: pool.id, addresses: inPools.map(formatIpv4) },
           `the pools of ${pool.id} hold the site's own ${inPools.map(formatIpv4).join(', ')} (VIP, servers, router, DNS or NTP); they are never given to a client`);

@@ -126,3 +126,22 @@ t.test('a name a DNS record holds in the node\'s zones is refused, naming the re
   t.equal(add('mail'), 'ok');
   t.equal(add('rack2'), 'ok');
 });
+
+// The DHCP allocator never gives the site's own addresses to a client (services/dhcp/allocator.ts),
+// so a node given one would boot without an address: the leader refuses it, saying what it is.
+t.test('an IP that is the VIP, a member\'s or this node\'s address is refused, naming which', async (t) => {
+  const inv = withNodes().inventory;
+  const config = {
+    node: { address: 0x0a000002 },
+    vip: { address: { address: 0x0a000001 } },
+    cluster: { members: [{ name: 'lan-a', address: '10.0.0.2' }, { name: 'lan-b', address: '10.0.0.3' }, { name: 'w', address: 'witness.lan' }] },
+    dhcp: { subnets: [{ subnet: parseCidr('10.0.0.0/24')!, reservations: [] }] },
+  };
+  const c = inventoryContext(config);
+  const add = (ip: string): string => error(checkAdd(inv, { name: 'n2', mac: '52:54:00:00:00:02', ip }, c));
+  t.equal(add('10.0.0.1'), 'IP 10.0.0.1 is the VIP (vip.address), the site\'s own address: never a node\'s (pick another address)');
+  t.match(add('10.0.0.2'), /^IP 10\.0\.0\.2 is the address of cluster member lan-a/);
+  t.match(add('10.0.0.3'), /^IP 10\.0\.0\.3 is the address of cluster member lan-b/);
+  t.equal(add('10.0.0.4'), 'ok');
+  t.match(error(checkSet(inv, { name: 'rack1', ip: '10.0.0.1' }, c)), /the VIP/, 'nodes set too');
+});

@@ -20,6 +20,8 @@ export interface InventoryContext {
   subnets: readonly Cidr[];
   /** Config reservations: a node may not take their MAC, address or host name. */
   reservations?: readonly ConfigReservation[] | undefined;
+  /** The site's own addresses (VIP, members, server id) with what each is: never a node's. */
+  siteAddresses?: ReadonlyMap<Ipv4, string> | undefined;
   /** The MAC of a live lease on an address, if any: a node may not take an address another client holds. */
   leaseHolder?: ((ip: Ipv4) => string | undefined) | undefined;
   /**
@@ -105,6 +107,8 @@ function readIp(value: unknown, ctx: InventoryContext): Checked<Ipv4> {
   }
   if (subnet.prefixLength <= 30 && ip === subnet.network) return fail(`IP ${text} is the network address of ${formatCidr(subnet)}`);
   if (subnet.prefixLength <= 30 && ip === broadcastOf(subnet)) return fail(`IP ${text} is the broadcast address of ${formatCidr(subnet)}`);
+  const site = ctx.siteAddresses?.get(ip);
+  if (site !== undefined) return fail(`IP ${text} is ${site}, the site's own address: never a node's (pick another address)`);
   return { ok: true, command: ip };
 }
 

@@ -3,6 +3,7 @@ import { ipv4, mac } from '../lib/schema.js';
 import { broadcastOf, cidrContains, formatCidr, formatIpv4, type Cidr, type Ipv4 } from '../lib/ipv4.js';
 import { nameProblem, type InventoryContext } from './inventory-check.js';
 import { recordOwners, staticRecordNames } from '../services/names.js';
+import { siteAddressRoles, type SiteConfig } from '../services/dhcp/config.js';
 
 // The config's `nodes:` block: compute nodes that seed the replicated inventory. On start the leader
 // proposes `node.add` for each one the log has never held (by name); after that the log is the
@@ -56,8 +57,8 @@ export function nodesConfigIssues(nodes: readonly NodeEntry[], subnets: Readonly
   return issues;
 }
 
-interface ContextConfig {
-  dhcp?: { subnets: ReadonlyArray<{ subnet: Cidr; domain?: string | undefined; reservations: ReadonlyArray<{ mac?: string | undefined; ip: Ipv4; hostname?: string | undefined }> }> } | undefined;
+interface ContextConfig extends SiteConfig {
+  dhcp?: { serverId?: Ipv4 | undefined; listen?: Ipv4 | undefined; subnets: ReadonlyArray<{ subnet: Cidr; domain?: string | undefined; reservations: ReadonlyArray<{ mac?: string | undefined; ip: Ipv4; hostname?: string | undefined }> }> } | undefined;
   dns?: { zones: ReadonlyArray<{ name: string; leases: boolean; records: readonly string[] }> } | undefined;
 }
 
@@ -77,6 +78,7 @@ export function inventoryContext(config: ContextConfig, operatorRecords: () => I
   });
   return {
     subnets: subnets.map((s) => s.subnet),
+    siteAddresses: siteAddressRoles(config),
     reservations: subnets.flatMap((s, i) => s.reservations.map((r, j) => ({ mac: r.mac, ip: r.ip, hostname: r.hostname, where: `dhcp.subnets[${i}].reservations[${j}]` }))),
     dnsName: (label) => {
       for (const holder of records.holdersOf(label, 0)) return holder.what;

@@ -4,7 +4,7 @@ import { ConfigError, parseYamlConfig, readConfigText } from '../lib/config.js';
 import { DEFAULT_CONTROL_SOCKET } from '../lib/config-peek.js';
 import { formatIpv4 } from '../lib/ipv4.js';
 import { serviceAddresses } from '../lib/listen.js';
-import { dhcpConfig } from '../services/dhcp/config.js';
+import { dhcpConfig, siteAddressRoles } from '../services/dhcp/config.js';
 import { dnsConfig } from '../services/dns/config.js';
 import { tftpConfig } from '../services/tftp/config.js';
 import { ntpConfig } from '../services/ntp/config.js';
@@ -76,6 +76,15 @@ export const lanhaConfig = composed.superRefine((c, ctx) => {
     });
   });
   checkSockets(c, ctx);
+  // The allocator never gives the site's own addresses to a client: a reservation of one would
+  // leave its client without an address, so say so here.
+  const site = siteAddressRoles(c);
+  const own = (ip: number | undefined, path: PropertyKey[]): void => {
+    const what = ip === undefined ? undefined : site.get(ip);
+    if (what !== undefined) ctx.addIssue({ code: 'custom', path, message: `is ${what}, the site's own address: never a client's (give the client another address)` });
+  };
+  c.dhcp?.subnets.forEach((s, i) => s.reservations.forEach((r, j) => own(r.ip, ['dhcp', 'subnets', i, 'reservations', j, 'ip'])));
+  c.nodes?.forEach((n, i) => own(n.ip, ['nodes', i, 'ip']));
 });
 
 interface Binding { proto: 'udp' | 'tcp'; address: string; port: number; path: PropertyKey[]; key: string }

@@ -117,6 +117,8 @@ export class Fsm {
   /** The newest log time applied: "now" as far as replicated state knows. */
   get lastAt(): number { return this.#lastAt; }
   get serial(): number { return this.#serial; }
+  /** Changes with every apply and restore: what a reader derived from the state is good while it stays. */
+  get version(): number { return this.#version; }
 
   lease(ip: number): Lease | undefined { return this.#leases.get(ip); }
 

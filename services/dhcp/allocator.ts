@@ -67,6 +67,11 @@ export interface LeaseView {
   leaseByMac(mac: string): Lease | undefined;
   leaseByClientId(clientId: string): Lease | undefined;
   /**
+   * Changes whenever any of the above may have (cluster/fsm.ts bumps it on every apply). Without it
+   * every DISCOVER of a dry pool scans the pool again.
+   */
+  readonly version?: number;
+  /**
    * Inventory nodes: a node with an IP is a reservation (by MAC) in the subnet holding the IP, beside
    * the config's (which win on a conflict); every node's name is its host name, never a client's.
    */
@@ -103,8 +108,24 @@ export class Allocator {
   readonly settings: AllocatorSettings;
   #offersByClient = new Map<string, Offer>();
   #offersByIp = new Map<Ipv4, Offer>();
+  /**
+   * Per subnet, the offers a dry pool may take back (#reclaim): DISCOVER offers of addresses no
+   * reservation owns, oldest first, so a reclaim looks at its own subnet's candidates only and stops
+   * at the first one too young.
+   */
+  #reclaimable = new Map<string, Map<string, Offer>>();
   #cursor = new Map<string, number>();
   #reservedIps = new Map<Ipv4, Reservation>();
+  /**
+   * A whole scan of a subnet's pools found nothing for a client without a lease: no address can turn
+   * free before `untilMs` (the first end of an offer, quarantine or binding the scan met) unless the
+   * replicated state (`version`) or the offers (`offersEpoch`) change first. Without it a DISCOVER
+   * flood on a dry pool scanned every address per packet: 6 ms a DISCOVER on a /16, more than the
+   * global rate limit's 2,000/s could ever be given, with Raft's heartbeats behind them in the loop.
+   */
+  #dry = new Map<string, { version: number; offersEpoch: number; untilMs: number }>();
+  /** Bumped whenever an offer that held an address is dropped (the address may be free now). */
+  #offersEpoch = 0;
 
   constructor(subnets: readonly PoolSubnet[], settings: AllocatorSettings) {
     this.subnets = subnets;
@@ -213,11 +234,18 @@ export class Allocator {
   /** The proposal for `clientKey` committed or failed: the address no longer needs holding. */
   settle(clientKey: string): void { this.#drop(clientKey); }
 
-  /** Drops offers past their TTL. */
+  /**
+   * Drops offers past their TTL. They sit in the map in the order they were made (#hold re-inserts)
+   * and all live offerTtlMs, so the walk stops at the first one still live: a DISCOVER that finds the
+   * offer table full does not walk all of it. (A wall clock stepped back can leave an expired offer
+   * behind a live one until that one ends; #usable drops expired offers it meets as well.)
+   */
   purge(nowMs: number): number {
     let dropped = 0;
     for (const [key, offer] of this.#offersByClient) {
-      if (offer.expiresMs <= nowMs) { this.#drop(key); dropped++; }
+      if (offer.expiresMs > nowMs) break;
+      this.#drop(key);
+      dropped++;
     }
     return dropped;
   }
@@ -271,15 +299,26 @@ export class Allocator {
   }
 
   #nextFree(request: ClientRequest, subnet: PoolSubnet, leases: LeaseView, nowMs: number): Ipv4 | undefined {
+    // The dry memo holds for clients with no binding anywhere: a client's own binding is usable to it
+    // alone, and one without any cannot have had a different answer from the scan that failed.
+    const version = leases.version;
+    const leaseless = version !== undefined && leases.leaseByMac(request.mac) === undefined
+      && (request.clientId === undefined || leases.leaseByClientId(request.clientId) === undefined);
+    const dry = this.#dry.get(subnet.id);
+    if (leaseless && dry !== undefined && dry.version === version && dry.offersEpoch === this.#offersEpoch && nowMs < dry.untilMs) return undefined;
     const size = subnet.ranges.reduce((n, r) => n + (r.last - r.first + 1), 0);
     let index = this.#cursor.get(subnet.id) ?? 0;
+    let untilMs = Infinity;
     for (let tried = 0; tried < size; tried++, index = (index + 1) % size) {
       const ip = addressAt(subnet.ranges, index);
-      if (this.#usable(ip, request, subnet, leases, nowMs)) {
+      const from = this.#usableFrom(ip, request, subnet, leases, nowMs);
+      if (from <= nowMs) {
         this.#cursor.set(subnet.id, (index + 1) % size);
         return ip;
       }
+      if (from < untilMs) untilMs = from;
     }
+    if (leaseless) this.#dry.set(subnet.id, { version, offersEpoch: this.#offersEpoch, untilMs });
     return undefined;
   }
 
@@ -292,11 +331,14 @@ export class Allocator {
    */
   #reclaim(request: ClientRequest, subnet: PoolSubnet, leases: LeaseView, nowMs: number): Offer | undefined {
     const youngest = nowMs - (this.settings.offerReclaimAfterMs ?? OFFER_RECLAIM_AFTER_MS);
-    for (const offer of this.#offersByClient.values()) {
+    const candidates = this.#reclaimable.get(subnet.id);
+    if (candidates === undefined) return undefined;
+    for (const offer of candidates.values()) {
       if (offer.madeMs > youngest) break;
-      if (offer.granting || offer.subnetId !== subnet.id || offer.clientKey === request.clientKey) continue;
-      if (this.#reservedIps.has(offer.ip) || leases.inventory?.byIp(offer.ip) !== undefined) continue;
-      this.#drop(offer.clientKey);
+      // The inventory may have given the address to a node since the offer was made.
+      if (offer.clientKey === request.clientKey || leases.inventory?.byIp(offer.ip) !== undefined) continue;
+      // Frees nothing: the address goes to this client, or is another's binding already.
+      this.#drop(offer.clientKey, false);
       // Still free apart from the offer (a lease may have been bound to the address since by the
       // other server's grant: then the offer was stale and is gone for good, rightly).
       if (this.#usable(offer.ip, request, subnet, leases, nowMs)) return offer;
@@ -306,16 +348,25 @@ export class Allocator {
 
   /** May `ip` go to this client now? Pool or own reservation, not the subnet's network/broadcast, not held by anyone else. */
   #usable(ip: Ipv4, request: ClientRequest, subnet: PoolSubnet, leases: LeaseView, nowMs: number): boolean {
-    if (!cidrContains(subnet.cidr, ip) || ip === subnet.cidr.network || ip === broadcastOf(subnet.cidr)) return false;
-    if (subnet.siteAddresses.has(ip)) return false;
+    return this.#usableFrom(ip, request, subnet, leases, nowMs) <= nowMs;
+  }
+
+  /**
+   * From when `ip` may go to this client (#usable: now or earlier). Otherwise no earlier than the end
+   * of the offer, quarantine or binding that holds it, or never (Infinity) for an address that is
+   * not the client's to have (outside the pools, another's reservation or node).
+   */
+  #usableFrom(ip: Ipv4, request: ClientRequest, subnet: PoolSubnet, leases: LeaseView, nowMs: number): number {
+    if (!cidrContains(subnet.cidr, ip) || ip === subnet.cidr.network || ip === broadcastOf(subnet.cidr)) return Infinity;
+    if (subnet.siteAddresses.has(ip)) return Infinity;
     const reserved = this.#reservedIps.get(ip);
     const node = reserved === undefined ? leases.inventory?.byIp(ip) : undefined;
     if (reserved) {
-      if (!((reserved.mac !== undefined && reserved.mac === request.mac) || (reserved.clientId !== undefined && reserved.clientId === request.clientId))) return false;
+      if (!((reserved.mac !== undefined && reserved.mac === request.mac) || (reserved.clientId !== undefined && reserved.clientId === request.clientId))) return Infinity;
     } else if (node) {
-      if (node.mac !== request.mac) return false;
+      if (node.mac !== request.mac) return Infinity;
     } else if (subnet.optionAddresses.has(ip) || !subnet.ranges.some((r) => ip >= r.first && ip <= r.last)) {
-      return false;
+      return Infinity;
     }
     const lease = leases.lease(ip);
     const offer = this.#offersByIp.get(ip);
@@ -326,28 +377,37 @@ export class Allocator {
       // this client through the other server meanwhile). Honouring it NAKed a client out of its
       // committed address on its renewal.
       const ownBinding = lease !== undefined && lease.state === 'bound' && sameClient(lease, request) && lease.expiresAt + this.settings.reuseGraceMs > nowMs;
-      if (offer.expiresMs > nowMs && !ownBinding) return false;
+      if (offer.expiresMs > nowMs && !ownBinding) return offer.expiresMs;
       this.#drop(offer.clientKey);
     }
-    if (!lease) return true;
-    if (lease.state === 'declined') return lease.expiresAt <= nowMs;
-    if (sameClient(lease, request)) return true;
+    if (!lease) return -Infinity;
+    if (lease.state === 'declined') return lease.expiresAt;
+    if (sameClient(lease, request)) return -Infinity;
     // Someone else's: only once the binding ended, plus the grace (RFC 2131 §4.3.1 prefers reuse last).
-    return lease.expiresAt + this.settings.reuseGraceMs <= nowMs;
+    return lease.expiresAt + this.settings.reuseGraceMs;
   }
 
   #hold(clientKey: string, ip: Ipv4, subnet: PoolSubnet, nowMs: number, granting: boolean): void {
-    this.#drop(clientKey);
+    // The same client's offer of the same address made again frees nothing: no new dry-pool scan.
+    const previous = this.#offersByClient.get(clientKey);
+    this.#drop(clientKey, previous?.ip !== ip);
     const offer: Offer = { ip, clientKey, subnetId: subnet.id, madeMs: nowMs, expiresMs: nowMs + this.settings.offerTtlMs, granting };
     this.#offersByClient.set(clientKey, offer);
     this.#offersByIp.set(ip, offer);
+    if (!granting && !this.#reservedIps.has(ip)) {
+      let candidates = this.#reclaimable.get(subnet.id);
+      if (candidates === undefined) this.#reclaimable.set(subnet.id, candidates = new Map());
+      candidates.set(clientKey, offer);
+    }
   }
 
-  #drop(clientKey: string): void {
+  #drop(clientKey: string, frees = true): void {
     const offer = this.#offersByClient.get(clientKey);
     if (!offer) return;
     this.#offersByClient.delete(clientKey);
     if (this.#offersByIp.get(offer.ip) === offer) this.#offersByIp.delete(offer.ip);
+    this.#reclaimable.get(offer.subnetId)?.delete(clientKey);
+    if (frees) this.#offersEpoch++;
   }
 }
 

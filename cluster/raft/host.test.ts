@@ -147,3 +147,29 @@ t.test('a leader whose process stalled past the election timeout reads the answe
   t.same(node.stallHolds, { held: 1, averted: 1 }, 'one check-quorum held by the stall, and averted by what was read');
   await host.idle();
 });
+
+t.test('a member fenced by a failed write with a Ready still pending does not spin the event loop', async (t) => {
+  // ENOSPC on the write: the host fences itself and its loop stops, but the core still has a Ready
+  // (the unwritten batch). Rescheduling the loop for it on every check phase spun a CPU at 100 % and
+  // kept a daemon that could not start from ever exiting.
+  const errors: Error[] = [];
+  const host = await oneMember(t, {});
+  const wal = host.wal as unknown as { begin: Wal['begin'] };
+  const begin = wal.begin.bind(host.wal);
+  wal.begin = () => Promise.reject(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }));
+  t.teardown(() => { wal.begin = begin; });
+  // oneMember's onStorageError hook throws what it is given, as the daemon's exits.
+  const onError = (error: Error): void => { errors.push(error); };
+  process.on('uncaughtException', onError);
+  t.teardown(() => { process.off('uncaughtException', onError); });
+  host.node.propose(new Uint8Array([4, 1]));
+  host.kick();
+  for (let i = 0; i < 100 && host.fenced === undefined; i++) await new Promise((r) => setImmediate(r));
+  t.match(host.fenced?.message, /ENOSPC/, 'fenced by the failed write');
+  t.ok(host.node.hasReady(), 'the unwritten batch is still pending in the core');
+  let checks = 0;
+  const hasReady = host.node.hasReady.bind(host.node);
+  host.node.hasReady = () => { checks++; return hasReady(); };
+  for (let i = 0; i < 50; i++) await new Promise((r) => setImmediate(r));
+  t.ok(checks <= 2, `the host looked for work ${checks} times in 50 turns (it is fenced: none)`);
+});

@@ -170,7 +170,9 @@ export class RaftHost {
   /** Something changed in the core: drain its Ready soon (batched with whatever else arrives this turn). */
   kick(): void {
     this.#arm();
-    if (this.#stopped || this.#scheduled || this.#running) return;
+    // Fenced, the loop does nothing more (a new host takes over on rejoin): rescheduling it for the
+    // Ready it left would spin the event loop for as long as the fence lasts.
+    if (this.#stopped || this.#fenced || this.#scheduled || this.#running) return;
     this.#scheduled = true;
     setImmediate(() => {
       this.#scheduled = false;

@@ -61,6 +61,7 @@ ${Object.entries(pinned).map(([n, k]) => `    ${n}: "${k}"`).join('\n')}
     symlinkSync('tool2', join(tree, 'usr/bin/tool2-alias'));
     writeFileSync(join(tree, 'etc/hostname'), 'template\n');
     writeFileSync(join(tree, 'etc/motd'), 'generation 1\n');
+    writeFileSync(join(tree, 'aaa'), 'generation 1\n'); // sent first: before 'big' in rsync's order
     execFileSync('setfattr', ['-n', 'user.lanha', '-v', 'kept', join(tree, 'etc/motd')]);
 
     const daemon = await serveDaemon(config, { command: ['ip', 'netns', 'exec', lan.ns, process.execPath, LANCTL], timeoutMs: 60_000 });
@@ -118,6 +119,8 @@ ${Object.entries(pinned).map(([n, k]) => `    ${n}: "${k}"`).join('\n')}
     // Generation 2 with a 3 MB file; c2's link slowed to ~1 MB/s so the sync can be cut mid-way.
     writeFileSync(join(tree, 'big'), randomBytes(3 << 20));
     appendFileSync(join(tree, 'etc/motd'), 'generation 2\n');
+    writeFileSync(join(tree, 'aaa'), 'generation 2\n');
+    rmSync(join(tree, 'usr/bin/tool49'));
     const commit2 = await lanctl('rootfs', 'commit', tree, '--json');
     const gen2 = (JSON.parse(commit2.stdout) as { generation: string }).generation;
     const port = lab.bridgePort(2);
@@ -136,6 +139,11 @@ ${Object.entries(pinned).map(([n, k]) => `    ${n}: "${k}"`).join('\n')}
     t.match(cutJob.nodes[0]!.error ?? '', /rsync exit (10|12|255|30): /);
     let view = await list();
     t.equal(view.nodes.find((n) => n.name === 'c2')?.boot, gen1, 'c2 keeps N-1 for boot');
+    // What c2 boots must be what its disk holds: a cut sync leaves N-1 whole, no file of N in place
+    // (rsync --delay-updates keeps them aside until every file arrived) and nothing of N-1 deleted.
+    t.equal(readFileSync(join(roots[1]!, 'aaa'), 'utf8'), 'generation 1\n', 'c2: a file of N sent before the cut is not in place');
+    t.ok(existsSync(join(roots[1]!, 'usr/bin/tool49')), 'c2: a file N drops is still there');
+    t.notOk(existsSync(join(roots[1]!, 'big')), 'c2: the file cut mid-way is not in place');
     sshd[1] = await startSshd(lab, hosts[1]!, join(dir, 'sshd', 'c2b'), { root: roots[1]!, authorizedKeys: [clientPub], hostKeyFile: join(dir, 'sshd', 'c2', 'ssh_host_ed25519_key') });
     await lab.execSwitch('tc', ['qdisc', 'del', 'dev', port, 'root']);
     const resumed = await lanctl('deploy', 'resume', cut);
@@ -143,6 +151,9 @@ ${Object.entries(pinned).map(([n, k]) => `    ${n}: "${k}"`).join('\n')}
     view = await list();
     t.equal(view.nodes.find((n) => n.name === 'c2')?.boot, gen2, 'resume finished: c2 boots N');
     t.equal(readFileSync(join(roots[1]!, 'big')).length, 3 << 20);
+    t.equal(readFileSync(join(roots[1]!, 'aaa'), 'utf8'), 'generation 2\n');
+    t.notOk(existsSync(join(roots[1]!, 'usr/bin/tool49')), 'the resume deleted what N dropped');
+    t.same(execFileSync('find', [roots[1]!, '-name', '.~tmp~'], { encoding: 'utf8' }), '', 'and left no holding directory');
 
     // Ctrl-C on `lanctl deploy`: the daemon ends the rsync children; the job is interrupted.
     await lab.execSwitch('tc', ['qdisc', 'add', 'dev', lab.bridgePort(1), 'root', 'tbf', 'rate', '8mbit', 'burst', '32kbit', 'latency', '400ms']);

@@ -125,3 +125,17 @@ t.test('a DISCOVER flood on a dry /16 scans the pool once, not once per packet',
   t.match(own, { kind: 'offer', ip: first + 5 }, 'a client with a binding in the dry pool gets its own address');
   t.end();
 });
+
+t.test('reservations are looked up by MAC and client id, first in config order as before', (t) => {
+  const mac = '02:00:00:00:09:01', clientId = '01aabbcc';
+  const byId = { clientId, ip: ip('10.0.0.51') }, byMac = { mac, ip: ip('10.0.0.52') };
+  for (const [order, want] of [[[byId, byMac], '10.0.0.51'], [[byMac, byId], '10.0.0.52']] as const) {
+    const net = poolSubnet({ subnet: parseCidr('10.0.0.0/24')!, pools: [parseIpv4Range('10.0.0.10-10.0.0.20')!], reservations: [...order], leaseTime: 30_000 });
+    const allocator = new Allocator([net], settings);
+    const d = allocator.onDiscover(req(mac, 'discover', clientId), net, new Fsm(), 1000);
+    t.match(d, { kind: 'offer', ip: ip(want) }, `reservation order ${order.map((r) => ('mac' in r ? 'mac' : 'client id')).join(', ')}`);
+    t.match(allocator.onDiscover(req('02:00:00:00:09:02', 'discover', clientId), net, new Fsm(), 1000), { kind: 'offer', ip: ip('10.0.0.51') }, 'the client id alone finds its reservation');
+    t.match(allocator.onDiscover(req(mac, 'discover', undefined), net, new Fsm(), 1000), { kind: 'offer', ip: ip('10.0.0.52') }, 'the MAC alone finds its reservation');
+  }
+  t.end();
+});

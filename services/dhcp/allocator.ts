@@ -103,6 +103,11 @@ export type Decision =
 /** Why a DISCOVER found no address: each has its own counter (`allocation-failed.<failure>`). */
 export type AllocationFailure = 'pool-exhausted' | 'reserved-in-use' | 'offers-full';
 
+interface ReservationIndex {
+  byMac: Map<string, number>;
+  byClientId: Map<string, number>;
+}
+
 export class Allocator {
   readonly subnets: readonly PoolSubnet[];
   readonly settings: AllocatorSettings;
@@ -116,6 +121,7 @@ export class Allocator {
   #reclaimable = new Map<string, Map<string, Offer>>();
   #cursor = new Map<string, number>();
   #reservedIps = new Map<Ipv4, Reservation>();
+  #reservationIndexes = new WeakMap<PoolSubnet, ReservationIndex>();
   /**
    * A whole scan of a subnet's pools found nothing for a client without a lease: no address can turn
    * free before `untilMs` (the first end of an offer, quarantine or binding the scan met) unless the
@@ -277,11 +283,30 @@ export class Allocator {
 
   /** The config's reservation for the client in this subnet, else its inventory node's address if the subnet holds it. */
   #reservationFor(request: ClientRequest, subnet: PoolSubnet, leases: LeaseView): Reservation | undefined {
-    const configured = subnet.reservations.find((r) => (r.mac !== undefined && r.mac === request.mac) || (r.clientId !== undefined && r.clientId === request.clientId));
+    const index = this.#reservationIndex(subnet);
+    const byMac = index.byMac.get(request.mac);
+    const byId = request.clientId === undefined ? undefined : index.byClientId.get(request.clientId);
+    // The first in config order that names the client by either, as a walk of the list finds it.
+    const at = byMac === undefined ? byId : byId === undefined ? byMac : Math.min(byMac, byId);
+    const configured = at === undefined ? undefined : subnet.reservations[at];
     if (configured !== undefined) return configured;
     const node = leases.inventory?.byMac(request.mac);
     if (node?.ip === undefined || !cidrContains(subnet.cidr, node.ip) || this.#reservedIps.has(node.ip)) return undefined;
     return { mac: node.mac, ip: node.ip, hostname: node.name };
+  }
+
+  /** Where each MAC and client id first appears in the subnet's reservations: a lookup per request, not a walk. */
+  #reservationIndex(subnet: PoolSubnet): ReservationIndex {
+    let index = this.#reservationIndexes.get(subnet);
+    if (index === undefined) {
+      index = { byMac: new Map(), byClientId: new Map() };
+      subnet.reservations.forEach((r, at) => {
+        if (r.mac !== undefined && !index!.byMac.has(r.mac)) index!.byMac.set(r.mac, at);
+        if (r.clientId !== undefined && !index!.byClientId.has(r.clientId)) index!.byClientId.set(r.clientId, at);
+      });
+      this.#reservationIndexes.set(subnet, index);
+    }
+    return index;
   }
 
   #clientLease(request: ClientRequest, leases: LeaseView): Lease | undefined {

@@ -94,6 +94,20 @@ t.test('render error: logged (rate-limited), the node keeps its last good file; 
   t.equal(files.counters.toJSON()['boot.served_last_good'], 11);
 });
 
+t.test('the last good file is the node\'s own: a MAC given to another node does not get the file rendered for the old one', async (t) => {
+  let target: Resolved = { name: 'n11', mac: '52:54:00:00:00:11', ip: '10.0.0.11', profile: 'arm64', generation: 'g1' };
+  const { files } = setup(() => target);
+  t.equal(files.lookup('boot.scr.uimg', '10.0.0.11', '10.0.0.2').kind, 'file');
+  // n11 removed, its board added again as web1, whose render fails: n11's script (its name, its
+  // generation) must not boot it.
+  target = { name: 'web1', mac: '52:54:00:00:00:11', ip: '10.0.0.11', profile: 'arm64' };
+  const after = files.lookup('boot.scr.uimg', '10.0.0.11', '10.0.0.2');
+  t.equal(after.kind, 'error', 'no last good file of web1: an error, not n11\'s file');
+  target = { name: 'n11', mac: '52:54:00:00:00:11', ip: '10.0.0.11', profile: 'arm64' };
+  const back = files.lookup('boot.scr.uimg', '10.0.0.11', '10.0.0.2');
+  t.ok(back.kind === 'file' && back.stale && scriptOf(back.bytes).includes('n11'), 'the same node keeps its own');
+});
+
 t.test('the fallback resolver: lease -> reservation -> name', async (t) => {
   const leases = new Map<number, Lease>();
   const lease = (ip: string, mac: string, hostname?: string, state: Lease['state'] = 'bound'): void => {

@@ -152,7 +152,8 @@ export class BootFiles implements BootFileSource {
   }
 
   #result(result: RenderResult, name: string, clientIp: string, mac: string | undefined, node: string | undefined, profile: string | undefined): BootLookup {
-    const key = `${mac ?? clientIp}|${name}`;
+    // Per node, MAC and name: a board whose MAC now belongs to another node never gets the old node's file.
+    const key = `${node ?? ''}|${mac ?? clientIp}|${name}`;
     const who = { ...(mac === undefined ? {} : { mac }), ...(node === undefined ? {} : { node }) };
     if (result.ok) {
       this.counters.inc('boot.rendered');

@@ -36,6 +36,10 @@ export function nameLabel(hostname: string): string {
 }
 
 function isClaimant(holder: NameHolder, claimant: NameClaimant): boolean {
+  // A live lease of the same MAC under another client id is the same machine whose client id
+  // changed (initramfs udhcpc sends 01+MAC, the OS's networkd its DUID): the grant ends that lease
+  // (cluster/fsm.ts: a MAC moving to a new address gives up the old one), so its name is this one's.
+  if (holder.kind === 'lease' && holder.mac !== undefined && holder.mac === claimant.mac) return true;
   // As sameClient() in the allocator: client ids decide when both sides have one, else MACs.
   if (holder.clientId !== undefined && claimant.clientId !== undefined) return holder.clientId === claimant.clientId;
   return holder.mac !== undefined && holder.mac === claimant.mac;

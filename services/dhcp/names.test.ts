@@ -54,13 +54,14 @@ async function lab(): Promise<Lab> {
   return { handler: dhcp.handler, fsm, clock, logs, dns, stop: () => dhcp.stop() };
 }
 
-function packet(type: number, mac: string, hostname?: string, requested?: string): Uint8Array {
+function packet(type: number, mac: string, hostname?: string, requested?: string, clientId?: Uint8Array): Uint8Array {
   const m = emptyMessage();
   m.op = BootOp.Request;
   m.xid = 0x4242;
   m.chaddr.set(mac.split(':').map((h) => parseInt(h, 16)));
   m.options.set(DhcpOption.MessageType, Uint8Array.of(type));
   if (hostname !== undefined) m.options.set(DhcpOption.HostName, new TextEncoder().encode(hostname));
+  if (clientId !== undefined) m.options.set(DhcpOption.ClientIdentifier, clientId);
   if (requested) {
     m.options.set(DhcpOption.RequestedIpAddress, Uint8Array.from(requested.split('.').map(Number)));
     m.options.set(DhcpOption.ServerIdentifier, Uint8Array.of(10, 50, 0, 1));
@@ -69,13 +70,13 @@ function packet(type: number, mac: string, hostname?: string, requested?: string
 }
 
 /** DISCOVER + REQUEST; the address ACKed, or null when there was no offer. */
-async function lease(l: Lab, mac: string, hostname?: string): Promise<string | null> {
-  const offers = await l.handler.handle(packet(1, mac, hostname), '127.0.0.1:68', l.clock.wallMs());
+async function lease(l: Lab, mac: string, hostname?: string, clientId?: Uint8Array): Promise<string | null> {
+  const offers = await l.handler.handle(packet(1, mac, hostname, undefined, clientId), '127.0.0.1:68', l.clock.wallMs());
   if (offers.length === 0) return null;
   const offer = decodeDhcp(offers[0]!.bytes);
   if (!offer.ok) throw new Error('bad offer');
   const ip = formatIpv4(offer.value.yiaddr);
-  await l.handler.handle(packet(3, mac, hostname, ip), '127.0.0.1:68', l.clock.wallMs());
+  await l.handler.handle(packet(3, mac, hostname, ip, clientId), '127.0.0.1:68', l.clock.wallMs());
   return ip;
 }
 
@@ -129,6 +130,26 @@ t.test('a lease name never takes over another client\'s lease name or a static r
   t.equal(l.fsm.lease(parseIpv4('10.50.0.102')!)?.hostname, undefined, 'a static record keeps its name');
   t.same(resolves(l, 'printer.lab.lan'), ['10.50.0.250']);
   t.equal(refusals(l)[1]?.['holder'], 'DNS record printer.lab.lan');
+});
+
+t.test('a machine whose client id changes (initramfs udhcpc sends 01+MAC, then the OS its DUID) keeps its name on the new lease', async (t) => {
+  // The new grant ends the MAC's old lease (cluster/fsm.ts: a MAC moving to a new address gives up
+  // the old one), so the name the old lease held goes with it: refusing it left the machine without
+  // a DNS name until its next renewal asked again.
+  const l = await lab();
+  t.teardown(l.stop);
+  const mac = '02:00:00:00:00:d1';
+  t.equal(await lease(l, mac, 'pi7', Uint8Array.from([1, 2, 0, 0, 0, 0, 0xd1])), '10.50.0.100', 'the initramfs, client id 01+MAC');
+  t.same(resolves(l, 'pi7.lab.lan'), ['10.50.0.100']);
+  l.clock.advance(3000);
+  const duid = Uint8Array.from([0xff, 0, 0, 0, 1, 0, 4, 1, 2, 3, 4, 5, 6, 7, 8]);
+  const os = await lease(l, mac, 'pi7', duid);
+  t.equal(l.fsm.lease(parseIpv4(os!)!)?.hostname, 'pi7', 'the OS lease carries the name');
+  t.same(resolves(l, 'pi7.lab.lan'), [os], 'and DNS points at the OS lease');
+  t.same(refusals(l), [], 'nothing refused');
+  // Another MAC still cannot take it.
+  const other = await lease(l, '02:00:00:00:00:d2', 'pi7');
+  t.equal(l.fsm.lease(parseIpv4(other!)!)?.hostname, undefined, 'another machine gets no name');
 });
 
 t.test('an inventory node\'s name belongs to its MAC', async (t) => {

@@ -162,7 +162,12 @@ export class Fsm {
 
   #applyCommand(command: Command, at: number, index: number, by: string | undefined): void {
     if (isInventoryCommand(command)) {
-      if (this.inventory.apply(command, at)) this.#serial++; // names and addresses DNS serves
+      if (this.inventory.apply(command, at)) {
+        this.#serial++; // names and addresses DNS serves
+        // A removed node's generations go with it: they no longer keep old generations in the store
+        // or describe a board later added under the same name.
+        if (command.type === 'node.remove') this.rootfs.forgetNode(command.name);
+      }
       return;
     }
     if (isRootfsCommand(command)) {

@@ -14,6 +14,13 @@ function feeder(fsm: Fsm): (command: Command) => void {
   return (command) => fsm.apply(++index, { at: 1_000_000 + index * 1000, command });
 }
 
+/** Job j1 syncs generation 1 to c1, which then runs it. */
+function syncedC1(apply: (command: Command) => void): void {
+  apply({ type: 'deploy.job.start', job: 'j1', kind: 'rootfs', member: 'lan-a', nodes: ['c1'], generation: gen(1) });
+  apply({ type: 'deploy.job.node', job: 'j1', node: 'c1', state: 'done', bytes: 10, total: 10 });
+  apply({ type: 'deploy.job.end', job: 'j1', state: 'done' });
+}
+
 t.test('commit records a generation verified on its member; the newest 3 are kept', async (t) => {
   const fsm = new Fsm();
   const apply = feeder(fsm);
@@ -29,13 +36,30 @@ t.test('commit records a generation verified on its member; the newest 3 are kep
   t.equal(fsm.rootfs.generations().length, 3, 'committing the same tree again adds nothing');
 });
 
+t.test('a node removed from the inventory no longer keeps its generations, nor passes them to a node added under its name', async (t) => {
+  const fsm = new Fsm();
+  const apply = feeder(fsm);
+  apply({ type: 'node.add', name: 'c1', mac: '52:54:00:00:00:01' });
+  apply(commit(1));
+  syncedC1(apply);
+  for (let n = 2; n <= 4; n++) apply(commit(n));
+  t.same(fsm.rootfs.generations().map((g) => g.id), [gen(1), gen(2), gen(3), gen(4)], 'gen 1 kept while c1 runs it');
+  apply({ type: 'node.remove', name: 'c1' });
+  t.equal(fsm.rootfs.node('c1'), undefined, 'its record is gone');
+  apply(commit(5));
+  t.same(fsm.rootfs.generations().map((g) => g.id), [gen(3), gen(4), gen(5)], 'the next commit drops what only c1 held');
+  apply({ type: 'node.add', name: 'c1', mac: '52:54:00:00:00:02' });
+  t.equal(fsm.rootfs.node('c1'), undefined, 'a new board named c1 has no generation it never ran');
+  t.equal(fsm.rootfs.bootGeneration('c1'), gen(5), 'and boots the newest');
+  apply({ type: 'node.remove', name: 'nobody' });
+  t.equal(fsm.rootfs.generations().length, 3, 'removing an unknown name changes nothing');
+});
+
 t.test('a generation a node still runs or boots is never dropped', async (t) => {
   const fsm = new Fsm();
   const apply = feeder(fsm);
   apply(commit(1));
-  apply({ type: 'deploy.job.start', job: 'j1', kind: 'rootfs', member: 'lan-a', nodes: ['c1'], generation: gen(1) });
-  apply({ type: 'deploy.job.node', job: 'j1', node: 'c1', state: 'done', bytes: 10, total: 10 });
-  apply({ type: 'deploy.job.end', job: 'j1', state: 'done' });
+  syncedC1(apply);
   for (let n = 2; n <= 5; n++) apply(commit(n));
   t.same(fsm.rootfs.generations().map((g) => g.id), [gen(1), gen(3), gen(4), gen(5)], 'gen 1 stays: c1 is assigned and runs it');
   t.equal(fsm.rootfs.bootGeneration('c1'), gen(1));

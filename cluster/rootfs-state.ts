@@ -250,6 +250,11 @@ export class RootfsState {
     }
   }
 
+  /** Drops a node's record (assigned, running, syncs): the inventory removed it. Its pinned key stays. */
+  forgetNode(name: string): void {
+    this.#nodes.delete(name);
+  }
+
   #node(name: string): NodeGenerations {
     let node = this.#nodes.get(name);
     if (!node) {

@@ -152,21 +152,40 @@ export function replySizeMax(client: ClientRequest): number {
   return Math.min(client.maxMessageSize, 1500) - 28;
 }
 
-/** Encodes within the client's limit, dropping unrequested, then requested, non-essential options if needed. */
+/**
+ * Encodes within the client's limit. When everything does not fit, the essential options stay and
+ * the others are taken back in by priority while they fit: the client's requested ones in the order
+ * of its option 55 (RFC 2131 §4.3.1: the client lists them by preference), then the unrequested
+ * ones. Dropping every requested option at once left a client without its router and DNS servers
+ * because its search list did not fit.
+ */
 export function encodeReply(message: DhcpMessage, requested: readonly number[], sizeMax: number): Uint8Array {
+  const whole = tryEncode(message, sizeMax);
+  if (whole !== null) return whole;
+  const rank = new Map<number, number>();
+  requested.forEach((code, i) => { if (!rank.has(code)) rank.set(code, i); });
+  const optional = [...message.options.keys()].filter((code) => !ESSENTIAL.has(code))
+    .sort((a, b) => (rank.get(a) ?? requested.length) - (rank.get(b) ?? requested.length));
+  const kept = new Set([...message.options.keys()].filter((code) => ESSENTIAL.has(code)));
+  const withKept = (): DhcpMessage => ({ ...message, options: new Map([...message.options].filter(([code]) => kept.has(code))) });
+  let best = encodeDhcp(withKept(), sizeMax);
+  for (const code of optional) {
+    kept.add(code);
+    const bytes = tryEncode(withKept(), sizeMax);
+    if (bytes === null) kept.delete(code);
+    else best = bytes;
+  }
+  return best;
+}
+
+/** encodeDhcp, or null when the message does not fit in `sizeMax`. */
+function tryEncode(message: DhcpMessage, sizeMax: number): Uint8Array | null {
   try {
     return encodeDhcp(message, sizeMax);
   } catch (error) {
     if (!(error instanceof RangeError)) throw error;
+    return null;
   }
-  const wanted = new Set(requested);
-  const trimmed = { ...message, options: new Map([...message.options].filter(([code]) => ESSENTIAL.has(code) || wanted.has(code))) };
-  try {
-    return encodeDhcp(trimmed, sizeMax);
-  } catch (error) {
-    if (!(error instanceof RangeError)) throw error;
-  }
-  return encodeDhcp({ ...message, options: new Map([...message.options].filter(([code]) => ESSENTIAL.has(code))) }, sizeMax);
 }
 
 export interface Destination {

@@ -567,3 +567,38 @@ t.test('a burst of renewals on the durable log shares fdatasyncs (group commit):
   t.same(acks.filter((a) => !((state.fsm.lease(a.yiaddr)!.index ?? 0) > indexBefore.get(a.yiaddr)!)), [], 'each lease committed again by its renewal (a later log index)');
   t.ok(fsyncs >= 1 && fsyncs <= 10, `150 renewals in flight together took ${fsyncs} fdatasyncs (at most 10)`);
 });
+
+t.test('a reply too big for 576 octets keeps the options the client asked for first (router, DNS) and drops from its list\'s end', async (t) => {
+  // A subnet with long search lists, routes and URLs: with every option the client lists, the reply
+  // needs more than a 576-octet datagram holds even with sname and file overloaded. Dropping every
+  // requested option at once left the client without a router and DNS servers.
+  const long = (c: string): string => `${c}${'x'.repeat(40)}.example.internal`;
+  const config = parseConfig(`
+node: { name: t1, address: 10.53.0.1 }
+dhcp:
+  cacheThreshold: 0
+  subnets:
+    - subnet: 10.53.0.0/24
+      pools: [10.53.0.100-10.53.0.120]
+      router: [10.53.0.1, 10.53.0.2]
+      dns: [10.53.0.1, 10.53.0.2]
+      ntp: [10.53.0.1]
+      domain: ${long('d')}
+      search: [${['a', 'b', 'c', 'e'].map(long).join(', ')}]
+      routes: [{ destination: 10.60.0.0/16, gateway: 10.53.0.254 }, { destination: 10.61.0.0/16, gateway: 10.53.0.254 }]
+      options: { "114": "https://captive.example.internal/${'p'.repeat(60)}", "252": "http://wpad.example.internal/${'w'.repeat(60)}" }
+`);
+  const clock = new ManualClock(0, 0);
+  const handler = new DhcpHandler({ config: config.dhcp!, state: new MemoryStateLog(new Fsm(), clock), nodeAddress: config.node.address, log: silentLogger });
+  // No option 57: the RFC 2131 minimum of 576 octets. The client's list: router, DNS, domain, NTP, then the big ones.
+  const list = Uint8Array.of(1, 3, 6, 15, 42, 119, 121, 114, 252);
+  const offer = decodeReply(await handler.handle(packet({ type: 1, mac: '52:54:00:00:08:01', extra: [[DhcpOption.ParameterRequestList, list]] }), 'peer', 0));
+  t.equal(type(offer), 2);
+  t.same(ipsValue(offer.options.get(3)!)?.map(formatIpv4), ['10.53.0.1', '10.53.0.2'], 'the router is there');
+  t.same(ipsValue(offer.options.get(6)!)?.map(formatIpv4), ['10.53.0.1', '10.53.0.2'], 'and the DNS servers');
+  t.ok(offer.options.has(15) && offer.options.has(42), 'and the domain and NTP server, asked next');
+  t.notOk(offer.options.has(252), 'the last asked that no longer fits is left out');
+  const bytes = (await handler.handle(packet({ type: 1, mac: '52:54:00:00:08:01', extra: [[DhcpOption.ParameterRequestList, list]] }), 'peer', 0))[0]!.bytes;
+  t.ok(bytes.length <= 548, `within 576 octets with IP and UDP headers (${bytes.length} + 28)`);
+  t.end();
+});

@@ -34,6 +34,11 @@ export const ntpConfig = z.object({
    * stamps (wake.ts, wake-probe.ts); false serves the raw stamps.
    */
   stampCorrection: z.boolean().default(true),
+  /**
+   * Receive stamps from the kernel, read from a packet-capture child (tcpdump; capture.ts): `auto`
+   * uses them when tcpdump is there and the capture opens, `off` never starts it.
+   */
+  kernelStamps: z.enum(['auto', 'off'], { error: 'is not auto or off' }).default('auto'),
   rateLimit: z.object({
     /** false turns per-client rate limiting off (benchmarks; a trusted network only). */
     enabled: z.boolean().default(true),

@@ -9,7 +9,7 @@ import { Counters } from '../../lib/counters.js';
 import { LogLimiter } from '../../lib/log.js';
 import { LanhaError, errorMessage } from '../../lib/errors.js';
 import { formatIpv4, parseIpv4 } from '../../lib/ipv4.js';
-import { HEADER_LENGTH, decodeNtp, referenceIdText, timestampFromUnixNs } from './wire.js';
+import { HEADER_LENGTH, decodeNtp, referenceIdText, timestampFromUnixNs, unixNsFromTimestamp } from './wire.js';
 import { admit, RateLimiter, DEFAULT_RATE_LIMIT } from './gate.js';
 import { buildKissOfDeath, buildReply, replyLength, stampTransmit } from './responder.js';
 import { decideReference, DEFAULT_WALL_FLOOR_UNIX_S, bestSample, type ReferenceDecision, type ReferenceSettings } from './reference.js';
@@ -18,6 +18,9 @@ import { Sampler, type SamplerTarget } from './sampler.js';
 import { combineWake, estimateWake, NO_CORRECTION, receiveCorrectionAt, type WakeCorrection } from './wake.js';
 import { measureWake, PROBE_BUSY_MAX } from './wake-probe.js';
 import { parseEndpoint, type NtpConfig } from './config.js';
+import { KernelCapture, type CaptureState } from './capture.js';
+import { KernelStampTable, KERNEL_STAMP_WAIT_MS, TransmitLearner, type StampSource } from './kernel-stamps.js';
+import { datagramKey, requestKey } from './pcap.js';
 
 // The NTP service shell: one UDP socket per served address (never a wildcard: see lib/listen.ts),
 // the sampler of upstreams, and a timer that re-decides the served reference every second (root
@@ -45,6 +48,17 @@ const CORRECTION_INTERVAL_MS = 300_000;
  * ends. A run takes about 27 s (a thread asleep in Atomics.wait between probes).
  */
 const WAKE_LEVELS = [{ spacingMs: 20, count: 24 }, { spacingMs: 150, count: 20 }, { spacingMs: 700, count: 20 }];
+/**
+ * Kernel stamps are bypassed (the capture child stopped) while requests come faster than this: the
+ * loop is awake then, the estimate is good, and the child's per-packet wake-ups would cost CPU the
+ * replies need (at 1,000/s offered on the 2-core test VM the capture cost 10 % of the replies).
+ * 200/s is a rack of 12,800 clients polling every 64 s. Counted per quarter second in the
+ * handler, so a flood stops it within 250 ms.
+ */
+const CAPTURE_BYPASS_PER_S = 200;
+/** ... and restarted once two whole seconds in a row saw fewer than a quarter of that. */
+const CAPTURE_RESUME_PER_S = CAPTURE_BYPASS_PER_S / 4;
+const CAPTURE_RESUME_QUIET_S = 2;
 
 export interface NtpStatus extends ServiceStatus {
   synchronised: boolean;
@@ -66,6 +80,17 @@ export interface NtpStatus extends ServiceStatus {
     byIdle: Array<{ idleMs: number; receiveUs: number }>;
     /** What came off the last request's receive stamp (us). */
     lastReceiveUs: number;
+  } | null;
+  /**
+   * Receive stamps from the kernel (capture.ts): the capture child's state and why, and which stamp
+   * each reply's receive time came from. null when `kernelStamps: off`.
+   */
+  kernelStamps: {
+    state: CaptureState; problem: string | null; command: string; captured: number; starts: number;
+    /** Replies by receive-stamp source: the kernel's (at once or after a wait) or the estimate's. */
+    used: Record<StampSource, number>;
+    /** What is added to transmit stamps while the capture runs (us), learned from our replies' kernel stamps, and from how many. */
+    transmitUs: number; transmitSamples: number;
   } | null;
   counters: Record<string, number>;
 }
@@ -160,28 +185,106 @@ export async function startNtp(context: ServiceContext, options: NtpServiceOptio
       if (!busy) wakeNs = BigInt(receiveCorrectionAt(correction.curve, gapNs));
     }
     lastReceiveNs = wakeNs;
-    const rxNs = readNs - wakeNs;
+    let rxNs = readNs - wakeNs;
     requests++;
     if (msg.length < HEADER_LENGTH) { dropped('malformed', msg, rinfo); return; }
     head.version = (msg[0]! >>> 3) & 7;
     head.mode = msg[0]! & 7;
     const verdict = admit(head, rinfo.address, msClock.monotonicMs(), limiter, random);
     if (verdict.kind === 'drop') { dropped(verdict.reason, msg, rinfo); return; }
+    if (capture !== null && capture.active) {
+      // The kernel's stamp of this datagram, if the capture has it or brings it within a bound.
+      if (readNs - windowStartNs > CAPTURE_WINDOW_NS) { windowStartNs = readNs; windowRequests = 0; }
+      if (++windowRequests > CAPTURE_BYPASS_PER_S / 4) {
+        capture.bypass(`more than ${CAPTURE_BYPASS_PER_S} requests/s: the estimate serves while the loop is busy`);
+      } else {
+        const key = datagramKey(rinfo.address, rinfo.port, msg);
+        if (key !== null) {
+          const held: Held = { out, msg: Buffer.from(msg), port: rinfo.port, address: rinfo.address, kod: verdict.kind === 'kod', estimateNs: rxNs };
+          const found = stampTable.onRequest(key, held, msClock.monotonicMs());
+          if (found.kind === 'wait') { holdFor(key); return; }
+          if (found.kind === 'kernel') { rxNs = found.kernelNs; stampUsed.kernel++; } else stampUsed.estimate_busy++;
+        }
+      }
+    }
+    answer(out, msg, rinfo.port, rinfo.address, verdict.kind === 'kod', rxNs);
+  };
+  /** Decode, build, stamp and send a reply whose receive stamp is `rxNs` (the gate let it through). */
+  const answer = (out: DatagramSender, msg: Buffer, port: number, address: string, kod: boolean, rxNs: bigint): void => {
     const request = decodeNtp(msg);
-    if (!request.ok) { dropped('malformed', msg, rinfo); return; }
+    if (!request.ok) { counters.inc('dropped.malformed'); return; }
     const rx = timestampFromUnixNs(rxNs);
     // Written into the sender's scratch area: it has left (or been copied) before the next is written.
     const bytes = out.buffer(replyLength(request.value));
     let reply: Uint8Array;
-    if (verdict.kind === 'kod') {
+    if (kod) {
       reply = buildKissOfDeath(request.value, rx, undefined, bytes);
       counters.inc('kod');
     } else {
       reply = buildReply(request.value, rx, served, bytes);
       replies++;
     }
-    stampTransmit(reply, timestampFromUnixNs(hr.nowNs() + transmitCorrectionNs)); // last thing before the send
-    if (out.send(reply, rinfo.port, rinfo.address) === SEND_FAILED) counters.inc('send_failed');
+    // The last thing before the send. With kernel stamps running, the correction learned from the
+    // kernel's stamps of our replies; else half a send call (the probe's).
+    stampTransmit(reply, timestampFromUnixNs(hr.nowNs() + (capture !== null && capture.active ? learnedTransmitNs : transmitCorrectionNs)));
+    if (out.send(reply, port, address) === SEND_FAILED) counters.inc('send_failed');
+  };
+
+  // Kernel receive stamps (capture.ts, kernel-stamps.ts). A request whose stamp has not come yet is
+  // held (a copy of its bytes) for at most KERNEL_STAMP_WAIT_MS, by one timer of its own: its reply's
+  // transmit stamp is read at send, so the hold adds round-trip delay, not error.
+  interface Held { out: DatagramSender; msg: Buffer; port: number; address: string; kod: boolean; estimateNs: bigint }
+  const stampTable = new KernelStampTable<Held>();
+  const stampUsed: Record<StampSource, number> = { kernel: 0, kernel_waited: 0, estimate_timeout: 0, estimate_busy: 0 };
+  const CAPTURE_WINDOW_NS = 250_000_000n;
+  let windowStartNs = 0n;
+  let windowRequests = 0;
+  let quietSeconds = 0;
+  let requestsAtTick = 0;
+  const finish = (h: Held, rxNs: bigint, source: StampSource): void => {
+    stampUsed[source]++;
+    answer(h.out, h.msg, h.port, h.address, h.kod, rxNs);
+  };
+  const holdFor = (key: string): void => {
+    setTimeout(() => {
+      const h = stampTable.giveUp(key);
+      if (h !== null) finish(h, h.estimateNs, 'estimate_timeout');
+    }, KERNEL_STAMP_WAIT_MS);
+  };
+  const onCaptured = (key: string, kernelNs: bigint): void => {
+    const done = stampTable.onCaptured(key, kernelNs, msClock.monotonicMs());
+    if (done !== null) finish(done.token, done.kernelNs, 'kernel_waited');
+  };
+  const transmitLearner = new TransmitLearner();
+  let learnedTransmitNs = 0n;
+  const onCapturedReply = (kernelNs: bigint, hi: number, lo: number): void => {
+    const residual = Number(kernelNs - unixNsFromTimestamp({ seconds: hi, fraction: lo }, kernelNs));
+    const next = transmitLearner.onReply(residual);
+    if (next !== null) learnedTransmitNs = BigInt(next);
+  };
+  let capture: KernelCapture | null = null;
+  let loggedCapture = '';
+  const onCaptureState = (state: CaptureState, detail: string): void => {
+    if (state !== 'running') {
+      for (const h of stampTable.drainWaiters()) finish(h, h.estimateNs, 'estimate_timeout');
+      stampTable.clearStamps();
+    }
+    if (closed) return;
+    // One line per change worth an operator's eye; a failing child's retries repeat the same reason.
+    const reason = detail.replace(/; again in [0-9.]+ s$/, '');
+    const line = `${state}|${reason}`;
+    if (line === loggedCapture || state === 'starting') return;
+    loggedCapture = line;
+    if (state === 'running') log.info({ event: 'ntp.kernel_stamps.on', detail }, `NTP receive stamps from the kernel (${detail})`);
+    else if (state === 'bypassed') log.info({ event: 'ntp.kernel_stamps.bypassed', reason: detail }, `NTP kernel receive stamps paused: ${detail}`);
+    else log.warn({ event: 'ntp.kernel_stamps.off', state, reason: detail }, `NTP receive stamps estimated, not from the kernel: ${detail}`);
+  };
+  const checkCaptureRate = (): void => {
+    const perS = requests - requestsAtTick;
+    requestsAtTick = requests;
+    if (capture === null || capture.state !== 'bypassed') { quietSeconds = 0; return; }
+    quietSeconds = perS < CAPTURE_RESUME_PER_S ? quietSeconds + 1 : 0;
+    if (quietSeconds >= CAPTURE_RESUME_QUIET_S) { quietSeconds = 0; windowRequests = 0; capture.resume(`${perS} requests/s`); }
   };
 
   const sockets: Socket[] = [];
@@ -224,6 +327,7 @@ export async function startNtp(context: ServiceContext, options: NtpServiceOptio
     closed = true;
     stopProbe.abort();
     for (const t of timers) { clearInterval(t); clearTimeout(t); }
+    capture?.stop();
     sampler.stop();
     for (const s of sockets) { try { s.close(); } catch { /* already closed */ } }
   };
@@ -271,10 +375,20 @@ export async function startNtp(context: ServiceContext, options: NtpServiceOptio
     throw error;
   }
   const reanchor = setInterval(() => hr.reanchor(), REANCHOR_INTERVAL_MS);
-  const tick = setInterval(redecide, REDECIDE_INTERVAL_MS);
+  const tick = setInterval(() => { redecide(); checkCaptureRate(); }, REDECIDE_INTERVAL_MS);
   reanchor.unref();
   tick.unref();
   timers.push(reanchor, tick);
+  if (config.kernelStamps !== 'off') {
+    capture = new KernelCapture({
+      port: config.port,
+      onRequest: (r) => onCaptured(requestKey(r.address, r.port, r.transmitHi, r.transmitLo), r.kernelNs),
+      onReply: (r) => onCapturedReply(r.kernelNs, r.transmitHi, r.transmitLo),
+      isOwnAddress: (a) => bound.has(a),
+      onState: onCaptureState,
+    });
+    capture.start();
+  }
   if (config.stampCorrection) {
     for (const ms of CORRECTION_FIRST_MS) timers.push(setTimeout(correct, ms).unref());
     timers.push(setInterval(correct, CORRECTION_INTERVAL_MS).unref());
@@ -332,6 +446,11 @@ export async function startNtp(context: ServiceContext, options: NtpServiceOptio
         probes: correction.samples, measuredAgoS: correctionAt === null ? null : Math.round((now - correctionAt) / 1000), problem: correction.problem,
         byIdle: statusCurve(correction), lastReceiveUs: Number(lastReceiveNs) / 1000,
       } : null,
+      kernelStamps: capture === null ? null : {
+        state: capture.state, problem: capture.problem, command: capture.commandLine().join(' '),
+        captured: capture.captured, starts: capture.starts, used: { ...stampUsed },
+        transmitUs: transmitLearner.correctionNs / 1000, transmitSamples: transmitLearner.samples,
+      },
       counters: countersNow(),
     };
   };

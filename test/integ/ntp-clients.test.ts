@@ -50,7 +50,7 @@ function startChronyd(lab: Lab, host: LabHost, dir: string): void {
   lab.track(host.spawn('chronyd', ['-d', '-x', '-u', 'root', '-f', conf]));
 }
 
-async function startLanha(lab: Lab, host: LabHost, dir: string, name: string, ntpYaml: string): Promise<{ socket: string; stop: () => Promise<void> }> {
+async function startLanha(lab: Lab, host: LabHost, dir: string, name: string, ntpYaml: string): Promise<{ socket: string; stop: () => Promise<void>; output: () => string }> {
   const socket = join(dir, `${name}.sock`);
   const file = join(dir, `${name}.yaml`);
   writeFileSync(file, `node: { name: ${name}, address: ${SRV}, stateDir: ${dir}/${name}-state, controlSocket: ${socket}, logLevel: debug }\nntp:\n${ntpYaml}`);
@@ -66,6 +66,7 @@ async function startLanha(lab: Lab, host: LabHost, dir: string, name: string, nt
   });
   return {
     socket,
+    output: () => out,
     stop: () => new Promise((resolve) => {
       if (child.exitCode !== null) { resolve(); return; }
       child.once('exit', () => resolve());
@@ -206,6 +207,47 @@ t.test('no usable upstream: leap 3 and clients refuse; localStratum: stratum 10,
       const localReply = await probe(cli, 'hex', '23' + '00'.repeat(39) + 'eeae520700000002');
       t.match(localReply, [{ leap: 0, stratum: 10, refid: 'LOCL' }]);
       await local.stop();
+      t.ok(lab.resolvConfUnchanged(), 'host resolv.conf untouched');
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+t.test('kernel receive stamps: chronyd -Q and sntp over a veth are stamped by the kernel capture', async (t) => {
+  if (!requireLab(t, ['chronyd', 'sntp', 'tcpdump'])) return;
+  const dir = mkdtempSync(join(tmpdir(), 'lanha-ntp-'));
+  try {
+    await withLab(async (lab) => {
+      const srv = await lab.addHost('srv', `${SRV}/24`);
+      const cli = await lab.addHost('cli', `${NET}.3/24`);
+      // kernelStamps is left at its default (auto): tcpdump is here and we are root, so it runs.
+      const lanha = await startLanha(lab, srv, dir, 'kstamps', `  port: 123\n  listen: [${SRV}]\n  localStratum: 10\n`);
+      const running = await waitFor(lanha.socket, (s) => s.kernelStamps?.state === 'running', 10_000);
+      t.match(running.kernelStamps, { state: 'running', problem: null, command: /^tcpdump -i any .*udp and \(dst port 123 or src port 123\)$/ }, 'the capture child runs');
+      t.match(lanha.output(), /"event":"ntp\.kernel_stamps\.on"/, 'and says so in the log');
+
+      const q = await chronydQuery(cli, dir, 15);
+      t.equal(q.code, 0, 'chronyd -Q accepts');
+      t.ok(q.offsetS !== null && Math.abs(q.offsetS) < 0.01, `chronyd -Q offset small (${q.offsetS} s)`);
+      const sntp = await cli.exec('sntp', [SRV], { timeoutMs: 15_000 });
+      t.equal(sntp.code, 0, `sntp accepts: ${sntp.stdout}${sntp.stderr}`);
+      t.ok(withinBound(parseNtpdig(sntp.stdout)), `sntp offset within its bound: ${sntp.stdout}`);
+
+      const after = await ntpStatus(lanha.socket);
+      const k = after.kernelStamps!;
+      const replies = after.counters.replies ?? 0;
+      t.ok(replies >= 3, `${replies} replies (chronyd -Q and sntp)`);
+      // Every reply took its receive stamp from the kernel (at once or after a short wait); on a
+      // machine so loaded that the capture's pipe lags past the wait, one may take the estimate.
+      t.ok(k.used.kernel + k.used.kernel_waited >= replies - 1, `receive stamps from the kernel: ${JSON.stringify(k.used)} of ${replies} replies`);
+      t.ok(k.captured >= 2 * replies - 2, `requests and our replies captured (${k.captured})`);
+      t.ok(k.transmitSamples >= replies - 1, `transmit residuals of our replies seen (${k.transmitSamples})`);
+      await lanha.stop();
+
+      const off = await startLanha(lab, srv, dir, 'kstamps-off', `  port: 123\n  listen: [${SRV}]\n  localStratum: 10\n  kernelStamps: off\n`);
+      t.equal((await ntpStatus(off.socket)).kernelStamps, null, 'kernelStamps: off starts no capture');
+      await off.stop();
       t.ok(lab.resolvConfUnchanged(), 'host resolv.conf untouched');
     });
   } finally {

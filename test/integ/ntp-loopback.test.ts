@@ -77,7 +77,7 @@ function countingClock(): { clock: HrWallClock; stamps: bigint[] } {
 
 t.test('the shell stamps with the injected clock and drops what it must', async (t) => {
   const { clock, stamps } = countingClock();
-  const ntp = await start('ntp: { listen: [127.0.0.1], localStratum: 10, stampCorrection: false }\n', clock);
+  const ntp = await start('ntp: { listen: [127.0.0.1], localStratum: 10, stampCorrection: false, kernelStamps: off }\n', clock);
   try {
     const port = portOf(ntp);
     stamps.length = 0;
@@ -104,7 +104,7 @@ t.test('the shell stamps with the injected clock and drops what it must', async 
 
 t.test('requests come straight from the socket handle and replies go straight to it: no dgram emit or send between the stamps and the kernel', async (t) => {
   const { clock, stamps } = countingClock();
-  const ntp = await start('ntp: { listen: [127.0.0.1], localStratum: 10, stampCorrection: false }\n', clock);
+  const ntp = await start('ntp: { listen: [127.0.0.1], localStratum: 10, stampCorrection: false, kernelStamps: off }\n', clock);
   const proto = Socket.prototype as unknown as { emit: (...a: unknown[]) => boolean; send: (...a: unknown[]) => void };
   const { emit, send } = proto;
   const port = portOf(ntp);
@@ -128,7 +128,7 @@ t.test('requests come straight from the socket handle and replies go straight to
 
 t.test('with stamp correction on, the measured wake-up for the time since the previous datagram comes off the receive stamp and half a send onto the transmit stamp', async (t) => {
   const { clock, stamps } = countingClock();
-  const ntp = await start('ntp: { listen: [127.0.0.1], localStratum: 10 }\n', clock);
+  const ntp = await start('ntp: { listen: [127.0.0.1], localStratum: 10, kernelStamps: off }\n', clock);
   try {
     const measured = await waitFor(ntp, (s) => s.stampCorrection?.measuredAgoS !== null, 15_000);
     const c = measured.stampCorrection!;
@@ -158,7 +158,7 @@ t.test('with stamp correction on, the measured wake-up for the time since the pr
 t.test('a flood beyond what the event loop reads is shed by the kernel and counted, and other clients are still answered', async (t) => {
   const { clock } = countingClock();
   // The default rate limit (8 in a burst per client): the flood's own source is limited too.
-  const ntp = await start('ntp: { listen: [127.0.0.1], localStratum: 10, stampCorrection: false }\n', clock);
+  const ntp = await start('ntp: { listen: [127.0.0.1], localStratum: 10, stampCorrection: false, kernelStamps: off }\n', clock);
   const flooder = createSocket('udp4');
   const good = createSocket('udp4');
   try {

@@ -109,6 +109,9 @@ if [ "$(id -u)" = 0 ] && command -v ntpdate >/dev/null; then
         [ -n "$d" ] && awk -v o="$d" 'BEGIN { printf "%.6f\n", (o < 0 ? -o : o) * 1000 }' >> "$D/d-$who"
         echo "# $who run $i: chronyd -Q offset ${q:-none} s, ntpdate -q offset ${d:-none} s"
       done
+      # Where lanha's receive stamps came from (kernel capture or the estimate), and its learned
+      # transmit correction (services/ntp/README.md, "Kernel receive stamps").
+      [ "$who" = lanha ] && echo "# lanha kernel stamps: $(node "$LANCTL" ntp status --json --socket "$D/lanha-err.sock" 2>/dev/null | node -e 'let s="";process.stdin.on("data",(d)=>{s+=d}).on("end",()=>{try{const j=JSON.parse(s);const n=j.services?j.services.ntp:j;console.log(JSON.stringify(n.kernelStamps??null))}catch{console.log("unreadable")}})')"
     fi
     ERR_Q[$who]=$(median < "$D/q-$who"); ERR_D[$who]=$(median < "$D/d-$who")
     cat "$D/q-$who" "$D/d-$who" | median > "$D/all-$who"; ERR_ALL[$who]=$(cat "$D/all-$who")

@@ -248,6 +248,12 @@ export function createMetrics(view: MetricsView, options: { perClient: boolean; 
       collect() { this.reset(); const v = num(status('ntp')?.['rootDelayMs']); if (v !== null) this.set(v / 1000); } });
     new Gauge({ name: 'lanha_ntp_root_dispersion_seconds', help: 'Root dispersion this node serves.', registers: r,
       collect() { this.reset(); const v = num(status('ntp')?.['rootDispersionMs']); if (v !== null) this.set(v / 1000); } });
+    new Counter({ name: 'lanha_ntp_receive_stamps_total', help: 'Replies by where their receive stamp came from: the kernel capture (kernel, kernel_waited) or the wake-up estimate (estimate_timeout, estimate_busy).', labelNames: ['source'], registers: r,
+      collect() {
+        this.reset();
+        const used = (status('ntp')?.['kernelStamps'] as { used?: Record<string, unknown> } | null | undefined)?.used;
+        for (const [source, v] of Object.entries(used ?? {})) { const n = num(v); if (n !== null) this.inc({ source }, n); }
+      } });
 
   }
 

@@ -87,7 +87,7 @@ t.test('the dry-pool memo answers as a full scan would', (t) => {
         case 'decline': {
           const target = held.get(key) ?? offered.get(key);
           if (target === undefined) break;
-          const d = both((a, v) => a.onDecline(req(mac, 'decline', id, { requestedIp: target }), v));
+          const d = both((a, v) => a.onDecline(req(mac, 'decline', id, { requestedIp: target }), v, now));
           if (d.kind === 'decline') { commit(d.propose); held.delete(key); }
           break;
         }

@@ -108,7 +108,7 @@ t.test('random event sequences keep the allocator safe', (t) => {
         case 'decline': {
           const target = mine?.ip ?? offered.get(mac);
           if (target !== undefined) {
-            const d = allocator.onDecline(req(mac, 'decline', { requestedIp: target }), fsm);
+            const d = allocator.onDecline(req(mac, 'decline', { requestedIp: target }), fsm, now);
             if (d.kind === 'decline') { commit(d.propose, now); held.delete(mac); }
           }
           break;
@@ -221,7 +221,7 @@ t.test('RFC 2131 §4.3 cases', async (t) => {
     const { allocator, subnet, fsm, commit } = setup();
     const o = allocator.onDiscover(req(macOf(1), 'discover', { requestedIp: ip('10.0.0.10') }), subnet, fsm, 0);
     t.equal(o.kind === 'offer' ? formatIpv4(o.ip) : '', '10.0.0.10');
-    const d = allocator.onDecline(req(macOf(1), 'decline', { requestedIp: ip('10.0.0.10') }), fsm);
+    const d = allocator.onDecline(req(macOf(1), 'decline', { requestedIp: ip('10.0.0.10') }), fsm, 0);
     t.equal(d.kind, 'decline');
     if (d.kind === 'decline') commit(d.propose, 0);
     const next = allocator.onDiscover(req(macOf(2), 'discover', { requestedIp: ip('10.0.0.10') }), subnet, fsm, 1000);
@@ -229,6 +229,29 @@ t.test('RFC 2131 §4.3 cases', async (t) => {
     for (const c of allocator.expiredLeases([...fsm.leases()], 31_000, 10)) commit(c, 31_000);
     const later = allocator.onDiscover(req(macOf(3), 'discover', { requestedIp: ip('10.0.0.10') }), subnet, fsm, 31_000);
     t.equal(later.kind === 'offer' ? formatIpv4(later.ip) : '', '10.0.0.10');
+    t.end();
+  });
+  t.test('one MAC declining address after address (proxy ARP, a static host over the pool) quarantines at most 4 at a time', (t) => {
+    // Each DECLINE takes an address out for declineQuarantine (an hour by default): one client that
+    // sees a conflict on every address drained the whole pool, for everyone, for that hour.
+    const { allocator, subnet, fsm, commit } = setup();
+    const mac = macOf(1);
+    const declined: string[] = [];
+    let refused: Decision | undefined;
+    for (let round = 0; round < 8 && refused === undefined; round++) {
+      const o = allocator.onDiscover(req(mac, 'discover'), subnet, fsm, round * 100);
+      if (o.kind !== 'offer') break;
+      const d = allocator.onDecline(req(mac, 'decline', { requestedIp: o.ip }), fsm, round * 100);
+      if (d.kind === 'decline') { commit(d.propose, round * 100); declined.push(formatIpv4(o.ip)); } else refused = d;
+    }
+    t.equal(declined.length, 4, `four addresses quarantined (${declined.join(', ')})`);
+    t.same(refused && { kind: refused.kind, failure: refused.kind === 'silent' ? refused.failure : undefined }, { kind: 'silent', failure: 'decline-limit' }, 'the fifth DECLINE is refused and says why');
+    const other = allocator.onDecline(req(macOf(2), 'decline', { requestedIp: ip('10.0.0.19') }), fsm, 1000);
+    t.equal(other.kind, 'silent', 'another client still declines only what it was given');
+    for (const c of allocator.expiredLeases([...fsm.leases()], 31_000, 10)) commit(c, 31_000);
+    const o = allocator.onDiscover(req(mac, 'discover'), subnet, fsm, 31_000);
+    const again = o.kind === 'offer' ? allocator.onDecline(req(mac, 'decline', { requestedIp: o.ip }), fsm, 31_000) : o;
+    t.equal(again.kind, 'decline', 'once its quarantines have run out the MAC may decline again');
     t.end();
   });
   t.test('RELEASE frees the address for others (grace 0)', (t) => {

@@ -101,7 +101,15 @@ export type Decision =
   | { kind: 'silent'; reason: string; failure?: AllocationFailure; subnet?: PoolSubnet };
 
 /** Why a DISCOVER found no address: each has its own counter (`allocation-failed.<failure>`). */
-export type AllocationFailure = 'pool-exhausted' | 'reserved-in-use' | 'offers-full';
+export type AllocationFailure = 'pool-exhausted' | 'reserved-in-use' | 'offers-full' | 'decline-limit';
+
+/**
+ * How many addresses one MAC may hold in decline quarantine at once. A client that sees a conflict
+ * on every address (a proxy-ARP router, a static host answering for the range) would otherwise
+ * quarantine the whole pool, for every client, for declineQuarantine. Past the limit its DECLINE
+ * is ignored: it keeps the address it has and fails alone.
+ */
+export const DECLINES_PER_MAC_MAX = 4;
 
 interface ReservationIndex {
   byMac: Map<string, number>;
@@ -121,6 +129,8 @@ export class Allocator {
   #reclaimable = new Map<string, Map<string, Offer>>();
   #cursor = new Map<string, number>();
   #reservedIps = new Map<Ipv4, Reservation>();
+  /** Per MAC, when each of its running decline quarantines ends (bounded like the offers). */
+  #declines = new Map<string, number[]>();
   #reservationIndexes = new WeakMap<PoolSubnet, ReservationIndex>();
   /**
    * A whole scan of a subnet's pools found nothing for a client without a lease: no address can turn
@@ -221,14 +231,28 @@ export class Allocator {
   }
 
   /** DECLINE (RFC 2131 §4.3.3): the address is in use on the wire; quarantine it. */
-  onDecline(request: ClientRequest, leases: LeaseView): Decision {
+  onDecline(request: ClientRequest, leases: LeaseView, nowMs: number): Decision {
     const offer = this.#offersByClient.get(request.clientKey);
-    this.#drop(request.clientKey);
     const ip = request.requestedIp;
-    if (ip === undefined || !this.subnets.some((s) => cidrContains(s.cidr, ip))) return { kind: 'silent', reason: 'decline without a requested address of ours' };
+    if (ip === undefined || !this.subnets.some((s) => cidrContains(s.cidr, ip))) {
+      this.#drop(request.clientKey);
+      return { kind: 'silent', reason: 'decline without a requested address of ours' };
+    }
     const lease = leases.lease(ip);
     const ours = (lease !== undefined && sameClient(lease, request)) || offer?.ip === ip;
-    if (!ours) return { kind: 'silent', reason: 'decline of an address not given to this client' };
+    if (!ours) {
+      this.#drop(request.clientKey);
+      return { kind: 'silent', reason: 'decline of an address not given to this client' };
+    }
+    const running = (this.#declines.get(request.mac) ?? []).filter((endMs) => endMs > nowMs);
+    if (running.length >= DECLINES_PER_MAC_MAX) {
+      const subnet = this.subnets.find((s) => cidrContains(s.cidr, ip));
+      return { kind: 'silent', reason: `${running.length} addresses declined by this MAC are in quarantine`, failure: 'decline-limit', ...(subnet ? { subnet } : {}) };
+    }
+    this.#drop(request.clientKey);
+    this.#declines.delete(request.mac);
+    this.#declines.set(request.mac, [...running, nowMs + this.settings.declineQuarantineMs]);
+    if (this.#declines.size > this.settings.offersMax) this.#declines.delete(this.#declines.keys().next().value!);
     return { kind: 'decline', propose: { type: 'lease.decline', ip, mac: request.mac, quarantineMs: this.settings.declineQuarantineMs } };
   }
 

@@ -218,7 +218,7 @@ export class DhcpHandler {
       case 'discover': return subnet ? this.allocator.onDiscover(client, subnet, fsm, nowMs) : { kind: 'silent', reason: 'no subnet for this network' };
       case 'request': return this.allocator.onRequest(client, subnet, [this.serverId], fsm, nowMs);
       case 'release': return this.allocator.onRelease(client, fsm);
-      case 'decline': return this.allocator.onDecline(client, fsm);
+      case 'decline': return this.allocator.onDecline(client, fsm, nowMs);
       case 'inform': return this.allocator.onInform(subnet ?? this.allocator.subnets.find((s) => cidrContains(s.cidr, client.ciaddr)));
       default: return { kind: 'silent', reason: `${client.type} is a server message` };
     }
@@ -232,6 +232,10 @@ export class DhcpHandler {
         if (decision.failure !== undefined) {
           // Not the generic `silent`: an operator must see a full pool (issue 12).
           this.counters.inc(`allocation-failed.${decision.failure}`);
+          if (decision.failure === 'decline-limit' && this.#limiter.allow('declines ignored', nowMs)) {
+            this.#log.warn({ event: 'dhcp.decline.ignored', mac: client.mac, ip: formatIpv4(client.requestedIp ?? 0), reason: decision.reason },
+              `${client.mac} declines address after address (${decision.reason}); its DECLINE is ignored so that it cannot empty the pool: look for a host answering ARP for the pool (proxy ARP, a static address)`);
+          }
           if (decision.failure === 'pool-exhausted' && decision.subnet !== undefined && this.#limiter.allow(`exhausted ${decision.subnet.id}`, nowMs)) {
             this.#log.warn({
               event: 'dhcp.pool.exhausted', subnet: decision.subnet.id, pools: decision.subnet.ranges.map(formatRange), mac: client.mac,

@@ -19,6 +19,7 @@ const POLL_MS = 300;
 const WAIT_MS = 20_000;
 
 const short = (id: string | null | undefined): string => (id ? id.slice(0, 12) : '-');
+const JSON_HELP: [string, string] = ['--json', 'no progress lines; when the job ends, print it as `lanctl deploy jobs JOB --json` does (with --detach: {"job": ID})'];
 
 interface GenerationRow {
   id: string; committedAt: number; member: string; source: string; files: number; dirs: number; symlinks: number; hardlinks: number; bytes: number;
@@ -106,10 +107,10 @@ const rollback: CliCommand = {
 const deployRootfs: CliCommand = {
   path: ['deploy', 'rootfs'],
   summary: 'rsync a generation (default: the newest) to nodes over ssh with pinned host keys, then their overlay files',
-  usage: 'deploy rootfs [GEN] --to NODES|GROUP [--dry-run] [--detach] [--config FILE | --socket PATH]',
-  options: { ...DAEMON_OPTIONS, to: { type: 'string' }, 'dry-run': { type: 'boolean' }, detach: { type: 'boolean' } },
+  usage: 'deploy rootfs [GEN] --to NODES|GROUP [--dry-run] [--detach] [--json] [--config FILE | --socket PATH]',
+  options: { ...DAEMON_OPTIONS, to: { type: 'string' }, 'dry-run': { type: 'boolean' }, detach: { type: 'boolean' }, json: { type: 'boolean' } },
   optionHelp: [['--to NODES', 'node names or groups, comma-separated (deploy.targets)'], ['--dry-run', 'rsync --dry-run: show what would move, change nothing'],
-    ['--detach', 'print the job id and return; the leader keeps running it'], ...DAEMON_OPTION_HELP],
+    ['--detach', 'print the job id and return; the leader keeps running it'], JSON_HELP, ...DAEMON_OPTION_HELP],
   async run(args, io) {
     const to = args.values['to'];
     if (typeof to !== 'string') throw new LanhaError('usage', '--to NODES|GROUP is required', ExitCode.usage);
@@ -118,22 +119,22 @@ const deployRootfs: CliCommand = {
     const request: Record<string, unknown> = { to, dryRun: args.values['dry-run'] === true };
     if (args.positionals[0] !== undefined) request['generation'] = args.positionals[0];
     const { job } = await callDaemonOk(socket, 'POST', '/v1/deploy/rootfs', request, LONG_MS) as { job: string };
-    if (args.values['detach'] === true) { io.out(`job ${job}\n`); return ExitCode.ok; }
-    return followJob(socket, job, io);
+    if (args.values['detach'] === true) { io.out(args.values['json'] === true ? `${JSON.stringify({ job })}\n` : `job ${job}\n`); return ExitCode.ok; }
+    return followJob(socket, job, io, { json: args.values['json'] === true });
   },
 };
 
 const deployResume: CliCommand = {
   path: ['deploy', 'resume'],
   summary: 'complete an interrupted or failed job (default: the latest): rootfs nodes sync again; push nodes get only the files not yet in place, then --then',
-  usage: 'deploy resume [JOB] [--detach] [--config FILE | --socket PATH]',
-  options: { ...DAEMON_OPTIONS, detach: { type: 'boolean' } },
-  optionHelp: [['--detach', 'print the job id and return'], ...DAEMON_OPTION_HELP],
+  usage: 'deploy resume [JOB] [--detach] [--json] [--config FILE | --socket PATH]',
+  options: { ...DAEMON_OPTIONS, detach: { type: 'boolean' }, json: { type: 'boolean' } },
+  optionHelp: [['--detach', 'print the job id and return'], JSON_HELP, ...DAEMON_OPTION_HELP],
   async run(args, io) {
     const socket = resolveSocket(args.values);
     const { job } = await callDaemonOk(socket, 'POST', '/v1/deploy/resume', args.positionals[0] === undefined ? {} : { job: args.positionals[0] }, LONG_MS) as { job: string };
-    if (args.values['detach'] === true) { io.out(`job ${job}\n`); return ExitCode.ok; }
-    return followJob(socket, job, io);
+    if (args.values['detach'] === true) { io.out(args.values['json'] === true ? `${JSON.stringify({ job })}\n` : `job ${job}\n`); return ExitCode.ok; }
+    return followJob(socket, job, io, { json: args.values['json'] === true });
   },
 };
 
@@ -167,10 +168,10 @@ const deployJobs: CliCommand = {
 const deployPush: CliCommand = {
   path: ['deploy', 'push'],
   summary: 'copy files to nodes over SFTP (ssh2, pinned host keys): temp name, fsync, sha256 check, atomic rename; then run CMD',
-  usage: 'deploy push FILE... --to NODES|GROUP [--dest DIR] [--then CMD] [--detach] [--config FILE | --socket PATH]',
-  options: { ...DAEMON_OPTIONS, to: { type: 'string' }, dest: { type: 'string' }, then: { type: 'string' }, detach: { type: 'boolean' } },
+  usage: 'deploy push FILE... --to NODES|GROUP [--dest DIR] [--then CMD] [--detach] [--json] [--config FILE | --socket PATH]',
+  options: { ...DAEMON_OPTIONS, to: { type: 'string' }, dest: { type: 'string' }, then: { type: 'string' }, detach: { type: 'boolean' }, json: { type: 'boolean' } },
   optionHelp: [['--to NODES', 'node names or groups, comma-separated'], ['--dest DIR', 'directory on the nodes (default deploy.pushRoot; must stay under it)'],
-    ['--then CMD', 'run CMD on each node after its files are in place (e.g. "systemctl restart app")'], ['--detach', 'print the job id and return'], ...DAEMON_OPTION_HELP],
+    ['--then CMD', 'run CMD on each node after its files are in place (e.g. "systemctl restart app")'], ['--detach', 'print the job id and return'], JSON_HELP, ...DAEMON_OPTION_HELP],
   async run(args, io) {
     const to = args.values['to'];
     if (typeof to !== 'string') throw new LanhaError('usage', '--to NODES|GROUP is required', ExitCode.usage);
@@ -180,8 +181,8 @@ const deployPush: CliCommand = {
     if (typeof args.values['dest'] === 'string') request['dest'] = args.values['dest'];
     if (typeof args.values['then'] === 'string') request['then'] = args.values['then'];
     const { job } = await callDaemonOk(socket, 'POST', '/v1/deploy/push', request, LONG_MS) as { job: string };
-    if (args.values['detach'] === true) { io.out(`job ${job}\n`); return ExitCode.ok; }
-    return followJob(socket, job, io);
+    if (args.values['detach'] === true) { io.out(args.values['json'] === true ? `${JSON.stringify({ job })}\n` : `job ${job}\n`); return ExitCode.ok; }
+    return followJob(socket, job, io, { json: args.values['json'] === true });
   },
 };
 
@@ -219,9 +220,14 @@ const nodesTrust: CliCommand = {
   },
 };
 
-/** Follows a job until it ends; Ctrl-C cancels it. Returns 0 when every node is done. */
-export async function followJob(socket: string, id: string, io: CliIo): Promise<number> {
-  const tty = process.stdout.isTTY === true;
+/**
+ * Follows a job until it ends; Ctrl-C cancels it. Returns 0 when every node is done. With `json`, no
+ * progress lines: the ended job as `lanctl deploy jobs JOB --json` prints it. A daemon lost on the way
+ * (stopped, or killed with the leader) is named with the job, which lives on in the log.
+ */
+export async function followJob(socket: string, id: string, io: CliIo, options: { json?: boolean } = {}): Promise<number> {
+  const json = options.json === true;
+  const tty = !json && process.stdout.isTTY === true;
   let cancelling = false;
   const onSigint = (): void => {
     if (cancelling) return;
@@ -233,21 +239,26 @@ export async function followJob(socket: string, id: string, io: CliIo): Promise<
   const printed = new Map<string, string>();
   let drawn = 0;
   let job: Job | undefined;
+  let timings: JobTimings | undefined;
   try {
-    io.out(`job ${id}\n`);
+    if (!json) io.out(`job ${id}\n`);
     let version: number | undefined;
     for (;;) {
       // A long poll: the daemon answers when the job changed (an entry, live progress) or after WAIT_MS.
       const wait = version === undefined ? '' : `&after=${version}&waitMs=${WAIT_MS}`;
-      const body = await callDaemonOk(socket, 'GET', `/v1/deploy/jobs?job=${encodeURIComponent(id)}${wait}`, undefined, WAIT_MS + 30_000) as
-        { job: Job; live: LiveProgress[]; active: boolean; version?: number };
+      const body = await callDaemonOk(socket, 'GET', `/v1/deploy/jobs?job=${encodeURIComponent(id)}${wait}`, undefined, WAIT_MS + 30_000).catch((error: unknown) => {
+        if (!(error instanceof LanhaError) || error.code !== 'daemon-unreachable') throw error;
+        throw new LanhaError(error.code, `lost the daemon while following job ${id} (${error.message.replace(/\.$/, "")}). The job is in the replicated log: ` +
+          `\`lanctl deploy jobs ${id}\` on any member shows it; if the leader went down with it, the new leader marks it interrupted and \`lanctl deploy resume ${id}\` there completes it`, error.exitCode);
+      }) as { job: Job; live: LiveProgress[]; active: boolean; version?: number; timings?: JobTimings };
       job = body.job;
+      timings = body.timings;
       const live = new Map(body.live.map((l) => [l.node, l]));
       if (tty) {
         if (drawn > 0) io.out(`\x1b[${drawn}A`);
         for (const n of job.nodes) io.out(`\x1b[2K${progressLine(n, live.get(n.name))}\n`);
         drawn = job.nodes.length;
-      } else {
+      } else if (!json) {
         for (const n of job.nodes) {
           const line = plainState(n, live.get(n.name));
           if (printed.get(n.name) !== line) { printed.set(n.name, line); io.out(`${progressLine(n, live.get(n.name))}\n`); }
@@ -261,8 +272,12 @@ export async function followJob(socket: string, id: string, io: CliIo): Promise<
   } finally {
     process.off('SIGINT', onSigint);
   }
-  io.out(`\n${formatTable(['node', 'result', 'size', 'sent', 'detail'], summaryRows(job))}`);
-  io.out(`job ${job.id}: ${job.state}${job.state === 'interrupted' || job.state === 'failed' ? ` — \`lanctl deploy resume ${job.id}\` completes it` : ''}\n`);
+  if (json) {
+    io.out(JSON.stringify(timings ? { ...job, timings } : job, null, 2) + '\n');
+  } else {
+    io.out(`\n${formatTable(['node', 'result', 'size', 'sent', 'detail'], summaryRows(job))}`);
+    io.out(`job ${job.id}: ${job.state}${job.state === 'interrupted' || job.state === 'failed' ? ` — \`lanctl deploy resume ${job.id}\` completes it` : ''}\n`);
+  }
   return job.state === 'done' ? ExitCode.ok : ExitCode.failure;
 }
 

@@ -107,7 +107,11 @@ ${Object.entries(pinned).map(([n, k]) => `    ${n}: "${k}"`).join('\n')}
     const wrong = await lanctl('deploy', 'rootfs', '--to', 'c3');
     t.equal(wrong.code, 1);
     t.match(wrong.stdout, /c3\s+failed\s.*host key mismatch/);
-    t.match((await job(jobId(wrong.stdout))).nodes[0]!.error ?? '', /^host key mismatch on c3: it offered SHA256:\S+, the pinned key is SHA256:\S+; nothing was sent \(rsync exit 255\)\. If the node was reinstalled, check it and run `lanctl nodes trust c3 --replace`$/,
+    const wrongJson = await lanctl('deploy', 'rootfs', '--to', 'c3', '--json');
+    t.equal(wrongJson.code, 1, 'with --json too, a failed node exits 1');
+    const wrongJob = JSON.parse(wrongJson.stdout) as JobView['job'];
+    t.same([wrongJob.state, wrongJob.nodes.map((n) => [n.name, n.state])], ['failed', [['c3', 'failed']]], '--json prints the ended job, nothing else');
+    t.match(wrongJob.nodes[0]!.error ?? '', /^host key mismatch on c3: it offered SHA256:\S+, the pinned key is SHA256:\S+; nothing was sent \(rsync exit (12|255)\)\. If the node was reinstalled, check it and run `lanctl nodes trust c3 --replace`$/,
       'the result names both keys and the command that re-pins (trust without --replace refuses a changed key)');
     t.same(execFileSync('find', [roots[2]!, '-mindepth', '1'], { encoding: 'utf8' }), '', 'nothing reached c3');
 

@@ -218,6 +218,10 @@ echo "round trip ACK->DATA seen by the client, p50: lanha $L_RTT us (workers: 0:
 status=$(curl -s --unix-socket "$D/lanha.sock" http://lanha/v1/tftp || echo '{}')
 lag_p99=$(echo "$status" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{const j=JSON.parse(s);console.log(j.eventLoopLagMs.p99.toFixed(1))}catch{console.log("NA")}})')
 lag_max=$(echo "$status" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{const j=JSON.parse(s);console.log(j.eventLoopLagMs.max.toFixed(1))}catch{console.log("NA")}})')
+# The busy-poll choice (tftp.busyPollUs, services/tftp/busy-poll.ts) over the whole run: how many
+# 128-block epochs of lock-step transfers polled for their ACKs and how many slept.
+poll_counts=$(echo "$status" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{const c=JSON.parse(s).counters;console.log(["epochs_polled","epochs_slept","misses","preempted"].map(k=>k+"="+(c["tftp.busy_poll."+k]??0)).join(" "))}catch{console.log("NA")}})')
+echo "lanha busy poll (tftp.busyPollUs): $poll_counts"
 retrans=$(echo "$status" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{const j=JSON.parse(s);console.log(j.counters["tftp.retransmits"]??0)}catch{console.log("NA")}})')
 
 result() { # figure lanha anchor unit better [extra key=value fields]

@@ -48,6 +48,13 @@ t.test('defaults fill in and the result is frozen', async (t) => {
   t.ok(Object.isFrozen(config.node), 'frozen');
 });
 
+t.test('tftp.busyPollUs: 200 us by default, 0 turns polling off', async (t) => {
+  const tftp = (extra: string) => parseConfig(base + `tftp:\n  root: /srv\n${extra}`).tftp!;
+  t.equal(tftp('').busyPollUs, 200);
+  t.equal(tftp('  busyPollUs: 0\n').busyPollUs, 0);
+  t.equal(tftp('  busyPollUs: 2000\n').busyPollUs, 2000, 'the widest window allowed');
+});
+
 // Each bad config: the YAML, the key path the message must name, and a fragment of the message.
 const bad: Array<[string, string, string, string]> = [
   ['bad pool range', base + 'dhcp:\n  subnets:\n    - subnet: 10.0.0.0/24\n      pools: ["10.0.0.300-10.0.0.9"]\n', 'dhcp.subnets[0].pools[0]: "10.0.0.300-10.0.0.9"', 'is not an IPv4 range'],
@@ -66,6 +73,10 @@ const bad: Array<[string, string, string, string]> = [
   ['duplicate member', base + 'cluster:\n  id: r1\n  members: [{ name: solo, address: a }, { name: solo, address: b }]\n', 'cluster.members[1].name', 'duplicate'],
   ['witness with services', base.replace('name: solo', 'name: solo\n  role: witness') + 'dns: {}\n', 'dns', 'witness'],
   ['empty subnets', base + 'dhcp:\n  subnets: []\n', 'dhcp.subnets', 'empty list'],
+  ['negative tftp busy-poll window', base + 'tftp:\n  root: /srv\n  busyPollUs: -1\n', 'tftp.busyPollUs: -1', 'is below the minimum 0'],
+  ['tftp busy-poll window over its cap', base + 'tftp:\n  root: /srv\n  busyPollUs: 2001\n', 'tftp.busyPollUs: 2001', 'is above the maximum 2000'],
+  ['fractional tftp busy-poll window', base + 'tftp:\n  root: /srv\n  busyPollUs: 12.5\n', 'tftp.busyPollUs: 12.5', 'is not a whole number of microseconds'],
+  ['tftp busy-poll window not a number', base + 'tftp:\n  root: /srv\n  busyPollUs: fast\n', 'tftp.busyPollUs: "fast"', 'is not a number'],
   ['bad regex in tftp remap', base + 'tftp:\n  root: /srv\n  remap: [{ match: "(", replace: x }]\n', 'tftp.remap[0].match: "("', 'regular expression'],
   ['forwarding without allow list', base + 'dns:\n  forward: { upstreams: [127.0.0.1], allow: [] }\n', 'dns.forward.allow', 'empty list'],
   ['bad forwarding cache size', base + 'dns:\n  forward: { upstreams: [127.0.0.1], allow: [10.0.0.0/8], cacheSize: { entries: 10, bytes: "4 lots" } }\n', 'dns.forward.cacheSize.bytes: "4 lots"', 'is not a size'],

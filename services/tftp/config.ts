@@ -21,6 +21,11 @@ export const tftpConfig = z.object({
    * and an initramfs; past it, chunks come from the kernel's page cache again (one read per 1 MiB).
    */
   cacheMiB: z.number().int().min(1).max(4096).default(32),
+  /**
+   * After a lock-step transfer sends a block, poll for its ACK without sleeping for at most this
+   * many microseconds (busy-poll.ts); 0 turns it off. Only while one transfer runs on a thread.
+   */
+  busyPollUs: z.number().int({ message: 'is not a whole number of microseconds' }).min(0).max(2000).default(200),
   remap: z.array(z.object({
     match: z.string().refine((s) => { try { new RegExp(s); return true; } catch { return false; } }, { message: 'is not a valid regular expression' }),
     replace: z.string(),

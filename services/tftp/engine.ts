@@ -7,6 +7,7 @@ import type { TftpConfig } from './config.js';
 import { dataPacket, decodePacket, encodeError, encodeOack, ErrorCode, type RequestPacket, type TftpOption } from './wire.js';
 import { AckOutcome, negotiate, Transfer, type TransferEffect, type TransferEvent } from './transfer.js';
 import { checkName, compileRemap, remapCandidates, type ClientInfo, type RemapRule } from './paths.js';
+import { BusyPoll, TurnOutcome } from './busy-poll.js';
 import { BlockCache, BufferSource, CachedSource, openInRoot, releaseFile, toNetascii, type OpenedFile, type Source } from './files.js';
 
 // Running transfers: open the file, negotiate, bind the TID, drive the pure core with socket
@@ -114,8 +115,10 @@ export class ActiveTransfer {
   #timing = false;
   #copyMs = 0;
   #sendMs = 0;
+  /** Polls the loop for this transfer's next ACK (lock-step only; null: sleep in epoll as usual). */
+  readonly #poller: LoopPoller | null;
 
-  constructor(host: EngineHost, id: number, sockets: TidSockets, peer: Peer, core: Transfer, source: Source, oack: TftpOption[], file: string, requested: string, client: ClientInfo) {
+  constructor(host: EngineHost, id: number, sockets: TidSockets, peer: Peer, core: Transfer, source: Source, oack: TftpOption[], file: string, requested: string, client: ClientInfo, poller: LoopPoller | null = null) {
     this.host = host;
     this.id = id;
     this.socket = sockets.peer;
@@ -131,6 +134,7 @@ export class ActiveTransfer {
     this.startedMs = host.clock.monotonicMs();
     this.#ring = new Array<Buffer | undefined>(2 * core.params.windowsize);
     this.#sender = new DatagramSender(this.socket);
+    this.#poller = core.params.windowsize === 1 ? poller : null;
     onDatagram(this.socket, (msg) => this.#onMessage(msg));
     this.socket.on('error', () => this.finish('socket-error'));
     this.stranger.on('message', (msg, rinfo) => this.#onStranger(msg, rinfo));
@@ -160,6 +164,7 @@ export class ActiveTransfer {
     // Fast path: an ACK is 4 octets, opcode 4.
     if (msg.length >= 4 && msg[0] === 0 && msg[1] === 4) {
       const block = (msg[2]! << 8) | msg[3]!;
+      if (this.#poller !== null) this.#poller.acked(this);
       if (this.#waiting) this.#event({ kind: 'ack', block });
       else if ((++this.#acks & TURNAROUND_SAMPLE_MASK) === 0) this.#timedAck(block);
       else this.#ack(block, this.host.clock.monotonicMs());
@@ -236,6 +241,7 @@ export class ActiveTransfer {
       }
     }
     this.#arm(core.timerMs, now);
+    if (this.#poller !== null) this.#poller.sent(this);
   }
 
   /** An ACK handled like any other, timed: the core's decision, the block copy, the send. */
@@ -389,6 +395,91 @@ export class ActiveTransfer {
   }
 }
 
+/**
+ * Runs the busy-poll choice (busy-poll.ts) on this thread's loop: it times each lock-step round
+ * trip, and in a polling epoch keeps libuv's poll phase at timeout 0 after a DATA goes out (a
+ * chain of setImmediate), so the ACK is read as soon as it arrives instead of after a sleep and a
+ * wake-up; the chain ends with the window or when the ACK came and nothing was sent after it.
+ */
+export class LoopPoller {
+  readonly core: BusyPoll;
+  readonly #clock: Clock;
+  readonly #counters: Counters;
+  readonly #transfers: () => number;
+  /** The transfer whose last DATA went out at #sentUs (null: none, or more than one transfer runs). */
+  #timed: ActiveTransfer | null = null;
+  /** The same until its ACK comes in. */
+  #awaited: ActiveTransfer | null = null;
+  #sentUs = 0;
+  #lastUs = 0;
+  #endUs = 0;
+  /** A polling window is open. */
+  #open = false;
+  /** A setImmediate of the chain is pending. */
+  #running = false;
+
+  constructor(maxUs: number, clock: Clock, counters: Counters, transfers: () => number) {
+    this.core = new BusyPoll(maxUs);
+    this.#clock = clock;
+    this.#counters = counters;
+    this.#transfers = transfers;
+  }
+
+  /** Whether a setImmediate chain is running (a window is open, or closes at its next turn). */
+  get polling(): boolean { return this.#running; }
+
+  /**
+   * `transfer` just sent a DATA block and now waits for its ACK. The time since its previous block
+   * went out is one lock-step round trip as the client sees it (both ends' work and wake-ups).
+   */
+  sent(transfer: ActiveTransfer): void {
+    const now = this.#clock.monotonicMs() * 1000;
+    const transfers = this.#transfers();
+    const core = this.core;
+    if (transfers === 1 && this.#timed === transfer) {
+      const polled = core.pollEpochs;
+      const slept = core.sleepEpochs;
+      core.sample(now - this.#sentUs);
+      if (core.pollEpochs !== polled) this.#counters.inc('tftp.busy_poll.epochs_polled');
+      if (core.sleepEpochs !== slept) this.#counters.inc('tftp.busy_poll.epochs_slept');
+    }
+    const end = core.open(now, transfers);
+    this.#timed = transfers === 1 ? transfer : null;
+    this.#awaited = this.#timed;
+    this.#sentUs = now;
+    this.#open = end !== 0;
+    if (!this.#open) return;
+    this.#lastUs = now;
+    this.#endUs = end;
+    if (!this.#running) {
+      this.#running = true;
+      setImmediate(this.#turn);
+    }
+  }
+
+  /** An ACK came in for `transfer`: a window with nothing sent after it closes at the next turn. */
+  acked(transfer: ActiveTransfer): void {
+    if (this.#awaited === transfer) this.#awaited = null;
+  }
+
+  readonly #turn = (): void => {
+    if (!this.#open || this.#awaited === null) {
+      this.#running = false;
+      return;
+    }
+    const now = this.#clock.monotonicMs() * 1000;
+    const outcome = this.core.turn(now, this.#lastUs, this.#endUs);
+    this.#lastUs = now;
+    if (outcome === TurnOutcome.poll) {
+      setImmediate(this.#turn);
+      return;
+    }
+    this.#running = false;
+    this.#open = false;
+    this.#counters.inc(outcome === TurnOutcome.ended ? 'tftp.busy_poll.misses' : 'tftp.busy_poll.preempted');
+  };
+}
+
 export class TransferEngine {
   readonly config: TftpConfig;
   readonly cache: BlockCache;
@@ -397,6 +488,7 @@ export class TransferEngine {
   readonly #rules: RemapRule[];
   #transfers = new Map<number, ActiveTransfer>();
   #stopped = false;
+  readonly #poller: LoopPoller | null;
 
   constructor(config: TftpConfig, rootReal: string, host: EngineHost) {
     this.config = config;
@@ -404,6 +496,7 @@ export class TransferEngine {
     this.#host = host;
     this.#rules = compileRemap(config.remap);
     this.cache = new BlockCache(config.cacheMiB * 1048576);
+    this.#poller = config.busyPollUs > 0 ? new LoopPoller(config.busyPollUs, host.clock, host.counters, () => this.#transfers.size) : null;
   }
 
   get size(): number { return this.#transfers.size; }
@@ -494,7 +587,7 @@ export class TransferEngine {
       closeSockets(sockets);
       return { kind: 'stopped' };
     }
-    const transfer = new ActiveTransfer(this.#host, id, sockets, peer, core, source, negotiated.oack, served, request.filename, client);
+    const transfer = new ActiveTransfer(this.#host, id, sockets, peer, core, source, negotiated.oack, served, request.filename, client, this.#poller);
     this.#transfers.set(id, transfer);
     transfer.begin();
     return { kind: 'started' };

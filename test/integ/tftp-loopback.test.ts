@@ -214,6 +214,31 @@ t.test('lanha TFTP on loopback with real clients', async (t) => {
     t.notOk((server.status()['transfers'] as Array<{ client: string }>).some((x) => x.client === mine), 'the transfer is gone');
   });
 
+  // The busy-poll switch at its widest window, on the main thread so its counters are read at once:
+  // lock-step transfers long enough for the polling probe epoch (and past it) must stay exact.
+  await t.test('lock-step clients with busy polling on: checksums match and windows were polled', async (t) => {
+    const polling = new TftpServer({ config: { ...config, busyPollUs: 2000, workers: 0 }, addresses: ['127.0.0.1'], log, clock: systemClock });
+    await polling.start();
+    const at = (name: string): string => `tftp://127.0.0.1:${polling.port()}/${name}`;
+    const dest = join(out, 'poll.out');
+    const check = (label: string, r: { out: string }): void => {
+      t.equal(existsSync(dest) ? sha(readFileSync(dest)) : `missing ${r.out}`, sha(files['blob.bin']!), `${label}: checksum`);
+      rmSync(dest, { force: true });
+    };
+    for (const b of ['512', '1468']) check(`curl blksize ${b}`, await run('curl', ['-sS', '--tftp-blksize', b, '-o', dest, at('blob.bin')]));
+    check('tftp-hpa octet', await run('tftp', ['-m', 'octet', '127.0.0.1', String(polling.port()), '-c', 'get', 'blob.bin', dest]));
+    check('atftp blksize 1468', await run('atftp', ['--option', 'blksize 1468', '-g', '-r', 'blob.bin', '-l', dest, '127.0.0.1', String(polling.port())]));
+    const c = polling.counters;
+    const polled = c.get('tftp.busy_poll.epochs_polled');
+    const slept = c.get('tftp.busy_poll.epochs_slept');
+    t.ok(polled >= 1 && slept >= 1, `the probes polled and slept (${polled} epochs polled, ${slept} slept)`);
+    t.ok(polled + slept >= 40, 'every lock-step round trip of the 5,528 blocks was timed, in epochs of 128');
+    t.equal(c.get('tftp.retransmits'), 0, 'no block was sent twice');
+    await eventually(() => polling.activeTransfers === 0);
+    t.equal(polling.activeTransfers, 0, 'all ended');
+    await polling.stop();
+  });
+
   // This one runs the transfers on the main thread (workers: 0); the rest use a worker thread.
   await t.test('the per-client limit drops excess requests, and an abandoned transfer times out', async (t) => {
     const limited = new TftpServer({ config: { ...config, perClientTransfers: 1, timeout: 100, retries: 2, workers: 0 }, addresses: ['127.0.0.1'], log, clock: systemClock });

@@ -220,7 +220,9 @@ lag_p99=$(echo "$status" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on
 lag_max=$(echo "$status" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{const j=JSON.parse(s);console.log(j.eventLoopLagMs.max.toFixed(1))}catch{console.log("NA")}})')
 # The busy-poll choice (tftp.busyPollUs, services/tftp/busy-poll.ts) over the whole run: how many
 # 128-block epochs of lock-step transfers polled for their ACKs and how many slept.
-poll_counts=$(echo "$status" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{const c=JSON.parse(s).counters;console.log(["epochs_polled","epochs_slept","misses","preempted"].map(k=>k+"="+(c["tftp.busy_poll."+k]??0)).join(" "))}catch{console.log("NA")}})')
+# Each cycle's pair of probe epochs (one sleeping, one polling, back to back) gives the mean lock-step
+# round trip each way at this run's load: their averages over the run say what polling gains here.
+poll_counts=$(echo "$status" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{const c=JSON.parse(s).counters;const g=(k)=>c["tftp.busy_poll."+k]??0;const n=g("probes");console.log(["epochs_polled","epochs_slept","misses","preempted","probes"].map(k=>k+"="+g(k)).join(" ")+(n>0?` probe round trip sleeping ${(g("probe_sleep_ns")/n/1000).toFixed(1)} us, polling ${(g("probe_poll_ns")/n/1000).toFixed(1)} us`:""))}catch{console.log("NA")}})')
 echo "lanha busy poll (tftp.busyPollUs): $poll_counts"
 retrans=$(echo "$status" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{const j=JSON.parse(s);console.log(j.counters["tftp.retransmits"]??0)}catch{console.log("NA")}})')
 

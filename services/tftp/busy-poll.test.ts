@@ -1,6 +1,6 @@
 import t from 'tap';
 import fc from 'fast-check';
-import { BusyPoll, CYCLE_EPOCHS, CYCLE_EPOCHS_MAX, EPOCH_BLOCKS, PREEMPTED_US, SAMPLE_MAX_US, TurnOutcome } from './busy-poll.js';
+import { BusyPoll, CYCLE_EPOCHS, CYCLE_EPOCHS_MAX, EPOCH_BLOCKS, EpochEnd, PREEMPTED_US, SAMPLE_MAX_US, TurnOutcome } from './busy-poll.js';
 
 // The busy-poll choice (busy-poll.ts): probes, the mode each epoch takes, the window's bounds.
 
@@ -34,9 +34,13 @@ t.test('a cycle probes sleeping, then polling, then keeps polling when it was fa
   t.equal(bp.pollMeanUs, 60);
   t.ok(bp.pollWins);
   for (let e = 2; e < CYCLE_EPOCHS; e++) t.ok(epoch(bp, 60), `epoch ${e} polls: it was 40 % faster`);
+  const ends: EpochEnd[] = [];
+  for (let i = 0; i < 2 * EPOCH_BLOCKS; i++) ends.push(bp.sample(i < EPOCH_BLOCKS ? 100 : 60));
+  t.same(ends.filter((e) => e !== EpochEnd.none), [EpochEnd.sleepingProbe, EpochEnd.pollingProbe], 'a sample says which epoch it ended');
+  for (let e = 2; e < CYCLE_EPOCHS; e++) epoch(bp, 60);
   t.notOk(epoch(bp, 60), 'the next cycle probes sleeping again');
-  t.equal(bp.pollEpochs, CYCLE_EPOCHS - 1);
-  t.equal(bp.sleepEpochs, 2);
+  t.equal(bp.pollEpochs, 2 * (CYCLE_EPOCHS - 1));
+  t.equal(bp.sleepEpochs, 3);
 });
 
 t.test('polling that gains less than 5 % is not chosen, and its probes grow rarer up to the cap', async (t) => {

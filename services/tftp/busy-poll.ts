@@ -40,6 +40,17 @@ export const enum TurnOutcome {
   preempted = 2,
 }
 
+/** What a round trip's sample ended (BusyPoll.sample). */
+export const enum EpochEnd {
+  none = 0,
+  slept = 1,
+  polled = 2,
+  /** The sleeping probe: its mean is sleepMeanUs. */
+  sleepingProbe = 3,
+  /** The polling probe: its mean is pollMeanUs. */
+  pollingProbe = 4,
+}
+
 export class BusyPoll {
   /** The longest window (0: never poll). */
   readonly maxUs: number;
@@ -88,20 +99,31 @@ export class BusyPoll {
   }
 
   /** One lock-step round trip, one DATA sent to the next, `rttUs`, in the current epoch's mode. */
-  sample(rttUs: number): void {
-    if (this.maxUs <= 0) return;
+  sample(rttUs: number): EpochEnd {
+    if (this.maxUs <= 0) return EpochEnd.none;
     this.#sumUs += Math.min(SAMPLE_MAX_US, Math.max(0, rttUs));
-    if (++this.#samples < EPOCH_BLOCKS) return;
+    if (++this.#samples < EPOCH_BLOCKS) return EpochEnd.none;
     const mean = this.#sumUs / this.#samples;
-    if (this.#epoch === 0) this.sleepMeanUs = mean;
-    else if (this.#epoch === 1) {
+    let ended: EpochEnd;
+    if (this.#epoch === 0) {
+      this.sleepMeanUs = mean;
+      this.sleepEpochs++;
+      ended = EpochEnd.sleepingProbe;
+    } else if (this.#epoch === 1) {
       this.pollMeanUs = mean;
       this.cycleEpochs = this.pollWins ? CYCLE_EPOCHS : Math.min(CYCLE_EPOCHS_MAX, this.cycleEpochs * 2);
+      this.pollEpochs++;
+      ended = EpochEnd.pollingProbe;
+    } else if (this.polling) {
+      this.pollEpochs++;
+      ended = EpochEnd.polled;
+    } else {
+      this.sleepEpochs++;
+      ended = EpochEnd.slept;
     }
-    if (this.#epoch === 1 || this.polling) this.pollEpochs++;
-    else this.sleepEpochs++;
     this.#epoch = (this.#epoch + 1) % this.cycleEpochs;
     this.#restartEpoch();
+    return ended;
   }
 
   /**

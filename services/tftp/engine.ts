@@ -7,7 +7,7 @@ import type { TftpConfig } from './config.js';
 import { dataPacket, decodePacket, encodeError, encodeOack, ErrorCode, type RequestPacket, type TftpOption } from './wire.js';
 import { AckOutcome, negotiate, Transfer, type TransferEffect, type TransferEvent } from './transfer.js';
 import { checkName, compileRemap, remapCandidates, type ClientInfo, type RemapRule } from './paths.js';
-import { BusyPoll, TurnOutcome } from './busy-poll.js';
+import { BusyPoll, EpochEnd, TurnOutcome } from './busy-poll.js';
 import { BlockCache, BufferSource, CachedSource, openInRoot, releaseFile, toNetascii, type OpenedFile, type Source } from './files.js';
 
 // Running transfers: open the file, negotiate, bind the TID, drive the pure core with socket
@@ -437,11 +437,8 @@ export class LoopPoller {
     const transfers = this.#transfers();
     const core = this.core;
     if (transfers === 1 && this.#timed === transfer) {
-      const polled = core.pollEpochs;
-      const slept = core.sleepEpochs;
-      core.sample(now - this.#sentUs);
-      if (core.pollEpochs !== polled) this.#counters.inc('tftp.busy_poll.epochs_polled');
-      if (core.sleepEpochs !== slept) this.#counters.inc('tftp.busy_poll.epochs_slept');
+      const ended = core.sample(now - this.#sentUs);
+      if (ended !== EpochEnd.none) this.#epochEnded(ended);
     }
     const end = core.open(now, transfers);
     this.#timed = transfers === 1 ? transfer : null;
@@ -454,6 +451,19 @@ export class LoopPoller {
     if (!this.#running) {
       this.#running = true;
       setImmediate(this.#turn);
+    }
+  }
+
+  /** Counts an epoch; the probes' mean round trips add up so a run's mean can be read (bench:tftp). */
+  #epochEnded(ended: EpochEnd): void {
+    const c = this.#counters;
+    if (ended === EpochEnd.polled || ended === EpochEnd.pollingProbe) c.inc('tftp.busy_poll.epochs_polled');
+    else c.inc('tftp.busy_poll.epochs_slept');
+    if (ended === EpochEnd.pollingProbe) {
+      // A pair of probes, one just after the other: their means say what polling gains here.
+      c.inc('tftp.busy_poll.probes');
+      c.inc('tftp.busy_poll.probe_sleep_ns', Math.round(this.core.sleepMeanUs * 1000));
+      c.inc('tftp.busy_poll.probe_poll_ns', Math.round(this.core.pollMeanUs * 1000));
     }
   }
 

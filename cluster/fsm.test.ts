@@ -104,6 +104,27 @@ t.test('an address taken over by another client leaves no stale client-id index 
   t.equal(fsm.leaseByClientId('01aa0000000031')?.mac, 'aa:00:00:00:00:31');
 });
 
+t.test('one MAC granted in two subnets (a duplicate MAC behind two relays) keeps both bindings; a move inside a subnet gives up the old one', async (t) => {
+  // Two machines with one MAC on two VLANs: releasing the first one's binding when the second was
+  // granted let the allocator give its address to a third client while the first still used it.
+  const fsm = new Fsm();
+  const { apply } = feeder(fsm);
+  const mac = 'aa:00:00:00:00:31';
+  apply({ type: 'lease.grant', ip: 100, mac, subnet: 's1', leaseMs: LEASE_MS }, T0);
+  apply({ type: 'lease.grant', ip: 200, mac, subnet: 's2', leaseMs: LEASE_MS }, T0 + 1000);
+  t.equal(fsm.lease(100)?.state, 'bound', 'the binding in the first subnet stays');
+  t.equal(fsm.lease(200)?.state, 'bound');
+  t.equal(fsm.leaseByMac(mac)?.ip, 200, 'the MAC index follows the latest grant');
+  apply({ type: 'lease.grant', ip: 101, mac, subnet: 's1', leaseMs: LEASE_MS }, T0 + 2000);
+  t.equal(fsm.lease(100)?.state, 'bound', 'a move inside s1 while the index points at s2 leaves s1\'s old binding alone');
+  apply({ type: 'lease.grant', ip: 102, mac, subnet: 's1', leaseMs: LEASE_MS }, T0 + 3000);
+  t.equal(fsm.lease(101)?.state, 'released', 'a move inside one subnet gives up the old address');
+  const restored = new Fsm();
+  restored.restore(fsm.snapshot());
+  t.equal(restored.hash(), fsm.hash(), 'a replica restored from a snapshot agrees');
+  t.equal(restored.leaseByMac(mac)?.ip, 102);
+});
+
 t.test('the proposer rides in the entry envelope: old entries without it still decode, a bad one is ignored', async (t) => {
   const grant = { type: 'lease.grant' as const, ip: 0x0a000005, mac: '02:00:00:00:00:05', subnet: '10.0.0.0/8', leaseMs: 60_000 };
   const round = decodeCommand(encodeCommand({ at: 7, by: 'lan-a', command: grant }));

@@ -183,8 +183,11 @@ export class Fsm {
         const oldIp = this.#leaseByMac.get(command.mac);
         if (oldIp !== undefined && oldIp !== command.ip) {
           const old = this.#leases.get(oldIp);
-          // A client moving to a new address gives up the old one.
-          if (old && old.mac === command.mac && old.state === 'bound') this.#leases.set(oldIp, { ...old, state: 'released', changedAt: at, expiresAt: at });
+          // A client moving to a new address in the same subnet gives up the old one. In another
+          // subnet the old binding stays until it ends: the same MAC behind two relays may be two
+          // machines (cloned VMs, a MAC on two VLANs), and releasing the first one's address let it
+          // go to a third client while the first still used it.
+          if (old && old.mac === command.mac && old.state === 'bound' && old.subnet === command.subnet) this.#leases.set(oldIp, { ...old, state: 'released', changedAt: at, expiresAt: at });
         }
         if (previous && previous.mac !== command.mac) {
           // The previous holder's indexes must not point at a lease that is now someone else's.

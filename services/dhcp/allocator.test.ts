@@ -358,6 +358,28 @@ t.test('RFC 2131 §4.3 cases', async (t) => {
     t.equal(withReservations.onDiscover(req(macOf(6), 'discover'), reserved, new Fsm(), 0).kind, 'silent', 'a reservation of the VIP is not');
     t.end();
   });
+  t.test('one MAC behind two relays: each machine keeps its own subnet\'s binding, renews it, and INIT-REBOOT finds it', (t) => {
+    const a = poolSubnet({ subnet: parseCidr('10.0.0.0/24')!, pools: [parseIpv4Range('10.0.0.10-10.0.0.20')!], reservations: [], relays: [ip('172.16.0.1')], leaseTime: LEASE_MS });
+    const b = poolSubnet({ subnet: parseCidr('10.1.0.0/24')!, pools: [parseIpv4Range('10.1.0.10-10.1.0.20')!], reservations: [], relays: [ip('172.16.0.2')], leaseTime: LEASE_MS });
+    const allocator = new Allocator([a, b], { offerTtlMs: 5000, declineQuarantineMs: 1, reuseGraceMs: 0, authoritative: true, offersMax: 10 });
+    const fsm = new Fsm();
+    let index = 0;
+    const take = (d: Decision, at: number): string => {
+      if (d.kind !== 'ack') return d.kind;
+      fsm.apply(++index, { at, command: d.propose });
+      allocator.settle(`mac:${macOf(9)}`);
+      return formatIpv4(d.ip);
+    };
+    const viaA = { giaddr: ip('172.16.0.1') }, viaB = { giaddr: ip('172.16.0.2') };
+    t.equal(take(allocator.onRequest(req(macOf(9), 'request', { ...viaA, requestedIp: ip('10.0.0.10'), serverId: SERVER }), a, [SERVER], fsm, 0), 0), '10.0.0.10');
+    t.equal(take(allocator.onRequest(req(macOf(9), 'request', { ...viaB, requestedIp: ip('10.1.0.10'), serverId: SERVER }), b, [SERVER], fsm, 100), 100), '10.1.0.10');
+    t.equal(fsm.lease(ip('10.0.0.10'))?.state, 'bound', 'the first machine\'s binding stays');
+    const other = allocator.onDiscover(req(macOf(7), 'discover', { ...viaA, requestedIp: ip('10.0.0.10') }), a, fsm, 200);
+    t.not(other.kind === 'offer' ? formatIpv4(other.ip) : other.kind, '10.0.0.10', 'no third client is offered it');
+    t.equal(take(allocator.onRequest(req(macOf(9), 'request', { ...viaA, requestedIp: ip('10.0.0.10') }), a, [SERVER], fsm, 300), 300), '10.0.0.10', 'INIT-REBOOT of the first machine is ACKed');
+    t.equal(take(allocator.onRequest(req(macOf(9), 'request', { ...viaB, ciaddr: ip('10.1.0.10') }), b, [SERVER], fsm, 400), 400), '10.1.0.10', 'the second renews its own');
+    t.end();
+  });
   t.test('host names become DNS labels', (t) => {
     t.equal(sanitizeHostname('My_Laptop.local'), 'my-laptop');
     t.equal(sanitizeHostname('--'), undefined);

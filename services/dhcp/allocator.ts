@@ -210,6 +210,9 @@ export class Allocator {
       if (known?.ip === ip || this.#offersByClient.get(request.clientKey)?.ip === ip) return this.#grant(request, subnet, ip, leases, nowMs);
       const holder = leases.lease(ip);
       if (holder && holder.state === 'bound' && !sameClient(holder, request)) return { kind: 'nak', reason: 'address belongs to another client', subnet };
+      // The log binds the address to this client though its index points at a later binding in
+      // another subnet (one MAC behind two relays: cluster/fsm.ts keeps both).
+      if (holder && holder.state === 'bound' && holder.subnet === subnet.id && holder.expiresAt > nowMs) return this.#grant(request, subnet, ip, leases, nowMs);
       if (!this.settings.authoritative) return { kind: 'silent', reason: 'init-reboot for an unknown client' };
       return { kind: 'nak', reason: 'no record of this client', subnet };
     }

@@ -125,6 +125,8 @@ const refusals: Array<[string, string, string, string]> = [
   ['a reservation on the network address', sub('      reservations: [{ mac: "02:00:00:00:00:01", ip: 10.0.0.0 }]\n'), 'dhcp.subnets[0].reservations[0].ip: "10.0.0.0"', 'network address'],
   ['a reservation on the broadcast address', sub('      reservations: [{ mac: "02:00:00:00:00:01", ip: 10.0.0.255 }]\n'), 'dhcp.subnets[0].reservations[0].ip: "10.0.0.255"', 'broadcast address'],
   ['leaseTime: 0', sub('      leaseTime: 0\n'), 'dhcp.subnets[0].leaseTime: 0', 'is not a lease time'],
+  ['leaseTime: 1s (T1 would be 0 s)', sub('      leaseTime: 1s\n'), 'dhcp.subnets[0].leaseTime: "1s"', 'renewal time (T1) would go out as 0 s'],
+  ['leaseTime: 2s (T1 and T2 both 1 s)', sub('      leaseTime: 2s\n'), 'dhcp.subnets[0].leaseTime: "2s"', 'at least 3s'],
   ['renewTime >= rebindTime', sub('      leaseTime: 1h\n      renewTime: 40m\n      rebindTime: 30m\n'), 'dhcp.subnets[0].renewTime: "40m"', 'is not shorter than rebindTime'],
   ['renewTime >= leaseTime', sub('      leaseTime: 1h\n      renewTime: 1h\n'), 'dhcp.subnets[0].renewTime: "1h"', 'is not shorter than leaseTime'],
   ['rebindTime >= leaseTime', sub('      leaseTime: 1h\n      rebindTime: 2h\n'), 'dhcp.subnets[0].rebindTime: "2h"', 'is not shorter than leaseTime'],

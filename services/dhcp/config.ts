@@ -121,6 +121,11 @@ function checkSubnet(s: SubnetInput, ctx: z.RefinementCtx): void {
   if (!(s.leaseTime >= 1000)) return; // leaseTime itself is refused
   const renew = s.renewTime ?? Math.floor(s.leaseTime / 2);
   const rebind = s.rebindTime ?? Math.floor(s.leaseTime * 0.875);
+  // Options 58 and 59 carry whole seconds: a default T1 of 0 s has clients renew without pause.
+  const t1 = Math.floor(renew / 1000), t2 = Math.floor(rebind / 1000);
+  if (s.renewTime === undefined && s.rebindTime === undefined && (t1 < 1 || t2 <= t1)) {
+    ctx.addIssue({ code: 'custom', path: ['leaseTime'], message: `is too short: the renewal time (T1) would go out as ${t1} s and the rebinding time (T2) as ${t2} s (whole seconds); give at least 3s` });
+  }
   const renewLong = s.renewTime !== undefined && s.renewTime >= s.leaseTime;
   const rebindLong = s.rebindTime !== undefined && s.rebindTime >= s.leaseTime;
   if (renewLong) ctx.addIssue({ code: 'custom', path: ['renewTime'], message: `is not shorter than leaseTime (${seconds(s.leaseTime)})` });

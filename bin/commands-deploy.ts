@@ -138,6 +138,24 @@ const deployResume: CliCommand = {
   },
 };
 
+const deployCancel: CliCommand = {
+  path: ['deploy', 'cancel'],
+  summary: 'stop a running job (one started with --detach, or whose CLI went away): its rsync and ssh work is ended by PID, the job ends interrupted',
+  usage: 'deploy cancel JOB [--json] [--config FILE | --socket PATH]',
+  options: { ...DAEMON_OPTIONS, json: { type: 'boolean' } },
+  optionHelp: [['--json', 'print the stopped job as `lanctl deploy jobs JOB --json` does'], ...DAEMON_OPTION_HELP],
+  async run(args, io) {
+    const id = args.positionals[0];
+    if (id === undefined) throw new LanhaError('usage', 'name the JOB to stop (lanctl deploy jobs lists them)', ExitCode.usage);
+    if (args.positionals.length > 1) throw new LanhaError('usage', `unexpected argument "${args.positionals[1]}"`, ExitCode.usage);
+    const socket = resolveSocket(args.values);
+    const { job } = await callDaemonOk(socket, 'POST', '/v1/deploy/cancel', { job: id }, LONG_MS) as { job: Job };
+    if (args.values['json'] === true) { io.out(JSON.stringify(job, null, 2) + '\n'); return ExitCode.ok; }
+    printJobEnd(io, job);
+    return ExitCode.ok;
+  },
+};
+
 const deployJobs: CliCommand = {
   path: ['deploy', 'jobs'],
   summary: 'deploy jobs (the last 20) with their state, or one job per node',
@@ -275,10 +293,16 @@ export async function followJob(socket: string, id: string, io: CliIo, options: 
   if (json) {
     io.out(JSON.stringify(timings ? { ...job, timings } : job, null, 2) + '\n');
   } else {
-    io.out(`\n${formatTable(['node', 'result', 'size', 'sent', 'detail'], summaryRows(job))}`);
-    io.out(`job ${job.id}: ${job.state}${job.state === 'interrupted' || job.state === 'failed' ? ` — \`lanctl deploy resume ${job.id}\` completes it` : ''}\n`);
+    io.out('\n');
+    printJobEnd(io, job);
   }
   return job.state === 'done' ? ExitCode.ok : ExitCode.failure;
+}
+
+/** The summary table of an ended job and its last line (with the resume command when it did not complete). */
+function printJobEnd(io: CliIo, job: Job): void {
+  io.out(formatTable(['node', 'result', 'size', 'sent', 'detail'], summaryRows(job)));
+  io.out(`job ${job.id}: ${job.state}${job.state === 'interrupted' || job.state === 'failed' ? ` — \`lanctl deploy resume ${job.id}\` completes it` : ''}\n`);
 }
 
 /** What a non-TTY prints a new line for: state changes and each 25 % step. */
@@ -287,4 +311,4 @@ function plainState(n: JobNode, live: LiveProgress | undefined): string {
   return `${n.state}:${live?.phase ?? ''}:${pct === undefined ? '' : Math.floor(pct / 25)}`;
 }
 
-export const deployCommands: CliCommand[] = [rootfsCommit, rootfsList, rootfsVerify, rollback, deployRootfs, deployPush, deployResume, deployJobs, nodesTrust];
+export const deployCommands: CliCommand[] = [rootfsCommit, rootfsList, rootfsVerify, rollback, deployRootfs, deployPush, deployResume, deployCancel, deployJobs, nodesTrust];

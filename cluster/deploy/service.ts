@@ -143,7 +143,12 @@ export async function startDeploy(context: ServiceContext): Promise<RunningServi
     'POST /v1/deploy/cancel': handle(async ({ body }) => {
       const id = field(body, 'job');
       const cancelled = await runner.cancel(id);
-      if (!cancelled) throw new LanhaError('not-found', `job ${id} is not running on ${member}`);
+      if (!cancelled) {
+        const job = rootfs.job(id);
+        if (job === undefined) throw new LanhaError('not-found', `no deploy job ${id} (lanctl deploy jobs lists them)`);
+        if (job.state !== 'running') throw new LanhaError('usage', `job ${id} already ended: ${job.state}`);
+        throw new LanhaError('not-found', `job ${id} is not run by ${member} but by ${job.member}: run the command there`);
+      }
       return { status: 200, body: { job: rootfs.job(id) } };
     }),
     'POST /v1/rootfs/report': handle(async ({ body }) => {

@@ -175,6 +175,22 @@ ${Object.entries(pinned).map(([n, k]) => `    ${n}: "${k}"`).join('\n')}
     t.equal(interrupted.nodes[0]!.state, 'interrupted');
     const ps = execFileSync('ps', ['-eo', 'ppid,comm'], { encoding: 'utf8' });
     t.notOk(ps.split('\n').some((l) => l.trim().startsWith(`${daemon.child.pid} `) && l.includes('rsync')), 'no rsync child left under the daemon');
+
+    // A detached job (its CLI gone) is stopped with lanctl deploy cancel; c1's link is still slow.
+    const detached = await lanctl('deploy', 'rootfs', '--to', 'c1', '--detach', '--json');
+    const detachedId = (JSON.parse(detached.stdout) as { job: string }).job;
+    for (let i = 0; i < 100 && (await job(detachedId)).nodes[0]!.state !== 'running'; i++) await new Promise((r) => setTimeout(r, 100));
+    const cancel = await lanctl('deploy', 'cancel', detachedId);
+    t.equal(cancel.code, 0, cancel.stderr);
+    t.match(cancel.stdout, new RegExp(`c1\\s+interrupted[\\s\\S]*job ${detachedId}: interrupted — \`lanctl deploy resume ${detachedId}\` completes it`));
+    t.equal((await job(detachedId)).state, 'interrupted', 'the log shows it stopped');
+    const again = await lanctl('deploy', 'cancel', detachedId);
+    t.equal(again.code, 1);
+    t.match(again.stderr, `job ${detachedId} already ended: interrupted`);
+    const unknown = await lanctl('deploy', 'cancel', 'nope');
+    t.equal(unknown.code, 1);
+    t.match(unknown.stderr, 'no deploy job nope (lanctl deploy jobs lists them)');
+    t.equal((await lanctl('deploy', 'cancel')).code, 2, 'no JOB: usage');
     t.ok(lab.resolvConfUnchanged());
   });
 });

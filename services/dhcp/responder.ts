@@ -168,7 +168,8 @@ export function encodeReply(message: DhcpMessage, requested: readonly number[], 
     .sort((a, b) => (rank.get(a) ?? requested.length) - (rank.get(b) ?? requested.length));
   const kept = new Set([...message.options.keys()].filter((code) => ESSENTIAL.has(code)));
   const withKept = (): DhcpMessage => ({ ...message, options: new Map([...message.options].filter(([code]) => kept.has(code))) });
-  let best = encodeDhcp(withKept(), sizeMax);
+  let best = tryEncode(withKept(), sizeMax);
+  if (best === null) throw new ReplyTooLargeError(sizeMax);
   for (const code of optional) {
     kept.add(code);
     const bytes = tryEncode(withKept(), sizeMax);
@@ -176,6 +177,17 @@ export function encodeReply(message: DhcpMessage, requested: readonly number[], 
     else best = bytes;
   }
   return best;
+}
+
+/**
+ * Not even the essential options fit the client's limit: the options echoed as they came (a long
+ * client id, a long relay option 82) leave no room. Input the network sent, not a bug.
+ */
+export class ReplyTooLargeError extends Error {
+  constructor(sizeMax: number) {
+    super(`the reply's essential options and the echoed client id and relay option do not fit ${sizeMax} octets`);
+    this.name = 'ReplyTooLargeError';
+  }
 }
 
 /** encodeDhcp, or null when the message does not fit in `sizeMax`. */

@@ -61,7 +61,7 @@ function setup(state?: StateLog): { handler: DhcpHandler; state: StateLog; clock
   return { handler: new DhcpHandler({ config: config.dhcp!, state: log, nodeAddress: config.node.address, log: silentLogger }), state: log, clock };
 }
 
-interface ClientOpts { type: number; mac?: string; xid?: number; ciaddr?: string; giaddr?: string; requested?: string; serverId?: string; extra?: Array<[number, Uint8Array]> }
+interface ClientOpts { type: number; mac?: string; xid?: number; ciaddr?: string; giaddr?: string; requested?: string; serverId?: string; extra?: Array<[number, Uint8Array]>; size?: number }
 
 function packet(o: ClientOpts): Uint8Array {
   const m = emptyMessage();
@@ -75,7 +75,7 @@ function packet(o: ClientOpts): Uint8Array {
   if (o.serverId) m.options.set(DhcpOption.ServerIdentifier, Uint8Array.from(o.serverId.split('.').map(Number)));
   m.options.set(DhcpOption.ParameterRequestList, Uint8Array.of(1, 3, 6, 15, 42, 119, 121, 26));
   for (const [code, data] of o.extra ?? []) m.options.set(code, data);
-  return encodeDhcp(m, 548);
+  return encodeDhcp(m, o.size ?? 548);
 }
 
 function decodeReply(replies: Reply[]): DhcpMessage & { dest: string } {
@@ -600,5 +600,22 @@ dhcp:
   t.notOk(offer.options.has(252), 'the last asked that no longer fits is left out');
   const bytes = (await handler.handle(packet({ type: 1, mac: '52:54:00:00:08:01', extra: [[DhcpOption.ParameterRequestList, list]] }), 'peer', 0))[0]!.bytes;
   t.ok(bytes.length <= 548, `within 576 octets with IP and UDP headers (${bytes.length} + 28)`);
+  t.end();
+});
+
+t.test('a request whose echoed options (a 255-octet client id, a 255-octet relay option 82) leave no room for a reply is dropped and counted, not a handler failure', async (t) => {
+  // Options 61 and 82 go back as they came (RFC 6842, RFC 3046): with both at 255 octets the
+  // reply's own options do not fit 576 octets even with file and sname overloaded. That threw out
+  // of the handler, which the socket loop logs at error level for every such datagram.
+  const { handler } = setup();
+  const clientId = Uint8Array.from({ length: 255 }, (_, i) => (i === 0 ? 1 : i));
+  const relay = Uint8Array.from([1, 253, ...new Array<number>(253).fill(0x41)]);
+  for (const type of [1, 3]) {
+    const replies = await handler.handle(packet({ type, mac: '52:54:00:00:09:01', giaddr: '10.50.0.254', requested: '10.50.0.100', serverId: '10.50.0.1', extra: [[61, clientId], [82, relay]], size: 1472 }), 'peer', 0);
+    t.same(replies, [], `message type ${type}: no reply`);
+  }
+  t.equal(handler.counters.get('dropped.reply-too-large'), 2, 'both counted');
+  const fine = decodeReply(await handler.handle(packet({ type: 1, mac: '52:54:00:00:09:02', giaddr: '10.50.0.254', extra: [[82, relay]] }), 'peer', 0));
+  t.equal(type(fine), 2, 'option 82 alone at 255 octets still gets its offer');
   t.end();
 });

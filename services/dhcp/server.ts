@@ -19,7 +19,7 @@ import {
 } from './allocator.js';
 import { inventoryOwners, leaseOwners, nameHeldBy, nameLabel, recordOwners, reservationOwners, staticRecordNames, type NameHolder, type NameOwners } from '../names.js';
 import { planBoot, type BootRule } from './netboot.js';
-import { buildReply, encodeReply, remainingLease, replyDestination, replySizeMax, subnetReplyOptions, type Destination, type ReplyInput, type SubnetReplyOptions } from './responder.js';
+import { ReplyTooLargeError, buildReply, encodeReply, remainingLease, replyDestination, replySizeMax, subnetReplyOptions, type Destination, type ReplyInput, type SubnetReplyOptions } from './responder.js';
 import { siteAddressesOf, type DhcpConfig } from './config.js';
 import { leaseRoutes } from './leases-api.js';
 import { fromInterface, resolveInterface, type InterfaceAddress } from './interface.js';
@@ -178,7 +178,14 @@ export class DhcpHandler {
     this.counters.inc(RECEIVED[client.type]);
     this.#recordSeen(client, nowMs);
     const decision = this.#decide(client, nowMs);
-    const replies = await this.#act(decision, decoded.value, client, nowMs, this.#clock?.monotonicMs(), { startedAt, decodedAt });
+    let replies: Reply[];
+    try {
+      replies = await this.#act(decision, decoded.value, client, nowMs, this.#clock?.monotonicMs(), { startedAt, decodedAt });
+    } catch (error) {
+      if (!(error instanceof ReplyTooLargeError)) throw error;
+      this.#drop('reply-too-large', nowMs, { peer, mac: client.mac });
+      return [];
+    }
     // Gated again at the end (HA.md §2.5: a resumed stale leader sends nothing): a leader paused
     // (SIGSTOP, a long stall) between the request and the commit may run on after another member
     // won; its ACK would then reach the client seconds after the entry's log time. The entry is
@@ -563,9 +570,10 @@ export async function startDhcpServer(options: DhcpServerOptions): Promise<Runni
         if (reply.kind === 'ack') handler.stages.record('send', performance.now() - sendAt);
       }
     }, (error: unknown) => {
-      // A bug, not bad input (decoding never throws): keep serving, say so loudly.
+      // A bug, not bad input (decoding never throws): keep serving, say so loudly, but at a bounded
+      // rate: if a datagram can trigger it, a stream of them must not flood the log.
       handler.counters.inc('handler.failed');
-      log.error({ event: 'dhcp.handler.failed', peer, err: errorMessage(error) }, 'DHCP handler failed');
+      if (sendLogLimiter.allow('handler', clock.monotonicMs())) log.error({ event: 'dhcp.handler.failed', peer, err: errorMessage(error) }, 'DHCP handler failed');
     });
   });
   socket.on('error', (error) => log.error({ event: 'dhcp.socket.error', err: errorMessage(error) }, 'DHCP socket error'));

@@ -59,6 +59,13 @@ const CAPTURE_BYPASS_PER_S = 200;
 /** ... and restarted once two whole seconds in a row saw fewer than a quarter of that. */
 const CAPTURE_RESUME_PER_S = CAPTURE_BYPASS_PER_S / 4;
 const CAPTURE_RESUME_QUIET_S = 2;
+/**
+ * At most this many requests in the current quarter second make a request sparse: its reply's send
+ * is cold (the loop slept), the case the learned transmit correction is for. Replies in a burst
+ * send warm, a few us, and keep the probe's figure.
+ */
+const SPARSE_REQUESTS_MAX = 8;
+const LEARNABLE_MAX = 256;
 
 export interface NtpStatus extends ServiceStatus {
   synchronised: boolean;
@@ -224,10 +231,17 @@ export async function startNtp(context: ServiceContext, options: NtpServiceOptio
       reply = buildReply(request.value, rx, served, bytes);
       replies++;
     }
-    // The last thing before the send. With kernel stamps running, the correction learned from the
-    // kernel's stamps of our replies; else half a send call (the probe's).
-    stampTransmit(reply, timestampFromUnixNs(hr.nowNs() + (capture !== null && capture.active ? learnedTransmitNs : transmitCorrectionNs)));
+    // The last thing before the send. A reply to a sparse request (the loop slept before it) with
+    // kernel stamps running: the correction learned from the kernel's stamps of such replies (their
+    // send is cold, tens of us); else half a warm send call (the probe's).
+    const sparse = capture !== null && capture.active && windowRequests <= SPARSE_REQUESTS_MAX;
+    const transmit = timestampFromUnixNs(hr.nowNs() + (sparse ? learnedTransmitNs : transmitCorrectionNs));
+    stampTransmit(reply, transmit);
     if (out.send(reply, port, address) === SEND_FAILED) counters.inc('send_failed');
+    if (sparse) {
+      learnable.add(`${transmit.seconds}|${transmit.fraction}`);
+      if (learnable.size > LEARNABLE_MAX) learnable.delete(learnable.values().next().value!);
+    }
   };
 
   // Kernel receive stamps (capture.ts, kernel-stamps.ts). A request whose stamp has not come yet is
@@ -257,7 +271,10 @@ export async function startNtp(context: ServiceContext, options: NtpServiceOptio
   };
   const transmitLearner = new TransmitLearner();
   let learnedTransmitNs = 0n;
+  // The transmit stamps of replies the learner may learn from (sparse ones, above), oldest first.
+  const learnable = new Set<string>();
   const onCapturedReply = (kernelNs: bigint, hi: number, lo: number): void => {
+    if (!learnable.delete(`${hi}|${lo}`)) return; // a reply in a burst: its send was warm
     const residual = Number(kernelNs - unixNsFromTimestamp({ seconds: hi, fraction: lo }, kernelNs));
     const next = transmitLearner.onReply(residual);
     if (next !== null) learnedTransmitNs = BigInt(next);

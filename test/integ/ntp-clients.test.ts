@@ -225,6 +225,8 @@ t.test('kernel receive stamps: chronyd -Q and sntp over a veth are stamped by th
       const lanha = await startLanha(lab, srv, dir, 'kstamps', `  port: 123\n  listen: [${SRV}]\n  localStratum: 10\n`);
       const running = await waitFor(lanha.socket, (s) => s.kernelStamps?.state === 'running', 10_000);
       t.match(running.kernelStamps, { state: 'running', problem: null, command: /^tcpdump -i any .*udp and \(dst port 123 or src port 123\)$/ }, 'the capture child runs');
+      // The log line is written before the state is shown, but reaches us through the child's pipe.
+      for (let i = 0; i < 50 && !lanha.output().includes('"event":"ntp.kernel_stamps.on"'); i++) await new Promise((r) => setTimeout(r, 100));
       t.match(lanha.output(), /"event":"ntp\.kernel_stamps\.on"/, 'and says so in the log');
 
       const q = await chronydQuery(cli, dir, 15);

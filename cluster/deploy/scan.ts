@@ -158,11 +158,15 @@ export async function scanTree(root: string, options: ScanOptions = {}): Promise
   }
 
   // A hardlink group is named by its first path in manifest order; every other path points at it.
+  // Entries found by path through one map: a search of the whole list per linked path grew with the
+  // square of the tree (1.3 s of CPU with the event loop blocked for 20,000 files linked twice, 25 times
+  // that for 100,000), long enough for a leader committing a deduplicated tree to lose its lease.
+  const byPath = new Map(entries.map((e) => [e.path, e]));
   for (const group of inodes.values()) {
     if (group.length < 2) continue;
     group.sort(comparePaths);
     const first = group[0]!;
-    for (const path of group.slice(1)) entries.find((e) => e.path === path)!.linkTo = first;
+    for (const path of group.slice(1)) byPath.get(path)!.linkTo = first;
   }
   await hashAll(root, files);
   if (withXattrs) {

@@ -2,6 +2,7 @@ import t from 'tap';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
 import { readHexPacket } from '../../test/support/hex.js';
 import { repoPath } from '../../test/support/paths.js';
 import { KernelCapture, type CaptureState } from './capture.js';
@@ -10,7 +11,7 @@ import type { CapturedDatagram } from './pcap.js';
 // The capture child's shell, with stand-in programs in place of tcpdump (no root, no capture): a
 // child that opens and writes a real tcpdump stream gives its request; one that writes garbage, or
 // dies, is restarted with a backoff and never throws; a missing program is 'unavailable'; bypass
-// stops the child and resume starts a new one. The real tcpdump runs in
+// stops the child and resume starts a new one; a service killed with SIGKILL takes its child along. The real tcpdump runs in
 // test/integ/ntp-clients.test.ts.
 
 const dir = mkdtempSync(join(tmpdir(), 'lanha-capture-'));
@@ -88,4 +89,24 @@ t.test('no capture program: unavailable, not retried', async (t) => {
   t.match(w.capture.problem, /not found/);
   t.equal(w.capture.starts, 1);
   w.capture.stop();
+});
+
+t.test('a service process killed with SIGKILL takes its capture child along', async (t) => {
+  const good = program('sleeper', 'tcpdump: listening on any\n', stream.toString('hex'), null);
+  const url = new URL('./capture.js', import.meta.url).href;
+  const script = `const { KernelCapture } = await import(${JSON.stringify(url)});
+    const c = new KernelCapture({ port: 123, command: ${JSON.stringify(good)}, onRequest() {}, onReply() {}, isOwnAddress: () => false,
+      onState(s) { if (s === 'running') process.stdout.write(String(c.pid) + '\\n'); } });
+    c.start(); setInterval(() => {}, 1000);`;
+  const service = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const pid = await new Promise<number>((resolve, reject) => {
+    service.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
+    service.once('exit', (code) => reject(new Error(`service exited ${code}`)));
+  });
+  const alive = (p: number): boolean => { try { process.kill(p, 0); return true; } catch { return false; } };
+  t.ok(pid > 0 && alive(pid), `the capture child ${pid} runs`);
+  service.kill('SIGKILL');
+  for (let i = 0; i < 100 && alive(pid); i++) await new Promise((r) => setTimeout(r, 50));
+  t.notOk(alive(pid), 'and is gone once the service is');
+  if (alive(pid)) process.kill(pid, 'SIGKILL');
 });

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { PcapReader, type CapturedDatagram } from './pcap.js';
 
 // The kernel receive stamps of NTP requests, without a native addon: a packet-capture child
@@ -35,6 +36,14 @@ const RESTART_MAX_MS = 300_000;
 const HEALTHY_RUN_MS = 60_000;
 /** The kernel's capture buffer for the child (KiB): a few hundred requests; more is dropped there. */
 const CAPTURE_BUFFER_KIB = 256;
+/**
+ * util-linux's setpriv (Essential in Debian) runs the child with a parent-death signal: a daemon
+ * killed with SIGKILL takes its capture with it, where a tcpdump that saw no more packets would
+ * otherwise sleep on for good. Where it is missing the child runs bare.
+ */
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p)) ?? null;
+/** setpriv's exit code when the program it was to run cannot be executed (not found). */
+const EXEC_FAILED = 127;
 
 export class KernelCapture {
   private child: ChildProcess | null = null;
@@ -54,6 +63,8 @@ export class KernelCapture {
   constructor(private readonly options: CaptureOptions) {}
 
   get state(): CaptureState { return this.stateNow; }
+  /** The child's process id while one runs. */
+  get pid(): number | null { return this.child?.pid ?? null; }
   get problem(): string | null { return this.problemNow; }
   /** True while stamps may come: the handler asks the table only then. */
   get active(): boolean { return this.stateNow === 'running'; }
@@ -69,6 +80,12 @@ export class KernelCapture {
       // Requests in and replies out (onBytes tells them apart).
       `udp and (dst port ${this.options.port} or src port ${this.options.port})`,
     ];
+  }
+
+  /** What is spawned: the capture, under setpriv's parent-death signal where there is one. */
+  private spawnLine(): string[] {
+    const line = this.commandLine();
+    return SETPRIV === null ? line : [SETPRIV, '--pdeathsig', 'TERM', '--', ...line];
   }
 
   start(): void {
@@ -100,7 +117,8 @@ export class KernelCapture {
 
   private spawnChild(): void {
     if (this.child !== null || !this.wanted) return;
-    const [command, ...args] = this.commandLine();
+    const [command, ...args] = this.spawnLine();
+    const program = this.commandLine()[0]!;
     this.reader = new PcapReader();
     this.starts++;
     this.startedAtMs = Date.now();
@@ -117,8 +135,8 @@ export class KernelCapture {
     child.on('error', (error: NodeJS.ErrnoException) => {
       if (this.child !== child) return;
       this.child = null;
-      if (error.code === 'ENOENT') { this.setState('unavailable', `${command} not found`); return; }
-      this.failed(`${command}: ${error.message}`);
+      if (error.code === 'ENOENT') { this.setState('unavailable', `${program} not found`); return; }
+      this.failed(`${program}: ${error.message}`);
     });
     child.stderr!.setEncoding('utf8');
     child.stderr!.on('data', (text: string) => {
@@ -135,7 +153,8 @@ export class KernelCapture {
     child.on('exit', (code, signal) => {
       if (this.child !== child) return;
       this.child = null;
-      const why = `${command} exited (${signal ?? `code ${code}`})${lastError === '' ? '' : `: ${lastError}`}`;
+      if (code === EXEC_FAILED && command !== program) { this.setState('unavailable', `${program} not found (${lastError})`); return; }
+      const why = `${program} exited (${signal ?? `code ${code}`})${lastError === '' ? '' : `: ${lastError}`}`;
       this.failed(why);
     });
   }

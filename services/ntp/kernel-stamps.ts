@@ -100,7 +100,7 @@ export class KernelStampTable<T> {
 }
 
 /** Replies per adjustment of the transmit correction (their median residual is taken off). */
-export const TRANSMIT_LEARN_BATCH = 8;
+export const TRANSMIT_LEARN_BATCH = 4;
 /** The learned transmit correction stays within ±this. */
 export const TRANSMIT_LEARNED_MAX_NS = 200_000;
 /** A residual further off than this is not a stamp of a reply of ours (or the clock stepped): ignored. */

@@ -81,12 +81,21 @@ export const nodesCommand: CliCommand = {
   },
 };
 
+const JSON_OPTION = { json: { type: 'boolean' } } as const;
+const JSON_WRITE_HELP: readonly [string, string] = ['--json', 'print the node as `lanctl nodes show NAME --json` shows it under "node" (a dry run: {"dryRun": true, "command": ...})'];
+
+/** A write's result: the node as JSON, or one line saying what was done. */
+function printWritten(io: CliIo, json: boolean, verb: string, node: NodeJson): number {
+  io.out(json ? JSON.stringify(node, null, 2) + '\n' : `${verb} ${describe(node)}\n`);
+  return ExitCode.ok;
+}
+
 export const nodesAddCommand: CliCommand = {
   path: ['nodes', 'add'],
   summary: 'add a compute node to the replicated inventory: its reservation, DNS names, boot profile and deploy target',
-  usage: 'nodes add NAME --mac M [--ip A] [--profile P] [--group G] [--dry-run]',
-  options: { ...DAEMON_OPTIONS, ...FIELD_OPTIONS, 'dry-run': { type: 'boolean' } },
-  optionHelp: [...FIELD_HELP, ['--dry-run', 'check only (clashes included); change nothing'], ...DAEMON_OPTION_HELP],
+  usage: 'nodes add NAME --mac M [--ip A] [--profile P] [--group G] [--dry-run] [--json]',
+  options: { ...DAEMON_OPTIONS, ...FIELD_OPTIONS, ...JSON_OPTION, 'dry-run': { type: 'boolean' } },
+  optionHelp: [...FIELD_HELP, ['--dry-run', 'check only (clashes included); change nothing'], JSON_WRITE_HELP, ...DAEMON_OPTION_HELP],
   async run(args, io) {
     const [name, extra] = args.positionals;
     if (name === undefined || typeof args.values['mac'] !== 'string' || extra !== undefined) {
@@ -94,17 +103,18 @@ export const nodesAddCommand: CliCommand = {
     }
     const dryRun = args.values['dry-run'] === true;
     const body = await callDaemonOk(resolveSocket(args.values), 'POST', '/v1/nodes/add', { name, ...fields(args.values, ['mac', 'ip', 'profile', 'group']), dryRun }) as { node?: NodeJson };
-    io.out(dryRun ? `ok: ${name} can be added (dry run, nothing changed)\n` : `added ${describe(body.node!)}\n`);
-    return ExitCode.ok;
+    const json = args.values['json'] === true;
+    if (dryRun) { io.out(json ? JSON.stringify(body, null, 2) + '\n' : `ok: ${name} can be added (dry run, nothing changed)\n`); return ExitCode.ok; }
+    return printWritten(io, json, 'added', body.node!);
   },
 };
 
 export const nodesSetCommand: CliCommand = {
   path: ['nodes', 'set'],
   summary: 'change a node\'s MAC, IP, profile or group (`none` clears --ip, --profile, --group)',
-  usage: 'nodes set NAME [--mac M] [--ip A|none] [--profile P|none] [--group G|none]',
-  options: { ...DAEMON_OPTIONS, ...FIELD_OPTIONS },
-  optionHelp: [...FIELD_HELP, ...DAEMON_OPTION_HELP],
+  usage: 'nodes set NAME [--mac M] [--ip A|none] [--profile P|none] [--group G|none] [--json]',
+  options: { ...DAEMON_OPTIONS, ...FIELD_OPTIONS, ...JSON_OPTION },
+  optionHelp: [...FIELD_HELP, JSON_WRITE_HELP, ...DAEMON_OPTION_HELP],
   async run(args, io) {
     const [name, extra] = args.positionals;
     if (name === undefined || extra !== undefined) throw new LanhaError('usage', 'give NAME and what to change, e.g. lanctl nodes set rack1 --ip 10.0.0.22', ExitCode.usage);
@@ -112,23 +122,21 @@ export const nodesSetCommand: CliCommand = {
     if (Object.keys(change).length === 0) throw new LanhaError('usage', 'nothing to change: give --mac, --ip, --profile or --group', ExitCode.usage);
     for (const k of ['ip', 'profile', 'group']) if (change[k] === 'none' || change[k] === '') change[k] = null;
     const body = await callDaemonOk(resolveSocket(args.values), 'POST', '/v1/nodes/set', { name, ...change }) as { node: NodeJson };
-    io.out(`changed ${describe(body.node)}\n`);
-    return ExitCode.ok;
+    return printWritten(io, args.values['json'] === true, 'changed', body.node);
   },
 };
 
 export const nodesRemoveCommand: CliCommand = {
   path: ['nodes', 'remove'],
   summary: 'remove a node from the inventory (its reservation and names go; a config-seeded node is not seeded again)',
-  usage: 'nodes remove NAME',
-  options: { ...DAEMON_OPTIONS },
-  optionHelp: [...DAEMON_OPTION_HELP],
+  usage: 'nodes remove NAME [--json]',
+  options: { ...DAEMON_OPTIONS, ...JSON_OPTION },
+  optionHelp: [JSON_WRITE_HELP, ...DAEMON_OPTION_HELP],
   async run(args, io) {
     const [name, extra] = args.positionals;
     if (name === undefined || extra !== undefined) throw new LanhaError('usage', 'give the node\'s NAME: lanctl nodes remove rack1', ExitCode.usage);
     const body = await callDaemonOk(resolveSocket(args.values), 'POST', '/v1/nodes/remove', { name }) as { removed: NodeJson };
-    io.out(`removed ${describe(body.removed)}\n`);
-    return ExitCode.ok;
+    return printWritten(io, args.values['json'] === true, 'removed', body.removed);
   },
 };
 
@@ -161,15 +169,14 @@ export const nodesPendingCommand: CliCommand = {
 export const nodesAcceptCommand: CliCommand = {
   path: ['nodes', 'accept'],
   summary: 'make a pending MAC a node of the inventory',
-  usage: 'nodes accept MAC NAME [--ip A] [--profile P] [--group G]',
-  options: { ...DAEMON_OPTIONS, ip: FIELD_OPTIONS.ip, profile: FIELD_OPTIONS.profile, group: FIELD_OPTIONS.group },
-  optionHelp: [...FIELD_HELP.slice(1), ...DAEMON_OPTION_HELP],
+  usage: 'nodes accept MAC NAME [--ip A] [--profile P] [--group G] [--json]',
+  options: { ...DAEMON_OPTIONS, ip: FIELD_OPTIONS.ip, profile: FIELD_OPTIONS.profile, group: FIELD_OPTIONS.group, ...JSON_OPTION },
+  optionHelp: [...FIELD_HELP.slice(1), JSON_WRITE_HELP, ...DAEMON_OPTION_HELP],
   async run(args, io) {
     const [mac, name, extra] = args.positionals;
     if (mac === undefined || name === undefined || extra !== undefined) throw new LanhaError('usage', 'give MAC and NAME: lanctl nodes accept 52:54:00:12:34:56 rack7 [--ip A]', ExitCode.usage);
     const body = await callDaemonOk(resolveSocket(args.values), 'POST', '/v1/nodes/accept', { mac, name, ...fields(args.values, ['ip', 'profile', 'group']) }) as { node: NodeJson };
-    io.out(`accepted ${describe(body.node)}\n`);
-    return ExitCode.ok;
+    return printWritten(io, args.values['json'] === true, 'accepted', body.node);
   },
 };
 

@@ -48,6 +48,21 @@ t.test('lanctl nodes: add, clashes named, set, show, remove, import, exit codes'
     t.equal(add.code, 0, add.stderr);
     t.match(add.stdout, 'added rack1  52:54:00:00:00:01  10.0.0.21  profile pi4  group row1');
 
+    // --json on the writes: the node as `nodes show --json` has it under "node", for scripts.
+    const addJson = await lanctl('nodes', 'add', 'json1', '--mac', '52:54:00:00:00:31', '--json');
+    t.equal(addJson.code, 0, addJson.stderr);
+    t.match(JSON.parse(addJson.stdout), { name: 'json1', mac: '52:54:00:00:00:31', ip: null, profile: null });
+    const setJson = await lanctl('nodes', 'set', 'json1', '--profile', 'pi4', '--json');
+    t.match(JSON.parse(setJson.stdout), { name: 'json1', profile: 'pi4' });
+    const dryJson = await lanctl('nodes', 'add', 'json2', '--mac', '52:54:00:00:00:32', '--dry-run', '--json');
+    t.match(JSON.parse(dryJson.stdout), { dryRun: true, command: { type: 'node.add', name: 'json2', mac: '52:54:00:00:00:32' } });
+    const removeJson = await lanctl('nodes', 'remove', 'json1', '--json');
+    t.equal(removeJson.code, 0, removeJson.stderr);
+    t.match(JSON.parse(removeJson.stdout), { name: 'json1', mac: '52:54:00:00:00:31' });
+    const clashJson = await lanctl('nodes', 'add', 'json3', '--mac', '52:54:00:00:00:01', '--json');
+    t.equal(clashJson.code, 1, 'a clash with --json still exits 1');
+    t.equal(clashJson.stdout, '', 'and prints no JSON');
+
     const clashes: Array<[string[], RegExp]> = [
       [['rack2', '--mac', '52:54:00:00:00:01'], /MAC 52:54:00:00:00:01 already belongs to node rack1/],
       [['rack2', '--mac', '52:54:00:00:00:02', '--ip', '10.0.0.21'], /IP 10\.0\.0\.21 already belongs to node rack1/],

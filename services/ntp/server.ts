@@ -181,7 +181,7 @@ export async function startNtp(context: ServiceContext, options: NtpServiceOptio
     }
   };
   const onMessage = (out: DatagramSender, msg: Buffer, rinfo: RemoteInfo): void => {
-    const readNs = hr.nowNs(); // first statement: Node has no kernel receive stamp, every µs here is error
+    const readNs = hr.nowNs(); // first statement: dgram gives no kernel receive stamp, every µs here is error (the capture's stamp, below, replaces it when it has one)
     const gapNs = Number(readNs - lastRxNs);
     lastRxNs = readNs;
     let wakeNs = receiveCorrectionNs;

@@ -65,9 +65,12 @@ function eventsOf(lease: Lease | undefined, boot: readonly BootEvent[]): NodeEve
 export type KnownProfiles = ReadonlySet<string> | null;
 
 export function nodeDetail(fsm: Fsm, reservations: readonly Reservation[], mac: string, nowMs: number, profiles: KnownProfiles = null): NodeDetail | null {
+  return detailOf(fsm, reservations.find((r) => r.mac === mac), mac, nowMs, profiles);
+}
+
+function detailOf(fsm: Fsm, reservation: Reservation | undefined, mac: string, nowMs: number, profiles: KnownProfiles): NodeDetail | null {
   const lease = fsm.leaseByMac(mac);
   const boot = fsm.bootEvents(mac);
-  const reservation = reservations.find((r) => r.mac === mac);
   const node: InventoryNode | undefined = fsm.inventory.byMac(mac);
   if (lease === undefined && boot.length === 0 && reservation === undefined && node === undefined) return null;
   const events = eventsOf(lease, boot);
@@ -101,9 +104,13 @@ export function nodeRows(fsm: Fsm, reservations: readonly Reservation[], nowMs: 
   for (const r of reservations) if (r.mac !== undefined) macs.add(r.mac);
   for (const l of fsm.leases()) if (l.state === 'bound') macs.add(l.mac);
   for (const [mac] of fsm.nodes()) macs.add(mac);
+  // The first reservation of each MAC, as nodeDetail's search finds it: one search per MAC made a
+  // listing grow with the square of the reservations (720 ms of CPU at 10,000).
+  const reservationOf = new Map<string, Reservation>();
+  for (const r of reservations) if (r.mac !== undefined && !reservationOf.has(r.mac)) reservationOf.set(r.mac, r);
   const rows: NodeRow[] = [];
   for (const mac of macs) {
-    const d = nodeDetail(fsm, reservations, mac, nowMs, profiles);
+    const d = detailOf(fsm, reservationOf.get(mac), mac, nowMs, profiles);
     if (d === null) continue;
     const { events: _events, ...row } = d;
     rows.push(row);

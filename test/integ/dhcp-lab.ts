@@ -1,6 +1,7 @@
-import { writeFileSync, chmodSync } from 'node:fs';
+import { writeFileSync, chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Lab, LabHost } from '../support/netns.js';
+import { withLab, type Lab, type LabHost } from '../support/netns.js';
 import { runLanctl, scratchConfig, serveDaemon, type ServedDaemon } from '../support/daemon.js';
 import { LANCTL } from '../support/paths.js';
 
@@ -94,6 +95,25 @@ export async function waitFor<T>(check: () => Promise<T | null> | T | null, time
     if (v !== null) return v;
     if (Date.now() > end) return null;
     await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/**
+ * A lab with a `srv` host at `serverCidr` serving `dhcpYaml` (startLanhaDhcp) and a scratch
+ * directory for client scripts; both are removed after `body`, whatever it does.
+ */
+export async function withDhcpLab(serverCidr: string, dhcpYaml: string, body: (lab: Lab, server: LanhaDhcp, work: string) => Promise<void>): Promise<void> {
+  const work = mkdtempSync(join(tmpdir(), 'lanha-dhcp-lab-'));
+  let server: LanhaDhcp | undefined;
+  try {
+    await withLab(async (lab) => {
+      const srv = await lab.addHost('srv', serverCidr);
+      server = await startLanhaDhcp(srv, serverCidr.split('/')[0]!, dhcpYaml);
+      await body(lab, server, work);
+    });
+  } finally {
+    await server?.stop();
+    rmSync(work, { recursive: true, force: true });
   }
 }
 

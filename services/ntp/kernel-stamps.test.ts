@@ -93,6 +93,9 @@ t.test('the transmit correction converges on the residual of our replies, bounde
   for (let i = 0; i < TRANSMIT_LEARN_BATCH * 10; i++) wild.onReply(900_000);
   t.equal(wild.correctionNs, TRANSMIT_LEARNED_MAX_NS, 'bounded');
   const late = new TransmitLearner();
-  for (let i = 0; i < TRANSMIT_LEARN_BATCH; i++) late.onReply(-8_000);
+  for (let i = 0; i < TRANSMIT_LEARN_BATCH + 1; i++) late.onReply(-8_000 - late.correctionNs);
   t.equal(late.correctionNs, -8_000, 'a clock read later than the kernel\'s is corrected the other way');
+  const first = new TransmitLearner();
+  t.equal(first.onReply(60_000), 60_000, 'the first residual is taken at once');
+  t.equal(first.onReply(10_000), null, 'then a batch is waited for');
 });

@@ -112,8 +112,10 @@ export const TRANSMIT_RESIDUAL_MAX_NS = 1_000_000;
  * by the call's cost, which after a long idle (cold caches, a scheduler's wake of the receiver) is
  * tens of microseconds, and the wall clock we read (hr-clock.ts) may sit a few microseconds off the
  * kernel's. Each captured reply gives the residual: the kernel's stamp less the transmit stamp the
- * reply carried (the correction of the time included). Every TRANSMIT_LEARN_BATCH replies the
- * median residual is added to the correction (bounded). Pure: residuals in, the correction out.
+ * reply carried (the correction of the time included). The first residual is taken alone (a
+ * client's first burst is served before a batch fills: uncorrected, 50-100 us of offset on the test
+ * VM), then every TRANSMIT_LEARN_BATCH replies the median residual is added to the correction
+ * (bounded). Pure: residuals in, the correction out.
  */
 export class TransmitLearner {
   private batch: number[] = [];
@@ -126,7 +128,7 @@ export class TransmitLearner {
     if (!Number.isFinite(residualNs) || Math.abs(residualNs) > TRANSMIT_RESIDUAL_MAX_NS) return null;
     this.batch.push(residualNs);
     this.samples++;
-    if (this.batch.length < TRANSMIT_LEARN_BATCH) return null;
+    if (this.batch.length < (this.samples === 1 ? 1 : TRANSMIT_LEARN_BATCH)) return null;
     const sorted = this.batch.sort((a, b) => a - b);
     const median = (sorted[(sorted.length - 1) >> 1]! + sorted[sorted.length >> 1]!) / 2;
     this.batch = [];

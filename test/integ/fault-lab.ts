@@ -214,8 +214,11 @@ exit 0
     await this.#echoProber?.stop();
     await this.prober.stop();
     await this.c.stopSampler();
-    this.c.cleanup();
-    await this.etcd?.stop();
+    try {
+      this.c.cleanup();
+    } finally {
+      await this.etcd?.stop();
+    }
   }
 
   async #until(check: () => boolean | Promise<boolean>, timeoutMs: number, everyMs = 100): Promise<boolean> {

@@ -192,10 +192,17 @@ export async function vipCluster(lab: Lab, mode: 'fast' | 'strict', options: Vip
       writeFileSync(faketimeFile(node), `${offsetS >= 0 ? '+' : ''}${offsetS}s\n`);
     },
     cleanup() {
+      // Members still running write into dir while it is removed (ENOTEMPTY): end them first. The
+      // lab ends its tracked processes again later; a member already gone is skipped.
+      for (const node of nodes) {
+        const child = node.daemon?.child;
+        if (child !== undefined && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      }
       for (const mount of tmpfsMounts) {
         try { execFileSync('umount', ['-l', mount], { stdio: 'ignore' }); } catch { /* not mounted */ }
       }
-      rmSync(dir, { recursive: true, force: true });
+      // A killed member's last writes may still land for a moment: rmSync retries ENOTEMPTY/EBUSY.
+      rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
     },
   };
 }

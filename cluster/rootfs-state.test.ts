@@ -5,6 +5,7 @@ import t from 'tap';
 import { Fsm } from './fsm.js';
 import type { Command } from './commands.js';
 import { GENERATIONS_KEPT, NODES_TRACKED_MAX } from './rootfs-state.js';
+import { summaryRows } from './deploy/progress-view.js';
 
 const gen = (n: number): string => n.toString(16).padStart(64, '0');
 const commit = (n: number): Command => ({ type: 'rootfs.commit', generation: gen(n), member: 'lan-a', source: '/src', files: n, dirs: 1, symlinks: 0, hardlinks: 0, bytes: 100 * n });
@@ -53,6 +54,38 @@ t.test('a node removed from the inventory no longer keeps its generations, nor p
   t.equal(fsm.rootfs.bootGeneration('c1'), gen(5), 'and boots the newest');
   apply({ type: 'node.remove', name: 'nobody' });
   t.equal(fsm.rootfs.generations().length, 3, 'removing an unknown name changes nothing');
+});
+
+t.test("a node removed while a job syncs to it: the job's late report does not bring its record back", async (t) => {
+  const fsm = new Fsm();
+  const apply = feeder(fsm);
+  apply({ type: 'node.add', name: 'c1', mac: '52:54:00:00:00:01' });
+  apply({ type: 'node.add', name: 'c2', mac: '52:54:00:00:00:02' });
+  apply(commit(1));
+  apply({ type: 'deploy.job.start', job: 'j1', kind: 'rootfs', member: 'lan-a', nodes: ['c1', 'c2'], generation: gen(1) });
+  apply({ type: 'deploy.job.node', job: 'j1', node: 'c1', state: 'running', bytes: 5, total: 10 });
+  apply({ type: 'node.remove', name: 'c1' });
+  t.equal(fsm.rootfs.node('c1'), undefined, 'removed: no record');
+  // The snapshot taken now must carry the mark: a member restoring it applies the same late report.
+  const restored = new Fsm();
+  restored.restore(fsm.snapshot());
+  for (const f of [fsm, restored]) {
+    let index = 100;
+    const late = (command: Command): void => f.apply(++index, { at: 2_000_000 + index, command });
+    late({ type: 'deploy.job.node', job: 'j1', node: 'c1', state: 'done', bytes: 10, total: 10 });
+    late({ type: 'deploy.job.node', job: 'j1', node: 'c2', state: 'done', bytes: 10, total: 10 });
+    late({ type: 'deploy.job.end', job: 'j1', state: 'done' });
+    t.equal(f.rootfs.node('c1'), undefined, 'the late report of c1 makes no record');
+    t.equal(f.rootfs.node('c2')?.running, gen(1), 'c2, still in the inventory, runs generation 1');
+    t.equal(f.rootfs.job('j1')?.nodes.find((n) => n.name === 'c1')?.state, 'done', 'the job still shows what happened to c1');
+  }
+  t.equal(restored.hash(), fsm.hash(), 'the same state on a member restored from the snapshot');
+  t.match(summaryRows(fsm.rootfs.job('j1')!).find((r) => r[0] === 'c1')?.[4], /synced and verified \(removed from the inventory meanwhile: not recorded\)/, 'the summary says so');
+  let index = 200;
+  const after = (command: Command): void => fsm.apply(++index, { at: 3_000_000 + index, command });
+  after({ type: 'node.remove', name: 'c2' });
+  for (let n = 2; n <= 4; n++) after(commit(n));
+  t.same(fsm.rootfs.generations().map((g) => g.id), [gen(2), gen(3), gen(4)], 'nothing pins generation 1 once both are gone');
 });
 
 t.test('a generation a node still runs or boots is never dropped', async (t) => {

@@ -58,6 +58,8 @@ export interface JobNode {
   error?: string;
   /** Push jobs: the files in place on this node (kept across a resume, which sends only the others). */
   installed?: string[];
+  /** The inventory removed the node while the job ran: its progress still shows, but its generation record is not made again. */
+  removed?: true;
   at: number;
 }
 
@@ -224,7 +226,7 @@ export class RootfsState {
         if (command.sent !== undefined) node.sent = command.sent;
         if (command.exit !== undefined) node.exit = command.exit; else delete node.exit;
         if (command.error !== undefined) node.error = command.error; else delete node.error;
-        if (job.kind === 'rootfs' && !job.dryRun && job.generation !== undefined) {
+        if (job.kind === 'rootfs' && !job.dryRun && job.generation !== undefined && node.removed !== true) {
           const state = command.state === 'done' ? 'verified' : command.state;
           this.#recordSync(command.node, job.generation, state, at, job.id, command.exit);
         }
@@ -253,6 +255,12 @@ export class RootfsState {
   /** Drops a node's record (assigned, running, syncs): the inventory removed it. Its pinned key stays. */
   forgetNode(name: string): void {
     this.#nodes.delete(name);
+    // A job still syncing to it reports later (its run ends with the node's result): that report
+    // must not make the record again and pin the generation for a board that is gone.
+    for (const job of this.#jobs) {
+      if (job.state !== 'running') continue;
+      for (const n of job.nodes) if (n.name === name) n.removed = true;
+    }
   }
 
   #node(name: string): NodeGenerations {

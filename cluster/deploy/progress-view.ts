@@ -28,6 +28,7 @@ export function progressLine(n: JobNode, live: LiveProgress | undefined): string
 export function summaryRows(job: Job): string[][] {
   return job.nodes.map((n) => [
     n.name, n.state, formatBytes(n.total ?? n.bytes), formatBytes(n.sent),
-    n.error ?? (n.state === 'done' ? (job.dryRun ? 'dry run: nothing changed' : 'synced and verified') : '-'),
+    n.error ?? (n.state === 'done' ? (job.dryRun ? 'dry run: nothing changed' : 'synced and verified') : '-')
+      + (n.removed === true ? ' (removed from the inventory meanwhile: not recorded)' : ''),
   ]);
 }

@@ -88,11 +88,16 @@ export const bootConfig = z.object({
   files: z.object({
     /** Names U-Boot asks for: served as legacy script images (U-Boot's distro boot asks both). */
     uboot: z.array(fileName).default(['boot.scr.uimg', 'boot.scr']),
-    /** pxelinux's directory: `<dir>/01-<mac-with-dashes>` and `<dir>/default`. */
-    pxelinux: fileName.default('pxelinux.cfg'),
+    /**
+     * pxelinux's directories: `<dir>/01-<mac-with-dashes>` and `<dir>/default` in each. One name or a
+     * list: a site booting BIOS and UEFI machines from one root has one per loader
+     * (`[bios/pxelinux.cfg, efi64/pxelinux.cfg]`: pxelinux looks beside the file it was loaded from).
+     */
+    pxelinux: z.union([fileName, z.array(fileName).min(1).max(16)]).default('pxelinux.cfg')
+      .transform((v) => (Array.isArray(v) ? [...new Set(v.map((d) => d.replace(/\/+$/, '')))] : [v.replace(/\/+$/, '')])),
     /** Names iPXE scripts are asked under. */
     ipxe: z.array(fileName).default(['boot.ipxe']),
-  }).strict().default({ uboot: ['boot.scr.uimg', 'boot.scr'], pxelinux: 'pxelinux.cfg', ipxe: ['boot.ipxe'] }),
+  }).strict().default({ uboot: ['boot.scr.uimg', 'boot.scr'], pxelinux: ['pxelinux.cfg'], ipxe: ['boot.ipxe'] }),
   /** A rendered file larger than this is a render error (the node keeps its last good file). */
   scriptBytesMax: z.number().int().min(256).max(1 << 20).default(65536),
   /** Unknown MACs get a script that prints the `lanctl nodes accept` line and retries (false: file not found). */

@@ -44,6 +44,13 @@ t.test('boot file names: configured U-Boot and iPXE names, pxelinux 01-MAC and d
   t.same(custom.kindOf('u.scr'), { kind: 'uboot' });
   t.equal(custom.kindOf('boot.scr.uimg'), null);
   t.same(custom.kindOf('pxe/default'), { kind: 'pxelinux' });
+  // BIOS and UEFI loaders from one root: pxelinux looks beside the file it was loaded from.
+  const both = setup(() => ({ unknown: true }), bootConfig.parse({ files: { pxelinux: ['bios/pxelinux.cfg', 'efi64/pxelinux.cfg/'] } })).files;
+  t.same(both.kindOf('bios/pxelinux.cfg/01-52-54-00-aa-bb-07'), { kind: 'pxelinux', mac: '52:54:00:aa:bb:07' });
+  t.same(both.kindOf('efi64/pxelinux.cfg/01-52-54-00-aa-bb-07'), { kind: 'pxelinux', mac: '52:54:00:aa:bb:07' }, 'a trailing slash in the config is the same directory');
+  t.same(both.kindOf('efi64/pxelinux.cfg/default'), { kind: 'pxelinux' });
+  t.equal(both.kindOf('pxelinux.cfg/default'), null, 'the default directory is not one of them now');
+  t.equal(both.kindOf('bios/pxelinux.cfg.old/default'), null, 'a directory that only starts with the name is not it');
 });
 
 t.test('per client: different nodes get different scripts; names are normalised first', async (t) => {

@@ -88,8 +88,9 @@ export class BootFiles implements BootFileSource {
     const files = this.#boot.files;
     if (files.uboot.includes(path)) return { kind: 'uboot' };
     if (files.ipxe.includes(path)) return { kind: 'ipxe' };
-    const dir = `${files.pxelinux}/`;
-    if (path.startsWith(dir)) {
+    for (const pxelinux of files.pxelinux) {
+      const dir = `${pxelinux}/`;
+      if (!path.startsWith(dir)) continue;
       const rest = path.slice(dir.length).toLowerCase();
       if (rest === 'default') return { kind: 'pxelinux' };
       const m = MAC_FILE.exec(rest);

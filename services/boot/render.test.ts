@@ -190,6 +190,9 @@ t.test('config: templates are checked at load, with the key path', async (t) => 
   };
   const base = { node: { name: 'a' }, tftp: { root: '/srv/tftp' } };
   t.same(problems({ ...base, profiles: { p: { arch: 'arm64', kernel: 'Image' } }, boot: { defaultProfile: 'p' } }), []);
+  t.same(problems({ ...base, boot: { files: { pxelinux: ['bios/pxelinux.cfg', 'efi64/pxelinux.cfg'] } } }), [], 'pxelinux directories as a list');
+  t.match(problems({ ...base, boot: { files: { pxelinux: ['bios/pxelinux.cfg', '../up'] } } }).join('\n'), /boot\.files\.pxelinux/, 'a directory outside the root names the key');
+  t.match(problems({ ...base, boot: { files: { pxelinux: [] } } }).join('\n'), /boot\.files\.pxelinux/, 'an empty list names the key');
   t.match(problems({ ...base, profiles: { p: { arch: 'arm64', kernel: 'Image', uboot: 'echo {{nmae}}' } } }).join('\n'), /profiles\.p\.uboot: .*unknown variable "\{\{nmae\}\}"/);
   t.match(problems({ ...base, profiles: { p: { arch: 'arm64', kernel: '../Image' } } }).join('\n'), /profiles\.p\.kernel: "\.\.\/Image" is not a relative path inside the boot root/);
   t.match(problems({ ...base, profiles: { p: { arch: 'arm64', kernel: 'Image', bootargs: 'x={{kernel}}' } } }).join('\n'), /profiles\.p\.bootargs: .*uses \{\{kernel\}\}/);
@@ -202,7 +205,7 @@ t.test('config: templates are checked at load, with the key path', async (t) => 
   t.match(problems({ node: { name: 'a' }, boot: {} }).join('\n'), /boot\.root: .*no tftp: block/);
   t.match(problems({ ...base, boot: { files: { uboot: ['../x'] } } }).join('\n'), /boot\.files\.uboot\[0\]/);
   const parsed = bootConfig.parse({});
-  t.same(parsed.files, { uboot: ['boot.scr.uimg', 'boot.scr'], pxelinux: 'pxelinux.cfg', ipxe: ['boot.ipxe'] });
+  t.same(parsed.files, { uboot: ['boot.scr.uimg', 'boot.scr'], pxelinux: ['pxelinux.cfg'], ipxe: ['boot.ipxe'] });
   t.equal(parsed.http !== false && parsed.http.port, 8080);
   t.equal(bootConfig.parse({ http: false }).http, false);
 });

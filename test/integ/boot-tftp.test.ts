@@ -58,7 +58,7 @@ t.test('per-client boot files over TFTP from several client addresses', async (t
     'huge': { arch: 'arm64', kernel: 'arm64/Image', uboot: `echo {{name}}\n${'# padding padding padding padding padding padding padding\n'.repeat(200)}` },
     'needs-group': { arch: 'arm64', kernel: 'arm64/Image', uboot: 'echo "{{name}} of {{group}}"\n' },
   });
-  const bootFiles = new BootFiles({ boot: bootConfig.parse({ defaultProfile: 'arm64', scriptBytesMax: 4096 }), profiles, resolve, log, clock: systemClock });
+  const bootFiles = new BootFiles({ boot: bootConfig.parse({ defaultProfile: 'arm64', scriptBytesMax: 4096, files: { pxelinux: ['pxelinux.cfg', 'efi64/pxelinux.cfg'] } }), profiles, resolve, log, clock: systemClock });
   const config = { ...tftpConfig.parse({ root, workers: 1, timeout: '500ms', retries: 3 }), port: 0 };
   const server = new TftpServer({ config, addresses: ['127.0.0.1'], log, clock: systemClock, state, bootFiles });
   await server.start();
@@ -96,6 +96,8 @@ t.test('per-client boot files over TFTP from several client addresses', async (t
     t.match(script(scr.bytes), /node-a/, 'boot.scr is a script image too');
     const pxe = await fetch(3, 'pxelinux.cfg/01-52-54-00-0b-00-03');
     t.match(pxe.bytes?.toString() ?? pxe.out, /DEFAULT node-b/);
+    const efi = await fetch(3, 'efi64/pxelinux.cfg/01-52-54-00-0b-00-03');
+    t.match(efi.bytes?.toString() ?? efi.out, /DEFAULT node-b/, 'the same menu from the second pxelinux directory (UEFI loader)');
     const other = await fetch(2, 'pxelinux.cfg/01-52-54-00-0b-00-03');
     t.not(other.code, 0, 'another node\'s pxelinux menu is not served (no such file on disk)');
     const ipxe = await fetch(2, 'boot.ipxe');

@@ -292,7 +292,7 @@ function compare(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/** A node's address as DNS names it: its reserved IP, else the IP of its live lease. */
+/** A node's address as DNS names it: its reserved IP, else the IP of each of its live leases. */
 export interface NodeAddress {
   node: InventoryNode;
   ip: number;
@@ -301,15 +301,16 @@ export interface NodeAddress {
 }
 
 /**
- * Every node with an address, by name. `lease` reads the replicated leases (Fsm.leaseByMac); a lease
- * counts while bound and not past its end at log time `nowMs`.
+ * Every node with an address, by name. `leases` gives the replicated leases of a MAC (any state);
+ * a lease counts while bound and not past its end at log time `nowMs`. A node without a reserved IP
+ * bound in two subnets (behind two relays) has an address in each: the MAC's newest lease alone
+ * named only one, and none at all once that one ended while the older still ran.
  */
-export function nodeAddresses(inventory: InventoryView, lease: (mac: string) => { ip: number; state: string; expiresAt: number } | undefined, nowMs: number): NodeAddress[] {
+export function nodeAddresses(inventory: InventoryView, leases: (mac: string) => Iterable<{ ip: number; state: string; expiresAt: number }>, nowMs: number): NodeAddress[] {
   const out: NodeAddress[] = [];
   for (const node of inventory.all()) {
     if (node.ip !== undefined) { out.push({ node, ip: node.ip, leased: false }); continue; }
-    const l = lease(node.mac);
-    if (l !== undefined && l.state === 'bound' && l.expiresAt > nowMs) out.push({ node, ip: l.ip, leased: true });
+    for (const l of leases(node.mac)) if (l.state === 'bound' && l.expiresAt > nowMs) out.push({ node, ip: l.ip, leased: true });
   }
   return out;
 }

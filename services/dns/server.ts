@@ -26,6 +26,7 @@ import { recordRoutes } from './records-api.js';
 import { UdpWorkers } from './udp-workers.js';
 import { buildZoneSet, type LeaseName, type ZoneSet, type ZoneSetInput } from './zone.js';
 import { nodeAddresses } from '../../cluster/inventory.js';
+import type { Lease } from '../../cluster/fsm.js';
 import { nameHeldBy, reservationOwners } from '../names.js';
 import { normalizeClientId } from '../dhcp/allocator.js';
 
@@ -257,9 +258,16 @@ export class DnsServer implements RunningService {
     // Inventory nodes: A + PTR under their subnet's domain, for a reserved IP or a live lease.
     const leaseNames: LeaseName[] = [];
     const subnets = this.#config.dhcp?.subnets ?? [];
-    for (const { node, ip } of nodeAddresses(fsm.inventory, (mac) => fsm.leaseByMac(mac), fsm.lastAt)) {
+    // Every binding of a MAC (one per subnet at most: one MAC behind two relays holds two).
+    const byMac = new Map<string, Lease[]>();
+    for (const l of fsm.leases()) {
+      if (l.state !== 'bound' || fsm.inventory.byMac(l.mac) === undefined) continue;
+      const held = byMac.get(l.mac);
+      if (held === undefined) byMac.set(l.mac, [l]); else held.push(l);
+    }
+    for (const { node, ip } of nodeAddresses(fsm.inventory, (mac) => byMac.get(mac) ?? [], fsm.lastAt)) {
       const domain = subnets.find((s) => cidrContains(s.subnet, ip))?.domain;
-      leaseNames.push({ ip, hostname: node.name, grantedAt: node.addedAt, source: 'inventory', domain });
+      leaseNames.push({ ip, hostname: node.name, grantedAt: node.addedAt, source: 'inventory', domain, owner: node.mac });
     }
     const warnings: string[] = [];
     // A reservation's name belongs to its client, even over a lease granted before the
@@ -279,7 +287,7 @@ export class DnsServer implements RunningService {
         continue;
       }
       const source = l.hostname === undefined || reserved === hostname ? 'reservation' : 'lease';
-      leaseNames.push({ ip: l.ip, hostname, grantedAt: l.grantedAt, source, domain });
+      leaseNames.push({ ip: l.ip, hostname, grantedAt: l.grantedAt, source, domain, owner: l.clientId ?? l.mac });
     }
     return { zones: this.#cfg.zones, reverseSubnets, leaseNames, operatorRecords: [...fsm.records()], serial: fsm.serial, warnings };
   }

@@ -199,21 +199,28 @@ t.test('wildcards (RFC 4592): names that do not exist under the closest encloser
   t.same(texts(z.resolve('leased.lan', T.A)!.answers), ['10.20.0.60'], 'lease names are unaffected');
 });
 
-t.test('inventory nodes: A + PTR under their subnet\'s domain, before any lease; a lease never takes a node\'s name', async (t) => {
+/** A DNS server over an in-memory state log, with DHCP subnets `subnets` (YAML list lines) and `zones` (YAML flow list). */
+async function leaseDns(tag: string, subnets: string, zones: string): Promise<{ clock: ManualClock; state: MemoryStateLog; dns: DnsServer; settle: () => Promise<void> }> {
   const clock = new ManualClock(Date.UTC(2026, 11, 1));
   const state = new MemoryStateLog(new Fsm(), clock);
   const settle = async (): Promise<void> => { clock.advance(1000); await new Promise((r) => setTimeout(r, 0)); };
   const config = ephemeralPorts(parseConfig(`
-node: { name: t3, role: server, address: 127.0.0.1, stateDir: /tmp/lanha-dns-inv-test, controlSocket: /tmp/lanha-dns-inv-test.sock }
+node: { name: t3, role: server, address: 127.0.0.1, stateDir: /tmp/lanha-dns-${tag}-test, controlSocket: /tmp/lanha-dns-${tag}-test.sock }
 dhcp:
   subnets:
-    - { subnet: 10.40.0.0/24, pools: [10.40.0.100-10.40.0.120], domain: rack.lan }
-    - { subnet: 10.41.0.0/24, pools: [10.41.0.100-10.41.0.120], domain: lab.lan }
-dns: { listen: [127.0.0.1], workers: 0, zones: [{ name: rack.lan, leases: false }, { name: lab.lan, leases: true }] }
+${subnets}
+dns: { listen: [127.0.0.1], workers: 0, zones: ${zones} }
 `));
   const dns = new DnsServer({ config, log: silentLogger, clock, random: cryptoRandom, state });
   await dns.start();
-  const ip = (s: string): number => parseIpv4(s)!;
+  return { clock, state, dns, settle };
+}
+const ip = (s: string): number => parseIpv4(s)!;
+
+t.test('inventory nodes: A + PTR under their subnet\'s domain, before any lease; a lease never takes a node\'s name', async (t) => {
+  const { state, dns, settle } = await leaseDns('inv', `
+    - { subnet: 10.40.0.0/24, pools: [10.40.0.100-10.40.0.120], domain: rack.lan }
+    - { subnet: 10.41.0.0/24, pools: [10.41.0.100-10.41.0.120], domain: lab.lan }`, '[{ name: rack.lan, leases: false }, { name: lab.lan, leases: true }]');
   const serial0 = dns.zones.serial;
   await state.propose({ type: 'node.add', name: 'rack1', mac: '52:54:00:00:04:01', ip: ip('10.40.0.21') });
   await state.propose({ type: 'node.add', name: 'lab1', mac: '52:54:00:00:04:02' });
@@ -268,4 +275,38 @@ t.test('property: holdsWire (a name\'s bytes) says what find says of its decoded
   t.equal(z.holdsWire(Uint8Array.from([3, 0x6c, 0x61, 0x6e, 0]), 0, 5), true, 'the apex itself');
   t.equal(z.holdsWire(Uint8Array.from([4, 0x78, 0x6c, 0x61, 0x6e, 0]), 0, 6), false, '"xlan" is not under "lan"');
   t.equal(z.holdsWire(Uint8Array.from([0]), 0, 1), false, 'the root is not ours');
+});
+
+t.test('one MAC bound in two subnets: every live binding is named, and a release of one keeps the other', async (t) => {
+  // An inventory node without an IP (and a plain client) holding a lease in two subnets behind two
+  // relays: each binding gets its A + PTR in its own subnet's domain, two bindings in one domain
+  // share the name; when the newer binding ends, the older one keeps its name.
+  const { state, dns, settle } = await leaseDns('two', `
+    - { subnet: 10.40.0.0/24, pools: [10.40.0.100-10.40.0.120], domain: rack.lan }
+    - { subnet: 10.41.0.0/24, pools: [10.41.0.100-10.41.0.120], domain: lab.lan }
+    - { subnet: 10.42.0.0/24, pools: [10.42.0.100-10.42.0.120], domain: lab.lan }`, '[{ name: rack.lan, leases: true }, { name: lab.lan, leases: true }]');
+  const node = '52:54:00:00:05:01', client = '52:54:00:00:05:02';
+  await state.propose({ type: 'node.add', name: 'lab2', mac: node });
+  await state.propose({ type: 'lease.grant', ip: ip('10.41.0.100'), mac: node, hostname: 'lab2', subnet: '10.41.0.0/24', leaseMs: 3_600_000 });
+  await state.propose({ type: 'lease.grant', ip: ip('10.41.0.101'), mac: client, hostname: 'vm1', subnet: '10.41.0.0/24', leaseMs: 3_600_000 });
+  await settle();
+  await state.propose({ type: 'lease.grant', ip: ip('10.40.0.100'), mac: node, hostname: 'lab2', subnet: '10.40.0.0/24', leaseMs: 3_600_000 });
+  await state.propose({ type: 'lease.grant', ip: ip('10.42.0.100'), mac: node, hostname: 'lab2', subnet: '10.42.0.0/24', leaseMs: 3_600_000 });
+  await state.propose({ type: 'lease.grant', ip: ip('10.42.0.101'), mac: client, hostname: 'vm1', subnet: '10.42.0.0/24', leaseMs: 3_600_000 });
+  await settle();
+  dns.rebuild();
+  t.same(texts(dns.zones.resolve('lab2.rack.lan', T.A)!.answers), ['10.40.0.100'], 'the newest binding, in its domain');
+  t.same(texts(dns.zones.resolve('lab2.lab.lan', T.A)!.answers).sort(), ['10.41.0.100', '10.42.0.100'], 'the node\'s two bindings in one domain share its name');
+  t.same(texts(dns.zones.resolve('100.0.41.10.in-addr.arpa', T.PTR)!.answers), ['lab2.lab.lan.'], 'each binding has its PTR');
+  t.same(texts(dns.zones.resolve('100.0.42.10.in-addr.arpa', T.PTR)!.answers), ['lab2.lab.lan.']);
+  t.same(texts(dns.zones.resolve('vm1.lab.lan', T.A)!.answers).sort(), ['10.41.0.101', '10.42.0.101'], 'a plain client\'s two bindings too');
+  t.same(texts(dns.zones.resolve('101.0.42.10.in-addr.arpa', T.PTR)!.answers), ['vm1.lab.lan.']);
+  t.notOk(dns.zones.warnings.some((w) => w.includes('already belongs')), 'no warning that its own binding holds the name');
+  await state.propose({ type: 'lease.release', ip: ip('10.40.0.100'), mac: node });
+  await state.propose({ type: 'lease.release', ip: ip('10.42.0.100'), mac: node });
+  await settle();
+  dns.rebuild();
+  t.equal(dns.zones.resolve('lab2.rack.lan', T.A)!.rcode, RCODE.NXDOMAIN, 'the released binding\'s name is gone');
+  t.same(texts(dns.zones.resolve('lab2.lab.lan', T.A)!.answers), ['10.41.0.100'], 'the older binding, still live, keeps its name');
+  await dns.stop();
 });

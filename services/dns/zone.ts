@@ -52,6 +52,11 @@ export interface LeaseName {
   source: 'inventory' | 'lease' | 'reservation';
   /** The lease's subnet's `domain`: the name goes in that zone when it is a `leases: true` zone. */
   domain?: string | undefined;
+  /**
+   * Who holds it (MAC or client id): one client's bindings in two subnets of one domain share the
+   * name (an A each); another holder's binding does not get it.
+   */
+  owner?: string | undefined;
 }
 export interface OperatorRecord { name: string; rrtype: string; ttl: number; data: string }
 
@@ -366,7 +371,8 @@ export function buildZoneSet(input: ZoneSetInput): ZoneSet {
   const leaseZones = builders.filter((x) => x.z?.leases === true).map((x) => x.b);
   const rank = (l: LeaseName): number => (l.source === 'inventory' ? 0 : l.source === 'reservation' ? 1 : 2);
   const sorted = [...input.leaseNames].sort((a, b) => rank(a) - rank(b) || a.grantedAt - b.grantedAt || a.ip - b.ip);
-  const taken = new Set<string>();
+  /** Name -> the owner it went to ('' when unknown: never shared). */
+  const taken = new Map<string, string>();
   const leasePtrs: Array<{ ip: number; target: string; source: LeaseName['source'] }> = [];
   for (const l of sorted) {
     const label = leaseLabel(l.hostname);
@@ -375,9 +381,10 @@ export function buildZoneSet(input: ZoneSetInput): ZoneSet {
     const own = l.domain === undefined ? undefined : zones.find((b) => b.origin === nameKey(l.domain!));
     for (const b of own === undefined ? leaseZones : [own]) {
       const name = `${label}.${b.origin}`;
-      if (taken.has(name)) { warnings.push(`lease ${formatIpv4(l.ip)}: name ${name} already belongs to another lease or inventory node`); continue; }
-      if (b.has(name)) { warnings.push(`lease ${formatIpv4(l.ip)}: name ${name} is a static record; the static record wins`); continue; }
-      taken.add(name);
+      const holder = taken.get(name);
+      if (holder !== undefined && (holder === '' || holder !== l.owner)) { warnings.push(`lease ${formatIpv4(l.ip)}: name ${name} already belongs to another lease or inventory node`); continue; }
+      if (holder === undefined && b.has(name)) { warnings.push(`lease ${formatIpv4(l.ip)}: name ${name} is a static record; the static record wins`); continue; }
+      taken.set(name, l.owner ?? '');
       b.add({ name, type: T.A, ttl: Math.min(b.ttl, 300), rdata: u32(l.ip), source: l.source });
       leasePtrs.push({ ip: l.ip, target: name, source: l.source });
     }

@@ -9,6 +9,7 @@ import { cryptoRandom, type Random } from '../lib/random.js';
 import { ControlServer, type ApiRoutes } from '../lib/control-server.js';
 import { systemdReady, type SystemdHandle } from '../lib/systemd.js';
 import { errorMessage } from '../lib/errors.js';
+import { bindError } from '../lib/bind-errors.js';
 import { serviceDefinitions } from '../services/registry.js';
 import type { RunningService, ServiceContext, ServiceDefinition } from '../services/contract.js';
 import type { StateLog } from '../cluster/state-log.js';
@@ -90,7 +91,9 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
   const startedWall = clock.wallMs();
   mkdirSync(config.node.stateDir, { recursive: true });
 
-  const state = await (options.openState ?? defaultOpenState)(config, log, clock);
+  const state = await (options.openState ?? defaultOpenState)(config, log, clock).catch((error: unknown) => {
+    throw bindError('the cluster transport', 'cluster', error) ?? error;
+  });
   const running: RunningService[] = [];
   const control = new ControlServer(config.node.controlSocket, log.child({ service: 'control' }));
   let systemd: SystemdHandle | undefined;
@@ -211,7 +214,9 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
         for (const path of definition.apiPaths ?? []) control.unavailable(path, why);
         continue;
       }
-      const service = await definition.start({ ...context, log: log.child({ service: definition.name }) });
+      const service = await definition.start({ ...context, log: log.child({ service: definition.name }) }).catch((error: unknown) => {
+        throw bindError(definition.name, definition.configBlock ?? definition.name, error) ?? error;
+      });
       running.push(service);
       if (service.routes) control.routes(withFailoverRecord(service.routes, tracker, clock, (ok) => probes?.onFailoverReply(ok)));
       log.info({ event: 'service.started', service: service.name, listening: service.status().listening }, `${service.name} started`);

@@ -1,0 +1,82 @@
+import t from 'tap';
+import { createSocket, type Socket } from 'node:dgram';
+import { createServer, type Server } from 'node:net';
+import { runLanctl, scratchConfig, SOLO_CONFIG } from '../support/daemon.js';
+import { freePorts } from '../support/ports.js';
+import { bindError, findBindFailure } from '../../lib/bind-errors.js';
+
+// A daemon that cannot start says which service, which address and port, why and what to do, and
+// exits 1 with nothing started: real `lanctl serve` processes against ports another program holds
+// and an address this host does not have. Node's own words ("bind EADDRINUSE 127.0.0.1:53") named
+// no service for DNS, TFTP and the boot listener, and no cure for any.
+
+function holdUdp(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = createSocket('udp4');
+    s.once('error', reject);
+    s.bind(port, '127.0.0.1', () => resolve(s));
+  });
+}
+
+function holdTcp(port: number): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(port, '127.0.0.1', () => resolve(s));
+  });
+}
+
+const withDns = (port: number): string => `${SOLO_CONFIG}dns: { port: ${port}, listen: [127.0.0.1] }\n`;
+
+t.test('a UDP port held by another program: the service, protocol, address, port and ss line', async (t) => {
+  const [port] = await freePorts(1);
+  const held = await holdUdp(port!);
+  const sc = scratchConfig(withDns(port!));
+  t.teardown(() => { held.close(); sc.cleanup(); });
+  const r = await runLanctl(['serve', '--config', sc.file], { timeoutMs: 30_000 });
+  t.equal(r.code, 1, 'exit status 1');
+  t.match(r.stderr, `dns cannot listen on udp 127.0.0.1:${port}: another program already holds that port`);
+  t.match(r.stderr, `ss -lunp 'sport = :${port}'`);
+  t.match(r.stderr, /give dns: another port/);
+});
+
+t.test('a TCP port held by another program (DNS over TCP) is named as tcp', async (t) => {
+  const [port] = await freePorts(1);
+  const held = await holdTcp(port!);
+  const sc = scratchConfig(withDns(port!));
+  t.teardown(async () => { await new Promise((r) => held.close(r)); sc.cleanup(); });
+  const r = await runLanctl(['serve', '--config', sc.file], { timeoutMs: 30_000 });
+  t.equal(r.code, 1);
+  t.match(r.stderr, `dns cannot listen on tcp 127.0.0.1:${port}: another program already holds that port`);
+  t.match(r.stderr, `ss -ltnp 'sport = :${port}'`);
+});
+
+t.test('an address this host does not have (a moved node.address, an interface not up yet)', async (t) => {
+  const [port] = await freePorts(1);
+  // 192.0.2.0/24 is TEST-NET-1: documentation only, never on a real interface.
+  const sc = scratchConfig(`${SOLO_CONFIG}dns: { port: ${port}, listen: [192.0.2.77] }\n`);
+  t.teardown(() => sc.cleanup());
+  const r = await runLanctl(['serve', '--config', sc.file], { timeoutMs: 30_000 });
+  t.equal(r.code, 1);
+  t.match(r.stderr, `dns cannot listen on udp 192.0.2.77:${port}: 192.0.2.77 is not an address of this host`);
+  t.match(r.stderr, /ip -br addr/);
+});
+
+t.test('findBindFailure reads Node errors, causes and services\' wrapping messages; other errors pass', async (t) => {
+  const [port] = await freePorts(1);
+  const held = await holdUdp(port!);
+  t.teardown(() => held.close());
+  const real = await new Promise<Error>((resolve) => {
+    const s = createSocket('udp4');
+    s.once('error', (e) => { s.close(); resolve(e); });
+    s.bind(port, '127.0.0.1');
+  });
+  t.same(findBindFailure(real), { code: 'EADDRINUSE', protocol: 'udp', address: '127.0.0.1', port });
+  t.same(findBindFailure(new Error('wrapped', { cause: real })), { code: 'EADDRINUSE', protocol: 'udp', address: '127.0.0.1', port });
+  t.same(findBindFailure(new Error('cannot bind DHCP to udp 10.0.0.1:67: bind EACCES 10.0.0.1:67')), { code: 'EACCES', protocol: 'udp', address: '10.0.0.1', port: 67 });
+  t.same(findBindFailure(new Error('listen EADDRNOTAVAIL: address not available 10.254.77.1:8080')), { code: 'EADDRNOTAVAIL', protocol: 'tcp', address: '10.254.77.1', port: 8080 });
+  t.match(bindError('ntp', 'ntp', new Error('bind EACCES 0.0.0.0:123'))?.message ?? '', /ntp cannot listen on udp 0\.0\.0\.0:123: ports below 1024 need CAP_NET_BIND_SERVICE/);
+  t.equal(findBindFailure(new Error('EACCES: permission denied, open \'/srv/tftp/x\'')), null, 'a file error is not a bind failure');
+  t.equal(findBindFailure('bind EADDRINUSE 1.2.3.4:5'), null, 'only errors are read');
+  t.equal(bindError('dns', 'dns', new Error('something else')), null);
+});

@@ -1,7 +1,8 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
-import { ConfigError, loadConfig, type LanhaConfig } from '../config/index.js';
+import type { LanhaConfig } from '../config/index.js';
+import { loadConfigOffLoop, type OffLoopOptions } from '../config/load-off-loop.js';
 import { configChanges } from '../config/changes.js';
 import { chooseLogFormat, createLogger, type Logger } from '../lib/log.js';
 import { systemClock, type Clock } from '../lib/clock.js';
@@ -322,18 +323,16 @@ export function clusterWarnings(config: LanhaConfig): string[] {
  * the log says whether it is invalid (the error, with its key path), the same as what runs, or
  * valid and different, naming the changed settings: lanha applies its config at start, so those
  * need a restart. Nothing running changes. Without a handler, SIGHUP would end the daemon, and
- * systemd counts a SIGHUP death as clean: Restart=on-failure would not start it again.
+ * systemd counts a SIGHUP death as clean: Restart=on-failure would not start it again. The file is
+ * read and checked on a thread of its own (config/load-off-loop.ts), never on the event loop.
  */
-export function reviewConfigFile(file: string, running: LanhaConfig, log: Logger): 'invalid' | 'unchanged' | 'changed' {
-  let next: LanhaConfig;
-  try {
-    next = loadConfig(file);
-  } catch (error) {
-    const message = error instanceof ConfigError ? error.message : errorMessage(error);
-    log.warn({ event: 'daemon.reload_invalid', file, err: message }, `SIGHUP: ${file} is not valid; the running config stays: ${message}`);
+export async function reviewConfigFile(file: string, running: LanhaConfig, log: Logger, options: OffLoopOptions = {}): Promise<'invalid' | 'unchanged' | 'changed'> {
+  const loaded = await loadConfigOffLoop(file, options);
+  if (!loaded.ok) {
+    log.warn({ event: 'daemon.reload_invalid', file, err: loaded.message }, `SIGHUP: ${file} is not valid; the running config stays: ${loaded.message}`);
     return 'invalid';
   }
-  const changed = configChanges(running, next);
+  const changed = configChanges(running, loaded.config);
   if (changed.length === 0) {
     log.info({ event: 'daemon.reload_unchanged', file }, `SIGHUP: ${file} is valid and the same as the running config`);
     return 'unchanged';
@@ -341,6 +340,23 @@ export function reviewConfigFile(file: string, running: LanhaConfig, log: Logger
   log.warn({ event: 'daemon.reload_needs_restart', file, changed },
     `SIGHUP: ${file} is valid and differs from the running config in ${changed.join(', ')}; lanha applies its config at start: restart it to apply (systemctl restart lanha)`);
   return 'changed';
+}
+
+/**
+ * A SIGHUP handler that runs one review at a time: signals during a review make one more review
+ * after it (the file may have changed again), never a thread per signal.
+ */
+export function hangupReviewer(review: () => Promise<unknown>): () => void {
+  let running = false;
+  let again = false;
+  const run = (): void => {
+    running = true;
+    void review().catch(() => undefined).finally(() => {
+      running = false;
+      if (again) { again = false; run(); }
+    });
+  };
+  return () => { if (running) again = true; else run(); };
 }
 
 /** Starts the daemon and runs it until SIGTERM/SIGINT (SIGHUP: reviewConfigFile); returns the exit code. */
@@ -376,10 +392,10 @@ export async function runDaemon(config: LanhaConfig, options: { logFormat?: stri
       log.info({ event: 'daemon.signal', signal }, `received ${signal}, stopping`);
       stop(0);
     };
-    const onHangup = (): void => {
-      if (options.configFile === undefined) log.info({ event: 'daemon.signal', signal: 'SIGHUP' }, 'received SIGHUP; no config file to read again');
-      else reviewConfigFile(options.configFile, config, log);
-    };
+    const configFile = options.configFile;
+    const onHangup = configFile === undefined
+      ? (): void => { log.info({ event: 'daemon.signal', signal: 'SIGHUP' }, 'received SIGHUP; no config file to read again'); }
+      : hangupReviewer(() => reviewConfigFile(configFile, config, log));
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
     process.on('SIGHUP', onHangup);

@@ -1,5 +1,11 @@
 import t from 'tap';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { threadId } from 'node:worker_threads';
+import { CONFIG_BYTES_MAX } from '../../lib/config.js';
+import { loadConfigOffLoop } from '../../config/load-off-loop.js';
+import { hangupReviewer } from '../../bin/daemon.js';
 import { runLanctl, scratchConfig, serveDaemon, SOLO_CONFIG } from '../support/daemon.js';
 
 // SIGHUP (`systemctl reload lanha`, or an operator's kill -HUP as with dnsmasq) must not end the
@@ -45,4 +51,65 @@ t.test('SIGHUP: the daemon stays up and says what the config file holds now', as
   t.equal((await runLanctl(['status', '--config', sc.file])).code, 0, 'and answering');
   const stopped = await d.stop();
   t.equal(stopped.code, 0, 'SIGTERM still stops it cleanly');
+});
+
+// The file is read and checked on a thread of its own: a FIFO put where the file was blocked the
+// daemon's event loop for good (readFileSync waits for a writer), and a file of 10,000
+// reservations held it for 2.3 s, long enough for a leader to lose its lease and the VIP.
+t.test('SIGHUP: a FIFO or an oversized file in place of the config is refused; the daemon answers throughout', async (t) => {
+  const sc = scratchConfig(SOLO_CONFIG);
+  const d = await serveDaemon(sc.file, { timeoutMs: 60_000 });
+  t.teardown(async () => { await d.stop(); sc.cleanup(); });
+  const original = readFileSync(sc.file, 'utf8');
+
+  rmSync(sc.file);
+  execFileSync('mkfifo', [sc.file]);
+  let from = d.logs().length;
+  d.child.kill('SIGHUP');
+  const fifo = await logged(d, 'daemon.reload_invalid', from);
+  t.match(String(fifo['err']), /is not a regular file \(a FIFO\)/);
+  t.equal((await runLanctl(['status', '--config', join(sc.dir, 'other.yaml'), '--socket', join(sc.dir, 'lanha.sock')])).code, 0, 'status answers');
+
+  rmSync(sc.file);
+  writeFileSync(sc.file, original + `# ${'x'.repeat(80)}\n`.repeat(Math.ceil((CONFIG_BYTES_MAX + 1) / 83)));
+  from = d.logs().length;
+  d.child.kill('SIGHUP');
+  const big = await logged(d, 'daemon.reload_invalid', from);
+  t.match(String(big['err']), /the file holds 8\.0 MiB; a config may hold at most 8\.0 MiB/);
+
+  writeFileSync(sc.file, original);
+  from = d.logs().length;
+  d.child.kill('SIGHUP');
+  await logged(d, 'daemon.reload_unchanged', from);
+  t.equal(d.child.exitCode, null, 'still running');
+});
+
+t.test('SIGHUPs during a review make one more review, not one each', async (t) => {
+  let runs = 0;
+  let release: () => void = () => undefined;
+  const onHangup = hangupReviewer(() => { runs++; return new Promise<void>((r) => { release = r; }); });
+  onHangup(); onHangup(); onHangup();
+  t.equal(runs, 1, 'one review at a time');
+  release();
+  await new Promise((r) => setImmediate(r));
+  t.equal(runs, 2, 'the signals during it make one more');
+  release();
+  await new Promise((r) => setImmediate(r));
+  t.equal(runs, 2, 'and no more');
+});
+
+t.test('loadConfigOffLoop checks on another thread: a config, or the error\'s lines', async (t) => {
+  const sc = scratchConfig(SOLO_CONFIG);
+  t.teardown(() => sc.cleanup());
+  const good = await loadConfigOffLoop(sc.file);
+  t.ok(good.ok);
+  if (good.ok) {
+    t.equal(good.config.node.name, 'solo');
+    t.not(good.threadId, threadId, 'not the calling thread');
+  }
+  writeFileSync(sc.file, SOLO_CONFIG.replaceAll('{{dir}}', sc.dir).replace('logLevel: info', 'logLevel: loud'));
+  const bad = await loadConfigOffLoop(sc.file);
+  t.match(bad.ok ? '' : bad.message, /node\.logLevel: "loud"/);
+  const tight = await loadConfigOffLoop(sc.file, { deadlineMs: 0 });
+  t.match(tight.ok ? '' : tight.message, /took over 0 s; gave up/, 'the deadline ends the thread');
 });

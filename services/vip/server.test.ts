@@ -28,7 +28,7 @@ class LeasedState extends MemoryStateLog {
   onLeaseGained(listener: () => void): () => void { this.listeners.add(listener); return () => { this.listeners.delete(listener); }; }
 }
 
-function rig(options: { failReplace?: boolean; duringReplace?: () => void; guard?: boolean; guardAcquires?: boolean; failAdds?: number } = {}) {
+function rig(options: { failReplace?: boolean; duringReplace?: () => void; guard?: boolean | 'default'; guardAcquires?: boolean; failAdds?: number } = {}) {
   const config = parseConfig(CONFIG);
   const clock = new ManualClock();
   const state = new LeasedState(new Fsm(), clock);
@@ -80,7 +80,7 @@ function rig(options: { failReplace?: boolean; duringReplace?: () => void; guard
     } : {}),
     stop: async () => { log.push('guard stop'); },
   };
-  const vip = new VipService({ config, vip: config.vip!, state, clock, log: silentLogger, services: () => [peer, plain], run, tickMs: 1e9, guard: options.guard === true ? guard : null });
+  const vip = new VipService({ config, vip: config.vip!, state, clock, log: silentLogger, services: () => [peer, plain], run, tickMs: 1e9, ...(options.guard === 'default' ? {} : { guard: options.guard === true ? guard : null }) });
   return { vip, state, clock, log, isPresent: () => present };
 }
 
@@ -183,6 +183,17 @@ t.test('a lease that runs out while ip addr replace runs is let go in the same t
   t.notOk(r.isPresent());
   t.same(r.vip.status().listening, [], 'nothing listed once released');
   await r.vip.stop();
+});
+
+t.test('no cluster: block: no guard (nobody else can hold the VIP), so a stall past the lease does not take the VIP away', async (t) => {
+  const { vip, state, log } = rig({ guard: 'default' });
+  state.remainingMs = ACQUIRE_LEASE_MIN_MS - 1; // with a guard this little lease is not enough to take it
+  await vip.start();
+  await vip.tick();
+  t.ok(vip.held, 'held on a one-member log whatever is left of its lease');
+  t.notOk(log.some((l) => l.startsWith('guard')), 'no guard was started');
+  t.ok(log.includes('ip addr replace 10.20.0.1/24 dev eth9 valid_lft 2 preferred_lft 2'), 'the kernel lifetime still bounds a hung process');
+  await vip.stop();
 });
 
 t.test('guard: armed before each replace with the lease left less the margin, dropped after the release', async (t) => {

@@ -221,6 +221,13 @@ export class VipService implements RunningService {
   /** The bash guard, when this node can run one and its StateLog tells the lease's end. */
   #startGuard(): VipGuard | null {
     if (typeof (this.#o.state as Partial<LeaseClock>).leaseRemainingMs !== 'function') return null; // single node: nobody to overlap with
+    // No cluster: block, so a one-member log that no other member can ever join: nobody can take
+    // the VIP over, and a guard would only delete it on every stall past the lease (a loaded Pi's
+    // VIP flapped several times a second). The kernel lifetime still ends it for a hung process.
+    if (this.#o.config.cluster === undefined) {
+      this.#o.log.info({ event: 'vip.guard_not_needed' }, 'no VIP guard: a single node with no cluster: block has nobody to share the VIP with');
+      return null;
+    }
     const missing = guardUnavailable();
     if (missing !== null) {
       this.#o.log.warn({ event: 'vip.guard_unavailable', reason: missing }, `no VIP guard (${missing}): a hung or killed daemon keeps the VIP up to lifetimeSeconds`);

@@ -308,6 +308,19 @@ t.test('INIT-REBOOT for an unknown client or a foreign network is NAKed by broad
   t.end();
 });
 
+t.test('the server id: dhcp.serverId, else dhcp.listen, else the VIP, else node.address', async (t) => {
+  const id = (dhcp: string, vip: boolean): string => {
+    const config = parseConfig(`node: { name: lan-a, address: 10.53.0.2 }\n${vip ? 'vip: { address: 10.53.0.1/24, interface: eth0 }\n' : ''}dhcp:\n${dhcp}  subnets: [{ subnet: 10.53.0.0/24, pools: [10.53.0.10-10.53.0.20] }]\n`);
+    const handler = new DhcpHandler({ config: config.dhcp!, state: new MemoryStateLog(new Fsm(), new ManualClock(0, 0)), nodeAddress: config.node.address,
+      vipAddress: config.vip?.address.address, siteAddresses: siteAddressesOf(config), log: silentLogger });
+    return formatIpv4(handler.serverId);
+  };
+  t.equal(id('', true), '10.53.0.1', 'the VIP: renewals (unicast to the server id) follow the leader after a failover');
+  t.equal(id('', false), '10.53.0.2', 'no VIP: the node address');
+  t.equal(id('  serverId: 10.53.0.3\n', true), '10.53.0.3', 'set by hand');
+  t.equal(id('  listen: 10.53.0.2\n', true), '10.53.0.2', 'a socket bound to one address is reached only there');
+});
+
 t.test('a pool over the site\'s own addresses (VIP, members, server id, router) gives none of them out, and says so once', async (t) => {
   const config = parseConfig(`
 node: { name: lan-a, address: 10.52.0.2 }

@@ -42,6 +42,8 @@ export interface DhcpHandlerOptions {
   state: StateLog;
   /** The address the server is reached at when no serverId is configured. */
   nodeAddress?: Ipv4 | undefined;
+  /** The VIP (vip.address): the server id when neither dhcp.serverId nor dhcp.listen is set, so renewals follow the leader. */
+  vipAddress?: Ipv4 | undefined;
   /** The site's own addresses besides the server id and node address (VIP, members): never handed out. */
   siteAddresses?: readonly Ipv4[] | undefined;
   /** The addresses of `dhcp.interface` (interface.ts): they pick the local subnet and filter sources. */
@@ -106,7 +108,11 @@ export class DhcpHandler {
     this.#log = options.log;
     this.#clock = options.clock;
     this.#onAck = options.onAck;
-    const serverId = config.serverId ?? config.listen ?? options.nodeAddress;
+    // The VIP before this node's own address: a client renews by unicast to its server id, and after
+    // a failover only the VIP reaches the leader (with the node address, renewals went to a follower,
+    // which stays silent, until the client's broadcast at T2). `listen` narrows the socket to one
+    // address, which is then the only one a unicast can reach.
+    const serverId = config.serverId ?? config.listen ?? options.vipAddress ?? options.nodeAddress;
     if (serverId === undefined) throw new LanhaError('config-invalid', 'dhcp.serverId: is not set, and neither dhcp.listen nor node.address gives one');
     this.serverId = serverId;
     const site = [serverId, ...(config.listen === undefined ? [] : [config.listen]), ...(options.nodeAddress === undefined ? [] : [options.nodeAddress]),
@@ -516,6 +522,7 @@ export interface DhcpServerOptions {
   clock: Clock;
   log: Logger;
   nodeAddress?: Ipv4 | undefined;
+  vipAddress?: Ipv4 | undefined;
   siteAddresses?: readonly Ipv4[] | undefined;
   sweepIntervalMs?: number;
   nameOwners?: readonly NameOwners[] | undefined;
@@ -628,6 +635,7 @@ export async function startDhcp(context: ServiceContext): Promise<RunningService
     for (const r of context.state.fsm.records()) yield r.name;
   });
   return startDhcpServer({ config, state: context.state, clock: context.clock, log: context.log, nodeAddress: context.config.node.address, nameOwners: [records],
+    vipAddress: context.config.vip?.address.address,
     siteAddresses: siteAddressesOf(context.config),
     observeAckSeconds: context.observe?.dhcpAckSeconds, onAck: context.observe?.dhcpAcked,
   });

@@ -54,7 +54,7 @@ async function lab(): Promise<Lab> {
   return { handler: dhcp.handler, fsm, clock, logs, dns, stop: () => dhcp.stop() };
 }
 
-function packet(type: number, mac: string, hostname?: string, requested?: string, clientId?: Uint8Array): Uint8Array {
+function packet(type: number, mac: string, hostname?: string, requested?: string, clientId?: Uint8Array, extra: Array<[number, Uint8Array]> = []): Uint8Array {
   const m = emptyMessage();
   m.op = BootOp.Request;
   m.xid = 0x4242;
@@ -62,6 +62,7 @@ function packet(type: number, mac: string, hostname?: string, requested?: string
   m.options.set(DhcpOption.MessageType, Uint8Array.of(type));
   if (hostname !== undefined) m.options.set(DhcpOption.HostName, new TextEncoder().encode(hostname));
   if (clientId !== undefined) m.options.set(DhcpOption.ClientIdentifier, clientId);
+  for (const [code, value] of extra) m.options.set(code, value);
   if (requested) {
     m.options.set(DhcpOption.RequestedIpAddress, Uint8Array.from(requested.split('.').map(Number)));
     m.options.set(DhcpOption.ServerIdentifier, Uint8Array.of(10, 50, 0, 1));
@@ -71,13 +72,19 @@ function packet(type: number, mac: string, hostname?: string, requested?: string
 
 /** DISCOVER + REQUEST; the address ACKed, or null when there was no offer. */
 async function lease(l: Lab, mac: string, hostname?: string, clientId?: Uint8Array): Promise<string | null> {
-  const offers = await l.handler.handle(packet(1, mac, hostname, undefined, clientId), '127.0.0.1:68', l.clock.wallMs());
+  return (await exchange(l, mac, hostname, clientId))?.ip ?? null;
+}
+
+/** DISCOVER + REQUEST with `extra` options in both; the address and the ACK's options, or null when there was no offer. */
+async function exchange(l: Lab, mac: string, hostname?: string, clientId?: Uint8Array, extra: Array<[number, Uint8Array]> = []): Promise<{ ip: string; ack: Map<number, Uint8Array> | null } | null> {
+  const offers = await l.handler.handle(packet(1, mac, hostname, undefined, clientId, extra), '127.0.0.1:68', l.clock.wallMs());
   if (offers.length === 0) return null;
   const offer = decodeDhcp(offers[0]!.bytes);
   if (!offer.ok) throw new Error('bad offer');
   const ip = formatIpv4(offer.value.yiaddr);
-  await l.handler.handle(packet(3, mac, hostname, ip, clientId), '127.0.0.1:68', l.clock.wallMs());
-  return ip;
+  const acks = await l.handler.handle(packet(3, mac, hostname, ip, clientId, extra), '127.0.0.1:68', l.clock.wallMs());
+  const ack = acks[0] === undefined ? null : decodeDhcp(acks[0].bytes);
+  return { ip, ack: ack?.ok === true ? ack.value.options : null };
 }
 
 function resolves(l: Lab, name: string): string[] {
@@ -208,4 +215,50 @@ t.test('a DISCOVER flood holding every free address as an offer: a new client ta
   t.equal(warned[0]?.['offeredTo'], 'mac:02:00:00:00:03:00', 'naming whose offer it was');
   const nak = await l.handler.handle(packet(3, '02:00:00:00:03:00', undefined, '10.50.0.100'), '127.0.0.1:68', l.clock.wallMs());
   t.equal(nak[0]?.kind, 'nak', 'the flood client\'s late REQUEST for the address is NAKed');
+});
+
+t.test('option 81 (Client FQDN) names a client that sends no option 12; hostile or refused names publish nothing', async (t) => {
+  // Wire form (E) as dhclient, dhcpcd, systemd-networkd and NetworkManager send it, ASCII as busybox
+  // udhcpc -F does; each case is a fresh client and says what its lease must carry. An option 81
+  // that does not decode is ignored (counted as option.fqdn-malformed) and not answered.
+  const wire = (...labels: string[]): number[] => labels.map((x) => new TextEncoder().encode(x)).flatMap((b) => [b.length, ...b]);
+  const ascii = (text: string): number[] => [...new TextEncoder().encode(text)];
+  const cases: Array<{ what: string; option: number[]; name: string | undefined; replyFlags: number }> = [
+    { what: 'wire form, fully qualified (S|E)', option: [0x05, 0, 0, ...wire('Alpha', 'example', 'org'), 0], name: 'alpha', replyFlags: 0x05 },
+    { what: 'wire form, partial (no root label)', option: [0x05, 0, 0, ...wire('beta')], name: 'beta', replyFlags: 0x05 },
+    { what: 'ASCII with a trailing dot, S clear: we publish anyway (O)', option: [0x00, 0, 0, ...ascii('gamma.example.org.')], name: 'gamma', replyFlags: 0x03 },
+    { what: 'N: the client asks for no DNS update', option: [0x0c, 0, 0, ...wire('delta'), 0], name: undefined, replyFlags: 0x0c },
+    { what: 'a compression pointer (not allowed in option 81)', option: [0x05, 0, 0, ...wire('eps'), 0xc0, 3], name: undefined, replyFlags: -1 },
+    { what: 'a 64-octet label', option: [0x05, 0, 0, 64, ...ascii('z'.repeat(64)), 0], name: undefined, replyFlags: -1 },
+    { what: 'a label running past the option', option: [0x05, 0, 0, 9, ...ascii('short')], name: undefined, replyFlags: -1 },
+    { what: 'bytes after the root label', option: [0x05, 0, 0, ...wire('zeta'), 0, 4, ...ascii('junk')], name: undefined, replyFlags: -1 },
+    { what: 'shorter than flags + RCODEs', option: [0x05, 0], name: undefined, replyFlags: -1 },
+    { what: 'an empty name', option: [0x05, 0, 0], name: undefined, replyFlags: 0x0c },
+    { what: 'non-ASCII and dots in a wire label become a DNS label', option: [0x05, 0, 0, ...wire('h\u00e9 t.a'), 0], name: 'h--t', replyFlags: 0x05 },
+    { what: 'a wildcard', option: [0x05, 0, 0, ...wire('*'), 0], name: undefined, replyFlags: 0x0c },
+    { what: 'a reserved name (node01) is refused', option: [0x05, 0, 0, ...wire('node01', 'lab', 'lan'), 0], name: undefined, replyFlags: 0x0c },
+    { what: 'a static record\'s name (printer) is refused', option: [0x01, 0, 0, ...ascii('printer')], name: undefined, replyFlags: 0x08 },
+  ];
+  let n = 0x10;
+  for (const c of cases) {
+    const l = await lab(); // the pool holds three addresses: a fresh state per case
+    t.teardown(l.stop);
+    const mac = `02:00:00:00:81:${(n++).toString(16)}`;
+    const r = await exchange(l, mac, undefined, undefined, [[DhcpOption.ClientFqdn, Uint8Array.from(c.option)]]);
+    t.ok(r?.ack, `${c.what}: still leased`);
+    t.equal(l.fsm.lease(parseIpv4(r!.ip)!)?.hostname, c.name, `${c.what}: lease name ${String(c.name)}`);
+    const back = r?.ack?.get(DhcpOption.ClientFqdn);
+    if (c.replyFlags < 0) { t.equal(back, undefined, `${c.what}: undecodable, so no option 81 in the ACK`); continue; }
+    t.equal(back?.[0], c.replyFlags, `${c.what}: ACK flags 0x${c.replyFlags.toString(16)}`);
+    t.same([back?.[1], back?.[2]], [255, 255], `${c.what}: RCODE1/2 255 (RFC 4702 §4)`);
+    if (c.name !== undefined) t.same(resolves(l, `${c.name}.lab.lan`), [r!.ip], `${c.what}: DNS answers it`);
+  }
+  const l = await lab();
+  t.teardown(l.stop);
+  const alpha = await exchange(l, '02:00:00:00:81:10', undefined, undefined, [[DhcpOption.ClientFqdn, Uint8Array.of(0x05, 0, 0, ...wire('alpha'), 0)]]);
+  t.same([...alpha!.ack!.get(DhcpOption.ClientFqdn)!.subarray(3)], [...wire('alpha', 'lab', 'lan'), 0], 'the ACK names the FQDN it is published under, in wire form');
+  const both = await exchange(l, '02:00:00:00:81:f0', 'twelve', undefined, [[DhcpOption.ClientFqdn, Uint8Array.of(0x05, 0, 0, ...wire('eightyone'), 0)]]);
+  t.equal(l.fsm.lease(parseIpv4(both!.ip)!)?.hostname, 'twelve', 'option 12 wins when a client sends both');
+  await exchange(l, '02:00:00:00:81:f1', undefined, undefined, [[DhcpOption.ClientFqdn, Uint8Array.of(0x05, 0, 0, 0xc0, 3)]]);
+  t.equal(l.handler.counters.toJSON()['option.fqdn-malformed'], 2, 'an undecodable option 81 is counted (DISCOVER and REQUEST)');
 });

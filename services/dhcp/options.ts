@@ -44,6 +44,8 @@ export const DhcpOption = {
   TftpServerName: 66,
   BootfileName: 67,
   UserClass: 77,
+  /** RFC 4702 Client FQDN. */
+  ClientFqdn: 81,
   RelayAgentInformation: 82,
   ClientSystemArchitecture: 93,
   ClientNetworkInterface: 94,
@@ -245,6 +247,69 @@ export function domainsValue(bytes: Uint8Array): string[] | null {
     i = next;
   }
   return out;
+}
+
+/**
+ * RFC 4702 §2 Client FQDN flags (the low four bits of the first octet):
+ *
+ *   0 1 2 3 4 5 6 7
+ *  +-+-+-+-+-+-+-+-+
+ *  |  MBZ  |N|E|O|S|   code 81, len, flags, RCODE1, RCODE2, domain name
+ *  +-+-+-+-+-+-+-+-+
+ */
+export const FqdnFlag = {
+  /** S: the server is to update (client) / updates (server) the A record. */
+  ServerUpdate: 0x01,
+  /** O: the server overrode the client's S. */
+  Override: 0x02,
+  /** E: the name is in DNS wire form (else ASCII, deprecated). */
+  Encoded: 0x04,
+  /** N: no DNS updates at all. */
+  NoUpdate: 0x08,
+} as const;
+
+/**
+ * RFC 4702 option 81 as flags and the name in dotted text (no trailing dot), or null when it does
+ * not decode: under 3 octets, a wire-form label over 63 octets or past the end, a compression
+ * pointer (RFC 4702 §2.1: not allowed), bytes after the root label. A wire-form name without the
+ * root label is a partial name (§2.1) and is kept.
+ */
+export function clientFqdnValue(bytes: Uint8Array): { flags: number; name: string } | null {
+  if (bytes.length < 3) return null;
+  const flags = bytes[0]! & 0x0f;
+  const body = bytes.subarray(3);
+  if ((flags & FqdnFlag.Encoded) === 0) return { flags, name: textValue(body).replace(/\.$/, '') };
+  const labels: string[] = [];
+  let at = 0;
+  while (at < body.length) {
+    const length = body[at]!;
+    if (length === 0) { if (at + 1 !== body.length) return null; break; }
+    if (length > 63 || at + 1 + length > body.length) return null;
+    labels.push(textValue(body.subarray(at + 1, at + 1 + length)));
+    at += 1 + length;
+  }
+  return { flags, name: labels.join('.') };
+}
+
+/**
+ * Option 81 as a server sends it (RFC 4702 §4: RCODE1 and RCODE2 are 255): `name` in the form the
+ * client used (wire form when `flags` has E: fully qualified when it holds a dot, else partial).
+ */
+export function clientFqdnBytes(flags: number, name: string): Uint8Array {
+  if ((flags & FqdnFlag.Encoded) === 0) {
+    const text = encoder.encode(name);
+    const out = new Uint8Array(3 + text.length);
+    out.set([flags, 255, 255], 0);
+    out.set(text, 3);
+    return out;
+  }
+  const labels = name === '' ? [] : name.split('.').map((l) => encoder.encode(l).subarray(0, 63));
+  const qualified = labels.length > 1;
+  const out = new Uint8Array(3 + labels.reduce((n, l) => n + 1 + l.length, 0) + (qualified ? 1 : 0));
+  out.set([flags, 255, 255], 0);
+  let at = 3;
+  for (const l of labels) { out[at++] = l.length; out.set(l, at); at += l.length; }
+  return out; // the root label, when qualified, is the zero already there
 }
 
 /** RFC 3046 §2.0: relay agent sub-options (1 circuit id, 2 remote id), for logs. */

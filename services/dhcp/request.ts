@@ -1,7 +1,7 @@
 import { macFromBytes, type Mac } from '../../lib/mac.js';
 import type { Ipv4 } from '../../lib/ipv4.js';
 import {
-  DhcpOption, archValues, ipValue, messageTypeName, textValue, u16Value, userClassValues, type MessageTypeName,
+  DhcpOption, FqdnFlag, archValues, clientFqdnValue, ipValue, messageTypeName, textValue, u16Value, userClassValues, type MessageTypeName,
 } from './options.js';
 import { BootOp, FLAG_BROADCAST, type DhcpMessage } from './wire.js';
 
@@ -21,7 +21,10 @@ export interface ClientRequest {
   broadcast: boolean;
   requestedIp?: Ipv4;
   serverId?: Ipv4;
+  /** Option 12, else the name of option 81 (unless its N flag asks for no DNS update). */
   hostname?: string;
+  /** RFC 4702 option 81 as the client sent it (flags, dotted name); the reply carries it back. */
+  fqdn?: { flags: number; name: string };
   vendorClass?: string;
   userClasses: string[];
   /** RFC 4578 §2.1: first architecture type (0 x86 BIOS, 7/9 x64 UEFI, 11 arm64 UEFI, ...). */
@@ -65,6 +68,14 @@ export function readRequest(message: DhcpMessage): { ok: true; value: ClientRequ
   if (serverId !== null) request.serverId = serverId;
   const hostname = o.get(DhcpOption.HostName);
   if (hostname && hostname.length > 0) request.hostname = textValue(hostname);
+  // RFC 4702: systemd-networkd and NetworkManager send a host name that is a FQDN as option 81
+  // only (a client sending 81 must not send 12, §3.1); without this such hosts had no DNS name.
+  const fqdnBytes = o.get(DhcpOption.ClientFqdn);
+  const fqdn = fqdnBytes === undefined ? null : clientFqdnValue(fqdnBytes);
+  if (fqdn !== null) {
+    request.fqdn = fqdn;
+    if (request.hostname === undefined && fqdn.name.length > 0 && (fqdn.flags & FqdnFlag.NoUpdate) === 0) request.hostname = fqdn.name;
+  }
   const vendor = o.get(DhcpOption.VendorClassIdentifier);
   if (vendor && vendor.length > 0) request.vendorClass = textValue(vendor);
   const user = o.get(DhcpOption.UserClass);

@@ -1,6 +1,6 @@
 import { formatIpv4, parseIpv4, prefixMask, broadcastOf, type Ipv4 } from '../../lib/ipv4.js';
 import {
-  DhcpOption, MessageType, configOptionBytes, domainsBytes, ipsBytes, routesBytes, textBytes, u32Bytes, u8Bytes,
+  DhcpOption, FqdnFlag, MessageType, clientFqdnBytes, configOptionBytes, domainsBytes, ipsBytes, routesBytes, textBytes, textValue, u32Bytes, u8Bytes,
 } from './options.js';
 import { BootOp, DEFAULT_MESSAGE_SIZE_MAX, encodeDhcp, fieldBytes, type DhcpMessage } from './wire.js';
 import type { ClientRequest } from './request.js';
@@ -69,6 +69,11 @@ export interface ReplyInput {
   boot?: BootPlan | null;
   /** Host name the server assigns (a reservation's): sent as option 12. */
   hostname?: string;
+  /**
+   * The label DNS publishes for this client (undefined: none): told back in option 81 (with the
+   * subnet's domain) when the client sent option 81.
+   */
+  published?: string | undefined;
   message?: string;
 }
 
@@ -114,6 +119,7 @@ export function buildReply(input: ReplyInput): { message: DhcpMessage; requested
     const base = subnet?.options;
     let over: Map<number, Uint8Array> | null = null;
     if (input.hostname !== undefined) (over ??= new Map()).set(DhcpOption.HostName, textBytes(input.hostname));
+    if (client.fqdn !== undefined && kind !== 'inform') (over ??= new Map()).set(DhcpOption.ClientFqdn, fqdnReply(client.fqdn.flags, input.published, base?.get(DhcpOption.DomainName)));
     const boot = input.boot;
     if (boot) {
       m.siaddr = boot.nextServer;
@@ -138,6 +144,19 @@ export function buildReply(input: ReplyInput): { message: DhcpMessage; requested
   const relay = request.options.get(DhcpOption.RelayAgentInformation);
   if (relay) o.set(DhcpOption.RelayAgentInformation, relay); // RFC 3046 §2.2: echo unchanged, last
   return { message: m, requested: client.parameterRequest };
+}
+
+/**
+ * RFC 4702 §4 option 81 of a reply: S when we publish a name for the client (O too when it asked to
+ * do its A update itself: we publish anyway), N when we publish none (the client asked for none, or
+ * its name belongs to someone else); E as the client sent it; the name we publish under.
+ */
+function fqdnReply(clientFlags: number, label: string | undefined, domain: Uint8Array | undefined): Uint8Array {
+  const encoded = clientFlags & FqdnFlag.Encoded;
+  if (label === undefined) return clientFqdnBytes(encoded | FqdnFlag.NoUpdate, '');
+  const override = (clientFlags & FqdnFlag.ServerUpdate) === 0 ? FqdnFlag.Override : 0;
+  const suffix = domain === undefined ? '' : textValue(domain).replace(/\.$/, '');
+  return clientFqdnBytes(encoded | FqdnFlag.ServerUpdate | override, suffix === '' ? label : `${label}.${suffix}`);
 }
 
 /** Options never dropped to fit the client's size limit. */

@@ -14,8 +14,9 @@ import type { AckRecord } from '../../cluster/ack-audit.js';
 import type { RunningService, ServiceContext, ServiceStatus } from '../contract.js';
 import { decodeDhcp, type DhcpMessage } from './wire.js';
 import { readRequest, type ClientRequest } from './request.js';
+import { DhcpOption } from './options.js';
 import {
-  Allocator, formatRange, normalizeClientId, poolSubnet, poolUse, reusableLease, sameClient, type Decision, type LeaseCacheSettings, type LeaseGrant, type PoolSubnet, type SubnetUse,
+  Allocator, formatRange, normalizeClientId, poolSubnet, poolUse, reusableLease, sameClient, sanitizeHostname, type Decision, type LeaseCacheSettings, type LeaseGrant, type PoolSubnet, type SubnetUse,
 } from './allocator.js';
 import { inventoryOwners, leaseOwners, nameHeldBy, nameLabel, recordOwners, reservationOwners, staticRecordNames, type NameHolder, type NameOwners } from '../names.js';
 import { planBoot, type BootRule } from './netboot.js';
@@ -164,6 +165,11 @@ export class DhcpHandler {
       return [];
     }
     const client = read.value;
+    if (client.fqdn === undefined && decoded.value.options.has(DhcpOption.ClientFqdn)) {
+      // Served without it (no name from it, no option 81 back), as a client without option 81.
+      this.counters.inc('option.fqdn-malformed');
+      if (this.#log.isLevelEnabled('debug') && this.#limiter.allow('fqdn-malformed', nowMs)) this.#log.debug({ event: 'dhcp.option.malformed', option: DhcpOption.ClientFqdn, peer, mac: client.mac }, 'option 81 (client FQDN) does not decode; ignored');
+    }
     const decodedAt = performance.now();
     if (this.#interface !== undefined && decoded.value.giaddr === 0) {
       // A direct packet whose source lies outside dhcp.interface's networks came in elsewhere.
@@ -271,7 +277,7 @@ export class DhcpHandler {
             }, `subnet ${decision.subnet.id} has no free address: an unanswered offer was taken back for a new client (a DISCOVER flood, or a pool too small)`);
           }
         }
-        return [this.#reply({ kind: 'offer', request, client, serverId: this.serverId, ip: decision.ip, ...this.#extras(decision.subnet.id, client, decision.hostname) })];
+        return [this.#reply({ kind: 'offer', request, client, serverId: this.serverId, ip: decision.ip, ...this.#extras(decision.subnet.id, client, decision.hostname), published: decision.hostname ?? sanitizeHostname(client.hostname) })];
       case 'nak':
         this.counters.inc('sent.nak');
         this.#log.info({ event: 'dhcp.nak', ...facts, reason: decision.reason }, 'NAK');
@@ -329,7 +335,7 @@ export class DhcpHandler {
         // The boot rule is logged so an operator can see why a netbooting client got its file.
         const boot = extras.boot ? { boot: extras.boot.rule, bootfile: extras.boot.bootfile } : {};
         if (this.#log.isLevelEnabled('info')) this.#log.info({ event: 'dhcp.lease.granted', ...facts, ip: formatIpv4(decision.ip), hostname: lease.hostname, expiresAt: lease.expiresAt, ...boot }, 'lease granted');
-        const ack = this.#reply({ kind: 'ack', request, client, serverId: this.serverId, ip: decision.ip, ...extras });
+        const ack = this.#reply({ kind: 'ack', request, client, serverId: this.serverId, ip: decision.ip, ...extras, published: lease.hostname });
         this.#recordStages(at.startedAt, at.decodedAt, proposedAt, resumedAt, committed);
         return [ack];
       }
@@ -363,7 +369,7 @@ export class DhcpHandler {
       const boot = extras.boot ? { boot: extras.boot.rule, bootfile: extras.boot.bootfile } : {};
       this.#log.info({ event: 'dhcp.lease.reused', ...facts, ip: formatIpv4(grant.ip), hostname: lease.hostname, expiresAt: lease.expiresAt, remainingMs: reuse.remainingMs, ...boot }, 'lease reused (cached ACK)');
     }
-    return this.#reply({ kind: 'ack', request, client, serverId: this.serverId, ip: grant.ip, ...extras });
+    return this.#reply({ kind: 'ack', request, client, serverId: this.serverId, ip: grant.ip, ...extras, published: lease.hostname });
   }
 
   /** The grant as the full path would propose it: without its host name when someone else owns the name. */

@@ -100,15 +100,16 @@ export async function waitFor<T>(check: () => Promise<T | null> | T | null, time
 
 /**
  * A lab with a `srv` host at `serverCidr` serving `dhcpYaml` (startLanhaDhcp) and a scratch
- * directory for client scripts; both are removed after `body`, whatever it does.
+ * directory for client scripts; both are removed after `body`, whatever it does. `moreYaml`: further
+ * top-level blocks (e.g. `dns:`).
  */
-export async function withDhcpLab(serverCidr: string, dhcpYaml: string, body: (lab: Lab, server: LanhaDhcp, work: string) => Promise<void>): Promise<void> {
+export async function withDhcpLab(serverCidr: string, dhcpYaml: string, body: (lab: Lab, server: LanhaDhcp, work: string) => Promise<void>, moreYaml = ''): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'lanha-dhcp-lab-'));
   let server: LanhaDhcp | undefined;
   try {
     await withLab(async (lab) => {
       const srv = await lab.addHost('srv', serverCidr);
-      server = await startLanhaDhcp(srv, serverCidr.split('/')[0]!, dhcpYaml);
+      server = await startLanhaDhcp(srv, serverCidr.split('/')[0]!, dhcpYaml, undefined, moreYaml);
       await body(lab, server, work);
     });
   } finally {

@@ -1,4 +1,6 @@
 import { request } from 'node:http';
+import { readFileSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { ExitCode, LanhaError } from './errors.js';
 
 // The CLI side of the control API. A missing or refusing socket becomes a LanhaError that says the
@@ -37,7 +39,7 @@ export async function callDaemon(socketPath: string, method: string, path: strin
           'Start it with `systemctl start lanha` or `lanctl serve --config FILE`, or point at its socket with --socket PATH or --config FILE.',
           ExitCode.daemonDown));
       } else if (error.code === 'EACCES') {
-        reject(new LanhaError('daemon-unreachable', `permission denied on ${socketPath}: run as root or as a member of the lanha-admin group`, ExitCode.daemonDown));
+        reject(new LanhaError('daemon-unreachable', permissionDenied(socketPath), ExitCode.daemonDown));
       } else if ((error.code === 'ECONNRESET' || error.code === 'EPIPE') && !req.reusedSocket) {
         // A fresh connection closed before any reply: the daemon closes connections past its cap at accept.
         reject(new LanhaError('daemon-unreachable',
@@ -58,4 +60,31 @@ export async function callDaemonOk(socketPath: string, method: string, path: str
   if (reply.status >= 200 && reply.status < 300) return reply.body;
   const message = typeof reply.body === 'object' && reply.body !== null && 'error' in reply.body ? String((reply.body as { error: unknown }).error) : `HTTP ${reply.status}`;
   throw new LanhaError(reply.status === 404 ? 'not-found' : 'api-error', message);
+}
+
+/**
+ * What to do about EACCES on the socket: the group that may use it (the socket's, 0660, or its
+ * directory's when that is what refused: the unit's RuntimeDirectory is 0750), by name.
+ */
+export function permissionDenied(socketPath: string, groupFile = '/etc/group'): string {
+  const gid = ((): number | null => {
+    for (const path of [socketPath, dirname(socketPath)]) {
+      try { return statSync(path).gid; } catch { /* not readable from here: try its directory */ }
+    }
+    return null;
+  })();
+  const group = gid === null ? null : groupName(gid, groupFile);
+  const who = group === null ? (gid === null ? 'the daemon\'s group' : `group ${gid}`) : `group ${group}`;
+  return `permission denied on ${socketPath}: run lanctl as root (sudo), or as a member of ${who}` +
+    (group === null ? '' : ` (sudo usermod -aG ${group} $USER, then log in again)`);
+}
+
+function groupName(gid: number, groupFile: string): string | null {
+  try {
+    for (const line of readFileSync(groupFile, 'utf8').split('\n')) {
+      const [name, , id] = line.split(':');
+      if (name && id !== undefined && Number(id) === gid) return name;
+    }
+  } catch { /* no group file */ }
+  return null;
 }

@@ -1,0 +1,26 @@
+import t from 'tap';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { permissionDenied } from './control-client.js';
+
+// EACCES on the control socket says which group may use it, by name, and the command that joins it.
+
+t.test('permission denied names the socket\'s group and how to join it', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'lanha-ctl-'));
+  try {
+    const socket = join(dir, 'lanha.sock');
+    writeFileSync(socket, '');
+    const gid = statSync(socket).gid;
+    const groups = join(dir, 'group');
+    writeFileSync(groups, `wheel:x:${gid + 1}:\nlanha:x:${gid}:alice\n`);
+    t.equal(permissionDenied(socket, groups),
+      `permission denied on ${socket}: run lanctl as root (sudo), or as a member of group lanha (sudo usermod -aG lanha $USER, then log in again)`);
+    writeFileSync(groups, 'other:x:99999:\n');
+    t.match(permissionDenied(socket, groups), new RegExp(`member of group ${gid}$`), 'a gid with no name: the number');
+    const hidden = join(dir, 'run', 'lanha.sock'); // its directory is what refused (or is gone): that directory's group
+    t.match(permissionDenied(hidden, join(dir, 'none')), /member of the daemon's group$/, 'nothing to stat: says the daemon\'s group');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -2,6 +2,7 @@ import { LatencyWindow } from '../../lib/latency.js';
 import { closeSync, fsyncSync, ftruncateSync, writeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
+import { acquireDirLock, lockHolder, releaseDirLock } from '../../lib/dir-lock.js';
 import { crc32c } from '../../lib/crc32c.js';
 import { fsyncDir } from '../../lib/durable-file.js';
 import { invariant } from '../../lib/assert.js';
@@ -485,7 +486,7 @@ export class Wal {
     // A clean stop leaves no prefilled zeros behind (a crash may: they read back as the end).
     if (fd && !this.#broken && this.#allocated > this.#size) await fd.truncate(this.#size).catch(() => undefined);
     await fd?.close().catch(() => undefined);
-    rmSync(join(this.dir, 'LOCK'), { force: true });
+    releaseDirLock(this.dir);
   }
 
   async #fail(name: FailpointName): Promise<void | 'torn'> {
@@ -805,31 +806,15 @@ export function loadState(dir: string): LoadedState {
 
 /** One process per state directory: a LOCK file with our pid; a dead owner's lock is taken over. */
 function lockDir(dir: string): void {
-  const pid = lockOwner(dir);
-  if (pid !== undefined && pid !== process.pid) {
+  const pid = acquireDirLock(dir);
+  if (pid !== null) {
     throw new StorageError(join(dir, 'LOCK'), 0, `the state directory is in use by process ${pid}; two members must never share one`);
   }
-  writeFileSync(join(dir, 'LOCK'), `${process.pid}\n`);
 }
 
 /** The live process that holds the Raft directory `dir` (its LOCK file names it), or undefined. */
 export function lockOwner(dir: string): number | undefined {
-  let pid: number;
-  try {
-    pid = Number(readFileSync(join(dir, 'LOCK'), 'utf8').trim());
-  } catch {
-    return undefined;
-  }
-  return Number.isInteger(pid) && pid > 0 && alive(pid) ? pid : undefined;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
+  return lockHolder(dir);
 }
 
 function exists(file: string): boolean {

@@ -1,4 +1,5 @@
 import t from 'tap';
+import { until, wait } from '../../test/support/poll.js';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { silentLogger } from '../../lib/log.js';
 import { Transport, type TransportOptions } from './transport.js';
@@ -14,13 +15,6 @@ import { freePort } from '../../test/support/ports.js';
 
 const KEY = new Uint8Array(32).fill(1);
 const LIVE = { pingMs: 40, deadMs: 400, dialMs: 300 };
-const wait = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function until(cond: () => boolean, ms = 5000): Promise<boolean> {
-  const end = performance.now() + ms;
-  while (!cond() && performance.now() < end) await wait(5);
-  return cond();
-}
 
 const counters = (x: Transport): Record<string, number> => x.status()['counters'] as Record<string, number>;
 const peerStatus = (x: Transport, id: string): { connected: boolean; connects: number; inbound: boolean } =>

@@ -1,4 +1,4 @@
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { readFileSync, statSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../../lib/log.js';
@@ -10,13 +10,18 @@ import { REPORT_BYTES_MAX, type MemberStatusChannel } from '../member-status.js'
 import { timerDelayMs, type Clock } from '../../lib/clock.js';
 import { linkLiveness, type LinkLiveness } from '../timers.js';
 import { LinkWatch } from './link-watch.js';
+import { clusterKeyChannel, type PeerAddress, type PeerChannel } from './transport-channel.js';
+import { tlsChannel } from './tls-channel.js';
+import type { TlsMaterial } from './tls.js';
 import {
   Feature, FEATURES, FrameKind, decodeHello, decodeMessage, encodeFrame, encodeHello, encodeMessage, frameMacOk, macEqual, proof, sessionKey, splitFrames, type Frame,
 } from './wire.js';
 
 // Raft between members over TCP. Each member dials every peer and sends its own messages on that
-// outbound connection; what it receives comes in on the connections peers dialled. Peers prove
-// they hold the cluster key (HMAC challenge-response over fresh nonces from both ends), then every
+// outbound connection; what it receives comes in on the connections peers dialled. The link is
+// secured by a channel (transport-channel.ts): plain TCP and the shared cluster key, or TLS 1.3
+// with the cluster CA's certificates and a key exported from the session. Over either, peers prove
+// they hold that key (HMAC challenge-response over fresh nonces from both ends), then every
 // frame carries a MAC under a key derived from both nonces and a sequence number, so frames cannot
 // be forged, replayed or reordered. A peer that fails any check is dropped and logged (rate-limited).
 // Queues are bounded (Raft copes with loss: the oldest message goes first) and dials back off.
@@ -27,12 +32,15 @@ import {
 // deadline (cluster/timers.ts linkLiveness); the dialler then redials. A dial that has not finished
 // its handshake within dialMs is abandoned too, so a SYN lost in a cut does not wait for TCP.
 
-export interface PeerAddress { host: string; port: number }
+export type { PeerAddress };
 
 export interface TransportOptions {
   self: NodeId;
   clusterId: string;
-  key: Uint8Array;
+  /** The shared cluster key (`cluster.keyFile`), when the links are not TLS. */
+  key?: Uint8Array;
+  /** Mutual TLS (`cluster.tls`): the links are TLS 1.3 and the handshake is keyed from each session. */
+  tls?: TlsMaterial;
   listen: PeerAddress;
   peers: Record<NodeId, PeerAddress>;
   log: Logger;
@@ -91,7 +99,7 @@ export class Transport implements PeerLink {
    * each one, and a link whose handshake finished after close() (so never in #inbound) stayed up,
    * kept alive by the dialler's pings, and close() never returned.
    */
-  #accepted = new Set<Socket>();
+  #accepted = new Map<Socket, Socket>();
   /** Connections still in their handshake, per source address (HANDSHAKES_MAX). */
   #handshaking = new Map<string, number>();
   #handshakingTotal = 0;
@@ -107,9 +115,13 @@ export class Transport implements PeerLink {
   #closed = false;
   readonly counters = new Counters();
   readonly limiter = new LogLimiter();
+  readonly channel: PeerChannel;
 
   constructor(options: TransportOptions) {
     this.#o = options;
+    if (options.tls !== undefined) this.channel = tlsChannel(options.tls);
+    else if (options.key !== undefined) this.channel = clusterKeyChannel(options.key);
+    else throw new Error('the raft transport needs cluster.tls or a cluster key');
     for (const [id, addr] of Object.entries(options.peers)) {
       if (id !== options.self) this.#out.set(id, new Outbound(this, id, addr));
     }
@@ -227,13 +239,14 @@ export class Transport implements PeerLink {
     this.#closed = true;
     if (this.#watchTimer) clearTimeout(this.#watchTimer);
     for (const p of this.#out.values()) p.close();
-    for (const s of this.#accepted) s.destroy();
+    for (const s of this.#accepted.values()) s.destroy();
     await new Promise<void>((resolve) => (this.#server ? this.#server.close(() => resolve()) : resolve()));
   }
 
   status(): Record<string, unknown> {
     return {
       listen: `${this.#o.listen.host}:${this.#o.listen.port}`,
+      security: this.channel.mode,
       peers: Object.fromEntries([...this.#out.entries()].map(([id, p]) => [id, { ...p.status(), inbound: this.#inbound.has(id) }])),
       counters: this.counters.toJSON(),
       /** Accepted connections still in their handshake (bounded by HANDSHAKES_MAX). */
@@ -269,12 +282,12 @@ export class Transport implements PeerLink {
     socket.destroy();
   }
 
-  #accept(socket: Socket): void {
-    if (this.#closed) { socket.destroy(); return; }
-    const source = socket.remoteAddress ?? '';
+  #accept(raw: Socket): void {
+    if (this.#closed) { raw.destroy(); return; }
+    const source = raw.remoteAddress ?? '';
     const fromSource = this.#handshaking.get(source) ?? 0;
-    if (fromSource >= HANDSHAKES_PER_SOURCE_MAX) return this.reject('handshakes-per-source', { handshaking: fromSource }, socket);
-    if (this.#handshakingTotal >= HANDSHAKES_MAX) return this.reject('handshakes-full', { handshaking: this.#handshakingTotal }, socket);
+    if (fromSource >= HANDSHAKES_PER_SOURCE_MAX) return this.reject('handshakes-per-source', { handshaking: fromSource }, raw);
+    if (this.#handshakingTotal >= HANDSHAKES_MAX) return this.reject('handshakes-full', { handshaking: this.#handshakingTotal }, raw);
     this.#handshaking.set(source, fromSource + 1);
     this.#handshakingTotal++;
     let handshaking = true;
@@ -285,30 +298,36 @@ export class Transport implements PeerLink {
       const n = (this.#handshaking.get(source) ?? 1) - 1;
       if (n <= 0) this.#handshaking.delete(source); else this.#handshaking.set(source, n);
     };
-    this.#accepted.add(socket);
-    socket.setNoDelay(true);
+    this.#accepted.set(raw, raw);
+    raw.setNoDelay(true);
     const o = this.#o;
     let buf: Buffer = Buffer.alloc(0);
-    let stage: 'hello' | 'proof' | 'ready' = 'hello';
+    // 'channel' until the channel opens (at once for the cluster key, after the TLS handshake).
+    let stage: 'channel' | 'hello' | 'proof' | 'ready' = 'channel';
     let peer = '';
     let nonceD: Uint8Array = new Uint8Array(0);
     const nonceL = randomBytes(32);
-    let macKey: Uint8Array = o.key;
+    let linkKey: Uint8Array = new Uint8Array(0);
+    let macKey: Uint8Array = linkKey;
     let seq = 0;
     let pings = false;
     let watch: LinkWatch | undefined;
+    // The socket frames are read from and written to: the accepted one, or the TLS socket over it.
+    let socket: Socket = raw;
     const timer = setTimeout(() => { if (stage !== 'ready') this.reject('handshake-timeout', {}, socket); }, o.handshakeTimeoutMs ?? 5000);
     timer.unref();
-    socket.on('error', () => socket.destroy());
-    socket.on('close', () => {
+    // Always the socket frames go over: destroying the connection under a live TLS socket and then
+    // the TLS socket crashes Node (SIGSEGV, Node 20).
+    raw.on('error', () => socket.destroy());
+    raw.on('close', () => {
       handshakeOver();
-      this.#accepted.delete(socket);
+      this.#accepted.delete(raw);
       clearTimeout(timer);
       const reports = this.#reportsTo.get(socket)?.timer;
       if (reports) clearInterval(reports);
       if (peer !== '' && this.#inbound.get(peer) === socket) this.#inbound.delete(peer);
     });
-    socket.on('data', (chunk: Buffer) => {
+    const onData = (chunk: Buffer): void => {
       watch?.heard(this.now());
       buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
       const { frames, used, error } = splitFrames(buf, stage === 'ready' ? undefined : HANDSHAKE_FRAME_MAX);
@@ -317,30 +336,32 @@ export class Transport implements PeerLink {
         if (socket.destroyed) return;
         if (this.#closed) { socket.destroy(); return; }
         if (stage === 'hello') {
-          if (f.kind !== FrameKind.hello || !frameMacOk(f, o.key)) return this.reject('bad-hello-mac', {}, socket);
+          if (f.kind !== FrameKind.hello || !frameMacOk(f, linkKey)) return this.reject('bad-hello-mac', {}, socket);
           const h = decodeHello(f.payload);
           if (!h.ok) return this.reject('bad-hello', { offset: h.error.offset }, socket);
           if (h.value.clusterId !== o.clusterId) return this.reject('wrong-cluster', { clusterId: h.value.clusterId }, socket);
           if (!this.#out.has(h.value.member)) return this.reject('unknown-member', { member: h.value.member }, socket);
+          const refusal = this.channel.vouch(socket, h.value.member);
+          if (refusal) return this.reject(refusal.reason, refusal.detail, socket);
           peer = h.value.member;
           nonceD = h.value.nonce;
           pings = (f.seq & Feature.ping) !== 0;
           socket.write(Buffer.concat([
-            encodeFrame(FrameKind.hello, FEATURES, encodeHello({ clusterId: o.clusterId, member: o.self, nonce: nonceL }), o.key),
-            encodeFrame(FrameKind.proof, 0, proof(o.key, o.clusterId, o.self, peer, nonceL, nonceD), o.key),
+            encodeFrame(FrameKind.hello, FEATURES, encodeHello({ clusterId: o.clusterId, member: o.self, nonce: nonceL }), linkKey),
+            encodeFrame(FrameKind.proof, 0, proof(linkKey, o.clusterId, o.self, peer, nonceL, nonceD), linkKey),
           ]));
           stage = 'proof';
         } else if (stage === 'proof') {
-          if (f.kind !== FrameKind.proof || !frameMacOk(f, o.key)) return this.reject('bad-proof-mac', { peer }, socket);
-          if (!macEqual(f.payload, proof(o.key, o.clusterId, peer, o.self, nonceD, nonceL))) return this.reject('bad-proof', { peer }, socket);
+          if (f.kind !== FrameKind.proof || !frameMacOk(f, linkKey)) return this.reject('bad-proof-mac', { peer }, socket);
+          if (!macEqual(f.payload, proof(linkKey, o.clusterId, peer, o.self, nonceD, nonceL))) return this.reject('bad-proof', { peer }, socket);
           stage = 'ready';
           clearTimeout(timer);
           handshakeOver();
-          macKey = sessionKey(o.key, o.clusterId, peer, nonceD, nonceL);
+          macKey = sessionKey(linkKey, o.clusterId, peer, nonceD, nonceL);
           this.#inbound.get(peer)?.destroy(); // a newer connection from the same peer wins
           this.#inbound.set(peer, socket);
           this.counters.inc('accepted');
-          const back: { peer: NodeId; key: Uint8Array; seq: number; watch?: LinkWatch | undefined } = { peer, key: sessionKey(o.key, o.clusterId, o.self, nonceL, nonceD), seq: 0 };
+          const back: { peer: NodeId; key: Uint8Array; seq: number; watch?: LinkWatch | undefined } = { peer, key: sessionKey(linkKey, o.clusterId, o.self, nonceL, nonceD), seq: 0 };
           this.#reportsTo.set(socket, back);
           if (pings) {
             const from = peer;
@@ -369,6 +390,17 @@ export class Transport implements PeerLink {
         }
       }
       if (error) this.reject('bad-framing', { peer, offset: error.offset, problem: error.problem }, socket);
+    };
+    this.channel.accept(raw, {
+      open: (key, channelSocket) => {
+        if (stage !== 'channel' || raw.destroyed) { channelSocket.destroy(); return; }
+        socket = channelSocket;
+        this.#accepted.set(raw, socket);
+        linkKey = key;
+        stage = 'hello';
+        socket.on('data', onData);
+      },
+      refuse: (reason, detail, drop) => this.reject(reason, detail, drop ?? socket),
     });
   }
 }
@@ -415,10 +447,17 @@ class Outbound {
   connect(): void {
     if (this.#t.closed) return;
     const o = this.#t.options;
-    const socket = createConnection({ host: this.#addr.host, port: this.#addr.port });
+    const nonceD = randomBytes(32);
+    let linkKey: Uint8Array = new Uint8Array(0);
+    const socket = this.#t.channel.dial(this.#id, this.#addr, {
+      open: (key) => {
+        linkKey = key;
+        socket.write(encodeFrame(FrameKind.hello, FEATURES, encodeHello({ clusterId: o.clusterId, member: o.self, nonce: nonceD }), key));
+      },
+      refuse: (reason, detail) => fail(reason, detail),
+    });
     this.#socket = socket;
     socket.setNoDelay(true);
-    const nonceD = randomBytes(32);
     let buf: Buffer = Buffer.alloc(0);
     let stage: 'hello' | 'proof' | 'ready' = 'hello';
     let nonceL: Uint8Array = new Uint8Array(0);
@@ -431,9 +470,6 @@ class Outbound {
     // a cut would otherwise wait for TCP's retransmissions) and retried without further back-off:
     // it has waited already, and the back-off is there for peers that refuse at once.
     const endDial = this.#t.watchDial(this.#id, socket, () => { this.#backoff = BACKOFF_MIN_MS; });
-    socket.on('connect', () => {
-      socket.write(encodeFrame(FrameKind.hello, FEATURES, encodeHello({ clusterId: o.clusterId, member: o.self, nonce: nonceD }), o.key));
-    });
     socket.on('data', (chunk: Buffer) => {
       if (this.#socket === socket) this.#watch?.heard(this.#t.now());
       // After the handshake a listener sends only its member reports (members before the reports
@@ -452,18 +488,18 @@ class Outbound {
           this.#t.counters.inc('status.received');
           channel?.incoming(this.#id, f.payload);
         } else if (stage === 'hello') {
-          if (f.kind !== FrameKind.hello || !frameMacOk(f, o.key)) return fail('bad-hello-mac');
+          if (f.kind !== FrameKind.hello || !frameMacOk(f, linkKey)) return fail('bad-hello-mac');
           const h = decodeHello(f.payload);
           if (!h.ok || h.value.clusterId !== o.clusterId || h.value.member !== this.#id) return fail('wrong-peer', h.ok ? { member: h.value.member, clusterId: h.value.clusterId } : {});
           nonceL = h.value.nonce;
           pings = (f.seq & Feature.ping) !== 0;
           stage = 'proof';
         } else if (stage === 'proof') {
-          if (f.kind !== FrameKind.proof || !frameMacOk(f, o.key)) return fail('bad-proof-mac');
-          if (!macEqual(f.payload, proof(o.key, o.clusterId, this.#id, o.self, nonceL, nonceD))) return fail('bad-proof');
-          socket.write(encodeFrame(FrameKind.proof, 0, proof(o.key, o.clusterId, o.self, this.#id, nonceD, nonceL), o.key));
-          this.#macKey = sessionKey(o.key, o.clusterId, o.self, nonceD, nonceL);
-          statusKey = sessionKey(o.key, o.clusterId, this.#id, nonceL, nonceD);
+          if (f.kind !== FrameKind.proof || !frameMacOk(f, linkKey)) return fail('bad-proof-mac');
+          if (!macEqual(f.payload, proof(linkKey, o.clusterId, this.#id, o.self, nonceL, nonceD))) return fail('bad-proof');
+          socket.write(encodeFrame(FrameKind.proof, 0, proof(linkKey, o.clusterId, o.self, this.#id, nonceD, nonceL), linkKey));
+          this.#macKey = sessionKey(linkKey, o.clusterId, o.self, nonceD, nonceL);
+          statusKey = sessionKey(linkKey, o.clusterId, this.#id, nonceL, nonceD);
           this.#seq = 0;
           stage = 'ready';
           this.#ready = true;

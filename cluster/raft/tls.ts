@@ -1,0 +1,148 @@
+import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
+
+// Mutual TLS for the Raft peer links: the files of `cluster.tls` read and checked (one set of checks
+// for `lanctl config check` and for the daemon's start), and the rules a peer's certificate must
+// pass beyond the chain TLS checks: a DNS SAN naming the member it speaks for, and that member's
+// SHA-256 pin when the config gives one. No sockets here (tls-channel.ts); time comes in as nowMs.
+
+/** The three files of `cluster.tls` (PEM). */
+export interface TlsFiles { ca: string; cert: string; key: string }
+
+/** What the transport needs to speak TLS: the PEM texts, the key, and the pins by member name. */
+export interface TlsMaterial {
+  ca: string;
+  cert: string;
+  /** The private key, PEM (checked: ECDSA P-256, matches cert). */
+  key: string;
+  /** Member name -> SHA-256 of its certificate (DER), lowercase hex; only members the config pins. */
+  pins: Record<string, string>;
+}
+
+/** One thing wrong with the files, under the key path that names it. */
+export interface TlsProblem { path: string; message: string }
+
+/** Why a peer's certificate may not speak for a member, or null when it may. */
+export interface PeerRefusal { reason: 'tls-wrong-member' | 'tls-pin'; detail: Record<string, unknown> }
+
+/** A pin as written in the config (hex, colons and case free) as the transport compares it. */
+export function normalizePin(pin: string): string {
+  return pin.replace(/:/g, '').toLowerCase();
+}
+
+/** The SHA-256 of a certificate's DER, lowercase hex without colons. */
+export function certPin(cert: X509Certificate): string {
+  return normalizePin(cert.fingerprint256);
+}
+
+/** The DNS names in a certificate's subjectAltName (member names are DNS SANs). */
+export function certDnsNames(cert: X509Certificate): string[] {
+  return (cert.subjectAltName ?? '').split(', ').filter((n) => n.startsWith('DNS:')).map((n) => n.slice(4));
+}
+
+/** Whether `cert` may speak for `member`: its SAN names it and, when pinned, its SHA-256 is the pin. */
+export function peerRefusal(cert: X509Certificate, member: string, pins: Readonly<Record<string, string>>): PeerRefusal | null {
+  const names = certDnsNames(cert);
+  if (!names.includes(member)) return { reason: 'tls-wrong-member', detail: { member, certNames: names } };
+  const pin = pins[member];
+  if (pin !== undefined && certPin(cert) !== pin) return { reason: 'tls-pin', detail: { member, certSha256: certPin(cert), pinned: pin } };
+  return null;
+}
+
+function validity(cert: X509Certificate, file: string, nowMs: number): string | null {
+  const from = Date.parse(cert.validFrom);
+  const to = Date.parse(cert.validTo);
+  if (nowMs < from) return `${file} is not valid before ${cert.validFrom} (is this clock right?)`;
+  if (nowMs > to) return `${file} expired on ${cert.validTo} (make new certificates: lanctl init --tls --force)`;
+  return null;
+}
+
+type Read<T> = { ok: true; value: T } | { ok: false; message: string };
+
+function readText(file: string): Read<string> {
+  try {
+    return { ok: true, value: readFileSync(file, 'utf8') };
+  } catch (error) {
+    return { ok: false, message: `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}` };
+  }
+}
+
+function parseCert(file: string, text: string): Read<X509Certificate> {
+  try {
+    return { ok: true, value: new X509Certificate(text) };
+  } catch {
+    return { ok: false, message: `${file} is not a PEM certificate` };
+  }
+}
+
+function parseKey(file: string, text: string): Read<KeyObject> {
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(text);
+  } catch {
+    return { ok: false, message: `${file} is not a PEM private key (or it is encrypted)` };
+  }
+  const curve = key.asymmetricKeyDetails?.namedCurve;
+  if (key.asymmetricKeyType !== 'ec' || curve !== 'prime256v1') {
+    return { ok: false, message: `${file} is a ${key.asymmetricKeyType ?? '?'}${curve ? ` ${curve}` : ''} key; the peer links use ECDSA P-256 keys (lanctl init --tls makes them)` };
+  }
+  return { ok: true, value: key };
+}
+
+export interface TlsCheckInput {
+  files: TlsFiles;
+  /** This member: its certificate must name it. */
+  self: string;
+  /** Pins from cluster.members[].certSha256, by member name, as written. */
+  pins: Record<string, string>;
+  /** Where each member sits in cluster.members, for the key paths of pin problems. */
+  memberIndex: Record<string, number>;
+  nowMs: number;
+}
+
+/**
+ * Reads and checks the `cluster.tls` files: readable, PEM, an ECDSA P-256 key of mode 0600 that
+ * matches the certificate, a certificate the CA signed that names this member and is valid now,
+ * this member's own pin. Returns the material, or every problem found (nothing thrown).
+ */
+export function readTlsMaterial(input: TlsCheckInput): { ok: true; material: TlsMaterial } | { ok: false; problems: TlsProblem[] } {
+  const { files, self, nowMs } = input;
+  const problems: TlsProblem[] = [];
+  const add = (key: keyof TlsFiles | 'pin', message: string): void => {
+    problems.push({ path: key === 'pin' ? `cluster.members[${input.memberIndex[self] ?? '?'}].certSha256` : `cluster.tls.${key}`, message });
+  };
+  const texts: Partial<Record<keyof TlsFiles, string>> = {};
+  for (const key of ['ca', 'cert', 'key'] as const) {
+    const read = readText(files[key]);
+    if (read.ok) texts[key] = read.value; else add(key, read.message);
+  }
+  const ca = texts.ca === undefined ? undefined : parseCert(files.ca, texts.ca);
+  const cert = texts.cert === undefined ? undefined : parseCert(files.cert, texts.cert);
+  const key = texts.key === undefined ? undefined : parseKey(files.key, texts.key);
+  if (ca && !ca.ok) add('ca', ca.message);
+  if (cert && !cert.ok) add('cert', cert.message);
+  if (key && !key.ok) add('key', key.message);
+  if (texts.key !== undefined) {
+    const mode = statSync(files.key).mode & 0o777;
+    if ((mode & 0o077) !== 0) add('key', `${files.key} is mode 0${mode.toString(8)}: readable by group or others (chmod 600 ${files.key})`);
+  }
+  if (ca?.ok) {
+    if (!ca.value.ca) add('ca', `${files.ca} is not a CA certificate (no basicConstraints CA:TRUE); give the cluster CA lanctl init --tls made`);
+    const when = validity(ca.value, files.ca, nowMs);
+    if (when) add('ca', when);
+  }
+  if (cert?.ok) {
+    const c = cert.value;
+    if (key?.ok && !c.checkPrivateKey(key.value)) add('key', `${files.key} does not match the certificate in ${files.cert}`);
+    if (ca?.ok && !(c.checkIssued(ca.value) && c.verify(ca.value.publicKey))) add('cert', `${files.cert} is not signed by the CA in ${files.ca}`);
+    const names = certDnsNames(c);
+    if (!names.includes(self)) add('cert', `${files.cert} names ${names.length === 0 ? 'no member' : names.map((n) => `DNS:${n}`).join(', ')}, not this member (${self}): give this member its own certificate`);
+    const when = validity(c, files.cert, nowMs);
+    if (when) add('cert', when);
+    const pin = input.pins[self];
+    if (pin !== undefined && normalizePin(pin) !== certPin(c)) add('pin', `does not match ${files.cert} (its SHA-256 is ${certPin(c)})`);
+  }
+  if (problems.length > 0 || !key?.ok || texts.ca === undefined || texts.cert === undefined) return { ok: false, problems };
+  const pins = Object.fromEntries(Object.entries(input.pins).map(([name, pin]) => [name, normalizePin(pin)]));
+  return { ok: true, material: { ca: texts.ca, cert: texts.cert, key: texts.key!, pins } };
+}

@@ -61,6 +61,18 @@ function timersLine(config: LanhaConfig): string {
     + `  peer links: pinged after ${link.pingMs} ms idle, closed and redialled after ${link.deadMs} ms silent\n`;
 }
 
+/** How the peer links are secured, after reading cluster.tls's files (their problems make the check fail). */
+async function peerLinksLine(config: LanhaConfig): Promise<{ ok: boolean; text: string }> {
+  const cluster = config.cluster;
+  if (cluster === undefined || cluster.backend !== 'raft' || cluster.members.length < 2) return { ok: true, text: '' };
+  if (cluster.tls === undefined) return { ok: true, text: cluster.keyFile === undefined ? '' : `  peer security: shared cluster key ${cluster.keyFile}\n` };
+  const { clusterTlsMaterial, formatTlsProblems } = await import('../cluster/raft/tls.js');
+  const read = clusterTlsMaterial(cluster, config.node.name, Date.now());
+  if (!read.ok) return { ok: false, text: `the peer links' TLS files are not usable:\n${formatTlsProblems(read.problems)}` };
+  const pinned = Object.keys(read.material.pins).length;
+  return { ok: true, text: `  peer security: mutual TLS 1.3, certificate ${cluster.tls.cert} (CA ${cluster.tls.ca})${pinned > 0 ? `, ${pinned} of ${cluster.members.length} members pinned` : ''}\n` };
+}
+
 export const configCheckCommand: CliCommand = {
   path: ['config', 'check'],
   summary: 'validate a config file and print what it enables; exit 2 and one line per problem if invalid',
@@ -76,7 +88,12 @@ export const configCheckCommand: CliCommand = {
       if (profiles.length > 0) enabled.push(`profiles (${profiles.join(', ')})`);
       if ((config.nodes?.length ?? 0) > 0) enabled.push(`nodes (${config.nodes!.length} to seed the inventory)`);
       const members = config.cluster?.members.map((m) => `${m.name}(${m.role})`).join(', ') ?? 'none (single node)';
-      io.out(`${file}: ok\n  node: ${config.node.name} (${config.node.role})\n  cluster: ${members}\n${timersLine(config)}  enabled: ${enabled.join(', ') || 'nothing'}\n`);
+      const links = await peerLinksLine(config);
+      if (!links.ok) {
+        io.err(`${file}: ${links.text}\n`);
+        return ExitCode.config;
+      }
+      io.out(`${file}: ok\n  node: ${config.node.name} (${config.node.role})\n  cluster: ${members}\n${timersLine(config)}${links.text}  enabled: ${enabled.join(', ') || 'nothing'}\n`);
       return ExitCode.ok;
     } catch (error) {
       if (error instanceof ConfigError) {

@@ -1,36 +1,42 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { ExitCode, LanhaError } from '../lib/errors.js';
 import type { CliCommand } from './cli.js';
+import type { LanhaConfig } from '../config/index.js';
 
 // `lanctl init`: makes the cluster's shared key, the secret members prove themselves with
 // (cluster.keyFile). Run it once, on one machine, then copy the same file to every member.
+// `lanctl init --tls`: makes the cluster CA and one key + certificate per member for mutual TLS
+// (cluster.tls) instead; the CA key stays on the machine it was made on.
 
 export const DEFAULT_KEY_FILE = '/etc/lanha/cluster.key';
+export const DEFAULT_TLS_DIR = '/etc/lanha/tls';
 const KEY_BYTES = 32;
+/** Validity of what `init --tls` makes, in days: the CA ten years, member certificates five. */
+const CA_DAYS = 3650;
+const MEMBER_DAYS = 1825;
 
 export const initCommand: CliCommand = {
   path: ['init'],
-  summary: 'make the cluster key (32 random bytes, mode 0600) that every member shares',
-  usage: 'init [--config FILE] [--key FILE] [--force]',
-  options: { config: { type: 'string', short: 'c' }, key: { type: 'string' }, force: { type: 'boolean' } },
+  summary: 'make the cluster key (32 random bytes, mode 0600) that every member shares, or with --tls the cluster CA and member certificates',
+  usage: 'init [--config FILE] [--key FILE] [--force] | init --tls --config FILE [--dir DIR] [--force]',
+  options: { config: { type: 'string', short: 'c' }, key: { type: 'string' }, force: { type: 'boolean' }, tls: { type: 'boolean' }, dir: { type: 'string' } },
   optionHelp: [
     ['-c, --config FILE', 'the site config: the key goes to its cluster.keyFile, and the members to copy it to are listed'],
     ['--key FILE', `where to write the key (default: the config's cluster.keyFile, else ${DEFAULT_KEY_FILE})`],
-    ['--force', 'replace an existing key (every member must then get the new one)'],
+    ['--tls', 'make the cluster CA and an ECDSA P-256 key + certificate per member of the config (needs the openssl command)'],
+    ['--dir DIR', `with --tls: where to write them (default: the directory of the config's cluster.tls.ca, else ${DEFAULT_TLS_DIR})`],
+    ['--force', 'replace an existing key, or with --tls existing CA and certificates (every member must then get the new ones)'],
   ],
   async run(args, io) {
     if (args.positionals.length > 0) throw new LanhaError('usage', `unexpected argument "${args.positionals[0]}"; give the key file with --key FILE`, ExitCode.usage);
-    let members: Array<{ name: string; address: string }> = [];
-    let keyFromConfig: string | undefined;
+    let config: LanhaConfig | undefined;
     const configFile = args.values['config'];
     if (typeof configFile === 'string') {
       const { ConfigError, loadConfig } = await import('../config/index.js');
       try {
-        const config = loadConfig(configFile);
-        keyFromConfig = config.cluster?.keyFile;
-        members = (config.cluster?.members ?? []).filter((m) => m.name !== config.node.name);
+        config = loadConfig(configFile);
       } catch (error) {
         if (error instanceof ConfigError) {
           io.err(`${error.message}\n`);
@@ -39,6 +45,10 @@ export const initCommand: CliCommand = {
         throw error;
       }
     }
+    if (args.values['tls'] === true) return initTls(config, args.values, io);
+    if (args.values['dir'] !== undefined) throw new LanhaError('usage', '--dir is for --tls (the key file is given with --key FILE)', ExitCode.usage);
+    const keyFromConfig = config?.cluster?.keyFile;
+    const members = (config?.cluster?.members ?? []).filter((m) => m.name !== config?.node.name);
     const file = typeof args.values['key'] === 'string' ? args.values['key'] : keyFromConfig ?? DEFAULT_KEY_FILE;
     if (existsSync(file) && args.values['force'] !== true) {
       throw new LanhaError('exists',
@@ -60,3 +70,51 @@ export const initCommand: CliCommand = {
     return ExitCode.ok;
   },
 };
+
+type InitValues = Record<string, string | boolean | Array<string | boolean> | undefined>;
+
+/** `init --tls`: the CA (its key stays here) and a key + certificate per member; prints what to copy where. */
+async function initTls(config: LanhaConfig | undefined, values: InitValues, io: Parameters<CliCommand['run']>[1]): Promise<number> {
+  if (values['key'] !== undefined) throw new LanhaError('usage', '--key is for the shared key; with --tls give the directory with --dir DIR', ExitCode.usage);
+  const cluster = config?.cluster;
+  if (config === undefined || cluster === undefined) {
+    throw new LanhaError('usage', 'init --tls needs --config FILE with a cluster: block: its members are who gets a certificate', ExitCode.usage);
+  }
+  const dir = typeof values['dir'] === 'string' ? values['dir'] : cluster.tls !== undefined ? dirname(cluster.tls.ca) : DEFAULT_TLS_DIR;
+  const { OpensslError, clusterCertPaths, makeClusterCerts } = await import('../cluster/raft/tls-certs.js');
+  const paths = clusterCertPaths(dir, cluster.members.map((m) => m.name));
+  const all = [paths.caCert, paths.caKey, ...Object.values(paths.members).flatMap((f) => [f.cert, f.key])];
+  const existing = all.filter((f) => existsSync(f));
+  if (existing.length > 0 && values['force'] !== true) {
+    throw new LanhaError('exists',
+      `${existing.join(', ')} ${existing.length === 1 ? 'exists' : 'exist'}: the cluster's CA and certificates are made once (replace them all with --force, then copy the new ones to every member)`,
+      ExitCode.failure);
+  }
+  let made: ReturnType<typeof makeClusterCerts>;
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o755 });
+    made = makeClusterCerts(dir, cluster.id, cluster.members, { ca: CA_DAYS, member: MEMBER_DAYS });
+  } catch (error) {
+    const why = error instanceof OpensslError ? error.message : `could not write in ${dir}: ${(error as Error).message} (run as root for /etc/lanha, or give --dir DIR)`;
+    throw new LanhaError('io', why, ExitCode.failure);
+  }
+  const { X509Certificate } = await import('node:crypto');
+  const { readFileSync } = await import('node:fs');
+  const { certPin } = await import('../cluster/raft/tls.js');
+  io.out(`wrote the cluster CA ${made.caCert} (valid ${CA_DAYS} days) and its key ${made.caKey} (mode 0600: it stays on this machine, copy it nowhere)\n`);
+  io.out(`and per member an ECDSA P-256 key (mode 0600) and certificate (valid ${MEMBER_DAYS} days, DNS SAN = member name):\n`);
+  for (const m of cluster.members) {
+    const files = made.members[m.name]!;
+    const pin = certPin(new X509Certificate(readFileSync(files.cert)));
+    io.out(`  ${m.name}: ${files.cert} ${files.key}  certSha256: ${pin}\n`);
+  }
+  io.out(`each member's config: cluster.tls: { ca: ${made.caCert}, cert: ${join(dir, '<member>.pem')}, key: ${join(dir, '<member>.key')} } (no keyFile); the certSha256 lines above may go under cluster.members as pins\n`);
+  const others = cluster.members.filter((m) => m.name !== config.node.name);
+  if (others.length > 0) {
+    io.out(`copy each member its files, keeping mode 0600 on the key (make ${dir} there first):\n${others.map((m) => {
+      const f = made.members[m.name]!;
+      return `  scp -p ${made.caCert} ${f.cert} ${f.key} root@${m.address}:${dir}/    # ${m.name}\n`;
+    }).join('')}`);
+  }
+  return ExitCode.ok;
+}

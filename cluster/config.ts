@@ -11,6 +11,18 @@ const member = z.object({
   address: z.string().min(1),
   port: port.default(7400),
   role: z.enum(['server', 'witness']).default('server'),
+  /** With cluster.tls: the SHA-256 of this member's certificate (hex, colons allowed); its links accept no other. */
+  certSha256: z.string().regex(/^(?:[0-9a-f]{64}|[0-9a-f]{2}(?::[0-9a-f]{2}){31})$/i, { message: 'is not a SHA-256 fingerprint (64 hex digits, colons between pairs allowed)' }).optional(),
+}).strict();
+
+/** Mutual TLS for the Raft peer links: PEM files, made by `lanctl init --tls` (cluster/raft/tls.ts checks them). */
+const clusterTls = z.object({
+  /** The cluster CA's certificate: a peer's certificate must be signed by it. */
+  ca: z.string().min(1),
+  /** This member's certificate (its DNS SAN is the member name). */
+  cert: z.string().min(1),
+  /** This member's ECDSA P-256 private key, mode 0600. */
+  key: z.string().min(1),
 }).strict();
 
 export const clusterConfig = z.object({
@@ -18,6 +30,8 @@ export const clusterConfig = z.object({
   members: z.array(member).min(1),
   /** A file holding the shared cluster key (32+ random bytes, hex or base64); mode 0600. */
   keyFile: z.string().optional(),
+  /** Mutual TLS 1.3 for the peer links instead of keyFile (giving both is an error). */
+  tls: clusterTls.optional(),
   /** Raft heartbeat (default 100 ms); derived from failoverBudget when that is given (cluster/timers.ts). */
   heartbeat: duration.optional(),
   /** Minimum Raft election timeout (default 500 ms); derived from failoverBudget when that is given. */
@@ -39,6 +53,13 @@ export const clusterConfig = z.object({
       if (m.role === 'witness') ctx.addIssue({ code: 'custom', path: ['members', i, 'role'], message: 'is witness, but with backend etcd the etcd members vote (remove the witness)' });
     });
   }
+  if (c.tls !== undefined && c.keyFile !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['keyFile'], message: 'is set and so is cluster.tls: give one (tls for a new site; keyFile stays for sites that run with it; all members alike)' });
+  }
+  if (c.tls !== undefined && c.backend === 'etcd') ctx.addIssue({ code: 'custom', path: ['tls'], message: 'secures the Raft peer links, but cluster.backend is etcd (use cluster.etcd.tls)' });
+  c.members.forEach((m, i) => {
+    if (m.certSha256 !== undefined && c.tls === undefined) ctx.addIssue({ code: 'custom', path: ['members', i, 'certSha256'], message: 'is set but cluster.tls is not (pins apply to TLS certificates)' });
+  });
   refuseDuplicates(ctx, c.members.map((m, i) => ({ key: m.name, path: ['members', i, 'name'] })), ['cluster'], 'is a duplicate member name: also');
   refuseDuplicates(ctx, c.members.map((m, i) => ({ key: `${m.address}:${m.port}`, path: ['members', i, 'address'] })), ['cluster'], 'is, with the same port, the address of another member:');
 });

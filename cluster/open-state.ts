@@ -6,6 +6,7 @@ import { RaftStateLog, memberFile, raftDir } from './raft-state-log.js';
 import type { PeerLink } from './raft/types.js';
 import type { ConfState } from './raft/types.js';
 import { Transport, readKeyFile } from './raft/transport.js';
+import { clusterTlsMaterial, formatTlsProblems, type TlsMaterial } from './raft/tls.js';
 import { readFileSync } from 'node:fs';
 import { LanhaError } from '../lib/errors.js';
 import { linkLiveness, raftTimers } from './timers.js';
@@ -38,16 +39,22 @@ export function bootstrapConf(config: LanhaConfig): ConfState {
 export async function clusterTransport(config: LanhaConfig, log: Logger): Promise<PeerLink | undefined> {
   const cluster = config.cluster;
   if (!cluster || cluster.members.length === 1) return undefined;
-  if (cluster.keyFile === undefined) {
-    throw new Error('cluster.keyFile is not set: members authenticate each other with a shared key file (32+ random bytes, hex or base64, mode 0600)');
-  }
-  const key = readKeyFile(cluster.keyFile, log);
   const self = cluster.members.find((m) => m.name === config.node.name);
   if (!self) throw new Error(`node.name ${config.node.name} is not among cluster.members`);
+  let security: { tls: TlsMaterial } | { key: Uint8Array };
+  if (cluster.tls !== undefined) {
+    const read = clusterTlsMaterial(cluster, self.name, Date.now());
+    if (!read.ok) throw new LanhaError('config-invalid', `the peer links' TLS files (cluster.tls) are not usable:\n${formatTlsProblems(read.problems)}`);
+    security = { tls: read.material };
+  } else if (cluster.keyFile !== undefined) {
+    security = { key: readKeyFile(cluster.keyFile, log) };
+  } else {
+    throw new Error('neither cluster.tls nor cluster.keyFile is set: members authenticate each other with certificates (lanctl init --tls) or a shared key file (lanctl init)');
+  }
   return new Transport({
     self: self.name,
     clusterId: cluster.id,
-    key,
+    ...security,
     listen: { host: self.address, port: self.port },
     peers: Object.fromEntries(cluster.members.map((m) => [m.name, { host: m.address, port: m.port }])),
     log: log.child({ service: 'raft-transport' }),

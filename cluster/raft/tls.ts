@@ -1,5 +1,6 @@
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
+import type { ClusterConfig } from '../config.js';
 
 // Mutual TLS for the Raft peer links: the files of `cluster.tls` read and checked (one set of checks
 // for `lanctl config check` and for the daemon's start), and the rules a peer's certificate must
@@ -145,4 +146,21 @@ export function readTlsMaterial(input: TlsCheckInput): { ok: true; material: Tls
   if (problems.length > 0 || !key?.ok || texts.ca === undefined || texts.cert === undefined) return { ok: false, problems };
   const pins = Object.fromEntries(Object.entries(input.pins).map(([name, pin]) => [name, normalizePin(pin)]));
   return { ok: true, material: { ca: texts.ca, cert: texts.cert, key: texts.key!, pins } };
+}
+
+/** The TLS material of `cluster.tls` for member `self`, or every problem with it (config check, start). */
+export function clusterTlsMaterial(cluster: Pick<ClusterConfig, 'tls' | 'members'>, self: string, nowMs: number): ReturnType<typeof readTlsMaterial> {
+  if (cluster.tls === undefined) return { ok: false, problems: [{ path: 'cluster.tls', message: 'is not set' }] };
+  const pins: Record<string, string> = {};
+  const memberIndex: Record<string, number> = {};
+  cluster.members.forEach((m, i) => {
+    memberIndex[m.name] = i;
+    if (m.certSha256 !== undefined) pins[m.name] = m.certSha256;
+  });
+  return readTlsMaterial({ files: cluster.tls, self, pins, memberIndex, nowMs });
+}
+
+/** One line per problem, as config errors read: `cluster.tls.key: /etc/lanha/tls/a.key is mode 0644 ...`. */
+export function formatTlsProblems(problems: readonly TlsProblem[]): string {
+  return problems.map((p) => `${p.path}: ${p.message}`).join('\n');
 }

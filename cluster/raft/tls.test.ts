@@ -1,0 +1,93 @@
+// The checks on `cluster.tls` (config check and the daemon's start share them): each way the files
+// can be wrong gives one problem under the key path that names it, and good files give the material;
+// plus the schema rules: pins' form, pins without TLS, and keyFile with tls refused.
+import t from 'tap';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { X509Certificate } from 'node:crypto';
+import { makeClusterCerts, makeMemberCert, writeP256Key } from './tls-certs.js';
+import { certPin, clusterTlsMaterial, type TlsProblem } from './tls.js';
+import { ConfigError, parseConfig } from '../../config/index.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'lanha-tls-check-'));
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+const good = makeClusterCerts(dir, 'c1', [{ name: 'a' }, { name: 'b' }], { ca: 30, member: 30 });
+const otherDir = join(dir, 'other');
+mkdirSync(otherDir);
+const other = makeClusterCerts(otherDir, 'c1', [{ name: 'a' }], { ca: 30, member: 30 });
+const NOW = Date.now();
+const members = [{ name: 'a', address: '127.0.0.1', port: 7400, role: 'server' as const }, { name: 'b', address: '127.0.0.2', port: 7400, role: 'server' as const }];
+
+function check(files: { ca?: string; cert?: string; key?: string }, nowMs = NOW, pinA?: string): TlsProblem[] {
+  const tls = { ca: good.caCert, cert: good.members['a']!.cert, key: good.members['a']!.key, ...files };
+  const read = clusterTlsMaterial({ tls, members: [{ ...members[0]!, ...(pinA ? { certSha256: pinA } : {}) }, members[1]!] }, 'a', nowMs);
+  return read.ok ? [] : read.problems;
+}
+
+t.test('good files give the material, pins normalized', async (t) => {
+  const pin = certPin(new X509Certificate(readFileSync(good.members['a']!.cert)));
+  const colons = pin.toUpperCase().match(/../g)!.join(':');
+  const read = clusterTlsMaterial({ tls: { ca: good.caCert, cert: good.members['a']!.cert, key: good.members['a']!.key }, members: [{ ...members[0]!, certSha256: colons }, members[1]!] }, 'a', NOW);
+  t.ok(read.ok);
+  if (read.ok) t.same(read.material.pins, { a: pin });
+});
+
+const notPem = join(dir, 'not.pem');
+writeFileSync(notPem, 'hello\n');
+const looseKey = join(dir, 'loose.key');
+copyFileSync(good.members['a']!.key, looseKey);
+chmodSync(looseKey, 0o640);
+const expiredKey = join(dir, 'expired.key');
+writeP256Key(expiredKey);
+const expiredCert = join(dir, 'expired.pem');
+writeFileSync(expiredCert, makeMemberCert({ name: 'a', keyFile: expiredKey, caCertFile: good.caCert, caKeyFile: good.caKey, days: -1 }));
+
+const cases: Array<[string, () => TlsProblem[], string, RegExp]> = [
+  ['an unreadable file', () => check({ ca: join(dir, 'missing.pem') }), 'cluster.tls.ca', /cannot read .*missing\.pem: ENOENT/],
+  ['a certificate that is not PEM', () => check({ cert: notPem }), 'cluster.tls.cert', /is not a PEM certificate/],
+  ['a key that is not PEM', () => check({ key: notPem }), 'cluster.tls.key', /is not a PEM private key/],
+  ['a key that does not match the certificate', () => check({ key: good.members['b']!.key }), 'cluster.tls.key', /does not match the certificate/],
+  ['a certificate another CA signed', () => check({ cert: other.members['a']!.cert, key: other.members['a']!.key }), 'cluster.tls.cert', /is not signed by the CA/],
+  ['a certificate naming another member', () => check({ cert: good.members['b']!.cert, key: good.members['b']!.key }), 'cluster.tls.cert', /names DNS:b, not this member \(a\)/],
+  ['an expired certificate', () => check({ cert: expiredCert, key: expiredKey }), 'cluster.tls.cert', /expired on/],
+  ['a certificate not valid yet (clock behind)', () => check({}, NOW - 2 * 86_400_000), 'cluster.tls.cert', /is not valid before/],
+  ['a key readable by others', () => check({ key: looseKey }), 'cluster.tls.key', /is mode 0640: readable by group or others/],
+  ['a CA file that is a member certificate', () => check({ ca: good.members['b']!.cert }), 'cluster.tls.ca', /is not a CA certificate/],
+  ['its own pin wrong', () => check({}, NOW, 'ab'.repeat(32)), 'cluster.members[0].certSha256', /does not match/],
+];
+for (const [name, run, path, message] of cases) {
+  t.test(`${name}: one problem under ${path}`, async (t) => {
+    const problems = run();
+    const hit = problems.find((p) => p.path === path && message.test(p.message));
+    t.ok(hit, JSON.stringify(problems));
+  });
+}
+
+const base = (cluster: string): string => `node: { name: a, address: 127.0.0.1, stateDir: ${dir}/state }
+cluster:
+  id: c1
+${cluster}`;
+const membersYaml = `  members:
+    - { name: a, address: 127.0.0.1, port: 7400 }
+    - { name: b, address: 127.0.0.2, port: 7400 }
+`;
+function configError(text: string): string {
+  try {
+    parseConfig(text);
+    return '';
+  } catch (error) {
+    if (error instanceof ConfigError) return error.message;
+    throw error;
+  }
+}
+
+t.test('schema: keyFile and tls together are refused; pins need tls and a SHA-256 form', async (t) => {
+  const tls = `  tls: { ca: /x/ca.pem, cert: /x/a.pem, key: /x/a.key }\n`;
+  t.equal(configError(base(tls + membersYaml)), '', 'tls alone is fine');
+  t.match(configError(base(tls + '  keyFile: /x/k\n' + membersYaml)), /cluster\.keyFile: .*is set and so is cluster\.tls: give one/);
+  t.match(configError(base(tls + membersYaml.replace('port: 7400 }', 'port: 7400, certSha256: "12:34" }'))), /cluster\.members\[0\]\.certSha256: "12:34" is not a SHA-256 fingerprint/);
+  t.match(configError(base('  keyFile: /x/k\n' + membersYaml.replace('port: 7400 }', `port: 7400, certSha256: "${'ab'.repeat(32)}" }`))), /cluster\.members\[0\]\.certSha256: .*is set but cluster\.tls is not/);
+  t.match(configError(base(`  tls: { ca: /x/ca.pem, cert: /x/a.pem }\n` + membersYaml)), /cluster\.tls\.key: is required but missing/);
+  t.match(configError(base(`  tls: { ca: /x/ca.pem, cert: /x/a.pem, key: /x/a.key, ciphers: x }\n` + membersYaml)), /cluster\.tls\.ciphers: unknown key/);
+});

@@ -1,0 +1,83 @@
+// `lanctl init --tls`: the cluster CA and one ECDSA P-256 key + certificate per member of the site
+// config, keys mode 0600, each certificate signed by the CA and naming its member; never replaced
+// without --force; and `lanctl config check` reads the files it made (and says what is wrong).
+import t from 'tap';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { certDnsNames, certPin } from '../../cluster/raft/tls.js';
+import { runLanctl } from '../support/daemon.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'lanha-init-tls-test-'));
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+const tlsDir = join(dir, 'tls');
+
+function siteConfig(self: string, extra = ''): string {
+  const file = join(dir, `${self}.yaml`);
+  writeFileSync(file, `node: { name: ${self}, address: 10.20.0.2, stateDir: ${dir}/state, controlSocket: ${dir}/s.sock }
+cluster:
+  id: rack1
+  tls: { ca: ${tlsDir}/ca.pem, cert: ${tlsDir}/${self}.pem, key: ${tlsDir}/${self}.key }
+  members:
+    - { name: lan-a, address: 10.20.0.2, port: 7400${extra} }
+    - { name: lan-b, address: 10.20.0.3, port: 7400 }
+    - { name: witness, address: 10.20.0.9, port: 7400, role: witness }
+`);
+  return file;
+}
+
+t.test('makes the CA and a key + certificate per member; refuses to replace them without --force', async (t) => {
+  const config = siteConfig('lan-a');
+  const r = await runLanctl(['init', '--tls', '--config', config]);
+  t.equal(r.code, 0, r.stderr);
+  const ca = new X509Certificate(readFileSync(join(tlsDir, 'ca.pem')));
+  t.ok(ca.ca, 'the CA certificate is a CA');
+  t.equal(statSync(join(tlsDir, 'ca.key')).mode & 0o777, 0o600, 'the CA key is mode 0600');
+  for (const [name, ip] of [['lan-a', '10.20.0.2'], ['lan-b', '10.20.0.3'], ['witness', '10.20.0.9']] as const) {
+    const cert = new X509Certificate(readFileSync(join(tlsDir, `${name}.pem`)));
+    const key = createPrivateKey(readFileSync(join(tlsDir, `${name}.key`)));
+    t.equal(statSync(join(tlsDir, `${name}.key`)).mode & 0o777, 0o600, `${name}: key mode 0600`);
+    t.same([key.asymmetricKeyType, key.asymmetricKeyDetails?.namedCurve], ['ec', 'prime256v1'], `${name}: ECDSA P-256`);
+    t.ok(cert.checkPrivateKey(key), `${name}: the key is the certificate's`);
+    t.ok(cert.checkIssued(ca) && cert.verify(ca.publicKey), `${name}: signed by the CA`);
+    t.same(certDnsNames(cert), [name], `${name}: DNS SAN = the member name`);
+    t.match(cert.subjectAltName, `IP Address:${ip}`, `${name}: its address as IP SAN`);
+    t.match(r.stdout, `${name}: ${join(tlsDir, `${name}.pem`)} ${join(tlsDir, `${name}.key`)}  certSha256: ${certPin(cert)}`, `${name}: its pin printed`);
+  }
+  t.match(r.stdout, `scp -p ${tlsDir}/ca.pem ${tlsDir}/lan-b.pem ${tlsDir}/lan-b.key root@10.20.0.3:${tlsDir}/    # lan-b`);
+  t.match(r.stdout, `root@10.20.0.9:${tlsDir}/    # witness`);
+  t.notMatch(r.stdout, /# lan-a/, 'nothing to copy to itself');
+  t.notMatch(r.stdout, /scp[^\n]*ca\.key/, 'the CA key is copied nowhere');
+
+  const caText = readFileSync(join(tlsDir, 'ca.pem'), 'utf8');
+  const again = await runLanctl(['init', '--tls', '--config', config]);
+  t.equal(again.code, 1, 'existing certificates are not replaced');
+  t.match(again.stderr, /ca\.pem.*exist.*--force/);
+  t.equal(readFileSync(join(tlsDir, 'ca.pem'), 'utf8'), caText, 'and are left as they were');
+  const forced = await runLanctl(['init', '--tls', '--config', config, '--force']);
+  t.equal(forced.code, 0, forced.stderr);
+  t.not(readFileSync(join(tlsDir, 'ca.pem'), 'utf8'), caText, '--force makes a new CA');
+
+  const usage = await runLanctl(['init', '--tls']);
+  t.equal(usage.code, 2, 'without a config there are no members to make certificates for');
+  t.match(usage.stderr, /needs --config FILE/);
+});
+
+t.test('config check reads the files: ok for the files made, and says what is wrong', async (t) => {
+  if (!existsSync(join(tlsDir, 'lan-a.pem'))) await runLanctl(['init', '--tls', '--config', siteConfig('lan-a')]);
+  const ok = await runLanctl(['config', 'check', siteConfig('lan-a')]);
+  t.equal(ok.code, 0, ok.stderr);
+  t.match(ok.stdout, /peer security: mutual TLS 1\.3/);
+
+  const pin = certPin(new X509Certificate(readFileSync(join(tlsDir, 'lan-b.pem'))));
+  const wrongPin = await runLanctl(['config', 'check', siteConfig('lan-a', `, certSha256: "${pin}"`)]);
+  t.equal(wrongPin.code, 2, "lan-b's pin on lan-a");
+  t.match(wrongPin.stderr, /cluster\.members\[0\]\.certSha256: does not match/);
+
+  chmodSync(join(tlsDir, 'lan-a.key'), 0o644);
+  t.teardown(() => chmodSync(join(tlsDir, 'lan-a.key'), 0o600));
+  const loose = await runLanctl(['config', 'check', siteConfig('lan-a')]);
+  t.equal(loose.code, 2);
+  t.match(loose.stderr, /cluster\.tls\.key: .*lan-a\.key is mode 0644: readable by group or others \(chmod 600/);
+});

@@ -16,7 +16,6 @@ const good = makeClusterCerts(dir, 'c1', [{ name: 'a' }, { name: 'b' }], { ca: 3
 const otherDir = join(dir, 'other');
 mkdirSync(otherDir);
 const other = makeClusterCerts(otherDir, 'c1', [{ name: 'a' }], { ca: 30, member: 30 });
-const NOW = Date.now();
 const members = [{ name: 'a', address: '127.0.0.1', port: 7400, role: 'server' as const }, { name: 'b', address: '127.0.0.2', port: 7400, role: 'server' as const }];
 
 function check(files: { ca?: string; cert?: string; key?: string }, nowMs = NOW, pinA?: string): TlsProblem[] {
@@ -24,14 +23,6 @@ function check(files: { ca?: string; cert?: string; key?: string }, nowMs = NOW,
   const read = clusterTlsMaterial({ tls, members: [{ ...members[0]!, ...(pinA ? { certSha256: pinA } : {}) }, members[1]!] }, 'a', nowMs);
   return read.ok ? [] : read.problems;
 }
-
-t.test('good files give the material, pins normalized', async (t) => {
-  const pin = certPin(new X509Certificate(readFileSync(good.members['a']!.cert)));
-  const colons = pin.toUpperCase().match(/../g)!.join(':');
-  const read = clusterTlsMaterial({ tls: { ca: good.caCert, cert: good.members['a']!.cert, key: good.members['a']!.key }, members: [{ ...members[0]!, certSha256: colons }, members[1]!] }, 'a', NOW);
-  t.ok(read.ok);
-  if (read.ok) t.same(read.material.pins, { a: pin });
-});
 
 const notPem = join(dir, 'not.pem');
 writeFileSync(notPem, 'hello\n');
@@ -42,6 +33,16 @@ const expiredKey = join(dir, 'expired.key');
 writeP256Key(expiredKey);
 const expiredCert = join(dir, 'expired.pem');
 writeFileSync(expiredCert, makeMemberCert({ name: 'a', keyFile: expiredKey, caCertFile: good.caCert, caKeyFile: good.caKey, days: -1 }));
+
+const NOW = Date.now(); // after every certificate above was made (notBefore is their making)
+
+t.test('good files give the material, pins normalized', async (t) => {
+  const pin = certPin(new X509Certificate(readFileSync(good.members['a']!.cert)));
+  const colons = pin.toUpperCase().match(/../g)!.join(':');
+  const read = clusterTlsMaterial({ tls: { ca: good.caCert, cert: good.members['a']!.cert, key: good.members['a']!.key }, members: [{ ...members[0]!, certSha256: colons }, members[1]!] }, 'a', NOW);
+  t.ok(read.ok);
+  if (read.ok) t.same(read.material.pins, { a: pin });
+});
 
 const cases: Array<[string, () => TlsProblem[], string, RegExp]> = [
   ['an unreadable file', () => check({ ca: join(dir, 'missing.pem') }), 'cluster.tls.ca', /cannot read .*missing\.pem: ENOENT/],

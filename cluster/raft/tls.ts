@@ -53,8 +53,8 @@ export function peerRefusal(cert: X509Certificate, member: string, pins: Readonl
 function validity(cert: X509Certificate, file: string, nowMs: number): string | null {
   const from = Date.parse(cert.validFrom);
   const to = Date.parse(cert.validTo);
-  if (nowMs < from) return `${file} is not valid before ${cert.validFrom} (is this clock right?)`;
   if (nowMs > to) return `${file} expired on ${cert.validTo} (make new certificates: lanctl init --tls --force)`;
+  if (nowMs < from) return `${file} is not valid before ${cert.validFrom} (is this clock right?)`;
   return null;
 }
 

@@ -4,7 +4,7 @@
 // (cluster key) peer are each refused, counted and logged, and the listener still serves a good
 // member afterwards.
 import t from 'tap';
-import { until, wait } from '../../test/support/poll.js';
+import { until } from '../../test/support/poll.js';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -1,4 +1,3 @@
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import type { LanhaConfig } from '../config/index.js';
@@ -11,6 +10,7 @@ import { ControlServer, type ApiRoutes } from '../lib/control-server.js';
 import { systemdReady, type SystemdHandle } from '../lib/systemd.js';
 import { errorMessage } from '../lib/errors.js';
 import { bindError } from '../lib/bind-errors.js';
+import { checkStateDir } from '../lib/state-dir.js';
 import { serviceDefinitions } from '../services/registry.js';
 import type { RunningService, ServiceContext, ServiceDefinition } from '../services/contract.js';
 import type { StateLog } from '../cluster/state-log.js';
@@ -90,7 +90,7 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
   const clock = options.clock ?? systemClock;
   const random = options.random ?? cryptoRandom;
   const startedWall = clock.wallMs();
-  mkdirSync(config.node.stateDir, { recursive: true });
+  checkStateDir(config.node.stateDir);
 
   const state = await (options.openState ?? defaultOpenState)(config, log, clock).catch((error: unknown) => {
     throw bindError('the cluster transport', 'cluster', error) ?? error;

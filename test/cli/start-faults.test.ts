@@ -1,7 +1,11 @@
 import t from 'tap';
 import { createSocket, type Socket } from 'node:dgram';
 import { createServer, type Server } from 'node:net';
-import { runLanctl, scratchConfig, SOLO_CONFIG } from '../support/daemon.js';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { runLanctl, scratchConfig, serveDaemon, SOLO_CONFIG } from '../support/daemon.js';
+import { LANCTL } from '../support/paths.js';
 import { freePorts } from '../support/ports.js';
 import { bindError, findBindFailure } from '../../lib/bind-errors.js';
 
@@ -80,3 +84,51 @@ t.test('findBindFailure reads Node errors, causes and services\' wrapping messag
   t.equal(findBindFailure('bind EADDRINUSE 1.2.3.4:5'), null, 'only errors are read');
   t.equal(bindError('dns', 'dns', new Error('something else')), null);
 });
+
+const asRoot = process.getuid?.() === 0;
+const haveSetpriv = spawnSync('setpriv', ['--version']).status === 0;
+
+// lanha run once as root (`sudo lanctl serve`) leaves root's files in the state directory; the
+// service, as its own user, failed on the first of them with Node's bare EACCES. Now one message
+// names the files, their owner and mode and the chown line, and nothing in the directory changes.
+t.test('state files another user owns: named with owner and mode, the chown line, nothing changed', { skip: !(asRoot && haveSetpriv) && 'needs root and setpriv' }, async (t) => {
+  const sc = scratchConfig(SOLO_CONFIG);
+  t.teardown(() => sc.cleanup());
+  const first = await serveDaemon(sc.file, { timeoutMs: 60_000 });
+  await first.stop();
+  chmodSync(sc.dir, 0o755);
+  for (const d of ['state', 'state/raft', 'state/raft/wal']) chmodSync(join(sc.dir, d), 0o777);
+  const hardstate = readFileSync(join(sc.dir, 'state/raft/hardstate'));
+  const r = await runLanctlAs(65534, ['serve', '--config', sc.file]);
+  t.equal(r.code, 1, r.stderr);
+  t.match(r.stderr, `node.stateDir ${sc.dir}/state: this process (uid 65534) cannot write`);
+  t.match(r.stderr, /raft\/hardstate \(owner uid 0, mode 0644\)/);
+  t.match(r.stderr, /Was lanha run as root once/);
+  t.match(r.stderr, `chown -R 65534:65534 ${sc.dir}/state`);
+  t.same(readFileSync(join(sc.dir, 'state/raft/hardstate')), hardstate, 'the hard state is as it was');
+});
+
+t.test('a state directory on a read-only file system is named as such', { skip: !asRoot && 'needs root to mount' }, async (t) => {
+  const sc = scratchConfig(SOLO_CONFIG);
+  t.teardown(() => sc.cleanup());
+  const mnt = join(sc.dir, 'ro');
+  mkdirSync(mnt);
+  if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'lhro', mnt]).status !== 0) { t.comment('tmpfs mount refused here: not checked'); return; }
+  t.teardown(() => { spawnSync('umount', [mnt]); });
+  mkdirSync(join(mnt, 'state'));
+  t.equal(spawnSync('mount', ['-o', 'remount,ro', mnt]).status, 0);
+  writeFileSync(sc.file, SOLO_CONFIG.replaceAll('{{dir}}', sc.dir).replace(`${sc.dir}/state`, `${mnt}/state`));
+  const r = await runLanctl(['serve', '--config', sc.file], { timeoutMs: 30_000 });
+  t.equal(r.code, 1);
+  t.match(r.stderr, `node.stateDir ${mnt}/state is on a read-only file system`);
+});
+
+function runLanctlAs(uid: number, args: readonly string[]): Promise<{ code: number; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', process.execPath, LANCTL, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    child.on('close', (code) => { clearTimeout(timer); resolve({ code: code ?? 1, stderr }); });
+  });
+}

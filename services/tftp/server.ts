@@ -80,6 +80,8 @@ export class TftpServer {
   readonly #bootEvents = new BootEventLimiter();
   readonly #bootFiles: BootFileSource | undefined;
   readonly #limiter = new LogLimiter();
+  /** Failed-transfer lines left out by the limiter since the last one written, per kind. */
+  readonly #suppressed = new Map<string, number>();
   #lag: LoopDelayProbe | null = null;
   #rootReal = '';
   #listeners: Array<{ address: string; socket: dgram.Socket }> = [];
@@ -430,6 +432,28 @@ export class TftpServer {
     return info;
   }
 
+  /**
+   * The log line of a transfer that did not complete, at most a burst per outcome per window (a
+   * flood of failing requests, spoofed or not, is as many transfers as it sends); the next line
+   * written says how many were left out, and the counters have every one. An ERROR from a client
+   * that has taken no data is the client declining (RFC 2347 §5: it refuses our OACK; PXE ROMs ask
+   * for tsize and end there on every boot): info, not a warning.
+   */
+  #failedLine(line: Record<string, unknown>, outcome: string, nothingTaken: boolean): void {
+    const declined = outcome === 'peer-error' && nothingTaken;
+    if (declined) this.counters.inc('tftp.transfers_declined');
+    const kind = declined ? 'declined' : `ended.${outcome}`;
+    if (!this.#limiter.allow(kind, this.clock.monotonicMs())) {
+      this.#suppressed.set(kind, (this.#suppressed.get(kind) ?? 0) + 1);
+      return;
+    }
+    const suppressed = this.#suppressed.get(kind);
+    if (suppressed !== undefined) this.#suppressed.delete(kind);
+    const facts = suppressed === undefined ? line : { ...line, suppressed };
+    if (declined) this.log.info({ ...facts, event: 'tftp.transfer.declined' }, 'tftp transfer declined by the client before any data (option refusal or size probe)');
+    else this.log.warn(facts, `tftp transfer ended: ${outcome}`);
+  }
+
   /** A transfer ended, whatever the outcome: one log line, counters, a boot event. */
   #ended(ended: EndedMessage): void {
     const pending = this.#release(ended.id);
@@ -444,8 +468,7 @@ export class TftpServer {
       ...(mac ? { mac } : {}), ...(pending.rendered ? { rendered: true, ...pending.rendered } : {}),
     };
     if (ok) this.log.info(line, 'tftp transfer done');
-    // Never acknowledged at all: a spoofed or dead source, as many as a flood sends; rate-limited.
-    else if (outcome !== 'unconfirmed' || this.#limiter.allow('ended.unconfirmed', this.clock.monotonicMs())) this.log.warn(line, `tftp transfer ended: ${outcome}`);
+    else this.#failedLine(line, outcome, info.bytes === 0);
     // Compute-node boot progress: "fetched this file" goes into the replicated log (leader only).
     // Bounded: a client fetching in a loop must not make one log entry (a majority fsync) per file.
     if (ok && mac !== undefined && this.#state?.isLeader() && this.#bootEvents.allow(mac, this.clock.monotonicMs())) {

@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import type { LanhaConfig } from '../config/index.js';
 import { loadConfigOffLoop, type OffLoopOptions } from '../config/load-off-loop.js';
 import { configChanges } from '../config/changes.js';
+import { configWarnings } from '../config/warnings.js';
 import { chooseLogFormat, createLogger, type Logger } from '../lib/log.js';
 import { systemClock, type Clock } from '../lib/clock.js';
 import { cryptoRandom, type Random } from '../lib/random.js';
@@ -244,7 +245,7 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
         cluster: state.status(),
         members: memberRows(memberNames, localReport(), members.members()),
         ackAudit: acks.summary(),
-        warnings: clusterWarnings(config),
+        warnings: configWarnings(config),
         services: Object.fromEntries(running.map((s) => [s.name, s.status()])),
         memory: memoryStatus(running),
       },
@@ -258,7 +259,7 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
     throw error;
   }
 
-  for (const warning of clusterWarnings(config)) log.warn({ event: 'cluster.warning' }, warning);
+  for (const warning of configWarnings(config)) log.warn({ event: 'config.warning' }, warning);
   systemd = systemdReady(log);
   log.info({ event: 'daemon.ready', socket: config.node.controlSocket, services: running.map((s) => s.name), ...(http ? { http: `http://${http.address}/` } : {}) }, `lanha ${VERSION} ready`);
 
@@ -305,17 +306,6 @@ function withFailoverRecord(routes: ApiRoutes, tracker: OpsTracker, clock: Clock
       return reply;
     },
   };
-}
-
-export function clusterWarnings(config: LanhaConfig): string[] {
-  const members = config.cluster?.members ?? [];
-  if (config.cluster?.backend === 'etcd') return []; // etcd's own members vote
-  const voters = members.length;
-  const witnesses = members.filter((m) => m.role === 'witness').length;
-  if (voters === 2 && witnesses === 0) {
-    return ['two-member cluster without a witness: if either node fails, no leader can be elected and DHCP allocations stop; add a witness member'];
-  }
-  return [];
 }
 
 /**

@@ -164,11 +164,25 @@ t.test('a two-member cluster without a witness is flagged loudly', async (t) => 
   t.teardown(s.cleanup);
   const r = await runLanctl(['config', 'check', s.file]);
   t.equal(r.code, 0);
-  const { clusterWarnings } = await import('../../bin/daemon.js');
+  const { configWarnings } = await import('../../config/warnings.js');
   const { loadConfig } = await import('../../config/index.js');
-  const warnings = clusterWarnings(loadConfig(s.file));
+  const warnings = configWarnings(loadConfig(s.file));
   t.equal(warnings.length, 1);
   t.match(warnings[0], 'without a witness');
+  t.match(r.stdout, /^WARNING: two-member cluster without a witness/m, 'config check prints it');
+});
+
+t.test('a DHCP server id that is not the VIP is flagged: renewals would miss the leader after a failover', async (t) => {
+  const vip = 'vip: { address: 127.0.0.100/8, interface: lo }\ndhcp:\n  subnets: [{ subnet: 127.0.0.0/8, pools: [127.0.9.10-127.0.9.20] }]\n';
+  const node = scratchConfig(minimal + vip.replace('dhcp:\n', 'dhcp:\n  serverId: 127.0.0.1\n'));
+  const unset = scratchConfig(minimal + vip);
+  t.teardown(() => { node.cleanup(); unset.cleanup(); });
+  const r = await runLanctl(['config', 'check', node.file]);
+  t.equal(r.code, 0, 'valid: a warning, not an error');
+  t.match(r.stdout, /^WARNING: dhcp\.serverId 127\.0\.0\.1 is not the VIP 127\.0\.0\.100: .*leave dhcp\.serverId unset \(it defaults to the VIP\)/m);
+  const u = await runLanctl(['config', 'check', unset.file]);
+  t.equal(u.code, 0);
+  t.notMatch(u.stdout, /WARNING/, 'unset: the VIP is the server id, nothing to say');
 });
 
 t.test('output to a reader that went away ends the output, not the command with a stack trace (lanctl ... | head)', async (t) => {

@@ -1,0 +1,33 @@
+import type { LanhaConfig } from './index.js';
+import { formatIpv4 } from '../lib/ipv4.js';
+
+// Settings that are valid but that an operator almost certainly did not mean: printed by `lanctl
+// config check`, logged at start and listed in `lanctl status`. Pure.
+
+/** Every warning for a config, most damaging first. */
+export function configWarnings(config: LanhaConfig): string[] {
+  return [...clusterWarnings(config), ...dhcpWarnings(config)];
+}
+
+export function clusterWarnings(config: LanhaConfig): string[] {
+  const members = config.cluster?.members ?? [];
+  if (config.cluster?.backend === 'etcd') return []; // etcd's own members vote
+  const voters = members.length;
+  const witnesses = members.filter((m) => m.role === 'witness').length;
+  if (voters === 2 && witnesses === 0) {
+    return ['two-member cluster without a witness: if either node fails, no leader can be elected and DHCP allocations stop; add a witness member'];
+  }
+  return [];
+}
+
+/**
+ * A server id that is not the VIP on a site with one: clients renew by unicast to their server id,
+ * so after a failover renewals reach a follower, which stays silent, until the client broadcasts
+ * at T2 (7/8 of the lease).
+ */
+function dhcpWarnings(config: LanhaConfig): string[] {
+  const vip = config.vip?.address.address;
+  const serverId = config.dhcp?.serverId;
+  if (vip === undefined || serverId === undefined || serverId === vip || config.dhcp?.listen !== undefined) return [];
+  return [`dhcp.serverId ${formatIpv4(serverId)} is not the VIP ${formatIpv4(vip)}: clients renew by unicast to the server id, so after a failover their renewals go unanswered until they broadcast at T2; leave dhcp.serverId unset (it defaults to the VIP) or set it to the VIP`];
+}

@@ -5,7 +5,7 @@ import type { InventoryView } from '../cluster/inventory.js';
 // Who may use a host name. A DHCP client asks for a name (option 12); the name goes into the lease
 // and from there into DNS. One function decides whether the client may have it: the owners are
 // asked in order of precedence (reservations, then whatever else is plugged in: inventory nodes,
-// static and operator records, other clients' live leases, grants in flight) and the first owner
+// names no client may claim, static and operator records, other clients' live leases, grants in flight) and the first owner
 // that knows the name decides. If that owner is the asking client, the name is its own; if it is
 // anyone else, the client gets no name (as dnsmasq does: the second claimant is not renamed, it is
 // simply not published). Pure: no clock (nowMs comes in), no log; the caller logs the refusal.
@@ -60,6 +60,23 @@ export function nameHeldBy(hostname: string, claimant: NameClaimant, owners: rea
     if (other !== undefined) return other;
   }
   return undefined;
+}
+
+/**
+ * Labels no DHCP client may take for itself (a reservation or inventory node may still be given
+ * one by the operator): `wpad` (browsers and Windows fetch wpad.<search domain>/wpad.dat for their
+ * proxy settings, so a client publishing it proxies everyone's web traffic), `isatap` (IPv6 tunnel
+ * router discovery, same hijack), both on Windows DNS Server's global query block list; `localhost`
+ * (software that qualifies it with the search domain would reach the client).
+ */
+export const CLIENT_REFUSED_LABELS: ReadonlySet<string> = new Set(['wpad', 'isatap', 'localhost']);
+
+/** The labels of CLIENT_REFUSED_LABELS as an owner that is never the claimant. */
+export function refusedLabelOwners(): NameOwners {
+  return {
+    kind: 'refused',
+    holdersOf: (label) => (CLIENT_REFUSED_LABELS.has(label) ? [{ kind: 'refused', what: `the name ${label}, which no client may claim (proxy or tunnel discovery, loopback)` }] : []),
+  };
 }
 
 interface ReservationLike { mac?: string | undefined; clientId?: string | undefined; ip: Ipv4; hostname?: string | undefined }

@@ -262,3 +262,22 @@ t.test('option 81 (Client FQDN) names a client that sends no option 12; hostile 
   await exchange(l, '02:00:00:00:81:f1', undefined, undefined, [[DhcpOption.ClientFqdn, Uint8Array.of(0x05, 0, 0, 0xc0, 3)]]);
   t.equal(l.handler.counters.toJSON()['option.fqdn-malformed'], 2, 'an undecodable option 81 is counted (DISCOVER and REQUEST)');
 });
+
+t.test('wpad, isatap and localhost are never a client\'s name (a WPAD client would proxy everyone\'s web traffic)', async (t) => {
+  const l = await lab();
+  t.teardown(l.stop);
+  const ip = await lease(l, '02:00:00:00:00:77', 'WPAD');
+  t.ok(ip, 'the client still gets an address');
+  t.equal(l.fsm.lease(parseIpv4(ip!)!)?.hostname, undefined, 'but no name');
+  t.same(resolves(l, 'wpad.lab.lan'), [], 'wpad.lab.lan does not resolve to it');
+  const line = refusals(l).find((e) => e['name'] === 'wpad');
+  t.equal(line?.['holderKind'], 'refused', 'the refusal says why');
+  const fq = await exchange(l, '02:00:00:00:00:78', undefined, undefined, [[DhcpOption.ClientFqdn, Uint8Array.of(0x05, 0, 0, 6, ...new TextEncoder().encode('isatap'), 0)]]);
+  t.equal(l.fsm.lease(parseIpv4(fq!.ip)!)?.hostname, undefined, 'isatap by option 81 neither');
+  t.equal(fq?.ack?.get(DhcpOption.ClientFqdn)?.[0], 0x0c, 'and option 81 back says no name is published (N)');
+  // A lease granted before this rule keeps the name in the state, but DNS does not publish it.
+  const at = l.clock.wallMs();
+  l.fsm.apply(l.fsm.appliedIndex + 1, { at, command: { type: 'lease.grant', ip: parseIpv4('10.50.0.102')!, mac: '02:00:00:00:00:79', hostname: 'localhost', subnet: '10.50.0.0/24', leaseMs: 3_600_000 } });
+  t.same(resolves(l, 'localhost.lab.lan'), [], 'an old lease named localhost is not published');
+  t.equal(l.handler.counters.toJSON()['name.refused'], 2);
+});

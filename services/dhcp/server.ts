@@ -18,7 +18,7 @@ import { DhcpOption } from './options.js';
 import {
   Allocator, formatRange, normalizeClientId, poolSubnet, poolUse, reusableLease, sameClient, sanitizeHostname, type Decision, type LeaseCacheSettings, type LeaseGrant, type PoolSubnet, type SubnetUse,
 } from './allocator.js';
-import { inventoryOwners, leaseOwners, nameHeldBy, nameLabel, recordOwners, reservationOwners, staticRecordNames, type NameHolder, type NameOwners } from '../names.js';
+import { inventoryOwners, leaseOwners, nameHeldBy, nameLabel, recordOwners, refusedLabelOwners, reservationOwners, staticRecordNames, type NameHolder, type NameOwners } from '../names.js';
 import { planBoot, type BootRule } from './netboot.js';
 import { ReplyTooLargeError, buildReply, encodeReply, remainingLease, replyDestination, replySizeMax, subnetReplyOptions, type Destination, type ReplyInput, type SubnetReplyOptions } from './responder.js';
 import { siteAddressesOf, type DhcpConfig } from './config.js';
@@ -145,7 +145,7 @@ export class DhcpHandler {
     this.#cache = config.cacheThreshold === 0 || config.cacheMaxAge === 0 ? null : { threshold: config.cacheThreshold, maxAgeMs: config.cacheMaxAge };
     const inFlight: NameOwners = { kind: 'pending', holdersOf: (label) => { const h = this.#namesInFlight.get(label); return h === undefined ? [] : [h]; } };
     // Reservations, then inventory nodes (a node's name is its own), then what the caller plugs in.
-    this.#nameOwners = [reservationOwners(config.subnets, normalizeClientId), inventoryOwners(options.state.fsm.inventory), ...(options.nameOwners ?? []), leaseOwners(options.state.fsm), inFlight];
+    this.#nameOwners = [reservationOwners(config.subnets, normalizeClientId), inventoryOwners(options.state.fsm.inventory), refusedLabelOwners(), ...(options.nameOwners ?? []), leaseOwners(options.state.fsm), inFlight];
     const localConfig = config.subnets.find((c) => this.#local !== undefined && cidrContains(c.subnet, this.#local.cidr.network));
     if (this.#local && localConfig && config.listen === undefined) this.#broadcast = formatIpv4(localConfig.broadcast ?? broadcastOf(this.#local.cidr));
   }

@@ -27,7 +27,7 @@ import { UdpWorkers } from './udp-workers.js';
 import { buildZoneSet, type LeaseName, type ZoneSet, type ZoneSetInput } from './zone.js';
 import { nodeAddresses } from '../../cluster/inventory.js';
 import type { Lease } from '../../cluster/fsm.js';
-import { nameHeldBy, reservationOwners } from '../names.js';
+import { nameHeldBy, refusedLabelOwners, reservationOwners } from '../names.js';
 import { normalizeClientId } from '../dhcp/allocator.js';
 
 // The DNS shell: one UDP socket and one TCP listener per served address (never a wildcard: Node
@@ -273,7 +273,7 @@ export class DnsServer implements RunningService {
     // A reservation's name belongs to its client, even over a lease granted before the
     // reservation existed (DHCP refuses such names at grant time: services/names.ts).
     // (Inventory nodes' names are ranked first per zone by buildZoneSet; leases of nodes are skipped below.)
-    const owners = [reservationOwners(this.#config.dhcp?.subnets ?? [], normalizeClientId)];
+    const owners = [reservationOwners(this.#config.dhcp?.subnets ?? [], normalizeClientId), refusedLabelOwners()];
     for (const l of fsm.leases()) {
       if (l.state !== 'bound' || l.expiresAt <= fsm.lastAt) continue;
       if (fsm.inventory.byMac(l.mac) !== undefined) continue; // named by the inventory above

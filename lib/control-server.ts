@@ -1,10 +1,10 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { chmodSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import type { Logger } from './log.js';
 import { LogLimiter } from './log.js';
-import { errorMessage } from './errors.js';
+import { LanhaError, errorMessage } from './errors.js';
 import { httpDeadlines, keepListening, listenOn } from './stream-listen.js';
 
 // The control API: HTTP + JSON on a unix socket (mode 0660), used by `lanctl`. Routes are keyed
@@ -34,6 +34,7 @@ const CONTROL_IDLE_MS = 5_000;
 
 export class ControlServer {
   readonly socketPath: string;
+  #inode: number | null = null;
   #server: Server;
   #routes = new Map<string, ApiHandler>();
   /** API paths of services that do not run here, and the words that say so. */
@@ -108,11 +109,19 @@ export class ControlServer {
 
   async listen(): Promise<void> {
     mkdirSync(dirname(this.socketPath), { recursive: true });
-    // A socket file left by a crashed daemon blocks bind; remove it only if it is a socket.
-    try {
-      if (statSync(this.socketPath).isSocket()) rmSync(this.socketPath);
-    } catch { /* absent */ }
+    // A socket file left by a crashed daemon blocks bind; remove it only if it is a socket and no
+    // process answers on it. Removing a live daemon's socket left that daemon unreachable by lanctl
+    // (failover, leases, status), for good once this one stopped and removed its own.
+    let isSocket = false;
+    try { isSocket = statSync(this.socketPath).isSocket(); } catch { /* absent */ }
+    if (isSocket) {
+      if (await answers(this.socketPath)) {
+        throw new LanhaError('bind-failed', `control socket ${this.socketPath} is in use: another lanha daemon answers on it (lanctl status --socket ${this.socketPath} shows which); two daemons must not share node.controlSocket: stop that one, or give this one another node.controlSocket`);
+      }
+      rmSync(this.socketPath, { force: true });
+    }
     await listenOn(this.#server, { path: this.socketPath });
+    this.#inode = statSync(this.socketPath).ino;
     chmodSync(this.socketPath, 0o660);
     keepListening(this.#server, {
       log: this.#log, count: () => { this.acceptFailed++; }, event: 'control.accept_failed',
@@ -123,7 +132,10 @@ export class ControlServer {
   async close(): Promise<void> {
     this.#server.closeAllConnections();
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
-    try { rmSync(this.socketPath); } catch { /* already gone */ }
+    // Only our own socket file: one a later daemon bound at this path after ours was removed is its.
+    try {
+      if (this.#inode !== null && statSync(this.socketPath).ino === this.#inode) rmSync(this.socketPath);
+    } catch { /* already gone */ }
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -164,4 +176,16 @@ export class ControlServer {
       send(500, { error: `internal error in ${key}: ${errorMessage(error)}` });
     }
   }
+}
+
+/** Whether a process accepts connections on the unix socket at `path` (a refused or failed connect: no). */
+function answers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = connect(path);
+    const done = (live: boolean): void => { clearTimeout(timer); probe.destroy(); resolve(live); };
+    // A daemon whose accept queue is full still holds the socket: only a refusal proves it stale.
+    const timer = setTimeout(() => done(true), 2_000);
+    probe.once('connect', () => done(true));
+    probe.once('error', (error: NodeJS.ErrnoException) => done(error.code !== 'ECONNREFUSED' && error.code !== 'ENOENT'));
+  });
 }

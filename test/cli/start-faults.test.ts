@@ -132,3 +132,27 @@ function runLanctlAs(uid: number, args: readonly string[]): Promise<{ code: numb
     child.on('close', (code) => { clearTimeout(timer); resolve({ code: code ?? 1, stderr }); });
   });
 }
+
+// A second daemon given the same node.controlSocket (another state directory, a copy of the config
+// to try something) removed the first one's socket and bound its own: the first went on serving but
+// no lanctl could reach it, for good once the second stopped and removed the socket file.
+t.test('a control socket a live daemon answers on is refused; a dead daemon\'s is taken over', async (t) => {
+  const sc = scratchConfig(SOLO_CONFIG);
+  t.teardown(() => sc.cleanup());
+  const first = await serveDaemon(sc.file, { timeoutMs: 60_000 });
+  t.teardown(async () => { await first.stop(); });
+  const second = join(sc.dir, 'second.yaml');
+  writeFileSync(second, SOLO_CONFIG.replaceAll('{{dir}}', sc.dir).replace('name: solo', 'name: other').replace(`${sc.dir}/state`, `${sc.dir}/state2`));
+  const r = await runLanctl(['serve', '--config', second], { timeoutMs: 30_000 });
+  t.equal(r.code, 1);
+  t.match(r.stderr, `control socket ${sc.dir}/lanha.sock is in use: another lanha daemon answers on it`);
+  const status = await runLanctl(['status', '--json', '--config', sc.file]);
+  t.equal(status.code, 0, 'the first daemon is still reachable');
+  t.equal((JSON.parse(status.stdout) as { node: string }).node, 'solo');
+
+  await first.stop('SIGKILL');
+  const again = await serveDaemon(second, { timeoutMs: 60_000 });
+  t.teardown(async () => { await again.stop(); });
+  const now = await runLanctl(['status', '--json', '--config', sc.file]);
+  t.equal((JSON.parse(now.stdout) as { node: string }).node, 'other', 'the socket a killed daemon left is taken over');
+});

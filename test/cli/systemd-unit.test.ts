@@ -18,6 +18,8 @@ t.test('systemd unit has the required directives and not MemoryDenyWriteExecute'
   t.equal(directives.get('NoNewPrivileges'), 'yes');
   t.equal(directives.get('ProtectSystem'), 'strict');
   t.equal(directives.get('Restart'), 'on-failure');
+  t.equal(directives.get('StartLimitIntervalSec'), '0', 'restarts never stop while an address is not up yet');
+  t.equal(directives.get('RestartPreventExitStatus'), '2', 'a refused config (exit 2) is not restarted in a loop');
   t.match(directives.get('ExecStart') ?? '', /lanhad\.js --config \/etc\/lanha\/lanha\.yaml$/);
   t.equal(directives.get('ExecStart'), `/usr/bin/node ${DAEMON_NODE_FLAGS.join(' ')} /usr/lib/lanha/dist/bin/lanhad.js --config /etc/lanha/lanha.yaml`,
     'the daemon runs with the same V8 memory flags as its DNS worker processes');

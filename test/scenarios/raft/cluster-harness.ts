@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoPath } from '../../support/paths.js';
 import { serveDaemon, type ServedDaemon } from '../../support/daemon.js';
+import { makeClusterCerts } from '../../../cluster/raft/tls-certs.js';
 
 // Real member processes (test/scenarios/raft/member.ts) on loopback high ports, for the crash
 // tests and the benchmark. Every process is started here and stopped here, by PID.
@@ -22,7 +23,7 @@ export class MemberProcess {
   readonly configFile: string;
   child: ChildProcess | undefined;
   #buf = '';
-  #waiters: Array<{ prefix: string; resolve: (line: string) => void }> = [];
+  #waiters: Array<{ prefix: string; resolve: (line: string) => void; reject: (e: Error) => void }> = [];
   #acks = new Map<number, { resolve: (index: number) => void; reject: (e: Error) => void }>();
   leaderSince: number | undefined;
   onLeader: ((name: string, term: number, at: number) => void) | undefined;
@@ -58,6 +59,8 @@ export class MemberProcess {
     child.on('exit', () => {
       for (const a of this.#acks.values()) a.reject(new Error(`${this.name} exited`));
       this.#acks.clear();
+      // A member that exits before its line (a start refused by its config) fails at once, not at the timeout.
+      for (const w of this.#waiters.splice(0)) w.reject(new Error(`${this.name} exited before "${w.prefix}"; output: ${this.output}`));
     });
     await this.#waitLine(this.httpPort === undefined ? 'READY' : 'HTTP', 60_000);
   }
@@ -118,7 +121,7 @@ export class MemberProcess {
   #waitLine(prefix: string, timeoutMs: number): Promise<string> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`${this.name}: no "${prefix}" within ${timeoutMs} ms; output: ${this.output}`)), timeoutMs);
-      this.#waiters.push({ prefix, resolve: (l) => { clearTimeout(timer); resolve(l); } });
+      this.#waiters.push({ prefix, resolve: (l) => { clearTimeout(timer); resolve(l); }, reject: (e) => { clearTimeout(timer); reject(e); } });
     });
   }
 }
@@ -132,11 +135,21 @@ export interface LocalCluster {
   cleanup(): Promise<void>;
 }
 
-export async function localCluster(size = 3, options: { snapshotEntries?: number; witness?: boolean; http?: boolean } = {}): Promise<LocalCluster> {
+/** Options of a local cluster; `tls`: the members' links are mutual TLS (certificates made in its directory) instead of a shared key. */
+export interface LocalClusterOptions { snapshotEntries?: number; witness?: boolean; http?: boolean; tls?: boolean }
+
+export async function localCluster(size = 3, options: LocalClusterOptions = {}): Promise<LocalCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'lanha-cluster-'));
-  const keyFile = join(dir, 'cluster.key');
-  writeFileSync(keyFile, randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
   const names = Array.from({ length: size }, (_, i) => `m${i + 1}`);
+  let security: (name: string) => string;
+  if (options.tls === true) {
+    const certs = makeClusterCerts(dir, 'test-cluster', names.map((name) => ({ name, address: '127.0.0.1' })), { ca: 30, member: 30 });
+    security = (name) => `  tls: { ca: "${certs.caCert}", cert: "${certs.members[name]!.cert}", key: "${certs.members[name]!.key}" }`;
+  } else {
+    const keyFile = join(dir, 'cluster.key');
+    writeFileSync(keyFile, randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
+    security = () => `  keyFile: "${keyFile}"`;
+  }
   const ports: number[] = [];
   for (let i = 0; i < size; i++) ports.push(await freePort());
   const httpPorts: number[] = [];
@@ -152,7 +165,7 @@ export async function localCluster(size = 3, options: { snapshotEntries?: number
       `  controlSocket: "${dir}/${name}.sock"`,
       'cluster:',
       '  id: test-cluster',
-      `  keyFile: "${keyFile}"`,
+      security(name),
       `  snapshotEntries: ${options.snapshotEntries ?? 10000}`,
       '  members:',
       ...names.map((n, j) => `    - { name: ${n}, address: 127.0.0.1, port: ${ports[j]}, role: ${options.witness === true && j === size - 1 ? 'witness' : 'server'} }`),

@@ -1,7 +1,8 @@
 // npm run bench:raft -- lanha's Raft against etcd (Debian etcd-server), 3 members each on loopback,
 // measured in one run with the same keep-alive HTTP/JSON client:
 //   commit latency p50/p99 with 1 client, commits/s with 16 concurrent proposers (64-byte values),
-//   leader kill -9 -> next successful commit, and (lanha) acknowledged writes lost across the kill.
+//   leader kill -9 -> next successful commit, and (lanha) acknowledged writes lost across the kill;
+//   and lanha's commit latency and throughput with mutual-TLS peer links against its cluster-key ones.
 // Every process started here is stopped here by PID; all ports are 127.0.0.1 high ports.
 // Env: SECS (12) seconds of load per figure and target, split over REPEAT (3) alternating rounds.
 import http from 'node:http';
@@ -83,13 +84,14 @@ async function startEtcd(): Promise<Target> {
   };
 }
 
-async function startLanha(): Promise<Target> {
-  const cluster = await localCluster(3, { http: true });
+/** Three lanha members; `tls`: their peer links are mutual TLS (cluster.tls) instead of the shared key. */
+async function startLanha(tls = false): Promise<Target> {
+  const cluster = await localCluster(3, { http: true, tls });
   await Promise.all(cluster.members.map((m) => m.start()));
   await cluster.waitLeader(10_000);
   let killed: MemberProcess | undefined;
   return {
-    name: 'lanha', api: 'json',
+    name: tls ? 'lanha-tls' : 'lanha', api: 'json',
     leaderUrl: async () => `http://127.0.0.1:${(await cluster.waitLeader(5000)).httpPort}`,
     killLeader: async () => {
       const leader = await cluster.waitLeader(5000);
@@ -123,13 +125,16 @@ const median = (a: number[]): number => [...a].sort((x, y) => x - y)[Math.floor(
 // busy neighbour on the shared machine weighs on both the same way; each figure is the median.
 const REPEAT = Number(process.env['REPEAT'] ?? 3);
 const lanha = await startLanha();
+// The same members over mutual TLS, in the same alternation: commit latency and throughput of the
+// two peer-link channels side by side (RESULT raft.tls.*, the cluster-key links as the anchor).
+const lanhaTls = await startLanha(true).catch(async (error: unknown) => { await lanha.stop(); throw error; });
 let etcd: Target | undefined;
 try {
   etcd = await startEtcd();
 } catch (error) {
   console.log(`INFO etcd anchor unavailable: ${(error as Error).message}`);
 }
-const targets = etcd ? [lanha, etcd] : [lanha];
+const targets = etcd ? [lanha, lanhaTls, etcd] : [lanha, lanhaTls];
 const fig = new Map<string, { p50: number[]; p99: number[]; tput: number[]; failover: number[]; lost: number[] }>();
 for (const t of targets) fig.set(t.name, { p50: [], p99: [], tput: [], failover: [], lost: [] });
 try {
@@ -144,6 +149,7 @@ try {
     }
   }
   for (const t of targets) {
+    if (t === lanhaTls) continue;
     const acked = new Set<string>();
     const { kill, others } = await t.killLeader();
     const ms = await failover(t.api, others, kill, acked);
@@ -162,5 +168,12 @@ result('raft.commit_ms_p50', median(l.p50), e && median(e.p50), 'ms', 'lower');
 result('raft.commit_ms_p99', median(l.p99), e && median(e.p99), 'ms', 'lower');
 result('raft.commits_per_s_16', median(l.tput), e && median(e.tput), 'commits/s', 'higher', 0);
 result('raft.failover_ms', median(l.failover), e && median(e.failover), 'ms', 'lower', 0);
+const tl = fig.get('lanha-tls')!;
+const versus = (figure: string, tls: number, key: number, unit: string, better: 'higher' | 'lower', digits = 2): void => {
+  console.log(`RESULT ${figure} lanha=${tls.toFixed(digits)} cluster-key=${key.toFixed(digits)} ratio=${(tls / key).toFixed(3)} unit=${unit} better=${better}`);
+};
+versus('raft.tls.commit_ms_p50', median(tl.p50), median(l.p50), 'ms', 'lower');
+versus('raft.tls.commit_ms_p99', median(tl.p99), median(l.p99), 'ms', 'lower');
+versus('raft.tls.commits_per_s_16', median(tl.tput), median(l.tput), 'commits/s', 'higher', 0);
 console.log(`RESULT raft.lost_acked lanha=${l.lost.reduce((a, b) => a + b, 0)} etcd=NA ratio=NA unit=count better=lower`);
 agent.destroy();

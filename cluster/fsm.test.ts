@@ -141,3 +141,29 @@ t.test('the proposer rides in the entry envelope: old entries without it still d
   t.equal(fsm.lease(0x0a000005)?.ackedBy, 'lan-b');
   t.equal(fsm.lease(0x0a000006)?.ackedBy, undefined, 'unknown when the entry does not say');
 });
+
+t.test('a MAC bound in two subnets: its live binding is found after the newer one ended; the index follows grants to others, declines, compaction and restore', async (t) => {
+  // leaseByMac is the newest lease in any state; liveLeaseByMac must find the older binding that
+  // still runs (DNS names, boot scripts and deploy targets of a node without a reserved IP).
+  const fsm = new Fsm();
+  const { apply } = feeder(fsm);
+  const mac = 'aa:00:00:00:00:41';
+  apply({ type: 'lease.grant', ip: 100, mac, subnet: 's1', leaseMs: LEASE_MS }, T0);
+  apply({ type: 'lease.grant', ip: 200, mac, subnet: 's2', leaseMs: LEASE_MS }, T0 + 1000);
+  t.equal(fsm.liveLeaseByMac(mac, T0 + 2000)?.ip, 200, 'both live: the newest');
+  t.same(fsm.liveLeasesByMac(mac, T0 + 2000).map((l) => l.ip).sort(), [100, 200], 'and both listed');
+  apply({ type: 'lease.release', ip: 200, mac }, T0 + 3000);
+  t.equal(fsm.leaseByMac(mac)?.state, 'released', 'leaseByMac still gives the newest, released');
+  t.equal(fsm.liveLeaseByMac(mac, T0 + 4000)?.ip, 100, 'the older binding that still runs is found');
+  t.equal(fsm.liveLeaseByMac(mac, T0 + LEASE_MS + 1), undefined, 'none past its end');
+  const restored = new Fsm();
+  restored.restore(fsm.snapshot());
+  t.equal(restored.liveLeaseByMac(mac, T0 + 4000)?.ip, 100, 'after a restore too');
+  // Address 100 expires and goes to another MAC: it is no longer this MAC's.
+  apply({ type: 'lease.expire', ip: 100 }, T0 + LEASE_MS + 1);
+  apply({ type: 'lease.grant', ip: 100, mac: 'aa:00:00:00:00:42', subnet: 's1', leaseMs: LEASE_MS }, T0 + LEASE_MS + 2);
+  t.same(fsm.liveLeasesByMac(mac, T0 + LEASE_MS + 3), [], 'the other MAC\'s binding is not listed for this one');
+  t.equal(fsm.liveLeaseByMac('aa:00:00:00:00:42', T0 + LEASE_MS + 3)?.ip, 100);
+  apply({ type: 'lease.decline', ip: 300, mac, quarantineMs: HOUR }, T0 + LEASE_MS + 4);
+  t.equal(fsm.liveLeaseByMac(mac, T0 + LEASE_MS + 5), undefined, 'a declined address is no binding');
+});

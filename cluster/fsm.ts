@@ -98,6 +98,8 @@ export class Fsm {
   #leases = new Map<number, Lease>();
   #leaseByMac = new Map<string, number>();
   #leaseByClientId = new Map<string, number>();
+  /** Every address the log holds a lease of (any state) per MAC: derived, rebuilt on restore, never hashed. */
+  #ipsByMac = new Map<string, Set<number>>();
   #records = new Map<string, DnsRecord>();
   #nodes = new Map<string, BootEvent[]>();
   #appliedIndex = 0;
@@ -126,6 +128,43 @@ export class Fsm {
   leaseByMac(mac: string): Lease | undefined {
     const ip = this.#leaseByMac.get(mac);
     return ip === undefined ? undefined : this.#leases.get(ip);
+  }
+
+  /**
+   * The MAC's live binding (bound, not past its end at `nowMs`), the most recently granted when it
+   * holds several (one MAC behind two relays has one per subnet). leaseByMac gives the newest lease
+   * in any state: once that one was released or expired, the MAC looked addressless while its older
+   * binding in the other subnet still ran.
+   */
+  liveLeaseByMac(mac: string, nowMs: number): Lease | undefined {
+    const newest = this.leaseByMac(mac);
+    if (newest !== undefined && newest.state === 'bound' && newest.expiresAt > nowMs) return newest;
+    let best: Lease | undefined;
+    for (const ip of this.#ipsByMac.get(mac) ?? []) {
+      const l = this.#leases.get(ip);
+      if (l !== undefined && l.mac === mac && l.state === 'bound' && l.expiresAt > nowMs && (best === undefined || l.grantedAt > best.grantedAt)) best = l;
+    }
+    return best;
+  }
+
+  /** Every live binding of a MAC (at most one per subnet unless it moved inside one without releasing). */
+  liveLeasesByMac(mac: string, nowMs: number): Lease[] {
+    const out: Lease[] = [];
+    for (const ip of this.#ipsByMac.get(mac) ?? []) {
+      const l = this.#leases.get(ip);
+      if (l !== undefined && l.mac === mac && l.state === 'bound' && l.expiresAt > nowMs) out.push(l);
+    }
+    return out;
+  }
+
+  #indexMac(mac: string, ip: number): void {
+    const ips = this.#ipsByMac.get(mac);
+    if (ips === undefined) this.#ipsByMac.set(mac, new Set([ip])); else ips.add(ip);
+  }
+
+  #unindexMac(mac: string, ip: number): void {
+    const ips = this.#ipsByMac.get(mac);
+    if (ips !== undefined && ips.delete(ip) && ips.size === 0) this.#ipsByMac.delete(mac);
   }
 
   /** The most recent lease (any state) for a DHCP client identifier (option 61, hex). */
@@ -191,6 +230,7 @@ export class Fsm {
         }
         if (previous && previous.mac !== command.mac) {
           // The previous holder's indexes must not point at a lease that is now someone else's.
+          this.#unindexMac(previous.mac, command.ip);
           if (this.#leaseByMac.get(previous.mac) === command.ip) this.#leaseByMac.delete(previous.mac);
           if (previous.clientId !== undefined && previous.clientId !== command.clientId && this.#leaseByClientId.get(previous.clientId) === command.ip) this.#leaseByClientId.delete(previous.clientId);
         }
@@ -209,6 +249,7 @@ export class Fsm {
         if (by !== undefined) lease.ackedBy = by;
         this.#leases.set(command.ip, lease);
         this.#leaseByMac.set(command.mac, command.ip);
+        this.#indexMac(command.mac, command.ip);
         if (command.clientId !== undefined) this.#leaseByClientId.set(command.clientId, command.ip);
         if (lease.hostname !== undefined || previous?.hostname !== undefined) this.#serial++;
         return;
@@ -223,6 +264,8 @@ export class Fsm {
       case 'lease.decline': {
         const lease = this.#leases.get(command.ip);
         if (lease && lease.mac !== command.mac && lease.state === 'bound' && lease.expiresAt > at) return; // someone else's live lease
+        if (lease && lease.mac !== command.mac) this.#unindexMac(lease.mac, command.ip);
+        this.#indexMac(command.mac, command.ip);
         this.#leases.set(command.ip, {
           ip: command.ip, mac: command.mac, subnet: lease?.subnet ?? '', state: 'declined',
           grantedAt: at, expiresAt: at + command.quarantineMs, changedAt: at,
@@ -286,6 +329,7 @@ export class Fsm {
   /** Removes a lease and the client indexes that still point at its address. */
   #forget(lease: Lease): void {
     this.#leases.delete(lease.ip);
+    this.#unindexMac(lease.mac, lease.ip);
     if (this.#leaseByMac.get(lease.mac) === lease.ip) this.#leaseByMac.delete(lease.mac);
     if (lease.clientId !== undefined && this.#leaseByClientId.get(lease.clientId) === lease.ip) this.#leaseByClientId.delete(lease.clientId);
   }
@@ -308,10 +352,12 @@ export class Fsm {
     this.#leases.clear();
     this.#leaseByMac.clear();
     this.#leaseByClientId.clear();
+    this.#ipsByMac.clear();
     this.#records.clear();
     this.#nodes.clear();
     for (const lease of snapshot.leases) {
       this.#leases.set(lease.ip, { ...lease });
+      this.#indexMac(lease.mac, lease.ip);
       const current = this.#leaseByMac.get(lease.mac);
       if (current === undefined || (this.#leases.get(current)?.changedAt ?? 0) <= lease.changedAt) this.#leaseByMac.set(lease.mac, lease.ip);
       if (lease.clientId !== undefined) {

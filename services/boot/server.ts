@@ -83,8 +83,8 @@ export async function startBoot(context: ServiceContext): Promise<RunningService
     const node = state.fsm.inventory.byName(name);
     if (node !== undefined) {
       if (node.ip !== undefined) return formatIpv4(node.ip);
-      const lease = state.fsm.leaseByMac(node.mac);
-      return lease?.state === 'bound' ? formatIpv4(lease.ip) : undefined;
+      const lease = state.fsm.liveLeaseByMac(node.mac, state.fsm.lastAt);
+      return lease === undefined ? undefined : formatIpv4(lease.ip);
     }
     const reservation = reservations.find((r) => nodeNameFrom(r.hostname) === name);
     return reservation === undefined ? undefined : formatIpv4(reservation.ip);

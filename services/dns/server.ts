@@ -26,7 +26,6 @@ import { recordRoutes } from './records-api.js';
 import { UdpWorkers } from './udp-workers.js';
 import { buildZoneSet, type LeaseName, type ZoneSet, type ZoneSetInput } from './zone.js';
 import { nodeAddresses } from '../../cluster/inventory.js';
-import type { Lease } from '../../cluster/fsm.js';
 import { nameHeldBy, refusedLabelOwners, reservationOwners } from '../names.js';
 import { normalizeClientId } from '../dhcp/allocator.js';
 
@@ -258,14 +257,8 @@ export class DnsServer implements RunningService {
     // Inventory nodes: A + PTR under their subnet's domain, for a reserved IP or a live lease.
     const leaseNames: LeaseName[] = [];
     const subnets = this.#config.dhcp?.subnets ?? [];
-    // Every binding of a MAC (one per subnet at most: one MAC behind two relays holds two).
-    const byMac = new Map<string, Lease[]>();
-    for (const l of fsm.leases()) {
-      if (l.state !== 'bound' || fsm.inventory.byMac(l.mac) === undefined) continue;
-      const held = byMac.get(l.mac);
-      if (held === undefined) byMac.set(l.mac, [l]); else held.push(l);
-    }
-    for (const { node, ip } of nodeAddresses(fsm.inventory, (mac) => byMac.get(mac) ?? [], fsm.lastAt)) {
+    // Every live binding of a MAC (one MAC behind two relays holds one per subnet).
+    for (const { node, ip } of nodeAddresses(fsm.inventory, (mac) => fsm.liveLeasesByMac(mac, fsm.lastAt), fsm.lastAt)) {
       const domain = subnets.find((s) => cidrContains(s.subnet, ip))?.domain;
       leaseNames.push({ ip, hostname: node.name, grantedAt: node.addedAt, source: 'inventory', domain, owner: node.mac });
     }

@@ -106,6 +106,13 @@ t.test('targets: names and groups, nodes without a pinned key refused by name; o
   fsm.apply(2, { at: 1000, command: { type: 'node.trust', name: 'c9', hostKey: config.hostKeys['c1']! } });
   const fleet = fleetTargets(config, fsm);
   t.same(fleet.map((x) => `${x.name}@${x.host}`), ['c1@10.0.0.11', 'c2@10.0.0.12', 'c3@c3.lan', 'c9@10.0.0.19'], 'deploy.targets, then inventory nodes with their address');
+  // A node without a reserved IP bound in two subnets whose newer binding was released: still a target, at its live one.
+  const two = new Fsm();
+  two.apply(1, { at: 1000, command: { type: 'node.add', name: 'c7', mac: 'aa:00:00:00:00:07' } });
+  two.apply(2, { at: 1000, command: { type: 'lease.grant', ip: 0x0a000117, mac: 'aa:00:00:00:00:07', subnet: '10.0.1.0/24', leaseMs: 3_600_000 } });
+  two.apply(3, { at: 2000, command: { type: 'lease.grant', ip: 0x0a000217, mac: 'aa:00:00:00:00:07', subnet: '10.0.2.0/24', leaseMs: 3_600_000 } });
+  two.apply(4, { at: 3000, command: { type: 'lease.release', ip: 0x0a000217, mac: 'aa:00:00:00:00:07' } });
+  t.same(fleetTargets(deployConfig.parse({}), two).map((x) => `${x.name}@${x.host}`), ['c7@10.0.1.23'], 'a node whose newer binding ended is reached at the one that runs');
   t.same(resolveNames(fleet, 'rack1,c3,c1'), ['c1', 'c2', 'c9', 'c3']);
   t.throws(() => resolveNames(fleet, 'nope'), /unknown node or group: nope/);
   const keyOf = (n: string) => pinnedKey(config, fsm, n);

@@ -26,8 +26,7 @@ export function fleetTargets(config: DeployConfig, fsm: Fsm): TargetEntry[] {
   const listed = new Set(out.map((t) => t.name));
   for (const node of fsm.inventory.all()) {
     if (listed.has(node.name)) continue;
-    const lease = fsm.leaseByMac(node.mac);
-    const ip = node.ip ?? (lease && lease.state === 'bound' && lease.expiresAt > fsm.lastAt ? lease.ip : undefined);
+    const ip = node.ip ?? fsm.liveLeaseByMac(node.mac, fsm.lastAt)?.ip;
     if (ip === undefined) continue;
     out.push({ name: node.name, host: formatIpv4(ip), port: 22, groups: node.group !== undefined ? [node.group] : [] });
   }

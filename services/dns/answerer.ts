@@ -11,6 +11,7 @@ import { handleQuery, prebuiltAnswer, type Transport } from './handler.js';
 import { ResponseRateLimiter } from './rrl.js';
 import { UdpBacklog } from '../../lib/udp-backlog.js';
 import { DatagramSender, SEND_FAILED, onDatagram } from '../../lib/udp-direct.js';
+import { ReplyBatch, type ReplySink } from './fast-send.js';
 import type { ZoneSet } from './zone.js';
 import { CLASS_ANY, CLASS_IN, HEADER_SIZE, T, type DnsMessage, type Question } from './wire.js';
 import { NAME_MAX, readName } from './name.js';
@@ -131,14 +132,17 @@ export class DnsAnswerer {
    * Answers every datagram arriving on the bound `socket` from now on (straight from its handle
    * where this Node allows, lib/udp-direct.ts). `forward` is called (rarely) for queries to send upstream.
    */
-  serve(socket: dgram.Socket, forward: ForwardQuery): DatagramSender {
-    const out = new DatagramSender(socket);
+  serve(socket: dgram.Socket, forward: ForwardQuery): ReplySink {
+    const sender = new DatagramSender(socket);
+    // Through the handle, a turn's replies leave together after its reads (fast-send.ts); dgram's
+    // fallback keeps every reply's bytes until sent, so there each goes at once.
+    const out = sender.direct ? new ReplyBatch(sender, () => this.counters.inc('dns.udp.send_failed')) : sender;
     onDatagram(socket, (msg, rinfo) => this.udp(out, msg, rinfo, forward));
     return out;
   }
 
   /** One datagram from `rinfo` on `out`'s socket. `forward` is called (rarely) for queries to send upstream. */
-  udp(out: DatagramSender, msg: Buffer, rinfo: dgram.RemoteInfo, forward: ForwardQuery): void {
+  udp(out: ReplySink, msg: Buffer, rinfo: dgram.RemoteInfo, forward: ForwardQuery): void {
     this.queries++;
     if (this.#backlog.read(out)) {
       this.#backlog.beginTurn(this.#clock.monotonicMs());
@@ -179,7 +183,7 @@ export class DnsAnswerer {
   }
 
   /** Sends a UDP reply through the rate limiter. */
-  sendUdp(out: DatagramSender, bytes: Uint8Array, rinfo: dgram.RemoteInfo): void {
+  sendUdp(out: ReplySink, bytes: Uint8Array, rinfo: dgram.RemoteInfo): void {
     if (this.#rrl !== null) {
       const ip = parseIpv4(rinfo.address);
       const verdict = this.#rrl.check(ip ?? rinfo.address, this.#clock.monotonicMs());

@@ -1,0 +1,162 @@
+// Replies batched per turn (fast-send.ts) are byte for byte the replies sent one at a time: the
+// answerer serves random turns of queries (our zones and forwarded cache hits, any ID, case, RD,
+// EDNS, the clock moving between turns) into a ReplyBatch and into a plain sink, and every reply the
+// batch sends equals its twin, in order. Also: a send the socket queued keeps its bytes, refusals
+// are counted, full batches and a full arena go out at once.
+import t from 'tap';
+import fc from 'fast-check';
+import { parseConfig } from '../../config/index.js';
+import { silentLogger } from '../../lib/log.js';
+import { SEND_DONE, SEND_FAILED, SEND_QUEUED } from '../../lib/udp-direct.js';
+import { seedFromEnv } from '../../test/support/seeded.js';
+import { DnsAnswerer } from './answerer.js';
+import { BATCH_ARENA_BYTES, BATCH_REPLIES_MAX, ReplyBatch, type ReplySink } from './fast-send.js';
+import { CLASS_IN, emptyMessage, encodeMessage, T } from './wire.js';
+import { buildZoneSet } from './zone.js';
+
+interface Sent { bytes: Buffer; port: number; address: string }
+
+/** A DatagramSender stand-in: keeps a copy of what it was given, answers with `result`. */
+function recorder(result: () => number = () => SEND_DONE): { sent: Sent[]; held: Uint8Array[]; send(b: Uint8Array, port: number, address: string): number } {
+  const sent: Sent[] = [];
+  const held: Uint8Array[] = [];
+  return {
+    sent, held,
+    send(b, port, address) {
+      const r = result();
+      sent.push({ bytes: Buffer.from(b), port, address });
+      if (r === SEND_QUEUED) held.push(b);
+      return r;
+    },
+  };
+}
+
+function query(name: string, type: number, id: number, rd: boolean, edns: number | undefined): Buffer {
+  const m = emptyMessage(id);
+  m.rd = rd;
+  m.questions = [{ name, type, class: CLASS_IN }];
+  if (edns !== undefined) m.edns = { udpSize: edns, extendedRcode: 0, version: 0, dnssecOk: false, options: [] };
+  return Buffer.from(encodeMessage(m).bytes);
+}
+
+t.test('property: batched replies equal the replies sent one at a time (ID, case, TTLs, OPT)', async (t) => {
+  const config = parseConfig(`node: { name: lan-a, address: 127.0.0.1, stateDir: /tmp/x, controlSocket: /tmp/x.sock }
+dns: { port: 5353, forward: { upstreams: ["127.0.0.1:9"], allow: [127.0.0.0/8] } }
+`);
+  const zones = buildZoneSet({
+    zones: [{ name: 'lan', ttl: 60_000, negativeTtl: 30_000, records: ['www A 10.20.0.80', 'www AAAA fd00::80', 'txt TXT "a" "b"'], leases: false }],
+    reverseSubnets: [], leaseNames: [], operatorRecords: [], serial: 1,
+  });
+  let nowMs = 1_000_000;
+  const clock = { monotonicMs: () => nowMs, wallMs: () => nowMs };
+  const answerer = new DnsAnswerer({ cfg: config.dns!, nodeName: 'lan-a', clock, log: silentLogger, zones });
+  const cache = answerer.forwardCache!;
+  const fill = (): void => {
+    for (const [name, ttl] of [['host.example', 300], ['short.example', 7], ['other.test', 86_400]] as const) {
+      cache.put({ name, type: T.A, class: CLASS_IN }, {
+        rcode: 0, answers: [{ name, type: T.A, class: CLASS_IN, ttl, rdata: Uint8Array.of(192, 0, 2, ttl & 0xff) }], authority: [], additional: [],
+      }, nowMs);
+    }
+  };
+  const one = recorder();
+  const plain: ReplySink = { buffer: (n) => Buffer.alloc(n), send: (b, port, address) => one.send(b, port, address) };
+  const out = recorder();
+  let flushes: (() => void)[] = [];
+  const batch = new ReplyBatch(out, () => t.fail('no send refused'), (f) => { flushes.push(f); });
+  const names = ['www.lan', 'WWW.Lan', 'txt.lan', 'nope.lan', 'host.example', 'HOST.example', 'Short.Example', 'other.TEST'];
+  const ask = fc.record({
+    name: fc.constantFrom(...names), type: fc.constantFrom(T.A, T.AAAA, T.TXT), id: fc.integer({ min: 0, max: 0xffff }),
+    rd: fc.boolean(), edns: fc.option(fc.constantFrom(512, 1232, 4096), { nil: undefined }), port: fc.integer({ min: 1, max: 0xffff }),
+  });
+  let compared = 0;
+  fc.assert(fc.property(fc.array(fc.array(ask, { minLength: 1, maxLength: 40 }), { minLength: 1, maxLength: 5 }), fc.integer({ min: 0, max: 3_000 }), (turns, stepMs) => {
+    nowMs = 1_000_000;
+    fill();
+    for (const turn of turns) {
+      nowMs += stepMs;
+      one.sent.length = 0;
+      out.sent.length = 0;
+      for (const a of turn) {
+        const msg = query(a.name, a.type, a.id, a.rd, a.edns);
+        const rinfo = { address: '127.0.0.1', port: a.port, family: 'IPv4', size: msg.length } as const;
+        answerer.udp(plain, msg, rinfo, () => undefined);
+        answerer.udp(batch, msg, rinfo, () => undefined);
+      }
+      // Nothing leaves before the turn ends, unless the batch filled up.
+      if (turn.length < BATCH_REPLIES_MAX && out.sent.length !== 0) return false;
+      const f = flushes;
+      flushes = [];
+      if (f.length !== (one.sent.length > 0 ? 1 : 0)) return false;
+      f[0]?.();
+      if (out.sent.length !== one.sent.length) return false;
+      for (let i = 0; i < out.sent.length; i++) {
+        const x = out.sent[i]!;
+        const y = one.sent[i]!;
+        if (x.port !== y.port || x.address !== y.address || Buffer.compare(x.bytes, y.bytes) !== 0) return false;
+        compared++;
+      }
+    }
+    return true;
+  }), { seed: seedFromEnv(15), numRuns: 200 });
+  t.ok(compared > 1000, `${compared} replies compared`);
+  t.ok(answerer.forwardHits > 100 && answerer.fastHits > 100, `hits on both tables (forwarded ${answerer.forwardHits}, ours ${answerer.fastHits})`);
+});
+
+t.test('a send the socket queued keeps its bytes while later replies are written', async (t) => {
+  let result = SEND_QUEUED;
+  const out = recorder(() => result);
+  const flushes: (() => void)[] = [];
+  const batch = new ReplyBatch(out, () => t.fail('not refused'), (f) => { flushes.push(f); });
+  const first = batch.buffer(100);
+  first.fill(0x11);
+  batch.send(first, 53, '127.0.0.1');
+  flushes.shift()!();
+  result = SEND_DONE;
+  for (let i = 0; i < 3; i++) {
+    const b = batch.buffer(100);
+    b.fill(0x22 + i);
+    batch.send(b, 53, '127.0.0.1');
+    flushes.shift()!();
+  }
+  t.equal(out.held.length, 1);
+  t.ok(out.held[0]!.every((x) => x === 0x11), 'the queued reply\'s bytes are unchanged');
+  t.same(out.sent.map((s) => s.bytes[0]), [0x11, 0x22, 0x23, 0x24]);
+});
+
+t.test('refused sends are counted; a full batch or a full arena goes out at once; foreign bytes are copied', async (t) => {
+  let refused = 0;
+  let n = 0;
+  const out = recorder(() => (n++ % 3 === 0 ? SEND_FAILED : SEND_DONE));
+  const flushes: (() => void)[] = [];
+  const batch = new ReplyBatch(out, () => refused++, (f) => { flushes.push(f); });
+  for (let i = 0; i < BATCH_REPLIES_MAX; i++) {
+    const b = batch.buffer(40);
+    b.fill(i);
+    t.equal(batch.send(b, 1000 + i, '127.0.0.1'), SEND_DONE);
+  }
+  t.equal(out.sent.length, BATCH_REPLIES_MAX, 'a full batch is sent without waiting for the turn');
+  t.same(out.sent.map((s) => s.port), Array.from({ length: BATCH_REPLIES_MAX }, (_, i) => 1000 + i), 'in the order written');
+  t.equal(refused, Math.ceil(BATCH_REPLIES_MAX / 3), 'every refusal counted');
+  t.equal(batch.pending, 0);
+  t.equal(flushes.length, 1, 'the turn\'s flush was scheduled once');
+  flushes.shift()!(); // the end of that turn: nothing left to send
+  t.equal(out.sent.length, BATCH_REPLIES_MAX);
+  out.sent.length = 0;
+  // 1,232-byte replies: the arena holds 53 of them; the 54th flushes the first 53.
+  const big = Math.floor(BATCH_ARENA_BYTES / 1232);
+  for (let i = 0; i <= big; i++) {
+    const b = batch.buffer(1232);
+    b.fill(i);
+    batch.send(b, 53, '127.0.0.1');
+  }
+  t.equal(out.sent.length, big, 'a full arena is sent first');
+  t.equal(batch.pending, 1);
+  const foreign = Buffer.alloc(30, 0x7e);
+  batch.send(foreign, 53, '127.0.0.1');
+  foreign.fill(0);
+  batch.flush();
+  t.equal(out.sent.length, big + 2);
+  t.ok(out.sent[big]!.bytes.every((x) => x === big), 'each reply as written');
+  t.ok(out.sent[big + 1]!.bytes.every((x) => x === 0x7e), 'bytes from elsewhere were copied when sent');
+  t.equal(flushes.length, 1, 'one flush scheduled for the next turn');
+});

@@ -275,6 +275,15 @@ t.test('wpad, isatap and localhost are never a client\'s name (a WPAD client wou
   const fq = await exchange(l, '02:00:00:00:00:78', undefined, undefined, [[DhcpOption.ClientFqdn, Uint8Array.of(0x05, 0, 0, 6, ...new TextEncoder().encode('isatap'), 0)]]);
   t.equal(l.fsm.lease(parseIpv4(fq!.ip)!)?.hostname, undefined, 'isatap by option 81 neither');
   t.equal(fq?.ack?.get(DhcpOption.ClientFqdn)?.[0], 0x0c, 'and option 81 back says no name is published (N)');
+  const o = await lab(); // the pool holds three addresses
+  t.teardown(o.stop);
+  const fqdnOf = async (mac: string, label: string): Promise<number | undefined> => {
+    const offers = await o.handler.handle(packet(1, mac, undefined, undefined, undefined, [[DhcpOption.ClientFqdn, Uint8Array.of(0x05, 0, 0, label.length, ...new TextEncoder().encode(label), 0)]]), '127.0.0.1:68', o.clock.wallMs());
+    const offer = offers[0] === undefined ? null : decodeDhcp(offers[0].bytes);
+    return offer?.ok === true ? offer.value.options.get(DhcpOption.ClientFqdn)?.[0] : undefined;
+  };
+  t.equal(await fqdnOf('02:00:00:00:00:7a', 'isatap'), 0x0c, 'the OFFER already says N for a name the grant would refuse');
+  t.equal(await fqdnOf('02:00:00:00:00:7b', 'fine'), 0x05, 'and S for one it would keep');
   // A lease granted before this rule keeps the name in the state, but DNS does not publish it.
   const at = l.clock.wallMs();
   l.fsm.apply(l.fsm.appliedIndex + 1, { at, command: { type: 'lease.grant', ip: parseIpv4('10.50.0.102')!, mac: '02:00:00:00:00:79', hostname: 'localhost', subnet: '10.50.0.0/24', leaseMs: 3_600_000 } });

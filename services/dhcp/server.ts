@@ -277,7 +277,7 @@ export class DhcpHandler {
             }, `subnet ${decision.subnet.id} has no free address: an unanswered offer was taken back for a new client (a DISCOVER flood, or a pool too small)`);
           }
         }
-        return [this.#reply({ kind: 'offer', request, client, serverId: this.serverId, ip: decision.ip, ...this.#extras(decision.subnet.id, client, decision.hostname), published: decision.hostname ?? sanitizeHostname(client.hostname) })];
+        return [this.#reply({ kind: 'offer', request, client, serverId: this.serverId, ip: decision.ip, ...this.#extras(decision.subnet.id, client, decision.hostname), published: this.#offeredName(decision.hostname, client, nowMs) })];
       case 'nak':
         this.counters.inc('sent.nak');
         this.#log.info({ event: 'dhcp.nak', ...facts, reason: decision.reason }, 'NAK');
@@ -399,6 +399,13 @@ export class DhcpHandler {
     s.record('resume', t === undefined ? waited : waited - t.queuedMs - t.persistMs - t.commitMs);
     s.record('reply', end - resumedAt);
     s.record('total', end - startedAt);
+  }
+
+  /** The name an OFFER tells back in option 81: the one we give, else the client's own if the grant would keep it. */
+  #offeredName(given: string | undefined, client: ClientRequest, nowMs: number): string | undefined {
+    if (given !== undefined || client.fqdn === undefined) return given;
+    const own = sanitizeHostname(client.hostname);
+    return own === undefined || nameHeldBy(own, client, this.#nameOwners, nowMs) !== undefined ? undefined : own;
   }
 
   /**

@@ -40,3 +40,37 @@ t.test('connections that never finish their headers are closed after headersTime
   });
   t.match(body, /^HTTP\/1\.1 200/, 'and a client is served again');
 });
+
+// headersTimeout starts only with a request's first byte: connections that send nothing held every
+// slot for good (32 idle connects kept the pages and /metrics from everyone, 150 s and counting).
+t.test('connections that never send a byte are closed once idle; the slots serve again', async (t) => {
+  const server = new OpsHttpServer({
+    listen: { host: '127.0.0.1', port: 0 }, maxConnections: 4, log: silentLogger, pages: new Map([['/', () => ({ status: 200, contentType: 'text/plain', body: 'ok' })]]),
+    readApi: async () => ({ status: 404, body: {} }), idleMs: 300,
+  });
+  await server.listen();
+  const idle: net.Socket[] = [];
+  const closings: Array<Promise<unknown>> = [];
+  t.teardown(async () => { for (const s of idle) s.destroy(); await server.close(); });
+  for (let i = 0; i < 4; i++) {
+    const s = net.connect(server.port, '127.0.0.1');
+    s.on('error', () => undefined);
+    s.resume();
+    closings.push(new Promise((r) => s.once('close', r)));
+    await new Promise((r) => s.once('connect', r));
+    idle.push(s);
+  }
+  const closed = await Promise.race([
+    Promise.all(closings).then(() => true),
+    new Promise<boolean>((r) => { setTimeout(() => r(false), 20_000).unref(); }),
+  ]);
+  t.ok(closed, 'every silent connection was closed by the server');
+  const body = await new Promise<string>((resolve) => {
+    const c = net.connect(server.port, '127.0.0.1', () => c.write('GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
+    let got = '';
+    c.on('data', (d: Buffer) => { got += d.toString(); });
+    c.on('close', () => resolve(got));
+    c.on('error', () => resolve(got));
+  });
+  t.match(body, /^HTTP\/1\.1 200/, 'and a client is served again');
+});

@@ -34,6 +34,8 @@ export interface OpsHttpOptions {
   errorPage?: (status: number, message: string) => string;
   requestTimeoutMs?: number;
   headersTimeoutMs?: number;
+  /** A connection silent this long with no request being served is closed (default 5 s). */
+  idleMs?: number;
 }
 
 export const QUERY_MAX = 256;
@@ -55,6 +57,8 @@ export class OpsHttpServer {
   readonly #o: OpsHttpOptions;
   readonly #server: Server;
   readonly #sockets = new Set<Socket>();
+  /** Connections with a request being served: a slow page or API read is not idle. */
+  readonly #serving = new Set<Socket>();
   requests = 0;
   refused = 0;
   acceptFailed = 0;
@@ -68,6 +72,11 @@ export class OpsHttpServer {
       maxHeaderSize: 8192,
     }, (req, res) => { void this.#handle(req, res); });
     this.#server.maxConnections = options.maxConnections;
+    // headersTimeout only starts with a request's first byte: connections that never send one held
+    // their maxConnections slot for good (32 idle TCP connects kept the pages and /metrics from
+    // everyone for as long as they stayed open). One silent for idleMs with no request being
+    // served is closed; a reply being written keeps its connection busy.
+    this.#server.setTimeout(options.idleMs ?? 5_000, (socket: Socket) => { if (!this.#serving.has(socket)) socket.destroy(); });
     this.#server.maxRequestsPerSocket = 100;
     this.#server.on('connection', (socket: Socket) => {
       this.#sockets.add(socket);
@@ -108,6 +117,9 @@ export class OpsHttpServer {
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     this.requests++;
+    const socket = req.socket;
+    this.#serving.add(socket);
+    res.once('close', () => this.#serving.delete(socket));
     const head = req.method === 'HEAD';
     const send = (reply: HttpReply): void => {
       const body = typeof reply.body === 'string' ? Buffer.from(reply.body, 'utf8') : reply.body;

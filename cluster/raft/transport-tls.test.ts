@@ -2,16 +2,17 @@
 // from the cluster CA connect and carry Raft frames both ways; a certificate from another CA, one
 // naming another member, an expired one, a wrong pin, a TLS 1.2-only client and a plain-TCP
 // (cluster key) peer are each refused, counted and logged, and the listener still serves a good
-// member afterwards.
+// member afterwards; unfinished TLS handshakes are bounded like the cluster key's.
 import t from 'tap';
 import { until } from '../../test/support/poll.js';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
+import { connect, type Socket } from 'node:net';
 import { X509Certificate } from 'node:crypto';
 import { silentLogger } from '../../lib/log.js';
-import { Transport, type TransportOptions } from './transport.js';
+import { HANDSHAKES_PER_SOURCE_MAX, Transport, type TransportOptions } from './transport.js';
 import { emptyMessage, type Message } from './types.js';
 import { makeClusterCerts, makeMemberCert, writeP256Key, type ClusterCertFiles } from './tls-certs.js';
 import { certPin, type TlsMaterial } from './tls.js';
@@ -144,4 +145,31 @@ t.test('a TLS dialler at a cluster-key listener is refused there, and a listener
   const dialler = await start2('a', { tls: material(good, 'a') });
   t.ok(await until(() => (counters(dialler.x)['rejected.tls-wrong-member'] ?? 0) > 0), `the dialler refuses it: ${JSON.stringify(counters(dialler.x))}`);
   t.equal(impostor.got.length, 0);
+});
+
+t.test('connections that never start their TLS handshake are bounded per source and timed out; close() ends them', async (t) => {
+  const { peers } = await cluster(t);
+  const b = new Transport({ self: 'b', clusterId: 'c1', tls: material(good, 'b'), listen: peers.b, peers, log: silentLogger, handshakeTimeoutMs: 1500 });
+  await b.start(() => undefined);
+  const idle: Socket[] = [];
+  t.teardown(() => { for (const s of idle) s.destroy(); });
+  for (let i = 0; i < HANDSHAKES_PER_SOURCE_MAX + 3; i++) {
+    const s = connect({ port: peers.b.port, host: '127.0.0.1', localAddress: '127.0.0.7' });
+    s.on('error', () => undefined);
+    idle.push(s);
+    await new Promise((r) => { s.once('connect', r); s.once('close', r); });
+  }
+  t.ok(await until(() => (counters(b)['rejected.handshakes-per-source'] ?? 0) === 3), `the ones past the share refused: ${JSON.stringify(counters(b))}`);
+  t.equal(b.status()['handshaking'], HANDSHAKES_PER_SOURCE_MAX, 'the share waits in its TLS handshake');
+  t.ok(await until(() => (counters(b)['rejected.handshake-timeout'] ?? 0) === HANDSHAKES_PER_SOURCE_MAX), 'and is dropped at the handshake timeout');
+  t.equal(b.status()['handshaking'], 0);
+  // Half-done TLS handshakes at close(): it returns and nothing crashes.
+  for (let i = 0; i < 3; i++) {
+    const s = tlsConnect({ host: '127.0.0.1', port: peers.b.port, ca: read(good.caCert), checkServerIdentity: () => undefined });
+    s.on('error', () => undefined);
+    idle.push(s);
+  }
+  await new Promise((r) => setTimeout(r, 20));
+  await b.close();
+  t.pass('close() returned with TLS handshakes under way');
 });

@@ -145,7 +145,7 @@ export function doctorFindings(input: DoctorInput): Finding[] {
   }
   const peers = (c['transport'] as { peers?: Record<string, { connected?: boolean }> } | undefined)?.peers;
   for (const [peer, p] of Object.entries(peers ?? {})) {
-    if (p.connected !== true && progress === undefined) out.push({ id: 'raft.peer-down', severity: 'warning', evidence: `no connection to ${peer}`, fix: `lanctl status on ${peer}; check that cluster.keyFile matches and its Raft port is reachable` });
+    if (p.connected !== true && progress === undefined) out.push({ id: 'raft.peer-down', severity: 'warning', evidence: `no connection to ${peer}`, fix: `lanctl status on ${peer}; check that cluster.keyFile matches (with cluster.tls: lanctl config check on both, certificates from one CA) and its Raft port is reachable` });
   }
   etcdFindings(c, out);
   memberFindings(input, out);

@@ -13,31 +13,15 @@ t.test('connections that never finish their headers are closed after headersTime
     readApi: async () => ({ status: 404, body: {} }), headersTimeoutMs: 400, requestTimeoutMs: 800,
   });
   await server.listen();
-  const slow: net.Socket[] = [];
-  const closings: Array<Promise<unknown>> = [];
+  const { sockets: slow, closings } = await openConnections(server.port, 4, 'GET / HTTP/1.1\r\nHost: x\r\n'); // and never the blank line
   t.teardown(async () => { for (const s of slow) s.destroy(); await server.close(); });
-  for (let i = 0; i < 4; i++) {
-    const s = net.connect(server.port, '127.0.0.1');
-    s.on('error', () => undefined);
-    s.resume(); // read what the server says, and its end
-    closings.push(new Promise((r) => s.once('close', r)));
-    await new Promise((r) => s.once('connect', r));
-    s.write('GET / HTTP/1.1\r\nHost: x\r\n'); // and never the blank line
-    slow.push(s);
-  }
   // Well past headersTimeout, well short of Node's default 30 s check.
   const closed = await Promise.race([
     Promise.all(closings).then(() => true),
     new Promise<boolean>((r) => setTimeout(() => r(false), 10_000)),
   ]);
   t.ok(closed, 'every slow connection was closed by the server');
-  const body = await new Promise<string>((resolve) => {
-    const c = net.connect(server.port, '127.0.0.1', () => c.write('GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
-    let got = '';
-    c.on('data', (d: Buffer) => { got += d.toString(); });
-    c.on('close', () => resolve(got));
-    c.on('error', () => resolve(got));
-  });
+  const body = await getRoot(server.port);
   t.match(body, /^HTTP\/1\.1 200/, 'and a client is served again');
 });
 
@@ -49,28 +33,40 @@ t.test('connections that never send a byte are closed once idle; the slots serve
     readApi: async () => ({ status: 404, body: {} }), idleMs: 300,
   });
   await server.listen();
-  const idle: net.Socket[] = [];
-  const closings: Array<Promise<unknown>> = [];
+  const { sockets: idle, closings } = await openConnections(server.port, 4, null);
   t.teardown(async () => { for (const s of idle) s.destroy(); await server.close(); });
-  for (let i = 0; i < 4; i++) {
-    const s = net.connect(server.port, '127.0.0.1');
-    s.on('error', () => undefined);
-    s.resume();
-    closings.push(new Promise((r) => s.once('close', r)));
-    await new Promise((r) => s.once('connect', r));
-    idle.push(s);
-  }
   const closed = await Promise.race([
     Promise.all(closings).then(() => true),
     new Promise<boolean>((r) => { setTimeout(() => r(false), 20_000).unref(); }),
   ]);
   t.ok(closed, 'every silent connection was closed by the server');
-  const body = await new Promise<string>((resolve) => {
-    const c = net.connect(server.port, '127.0.0.1', () => c.write('GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
+  const body = await getRoot(server.port);
+  t.match(body, /^HTTP\/1\.1 200/, 'and a client is served again');
+});
+
+/** One GET / on a fresh connection: what the server sent before closing it. */
+function getRoot(port: number): Promise<string> {
+  return new Promise<string>((resolve) => {
+    const c = net.connect(port, '127.0.0.1', () => c.write('GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
     let got = '';
     c.on('data', (d: Buffer) => { got += d.toString(); });
     c.on('close', () => resolve(got));
     c.on('error', () => resolve(got));
   });
-  t.match(body, /^HTTP\/1\.1 200/, 'and a client is served again');
-});
+}
+
+/** `count` connections that send `first` (or nothing) and read whatever the server says; each one's close. */
+async function openConnections(port: number, count: number, first: string | null): Promise<{ sockets: net.Socket[]; closings: Array<Promise<unknown>> }> {
+  const sockets: net.Socket[] = [];
+  const closings: Array<Promise<unknown>> = [];
+  for (let i = 0; i < count; i++) {
+    const s = net.connect(port, '127.0.0.1');
+    s.on('error', () => undefined);
+    s.resume(); // read what the server says, and its end
+    closings.push(new Promise((r) => s.once('close', r)));
+    await new Promise((r) => s.once('connect', r));
+    if (first !== null) s.write(first);
+    sockets.push(s);
+  }
+  return { sockets, closings };
+}

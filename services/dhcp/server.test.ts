@@ -369,6 +369,25 @@ t.test('a relayed client gets an address of the relay\'s subnet; the reply goes 
   t.end();
 });
 
+t.test('a unicast INFORM from a routed subnet gets that subnet\'s options, not the server\'s own; from no subnet of ours, nothing', async (t) => {
+  // RFC 2131 §4.4.3: a client that knows its address may unicast DHCPINFORM to the server; from a
+  // relayed subnet it arrives routed, giaddr 0, ciaddr its address. It used to be answered with the
+  // options of the subnet the server sits on (its router, DNS, domain: wrong for that client).
+  const { handler } = setup();
+  const inform = decodeReply(await handler.handle(packet({ type: 8, ciaddr: '10.51.0.77' }), '10.51.0.77:68', 0));
+  t.equal(type(inform), 5, 'answered');
+  t.equal(inform.options.get(DhcpOption.Router), undefined, 'no router of the server\'s subnet (10.51.0.0/24 sets none)');
+  t.equal(inform.options.get(DhcpOption.DomainName), undefined, 'nor its domain');
+  t.same([...inform.options.get(DhcpOption.SubnetMask)!], [255, 255, 255, 0]);
+  t.equal(inform.dest, '10.51.0.77:68', 'to ciaddr');
+  const own = decodeReply(await handler.handle(packet({ type: 8, ciaddr: '10.50.0.77' }), '10.50.0.77:68', 0));
+  t.same([...own.options.get(DhcpOption.Router)!], [10, 50, 0, 1], 'a client on the server\'s subnet still gets its router');
+  t.same(await handler.handle(packet({ type: 8, ciaddr: '192.168.9.9' }), '192.168.9.9:68', 0), [], 'an INFORM from a network we do not serve gets nothing');
+  const relayed = decodeReply(await handler.handle(packet({ type: 8, ciaddr: '10.51.0.78', giaddr: '172.16.0.2' }), '172.16.0.2:67', 0));
+  t.equal(relayed.options.get(DhcpOption.Router), undefined, 'relayed: the relay\'s subnet, as before');
+  t.end();
+});
+
 t.test('dhcp.interface: its subnet serves direct clients; a direct packet from another network is dropped', async (t) => {
   const config = parseConfig(CONFIG);
   const clock = new ManualClock(0, 0);

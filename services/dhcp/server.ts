@@ -238,7 +238,9 @@ export class DhcpHandler {
       case 'request': return this.allocator.onRequest(client, subnet, [this.serverId], fsm, nowMs);
       case 'release': return this.allocator.onRelease(client, fsm);
       case 'decline': return this.allocator.onDecline(client, fsm, nowMs);
-      case 'inform': return this.allocator.onInform(subnet ?? this.allocator.subnets.find((s) => cidrContains(s.cidr, client.ciaddr)));
+      // RFC 2131 §4.4.3: a client may unicast its INFORM; from a relayed subnet it arrives routed
+      // (giaddr 0) and its ciaddr, not the server's own subnet, says which network's options it needs.
+      case 'inform': return this.allocator.onInform(client.giaddr === 0 && client.ciaddr !== 0 ? this.allocator.subnets.find((s) => cidrContains(s.cidr, client.ciaddr)) : subnet);
       default: return { kind: 'silent', reason: `${client.type} is a server message` };
     }
   }

@@ -59,7 +59,8 @@ export function lockHolder(dir: string): number | undefined {
  */
 export function acquireDirLock(dir: string): number | null {
   const lock = join(dir, 'LOCK');
-  const mine = join(dir, `LOCK.${process.pid}.tmp`);
+  // Not *.tmp: Wal.open sweeps those once it holds the lock, and may do so while another starter writes its own.
+  const mine = join(dir, `LOCK.${process.pid}.new`);
   writeWhole(mine, lockText());
   try {
     for (let attempt = 0; attempt < 8; attempt++) {

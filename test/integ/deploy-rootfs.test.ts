@@ -176,7 +176,10 @@ ${Object.entries(pinned).map(([n, k]) => `    ${n}: "${k}"`).join('\n')}
     const ps = execFileSync('ps', ['-eo', 'ppid,comm'], { encoding: 'utf8' });
     t.notOk(ps.split('\n').some((l) => l.trim().startsWith(`${daemon.child.pid} `) && l.includes('rsync')), 'no rsync child left under the daemon');
 
-    // A detached job (its CLI gone) is stopped with lanctl deploy cancel; c1's link is still slow.
+    // A detached job (its CLI gone) is stopped with lanctl deploy cancel. c1's link is made slower still:
+    // the run Ctrl-C stopped left part of the tree in place, and on a loaded machine the rest went over
+    // at 8 Mbit/s before the cancel came (the job had ended: done).
+    await lab.execSwitch('tc', ['qdisc', 'change', 'dev', lab.bridgePort(1), 'root', 'tbf', 'rate', '256kbit', 'burst', '32kbit', 'latency', '400ms']);
     const detached = await lanctl('deploy', 'rootfs', '--to', 'c1', '--detach', '--json');
     const detachedId = (JSON.parse(detached.stdout) as { job: string }).job;
     for (let i = 0; i < 100 && (await job(detachedId)).nodes[0]!.state !== 'running'; i++) await new Promise((r) => setTimeout(r, 100));

@@ -9,7 +9,7 @@ import { systemClock, type Clock } from '../lib/clock.js';
 import { cryptoRandom, type Random } from '../lib/random.js';
 import { ControlServer, type ApiRoutes } from '../lib/control-server.js';
 import { systemdReady, type SystemdHandle } from '../lib/systemd.js';
-import { errorMessage } from '../lib/errors.js';
+import { ExitCode, LanhaError, errorMessage } from '../lib/errors.js';
 import { bindError } from '../lib/bind-errors.js';
 import { checkStateDir } from '../lib/state-dir.js';
 import { serviceDefinitions } from '../services/registry.js';
@@ -361,7 +361,8 @@ export async function runDaemon(config: LanhaConfig, options: { logFormat?: stri
   } catch (error) {
     log.fatal({ event: 'daemon.start_failed', err: error }, `lanha could not start: ${errorMessage(error)}`);
     process.stderr.write(`lanctl serve: could not start: ${errorMessage(error)}\n`);
-    return 1;
+    // A refusal that is the config's (exit status 2, e.g. unusable cluster.tls files) keeps its status: systemd does not restart into it.
+    return error instanceof LanhaError && error.exitCode === ExitCode.config ? ExitCode.config : 1;
   }
   return new Promise<number>((resolve) => {
     let stopping = false;

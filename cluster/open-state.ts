@@ -8,7 +8,7 @@ import type { ConfState } from './raft/types.js';
 import { Transport, readKeyFile } from './raft/transport.js';
 import { clusterTlsMaterial, formatTlsProblems, type TlsMaterial } from './raft/tls.js';
 import { readFileSync } from 'node:fs';
-import { LanhaError } from '../lib/errors.js';
+import { ExitCode, LanhaError } from '../lib/errors.js';
 import { linkLiveness, raftTimers } from './timers.js';
 import type { StateLog } from './state-log.js';
 import { EtcdClient } from './etcd/client.js';
@@ -44,7 +44,8 @@ export async function clusterTransport(config: LanhaConfig, log: Logger): Promis
   let security: { tls: TlsMaterial } | { key: Uint8Array };
   if (cluster.tls !== undefined) {
     const read = clusterTlsMaterial(cluster, self.name, Date.now());
-    if (!read.ok) throw new LanhaError('config-invalid', `the peer links' TLS files (cluster.tls) are not usable:\n${formatTlsProblems(read.problems)}`);
+    // Exit status 2, as for any refused config: systemd does not restart into the same refusal.
+    if (!read.ok) throw new LanhaError('config-invalid', `the peer links' TLS files (cluster.tls) are not usable:\n${formatTlsProblems(read.problems)}`, ExitCode.config);
     security = { tls: read.material };
   } else if (cluster.keyFile !== undefined) {
     security = { key: readKeyFile(cluster.keyFile, log) };

@@ -80,4 +80,7 @@ t.test('config check reads the files: ok for the files made, and says what is wr
   const loose = await runLanctl(['config', 'check', siteConfig('lan-a')]);
   t.equal(loose.code, 2);
   t.match(loose.stderr, /cluster\.tls\.key: .*lan-a\.key is mode 0644: readable by group or others \(chmod 600/);
+  const serve = await runLanctl(['serve', '--config', siteConfig('lan-a')], { timeoutMs: 30_000 });
+  t.equal(serve.code, 2, `serve refuses to start, with the exit status of a refused config: ${serve.stderr.slice(0, 600)}`);
+  t.match(serve.stderr, /cluster\.tls\.key: .*lan-a\.key is mode 0644/);
 });

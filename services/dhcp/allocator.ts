@@ -218,6 +218,11 @@ export class Allocator {
     }
     if (request.ciaddr !== 0) {
       // RENEWING (unicast) or REBINDING (broadcast): extend the binding of ciaddr.
+      // RFC 2131 §4.3.2: check ciaddr. A relay selects one subnet (config check), so through a relay
+      // a ciaddr outside it is a client that moved to the relay's network: NAK, it starts over there
+      // (an ACK left it holding an address that does not route on its new network). Unrelayed, a
+      // unicast renewal from a routed subnet arrives with giaddr 0: ciaddr's subnet decides.
+      if (request.giaddr !== 0 && subnet && !cidrContains(subnet.cidr, request.ciaddr)) return { kind: 'nak', reason: 'ciaddr is not on the relay\'s network', subnet };
       const found = subnet && cidrContains(subnet.cidr, request.ciaddr) ? subnet : this.subnets.find((s) => cidrContains(s.cidr, request.ciaddr));
       if (!found) return { kind: 'nak', reason: 'ciaddr is not on any of our networks' };
       return this.#grant(request, found, request.ciaddr, leases, nowMs);

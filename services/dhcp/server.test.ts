@@ -388,6 +388,29 @@ t.test('a unicast INFORM from a routed subnet gets that subnet\'s options, not t
   t.end();
 });
 
+t.test('REBINDING through a relay with a ciaddr of another subnet is NAKed (the client moved); a routed unicast renewal is ACKed', async (t) => {
+  // RFC 2131 §4.3.2: the server SHOULD check ciaddr before replying. A relay selects one subnet
+  // (config), so a relayed REQUEST whose ciaddr lies elsewhere comes from a client now on the
+  // relay's network: ACKing it left the client with an address that does not route there until T2.
+  const { handler, state, clock } = setup();
+  const mac = '52:54:00:00:00:41';
+  const ack = await dora(handler, clock.wallMs(), { mac });
+  t.equal(formatIpv4(ack.yiaddr), '10.50.0.100');
+  const before = state.fsm.lease(parseIpv4('10.50.0.100')!)!.expiresAt;
+  clock.advance(60_000);
+  const moved = decodeReply(await handler.handle(packet({ type: 3, mac, ciaddr: '10.50.0.100', giaddr: '172.16.0.2' }), '172.16.0.2:67', clock.wallMs()));
+  t.equal(type(moved), 6, 'NAK: ciaddr is not on the relay\'s network');
+  t.equal(moved.dest, '172.16.0.2:67', 'through the relay');
+  t.equal(state.fsm.lease(parseIpv4('10.50.0.100')!)!.expiresAt, before, 'and the old binding was not extended');
+  const relayedAck = await dora(handler, clock.wallMs(), { mac: '52:54:00:00:00:42', giaddr: '172.16.0.2' });
+  t.equal(formatIpv4(relayedAck.yiaddr), '10.51.0.10');
+  const renew = decodeReply(await handler.handle(packet({ type: 3, mac: '52:54:00:00:00:42', ciaddr: '10.51.0.10' }), '10.51.0.10:68', clock.wallMs()));
+  t.equal(type(renew), 5, 'a unicast renewal from the relayed subnet (routed, giaddr 0) is ACKed');
+  const rebind = decodeReply(await handler.handle(packet({ type: 3, mac: '52:54:00:00:00:42', ciaddr: '10.51.0.10', giaddr: '172.16.0.2' }), '172.16.0.2:67', clock.wallMs()));
+  t.equal(type(rebind), 5, 'and a relayed REBINDING with the relay\'s subnet\'s ciaddr');
+  t.end();
+});
+
 t.test('dhcp.interface: its subnet serves direct clients; a direct packet from another network is dropped', async (t) => {
   const config = parseConfig(CONFIG);
   const clock = new ManualClock(0, 0);

@@ -81,19 +81,14 @@ async function initTls(config: LanhaConfig | undefined, values: InitValues, io: 
     throw new LanhaError('usage', 'init --tls needs --config FILE with a cluster: block: its members are who gets a certificate', ExitCode.usage);
   }
   const dir = typeof values['dir'] === 'string' ? values['dir'] : cluster.tls !== undefined ? dirname(cluster.tls.ca) : DEFAULT_TLS_DIR;
-  const { OpensslError, clusterCertPaths, makeClusterCerts } = await import('../cluster/raft/tls-certs.js');
-  const paths = clusterCertPaths(dir, cluster.members.map((m) => m.name));
-  const all = [paths.caCert, paths.caKey, ...Object.values(paths.members).flatMap((f) => [f.cert, f.key])];
-  const existing = all.filter((f) => existsSync(f));
-  if (existing.length > 0 && values['force'] !== true) {
-    throw new LanhaError('exists',
-      `${existing.join(', ')} ${existing.length === 1 ? 'exists' : 'exist'}: the cluster's CA and certificates are made once (replace them all with --force, then copy the new ones to every member)`,
-      ExitCode.failure);
-  }
+  const { OpensslError, clusterCertPaths, makeClusterCerts, makeMemberCerts } = await import('../cluster/raft/tls-certs.js');
+  const plan = tlsPlan(clusterCertPaths(dir, cluster.members.map((m) => m.name)), values['force'] === true);
   let made: ReturnType<typeof makeClusterCerts>;
   try {
     mkdirSync(dir, { recursive: true, mode: 0o755 });
-    made = makeClusterCerts(dir, cluster.id, cluster.members, { ca: CA_DAYS, member: MEMBER_DAYS });
+    made = plan.kind === 'all'
+      ? makeClusterCerts(dir, cluster.id, cluster.members, { ca: CA_DAYS, member: MEMBER_DAYS })
+      : makeMemberCerts(dir, cluster.members.filter((m) => plan.members.includes(m.name)), MEMBER_DAYS);
   } catch (error) {
     const why = error instanceof OpensslError ? error.message : `could not write in ${dir}: ${(error as Error).message} (run as root for /etc/lanha, or give --dir DIR)`;
     throw new LanhaError('io', why, ExitCode.failure);
@@ -101,15 +96,19 @@ async function initTls(config: LanhaConfig | undefined, values: InitValues, io: 
   const { X509Certificate } = await import('node:crypto');
   const { readFileSync } = await import('node:fs');
   const { certPin } = await import('../cluster/raft/tls.js');
-  io.out(`wrote the cluster CA ${made.caCert} (valid ${CA_DAYS} days) and its key ${made.caKey} (mode 0600: it stays on this machine, copy it nowhere)\n`);
-  io.out(`and per member an ECDSA P-256 key (mode 0600) and certificate (valid ${MEMBER_DAYS} days, DNS SAN = member name):\n`);
-  for (const m of cluster.members) {
+  if (plan.kind === 'all') {
+    io.out(`wrote the cluster CA ${made.caCert} (valid ${CA_DAYS} days) and its key ${made.caKey} (mode 0600: it stays on this machine, copy it nowhere)\n`);
+    io.out(`and per member an ECDSA P-256 key (mode 0600) and certificate (valid ${MEMBER_DAYS} days, DNS SAN = member name):\n`);
+  } else {
+    io.out(`added ${plan.members.join(', ')} with the existing CA ${made.caCert}: an ECDSA P-256 key (mode 0600) and certificate (valid ${MEMBER_DAYS} days, DNS SAN = member name); the others' files are unchanged:\n`);
+  }
+  for (const m of cluster.members.filter((x) => made.members[x.name] !== undefined)) {
     const files = made.members[m.name]!;
     const pin = certPin(new X509Certificate(readFileSync(files.cert)));
     io.out(`  ${m.name}: ${files.cert} ${files.key}  certSha256: ${pin}\n`);
   }
   io.out(`each member's config: cluster.tls: { ca: ${made.caCert}, cert: ${join(dir, '<member>.pem')}, key: ${join(dir, '<member>.key')} } (no keyFile); the certSha256 lines above may go under cluster.members as pins\n`);
-  const others = cluster.members.filter((m) => m.name !== config.node.name);
+  const others = cluster.members.filter((m) => m.name !== config.node.name && made.members[m.name] !== undefined);
   if (others.length > 0) {
     io.out(`copy each member its files, keeping mode 0600 on the key (make ${dir} there first):\n${others.map((m) => {
       const f = made.members[m.name]!;
@@ -117,4 +116,31 @@ async function initTls(config: LanhaConfig | undefined, values: InitValues, io: 
     }).join('')}`);
   }
   return ExitCode.ok;
+}
+
+/**
+ * What `init --tls` makes: everything (nothing there yet, or --force), or, with the CA and its key
+ * here, only the members that have neither key nor certificate yet (a member added to the config).
+ * Anything else is refused, naming the files: replacing needs --force, and a member's files are
+ * never mixed from two CAs or made half.
+ */
+function tlsPlan(paths: import('../cluster/raft/tls-certs.js').ClusterCertFiles, force: boolean): { kind: 'all' } | { kind: 'members'; members: string[] } {
+  if (force) return { kind: 'all' };
+  const has = (f: string): boolean => existsSync(f);
+  const memberFiles = Object.entries(paths.members);
+  const caHere = has(paths.caCert) && has(paths.caKey);
+  const missing = memberFiles.filter(([, f]) => !has(f.cert) && !has(f.key)).map(([name]) => name);
+  const half = memberFiles.filter(([, f]) => has(f.cert) !== has(f.key)).map(([, f]) => (has(f.cert) ? f.key : f.cert));
+  if (half.length > 0) {
+    throw new LanhaError('exists', `${half.join(', ')} ${half.length === 1 ? 'is' : 'are'} missing beside the other file of that member: remove the member's other file to make both anew, or use --force for all`, ExitCode.failure);
+  }
+  if (caHere && missing.length > 0) return { kind: 'members', members: missing };
+  const existing = [paths.caCert, paths.caKey, ...memberFiles.flatMap(([, f]) => [f.cert, f.key])].filter(has);
+  if (existing.length === 0) return { kind: 'all' };
+  if (has(paths.caCert) && !has(paths.caKey) && missing.length > 0) {
+    throw new LanhaError('exists', `${paths.caCert} is here but not its key ${paths.caKey}: add members on the machine that made the CA (it keeps the key), or make all anew with --force`, ExitCode.failure);
+  }
+  throw new LanhaError('exists',
+    `${existing.join(', ')} ${existing.length === 1 ? 'exists' : 'exist'}: the cluster's CA and certificates are made once; a member added to the config gets its own with the CA here (replace them all with --force, then copy the new ones to every member)`,
+    ExitCode.failure);
 }

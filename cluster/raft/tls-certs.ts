@@ -110,15 +110,21 @@ export function clusterCertPaths(dir: string, members: readonly string[]): Clust
   };
 }
 
-/** A cluster CA and one key + certificate per member in `dir` (which must exist); keys mode 0600. */
-export function makeClusterCerts(dir: string, clusterId: string, members: ReadonlyArray<{ name: string; address?: string }>, days: { ca: number; member: number }): ClusterCertFiles {
+/** A key + certificate per member in `dir`, signed by the CA already there (ca.pem, ca.key); keys mode 0600. */
+export function makeMemberCerts(dir: string, members: ReadonlyArray<{ name: string; address?: string }>, days: number): ClusterCertFiles {
   const paths = clusterCertPaths(dir, members.map((m) => m.name));
-  writeP256Key(paths.caKey);
-  writeFileSync(paths.caCert, makeCaCert(paths.caKey, `lanha cluster CA ${clusterId}`, days.ca));
   for (const m of members) {
     const files = paths.members[m.name]!;
     writeP256Key(files.key);
-    writeFileSync(files.cert, makeMemberCert({ name: m.name, ...(m.address !== undefined ? { address: m.address } : {}), keyFile: files.key, caCertFile: paths.caCert, caKeyFile: paths.caKey, days: days.member }));
+    writeFileSync(files.cert, makeMemberCert({ name: m.name, ...(m.address !== undefined ? { address: m.address } : {}), keyFile: files.key, caCertFile: paths.caCert, caKeyFile: paths.caKey, days }));
   }
   return paths;
+}
+
+/** A cluster CA and one key + certificate per member in `dir` (which must exist); keys mode 0600. */
+export function makeClusterCerts(dir: string, clusterId: string, members: ReadonlyArray<{ name: string; address?: string }>, days: { ca: number; member: number }): ClusterCertFiles {
+  const paths = clusterCertPaths(dir, []);
+  writeP256Key(paths.caKey);
+  writeFileSync(paths.caCert, makeCaCert(paths.caKey, `lanha cluster CA ${clusterId}`, days.ca));
+  return makeMemberCerts(dir, members, days.member);
 }

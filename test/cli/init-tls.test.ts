@@ -84,3 +84,26 @@ t.test('config check reads the files: ok for the files made, and says what is wr
   t.equal(serve.code, 2, `serve refuses to start, with the exit status of a refused config: ${serve.stderr.slice(0, 600)}`);
   t.match(serve.stderr, /cluster\.tls\.key: .*lan-a\.key is mode 0644/);
 });
+
+t.test('a member added to the config gets its files with the CA here; the others are left as they are', async (t) => {
+  const config = siteConfig('lan-a');
+  if (!existsSync(join(tlsDir, 'ca.key'))) await runLanctl(['init', '--tls', '--config', config]);
+  const before = { ca: readFileSync(join(tlsDir, 'ca.pem'), 'utf8'), a: readFileSync(join(tlsDir, 'lan-a.pem'), 'utf8') };
+  rmSync(join(tlsDir, 'lan-b.pem'));
+  rmSync(join(tlsDir, 'lan-b.key'));
+  const r = await runLanctl(['init', '--tls', '--config', config]);
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stdout, /added lan-b with the existing CA/);
+  t.equal(readFileSync(join(tlsDir, 'ca.pem'), 'utf8'), before.ca, 'the CA is unchanged');
+  t.equal(readFileSync(join(tlsDir, 'lan-a.pem'), 'utf8'), before.a, "lan-a's certificate is unchanged");
+  const b = new X509Certificate(readFileSync(join(tlsDir, 'lan-b.pem')));
+  t.ok(b.checkIssued(new X509Certificate(before.ca)), 'the new certificate is signed by the same CA');
+  t.equal(statSync(join(tlsDir, 'lan-b.key')).mode & 0o777, 0o600);
+  t.match(r.stdout, /# lan-b/);
+  t.notMatch(r.stdout, /# witness/, 'only the added member has files to copy');
+
+  rmSync(join(tlsDir, 'witness.key'));
+  const half = await runLanctl(['init', '--tls', '--config', config]);
+  t.equal(half.code, 1, 'a member with a certificate and no key is not patched up');
+  t.match(half.stderr, /witness\.key is missing beside the other file/);
+});

@@ -79,6 +79,20 @@ export function refusedLabelOwners(): NameOwners {
   };
 }
 
+/** The names of this node and the cluster's members (config): a client must not take the name an operator reaches a server by. */
+export function memberNameOwners(names: Iterable<string>): NameOwners {
+  const labels = new Set([...names].map(nameLabel));
+  return {
+    kind: 'member',
+    holdersOf: (label) => (labels.has(label) ? [{ kind: 'member', what: `the name of lanha node ${label}` }] : []),
+  };
+}
+
+/** This node's name and every cluster member's (config). */
+export function memberNames(config: { node: { name: string }; cluster?: { members: ReadonlyArray<{ name: string }> } | undefined }): string[] {
+  return [config.node.name, ...(config.cluster?.members ?? []).map((m) => m.name)];
+}
+
 interface ReservationLike { mac?: string | undefined; clientId?: string | undefined; ip: Ipv4; hostname?: string | undefined }
 
 /** Reservation names (config): a reservation's name belongs to its client, always. */

@@ -290,3 +290,14 @@ t.test('wpad, isatap and localhost are never a client\'s name (a WPAD client wou
   t.same(resolves(l, 'localhost.lab.lan'), [], 'an old lease named localhost is not published');
   t.equal(l.handler.counters.toJSON()['name.refused'], 2);
 });
+
+t.test('a client cannot take the name of a lanha node (this one or a cluster member)', async (t) => {
+  const l = await lab();
+  t.teardown(l.stop);
+  const ip = await lease(l, '02:00:00:00:00:7c', 'T1');
+  t.equal(l.fsm.lease(parseIpv4(ip!)!)?.hostname, undefined, 'the client named like node t1 gets no name');
+  t.equal(refusals(l).find((e) => e['name'] === 't1')?.['holderKind'], 'member', 'the refusal names the node');
+  const at = l.clock.wallMs();
+  l.fsm.apply(l.fsm.appliedIndex + 1, { at, command: { type: 'lease.grant', ip: parseIpv4('10.50.0.102')!, mac: '02:00:00:00:00:7d', hostname: 't1', subnet: '10.50.0.0/24', leaseMs: 3_600_000 } });
+  t.same(resolves(l, 't1.lab.lan'), [], 'nor does DNS publish it from a lease granted before this rule');
+});

@@ -18,7 +18,7 @@ import { DhcpOption } from './options.js';
 import {
   Allocator, formatRange, normalizeClientId, poolSubnet, poolUse, reusableLease, sameClient, sanitizeHostname, type Decision, type LeaseCacheSettings, type LeaseGrant, type PoolSubnet, type SubnetUse,
 } from './allocator.js';
-import { inventoryOwners, leaseOwners, nameHeldBy, nameLabel, recordOwners, refusedLabelOwners, reservationOwners, staticRecordNames, type NameHolder, type NameOwners } from '../names.js';
+import { inventoryOwners, leaseOwners, memberNameOwners, memberNames, nameHeldBy, nameLabel, recordOwners, refusedLabelOwners, reservationOwners, staticRecordNames, type NameHolder, type NameOwners } from '../names.js';
 import { planBoot, type BootRule } from './netboot.js';
 import { ReplyTooLargeError, buildReply, encodeReply, remainingLease, replyDestination, replySizeMax, subnetReplyOptions, type Destination, type ReplyInput, type SubnetReplyOptions } from './responder.js';
 import { siteAddressesOf, type DhcpConfig } from './config.js';
@@ -649,7 +649,7 @@ export async function startDhcp(context: ServiceContext): Promise<RunningService
     yield* staticNames;
     for (const r of context.state.fsm.records()) yield r.name;
   });
-  return startDhcpServer({ config, state: context.state, clock: context.clock, log: context.log, nodeAddress: context.config.node.address, nameOwners: [records],
+  return startDhcpServer({ config, state: context.state, clock: context.clock, log: context.log, nodeAddress: context.config.node.address, nameOwners: [memberNameOwners(memberNames(context.config)), records],
     vipAddress: context.config.vip?.address.address,
     siteAddresses: siteAddressesOf(context.config),
     observeAckSeconds: context.observe?.dhcpAckSeconds, onAck: context.observe?.dhcpAcked,

@@ -26,7 +26,7 @@ import { recordRoutes } from './records-api.js';
 import { UdpWorkers } from './udp-workers.js';
 import { buildZoneSet, type LeaseName, type ZoneSet, type ZoneSetInput } from './zone.js';
 import { nodeAddresses } from '../../cluster/inventory.js';
-import { nameHeldBy, refusedLabelOwners, reservationOwners } from '../names.js';
+import { memberNameOwners, memberNames, nameHeldBy, refusedLabelOwners, reservationOwners } from '../names.js';
 import { normalizeClientId } from '../dhcp/allocator.js';
 
 // The DNS shell: one UDP socket and one TCP listener per served address (never a wildcard: Node
@@ -266,7 +266,7 @@ export class DnsServer implements RunningService {
     // A reservation's name belongs to its client, even over a lease granted before the
     // reservation existed (DHCP refuses such names at grant time: services/names.ts).
     // (Inventory nodes' names are ranked first per zone by buildZoneSet; leases of nodes are skipped below.)
-    const owners = [reservationOwners(this.#config.dhcp?.subnets ?? [], normalizeClientId), refusedLabelOwners()];
+    const owners = [reservationOwners(this.#config.dhcp?.subnets ?? [], normalizeClientId), refusedLabelOwners(), memberNameOwners(memberNames(this.#config))];
     for (const l of fsm.leases()) {
       if (l.state !== 'bound' || l.expiresAt <= fsm.lastAt) continue;
       if (fsm.inventory.byMac(l.mac) !== undefined) continue; // named by the inventory above

@@ -17,6 +17,8 @@ import { emptyMessage, type Message } from './types.js';
 import { makeClusterCerts, makeMemberCert, writeP256Key, type ClusterCertFiles } from './tls-certs.js';
 import { certPin, type TlsMaterial } from './tls.js';
 import { freePort } from '../../test/scenarios/raft/cluster-harness.js';
+import { doctorFindings } from '../../services/ops/doctor.js';
+import { parseConfig } from '../../config/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'lanha-tls-test-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -162,7 +164,7 @@ t.test('connections that never start their TLS handshake are bounded per source 
   t.ok(await until(() => (counters(b)['rejected.handshakes-per-source'] ?? 0) === 3), `the ones past the share refused: ${JSON.stringify(counters(b))}`);
   t.equal(b.status()['handshaking'], HANDSHAKES_PER_SOURCE_MAX, 'the share waits in its TLS handshake');
   t.ok(await until(() => (counters(b)['rejected.handshake-timeout'] ?? 0) === HANDSHAKES_PER_SOURCE_MAX), 'and is dropped at the handshake timeout');
-  t.equal(b.status()['handshaking'], 0);
+  t.ok(await until(() => b.status()['handshaking'] === 0), 'and none is left waiting');
   // Half-done TLS handshakes at close(): it returns and nothing crashes.
   for (let i = 0; i < 3; i++) {
     const s = tlsConnect({ host: '127.0.0.1', port: peers.b.port, ca: read(good.caCert), checkServerIdentity: () => undefined });
@@ -172,4 +174,20 @@ t.test('connections that never start their TLS handshake are bounded per source 
   await new Promise((r) => setTimeout(r, 20));
   await b.close();
   t.pass('close() returned with TLS handshakes under way');
+});
+
+t.test('status carries when the certificate and the CA end; doctor warns 30 days ahead and errs once ended', async (t) => {
+  const { start } = await cluster(t);
+  const b = await start('b', { tls: material(good, 'b') });
+  const transport = b.x.status();
+  const validTo = transport['tlsValidTo'] as { cert: string; ca: string };
+  t.equal(validTo.cert, new Date(new X509Certificate(read(good.members['b']!.cert)).validTo).toISOString());
+  const config = parseConfig('node: { name: b }\n');
+  const findings = (nowMs: number): string[] => doctorFindings({
+    config, cluster: { mode: 'cluster', role: 'leader', leader: 'b', term: 1, commitIndex: 1, appliedIndex: 1, transport }, pools: [], leases: [], nowMs,
+  }).filter((f) => f.id === 'raft.tls-expiry').map((f) => `${f.severity}:${f.evidence.includes('CA') ? 'ca' : 'cert'}`);
+  const end = Date.parse(validTo.cert);
+  t.same(findings(end - 40 * 86_400_000), [], 'nothing 40 days ahead');
+  t.same(findings(end - 10 * 86_400_000).sort(), ['warning:ca', 'warning:cert'], 'a warning 10 days ahead (the test CA ends within seconds of it)');
+  t.same(findings(end + 86_400_000).sort(), ['error:ca', 'error:cert'], 'an error once ended');
 });

@@ -1,6 +1,6 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { readFileSync, statSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { X509Certificate, randomBytes } from 'node:crypto';
 import type { Logger } from '../../lib/log.js';
 import { LogLimiter } from '../../lib/log.js';
 import { keepListening, listenOn } from '../../lib/stream-listen.js';
@@ -116,9 +116,15 @@ export class Transport implements PeerLink {
   readonly counters = new Counters();
   readonly limiter = new LogLimiter();
   readonly channel: PeerChannel;
+  /** With TLS: when this member's certificate and the CA end (ISO), for status and doctor. */
+  readonly #tlsValidTo: { cert: string; ca: string } | undefined;
 
   constructor(options: TransportOptions) {
     this.#o = options;
+    this.#tlsValidTo = options.tls === undefined ? undefined : {
+      cert: new Date(new X509Certificate(options.tls.cert).validTo).toISOString(),
+      ca: new Date(new X509Certificate(options.tls.ca).validTo).toISOString(),
+    };
     if (options.tls !== undefined) this.channel = tlsChannel(options.tls);
     else if (options.key !== undefined) this.channel = clusterKeyChannel(options.key);
     else throw new Error('the raft transport needs cluster.tls or a cluster key');
@@ -247,6 +253,7 @@ export class Transport implements PeerLink {
     return {
       listen: `${this.#o.listen.host}:${this.#o.listen.port}`,
       security: this.channel.mode,
+      ...(this.#tlsValidTo ? { tlsValidTo: this.#tlsValidTo } : {}),
       peers: Object.fromEntries([...this.#out.entries()].map(([id, p]) => [id, { ...p.status(), inbound: this.#inbound.has(id) }])),
       counters: this.counters.toJSON(),
       /** Accepted connections still in their handshake (bounded by HANDSHAKES_MAX). */

@@ -147,6 +147,7 @@ export function doctorFindings(input: DoctorInput): Finding[] {
   for (const [peer, p] of Object.entries(peers ?? {})) {
     if (p.connected !== true && progress === undefined) out.push({ id: 'raft.peer-down', severity: 'warning', evidence: `no connection to ${peer}`, fix: `lanctl status on ${peer}; check that cluster.keyFile matches (with cluster.tls: lanctl config check on both, certificates from one CA) and its Raft port is reachable` });
   }
+  tlsExpiryFindings(c['transport'], input.nowMs, out);
   etcdFindings(c, out);
   memberFindings(input, out);
   vipHolderFindings(input, out);
@@ -342,4 +343,23 @@ export function worstSeverity(findings: readonly Finding[]): Severity | null {
   if (findings.some((f) => f.severity === 'error')) return 'error';
   if (findings.some((f) => f.severity === 'warning')) return 'warning';
   return findings.length > 0 ? 'info' : null;
+}
+
+const TLS_EXPIRY_WARN_MS = 30 * 86_400_000;
+
+/** The peer links' certificate or CA ending within 30 days (warning) or ended (error): every link then fails its TLS handshake. */
+function tlsExpiryFindings(transport: unknown, nowMs: number, out: Finding[]): void {
+  const validTo = (transport as { tlsValidTo?: { cert: string; ca: string } } | undefined)?.tlsValidTo;
+  if (validTo === undefined) return;
+  for (const [what, at] of [["this member's certificate", validTo.cert], ['the cluster CA', validTo.ca]] as const) {
+    const leftMs = Date.parse(at) - nowMs;
+    if (!(leftMs < TLS_EXPIRY_WARN_MS)) continue;
+    out.push({
+      id: 'raft.tls-expiry', severity: leftMs <= 0 ? 'error' : 'warning',
+      evidence: leftMs <= 0
+        ? `${what} for the Raft peer links (cluster.tls) ended ${at}: its peers refuse every link with it`
+        : `${what} for the Raft peer links (cluster.tls) ends ${at}, in ${Math.ceil(leftMs / 86_400_000)} days: then its peers refuse every link with it`,
+      fix: 'on the machine holding the CA key: lanctl init --tls --force --config FILE, copy each member its files as printed, then restart every member (cluster/raft/README.md, Mutual TLS)',
+    });
+  }
 }

@@ -47,3 +47,12 @@ t.test('a member with no state says so, and how to declare a replacement: FRESH 
   t.match(text, /\nFRESH: this member started with no Raft state; it votes only while nothing shows the cluster had a log before it came \(replacing a lost member: stop it, run lanctl cluster rejoin\)\n/);
   t.notMatch(text, /REBUILDING/, 'one line, not both');
 });
+
+t.test('the peer links line says what secures them, until when, and how many connections were refused', async (t) => {
+  const text = formatPeerLinks({
+    peers: {}, counters: { 'rejected.tls-wrong-member': 2, 'rejected.bad-framing': 1, accepted: 4 },
+    security: 'tls', tlsValidTo: { cert: '2031-12-02T07:00:00.000Z', ca: '2036-11-30T07:00:00.000Z' },
+  });
+  t.match(text, '\n  secured by mutual TLS 1.3 (certificate until 2031-12-02, CA until 2036-11-30); 3 connections refused (rejected.* in --json)\n');
+  t.match(formatPeerLinks({ peers: {}, counters: {}, security: 'cluster-key' }), 'secured by the shared cluster key; 0 connections refused');
+});

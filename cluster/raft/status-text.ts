@@ -25,6 +25,9 @@ export interface TransportStatusBody {
   peers?: Record<string, { connected?: boolean; inbound?: boolean; connects?: number; dropped?: number }>;
   counters?: Record<string, number>;
   liveness?: { pingMs: number; deadMs: number; dialMs: number };
+  /** What secures the links (transport-channel.ts), and with TLS when the certificate and the CA end. */
+  security?: 'tls' | 'cluster-key';
+  tlsValidTo?: { cert: string; ca: string };
 }
 
 /** The peer links: one summary line of the liveness counters, then one line per peer. '' without a transport. */
@@ -35,6 +38,11 @@ export function formatPeerLinks(tr: TransportStatusBody | undefined): string {
   let text = `peer links: ${n('link.dead')} closed as dead (${n('link.dead.outbound')} outbound, ${n('link.dead.inbound')} inbound)`
     + `, ${n('dial-timeout')} dial timeouts, pings ${n('ping.sent')} sent / ${n('ping.received')} received`
     + (live ? ` (ping after ${live.pingMs} ms idle, dead after ${live.deadMs} ms silent)` : ' (liveness off)') + '\n';
+  if (tr.security !== undefined) {
+    const refused = Object.entries(tr.counters ?? {}).filter(([k]) => k.startsWith('rejected.')).reduce((sum, [, v]) => sum + v, 0);
+    const until = tr.tlsValidTo ? ` (certificate until ${tr.tlsValidTo.cert.slice(0, 10)}, CA until ${tr.tlsValidTo.ca.slice(0, 10)})` : '';
+    text += `  secured by ${tr.security === 'tls' ? `mutual TLS 1.3${until}` : 'the shared cluster key'}; ${refused} connections refused (rejected.* in --json)\n`;
+  }
   for (const [id, p] of Object.entries(tr.peers ?? {})) {
     text += `  ${id}: outbound ${p.connected === true ? 'up' : 'down'}, inbound ${p.inbound === true ? 'up' : 'down'}, ${p.connects ?? 0} connects, ${p.dropped ?? 0} messages dropped\n`;
   }

@@ -114,7 +114,7 @@ export class TftpServer {
         this.#engine = new TransferEngine(this.config, this.#rootReal, {
           clock: this.clock,
           counters: this.counters,
-          error: (fields, message) => this.log.error(fields, message),
+          error: (fields, message) => this.#errorLine(fields, message),
           transferEnded: (transfer: ActiveTransfer, outcome: string) => {
             this.#engine?.forget(transfer.id);
             this.#ended({ id: transfer.id, outcome, info: transfer.info() });
@@ -170,7 +170,7 @@ export class TftpServer {
           for (const idle of m.idle) if (this.#active.has(idle.id)) this.#idle.set(idle.id, { ...idle, at });
           break;
         }
-        case 'error': this.log.error({ ...m.fields, worker: index }, m.message); break;
+        case 'error': this.#errorLine({ ...m.fields, worker: index }, m.message); break;
         case 'ready': break;
       }
     });
@@ -331,7 +331,7 @@ export class TftpServer {
     void this.#engine!.start(id, local, packet, peer, client, rendered).then(
       (outcome) => this.#outcome(id, outcome),
       (error: unknown) => {
-        this.log.error({ event: 'tftp.transfer_start_failed', client: key, err: error }, 'starting a transfer failed');
+        this.#errorLine({ event: 'tftp.transfer_start_failed', client: key, err: error }, 'starting a transfer failed');
         this.#outcome(id, { kind: 'stopped' });
       },
     );
@@ -442,16 +442,34 @@ export class TftpServer {
   #failedLine(line: Record<string, unknown>, outcome: string, nothingTaken: boolean): void {
     const declined = outcome === 'peer-error' && nothingTaken;
     if (declined) this.counters.inc('tftp.transfers_declined');
-    const kind = declined ? 'declined' : `ended.${outcome}`;
-    if (!this.#limiter.allow(kind, this.clock.monotonicMs())) {
-      this.#suppressed.set(kind, (this.#suppressed.get(kind) ?? 0) + 1);
-      return;
-    }
-    const suppressed = this.#suppressed.get(kind);
-    if (suppressed !== undefined) this.#suppressed.delete(kind);
-    const facts = suppressed === undefined ? line : { ...line, suppressed };
+    const facts = this.#limited(declined ? 'declined' : `ended.${outcome}`, line);
+    if (facts === null) return;
     if (declined) this.log.info({ ...facts, event: 'tftp.transfer.declined' }, 'tftp transfer declined by the client before any data (option refusal or size probe)');
     else this.log.warn(facts, `tftp transfer ended: ${outcome}`);
+  }
+
+  /**
+   * An error of one transfer (a start or a read that failed: out of descriptors, a disk error), at
+   * most a burst per event per window: when the cause is the machine's, every request fails the
+   * same way and would write a line each. The next line written says how many were left out; the
+   * counter `tftp.errors` has every one.
+   */
+  #errorLine(fields: Record<string, unknown>, message: string): void {
+    this.counters.inc('tftp.errors');
+    const facts = this.#limited(`error.${String(fields['event'] ?? 'other')}`, fields);
+    if (facts !== null) this.log.error(facts, message);
+  }
+
+  /** A line's fields if the limiter lets a line of `kind` out now (with how many it left out before), else null (counted). */
+  #limited(kind: string, fields: Record<string, unknown>): Record<string, unknown> | null {
+    if (!this.#limiter.allow(kind, this.clock.monotonicMs())) {
+      this.#suppressed.set(kind, (this.#suppressed.get(kind) ?? 0) + 1);
+      return null;
+    }
+    const suppressed = this.#suppressed.get(kind);
+    if (suppressed === undefined) return fields;
+    this.#suppressed.delete(kind);
+    return { ...fields, suppressed };
   }
 
   /** A transfer ended, whatever the outcome: one log line, counters, a boot event. */

@@ -35,13 +35,13 @@ export function tlsChannel(material: TlsMaterial): PeerChannel {
   const context = createSecureContext({ ca: material.ca, cert: material.cert, key: material.key, minVersion: 'TLSv1.3' });
   // Accepted connections in their TLS handshake, by remote address and port (the TLS socket the
   // server makes over a connection reports the same).
-  const handshaking = new Map<string, ChannelEvents>();
+  const handshaking = new Map<string, { events: ChannelEvents; raw: Socket }>();
   const server = new TlsServer({ ca: material.ca, cert: material.cert, key: material.key, minVersion: 'TLSv1.3', requestCert: true, rejectUnauthorized: false });
   const take = (socket: TLSSocket): ChannelEvents | undefined => {
     const key = connectionKey(socket);
-    const events = handshaking.get(key);
+    const entry = handshaking.get(key);
     handshaking.delete(key);
-    return events;
+    return entry?.events;
   };
   server.on('secureConnection', (socket: TLSSocket) => {
     const events = take(socket);
@@ -54,9 +54,13 @@ export function tlsChannel(material: TlsMaterial): PeerChannel {
     events.open(exported(socket), socket);
   });
   server.on('tlsClientError', (error: Error & { code?: string }, socket: TLSSocket) => {
-    const events = take(socket);
+    const entry = handshaking.get(connectionKey(socket));
+    take(socket);
+    // The transport already dropped the connection under it (handshake timeout, close()): the TLS
+    // socket ends with it; counted once, and not destroyed a second time.
+    if (entry?.raw.destroyed === true) return;
     const { reason, detail } = tlsRefusal(error);
-    if (events) events.refuse(reason, detail, socket); else socket.destroy();
+    if (entry) entry.events.refuse(reason, detail, socket); else socket.destroy();
   });
   return {
     mode: 'tls',
@@ -87,8 +91,9 @@ export function tlsChannel(material: TlsMaterial): PeerChannel {
     },
     accept(raw, events) {
       const key = connectionKey(raw);
-      handshaking.set(key, events);
-      raw.once('close', () => { if (handshaking.get(key) === events) handshaking.delete(key); });
+      const entry = { events, raw };
+      handshaking.set(key, entry);
+      raw.once('close', () => { if (handshaking.get(key) === entry) handshaking.delete(key); });
       server.emit('connection', raw);
     },
     vouch(socket: Socket, member) {

@@ -4,6 +4,7 @@ import { linkLiveness, raftTimers, timerLimits, timerSource } from '../cluster/t
 import { callDaemonOk } from '../lib/control-client.js';
 import { formatDuration, formatTable } from '../lib/table.js';
 import { DAEMON_OPTIONS, DAEMON_OPTION_HELP, DEFAULT_CONFIG, resolveSocket, type CliCommand, configFile } from './cli.js';
+import { holdEarlySignals, type EarlySignals } from './early-signals.js';
 import { formatRaftStatus, type RaftStatusBody } from '../cluster/raft/status-text.js';
 import { formatEtcdStatus, type EtcdStatusBody } from '../cluster/etcd/status-text.js';
 import { formatNtpStatus } from '../services/ntp/status-text.js';
@@ -24,28 +25,41 @@ export const serveCommand: CliCommand = {
     ['--log-format F', 'text (one human line per event) or json; default: text on a terminal, json otherwise (systemd)'],
   ],
   async run(args, io) {
-    const file = configFile(args.values);
-    const logFormat = args.values['log-format'];
-    if (logFormat !== undefined && logFormat !== 'text' && logFormat !== 'json') {
-      throw new LanhaError('usage', `--log-format ${String(logFormat)}: give text or json`, ExitCode.usage);
-    }
-    // The schemas and the daemon's modules load here, not at the top: a client command (status,
-    // deploy ...) starts without them.
-    const { ConfigError, loadConfig } = await import('../config/index.js');
-    let config;
+    const early = holdEarlySignals();
     try {
-      config = loadConfig(file);
-    } catch (error) {
-      if (error instanceof ConfigError) {
-        io.err(`lanctl serve: ${error.message}\nNothing was started.\n`);
-        return ExitCode.config;
-      }
-      throw error;
+      return await serve(args, io, early);
+    } finally {
+      early.release();
     }
-    const { runDaemon } = await import('./daemon.js');
-    return runDaemon(config, { logFormat: typeof logFormat === 'string' ? logFormat : undefined, configFile: file });
   },
 };
+
+async function serve(args: Parameters<CliCommand['run']>[0], io: Parameters<CliCommand['run']>[1], early: EarlySignals): Promise<number> {
+  const file = configFile(args.values);
+  const logFormat = args.values['log-format'];
+  if (logFormat !== undefined && logFormat !== 'text' && logFormat !== 'json') {
+    throw new LanhaError('usage', `--log-format ${String(logFormat)}: give text or json`, ExitCode.usage);
+  }
+  // The schemas and the daemon's modules load here, not at the top: a client command (status,
+  // deploy ...) starts without them.
+  const { ConfigError, loadConfig } = await import('../config/index.js');
+  let config;
+  try {
+    config = loadConfig(file);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      io.err(`lanctl serve: ${error.message}\nNothing was started.\n`);
+      return ExitCode.config;
+    }
+    throw error;
+  }
+  if (early.stop !== null) {
+    io.err(`lanctl serve: received ${early.stop} while starting; nothing was started.\n`);
+    return ExitCode.ok;
+  }
+  const { runDaemon } = await import('./daemon.js');
+  return runDaemon(config, { logFormat: typeof logFormat === 'string' ? logFormat : undefined, configFile: file, early });
+}
 
 /** The Raft timers a cluster runs with (derived from cluster.failoverBudget when given), the pauses they ride out and the peer links' dead-link deadline. */
 function timersLine(config: LanhaConfig): string {

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import type { LanhaConfig } from '../config/index.js';
 import { loadConfigOffLoop, type OffLoopOptions } from '../config/load-off-loop.js';
+import type { EarlySignals } from './early-signals.js';
 import { configChanges } from '../config/changes.js';
 import { configWarnings } from '../config/warnings.js';
 import { chooseLogFormat, createLogger, type Logger } from '../lib/log.js';
@@ -350,7 +351,7 @@ export function hangupReviewer(review: () => Promise<unknown>): () => void {
 }
 
 /** Starts the daemon and runs it until SIGTERM/SIGINT (SIGHUP: reviewConfigFile); returns the exit code. */
-export async function runDaemon(config: LanhaConfig, options: { logFormat?: string | undefined; configFile?: string | undefined } = {}): Promise<number> {
+export async function runDaemon(config: LanhaConfig, options: { logFormat?: string | undefined; configFile?: string | undefined; early?: EarlySignals } = {}): Promise<number> {
   const format = chooseLogFormat(options.logFormat, process.stdout.isTTY === true);
   process.env['LANHA_LOG_FORMAT'] = format; // DNS worker processes inherit it
   const log = createLogger({ level: config.node.logLevel, node: config.node.name, format });
@@ -390,6 +391,15 @@ export async function runDaemon(config: LanhaConfig, options: { logFormat?: stri
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
     process.on('SIGHUP', onHangup);
+    // What came while starting (bin/early-signals.ts) is acted on now.
+    const early = options.early;
+    early?.release();
+    if (early?.stop) {
+      log.info({ event: 'daemon.signal', signal: early.stop }, `received ${early.stop} while starting, stopping`);
+      stop(0);
+    } else if (early?.hangup === true) {
+      onHangup();
+    }
     // The replicated state's storage failed for good (cluster/raft/README.md, "Failures"): exit
     // non-zero so that the service manager starts lanha again from what is on the disk
     // (systemd/lanha.service: Restart=on-failure).

@@ -1,6 +1,8 @@
 import t from 'tap';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { LANCTL } from '../support/paths.js';
+import { holdEarlySignals } from '../../bin/early-signals.js';
 import { join } from 'node:path';
 import { threadId } from 'node:worker_threads';
 import { CONFIG_BYTES_MAX } from '../../lib/config.js';
@@ -112,4 +114,50 @@ t.test('loadConfigOffLoop checks on another thread: a config, or the error\'s li
   t.match(bad.ok ? '' : bad.message, /node\.logLevel: "loud"/);
   const tight = await loadConfigOffLoop(sc.file, { deadlineMs: 0 });
   t.match(tight.ok ? '' : tight.message, /took over 0 s; gave up/, 'the deadline ends the thread');
+});
+
+// Until the daemon's handlers were in place Node's defaults applied: a SIGHUP while starting (a
+// large config, a long log to replay) ended lanha, which systemd counts as a clean stop. Now the
+// signal is caught from the first moment of `lanctl serve` and acted on once it runs.
+t.test('SIGHUP and SIGTERM while starting: held, then acted on once the daemon runs', async (t) => {
+  for (const signal of ['SIGHUP', 'SIGTERM'] as const) {
+    const sc = scratchConfig(SOLO_CONFIG);
+    t.teardown(() => sc.cleanup());
+    // Through sh's exec: the test runner adds its preloads (which catch signals of their own) to
+    // the node processes a test spawns directly.
+    const child = spawn('sh', ['-c', 'exec "$0" "$@"', process.execPath, LANCTL, 'serve', '--config', sc.file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    t.teardown(() => { child.kill('SIGKILL'); });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { out += d.toString(); });
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    // raft.opened comes while the daemon starts, before its own handlers are in place.
+    while (!/"event":"raft\.opened"/.test(out) && child.exitCode === null) await new Promise((r) => setTimeout(r, 1));
+    child.kill(signal);
+    if (signal === 'SIGHUP') {
+      for (let i = 0; i < 600 && !/"event":"daemon\.reload_unchanged"/.test(out); i++) await new Promise((r) => setTimeout(r, 50));
+      t.match(out, /"event":"daemon\.ready"/, 'SIGHUP: the daemon started');
+      t.match(out, /"event":"daemon\.reload_unchanged"/, 'and read its config again');
+      t.equal(child.exitCode, null, 'and runs');
+      child.kill('SIGTERM');
+      t.equal(await exited, 0);
+    } else {
+      t.equal(await exited, 0, 'SIGTERM: a clean stop');
+      t.match(out, /received SIGTERM( while starting)?, stopping/, 'whether it came before the daemon\'s own handlers or after');
+    }
+  }
+});
+
+t.test('holdEarlySignals remembers the first stop signal and any SIGHUP until released', async (t) => {
+  const before = process.listenerCount('SIGHUP');
+  const early = holdEarlySignals();
+  t.equal(early.stop, null);
+  t.equal(early.hangup, false);
+  process.emit('SIGHUP', 'SIGHUP');
+  process.emit('SIGINT', 'SIGINT');
+  process.emit('SIGTERM', 'SIGTERM');
+  t.equal(early.hangup, true);
+  t.equal(early.stop, 'SIGINT', 'the first one');
+  early.release();
+  t.equal(process.listenerCount('SIGHUP'), before, 'released');
 });

@@ -15,8 +15,11 @@ import { HEADER_SIZE, EDNS_OPT_NSID, UDP_PAYLOAD_MAX } from './wire.js';
  * runs cache-cold between two datagrams, and each view is one more object to fetch from memory.
  */
 export interface FastEntry {
+  /** A chunk shared with the entries added before and after it (or a buffer of its own if large). */
   readonly data: Buffer;
-  /** Bytes of the key; the full answer starts here. */
+  /** Where the key starts in `data`. */
+  readonly start: number;
+  /** Bytes of the key; the full answer follows it. */
   readonly keyLength: number;
   /** Bytes of the full answer; the truncated form (HEADER_SIZE + keyLength bytes) follows it. */
   readonly fullLength: number;
@@ -94,18 +97,24 @@ function sameQuestion(e: FastEntry, msg: Buffer, qEnd: number): boolean {
   const n = e.keyLength;
   if (qEnd - HEADER_SIZE !== n) return false;
   const key = e.data;
+  const at = e.start;
   const nameEnd = n - 4;
   for (let i = 0; i < n; i++) {
     let c = msg[HEADER_SIZE + i]!;
     if (i < nameEnd && c >= 0x41 && c <= 0x5a) c |= 0x20;
-    if (c !== key[i]) return false;
+    if (c !== key[at + i]) return false;
   }
   return true;
 }
 
+/** Entries are written one after another into chunks of this size (a larger one gets its own buffer). */
+export const FAST_CHUNK_BYTES = 64 * 1024;
+
 export class FastAnswers {
   #map = new Map<number, FastEntry>();
   #size = 0;
+  #chunk: Buffer | null = null;
+  #chunkUsed = 0;
   readonly maxEntries: number;
 
   constructor(maxEntries = 20_000) {
@@ -117,6 +126,7 @@ export class FastAnswers {
   clear(): void {
     this.#map.clear();
     this.#size = 0;
+    this.#chunk = null;
   }
 
   get(msg: Buffer, q: FastQuery): FastEntry | null {
@@ -128,17 +138,31 @@ export class FastAnswers {
   add(msg: Buffer, q: FastQuery, full: Uint8Array, rcode: number): void {
     if (this.#size >= this.maxEntries) this.clear(); // a flood of random names must not grow memory
     const keyLength = q.qEnd - HEADER_SIZE;
-    // One allocation of its own for key, answer and truncated form: slices of Node's shared 8 KiB
-    // pool would each keep a whole slab alive while the table holds them.
-    const data = Buffer.allocUnsafeSlow(keyLength + full.length + q.qEnd);
-    msg.copy(data, 0, HEADER_SIZE, q.qEnd);
-    for (let i = 0; i < keyLength - 4; i++) { const c = data[i]!; if (c >= 0x41 && c <= 0x5a) data[i] = c | 0x20; }
-    data.set(full, keyLength);
-    const t = keyLength + full.length;
-    data.copy(data, t, keyLength, keyLength + q.qEnd);
+    // Key, answer and truncated form one after another in a chunk of the table's own (allocated
+    // for it: slices of Node's shared 8 KiB pool would each keep a whole slab alive), which the
+    // entries around it share, so a lookup fetches one object fewer; cleared with the table.
+    const bytes = keyLength + full.length + q.qEnd;
+    let data: Buffer;
+    let start = 0;
+    if (bytes > FAST_CHUNK_BYTES / 4) {
+      data = Buffer.allocUnsafeSlow(bytes);
+    } else {
+      if (this.#chunk === null || this.#chunkUsed + bytes > FAST_CHUNK_BYTES) {
+        this.#chunk = Buffer.allocUnsafeSlow(FAST_CHUNK_BYTES);
+        this.#chunkUsed = 0;
+      }
+      data = this.#chunk;
+      start = this.#chunkUsed;
+      this.#chunkUsed += bytes;
+    }
+    msg.copy(data, start, HEADER_SIZE, q.qEnd);
+    for (let i = start; i < start + keyLength - 4; i++) { const c = data[i]!; if (c >= 0x41 && c <= 0x5a) data[i] = c | 0x20; }
+    data.set(full, start + keyLength);
+    const t = start + keyLength + full.length;
+    data.copy(data, t, start + keyLength, start + keyLength + q.qEnd);
     data[t + 2] = data[t + 2]! | 0x02;
     data.fill(0, t + 6, t + 12); // AN = NS = AR = 0
-    const entry: FastEntry = { data, keyLength, fullLength: full.length, rcode, next: this.#map.get(q.hash) ?? null };
+    const entry: FastEntry = { data, start, keyLength, fullLength: full.length, rcode, next: this.#map.get(q.hash) ?? null };
     this.#map.set(q.hash, entry);
     this.#size++;
   }
@@ -168,7 +192,7 @@ export function fastReplySize(q: FastQuery, e: FastEntry, tcp: boolean): number 
 export function fastReplyInto(out: Uint8Array, msg: Buffer, q: FastQuery, e: FastEntry, ra: boolean, tcp: boolean): void {
   const withOpt = q.ednsLimit !== 0;
   const limit = tcp ? 65535 : withOpt ? q.ednsLimit : 512;
-  let from = e.keyLength;
+  let from = e.start + e.keyLength;
   let length = e.fullLength;
   if (length + (withOpt ? OPT_SIZE : 0) > limit) { from += length; length = HEADER_SIZE + e.keyLength; }
   // A byte loop: Buffer's copy() and TypedArray set() on a part of a buffer each make a view per

@@ -85,6 +85,7 @@ process.on('message', (m: ToWorker, handle: unknown) => {
     }
     case 'zones':
       answerer?.setZones(buildZoneSet(m.zones));
+      answerer?.counters.inc('dns.zones_updates');
       return;
     case 'fill': {
       const cache = answerer?.forwardCache;

@@ -126,6 +126,22 @@ t.test('workers answer from the daemon\'s sockets, follow zone updates, forward 
   for (let i = 0; i < 20; i++) after.push(addressOf(await ask(port, 'www.lan')));
   t.same(new Set(after), new Set(['10.0.0.2']), 'every worker serves the update');
 
+  // A burst of big updates (an import: each change a rebuild of every name): one message per worker
+  // is on its way at a time and only the latest waits, and the latest is what both workers serve.
+  const big = (n: number): ZoneSetInput => ({ ...zonesWith(`10.0.1.${n}`, 100 + n), zones: [{ ...zonesWith(`10.0.1.${n}`, 0).zones[0]!, records: [`www A 10.0.1.${n}`, ...Array.from({ length: 3000 }, (_, i) => `h${i} A 10.1.${i >> 8}.${i & 255}`)] }] });
+  await new Promise((r) => setTimeout(r, 1200)); // the workers' counter reports are at most a second old
+  const updatesBefore = workers.counters().get('dns.zones_updates') ?? 0;
+  for (let n = 1; n <= 60; n++) workers.zones(big(n));
+  t.ok(await eventually(async () => addressOf(await ask(port, 'www.lan')) === '10.0.1.60', 10_000), 'after 60 updates at once the workers serve the last');
+  const last = [];
+  for (let i = 0; i < 20; i++) last.push(addressOf(await ask(port, 'www.lan')));
+  t.same(new Set(last), new Set(['10.0.1.60']), 'both of them: none is left on an older version');
+  await new Promise((r) => setTimeout(r, 1200));
+  const updates = (workers.counters().get('dns.zones_updates') ?? 0) - updatesBefore;
+  t.ok(updates >= 2 && updates < 60, `the two workers applied ${updates} zone sets for 60 updates (each the first and then the latest, not every one)`);
+  workers.zones(zones);
+  t.ok(await eventually(async () => addressOf(await ask(port, 'www.lan')) === '10.0.0.2'), 'and the next update after the burst still goes out');
+
   t.equal(addressOf(await ask(port, 'example.com', 3000)), '192.0.2.7', 'a forwarded name is asked upstream by the worker');
   t.ok(await eventually(() => cached.length === 1), 'the answer it cached is reported to the daemon');
   await new Promise((r) => setTimeout(r, 100)); // and passed to the other worker

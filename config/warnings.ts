@@ -1,12 +1,12 @@
 import type { LanhaConfig } from './index.js';
-import { formatIpv4 } from '../lib/ipv4.js';
+import { formatIpv4, parseIpv4 } from '../lib/ipv4.js';
 
 // Settings that are valid but that an operator almost certainly did not mean: printed by `lanctl
 // config check`, logged at start and listed in `lanctl status`. Pure.
 
 /** Every warning for a config, most damaging first. */
 export function configWarnings(config: LanhaConfig): string[] {
-  return [...clusterWarnings(config), ...dhcpWarnings(config)];
+  return [...clusterWarnings(config), ...addressWarnings(config), ...dhcpWarnings(config)];
 }
 
 export function clusterWarnings(config: LanhaConfig): string[] {
@@ -30,4 +30,17 @@ function dhcpWarnings(config: LanhaConfig): string[] {
   const serverId = config.dhcp?.serverId;
   if (vip === undefined || serverId === undefined || serverId === vip || config.dhcp?.listen !== undefined) return [];
   return [`dhcp.serverId ${formatIpv4(serverId)} is not the VIP ${formatIpv4(vip)}: clients renew by unicast to the server id, so after a failover their renewals go unanswered until they broadcast at T2; leave dhcp.serverId unset (it defaults to the VIP) or set it to the VIP`];
+}
+
+/**
+ * This node's own member entry names another address than node.address: the peers dial the member
+ * address, the services serve on node.address. Meant with a separate replication network; a typo
+ * or a moved node otherwise (the peers dial the old address).
+ */
+function addressWarnings(config: LanhaConfig): string[] {
+  const own = config.cluster?.members.find((m) => m.name === config.node.name);
+  const address = config.node.address;
+  // A host name there is resolved by the peers: nothing to compare.
+  if (own === undefined || address === undefined || parseIpv4(own.address) === null || parseIpv4(own.address) === address) return [];
+  return [`node.address ${formatIpv4(address)} is not this node's cluster member address ${own.address} (cluster.members, ${own.name}): the other members dial ${own.address}; if the members talk over a network of their own that is right, else correct one of them`];
 }

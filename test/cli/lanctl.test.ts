@@ -172,6 +172,19 @@ t.test('a two-member cluster without a witness is flagged loudly', async (t) => 
   t.match(r.stdout, /^WARNING: two-member cluster without a witness/m, 'config check prints it');
 });
 
+t.test('node.address other than this node\'s cluster member address is flagged; a host name there is not', async (t) => {
+  const base = minimal.replace(/node:\n/, 'node:\n  address: 127.0.0.1\n');
+  const moved = scratchConfig(base + 'cluster:\n  id: r\n  members: [{ name: t1, address: 127.0.0.9 }, { name: t2, address: 127.0.0.2 }, { name: w, address: 127.0.0.3, role: witness }]\n');
+  const named = scratchConfig(base + 'cluster:\n  id: r\n  members: [{ name: t1, address: localhost }, { name: t2, address: 127.0.0.2 }, { name: w, address: 127.0.0.3, role: witness }]\n');
+  t.teardown(() => { moved.cleanup(); named.cleanup(); });
+  const r = await runLanctl(['config', 'check', moved.file]);
+  t.equal(r.code, 0);
+  t.match(r.stdout, /^WARNING: node\.address 127\.0\.0\.1 is not this node's cluster member address 127\.0\.0\.9 \(cluster\.members, t1\)/m);
+  const n = await runLanctl(['config', 'check', named.file]);
+  t.equal(n.code, 0, n.stderr);
+  t.notMatch(n.stdout, /WARNING/);
+});
+
 t.test('a DHCP server id that is not the VIP is flagged: renewals would miss the leader after a failover', async (t) => {
   const vip = 'vip: { address: 127.0.0.100/8, interface: lo }\ndhcp:\n  subnets: [{ subnet: 127.0.0.0/8, pools: [127.0.9.10-127.0.9.20] }]\n';
   const node = scratchConfig(minimal + vip.replace('dhcp:\n', 'dhcp:\n  serverId: 127.0.0.1\n'));

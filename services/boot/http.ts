@@ -9,6 +9,7 @@ import { checkName } from '../tftp/paths.js';
 import { openInRoot, type OpenRefusal } from '../tftp/files.js';
 import type { BootHttpConfig } from './config.js';
 import type { BootFileSource } from './provider.js';
+import { SourceSlots } from '../../lib/source-slots.js';
 
 // The read-only boot HTTP listener: iPXE fetches kernels and initrds here (much faster than TFTP
 // for tens of MB), and the per-client boot files are served here too. GET and HEAD only, one
@@ -74,10 +75,11 @@ export class BootHttpServer {
   #servers: Array<{ address: string; server: Server }> = [];
   readonly #sockets = new Set<Socket>();
   /** Open connections by remote address. */
-  readonly #perSource = new Map<string, number>();
+  readonly #perSource: SourceSlots;
 
   constructor(options: BootHttpOptions) {
     this.#options = options;
+    this.#perSource = new SourceSlots(options.config.maxConnectionsPerSource);
   }
 
   async start(): Promise<void> {
@@ -133,24 +135,18 @@ export class BootHttpServer {
       socket.destroy();
       return;
     }
-    const source = socket.remoteAddress ?? '';
-    const fromSource = this.#perSource.get(source) ?? 0;
-    if (fromSource >= this.#options.config.maxConnectionsPerSource) {
+    if (!this.#perSource.take(socket)) {
+      const source = socket.remoteAddress ?? '';
       this.counters.inc('boot.http.busy_per_source');
       if (this.#limiter.allow('per-source', this.#options.clock.monotonicMs())) {
         this.#options.log.warn({ event: 'boot.http.source_limit', client: source, max: this.#options.config.maxConnectionsPerSource },
-          `boot HTTP: ${source} has ${fromSource} connections open; closing its new ones until some end`);
+          `boot HTTP: ${source} has ${this.#perSource.held(source)} connections open; closing its new ones until some end`);
       }
       socket.destroy();
       return;
     }
-    this.#perSource.set(source, fromSource + 1);
     this.#sockets.add(socket);
-    socket.once('close', () => {
-      this.#sockets.delete(socket);
-      const n = (this.#perSource.get(source) ?? 1) - 1;
-      if (n <= 0) this.#perSource.delete(source); else this.#perSource.set(source, n);
-    });
+    socket.once('close', () => { this.#sockets.delete(socket); });
   }
 
   listening(): string[] {

@@ -33,6 +33,8 @@ export const httpConfig = z.object({
   perClientMetrics: z.boolean().default(false),
   /** Open connections at once; more are refused at accept. */
   maxConnections: z.number().int().min(1).max(1024).default(32),
+  /** Of those, open at once from one address: one host cannot take every slot (a browser uses up to 6). */
+  maxConnectionsPerSource: z.number().int().min(1).max(1024).default(8),
 }).strict();
 
 export type HttpConfig = z.output<typeof httpConfig>;

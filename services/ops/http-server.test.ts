@@ -44,10 +44,29 @@ t.test('connections that never send a byte are closed once idle; the slots serve
   t.match(body, /^HTTP\/1\.1 200/, 'and a client is served again');
 });
 
-/** One GET / on a fresh connection: what the server sent before closing it. */
-function getRoot(port: number): Promise<string> {
+// One host that holds connections (or reconnects in a loop) must not take every slot: past
+// maxConnectionsPerSource its new connections are closed at accept, and another host is served.
+t.test('one address holds at most maxConnectionsPerSource; another address is served meanwhile', async (t) => {
+  const server = new OpsHttpServer({
+    listen: { host: '127.0.0.1', port: 0 }, maxConnections: 16, maxConnectionsPerSource: 3, log: silentLogger,
+    pages: new Map([['/', () => ({ status: 200, contentType: 'text/plain', body: 'ok' })]]), readApi: async () => ({ status: 404, body: {} }), idleMs: 60_000,
+  });
+  await server.listen();
+  const { sockets: held, closings } = await openConnections(server.port, 4, null);
+  t.teardown(async () => { for (const s of held) s.destroy(); await server.close(); });
+  await closings[3];
+  t.equal(server.refusedPerSource, 1, 'the fourth from 127.0.0.1 was closed at accept');
+  t.ok(held.slice(0, 3).every((s) => !s.destroyed), 'the first three stay open');
+  t.match(await getRoot(server.port, '127.0.0.2'), /^HTTP\/1\.1 200/, 'another address is served');
+  held[0]!.destroy();
+  await new Promise((r) => setTimeout(r, 100));
+  t.match(await getRoot(server.port), /^HTTP\/1\.1 200/, 'and 127.0.0.1 again once one of its connections ended');
+});
+
+/** One GET / on a fresh connection (from `from`): what the server sent before closing it. */
+function getRoot(port: number, from = '127.0.0.1'): Promise<string> {
   return new Promise<string>((resolve) => {
-    const c = net.connect(port, '127.0.0.1', () => c.write('GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
+    const c = net.connect({ port, host: '127.0.0.1', localAddress: from }, () => c.write('GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
     let got = '';
     c.on('data', (d: Buffer) => { got += d.toString(); });
     c.on('close', () => resolve(got));

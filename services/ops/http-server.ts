@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { SourceSlots } from '../../lib/source-slots.js';
 import type { Socket } from 'node:net';
 import type { Logger } from '../../lib/log.js';
 import { LanhaError, errorMessage } from '../../lib/errors.js';
@@ -25,6 +26,8 @@ export type PageHandler = (query: URLSearchParams, rest: string) => Promise<Http
 export interface OpsHttpOptions {
   listen: HttpListen;
   maxConnections: number;
+  /** Of those, open at once from one address (default 8). */
+  maxConnectionsPerSource?: number;
   log: Logger;
   /** Exact paths ("/", "/leases") and prefixes ending in "/" ("/nodes/"). */
   pages: ReadonlyMap<string, PageHandler>;
@@ -61,6 +64,9 @@ export class OpsHttpServer {
   readonly #serving = new Set<Socket>();
   requests = 0;
   refused = 0;
+  /** Connections closed at accept: their source held maxConnectionsPerSource already. */
+  refusedPerSource = 0;
+  readonly #perSource: SourceSlots;
   acceptFailed = 0;
   readonly #limiter = new LogLimiter();
 
@@ -78,7 +84,20 @@ export class OpsHttpServer {
     // served is closed; a reply being written keeps its connection busy.
     this.#server.setTimeout(options.idleMs ?? 5_000, (socket: Socket) => { if (!this.#serving.has(socket)) socket.destroy(); });
     this.#server.maxRequestsPerSocket = 100;
+    this.#perSource = new SourceSlots(options.maxConnectionsPerSource ?? 8);
     this.#server.on('connection', (socket: Socket) => {
+      // One host reconnecting in a loop, or holding connections open, must not take every slot from
+      // the others (Prometheus, an operator's browser).
+      if (!this.#perSource.take(socket)) {
+        this.refusedPerSource++;
+        const client = socket.remoteAddress ?? '';
+        if (this.#limiter.allow('per-source', performance.now())) {
+          options.log.warn({ event: 'http.source_limit', client, max: options.maxConnectionsPerSource ?? 8 },
+            `status HTTP: ${client} has ${this.#perSource.held(client)} connections open; closing its new ones until some end`);
+        }
+        socket.destroy();
+        return;
+      }
       this.#sockets.add(socket);
       socket.once('close', () => this.#sockets.delete(socket));
     });

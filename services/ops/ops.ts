@@ -235,6 +235,7 @@ export async function startOpsHttp(o: OpsContext): Promise<OpsHttpServer | null>
   const server = new OpsHttpServer({
     listen: http.listen,
     maxConnections: http.maxConnections,
+    maxConnectionsPerSource: http.maxConnectionsPerSource,
     log: o.log,
     pages: opsPages(o),
     readApi: (path, query) => o.control.read(path, query),

@@ -1,5 +1,9 @@
 import t from 'tap';
-import { readFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { requireLab } from '../support/netns.js';
 import { repoPath } from '../support/paths.js';
 import { runLanctl, scratchConfig } from '../support/daemon.js';
 
@@ -29,5 +33,23 @@ t.test('lanctl vip release on a node without a vip: block does nothing and exits
   } finally {
     plain.cleanup();
     bad.cleanup();
+  }
+});
+
+// systemd's own parser on the unit: a misspelt key or section is ignored with a warning, so the unit
+// would run without it. Keys only newer systemd knows (RestartSteps, RestartMaxDelaySec: 254+) are
+// the only warnings allowed.
+t.test('systemd-analyze verify accepts the unit', async (t) => {
+  if (!requireLab(t, ['systemd-analyze'])) return;
+  const dir = mkdtempSync(join(tmpdir(), 'lanha-unit-'));
+  try {
+    const unit = join(dir, 'lanha.service');
+    copyFileSync(repoPath('systemd/lanha.service'), unit);
+    const r = spawnSync('systemd-analyze', ['verify', unit], { encoding: 'utf8', timeout: 30_000 });
+    t.equal(r.status, 0, r.stderr);
+    const other = r.stderr.split('\n').filter((l) => l.trim() !== '' && !/Unknown key '(RestartSteps|RestartMaxDelaySec)'/.test(l));
+    t.same(other, [], 'no complaint but the keys only newer systemd knows');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -7,7 +7,8 @@ import type { Socket } from 'node:net';
 export class SourceSlots {
   readonly #open = new Map<string, number>();
 
-  constructor(private readonly max: number) {}
+  /** `max`: the connections one source may hold at once. */
+  constructor(readonly max: number) {}
 
   /** Counts `socket` against its source and returns true, or returns false (the caller closes it) when the source holds `max` already. */
   take(socket: Socket): boolean {
@@ -24,7 +25,4 @@ export class SourceSlots {
 
   /** Connections `source` holds now. */
   held(source: string): number { return this.#open.get(source) ?? 0; }
-
-  /** Sources holding at least one connection. */
-  get sources(): number { return this.#open.size; }
 }

@@ -92,7 +92,7 @@ export class OpsHttpServer {
         this.refusedPerSource++;
         const client = socket.remoteAddress ?? '';
         if (this.#limiter.allow('per-source', performance.now())) {
-          options.log.warn({ event: 'http.source_limit', client, max: options.maxConnectionsPerSource ?? 8 },
+          options.log.warn({ event: 'http.source_limit', client, max: this.#perSource.max },
             `status HTTP: ${client} has ${this.#perSource.held(client)} connections open; closing its new ones until some end`);
         }
         socket.destroy();

@@ -33,15 +33,20 @@ t.test('processMemory answers while the process is out of file descriptors (EMFI
   const { fileURLToPath } = await import('node:url');
   const memory = fileURLToPath(new URL('./memory.js', import.meta.url));
   // A child with a low descriptor limit opens /dev/null until it may not, then asks for its memory.
-  const script = `import { openSync } from 'node:fs';
+  const script = `import { closeSync, openSync } from 'node:fs';
 const { processMemory } = await import(${JSON.stringify(memory)});
 processMemory('child');
 const held = [];
 try { for (let i = 0; i < 10000; i++) held.push(openSync('/dev/null', 'r')); } catch (e) { if (e.code !== 'EMFILE') throw e; }
 let direct = 'ok';
 try { process.memoryUsage(); } catch (e) { direct = e.code; }
-console.log(JSON.stringify({ direct, memory: processMemory('child') }));`;
-  const out = execFileSync('prlimit', ['--nofile=64:64', process.execPath, '--input-type=module', '-e', script], { encoding: 'utf8' });
+const memory = processMemory('child');
+for (const fd of held) closeSync(fd);
+console.log(JSON.stringify({ direct, memory }));`;
+  // Without the test runner's NODE_OPTIONS: its exit hook writes a file and would print EMFILE noise.
+  const env = { ...process.env };
+  delete env['NODE_OPTIONS'];
+  const out = execFileSync('prlimit', ['--nofile=64:64', process.execPath, '--input-type=module', '-e', script], { encoding: 'utf8', env });
   const { direct, memory: m } = JSON.parse(out) as { direct: string; memory: { rssMiB: number; heapUsedMiB: number } };
   t.equal(direct, 'EMFILE', 'process.memoryUsage() itself fails there');
   t.ok(m.heapUsedMiB > 0 && m.rssMiB > 0, `processMemory still reports: ${JSON.stringify(m)}`);

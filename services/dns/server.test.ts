@@ -360,7 +360,7 @@ t.test('forwarding: retries across upstreams, ignores forged replies, caches, SE
     const [f] = await udpAsk(bad.port, query('down.example', T.A, 5), 3000);
     const took = performance.now() - started;
     t.equal(decoded(f!).rcode, RCODE.SERVFAIL);
-    t.ok(took < 1200, `SERVFAIL after ${took.toFixed(0)} ms (bound 600 ms + slack)`);
+    t.ok(took < 2500, `SERVFAIL after ${took.toFixed(0)} ms (bound 600 ms, slack for a loaded machine; the client waits 3 s)`);
   } finally {
     await bad.dns.stop();
   }

@@ -39,7 +39,7 @@ t.test('3 processes: kill -9 the leader under load, then restart all', async (t)
   const second = await cluster.waitLeader(5000, first);
   const failoverMs = second.leaderSince! - killedAt;
   target = second;
-  t.ok(failoverMs < 3000, `new leader ${second.name} ${Math.round(failoverMs)} ms after kill -9 (target 1500 ms; CI bound 2x)`);
+  t.ok(failoverMs < 4500, `new leader ${second.name} ${Math.round(failoverMs)} ms after kill -9 (target 1500 ms, bench:raft measures it; bound 3x for a loaded CI machine)`);
   const ackedBefore = acked.size;
   while (acked.size < ackedBefore + 300 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 5));
   stop = true;

@@ -65,7 +65,7 @@ reap_leftovers() {
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 status=0
-npx tap run --reporter=tap --jobs="${LANHA_TEST_JOBS:-2}" "${files[@]}" | tee "$out" | grep -E '^(not ok|# Subtest|ok [0-9]+ - .*# (SKIP|TODO))|^    not ok|SKIPPED|^# \{' || true
+npx tap run --reporter=tap --jobs="${LANHA_TEST_JOBS:-2}" "${files[@]}" | tee "$out" | grep -E '^(not ok|ok [0-9]+ - )|^    not ok|SKIPPED|^# \{' || true
 status=${PIPESTATUS[0]}
 reap_leftovers
 

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { createHrWallClock } from './hr-clock.js';
+import { createHrWallClock, narrowOffset } from './hr-clock.js';
 
 // The anchored clock agrees with the system realtime clock: read just before and just after
 // Date.now(), its milliseconds bracket it (within the 1 ms truncation of Date.now()), it never goes
@@ -55,4 +55,77 @@ t.test('a deschedule at any point of the anchoring never skews the clock', async
     Date.now = realNow;
   }
   t.ok(worst.every((e) => e < 1), `anchor error under 1 ms wherever the pause falls (worst ${Math.max(...worst).toFixed(3)} ms)`);
+});
+
+t.test('narrowOffset: each read bounds the offset; reads across a tick pin it; a contradiction is empty', async (t) => {
+  const offset = 1_700_000_000_000_000_000n + 250_000n; // realtime = monotonic + offset (0.25 ms into a ms)
+  const wallAt = (hr: bigint): number => Number((hr + offset) / 1_000_000n);
+  let b = narrowOffset(null, 1_000n, wallAt(1_100n), 1_200n);
+  t.ok(b.lo <= offset && offset <= b.hi, 'one read brackets the true offset');
+  t.ok(b.hi - b.lo > 900_000n, `one read alone leaves most of a millisecond (${b.hi - b.lo} ns)`);
+  // Reads 300 ns apart, each taking 200 ns, across the next tick (at monotonic 750_000): the bounds
+  // come within one read's length on each side of it.
+  for (let hr = 740_000n; hr < 760_000n; hr += 300n) b = narrowOffset(b, hr, wallAt(hr + 100n), hr + 200n);
+  t.ok(b.lo <= offset && offset <= b.hi, 'still brackets it');
+  t.ok(b.hi - b.lo <= 600n, `across a tick: ${b.hi - b.lo} ns wide`);
+  // A read taken over a 30 ms pause says little, and cannot move it.
+  const paused = narrowOffset(b, 800_000n, wallAt(20_000_000n), 30_800_000n);
+  t.same(paused, b, 'a read across a pause leaves the interval as it was');
+  // The realtime clock stepped 5 ms ahead: a read that contradicts the interval empties it.
+  const stepped = narrowOffset(b, 900_000n, wallAt(900_100n) + 5, 900_200n);
+  t.ok(stepped.lo > stepped.hi, 'a step shows as an empty interval');
+});
+
+// The same scripted machine, now descheduled often: one read in 7 takes a pause of 0.5-20 ms (far
+// worse than a loaded 2-core machine). Ticks then mostly fall inside pauses, so the anchor may stay a
+// millisecond wide, but it can never be off by more than half that: a single tick bracket taken
+// across a pause was off by half the pause (10 ms here).
+t.test('frequent deschedules during anchoring leave the anchor accurate', async (t) => {
+  const realHr = process.hrtime.bigint;
+  const realNow = Date.now;
+  const WALL_OFFSET_NS = 1_764_000_000_000_000_000n + 654_321n;
+  const worstUs: number[] = [];
+  try {
+    for (let seed = 1; seed <= 40; seed++) {
+      let trueNs = 7_000_000_000n + BigInt(seed) * 37_000n;
+      let reads = 0;
+      let x = seed;
+      const tick = (): void => {
+        trueNs += 100n;
+        x = (x * 1103515245 + 12345) % 2147483648;
+        if (reads++ % 7 === seed % 7) trueNs += BigInt(500_000 + (x % 19_500_000));
+      };
+      process.hrtime.bigint = () => { tick(); return trueNs; };
+      Date.now = () => { tick(); return Number((trueNs + WALL_OFFSET_NS) / 1_000_000n); };
+      const clock = createHrWallClock();
+      worstUs.push(Math.abs(Number(clock.nowNs() - (trueNs + WALL_OFFSET_NS)) / 1e3));
+    }
+  } finally {
+    process.hrtime.bigint = realHr;
+    Date.now = realNow;
+  }
+  t.ok(worstUs.every((e) => e < 600), `anchor error under 0.6 ms in 40 schedules (worst ${Math.max(...worstUs).toFixed(1)} us)`);
+});
+
+// The realtime clock is stepped by 1.5 ms (less than the 2 ms step check notices): the next periodic
+// re-anchor sees an interval that excludes the old offset and takes the new one.
+t.test('a small step is taken up at the next re-anchor', async (t) => {
+  const realHr = process.hrtime.bigint;
+  const realNow = Date.now;
+  let step = 0n;
+  let trueNs = 9_000_000_000n;
+  const WALL_OFFSET_NS = 1_764_000_000_000_000_000n;
+  try {
+    process.hrtime.bigint = () => { trueNs += 150n; return trueNs; };
+    Date.now = () => { trueNs += 150n; return Number((trueNs + WALL_OFFSET_NS + step) / 1_000_000n); };
+    const clock = createHrWallClock();
+    t.ok(Math.abs(Number(clock.nowNs() - (trueNs + WALL_OFFSET_NS))) < 20_000, 'anchored');
+    step = 1_500_000n;
+    clock.reanchor();
+    const errorUs = Number(clock.nowNs() - (trueNs + WALL_OFFSET_NS + step)) / 1e3;
+    t.ok(Math.abs(errorUs) < 20, `after the step and a re-anchor: ${errorUs.toFixed(1)} us off`);
+  } finally {
+    process.hrtime.bigint = realHr;
+    Date.now = realNow;
+  }
 });

@@ -108,7 +108,7 @@ ${Array.from({ length: 12 }, (_, i) => `        - 'big TXT "${String.fromCharCod
       const daemon = srv.spawn(process.execPath, [LANCTL, 'serve', '--config', join(dir, 'lanha.yaml')]);
       let daemonLog = '';
       daemon.stdout?.on('data', (d: Buffer) => { daemonLog += d.toString(); });
-      await waitFor(daemon, '"event":"daemon.ready"', 15_000);
+      await waitFor(daemon, '"event":"daemon.ready"', 60_000); // etcd, DNS workers: slow on a loaded machine
 
       // Every record type.
       const short = async (args: string[]): Promise<string> => (await dig(cli, [`@${SRV}`, '+short', ...args])).trim();

@@ -108,6 +108,18 @@ async function chronydQuery(host: LabHost, dir: string, timeoutS: number): Promi
   return { code: r.code, offsetS: m ? Number(m[1]) : null, text };
 }
 
+/**
+ * chronyd -Q prints no error bound; it keeps the least-delayed of 4 samples, so 10 ms is generous on
+ * a quiet machine. On a loaded one all four can be delayed: a second query decides (a served clock
+ * that is really off stays off).
+ */
+const smallOffset = (r: { offsetS: number | null }): boolean => r.offsetS !== null && Math.abs(r.offsetS) < 0.01;
+
+async function chronydOffset(host: LabHost, dir: string): Promise<{ code: number; offsetS: number | null; text: string }> {
+  const q = await chronydQuery(host, dir, 15);
+  return q.code === 0 && !smallOffset(q) ? chronydQuery(host, dir, 15) : q;
+}
+
 t.test('sntp, ntpdate and chronyd -Q against lanha synchronised to a chronyd upstream', async (t) => {
   if (!requireLab(t, ['chronyd', 'sntp', 'ntpdate'])) return;
   const dir = mkdtempSync(join(tmpdir(), 'lanha-ntp-'));
@@ -144,10 +156,9 @@ t.test('sntp, ntpdate and chronyd -Q against lanha synchronised to a chronyd ups
       t.equal(d?.stratum, 9, 'ntpdate sees stratum 9');
       t.ok(withinBound(d), `ntpdate offset ${d?.offsetS} s within its bound ±${d?.boundS} s`);
 
-      const q = await chronydQuery(cli, dir, 15);
+      const q = await chronydOffset(cli, dir);
       t.equal(q.code, 0, 'chronyd -Q accepts');
-      // chronyd -Q prints no error bound; it keeps the least-delayed of 4 samples, so 10 ms is generous.
-      t.ok(q.offsetS !== null && Math.abs(q.offsetS) < 0.01, `chronyd -Q offset small (${q.offsetS} s): ${q.text.split('\n').find((l) => l.includes('wrong')) ?? q.text}`);
+      t.ok(smallOffset(q), `chronyd -Q offset small (${q.offsetS} s): ${q.text.split('\n').find((l) => l.includes('wrong')) ?? q.text}`);
 
       // Modes 6 (ntpq readvar) and 7 (ntpdc monlist) and a version-0 packet: silence. A mode 3 beside them is answered.
       const mode6 = '16020001000000000000000000000000';
@@ -230,14 +241,20 @@ t.test('kernel receive stamps: chronyd -Q and sntp over a veth are stamped by th
       for (let i = 0; i < 50 && !lanha.output().includes('"event":"ntp.kernel_stamps.on"'); i++) await new Promise((r) => setTimeout(r, 100));
       t.match(lanha.output(), /"event":"ntp\.kernel_stamps\.on"/, 'and says so in the log');
 
-      const q = await chronydQuery(cli, dir, 15);
+      const q = await chronydOffset(cli, dir);
       t.equal(q.code, 0, 'chronyd -Q accepts');
-      t.ok(q.offsetS !== null && Math.abs(q.offsetS) < 0.01, `chronyd -Q offset small (${q.offsetS} s)`);
+      t.ok(smallOffset(q), `chronyd -Q offset small (${q.offsetS} s)`);
       const sntp = await cli.exec('sntp', [SRV], { timeoutMs: 15_000 });
       t.equal(sntp.code, 0, `sntp accepts: ${sntp.stdout}${sntp.stderr}`);
       t.ok(withinBound(parseNtpdig(sntp.stdout)), `sntp offset within its bound: ${sntp.stdout}`);
 
-      const after = await ntpStatus(lanha.socket);
+      // The capture reports our replies after they left, through tcpdump's pipe: on a loaded machine
+      // that lags the replies themselves, so wait (bounded) for it to catch up.
+      const settled = (x: NtpStatus): boolean => {
+        const n = x.counters.replies ?? 0;
+        return x.kernelStamps !== null && x.kernelStamps.captured >= 2 * n - 2 && x.kernelStamps.transmitSamples >= n - 1;
+      };
+      const after = await waitFor(lanha.socket, settled, 10_000);
       const k = after.kernelStamps!;
       const replies = after.counters.replies ?? 0;
       t.ok(replies >= 3, `${replies} replies (chronyd -Q and sntp)`);

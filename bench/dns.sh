@@ -36,6 +36,11 @@
 # from /proc/<pid>/task/*/schedstat, divided by the answers: the figure the qps ratio follows on a
 # machine where dnsperf shares the cores.
 #
+# The UDP p99's parts (dns.udp.mean_ms, p99_over_mean, runq_ms_per_s): dnsperf holds OUTSTANDING
+# queries in flight, so the mean latency is OUTSTANDING / qps and the p99 ratio to nsd is the mean
+# ratio (how many queries a second each answers) times the ratio of p99 / mean (the tail's own shape:
+# GC pauses, waits for a core); beside them, the time each server's threads waited for a core.
+#
 # Memory: resident memory of the whole lanha daemon (main process + UDP worker processes; TFTP
 # threads would be in-process) idle before the load and its peak during the UDP runs.
 #
@@ -180,11 +185,16 @@ answers "$P_LANHA1" || { echo "lanha (one process) did not answer; log:"; cat "$
 [ $DNSMASQ_OK = 1 ] && { answers "$P_DNSMASQ" || { echo "dnsmasq did not start: $(cat "$TMP/dnsmasq.out")"; DNSMASQ_OK=0; }; }
 
 # --- memory --------------------------------------------------------------------------------------
-# Resident memory of a server = its process and its children (lanha's UDP worker processes, nsd's
-# servers), pages shared between them (the node binary, libc) counted once: the sum of their Pss.
+# Resident memory of a server = its process and all below it (lanha's UDP worker processes, nsd's
+# main and server processes), pages shared between them (the node binary, libc) counted once: the sum of their Pss.
+tree() { # PID -> the PID and every process below it (nsd's server is a grandchild of the process started)
+  local p
+  echo "$1"
+  for p in $(ps -o pid= --ppid "$1" 2>/dev/null || true); do tree "$p"; done
+}
 rss_kib() { # PID [Pss|Rss] -> KiB
   local p total=0 v
-  for p in "$1" $(ps -o pid= --ppid "$1" 2>/dev/null || true); do
+  for p in $(tree "$1"); do
     v=$(awk -v f="${2:-Pss}:" '$1 == f {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null || true)
     total=$((total + ${v:-0}))
   done
@@ -210,34 +220,42 @@ peak_rss "$LANHA_PID" "$TMP/lanha.peak" & PIDS+=($!); SAMPLER=$!
 # hits every server alike, and each figure is the median over RUNS.
 # CPU a server spent (ns): every thread of the process and of its children (lanha's UDP workers),
 # from /proc/<pid>/task/<tid>/schedstat, which counts in nanoseconds.
-cpu_ns() { # PID
-  local p t v total=0
-  for p in "$1" $(ps -o pid= --ppid "$1" 2>/dev/null || true); do
-    for t in /proc/"$p"/task/*/schedstat; do v=0; read -r v _ < "$t" 2>/dev/null || true; total=$((total + v)); done
+# The second schedstat field is the time the threads waited in the run queue for a core (ns): a
+# server that is runnable and not running adds that wait to every query it holds.
+cpu_ns() { # PID -> "CPU_NS RUNQ_WAIT_NS"
+  local p t v w total=0 wait=0
+  for p in $(tree "$1"); do
+    for t in /proc/"$p"/task/*/schedstat; do v=0; w=0; read -r v w _ < "$t" 2>/dev/null || true; total=$((total + v)); wait=$((wait + w)); done
   done
-  echo "$total"
+  echo "$total $wait"
 }
-# With CPU_PID set: that server's CPU per answered query (us) over the run, appended to $TMP/NAME.MODE.cpu.
-once() { # NAME PORT MODE [FILE [DNSPERF ARGS...]] -> appends "qps lost p99_ms" to $TMP/NAME.MODE
-  local name=$1 port=$2 mode=$3 file=${4:-$TMP/queries.txt} qps lost p99 n c0=0 answered
+# With CPU_PID set: that server's CPU per answered query (us) over the run, appended to $TMP/NAME.MODE.cpu,
+# and the time its threads waited for a core (ms per second of the run) to $TMP/NAME.MODE.runq.
+once() { # NAME PORT MODE [FILE [DNSPERF ARGS...]] -> appends "qps lost p99_ms mean_ms" to $TMP/NAME.MODE
+  local name=$1 port=$2 mode=$3 file=${4:-$TMP/queries.txt} qps lost p99 mean n c0=0 w0=0 c1 w1 answered
   shift 3; [ $# -gt 0 ] && shift
   [ $# -gt 0 ] || set -- -T "$THREADS" -c "$CLIENTS" -q "$OUTSTANDING"
-  [ -n "${CPU_PID:-}" ] && c0=$(cpu_ns "$CPU_PID")
+  [ -n "${CPU_PID:-}" ] && read -r c0 w0 < <(cpu_ns "$CPU_PID")
   timeout $((DURATION + 20)) dnsperf -m "$mode" -s 127.0.0.1 -p "$port" -d "$file" -l "$DURATION" \
     "$@" -t 2 -v > "$TMP/out" 2>&1 || true
   if [ -n "${CPU_PID:-}" ]; then
+    read -r c1 w1 < <(cpu_ns "$CPU_PID")
     answered=$(awk '/Queries completed/{print $3}' "$TMP/out")
-    awk -v c=$(($(cpu_ns "$CPU_PID") - c0)) -v n="${answered:-0}" 'BEGIN{ if (n > 0) printf "%.2f\n", c / n / 1000 }' >> "$TMP/$name.$mode.cpu"
+    awk -v c=$((c1 - c0)) -v n="${answered:-0}" 'BEGIN{ if (n > 0) printf "%.2f\n", c / n / 1000 }' >> "$TMP/$name.$mode.cpu"
+    awk -v w=$((w1 - w0)) -v d="$DURATION" 'BEGIN{ printf "%.1f\n", w / d / 1e6 }' >> "$TMP/$name.$mode.runq"
   fi
   qps=$(awk '/Queries per second/{print $4}' "$TMP/out")
   lost=$(awk '/Queries lost/{print $3}' "$TMP/out")
   grep '^> ' "$TMP/out" | awk '{print $NF}' | sort -g > "$TMP/lat" || true
   n=$(wc -l < "$TMP/lat")
-  if [ "$n" -gt 0 ]; then p99=$(awk -v n="$n" 'NR==int(n*0.99)+1{printf "%.3f",$1*1000; exit}' "$TMP/lat"); else p99=NA; fi
-  echo "${qps:-0} ${lost:-NA} ${p99}" >> "$TMP/$name.$mode"
+  if [ "$n" -gt 0 ]; then
+    p99=$(awk -v n="$n" 'NR==int(n*0.99)+1{printf "%.3f",$1*1000; exit}' "$TMP/lat")
+    mean=$(awk '{s += $1} END{printf "%.3f", s / NR * 1000}' "$TMP/lat")
+  else p99=NA; mean=NA; fi
+  echo "${qps:-0} ${lost:-NA} ${p99} ${mean}" >> "$TMP/$name.$mode"
 }
-cpu_median() { # NAME MODE -> median CPU us per answered query over the runs
-  local f="$TMP/$1.$2.cpu"
+cpu_median() { # NAME MODE [cpu|runq] -> median CPU us per answered query (runq: run-queue wait ms/s) over the runs
+  local f="$TMP/$1.$2.${3:-cpu}"
   [ -s "$f" ] || { echo NA; return; }
   sort -g "$f" | awk '{v[NR]=$1} END{print v[int((NR+1)/2)]}'
 }
@@ -259,7 +277,7 @@ for i in $(seq 1 "$RUNS"); do
   node dist/bench/pauses.js snap "$TMP/lanha.sock" "$TMP/pauses"
   once lanha1 "$P_LANHA1" udp
   [ $DNSMASQ_OK = 1 ] && CPU_PID=$DNSMASQ_PID once dnsmasq "$P_DNSMASQ" udp
-  [ $NSD_OK = 1 ] && once nsd "$P_NSD" udp
+  [ $NSD_OK = 1 ] && CPU_PID=$NSD_PID once nsd "$P_NSD" udp
   once lanha "$P_LANHA" tcp
   [ $NSD_OK = 1 ] && once nsd "$P_NSD" tcp
 done
@@ -267,6 +285,8 @@ L_UQ=$(median lanha udp 1); L_ULOST=$(median lanha udp 2); L_UP99=$(median lanha
 L_TQ=$(median lanha tcp 1); L_TLOST=$(median lanha tcp 2); L_TP99=$(median lanha tcp 3)
 N_UQ=$(median nsd udp 1); N_UP99=$(median nsd udp 3); N_TQ=$(median nsd tcp 1); N_TP99=$(median nsd tcp 3)
 D_UQ=$(median dnsmasq udp 1); D_UP99=$(median dnsmasq udp 3)
+L_UMEAN=$(median lanha udp 4); N_UMEAN=$(median nsd udp 4); D_UMEAN=$(median dnsmasq udp 4)
+shape() { awk -v p="$1" -v m="$2" 'BEGIN{ if (p == "NA" || m == "NA" || m + 0 == 0) print "NA"; else printf "%.2f", p / m }'; }
 L1_UQ=$(median lanha1 udp 1); L1_UP99=$(median lanha1 udp 3)
 kill -0 "$LANHA_PID" 2>/dev/null || { echo "lanha died during the benchmark"; exit 1; }
 L_PEAK=$(cat "$TMP/lanha.peak" 2>/dev/null || echo NA); D_PEAK=$(cat "$TMP/dnsmasq.peak" 2>/dev/null || echo NA)
@@ -285,6 +305,13 @@ printf 'resident MiB (process + children, shared pages once): lanha idle %s, pea
   "$(mib "$L_IDLE")" "$(mib "$L_PEAK")" "$(mib "$D_IDLE")" "$(mib "$D_PEAK")" "$(mib "$N_IDLE")" "$(mib "$N_PEAK")"
 echo "lanha RSS summed over its processes (shared pages counted in each): idle $(mib "$L_IDLE_RSS"), after the load $(mib "$L_AFTER_RSS")"
 [ -n "$L_BREAKDOWN" ] && echo "lanha processes after the load (MiB): $L_BREAKDOWN"
+# Where the UDP p99 comes from. dnsperf keeps OUTSTANDING queries in flight, so the mean latency is
+# OUTSTANDING / qps (Little's law): a server answering fewer queries a second has every latency,
+# p99 included, longer by the same factor. p99 / mean is the tail's own shape (GC pauses, waits for a
+# core); p99 ratio = mean ratio x shape ratio. The run-queue wait is the time the server's threads
+# were runnable and waiting for a core (schedstat), per second of the run.
+echo "udp tail: mean latency ms lanha $L_UMEAN, nsd $N_UMEAN, dnsmasq $D_UMEAN; p99/mean lanha $(shape "$L_UP99" "$L_UMEAN"), nsd $(shape "$N_UP99" "$N_UMEAN"), dnsmasq $(shape "$D_UP99" "$D_UMEAN");" \
+  "waited for a core (ms/s) lanha $(cpu_median lanha udp runq), nsd $(cpu_median nsd udp runq), dnsmasq $(cpu_median dnsmasq udp runq)"
 echo "lanha pauses during its UDP runs ($((RUNS * DURATION)) s):"
 node dist/bench/pauses.js sum "$TMP/pauses" $((RUNS * DURATION)) > "$TMP/pauses.sum" || true
 grep -v '^TOTAL' "$TMP/pauses.sum" || true
@@ -297,6 +324,9 @@ echo "RESULT dns.udp.cpu_us_per_query lanha=$(cpu_median lanha udp) dnsmasq=$(cp
 echo "RESULT dns.udp.qps.one_process lanha=$(num "$L1_UQ") dnsmasq=$(num "$D_UQ") ratio=$(ratio "$L1_UQ" "$D_UQ") unit=qps better=higher"
 echo "RESULT dns.tcp.qps lanha=$(num "$L_TQ") nsd=$(num "$N_TQ") ratio=$(ratio "$L_TQ" "$N_TQ") unit=qps better=higher"
 echo "RESULT dns.udp.p99_ms lanha=$L_UP99 nsd=$N_UP99 ratio=$(ratio "$L_UP99" "$N_UP99") unit=ms better=lower"
+echo "RESULT dns.udp.mean_ms lanha=$L_UMEAN nsd=$N_UMEAN ratio=$(ratio "$L_UMEAN" "$N_UMEAN") unit=ms better=lower"
+echo "RESULT dns.udp.p99_over_mean lanha=$(shape "$L_UP99" "$L_UMEAN") nsd=$(shape "$N_UP99" "$N_UMEAN") ratio=$(ratio "$(shape "$L_UP99" "$L_UMEAN")" "$(shape "$N_UP99" "$N_UMEAN")") unit=x better=lower"
+echo "RESULT dns.udp.runq_ms_per_s lanha=$(cpu_median lanha udp runq) nsd=$(cpu_median nsd udp runq) ratio=$(ratio "$(cpu_median lanha udp runq)" "$(cpu_median nsd udp runq)") unit=ms/s better=lower"
 echo "RESULT dns.udp.gc_ms_per_s lanha=$L_GC_MS_S anchor=NA ratio=NA unit=ms/s better=lower"
 echo "RESULT dns.udp.gc_pause_max_ms lanha=$L_GC_MAX anchor=NA ratio=NA unit=ms better=lower"
 echo "RESULT dns.udp.loop_delay_p99_ms lanha=$L_LOOP_P99 anchor=NA ratio=NA unit=ms better=lower"

@@ -2,7 +2,8 @@
 // answerer serves random turns of queries (our zones and forwarded cache hits, any ID, case, RD,
 // EDNS, the clock moving between turns) into a ReplyBatch and into a plain sink, and every reply the
 // batch sends equals its twin, in order. Also: a send the socket queued keeps its bytes, refusals
-// are counted, full batches and a full arena go out at once.
+// are counted, full batches and replies larger than a slot go out at once, in order; a reply
+// allocates no view once its slot and length were seen.
 import t from 'tap';
 import fc from 'fast-check';
 import { parseConfig } from '../../config/index.js';
@@ -10,7 +11,7 @@ import { silentLogger } from '../../lib/log.js';
 import { SEND_DONE, SEND_FAILED, SEND_QUEUED } from '../../lib/udp-direct.js';
 import { seedFromEnv } from '../../test/support/seeded.js';
 import { DnsAnswerer } from './answerer.js';
-import { BATCH_ARENA_BYTES, BATCH_REPLIES_MAX, ReplyBatch, type ReplySink } from './fast-send.js';
+import { BATCH_REPLIES_MAX, BATCH_SLOT_BYTES, BATCH_VIEWS_MAX, ReplyBatch, type ReplySink } from './fast-send.js';
 import { CLASS_IN, emptyMessage, encodeMessage, T } from './wire.js';
 import { buildZoneSet } from './zone.js';
 
@@ -123,7 +124,7 @@ t.test('a send the socket queued keeps its bytes while later replies are written
   t.same(out.sent.map((s) => s.bytes[0]), [0x11, 0x22, 0x23, 0x24]);
 });
 
-t.test('refused sends are counted; a full batch or a full arena goes out at once; foreign bytes are copied', async (t) => {
+t.test('refused sends are counted; a full batch or a reply larger than a slot goes out at once, in order; foreign bytes are copied', async (t) => {
   let refused = 0;
   let n = 0;
   const out = recorder(() => (n++ % 3 === 0 ? SEND_FAILED : SEND_DONE));
@@ -142,21 +143,71 @@ t.test('refused sends are counted; a full batch or a full arena goes out at once
   flushes.shift()!(); // the end of that turn: nothing left to send
   t.equal(out.sent.length, BATCH_REPLIES_MAX);
   out.sent.length = 0;
-  // 1,232-byte replies: the arena holds 53 of them; the 54th flushes the first 53.
-  const big = Math.floor(BATCH_ARENA_BYTES / 1232);
-  for (let i = 0; i <= big; i++) {
-    const b = batch.buffer(1232);
+  // A reply larger than a slot leaves at once, after the replies written before it.
+  for (let i = 0; i < 3; i++) {
+    const b = batch.buffer(BATCH_SLOT_BYTES);
     b.fill(i);
     batch.send(b, 53, '127.0.0.1');
   }
-  t.equal(out.sent.length, big, 'a full arena is sent first');
-  t.equal(batch.pending, 1);
+  t.equal(out.sent.length, 0, 'slot-sized replies wait for the turn');
+  const large = batch.buffer(BATCH_SLOT_BYTES + 1);
+  large.fill(0x55);
+  batch.send(large, 53, '127.0.0.1');
+  t.same(out.sent.map((s) => [s.bytes.length, s.bytes[0]]), [[BATCH_SLOT_BYTES, 0], [BATCH_SLOT_BYTES, 1], [BATCH_SLOT_BYTES, 2], [BATCH_SLOT_BYTES + 1, 0x55]], 'in the order written');
+  t.equal(batch.pending, 0);
+  t.ok(out.sent.slice(0, 3).every((s, i) => s.bytes.every((x) => x === i)), 'each reply as written');
+  out.sent.length = 0;
+  const first = batch.buffer(30);
+  first.fill(0x31);
+  batch.send(first, 53, '127.0.0.1');
   const foreign = Buffer.alloc(30, 0x7e);
   batch.send(foreign, 53, '127.0.0.1');
   foreign.fill(0);
   batch.flush();
-  t.equal(out.sent.length, big + 2);
-  t.ok(out.sent[big]!.bytes.every((x) => x === big), 'each reply as written');
-  t.ok(out.sent[big + 1]!.bytes.every((x) => x === 0x7e), 'bytes from elsewhere were copied when sent');
+  t.equal(out.sent.length, 2);
+  t.ok(out.sent[0]!.bytes.every((x) => x === 0x31), 'a reply written in its slot is not overwritten by the next');
+  t.ok(out.sent[1]!.bytes.every((x) => x === 0x7e), 'bytes from elsewhere were copied when sent');
   t.equal(flushes.length, 1, 'one flush scheduled for the next turn');
+});
+
+t.test('a reply allocates nothing once its slot and length were seen; the views are bounded and dropped with a queued arena', async (t) => {
+  let result = SEND_DONE;
+  const out = recorder(() => result);
+  const flushes: (() => void)[] = [];
+  const batch = new ReplyBatch(out, () => t.fail('not refused'), (f) => { flushes.push(f); });
+  const turn = (sizes: number[]): Uint8Array[] => sizes.map((size, i) => {
+    const b = batch.buffer(size);
+    b.fill(i + 1);
+    batch.send(b, 53, '127.0.0.1');
+    return b;
+  });
+  const a = turn([40, 90, 40]);
+  batch.flush();
+  const b = turn([40, 90, 40]);
+  batch.flush();
+  t.ok(a.every((v, i) => v === b[i]), 'the same view objects, turn after turn');
+  t.not(a[0], a[2], 'each slot has its own view');
+  t.same(out.sent.map((s) => s.bytes[0]), [1, 2, 3, 1, 2, 3]);
+  // More lengths than the bound: each still gets the right bytes (made per reply past the bound).
+  out.sent.length = 0;
+  for (let size = 1; size <= BATCH_VIEWS_MAX / BATCH_REPLIES_MAX + 100; size++) {
+    for (let i = 0; i < BATCH_REPLIES_MAX; i++) {
+      const v = batch.buffer(size);
+      v.fill(size & 0xff);
+      batch.send(v, 53, '127.0.0.1');
+    }
+  }
+  t.ok(out.sent.every((s) => s.bytes.length > 0 && s.bytes.every((x) => x === (s.bytes.length & 0xff))), `${out.sent.length} replies of many lengths, each as written`);
+  // A queued send keeps the old arena: the next reply's view is a new one, in a new arena.
+  result = SEND_QUEUED;
+  const held = turn([40]);
+  batch.flush();
+  result = SEND_DONE;
+  const next = turn([40]);
+  t.not(next[0], held[0], 'a new view after a queued send');
+  t.not(next[0]!.buffer, held[0]!.buffer, 'in a new arena');
+  next[0]!.fill(0x99);
+  t.ok(held[0]!.every((x) => x === 1), 'the queued reply keeps its bytes');
+  batch.flush();
+  t.equal(flushes.length, 1, 'flushes were explicit; one scheduled at first');
 });

@@ -1,0 +1,90 @@
+import t from 'tap';
+import { mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BlockCache, CachedSource, openInRoot, type OpenedFile } from './files.js';
+
+// The block cache (files.ts) when files stream through it: every byte a source copies is the file's
+// own while chunks are evicted under it by its own reads and by another file's; proved by reading
+// real files through a cache of two small chunks and comparing with the files' bytes.
+
+const CHUNK = 4096;
+
+function pattern(size: number, seed: number): Buffer {
+  const b = Buffer.alloc(size);
+  for (let i = 0; i < size; i++) b[i] = (i * 31 + seed * 101 + (i >> 8)) & 0xff;
+  return b;
+}
+
+async function opened(root: string, name: string): Promise<OpenedFile> {
+  const r = await openInRoot(root, name);
+  if (!r.ok) throw new Error(`open ${name}: ${r.reason}`);
+  return r.file;
+}
+
+async function read(source: CachedSource, offset: number, length: number): Promise<Buffer> {
+  const into = Buffer.alloc(length + 4, 0xee);
+  const copied = source.copy(offset, length, into, 4);
+  if (copied !== true) await copied;
+  return into.subarray(4);
+}
+
+t.test('a file larger than the cache streams through it byte for byte', async (t) => {
+  const root = realpathSync(mkdtempSync(join(tmpdir(), 'lanha-tftp-files-')));
+  t.teardown(() => rmSync(root, { recursive: true, force: true }));
+  const bytes = pattern(10 * CHUNK + 100, 1);
+  writeFileSync(join(root, 'a.bin'), bytes, { mode: 0o644 });
+  const cache = new BlockCache(2 * CHUNK, CHUNK);
+  const source = new CachedSource(await opened(root, 'a.bin'), cache);
+  const blksize = 1000;
+  for (let offset = 0; offset < bytes.length; offset += blksize) {
+    const length = Math.min(blksize, bytes.length - offset);
+    const got = await read(source, offset, length);
+    if (!got.equals(bytes.subarray(offset, offset + length))) {
+      t.fail(`bytes at ${offset} differ`);
+      return;
+    }
+  }
+  source.close();
+  t.ok(cache.stats().misses >= 10, `every chunk was read (${cache.stats().misses} misses)`);
+  t.ok(cache.stats().bytes <= 2 * CHUNK, 'the cache stays within its bound');
+});
+
+t.test('a source whose current chunk was evicted by another file streaming reads its own bytes again', async (t) => {
+  const root = realpathSync(mkdtempSync(join(tmpdir(), 'lanha-tftp-files-')));
+  t.teardown(() => rmSync(root, { recursive: true, force: true }));
+  const a = pattern(4 * CHUNK, 2);
+  const b = pattern(8 * CHUNK, 3);
+  writeFileSync(join(root, 'a.bin'), a, { mode: 0o644 });
+  writeFileSync(join(root, 'b.bin'), b, { mode: 0o644 });
+  const cache = new BlockCache(2 * CHUNK, CHUNK);
+  const first = new CachedSource(await opened(root, 'a.bin'), cache);
+  const second = new CachedSource(await opened(root, 'b.bin'), cache);
+  // `first` holds chunk 0 of a.bin; `second` then streams all of b.bin, which evicts that chunk.
+  t.ok((await read(first, 0, 100)).equals(a.subarray(0, 100)), 'the first block of a.bin (read on a miss)');
+  t.ok((await read(first, 100, 100)).equals(a.subarray(100, 200)), 'the next, from the chunk it now keeps');
+  let wrong = -1;
+  for (let offset = 0; offset < b.length && wrong < 0; offset += 512) {
+    if (!(await read(second, offset, 512)).equals(b.subarray(offset, offset + 512))) wrong = offset;
+  }
+  t.equal(wrong, -1, 'all of b.bin read right');
+  // Still inside chunk 0 of a.bin, which is no longer in the cache.
+  t.ok((await read(first, 200, 1000)).equals(a.subarray(200, 1200)), 'a.bin after its chunk was evicted');
+  t.ok((await read(first, CHUNK - 10, 20)).equals(a.subarray(CHUNK - 10, CHUNK + 10)), 'a block across two chunks');
+  first.close();
+  second.close();
+});
+
+t.test('small files are cached at their own size', async (t) => {
+  const root = realpathSync(mkdtempSync(join(tmpdir(), 'lanha-tftp-files-')));
+  t.teardown(() => rmSync(root, { recursive: true, force: true }));
+  const cache = new BlockCache(2 * CHUNK, CHUNK);
+  for (let i = 0; i < 6; i++) {
+    const bytes = pattern(300 + i, 10 + i);
+    writeFileSync(join(root, `s${i}.bin`), bytes, { mode: 0o644 });
+    const source = new CachedSource(await opened(root, `s${i}.bin`), cache);
+    t.ok((await read(source, 0, bytes.length)).equals(bytes), `small file ${i}`);
+    source.close();
+  }
+  t.equal(cache.stats().bytes, 6 * 300 + 15, 'the cache counts the small chunks at their own size');
+});

@@ -129,3 +129,23 @@ t.test('a small step is taken up at the next re-anchor', async (t) => {
     Date.now = realNow;
   }
 });
+
+// Date.now() frozen (fake timers) while the monotonic clock runs: no read interval holds still, so
+// every measurement comes out empty. The clock must still read near Date.now(), not time counted from
+// the boot (1970).
+t.test('a realtime clock that never holds still still gives a first anchor to the millisecond', async (t) => {
+  const realHr = process.hrtime.bigint;
+  const realNow = Date.now;
+  const frozen = 1_764_000_123_456;
+  let trueNs = 3_000_000_000n;
+  try {
+    process.hrtime.bigint = () => { trueNs += 1_000n; return trueNs; };
+    Date.now = () => frozen;
+    const clock = createHrWallClock();
+    const errorMs = Number(clock.nowNs() / 1_000_000n) - frozen;
+    t.ok(errorMs >= 0 && errorMs < 100, `within the reads' time of the frozen Date.now() (${errorMs} ms after it)`);
+  } finally {
+    process.hrtime.bigint = realHr;
+    Date.now = realNow;
+  }
+});

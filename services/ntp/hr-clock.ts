@@ -76,7 +76,13 @@ export function createHrWallClock(): HrWallClock {
   const anchor = (force: boolean): void => {
     let b = measure();
     if (b === null) b = measure(); // stepped while reading: once more
-    if (b === null) return;
+    if (b === null) {
+      if (widthNs !== null) return; // keep the anchor we have; the step check tries again
+      // No anchor yet and the realtime clock will not hold still (stepped twice, or frozen by fake
+      // timers): one read, to the millisecond, rather than serving time counted from the boot.
+      const before = process.hrtime.bigint();
+      b = narrowOffset(null, before, Date.now(), process.hrtime.bigint());
+    }
     const width = b.hi - b.lo;
     // A new interval replaces the anchor when it is narrower, or when it excludes the current offset
     // (the clock was stepped or slewed by less than the step check sees: the old anchor is wrong).

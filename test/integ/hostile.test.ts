@@ -20,8 +20,9 @@ import { dhcpProbe } from '../../services/dhcp/probe.js';
 import { BootOp, emptyMessage, encodeDhcp } from '../../services/dhcp/wire.js';
 import { decodeNtp } from '../../services/ntp/wire.js';
 
-// Each attack has its own 150 s bound, so a hang names the surface and the rest still run.
 t.setTimeout(600_000);
+/** Each attack's own bound: a hang names the surface, and the attacks after it still run. */
+const ATTACK = { timeout: 150_000 };
 
 /** The few assertions the helpers use, from whichever (sub)test calls them. */
 interface Check {
@@ -161,7 +162,7 @@ t.test('one daemon, every listening surface attacked in turn', async (t) => {
   const rssBefore = rssKb(pid);
   const fdsBefore = fdCount(pid);
 
-  await t.test('DNS over UDP: empty, short, compression loops, lying EDNS, other opcodes, 64 KB, random', { timeout: 150_000 }, async (t) => {
+  await t.test('DNS over UDP: empty, short, compression loops, lying EDNS, other opcodes, 64 KB, random', ATTACK, async (t) => {
     const u = dgram.createSocket('udp4');
     await new Promise<void>((r) => u.bind(0, '127.0.0.9', r));
     const hdr = (qd: number, ar: number): Buffer => Buffer.from([0xab, 0xcd, 1, 0, 0, qd, 0, 0, 0, 0, 0, ar]);
@@ -190,7 +191,7 @@ t.test('one daemon, every listening surface attacked in turn', async (t) => {
     await healthy(t, s, 'after DNS UDP garbage', ['dns']);
   });
 
-  await t.test('DNS over TCP: partial and zero length prefixes, a hog, pipelined queries never read', { timeout: 150_000 }, async (t) => {
+  await t.test('DNS over TCP: partial and zero length prefixes, a hog, pipelined queries never read', ATTACK, async (t) => {
     for (const bytes of [Buffer.from([0]), Buffer.from([0, 0, 0, 0]), Buffer.from([0xff, 0xff, 1, 2, 3]), Buffer.from([0, 12, ...new Array(12).fill(0)])]) {
       await exchange(bytes, 300, { port: s.dns });
     }
@@ -231,7 +232,7 @@ t.test('one daemon, every listening surface attacked in turn', async (t) => {
     await healthy(t, s, 'after DNS TCP abuse', ['dns', 'control']);
   });
 
-  await t.test('DHCP: a flood of DISCOVERs from random MACs, truncated and overloaded options, random bytes', { timeout: 150_000 }, async (t) => {
+  await t.test('DHCP: a flood of DISCOVERs from random MACs, truncated and overloaded options, random bytes', ATTACK, async (t) => {
     const u = dgram.createSocket('udp4');
     await new Promise<void>((r) => u.bind(0, '127.0.0.9', r));
     const base = (): ReturnType<typeof emptyMessage> => {
@@ -282,7 +283,7 @@ t.test('one daemon, every listening surface attacked in turn', async (t) => {
     t.ok(((await status(s))['services']['dhcp']['counters']['offer.reclaimed'] ?? 0) > 0, 'the DORA was served from an offer taken back');
   });
 
-  await t.test('TFTP: an RRQ flood never acknowledged, bad options, ACKs and ERRORs for unknown transfers', { timeout: 150_000 }, async (t) => {
+  await t.test('TFTP: an RRQ flood never acknowledged, bad options, ACKs and ERRORs for unknown transfers', ATTACK, async (t) => {
     const rrq = (file: string, opts: Record<string, string | number> = {}): Buffer => Buffer.concat([Buffer.from([0, 1]), Buffer.from(`${file}\0octet\0`), ...Object.entries(opts).map(([k, v]) => Buffer.from(`${k}\0${v}\0`))]);
     const flood: dgram.Socket[] = [];
     // 16 sources, each holding its share of 4 transfers: all 64 slots, none ever acknowledged.
@@ -318,7 +319,7 @@ t.test('one daemon, every listening surface attacked in turn', async (t) => {
     t.ok((tftp.counters['tftp.reclaimed_unconfirmed'] ?? 0) >= 1, `curl was served from a reclaimed slot (${tftp.counters['tftp.reclaimed_unconfirmed']})`);
   });
 
-  await t.test('NTP: every mode and version, short packets, extension fields, random bytes', { timeout: 150_000 }, async (t) => {
+  await t.test('NTP: every mode and version, short packets, extension fields, random bytes', ATTACK, async (t) => {
     const u = dgram.createSocket('udp4');
     await new Promise<void>((r) => u.bind(0, '127.0.0.9', r));
     const replies: Buffer[] = [];
@@ -347,7 +348,7 @@ t.test('one daemon, every listening surface attacked in turn', async (t) => {
     await healthy(t, s, 'after NTP garbage', ['ntp']);
   });
 
-  await t.test('HTTP listener: huge headers, traversal, bad methods and framing, slow headers on every slot', { timeout: 150_000 }, async (t) => {
+  await t.test('HTTP listener: huge headers, traversal, bad methods and framing, slow headers on every slot', ATTACK, async (t) => {
     const h = { port: s.http };
     const first = (text: string): Promise<string> => exchange(Buffer.from(text, 'latin1'), 800, h).then((r) => r.split('\r\n')[0] ?? '');
     t.match(await first(`GET / HTTP/1.1\r\nHost: x\r\nX: ${'a'.repeat(20_000)}\r\n\r\n`), /^HTTP\/1\.1 4\d\d/, 'huge headers: refused');
@@ -369,7 +370,7 @@ t.test('one daemon, every listening surface attacked in turn', async (t) => {
     await healthy(t, s, 'after HTTP abuse', ['http']);
   });
 
-  await t.test('control socket: bad JSON, a huge body, unknown routes, garbage, many idle connections', { timeout: 150_000 }, async (t) => {
+  await t.test('control socket: bad JSON, a huge body, unknown routes, garbage, many idle connections', ATTACK, async (t) => {
     const sock = { path: join(s.dir, 's.sock') };
     const first = (text: string | Buffer): Promise<string> => exchange(Buffer.isBuffer(text) ? text : Buffer.from(text), 2000, sock).then((r) => r.split('\r\n')[0] ?? '');
     t.match(await first('POST /v1/leases/release HTTP/1.1\r\nHost: x\r\ncontent-length: 9\r\n\r\n{"ip": 1,'), /^HTTP\/1\.1 400/, 'bad JSON: 400');
@@ -388,7 +389,7 @@ t.test('one daemon, every listening surface attacked in turn', async (t) => {
     await healthy(t, s, 'after control socket abuse', ['control']);
   });
 
-  await t.test('file descriptors run out (RLIMIT_NOFILE lowered by prlimit): no crash, no spin, served again after', { timeout: 150_000 }, async (t) => {
+  await t.test('file descriptors run out (RLIMIT_NOFILE lowered by prlimit): no crash, no spin, served again after', ATTACK, async (t) => {
     const now = fdCount(pid);
     const original = execFileSync('prlimit', ['--pid', String(pid), '--nofile', '--noheadings', '--output=SOFT,HARD'], { encoding: 'utf8' }).trim().split(/\s+/);
     execFileSync('prlimit', ['--pid', String(pid), `--nofile=${now + 30}:${original[1]}`]);

@@ -163,12 +163,17 @@ export const failoverCommand: CliCommand = {
       return ExitCode.ok;
     }
     io.out(`failover ${r.from} -> ${r.to}: ${r.leader} now leads\n`);
+    if (r.elected === true) {
+      io.out(`  an election moved leadership to ${r.leader} before the hand-over (the VIP went with it); the VIP gap was not measured here\n`);
+    }
     const stalled = r.drainStalled ?? [];
-    if (r.drainMs > 0 || r.drainLeft.length > 0 || stalled.length > 0) {
+    if (r.elected === true) {
+      if (r.drainLeft.length + stalled.length > 0) io.out(`  still running here when leadership moved (not ended by the failover): ${[...r.drainLeft, ...stalled].join('; ')}\n`);
+    } else if (r.drainMs > 0 || r.drainLeft.length > 0 || stalled.length > 0) {
       io.out(`  drain: ${r.drainMs} ms while the VIP still served${r.drainLeft.length > 0 ? `; ended with an ERROR: ${r.drainLeft.join('; ')}` : ' (every live transfer finished)'}\n`);
       if (stalled.length > 0) io.out(`  not waited for (the client stopped answering), ended with an ERROR: ${stalled.join('; ')}\n`);
     }
-    io.out(r.gapMs === null
+    if (r.elected !== true) io.out(r.gapMs === null
       ? `  VIP gap: unknown (${r.leader} sent no takeover report); ${r.leader} was known here ${r.leaderKnownMs} ms after the release\n`
       : `  VIP gap a LAN client sees: ${formatParts(r.parts, r.gapMs)}\n`);
     if (probed !== null) {

@@ -192,3 +192,57 @@ t.test('only stalled transfers: no wait at all', async (t) => {
   t.ok((r.body as FailoverResult).drainMs < 60_000, `it did not wait for the 5 min drainTimeout (${(r.body as FailoverResult).drainMs} ms)`);
   t.same(calls, ['tftp hand over 1', 'vip release', 'transfer lan-b', 'vip resume']);
 });
+
+// An election during the catch-up wait or the drain moves leadership before the hand-over (seen under
+// load: a heartbeat late by an election timeout). The failover does not give up blindly: it waits
+// for the new leader and says what happened.
+function loseLeadership(state: ScriptedState, to: string | null, afterMs: number): void {
+  setTimeout(() => { state.role = 'follower'; state.leader = null; }, afterMs);
+  if (to !== null) setTimeout(() => { state.leader = to; }, afterMs + 40);
+}
+
+t.test('an election moves leadership to the target during the drain: 200, elected, nothing released or handed over here', async (t) => {
+  const { deps, calls, state, transfers } = rig();
+  transfers.push('10.20.0.77:2000 Image for 0.1 s');
+  loseLeadership(state, 'lan-b', 60);
+  const r = await failover(deps, 'lan-b');
+  t.equal(r.status, 200);
+  const body = r.body as FailoverResult;
+  t.match(body, { from: 'lan-a', to: 'lan-b', leader: 'lan-b', elected: true, gapMs: null, drainLeft: ['tftp 10.20.0.77:2000 Image for 0.1 s'] });
+  t.ok(body.drainMs >= 40 && body.drainMs < 290, `the drain ended with the leadership (${body.drainMs} ms), not at drainTimeout`);
+  t.same(calls, [], 'no ERROR, release or transfer: the election already moved the VIP');
+});
+
+t.test('the witness wins first and hands on to the target: the failover waits through it', async (t) => {
+  const { deps, calls, state, transfers } = rig();
+  transfers.push('10.20.0.77:2000 Image for 0.1 s');
+  loseLeadership(state, 'witness', 60);
+  setTimeout(() => { state.leader = 'lan-b'; }, 200);
+  const r = await failover(deps, 'lan-b');
+  t.equal(r.status, 200);
+  t.match(r.body, { leader: 'lan-b', elected: true });
+  t.same(calls, []);
+});
+
+t.test('leadership comes back here after an election in the drain: the failover runs again and hands over', async (t) => {
+  const { deps, calls, state, transfers } = rig();
+  transfers.push('10.20.0.77:2000 Image for 0.1 s');
+  loseLeadership(state, null, 60);
+  setTimeout(() => { state.role = 'leader'; state.leader = 'lan-a'; transfers.length = 0; }, 120);
+  const r = await failover(deps, 'lan-b');
+  t.equal(r.status, 200);
+  const body = r.body as FailoverResult;
+  t.equal(body.elected, undefined, 'handed over by the failover itself');
+  t.match(body, { leader: 'lan-b', drainLeft: [] });
+  t.same(calls, ['vip release', 'transfer lan-b', 'vip resume']);
+});
+
+t.test('no LAN-service node leads after the wait: 409 that says nothing was handed over and what to do', async (t) => {
+  const { deps, calls, state } = rig();
+  state.match['lan-b'] = 7; // the catch-up wait is where the election happens
+  loseLeadership(state, 'witness', 30);
+  const r = await failover(deps, 'lan-b');
+  t.equal(r.status, 409);
+  t.match(r.body, { error: /lan-a lost leadership during the catch-up wait \(an election, not the failover\); nothing was handed over: no LAN-service node leads after 300 ms/, leader: 'witness' });
+  t.same(calls, []);
+});

@@ -82,6 +82,12 @@ export interface FailoverResult {
   /** From the release here until this node learned of the new leader. */
   leaderKnownMs: number;
   catchUpMs: number;
+  /**
+   * Set when an election moved leadership to the target before this node handed it over (during
+   * the catch-up wait or the drain): the VIP went with it, but nothing was drained or handed over
+   * by the failover itself, and the gap was not measured here.
+   */
+  elected?: true;
 }
 
 function canTransfer(state: StateLog): state is StateLog & Transferable {
@@ -150,7 +156,7 @@ async function awaitCatchUp(deps: FailoverDeps, to: string): Promise<ApiResponse
     if (clock.monotonicMs() - started > waitMs) {
       return refuse(409, `${to} is not caught up (match ${s.progress?.[to]?.match ?? 'unknown'} of ${s.lastIndex ?? '?'}) after ${waitMs} ms: is it running?`);
     }
-    if (!state.isLeader()) return refuse(409, `${config.node.name} lost leadership while waiting for ${to} to catch up`);
+    if (!state.isLeader()) return LOST_LEADERSHIP;
     await sleep(POLL_MS);
   }
 }
@@ -178,7 +184,52 @@ async function drain(deps: FailoverDeps): Promise<{ left: string[]; stalled: str
   return { left: live, stalled };
 }
 
+/** awaitCatchUp's answer when this node stopped leading meanwhile (an election, not the failover). */
+const LOST_LEADERSHIP: ApiResponse = { status: 409, body: { error: 'lost leadership' } };
+
+/**
+ * Leadership left this node before the failover handed it over: an election (a timeout somewhere,
+ * a partition) moved it. Waits for the new leader: if it is the target, what the operator asked
+ * for happened and the answer says how; if it is this node again, the caller may run the failover
+ * once more; otherwise the answer names where to run it.
+ */
+async function afterLostLeadership(deps: FailoverDeps, to: string, phase: string, known: Omit<FailoverResult, 'leader' | 'leaderKnownMs' | 'gapMs' | 'parts'>): Promise<ApiResponse | 'lead-again'> {
+  const { state, clock, config, log } = deps;
+  const self = config.node.name;
+  const lostAt = clock.monotonicMs();
+  const waitMs = deps.newLeaderWaitMs ?? NEW_LEADER_WAIT_MS;
+  setPhase(deps.progress, 'transfer', waitMs, lostAt, ['a leader after an election moved leadership away from this node']);
+  // A witness that wins hands leadership on to a LAN-service node at once: wait for that too.
+  const witnesses = new Set((config.cluster?.members ?? []).filter((m) => m.role === 'witness').map((m) => m.name));
+  const settled = (leader: string | null): boolean => leader !== null && !witnesses.has(leader) && (leader !== self || state.isLeader());
+  let leader = state.status().leader;
+  while (!settled(leader) && clock.monotonicMs() - lostAt < waitMs) {
+    await sleep(POLL_MS);
+    leader = state.status().leader;
+  }
+  if (leader === self && state.isLeader()) return 'lead-again';
+  const leaderKnownMs = Math.round(clock.monotonicMs() - lostAt);
+  log.warn({ event: 'vip.failover.lost_leadership', to, phase, leader }, `failover to ${to}: an election moved leadership ${leader === null ? 'away' : `to ${leader}`} during the ${phase}, before the hand-over`);
+  if (leader === to) {
+    const result: FailoverResult = { ...known, leader, gapMs: null, parts: [], leaderKnownMs, elected: true };
+    return { status: 200, body: result };
+  }
+  const where = leader === null || witnesses.has(leader)
+    ? `no LAN-service node leads after ${waitMs} ms; run it again once \`lanctl status\` shows one`
+    : `run it on ${leader}, the leader now, if the VIP should move again`;
+  return refuse(409, `${self} lost leadership during the ${phase} (an election, not the failover); nothing was handed over: ${where}`, { leader });
+}
+
 export async function failover(deps: FailoverDeps, requested: string | undefined): Promise<ApiResponse> {
+  // Leadership may come back here after an election during the catch-up or drain: then one more try.
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const answer = await failoverOnce(deps, requested);
+    if (answer !== 'lead-again') return answer;
+  }
+  return refuse(409, `${deps.config.node.name} lost and regained leadership twice during the failover; nothing was handed over: run it again`);
+}
+
+async function failoverOnce(deps: FailoverDeps, requested: string | undefined): Promise<ApiResponse | 'lead-again'> {
   const { state, config, clock, log } = deps;
   const self = config.node.name;
   const st = state.status();
@@ -198,17 +249,21 @@ export async function failover(deps: FailoverDeps, requested: string | undefined
   const started = clock.monotonicMs();
   setPhase(deps.progress, 'catch-up', deps.catchUpWaitMs ?? CATCH_UP_WAIT_MS, started, [`${to} to hold every log entry`]);
   const notCaughtUp = await awaitCatchUp(deps, to);
-  if (notCaughtUp) return notCaughtUp;
   const catchUpMs = Math.round(clock.monotonicMs() - started);
+  const nothingDrained = { from: self, to, drainMs: 0, drainLeft: [], drainStalled: [], catchUpMs };
+  if (notCaughtUp === LOST_LEADERSHIP) return afterLostLeadership(deps, to, 'catch-up wait', nothingDrained);
+  if (notCaughtUp) return notCaughtUp;
 
   // 2. Drain: in-flight transfers finish from the VIP (a U-Boot without netretry gives up on an
   // ERROR), new ones are still taken; bounded by vip.drainTimeout.
   const drainStarted = clock.monotonicMs();
   const { left: drainLeft, stalled: drainStalled } = await drain(deps);
   const drainMs = Math.round(clock.monotonicMs() - drainStarted);
-  if (!state.isLeader()) return refuse(409, `${self} lost leadership while draining; nothing was handed over`);
+  const drained = { from: self, to, drainMs, drainLeft, drainStalled, catchUpMs };
+  if (!state.isLeader()) return afterLostLeadership(deps, to, 'drain', drained);
   // DHCP commits made while draining: the target must have them too.
   const behind = await awaitCatchUp(deps, to);
+  if (behind === LOST_LEADERSHIP) return afterLostLeadership(deps, to, 'drain', drained);
   if (behind) return behind;
 
   // 3. What is left ends while the VIP is still here (a TFTP ERROR must leave from it).

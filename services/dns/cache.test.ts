@@ -18,11 +18,11 @@ const soa = (ttl: number, minimum: number): DnsRecord => ({
 const q = (name: string, type: number = T.A): Question => ({ name, type, class: CLASS_IN });
 const limits = { entries: 1000, bytes: 1 << 20 };
 
-function query(name: string, id: number, edns = false, type: number = T.A): Buffer {
+function query(name: string, id: number, edns = false, type: number = T.A, dnssecOk = false): Buffer {
   const m = emptyMessage(id);
   m.rd = true;
   m.questions = [q(name, type)];
-  if (edns) m.edns = { udpSize: 1232, extendedRcode: 0, version: 0, dnssecOk: false, options: [] };
+  if (edns) m.edns = { udpSize: 1232, extendedRcode: 0, version: 0, dnssecOk, options: [] };
   return Buffer.from(encodeMessage(m).bytes);
 }
 
@@ -127,6 +127,8 @@ t.test('wire path: the asker\'s ID, case, RD and OPT; TTLs count down in whole s
   t.equal(r.answers[0]!.name, 'HoSt.Example', 'owner names point at the question');
   t.same(r.answers.map((x) => x.ttl), [297, 57], 'counted down by 3 whole seconds');
   t.ok(r.edns !== null, 'OPT appended for an EDNS asker');
+  t.equal(r.edns?.dnssecOk, false, 'no DO asked, none given');
+  t.equal(serve(c, query('host.example', 4322, true, T.A, true), 1_000 + 3_500)!.edns?.dnssecOk, true, 'DO copied from the query (RFC 3225 §3)');
   const plain = serve(c, query('host.example', 1), 1_000 + 59_999)!;
   t.equal(plain.edns, null, 'no OPT for a plain asker');
   t.same(plain.answers.map((x) => x.ttl), [241, 1]);

@@ -1,8 +1,8 @@
 import { asciiLower, encodeName, isSubdomain, nameEnd, nameUnderAt, readName, sameNameAt } from './name.js';
-import { CLASS_ANY, HEADER_SIZE, RCODE, T, UDP_PAYLOAD_MAX, rdataNameOffsets, decodeMessage, u32, setU32, emptyMessage, encodeMessage, type DnsRecord, type MessageScan, type Question, type RecordTable } from './wire.js';
+import { CLASS_ANY, HEADER_SIZE, RCODE, T, rdataNameOffsets, decodeMessage, u32, setU32, emptyMessage, encodeMessage, type DnsRecord, type MessageScan, type Question, type RecordTable } from './wire.js';
 
 export type { RecordTable } from './wire.js';
-import type { FastQuery } from './fast.js';
+import { appendOpt, type FastQuery } from './fast.js';
 
 // The forwarding cache (pure; time is an argument), kept in wire form so a hit is answered where
 // the query arrives without decoding or encoding anything: copy the stored answer, patch the ID,
@@ -463,15 +463,7 @@ export class ForwardCache {
     out[1] = msg[1]!;
     out[2] = out[2]! | (msg[2]! & 0x01);
     for (let i = HEADER_SIZE; i < q.qEnd; i++) out[i] = msg[i]!;
-    if (withOpt) {
-      const at = length;
-      out[at] = 0;
-      out[at + 1] = 0; out[at + 2] = 41;
-      out[at + 3] = UDP_PAYLOAD_MAX >> 8; out[at + 4] = UDP_PAYLOAD_MAX & 0xff;
-      out[at + 5] = 0; out[at + 6] = 0; out[at + 7] = 0; out[at + 8] = 0; out[at + 9] = 0; out[at + 10] = 0;
-      const ar = ((out[10]! << 8) | out[11]!) + 1;
-      out[10] = ar >> 8; out[11] = ar & 0xff;
-    }
+    if (withOpt) appendOpt(out, length, msg, q.qEnd);
   }
 
   /** The cached answer for `q` as records with TTLs counted down (for queries off the fast path), or null. */

@@ -204,16 +204,24 @@ export function fastReplyInto(out: Uint8Array, msg: Buffer, q: FastQuery, e: Fas
   out[2] = out[2]! | (msg[2]! & 0x01);
   if (ra) out[3] = out[3]! | 0x80;
   for (let i = HEADER_SIZE; i < q.qEnd; i++) out[i] = msg[i]!;
-  if (withOpt) {
-    const at = length;
-    out[at] = 0;
-    out[at + 1] = 0; out[at + 2] = 41; // OPT
-    out[at + 3] = UDP_PAYLOAD_MAX >> 8; out[at + 4] = UDP_PAYLOAD_MAX & 0xff;
-    out[at + 5] = 0; out[at + 6] = 0; out[at + 7] = 0; out[at + 8] = 0; // ext rcode, version, flags
-    out[at + 9] = 0; out[at + 10] = 0;
-    const ar = ((out[10]! << 8) | out[11]!) + 1;
-    out[10] = ar >> 8; out[11] = ar & 0xff;
-  }
+  if (withOpt) appendOpt(out, length, msg, q.qEnd);
+}
+
+/**
+ * Writes our OPT at `at` of a reply (`out` holds the header) and counts it in ARCOUNT: our UDP size,
+ * extended RCODE and version 0, no options, and the DO bit as the query's OPT (at `queryOpt` of
+ * `msg`, right after a fast-shaped query's question) had it: RFC 3225 §3 has the server copy DO
+ * into the response (a resolver such as systemd-resolved reads a missing DO as "no DNSSEC here").
+ */
+export function appendOpt(out: Uint8Array, at: number, msg: Uint8Array, queryOpt: number): void {
+  out[at] = 0;
+  out[at + 1] = 0; out[at + 2] = 41; // root owner, TYPE OPT
+  out[at + 3] = UDP_PAYLOAD_MAX >> 8; out[at + 4] = UDP_PAYLOAD_MAX & 0xff;
+  out[at + 5] = 0; out[at + 6] = 0; // extended RCODE, version
+  out[at + 7] = msg[queryOpt + 7]! & 0x80; out[at + 8] = 0; // DO as asked, the other flags zero
+  out[at + 9] = 0; out[at + 10] = 0;
+  const ar = ((out[10]! << 8) | out[11]!) + 1;
+  out[10] = ar >> 8; out[11] = ar & 0xff;
 }
 
 /**
@@ -228,11 +236,7 @@ export function rcodeReply(msg: Uint8Array, q: FastQuery, rcode: number, ra: boo
   out[2] = 0x80 | (msg[2]! & 0x01); // QR, opcode 0 (scanQuery checked), RD as asked
   out[3] = (ra ? 0x80 : 0) | (rcode & 0x0f);
   out[6] = 0; out[7] = 0; out[8] = 0; out[9] = 0;
-  out[10] = 0; out[11] = withOpt ? 1 : 0;
-  if (withOpt) {
-    const at = q.qEnd;
-    out[at + 2] = 41; // root owner, TYPE OPT; extended RCODE, version, flags and RDLENGTH stay 0
-    out[at + 3] = UDP_PAYLOAD_MAX >> 8; out[at + 4] = UDP_PAYLOAD_MAX & 0xff;
-  }
+  out[10] = 0; out[11] = 0;
+  if (withOpt) appendOpt(out, q.qEnd, msg, q.qEnd);
   return out;
 }

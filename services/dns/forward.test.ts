@@ -117,19 +117,20 @@ t.test('queryBytes: the hand-built upstream query is what the encoder makes', as
 });
 
 t.test('rcodeReply: the SERVFAIL made from the query\'s bytes decodes as the encoded one', async (t) => {
-  for (const edns of [false, true]) {
+  for (const [edns, dnssecOk] of [[false, false], [true, false], [true, true]]) {
     for (const rd of [false, true]) {
       const m = emptyMessage(0xabcd);
       m.rd = rd;
       m.questions = [{ name: 'Odd.Case.example', type: T.MX, class: CLASS_IN }];
-      if (edns) m.edns = { udpSize: 4096, extendedRcode: 0, version: 0, dnssecOk: false, options: [] };
+      if (edns) m.edns = { udpSize: 4096, extendedRcode: 0, version: 0, dnssecOk: dnssecOk!, options: [] };
       const msg = Buffer.from(encodeMessage(m).bytes);
       const fq: FastQuery = { qEnd: 0, ednsLimit: 0, hash: 0 };
       t.ok(scanQuery(msg, fq));
       const quick = decodeMessage(rcodeReply(msg, fq, RCODE.SERVFAIL, true));
       const slow = decodeMessage(forwardedReply(m, { nodeName: 'n', transport: 'udp' }, RCODE.SERVFAIL, [], [], []));
       t.ok(quick.ok && slow.ok);
-      if (quick.ok && slow.ok) t.same(quick.value, slow.value, `edns ${edns}, rd ${rd}`);
+      if (quick.ok && slow.ok) t.same(quick.value, slow.value, `edns ${edns}, DO ${dnssecOk}, rd ${rd}`);
+      if (quick.ok) t.equal(quick.value.edns?.dnssecOk ?? false, dnssecOk, 'DO as asked (RFC 3225 §3)');
     }
   }
 });

@@ -16,11 +16,11 @@ const zones = buildZoneSet({
 });
 const ctx: HandlerContext = { zones, nodeName: 'lan-a', forwardAllowed: false, transport: 'udp' };
 
-function query(name: string, type: number, opts: { edns?: number; nsid?: boolean; id?: number; klass?: number; version?: number } = {}): Uint8Array {
+function query(name: string, type: number, opts: { edns?: number; nsid?: boolean; id?: number; klass?: number; version?: number; dnssecOk?: boolean } = {}): Uint8Array {
   const m = emptyMessage(opts.id ?? 0x1234);
   m.rd = true;
   m.questions = [{ name, type, class: opts.klass ?? 1 }];
-  if (opts.edns !== undefined) m.edns = { udpSize: opts.edns, extendedRcode: 0, version: opts.version ?? 0, dnssecOk: false, options: opts.nsid ? [{ code: 3, data: new Uint8Array(0) }] : [] };
+  if (opts.edns !== undefined) m.edns = { udpSize: opts.edns, extendedRcode: 0, version: opts.version ?? 0, dnssecOk: opts.dnssecOk ?? false, options: opts.nsid ? [{ code: 3, data: new Uint8Array(0) }] : [] };
   return encodeMessage(m).bytes;
 }
 
@@ -55,6 +55,9 @@ t.test('authoritative answers with AA, EDNS echo, NSID, BADVERS, CH id.server, R
   t.equal(a.questions[0]!.name, 'SRV.e2e.LAN', 'question case echoed');
   t.equal(a.answers[0]!.name, 'SRV.e2e.LAN');
   t.equal(a.edns?.udpSize, 1232, 'we advertise 1232');
+  t.equal(a.edns?.dnssecOk, false, 'no DO asked, none in the reply');
+  t.equal(reply(query('srv.e2e.lan', T.A, { edns: 1232, dnssecOk: true })).edns?.dnssecOk, true, 'DO copied into the reply (RFC 3225 §3)');
+  t.equal(reply(query('nope.e2e.lan', T.A, { edns: 1232, dnssecOk: true, nsid: true })).edns?.dnssecOk, true, 'DO copied on the decoding path too (NXDOMAIN with NSID)');
   const nsid = reply(query('srv.e2e.lan', T.A, { edns: 1232, nsid: true }));
   t.equal(Buffer.from(nsid.edns!.options.find((o) => o.code === 3)!.data).toString(), 'lan-a', 'NSID carries the node name');
   const bad = reply(query('srv.e2e.lan', T.A, { edns: 1232, version: 1 }));
@@ -145,8 +148,8 @@ t.test('property: the fast path gives the same bytes as the slow path', async (t
   const fast = new FastAnswers();
   const fq: FastQuery = { qEnd: 0, ednsLimit: 0, hash: 0 };
   const names = ['srv.e2e.lan', 'SRV.E2E.lan', 'static1.e2e.lan', 'nope.e2e.lan', 'big.e2e.lan', 'mid.e2e.lan', 'e2e.lan', '50.0.97.10.in-addr.arpa'];
-  fc.assert(fc.property(fc.constantFrom(...names), fc.constantFrom(T.A, T.AAAA, T.TXT, T.SOA, T.PTR, T.NS), fc.option(fc.constantFrom(512, 1232, 4096, 100), { nil: undefined }), fc.integer({ min: 0, max: 65535 }), fc.constantFrom<'udp' | 'tcp'>('udp', 'tcp'), (name, type, edns, id, transport) => {
-    const q = Buffer.from(query(name, type, edns === undefined ? { id } : { id, edns }));
+  fc.assert(fc.property(fc.constantFrom(...names), fc.constantFrom(T.A, T.AAAA, T.TXT, T.SOA, T.PTR, T.NS), fc.option(fc.constantFrom(512, 1232, 4096, 100), { nil: undefined }), fc.integer({ min: 0, max: 65535 }), fc.constantFrom<'udp' | 'tcp'>('udp', 'tcp'), fc.boolean(), (name, type, edns, id, transport, dnssecOk) => {
+    const q = Buffer.from(query(name, type, edns === undefined ? { id } : { id, edns, dnssecOk }));
     const slow = handleQuery(q, { ...ctx, transport });
     if (slow.kind !== 'reply') return false;
     if (!scanQuery(q, fq)) return false;
@@ -169,11 +172,11 @@ t.test('property: replies written one after another into one reused area are eac
   const fq: FastQuery = { qEnd: 0, ednsLimit: 0, hash: 0 };
   const area = Buffer.alloc(4096, 0xa5);
   const names = ['srv.e2e.lan', 'SRV.E2E.lan', 'static1.e2e.lan', 'nope.e2e.lan', 'big.e2e.lan', 'mid.e2e.lan', 'e2e.lan', '50.0.97.10.in-addr.arpa'];
-  const ask = fc.tuple(fc.constantFrom(...names), fc.constantFrom(T.A, T.AAAA, T.TXT, T.SOA, T.PTR, T.NS), fc.option(fc.constantFrom(512, 1232, 4096, 100), { nil: undefined }), fc.integer({ min: 0, max: 65535 }), fc.boolean());
+  const ask = fc.tuple(fc.constantFrom(...names), fc.constantFrom(T.A, T.AAAA, T.TXT, T.SOA, T.PTR, T.NS), fc.option(fc.constantFrom(512, 1232, 4096, 100), { nil: undefined }), fc.integer({ min: 0, max: 65535 }), fc.boolean(), fc.boolean());
   let written = 0;
   fc.assert(fc.property(fc.array(ask, { minLength: 1, maxLength: 8 }), (asks) => {
-    for (const [name, type, edns, id, rd] of asks) {
-      const q = Buffer.from(query(name, type, edns === undefined ? { id } : { id, edns }));
+    for (const [name, type, edns, id, rd, dnssecOk] of asks) {
+      const q = Buffer.from(query(name, type, edns === undefined ? { id } : { id, edns, dnssecOk }));
       if (!rd) q[2] = q[2]! & ~0x01;
       const slow = handleQuery(q, { ...ctx, transport: 'udp' });
       if (slow.kind !== 'reply' || !scanQuery(q, fq)) return false;

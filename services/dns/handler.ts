@@ -128,7 +128,8 @@ export function responseMessage(query: DnsMessage, ctx: Pick<HandlerContext, 'no
   m.authority = answer.authority;
   m.additional = answer.additional;
   if (query.edns !== null) {
-    const edns: Edns = { udpSize: UDP_PAYLOAD_MAX, extendedRcode: 0, version: 0, dnssecOk: false, options: [] };
+    // DO copied from the query (RFC 3225 §3); we sign nothing, so no RRSIG follows either way.
+    const edns: Edns = { udpSize: UDP_PAYLOAD_MAX, extendedRcode: 0, version: 0, dnssecOk: query.edns.dnssecOk, options: [] };
     if (query.edns.options.some((o) => o.code === EDNS_OPT_NSID)) edns.options.push({ code: EDNS_OPT_NSID, data: new TextEncoder().encode(ctx.nodeName) });
     m.edns = edns;
   }

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { isRoot, which } from '../../lib/netns.js';
 
 // The lab itself lives in lib/netns.ts (`lanctl demo` builds its rack with it); this adds what only
@@ -12,7 +13,8 @@ export { Lab, isRoot, stopChild, which, withLab, type ExecResult, type LabHost }
 export function labUnavailable(tools: readonly string[] = []): string | null {
   if (process.platform !== 'linux') return 'network-namespace tests need Linux';
   if (!isRoot()) return 'network-namespace tests need root (run `sudo npm test`, or let CI run them)';
-  const missing = ['ip', ...tools].filter((t) => !which(t));
+  // A tool is a command looked up in PATH, or an absolute path (daemons such as systemd-networkd live outside PATH).
+  const missing = ['ip', ...tools].filter((t) => (t.startsWith('/') ? !existsSync(t) : !which(t)));
   if (missing.length > 0) return `missing tools: ${missing.join(', ')} (apt-get install them; .ci/run does)`;
   return null;
 }

@@ -22,15 +22,8 @@ export const recordsCommand: CliCommand = {
     if (args.positionals.length > 0) {
       throw new LanhaError('usage', `unexpected argument "${args.positionals[0]}"; to change records: lanctl records set NAME TYPE DATA, lanctl records delete NAME [TYPE [DATA]]`, ExitCode.usage);
     }
-    let body: RecordsBody;
-    try {
-      body = await callDaemonOk(resolveSocket(args.values), 'GET', '/v1/dns/records') as RecordsBody;
-    } catch (error) {
-      if (error instanceof LanhaError && error.code === 'not-found') {
-        throw new LanhaError('not-found', 'DNS is not enabled on this node (no `dns:` block in its config)', ExitCode.failure);
-      }
-      throw error;
-    }
+    // A daemon without DNS answers 404 saying which service is off and what to do (services/registry.ts apiPaths).
+    const body = await callDaemonOk(resolveSocket(args.values), 'GET', '/v1/dns/records') as RecordsBody;
     if (args.values['json'] === true) {
       io.out(JSON.stringify(body, null, 2) + '\n');
       return ExitCode.ok;

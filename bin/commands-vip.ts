@@ -151,10 +151,10 @@ export const failoverCommand: CliCommand = {
     } finally {
       stop();
     }
-    if (reply.status === 404) throw new LanhaError('not-found', 'failover needs the VIP service on this node (a `vip:` block in its config)');
     if (reply.status < 200 || reply.status >= 300) {
+      // A daemon without the VIP service answers 404 with which service is off and why.
       const message = typeof reply.body === 'object' && reply.body !== null && 'error' in reply.body ? String((reply.body as { error: unknown }).error) : `HTTP ${reply.status}`;
-      throw new LanhaError('api-error', message);
+      throw new LanhaError(reply.status === 404 ? 'not-found' : 'api-error', message);
     }
     const r = reply.body as FailoverResult;
     const probed = await probedGaps(socket, startedWall);

@@ -17,8 +17,8 @@ export const serviceDefinitions: ReadonlyArray<ServiceDefinition> = [
   { name: 'boot', enabled: (c) => c.boot !== undefined && c.node.role !== 'witness', start: startBoot, apiPaths: ['/v1/boot'] },
   { name: 'tftp', enabled: (c) => c.tftp !== undefined, start: startTftp, apiPaths: ['/v1/tftp'] },
   { name: 'ntp', enabled: (c) => c.ntp !== undefined, start: (context) => startNtp(context), apiPaths: ['/v1/ntp'] },
-  { name: 'dhcp', enabled: (c) => c.dhcp !== undefined && c.node.role !== 'witness', start: startDhcp },
-  { name: 'dns', enabled: (c) => c.dns !== undefined && c.node.role !== 'witness', start: startDns },
+  { name: 'dhcp', enabled: (c) => c.dhcp !== undefined && c.node.role !== 'witness', start: startDhcp, apiPaths: ['/v1/leases'] },
+  { name: 'dns', enabled: (c) => c.dns !== undefined && c.node.role !== 'witness', start: startDns, apiPaths: ['/v1/dns'] },
   { name: 'deploy', enabled: (c) => c.deploy !== undefined && c.node.role !== 'witness', start: startDeploy, apiPaths: ['/v1/deploy', '/v1/rootfs', '/v1/rollback'] },
-  { name: 'vip', enabled: (c) => c.vip !== undefined && c.node.role !== 'witness', start: startVip, apiPaths: ['/v1/vip'] }, // last: it serves through the others
+  { name: 'vip', enabled: (c) => c.vip !== undefined && c.node.role !== 'witness', start: startVip, apiPaths: ['/v1/vip', '/v1/failover'] }, // last: it serves through the others
 ];

@@ -1,5 +1,5 @@
-// A command whose service does not run on the daemon asked (no deploy: or boot: block in its config,
-// or a witness) is told so, with what to do, instead of "no such API route: GET /v1/deploy/jobs".
+// A command whose service does not run on the daemon asked (no deploy:, boot:, dhcp:, dns: or vip:
+// block in its config, or a witness) is told so, with what to do, instead of "no such API route: GET /v1/deploy/jobs".
 import t from 'tap';
 import { join } from 'node:path';
 import { runLanctl, scratchConfig, serveDaemon, SOLO_CONFIG } from '../support/daemon.js';
@@ -21,6 +21,10 @@ t.test('deploy, rootfs, nodes trust and boot render against a daemon without tho
     [['rootfs', 'list'], 'deploy'],
     [['nodes', 'trust', 'c1', '--yes'], 'deploy'],
     [['boot', 'render', 'c1'], 'boot'],
+    [['leases'], 'dhcp'],
+    [['leases', 'release', '10.0.0.9'], 'dhcp'],
+    [['records'], 'dns'],
+    [['failover'], 'vip'],
   ];
   for (const [args, service] of cases) {
     const r = await lanctl(...args);
@@ -38,5 +42,5 @@ t.test('a witness is told apart from a missing block', async (t) => {
   const witness = { node: { name: 'w', role: 'witness' }, deploy: { targets: [] } } as unknown as LanhaConfig;
   t.equal(serviceOffWords(deploy, witness), 'the deploy service does not run on w: a witness runs none; ask another member');
   t.match(serviceOffWords(tftp, witness), /^the tftp service does not run on w: its config has no tftp: block/);
-  t.same(serviceDefinitions.filter((d) => d.apiPaths === undefined).map((d) => d.name), ['dhcp', 'dns'], 'every other service names its API paths');
+  t.same(serviceDefinitions.filter((d) => d.apiPaths === undefined).map((d) => d.name), [], 'every service names its API paths');
 });

@@ -5,7 +5,7 @@ import { connect, type Socket } from 'node:net';
 import type { Logger } from './log.js';
 import { LogLimiter } from './log.js';
 import { LanhaError, errorMessage } from './errors.js';
-import { httpDeadlines, keepListening, listenOn } from './stream-listen.js';
+import { guardRequest, httpDeadlines, keepListening, listenOn, requestTarget } from './stream-listen.js';
 
 // The control API: HTTP + JSON on a unix socket (mode 0660), used by `lanctl`. Routes are keyed
 // "METHOD /path"; a handler gets the query and the parsed JSON body and returns a status and body.
@@ -55,7 +55,11 @@ export class ControlServer {
     this.#log = log;
     // A request's headers within 5 s and its whole body within 30 s (a reply may take longer: only
     // receiving the request is bounded); an idle keep-alive connection closes after 1 s.
-    this.#server = createServer({ ...httpDeadlines(5_000, 30_000), keepAliveTimeout: 1000 }, (req, res) => { void this.#handle(req, res); });
+    this.#server = createServer({ ...httpDeadlines(5_000, 30_000), keepAliveTimeout: 1000 }, (req, res) => {
+      guardRequest(() => this.#handle(req, res), res, (error) => {
+        this.#log.error({ event: 'control.request_failed', target: (req.url ?? '').slice(0, 200), err: errorMessage(error) }, 'control socket: answering a request failed');
+      });
+    });
     this.#server.maxConnections = maxConnections;
     // Node's header deadline starts with a request's first byte: a connection that never sends one
     // would sit forever. One silent for idleMs (5 s) with no request being served is closed.
@@ -142,16 +146,21 @@ export class ControlServer {
     const socket = req.socket;
     this.#serving.add(socket);
     res.once('close', () => this.#serving.delete(socket));
-    const url = new URL(req.url ?? '/', 'http://lanha');
-    const key = `${req.method ?? 'GET'} ${url.pathname}`;
-    const handler = this.#routes.get(key);
     const send = (status: number, body: unknown): void => {
       const text = JSON.stringify(body);
       res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
       res.end(text);
     };
+    const target = requestTarget(req.url);
+    if (target === null) {
+      req.resume();
+      send(400, { error: `the request target ${JSON.stringify((req.url ?? '').slice(0, 100))} is not a path` });
+      return;
+    }
+    const key = `${req.method ?? 'GET'} ${target.path}`;
+    const handler = this.#routes.get(key);
     if (!handler) {
-      send(404, { error: this.#notFound(key, url.pathname) });
+      send(404, { error: this.#notFound(key, target.path) });
       return;
     }
     let body: unknown = undefined;
@@ -169,7 +178,7 @@ export class ControlServer {
       return;
     }
     try {
-      const response = await handler({ query: url.searchParams, body });
+      const response = await handler({ query: target.query, body });
       send(response.status, response.body);
     } catch (error) {
       this.#log.error({ event: 'control.handler_failed', route: key, err: error }, 'control API handler failed');

@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import type { ListenOptions, Server } from 'node:net';
 import type { Logger, LogLimiter } from './log.js';
 
@@ -52,4 +53,36 @@ export function httpDeadlines(headersTimeoutMs: number, requestTimeoutMs: number
     requestTimeout: requestTimeoutMs,
     connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(headersTimeoutMs / 2))),
   };
+}
+
+/**
+ * The path and query of an HTTP request target, or null when it is not an origin-form path this
+ * server answers: `new URL()` throws on some targets a client may send (`GET //` is a
+ * scheme-relative URL with an empty host), and `//host/x` would parse with a host of its own. Never
+ * throws: a request handler that threw on its input took the whole daemon down with it.
+ */
+export function requestTarget(target: string | undefined): { path: string; query: URLSearchParams } | null {
+  if (target === undefined || !target.startsWith('/') || target.startsWith('//')) return null;
+  let url: URL;
+  try {
+    url = new URL(target, 'http://lanha.invalid');
+  } catch {
+    return null;
+  }
+  return url.host === 'lanha.invalid' ? { path: url.pathname, query: url.searchParams } : null;
+}
+
+/**
+ * Runs an async request handler so that whatever it throws ends as a 500 for that request and a
+ * log line, never as an unhandled rejection, which would end the process and every service in it.
+ */
+export function guardRequest(handle: () => Promise<void>, res: ServerResponse, onError: (error: unknown) => void): void {
+  handle().catch((error: unknown) => {
+    onError(error);
+    if (!res.headersSent) {
+      const body = JSON.stringify({ error: 'internal error while answering this request (see the daemon log)' });
+      res.writeHead(500, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), connection: 'close' });
+      res.end(body);
+    } else res.destroy();
+  });
 }

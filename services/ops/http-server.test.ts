@@ -89,3 +89,35 @@ async function openConnections(port: number, count: number, first: string | null
   }
   return { sockets, closings };
 }
+
+/** One raw request line on a fresh connection: what the server sent before closing it. */
+function raw(port: number, requestLine: string): Promise<string> {
+  return new Promise<string>((resolve) => {
+    const c = net.connect({ port, host: '127.0.0.1' }, () => c.write(`${requestLine}\r\nHost: x\r\nConnection: close\r\n\r\n`));
+    let got = '';
+    c.on('data', (d: Buffer) => { got += d.toString(); });
+    c.on('close', () => resolve(got));
+    c.on('error', () => resolve(got));
+  });
+}
+
+// `GET //` made new URL() throw inside the request handler, and the unhandled rejection ended the
+// whole daemon (DHCP, DNS, the Raft member) from one request to the status port.
+t.test('request targets that are not plain paths get 400; a page that throws gets 500; the server stays up', async (t) => {
+  const server = new OpsHttpServer({
+    listen: { host: '127.0.0.1', port: 0 }, maxConnections: 16, log: silentLogger,
+    pages: new Map([
+      ['/', () => ({ status: 200, contentType: 'text/plain', body: 'ok' })],
+      ['/broken', () => { throw new Error('a page bug'); }],
+    ]),
+    readApi: async () => { throw new Error('an API bug'); },
+  });
+  await server.listen();
+  t.teardown(() => server.close());
+  for (const target of ['//', '//evil.example/x', '///etc/passwd', 'http://evil.example/', '*']) {
+    t.match(await raw(server.port, `GET ${target} HTTP/1.1`), /^HTTP\/1\.1 400/, `GET ${target}: 400`);
+  }
+  t.match(await raw(server.port, 'GET /broken HTTP/1.1'), /^HTTP\/1\.1 500/, 'a page that throws: 500');
+  t.match(await raw(server.port, 'GET /v1/status HTTP/1.1'), /^HTTP\/1\.1 500/, 'an API read that throws: 500');
+  t.match(await getRoot(server.port), /^HTTP\/1\.1 200/, 'and the server still serves');
+});

@@ -6,7 +6,7 @@ import { LanhaError, errorMessage } from '../../lib/errors.js';
 import type { ApiResponse } from '../../lib/control-server.js';
 import type { HttpListen } from './config.js';
 import { LogLimiter } from '../../lib/log.js';
-import { httpDeadlines, keepListening, listenOn } from '../../lib/stream-listen.js';
+import { guardRequest, httpDeadlines, keepListening, listenOn, requestTarget } from '../../lib/stream-listen.js';
 
 // The read-only operator listener (node:http): pages, /metrics and the control API's GET routes as
 // JSON. Only GET and HEAD exist here; writes stay on the unix control socket. Every reply carries a
@@ -76,7 +76,11 @@ export class OpsHttpServer {
       ...httpDeadlines(options.headersTimeoutMs ?? 5_000, options.requestTimeoutMs ?? 10_000),
       keepAliveTimeout: 5_000,
       maxHeaderSize: 8192,
-    }, (req, res) => { void this.#handle(req, res); });
+    }, (req, res) => {
+      guardRequest(() => this.#handle(req, res), res, (error) => {
+        options.log.error({ event: 'http.request_failed', target: (req.url ?? '').slice(0, 200), err: errorMessage(error) }, 'status HTTP: answering a request failed');
+      });
+    });
     this.#server.maxConnections = options.maxConnections;
     // headersTimeout only starts with a request's first byte: connections that never send one held
     // their maxConnections slot for good (32 idle TCP connects kept the pages and /metrics from
@@ -153,12 +157,13 @@ export class OpsHttpServer {
         ? { status, contentType: 'application/json', body: JSON.stringify({ error: message }), ...(headers ? { headers } : {}) }
         : { status, contentType: 'text/html; charset=utf-8', body: page(status, message), ...(headers ? { headers } : {}) });
     };
-    if (target.length > URL_MAX || !target.startsWith('/')) { fail(414, 'the request target is too long or not a path'); return; }
+    if (target.length > URL_MAX) { fail(414, 'the request target is too long'); return; }
     const q = target.indexOf('?');
     const query = q < 0 ? '' : target.slice(q + 1);
-    // A fixed base: the Host header is never read, so it can never be reflected.
-    const url = new URL(target, 'http://lanha.invalid');
-    const path = url.pathname;
+    // Against a fixed base: the Host header is never read, so it can never be reflected.
+    const url = requestTarget(target);
+    if (url === null) { fail(400, 'the request target is not a path'); return; }
+    const path = url.path;
     const known = isApi || this.#find(path) !== null;
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       req.resume();
@@ -170,13 +175,13 @@ export class OpsHttpServer {
     if (query.length > QUERY_MAX) { fail(400, `the query is longer than ${QUERY_MAX} characters`); return; }
     try {
       if (isApi) {
-        const reply = await this.#o.readApi(path, url.searchParams);
+        const reply = await this.#o.readApi(path, url.query);
         send({ status: reply.status, contentType: 'application/json', body: JSON.stringify(reply.body) });
         return;
       }
       const found = this.#find(path);
       if (found === null) { fail(404, `no page ${path}`); return; }
-      send(await found.handler(url.searchParams, found.rest));
+      send(await found.handler(url.query, found.rest));
     } catch (error) {
       this.#o.log.error({ event: 'http.handler_failed', path, err: errorMessage(error) }, 'HTTP handler failed');
       fail(500, 'internal error (the daemon log has the details)');

@@ -1,0 +1,37 @@
+// The control socket's HTTP server against request targets new URL() cannot take and handlers that
+// throw: each gets an answer (400, 500) and the server keeps serving, where an unhandled rejection
+// would have ended the daemon.
+import t from 'tap';
+import net from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { silentLogger } from './log.js';
+import { ControlServer } from './control-server.js';
+
+function raw(path: string, requestLine: string): Promise<string> {
+  return new Promise<string>((resolve) => {
+    const c = net.connect(path, () => c.write(`${requestLine}\r\nHost: lanha\r\nConnection: close\r\n\r\n`));
+    let got = '';
+    c.on('data', (d: Buffer) => { got += d.toString(); });
+    c.on('close', () => resolve(got));
+    c.on('error', () => resolve(got));
+  });
+}
+
+t.test('bad request targets get 400, a throwing handler 500, and the server stays up', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'lanha-control-'));
+  const socket = join(dir, 'c.sock');
+  const server = new ControlServer(socket, silentLogger);
+  server.route('GET /v1/ok', () => ({ status: 200, body: { ok: true } }));
+  server.route('GET /v1/broken', () => { throw new Error('a handler bug'); });
+  await server.listen();
+  t.teardown(async () => { await server.close(); rmSync(dir, { recursive: true, force: true }); });
+  for (const target of ['//', '//evil/x', 'http://evil/', '*']) {
+    t.match(await raw(socket, `GET ${target} HTTP/1.1`), /^HTTP\/1\.1 400/, `GET ${target}: 400`);
+  }
+  t.match(await raw(socket, 'GET /v1/broken HTTP/1.1'), /^HTTP\/1\.1 500/, 'a throwing handler: 500');
+  const ok = await raw(socket, 'GET /v1/ok?x=1 HTTP/1.1');
+  t.match(ok, /^HTTP\/1\.1 200/, 'and the server still serves');
+  t.match(ok, /"ok":true/);
+});

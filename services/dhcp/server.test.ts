@@ -388,6 +388,24 @@ t.test('a unicast INFORM from a routed subnet gets that subnet\'s options, not t
   t.end();
 });
 
+t.test('a REQUEST relayed from a network we do not serve gets nothing: no NAK sent to the relay it names', async (t) => {
+  // Found by mutating captured packets: a REQUEST whose giaddr matches no subnet (0.0.0.242, an
+  // address of no relay of ours) was NAKed, and the NAK sent to that giaddr. ISC dhcpd and Kea stay
+  // silent for a network segment they do not know; so do we for its DISCOVER and INFORM.
+  const { handler, clock } = setup();
+  // A MAC per packet: the per-MAC admission limit must not be what keeps them silent.
+  let n = 0x50;
+  const next = (): string => `52:54:00:00:01:${(n++).toString(16)}`;
+  for (const giaddr of ['192.168.77.1', '0.0.0.242']) {
+    t.same(await handler.handle(packet({ type: 3, mac: next(), serverId: '10.50.0.1', requested: '10.50.0.100', giaddr }), `${giaddr}:67`, clock.wallMs()), [], `SELECTING via ${giaddr}: nothing`);
+    t.same(await handler.handle(packet({ type: 3, mac: next(), requested: '10.50.0.100', giaddr }), `${giaddr}:67`, clock.wallMs()), [], `INIT-REBOOT via ${giaddr}: nothing`);
+    t.same(await handler.handle(packet({ type: 3, mac: next(), ciaddr: '10.50.0.100', giaddr }), `${giaddr}:67`, clock.wallMs()), [], `REBINDING via ${giaddr}: nothing`);
+  }
+  const known = decodeReply(await handler.handle(packet({ type: 3, mac: next(), requested: '10.9.9.9', giaddr: '172.16.0.2' }), '172.16.0.2:67', clock.wallMs()));
+  t.equal(type(known), 6, 'a known relay still gets the NAK for an address not on its network');
+  t.end();
+});
+
 t.test('REBINDING through a relay with a ciaddr of another subnet is NAKed (the client moved); a routed unicast renewal is ACKed', async (t) => {
   // RFC 2131 §4.3.2: the server SHOULD check ciaddr before replying. A relay selects one subnet
   // (config), so a relayed REQUEST whose ciaddr lies elsewhere comes from a client now on the

@@ -233,6 +233,11 @@ export class DhcpHandler {
   #decide(client: ClientRequest, nowMs: number): Decision {
     const fsm = this.#state.fsm;
     const subnet = this.allocator.selectSubnet(client, this.#local);
+    // A relay of no network we serve (giaddr in no subnet, not a listed relay): say nothing, as to a
+    // DISCOVER from there. A NAK would go to whatever giaddr the packet names, ours or not.
+    if (client.giaddr !== 0 && subnet === undefined && (client.type === 'request' || client.type === 'inform')) {
+      return { kind: 'silent', reason: 'relayed from a network we do not serve' };
+    }
     switch (client.type) {
       case 'discover': return subnet ? this.allocator.onDiscover(client, subnet, fsm, nowMs) : { kind: 'silent', reason: 'no subnet for this network' };
       case 'request': return this.allocator.onRequest(client, subnet, [this.serverId], fsm, nowMs);

@@ -6,7 +6,7 @@ import dgram from 'node:dgram';
 import { parseConfig } from '../../config/index.js';
 import { silentLogger } from '../../lib/log.js';
 import { systemClock } from '../../lib/clock.js';
-import { DnsAnswerer } from './answerer.js';
+import { DnsAnswerer, type ForwardQuery } from './answerer.js';
 import { DatagramSender } from '../../lib/udp-direct.js';
 import { buildZoneSet } from './zone.js';
 import fc from 'fast-check';
@@ -14,6 +14,13 @@ import { parseCidr } from '../../lib/ipv4.js';
 import { handleQuery } from './handler.js';
 import { scanQuery } from './fast.js';
 import { CLASS_CH, CLASS_IN, RCODE, T, type Question } from './wire.js';
+import { readName } from './name.js';
+
+/** The question of a fast-shaped query whose question ends at `qEnd`. */
+function questionOf(msg: Uint8Array, qEnd: number): Question {
+  const at = qEnd - 4;
+  return { name: readName(msg, 12, at)!.name, type: (msg[at]! << 8) | msg[at + 1]!, class: (msg[at + 2]! << 8) | msg[at + 3]! };
+}
 
 t.test('a reply sent on a closed socket is counted, not thrown', async (t) => {
   const config = parseConfig(`node: { name: lan-a, address: 127.0.0.1, stateDir: /tmp/x, controlSocket: /tmp/x.sock }
@@ -28,7 +35,7 @@ dns: { port: 5353, zones: [{ name: rack.lan, records: ["ns A 127.0.0.1"] }] }
   await new Promise<void>((resolve) => socket.close(() => resolve()));
   const rinfo = { address: '127.0.0.1', port: 9, family: 'IPv4', size: 0 } as const;
   const out = new DatagramSender(socket);
-  t.doesNotThrow(() => answerer.sendUdp(out, new Uint8Array(12), rinfo));
+  t.doesNotThrow(() => answerer.sendUdp(out, new Uint8Array(12), rinfo.port, rinfo.address));
   t.equal(answerer.counters.toJSON()['dns.udp.send_failed'], 1, 'counted as a failed send');
 });
 
@@ -48,6 +55,7 @@ dns: { port: 5353, forward: { upstreams: ["127.0.0.1:9"], allow: [127.0.0.0/8] }
   const out = { send: (b: Uint8Array) => { sent.push(Uint8Array.from(b)); return 1; }, buffer: (n: number) => Buffer.alloc(n) } as unknown as DatagramSender;
   const rinfo = { address: '127.0.0.1', port: 9, family: 'IPv4', size: 0 } as const;
   let routedFromBytes = 0;
+  let byUdp = 0;
   const label = fc.constantFrom('www', 'WWW', 'lan', 'LAN', 'nope', 'example', 'x.y', '20', '10', 'in-addr', 'arpa', 'a'.repeat(63));
   fc.assert(fc.property(fc.array(label, { maxLength: 6 }), fc.constantFrom(T.A, T.AAAA, T.AXFR, T.IXFR, T.OPT, T.TXT, 255),
     fc.constantFrom(CLASS_IN, CLASS_CH, 255, 4), fc.boolean(), fc.integer({ min: 0, max: 0xffff }), (labels, type, klass, edns, id) => {
@@ -57,7 +65,10 @@ dns: { port: 5353, forward: { upstreams: ["127.0.0.1:9"], allow: [127.0.0.0/8] }
       const d = handleQuery(msg, { zones, nodeName: 'lan-a', forwardAllowed: true, transferAllowed: false, transport: 'udp' });
       sent.length = 0;
       let forwarded: { q: Question; decoded: boolean } | null = null;
-      answerer.udp(out, msg, rinfo, (q, query) => { forwarded = { q, decoded: query !== null }; });
+      // Odd IDs: a forwarder that takes routed queries by `udp` (the question read back from the bytes it got).
+      const forward: ForwardQuery = (q, query) => { forwarded = { q, decoded: query !== null }; };
+      if ((id & 1) === 1) forward.udp = (m, fq) => { forwarded = { q: questionOf(m, fq.qEnd), decoded: false }; byUdp++; };
+      answerer.udp(out, msg, rinfo, forward);
       if (d.kind === 'forward') {
         const f = forwarded as { q: Question; decoded: boolean } | null;
         if (f === null || f.q.name !== d.question.name || f.q.type !== d.question.type || f.q.class !== d.question.class) return false;
@@ -69,6 +80,7 @@ dns: { port: 5353, forward: { upstreams: ["127.0.0.1:9"], allow: [127.0.0.0/8] }
       return sent.length === 0;
     }), { numRuns: 1500 });
   t.ok(routedFromBytes > 100, `plain misses were routed from their bytes (${routedFromBytes} of 1500)`);
+  t.ok(byUdp > 50, `through the forwarder's udp when it has one (${byUdp})`);
   // A name of 256 bytes on the wire has the fast path's shape but is one byte over the limit: FORMERR, as decoded.
   const long = [...[63, 63, 63, 62].flatMap((n) => [n, ...new Array(n).fill(0x61)]), 0];
   const msg = Buffer.from([0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, ...long, 0, 1, 0, 1]);

@@ -29,7 +29,21 @@ export type Reply = (bytes: Uint8Array, more?: boolean) => void;
  * `raw`: the query's bytes when it has the fast path's shape and missed this process's forwarding
  * cache. `query`: the decoded query, null when it was routed from its bytes (then `raw` is set).
  */
-export type ForwardQuery = (q: Question, query: DnsMessage | null, transport: Transport, send: Reply, raw?: RawQuery) => void;
+export interface ForwardQuery {
+  (q: Question, query: DnsMessage | null, transport: Transport, send: Reply, raw?: RawQuery): void;
+  /**
+   * A fast-shaped UDP query routed from its bytes (`msg`, scanned as `fq`; both valid only during
+   * the call), answered as `to.sendUdp(out, reply, port, address)`: the forwarder keeps what it
+   * needs in the question's flight, so a miss makes no closure or query object of its own (absent:
+   * the call above with `raw`).
+   */
+  udp?: (msg: Buffer, fq: FastQuery, to: UdpReplier, out: ReplySink, port: number, address: string) => void;
+}
+
+/** Sends a UDP reply through the rate limiter (`DnsAnswerer.sendUdp`). */
+export interface UdpReplier {
+  sendUdp(out: ReplySink, bytes: Uint8Array, port: number, address: string): void;
+}
 
 const ALLOW_CACHE_MAX = 4096;
 /**
@@ -48,7 +62,7 @@ export interface AnswererOptions {
   processes?: number;
 }
 
-export class DnsAnswerer {
+export class DnsAnswerer implements UdpReplier {
   readonly counters = new Counters();
   /** Hot-path counters kept as plain fields (a Map update per packet costs more than the answer). */
   queries = 0;
@@ -158,7 +172,7 @@ export class DnsAnswerer {
         // time the next one is written.
         const bytes = out.buffer(fastReplySize(fq, e, false));
         fastReplyInto(bytes, msg, fq, e, this.forwardAllowed(rinfo.address), false);
-        this.sendUdp(out, bytes, rinfo);
+        this.sendUdp(out, bytes, rinfo.port, rinfo.address);
         return;
       }
       const fc = this.forwardCache;
@@ -169,11 +183,16 @@ export class DnsAnswerer {
           this.forwardHits++;
           const bytes = out.buffer(fc.replySize(fq, f));
           fc.replyInto(bytes, msg, fq, f, now);
-          this.sendUdp(out, bytes, rinfo);
+          this.sendUdp(out, bytes, rinfo.port, rinfo.address);
           return;
         }
-        const q = this.#forwardable(msg, fq);
-        if (q !== null) { this.#forwardUdp(out, msg, rinfo, forward, q); return; }
+        if (this.#routable(msg, fq)) {
+          // `#lastAddress` equals rinfo.address (`forwardAllowed` just set or matched it) and is the
+          // string of this source's first datagram in a row: the flight keeps no string of this one.
+          if (forward.udp !== undefined) { forward.udp(msg, fq, this, out, rinfo.port, this.#lastAddress); return; }
+          const q = this.#question(msg, fq);
+          if (q !== null) { this.#forwardUdp(out, msg, rinfo, forward, q); return; }
+        }
       }
     }
     this.#slowUdp(out, msg, rinfo, forward, shaped);
@@ -184,24 +203,24 @@ export class DnsAnswerer {
   // per answer on the hit paths, which otherwise allocate nothing).
   #forwardUdp(out: ReplySink, msg: Buffer, rinfo: dgram.RemoteInfo, forward: ForwardQuery, q: Question): void {
     const fq = this.#fq;
-    forward(q, null, 'udp', (reply) => this.sendUdp(out, reply, rinfo), { msg, fq: { qEnd: fq.qEnd, ednsLimit: fq.ednsLimit, hash: fq.hash } });
+    forward(q, null, 'udp', (reply) => this.sendUdp(out, reply, rinfo.port, rinfo.address), { msg, fq: { qEnd: fq.qEnd, ednsLimit: fq.ednsLimit, hash: fq.hash } });
   }
 
   #slowUdp(out: ReplySink, msg: Buffer, rinfo: dgram.RemoteInfo, forward: ForwardQuery, shaped: boolean): void {
-    this.#slow(msg, rinfo.address, 'udp', (bytes) => this.sendUdp(out, bytes, rinfo), shaped, forward);
+    this.#slow(msg, rinfo.address, 'udp', (bytes) => this.sendUdp(out, bytes, rinfo.port, rinfo.address), shaped, forward);
   }
 
   /** Sends a UDP reply through the rate limiter. */
-  sendUdp(out: ReplySink, bytes: Uint8Array, rinfo: dgram.RemoteInfo): void {
+  sendUdp(out: ReplySink, bytes: Uint8Array, port: number, address: string): void {
     if (this.#rrl !== null) {
-      const ip = parseIpv4(rinfo.address);
-      const verdict = this.#rrl.check(ip ?? rinfo.address, this.#clock.monotonicMs());
+      const ip = parseIpv4(address);
+      const verdict = this.#rrl.check(ip ?? address, this.#clock.monotonicMs());
       if (verdict === 'drop') { this.counters.inc('dns.rrl.dropped'); return; }
       if (verdict === 'slip') { this.counters.inc('dns.rrl.slipped'); bytes = truncatedCopy(bytes); }
     }
     // A forwarded answer can come back after its socket closed (the VIP went meanwhile): counted,
     // never thrown (dgram's send() throws ERR_SOCKET_DGRAM_NOT_RUNNING there).
-    if (out.send(bytes, rinfo.port, rinfo.address) === SEND_FAILED) this.counters.inc('dns.udp.send_failed');
+    if (out.send(bytes, port, address) === SEND_FAILED) this.counters.inc('dns.udp.send_failed');
   }
 
   /** One query framed off a TCP connection from `address`, answered through `write`; false when it was dropped (nothing will be written). */
@@ -221,20 +240,26 @@ export class DnsAnswerer {
   }
 
   /**
-   * The question of a fast-shaped query (`scanQuery`) that `handleQuery` would forward, read from
-   * its bytes: class IN or ANY, not a transfer or OPT, a name within 255 bytes outside every zone
-   * of ours; else null (and the query takes the decoding path). A miss no longer decodes the whole
+   * Whether `handleQuery` would forward a fast-shaped query (`scanQuery`), read from its bytes:
+   * class IN or ANY, not a transfer or OPT, a name within 255 bytes outside every zone of ours;
+   * else the query takes the decoding path. A miss no longer decodes the whole
    * query (~1.2 KB and ~20 us a miss, bench/dns-miss-alloc.ts) to learn it is not ours.
    */
-  #forwardable(msg: Buffer, fq: FastQuery): Question | null {
+  #routable(msg: Buffer, fq: FastQuery): boolean {
     const nameEnd = fq.qEnd - 4;
-    if (nameEnd - HEADER_SIZE > NAME_MAX) return null;
+    // Within NAME_MAX, scanQuery's labels (no pointers, none over 63) always decode (`#question`).
+    if (nameEnd - HEADER_SIZE > NAME_MAX) return false;
     const type = (msg[nameEnd]! << 8) | msg[nameEnd + 1]!;
     const klass = (msg[nameEnd + 2]! << 8) | msg[nameEnd + 3]!;
-    if ((klass !== CLASS_IN && klass !== CLASS_ANY) || type === T.AXFR || type === T.IXFR || type === T.OPT) return null;
-    if (this.#zones.holdsWire(msg, HEADER_SIZE, nameEnd)) return null;
+    if ((klass !== CLASS_IN && klass !== CLASS_ANY) || type === T.AXFR || type === T.IXFR || type === T.OPT) return false;
+    return !this.#zones.holdsWire(msg, HEADER_SIZE, nameEnd);
+  }
+
+  /** The question of a query `#routable` accepted, decoded (for a forwarder without `udp`). */
+  #question(msg: Buffer, fq: FastQuery): Question | null {
+    const nameEnd = fq.qEnd - 4;
     const name = readName(msg, HEADER_SIZE, nameEnd);
-    return name === null ? null : { name: name.name, type, class: klass };
+    return name === null ? null : { name: name.name, type: (msg[nameEnd]! << 8) | msg[nameEnd + 1]!, class: (msg[nameEnd + 2]! << 8) | msg[nameEnd + 3]! };
   }
 
   /** The general path: decode, answer, maybe prebuild for next time, maybe forward; false when the query is dropped (`send` is never called for it). */

@@ -4,7 +4,8 @@ import { Counters } from '../../lib/counters.js';
 import { systemClock } from '../../lib/clock.js';
 import { seededRandom } from '../../lib/random.js';
 import { ForwardCache, wireOf } from './cache.js';
-import { Forwarder, checkReply, queryBytes } from './forward.js';
+import { Forwarder, checkReply, forwardWith, queryBytes } from './forward.js';
+import type { ReplySink } from './fast-send.js';
 import { forwardedReply } from './handler.js';
 import { rcodeReply, scanQuery, type FastQuery } from './fast.js';
 import { encodeName } from './name.js';
@@ -258,4 +259,99 @@ t.test('trace: an answered miss is traced with its four steps in order, a shed o
   t.equal(name, 'Traced.example');
   t.ok(before <= read && read <= sent && sent < reply && reply <= answered, `read ${read} <= sent ${sent} < reply ${reply} <= answered ${answered}`);
   t.ok(reply - sent >= 4, 'the upstream\'s 5 ms are between the send and the reply');
+});
+
+// A UDP asker folded into its flight (forwardWith's `udp`: no closure and no query object per miss,
+// the query copied) gets the bytes the callback path gives the same query: a cached answer with its
+// ID, case and OPT, an answer not cached (decoded and encoded), SERVFAIL past the cap at once. The
+// caller's buffer may change once the call returns. A second asker joins the flight with its own ID
+// and case; flights are reused, each later miss answered for its own question.
+t.test('folded UDP askers: the callback path\'s replies, joined askers with their own ID and case, flights reused', async (t) => {
+  const up = dgram.createSocket('udp4');
+  const asked: string[] = [];
+  let hold: Array<() => void> | null = null;
+  up.on('message', (msg, rinfo) => {
+    const d = decodeMessage(msg);
+    if (!d.ok) return;
+    const name = d.value.questions[0]!.name;
+    asked.push(name.toLowerCase());
+    const r = answerA(msg, name.toLowerCase().startsWith('zero') ? 0 : 60, [192, 0, 2, 1])!;
+    const send = (): void => up.send(r, rinfo.port, rinfo.address);
+    if (hold !== null) hold.push(send); else send();
+  });
+  await new Promise<void>((r) => up.bind(0, '127.0.0.1', () => r()));
+  const f = new Forwarder({
+    upstreams: [{ address: '127.0.0.1', port: up.address().port }], timeoutMs: 2000, cache: new ForwardCache({ entries: 100, bytes: 1 << 20 }),
+    clock: systemClock, random: seededRandom(4), counters: new Counters(), maxInFlight: 3,
+  });
+  t.teardown(() => { f.close(); up.close(); });
+  const forward = forwardWith(f, 'n', systemClock);
+  const got: Array<{ bytes: Uint8Array; port: number; address: string }> = [];
+  const to = { sendUdp: (_out: unknown, bytes: Uint8Array, port: number, address: string) => { got.push({ bytes: Uint8Array.from(bytes), port, address }); } };
+  const out = {} as ReplySink;
+  const query = (name: string, id: number, edns: boolean): { msg: Buffer; fq: FastQuery } => {
+    const m = emptyMessage(id);
+    m.rd = true;
+    m.questions = [{ name, type: T.A, class: CLASS_IN }];
+    if (edns) m.edns = { udpSize: 1232, extendedRcode: 0, version: 0, dnssecOk: false, options: [] };
+    const msg = Buffer.from(encodeMessage(m).bytes);
+    const fq: FastQuery = { qEnd: 0, ednsLimit: 0, hash: 0 };
+    t.ok(scanQuery(msg, fq));
+    return { msg, fq };
+  };
+  const folded = async (name: string, id: number, edns: boolean): Promise<Uint8Array> => {
+    const before = got.length;
+    const { msg, fq } = query(name, id, edns);
+    forward.udp!(msg, fq, to, out, 5300 + id, '127.0.0.9');
+    msg.fill(0); // the flight keeps a copy
+    while (got.length === before) await new Promise((r) => setTimeout(r, 5));
+    t.same([got[before]!.port, got[before]!.address], [5300 + id, '127.0.0.9'], `${name}: sent to its asker`);
+    return got[before]!.bytes;
+  };
+  const viaCallback = (name: string, id: number, edns: boolean): Promise<Uint8Array> => new Promise((resolve) => {
+    const { msg, fq } = query(name, id, edns);
+    const q = { name, type: T.A, class: CLASS_IN };
+    forward(q, null, 'udp', (bytes) => resolve(Uint8Array.from(bytes)), { msg, fq });
+  });
+  const summary = (bytes: Uint8Array) => {
+    const d = decodeMessage(bytes);
+    if (!d.ok) return null;
+    return { id: d.value.id, rcode: d.value.rcode, name: d.value.questions[0]?.name, answers: d.value.answers.length, opt: d.value.edns != null };
+  };
+
+  for (const [name, edns] of [['Www.Example', true], ['zero.Example', true], ['plain.example', false]] as const) {
+    const a = await folded(name, 7, edns);
+    t.same(summary(a), { id: 7, rcode: 0, name, answers: 1, opt: edns }, `${name}: its ID, its case, the answer${edns ? ', the OPT' : ''}`);
+    t.same(Buffer.from(a), Buffer.from(await viaCallback(name, 7, edns)), `${name}: the callback path's bytes`);
+  }
+
+  hold = [];
+  const before = got.length;
+  const first = query('joined.example', 21, true);
+  forward.udp!(first.msg, first.fq, to, out, 5321, '127.0.0.9');
+  const second = query('JOINED.Example', 22, false);
+  forward.udp!(second.msg, second.fq, to, out, 5322, '127.0.0.9');
+  t.equal(f.inFlight, 2, 'two askers waiting on one flight');
+  const third = query('other.example', 23, false);
+  forward.udp!(third.msg, third.fq, to, out, 5323, '127.0.0.9');
+  const shed = query('fourth.example', 24, true);
+  forward.udp!(shed.msg, shed.fq, to, out, 5324, '127.0.0.9');
+  t.equal(got.length, before + 1, 'past the cap: answered at once');
+  t.same(summary(got[before]!.bytes), { id: 24, rcode: RCODE.SERVFAIL, name: 'fourth.example', answers: 0, opt: true }, 'with SERVFAIL');
+  while (hold.length < 2) await new Promise((r) => setTimeout(r, 5));
+  const release = hold;
+  hold = null;
+  for (const send of release) send();
+  while (got.length < before + 4) await new Promise((r) => setTimeout(r, 5));
+  const byPort = new Map(got.slice(before + 1).map((g) => [g.port, summary(g.bytes)]));
+  t.same(byPort.get(5321), { id: 21, rcode: 0, name: 'joined.example', answers: 1, opt: true }, 'the first asker');
+  t.same(byPort.get(5322), { id: 22, rcode: 0, name: 'JOINED.Example', answers: 1, opt: false }, 'the joined one: its own ID, case, no OPT');
+  t.same(byPort.get(5323), { id: 23, rcode: 0, name: 'other.example', answers: 1, opt: false });
+  t.equal(asked.filter((n) => n === 'joined.example').length, 1, 'the joined question went upstream once');
+  t.equal(f.inFlight, 0);
+
+  for (let i = 0; i < 20; i++) {
+    const name = `Reused${i}.example`;
+    t.same(summary(await folded(name, 100 + i, i % 2 === 0)), { id: 100 + i, rcode: 0, name, answers: 1, opt: i % 2 === 0 }, `${name}: its own answer from a reused flight`);
+  }
 });

@@ -4,12 +4,13 @@ import type { Upstream } from './config.js';
 import type { Clock } from '../../lib/clock.js';
 import type { Random } from '../../lib/random.js';
 import type { Counters } from '../../lib/counters.js';
-import { asciiLower, nameKey, parentName, readName } from './name.js';
-import { wireOf, type ForwardCache, type CachedAnswer, type CacheEntry } from './cache.js';
-import type { ForwardQuery } from './answerer.js';
-import { forwardedReply } from './handler.js';
-import { HEADER_SIZE, RCODE, UDP_PAYLOAD_MAX, decodeMessage, emptyMessage, encodeMessage, scanMessage, type DnsMessage, type DnsRecord, type MessageScan, type Question } from './wire.js';
+import { asciiLower, encodeName, nameKey, parentName, readName } from './name.js';
+import { questionHash, type ForwardCache, type CachedAnswer, type CacheEntry } from './cache.js';
+import type { ForwardQuery, UdpReplier } from './answerer.js';
+import { forwardedReply, type Transport } from './handler.js';
+import { HEADER_SIZE, RCODE, UDP_PAYLOAD_MAX, decodeMessage, scanMessage, type DnsMessage, type DnsRecord, type MessageScan, type Question } from './wire.js';
 import { rcodeReply, type FastQuery } from './fast.js';
+import type { ReplySink } from './fast-send.js';
 import { UpstreamUdp, type UpstreamWaiter } from './upstream-udp.js';
 import type { MissTrace } from './miss-trace.js';
 
@@ -100,14 +101,47 @@ class UpstreamAnswer implements Resolved {
   }
 }
 
+/** Bytes of a flight's own copy of its first asker's query (a plain query takes ~30-80; a longer one gets a buffer for the flight). */
+const FLIGHT_QUERY_BYTES = 320;
+/** Flights kept for reuse at most (a process holds at most its share of `maxInFlight` at once). */
+const FLIGHTS_FREE_MAX = 256;
+const NO_UPSTREAMS: readonly Upstream[] = [];
+
 /**
- * One question in flight upstream: its askers and where its attempts stand. A plain object the
- * upstream sockets route replies to and the forwarder's one deadline list times out (a miss used to
- * allocate ~1.4 KB of closures, a slot object and a timer per attempt: bench/dns-miss-alloc.ts).
+ * The reply to a query from its bytes (`length` of them, scanned as `fq`) and the answer it gets
+ * (`decoded`: the query decoded, when the caller already has it); see `forwardWith`.
  */
-class Flight implements UpstreamWaiter {
+export type MakeReply = (msg: Uint8Array, length: number, fq: FastQuery, answer: Resolved, transport: Transport, decoded?: DnsMessage | null) => Uint8Array;
+
+/**
+ * One question in flight upstream: its askers and where its attempts stand. The upstream sockets
+ * route replies to it and the forwarder's one deadline list times it out. A flight holds what a
+ * miss needs while it waits, so the miss makes no other object that lives as long: a copy of the
+ * first asker's query (not Node's receive buffer), the query's scan (it is the `FastQuery`), the
+ * question (it is the `Question`; the name is decoded only when something asks for it) and, for a
+ * query routed from its bytes over UDP, where its answer goes (no closure). Flights are reused: a
+ * miss in flight when the worker's young generation is scavenged used to promote ~1.4 KB of such
+ * objects to the old generation (bench/dns-miss-alloc.ts, services/dns/README.md).
+ */
+class Flight implements UpstreamWaiter, FastQuery, Question {
   upstreamId = 0;
   upstreamSocket: object | null = null;
+  /** The scan of `query` (`FastQuery`) and its question's type and class. */
+  qEnd = 0;
+  ednsLimit = 0;
+  hash = 0;
+  type = 0;
+  class = 0;
+  /** The first asker's query (for a decoded one: a zeroed header and its question), `length` bytes of it. */
+  query: Uint8Array;
+  length = 0;
+  readonly #own = new Uint8Array(FLIGHT_QUERY_BYTES);
+  #name: string | null = null;
+  ups: readonly Upstream[] = NO_UPSTREAMS;
+  preferred = 0;
+  started = 0;
+  attempts = 0;
+  perAttempt = 0;
   /** Attempts made so far, and the index in `ups` of the one under way. */
   tries = 0;
   index = 0;
@@ -119,20 +153,54 @@ class Flight implements UpstreamWaiter {
   timed = false;
   prev: Flight | null = null;
   next: Flight | null = null;
+  /** The next flight of the same bucket in the forwarder's in-flight table. */
+  chain: Flight | null = null;
+  /** Client queries waiting for this answer (joined ones included). */
+  askers = 0;
+  /** The first asker when it was routed from its bytes over UDP: its reply is made by `make` and sent through `to`. */
+  to: UdpReplier | null = null;
+  out: ReplySink | null = null;
+  port = 0;
+  address = '';
+  make: MakeReply | null = null;
+  /** The first asker otherwise (null: a UDP one above). */
+  done: ((answer: Resolved) => void) | null = null;
+  /** Askers that joined (null: none yet). */
+  more: Array<(answer: Resolved) => void> | null = null;
 
-  constructor(
-    readonly key: string,
-    readonly q: Question,
-    /** The asker's question bytes, sent upstream as they are (null: encoded from `q`). */
-    readonly question: Uint8Array | null,
-    readonly ups: readonly Upstream[],
-    readonly preferred: number,
-    readonly started: number,
-    readonly attempts: number,
-    readonly perAttempt: number,
-    readonly askers: Array<(answer: Resolved) => void>,
-    readonly onReply: (f: Flight, msg: Buffer, rinfo: dgram.RemoteInfo) => void,
-  ) {}
+  constructor(readonly onReply: (f: Flight, msg: Buffer, rinfo: dgram.RemoteInfo) => void) {
+    this.query = this.#own;
+  }
+
+  /** The question's name, decoded from `query` the first time it is asked for (domains, the trace, the general cache path). */
+  get name(): string {
+    // The answerer routed the query only if this decodes (answerer.ts `#routable`).
+    if (this.#name === null) this.#name = readName(this.query, HEADER_SIZE, this.qEnd - 4)?.name ?? '';
+    return this.#name;
+  }
+
+  /** Takes `msg` (scanned as `fq`) as the flight's query: copied, so the caller's buffer is not kept. `name`: its name when already decoded. */
+  setQuery(msg: Uint8Array, fq: FastQuery, name: string | null): void {
+    const length = msg.length;
+    this.query = length <= FLIGHT_QUERY_BYTES ? this.#own : new Uint8Array(length);
+    this.query.set(msg);
+    this.length = length;
+    this.qEnd = fq.qEnd;
+    this.ednsLimit = fq.ednsLimit;
+    this.hash = fq.hash;
+    const at = fq.qEnd - 4;
+    this.type = (msg[at]! << 8) | msg[at + 1]!;
+    this.class = (msg[at + 2]! << 8) | msg[at + 3]!;
+    this.#name = name;
+  }
+
+  /** Forgets its askers and query, for reuse. */
+  clear(): void {
+    this.to = null; this.out = null; this.make = null; this.address = '';
+    this.done = null; this.more = null;
+    this.query = this.#own; this.#name = null;
+    this.ups = NO_UPSTREAMS; this.chain = null;
+  }
 
   onUpstreamReply(msg: Buffer, rinfo: dgram.RemoteInfo): void { this.onReply(this, msg, rinfo); }
 }
@@ -140,8 +208,14 @@ class Flight implements UpstreamWaiter {
 export class Forwarder {
   readonly cache: ForwardCache;
   #o: ForwarderOptions;
-  /** Question key -> the upstream query in flight for it and its askers. */
-  #inFlight = new Map<string, Flight>();
+  /**
+   * Questions in flight upstream, by their hash (`FastQuery.hash`), chained per bucket; a fixed
+   * array rather than a Map keyed by a string made per miss. Buckets: twice the cap, within 16-4096.
+   */
+  #table: Array<Flight | null>;
+  #mask: number;
+  /** Flights done with, for the next misses. */
+  #free: Flight[] = [];
   /** Client queries waiting for an upstream answer (joined ones included). */
   #waiting = 0;
   /** TCP connections to upstreams (UDP queries share `#upstreamUdp`'s sockets). */
@@ -169,6 +243,10 @@ export class Forwarder {
     this.cache = options.cache;
     this.#upstreamUdp = new UpstreamUdp({ random: options.random, onUnmatched: () => options.counters.inc('dns.forward.mismatched') });
     this.#domains = new Map((options.domains ?? []).map((d) => [nameKey(d.name), d.upstreams]));
+    let buckets = 16;
+    while (buckets < 2 * options.maxInFlight && buckets < 4096) buckets *= 2;
+    this.#table = new Array<Flight | null>(buckets).fill(null);
+    this.#mask = buckets - 1;
   }
 
   /** The upstreams for a name: its longest configured domain's, else the default ones. */
@@ -180,10 +258,6 @@ export class Forwarder {
       }
     }
     return this.#o.upstreams;
-  }
-
-  static key(q: Question): string {
-    return `${asciiLower(q.name)}|${q.type}|${q.class}`;
   }
 
   /** Client queries waiting for an upstream answer now (at most `maxInFlight`). */
@@ -208,10 +282,7 @@ export class Forwarder {
     return now ?? new Promise<Resolved>((resolve) => { later = resolve; });
   }
 
-  /**
-   * `resolve` for the answering path: `done` gets the answer (at once when there is one now). A
-   * miss makes no promise and no closure of its own: its askers wait in its flight (see Flight).
-   */
+  /** `resolve` for the answering path: `done` gets the answer (at once when there is one now). */
   resolveTo(q: Question, raw: RawQuery | undefined, done: (answer: Resolved) => void): void {
     if (raw === undefined) {
       const cached = this.cache.get(q, this.#o.clock.monotonicMs());
@@ -221,34 +292,98 @@ export class Forwarder {
         return;
       }
     }
-    if (this.#closed || this.#waiting >= this.#o.maxInFlight) {
-      this.#o.counters.inc('dns.forward.overload');
-      this.#o.trace?.shed(this.#o.clock.monotonicMs());
-      done(servfail());
+    if (this.#full()) { done(servfail()); return; }
+    const query = raw ?? questionQuery(q);
+    const flight = this.#find(query.msg, query.fq);
+    if (flight !== null) { this.#join(flight, done); return; }
+    if (this.#busy()) { done(servfail()); return; }
+    const f = this.#flight(query.msg, query.fq, q.name);
+    f.done = done;
+    this.#start(f);
+  }
+
+  /**
+   * A UDP query routed from its bytes (`msg`, scanned as `fq`; valid only during the call) that
+   * missed the cache: the answer goes out as `to.sendUdp(out, make(...), port, address)`. The asker
+   * is folded into the flight (no closure, no object of its own); one that joins a flight already
+   * under way gets a copy of its query and a callback, as `resolveTo`'s askers do.
+   */
+  resolveUdp(msg: Uint8Array, fq: FastQuery, to: UdpReplier, out: ReplySink, port: number, address: string, make: MakeReply): void {
+    if (this.#full()) { to.sendUdp(out, make(msg, msg.length, fq, servfail(), 'udp'), port, address); return; }
+    const flight = this.#find(msg, fq);
+    if (flight !== null) {
+      const copy = Uint8Array.from(msg);
+      const scan: FastQuery = { qEnd: fq.qEnd, ednsLimit: fq.ednsLimit, hash: fq.hash };
+      this.#join(flight, (a) => to.sendUdp(out, make(copy, copy.length, scan, a, 'udp'), port, address));
       return;
     }
-    const key = Forwarder.key(q);
-    const flight = this.#inFlight.get(key);
-    if (flight !== undefined) {
-      this.#waiting++;
-      flight.askers.push(done);
-      return;
+    if (this.#busy()) { to.sendUdp(out, make(msg, msg.length, fq, servfail(), 'udp'), port, address); return; }
+    const f = this.#flight(msg, fq, null);
+    f.to = to; f.out = out; f.port = port; f.address = address; f.make = make;
+    this.#start(f);
+  }
+
+  /** Whether a query cannot wait now (closed, or `maxInFlight` waiting already): counted, traced, for SERVFAIL at once. */
+  #full(): boolean {
+    if (!this.#closed && this.#waiting < this.#o.maxInFlight) return false;
+    this.#o.counters.inc('dns.forward.overload');
+    this.#o.trace?.shed(this.#o.clock.monotonicMs());
+    return true;
+  }
+
+  /** Whether a new miss is shed because the process is backlogged (see `busy`): counted, traced. */
+  #busy(): boolean {
+    if (this.#o.busy?.() !== true) return false;
+    this.#o.counters.inc('dns.forward.busy');
+    this.#o.trace?.shed(this.#o.clock.monotonicMs());
+    return true;
+  }
+
+  /** The flight asking the question of `msg` (scanned as `fq`; letters of the name in any case), or null. */
+  #find(msg: Uint8Array, fq: FastQuery): Flight | null {
+    for (let f: Flight | null = this.#table[fq.hash & this.#mask] ?? null; f !== null; f = f.chain) {
+      if (f.hash === fq.hash && f.qEnd === fq.qEnd && sameQuestion(msg, HEADER_SIZE, f.query, HEADER_SIZE, fq.qEnd - HEADER_SIZE)) return f;
     }
-    if (this.#o.busy?.() === true) {
-      this.#o.counters.inc('dns.forward.busy');
-      this.#o.trace?.shed(this.#o.clock.monotonicMs());
-      done(servfail());
-      return;
-    }
+    return null;
+  }
+
+  #join(f: Flight, done: (answer: Resolved) => void): void {
+    this.#waiting++;
+    f.askers++;
+    (f.more ??= []).push(done);
+  }
+
+  /** A flight (reused when one is free) for a new miss of the question in `msg`, counted. */
+  #flight(msg: Uint8Array, fq: FastQuery, name: string | null): Flight {
     this.#o.counters.inc('dns.forward.cache_miss');
-    const ups = this.upstreamsFor(q.name);
-    const attempts = Math.max(ups.length, 2);
-    const f = new Flight(key, q, raw === undefined ? null : raw.msg.subarray(HEADER_SIZE, raw.fq.qEnd), ups, this.#preferred.get(ups) ?? 0,
-      this.#o.clock.monotonicMs(), attempts, Math.max(100, Math.floor(this.#o.timeoutMs / attempts)), [done], this.#onReply);
+    const f = this.#free.pop() ?? new Flight(this.#onReply);
+    f.setQuery(msg, fq, name);
+    const ups = this.#domains.size === 0 ? this.#o.upstreams : this.upstreamsFor(f.name);
+    f.ups = ups;
+    f.preferred = this.#preferred.get(ups) ?? 0;
+    f.started = this.#o.clock.monotonicMs();
+    f.attempts = Math.max(ups.length, 2);
+    f.perAttempt = Math.max(100, Math.floor(this.#o.timeoutMs / f.attempts));
+    f.tries = 0;
+    f.index = 0;
+    f.askers = 1;
+    return f;
+  }
+
+  /** `f` into the in-flight table, its asker counted, its first attempt made. */
+  #start(f: Flight): void {
     // The asker is in the flight before the query starts: a send that fails at once answers it now.
-    this.#inFlight.set(key, f);
+    const bucket = f.hash & this.#mask;
+    f.chain = this.#table[bucket] ?? null;
+    this.#table[bucket] = f;
     this.#waiting++;
     this.#attempt(f);
+  }
+
+  #remove(f: Flight): void {
+    const bucket = f.hash & this.#mask;
+    if (this.#table[bucket] === f) { this.#table[bucket] = f.chain; return; }
+    for (let p: Flight | null = this.#table[bucket] ?? null; p !== null; p = p.chain) if (p.chain === f) { p.chain = f.chain; return; }
   }
 
   /** The next upstream for `f`, or SERVFAIL for its askers when attempts or time ran out. */
@@ -269,14 +404,14 @@ export class Forwarder {
     this.#upstreamUdp.take(up.address.includes(':') ? 6 : 4, f);
     this.#schedule(f, now + Math.min(f.perAttempt, left));
     // A send that fails later (only dgram's fallback path reports one) ends in the attempt's timeout.
-    if (!this.#upstreamUdp.send(f, this.#query(f.q, f.question, f.upstreamId), up.port, up.address)) this.#attemptEnded(f, null);
+    if (!this.#upstreamUdp.send(f, queryBytes(f.upstreamId, f.query, HEADER_SIZE, f.qEnd), up.port, up.address)) this.#attemptEnded(f, null);
   }
 
   /** A datagram with `f`'s ID on its socket: counted and ignored unless it answers `f`'s query. */
   #udpReply(f: Flight, msg: Buffer, rinfo: dgram.RemoteInfo): void {
     const up = f.ups[f.index]!;
     if (rinfo.address !== up.address || rinfo.port !== up.port) { this.#o.counters.inc('dns.forward.spoofed'); return; }
-    const scan = checkReply(msg, f.upstreamId, f.q, f.question);
+    const scan = checkReply(msg, f.upstreamId, f, f.query, HEADER_SIZE, f.qEnd);
     if (scan === null) { this.#o.counters.inc('dns.forward.mismatched'); return; }
     // Where a miss's time goes: the upstream's part (send to reply read, this process's wake-up
     // included), summed in microseconds with the replies counted, so processes add up.
@@ -292,7 +427,7 @@ export class Forwarder {
     this.#unschedule(f);
     if (reply !== null && (reply.bytes[2]! & 0x02) !== 0) { // TC
       const tcpLeft = this.#o.timeoutMs - (this.#o.clock.monotonicMs() - f.started);
-      if (tcpLeft > 0) { void this.#tcp(f.ups[f.index]!, f.q, f.question, tcpLeft).then((r) => this.#replied(f, r)); return; }
+      if (tcpLeft > 0) { void this.#tcp(f.ups[f.index]!, f, tcpLeft).then((r) => this.#replied(f, r)); return; }
       reply = null;
     }
     this.#replied(f, reply);
@@ -306,30 +441,42 @@ export class Forwarder {
     this.#answered(f, reply);
   }
 
-  /** The upstreams' reply to `f`'s question (null: none good): cached, then every asker told. */
+  /** The upstreams' reply to `f`'s question (null: none good): cached, then every asker told; `f` is free again. */
   #answered(f: Flight, reply: UpstreamReply | null): void {
-    this.#inFlight.delete(f.key);
-    const askers = f.askers;
-    this.#waiting -= askers.length;
+    this.#remove(f);
+    this.#waiting -= f.askers;
     let answer: Resolved;
     if (reply === null) {
       answer = servfail();
     } else {
       const a = new UpstreamAnswer(reply);
       if (!this.#closed) {
-        a.entry = this.cache.store(f.q, reply.bytes, a, this.#o.clock.monotonicMs(), reply.scan);
+        a.entry = this.cache.store(f, reply.bytes, a, this.#o.clock.monotonicMs(), reply.scan);
         if (a.entry !== null) this.#o.onCached?.(a.entry);
       }
       answer = a;
     }
-    for (const done of askers) {
+    // One asker's reply must not cost the others theirs.
+    if (f.to !== null) {
       try {
-        done(answer);
+        f.to.sendUdp(f.out!, f.make!(f.query, f.length, f, answer, 'udp'), f.port, f.address);
       } catch {
-        this.#o.counters.inc('dns.forward.answer_failed'); // one asker's reply must not cost the others theirs
+        this.#o.counters.inc('dns.forward.answer_failed');
       }
     }
-    if (reply !== null) this.#o.trace?.miss(f.q.name, f.started, f.sentMs, f.replyMs, this.#o.clock.monotonicMs());
+    if (f.done !== null) this.#tell(f.done, answer);
+    if (f.more !== null) for (const done of f.more) this.#tell(done, answer);
+    if (reply !== null) this.#o.trace?.miss(f.name, f.started, f.sentMs, f.replyMs, this.#o.clock.monotonicMs());
+    f.clear();
+    if (this.#free.length < FLIGHTS_FREE_MAX) this.#free.push(f);
+  }
+
+  #tell(done: (answer: Resolved) => void, answer: Resolved): void {
+    try {
+      done(answer);
+    } catch {
+      this.#o.counters.inc('dns.forward.answer_failed');
+    }
   }
 
   /** Puts `f` on the deadline list at `at`, arming the timer if it is now the earliest. */
@@ -367,20 +514,10 @@ export class Forwarder {
     if (this.#head !== null && this.#timer === null) this.#arm(this.#head.deadline);
   }
 
-  /** Our query with ID `id`: RD, the question (the asker's bytes when we have them), an OPT. */
-  #query(q: Question, question: Uint8Array | null, id: number): Uint8Array {
-    if (question !== null) return queryBytes(id, question);
-    const m = emptyMessage(id);
-    m.rd = true;
-    m.questions = [q];
-    m.edns = { udpSize: UDP_PAYLOAD_MAX, extendedRcode: 0, version: 0, dnssecOk: false, options: [] };
-    return encodeMessage(m).bytes;
-  }
-
-  #tcp(up: Upstream, q: Question, question: Uint8Array | null, timeoutMs: number): Promise<UpstreamReply | null> {
+  #tcp(up: Upstream, f: Flight, timeoutMs: number): Promise<UpstreamReply | null> {
     return new Promise((resolve) => {
       const id = this.#o.random.int(65536);
-      const bytes = this.#query(q, question, id);
+      const bytes = queryBytes(id, f.query, HEADER_SIZE, f.qEnd);
       const socket = net.connect({ host: up.address, port: up.port });
       this.#sockets.add(socket);
       let buf = Buffer.alloc(0);
@@ -409,7 +546,7 @@ export class Forwarder {
         const n = buf.readUInt16BE(0);
         if (buf.length < 2 + n) return;
         const bytes = buf.subarray(2, 2 + n);
-        const scan = checkReply(bytes, id, q, question);
+        const scan = checkReply(bytes, id, f, f.query, HEADER_SIZE, f.qEnd);
         finish(scan === null ? null : { bytes, scan });
       });
     });
@@ -437,20 +574,25 @@ export function inFlightShare(maxInFlight: number, processes: number): number {
 /**
  * The answering process's forward step: the cache or the upstreams, then the reply for the asker,
  * made from the cached entry's bytes (or, for SERVFAIL, from the query's) when the query came with
- * its raw form (no encoding), else encoded from the records.
+ * its raw form (no encoding), else encoded from the records. Its `udp` takes a UDP query routed
+ * from its bytes straight into a flight (`Forwarder.resolveUdp`).
  */
 export function forwardWith(forwarder: Forwarder, nodeName: string, clock: Clock): ForwardQuery {
-  return (q, query, transport, send, raw) => {
+  const make: MakeReply = (msg, length, fq, a, transport, decoded = null) => {
+    if (a.entry !== null) return forwarder.cache.reply(msg, fq, a.entry, clock.monotonicMs(), transport === 'tcp');
+    if (a.rcode === RCODE.SERVFAIL) return rcodeReply(msg, fq, RCODE.SERVFAIL, true); // shed or failed: cheap
+    // A query routed from its bytes is decoded only now, for an answer that was not cached.
+    const d = decoded ?? decodedQuery(length === msg.length ? msg : msg.subarray(0, length));
+    return d === null ? rcodeReply(msg, fq, RCODE.SERVFAIL, true) : forwardedReply(d, { nodeName, transport }, a.rcode, a.answers, a.authority, a.additional);
+  };
+  const forward: ForwardQuery = (q, query, transport, send, raw) => {
     forwarder.resolveTo(q, raw, (a) => {
-      if (raw !== undefined && a.entry !== null) send(forwarder.cache.reply(raw.msg, raw.fq, a.entry, clock.monotonicMs(), transport === 'tcp'));
-      else if (raw !== undefined && a.rcode === RCODE.SERVFAIL) send(rcodeReply(raw.msg, raw.fq, RCODE.SERVFAIL, true)); // shed or failed: cheap
-      else {
-        // A query routed from its bytes is decoded only now, for an answer that was not cached.
-        const d = query ?? decodedQuery(raw!.msg);
-        send(d === null ? rcodeReply(raw!.msg, raw!.fq, RCODE.SERVFAIL, true) : forwardedReply(d, { nodeName, transport }, a.rcode, a.answers, a.authority, a.additional));
-      }
+      send(raw !== undefined ? make(raw.msg, raw.msg.length, raw.fq, a, transport, query)
+        : forwardedReply(query!, { nodeName, transport }, a.rcode, a.answers, a.authority, a.additional));
     });
   };
+  forward.udp = (msg, fq, to, out, port, address) => forwarder.resolveUdp(msg, fq, to, out, port, address, make);
+  return forward;
 }
 
 function decodedQuery(msg: Uint8Array): DnsMessage | null {
@@ -458,15 +600,30 @@ function decodedQuery(msg: Uint8Array): DnsMessage | null {
   return d.ok ? d.value : null;
 }
 
-/** A query for `question` (name, type, class as on the wire) with ID `id`, RD and an OPT (RFC 6891). */
-export function queryBytes(id: number, question: Uint8Array): Uint8Array {
-  const out = new Uint8Array(HEADER_SIZE + question.length + 11);
+/** A decoded query's question as a query routed from its bytes would carry it: a zeroed header, the name in the case asked, type, class. */
+function questionQuery(q: Question): RawQuery {
+  const name = encodeName(q.name);
+  const msg = new Uint8Array(HEADER_SIZE + name.length + 4);
+  msg.set(name, HEADER_SIZE);
+  const at = HEADER_SIZE + name.length;
+  msg[at] = q.type >> 8; msg[at + 1] = q.type & 0xff;
+  msg[at + 2] = q.class >> 8; msg[at + 3] = q.class & 0xff;
+  return { msg, fq: { qEnd: msg.length, ednsLimit: 0, hash: questionHash(msg.subarray(HEADER_SIZE), name.length) } };
+}
+
+/**
+ * A query for the question in `bytes` from `start` to `end` (name, type, class as on the wire) with
+ * ID `id`, RD and an OPT (RFC 6891).
+ */
+export function queryBytes(id: number, bytes: Uint8Array, start = 0, end = bytes.length): Uint8Array {
+  const length = end - start;
+  const out = new Uint8Array(HEADER_SIZE + length + 11);
   out[0] = id >> 8; out[1] = id & 0xff;
   out[2] = 0x01; // RD
   out[5] = 1; // QDCOUNT
   out[11] = 1; // ARCOUNT: the OPT
-  out.set(question, HEADER_SIZE);
-  const at = HEADER_SIZE + question.length;
+  for (let i = 0; i < length; i++) out[HEADER_SIZE + i] = bytes[start + i]!;
+  const at = HEADER_SIZE + length;
   out[at + 2] = 41; // root owner, TYPE OPT
   out[at + 3] = UDP_PAYLOAD_MAX >> 8; out[at + 4] = UDP_PAYLOAD_MAX & 0xff;
   return out;
@@ -474,14 +631,15 @@ export function queryBytes(id: number, question: Uint8Array): Uint8Array {
 
 /**
  * The reply's scan if it answers our query: a message the decoder accepts, same ID, QR set, our
- * question (case-insensitive). `question`: the question's bytes as we sent them, compared as bytes
- * first; only when they differ (another case is fine, a compressed name too) is the name decoded.
+ * question (case-insensitive). `question` from `start` to `end`: the question's bytes as we sent
+ * them, compared as bytes first; only when they differ (another case is fine, a compressed name
+ * too) is the name decoded.
  */
-export function checkReply(msg: Uint8Array, id: number, q: Question, question: Uint8Array | null = null): MessageScan | null {
+export function checkReply(msg: Uint8Array, id: number, q: Question, question: Uint8Array | null = null, start = 0, end = question?.length ?? 0): MessageScan | null {
   if (msg.length < HEADER_SIZE || (msg[2]! & 0x80) === 0 || ((msg[0]! << 8) | msg[1]!) !== id || msg[4] !== 0 || msg[5] !== 1) return null;
   const scan = scanMessage(msg);
   if (scan === null) return null;
-  if (question !== null && sameQuestionBytes(msg, question)) return scan;
+  if (question !== null && HEADER_SIZE + end - start <= msg.length && sameQuestion(msg, HEADER_SIZE, question, start, end - start)) return scan;
   const name = readName(msg, HEADER_SIZE);
   if (name === null) return null;
   const at = name.end;
@@ -489,17 +647,19 @@ export function checkReply(msg: Uint8Array, id: number, q: Question, question: U
   return asciiLower(name.name) === asciiLower(q.name) ? scan : null;
 }
 
-/** Whether the question at the start of `msg`'s body is `question`'s bytes, letters of the name in any case. */
-function sameQuestionBytes(msg: Uint8Array, question: Uint8Array): boolean {
-  if (HEADER_SIZE + question.length > msg.length) return false;
-  const nameLength = question.length - 4;
-  for (let i = 0; i < question.length; i++) {
-    let a = msg[HEADER_SIZE + i]!, b = question[i]!;
+/**
+ * Whether the `length` bytes of a question (name, type, class) at `aAt` in `a` and at `bAt` in `b`
+ * are the same, letters of the name in any case (both within their arrays: the caller checks).
+ */
+function sameQuestion(a: Uint8Array, aAt: number, b: Uint8Array, bAt: number, length: number): boolean {
+  const nameLength = length - 4;
+  for (let i = 0; i < length; i++) {
+    let x = a[aAt + i]!, y = b[bAt + i]!;
     if (i < nameLength) {
-      if (a >= 0x41 && a <= 0x5a) a |= 0x20;
-      if (b >= 0x41 && b <= 0x5a) b |= 0x20;
+      if (x >= 0x41 && x <= 0x5a) x |= 0x20;
+      if (y >= 0x41 && y <= 0x5a) y |= 0x20;
     }
-    if (a !== b) return false;
+    if (x !== y) return false;
   }
   return true;
 }

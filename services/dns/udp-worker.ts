@@ -29,6 +29,9 @@ let answerer: DnsAnswerer | null = null;
 const sockets = new Map<string, dgram.Socket>();
 let forwarder: Forwarder | null = null;
 let forward: ForwardQuery = () => undefined;
+/** `forward` as it is when a query comes (it is set by 'init', the sockets may be served before). */
+const current: ForwardQuery = (q, query, transport, send, raw) => forward(q, query, transport, send, raw);
+current.udp = (msg, fq, to, out, port, address) => forward.udp?.(msg, fq, to, out, port, address);
 /**
  * Entries cached here go to the daemon (within the share budget): the first of an event-loop turn
  * at once, before its client's reply leaves (that client's next question may reach the daemon),
@@ -103,7 +106,7 @@ process.on('message', (m: ToWorker, handle: unknown) => {
       sockets.get(local)?.close();
       sockets.set(local, socket);
       socket.on('error', () => a.counters.inc('dns.udp.send_failed'));
-      a.serve(socket, (q, query, transport, send, raw) => forward(q, query, transport, send, raw));
+      a.serve(socket, current);
       post({ t: 'serving', address: local });
       return;
     }

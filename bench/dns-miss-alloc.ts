@@ -16,6 +16,7 @@
 // bytes per miss by allocating function (the top 25). With SURVIVORS=1 only what is still alive at
 // the end counts; SURVIVORS=1 PROMOTED=1 counts what outlived a scavenge (promoted to the old
 // generation, alive or collected there since): what makes old-generation collections.
+// The listing ends with the sum over every site (RESULT dns.forward.miss_<allocated|surviving|promoted>_bytes).
 // CACHE_SIZE=N runs the forwarding cache with N entries (e.g. 1: what survives besides the cache).
 // Prints `RESULT dns.forward.miss_alloc_bytes lanha=<bytes per miss> anchor=NA ...` (lanha only).
 import { execFileSync, fork } from 'node:child_process';
@@ -152,6 +153,11 @@ dns:
     };
     walk(p.head);
     for (const [site, bytes] of [...bySite].sort((a, b) => b[1] - a[1]).slice(0, 25)) console.log(`${String(Math.round(bytes / misses)).padStart(6)} B/miss  ${site}`);
+    let total = 0;
+    for (const bytes of bySite.values()) total += bytes;
+    const kept = process.env['SURVIVORS'] !== '1' ? 'allocated' : process.env['PROMOTED'] === '1' ? 'promoted' : 'surviving';
+    console.log(`${String(Math.round(total / misses)).padStart(6)} B/miss  in all (${kept}, sampled)`);
+    console.log(`RESULT dns.forward.miss_${kept}_bytes lanha=${Math.round(total / misses)} anchor=NA ratio=NA unit=B better=lower`);
     profile.disconnect();
   }
   await new Promise((resolve) => setTimeout(resolve, 50));

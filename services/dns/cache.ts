@@ -140,8 +140,9 @@ export function wireCacheTtl(msg: Uint8Array, table: RecordTable, rcode: number)
   if (rcode !== RCODE.NXDOMAIN && rcode !== RCODE.NOERROR) return 0;
   const an = (msg[6]! << 8) | msg[7]!;
   const ns = (msg[8]! << 8) | msg[9]!;
-  const chain = wireAnswerChain(msg, table, an);
-  if (chain === null) return 0;
+  const links = wireAnswerChain(msg, table, an);
+  if (links < 0) return 0;
+  const chain = chainScratch;
   let chainTtl = POSITIVE_TTL_MAX;
   for (let i = 0; i < an; i++) chainTtl = Math.min(chainTtl, ttlReceived(u32(msg, table.ttlAt[i]!)));
   if (!wireIsNegative(msg, table, rcode)) return chainTtl;
@@ -150,7 +151,7 @@ export function wireCacheTtl(msg: Uint8Array, table: RecordTable, rcode: number)
     const at = table.ttlAt[i]!;
     const owner = table.start[i]!;
     let under = false;
-    for (let k = 0; k < chain.length && !under; k++) under = nameUnderAt(msg, chain[k]!, owner);
+    for (let k = 0; k < links && !under; k++) under = nameUnderAt(msg, chain[k]!, owner);
     if (!under) return 0;
     const rdEnd = at + 6 + ((msg[at + 4]! << 8) | msg[at + 5]!);
     if (rdEnd - (at + 6) < 4) return 0;
@@ -169,35 +170,38 @@ export function wireIsNegative(msg: Uint8Array, table: RecordTable, rcode: numbe
   return true;
 }
 
-/** The chain `wireAnswerChain` returns, reused (a miss allocates as little as it can, README). */
+/**
+ * The chain `wireAnswerChain` fills, reused; its length is what the call returns, never cut (setting
+ * an array's length to 0 drops its backing store, and the next push allocates one: ~100 bytes a miss).
+ */
 const chainScratch: number[] = [];
 
-/** `answerChain` on the wire: offsets of the names the first `an` records may belong to, or null (valid until the next call). */
-function wireAnswerChain(msg: Uint8Array, table: RecordTable, an: number): number[] | null {
-  if (an > ANSWERS_CHECKED_MAX) return null;
+/** `answerChain` on the wire: offsets of the names the first `an` records may belong to, in `chainScratch`; how many (-1: none may be cached). */
+function wireAnswerChain(msg: Uint8Array, table: RecordTable, an: number): number {
+  if (an > ANSWERS_CHECKED_MAX) return -1;
   const qEnd = nameEnd(msg, HEADER_SIZE);
   const qtype = (msg[qEnd]! << 8) | msg[qEnd + 1]!;
   const qclass = (msg[qEnd + 2]! << 8) | msg[qEnd + 3]!;
   const chain = chainScratch;
-  chain.length = 0;
-  chain.push(HEADER_SIZE);
+  let links = 0;
+  chain[links++] = HEADER_SIZE;
   for (let i = 0; i < an; i++) {
     const at = table.ttlAt[i]!;
     const owner = table.start[i]!;
     const klass = (msg[at - 2]! << 8) | msg[at - 1]!;
-    if (klass !== qclass && qclass !== CLASS_ANY) return null;
+    if (klass !== qclass && qclass !== CLASS_ANY) return -1;
     let inChain = false;
-    for (let k = 0; k < chain.length && !inChain; k++) inChain = sameNameAt(msg, chain[k]!, owner);
-    if (!inChain) return null;
+    for (let k = 0; k < links && !inChain; k++) inChain = sameNameAt(msg, chain[k]!, owner);
+    if (!inChain) return -1;
     const type = table.type[i]!;
     if (type === T.CNAME) {
-      if (chain.length > CNAME_CHAIN_MAX) return null;
-      chain.push(at + 6); // the RDATA: the target's name
+      if (links > CNAME_CHAIN_MAX) return -1;
+      chain[links++] = at + 6; // the RDATA: the target's name
     } else if (type !== qtype && qtype !== T.ANY) {
-      return null;
+      return -1;
     }
   }
-  return chain;
+  return links;
 }
 
 function soaMinimum(soa: DnsRecord): number {

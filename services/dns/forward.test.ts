@@ -4,7 +4,7 @@ import { Counters } from '../../lib/counters.js';
 import { systemClock } from '../../lib/clock.js';
 import { seededRandom } from '../../lib/random.js';
 import { ForwardCache, wireOf } from './cache.js';
-import { Forwarder, checkReply, forwardWith, queryBytes } from './forward.js';
+import { Forwarder, checkReply, forwardWith, queryBytes, queryInto } from './forward.js';
 import type { ReplySink } from './fast-send.js';
 import { forwardedReply } from './handler.js';
 import { rcodeReply, scanQuery, type FastQuery } from './fast.js';
@@ -115,6 +115,11 @@ t.test('queryBytes: the hand-built upstream query is what the encoder makes', as
   t.ok(d.ok);
   if (!d.ok) return;
   t.same([d.value.id, d.value.rd, d.value.qr, d.value.questions, d.value.edns?.udpSize, d.value.answers.length], [0x1234, true, false, [{ name: 'Www.Example', type: T.AAAA, class: CLASS_IN }], 1232, 0]);
+  // Written into a reused buffer (the upstream socket's scratch area) from a query's question: every byte.
+  const query = Uint8Array.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, ...question, 0xee]);
+  const dirty = new Uint8Array(12 + question.length + 11).fill(0xab);
+  queryInto(dirty, 0x1234, query, 12, 12 + question.length);
+  t.same(Buffer.from(dirty), Buffer.from(queryBytes(0x1234, question)), 'queryInto over old bytes: the same query');
 });
 
 t.test('rcodeReply: the SERVFAIL made from the query\'s bytes decodes as the encoded one', async (t) => {

@@ -106,6 +106,8 @@ const FLIGHT_QUERY_BYTES = 320;
 /** Flights kept for reuse at most (a process holds at most its share of `maxInFlight` at once). */
 const FLIGHTS_FREE_MAX = 256;
 const NO_UPSTREAMS: readonly Upstream[] = [];
+/** Our OPT record (root owner, TYPE, size, extended RCODE, version, flags, RDLENGTH 0). */
+const OPT_SIZE = 11;
 
 /**
  * The reply to a query from its bytes (`length` of them, scanned as `fq`) and the answer it gets
@@ -404,7 +406,9 @@ export class Forwarder {
     this.#upstreamUdp.take(up.address.includes(':') ? 6 : 4, f);
     this.#schedule(f, now + Math.min(f.perAttempt, left));
     // A send that fails later (only dgram's fallback path reports one) ends in the attempt's timeout.
-    if (!this.#upstreamUdp.send(f, queryBytes(f.upstreamId, f.query, HEADER_SIZE, f.qEnd), up.port, up.address)) this.#attemptEnded(f, null);
+    const bytes = this.#upstreamUdp.buffer(f, f.qEnd + OPT_SIZE);
+    queryInto(bytes, f.upstreamId, f.query, HEADER_SIZE, f.qEnd);
+    if (!this.#upstreamUdp.send(f, bytes, up.port, up.address)) this.#attemptEnded(f, null);
   }
 
   /** A datagram with `f`'s ID on its socket: counted and ignored unless it answers `f`'s query. */
@@ -616,17 +620,26 @@ function questionQuery(q: Question): RawQuery {
  * ID `id`, RD and an OPT (RFC 6891).
  */
 export function queryBytes(id: number, bytes: Uint8Array, start = 0, end = bytes.length): Uint8Array {
+  const out = new Uint8Array(HEADER_SIZE + end - start + OPT_SIZE);
+  queryInto(out, id, bytes, start, end);
+  return out;
+}
+
+/** `queryBytes` written into `out`, which is that many bytes long (a reused buffer: every byte of it is written). */
+export function queryInto(out: Uint8Array, id: number, bytes: Uint8Array, start: number, end: number): void {
   const length = end - start;
-  const out = new Uint8Array(HEADER_SIZE + length + 11);
   out[0] = id >> 8; out[1] = id & 0xff;
   out[2] = 0x01; // RD
-  out[5] = 1; // QDCOUNT
-  out[11] = 1; // ARCOUNT: the OPT
+  out[3] = 0;
+  out[4] = 0; out[5] = 1; // QDCOUNT
+  out[6] = 0; out[7] = 0; out[8] = 0; out[9] = 0;
+  out[10] = 0; out[11] = 1; // ARCOUNT: the OPT
   for (let i = 0; i < length; i++) out[HEADER_SIZE + i] = bytes[start + i]!;
   const at = HEADER_SIZE + length;
-  out[at + 2] = 41; // root owner, TYPE OPT
+  out[at] = 0; // root owner
+  out[at + 1] = 0; out[at + 2] = 41; // TYPE OPT
   out[at + 3] = UDP_PAYLOAD_MAX >> 8; out[at + 4] = UDP_PAYLOAD_MAX & 0xff;
-  return out;
+  for (let i = at + 5; i < at + OPT_SIZE; i++) out[i] = 0; // extended RCODE, version, flags, RDLENGTH
 }
 
 /**

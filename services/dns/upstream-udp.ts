@@ -72,6 +72,16 @@ export class UpstreamUdp {
   }
 
   /**
+   * `size` bytes to write `w`'s query into before `send`, valid until the socket's next `buffer`
+   * call (its sender's scratch area: a query allocates no buffer; one the kernel did not take at
+   * once moves the area on, lib/udp-direct.ts). A buffer of its own if `w` holds no socket.
+   */
+  buffer(w: UpstreamWaiter, size: number): Uint8Array {
+    const s = w.upstreamSocket as PoolSocket | null;
+    return s === null ? new Uint8Array(size) : s.sender.buffer(size);
+  }
+
+  /**
    * Sends `w`'s query from the socket it took; false when the send failed at once (or it holds
    * none). A failure reported later (dgram's fallback path only) is not: the query times out.
    */

@@ -155,6 +155,9 @@ export interface RecordTable {
   ttlAt: number[];
 }
 
+/** Records up to which `scanMessage` makes its lists at their length at once. */
+const SCAN_PRESIZED_MAX = 16;
+
 /** A message `decodeMessage` accepts, walked without decoding: its records and its full RCODE. */
 export interface MessageScan extends RecordTable {
   /** The header's RCODE plus the OPT's extended bits, as `decodeMessage` gives it. */
@@ -175,9 +178,13 @@ export function scanMessage(msg: Uint8Array): MessageScan | null {
     if (end < 0 || end + 4 > msg.length) return null;
     p = end + 4;
   }
-  const out: MessageScan = { start: [], type: [], ttlAt: [], rcode: msg[3]! & 0xf };
-  let opt = false;
   const total = an + ns + ar;
+  // Lists made at their length when it is small (a reply's usual few records): pushed into from
+  // empty, each grew a backing store of 17 slots first (~450 bytes a forwarded miss in all).
+  const out: MessageScan = total <= SCAN_PRESIZED_MAX
+    ? { start: new Array<number>(total), type: new Array<number>(total), ttlAt: new Array<number>(total), rcode: msg[3]! & 0xf }
+    : { start: [], type: [], ttlAt: [], rcode: msg[3]! & 0xf };
+  let opt = false;
   for (let i = 0; i < total; i++) {
     const end = nameEnd(msg, p);
     if (end < 0 || end + 10 > msg.length) return null;
@@ -192,9 +199,10 @@ export function scanMessage(msg: Uint8Array): MessageScan | null {
     } else if (!rdataFits(msg, type, start, rdlen)) {
       return null;
     }
-    out.start.push(p);
-    out.type.push(type);
-    out.ttlAt.push(end + 4);
+    // Every index below `total` is written or the scan fails: the lists are exactly the records.
+    out.start[i] = p;
+    out.type[i] = type;
+    out.ttlAt[i] = end + 4;
     p = start + rdlen;
   }
   return p === msg.length ? out : null;

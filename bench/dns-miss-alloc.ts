@@ -168,7 +168,7 @@ dns:
   const flags = process.env['WORKER_FLAGS'];
   if (flags !== undefined) {
     const k = 10_000 / misses;
-    console.log(`flags ${flags}: ${run.answered}/${misses} answered; per 10,000 misses ${Math.round(minor * k)} scavenges, ${Math.round(major * k)} old-generation pauses, ${(gcMs * k).toFixed(0)} ms of GC (scavenges ${(minorMs * k).toFixed(0)}); longest ${gcMaxMs.toFixed(2)} ms; CPU ${((used.user + used.system) / misses).toFixed(1)} us per miss`);
+    console.log(`flags ${flags}: ${run.answered}/${misses} answered; per 10,000 misses ${(minor * k).toFixed(1)} scavenges, ${(major * k).toFixed(1)} old-generation pauses (${major} in all), ${(gcMs * k).toFixed(0)} ms of GC (scavenges ${(minorMs * k).toFixed(0)}); longest ${gcMaxMs.toFixed(2)} ms; CPU ${((used.user + used.system) / misses).toFixed(1)} us per miss`);
     console.log(`RESULT dns.forward.miss_gc_ms_per_10k lanha=${(gcMs * k).toFixed(1)} anchor=NA ratio=NA unit=ms better=lower`);
     return;
   }

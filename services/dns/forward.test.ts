@@ -294,17 +294,17 @@ t.test('folded UDP askers: the callback path\'s replies, joined askers with thei
   const got: Array<{ bytes: Uint8Array; port: number; address: string }> = [];
   const to = { sendUdp: (_out: unknown, bytes: Uint8Array, port: number, address: string) => { got.push({ bytes: Uint8Array.from(bytes), port, address }); } };
   const out = {} as ReplySink;
-  const query = (name: string, id: number, edns: boolean): { msg: Buffer; fq: FastQuery } => {
+  const query = (name: string, id: number, edns: boolean | 'do'): { msg: Buffer; fq: FastQuery } => {
     const m = emptyMessage(id);
     m.rd = true;
     m.questions = [{ name, type: T.A, class: CLASS_IN }];
-    if (edns) m.edns = { udpSize: 1232, extendedRcode: 0, version: 0, dnssecOk: false, options: [] };
+    if (edns !== false) m.edns = { udpSize: 1232, extendedRcode: 0, version: 0, dnssecOk: edns === 'do', options: [] };
     const msg = Buffer.from(encodeMessage(m).bytes);
     const fq: FastQuery = { qEnd: 0, ednsLimit: 0, hash: 0 };
     t.ok(scanQuery(msg, fq));
     return { msg, fq };
   };
-  const folded = async (name: string, id: number, edns: boolean): Promise<Uint8Array> => {
+  const folded = async (name: string, id: number, edns: boolean | 'do'): Promise<Uint8Array> => {
     const before = got.length;
     const { msg, fq } = query(name, id, edns);
     forward.udp!(msg, fq, to, out, 5300 + id, '127.0.0.9');
@@ -313,7 +313,7 @@ t.test('folded UDP askers: the callback path\'s replies, joined askers with thei
     t.same([got[before]!.port, got[before]!.address], [5300 + id, '127.0.0.9'], `${name}: sent to its asker`);
     return got[before]!.bytes;
   };
-  const viaCallback = (name: string, id: number, edns: boolean): Promise<Uint8Array> => new Promise((resolve) => {
+  const viaCallback = (name: string, id: number, edns: boolean | 'do'): Promise<Uint8Array> => new Promise((resolve) => {
     const { msg, fq } = query(name, id, edns);
     const q = { name, type: T.A, class: CLASS_IN };
     forward(q, null, 'udp', (bytes) => resolve(Uint8Array.from(bytes)), { msg, fq });
@@ -324,9 +324,11 @@ t.test('folded UDP askers: the callback path\'s replies, joined askers with thei
     return { id: d.value.id, rcode: d.value.rcode, name: d.value.questions[0]?.name, answers: d.value.answers.length, opt: d.value.edns != null };
   };
 
-  for (const [name, edns] of [['Www.Example', true], ['zero.Example', true], ['plain.example', false]] as const) {
+  for (const [name, edns] of [['Www.Example', true], ['zero.Example', 'do'], ['plain.example', false], ['Signed.example', 'do']] as const) {
     const a = await folded(name, 7, edns);
-    t.same(summary(a), { id: 7, rcode: 0, name, answers: 1, opt: edns }, `${name}: its ID, its case, the answer${edns ? ', the OPT' : ''}`);
+    t.same(summary(a), { id: 7, rcode: 0, name, answers: 1, opt: edns !== false }, `${name}: its ID, its case, the answer${edns !== false ? ', the OPT' : ''}`);
+    const d = decodeMessage(a);
+    t.equal(d.ok && d.value.edns?.dnssecOk === true, edns === 'do', `${name}: DO as asked (RFC 3225)`);
     t.same(Buffer.from(a), Buffer.from(await viaCallback(name, 7, edns)), `${name}: the callback path's bytes`);
   }
 

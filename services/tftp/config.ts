@@ -17,10 +17,12 @@ export const tftpConfig = z.object({
   /** Worker threads that run the transfers (0: on the main thread). */
   workers: z.number().int().min(0).max(16).default(2),
   /**
-   * The shared block cache for files many clients read at once (per worker). 32 MiB holds a kernel
-   * and an initramfs; past it, chunks come from the kernel's page cache again (one read per 1 MiB).
+   * The block cache for files many clients read at once, ONE for all transfer threads (a
+   * SharedArrayBuffer: its pages become resident only as chunks are read into them). 64 MiB holds
+   * kernels and initramfs images; past it, chunks come from the kernel's page cache again (one read
+   * per 1 MiB).
    */
-  cacheMiB: z.number().int().min(1).max(4096).default(32),
+  cacheMiB: z.number().int().min(1).max(4096).default(64),
   /**
    * After a lock-step transfer sends a block, poll for its ACK without sleeping for at most this
    * many microseconds (busy-poll.ts); 0 turns it off. Only while one transfer runs on a thread.

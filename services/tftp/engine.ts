@@ -8,7 +8,8 @@ import { dataPacket, decodePacket, encodeError, encodeOack, ErrorCode, type Requ
 import { AckOutcome, negotiate, Transfer, type TransferEffect, type TransferEvent } from './transfer.js';
 import { checkName, compileRemap, remapCandidates, type ClientInfo, type RemapRule } from './paths.js';
 import { BusyPoll, EpochEnd, TurnOutcome } from './busy-poll.js';
-import { BlockCache, BufferSource, CachedSource, openInRoot, releaseFile, toNetascii, type OpenedFile, type Source } from './files.js';
+import { BufferSource, CachedSource, openInRoot, releaseFile, toNetascii, type OpenedFile, type Source } from './files.js';
+import type { BlockCache } from './block-cache.js';
 
 // Running transfers: open the file, negotiate, bind the TID, drive the pure core with socket
 // events and timers. The server's main thread uses it directly, or runs it in worker threads
@@ -492,7 +493,7 @@ export class LoopPoller {
 
 export class TransferEngine {
   readonly config: TftpConfig;
-  readonly cache: BlockCache;
+  readonly cache: BlockCache<OpenedFile>;
   readonly #host: EngineHost;
   readonly #rootReal: string;
   readonly #rules: RemapRule[];
@@ -500,12 +501,13 @@ export class TransferEngine {
   #stopped = false;
   readonly #poller: LoopPoller | null;
 
-  constructor(config: TftpConfig, rootReal: string, host: EngineHost) {
+  /** `cache` is this thread's handle on the block cache the server allocated for all transfer threads. */
+  constructor(config: TftpConfig, rootReal: string, host: EngineHost, cache: BlockCache<OpenedFile>) {
     this.config = config;
     this.#rootReal = rootReal;
     this.#host = host;
     this.#rules = compileRemap(config.remap);
-    this.cache = new BlockCache(config.cacheMiB * 1048576);
+    this.cache = cache;
     this.#poller = config.busyPollUs > 0 ? new LoopPoller(config.busyPollUs, host.clock, host.counters, () => this.#transfers.size) : null;
   }
 

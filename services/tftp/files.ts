@@ -1,10 +1,11 @@
 import { open, realpath, type FileHandle } from 'node:fs/promises';
 import { read as readCallback, constants } from 'node:fs';
 import { join } from 'node:path';
+import { BlockCache, type CacheLayout, type HeldChunk } from './block-cache.js';
 
 // The file side of the TFTP shell: open a checked relative path inside the root (realpath
 // containment, regular files only), and read blocks positionally from the open fd through a block
-// cache shared by every transfer, so a boot storm reading one kernel reads the disk once.
+// cache shared by every transfer thread (block-cache.ts), so a boot storm reading one kernel reads the disk once.
 
 export type OpenRefusal = 'not-found' | 'outside-root' | 'not-regular' | 'not-readable';
 
@@ -13,8 +14,10 @@ export interface OpenedFile {
   /** The real path (symlinks resolved) inside the root. */
   path: string;
   size: number;
-  /** Identity of this version of the file: device, inode, size and mtime. */
-  key: string;
+  /** With `size`, the identity of this version of the file (block-cache.ts compares all four). */
+  dev: number;
+  ino: number;
+  mtimeMs: number;
   /** Reads in flight on the fd, and whether a close waits for them (a reused fd number must never see them). */
   reads: number;
   closing: boolean;
@@ -50,7 +53,7 @@ export async function openInRoot(rootReal: string, relative: string): Promise<{ 
     await handle.close();
     return { ok: false, reason: 'not-readable' };
   }
-  return { ok: true, file: { handle, path: real, size: stat.size, key: `${stat.dev}:${stat.ino}:${stat.size}:${stat.mtimeMs}`, reads: 0, closing: false } };
+  return { ok: true, file: { handle, path: real, size: stat.size, dev: stat.dev, ino: stat.ino, mtimeMs: stat.mtimeMs, reads: 0, closing: false } };
 }
 
 /** Where a transfer's bytes come from: the cache over an open file, or a buffer (netascii). */
@@ -75,80 +78,12 @@ export class BufferSource implements Source {
   close(): void { /* nothing held */ }
 }
 
-interface Chunk {
-  bytes: Buffer | null;
-  loading: Promise<Buffer> | null;
-}
-
-export interface CacheStats {
-  bytes: number;
-  chunks: number;
-  hits: number;
-  misses: number;
-}
-
-/** Fixed-size chunks of files by identity, least recently used first out. */
-export class BlockCache {
-  readonly chunkSize: number;
-  readonly bytesMax: number;
-  #chunks = new Map<string, Chunk>();
-  #bytes = 0;
-  hits = 0;
-  misses = 0;
-
-  constructor(bytesMax = 128 << 20, chunkSize = 1 << 20) {
-    this.chunkSize = chunkSize;
-    this.bytesMax = bytesMax;
-  }
-
-  stats(): CacheStats {
-    return { bytes: this.#bytes, chunks: this.#chunks.size, hits: this.hits, misses: this.misses };
-  }
-
-  /** The chunk's bytes now, or a promise of them (started if not already loading). */
-  chunk(file: OpenedFile, index: number): Buffer | Promise<Buffer> {
-    const key = `${file.key}#${index}`;
-    const found = this.#chunks.get(key);
-    if (found) {
-      if (found.bytes) {
-        // Move to the young end of the LRU order.
-        this.#chunks.delete(key);
-        this.#chunks.set(key, found);
-        this.hits++;
-        return found.bytes;
-      }
-      return found.loading!;
-    }
-    this.misses++;
-    const start = index * this.chunkSize;
-    const length = Math.max(0, Math.min(this.chunkSize, file.size - start));
-    const entry: Chunk = { bytes: null, loading: null };
-    entry.loading = readAt(file, start, length).then((bytes) => {
-      entry.bytes = bytes;
-      entry.loading = null;
-      this.#bytes += bytes.length;
-      this.#evict();
-      return bytes;
-    }, (error: unknown) => {
-      this.#chunks.delete(key);
-      throw error;
-    });
-    this.#chunks.set(key, entry);
-    return entry.loading;
-  }
-
-  #evict(): void {
-    for (const [key, chunk] of this.#chunks) {
-      if (this.#bytes <= this.bytesMax) return;
-      if (!chunk.bytes) continue;
-      this.#chunks.delete(key);
-      this.#bytes -= chunk.bytes.length;
-    }
-  }
-}
-
-function readAt(file: OpenedFile, position: number, length: number): Promise<Buffer> {
-  const bytes = Buffer.allocUnsafe(length);
+/**
+ * Reads up to `into.length` octets at `position` into `into` (a slot of the shared cache, or a
+ * buffer of its own); resolves with how many: fewer only if the file shrank since it was opened.
+ */
+export function readInto(file: OpenedFile, position: number, into: Buffer): Promise<number> {
+  const length = into.length;
   const fd = file.handle.fd;
   file.reads++;
   const settle = (): void => {
@@ -158,16 +93,21 @@ function readAt(file: OpenedFile, position: number, length: number): Promise<Buf
   return new Promise((resolve, reject) => {
     let done = 0;
     const more = (): void => {
-      if (done >= length) { settle(); resolve(bytes); return; }
-      readCallback(fd, bytes, done, length - done, position + done, (error, n) => {
+      if (done >= length) { settle(); resolve(done); return; }
+      readCallback(fd, into, done, length - done, position + done, (error, n) => {
         if (error) { settle(); reject(error); return; }
-        if (n === 0) { settle(); resolve(bytes.subarray(0, done)); return; } // the file shrank under us
+        if (n === 0) { settle(); resolve(done); return; } // the file shrank under us
         done += n;
         more();
       });
     };
     more();
   });
+}
+
+/** This thread's handle on the shared block cache (block-cache.ts), reading open files. */
+export function fileCache(layout: CacheLayout, thread: number): BlockCache<OpenedFile> {
+  return new BlockCache<OpenedFile>(layout, thread, readInto);
 }
 
 function closeFile(file: OpenedFile): void {
@@ -181,16 +121,22 @@ export function releaseFile(file: OpenedFile): void {
   if (file.reads === 0) closeFile(file);
 }
 
-/** Reads an open file through the shared cache; the next chunk is fetched ahead of need. */
+/**
+ * Reads an open file through the shared cache; the next chunk is fetched ahead of need. The chunk a
+ * transfer copies from stays pinned until it moves on or closes, so no thread evicts or reloads it
+ * under the copy.
+ */
 export class CachedSource implements Source {
   readonly #file: OpenedFile;
-  readonly #cache: BlockCache;
+  readonly #cache: BlockCache<OpenedFile>;
   #closed = false;
   /** The chunk this transfer reads now: consecutive blocks skip the cache lookup. */
   #currentIndex = -1;
   #current: Buffer | null = null;
+  /** The slot pinned for #current (-1: none, or a chunk read alone). */
+  #slot = -1;
 
-  constructor(file: OpenedFile, cache: BlockCache) {
+  constructor(file: OpenedFile, cache: BlockCache<OpenedFile>) {
     this.#file = file;
     this.#cache = cache;
   }
@@ -204,13 +150,12 @@ export class CachedSource implements Source {
     let to = at;
     const end = offset + length;
     while (pos < end) {
-      let chunk: Buffer | Promise<Buffer>;
+      let chunk: Buffer;
       if (index === this.#currentIndex && this.#current !== null) chunk = this.#current;
       else {
-        chunk = this.#cache.chunk(this.#file, index);
-        if (chunk instanceof Promise) return this.#slow(pos, end, into, to);
-        this.#currentIndex = index;
-        this.#current = chunk;
+        const held = this.#cache.acquire(this.#file, index);
+        if (held instanceof Promise) return this.#slow(held, pos, end, into, to);
+        chunk = this.#hold(index, held);
       }
       const from = pos - index * size;
       const n = Math.min(end - pos, chunk.length - from);
@@ -225,31 +170,49 @@ export class CachedSource implements Source {
     return true;
   }
 
-  async #slow(pos: number, end: number, into: Buffer, to: number): Promise<void> {
+  async #slow(pending: Promise<HeldChunk>, pos: number, end: number, into: Buffer, to: number): Promise<void> {
     const size = this.#cache.chunkSize;
-    while (pos < end) {
+    for (;;) {
       const index = Math.floor(pos / size);
-      const chunk = await this.#cache.chunk(this.#file, index);
+      const chunk = this.#hold(index, await pending);
       const from = pos - index * size;
       const n = Math.min(end - pos, chunk.length - from);
       if (n <= 0) { into.fill(0, to, to + (end - pos)); return; }
       chunk.copy(into, to, from, from + n);
       pos += n;
       to += n;
+      if (pos >= end) break;
+      const next = this.#cache.acquire(this.#file, Math.floor(pos / size));
+      pending = next instanceof Promise ? next : Promise.resolve(next);
     }
     this.#prefetch(Math.floor(end / size) + 1);
   }
 
+  /** Makes `held` the current chunk, unpinning the one before; a source closed meanwhile keeps no pin. */
+  #hold(index: number, held: HeldChunk): Buffer {
+    this.#cache.release(this.#slot);
+    if (this.#closed) {
+      this.#cache.release(held.slot);
+      this.#slot = -1;
+      return held.bytes;
+    }
+    this.#slot = held.slot;
+    this.#currentIndex = index;
+    this.#current = held.bytes;
+    return held.bytes;
+  }
+
   #prefetch(index: number): void {
     if (this.#closed || index * this.#cache.chunkSize >= this.#file.size) return;
-    const next = this.#cache.chunk(this.#file, index);
-    if (next instanceof Promise) next.catch(() => undefined);
+    this.#cache.prefetch(this.#file, index);
   }
 
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
     this.#current = null;
+    this.#cache.release(this.#slot);
+    this.#slot = -1;
     releaseFile(this.#file);
   }
 }

@@ -16,7 +16,9 @@ import { decodePacket, encodeError, ErrorCode, type RequestPacket } from './wire
 import type { ClientInfo } from './paths.js';
 import { printable, TransferEngine, type ActiveTransfer, type IdleTime, type Peer, type RenderedFile, type StartOutcome, type TransferInfo } from './engine.js';
 import { bootEventDetail, type BootFileSource } from '../boot/provider.js';
-import type { FromWorker, ToWorker } from './worker.js';
+import type { FromWorker, ToWorker, WorkerData } from './worker.js';
+import { allocateCache, type BlockCache } from './block-cache.js';
+import { fileCache, type OpenedFile } from './files.js';
 import { processLoopDelay, type LoopDelayProbe } from '../../lib/loop-delay.js';
 
 // The TFTP shell: one listening socket per served address; admission (limits, duplicates, WRQ,
@@ -44,7 +46,6 @@ interface WorkerSlot {
   worker: Worker;
   active: number;
   counters: Record<string, number>;
-  cache: unknown;
 }
 
 interface Pending {
@@ -94,6 +95,11 @@ export class TftpServer {
   /** In-process transfers (workers: 0). */
   #engine: TransferEngine | null = null;
   #workers: WorkerSlot[] = [];
+  /**
+   * The one block cache of every transfer thread (block-cache.ts), in a SharedArrayBuffer allocated
+   * here; this handle reads its stats and releases a stopped worker's pins.
+   */
+  #cache: BlockCache<OpenedFile> | null = null;
   /** The workers' last word on each running transfer's silence, and when it came. */
   #idle = new Map<number, IdleTime & { at: number }>();
 
@@ -109,6 +115,8 @@ export class TftpServer {
   async start(): Promise<void> {
     this.#rootReal = await realpath(resolve(this.config.root));
     this.#lag = processLoopDelay();
+    const layout = allocateCache(this.config.cacheMiB * 1048576, Math.max(1, this.config.workers));
+    this.#cache = fileCache(layout, this.config.workers === 0 ? 0 : -1);
     try {
       if (this.config.workers === 0) {
         this.#engine = new TransferEngine(this.config, this.#rootReal, {
@@ -120,7 +128,7 @@ export class TftpServer {
             this.#ended({ id: transfer.id, outcome, info: transfer.info() });
           },
           transferConfirmed: (transfer: ActiveTransfer) => this.#confirmed(transfer.id),
-        });
+        }, this.#cache);
       } else {
         for (let i = 0; i < this.config.workers; i++) this.#workers.push(await this.#startWorker(i));
       }
@@ -156,8 +164,9 @@ export class TftpServer {
   }
 
   async #startWorker(index: number): Promise<WorkerSlot> {
-    const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: { config: this.config, rootReal: this.#rootReal } });
-    const slot: WorkerSlot = { worker, active: 0, counters: {}, cache: {} };
+    const workerData: WorkerData = { config: this.config, rootReal: this.#rootReal, cache: this.#cache!.layout, thread: index };
+    const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData });
+    const slot: WorkerSlot = { worker, active: 0, counters: {} };
     worker.on('message', (m: FromWorker) => {
       switch (m.type) {
         case 'outcome': this.#outcome(m.id, m.outcome); break;
@@ -165,7 +174,6 @@ export class TftpServer {
         case 'confirmed': this.#confirmed(m.id); break;
         case 'counters': {
           slot.counters = m.counters;
-          slot.cache = m.cache;
           const at = this.clock.monotonicMs();
           for (const idle of m.idle) if (this.#active.has(idle.id)) this.#idle.set(idle.id, { ...idle, at });
           break;
@@ -175,6 +183,9 @@ export class TftpServer {
       }
     });
     worker.on('error', (error) => this.log.error({ event: 'tftp.worker_failed', worker: index, err: error }, 'a tftp worker failed'));
+    // A worker that stopped, for whatever reason, holds nothing in the shared cache: its pins go, and
+    // the chunks it was loading are given back so the threads waiting for them read them themselves.
+    worker.on('exit', () => this.#cache?.releaseThread(index));
     // Ready once its modules are loaded and it listens for work.
     await new Promise<void>((ok, fail) => {
       const onMessage = (m: FromWorker): void => { if (m.type === 'ready') { worker.off('message', onMessage); worker.off('error', fail); ok(); } };
@@ -227,7 +238,7 @@ export class TftpServer {
         ? this.#engine.transfers()
         : [...this.#active.values()].map((p) => ({ client: p.key, requested: printable(p.requested), worker: p.worker })),
       counters: counters.toJSON(),
-      cache: this.#engine ? this.#engine.cache.stats() : this.#workers.map((w) => w.cache),
+      cache: this.#cache?.stats() ?? { bytes: 0, chunks: 0, hits: 0, misses: 0, pinned: 0 },
       eventLoopLagMs: this.#lagNow(),
     };
   }

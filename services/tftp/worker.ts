@@ -6,6 +6,8 @@ import type { RequestPacket } from './wire.js';
 import type { ClientInfo } from './paths.js';
 import { TransferEngine, type IdleTime, type Peer, type RenderedFile, type StartOutcome } from './engine.js';
 import type { EndedMessage } from './server.js';
+import type { CacheLayout } from './block-cache.js';
+import { fileCache } from './files.js';
 
 // A TFTP worker thread: runs the transfers the main thread hands it (engine.ts), so the ACK/DATA
 // traffic of a boot storm never delays the event loop that DHCP and DNS answer on.
@@ -20,9 +22,17 @@ export type FromWorker =
   | { type: 'outcome'; id: number; outcome: StartOutcome }
   | { type: 'ended'; ended: EndedMessage }
   | { type: 'confirmed'; id: number }
-  | { type: 'counters'; counters: Record<string, number>; cache: unknown; idle: IdleTime[] }
+  | { type: 'counters'; counters: Record<string, number>; idle: IdleTime[] }
   | { type: 'error'; fields: Record<string, unknown>; message: string }
   | { type: 'ready' };
+
+export interface WorkerData {
+  config: TftpConfig;
+  rootReal: string;
+  /** The block cache every transfer thread shares (server.ts allocates it), and this worker's pin column in it. */
+  cache: CacheLayout;
+  thread: number;
+}
 
 /** Also the main thread's WORKER_REPORT_MS (server.ts). */
 const COUNTERS_EVERY_MS = 500;
@@ -30,7 +40,7 @@ const COUNTERS_EVERY_MS = 500;
 if (parentPort !== null) {
   const port = parentPort;
   const post = (m: FromWorker): void => port.postMessage(m);
-  const { config, rootReal } = workerData as { config: TftpConfig; rootReal: string };
+  const { config, rootReal, cache, thread } = workerData as WorkerData;
   const counters = new Counters();
   const engine: TransferEngine = new TransferEngine(config, rootReal, {
     clock: systemClock,
@@ -41,8 +51,8 @@ if (parentPort !== null) {
       post({ type: 'ended', ended: { id: transfer.id, outcome, info: transfer.info() } });
     },
     transferConfirmed: (transfer) => post({ type: 'confirmed', id: transfer.id }),
-  });
-  const flush = (): void => post({ type: 'counters', counters: counters.toJSON(), cache: engine.cache.stats(), idle: engine.idleTimes() });
+  }, fileCache(cache, thread));
+  const flush = (): void => post({ type: 'counters', counters: counters.toJSON(), idle: engine.idleTimes() });
   const timer = setInterval(flush, COUNTERS_EVERY_MS);
   port.on('message', (m: ToWorker) => {
     switch (m.type) {

@@ -198,3 +198,13 @@ t.test('a file that shrank after it was opened never exposes a previous occupant
   t.ok(got.subarray(100).equals(Buffer.alloc(900)), 'zeros past the new end, not the slot\'s old 0xaa');
   source.close();
 });
+
+t.test('status reads the counters without the lock: a lock word left by a thread that died inside it never stalls the main thread', async (t) => {
+  const layout = allocateCache(4 * CHUNK, 2, CHUNK);
+  // The lock word is the first Int32 of the buffer; thread 1's id (2) holds it and never lets go.
+  Atomics.store(new Int32Array(layout.buffer, 0, 1), 0, 2);
+  const started = performance.now();
+  const stats = fileCache(layout, -1).stats();
+  t.ok(performance.now() - started < 1000, 'stats() returned at once');
+  t.same(stats, { bytes: 0, chunks: 0, hits: 0, misses: 0, pinned: 0 });
+});

@@ -210,14 +210,16 @@ export class BlockCache<F extends FileIdentity = FileIdentity> {
     if (slot >= 0) Atomics.sub(this.#v.pins, slot * this.#threads + this.thread, 1);
   }
 
+  /**
+   * The counters as they stand, read without the lock: status must never wait on it (the main thread
+   * asks, and a worker that died inside the lock is released only by its exit event, which a main
+   * thread waiting here would never get to run). A figure may be one update behind.
+   */
   stats(): CacheStats {
     const { stats } = this.#v;
-    this.#lock();
     let pinned = 0;
     for (let slot = 0; slot < this.slots; slot++) if (this.#pinned(slot)) pinned++;
-    const s = { bytes: stats[BYTES]!, chunks: stats[CHUNKS]!, hits: stats[HITS]!, misses: stats[MISSES]!, pinned };
-    this.#unlock();
-    return s;
+    return { bytes: stats[BYTES]!, chunks: stats[CHUNKS]!, hits: stats[HITS]!, misses: stats[MISSES]!, pinned };
   }
 
   /**

@@ -1,7 +1,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { readFileSync } from 'node:fs';
 import { BlockCache, type CacheLayout } from './block-cache.js';
-import { CachedSource, fileCache, openInRoot, type OpenedFile } from './files.js';
+import { CachedSource, fileCache, type OpenedFile } from './files.js';
+import { opened } from './files-testing.js';
 
 // A transfer thread for block-cache.test.ts: streams files through the shared cache in blocks and
 // compares every byte with the file read whole ('stream'), or claims a chunk whose read never ends
@@ -14,12 +15,6 @@ export type FixtureJob =
 export type FixtureReport =
   | { type: 'streamed'; blocks: number; wrong: string[] }
   | { type: 'claimed' };
-
-async function opened(root: string, name: string): Promise<OpenedFile> {
-  const r = await openInRoot(root, name);
-  if (!r.ok) throw new Error(`open ${name}: ${r.reason}`);
-  return r.file;
-}
 
 /** Reads `name` through `cache` block by block; the offsets whose bytes differ from the file's. */
 export async function streamChecked(cache: BlockCache<OpenedFile>, root: string, name: string, blksize: number): Promise<{ blocks: number; wrong: string[] }> {

@@ -4,8 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { allocateCache, type CacheLayout } from './block-cache.js';
-import { CachedSource, fileCache, openInRoot, type OpenedFile } from './files.js';
+import { CachedSource, fileCache } from './files.js';
 import { streamChecked, type FixtureJob, type FixtureReport } from './block-cache.fixture.js';
+import { pattern, opened, read } from './files-testing.js';
 
 // The block cache one SharedArrayBuffer holds for all TFTP transfer threads (block-cache.ts): real
 // worker threads stream files larger than the cache at once, every byte compared with the file; a
@@ -13,12 +14,6 @@ import { streamChecked, type FixtureJob, type FixtureReport } from './block-cach
 // LOADING; a file replaced or shrunk on disk is never served from another version's bytes.
 
 const CHUNK = 16 << 10;
-
-function pattern(size: number, seed: number): Buffer {
-  const b = Buffer.alloc(size);
-  for (let i = 0; i < size; i++) b[i] = (i * 31 + seed * 101 + (i >> 8)) & 0xff;
-  return b;
-}
 
 function scratch(t: { teardown(fn: () => void): void }): string {
   const root = realpathSync(mkdtempSync(join(tmpdir(), 'lanha-tftp-cache-')));
@@ -28,19 +23,6 @@ function scratch(t: { teardown(fn: () => void): void }): string {
 
 function put(root: string, name: string, bytes: Buffer): void {
   writeFileSync(join(root, name), bytes, { mode: 0o644 });
-}
-
-async function opened(root: string, name: string): Promise<OpenedFile> {
-  const r = await openInRoot(root, name);
-  if (!r.ok) throw new Error(`open ${name}: ${r.reason}`);
-  return r.file;
-}
-
-async function read(source: CachedSource, offset: number, length: number): Promise<Buffer> {
-  const into = Buffer.alloc(length + 4, 0xee);
-  const copied = source.copy(offset, length, into, 4);
-  if (copied !== true) await copied;
-  return into.subarray(4);
 }
 
 function fixture(job: FixtureJob): { worker: Worker; report: Promise<FixtureReport> } {

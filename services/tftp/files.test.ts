@@ -2,8 +2,9 @@ import t from 'tap';
 import { mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CachedSource, fileCache, openInRoot, type OpenedFile } from './files.js';
+import { CachedSource, fileCache } from './files.js';
 import { allocateCache } from './block-cache.js';
+import { pattern, opened, read } from './files-testing.js';
 
 // The block cache (files.ts) when files stream through it: every byte a source copies is the file's
 // own while chunks are evicted under it by its own reads and by another file's; proved by reading
@@ -14,25 +15,6 @@ const CHUNK = 4096;
 /** A cache of `chunks` chunks for this thread alone. */
 function cacheOf(chunks: number): ReturnType<typeof fileCache> {
   return fileCache(allocateCache(chunks * CHUNK, 1, CHUNK), 0);
-}
-
-function pattern(size: number, seed: number): Buffer {
-  const b = Buffer.alloc(size);
-  for (let i = 0; i < size; i++) b[i] = (i * 31 + seed * 101 + (i >> 8)) & 0xff;
-  return b;
-}
-
-async function opened(root: string, name: string): Promise<OpenedFile> {
-  const r = await openInRoot(root, name);
-  if (!r.ok) throw new Error(`open ${name}: ${r.reason}`);
-  return r.file;
-}
-
-async function read(source: CachedSource, offset: number, length: number): Promise<Buffer> {
-  const into = Buffer.alloc(length + 4, 0xee);
-  const copied = source.copy(offset, length, into, 4);
-  if (copied !== true) await copied;
-  return into.subarray(4);
 }
 
 t.test('a file larger than the cache streams through it byte for byte', async (t) => {

@@ -222,6 +222,14 @@ export function createMetrics(view: MetricsView, options: { perClient: boolean; 
       'tftp.reclaimed_unconfirmed': { limit: 'maxTransfers' }, 'tftp.reclaimed_unconfirmed_own': { limit: 'perClientTransfers' },
     }, 'limit');
     serviceCounter('tftp', 'lanha_tftp_transfers_unacknowledged_total', 'TFTP transfers given up after their first OACK or DATA went unacknowledged through its retransmissions (spoofed or dead sources).', { 'tftp.unconfirmed_gave_up': {} });
+    // The block cache every transfer thread shares (services/tftp/block-cache.ts): how much of it
+    // holds file data, and whether boot files are served from it or read from disk again.
+    const tftpCache = (key: string): number | null => num((status('tftp')?.['cache'] as Record<string, unknown> | undefined)?.[key]);
+    new Gauge({ name: 'lanha_tftp_cache_bytes', help: 'Octets of files held in the TFTP block cache shared by every transfer thread (at most tftp.cacheMiB).', registers: r,
+      collect() { this.reset(); const v = tftpCache('bytes'); if (v !== null) this.set(v); } });
+    for (const [name, key, help] of [['lanha_tftp_cache_hits_total', 'hits', 'TFTP block cache lookups served without a read of their own.'], ['lanha_tftp_cache_misses_total', 'misses', 'TFTP block cache chunks read from disk (read-ahead included).']] as const) {
+      new Counter({ name, help, registers: r, collect() { this.reset(); const v = tftpCache(key); if (v !== null) this.inc(v); } });
+    }
 
   }
 

@@ -11,7 +11,12 @@ import { requireLab, withLab, stopChild } from '../support/netns.js';
 import { runLanctl } from '../support/daemon.js';
 import { startLanhaDhcp, recordingScript, lastEnv, waitFor, type LanhaDhcp, type LeaseJson } from './dhcp-lab.js';
 
+// One MAC sends up to eight packets within ten seconds here (DISCOVER and REQUEST, the renewal and a
+// retransmission of it, then DISCOVER and REQUEST again under a new host name): past the default
+// per-MAC limit (5 per 10 s). In a CI run where the renewal went out twice, the renamed client's
+// lease did not show within 15 s. The limit has its own test (services/dhcp/server.test.ts).
 const DHCP = `  cacheThreshold: 0.5
+  rateLimit: { perMac: 20 }
   subnets:
     - subnet: 10.78.0.0/24
       pools: [10.78.0.100-10.78.0.150]
@@ -66,7 +71,9 @@ t.test('udhcpc renewing early gets the lease time left from the committed lease;
         t.equal(after?.index, lease?.index, 'the lease\'s log index did not move');
         const then = await status();
         t.equal(then.cluster.commitIndex, before.cluster.commitIndex, 'the log did not grow');
-        t.equal((then.services.dhcp.counters['lease.reused'] ?? 0) - (before.services.dhcp.counters['lease.reused'] ?? 0), 1, 'one cached ACK counted');
+        // One, or two when udhcpc sent its REQUEST again before the ACK came (each answered from the lease).
+        const reused = (then.services.dhcp.counters['lease.reused'] ?? 0) - (before.services.dhcp.counters['lease.reused'] ?? 0);
+        t.ok(reused >= 1 && reused <= 2, `the renewal was ACKed from the cache (${reused} cached ACKs)`);
       } finally {
         await stopChild(child);
       }

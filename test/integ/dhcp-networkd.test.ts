@@ -97,9 +97,11 @@ t.test('systemd-networkd: the reservation by MAC despite a DUID client id, every
         `exec ${NETWORKD}`,
       ].join('\n');
       const child = host.spawn('sh', ['-c', script], { env: { ...process.env, NETWORK_FILE: networkFile(host.ifname), SYSTEMD_LOG_LEVEL: 'debug' } });
+      // networkd's debug log, kept for a failure's message: its last 64 KiB only.
       let log = '';
-      child.stdout?.on('data', (d: Buffer) => { log += d.toString(); });
-      child.stderr?.on('data', (d: Buffer) => { log += d.toString(); });
+      const keep = (d: Buffer): void => { log = (log + d.toString()).slice(-65_536); };
+      child.stdout?.on('data', keep);
+      child.stderr?.on('data', keep);
       try {
         const pid = child.pid!;
         const lease = await waitFor(() => leaseFile(pid, ifindex), 20_000);

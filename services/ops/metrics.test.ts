@@ -21,8 +21,8 @@ function view(over: Partial<MetricsView> = {}): MetricsView {
       { name: 'dhcp', status: { offers: 2, counters: { 'received.discover': 3, 'sent.ack': 2, 'dropped.rate-limited.mac': 1, 'lease.reused': 1 } } },
       { name: 'vip', status: { address: '10.0.0.1/24', held: true, acquisitions: 1, renewals: 5, garps: 2, releases: 0 } },
       { name: 'ntp', status: { synchronised: true, stratum: 3, rootDelayMs: 1.5, rootDispersionMs: 2, sources: [{ name: '10.0.0.3:123', kind: 'peer', reach: '377', offsetMs: -0.25 }], kernelStamps: { used: { kernel: 4, kernel_waited: 7, estimate_timeout: 1, estimate_busy: 0 } } } },
-      { name: 'dns', status: { serial: 12, forwardCache: 4, counters: { 'dns.queries': 40, 'dns.forward.cache_hit': 3 } } },
-      { name: 'tftp', status: { counters: { 'tftp.transfers_started': 2 }, cache: { bytes: 3145728, chunks: 3, hits: 41, misses: 5, pinned: 1 } } },
+      { name: 'dns', status: { serial: 12, forwardCache: 4, counters: { 'dns.queries': 40, 'dns.forward.cache_hit': 3, 'dns.workers.exited': 1 } } },
+      { name: 'tftp', status: { counters: { 'tftp.transfers_started': 2, 'tftp.workers_exited': 2, 'tftp.transfers_lost': 5 }, cache: { bytes: 3145728, chunks: 3, hits: 41, misses: 5, pinned: 1 } } },
     ],
     pools: () => [{ subnet: '10.0.0.0/24', pools: [{ subnet: '10.0.0.0/24', pool: '10.0.0.100-10.0.0.199', size: 100, assigned: 91, declined: 1, reservedInside: 0, ratio: 0.91 }], reservedOutside: 2, reservations: 2, leases: { bound: 91, declined: 1, released: 0, expired: 0 } }],
     leases: () => leases,
@@ -73,6 +73,9 @@ t.test('names follow the rules', async (t) => {
   t.match(text, '\nlanha_tftp_cache_bytes 3145728\n', 'the shared TFTP block cache: octets held');
   t.match(text, '\nlanha_tftp_cache_hits_total 41\n');
   t.match(text, '\nlanha_tftp_cache_misses_total 5\n');
+  t.match(text, '\nlanha_tftp_worker_exits_total 2\n', 'transfer threads that crashed');
+  t.match(text, '\nlanha_tftp_transfers_lost_total 5\n', 'and the transfers lost with them');
+  t.match(text, '\nlanha_dns_worker_exits_total 1\n', 'DNS worker processes that stopped');
   t.match(text, 'lanha_doctor_findings{check="dhcp.pool-usage",severity="error"} 1');
   t.notMatch(text, /^nodejs_active_handles_total/m, 'the misnamed default gauges are gone');
 });

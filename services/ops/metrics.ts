@@ -208,6 +208,7 @@ export function createMetrics(view: MetricsView, options: { perClient: boolean; 
       'dns.forward.upstream_timeout': { reason: 'timeout' }, 'dns.forward.servfail': { reason: 'servfail' },
       'dns.forward.spoofed': { reason: 'spoofed' }, 'dns.forward.overload': { reason: 'overload' }, 'dns.forward.upstream_error': { reason: 'error' },
     }, 'reason');
+    serviceCounter('dns', 'lanha_dns_worker_exits_total', 'DNS UDP worker processes that stopped unasked (each is started again).', { 'dns.workers.exited': {} });
     serviceCounter('dns', 'lanha_dns_rrl_total', 'Responses withheld by rate limiting, by action.', { 'dns.rrl.dropped': { action: 'dropped' }, 'dns.rrl.slipped': { action: 'slipped' } }, 'action');
     new Gauge({ name: 'lanha_dns_zone_serial', help: 'SOA serial of the zones served here.', registers: r,
       collect() { this.reset(); const v = num(status('dns')?.['serial']); if (v !== null) this.set(v); } });
@@ -221,6 +222,8 @@ export function createMetrics(view: MetricsView, options: { perClient: boolean; 
     serviceCounter('tftp', 'lanha_tftp_transfers_reclaimed_total', 'TFTP transfers never acknowledged for a retransmit interval, ended to give their slot to a new request, by the limit that was full.', {
       'tftp.reclaimed_unconfirmed': { limit: 'maxTransfers' }, 'tftp.reclaimed_unconfirmed_own': { limit: 'perClientTransfers' },
     }, 'limit');
+    serviceCounter('tftp', 'lanha_tftp_worker_exits_total', 'TFTP transfer threads that stopped unasked (each is started again).', { 'tftp.workers_exited': {} });
+    serviceCounter('tftp', 'lanha_tftp_transfers_lost_total', 'TFTP transfers lost with a transfer thread that stopped (their clients retry).', { 'tftp.transfers_lost': {} });
     serviceCounter('tftp', 'lanha_tftp_transfers_unacknowledged_total', 'TFTP transfers given up after their first OACK or DATA went unacknowledged through its retransmissions (spoofed or dead sources).', { 'tftp.unconfirmed_gave_up': {} });
     // The block cache every transfer thread shares (services/tftp/block-cache.ts): how much of it
     // holds file data, and whether boot files are served from it or read from disk again.

@@ -30,6 +30,11 @@ export type { TransferInfo } from './engine.js';
 
 /** How often a worker reports its counters and its transfers' silence (worker.ts). */
 const WORKER_REPORT_MS = 500;
+/** A worker that stopped unasked is started again after this long, doubled per failure up to the maximum. */
+const RESPAWN_MIN_MS = 100;
+const RESPAWN_MAX_MS = 10_000;
+/** A worker that ran this long before it stopped starts its next restart at the minimum again. */
+const HEALTHY_RUN_MS = 30_000;
 
 export interface TftpServerOptions {
   config: TftpConfig;
@@ -43,9 +48,16 @@ export interface TftpServerOptions {
 }
 
 interface WorkerSlot {
-  worker: Worker;
+  index: number;
+  /** The thread, or null while none runs (between a crash and the restart). */
+  worker: Worker | null;
+  /** The thread listens for work: only then is it given transfers. */
+  ready: boolean;
   active: number;
   counters: Record<string, number>;
+  startedMs: number;
+  respawnMs: number;
+  timer: NodeJS.Timeout | null;
 }
 
 interface Pending {
@@ -95,6 +107,8 @@ export class TftpServer {
   /** In-process transfers (workers: 0). */
   #engine: TransferEngine | null = null;
   #workers: WorkerSlot[] = [];
+  /** Counters of worker threads that stopped (folded in so the totals never go backwards). */
+  readonly #retired = new Counters();
   /**
    * The one block cache of every transfer thread (block-cache.ts), in a SharedArrayBuffer allocated
    * here; this handle reads its stats and releases a stopped worker's pins.
@@ -130,7 +144,11 @@ export class TftpServer {
           transferConfirmed: (transfer: ActiveTransfer) => this.#confirmed(transfer.id),
         }, this.#cache);
       } else {
-        for (let i = 0; i < this.config.workers; i++) this.#workers.push(await this.#startWorker(i));
+        for (let i = 0; i < this.config.workers; i++) {
+          const slot: WorkerSlot = { index: i, worker: null, ready: false, active: 0, counters: {}, startedMs: 0, respawnMs: RESPAWN_MIN_MS, timer: null };
+          this.#workers.push(slot);
+          await this.#startWorker(slot);
+        }
       }
       for (const address of this.#addresses) await this.addAddress(address);
     } catch (error) {
@@ -163,11 +181,16 @@ export class TftpServer {
     await new Promise<void>((ok) => { try { listener.socket.close(() => ok()); } catch { ok(); } });
   }
 
-  async #startWorker(index: number): Promise<WorkerSlot> {
+  /** Starts the thread of `slot`; resolves once it listens for work (rejects if it stops first). */
+  async #startWorker(slot: WorkerSlot): Promise<void> {
+    const index = slot.index;
     const workerData: WorkerData = { config: this.config, rootReal: this.#rootReal, cache: this.#cache!.layout, thread: index };
     const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData });
-    const slot: WorkerSlot = { worker, active: 0, counters: {} };
+    slot.worker = worker;
+    slot.ready = false;
+    slot.startedMs = this.clock.monotonicMs();
     worker.on('message', (m: FromWorker) => {
+      if (slot.worker !== worker) return;
       switch (m.type) {
         case 'outcome': this.#outcome(m.id, m.outcome); break;
         case 'ended': this.#ended(m.ended); break;
@@ -183,17 +206,78 @@ export class TftpServer {
       }
     });
     worker.on('error', (error) => this.log.error({ event: 'tftp.worker_failed', worker: index, err: error }, 'a tftp worker failed'));
-    // A worker that stopped, for whatever reason, holds nothing in the shared cache: its pins go, and
-    // the chunks it was loading are given back so the threads waiting for them read them themselves.
-    worker.on('exit', () => this.#cache?.releaseThread(index));
+    worker.on('exit', (code) => this.#workerExited(slot, worker, code));
     // Ready once its modules are loaded and it listens for work.
     await new Promise<void>((ok, fail) => {
-      const onMessage = (m: FromWorker): void => { if (m.type === 'ready') { worker.off('message', onMessage); worker.off('error', fail); ok(); } };
+      const onMessage = (m: FromWorker): void => { if (m.type === 'ready') { done(); slot.ready = true; ok(); } };
+      const onExit = (code: number): void => { done(); fail(new Error(`tftp worker ${index} exited (code ${code}) before it was ready`)); };
+      const done = (): void => { worker.off('message', onMessage); worker.off('error', fail); worker.off('exit', onExit); };
       worker.on('message', onMessage);
       worker.once('error', fail);
+      worker.once('exit', onExit);
     });
-    return slot;
   }
+
+  /**
+   * A worker thread stopped. Asked to (stop()), nothing more happens. Otherwise (an exception nothing
+   * caught, out of memory, a fault drill) its transfers are gone with it: their sockets closed with
+   * the thread, and their clients, hearing nothing more, retry their RRQ, which the other workers (or
+   * this one, started again) take. Their slots are freed at once so those retries are admitted, the
+   * thread's shared-cache pins and loads are given back, and its counters are kept. It is started
+   * again after RESPAWN_MIN_MS, doubling per failure up to RESPAWN_MAX_MS; until then requests go to
+   * the workers still running, or wait for the client's retry when none is.
+   */
+  #workerExited(slot: WorkerSlot, worker: Worker, code: number): void {
+    // A worker that stopped, for whatever reason, holds nothing in the shared cache: its pins go, and
+    // the chunks it was loading are given back so the threads waiting for them read them themselves.
+    this.#cache?.releaseThread(slot.index);
+    if (slot.worker !== worker) return;
+    slot.worker = null;
+    slot.ready = false;
+    for (const [k, v] of Object.entries(slot.counters)) this.#retired.inc(k, v);
+    slot.counters = {};
+    if (this.#stopped) return;
+    const lost: string[] = [];
+    for (const p of [...this.#active.values()]) {
+      if (p.worker !== slot.index) continue;
+      this.#release(p.id);
+      lost.push(`${p.key} ${printable(p.requested)}`);
+    }
+    slot.active = 0;
+    this.counters.inc('tftp.workers_exited');
+    this.counters.inc('tftp.transfers_lost', lost.length);
+    const ranMs = this.clock.monotonicMs() - slot.startedMs;
+    if (ranMs >= HEALTHY_RUN_MS) slot.respawnMs = RESPAWN_MIN_MS;
+    const delayMs = slot.respawnMs;
+    slot.respawnMs = Math.min(RESPAWN_MAX_MS, slot.respawnMs * 2);
+    this.log.error({ event: 'tftp.worker_exited', worker: slot.index, code, ranMs: Math.round(ranMs), lost: lost.length, transfers: lost.slice(0, 8), restartInMs: delayMs },
+      `tftp worker ${slot.index} stopped (code ${code}) with ${lost.length} transfer(s), whose clients retry; starting it again in ${delayMs} ms`);
+    slot.timer = setTimeout(() => { slot.timer = null; void this.#restartWorker(slot); }, delayMs);
+  }
+
+  async #restartWorker(slot: WorkerSlot): Promise<void> {
+    if (this.#stopped) return;
+    try {
+      await this.#startWorker(slot);
+    } catch (error) {
+      // It stopped before it was ready: its exit, handled as any other, has set the next try.
+      this.log.error({ event: 'tftp.worker_restart_failed', worker: slot.index, err: error }, `tftp worker ${slot.index} could not be started again`);
+      return;
+    }
+    this.counters.inc('tftp.workers_restarted');
+    this.log.warn({ event: 'tftp.worker_restarted', worker: slot.index }, `tftp worker ${slot.index} started again`);
+  }
+
+  /** Ends worker `index` abruptly, as a crash would (fault drills and tests); it is started again as after any crash. */
+  async crashWorker(index: number): Promise<boolean> {
+    const worker = this.#workers[index]?.worker;
+    if (!worker) return false;
+    await worker.terminate();
+    return true;
+  }
+
+  /** How many transfer threads run now (those being started again after a crash are not counted). */
+  get workersRunning(): number { return this.#workers.filter((s) => s.ready).length; }
 
   listening(): string[] {
     return this.#listeners.map(({ socket }) => {
@@ -216,11 +300,15 @@ export class TftpServer {
     }
     this.#listeners = [];
     for (const slot of this.#workers) {
+      if (slot.timer !== null) clearTimeout(slot.timer);
+      slot.timer = null;
+      const worker = slot.worker;
+      if (worker === null) continue;
       // Each worker sends its clients an ERROR before it goes.
-      slot.worker.postMessage({ type: 'stop' } satisfies ToWorker);
+      worker.postMessage({ type: 'stop' } satisfies ToWorker);
       await new Promise<void>((ok) => {
-        const timer = setTimeout(() => { void slot.worker.terminate().then(() => ok()); }, 1000);
-        slot.worker.once('exit', () => { clearTimeout(timer); ok(); });
+        const timer = setTimeout(() => { void worker.terminate().then(() => ok()); }, 1000);
+        worker.once('exit', () => { clearTimeout(timer); ok(); });
       });
     }
     this.#workers = [];
@@ -229,11 +317,13 @@ export class TftpServer {
   status(): ServiceStatus {
     const counters = new Counters();
     for (const [k, v] of Object.entries(this.counters.toJSON())) counters.inc(k, v);
+    for (const [k, v] of Object.entries(this.#retired.toJSON())) counters.inc(k, v);
     for (const slot of this.#workers) for (const [k, v] of Object.entries(slot.counters)) counters.inc(k, v);
     return {
       listening: this.listening(),
       root: this.#rootReal,
       workers: this.config.workers,
+      workersRunning: this.workersRunning,
       transfers: this.#engine
         ? this.#engine.transfers()
         : [...this.#active.values()].map((p) => ({ client: p.key, requested: printable(p.requested), worker: p.worker })),
@@ -325,9 +415,16 @@ export class TftpServer {
       if (boot.mac !== undefined && client.mac === undefined) client.mac = boot.mac;
     }
     const id = this.#nextId++;
-    // The least busy worker takes it.
+    // The least busy running worker takes it.
     let worker = -1;
-    for (let i = 0; i < this.#workers.length; i++) if (worker < 0 || this.#workers[i]!.active < this.#workers[worker]!.active) worker = i;
+    for (let i = 0; i < this.#workers.length; i++) {
+      if (this.#workers[i]!.ready && (worker < 0 || this.#workers[i]!.active < this.#workers[worker]!.active)) worker = i;
+    }
+    if (worker < 0 && this.#engine === null) {
+      // Every worker is being started again after a crash: the client's RRQ retry comes back to one.
+      this.#drop('no-worker', rinfo, 'workers restarting');
+      return;
+    }
     const pending: Pending = {
       id, key, peer, client, requested: packet.filename, listener, worker, startedMs: this.clock.monotonicMs(), running: false, confirmed: false, ...(renderedInfo === undefined ? {} : { rendered: renderedInfo }),
     };
@@ -336,7 +433,7 @@ export class TftpServer {
     this.#perClient.set(peer.address, (this.#perClient.get(peer.address) ?? 0) + 1);
     if (worker >= 0) {
       this.#workers[worker]!.active++;
-      this.#workers[worker]!.worker.postMessage({ type: 'start', id, local, request: packet, peer, client, ...(rendered === undefined ? {} : { rendered }) } satisfies ToWorker);
+      this.#workers[worker]!.worker!.postMessage({ type: 'start', id, local, request: packet, peer, client, ...(rendered === undefined ? {} : { rendered }) } satisfies ToWorker);
       return;
     }
     void this.#engine!.start(id, local, packet, peer, client, rendered).then(
@@ -364,7 +461,7 @@ export class TftpServer {
       this.#release(p.id);
       const message = 'no ACK: this transfer\'s slot went to another request';
       if (this.#engine) this.#engine.reclaim(p.id, message);
-      else this.#workers[p.worker]?.worker.postMessage({ type: 'reclaim', id: p.id, message } satisfies ToWorker);
+      else this.#workers[p.worker]?.worker?.postMessage({ type: 'reclaim', id: p.id, message } satisfies ToWorker);
       this.counters.inc(address === undefined ? 'tftp.reclaimed_unconfirmed' : 'tftp.reclaimed_unconfirmed_own');
       if (this.#limiter.allow('reclaimed', this.clock.monotonicMs())) {
         this.log.warn({
@@ -508,7 +605,7 @@ export class TftpServer {
   /** Ends every transfer with an ERROR so clients retry at once (planned failover). */
   cancelAll(message: string): void {
     this.#engine?.cancelAll(message);
-    for (const slot of this.#workers) slot.worker.postMessage({ type: 'cancel', message } satisfies ToWorker);
+    for (const slot of this.#workers) slot.worker?.postMessage({ type: 'cancel', message } satisfies ToWorker);
   }
 }
 

@@ -1,0 +1,143 @@
+import t from 'tap';
+import dgram from 'node:dgram';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { TftpServer } from './server.js';
+import { tftpConfig } from './config.js';
+import { decodePacket, encodeAck, encodeRequest } from './wire.js';
+import { pattern } from './files-testing.js';
+import { createLogger } from '../../lib/log.js';
+import { systemClock } from '../../lib/clock.js';
+
+// A transfer thread that stops unasked (an exception nothing caught, out of memory; here ended as a
+// crash would end it) must not take the TFTP service with it: its transfers' slots are freed so the
+// clients' retries are admitted, the other worker serves meanwhile, the thread is started again,
+// and the counters it had reported stay in the totals. lanha's TFTP server in this process on
+// loopback (port 0); the clients are raw sockets that retry their RRQ as firmware does.
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function until(cond: () => boolean, ms = 10_000): Promise<boolean> {
+  for (const end = Date.now() + ms; Date.now() < end; await sleep(25)) if (cond()) return true;
+  return cond();
+}
+
+async function socketOn(address: string): Promise<dgram.Socket> {
+  const socket = dgram.createSocket('udp4');
+  socket.on('error', () => undefined);
+  await new Promise<void>((ok) => socket.bind(0, address, ok));
+  return socket;
+}
+
+/**
+ * Downloads `file` lock-step with 512-octet blocks, sending the RRQ again every 300 ms until a
+ * transfer answers (as firmware does); the bytes, or null after `ms`.
+ */
+async function download(port: number, file: string, from = '127.0.0.1', ms = 15_000): Promise<Buffer | null> {
+  const socket = await socketOn(from);
+  const blocks: Buffer[] = [];
+  try {
+    return await new Promise<Buffer | null>((ok) => {
+      let tid = 0;
+      const retry = setInterval(() => { if (tid === 0) socket.send(encodeRequest('rrq', file, 'octet'), port, '127.0.0.1'); }, 300);
+      const deadline = setTimeout(() => { clearInterval(retry); ok(null); }, ms);
+      socket.on('message', (msg, rinfo) => {
+        const d = decodePacket(msg);
+        if (!d.ok || d.value.op !== 'data') return;
+        if (tid === 0) tid = rinfo.port;
+        if (rinfo.port !== tid) return;
+        const { block, data } = d.value;
+        if (block === blocks.length + 1) blocks.push(Buffer.from(data));
+        socket.send(encodeAck(block), rinfo.port, rinfo.address);
+        if (block === blocks.length && data.length < 512) {
+          clearInterval(retry);
+          clearTimeout(deadline);
+          ok(Buffer.concat(blocks));
+        }
+      });
+      socket.send(encodeRequest('rrq', file, 'octet'), port, '127.0.0.1');
+    });
+  } finally {
+    socket.close();
+  }
+}
+
+t.test('a worker thread that crashes is started again and its clients are served', async (t) => {
+  const root = mkdtempSync(join(tmpdir(), 'lanha-tftp-workers-'));
+  const big = pattern(2 << 20, 7);
+  const small = pattern(100_000, 8);
+  writeFileSync(join(root, 'big.bin'), big);
+  writeFileSync(join(root, 'small.bin'), small);
+  const lines: Array<Record<string, unknown>> = [];
+  const log = createLogger({ level: 'info', destination: { write: (s: string) => { lines.push(JSON.parse(s) as Record<string, unknown>); } } });
+  const config = { ...tftpConfig.parse({ root, workers: 2, perClientTransfers: 1, timeout: '2s', retries: 10 }), port: 0 };
+  const server = new TftpServer({ config, addresses: ['127.0.0.1'], log, clock: systemClock });
+  const sockets: dgram.Socket[] = [];
+  t.teardown(async () => {
+    for (const s of sockets) s.close();
+    await server.stop();
+    rmSync(root, { recursive: true, force: true });
+  });
+  await server.start();
+  const port = server.port();
+  const counter = (name: string): number => (server.status()['counters'] as Record<string, number>)[name] ?? 0;
+  const transfers = (): Array<{ worker: number }> => server.status()['transfers'] as Array<{ worker: number }>;
+
+  // One download done first: its count must survive the crash of the thread that counted it.
+  t.same(await download(port, 'small.bin'), small, 'a download before any crash');
+  t.ok(await until(() => counter('tftp.turnaround.samples') > 0), 'the workers reported their counters');
+  const blocksBefore = counter('tftp.turnaround.samples');
+  const doneBefore = counter('tftp.transfers_done');
+
+  // A client from 127.0.0.5 (its only slot: perClientTransfers 1) takes a block and goes silent: its
+  // transfer lives on in a worker, retransmitting.
+  const silent = await socketOn('127.0.0.5');
+  sockets.push(silent);
+  let acked = false;
+  silent.on('message', (msg, rinfo) => {
+    const d = decodePacket(msg);
+    if (d.ok && d.value.op === 'data' && d.value.block === 1 && !acked) { acked = true; silent.send(encodeAck(1), rinfo.port, rinfo.address); }
+  });
+  silent.send(encodeRequest('rrq', 'big.bin', 'octet'), port, '127.0.0.1');
+  t.ok(await until(() => transfers().length === 1 && acked), 'the silent client\'s transfer runs');
+  const running = transfers()[0]!;
+  t.equal(server.workersRunning, 2);
+
+  t.ok(await server.crashWorker(running.worker), 'the worker holding it is ended abruptly');
+  t.ok(await until(() => transfers().length === 0), 'the lost transfer no longer holds a slot');
+  t.equal(counter('tftp.transfers_lost'), 1, 'counted as lost');
+  t.equal(counter('tftp.workers_exited'), 1, 'the crash is counted');
+  t.ok(lines.some((l) => l['event'] === 'tftp.worker_exited' && l['lost'] === 1 && l['worker'] === running.worker), 'and logged with what it lost');
+  t.ok(counter('tftp.turnaround.samples') >= blocksBefore, 'counters never go backwards');
+  t.ok(counter('tftp.transfers_done') >= doneBefore, 'transfers done stay counted');
+
+  // The same client's retry is admitted at once (its slot was freed) and served in full.
+  t.same(await download(port, 'big.bin', '127.0.0.5'), big, 'the client of the lost transfer gets the whole file on its retry');
+  t.ok(await until(() => server.workersRunning === 2 && counter('tftp.workers_restarted') === 1), 'the crashed worker runs again');
+
+  // Both threads gone at once: requests wait for the client's retry, then are served.
+  t.ok(await server.crashWorker(0));
+  t.ok(await server.crashWorker(1));
+  const both = await Promise.all([download(port, 'small.bin', '127.0.0.6'), download(port, 'big.bin', '127.0.0.7')]);
+  t.same(both[0], small, 'served after both workers crashed (small)');
+  t.same(both[1], big, 'served after both workers crashed (big)');
+  t.ok(await until(() => server.workersRunning === 2), 'both workers run again');
+  t.equal(counter('tftp.workers_exited'), 3);
+  t.ok(await until(() => counter('tftp.transfers_done') >= doneBefore + 3), 'every download since is counted');
+});
+
+t.test('a stopped server does not start its workers again', async (t) => {
+  const root = mkdtempSync(join(tmpdir(), 'lanha-tftp-workers-'));
+  t.teardown(() => rmSync(root, { recursive: true, force: true }));
+  const lines: Array<Record<string, unknown>> = [];
+  const log = createLogger({ level: 'info', destination: { write: (s: string) => { lines.push(JSON.parse(s) as Record<string, unknown>); } } });
+  const config = { ...tftpConfig.parse({ root, workers: 2 }), port: 0 };
+  const server = new TftpServer({ config, addresses: ['127.0.0.1'], log, clock: systemClock });
+  await server.start();
+  t.ok(await server.crashWorker(1));
+  await server.stop();
+  await sleep(400);
+  t.equal(server.workersRunning, 0, 'no worker runs after stop');
+  t.notOk(lines.some((l) => l['event'] === 'tftp.worker_restarted'), 'none was started again');
+});

@@ -86,10 +86,11 @@ export const dhcpConfig = z.object({
   subnets: z.array(subnet).min(1, { message: 'is an empty list (a DHCP server needs at least one subnet)' }),
   boot: z.array(bootRule).default([]),
   rateLimit: z.object({
-    perMac: z.number().int().min(1).default(5),
-    perMacWindow: duration.default(10_000),
+    /** A burst of this many packets per MAC, earned back at this many per perMacWindow (rate-limit.ts). */
+    perMac: z.number().int().min(1).default(20),
+    perMacWindow: duration.refine((ms) => ms >= 1, { message: 'is not a time a MAC earns its burst back in (at least 1ms, like "10s")' }).default(10_000),
     global: z.number().int().min(1).default(2000),
-  }).strict().default({ perMac: 5, perMacWindow: 10_000, global: 2000 }),
+  }).strict().default({ perMac: 20, perMacWindow: 10_000, global: 2000 }),
 }).strict().superRefine((c, ctx) => {
   checkSubnets(c.subnets, ctx);
   refuseDuplicates(ctx, c.boot.map((b, i) => ({ key: b.name, path: ['boot', i, 'name'] })), ['dhcp'], 'is the name of another boot rule:');

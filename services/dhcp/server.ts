@@ -26,6 +26,7 @@ import { leaseRoutes } from './leases-api.js';
 import { fromInterface, resolveInterface, type InterfaceAddress } from './interface.js';
 import { SeenLimiter, bindingEvent, seenCommand } from './inventory-hooks.js';
 import { AckStages } from './ack-stages.js';
+import { MacBuckets } from './rate-limit.js';
 
 // The DHCP shell: one UDP socket, rate limits, the allocator, the StateLog. An ACK goes out only
 // after its lease command is durable and applied (propose resolved): a crash after the ACK can
@@ -89,7 +90,7 @@ export class DhcpHandler {
   #boot: BootRule[];
   /** Where non-relayed broadcasts go: the local subnet's broadcast address (see replyDestination). */
   #broadcast = '255.255.255.255';
-  #perMac = new Map<string, { start: number; count: number }>();
+  #perMac: MacBuckets;
   #global = { start: 0, count: 0 };
   /** MACs of config reservations: known clients, never "pending". */
   #reservedMacs: ReadonlySet<string>;
@@ -109,6 +110,7 @@ export class DhcpHandler {
     this.#log = options.log;
     this.#clock = options.clock;
     this.#onAck = options.onAck;
+    this.#perMac = new MacBuckets(config.rateLimit.perMac, config.rateLimit.perMacWindow);
     // The VIP before this node's own address: a client renews by unicast to its server id, and after
     // a failover only the VIP reaches the leader (with the node address, renewals went to a follower,
     // which stays silent, until the client's broadcast at T2). `listen` narrows the socket to one
@@ -485,7 +487,7 @@ export class DhcpHandler {
     };
   }
 
-  /** Per-MAC and global rate limits: excess packets are dropped and counted. */
+  /** Per-MAC (rate-limit.ts) and global rate limits: excess packets are dropped and counted. */
   #admit(mac: string, nowMs: number): boolean {
     const limits = this.#config.rateLimit;
     if (nowMs - this.#global.start >= 1000) this.#global = { start: nowMs, count: 0 };
@@ -493,13 +495,7 @@ export class DhcpHandler {
       this.#drop('rate-limited.global', nowMs, {});
       return false;
     }
-    let entry = this.#perMac.get(mac);
-    if (!entry || nowMs - entry.start >= limits.perMacWindow) {
-      if (this.#perMac.size > 100_000) this.#perMac.clear();
-      entry = { start: nowMs, count: 0 };
-      this.#perMac.set(mac, entry);
-    }
-    if (++entry.count > limits.perMac) {
+    if (!this.#perMac.admit(mac, nowMs)) {
       this.#drop('rate-limited.mac', nowMs, { mac });
       return false;
     }

@@ -74,7 +74,7 @@ t.test('an arm64 node netboots from lanha to Linux, pulls its root file system g
       const gen2 = await nl.commitTree();
       t.not(gen2, gen1, 'the changed tree is a new generation');
       const second = await nl.boot({ before: [
-        // A static address: one more DHCP exchange would count against lanha's per-MAC rate limit.
+        // A static address, so the prompt's TFTP load of the broken image is all this step adds.
         'setenv ipaddr 10.97.0.51; setenv netmask 255.255.255.0; setenv serverip 10.97.0.1; tftpboot ${scriptaddr} bad.scr.uimg; source ${scriptaddr}',
       ] });
       t.match(second.beforeOutput[0] ?? '', /Bad data crc/, 'U-Boot refuses a script image with a broken data CRC');

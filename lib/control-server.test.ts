@@ -31,6 +31,7 @@ t.test('bad request targets get 400, a throwing handler 500, and the server stay
     t.match(await raw(socket, `GET ${target} HTTP/1.1`), /^HTTP\/1\.1 400/, `GET ${target}: 400`);
   }
   t.match(await raw(socket, 'GET /v1/broken HTTP/1.1'), /^HTTP\/1\.1 500/, 'a throwing handler: 500');
+  t.match(await raw(socket, 'CONNECT lanha:1 HTTP/1.1'), /^HTTP\/1\.1 405 [^]*\r\nAllow: GET, POST\r\n/, 'CONNECT: 405 naming the methods served (it was dropped unanswered)');
   const ok = await raw(socket, 'GET /v1/ok?x=1 HTTP/1.1');
   t.match(ok, /^HTTP\/1\.1 200/, 'and the server still serves');
   t.match(ok, /"ok":true/);

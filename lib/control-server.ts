@@ -5,7 +5,7 @@ import { connect, type Socket } from 'node:net';
 import type { Logger } from './log.js';
 import { LogLimiter } from './log.js';
 import { LanhaError, errorMessage } from './errors.js';
-import { guardRequest, httpDeadlines, keepListening, listenOn, requestTarget } from './stream-listen.js';
+import { guardRequest, httpDeadlines, keepListening, listenOn, requestTarget, refuseConnect } from './stream-listen.js';
 
 // The control API: HTTP + JSON on a unix socket (mode 0660), used by `lanctl`. Routes are keyed
 // "METHOD /path"; a handler gets the query and the parsed JSON body and returns a status and body.
@@ -61,6 +61,7 @@ export class ControlServer {
       });
     });
     this.#server.maxConnections = maxConnections;
+    refuseConnect(this.#server, 'GET, POST');
     // Node's header deadline starts with a request's first byte: a connection that never sends one
     // would sit forever. One silent for idleMs (5 s) with no request being served is closed.
     // (With a 'timeout' listener on the server, Node leaves the socket to it.)

@@ -1,4 +1,5 @@
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { ListenOptions, Server } from 'node:net';
 import type { Logger, LogLimiter } from './log.js';
 
@@ -84,5 +85,17 @@ export function guardRequest(handle: () => Promise<void>, res: ServerResponse, o
       res.writeHead(500, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), connection: 'close' });
       res.end(body);
     } else res.destroy();
+  });
+}
+
+/**
+ * Answers CONNECT (a request to open a tunnel, as to a proxy) with 405 and the methods this server
+ * does take. Node hands a CONNECT to a 'connect' listener only, and with none it drops the
+ * connection without a word, which a client reads as a broken server.
+ */
+export function refuseConnect(server: HttpServer, allow: string): void {
+  server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+    socket.on('error', () => undefined);
+    socket.end(`HTTP/1.1 405 Method Not Allowed\r\nAllow: ${allow}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
   });
 }

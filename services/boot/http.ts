@@ -4,7 +4,7 @@ import type { Logger } from '../../lib/log.js';
 import { LogLimiter } from '../../lib/log.js';
 import type { Clock } from '../../lib/clock.js';
 import { Counters } from '../../lib/counters.js';
-import { httpDeadlines, keepListening, listenOn } from '../../lib/stream-listen.js';
+import { httpDeadlines, keepListening, listenOn, refuseConnect } from '../../lib/stream-listen.js';
 import { checkName } from '../tftp/paths.js';
 import { openInRoot, type OpenRefusal } from '../tftp/files.js';
 import type { BootHttpConfig } from './config.js';
@@ -104,6 +104,7 @@ export class BootHttpServer {
     // A connection silent both ways this long is a stalled reader: close it.
     server.setTimeout(c.idleTimeout);
     server.on('connection', (socket: Socket) => this.#admit(socket));
+    refuseConnect(server, 'GET, HEAD');
     server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
       const timedOut = error.code === 'ERR_HTTP_REQUEST_TIMEOUT';
       this.counters.inc(timedOut ? 'boot.http.timed_out' : 'boot.http.bad_request');

@@ -119,5 +119,9 @@ t.test('request targets that are not plain paths get 400; a page that throws get
   }
   t.match(await raw(server.port, 'GET /broken HTTP/1.1'), /^HTTP\/1\.1 500/, 'a page that throws: 500');
   t.match(await raw(server.port, 'GET /v1/status HTTP/1.1'), /^HTTP\/1\.1 500/, 'an API read that throws: 500');
+  // A CONNECT went to no listener and Node dropped the connection without an answer.
+  const connect = await raw(server.port, 'CONNECT 127.0.0.1:22 HTTP/1.1');
+  t.match(connect, /^HTTP\/1\.1 405/, 'CONNECT: 405');
+  t.match(connect, /\r\nAllow: GET, HEAD\r\n/, 'naming the methods served');
   t.match(await getRoot(server.port), /^HTTP\/1\.1 200/, 'and the server still serves');
 });

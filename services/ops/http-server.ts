@@ -6,7 +6,7 @@ import { LanhaError, errorMessage } from '../../lib/errors.js';
 import type { ApiResponse } from '../../lib/control-server.js';
 import type { HttpListen } from './config.js';
 import { LogLimiter } from '../../lib/log.js';
-import { guardRequest, httpDeadlines, keepListening, listenOn, requestTarget } from '../../lib/stream-listen.js';
+import { guardRequest, httpDeadlines, keepListening, listenOn, requestTarget, refuseConnect } from '../../lib/stream-listen.js';
 
 // The read-only operator listener (node:http): pages, /metrics and the control API's GET routes as
 // JSON. Only GET and HEAD exist here; writes stay on the unix control socket. Every reply carries a
@@ -82,6 +82,7 @@ export class OpsHttpServer {
       });
     });
     this.#server.maxConnections = options.maxConnections;
+    refuseConnect(this.#server, ALLOW);
     // headersTimeout only starts with a request's first byte: connections that never send one held
     // their maxConnections slot for good (32 idle TCP connects kept the pages and /metrics from
     // everyone for as long as they stayed open). One silent for idleMs with no request being

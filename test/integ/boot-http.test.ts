@@ -97,6 +97,7 @@ t.test('boot HTTP listener with curl', async (t) => {
     const code = async (args: string[]): Promise<string> => (await curl(['-o', '/dev/null', '-w', '%{http_code}', ...args])).out.toString();
     t.equal(await code([url('missing')]), '404');
     t.equal(await code(['-X', 'POST', url('arm64/Image')]), '405');
+    t.equal(await code(['-X', 'CONNECT', url('arm64/Image')]), '405', 'CONNECT: 405 (it was dropped unanswered)');
     const allow = await curl(['-X', 'PUT', '-D', '-', '-o', '/dev/null', url('arm64/Image')]);
     t.match(allow.out.toString(), /allow: GET, HEAD/i);
     t.equal(await code(['--path-as-is', url('../outside/secret')]), '400', '../ refused');

@@ -151,6 +151,7 @@ const refusals: Array<[string, string, string, string]> = [
   ['dhcp.cacheThreshold as a percentage text', sub('').replace('dhcp:\n', 'dhcp:\n  cacheThreshold: "25%"\n'), 'dhcp.cacheThreshold: "25%"', 'is not a fraction of the lease time'],
   ['dhcp.cacheMaxAge not a duration', sub('').replace('dhcp:\n', 'dhcp:\n  cacheMaxAge: ten minutes\n'), 'dhcp.cacheMaxAge: "ten minutes"', 'is not a duration'],
   ['a per-MAC window of zero (an instant refill would be no limit)', sub('').replace('dhcp:\n', 'dhcp:\n  rateLimit: { perMac: 20, perMacWindow: 0 }\n'), 'dhcp.rateLimit.perMacWindow: 0', 'is not a time a MAC earns its burst back in'],
+  ['a TFTP remap pattern that needs backtracking', base + 'tftp:\n  root: /srv\n  remap: [{ match: "^(a)\\\\1$", replace: x }]\n', 'tftp.remap[0].match: "^(a)\\\\1$"', 'cannot run in linear time'],
   ['a duplicate YAML key names its key path', base + 'dns:\n  zones:\n    - name: lan\n      ttl: 1h\n      ttl: 2h\n', 'dns.zones[0].ttl: duplicate key', 'line 10'],
 ];
 

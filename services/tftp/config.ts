@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { duration, listenAddress, port, refuseRepeats } from '../../lib/schema.js';
+import { linearRegExpProblem } from '../../lib/linear-regexp.js';
 
 // The `tftp:` block.
 
@@ -29,7 +30,10 @@ export const tftpConfig = z.object({
    */
   busyPollUs: z.number().int({ message: 'is not a whole number of microseconds' }).min(0).max(2000).default(200),
   remap: z.array(z.object({
-    match: z.string().refine((s) => { try { new RegExp(s); return true; } catch { return false; } }, { message: 'is not a valid regular expression' }),
+    match: z.string().superRefine((s, ctx) => {
+      const problem = linearRegExpProblem(s);
+      if (problem !== null) ctx.addIssue({ code: 'custom', message: problem });
+    }),
     replace: z.string(),
   }).strict()).default([]),
 }).strict().superRefine((c, ctx) => {

@@ -1,6 +1,9 @@
 // Pure name handling: the requested name -> remap rules (with per-client tokens from the client's
 // DHCP lease) -> a checked relative path. No file system here: the shell then resolves the path
 // with realpath and requires it to stay inside the root (symlinks cannot escape), see files.ts.
+// Remap patterns run on V8's linear-time engine (lib/linear-regexp.ts): client names cannot make them backtrack.
+
+import { linearRegExp } from '../../lib/linear-regexp.js';
 
 export const NAME_BYTES_MAX = 255;
 
@@ -52,7 +55,7 @@ const TOKEN = /\{(ip|iphex|mac|mac-|hostname)\}/g;
 const SAFE_HOSTNAME = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}))*$/;
 
 export function compileRemap(rules: readonly RemapRuleConfig[]): RemapRule[] {
-  return rules.map((r) => ({ match: new RegExp(r.match), replace: r.replace, perClient: /\{(ip|iphex|mac|mac-|hostname)\}/.test(r.replace) }));
+  return rules.map((r) => ({ match: linearRegExp(r.match), replace: r.replace, perClient: /\{(ip|iphex|mac|mac-|hostname)\}/.test(r.replace) }));
 }
 
 /** The value of a per-client token, or null when the client has none (no lease, unsafe hostname). */

@@ -141,3 +141,27 @@ t.test('a stopped server does not start its workers again', async (t) => {
   t.equal(server.workersRunning, 0, 'no worker runs after stop');
   t.notOk(lines.some((l) => l['event'] === 'tftp.worker_restarted'), 'none was started again');
 });
+
+// A remap rule with nested quantifiers, run by a backtracking engine on a crafted 40-octet name,
+// would keep its worker busy for days (26 octets took 14 s). The rules run in linear time.
+t.test('a remap rule cannot be made to backtrack by a crafted file name', async (t) => {
+  const root = mkdtempSync(join(tmpdir(), 'lanha-tftp-workers-'));
+  const small = pattern(3000, 9);
+  writeFileSync(join(root, 'small.bin'), small);
+  t.teardown(() => rmSync(root, { recursive: true, force: true }));
+  const log = createLogger({ level: 'silent' });
+  for (const workers of [2, 0]) {
+    const config = { ...tftpConfig.parse({ root, workers, remap: [{ match: '^(a+)+$', replace: 'small.bin' }] }), port: 0 };
+    const server = new TftpServer({ config, addresses: ['127.0.0.1'], log, clock: systemClock });
+    await server.start();
+    t.teardown(() => server.stop());
+    const port = server.port();
+    t.same(await download(port, 'aaaa'), small, `workers ${workers}: the rule maps what it matches`);
+    const client = await socketOn('127.0.0.1');
+    const answer = new Promise<string>((ok) => client.once('message', (msg) => { const d = decodePacket(msg); ok(d.ok ? d.value.op : 'malformed'); }));
+    client.send(encodeRequest('rrq', `${'a'.repeat(40)}b`, 'octet'), port, '127.0.0.1');
+    t.equal(await answer, 'error', `workers ${workers}: the crafted name is refused (file not found) at once`);
+    client.close();
+    t.same(await download(port, 'small.bin'), small, `workers ${workers}: and the server goes on serving`);
+  }
+});

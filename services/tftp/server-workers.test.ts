@@ -165,3 +165,41 @@ t.test('a remap rule cannot be made to backtrack by a crafted file name', async 
     t.same(await download(port, 'small.bin'), small, `workers ${workers}: and the server goes on serving`);
   }
 });
+
+// A worker stuck in a loop that never yields (LANHA_FAILPOINTS tftp.worker.hang: a request for
+// hang.bin makes its worker spin) sends no more reports: new requests go to the other worker once
+// it has been silent for silentMs, and it is ended and started again once silent for hungMs.
+t.test('a hung worker is routed around, then ended and started again', async (t) => {
+  const root = mkdtempSync(join(tmpdir(), 'lanha-tftp-workers-'));
+  const small = pattern(50_000, 10);
+  writeFileSync(join(root, 'small.bin'), small);
+  writeFileSync(join(root, 'hang.bin'), small);
+  const before = process.env['LANHA_FAILPOINTS'];
+  process.env['LANHA_FAILPOINTS'] = 'tftp.worker.hang=hang.bin';
+  const lines: Array<Record<string, unknown>> = [];
+  const log = createLogger({ level: 'info', destination: { write: (s: string) => { lines.push(JSON.parse(s) as Record<string, unknown>); } } });
+  const config = { ...tftpConfig.parse({ root, workers: 2 }), port: 0 };
+  const server = new TftpServer({ config, addresses: ['127.0.0.1'], log, clock: systemClock, watch: { silentMs: 1500, hungMs: 4000 } });
+  t.teardown(async () => {
+    if (before === undefined) delete process.env['LANHA_FAILPOINTS'];
+    else process.env['LANHA_FAILPOINTS'] = before;
+    await server.stop();
+    rmSync(root, { recursive: true, force: true });
+  });
+  await server.start();
+  t.ok(lines.some((l) => l['event'] === 'tftp.failpoints'), 'a start with failpoints on says so');
+  const port = server.port();
+  const counter = (name: string): number => (server.status()['counters'] as Record<string, number>)[name] ?? 0;
+  const spinner = await socketOn('127.0.0.1');
+  spinner.send(encodeRequest('rrq', 'hang.bin', 'octet'), port, '127.0.0.1');
+  await sleep(2000);
+  t.same(await download(port, 'small.bin'), small, 'a request after the worker went silent is served by the other one');
+  t.same(await download(port, 'small.bin', '127.0.0.3'), small, 'and the next one');
+  t.ok(await until(() => counter('tftp.workers_hung') === 1, 15_000), 'the silent worker is judged hung');
+  t.ok(lines.some((l) => l['event'] === 'tftp.worker_hung' && Number(l['silentMs']) >= 4000), 'and logged with how long it was silent');
+  t.ok(await until(() => counter('tftp.workers_restarted') === 1 && server.workersRunning === 2), 'it was ended and started again');
+  spinner.close();
+  t.equal(counter('tftp.transfers_lost'), 1, 'its one transfer lost');
+  const both = await Promise.all([download(port, 'small.bin', '127.0.0.4'), download(port, 'small.bin', '127.0.0.5')]);
+  t.same(both, [small, small], 'both workers serve again');
+});

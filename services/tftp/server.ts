@@ -17,6 +17,7 @@ import type { ClientInfo } from './paths.js';
 import { printable, TransferEngine, type ActiveTransfer, type IdleTime, type Peer, type RenderedFile, type StartOutcome, type TransferInfo } from './engine.js';
 import { bootEventDetail, type BootFileSource } from '../boot/provider.js';
 import type { FromWorker, ToWorker, WorkerData } from './worker.js';
+import { hangFailpoint } from './failpoints.js';
 import { allocateCache, type BlockCache } from './block-cache.js';
 import { fileCache, type OpenedFile } from './files.js';
 import { processLoopDelay, type LoopDelayProbe } from '../../lib/loop-delay.js';
@@ -35,6 +36,12 @@ const RESPAWN_MIN_MS = 100;
 const RESPAWN_MAX_MS = 10_000;
 /** A worker that ran this long before it stopped starts its next restart at the minimum again. */
 const HEALTHY_RUN_MS = 30_000;
+/** A worker not heard from for this long gets no new transfers while another is heard from. */
+const SILENT_MS = 3_000;
+/** A worker not heard from for this long is hung (a loop that never yields): it is ended and started again. */
+const HUNG_MS = 30_000;
+/** How often the main thread looks for hung workers. */
+const WATCH_MS = 1_000;
 
 export interface TftpServerOptions {
   config: TftpConfig;
@@ -45,6 +52,8 @@ export interface TftpServerOptions {
   state?: StateLog;
   /** Boot files rendered per client (services/boot), consulted before the disk. */
   bootFiles?: BootFileSource | undefined;
+  /** When a worker counts as silent (routed around) and as hung (ended); SILENT_MS and HUNG_MS unless set (tests). */
+  watch?: { silentMs: number; hungMs: number };
 }
 
 interface WorkerSlot {
@@ -56,6 +65,8 @@ interface WorkerSlot {
   active: number;
   counters: Record<string, number>;
   startedMs: number;
+  /** When the main thread last heard from it (any message; it reports every WORKER_REPORT_MS). */
+  heardMs: number;
   respawnMs: number;
   timer: NodeJS.Timeout | null;
 }
@@ -107,6 +118,10 @@ export class TftpServer {
   /** In-process transfers (workers: 0). */
   #engine: TransferEngine | null = null;
   #workers: WorkerSlot[] = [];
+  readonly #silentMs: number;
+  readonly #hungMs: number;
+  #watch: NodeJS.Timeout | null = null;
+  #lastWatchMs = 0;
   /** Counters of worker threads that stopped (folded in so the totals never go backwards). */
   readonly #retired = new Counters();
   /**
@@ -124,6 +139,8 @@ export class TftpServer {
     this.#addresses = options.addresses;
     this.#state = options.state;
     this.#bootFiles = options.bootFiles;
+    this.#silentMs = options.watch?.silentMs ?? SILENT_MS;
+    this.#hungMs = options.watch?.hungMs ?? HUNG_MS;
   }
 
   async start(): Promise<void> {
@@ -145,10 +162,14 @@ export class TftpServer {
         }, this.#cache);
       } else {
         for (let i = 0; i < this.config.workers; i++) {
-          const slot: WorkerSlot = { index: i, worker: null, ready: false, active: 0, counters: {}, startedMs: 0, respawnMs: RESPAWN_MIN_MS, timer: null };
+          const slot: WorkerSlot = { index: i, worker: null, ready: false, active: 0, counters: {}, startedMs: 0, heardMs: 0, respawnMs: RESPAWN_MIN_MS, timer: null };
           this.#workers.push(slot);
           await this.#startWorker(slot);
         }
+        if (hangFailpoint() !== undefined) this.log.warn({ event: 'tftp.failpoints', failpoints: process.env['LANHA_FAILPOINTS'] }, 'tftp failpoints are on (LANHA_FAILPOINTS): for tests only');
+        this.#lastWatchMs = this.clock.monotonicMs();
+        this.#watch = setInterval(() => this.#watchWorkers(), WATCH_MS);
+        this.#watch.unref();
       }
       for (const address of this.#addresses) await this.addAddress(address);
     } catch (error) {
@@ -191,6 +212,7 @@ export class TftpServer {
     slot.startedMs = this.clock.monotonicMs();
     worker.on('message', (m: FromWorker) => {
       if (slot.worker !== worker) return;
+      slot.heardMs = this.clock.monotonicMs();
       switch (m.type) {
         case 'outcome': this.#outcome(m.id, m.outcome); break;
         case 'ended': this.#ended(m.ended); break;
@@ -209,7 +231,7 @@ export class TftpServer {
     worker.on('exit', (code) => this.#workerExited(slot, worker, code));
     // Ready once its modules are loaded and it listens for work.
     await new Promise<void>((ok, fail) => {
-      const onMessage = (m: FromWorker): void => { if (m.type === 'ready') { done(); slot.ready = true; ok(); } };
+      const onMessage = (m: FromWorker): void => { if (m.type === 'ready') { done(); slot.ready = true; slot.heardMs = this.clock.monotonicMs(); ok(); } };
       const onExit = (code: number): void => { done(); fail(new Error(`tftp worker ${index} exited (code ${code}) before it was ready`)); };
       const done = (): void => { worker.off('message', onMessage); worker.off('error', fail); worker.off('exit', onExit); };
       worker.on('message', onMessage);
@@ -268,6 +290,28 @@ export class TftpServer {
     this.log.warn({ event: 'tftp.worker_restarted', worker: slot.index }, `tftp worker ${slot.index} started again`);
   }
 
+  /**
+   * Ends a worker that has said nothing for HUNG_MS (it reports every WORKER_REPORT_MS, so its loop
+   * has not turned: a transfer stuck in a loop that never yields). Its transfers are lost as in a
+   * crash, and it is started again the same way. A round that itself ran late (this thread was held
+   * up as long: the workers' reports wait in its queue) judges nobody.
+   */
+  #watchWorkers(): void {
+    const now = this.clock.monotonicMs();
+    const late = now - this.#lastWatchMs > 2 * WATCH_MS;
+    this.#lastWatchMs = now;
+    if (late || this.#stopped) return;
+    for (const slot of this.#workers) {
+      const worker = slot.worker;
+      if (worker === null || !slot.ready || now - slot.heardMs < this.#hungMs) continue;
+      slot.ready = false;
+      this.counters.inc('tftp.workers_hung');
+      this.log.error({ event: 'tftp.worker_hung', worker: slot.index, silentMs: Math.round(now - slot.heardMs), transfers: slot.active },
+        `tftp worker ${slot.index} has not been heard from for ${Math.round((now - slot.heardMs) / 1000)} s (hung); ending it`);
+      void worker.terminate();
+    }
+  }
+
   /** Ends worker `index` abruptly, as a crash would (fault drills and tests); it is started again as after any crash. */
   async crashWorker(index: number): Promise<boolean> {
     const worker = this.#workers[index]?.worker;
@@ -294,6 +338,8 @@ export class TftpServer {
 
   async stop(): Promise<void> {
     this.#stopped = true;
+    if (this.#watch !== null) clearInterval(this.#watch);
+    this.#watch = null;
     this.#engine?.stop();
     for (const { socket } of this.#listeners) {
       await new Promise<void>((ok) => { try { socket.close(() => ok()); } catch { ok(); } });
@@ -415,10 +461,15 @@ export class TftpServer {
       if (boot.mac !== undefined && client.mac === undefined) client.mac = boot.mac;
     }
     const id = this.#nextId++;
-    // The least busy running worker takes it.
+    // The least busy running worker takes it; one silent for SILENT_MS only when none has been heard from.
     let worker = -1;
-    for (let i = 0; i < this.#workers.length; i++) {
-      if (this.#workers[i]!.ready && (worker < 0 || this.#workers[i]!.active < this.#workers[worker]!.active)) worker = i;
+    const now = this.clock.monotonicMs();
+    for (let pass = 0; pass < 2 && worker < 0; pass++) {
+      for (let i = 0; i < this.#workers.length; i++) {
+        const w = this.#workers[i]!;
+        if (!w.ready || (pass === 0 && now - w.heardMs >= this.#silentMs)) continue;
+        if (worker < 0 || w.active < this.#workers[worker]!.active) worker = i;
+      }
     }
     if (worker < 0 && this.#engine === null) {
       // Every worker is being started again after a crash: the client's RRQ retry comes back to one.

@@ -8,6 +8,7 @@ import { TransferEngine, type IdleTime, type Peer, type RenderedFile, type Start
 import type { EndedMessage } from './server.js';
 import type { CacheLayout } from './block-cache.js';
 import { fileCache } from './files.js';
+import { hangFailpoint } from './failpoints.js';
 
 // A TFTP worker thread: runs the transfers the main thread hands it (engine.ts), so the ACK/DATA
 // traffic of a boot storm never delays the event loop that DHCP and DNS answer on.
@@ -37,6 +38,7 @@ export interface WorkerData {
 /** Also the main thread's WORKER_REPORT_MS (server.ts). */
 const COUNTERS_EVERY_MS = 500;
 
+
 if (parentPort !== null) {
   const port = parentPort;
   const post = (m: FromWorker): void => port.postMessage(m);
@@ -54,9 +56,11 @@ if (parentPort !== null) {
   }, fileCache(cache, thread));
   const flush = (): void => post({ type: 'counters', counters: counters.toJSON(), idle: engine.idleTimes() });
   const timer = setInterval(flush, COUNTERS_EVERY_MS);
+  const hangOn = hangFailpoint();
   port.on('message', (m: ToWorker) => {
     switch (m.type) {
       case 'start':
+        if (hangOn !== undefined && m.request.filename === hangOn) for (;;) { /* the failpoint: never yield */ }
         engine.start(m.id, m.local, m.request, m.peer, m.client, m.rendered).then(
           (outcome) => post({ type: 'outcome', id: m.id, outcome }),
           (error: unknown) => {

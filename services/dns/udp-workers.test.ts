@@ -180,6 +180,37 @@ t.test('workers answer from the daemon\'s sockets, follow zone updates, forward 
   for (const pid of live) t.throws(() => process.kill(pid, 0), 'worker process gone after stop');
 });
 
+// A worker that stops answering (SIGSTOP here: stopped, or a loop that never yields) is read around
+// once silent (the daemon takes its sockets back), and once silent for hungMs it is killed and
+// started again with the current zones and sockets.
+t.test('a hung worker is read around, then killed and started again', async (t) => {
+  let readers = -1;
+  const sockets = new Map<string, dgram.Socket>();
+  const workers = new UdpWorkers({
+    count: 1, log: silentLogger, hungMs: 6_000,
+    init: () => ({ t: 'init', cfg, nodeName: 'unit', logLevel: 'silent', processes: 2, zones: zonesWith('10.0.0.3', 1) }),
+    sockets: () => sockets, onCached: () => undefined,
+    onReaders: () => { readers = workers.readers('127.0.0.1'); },
+  });
+  t.teardown(() => workers.stop());
+  await workers.start();
+  const s = await bound();
+  sockets.set('127.0.0.1', s);
+  await workers.serve('127.0.0.1', s);
+  t.equal(workers.readers('127.0.0.1'), 1);
+  const [pid] = workers.pids();
+  process.kill(pid!, 'SIGSTOP');
+  t.teardown(() => { try { process.kill(pid!, 'SIGCONT'); } catch { /* killed, as it should be */ } });
+  t.ok(await eventually(() => readers === 0, 6_000), 'once silent it no longer counts as reading (the daemon reads its socket)');
+  t.ok(await eventually(() => (workers.counters().get('dns.workers.hung') ?? 0) === 1, 12_000), 'silent for hungMs: judged hung');
+  t.ok(await eventually(() => workers.running === 1 && !workers.pids().includes(pid!), 10_000), 'killed and started again');
+  t.throws(() => process.kill(pid!, 0), 'the stopped process is gone');
+  t.ok(await eventually(() => workers.readers('127.0.0.1') === 1, 5_000), 'the new worker reads the socket');
+  const port = s.address().port;
+  s.close(); // only the worker holds it now
+  t.equal(addressOf(await ask(port, 'www.lan', 2000)), '10.0.0.3', 'and answers from the current zones');
+});
+
 t.test('each process enforces its share of the response rate limit', async (t) => {
   const limited = parseConfig(`
 node: { name: unit, role: server, address: 127.0.0.1, stateDir: /nonexistent, controlSocket: /nonexistent.sock }

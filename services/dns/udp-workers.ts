@@ -63,6 +63,8 @@ export interface UdpWorkersOptions {
   onReaders?: (address: string) => void;
   /** For tests: the worker module to run. */
   module?: URL;
+  /** How long a silent worker may stay so before it is killed (HUNG_MS unless set: tests). */
+  hungMs?: number;
   /** The workers' V8 flags (default: LANHA_DNS_WORKER_NODE_FLAGS or DNS_WORKER_NODE_FLAGS, lib/memory.ts). */
   nodeFlags?: readonly string[];
 }
@@ -104,6 +106,11 @@ const RESPAWN_MIN_MS = 1_000;
 const RESPAWN_MAX_MS = 30_000;
 /** A worker that sent nothing for this long (it reports every second) no longer counts as reading. */
 export const SILENT_MS = 3_000;
+/**
+ * One silent this long is hung (stopped, or in a loop that never yields, burning a core the daemon
+ * needs): it is killed and started again, as after a crash.
+ */
+const HUNG_MS = 30_000;
 
 interface Slot {
   index: number;
@@ -141,6 +148,7 @@ export class UdpWorkers {
   #flushScheduled = false;
   #budget = new ShareBudget();
   #watch: NodeJS.Timeout | null = null;
+  #lastCheckMs = 0;
 
   constructor(o: UdpWorkersOptions) {
     this.#o = o;
@@ -155,6 +163,7 @@ export class UdpWorkers {
 
   /** Starts every worker and waits until each is serving (or has failed: the daemon serves alone). */
   async start(): Promise<void> {
+    this.#lastCheckMs = performance.now();
     this.#watch = setInterval(() => this.#checkSilent(performance.now()), 1000);
     this.#watch.unref();
     await Promise.all(this.#slots.map((s) => this.#spawn(s)));
@@ -172,12 +181,26 @@ export class UdpWorkers {
   }
 
   #checkSilent(nowMs: number): void {
+    // A round that itself ran late (the daemon's loop was held up as long, the workers' reports
+    // waiting in its queue) judges nobody.
+    const late = nowMs - this.#lastCheckMs > 2_000;
+    this.#lastCheckMs = nowMs;
+    if (late) return;
     for (const s of this.#slots) {
-      if (s.silent || !s.ready || nowMs - s.heardMs < SILENT_MS) continue;
+      if (!s.ready || s.child === null) continue;
+      const silentMs = nowMs - s.heardMs;
+      if (s.silent && silentMs >= (this.#o.hungMs ?? HUNG_MS) && s.child.exitCode === null && s.child.signalCode === null) {
+        this.#retired.set('dns.workers.hung', (this.#retired.get('dns.workers.hung') ?? 0) + 1);
+        this.#o.log.error({ event: 'dns.worker_hung', worker: s.child.pid, silentMs: Math.round(silentMs) },
+          `DNS worker ${s.index} has sent nothing for ${Math.round(silentMs / 1000)} s (hung); killing it, it starts again`);
+        s.child.kill('SIGKILL');
+        continue;
+      }
+      if (s.silent || silentMs < SILENT_MS) continue;
       s.silent = true;
       this.#retired.set('dns.workers.silent', (this.#retired.get('dns.workers.silent') ?? 0) + 1);
-      this.#o.log.warn({ event: 'dns.worker_silent', worker: s.child?.pid, silentMs: Math.round(nowMs - s.heardMs) },
-        `DNS worker ${s.index} has sent nothing for ${Math.round(nowMs - s.heardMs)} ms; the daemon reads its sockets until it does`);
+      this.#o.log.warn({ event: 'dns.worker_silent', worker: s.child.pid, silentMs: Math.round(silentMs) },
+        `DNS worker ${s.index} has sent nothing for ${Math.round(silentMs)} ms; the daemon reads its sockets until it does`);
       this.#readersChanged(s.addresses);
     }
   }

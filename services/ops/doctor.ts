@@ -27,6 +27,9 @@ export interface DoctorInput {
   cluster: StateLogStatus;
   vip?: Record<string, unknown> | undefined;
   ntp?: Record<string, unknown> | undefined;
+  /** The DNS and TFTP services' status (their worker counters). */
+  dns?: Record<string, unknown> | undefined;
+  tftp?: Record<string, unknown> | undefined;
   pools: SubnetUsage[];
   leases: readonly Lease[];
   records?: readonly RecordRow[] | undefined;
@@ -175,11 +178,41 @@ export function doctorFindings(input: DoctorInput): Finding[] {
     }
   }
   leaseFindings(input, out);
+  workerFindings(input, out);
   if (input.disk !== undefined && input.disk.totalBytes > 0) {
     const free = input.disk.freeBytes / input.disk.totalBytes;
     if (free < 0.1) out.push({ id: 'disk.state-dir', severity: free < 0.02 ? 'error' : 'warning', evidence: `${input.disk.dir}: ${Math.round(free * 100)} % free (${Math.round(input.disk.freeBytes / 2 ** 20)} MiB)`, fix: `free space on the file system of ${input.disk.dir}` });
   }
   return out;
+}
+
+/**
+ * Worker threads (TFTP) or processes (DNS) that stopped unasked or hung since the daemon started:
+ * each was started again, but a second one is a bug to report (its stack is in the log).
+ */
+function workerFindings(input: DoctorInput, out: Finding[]): void {
+  const count = (status: Record<string, unknown> | undefined, key: string): number => {
+    const v = (status?.['counters'] as Record<string, unknown> | undefined)?.[key];
+    return typeof v === 'number' ? v : 0;
+  };
+  const tftp = count(input.tftp, 'tftp.workers_exited');
+  if (tftp > 0) {
+    const hung = count(input.tftp, 'tftp.workers_hung');
+    out.push({
+      id: 'tftp.worker-exits', severity: 'warning',
+      evidence: `${tftp} TFTP transfer thread(s) stopped unasked since the daemon started${hung > 0 ? ` (${hung} of them hung and ended)` : ''}, losing ${count(input.tftp, 'tftp.transfers_lost')} transfer(s); each was started again and the clients retried`,
+      fix: 'journalctl -u lanha | grep -e tftp.worker_failed -e tftp.worker_exited -e tftp.worker_hung for the error and its stack, and report it',
+    });
+  }
+  const dns = count(input.dns, 'dns.workers.exited');
+  if (dns > 0) {
+    const hung = count(input.dns, 'dns.workers.hung');
+    out.push({
+      id: 'dns.worker-exits', severity: 'warning',
+      evidence: `${dns} DNS worker process(es) stopped unasked since the daemon started${hung > 0 ? ` (${hung} of them hung and killed)` : ''}; each was started again and the daemon answered meanwhile`,
+      fix: 'journalctl -u lanha | grep -e dns.worker_exited -e dns.worker_hung, and report it',
+    });
+  }
 }
 
 /** Cross-member checks from the members' own reports: config, version, clock, lag, silence. */

@@ -164,7 +164,23 @@ t.test('doctor: config findings and runtime findings', async (t) => {
   t.ok(ids.includes('dhcp.reserved-address-taken:error'), '10.50.0.101 is reserved for another MAC');
   t.ok(ids.includes('dns.missing-ptr:info'), 'db.lab.lan has no PTR');
   t.ok(ids.includes('disk.state-dir:error'));
+  t.notOk(ids.some((id) => id.includes('worker-exits')), 'no worker finding while no worker stopped');
   for (const f of findings) t.ok(f.fix.length > 0 && f.evidence.length > 0, `${f.id} has evidence and a fix`);
+});
+
+t.test('doctor names worker threads and processes that stopped unasked', async (t) => {
+  const i = input();
+  const findings = doctorFindings({
+    config: i.config, cluster: { mode: 'cluster', role: 'leader', leader: 'lan-a', term: 5, commitIndex: 1, appliedIndex: 1, leaseValid: true },
+    pools: [], leases: [], nowMs: NOW,
+    tftp: { counters: { 'tftp.workers_exited': 2, 'tftp.workers_hung': 1, 'tftp.transfers_lost': 3 } },
+    dns: { counters: { 'dns.workers.exited': 1 } },
+  });
+  const tftp = findings.find((f) => f.id === 'tftp.worker-exits');
+  t.match(tftp, { severity: 'warning' });
+  t.match(tftp?.evidence, '2 TFTP transfer thread(s) stopped unasked since the daemon started (1 of them hung and ended), losing 3 transfer(s)');
+  t.match(tftp?.fix, 'tftp.worker_exited');
+  t.match(findings.find((f) => f.id === 'dns.worker-exits')?.evidence, '1 DNS worker process(es) stopped unasked');
 });
 
 t.test('doctor across members: version, clock offset, silence and lag from their own reports', async (t) => {

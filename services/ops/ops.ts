@@ -58,6 +58,8 @@ function doctorInput(o: OpsContext): DoctorInput {
     cluster: o.state.status(),
     vip: serviceStatus(o, 'vip'),
     ntp: serviceStatus(o, 'ntp'),
+    dns: serviceStatus(o, 'dns'),
+    tftp: serviceStatus(o, 'tftp'),
     pools: pools(o),
     leases: [...o.state.fsm.leases()],
     records: dnsRecords(o) ?? undefined,

@@ -38,3 +38,32 @@ t.test('refused: options that make the sender follow symlinks out of the generat
   }
   t.equal(parseGateCommand(`rsync --server --sender -lHogDtpAXre.iLsfxCIvu . gen/${id}/`).kind, 'pull', 'rsync -aHAX: "L" only among the capabilities');
 });
+
+// What rsync 3.x clients send for the usual pulls (recorded with a printing -e program: -a, -aHAX,
+// -az, -avvv, -aW, -aU, -aC, -aI, -aR, -aS, -ac, -an, -aq, -au, -ab, -rlt, -rtv, choices, --inplace).
+t.test('allowed: the server options real clients send for a pull', async (t) => {
+  for (const flags of ['-blogDtpre.iLsfxCIvu', '-lHogDtpAXre.iLsfxCIvu --numeric-ids', '-lHogDtpAXrxze.LsfxCIvu --numeric-ids', '-lWogDtpre.iLsfxCIvu',
+    '-logDtUpre.iLsfxCIvu', '-logDtprCe.iLsfxCIvu', '-logDtprIe.iLsfxCIvu', '-logDtprRe.iLsfxCIvu', '-logDtprSe.iLsfxCIvu', '-logDtprce.iLsfxCIvu',
+    '-logDtpre.iLsfxCIvu --checksum-choice=xxh128', '-logDtpre.iLsfxCIvu --compress-choice=zstd', '-logDtpre.iLsfxCIvu --inplace', '-logDtprxe.iLsfxCIvu',
+    '-ltre.iLsfxCIvu', '-nlogDtpre.iLsfxCIvu', '-qlogDtpre.iLsfxCIvu', '-ulogDtpre.iLsfxCIvu', '-vvvlogDtpre.iLsfxCIvu', '-vtre.iLsfxCIvu']) {
+    t.equal(parseGateCommand(`rsync --server --sender ${flags} . gen/${id}/`).kind, 'pull', flags);
+  }
+});
+
+// With -s (--protect-args, --secluded-args in rsync 3.3) the server reads its real arguments from
+// the protocol after it starts: a client that wrote "-s . gen/<id>/" on the command line could then
+// name any path the sync user can read (checked with rsync 3.5: a file outside the generation came
+// back), or --remove-source-files. Other letters that read or take values on this side are refused too.
+t.test('refused: -s and the short options that act on this node', async (t) => {
+  for (const flags of ['-s', '-slogDtpre.iLsfxCIvu', '-logDtprse.iLsfxCIvu', '--protect-args', '--secluded-args']) {
+    const r = parseGateCommand(`rsync --server --sender ${flags} . gen/${id}/`);
+    t.equal(r.kind, 'refused', flags);
+    if (flags.startsWith('--')) continue;
+    t.match(r.kind === 'refused' ? r.reason : '', /-s \(--protect-args/, `${flags}: the reason names -s`);
+  }
+  for (const flags of ['-fmerge', '-Fe.iLsfxCIvu', '-Mx', '-B1024', '-Tx', '-ex', '-logDtpr9e.iLsfxCIvu']) {
+    const r = parseGateCommand(`rsync --server --sender ${flags} . gen/${id}/`);
+    t.equal(r.kind, 'refused', flags);
+  }
+  t.match(parseGateCommand(`rsync --server --sender -logDtprFe.iLsfxCIvu . gen/${id}/`), { kind: 'refused', reason: /option -F is not allowed/ });
+});

@@ -15,8 +15,14 @@ export type GateRequest =
 // --log-file, --files-from, ...) could write or delete on the LAN node and is refused.
 const LONG_OPTIONS: ReadonlySet<string> = new Set([
   '--numeric-ids', '--delete', '--delete-after', '--delete-during', '--delete-delay', '--delete-before', '--checksum', '--no-inc-recursive',
-  '--inplace', '--partial', '--sparse', '--one-file-system', '--hard-links', '--acls', '--xattrs', '--fake-super', '--stats', '--safe-links', '--protect-args', '-s',
+  '--inplace', '--partial', '--sparse', '--one-file-system', '--hard-links', '--acls', '--xattrs', '--fake-super', '--stats', '--safe-links',
 ]);
+// Short options a client puts before the "e.CAPS" capability letters for a pull (-a is rlptgoD; -z,
+// -H, -A, -X, -x, -S, -c, -n, -v, ...). Not among them: -s (--protect-args / --secluded-args: the
+// real arguments then come over the protocol, unseen here, and a client could name any path the
+// sync user can read, or --remove-source-files), -L and -k (follow symlinks), -f / -F (filter rules
+// and merge files read on this node), -M (options for this side), -B and -T (take values).
+const SHORT_LETTERS = new Set('rlptgoDHAXExWRdSnumOJIzyciqvKNUCb');
 const LONG_PREFIXES = ['--checksum-choice=', '--compress-choice=', '--info=', '--debug='];
 
 export function parseGateCommand(original: string | undefined): GateRequest {
@@ -47,12 +53,22 @@ function parsePull(words: string[]): GateRequest {
   if (!m) return { kind: 'refused', reason: `only gen/<generation id>/ can be pulled, not ${path.slice(0, 80)}` };
   for (const a of args) {
     const shortFlags = /^-[A-Za-z]+(?:\.[A-Za-z]*)?$/.test(a) && !a.startsWith('--');
+    if (!shortFlags) {
+      if (!LONG_OPTIONS.has(a) && !LONG_PREFIXES.some((p) => a.startsWith(p))) return { kind: 'refused', reason: `rsync option ${a.slice(0, 40)} is not allowed here` };
+      continue;
+    }
+    // After the "." come protocol capability letters (where "L" and "s" mean something else); the
+    // "e" that starts them ends the options.
+    const letters = a.slice(1).split('.')[0]!;
+    const options = a.includes('.') && letters.endsWith('e') ? letters.slice(0, -1) : letters;
     // -L (--copy-links) and -k (--copy-dirlinks) make the sender follow symlinks: a generation's
     // absolute links (var/run -> /run, etc/localtime -> /usr/share/...) would then send this LAN
-    // node's own files. After the "." come protocol capability letters, where "L" means something else.
-    const followed = shortFlags ? /[Lk]/.exec(a.split('.')[0]!) : null;
+    // node's own files.
+    const followed = /[Lk]/.exec(options);
     if (followed !== null) return { kind: 'refused', reason: `rsync option -${followed[0]} (follow symlinks) is not allowed: a generation's symlinks are sent as links, never followed on this node` };
-    if (!shortFlags && !LONG_OPTIONS.has(a) && !LONG_PREFIXES.some((p) => a.startsWith(p))) return { kind: 'refused', reason: `rsync option ${a.slice(0, 40)} is not allowed here` };
+    if (options.includes('s')) return { kind: 'refused', reason: 'rsync option -s (--protect-args / --secluded-args) is not allowed: its arguments would come over the protocol, past this check; pull without it' };
+    const other = [...options].find((c) => !SHORT_LETTERS.has(c));
+    if (other !== undefined) return { kind: 'refused', reason: `rsync option -${other} is not allowed here (a read-only pull of gen/<id>/ takes options such as -a, -z, -H, -A, -X, -c, -n, -v)` };
   }
   return { kind: 'pull', generation: m[1]!, options: args };
 }

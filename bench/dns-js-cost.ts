@@ -7,16 +7,16 @@
 // `both`: one answerer holding both (a forwarding daemon with zones), 500 names of each, rounds of
 // the two paths interleaved (auth, hit, hit, auth, ...) in the one process, so the difference between
 // the paths is measured on the same heap, JIT state and minute of the machine.
-//   node dist/bench/dns-js-cost.js [auth|hit|both] [QUERIES per round (1000000)]
-// Prints the median and lowest ns per query of five rounds per path (after one warm-up round), and
-// for `both` the median of the five hit - auth differences of adjacent rounds: an A/B of the hit
+//   [ROUNDS=5] node dist/bench/dns-js-cost.js [auth|hit|both] [QUERIES per round (1000000)]
+// Prints the median and lowest ns per query of ROUNDS rounds per path (after one warm-up round), and
+// for `both` the median of the ROUNDS hit - auth differences of adjacent rounds: an A/B of the hit
 // paths' JavaScript that a busy machine moves by a few per cent, not by the 2x a whole-daemon qps
 // figure moves.
 //
 // EVICT_KIB=N (0: off) writes one byte in every 64 of an N KiB buffer before each query, as Node's
 // receive path and the kernel do between two datagrams of the worker, so each lookup runs with cold
-// caches as it does under load; the time is then taken around each `udp` call alone
-// (performance.now(), its own cost included alike in both paths), not as the process's CPU.
+// caches as it does under load; the figure is then the median time of one `udp` call (performance.now()
+// around each, its own cost included alike in both paths), not the process's CPU.
 import type dgram from 'node:dgram';
 import { performance } from 'node:perf_hooks';
 import { parseConfig } from '../config/index.js';
@@ -51,6 +51,7 @@ async function main(): Promise<void> {
   const mode = process.argv[2] ?? 'hit';
   const perRound = Number(process.argv[3] ?? 1_000_000);
   const evictBytes = Number(process.env['EVICT_KIB'] ?? 0) * 1024;
+  const rounds = Math.max(1, Number(process.env['ROUNDS'] ?? 5));
   if (mode !== 'hit' && mode !== 'auth' && mode !== 'both') throw new Error(`mode ${mode}: auth, hit or both`);
   // The same length for both sets of names (zon.test, fwd.test): the scan, hash and compare loops alike.
   const hitNames = Array.from({ length: NAMES }, (_, i) => `n${String(i + 1).padStart(3, '0')}.h.fwd.test`);
@@ -86,35 +87,36 @@ ${mode !== 'hit' ? zone : ''}`).dns!;
     if (evictBytes === 0) {
       const t0 = process.cpuUsage();
       for (let i = 0; i < calls;) {
-        for (let k = 0; k < TURN; k++, i++) answerer.udp(out, queries[i % NAMES]!, rinfo, forward);
+        for (let k = 0; k < TURN && i < calls; k++, i++) answerer.udp(out, queries[i % NAMES]!, rinfo, forward);
         await new Promise((resolve) => setImmediate(resolve));
       }
       const c = process.cpuUsage(t0);
       return ((c.user + c.system) * 1000) / calls;
     }
-    let ms = 0;
+    const each = new Float64Array(calls);
     for (let i = 0; i < calls;) {
-      for (let k = 0; k < TURN; k++, i++) {
+      for (let k = 0; k < TURN && i < calls; k++, i++) {
         const v = ++evictRound & 0xff;
         for (let b = 0; b < evictBytes; b += 64) evict[b] = v;
         const t0 = performance.now();
         answerer.udp(out, queries[i % NAMES]!, rinfo, forward);
-        ms += performance.now() - t0;
+        each[i] = performance.now() - t0;
       }
       await new Promise((resolve) => setImmediate(resolve));
     }
-    return (ms * 1e6) / calls;
+    // The median call: a call the machine preempted (or a collection ran in) says nothing of the path.
+    return each.sort()[calls >> 1]! * 1e6;
   };
   const line = (name: string, ns: number[]): string => {
     const s = [...ns].sort((a, b) => a - b);
-    return `${name}: ${s[2]!.toFixed(1)} ns of JavaScript per query (median of 5 rounds of ${perRound}; lowest ${s[0]!.toFixed(1)})`;
+    return `${name}: ${s[s.length >> 1]!.toFixed(1)} ns of JavaScript per query (median of ${rounds} rounds of ${perRound}; lowest ${s[0]!.toFixed(1)})`;
   };
   const cold = evictBytes > 0 ? `, ${evictBytes / 1024} KiB written before each query` : '';
   if (mode !== 'both') {
     const queries = mode === 'hit' ? hits : auths;
     await round(queries, perRound / 5);
     const ns: number[] = [];
-    for (let r = 0; r < 5; r++) ns.push(await round(queries, perRound));
+    for (let r = 0; r < rounds; r++) ns.push(await round(queries, perRound));
     if (sent !== answerer.queries || sent === 0) throw new Error(`${sent} replies sent for ${answerer.queries} queries`);
     console.log(line(mode, ns) + cold);
     return;
@@ -123,18 +125,19 @@ ${mode !== 'hit' ? zone : ''}`).dns!;
   await round(hits, perRound / 5);
   const a: number[] = [];
   const h: number[] = [];
-  for (let r = 0; r < 5; r++) {
+  for (let r = 0; r < rounds; r++) {
     // auth, hit, hit, auth, ...: each path first in turn.
     if (r % 2 === 0) { a.push(await round(auths, perRound)); h.push(await round(hits, perRound)); }
     else { h.push(await round(hits, perRound)); a.push(await round(auths, perRound)); }
   }
-  if (sent !== answerer.queries || answerer.forwardHits !== (perRound / 5 + 5 * perRound) || answerer.fastHits + NAMES !== answerer.forwardHits) {
+  if (sent !== answerer.queries || answerer.forwardHits !== (perRound / 5 + rounds * perRound) || answerer.fastHits + NAMES !== answerer.forwardHits) {
     throw new Error(`${sent} replies for ${answerer.queries} queries, ${answerer.fastHits} prebuilt, ${answerer.forwardHits} cached`);
   }
   const d = h.map((x, i) => x - a[i]!).sort((x, y) => x - y);
   console.log(line('auth', a) + cold);
   console.log(line('hit', h) + cold);
-  console.log(`hit - auth: ${d[2]!.toFixed(1)} ns per query (median of 5 adjacent pairs; ${d.map((x) => x.toFixed(1)).join(' / ')})`);
+  const quartiles = `${d[d.length >> 2]!.toFixed(1)} .. ${d[(3 * d.length) >> 2]!.toFixed(1)}`;
+  console.log(`hit - auth: ${d[d.length >> 1]!.toFixed(1)} ns per query (median of ${rounds} adjacent pairs; quartiles ${quartiles})`);
 }
 
 main().catch((e: unknown) => { console.error(e); process.exit(1); });

@@ -88,6 +88,12 @@ export class DnsAnswerer implements UdpReplier {
   #limiter = new LogLimiter();
   /** Datagrams left waiting in the sockets' queues turn after turn (see `backlogged`). */
   #backlog = new UdpBacklog(BACKLOG_STANDING_MS);
+  /**
+   * The clock when this turn of the event loop read its first datagram: the time the forwarding
+   * cache answers a hit at (its TTLs move in whole seconds; the turn's reads last microseconds to
+   * milliseconds), so a hit reads no clock of its own.
+   */
+  #turnMs = 0;
   readonly #endTurn = (): void => this.#backlog.endTurn();
 
   constructor(o: AnswererOptions) {
@@ -159,7 +165,8 @@ export class DnsAnswerer implements UdpReplier {
   udp(out: ReplySink, msg: Buffer, rinfo: dgram.RemoteInfo, forward: ForwardQuery): void {
     this.queries++;
     if (this.#backlog.read(out)) {
-      this.#backlog.beginTurn(this.#clock.monotonicMs());
+      this.#turnMs = this.#clock.monotonicMs();
+      this.#backlog.beginTurn(this.#turnMs);
       setImmediate(this.#endTurn);
     }
     const fq = this.#fq;
@@ -177,7 +184,7 @@ export class DnsAnswerer implements UdpReplier {
       }
       const fc = this.forwardCache;
       if (fc !== null && this.forwardAllowed(rinfo.address)) {
-        const now = this.#clock.monotonicMs();
+        const now = this.#turnMs;
         const f = fc.lookup(msg, fq, now);
         if (f !== null) {
           this.forwardHits++;

@@ -1,4 +1,4 @@
-import { appendFileSync, readFileSync } from 'node:fs';
+import { appendFileSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { PerformanceObserver, constants as perfConstants, performance } from 'node:perf_hooks';
 
@@ -14,6 +14,10 @@ import { PerformanceObserver, constants as perfConstants, performance } from 'no
 // bench/dns-stages.ts joins these with the capture's kernel timestamps: the wait in the socket
 // queue before the process read the query or the reply, the process's own work, and what the
 // process was doing meanwhile (collecting, waiting for a core).
+// The R samples are taken only while misses come: from the first one traced (sampled at once) to
+// the flush after which none came (sampled once more), so the process serving hits or idle pays
+// nothing for them. Sampled all the time, 200 reads of /proc a second in each process cost 65-100 ms
+// of CPU a second, ~2 us per cached answer at bench:dns's hit rates (services/dns/README.md).
 // What is recorded between two writes goes into typed arrays made once, not strings: a string per
 // miss kept for 250 ms would be promoted and collected with the old generation, adding to the very
 // pauses the trace is there to see.
@@ -54,6 +58,13 @@ class FileTrace implements MissTrace {
   #gc: string[] = [];
   #sched = new Float64Array(4096 * 3);
   #schedN = 0;
+  /** The schedstat sampler, running while misses come (null: none came in the last flush period). */
+  #sampler: NodeJS.Timeout | null = null;
+  /** A miss or a shed was traced since the last flush. */
+  #recent = false;
+  /** This thread's schedstat, kept open and read from its start each time (no open/close per sample). */
+  #schedFd = -1;
+  #schedBytes = Buffer.alloc(128);
 
   constructor(file: string) {
     this.#file = file;
@@ -66,10 +77,11 @@ class FileTrace implements MissTrace {
         this.#gc.push(`G ${us(e.startTime)} ${Math.round(e.duration * 1000)} ${kind === perfConstants.NODE_PERFORMANCE_GC_MINOR ? 0 : 1}`);
       }
     }).observe({ entryTypes: ['gc'] });
-    setInterval(() => this.#sample(), SCHED_SAMPLE_MS).unref();
+    try { this.#schedFd = openSync('/proc/thread-self/schedstat', 'r'); } catch { /* not Linux */ }
   }
 
   miss(name: string, readMs: number, sentMs: number, replyMs: number, answeredMs: number): void {
+    this.#arm();
     const i = this.#n;
     if (i >= CAPACITY) { this.#lost++; return; }
     this.#n++;
@@ -81,22 +93,39 @@ class FileTrace implements MissTrace {
   }
 
   shed(readMs: number): void {
+    this.#arm();
     const i = this.#n;
     if (i >= CAPACITY) { this.#lost++; return; }
     this.#n++;
     this.#times[i * 5] = 2; this.#times[i * 5 + 1] = readMs;
   }
 
+  /** Starts the sampler (with a sample now) unless it runs. */
+  #arm(): void {
+    this.#recent = true;
+    if (this.#sampler !== null || this.#schedFd < 0) return;
+    this.#sample();
+    this.#sampler = setInterval(() => this.#sample(), SCHED_SAMPLE_MS).unref();
+  }
+
   #sample(): void {
     if (this.#schedN * 3 >= this.#sched.length) return;
     try {
-      const [run = '0', wait = '0'] = readFileSync('/proc/thread-self/schedstat', 'latin1').split(' ');
+      const n = readSync(this.#schedFd, this.#schedBytes, 0, this.#schedBytes.length, 0);
+      const [run = '0', wait = '0'] = this.#schedBytes.toString('latin1', 0, n).split(' ');
       const s = this.#sched, at = this.#schedN++ * 3;
       s[at] = performance.now(); s[at + 1] = Number(run); s[at + 2] = Number(wait);
-    } catch { /* not Linux */ }
+    } catch { /* a diagnostic: never the process's problem */ }
   }
 
   #flush(): void {
+    // No miss since the last flush: a last sample closes the span, and the sampler stops.
+    if (!this.#recent && this.#sampler !== null) {
+      clearInterval(this.#sampler);
+      this.#sampler = null;
+      this.#sample();
+    }
+    this.#recent = false;
     const us = (ms: number): number => Math.round((this.#origin + ms) * 1000);
     const lines = this.#gc;
     this.#gc = [];

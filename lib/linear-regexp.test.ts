@@ -3,10 +3,9 @@ import { linearRegExp, linearRegExpProblem } from './linear-regexp.js';
 
 t.test('a pattern that backtracks exponentially runs in linear time', async (t) => {
   const r = linearRegExp('^(a+)+$');
-  const started = performance.now();
-  // With backtracking, 26 octets took 14 s here and each one more doubles it; 10,000 would never end.
-  t.equal(r.test(`${'a'.repeat(10_000)}b`), false);
-  t.ok(performance.now() - started < 5_000, 'answered (not a timing test: a backtracking engine would not return at all)');
+  // With backtracking, 26 octets took 14 s here and each one more doubles it: with 10,000 this
+  // would never return, and the test would end at its timeout instead.
+  t.equal(r.test(`${'a'.repeat(10_000)}b`), false, 'answered');
   t.equal(r.test('aaaa'), true);
   t.equal('pxelinux.cfg/01-aa'.replace(linearRegExp('^pxelinux\\.cfg/(.*)$'), 'cfg/$1'), 'cfg/01-aa', 'captures and replacement work as usual');
   for (const p of ['^pxelinux\\.cfg/(.*)', '(.*)\\.efi$', '^([^/]+)/(.*)', '^(.*?)\\.cfg', '[A-F0-9]{8}', '^(?<name>.+)$', '(?:ab)+|c']) {

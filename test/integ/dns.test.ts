@@ -188,9 +188,11 @@ ${Array.from({ length: 12 }, (_, i) => `        - 'big TXT "${String.fromCharCod
       t.notMatch(await dig(out, [`@${OUTSIDE_SRV}`, 'www.lan', 'A']), / ra[ ;]/, 'no RA for outsiders');
 
       // A DHCP client's host name: resolvable forward and reverse right after the lease, gone after release.
+      // The hook writes the address beside the note and renames it into place: a reader polling the
+      // note itself could find it created and still empty (the shell opens it before echo writes).
       const script = join(dir, 'udhcpc.sh');
       const leaseFile = join(dir, 'udhcpc.ip');
-      writeFileSync(script, `#!/bin/sh\n# lab-only udhcpc hook: set the address, note it, never touch resolv.conf\ncase "$1" in bound|renew) ip addr replace "$ip/$subnet" dev "$interface"; echo "$ip" > ${leaseFile};; esac\nexit 0\n`);
+      writeFileSync(script, `#!/bin/sh\n# lab-only udhcpc hook: set the address, note it, never touch resolv.conf\ncase "$1" in bound|renew) ip addr replace "$ip/$subnet" dev "$interface"; echo "$ip" > ${leaseFile}.new; mv ${leaseFile}.new ${leaseFile};; esac\nexit 0\n`);
       chmodSync(script, 0o755);
       const serialOf = async (): Promise<number> => Number((await short(['lan', 'SOA'])).split(' ')[2]);
       const serialBefore = await serialOf();

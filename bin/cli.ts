@@ -1,6 +1,10 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ExitCode, LanhaError, errorMessage } from '../lib/errors.js';
 import { controlSocketFrom } from '../lib/config-peek.js';
+import { remoteTarget } from '../lib/control-client.js';
+import { DEFAULT_REMOTE_PORT } from '../lib/remote-control.js';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import type { LanhaConfig } from '../config/index.js';
 
 // A small command tree for `lanctl`: each command names its path ("config check"), its options
@@ -39,19 +43,36 @@ export function configFile(values: ParsedArgs['values']): string {
 export const DAEMON_OPTIONS: OptionSpec = {
   config: { type: 'string', short: 'c' },
   socket: { type: 'string', short: 's' },
+  remote: { type: 'string' },
+  'tls-dir': { type: 'string' },
 };
 
 export const DAEMON_OPTION_HELP: ReadonlyArray<readonly [string, string]> = [
   ['-c, --config FILE', `the node's config, to find the control socket (default ${DEFAULT_CONFIG})`],
   ['-s, --socket PATH', 'the daemon\'s control socket, instead of reading the config'],
+  ['--remote ADDR[:PORT]', `a daemon on another machine, over its control: listener (mutual TLS; port ${DEFAULT_REMOTE_PORT}); also LANHA_REMOTE`],
+  ['--tls-dir DIR', 'with --remote: the operator\'s ca.pem, operator.pem, operator.key (default LANHA_TLS_DIR, else ~/.config/lanha)'],
 ];
 
+const REMOTE = /^([A-Za-z0-9.-]+)(?::(\d{1,5}))?$/;
+
 /**
- * The control socket from --socket, else from the config file. Reads that one key without
- * validating the file (lib/config-peek.ts): the daemon validated it, and loading the schemas would
- * be most of a client command's start-up.
+ * The control socket from --socket, else from the config file; with --remote (or LANHA_REMOTE) a
+ * remote daemon's address instead (lib/control-client.ts remoteTarget). Reads one key of the config
+ * without validating the file (lib/config-peek.ts): the daemon validated it, and loading the
+ * schemas would be most of a client command's start-up.
  */
-export function resolveSocket(values: ParsedArgs['values']): string {
+export function resolveSocket(values: ParsedArgs['values'], env: NodeJS.ProcessEnv = process.env): string {
+  const remote = typeof values['remote'] === 'string' ? values['remote'] : env['LANHA_REMOTE'] || undefined;
+  if (remote !== undefined) {
+    if (typeof values['socket'] === 'string') throw new LanhaError('usage', '--remote and --socket name two daemons: give one', ExitCode.usage);
+    const m = REMOTE.exec(remote.trim());
+    const port = m?.[2] === undefined ? DEFAULT_REMOTE_PORT : Number(m[2]);
+    if (m === null || port < 1 || port > 65535) throw new LanhaError('usage', `--remote ${JSON.stringify(remote)} is not ADDR[:PORT] (like 10.0.0.2 or lan-a:${DEFAULT_REMOTE_PORT})`, ExitCode.usage);
+    const dir = typeof values['tls-dir'] === 'string' ? values['tls-dir'] : env['LANHA_TLS_DIR'] || join(env['HOME'] ?? homedir(), '.config', 'lanha');
+    return remoteTarget(m[1]!, port, dir);
+  }
+  if (typeof values['tls-dir'] === 'string') throw new LanhaError('usage', '--tls-dir is for --remote (the operator\'s certificate for a daemon on another machine)', ExitCode.usage);
   if (typeof values['socket'] === 'string') return values['socket'];
   return controlSocketFrom(configFile(values));
 }

@@ -20,14 +20,16 @@ const MEMBER_DAYS = 1825;
 export const initCommand: CliCommand = {
   path: ['init'],
   summary: 'make the cluster key (32 random bytes, mode 0600) that every member shares, or with --tls the cluster CA and member certificates',
-  usage: 'init [--config FILE] [--key FILE] [--force] | init --tls --config FILE [--dir DIR] [--force]',
-  options: { config: { type: 'string', short: 'c' }, key: { type: 'string' }, force: { type: 'boolean' }, tls: { type: 'boolean' }, dir: { type: 'string' } },
+  usage: 'init [--config FILE] [--key FILE] [--force] | init --tls --config FILE [--dir DIR] [--force] | init --tls --operator NAME --out DIR [--config FILE | --dir DIR]',
+  options: { config: { type: 'string', short: 'c' }, key: { type: 'string' }, force: { type: 'boolean' }, tls: { type: 'boolean' }, dir: { type: 'string' }, operator: { type: 'string' }, out: { type: 'string' } },
   optionHelp: [
     ['-c, --config FILE', 'the site config: the key goes to its cluster.keyFile, and the members to copy it to are listed'],
     ['--key FILE', `where to write the key (default: the config's cluster.keyFile, else ${DEFAULT_KEY_FILE})`],
     ['--tls', 'make the cluster CA and an ECDSA P-256 key + certificate per member of the config (needs the openssl command)'],
     ['--dir DIR', `with --tls: where to write them (default: the directory of the config's cluster.tls.ca, else ${DEFAULT_TLS_DIR})`],
     ['--force', 'replace an existing key, or with --tls existing CA and certificates (every member must then get the new ones)'],
+    ['--operator NAME', 'with --tls: an operator\'s client certificate for `lanctl --remote` (signed by the CA in --dir or the config\'s cluster.tls), written to --out DIR'],
+    ['--out DIR', 'with --operator: where to write ca.pem, operator.pem and operator.key (mode 0600); copy DIR to the operator\'s ~/.config/lanha'],
   ],
   async run(args, io) {
     if (args.positionals.length > 0) throw new LanhaError('usage', `unexpected argument "${args.positionals[0]}"; give the key file with --key FILE`, ExitCode.usage);
@@ -45,6 +47,7 @@ export const initCommand: CliCommand = {
         throw error;
       }
     }
+    if (args.values['operator'] !== undefined || args.values['out'] !== undefined) return initOperator(config, args.values, io);
     if (args.values['tls'] === true) return initTls(config, args.values, io);
     if (args.values['dir'] !== undefined) throw new LanhaError('usage', '--dir is for --tls (the key file is given with --key FILE)', ExitCode.usage);
     const keyFromConfig = config?.cluster?.keyFile;
@@ -115,6 +118,46 @@ async function initTls(config: LanhaConfig | undefined, values: InitValues, io: 
       return `  scp -p ${made.caCert} ${f.cert} ${f.key} root@${m.address}:${dir}/    # ${m.name}\n`;
     }).join('')}`);
   }
+  return ExitCode.ok;
+}
+
+/** Validity of an operator's certificate, in days: a year (make a new one with the CA to renew it). */
+const OPERATOR_DAYS = 365;
+
+/** `init --tls --operator NAME --out DIR`: an operator's client certificate for `lanctl --remote`, with the CA's certificate beside it. */
+async function initOperator(config: LanhaConfig | undefined, values: InitValues, io: Parameters<CliCommand['run']>[1]): Promise<number> {
+  const name = values['operator'];
+  const out = values['out'];
+  if (values['tls'] !== true || typeof name !== 'string' || typeof out !== 'string') {
+    throw new LanhaError('usage', 'an operator certificate is made with: lanctl init --tls --operator NAME --out DIR [--config FILE | --dir DIR]', ExitCode.usage);
+  }
+  const { OPERATOR_NAME } = await import('../lib/remote-control.js');
+  if (!OPERATOR_NAME.test(name)) throw new LanhaError('usage', `--operator ${JSON.stringify(name)} is not an operator name (letters, digits, ".", "_", "-"; up to 63)`, ExitCode.usage);
+  const dir = typeof values['dir'] === 'string' ? values['dir'] : config?.cluster?.tls !== undefined ? dirname(config.cluster.tls.ca) : DEFAULT_TLS_DIR;
+  const { OpensslError, clusterCertPaths, makeOperatorCert, writeP256Key } = await import('../cluster/raft/tls-certs.js');
+  const ca = clusterCertPaths(dir, []);
+  for (const f of [ca.caCert, ca.caKey]) {
+    if (!existsSync(f)) throw new LanhaError('usage', `${f} is not here: operator certificates are made where the cluster CA and its key are (the machine that ran lanctl init --tls; or give --dir DIR)`, ExitCode.failure);
+  }
+  const files = { ca: join(out, 'ca.pem'), cert: join(out, 'operator.pem'), key: join(out, 'operator.key') };
+  const existing = Object.values(files).filter((f) => existsSync(f));
+  if (existing.length > 0 && values['force'] !== true) {
+    throw new LanhaError('exists', `${existing.join(', ')} ${existing.length === 1 ? 'exists' : 'exist'}: give another --out DIR, or replace ${existing.length === 1 ? 'it' : 'them'} with --force`, ExitCode.failure);
+  }
+  try {
+    mkdirSync(out, { recursive: true, mode: 0o700 });
+    writeP256Key(files.key);
+    chmodSync(files.key, 0o600);
+    writeFileSync(files.cert, makeOperatorCert({ name, keyFile: files.key, caCertFile: ca.caCert, caKeyFile: ca.caKey, days: OPERATOR_DAYS }));
+    const { readFileSync } = await import('node:fs');
+    writeFileSync(files.ca, readFileSync(ca.caCert));
+  } catch (error) {
+    const why = error instanceof OpensslError ? error.message : `could not write in ${out}: ${(error as Error).message}`;
+    throw new LanhaError('io', why, ExitCode.failure);
+  }
+  io.out(`wrote the operator certificate of "${name}" (valid ${OPERATOR_DAYS} days) ${files.cert}, its key ${files.key} (mode 0600) and the cluster CA ${files.ca}\n`);
+  io.out(`copy ${out} to the operator's machine as ~/.config/lanha (or give --tls-dir DIR), then: lanctl status --remote <member address>\n`);
+  io.out('the daemons it may talk to need a control: { listen: "<their address>:7443" } block (control.operators may limit who)\n');
   return ExitCode.ok;
 }
 

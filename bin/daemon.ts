@@ -17,6 +17,7 @@ import { serviceDefinitions } from '../services/registry.js';
 import type { RunningService, ServiceContext, ServiceDefinition } from '../services/contract.js';
 import type { StateLog } from '../cluster/state-log.js';
 import { openState } from '../cluster/open-state.js';
+import { clusterTlsMaterial, formatTlsProblems } from '../cluster/raft/tls.js';
 import type { RaftStateLog } from '../cluster/raft-state-log.js';
 import { BootFileIndex } from '../services/ops/boot-files.js';
 import { nodeRoutes } from '../cluster/nodes-view.js';
@@ -247,6 +248,7 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
         members: memberRows(memberNames, localReport(), members.members()),
         ackAudit: acks.summary(),
         warnings: configWarnings(config),
+        control: control.status(),
         services: Object.fromEntries(running.map((s) => [s.name, s.status()])),
         memory: memoryStatus(running),
       },
@@ -254,6 +256,7 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
     ops = { config, state, control, services: () => running, clock, log: log.child({ service: 'http' }), version: VERSION, configHash: hash, tracker, metrics, members, localReport };
     control.routes(opsRoutes(ops));
     await control.listen();
+    if (config.control !== undefined) await listenRemoteControl(control, config, log);
     http = await startOpsHttp(ops);
   } catch (error) {
     await stopAll();
@@ -273,6 +276,17 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
     get http() { return http; },
     stop: () => (stopped ??= stopAll().then(() => log.info({ event: 'daemon.stopped' }, 'lanha stopped'))),
   };
+}
+
+/** The `control:` listener: the control API over mutual TLS with this member's certificate (config check made sure cluster.tls is set). */
+async function listenRemoteControl(control: ControlServer, config: LanhaConfig, log: Logger): Promise<void> {
+  const remote = config.control!;
+  const read = clusterTlsMaterial(config.cluster!, config.node.name, Date.now());
+  if (!read.ok) throw new LanhaError('config-invalid', `the remote control listener (control:) needs cluster.tls, whose files are not usable:\n${formatTlsProblems(read.problems)}`, ExitCode.config);
+  const address = await control.listenRemote(remote, read.material).catch((error: unknown) => {
+    throw bindError('the remote control listener', 'control.listen', error) ?? error;
+  });
+  log.info({ event: 'control.remote_listening', address, operators: remote.operators ?? 'any the cluster CA signed' }, `remote control (mutual TLS) on ${address}`);
 }
 
 /** The ACK journal, or null (with a warning) when the state directory cannot hold it. */

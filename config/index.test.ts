@@ -291,3 +291,28 @@ ${etcd}
   has(site('  etcd: { endpoints: ["http://a:2379"] }', ', { name: w, address: 10.20.0.9, role: witness }'), /^cluster\.members\[2\]\.role.*with backend etcd the etcd members vote/m);
   t.same(problems(site('  etcd: { endpoints: ["http://a:2379"] }\n  electionTimeout: 100ms') + 'vip: { address: 10.20.0.1/24, interface: eth0 }\n'), [], 'Raft timers are not checked against the VIP on etcd');
 });
+
+// The `control:` block (lib/control-config.ts): the remote control listener needs cluster.tls, never binds the VIP, clashes with nothing.
+t.test('control: remote listener, its defaults and problems by key path', async (t) => {
+  const site = (control: string, tls = '  tls: { ca: /t/ca.pem, cert: /t/a.pem, key: /t/a.key }\n', extra = ''): string => `
+node: { name: lan-a, address: 10.20.0.2, stateDir: /tmp/x, controlSocket: /tmp/x.sock }
+cluster:
+  id: rack1
+  members: [{ name: lan-a, address: 10.20.0.2 }]
+${tls}${control}
+${extra}`;
+  const ok = parseConfig(site('control: { listen: "10.20.0.2" }'));
+  t.same(ok.control?.listen, { host: '10.20.0.2', port: 7443 }, 'the port defaults to 7443');
+  t.equal(ok.control?.maxConnections, 16);
+  t.equal(ok.control?.operators, undefined, 'no list: any operator the cluster CA signed');
+  t.same(parseConfig(site('control: { listen: "10.20.0.2:9443", operators: [alice, ops.bob] }')).control?.operators, ['alice', 'ops.bob']);
+  const has = (yaml: string, re: RegExp): void => { t.match(problems(yaml).join('\n'), re, re.source); };
+  has(site('control: { listen: "10.20.0.2" }', ''), /^control: .*is set but cluster\.tls is not/m);
+  has(site('control: { listen: "lan-a:7443" }'), /^control\.listen: "lan-a:7443" is not an IPv4 address with an optional port/m);
+  has(site('control: { listen: "10.20.0.2:70000" }'), /^control\.listen: .*is not an IPv4 address/m);
+  has(site('control: { listen: "10.20.0.2", operators: [] }'), /^control\.operators: \[\] is an empty list/m);
+  has(site('control: { listen: "10.20.0.2", operators: ["a b"] }'), /^control\.operators\[0\]: "a b" is not an operator name/m);
+  has(site('control: { listen: "10.20.0.2", secret: x }'), /^control\.secret: unknown key/m);
+  has(site('control: { listen: "10.20.0.9" }', undefined, 'vip: { address: 10.20.0.9/24, interface: eth0 }'), /^control\.listen: .*is the VIP \(10\.20\.0\.9\)/m);
+  has(site('control: { listen: "127.0.0.1:7480" }', undefined, 'http: { listen: "127.0.0.1:7480" }'), /^control\.listen: .*is also http\.listen: both would bind tcp 127\.0\.0\.1:7480/m);
+});

@@ -15,6 +15,7 @@ import { deployConfig } from '../cluster/deploy/config.js';
 import { bootConfig, profilesConfig } from '../services/boot/config.js';
 import { nodesConfig, nodesConfigIssues } from '../cluster/inventory-config.js';
 import { httpConfig } from '../services/ops/config.js';
+import { controlConfig } from '../lib/control-config.js';
 
 export { ConfigError };
 
@@ -46,6 +47,8 @@ const composed = z.object({
   /** Compute nodes that seed the replicated inventory (cluster/inventory-config.ts). */
   nodes: nodesConfig.optional(),
   http: httpConfig.optional(),
+  /** The control API over HTTPS with mutual TLS, for `lanctl --remote` (lib/remote-control.ts). Absent: the unix socket only. */
+  control: controlConfig.optional(),
 }).strict();
 
 export const lanhaConfig = composed.superRefine((c, ctx) => {
@@ -75,6 +78,14 @@ export const lanhaConfig = composed.superRefine((c, ctx) => {
       }
     });
   });
+  if (c.control !== undefined) {
+    if (c.cluster?.tls === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['control'], message: 'is set but cluster.tls is not: the remote control listener speaks mutual TLS with the cluster CA (make it with `lanctl init --tls`, or remove the block)' });
+    }
+    if (c.vip !== undefined && c.control.listen.host === formatIpv4(c.vip.address.address)) {
+      ctx.addIssue({ code: 'custom', path: ['control', 'listen'], message: `is the VIP (${c.control.listen.host}): the listener binds at start and the VIP comes and goes; give this node's own address` });
+    }
+  }
   checkSockets(c, ctx);
   // The allocator never gives the site's own addresses to a client: a reservation of one would
   // leave its client without an address, so say so here.
@@ -115,6 +126,8 @@ function checkSockets(c: z.output<typeof composed>, ctx: z.RefinementCtx): void 
   if (c.cluster?.backend === 'raft') c.cluster.members.forEach((m, i) => {
     if (m.name === c.node.name) bindings.push({ proto: 'tcp', address: m.address, port: m.port, path: ['cluster', 'members', i, 'port'], key: `cluster.members[${i}].port` });
   });
+  if (c.http !== undefined) bindings.push({ proto: 'tcp', address: c.http.listen.host, port: c.http.listen.port, path: ['http', 'listen'], key: 'http.listen' });
+  if (c.control !== undefined) bindings.push({ proto: 'tcp', address: c.control.listen.host, port: c.control.listen.port, path: ['control', 'listen'], key: 'control.listen' });
   const reported = new Set<string>();
   bindings.forEach((b, j) => {
     const a = bindings.find((o, i) => i < j && o.key !== b.key && o.proto === b.proto && o.port === b.port

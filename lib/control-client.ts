@@ -1,7 +1,8 @@
-import { request } from 'node:http';
+import { request, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { readFileSync, statSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { ExitCode, LanhaError } from './errors.js';
+import { dirname, join } from 'node:path';
+import { ExitCode, LanhaError, errorMessage } from './errors.js';
 
 // The CLI side of the control API. A missing or refusing socket becomes a LanhaError that says the
 // daemon is not running and how to start it (exit code 3).
@@ -11,15 +12,65 @@ export interface ControlReply {
   body: unknown;
 }
 
+/**
+ * A remote daemon as `lanctl --remote` names it: `https://ADDR:PORT#DIR`, DIR (URI-encoded) holding
+ * the operator's files: ca.pem (the cluster CA), operator.pem and operator.key (what
+ * `lanctl init --tls --operator NAME --out DIR` writes). Anything else is a unix socket path.
+ */
+export function remoteTarget(address: string, port: number, tlsDir: string): string {
+  return `https://${address}:${port}#${encodeURIComponent(tlsDir)}`;
+}
+
+interface Remote { url: URL; dir: string; where: string }
+
+function parseRemote(target: string): Remote | null {
+  if (!target.startsWith('https://')) return null;
+  const url = new URL(target);
+  return { url, dir: decodeURIComponent(url.hash.slice(1)), where: url.host };
+}
+
+/** The operator's TLS files, read; a missing one is a LanhaError that says how to make them. */
+function operatorFiles(dir: string): { ca: Buffer; cert: Buffer; key: Buffer } {
+  const read = (name: string): Buffer => {
+    try {
+      return readFileSync(join(dir, name));
+    } catch (error) {
+      throw new LanhaError('usage',
+        `cannot read ${join(dir, name)} (${errorMessage(error)}): lanctl --remote needs an operator certificate. ` +
+        'Make one where the cluster CA is: lanctl init --tls --config FILE --operator NAME --out DIR, copy DIR here and give it with --tls-dir DIR (or LANHA_TLS_DIR)',
+        ExitCode.usage);
+    }
+  };
+  return { ca: read('ca.pem'), cert: read('operator.pem'), key: read('operator.key') };
+}
+
+/** TLS failures a remote call can meet, as what failed and what to do. */
+function remoteFailure(remote: Remote, error: NodeJS.ErrnoException): LanhaError {
+  const code = error.code ?? '';
+  const at = `the daemon at ${remote.where}`;
+  if (code === 'ECONNREFUSED' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'ETIMEDOUT') {
+    return new LanhaError('daemon-unreachable', `cannot reach ${at} (${code}): is its daemon running, with a control: block listening on ${remote.where}?`, ExitCode.daemonDown);
+  }
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
+    return new LanhaError('daemon-unreachable', `${at} presented a certificate for another name (${error.message}): give --remote the member's address or name as its certificate has them`, ExitCode.daemonDown);
+  }
+  if (/CERT|SIGNATURE|ISSUER/.test(code)) {
+    return new LanhaError('daemon-unreachable', `${at} presented a certificate that ${join(remote.dir, 'ca.pem')} did not sign (${code}): is it this cluster's CA?`, ExitCode.daemonDown);
+  }
+  if (code.startsWith('ERR_SSL') || code === 'ECONNRESET' || code === 'EPROTO') {
+    return new LanhaError('daemon-unreachable', `${at} refused this operator certificate in the TLS handshake (${code || error.message}): was it made with this cluster's CA (lanctl init --tls --operator NAME)?`, ExitCode.daemonDown);
+  }
+  return new LanhaError('daemon-unreachable', `cannot talk to ${at}: ${error.message}`, ExitCode.daemonDown);
+}
+
 export async function callDaemon(socketPath: string, method: string, path: string, body?: unknown, timeoutMs = 10_000): Promise<ControlReply> {
   const payload = body === undefined ? undefined : JSON.stringify(body);
+  const remote = parseRemote(socketPath);
+  const where = remote === null ? socketPath : remote.where;
+  const headers = payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) };
+  const files = remote === null ? null : operatorFiles(remote.dir);
   return new Promise((resolve, reject) => {
-    const req = request({
-      socketPath,
-      method,
-      path,
-      headers: payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
-    }, (res) => {
+    const onReply = (res: IncomingMessage): void => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
@@ -27,13 +78,18 @@ export async function callDaemon(socketPath: string, method: string, path: strin
         try {
           resolve({ status: res.statusCode ?? 0, body: text === '' ? null : JSON.parse(text) });
         } catch {
-          reject(new LanhaError('api-error', `the daemon at ${socketPath} sent a reply that is not JSON`));
+          reject(new LanhaError('api-error', `the daemon at ${where} sent a reply that is not JSON`));
         }
       });
-    });
+    };
+    const req = remote === null || files === null
+      ? request({ socketPath, method, path, headers }, onReply)
+      : httpsRequest({ host: remote.url.hostname, port: Number(remote.url.port), method, path, headers, ...files, minVersion: 'TLSv1.3', agent: false }, onReply);
     req.setTimeout(timeoutMs, () => req.destroy(new Error('timeout')));
     req.on('error', (error: NodeJS.ErrnoException) => {
-      if (error.code === 'ENOENT' || error.code === 'ECONNREFUSED') {
+      if (remote !== null) {
+        reject(remoteFailure(remote, error));
+      } else if (error.code === 'ENOENT' || error.code === 'ECONNREFUSED') {
         reject(new LanhaError('daemon-unreachable',
           `lanha is not running (no daemon at ${socketPath}).\n` +
           'Start it with `systemctl start lanha` or `lanctl serve --config FILE`, or point at its socket with --socket PATH or --config FILE.',

@@ -1,10 +1,14 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import { chmodSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { connect, type Socket } from 'node:net';
+import { connect, type AddressInfo, type Socket } from 'node:net';
 import type { Logger } from './log.js';
 import { LogLimiter } from './log.js';
 import { LanhaError, errorMessage } from './errors.js';
+import { checkOperator } from './remote-control.js';
+import type { ControlConfig } from './control-config.js';
 import { guardRequest, httpDeadlines, keepListening, listenOn, requestTarget, refuseConnect } from './stream-listen.js';
 
 // The control API: HTTP + JSON on a unix socket (mode 0660), used by `lanctl`. Routes are keyed
@@ -47,6 +51,9 @@ export class ControlServer {
   /** Connections closed at accept because CONTROL_MAX_CONNECTIONS were open. */
   refused = 0;
   acceptFailed = 0;
+  /** Remote clients refused: failed handshakes, certificates that are not an allowed operator's. */
+  remoteRefused = 0;
+  #remote: Server | null = null;
 
   constructor(socketPath: string, log: Logger, limits: { maxConnections?: number; idleMs?: number } = {}) {
     const maxConnections = limits.maxConnections ?? CONTROL_MAX_CONNECTIONS;
@@ -55,29 +62,96 @@ export class ControlServer {
     this.#log = log;
     // A request's headers within 5 s and its whole body within 30 s (a reply may take longer: only
     // receiving the request is bounded); an idle keep-alive connection closes after 1 s.
-    this.#server = createServer({ ...httpDeadlines(5_000, 30_000), keepAliveTimeout: 1000 }, (req, res) => {
-      guardRequest(() => this.#handle(req, res), res, (error) => {
-        this.#log.error({ event: 'control.request_failed', target: (req.url ?? '').slice(0, 200), err: errorMessage(error) }, 'control socket: answering a request failed');
-      });
+    this.#server = createServer({ ...httpDeadlines(5_000, 30_000), keepAliveTimeout: 1000 }, (req, res) => this.#serve(req, res));
+    this.#bound(this.#server, { maxConnections, idleMs, what: 'control socket', key: 'full' });
+  }
+
+  /** Runs a request under guardRequest: whatever the handler throws is a 500 and a log line. */
+  #serve(req: IncomingMessage, res: ServerResponse): void {
+    guardRequest(() => this.#handle(req, res), res, (error) => {
+      this.#log.error({ event: 'control.request_failed', target: (req.url ?? '').slice(0, 200), err: errorMessage(error) }, 'control socket: answering a request failed');
     });
-    this.#server.maxConnections = maxConnections;
-    refuseConnect(this.#server, 'GET, POST');
+  }
+
+  /** The bounds both listeners keep: connections at once, idle connections closed, CONNECT and malformed requests answered. */
+  #bound(server: Server, o: { maxConnections: number; idleMs: number; what: string; key: string }): void {
+    server.maxConnections = o.maxConnections;
+    refuseConnect(server, 'GET, POST');
     // Node's header deadline starts with a request's first byte: a connection that never sends one
     // would sit forever. One silent for idleMs (5 s) with no request being served is closed.
     // (With a 'timeout' listener on the server, Node leaves the socket to it.)
-    this.#server.setTimeout(idleMs, (socket: Socket) => { if (!this.#serving.has(socket)) socket.destroy(); });
-    this.#server.on('drop', () => {
+    server.setTimeout(o.idleMs, (socket: Socket) => { if (!this.#serving.has(socket)) socket.destroy(); });
+    server.on('drop', () => {
       this.refused++;
-      if (this.#limiter.allow('full', performance.now())) {
-        this.#log.warn({ event: 'control.connections_full', max: maxConnections, refused: this.refused },
-          `control socket: ${maxConnections} connections open; closing new ones until some end`);
+      if (this.#limiter.allow(o.key, performance.now())) {
+        this.#log.warn({ event: 'control.connections_full', listener: o.what, max: o.maxConnections, refused: this.refused },
+          `${o.what}: ${o.maxConnections} connections open; closing new ones until some end`);
       }
     });
-    this.#server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+    server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
       const timedOut = error.code === 'ERR_HTTP_REQUEST_TIMEOUT';
       if (socket.writable) socket.end(`HTTP/1.1 ${timedOut ? '408 Request Timeout' : '400 Bad Request'}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
       else socket.destroy();
     });
+  }
+
+  /**
+   * The same API over HTTPS with mutual TLS (the `control:` block), for `lanctl --remote`: this
+   * member's certificate serves, and a client must present an operator certificate the cluster CA
+   * signed (checkOperator). Writes are logged with the operator's name.
+   */
+  async listenRemote(config: ControlConfig, tls: { ca: string; cert: string; key: string }): Promise<string> {
+    const server = createTlsServer({
+      ca: tls.ca, cert: tls.cert, key: tls.key, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.3',
+      handshakeTimeout: 5_000, ...httpDeadlines(5_000, 30_000), keepAliveTimeout: 1000,
+    }, (req, res) => {
+      const who = checkOperator((req.socket as TLSSocket).getPeerX509Certificate(), config.operators);
+      if (!who.ok) {
+        this.remoteRefused++;
+        if (this.#limiter.allow('remote-refused', performance.now())) {
+          this.#log.warn({ event: 'control.remote_refused', from: req.socket.remoteAddress, why: who.why }, `remote control: a client was refused: ${who.why}`);
+        }
+        req.resume();
+        const text = JSON.stringify({ error: `refused: ${who.why}` });
+        res.writeHead(403, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), connection: 'close' });
+        res.end(text);
+        return;
+      }
+      if (req.method !== 'GET') {
+        this.#log.info({ event: 'control.remote_request', operator: who.operator, from: req.socket.remoteAddress, method: req.method, target: (req.url ?? '').slice(0, 200) },
+          `remote control: ${who.operator} ${req.method} ${(req.url ?? '').slice(0, 200)}`);
+      }
+      this.#serve(req, res);
+    });
+    this.#bound(server, { maxConnections: config.maxConnections, idleMs: CONTROL_IDLE_MS, what: `remote control ${config.listen.host}:${config.listen.port}`, key: 'remote-full' });
+    // A handshake that fails (no certificate, another CA's, a plain-HTTP client): counted, logged rate-limited.
+    server.on('tlsClientError', (error: Error, socket: TLSSocket) => {
+      this.remoteRefused++;
+      socket.destroy();
+      if (this.#limiter.allow('remote-handshake', performance.now())) {
+        this.#log.warn({ event: 'control.remote_handshake_failed', from: socket.remoteAddress, err: error.message }, `remote control: a TLS handshake failed (${error.message})`);
+      }
+    });
+    await listenOn(server, { host: config.listen.host, port: config.listen.port });
+    keepListening(server, {
+      log: this.#log, count: () => { this.acceptFailed++; }, event: 'control.accept_failed',
+      what: `remote control ${config.listen.host}:${config.listen.port}`, limiter: this.#limiter, nowMs: () => performance.now(),
+    });
+    this.#remote = server;
+    const address = server.address() as AddressInfo;
+    return `${address.address}:${address.port}`;
+  }
+
+  /** For `lanctl status --json`: where the API listens and what it turned away. */
+  status(): { socket: string; remote: string | null; refusedAtCap: number; remoteRefused: number; acceptFailed: number } {
+    const a = this.#remote?.address();
+    return {
+      socket: this.socketPath,
+      remote: a !== null && a !== undefined && typeof a === 'object' ? `${a.address}:${a.port}` : null,
+      refusedAtCap: this.refused,
+      remoteRefused: this.remoteRefused,
+      acceptFailed: this.acceptFailed,
+    };
   }
 
   route(key: string, handler: ApiHandler): void {
@@ -135,6 +209,11 @@ export class ControlServer {
   }
 
   async close(): Promise<void> {
+    const remote = this.#remote;
+    if (remote !== null) {
+      remote.closeAllConnections();
+      await new Promise<void>((resolve) => remote.close(() => resolve()));
+    }
     this.#server.closeAllConnections();
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
     // Only our own socket file: one a later daemon bound at this path after ours was removed is its.

@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { OPERATOR_OU } from '../../lib/remote-control.js';
 
 // Certificates for the peer links' mutual TLS, made with the system `openssl` command (Node's crypto
 // makes keys and signatures but encodes no X.509; openssl is on every Debian and Raspberry Pi OS
@@ -79,19 +80,28 @@ export interface MemberCertRequest {
 export function makeMemberCert(request: MemberCertRequest): string {
   const sans = [`DNS:${request.name}`];
   if (request.address !== undefined && request.address !== request.name) sans.push(isIP(request.address) ? `IP:${request.address}` : `DNS:${request.address}`);
+  return signLeaf(request, [`CN = ${request.name}`], ['extendedKeyUsage = serverAuth,clientAuth', `subjectAltName = ${sans.join(',')}`]);
+}
+
+/** Makes an operator's client certificate (CN the operator's name, OU OPERATOR_OU), signed by the CA; returns its PEM. */
+export function makeOperatorCert(request: Omit<MemberCertRequest, 'address'>): string {
+  return signLeaf(request, [`CN = ${request.name}`, `OU = ${OPERATOR_OU}`], ['extendedKeyUsage = clientAuth']);
+}
+
+/** A leaf certificate for `request.keyFile` with the subject `dn` and the extensions `ext` besides the usual ones. */
+function signLeaf(request: Omit<MemberCertRequest, 'address' | 'name'>, dn: string[], ext: string[]): string {
   return withScratch((dir) => {
-    const config = join(dir, 'member.cnf');
+    const config = join(dir, 'leaf.cnf');
     writeFileSync(config, [
       '[req]', 'distinguished_name = dn', 'prompt = no',
-      '[dn]', `CN = ${request.name}`,
-      '[member_ext]', 'basicConstraints = critical,CA:FALSE', 'keyUsage = critical,digitalSignature',
-      'extendedKeyUsage = serverAuth,clientAuth', `subjectAltName = ${sans.join(',')}`,
+      '[dn]', ...dn,
+      '[leaf_ext]', 'basicConstraints = critical,CA:FALSE', 'keyUsage = critical,digitalSignature', ...ext,
       'subjectKeyIdentifier = hash', 'authorityKeyIdentifier = keyid',
       '',
     ].join('\n'));
     const csr = openssl(['req', '-new', '-config', config, '-key', request.keyFile, '-sha256']);
     return openssl(['x509', '-req', '-CA', request.caCertFile, '-CAkey', request.caKeyFile, '-set_serial', serial(), '-sha256',
-      '-days', String(request.days), '-extfile', config, '-extensions', 'member_ext'], csr);
+      '-days', String(request.days), '-extfile', config, '-extensions', 'leaf_ext'], csr);
   });
 }
 

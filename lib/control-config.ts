@@ -14,6 +14,8 @@ export const controlConfig = z.object({
   operators: z.array(z.string().regex(OPERATOR_NAME, { message: 'is not an operator name (letters, digits, ".", "_", "-")' })).min(1, { message: 'is an empty list (leave the key out to allow every operator the cluster CA signed)' }).optional(),
   /** Connections open at once; more are closed at accept. */
   maxConnections: z.number().int().min(1).max(1024).default(16),
+  /** Of those, open at once from one address (before any certificate is checked): one host cannot take every slot. */
+  maxConnectionsPerSource: z.number().int().min(1).max(1024).default(4),
 }).strict();
 
 export type ControlConfig = z.output<typeof controlConfig>;

@@ -8,6 +8,7 @@ import type { Logger } from './log.js';
 import { LogLimiter } from './log.js';
 import { LanhaError, errorMessage } from './errors.js';
 import { checkOperator } from './remote-control.js';
+import { SourceSlots } from './source-slots.js';
 import type { ControlConfig } from './control-config.js';
 import { guardRequest, httpDeadlines, keepListening, listenOn, requestTarget, refuseConnect } from './stream-listen.js';
 
@@ -124,6 +125,18 @@ export class ControlServer {
       this.#serve(req, res);
     });
     this.#bound(server, { maxConnections: config.maxConnections, idleMs: CONTROL_IDLE_MS, what: `remote control ${config.listen.host}:${config.listen.port}`, key: 'remote-full' });
+    // Anyone on the LAN can open TCP connections here before any certificate is asked for: one host
+    // holding them open (or stalling its handshakes) must not take every slot from the operators.
+    const perSource = new SourceSlots(config.maxConnectionsPerSource);
+    server.on('connection', (socket: Socket) => {
+      if (perSource.take(socket)) return;
+      this.remoteRefused++;
+      if (this.#limiter.allow('remote-source', performance.now())) {
+        this.#log.warn({ event: 'control.remote_source_limit', client: socket.remoteAddress, max: perSource.max },
+          `remote control: ${socket.remoteAddress ?? '?'} has ${perSource.max} connections open; closing its new ones until some end`);
+      }
+      socket.destroy();
+    });
     // A handshake that fails (no certificate, another CA's, a plain-HTTP client): counted, logged rate-limited.
     server.on('tlsClientError', (error: Error, socket: TLSSocket) => {
       this.remoteRefused++;

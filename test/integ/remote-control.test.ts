@@ -8,6 +8,7 @@
 import t from 'tap';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import net from 'node:net';
 import { runLanctl, scratchConfig, serveDaemon } from '../support/daemon.js';
 import { freePorts } from '../support/ports.js';
 import { haveTools, runTool } from '../support/tools.js';
@@ -94,6 +95,18 @@ control: { listen: "127.0.0.1:${controlPort}"${operators} }
   t.match((await runLanctl(['status', '--remote', 'not a host!', '--tls-dir', alice])).stderr, /is not ADDR\[:PORT\]/);
   t.match((await runLanctl(['status', ...remote, '--socket', '/x'])).stderr, /--remote and --socket/);
 
+  // A host that opens connections and never completes a handshake holds at most
+  // maxConnectionsPerSource (4) of the 16 slots: an operator elsewhere is still served.
+  const squatters: net.Socket[] = [];
+  for (let i = 0; i < 20; i++) {
+    const c = net.connect({ host: '127.0.0.1', port: controlPort!, localAddress: '127.0.0.66' });
+    c.on('error', () => undefined);
+    squatters.push(c);
+  }
+  await new Promise((r) => setTimeout(r, 500));
+  t.equal((await runLanctl(['status', ...remote, '--tls-dir', alice])).code, 0, 'served while one host holds idle connections');
+  t.match(d.logs(), /"event":"control\.remote_source_limit","client":"127\.0\.0\.66"/, 'the host past its share is named in the log');
+  for (const c of squatters) c.destroy();
   const after = JSON.parse((await runLanctl(['status', '--json', '--socket', join(sc.dir, 'lanha.sock')])).stdout) as { control: { remoteRefused: number } };
   t.ok(after.control.remoteRefused >= 4, `the daemon counted the refused clients (${after.control.remoteRefused})`);
   t.match(d.logs(), /"event":"control\.remote_refused"/, 'a refusal is logged');

@@ -131,6 +131,7 @@ interface StatusBody {
   services: Record<string, { listening: string[] }>;
   members?: MemberRow[];
   ackAudit?: AckAuditSummary;
+  control?: { remote: string | null; remoteRefused: number };
 }
 
 /** Every member as it reports itself (this one from its own state); '?' where no report came. */
@@ -186,6 +187,7 @@ export const statusCommand: CliCommand = {
     if (ntp !== '') io.out('\n' + ntp);
     const fwd = formatForwardCache(body.services['dns']);
     if (fwd !== '') io.out('\n' + fwd);
+    if (body.control?.remote) io.out(`\nremote control (mutual TLS): ${body.control.remote}; ${body.control.remoteRefused} client(s) refused since start\n`);
     if (body.ackAudit !== undefined && body.services['dhcp'] !== undefined) io.out('\n' + describeAckAudit(body.ackAudit) + '\n');
     for (const w of body.warnings) io.out(`\nWARNING: ${w}\n`);
     return ExitCode.ok;

@@ -54,7 +54,9 @@ control: { listen: "127.0.0.1:${controlPort}"${operators} }
   const body = JSON.parse(status.stdout) as { node: string; control: { remote: string | null } };
   t.equal(body.node, 'lan-a', 'the remote daemon answered');
   t.equal(body.control.remote, `127.0.0.1:${controlPort}`, 'status names the remote listener');
-  t.equal((await runLanctl(['status', ...remote], { env: { ...process.env, LANHA_TLS_DIR: alice } })).code, 0, 'LANHA_TLS_DIR stands for --tls-dir');
+  const human = await runLanctl(['status', ...remote], { env: { ...process.env, LANHA_TLS_DIR: alice } });
+  t.equal(human.code, 0, 'LANHA_TLS_DIR stands for --tls-dir');
+  t.match(human.stdout, new RegExp(`remote control \\(mutual TLS\\): 127\\.0\\.0\\.1:${controlPort};`), 'the human status names the remote listener');
   t.equal((await runLanctl(['status'], { env: { ...process.env, LANHA_TLS_DIR: alice, LANHA_REMOTE: `127.0.0.1:${controlPort}` } })).code, 0, 'LANHA_REMOTE stands for --remote');
 
   const add = await runLanctl(['nodes', 'add', 'n1', '--mac', '52:54:00:12:34:56', ...remote, '--tls-dir', alice]);

@@ -20,14 +20,19 @@ const MEMBER_DAYS = 1825;
 export const initCommand: CliCommand = {
   path: ['init'],
   summary: 'make the cluster key (32 random bytes, mode 0600) that every member shares, or with --tls the cluster CA and member certificates',
-  usage: 'init [--config FILE] [--key FILE] [--force] | init --tls --config FILE [--dir DIR] [--force] | init --tls --operator NAME --out DIR [--config FILE | --dir DIR]',
-  options: { config: { type: 'string', short: 'c' }, key: { type: 'string' }, force: { type: 'boolean' }, tls: { type: 'boolean' }, dir: { type: 'string' }, operator: { type: 'string' }, out: { type: 'string' } },
+  usage: 'init [--config FILE] [--key FILE] [--force] | init --tls --config FILE [--dir DIR] [--force | --renew [--member NAME]...] | init --tls --operator NAME --out DIR [--config FILE | --dir DIR]',
+  options: {
+    config: { type: 'string', short: 'c' }, key: { type: 'string' }, force: { type: 'boolean' }, tls: { type: 'boolean' }, dir: { type: 'string' },
+    operator: { type: 'string' }, out: { type: 'string' }, renew: { type: 'boolean' }, member: { type: 'string', multiple: true },
+  },
   optionHelp: [
     ['-c, --config FILE', 'the site config: the key goes to its cluster.keyFile, and the members to copy it to are listed'],
     ['--key FILE', `where to write the key (default: the config's cluster.keyFile, else ${DEFAULT_KEY_FILE})`],
     ['--tls', 'make the cluster CA and an ECDSA P-256 key + certificate per member of the config (needs the openssl command)'],
     ['--dir DIR', `with --tls: where to write them (default: the directory of the config's cluster.tls.ca, else ${DEFAULT_TLS_DIR})`],
     ['--force', 'replace an existing key, or with --tls existing CA and certificates (every member must then get the new ones)'],
+    ['--renew', 'with --tls: new keys and certificates for the members (all, or each --member NAME) from the CA here, the CA kept: restart the members one at a time, no outage'],
+    ['--member NAME', 'with --renew: only this member (repeat for more)'],
     ['--operator NAME', 'with --tls: an operator\'s client certificate for `lanctl --remote` (signed by the CA in --dir or the config\'s cluster.tls), written to --out DIR'],
     ['--out DIR', 'with --operator: where to write ca.pem, operator.pem and operator.key (mode 0600); copy DIR to the operator\'s ~/.config/lanha'],
   ],
@@ -85,13 +90,14 @@ async function initTls(config: LanhaConfig | undefined, values: InitValues, io: 
   }
   const dir = typeof values['dir'] === 'string' ? values['dir'] : cluster.tls !== undefined ? dirname(cluster.tls.ca) : DEFAULT_TLS_DIR;
   const { OpensslError, clusterCertPaths, makeClusterCerts, makeMemberCerts } = await import('../cluster/raft/tls-certs.js');
-  const plan = tlsPlan(clusterCertPaths(dir, cluster.members.map((m) => m.name)), values['force'] === true);
+  const paths = clusterCertPaths(dir, cluster.members.map((m) => m.name));
+  const plan = values['renew'] === true ? renewPlan(paths, cluster.members.map((m) => m.name), values) : tlsPlan(paths, values['force'] === true);
   let made: ReturnType<typeof makeClusterCerts>;
   try {
     mkdirSync(dir, { recursive: true, mode: 0o755 });
     made = plan.kind === 'all'
       ? makeClusterCerts(dir, cluster.id, cluster.members, { ca: CA_DAYS, member: MEMBER_DAYS })
-      : makeMemberCerts(dir, cluster.members.filter((m) => plan.members.includes(m.name)), MEMBER_DAYS);
+      : makeMemberCerts(dir, cluster.members.filter((m) => plan.members.includes(m.name)), MEMBER_DAYS, { replace: plan.kind === 'renew' });
   } catch (error) {
     const why = error instanceof OpensslError ? error.message : `could not write in ${dir}: ${(error as Error).message} (run as root for /etc/lanha, or give --dir DIR)`;
     throw new LanhaError('io', why, ExitCode.failure);
@@ -102,6 +108,8 @@ async function initTls(config: LanhaConfig | undefined, values: InitValues, io: 
   if (plan.kind === 'all') {
     io.out(`wrote the cluster CA ${made.caCert} (valid ${CA_DAYS} days) and its key ${made.caKey} (mode 0600: it stays on this machine, copy it nowhere)\n`);
     io.out(`and per member an ECDSA P-256 key (mode 0600) and certificate (valid ${MEMBER_DAYS} days, DNS SAN = member name):\n`);
+  } else if (plan.kind === 'renew') {
+    io.out(`renewed ${plan.members.join(', ')} with the existing CA ${made.caCert}: a new ECDSA P-256 key (mode 0600) and certificate (valid ${MEMBER_DAYS} days) each; the CA and the other members' files are unchanged:\n`);
   } else {
     io.out(`added ${plan.members.join(', ')} with the existing CA ${made.caCert}: an ECDSA P-256 key (mode 0600) and certificate (valid ${MEMBER_DAYS} days, DNS SAN = member name); the others' files are unchanged:\n`);
   }
@@ -118,7 +126,25 @@ async function initTls(config: LanhaConfig | undefined, values: InitValues, io: 
       return `  scp -p ${made.caCert} ${f.cert} ${f.key} root@${m.address}:${dir}/    # ${m.name}\n`;
     }).join('')}`);
   }
+  if (plan.kind === 'renew') {
+    io.out('then restart the renewed members one at a time (systemctl restart lanha), each once the one before is back in lanctl status: the others keep the quorum, and old and new certificates are signed by the same CA\n');
+    if (cluster.members.some((m) => m.certSha256 !== undefined && plan.members.includes(m.name))) {
+      io.out('WARNING: cluster.members pins certSha256 for a renewed member: put the new pins above in every member\'s config before restarting, or its links are refused\n');
+    }
+  }
   return ExitCode.ok;
+}
+
+/** `init --tls --renew`: the members to renew (all, or the --member ones), each in the config; the CA and its key must be here. */
+function renewPlan(paths: import('../cluster/raft/tls-certs.js').ClusterCertFiles, members: readonly string[], values: InitValues): { kind: 'renew'; members: string[] } {
+  if (values['force'] === true) throw new LanhaError('usage', '--renew keeps the CA and --force makes a new one: give one of them', ExitCode.usage);
+  for (const f of [paths.caCert, paths.caKey]) {
+    if (!existsSync(f)) throw new LanhaError('exists', `${f} is not here: renew on the machine that made the CA (it keeps the key), or give --dir DIR`, ExitCode.failure);
+  }
+  const asked = Array.isArray(values['member']) ? values['member'].map(String) : [];
+  const unknown = asked.filter((m) => !members.includes(m));
+  if (unknown.length > 0) throw new LanhaError('usage', `--member ${unknown.join(', ')}: not in cluster.members (${members.join(', ')})`, ExitCode.usage);
+  return { kind: 'renew', members: asked.length > 0 ? [...new Set(asked)] : [...members] };
 }
 
 /** Validity of an operator's certificate, in days: a year (make a new one with the CA to renew it). */

@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -120,13 +120,22 @@ export function clusterCertPaths(dir: string, members: readonly string[]): Clust
   };
 }
 
-/** A key + certificate per member in `dir`, signed by the CA already there (ca.pem, ca.key); keys mode 0600. */
-export function makeMemberCerts(dir: string, members: ReadonlyArray<{ name: string; address?: string }>, days: number): ClusterCertFiles {
+/**
+ * A key + certificate per member in `dir`, signed by the CA already there (ca.pem, ca.key); keys
+ * mode 0600. With `replace` (renewal) both are made beside the old ones and renamed over them, so a
+ * failure (openssl, a full disk) leaves the member's old pair as it was, not a key without its certificate.
+ */
+export function makeMemberCerts(dir: string, members: ReadonlyArray<{ name: string; address?: string }>, days: number, options: { replace?: boolean } = {}): ClusterCertFiles {
   const paths = clusterCertPaths(dir, members.map((m) => m.name));
   for (const m of members) {
     const files = paths.members[m.name]!;
-    writeP256Key(files.key);
-    writeFileSync(files.cert, makeMemberCert({ name: m.name, ...(m.address !== undefined ? { address: m.address } : {}), keyFile: files.key, caCertFile: paths.caCert, caKeyFile: paths.caKey, days }));
+    const made = options.replace === true ? { key: `${files.key}.new`, cert: `${files.cert}.new` } : files;
+    writeP256Key(made.key);
+    writeFileSync(made.cert, makeMemberCert({ name: m.name, ...(m.address !== undefined ? { address: m.address } : {}), keyFile: made.key, caCertFile: paths.caCert, caKeyFile: paths.caKey, days }));
+    if (made !== files) {
+      renameSync(made.key, files.key);
+      renameSync(made.cert, files.cert);
+    }
   }
   return paths;
 }

@@ -190,4 +190,9 @@ t.test('status carries when the certificate and the CA end; doctor warns 30 days
   t.same(findings(end - 40 * 86_400_000), [], 'nothing 40 days ahead');
   t.same(findings(end - 10 * 86_400_000).sort(), ['warning:ca', 'warning:cert'], 'a warning 10 days ahead (the test CA ends within seconds of it)');
   t.same(findings(end + 86_400_000).sort(), ['error:ca', 'error:cert'], 'an error once ended');
+  const fixes = doctorFindings({
+    config, cluster: { mode: 'cluster', role: 'leader', leader: 'b', term: 1, commitIndex: 1, appliedIndex: 1, transport }, pools: [], leases: [], nowMs: end,
+  }).filter((f) => f.id === 'raft.tls-expiry');
+  t.match(fixes.find((f) => !f.evidence.includes('CA'))?.fix, /--renew --member/, 'a member certificate: renewed with the CA kept');
+  t.match(fixes.find((f) => f.evidence.includes('CA'))?.fix, /--force \(a new CA\)/, 'the CA: made anew');
 });

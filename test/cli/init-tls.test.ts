@@ -107,3 +107,39 @@ t.test('a member added to the config gets its files with the CA here; the others
   t.equal(half.code, 1, 'a member with a certificate and no key is not patched up');
   t.match(half.stderr, /witness\.key is missing beside the other file/);
 });
+
+t.test('--renew: new member keys and certificates from the CA here, the CA kept; only the members asked for', async (t) => {
+  const config = siteConfig('lan-a');
+  if (!existsSync(join(tlsDir, 'ca.key'))) await runLanctl(['init', '--tls', '--config', config]);
+  const read = (f: string): string => readFileSync(join(tlsDir, f), 'utf8');
+  const before = { ca: read('ca.pem'), a: read('lan-a.pem'), aKey: read('lan-a.key'), b: read('lan-b.pem'), bKey: read('lan-b.key'), w: read('witness.pem') };
+  const r = await runLanctl(['init', '--tls', '--config', config, '--renew', '--member', 'lan-b']);
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stdout, /renewed lan-b with the existing CA/);
+  t.match(r.stdout, /restart the renewed members one at a time/);
+  t.equal(read('ca.pem'), before.ca, 'the CA is kept');
+  t.equal(read('lan-a.pem'), before.a, 'lan-a untouched');
+  t.equal(read('witness.pem'), before.w, 'the witness untouched');
+  t.not(read('lan-b.pem'), before.b, 'lan-b has a new certificate');
+  t.not(read('lan-b.key'), before.bKey, 'and a new key');
+  const b = new X509Certificate(read('lan-b.pem'));
+  t.ok(b.checkIssued(new X509Certificate(before.ca)) && b.checkPrivateKey(createPrivateKey(read('lan-b.key'))), 'signed by the same CA, for its new key');
+  t.same(certDnsNames(b), ['lan-b']);
+  t.equal(statSync(join(tlsDir, 'lan-b.key')).mode & 0o777, 0o600, 'the new key is mode 0600');
+  t.match(r.stdout, `lan-b: ${join(tlsDir, 'lan-b.pem')} ${join(tlsDir, 'lan-b.key')}  certSha256: ${certPin(b)}`, 'its new pin printed');
+  t.notOk(existsSync(join(tlsDir, 'lan-b.key.new')) || existsSync(join(tlsDir, 'lan-b.pem.new')), 'nothing left beside them');
+  t.equal((await runLanctl(['config', 'check', siteConfig('lan-b')])).code, 0, 'config check takes the renewed files');
+
+  const all = await runLanctl(['init', '--tls', '--config', config, '--renew']);
+  t.equal(all.code, 0, all.stderr);
+  t.not(read('lan-a.pem'), before.a, 'without --member every member is renewed');
+  t.equal(read('ca.pem'), before.ca, 'the CA still kept');
+  const pinned = await runLanctl(['init', '--tls', '--config', siteConfig('lan-a', `, certSha256: "${'ab'.repeat(32)}"`), '--renew', '--member', 'lan-a']);
+  t.match(pinned.stdout, /WARNING: cluster\.members pins certSha256 for a renewed member/);
+
+  t.match((await runLanctl(['init', '--tls', '--config', config, '--renew', '--member', 'nobody'])).stderr, /--member nobody: not in cluster\.members/);
+  t.match((await runLanctl(['init', '--tls', '--config', config, '--renew', '--force'])).stderr, /--renew keeps the CA and --force makes a new one/);
+  const elsewhere = await runLanctl(['init', '--tls', '--config', config, '--renew', '--dir', join(dir, 'empty')]);
+  t.equal(elsewhere.code, 1);
+  t.match(elsewhere.stderr, /ca\.pem is not here: renew on the machine that made the CA/);
+});

@@ -2,6 +2,7 @@ import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { ConfigError, parseConfig } from './index.js';
 import { repoPath } from '../test/support/paths.js';
+import { parseIpv4 } from '../lib/ipv4.js';
 
 const base = `
 node:
@@ -151,6 +152,14 @@ const refusals: Array<[string, string, string, string]> = [
   ['dhcp.cacheThreshold as a percentage text', sub('').replace('dhcp:\n', 'dhcp:\n  cacheThreshold: "25%"\n'), 'dhcp.cacheThreshold: "25%"', 'is not a fraction of the lease time'],
   ['dhcp.cacheMaxAge not a duration', sub('').replace('dhcp:\n', 'dhcp:\n  cacheMaxAge: ten minutes\n'), 'dhcp.cacheMaxAge: "ten minutes"', 'is not a duration'],
   ['a per-MAC window of zero (an instant refill would be no limit)', sub('').replace('dhcp:\n', 'dhcp:\n  rateLimit: { perMac: 20, perMacWindow: 0 }\n'), 'dhcp.rateLimit.perMacWindow: 0', 'is not a time a MAC earns its burst back in'],
+  ['dhcp clients neither all nor known', sub('      clients: registered\n'), 'dhcp.subnets[0].clients: "registered"', 'is not one of "all", "known"'],
+  ['an unknownPool overlapping a pool', sub('      clients: known\n      unknownPool: 10.0.0.18-10.0.0.30\n'), 'dhcp.subnets[0].unknownPool: "10.0.0.18-10.0.0.30"', 'overlaps pools[0] (10.0.0.10-10.0.0.20)'],
+  ['an unknownPool outside its subnet', sub('      clients: known\n      unknownPool: 10.0.1.10-10.0.1.20\n'), 'dhcp.subnets[0].unknownPool: "10.0.1.10-10.0.1.20"', 'is outside its subnet 10.0.0.0/24'],
+  ['an unknownPool on the broadcast address', sub('      clients: known\n      unknownPool: 10.0.0.250-10.0.0.255\n'), 'dhcp.subnets[0].unknownPool', 'network or broadcast address'],
+  ['an unknownPool without clients: known', sub('      unknownPool: 10.0.0.200-10.0.0.210\n'), 'dhcp.subnets[0].unknownPool: "10.0.0.200-10.0.0.210"', 'clients is not "known"'],
+  ['an unknownPool holding a reservation', sub('      clients: known\n      unknownPool: 10.0.0.200-10.0.0.210\n      reservations: [{ mac: "02:00:00:00:00:01", ip: 10.0.0.205 }]\n'), 'dhcp.subnets[0].unknownPool', 'holds reservations[0].ip (10.0.0.205)'],
+  ['unknownLeaseTime without unknownPool', sub('      clients: known\n      unknownLeaseTime: 5m\n'), 'dhcp.subnets[0].unknownLeaseTime: "5m"', 'is set without unknownPool'],
+  ['unknownLeaseTime of 2s (T1 and T2 both 1 s)', sub('      clients: known\n      unknownPool: 10.0.0.200-10.0.0.210\n      unknownLeaseTime: 2s\n'), 'dhcp.subnets[0].unknownLeaseTime: "2s"', 'at least 3s'],
   ['a TFTP remap pattern that needs backtracking', base + 'tftp:\n  root: /srv\n  remap: [{ match: "^(a)\\\\1$", replace: x }]\n', 'tftp.remap[0].match: "^(a)\\\\1$"', 'cannot run in linear time'],
   ['a duplicate YAML key names its key path', base + 'dns:\n  zones:\n    - name: lan\n      ttl: 1h\n      ttl: 2h\n', 'dns.zones[0].ttl: duplicate key', 'line 10'],
 ];
@@ -171,6 +180,15 @@ t.test('dhcp lease caching: on by default at 0.25 (as Kea 3.0), 0 is off; cacheT
   t.equal(dhcp('  cacheThreshold: 0.25\n').cacheThreshold, 0.25);
   t.equal(dhcp('  cacheThreshold: 0\n').cacheThreshold, 0, '0 is accepted: off, as in Kea');
   t.equal(dhcp('  cacheMaxAge: 10m\n').cacheMaxAge, 600_000);
+});
+
+t.test('dhcp inventory mode: clients all by default; known with an unknownPool apart from the pools loads', async (t) => {
+  t.equal(parseConfig(sub('')).dhcp!.subnets[0]!.clients, 'all');
+  const s = parseConfig(sub('      clients: known\n      unknownPool: 10.0.0.200-10.0.0.210\n')).dhcp!.subnets[0]!;
+  t.equal(s.clients, 'known');
+  t.same(s.unknownPool, { first: parseIpv4('10.0.0.200'), last: parseIpv4('10.0.0.210') });
+  t.equal(s.unknownLeaseTime, undefined, 'unset: the allocator\'s 10m');
+  t.equal(parseConfig(sub('      clients: known\n      unknownPool: 10.0.0.200-10.0.0.210\n      unknownLeaseTime: 2m\n')).dhcp!.subnets[0]!.unknownLeaseTime, 120_000);
 });
 
 t.test('refuses a YAML alias bomb with a clear message, quickly', async (t) => {

@@ -35,6 +35,18 @@ export interface PoolSubnet {
    * but a reservation may hold one (the router or time server that takes its own address by DHCP).
    */
   optionAddresses: ReadonlySet<Ipv4>;
+  /**
+   * `clients: known` (inventory mode): only known clients (a config reservation names them by MAC
+   * or client id, or they are an inventory node) get an address from `ranges`.
+   */
+  knownOnly?: boolean;
+  /**
+   * `unknownPool` of a known-only subnet: where its unknown clients get addresses instead, with
+   * their own lease time and no boot file. Same id as the subnet (leases name the subnet).
+   */
+  unknownPool?: PoolSubnet;
+  /** Set on an unknownPool: replies from it carry no boot options. */
+  unknownClients?: boolean;
 }
 
 export interface AllocatorSettings {
@@ -82,6 +94,8 @@ export interface Offer {
   ip: Ipv4;
   clientKey: string;
   subnetId: string;
+  /** The pool it holds an address of (poolKey): the subnet's own, or its unknownPool. */
+  poolKey: string;
   /** When it was made (log time). */
   madeMs: number;
   expiresMs: number;
@@ -98,7 +112,7 @@ export type Decision =
   | { kind: 'inform'; subnet: PoolSubnet }
   | { kind: 'release'; propose: Command }
   | { kind: 'decline'; propose: Command }
-  | { kind: 'silent'; reason: string; failure?: AllocationFailure; subnet?: PoolSubnet };
+  | { kind: 'silent'; reason: string; failure?: AllocationFailure; subnet?: PoolSubnet; ignored?: 'unknown-client' };
 
 /** Why a DISCOVER found no address: each has its own counter (`allocation-failed.<failure>`). */
 export type AllocationFailure = 'pool-exhausted' | 'reserved-in-use' | 'offers-full' | 'decline-limit';
@@ -129,6 +143,9 @@ export class Allocator {
   #reclaimable = new Map<string, Map<string, Offer>>();
   #cursor = new Map<string, number>();
   #reservedIps = new Map<Ipv4, Reservation>();
+  /** MACs and client ids of config reservations, in any subnet: known clients (inventory mode). */
+  #reservedMacs = new Set<string>();
+  #reservedClientIds = new Set<string>();
   /** Per MAC, when each of its running decline quarantines ends (bounded like the offers). */
   #declines = new Map<string, number[]>();
   #reservationIndexes = new WeakMap<PoolSubnet, ReservationIndex>();
@@ -146,7 +163,29 @@ export class Allocator {
   constructor(subnets: readonly PoolSubnet[], settings: AllocatorSettings) {
     this.subnets = subnets;
     this.settings = settings;
-    for (const s of subnets) for (const r of s.reservations) this.#reservedIps.set(r.ip, r);
+    for (const s of subnets) {
+      for (const r of s.reservations) {
+        this.#reservedIps.set(r.ip, r);
+        if (r.mac !== undefined) this.#reservedMacs.add(r.mac);
+        if (r.clientId !== undefined) this.#reservedClientIds.add(r.clientId);
+      }
+    }
+  }
+
+  /**
+   * A known client (inventory mode, dnsmasq's `known` tag, Kea's KNOWN class): a config reservation
+   * names it by MAC or client id, in any subnet, or it is a node of the replicated inventory (read
+   * per request, so a node added or removed through the log counts at once).
+   */
+  isKnown(request: Pick<ClientRequest, 'mac' | 'clientId'>, leases: LeaseView): boolean {
+    return this.#reservedMacs.has(request.mac) || (request.clientId !== undefined && this.#reservedClientIds.has(request.clientId))
+      || leases.inventory?.byMac(request.mac) !== undefined;
+  }
+
+  /** Where the client may get an address in `subnet`: the subnet's pools, its unknownPool (an unknown client of a known-only subnet), or nowhere. */
+  poolFor(request: Pick<ClientRequest, 'mac' | 'clientId'>, subnet: PoolSubnet, leases: LeaseView): PoolSubnet | undefined {
+    if (subnet.knownOnly !== true || this.isKnown(request, leases)) return subnet;
+    return subnet.unknownPool;
   }
 
   get offerCount(): number { return this.#offersByClient.size; }
@@ -163,8 +202,17 @@ export class Allocator {
     return this.subnets[0];
   }
 
-  /** DISCOVER -> OFFER (RFC 2131 §4.3.1): address choice in the order the RFC gives. */
+  /**
+   * DISCOVER -> OFFER (RFC 2131 §4.3.1), from the pool the client may use: an unknown client of a
+   * known-only subnet without an unknownPool gets nothing (no OFFER, and no NAK: a DISCOVER has none).
+   */
   onDiscover(request: ClientRequest, subnet: PoolSubnet, leases: LeaseView, nowMs: number): Decision {
+    const pool = this.poolFor(request, subnet, leases);
+    return pool === undefined ? ignoreUnknown(subnet) : this.#offer(request, pool, leases, nowMs);
+  }
+
+  /** The address choice in the order the RFC gives. */
+  #offer(request: ClientRequest, subnet: PoolSubnet, leases: LeaseView, nowMs: number): Decision {
     const reservation = this.#reservationFor(request, subnet, leases);
     let ip: Ipv4 | undefined;
     if (reservation) ip = this.#usable(reservation.ip, request, subnet, leases, nowMs) ? reservation.ip : undefined;
@@ -205,6 +253,7 @@ export class Allocator {
     if (request.requestedIp !== undefined && request.ciaddr === 0) {
       // INIT-REBOOT: wrong network -> NAK; our record of another client -> NAK; no record -> NAK if authoritative.
       const ip = request.requestedIp;
+      if (subnet && this.poolFor(request, subnet, leases) === undefined) return refuseUnknown(subnet, ip);
       if (!subnet || !cidrContains(subnet.cidr, ip)) return { kind: 'nak', reason: 'requested address is not on this network' };
       const known = this.#clientLease(request, leases);
       if (known?.ip === ip || this.#offersByClient.get(request.clientKey)?.ip === ip) return this.#grant(request, subnet, ip, leases, nowMs);
@@ -264,9 +313,14 @@ export class Allocator {
     return { kind: 'decline', propose: { type: 'lease.decline', ip, mac: request.mac, quarantineMs: this.settings.declineQuarantineMs } };
   }
 
-  /** INFORM (RFC 2131 §4.3.5): configuration only, no address. */
-  onInform(subnet: PoolSubnet | undefined): Decision {
-    return subnet ? { kind: 'inform', subnet } : { kind: 'silent', reason: 'inform from an unknown network' };
+  /**
+   * INFORM (RFC 2131 §4.3.5): configuration only, no address. An unknown client of a known-only
+   * subnet gets the unknownPool's (no boot file), or nothing when there is none.
+   */
+  onInform(request: Pick<ClientRequest, 'mac' | 'clientId'>, subnet: PoolSubnet | undefined, leases: LeaseView): Decision {
+    if (!subnet) return { kind: 'silent', reason: 'inform from an unknown network' };
+    const pool = this.poolFor(request, subnet, leases);
+    return pool === undefined ? ignoreUnknown(subnet) : { kind: 'inform', subnet: pool };
   }
 
   /** The proposal for `clientKey` committed or failed: the address no longer needs holding. */
@@ -298,7 +352,11 @@ export class Allocator {
     return out;
   }
 
-  #grant(request: ClientRequest, subnet: PoolSubnet, ip: Ipv4, leases: LeaseView, nowMs: number): Decision {
+  #grant(request: ClientRequest, subnetOfRequest: PoolSubnet, ip: Ipv4, leases: LeaseView, nowMs: number): Decision {
+    // An address outside the pool the client may use is NAKed below (#usable): a lease an unknown
+    // client holds in the subnet's pools since before `clients: known`, or a removed node's.
+    const subnet = this.poolFor(request, subnetOfRequest, leases);
+    if (subnet === undefined) return refuseUnknown(subnetOfRequest, ip);
     const reservation = this.#reservationFor(request, subnet, leases);
     if (reservation && reservation.ip !== ip) return { kind: 'nak', reason: 'client has a reservation for another address', subnet };
     if (!this.#usable(ip, request, subnet, leases, nowMs)) return { kind: 'nak', reason: 'address not available to this client', subnet };
@@ -349,7 +407,7 @@ export class Allocator {
   /** RFC 2131 §4.3.1: the client's current or previous address, if it is still free for it. */
   #previousAddress(request: ClientRequest, subnet: PoolSubnet, leases: LeaseView, nowMs: number): Ipv4 | undefined {
     const offered = this.#offersByClient.get(request.clientKey);
-    if (offered && offered.subnetId === subnet.id && offered.expiresMs > nowMs) return offered.ip;
+    if (offered && offered.poolKey === poolKey(subnet) && offered.expiresMs > nowMs) return offered.ip;
     const lease = this.#clientLease(request, leases);
     if (lease && lease.state !== 'declined' && lease.subnet === subnet.id && this.#usable(lease.ip, request, subnet, leases, nowMs)) return lease.ip;
     return undefined;
@@ -361,21 +419,22 @@ export class Allocator {
     const version = leases.version;
     const leaseless = version !== undefined && leases.leaseByMac(request.mac) === undefined
       && (request.clientId === undefined || leases.leaseByClientId(request.clientId) === undefined);
-    const dry = this.#dry.get(subnet.id);
+    const key = poolKey(subnet);
+    const dry = this.#dry.get(key);
     if (leaseless && dry !== undefined && dry.version === version && dry.offersEpoch === this.#offersEpoch && nowMs < dry.untilMs) return undefined;
     const size = subnet.ranges.reduce((n, r) => n + (r.last - r.first + 1), 0);
-    let index = this.#cursor.get(subnet.id) ?? 0;
+    let index = this.#cursor.get(key) ?? 0;
     let untilMs = Infinity;
     for (let tried = 0; tried < size; tried++, index = (index + 1) % size) {
       const ip = addressAt(subnet.ranges, index);
       const from = this.#usableFrom(ip, request, subnet, leases, nowMs);
       if (from <= nowMs) {
-        this.#cursor.set(subnet.id, (index + 1) % size);
+        this.#cursor.set(key, (index + 1) % size);
         return ip;
       }
       if (from < untilMs) untilMs = from;
     }
-    if (leaseless) this.#dry.set(subnet.id, { version, offersEpoch: this.#offersEpoch, untilMs });
+    if (leaseless) this.#dry.set(key, { version, offersEpoch: this.#offersEpoch, untilMs });
     return undefined;
   }
 
@@ -388,7 +447,7 @@ export class Allocator {
    */
   #reclaim(request: ClientRequest, subnet: PoolSubnet, leases: LeaseView, nowMs: number): Offer | undefined {
     const youngest = nowMs - (this.settings.offerReclaimAfterMs ?? OFFER_RECLAIM_AFTER_MS);
-    const candidates = this.#reclaimable.get(subnet.id);
+    const candidates = this.#reclaimable.get(poolKey(subnet));
     if (candidates === undefined) return undefined;
     for (const offer of candidates.values()) {
       if (offer.madeMs > youngest) break;
@@ -448,12 +507,12 @@ export class Allocator {
     // The same client's offer of the same address made again frees nothing: no new dry-pool scan.
     const previous = this.#offersByClient.get(clientKey);
     this.#drop(clientKey, previous?.ip !== ip);
-    const offer: Offer = { ip, clientKey, subnetId: subnet.id, madeMs: nowMs, expiresMs: nowMs + this.settings.offerTtlMs, granting };
+    const offer: Offer = { ip, clientKey, subnetId: subnet.id, poolKey: poolKey(subnet), madeMs: nowMs, expiresMs: nowMs + this.settings.offerTtlMs, granting };
     this.#offersByClient.set(clientKey, offer);
     this.#offersByIp.set(ip, offer);
     if (!granting && !this.#reservedIps.has(ip)) {
-      let candidates = this.#reclaimable.get(subnet.id);
-      if (candidates === undefined) this.#reclaimable.set(subnet.id, candidates = new Map());
+      let candidates = this.#reclaimable.get(offer.poolKey);
+      if (candidates === undefined) this.#reclaimable.set(offer.poolKey, candidates = new Map());
       candidates.set(clientKey, offer);
     }
   }
@@ -463,9 +522,31 @@ export class Allocator {
     if (!offer) return;
     this.#offersByClient.delete(clientKey);
     if (this.#offersByIp.get(offer.ip) === offer) this.#offersByIp.delete(offer.ip);
-    this.#reclaimable.get(offer.subnetId)?.delete(clientKey);
+    this.#reclaimable.get(offer.poolKey)?.delete(clientKey);
     if (frees) this.#offersEpoch++;
   }
+}
+
+/** The allocator's key of a pool (cursor, dry-pool memo, reclaimable offers): a subnet's unknownPool has its own. */
+function poolKey(pool: PoolSubnet): string {
+  return pool.unknownClients === true ? `${pool.id} unknownPool` : pool.id;
+}
+
+/** An unknown client of a known-only subnet without an unknownPool: no reply, counted by the shell. */
+function ignoreUnknown(subnet: PoolSubnet): Decision {
+  return { kind: 'silent', reason: 'unknown client on a subnet for known clients only (clients: known)', ignored: 'unknown-client', subnet };
+}
+
+/**
+ * A REQUEST of an unknown client of a known-only subnet without an unknownPool. For an address of
+ * the subnet's pools (a lease granted before `clients: known`, or to a node removed since) a NAK,
+ * as Kea sends for an address in a pool the client's classes may not use (dhcp4_srv.cc
+ * assignLease: "not allowed for this client"): the client stops using it now, not at the lease's
+ * end. For any other address silence, as for its DISCOVER.
+ */
+function refuseUnknown(subnet: PoolSubnet, ip: Ipv4): Decision {
+  if (subnet.ranges.some((r) => ip >= r.first && ip <= r.last)) return { kind: 'nak', reason: 'client is not known on this subnet (clients: known)', subnet };
+  return ignoreUnknown(subnet);
 }
 
 /**
@@ -588,13 +669,29 @@ interface SubnetConfig {
   router?: readonly Ipv4[] | undefined;
   dns?: readonly Ipv4[] | undefined;
   ntp?: readonly Ipv4[] | undefined;
+  clients?: 'all' | 'known' | undefined;
+  unknownPool?: Ipv4Range | undefined;
+  unknownLeaseTime?: number | undefined;
 }
+
+/** How long an unknownPool's leases last unless `unknownLeaseTime` says: short, the machine is a guest. */
+export const UNKNOWN_LEASE_MS = 10 * 60_000;
 
 /**
  * Builds the allocator's view of a configured subnet. `site` lists the site's own addresses (VIP,
  * members, server id): never handed out; the subnet's router, DNS and NTP servers only by reservation.
  */
 export function poolSubnet(config: SubnetConfig, site: readonly Ipv4[] = []): PoolSubnet {
+  const subnet = subnetView(config, site);
+  if (config.clients !== 'known') return subnet;
+  subnet.knownOnly = true;
+  if (config.unknownPool !== undefined) {
+    subnet.unknownPool = { ...subnet, ranges: [config.unknownPool], reservations: [], leaseMs: config.unknownLeaseTime ?? UNKNOWN_LEASE_MS, knownOnly: false, unknownClients: true };
+  }
+  return subnet;
+}
+
+function subnetView(config: SubnetConfig, site: readonly Ipv4[]): PoolSubnet {
   const inside = (ips: readonly Ipv4[]): Set<Ipv4> => new Set(ips.filter((ip) => cidrContains(config.subnet, ip)));
   return {
     id: formatCidr(config.subnet),

@@ -33,6 +33,14 @@ const subnet = z.object({
   /** Relay agents (giaddr) whose requests select this subnet besides the subnet's own range. */
   relays: z.array(ipv4).optional(),
   reservations: z.array(reservation).default([]),
+  /**
+   * Inventory mode: `known` serves only clients a reservation names (MAC or client id) or that are
+   * inventory nodes (dnsmasq's dhcp-ignore=tag:!known, Kea's client-class KNOWN); others get nothing,
+   * or an address of `unknownPool` for `unknownLeaseTime` (10m) without boot options.
+   */
+  clients: z.enum(['all', 'known']).default('all'),
+  unknownPool: ipv4Range.optional(),
+  unknownLeaseTime: leaseDuration.optional(),
   /** Extra options by code: a string (text), a number (u32), or "hex:0a0b..". */
   options: z.record(z.string().regex(/^\d{1,3}$/, { message: 'is not an option code 1..254' }), z.union([z.string(), z.number()])).optional(),
 }).strict().superRefine((s, ctx) => {
@@ -99,6 +107,7 @@ export const dhcpConfig = z.object({
 
 type SubnetInput = {
   subnet: Cidr; pools: ReadonlyArray<{ first: number; last: number }>; leaseTime: number; renewTime?: number | undefined; rebindTime?: number | undefined;
+  clients?: 'all' | 'known' | undefined; unknownPool?: { first: number; last: number } | undefined; unknownLeaseTime?: number | undefined;
   reservations: ReadonlyArray<{ ip: number; mac?: string | undefined; clientId?: string | undefined; hostname?: string | undefined }>;
   relays?: readonly number[] | undefined;
 };
@@ -118,6 +127,7 @@ function checkSubnet(s: SubnetInput, ctx: z.RefinementCtx): void {
     else if (s.subnet.prefixLength < 31 && r.ip === s.subnet.network) ctx.addIssue({ ...where, message: `is the network address of ${formatCidr(s.subnet)}, not a host address` });
     else if (s.subnet.prefixLength < 31 && r.ip === broadcastOf(s.subnet)) ctx.addIssue({ ...where, message: `is the broadcast address of ${formatCidr(s.subnet)}, not a host address` });
   });
+  checkUnknownPool(s, ctx);
   // RFC 2131 §4.4.5: T1 (renew) < T2 (rebind) < lease time. Unset ones default to 0.5 and 0.875 of it.
   if (!(s.leaseTime >= 1000)) return; // leaseTime itself is refused
   const renew = s.renewTime ?? Math.floor(s.leaseTime / 2);
@@ -137,6 +147,25 @@ function checkSubnet(s: SubnetInput, ctx: z.RefinementCtx): void {
   } else {
     ctx.addIssue({ code: 'custom', path: ['rebindTime'], message: `is not longer than the default renewTime (${seconds(renew)}, half the lease); set renewTime below it` });
   }
+}
+
+/** unknownPool: only with `clients: known`, a range of host addresses of the subnet apart from its pools and reservations. */
+function checkUnknownPool(s: SubnetInput, ctx: z.RefinementCtx): void {
+  const u = s.unknownPool;
+  if (u === undefined) {
+    if (s.unknownLeaseTime !== undefined) ctx.addIssue({ code: 'custom', path: ['unknownLeaseTime'], message: 'is set without unknownPool (it is the lease time of unknownPool\'s addresses)' });
+    return;
+  }
+  const where = { code: 'custom' as const, path: ['unknownPool'] };
+  if (s.clients !== 'known') ctx.addIssue({ ...where, message: 'is set but clients is not "known" (with clients: all every client gets the pools)' });
+  if (!cidrContains(s.subnet, u.first) || !cidrContains(s.subnet, u.last)) ctx.addIssue({ ...where, message: `is outside its subnet ${formatCidr(s.subnet)}` });
+  else if (s.subnet.prefixLength < 31 && (u.first === s.subnet.network || u.last === broadcastOf(s.subnet))) ctx.addIssue({ ...where, message: `holds the network or broadcast address of ${formatCidr(s.subnet)}` });
+  const k = s.pools.findIndex((p) => u.first <= p.last && p.first <= u.last);
+  if (k >= 0) ctx.addIssue({ ...where, message: `overlaps pools[${k}] (${range(s.pools[k]!)}); unknown clients get addresses apart from known ones` });
+  const r = s.reservations.findIndex((x) => x.ip >= u.first && x.ip <= u.last);
+  if (r >= 0) ctx.addIssue({ ...where, message: `holds reservations[${r}].ip (${formatIpv4(s.reservations[r]!.ip)}), which is a known client's` });
+  // T1 and T2 default to 0.5 and 0.875 of it, in whole seconds: under 3s T1 or T2 would go out as 0 s or equal.
+  if (s.unknownLeaseTime !== undefined && s.unknownLeaseTime < 3000) ctx.addIssue({ code: 'custom', path: ['unknownLeaseTime'], message: 'is too short: T1 and T2 (half and 7/8 of it, whole seconds) would be 0 s or equal; give at least 3s' });
 }
 
 /** What must hold across subnets: no overlap, one reservation per address / MAC / client id / name. */

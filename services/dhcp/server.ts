@@ -247,7 +247,7 @@ export class DhcpHandler {
       case 'decline': return this.allocator.onDecline(client, fsm, nowMs);
       // RFC 2131 §4.4.3: a client may unicast its INFORM; from a relayed subnet it arrives routed
       // (giaddr 0) and its ciaddr, not the server's own subnet, says which network's options it needs.
-      case 'inform': return this.allocator.onInform(client.giaddr === 0 && client.ciaddr !== 0 ? this.allocator.subnets.find((s) => cidrContains(s.cidr, client.ciaddr)) : subnet);
+      case 'inform': return this.allocator.onInform(client, client.giaddr === 0 && client.ciaddr !== 0 ? this.allocator.subnets.find((s) => cidrContains(s.cidr, client.ciaddr)) : subnet, fsm);
       default: return { kind: 'silent', reason: `${client.type} is a server message` };
     }
   }

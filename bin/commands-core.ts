@@ -8,7 +8,7 @@ import { holdEarlySignals, type EarlySignals } from './early-signals.js';
 import { formatRaftStatus, type RaftStatusBody } from '../cluster/raft/status-text.js';
 import { formatEtcdStatus, type EtcdStatusBody } from '../cluster/etcd/status-text.js';
 import { formatNtpStatus } from '../services/ntp/status-text.js';
-import { formatPoolUse } from '../services/dhcp/pool-text.js';
+import { formatClientModes, formatPoolUse, type SubnetClients } from '../services/dhcp/pool-text.js';
 import type { SubnetUse } from '../services/dhcp/allocator.js';
 import type { MemberRow } from '../cluster/member-status.js';
 import { describeAckAudit, type AckAuditSummary } from '../cluster/ack-audit.js';
@@ -183,6 +183,8 @@ export const statusCommand: CliCommand = {
       : formatTable(['service', 'listening'], services.map(([name, s]) => [name, s.listening.join(', ') || '-']))));
     const pools = formatPoolUse((body.services['dhcp'] as { pools?: SubnetUse[] } | undefined)?.pools);
     if (pools !== '') io.out('\n' + pools);
+    const modes = formatClientModes((body.services['dhcp'] as { clients?: SubnetClients[] } | undefined)?.clients);
+    if (modes !== '') io.out('\n' + modes);
     const ntp = formatNtpStatus(body.services['ntp']);
     if (ntp !== '') io.out('\n' + ntp);
     const fwd = formatForwardCache(body.services['dns']);

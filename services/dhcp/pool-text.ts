@@ -16,3 +16,24 @@ export function formatPoolUse(pools: readonly SubnetUse[] | undefined): string {
   }
   return formatTable(['subnet', 'pool', 'used', 'full'], rows);
 }
+
+/** A subnet's client mode in `lanctl status --json` (`services.dhcp.clients`). */
+export interface SubnetClients {
+  subnet: string;
+  clients: 'all' | 'known';
+  /** The unknownPool's range, or null. */
+  unknownPool: string | null;
+  /** Requests of unknown clients that got no reply. */
+  ignored: number;
+}
+
+/** One line per subnet for known clients only (inventory mode); '' when every subnet serves all clients. */
+export function formatClientModes(modes: readonly SubnetClients[] | undefined): string {
+  let out = '';
+  for (const m of modes ?? []) {
+    if (m.clients !== 'known') continue;
+    const unknown = m.unknownPool === null ? `unknown clients get no reply (${m.ignored} requests ignored)` : `unknown clients get ${m.unknownPool} without boot options`;
+    out += `dhcp ${m.subnet}: known clients only (a reservation or an inventory node); ${unknown}\n`;
+  }
+  return out;
+}

@@ -49,6 +49,23 @@ export function subnetReplyOptions(subnet: DhcpSubnetConfig, subnetId: string): 
 }
 
 /**
+ * Options that point a client at a boot file, as codes: 43 (PXE menus, the Raspberry Pi ROM), 66 and
+ * 67 (TFTP server, bootfile), 150 (TFTP server address), 175 (iPXE), 208-211 (PXELINUX).
+ */
+const NETBOOT_OPTIONS: readonly number[] = [DhcpOption.VendorSpecific, DhcpOption.TftpServerName, DhcpOption.BootfileName, 150, 175, 208, 209, 210, 211];
+
+/**
+ * The options of a subnet's unknownPool: the subnet's, with the pool's lease time (T1 and T2 at 0.5
+ * and 0.875 of it) and without any boot option set in `options`: an unknown machine must not boot
+ * a node's image.
+ */
+export function unknownPoolReplyOptions(subnet: DhcpSubnetConfig, subnetId: string, leaseMs: number): SubnetReplyOptions {
+  const out = subnetReplyOptions({ ...subnet, leaseTime: leaseMs, renewTime: undefined, rebindTime: undefined }, subnetId);
+  for (const code of NETBOOT_OPTIONS) out.options.delete(code);
+  return out;
+}
+
+/**
  * A subnet's reply times for a binding with `remainingMs` left (a cached lease, allocator.ts
  * reusableLease): the lease time (51) is what is left, and T1 (58) and T2 (59) keep their share of
  * the lease time (Kea does the same for a reused lease), so T1 < T2 < lease time still holds.

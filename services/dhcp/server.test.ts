@@ -692,3 +692,52 @@ t.test('a request whose echoed options (a 255-octet client id, a 255-octet relay
   t.equal(type(fine), 2, 'option 82 alone at 255 octets still gets its offer');
   t.end();
 });
+
+t.test('clients: known: an unknown client gets no reply, is counted per subnet and still goes pending; a node added through the log is served at once', async (t) => {
+  const config = parseConfig(CONFIG.replace('      reservations:\n', '      clients: known\n      reservations:\n'));
+  const state = new MemoryStateLog(new Fsm(), new ManualClock(0, 0));
+  const handler = new DhcpHandler({ config: config.dhcp!, state, nodeAddress: config.node.address, log: silentLogger });
+  const pxe = [[93, Uint8Array.of(0, 7)], [60, new TextEncoder().encode('PXEClient:Arch:00007:UNDI:003016')]] as Array<[number, Uint8Array]>;
+  const mac = '52:54:00:00:0a:01';
+  t.same(await handler.handle(packet({ type: 1, mac, extra: pxe }), 'p', 0), [], 'DISCOVER: no OFFER');
+  t.same(await handler.handle(packet({ type: 3, mac, requested: '10.50.0.77', extra: pxe }), 'p', 0), [], 'INIT-REBOOT outside the pools: no NAK');
+  await new Promise((resolve) => setImmediate(resolve));
+  t.equal(handler.counters.get('ignored.unknown-client'), 2);
+  t.same(handler.clientModes(), [
+    { subnet: '10.50.0.0/24', clients: 'known', unknownPool: null, ignored: 2 },
+    { subnet: '10.51.0.0/24', clients: 'all', unknownPool: null, ignored: 0 },
+  ]);
+  t.equal(state.fsm.inventory.pendingByMac(mac)?.count, 1, 'on the pending list for `lanctl nodes pending`');
+  t.equal(type(await dora(handler, 0, { mac: '52:54:00:00:00:99' })), 5, 'a config reservation is served');
+  await state.propose({ type: 'node.accept', name: 'node10', mac });
+  const ack = await dora(handler, 1000, { mac, extra: pxe });
+  t.equal(type(ack), 5, 'accepted: its next try gets a lease');
+  t.equal(fieldText(ack.file), 'ipxe.efi', 'and its boot file');
+  t.equal(handler.counters.get('ignored.unknown-client'), 2);
+  t.end();
+});
+
+t.test('clients: known with unknownPool: unknown clients get its address for unknownLeaseTime, without next-server, bootfile or boot options', async (t) => {
+  const known = CONFIG.replace('      reservations:\n', '      clients: known\n      unknownPool: 10.50.0.200-10.50.0.201\n      reservations:\n')
+    .replace('options: { "26": 1400 }', 'options: { "26": 1400, "66": "10.50.0.2", "150": "hex:0a320002" }');
+  const config = parseConfig(known);
+  const state = new MemoryStateLog(new Fsm(), new ManualClock(0, 0));
+  const handler = new DhcpHandler({ config: config.dhcp!, state, nodeAddress: config.node.address, log: silentLogger });
+  const pxe = [[93, Uint8Array.of(0, 7)], [60, new TextEncoder().encode('PXEClient:Arch:00007:UNDI:003016')]] as Array<[number, Uint8Array]>;
+  const ack = await dora(handler, 0, { mac: '52:54:00:00:0b:01', extra: pxe });
+  t.equal(type(ack), 5);
+  t.equal(formatIpv4(ack.yiaddr), '10.50.0.200');
+  t.equal(ack.siaddr, 0, 'no next-server');
+  t.equal(fieldText(ack.file), '', 'no bootfile');
+  for (const code of [43, 60, 66, 67, 150]) t.notOk(ack.options.has(code), `no option ${code}`);
+  t.equal(u32Value(ack.options.get(51)!), 600, 'unknownLeaseTime: 10m unless set');
+  t.equal(u32Value(ack.options.get(58)!), 300);
+  t.equal(u32Value(ack.options.get(59)!), 525);
+  t.same(ipsValue(ack.options.get(3)!)?.map(formatIpv4), ['10.50.0.1'], 'the subnet\'s other options');
+  t.equal(handler.counters.get('ignored.unknown-client'), 0);
+  t.same(handler.clientModes()[0], { subnet: '10.50.0.0/24', clients: 'known', unknownPool: '10.50.0.200-10.50.0.201', ignored: 0 });
+  const node = await dora(handler, 0, { mac: '52:54:00:00:00:99', extra: pxe });
+  t.equal(fieldText(node.file), 'ipxe.efi', 'a known client still netboots');
+  t.ok(node.options.has(150), 'and the subnet\'s option 150');
+  t.end();
+});

@@ -20,12 +20,13 @@ import {
 } from './allocator.js';
 import { inventoryOwners, leaseOwners, memberNameOwners, memberNames, nameHeldBy, nameLabel, recordOwners, refusedLabelOwners, reservationOwners, staticRecordNames, type NameHolder, type NameOwners } from '../names.js';
 import { planBoot, type BootRule } from './netboot.js';
-import { ReplyTooLargeError, buildReply, encodeReply, remainingLease, replyDestination, replySizeMax, subnetReplyOptions, type Destination, type ReplyInput, type SubnetReplyOptions } from './responder.js';
+import { ReplyTooLargeError, buildReply, encodeReply, remainingLease, replyDestination, replySizeMax, subnetReplyOptions, unknownPoolReplyOptions, type Destination, type ReplyInput, type SubnetReplyOptions } from './responder.js';
 import { siteAddressesOf, type DhcpConfig } from './config.js';
 import { leaseRoutes } from './leases-api.js';
 import { fromInterface, resolveInterface, type InterfaceAddress } from './interface.js';
 import { SeenLimiter, bindingEvent, seenCommand } from './inventory-hooks.js';
 import { AckStages } from './ack-stages.js';
+import type { SubnetClients } from './pool-text.js';
 import { MacBuckets } from './rate-limit.js';
 
 // The DHCP shell: one UDP socket, rate limits, the allocator, the StateLog. An ACK goes out only
@@ -86,14 +87,15 @@ export class DhcpHandler {
   #limiter = new LogLimiter();
   #local: PoolSubnet | undefined;
   #interface: readonly InterfaceAddress[] | undefined;
-  #replyOptions = new Map<string, SubnetReplyOptions>();
+  /** Per pool (a subnet's own, or its unknownPool): the options its replies carry. */
+  #replyOptions = new Map<PoolSubnet, SubnetReplyOptions>();
+  /** Per known-only subnet: unknown clients ignored (`clients: known`, no unknownPool). */
+  #ignoredUnknown = new Map<string, number>();
   #boot: BootRule[];
   /** Where non-relayed broadcasts go: the local subnet's broadcast address (see replyDestination). */
   #broadcast = '255.255.255.255';
   #perMac: MacBuckets;
   #global = { start: 0, count: 0 };
-  /** MACs of config reservations: known clients, never "pending". */
-  #reservedMacs: ReadonlySet<string>;
   #seen = new SeenLimiter();
   /** Names of grants proposed but not yet applied: two clients asking at once cannot both win. */
   #namesInFlight = new Map<string, NameHolder>();
@@ -127,7 +129,8 @@ export class DhcpHandler {
         this.#log.warn({ event: 'dhcp.pool.site_addresses', subnet: pool.id, addresses: inPools.map(formatIpv4) },
           `the pools of ${pool.id} hold the site's own ${inPools.map(formatIpv4).join(', ')} (VIP, servers, router, DNS or NTP); they are never given to a client`);
       }
-      this.#replyOptions.set(pool.id, subnetReplyOptions(s, pool.id));
+      this.#replyOptions.set(pool, subnetReplyOptions(s, pool.id));
+      if (pool.unknownPool) this.#replyOptions.set(pool.unknownPool, unknownPoolReplyOptions(s, pool.id, pool.unknownPool.leaseMs));
       return pool;
     });
     this.allocator = new Allocator(subnets, {
@@ -137,7 +140,6 @@ export class DhcpHandler {
       authoritative: config.authoritative,
       offersMax: 65_536,
     });
-    this.#reservedMacs = new Set(subnets.flatMap((s) => s.reservations.flatMap((r) => (r.mac === undefined ? [] : [r.mac]))));
     this.#interface = options.interfaceAddresses;
     const ifaceAddresses = (options.interfaceAddresses ?? []).map((a) => a.address);
     const anchor = [...ifaceAddresses, config.listen, options.nodeAddress, serverId].find((a) => a !== undefined && subnets.some((s) => cidrContains(s.cidr, a)));
@@ -213,8 +215,7 @@ export class DhcpHandler {
 
   /** An unknown MAC whose firmware asks to netboot: onto the inventory's pending list (once a minute at most). */
   #recordSeen(client: ClientRequest, nowMs: number): void {
-    const known = this.#reservedMacs.has(client.mac) || this.#state.fsm.inventory.byMac(client.mac) !== undefined;
-    const command = seenCommand(client, known);
+    const command = seenCommand(client, this.allocator.isKnown(client, this.#state.fsm));
     if (command === null || !this.#seen.allow(client.mac, nowMs)) return;
     this.counters.inc('inventory.seen');
     this.#state.propose(command).catch((error: unknown) => {
@@ -257,7 +258,9 @@ export class DhcpHandler {
     const facts = { mac: client.mac, xid: client.xid, clientId: client.clientId };
     switch (decision.kind) {
       case 'silent':
-        if (decision.failure !== undefined) {
+        if (decision.ignored !== undefined && decision.subnet !== undefined) {
+          this.#ignoreUnknown(decision.subnet, client, nowMs);
+        } else if (decision.failure !== undefined) {
           // Not the generic `silent`: an operator must see a full pool (issue 12).
           this.counters.inc(`allocation-failed.${decision.failure}`);
           if (decision.failure === 'decline-limit' && this.#limiter.allow('declines ignored', nowMs)) {
@@ -272,7 +275,7 @@ export class DhcpHandler {
         } else {
           this.counters.inc('silent');
         }
-        if (this.#log.isLevelEnabled('debug')) this.#log.debug({ event: 'dhcp.silent', ...facts, type: client.type, reason: decision.reason }, 'no reply');
+        if (this.#log.isLevelEnabled('debug') && decision.ignored === undefined) this.#log.debug({ event: 'dhcp.silent', ...facts, type: client.type, reason: decision.reason }, 'no reply');
         return [];
       case 'offer':
         this.counters.inc('sent.offer');
@@ -286,14 +289,14 @@ export class DhcpHandler {
             }, `subnet ${decision.subnet.id} has no free address: an unanswered offer was taken back for a new client (a DISCOVER flood, or a pool too small)`);
           }
         }
-        return [this.#reply({ kind: 'offer', request, client, serverId: this.serverId, ip: decision.ip, ...this.#extras(decision.subnet.id, client, decision.hostname), published: this.#offeredName(decision.hostname, client, nowMs) })];
+        return [this.#reply({ kind: 'offer', request, client, serverId: this.serverId, ip: decision.ip, ...this.#extras(decision.subnet, client, decision.hostname), published: this.#offeredName(decision.hostname, client, nowMs) })];
       case 'nak':
         this.counters.inc('sent.nak');
         this.#log.info({ event: 'dhcp.nak', ...facts, reason: decision.reason }, 'NAK');
         return [this.#reply({ kind: 'nak', request, client, serverId: this.serverId, message: decision.reason })];
       case 'inform':
         this.counters.inc('sent.inform-ack');
-        return [this.#reply({ kind: 'inform', request, client, serverId: this.serverId, ...this.#extras(decision.subnet.id, client, undefined) })];
+        return [this.#reply({ kind: 'inform', request, client, serverId: this.serverId, ...this.#extras(decision.subnet, client, undefined) })];
       case 'release':
       case 'decline':
         await this.#commit(decision.propose, client);
@@ -338,7 +341,7 @@ export class DhcpHandler {
           this.#log.info({ event: 'dhcp.ack.shortened', ...facts, ip: formatIpv4(decision.ip), lateMs }, `the commit took ${lateMs} ms; the ACK states ${lateS} s less lease time`);
         }
         this.counters.inc('sent.ack');
-        const extras = this.#extras(decision.subnet.id, client, decision.hostname, lateS);
+        const extras = this.#extras(decision.subnet, client, decision.hostname, lateS);
         this.#recordBinding(client, decision.ip);
         this.#onAck?.({ index: committed.index, term: committed.term ?? null, ip: decision.ip, mac: client.mac, at: committed.at, sentAt: nowMs });
         // The boot rule is logged so an operator can see why a netbooting client got its file.
@@ -369,8 +372,8 @@ export class DhcpHandler {
     this.counters.inc('lease.reused');
     this.#recordBinding(client, grant.ip);
     if (lease.index !== undefined) this.#onAck?.({ index: lease.index, term: this.#state.committedTerm?.(lease.index) ?? null, ip: grant.ip, mac: client.mac, at: lease.changedAt, sentAt: nowMs });
-    const subnet = this.#replyOptions.get(decision.subnet.id);
-    const extras = this.#extras(decision.subnet.id, client, decision.hostname);
+    const subnet = this.#replyOptions.get(decision.subnet);
+    const extras = this.#extras(decision.subnet, client, decision.hostname);
     if (subnet !== undefined) extras.subnet = remainingLease(subnet, reuse.remainingMs);
     // Logged like a grant (with the boot rule: a netbooting client's second DHCP, iPXE's after the
     // ROM's, is answered from here), so the log still shows every ACK and why it carried its file.
@@ -469,10 +472,13 @@ export class DhcpHandler {
     }
   }
 
-  /** `lateS`: whole seconds the lease has already run (an ACK sent late); they come off T1, T2 and the lease time. */
-  #extras(subnetId: string, client: ClientRequest, hostname: string | undefined, lateS = 0): Pick<ReplyInput, 'subnet' | 'boot' | 'hostname'> {
-    const out: Pick<ReplyInput, 'subnet' | 'boot' | 'hostname'> = { boot: planBoot(client, this.#boot, this.serverId) };
-    const subnet = this.#replyOptions.get(subnetId);
+  /**
+   * `lateS`: whole seconds the lease has already run (an ACK sent late); they come off T1, T2 and the
+   * lease time. An unknownPool's replies carry no boot file: an unknown machine must not boot a node's image.
+   */
+  #extras(pool: PoolSubnet, client: ClientRequest, hostname: string | undefined, lateS = 0): Pick<ReplyInput, 'subnet' | 'boot' | 'hostname'> {
+    const out: Pick<ReplyInput, 'subnet' | 'boot' | 'hostname'> = { boot: pool.unknownClients === true ? null : planBoot(client, this.#boot, this.serverId) };
+    const subnet = this.#replyOptions.get(pool);
     if (subnet) out.subnet = lateS > 0 ? shortened(subnet, lateS * 1000) : subnet;
     if (hostname !== undefined) out.hostname = hostname;
     return out;
@@ -485,6 +491,24 @@ export class DhcpHandler {
       destination: replyDestination(input.request, input.kind, this.#config.port, this.#config.clientPort, this.#broadcast),
       kind: input.kind,
     };
+  }
+
+  /** An unknown client of a known-only subnet got nothing: counted (in all and per subnet), logged at debug at a bounded rate. */
+  #ignoreUnknown(subnet: PoolSubnet, client: ClientRequest, nowMs: number): void {
+    this.counters.inc('ignored.unknown-client');
+    this.#ignoredUnknown.set(subnet.id, (this.#ignoredUnknown.get(subnet.id) ?? 0) + 1);
+    if (this.#log.isLevelEnabled('debug') && this.#limiter.allow('unknown-client', nowMs)) {
+      this.#log.debug({ event: 'dhcp.client.ignored', mac: client.mac, clientId: client.clientId, type: client.type, subnet: subnet.id }, 'unknown client on a subnet for known clients only; no reply');
+    }
+  }
+
+  /** Per subnet: who it serves (`clients`), the unknownPool, and how many unknown clients it ignored (`lanctl status`, metrics). */
+  clientModes(): SubnetClients[] {
+    return this.allocator.subnets.map((s) => ({
+      subnet: s.id, clients: s.knownOnly === true ? 'known' : 'all',
+      unknownPool: s.unknownPool === undefined ? null : s.unknownPool.ranges.map(formatRange).join(', '),
+      ignored: this.#ignoredUnknown.get(s.id) ?? 0,
+    }));
   }
 
   /** Per-MAC (rate-limit.ts) and global rate limits: excess packets are dropped and counted. */
@@ -628,7 +652,7 @@ export async function startDhcpServer(options: DhcpServerOptions): Promise<Runni
     status(): ServiceStatus {
       return {
         listening: [`udp ${address}:${port}`], serverId: formatIpv4(handler.serverId), offers: handler.allocator.offerCount,
-        pools: handler.poolUse(logNowMs(options.state, clock)), counters: handler.counters.toJSON(), ackStages: handler.stages.summary(),
+        pools: handler.poolUse(logNowMs(options.state, clock)), clients: handler.clientModes(), counters: handler.counters.toJSON(), ackStages: handler.stages.summary(),
       };
     },
     async stop() {

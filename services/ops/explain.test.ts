@@ -333,3 +333,19 @@ t.test('doctor: a member with no state that has not joined says what to do if it
   t.match((fresh as { fix?: string } | undefined)?.fix, 'lanctl cluster rejoin');
   t.notOk(found.some((f) => f.id === 'raft.rebuilding'), 'not also reported as rebuilding');
 });
+
+t.test('--simulate on a subnet for known clients only: an unknown MAC gets no reply, an inventory node its offer, an unknownPool no bootfile', async (t) => {
+  const i = input();
+  i.config = parseConfig(CONFIG.replace('      reservations:\n', '      clients: known\n      reservations:\n'));
+  i.fsm.apply(7, { at: NOW, command: { type: 'node.add', name: 'n1', mac: '52:54:00:aa:bb:01' } });
+  i.leases = { ...i.leases, inventory: i.fsm.inventory };
+  const stranger = simulate(i, { mac: '52:54:00:aa:bb:cc', arch: 7 });
+  t.match(stranger.ok ? stranger.dhcp?.decision : '', 'no reply: unknown client on a subnet for known clients only');
+  const node = simulate(i, { mac: '52:54:00:aa:bb:01', arch: 7 });
+  t.equal(node.ok ? node.dhcp?.decision : '', 'OFFER 10.50.0.102');
+  i.config = parseConfig(CONFIG.replace('      reservations:\n', '      clients: known\n      unknownPool: 10.50.0.200-10.50.0.209\n      reservations:\n'));
+  const guest = simulate(i, { mac: '52:54:00:aa:bb:cc', arch: 7 });
+  t.equal(guest.ok ? guest.dhcp?.decision : '', 'OFFER 10.50.0.200');
+  t.match(guest.ok ? guest.dhcp?.boot.result : '', 'unknownPool): no bootfile');
+  t.notOk(guest.ok && guest.dhcp?.options.some((o) => o.code === 67), 'no option 67 in the trace');
+});

@@ -191,7 +191,8 @@ export function simulate(input: ExplainInput, req: SimulateRequest): ExplainResu
   const subnet = allocator.selectSubnet(client, local.subnet);
   const decision = subnet ? allocator.onDiscover(client, subnet, input.leases, input.nowMs) : { kind: 'silent' as const, reason: 'no subnet for this network' };
   const serverId = d.serverId ?? d.listen ?? input.config.node.address ?? 0;
-  const plan = planBoot(client, d.boot, serverId);
+  // An unknownPool's offer carries no boot file (clients: known).
+  const plan = decision.kind === 'offer' && decision.subnet.unknownClients === true ? null : planBoot(client, d.boot, serverId);
   const rules = bootTrace(d.boot, client, true);
   const reservation = reservationFacts(subnets, mac, clientId);
   const hostname = decision.kind === 'offer' ? decision.reservation?.hostname : undefined;
@@ -203,7 +204,7 @@ export function simulate(input: ExplainInput, req: SimulateRequest): ExplainResu
       subnet: { id: subnet?.id ?? null, why: local.why },
       reservation,
       decision: decision.kind === 'offer' ? `OFFER ${formatIpv4(decision.ip)}${decision.reservation ? ' (reserved)' : ''}` : decision.kind === 'silent' ? `no reply: ${decision.reason}` : decision.kind,
-      boot: { rules, result: plan === null ? 'no boot rule matches: no bootfile' : `${plan.rule}: bootfile ${plan.bootfile} from ${formatIpv4(plan.nextServer)}${plan.vendorSpecific ? ', option 43 for the Raspberry Pi ROM' : ''}` },
+      boot: { rules, result: decision.kind === 'offer' && decision.subnet.unknownClients === true ? 'an unknown client on a subnet for known clients only (unknownPool): no bootfile' : plan === null ? 'no boot rule matches: no bootfile' : `${plan.rule}: bootfile ${plan.bootfile} from ${formatIpv4(plan.nextServer)}${plan.vendorSpecific ? ', option 43 for the Raspberry Pi ROM' : ''}` },
       options: optionsTrace(input.config, subnet, hostname, plan?.bootfile, plan?.nextServer),
       lease: lease ? leaseFacts(lease, input.nowMs) : null,
       history: history(input, mac, lease),

@@ -178,6 +178,15 @@ export function createMetrics(view: MetricsView, options: { perClient: boolean; 
       collect() { this.reset(); for (const s of view.pools()) for (const [state, n] of Object.entries(s.leases)) this.set({ subnet: s.subnet, state }, n); } });
     new Counter({ name: 'lanha_dhcp_offers_reclaimed_total', help: 'Outstanding offers taken back for a new client because the pool had no free address (a DISCOVER flood, or a pool too small).', registers: r,
       collect() { this.reset(); this.inc(counters(status('dhcp'))['offer.reclaimed'] ?? 0); } });
+    // Inventory mode (dhcp.subnets[].clients): which subnets serve known clients only, and the unknown clients they ignored.
+    const modes = (): Array<{ subnet: string; clients: string; ignored: number }> => {
+      const c = status('dhcp')?.['clients'];
+      return Array.isArray(c) ? c as Array<{ subnet: string; clients: string; ignored: number }> : [];
+    };
+    new Gauge({ name: 'lanha_dhcp_subnet_known_clients_only', help: '1 when the subnet serves known clients only (clients: known: a reservation or an inventory node), else 0.', labelNames: ['subnet'], registers: r,
+      collect() { this.reset(); for (const m of modes()) this.set({ subnet: m.subnet }, m.clients === 'known' ? 1 : 0); } });
+    new Counter({ name: 'lanha_dhcp_unknown_clients_ignored_total', help: 'Requests of unknown clients that got no reply on a subnet for known clients only (clients: known, no unknownPool).', labelNames: ['subnet'], registers: r,
+      collect() { this.reset(); for (const m of modes()) if (m.clients === 'known') this.inc({ subnet: m.subnet }, m.ignored); } });
     new Gauge({ name: 'lanha_dhcp_offers_pending', help: 'Offers held in memory waiting for a REQUEST.', registers: r,
       collect() { this.reset(); const v = num(status('dhcp')?.['offers']); if (v !== null) this.set(v); } });
     if (options.perClient) {

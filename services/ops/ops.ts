@@ -78,7 +78,8 @@ function explainInput(o: OpsContext): ExplainInput {
   const fsm = o.state.fsm;
   return {
     config: o.config,
-    leases: { lease: (ip) => fsm.lease(ip), leaseByMac: (m) => fsm.leaseByMac(m), leaseByClientId: (c) => fsm.leaseByClientId(c), all: () => fsm.leases() },
+    // With the inventory: its nodes are reservations and known clients (clients: known), as in the server.
+    leases: { lease: (ip) => fsm.lease(ip), leaseByMac: (m) => fsm.leaseByMac(m), leaseByClientId: (c) => fsm.leaseByClientId(c), all: () => fsm.leases(), inventory: fsm.inventory },
     bootEvents: (mac) => fsm.bootEvents(mac),
     records: dnsRecords(o),
     nowMs: o.clock.wallMs(),

@@ -6,7 +6,7 @@ import t from 'tap';
 import { Fsm } from '../../cluster/fsm.js';
 import type { Command } from '../../cluster/commands.js';
 import { parseCidr, parseIpv4, parseIpv4Range } from '../../lib/ipv4.js';
-import { Allocator, UNKNOWN_LEASE_MS, poolSubnet, type Decision, type PoolSubnet } from './allocator.js';
+import { Allocator, UNKNOWN_LEASE_MS, poolSubnet, poolUse, type Decision, type PoolSubnet } from './allocator.js';
 import type { ClientRequest } from './request.js';
 
 const ip = (s: string): number => parseIpv4(s)!;
@@ -151,4 +151,13 @@ t.test('unknownPool: a dry pool takes back offers of its own pool only', async (
   t.ok(allocator.offerFor(`mac:${NODE}`) !== undefined && allocator.offerFor(`mac:${ELSEWHERE}`) !== undefined, 'known clients\' offers in the known pools are left alone');
   const third = allocator.onDiscover(req('02:00:00:00:00:05', 'discover'), subnet, fsm, 1000);
   t.equal(third.kind, 'silent', 'a third unknown client, the unknownPool dry and its offer young: nothing');
+});
+
+t.test('pool use: the unknownPool has its own line, outside the subnet\'s totals', async (t) => {
+  const { allocator, subnet, fsm, commit } = setup({ unknownPool: '10.0.0.200-10.0.0.203' });
+  t.equal(bind(allocator, subnet, fsm, commit, STRANGER, 0).kind, 'ack');
+  t.equal(bind(allocator, subnet, fsm, commit, NODE, 0).kind, 'ack');
+  const [use] = poolUse([subnet], fsm.leases(), 1000);
+  t.same(use, { subnet: '10.0.0.0/24', used: 1, total: 3, pools: [{ range: '10.0.0.10-10.0.0.12', used: 1, total: 3 }], unknownPool: { range: '10.0.0.200-10.0.0.203', used: 1, total: 4 } });
+  t.equal(poolUse([setup().subnet], [], 0)[0]!.unknownPool, undefined, 'none without an unknownPool');
 });

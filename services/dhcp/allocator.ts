@@ -605,6 +605,8 @@ export interface SubnetUse {
   used: number;
   total: number;
   pools: PoolUse[];
+  /** The unknownPool of a `clients: known` subnet (not in `used` and `total`). */
+  unknownPool?: PoolUse;
 }
 
 /** "10.0.0.10-10.0.0.99" (one address: just it). */
@@ -621,16 +623,21 @@ export function poolUse(subnets: readonly PoolSubnet[], leases: Iterable<Lease>,
   const held: Ipv4[] = [];
   for (const l of leases) if ((l.state === 'bound' || l.state === 'declined') && l.expiresAt > nowMs) held.push(l.ip);
   return subnets.map((s) => {
-    const network = s.cidr.network, broadcast = broadcastOf(s.cidr);
-    const pools = s.ranges.map((r): PoolUse => {
-      const never = (ip: Ipv4): boolean => (s.cidr.prefixLength < 31 && (ip === network || ip === broadcast)) || s.siteAddresses.has(ip) || s.optionAddresses.has(ip);
-      let total = r.last - r.first + 1;
-      for (const ip of new Set([network, broadcast, ...s.siteAddresses, ...s.optionAddresses])) if (ip >= r.first && ip <= r.last && never(ip)) total--;
-      const used = held.filter((ip) => ip >= r.first && ip <= r.last && !never(ip)).length;
-      return { range: formatRange(r), used, total };
-    });
-    return { subnet: s.id, used: pools.reduce((n, p) => n + p.used, 0), total: pools.reduce((n, p) => n + p.total, 0), pools };
+    const pools = s.ranges.map((r) => rangeUse(s, r, held));
+    const use: SubnetUse = { subnet: s.id, used: pools.reduce((n, p) => n + p.used, 0), total: pools.reduce((n, p) => n + p.total, 0), pools };
+    // Apart from the subnet's totals: its addresses are for unknown clients only.
+    if (s.unknownPool !== undefined) use.unknownPool = rangeUse(s.unknownPool, s.unknownPool.ranges[0]!, held);
+    return use;
   });
+}
+
+function rangeUse(s: PoolSubnet, r: Ipv4Range, held: readonly Ipv4[]): PoolUse {
+  const network = s.cidr.network, broadcast = broadcastOf(s.cidr);
+  const never = (ip: Ipv4): boolean => (s.cidr.prefixLength < 31 && (ip === network || ip === broadcast)) || s.siteAddresses.has(ip) || s.optionAddresses.has(ip);
+  let total = r.last - r.first + 1;
+  for (const ip of new Set([network, broadcast, ...s.siteAddresses, ...s.optionAddresses])) if (ip >= r.first && ip <= r.last && never(ip)) total--;
+  const used = held.filter((ip) => ip >= r.first && ip <= r.last && !never(ip)).length;
+  return { range: formatRange(r), used, total };
 }
 
 function addressAt(ranges: readonly Ipv4Range[], index: number): Ipv4 {

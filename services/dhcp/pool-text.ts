@@ -13,6 +13,8 @@ export function formatPoolUse(pools: readonly SubnetUse[] | undefined): string {
     rows.push([s.subnet, 'all pools', `${s.used}/${s.total}`, percent(s.used, s.total)]);
     if (s.pools.length > 1) for (const p of s.pools) rows.push(['', p.range, `${p.used}/${p.total}`, percent(p.used, p.total)]);
     else if (s.pools[0] !== undefined) rows[rows.length - 1]![1] = s.pools[0].range;
+    const u = s.unknownPool;
+    if (u !== undefined) rows.push(['', `${u.range} (unknownPool)`, `${u.used}/${u.total}`, percent(u.used, u.total)]);
   }
   return formatTable(['subnet', 'pool', 'used', 'full'], rows);
 }

@@ -129,6 +129,9 @@ t.test('clients: known with an unknownPool: unknown udhcpc and dhclient get its 
     t.equal(leases.filter((l) => /^10\.79\.0\.24\d$/.test(l.ip)).length, 2, 'both leases in the unknownPool');
     const status = await statusJson(server);
     t.equal(status.counters['ignored.unknown-client'] ?? 0, 0, 'nobody ignored: the unknownPool answered');
+    const text = await runLanctl(['status', '--socket', server.socket], { timeoutMs: 30_000 });
+    t.match(text.stdout, /10\.79\.0\.240-10\.79\.0\.249 \(unknownPool\)\s+2\/10\s+20%/, 'its use in the pool table');
+    t.match(text.stdout, /unknown clients get 10\.79\.0\.240-10\.79\.0\.249 without boot options/);
     t.ok(lab.resolvConfUnchanged(), 'host /etc/resolv.conf untouched');
   });
 });

@@ -9,6 +9,7 @@ import { formatRaftStatus, type RaftStatusBody } from '../cluster/raft/status-te
 import { formatEtcdStatus, type EtcdStatusBody } from '../cluster/etcd/status-text.js';
 import { formatNtpStatus } from '../services/ntp/status-text.js';
 import { formatClientModes, formatPoolUse, type SubnetClients } from '../services/dhcp/pool-text.js';
+import { formatRogueStatus, type RogueStatusBody } from '../services/dhcp/rogue-text.js';
 import type { SubnetUse } from '../services/dhcp/allocator.js';
 import type { MemberRow } from '../cluster/member-status.js';
 import { describeAckAudit, type AckAuditSummary } from '../cluster/ack-audit.js';
@@ -185,6 +186,8 @@ export const statusCommand: CliCommand = {
     if (pools !== '') io.out('\n' + pools);
     const modes = formatClientModes((body.services['dhcp'] as { clients?: SubnetClients[] } | undefined)?.clients);
     if (modes !== '') io.out('\n' + modes);
+    const rogue = formatRogueStatus((body.services['dhcp'] as { rogue?: RogueStatusBody } | undefined)?.rogue);
+    if (rogue !== '') io.out('\n' + rogue);
     const ntp = formatNtpStatus(body.services['ntp']);
     if (ntp !== '') io.out('\n' + ntp);
     const fwd = formatForwardCache(body.services['dns']);

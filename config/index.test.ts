@@ -160,6 +160,11 @@ const refusals: Array<[string, string, string, string]> = [
   ['an unknownPool holding a reservation', sub('      clients: known\n      unknownPool: 10.0.0.200-10.0.0.210\n      reservations: [{ mac: "02:00:00:00:00:01", ip: 10.0.0.205 }]\n'), 'dhcp.subnets[0].unknownPool', 'holds reservations[0].ip (10.0.0.205)'],
   ['unknownLeaseTime without unknownPool', sub('      clients: known\n      unknownLeaseTime: 5m\n'), 'dhcp.subnets[0].unknownLeaseTime: "5m"', 'is set without unknownPool'],
   ['unknownLeaseTime of 2s (T1 and T2 both 1 s)', sub('      clients: known\n      unknownPool: 10.0.0.200-10.0.0.210\n      unknownLeaseTime: 2s\n'), 'dhcp.subnets[0].unknownLeaseTime: "2s"', 'at least 3s'],
+  ['a rogue probe interval below a second', sub('').replace('dhcp:\n', 'dhcp:\n  rogueProbe: { interval: 200ms }\n'), 'dhcp.rogueProbe.interval: "200ms"', 'is not a probe interval of at least 1s'],
+  ['a rogue probe interval that is no duration', sub('').replace('dhcp:\n', 'dhcp:\n  rogueProbe: { interval: often }\n'), 'dhcp.rogueProbe.interval: "often"', 'is not a probe interval (a duration like "60s", or 0 / false for off)'],
+  ['a rogue probe ignore entry that is no address', sub('').replace('dhcp:\n', 'dhcp:\n  rogueProbe: { ignore: [10.0.0.300] }\n'), 'dhcp.rogueProbe.ignore[0]: "10.0.0.300"', 'is not an IPv4 address'],
+  ['a rogue probe ignore entry listed twice', sub('').replace('dhcp:\n', 'dhcp:\n  rogueProbe: { ignore: [10.0.0.7, 10.0.0.7] }\n'), 'dhcp.rogueProbe.ignore[1]', 'is listed twice'],
+  ['an unknown rogue probe key', sub('').replace('dhcp:\n', 'dhcp:\n  rogueProbe: { window: 2s }\n'), 'dhcp.rogueProbe', 'window'],
   ['a TFTP remap pattern that needs backtracking', base + 'tftp:\n  root: /srv\n  remap: [{ match: "^(a)\\\\1$", replace: x }]\n', 'tftp.remap[0].match: "^(a)\\\\1$"', 'cannot run in linear time'],
   ['a duplicate YAML key names its key path', base + 'dns:\n  zones:\n    - name: lan\n      ttl: 1h\n      ttl: 2h\n', 'dns.zones[0].ttl: duplicate key', 'line 10'],
 ];
@@ -189,6 +194,15 @@ t.test('dhcp inventory mode: clients all by default; known with an unknownPool a
   t.same(s.unknownPool, { first: parseIpv4('10.0.0.200'), last: parseIpv4('10.0.0.210') });
   t.equal(s.unknownLeaseTime, undefined, 'unset: the allocator\'s 10m');
   t.equal(parseConfig(sub('      clients: known\n      unknownPool: 10.0.0.200-10.0.0.210\n      unknownLeaseTime: 2m\n')).dhcp!.subnets[0]!.unknownLeaseTime, 120_000);
+});
+
+t.test('dhcp.rogueProbe: every 60s by default, 0 or false is off, ignore a list of server ids', async (t) => {
+  const dhcp = (extra: string) => parseConfig(sub('').replace('dhcp:\n', `dhcp:\n${extra}`)).dhcp!;
+  t.same(dhcp('').rogueProbe, { interval: 60_000, ignore: [] });
+  t.equal(dhcp('  rogueProbe: { interval: 0 }\n').rogueProbe.interval, 0);
+  t.equal(dhcp('  rogueProbe: { interval: false }\n').rogueProbe.interval, 0);
+  t.equal(dhcp('  rogueProbe: { interval: 1s }\n').rogueProbe.interval, 1000);
+  t.same(dhcp('  rogueProbe: { ignore: [10.0.0.7] }\n').rogueProbe, { interval: 60_000, ignore: [0x0a000007] });
 });
 
 t.test('refuses a YAML alias bomb with a clear message, quickly', async (t) => {

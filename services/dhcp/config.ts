@@ -93,6 +93,19 @@ export const dhcpConfig = z.object({
   cacheMaxAge: duration.optional(),
   subnets: z.array(subnet).min(1, { message: 'is an empty list (a DHCP server needs at least one subnet)' }),
   boot: z.array(bootRule).default([]),
+  /**
+   * The rogue-server detector (rogue.ts, rogue-probe.ts): every `interval` the node serving DHCP
+   * broadcasts a DISCOVER from the site's probe MAC and reports OFFERs from servers not ours;
+   * `ignore` lists server ids the operator knows and accepts. 0 or false turns the probe off
+   * (clients' REQUESTs naming another server are still counted).
+   */
+  rogueProbe: z.object({
+    interval: z.union([z.literal(false), duration], { error: 'is not a probe interval (a duration like "60s", or 0 / false for off)' })
+      .transform((v) => (v === false ? 0 : v))
+      .refine((ms) => ms === 0 || ms >= 1000, { message: 'is not a probe interval of at least 1s (like "60s"; 0 or false turns the probe off)' })
+      .default(60_000),
+    ignore: z.array(ipv4).default([]),
+  }).strict().default({ interval: 60_000, ignore: [] }),
   rateLimit: z.object({
     /** A burst of this many packets per MAC, earned back at this many per perMacWindow (rate-limit.ts). */
     perMac: z.number().int().min(1).default(20),
@@ -101,6 +114,7 @@ export const dhcpConfig = z.object({
   }).strict().default({ perMac: 20, perMacWindow: 10_000, global: 2000 }),
 }).strict().superRefine((c, ctx) => {
   checkSubnets(c.subnets, ctx);
+  refuseRepeats(ctx, c.rogueProbe.ignore, ['rogueProbe', 'ignore'], ['dhcp']);
   refuseDuplicates(ctx, c.boot.map((b, i) => ({ key: b.name, path: ['boot', i, 'name'] })), ['dhcp'], 'is the name of another boot rule:');
   if (c.clientPort === c.port) ctx.addIssue({ code: 'custom', path: ['clientPort'], message: 'is the same as dhcp.port (replies would go to the server port)' });
 });

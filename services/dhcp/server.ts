@@ -28,6 +28,10 @@ import { SeenLimiter, bindingEvent, seenCommand } from './inventory-hooks.js';
 import { AckStages } from './ack-stages.js';
 import type { SubnetClients } from './pool-text.js';
 import { MacBuckets } from './rate-limit.js';
+import { RogueWatch, rogueAgeOutMs, startRogueProbe, type RogueProbe } from './rogue-probe.js';
+import { probeMacFor, rogueServerView } from './rogue.js';
+import type { Mac } from '../../lib/mac.js';
+import type { Random } from '../../lib/random.js';
 
 // The DHCP shell: one UDP socket, rate limits, the allocator, the StateLog. An ACK goes out only
 // after its lease command is durable and applied (propose resolved): a crash after the ACK can
@@ -63,6 +67,11 @@ export interface DhcpHandlerOptions {
   clock?: Pick<Clock, 'monotonicMs'> | undefined;
   /** Told of every ACK sent, with the log index and term of its grant (the ACK audit, cluster/ack-audit.ts). */
   onAck?: ((ack: AckRecord) => void) | undefined;
+  /**
+   * The rogue-server watch (rogue-probe.ts): the site's probe MAC, whose DISCOVERs are never served,
+   * and the clock its table runs on. Without it no REQUEST is looked at for another server.
+   */
+  rogue?: { probeMac: Mac; clock: Pick<Clock, 'monotonicMs' | 'wallMs'> } | undefined;
   log: Logger;
 }
 
@@ -79,6 +88,8 @@ export class DhcpHandler {
   readonly stages = new AckStages();
   readonly allocator: Allocator;
   readonly serverId: Ipv4;
+  /** Other DHCP servers seen (rogue-probe.ts); undefined without `rogue` options. */
+  readonly rogue: RogueWatch | undefined;
   #config: DhcpConfig;
   #state: StateLog;
   #log: Logger;
@@ -122,6 +133,12 @@ export class DhcpHandler {
     this.serverId = serverId;
     const site = [serverId, ...(config.listen === undefined ? [] : [config.listen]), ...(options.nodeAddress === undefined ? [] : [options.nodeAddress]),
       ...(options.siteAddresses ?? []), ...(options.interfaceAddresses ?? []).map((a) => a.address)];
+    // "Ours" for the rogue watch: every address the site answers from (server id, VIP, members,
+    // node, listen, the interface's); an OFFER or a client's choice naming one is not another server.
+    this.rogue = options.rogue === undefined ? undefined : new RogueWatch({
+      servers: { ours: new Set(site), ignored: new Set(config.rogueProbe.ignore) }, probeMac: options.rogue.probeMac, clock: options.rogue.clock,
+      log: options.log, counters: this.counters, ageOutMs: rogueAgeOutMs(config.rogueProbe.interval),
+    });
     const subnets = config.subnets.map((s) => {
       const pool = poolSubnet(s, site);
       const inPools = [...new Set([...pool.siteAddresses, ...pool.optionAddresses])].filter((ip) => pool.ranges.some((r) => ip >= r.first && ip <= r.last));
@@ -169,6 +186,12 @@ export class DhcpHandler {
       return [];
     }
     const client = read.value;
+    if (client.mac === this.rogue?.probeMac) {
+      // Our own probe's DISCOVER (rogue-probe.ts), heard through the broadcast: never a client (no
+      // offer, no pending netboot node, no rate-limit bucket).
+      this.counters.inc('rogue.own-probe-heard');
+      return [];
+    }
     if (client.fqdn === undefined && decoded.value.options.has(DhcpOption.ClientFqdn)) {
       // Served without it (no name from it, no option 81 back), as a client without option 81.
       this.counters.inc('option.fqdn-malformed');
@@ -192,6 +215,8 @@ export class DhcpHandler {
       return [];
     }
     this.counters.inc(RECEIVED[client.type]);
+    // A client's choice of another server (a SELECTING REQUEST naming it) costs nothing to notice.
+    if (client.type === 'request') this.rogue?.onRequest(client);
     this.#recordSeen(client, nowMs);
     const decision = this.#decide(client, nowMs);
     let replies: Reply[];
@@ -533,6 +558,15 @@ export class DhcpHandler {
     }
   }
 
+  /**
+   * Where the rogue probe's DISCOVER goes: the local subnet's broadcast address; null with
+   * `dhcp.listen` (one address, no broadcasts: loopback demos and tests must not probe a real LAN)
+   * or without a local subnet.
+   */
+  get probeAddress(): string | null {
+    return this.#config.listen === undefined && this.#local !== undefined ? this.#broadcast : null;
+  }
+
   /** How full each subnet's pools are now (`lanctl status`, `lanctl leases`). */
   poolUse(nowMs: number): SubnetUse[] {
     return poolUse(this.allocator.subnets, this.#state.fsm.leases(), nowMs);
@@ -569,6 +603,8 @@ export interface DhcpServerOptions {
   /** REQUEST received -> ACK handed to the socket, commit included (lanha_dhcp_ack_duration_seconds). */
   observeAckSeconds?: ((seconds: number) => void) | undefined;
   onAck?: ((ack: AckRecord) => void) | undefined;
+  /** The rogue-server watch and probe: the site's name (its probe MAC) and the xids' randomness. */
+  rogue?: { site: string; random: Random } | undefined;
 }
 
 /**
@@ -592,7 +628,8 @@ export async function startDhcpServer(options: DhcpServerOptions): Promise<Runni
     if (!resolved.ok) throw new LanhaError('bind-failed', resolved.error);
     interfaceAddresses = resolved.value;
   }
-  const handler = new DhcpHandler({ ...options, interfaceAddresses });
+  const probeMac = options.rogue === undefined ? undefined : probeMacFor(options.rogue.site);
+  const handler = new DhcpHandler({ ...options, interfaceAddresses, rogue: probeMac === undefined ? undefined : { probeMac, clock } });
   // The wildcard hears broadcasts; a socket bound to a unicast address would not (DESIGN.md
   // "Sockets and addresses"). `listen` narrows it, for loopback-only tests and demos.
   const address = config.listen === undefined ? '0.0.0.0' : formatIpv4(config.listen);
@@ -643,6 +680,7 @@ export async function startDhcpServer(options: DhcpServerOptions): Promise<Runni
     void handler.sweep(logNowMs(options.state, clock)).finally(() => { sweeping = false; });
   }, options.sweepIntervalMs ?? 5000);
   timer.unref();
+  const probe = startProbe(options, handler);
   log.info({ event: 'dhcp.listening', address, port, serverId: formatIpv4(handler.serverId), ...(config.interface === undefined ? {} : { interface: config.interface }) }, 'DHCP listening');
   const routes: ApiRoutes = leaseRoutes(options.state, clock, (nowMs) => handler.poolUse(nowMs), (command) => handler.proposeLease(command));
   return {
@@ -653,13 +691,29 @@ export async function startDhcpServer(options: DhcpServerOptions): Promise<Runni
       return {
         listening: [`udp ${address}:${port}`], serverId: formatIpv4(handler.serverId), offers: handler.allocator.offerCount,
         pools: handler.poolUse(logNowMs(options.state, clock)), clients: handler.clientModes(), counters: handler.counters.toJSON(), ackStages: handler.stages.summary(),
+        ...(handler.rogue === undefined ? {} : { rogue: { probe: probe?.status() ?? null, servers: handler.rogue.list().map(rogueServerView) } }),
       };
     },
     async stop() {
       clearInterval(timer);
+      await probe?.stop();
       await new Promise<void>((resolve) => socket.close(() => resolve()));
     },
   };
+}
+
+/** The rogue probe of a handler with a rogue watch (off, and saying why, when there is nothing to probe). */
+function startProbe(options: DhcpServerOptions, handler: DhcpHandler): RogueProbe | undefined {
+  if (handler.rogue === undefined || options.rogue === undefined) return undefined;
+  const { config } = options;
+  const address = handler.probeAddress;
+  return startRogueProbe({
+    watch: handler.rogue, intervalMs: config.rogueProbe.interval, clientPort: config.clientPort,
+    target: address === null ? null : { address, port: config.port },
+    off: config.rogueProbe.interval === 0 ? 'dhcp.rogueProbe.interval is 0' : config.listen !== undefined ? 'dhcp.listen narrows DHCP to one address: no broadcasts' : 'no subnet of dhcp.subnets holds this node\'s address',
+    clock: options.clock, random: options.rogue.random, log: options.log, counters: handler.counters,
+    isServing: () => options.state.isLeader(),
+  });
 }
 
 /** The registry's entry point. */
@@ -678,5 +732,6 @@ export async function startDhcp(context: ServiceContext): Promise<RunningService
     vipAddress: context.config.vip?.address.address,
     siteAddresses: siteAddressesOf(context.config),
     observeAckSeconds: context.observe?.dhcpAckSeconds, onAck: context.observe?.dhcpAcked,
+    rogue: { site: context.config.cluster?.id ?? context.config.node.name, random: context.random },
   });
 }

@@ -6,6 +6,7 @@ import type { StabilityReport } from '../../cluster/stability.js';
 import { poolUsage, rangeText, type SubnetUsage } from '../dhcp/pool-usage.js';
 import { memberRows, type LocalReport, type MemberView } from '../../cluster/member-status.js';
 import { compareBootFiles } from './boot-files.js';
+import type { RogueStatusBody } from '../dhcp/rogue-text.js';
 
 // `lanctl doctor`: cross-checks an operator would otherwise do by hand, one finding per problem
 // with its evidence and the command that fixes or shows more. Pure: the daemon gathers the state
@@ -30,6 +31,8 @@ export interface DoctorInput {
   /** The DNS and TFTP services' status (their worker counters). */
   dns?: Record<string, unknown> | undefined;
   tftp?: Record<string, unknown> | undefined;
+  /** The DHCP service's status (its rogue-server watch). */
+  dhcp?: Record<string, unknown> | undefined;
   pools: SubnetUsage[];
   leases: readonly Lease[];
   records?: readonly RecordRow[] | undefined;
@@ -178,12 +181,33 @@ export function doctorFindings(input: DoctorInput): Finding[] {
     }
   }
   leaseFindings(input, out);
+  rogueFindings(input, out);
   workerFindings(input, out);
   if (input.disk !== undefined && input.disk.totalBytes > 0) {
     const free = input.disk.freeBytes / input.disk.totalBytes;
     if (free < 0.1) out.push({ id: 'disk.state-dir', severity: free < 0.02 ? 'error' : 'warning', evidence: `${input.disk.dir}: ${Math.round(free * 100)} % free (${Math.round(input.disk.freeBytes / 2 ** 20)} MiB)`, fix: `free space on the file system of ${input.disk.dir}` });
   }
   return out;
+}
+
+/** Other DHCP servers on the network (services/dhcp/rogue-probe.ts), and a probe that cannot run. */
+function rogueFindings(input: DoctorInput, out: Finding[]): void {
+  const rogue = input.dhcp?.['rogue'] as RogueStatusBody | undefined;
+  if (rogue === undefined) return;
+  if (rogue.probe?.state === 'failing') {
+    out.push({ id: 'dhcp.rogue-probe', severity: 'warning', evidence: `the rogue DHCP server probe cannot run: ${rogue.probe.problem}; only clients' REQUESTs naming another server are noticed`, fix: 'free udp port 68 on this node (a DHCP client holding it without SO_REUSEADDR), or turn the probe off with dhcp.rogueProbe.interval: 0' });
+  }
+  for (const s of rogue.servers) {
+    const from = s.source === null ? '' : ` from ${s.source}${s.mac === null ? '' : ` (MAC ${s.mac})`}`;
+    const offered = s.offered === null ? '' : ` offering ${s.offered}${s.bootfile === null ? '' : ` with boot file ${s.bootfile}`}`;
+    const how = s.via.map((v) => (v === 'request' ? `client ${s.client ?? '?'} took its offer` : 'it answered the probe')).join(' and ');
+    const find = s.mac !== null ? `the device with MAC ${s.mac} (the switch's MAC table; the first three octets name its maker)` : `the device at ${s.source ?? s.serverId} (arping ${s.source ?? s.serverId} gives its MAC)`;
+    out.push({
+      id: 'dhcp.rogue-server', severity: 'error',
+      evidence: `another DHCP server answers on this network: server id ${s.serverId}${from}${offered}; ${how}; seen ${s.firstSeen} to ${s.lastSeen}. Clients taking its offers get its addresses, gateway and boot files`,
+      fix: `find ${find} and turn its DHCP server off (a home router's LAN settings, a VM network's DHCP, a forgotten dnsmasq or Kea); if it belongs there, list ${s.serverId} in dhcp.rogueProbe.ignore`,
+    });
+  }
 }
 
 /**

@@ -3,7 +3,7 @@ import { Fsm, type Lease } from '../../cluster/fsm.js';
 import { parseConfig } from '../../config/index.js';
 import { parseIpv4 } from '../../lib/ipv4.js';
 import { explain, simulate, type ExplainInput } from './explain.js';
-import { configFindings, doctorFindings, UNSTABLE_EVENTS } from './doctor.js';
+import { configFindings, doctorFindings, UNSTABLE_EVENTS, type DoctorInput } from './doctor.js';
 import { Stability, type StabilityReport } from '../../cluster/stability.js';
 import { configPoolUsage } from './doctor.js';
 import type { MemberView } from '../../cluster/member-status.js';
@@ -181,6 +181,22 @@ t.test('doctor names worker threads and processes that stopped unasked', async (
   t.match(tftp?.evidence, '2 TFTP transfer thread(s) stopped unasked since the daemon started (1 of them hung and ended), losing 3 transfer(s)');
   t.match(tftp?.fix, 'tftp.worker_exited');
   t.match(findings.find((f) => f.id === 'dns.worker-exits')?.evidence, '1 DNS worker process(es) stopped unasked');
+});
+
+t.test('doctor names another DHCP server on the network, with how to find it, and a probe that cannot listen', async (t) => {
+  const i = input();
+  const base: DoctorInput = { config: i.config, cluster: { mode: 'cluster', role: 'leader', leader: 'lan-a', term: 5, commitIndex: 1, appliedIndex: 1, leaseValid: true }, pools: [], leases: [], nowMs: NOW };
+  const server = { serverId: '10.0.0.9', source: '10.0.0.9', mac: '52:54:00:aa:bb:cc', offered: '10.0.0.201', bootfile: 'wrong.efi', nextServer: null, client: '52:54:00:00:00:07', via: ['probe', 'request'], offers: 3, requests: 1, firstSeen: '2026-12-03T18:00:00.000Z', lastSeen: '2026-12-03T18:02:00.000Z' };
+  const findings = doctorFindings({ ...base, dhcp: { rogue: { probe: { state: 'failing', intervalMs: 60_000, problem: 'cannot listen on udp 0.0.0.0:68 for OFFERs: EADDRINUSE' }, servers: [server] } } });
+  const rogue = findings.find((f) => f.id === 'dhcp.rogue-server');
+  t.match(rogue, { severity: 'error' });
+  t.match(rogue?.evidence, 'server id 10.0.0.9 from 10.0.0.9 (MAC 52:54:00:aa:bb:cc) offering 10.0.0.201 with boot file wrong.efi; it answered the probe and client 52:54:00:00:00:07 took its offer');
+  t.match(rogue?.fix, 'the device with MAC 52:54:00:aa:bb:cc');
+  t.match(rogue?.fix, 'turn its DHCP server off');
+  t.match(rogue?.fix, 'dhcp.rogueProbe.ignore');
+  t.match(findings.find((f) => f.id === 'dhcp.rogue-probe'), { severity: 'warning', evidence: /EADDRINUSE/ });
+  const quiet = doctorFindings({ ...base, dhcp: { rogue: { probe: { state: 'probing', intervalMs: 60_000, problem: null }, servers: [] } } });
+  t.notOk(quiet.some((f) => f.id.startsWith('dhcp.rogue')), 'nothing seen, probe running: no finding');
 });
 
 t.test('doctor across members: version, clock offset, silence and lag from their own reports', async (t) => {

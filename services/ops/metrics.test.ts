@@ -18,8 +18,8 @@ function view(over: Partial<MetricsView> = {}): MetricsView {
     node: 'lan-a', version: '0.1.0',
     cluster: () => ({ mode: 'cluster', role: 'leader', leader: 'lan-a', term: 4, commitIndex: 20, appliedIndex: 20, lastIndex: 21, leaseValid: true, progress: { 'lan-a': { match: 21 }, 'lan-b': { match: 15 } }, storage: { fsyncs: 9, batches: 5 } }),
     services: () => [
-      { name: 'dhcp', status: { offers: 2, counters: { 'received.discover': 3, 'sent.ack': 2, 'dropped.rate-limited.mac': 1, 'lease.reused': 1 },
-        clients: [{ subnet: '10.0.0.0/24', clients: 'known', unknownPool: null, ignored: 7 }, { subnet: '10.0.1.0/24', clients: 'all', unknownPool: null, ignored: 0 }] } },
+      { name: 'dhcp', status: { offers: 2, counters: { 'received.discover': 3, 'sent.ack': 2, 'dropped.rate-limited.mac': 1, 'lease.reused': 1, 'rogue.offers': 4, 'rogue.requests': 1 },
+        clients: [{ subnet: '10.0.0.0/24', clients: 'known', unknownPool: null, ignored: 7 }, { subnet: '10.0.1.0/24', clients: 'all', unknownPool: null, ignored: 0 }], rogue: { probe: null, servers: [{ serverId: '10.0.0.9' }] } } },
       { name: 'vip', status: { address: '10.0.0.1/24', held: true, acquisitions: 1, renewals: 5, garps: 2, releases: 0 } },
       { name: 'ntp', status: { synchronised: true, stratum: 3, rootDelayMs: 1.5, rootDispersionMs: 2, sources: [{ name: '10.0.0.3:123', kind: 'peer', reach: '377', offsetMs: -0.25 }], kernelStamps: { used: { kernel: 4, kernel_waited: 7, estimate_timeout: 1, estimate_busy: 0 } } } },
       { name: 'dns', status: { serial: 12, forwardCache: 4, counters: { 'dns.queries': 40, 'dns.forward.cache_hit': 3, 'dns.workers.exited': 1 } } },
@@ -59,6 +59,9 @@ t.test('names follow the rules', async (t) => {
   t.match(text, 'lanha_raft_role{role="leader"} 1');
   t.match(text, '\nlanha_dhcp_acked_leases_lost_total 0\n', 'the ACK audit: lost leases');
   t.match(text, '\nlanha_dhcp_ack_audits_total 2\n');
+  t.match(text, '\nlanha_dhcp_rogue_servers 1\n', 'other DHCP servers seen lately');
+  t.match(text, '\nlanha_dhcp_rogue_offers_total 4\n');
+  t.match(text, '\nlanha_dhcp_rogue_requests_total 1\n');
   t.match(text, '\nlanha_dhcp_acks_recorded 12\n');
   t.match(text, 'lanha_raft_role{role="follower"} 0');
   t.match(text, 'lanha_raft_peer_lag_entries{peer="lan-b"} 6');

@@ -187,6 +187,12 @@ export function createMetrics(view: MetricsView, options: { perClient: boolean; 
       collect() { this.reset(); for (const m of modes()) this.set({ subnet: m.subnet }, m.clients === 'known' ? 1 : 0); } });
     new Counter({ name: 'lanha_dhcp_unknown_clients_ignored_total', help: 'Requests of unknown clients that got no reply on a subnet for known clients only (clients: known, no unknownPool).', labelNames: ['subnet'], registers: r,
       collect() { this.reset(); for (const m of modes()) if (m.clients === 'known') this.inc({ subnet: m.subnet }, m.ignored); } });
+    new Gauge({ name: 'lanha_dhcp_rogue_servers', help: 'Other DHCP servers (server ids not this site\'s, not in dhcp.rogueProbe.ignore) seen in the last few probe intervals, by the probe or by a client\'s REQUEST naming one.', registers: r,
+      collect() { this.reset(); const servers = (status('dhcp')?.['rogue'] as { servers?: unknown[] } | undefined)?.servers; if (servers !== undefined) this.set(servers.length); } });
+    new Counter({ name: 'lanha_dhcp_rogue_offers_total', help: 'OFFERs from other DHCP servers heard by the rogue probe.', registers: r,
+      collect() { this.reset(); this.inc(counters(status('dhcp'))['rogue.offers'] ?? 0); } });
+    new Counter({ name: 'lanha_dhcp_rogue_requests_total', help: 'Clients\' REQUESTs (SELECTING) naming another DHCP server: they took its offer.', registers: r,
+      collect() { this.reset(); this.inc(counters(status('dhcp'))['rogue.requests'] ?? 0); } });
     new Gauge({ name: 'lanha_dhcp_offers_pending', help: 'Offers held in memory waiting for a REQUEST.', registers: r,
       collect() { this.reset(); const v = num(status('dhcp')?.['offers']); if (v !== null) this.set(v); } });
     if (options.perClient) {

@@ -60,6 +60,7 @@ function doctorInput(o: OpsContext): DoctorInput {
     ntp: serviceStatus(o, 'ntp'),
     dns: serviceStatus(o, 'dns'),
     tftp: serviceStatus(o, 'tftp'),
+    dhcp: serviceStatus(o, 'dhcp'),
     pools: pools(o),
     leases: [...o.state.fsm.leases()],
     records: dnsRecords(o) ?? undefined,

@@ -11,7 +11,7 @@
 //   node [flags] dist/bench/dhcp-handler-cpu.js
 // Env: KINDS (offer,ack,cached), ROUNDS (5), OPS (2000), INFLIGHT (1: one exchange at a time, as at
 // perfdhcp's 100-200/s, where each ACK gets its own fdatasync; 64: a burst sharing them), CLIENTS
-// (2000). ONLY=<kind> with OPS=<n> runs one warm-up round of that kind and then n exchanges, and
+// (2000), ROGUE (1: the handler with the rogue-server watch, as the daemon has it). ONLY=<kind> with OPS=<n> runs one warm-up round of that kind and then n exchanges, and
 // prints nothing but `DONE`: for instruction counts (bench/dhcp-handler-instr.sh runs it under
 // callgrind twice and takes the difference). PROFILE=<kind> writes a CPU profile of that kind's
 // rounds to dhcp-<kind>.cpuprofile.
@@ -30,6 +30,7 @@ import { logNowMs } from '../cluster/state-log.js';
 import { AckLedger, type AckRecord } from '../cluster/ack-audit.js';
 import { AckJournal } from '../cluster/ack-journal.js';
 import { DhcpHandler } from '../services/dhcp/server.js';
+import { probeMacFor } from '../services/dhcp/rogue.js';
 import { BootOp, decodeDhcp, emptyMessage, encodeDhcp } from '../services/dhcp/wire.js';
 import { DhcpOption, MessageType } from '../services/dhcp/options.js';
 
@@ -102,7 +103,10 @@ async function main(): Promise<void> {
   const onAck = (ack: AckRecord): void => { ledger.record(ack); journal.append(ack, ledger.recorded); };
   const handlerOf = (threshold: number): DhcpHandler => {
     const c = parseConfig(config(threshold));
-    return new DhcpHandler({ config: c.dhcp!, state, nodeAddress: c.node.address, log: silentLogger, clock, onAck });
+    // ROGUE=1: with the rogue-server watch, as the daemon runs the handler (its probe-MAC check on
+    // every packet, a look at every REQUEST's server id).
+    const rogue = env['ROGUE'] === '1' ? { probeMac: probeMacFor('n1'), clock } : undefined;
+    return new DhcpHandler({ config: c.dhcp!, state, nodeAddress: c.node.address, log: silentLogger, clock, onAck, rogue });
   };
   const plain = handlerOf(0);
   const caching = handlerOf(0.25);

@@ -78,8 +78,10 @@ export class ControlServer {
   #bound(server: Server, o: { maxConnections: number; idleMs: number; what: string; key: string }): void {
     server.maxConnections = o.maxConnections;
     refuseConnect(server, 'GET, POST');
-    // Node's header deadline starts with a request's first byte: a connection that never sends one
-    // would sit forever. One silent for idleMs (5 s) with no request being served is closed.
+    // One silent for idleMs (5 s) with no request being served is closed. Node's header deadline
+    // covers a connection that never sends a byte too (counted from accept, checked every
+    // connectionsCheckingInterval; it answers 408 through 'clientError' below), so whichever of the
+    // two fires first closes it; this one also covers the wait between keep-alive requests.
     // (With a 'timeout' listener on the server, Node leaves the socket to it.)
     server.setTimeout(o.idleMs, (socket: Socket) => { if (!this.#serving.has(socket)) socket.destroy(); });
     server.on('drop', () => {

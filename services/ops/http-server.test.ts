@@ -25,8 +25,8 @@ t.test('connections that never finish their headers are closed after headersTime
   t.match(body, /^HTTP\/1\.1 200/, 'and a client is served again');
 });
 
-// headersTimeout starts only with a request's first byte: connections that send nothing held every
-// slot for good (32 idle connects kept the pages and /metrics from everyone, 150 s and counting).
+// Connections that send nothing held every slot (32 idle connects kept the pages and /metrics from
+// everyone, 150 s and counting): idleMs (here well before headersTimeout) closes them.
 t.test('connections that never send a byte are closed once idle; the slots serve again', async (t) => {
   const server = new OpsHttpServer({
     listen: { host: '127.0.0.1', port: 0 }, maxConnections: 4, log: silentLogger, pages: new Map([['/', () => ({ status: 200, contentType: 'text/plain', body: 'ok' })]]),

@@ -83,10 +83,11 @@ export class OpsHttpServer {
     });
     this.#server.maxConnections = options.maxConnections;
     refuseConnect(this.#server, ALLOW);
-    // headersTimeout only starts with a request's first byte: connections that never send one held
-    // their maxConnections slot for good (32 idle TCP connects kept the pages and /metrics from
-    // everyone for as long as they stayed open). One silent for idleMs with no request being
-    // served is closed; a reply being written keeps its connection busy.
+    // Connections that send nothing must not hold their maxConnections slot (32 idle TCP connects
+    // kept the pages and /metrics from everyone while they stayed open). One silent for idleMs with
+    // no request being served is closed; a reply being written keeps its connection busy. Node's
+    // headersTimeout also counts from accept for a connection that never sends a byte (answered
+    // through 'clientError' below); whichever deadline fires first closes it.
     this.#server.setTimeout(options.idleMs ?? 5_000, (socket: Socket) => { if (!this.#serving.has(socket)) socket.destroy(); });
     this.#server.maxRequestsPerSocket = 100;
     this.#perSource = new SourceSlots(options.maxConnectionsPerSource ?? 8);

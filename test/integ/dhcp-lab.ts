@@ -47,10 +47,14 @@ export async function startLanhaDhcp(host: LabHost, nodeAddress: string, dhcpYam
 // A line no `env` output can contain (a variable name is never empty), so it only ends a block.
 const BLOCK_END = '=END=';
 
-/** A shell script that appends the client's environment to `<dir>/<name>.env` and does nothing else. */
+/**
+ * A shell script that runs `body` (e.g. puts the leased address on the interface) and then appends
+ * the client's environment to `<dir>/<name>.env`. The record comes last: a test that sees the block
+ * and goes on to use the address must find the body done, not still running in the client's hook.
+ */
 export function recordingScript(dir: string, name: string, body = ''): string {
   const path = join(dir, `${name}.sh`);
-  writeFileSync(path, `#!/bin/sh\n{ echo "=== $1 $reason"; env; echo "${BLOCK_END}"; } >> ${join(dir, `${name}.env`)}\n${body}\nexit 0\n`);
+  writeFileSync(path, `#!/bin/sh\n${body}\n{ echo "=== $1 $reason"; env; echo "${BLOCK_END}"; } >> ${join(dir, `${name}.env`)}\nexit 0\n`);
   chmodSync(path, 0o755);
   return path;
 }

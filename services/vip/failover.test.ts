@@ -203,18 +203,22 @@ function loseLeadership(state: ScriptedState, to: string | null, afterMs: number
 
 t.test('an election moves leadership to the target during the drain: 200, elected, nothing released or handed over here', async (t) => {
   const { deps, calls, state, transfers } = rig();
+  // A drainTimeout far longer than the test: only the lost leadership can end the drain (a loaded
+  // machine may run the 60 ms timer late; a 300 ms drainTimeout then ended the drain first).
+  deps.config = parseConfig(failoverTestConfig('5m'));
   transfers.push('10.20.0.77:2000 Image for 0.1 s');
   loseLeadership(state, 'lan-b', 60);
   const r = await failover(deps, 'lan-b');
   t.equal(r.status, 200);
   const body = r.body as FailoverResult;
   t.match(body, { from: 'lan-a', to: 'lan-b', leader: 'lan-b', elected: true, gapMs: null, drainLeft: ['tftp 10.20.0.77:2000 Image for 0.1 s'] });
-  t.ok(body.drainMs >= 40 && body.drainMs < 290, `the drain ended with the leadership (${body.drainMs} ms), not at drainTimeout`);
+  t.ok(body.drainMs >= 40 && body.drainMs < 60_000, `the drain ended with the leadership (${body.drainMs} ms), not at the 5 min drainTimeout`);
   t.same(calls, [], 'no ERROR, release or transfer: the election already moved the VIP');
 });
 
 t.test('the witness wins first and hands on to the target: the failover waits through it', async (t) => {
   const { deps, calls, state, transfers } = rig();
+  deps.config = parseConfig(failoverTestConfig('5m')); // the election, not the drainTimeout, ends the drain
   transfers.push('10.20.0.77:2000 Image for 0.1 s');
   loseLeadership(state, 'witness', 60);
   setTimeout(() => { state.leader = 'lan-b'; }, 200);
@@ -226,6 +230,7 @@ t.test('the witness wins first and hands on to the target: the failover waits th
 
 t.test('leadership comes back here after an election in the drain: the failover runs again and hands over', async (t) => {
   const { deps, calls, state, transfers } = rig();
+  deps.config = parseConfig(failoverTestConfig('5m')); // the election, not the drainTimeout, ends the drain
   transfers.push('10.20.0.77:2000 Image for 0.1 s');
   loseLeadership(state, null, 60);
   setTimeout(() => { state.role = 'leader'; state.leader = 'lan-a'; transfers.length = 0; }, 120);

@@ -6,7 +6,7 @@ import { Transport, type TransportOptions } from './transport.js';
 import { emptyMessage, type Message } from './types.js';
 import { FEATURES, FrameKind, decodeHello, encodeFrame, encodeHello, proof, splitFrames, type Frame } from './wire.js';
 import { ManualClock } from '../../test/support/manual-clock.js';
-import { freePort } from '../../test/support/ports.js';
+import { freePort, freePorts } from '../../test/support/ports.js';
 
 // Liveness of the peer links (cluster/raft/link-watch.ts) on real loopback sockets, with the
 // deadlines on a clock moved by hand: pings keep a healthy link up however far the clock goes, a
@@ -49,7 +49,7 @@ async function relay(to: number): Promise<{ port: number; cut: { up: boolean; do
 
 t.test('pings keep idle links up however far the clock moves; a blackholed link is closed at its deadline, the other link of the pair is not', async (t) => {
   const clock = new ManualClock();
-  const [pa, pb] = [await freePort(), await freePort()];
+  const [pa, pb] = await freePorts(2) as [number, number];
   const r = await relay(pb);
   // a dials b through the relay; b dials a directly: the pair has one link each way.
   const a = new Transport({ self: 'a', clusterId: 'c1', key: KEY, listen: { host: '127.0.0.1', port: pa }, peers: { a: { host: '127.0.0.1', port: pa }, b: { host: '127.0.0.1', port: r.port } }, log: silentLogger, liveness: LIVE, clock });
@@ -95,7 +95,7 @@ t.test('pings keep idle links up however far the clock moves; a blackholed link 
 
 t.test('a link whose other end pings but cannot hear is closed by that end; its own pings count for nothing there', async (t) => {
   const clock = new ManualClock();
-  const [pa, pb] = [await freePort(), await freePort()];
+  const [pa, pb] = await freePorts(2) as [number, number];
   const r = await relay(pb);
   const a = new Transport({ self: 'a', clusterId: 'c1', key: KEY, listen: { host: '127.0.0.1', port: pa }, peers: { a: { host: '127.0.0.1', port: pa }, b: { host: '127.0.0.1', port: r.port } }, log: silentLogger, liveness: LIVE, clock });
   const b = new Transport({ self: 'b', clusterId: 'c1', key: KEY, listen: { host: '127.0.0.1', port: pb }, peers: { a: { host: '127.0.0.1', port: 1 }, b: { host: '127.0.0.1', port: pb } }, log: silentLogger, liveness: LIVE, clock });
@@ -268,7 +268,7 @@ t.test('the liveness timer sleeps until a ping or a deadline is due: no polling 
   // The clock stands still while real time passes: nothing can fall due, so nothing should run. A
   // poll every pingMs / 2 (1 s of real time here) ran once per member in the 1.5 s wait.
   const clock = new ManualClock();
-  const [pa, pb] = [await freePort(), await freePort()];
+  const [pa, pb] = await freePorts(2) as [number, number];
   const live = { pingMs: 2000, deadMs: 8000, dialMs: 5000 };
   const a = new Transport({ self: 'a', clusterId: 'c1', key: KEY, listen: { host: '127.0.0.1', port: pa }, peers: { a: { host: '127.0.0.1', port: pa }, b: { host: '127.0.0.1', port: pb } }, log: silentLogger, liveness: live, clock });
   const b = new Transport({ self: 'b', clusterId: 'c1', key: KEY, listen: { host: '127.0.0.1', port: pb }, peers: { a: { host: '127.0.0.1', port: pa }, b: { host: '127.0.0.1', port: pb } }, log: silentLogger, liveness: live, clock });

@@ -6,13 +6,13 @@ import { emptyMessage, type Message } from './types.js';
 import { FrameKind, decodeHello, encodeFrame, encodeHello, encodeMessage, proof, sessionKey, splitFrames } from './wire.js';
 import { MemberStatusBoard } from '../member-status.js';
 import { systemClock } from '../../lib/clock.js';
-import { freePort } from '../../test/scenarios/raft/cluster-harness.js';
+import { freePort, freePorts } from '../../test/support/ports.js';
 
 const KEY = new Uint8Array(32).fill(1);
 const wait = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 async function pair(t: { teardown(fn: () => Promise<void>): void }, bKey = KEY, bCluster = 'c1') {
-  const [pa, pb] = [await freePort(), await freePort()];
+  const [pa, pb] = await freePorts(2) as [number, number];
   const peers = { a: { host: '127.0.0.1', port: pa }, b: { host: '127.0.0.1', port: pb } };
   const a = new Transport({ self: 'a', clusterId: 'c1', key: KEY, listen: peers.a, peers, log: silentLogger });
   const b = new Transport({ self: 'b', clusterId: bCluster, key: bKey, listen: peers.b, peers, log: silentLogger });
@@ -77,7 +77,7 @@ t.test('garbage and forged frames on the port are dropped without harm', async (
 });
 
 t.test('connections that never finish a handshake are bounded per source and in all; members still connect', async (t) => {
-  const [pa, pb] = [await freePort(), await freePort()];
+  const [pa, pb] = await freePorts(2) as [number, number];
   const peers = { a: { host: '127.0.0.1', port: pa }, b: { host: '127.0.0.1', port: pb } };
   const b = new Transport({ self: 'b', clusterId: 'c1', key: KEY, listen: peers.b, peers, log: silentLogger, handshakeTimeoutMs: 60_000 });
   const atB: Message[] = [];

@@ -16,7 +16,7 @@ import { startDaemon, type Daemon } from '../../bin/daemon.js';
 import type { RaftStateLog } from '../../cluster/raft-state-log.js';
 import type { AckAuditSummary } from '../../cluster/ack-audit.js';
 import { dhcpProbe } from '../../services/dhcp/probe.js';
-import { freePorts } from '../support/ports.js';
+import { freePorts, freeUdpPorts } from '../support/ports.js';
 import { httpGetText } from '../support/http-get.js';
 import { runLanctl, scratchConfig, serveDaemon } from '../support/daemon.js';
 import { opsDaemonConfig } from '../support/ops-daemon.js';
@@ -35,8 +35,9 @@ t.test('a planned leadership change: the old leader audits its ACKs and finds no
   const names = ['lan-a', 'lan-b', 'witness'] as const;
   const [r1, r2, r3, h1, h2] = await freePorts(5);
   const raftPorts = [r1!, r2!, r3!];
-  // DHCP binds 127.0.0.1 on a random high port (freePort probes TCP); the probe relays from 127.0.0.2.
-  const dhcpPorts = { 'lan-a': 20000 + Math.floor(Math.random() * 10000), 'lan-b': 30000 + Math.floor(Math.random() * 10000) };
+  // DHCP binds 127.0.0.1 on UDP (freePorts probes TCP); the probe relays from 127.0.0.2.
+  const [d1, d2] = await freeUdpPorts(2);
+  const dhcpPorts = { 'lan-a': d1!, 'lan-b': d2! };
   const httpPorts = { 'lan-a': h1!, 'lan-b': h2! };
   const daemons = new Map<string, Daemon>();
   t.teardown(async () => {

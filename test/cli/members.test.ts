@@ -15,7 +15,7 @@ import { formatMembers } from '../../bin/commands-core.js';
 import { formatRaftStatus, type RaftStatusBody } from '../../cluster/raft/status-text.js';
 import type { MemberRow } from '../../cluster/member-status.js';
 import type { Finding } from '../../services/ops/doctor.js';
-import { freePort } from '../support/ports.js';
+import { freePort, freePorts } from '../support/ports.js';
 import { httpGetText } from '../support/http-get.js';
 
 t.setTimeout(180_000);
@@ -29,8 +29,8 @@ t.test('three members: each one\'s own report reaches the others', async (t) => 
   const keyFile = join(dir, 'cluster.key');
   writeFileSync(keyFile, randomBytes(32).toString('hex'), { mode: 0o600 });
   const names = ['lan-a', 'lan-b', 'witness'];
-  const ports = [await freePort(), await freePort(), await freePort()];
-  const httpPort = await freePort();
+  const [p1, p2, p3, httpPort] = await freePorts(4) as [number, number, number, number];
+  const ports = [p1, p2, p3];
   const daemons: Daemon[] = [];
   t.teardown(async () => {
     for (const d of daemons.reverse()) await d.stop();

@@ -7,7 +7,7 @@ import { createServer } from 'node:net';
 import { readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { runLanctl, scratchConfig, serveDaemon } from '../support/daemon.js';
-import { freePort } from '../support/ports.js';
+import { freePort, freeUdpPort } from '../support/ports.js';
 import { repoPath } from '../support/paths.js';
 import { dhcpProbe } from '../../services/dhcp/probe.js';
 
@@ -15,7 +15,7 @@ import { dhcpProbe } from '../../services/dhcp/probe.js';
 t.setTimeout(300_000);
 
 t.test('explain and doctor against a daemon', async (t) => {
-  const dhcpPort = 20000 + Math.floor(Math.random() * 20000);
+  const dhcpPort = await freeUdpPort();
   const scratch = scratchConfig(`node: { name: ex1, address: 127.0.0.1, stateDir: "{{dir}}/state", controlSocket: "{{dir}}/s.sock" }
 dhcp:
   port: ${dhcpPort}

@@ -4,11 +4,12 @@
 import t from 'tap';
 import { createSocket } from 'node:dgram';
 import { runLanctl, scratchConfig, serveDaemon } from '../support/daemon.js';
+import { freeUdpPort } from '../support/ports.js';
 import { decodeDhcp, encodeDhcp, emptyMessage, BootOp } from '../../services/dhcp/wire.js';
 import { DhcpOption, textBytes } from '../../services/dhcp/options.js';
 import { formatIpv4 } from '../../lib/ipv4.js';
 
-const port = 20000 + Math.floor(Math.random() * 20000);
+const port = await freeUdpPort();
 
 function request(type: number, extra: Array<[number, Uint8Array]> = []): Uint8Array {
   const m = emptyMessage();

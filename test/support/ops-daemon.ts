@@ -1,4 +1,4 @@
-import { freePort } from './ports.js';
+import { freePort, freePorts, freeUdpPort } from './ports.js';
 
 // The daemon the HTTP listener and browser tests serve: DHCP on loopback (the built-in probe
 // speaks as a relay, so replies come back by unicast), DNS with a zone holding lease names, one
@@ -24,8 +24,9 @@ export interface OpsDaemonConfig {
 }
 
 export async function opsDaemonConfig(o: OpsDaemonOptions): Promise<OpsDaemonConfig> {
-  // DHCP's port comes from a random high range: the daemon binds the wildcard, freePort probes loopback.
-  const [dhcpPort, dnsPort, httpPort] = [20000 + Math.floor(Math.random() * 20000), await freePort(), await freePort()];
+  // DHCP binds UDP on the wildcard: its port is probed there (freePorts probes TCP on loopback).
+  const dhcpPort = await freeUdpPort();
+  const [dnsPort, httpPort] = await freePorts(2) as [number, number];
   const yaml = `node: { name: ${o.node}, address: 127.0.0.1, stateDir: "{{dir}}/state", controlSocket: "{{dir}}/s.sock" }
 http: { listen: "127.0.0.1:${httpPort}"${o.maxConnections === undefined ? '' : `, maxConnections: ${o.maxConnections}`} }
 dhcp:

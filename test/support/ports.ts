@@ -1,3 +1,4 @@
+import { createSocket } from 'node:dgram';
 import { createServer } from 'node:net';
 
 /** A loopback TCP port free right now (the kernel's pick), for a server a test starts next. */
@@ -22,6 +23,27 @@ export async function freePorts(count: number): Promise<number[]> {
   const ports = servers.map((s) => (s.address() as { port: number }).port);
   await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
   return ports;
+}
+
+/**
+ * `count` distinct UDP ports free right now on every address (bound on the wildcard, all at once),
+ * for a service that binds UDP (DHCP). freePort probes TCP on loopback only; a random pick from a
+ * high range could meet another test file's socket.
+ */
+export async function freeUdpPorts(count: number): Promise<number[]> {
+  const sockets = await Promise.all(Array.from({ length: count }, () => new Promise<ReturnType<typeof createSocket>>((resolve, reject) => {
+    const s = createSocket('udp4');
+    s.once('error', reject);
+    s.bind(0, '0.0.0.0', () => resolve(s));
+  })));
+  const ports = sockets.map((s) => s.address().port);
+  await Promise.all(sockets.map((s) => new Promise((r) => s.close(() => r(undefined)))));
+  return ports;
+}
+
+/** One UDP port free right now on every address (freeUdpPorts). */
+export async function freeUdpPort(): Promise<number> {
+  return (await freeUdpPorts(1))[0]!;
 }
 
 /**

@@ -10,7 +10,7 @@ import { makeClusterCerts } from '../../../cluster/raft/tls-certs.js';
 // Real member processes (test/scenarios/raft/member.ts) on loopback high ports, for the crash
 // tests and the benchmark. Every process is started here and stopped here, by PID.
 
-import { freePort } from '../../support/ports.js';
+import { freePort, freePorts } from '../../support/ports.js';
 
 export { freePort };
 
@@ -150,10 +150,10 @@ export async function localCluster(size = 3, options: LocalClusterOptions = {}):
     writeFileSync(keyFile, randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
     security = () => `  keyFile: "${keyFile}"`;
   }
-  const ports: number[] = [];
-  for (let i = 0; i < size; i++) ports.push(await freePort());
-  const httpPorts: number[] = [];
-  if (options.http === true) for (let i = 0; i < size; i++) httpPorts.push(await freePort());
+  // One call for all of them: ports picked one after another may repeat (each is free again once picked).
+  const picked = await freePorts(options.http === true ? 2 * size : size);
+  const ports = picked.slice(0, size);
+  const httpPorts = options.http === true ? picked.slice(size) : [];
   const members = names.map((name, i) => {
     const role = options.witness === true && i === size - 1 ? 'witness' : 'server';
     const file = join(dir, `${name}.yaml`);

@@ -60,7 +60,7 @@ async function startLanha(lab: Lab, host: LabHost, dir: string, name: string, nt
   child.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
   await new Promise<void>((resolve, reject) => {
     // Start-up under a loaded CI machine took over 10 s (a first run compiles and loads everything).
-    const timer = setTimeout(() => reject(new Error(`lanha not ready:\n${out}`)), 30_000);
+    const timer = setTimeout(() => reject(new Error(`lanha not ready:\n${out}`)), 60_000);
     const check = (): void => { if (out.includes('"event":"daemon.ready"')) { clearTimeout(timer); resolve(); } };
     child.stdout!.on('data', check);
     child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`lanha exited ${code}:\n${out}`)); });

@@ -258,7 +258,7 @@ dns:
       records:
         - "lan-a A ${SERVER_IP}"
 ${this.#fleetYaml()}`);
-    this.daemon = await serveDaemon(config, { command: ['ip', 'netns', 'exec', this.host.ns, process.execPath, LANCTL], timeoutMs: 30_000 });
+    this.daemon = await serveDaemon(config, { command: ['ip', 'netns', 'exec', this.host.ns, process.execPath, LANCTL], timeoutMs: 60_000 });
   }
 
   async #startDnsmasq(): Promise<void> {
@@ -272,7 +272,7 @@ ${this.#fleetYaml()}`);
     child.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
     this.dnsmasq = child;
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`dnsmasq not ready within 15 s:\n${out}`)), 15_000);
+      const timer = setTimeout(() => reject(new Error(`dnsmasq not ready within 60 s:\n${out}`)), 60_000);
       const check = (): void => { if (/DHCP, IP range/.test(out)) { clearTimeout(timer); resolve(); } };
       child.stderr!.on('data', check);
       child.stdout!.on('data', check);

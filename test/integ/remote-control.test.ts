@@ -10,6 +10,7 @@ import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'no
 import { join } from 'node:path';
 import net from 'node:net';
 import { runLanctl, scratchConfig, serveDaemon } from '../support/daemon.js';
+import { until } from '../support/poll.js';
 import { freePorts } from '../support/ports.js';
 import { haveTools, runTool } from '../support/tools.js';
 
@@ -105,9 +106,12 @@ control: { listen: "127.0.0.1:${controlPort}"${operators} }
     c.on('error', () => undefined);
     squatters.push(c);
   }
-  await new Promise((r) => setTimeout(r, 500));
+  // Held, not merely asked for: every connect answered, and the daemon past the host's share (it
+  // logs so), before the operator's turn; a fixed wait could leave the squatters still queued.
+  await Promise.all(squatters.map((c) => new Promise((r) => { c.once('connect', r); c.once('close', r); })));
+  const limited = /"event":"control\.remote_source_limit","client":"127\.0\.0\.66"/;
+  t.ok(await until(() => limited.test(d.logs()), 30_000), 'the host past its share is named in the log');
   t.equal((await runLanctl(['status', ...remote, '--tls-dir', alice])).code, 0, 'served while one host holds idle connections');
-  t.match(d.logs(), /"event":"control\.remote_source_limit","client":"127\.0\.0\.66"/, 'the host past its share is named in the log');
   for (const c of squatters) c.destroy();
   const after = JSON.parse((await runLanctl(['status', '--json', '--socket', join(sc.dir, 'lanha.sock')])).stdout) as { control: { remoteRefused: number } };
   t.ok(after.control.remoteRefused >= 4, `the daemon counted the refused clients (${after.control.remoteRefused})`);

@@ -58,7 +58,9 @@ function rig() {
     inFlight: (): InFlightWork[] => [...transfers.map((line) => ({ line, stalled: false })), ...stalled.map((line) => ({ line, stalled: true }))],
     handOver: async () => { calls.push(`tftp hand over ${transfers.length + stalled.length}`); transfers.length = 0; stalled.length = 0; },
   };
-  const deps = { vip, state, config: parseConfig(CONFIG), clock: systemClock, log: silentLogger, services: () => [tftp], catchUpWaitMs: 200, newLeaderWaitMs: 300, takeoverWaitMs: 300 };
+  // Waits that the scripted state ends within ~50 ms are capped generously (a loaded machine runs
+  // timers late); the tests of an expired wait set it short themselves.
+  const deps = { vip, state, config: parseConfig(CONFIG), clock: systemClock, log: silentLogger, services: () => [tftp], catchUpWaitMs: 200, newLeaderWaitMs: 10_000, takeoverWaitMs: 10_000 };
   return { calls, state, deps, transfers, stalled };
 }
 
@@ -107,12 +109,13 @@ t.test('success: nothing in flight, release the VIP, transfer, report the gap wi
 
 t.test('drain: the VIP stays until in-flight transfers finish, and GET /v1/failover says what it waits for', async (t) => {
   const { deps, calls, transfers } = rig();
+  deps.config = parseConfig(failoverTestConfig('5m')); // the transfer's end, not the drainTimeout, ends the drain
   transfers.push('10.20.0.77:2000 Image for 0.1 s');
   const routes = failoverRoutes(deps);
   const running = routes['POST /v1/failover']!({ query: new URLSearchParams(), body: {} });
   await new Promise((r) => setTimeout(r, 100));
   const progress = (await routes['GET /v1/failover']!({ query: new URLSearchParams(), body: undefined })).body as { running: boolean; phase: string; waitingFor: string[]; limitMs: number };
-  t.match(progress, { running: true, phase: 'drain', waitingFor: ['tftp 10.20.0.77:2000 Image for 0.1 s'], limitMs: 300 });
+  t.match(progress, { running: true, phase: 'drain', waitingFor: ['tftp 10.20.0.77:2000 Image for 0.1 s'], limitMs: 300_000 });
   t.same(calls, [], 'the VIP is still here while the transfer runs');
   transfers.length = 0; // the transfer finished
   const r = await running;
@@ -138,6 +141,7 @@ t.test('drain timeout: what is left gets the hand over (ERROR) before the VIP go
 
 t.test('no takeover report: the gap is unknown, the new leader is still reported', async (t) => {
   const { deps, state } = rig();
+  deps.takeoverWaitMs = 300;
   state.reports = false;
   const r = await failover(deps, 'lan-b');
   t.equal(r.status, 200);
@@ -154,6 +158,7 @@ t.test('a refused transfer resumes the VIP at once', async (t) => {
 
 t.test('no new leader in time: 504, and the VIP may be taken again', async (t) => {
   const { state, deps, calls } = rig();
+  deps.newLeaderWaitMs = 300;
   state.transferLeadership = (to: string) => { calls.push(`transfer ${to}`); return true; };
   const r = await failover(deps, 'lan-b');
   t.equal(r.status, 504);
@@ -244,6 +249,8 @@ t.test('leadership comes back here after an election in the drain: the failover 
 
 t.test('no LAN-service node leads after the wait: 409 that says nothing was handed over and what to do', async (t) => {
   const { deps, calls, state } = rig();
+  deps.newLeaderWaitMs = 300;
+  deps.catchUpWaitMs = 10_000; // the election, not this wait's end, must end the catch-up wait
   state.match['lan-b'] = 7; // the catch-up wait is where the election happens
   loseLeadership(state, 'witness', 30);
   const r = await failover(deps, 'lan-b');

@@ -8,7 +8,7 @@ import { threadId } from 'node:worker_threads';
 import { CONFIG_BYTES_MAX } from '../../lib/config.js';
 import { loadConfigOffLoop } from '../../config/load-off-loop.js';
 import { hangupReviewer } from '../../bin/daemon.js';
-import { runLanctl, scratchConfig, serveDaemon, SOLO_CONFIG } from '../support/daemon.js';
+import { logRecords, runLanctl, scratchConfig, serveDaemon, SOLO_CONFIG } from '../support/daemon.js';
 
 // SIGHUP (`systemctl reload lanha`, or an operator's kill -HUP as with dnsmasq) must not end the
 // daemon: Node's default for SIGHUP is to exit, and systemd counts that as a clean stop, so
@@ -17,9 +17,8 @@ import { runLanctl, scratchConfig, serveDaemon, SOLO_CONFIG } from '../support/d
 
 async function logged(d: { logs: () => string }, event: string, from: number): Promise<Record<string, unknown>> {
   for (let i = 0; i < 200; i++) {
-    for (const line of d.logs().slice(from).split('\n')) {
-      if (line.includes(`"event":"${event}"`)) return JSON.parse(line) as Record<string, unknown>;
-    }
+    const found = logRecords(d.logs().slice(from), event)[0];
+    if (found !== undefined) return found;
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`no ${event} in the log:\n${d.logs().slice(from)}`);

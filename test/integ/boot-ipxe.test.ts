@@ -9,7 +9,7 @@ import t from 'tap';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { withLab } from '../support/netns.js';
-import { runLanctl } from '../support/daemon.js';
+import { logRecords, runLanctl } from '../support/daemon.js';
 import { IpxeConsole, ipxeArgs, ipxeUnavailable, requireQemu, firmwareScratch, addTap, tapNetdev } from '../support/qemu.js';
 import { startLanhaDhcp, waitFor, type LanhaDhcp } from './dhcp-lab.js';
 
@@ -70,7 +70,7 @@ boot:
         t.notMatch(out, /failed \(try/, 'no retries needed');
         const logs = server!.daemon.logs;
         const done = await waitFor(() => {
-          const lines = logs().split('\n').filter((l) => l.includes('"event":"boot.http.done"')).map((l) => JSON.parse(l) as { file: string; bytes: number; mac?: string });
+          const lines = logRecords<{ file: string; bytes: number; mac?: string }>(logs(), 'boot.http.done');
           return lines.length >= 2 ? lines : null;
         }, 10_000) ?? [];
         t.same(done.map((d) => [d.file, d.bytes, d.mac]), [['x86/next.ipxe', KERNEL.length, MAC], ['x86/initrd.img', INITRD.length, MAC]], 'two HTTP downloads, whole, by this MAC');

@@ -7,7 +7,7 @@ import t from 'tap';
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { SOLO_CONFIG, runLanctl, scratchConfig, serveDaemon } from '../support/daemon.js';
+import { SOLO_CONFIG, logRecords, runLanctl, scratchConfig, serveDaemon } from '../support/daemon.js';
 import { sshKeyPair } from '../support/ssh-keys.js';
 
 t.setTimeout(180_000);
@@ -54,7 +54,7 @@ deploy:
     t.notOk(existsSync(join(deployDir, job)), 'the restarted daemon removed the job\'s work directory');
     t.notOk(existsSync(partial), 'and the partial copy of the cut-off commit');
     t.same(readdirSync(deployDir).filter((n) => n !== 'ssh'), [], 'nothing else is left under deploy/');
-    const events = second.logs().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const events = logRecords(second.logs());
     const swept = events.find((e) => e['event'] === 'deploy.workdir.swept');
     t.match(swept, { job, path: join(deployDir, job), reason: /cut off mid-run/ }, 'the sweep is logged with the job and why');
     t.ok(Number(swept?.['bytes']) >= 100_000 && Number(swept?.['bytes']) < 110_000, `with the bytes it freed (the copy and the job's known_hosts: ${String(swept?.['bytes'])})`);

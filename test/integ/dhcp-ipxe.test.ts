@@ -17,6 +17,7 @@ import { copyFileSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { withLab } from '../support/netns.js';
 import { IPXE_UNDIONLY, IpxeConsole, ipxeArgs, ipxeUnavailable, requireQemu, firmwareScratch, addTap, tapNetdev } from '../support/qemu.js';
+import { logRecords } from '../support/daemon.js';
 import { startLanhaDhcp, waitFor, type LanhaDhcp } from './dhcp-lab.js';
 
 const MAC = '52:54:00:97:08:06';
@@ -38,8 +39,9 @@ const SCRIPT = '#!ipxe\necho LANHA-SCRIPT-RAN ip=${net0/ip} next=${next-server} 
 interface GrantLog { event: string; mac: string; ip: string; boot?: string; bootfile?: string }
 interface TftpLog { event: string; file: string; bytes: number; mac?: string }
 
-function logLines<T>(logs: string, event: string): T[] {
-  return logs.split('\n').filter((l) => l.includes(`"event":"${event}`)).map((l) => JSON.parse(l) as T);
+/** The daemon's records whose event starts with `event` (whole lines only: logRecords). */
+function logLines<T extends { event: string }>(logs: string, event: string): T[] {
+  return logRecords<T>(logs).filter((r) => typeof r.event === 'string' && r.event.startsWith(event));
 }
 
 t.test('iPXE in qemu-system-x86_64: PXE ROM gets undionly.kpxe, iPXE gets boot.ipxe, both over lanha TFTP', async (t) => {

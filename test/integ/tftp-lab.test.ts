@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { requireLab, withLab, type LabHost } from '../support/netns.js';
-import { scratchConfig, serveDaemon } from '../support/daemon.js';
+import { logRecords, scratchConfig, serveDaemon } from '../support/daemon.js';
 import { LANCTL } from '../support/paths.js';
 
 // lanha's TFTP (the real daemon) in a network namespace, real clients in another, across a bridge:
@@ -64,9 +64,9 @@ tftp:
         t.equal(got, sha(file === 'exact.bin' ? exact : payload), `${label}: checksum matches (${r.stderr.trim()})`);
       }
       // The client exits once it sent its last ACK: the daemon's line may come a moment later.
-      const doneLines = (): string[] => daemon.logs().split('\n').filter((l) => l.includes('"event":"tftp.transfer.done"'));
-      for (let i = 0; i < 50 && doneLines().length < fetches.length; i++) await new Promise((r) => setTimeout(r, 100));
-      const done = doneLines().map((l) => JSON.parse(l) as { size: number; blksize: number; retransmits: number; windowsize: number });
+      const doneLines = (): Array<{ size: number; blksize: number; retransmits: number; windowsize: number }> => logRecords(daemon.logs(), 'tftp.transfer.done');
+      for (let i = 0; i < 300 && doneLines().length < fetches.length; i++) await new Promise((r) => setTimeout(r, 100));
+      const done = doneLines();
       t.equal(done.length, fetches.length, 'one done line per transfer');
       for (const line of done) {
         const blocks = Math.floor(line.size / line.blksize) + 1;

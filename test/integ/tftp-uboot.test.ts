@@ -4,7 +4,7 @@ import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { crc32 } from 'node:zlib';
 import { join } from 'node:path';
 import { withLab } from '../support/netns.js';
-import { scratchConfig, serveDaemon } from '../support/daemon.js';
+import { logRecords, scratchConfig, serveDaemon } from '../support/daemon.js';
 import { LANCTL } from '../support/paths.js';
 import { UbootConsole, ubootArgs, ubootUnavailable, requireQemu } from '../support/qemu.js';
 
@@ -45,8 +45,9 @@ tftp:
         t.match(out, new RegExp(`Bytes transferred = ${image.length}\\b`), `windowsize ${window}: every byte arrived`);
         t.match(out, new RegExp(`==> ${want}`), `windowsize ${window}: crc32 ${want} matches`);
       }
-      for (let i = 0; i < 50 && (daemon.logs().match(/"event":"tftp\.transfer\.done"/g) ?? []).length < 2; i++) await new Promise((r) => setTimeout(r, 100));
-      const done = daemon.logs().split('\n').filter((l) => l.includes('"event":"tftp.transfer.done"')).map((l) => JSON.parse(l) as { blksize: number; windowsize: number });
+      const doneLines = (): Array<{ blksize: number; windowsize: number }> => logRecords(daemon.logs(), 'tftp.transfer.done');
+      for (let i = 0; i < 300 && doneLines().length < 2; i++) await new Promise((r) => setTimeout(r, 100));
+      const done = doneLines();
       t.same(done.map((d) => [d.blksize, d.windowsize]), [[1468, 1], [1468, 8]], 'u-boot negotiated blksize 1468, then windowsize 8');
     } finally {
       qemu.kill('SIGKILL');

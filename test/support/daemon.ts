@@ -9,6 +9,22 @@ import { LANCTL } from './paths.js';
 
 export { serveDaemon, type ServedDaemon } from '../../lib/serve-daemon.js';
 
+/**
+ * The JSON log records in a running daemon's output, optionally only those of one `event`. Only
+ * whole lines count: the output grows by pipe reads, and a read may end inside a line (a burst of
+ * log lines is larger than one read), which JSON.parse would throw on; that line is whole at the
+ * next look. Lines that are not JSON (Node's own warnings on stderr) are skipped.
+ */
+export function logRecords<T = Record<string, unknown>>(output: string, event?: string): T[] {
+  const whole = output.slice(0, output.lastIndexOf('\n') + 1);
+  const records: T[] = [];
+  for (const line of whole.split('\n')) {
+    if (!line.startsWith('{') || (event !== undefined && !line.includes(`"event":"${event}"`))) continue;
+    try { records.push(JSON.parse(line) as T); } catch { /* not a log record */ }
+  }
+  return records;
+}
+
 export interface CliRun {
   code: number;
   stdout: string;

@@ -21,7 +21,7 @@ const DHCP = `  rogueProbe: { interval: 1s }
       leaseTime: 1h
 `;
 
-interface RogueRow { serverId: string; source: string | null; mac: string | null; offered: string | null; bootfile: string | null; client: string | null; via: string[] }
+interface RogueRow { serverId: string; source: string | null; mac: string | null; offered: string | null; bootfile: string | null; client: string | null; via: string[]; offers: number }
 interface RogueStatus { probe: { state: string; rounds: number; probeMac: string; problem: string | null }; servers: RogueRow[] }
 
 async function dhcpStatus(server: LanhaDhcp): Promise<{ rogue: RogueStatus; counters: Record<string, number> }> {
@@ -79,7 +79,10 @@ t.test('lanha reports a second DHCP server on its segment, by probe and by a cli
         const finding = doctor.findings.find((f) => f.id === 'dhcp.rogue-server');
         t.match(finding?.evidence, 'server id 10.78.0.9');
         t.match(finding?.fix, rogueMac);
-        await new Promise((r) => setTimeout(r, 3000));
+        // Two more probe rounds answered (not a fixed wait: a loaded machine runs fewer rounds in one).
+        const offersThen = seen?.offers ?? 0;
+        const more = await waitFor(async () => (await dhcpStatus(server)).rogue.servers.find((s) => s.serverId === '10.78.0.9' && s.offers >= offersThen + 2) ?? null, 20_000);
+        t.ok(more, `more sightings of the same server (${offersThen} -> ${more?.offers} offers)`);
         const warned = server.daemon.logs().split('\n').filter((l) => l.includes('"event":"dhcp.rogue_server"'));
         t.equal(warned.length, 1, 'one warn line for several rounds of sightings');
         t.match(warned[0], /"level":"warn"/);

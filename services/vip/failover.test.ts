@@ -258,3 +258,18 @@ t.test('no LAN-service node leads after the wait: 409 that says nothing was hand
   t.match(r.body, { error: /lan-a lost leadership during the catch-up wait \(an election, not the failover\); nothing was handed over: no LAN-service node leads after 300 ms/, leader: 'witness' });
   t.same(calls, []);
 });
+
+t.test('a stalled daemon that wakes past the catch-up wait with leadership gone says so, not "not caught up"', async (t) => {
+  const { deps, calls, state } = rig();
+  deps.newLeaderWaitMs = 300;
+  state.match['lan-b'] = 7;
+  // The stall: leadership goes and the catch-up wait runs out in the same sleep of the poll.
+  let stalledMs = 0;
+  deps.clock = { monotonicMs: () => systemClock.monotonicMs() + stalledMs, wallMs: () => systemClock.wallMs() + stalledMs };
+  setTimeout(() => { state.role = 'follower'; state.leader = 'witness'; stalledMs = 5_000; }, 30);
+  const r = await failover(deps, 'lan-b');
+  t.equal(r.status, 409);
+  t.match(r.body, { error: /lan-a lost leadership during the catch-up wait/, leader: 'witness' });
+  t.notMatch(JSON.stringify(r.body), /not caught up/, 'not blamed on the target');
+  t.same(calls, []);
+});

@@ -153,10 +153,12 @@ async function awaitCatchUp(deps: FailoverDeps, to: string): Promise<ApiResponse
   for (;;) {
     const s = state.status() as { lastIndex?: number; progress?: Record<string, { match: number }> };
     if (s.progress?.[to]?.match !== undefined && s.progress[to]!.match >= (s.lastIndex ?? Infinity)) return null;
+    // Leadership first: a daemon stalled through the wait may wake with both gone, and then the
+    // election, not the target, is what happened.
+    if (!state.isLeader()) return LOST_LEADERSHIP;
     if (clock.monotonicMs() - started > waitMs) {
       return refuse(409, `${to} is not caught up (match ${s.progress?.[to]?.match ?? 'unknown'} of ${s.lastIndex ?? '?'}) after ${waitMs} ms: is it running?`);
     }
-    if (!state.isLeader()) return LOST_LEADERSHIP;
     await sleep(POLL_MS);
   }
 }

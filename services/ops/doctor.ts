@@ -7,6 +7,7 @@ import { poolUsage, rangeText, type SubnetUsage } from '../dhcp/pool-usage.js';
 import { memberRows, type LocalReport, type MemberView } from '../../cluster/member-status.js';
 import { compareBootFiles } from './boot-files.js';
 import type { RogueStatusBody } from '../dhcp/rogue-text.js';
+import type { SubnetClients } from '../dhcp/pool-text.js';
 
 // `lanctl doctor`: cross-checks an operator would otherwise do by hand, one finding per problem
 // with its evidence and the command that fixes or shows more. Pure: the daemon gathers the state
@@ -182,12 +183,29 @@ export function doctorFindings(input: DoctorInput): Finding[] {
   }
   leaseFindings(input, out);
   rogueFindings(input, out);
+  unknownClientFindings(input, out);
   workerFindings(input, out);
   if (input.disk !== undefined && input.disk.totalBytes > 0) {
     const free = input.disk.freeBytes / input.disk.totalBytes;
     if (free < 0.1) out.push({ id: 'disk.state-dir', severity: free < 0.02 ? 'error' : 'warning', evidence: `${input.disk.dir}: ${Math.round(free * 100)} % free (${Math.round(input.disk.freeBytes / 2 ** 20)} MiB)`, fix: `free space on the file system of ${input.disk.dir}` });
   }
   return out;
+}
+
+/**
+ * Unknown clients a subnet for known clients only (`clients: known`) left unanswered since start: a
+ * machine that should netboot and was never added looks, from its side, like a dead DHCP server.
+ */
+function unknownClientFindings(input: DoctorInput, out: Finding[]): void {
+  const clients = input.dhcp?.['clients'] as SubnetClients[] | undefined;
+  for (const c of clients ?? []) {
+    if (c.clients !== 'known' || c.ignored === 0) continue;
+    out.push({
+      id: 'dhcp.unknown-clients', severity: 'info',
+      evidence: `${c.subnet} serves known clients only (clients: known) and left ${c.ignored} request${c.ignored === 1 ? '' : 's'} of unknown clients unanswered since this daemon started`,
+      fix: 'lanctl nodes pending lists the netbooting ones: lanctl nodes accept MAC NAME (or a dhcp reservation) makes one known; an unknownPool would give the others a quarantine address instead',
+    });
+  }
 }
 
 /** Other DHCP servers on the network (services/dhcp/rogue-probe.ts), and a probe that cannot run. */

@@ -365,3 +365,19 @@ t.test('--simulate on a subnet for known clients only: an unknown MAC gets no re
   t.match(guest.ok ? guest.dhcp?.boot.result : '', 'unknownPool): no bootfile');
   t.notOk(guest.ok && guest.dhcp?.options.some((o) => o.code === 67), 'no option 67 in the trace');
 });
+
+t.test('doctor says when a subnet for known clients only left unknown clients unanswered, and how to let one in', async (t) => {
+  const i = input();
+  const base: DoctorInput = { config: i.config, cluster: { mode: 'cluster', role: 'leader', leader: 'lan-a', term: 5, commitIndex: 1, appliedIndex: 1, leaseValid: true }, pools: [], leases: [], nowMs: NOW };
+  const clients = [
+    { subnet: '10.0.0.0/24', clients: 'known', unknownPool: null, ignored: 4 },
+    { subnet: '10.0.1.0/24', clients: 'known', unknownPool: null, ignored: 0 },
+    { subnet: '10.0.2.0/24', clients: 'all', unknownPool: null, ignored: 0 },
+  ];
+  const found = doctorFindings({ ...base, dhcp: { clients } }).filter((f) => f.id === 'dhcp.unknown-clients');
+  t.equal(found.length, 1, 'only the subnet that ignored someone');
+  t.match(found[0], { severity: 'info' });
+  t.match(found[0]?.evidence, '10.0.0.0/24 serves known clients only (clients: known) and left 4 requests of unknown clients unanswered');
+  t.match(found[0]?.fix, 'lanctl nodes accept MAC NAME');
+  t.same(doctorFindings(base).filter((f) => f.id === 'dhcp.unknown-clients'), [], 'nothing without a DHCP status');
+});

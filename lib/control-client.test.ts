@@ -24,3 +24,10 @@ t.test('permission denied names the socket\'s group and how to join it', async (
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+t.test('a target that starts like a remote daemon but is not one: a usage error that says what to give, not a crash', async (t) => {
+  const { callDaemon } = await import('./control-client.js');
+  for (const target of ['https://[x', 'https://1.2.3.4:99999#x']) {
+    await t.rejects(callDaemon(target, 'GET', '/v1/status'), { code: 'usage', message: /neither a control socket path nor a remote daemon: name a remote one with --remote/ }, target);
+  }
+});

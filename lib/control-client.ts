@@ -25,8 +25,12 @@ interface Remote { url: URL; dir: string; where: string }
 
 function parseRemote(target: string): Remote | null {
   if (!target.startsWith('https://')) return null;
-  const url = new URL(target);
-  return { url, dir: decodeURIComponent(url.hash.slice(1)), where: url.host };
+  try {
+    const url = new URL(target);
+    return { url, dir: decodeURIComponent(url.hash.slice(1)), where: url.host };
+  } catch {
+    throw new LanhaError('usage', `${JSON.stringify(target.slice(0, 200))} is neither a control socket path nor a remote daemon: name a remote one with --remote ADDR[:PORT]`, ExitCode.usage);
+  }
 }
 
 /** The operator's TLS files, read; a missing one is a LanhaError that says how to make them. */

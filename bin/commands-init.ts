@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { ExitCode, LanhaError } from '../lib/errors.js';
 import type { CliCommand } from './cli.js';
@@ -103,7 +103,6 @@ async function initTls(config: LanhaConfig | undefined, values: InitValues, io: 
     throw new LanhaError('io', why, ExitCode.failure);
   }
   const { X509Certificate } = await import('node:crypto');
-  const { readFileSync } = await import('node:fs');
   const { certPin } = await import('../cluster/raft/tls.js');
   if (plan.kind === 'all') {
     io.out(`wrote the cluster CA ${made.caCert} (valid ${CA_DAYS} days) and its key ${made.caKey} (mode 0600: it stays on this machine, copy it nowhere)\n`);
@@ -172,10 +171,12 @@ async function initOperator(config: LanhaConfig | undefined, values: InitValues,
   }
   try {
     mkdirSync(out, { recursive: true, mode: 0o700 });
-    writeP256Key(files.key);
-    chmodSync(files.key, 0o600);
-    writeFileSync(files.cert, makeOperatorCert({ name, keyFile: files.key, caCertFile: ca.caCert, caKeyFile: ca.caKey, days: OPERATOR_DAYS }));
-    const { readFileSync } = await import('node:fs');
+    // Made beside the old pair (--force) and renamed over it: a failure leaves no key without its certificate.
+    writeP256Key(`${files.key}.new`);
+    chmodSync(`${files.key}.new`, 0o600);
+    writeFileSync(`${files.cert}.new`, makeOperatorCert({ name, keyFile: `${files.key}.new`, caCertFile: ca.caCert, caKeyFile: ca.caKey, days: OPERATOR_DAYS }));
+    renameSync(`${files.key}.new`, files.key);
+    renameSync(`${files.cert}.new`, files.cert);
     writeFileSync(files.ca, readFileSync(ca.caCert));
   } catch (error) {
     const why = error instanceof OpensslError ? error.message : `could not write in ${out}: ${(error as Error).message}`;

@@ -3,14 +3,7 @@ import { createServer } from 'node:net';
 
 /** A loopback TCP port free right now (the kernel's pick), for a server a test starts next. */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
+  return (await freePorts(1))[0]!;
 }
 
 /** `count` distinct loopback TCP ports free right now: each stays bound until all are picked, so no two are the same. */

@@ -84,3 +84,12 @@ export function parseIpv4Range(text: string): Ipv4Range | null {
 export function reverseName(ip: Ipv4): string {
   return `${ip & 0xff}.${(ip >>> 8) & 0xff}.${(ip >>> 16) & 0xff}.${ip >>> 24}.in-addr.arpa`;
 }
+
+/** "10.0.0.1" or "10.0.0.1:11123": an IPv4 address with an optional port (`defaultPort` when not given); null when it is neither. */
+export function parseIpv4Endpoint(text: string, defaultPort: number): { address: string; port: number } | null {
+  const m = /^([0-9.]+)(?::(\d{1,5}))?$/.exec(text.trim());
+  if (!m || parseIpv4(m[1]!) === null) return null;
+  const p = m[2] === undefined ? defaultPort : Number(m[2]);
+  if (p < 1 || p > 65535) return null;
+  return { address: m[1]!, port: p };
+}

@@ -1,5 +1,5 @@
 import type { X509Certificate } from 'node:crypto';
-import { parseIpv4 } from './ipv4.js';
+import { parseIpv4Endpoint } from './ipv4.js';
 
 // The remote control listener (`control:` block): the same control API as the unix socket, over
 // HTTPS with mutual TLS, for `lanctl --remote`. The daemon's side of the handshake is its member
@@ -14,16 +14,12 @@ export const DEFAULT_REMOTE_PORT = 7443;
 /** An operator's name: the certificate's CN, the name in the daemon's log lines for what it did. */
 export const OPERATOR_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/i;
 
-const LISTEN = /^(\d{1,3}(?:\.\d{1,3}){3})(?::(\d{1,5}))?$/;
-
 export interface RemoteListen { host: string; port: number }
 
 /** "10.0.0.2:7443" or "10.0.0.2" (port 7443) -> {host, port}; null when it is neither. */
 export function parseRemoteListen(text: string): RemoteListen | null {
-  const m = LISTEN.exec(text.trim());
-  if (!m || parseIpv4(m[1]!) === null) return null;
-  const port = m[2] === undefined ? DEFAULT_REMOTE_PORT : Number(m[2]);
-  return port >= 1 && port <= 65535 ? { host: m[1]!, port } : null;
+  const e = parseIpv4Endpoint(text, DEFAULT_REMOTE_PORT);
+  return e === null ? null : { host: e.address, port: e.port };
 }
 
 /** One attribute of a certificate subject ("CN", "OU"), as Node's X509Certificate.subject lists it. */

@@ -1,16 +1,12 @@
 import { z } from 'zod';
 import { duration, listenAddress, port, refuseRepeats } from '../../lib/schema.js';
-import { parseIpv4 } from '../../lib/ipv4.js';
+import { parseIpv4Endpoint } from '../../lib/ipv4.js';
 
 // The `ntp:` block.
 
 /** "10.0.0.1" or "10.0.0.1:11123": an upstream NTP server (port 123 when not given). */
 export function parseEndpoint(text: string, defaultPort = 123): { address: string; port: number } | null {
-  const m = /^([0-9.]+)(?::(\d{1,5}))?$/.exec(text.trim());
-  if (!m || parseIpv4(m[1]!) === null) return null;
-  const p = m[2] === undefined ? defaultPort : Number(m[2]);
-  if (p < 1 || p > 65535) return null;
-  return { address: m[1]!, port: p };
+  return parseIpv4Endpoint(text, defaultPort);
 }
 
 const endpoint = z.string({ error: 'is not an upstream (text like "10.0.0.1" or "10.0.0.1:123")' })

@@ -178,7 +178,11 @@ export function doctorFindings(input: DoctorInput): Finding[] {
   }
   for (const s of input.pools) {
     for (const p of s.pools) {
-      if (p.ratio >= 0.8) out.push({ id: 'dhcp.pool-usage', severity: p.ratio >= 0.9 ? 'error' : 'warning', evidence: `pool ${p.pool} of ${p.subnet} is ${Math.round(p.ratio * 100)} % used (${p.assigned} of ${p.size})`, fix: 'widen dhcp.subnets[].pools or shorten leaseTime; lanctl leases --all shows who holds them' });
+      if (p.ratio < 0.8) continue;
+      const used = `is ${Math.round(p.ratio * 100)} % used (${p.assigned} of ${p.size})`;
+      out.push(p.unknownPool === true
+        ? { id: 'dhcp.pool-usage', severity: p.ratio >= 0.9 ? 'error' : 'warning', evidence: `unknownPool ${p.pool} of ${p.subnet} (unknown clients) ${used}`, fix: 'widen dhcp.subnets[].unknownPool or shorten unknownLeaseTime; lanctl nodes pending lists the netbooting ones, lanctl nodes accept MAC NAME makes one known' }
+        : { id: 'dhcp.pool-usage', severity: p.ratio >= 0.9 ? 'error' : 'warning', evidence: `pool ${p.pool} of ${p.subnet} ${used}`, fix: 'widen dhcp.subnets[].pools or shorten leaseTime; lanctl leases --all shows who holds them' });
     }
   }
   leaseFindings(input, out);

@@ -168,6 +168,32 @@ t.test('doctor: config findings and runtime findings', async (t) => {
   for (const f of findings) t.ok(f.fix.length > 0 && f.evidence.length > 0, `${f.id} has evidence and a fix`);
 });
 
+t.test('doctor and the pool usage count a known-only subnet\'s unknownPool as a pool of its own', async (t) => {
+  const config = parseConfig(`
+node: { name: lan-a, address: 10.60.0.2 }
+dhcp:
+  serverId: 10.60.0.1
+  subnets:
+    - subnet: 10.60.0.0/24
+      clients: known
+      pools: [10.60.0.100-10.60.0.149]
+      unknownPool: 10.60.0.200-10.60.0.203
+      reservations: [{ mac: "52:54:00:00:00:99", ip: 10.60.0.9 }]
+`);
+  const fsm = new Fsm();
+  // Guests hold all four quarantine addresses; one known node holds a pool address.
+  for (let n = 0; n < 4; n++) fsm.apply(10 + n, { at: NOW - 100, command: { type: 'lease.grant', ip: parseIpv4(`10.60.0.20${n}`)!, mac: `52:54:00:00:02:0${n}`, subnet: '10.60.0.0/24', leaseMs: 600_000 } });
+  fsm.apply(20, { at: NOW - 100, command: { type: 'lease.grant', ip: parseIpv4('10.60.0.100')!, mac: '52:54:00:00:00:01', subnet: '10.60.0.0/24', leaseMs: 3_600_000 } });
+  const usage = configPoolUsage(config, fsm.leases(), NOW);
+  t.same(usage[0]!.pools.map((p) => [p.pool, p.assigned, p.size, p.unknownPool === true]), [['10.60.0.100-10.60.0.149', 1, 50, false], ['10.60.0.200-10.60.0.203', 4, 4, true]]);
+  t.equal(usage[0]!.reservedOutside, 1, 'the reservation is outside the pools (the unknownPool counts as none of them)');
+  const findings = doctorFindings({ config, cluster: { mode: 'cluster', role: 'leader', leader: 'lan-a', term: 1, commitIndex: 1, appliedIndex: 1, leaseValid: true }, pools: usage, leases: [...fsm.leases()], nowMs: NOW });
+  const full = findings.filter((f) => f.id === 'dhcp.pool-usage');
+  t.equal(full.length, 1, 'one pool finding: the unknownPool, not the 2 % used pool');
+  t.match(full[0], { severity: 'error', evidence: 'unknownPool 10.60.0.200-10.60.0.203 of 10.60.0.0/24 (unknown clients) is 100 % used (4 of 4)' });
+  t.match(full[0]!.fix, 'unknownLeaseTime');
+});
+
 t.test('doctor names worker threads and processes that stopped unasked', async (t) => {
   const i = input();
   const findings = doctorFindings({

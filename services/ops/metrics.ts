@@ -162,7 +162,7 @@ export function createMetrics(view: MetricsView, options: { perClient: boolean; 
       new Gauge({ name, help, labelNames: ['subnet', 'pool'], registers: r,
         collect() { this.reset(); for (const s of view.pools()) for (const p of s.pools) this.set({ subnet: p.subnet, pool: p.pool }, read(p)); } });
     };
-    pool('lanha_dhcp_pool_addresses', 'Addresses in the dynamic pool.', (p) => p.size);
+    pool('lanha_dhcp_pool_addresses', 'Addresses in the dynamic pool (a known-only subnet\'s unknownPool is a pool of its own).', (p) => p.size);
     pool('lanha_dhcp_pool_addresses_assigned', 'Pool addresses bound to a client now.', (p) => p.assigned);
     pool('lanha_dhcp_pool_addresses_declined', 'Pool addresses in decline quarantine.', (p) => p.declined);
     pool('lanha_dhcp_pool_utilization_ratio', 'Assigned / size of the pool (0..1).', (p) => p.ratio);

@@ -188,7 +188,7 @@ export function poolBar(ratio: number): Html {
 function poolCards(usage: readonly SubnetUsage[]): Html {
   if (usage.length === 0) return html`<p class="muted">DHCP is not enabled on this node.</p>`;
   return html`<div class="grid">${usage.map((s) => html`<section class="card" data-testid="subnet-${s.subnet}"><h3>${s.subnet}</h3>
-${s.pools.map((p) => html`<div data-testid="pool" data-level="${usageLevel(p.ratio)}"><span class="mono">${p.pool}</span>: <span data-testid="pool-assigned">${p.assigned}</span> of <span data-testid="pool-size">${p.size}</span> (<span data-testid="pool-percent">${Math.round(p.ratio * 100)}</span> %)${p.declined > 0 ? html`, ${p.declined} declined` : ''}${poolBar(p.ratio)}</div>`)}
+${s.pools.map((p) => html`<div data-testid="pool" data-level="${usageLevel(p.ratio)}"><span class="mono">${p.pool}</span>${p.unknownPool === true ? ' (unknown clients)' : ''}: <span data-testid="pool-assigned">${p.assigned}</span> of <span data-testid="pool-size">${p.size}</span> (<span data-testid="pool-percent">${Math.round(p.ratio * 100)}</span> %)${p.declined > 0 ? html`, ${p.declined} declined` : ''}${poolBar(p.ratio)}</div>`)}
 <p class="muted">reservations: <span data-testid="reserved-outside">${s.reservedOutside}</span> outside the pools, ${s.reservations - s.reservedOutside} inside</p></section>`)}</div>`;
 }
 

@@ -1,4 +1,5 @@
 import { ExitCode, LanhaError } from '../lib/errors.js';
+import { powerSummary } from '../cluster/power.js';
 import type { LanhaConfig } from '../config/index.js';
 import { linkLiveness, raftTimers, timerLimits, timerSource } from '../cluster/timers.js';
 import { callDaemonOk } from '../lib/control-client.js';
@@ -102,6 +103,7 @@ export const configCheckCommand: CliCommand = {
       const profiles = Object.keys(config.profiles ?? {});
       if (profiles.length > 0) enabled.push(`profiles (${profiles.join(', ')})`);
       if ((config.nodes?.length ?? 0) > 0) enabled.push(`nodes (${config.nodes!.length} to seed the inventory)`);
+      if (config.power !== undefined) enabled.push(`power (${powerSummary(config.power)})`);
       const members = config.cluster?.members.map((m) => `${m.name}(${m.role})`).join(', ') ?? 'none (single node)';
       const links = await peerLinksLine(config);
       if (!links.ok) {

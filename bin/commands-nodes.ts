@@ -7,6 +7,8 @@ import { archText } from '../services/dhcp/arch.js';
 import type { NodeDetail, NodeEvent, NodeRow } from '../cluster/nodes-view.js';
 import type { NodeJson, PendingJson, ShowJson } from '../cluster/inventory-api.js';
 import type { ImportFile, ImportNode } from '../cluster/inventory-import.js';
+import { POWER_ACTIONS } from '../cluster/power.js';
+import type { PowerReply } from '../cluster/power-api.js';
 import { DAEMON_OPTIONS, DAEMON_OPTION_HELP, resolveSocket, type CliCommand, type CliIo, type ParsedArgs } from './cli.js';
 
 // `lanctl nodes`: compute nodes and their boot progress (inventory, reservations, leases, TFTP
@@ -306,4 +308,38 @@ function printImport(io: CliIo, report: Array<{ file: string; line: number; text
     `${o.dryRun ? ' (dry run: nothing changed)' : o.strict && o.bad ? ' (--strict: nothing imported because of the failures)' : ''}\n`);
 }
 
-export const nodesCommands: CliCommand[] = [nodesCommand, nodesAddCommand, nodesSetCommand, nodesRemoveCommand, nodesImportCommand, nodesPendingCommand, nodesAcceptCommand, nodesShowCommand];
+/** How long lanctl waits for a power reply: every node's command, `parallel` at a time, each up to power.timeout. */
+const POWER_REPLY_WAIT_MS = 30 * 60_000;
+
+export const nodesPowerCommand: CliCommand = {
+  path: ['nodes', 'power'],
+  summary: 'switch compute nodes on, off or cycle them, or ask their power state, with the site\'s power command (the power: block)',
+  usage: `nodes power ${POWER_ACTIONS.join('|')} (NAME... | --group G | --all) [--json]`,
+  options: { ...DAEMON_OPTIONS, group: { type: 'string' }, all: { type: 'boolean' }, json: { type: 'boolean' } },
+  optionHelp: [['--group G', 'every node of group G'], ['--all', 'every node of the inventory'], ['--json', 'print the results as JSON'], ...DAEMON_OPTION_HELP],
+  async run(args, io) {
+    const [action, ...names] = args.positionals;
+    if (action === undefined || !(POWER_ACTIONS as readonly string[]).includes(action)) {
+      throw new LanhaError('usage', `give the action first (${POWER_ACTIONS.join(', ')}), then the nodes: lanctl nodes power cycle rack1 rack2, or --group G, or --all`, ExitCode.usage);
+    }
+    const group = args.values['group'];
+    const all = args.values['all'] === true;
+    if (Number(names.length > 0) + Number(typeof group === 'string') + Number(all) !== 1) {
+      throw new LanhaError('usage', 'name the nodes one way: NAME..., --group G or --all', ExitCode.usage);
+    }
+    const reply = await callDaemonOk(resolveSocket(args.values), 'POST', '/v1/nodes/power', { action, names, ...(typeof group === 'string' ? { group } : {}), all }, POWER_REPLY_WAIT_MS) as PowerReply;
+    if (args.values['json'] === true) io.out(JSON.stringify(reply, null, 2) + '\n');
+    else {
+      const first = (text: string): string => text.split('\n')[0]!.slice(0, 100);
+      io.out(formatTable(['node', 'action', 'result', 'exit', 'output', 'took'], reply.results.map((r) => [
+        r.node, reply.action, r.result, r.exitCode === null ? (r.signal ?? '-') : String(r.exitCode),
+        r.result === 'ok' ? (first(r.output) || '-') : (first(r.error) || first(r.output) || '-'), formatDuration(r.ms),
+      ])));
+    }
+    const failed = reply.results.filter((r) => r.result !== 'ok').length;
+    if (failed > 0 && args.values['json'] !== true) io.err(`${failed} of ${reply.results.length} failed; the daemon's log has each command's error (event power.command)\n`);
+    return failed > 0 ? ExitCode.failure : ExitCode.ok;
+  },
+};
+
+export const nodesCommands: CliCommand[] = [nodesCommand, nodesAddCommand, nodesSetCommand, nodesRemoveCommand, nodesImportCommand, nodesPendingCommand, nodesAcceptCommand, nodesShowCommand, nodesPowerCommand];

@@ -23,6 +23,7 @@ import { BootFileIndex } from '../services/ops/boot-files.js';
 import { nodeRoutes } from '../cluster/nodes-view.js';
 import { inventoryContext, knownProfiles } from '../cluster/inventory-config.js';
 import { inventoryRoutes, leaseHolderOf } from '../cluster/inventory-api.js';
+import { powerRoutes } from '../cluster/power-api.js';
 import { startInventorySeeder } from '../cluster/inventory-seed.js';
 import { VERSION } from './version.js';
 import { processMemory, watchPauses, type ProcessMemory } from '../lib/memory.js';
@@ -231,6 +232,7 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
     control.routes(nodeRoutes(state, reservations, clock, profiles));
     const operatorRecords = function* (): Iterable<string> { for (const r of state.fsm.records()) yield r.name; };
     control.routes(inventoryRoutes({ state, clock, reservations, profiles, context: () => inventoryContext(config, operatorRecords) }));
+    control.routes(powerRoutes({ state, config: config.power, log: log.child({ service: 'power' }), wallMs: () => clock.wallMs() }));
     if (config.node.role !== 'witness' && (config.nodes?.length ?? 0) > 0) {
       seeder = startInventorySeeder({ state, nodes: config.nodes ?? [], log: log.child({ service: 'inventory' }), context: () => ({ ...inventoryContext(config, operatorRecords), leaseHolder: leaseHolderOf(state.fsm) }) });
     }

@@ -14,6 +14,7 @@ import { clusterConfig } from '../cluster/config.js';
 import { deployConfig } from '../cluster/deploy/config.js';
 import { bootConfig, profilesConfig } from '../services/boot/config.js';
 import { nodesConfig, nodesConfigIssues } from '../cluster/inventory-config.js';
+import { powerConfig } from '../cluster/power.js';
 import { httpConfig } from '../services/ops/config.js';
 import { controlConfig } from '../lib/control-config.js';
 
@@ -46,6 +47,8 @@ const composed = z.object({
   boot: bootConfig.optional(),
   /** Compute nodes that seed the replicated inventory (cluster/inventory-config.ts). */
   nodes: nodesConfig.optional(),
+  /** How compute nodes are switched on, off and cycled (`lanctl nodes power`; cluster/power.ts). */
+  power: powerConfig.optional(),
   http: httpConfig.optional(),
   /** The control API over HTTPS with mutual TLS, for `lanctl --remote` (lib/remote-control.ts). Absent: the unix socket only. */
   control: controlConfig.optional(),

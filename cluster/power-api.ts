@@ -1,0 +1,58 @@
+import type { ApiRoutes } from '../lib/control-server.js';
+import type { Logger } from '../lib/log.js';
+import { POWER_ACTIONS, planPower, selectNodes, type PowerAction, type PowerConfig } from './power.js';
+import { runPower, type PowerResult } from './power-run.js';
+import type { StateLog } from './state-log.js';
+
+// `lanctl nodes power`: POST /v1/nodes/power runs the site's power command per node on this daemon
+// (any member with the `power:` block: a node that lost its quorum can still power-cycle the stuck
+// ones), logs each result, and on the leader records on/off/cycle in the node's boot timeline
+// (event `power`), so `lanctl nodes show --timeline` tells a boot that followed a power cycle.
+
+export interface PowerApiOptions {
+  state: StateLog;
+  /** The `power:` block, or undefined when this node's config has none. */
+  config: PowerConfig | undefined;
+  log: Logger;
+  /** Wall-clock ms, to read whether a node's lease is still live. */
+  wallMs: () => number;
+}
+
+export interface PowerReply { action: PowerAction; results: PowerResult[] }
+
+function field(body: unknown, key: string): unknown {
+  return typeof body === 'object' && body !== null ? (body as Record<string, unknown>)[key] : undefined;
+}
+
+export function powerRoutes(o: PowerApiOptions): ApiRoutes {
+  return {
+    'POST /v1/nodes/power': async ({ body }) => {
+      const config = o.config;
+      if (config === undefined) return { status: 400, body: { error: 'this node\'s config has no power: block: give the command that switches a node (power.command, with {{name}}, {{mac}}, {{ip}}, {{action}}...), then restart the daemon' } };
+      const action = field(body, 'action');
+      if (typeof action !== 'string' || !(POWER_ACTIONS as readonly string[]).includes(action)) return { status: 400, body: { error: `the action must be one of ${POWER_ACTIONS.join(', ')}` } };
+      const names = field(body, 'names') ?? [];
+      const group = field(body, 'group');
+      if (!Array.isArray(names) || names.some((n) => typeof n !== 'string') || (group !== undefined && typeof group !== 'string')) return { status: 400, body: { error: 'names must be a list of node names and group a name' } };
+      const selected = selectNodes(o.state.fsm.inventory.all(), { names: names as string[], group: group as string | undefined, all: field(body, 'all') === true });
+      if (!selected.ok) return { status: 400, body: { error: selected.error } };
+      const now = o.wallMs();
+      const plans = selected.nodes.map((n) => {
+        const lease = o.state.fsm.leaseByMac(n.mac);
+        return planPower(config, n, action as PowerAction, lease !== undefined && lease.state === 'bound' && lease.expiresAt > now ? lease.ip : undefined);
+      });
+      const results = await runPower(plans, { timeoutMs: config.timeout, parallel: config.parallel });
+      for (const [i, r] of results.entries()) {
+        const node = selected.nodes[i]!;
+        const facts = { event: 'power.command', node: r.node, action, result: r.result, exitCode: r.exitCode, signal: r.signal, ms: r.ms };
+        if (r.result === 'ok') o.log.info(facts, `power ${action} ${r.node}: ok${r.output === '' ? '' : ` (${r.output.split('\n')[0]})`}`);
+        else o.log.warn({ ...facts, error: r.error }, `power ${action} ${r.node}: ${r.result}${r.error === '' ? '' : `: ${r.error.split('\n')[0]}`}`);
+        if (action !== 'status' && o.state.isLeader()) {
+          o.state.propose({ type: 'node.boot', mac: node.mac, event: 'power', detail: `${action} ${r.result}${r.exitCode !== null && r.result !== 'ok' ? ` (exit ${r.exitCode})` : ''}` }).catch(() => undefined);
+        }
+      }
+      const reply: PowerReply = { action: action as PowerAction, results };
+      return { status: 200, body: reply };
+    },
+  };
+}

@@ -1,0 +1,60 @@
+import t from 'tap';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { OUTPUT_MAX, runPower, runPowerCommand } from './power-run.js';
+import type { PowerPlan } from './power.js';
+
+// Running power commands for real (/bin/sh): results, output, timeouts that end the whole process
+// group, programs that do not exist, and the cap on commands at once.
+
+const dir = mkdtempSync(join(tmpdir(), 'lanha-power-'));
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+const sh = (node: string, script: string): PowerPlan => ({ node, ok: true, argv: ['/bin/sh', '-c', script], env: { LANHA_NAME: node } });
+const opts = { timeoutMs: 20_000, parallel: 4 };
+
+t.test('exit 0 is ok with its output; another exit is failed with stderr; the plan\'s variables are in the environment', async (t) => {
+  const ok = await runPowerCommand(sh('n1', 'echo "power is on for $LANHA_NAME"'), opts);
+  t.match(ok, { node: 'n1', result: 'ok', exitCode: 0, output: 'power is on for n1', error: '' });
+  const bad = await runPowerCommand(sh('n2', 'echo "BMC n2 unreachable" >&2; exit 3'), opts);
+  t.match(bad, { node: 'n2', result: 'failed', exitCode: 3, error: 'BMC n2 unreachable' });
+  const missing = await runPowerCommand({ node: 'n3', ok: true, argv: [join(dir, 'no-such-pdu'), 'on'], env: {} }, opts);
+  t.match(missing, { node: 'n3', result: 'failed', exitCode: null, error: /could not run .*no-such-pdu: spawn .* ENOENT/ });
+  const unplanned = await runPowerCommand({ node: 'n4', ok: false, error: 'no power command for "on"' }, opts);
+  t.match(unplanned, { node: 'n4', result: 'failed', error: 'no power command for "on"' });
+});
+
+t.test('output is kept up to OUTPUT_MAX bytes', async (t) => {
+  const big = await runPowerCommand(sh('n1', 'head -c 100000 /dev/zero | tr "\\0" x'), opts);
+  t.equal(big.result, 'ok');
+  t.equal(big.output.length, OUTPUT_MAX);
+});
+
+t.test('a timeout ends the command and what it started', async (t) => {
+  const pidFile = join(dir, 'grandchild.pid');
+  // The command starts a background sleeper holding its stdout, then hangs itself.
+  const r = await runPowerCommand(sh('slow', `sleep 600 & echo $! > ${pidFile}; sleep 600`), { timeoutMs: 300, parallel: 1 });
+  t.match(r, { node: 'slow', result: 'timeout', error: /ended after 300 ms \(power\.timeout\)/ });
+  const pid = Number(readFileSync(pidFile, 'utf8'));
+  t.ok(pid > 0, `the background sleeper was ${pid}`);
+  let alive = true;
+  for (let i = 0; i < 50 && alive; i++) {
+    try { process.kill(pid, 0); await new Promise((r) => setTimeout(r, 100)); } catch { alive = false; }
+  }
+  t.notOk(alive, 'the background sleeper was ended with the command');
+});
+
+t.test('at most `parallel` commands at once, every one run, results in order', async (t) => {
+  const running = join(dir, 'running');
+  const log = join(dir, 'seen');
+  writeFileSync(log, '');
+  // Each command marks itself running, records how many are running, waits, unmarks.
+  const script = (n: number): string => `mkdir -p ${running}; touch ${running}/${n}; ls ${running} | wc -l >> ${log}; sleep 0.2; rm ${running}/${n}`;
+  const plans = Array.from({ length: 6 }, (_, n) => sh(`n${n}`, script(n)));
+  const results = await runPower(plans, { timeoutMs: 20_000, parallel: 2 });
+  t.same(results.map((r) => [r.node, r.result]), plans.map((p) => [p.node, 'ok']));
+  const seen = readFileSync(log, 'utf8').trim().split('\n').map(Number);
+  t.equal(seen.length, 6, 'six commands ran');
+  t.ok(Math.max(...seen) <= 2, `never more than 2 at once (seen ${seen.join(', ')})`);
+  t.ok(existsSync(running) && readdirSync(running).length === 0, 'every command finished');
+});

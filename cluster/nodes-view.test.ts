@@ -47,4 +47,14 @@ t.test('inventory nodes: listed before they are seen, with name, profile (unknow
   t.same(nodeTimeline(fsm.bootEvents(A)).map((s) => [s.step, s.deltaMs, s.sinceBootMs]), [['firmware DHCP', null, 0], ['file (TFTP)', 250, 250], ['OS DHCP', 8000, 8250]]);
   apply({ type: 'node.boot', mac: A, event: 'dhcp.firmware' }, T0 + 60_000);
   t.equal(nodeTimeline(fsm.bootEvents(A)).at(-1)!.sinceBootMs, 0, 'a firmware DHCP starts a new boot');
+  // A power cycle starts the boot; the firmware DHCP after it is a step of that boot, not a new one.
+  const cycled = nodeTimeline([
+    { at: 1000, event: 'power', detail: 'cycle ok' },
+    { at: 4500, event: 'dhcp.firmware', detail: 'U-Boot' },
+    { at: 4800, event: 'tftp', detail: 'boot.scr.uimg 900 bytes' },
+    { at: 9000, event: 'power', detail: 'off failed (exit 4)' },
+    { at: 9500, event: 'dhcp.firmware', detail: 'U-Boot' },
+  ]);
+  t.same(cycled.map((s) => [s.step, s.sinceBootMs]), [['power', 0], ['firmware DHCP', 3500], ['file (TFTP)', 3800], ['power', 8000], ['firmware DHCP', 0]],
+    'counted from the cycle; a failed switch starts nothing, the firmware DHCP after it does');
 });

@@ -155,16 +155,24 @@ const STEP_NAMES: Readonly<Record<string, string>> = {
   'generation.verified': 'generation verified',
 };
 
+/** A switch that starts a boot: `lanctl nodes power on|cycle` that succeeded (detail "cycle ok"). */
+function powersOn(e: BootEvent): boolean {
+  return e.event === 'power' && /^(on|cycle) ok\b/.test(e.detail ?? '');
+}
+
 /**
  * A node's boot timeline from its `node.boot` events, oldest first: each step with the time since
- * the one before and since its boot began (a firmware DHCP starts a boot).
+ * the one before and since its boot began: a successful power on or cycle starts a boot, and so
+ * does a firmware DHCP unless it follows such a switch (then the boot is counted from the switch).
  */
 export function nodeTimeline(events: readonly BootEvent[]): TimelineStep[] {
   const out: TimelineStep[] = [];
   let bootStart: number | null = null;
   let previous: number | null = null;
+  let last: BootEvent | null = null;
   for (const e of [...events].sort((a, b) => a.at - b.at)) {
-    if (bootStart === null || e.event === 'dhcp.firmware') bootStart = e.at;
+    if (bootStart === null || powersOn(e) || (e.event === 'dhcp.firmware' && (last === null || !powersOn(last)))) bootStart = e.at;
+    last = e;
     out.push({
       at: new Date(e.at).toISOString(),
       deltaMs: previous === null ? null : e.at - previous,

@@ -20,10 +20,11 @@ const MEMBER_DAYS = 1825;
 export const initCommand: CliCommand = {
   path: ['init'],
   summary: 'make the cluster key (32 random bytes, mode 0600) that every member shares, or with --tls the cluster CA and member certificates',
-  usage: 'init [--config FILE] [--key FILE] [--force] | init --tls --config FILE [--dir DIR] [--force | --renew [--member NAME]...] | init --tls --operator NAME --out DIR [--config FILE | --dir DIR]',
+  usage: 'init [--config FILE] [--key FILE] [--force] | init --tls --config FILE [--dir DIR] [--force | --renew [--member NAME]... | --rotate-ca | --finish-rotation] | init --tls --operator NAME --out DIR [--config FILE | --dir DIR]',
   options: {
     config: { type: 'string', short: 'c' }, key: { type: 'string' }, force: { type: 'boolean' }, tls: { type: 'boolean' }, dir: { type: 'string' },
     operator: { type: 'string' }, out: { type: 'string' }, renew: { type: 'boolean' }, member: { type: 'string', multiple: true },
+    'rotate-ca': { type: 'boolean' }, 'finish-rotation': { type: 'boolean' },
   },
   optionHelp: [
     ['-c, --config FILE', 'the site config: the key goes to its cluster.keyFile, and the members to copy it to are listed'],
@@ -33,6 +34,8 @@ export const initCommand: CliCommand = {
     ['--force', 'replace an existing key, or with --tls existing CA and certificates (every member must then get the new ones)'],
     ['--renew', 'with --tls: new keys and certificates for the members (all, or each --member NAME) from the CA here, the CA kept: restart the members one at a time, no outage'],
     ['--member NAME', 'with --renew: only this member (repeat for more)'],
+    ['--rotate-ca', 'with --tls: a new cluster CA, trusted beside the old one (ca.pem holds both) until --finish-rotation; prints the three steps, each a restart of the members one at a time, no outage'],
+    ['--finish-rotation', 'with --tls: once every member has a certificate of the new CA (--renew), drop the old CA from ca.pem and delete its key'],
     ['--operator NAME', 'with --tls: an operator\'s client certificate for `lanctl --remote` (signed by the CA in --dir or the config\'s cluster.tls), written to --out DIR'],
     ['--out DIR', 'with --operator: where to write ca.pem, operator.pem and operator.key (mode 0600); copy DIR to the operator\'s ~/.config/lanha'],
   ],
@@ -91,6 +94,18 @@ async function initTls(config: LanhaConfig | undefined, values: InitValues, io: 
   const dir = typeof values['dir'] === 'string' ? values['dir'] : cluster.tls !== undefined ? dirname(cluster.tls.ca) : DEFAULT_TLS_DIR;
   const { OpensslError, clusterCertPaths, makeClusterCerts, makeMemberCerts } = await import('../cluster/raft/tls-certs.js');
   const paths = clusterCertPaths(dir, cluster.members.map((m) => m.name));
+  if (values['rotate-ca'] === true || values['finish-rotation'] === true) {
+    const asked = ['force', 'renew', 'member', 'rotate-ca', 'finish-rotation'].filter((k) => values[k] !== undefined);
+    if (asked.length > 1) throw new LanhaError('usage', `--${asked.join(' and --')} do not go together: a CA rotation is three runs (--rotate-ca, --renew, --finish-rotation)`, ExitCode.usage);
+    const { rotateCa, finishRotation } = await import('../cluster/raft/tls-rotate.js');
+    const members = cluster.members.map((m) => m.name);
+    const result = values['rotate-ca'] === true ? rotateCa(dir, cluster.id, members, CA_DAYS) : finishRotation(dir, members);
+    if (!result.ok) throw new LanhaError('conflict', result.error, ExitCode.failure);
+    for (const line of result.lines) io.out(`${line}\n`);
+    const others = cluster.members.filter((m) => m.name !== config.node.name);
+    if (others.length > 0) io.out(`copy ${paths.caCert} to the other members (make ${dir} there first):\n${others.map((m) => `  scp -p ${paths.caCert} root@${m.address}:${dir}/    # ${m.name}\n`).join('')}`);
+    return ExitCode.ok;
+  }
   const plan = values['renew'] === true ? renewPlan(paths, cluster.members.map((m) => m.name), values) : tlsPlan(paths, values['force'] === true);
   let made: ReturnType<typeof makeClusterCerts>;
   try {

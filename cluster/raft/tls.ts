@@ -53,7 +53,7 @@ export function peerRefusal(cert: X509Certificate, member: string, pins: Readonl
 function validity(cert: X509Certificate, file: string, nowMs: number): string | null {
   const from = Date.parse(cert.validFrom);
   const to = Date.parse(cert.validTo);
-  if (nowMs > to) return `${file} expired on ${cert.validTo} (make new certificates: lanctl init --tls --force)`;
+  if (nowMs > to) return `${file} expired on ${cert.validTo} (make new certificates: lanctl init --tls --renew for a member's, --force for the CA)`;
   if (nowMs < from) return `${file} is not valid before ${cert.validFrom} (is this clock right?)`;
   return null;
 }
@@ -74,6 +74,33 @@ function parseCert(file: string, text: string): Read<X509Certificate> {
   } catch {
     return { ok: false, message: `${file} is not a PEM certificate` };
   }
+}
+
+const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
+
+/**
+ * The certificates of a CA file: one CA, or during a CA rotation several (the new CA first, then the
+ * one it replaces: lanctl init --tls --rotate-ca), each trusted alike by the peer links.
+ */
+export function caBundle(text: string): X509Certificate[] {
+  const out: X509Certificate[] = [];
+  for (const m of text.matchAll(PEM_CERT)) out.push(new X509Certificate(m[0]));
+  return out;
+}
+
+function parseBundle(file: string, text: string): Read<X509Certificate[]> {
+  try {
+    const certs = caBundle(text);
+    return certs.length > 0 ? { ok: true, value: certs } : { ok: false, message: `${file} is not a PEM certificate` };
+  } catch {
+    return { ok: false, message: `${file} holds a PEM block that is not a certificate` };
+  }
+}
+
+/** When the earliest certificate of a CA file ends (ISO): the one a doctor must warn about first. */
+export function bundleValidTo(text: string): string {
+  const ends = caBundle(text).map((c) => Date.parse(c.validTo));
+  return new Date(ends.length === 0 ? NaN : Math.min(...ends)).toISOString();
 }
 
 function parseKey(file: string, text: string): Read<KeyObject> {
@@ -117,7 +144,7 @@ export function readTlsMaterial(input: TlsCheckInput): { ok: true; material: Tls
     const read = readText(files[key]);
     if (read.ok) texts[key] = read.value; else add(key, read.message);
   }
-  const ca = texts.ca === undefined ? undefined : parseCert(files.ca, texts.ca);
+  const ca = texts.ca === undefined ? undefined : parseBundle(files.ca, texts.ca);
   const cert = texts.cert === undefined ? undefined : parseCert(files.cert, texts.cert);
   const key = texts.key === undefined ? undefined : parseKey(files.key, texts.key);
   if (ca && !ca.ok) add('ca', ca.message);
@@ -128,14 +155,18 @@ export function readTlsMaterial(input: TlsCheckInput): { ok: true; material: Tls
     if ((mode & 0o077) !== 0) add('key', `${files.key} is mode 0${mode.toString(8)}: readable by group or others (chmod 600 ${files.key})`);
   }
   if (ca?.ok) {
-    if (!ca.value.ca) add('ca', `${files.ca} is not a CA certificate (no basicConstraints CA:TRUE); give the cluster CA lanctl init --tls made`);
-    const when = validity(ca.value, files.ca, nowMs);
-    if (when) add('ca', when);
+    const several = ca.value.length > 1;
+    ca.value.forEach((c, i) => {
+      const which = several ? `${files.ca} (certificate ${i + 1} of ${ca.value.length}, ${c.subject.replace(/\n/g, ', ')})` : files.ca;
+      if (!c.ca) add('ca', `${which} is not a CA certificate (no basicConstraints CA:TRUE); give the cluster CA lanctl init --tls made`);
+      const when = validity(c, which, nowMs);
+      if (when) add('ca', several ? `${when}; a rotation ends with lanctl init --tls --finish-rotation, which drops the old CA` : when);
+    });
   }
   if (cert?.ok) {
     const c = cert.value;
     if (key?.ok && !c.checkPrivateKey(key.value)) add('key', `${files.key} does not match the certificate in ${files.cert}`);
-    if (ca?.ok && !(c.checkIssued(ca.value) && c.verify(ca.value.publicKey))) add('cert', `${files.cert} is not signed by the CA in ${files.ca}`);
+    if (ca?.ok && !ca.value.some((authority) => c.checkIssued(authority) && c.verify(authority.publicKey))) add('cert', `${files.cert} is not signed by ${ca.value.length > 1 ? 'any CA' : 'the CA'} in ${files.ca}`);
     const names = certDnsNames(c);
     if (!names.includes(self)) add('cert', `${files.cert} names ${names.length === 0 ? 'no member' : names.map((n) => `DNS:${n}`).join(', ')}, not this member (${self}): give this member its own certificate`);
     const when = validity(c, files.cert, nowMs);

@@ -194,5 +194,9 @@ t.test('status carries when the certificate and the CA end; doctor warns 30 days
     config, cluster: { mode: 'cluster', role: 'leader', leader: 'b', term: 1, commitIndex: 1, appliedIndex: 1, transport }, pools: [], leases: [], nowMs: end,
   }).filter((f) => f.id === 'raft.tls-expiry');
   t.match(fixes.find((f) => !f.evidence.includes('CA'))?.fix, /--renew --member/, 'a member certificate: renewed with the CA kept');
-  t.match(fixes.find((f) => f.evidence.includes('CA'))?.fix, /--force --config FILE \(a new CA\)/, 'the CA: made anew');
+  t.match(fixes.find((f) => f.evidence.includes('CA'))?.fix, /--force --config FILE \(a new CA\)/, 'an ended CA: made anew');
+  const ahead = doctorFindings({
+    config, cluster: { mode: 'cluster', role: 'leader', leader: 'b', term: 1, commitIndex: 1, appliedIndex: 1, transport }, pools: [], leases: [], nowMs: end - 10 * 86_400_000,
+  }).filter((f) => f.id === 'raft.tls-expiry');
+  t.match(ahead.find((f) => f.evidence.includes('CA'))?.fix, /--rotate-ca .*then --renew, then --finish-rotation.*no outage/, 'a CA that ends soon: rotated with no outage');
 });

@@ -12,7 +12,7 @@ import { linkLiveness, type LinkLiveness } from '../timers.js';
 import { LinkWatch } from './link-watch.js';
 import { clusterKeyChannel, type PeerAddress, type PeerChannel } from './transport-channel.js';
 import { tlsChannel } from './tls-channel.js';
-import type { TlsMaterial } from './tls.js';
+import { bundleValidTo, type TlsMaterial } from './tls.js';
 import {
   Feature, FEATURES, FrameKind, decodeHello, decodeMessage, encodeFrame, encodeHello, encodeMessage, frameMacOk, macEqual, proof, sessionKey, splitFrames, type Frame,
 } from './wire.js';
@@ -123,7 +123,7 @@ export class Transport implements PeerLink {
     this.#o = options;
     this.#tlsValidTo = options.tls === undefined ? undefined : {
       cert: new Date(new X509Certificate(options.tls.cert).validTo).toISOString(),
-      ca: new Date(new X509Certificate(options.tls.ca).validTo).toISOString(),
+      ca: bundleValidTo(options.tls.ca),
     };
     if (options.tls !== undefined) this.channel = tlsChannel(options.tls);
     else if (options.key !== undefined) this.channel = clusterKeyChannel(options.key);

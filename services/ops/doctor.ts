@@ -439,7 +439,9 @@ function tlsExpiryFindings(transport: unknown, nowMs: number, out: Finding[]): v
         ? `${what} for the Raft peer links (cluster.tls) ended ${at}: its peers refuse every link with it`
         : `${what} for the Raft peer links (cluster.tls) ends ${at}, in ${Math.ceil(leftMs / 86_400_000)} days: then its peers refuse every link with it`,
       fix: what === 'the cluster CA'
-        ? 'on the machine holding the CA key: lanctl init --tls --force --config FILE (a new CA), copy each member its files as printed, then restart every member (cluster/raft/README.md, Mutual TLS)'
+        ? (leftMs <= 0
+          ? 'on the machine holding the CA key: lanctl init --tls --force --config FILE (a new CA), copy each member its files as printed, then restart every member (cluster/raft/README.md, Mutual TLS)'
+          : 'before it ends, on the machine holding the CA key: lanctl init --tls --rotate-ca --config FILE, then --renew, then --finish-rotation, each followed by copying the files and restarting the members one at a time: no outage (cluster/raft/README.md, Mutual TLS)')
         : 'on the machine holding the CA key: lanctl init --tls --renew --member <this member> --config FILE (the CA kept), copy the files as printed, restart this member: no outage (cluster/raft/README.md, Mutual TLS)',
     });
   }

@@ -13,7 +13,7 @@ import { UdpBacklog } from '../../lib/udp-backlog.js';
 import { DatagramSender, SEND_FAILED, onDatagram } from '../../lib/udp-direct.js';
 import { ReplyBatch, type ReplySink } from './fast-send.js';
 import type { ZoneSet } from './zone.js';
-import { CLASS_ANY, CLASS_IN, HEADER_SIZE, T, type DnsMessage, type Question } from './wire.js';
+import { CLASS_ANY, CLASS_IN, HEADER_SIZE, T, type DnsMessage, type DnsRecord, type Question } from './wire.js';
 import { NAME_MAX, readName } from './name.js';
 import type { RawQuery } from './forward.js';
 
@@ -30,7 +30,7 @@ export type Reply = (bytes: Uint8Array, more?: boolean) => void;
  * cache. `query`: the decoded query, null when it was routed from its bytes (then `raw` is set).
  */
 export interface ForwardQuery {
-  (q: Question, query: DnsMessage | null, transport: Transport, send: Reply, raw?: RawQuery): void;
+  (q: Question, query: DnsMessage | null, transport: Transport, send: Reply, raw?: RawQuery, chain?: DnsRecord[]): void;
   /**
    * A fast-shaped UDP query routed from its bytes (`msg`, scanned as `fq`; both valid only during
    * the call), answered as `to.sendUdp(out, reply, port, address)`: the forwarder keeps what it
@@ -288,6 +288,8 @@ export class DnsAnswerer implements UdpReplier {
         return true;
       case 'forward': {
         // The fast path looked this question up in the forwarding cache just now (UDP; TCP below).
+        // A CNAME chain's target is another question than the query's: asked by its decoded form.
+        if (d.chain !== undefined) { forward(d.question, d.query, transport, send, undefined, d.chain); return true; }
         const fq = this.#fq;
         const raw = fastShape && transport === 'udp' ? { msg, fq: { qEnd: fq.qEnd, ednsLimit: fq.ednsLimit, hash: fq.hash } } : undefined;
         forward(d.question, d.query, transport, send, raw);

@@ -589,10 +589,10 @@ export function forwardWith(forwarder: Forwarder, nodeName: string, clock: Clock
     const d = decoded ?? decodedQuery(length === msg.length ? msg : msg.subarray(0, length));
     return d === null ? rcodeReply(msg, fq, RCODE.SERVFAIL, true) : forwardedReply(d, { nodeName, transport }, a.rcode, a.answers, a.authority, a.additional);
   };
-  const forward: ForwardQuery = (q, query, transport, send, raw) => {
+  const forward: ForwardQuery = (q, query, transport, send, raw, chain) => {
     forwarder.resolveTo(q, raw, (a) => {
       send(raw !== undefined ? make(raw.msg, raw.msg.length, raw.fq, a, transport, query)
-        : forwardedReply(query!, { nodeName, transport }, a.rcode, a.answers, a.authority, a.additional));
+        : forwardedReply(query!, { nodeName, transport }, a.rcode, a.answers, a.authority, a.additional, chain));
     });
   };
   forward.udp = (msg, fq, to, out, port, address) => forwarder.resolveUdp(msg, fq, to, out, port, address, make);

@@ -4,7 +4,7 @@ import { readHexFile } from '../../test/support/hex.js';
 import { repoPath } from '../../test/support/paths.js';
 import { parseCidr } from '../../lib/ipv4.js';
 import { FastAnswers, fastReply, fastReplyInto, fastReplySize, scanQuery, type FastQuery } from './fast.js';
-import { handleQuery, prebuiltAnswer, type HandlerContext } from './handler.js';
+import { forwardedReply, handleQuery, prebuiltAnswer, type HandlerContext } from './handler.js';
 import { formatRdata } from './rdata.js';
 import { CLASS_CH, RCODE, T, decodeMessage, emptyMessage, encodeMessage, type DnsMessage } from './wire.js';
 import { buildZoneSet } from './zone.js';
@@ -72,6 +72,31 @@ t.test('authoritative answers with AA, EDNS echo, NSID, BADVERS, CH id.server, R
   const fwd = handleQuery(query('example.com', T.A), { ...ctx, forwardAllowed: true });
   t.equal(fwd.kind, 'forward');
   t.equal(reply(query('1.0.97.10.in-addr.arpa', T.PTR)).answers.length, 1);
+});
+
+t.test('a CNAME chain leaving our zones: forwarded to its end for askers that may forward, with our records first', async (t) => {
+  const cnames = buildZoneSet({
+    zones: [{ name: 'lan', ttl: 600_000, negativeTtl: 60_000, primary: 'ns1.lan', records: ['ns1 A 10.0.0.1', 'cdn CNAME www.example.com.', 'hop CNAME cdn'], leases: false }],
+    reverseSubnets: [], leaseNames: [], operatorRecords: [], serial: 1,
+  });
+  const lan: HandlerContext = { zones: cnames, nodeName: 'lan-a', forwardAllowed: true, transport: 'udp' };
+  const d = handleQuery(query('HoP.lan', T.AAAA), lan);
+  if (d.kind !== 'forward') { t.fail(`expected forward, got ${d.kind}`); return; }
+  t.same(d.question, { name: 'www.example.com', type: T.AAAA, class: 1 }, 'the chain\'s end is forwarded, with the type asked');
+  t.same(d.chain?.map((r) => [r.name, r.type, formatRdata(r.type, r.rdata)]), [['HoP.lan', T.CNAME, 'cdn.lan.'], ['cdn.lan', T.CNAME, 'www.example.com.']], 'both CNAMEs of ours, the first under the name asked');
+  t.equal(d.query.questions[0]!.name, 'HoP.lan', 'the asker\'s query kept for the reply');
+  const upstream = [{ name: 'www.example.com', type: T.AAAA, class: 1, ttl: 300, rdata: Uint8Array.from([0x20, 1, 0xd, 0xb8, ...Array(11).fill(0), 1]) }];
+  const m = decodeMessage(forwardedReply(d.query, { nodeName: 'lan-a', transport: 'udp' }, RCODE.NOERROR, upstream, [], [], d.chain));
+  if (!m.ok) { t.fail('undecodable'); return; }
+  t.same(m.value.answers.map((r) => [r.name, formatRdata(r.type, r.rdata)]), [['HoP.lan', 'cdn.lan.'], ['cdn.lan', 'www.example.com.'], ['www.example.com', '2001:db8::1']], 'the reply: our chain, then the upstream\'s answer');
+  t.equal(m.value.questions[0]!.name, 'HoP.lan', 'under the question asked');
+  t.ok(m.value.ra && !m.value.aa, 'RA, not authoritative (part of it came from upstream)');
+  const outsider = handleQuery(query('cdn.lan', T.A), { ...lan, forwardAllowed: false });
+  if (outsider.kind !== 'reply') { t.fail(`expected a reply, got ${outsider.kind}`); return; }
+  t.equal(outsider.cacheable, undefined, 'the CNAME alone, for a source that may not forward, is never prebuilt (a LAN asker would get it from the table)');
+  const o = decodeMessage(outsider.bytes);
+  t.same(o.ok ? o.value.answers.map((r) => r.type) : null, [T.CNAME], 'a source that may not forward gets our CNAME alone');
+  t.equal(handleQuery(query('cdn.lan', T.CNAME), lan).kind, 'reply', 'the CNAME asked for itself is ours to answer');
 });
 
 t.test('zone transfer (RFC 5936): SOA first and last, every record once, split into messages, question in the first only', async (t) => {

@@ -27,7 +27,11 @@ export type Decision =
   | { kind: 'drop'; reason: string }
   /** `cacheable`: an authoritative answer that depends only on the question (the shell prebuilds it). */
   | { kind: 'reply'; bytes: Uint8Array; rcode: number; reason?: string; cacheable?: { query: DnsMessage; answer: Answer } }
-  | { kind: 'forward'; query: DnsMessage; question: Question }
+  /**
+   * `chain`: the CNAME records of our zones that lead to `question` (asked for another name); the
+   * asker gets them before the forwarded answer.
+   */
+  | { kind: 'forward'; query: DnsMessage; question: Question; chain?: DnsRecord[] }
   /** A zone transfer over TCP: the messages in order. */
   | { kind: 'transfer'; zone: string; messages: Uint8Array[]; records: number };
 
@@ -64,6 +68,12 @@ export function handleQuery(msg: Uint8Array, ctx: HandlerContext): Decision {
   if (q.type === T.AXFR || q.type === T.IXFR) return transfer(query, ctx);
   if (q.type === T.OPT) return reply(query, ctx, refused(), false, 'qtype-opt');
   const answer = ctx.zones.resolve(q.name, q.type);
+  if (answer?.chainOut !== undefined) {
+    // A stub resolver (glibc, musl) does not chase a CNAME itself: the server it asks must hand over
+    // the whole chain, as a recursive BIND does. Never prebuilt: an asker that may forward gets more.
+    if (ctx.forwardAllowed) return { kind: 'forward', query, question: { name: answer.chainOut, type: q.type, class: q.class }, chain: answer.answers };
+    return reply(query, ctx, answer, true);
+  }
   if (answer !== null) {
     const r = reply(query, ctx, answer, true);
     return { ...r, cacheable: { query, answer } };
@@ -142,9 +152,13 @@ function reply(query: DnsMessage, ctx: HandlerContext, answer: Answer, authorita
   return reason === undefined ? { kind: 'reply', bytes, rcode: answer.rcode } : { kind: 'reply', bytes, rcode: answer.rcode, reason };
 }
 
-/** Encodes a forwarded answer for the client that asked. */
-export function forwardedReply(query: DnsMessage, ctx: Pick<HandlerContext, 'nodeName' | 'transport'>, rcode: number, answers: DnsRecord[], authority: DnsRecord[], additional: DnsRecord[]): Uint8Array {
-  const m = responseMessage(query, { nodeName: ctx.nodeName, forwardAllowed: true }, { rcode, answers, authority, additional }, false);
+/**
+ * Encodes a forwarded answer for the client that asked; `chain`: our CNAME records that led to the
+ * forwarded name, answered first (RFC 6604: the RCODE is the last name's).
+ */
+export function forwardedReply(query: DnsMessage, ctx: Pick<HandlerContext, 'nodeName' | 'transport'>, rcode: number, answers: DnsRecord[], authority: DnsRecord[], additional: DnsRecord[], chain?: DnsRecord[]): Uint8Array {
+  const all = chain === undefined ? answers : [...chain, ...answers];
+  const m = responseMessage(query, { nodeName: ctx.nodeName, forwardAllowed: true }, { rcode, answers: all, authority, additional }, false);
   return encodeMessage(m, replyLimit(query, ctx.transport)).bytes;
 }
 

@@ -30,7 +30,7 @@ const sockets = new Map<string, dgram.Socket>();
 let forwarder: Forwarder | null = null;
 let forward: ForwardQuery = () => undefined;
 /** `forward` as it is when a query comes (it is set by 'init', the sockets may be served before). */
-const current: ForwardQuery = (q, query, transport, send, raw) => forward(q, query, transport, send, raw);
+const current: ForwardQuery = (q, query, transport, send, raw, chain) => forward(q, query, transport, send, raw, chain);
 current.udp = (msg, fq, to, out, port, address) => forward.udp?.(msg, fq, to, out, port, address);
 /**
  * Entries cached here go to the daemon (within the share budget): the first of an event-loop turn

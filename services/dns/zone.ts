@@ -76,6 +76,8 @@ export interface Answer {
   answers: DnsRecord[];
   authority: DnsRecord[];
   additional: DnsRecord[];
+  /** Set when the answer is a CNAME chain leaving our zones: the name it ends at, for the forwarder to finish. */
+  chainOut?: string;
 }
 
 export interface ListedRecord { zone: string; name: string; type: string; ttl: number; data: string; source: RecordSource }
@@ -202,7 +204,10 @@ export class ZoneSet {
       out.answers.push(wireRecord(owner, cname));
       const target = readName(cname.rdata, 0)?.name ?? '';
       const targetZone = this.find(target);
-      if (targetZone === null) return out; // outside our zones: the resolver follows it
+      if (targetZone === null) {
+        out.chainOut = target; // outside our zones: the handler forwards the rest when the asker may forward
+        return out;
+      }
       owner = target;
       key = target;
       zone = targetZone;

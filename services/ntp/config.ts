@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { duration, listenAddress, port, refuseRepeats } from '../../lib/schema.js';
 import { parseIpv4Endpoint } from '../../lib/ipv4.js';
+import { DEFAULT_RATE_LIMIT } from './gate.js';
 
 // The `ntp:` block.
 
@@ -38,9 +39,9 @@ export const ntpConfig = z.object({
   rateLimit: z.object({
     /** false turns per-client rate limiting off (benchmarks; a trusted network only). */
     enabled: z.boolean().default(true),
-    interval: z.number().int().min(-4).max(12).default(3),
-    burst: z.number().int().min(1).max(255).default(8),
-    leak: z.number().int().min(1).max(4).default(2),
+    interval: z.number().int().min(-4).max(12).default(DEFAULT_RATE_LIMIT.interval),
+    burst: z.number().int().min(1).max(255).default(DEFAULT_RATE_LIMIT.burst),
+    leak: z.number().int().min(1).max(4).default(DEFAULT_RATE_LIMIT.leak),
   }).strict().optional(),
 }).strict().superRefine((c, ctx) => {
   refuseRepeats(ctx, c.listen, ['listen'], ['ntp']);

@@ -15,7 +15,7 @@ export type GateVerdict =
 export type GateDropReason = 'version' | 'mode' | 'rate';
 
 export interface RateLimitSettings {
-  /** log2 seconds between responses a client may average (chrony `interval`, default 3 = 8 s). */
+  /** log2 seconds between responses a client may average (chrony `interval`; lanha's default -1 = 0.5 s). */
   interval: number;
   /** Responses a client may get in a burst (chrony `burst`, default 8). */
   burst: number;
@@ -23,7 +23,13 @@ export interface RateLimitSettings {
   leak: number;
 }
 
-export const DEFAULT_RATE_LIMIT: RateLimitSettings = { interval: 3, burst: 8, leak: 2 };
+/**
+ * chrony's `ratelimit` defaults except the interval: chrony's 8 s is for public servers, and KoDs a
+ * LAN client polling every second (`minpoll 0 maxpoll 0`, the configuration chrony's own manual gives
+ * for a LAN server with hardware timestamps). Two responses a second on average leaves such a client
+ * twice its rate and still limits a client polling faster.
+ */
+export const DEFAULT_RATE_LIMIT: RateLimitSettings = { interval: -1, burst: 8, leak: 2 };
 
 const ANSWER: GateVerdict = { kind: 'answer' };
 const KOD: GateVerdict = { kind: 'kod' };

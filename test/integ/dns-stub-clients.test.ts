@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { requireLab, stopChild, withLab, type LabHost } from '../support/netns.js';
 import { LANCTL } from '../support/paths.js';
 import { serveDaemon, type ServedDaemon } from '../support/daemon.js';
+import { writeNsdUpstream } from '../support/dns-upstream.js';
 
 // The stub resolvers applications use, against lanha in lab namespaces (prefix lh), each client
 // namespace with its own /etc/netns/<ns>/resolv.conf (the host's is checked unchanged at the end):
@@ -21,18 +22,6 @@ const PY = '/usr/bin/python3';
 const MANY = 40; // 40 A records: 666 bytes, over 512 without EDNS, under glibc's EDNS size
 const HUGE = 90; // 90 A records: 1466 bytes, over the 1232 we allow on UDP even with EDNS
 
-function nsdConfig(dir: string): void {
-  writeFileSync(join(dir, 'ext.zone'), [
-    '$ORIGIN ext.test.', '$TTL 300', '@ IN SOA ns.ext.test. admin.ext.test. 1 3600 600 86400 120', '@ IN NS ns', 'ns IN A 192.0.2.53',
-    'www IN A 192.0.2.1', 'www IN AAAA 2001:db8::1', 'v4 IN A 192.0.2.4',
-    ...Array.from({ length: MANY }, (_, i) => `many IN A 192.0.2.${100 + i}`), '',
-  ].join('\n'));
-  writeFileSync(join(dir, 'nsd.conf'), [
-    'server:', `  ip-address: ${UPSTREAM}`, '  port: 53', '  username: ""', '  chroot: ""', `  zonesdir: "${dir}"`, `  zonelistfile: "${dir}/zone.list"`,
-    '  database: ""', `  pidfile: "${dir}/nsd.pid"`, `  xfrdfile: "${dir}/xfrd.state"`, `  xfrdir: "${dir}"`, `  logfile: "${dir}/nsd.log"`, '  verbosity: 0',
-    'remote-control:', '  control-enable: no', 'zone:', '  name: ext.test', '  zonefile: ext.zone', '',
-  ].join('\n'));
-}
 
 function lanhaConfig(dir: string): string {
   const records = [
@@ -105,8 +94,8 @@ t.test('glibc, python3, host, nslookup, drill and busybox nslookup against lanha
       const vcHost = await lab.addHost('vc', `${NET}.11/24`);
       const dh = await lab.addHost('dh', null);
       await srv.exec('ip', ['route', 'add', 'default', 'dev', srv.ifname]); // DHCP replies to 255.255.255.255
-      nsdConfig(dir);
-      lab.track(up.spawn('nsd', ['-d', '-c', join(dir, 'nsd.conf')]));
+      const nsdConf = writeNsdUpstream(dir, UPSTREAM, ['www IN A 192.0.2.1', 'www IN AAAA 2001:db8::1', 'v4 IN A 192.0.2.4', ...Array.from({ length: MANY }, (_, i) => `many IN A 192.0.2.${100 + i}`)]);
+      lab.track(up.spawn('nsd', ['-d', '-c', nsdConf]));
       const lanha = await startLanha(srv, dir);
       lab.track(lanha.child); // stopped with the lab if the test fails first
       const cli = client(cliHost);

@@ -6,6 +6,7 @@ import type { ChildProcess } from 'node:child_process';
 import { requireLab, stopChild, withLab, type LabHost } from '../support/netns.js';
 import { startEtcdCluster, type EtcdCluster } from '../support/etcd.js';
 import { LANCTL } from '../support/paths.js';
+import { writeNsdUpstream } from '../support/dns-upstream.js';
 
 // lanha's DNS with real clients in network namespaces (all names lh*): dig and kdig for every
 // record type, TCP, EDNS/NSID, a truncated answer retried over TCP, NXDOMAIN vs NODATA, the glibc
@@ -63,16 +64,8 @@ for (const backend of ['raft', 'etcd'] as const) t.test(`dns with dig, kdig, get
       await srv.exec('ip', ['route', 'add', 'default', 'dev', srv.ifname]);
 
       // Upstream: nsd with its own config and zone, in its own namespace.
-      writeFileSync(join(dir, 'ext.zone'), [
-        '$ORIGIN ext.test.', '$TTL 300', '@ IN SOA ns.ext.test. admin.ext.test. 1 3600 600 86400 120', '@ IN NS ns', 'ns IN A 192.0.2.53',
-        'www IN A 192.0.2.1', 'www IN AAAA 2001:db8::1', '',
-      ].join('\n'));
-      writeFileSync(join(dir, 'nsd.conf'), [
-        'server:', `  ip-address: ${UPSTREAM}`, '  port: 53', '  username: ""', '  chroot: ""', `  zonesdir: "${dir}"`, `  zonelistfile: "${dir}/zone.list"`,
-        '  database: ""', `  pidfile: "${dir}/nsd.pid"`, `  xfrdfile: "${dir}/xfrd.state"`, `  xfrdir: "${dir}"`, `  logfile: "${dir}/nsd.log"`, '  verbosity: 0',
-        'remote-control:', '  control-enable: no', 'zone:', '  name: ext.test', '  zonefile: ext.zone', '',
-      ].join('\n'));
-      up.spawn('nsd', ['-d', '-c', join(dir, 'nsd.conf')]);
+      const nsdConf = writeNsdUpstream(dir, UPSTREAM, ['www IN A 192.0.2.1', 'www IN AAAA 2001:db8::1']);
+      up.spawn('nsd', ['-d', '-c', nsdConf]);
 
       writeFileSync(join(dir, 'lanha.yaml'), `
 node: { name: lan-a, role: server, address: ${SRV}, stateDir: ${dir}/state, controlSocket: ${dir}/lanha.sock, logLevel: info }

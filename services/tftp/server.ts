@@ -598,8 +598,7 @@ export class TftpServer {
    * that has taken no data is the client declining (RFC 2347 §5: it refuses our OACK; PXE ROMs ask
    * for tsize and end there on every boot): info, not a warning.
    */
-  #failedLine(line: Record<string, unknown>, outcome: string, nothingTaken: boolean): void {
-    const declined = outcome === 'peer-error' && nothingTaken;
+  #failedLine(line: Record<string, unknown>, outcome: string, declined: boolean): void {
     if (declined) this.counters.inc('tftp.transfers_declined');
     const facts = this.#limited(declined ? 'declined' : `ended.${outcome}`, line);
     if (facts === null) return;
@@ -637,7 +636,10 @@ export class TftpServer {
     if (!pending) return;
     const { info, outcome } = ended;
     const ok = outcome === 'done';
-    this.counters.inc(ok ? 'tftp.transfers_done' : 'tftp.transfers_failed');
+    // A client that declined before any data (a size probe, an OACK refusal) is no failed transfer:
+    // UEFI PXE does it on every boot, and a failure counter rising per boot hides real failures.
+    if (ok) this.counters.inc('tftp.transfers_done');
+    else if (!declinedBeforeData(outcome, info.bytes)) this.counters.inc('tftp.transfers_failed');
     if (ok) this.counters.inc('tftp.bytes_sent', info.size);
     const mac = pending.client.mac;
     const line = {
@@ -645,7 +647,7 @@ export class TftpServer {
       ...(mac ? { mac } : {}), ...(pending.rendered ? { rendered: true, ...pending.rendered } : {}),
     };
     if (ok) this.log.info(line, 'tftp transfer done');
-    else this.#failedLine(line, outcome, info.bytes === 0);
+    else this.#failedLine(line, outcome, declinedBeforeData(outcome, info.bytes));
     // Compute-node boot progress: "fetched this file" goes into the replicated log (leader only).
     // Bounded: a client fetching in a loop must not make one log entry (a majority fsync) per file.
     if (ok && mac !== undefined && this.#state?.isLeader() && this.#bootEvents.allow(mac, this.clock.monotonicMs())) {
@@ -684,4 +686,12 @@ export async function startTftp(context: ServiceContext): Promise<RunningService
       'GET /v1/tftp': () => ({ status: 200, body: server.status() }),
     },
   };
+}
+
+/**
+ * An ERROR from a client that has taken no data: it declined the transfer (RFC 2347 §5: it refuses
+ * our OACK; UEFI and BIOS PXE ask for `tsize` alone and end there on every boot).
+ */
+function declinedBeforeData(outcome: string, bytes: number): boolean {
+  return outcome === 'peer-error' && bytes === 0;
 }

@@ -33,7 +33,7 @@ export interface BootPlan {
   bootfile: string;
   /** Option 60 "PXEClient" echoed: PXE firmware ignores offers without it (PXE 2.1 §2.2.1). */
   pxeClient: boolean;
-  /** Option 43 for the Raspberry Pi boot ROM, when the client is one. */
+  /** Option 43: the Raspberry Pi boot menu for a Pi, else PXE_BOOT_FILE_OPTION_43 for PXE firmware. */
   vendorSpecific?: Uint8Array;
 }
 
@@ -63,6 +63,16 @@ export const RASPBERRY_PI_OPTION_43: Uint8Array = (() => {
   return Uint8Array.from([6, 1, 3, 10, 4, 0, 0x50, 0x58, 0x45, 9, 3 + text.length, 0, 0, text.length, ...text, 255]);
 })();
 
+/**
+ * Option 43 beside the echoed "PXEClient" of any other PXE client: sub-option 6 (PXE_DISCOVERY_CONTROL)
+ * = 8, "a boot file name is in the offer: download it, no boot menu, no boot server discovery" (PXE
+ * 2.1 table 2-1), END; dnsmasq sends the same. An offer with "PXEClient" but no option 43 is, to
+ * UEFI PXE (EDK2's PxeBcDxe, so OVMF and most server firmware), a BINL offer: it asks a boot server
+ * on port 4011 for the file, hears nothing from lanha, and gives up with "PXE-E16: No valid offer
+ * received" although the offer named the file.
+ */
+export const PXE_BOOT_FILE_OPTION_43: Uint8Array = Uint8Array.of(6, 1, 8, 255);
+
 /** The boot plan for a request, or null when no rule matches and the client is no Pi. */
 export function planBoot(request: ClientRequest, rules: readonly BootRule[], defaultNextServer: Ipv4): BootPlan | null {
   const matched = matchBootRule(request, rules);
@@ -77,5 +87,6 @@ export function planBoot(request: ClientRequest, rules: readonly BootRule[], def
     pxeClient,
   };
   if (pi) plan.vendorSpecific = RASPBERRY_PI_OPTION_43;
+  else if (pxeClient) plan.vendorSpecific = PXE_BOOT_FILE_OPTION_43;
   return plan;
 }

@@ -23,7 +23,7 @@ import { DhcpHandler, type Reply } from './server.js';
 import { siteAddressesOf } from './config.js';
 import { decodeDhcp, encodeDhcp, emptyMessage, BootOp, fieldText, type DhcpMessage } from './wire.js';
 import { DhcpOption, textValue, ipsValue, u32Value } from './options.js';
-import { RASPBERRY_PI_OPTION_43 } from './netboot.js';
+import { PXE_BOOT_FILE_OPTION_43, RASPBERRY_PI_OPTION_43 } from './netboot.js';
 
 // Lease caching off (it is on by default, lease-cache.test.ts): these tests follow every grant and
 // renewal through the log.
@@ -529,6 +529,11 @@ t.test('netboot by arch, vendor class, user class; Raspberry Pi gets option 43 a
   t.ok(uboot.options.size > 0 && encodeDhcp(uboot, 548).length <= 548, 'fits u-boot\'s 576-octet limit');
   const uefi = decodeReply(await handler.handle(packet({ type: 1, mac: '52:54:00:00:00:07', extra: [[93, Uint8Array.of(0, 7)], [60, new TextEncoder().encode('PXEClient:Arch:00007:UNDI:003016')]] }), 'p', 0));
   t.equal(fieldText(uefi.file), 'ipxe.efi');
+  // UEFI PXE (EDK2) takes "PXEClient" without option 43 for a BINL offer and asks port 4011 for the
+  // file instead of loading ipxe.efi (OVMF in test/integ/boot-ovmf.test.ts: "PXE-E16").
+  t.equal(textValue(uefi.options.get(60)!), 'PXEClient');
+  t.same([...(uefi.options.get(43) ?? [])], [6, 1, 8, 255], 'option 43: discovery control 8, boot the offered file');
+  t.same([...PXE_BOOT_FILE_OPTION_43], [6, 1, 8, 255]);
   const pi = decodeReply(await handler.handle(packet({ type: 1, mac: 'dc:a6:32:01:02:03', extra: [[60, new TextEncoder().encode('PXEClient:Arch:00000:UNDI:002001')], [93, Uint8Array.of(0, 0)]] }), 'p', 0));
   t.same([...pi.options.get(43)!], [...RASPBERRY_PI_OPTION_43]);
   t.ok(textValue(pi.options.get(43)!).includes('Raspberry Pi Boot'));

@@ -20,7 +20,7 @@ import {
 } from './allocator.js';
 import { inventoryOwners, leaseOwners, memberNameOwners, memberNames, nameHeldBy, nameLabel, recordOwners, refusedLabelOwners, reservationOwners, staticRecordNames, type NameHolder, type NameOwners } from '../names.js';
 import { planBoot, type BootRule } from './netboot.js';
-import { ReplyTooLargeError, buildReply, encodeReply, remainingLease, replyDestination, replySizeMax, subnetReplyOptions, unknownPoolReplyOptions, type Destination, type ReplyInput, type SubnetReplyOptions } from './responder.js';
+import { ReplyTooLargeError, broadcastTarget, buildReply, encodeReply, remainingLease, replyDestination, replySizeMax, subnetReplyOptions, unknownPoolReplyOptions, type Destination, type ReplyInput, type SubnetReplyOptions } from './responder.js';
 import { siteAddressesOf, type DhcpConfig } from './config.js';
 import { leaseRoutes } from './leases-api.js';
 import { fromInterface, resolveInterface, type InterfaceAddress } from './interface.js';
@@ -103,8 +103,10 @@ export class DhcpHandler {
   /** Per known-only subnet: unknown clients ignored (`clients: known`, no unknownPool). */
   #ignoredUnknown = new Map<string, number>();
   #boot: BootRule[];
-  /** Where non-relayed broadcasts go: the local subnet's broadcast address (see replyDestination). */
+  /** Where non-relayed broadcasts go (broadcastTarget): at first the local subnet's broadcast address. */
   #broadcast = '255.255.255.255';
+  /** The local subnet's broadcast address: the rogue probe's target, and replies' without a route. */
+  #subnetBroadcast = '255.255.255.255';
   #perMac: MacBuckets;
   #global = { start: 0, count: 0 };
   #seen = new SeenLimiter();
@@ -168,7 +170,7 @@ export class DhcpHandler {
     // Reservations, then inventory nodes (a node's name is its own), then what the caller plugs in.
     this.#nameOwners = [reservationOwners(config.subnets, normalizeClientId), inventoryOwners(options.state.fsm.inventory), refusedLabelOwners(), ...(options.nameOwners ?? []), leaseOwners(options.state.fsm), inFlight];
     const localConfig = config.subnets.find((c) => this.#local !== undefined && cidrContains(c.subnet, this.#local.cidr.network));
-    if (this.#local && localConfig && config.listen === undefined) this.#broadcast = formatIpv4(localConfig.broadcast ?? broadcastOf(this.#local.cidr));
+    if (this.#local && localConfig && config.listen === undefined) this.#broadcast = this.#subnetBroadcast = formatIpv4(localConfig.broadcast ?? broadcastOf(this.#local.cidr));
   }
 
   /** One datagram in; zero or one reply out. Never throws for anything the network sends. */
@@ -564,7 +566,23 @@ export class DhcpHandler {
    * or without a local subnet.
    */
   get probeAddress(): string | null {
-    return this.#config.listen === undefined && this.#local !== undefined ? this.#broadcast : null;
+    return this.#config.listen === undefined && this.#local !== undefined ? this.#subnetBroadcast : null;
+  }
+
+  /** Where broadcast replies go now: 255.255.255.255 or the local subnet's broadcast address. */
+  get broadcastTo(): string { return this.#broadcast; }
+
+  /**
+   * Takes the kernel's route for 255.255.255.255 (the source address it picks, null without one)
+   * and sets where broadcast replies go (broadcastTarget); true when that changed. Without a local
+   * subnet, or with `dhcp.listen`, nothing changes.
+   */
+  limitedBroadcastRoute(routedSource: Ipv4 | null): boolean {
+    if (this.#config.listen !== undefined || this.#local === undefined) return false;
+    const next = broadcastTarget(this.#subnetBroadcast, this.#local.cidr, routedSource);
+    if (next === this.#broadcast) return false;
+    this.#broadcast = next;
+    return true;
   }
 
   /** How full each subnet's pools are now (`lanctl status`, `lanctl leases`). */
@@ -617,6 +635,27 @@ function shortened(subnet: SubnetReplyOptions, byMs: number): SubnetReplyOptions
   const renewMs = subnet.renewMs - byMs >= 1000 ? subnet.renewMs - byMs : Math.floor(leaseMs / 2);
   const rebindMs = subnet.rebindMs - byMs > renewMs ? subnet.rebindMs - byMs : Math.max(renewMs, Math.floor(leaseMs * 0.875));
   return { ...subnet, leaseMs, renewMs, rebindMs };
+}
+
+/**
+ * The source address the kernel picks for a datagram to 255.255.255.255:`port` (connect() on a UDP
+ * socket looks the route up and sends nothing), or null when it has no route for it.
+ */
+async function limitedBroadcastSource(port: number): Promise<string | null> {
+  const probe = createSocket('udp4');
+  try {
+    return await new Promise<string>((resolve, reject) => {
+      probe.once('error', reject);
+      probe.bind(0, () => {
+        probe.setBroadcast(true);
+        probe.connect(port, '255.255.255.255', () => resolve(probe.address().address));
+      });
+    });
+  } catch {
+    return null;
+  } finally {
+    probe.close();
+  }
 }
 
 /** Binds the socket and runs the handler until stop(). */
@@ -673,6 +712,19 @@ export async function startDhcpServer(options: DhcpServerOptions): Promise<Runni
   });
   socket.setBroadcast(true);
   const port = socket.address().port;
+  // Where replies to clients without an address go follows the kernel's route for 255.255.255.255
+  // (broadcastTarget): looked up at start and every minute, a change is logged.
+  const routeBroadcast = async (): Promise<void> => {
+    const source = await limitedBroadcastSource(config.clientPort);
+    if (handler.limitedBroadcastRoute(source === null ? null : parseIpv4(source))) {
+      log.info({ event: 'dhcp.broadcast_to', to: handler.broadcastTo, routedVia: source },
+        handler.broadcastTo === '255.255.255.255' ? 'replies to clients without an address go to 255.255.255.255'
+          : `replies to clients without an address go to ${handler.broadcastTo}: 255.255.255.255 is ${source === null ? 'not routed' : `routed from ${source}`}, not out of this subnet; UEFI PXE firmware ignores them (give this node a default route on the DHCP subnet)`);
+    }
+  };
+  await routeBroadcast();
+  const routeTimer = setInterval(() => void routeBroadcast(), 60_000);
+  routeTimer.unref();
   let sweeping = false;
   const timer = setInterval(() => {
     if (sweeping) return;
@@ -689,13 +741,14 @@ export async function startDhcpServer(options: DhcpServerOptions): Promise<Runni
     routes,
     status(): ServiceStatus {
       return {
-        listening: [`udp ${address}:${port}`], serverId: formatIpv4(handler.serverId), offers: handler.allocator.offerCount,
+        listening: [`udp ${address}:${port}`], serverId: formatIpv4(handler.serverId), broadcastTo: handler.broadcastTo, offers: handler.allocator.offerCount,
         pools: handler.poolUse(logNowMs(options.state, clock)), clients: handler.clientModes(), counters: handler.counters.toJSON(), ackStages: handler.stages.summary(),
         ...(handler.rogue === undefined ? {} : { rogue: { probe: probe?.status() ?? null, servers: handler.rogue.list().map(rogueServerView) } }),
       };
     },
     async stop() {
       clearInterval(timer);
+      clearInterval(routeTimer);
       await probe?.stop();
       await new Promise<void>((resolve) => socket.close(() => resolve()));
     },

@@ -6,16 +6,12 @@
 // reservation (the inventory is empty), so the script carries its name. Both fetches are
 // `node.boot` events `http` with their bytes.
 import t from 'tap';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { withLab } from '../support/netns.js';
 import { logRecords, runLanctl } from '../support/daemon.js';
-import { IpxeConsole, ipxeArgs, ipxeUnavailable, requireQemu, firmwareScratch, addTap, tapNetdev } from '../support/qemu.js';
+import { IpxeConsole, ipxeArgs, ipxeUnavailable, requireQemu, firmwareScratch, addTap, tapNetdev, x86BootProfile } from '../support/qemu.js';
 import { startLanhaDhcp, waitFor, type LanhaDhcp } from './dhcp-lab.js';
 
 const MAC = '52:54:00:97:08:16';
-const KERNEL = '#!ipxe\necho LANHA-KERNEL-RAN\nshell\n';
-const INITRD = 'initrd bytes\n'.repeat(1000);
 
 const DHCP = `  subnets:
     - subnet: 10.84.0.0/24
@@ -31,22 +27,7 @@ const DHCP = `  subnets:
 t.test('iPXE runs the boot.ipxe lanha renders for it and fetches kernel and initrd over HTTP', async (t) => {
   if (!requireQemu(t, 'iPXE boot-file test', ipxeUnavailable)) return;
   const scratch = firmwareScratch(t);
-  const root = scratch.root;
-  mkdirSync(join(root, 'x86'), { recursive: true });
-  writeFileSync(join(root, 'x86', 'next.ipxe'), KERNEL, { mode: 0o644 });
-  writeFileSync(join(root, 'x86', 'initrd.img'), INITRD, { mode: 0o644 });
-  const more = `tftp:
-  root: ${root}
-profiles:
-  x86:
-    arch: x86_64
-    kernel: x86/next.ipxe
-    initrd: x86/initrd.img
-    bootargs: "console=ttyS0 lanha.node={{name}}"
-boot:
-  defaultProfile: x86
-  http: { port: 8080 }
-`;
+  const { kernel: KERNEL, initrd: INITRD, yaml: more } = x86BootProfile(scratch.root);
   let server: LanhaDhcp | undefined;
   try {
     await withLab(async (lab) => {

@@ -1,19 +1,25 @@
 import type { ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { scratchConfig } from './daemon.js';
 import { requireLab, which, type LabHost } from './netns.js';
 
 // Firmware in qemu driven over its serial console, for tests where a real boot loader talks to
-// lanha: U-Boot in qemu-system-aarch64 (Debian u-boot-qemu, qemu-system-arm) and iPXE as the PXE
-// option ROM of a NIC under SeaBIOS in qemu-system-x86_64 (Debian ipxe-qemu, qemu-system-x86).
-// No KVM is needed: TCG boots either in a few seconds.
+// lanha: U-Boot in qemu-system-aarch64 (Debian u-boot-qemu, qemu-system-arm), iPXE as the PXE
+// option ROM of a NIC under SeaBIOS in qemu-system-x86_64 (Debian ipxe-qemu, qemu-system-x86) and
+// OVMF, UEFI with its own PXE client, in qemu-system-x86_64 (Debian ovmf). No KVM is needed: TCG
+// boots U-Boot and iPXE in a few seconds, OVMF in about 20.
 
 export const UBOOT_ARM64 = '/usr/lib/u-boot/qemu_arm64/u-boot.bin';
 /** iPXE built as the PXE ROM of qemu's e1000 (8086:100e). */
 export const IPXE_E1000_ROM = '/usr/lib/ipxe/qemu/pxe-e1000.rom';
 /** iPXE's UNDI loader, what a PXE ROM chain-loads (Debian ipxe). */
 export const IPXE_UNDIONLY = '/usr/lib/ipxe/undionly.kpxe';
+/** iPXE as a UEFI application, what UEFI PXE chain-loads (Debian ipxe). */
+export const IPXE_EFI = '/usr/lib/ipxe/ipxe.efi';
+/** OVMF, UEFI for x86-64 qemu (Debian ovmf): the code (read-only) and the variable store template. */
+export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
+export const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
 
 interface TapLike {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -52,6 +58,33 @@ export function firmwareScratch(t: { teardown(fn: () => void): void }): { dir: s
   return { dir: scratch.dir, file: scratch.file, root: join(scratch.dir, 'root') };
 }
 
+/**
+ * The x86 profile the iPXE and UEFI boot tests serve: its "kernel" is an iPXE script that prints
+ * LANHA-KERNEL-RAN and drops to the shell (iPXE boots scripts like any image), so the whole
+ * built-in boot.ipxe runs in a real iPXE. Writes kernel and initrd under `root`/x86 and returns
+ * them with the config blocks (`tftp:`, `profiles:`, `boot:` with the HTTP listener on 8080).
+ */
+export function x86BootProfile(root: string): { kernel: string; initrd: string; yaml: string } {
+  const kernel = '#!ipxe\necho LANHA-KERNEL-RAN\nshell\n';
+  const initrd = 'initrd bytes\n'.repeat(1000);
+  mkdirSync(join(root, 'x86'), { recursive: true });
+  writeFileSync(join(root, 'x86', 'next.ipxe'), kernel, { mode: 0o644 });
+  writeFileSync(join(root, 'x86', 'initrd.img'), initrd, { mode: 0o644 });
+  const yaml = `tftp:
+  root: ${root}
+profiles:
+  x86:
+    arch: x86_64
+    kernel: x86/next.ipxe
+    initrd: x86/initrd.img
+    bootargs: "console=ttyS0 lanha.node={{name}}"
+boot:
+  defaultProfile: x86
+  http: { port: 8080 }
+`;
+  return { kernel, initrd, yaml };
+}
+
 /** The -netdev value for a tap that already exists (see addTap): qemu opens it, runs no script. */
 export function tapNetdev(tap: string): string {
   return `tap,id=n0,ifname=${tap},script=no,downscript=no`;
@@ -83,6 +116,14 @@ export function ipxeUnavailable(): string | null {
   return null;
 }
 
+/** Why OVMF in qemu-system-x86_64 cannot run here, or null. */
+export function ovmfUnavailable(): string | null {
+  if (!which('qemu-system-x86_64')) return 'qemu-system-x86_64 missing (apt-get install qemu-system-x86)';
+  for (const file of [OVMF_CODE, OVMF_VARS]) if (!existsSync(file)) return `${file} missing (apt-get install ovmf)`;
+  if (!existsSync(IPXE_EFI)) return `${IPXE_EFI} missing (apt-get install ipxe)`;
+  return null;
+}
+
 /** The netdev id in a -netdev value such as "tap,id=n0,ifname=...". */
 function netdevId(netdev: string): string {
   return netdev.split('id=')[1]?.split(',')[0] ?? 'n0';
@@ -110,6 +151,20 @@ export function ipxeArgs(options: { netdev: string; mac?: string; memoryMiB?: nu
   const device = `e1000,netdev=${netdevId(options.netdev)},romfile=${IPXE_E1000_ROM}${options.mac ? `,mac=${options.mac}` : ''}`;
   return ['-accel', 'tcg', '-m', String(options.memoryMiB ?? 128), '-nographic', '-monitor', 'none', '-no-reboot',
     '-netdev', options.netdev, '-device', device, '-boot', 'order=n'];
+}
+
+/**
+ * qemu arguments for a q35 PC with OVMF (UEFI) and no disks, which boots from its network: UEFI
+ * PXE over IPv4 first (OVMF's own PXE client, PxeBcDxe, not iPXE). `vars` is a writable copy of
+ * OVMF_VARS (the firmware writes its boot entries there). The NIC is virtio-net with no option ROM
+ * (`romfile=`), so OVMF's own virtio driver and PXE client run; qemu's default ROM for it is
+ * iPXE's EFI driver. The firmware's console is the serial port (`-nographic`). TCG only.
+ */
+export function ovmfArgs(options: { netdev: string; vars: string; mac?: string; memoryMiB?: number }): string[] {
+  const device = `virtio-net-pci,netdev=${netdevId(options.netdev)},romfile=${options.mac ? `,mac=${options.mac}` : ''}`;
+  return ['-accel', 'tcg', '-M', 'q35', '-m', String(options.memoryMiB ?? 256), '-nographic', '-monitor', 'none', '-no-reboot',
+    '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE}`, '-drive', `if=pflash,format=raw,unit=1,file=${options.vars}`,
+    '-netdev', options.netdev, '-device', device];
 }
 
 /**

@@ -1,4 +1,5 @@
 import { compileTemplate, type Template } from './template.js';
+import { PROFILE_ARCHES, type ProfileArch } from './config.js';
 
 // The built-in boot file templates (a profile's `uboot:`, `ipxe:`, `pxelinux:` replace them).
 // U-Boot's default environment gives up on the first TFTP error, and a failover or crash of the
@@ -41,7 +42,10 @@ fi
 // timeouts (2 s x 5 instead of 5 s x 10) bound one try to about 10 s against a dead server.
 export const UBOOT_TEMPLATE = `# lanha boot script for {{name}} ({{mac}}, {{ip}}), profile {{profile}}{{#generation}}, generation {{generation}}{{/generation}}
 # Rendered per request by lanha; U-Boot runs it with "source".
-echo "lanha: booting {{name}} with profile {{profile}}"
+`;
+
+/** The built-in U-Boot script's body: the loads, the boot command, the reset when it returns. */
+const UBOOT_BODY = `echo "lanha: booting {{name}} with profile {{profile}}"
 setenv netretry once
 setenv tftptimeout 2000
 setenv tftptimeoutcountmax 5
@@ -53,6 +57,31 @@ echo "lanha: {{boot_command}} returned, the kernel did not start; resetting in $
 sleep ${GIVE_UP_PAUSE_S}
 reset
 `;
+
+/**
+ * ARM boards run a 32-bit or a 64-bit U-Boot (a Pi 3 either), and a profile of the other one
+ * cannot boot: a 32-bit U-Boot has no `booti`, a 64-bit one no `bootz` for a zImage. The script
+ * would reach the reset after the boot command, and the board would ask again and loop for ever.
+ * The script checks U-Boot's `${cpu}` (armv8 for every 64-bit ARM build; armv7, arm1176 ... for
+ * 32-bit ones) first, and on a mismatch prints why, names the fix and returns to U-Boot without
+ * a reset: the board stops at its prompt (distro boot goes on to its next boot target, if any).
+ */
+const UBOOT_ARCH_GUARD: Partial<Record<ProfileArch, { mismatch: string; wanted: string; other: string }>> = {
+  arm64: { mismatch: 'test -n "${cpu}" -a "${cpu}" != armv8', wanted: 'arm64 (booti)', other: 'arm' },
+  arm: { mismatch: 'test "${cpu}" = armv8', wanted: '32-bit ARM (bootz)', other: 'arm64' },
+};
+
+/** The built-in U-Boot script for profiles of `arch`: the body, behind the guard where there is one. */
+export function ubootTemplate(arch: ProfileArch): string {
+  const guard = UBOOT_ARCH_GUARD[arch];
+  if (guard === undefined) return UBOOT_TEMPLATE + UBOOT_BODY;
+  return `${UBOOT_TEMPLATE}if ${guard.mismatch}; then
+  echo "lanha: profile {{profile}} boots ${guard.wanted}, but this U-Boot is built for \${cpu}"
+  echo "lanha: not booting {{name}}: give it a profile with arch: ${guard.other} (lanctl nodes), or run a U-Boot built for {{arch}}"
+else
+${UBOOT_BODY}fi
+`;
+}
 
 export const UBOOT_UNKNOWN_TEMPLATE = `# lanha: this board is not in the inventory
 echo "lanha: this board (MAC {{#mac}}{{mac}}{{/mac}}{{^mac}}\${ethaddr}{{/mac}}, address \${ipaddr}) is not in the inventory."
@@ -123,7 +152,7 @@ function compiled(text: string): Template {
 
 /** The built-in templates, compiled once. */
 export const DEFAULT_TEMPLATES = {
-  uboot: compiled(UBOOT_TEMPLATE),
+  uboot: Object.fromEntries(PROFILE_ARCHES.map((arch) => [arch, compiled(ubootTemplate(arch))])) as Record<ProfileArch, Template>,
   ubootUnknown: compiled(UBOOT_UNKNOWN_TEMPLATE),
   ipxeHttp: compiled(IPXE_HTTP_TEMPLATE),
   ipxeTftp: compiled(IPXE_TFTP_TEMPLATE),

@@ -61,7 +61,11 @@ t.test('U-Boot script (arm64): bounded retries, netretry once, booti with initrd
   t.match(s, /setenv bootargs "console=ttyAMA0 lanha\.node=node07 lanha\.gen=g42"/, 'bootargs rendered with node variables');
   t.match(s, /booti \$\{kernel_addr_r\} \$\{ramdisk_addr_r\}:\$\{lh_initrd_size\} \$\{lh_fdt\}/);
   t.match(s, /could not load arm64\/Image from \$\{serverip\}; resetting in 10 s\"\n\s+sleep 10\n\s+reset/);
-  t.match(s, /reset\n$/, 'ends with a reset, never a hang');
+  t.match(s, /reset\nfi\n$/, 'ends with a reset, never a hang');
+  // A 32-bit ARM U-Boot has no booti: without the check the script reached its reset and the board
+  // looped (test/integ/boot-uboot-arm.test.ts runs both checks in U-Boot).
+  t.match(s, /^if test -n "\$\{cpu\}" -a "\$\{cpu\}" != armv8; then\n  echo "lanha: profile arm64 boots arm64 \(booti\), but this U-Boot is built for \$\{cpu\}"\n  echo "lanha: not booting node07: give it a profile with arch: arm \(lanctl nodes\), or run a U-Boot built for arm64"\nelse\necho "lanha: booting node07/m,
+    'an arm64 profile on a U-Boot not built for armv8: a message, no boot and no reset');
   t.notMatch(s, /\{\{|\}\}/, 'no tag left');
   const r = renderBootFile('uboot', target, profiles, new ProfileTemplates(), context);
   t.ok(r.ok && r.bytes[29] === 22, 'image arch arm64');
@@ -73,6 +77,11 @@ t.test('U-Boot script (arm): bootz, no initrd, dtb loaded', async (t) => {
   t.match(s, /bootz \$\{kernel_addr_r\} - \$\{lh_fdt\}/);
   t.notMatch(s, /ramdisk/);
   t.match(s, /setenv bootargs\n/, 'empty bootargs clears the variable');
+  t.match(s, /^if test "\$\{cpu\}" = armv8; then\n  echo "lanha: profile armv7 boots 32-bit ARM \(bootz\), but this U-Boot is built for \$\{cpu\}"\n.*arch: arm64 .*\nelse\n/m,
+    'a 32-bit ARM profile on an arm64 U-Boot: a message, no boot');
+  const r = renderBootFile('uboot', { ...target, profile: 'armv7' }, profiles, new ProfileTemplates(), context);
+  t.ok(r.ok && r.bytes[29] === 2, 'image arch arm');
+  t.notMatch(script('uboot', { ...target, profile: 'x86' }), /\$\{cpu\}/, 'no check where U-Boot has no 32/64-bit twin');
 });
 
 t.test('iPXE script: kernel and initrd over HTTP with bounded tries; TFTP when http is false', async (t) => {

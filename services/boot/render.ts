@@ -132,7 +132,7 @@ function nodeValues(target: BootTarget, context: RenderContext): TemplateValues 
 /** The template a file kind uses for a profile: its override, else the built-in one. */
 function templateFor(kind: BootFileKind, profile: ProfileConfig, templates: ProfileTemplates): { template: Template; field: string } {
   switch (kind) {
-    case 'uboot': return profile.uboot !== undefined ? { template: templates.get(profile.uboot), field: 'uboot' } : { template: DEFAULT_TEMPLATES.uboot, field: 'the built-in U-Boot script' };
+    case 'uboot': return profile.uboot !== undefined ? { template: templates.get(profile.uboot), field: 'uboot' } : { template: DEFAULT_TEMPLATES.uboot[profile.arch], field: 'the built-in U-Boot script' };
     case 'pxelinux': return profile.pxelinux !== undefined ? { template: templates.get(profile.pxelinux), field: 'pxelinux' } : { template: DEFAULT_TEMPLATES.pxelinux, field: 'the built-in pxelinux menu' };
     case 'ipxe':
       if (profile.ipxe !== undefined) return { template: templates.get(profile.ipxe), field: 'ipxe' };

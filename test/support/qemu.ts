@@ -11,6 +11,8 @@ import { requireLab, which, type LabHost } from './netns.js';
 // boots U-Boot and iPXE in a few seconds, OVMF in about 20.
 
 export const UBOOT_ARM64 = '/usr/lib/u-boot/qemu_arm64/u-boot.bin';
+/** U-Boot for 32-bit ARM (qemu_arm, armv7): DHCP option 93 = 21, vendor class U-Boot.armv7. */
+export const UBOOT_ARM = '/usr/lib/u-boot/qemu_arm/u-boot.bin';
 /** iPXE built as the PXE ROM of qemu's e1000 (8086:100e). */
 export const IPXE_E1000_ROM = '/usr/lib/ipxe/qemu/pxe-e1000.rom';
 /** iPXE's UNDI loader, what a PXE ROM chain-loads (Debian ipxe). */
@@ -101,10 +103,14 @@ export async function addTap(host: LabHost, tap: string, addresses: readonly str
   }
 }
 
-/** Why U-Boot in qemu cannot run here, or null. */
-export function ubootUnavailable(): string | null {
-  if (!which('qemu-system-aarch64')) return 'qemu-system-aarch64 missing (apt-get install qemu-system-arm)';
-  if (!existsSync(UBOOT_ARM64)) return `${UBOOT_ARM64} missing (apt-get install u-boot-qemu)`;
+/** The qemu of each U-Boot build. */
+export const UBOOT_QEMU = { arm64: 'qemu-system-aarch64', arm: 'qemu-system-arm' } as const;
+
+/** Why U-Boot (arm64, or 32-bit `arm`) in qemu cannot run here, or null. */
+export function ubootUnavailable(arch: 'arm64' | 'arm' = 'arm64'): string | null {
+  if (!which(UBOOT_QEMU[arch])) return `${UBOOT_QEMU[arch]} missing (apt-get install qemu-system-arm)`;
+  const bios = arch === 'arm64' ? UBOOT_ARM64 : UBOOT_ARM;
+  if (!existsSync(bios)) return `${bios} missing (apt-get install u-boot-qemu)`;
   return null;
 }
 
@@ -130,15 +136,18 @@ function netdevId(netdev: string): string {
 }
 
 /**
- * qemu arguments for U-Boot on the virt board. `netdev` is the -netdev value, e.g.
+ * qemu arguments for U-Boot on the virt board (qemu-system-aarch64; with `arch: 'arm'` the 32-bit
+ * build for qemu-system-arm). `netdev` is the -netdev value, e.g.
  * "user,id=n0" (slirp: the guest reaches the namespace it runs in through gateway 10.0.2.2) or
  * "tap,id=n0,ifname=lhXXtap,script=no,downscript=no" (a tap on a lab bridge).
  */
-export function ubootArgs(options: { netdev: string; mac?: string; memoryMiB?: number; disk?: string }): string[] {
+export function ubootArgs(options: { netdev: string; mac?: string; memoryMiB?: number; disk?: string; arch?: 'arm64' | 'arm' }): string[] {
   const device = `virtio-net-device,netdev=${netdevId(options.netdev)}${options.mac ? `,mac=${options.mac}` : ''}`;
   // A raw disk image as virtio-blk on the virtio-mmio transport (/dev/vda under Linux).
   const disk = options.disk === undefined ? [] : ['-drive', `file=${options.disk},if=none,format=raw,id=d0`, '-device', 'virtio-blk-device,drive=d0'];
-  return ['-M', 'virt', '-cpu', 'cortex-a57', '-smp', '1', '-m', String(options.memoryMiB ?? 256), '-bios', UBOOT_ARM64,
+  // qemu-system-arm's virt board runs a cortex-a15 unless told otherwise (U-Boot's qemu_arm).
+  const board = options.arch === 'arm' ? ['-bios', UBOOT_ARM] : ['-cpu', 'cortex-a57', '-bios', UBOOT_ARM64];
+  return ['-M', 'virt', ...board, '-smp', '1', '-m', String(options.memoryMiB ?? 256),
     '-nographic', '-monitor', 'none', '-no-reboot', '-netdev', options.netdev, '-device', device, ...disk];
 }
 

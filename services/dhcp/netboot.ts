@@ -33,6 +33,12 @@ export interface BootPlan {
   bootfile: string;
   /** Option 60 "PXEClient" echoed: PXE firmware ignores offers without it (PXE 2.1 §2.2.1). */
   pxeClient: boolean;
+  /**
+   * Option 60 "HTTPClient" echoed to a UEFI HTTP boot client (vendor class HTTPClient:Arch:...):
+   * its firmware takes the boot file (a URL) only from an offer that says HTTPClient (UEFI 2.x,
+   * HTTP Boot; EDK2's HttpBootDxe).
+   */
+  httpClient?: boolean;
   /** Option 43: the Raspberry Pi boot menu for a Pi, else PXE_BOOT_FILE_OPTION_43 for PXE firmware. */
   vendorSpecific?: Uint8Array;
 }
@@ -86,6 +92,7 @@ export function planBoot(request: ClientRequest, rules: readonly BootRule[], def
     bootfile: matched?.rule.bootfile ?? 'bootcode.bin',
     pxeClient,
   };
+  if (matched && (request.vendorClass ?? '').startsWith('HTTPClient')) plan.httpClient = true;
   if (pi) plan.vendorSpecific = RASPBERRY_PI_OPTION_43;
   else if (pxeClient) plan.vendorSpecific = PXE_BOOT_FILE_OPTION_43;
   return plan;

@@ -145,6 +145,7 @@ export function buildReply(input: ReplyInput): { message: DhcpMessage; requested
       over.set(DhcpOption.TftpServerName, textBytes(formatIpv4(boot.nextServer)));
       over.set(DhcpOption.BootfileName, textBytes(boot.bootfile));
       if (boot.pxeClient) over.set(DhcpOption.VendorClassIdentifier, textBytes('PXEClient'));
+      else if (boot.httpClient === true) over.set(DhcpOption.VendorClassIdentifier, textBytes('HTTPClient'));
       if (boot.vendorSpecific) over.set(DhcpOption.VendorSpecific, boot.vendorSpecific);
     }
     const served = (code: number): Uint8Array | undefined => over?.get(code) ?? base?.get(code);

@@ -53,6 +53,7 @@ dhcp:
     - { name: bios, match: { arch: [0] }, bootfile: undionly.kpxe }
     - { name: uefi, match: { arch: [7, 9] }, bootfile: ipxe.efi }
     - { name: uboot, match: { vendorClass: U-Boot }, nextServer: 10.50.0.2, bootfile: boot.scr.uimg }
+    - { name: uefi-http, match: { vendorClass: HTTPClient }, bootfile: "http://10.50.0.1:8080/ipxe.efi" }
 `;
 
 function setup(state?: StateLog): { handler: DhcpHandler; state: StateLog; clock: ManualClock } {
@@ -556,6 +557,12 @@ t.test('netboot by arch, vendor class, user class; Raspberry Pi gets option 43 a
   t.equal(textValue(uefi.options.get(60)!), 'PXEClient');
   t.same([...(uefi.options.get(43) ?? [])], [6, 1, 8, 255], 'option 43: discovery control 8, boot the offered file');
   t.same([...PXE_BOOT_FILE_OPTION_43], [6, 1, 8, 255]);
+  // UEFI HTTP boot takes the URL only from an offer whose option 60 says HTTPClient (OVMF in
+  // test/integ/boot-ovmf.test.ts: "Could not retrieve NBP file size from HTTP server" without it).
+  const http = decodeReply(await handler.handle(packet({ type: 1, mac: '52:54:00:00:00:16', extra: [[93, Uint8Array.of(0, 16)], [60, new TextEncoder().encode('HTTPClient:Arch:00016:UNDI:003000')]] }), 'p', 0));
+  t.equal(textValue(http.options.get(67)!), 'http://10.50.0.1:8080/ipxe.efi');
+  t.equal(textValue(http.options.get(60)!), 'HTTPClient', 'option 60 HTTPClient echoed');
+  t.notOk(http.options.has(43), 'no PXE option 43 for an HTTP client');
   const pi = decodeReply(await handler.handle(packet({ type: 1, mac: 'dc:a6:32:01:02:03', extra: [[60, new TextEncoder().encode('PXEClient:Arch:00000:UNDI:002001')], [93, Uint8Array.of(0, 0)]] }), 'p', 0));
   t.same([...pi.options.get(43)!], [...RASPBERRY_PI_OPTION_43]);
   t.ok(textValue(pi.options.get(43)!).includes('Raspberry Pi Boot'));
@@ -563,6 +570,7 @@ t.test('netboot by arch, vendor class, user class; Raspberry Pi gets option 43 a
   const plain = decodeReply(await handler.handle(packet({ type: 1, mac: '52:54:00:00:00:08' }), 'p', 0));
   t.equal(plain.siaddr, 0);
   t.notOk(plain.options.has(67));
+  t.notOk(plain.options.has(60), 'no vendor class for a client that sent none');
   t.end();
 });
 

@@ -14,7 +14,11 @@
 //    the boot HTTP listener and boots the kernel, an iPXE script that prints a marker.
 // lanha's side: two grants (one per rule), the probe a declined transfer (not failed, no slot
 // held), ipxe.efi and boot.ipxe whole, the node's boot events.
-import t from 'tap';
+// UEFI HTTP boot, second test: OVMF with PXE switched off (fw_cfg) tries "UEFI HTTPv4" first; its
+// DHCP (vendor class HTTPClient:Arch:00016) gets a URL on lanha's boot HTTP listener as bootfile and
+// option 60 HTTPClient (without it the firmware takes no URL from the offer), downloads ipxe.efi
+// over HTTP and starts it; step 3 as above.
+import t, { type Test } from 'tap';
 import { copyFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { withLab } from '../support/netns.js';
@@ -33,14 +37,15 @@ const DHCP = `  subnets:
         - { mac: "${MAC}", ip: 10.86.0.71, hostname: uefi-n1 }
   boot:
     - { name: ipxe-script, match: { userClass: iPXE }, nextServer: 10.86.0.1, bootfile: boot.ipxe }
+    - { name: uefi-http, match: { vendorClass: HTTPClient }, bootfile: "http://10.86.0.1:8080/ipxe.efi" }
     - { name: x86-bios, match: { arch: [0] }, nextServer: 10.86.0.1, bootfile: undionly.kpxe }
     - { name: x86-uefi, match: { arch: [7, 9] }, nextServer: 10.86.0.1, bootfile: ipxe.efi }
 `;
 
 interface Line { event: string; file?: string; bytes?: number; size?: number; mac?: string; boot?: string; bootfile?: string; to?: string; outcome?: string }
 
-t.test('OVMF (UEFI PXE) boots lanha\'s ipxe.efi, which runs the boot.ipxe lanha renders for it', async (t) => {
-  if (!requireQemu(t, 'OVMF UEFI PXE test', ovmfUnavailable)) return;
+/** One OVMF boot through ipxe.efi to the kernel script; `httpBoot`: UEFI HTTP boot instead of PXE. */
+async function bootOvmf(t: Test, httpBoot: boolean): Promise<void> {
   const scratch = firmwareScratch(t);
   const { initrd: INITRD, yaml: more } = x86BootProfile(scratch.root);
   copyFileSync(IPXE_EFI, join(scratch.root, 'ipxe.efi'));
@@ -61,23 +66,35 @@ t.test('OVMF (UEFI PXE) boots lanha\'s ipxe.efi, which runs the boot.ipxe lanha 
       server = await startLanhaDhcp(host, '10.86.0.1', DHCP, scratch.dir, more);
       const logs = server.daemon.logs;
       t.same(logRecords<Line>(logs()).filter((l) => l.event === 'dhcp.broadcast_to').map((l) => l.to), ['255.255.255.255'], 'lanha broadcasts to 255.255.255.255 here');
-      const qemu = host.spawn('qemu-system-x86_64', ovmfArgs({ netdev: tapNetdev(tap), vars, mac: MAC }), { stdio: ['pipe', 'pipe', 'pipe'] });
+      const qemu = host.spawn('qemu-system-x86_64', ovmfArgs({ netdev: tapNetdev(tap), vars, mac: MAC, httpBoot }), { stdio: ['pipe', 'pipe', 'pipe'] });
       const console = new SerialConsole(qemu, /iPXE> $/);
       try {
-        // 1. + 2. The firmware's own PXE client.
-        await console.waitFor(/>>Start PXE over IPv4/, 120_000);
-        const nbp = await console.waitFor(/NBP file downloaded successfully/, 90_000);
-        const firmware = console.output.slice(0, nbp.index);
-        t.match(firmware, /Station IP address is 10\.86\.0\.71\b/, 'the reserved address');
-        t.match(firmware, /Server IP address is 10\.86\.0\.1\b/, 'the UEFI rule\'s next-server');
-        t.match(firmware, /NBP filename is ipxe\.efi\b/, 'the UEFI rule\'s bootfile');
-        t.match(firmware, new RegExp(`NBP filesize is ${efiSize} Bytes`), 'the size from the tsize probe\'s OACK');
-        t.notMatch(firmware, /PXE-E\d\d/, 'no PXE error on the way');
+        // 1. + 2. The firmware's own PXE or HTTP boot client.
+        let nbp: RegExpMatchArray;
+        if (httpBoot) {
+          await console.waitFor(/>>Start HTTP Boot over IPv4/, 120_000);
+          nbp = await console.waitFor(/Downloading\.\.\.100%/, 90_000);
+          const firmware = console.output.slice(0, nbp.index);
+          t.notMatch(firmware, />>Start PXE/, 'PXE is off: HTTP boot is the first network boot');
+          t.match(firmware, /Station IP address is 10\.86\.0\.71\b/, 'the reserved address');
+          t.match(firmware, /URI: http:\/\/10\.86\.0\.1:8080\/ipxe\.efi/, 'the HTTP rule\'s URL');
+          t.match(firmware, new RegExp(`File Size: ${efiSize} Bytes`), 'the size from lanha\'s HTTP listener');
+          t.notMatch(firmware, /Error:/, 'no HTTP boot error on the way');
+        } else {
+          await console.waitFor(/>>Start PXE over IPv4/, 120_000);
+          nbp = await console.waitFor(/NBP file downloaded successfully/, 90_000);
+          const firmware = console.output.slice(0, nbp.index);
+          t.match(firmware, /Station IP address is 10\.86\.0\.71\b/, 'the reserved address');
+          t.match(firmware, /Server IP address is 10\.86\.0\.1\b/, 'the UEFI rule\'s next-server');
+          t.match(firmware, /NBP filename is ipxe\.efi\b/, 'the UEFI rule\'s bootfile');
+          t.match(firmware, new RegExp(`NBP filesize is ${efiSize} Bytes`), 'the size from the tsize probe\'s OACK');
+          t.notMatch(firmware, /PXE-E\d\d/, 'no PXE error on the way');
+        }
         t.comment(`OVMF had ipxe.efi ${((Date.now() - started) / 1000).toFixed(1)} s after the start`);
         // 3. ipxe.efi on its own: DHCP, the rendered script, kernel and initrd over HTTP.
         await console.waitFor(/LANHA-KERNEL-RAN/, 120_000, nbp.index);
         const ipxe = console.output.slice(nbp.index);
-        t.match(ipxe, /BdsDxe: starting Boot\d+ "UEFI PXEv4/, 'the firmware started the downloaded binary');
+        t.match(ipxe, httpBoot ? /BdsDxe: starting Boot\d+ "UEFI HTTPv4/ : /BdsDxe: starting Boot\d+ "UEFI PXEv4/, 'the firmware started the downloaded binary');
         t.match(ipxe, /iPXE initialising devices/, 'ipxe.efi runs');
         t.match(ipxe, /net0: 10\.86\.0\.71\/255\.255\.255\.0/, 'iPXE got the same address');
         t.match(ipxe, /Filename: boot\.ipxe/, 'the iPXE rule: the script, not ipxe.efi again');
@@ -85,31 +102,37 @@ t.test('OVMF (UEFI PXE) boots lanha\'s ipxe.efi, which runs the boot.ipxe lanha 
         t.match(ipxe, /http:\/\/10\.86\.0\.1:8080\/x86\/next\.ipxe\.\.\. ok/, 'the kernel over the boot HTTP listener');
         t.match(ipxe, /http:\/\/10\.86\.0\.1:8080\/x86\/initrd\.img\.\.\. ok/, 'the initrd over HTTP');
         t.notMatch(ipxe, /failed \(try/, 'no retries needed');
-        t.comment(`UEFI PXE chain took ${((Date.now() - started) / 1000).toFixed(1)} s`);
+        t.comment(`UEFI ${httpBoot ? 'HTTP boot' : 'PXE'} chain took ${((Date.now() - started) / 1000).toFixed(1)} s`);
       } finally {
         qemu.kill('SIGKILL');
       }
 
       // lanha's view.
       const grants = logRecords<Line>(logs()).filter((l) => l.mac === MAC && (l.event === 'dhcp.lease.granted' || l.event === 'dhcp.lease.reused'));
-      t.same(grants.map((g) => [g.boot, g.bootfile]), [['x86-uefi', 'ipxe.efi'], ['ipxe-script', 'boot.ipxe']], 'one ACK per rule: the firmware, then iPXE');
+      t.same(grants.map((g) => [g.boot, g.bootfile]), [httpBoot ? ['uefi-http', 'http://10.86.0.1:8080/ipxe.efi'] : ['x86-uefi', 'ipxe.efi'], ['ipxe-script', 'boot.ipxe']],
+        'one ACK per rule: the firmware, then iPXE');
       const tftp = logRecords<Line>(logs()).filter((l) => l.event.startsWith('tftp.transfer.'));
-      t.same(tftp.map((l) => [l.event, l.file, l.bytes, l.mac]), [
+      const script = ['tftp.transfer.done', 'boot.ipxe', tftp.find((l) => l.file === 'boot.ipxe')?.size, MAC];
+      t.same(tftp.map((l) => [l.event, l.file, l.bytes, l.mac]), httpBoot ? [script] : [
         ['tftp.transfer.declined', 'ipxe.efi', 0, MAC],
         ['tftp.transfer.done', 'ipxe.efi', efiSize, MAC],
-        ['tftp.transfer.done', 'boot.ipxe', tftp.find((l) => l.file === 'boot.ipxe')?.size, MAC],
-      ], 'the size probe declined, then ipxe.efi and boot.ipxe whole');
+        script,
+      ], httpBoot ? 'only the script over TFTP' : 'the size probe declined, then ipxe.efi and boot.ipxe whole');
+      if (httpBoot) {
+        const http = logRecords<Line>(logs()).filter((l) => l.event === 'boot.http.done' && l.file === 'ipxe.efi');
+        t.ok(http.some((l) => l.bytes === efiSize && l.mac === MAC), `ipxe.efi whole over HTTP: ${JSON.stringify(http)}`);
+      }
       const status = await runLanctl(['status', '--json', '--socket', server!.socket]);
       const services = (JSON.parse(status.stdout) as { services: Record<string, { counters?: Record<string, number>; transfers?: unknown[] }> }).services;
       const counters = services['tftp']?.counters ?? {};
-      t.equal(counters['tftp.transfers_declined'], 1, 'the probe is counted as declined');
+      t.equal(counters['tftp.transfers_declined'] ?? 0, httpBoot ? 0 : 1, httpBoot ? 'no TFTP size probe' : 'the probe is counted as declined');
       t.equal(counters['tftp.transfers_failed'] ?? 0, 0, 'and not as a failed transfer');
       t.same(services['tftp']?.transfers, [], 'no transfer slot held');
       const shown = await runLanctl(['nodes', '--mac', MAC, '--json', '--socket', server!.socket]);
       t.equal(shown.code, 0, shown.stderr);
       const events = (JSON.parse(shown.stdout) as { events: Array<{ event: string; detail: string | null }> }).events;
       const detail = (event: string, re: RegExp): boolean => events.some((e) => e.event === event && re.test(e.detail ?? ''));
-      t.ok(detail('tftp', new RegExp(`^ipxe\\.efi \\(${efiSize} bytes, \\d+ ms\\)$`)), `ipxe.efi in the node's boot events: ${JSON.stringify(events)}`);
+      t.ok(detail(httpBoot ? 'http' : 'tftp', new RegExp(`^ipxe\\.efi \\(${efiSize} bytes, \\d+ ms\\)$`)), `ipxe.efi in the node's boot events: ${JSON.stringify(events)}`);
       t.ok(detail('http', new RegExp(`^x86/initrd\\.img \\(${INITRD.length} bytes, \\d+ ms\\)$`)), 'the initrd too');
       t.notOk(events.some((e) => /ipxe\.efi \(0 bytes/.test(e.detail ?? '')), 'the size probe is no boot event');
       t.ok(lab.resolvConfUnchanged(), 'host /etc/resolv.conf untouched');
@@ -117,4 +140,14 @@ t.test('OVMF (UEFI PXE) boots lanha\'s ipxe.efi, which runs the boot.ipxe lanha 
   } finally {
     await server?.stop();
   }
+}
+
+t.test('OVMF (UEFI PXE) boots lanha\'s ipxe.efi, which runs the boot.ipxe lanha renders for it', async (t) => {
+  if (!requireQemu(t, 'OVMF UEFI PXE test', ovmfUnavailable)) return;
+  await bootOvmf(t, false);
+});
+
+t.test('OVMF (UEFI HTTP boot) fetches ipxe.efi from lanha\'s boot HTTP listener, which runs the boot.ipxe lanha renders for it', async (t) => {
+  if (!requireQemu(t, 'OVMF UEFI HTTP boot test', ovmfUnavailable)) return;
+  await bootOvmf(t, true);
 });

@@ -169,9 +169,13 @@ export function ipxeArgs(options: { netdev: string; mac?: string; memoryMiB?: nu
  * (`romfile=`), so OVMF's own virtio driver and PXE client run; qemu's default ROM for it is
  * iPXE's EFI driver. The firmware's console is the serial port (`-nographic`). TCG only.
  */
-export function ovmfArgs(options: { netdev: string; vars: string; mac?: string; memoryMiB?: number }): string[] {
+export function ovmfArgs(options: { netdev: string; vars: string; mac?: string; memoryMiB?: number; httpBoot?: boolean }): string[] {
   const device = `virtio-net-pci,netdev=${netdevId(options.netdev)},romfile=${options.mac ? `,mac=${options.mac}` : ''}`;
-  return ['-accel', 'tcg', '-M', 'q35', '-m', String(options.memoryMiB ?? 256), '-nographic', '-monitor', 'none', '-no-reboot',
+  // OVMF's run-time switches (OvmfPkg/RUNTIME_CONFIG.md): with PXE off, the first network boot
+  // entry it tries is UEFI HTTP boot over IPv4.
+  const http = options.httpBoot === true
+    ? ['-fw_cfg', 'name=opt/org.tianocore/IPv4PXESupport,string=n', '-fw_cfg', 'name=opt/org.tianocore/IPv6PXESupport,string=n'] : [];
+  return ['-accel', 'tcg', '-M', 'q35', '-m', String(options.memoryMiB ?? 256), '-nographic', '-monitor', 'none', '-no-reboot', ...http,
     '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE}`, '-drive', `if=pflash,format=raw,unit=1,file=${options.vars}`,
     '-netdev', options.netdev, '-device', device];
 }

@@ -113,6 +113,10 @@ export const configCheckCommand: CliCommand = {
       io.out(`${file}: ok\n  node: ${config.node.name} (${config.node.role})\n  cluster: ${members}\n${timersLine(config)}${links.text}  enabled: ${enabled.join(', ') || 'nothing'}\n`);
       const { configWarnings } = await import('../config/warnings.js');
       for (const w of configWarnings(config)) io.out(`WARNING: ${w}\n`);
+      if (config.power !== undefined) {
+        const { missingPowerPrograms } = await import('../cluster/power-run.js');
+        for (const w of missingPowerPrograms(config.power)) io.out(`WARNING: ${w}\n`);
+      }
       return ExitCode.ok;
     } catch (error) {
       if (error instanceof ConfigError) {

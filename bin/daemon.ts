@@ -24,6 +24,7 @@ import { nodeRoutes } from '../cluster/nodes-view.js';
 import { inventoryContext, knownProfiles } from '../cluster/inventory-config.js';
 import { inventoryRoutes, leaseHolderOf } from '../cluster/inventory-api.js';
 import { powerRoutes } from '../cluster/power-api.js';
+import { missingPowerPrograms } from '../cluster/power-run.js';
 import { startInventorySeeder } from '../cluster/inventory-seed.js';
 import { VERSION } from './version.js';
 import { processMemory, watchPauses, type ProcessMemory } from '../lib/memory.js';
@@ -265,7 +266,7 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
     throw error;
   }
 
-  for (const warning of configWarnings(config)) log.warn({ event: 'config.warning' }, warning);
+  for (const warning of [...configWarnings(config), ...(config.power === undefined ? [] : missingPowerPrograms(config.power))]) log.warn({ event: 'config.warning' }, warning);
   systemd = systemdReady(log);
   log.info({ event: 'daemon.ready', socket: config.node.controlSocket, services: running.map((s) => s.name), ...(http ? { http: `http://${http.address}/` } : {}) }, `lanha ${VERSION} ready`);
 

@@ -2,8 +2,8 @@ import t from 'tap';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { OUTPUT_MAX, runPower, runPowerCommand } from './power-run.js';
-import type { PowerPlan } from './power.js';
+import { OUTPUT_MAX, missingPowerPrograms, runPower, runPowerCommand } from './power-run.js';
+import { powerConfig, type PowerPlan } from './power.js';
 
 // Running power commands for real (/bin/sh): results, output, timeouts that end the whole process
 // group, programs that do not exist, and the cap on commands at once.
@@ -57,4 +57,21 @@ t.test('at most `parallel` commands at once, every one run, results in order', a
   t.equal(seen.length, 6, 'six commands ran');
   t.ok(Math.max(...seen) <= 2, `never more than 2 at once (seen ${seen.join(', ')})`);
   t.ok(existsSync(running) && readdirSync(running).length === 0, 'every command finished');
+});
+
+t.test('programs this machine could not start are named, each once, with where the config names them', async (t) => {
+  const script = join(dir, 'pdu');
+  writeFileSync(script, '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+  const notExec = join(dir, 'pdu-noexec');
+  writeFileSync(notExec, '#!/bin/sh\nexit 0\n', { mode: 0o644 });
+  const config = powerConfig.parse({
+    command: [script, '{{action}}'], status: ['sh', '-c', 'true'], off: [notExec],
+    groups: { r2: { command: ['no-such-ipmitool', '{{name}}'], cycle: [join(dir, 'missing')] }, r3: { on: ['no-such-ipmitool'] } },
+  });
+  t.same(missingPowerPrograms(config, `/usr/bin:/bin`), [
+    `power.off: ${notExec} is not an executable file here: lanctl nodes power would fail for the nodes it serves`,
+    'power.groups.r2.command, power.groups.r3.on: no-such-ipmitool is not found in PATH here: lanctl nodes power would fail for the nodes it serves',
+    `power.groups.r2.cycle: ${join(dir, 'missing')} is not an executable file here: lanctl nodes power would fail for the nodes it serves`,
+  ]);
+  t.same(missingPowerPrograms(powerConfig.parse({ command: ['pdu'] }), dir), [], 'a name found in PATH');
 });

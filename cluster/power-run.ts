@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process';
-import type { PowerPlan } from './power.js';
+import { accessSync, constants, statSync } from 'node:fs';
+import { delimiter, isAbsolute, join } from 'node:path';
+import { POWER_ACTIONS, type PowerConfig, type PowerPlan } from './power.js';
 
 // Runs planned power commands (power.ts): at most `parallel` at once, each in a process group of
 // its own so that a timeout ends the command and whatever it started (SIGTERM, then SIGKILL 2 s
@@ -95,4 +97,37 @@ export async function runPower(plans: readonly PowerPlan[], o: RunOptions): Prom
   };
   await Promise.all(Array.from({ length: Math.min(o.parallel, plans.length) }, worker));
   return results;
+}
+
+/** Whether `program` would start here: an executable regular file at its path, or found in PATH. */
+function findProgram(program: string, path: string): boolean {
+  const runnable = (file: string): boolean => {
+    try {
+      accessSync(file, constants.X_OK);
+      return statSync(file).isFile();
+    } catch {
+      return false;
+    }
+  };
+  if (isAbsolute(program) || program.includes('/')) return runnable(program);
+  return path.split(delimiter).some((dir) => dir !== '' && runnable(join(dir, program)));
+}
+
+/**
+ * The power programs of the block that this machine could not start (missing, not executable, not
+ * in PATH), each once with where it is named: a typo found by `lanctl config check` and at start,
+ * not on the night a node hangs. Warnings, not errors: a config may be checked on another machine.
+ */
+export function missingPowerPrograms(config: PowerConfig, path = process.env['PATH'] ?? ''): string[] {
+  const where = new Map<string, string[]>();
+  const note = (argv: readonly string[] | undefined, key: string): void => {
+    if (argv === undefined) return;
+    const list = where.get(argv[0]!) ?? [];
+    list.push(key);
+    where.set(argv[0]!, list);
+  };
+  for (const k of ['command', ...POWER_ACTIONS] as const) note(config[k], `power.${k}`);
+  for (const [g, c] of Object.entries(config.groups)) for (const k of ['command', ...POWER_ACTIONS] as const) note(c[k], `power.groups.${g}.${k}`);
+  return [...where].filter(([program]) => !findProgram(program, path))
+    .map(([program, keys]) => `${keys.join(', ')}: ${program} ${isAbsolute(program) || program.includes('/') ? 'is not an executable file here' : 'is not found in PATH here'}: lanctl nodes power would fail for the nodes it serves`);
 }

@@ -162,20 +162,26 @@ ntp:
   localStratum: 10
 Y
 }
-pss_split() { # PID -> "anonKiB fileKiB threads fileRssKiB" of the process and its children (Pss: shared pages once)
+pss_split() { # PID -> "anonKiB fileKiB threads fileRssKiB perProcess" of the process and its children (Pss: shared pages once)
   # fileRss: the largest process's resident file pages, whole (Pss_File divides the node binary's
   # pages among every node process on the machine, other benches' too; on a Pi running only lanha
   # the daemon and its worker share them, so anon + fileRss is what the machine holds for lanha).
-  local p anon=0 file=0 threads=0 frss=0 a f r
+  # perProcess: role:anonMiB/threads for each (daemon, dns_worker, tcpdump: the NTP capture child).
+  local p anon=0 file=0 threads=0 frss=0 a f r n role each=""
   for p in "$1" $(ps -o pid= --ppid "$1" 2>/dev/null || true); do
     read -r a f r < <(awk '$1 == "Pss_Anon:" {a=$2} $1 == "Pss_File:" {f=$2} $1 == "Rss:" {rss=$2} $1 == "Anonymous:" {an=$2} END {print a+0, f+0, rss-an}' "/proc/$p/smaps_rollup" 2>/dev/null || echo "0 0 0")
-    anon=$((anon + ${a:-0})); file=$((file + ${f:-0})); threads=$((threads + $(ls "/proc/$p/task" 2>/dev/null | wc -l)))
+    n=$(ls "/proc/$p/task" 2>/dev/null | wc -l)
+    anon=$((anon + ${a:-0})); file=$((file + ${f:-0})); threads=$((threads + n))
     [ "${r:-0}" -gt "$frss" ] && frss=$r
+    case "$(tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null)" in
+      *udp-worker.js*) role=dns_worker;; *" serve "*) role=daemon;; *tcpdump*) role=tcpdump;; *) role=other;;
+    esac
+    each="$each${each:+,}$role:$(mib "${a:-0}")/$n"
   done
-  echo "$anon $file $threads $frss"
+  echo "$anon $file $threads $frss $each"
 }
-memory_parts() { # control socket -> "processes rss heapUsed heapTotal external other" (MiB, summed over the daemon's processes)
-  node "$LANCTL" status --json --socket "$1" 2>/dev/null | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const ps=JSON.parse(s).memory?.processes ?? [];const sum=(k)=>ps.reduce((n,p)=>n+(p[k]??0),0);const r=(x)=>x.toFixed(1);console.log(ps.length, r(sum("rssMiB")), r(sum("heapUsedMiB")), r(sum("heapTotalMiB")), r(sum("externalMiB")), r(sum("rssMiB")-sum("heapTotalMiB")-sum("externalMiB")), ps.map((p)=>p.role.replace(/ /g,"_")+":"+p.rssMiB).join(","))})'
+memory_parts() { # control socket -> "processes rss heapUsed heapTotal external other rssPerProcess heapSpaces" (MiB, summed over the daemon's processes; per process: RSS, and V8 heap new/old/code/large of its main thread)
+  node "$LANCTL" status --json --socket "$1" 2>/dev/null | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const ps=JSON.parse(s).memory?.processes ?? [];const sum=(k)=>ps.reduce((n,p)=>n+(p[k]??0),0);const r=(x)=>x.toFixed(1);console.log(ps.length, r(sum("rssMiB")), r(sum("heapUsedMiB")), r(sum("heapTotalMiB")), r(sum("externalMiB")), r(sum("rssMiB")-sum("heapTotalMiB")-sum("externalMiB")), ps.map((p)=>p.role.replace(/ /g,"_")+":"+p.rssMiB).join(","), ps.map((p)=>{const h=p.heapSpacesMiB;return h?p.role.replace(/ /g,"_")+":"+[h.new,h.old,h.code,h.largeObject].join("/"):""}).filter(Boolean).join(",") || "NA")})'
 }
 memory_phase() { # kind (lanha|kea-persist): sets M[label.idle], M[label.load], M[label.leases]
   local kind=$1 label=${1%-persist} n=${MEMORY_CLIENTS:-1000} pid
@@ -221,7 +227,7 @@ memory_results() {
   # Where it goes, at the end of the load: Pss of anonymous memory (V8 heaps, malloc, stacks) and of
   # files (the node binary's and libraries' pages, shared by the daemon and its worker, counted once);
   # the V8 heap and Buffers per process from process.memoryUsage() (RSS counts shared pages in each).
-  echo "RESULT dhcp.memory.parts_mib lanha=$(mib "${M[lanha.now]:-}") kea=$(mib "${M[kea.now]:-}") ratio=$(ratio "$(mib "${M[lanha.now]:-}")" "$(mib "${M[kea.now]:-}")") unit=MiB better=lower pss_anon=$(mib "${ls[0]:-}") pss_file=$(mib "${ls[1]:-}") file_rss=$(mib "${ls[3]:-}") alone=$(mib "$(( ${ls[0]:-0} + ${ls[3]:-0} ))") kea_pss_anon=$(mib "${ks[0]:-}") kea_pss_file=$(mib "${ks[1]:-}") kea_file_rss=$(mib "${ks[3]:-}") heap_used=$(or_na "${pl[2]:-}") heap_total=$(or_na "${pl[3]:-}") external=$(or_na "${pl[4]:-}") processes=$(or_na "${pl[0]:-}") threads=$(or_na "${ls[2]:-}") kea_threads=$(or_na "${ks[2]:-}") rss_per_process=$(or_na "${pl[6]:-}")"
+  echo "RESULT dhcp.memory.parts_mib lanha=$(mib "${M[lanha.now]:-}") kea=$(mib "${M[kea.now]:-}") ratio=$(ratio "$(mib "${M[lanha.now]:-}")" "$(mib "${M[kea.now]:-}")") unit=MiB better=lower pss_anon=$(mib "${ls[0]:-}") pss_file=$(mib "${ls[1]:-}") file_rss=$(mib "${ls[3]:-}") alone=$(mib "$(( ${ls[0]:-0} + ${ls[3]:-0} ))") kea_pss_anon=$(mib "${ks[0]:-}") kea_pss_file=$(mib "${ks[1]:-}") kea_file_rss=$(mib "${ks[3]:-}") heap_used=$(or_na "${pl[2]:-}") heap_total=$(or_na "${pl[3]:-}") external=$(or_na "${pl[4]:-}") processes=$(or_na "${pl[0]:-}") threads=$(or_na "${ls[2]:-}") kea_threads=$(or_na "${ks[2]:-}") rss_per_process=$(or_na "${pl[6]:-}") pss_anon_per_process=$(or_na "${ls[4]:-}") heap_new_old_code_large=$(or_na "${pl[7]:-}")"
 }
 declare -A M
 echo "== memory with ${MEMORY_CLIENTS:-1000} leases (lanha's DNS worker V8 flags: ${LANHA_DNS_WORKER_NODE_FLAGS:-as shipped})"

@@ -51,3 +51,15 @@ console.log(JSON.stringify({ direct, memory }));`;
   t.equal(direct, 'EMFILE', 'process.memoryUsage() itself fails there');
   t.ok(m.heapUsedMiB > 0 && m.rssMiB > 0, `processMemory still reports: ${JSON.stringify(m)}`);
 });
+
+t.test('processMemory says where the main thread\'s heap is: its spaces add up to the heap V8 holds', async (t) => {
+  const { processMemory } = await import('./memory.js');
+  const keep = Array.from({ length: 20000 }, (_, i) => ({ i, s: `x${i}` }));
+  const m = processMemory('test');
+  const s = m.heapSpacesMiB!;
+  t.ok(s.new > 0 && s.old > 0 && s.code > 0, `spaces ${JSON.stringify(s)}`);
+  // heapTotal is every space's committed size; the spaces' resident pages are at most that, and most of it.
+  const sum = s.new + s.old + s.code + s.largeObject;
+  t.ok(sum <= m.heapTotalMiB + 0.3 && sum >= m.heapTotalMiB * 0.5, `spaces sum ${sum.toFixed(1)} MiB against heapTotal ${m.heapTotalMiB} MiB`);
+  t.equal(keep.length, 20000);
+});

@@ -4,7 +4,7 @@
 
 import { LanhaError } from './errors.js';
 import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
-import { getHeapStatistics } from 'node:v8';
+import { getHeapSpaceStatistics, getHeapStatistics } from 'node:v8';
 import { processLoopDelay, type LoopDelayProbe } from './loop-delay.js';
 
 /**
@@ -79,6 +79,13 @@ export interface ProcessMemory {
   heapTotalMiB: number;
   /** Memory of Buffers and other C++ objects tied to JS objects (arrayBuffers included). */
   externalMiB: number;
+  /**
+   * Where the main thread's V8 heap is (resident pages per space): the young generation (new: both
+   * semi-spaces, sized by --max-semi-space-size under load), the old one (objects that survived, the
+   * modules' functions and bytecode among them), compiled code, and objects too large for a page.
+   * Worker threads' heaps are not in it (they are in rssMiB).
+   */
+  heapSpacesMiB?: HeapSpaces;
   /** Pauses since the process started (null until `watchPauses` ran in it). */
   pauses?: Pauses | null;
 }
@@ -96,6 +103,14 @@ export interface Pauses {
   /** How late the loop ran a timer (lib/loop-delay.ts: sampled every 10 ms while busy, every second while idle): p99 and max since start. */
   loopDelayP99Ms: number;
   loopDelayMaxMs: number;
+}
+
+/** Resident MiB of the main thread's V8 heap spaces (ProcessMemory.heapSpacesMiB). */
+export interface HeapSpaces {
+  new: number;
+  old: number;
+  code: number;
+  largeObject: number;
 }
 
 let pauses: Pauses | null = null;
@@ -156,5 +171,19 @@ export function processMemory(role: string): ProcessMemory {
     const h = getHeapStatistics();
     m = { rss: lastRss, heapUsed: h.used_heap_size, heapTotal: h.total_heap_size, external: h.external_memory };
   }
-  return { pid: process.pid, role, rssMiB: mib(m.rss), heapUsedMiB: mib(m.heapUsed), heapTotalMiB: mib(m.heapTotal), externalMiB: mib(m.external), pauses: pausesNow() };
+  return { pid: process.pid, role, rssMiB: mib(m.rss), heapUsedMiB: mib(m.heapUsed), heapTotalMiB: mib(m.heapTotal), externalMiB: mib(m.external), heapSpacesMiB: heapSpaces(), pauses: pausesNow() };
+}
+
+/** The main thread's heap spaces, resident MiB (read from V8, no file: answers when out of descriptors too). */
+export function heapSpaces(): HeapSpaces {
+  const s: HeapSpaces = { new: 0, old: 0, code: 0, largeObject: 0 };
+  for (const space of getHeapSpaceStatistics()) {
+    const name = space.space_name;
+    const bytes = space.physical_space_size;
+    if (name === 'new_space') s.new += bytes;
+    else if (name === 'code_space' || name === 'code_large_object_space') s.code += bytes;
+    else if (name.endsWith('large_object_space')) s.largeObject += bytes;
+    else s.old += bytes; // old, map (older V8), read-only, shared
+  }
+  return { new: mib(s.new), old: mib(s.old), code: mib(s.code), largeObject: mib(s.largeObject) };
 }

@@ -134,7 +134,9 @@ t.test('a stopped server does not start its workers again', async (t) => {
   const log = createLogger({ level: 'info', destination: { write: (s: string) => { lines.push(JSON.parse(s) as Record<string, unknown>); } } });
   const config = { ...tftpConfig.parse({ root, workers: 2 }), port: 0 };
   const server = new TftpServer({ config, addresses: ['127.0.0.1'], log, clock: systemClock });
+  writeFileSync(join(root, 'small.bin'), pattern(3000, 11));
   await server.start();
+  t.ok(await download(server.port(), 'small.bin'), 'a download starts the threads');
   t.ok(await server.crashWorker(1));
   await server.stop();
   await sleep(400);
@@ -190,6 +192,9 @@ t.test('a hung worker is routed around, then ended and started again', async (t)
   t.ok(lines.some((l) => l['event'] === 'tftp.failpoints'), 'a start with failpoints on says so');
   const port = server.port();
   const counter = (name: string): number => (server.status()['counters'] as Record<string, number>)[name] ?? 0;
+  // The threads start with the first request: both run, and have been heard from, before one is hung.
+  t.same(await download(port, 'small.bin', '127.0.0.2'), small, 'a download starts the threads');
+  t.ok(await until(() => server.workersRunning === 2), 'both threads run');
   const spinner = await socketOn('127.0.0.1');
   spinner.send(encodeRequest('rrq', 'hang.bin', 'octet'), port, '127.0.0.1');
   await sleep(2000);
@@ -202,4 +207,51 @@ t.test('a hung worker is routed around, then ended and started again', async (t)
   t.equal(counter('tftp.transfers_lost'), 1, 'its one transfer lost');
   const both = await Promise.all([download(port, 'small.bin', '127.0.0.4'), download(port, 'small.bin', '127.0.0.5')]);
   t.same(both, [small, small], 'both workers serve again');
+});
+
+// Each transfer thread is a V8 isolate of its own (~7.5 MiB resident idle): they run only while there
+// are transfers. None at start; a request starts them and is served from its first RRQ (held while
+// they start, not dropped for the client to retry); after threadsIdleMs without a transfer they are
+// ended (no crash: nothing is restarted or counted as exited) and the next request starts them again.
+// What they counted stays in the totals.
+t.test('transfer threads start with the first request and end after a while without one', async (t) => {
+  const root = mkdtempSync(join(tmpdir(), 'lanha-tftp-workers-'));
+  const small = pattern(20_000, 12);
+  writeFileSync(join(root, 'small.bin'), small);
+  const lines: Array<Record<string, unknown>> = [];
+  const log = createLogger({ level: 'info', destination: { write: (s: string) => { lines.push(JSON.parse(s) as Record<string, unknown>); } } });
+  const config = { ...tftpConfig.parse({ root, workers: 2 }), port: 0 };
+  const server = new TftpServer({ config, addresses: ['127.0.0.1'], log, clock: systemClock, threadsIdleMs: 1500 });
+  t.teardown(async () => {
+    await server.stop();
+    rmSync(root, { recursive: true, force: true });
+  });
+  await server.start();
+  const port = server.port();
+  const counter = (name: string): number => (server.status()['counters'] as Record<string, number>)[name] ?? 0;
+  t.equal(server.workersRunning, 0, 'no transfer thread runs at start');
+  t.equal(server.status()['workersAsleep'], true, 'status says they are asleep');
+
+  // One RRQ, never sent again: the first DATA block must come back for it.
+  const once = await socketOn('127.0.0.1');
+  const first = new Promise<number>((ok) => once.on('message', (msg) => { const d = decodePacket(msg); if (d.ok && d.value.op === 'data') ok(d.value.block); }));
+  once.send(encodeRequest('rrq', 'small.bin', 'octet'), port, '127.0.0.1');
+  t.equal(await Promise.race([first, sleep(5000).then(() => -1)]), 1, 'the request that woke the threads is answered without a retry');
+  once.close();
+  t.ok(await until(() => server.workersRunning === 2), 'both threads run');
+  t.same(await download(port, 'small.bin', '127.0.0.2'), small, 'a download while they run');
+  t.ok(await until(() => counter('tftp.transfers_done') >= 1), 'counted');
+  const done = counter('tftp.transfers_done');
+
+  t.ok(await until(() => server.workersRunning === 0 && server.workersAsleep), 'ended after the idle time');
+  t.ok(lines.some((l) => l['event'] === 'tftp.workers.idle' && l['workers'] === 2), 'and logged');
+  t.equal(counter('tftp.transfers_done'), done, 'their counts stay in the totals');
+  t.equal(counter('tftp.workers_exited'), 0, 'an idle end is not a crash');
+  await sleep(300);
+  t.equal(server.workersRunning, 0, 'and nothing starts them again by itself');
+
+  t.same(await download(port, 'small.bin', '127.0.0.3'), small, 'the next request starts them again and is served');
+  t.ok(await until(() => server.workersRunning === 2), 'both run again');
+  t.ok(await until(() => counter('tftp.transfers_done') === done + 1), 'the totals go on from where they were');
+  t.equal(counter('tftp.workers_restarted'), 0, 'no restart was counted');
 });

@@ -42,6 +42,18 @@ const SILENT_MS = 3_000;
 const HUNG_MS = 30_000;
 /** How often the main thread looks for hung workers. */
 const WATCH_MS = 1_000;
+/**
+ * Transfer threads run while there are transfers: they are started by the first request and ended
+ * after this long without one. Each is a V8 isolate of its own, ~7.5 MiB resident idle (issue 14:
+ * the daemon's memory with 1,000 leases and no TFTP traffic), and netboot comes in bursts.
+ */
+const THREADS_IDLE_MS = 60_000;
+/**
+ * A request held while the threads start is dropped if none is ready within this long: its client
+ * has given up by then (firmware retries its RRQ for a few seconds). A thread starts in tens of ms,
+ * but may take seconds on a loaded machine, and a request dropped then waits for its client's retry.
+ */
+const WAKE_WAIT_MS = 30_000;
 
 export interface TftpServerOptions {
   config: TftpConfig;
@@ -54,6 +66,8 @@ export interface TftpServerOptions {
   bootFiles?: BootFileSource | undefined;
   /** When a worker counts as silent (routed around) and as hung (ended); SILENT_MS and HUNG_MS unless set (tests). */
   watch?: { silentMs: number; hungMs: number };
+  /** How long the transfer threads outlive the last transfer (THREADS_IDLE_MS unless set: tests). */
+  threadsIdleMs?: number;
 }
 
 interface WorkerSlot {
@@ -122,6 +136,17 @@ export class TftpServer {
   readonly #hungMs: number;
   #watch: NodeJS.Timeout | null = null;
   #lastWatchMs = 0;
+  readonly #threadsIdleMs: number;
+  /** No transfer thread runs (none started yet, or ended after THREADS_IDLE_MS without transfers): a request starts them. */
+  #asleep = false;
+  /** Woken, and no thread is ready yet. */
+  #waking = false;
+  /** The exits of threads being ended for idleness: a wake waits for them (a thread's exit releases its index's cache pins). */
+  #settling: Promise<unknown> = Promise.resolve();
+  /** When a transfer last ran (or the threads were woken). */
+  #busyMs = 0;
+  /** Requests that came while the threads start, by client address:port, replayed once one is ready. */
+  #waiting = new Map<string, { local: string; listener: dgram.Socket; msg: Buffer; rinfo: dgram.RemoteInfo; atMs: number }>();
   /** Counters of worker threads that stopped (folded in so the totals never go backwards). */
   readonly #retired = new Counters();
   /**
@@ -141,6 +166,7 @@ export class TftpServer {
     this.#bootFiles = options.bootFiles;
     this.#silentMs = options.watch?.silentMs ?? SILENT_MS;
     this.#hungMs = options.watch?.hungMs ?? HUNG_MS;
+    this.#threadsIdleMs = options.threadsIdleMs ?? THREADS_IDLE_MS;
   }
 
   async start(): Promise<void> {
@@ -161,10 +187,10 @@ export class TftpServer {
           transferConfirmed: (transfer: ActiveTransfer) => this.#confirmed(transfer.id),
         }, this.#cache);
       } else {
+        // The threads start with the first request (#wake), not here.
+        this.#asleep = true;
         for (let i = 0; i < this.config.workers; i++) {
-          const slot: WorkerSlot = { index: i, worker: null, ready: false, active: 0, counters: {}, startedMs: 0, heardMs: 0, respawnMs: RESPAWN_MIN_MS, timer: null };
-          this.#workers.push(slot);
-          await this.#startWorker(slot);
+          this.#workers.push({ index: i, worker: null, ready: false, active: 0, counters: {}, startedMs: 0, heardMs: 0, respawnMs: RESPAWN_MIN_MS, timer: null });
         }
         if (hangFailpoint() !== undefined) this.log.warn({ event: 'tftp.failpoints', failpoints: process.env['LANHA_FAILPOINTS'] }, 'tftp failpoints are on (LANHA_FAILPOINTS): for tests only');
         this.#lastWatchMs = this.clock.monotonicMs();
@@ -231,7 +257,7 @@ export class TftpServer {
     worker.on('exit', (code) => this.#workerExited(slot, worker, code));
     // Ready once its modules are loaded and it listens for work.
     await new Promise<void>((ok, fail) => {
-      const onMessage = (m: FromWorker): void => { if (m.type === 'ready') { done(); slot.ready = true; slot.heardMs = this.clock.monotonicMs(); ok(); } };
+      const onMessage = (m: FromWorker): void => { if (m.type === 'ready') { done(); slot.ready = true; slot.heardMs = this.clock.monotonicMs(); ok(); this.#replayWaiting(); } };
       const onExit = (code: number): void => { done(); fail(new Error(`tftp worker ${index} exited (code ${code}) before it was ready`)); };
       const done = (): void => { worker.off('message', onMessage); worker.off('error', fail); worker.off('exit', onExit); };
       worker.on('message', onMessage);
@@ -300,7 +326,19 @@ export class TftpServer {
     const now = this.clock.monotonicMs();
     const late = now - this.#lastWatchMs > 2 * WATCH_MS;
     this.#lastWatchMs = now;
-    if (late || this.#stopped) return;
+    if (this.#stopped) return;
+    if (this.#active.size > 0) this.#busyMs = now;
+    for (const [key, w] of this.#waiting) {
+      if (now - w.atMs < WAKE_WAIT_MS) continue;
+      this.#waiting.delete(key);
+      this.#drop('no-worker', w.rinfo, 'threads starting');
+    }
+    if (!this.#asleep && this.#active.size === 0 && this.#waiting.size === 0 && now - this.#busyMs >= this.#threadsIdleMs
+      && this.#workers.every((slot) => slot.ready)) {
+      this.#sleep();
+      return;
+    }
+    if (late) return;
     for (const slot of this.#workers) {
       const worker = slot.worker;
       if (worker === null || !slot.ready || now - slot.heardMs < this.#hungMs) continue;
@@ -323,6 +361,55 @@ export class TftpServer {
   /** How many transfer threads run now (those being started again after a crash are not counted). */
   get workersRunning(): number { return this.#workers.filter((s) => s.ready).length; }
 
+  /** No transfer thread runs because none was needed yet, or none for THREADS_IDLE_MS: the next request starts them. */
+  get workersAsleep(): boolean { return this.#asleep && this.#workers.length > 0; }
+
+  /** Starts every transfer thread (after the exits of those ended for idleness); requests held meanwhile go to the first ready. */
+  #wake(): void {
+    this.#asleep = false;
+    this.#waking = true;
+    this.#busyMs = this.clock.monotonicMs();
+    void this.#settling.then(async () => {
+      await Promise.all(this.#workers.map(async (slot) => {
+        if (this.#stopped || slot.worker !== null) return;
+        try {
+          await this.#startWorker(slot);
+        } catch (error) {
+          // It stopped before it was ready: its exit, handled as a crash, has set the next try.
+          this.log.error({ event: 'tftp.worker_start_failed', worker: slot.index, err: error }, `tftp worker ${slot.index} could not be started`);
+        }
+      }));
+      // None became ready: requests are dropped as while crashed threads restart, and clients retry.
+      this.#waking = false;
+    });
+  }
+
+  /** Ends every transfer thread, none having had a transfer for THREADS_IDLE_MS; their counters are kept. */
+  #sleep(): void {
+    this.#asleep = true;
+    const exits: Array<Promise<unknown>> = [];
+    for (const slot of this.#workers) {
+      const worker = slot.worker;
+      if (worker === null) continue;
+      for (const [k, v] of Object.entries(slot.counters)) this.#retired.inc(k, v);
+      slot.counters = {};
+      slot.worker = null; // its exit is then no crash (#workerExited)
+      slot.ready = false;
+      exits.push(new Promise((ok) => { worker.once('exit', ok); void worker.terminate(); }));
+    }
+    this.#settling = Promise.all(exits);
+    this.log.info({ event: 'tftp.workers.idle', workers: exits.length, idleMs: this.#threadsIdleMs },
+      `tftp transfer threads ended after ${Math.round(this.#threadsIdleMs / 1000)} s without transfers; the next request starts them again`);
+  }
+
+  /** The requests held while the threads started, handled now that one is ready. */
+  #replayWaiting(): void {
+    this.#waking = false;
+    const waiting = [...this.#waiting.values()];
+    this.#waiting.clear();
+    for (const w of waiting) this.#onRequest(w.local, w.listener, w.msg, w.rinfo);
+  }
+
   listening(): string[] {
     return this.#listeners.map(({ socket }) => {
       const a = socket.address();
@@ -338,6 +425,7 @@ export class TftpServer {
 
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#waiting.clear();
     if (this.#watch !== null) clearInterval(this.#watch);
     this.#watch = null;
     this.#engine?.stop();
@@ -370,6 +458,7 @@ export class TftpServer {
       root: this.#rootReal,
       workers: this.config.workers,
       workersRunning: this.workersRunning,
+      workersAsleep: this.workersAsleep,
       transfers: this.#engine
         ? this.#engine.transfers()
         : [...this.#active.values()].map((p) => ({ client: p.key, requested: printable(p.requested), worker: p.worker })),
@@ -427,6 +516,15 @@ export class TftpServer {
       return;
     }
     const key = `${rinfo.address}:${rinfo.port}`;
+    if (this.#asleep || this.#waking) {
+      // No transfer thread runs yet: this request waits for the first one ready (tens of ms), then is
+      // handled from the top. Its retransmissions meanwhile are the same request.
+      if (!this.#waiting.has(key) && this.#waiting.size < this.config.maxTransfers) {
+        this.#waiting.set(key, { local, listener, msg, rinfo, atMs: this.clock.monotonicMs() });
+      }
+      if (this.#asleep) this.#wake();
+      return;
+    }
     if (this.#byKey.has(key)) {
       // A retransmitted RRQ while its transfer runs: the transfer answers for it.
       this.counters.inc('tftp.duplicate_request');
@@ -550,6 +648,7 @@ export class TftpServer {
     this.#active.delete(id);
     this.#idle.delete(id);
     this.#byKey.delete(pending.key);
+    this.#busyMs = this.clock.monotonicMs();
     const n = (this.#perClient.get(pending.peer.address) ?? 1) - 1;
     if (n <= 0) this.#perClient.delete(pending.peer.address);
     else this.#perClient.set(pending.peer.address, n);

@@ -648,7 +648,12 @@ async function limitedBroadcastSource(port: number): Promise<string | null> {
       probe.once('error', reject);
       probe.bind(0, () => {
         probe.setBroadcast(true);
-        probe.connect(port, '255.255.255.255', () => resolve(probe.address().address));
+        // Without a route the connect fails (an 'error') or leaves the socket unbound (0.0.0.0).
+        probe.connect(port, '255.255.255.255', () => {
+          const source = probe.address().address;
+          if (source === '0.0.0.0') reject(new Error('no route'));
+          else resolve(source);
+        });
       });
     });
   } catch {
@@ -713,13 +718,17 @@ export async function startDhcpServer(options: DhcpServerOptions): Promise<Runni
   socket.setBroadcast(true);
   const port = socket.address().port;
   // Where replies to clients without an address go follows the kernel's route for 255.255.255.255
-  // (broadcastTarget): looked up at start and every minute, a change is logged.
+  // (broadcastTarget): looked up at start and every minute; logged at start and on a change.
+  let routed = false;
   const routeBroadcast = async (): Promise<void> => {
     const source = await limitedBroadcastSource(config.clientPort);
-    if (handler.limitedBroadcastRoute(source === null ? null : parseIpv4(source))) {
+    const changed = handler.limitedBroadcastRoute(source === null ? null : parseIpv4(source));
+    const first = !routed;
+    routed = true;
+    if ((changed || first) && handler.probeAddress !== null) {
       log.info({ event: 'dhcp.broadcast_to', to: handler.broadcastTo, routedVia: source },
         handler.broadcastTo === '255.255.255.255' ? 'replies to clients without an address go to 255.255.255.255'
-          : `replies to clients without an address go to ${handler.broadcastTo}: 255.255.255.255 is ${source === null ? 'not routed' : `routed from ${source}`}, not out of this subnet; UEFI PXE firmware ignores them (give this node a default route on the DHCP subnet)`);
+          : `replies to clients without an address go to ${handler.broadcastTo}: ${source === null ? 'this node has no route for 255.255.255.255' : `255.255.255.255 leaves from ${source}, not out of this subnet`}; UEFI PXE and HTTP boot firmware ignores them (give this node its default route on the DHCP subnet)`);
     }
   };
   await routeBroadcast();

@@ -188,6 +188,7 @@ export function doctorFindings(input: DoctorInput): Finding[] {
   leaseFindings(input, out);
   rogueFindings(input, out);
   unknownClientFindings(input, out);
+  broadcastFindings(input, out);
   workerFindings(input, out);
   if (input.disk !== undefined && input.disk.totalBytes > 0) {
     const free = input.disk.freeBytes / input.disk.totalBytes;
@@ -210,6 +211,21 @@ function unknownClientFindings(input: DoctorInput, out: Finding[]): void {
       fix: 'lanctl nodes pending lists the netbooting ones: lanctl nodes accept MAC NAME (or a dhcp reservation) makes one known; an unknownPool would give the others a quarantine address instead',
     });
   }
+}
+
+/**
+ * Boot rules served while replies to clients without an address go to the subnet broadcast (the
+ * node's route for 255.255.255.255 leaves by another link, or there is none): UEFI firmware drops
+ * those OFFERs (services/dhcp/README.md, Replies) and never netboots, with no trace on this side.
+ */
+function broadcastFindings(input: DoctorInput, out: Finding[]): void {
+  const to = input.dhcp?.['broadcastTo'];
+  if (typeof to !== 'string' || to === '255.255.255.255' || (input.config.dhcp?.boot.length ?? 0) === 0) return;
+  out.push({
+    id: 'dhcp.broadcast', severity: 'warning',
+    evidence: `DHCP replies to clients without an address go to ${to}, not 255.255.255.255: this node has no route for 255.255.255.255 out of its DHCP subnet; UEFI PXE and HTTP boot firmware ignores such OFFERs, so UEFI machines never netboot (BIOS PXE, iPXE, U-Boot and Linux clients are not affected)`,
+    fix: 'give this node its default route on the DHCP subnet (lanha follows the kernel\'s route for 255.255.255.255; it is looked up every minute)',
+  });
 }
 
 /** Other DHCP servers on the network (services/dhcp/rogue-probe.ts), and a probe that cannot run. */

@@ -392,6 +392,20 @@ t.test('--simulate on a subnet for known clients only: an unknown MAC gets no re
   t.notOk(guest.ok && guest.dhcp?.options.some((o) => o.code === 67), 'no option 67 in the trace');
 });
 
+t.test('doctor warns when boot rules are served but replies without an address go to the subnet broadcast (UEFI ignores them)', async (t) => {
+  const i = input();
+  const base: DoctorInput = { config: i.config, cluster: { mode: 'cluster', role: 'leader', leader: 'lan-a', term: 5, commitIndex: 1, appliedIndex: 1, leaseValid: true }, pools: [], leases: [], nowMs: NOW };
+  t.ok((i.config.dhcp?.boot.length ?? 0) > 0, 'the config has boot rules');
+  const found = doctorFindings({ ...base, dhcp: { broadcastTo: '10.0.0.255' } }).filter((f) => f.id === 'dhcp.broadcast');
+  t.equal(found.length, 1);
+  t.match(found[0], { severity: 'warning' });
+  t.match(found[0]?.evidence, 'go to 10.0.0.255, not 255.255.255.255');
+  t.match(found[0]?.fix, 'default route on the DHCP subnet');
+  t.same(doctorFindings({ ...base, dhcp: { broadcastTo: '255.255.255.255' } }).filter((f) => f.id === 'dhcp.broadcast'), [], 'nothing when UEFI can hear the replies');
+  const noBoot = { ...i.config, dhcp: { ...i.config.dhcp!, boot: [] } };
+  t.same(doctorFindings({ ...base, config: noBoot, dhcp: { broadcastTo: '10.0.0.255' } }).filter((f) => f.id === 'dhcp.broadcast'), [], 'nothing without boot rules');
+});
+
 t.test('doctor says when a subnet for known clients only left unknown clients unanswered, and how to let one in', async (t) => {
   const i = input();
   const base: DoctorInput = { config: i.config, cluster: { mode: 'cluster', role: 'leader', leader: 'lan-a', term: 5, commitIndex: 1, appliedIndex: 1, leaseValid: true }, pools: [], leases: [], nowMs: NOW };

@@ -224,7 +224,7 @@ export class SerialConsole {
    * Types `text`: at once, or (with `typeChunk`) a few characters at a time, each chunk only after
    * the firmware echoed the one before. SeaBIOS forwards serial input into the 16-key BIOS keyboard
    * buffer and drops what does not fit while iPXE is busy, so text written at once loses
-   * characters. A chunk not echoed within 5 s throws rather than run a garbled command.
+   * characters. A chunk not echoed within 20 s throws (qemu on a loaded machine can take seconds to echo) rather than run a garbled command.
    */
   async type(text: string): Promise<void> {
     const chunk = this.typeChunk;
@@ -235,7 +235,7 @@ export class SerialConsole {
       const part = line.slice(i, i + chunk);
       const from = this.#text.length;
       this.send(part);
-      const echoed = await this.#until(() => this.#text.slice(from).replaceAll('\n', '').length >= part.length, 5000);
+      const echoed = await this.#until(() => this.#text.slice(from).replaceAll('\n', '').length >= part.length, 20_000);
       if (!echoed) throw new Error(`the console did not echo ${JSON.stringify(part)} of ${JSON.stringify(line)}; console:\n${this.#text.slice(-500)}`);
     }
     if (enter) this.send('\n');

@@ -520,9 +520,15 @@ export class Wal {
     const seq = (this.#segments[this.#segments.length - 1]?.seq ?? 0) + 1;
     const name = `${pad(seq)}-${pad(firstIndex)}.wal`;
     const fd = await fsp.open(join(this.#walDir, name), 'w+');
-    await fd.write(SEGMENT_MAGIC, 0, HEADER, 0);
-    await fd.datasync();
-    await fsyncDir(this.#walDir);
+    try {
+      await fd.write(SEGMENT_MAGIC, 0, HEADER, 0);
+      await fd.datasync();
+      await fsyncDir(this.#walDir);
+    } catch (error) {
+      // The WAL breaks on this error; the new segment's descriptor is not left to the GC.
+      await fd.close().catch(() => undefined);
+      throw error;
+    }
     if (this.#fd) {
       if (this.#allocated > this.#size) await this.#fd.truncate(this.#size);
       await this.#fd.datasync();

@@ -43,7 +43,13 @@ export async function openInRoot(rootReal: string, relative: string): Promise<{ 
     const code = (error as { code?: string }).code;
     return { ok: false, reason: code === 'ENOENT' ? 'not-found' : 'not-readable' };
   }
-  const stat = await handle.stat();
+  let stat: Awaited<ReturnType<FileHandle['stat']>>;
+  try {
+    stat = await handle.stat();
+  } catch {
+    await handle.close().catch(() => undefined);
+    return { ok: false, reason: 'not-readable' };
+  }
   if (!stat.isFile()) {
     await handle.close();
     return { ok: false, reason: 'not-regular' };

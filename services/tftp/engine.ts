@@ -6,7 +6,7 @@ import { DatagramSender, SEND_QUEUED, onDatagram } from '../../lib/udp-direct.js
 import type { TftpConfig } from './config.js';
 import { dataPacket, decodePacket, encodeError, encodeOack, ErrorCode, type RequestPacket, type TftpOption } from './wire.js';
 import { AckOutcome, negotiate, Transfer, type TransferEffect, type TransferEvent } from './transfer.js';
-import { checkName, compileRemap, remapCandidates, type ClientInfo, type RemapRule } from './paths.js';
+import { checkName, compileRemap, remapCandidates, rootRelative, type ClientInfo, type RemapRule } from './paths.js';
 import { BusyPoll, EpochEnd, TurnOutcome } from './busy-poll.js';
 import { BufferSource, CachedSource, openInRoot, releaseFile, toNetascii, type OpenedFile, type Source } from './files.js';
 import type { BlockCache } from './block-cache.js';
@@ -607,7 +607,7 @@ export class TransferEngine {
 
   /** Remapping, name checks and the open inside the root: the file, or the refusal to send. */
   async #open(filename: string, client: ClientInfo): Promise<{ ok: true; file: OpenedFile; served: string } | { ok: false; refused: StartOutcome }> {
-    const candidates = remapCandidates(filename, this.#rules, client);
+    const candidates = remapCandidates(rootRelative(filename), this.#rules, client);
     let refusal: { code: number; message: string; kind: string } | null = null;
     for (const candidate of candidates) {
       const checked = checkName(candidate.name);

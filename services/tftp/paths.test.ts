@@ -1,5 +1,5 @@
 import t from 'tap';
-import { checkName, compileRemap, remapCandidates, tokenValue } from './paths.js';
+import { checkName, compileRemap, remapCandidates, rootRelative, tokenValue } from './paths.js';
 
 t.test('names are checked as a sentence says', async (t) => {
   const cases: Array<[string, string, string]> = [
@@ -25,6 +25,15 @@ t.test('names are checked as a sentence says', async (t) => {
     const got = checkName(name);
     t.equal(got.ok ? `ok:${got.path}` : got.reason, want, sentence);
   }
+});
+
+t.test('a requested name is read from the root: leading / and \\ drop, .. stays refused', async (t) => {
+  t.equal(rootRelative('/grub/grub.cfg'), 'grub/grub.cfg', 'GRUB\'s prefix /grub');
+  t.equal(rootRelative('\\EFI\\BOOT\\BOOTAA64.EFI'), 'EFI\\BOOT\\BOOTAA64.EFI');
+  t.equal(rootRelative('//a'), 'a');
+  t.equal(rootRelative('a/b'), 'a/b', 'a relative name as it is');
+  t.match(checkName(rootRelative('/../etc/passwd')), { ok: false, reason: 'dotdot' });
+  t.match(checkName(rootRelative('/etc/passwd')), { ok: true, path: 'etc/passwd' }, 'inside the root');
 });
 
 t.test('per-client tokens come from the lease', async (t) => {

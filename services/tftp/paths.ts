@@ -32,6 +32,16 @@ export function checkName(name: string): CheckedName {
   return { ok: true, path: parts.join('/') };
 }
 
+/**
+ * A requested TFTP name read from the root: leading `/` and `\` dropped, so "/grub/grub.cfg" is
+ * "grub/grub.cfg" under the root. GRUB's netboot image asks for its modules and grub.cfg by
+ * absolute names from its prefix "/grub"; tftpd-hpa -s (chroot) and dnsmasq read them from the
+ * root too. Confinement is unchanged: checkName still refuses ".." and the open stays in the root.
+ */
+export function rootRelative(name: string): string {
+  return name.replace(/^[/\\]+/, '');
+}
+
 /** What the server knows about a client: its address, and its lease when DHCP gave it one. */
 export interface ClientInfo {
   ip: string;

@@ -13,7 +13,7 @@ import type { StateLog } from '../../cluster/state-log.js';
 import type { InFlightWork, RunningService, ServiceContext, ServiceStatus } from '../contract.js';
 import type { TftpConfig } from './config.js';
 import { decodePacket, encodeError, ErrorCode, type RequestPacket } from './wire.js';
-import type { ClientInfo } from './paths.js';
+import { rootRelative, type ClientInfo } from './paths.js';
 import { printable, TransferEngine, type ActiveTransfer, type IdleTime, type Peer, type RenderedFile, type StartOutcome, type TransferInfo } from './engine.js';
 import { bootEventDetail, type BootFileSource } from '../boot/provider.js';
 import type { FromWorker, ToWorker, WorkerData } from './worker.js';
@@ -546,7 +546,7 @@ export class TftpServer {
     // A boot file for this client (services/boot) comes before the disk.
     let rendered: RenderedFile | undefined;
     let renderedInfo: Pending['rendered'];
-    const boot = this.#bootFiles?.lookup(packet.filename, peer.address, local);
+    const boot = this.#bootFiles?.lookup(rootRelative(packet.filename), peer.address, local);
     if (boot !== undefined && boot.kind === 'error') {
       this.counters.inc('tftp.refused.render-failed');
       // Code 0 with a short text: the reason goes to the server log (boot.render.failed), not to the LAN.

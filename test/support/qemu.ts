@@ -7,8 +7,9 @@ import { requireLab, which, type LabHost } from './netns.js';
 // Firmware in qemu driven over its serial console, for tests where a real boot loader talks to
 // lanha: U-Boot in qemu-system-aarch64 (Debian u-boot-qemu, qemu-system-arm), iPXE as the PXE
 // option ROM of a NIC under SeaBIOS in qemu-system-x86_64 (Debian ipxe-qemu, qemu-system-x86) and
-// OVMF, UEFI with its own PXE client, in qemu-system-x86_64 (Debian ovmf). No KVM is needed: TCG
-// boots U-Boot and iPXE in a few seconds, OVMF in about 20.
+// OVMF, UEFI with its own PXE client, in qemu-system-x86_64 (Debian ovmf), and AAVMF, the same EDK2
+// for arm64, in qemu-system-aarch64 (Debian qemu-efi-aarch64). No KVM is needed: TCG boots U-Boot
+// and iPXE in a few seconds, OVMF and AAVMF in about 20.
 
 export const UBOOT_ARM64 = '/usr/lib/u-boot/qemu_arm64/u-boot.bin';
 /** U-Boot for 32-bit ARM (qemu_arm, armv7): DHCP option 93 = 21, vendor class U-Boot.armv7. */
@@ -22,6 +23,15 @@ export const IPXE_EFI = '/usr/lib/ipxe/ipxe.efi';
 /** OVMF, UEFI for x86-64 qemu (Debian ovmf): the code (read-only) and the variable store template. */
 export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
 export const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
+/** AAVMF, UEFI for arm64 qemu (Debian qemu-efi-aarch64, no Secure Boot): code and variable store template. */
+export const AAVMF_CODE = '/usr/share/AAVMF/AAVMF_CODE.fd';
+export const AAVMF_VARS = '/usr/share/AAVMF/AAVMF_VARS.fd';
+/**
+ * GRUB for arm64 UEFI built for netboot (Debian grub-efi-arm64-signed, an arm64 package: needs
+ * `dpkg --add-architecture arm64`). Debian ships no arm64 iPXE; this is the arm64 EFI binary it
+ * does ship. Started by UEFI PXE, it reads `grub/grub.cfg` from the TFTP server it came from.
+ */
+export const GRUBNET_AA64 = '/usr/lib/grub/arm64-efi-signed/grubnetaa64.efi.signed';
 
 interface TapLike {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -94,10 +104,13 @@ export function tapNetdev(tap: string): string {
 
 /**
  * Makes a tap in the host's namespace with the server's addresses, up, before the daemon binds
- * them and before qemu opens it.
+ * them and before qemu opens it. With `defaultVia`, the host's default route goes through that
+ * address on the tap, as on a LAN: then lanha's replies to clients without an address go to
+ * 255.255.255.255, the only broadcast UEFI (EDK2) PXE takes.
  */
-export async function addTap(host: LabHost, tap: string, addresses: readonly string[]): Promise<void> {
-  for (const args of [['tuntap', 'add', 'dev', tap, 'mode', 'tap'], ...addresses.map((a) => ['addr', 'add', a, 'dev', tap]), ['link', 'set', tap, 'up']]) {
+export async function addTap(host: LabHost, tap: string, addresses: readonly string[], defaultVia?: string): Promise<void> {
+  const route = defaultVia === undefined ? [] : [['route', 'add', 'default', 'via', defaultVia, 'dev', tap, 'onlink']];
+  for (const args of [['tuntap', 'add', 'dev', tap, 'mode', 'tap'], ...addresses.map((a) => ['addr', 'add', a, 'dev', tap]), ['link', 'set', tap, 'up'], ...route]) {
     const r = await host.exec('ip', args);
     if (r.code !== 0) throw new Error(`ip ${args.join(' ')}: ${r.stderr}`);
   }
@@ -127,6 +140,14 @@ export function ovmfUnavailable(): string | null {
   if (!which('qemu-system-x86_64')) return 'qemu-system-x86_64 missing (apt-get install qemu-system-x86)';
   for (const file of [OVMF_CODE, OVMF_VARS]) if (!existsSync(file)) return `${file} missing (apt-get install ovmf)`;
   if (!existsSync(IPXE_EFI)) return `${IPXE_EFI} missing (apt-get install ipxe)`;
+  return null;
+}
+
+/** Why AAVMF in qemu-system-aarch64, with GRUB as the arm64 EFI payload, cannot run here, or null. */
+export function aavmfUnavailable(): string | null {
+  if (!which('qemu-system-aarch64')) return 'qemu-system-aarch64 missing (apt-get install qemu-system-arm)';
+  for (const file of [AAVMF_CODE, AAVMF_VARS]) if (!existsSync(file)) return `${file} missing (apt-get install qemu-efi-aarch64)`;
+  if (!existsSync(GRUBNET_AA64)) return `${GRUBNET_AA64} missing (dpkg --add-architecture arm64; apt-get update; apt-get install --no-install-recommends grub-efi-arm64-signed:arm64)`;
   return null;
 }
 
@@ -170,14 +191,32 @@ export function ipxeArgs(options: { netdev: string; mac?: string; memoryMiB?: nu
  * iPXE's EFI driver. The firmware's console is the serial port (`-nographic`). TCG only.
  */
 export function ovmfArgs(options: { netdev: string; vars: string; mac?: string; memoryMiB?: number; httpBoot?: boolean }): string[] {
-  const device = `virtio-net-pci,netdev=${netdevId(options.netdev)},romfile=${options.mac ? `,mac=${options.mac}` : ''}`;
   // OVMF's run-time switches (OvmfPkg/RUNTIME_CONFIG.md): with PXE off, the first network boot
   // entry it tries is UEFI HTTP boot over IPv4.
   const http = options.httpBoot === true
     ? ['-fw_cfg', 'name=opt/org.tianocore/IPv4PXESupport,string=n', '-fw_cfg', 'name=opt/org.tianocore/IPv6PXESupport,string=n'] : [];
   return ['-accel', 'tcg', '-M', 'q35', '-m', String(options.memoryMiB ?? 256), '-nographic', '-monitor', 'none', '-no-reboot', ...http,
-    '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE}`, '-drive', `if=pflash,format=raw,unit=1,file=${options.vars}`,
+    ...edk2FlashAndNic(OVMF_CODE, options)];
+}
+
+/**
+ * An EDK2 firmware's flash (the code read-only, the writable variable store `vars`) and a
+ * virtio-net NIC without option ROM (`romfile=`), so EDK2's own virtio driver and PXE client run.
+ */
+function edk2FlashAndNic(code: string, options: { netdev: string; vars: string; mac?: string }): string[] {
+  const device = `virtio-net-pci,netdev=${netdevId(options.netdev)},romfile=${options.mac ? `,mac=${options.mac}` : ''}`;
+  return ['-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${code}`, '-drive', `if=pflash,format=raw,unit=1,file=${options.vars}`,
     '-netdev', options.netdev, '-device', device];
+}
+
+/**
+ * qemu-system-aarch64 arguments for the virt board (cortex-a57) with AAVMF (arm64 UEFI) and no
+ * disks, which boots from its network: UEFI PXE over IPv4 with EDK2's own PXE client, as ovmfArgs. `vars` is a writable copy of AAVMF_VARS. Its console is
+ * the PL011 serial port (`-nographic`). TCG.
+ */
+export function aavmfArgs(options: { netdev: string; vars: string; mac?: string; memoryMiB?: number }): string[] {
+  return ['-M', 'virt', '-cpu', 'cortex-a57', '-smp', '1', '-m', String(options.memoryMiB ?? 256), '-nographic', '-monitor', 'none', '-no-reboot',
+    ...edk2FlashAndNic(AAVMF_CODE, options)];
 }
 
 /**

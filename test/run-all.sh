@@ -20,6 +20,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && [ "${LANHA_NO_APT:-}" != 1 ]; then
     echo "installing Debian packages for the tests: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
+    # An arm64 package (name:arm64, e.g. GRUB's arm64 EFI image for boot-aavmf) needs the architecture.
+    if printf '%s\n' "${missing[@]}" | grep -q ':arm64$' && ! dpkg --print-foreign-architectures | grep -qx arm64; then
+      dpkg --add-architecture arm64
+    fi
     apt-get -o DPkg::Lock::Timeout=600 update -q >/dev/null || echo "apt-get update failed; trying the install anyway"
     apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${missing[@]}" >/dev/null
     # Packages that ship servers may start them; the tests start their own instances.

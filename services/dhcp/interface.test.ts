@@ -4,7 +4,7 @@
 import t from 'tap';
 import type { NetworkInterfaceInfo } from 'node:os';
 import { parseCidr, parseIpv4 } from '../../lib/ipv4.js';
-import { fromInterface, resolveInterface } from './interface.js';
+import { broadcastSources, fromInterface, resolveInterface } from './interface.js';
 
 const v4 = (address: string, cidr: string): NetworkInterfaceInfo =>
   ({ address, netmask: '255.255.255.0', family: 'IPv4', mac: '52:54:00:00:00:01', internal: false, cidr });
@@ -35,4 +35,15 @@ t.test('an absent interface, or one without an address in any subnet, is refused
   t.same(other, { ok: false, error: 'dhcp.interface: "mgmt0" has no address in any dhcp.subnets entry (it has 192.168.9.5/24)' });
   const bare = resolveInterface('bare0', TABLE, SUBNETS);
   t.same(bare, { ok: false, error: 'dhcp.interface: "bare0" has no address in any dhcp.subnets entry (it has no IPv4 address)' });
+});
+
+t.test('255.255.255.255 is sent from an address of the local subnet, the preferred ones first, never the VIP', async (t) => {
+  const local = parseCidr('10.20.0.0/24')!;
+  const ip = (a: string): number => parseIpv4(a)!;
+  const host = [ip('192.168.9.5'), ip('10.20.0.1'), ip('10.20.0.11')];
+  t.same(broadcastSources(local, host, [ip('10.20.0.11')], undefined), [ip('10.20.0.11'), ip('10.20.0.1')], 'the preferred one (dhcp.interface, node.address), then the rest of the subnet, once each');
+  t.same(broadcastSources(local, [], [undefined, ip('10.20.0.99')], undefined), [ip('10.20.0.99')], 'a preferred address the interface table lacks (a link without carrier) stays a candidate');
+  t.same(broadcastSources(local, host, [ip('192.168.9.5')], undefined), [ip('10.20.0.1'), ip('10.20.0.11')], 'none outside the subnet');
+  t.same(broadcastSources(local, host, [ip('10.20.0.1')], ip('10.20.0.1')), [ip('10.20.0.11')], 'not the VIP: it leaves with leadership');
+  t.same(broadcastSources(local, [ip('192.168.9.5')], [], undefined), [], 'no address in the subnet');
 });

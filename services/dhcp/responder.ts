@@ -1,4 +1,4 @@
-import { formatIpv4, parseIpv4, prefixMask, broadcastOf, cidrContains, type Cidr, type Ipv4 } from '../../lib/ipv4.js';
+import { formatIpv4, parseIpv4, prefixMask, broadcastOf, type Ipv4 } from '../../lib/ipv4.js';
 import {
   DhcpOption, FqdnFlag, MessageType, clientFqdnBytes, configOptionBytes, domainsBytes, ipsBytes, routesBytes, textBytes, textValue, u32Bytes, u8Bytes,
 } from './options.js';
@@ -249,22 +249,12 @@ export interface Destination {
  * The RFC would unicast an OFFER/ACK to yiaddr at the client's MAC when the broadcast bit is clear,
  * but that needs an ARP entry the kernel does not have yet, and Node's dgram cannot add one (no
  * raw sockets, no SIOCSARP): a unicast to yiaddr would sit in ARP resolution and be lost. Every
- * client accepts a broadcast (the RFC's own fallback). `broadcast` is broadcastTarget's choice.
+ * client accepts a broadcast (the RFC's own fallback). `broadcast` is 255.255.255.255 when the
+ * server can send it out of the local subnet's link (interface.ts broadcastSource), else the
+ * subnet's broadcast address: UEFI PXE (EDK2: OVMF and most server firmware) drops an OFFER sent
+ * to the latter (with no address yet its IP layer takes only 255.255.255.255, as RFC 2131 §4.1
+ * asks); iPXE, U-Boot and Linux clients take either.
  */
-/**
- * Where a broadcast reply (a client without an address, no relay) goes: the limited broadcast
- * 255.255.255.255 when the kernel routes it out of the local subnet (`routedSource`, the address
- * it picks as source for 255.255.255.255, lies in `local`), else the subnet's broadcast address.
- * UEFI PXE (EDK2: OVMF and most server firmware) drops an OFFER sent to the subnet broadcast: with
- * no address yet, its IP layer takes only 255.255.255.255 (RFC 2131 §4.1 asks for it); iPXE,
- * U-Boot and Linux clients take either. The kernel routes 255.255.255.255 by the default route
- * (Node's dgram has no SO_BINDTODEVICE or IP_PKTINFO to pick the interface), so a node whose
- * default route leaves by another link, or that has none, keeps the subnet broadcast.
- */
-export function broadcastTarget(subnetBroadcast: string, local: Cidr, routedSource: Ipv4 | null): string {
-  return routedSource !== null && cidrContains(local, routedSource) ? '255.255.255.255' : subnetBroadcast;
-}
-
 export function replyDestination(request: DhcpMessage, kind: ReplyInput['kind'], serverPort: number, clientPort: number, broadcast = '255.255.255.255'): Destination {
   if (request.giaddr !== 0) return { address: formatIpv4(request.giaddr), port: serverPort, why: 'relay' };
   if (request.ciaddr !== 0 && kind !== 'nak') return { address: formatIpv4(request.ciaddr), port: clientPort, why: 'ciaddr' };

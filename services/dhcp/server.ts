@@ -1,4 +1,4 @@
-import { createSocket, type Socket } from 'node:dgram';
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { networkInterfaces } from 'node:os';
 import type { Logger } from '../../lib/log.js';
 import { LogLimiter } from '../../lib/log.js';
@@ -20,10 +20,10 @@ import {
 } from './allocator.js';
 import { inventoryOwners, leaseOwners, memberNameOwners, memberNames, nameHeldBy, nameLabel, recordOwners, refusedLabelOwners, reservationOwners, staticRecordNames, type NameHolder, type NameOwners } from '../names.js';
 import { planBoot, type BootRule } from './netboot.js';
-import { ReplyTooLargeError, broadcastTarget, buildReply, encodeReply, remainingLease, replyDestination, replySizeMax, subnetReplyOptions, unknownPoolReplyOptions, type Destination, type ReplyInput, type SubnetReplyOptions } from './responder.js';
+import { ReplyTooLargeError, buildReply, encodeReply, remainingLease, replyDestination, replySizeMax, subnetReplyOptions, unknownPoolReplyOptions, type Destination, type ReplyInput, type SubnetReplyOptions } from './responder.js';
 import { siteAddressesOf, type DhcpConfig } from './config.js';
 import { leaseRoutes } from './leases-api.js';
-import { fromInterface, resolveInterface, type InterfaceAddress } from './interface.js';
+import { broadcastSources, fromInterface, ipv4Addresses, resolveInterface, type InterfaceAddress } from './interface.js';
 import { SeenLimiter, bindingEvent, seenCommand } from './inventory-hooks.js';
 import { AckStages } from './ack-stages.js';
 import type { SubnetClients } from './pool-text.js';
@@ -103,10 +103,13 @@ export class DhcpHandler {
   /** Per known-only subnet: unknown clients ignored (`clients: known`, no unknownPool). */
   #ignoredUnknown = new Map<string, number>();
   #boot: BootRule[];
-  /** Where non-relayed broadcasts go (broadcastTarget): at first the local subnet's broadcast address. */
+  /** Where non-relayed broadcasts go: the local subnet's broadcast address until limitedBroadcast(). */
   #broadcast = '255.255.255.255';
-  /** The local subnet's broadcast address: the rogue probe's target, and replies' without a route. */
+  /** The local subnet's broadcast address: the rogue probe's target, and replies' without an address to send 255.255.255.255 from. */
   #subnetBroadcast = '255.255.255.255';
+  /** node.address and the VIP: broadcastFrom's choice and what it avoids. */
+  #nodeAddress: Ipv4 | undefined;
+  #vipAddress: Ipv4 | undefined;
   #perMac: MacBuckets;
   #global = { start: 0, count: 0 };
   #seen = new SeenLimiter();
@@ -160,6 +163,8 @@ export class DhcpHandler {
       offersMax: 65_536,
     });
     this.#interface = options.interfaceAddresses;
+    this.#nodeAddress = options.nodeAddress;
+    this.#vipAddress = options.vipAddress;
     const ifaceAddresses = (options.interfaceAddresses ?? []).map((a) => a.address);
     const anchor = [...ifaceAddresses, config.listen, options.nodeAddress, serverId].find((a) => a !== undefined && subnets.some((s) => cidrContains(s.cidr, a)));
     this.#local = anchor === undefined ? undefined : subnets.find((s) => cidrContains(s.cidr, anchor));
@@ -573,16 +578,18 @@ export class DhcpHandler {
   get broadcastTo(): string { return this.#broadcast; }
 
   /**
-   * Takes the kernel's route for 255.255.255.255 (the source address it picks, null without one)
-   * and sets where broadcast replies go (broadcastTarget); true when that changed. Without a local
-   * subnet, or with `dhcp.listen`, nothing changes.
+   * The addresses of this node (`host`: os.networkInterfaces()) to try sending 255.255.255.255 from
+   * so it leaves by the local subnet's link (interface.ts broadcastSources); none with `dhcp.listen`
+   * (its socket is bound already) or without a local subnet.
    */
-  limitedBroadcastRoute(routedSource: Ipv4 | null): boolean {
-    if (this.#config.listen !== undefined || this.#local === undefined) return false;
-    const next = broadcastTarget(this.#subnetBroadcast, this.#local.cidr, routedSource);
-    if (next === this.#broadcast) return false;
-    this.#broadcast = next;
-    return true;
+  broadcastFrom(host: readonly Ipv4[]): Ipv4[] {
+    if (this.#config.listen !== undefined || this.#local === undefined) return [];
+    return broadcastSources(this.#local.cidr, host, [...(this.#interface ?? []).map((a) => a.address), this.#nodeAddress], this.#vipAddress);
+  }
+
+  /** The shell sends 255.255.255.255 from one of broadcastFrom()'s addresses: broadcast replies go there from now on. */
+  limitedBroadcast(): void {
+    this.#broadcast = '255.255.255.255';
   }
 
   /** How full each subnet's pools are now (`lanctl status`, `lanctl leases`). */
@@ -637,30 +644,28 @@ function shortened(subnet: SubnetReplyOptions, byMs: number): SubnetReplyOptions
   return { ...subnet, leaseMs, renewMs, rebindMs };
 }
 
-/**
- * The source address the kernel picks for a datagram to 255.255.255.255:`port` (connect() on a UDP
- * socket looks the route up and sends nothing), or null when it has no route for it.
- */
-async function limitedBroadcastSource(port: number): Promise<string | null> {
-  const probe = createSocket('udp4');
-  try {
-    return await new Promise<string>((resolve, reject) => {
-      probe.once('error', reject);
-      probe.bind(0, () => {
-        probe.setBroadcast(true);
-        // Without a route the connect fails (an 'error') or leaves the socket unbound (0.0.0.0).
-        probe.connect(port, '255.255.255.255', () => {
-          const source = probe.address().address;
-          if (source === '0.0.0.0') reject(new Error('no route'));
-          else resolve(source);
-        });
-      });
+/** Every IPv4 address of this node. */
+function hostAddresses(): Ipv4[] {
+  return Object.values(networkInterfaces()).flatMap((infos) => ipv4Addresses(infos ?? []).map((a) => a.address));
+}
+
+/** Binds `socket` to address:port, closing it and failing with bind-failed when it cannot. */
+async function bindUdp(socket: Socket, port: number, address: string): Promise<Socket> {
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind(port, address, () => {
+      socket.off('error', reject);
+      resolve();
     });
-  } catch {
-    return null;
-  } finally {
-    probe.close();
-  }
+  }).catch((error: unknown) => {
+    socket.close();
+    throw new LanhaError('bind-failed', `cannot bind DHCP to udp ${address}:${port}: ${errorMessage(error)}`);
+  });
+  return socket;
+}
+
+function closeSocket(socket: Socket): Promise<void> {
+  return new Promise<void>((resolve) => socket.close(() => resolve()));
 }
 
 /** Binds the socket and runs the handler until stop(). */
@@ -677,10 +682,15 @@ export async function startDhcpServer(options: DhcpServerOptions): Promise<Runni
   // The wildcard hears broadcasts; a socket bound to a unicast address would not (DESIGN.md
   // "Sockets and addresses"). `listen` narrows it, for loopback-only tests and demos.
   const address = config.listen === undefined ? '0.0.0.0' : formatIpv4(config.listen);
-  // A deep receive buffer absorbs bursts (a rack powering on) while the event loop waits on a commit.
-  const socket: Socket = createSocket({ type: 'udp4', reuseAddr: false, recvBufferSize: 4 << 20 });
+  // Beside the wildcard, a second socket bound to this node's address on the DHCP subnet sends the
+  // replies to 255.255.255.255: Linux sends a limited broadcast from a bound socket out of the
+  // device owning its address, not by the default route (interface.ts broadcastSource). Both need
+  // SO_REUSEADDR to share the port; an exclusive bind first keeps "port taken" an error.
+  const candidates = handler.broadcastFrom(hostAddresses());
+  let from: Ipv4 | undefined;
   const sendLogLimiter = new LogLimiter();
-  socket.on('message', (bytes, rinfo) => {
+  let broadcaster: Socket | undefined;
+  const serve = (bytes: Buffer, rinfo: RemoteInfo): void => {
     const peer = `${rinfo.address}:${rinfo.port}`;
     const receivedMs = clock.monotonicMs();
     // Lease expiries are log time, stamped by the leader: "now" for the allocator and the sweep is
@@ -690,7 +700,8 @@ export async function startDhcpServer(options: DhcpServerOptions): Promise<Runni
       for (const reply of replies) {
         if (reply.kind === 'ack') options.observeAckSeconds?.((clock.monotonicMs() - receivedMs) / 1000);
         const sendAt = performance.now();
-        socket.send(reply.bytes, reply.destination.port, reply.destination.address, (error) => {
+        const out = reply.destination.address === '255.255.255.255' ? broadcaster ?? socket : socket;
+        out.send(reply.bytes, reply.destination.port, reply.destination.address, (error) => {
           if (!error) return;
           handler.counters.inc('send.failed');
           if (sendLogLimiter.allow('send', clock.wallMs())) log.warn({ event: 'dhcp.send.failed', to: reply.destination.address, err: errorMessage(error) }, 'reply not sent');
@@ -703,37 +714,38 @@ export async function startDhcpServer(options: DhcpServerOptions): Promise<Runni
       handler.counters.inc('handler.failed');
       if (sendLogLimiter.allow('handler', clock.monotonicMs())) log.error({ event: 'dhcp.handler.failed', peer, err: errorMessage(error) }, 'DHCP handler failed');
     });
-  });
+  };
+  if (candidates.length > 0 && config.port !== 0) await bindUdp(createSocket('udp4'), config.port, address).then(closeSocket);
+  // A deep receive buffer absorbs bursts (a rack powering on) while the event loop waits on a commit.
+  const socket: Socket = createSocket({ type: 'udp4', reuseAddr: candidates.length > 0, recvBufferSize: 4 << 20 });
+  socket.on('message', serve);
   socket.on('error', (error) => log.error({ event: 'dhcp.socket.error', err: errorMessage(error) }, 'DHCP socket error'));
-  await new Promise<void>((resolve, reject) => {
-    socket.once('error', reject);
-    socket.bind(config.port, address, () => {
-      socket.off('error', reject);
-      resolve();
-    });
-  }).catch((error: unknown) => {
-    socket.close();
-    throw new LanhaError('bind-failed', `cannot bind DHCP to udp ${address}:${config.port}: ${errorMessage(error)}`);
-  });
+  await bindUdp(socket, config.port, address);
   socket.setBroadcast(true);
   const port = socket.address().port;
-  // Where replies to clients without an address go follows the kernel's route for 255.255.255.255
-  // (broadcastTarget): looked up at start and every minute; logged at start and on a change.
-  let routed = false;
-  const routeBroadcast = async (): Promise<void> => {
-    const source = await limitedBroadcastSource(config.clientPort);
-    const changed = handler.limitedBroadcastRoute(source === null ? null : parseIpv4(source));
-    const first = !routed;
-    routed = true;
-    if ((changed || first) && handler.probeAddress !== null) {
-      log.info({ event: 'dhcp.broadcast_to', to: handler.broadcastTo, routedVia: source },
-        handler.broadcastTo === '255.255.255.255' ? 'replies to clients without an address go to 255.255.255.255'
-          : `replies to clients without an address go to ${handler.broadcastTo}: ${source === null ? 'this node has no route for 255.255.255.255' : `255.255.255.255 leaves from ${source}, not out of this subnet`}; UEFI PXE and HTTP boot firmware ignores them (give this node its default route on the DHCP subnet)`);
+  for (const candidate of candidates) {
+    // Unicasts to this address (renewals to node.address) arrive here, not at the wildcard: the
+    // same handler answers them. Broadcasts still arrive at the wildcard only.
+    const bound = createSocket({ type: 'udp4', reuseAddr: true, recvBufferSize: 4 << 20 });
+    bound.on('message', serve);
+    bound.on('error', (error) => log.error({ event: 'dhcp.socket.error', err: errorMessage(error) }, 'DHCP broadcast socket error'));
+    try {
+      await bindUdp(bound, port, formatIpv4(candidate));
+    } catch (error) {
+      log.warn({ event: 'dhcp.broadcast.unbound', from: formatIpv4(candidate), err: errorMessage(error) }, 'cannot send 255.255.255.255 from this address');
+      continue;
     }
-  };
-  await routeBroadcast();
-  const routeTimer = setInterval(() => void routeBroadcast(), 60_000);
-  routeTimer.unref();
+    bound.setBroadcast(true);
+    broadcaster = bound;
+    from = candidate;
+    handler.limitedBroadcast();
+    break;
+  }
+  if (handler.probeAddress !== null) {
+    log.info({ event: 'dhcp.broadcast_to', to: handler.broadcastTo, ...(from === undefined ? {} : { from: formatIpv4(from) }) },
+      from !== undefined ? `replies to clients without an address go to 255.255.255.255 from ${formatIpv4(from)}`
+        : `replies to clients without an address go to ${handler.broadcastTo}: this node has no address of its DHCP subnet to send 255.255.255.255 from; UEFI PXE and HTTP boot firmware ignores them`);
+  }
   let sweeping = false;
   const timer = setInterval(() => {
     if (sweeping) return;
@@ -757,9 +769,9 @@ export async function startDhcpServer(options: DhcpServerOptions): Promise<Runni
     },
     async stop() {
       clearInterval(timer);
-      clearInterval(routeTimer);
       await probe?.stop();
-      await new Promise<void>((resolve) => socket.close(() => resolve()));
+      await closeSocket(socket);
+      if (broadcaster !== undefined) await closeSocket(broadcaster);
     },
   };
 }

@@ -215,7 +215,7 @@ function unknownClientFindings(input: DoctorInput, out: Finding[]): void {
 
 /**
  * Boot rules served while replies to clients without an address go to the subnet broadcast (the
- * node's route for 255.255.255.255 leaves by another link, or there is none): UEFI firmware drops
+ * node has no address of its DHCP subnet to send 255.255.255.255 from): UEFI firmware drops
  * those OFFERs (services/dhcp/README.md, Replies) and never netboots, with no trace on this side.
  */
 function broadcastFindings(input: DoctorInput, out: Finding[]): void {
@@ -223,8 +223,8 @@ function broadcastFindings(input: DoctorInput, out: Finding[]): void {
   if (typeof to !== 'string' || to === '255.255.255.255' || (input.config.dhcp?.boot.length ?? 0) === 0) return;
   out.push({
     id: 'dhcp.broadcast', severity: 'warning',
-    evidence: `DHCP replies to clients without an address go to ${to}, not 255.255.255.255: this node has no route for 255.255.255.255 out of its DHCP subnet; UEFI PXE and HTTP boot firmware ignores such OFFERs, so UEFI machines never netboot (BIOS PXE, iPXE, U-Boot and Linux clients are not affected)`,
-    fix: 'give this node its default route on the DHCP subnet (lanha follows the kernel\'s route for 255.255.255.255; it is looked up every minute)',
+    evidence: `DHCP replies to clients without an address go to ${to}, not 255.255.255.255: this node has no address of its DHCP subnet to send 255.255.255.255 from; UEFI PXE and HTTP boot firmware ignores such OFFERs, so UEFI machines never netboot (BIOS PXE, iPXE, U-Boot and Linux clients are not affected)`,
+    fix: 'give this node an address on the DHCP subnet (node.address, or one on dhcp.interface) and restart lanha',
   });
 }
 

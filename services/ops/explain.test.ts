@@ -400,7 +400,7 @@ t.test('doctor warns when boot rules are served but replies without an address g
   t.equal(found.length, 1);
   t.match(found[0], { severity: 'warning' });
   t.match(found[0]?.evidence, 'go to 10.0.0.255, not 255.255.255.255');
-  t.match(found[0]?.fix, 'default route on the DHCP subnet');
+  t.match(found[0]?.fix, 'an address on the DHCP subnet');
   t.same(doctorFindings({ ...base, dhcp: { broadcastTo: '255.255.255.255' } }).filter((f) => f.id === 'dhcp.broadcast'), [], 'nothing when UEFI can hear the replies');
   const noBoot = { ...i.config, dhcp: { ...i.config.dhcp!, boot: [] } };
   t.same(doctorFindings({ ...base, config: noBoot, dhcp: { broadcastTo: '10.0.0.255' } }).filter((f) => f.id === 'dhcp.broadcast'), [], 'nothing without boot rules');

@@ -4,8 +4,9 @@
 //
 // 1. OVMF's DHCP (option 93 = 7, vendor class PXEClient:Arch:00007) gets the x86 UEFI rule's
 //    ipxe.efi. Two things it needs that BIOS PXE ROMs, iPXE and U-Boot do not: the OFFER sent to
-//    255.255.255.255 (it drops one to the subnet broadcast; lanha sends the limited broadcast when
-//    its default route is on the DHCP subnet, as here) and option 43 beside the echoed PXEClient
+//    255.255.255.255 (it drops one to the subnet broadcast; lanha sends the limited broadcast from
+//    a socket bound to its address on the DHCP subnet, so it leaves there even with the default
+//    route on another link, as here) and option 43 beside the echoed PXEClient
 //    (without it, the offer is a BINL offer to EDK2, which asks port 4011 for the file).
 // 2. Its MTFTP client asks for ipxe.efi with tsize only and aborts after the OACK (the size probe),
 //    then downloads it at blksize 1468 and windowsize 4, and starts it.
@@ -58,7 +59,21 @@ async function bootOvmf(t: Test, httpBoot: boolean): Promise<void> {
     await withLab(async (lab) => {
       const host = await lab.addHost('ovmf', null);
       const tap = `lh${lab.id}ov`;
-      await addTap(host, tap, ['10.86.0.1/24'], '10.86.0.254');
+      await addTap(host, tap, ['10.86.0.1/24']);
+      // The server's default route on ANOTHER link (an uplink, as on a Pi with wlan0 upstream and
+      // the cluster on eth0): the kernel routes 255.255.255.255 out of the uplink, yet lanha's
+      // replies to clients without an address must leave by the tap, to 255.255.255.255, the only
+      // broadcast UEFI PXE takes. They are sent from a socket bound to 10.86.0.1 (interface.ts).
+      const uplink = `lh${lab.id}up`;
+      // A veth pair with both ends here (this kernel has no dummy module): the uplink needs only to be up.
+      for (const args of [['link', 'add', uplink, 'type', 'veth', 'peer', 'name', `lh${lab.id}uq`], ['addr', 'add', '192.168.77.2/24', 'dev', uplink],
+        ['link', 'set', `lh${lab.id}uq`, 'up'], ['link', 'set', uplink, 'up'],
+        ['route', 'add', 'default', 'via', '192.168.77.1', 'dev', uplink]]) {
+        const done = await host.exec('ip', args);
+        t.equal(done.code, 0, `ip ${args.join(' ')}: ${done.stderr}`);
+      }
+      const routed = await host.exec('ip', ['route', 'get', '255.255.255.255']);
+      t.match(routed.stdout, new RegExp(`dev ${uplink}\\b`), 'the kernel routes 255.255.255.255 out of the uplink');
       server = await startLanhaDhcp(host, '10.86.0.1', DHCP, scratch.dir, more);
       const logs = server.daemon.logs;
       t.same(logRecords<Line>(logs()).filter((l) => l.event === 'dhcp.broadcast_to').map((l) => l.to), ['255.255.255.255'], 'lanha broadcasts to 255.255.255.255 here');

@@ -63,7 +63,13 @@ export async function startSshd(lab: Lab, host: LabHost, dir: string, options: S
     ? `mount -t tmpfs -o size=${options.tmpfsSize},mode=755 tmpfs /srv/root`
     : options.root !== undefined ? `mount --bind '${options.root}' /srv/root` : 'true';
   const binds = (options.binds ?? []).map((b) => `mkdir -p '${b.target}'; mount --bind '${b.source}' '${b.target}'; `).join('');
-  const script = `set -e; mount -t tmpfs tmpfs /run; mkdir -p /run/sshd; chmod 755 /run/sshd; mount -t tmpfs -o mode=755 tmpfs /srv; mkdir /srv/root; ${mountRoot}; ${binds}exec /usr/sbin/sshd -D -e -f '${config}'`;
+  // Every session runs as root through root's login shell, and bash reads ~/.bashrc for a command
+  // sshd runs: the host's dotfiles are not the node's. One that took a lock a killed session never
+  // released (pyenv's rehash waits 60 s for it) made every remote command of every deploy test stall
+  // past the 60 s step bound. Empty files are bound over them in this mount namespace only.
+  const dotfiles = ['.bashrc', '.bash_profile', '.bash_login', '.profile', '.bash_logout'].map((f) => `/root/${f}`).join(' ');
+  const hideDotfiles = `for f in ${dotfiles}; do if [ -e "$f" ]; then mount --bind /dev/null "$f"; fi; done`;
+  const script = `set -e; mount -t tmpfs tmpfs /run; mkdir -p /run/sshd; chmod 755 /run/sshd; mount -t tmpfs -o mode=755 tmpfs /srv; mkdir /srv/root; ${mountRoot}; ${binds}${hideDotfiles}; exec /usr/sbin/sshd -D -e -f '${config}'`;
   const child = host.spawn('sh', ['-c', script]);
   let log = '';
   child.stderr!.on('data', (d: Buffer) => { log += d.toString(); });

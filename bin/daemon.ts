@@ -24,6 +24,7 @@ import { nodeRoutes } from '../cluster/nodes-view.js';
 import { inventoryContext, knownProfiles } from '../cluster/inventory-config.js';
 import { inventoryRoutes, leaseHolderOf } from '../cluster/inventory-api.js';
 import { powerRoutes } from '../cluster/power-api.js';
+import { PowerRunner } from '../cluster/power-run.js';
 import { missingPowerPrograms } from '../cluster/power-run.js';
 import { startInventorySeeder } from '../cluster/inventory-seed.js';
 import { VERSION } from './version.js';
@@ -183,9 +184,13 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
     members,
   }, { perClient: config.http.perClientMetrics }) : null;
 
+  // Power commands run in process groups of their own: a stop ends those still running (no orphan).
+  const power = config.power === undefined ? undefined : new PowerRunner(config.power.parallel);
   const stopAll = async (): Promise<void> => {
     systemd?.stopping();
     seeder?.stop();
+    const ended = power?.stop() ?? 0;
+    if (ended > 0) log.warn({ event: 'power.ended', commands: ended }, `${ended} power command${ended === 1 ? '' : 's'} still running ended with the daemon`);
     clearInterval(sampler);
     clearInterval(bootScan);
     probes?.stop();
@@ -233,7 +238,7 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
     control.routes(nodeRoutes(state, reservations, clock, profiles));
     const operatorRecords = function* (): Iterable<string> { for (const r of state.fsm.records()) yield r.name; };
     control.routes(inventoryRoutes({ state, clock, reservations, profiles, context: () => inventoryContext(config, operatorRecords) }));
-    control.routes(powerRoutes({ state, config: config.power, log: log.child({ service: 'power' }), wallMs: () => clock.wallMs() }));
+    control.routes(powerRoutes({ state, config: config.power, ...(power === undefined ? {} : { runner: power }), log: log.child({ service: 'power' }), wallMs: () => clock.wallMs() }));
     if (config.node.role !== 'witness' && (config.nodes?.length ?? 0) > 0) {
       seeder = startInventorySeeder({ state, nodes: config.nodes ?? [], log: log.child({ service: 'inventory' }), context: () => ({ ...inventoryContext(config, operatorRecords), leaseHolder: leaseHolderOf(state.fsm) }) });
     }

@@ -1,7 +1,7 @@
 import type { ApiRoutes } from '../lib/control-server.js';
 import type { Logger } from '../lib/log.js';
 import { POWER_ACTIONS, planPower, selectNodes, type PowerAction, type PowerConfig } from './power.js';
-import { runPower, type PowerResult } from './power-run.js';
+import { PowerRunner, type PowerResult } from './power-run.js';
 import type { StateLog } from './state-log.js';
 
 // `lanctl nodes power`: POST /v1/nodes/power runs the site's power command per node on this daemon
@@ -13,6 +13,8 @@ export interface PowerApiOptions {
   state: StateLog;
   /** The `power:` block, or undefined when this node's config has none. */
   config: PowerConfig | undefined;
+  /** The daemon's runner (power.parallel over every request at once); one of this block's own when absent. */
+  runner?: PowerRunner;
   log: Logger;
   /** Wall-clock ms, to read whether a node's lease is still live. */
   wallMs: () => number;
@@ -25,10 +27,11 @@ function field(body: unknown, key: string): unknown {
 }
 
 export function powerRoutes(o: PowerApiOptions): ApiRoutes {
+  const runner = o.runner ?? (o.config === undefined ? undefined : new PowerRunner(o.config.parallel));
   return {
     'POST /v1/nodes/power': async ({ body }) => {
       const config = o.config;
-      if (config === undefined) return { status: 400, body: { error: 'this node\'s config has no power: block: give the command that switches a node (power.command, with {{name}}, {{mac}}, {{ip}}, {{action}}...), then restart the daemon' } };
+      if (config === undefined || runner === undefined) return { status: 400, body: { error: 'this node\'s config has no power: block: give the command that switches a node (power.command, with {{name}}, {{mac}}, {{ip}}, {{action}}...), then restart the daemon' } };
       const action = field(body, 'action');
       if (typeof action !== 'string' || !(POWER_ACTIONS as readonly string[]).includes(action)) return { status: 400, body: { error: `the action must be one of ${POWER_ACTIONS.join(', ')}` } };
       const names = field(body, 'names') ?? [];
@@ -41,7 +44,7 @@ export function powerRoutes(o: PowerApiOptions): ApiRoutes {
         const lease = o.state.fsm.leaseByMac(n.mac);
         return planPower(config, n, action as PowerAction, lease !== undefined && lease.state === 'bound' && lease.expiresAt > now ? lease.ip : undefined);
       });
-      const results = await runPower(plans, { timeoutMs: config.timeout, parallel: config.parallel });
+      const results = await runner.run(plans, { timeoutMs: config.timeout });
       for (const [i, r] of results.entries()) {
         const node = selected.nodes[i]!;
         const facts = { event: 'power.command', node: r.node, action, result: r.result, exitCode: r.exitCode, signal: r.signal, ms: r.ms };

@@ -2,7 +2,7 @@ import t from 'tap';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { OUTPUT_MAX, missingPowerPrograms, runPower, runPowerCommand } from './power-run.js';
+import { OUTPUT_MAX, PowerRunner, missingPowerPrograms, runPower, runPowerCommand } from './power-run.js';
 import { powerConfig, type PowerPlan } from './power.js';
 
 // Running power commands for real (/bin/sh): results, output, timeouts that end the whole process
@@ -74,4 +74,65 @@ t.test('programs this machine could not start are named, each once, with where t
     `power.groups.r2.cycle: ${join(dir, 'missing')} is not an executable file here: lanctl nodes power would fail for the nodes it serves`,
   ]);
   t.same(missingPowerPrograms(powerConfig.parse({ command: ['pdu'] }), dir), [], 'a name found in PATH');
+});
+
+/** Waits up to `ms` for `work`; a hang is a failed assertion, not a test that never ends. */
+async function within<T>(ms: number, work: Promise<T>): Promise<T | 'hung'> {
+  let timer: NodeJS.Timeout | undefined;
+  const hung = new Promise<'hung'>((resolve) => { timer = setTimeout(() => resolve('hung'), ms); });
+  try { return await Promise.race([work, hung]); } finally { clearTimeout(timer); }
+}
+
+const alive = (pid: number): boolean => { try { process.kill(pid, 0); return true; } catch { return false; } };
+
+t.test('a command that exits at once is done at once, though it left a background process holding its output', async (t) => {
+  const pidFile = join(dir, 'bg.pid');
+  const r = await within(8000, runPowerCommand(sh('bg', `sleep 600 & echo $! > ${pidFile}; echo switched`), { timeoutMs: 5000, parallel: 1 }));
+  t.not(r, 'hung');
+  if (r === 'hung') return;
+  t.match(r, { result: 'ok', exitCode: 0, output: 'switched' }, 'ok, not a timeout (the old code waited for the background sleep and said timeout)');
+  t.ok(r.ms < 4000, `done in ${r.ms} ms`);
+  const pid = Number(readFileSync(pidFile, 'utf8'));
+  for (let i = 0; i < 50 && alive(pid); i++) await new Promise((res) => setTimeout(res, 100));
+  t.notOk(alive(pid), 'the background sleeper in its group was ended with it');
+});
+
+t.test('a process the command moved out of its group (setsid) holding the output does not hang the result, nor a timeout', async (t) => {
+  const pids: number[] = [];
+  t.teardown(() => { for (const pid of pids) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } } });
+  for (const [i, tail] of [['ok', 'echo started'], ['hung', 'sleep 600']] as const) {
+    const pidFile = join(dir, `setsid-${i}.pid`);
+    // The escaped process ignores SIGTERM and is in a session of its own: no group signal reaches it.
+    const script = `setsid sh -c 'trap "" TERM; echo $$ > ${pidFile}; exec sleep 600' & while [ ! -s ${pidFile} ]; do sleep 0.05; done; ${tail}`;
+    const r = await within(10_000, runPowerCommand(sh(i, script), { timeoutMs: 1500, parallel: 1 }));
+    pids.push(Number(readFileSync(pidFile, 'utf8')));
+    t.not(r, 'hung', `${i}: a result came (the old code waited for the escaped process, for ever)`);
+    if (r === 'hung') continue;
+    if (i === 'ok') t.match(r, { result: 'ok', exitCode: 0, output: 'started', error: /still held open by a process it started outside its process group/ });
+    else t.match(r, { result: 'timeout', error: /ended after 1500 ms/ });
+  }
+});
+
+t.test('a runner keeps `parallel` over every request at once, and stop() ends the commands still running', async (t) => {
+  const running = join(dir, 'shared');
+  const log = join(dir, 'shared-seen');
+  writeFileSync(log, '');
+  const script = (n: string): string => `mkdir -p ${running}; touch ${running}/${n}; ls ${running} | wc -l >> ${log}; sleep 0.2; rm ${running}/${n}`;
+  const runner = new PowerRunner(2);
+  const a = Array.from({ length: 4 }, (_, n) => sh(`a${n}`, script(`a${n}`)));
+  const b = Array.from({ length: 4 }, (_, n) => sh(`b${n}`, script(`b${n}`)));
+  const [ra, rb] = await Promise.all([runner.run(a, { timeoutMs: 20_000 }), runner.run(b, { timeoutMs: 20_000 })]);
+  t.same([...ra!, ...rb!].map((r) => r.result), Array(8).fill('ok'));
+  const seen = readFileSync(log, 'utf8').trim().split('\n').map(Number);
+  t.equal(seen.length, 8);
+  t.ok(Math.max(...seen) <= 2, `never more than 2 at once over both requests (seen ${seen.join(', ')})`);
+  const pidFile = join(dir, 'stopped.pid');
+  const hanging = runner.run([sh('h', `sleep 600 & echo $! > ${pidFile}; sleep 600`)], { timeoutMs: 60_000 });
+  while (!existsSync(pidFile) || readFileSync(pidFile, 'utf8') === '') await new Promise((res) => setTimeout(res, 50));
+  t.equal(runner.stop(), 1, 'one command was running');
+  const [r] = await within(5000, hanging) as Awaited<typeof hanging>;
+  t.match(r, { result: 'failed', signal: 'SIGKILL' });
+  const pid = Number(readFileSync(pidFile, 'utf8'));
+  for (let i = 0; i < 50 && alive(pid); i++) await new Promise((res) => setTimeout(res, 100));
+  t.notOk(alive(pid), 'what it started went with it');
 });

@@ -31,11 +31,16 @@ export interface RunOptions {
   env?: NodeJS.ProcessEnv;
   /** Monotonic ms. */
   now?: () => number;
+  /** Where the process groups of running commands are kept (PowerRunner.stop ends them). */
+  groups?: Set<number>;
 }
 
 function clip(chunks: Buffer[]): string {
   return Buffer.concat(chunks).subarray(0, OUTPUT_MAX).toString('utf8').trim();
 }
+
+/** After the command exits, how long its output may take to end before it is cut (a process it started elsewhere holds it). */
+export const PIPE_GRACE_MS = 500;
 
 /** Runs one planned command (a plan that failed is reported as failed at once). */
 export function runPowerCommand(plan: PowerPlan, o: RunOptions): Promise<PowerResult> {
@@ -54,11 +59,14 @@ export function runPowerCommand(plan: PowerPlan, o: RunOptions): Promise<PowerRe
     let timedOut = false;
     let done = false;
     const child = spawn(plan.argv[0]!, plan.argv.slice(1), { env: { ...(o.env ?? process.env), ...plan.env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const pid = child.pid;
+    if (pid !== undefined) o.groups?.add(pid);
     const group = (signal: NodeJS.Signals): void => {
-      if (child.pid === undefined) return;
-      try { process.kill(-child.pid, signal); } catch { /* the group is gone */ }
+      if (pid === undefined) return;
+      try { process.kill(-pid, signal); } catch { /* the group is gone */ }
     };
     let grace: NodeJS.Timeout | undefined;
+    let cut: NodeJS.Timeout | undefined;
     const timer = setTimeout(() => {
       timedOut = true;
       group('SIGTERM');
@@ -68,35 +76,87 @@ export function runPowerCommand(plan: PowerPlan, o: RunOptions): Promise<PowerRe
       if (done) return;
       done = true;
       clearTimeout(timer);
-      if (grace !== undefined && !timedOut) clearTimeout(grace);
+      clearTimeout(grace);
+      clearTimeout(cut);
+      if (pid !== undefined) o.groups?.delete(pid);
       resolve({ node: plan.node, ...r, ms: Math.round(now() - started) });
+    };
+    const ended = (code: number | null, signal: NodeJS.Signals | null, note: string): void => {
+      const stderr = [clip(err), note].filter((s) => s !== '').join('\n');
+      if (timedOut) finish({ result: 'timeout', exitCode: code, signal, output: clip(out), error: `ended after ${o.timeoutMs} ms (power.timeout)${stderr === '' ? '' : `: ${stderr}`}` });
+      else finish({ result: code === 0 ? 'ok' : 'failed', exitCode: code, signal, output: clip(out), error: stderr });
     };
     child.stdout.on('data', keep(0, out));
     child.stderr.on('data', keep(1, err));
     child.once('error', (e) => finish({ result: 'failed', exitCode: null, signal: null, output: '', error: `could not run ${plan.argv[0]}: ${e.message}` }));
-    child.once('close', (code, signal) => {
-      // Whatever the command left running in its group goes with it.
+    child.once('exit', (code, signal) => {
+      // The command is over: whatever it left running in its group goes with it, which ends its
+      // output too. A process it moved out of the group (setsid, a daemon) may still hold the
+      // output open: the result does not wait for that one (its 'close' could be never).
       group('SIGKILL');
-      if (grace !== undefined) clearTimeout(grace);
-      const stderr = clip(err);
-      if (timedOut) finish({ result: 'timeout', exitCode: code, signal, output: clip(out), error: `ended after ${o.timeoutMs} ms (power.timeout)${stderr === '' ? '' : `: ${stderr}`}` });
-      else finish({ result: code === 0 ? 'ok' : 'failed', exitCode: code, signal, output: clip(out), error: stderr });
+      cut = setTimeout(() => {
+        child.stdout.destroy();
+        child.stderr.destroy();
+        ended(code, signal, 'its output was still held open by a process it started outside its process group (left running)');
+      }, PIPE_GRACE_MS);
     });
+    child.once('close', (code, signal) => ended(code, signal, ''));
   });
 }
 
-/** Runs every plan, at most `parallel` at once; results in the plans' order. */
-export async function runPower(plans: readonly PowerPlan[], o: RunOptions): Promise<PowerResult[]> {
-  const results: PowerResult[] = new Array(plans.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < plans.length) {
-      const i = next++;
-      results[i] = await runPowerCommand(plans[i]!, o);
+/**
+ * The commands of every request of a daemon: at most `parallel` at once over all of them (two
+ * `lanctl nodes power --all` at once must not open twice the sessions a PDU or BMC takes), and the
+ * process groups still running ended when the daemon stops (each runs in a group of its own, which
+ * a signal to the daemon does not reach).
+ */
+export class PowerRunner {
+  readonly #parallel: number;
+  #running = 0;
+  readonly #waiting: Array<() => void> = [];
+  readonly #groups = new Set<number>();
+
+  constructor(parallel: number) {
+    this.#parallel = parallel;
+  }
+
+  /** Commands running now and waiting for a slot. */
+  get load(): { running: number; waiting: number } { return { running: this.#running, waiting: this.#waiting.length }; }
+
+  /** Runs every plan, results in the plans' order. */
+  run(plans: readonly PowerPlan[], o: Omit<RunOptions, 'parallel' | 'groups'>): Promise<PowerResult[]> {
+    return Promise.all(plans.map(async (plan) => {
+      if (!plan.ok) return runPowerCommand(plan, { ...o, parallel: 1 });
+      await this.#slot();
+      try {
+        return await runPowerCommand(plan, { ...o, parallel: 1, groups: this.#groups });
+      } finally {
+        this.#running--;
+        this.#waiting.shift()?.();
+      }
+    }));
+  }
+
+  #slot(): Promise<void> {
+    if (this.#running < this.#parallel) {
+      this.#running++;
+      return Promise.resolve();
     }
-  };
-  await Promise.all(Array.from({ length: Math.min(o.parallel, plans.length) }, worker));
-  return results;
+    return new Promise((resolve) => this.#waiting.push(() => { this.#running++; resolve(); }));
+  }
+
+  /** Ends every command still running (and what it started in its group): SIGKILL. */
+  stop(): number {
+    for (const pid of this.#groups) {
+      try { process.kill(-pid, 'SIGKILL'); } catch { /* the group is gone */ }
+    }
+    return this.#groups.size;
+  }
+}
+
+/** Runs every plan, at most `parallel` at once; results in the plans' order. */
+export function runPower(plans: readonly PowerPlan[], o: RunOptions): Promise<PowerResult[]> {
+  return new PowerRunner(o.parallel).run(plans, o);
 }
 
 /** Whether `program` would start here: an executable regular file at its path, or found in PATH. */

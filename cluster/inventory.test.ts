@@ -243,3 +243,22 @@ t.test('property: snapshot/restore keeps the hash, and the restored replica stay
   }), { seed, numRuns: 300 });
   t.pass(`seed ${seed}`);
 });
+
+t.test('a restored snapshot gets the checks apply() makes: a hostile name or field cannot reach DNS, boot scripts or a power command', async (t) => {
+  const good = { name: 'n1', mac: M1, ip: IP1, profile: 'rpi4', group: 'rack1', addedAt: T0, changedAt: T0 };
+  const hostile = [
+    { name: '-rf', mac: M2, addedAt: T0, changedAt: T0 },
+    { name: 'a;reboot', mac: '52:54:00:00:00:03', addedAt: T0, changedAt: T0 },
+    { name: 'x$(id)', mac: '52:54:00:00:00:04', addedAt: T0, changedAt: T0 },
+    { name: 'n5', mac: 'not a mac', addedAt: T0, changedAt: T0 },
+    { name: 'n6', mac: '52:54:00:00:00:06', group: '--help', profile: 'a b', addedAt: T0, changedAt: T0 },
+    { name: 'n7', mac: M1, addedAt: T0, changedAt: T0 }, // n1's MAC again
+  ];
+  const inv = new Inventory();
+  inv.restore({ nodes: [good, ...hostile], pending: [{ mac: 'zz', firstSeen: T0, lastSeen: T0, count: 1 }], seeded: ['n1', '-x'] });
+  t.same(inv.all().map((n) => n.name), ['n1', 'n6'], 'nodes with a bad name or MAC, or a MAC taken, are dropped');
+  t.same(inv.byName('n6'), { name: 'n6', mac: '52:54:00:00:00:06', addedAt: T0, changedAt: T0 }, 'a bad group or profile is left out');
+  t.same(inv.byName('n1'), good);
+  t.same(inv.snapshot().pending, []);
+  t.same(inv.snapshot().seeded, ['n1']);
+});

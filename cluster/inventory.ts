@@ -246,9 +246,16 @@ export class Inventory implements InventoryView {
     this.#pending.clear();
     this.#seeded.clear();
     if (snapshot === undefined) return;
-    for (const n of snapshot.nodes) this.#index(canonicalNode(n));
-    for (const p of snapshot.pending) this.#pending.set(p.mac, canonicalPending(p));
-    for (const s of snapshot.seeded) this.#seeded.add(s);
+    // A snapshot is read with the checks apply() makes: it may come from an etcd key any client can
+    // write, and a name goes on to DNS, boot scripts and the power command's arguments ("-rf", "a;b").
+    // What fails them is left out (a field) or dropped (a node), alike on every replica.
+    for (const n of snapshot.nodes) {
+      const node = checkedNode(n);
+      if (node === null || this.#byName.has(node.name) || this.#byMac.has(node.mac) || (node.ip !== undefined && this.#byIp.has(node.ip))) continue;
+      this.#index(node);
+    }
+    for (const p of snapshot.pending) if (isMac(p.mac)) this.#pending.set(p.mac, canonicalPending(p));
+    for (const s of snapshot.seeded) if (isName(s)) this.#seeded.add(s);
   }
 }
 
@@ -273,6 +280,19 @@ function canonicalNode(n: InventoryNode): InventoryNode {
   if (n.hostKey !== undefined) out.hostKey = n.hostKey;
   if (n.assignedGeneration !== undefined) out.assignedGeneration = n.assignedGeneration;
   if (n.runningGeneration !== undefined) out.runningGeneration = n.runningGeneration;
+  return out;
+}
+
+/** A snapshot's node as apply() would have made it, or null when its name or MAC is not one; other malformed fields are left out. */
+function checkedNode(n: InventoryNode): InventoryNode | null {
+  if (!isName(n.name) || !isMac(n.mac)) return null;
+  const out = canonicalNode(n);
+  if (out.ip !== undefined && !isIp(out.ip)) delete out.ip;
+  if (out.profile !== undefined && !isTag(out.profile)) delete out.profile;
+  if (out.group !== undefined && !isTag(out.group)) delete out.group;
+  if (out.hostKey !== undefined && !isKey(out.hostKey)) delete out.hostKey;
+  if (out.assignedGeneration !== undefined && !isGeneration(out.assignedGeneration)) delete out.assignedGeneration;
+  if (out.runningGeneration !== undefined && !isGeneration(out.runningGeneration)) delete out.runningGeneration;
   return out;
 }
 

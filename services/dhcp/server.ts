@@ -587,9 +587,12 @@ export class DhcpHandler {
     return broadcastSources(this.#local.cidr, host, [...(this.#interface ?? []).map((a) => a.address), this.#nodeAddress], this.#vipAddress);
   }
 
-  /** The shell sends 255.255.255.255 from one of broadcastFrom()'s addresses: broadcast replies go there from now on. */
-  limitedBroadcast(): void {
-    this.#broadcast = '255.255.255.255';
+  /**
+   * The shell sends 255.255.255.255 from one of broadcastFrom()'s addresses (true): broadcast replies
+   * go there from now on; or it has none any more (false): they go to the local subnet's broadcast.
+   */
+  limitedBroadcast(on = true): void {
+    this.#broadcast = on ? '255.255.255.255' : this.#subnetBroadcast;
   }
 
   /** How full each subnet's pools are now (`lanctl status`, `lanctl leases`). */
@@ -630,6 +633,10 @@ export interface DhcpServerOptions {
   onAck?: ((ack: AckRecord) => void) | undefined;
   /** The rogue-server watch and probe: the site's name (its probe MAC) and the xids' randomness. */
   rogue?: { site: string; random: Random } | undefined;
+  /** How often the 255.255.255.255 socket checks this node's addresses (BROADCAST_CHECK_MS). */
+  broadcastCheckMs?: number;
+  /** This node's IPv4 addresses now (os.networkInterfaces()); tests give their own. */
+  hostAddresses?: () => Ipv4[];
 }
 
 /**
@@ -668,6 +675,135 @@ function closeSocket(socket: Socket): Promise<void> {
   return new Promise<void>((resolve) => socket.close(() => resolve()));
 }
 
+/** How often the socket sending 255.255.255.255 checks that its address is still this node's. */
+export const BROADCAST_CHECK_MS = 5000;
+
+/** Whether `address` is this node's now: a socket can be bound to it (no netlink in Node). */
+async function isLocalAddress(address: Ipv4): Promise<boolean> {
+  const probe = createSocket('udp4');
+  return new Promise<boolean>((resolve) => {
+    probe.once('error', () => { probe.close(); resolve(false); });
+    probe.bind(0, formatIpv4(address), () => { probe.close(); resolve(true); });
+  });
+}
+
+interface BroadcastSourceOptions {
+  handler: DhcpHandler;
+  port: number;
+  serve: (bytes: Buffer, rinfo: RemoteInfo) => void;
+  log: Logger;
+  intervalMs: number;
+  hostAddresses: () => Ipv4[];
+}
+
+/**
+ * The socket replies to 255.255.255.255 leave from: bound to this node's address on the DHCP
+ * subnet, so Linux sends them out of that address's link (interface.ts broadcastSources). It follows
+ * the host's addresses: every `intervalMs` (and at once when a send from it fails) it checks its
+ * address is still this node's; one removed, changed or on a link gone down is let go and the next
+ * candidate bound, and one added after start is taken up. Without one, replies go to the subnet's
+ * broadcast address (counted as broadcast.to_subnet; `lanctl doctor` says so while boot rules are
+ * served). Each change is one log line; checks cost a bind, no netlink.
+ */
+class BroadcastSource {
+  socket: Socket | undefined;
+  from: Ipv4 | undefined;
+  readonly #o: BroadcastSourceOptions;
+  #timer: NodeJS.Timeout | undefined;
+  #checking: Promise<void> | undefined;
+  #again = false;
+  #stopped = false;
+  /** What the last check found, to log changes only: undefined before the first. */
+  #logged: string | undefined;
+
+  constructor(o: BroadcastSourceOptions) {
+    this.#o = o;
+  }
+
+  async start(): Promise<void> {
+    await this.check();
+    this.#timer = setInterval(() => { void this.check(); }, this.#o.intervalMs);
+    this.#timer.unref();
+  }
+
+  /** Checks now (one at a time; a call during a check runs one more after it). */
+  check(): Promise<void> {
+    if (this.#checking !== undefined) {
+      this.#again = true;
+      return this.#checking;
+    }
+    this.#checking = this.#check().finally(() => {
+      this.#checking = undefined;
+      if (this.#again && !this.#stopped) {
+        this.#again = false;
+        void this.check();
+      }
+    });
+    return this.#checking;
+  }
+
+  async #check(): Promise<void> {
+    const { handler, log } = this.#o;
+    if (this.#stopped) return;
+    const lost = this.from;
+    if (this.socket !== undefined && this.from !== undefined) {
+      if (await isLocalAddress(this.from)) return;
+      const socket = this.socket;
+      this.socket = undefined;
+      this.from = undefined;
+      handler.limitedBroadcast(false);
+      handler.counters.inc('broadcast.source_lost');
+      await closeSocket(socket);
+    }
+    for (const candidate of handler.broadcastFrom(this.#o.hostAddresses())) {
+      if (this.#stopped) return;
+      const bound = createSocket({ type: 'udp4', reuseAddr: true, recvBufferSize: 4 << 20 });
+      // Unicasts to this address (renewals to node.address) arrive here, not at the wildcard: the
+      // same handler answers them. Broadcasts still arrive at the wildcard only.
+      bound.on('message', this.#o.serve);
+      bound.on('error', (error) => log.error({ event: 'dhcp.socket.error', err: errorMessage(error) }, 'DHCP broadcast socket error'));
+      try {
+        await bindUdp(bound, this.#o.port, formatIpv4(candidate));
+      } catch (error) {
+        if (this.#logged === undefined) log.warn({ event: 'dhcp.broadcast.unbound', from: formatIpv4(candidate), err: errorMessage(error) }, 'cannot send 255.255.255.255 from this address');
+        continue;
+      }
+      if (this.#stopped) { await closeSocket(bound); return; }
+      bound.setBroadcast(true);
+      this.socket = bound;
+      this.from = candidate;
+      handler.limitedBroadcast(true);
+      if (this.#logged !== undefined) handler.counters.inc('broadcast.source_bound');
+      this.#say(lost);
+      return;
+    }
+    this.#say(lost);
+  }
+
+  /** One log line per change of where broadcast replies go. */
+  #say(lost: Ipv4 | undefined): void {
+    const { handler, log } = this.#o;
+    const now = this.from === undefined ? handler.broadcastTo : `255.255.255.255 from ${formatIpv4(this.from)}`;
+    if (now === this.#logged) return;
+    const first = this.#logged === undefined;
+    this.#logged = now;
+    const facts = { event: 'dhcp.broadcast_to', to: handler.broadcastTo, ...(this.from === undefined ? {} : { from: formatIpv4(this.from) }), ...(lost === undefined ? {} : { lost: formatIpv4(lost) }) };
+    const was = lost === undefined ? '' : `${formatIpv4(lost)} is no longer this node's address (removed, changed or its link down): `;
+    if (this.from !== undefined) log.info(facts, `${was}replies to clients without an address go to 255.255.255.255 from ${formatIpv4(this.from)}`);
+    else if (first || lost !== undefined) {
+      log[first ? 'info' : 'warn'](facts, `${was}replies to clients without an address go to ${handler.broadcastTo}: this node has no address of its DHCP subnet to send 255.255.255.255 from (checked every ${this.#o.intervalMs / 1000} s); UEFI PXE and HTTP boot firmware ignores them`);
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearInterval(this.#timer);
+    await this.#checking;
+    if (this.socket !== undefined) await closeSocket(this.socket);
+    this.socket = undefined;
+  }
+}
+
 /** Binds the socket and runs the handler until stop(). */
 export async function startDhcpServer(options: DhcpServerOptions): Promise<RunningService & { handler: DhcpHandler }> {
   const { config, clock, log } = options;
@@ -686,10 +822,9 @@ export async function startDhcpServer(options: DhcpServerOptions): Promise<Runni
   // replies to 255.255.255.255: Linux sends a limited broadcast from a bound socket out of the
   // device owning its address, not by the default route (interface.ts broadcastSource). Both need
   // SO_REUSEADDR to share the port; an exclusive bind first keeps "port taken" an error.
-  const candidates = handler.broadcastFrom(hostAddresses());
-  let from: Ipv4 | undefined;
   const sendLogLimiter = new LogLimiter();
-  let broadcaster: Socket | undefined;
+  // Filled in below: the socket sending 255.255.255.255, which follows this node's addresses.
+  let broadcast: BroadcastSource | undefined;
   const serve = (bytes: Buffer, rinfo: RemoteInfo): void => {
     const peer = `${rinfo.address}:${rinfo.port}`;
     const receivedMs = clock.monotonicMs();
@@ -700,11 +835,15 @@ export async function startDhcpServer(options: DhcpServerOptions): Promise<Runni
       for (const reply of replies) {
         if (reply.kind === 'ack') options.observeAckSeconds?.((clock.monotonicMs() - receivedMs) / 1000);
         const sendAt = performance.now();
-        const out = reply.destination.address === '255.255.255.255' ? broadcaster ?? socket : socket;
-        out.send(reply.bytes, reply.destination.port, reply.destination.address, (error) => {
+        const limited = reply.destination.address === '255.255.255.255';
+        const bound = limited ? broadcast?.socket : undefined;
+        if (!limited && reply.destination.address === handler.probeAddress && handler.probeAddress !== null) handler.counters.inc('broadcast.to_subnet');
+        (bound ?? socket).send(reply.bytes, reply.destination.port, reply.destination.address, (error) => {
           if (!error) return;
           handler.counters.inc('send.failed');
           if (sendLogLimiter.allow('send', clock.wallMs())) log.warn({ event: 'dhcp.send.failed', to: reply.destination.address, err: errorMessage(error) }, 'reply not sent');
+          // The address it was sent from may be gone (removed, changed, link down): look now.
+          if (bound !== undefined) broadcast?.check();
         });
         if (reply.kind === 'ack') handler.stages.record('send', performance.now() - sendAt);
       }
@@ -715,36 +854,20 @@ export async function startDhcpServer(options: DhcpServerOptions): Promise<Runni
       if (sendLogLimiter.allow('handler', clock.monotonicMs())) log.error({ event: 'dhcp.handler.failed', peer, err: errorMessage(error) }, 'DHCP handler failed');
     });
   };
-  if (candidates.length > 0 && config.port !== 0) await bindUdp(createSocket('udp4'), config.port, address).then(closeSocket);
+  // SO_REUSEADDR whenever a broadcast socket may join later (an address added after start); an
+  // exclusive bind first keeps "port taken" an error.
+  const shared = handler.probeAddress !== null;
+  if (shared && config.port !== 0) await bindUdp(createSocket('udp4'), config.port, address).then(closeSocket);
   // A deep receive buffer absorbs bursts (a rack powering on) while the event loop waits on a commit.
-  const socket: Socket = createSocket({ type: 'udp4', reuseAddr: candidates.length > 0, recvBufferSize: 4 << 20 });
+  const socket: Socket = createSocket({ type: 'udp4', reuseAddr: shared, recvBufferSize: 4 << 20 });
   socket.on('message', serve);
   socket.on('error', (error) => log.error({ event: 'dhcp.socket.error', err: errorMessage(error) }, 'DHCP socket error'));
   await bindUdp(socket, config.port, address);
   socket.setBroadcast(true);
   const port = socket.address().port;
-  for (const candidate of candidates) {
-    // Unicasts to this address (renewals to node.address) arrive here, not at the wildcard: the
-    // same handler answers them. Broadcasts still arrive at the wildcard only.
-    const bound = createSocket({ type: 'udp4', reuseAddr: true, recvBufferSize: 4 << 20 });
-    bound.on('message', serve);
-    bound.on('error', (error) => log.error({ event: 'dhcp.socket.error', err: errorMessage(error) }, 'DHCP broadcast socket error'));
-    try {
-      await bindUdp(bound, port, formatIpv4(candidate));
-    } catch (error) {
-      log.warn({ event: 'dhcp.broadcast.unbound', from: formatIpv4(candidate), err: errorMessage(error) }, 'cannot send 255.255.255.255 from this address');
-      continue;
-    }
-    bound.setBroadcast(true);
-    broadcaster = bound;
-    from = candidate;
-    handler.limitedBroadcast();
-    break;
-  }
   if (handler.probeAddress !== null) {
-    log.info({ event: 'dhcp.broadcast_to', to: handler.broadcastTo, ...(from === undefined ? {} : { from: formatIpv4(from) }) },
-      from !== undefined ? `replies to clients without an address go to 255.255.255.255 from ${formatIpv4(from)}`
-        : `replies to clients without an address go to ${handler.broadcastTo}: this node has no address of its DHCP subnet to send 255.255.255.255 from; UEFI PXE and HTTP boot firmware ignores them`);
+    broadcast = new BroadcastSource({ handler, port, serve, log, intervalMs: options.broadcastCheckMs ?? BROADCAST_CHECK_MS, hostAddresses: options.hostAddresses ?? hostAddresses });
+    await broadcast.start();
   }
   let sweeping = false;
   const timer = setInterval(() => {
@@ -762,7 +885,8 @@ export async function startDhcpServer(options: DhcpServerOptions): Promise<Runni
     routes,
     status(): ServiceStatus {
       return {
-        listening: [`udp ${address}:${port}`], serverId: formatIpv4(handler.serverId), broadcastTo: handler.broadcastTo, offers: handler.allocator.offerCount,
+        listening: [`udp ${address}:${port}`], serverId: formatIpv4(handler.serverId), broadcastTo: handler.broadcastTo,
+        ...(broadcast === undefined ? {} : { broadcastFrom: broadcast.from === undefined ? null : formatIpv4(broadcast.from) }), offers: handler.allocator.offerCount,
         pools: handler.poolUse(logNowMs(options.state, clock)), clients: handler.clientModes(), counters: handler.counters.toJSON(), ackStages: handler.stages.summary(),
         ...(handler.rogue === undefined ? {} : { rogue: { probe: probe?.status() ?? null, servers: handler.rogue.list().map(rogueServerView) } }),
       };
@@ -771,7 +895,7 @@ export async function startDhcpServer(options: DhcpServerOptions): Promise<Runni
       clearInterval(timer);
       await probe?.stop();
       await closeSocket(socket);
-      if (broadcaster !== undefined) await closeSocket(broadcaster);
+      await broadcast?.stop();
     },
   };
 }

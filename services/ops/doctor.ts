@@ -224,7 +224,7 @@ function broadcastFindings(input: DoctorInput, out: Finding[]): void {
   out.push({
     id: 'dhcp.broadcast', severity: 'warning',
     evidence: `DHCP replies to clients without an address go to ${to}, not 255.255.255.255: this node has no address of its DHCP subnet to send 255.255.255.255 from; UEFI PXE and HTTP boot firmware ignores such OFFERs, so UEFI machines never netboot (BIOS PXE, iPXE, U-Boot and Linux clients are not affected)`,
-    fix: 'give this node an address on the DHCP subnet (node.address, or one on dhcp.interface) and restart lanha',
+    fix: 'give this node an address on the DHCP subnet (node.address, or one on dhcp.interface): lanha binds it within 5 s, no restart (dhcp.broadcast_to in its log says when)',
   });
 }
 

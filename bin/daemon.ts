@@ -345,6 +345,16 @@ export async function reviewConfigFile(file: string, running: LanhaConfig, log: 
     log.warn({ event: 'daemon.reload_invalid', file, err: loaded.message }, `SIGHUP: ${file} is not valid; the running config stays: ${loaded.message}`);
     return 'invalid';
   }
+  // The peer links' TLS files are read at start only: a bad one copied in (a rotation step, a
+  // renewal) is said now, before the restart that would be refused for it.
+  const cluster = loaded.config.cluster;
+  if (cluster?.tls !== undefined) {
+    const tls = clusterTlsMaterial(cluster, loaded.config.node.name, Date.now());
+    if (!tls.ok) {
+      log.warn({ event: 'daemon.reload_tls_unusable', file, problems: tls.problems },
+        `SIGHUP: the peer links' TLS files are not usable now; the running links keep what they read at start, but a restart would be refused:\n${formatTlsProblems(tls.problems)}`);
+    }
+  }
   const changed = configChanges(running, loaded.config);
   if (changed.length === 0) {
     log.info({ event: 'daemon.reload_unchanged', file }, `SIGHUP: ${file} is valid and the same as the running config`);

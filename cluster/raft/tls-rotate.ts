@@ -1,7 +1,7 @@
 import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto';
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { OpensslError, clusterCertPaths, makeCaCert, writeP256Key } from './tls-certs.js';
-import { caBundle } from './tls.js';
+import { readCaBundle } from './tls.js';
 
 // Replacing the cluster CA without an outage (`lanctl init --tls --rotate-ca`, then `--renew`, then
 // `--finish-rotation`). The peer links trust every CA in cluster.tls.ca (tls.ts), so the rotation is
@@ -35,12 +35,14 @@ function keyOf(keyFile: string, cert: X509Certificate): boolean {
 
 function readBundle(file: string): X509Certificate[] | string {
   if (!existsSync(file)) return `${file} is not here: rotate on the machine that made the CA (it keeps the key), or give --dir DIR`;
+  let text: string;
   try {
-    const certs = caBundle(readFileSync(file, 'utf8'));
-    return certs.length > 0 ? certs : `${file} holds no certificate`;
-  } catch {
-    return `${file} holds a PEM block that is not a certificate`;
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    return `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`;
   }
+  const read = readCaBundle(file, text);
+  return read.ok ? read.value : read.message;
 }
 
 /** Step 1: a new CA in `dir`, trusted beside the current one. */

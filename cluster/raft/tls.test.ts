@@ -3,6 +3,7 @@
 // plus the schema rules: pins' form, pins without TLS, and keyFile with tls refused.
 import t from 'tap';
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
@@ -91,4 +92,39 @@ t.test('schema: keyFile and tls together are refused; pins need tls and a SHA-25
   t.match(configError(base('  keyFile: /x/k\n' + membersYaml.replace('port: 7400 }', `port: 7400, certSha256: "${'ab'.repeat(32)}" }`))), /cluster\.members\[0\]\.certSha256: .*is set but cluster\.tls is not/);
   t.match(configError(base(`  tls: { ca: /x/ca.pem, cert: /x/a.pem }\n` + membersYaml)), /cluster\.tls\.key: is required but missing/);
   t.match(configError(base(`  tls: { ca: /x/ca.pem, cert: /x/a.pem, key: /x/a.key, ciphers: x }\n` + membersYaml)), /cluster\.tls\.ciphers: unknown key/);
+});
+
+t.test('a CA file: text around the blocks is let be; a private key, another block or a damaged certificate is named by its block', async (t) => {
+  const caPem = readFileSync(good.caCert, 'utf8');
+  const otherCa = readFileSync(other.caCert, 'utf8');
+  const write = (name: string, text: string): string => { const f = join(dir, name); writeFileSync(f, text); return f; };
+  t.same(check({ ca: write('commented.pem', `# the new CA\n${caPem}\nsome notes !!\n\n${otherCa}trailing`) }), [], 'comments between PEM blocks');
+  t.same(check({ ca: write('fifty.pem', `${caPem}${otherCa}`.repeat(25)) }), [], 'a bundle of 50 certificates');
+  const withKey = write('with-key.pem', `${caPem}${readFileSync(good.caKey, 'utf8')}`);
+  t.same(check({ ca: withKey }), [{ path: 'cluster.tls.ca', message: `${withKey} (PEM block 2, PRIVATE KEY) holds a private key: the CA file goes to every member; keep the key apart (ca.key) and leave only certificates in ${withKey}` }],
+    'the CA key in the CA file is refused (it was skipped, and the file went to every member)');
+  const withCsr = write('with-csr.pem', `${caPem}-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n`);
+  t.match(check({ ca: withCsr }), [{ path: 'cluster.tls.ca', message: /\(PEM block 2, CERTIFICATE REQUEST\) is not a certificate/ }]);
+  const damaged = write('damaged.pem', `${otherCa}${caPem.slice(0, 200)}\n-----END CERTIFICATE-----\n`);
+  t.match(check({ ca: damaged }), [{ path: 'cluster.tls.ca', message: /\(PEM block 2, CERTIFICATE\) is not a readable certificate/ }]);
+});
+
+t.test('a FIFO or a huge file in place of a TLS file is refused, not read (config check hung on a FIFO)', async (t) => {
+  const fifo = join(dir, 'ca.fifo');
+  t.equal(spawnSync('mkfifo', [fifo]).status, 0);
+  // In a child: on the old code the read blocks for good.
+  const script = `import('${new URL('./tls.js', import.meta.url).href}').then((m) => { const r = m.clusterTlsMaterial({ tls: { ca: ${JSON.stringify(fifo)}, cert: ${JSON.stringify(good.members['a']!.cert)}, key: ${JSON.stringify(good.members['a']!.key)} }, members: [] }, 'a', Date.now()); console.log(JSON.stringify(r.ok ? [] : r.problems)); })`;
+  const run = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 15_000 });
+  t.equal(run.signal, null, 'the check ended by itself');
+  t.same(JSON.parse(run.stdout || '[]'), [{ path: 'cluster.tls.ca', message: `${fifo} is not a regular file` }]);
+  const huge = join(dir, 'huge.pem');
+  writeFileSync(huge, Buffer.alloc((1 << 20) + 1, 0x41));
+  t.match(check({ ca: huge }), [{ path: 'cluster.tls.ca', message: /is 1048577 bytes, more than a TLS file holds/ }]);
+});
+
+t.test('a key of the wrong type is named with its type', async (t) => {
+  const rsa = join(dir, 'rsa.key');
+  t.equal(spawnSync('openssl', ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:1024', '-out', rsa]).status, 0);
+  chmodSync(rsa, 0o600);
+  t.match(check({ key: rsa }), [{ path: 'cluster.tls.key', message: `${rsa} is an RSA key; the peer links use ECDSA P-256 keys (lanctl init --tls makes them)` }]);
 });

@@ -58,10 +58,18 @@ function validity(cert: X509Certificate, file: string, nowMs: number): string | 
   return null;
 }
 
-type Read<T> = { ok: true; value: T } | { ok: false; message: string };
+export type Read<T> = { ok: true; value: T } | { ok: false; message: string };
+
+/** Largest TLS file read (a CA bundle of hundreds of certificates is well under it). */
+export const TLS_FILE_BYTES_MAX = 1 << 20;
 
 function readText(file: string): Read<string> {
   try {
+    // A FIFO or device in place of a file would block the reader for good (config check, a start,
+    // a SIGHUP review); a huge file would be read whole.
+    const stat = statSync(file);
+    if (!stat.isFile()) return { ok: false, message: `${file} is not a regular file` };
+    if (stat.size > TLS_FILE_BYTES_MAX) return { ok: false, message: `${file} is ${stat.size} bytes, more than a TLS file holds (${TLS_FILE_BYTES_MAX})` };
     return { ok: true, value: readFileSync(file, 'utf8') };
   } catch (error) {
     return { ok: false, message: `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}` };
@@ -88,13 +96,37 @@ export function caBundle(text: string): X509Certificate[] {
   return out;
 }
 
-function parseBundle(file: string, text: string): Read<X509Certificate[]> {
-  try {
-    const certs = caBundle(text);
-    return certs.length > 0 ? { ok: true, value: certs } : { ok: false, message: `${file} is not a PEM certificate` };
-  } catch {
-    return { ok: false, message: `${file} holds a PEM block that is not a certificate` };
+const PEM_BLOCK = /-----BEGIN ([^-\r\n]{1,64})-----[\s\S]*?(?:-----END [^-\r\n]{1,64}-----|$)/g;
+
+/**
+ * The certificates of a CA file, or what is wrong with it, naming the block: text around the PEM
+ * blocks is let be (comments, as OpenSSL reads it), but every block must be a certificate. A
+ * private key there above all: the CA file is copied to every member (`cat ca.key ca.pem >`
+ * would hand the CA's key to each), so it is refused, not skipped.
+ */
+export function readCaBundle(file: string, text: string): Read<X509Certificate[]> {
+  const certs: X509Certificate[] = [];
+  let n = 0;
+  for (const m of text.matchAll(PEM_BLOCK)) {
+    n++;
+    const label = m[1]!;
+    const where = `${file} (PEM block ${n}, ${label})`;
+    if (/PRIVATE KEY/.test(label)) return { ok: false, message: `${where} holds a private key: the CA file goes to every member; keep the key apart (ca.key) and leave only certificates in ${file}` };
+    if (label !== 'CERTIFICATE') return { ok: false, message: `${where} is not a certificate: the CA file holds CERTIFICATE blocks only` };
+    try {
+      certs.push(new X509Certificate(m[0]));
+    } catch {
+      return { ok: false, message: `${where} is not a readable certificate (cut or damaged base64?)` };
+    }
   }
+  return certs.length > 0 ? { ok: true, value: certs } : { ok: false, message: `${file} is not a PEM certificate` };
+}
+
+const parseBundle = readCaBundle;
+
+/** "a" or "an" before a word as read aloud (an RSA key, an ed25519 key, an ec key). */
+function article(word: string): string {
+  return /^([aeio]|rsa|ec\b|ed)/i.test(word) ? 'an' : 'a';
 }
 
 /** When the earliest certificate of a CA file ends (ISO): the one a doctor must warn about first. */
@@ -112,7 +144,8 @@ function parseKey(file: string, text: string): Read<KeyObject> {
   }
   const curve = key.asymmetricKeyDetails?.namedCurve;
   if (key.asymmetricKeyType !== 'ec' || curve !== 'prime256v1') {
-    return { ok: false, message: `${file} is a ${key.asymmetricKeyType ?? '?'}${curve ? ` ${curve}` : ''} key; the peer links use ECDSA P-256 keys (lanctl init --tls makes them)` };
+    const type = key.asymmetricKeyType ?? '?';
+    return { ok: false, message: `${file} is ${article(type)} ${type === 'rsa' ? 'RSA' : type}${curve ? ` ${curve}` : ''} key; the peer links use ECDSA P-256 keys (lanctl init --tls makes them)` };
   }
   return { ok: true, value: key };
 }

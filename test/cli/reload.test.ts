@@ -7,7 +7,9 @@ import { join } from 'node:path';
 import { threadId } from 'node:worker_threads';
 import { CONFIG_BYTES_MAX } from '../../lib/config.js';
 import { loadConfigOffLoop } from '../../config/load-off-loop.js';
-import { hangupReviewer } from '../../bin/daemon.js';
+import { hangupReviewer, reviewConfigFile } from '../../bin/daemon.js';
+import { makeClusterCerts } from '../../cluster/raft/tls-certs.js';
+import type { Logger } from '../../lib/log.js';
 import { logRecords, runLanctl, scratchConfig, serveDaemon, SOLO_CONFIG } from '../support/daemon.js';
 
 // SIGHUP (`systemctl reload lanha`, or an operator's kill -HUP as with dnsmasq) must not end the
@@ -159,4 +161,31 @@ t.test('holdEarlySignals remembers the first stop signal and any SIGHUP until re
   t.equal(early.stop, 'SIGINT', 'the first one');
   early.release();
   t.equal(process.listenerCount('SIGHUP'), before, 'released');
+});
+
+t.test('SIGHUP: TLS files that a restart would refuse are said at the review (a CA key copied into ca.pem)', async (t) => {
+  const sc = scratchConfig('');
+  t.teardown(() => sc.cleanup());
+  const certs = makeClusterCerts(sc.dir, 'c1', [{ name: 'lan-a' }, { name: 'lan-b' }], { ca: 30, member: 30 });
+  writeFileSync(sc.file, `node: { name: lan-a, address: 127.0.0.1, stateDir: ${sc.dir}/state, controlSocket: ${sc.dir}/s.sock }
+cluster:
+  id: c1
+  tls: { ca: ${certs.caCert}, cert: ${certs.members['lan-a']!.cert}, key: ${certs.members['lan-a']!.key} }
+  members:
+    - { name: lan-a, address: 127.0.0.1, port: 7400 }
+    - { name: lan-b, address: 127.0.0.2, port: 7400 }
+`);
+  const loaded = await loadConfigOffLoop(sc.file);
+  if (!loaded.ok) throw new Error(loaded.message);
+  const lines: Array<{ level: string; facts: Record<string, unknown>; msg: string }> = [];
+  const record = (level: string) => (facts: Record<string, unknown>, msg: string): void => { lines.push({ level, facts, msg }); };
+  const log = { info: record('info'), warn: record('warn'), error: record('error') } as unknown as Logger;
+  t.equal(await reviewConfigFile(sc.file, loaded.config, log), 'unchanged');
+  t.same(lines.filter((l) => l.level === 'warn'), [], 'good files: nothing to say');
+  writeFileSync(certs.caCert, readFileSync(certs.caCert, 'utf8') + readFileSync(certs.caKey, 'utf8'));
+  lines.length = 0;
+  t.equal(await reviewConfigFile(sc.file, loaded.config, log), 'unchanged', 'the config itself is the same');
+  const warned = lines.find((l) => l.facts['event'] === 'daemon.reload_tls_unusable');
+  t.ok(warned, 'a warning names the TLS problem (the old review said nothing: the files are read at start only)');
+  t.match(warned?.msg, /cluster\.tls\.ca: .*\(PEM block 2, PRIVATE KEY\) holds a private key/);
 });

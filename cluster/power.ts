@@ -51,7 +51,7 @@ const commands = z.object({
 export const powerConfig = commands.extend({
   /** A command that runs longer is ended (its process group: SIGTERM, SIGKILL 2 s later) and reported as timed out. */
   timeout: duration.default(30_000),
-  /** Commands at once (a PDU or BMC may take one session at a time: 1). */
+  /** Commands at once, over every request the daemon runs (a PDU or BMC may take one session at a time: 1). */
   parallel: z.number().int().min(1).max(64).default(8),
   /** Other commands for the nodes of a group (e.g. the rack behind another PDU). */
   groups: z.record(z.string().regex(/^[A-Za-z0-9._-]{1,63}$/, { message: 'is not a group name' }), commands).default({}),

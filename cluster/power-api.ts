@@ -1,7 +1,7 @@
 import type { ApiRoutes } from '../lib/control-server.js';
 import type { Logger } from '../lib/log.js';
 import { POWER_ACTIONS, planPower, selectNodes, type PowerAction, type PowerConfig } from './power.js';
-import { PowerRunner, type PowerResult } from './power-run.js';
+import { NOT_RUN, PowerRunner, type PowerResult } from './power-run.js';
 import type { StateLog } from './state-log.js';
 
 // `lanctl nodes power`: POST /v1/nodes/power runs the site's power command per node on this daemon
@@ -29,7 +29,7 @@ function field(body: unknown, key: string): unknown {
 export function powerRoutes(o: PowerApiOptions): ApiRoutes {
   const runner = o.runner ?? (o.config === undefined ? undefined : new PowerRunner(o.config.parallel));
   return {
-    'POST /v1/nodes/power': async ({ body }) => {
+    'POST /v1/nodes/power': async ({ body, signal }) => {
       const config = o.config;
       if (config === undefined || runner === undefined) return { status: 400, body: { error: 'this node\'s config has no power: block: give the command that switches a node (power.command, with {{name}}, {{mac}}, {{ip}}, {{action}}...), then restart the daemon' } };
       const action = field(body, 'action');
@@ -44,9 +44,12 @@ export function powerRoutes(o: PowerApiOptions): ApiRoutes {
         const lease = o.state.fsm.leaseByMac(n.mac);
         return planPower(config, n, action as PowerAction, lease !== undefined && lease.state === 'bound' && lease.expiresAt > now ? lease.ip : undefined);
       });
-      const results = await runner.run(plans, { timeoutMs: config.timeout });
+      const results = await runner.run(plans, { timeoutMs: config.timeout, ...(signal === undefined ? {} : { signal }) });
+      const notRun = results.filter((r) => r.error === NOT_RUN).length;
+      if (notRun > 0) o.log.warn({ event: 'power.abandoned', action, notRun }, `power ${action}: the request was abandoned; ${notRun} of ${results.length} commands were not run`);
       for (const [i, r] of results.entries()) {
         const node = selected.nodes[i]!;
+        if (r.error === NOT_RUN) continue; // nothing happened to it: no line, no timeline event
         const facts = { event: 'power.command', node: r.node, action, result: r.result, exitCode: r.exitCode, signal: r.signal, ms: r.ms };
         if (r.result === 'ok') o.log.info(facts, `power ${action} ${r.node}: ok${r.output === '' ? '' : ` (${r.output.split('\n')[0]})`}`);
         else o.log.warn({ ...facts, error: r.error }, `power ${action} ${r.node}: ${r.result}${r.error === '' ? '' : `: ${r.error.split('\n')[0]}`}`);

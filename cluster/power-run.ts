@@ -104,6 +104,9 @@ export function runPowerCommand(plan: PowerPlan, o: RunOptions): Promise<PowerRe
   });
 }
 
+/** The error of a plan not run because its request was abandoned. */
+export const NOT_RUN = 'not run: the request was abandoned before its turn (lanctl ended)';
+
 /**
  * The commands of every request of a daemon: at most `parallel` at once over all of them (two
  * `lanctl nodes power --all` at once must not open twice the sessions a PDU or BMC takes), and the
@@ -123,18 +126,30 @@ export class PowerRunner {
   /** Commands running now and waiting for a slot. */
   get load(): { running: number; waiting: number } { return { running: this.#running, waiting: this.#waiting.length }; }
 
-  /** Runs every plan, results in the plans' order. */
-  run(plans: readonly PowerPlan[], o: Omit<RunOptions, 'parallel' | 'groups'>): Promise<PowerResult[]> {
+  /**
+   * Runs every plan, results in the plans' order. Once `signal` aborts (the asker went away: a
+   * Ctrl-C on `lanctl nodes power off --all`), plans not started yet are not run (failed, saying
+   * so); those running finish.
+   */
+  run(plans: readonly PowerPlan[], o: Omit<RunOptions, 'parallel' | 'groups'> & { signal?: AbortSignal }): Promise<PowerResult[]> {
     return Promise.all(plans.map(async (plan) => {
       if (!plan.ok) return runPowerCommand(plan, { ...o, parallel: 1 });
       await this.#slot();
+      if (o.signal?.aborted === true) {
+        this.#release();
+        return { node: plan.node, result: 'failed' as const, exitCode: null, signal: null, output: '', error: NOT_RUN, ms: 0 };
+      }
       try {
         return await runPowerCommand(plan, { ...o, parallel: 1, groups: this.#groups });
       } finally {
-        this.#running--;
-        this.#waiting.shift()?.();
+        this.#release();
       }
     }));
+  }
+
+  #release(): void {
+    this.#running--;
+    this.#waiting.shift()?.();
   }
 
   #slot(): Promise<void> {

@@ -18,6 +18,8 @@ import { guardRequest, httpDeadlines, keepListening, listenOn, requestTarget, re
 export interface ApiRequest {
   query: URLSearchParams;
   body: unknown;
+  /** Aborted when the client goes away before its reply (lanctl ended, Ctrl-C): long work may stop. */
+  signal?: AbortSignal;
 }
 
 export interface ApiResponse {
@@ -272,8 +274,10 @@ export class ControlServer {
       send(400, { error: 'request body is not valid JSON' });
       return;
     }
+    const gone = new AbortController();
+    res.once('close', () => { if (!res.writableFinished) gone.abort(); });
     try {
-      const response = await handler({ query: target.query, body });
+      const response = await handler({ query: target.query, body, signal: gone.signal });
       send(response.status, response.body);
     } catch (error) {
       this.#log.error({ event: 'control.handler_failed', route: key, err: error }, 'control API handler failed');

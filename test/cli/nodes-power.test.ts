@@ -5,7 +5,9 @@
 import t from 'tap';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
 import { runLanctl, scratchConfig, serveDaemon } from '../support/daemon.js';
+import { LANCTL } from '../support/paths.js';
 import { freePort } from '../support/ports.js';
 import { wait } from '../support/poll.js';
 
@@ -100,4 +102,27 @@ t.test('a daemon without a power: block says what to add', async (t) => {
   const r = await runLanctl(['nodes', 'power', 'on', '--all', '--socket', join(scratch.dir, 's.sock')], { timeoutMs: 90_000 });
   t.equal(r.code, 1);
   t.match(r.stderr, /config has no power: block/);
+});
+
+t.test('a lanctl that ends before the reply (Ctrl-C on power off --all): commands not started yet are not run', async (t) => {
+  const scratch = scratchConfig(config(await freePort(), `power:
+  command: ["{{dir}}/pdu", "{{action}}", "{{name}}"]
+  parallel: 1
+`));
+  t.teardown(scratch.cleanup);
+  const pduLog = join(scratch.dir, 'pdu.log');
+  writeFileSync(join(scratch.dir, 'pdu'), `#!/bin/sh\necho "$@" >> ${pduLog}\nsleep 1\n`);
+  chmodSync(join(scratch.dir, 'pdu'), 0o755);
+  const sock = join(scratch.dir, 's.sock');
+  const daemon = await serveDaemon(scratch.file, { timeoutMs: 60_000 });
+  t.teardown(() => daemon.stop());
+  t.ok(await eventually(async () => (await runLanctl(['nodes', '--socket', sock])).stdout.includes('slow1'), 30_000), 'the config nodes were seeded');
+  const lanctl = spawn(process.execPath, [LANCTL, 'nodes', 'power', 'off', '--all', '--socket', sock], { stdio: 'ignore' });
+  await eventually(async () => { try { return readFileSync(pduLog, 'utf8') !== ''; } catch { return false; } }, 10_000);
+  lanctl.kill('SIGINT');
+  await wait(5500);
+  const ran = readFileSync(pduLog, 'utf8').trim().split('\n');
+  t.equal(ran.length, 1, `one of four nodes switched off, the one running when lanctl ended (ran: ${ran.join(', ')}; the old code ran all four)`);
+  t.ok(await eventually(async () => daemon.logs().includes('"event":"power.abandoned"'), 10_000), 'the daemon logs the abandoned request');
+  t.match(daemon.logs(), /the request was abandoned; 3 of 4 commands were not run/);
 });

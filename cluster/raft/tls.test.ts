@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
-import { makeClusterCerts, makeMemberCert, writeP256Key } from './tls-certs.js';
+import { makeCaCert, makeClusterCerts, makeMemberCert, writeP256Key } from './tls-certs.js';
 import { certPin, clusterTlsMaterial, type TlsProblem } from './tls.js';
 import { ConfigError, parseConfig } from '../../config/index.js';
 
@@ -127,4 +127,32 @@ t.test('a key of the wrong type is named with its type', async (t) => {
   t.equal(spawnSync('openssl', ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:1024', '-out', rsa]).status, 0);
   chmodSync(rsa, 0o600);
   t.match(check({ key: rsa }), [{ path: 'cluster.tls.key', message: `${rsa} is an RSA key; the peer links use ECDSA P-256 keys (lanctl init --tls makes them)` }]);
+});
+
+t.test('mid-rotation, an old CA that ran out does not stop a member whose certificate is the new CA\'s from starting', async (t) => {
+  const rot = join(dir, 'rotation');
+  mkdirSync(rot);
+  const oldKey = join(rot, 'old.key');
+  writeP256Key(oldKey);
+  const oldCa = join(rot, 'old.pem');
+  writeFileSync(oldCa, makeCaCert(oldKey, 'lanha cluster CA old', 1));
+  const newKey = join(rot, 'new.key');
+  writeP256Key(newKey);
+  const newCa = join(rot, 'new.pem');
+  writeFileSync(newCa, makeCaCert(newKey, 'lanha cluster CA new', 30));
+  const bundle = join(rot, 'ca.pem');
+  writeFileSync(bundle, readFileSync(newCa, 'utf8') + readFileSync(oldCa, 'utf8'));
+  const leaf = (ca: string, caKey: string, name: string): { cert: string; key: string } => {
+    const key = join(rot, `${name}.key`);
+    writeP256Key(key);
+    const cert = join(rot, `${name}.pem`);
+    writeFileSync(cert, makeMemberCert({ name: 'a', keyFile: key, caCertFile: ca, caKeyFile: caKey, days: 20 }));
+    return { cert, key };
+  };
+  const renewed = leaf(newCa, newKey, 'renewed');
+  const stale = leaf(oldCa, oldKey, 'stale');
+  const later = NOW + 2 * 86_400_000; // the old CA ended a day ago
+  t.same(check({ ca: bundle, ...renewed }, later), [], 'renewed member: starts (it was refused: the old CA in the bundle had expired)');
+  t.match(check({ ca: bundle, ...stale }, later), [{ path: 'cluster.tls.ca', message: /certificate 2 of 2, .*expired on .*, and .*stale\.pem is its: renew this member's certificate from the new CA/ }]);
+  t.match(check({ ca: oldCa, ...stale }, later), [{ path: 'cluster.tls.ca', message: /expired on/ }, { path: 'cluster.tls.cert', message: /expired on|not signed/ }].slice(0, 1), 'one CA that ran out: refused as before');
 });

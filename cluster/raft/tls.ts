@@ -189,11 +189,19 @@ export function readTlsMaterial(input: TlsCheckInput): { ok: true; material: Tls
   }
   if (ca?.ok) {
     const several = ca.value.length > 1;
+    // During a rotation the old CA may run out before --finish-rotation: while another CA of the
+    // file is valid and this member's certificate is not the expired one's, that is no reason to
+    // refuse a start (a member rebooting mid-rotation stayed down); doctor warns of the CA's end.
+    const anyValid = ca.value.some((c) => validity(c, '', nowMs) === null);
+    const mine = cert?.ok === true ? cert.value : undefined;
     ca.value.forEach((c, i) => {
       const which = several ? `${files.ca} (certificate ${i + 1} of ${ca.value.length}, ${c.subject.replace(/\n/g, ', ')})` : files.ca;
       if (!c.ca) add('ca', `${which} is not a CA certificate (no basicConstraints CA:TRUE); give the cluster CA lanctl init --tls made`);
       const when = validity(c, which, nowMs);
-      if (when) add('ca', several ? `${when}; a rotation ends with lanctl init --tls --finish-rotation, which drops the old CA` : when);
+      if (when === null) return;
+      if (!several) add('ca', when);
+      else if (mine !== undefined && mine.checkIssued(c) && mine.verify(c.publicKey)) add('ca', `${when}, and ${files.cert} is its: renew this member's certificate from the new CA (lanctl init --tls --renew), then lanctl init --tls --finish-rotation`);
+      else if (!anyValid) add('ca', `${when}; no CA of ${files.ca} is valid now`);
     });
   }
   if (cert?.ok) {

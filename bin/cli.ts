@@ -29,6 +29,8 @@ export interface CliCommand {
   options?: OptionSpec;
   /** Option lines for --help: [flag, text]. */
   optionHelp?: ReadonlyArray<readonly [string, string]>;
+  /** The most positional arguments the command takes; more are a usage error (exit 2). Absent: the command checks them itself. */
+  positionalsMax?: number;
   run(args: ParsedArgs, io: CliIo): Promise<number>;
 }
 
@@ -156,6 +158,12 @@ export async function runCli(program: string, argv: readonly string[], commands:
       io.out(groupHelp(program, prefix, commands, version));
       return rest.length === 0 ? ExitCode.usage : ExitCode.ok;
     }
+    if (prefix.length > 0 && rest[0]!.startsWith('-')) {
+      // `lanctl deploy --config F`: options belong to a command of the group, which is missing.
+      const words = [...new Set(commands.filter((c) => prefix.every((p, i) => c.path[i] === p) && c.path.length > prefix.length).map((c) => c.path[prefix.length]!))];
+      io.err(`${program} ${prefix.join(' ')}: give a command before ${rest[0]}: ${words.map((w) => `${program} ${prefix.join(' ')} ${w}`).join(', ')}. Run \`${program} ${prefix.join(' ')} --help\` for what each does.\n`);
+      return ExitCode.usage;
+    }
     io.err(`${program}: unknown command "${argv.slice(0, prefix.length + 1).join(' ')}". Run \`${program} --help\` for the list.\n`);
     return ExitCode.usage;
   }
@@ -168,6 +176,10 @@ export async function runCli(program: string, argv: readonly string[], commands:
   try {
     const result = parseArgs({ args: [...rest], options: command.options ?? {}, allowPositionals: true, strict: true });
     parsed = { values: result.values as ParsedArgs['values'], positionals: result.positionals };
+    const max = command.positionalsMax;
+    if (max !== undefined && parsed.positionals.length > max) {
+      throw new Error(`unexpected argument "${parsed.positionals[max]}"${max === 0 ? ` (${program} ${command.path.join(' ')} takes options only)` : ''}`);
+    }
   } catch (error) {
     io.err(`${program} ${command.path.join(' ')}: ${errorMessage(error)}\nUsage: ${program} ${command.usage}\n`);
     return ExitCode.usage;

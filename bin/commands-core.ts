@@ -19,6 +19,7 @@ import { describeAckAudit, type AckAuditSummary } from '../cluster/ack-audit.js'
 
 export const serveCommand: CliCommand = {
   path: ['serve'],
+  positionalsMax: 0,
   summary: 'run the daemon: the services and cluster role the config enables (runs until SIGTERM)',
   usage: 'serve --config FILE [--log-format text|json]',
   options: { config: { type: 'string', short: 'c' }, 'log-format': { type: 'string' } },
@@ -166,6 +167,7 @@ export function formatForwardCache(dns: unknown): string {
 
 export const statusCommand: CliCommand = {
   path: ['status'],
+  positionalsMax: 0,
   summary: 'show the local daemon: node, role, cluster, services and where they listen',
   usage: 'status [--json] [--config FILE | --socket PATH]',
   options: { ...DAEMON_OPTIONS, json: { type: 'boolean' } },

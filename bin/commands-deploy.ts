@@ -49,6 +49,7 @@ const rootfsCommit: CliCommand = {
 
 const rootfsList: CliCommand = {
   path: ['rootfs', 'list'],
+  positionalsMax: 0,
   summary: 'rootfs generations (newest last), where they are verified, and each node\'s assigned/running/boot generation',
   usage: 'rootfs list [--json] [--config FILE | --socket PATH]',
   options: { ...DAEMON_OPTIONS, json: { type: 'boolean' } },
@@ -71,6 +72,7 @@ const rootfsList: CliCommand = {
 
 const rootfsVerify: CliCommand = {
   path: ['rootfs', 'verify'],
+  positionalsMax: 1,
   summary: 'check this member\'s copy of a generation (default: the newest) against its manifest; names every changed path',
   usage: 'rootfs verify [GEN] [--config FILE | --socket PATH]',
   options: { ...DAEMON_OPTIONS },
@@ -126,6 +128,7 @@ const deployRootfs: CliCommand = {
 
 const deployResume: CliCommand = {
   path: ['deploy', 'resume'],
+  positionalsMax: 1,
   summary: 'complete an interrupted or failed job (default: the latest): rootfs nodes sync again; push nodes get only the files not yet in place, then --then',
   usage: 'deploy resume [JOB] [--detach] [--json] [--config FILE | --socket PATH]',
   options: { ...DAEMON_OPTIONS, detach: { type: 'boolean' }, json: { type: 'boolean' } },
@@ -158,6 +161,7 @@ const deployCancel: CliCommand = {
 
 const deployJobs: CliCommand = {
   path: ['deploy', 'jobs'],
+  positionalsMax: 1,
   summary: 'deploy jobs (the last 20) with their state, or one job per node',
   usage: 'deploy jobs [JOB] [--json] [--config FILE | --socket PATH]',
   options: { ...DAEMON_OPTIONS, json: { type: 'boolean' } },

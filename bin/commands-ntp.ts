@@ -8,6 +8,7 @@ import { formatNtpStatus, type NtpStatusBody } from '../services/ntp/status-text
 
 export const ntpStatusCommand: CliCommand = {
   path: ['ntp', 'status'],
+  positionalsMax: 0,
   summary: 'show NTP: synchronised or not, stratum, refid, offset to each upstream and to the peer node, counters',
   usage: 'ntp status [--json] [--config FILE | --socket PATH]',
   options: { ...DAEMON_OPTIONS, json: { type: 'boolean' } },

@@ -12,6 +12,7 @@ import { formatParts } from '../services/vip/takeover.js';
 
 export const vipReleaseCommand: CliCommand = {
   path: ['vip', 'release'],
+  positionalsMax: 0,
   summary: 'delete the VIP from its interface if this node has it (idempotent; systemd runs it at start and stop)',
   usage: 'vip release [--config FILE]',
   options: { config: { type: 'string', short: 'c' } },
@@ -51,6 +52,7 @@ interface VipStatusBody {
 
 export const vipStatusCommand: CliCommand = {
   path: ['vip', 'status'],
+  positionalsMax: 0,
   summary: 'show the VIP: held here or by which node, since when, renewals and gratuitous ARPs',
   usage: 'vip status [--json] [--config FILE | --socket PATH]',
   options: { ...DAEMON_OPTIONS, json: { type: 'boolean' } },
@@ -136,6 +138,7 @@ async function probedGaps(socket: string, sinceWall: number): Promise<ProbeWindo
 
 export const failoverCommand: CliCommand = {
   path: ['failover'],
+  positionalsMax: 0,
   summary: 'planned failover: drain in-flight transfers, release the VIP, hand leadership to the other LAN-service node',
   usage: 'failover [--to NODE] [--json] [--config FILE | --socket PATH]',
   options: { ...DAEMON_OPTIONS, to: { type: 'string' }, json: { type: 'boolean' } },

@@ -37,6 +37,18 @@ t.test('--version and --help at every level', async (t) => {
   t.match(badFlag.stderr, "Unknown option '--jsn'");
 });
 
+t.test('a stray argument or a group given options is a usage error naming it, not ignored', async (t) => {
+  for (const argv of [['status', 'x'], ['failover', 'now'], ['ntp', 'status', 'x'], ['vip', 'status', 'x'], ['deploy', 'jobs', 'a', 'b']]) {
+    const r = await runLanctl([...argv, '--socket', '/nonexistent/lanha.sock']);
+    t.equal(r.code, 2, `${argv.join(' ')}: exit 2 (it ran as if the argument were not there)`);
+    t.match(r.stderr, `unexpected argument "${argv[argv.length - 1]}"`, `${argv.join(' ')}: the argument named`);
+  }
+  const group = await runLanctl(['deploy', '--config', '/etc/lanha/lanha.yaml']);
+  t.equal(group.code, 2);
+  t.notMatch(group.stderr, 'unknown command', 'deploy is a command group, not unknown');
+  t.match(group.stderr, 'give a command before --config: lanctl deploy rootfs, lanctl deploy push', 'it lists the commands the option can follow');
+});
+
 t.test('config check accepts the examples and refuses a bad file with the key path', async (t) => {
   for (const f of ['examples/single-node.yaml', 'examples/site.yaml', 'examples/site-etcd.yaml']) {
     const r = await runLanctl(['config', 'check', repoPath(f)]);

@@ -1,6 +1,7 @@
 import { ExitCode, LanhaError } from '../lib/errors.js';
 import { powerSummary } from '../cluster/power.js';
 import type { LanhaConfig } from '../config/index.js';
+import { formatIpv4 } from '../lib/ipv4.js';
 import { linkLiveness, raftTimers, timerLimits, timerSource } from '../cluster/timers.js';
 import { callDaemonOk } from '../lib/control-client.js';
 import { formatDuration, formatTable } from '../lib/table.js';
@@ -60,6 +61,14 @@ async function serve(args: Parameters<CliCommand['run']>[0], io: Parameters<CliC
     io.err(`lanctl serve: received ${early.stop} while starting; nothing was started.\n`);
     return ExitCode.ok;
   }
+  // A missing directory or key is the config's (exit 2: systemd does not restart into it); a
+  // missing interface may still come up (a USB link), so that one is left to the start (exit 1, retried).
+  const { hostProblems, thisMachine } = await import('../config/host-checks.js');
+  const fatal = hostProblems(config, thisMachine).filter((p) => !p.mayAppear);
+  if (fatal.length > 0) {
+    io.err(`lanctl serve: ${file}: ${fatal.length} problem${fatal.length === 1 ? '' : 's'} on this machine:\n${fatal.map((p) => `  ${p.message}\n`).join('')}Nothing was started.\n`);
+    return ExitCode.config;
+  }
   const { runDaemon } = await import('./daemon.js');
   return runDaemon(config, { logFormat: typeof logFormat === 'string' ? logFormat : undefined, configFile: file, early });
 }
@@ -111,9 +120,19 @@ export const configCheckCommand: CliCommand = {
         io.err(`${file}: ${links.text}\n`);
         return ExitCode.config;
       }
+      // The paths and interfaces it names, asked of this machine: problems when the config is this
+      // machine's own (node.address is here), warnings when it is checked elsewhere (a laptop, CI).
+      const { hostProblems, isThisMachine, thisMachine } = await import('../config/host-checks.js');
+      const host = hostProblems(config, thisMachine);
+      const here = isThisMachine(config, thisMachine);
+      if (here && host.length > 0) {
+        io.err(`${file}: ${host.length} problem${host.length === 1 ? '' : 's'} on this machine:\n${host.map((p) => `  ${p.message}\n`).join('')}`);
+        return ExitCode.config;
+      }
       io.out(`${file}: ok\n  node: ${config.node.name} (${config.node.role})\n  cluster: ${members}\n${timersLine(config)}${links.text}  enabled: ${enabled.join(', ') || 'nothing'}\n`);
       const { configWarnings } = await import('../config/warnings.js');
       for (const w of configWarnings(config)) io.out(`WARNING: ${w}\n`);
+      if (!here) for (const p of host) io.out(`WARNING: not this machine's config (node.address ${formatIpv4(config.node.address!)} is not an address here), so not an error: ${p.message}\n`);
       if (config.power !== undefined) {
         const { missingPowerPrograms } = await import('../cluster/power-run.js');
         for (const w of missingPowerPrograms(config.power)) io.out(`WARNING: ${w}\n`);

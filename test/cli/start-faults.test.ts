@@ -156,3 +156,27 @@ t.test('a control socket a live daemon answers on is refused; a dead daemon\'s i
   const now = await runLanctl(['status', '--json', '--config', sc.file]);
   t.equal((JSON.parse(now.stdout) as { node: string }).node, 'other', 'the socket a killed daemon left is taken over');
 });
+
+t.test('a missing tftp.root or cluster.keyFile: config check and serve name the key and value, exit 2, nothing started', async (t) => {
+  const [port] = await freePorts(1);
+  const noRoot = scratchConfig(`${SOLO_CONFIG}tftp: { port: ${port}, listen: [127.0.0.1], root: "{{dir}}/no-such-root" }\n`);
+  const noKey = scratchConfig(`${SOLO_CONFIG}cluster:
+  id: t
+  keyFile: "{{dir}}/no-such.key"
+  members:
+    - { name: solo, address: 127.0.0.1, port: ${port} }
+    - { name: b, address: 127.0.0.2, port: ${port} }
+    - { name: w, address: 127.0.0.3, port: ${port}, role: witness }
+`);
+  t.teardown(() => { noRoot.cleanup(); noKey.cleanup(); });
+  for (const [sc, said] of [[noRoot, /tftp\.root: ".*no-such-root" does not exist on this machine: create the directory TFTP serves/], [noKey, /cluster\.keyFile: ".*no-such\.key" does not exist on this machine: make it on one member with `lanctl init/]] as const) {
+    const check = await runLanctl(['config', 'check', sc.file]);
+    t.equal(check.code, 2, `config check exits 2: ${check.stdout}`);
+    t.match(check.stderr, said, 'config check names the key, the value and what to do');
+    const serve = await runLanctl(['serve', '--config', sc.file], { timeoutMs: 30_000 });
+    t.equal(serve.code, 2, 'serve exits 2 (a bare ENOENT and exit 1 before): systemd does not restart into it');
+    t.match(serve.stderr, said, 'serve says the same');
+    t.match(serve.stderr, 'Nothing was started.');
+    t.notMatch(serve.stderr, 'ENOENT', 'no bare errno');
+  }
+});

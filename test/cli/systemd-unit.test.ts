@@ -25,4 +25,9 @@ t.test('systemd unit has the required directives and not MemoryDenyWriteExecute'
     'the daemon runs with the same V8 memory flags as its DNS worker processes');
   t.equal(directives.get('ExecReload'), '/bin/kill -HUP $MAINPID', 'reload checks the config again (the daemon handles SIGHUP)');
   t.notOk(directives.has('MemoryDenyWriteExecute'), 'MemoryDenyWriteExecute would crash the V8 JIT');
+  for (const line of unit.split('\n').filter((l) => /^(ReadOnly|ReadWrite|Inaccessible)Paths=/.test(l))) {
+    for (const path of line.slice(line.indexOf('=') + 1).split(/\s+/).filter((p) => p !== '')) {
+      t.match(path, /^-/, `${line}: ${path} is optional ("-"): a missing path fails the start with 226/NAMESPACE before lanha runs`);
+    }
+  }
 });

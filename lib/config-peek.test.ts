@@ -56,7 +56,7 @@ t.test('missing and unreadable files', async (t) => {
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   t.throws(() => controlSocketFrom(join(dir, 'none.yaml')), { exitCode: 2, message: /no config at .*none\.yaml: give --config FILE or --socket PATH/ });
   // A directory cannot be read as a file even by root (a mode-000 file can be).
-  t.throws(() => controlSocketFrom(dir), { exitCode: 2, message: new RegExp(`cannot read the config ${dir} \\(EISDIR\\)`) });
+  t.throws(() => controlSocketFrom(dir), { exitCode: 2, message: new RegExp(`cannot read the config ${dir} \\(EISDIR: a directory, not a file\\)`) });
   const file = join(dir, 'ok.yaml');
   writeFileSync(file, readFileSync(repoPath('examples/site.yaml')));
   t.equal(controlSocketFrom(file), loadConfig(file).node.controlSocket);

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Document } from 'yaml';
-import { ExitCode, LanhaError } from './errors.js';
+import { ExitCode, LanhaError, unreadableFile } from './errors.js';
 
 // What a client command (status, leases, deploy ...) needs from the node's config: the control
 // socket path, and nothing else. The daemon has validated the file it runs from, so a client does
@@ -25,7 +25,7 @@ export function controlSocketFrom(file: string): string {
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? 'error';
     if (code === 'ENOENT') throw new LanhaError('usage', `no config at ${file}: give --config FILE or --socket PATH to find the daemon`, ExitCode.usage);
-    throw new LanhaError('config-unreadable', `cannot read the config ${file} (${code}): give --config FILE or --socket PATH to find the daemon`, ExitCode.config);
+    throw new LanhaError('config-unreadable', `cannot read the config ${file} (${unreadableFile(code)}); or give the daemon's control socket (node.controlSocket) with --socket PATH`, ExitCode.config);
   }
   return controlSocketOf(text, file);
 }

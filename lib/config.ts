@@ -2,6 +2,7 @@ import { closeSync, constants as fsConstants, fstatSync, openSync, readFileSync 
 import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
 import { formatIssues, formatPath } from './config-errors.js';
+import { unreadableFile } from './errors.js';
 
 // Reading a YAML config file against a zod schema: syntax errors, the top-level shape, schema issues
 // turned into `key.path: "value" is not ...` lines, and a frozen result. Which schema is the
@@ -82,6 +83,11 @@ function duplicateKeys(doc: Document, lines: LineCounter): string[] {
  */
 export const CONFIG_BYTES_MAX = 8 * 1024 * 1024;
 
+function cannotRead(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException).code ?? 'error';
+  return `cannot read the file (${unreadableFile(code)})${code === 'ENOENT' ? '; give the path of the config file' : ''}`;
+}
+
 /** The text of a config file, or a ConfigError that says how to point at the right one. */
 export function readConfigText(file: string): string {
   let fd: number;
@@ -89,8 +95,7 @@ export function readConfigText(file: string): string {
     // O_NONBLOCK: opening a FIFO for reading must not wait for a writer (it is refused below).
     fd = openSync(file, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code ?? 'error';
-    throw new ConfigError(file, [`cannot read the file (${code}); give the path with --config FILE`]);
+    throw new ConfigError(file, [cannotRead(error)]);
   }
   try {
     const stat = fstatSync(fd);
@@ -103,8 +108,7 @@ export function readConfigText(file: string): string {
     return readFileSync(fd, 'utf8');
   } catch (error) {
     if (error instanceof ConfigError) throw error;
-    const code = (error as NodeJS.ErrnoException).code ?? 'error';
-    throw new ConfigError(file, [`cannot read the file (${code}); give the path with --config FILE`]);
+    throw new ConfigError(file, [cannotRead(error)]);
   } finally {
     closeSync(fd);
   }

@@ -1,3 +1,4 @@
+import { userInfo } from 'node:os';
 // Errors that reach an operator carry a stable code (for scripts) and a message that says what
 // failed and what to do. Exit codes follow the CLI contract in the README.
 export const ExitCode = {
@@ -38,4 +39,20 @@ export class LanhaError extends Error {
 export function errorMessage(error: unknown): string {
   if (error instanceof Error) return error.message;
   return String(error);
+}
+
+/**
+ * Why a file could not be opened, for an operator: the errno and what it means here. Permission
+ * is the usual one on a node (the config or a key left mode 0600 root after `sudo cp`).
+ */
+export function unreadableFile(code: string): string {
+  if (code === 'EACCES' || code === 'EPERM') {
+    let user = 'this user';
+    try { user = `user ${userInfo().username}`; } catch { /* no passwd entry: keep the generic word */ }
+    return `${code}: ${user} may not read it; run as root (sudo), or give the file a group this user is in (chgrp lanha FILE; chmod g+r FILE)`;
+  }
+  if (code === 'ENOENT') return 'ENOENT: no such file';
+  if (code === 'ENOTDIR') return 'ENOTDIR: a part of the path is not a directory';
+  if (code === 'EISDIR') return 'EISDIR: a directory, not a file';
+  return code;
 }

@@ -76,7 +76,7 @@ t.test('config check accepts the examples and refuses a bad file with the key pa
   t.match(r.stderr, 'dhcp.subnets[0].pools[0]: "10.0.0.300-10.0.0.9" is not an IPv4 range');
   const missing = await runLanctl(['config', 'check', '/nonexistent/lanha.yaml']);
   t.equal(missing.code, 2);
-  t.match(missing.stderr, 'cannot read the file (ENOENT)');
+  t.match(missing.stderr, 'cannot read the file (ENOENT: no such file); give the path of the config file');
 });
 
 t.test('config check: an alias bomb and two services on one port are bad configs (exit 2), not crashes', async (t) => {
@@ -162,7 +162,7 @@ t.test('a client command reads the socket from a config the daemon runs, and nam
 
   const dir = await runLanctl(['status', '--config', s.dir]);
   t.equal(dir.code, 2, 'a file it cannot read: exit 2');
-  t.match(dir.stderr, `cannot read the config ${s.dir} (EISDIR)`);
+  t.match(dir.stderr, `cannot read the config ${s.dir} (EISDIR: a directory, not a file)`);
   t.match(dir.stderr, '--socket PATH');
   writeFileSync(join(s.dir, 'broken.yaml'), 'node: [unclosed\n');
   const broken = await runLanctl(['leases', '--config', join(s.dir, 'broken.yaml')]);

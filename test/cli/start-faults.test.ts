@@ -180,3 +180,18 @@ t.test('a missing tftp.root or cluster.keyFile: config check and serve name the 
     t.notMatch(serve.stderr, 'ENOENT', 'no bare errno');
   }
 });
+
+t.test('a config this user may not read: the user and the cure, not "give the path with --config FILE"', { skip: !(asRoot && haveSetpriv) && 'needs root and setpriv' }, async (t) => {
+  const sc = scratchConfig(SOLO_CONFIG);
+  t.teardown(() => sc.cleanup());
+  chmodSync(sc.dir, 0o755);
+  chmodSync(sc.file, 0o600);
+  for (const argv of [['config', 'check', sc.file], ['serve', '--config', sc.file], ['status', '--config', sc.file]]) {
+    const r = await runLanctlAs(65534, argv);
+    t.equal(r.code, 2, `${argv[0]}: exit 2`);
+    t.match(r.stderr, /\(EACCES: user \S+ may not read it; run as root \(sudo\), or give the file a group this user is in/, `${argv[0]}: who may not read it and what to do`);
+    t.notMatch(r.stderr, 'give the path with --config FILE', `${argv[0]}: the path was right`);
+  }
+  const status = await runLanctlAs(65534, ['status', '--config', sc.file]);
+  t.match(status.stderr, 'or give the daemon\'s control socket (node.controlSocket) with --socket PATH', 'a client can skip the config');
+});

@@ -64,26 +64,7 @@ export class Sampler {
   }
 
   async start(): Promise<void> {
-    for (const source of this.sources) {
-      const target = this.#byName.get(source.name)!.target;
-      const socket = createSocket('udp4');
-      socket.on('message', (msg) => {
-        const t4Ns = this.#options.clock.nowNs(); // first: the receive time of the sample
-        this.#onReply(msg, source.name, t4Ns);
-      });
-      socket.on('error', (error) => {
-        if (this.#logLimit.allow(`socket ${source.name}`, this.#options.monotonicMs())) {
-          this.#options.log.debug({ event: 'ntp.sampler.socket_error', source: source.name, err: error }, 'sampler socket error');
-        }
-      });
-      // Connected: send() then goes straight to the kernel (no lookup tick between t1 and the
-      // packet leaving), and the kernel drops datagrams from anyone but this source.
-      await new Promise<void>((resolve, reject) => {
-        socket.once('error', reject);
-        socket.connect(target.port, target.address, () => { socket.off('error', reject); resolve(); });
-      }).catch(() => undefined);
-      this.#sockets.set(source.name, socket);
-    }
+    for (const source of this.sources) await this.#open(source.name);
     const burst = this.#options.burstCount ?? 4;
     const spacing = this.#options.burstSpacingMs ?? 2000;
     for (const source of this.sources) {
@@ -98,6 +79,36 @@ export class Sampler {
       // after t1 was taken and skew the first sample.
       this.#schedule(source.name, next, 100);
     }
+  }
+
+  /**
+   * A connected socket for one source, or the connect's error code. Connected: send() then goes
+   * straight to the kernel (no lookup tick between t1 and the packet leaving), and the kernel drops
+   * datagrams from anyone but this source. A connect can fail (ENETUNREACH: no route yet to an
+   * upstream, an isolated rack): the source then counts as not answering and the next poll tries again.
+   */
+  async #open(name: string): Promise<string | null> {
+    const target = this.#byName.get(name)!.target;
+    const socket = createSocket('udp4');
+    socket.on('message', (msg) => {
+      const t4Ns = this.#options.clock.nowNs(); // first: the receive time of the sample
+      this.#onReply(msg, name, t4Ns);
+    });
+    socket.on('error', (error) => {
+      if (this.#logLimit.allow(`socket ${name}`, this.#options.monotonicMs())) {
+        this.#options.log.debug({ event: 'ntp.sampler.socket_error', source: name, err: error }, 'sampler socket error');
+      }
+    });
+    // Node hands a failed connect to the callback when there is one (not to 'error').
+    const failed = await new Promise<string | null>((resolve) => {
+      socket.connect(target.port, target.address, (error?: NodeJS.ErrnoException | null) => resolve(error ? error.code ?? error.message : null));
+    });
+    if (failed !== null || this.#stopped) {
+      try { socket.close(); } catch { /* already closed */ }
+      return failed ?? 'stopped';
+    }
+    this.#sockets.set(name, socket);
+    return null;
   }
 
   #schedule(name: string, run: () => void, waitMs: number): void {
@@ -118,8 +129,18 @@ export class Sampler {
 
   #poll(name: string): void {
     const entry = this.#byName.get(name);
+    if (!entry) return;
     const socket = this.#sockets.get(name);
-    if (!entry || !socket) return;
+    if (!socket) {
+      // Never connected (no route at start): try again now. send() on an unconnected socket would
+      // take the callback for a port and throw out of this timer, ending the daemon.
+      void this.#open(name).then((failed) => {
+        if (this.#stopped) return;
+        if (failed === null) this.#poll(name);
+        else this.#record(entry.state, { problem: `cannot send (${failed})` });
+      });
+      return;
+    }
     const previous = this.#inFlight.get(name);
     if (previous) {
       clearTimeout(previous.timer);

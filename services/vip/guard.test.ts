@@ -162,3 +162,30 @@ t.test('a wall-clock step neither ends a hold nor stretches it', async (t) => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+t.test("the guard's bash reads no dotfiles: Node's pipes are sockets, and bash then sources ~/.bashrc as for rsh", async (t) => {
+  const missing = guardUnavailable();
+  if (missing !== null) { t.comment(`SKIPPED: ${missing}`); t.pass('skipped'); return; }
+  // A root ~/.bashrc that waited on a stale pyenv lock held the first VIP of a new cluster 60 s.
+  const home = mkdtempSync(join(tmpdir(), 'lanha-guard-home-'));
+  const env = join(home, 'bash-env');
+  writeFileSync(join(home, '.bashrc'), `touch ${join(home, 'bashrc-ran')}\n`);
+  writeFileSync(env, `touch ${join(home, 'bash-env-ran')}\n`);
+  const saved = { HOME: process.env['HOME'], BASH_ENV: process.env['BASH_ENV'], SHLVL: process.env['SHLVL'] };
+  process.env['HOME'] = home;
+  process.env['BASH_ENV'] = env;
+  delete process.env['SHLVL']; // as under systemd: bash is then a top-level shell, the one that sources ~/.bashrc
+  const guard = startGuard('10.255.255.1/32', 'lhnosuchif0', { expired: () => undefined, exited: () => undefined });
+  for (const [k, v] of Object.entries(saved)) { if (v === undefined) delete process.env[k]; else process.env[k] = v; }
+  t.teardown(() => rmSync(home, { recursive: true, force: true }));
+  try {
+    guard.hold(60_000);
+    const r = await guard.acquire(2); // answered after bash started, so after any dotfile it ran
+    t.equal(r?.code, 1, 'the guard answered (ip fails on the missing interface)');
+    t.throws(() => readFileSync(join(home, 'bashrc-ran')), 'no ~/.bashrc');
+    t.throws(() => readFileSync(join(home, 'bash-env-ran')), 'no $BASH_ENV');
+  } finally {
+    guard.drop();
+    await guard.stop();
+  }
+});

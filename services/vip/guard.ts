@@ -147,7 +147,13 @@ export function startGuard(cidr: string, ifname: string, events: GuardEvents, re
     for (const resolve of waiting) resolve({ code: 1, stderr: why });
   };
   const launch = (): void => {
-    const c = spawn(BASH, ['-c', SCRIPT, 'lanha-vip-guard', cidr, ifname], { stdio: ['pipe', 'pipe', 'ignore'] });
+    // No dotfiles: Node's pipes are socketpairs, and a top-level bash (SHLVL unset, as under
+    // systemd) with a socket on stdin takes itself for an rsh session and sources ~/.bashrc (a
+    // root's pyenv init held a first VIP 60 s), as it does $BASH_ENV anywhere.
+    const env = { ...process.env };
+    delete env['BASH_ENV'];
+    delete env['ENV'];
+    const c = spawn(BASH, ['--norc', '--noprofile', '-c', SCRIPT, 'lanha-vip-guard', cidr, ifname], { stdio: ['pipe', 'pipe', 'ignore'], env });
     child = c;
     armed = false;
     let rest = '';

@@ -21,7 +21,7 @@ import { clusterTlsMaterial, formatTlsProblems } from '../cluster/raft/tls.js';
 import type { RaftStateLog } from '../cluster/raft-state-log.js';
 import { BootFileIndex } from '../services/ops/boot-files.js';
 import { nodeRoutes } from '../cluster/nodes-view.js';
-import { inventoryContext, knownProfiles } from '../cluster/inventory-config.js';
+import { inventoryContext, profilesKnownHere } from '../cluster/inventory-config.js';
 import { inventoryRoutes, leaseHolderOf } from '../cluster/inventory-api.js';
 import { powerRoutes } from '../cluster/power-api.js';
 import { PowerRunner } from '../cluster/power-run.js';
@@ -234,7 +234,7 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
     }
 
     const reservations = (config.dhcp?.subnets ?? []).flatMap((s) => s.reservations);
-    const profiles = (): ReturnType<typeof knownProfiles> => knownProfiles(config);
+    const profiles = (): ReturnType<typeof profilesKnownHere> => profilesKnownHere(config);
     control.routes(nodeRoutes(state, reservations, clock, profiles));
     const operatorRecords = function* (): Iterable<string> { for (const r of state.fsm.records()) yield r.name; };
     control.routes(inventoryRoutes({ state, clock, reservations, profiles, context: () => inventoryContext(config, operatorRecords) }));
@@ -312,9 +312,12 @@ function openAckJournal(path: string, capacity: number, log: Logger): AckJournal
 export function serviceOffWords(definition: ServiceDefinition, config: LanhaConfig): string {
   const block = definition.configBlock ?? definition.name;
   const off = `the ${definition.name} service does not run on ${config.node.name}`;
-  return config.node.role === 'witness' && (config as unknown as Record<string, unknown>)[block] !== undefined
-    ? `${off}: a witness runs none; ask another member`
-    : `${off}: its config has no ${block}: block (add one and restart the daemon, or ask a member that runs it)`;
+  // A witness may not have the service blocks at all: "add one" would send the operator to a config it refuses.
+  if (config.node.role === 'witness') {
+    const servers = (config.cluster?.members ?? []).filter((m) => m.role !== 'witness').map((m) => m.name);
+    return `${off}: a witness runs no services; ask a LAN-service member${servers.length > 0 ? ` (${servers.join(', ')})` : ''}`;
+  }
+  return `${off}: its config has no ${block}: block (add one and restart the daemon, or ask a member that runs it)`;
 }
 
 function withFailoverRecord(routes: ApiRoutes, tracker: OpsTracker, clock: Clock, done: (ok: boolean) => void): ApiRoutes {

@@ -98,3 +98,12 @@ export function knownProfiles(config: object): ReadonlySet<string> {
   if (typeof profiles === 'object' && profiles !== null) return new Set(Object.keys(profiles));
   return new Set();
 }
+
+/**
+ * The profile names `lanctl nodes` checks a node's profile against on this member, or null (check
+ * nothing) on a witness: it renders no boot files, and its config has no reason to carry
+ * `profiles:`, so every node there was flagged "(unknown!)".
+ */
+export function profilesKnownHere(config: { node: { role: string } }): ReadonlySet<string> | null {
+  return config.node.role === 'witness' ? null : knownProfiles(config);
+}

@@ -1,6 +1,7 @@
 // How the config's `nodes:` block seeds the replicated inventory: once per name; the log is the truth after that.
 import t from 'tap';
 import type { NodeEntry } from './inventory-config.js';
+import { profilesKnownHere } from './inventory-config.js';
 import { parseCidr } from '../lib/ipv4.js';
 import { Fsm } from './fsm.js';
 import type { Command } from './commands.js';
@@ -29,4 +30,10 @@ t.test('seeding: config nodes the log never held are proposed; differing ones re
   t.equal(fsm.inventory.byName('rack1'), undefined, 'even a late config proposal (a new leader behind on apply) is a no-op');
   apply({ type: 'node.add', name: 'rack1', mac: '52:54:00:00:00:01' });
   t.ok(fsm.inventory.byName('rack1'), 'an operator can add it back by hand');
+});
+
+t.test('profiles are checked on a LAN node, not on a witness (which renders no boot files and has no profiles: block)', async (t) => {
+  t.same([...profilesKnownHere({ node: { role: 'server' }, profiles: { pi4: {} } } as never)!], ['pi4']);
+  t.same([...profilesKnownHere({ node: { role: 'server' } } as never)!], [], 'a LAN node without profiles: flags every named profile');
+  t.equal(profilesKnownHere({ node: { role: 'witness' } }), null, 'a witness checks none: its `lanctl nodes` showed every node "(unknown!)"');
 });

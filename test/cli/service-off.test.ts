@@ -39,8 +39,10 @@ t.test('deploy, rootfs, nodes trust and boot render against a daemon without tho
 t.test('a witness is told apart from a missing block', async (t) => {
   const deploy = serviceDefinitions.find((d) => d.name === 'deploy')!;
   const tftp = serviceDefinitions.find((d) => d.name === 'tftp')!;
-  const witness = { node: { name: 'w', role: 'witness' }, deploy: { targets: [] } } as unknown as LanhaConfig;
-  t.equal(serviceOffWords(deploy, witness), 'the deploy service does not run on w: a witness runs none; ask another member');
-  t.match(serviceOffWords(tftp, witness), /^the tftp service does not run on w: its config has no tftp: block/);
+  const members = [{ name: 'lan-a', role: 'server' }, { name: 'lan-b', role: 'server' }, { name: 'w', role: 'witness' }];
+  const witness = { node: { name: 'w', role: 'witness' }, cluster: { members }, deploy: { targets: [] } } as unknown as LanhaConfig;
+  t.equal(serviceOffWords(deploy, witness), 'the deploy service does not run on w: a witness runs no services; ask a LAN-service member (lan-a, lan-b)');
+  t.equal(serviceOffWords(tftp, witness), 'the tftp service does not run on w: a witness runs no services; ask a LAN-service member (lan-a, lan-b)',
+    'not "add a tftp: block": a witness config refuses one');
   t.same(serviceDefinitions.filter((d) => d.apiPaths === undefined).map((d) => d.name), [], 'every service names its API paths');
 });

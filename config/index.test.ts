@@ -348,3 +348,21 @@ ${extra}`;
   has(site('control: { listen: "10.20.0.9" }', undefined, 'vip: { address: 10.20.0.9/24, interface: eth0 }'), /^control\.listen: .*is the VIP \(10\.20\.0\.9\)/m);
   has(site('control: { listen: "127.0.0.1:7480" }', undefined, 'http: { listen: "127.0.0.1:7480" }'), /^control\.listen: .*is also http\.listen: both would bind tcp 127\.0\.0\.1:7480/m);
 });
+
+t.test('a value that does not parse is one problem, not also the cross-checks run on what it failed to become', async (t) => {
+  const dhcp = (subnet: string, pool: string, ip: string): string => `${base}dhcp:
+  subnets:
+    - subnet: ${subnet}
+      pools: ["${pool}"]
+      reservations: [{ mac: "52:54:00:00:00:01", ip: ${ip} }]
+`;
+  t.same(problems(dhcp('10.0.0.0/24', '10.0.0.250-10.0.0.10', '10.0.0.5')),
+    ['dhcp.subnets[0].pools[0]: "10.0.0.250-10.0.0.10" is not an IPv4 range like "10.0.0.100-10.0.0.199" (first <= last)'],
+    'a reversed pool: not also "is outside its subnet"');
+  t.same(problems(dhcp('10.0.0.0/33', '10.0.0.10-10.0.0.20', '10.0.0.5')),
+    ['dhcp.subnets[0].subnet: "10.0.0.0/33" is not a CIDR prefix like "10.0.0.0/24"'],
+    'a bad prefix: not also every pool and reservation "outside its subnet 0.0.0.0/undefined"');
+  t.same(problems(dhcp('10.0.0.0/24', '10.0.0.10-10.0.0.20', '10.0.0.5').replace('      reservations', '      clients: known\n      unknownPool: 10.0.0.99-10.0.0.30\n      reservations')),
+    ['dhcp.subnets[0].unknownPool: "10.0.0.99-10.0.0.30" is not an IPv4 range like "10.0.0.100-10.0.0.199" (first <= last)'],
+    'a reversed unknownPool: not also "outside its subnet"');
+});

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ipv4, logLevel } from '../lib/schema.js';
+import { ipv4, logLevel, parsedValue } from '../lib/schema.js';
 import { ConfigError, parseYamlConfig, readConfigText } from '../lib/config.js';
 import { DEFAULT_CONTROL_SOCKET } from '../lib/config-peek.js';
 import { formatIpv4 } from '../lib/ipv4.js';
@@ -74,7 +74,9 @@ export const lanhaConfig = composed.superRefine((c, ctx) => {
   }
   for (const issue of nodesConfigIssues(c.nodes ?? [], c.dhcp?.subnets ?? [])) ctx.addIssue({ code: 'custom', ...issue });
   c.dhcp?.subnets.forEach((s, i) => {
+    if (!parsedValue(s.subnet)) return;
     s.pools.forEach((p, j) => {
+      if (!parsedValue(p)) return;
       const mask = s.subnet.prefixLength === 0 ? 0 : (0xffffffff << (32 - s.subnet.prefixLength)) >>> 0;
       if (((p.first & mask) >>> 0) !== s.subnet.network || ((p.last & mask) >>> 0) !== s.subnet.network) {
         ctx.addIssue({ code: 'custom', path: ['dhcp', 'subnets', i, 'pools', j], message: 'is outside its subnet' });
@@ -152,3 +154,4 @@ export function parseConfig(text: string, file = '<config>'): LanhaConfig {
 export function loadConfig(file: string): LanhaConfig {
   return parseConfig(readConfigText(file), file);
 }
+

@@ -83,3 +83,12 @@ export function refuseDuplicates(ctx: z.RefinementCtx, entries: readonly KeyedEn
 export function refuseRepeats(ctx: z.RefinementCtx, values: readonly unknown[] | undefined, path: readonly PropertyKey[], root: readonly PropertyKey[]): void {
   refuseDuplicates(ctx, (values ?? []).map((v, i) => ({ key: JSON.stringify(v), path: [...path, i] })), root, 'is listed twice: also at');
 }
+
+/**
+ * Whether a value of the schema's own parsing (an address, range, prefix) parsed: zod runs the
+ * cross-checks even when a field failed its refine, with the field's raw text where the parsed
+ * value would be, and a check then reports "outside its subnet" beside the real problem.
+ */
+export function parsedValue(value: unknown): boolean {
+  return typeof value === 'number' || (typeof value === 'object' && value !== null);
+}

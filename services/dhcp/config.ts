@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { cidr, duration, hostname, ipv4, ipv4Range, mac, port, refuseDuplicates, refuseRepeats } from '../../lib/schema.js';
+import { cidr, duration, hostname, ipv4, ipv4Range, mac, port, parsedValue, refuseDuplicates, refuseRepeats } from '../../lib/schema.js';
 import { broadcastOf, cidrContains, formatCidr, formatIpv4, parseIpv4, type Cidr, type Ipv4 } from '../../lib/ipv4.js';
 import { configOptionBytes } from './options.js';
 
@@ -131,12 +131,15 @@ const seconds = (ms: number): string => `${ms / 1000}s`;
 
 /** What must hold inside one subnet: pools apart, reservations on a host address of it, T1 < T2 < lease time. */
 function checkSubnet(s: SubnetInput, ctx: z.RefinementCtx): void {
+  if (!parsedValue(s.subnet)) return; // its own problem is reported; every check below measures against it
   s.pools.forEach((p, j) => {
+    if (!parsedValue(p)) return;
     const k = s.pools.findIndex((q, i) => i < j && p.first <= q.last && q.first <= p.last);
     if (k >= 0) ctx.addIssue({ code: 'custom', path: ['pools', j], message: `overlaps pools[${k}] (${range(s.pools[k]!)}); each address may be in one pool only` });
   });
   s.reservations.forEach((r, k) => {
     const where = { code: 'custom' as const, path: ['reservations', k, 'ip'] };
+    if (!parsedValue(r.ip)) return;
     if (!cidrContains(s.subnet, r.ip)) ctx.addIssue({ ...where, message: `is outside its subnet ${formatCidr(s.subnet)}` });
     else if (s.subnet.prefixLength < 31 && r.ip === s.subnet.network) ctx.addIssue({ ...where, message: `is the network address of ${formatCidr(s.subnet)}, not a host address` });
     else if (s.subnet.prefixLength < 31 && r.ip === broadcastOf(s.subnet)) ctx.addIssue({ ...where, message: `is the broadcast address of ${formatCidr(s.subnet)}, not a host address` });
@@ -171,6 +174,7 @@ function checkUnknownPool(s: SubnetInput, ctx: z.RefinementCtx): void {
     return;
   }
   const where = { code: 'custom' as const, path: ['unknownPool'] };
+  if (!parsedValue(u)) return;
   if (s.clients !== 'known') ctx.addIssue({ ...where, message: 'is set but clients is not "known" (with clients: all every client gets the pools)' });
   if (!cidrContains(s.subnet, u.first) || !cidrContains(s.subnet, u.last)) ctx.addIssue({ ...where, message: `is outside its subnet ${formatCidr(s.subnet)}` });
   else if (s.subnet.prefixLength < 31 && (u.first === s.subnet.network || u.last === broadcastOf(s.subnet))) ctx.addIssue({ ...where, message: `holds the network or broadcast address of ${formatCidr(s.subnet)}` });

@@ -27,7 +27,7 @@ export interface TransportStatusBody {
   liveness?: { pingMs: number; deadMs: number; dialMs: number };
   /** What secures the links (transport-channel.ts), and with TLS when the certificate and the CA end. */
   security?: 'tls' | 'cluster-key';
-  tlsValidTo?: { cert: string; ca: string };
+  tlsValidTo?: { cert: string; ca: string; cas?: number };
 }
 
 /** The peer links: one summary line of the liveness counters, then one line per peer. '' without a transport. */

@@ -199,4 +199,10 @@ t.test('status carries when the certificate and the CA end; doctor warns 30 days
     config, cluster: { mode: 'cluster', role: 'leader', leader: 'b', term: 1, commitIndex: 1, appliedIndex: 1, transport }, pools: [], leases: [], nowMs: end - 10 * 86_400_000,
   }).filter((f) => f.id === 'raft.tls-expiry');
   t.match(ahead.find((f) => f.evidence.includes('CA'))?.fix, /--rotate-ca .*then --renew, then --finish-rotation.*no outage/, 'a CA that ends soon: rotated with no outage');
+  t.equal(validTo['cas' as keyof typeof validTo], 1, 'one CA in the file');
+  const rotating = { ...transport, tlsValidTo: { ...validTo, cas: 2 } };
+  const mid = doctorFindings({
+    config, cluster: { mode: 'cluster', role: 'leader', leader: 'b', term: 1, commitIndex: 1, appliedIndex: 1, transport: rotating }, pools: [], leases: [], nowMs: end,
+  }).filter((f) => f.id === 'raft.tls-expiry' && f.evidence.includes('CA'));
+  t.match(mid, [{ evidence: /the oldest of the 2 CAs in cluster\.tls\.ca \(a CA rotation under way\) ended/, fix: /--finish-rotation \(drops the old CA\)/ }], 'mid-rotation, the old CA ending: finish the rotation, not a new CA (--force)');
 });

@@ -12,7 +12,7 @@ import { linkLiveness, type LinkLiveness } from '../timers.js';
 import { LinkWatch } from './link-watch.js';
 import { clusterKeyChannel, type PeerAddress, type PeerChannel } from './transport-channel.js';
 import { tlsChannel } from './tls-channel.js';
-import { bundleValidTo, type TlsMaterial } from './tls.js';
+import { bundleValidTo, caBundle, type TlsMaterial } from './tls.js';
 import {
   Feature, FEATURES, FrameKind, decodeHello, decodeMessage, encodeFrame, encodeHello, encodeMessage, frameMacOk, macEqual, proof, sessionKey, splitFrames, type Frame,
 } from './wire.js';
@@ -116,14 +116,15 @@ export class Transport implements PeerLink {
   readonly counters = new Counters();
   readonly limiter = new LogLimiter();
   readonly channel: PeerChannel;
-  /** With TLS: when this member's certificate and the CA end (ISO), for status and doctor. */
-  readonly #tlsValidTo: { cert: string; ca: string } | undefined;
+  /** With TLS: when this member's certificate and the CA end (ISO; the earliest CA of a bundle, of `cas`), for status and doctor. */
+  readonly #tlsValidTo: { cert: string; ca: string; cas: number } | undefined;
 
   constructor(options: TransportOptions) {
     this.#o = options;
     this.#tlsValidTo = options.tls === undefined ? undefined : {
       cert: new Date(new X509Certificate(options.tls.cert).validTo).toISOString(),
       ca: bundleValidTo(options.tls.ca),
+      cas: caBundle(options.tls.ca).length,
     };
     if (options.tls !== undefined) this.channel = tlsChannel(options.tls);
     else if (options.key !== undefined) this.channel = clusterKeyChannel(options.key);

@@ -444,11 +444,21 @@ const TLS_EXPIRY_WARN_MS = 30 * 86_400_000;
 
 /** The peer links' certificate or CA ending within 30 days (warning) or ended (error): every link then fails its TLS handshake. */
 function tlsExpiryFindings(transport: unknown, nowMs: number, out: Finding[]): void {
-  const validTo = (transport as { tlsValidTo?: { cert: string; ca: string } } | undefined)?.tlsValidTo;
+  const validTo = (transport as { tlsValidTo?: { cert: string; ca: string; cas?: number } } | undefined)?.tlsValidTo;
   if (validTo === undefined) return;
+  const rotating = (validTo.cas ?? 1) > 1;
   for (const [what, at] of [["this member's certificate", validTo.cert], ['the cluster CA', validTo.ca]] as const) {
     const leftMs = Date.parse(at) - nowMs;
     if (!(leftMs < TLS_EXPIRY_WARN_MS)) continue;
+    if (what === 'the cluster CA' && rotating) {
+      // A rotation under way: the CA ending is the old one, and finishing the rotation is the fix (not a new CA).
+      out.push({
+        id: 'raft.tls-expiry', severity: leftMs <= 0 ? 'error' : 'warning',
+        evidence: `the oldest of the ${validTo.cas} CAs in cluster.tls.ca (a CA rotation under way) ${leftMs <= 0 ? 'ended' : 'ends'} ${at}: certificates it signed ${leftMs <= 0 ? 'are' : 'are then'} refused by every peer`,
+        fix: 'finish the rotation: lanctl init --tls --renew for the members still on the old CA, then lanctl init --tls --finish-rotation (drops the old CA), copying the files and restarting the members one at a time (cluster/raft/README.md, Mutual TLS)',
+      });
+      continue;
+    }
     out.push({
       id: 'raft.tls-expiry', severity: leftMs <= 0 ? 'error' : 'warning',
       evidence: leftMs <= 0

@@ -136,3 +136,9 @@ t.test('a runner keeps `parallel` over every request at once, and stop() ends th
   for (let i = 0; i < 50 && alive(pid); i++) await new Promise((res) => setTimeout(res, 100));
   t.notOk(alive(pid), 'what it started went with it');
 });
+
+t.test('a power command does not inherit systemd\'s notify socket or watchdog (NotifyAccess=all: it could ping for a hung daemon)', async (t) => {
+  const env = { PATH: process.env['PATH'], NOTIFY_SOCKET: '/run/systemd/notify', WATCHDOG_USEC: '5000000', WATCHDOG_PID: '1', LISTEN_FDS: '1', KEEP: 'yes' };
+  const r = await runPowerCommand(sh('n1', 'echo "${NOTIFY_SOCKET-none} ${WATCHDOG_USEC-none} ${WATCHDOG_PID-none} ${LISTEN_FDS-none} $KEEP $LANHA_NAME"'), { ...opts, env });
+  t.equal(r.output, 'none none none none yes n1');
+});

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { accessSync, constants, statSync } from 'node:fs';
 import { delimiter, isAbsolute, join } from 'node:path';
 import { POWER_ACTIONS, type PowerConfig, type PowerPlan } from './power.js';
+import { withoutSystemd } from '../lib/systemd.js';
 
 // Runs planned power commands (power.ts): at most `parallel` at once, each in a process group of
 // its own so that a timeout ends the command and whatever it started (SIGTERM, then SIGKILL 2 s
@@ -27,7 +28,7 @@ export interface PowerResult {
 export interface RunOptions {
   timeoutMs: number;
   parallel: number;
-  /** The environment the commands start with (the plan's LANHA_* variables are added). */
+  /** The environment the commands start with (systemd's NOTIFY_SOCKET and WATCHDOG_* taken out, the plan's LANHA_* variables added). */
   env?: NodeJS.ProcessEnv;
   /** Monotonic ms. */
   now?: () => number;
@@ -58,7 +59,7 @@ export function runPowerCommand(plan: PowerPlan, o: RunOptions): Promise<PowerRe
     };
     let timedOut = false;
     let done = false;
-    const child = spawn(plan.argv[0]!, plan.argv.slice(1), { env: { ...(o.env ?? process.env), ...plan.env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const child = spawn(plan.argv[0]!, plan.argv.slice(1), { env: { ...withoutSystemd(o.env ?? process.env), ...plan.env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     const pid = child.pid;
     if (pid !== undefined) o.groups?.add(pid);
     const group = (signal: NodeJS.Signals): void => {

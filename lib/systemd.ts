@@ -31,3 +31,17 @@ export function systemdReady(log: Logger, env: NodeJS.ProcessEnv = process.env):
     },
   };
 }
+
+/**
+ * What a program the site names (a power command) must not inherit from the daemon: with
+ * NotifyAccess=all (above) it could tell systemd that lanha is ready, stopping or alive (a
+ * WATCHDOG=1 that keeps a hung daemon from being restarted), or name another main PID.
+ */
+const SYSTEMD_VARIABLES = ['NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID', 'LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES'];
+
+/** `env` without systemd's variables for this daemon (SYSTEMD_VARIABLES). */
+export function withoutSystemd(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const out = { ...env };
+  for (const name of SYSTEMD_VARIABLES) delete out[name];
+  return out;
+}

@@ -142,3 +142,9 @@ t.test('a power command does not inherit systemd\'s notify socket or watchdog (N
   const r = await runPowerCommand(sh('n1', 'echo "${NOTIFY_SOCKET-none} ${WATCHDOG_USEC-none} ${WATCHDOG_PID-none} ${LISTEN_FDS-none} $KEEP $LANHA_NAME"'), { ...opts, env });
   t.equal(r.output, 'none none none none yes n1');
 });
+
+t.test('control characters in a command\'s output (a BMC\'s answer) reach no terminal: "?" but line breaks and tabs', async (t) => {
+  const r = await runPowerCommand(sh('n1', 'printf "\\033]0;owned\\007\\033[2J power: on\\tok\\nline2\\r\\n"; printf "err\\033[31m red\\n" >&2; exit 1'), opts);
+  t.equal(r.output, '?]0;owned??[2J power: on\tok\nline2?');
+  t.equal(r.error, 'err?[31m red');
+});

@@ -36,8 +36,13 @@ export interface RunOptions {
   groups?: Set<number>;
 }
 
+/**
+ * A stream's first OUTPUT_MAX bytes as text, control characters but line breaks and tabs as "?":
+ * the text comes from a PDU, a BMC or a plug's firmware through the site's command and goes to the
+ * operator's terminal (lanctl's table) and the log; an escape sequence there must not drive it.
+ */
 function clip(chunks: Buffer[]): string {
-  return Buffer.concat(chunks).subarray(0, OUTPUT_MAX).toString('utf8').trim();
+  return Buffer.concat(chunks).subarray(0, OUTPUT_MAX).toString('utf8').replace(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/g, '?').trim();
 }
 
 /** After the command exits, how long its output may take to end before it is cut (a process it started elsewhere holds it). */

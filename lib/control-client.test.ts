@@ -31,3 +31,19 @@ t.test('a target that starts like a remote daemon but is not one: a usage error 
     await t.rejects(callDaemon(target, 'GET', '/v1/status'), { code: 'usage', message: /neither a control socket path nor a remote daemon: name a remote one with --remote/ }, target);
   }
 });
+
+t.test('no reply in time, or a daemon that closes while answering, is said as such (not "cannot talk", not the connection cap)', async (t) => {
+  const { callDaemon } = await import('./control-client.js');
+  const { createServer } = await import('node:net');
+  const dir = mkdtempSync(join(tmpdir(), 'lanha-ctl-'));
+  const held: Array<import('node:net').Socket> = [];
+  const silent = createServer((s) => { held.push(s); });
+  const closing = createServer((s) => { setTimeout(() => s.destroy(), 1500); });
+  t.teardown(() => { for (const s of held) s.destroy(); silent.close(); closing.close(); rmSync(dir, { recursive: true, force: true }); });
+  const a = join(dir, 'silent.sock');
+  const b = join(dir, 'closing.sock');
+  await new Promise<void>((resolve) => silent.listen(a, resolve));
+  await new Promise<void>((resolve) => closing.listen(b, resolve));
+  await t.rejects(callDaemon(a, 'POST', '/v1/nodes/power', {}, 300), { message: `the daemon at ${a} sent no reply within 0.3 s: it may still be at work on the request, or be stuck (its log says which)` });
+  await t.rejects(callDaemon(b, 'POST', '/v1/nodes/power', {}, 10_000), { message: /closed the connection while answering .*did it stop or restart\?/ });
+});

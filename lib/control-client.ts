@@ -67,6 +67,14 @@ function remoteFailure(remote: Remote, error: NodeJS.ErrnoException): LanhaError
   return new LanhaError('daemon-unreachable', `cannot talk to ${at}: ${error.message}`, ExitCode.daemonDown);
 }
 
+/** A reset this long after the request was sent is the daemon going away, not its connection cap. */
+const LATE_CLOSE_MS = 1000;
+
+/** "30 min", "10 s", "0.3 s". */
+function formatWait(ms: number): string {
+  return ms >= 120_000 && ms % 60_000 === 0 ? `${ms / 60_000} min` : `${ms / 1000} s`;
+}
+
 export async function callDaemon(socketPath: string, method: string, path: string, body?: unknown, timeoutMs = 10_000): Promise<ControlReply> {
   const payload = body === undefined ? undefined : JSON.stringify(body);
   const remote = parseRemote(socketPath);
@@ -89,9 +97,14 @@ export async function callDaemon(socketPath: string, method: string, path: strin
     const req = remote === null || files === null
       ? request({ socketPath, method, path, headers }, onReply)
       : httpsRequest({ host: remote.url.hostname, port: Number(remote.url.port), method, path, headers, ...files, minVersion: 'TLSv1.3', agent: false }, onReply);
-    req.setTimeout(timeoutMs, () => req.destroy(new Error('timeout')));
+    let timedOut = false;
+    const startedMs = performance.now();
+    req.setTimeout(timeoutMs, () => { timedOut = true; req.destroy(new Error('timeout')); });
     req.on('error', (error: NodeJS.ErrnoException) => {
-      if (remote !== null) {
+      if (timedOut) {
+        // Not "cannot talk": it took the request and is still at it (a long power run), or is stuck.
+        reject(new LanhaError('daemon-unreachable', `the daemon at ${where} sent no reply within ${formatWait(timeoutMs)}: it may still be at work on the request, or be stuck (its log says which)`, ExitCode.daemonDown));
+      } else if (remote !== null) {
         reject(remoteFailure(remote, error));
       } else if (error.code === 'ENOENT' || error.code === 'ECONNREFUSED') {
         reject(new LanhaError('daemon-unreachable',
@@ -100,6 +113,9 @@ export async function callDaemon(socketPath: string, method: string, path: strin
           ExitCode.daemonDown));
       } else if (error.code === 'EACCES') {
         reject(new LanhaError('daemon-unreachable', permissionDenied(socketPath), ExitCode.daemonDown));
+      } else if ((error.code === 'ECONNRESET' || error.code === 'EPIPE') && !req.reusedSocket && performance.now() - startedMs > LATE_CLOSE_MS) {
+        // Long after the request went out: not the connection cap (that closes at accept), the daemon stopping.
+        reject(new LanhaError('daemon-unreachable', `the daemon at ${socketPath} closed the connection while answering (${error.message}): did it stop or restart? Its log says`, ExitCode.daemonDown));
       } else if ((error.code === 'ECONNRESET' || error.code === 'EPIPE') && !req.reusedSocket) {
         // A fresh connection closed before any reply: the daemon closes connections past its cap at accept.
         reject(new LanhaError('daemon-unreachable',

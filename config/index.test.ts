@@ -366,3 +366,12 @@ t.test('a value that does not parse is one problem, not also the cross-checks ru
     ['dhcp.subnets[0].unknownPool: "10.0.0.99-10.0.0.30" is not an IPv4 range like "10.0.0.100-10.0.0.199" (first <= last)'],
     'a reversed unknownPool: not also "outside its subnet"');
 });
+
+t.test('a YAML syntax error ends with the text of the line it names, not a dangling colon', async (t) => {
+  const found = problems(`${base}dhcp:\n  subnets:\n    - subnet: [10.0.0.0/24\n      pools: [10.0.0.10-10.0.0.20]\n`);
+  t.ok(found.length > 0, 'refused');
+  for (const line of found) {
+    t.match(line, /^YAML syntax: .* at line \d+, column \d+: ".+"$/, `the line's text follows its position: ${line}`);
+    t.notMatch(line, /:$/, 'no colon left hanging where the parser put its context block');
+  }
+});

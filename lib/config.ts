@@ -17,12 +17,22 @@ export class ConfigError extends Error {
   }
 }
 
+/**
+ * One YAML syntax error on one line: the parser's first line ("... at line 4, column 3:", whose
+ * colon introduced a context block the one-line form drops) ending in the text of that line.
+ */
+function yamlSyntaxProblem(error: { message: string; linePos?: [{ line: number; col: number }, ...unknown[]] | undefined }, text: string): string {
+  const first = error.message.split('\n')[0]!.replace(/:$/, '');
+  const line = error.linePos === undefined ? undefined : text.split('\n')[error.linePos[0].line - 1];
+  return `YAML syntax: ${first}${line === undefined || line.trim() === '' ? '' : `: ${JSON.stringify(line.replace(/\r$/, ''))}`}`;
+}
+
 /** Parses YAML text and validates it against `schema`; throws ConfigError with one line per problem. */
 export function parseYamlConfig<S extends z.ZodType>(schema: S, text: string, file: string): z.output<S> {
   const lines = new LineCounter();
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true, lineCounter: lines });
   if (doc.errors.length > 0) {
-    const problems = doc.errors.filter((e) => e.code !== 'DUPLICATE_KEY').map((e) => `YAML syntax: ${e.message.split('\n')[0]}`);
+    const problems = doc.errors.filter((e) => e.code !== 'DUPLICATE_KEY').map((e) => yamlSyntaxProblem(e, text));
     // A duplicate key is named by its key path, not only its position.
     if (doc.errors.some((e) => e.code === 'DUPLICATE_KEY')) problems.push(...duplicateKeys(doc, lines));
     throw new ConfigError(file, problems);

@@ -103,9 +103,13 @@ export const configCheckCommand: CliCommand = {
   path: ['config', 'check'],
   summary: 'validate a config file and print what it enables; exit 2 and one line per problem if invalid',
   usage: 'config check FILE',
+  // --config too: every other command takes the file that way, so it is what a hand types here.
+  options: { config: { type: 'string', short: 'c' } },
+  optionHelp: [['-c, --config FILE', 'the file, as other commands take it (or as the argument)']],
   async run(args, io) {
-    const file = args.positionals[0];
-    if (file === undefined || args.positionals.length > 1) throw new LanhaError('usage', 'give exactly one config file: lanctl config check FILE', ExitCode.usage);
+    const given = [...args.positionals, ...(typeof args.values['config'] === 'string' ? [args.values['config']] : [])];
+    const file = given[0];
+    if (file === undefined || given.length > 1) throw new LanhaError('usage', 'give exactly one config file: lanctl config check FILE', ExitCode.usage);
     const { ConfigError, loadConfig } = await import('../config/index.js');
     try {
       const config = loadConfig(file);

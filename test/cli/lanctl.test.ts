@@ -74,6 +74,9 @@ t.test('config check accepts the examples and refuses a bad file with the key pa
   const r = await runLanctl(['config', 'check', s.file]);
   t.equal(r.code, 2, 'exit code 2');
   t.match(r.stderr, 'dhcp.subnets[0].pools[0]: "10.0.0.300-10.0.0.9" is not an IPv4 range');
+  const flag = await runLanctl(['config', 'check', '--config', repoPath('examples/single-node.yaml')]);
+  t.equal(flag.code, 0, `--config FILE, as every other command takes it, is the file to check (it was "Unknown option"): ${flag.stderr}`);
+  t.match(flag.stdout, 'single-node.yaml: ok');
   const missing = await runLanctl(['config', 'check', '/nonexistent/lanha.yaml']);
   t.equal(missing.code, 2);
   t.match(missing.stderr, 'cannot read the file (ENOENT: no such file); give the path of the config file');

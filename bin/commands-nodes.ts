@@ -6,6 +6,7 @@ import { formatIpv4 } from '../lib/ipv4.js';
 import { archText } from '../services/dhcp/arch.js';
 import type { NodeDetail, NodeEvent, NodeRow } from '../cluster/nodes-view.js';
 import type { NodeJson, PendingJson, ShowJson } from '../cluster/inventory-api.js';
+import { fieldFormProblem } from '../cluster/inventory-check.js';
 import type { ImportFile, ImportNode } from '../cluster/inventory-import.js';
 import { POWER_ACTIONS } from '../cluster/power.js';
 import type { PowerReply } from '../cluster/power-api.js';
@@ -31,9 +32,12 @@ const FIELD_HELP: ReadonlyArray<readonly [string, string]> = [
   ['--group G', 'its group, for deploys to several nodes'],
 ];
 
-function fields(values: ParsedArgs['values'], keys: readonly string[]): Record<string, string> {
+/** The fields given, refused as usage (exit 2) when one is not of its form (cluster/inventory-check.ts). */
+function fields(values: ParsedArgs['values'], keys: readonly string[], positional: { name?: string; mac?: string } = {}): Record<string, string> {
   const out: Record<string, string> = {};
   for (const k of keys) if (typeof values[k] === 'string') out[k] = values[k];
+  const problem = fieldFormProblem({ ...out, ...positional });
+  if (problem !== null) throw new LanhaError('usage', problem, ExitCode.usage);
   return out;
 }
 
@@ -104,7 +108,7 @@ export const nodesAddCommand: CliCommand = {
       throw new LanhaError('usage', 'give NAME and --mac, e.g. lanctl nodes add rack1 --mac 52:54:00:12:34:56 --ip 10.0.0.21', ExitCode.usage);
     }
     const dryRun = args.values['dry-run'] === true;
-    const body = await callDaemonOk(resolveSocket(args.values), 'POST', '/v1/nodes/add', { name, ...fields(args.values, ['mac', 'ip', 'profile', 'group']), dryRun }) as { node?: NodeJson };
+    const body = await callDaemonOk(resolveSocket(args.values), 'POST', '/v1/nodes/add', { name, ...fields(args.values, ['mac', 'ip', 'profile', 'group'], { name }), dryRun }) as { node?: NodeJson };
     const json = args.values['json'] === true;
     if (dryRun) { io.out(json ? JSON.stringify(body, null, 2) + '\n' : `ok: ${name} can be added (dry run, nothing changed)\n`); return ExitCode.ok; }
     return printWritten(io, json, 'added', body.node!);
@@ -177,7 +181,7 @@ export const nodesAcceptCommand: CliCommand = {
   async run(args, io) {
     const [mac, name, extra] = args.positionals;
     if (mac === undefined || name === undefined || extra !== undefined) throw new LanhaError('usage', 'give MAC and NAME: lanctl nodes accept 52:54:00:12:34:56 rack7 [--ip A]', ExitCode.usage);
-    const body = await callDaemonOk(resolveSocket(args.values), 'POST', '/v1/nodes/accept', { mac, name, ...fields(args.values, ['ip', 'profile', 'group']) }) as { node: NodeJson };
+    const body = await callDaemonOk(resolveSocket(args.values), 'POST', '/v1/nodes/accept', { mac, name, ...fields(args.values, ['ip', 'profile', 'group'], { mac, name }) }) as { node: NodeJson };
     return printWritten(io, args.values['json'] === true, 'accepted', body.node);
   },
 };

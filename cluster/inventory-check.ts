@@ -71,6 +71,23 @@ export function escaped(text: string): string {
   return text.replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
+/**
+ * What is wrong with the form of a node's fields as an operator typed them (a name that is no DNS
+ * label, a MAC or IP that does not parse, a bad profile or group name), or null; `none` clears an
+ * optional field. No state is asked: `lanctl nodes add/set/accept` refuse these as usage (exit 2)
+ * before any daemon is called, as explain refuses what is not a MAC, IP or name.
+ */
+export function fieldFormProblem(fields: { name?: string; mac?: string; ip?: string; profile?: string; group?: string }): string | null {
+  const cleared = (v: string | undefined): boolean => v === undefined || v === 'none' || v === '';
+  if (fields.name !== undefined) { const r = readName(fields.name); if (!r.ok) return r.error; }
+  if (fields.mac !== undefined) { const r = readMac(fields.mac); if (!r.ok) return r.error; }
+  if (!cleared(fields.ip) && parseIpv4(fields.ip!.trim()) === null) return `IP ${shown(fields.ip)} is not an IPv4 address like 10.0.0.21`;
+  for (const what of ['profile', 'group'] as const) {
+    if (!cleared(fields[what])) { const r = readTag(what, fields[what]); if (!r.ok) return r.error; }
+  }
+  return null;
+}
+
 function fail(error: string): { ok: false; error: string } {
   return { ok: false, error };
 }

@@ -67,13 +67,24 @@ t.test('lanctl nodes: add, clashes named, set, show, remove, import, exit codes'
       [['rack2', '--mac', '52:54:00:00:00:01'], /MAC 52:54:00:00:00:01 already belongs to node rack1/],
       [['rack2', '--mac', '52:54:00:00:00:02', '--ip', '10.0.0.21'], /IP 10\.0\.0\.21 already belongs to node rack1/],
       [['rack1', '--mac', '52:54:00:00:00:02'], /name rack1 is already taken by node rack1/],
-      [['rack2', '--mac', '52:54:00:00:00:zz'], /MAC "52:54:00:00:00:zz" is not a MAC address/],
       [['rack2', '--mac', '52:54:00:00:00:02', '--ip', '10.9.0.1'], /IP 10\.9\.0\.1 is in none of the DHCP subnets \(10\.0\.0\.0\/24\)/],
       [['rack2', '--mac', '52:54:00:00:00:99'], /already has a reservation \(10\.0\.0\.99\) in dhcp\.subnets\[0\]\.reservations\[0\]/],
     ];
     for (const [args, message] of clashes) {
       const r = await lanctl('nodes', 'add', ...args);
       t.equal(r.code, 1, `exit 1 for ${args.join(' ')}`);
+      t.match(r.stderr, message);
+    }
+    // A value not of its form is the command line's fault, refused before the daemon is asked (README: 2 usage).
+    for (const [args, message] of [
+      [['add', 'rack2', '--mac', '52:54:00:00:00:zz'], /MAC "52:54:00:00:00:zz" is not a MAC address/],
+      [['add', 'rack2', '--mac', '52:54:00:00:00:02', '--ip', '10.0.0.300'], /IP "10\.0\.0\.300" is not an IPv4 address/],
+      [['add', 'rack_2', '--mac', '52:54:00:00:00:02'], /rack_2/],
+      [['set', 'rack1', '--group', 'a b'], /group "a b" is not a group name/],
+      [['accept', 'zz', 'rack7'], /MAC "zz" is not a MAC address/],
+    ] as Array<[string[], RegExp]>) {
+      const r = await lanctl('nodes', ...args);
+      t.equal(r.code, 2, `exit 2 (usage) for nodes ${args.join(' ')} (it was 1, as for a clash)`);
       t.match(r.stderr, message);
     }
     const usage = await lanctl('nodes', 'add', 'rack2');

@@ -7,6 +7,9 @@ import { profilesConfig, bootConfig } from './config.js';
 import { readScriptImage } from './uimage.js';
 import { lanhaConfig } from '../../config/index.js';
 import { formatIssues } from '../../lib/config-errors.js';
+import { readFileSync } from 'node:fs';
+import { parse } from 'yaml';
+import { repoPath } from '../../test/support/paths.js';
 
 // The template language, the built-in boot files and the render errors: what each file holds for
 // a node, that a missing variable names itself and its profile, and that the size limit holds.
@@ -217,4 +220,18 @@ t.test('config: templates are checked at load, with the key path', async (t) => 
   t.same(parsed.files, { uboot: ['boot.scr.uimg', 'boot.scr'], pxelinux: ['pxelinux.cfg'], ipxe: ['boot.ipxe'] });
   t.equal(parsed.http !== false && parsed.http.port, 8080);
   t.equal(bootConfig.parse({ http: false }).http, false);
+});
+
+t.test("the examples' profiles render for a new node: no generation yet, no group", async (t) => {
+  // The site example's pi4 bootargs had a bare {{generation}}: every Pi of a new site got TFTP
+  // ERROR 0 for its boot.scr.uimg until a rootfs generation was deployed to it.
+  for (const file of ['examples/single-node.yaml', 'examples/site.yaml']) {
+    const config = lanhaConfig.parse(parse(readFileSync(repoPath(file), 'utf8')));
+    for (const [profile, p] of Object.entries(config.profiles ?? {})) {
+      for (const kind of ['uboot', 'ipxe', 'pxelinux'] as const) {
+        const r = renderBootFile(kind, { name: 'new01', mac: '52:54:00:00:00:42', ip: '10.20.0.42', profile }, config.profiles!, new ProfileTemplates(), context);
+        t.ok(r.ok, `${file} profile ${profile} (${p.arch}) ${kind}: ${r.ok ? 'renders' : renderErrorText(r.error)}`);
+      }
+    }
+  }
 });

@@ -421,3 +421,14 @@ t.test('doctor says when a subnet for known clients only left unknown clients un
   t.match(found[0]?.fix, 'lanctl nodes accept MAC NAME');
   t.same(doctorFindings(base).filter((f) => f.id === 'dhcp.unknown-clients'), [], 'nothing without a DHCP status');
 });
+
+t.test('an inventory node with an address is named as the reservation, in a simulation and for its MAC', async (t) => {
+  const i = input();
+  i.fsm.apply(7, { at: NOW, command: { type: 'node.add', name: 'pi03', mac: '52:54:00:aa:bb:03', ip: parseIpv4('10.50.0.150')! } });
+  i.leases = { ...i.leases, inventory: i.fsm.inventory };
+  const sim = simulate(i, { mac: '52:54:00:aa:bb:03' });
+  t.equal(sim.ok ? sim.dhcp?.decision : '', 'OFFER 10.50.0.150 (reserved)');
+  t.equal(sim.ok ? sim.dhcp?.reservation.byMac : '', '10.50.0.150, inventory node pi03 (lanctl nodes show pi03)', 'not "reservation by MAC: none" beside a reserved offer');
+  const stranger = simulate(i, { mac: '52:54:00:aa:bb:cc' });
+  t.equal(stranger.ok ? stranger.dhcp?.reservation.byMac : 'x', null, 'a MAC no node has: none');
+});

@@ -130,7 +130,11 @@ function history(input: ExplainInput, mac: string, lease: Lease | undefined): Dh
   return all.sort((a, b) => a.at - b.at).map((e) => ({ at: new Date(e.at).toISOString(), event: e.event, detail: e.detail ?? null }));
 }
 
-function reservationFacts(subnets: readonly PoolSubnet[], mac: string, clientId: string | undefined): DhcpExplain['reservation'] {
+/**
+ * The config reservations naming the client, else its inventory node's address (the allocator
+ * reserves that too: it said "reservation by MAC: none" beside "OFFER ... (reserved)").
+ */
+function reservationFacts(subnets: readonly PoolSubnet[], mac: string, clientId: string | undefined, node?: { name: string; ip?: number | undefined }): DhcpExplain['reservation'] {
   const notes: string[] = [];
   const byMac = subnets.flatMap((s) => s.reservations.filter((r) => r.mac === mac).map((r) => ({ s, r })))[0];
   const byId = clientId === undefined ? undefined : subnets.flatMap((s) => s.reservations.filter((r) => r.clientId === clientId).map((r) => ({ s, r })))[0];
@@ -141,7 +145,8 @@ function reservationFacts(subnets: readonly PoolSubnet[], mac: string, clientId:
   const idReserved = subnets.flatMap((s) => s.reservations.filter((r) => r.mac === undefined && r.clientId !== undefined && r.clientId.endsWith(macHex)));
   if (byMac === undefined && byId === undefined && idReserved.length > 0) notes.push(`a reservation by client-id ${idReserved[0]!.clientId} mentions this MAC, but the client ${clientId === undefined ? 'sends no client-id' : `sends ${clientId}`}`);
   return {
-    byMac: byMac === undefined ? null : `${formatIpv4(byMac.r.ip)} in ${byMac.s.id}${byMac.r.hostname === undefined ? '' : ` (${byMac.r.hostname})`}`,
+    byMac: byMac !== undefined ? `${formatIpv4(byMac.r.ip)} in ${byMac.s.id}${byMac.r.hostname === undefined ? '' : ` (${byMac.r.hostname})`}`
+      : node?.ip !== undefined ? `${formatIpv4(node.ip)}, inventory node ${node.name} (lanctl nodes show ${node.name})` : null,
     byClientId: byId === undefined ? null : `${formatIpv4(byId.r.ip)} in ${byId.s.id} for client-id ${byId.r.clientId}`,
     notes,
   };
@@ -154,7 +159,7 @@ function explainMac(input: ExplainInput, mac: string): DhcpExplain {
   const local = localSubnet(input.config, subnets);
   const subnet = lease ? subnets.find((s) => s.id === lease.subnet) ?? local.subnet : local.subnet;
   const why = lease && subnet?.id === lease.subnet ? `the lease is in ${lease.subnet}; ${local.why}` : local.why;
-  const reservation = reservationFacts(subnets, mac, lease?.clientId);
+  const reservation = reservationFacts(subnets, mac, lease?.clientId, input.leases.inventory?.byMac(mac));
   const hostname = subnets.flatMap((s) => s.reservations).find((r) => r.mac === mac || (lease?.clientId !== undefined && r.clientId === lease.clientId))?.hostname;
   const rules = bootTrace(input.config.dhcp?.boot ?? [], { mac }, false);
   const first = rules.find((r) => r.matched);
@@ -194,7 +199,7 @@ export function simulate(input: ExplainInput, req: SimulateRequest): ExplainResu
   // An unknownPool's offer carries no boot file (clients: known).
   const plan = decision.kind === 'offer' && decision.subnet.unknownClients === true ? null : planBoot(client, d.boot, serverId);
   const rules = bootTrace(d.boot, client, true);
-  const reservation = reservationFacts(subnets, mac, clientId);
+  const reservation = reservationFacts(subnets, mac, clientId, input.leases.inventory?.byMac(mac));
   const hostname = decision.kind === 'offer' ? decision.reservation?.hostname : undefined;
   const lease = clientId !== undefined ? input.leases.leaseByClientId(clientId) ?? input.leases.leaseByMac(mac) : input.leases.leaseByMac(mac);
   return {

@@ -155,6 +155,20 @@ function keepLogs(members: readonly Member[]): string | null {
   return dir;
 }
 
+/**
+ * `p`, or a rejection once `signal` aborts (Ctrl-C). The abort listener goes when `p` settles: kept
+ * until the end, the demo's eleventh wait printed Node's MaxListenersExceededWarning mid-step.
+ */
+export function raceAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(new Error('interrupted (Ctrl-C)'));
+  let onAbort = (): void => undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(new Error('interrupted (Ctrl-C)'));
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  return Promise.race([p, aborted]).finally(() => signal.removeEventListener('abort', onAbort));
+}
+
 export async function runLabDemo(o: DemoOptions, io: CliIo, signal: AbortSignal): Promise<number> {
   const say = new StepPrinter(io, o.json);
   const problem = await prerequisites(io, o.json);
@@ -174,7 +188,7 @@ export async function runLabDemo(o: DemoOptions, io: CliIo, signal: AbortSignal)
   let daemonView: { node: string; gaps: ProtocolGap[]; ackAudit: AckAuditSummary } | null = null;
   let rejoinAudit: { node: string; ackAudit: AckAuditSummary } | null = null;
   let electionView: { node: string; gaps: ProtocolGap[] } | null = null;
-  const abortable = <T>(p: Promise<T>): Promise<T> => Promise.race([p, new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(new Error('interrupted (Ctrl-C)')), { once: true }))]);
+  const abortable = <T>(p: Promise<T>): Promise<T> => raceAbort(p, signal);
   const status = async (m: Member): Promise<{ role: string; leader: string | null; commitIndex: number; appliedIndex: number }> => ((await callDaemon(m.socket, 'GET', '/v1/status', undefined, 2000)).body as { cluster: { role: string; leader: string | null; commitIndex: number; appliedIndex: number } }).cluster;
   const holder = async (): Promise<Member | null> => {
     for (const m of members.filter((x) => x.role === 'server' && x.daemon !== undefined && x.daemon.child.exitCode === null && x.daemon.child.signalCode === null)) {

@@ -14,6 +14,7 @@ function machine(paths: Record<string, string>, interfaces: string[], addresses:
     interfaces: () => interfaces,
     addresses: () => addresses,
     user: () => 'lanha',
+    absolute: (path) => (path.startsWith('/') ? path : `/home/op/${path}`),
   };
 }
 
@@ -55,4 +56,13 @@ boot: { root: /srv/kernels }
 `, 'b.yaml');
   t.same(hostProblems(config, machine({ '/srv/tftp': 'dir' }, [])).map((p) => p.message),
     ['boot.root: "/srv/kernels" does not exist on this machine: create the directory boot files are read from, or correct the path']);
+});
+
+t.test('a relative path is shown where it resolves: the config may have been read from another directory', async (t) => {
+  const config = parseConfig(`
+node: { name: solo, stateDir: /tmp/x, controlSocket: /tmp/x.sock }
+tftp: { root: examples/tftp-root }
+`, 'r.yaml');
+  t.same(hostProblems(config, machine({}, [])).map((p) => p.message),
+    ['tftp.root: "examples/tftp-root" (/home/op/examples/tftp-root: relative paths are taken from the directory lanctl runs in) does not exist on this machine: create the directory TFTP serves, or correct the path']);
 });

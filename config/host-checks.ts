@@ -1,6 +1,6 @@
 import { accessSync, constants, readdirSync, statSync } from 'node:fs';
 import { networkInterfaces, userInfo } from 'node:os';
-import { resolve } from 'node:path';
+import { isAbsolute, resolve } from 'node:path';
 import type { LanhaConfig } from './index.js';
 import { formatIpv4 } from '../lib/ipv4.js';
 
@@ -20,6 +20,8 @@ export interface HostView {
   addresses(): string[];
   /** The user this process runs as, for messages. */
   user(): string;
+  /** A relative path as it resolves here (from the directory lanctl runs in). */
+  absolute(path: string): string;
 }
 
 export interface HostProblem {
@@ -35,7 +37,7 @@ export function hostProblems(config: LanhaConfig, host: HostView): HostProblem[]
   const directory = (key: string, path: string | undefined, what: string): void => {
     if (path === undefined) return;
     const kind = host.kind(path);
-    const at = `${key}: ${JSON.stringify(path)}`;
+    const at = `${key}: ${shownPath(path, host)}`;
     if (kind === 'ENOENT' || kind === 'ENOTDIR') problems.push({ message: `${at} does not exist on this machine: create the directory ${what}, or correct the path`, mayAppear: false });
     else if (kind === 'file' || kind === 'other') problems.push({ message: `${at} is not a directory: give the directory ${what}`, mayAppear: false });
     else if (kind !== 'dir') problems.push({ message: `${at} cannot be read (${kind})`, mayAppear: false });
@@ -43,7 +45,7 @@ export function hostProblems(config: LanhaConfig, host: HostView): HostProblem[]
   };
   const cluster = config.cluster;
   if (cluster !== undefined && cluster.backend === 'raft' && cluster.keyFile !== undefined && cluster.members.length > 1) {
-    const at = `cluster.keyFile: ${JSON.stringify(cluster.keyFile)}`;
+    const at = `cluster.keyFile: ${shownPath(cluster.keyFile, host)}`;
     const kind = host.kind(cluster.keyFile);
     if (kind === 'ENOENT' || kind === 'ENOTDIR') problems.push({ message: `${at} does not exist on this machine: make it on one member with \`lanctl init --config FILE\` and copy it (mode 0600) to the others`, mayAppear: false });
     else if (kind === 'dir' || kind === 'other') problems.push({ message: `${at} is not a file: give the key file \`lanctl init\` made`, mayAppear: false });
@@ -60,6 +62,12 @@ export function hostProblems(config: LanhaConfig, host: HostView): HostProblem[]
   iface('dhcp.interface', config.dhcp?.interface);
   iface('vip.interface', config.vip?.interface);
   return problems;
+}
+
+/** The path as written, and where it resolves when it is relative (the config was maybe read from another directory). */
+function shownPath(path: string, host: HostView): string {
+  const absolute = host.absolute(path);
+  return absolute === path ? JSON.stringify(path) : `${JSON.stringify(path)} (${absolute}: relative paths are taken from the directory lanctl runs in)`;
 }
 
 /**
@@ -98,6 +106,9 @@ export const thisMachine: HostView = {
   },
   addresses() {
     return Object.values(networkInterfaces()).flatMap((infos) => (infos ?? []).filter((i) => i.family === 'IPv4').map((i) => i.address));
+  },
+  absolute(path) {
+    return isAbsolute(path) ? path : resolve(path);
   },
   user() {
     try {

@@ -1,3 +1,5 @@
+import { realpathSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { ExitCode, LanhaError } from '../lib/errors.js';
 import { powerSummary } from '../cluster/power.js';
 import type { LanhaConfig } from '../config/index.js';
@@ -154,6 +156,7 @@ export const configCheckCommand: CliCommand = {
 
 interface StatusBody {
   node: string;
+  configFile?: string | null;
   role: string;
   version: string;
   uptimeSeconds: number;
@@ -188,6 +191,13 @@ export function formatForwardCache(dns: unknown): string {
   return `dns forwarding cache: ${f.entries} of ${f.maxEntries} answers, ${mib(f.bytes)} of ${mib(f.maxBytes)}; ${f.inFlight} of ${f.maxInFlight} queries waiting upstream\n`;
 }
 
+/** The daemon's config file when the client was given another one (both resolved), else null. */
+export function otherConfig(given: unknown, daemons: string | null | undefined): string | null {
+  if (typeof given !== 'string' || typeof daemons !== 'string') return null;
+  const real = (path: string): string => { try { return realpathSync(path); } catch { return resolve(path); } };
+  return real(given) === real(daemons) ? null : daemons;
+}
+
 export const statusCommand: CliCommand = {
   path: ['status'],
   positionalsMax: 0,
@@ -196,7 +206,10 @@ export const statusCommand: CliCommand = {
   options: { ...DAEMON_OPTIONS, json: { type: 'boolean' } },
   optionHelp: [['--json', 'print JSON for scripts'], ...DAEMON_OPTION_HELP],
   async run(args, io) {
-    const body = await callDaemonOk(resolveSocket(args.values), 'GET', '/v1/status') as StatusBody;
+    const socket = resolveSocket(args.values);
+    const body = await callDaemonOk(socket, 'GET', '/v1/status') as StatusBody;
+    const other = otherConfig(args.values['config'], body.configFile);
+    if (other !== null) io.err(`lanctl status: note: the daemon at ${socket} runs ${other} (node ${body.node}), not ${String(args.values['config'])}: two configs name this control socket (node.controlSocket)\n`);
     if (args.values['json'] === true) {
       io.out(JSON.stringify(body, null, 2) + '\n');
       return ExitCode.ok;

@@ -1,4 +1,4 @@
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
 import type { LanhaConfig } from '../config/index.js';
 import { loadConfigOffLoop, type OffLoopOptions } from '../config/load-off-loop.js';
@@ -47,6 +47,8 @@ export interface DaemonOptions {
   random?: Random;
   /** Builds the replicated state; the default is the durable log of the cluster module. */
   openState?: (config: LanhaConfig, log: Logger, clock: Clock) => Promise<StateLog>;
+  /** The file the config came from (absolute), shown in status so a client given another file can say so. */
+  configFile?: string | undefined;
 }
 
 export interface Daemon {
@@ -251,6 +253,7 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
         pid: process.pid,
         startedAt: new Date(startedWall).toISOString(),
         configHash: hash,
+        configFile: options.configFile ?? null,
         uptimeSeconds: Math.round((clock.wallMs() - startedWall) / 1000),
         cluster: state.status(),
         members: memberRows(memberNames, localReport(), members.members()),
@@ -393,7 +396,7 @@ export async function runDaemon(config: LanhaConfig, options: { logFormat?: stri
   watchPauses();
   let daemon: Daemon;
   try {
-    daemon = await startDaemon(config, { log });
+    daemon = await startDaemon(config, { log, configFile: options.configFile === undefined ? undefined : resolve(options.configFile) });
   } catch (error) {
     log.fatal({ event: 'daemon.start_failed', err: error }, `lanha could not start: ${errorMessage(error)}`);
     process.stderr.write(`lanctl serve: could not start: ${errorMessage(error)}\n`);

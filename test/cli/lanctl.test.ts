@@ -162,6 +162,14 @@ t.test('a client command reads the socket from a config the daemon runs, and nam
   const status = await runLanctl(['status', '--json', '--config', s.file]);
   t.equal(status.code, 0, status.stderr);
   t.equal((JSON.parse(status.stdout) as { pid: number }).pid, daemon.child.pid, 'reached the daemon serving that config');
+  t.equal(status.stderr, '', 'its own config: no note');
+  // Another file naming the same socket (a copy for another node, edited in place) reached this daemon silently.
+  const copy = join(s.dir, 'other.yaml');
+  writeFileSync(copy, readFileSync(s.file, 'utf8').replace('name: t1', 'name: other'));
+  const other = await runLanctl(['status', '--json', '--config', copy]);
+  t.equal(other.code, 0, 'the daemon there is shown');
+  JSON.parse(other.stdout);
+  t.match(other.stderr, `note: the daemon at ${s.dir}/lanha.sock runs ${s.file} (node t1), not ${copy}`, 'and the client says it is another config\'s daemon');
 
   const dir = await runLanctl(['status', '--config', s.dir]);
   t.equal(dir.code, 2, 'a file it cannot read: exit 2');

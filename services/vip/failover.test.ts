@@ -76,10 +76,14 @@ t.test('on a follower it refuses and names the leader', async (t) => {
 
 t.test('the witness or an unknown node is not a target', async (t) => {
   const { deps } = rig();
-  for (const to of ['witness', 'lan-z', 'lan-a']) {
+  for (const [to, why] of [
+    ['witness', /^witness is the witness, which serves nothing and cannot hold the VIP \(choose one of: lan-b\)$/],
+    ['lan-z', /^lan-z is not another LAN-service node of this cluster \(choose one of: lan-b\)$/],
+    ['lan-a', /^lan-a is this node, which already leads and holds the VIP \(choose one of: lan-b\)$/],
+  ] as const) {
     const r = await failover(deps, to);
     t.equal(r.status, 400, to);
-    t.match(r.body, { error: /not another LAN-service node/ });
+    t.match(r.body, { error: why }, `--to ${to}: says why this one (it said "not another LAN-service node" of the witness and of itself)`);
   }
 });
 

@@ -244,7 +244,10 @@ async function failoverOnce(deps: FailoverDeps, requested: string | undefined): 
   const to = requested ?? servers[0];
   if (to === undefined) return refuse(409, 'no other LAN-service node in cluster.members to fail over to');
   if (!servers.includes(to)) {
-    return refuse(400, `${to} is not another LAN-service node of this cluster (choose one of: ${servers.join(', ') || 'none'})`);
+    const what = to === self ? `${to} is this node, which already leads and holds the VIP`
+      : (config.cluster?.members ?? []).some((m) => m.name === to && m.role === 'witness') ? `${to} is the witness, which serves nothing and cannot hold the VIP`
+        : `${to} is not another LAN-service node of this cluster`;
+    return refuse(400, `${what} (choose one of: ${servers.join(', ') || 'none'})`);
   }
 
   // 1. The target must hold every entry we have, or it could not win (and would lose acked leases).

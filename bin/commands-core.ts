@@ -208,7 +208,9 @@ export const statusCommand: CliCommand = {
   async run(args, io) {
     const socket = resolveSocket(args.values);
     const body = await callDaemonOk(socket, 'GET', '/v1/status') as StatusBody;
-    const other = otherConfig(args.values['config'], body.configFile);
+    // Only when the config is what found the socket (not --socket or --remote).
+    const viaConfig = args.values['socket'] === undefined && args.values['remote'] === undefined && !process.env['LANHA_REMOTE'];
+    const other = viaConfig ? otherConfig(args.values['config'], body.configFile) : null;
     if (other !== null) io.err(`lanctl status: note: the daemon at ${socket} runs ${other} (node ${body.node}), not ${String(args.values['config'])}: two configs name this control socket (node.controlSocket)\n`);
     if (args.values['json'] === true) {
       io.out(JSON.stringify(body, null, 2) + '\n');

@@ -170,6 +170,8 @@ t.test('a client command reads the socket from a config the daemon runs, and nam
   t.equal(other.code, 0, 'the daemon there is shown');
   JSON.parse(other.stdout);
   t.match(other.stderr, `note: the daemon at ${s.dir}/lanha.sock runs ${s.file} (node t1), not ${copy}`, 'and the client says it is another config\'s daemon');
+  const bySocket = await runLanctl(['status', '--json', '--config', copy, '--socket', `${s.dir}/lanha.sock`]);
+  t.equal(bySocket.stderr, '', 'no note when --socket, not the config, chose the daemon');
 
   const dir = await runLanctl(['status', '--config', s.dir]);
   t.equal(dir.code, 2, 'a file it cannot read: exit 2');

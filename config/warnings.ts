@@ -6,7 +6,19 @@ import { formatIpv4, parseIpv4 } from '../lib/ipv4.js';
 
 /** Every warning for a config, most damaging first. */
 export function configWarnings(config: LanhaConfig): string[] {
-  return [...clusterWarnings(config), ...addressWarnings(config), ...dhcpWarnings(config)];
+  return [...clusterWarnings(config), ...addressWarnings(config), ...dhcpWarnings(config), ...nodeProfileWarnings(config)];
+}
+
+/**
+ * A config node whose profile no `profiles:` entry has: accepted as `lanctl nodes add` accepts one
+ * (flagged "(unknown!)" there), but its boot files cannot be rendered, so the node gets TFTP
+ * ERROR for them; in the same file as the profiles, that is most likely a typo.
+ */
+export function nodeProfileWarnings(config: LanhaConfig): string[] {
+  if (config.node.role === 'witness') return []; // it renders no boot files
+  const known = Object.keys(config.profiles ?? {});
+  return (config.nodes ?? []).flatMap((n, i) => (n.profile === undefined || known.includes(n.profile) ? []
+    : [`nodes[${i}].profile: ${JSON.stringify(n.profile)} (${n.name}) is not in the profiles: block (${known.join(', ') || 'none defined'}): its boot files cannot be rendered until it is`]));
 }
 
 export function clusterWarnings(config: LanhaConfig): string[] {

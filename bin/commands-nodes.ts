@@ -82,7 +82,7 @@ export const nodesCommand: CliCommand = {
       n.lease, what(n.last), ago(n.lastAgoS), String(n.bootEvents),
     ])));
     if (body.nodes.some((n) => n.name === null)) io.out('(name) = not in the inventory: a lease or reservation host name; lanctl nodes add NAME --mac M makes it a node\n');
-    if (body.nodes.some((n) => n.profileUnknown)) io.out('(unknown!) = no `profiles:` entry has that name: the node boots with the default rules until one does\n');
+    if (body.nodes.some((n) => n.profileUnknown)) io.out('(unknown!) = no `profiles:` entry has that name: its boot files cannot be rendered (the last good one is served, else an error) until one has it or the node gets another (lanctl nodes set NAME --profile P)\n');
     return ExitCode.ok;
   },
 };

@@ -43,6 +43,7 @@ t.test('lanctl nodes: add, clashes named, set, show, remove, import, exit codes'
       if (!seeded.includes('seed1')) await new Promise((r) => setTimeout(r, 200));
     }
     t.match(seeded, /seed1\s+52:54:00:00:01:01\s+10\.0\.0\.11 \(r\)\s+pi4 \(unknown!\)\s+row1/, 'seeded from nodes:, its unknown profile flagged');
+    t.match(seeded, '(unknown!) = no `profiles:` entry has that name: its boot files cannot be rendered', 'the legend says what an unknown profile costs (it said the node "boots with the default rules")');
 
     const add = await lanctl('nodes', 'add', 'Rack1', '--mac', '52-54-00-00-00-01', '--ip', '10.0.0.21', '--profile', 'pi4', '--group', 'row1');
     t.equal(add.code, 0, add.stderr);

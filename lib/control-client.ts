@@ -106,6 +106,8 @@ export async function callDaemon(socketPath: string, method: string, path: strin
         reject(new LanhaError('daemon-unreachable', `the daemon at ${where} sent no reply within ${formatWait(timeoutMs)}: it may still be at work on the request, or be stuck (its log says which)`, ExitCode.daemonDown));
       } else if (remote !== null) {
         reject(remoteFailure(remote, error));
+      } else if ((error.code === 'ENOENT' || error.code === 'ECONNREFUSED') && notASocket(socketPath) !== null) {
+        reject(new LanhaError('daemon-unreachable', `${socketPath} is ${notASocket(socketPath)}, not a control socket: give the daemon's socket (node.controlSocket, /run/lanha/lanha.sock under systemd) with --socket PATH, or its config with --config FILE`, ExitCode.daemonDown));
       } else if (error.code === 'ENOENT' || error.code === 'ECONNREFUSED') {
         reject(new LanhaError('daemon-unreachable',
           `lanha is not running (no daemon at ${socketPath}).\n` +
@@ -163,4 +165,14 @@ function groupName(gid: number, groupFile: string): string | null {
     }
   } catch { /* no group file */ }
   return null;
+}
+
+/** What is at `path` when it is there but no socket ("a regular file", "a directory"), else null. */
+export function notASocket(path: string): string | null {
+  try {
+    const s = statSync(path);
+    return s.isSocket() ? null : s.isDirectory() ? 'a directory' : s.isFile() ? 'a regular file' : 'not a socket';
+  } catch {
+    return null;
+  }
 }

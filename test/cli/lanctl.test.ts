@@ -122,6 +122,11 @@ t.test('status says the daemon is down, with exit code 3', async (t) => {
   t.equal(r.code, 3);
   t.match(r.stderr, 'lanha is not running');
   t.match(r.stderr, 'lanctl serve --config FILE');
+  for (const [path, what] of [[s.file, 'a regular file'], [s.dir, 'a directory']]) {
+    const wrong = await runLanctl(['status', '--socket', path!]);
+    t.equal(wrong.code, 3, `--socket ${what}: exit 3 as before`);
+    t.match(wrong.stderr, `${path} is ${what}, not a control socket: give the daemon's socket`, `--socket ${what}: says so, not "lanha is not running"`);
+  }
 });
 
 t.test('serve + status round trip, SIGTERM exits 0 promptly', async (t) => {

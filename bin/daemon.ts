@@ -388,6 +388,9 @@ export function hangupReviewer(review: () => Promise<unknown>): () => void {
   return () => { if (running) again = true; else run(); };
 }
 
+/** How long a stopped daemon's process may take to end by itself before it exits anyway. */
+const EXIT_GRACE_MS = 2000;
+
 /** Starts the daemon and runs it until SIGTERM/SIGINT (SIGHUP: reviewConfigFile); returns the exit code. */
 export async function runDaemon(config: LanhaConfig, options: { logFormat?: string | undefined; configFile?: string | undefined; early?: EarlySignals } = {}): Promise<number> {
   const format = chooseLogFormat(options.logFormat, process.stdout.isTTY === true);
@@ -413,10 +416,25 @@ export async function runDaemon(config: LanhaConfig, options: { logFormat?: stri
       process.off('SIGHUP', onHangup);
       const force = setTimeout(() => {
         log.error({ event: 'daemon.stop_timeout' }, 'stopping took over 5 s; exiting anyway');
-        resolve(1);
+        finish(1);
       }, 5000);
       force.unref();
-      daemon.stop().then(() => { clearTimeout(force); resolve(code); }, () => { clearTimeout(force); resolve(1); });
+      daemon.stop().then(() => { clearTimeout(force); finish(code); }, () => { clearTimeout(force); finish(1); });
+    };
+    // Stopped (or given up on), the process ends once nothing holds its event loop. Whatever still
+    // does (a peer's socket that never closes, a stop left hanging, a child's pipe) must not keep a
+    // stopped daemon alive until the service manager's SIGKILL: after EXIT_GRACE_MS it exits anyway,
+    // naming what held it.
+    let finished = false;
+    const finish = (exitCode: number): void => {
+      if (finished) return;
+      finished = true;
+      resolve(exitCode);
+      setTimeout(() => {
+        const held = process.getActiveResourcesInfo().filter((r) => r !== 'TTYWrap');
+        log.warn({ event: 'daemon.exit_held', resources: held }, `stopped, but the process was still held ${EXIT_GRACE_MS} ms later (${held.join(', ') || 'nothing named'}); exiting`);
+        process.exit(exitCode);
+      }, EXIT_GRACE_MS).unref();
     };
     const onSignal = (signal: NodeJS.Signals): void => {
       log.info({ event: 'daemon.signal', signal }, `received ${signal}, stopping`);

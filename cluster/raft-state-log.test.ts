@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { systemClock } from '../lib/clock.js';
 import { seededRandom } from '../lib/random.js';
-import { silentLogger } from '../lib/log.js';
+import { createLogger, silentLogger } from '../lib/log.js';
 import { RaftStateLog, encodeFsmSnapshot, encodeFsmSnapshotInSlices, decodeFsmSnapshot, syncsInFlightFromEnv, pipelinedFromEnv } from './raft-state-log.js';
 import { Fsm } from './fsm.js';
 import type { Command } from './commands.js';
@@ -440,4 +440,66 @@ t.test('onLeaseExtended: the leader is told each time an acknowledgement moves i
   t.ok(ends.length <= rounds + 2, `not once per acknowledgement (two followers answer each round): ${ends.length} for about ${Math.round(rounds)} rounds`);
   t.ok(shortest > 0, 'each time with a lease left');
   t.ok(ends.every((e, i) => i === 0 || e > ends[i - 1]! - 10), 'each end later than the last (within a tick of rounding)');
+});
+
+t.test('a full file system fences the member without ending it: no proposal is acknowledged, it waits for space, then reads its state back and writes again', async (t) => {
+  const dir = scratch(t);
+  let full = false;
+  const noSpace = (): Error => Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', syscall: 'write' });
+  const records: Array<{ event?: string; msg?: string; freeBytes?: number }> = [];
+  const log = await RaftStateLog.open({
+    id: 'n1', dir, conf: { voters: ['n1'], learners: [], witnesses: [] }, clock: systemClock, random: seededRandom(1),
+    log: createLogger({ level: 'info', destination: { write: (line: string) => { records.push(JSON.parse(line) as { event?: string }); } } }),
+    failpoint: (name) => { if (full && name === 'wal.beforeWrite') throw noSpace(); },
+    spaceCheckMs: 20,
+    freeSpace: () => ({ freeBytes: full ? 4096 : 64 * 1048576, totalBytes: 8 * 1048576 }),
+  });
+  const fatal: Error[] = [];
+  log.onFatal((error) => fatal.push(error));
+  try {
+    await log.propose(grant(1));
+    full = true;
+    await t.rejects(log.propose(grant(2)), /not made durable: ENOSPC/, 'the write the disk refused is not acknowledged');
+    t.notOk(log.isLeader(), 'it stops leading (DHCP goes silent)');
+    await t.rejects(log.propose(grant(3)), /stopped accepting writes/);
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    t.same(fatal, [], 'not fatal: the process stays up for DNS, TFTP and NTP (it used to exit into the same full disk)');
+    const storage = log.status().storage as { full: { freeBytes: number; totalBytes: number; neededBytes: number } | null; fullCount: number };
+    t.match(storage.full, { freeBytes: 4096, totalBytes: 8 * 1048576, neededBytes: 1048576 }, 'status says how full');
+    t.equal(storage.fullCount, 1);
+    const line = records.find((r) => r.event === 'raft.storage_full');
+    t.match(line, { freeBytes: 4096 }, 'logged raft.storage_full with the free space');
+    t.match(line?.msg ?? '', new RegExp(`the file system of ${dir} is full \\(0\\.0 MiB free of 8\\.0 MiB`));
+    t.notOk(log.isLeader(), 'still fenced while the space is not back');
+    full = false;
+    const until = Date.now() + 5000;
+    while (!log.isLeader() && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 10));
+    t.ok(log.isLeader(), 'leads again once space is free, without a restart');
+    t.ok(records.some((r) => r.event === 'raft.storage_space_returned'), 'logged raft.storage_space_returned');
+    await log.propose(grant(4));
+    t.ok(log.fsm.lease(0x0a000001) && log.fsm.lease(0x0a000004), 'the lease from before and the one after are applied');
+    t.equal(log.fsm.lease(0x0a000002), undefined, 'the refused one is not');
+    t.equal((log.status().storage as { full: unknown }).full, null);
+  } finally {
+    await log.close();
+  }
+  const again = await open(dir);
+  t.ok(again.fsm.lease(0x0a000001) && again.fsm.lease(0x0a000004), 'both acknowledged leases are on the disk');
+  t.equal(again.fsm.lease(0x0a000002), undefined);
+  await again.close();
+});
+
+t.test('ENOSPC from an fdatasync (or from a call not known) stays fatal: write-back failed and the kernel may have dropped pages', async (t) => {
+  for (const syscall of ['fdatasync', undefined]) {
+    const dir = scratch(t);
+    let fail = false;
+    const log = await open(dir, { failpoint: (name) => { if (fail && name === 'wal.beforeFsync') throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC', syscall }); } });
+    const fatal: Error[] = [];
+    log.onFatal((error) => fatal.push(error));
+    await log.propose(grant(1));
+    fail = true;
+    await t.rejects(log.propose(grant(2)), /not made durable: ENOSPC/);
+    t.equal(fatal.length, 1, `syscall ${syscall ?? 'unknown'}: fatal`);
+    await log.close();
+  }
 });

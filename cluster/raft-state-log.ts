@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileDurablySync } from '../lib/durable-file.js';
 import type { Clock } from '../lib/clock.js';
@@ -11,10 +11,11 @@ import { LogClock } from './log-time.js';
 import { NotLeaderError, type StateLog, type StateLogStatus } from './state-log.js';
 import type { MemberStatusChannel, MemberStatusSource } from './member-status.js';
 import { Stability } from './stability.js';
+import { mibText, spaceText, type DiskSpace } from './raft/status-text.js';
 import type { LatencyWindow } from '../lib/latency.js';
 import { RaftNode } from './raft/node.js';
 import { RaftHost } from './raft/host.js';
-import { Wal, failpointsFromEnv, loadState, type Failpoint, type LoadedState } from './raft/wal.js';
+import { Wal, failpointsFromEnv, isOutOfSpace, loadState, type Failpoint, type LoadedState, type WalOptions } from './raft/wal.js';
 import { EntryType, type ConfState, type Entry, type Message, type NodeId, type PeerLink, type Snapshot } from './raft/types.js';
 
 // The durable StateLog: a RaftNode + its WAL + (in a cluster) a transport. propose() stamps the
@@ -51,6 +52,14 @@ export interface RaftStateLogOptions {
   /** A storage call not returned for this long fences the member (default STORAGE_STALL_MS, cluster/raft/host.ts). */
   storageStallMs?: number;
   /**
+   * A full file system (cluster/raft/README.md, "Out of space"): how often the free space is read
+   * while waiting for it (default 2000 ms), how much must be free before the member reads its state
+   * back and writes again (default 1 MiB), and how it is read (default statfs of `dir`).
+   */
+  spaceCheckMs?: number;
+  spaceNeededBytes?: number;
+  freeSpace?: (dir: string) => DiskSpace | null;
+  /**
    * The member file, outside `dir` (moving the directory aside keeps it): says this node has been
    * a member of the cluster, or is rebuilding (cluster/raft/README.md, "Damaged storage"). Unset:
    * no rebuild detection (single node, tests).
@@ -65,6 +74,18 @@ export interface RaftStateLogOptions {
  * "A member with no state").
  */
 export type Membership = 'member' | 'rebuilding' | 'fresh';
+
+
+/** statfs of `dir` (null when it cannot be read: the directory gone, say). */
+export function statfsSpace(dir: string): DiskSpace | null {
+  try {
+    const s = statfsSync(dir);
+    return { freeBytes: s.bavail * s.bsize, totalBytes: s.blocks * s.bsize };
+  } catch {
+    return null;
+  }
+}
+
 
 /** The member file's state; undefined when there is none. Unreadable or strange content counts as 'member' (the careful side). */
 export function readMemberFile(file: string): Membership | undefined {
@@ -178,6 +199,17 @@ export class RaftStateLog implements StateLog {
   #membership: Membership | undefined;
   /** Term and vote of the newest Ready taken: on the disk once its batch's after-batch hook runs (a change is a barrier). */
   #readyTermVote = { term: 0, vote: null as string | null };
+  /** What the WAL is opened with, and the host built with: kept to open them again after a full disk. */
+  #walOpts: WalOptions = {};
+  #tickMs = 10;
+  #pipelined = true;
+  /** Out of space: since when (monotonic ms), the error, the space last read; null while writes work. */
+  #full: { sinceMs: number; error: string; space: DiskSpace | null } | null = null;
+  /** Times the file system was found full since start (status: storage.fullCount). */
+  #fullCount = 0;
+  #spaceTimer: NodeJS.Timeout | undefined;
+  /** The WAL of the fenced host was closed to be opened again (a failed reopen must not close it twice). */
+  #walClosed = false;
 
   private constructor(fsm: Fsm, opts: RaftStateLogOptions) {
     this.fsm = fsm;
@@ -206,6 +238,9 @@ export class RaftStateLog implements StateLog {
     const fsm = new Fsm();
     if (state.snapshot) fsm.restore(decodeFsmSnapshot(state.snapshot.data));
     const self = new RaftStateLog(fsm, opts);
+    self.#walOpts = walOpts;
+    self.#tickMs = tickMs;
+    self.#pipelined = pipelined;
     self.#membershipAtOpen(state);
     const host = self.#build(wal, state, tickMs, pipelined);
     const node = host.node;
@@ -421,7 +456,11 @@ export class RaftStateLog implements StateLog {
       ...(node.role === 'leader' ? { progress: node.progress() } : {}),
       ...(node.rebuilding ? { rebuilding: true } : {}),
       ...(node.fresh ? { fresh: true } : {}),
-      storage: { dir: this.#opts.dir, pipelined: this.host.pipelined, batches: this.host.stats.batches, fsyncs: this.host.stats.fsyncs, fsyncP99Ms: roundMs(this.host.wal.fsyncMs.quantile(0.99)), fsyncSamples: Math.min(this.host.wal.fsyncMs.count, this.host.wal.fsyncMs.size), error: this.host.fenced?.message ?? null },
+      storage: {
+        dir: this.#opts.dir, pipelined: this.host.pipelined, batches: this.host.stats.batches, fsyncs: this.host.stats.fsyncs, fsyncP99Ms: roundMs(this.host.wal.fsyncMs.quantile(0.99)), fsyncSamples: Math.min(this.host.wal.fsyncMs.count, this.host.wal.fsyncMs.size), error: this.host.fenced?.message ?? null,
+        full: this.#full === null ? null : { forS: Math.round((this.#opts.clock.monotonicMs() - this.#full.sinceMs) / 1000), freeBytes: this.#full.space?.freeBytes ?? null, totalBytes: this.#full.space?.totalBytes ?? null, neededBytes: this.#spaceNeeded() },
+        fullCount: this.#fullCount,
+      },
       stateHash: this.fsm.hash(),
       stability: { ...this.#stability.report(this.#opts.clock.monotonicMs()), stallHolds: node.stallHolds },
       ...(this.#opts.link?.status ? { transport: this.#opts.link.status() } : {}),
@@ -527,10 +566,11 @@ export class RaftStateLog implements StateLog {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    if (this.#spaceTimer !== undefined) clearTimeout(this.#spaceTimer);
     await this.host.stop();
     await this.#opts.link?.close();
     await this.#snapshotSave; // a snapshot being encoded or written finishes before the WAL closes
-    await this.host.wal.close();
+    if (!this.#walClosed) await this.host.wal.close();
     for (const [index, p] of this.#pending) {
       clearTimeout(p.timer);
       p.reject(new LanhaError('unavailable', `the state log closed before entry ${index} applied`));
@@ -642,7 +682,79 @@ export class RaftStateLog implements StateLog {
       p.reject(new LanhaError('unavailable', `entry ${index} was not made durable: ${error.message}`));
     }
     this.#pending.clear();
-    if (!stalled) this.#fatal(error);
+    if (stalled) return;
+    if (isOutOfSpace(error) && !this.#closed) this.#waitForSpace(error);
+    else this.#fatal(error);
+  }
+
+  /**
+   * The file system is full (a write, open or rename refused the data; cluster/raft/README.md, "Out
+   * of space"). Fenced already: no proposal is acknowledged, it stops leading, DHCP is silent. The
+   * process stays up, so DNS, TFTP and NTP serve on (an exit would only restart it into the same
+   * full disk, dropping them every restart). Once enough space is free, the member reads its state
+   * back from the disk and writes again, as after a stall.
+   */
+  #waitForSpace(error: Error): void {
+    this.#fullCount++;
+    const space = this.#freeSpace();
+    this.#full = { sinceMs: this.#opts.clock.monotonicMs(), error: error.message, space };
+    const dir = this.#opts.dir;
+    this.#opts.log.error({ event: 'raft.storage_full', dir, freeBytes: space?.freeBytes ?? null, totalBytes: space?.totalBytes ?? null, neededBytes: this.#spaceNeeded(), fullCount: this.#fullCount, err: error },
+      `the file system of ${dir} is full (${spaceText(space)}; ${error.message}): this node accepts no writes (DHCP silent, DNS, TFTP and NTP serve on) and writes again by itself once ${mibText(this.#spaceNeeded())} are free`);
+    this.#scheduleSpaceCheck();
+  }
+
+  #spaceNeeded(): number {
+    return this.#opts.spaceNeededBytes ?? 1024 * 1024;
+  }
+
+  #freeSpace(): DiskSpace | null {
+    return (this.#opts.freeSpace ?? statfsSpace)(this.#opts.dir);
+  }
+
+  #scheduleSpaceCheck(): void {
+    this.#spaceTimer = setTimeout(() => { void this.#checkSpace(); }, this.#opts.spaceCheckMs ?? 2000);
+  }
+
+  /** Enough space again: a new WAL and core read back from the disk, the Fsm kept (as #rejoin). */
+  async #checkSpace(): Promise<void> {
+    const full = this.#full;
+    if (this.#closed || full === null) return;
+    const space = this.#freeSpace();
+    full.space = space;
+    if (space === null || space.freeBytes < this.#spaceNeeded()) { this.#scheduleSpaceCheck(); return; }
+    const log = this.#opts.log;
+    const old = this.host;
+    let opened: { wal: Wal; state: LoadedState };
+    try {
+      if (!this.#walClosed) {
+        await old.stop();
+        await this.#snapshotSave;
+        await old.wal.close();
+        this.#walClosed = true;
+      }
+      if (this.#closed) return;
+      opened = await Wal.open(this.#opts.dir, this.#walOpts);
+    } catch (error) {
+      if (isOutOfSpace(error)) {
+        log.warn({ event: 'raft.storage_still_full', dir: this.#opts.dir, freeBytes: space.freeBytes, err: error }, `the file system of ${this.#opts.dir} filled again before the Raft state could be opened (${(error as Error).message}); waiting for space`);
+        this.#scheduleSpaceCheck();
+        return;
+      }
+      this.#fatal(error instanceof Error ? error : new Error(String(error)));
+      return;
+    }
+    if (this.#closed) { await opened.wal.close(); return; }
+    this.#walClosed = false;
+    this.#full = null;
+    this.#snapshotSaved = null;
+    this.#snapshotError = null;
+    const host = this.#build(opened.wal, opened.state, this.#tickMs, this.#pipelined);
+    host.start();
+    if (this.#single) host.node.campaign();
+    host.kick();
+    log.warn({ event: 'raft.storage_space_returned', dir: this.#opts.dir, freeBytes: space.freeBytes, totalBytes: space.totalBytes, fullForMs: Math.round(this.#opts.clock.monotonicMs() - full.sinceMs), term: host.node.term, lastIndex: host.node.lastIndex, applied: this.fsm.appliedIndex },
+      `space is free again in ${this.#opts.dir} (${spaceText(space)}): the Raft state was read back from the disk at term ${host.node.term}, log up to ${host.node.lastIndex}; writes are accepted again`);
   }
 
   /**

@@ -568,6 +568,24 @@ export class Wal {
   }
 }
 
+/**
+ * Whether `error` is a full file system (ENOSPC, EDQUOT) refused by a write, open, rename or
+ * truncate: the call took nothing in, so what the kernel holds is what this process wrote before
+ * it, and the member may wait for space and read its state back from the disk. The same code from
+ * an fsync or fdatasync is not: write-back failed and the kernel may have dropped pages it had
+ * taken (cluster/raft/README.md, "Failures"); so is one whose call is not known (the careful side).
+ */
+export function isOutOfSpace(error: unknown): boolean {
+  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
+    const { code, syscall } = e as NodeJS.ErrnoException;
+    if (code === 'ENOSPC' || code === 'EDQUOT') return syscall !== undefined && SPACE_REFUSING_CALLS.has(syscall);
+  }
+  return false;
+}
+
+/** The calls whose ENOSPC leaves nothing half-taken in the page cache (isOutOfSpace). */
+const SPACE_REFUSING_CALLS = new Set(['write', 'open', 'rename', 'ftruncate', 'mkdir']);
+
 // ---- encoding ------------------------------------------------------------------------------------
 
 function pad(n: number): string {

@@ -56,3 +56,11 @@ t.test('the peer links line says what secures them, until when, and how many con
   t.match(text, '\n  secured by mutual TLS 1.3 (certificate until 2031-12-02, CA until 2036-11-30); 3 connections refused (rejected.* in --json)\n');
   t.match(formatPeerLinks({ peers: {}, counters: {}, security: 'cluster-key' }), 'secured by the shared cluster key; 0 connections refused');
 });
+
+t.test('a full state file system is shown as STORAGE FULL with the free space and what happens next, not as a failure that needs a restart', async (t) => {
+  const storage = { dir: '/var/lib/lanha/raft', batches: 9, fsyncs: 9, error: 'ENOSPC: no space left on device, write' };
+  const full = formatRaftStatus({ lastIndex: 7, appliedIndex: 7, storage: { ...storage, full: { forS: 12, freeBytes: 52_428, totalBytes: 8_388_608, neededBytes: 1_048_576 } } });
+  t.match(full, /STORAGE FULL: the file system of \/var\/lib\/lanha\/raft is full \(0\.0 MiB free of 8\.0 MiB\) for 12 s: this node accepts no writes .* once 1\.0 MiB are free/);
+  t.notMatch(full, /STORAGE FAILED/);
+  t.match(formatRaftStatus({ lastIndex: 7, storage: { ...storage, full: null } }), /STORAGE FAILED: ENOSPC/, 'any other storage error is still a failure');
+});

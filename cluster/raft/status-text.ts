@@ -11,7 +11,7 @@ export interface RaftStatusBody {
   leaseValid?: boolean;
   members?: { voters: string[]; learners: string[]; witnesses: string[] };
   progress?: Record<string, { match: number; next: number; state: string; active: boolean }>;
-  storage?: { dir: string; batches: number; fsyncs: number; fsyncP99Ms?: number | null; error: string | null };
+  storage?: { dir: string; batches: number; fsyncs: number; fsyncP99Ms?: number | null; error: string | null; full?: StorageFull | null };
   /** Rebuilt after lost storage and not yet caught up by a leader: it does not vote or campaign. */
   rebuilding?: boolean;
   /** Started with no state and no member file, and nothing yet shows the cluster had a log before it came. */
@@ -49,6 +49,28 @@ export function formatPeerLinks(tr: TransportStatusBody | undefined): string {
   return text;
 }
 
+/** The file system of the Raft state is full (cluster/raft/README.md, "Out of space"). */
+export interface StorageFull { forS: number; freeBytes: number | null; totalBytes: number | null; neededBytes: number }
+
+/** What status and doctor say of a full state file system: where, how much is free, since when, what happens next. */
+export function storageFullText(dir: string, full: StorageFull): string {
+  const free = spaceText(full.freeBytes === null ? null : { freeBytes: full.freeBytes, totalBytes: full.totalBytes ?? 0 });
+  return `the file system of ${dir} is full (${free}) for ${full.forS} s: this node accepts no writes (DHCP silent; DNS, TFTP, NTP serve); it writes again by itself once ${mibText(full.neededBytes)} are free`;
+}
+
+/** Free and total bytes of a file system, as an unprivileged process may use them. */
+export interface DiskSpace { freeBytes: number; totalBytes: number }
+
+/** "1.2 MiB". */
+export function mibText(bytes: number): string {
+  return `${(bytes / 1048576).toFixed(1)} MiB`;
+}
+
+/** "1.2 MiB free of 8.0 MiB" (or "free space unknown"). */
+export function spaceText(space: DiskSpace | null): string {
+  return space === null ? 'free space unknown' : `${mibText(space.freeBytes)} free of ${mibText(space.totalBytes)}`;
+}
+
 export function formatRaftStatus(c: RaftStatusBody): string {
   if (c.lastIndex === undefined) return '';
   const lines = [
@@ -58,7 +80,9 @@ export function formatRaftStatus(c: RaftStatusBody): string {
   ];
   if (c.fresh === true) lines.push('FRESH: this member started with no Raft state; it votes only while nothing shows the cluster had a log before it came (replacing a lost member: stop it, run lanctl cluster rejoin)');
   else if (c.rebuilding === true) lines.push('REBUILDING: this member lost its Raft storage; it does not vote or campaign until a leader has caught it up');
-  if (c.storage?.error) lines.push(`STORAGE FAILED: ${c.storage.error} (this node accepts no writes until restarted)`);
+  const full = c.storage?.full;
+  if (full) lines.push(`STORAGE FULL: ${storageFullText(c.storage!.dir, full)}`);
+  else if (c.storage?.error) lines.push(`STORAGE FAILED: ${c.storage.error} (this node accepts no writes until restarted)`);
   if (c.stateHash) lines.push(`state hash: ${c.stateHash.slice(0, 16)}`);
   let text = lines.join('\n') + '\n';
   if (c.members) {

@@ -3,6 +3,7 @@ import type { LanhaConfig } from '../../config/index.js';
 import type { Lease } from '../../cluster/fsm.js';
 import type { StateLogStatus } from '../../cluster/state-log.js';
 import type { StabilityReport } from '../../cluster/stability.js';
+import { storageFullText, type StorageFull } from '../../cluster/raft/status-text.js';
 import { poolUsage, rangeText, type SubnetUsage } from '../dhcp/pool-usage.js';
 import { memberRows, type LocalReport, type MemberView } from '../../cluster/member-status.js';
 import { compareBootFiles } from './boot-files.js';
@@ -136,8 +137,9 @@ export function doctorFindings(input: DoctorInput): Finding[] {
       fix: `find what stalls the daemons (load: uptime, top; a slow disk: raft.wal-fsync), or let the timers ride out longer pauses: raise cluster.pauseTolerance${pause === undefined ? '' : ` (now ${pause} ms)`} above the stalls seen (lanctl config check prints the timers it gives)`,
     });
   }
-  const storage = c['storage'] as { error?: string | null } | undefined;
-  if (storage?.error) out.push({ id: 'raft.storage', severity: 'error', evidence: `the WAL failed: ${storage.error}; this node accepts no writes`, fix: 'free or repair the disk of node.stateDir, then systemctl restart lanha' });
+  const storage = c['storage'] as { dir?: string; error?: string | null; full?: StorageFull | null } | undefined;
+  if (storage?.full) out.push({ id: 'raft.storage-full', severity: 'error', evidence: storageFullText(storage.dir ?? 'node.stateDir', storage.full), fix: `free space there (du -sh ${storage.dir ?? 'node.stateDir'}/*, journald's and other logs on the same file system), or move node.stateDir to a larger one; no restart is needed` });
+  else if (storage?.error) out.push({ id: 'raft.storage', severity: 'error', evidence: `the WAL failed: ${storage.error}; this node accepts no writes`, fix: 'free or repair the disk of node.stateDir, then systemctl restart lanha' });
   if (c['fresh'] === true) out.push({ id: 'raft.fresh', severity: 'warning', evidence: `this member started with no Raft state and no member file (role ${c.role}, term ${c.term}) and has not joined its cluster's log yet: it cannot tell a new cluster from one whose member it replaces, and votes as a new member would`, fix: 'a new cluster: start the other members (it joins once one is elected); a replacement for a member whose state was lost: stop lanha here, run lanctl cluster rejoin, start it again (cluster/raft/README.md, "A member with no state")' });
   else if (c['rebuilding'] === true) out.push({ id: 'raft.rebuilding', severity: 'warning', evidence: `this member lost its Raft storage and is being rebuilt (role ${c.role}, term ${c.term}, applied ${String(c.appliedIndex)}): it does not vote or campaign until a leader has caught it up, so it does not count toward electing one`, fix: 'wait for it to catch up (log line raft.rebuilt says when it votes again); if no member leads, start the others: a rebuilt member cannot elect one' });
   const last = typeof c['lastIndex'] === 'number' ? c['lastIndex'] : null;

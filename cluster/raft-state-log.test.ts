@@ -461,6 +461,7 @@ t.test('a full file system fences the member without ending it: no proposal is a
     full = true;
     await t.rejects(log.propose(grant(2)), /not made durable: ENOSPC/, 'the write the disk refused is not acknowledged');
     t.notOk(log.isLeader(), 'it stops leading (DHCP goes silent)');
+    t.equal(log.status().leaseValid, false, 'and status says it holds no lease (the fenced core, no longer ticked, still thinks it does)');
     await t.rejects(log.propose(grant(3)), /stopped accepting writes/);
     await new Promise((resolve) => setTimeout(resolve, 150));
     t.same(fatal, [], 'not fatal: the process stays up for DNS, TFTP and NTP (it used to exit into the same full disk)');

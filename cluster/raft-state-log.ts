@@ -451,7 +451,8 @@ export class RaftStateLog implements StateLog {
       appliedIndex: this.fsm.appliedIndex,
       lastIndex: node.lastIndex,
       snapshotIndex: node.snapshotIndex,
-      leaseValid: node.leaseValid(),
+      // A fenced host stops ticking, so its core's lease never ages: it holds none (isLeader()).
+      leaseValid: !this.host.fenced && node.leaseValid(),
       members: node.conf,
       ...(node.role === 'leader' ? { progress: node.progress() } : {}),
       ...(node.rebuilding ? { rebuilding: true } : {}),

@@ -1,6 +1,6 @@
 import t from 'tap';
 import fc from 'fast-check';
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Wal, StorageError, loadState, encodeRecord, decodeSnapshot, encodeSnapshot, scanSegment } from './wal.js';
@@ -666,4 +666,20 @@ t.test('property: bytes flipped in the last batches of the last segment: refused
   }), { numRuns: 600, seed: 11 });
   t.ok(outcome.refused > 300, `refused ${outcome.refused}, cut where no mark covered the damage ${outcome.cut}`);
   t.ok(outcome.cut > 0, 'without a mark the same damage reads as a torn tail (the window the quiet-spell mark closes)');
+});
+
+t.test('a live segment deleted or moved away under the WAL (its directory removed) fails the next fdatasync: nothing written since counts as durable', async (t) => {
+  for (const fault of ['rm -rf the directory', 'mv the directory', 'replace the segment'] as const) {
+    const parent = scratch(t);
+    const dir = join(parent, 'raft');
+    const { wal } = await Wal.open(dir);
+    await wal.save({ term: 1, vote: 'a', commit: 0 }, [entry(1)], true);
+    const segment = join(dir, 'wal', readdirSync(join(dir, 'wal'))[0]!);
+    if (fault === 'rm -rf the directory') rmSync(dir, { recursive: true, force: true });
+    else if (fault === 'mv the directory') renameSync(dir, `${dir}.old`);
+    else { rmSync(segment); writeFileSync(segment, ''); }
+    await t.rejects(wal.save({ term: 1, vote: 'a', commit: 1 }, [entry(2)], true), { name: 'StorageError', message: /(was deleted or moved away|was replaced by another file) while lanha wrote it/ }, `${fault}: the batch written after it is not durable`);
+    t.ok(wal.broken, `${fault}: the WAL is broken for good`);
+    await wal.close();
+  }
 });

@@ -60,6 +60,29 @@ export function rebuildHint(dir: string, cut?: { file: string; offset: number })
     + (cut ? `, or keep a copy and cut the file where the damage starts (truncate -s ${cut.offset} ${cut.file}) to start from the entries before it, losing the later ones` : '');
 }
 
+/** Which file an open segment is (st_dev, st_ino), to tell that its path still leads to it. */
+export interface FileId { dev: number; ino: number }
+
+/**
+ * Throws unless `path` still names the file `id`: a live segment deleted, moved or replaced while
+ * the WAL writes it. One stat of a path just written (its entries cached): 20-40 us on the event
+ * loop, beside an fdatasync of 0.3 ms or more. A stat that fails otherwise (EACCES: the
+ * directory's mode changed) proves nothing and passes.
+ */
+export function checkLinked(id: FileId, path: string): void {
+  let named: { dev: number; ino: number } | null;
+  try {
+    named = statSync(path);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT' && code !== 'ENOTDIR') return;
+    named = null;
+  }
+  if (named !== null && named.ino === id.ino && named.dev === id.dev) return;
+  const what = named === null ? 'was deleted or moved away' : 'was replaced by another file';
+  throw new StorageError(path, 0, `${what} while lanha wrote it (the state directory removed or moved?): what was written since is in no file a start reads, so none of it is acknowledged; this process must restart and read what is on the disk`);
+}
+
 export class StorageError extends Error {
   override name = 'StorageError';
   readonly file: string;
@@ -137,6 +160,8 @@ export class Wal {
   #hard: HardState;
   #writtenCommit: number;
   #broken: Error | undefined;
+  /** The live segment's file (checkLinked). */
+  #fdId: FileId = { dev: 0, ino: 0 };
   #syncsInFlightMax: number;
   #syncsInFlight = 0;
   #syncCount = 0;
@@ -338,10 +363,15 @@ export class Wal {
     // fdatasync makes durable everything written before it was called: the bytes up to here.
     const covers = this.#size;
     const issuedAt = this.#now();
+    const path = join(this.#walDir, this.#segments[this.#segments.length - 1]!.name);
+    const id = this.#fdId;
     const run = (async () => {
       if (this.#failpoint) await this.#fail('wal.beforeFsync');
       const started = performance.now();
       await fd.datasync();
+      // A segment deleted or moved away under us (the state directory removed, say) takes writes
+      // and fdatasyncs all the same, into a file no start reads: nothing in it may count as durable.
+      checkLinked(id, path);
       // With several in flight, a write-back error is reported to one fdatasync of the file only,
       // whichever checks first: one issued later that failed first may have taken the error for
       // pages this one waited for. Then this one's success proves nothing.
@@ -503,7 +533,9 @@ export class Wal {
     // What a process killed before its fdatasync left in the page cache is made durable now, so
     // the marks written from here on say only what is true.
     await this.#fd.datasync();
-    const length = (await this.#fd.stat()).size;
+    const st = await this.#fd.stat();
+    const length = st.size;
+    this.#fdId = { dev: st.dev, ino: st.ino };
     const scan = scanSegment(readFileSync(join(this.#walDir, seg.name)));
     this.#size = scan.end;
     this.#allocated = length;
@@ -520,7 +552,10 @@ export class Wal {
     const seq = (this.#segments[this.#segments.length - 1]?.seq ?? 0) + 1;
     const name = `${pad(seq)}-${pad(firstIndex)}.wal`;
     const fd = await fsp.open(join(this.#walDir, name), 'w+');
+    let id: FileId;
     try {
+      const st = await fd.stat();
+      id = { dev: st.dev, ino: st.ino };
       await fd.write(SEGMENT_MAGIC, 0, HEADER, 0);
       await fd.datasync();
       await fsyncDir(this.#walDir);
@@ -535,6 +570,7 @@ export class Wal {
       await this.#fd.close();
     }
     this.#fd = fd;
+    this.#fdId = id;
     this.#size = HEADER;
     this.#allocated = HEADER;
     this.#durableEnd = HEADER;

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requireLab, withLab, type LabHost } from '../support/netns.js';
 import { runLanctl } from '../support/daemon.js';
-import { perfdhcpAcks, startLanhaDhcp, waitFor, type LanhaDhcp } from './dhcp-lab.js';
+import { perfdhcpRun, startLanhaDhcp, waitFor, type LanhaDhcp } from './dhcp-lab.js';
 
 const DHCP = `  rateLimit: { perMac: 10, global: 100000 }
   subnets:
@@ -18,13 +18,7 @@ const DHCP = `  rateLimit: { perMac: 10, global: 100000 }
       leaseTime: 1h
 `;
 
-function perfdhcp(cli: LabHost, seconds: number): Promise<Array<{ ip: string; mac: string }>> {
-  const perf = cli.spawn('perfdhcp', ['-4', '-l', cli.ifname, '-r', '100', '-R', '20000', '-p', String(seconds), '-x', 'l', '10.82.0.1']);
-  let out = '';
-  perf.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
-  perf.stderr?.on('data', (d: Buffer) => { out += d.toString(); });
-  return new Promise((resolve) => perf.once('exit', () => resolve(perfdhcpAcks(out))));
-}
+const perfdhcp = (cli: LabHost, seconds: number): Promise<Array<{ ip: string; mac: string }>> => perfdhcpRun(cli, '10.82.0.1', seconds);
 
 t.test('a full state file system: DHCP silent, the daemon up, status and doctor say so, service resumes when space returns, no ACKed lease lost', async (t) => {
   if (!requireLab(t, ['perfdhcp', 'mount', 'dd'])) return;

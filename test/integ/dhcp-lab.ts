@@ -91,6 +91,15 @@ export function perfdhcpAcks(out: string): Array<{ ip: string; mac: string }> {
   return acks;
 }
 
+/** Runs perfdhcp from `cli` against `server` at 100 exchanges a second (20 000 client MACs) for `seconds`; resolves with the pairs it saw ACKed. */
+export function perfdhcpRun(cli: LabHost, server: string, seconds: number): Promise<Array<{ ip: string; mac: string }>> {
+  const perf = cli.spawn('perfdhcp', ['-4', '-l', cli.ifname, '-r', '100', '-R', '20000', '-p', String(seconds), '-x', 'l', server]);
+  let out = '';
+  perf.stdout?.on('data', (d: Buffer) => { out += d.toString(); });
+  perf.stderr?.on('data', (d: Buffer) => { out += d.toString(); });
+  return new Promise((resolve) => perf.once('exit', () => resolve(perfdhcpAcks(out))));
+}
+
 /** Polls `check` every 200 ms until it returns a value or `timeoutMs` passes. */
 export async function waitFor<T>(check: () => Promise<T | null> | T | null, timeoutMs: number): Promise<T | null> {
   const end = Date.now() + timeoutMs;

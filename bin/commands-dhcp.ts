@@ -2,7 +2,7 @@ import { ExitCode, LanhaError } from '../lib/errors.js';
 import { callDaemonOk } from '../lib/control-client.js';
 import { formatDuration, formatTable } from '../lib/table.js';
 import { DAEMON_OPTIONS, DAEMON_OPTION_HELP, resolveSocket, type CliCommand } from './cli.js';
-import type { LeaseRow } from '../services/dhcp/leases-api.js';
+import { expiresInText, type LeaseRow } from '../services/dhcp/leases-api.js';
 import type { SubnetUse } from '../services/dhcp/allocator.js';
 import { formatPoolUse } from '../services/dhcp/pool-text.js';
 
@@ -36,7 +36,7 @@ export const leasesCommand: CliCommand = {
       io.out('no leases\n');
     } else {
       io.out(formatTable(['ip', 'mac', 'hostname', 'client-id', 'state', 'expires in', 'subnet', 'log index', 'ACKed by'], body.leases.map((l) => [
-        l.ip, l.mac, l.hostname ?? '-', l.clientId ?? '-', l.state, l.state === 'bound' || l.state === 'declined' ? formatDuration(l.expiresInS * 1000) : '-', l.subnet,
+        l.ip, l.mac, l.hostname ?? '-', l.clientId ?? '-', l.state, expiresInText(l), l.subnet,
         l.index === null ? '-' : String(l.index), l.ackedBy ?? 'unknown',
       ])));
     }

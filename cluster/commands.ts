@@ -5,6 +5,14 @@
 // Encoding is versioned JSON: the commands are small, rare next to DNS/TFTP traffic, and readable
 // in a log dump. Version 1 is the only one; a replica refuses an entry with a version it does not know.
 
+/**
+ * The lease time of a binding that never ends by itself: RFC 2131 §3.3's "infinite" 0xffffffff
+ * seconds. A BOOTP client's address (RFC 951 has no lease) is granted for this long, as dnsmasq
+ * does; its expiry (at + this, some 136 years on) is never reached, so only a release by the
+ * operator (`lanctl leases release`) frees it.
+ */
+export const LEASE_MS_INFINITE = 0xffffffff * 1000;
+
 export type Command =
   /** A new lease or a renewal: the binding ip <-> client holds until at + leaseMs. */
   | { type: 'lease.grant'; ip: number; mac: string; clientId?: string; hostname?: string; subnet: string; leaseMs: number }

@@ -1,5 +1,5 @@
 import { broadcastOf, cidrContains, formatCidr, formatIpv4, type Cidr, type Ipv4, type Ipv4Range } from '../../lib/ipv4.js';
-import type { Command } from '../../cluster/commands.js';
+import { LEASE_MS_INFINITE, type Command } from '../../cluster/commands.js';
 import type { Lease } from '../../cluster/fsm.js';
 import type { InventoryView } from '../../cluster/inventory.js';
 import type { ClientRequest } from './request.js';
@@ -47,6 +47,8 @@ export interface PoolSubnet {
   unknownPool?: PoolSubnet;
   /** Set on an unknownPool: replies from it carry no boot options. */
   unknownClients?: boolean;
+  /** RFC 4039 (`rapidCommit`): a DISCOVER with option 80 is answered by an ACK of a committed lease. */
+  rapidCommit?: boolean;
 }
 
 export interface AllocatorSettings {
@@ -112,7 +114,7 @@ export type Decision =
   | { kind: 'inform'; subnet: PoolSubnet }
   | { kind: 'release'; propose: Command }
   | { kind: 'decline'; propose: Command }
-  | { kind: 'silent'; reason: string; failure?: AllocationFailure; subnet?: PoolSubnet; ignored?: 'unknown-client' };
+  | { kind: 'silent'; reason: string; failure?: AllocationFailure; subnet?: PoolSubnet; ignored?: 'unknown-client' | 'bootp-unknown' };
 
 /** Why a DISCOVER found no address: each has its own counter (`allocation-failed.<failure>`). */
 export type AllocationFailure = 'pool-exhausted' | 'reserved-in-use' | 'offers-full' | 'decline-limit';
@@ -236,6 +238,39 @@ export class Allocator {
     this.#hold(request.clientKey, ip, subnet, nowMs, false);
     const hostname = reservation?.hostname ?? leases.inventory?.byMac(request.mac)?.name;
     return { kind: 'offer', ip, subnet, ...(reservation ? { reservation } : {}), ...(hostname === undefined ? {} : { hostname }), ...(reclaimed ? { reclaimed } : {}) };
+  }
+
+  /**
+   * DISCOVER with Rapid Commit (RFC 4039 §4): on a subnet that allows it, the address the OFFER
+   * would carry is granted at once, as a SELECTING REQUEST naming it would be (the ACK leaves after
+   * the grant commits); elsewhere an ordinary OFFER (§4: the server MAY ignore option 80).
+   */
+  onDiscoverCommit(request: ClientRequest, subnet: PoolSubnet, serverIds: readonly Ipv4[], leases: LeaseView, nowMs: number): Decision {
+    const offer = this.onDiscover(request, subnet, leases, nowMs);
+    if (offer.kind !== 'offer' || subnet.rapidCommit !== true) return offer;
+    return this.#take(request, offer.ip, subnet, serverIds, leases, nowMs);
+  }
+
+  /**
+   * BOOTREQUEST (RFC 951, RFC 1542): a client with a reserved address (a reservation, an inventory
+   * node's) gets it; any other only with `dynamic` (dnsmasq's bootp-dynamic), from the pool. The
+   * grant never ends by itself (LEASE_MS_INFINITE): BOOTP has no lease, renewal or release.
+   */
+  onBootp(request: ClientRequest, subnet: PoolSubnet, serverIds: readonly Ipv4[], leases: LeaseView, nowMs: number, dynamic: boolean): Decision {
+    const pool = this.poolFor(request, subnet, leases);
+    if (!dynamic && (pool === undefined || this.#reservationFor(request, pool, leases) === undefined)) {
+      return { kind: 'silent', reason: 'BOOTP client without a reserved address (dhcp.bootp.dynamic is off)', ignored: 'bootp-unknown', subnet };
+    }
+    const offer = this.onDiscover(request, subnet, leases, nowMs);
+    if (offer.kind !== 'offer') return offer;
+    const grant = this.#take(request, offer.ip, subnet, serverIds, leases, nowMs);
+    if (grant.kind === 'ack' && grant.propose.type === 'lease.grant') grant.propose.leaseMs = LEASE_MS_INFINITE;
+    return grant;
+  }
+
+  /** The offer of `ip` taken as a SELECTING REQUEST (server id ours, requested address `ip`) takes it. */
+  #take(request: ClientRequest, ip: Ipv4, subnet: PoolSubnet, serverIds: readonly Ipv4[], leases: LeaseView, nowMs: number): Decision {
+    return this.onRequest({ ...request, requestedIp: ip, ...(serverIds[0] === undefined ? {} : { serverId: serverIds[0] }) }, subnet, serverIds, leases, nowMs);
   }
 
   /** REQUEST in SELECTING, INIT-REBOOT, RENEWING or REBINDING (RFC 2131 §4.3.2). */
@@ -679,6 +714,7 @@ interface SubnetConfig {
   clients?: 'all' | 'known' | undefined;
   unknownPool?: Ipv4Range | undefined;
   unknownLeaseTime?: number | undefined;
+  rapidCommit?: boolean | undefined;
 }
 
 /** How long an unknownPool's leases last unless `unknownLeaseTime` says: short, the machine is a guest. */
@@ -715,5 +751,6 @@ function subnetView(config: SubnetConfig, site: readonly Ipv4[]): PoolSubnet {
     leaseMs: config.leaseTime,
     siteAddresses: inside(site),
     optionAddresses: inside([...(config.router ?? []), ...(config.dns ?? []), ...(config.ntp ?? [])]),
+    ...(config.rapidCommit === true ? { rapidCommit: true } : {}),
   };
 }

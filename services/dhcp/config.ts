@@ -41,6 +41,12 @@ const subnet = z.object({
   clients: z.enum(['all', 'known']).default('all'),
   unknownPool: ipv4Range.optional(),
   unknownLeaseTime: leaseDuration.optional(),
+  /**
+   * RFC 4039 Rapid Commit: a DISCOVER with option 80 gets an ACK of a committed lease at once (two
+   * packets, not four). Off by default, as dnsmasq's dhcp-rapid-commit: with two servers on the
+   * link a client could be bound by both (services/dhcp/README.md).
+   */
+  rapidCommit: z.boolean({ error: 'is not true or false (Rapid Commit, RFC 4039: off unless true)' }).default(false),
   /** Extra options by code: a string (text), a number (u32), or "hex:0a0b..". */
   options: z.record(z.string().regex(/^\d{1,3}$/, { message: 'is not an option code 1..254' }), z.union([z.string(), z.number()])).optional(),
 }).strict().superRefine((s, ctx) => {
@@ -93,6 +99,14 @@ export const dhcpConfig = z.object({
   cacheMaxAge: duration.optional(),
   subnets: z.array(subnet).min(1, { message: 'is an empty list (a DHCP server needs at least one subnet)' }),
   boot: z.array(bootRule).default([]),
+  /**
+   * BOOTP clients (RFC 951, RFC 1542): a BOOTREQUEST (no option 53) from a client with a reserved
+   * address is always answered; with `dynamic` (dnsmasq's bootp-dynamic) any client gets a pool
+   * address, a lease that never ends by itself.
+   */
+  bootp: z.object({
+    dynamic: z.boolean({ error: 'is not true or false (BOOTP clients without a reservation get a pool address only when true)' }).default(false),
+  }).strict().default({ dynamic: false }),
   /**
    * The rogue-server detector (rogue.ts, rogue-probe.ts): every `interval` the node serving DHCP
    * broadcasts a DISCOVER from the site's probe MAC and reports OFFERs from servers not ours;

@@ -1,10 +1,11 @@
 import type { Clock } from '../../lib/clock.js';
 import type { ApiRoutes } from '../../lib/control-server.js';
 import { formatIpv4, parseIpv4 } from '../../lib/ipv4.js';
+import { formatDuration } from '../../lib/table.js';
 import { parseMac } from '../../lib/mac.js';
 import { errorMessage } from '../../lib/errors.js';
 import { logNowMs, type StateLog } from '../../cluster/state-log.js';
-import type { Command } from '../../cluster/commands.js';
+import { LEASE_MS_INFINITE, type Command } from '../../cluster/commands.js';
 import type { Lease } from '../../cluster/fsm.js';
 import type { SubnetUse } from './allocator.js';
 
@@ -20,6 +21,8 @@ export interface LeaseRow {
   state: Lease['state'];
   expiresAt: string;
   expiresInS: number;
+  /** A binding that never ends by itself (a BOOTP client's, LEASE_MS_INFINITE): `lanctl leases` shows "never" (absent from an older daemon's rows). */
+  infinite?: boolean;
   subnet: string;
   /** The log index that committed the grant or last renewal (null for leases from older snapshots). */
   index: number | null;
@@ -28,6 +31,12 @@ export interface LeaseRow {
    * null for entries written before it was recorded, shown as "unknown").
    */
   ackedBy: string | null;
+}
+
+/** A row's "expires in" as `lanctl leases` and the ops page show it: "never (BOOTP)" for a binding without end. */
+export function expiresInText(l: LeaseRow): string {
+  if (l.infinite === true) return 'never (BOOTP)';
+  return l.state === 'bound' || l.state === 'declined' ? formatDuration(l.expiresInS * 1000) : '-';
 }
 
 function row(lease: Lease, nowMs: number): LeaseRow {
@@ -40,6 +49,7 @@ function row(lease: Lease, nowMs: number): LeaseRow {
     state: lease.state === 'bound' && lease.expiresAt <= nowMs ? 'expired' : lease.state,
     expiresAt: new Date(lease.expiresAt).toISOString(),
     expiresInS: Math.round((lease.expiresAt - nowMs) / 1000),
+    infinite: lease.state === 'bound' && lease.expiresAt - lease.grantedAt >= LEASE_MS_INFINITE,
     subnet: lease.subnet,
     index: lease.index ?? null,
     ackedBy: lease.ackedBy ?? null,

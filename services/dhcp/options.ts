@@ -44,6 +44,8 @@ export const DhcpOption = {
   TftpServerName: 66,
   BootfileName: 67,
   UserClass: 77,
+  /** RFC 4039 Rapid Commit: empty; a DISCOVER carrying it may be answered by an ACK at once. */
+  RapidCommit: 80,
   /** RFC 4702 Client FQDN. */
   ClientFqdn: 81,
   RelayAgentInformation: 82,
@@ -87,6 +89,7 @@ const SPECS: OptionSpec[] = [
   { code: 66, name: 'tftp-server-name', kind: 'text', rfc: 'RFC 2132 §9.4' },
   { code: 67, name: 'bootfile-name', kind: 'text', rfc: 'RFC 2132 §9.5' },
   { code: 77, name: 'user-class', kind: 'userclass', rfc: 'RFC 3004' },
+  { code: 80, name: 'rapid-commit', kind: 'bytes', rfc: 'RFC 4039' },
   { code: 81, name: 'client-fqdn', kind: 'bytes', rfc: 'RFC 4702' },
   { code: 82, name: 'relay-agent-information', kind: 'bytes', rfc: 'RFC 3046' },
   { code: 93, name: 'client-system-architecture', kind: 'u16', rfc: 'RFC 4578 §2.1' },

@@ -8,8 +8,14 @@ import { BootOp, FLAG_BROADCAST, type DhcpMessage } from './wire.js';
 // The client's view of a request: the decoded message read into the facts the allocator, netboot
 // policy and responder decide on (identity, requested address, classes, arch). Pure.
 
+/**
+ * What a request is: a DHCP message type (option 53), or `bootp` for a BOOTREQUEST without option
+ * 53 (RFC 951, RFC 1542: a BOOTP client; a DHCP message always carries 53, RFC 2131 §3).
+ */
+export type RequestType = MessageTypeName | 'bootp';
+
 export interface ClientRequest {
-  type: MessageTypeName;
+  type: RequestType;
   xid: number;
   mac: Mac;
   /** RFC 2132 §9.14 client identifier as hex, when the client sent one. */
@@ -33,6 +39,13 @@ export interface ClientRequest {
   /** RFC 2132 §9.10: the largest DHCP message the client accepts (IP datagram size). */
   maxMessageSize?: number;
   relayAgent?: Uint8Array;
+  /** RFC 4039: the DISCOVER carries option 80 (the client takes an ACK at once). */
+  rapidCommit?: boolean;
+  /**
+   * A BOOTP client's vendor area (RFC 951 `vend`): `rfc1048` when it starts with the magic cookie
+   * (options: the reply carries RFC 1497 options), `other` for a vendor's own format or zeros.
+   */
+  bootpVendor?: 'rfc1048' | 'other';
 }
 
 /** Stands for an absent option (one shared empty array, not one allocation per lookup). */
@@ -40,15 +53,19 @@ const NONE = new Uint8Array(0);
 
 export type RequestProblem = 'not-a-request' | 'no-message-type' | 'bad-hardware-address';
 
-/** Reads a decoded message as a client request; null fields mean the option was absent or malformed. */
-export function readRequest(message: DhcpMessage): { ok: true; value: ClientRequest } | { ok: false; problem: RequestProblem } {
+/**
+ * Reads a decoded message as a client request; null fields mean the option was absent or malformed.
+ * `vendorArea`: how the datagram's vendor area was read (wire.ts decodeBootp: `other`, no options).
+ */
+export function readRequest(message: DhcpMessage, vendorArea: 'rfc1048' | 'other' = 'rfc1048'): { ok: true; value: ClientRequest } | { ok: false; problem: RequestProblem } {
   if (message.op !== BootOp.Request) return { ok: false, problem: 'not-a-request' };
   // Ethernet only: htype 1 must come with hlen 6 and a non-zero, non-broadcast/multicast chaddr.
   if (message.htype !== 1 || message.hlen !== 6) return { ok: false, problem: 'bad-hardware-address' };
   const hw = message.chaddr;
   if ((hw[0]! | hw[1]! | hw[2]! | hw[3]! | hw[4]! | hw[5]!) === 0 || (hw[0]! & 1) === 1) return { ok: false, problem: 'bad-hardware-address' };
   const typeBytes = message.options.get(DhcpOption.MessageType);
-  const type = typeBytes?.length === 1 ? messageTypeName(typeBytes[0]!) : null;
+  // No option 53 at all is a BOOTP client (RFC 1542 §2); a 53 that names no type is broken.
+  const type = typeBytes === undefined ? 'bootp' : typeBytes.length === 1 ? messageTypeName(typeBytes[0]!) : null;
   if (type === null) return { ok: false, problem: 'no-message-type' };
   const o = message.options;
   const mac = macFromBytes(message.chaddr, 0, 6);
@@ -88,6 +105,8 @@ export function readRequest(message: DhcpMessage): { ok: true; value: ClientRequ
   if (maxSize !== null) request.maxMessageSize = maxSize;
   const relay = o.get(DhcpOption.RelayAgentInformation);
   if (relay) request.relayAgent = relay;
+  if (type === 'discover' && o.has(DhcpOption.RapidCommit)) request.rapidCommit = true;
+  if (type === 'bootp') request.bootpVendor = vendorArea;
   return { ok: true, value: request };
 }
 

@@ -2,7 +2,7 @@ import { formatIpv4, parseIpv4, prefixMask, broadcastOf, type Ipv4 } from '../..
 import {
   DhcpOption, FqdnFlag, MessageType, clientFqdnBytes, configOptionBytes, domainsBytes, ipsBytes, routesBytes, textBytes, textValue, u32Bytes, u8Bytes,
 } from './options.js';
-import { BootOp, DEFAULT_MESSAGE_SIZE_MAX, encodeDhcp, fieldBytes, type DhcpMessage } from './wire.js';
+import { BootOp, DEFAULT_MESSAGE_SIZE_MAX, HEADER_SIZE, encodeDhcp, fieldBytes, type DhcpMessage } from './wire.js';
 import type { ClientRequest } from './request.js';
 import type { BootPlan } from './netboot.js';
 import type { DhcpSubnetConfig } from './config.js';
@@ -77,7 +77,8 @@ export function remainingLease(subnet: SubnetReplyOptions, remainingMs: number):
 }
 
 export interface ReplyInput {
-  kind: 'offer' | 'ack' | 'nak' | 'inform';
+  /** `bootp`: a BOOTREPLY (RFC 951) to a BOOTP client: no option 53, 54 or lease times unasked. */
+  kind: 'offer' | 'ack' | 'nak' | 'inform' | 'bootp';
   request: DhcpMessage;
   client: ClientRequest;
   serverId: Ipv4;
@@ -92,12 +93,15 @@ export interface ReplyInput {
    */
   published?: string | undefined;
   message?: string;
+  /** RFC 4039 §4: an ACK to a DISCOVER carries option 80. */
+  rapidCommit?: boolean;
 }
 
 /** Option 53 of each reply kind, shared by every reply (the encoder only reads it). */
 const TYPE_OPTION = {
   offer: u8Bytes(MessageType.Offer), ack: u8Bytes(MessageType.Ack), nak: u8Bytes(MessageType.Nak), inform: u8Bytes(MessageType.Ack),
 } as const;
+const RAPID_COMMIT = new Uint8Array(0);
 /** The zeroed sname and file of every reply without a boot file: read by the encoder, never written. */
 const ZERO_SNAME = new Uint8Array(64);
 const ZERO_FILE = new Uint8Array(128);
@@ -113,12 +117,14 @@ export function buildReply(input: ReplyInput): { message: DhcpMessage; requested
   const m: DhcpMessage = {
     op: BootOp.Reply, htype: request.htype, hlen: request.hlen, hops: 0, xid: request.xid, secs: 0, flags: request.flags,
     // RFC 2131 table 3: ciaddr is echoed in ACKs (renewing, inform), zero in OFFER and NAK.
-    ciaddr: kind === 'ack' || kind === 'inform' ? request.ciaddr : 0,
-    yiaddr: kind === 'offer' || kind === 'ack' ? input.ip ?? 0 : 0,
+    ciaddr: kind === 'ack' || kind === 'inform' || kind === 'bootp' ? request.ciaddr : 0,
+    yiaddr: kind === 'offer' || kind === 'ack' || kind === 'bootp' ? input.ip ?? 0 : 0,
     siaddr: 0, giaddr: request.giaddr, chaddr: request.chaddr, sname: ZERO_SNAME, file: ZERO_FILE, options: o,
   };
+  if (kind === 'bootp') return { message: bootpReply(m, input), requested: client.parameterRequest };
   o.set(DhcpOption.MessageType, TYPE_OPTION[kind]);
   o.set(DhcpOption.ServerIdentifier, u32Bytes(input.serverId));
+  if (input.rapidCommit === true) o.set(DhcpOption.RapidCommit, RAPID_COMMIT);
   const clientId = request.options.get(DhcpOption.ClientIdentifier);
   if (clientId) o.set(DhcpOption.ClientIdentifier, clientId); // RFC 6842: echo option 61
   if (kind === 'nak') {
@@ -162,6 +168,50 @@ export function buildReply(input: ReplyInput): { message: DhcpMessage; requested
   const relay = request.options.get(DhcpOption.RelayAgentInformation);
   if (relay) o.set(DhcpOption.RelayAgentInformation, relay); // RFC 3046 §2.2: echo unchanged, last
   return { message: m, requested: client.parameterRequest };
+}
+
+/**
+ * RFC 1497 vendor extensions of a BOOTREPLY: subnet mask, routers, DNS servers, host name, domain
+ * name. A client asking for more (option 55 in its RFC 1048 area) gets those it asks for too.
+ */
+const BOOTP_OPTIONS: readonly number[] = [DhcpOption.SubnetMask, DhcpOption.Router, DhcpOption.DomainNameServer, DhcpOption.HostName, DhcpOption.DomainName];
+
+/**
+ * The BOOTREPLY (RFC 951 §3, RFC 1542 §3.3): yiaddr, the boot parameters in the header (siaddr,
+ * file, and the next server in sname), and the RFC 1497 options: no message type or server id (a
+ * BOOTP client would not know them), a lease time only when the client asks for one (it is
+ * infinite: a BOOTP address has no lease). A vendor area not in RFC 1048 form gets none of them
+ * (withoutVendorArea): the client reads it in its own format.
+ */
+function bootpReply(m: DhcpMessage, input: ReplyInput): DhcpMessage {
+  const { client } = input;
+  const boot = input.boot;
+  if (boot) {
+    m.siaddr = boot.nextServer;
+    m.file = fieldBytes(boot.bootfile, 128);
+    m.sname = fieldBytes(formatIpv4(boot.nextServer), 64);
+  }
+  if (client.bootpVendor === 'other') return m;
+  const base = input.subnet?.options;
+  const served = (code: number): Uint8Array | undefined => {
+    if (code === DhcpOption.HostName) return input.hostname === undefined ? undefined : textBytes(input.hostname);
+    if (code === DhcpOption.IpAddressLeaseTime) return INFINITE_LEASE;
+    return base?.get(code);
+  };
+  for (const code of [...BOOTP_OPTIONS, ...client.parameterRequest]) {
+    const value = served(code);
+    if (value !== undefined && !m.options.has(code)) m.options.set(code, value);
+  }
+  return m;
+}
+
+/** RFC 2131 §3.3: 0xffffffff seconds is an infinite lease. */
+const INFINITE_LEASE = u32Bytes(0xffffffff);
+
+/** A BOOTREPLY to a client whose vendor area is not RFC 1048's: the vendor area all zeros (no cookie). */
+export function withoutVendorArea(bytes: Uint8Array): Uint8Array {
+  bytes.fill(0, HEADER_SIZE);
+  return bytes;
 }
 
 /**

@@ -12,7 +12,7 @@ import type { Command } from '../../cluster/commands.js';
 import type { AppliedEntry } from '../../cluster/fsm.js';
 import type { AckRecord } from '../../cluster/ack-audit.js';
 import type { RunningService, ServiceContext, ServiceStatus } from '../contract.js';
-import { decodeDhcp, type DhcpMessage } from './wire.js';
+import { decodeBootp, decodeDhcp, type DhcpMessage } from './wire.js';
 import { readRequest, type ClientRequest } from './request.js';
 import { DhcpOption } from './options.js';
 import {
@@ -20,7 +20,7 @@ import {
 } from './allocator.js';
 import { inventoryOwners, leaseOwners, memberNameOwners, memberNames, nameHeldBy, nameLabel, recordOwners, refusedLabelOwners, reservationOwners, staticRecordNames, type NameHolder, type NameOwners } from '../names.js';
 import { planBoot, type BootRule } from './netboot.js';
-import { ReplyTooLargeError, buildReply, encodeReply, remainingLease, replyDestination, replySizeMax, subnetReplyOptions, unknownPoolReplyOptions, type Destination, type ReplyInput, type SubnetReplyOptions } from './responder.js';
+import { ReplyTooLargeError, buildReply, encodeReply, remainingLease, replyDestination, replySizeMax, subnetReplyOptions, unknownPoolReplyOptions, withoutVendorArea, type Destination, type ReplyInput, type SubnetReplyOptions } from './responder.js';
 import { siteAddressesOf, type DhcpConfig } from './config.js';
 import { leaseRoutes } from './leases-api.js';
 import { broadcastSources, fromInterface, ipv4Addresses, resolveInterface, type InterfaceAddress } from './interface.js';
@@ -78,8 +78,23 @@ export interface DhcpHandlerOptions {
 /** The counter of each message type received (named once, not built per packet). */
 const RECEIVED: Readonly<Record<ClientRequest['type'], string>> = {
   discover: 'received.discover', offer: 'received.offer', request: 'received.request', decline: 'received.decline',
-  ack: 'received.ack', nak: 'received.nak', release: 'received.release', inform: 'received.inform',
+  ack: 'received.ack', nak: 'received.nak', release: 'received.release', inform: 'received.inform', bootp: 'received.bootp',
 };
+
+/**
+ * The reply that tells a client its grant: a BOOTREPLY to a BOOTP client, an ACK with option 80
+ * to a DISCOVER (Rapid Commit, RFC 4039 §4: the only DISCOVER that gets a grant), else an ACK.
+ */
+function ackOf(client: ClientRequest): Pick<ReplyInput, 'kind' | 'rapidCommit'> {
+  if (client.type === 'bootp') return { kind: 'bootp' };
+  return client.type === 'discover' ? { kind: 'ack', rapidCommit: true } : { kind: 'ack' };
+}
+
+/** How a grant reached its client, for the `dhcp.lease.granted` line. */
+function ackVia(client: ClientRequest): { via?: 'bootp' | 'rapid-commit' } {
+  if (client.type === 'bootp') return { via: 'bootp' };
+  return client.type === 'discover' ? { via: 'rapid-commit' } : {};
+}
 
 /** The protocol logic without sockets: bytes in, replies out (`handle`), so tests need no network. */
 export class DhcpHandler {
@@ -182,12 +197,18 @@ export class DhcpHandler {
   async handle(bytes: Uint8Array, peer: string, nowMs: number): Promise<Reply[]> {
     const startedAt = performance.now();
     this.counters.inc('packets.received');
-    const decoded = decodeDhcp(bytes);
+    let decoded = decodeDhcp(bytes);
+    let vendorArea: 'rfc1048' | 'other' = 'rfc1048';
+    if (!decoded.ok && decoded.error.code === 'bad-cookie') {
+      // A BOOTP client whose vendor area is not RFC 1048's (RFC 951: a vendor's own, or zeros).
+      const bootp = decodeBootp(bytes);
+      if (bootp.ok) { decoded = bootp; vendorArea = 'other'; }
+    }
     if (!decoded.ok) {
       this.#drop(`malformed.${decoded.error.code}`, nowMs, { peer, offset: decoded.error.offset });
       return [];
     }
-    const read = readRequest(decoded.value);
+    const read = readRequest(decoded.value, vendorArea);
     if (!read.ok) {
       this.#drop(`malformed.${read.problem}`, nowMs, { peer });
       return [];
@@ -274,7 +295,12 @@ export class DhcpHandler {
       return { kind: 'silent', reason: 'relayed from a network we do not serve' };
     }
     switch (client.type) {
-      case 'discover': return subnet ? this.allocator.onDiscover(client, subnet, fsm, nowMs) : { kind: 'silent', reason: 'no subnet for this network' };
+      case 'discover':
+        if (!subnet) return { kind: 'silent', reason: 'no subnet for this network' };
+        return client.rapidCommit === true ? this.allocator.onDiscoverCommit(client, subnet, [this.serverId], fsm, nowMs) : this.allocator.onDiscover(client, subnet, fsm, nowMs);
+      case 'bootp':
+        if (!subnet) return { kind: 'silent', reason: 'no subnet for this network' };
+        return this.allocator.onBootp(client, subnet, [this.serverId], fsm, nowMs, this.#config.bootp.dynamic);
       case 'request': return this.allocator.onRequest(client, subnet, [this.serverId], fsm, nowMs);
       case 'release': return this.allocator.onRelease(client, fsm);
       case 'decline': return this.allocator.onDecline(client, fsm, nowMs);
@@ -290,7 +316,12 @@ export class DhcpHandler {
     const facts = { mac: client.mac, xid: client.xid, clientId: client.clientId };
     switch (decision.kind) {
       case 'silent':
-        if (decision.ignored !== undefined && decision.subnet !== undefined) {
+        if (decision.ignored === 'bootp-unknown') {
+          // dnsmasq answers BOOTP only for its dhcp-host entries unless bootp-dynamic: the same here.
+          this.counters.inc('ignored.bootp-unknown');
+          if (this.#log.isLevelEnabled('debug') && this.#limiter.allow('bootp-unknown', nowMs)) this.#log.debug({ event: 'dhcp.bootp.ignored', mac: client.mac, xid: client.xid }, 'BOOTP client without a reserved address; no reply (dhcp.bootp.dynamic is off)');
+          return [];
+        } else if (decision.ignored !== undefined && decision.subnet !== undefined) {
           this.#ignoreUnknown(decision.subnet, client, nowMs);
         } else if (decision.failure !== undefined) {
           // Not the generic `silent`: an operator must see a full pool (issue 12).
@@ -372,14 +403,15 @@ export class DhcpHandler {
           this.counters.inc('sent.ack-shortened');
           this.#log.info({ event: 'dhcp.ack.shortened', ...facts, ip: formatIpv4(decision.ip), lateMs }, `the commit took ${lateMs} ms; the ACK states ${lateS} s less lease time`);
         }
-        this.counters.inc('sent.ack');
+        this.counters.inc(client.type === 'bootp' ? 'sent.bootp' : 'sent.ack');
+        if (client.type === 'discover') this.counters.inc('rapid-commit.acked');
         const extras = this.#extras(decision.subnet, client, decision.hostname, lateS);
         this.#recordBinding(client, decision.ip);
         this.#onAck?.({ index: committed.index, term: committed.term ?? null, ip: decision.ip, mac: client.mac, at: committed.at, sentAt: nowMs });
         // The boot rule is logged so an operator can see why a netbooting client got its file.
         const boot = extras.boot ? { boot: extras.boot.rule, bootfile: extras.boot.bootfile } : {};
-        if (this.#log.isLevelEnabled('info')) this.#log.info({ event: 'dhcp.lease.granted', ...facts, ip: formatIpv4(decision.ip), hostname: lease.hostname, expiresAt: lease.expiresAt, ...boot }, 'lease granted');
-        const ack = this.#reply({ kind: 'ack', request, client, serverId: this.serverId, ip: decision.ip, ...extras, published: lease.hostname });
+        if (this.#log.isLevelEnabled('info')) this.#log.info({ event: 'dhcp.lease.granted', ...facts, ip: formatIpv4(decision.ip), hostname: lease.hostname, expiresAt: lease.expiresAt, ...boot, ...ackVia(client) }, 'lease granted');
+        const ack = this.#reply({ ...ackOf(client), request, client, serverId: this.serverId, ip: decision.ip, ...extras, published: lease.hostname });
         this.#recordStages(at.startedAt, at.decodedAt, proposedAt, resumedAt, committed);
         return [ack];
       }
@@ -395,12 +427,14 @@ export class DhcpHandler {
    */
   #cachedAck(decision: Extract<Decision, { kind: 'ack' }>, request: DhcpMessage, client: ClientRequest, nowMs: number, facts: Record<string, unknown>): Reply | null {
     const grant = decision.propose;
-    if (this.#cache === null || grant.type !== 'lease.grant' || this.#leaseCommandsInFlight.has(grant.ip) || this.#state.stateCurrent?.() !== true) return null;
+    // A BOOTP grant is never cached: its lease is infinite and its reply no ACK.
+    if (this.#cache === null || client.type === 'bootp' || grant.type !== 'lease.grant' || this.#leaseCommandsInFlight.has(grant.ip) || this.#state.stateCurrent?.() !== true) return null;
     const lease = this.#state.fsm.lease(grant.ip);
     const reuse = lease === undefined ? null : reusableLease(lease, this.#grantAsNamed(grant, nowMs), this.#cache, nowMs);
     if (lease === undefined || reuse === null) return null;
     this.allocator.settle(client.clientKey);
     this.counters.inc('sent.ack');
+    if (client.type === 'discover') this.counters.inc('rapid-commit.acked');
     this.counters.inc('lease.reused');
     this.#recordBinding(client, grant.ip);
     if (lease.index !== undefined) this.#onAck?.({ index: lease.index, term: this.#state.committedTerm?.(lease.index) ?? null, ip: grant.ip, mac: client.mac, at: lease.changedAt, sentAt: nowMs });
@@ -413,7 +447,7 @@ export class DhcpHandler {
       const boot = extras.boot ? { boot: extras.boot.rule, bootfile: extras.boot.bootfile } : {};
       this.#log.info({ event: 'dhcp.lease.reused', ...facts, ip: formatIpv4(grant.ip), hostname: lease.hostname, expiresAt: lease.expiresAt, remainingMs: reuse.remainingMs, ...boot }, 'lease reused (cached ACK)');
     }
-    return this.#reply({ kind: 'ack', request, client, serverId: this.serverId, ip: grant.ip, ...extras, published: lease.hostname });
+    return this.#reply({ ...ackOf(client), request, client, serverId: this.serverId, ip: grant.ip, ...extras, published: lease.hostname });
   }
 
   /** The grant as the full path would propose it: without its host name when someone else owns the name. */
@@ -518,8 +552,9 @@ export class DhcpHandler {
 
   #reply(input: ReplyInput): Reply {
     const { message, requested } = buildReply(input);
+    const bytes = encodeReply(message, requested, replySizeMax(input.client));
     return {
-      bytes: encodeReply(message, requested, replySizeMax(input.client)),
+      bytes: input.kind === 'bootp' && input.client.bootpVendor === 'other' ? withoutVendorArea(bytes) : bytes,
       destination: replyDestination(input.request, input.kind, this.#config.port, this.#config.clientPort, this.#broadcast),
       kind: input.kind,
     };

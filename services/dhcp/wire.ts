@@ -95,14 +95,29 @@ export function decodeDhcp(bytes: Uint8Array): Decoded<DhcpMessage, DhcpDecodeEr
     if (error !== null) return error;
     sname = new Uint8Array(SNAME_SIZE);
   }
+  return { ok: true, value: withHeader(bytes, sname, file, options.finish()) };
+}
+
+/**
+ * Decodes a BOOTP datagram (RFC 951) whose vendor area is not RFC 1048's (no magic cookie: a
+ * vendor's own format, or zeros): the fixed header, and no options. decodeDhcp refuses such a
+ * datagram (`bad-cookie`); only a BOOTREQUEST of at least RFC 951's 300 octets is read here.
+ */
+export function decodeBootp(bytes: Uint8Array): Decoded<DhcpMessage, DhcpDecodeErrorCode> {
+  if (bytes.length < BOOTP_SIZE_MIN) return failed('short-header', bytes.length);
+  const hlen = bytes[2]!;
+  if (hlen > CHADDR_SIZE) return failed('hlen-too-large', 2, `hlen ${hlen}`);
+  if (bytes[0] !== BootOp.Request || u32At(bytes, HEADER_SIZE) === MAGIC_COOKIE) return failed('bad-cookie', HEADER_SIZE);
+  return { ok: true, value: withHeader(bytes, bytes.subarray(44, 44 + SNAME_SIZE), bytes.subarray(108, 108 + FILE_SIZE), new Map()) };
+}
+
+/** The fixed header's fields, read from the datagram (views, not copies), with the given sname, file and options. */
+function withHeader(bytes: Uint8Array, sname: Uint8Array, file: Uint8Array, options: Map<number, Uint8Array>): DhcpMessage {
   return {
-    ok: true,
-    value: {
-      op: bytes[0]!, htype: bytes[1]!, hlen, hops: bytes[3]!,
-      xid: u32At(bytes, 4), secs: (bytes[8]! << 8) | bytes[9]!, flags: (bytes[10]! << 8) | bytes[11]!,
-      ciaddr: u32At(bytes, 12), yiaddr: u32At(bytes, 16), siaddr: u32At(bytes, 20), giaddr: u32At(bytes, 24),
-      chaddr: bytes.subarray(28, 28 + CHADDR_SIZE), sname, file, options: options.finish(),
-    },
+    op: bytes[0]!, htype: bytes[1]!, hlen: bytes[2]!, hops: bytes[3]!,
+    xid: u32At(bytes, 4), secs: (bytes[8]! << 8) | bytes[9]!, flags: (bytes[10]! << 8) | bytes[11]!,
+    ciaddr: u32At(bytes, 12), yiaddr: u32At(bytes, 16), siaddr: u32At(bytes, 20), giaddr: u32At(bytes, 24),
+    chaddr: bytes.subarray(28, 28 + CHADDR_SIZE), sname, file, options,
   };
 }
 

@@ -1,6 +1,6 @@
 import { html, raw, type Html } from './html.js';
 import { usageLevel, type SubnetUsage } from '../dhcp/pool-usage.js';
-import type { LeaseRow } from '../dhcp/leases-api.js';
+import { expiresInText, type LeaseRow } from '../dhcp/leases-api.js';
 import type { NodeDetail, NodeRow } from '../../cluster/nodes-view.js';
 import type { Finding } from './doctor.js';
 import type { OpsEvent, FailoverRecord, ProtocolGap } from './tracker.js';
@@ -216,7 +216,7 @@ ${query.problems.map((p) => html`<p class="message" data-testid="query-problem">
 <button type="submit">Show</button></form>
 <p><span data-testid="lease-count">${matched.length}</span> of ${rows.length} leases${matched.length > PAGE_SIZE ? html`, page ${page} of ${pages}` : ''}. Release one: <code>lanctl leases release IP</code>.</p>
 ${shown.length === 0 ? html`<p class="muted" data-testid="leases-none">no leases match</p>` : html`<div class="scroll"><table data-testid="leases"><thead><tr><th>ip</th><th>mac</th><th>host name</th><th>client-id</th><th>state</th><th>expires in</th><th>subnet</th><th>log index</th><th>ACKed by</th></tr></thead><tbody>
-${shown.map((l) => html`<tr data-testid="lease-row"><td class="mono" data-testid="lease-ip"><a href="/explain?q=${l.ip}">${l.ip}</a></td><td class="mono" data-testid="lease-mac"><a href="/nodes/${l.mac}">${l.mac}</a></td><td class="wrap" data-testid="lease-hostname">${dash(l.hostname)}</td><td class="mono wrap">${dash(l.clientId)}</td><td data-testid="lease-state">${l.state}</td><td>${l.state === 'bound' || l.state === 'declined' ? formatDuration(l.expiresInS * 1000) : '-'}</td><td class="mono">${l.subnet}</td><td data-testid="lease-index">${dash(l.index)}</td><td data-testid="lease-acked-by">${l.ackedBy ?? 'unknown'}</td></tr>`)}
+${shown.map((l) => html`<tr data-testid="lease-row"><td class="mono" data-testid="lease-ip"><a href="/explain?q=${l.ip}">${l.ip}</a></td><td class="mono" data-testid="lease-mac"><a href="/nodes/${l.mac}">${l.mac}</a></td><td class="wrap" data-testid="lease-hostname">${dash(l.hostname)}</td><td class="mono wrap">${dash(l.clientId)}</td><td data-testid="lease-state">${l.state}</td><td>${expiresInText(l)}</td><td class="mono">${l.subnet}</td><td data-testid="lease-index">${dash(l.index)}</td><td data-testid="lease-acked-by">${l.ackedBy ?? 'unknown'}</td></tr>`)}
 </tbody></table></div>`}
 ${pages > 1 ? html`<p class="pager">${page > 1 ? html`<a href="${link(page - 1)}" rel="prev">← previous</a>` : ''}${page < pages ? html`<a href="${link(page + 1)}" rel="next">next →</a>` : ''}</p>` : ''}`;
   return layout('Leases', '/leases', node, body);

@@ -193,7 +193,7 @@ function fixed(bytes: Uint8Array, size: number): Uint8Array {
 const TYPE_BYTE = { offer: MessageType.Offer, ack: MessageType.Ack, nak: MessageType.Nak, inform: MessageType.Ack } as const;
 
 /** The reply message (not yet encoded). */
-export function referenceBuildReply(input: ReplyInput): { message: DhcpMessage; requested: Set<number> } {
+export function referenceBuildReply(input: ReplyInput & { kind: 'offer' | 'ack' | 'nak' | 'inform' }): { message: DhcpMessage; requested: Set<number> } {
   const { request, client, kind } = input;
   const m = emptyMessage();
   m.op = BootOp.Reply;

@@ -14,6 +14,7 @@ import type { Finding } from '../services/ops/doctor.js';
 
 function printDhcp(d: DhcpExplain, io: CliIo): void {
   io.out(`${d.simulated ? 'SIMULATED DISCOVER (nothing sent)' : 'DHCP'} ${d.mac}: ${d.decision}\n`);
+  if (d.variants) io.out(`  as a BOOTP client: ${d.variants.bootp}\n  with option 80 (Rapid Commit): ${d.variants.rapidCommit}\n`);
   io.out(`  subnet: ${d.subnet.id ?? '-'} (${d.subnet.why})\n`);
   io.out(`  reservation by MAC: ${d.reservation.byMac ?? 'none'}; by client-id: ${d.reservation.byClientId ?? 'none'}\n`);
   for (const n of d.reservation.notes) io.out(`  NOTE: ${n}\n`);

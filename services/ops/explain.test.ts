@@ -128,6 +128,13 @@ t.test('--simulate runs the core on a synthetic DISCOVER and holds nothing', asy
   const reserved = simulate(i, { mac: '52:54:00:00:00:99' });
   t.ok(reserved.ok && reserved.dhcp?.decision === 'OFFER 10.50.0.9 (reserved)');
   t.ok(reserved.ok && reserved.dhcp?.options.some((o) => o.code === 12 && o.value === 'node09'));
+  t.match(reserved.ok && reserved.dhcp?.variants?.bootp, /^BOOTREPLY 10\.50\.0\.9 \(reserved\), a lease that never expires by itself$/, 'a reserved client is answered as a BOOTP client');
+  t.match(uefi.dhcp.variants?.bootp, /^no reply: BOOTP client without a reserved address \(dhcp\.bootp\.dynamic is off\)$/, 'an unreserved one is not, with dynamic off');
+  t.match(uefi.dhcp.variants?.rapidCommit, /option 80 ignored \(dhcp\.subnets\[\]\.rapidCommit is off for 10\.50\.0\.0\/24\)/);
+  const dynamic = simulate({ ...i, config: parseConfig(CONFIG.replace('dhcp:\n', 'dhcp:\n  bootp: { dynamic: true }\n').replace('leaseTime: ', 'rapidCommit: true\n      leaseTime: ')) }, { mac: '52:54:00:aa:bb:ce' });
+  t.match(dynamic.ok && dynamic.dhcp?.variants?.bootp, /^BOOTREPLY 10\.50\.0\.102 \(pool: bootp\.dynamic\)/, 'with bootp.dynamic: a pool address');
+  t.match(dynamic.ok && dynamic.dhcp?.variants?.rapidCommit, /^ACK 10\.50\.0\.102 at once, after its grant commits/, 'with rapidCommit: an ACK at once');
+  t.ok(dynamic.ok && dynamic.dhcp?.decision === 'OFFER 10.50.0.102', 'and the plain DISCOVER is still offered .102');
   const byId = simulate(i, { mac: '52:54:00:00:00:77', clientId: '01:52:54:00:00:00:77' });
   t.ok(byId.ok && byId.dhcp?.reservation.byClientId?.startsWith('10.50.0.7'), 'reservation by client-id');
   t.same(byId.ok && byId.dhcp?.reservation.notes, [], 'a client-id of 01 + MAC is not flagged');

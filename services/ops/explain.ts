@@ -3,7 +3,7 @@ import { isRaspberryPi, parseMac } from '../../lib/mac.js';
 import { isHostname } from '../../lib/scalars.js';
 import type { LanhaConfig } from '../../config/index.js';
 import type { BootEvent, Lease } from '../../cluster/fsm.js';
-import { Allocator, normalizeClientId, poolSubnet, type LeaseView, type PoolSubnet } from '../dhcp/allocator.js';
+import { Allocator, normalizeClientId, poolSubnet, type Decision, type LeaseView, type PoolSubnet } from '../dhcp/allocator.js';
 import { planBoot, type BootRule } from '../dhcp/netboot.js';
 import { siteAddressesOf } from '../dhcp/config.js';
 import type { ClientRequest } from '../dhcp/request.js';
@@ -35,6 +35,11 @@ export interface DhcpExplain {
   subnet: { id: string | null; why: string };
   reservation: { byMac: string | null; byClientId: string | null; notes: string[] };
   decision: string;
+  /**
+   * A simulation's other answers to the same client: what a BOOTREQUEST would get (BOOTP), and
+   * what a DISCOVER with option 80 would (Rapid Commit). Absent outside a simulation.
+   */
+  variants?: { bootp: string; rapidCommit: string };
   boot: { rules: BootRuleTrace[]; result: string };
   options: OptionTrace[];
   lease: { ip: string; state: string; hostname: string | null; clientId: string | null; index: number | null; ackedBy: string | null; grantedAt: string; expiresAt: string } | null;
@@ -199,6 +204,7 @@ export function simulate(input: ExplainInput, req: SimulateRequest): ExplainResu
   // An unknownPool's offer carries no boot file (clients: known).
   const plan = decision.kind === 'offer' && decision.subnet.unknownClients === true ? null : planBoot(client, d.boot, serverId);
   const rules = bootTrace(d.boot, client, true);
+  const variants = simulateVariants(allocator, client, subnet, decision, serverId, input, d.bootp.dynamic);
   const reservation = reservationFacts(subnets, mac, clientId, input.leases.inventory?.byMac(mac));
   const hostname = decision.kind === 'offer' ? decision.reservation?.hostname : undefined;
   const lease = clientId !== undefined ? input.leases.leaseByClientId(clientId) ?? input.leases.leaseByMac(mac) : input.leases.leaseByMac(mac);
@@ -209,12 +215,29 @@ export function simulate(input: ExplainInput, req: SimulateRequest): ExplainResu
       subnet: { id: subnet?.id ?? null, why: local.why },
       reservation,
       decision: decision.kind === 'offer' ? `OFFER ${formatIpv4(decision.ip)}${decision.reservation ? ' (reserved)' : ''}` : decision.kind === 'silent' ? `no reply: ${decision.reason}` : decision.kind,
+      variants,
       boot: { rules, result: decision.kind === 'offer' && decision.subnet.unknownClients === true ? 'an unknown client on a subnet for known clients only (unknownPool): no bootfile' : plan === null ? 'no boot rule matches: no bootfile' : `${plan.rule}: bootfile ${plan.bootfile} from ${formatIpv4(plan.nextServer)}${plan.vendorSpecific ? ', option 43 for the Raspberry Pi ROM' : ''}` },
       options: optionsTrace(input.config, subnet, hostname, plan?.bootfile, plan?.nextServer),
       lease: lease ? leaseFacts(lease, input.nowMs) : null,
       history: history(input, mac, lease),
     },
   };
+}
+
+/**
+ * What the same client would get as a BOOTP client (the allocator's onBootp on the simulation's own
+ * allocator: nothing is held or committed) and with option 80 in its DISCOVER.
+ */
+function simulateVariants(allocator: Allocator, client: ClientRequest, subnet: PoolSubnet | undefined, decision: Decision, serverId: Ipv4, input: ExplainInput, dynamic: boolean): { bootp: string; rapidCommit: string } {
+  if (subnet === undefined) return { bootp: 'no reply: no subnet for this network', rapidCommit: 'no reply: no subnet for this network' };
+  const bootp = allocator.onBootp({ ...client, type: 'bootp' }, subnet, [serverId], input.leases, input.nowMs, dynamic);
+  const bootpText = bootp.kind === 'ack'
+    ? `BOOTREPLY ${formatIpv4(bootp.ip)}${bootp.reservation ? ' (reserved)' : ' (pool: bootp.dynamic)'}, a lease that never expires by itself`
+    : bootp.kind === 'silent' ? `no reply: ${bootp.reason}` : bootp.kind;
+  const rapidText = subnet.rapidCommit !== true
+    ? `OFFER as above: option 80 ignored (dhcp.subnets[].rapidCommit is off for ${subnet.id})`
+    : decision.kind === 'offer' ? `ACK ${formatIpv4(decision.ip)} at once, after its grant commits (rapidCommit on for ${subnet.id})` : `as above (rapidCommit on for ${subnet.id})`;
+  return { bootp: bootpText, rapidCommit: rapidText };
 }
 
 function zoneOf(name: string, zones: readonly string[]): string | null {

@@ -24,6 +24,8 @@ function summarize(bytes: Uint8Array): Record<string, unknown> {
   if (v.maxMessageSize !== undefined) out['maxMessageSize'] = v.maxMessageSize;
   if (v.vendorClass !== undefined) out['vendorClass'] = v.vendorClass;
   if (v.userClasses.length > 0) out['userClasses'] = v.userClasses.join(',');
+  if (v.rapidCommit === true) out['rapidCommit'] = true;
+  if (v.bootpVendor !== undefined) out['bootpVendor'] = v.bootpVendor;
   return out;
 }
 
@@ -43,6 +45,9 @@ const CASES: Array<[string, Record<string, unknown>]> = [
   ['uboot-armv7-request', { type: 'request', mac: '52:54:00:97:02:01', xid: '00970b0a', ciaddr: '0.0.0.0', requestedIp: '10.97.0.188', serverId: '10.97.0.1', arch: 21, maxMessageSize: 576, vendorClass: 'U-Boot.armv7', prl: '1,3,6,12,17' }],
   ['uboot-armv8-discover', { type: 'discover', mac: '52:54:00:97:02:02', xid: '00970aa5', ciaddr: '0.0.0.0', arch: 22, maxMessageSize: 576, vendorClass: 'U-Boot.armv8', prl: '1,3,6,12,17' }],
   ['uboot-armv8-request', { type: 'request', mac: '52:54:00:97:02:02', xid: '00970aa5', ciaddr: '0.0.0.0', requestedIp: '10.97.0.190', serverId: '10.97.0.1', arch: 22, maxMessageSize: 576, vendorClass: 'U-Boot.armv8', prl: '1,3,6,12,17' }],
+  // These two were read off tcpdump 4.99's dissection (-v) of the capture (test/golden/dhcp/README.md).
+  ['bootpc-request', { type: 'bootp', mac: '52:54:00:b0:07:01', xid: '24cc1755', ciaddr: '0.0.0.0', prl: '', bootpVendor: 'rfc1048' }],
+  ['dhcpcd-rapid-commit-discover', { type: 'discover', mac: '52:54:00:b0:07:01', xid: '4e0c33f2', ciaddr: '0.0.0.0', prl: '1,3,6,28,33,51,58,59', maxMessageSize: 1472, vendorClass: 'dhcpcd-9.4.1:Linux-6.18.44-fc-v1147:x86_64:AuthenticAMD', rapidCommit: true }],
 ];
 
 for (const [name, expected] of CASES) {

@@ -1,4 +1,5 @@
 import { realpathSync } from 'node:fs';
+import { formatWallSteps, type WallStepWatch } from '../lib/clock-step.js';
 import { resolve } from 'node:path';
 import { ExitCode, LanhaError } from '../lib/errors.js';
 import { powerSummary } from '../cluster/power.js';
@@ -160,6 +161,7 @@ interface StatusBody {
   role: string;
   version: string;
   uptimeSeconds: number;
+  clock?: ReturnType<WallStepWatch['report']>;
   cluster: { mode: string; role: string; leader: string | null; term: number; commitIndex: number } & RaftStatusBody & EtcdStatusBody;
   warnings: string[];
   services: Record<string, { listening: string[] }>;
@@ -220,6 +222,7 @@ export const statusCommand: CliCommand = {
     io.out(formatTable(['node', 'role', 'cluster', 'leader', 'term', 'commit', 'uptime', 'version'], [[
       body.node, `${body.role}/${c.role}`, c.mode, c.leader ?? '-', String(c.term), String(c.commitIndex), formatDuration(body.uptimeSeconds * 1000), body.version,
     ]]));
+    io.out(formatWallSteps(body.clock));
     const members = formatMembers(body.members);
     if (members !== '') io.out('\n' + members);
     const raft = c.backend === 'etcd' ? formatEtcdStatus(c) : formatRaftStatus(c);

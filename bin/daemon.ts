@@ -7,6 +7,7 @@ import { configChanges } from '../config/changes.js';
 import { configWarnings } from '../config/warnings.js';
 import { chooseLogFormat, createLogger, type Logger } from '../lib/log.js';
 import { systemClock, type Clock } from '../lib/clock.js';
+import { WallStepWatch } from '../lib/clock-step.js';
 import { cryptoRandom, type Random } from '../lib/random.js';
 import { ControlServer, type ApiRoutes } from '../lib/control-server.js';
 import { systemdReady, type SystemdHandle } from '../lib/systemd.js';
@@ -98,6 +99,11 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
   const clock = options.clock ?? systemClock;
   const random = options.random ?? cryptoRandom;
   const startedWall = clock.wallMs();
+  const startedMono = clock.monotonicMs();
+  // Leases run on log time and Raft, the VIP and every timer on monotonic time, so a step of the
+  // wall clock moves none of them; it is still said, once per step (HA.md 2.6, "clock jump").
+  const wallSteps = new WallStepWatch();
+  wallSteps.observe(startedMono, startedWall);
   checkStateDir(config.node.stateDir);
 
   const state = await (options.openState ?? defaultOpenState)(config, log, clock).catch((error: unknown) => {
@@ -155,6 +161,11 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
     }
   };
   const sampler = setInterval(() => {
+    const step = wallSteps.observe(clock.monotonicMs(), clock.wallMs());
+    if (step !== null) {
+      log.warn({ event: 'daemon.clock_step', stepMs: step.stepMs, from: new Date(step.fromWallMs).toISOString(), to: new Date(step.toWallMs).toISOString() },
+        `the wall clock stepped by ${step.stepMs > 0 ? '+' : ''}${(step.stepMs / 1000).toFixed(1)} s (${new Date(step.fromWallMs).toISOString()} -> ${new Date(step.toWallMs).toISOString()}); leases, Raft and the VIP run on log and monotonic time and are not moved`);
+    }
     const s = state.status();
     tracker.observe({ role: s.role, leader: s.leader, term: s.term, vipHeld: vipHeld() }, clock.wallMs());
     const view: AuditView = { commitIndex: s.commitIndex, committedTerm: state.committedTerm?.bind(state), lease: (ip) => state.fsm.lease(ip) };
@@ -254,7 +265,9 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
         startedAt: new Date(startedWall).toISOString(),
         configHash: hash,
         configFile: options.configFile ?? null,
-        uptimeSeconds: Math.round((clock.wallMs() - startedWall) / 1000),
+        // Monotonic: a wall-clock step back made it negative.
+        uptimeSeconds: Math.round((clock.monotonicMs() - startedMono) / 1000),
+        clock: wallSteps.report(clock.monotonicMs()),
         cluster: state.status(),
         members: memberRows(memberNames, localReport(), members.members()),
         ackAudit: acks.summary(),

@@ -268,9 +268,13 @@ export class Allocator {
     return grant;
   }
 
-  /** The offer of `ip` taken as a SELECTING REQUEST (server id ours, requested address `ip`) takes it. */
+  /**
+   * The offer of `ip` taken as a SELECTING REQUEST (server id ours, requested address `ip`) takes it;
+   * a refusal is silence, not a NAK (RFC 2131 §4.3.1: a DISCOVER gets none; BOOTP has none).
+   */
   #take(request: ClientRequest, ip: Ipv4, subnet: PoolSubnet, serverIds: readonly Ipv4[], leases: LeaseView, nowMs: number): Decision {
-    return this.onRequest({ ...request, requestedIp: ip, ...(serverIds[0] === undefined ? {} : { serverId: serverIds[0] }) }, subnet, serverIds, leases, nowMs);
+    const taken = this.onRequest({ ...request, requestedIp: ip, ...(serverIds[0] === undefined ? {} : { serverId: serverIds[0] }) }, subnet, serverIds, leases, nowMs);
+    return taken.kind === 'nak' ? { kind: 'silent', reason: taken.reason, ...(taken.subnet ? { subnet: taken.subnet } : {}) } : taken;
   }
 
   /** REQUEST in SELECTING, INIT-REBOOT, RENEWING or REBINDING (RFC 2131 §4.3.2). */

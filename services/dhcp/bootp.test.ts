@@ -41,7 +41,7 @@ ${bootp}
 }
 
 /** A handler whose log holds each proposal until the test lets it through (`release`). */
-function setup(options: { dynamic?: boolean; rapidCommit?: boolean } = {}): { handler: DhcpHandler; fsm: Fsm; held: () => number; release: () => void } {
+function setup(options: { dynamic?: boolean; rapidCommit?: boolean } = {}): { handler: DhcpHandler; fsm: Fsm; held: () => number; release: () => void; direct: (c: Command) => Promise<AppliedEntry> } {
   const parsed = parseConfig(config(options.dynamic === undefined ? '' : `  bootp: { dynamic: ${options.dynamic} }`, options.rapidCommit ?? false));
   const fsm = new Fsm();
   const inner = new MemoryStateLog(fsm, new ManualClock(0, 0));
@@ -51,7 +51,7 @@ function setup(options: { dynamic?: boolean; rapidCommit?: boolean } = {}): { ha
     propose: (c: Command) => new Promise<AppliedEntry>((resolve) => { gates.push(() => { void inner.propose(c).then(resolve); }); }),
   };
   const handler = new DhcpHandler({ config: parsed.dhcp!, state: gated, nodeAddress: parsed.node.address, log: silentLogger });
-  return { handler, fsm, held: () => gates.length, release: () => { for (const g of gates.splice(0)) g(); } };
+  return { handler, fsm, held: () => gates.length, release: () => { for (const g of gates.splice(0)) g(); }, direct: (c) => inner.propose(c) };
 }
 
 /** A 300-octet BOOTREQUEST (RFC 951): `vendor` is its 64-octet vend field as sent. */
@@ -184,6 +184,22 @@ t.test('a DISCOVER with option 80 gets an ACK with option 80 after the commit wh
   t.equal(s.fsm.lease(reply.yiaddr)?.state, 'bound', 'the lease is committed');
   t.equal(u32Value(reply.options.get(DhcpOption.IpAddressLeaseTime)!), 3600, 'an ordinary lease time');
   t.equal(s.handler.counters.toJSON()['rapid-commit.acked'], 1);
+  t.end();
+});
+
+t.test('a Rapid Commit or BOOTP grant the state machine refuses (the address taken meanwhile) gets silence, not a NAK', async (t) => {
+  for (const [what, bytes, options] of [['Rapid Commit DISCOVER', discover(MAC_OTHER, true), { rapidCommit: true }], ['BOOTREQUEST', bootRequest(MAC_OTHER, rfc1048()), { dynamic: true }]] as const) {
+    const s = setup(options);
+    const pending = s.handler.handle(bytes, '0.0.0.0:68', 0);
+    await new Promise((r) => setImmediate(r));
+    t.equal(s.held(), 1, `${what}: its grant is in flight`);
+    // Another client is bound to the same address first (a grant proposed elsewhere, applied first).
+    await s.direct({ type: 'lease.grant', ip: parseIpv4('10.50.0.100')!, mac: '52:54:00:00:00:77', subnet: '10.50.0.0/24', leaseMs: 3_600_000 });
+    s.release();
+    t.same(await pending, [], `${what}: no reply (RFC 2131: no NAK to a DISCOVER; BOOTP has none)`);
+    t.equal(s.handler.counters.toJSON()['dropped.grant-refused'], 1, `${what}: counted`);
+    t.notOk(s.handler.counters.toJSON()['sent.nak'], `${what}: no NAK sent`);
+  }
   t.end();
 });
 

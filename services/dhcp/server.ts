@@ -380,6 +380,12 @@ export class DhcpHandler {
         const resumedAt = performance.now();
         const lease = this.#state.fsm.lease(decision.ip);
         if (!lease || lease.state !== 'bound' || !sameClient(lease, client)) {
+          // A DISCOVER (Rapid Commit) or a BOOTREQUEST gets no NAK (RFC 2131 §4.3.1: none to a
+          // DISCOVER; BOOTP has none): it retries and is offered another address.
+          if (client.type === 'discover' || client.type === 'bootp') {
+            this.counters.inc('dropped.grant-refused');
+            return [];
+          }
           this.counters.inc('sent.nak');
           return [this.#reply({ kind: 'nak', request, client, serverId: this.serverId, message: 'address taken' })];
         }

@@ -18,7 +18,7 @@ function view(over: Partial<MetricsView> = {}): MetricsView {
     node: 'lan-a', version: '0.1.0',
     cluster: () => ({ mode: 'cluster', role: 'leader', leader: 'lan-a', term: 4, commitIndex: 20, appliedIndex: 20, lastIndex: 21, leaseValid: true, progress: { 'lan-a': { match: 21 }, 'lan-b': { match: 15 } }, storage: { fsyncs: 9, batches: 5 } }),
     services: () => [
-      { name: 'dhcp', status: { offers: 2, counters: { 'received.discover': 3, 'sent.ack': 2, 'dropped.rate-limited.mac': 1, 'lease.reused': 1, 'rogue.offers': 4, 'rogue.requests': 1 },
+      { name: 'dhcp', status: { offers: 2, counters: { 'received.discover': 3, 'sent.ack': 2, 'dropped.rate-limited.mac': 1, 'lease.reused': 1, 'rogue.offers': 4, 'rogue.requests': 1, 'rapid-commit.acked': 2, 'ignored.bootp-unknown': 3, 'received.bootp': 5 },
         clients: [{ subnet: '10.0.0.0/24', clients: 'known', unknownPool: null, ignored: 7 }, { subnet: '10.0.1.0/24', clients: 'all', unknownPool: null, ignored: 0 }], rogue: { probe: null, servers: [{ serverId: '10.0.0.9' }] } } },
       { name: 'vip', status: { address: '10.0.0.1/24', held: true, acquisitions: 1, renewals: 5, garps: 2, releases: 0 } },
       { name: 'ntp', status: { synchronised: true, stratum: 3, rootDelayMs: 1.5, rootDispersionMs: 2, sources: [{ name: '10.0.0.3:123', kind: 'peer', reach: '377', offsetMs: -0.25 }], kernelStamps: { used: { kernel: 4, kernel_waited: 7, estimate_timeout: 1, estimate_busy: 0 } } } },
@@ -70,6 +70,9 @@ t.test('names follow the rules', async (t) => {
   t.match(text, 'lanha_dhcp_pool_utilization_ratio{subnet="10.0.0.0/24",pool="10.0.0.100-10.0.0.199"} 0.91');
   t.match(text, 'lanha_dhcp_packets_dropped_total{reason="rate_limited_mac"} 1');
   t.match(text, '\nlanha_dhcp_lease_reuses_total 1\n', 'ACKs from the lease cache (Kea: v4-lease-reuses)');
+  t.match(text, '\nlanha_dhcp_rapid_commit_acks_total 2\n', 'Rapid Commit ACKs');
+  t.match(text, '\nlanha_dhcp_bootp_ignored_total 3\n', 'BOOTP clients without a reservation, unanswered');
+  t.match(text, 'lanha_dhcp_packets_received_total{type="bootp"} 5', 'BOOTREQUESTs among the packets received, by type');
   t.match(text, '\nlanha_dhcp_unknown_clients_ignored_total{subnet="10.0.0.0/24"} 7\n', 'inventory mode: unknown clients ignored, per subnet');
   t.notMatch(text, 'lanha_dhcp_unknown_clients_ignored_total{subnet="10.0.1.0/24"}', 'no ignored series for a subnet serving all clients');
   t.match(text, 'lanha_dhcp_subnet_known_clients_only{subnet="10.0.0.0/24"} 1');

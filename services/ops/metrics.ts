@@ -156,8 +156,10 @@ export function createMetrics(view: MetricsView, options: { perClient: boolean; 
     dhcpCounter('lanha_dhcp_packets_received_total', 'DHCP requests received, by message type.', 'received.', 'type');
     dhcpCounter('lanha_dhcp_packets_sent_total', 'DHCP replies sent, by message type.', 'sent.', 'type');
     dhcpCounter('lanha_dhcp_packets_dropped_total', 'DHCP packets dropped without a reply, by reason.', 'dropped.', 'reason');
-    new Counter({ name: 'lanha_dhcp_lease_reuses_total', help: 'REQUESTs ACKed from the committed lease with the lease time left, writing nothing (lease caching: dhcp.cacheThreshold, dhcp.cacheMaxAge; Kea\'s v4-lease-reuses).', registers: r,
-      collect() { this.reset(); this.inc(counters(status('dhcp'))['lease.reused'] ?? 0); } });
+    const dhcpTotal = (name: string, help: string, key: string): void => {
+      new Counter({ name, help, registers: r, collect() { this.reset(); this.inc(counters(status('dhcp'))[key] ?? 0); } });
+    };
+    dhcpTotal('lanha_dhcp_lease_reuses_total', 'REQUESTs ACKed from the committed lease with the lease time left, writing nothing (lease caching: dhcp.cacheThreshold, dhcp.cacheMaxAge; Kea\'s v4-lease-reuses).', 'lease.reused');
     const pool = (name: string, help: string, read: (p: SubnetUsage['pools'][number]) => number): void => {
       new Gauge({ name, help, labelNames: ['subnet', 'pool'], registers: r,
         collect() { this.reset(); for (const s of view.pools()) for (const p of s.pools) this.set({ subnet: p.subnet, pool: p.pool }, read(p)); } });
@@ -176,8 +178,9 @@ export function createMetrics(view: MetricsView, options: { perClient: boolean; 
       } });
     new Gauge({ name: 'lanha_dhcp_leases', help: 'Leases in the replicated state, by state.', labelNames: ['subnet', 'state'], registers: r,
       collect() { this.reset(); for (const s of view.pools()) for (const [state, n] of Object.entries(s.leases)) this.set({ subnet: s.subnet, state }, n); } });
-    new Counter({ name: 'lanha_dhcp_offers_reclaimed_total', help: 'Outstanding offers taken back for a new client because the pool had no free address (a DISCOVER flood, or a pool too small).', registers: r,
-      collect() { this.reset(); this.inc(counters(status('dhcp'))['offer.reclaimed'] ?? 0); } });
+    dhcpTotal('lanha_dhcp_rapid_commit_acks_total', 'DISCOVERs with option 80 answered by an ACK of a committed lease (Rapid Commit, RFC 4039; dhcp.subnets[].rapidCommit).', 'rapid-commit.acked');
+    dhcpTotal('lanha_dhcp_bootp_ignored_total', 'BOOTREQUESTs of BOOTP clients without a reserved address that got no reply (dhcp.bootp.dynamic is off).', 'ignored.bootp-unknown');
+    dhcpTotal('lanha_dhcp_offers_reclaimed_total', 'Outstanding offers taken back for a new client because the pool had no free address (a DISCOVER flood, or a pool too small).', 'offer.reclaimed');
     // Inventory mode (dhcp.subnets[].clients): which subnets serve known clients only, and the unknown clients they ignored.
     const modes = (): Array<{ subnet: string; clients: string; ignored: number }> => {
       const c = status('dhcp')?.['clients'];

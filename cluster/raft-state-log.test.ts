@@ -1,5 +1,5 @@
 import t from 'tap';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { systemClock } from '../lib/clock.js';
@@ -503,4 +503,19 @@ t.test('ENOSPC from an fdatasync (or from a call not known) stays fatal: write-b
     t.equal(fatal.length, 1, `syscall ${syscall ?? 'unknown'}: fatal`);
     await log.close();
   }
+});
+
+t.test('a cluster member does not start on another member\'s Raft directory (a state directory copied from it); one from before the owner file is adopted', async (t) => {
+  const root = scratch(t);
+  const dir = join(root, 'raft');
+  const conf = { voters: ['a', 'b', 'c'], learners: [], witnesses: [] };
+  const openAs = (id: string): Promise<RaftStateLog> => RaftStateLog.open({ id, dir, conf, clock: systemClock, random: seededRandom(1), log: silentLogger, memberFile: join(root, 'raft.member'), electionMs: 60_000 });
+  const a = await openAs('a');
+  await a.close();
+  t.equal(readFileSync(join(dir, 'owner'), 'utf8'), 'a\n', 'the directory names its member');
+  await t.rejects(openAs('b'), /holds the Raft state of member a, not of b \(node\.name\).*mv .*raft .*raft\.a/, 'b refuses a\'s directory, saying what to do');
+  rmSync(join(dir, 'owner'));
+  const adopted = await openAs('b');
+  await adopted.close();
+  t.equal(readFileSync(join(dir, 'owner'), 'utf8'), 'b\n', 'a directory without the file is taken as this member\'s');
 });

@@ -1,4 +1,4 @@
-import { readFileSync, statfsSync } from 'node:fs';
+import { existsSync, readFileSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileDurablySync } from '../lib/durable-file.js';
 import type { Clock } from '../lib/clock.js';
@@ -231,7 +231,9 @@ export class RaftStateLog implements StateLog {
     if (opts.failpoint === undefined && failpoint !== undefined) {
       opts.log.warn({ event: 'raft.failpoints', failpoints: process.env['LANHA_FAILPOINTS'] }, 'LANHA_FAILPOINTS is set: faults are injected into the Raft storage (for tests only)');
     }
+    if (opts.memberFile !== undefined) checkOwner(opts.dir, opts.id);
     const { wal, state } = await Wal.open(opts.dir, walOpts);
+    if (opts.memberFile !== undefined) recordOwner(opts.dir, opts.id);
     if (state.truncatedBytes > 0) {
       opts.log.warn({ event: 'raft.wal_torn_tail', bytes: state.truncatedBytes, dir: opts.dir }, `cut a torn tail of ${state.truncatedBytes} bytes (a write that was never fsync'd)`);
     }
@@ -884,6 +886,31 @@ export function decodeFsmSnapshot(bytes: Uint8Array): FsmSnapshot {
 /** The state directory of the Raft member under node.stateDir. */
 export function raftDir(stateDir: string): string {
   return join(stateDir, 'raft');
+}
+
+/**
+ * A cluster member's Raft directory names the member it belongs to (`owner`, written at the first
+ * open). A directory copied from another member would vote with that member's term and vote, and
+ * count as this member's acknowledgement entries it never took: two leaders of one term, or a
+ * commit lost, are then possible. So a start on another member's directory is refused, with what
+ * to do. A directory from before the file is taken as this member's (the file is written then).
+ */
+export function checkOwner(dir: string, id: string): void {
+  let owner: string;
+  try {
+    owner = readFileSync(join(dir, 'owner'), 'utf8').trim();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw error;
+  }
+  if (owner === id) return;
+  throw new LanhaError('io', `${dir} holds the Raft state of member ${owner}, not of ${id} (node.name): a state directory copied from another member would vote with its votes and count its log as ${id}'s, so lanha does not start on it. `
+    + `To give ${id} a new disk: move ${dir} aside (mv ${dir} ${dir}.${owner}) and start it; it rebuilds from the leader. If node.name is what is wrong, correct it`);
+}
+
+function recordOwner(dir: string, id: string): void {
+  const file = join(dir, 'owner');
+  if (!existsSync(file)) writeFileDurablySync(file, `${id}\n`);
 }
 
 /** The member file of a cluster member: beside its raft directory (RaftStateLogOptions.memberFile). */

@@ -519,3 +519,74 @@ t.test('a cluster member does not start on another member\'s Raft directory (a s
   await adopted.close();
   t.equal(readFileSync(join(dir, 'owner'), 'utf8'), 'b\n', 'a directory without the file is taken as this member\'s');
 });
+
+t.test('a snapshot the full disk refused (ENOSPC on its write) fences the member, which waits for space and then snapshots and writes again', async (t) => {
+  const dir = scratch(t);
+  let full = true;
+  const fatal: Error[] = [];
+  const log = await RaftStateLog.open({
+    id: 'n1', dir, conf: { voters: ['n1'], learners: [], witnesses: [] }, clock: systemClock, random: seededRandom(1), log: silentLogger,
+    snapshotEntries: 10, spaceCheckMs: 20,
+    failpoint: (name) => { if (full && name === 'snapshot.beforeRename') throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', syscall: 'write' }); },
+    freeSpace: () => ({ freeBytes: full ? 0 : 64 * 1048576, totalBytes: 8 * 1048576 }),
+  });
+  log.onFatal((error) => fatal.push(error));
+  try {
+    await Promise.all(Array.from({ length: 12 }, (_, i) => log.propose(grant(i))));
+    await log.propose(grant(12)).catch(() => undefined); // starts the snapshot, or is the batch that fences
+    await log.snapshotSettled();
+    await t.rejects(log.propose(grant(13)).then(() => log.propose(grant(14))), /ENOSPC|stopped accepting writes/, 'writes stop after the refused snapshot');
+    t.notOk(log.isLeader());
+    t.same(fatal, [], 'not fatal');
+    t.ok((log.status().storage as { full: unknown }).full, 'status says the disk is full');
+    full = false;
+    const until = Date.now() + 5000;
+    while (!log.isLeader() && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 10));
+    t.ok(log.isLeader(), 'leads again once space is free');
+    await Promise.all(Array.from({ length: 12 }, (_, i) => log.propose(grant(20 + i))));
+    await log.snapshotSettled();
+    t.ok(log.fsm.lease(0x0a000001) && log.fsm.lease(0x0a00001f), 'leases from before and after are applied');
+  } finally {
+    await log.close();
+  }
+  const again = await open(dir);
+  t.ok(again.fsm.lease(0x0a000001) && again.fsm.lease(0x0a00001f), 'and on the disk');
+  t.ok((again.status().snapshotIndex as number) > 0, `a snapshot was written once space returned (at ${String(again.status().snapshotIndex)})`);
+  await again.close();
+});
+
+t.test('a full disk whose earlier fdatasync then failed (write-back lost) is not waited out: fatal, for a restart', async (t) => {
+  const dir = scratch(t);
+  let armed = false;
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => { release = resolve; });
+  let syncs = 0;
+  const fatal: Error[] = [];
+  const log = await RaftStateLog.open({
+    id: 'n1', dir, conf: { voters: ['n1'], learners: [], witnesses: [] }, clock: systemClock, random: seededRandom(1), log: silentLogger,
+    spaceCheckMs: 20, freeSpace: () => ({ freeBytes: 64 * 1048576, totalBytes: 128 * 1048576 }),
+    failpoint: async (name) => {
+      if (!armed) return;
+      if (name === 'wal.beforeFsync' && ++syncs === 1) { await gate; throw Object.assign(new Error('EIO: write-back failed'), { code: 'EIO', syscall: 'fdatasync' }); }
+      if (name === 'wal.beforeWrite' && syncs >= 1) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', syscall: 'write' });
+    },
+  });
+  log.onFatal((error) => fatal.push(error));
+  try {
+    await log.propose(grant(1));
+    armed = true;
+    const first = log.propose(grant(2)); // written; its fdatasync waits at the gate
+    first.catch(() => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await t.rejects(log.propose(grant(3)), /ENOSPC/, 'the next write finds the disk full');
+    release();
+    await t.rejects(first, /not made durable/, 'the batch whose fdatasync failed is not acknowledged');
+    const until = Date.now() + 3000;
+    while (fatal.length === 0 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 10));
+    t.equal(fatal.length, 1, 'fatal once space was back: the state is not read back in this process');
+    t.match(fatal[0]?.message ?? '', /fdatasync .* failed while the file system was full/);
+    t.notOk(log.isLeader());
+  } finally {
+    await log.close();
+  }
+});

@@ -735,6 +735,9 @@ export class RaftStateLog implements StateLog {
         await this.#snapshotSave;
         await old.wal.close();
         this.#walClosed = true;
+        // An fdatasync that failed meanwhile (a batch written before the disk filled) is write-back
+        // lost: what the page cache shows may not be on the disk, so only a restart may read it.
+        if (old.wal.syncFailed) throw new LanhaError('io', `an fdatasync in ${this.#opts.dir} failed while the file system was full: the state cannot be read back in this process`);
       }
       if (this.#closed) return;
       opened = await Wal.open(this.#opts.dir, this.#walOpts);

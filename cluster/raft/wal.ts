@@ -309,6 +309,23 @@ export class Wal {
     this.#allocated = target;
   }
 
+  /**
+   * Whether an fsync or fdatasync of the WAL has ever failed: write-back failed, and the kernel
+   * may since hold as clean pages it never wrote, so the files cannot be read back as the truth
+   * in this boot's page cache (a full disk is waited out only when none failed).
+   */
+  get syncFailed(): boolean { return this.#syncFailed; }
+  #syncFailed = false;
+
+  async #flushed(call: Promise<void> | undefined): Promise<void> {
+    try {
+      await call;
+    } catch (error) {
+      this.#syncFailed = true;
+      throw error;
+    }
+  }
+
   /** fdatasyncs issued (each covers every batch written before it). */
   get syncCount(): number { return this.#syncCount; }
 
@@ -366,9 +383,10 @@ export class Wal {
     const path = join(this.#walDir, this.#segments[this.#segments.length - 1]!.name);
     const id = this.#fdId;
     const run = (async () => {
-      if (this.#failpoint) await this.#fail('wal.beforeFsync');
+      // An injected failure here stands for the fdatasync's own (it counts in syncFailed).
+      if (this.#failpoint) await this.#flushed(this.#fail('wal.beforeFsync').then(() => undefined));
       const started = performance.now();
-      await fd.datasync();
+      await this.#flushed(fd.datasync());
       // A segment deleted or moved away under us (the state directory removed, say) takes writes
       // and fdatasyncs all the same, into a file no start reads: nothing in it may count as durable.
       checkLinked(id, path);
@@ -487,12 +505,12 @@ export class Wal {
     const fd = await fsp.open(file, 'w');
     try {
       await fd.write(Buffer.alloc(4096, 0x5a), 0, 4096, 0);
-      await fd.sync();
+      await this.#flushed(fd.sync());
     } finally {
       await fd.close();
     }
     await fsp.rm(file, { force: true });
-    await this.#fd?.datasync();
+    await this.#flushed(this.#fd?.datasync());
   }
 
   async close(): Promise<void> {
@@ -504,7 +522,7 @@ export class Wal {
     if (this.#fd && !this.#broken && this.#dataEnd > this.#markWritten) {
       // A clean stop leaves the last batch covered by a durable mark.
       try {
-        await this.#fd.datasync();
+        await this.#flushed(this.#fd.datasync());
         this.#durableEnd = this.#size;
         await this.#writeMark();
       } catch (error) {
@@ -532,7 +550,7 @@ export class Wal {
     this.#fd = await fsp.open(join(this.#walDir, seg.name), 'r+');
     // What a process killed before its fdatasync left in the page cache is made durable now, so
     // the marks written from here on say only what is true.
-    await this.#fd.datasync();
+    await this.#flushed(this.#fd.datasync());
     const st = await this.#fd.stat();
     const length = st.size;
     this.#fdId = { dev: st.dev, ino: st.ino };
@@ -557,7 +575,7 @@ export class Wal {
       const st = await fd.stat();
       id = { dev: st.dev, ino: st.ino };
       await fd.write(SEGMENT_MAGIC, 0, HEADER, 0);
-      await fd.datasync();
+      await this.#flushed(fd.datasync());
       await fsyncDir(this.#walDir);
     } catch (error) {
       // The WAL breaks on this error; the new segment's descriptor is not left to the GC.
@@ -566,7 +584,7 @@ export class Wal {
     }
     if (this.#fd) {
       if (this.#allocated > this.#size) await this.#fd.truncate(this.#size);
-      await this.#fd.datasync();
+      await this.#flushed(this.#fd.datasync());
       await this.#fd.close();
     }
     this.#fd = fd;
@@ -594,7 +612,7 @@ export class Wal {
     const fd = await fsp.open(tmp, 'w');
     try {
       await fd.write(bytes, 0, bytes.length, 0);
-      await fd.sync();
+      await this.#flushed(fd.sync());
     } finally {
       await fd.close();
     }

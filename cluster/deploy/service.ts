@@ -4,7 +4,7 @@ import type { ServiceContext, RunningService } from '../../services/contract.js'
 import { NotLeaderError } from '../state-log.js';
 import { storeFakeSuper, type DeployConfig } from './config.js';
 import { describeChanges } from './manifest.js';
-import { commitTree, pruneStore, storedGenerations, sweepStoreLeftovers, verifyGeneration } from './store.js';
+import { commitTree, pruneStore, storeDir, storedGenerations, sweepStoreLeftovers, verifyGeneration } from './store.js';
 import { PeerSync } from './peer-sync.js';
 import { JobRunner } from './jobs.js';
 import { fleetTargets, pinnedKey, resolveNames, resolveTargets } from './targets.js';
@@ -33,9 +33,18 @@ export async function startDeploy(context: ServiceContext): Promise<RunningServi
   const fakeSuper = storeFakeSuper(deploy);
   const runner = new JobRunner({ config: deploy, targets: () => fleetTargets(deploy, state.fsm), clusterId: config.cluster?.id ?? config.node.name, member, stateDir, state, log, clock });
 
+  // Runs as entries apply and at start: a tree it cannot remove is logged, never thrown, or one
+  // undeletable directory would fail every commit's entry and then every daemon start.
   const prune = (): void => {
     const keep = new Set(rootfs.generations().map((g) => g.id));
-    for (const id of pruneStore(stateDir, keep)) log.info({ event: 'rootfs.dropped', generation: id }, `generation ${id.slice(0, 12)} dropped from the store`);
+    let dropped: string[];
+    try {
+      dropped = pruneStore(stateDir, keep);
+    } catch (error) {
+      log.warn({ event: 'rootfs.prune_failed', err: error }, `cannot drop old generations from the store ${storeDir(stateDir)}: ${errorMessage(error)}; the next commit tries again`);
+      return;
+    }
+    for (const id of dropped) log.info({ event: 'rootfs.dropped', generation: id }, `generation ${id.slice(0, 12)} dropped from the store`);
   };
   const peers = new PeerSync({ deploy, stateDir, member, state, log, clock, members: (config.cluster?.members ?? []).filter((m) => m.role !== 'witness' && m.name !== member).map((m) => m.name) });
   const unsubscribe = state.fsm.subscribe((entry) => {

@@ -7,7 +7,8 @@ import { appendFileSync, chmodSync, chownSync, existsSync, linkSync, mkdirSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { which } from '../../test/support/netns.js';
-import { commitTree, generationDir, pruneStore, storedGenerations, sweepStoreLeftovers, verifyGeneration } from './store.js';
+import { commitTree, generationDir, PATH_BYTES_MAX, pruneStore, storedGenerations, sweepStoreLeftovers, verifyGeneration } from './store.js';
+import { removeTreeSync } from '../../lib/remove-tree.js';
 
 t.test('commit, quick and full verify, tamper detection, prune', async (t) => {
   if (!which('rsync')) { process.stderr.write('\n*** SKIPPED store test: rsync is not installed (apt-get install rsync)\n'); t.pass('SKIPPED: no rsync'); return; }
@@ -143,4 +144,43 @@ t.test('leftovers of cut-off commits, peer copies and durable writes are swept; 
   writeFileSync(join(store, `${id}.verified.tmp`), 'z');
   t.same(pruneStore(dir, new Set()), [id], 'a dropped generation goes with its .tmp files');
   t.same(readdirSync(store), ['notes.tmp']);
+});
+
+/** Makes dir/<seg>/<seg>/... `depth` levels deep (by relative names: past PATH_MAX too) with a file at the bottom. */
+function deepTree(dir: string, segment: string, depth: number): void {
+  execFileSync('sh', ['-c', `mkdir -p "$1" && cd "$1" && i=0; while [ $i -lt ${depth} ]; do mkdir ${segment} && cd ${segment}; i=$((i+1)); done; echo deep > file`, 'sh', dir]);
+}
+
+// A tree whose deepest path fits where it was made but not in the store (node.stateDir/rootfs/<id>/
+// is a longer prefix): the commit used to copy it into a shorter temporary name, rename that to the
+// id, then fail on the first lstat with a bare ENAMETOOLONG, leaving a generation no entry named and
+// no Node call could remove. The next commit's prune threw on it inside the log's apply, which ended
+// the daemon, and so did every start after. Now the copy has the id's length, the commit is refused
+// with the path and the room named and leaves the store empty, and trees past PATH_MAX are removed.
+t.test('a path too long for the store is refused by name, nothing is left behind, and deep trees are pruned and swept', async (t) => {
+  if (!which('rsync')) { t.pass('SKIPPED: no rsync'); return; }
+  const dir = mkdtempSync(join(tmpdir(), 'lanha-store-long-'));
+  t.teardown(() => removeTreeSync(dir));
+  const state = join(dir, 'state');
+  const store = join(state, 'rootfs');
+  const tree = join(dir, 't');
+  // Fits under the old 17-character temporary name, not under the 64-character id.
+  const room = PATH_BYTES_MAX - Buffer.byteLength(`${store}/${'0'.repeat(64)}/`);
+  const segment = 'd'.repeat(99);
+  const depth = Math.floor((room + 30) / 100);
+  deepTree(tree, segment, depth);
+  const longest = depth * 100 + 'file'.length;
+  t.ok(longest > room && longest <= room + 47, `the deepest path (${longest} bytes) is just over the store's room (${room})`);
+  await t.rejects(commitTree(tree, state), {
+    message: new RegExp(`^${tree} holds a path too long for the generation store: d{56}\\.\\.\\.d{51}/file \\(${longest} bytes\\)\\. In the store every path is prefixed with ${store}/<id>/ \\(\\d+ bytes\\) and Linux refuses paths of 4096 bytes or more, so at most ${room} bytes fit: shorten it, or give node.stateDir a shorter path\\. Nothing was committed$`),
+  });
+  t.same(readdirSync(store), [], 'no generation, manifest or copy left in the store');
+
+  const id = 'c'.repeat(64);
+  deepTree(join(store, id), segment, 45);
+  writeFileSync(join(store, `${id}.manifest`), 'x');
+  t.same(pruneStore(state, new Set()), [id], 'a generation deeper than PATH_MAX is dropped');
+  deepTree(join(store, `.partial-${'0'.repeat(55)}`), segment, 45);
+  t.same(sweepStoreLeftovers(state).map((s) => s.path), [join(store, `.partial-${'0'.repeat(55)}`)], 'and so is a deep leftover copy');
+  t.same(readdirSync(store), []);
 });

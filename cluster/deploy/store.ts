@@ -1,10 +1,11 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { spawn } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, lstatSync, mkdirSync, readdirSync } from 'node:fs';
 import { readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { LanhaError } from '../../lib/errors.js';
+import { LanhaError, errorMessage } from '../../lib/errors.js';
 import { writeFileDurably } from '../../lib/durable-file.js';
+import { removeTreeSync } from '../../lib/remove-tree.js';
 import { decodeManifest, diffManifests, encodeManifest, isGenerationId, manifestCounts, type Manifest, type ManifestChange, type ManifestCounts } from './manifest.js';
 import { scanTree, statDigest } from './scan.js';
 
@@ -61,29 +62,63 @@ export async function commitTree(source: string, stateDir: string, options: Stor
   const store = storeDir(stateDir);
   mkdirSync(store, { recursive: true, mode: 0o700 });
   if (!existsSync(source)) throw new LanhaError('not-found', `${source}: no such directory`);
-  const partial = join(store, `.partial-${randomBytes(4).toString('hex')}`);
+  // As long a name as the generation's own (64 characters): a path that fits in the copy fits once
+  // it is renamed into place, so a tree too deep for the store fails while the copy is scanned.
+  const partial = join(store, `.partial-${randomBytes(28).toString('hex').slice(0, 55)}`);
+  let placed: string | undefined;
   try {
     // -M--fake-super: only the receiving side (the store) fakes; the source is read as it is.
     const copy = await runRsync(['-aHAX', '--numeric-ids', ...(options.fakeSuper === true ? ['-M--fake-super'] : []), `${source.replace(/\/+$/, '')}/`, `${partial}/`]);
+    if (copy.code !== 0 && /File name too long/.test(copy.stderr)) throw tooLongForStore(source, store);
     if (copy.code !== 0) throw new LanhaError('io', `copying ${source} into the generation store failed (rsync exit ${copy.code}): ${copy.stderr.trim().split('\n').slice(-3).join(' ')}`);
-    const manifest = await scanTree(partial, { fakeSuper: options.fakeSuper === true, shownAs: source.replace(/\/+$/, '') });
+    // rsync writes by relative names, so the copy itself succeeds; the scan's lstat is the first call
+    // that sees a whole path (and every later reader does too).
+    const manifest = await scanTree(partial, { fakeSuper: options.fakeSuper === true, shownAs: source.replace(/\/+$/, '') }).catch((error: unknown) => {
+      throw /ENAMETOOLONG/.test(errorMessage(error)) ? tooLongForStore(source, store) : error;
+    });
     const text = encodeManifest(manifest);
     const id = sha256(text);
     const counts = manifestCounts(manifest);
     if (existsSync(generationDir(stateDir, id)) && existsSync(manifestPath(stateDir, id))) {
       const changes = await verifyGeneration(stateDir, id).catch(() => [{ path: '.', what: 'unreadable' }]);
       if (changes.length === 0) return { id, counts, created: false };
-      await rm(generationDir(stateDir, id), { recursive: true, force: true });
+      removeTreeSync(generationDir(stateDir, id));
     }
     if (options.fakeSuper === true) await writeFileDurably(fakeSuperPath(stateDir, id), '');
     else await rm(fakeSuperPath(stateDir, id), { force: true });
+    placed = id;
     await rename(partial, generationDir(stateDir, id));
     await writeFileDurably(manifestPath(stateDir, id), text);
     await writeFileDurably(verifiedPath(stateDir, id), await statDigest(generationDir(stateDir, id)));
+    placed = undefined;
     return { id, counts, created: true };
   } finally {
-    await rm(partial, { recursive: true, force: true });
+    // A tree renamed into place whose manifest or stat digest could not be written is no generation
+    // (no entry names it): it goes with the copy. prune drops what cannot be removed here.
+    const leftovers = placed === undefined ? [partial] : [partial, generationDir(stateDir, placed), manifestPath(stateDir, placed), verifiedPath(stateDir, placed), fakeSuperPath(stateDir, placed)];
+    for (const leftover of leftovers) {
+      try { removeTreeSync(leftover); } catch { /* swept at the next daemon start */ }
+    }
   }
+}
+
+/** Linux refuses a path of PATH_MAX (4096) bytes or more, its terminating NUL counted. */
+export const PATH_BYTES_MAX = 4095;
+
+/** The error for a tree with a path too long to be stored: names the longest path and the room there is. */
+function tooLongForStore(source: string, store: string): LanhaError {
+  const prefix = Buffer.byteLength(`${store}/${'0'.repeat(64)}/`);
+  const longest = longestPath(source);
+  const shown = longest.length > 120 ? `${longest.slice(0, 56)}...${longest.slice(-56)}` : longest;
+  return new LanhaError('usage', `${source} holds a path too long for the generation store: ${shown} (${Buffer.byteLength(longest)} bytes). In the store every path is prefixed with ${store}/<id>/ (${prefix} bytes) and Linux refuses paths of ${PATH_BYTES_MAX + 1} bytes or more, so at most ${PATH_BYTES_MAX - prefix} bytes fit: shorten it, or give node.stateDir a shorter path. Nothing was committed`);
+}
+
+/** The longest path below `dir`, relative to it (walked by relative names: deep trees too). */
+function longestPath(dir: string): string {
+  const find = spawnSync('find', ['.', '-mindepth', '1', '-printf', '%P\\0'], { cwd: dir, maxBuffer: 1 << 30 });
+  let longest = '';
+  for (const path of (find.stdout ?? Buffer.alloc(0)).toString('utf8').split('\0')) if (Buffer.byteLength(path) > Buffer.byteLength(longest)) longest = path;
+  return longest;
 }
 
 export async function readStoredManifest(stateDir: string, id: string): Promise<Manifest> {
@@ -136,7 +171,7 @@ export function pruneStore(stateDir: string, keep: ReadonlySet<string>): string[
   for (const name of readdirSync(store)) {
     const id = name.replace(/\.(manifest|verified|fake-super)(\.tmp)?$/, '');
     if (!isGenerationId(id) || keep.has(id)) continue;
-    rmSync(join(store, name), { recursive: true, force: true });
+    removeTreeSync(join(store, name));
     if (id === name) dropped.push(id);
   }
   return dropped;
@@ -157,7 +192,7 @@ export function sweepStoreLeftovers(stateDir: string): Array<{ path: string; byt
     if (!/^\.(partial|peer)-/.test(name) && !(tmp !== null && isGenerationId(tmp[1]!))) continue;
     const path = join(store, name);
     const bytes = treeBytes(path);
-    rmSync(path, { recursive: true, force: true });
+    removeTreeSync(path);
     swept.push({ path, bytes });
   }
   return swept;

@@ -115,14 +115,18 @@ t.test('a job\'s end sweeps the work directories of other jobs no run uses; a ru
   t.teardown(() => mute.close());
   const hostKey = sshKeyPair().public;
   const key = Buffer.from(sshKeyPair().private);
-  const target = (port: number) => ({ node: 'c1', host: '127.0.0.1', port, user: 'root', groups: [], hostKey });
+  const target = (port: number, node = 'c1') => ({ node, host: '127.0.0.1', port, user: 'root', groups: [], hostKey });
   const source = join(dir, 'agent');
   writeFileSync(source, Buffer.alloc(500, 1));
   const live = await r.startPush([source], [target((mute.address() as AddressInfo).port)], '/dst', undefined, key);
   t.ok(existsSync(join(deployDir, live, 'files', '0')), 'the live job has its copy');
 
-  // Port 1: nothing listens, the job ends at once; its end sweeps.
-  const quick = await r.startPush([source], [target(1)], '/dst', undefined, key);
+  // Another node (c1 is in the live job), on port 1: nothing listens, the job ends at once; its end sweeps.
+  await t.rejects(r.startPush([source], [target(1)], '/dst', undefined, key), {
+    message: `c1 is in deploy job ${live}, still running (\`lanctl deploy jobs ${live}\` follows it, \`lanctl deploy cancel ${live}\` stops it). A node takes one job at a time: two at once write the same tree and undo each other's renames. Nothing was started; run this again once that job has ended`,
+  }, 'a second job to a node in a running job is refused before anything is staged or logged');
+  t.same(readdirSync(deployDir).sort(), [live, ended, cut, gone, 'notes', 'ssh'].sort(), 'the refused job staged nothing');
+  const quick = await r.startPush([source], [target(1, 'c2')], '/dst', undefined, key);
   await until('the quick job ends', () => state.fsm.rootfs.job(quick)?.state !== 'running', 60_000);
   t.same(readdirSync(deployDir).sort(), [live, 'notes', 'ssh'].sort(), 'the leftovers are gone; the running job\'s directory, the sockets\' and a stray file stay');
   const swept = lines.filter((l) => l['event'] === 'deploy.workdir.swept').map((l) => [l['job'], l['bytes'], l['reason']] as const).sort();
@@ -134,5 +138,8 @@ t.test('a job\'s end sweeps the work directories of other jobs no run uses; a ru
 
   t.ok(await r.cancel(live), 'the live job is stopped');
   t.notOk(existsSync(join(deployDir, live)), 'and its directory went with its end');
+  const after = await r.startPush([source], [target(1)], '/dst', undefined, key);
+  await until('the job after it ends', () => state.fsm.rootfs.job(after)?.state !== 'running', 60_000);
+  t.pass('once that job ended, c1 takes a new one');
   t.same(r.sweepWorkDirs(), [], 'nothing left to sweep');
 });

@@ -99,6 +99,14 @@ export class JobRunner {
    * starts or resumes them (a push stages its sources before its start entry) until the run ended.
    */
   #busy = new Set<string>();
+  /**
+   * The job each node is in, from the request that starts or resumes it until that run ends: a node
+   * is in one job at a time. Two rsyncs into one tree share its `.~tmp~` holding directories and
+   * each removes them under the other (both ended "failed" with rename errors, the tree a mix), and a
+   * push and a sync would race the same way. Set before the first await, so two requests that arrive
+   * together cannot both pass.
+   */
+  #nodeJobs = new Map<string, string>();
   #timings = new Map<string, JobTimings>();
   #versions = new Map<string, number>();
   #waiters = new Map<string, Set<() => void>>();
@@ -159,7 +167,7 @@ export class JobRunner {
   /** Starts a rootfs job (entries first, then the work in the background); returns the job id. */
   async startRootfs(generation: string, targets: readonly ResolvedTarget[], dryRun: boolean, request: { t0: number; checkMs?: number } = { t0: this.#ctx.clock.monotonicMs() }): Promise<string> {
     const id = newJobId(this.#ctx.clock);
-    await this.#claim(id, () => this.#propose({ type: 'deploy.job.start', job: id, kind: 'rootfs', member: this.#ctx.member, nodes: targets.map((t) => t.node), generation, dryRun }));
+    await this.#claim(id, targets, () => this.#propose({ type: 'deploy.job.start', job: id, kind: 'rootfs', member: this.#ctx.member, nodes: targets.map((t) => t.node), generation, dryRun }));
     const timings: JobTimings = { nodes: {}, startEntryMs: this.#since(request.t0), ...(request.checkMs !== undefined ? { checkMs: request.checkMs } : {}) };
     this.#run(id, 0, targets, dryRun, request.t0, timings);
     return id;
@@ -173,8 +181,8 @@ export class JobRunner {
   async resume(job: Job, targets: readonly ResolvedTarget[]): Promise<void> {
     const t0 = this.#ctx.clock.monotonicMs();
     const run = (job.run ?? 0) + 1;
-    await this.#claim(job.id, () => this.#propose({ type: 'deploy.job.resume', job: job.id, member: this.#ctx.member, run }));
     const pending = targets.filter((t) => job.nodes.some((n) => n.name === t.node && n.state !== 'done'));
+    await this.#claim(job.id, pending, () => this.#propose({ type: 'deploy.job.resume', job: job.id, member: this.#ctx.member, run }));
     this.#run(job.id, run, pending, job.dryRun, t0, { nodes: {}, startEntryMs: this.#since(t0) });
   }
 
@@ -241,6 +249,7 @@ export class JobRunner {
   #finish(active: ActiveJob): void {
     this.#active.delete(active.id);
     this.#busy.delete(active.id);
+    this.#releaseNodes(active.id);
     this.#lastLiveNotify.delete(active.id);
     this.#timings.set(active.id, active.timings);
     while (this.#timings.size > TIMINGS_KEPT) this.#timings.delete(this.#timings.keys().next().value!);
@@ -256,7 +265,7 @@ export class JobRunner {
   async startPush(sources: readonly string[], targets: readonly ResolvedTarget[], dir: string, then: string | undefined, privateKey: Buffer): Promise<string> {
     const id = newJobId(this.#ctx.clock);
     const t0 = this.#ctx.clock.monotonicMs();
-    const files = await this.#claim(id, async () => {
+    const files = await this.#claim(id, targets, async () => {
       const staged = await stageSources(sources, this.#stageDir(id));
       await this.#propose({
         type: 'deploy.job.start', job: id, kind: 'push', member: this.#ctx.member, nodes: targets.map((t) => t.node),
@@ -281,7 +290,8 @@ export class JobRunner {
       throw new LanhaError('usage', `push job ${job.id} does not name its source files (started by an older version); start a new push`);
     }
     const run = (job.run ?? 0) + 1;
-    const files = await this.#claim(job.id, async () => {
+    const pending = targets.filter((t) => job.nodes.some((n) => n.name === t.node && n.state !== 'done'));
+    const files = await this.#claim(job.id, pending, async () => {
       const staged = await stageSources(sources, this.#stageDir(job.id)).catch((error) => { throw new LanhaError('usage', `cannot resume push job ${job.id}: ${errorMessage(error)}; start a new push`); });
       const changed = staged.find((f, i) => job.sha256?.[i] !== undefined && f.sha256 !== job.sha256[i]);
       if (changed !== undefined) {
@@ -291,7 +301,6 @@ export class JobRunner {
       await this.#propose({ type: 'deploy.job.resume', job: job.id, member: this.#ctx.member, run });
       return staged;
     });
-    const pending = targets.filter((t) => job.nodes.some((n) => n.name === t.node && n.state !== 'done'));
     const installed = new Map(job.nodes.map((n) => [n.name, new Set(n.installed ?? [])]));
     this.#runPush(this.#activate(job.id, run, t0, { nodes: {}, startEntryMs: this.#since(t0) }), files, pending, job.dest ?? '/', job.then, privateKey, installed);
   }
@@ -301,16 +310,33 @@ export class JobRunner {
    * when setup fails the directory goes and the claim ends. On success the run keeps the claim
    * until #work ends it.
    */
-  async #claim<T>(id: string, setup: () => Promise<T>): Promise<T> {
+  async #claim<T>(id: string, targets: readonly ResolvedTarget[], setup: () => Promise<T>): Promise<T> {
     if (this.isActive(id)) throw new LanhaError('usage', `job ${id} is already running here`);
+    this.#claimNodes(id, targets.map((t) => t.node));
     this.#busy.add(id);
     try {
       return await setup();
     } catch (error) {
       this.#busy.delete(id);
+      this.#releaseNodes(id);
       try { rmSync(this.#workDir(id), { recursive: true, force: true }); } catch { /* the next sweep removes it */ }
       throw error;
     }
+  }
+
+  /** Puts `nodes` in job `id`, or throws naming each node's job when one is in another job. */
+  #claimNodes(id: string, nodes: readonly string[]): void {
+    const byJob = new Map<string, string[]>();
+    for (const node of nodes) {
+      const holder = this.#nodeJobs.get(node);
+      if (holder !== undefined && holder !== id) byJob.set(holder, [...(byJob.get(holder) ?? []), node]);
+    }
+    if (byJob.size > 0) throw new LanhaError('conflict', nodesInJobsMessage(byJob));
+    for (const node of nodes) this.#nodeJobs.set(node, id);
+  }
+
+  #releaseNodes(id: string): void {
+    for (const [node, holder] of this.#nodeJobs) if (holder === id) this.#nodeJobs.delete(node);
   }
 
   #workDir(id: string): string {
@@ -592,6 +618,12 @@ export class JobRunner {
   async #propose(command: Command): Promise<void> {
     await this.#ctx.state.propose(command);
   }
+}
+
+/** "c4 is in deploy job J (...)": the refusal of a job whose nodes are in other jobs, with the commands that follow or stop each. */
+export function nodesInJobsMessage(byJob: ReadonlyMap<string, readonly string[]>): string {
+  const parts = [...byJob].map(([job, nodes]) => `${nodes.join(', ')} ${nodes.length === 1 ? 'is' : 'are'} in deploy job ${job}, still running (\`lanctl deploy jobs ${job}\` follows it, \`lanctl deploy cancel ${job}\` stops it)`);
+  return `${parts.join('; ')}. A node takes one job at a time: two at once write the same tree and undo each other's renames. Nothing was started; run this again once that job has ended`;
 }
 
 function newJobId(clock: Clock): string {

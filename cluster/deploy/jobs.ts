@@ -11,7 +11,7 @@ import type { Command } from '../commands.js';
 import type { Job } from '../rootfs-state.js';
 import type { DeployConfig } from './config.js';
 import { generationDir, isFakeSuper, treeBytes } from './store.js';
-import { CONTROL_IDLE_MS, controlPathFor, describeFailure, knownHostsFile, masterArgs, parseProgress2, parseStats, rootfsRsyncArgs, splitProgress, type Progress2, type SshOptions } from './rsync.js';
+import { BoundedOutput, CONTROL_IDLE_MS, controlPathFor, describeFailure, knownHostsFile, masterArgs, parseProgress2, parseStats, rootfsRsyncArgs, splitProgress, type Progress2, type SshOptions } from './rsync.js';
 import { hasOverlayDir, hostsFromTargets, overlayFiles, type ResolvedTarget, type TargetEntry } from './targets.js';
 import { connectPinned, disconnect, pushToNode, stageSources, type PushFile } from './push.js';
 import type { Client } from 'ssh2';
@@ -31,6 +31,8 @@ const MASTER_WORDS_MS = 3000;
 const LIVE_NOTIFY_MS = 250;
 /** Finished jobs whose phase timings are kept in memory (`deploy jobs JOB --json`, bench:deploy). */
 const TIMINGS_KEPT = 20;
+/** Characters kept of the start and of the end of an rsync child's stdout and of its stderr. */
+const OUTPUT_KEPT = 64 * 1024;
 
 /** Where a job's time went, per phase (ms, this leader's monotonic clock). */
 export interface JobTimings {
@@ -595,10 +597,11 @@ export class JobRunner {
     return new Promise((resolve) => {
       const child = spawn('rsync', args, { stdio: ['ignore', 'pipe', 'pipe'] });
       active.children.set(node, child);
-      let stdout = '', stderr = '', rest = '';
+      const stdout = new BoundedOutput(OUTPUT_KEPT), stderr = new BoundedOutput(OUTPUT_KEPT);
+      let rest = '';
       child.stdout.on('data', (d: Buffer) => {
         const text = d.toString();
-        if (stdout.length < 1 << 20) stdout += text;
+        stdout.push(text);
         const split = splitProgress(rest, text);
         rest = split.rest;
         for (const line of split.lines) {
@@ -606,11 +609,11 @@ export class JobRunner {
           if (p) onProgress(p);
         }
       });
-      child.stderr.on('data', (d: Buffer) => { if (stderr.length < 1 << 20) stderr += d.toString(); });
-      child.on('error', (error) => { active.children.delete(node); resolve({ code: 127, stdout, stderr: `cannot run rsync: ${error.message}` }); });
+      child.stderr.on('data', (d: Buffer) => stderr.push(d.toString()));
+      child.on('error', (error) => { active.children.delete(node); resolve({ code: 127, stdout: stdout.text(), stderr: `cannot run rsync: ${error.message}` }); });
       child.on('close', (code, signal) => {
         active.children.delete(node);
-        resolve({ code: code ?? (signal ? 20 : 1), stdout, stderr });
+        resolve({ code: code ?? (signal ? 20 : 1), stdout: stdout.text(), stderr: stderr.text() });
       });
     });
   }

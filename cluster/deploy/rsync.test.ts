@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { controlPathFor, describeFailure, masterArgs, fingerprint, knownHostsFile, parseHostKey, parseProgress2, parseStats, rootfsRsyncArgs, rsyncExitWords, shellQuote, splitProgress, sshArgs } from './rsync.js';
+import { BoundedOutput, controlPathFor, describeFailure, masterArgs, fingerprint, knownHostsFile, parseHostKey, parseProgress2, parseStats, rootfsRsyncArgs, rsyncExitWords, shellQuote, splitProgress, sshArgs } from './rsync.js';
 import { fleetTargets, overlayFiles, pinnedKey, resolveNames, resolveTargets } from './targets.js';
 import { deployConfig } from './config.js';
 import { Fsm } from '../fsm.js';
@@ -142,4 +142,22 @@ t.test('ssh masters: a control socket named by node, address, user, identity and
   for (const o of ['ControlMaster=yes', `ControlPath=${path}`, 'ControlPersist=no', '-N', 'StrictHostKeyChecking=yes', 'UserKnownHostsFile=/k']) t.ok(master.includes(o), o);
   t.notOk(master.includes('ControlMaster=no'));
   t.equal(master[master.length - 1], '10.0.0.5', 'the host last');
+});
+
+// A 20,000-file sync prints a progress line per file, over 1 MiB before --stats; the job's result
+// read its figures from what was kept of the output.
+t.test('the end of a long rsync output is kept: --stats after 20,000 progress lines', async (t) => {
+  const out = new BoundedOutput(64 * 1024);
+  const line = '          3 100%    2.93kB/s    0:00:00 (xfr#1, to-chk=19999/20201)\n';
+  for (let i = 0; i < 20_000; i++) out.push(line);
+  out.push('\nNumber of regular files transferred: 20,000\nTotal transferred file size: 106,490 bytes\nTotal bytes sent: 1,912,345\nTotal bytes received: 380,002\n');
+  const text = out.text();
+  t.ok(text.length < 3 * 64 * 1024, `bounded (${text.length} characters kept of ${line.length * 20_000})`);
+  t.same(parseStats(text), { sent: 1_912_345, received: 380_002, transferred: 106_490, files: 20_000 });
+  t.match(text, /^ {10}3 100%/, 'the start is kept too');
+  t.match(text, /\n\[\d+ characters left out\]\n/);
+  const short = new BoundedOutput(100);
+  short.push('abc');
+  short.push('def');
+  t.equal(short.text(), 'abcdef', 'short output is kept whole');
 });

@@ -63,6 +63,36 @@ export function splitProgress(buffered: string, chunk: string): { lines: string[
   return { lines: parts.filter((p) => p.trim() !== ''), rest };
 }
 
+/**
+ * What is kept of a child's output: its first and its last `max` characters. rsync's --stats and its
+ * closing error line come last, after one progress line per file (over 1 MiB for 20,000 files), so
+ * keeping only the start lost them: the node's result said 0 bytes sent, or quoted a line from the middle.
+ */
+export class BoundedOutput {
+  #head = '';
+  #tail = '';
+  #dropped = 0;
+
+  constructor(readonly max: number) {}
+
+  push(chunk: string): void {
+    let rest = chunk;
+    if (this.#head.length < this.max) {
+      const take = rest.slice(0, this.max - this.#head.length);
+      this.#head += take;
+      rest = rest.slice(take.length);
+    }
+    if (rest === '') return;
+    const tail = this.#tail + rest;
+    this.#dropped += Math.max(0, tail.length - this.max);
+    this.#tail = tail.length > this.max ? tail.slice(-this.max) : tail;
+  }
+
+  text(): string {
+    return this.#dropped === 0 ? this.#head + this.#tail : `${this.#head}\n[${this.#dropped} characters left out]\n${this.#tail}`;
+  }
+}
+
 export interface RsyncStats {
   /** "Total bytes sent" (over the wire, after compression). */
   sent?: number;

@@ -144,6 +144,26 @@ t.test('ssh masters: a control socket named by node, address, user, identity and
   t.equal(master[master.length - 1], '10.0.0.5', 'the host last');
 });
 
+// The stderr below is what rsync 3.5 and OpenSSH 9 printed in test/integ/deploy-faults.test.ts: each
+// result says what failed on which node and what to do, not rsync's generic words for the exit code
+// ("rsync or ssh is not installed on this side" for a node without rsync, "ssh failed: ... login
+// refused, or its host key" for a session killed mid-transfer, "partial transfer ... the rest was"
+// for a read-only file system where nothing was written).
+t.test('a node without rsync, a refused key, a read-only destination and a session lost mid-transfer are named', async (t) => {
+  const node = { node: 'c3', user: 'root' };
+  t.equal(describeFailure(127, 'rsync: connection unexpectedly closed (0 bytes received so far) [sender]\nrsync error: remote command not found (code 127) at io.c(285) [sender=3.5.0]\n', node),
+    'rsync is not installed on c3 (the login worked, then its shell found no rsync; rsync exit 127): install it there (apt-get install rsync), then `lanctl deploy resume`');
+  t.notMatch(rsyncExitWords(127), /this side/, 'rsync exits 127 for the remote command');
+  t.match(describeFailure(127, 'cannot run rsync: spawn rsync ENOENT', node), /^rsync cannot run on this LAN member \(cannot run rsync: spawn rsync ENOENT\): install it here/);
+  t.equal(describeFailure(255, 'root@10.91.0.13: Permission denied (publickey).\r\nrsync: connection unexpectedly closed (0 bytes received so far) [sender]\nrsync error: unexplained error (code 255) at io.c(232) [sender=3.5.0]\n', node),
+    "c3 refused the deploy key (Permission denied (publickey); rsync exit 255): add the public half of deploy.identityFile to root's authorized_keys on c3; nothing was sent");
+  t.match(describeFailure(23, 'rsync: [receiver] mkstemp "/srv/root/.aaa.ZNMf7f" failed: Read-only file system (30)\nrsync error: some files/attrs were not transferred (see previous errors) (code 23) at main.c(1394) [sender=3.5.0]\n', node),
+    /^the file system of the destination on c3 is read-only \(Read-only file system; rsync exit 23\): nothing could be written there; remount it read-write/);
+  t.equal(describeFailure(255, 'rsync error: unexplained error (code 255) at io.c(949) [sender=3.5.0]\nclient_loop: send disconnect: Broken pipe\n', node),
+    'the ssh connection to c3 was lost mid-transfer (Broken pipe; rsync exit 255): the node\'s sshd session ended (sshd restarted or killed, the node rebooting, the network reset). `lanctl deploy resume` syncs it again');
+  t.match(describeFailure(255, 'ssh: connect to host 10.91.0.13 port 22: Connection refused\r\nrsync: connection unexpectedly closed (0 bytes received so far) [sender]\n', node), /^rsync exit 255: ssh failed: node unreachable/, 'an unreachable node keeps the exit code\'s words');
+});
+
 // A 20,000-file sync prints a progress line per file, over 1 MiB before --stats; the job's result
 // read its figures from what was kept of the output.
 t.test('the end of a long rsync output is kept: --stats after 20,000 progress lines', async (t) => {

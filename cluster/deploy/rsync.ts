@@ -25,7 +25,8 @@ export function rsyncExitWords(code: number): string {
     case 25: return 'the --max-delete limit stopped deletions';
     case 30: return 'timeout: no data sent or received for too long (the node or the network stalled)';
     case 35: return 'timeout waiting for the daemon connection';
-    case 127: return 'rsync or ssh is not installed on this side';
+    // rsync's RERR_CMD_NOTFOUND is the remote shell's 127; a local rsync that cannot start is told apart by describeFailure.
+    case 127: return 'command not found: rsync is not installed on the node (or not in the PATH of its login shell)';
     case 255: return 'ssh failed: node unreachable, login refused, or its host key does not match the pinned one';
     default: return `rsync exited with ${code}`;
   }
@@ -203,7 +204,7 @@ export function offeredFingerprint(stderr: string): string | undefined {
  * The node's result in words: the exit code explained; a host key mismatch, a full disk and a silent
  * node named. `node` (and its pinned key) make a host key mismatch name the command that re-pins it.
  */
-export function describeFailure(code: number, stderr: string, node?: { node: string; hostKey?: string }): string {
+export function describeFailure(code: number, stderr: string, node?: { node: string; hostKey?: string; user?: string }): string {
   const tail = stderr.trim().split('\n').filter((l) => l.trim() !== '').slice(-2).join(' | ');
   if (/Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|No .* host key is known/i.test(stderr)) {
     const offered = offeredFingerprint(stderr);
@@ -214,7 +215,23 @@ export function describeFailure(code: number, stderr: string, node?: { node: str
   if (sshWentSilent(stderr)) {
     return `the connection went silent for ${SSH_SILENT_S} s: nothing came back from the node, not even an answer to the ssh keepalives sent every ${SSH_KEEPALIVE.intervalS} s (the node, its sshd or the network stopped), and ssh closed it (rsync exit ${code}); lanctl deploy resume syncs the node again`;
   }
+  const on = node === undefined ? 'the node' : node.node;
+  if (/^cannot run rsync/m.test(stderr)) return `rsync cannot run on this LAN member (${tail}): install it here (apt-get install rsync openssh-client)`;
+  if (/remote command not found/.test(stderr)) {
+    return `rsync is not installed on ${on} (the login worked, then its shell found no rsync; rsync exit ${code}): install it there (apt-get install rsync), then \`lanctl deploy resume\``;
+  }
+  if (/Permission denied \(publickey/.test(stderr)) {
+    return `${on} refused the deploy key (Permission denied (publickey); rsync exit ${code}): add the public half of deploy.identityFile to ${node?.user ?? 'the deploy user'}'s authorized_keys on ${on}; nothing was sent`;
+  }
   if (/No space left on device/i.test(stderr)) return `the node's disk is full (No space left on device), rsync exit ${code}: ${rsyncExitWords(code)}`;
+  if (/Read-only file system/.test(stderr)) {
+    return `the file system of the destination on ${on} is read-only (Read-only file system; rsync exit ${code}): nothing could be written there; remount it read-write (or check why the kernel made it read-only), then \`lanctl deploy resume\` — ${tail.slice(0, 300)}`;
+  }
+  // The session died under a transfer that had started (the login and the host key were fine):
+  // rsync's 255 would otherwise say "ssh failed: unreachable, login refused, or host key".
+  if (/Broken pipe|Connection reset by peer/.test(stderr) && (code === 255 || code === 12 || code === 10)) {
+    return `the ssh connection to ${on} was lost mid-transfer (${/Connection reset by peer/.test(stderr) ? 'Connection reset by peer' : 'Broken pipe'}; rsync exit ${code}): the node's sshd session ended (sshd restarted or killed, the node rebooting, the network reset). \`lanctl deploy resume\` syncs it again`;
+  }
   return `rsync exit ${code}: ${rsyncExitWords(code)}${tail === '' ? '' : ` — ${tail.slice(0, 300)}`}`;
 }
 

@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BoundedOutput, controlPathFor, describeFailure, masterArgs, fingerprint, knownHostsFile, parseHostKey, parseProgress2, parseStats, rootfsRsyncArgs, rsyncExitWords, shellQuote, splitProgress, sshArgs } from './rsync.js';
-import { fleetTargets, overlayFiles, pinnedKey, resolveNames, resolveTargets } from './targets.js';
+import { fleetTargets, overlayFiles, pinnedKey, refuseMembers, resolveNames, resolveTargets } from './targets.js';
 import { deployConfig } from './config.js';
 import { Fsm } from '../fsm.js';
 
@@ -180,4 +180,20 @@ t.test('the end of a long rsync output is kept: --stats after 20,000 progress li
   short.push('abc');
   short.push('def');
   t.equal(short.text(), 'abcdef', 'short output is kept whole');
+});
+
+// The other LAN member is in deploy.targets (the leader copies generations to it), so `--to lan-b`, or
+// a group it is in, resolved and would have synced a compute node's tree over its files with --delete.
+t.test('a rootfs deploy naming a LAN member, directly or through a group, is refused', async (t) => {
+  const fleet = [
+    { name: 'c1', host: '10.0.0.11', port: 22, groups: ['rack'] },
+    { name: 'lan-b', host: '10.0.0.3', port: 22, groups: ['rack'] },
+  ];
+  const refuse = (to: string) => () => refuseMembers(fleet, to, ['lan-a', 'lan-b', 'witness'], 'lan-a', '/srv/root');
+  t.doesNotThrow(refuse('c1'));
+  t.doesNotThrow(refuse('nope'), 'unknown names are resolveNames\' to refuse');
+  t.throws(refuse('c1,lan-b'), { message: 'lan-b is a LAN member of this cluster, not a compute node: a rootfs sync would replace its own files under /srv/root with the generation (rsync --delete). Nothing was started; name compute nodes only (lanctl nodes lists them)' });
+  t.throws(refuse('lan-a'), { message: /^lan-a is this LAN member, not a compute node/ });
+  t.throws(refuse('rack'), { message: /^lan-b \(in group rack\) is a LAN member of this cluster, not a compute node/ });
+  t.throws(refuse('witness'), { message: /^witness is a LAN member of this cluster/ });
 });

@@ -7,7 +7,7 @@ import { describeChanges } from './manifest.js';
 import { commitTree, pruneStore, storeDir, storedGenerations, sweepStoreLeftovers, verifyGeneration } from './store.js';
 import { PeerSync } from './peer-sync.js';
 import { JobRunner } from './jobs.js';
-import { fleetTargets, pinnedKey, resolveNames, resolveTargets } from './targets.js';
+import { fleetTargets, pinnedKey, refuseMembers, resolveNames, resolveTargets } from './targets.js';
 import { fingerprint, parseHostKey } from './rsync.js';
 import { destinationDir, fetchHostKey } from './push.js';
 import { readFile } from 'node:fs/promises';
@@ -107,7 +107,9 @@ export async function startDeploy(context: ServiceContext): Promise<RunningServi
       const t0 = clock.monotonicMs();
       if (deploy.rootfs === undefined) throw new LanhaError('usage', 'deploy.rootfs.destination is not set in the config: where on the nodes the tree goes');
       const id = generationArg(optionalField(body, 'generation'));
-      const targets = targetsFor(resolveNames(fleet(), field(body, 'to')));
+      const to = field(body, 'to');
+      refuseMembers(fleet(), to, (config.cluster?.members ?? []).map((m) => m.name), member, deploy.rootfs.destination);
+      const targets = targetsFor(resolveNames(fleet(), to));
       const changes = await verifyGeneration(stateDir, id, { quick: true });
       const checkMs = Math.round(clock.monotonicMs() - t0);
       if (changes.length > 0) {

@@ -62,6 +62,23 @@ export function resolveNames(targets: readonly TargetEntry[], to: string): strin
   return [...new Set(names)];
 }
 
+/**
+ * Throws when `--to` reaches a LAN member of the cluster, by name or through a group: a rootfs sync
+ * there would replace the member's own files under the destination (`--delete`). The other members
+ * are in deploy.targets on purpose (the leader copies generations to them), so the name resolves.
+ */
+export function refuseMembers(targets: readonly TargetEntry[], to: string, members: readonly string[], self: string, destination: string): void {
+  const isMember = (name: string): boolean => name === self || members.includes(name);
+  const reached: string[] = [];
+  for (const word of to.split(',').map((w) => w.trim()).filter((w) => w !== '')) {
+    if (isMember(word)) reached.push(word);
+    else if (!targets.some((t) => t.name === word)) reached.push(...targets.filter((t) => t.groups.includes(word) && isMember(t.name)).map((t) => `${t.name} (in group ${word})`));
+  }
+  if (reached.length === 0) return;
+  const what = (name: string): string => `${name} is ${name.startsWith(`${self} `) || name === self ? 'this LAN member' : 'a LAN member of this cluster'}`;
+  throw new LanhaError('usage', `${reached.map(what).join('; ')}, not a compute node: a rootfs sync would replace its own files under ${destination} with the generation (rsync --delete). Nothing was started; name compute nodes only (lanctl nodes lists them)`);
+}
+
 /** Targets with their pinned keys; throws naming every node that has none. */
 export function resolveTargets(targets: readonly TargetEntry[], keyOf: (node: string) => string | undefined, user: string, names: readonly string[]): ResolvedTarget[] {
   const unpinned: string[] = [];

@@ -153,6 +153,8 @@ t.test('a node without rsync, a refused key, a read-only destination and a sessi
   const node = { node: 'c3', user: 'root' };
   t.equal(describeFailure(127, 'rsync: connection unexpectedly closed (0 bytes received so far) [sender]\nrsync error: remote command not found (code 127) at io.c(285) [sender=3.5.0]\n', node),
     'rsync is not installed on c3 (the login worked, then its shell found no rsync; rsync exit 127): install it there (apt-get install rsync), then `lanctl deploy resume`');
+  t.match(describeFailure(12, 'bash: line 1: rsync: command not found\nrsync: connection unexpectedly closed (0 bytes received so far) [sender]\nrsync error: error in rsync protocol data stream (code 12) at io.c(285) [sender=3.5.0]\n', node),
+    /^rsync is not installed on c3 \(the login worked, then its shell found no rsync; rsync exit 12\)/, 'when rsync did not reap ssh in time it exits 12; the shell\'s line tells');
   t.notMatch(rsyncExitWords(127), /this side/, 'rsync exits 127 for the remote command');
   t.match(describeFailure(127, 'cannot run rsync: spawn rsync ENOENT', node), /^rsync cannot run on this LAN member \(cannot run rsync: spawn rsync ENOENT\): install it here/);
   t.equal(describeFailure(255, 'root@10.91.0.13: Permission denied (publickey).\r\nrsync: connection unexpectedly closed (0 bytes received so far) [sender]\nrsync error: unexplained error (code 255) at io.c(232) [sender=3.5.0]\n', node),

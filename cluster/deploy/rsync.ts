@@ -217,7 +217,8 @@ export function describeFailure(code: number, stderr: string, node?: { node: str
   }
   const on = node === undefined ? 'the node' : node.node;
   if (/^cannot run rsync/m.test(stderr)) return `rsync cannot run on this LAN member (${tail}): install it here (apt-get install rsync openssh-client)`;
-  if (/remote command not found/.test(stderr)) {
+  // 127 when rsync reaped ssh in time, else 12 ("connection unexpectedly closed"); the shell's own line tells.
+  if (/remote command not found|\brsync: (command )?not found/.test(stderr)) {
     return `rsync is not installed on ${on} (the login worked, then its shell found no rsync; rsync exit ${code}): install it there (apt-get install rsync), then \`lanctl deploy resume\``;
   }
   if (/Permission denied \(publickey/.test(stderr)) {

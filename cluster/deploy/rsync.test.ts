@@ -49,7 +49,10 @@ t.test('exit codes 12/23/24/30/255 in words; failures name host keys and full di
   t.equal(describeFailure(255, changed, { node: 'c3', hostKey: pinned }),
     `host key mismatch on c3: it offered SHA256:ssrSfW40Zzxs4vKbh8OCMvlwz1h/Z2NeMJyzmYhfsfo, the pinned key is ${fingerprint(parseHostKey(pinned)!.blob)}; nothing was sent (rsync exit 255). If the node was reinstalled, check it and run \`lanctl nodes trust c3 --replace\``);
   t.match(describeFailure(255, 'Host key verification failed.\n', { node: 'c3' }), /^host key mismatch on c3; nothing was sent .*`lanctl nodes trust c3 --replace`$/);
-  t.match(describeFailure(11, 'rsync: write failed on "/x": No space left on device (28)'), /disk is full/);
+  t.match(describeFailure(11, 'rsync: write failed on "/x": No space left on device (28)'), /^the disk under the destination on the node is full \(No space left on device; rsync exit 11\)/);
+  t.equal(describeFailure(11, 'rsync: [receiver] write failed on "/srv/root/usr/bin/big3": No space left on device (28)\nrsync error: error in file IO (code 11) at receiver.c(381) [receiver=3.5.0]\n', { node: 'c1' }),
+    'the disk under the destination on c1 is full (No space left on device; rsync exit 11). The sync needs room for the changed files next to the old ones until it ends; free space there, then `lanctl deploy resume`',
+    'a full disk names the node and what to do (a resume alone fails the same way)');
   t.match(describeFailure(12, 'rsync: connection unexpectedly closed\n'), /rsync exit 12: the data stream broke off.*connection unexpectedly closed/);
   // ssh (or the node's ssh master) ended the connection because its keepalives went unanswered.
   t.match(describeFailure(255, 'Timeout, server 10.0.0.5 not responding.\nrsync: connection unexpectedly closed (0 bytes received so far) [sender]\n'),

@@ -224,7 +224,9 @@ export function describeFailure(code: number, stderr: string, node?: { node: str
   if (/Permission denied \(publickey/.test(stderr)) {
     return `${on} refused the deploy key (Permission denied (publickey); rsync exit ${code}): add the public half of deploy.identityFile to ${node?.user ?? 'the deploy user'}'s authorized_keys on ${on}; nothing was sent`;
   }
-  if (/No space left on device/i.test(stderr)) return `the node's disk is full (No space left on device), rsync exit ${code}: ${rsyncExitWords(code)}`;
+  if (/No space left on device/i.test(stderr)) {
+    return `the disk under the destination on ${on} is full (No space left on device; rsync exit ${code}). The sync needs room for the changed files next to the old ones until it ends; free space there, then \`lanctl deploy resume\``;
+  }
   if (/Read-only file system/.test(stderr)) {
     return `the file system of the destination on ${on} is read-only (Read-only file system; rsync exit ${code}): nothing could be written there; remount it read-write (or check why the kernel made it read-only), then \`lanctl deploy resume\` — ${tail.slice(0, 300)}`;
   }

@@ -221,6 +221,22 @@ export class JobRunner {
     }));
   }
 
+  /**
+   * This member no longer leads (a failover, `lanctl failover`, a partition that outlasted the
+   * election timeout): its jobs' rsync children and ssh2
+   * connections are stopped. The new leader marks those jobs interrupted within a second and a
+   * resume there runs them again; a runner left going here would sync the same nodes at the same
+   * time as that resume, from another member, into the same holding directories. Returns the jobs stopped.
+   */
+  async stopIfFollower(): Promise<string[]> {
+    // The role, not isLeader(): a lease that lapsed for a moment on a loaded machine is no failover.
+    if (this.#active.size === 0 || this.#ctx.state.status().role === 'leader') return [];
+    const ids = [...this.#active.keys()];
+    for (const id of ids) this.#ctx.log.warn({ event: 'deploy.job.leadership_lost', job: id }, `this member no longer leads: stopping deploy job ${id} here; the new leader shows it interrupted, and \`lanctl deploy resume ${id}\` there completes it`);
+    await Promise.all(ids.map((id) => this.cancel(id)));
+    return ids;
+  }
+
   /** Jobs the log shows running that nobody here runs: a failover or restart cut them off. */
   async markOrphans(): Promise<string[]> {
     if (!this.#ctx.state.isLeader()) return [];

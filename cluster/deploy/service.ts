@@ -57,7 +57,10 @@ export async function startDeploy(context: ServiceContext): Promise<RunningServi
   });
   const peerTimer = setInterval(() => { if (state.isLeader()) peers.kick(); }, PEER_RETRY_MS);
   peerTimer.unref();
-  const orphanTimer = setInterval(() => { void runner.markOrphans().catch(() => undefined); }, ORPHAN_CHECK_MS);
+  const orphanTimer = setInterval(() => {
+    void runner.markOrphans().catch(() => undefined);
+    void runner.stopIfFollower().catch(() => undefined);
+  }, ORPHAN_CHECK_MS);
   orphanTimer.unref();
 
   const fleet = () => fleetTargets(deploy, state.fsm);

@@ -3,7 +3,8 @@
 // node with an sshd. A commit on the leader reaches the other member (rootfs.verified there); then the
 // leader is killed (the daemon and its rsync/ssh children, as a crash would) mid-transfer; the new
 // leader shows the job `interrupted`, and `lanctl deploy resume` on it completes the node from its own
-// verified copy.
+// verified copy. Then the new leader is cut off from the cluster mid-job: the member that lost the
+// lead stops its rsync, and the resume on the member that took it completes the node.
 import t from 'tap';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -158,6 +159,52 @@ ${members}deploy:
     t.equal(after.nodes.find((n) => n.name === 'c1')?.boot, gen);
     const final = JSON.parse((await lanctl(follower.socket, 'deploy', 'jobs', job, '--json')).stdout) as { state: string; member: string };
     t.same([final.state, final.member], ['done', follower.name]);
+
+    // The leader cut off from the cluster mid-job (its link down past the election timeout; the
+    // compute node sits on another port): the other member takes the lead, and the member that lost
+    // it stops its rsync instead of syncing on, once its link is back, beside the new leader's resume.
+    const back = leader!;
+    back.daemon = await serve(back.host, back.config, back.real);
+    for (let i = 0; i < 150 && await role(back.socket) !== 'follower'; i++) await sleep(200);
+    writeFileSync(join(tree, 'big2'), randomBytes(8 << 20));
+    const commit3 = await lanctl(follower.socket, 'rootfs', 'commit', tree, '--json');
+    t.equal(commit3.code, 0, commit3.stderr);
+    const gen3 = (JSON.parse(commit3.stdout) as { generation: string }).generation;
+    for (let i = 0; i < 150; i++) {
+      const list = JSON.parse((await lanctl(follower.socket, 'rootfs', 'list', '--json')).stdout) as { generations: Array<{ id: string; verifiedOn: string[] }> };
+      if (list.generations.find((g) => g.id === gen3)?.verifiedOn.includes(back.name)) break;
+      await sleep(200);
+    }
+    t.equal((await lab.execSwitch('tc', ['qdisc', 'add', 'dev', port, 'root', 'tbf', 'rate', '8mbit', 'burst', '32kbit', 'latency', '400ms'])).code, 0);
+    const job3 = /^job (\S+)$/m.exec((await lanctl(follower.socket, 'deploy', 'rootfs', '--to', 'c1', '--detach')).stdout)![1]!;
+    for (let i = 0; i < 150; i++) {
+      const live = (await callDaemonOk(follower.socket, 'GET', `/v1/deploy/jobs?job=${job3}`)) as { live: Array<{ progress?: { bytes: number } }> };
+      if ((live.live[0]?.progress?.bytes ?? 0) > 300_000) break;
+      await sleep(100);
+    }
+    const rsyncs = (): number[] => descendants(follower.daemon!.child.pid!).filter((p) => { try { return readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'rsync'; } catch { return false; } });
+    t.ok(rsyncs().length > 0, 'the job\'s rsync runs on the leader');
+    // The leader's own port, not c1's: its rsync to c1 goes over its veth to the bridge, so the cut
+    // isolates it from the cluster and from c1 both (the rsync stalls, short of ssh's 20 s limit).
+    const leaderPort = lab.bridgePort(servers.indexOf(follower));
+    t.equal((await lab.execSwitch('ip', ['link', 'set', 'dev', leaderPort, 'down'])).code, 0);
+    for (let i = 0; i < 100 && await role(back.socket) !== 'leader'; i++) await sleep(100);
+    t.equal(await role(back.socket), 'leader', 'the other member took the lead');
+    for (let i = 0; i < 100 && await role(follower.socket) === 'leader'; i++) await sleep(100);
+    for (let i = 0; i < 30 && rsyncs().length > 0; i++) await sleep(100);
+    t.same(rsyncs(), [], 'the member that lost the lead stopped its rsync within 3 s of stepping down');
+    t.equal((await lab.execSwitch('ip', ['link', 'set', 'dev', leaderPort, 'up'])).code, 0);
+    let state3 = '';
+    for (let i = 0; i < 100 && state3 !== 'interrupted'; i++) {
+      state3 = (JSON.parse((await lanctl(back.socket, 'deploy', 'jobs', job3, '--json')).stdout) as { state: string }).state;
+      if (state3 !== 'interrupted') await sleep(200);
+    }
+    t.equal(state3, 'interrupted', 'the new leader shows the job interrupted');
+    await lab.execSwitch('tc', ['qdisc', 'del', 'dev', port, 'root']);
+    const resumed3 = await lanctl(back.socket, 'deploy', 'resume', job3);
+    t.equal(resumed3.code, 0, resumed3.stderr + resumed3.stdout);
+    t.ok(readFileSync(join(root, 'big2')).equals(readFileSync(join(tree, 'big2'))), 'the resume on the new leader completes c1');
+    await back.daemon!.stop();
     await follower.daemon!.stop();
     t.ok(lab.resolvConfUnchanged());
   });

@@ -590,3 +590,36 @@ t.test('a full disk whose earlier fdatasync then failed (write-back lost) is not
     await log.close();
   }
 });
+
+t.test('a read-only file system (EROFS on a write) fences the member without ending it; it writes again once a test write passes', async (t) => {
+  const dir = scratch(t);
+  let readOnly = false;
+  const refuse = (syscall: string): Error => Object.assign(new Error(`EROFS: read-only file system, ${syscall}`), { code: 'EROFS', syscall });
+  const fatal: Error[] = [];
+  const log = await RaftStateLog.open({
+    id: 'n1', dir, conf: { voters: ['n1'], learners: [], witnesses: [] }, clock: systemClock, random: seededRandom(1), log: silentLogger, spaceCheckMs: 20,
+    failpoint: (name) => {
+      if (readOnly && name === 'wal.beforeWrite') throw refuse('write');
+      if (readOnly && name === 'wal.probe') throw refuse('open');
+    },
+  });
+  log.onFatal((error) => fatal.push(error));
+  try {
+    await log.propose(grant(1));
+    readOnly = true;
+    await t.rejects(log.propose(grant(2)), /not made durable: EROFS/);
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    t.same(fatal, [], 'not fatal (it used to exit, and every restart was refused on the read-only directory)');
+    t.notOk(log.isLeader(), 'fenced while the test write is refused');
+    t.match((log.status().storage as { full: unknown }).full, { reason: 'read-only' }, 'status says read-only');
+    readOnly = false;
+    const until = Date.now() + 5000;
+    while (!log.isLeader() && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 10));
+    t.ok(log.isLeader(), 'leads again once writable');
+    await log.propose(grant(3));
+    t.ok(log.fsm.lease(0x0a000001) && log.fsm.lease(0x0a000003));
+    t.equal(log.fsm.lease(0x0a000002), undefined);
+  } finally {
+    await log.close();
+  }
+});

@@ -15,7 +15,7 @@ import { mibText, spaceText, type DiskSpace } from './raft/status-text.js';
 import type { LatencyWindow } from '../lib/latency.js';
 import { RaftNode } from './raft/node.js';
 import { RaftHost } from './raft/host.js';
-import { Wal, failpointsFromEnv, isOutOfSpace, loadState, type Failpoint, type LoadedState, type WalOptions } from './raft/wal.js';
+import { Wal, failpointsFromEnv, writeRefused, loadState, type Failpoint, type LoadedState, type WalOptions } from './raft/wal.js';
 import { EntryType, type ConfState, type Entry, type Message, type NodeId, type PeerLink, type Snapshot } from './raft/types.js';
 
 // The durable StateLog: a RaftNode + its WAL + (in a cluster) a transport. propose() stamps the
@@ -204,7 +204,7 @@ export class RaftStateLog implements StateLog {
   #tickMs = 10;
   #pipelined = true;
   /** Out of space: since when (monotonic ms), the error, the space last read; null while writes work. */
-  #full: { sinceMs: number; error: string; space: DiskSpace | null } | null = null;
+  #full: { sinceMs: number; error: string; space: DiskSpace | null; reason: 'full' | 'read-only' } | null = null;
   /** Times the file system was found full since start (status: storage.fullCount). */
   #fullCount = 0;
   #spaceTimer: NodeJS.Timeout | undefined;
@@ -461,7 +461,7 @@ export class RaftStateLog implements StateLog {
       ...(node.fresh ? { fresh: true } : {}),
       storage: {
         dir: this.#opts.dir, pipelined: this.host.pipelined, batches: this.host.stats.batches, fsyncs: this.host.stats.fsyncs, fsyncP99Ms: roundMs(this.host.wal.fsyncMs.quantile(0.99)), fsyncSamples: Math.min(this.host.wal.fsyncMs.count, this.host.wal.fsyncMs.size), error: this.host.fenced?.message ?? null,
-        full: this.#full === null ? null : { forS: Math.round((this.#opts.clock.monotonicMs() - this.#full.sinceMs) / 1000), freeBytes: this.#full.space?.freeBytes ?? null, totalBytes: this.#full.space?.totalBytes ?? null, neededBytes: this.#spaceNeeded() },
+        full: this.#full === null ? null : { forS: Math.round((this.#opts.clock.monotonicMs() - this.#full.sinceMs) / 1000), freeBytes: this.#full.space?.freeBytes ?? null, totalBytes: this.#full.space?.totalBytes ?? null, neededBytes: this.#spaceNeeded(), reason: this.#full.reason },
         fullCount: this.#fullCount,
       },
       stateHash: this.fsm.hash(),
@@ -686,7 +686,8 @@ export class RaftStateLog implements StateLog {
     }
     this.#pending.clear();
     if (stalled) return;
-    if (isOutOfSpace(error) && !this.#closed) this.#waitForSpace(error);
+    const refused = writeRefused(error);
+    if (refused !== null && !this.#closed) this.#waitForSpace(error, refused);
     else this.#fatal(error);
   }
 
@@ -697,11 +698,17 @@ export class RaftStateLog implements StateLog {
    * full disk, dropping them every restart). Once enough space is free, the member reads its state
    * back from the disk and writes again, as after a stall.
    */
-  #waitForSpace(error: Error): void {
+  #waitForSpace(error: Error, reason: 'full' | 'read-only'): void {
     this.#fullCount++;
     const space = this.#freeSpace();
-    this.#full = { sinceMs: this.#opts.clock.monotonicMs(), error: error.message, space };
+    this.#full = { sinceMs: this.#opts.clock.monotonicMs(), error: error.message, space, reason };
     const dir = this.#opts.dir;
+    if (reason === 'read-only') {
+      this.#opts.log.error({ event: 'raft.storage_read_only', dir, fullCount: this.#fullCount, err: error },
+        `the file system of ${dir} is read-only (${error.message}; ext4 remounts itself so after an error: check the kernel log): this node accepts no writes (DHCP silent, DNS, TFTP and NTP serve on) and writes again by itself once it is writable`);
+      this.#scheduleSpaceCheck();
+      return;
+    }
     this.#opts.log.error({ event: 'raft.storage_full', dir, freeBytes: space?.freeBytes ?? null, totalBytes: space?.totalBytes ?? null, neededBytes: this.#spaceNeeded(), fullCount: this.#fullCount, err: error },
       `the file system of ${dir} is full (${spaceText(space)}; ${error.message}): this node accepts no writes (DHCP silent, DNS, TFTP and NTP serve on) and writes again by itself once ${mibText(this.#spaceNeeded())} are free`);
     this.#scheduleSpaceCheck();
@@ -725,7 +732,7 @@ export class RaftStateLog implements StateLog {
     if (this.#closed || full === null) return;
     const space = this.#freeSpace();
     full.space = space;
-    if (space === null || space.freeBytes < this.#spaceNeeded()) { this.#scheduleSpaceCheck(); return; }
+    if (full.reason === 'full' && (space === null || space.freeBytes < this.#spaceNeeded())) { this.#scheduleSpaceCheck(); return; }
     const log = this.#opts.log;
     const old = this.host;
     let opened: { wal: Wal; state: LoadedState };
@@ -741,9 +748,16 @@ export class RaftStateLog implements StateLog {
       }
       if (this.#closed) return;
       opened = await Wal.open(this.#opts.dir, this.#walOpts);
+      // A write and an fsync before anything is acknowledged again (as after a stall).
+      const fresh = opened.wal;
+      await fresh.probe().catch(async (error: unknown) => { await fresh.close().catch(() => undefined); throw error; });
     } catch (error) {
-      if (isOutOfSpace(error)) {
-        log.warn({ event: 'raft.storage_still_full', dir: this.#opts.dir, freeBytes: space.freeBytes, err: error }, `the file system of ${this.#opts.dir} filled again before the Raft state could be opened (${(error as Error).message}); waiting for space`);
+      const refused = writeRefused(error);
+      if (refused !== null) {
+        // Read-only: tried every check, so at debug (a remount read-write is what ends it).
+        if (full.reason === 'read-only' && refused === 'read-only') log.debug({ event: 'raft.storage_still_read_only', dir: this.#opts.dir, err: error }, 'still read-only');
+        else log.warn({ event: 'raft.storage_still_full', dir: this.#opts.dir, freeBytes: space?.freeBytes ?? null, err: error }, `the file system of ${this.#opts.dir} refused a write again before the Raft state could be opened (${(error as Error).message}); waiting`);
+        full.reason = refused;
         this.#scheduleSpaceCheck();
         return;
       }
@@ -759,8 +773,8 @@ export class RaftStateLog implements StateLog {
     host.start();
     if (this.#single) host.node.campaign();
     host.kick();
-    log.warn({ event: 'raft.storage_space_returned', dir: this.#opts.dir, freeBytes: space.freeBytes, totalBytes: space.totalBytes, fullForMs: Math.round(this.#opts.clock.monotonicMs() - full.sinceMs), term: host.node.term, lastIndex: host.node.lastIndex, applied: this.fsm.appliedIndex },
-      `space is free again in ${this.#opts.dir} (${spaceText(space)}): the Raft state was read back from the disk at term ${host.node.term}, log up to ${host.node.lastIndex}; writes are accepted again`);
+    log.warn({ event: full.reason === 'full' ? 'raft.storage_space_returned' : 'raft.storage_writable', dir: this.#opts.dir, freeBytes: space?.freeBytes ?? null, totalBytes: space?.totalBytes ?? null, fullForMs: Math.round(this.#opts.clock.monotonicMs() - full.sinceMs), term: host.node.term, lastIndex: host.node.lastIndex, applied: this.fsm.appliedIndex },
+      `${full.reason === 'full' ? `space is free again in ${this.#opts.dir} (${spaceText(space)})` : `${this.#opts.dir} is writable again`}: the Raft state was read back from the disk at term ${host.node.term}, log up to ${host.node.lastIndex}; writes are accepted again`);
   }
 
   /**

@@ -64,3 +64,9 @@ t.test('a full state file system is shown as STORAGE FULL with the free space an
   t.notMatch(full, /STORAGE FAILED/);
   t.match(formatRaftStatus({ lastIndex: 7, storage: { ...storage, full: null } }), /STORAGE FAILED: ENOSPC/, 'any other storage error is still a failure');
 });
+
+t.test('a read-only state file system is STORAGE READ-ONLY, with where to look', async (t) => {
+  const text = formatRaftStatus({ lastIndex: 7, storage: { dir: '/var/lib/lanha/raft', batches: 9, fsyncs: 9, error: 'EROFS: read-only file system, write', full: { forS: 3, freeBytes: 4_000_000, totalBytes: 8_388_608, neededBytes: 1_048_576, reason: 'read-only' } } });
+  t.match(text, /STORAGE READ-ONLY: the file system of \/var\/lib\/lanha\/raft is read-only for 3 s \(after an error, ext4 remounts so: see the kernel log, fsck\)/);
+  t.notMatch(text, /STORAGE FULL|STORAGE FAILED/);
+});

@@ -50,10 +50,11 @@ export function formatPeerLinks(tr: TransportStatusBody | undefined): string {
 }
 
 /** The file system of the Raft state is full (cluster/raft/README.md, "Out of space"). */
-export interface StorageFull { forS: number; freeBytes: number | null; totalBytes: number | null; neededBytes: number }
+export interface StorageFull { forS: number; freeBytes: number | null; totalBytes: number | null; neededBytes: number; reason?: 'full' | 'read-only' }
 
 /** What status and doctor say of a full state file system: where, how much is free, since when, what happens next. */
 export function storageFullText(dir: string, full: StorageFull): string {
+  if (full.reason === 'read-only') return `the file system of ${dir} is read-only for ${full.forS} s (after an error, ext4 remounts so: see the kernel log, fsck): this node accepts no writes (DHCP silent; DNS, TFTP, NTP serve); it writes again by itself once it is writable`;
   const free = spaceText(full.freeBytes === null ? null : { freeBytes: full.freeBytes, totalBytes: full.totalBytes ?? 0 });
   return `the file system of ${dir} is full (${free}) for ${full.forS} s: this node accepts no writes (DHCP silent; DNS, TFTP, NTP serve); it writes again by itself once ${mibText(full.neededBytes)} are free`;
 }
@@ -81,7 +82,7 @@ export function formatRaftStatus(c: RaftStatusBody): string {
   if (c.fresh === true) lines.push('FRESH: this member started with no Raft state; it votes only while nothing shows the cluster had a log before it came (replacing a lost member: stop it, run lanctl cluster rejoin)');
   else if (c.rebuilding === true) lines.push('REBUILDING: this member lost its Raft storage; it does not vote or campaign until a leader has caught it up');
   const full = c.storage?.full;
-  if (full) lines.push(`STORAGE FULL: ${storageFullText(c.storage!.dir, full)}`);
+  if (full) lines.push(`STORAGE ${full.reason === 'read-only' ? 'READ-ONLY' : 'FULL'}: ${storageFullText(c.storage!.dir, full)}`);
   else if (c.storage?.error) lines.push(`STORAGE FAILED: ${c.storage.error} (this node accepts no writes until restarted)`);
   if (c.stateHash) lines.push(`state hash: ${c.stateHash.slice(0, 16)}`);
   let text = lines.join('\n') + '\n';

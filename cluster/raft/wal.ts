@@ -623,22 +623,29 @@ export class Wal {
 }
 
 /**
- * Whether `error` is a full file system (ENOSPC, EDQUOT) refused by a write, open, rename or
- * truncate: the call took nothing in, so what the kernel holds is what this process wrote before
- * it, and the member may wait for space and read its state back from the disk. The same code from
- * an fsync or fdatasync is not: write-back failed and the kernel may have dropped pages it had
+ * Whether `error` is a file system refusing a write, open, rename or unlink for want of space
+ * (ENOSPC, EDQUOT: 'full') or because it is mounted read-only (EROFS, as ext4 remounts itself after
+ * an error: 'read-only'): the call took nothing in, so what the kernel holds is what this process
+ * wrote before it, and the member may wait and read its state back from the disk. The same code
+ * from an fsync or fdatasync is not: write-back failed and the kernel may have dropped pages it had
  * taken (cluster/raft/README.md, "Failures"); so is one whose call is not known (the careful side).
  */
-export function isOutOfSpace(error: unknown): boolean {
+export function writeRefused(error: unknown): 'full' | 'read-only' | null {
   for (let e: unknown = error, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
     const { code, syscall } = e as NodeJS.ErrnoException;
-    if (code === 'ENOSPC' || code === 'EDQUOT') return syscall !== undefined && SPACE_REFUSING_CALLS.has(syscall);
+    const kind = code === 'ENOSPC' || code === 'EDQUOT' ? 'full' : code === 'EROFS' ? 'read-only' : null;
+    if (kind !== null) return syscall !== undefined && SPACE_REFUSING_CALLS.has(syscall) ? kind : null;
   }
-  return false;
+  return null;
 }
 
-/** The calls whose ENOSPC leaves nothing half-taken in the page cache (isOutOfSpace). */
-const SPACE_REFUSING_CALLS = new Set(['write', 'open', 'rename', 'ftruncate', 'mkdir']);
+/** writeRefused(error) === 'full'. */
+export function isOutOfSpace(error: unknown): boolean {
+  return writeRefused(error) === 'full';
+}
+
+/** The calls whose refusal leaves nothing half-taken in the page cache (writeRefused). */
+const SPACE_REFUSING_CALLS = new Set(['write', 'open', 'rename', 'ftruncate', 'mkdir', 'unlink']);
 
 // ---- encoding ------------------------------------------------------------------------------------
 

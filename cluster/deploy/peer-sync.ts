@@ -85,7 +85,7 @@ export class PeerSync {
     try {
       // A store kept with --fake-super is read so here and written so on the peer (the same daemon user there).
       const fake = isFakeSuper(this.#ctx.stateDir, id) ? ['--fake-super', '-M--fake-super'] : [];
-      const tree = await runRsync(['-aHAX', '--numeric-ids', ...fake, '--delete', '--mkpath', '--timeout=60', '-e', ssh, `${generationDir(this.#ctx.stateDir, id)}/`, remote(`${generationDir(this.#ctx.stateDir, id)}/`)]);
+      const tree = await runRsync(['-aHAX', '--sparse', '--numeric-ids', ...fake, '--delete', '--mkpath', '--timeout=60', '-e', ssh, `${generationDir(this.#ctx.stateDir, id)}/`, remote(`${generationDir(this.#ctx.stateDir, id)}/`)]);
       const besides = [manifestPath(this.#ctx.stateDir, id), ...(fake.length > 0 ? [fakeSuperPath(this.#ctx.stateDir, id)] : [])];
       const manifest = tree.code === 0 ? await runRsync(['-a', '--timeout=60', '-e', ssh, ...besides, remote(`${storeDir(this.#ctx.stateDir)}/`)]) : tree;
       const check = manifest.code === 0 ? await runRsync(['-aHAX', '--numeric-ids', ...fake, '--delete', '-c', '-n', '--itemize-changes', '--timeout=60', '-e', ssh, `${generationDir(this.#ctx.stateDir, id)}/`, remote(`${generationDir(this.#ctx.stateDir, id)}/`)]) : manifest;

@@ -92,7 +92,7 @@ t.test('host keys: fingerprint as ssh-keygen prints it, known_hosts under a per-
 
 t.test('rootfs argv: the issue\'s flags, the overlay as the first source (its names win, --delete spares them), -e quoted for rsync', async (t) => {
   const args = rootfsRsyncArgs({ source: '/s/gen/', overlay: '/w/overlay-c1', target: { node: 'c1', host: '10.0.0.5', port: 22, user: 'root' }, destination: '/srv/root', ssh: { knownHostsFile: '/tmp/k h' }, exclude: ['/proc/*'], dryRun: true });
-  for (const f of ['-aHAX', '--numeric-ids', '--delete', '--delay-updates', '--delete-delay', '--info=progress2', '--no-inc-recursive', '--filter=- /proc/*', '--dry-run']) t.ok(args.includes(f), f);
+  for (const f of ['-aHAX', '--sparse', '--numeric-ids', '--delete', '--delay-updates', '--delete-delay', '--info=progress2', '--no-inc-recursive', '--filter=- /proc/*', '--dry-run']) t.ok(args.includes(f), f);
   t.match(args[args.indexOf('-e') + 1], /^ssh .* 'UserKnownHostsFile=\/tmp\/k h' /);
   t.same(args.slice(-3), ['/w/overlay-c1/', '/s/gen/', '10.0.0.5:/srv/root/']);
   t.equal(shellQuote("it's"), `"it's"`);

@@ -316,13 +316,15 @@ export interface RootfsRsyncOptions {
  * list and keeps the first of two equal names, so the node's own hostname, machine-id, hosts and
  * host keys win over the generation's, and --delete, which spares everything in the list, never
  * removes them: one ssh connection per node, and a rerun with no change rewrites nothing.
+ * `--sparse`: runs of zeros are written as holes, so a sparse file (a disk image, a swap file) does
+ * not take its whole size on the node's disk (a 256 MiB file with nothing in it took 256 MiB).
  * `--delay-updates --delete-delay`: each changed file waits in its directory's `.~tmp~` and every
  * deletion waits until all files arrived, then all are put in place at once; a sync cut off
  * (connection lost, disk full, cancelled) leaves the node's previous generation whole, which is
  * what it then boots, and a rerun starts from the files kept aside.
  */
 export function rootfsRsyncArgs(o: RootfsRsyncOptions): string[] {
-  const args = ['-aHAX', '--numeric-ids', '--delete', '--delay-updates', '--delete-delay', '--info=progress2', '--no-inc-recursive', '--stats', '--timeout=60',
+  const args = ['-aHAX', '--sparse', '--numeric-ids', '--delete', '--delay-updates', '--delete-delay', '--info=progress2', '--no-inc-recursive', '--stats', '--timeout=60',
     '-e', ['ssh', ...sshArgs(o.target, o.ssh)].map(shellQuote).join(' ')];
   for (const p of o.exclude ?? []) args.push(`--filter=- ${p}`);
   if (o.dryRun) args.push('--dry-run');

@@ -68,7 +68,8 @@ export async function commitTree(source: string, stateDir: string, options: Stor
   let placed: string | undefined;
   try {
     // -M--fake-super: only the receiving side (the store) fakes; the source is read as it is.
-    const copy = await runRsync(['-aHAX', '--numeric-ids', ...(options.fakeSuper === true ? ['-M--fake-super'] : []), `${source.replace(/\/+$/, '')}/`, `${partial}/`]);
+    // --sparse: a file with holes (a disk image, a swap file) stays sparse here and on every node.
+    const copy = await runRsync(['-aHAX', '--sparse', '--numeric-ids', ...(options.fakeSuper === true ? ['-M--fake-super'] : []), `${source.replace(/\/+$/, '')}/`, `${partial}/`]);
     if (copy.code !== 0 && /File name too long/.test(copy.stderr)) throw tooLongForStore(source, store);
     if (copy.code !== 0) throw new LanhaError('io', `copying ${source} into the generation store failed (rsync exit ${copy.code}): ${copy.stderr.trim().split('\n').slice(-3).join(' ')}`);
     // rsync writes by relative names, so the copy itself succeeds; the scan's lstat is the first call

@@ -3,12 +3,13 @@
 // job named (two rsyncs into one tree used to break each other's holding directories, both failing
 // with rename errors and the tree a mix), while a job to another node runs at once; a 20,000-file
 // generation reports the bytes it sent (rsync's --stats came after 1 MiB of progress lines and was
-// lost: "sent 0 B"); and a read-only destination, a node without rsync, a node that refuses the
-// deploy key and an ssh session killed mid-transfer each end in words that name the cause and the node.
+// lost: "sent 0 B") and keeps its sparse file sparse in the store and on the node; and a read-only
+// destination, a node without rsync, a node that refuses the deploy key and an ssh session killed
+// mid-transfer each end in words that name the cause and the node.
 import t from 'tap';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { withDeployLab } from '../support/deploy-lab.js';
 import { makeKey, startSshd } from '../support/node-sshd.js';
@@ -66,12 +67,18 @@ t.test('deploy faults: busy node, many files, read-only, no rsync, key refused, 
       mkdirSync(join(many, `d${i}`), { recursive: true });
       for (let j = 0; j < 100; j++) writeFileSync(join(many, `d${i}`, `f${j}`), `${i}.${j}\n`);
     }
+    // and a sparse file: 64 MiB with nothing in it took 64 MiB in the store and on the node.
+    execFileSync('truncate', ['-s', '64M', join(many, 'd0', 'disk.img')]);
     t.equal((await d.lanctl('rootfs', 'commit', many)).code, 0);
+    const stored = execFileSync('find', [join(d.dir, 'state', 'rootfs'), '-name', 'disk.img'], { encoding: 'utf8' }).trim();
+    t.ok(statSync(stored).blocks * 512 < 1 << 20, `the store keeps the sparse file sparse (${statSync(stored).blocks * 512} bytes on disk)`);
     const big = await d.lanctl('deploy', 'rootfs', '--to', 'c1');
     t.equal(big.code, 0, big.stderr);
     const bigNode = (await d.view(d.jobId(big.stdout))).nodes[0]!;
     t.ok((bigNode.sent ?? 0) > 100_000, `20,000 files: the result says what was sent (${bigNode.sent} bytes)`);
     t.ok(existsSync(join(roots.c1!, 'd199/f99')));
+    t.equal(statSync(join(roots.c1!, 'd0/disk.img')).size, 64 << 20);
+    t.ok(statSync(join(roots.c1!, 'd0/disk.img')).blocks * 512 < 1 << 20, `and so does the node (${statSync(join(roots.c1!, 'd0/disk.img')).blocks * 512} bytes on disk)`);
 
     // The read-only destination, the node without rsync, the refused key.
     execFileSync('nsenter', ['-t', String(s2.pid), '-m', 'mount', '-o', 'remount,bind,ro', '/srv/root']);

@@ -79,7 +79,7 @@ t.test('iPXE in qemu-system-x86_64: PXE ROM gets undionly.kpxe, iPXE gets boot.i
         await console.run('clear user-class');
         const from = console.output.length;
         await console.type('chain tftp://${next-server}/${filename}\n');
-        await console.waitFor(/tftp:\/\/10\.82\.0\.2\/undionly\.kpxe\.\.\. ok/, 30_000, from);
+        await console.waitFor(/tftp:\/\/10\.82\.0\.2\/undionly\.kpxe\.{3,} ok/, 30_000, from);
         const banner = (await console.waitFor(/iPXE initialising devices/, 30_000, from)).index ?? 0;
         const marker = await console.waitFor(/LANHA-SCRIPT-RAN ip=([\d.]+) next=([\d.]+) file=([\w.]+)\n/, 60_000, from + banner);
         const second = console.output.slice(from + banner);

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { duration, listenAddress, port } from '../../lib/schema.js';
-import { checkName } from '../tftp/paths.js';
+import { checkName, isFileName } from '../tftp/paths.js';
 import { compileTemplate, TEMPLATE_VARIABLES, unsafeChar, type TemplateVariable } from './template.js';
 
 // The `profiles:` block (how a kind of node boots: kernel, initrd, device tree, kernel command
@@ -39,8 +39,8 @@ function templateText(fieldVariablesOnly: boolean, insertedAs?: TemplateVariable
 }
 
 /** A file below the boot root; it may hold variables (`gen/{{generation}}/Image`). */
-const bootPath = (field: 'kernel' | 'initrd' | 'dtb') => templateText(true, field).refine((s) => s.includes('{{') || checkName(s).ok, {
-  message: 'is not a relative path inside the boot root (no "..", no leading "/")',
+const bootPath = (field: 'kernel' | 'initrd' | 'dtb') => templateText(true, field).refine((s) => s.includes('{{') || isFileName(s), {
+  message: 'is not a relative path to a file inside the boot root (no "..", no leading "/", no trailing "/")',
 });
 
 const profileName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, { message: 'is not a profile name (letters, digits, "_", ".", "-")' });
@@ -62,7 +62,10 @@ export const profileConfig = z.object({
 
 export const profilesConfig = z.record(profileName, profileConfig);
 
-const fileName = z.string().min(1).refine((s) => checkName(s).ok && !s.includes('{{'), { message: 'is not a plain file name inside the root' });
+const fileName = z.string().min(1).refine((s) => isFileName(s) && !s.includes('{{'), { message: 'is not a plain file name inside the root (no "..", no leading or trailing "/")' });
+/** A directory below the root (pxelinux.cfg); a trailing "/" is the same directory. */
+const directoryPath = (name: string): string => { const c = checkName(name); return c.ok ? c.path.replace(/\/$/, '') : name; };
+const dirName = z.string().min(1).refine((s) => checkName(s).ok && !s.includes('{{'), { message: 'is not a plain directory name inside the root (no "..", no leading "/")' });
 
 export const bootHttpConfig = z.object({
   port: port.default(8080),
@@ -93,8 +96,8 @@ export const bootConfig = z.object({
      * list: a site booting BIOS and UEFI machines from one root has one per loader
      * (`[bios/pxelinux.cfg, efi64/pxelinux.cfg]`: pxelinux looks beside the file it was loaded from).
      */
-    pxelinux: z.union([fileName, z.array(fileName).min(1).max(16)]).default('pxelinux.cfg')
-      .transform((v) => (Array.isArray(v) ? [...new Set(v.map((d) => d.replace(/\/+$/, '')))] : [v.replace(/\/+$/, '')])),
+    pxelinux: z.union([dirName, z.array(dirName).min(1).max(16)]).default('pxelinux.cfg')
+      .transform((v) => [...new Set((Array.isArray(v) ? v : [v]).map(directoryPath))]),
     /** Names iPXE scripts are asked under. */
     ipxe: z.array(fileName).default(['boot.ipxe']),
   }).strict().default({ uboot: ['boot.scr.uimg', 'boot.scr'], pxelinux: ['pxelinux.cfg'], ipxe: ['boot.ipxe'] }),

@@ -66,7 +66,7 @@ export function parseRange(header: string | undefined, size: number): RangeResul
   return { kind: 'range', start, end };
 }
 
-const refusalStatus: Record<OpenRefusal, number> = { 'not-found': 404, 'outside-root': 403, 'not-regular': 403, 'not-readable': 403 };
+const refusalStatus: Record<OpenRefusal, number> = { 'not-found': 404, 'outside-root': 403, 'directory': 403, 'not-regular': 403, 'not-readable': 403 };
 
 export class BootHttpServer {
   readonly counters = new Counters();

@@ -206,7 +206,7 @@ t.test('config: templates are checked at load, with the key path', async (t) => 
   t.match(problems({ ...base, boot: { files: { pxelinux: ['bios/pxelinux.cfg', '../up'] } } }).join('\n'), /boot\.files\.pxelinux/, 'a directory outside the root names the key');
   t.match(problems({ ...base, boot: { files: { pxelinux: [] } } }).join('\n'), /boot\.files\.pxelinux/, 'an empty list names the key');
   t.match(problems({ ...base, profiles: { p: { arch: 'arm64', kernel: 'Image', uboot: 'echo {{nmae}}' } } }).join('\n'), /profiles\.p\.uboot: .*unknown variable "\{\{nmae\}\}"/);
-  t.match(problems({ ...base, profiles: { p: { arch: 'arm64', kernel: '../Image' } } }).join('\n'), /profiles\.p\.kernel: "\.\.\/Image" is not a relative path inside the boot root/);
+  t.match(problems({ ...base, profiles: { p: { arch: 'arm64', kernel: '../Image' } } }).join('\n'), /profiles\.p\.kernel: "\.\.\/Image" is not a relative path to a file inside the boot root/);
   t.match(problems({ ...base, profiles: { p: { arch: 'arm64', kernel: 'Image', bootargs: 'x={{kernel}}' } } }).join('\n'), /profiles\.p\.bootargs: .*uses \{\{kernel\}\}/);
   t.match(problems({ ...base, profiles: { p: { arch: 'mips', kernel: 'Image' } } }).join('\n'), /profiles\.p\.arch/);
   t.match(problems({ ...base, profiles: { p: { arch: 'arm64', kernel: 'Image', bootargs: 'console=ttyS0 x="a b"' } } }).join('\n'), /profiles\.p\.bootargs: .*holds "\\"", which a boot script would read as syntax/);

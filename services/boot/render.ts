@@ -1,4 +1,4 @@
-import { checkName } from '../tftp/paths.js';
+import { isFileName } from '../tftp/paths.js';
 import { compileTemplate, renderTemplate, type Rendered, type Template, type TemplateValues, type TemplateVariable } from './template.js';
 import { DEFAULT_TEMPLATES } from './defaults.js';
 import { writeScriptImage, type UImageArchName } from './uimage.js';
@@ -169,7 +169,7 @@ export function renderBootFile(kind: BootFileKind, target: BootTarget, profiles:
     if (text === undefined) continue;
     const rendered = renderTemplate(templates.get(text), values);
     if (!rendered.ok) return { ok: false, error: mapError(rendered, target.profile, field) };
-    if (field !== 'bootargs' && !checkName(rendered.text).ok) return { ok: false, error: { kind: 'bad-path', profile: target.profile, field, value: rendered.text } };
+    if (field !== 'bootargs' && !isFileName(rendered.text)) return { ok: false, error: { kind: 'bad-path', profile: target.profile, field, value: rendered.text } };
     if (rendered.text !== '') values[field] = rendered.text;
   }
   const { template, field } = templateFor(kind, profile, templates);

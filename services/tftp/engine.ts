@@ -8,7 +8,7 @@ import { dataPacket, decodePacket, encodeError, encodeOack, ErrorCode, type Requ
 import { AckOutcome, negotiate, Transfer, type TransferEffect, type TransferEvent } from './transfer.js';
 import { checkName, compileRemap, remapCandidates, rootRelative, type ClientInfo, type RemapRule } from './paths.js';
 import { BusyPoll, EpochEnd, TurnOutcome } from './busy-poll.js';
-import { BufferSource, CachedSource, openInRoot, releaseFile, toNetascii, type OpenedFile, type Source } from './files.js';
+import { BufferSource, CachedSource, openInRoot, releaseFile, toNetascii, type OpenedFile, type OpenRefusal, type Source } from './files.js';
 import type { BlockCache } from './block-cache.js';
 
 // Running transfers: open the file, negotiate, bind the TID, drive the pure core with socket
@@ -618,9 +618,7 @@ export class TransferEngine {
       }
       const result = await openInRoot(this.#rootReal, checked.path);
       if (result.ok) return { ok: true, file: result.file, served: checked.path };
-      refusal = result.reason === 'not-found'
-        ? { code: ErrorCode.fileNotFound, message: 'file not found', kind: 'not-found' }
-        : { code: ErrorCode.accessViolation, message: `access violation: ${openRefusalText[result.reason]}`, kind: result.reason };
+      refusal = openRefusal(result.reason);
       if (!(candidate.fallThrough && result.reason === 'not-found')) break;
     }
     const r = refusal ?? { code: ErrorCode.fileNotFound, message: 'file not found', kind: 'not-found' };
@@ -676,6 +674,17 @@ const refusalText: Record<string, string> = {
   'dotdot': '".." in file name',
   'too-long': 'file name longer than 255 octets',
 };
+
+/**
+ * The ERROR for a file that cannot be served, as tftpd-hpa answers: a missing file (or a file asked
+ * for as a directory, `a/`: ENOTDIR) is 1, a directory is 0 "Is a directory" (its EISDIR), what is
+ * outside the root, not regular or not world-readable is 2.
+ */
+function openRefusal(reason: OpenRefusal): { code: number; message: string; kind: string } {
+  if (reason === 'not-found') return { code: ErrorCode.fileNotFound, message: 'file not found', kind: 'not-found' };
+  if (reason === 'directory') return { code: ErrorCode.notDefined, message: 'Is a directory', kind: 'directory' };
+  return { code: ErrorCode.accessViolation, message: `access violation: ${openRefusalText[reason]}`, kind: reason };
+}
 
 const openRefusalText: Record<string, string> = {
   'outside-root': 'outside the served directory',

@@ -7,7 +7,7 @@ import { BlockCache, type CacheLayout, type HeldChunk } from './block-cache.js';
 // containment, regular files only), and read blocks positionally from the open fd through a block
 // cache shared by every transfer thread (block-cache.ts), so a boot storm reading one kernel reads the disk once.
 
-export type OpenRefusal = 'not-found' | 'outside-root' | 'not-regular' | 'not-readable';
+export type OpenRefusal = 'not-found' | 'outside-root' | 'directory' | 'not-regular' | 'not-readable';
 
 export interface OpenedFile {
   handle: FileHandle;
@@ -52,7 +52,7 @@ export async function openInRoot(rootReal: string, relative: string): Promise<{ 
   }
   if (!stat.isFile()) {
     await handle.close();
-    return { ok: false, reason: 'not-regular' };
+    return { ok: false, reason: stat.isDirectory() ? 'directory' : 'not-regular' };
   }
   // Like tftp-hpa -s: only world-readable files are served, so a private file dropped in the root stays private.
   if ((stat.mode & 0o004) === 0) {

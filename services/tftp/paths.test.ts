@@ -1,5 +1,5 @@
 import t from 'tap';
-import { checkName, compileRemap, remapCandidates, rootRelative, tokenValue } from './paths.js';
+import { checkName, compileRemap, isFileName, remapCandidates, rootRelative, tokenValue } from './paths.js';
 
 t.test('names are checked as a sentence says', async (t) => {
   const cases: Array<[string, string, string]> = [
@@ -17,7 +17,14 @@ t.test('names are checked as a sentence says', async (t) => {
     ['NUL is refused', 'a\0b', 'nul'],
     ['256 octets is too long', 'a'.repeat(256), 'too-long'],
     ['255 octets passes', 'a'.repeat(255), `ok:${'a'.repeat(255)}`],
-    ['only dots and slashes is empty', './/.', 'empty'],
+    ['only dots and slashes is the root, a directory', './/.', 'ok:./'],
+    ['"." is the root', '.', 'ok:./'],
+    ['a trailing / names a directory, never file a', 'a/', 'ok:a/'],
+    ['a trailing /. names a directory', 'a/.', 'ok:a/'],
+    ['a trailing // names a directory', 'a//', 'ok:a/'],
+    ['a trailing \\ names a directory', 'a\\', 'ok:a/'],
+    ['a nested trailing / names a directory', 'd/f/', 'ok:d/f/'],
+    ['a leading ./ drops', './a', 'ok:a'],
     ['"..." is a plain name', '...', 'ok:...'],
     ['an encoded form stays a literal name', '..%2f..%2fetc%2fpasswd', 'ok:..%2f..%2fetc%2fpasswd'],
   ];
@@ -27,11 +34,18 @@ t.test('names are checked as a sentence says', async (t) => {
   }
 });
 
+t.test('a config may name files, not directories', async (t) => {
+  for (const name of ['Image', 'gen/7/Image', './Image']) t.ok(isFileName(name), name);
+  for (const name of ['Image/', 'gen/7/', 'gen/.', '.', '../Image', '']) t.notOk(isFileName(name), name);
+});
+
 t.test('a requested name is read from the root: leading / and \\ drop, .. stays refused', async (t) => {
   t.equal(rootRelative('/grub/grub.cfg'), 'grub/grub.cfg', 'GRUB\'s prefix /grub');
   t.equal(rootRelative('\\EFI\\BOOT\\BOOTAA64.EFI'), 'EFI\\BOOT\\BOOTAA64.EFI');
   t.equal(rootRelative('//a'), 'a');
   t.equal(rootRelative('a/b'), 'a/b', 'a relative name as it is');
+  t.equal(rootRelative('/'), '.', '"/" alone is the root, not an empty name');
+  t.equal(rootRelative(''), '', 'an empty name stays empty');
   t.match(checkName(rootRelative('/../etc/passwd')), { ok: false, reason: 'dotdot' });
   t.match(checkName(rootRelative('/etc/passwd')), { ok: true, path: 'etc/passwd' }, 'inside the root');
 });

@@ -14,7 +14,11 @@ export type CheckedName = { ok: true; path: string } | { ok: false; reason: Name
 /**
  * Checks a name (one char per octet) and returns it as a relative path with "/" separators.
  * Backslashes count as separators (UEFI and Windows loaders send `\EFI\BOOT\...`); "." and empty
- * components are dropped; NUL, absolute names, ".." components and names over 255 octets are refused.
+ * components inside the name are dropped (`./a`, `d//f`, `d/./f` are `a`, `d/f`, `d/f`); NUL,
+ * absolute names, ".." components and names over 255 octets are refused. A name that ends in `/`
+ * or in a `.` component (`a/`, `a//`, `a/.`, `.`) names a directory, as the kernel reads it: the
+ * path keeps one trailing `/` (`a/`, and `./` for the root), so opening it finds a directory or
+ * fails (ENOTDIR, "file not found" for a file `a`), as tftpd-hpa answers; it is never file `a`.
  */
 export function checkName(name: string): CheckedName {
   if (name.length === 0) return { ok: false, reason: 'empty' };
@@ -23,13 +27,22 @@ export function checkName(name: string): CheckedName {
   const slashed = name.replaceAll('\\', '/');
   if (slashed.startsWith('/')) return { ok: false, reason: 'absolute' };
   const parts: string[] = [];
-  for (const part of slashed.split('/')) {
+  const components = slashed.split('/');
+  for (const part of components) {
     if (part === '..') return { ok: false, reason: 'dotdot' };
     if (part === '' || part === '.') continue;
     parts.push(part);
   }
-  if (parts.length === 0) return { ok: false, reason: 'empty' };
-  return { ok: true, path: parts.join('/') };
+  const last = components[components.length - 1];
+  const directory = last === '' || last === '.';
+  if (parts.length === 0) return directory ? { ok: true, path: './' } : { ok: false, reason: 'empty' };
+  return { ok: true, path: directory ? `${parts.join('/')}/` : parts.join('/') };
+}
+
+/** A name that checkName passes and that names a file, not a directory (`a/`, `a/.`): what a config may point at. */
+export function isFileName(name: string): boolean {
+  const checked = checkName(name);
+  return checked.ok && !checked.path.endsWith('/');
 }
 
 /**
@@ -39,7 +52,9 @@ export function checkName(name: string): CheckedName {
  * root too. Confinement is unchanged: checkName still refuses ".." and the open stays in the root.
  */
 export function rootRelative(name: string): string {
-  return name.replace(/^[/\\]+/, '');
+  const relative = name.replace(/^[/\\]+/, '');
+  // "/" alone is the root itself: a directory (checkName), not an empty name.
+  return relative === '' && name !== '' ? '.' : relative;
 }
 
 /** What the server knows about a client: its address, and its lease when DHCP gave it one. */

@@ -104,7 +104,10 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
   // wall clock moves none of them; it is still said, once per step (HA.md 2.6, "clock jump").
   const wallSteps = new WallStepWatch();
   wallSteps.observe(startedMono, startedWall);
-  checkStateDir(config.node.stateDir);
+  if (checkStateDir(config.node.stateDir) === 'read-only') {
+    log.warn({ event: 'daemon.state_dir_read_only', dir: config.node.stateDir },
+      `node.stateDir ${config.node.stateDir} is on a read-only file system: lanha starts on the state it can read, accepts no writes (DHCP silent; DNS, TFTP and NTP serve) and writes again by itself once it is remounted read-write`);
+  }
 
   const state = await (options.openState ?? defaultOpenState)(config, log, clock).catch((error: unknown) => {
     throw bindError('the cluster transport', 'cluster', error) ?? error;

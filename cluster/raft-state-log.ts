@@ -15,7 +15,7 @@ import { mibText, spaceText, type DiskSpace } from './raft/status-text.js';
 import type { LatencyWindow } from '../lib/latency.js';
 import { RaftNode } from './raft/node.js';
 import { RaftHost } from './raft/host.js';
-import { Wal, failpointsFromEnv, writeRefused, loadState, type Failpoint, type LoadedState, type WalOptions } from './raft/wal.js';
+import { Wal, failpointsFromEnv, writeRefused, loadState, lockOwner, type Failpoint, type LoadedState, type WalOptions } from './raft/wal.js';
 import { EntryType, type ConfState, type Entry, type Message, type NodeId, type PeerLink, type Snapshot } from './raft/types.js';
 
 // The durable StateLog: a RaftNode + its WAL + (in a cluster) a transport. propose() stamps the
@@ -111,6 +111,7 @@ const MEMBER_FILE_TEXT: Record<Membership, string> = {
 export function writeMemberFile(file: string, state: Membership): void {
   writeFileDurablySync(file, MEMBER_FILE_TEXT[state]);
 }
+const writeMember = writeMemberFile;
 
 interface Pending {
   term: number;
@@ -210,6 +211,8 @@ export class RaftStateLog implements StateLog {
   #spaceTimer: NodeJS.Timeout | undefined;
   /** The WAL of the fenced host was closed to be opened again (a failed reopen must not close it twice). */
   #walClosed = false;
+  /** Started fenced (#openFenced): the owner and member files are written once the WAL opens. */
+  #openedFenced = false;
 
   private constructor(fsm: Fsm, opts: RaftStateLogOptions) {
     this.fsm = fsm;
@@ -232,8 +235,17 @@ export class RaftStateLog implements StateLog {
       opts.log.warn({ event: 'raft.failpoints', failpoints: process.env['LANHA_FAILPOINTS'] }, 'LANHA_FAILPOINTS is set: faults are injected into the Raft storage (for tests only)');
     }
     if (opts.memberFile !== undefined) checkOwner(opts.dir, opts.id);
-    const { wal, state } = await Wal.open(opts.dir, walOpts);
-    if (opts.memberFile !== undefined) recordOwner(opts.dir, opts.id);
+    let opened: { wal: Wal; state: LoadedState } | undefined;
+    try {
+      opened = await Wal.open(opts.dir, walOpts);
+      if (opts.memberFile !== undefined) recordOwner(opts.dir, opts.id);
+    } catch (error) {
+      await opened?.wal.close().catch(() => undefined);
+      const refused = writeRefused(error);
+      if (refused === null) throw error;
+      return RaftStateLog.#openFenced(opts, walOpts, tickMs, pipelined, error as Error);
+    }
+    const { wal, state } = opened;
     if (state.truncatedBytes > 0) {
       opts.log.warn({ event: 'raft.wal_torn_tail', bytes: state.truncatedBytes, dir: opts.dir }, `cut a torn tail of ${state.truncatedBytes} bytes (a write that was never fsync'd)`);
     }
@@ -256,6 +268,43 @@ export class RaftStateLog implements StateLog {
     await self.#waitFor(() => fsm.appliedIndex >= replayTo && (!self.#single || (node.role === 'leader' && node.entryTerm(fsm.appliedIndex) === node.term)), 10_000);
     opts.log.info({ event: 'raft.opened', dir: opts.dir, term: node.term, commit: node.commitIndex, applied: fsm.appliedIndex, entries: state.entries.length, snapshot: state.snapshot?.meta.index ?? 0 },
       `raft state opened at index ${fsm.appliedIndex}`);
+    return self;
+  }
+
+  /**
+   * The start on a file system that refused a write (full or read-only: the LOCK, the WAL's tail, the
+   * owner file): the member starts fenced, as if the disk had filled while it ran (cluster/raft/README.md,
+   * "Out of space"). Its state is read without a write (loadState(dir, false)) and what was committed
+   * is applied, so DNS, TFTP and NTP serve it; DHCP is silent, it neither votes nor leads, status and
+   * doctor say STORAGE FULL / READ-ONLY, and it opens its WAL and writes again by itself once it can.
+   * A log that cannot even be read (damage, a directory another live process holds) is refused as
+   * at any start.
+   */
+  static async #openFenced(opts: RaftStateLogOptions, walOpts: WalOptions, tickMs: number, pipelined: boolean, refusal: Error): Promise<RaftStateLog> {
+    const holder = lockOwner(opts.dir);
+    if (holder !== undefined && holder !== process.pid) {
+      throw new LanhaError('io', `${opts.dir} is in use by process ${holder} (its LOCK names it), and its file system refused a write (${refusal.message}); two members must never share one`);
+    }
+    const state = loadState(opts.dir, false);
+    const fsm = new Fsm();
+    if (state.snapshot) fsm.restore(decodeFsmSnapshot(state.snapshot.data));
+    const self = new RaftStateLog(fsm, opts);
+    self.#walOpts = walOpts;
+    self.#tickMs = tickMs;
+    self.#pipelined = pipelined;
+    self.#openedFenced = true;
+    self.#membershipAtOpen(state, false);
+    // The committed entries are on the disk (and on a majority's): applied now, as a start replays
+    // them. Alone, every entry of its log is: a start elects it and commits the whole log (the
+    // commit record of the last batch rides the next write, which a full disk never took).
+    const upTo = self.#single ? Infinity : state.hardState.commit;
+    self.#apply(state.entries.filter((e) => e.index <= upTo));
+    self.#walClosed = true; // nothing of it opened: nothing to close
+    const host = self.#build(Wal.refusing(opts.dir, state, refusal, walOpts), state, tickMs, pipelined);
+    if (opts.link) await opts.link.start((m) => self.#onMessage(m));
+    host.fence(refusal);
+    opts.log.info({ event: 'raft.opened', dir: opts.dir, term: state.hardState.term, commit: state.hardState.commit, applied: fsm.appliedIndex, entries: state.entries.length, snapshot: state.snapshot?.meta.index ?? 0, fenced: true },
+      `raft state read at index ${fsm.appliedIndex} without a write (the file system refused one): this member starts fenced`);
     return self;
   }
 
@@ -297,9 +346,11 @@ export class RaftStateLog implements StateLog {
    * cluster before the file could follow (#noteFresh). A node with Raft state and no file (from
    * before the file) gets one.
    */
-  #membershipAtOpen(state: LoadedState): void {
+  #membershipAtOpen(state: LoadedState, write = true): void {
     const file = this.#opts.memberFile;
     if (file === undefined || this.#single) return;
+    // Fenced at start (nothing may be written): the file is written once the WAL opens (#checkSpace).
+    const writeMemberFile = (path: string, what: Membership): void => { if (write) writeMember(path, what); };
     const logEmpty = state.entries.length === 0 && state.snapshot === undefined;
     const empty = state.hardState.term === 0 && logEmpty;
     this.#membership = readMemberFile(file);
@@ -765,6 +816,19 @@ export class RaftStateLog implements StateLog {
       return;
     }
     if (this.#closed) { await opened.wal.close(); return; }
+    if (this.#openedFenced) {
+      // What a start writes beside the WAL, written now that it can be.
+      try {
+        if (this.#opts.memberFile !== undefined) recordOwner(this.#opts.dir, this.#opts.id);
+        this.#membershipAtOpen(opened.state);
+      } catch (error) {
+        await opened.wal.close().catch(() => undefined);
+        if (writeRefused(error) !== null) { this.#scheduleSpaceCheck(); return; }
+        this.#fatal(error instanceof Error ? error : new Error(String(error)));
+        return;
+      }
+      this.#openedFenced = false;
+    }
     this.#walClosed = false;
     this.#full = null;
     this.#snapshotSaved = null;
@@ -849,7 +913,11 @@ export class RaftStateLog implements StateLog {
   async #waitFor(condition: () => boolean, timeoutMs: number): Promise<void> {
     const start = this.#opts.clock.monotonicMs();
     while (!condition()) {
-      if (this.host.fenced) throw this.host.fenced;
+      // Fenced for a full or read-only file system: it waits for it to take writes (#waitForSpace).
+      if (this.host.fenced) {
+        if (this.#full !== null) return;
+        throw this.host.fenced;
+      }
       if (this.#opts.clock.monotonicMs() - start > timeoutMs) return;
       await new Promise((r) => setTimeout(r, 2));
     }

@@ -61,7 +61,13 @@ export function acquireDirLock(dir: string): number | null {
   const lock = join(dir, 'LOCK');
   // Not *.tmp: Wal.open sweeps those once it holds the lock, and may do so while another starter writes its own.
   const mine = join(dir, `LOCK.${process.pid}.new`);
-  writeWhole(mine, lockText());
+  try {
+    writeWhole(mine, lockText());
+  } catch (error) {
+    // A full file system made the file and refused its text: leave no empty file behind.
+    try { rmSync(mine, { force: true }); } catch { /* the first error is the one to tell */ }
+    throw error;
+  }
   try {
     for (let attempt = 0; attempt < 8; attempt++) {
       try {

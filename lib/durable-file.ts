@@ -1,10 +1,26 @@
-import { closeSync, fsyncSync, openSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, writeFileSync } from 'node:fs';
 import { open, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 // Files replaced whole and durably: written to `<path>.tmp`, fsync'd, renamed over the old one, and
 // the directory fsync'd so the rename itself survives a power cut. A crash leaves the old file or
 // the new one, never a mix (and at most a stale .tmp, overwritten by the next write).
+
+/**
+ * mkdir -p one level at a time: a recursive mkdirSync on a read-only file system fails with ENOENT,
+ * not EROFS, which reads as a missing parent (and writeRefused, cluster/raft/wal.ts, cannot tell).
+ */
+export function makeDirs(path: string): void {
+  try {
+    mkdirSync(path);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return;
+    if (code !== 'ENOENT' || dirname(path) === path) throw error;
+    makeDirs(dirname(path));
+    mkdirSync(path);
+  }
+}
 
 /** fsyncs a directory, making the creations, renames and deletions in it durable. */
 export async function fsyncDir(dir: string): Promise<void> {

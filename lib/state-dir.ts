@@ -1,4 +1,5 @@
-import { accessSync, constants, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { accessSync, constants, readdirSync, statSync } from 'node:fs';
+import { makeDirs } from './durable-file.js';
 import { join } from 'node:path';
 import { LanhaError } from './errors.js';
 
@@ -16,10 +17,15 @@ const SHOWN_MAX = 3;
 
 interface Refused { path: string; uid: number; mode: number; code: string }
 
-/** Makes `dir` if missing and checks it and lanha's files in it are writable; throws a LanhaError naming the rest. */
-export function checkStateDir(dir: string, uid: number | null = process.getuid?.() ?? null): void {
+/**
+ * Makes `dir` if missing and checks it and lanha's files in it are writable; throws a LanhaError
+ * naming the rest. A directory on a read-only file system is not refused here: the member starts
+ * fenced on what it can read and writes again once it is writable (cluster/raft/README.md, "Out of
+ * space"); 'read-only' says so. One that cannot be made at all is refused.
+ */
+export function checkStateDir(dir: string, uid: number | null = process.getuid?.() ?? null): 'writable' | 'read-only' {
   try {
-    mkdirSync(dir, { recursive: true });
+    makeDirs(dir);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? 'error';
     throw new LanhaError('io', `node.stateDir ${dir} cannot be made (${code}): make it and give it to the user lanha runs as${uid === null ? '' : ` (uid ${uid})`}, e.g. install -d -o lanha -g lanha -m 0750 ${dir} (the systemd unit's StateDirectory=lanha makes /var/lib/lanha)`);
@@ -60,10 +66,8 @@ export function checkStateDir(dir: string, uid: number | null = process.getuid?.
       else if (sub === '' && OTHER_DIRS.has(name)) check(path, constants.R_OK | constants.W_OK | constants.X_OK);
     }
   }
-  if (refused.length === 0) return;
-  if (readOnly) {
-    throw new LanhaError('io', `node.stateDir ${dir} is on a read-only file system; lanha writes its log there: remount it read-write or set node.stateDir to a writable directory`);
-  }
+  if (refused.length === 0) return 'writable';
+  if (readOnly && refused.every((r) => r.code === 'EROFS')) return 'read-only';
   const shown = refused.slice(0, SHOWN_MAX).map((r) => `${r.path} (owner uid ${r.uid}, mode ${r.mode.toString(8).padStart(4, '0')})`).join(', ');
   const more = refused.length > SHOWN_MAX ? ` and ${refused.length - SHOWN_MAX} more` : '';
   const who = uid === null ? 'this process' : `this process (uid ${uid})`;

@@ -277,7 +277,14 @@ export async function startDeploy(context: ServiceContext): Promise<RunningServi
 
   prune();
   // What a daemon that stopped mid-commit, mid-copy or mid-job left: nothing of this daemon runs yet.
-  for (const { path, bytes } of sweepStoreLeftovers(stateDir)) {
+  let leftovers: Array<{ path: string; bytes: number }> = [];
+  try {
+    leftovers = sweepStoreLeftovers(stateDir);
+  } catch (error) {
+    // A read-only or failing state file system must not stop the daemon's start (DNS, TFTP, NTP).
+    log.warn({ event: 'rootfs.leftover_unremovable', err: error }, `cannot remove what a cut-off commit or copy left in the store ${storeDir(stateDir)}: ${errorMessage(error)}; the next start tries again`);
+  }
+  for (const { path, bytes } of leftovers) {
     log.info({ event: 'rootfs.leftover_swept', path, bytes }, `removed ${path} (${bytes} bytes), left in the generation store by a commit, a copy to the peer member or a write that was cut off`);
   }
   runner.sweepWorkDirs();

@@ -130,6 +130,11 @@ export class RaftHost {
   }
 
   get fenced(): Error | undefined { return this.#fenced; }
+
+  /** Fences the member for `error` from outside the loop (a start on storage that refused a write), as a failed write would. */
+  fence(error: Error): void {
+    this.#fence(error);
+  }
   /** Built pipelined (the next Ready is written while the last one's fdatasync runs). */
   get pipelined(): boolean { return this.#pipelined; }
   get stats(): { batches: number; fsyncs: number } { return { batches: this.#batches, fsyncs: this.wal.syncCount }; }

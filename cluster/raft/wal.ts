@@ -1,10 +1,10 @@
 import { LatencyWindow } from '../../lib/latency.js';
-import { closeSync, fsyncSync, ftruncateSync, writeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, fsyncSync, ftruncateSync, writeSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { join } from 'node:path';
 import { acquireDirLock, lockHolder, releaseDirLock } from '../../lib/dir-lock.js';
 import { crc32c } from '../../lib/crc32c.js';
-import { fsyncDir } from '../../lib/durable-file.js';
+import { fsyncDir, makeDirs } from '../../lib/durable-file.js';
 import { invariant } from '../../lib/assert.js';
 import { EntryType, type ConfState, type Entry, type HardState, type Snapshot } from './types.js';
 
@@ -185,6 +185,8 @@ export class Wal {
   #markIdleMs: number;
   #markTimer: NodeJS.Timeout | undefined;
   #closing = false;
+  /** Made by Wal.refusing: it took no LOCK. */
+  #refusing = false;
 
   private constructor(dir: string, segments: Segment[], lastIndex: number, hard: HardState, options: WalOptions) {
     this.dir = dir;
@@ -203,7 +205,7 @@ export class Wal {
 
   /** Opens (creating if needed) the storage in `dir` and reads everything back. */
   static async open(dir: string, options: WalOptions = {}): Promise<{ wal: Wal; state: LoadedState }> {
-    mkdirSync(join(dir, 'wal'), { recursive: true });
+    makeDirs(join(dir, 'wal'));
     lockDir(dir);
     for (const f of readdirSync(dir)) if (f.endsWith('.tmp')) rmSync(join(dir, f), { force: true });
     const state = loadState(dir);
@@ -212,6 +214,21 @@ export class Wal {
     const wal = new Wal(dir, segments, lastIndex, state.hardState, options);
     await wal.#openTail();
     return { wal, state };
+  }
+
+  /**
+   * A WAL over `dir` that opened nothing and takes no write: every call throws `refusal`. For a
+   * member that starts on a file system that refused Wal.open a write (full, read-only): it runs
+   * fenced on the state loadState(dir, false) read, and opens the real WAL once writes work
+   * (cluster/raft/README.md, "Out of space"). It holds no LOCK and never releases one.
+   */
+  static refusing(dir: string, state: LoadedState, refusal: Error, options: WalOptions = {}): Wal {
+    const lastIndex = state.entries.length > 0 ? state.entries[state.entries.length - 1]!.index : state.snapshot?.meta.index ?? 0;
+    const wal = new Wal(dir, [], lastIndex, state.hardState, options);
+    wal.#broken = refusal;
+    wal.#closing = true;
+    wal.#refusing = true;
+    return wal;
   }
 
   get broken(): Error | undefined { return this.#broken; }
@@ -534,8 +551,9 @@ export class Wal {
     // A clean stop leaves no prefilled zeros behind (a crash may: they read back as the end).
     if (fd && !this.#broken && this.#allocated > this.#size) await fd.truncate(this.#size).catch(() => undefined);
     await fd?.close().catch(() => undefined);
-    releaseDirLock(this.dir);
+    if (!this.#refusing) releaseDirLock(this.dir);
   }
+
 
   async #fail(name: FailpointName): Promise<void | 'torn'> {
     return this.#failpoint ? await this.#failpoint(name) : undefined;
@@ -823,8 +841,13 @@ function listSegments(walDir: string): Segment[] {
   return out.sort((a, b) => a.seq - b.seq);
 }
 
-/** Reads hard state, snapshot and log back; cuts a torn tail of the last segment. */
-export function loadState(dir: string): LoadedState {
+/**
+ * Reads hard state, snapshot and log back; cuts a torn tail of the last segment. `repair` false:
+ * writes nothing (a file system that refuses writes): a torn tail or a header-only segment is read
+ * up to where it is whole, and a missing directory is an empty log; damage is refused as ever.
+ */
+export function loadState(dir: string, repair = true): LoadedState {
+  if (!repair && !exists(dir)) return { hardState: { term: 0, vote: null, commit: 0 }, entries: [], truncatedBytes: 0 };
   const hardFile = join(dir, 'hardstate');
   let hardState: HardState = { term: 0, vote: null, commit: 0 };
   if (exists(hardFile)) {
@@ -843,7 +866,7 @@ export function loadState(dir: string): LoadedState {
   }
   const snapIndex = snapshot?.meta.index ?? 0;
   const walDir = join(dir, 'wal');
-  const segments = listSegments(walDir);
+  const segments = repair || exists(walDir) ? listSegments(walDir) : [];
   const entries: Entry[] = [];
   let commit = hardState.commit;
   let truncatedBytes = 0;
@@ -860,11 +883,11 @@ export function loadState(dir: string): LoadedState {
         // A segment's magic is fdatasync'd before anything else is written to it: a bad one is a
         // crash while creating it only while the file holds no more than the magic would.
         if (bytes.length > HEADER) throw new StorageError(file, 0, `${scan.problem}, and the file holds ${bytes.length} bytes: the header was durable before any record was written, so this is damage, not a torn write; ${rebuildHint(dir)}`);
-        writeFileSync(file, SEGMENT_MAGIC);
+        if (repair) writeFileSync(file, SEGMENT_MAGIC);
       } else if (scan.badOffset < scan.durableMark) {
         throw new StorageError(file, scan.badOffset, `${scan.problem}, before offset ${scan.durableMark} that an fdatasync had made durable (a later record says so): `
           + `this is damage to acknowledged entries, not a torn write, so the log is not cut; ${rebuildHint(dir, at)}`);
-      } else {
+      } else if (repair) {
         truncateFile(file, scan.badOffset);
       }
       truncatedBytes = bytes.length - Math.max(scan.badOffset, HEADER);

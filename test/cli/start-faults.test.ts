@@ -2,7 +2,9 @@ import t from 'tap';
 import { createSocket, type Socket } from 'node:dgram';
 import { createServer, type Server } from 'node:net';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { Resolver } from 'node:dns/promises';
 import { join } from 'node:path';
 import { runLanctl, scratchConfig, serveDaemon, SOLO_CONFIG } from '../support/daemon.js';
 import { LANCTL } from '../support/paths.js';
@@ -108,19 +110,68 @@ t.test('state files another user owns: named with owner and mode, the chown line
   t.same(readFileSync(join(sc.dir, 'state/raft/hardstate')), hardstate, 'the hard state is as it was');
 });
 
-t.test('a state directory on a read-only file system is named as such', { skip: !asRoot && 'needs root to mount' }, async (t) => {
+// A daemon that STARTS on a full or read-only state file system (a small tmpfs, real ENOSPC and
+// EROFS) starts fenced: DNS (and TFTP, NTP) serve what the log holds, no write is taken, status and
+// doctor say STORAGE FULL / READ-ONLY, and it writes again by itself once space is back or the file
+// system is writable. It used to exit 1 at every start, and systemd restarted it into the same
+// failure, DNS, TFTP and NTP down for as long as the disk was.
+for (const mode of ['read-only', 'full'] as const) {
+  t.test(`a daemon started on a ${mode} state file system serves DNS fenced and writes again once it can`, { skip: !asRoot && 'needs root to mount' }, async (t) => {
+    const [port] = await freePorts(1);
+    const mnt = mkdtempSync(join(tmpdir(), 'lanha-startfs-'));
+    if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', `lhdk-${mode}`, mnt]).status !== 0) { t.comment('tmpfs mount refused here: not checked'); rmSync(mnt, { recursive: true }); return; }
+    t.teardown(() => { spawnSync('umount', [mnt]); rmSync(mnt, { recursive: true, force: true }); });
+    const sc = scratchConfig(`${SOLO_CONFIG.replace('"{{dir}}/state"', `"${mnt}/state"`)}dns: { port: ${port}, listen: [127.0.0.1], zones: [{ name: t.lan }] }\n`);
+    t.teardown(() => sc.cleanup());
+    const resolver = new Resolver({ timeout: 1000, tries: 1 });
+    resolver.setServers([`127.0.0.1:${port}`]);
+    const first = await serveDaemon(sc.file);
+    const set = await runLanctl(['records', 'set', 'web.t.lan', 'A', '10.1.2.3', '--config', sc.file]);
+    t.equal(set.code, 0, `a record written to the log: ${set.stderr}`);
+    t.equal((await first.stop()).code, 0);
+    let filler = '';
+    if (mode === 'read-only') t.equal(spawnSync('mount', ['-o', 'remount,ro', mnt]).status, 0, 'remounted read-only');
+    else {
+      filler = join(mnt, 'filler');
+      try { writeFileSync(filler, Buffer.alloc(8 * 1048576)); } catch { /* ENOSPC: full, as meant */ }
+    }
+    const daemon = await serveDaemon(sc.file).catch((error: unknown) => { t.fail(`the daemon did not start: ${String(error)}`); return null; });
+    if (daemon === null) return;
+    t.teardown(async () => { await daemon.stop('SIGKILL'); });
+    t.same(await resolver.resolve4('web.t.lan').catch((e: Error) => e.message), ['10.1.2.3'], 'DNS answers with the record from the log');
+    const word = mode === 'read-only' ? 'READ-ONLY' : 'FULL';
+    const status = await runLanctl(['status', '--config', sc.file]);
+    t.match(status.stdout, `STORAGE ${word}: `, `status says STORAGE ${word}`);
+    const doctor = await runLanctl(['doctor', '--config', sc.file]);
+    t.match(doctor.stdout, mode === 'read-only' ? 'raft.storage-read-only' : 'raft.storage-full', 'doctor names it');
+    t.match(daemon.logs(), mode === 'read-only' ? '"event":"raft.storage_read_only"' : '"event":"raft.storage_full"', 'the event of a disk that fails at run time');
+    const refused = await runLanctl(['records', 'set', 'new.t.lan', 'A', '10.1.2.4', '--config', sc.file]);
+    t.not(refused.code, 0, 'no write is taken while fenced');
+    if (mode === 'read-only') t.equal(spawnSync('mount', ['-o', 'remount,rw', mnt]).status, 0, 'remounted read-write');
+    else rmSync(filler);
+    let again = { code: 1, stdout: '', stderr: '' };
+    for (let i = 0; i < 50 && again.code !== 0; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      again = await runLanctl(['records', 'set', 'new.t.lan', 'A', '10.1.2.4', '--config', sc.file]);
+    }
+    t.equal(again.code, 0, `writes again without a restart: ${again.stderr}`);
+    t.same(await resolver.resolve4('new.t.lan').catch((e: Error) => e.message), ['10.1.2.4'], 'and serves what it wrote');
+    t.notMatch((await runLanctl(['status', '--config', sc.file])).stdout, 'STORAGE', 'status clear');
+    t.equal((await daemon.stop()).code, 0, 'a clean stop');
+  });
+}
+
+t.test('a state directory that cannot even be made on a read-only file system is refused, exit 1', { skip: !asRoot && 'needs root to mount' }, async (t) => {
   const sc = scratchConfig(SOLO_CONFIG);
   t.teardown(() => sc.cleanup());
   const mnt = join(sc.dir, 'ro');
   mkdirSync(mnt);
-  if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'lhro', mnt]).status !== 0) { t.comment('tmpfs mount refused here: not checked'); return; }
+  if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m,ro', 'lhdk-ro', mnt]).status !== 0) { t.comment('tmpfs mount refused here: not checked'); return; }
   t.teardown(() => { spawnSync('umount', [mnt]); });
-  mkdirSync(join(mnt, 'state'));
-  t.equal(spawnSync('mount', ['-o', 'remount,ro', mnt]).status, 0);
   writeFileSync(sc.file, SOLO_CONFIG.replaceAll('{{dir}}', sc.dir).replace(`${sc.dir}/state`, `${mnt}/state`));
   const r = await runLanctl(['serve', '--config', sc.file], { timeoutMs: 30_000 });
   t.equal(r.code, 1);
-  t.match(r.stderr, `node.stateDir ${mnt}/state is on a read-only file system`);
+  t.match(r.stderr, `node.stateDir ${mnt}/state cannot be made (EROFS)`);
 });
 
 function runLanctlAs(uid: number, args: readonly string[]): Promise<{ code: number; stderr: string }> {

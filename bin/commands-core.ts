@@ -174,13 +174,14 @@ interface StatusBody {
 export function formatMembers(rows: readonly MemberRow[] | undefined): string {
   if (rows === undefined || rows.length < 2) return '';
   const v = (x: unknown): string => (x === null || x === undefined ? '?' : String(x));
-  return formatTable(['member', 'role', 'term', 'commit', 'applied', 'lag', 'last report', 'clock offset', 'version', 'config', 'state'], rows.map((r) => [
+  return formatTable(['member', 'role', 'term', 'commit', 'applied', 'lag', 'last report', 'clock offset', 'version', 'level', 'config', 'state'], rows.map((r) => [
     r.local ? `${r.name} (here)` : r.name, v(r.role), v(r.term), v(r.commitIndex), v(r.appliedIndex), v(r.lagEntries),
     r.local ? '-' : r.lastContactMs === null ? 'never' : `${(r.lastContactMs / 1000).toFixed(1)} s ago`,
     r.local ? '-' : r.clockOffsetMs === null ? '?' : `${r.clockOffsetMs >= 0 ? '+' : ''}${r.clockOffsetMs} ms${r.offsetMethod === 'one-way' ? ' (one-way)' : ''}`,
-    v(r.version), r.configHash === null ? '?' : r.configHash.slice(0, 12),
+    v(r.version), r.applyLevel === null ? (r.reported ? '-' : '?') : String(r.applyLevel), r.configHash === null ? '?' : r.configHash.slice(0, 12),
     r.local ? '-' : r.sameState === true ? 'same' : r.sameState === false ? 'DIFFERS' : '-',
-  ])) + (rows.some((r) => !r.reported) ? "'?': no report from that member (down, unreachable, or a version without member reports)\n" : '');
+  ])) + (rows.some((r) => !r.reported) ? "'?': no report from that member (down, unreachable, or a version without member reports)\n" : '')
+    + (rows.some((r) => r.reported && r.applyLevel === null) ? "level '-': a lanha from before apply levels (it applies level 1; cluster/raft/README.md, \"Apply levels\")\n" : '');
 }
 
 interface ForwardCacheStatus { entries: number; bytes: number; maxEntries: number; maxBytes: number; inFlight: number; maxInFlight: number }

@@ -29,6 +29,7 @@ import { PowerRunner } from '../cluster/power-run.js';
 import { missingPowerPrograms } from '../cluster/power-run.js';
 import { startInventorySeeder } from '../cluster/inventory-seed.js';
 import { VERSION } from './version.js';
+import { APPLY_LEVEL, BASE_LEVEL, commandLevel, levelRefusal } from '../cluster/apply-level.js';
 import { processMemory, watchPauses, type ProcessMemory } from '../lib/memory.js';
 import { OpsTracker } from '../services/ops/tracker.js';
 import type { LanhaMetrics } from '../services/ops/metrics.js';
@@ -134,11 +135,16 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
       dnsSerial: serviceField(running, 'dns', 'serial', 'number'), vipHeld: serviceField(running, 'vip', 'held', 'boolean'),
       stateHash: typeof s['stateHash'] === 'string' ? s['stateHash'] : null,
       ackAudit: config.dhcp === undefined ? null : ((a) => ({ lostTotal: a.lostTotal, audits: a.audits, checked: a.lastAudit?.checked ?? null }))(acks.summary()),
+      applyLevel: APPLY_LEVEL,
     };
   };
   // Reports go to the other members over the cluster transport; a backend without a feed leaves the board empty.
   const members = new MemberStatusBoard({ self: config.node.name, clock, local: localReport });
   state.attachMemberStatus?.(members);
+  // A command some member cannot apply is refused, not proposed (cluster/apply-level.ts): the
+  // rows are worked out only for a command above the level every version applies.
+  state.setProposalCheck?.((command) => commandLevel(command) <= BASE_LEVEL ? null
+    : levelRefusal(command, memberRows(memberNames, localReport(), members.members()).map((r) => ({ name: r.name, level: r.applyLevel, version: r.version }))));
   const tracker = new OpsTracker();
   const unsubscribe = state.fsm.subscribe((entry) => tracker.entry(entry));
   const vipHeld = (): boolean | null => {

@@ -34,6 +34,8 @@ export interface LocalReport {
   stateHash?: string | null;
   /** Its ACK audit (cluster/ack-audit.ts): leases it ACKed found lost, audits run, ACKs its last audit checked (null: none yet). Null: no DHCP. Optional on the wire. */
   ackAudit?: MemberAckAudit | null;
+  /** The highest apply level it runs (cluster/apply-level.ts). Optional on the wire: absent from versions before levels. */
+  applyLevel?: number;
 }
 
 export interface MemberAckAudit { lostTotal: number; audits: number; checked: number | null }
@@ -128,10 +130,13 @@ export function decodeReport(bytes: Uint8Array): Decoded<MemberReport> {
   if (stateHash === undefined) return failed('bad-field', 0, 'stateHash');
   const ackAudit = decodeAckAudit(o['ackAudit']);
   if (ackAudit === undefined) return failed('bad-field', 0, 'ackAudit');
+  const applyLevel = o['applyLevel'];
+  if (applyLevel !== undefined && !(isInt(applyLevel) && applyLevel >= 1 && applyLevel <= 1_000_000)) return failed('bad-field', 0, 'applyLevel');
   return decoded({
     node: o['node'], version: o['version'], configHash: o['configHash'], role: o['role'], leader: o['leader'] as string | null,
     term: o['term'] as number, commitIndex: o['commitIndex'] as number, appliedIndex: o['appliedIndex'] as number, lastIndex: o['lastIndex'] as number | null,
     walFsyncP99Ms: o['walFsyncP99Ms'] as number | null, bootFiles, dnsSerial, vipHeld, stateHash, ackAudit, sentWallMs: o['sentWallMs'], echo,
+    ...(applyLevel === undefined ? {} : { applyLevel }),
   });
 }
 
@@ -263,6 +268,8 @@ export interface MemberRow {
   vipHeld: boolean | null;
   /** Its ACK audit as it reports it (null: no DHCP there, or a version without it). */
   ackAudit: MemberAckAudit | null;
+  /** The apply level it runs (cluster/apply-level.ts); null: never heard from, or a version before levels. */
+  applyLevel: number | null;
   /**
    * Its replicated state against this member's: true/false when both report a state hash at the same
    * applied index (equal/different), null when they stand at different indexes or a hash is missing.
@@ -279,18 +286,18 @@ export function memberRows(names: readonly string[], local: LocalReport, views: 
       return {
         name, local: true, reported: true, role: local.role, leader: local.leader, term: local.term, commitIndex: local.commitIndex, appliedIndex: local.appliedIndex,
         lagEntries: Math.max(0, top - local.appliedIndex), lastContactMs: 0, clockOffsetMs: 0, offsetMethod: null, version: local.version, configHash: local.configHash, walFsyncP99Ms: local.walFsyncP99Ms,
-        dnsSerial: local.dnsSerial ?? null, vipHeld: local.vipHeld ?? null, ackAudit: local.ackAudit ?? null, sameState: null,
+        dnsSerial: local.dnsSerial ?? null, vipHeld: local.vipHeld ?? null, ackAudit: local.ackAudit ?? null, applyLevel: local.applyLevel ?? null, sameState: null,
       };
     }
     const v = views[name];
     if (v === undefined) {
-      return { name, local: false, reported: false, role: null, leader: null, term: null, commitIndex: null, appliedIndex: null, lagEntries: null, lastContactMs: null, clockOffsetMs: null, offsetMethod: null, version: null, configHash: null, walFsyncP99Ms: null, dnsSerial: null, vipHeld: null, ackAudit: null, sameState: null };
+      return { name, local: false, reported: false, role: null, leader: null, term: null, commitIndex: null, appliedIndex: null, lagEntries: null, lastContactMs: null, clockOffsetMs: null, offsetMethod: null, version: null, configHash: null, walFsyncP99Ms: null, dnsSerial: null, vipHeld: null, ackAudit: null, applyLevel: null, sameState: null };
     }
     const r = v.report;
     return {
       name, local: false, reported: true, role: r.role, leader: r.leader, term: r.term, commitIndex: r.commitIndex, appliedIndex: r.appliedIndex,
       lagEntries: Math.max(0, top - r.appliedIndex), lastContactMs: v.lastContactMs, clockOffsetMs: v.clockOffsetMs, offsetMethod: v.offsetMethod,
-      version: r.version, configHash: r.configHash, walFsyncP99Ms: r.walFsyncP99Ms, dnsSerial: r.dnsSerial ?? null, vipHeld: r.vipHeld ?? null, ackAudit: r.ackAudit ?? null,
+      version: r.version, configHash: r.configHash, walFsyncP99Ms: r.walFsyncP99Ms, dnsSerial: r.dnsSerial ?? null, vipHeld: r.vipHeld ?? null, ackAudit: r.ackAudit ?? null, applyLevel: r.applyLevel ?? null,
       sameState: r.stateHash == null || local.stateHash == null || r.appliedIndex !== local.appliedIndex ? null : r.stateHash === local.stateHash,
     };
   });

@@ -6,6 +6,7 @@ import { LogLimiter, type Logger } from '../lib/log.js';
 import type { Random } from '../lib/random.js';
 import { LanhaError } from '../lib/errors.js';
 import { decodeCommand, encodeCommand, type Command } from './commands.js';
+import { APPLY_LEVEL, EntryTooNewError, unknownEntryError } from './apply-level.js';
 import { Fsm, type AppliedEntry, type FsmSnapshot, type ProposalTiming } from './fsm.js';
 import { LogClock } from './log-time.js';
 import { NotLeaderError, type StateLog, type StateLogStatus } from './state-log.js';
@@ -173,6 +174,8 @@ export class RaftStateLog implements StateLog {
   #pending = new Map<number, Pending>();
   #logClock: LogClock;
   #closed = false;
+  /** StateLog.setProposalCheck: refuses a command some member cannot apply (cluster/apply-level.ts). */
+  #proposalCheck: ((command: Command) => string | null) | undefined;
   /** Our own snapshot file being written (null: none), the one written and not yet compacted behind, a failed save. */
   #snapshotSave: Promise<void> | null = null;
   #snapshotSaved: Snapshot | null = null;
@@ -472,8 +475,14 @@ export class RaftStateLog implements StateLog {
       `the leader lease lapsed: no majority acknowledged a heartbeat sent within the lease (newest acknowledged, ms since its send: ${Object.entries(ages).map(([id, ms]) => `${id} ${ms ?? 'none'}`).join(', ')}; this process's longest stall since the last lapse: ${stallMs} ms)`);
   }
 
+  setProposalCheck(check: (command: Command) => string | null): void {
+    this.#proposalCheck = check;
+  }
+
   async propose(command: Command): Promise<AppliedEntry> {
     if (this.#closed) throw new LanhaError('unavailable', 'the state log is closed');
+    const refused = this.#proposalCheck?.(command) ?? null;
+    if (refused !== null) throw new LanhaError('unavailable', refused);
     if (this.host.fenced) throw new LanhaError('unavailable', `this node stopped accepting writes after a storage error: ${this.host.fenced.message}`);
     if (!this.isLeader()) throw new NotLeaderError(this.host.node.leader === this.#opts.id ? null : this.host.node.leader);
     const proposedAt = this.#opts.clock.monotonicMs();
@@ -506,6 +515,8 @@ export class RaftStateLog implements StateLog {
       snapshotIndex: node.snapshotIndex,
       // A fenced host stops ticking, so its core's lease never ages: it holds none (isLeader()).
       leaseValid: !this.host.fenced && node.leaseValid(),
+      // The log holds an entry of a newer lanha: applying stopped before it (cluster/apply-level.ts).
+      applyStopped: this.host.fenced instanceof EntryTooNewError ? this.host.fenced.message : null,
       members: node.conf,
       ...(node.role === 'leader' ? { progress: node.progress() } : {}),
       ...(node.rebuilding ? { rebuilding: true } : {}),
@@ -643,7 +654,7 @@ export class RaftStateLog implements StateLog {
         const decoded = decodeCommand(e.data);
         if (!decoded.ok) {
           // Every replica must apply the same entries; skipping one would fork the state.
-          throw new Error(`entry ${e.index} cannot be applied: ${decoded.error} (is this node older than the leader?)`);
+          throw new EntryTooNewError(unknownEntryError(e.index, decoded.error, decoded.type ?? null));
         }
         this.fsm.apply(e.index, decoded.value);
         applied = { index: e.index, at: Math.max(this.fsm.lastAt, decoded.value.at), ...(decoded.value.by === undefined ? {} : { by: decoded.value.by }), command: decoded.value.command };
@@ -730,13 +741,20 @@ export class RaftStateLog implements StateLog {
   }
 
   #onStorageError(error: Error, stalled: boolean): void {
-    this.#opts.log.error({ event: 'raft.storage_failed', err: error, stalled }, `storage failed, no more writes are accepted here: ${error.message}`);
+    if (!(error instanceof EntryTooNewError)) this.#opts.log.error({ event: 'raft.storage_failed', err: error, stalled }, `storage failed, no more writes are accepted here: ${error.message}`);
     for (const [index, p] of this.#pending) {
       clearTimeout(p.timer);
       p.reject(new LanhaError('unavailable', `entry ${index} was not made durable: ${error.message}`));
     }
     this.#pending.clear();
     if (stalled) return;
+    if (error instanceof EntryTooNewError) {
+      // Not the disk: the log holds an entry of a newer lanha. The member stops applying there and
+      // stays fenced (no vote, no lead, no DHCP), serving DNS, TFTP and NTP from what it applied,
+      // until it is upgraded; a restart would only stop at the same entry again.
+      this.#opts.log.error({ event: 'raft.entry_too_new', applied: this.fsm.appliedIndex, applyLevel: APPLY_LEVEL }, error.message);
+      return;
+    }
     const refused = writeRefused(error);
     if (refused !== null && !this.#closed) this.#waitForSpace(error, refused);
     else this.#fatal(error);

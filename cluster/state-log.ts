@@ -44,6 +44,12 @@ export interface StateLog {
   stateCurrent?(): boolean;
   close(): Promise<void>;
   /**
+   * Sets the check every proposal passes first: a reason string refuses it (the proposal fails with
+   * it, nothing is written). The daemon refuses a command some member cannot apply
+   * (cluster/apply-level.ts). Absent: the backend proposes everything.
+   */
+  setProposalCheck?(check: (command: Command) => string | null): void;
+  /**
    * Exchanges member reports (role, indexes, version, config hash, ...) with the other members, if
    * the backend can: the Raft backend over its peer connections. Absent or a no-op: only the local
    * member is known in detail.

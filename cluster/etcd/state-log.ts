@@ -161,6 +161,8 @@ export class EtcdStateLog implements StateLog {
   #logClock: LogClock;
   #limiter = new LogLimiter();
   #closed = false;
+  /** StateLog.setProposalCheck: refuses a command some member cannot apply (cluster/apply-level.ts). */
+  #proposalCheck: ((command: Command) => string | null) | undefined;
   /** The highest etcd revision whose events are all applied here. */
   #revision = 0;
   #watch: Watch | null = null;
@@ -283,8 +285,14 @@ export class EtcdStateLog implements StateLog {
     return this.#logClock.now(this.#epoch ?? -1, this.fsm.lastAt);
   }
 
+  setProposalCheck(check: (command: Command) => string | null): void {
+    this.#proposalCheck = check;
+  }
+
   async propose(command: Command): Promise<AppliedEntry> {
     if (this.#closed) throw new LanhaError('unavailable', 'the state log is closed');
+    const refused = this.#proposalCheck?.(command) ?? null;
+    if (refused !== null) throw new LanhaError('unavailable', refused);
     const epoch = this.#epoch;
     if (!this.isLeader() || epoch === null) throw new NotLeaderError(this.#holder && this.#holder.name !== this.#o.id ? this.#holder.name : null);
     const now = this.#o.clock.monotonicMs();

@@ -14,6 +14,8 @@ export interface RaftStatusBody {
   storage?: { dir: string; batches: number; fsyncs: number; fsyncP99Ms?: number | null; error: string | null; full?: StorageFull | null };
   /** Rebuilt after lost storage and not yet caught up by a leader: it does not vote or campaign. */
   rebuilding?: boolean;
+  /** Applying stopped at an entry of a newer lanha (cluster/apply-level.ts): why, and what to do. */
+  applyStopped?: string | null;
   /** Started with no state and no member file, and nothing yet shows the cluster had a log before it came. */
   fresh?: boolean;
   stateHash?: string;
@@ -83,6 +85,7 @@ export function formatRaftStatus(c: RaftStatusBody): string {
   else if (c.rebuilding === true) lines.push('REBUILDING: this member lost its Raft storage; it does not vote or campaign until a leader has caught it up');
   const full = c.storage?.full;
   if (full) lines.push(`STORAGE ${full.reason === 'read-only' ? 'READ-ONLY' : 'FULL'}: ${storageFullText(c.storage!.dir, full)}`);
+  else if (c.applyStopped) lines.push(`APPLY STOPPED: ${c.applyStopped}`);
   else if (c.storage?.error) lines.push(`STORAGE FAILED: ${c.storage.error} (this node accepts no writes until restarted)`);
   if (c.stateHash) lines.push(`state hash: ${c.stateHash.slice(0, 16)}`);
   let text = lines.join('\n') + '\n';

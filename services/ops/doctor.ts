@@ -4,6 +4,7 @@ import type { Lease } from '../../cluster/fsm.js';
 import type { StateLogStatus } from '../../cluster/state-log.js';
 import type { StabilityReport } from '../../cluster/stability.js';
 import { storageFullText, type StorageFull } from '../../cluster/raft/status-text.js';
+import { BASE_LEVEL } from '../../cluster/apply-level.js';
 import { poolUsage, rangeText, type SubnetUsage } from '../dhcp/pool-usage.js';
 import { memberRows, type LocalReport, type MemberView } from '../../cluster/member-status.js';
 import { compareBootFiles } from './boot-files.js';
@@ -140,6 +141,7 @@ export function doctorFindings(input: DoctorInput): Finding[] {
   const storage = c['storage'] as { dir?: string; error?: string | null; full?: StorageFull | null } | undefined;
   if (storage?.full?.reason === 'read-only') out.push({ id: 'raft.storage-read-only', severity: 'error', evidence: storageFullText(storage.dir ?? 'node.stateDir', storage.full), fix: 'find why it went read-only (dmesg: an I/O or file-system error), repair it (stop lanha, fsck) or remount it read-write; lanha writes again by itself once it can' });
   else if (storage?.full) out.push({ id: 'raft.storage-full', severity: 'error', evidence: storageFullText(storage.dir ?? 'node.stateDir', storage.full), fix: `free space there (du -sh ${storage.dir ?? 'node.stateDir'}/*, journald's and other logs on the same file system), or move node.stateDir to a larger one; no restart is needed` });
+  else if (typeof c['applyStopped'] === 'string') out.push({ id: 'raft.entry-too-new', severity: 'error', evidence: c['applyStopped'], fix: 'install the lanha version the other members run on this member and systemctl restart lanha; it applies the entry and catches up' });
   else if (storage?.error) out.push({ id: 'raft.storage', severity: 'error', evidence: `the WAL failed: ${storage.error}; this node accepts no writes`, fix: 'free or repair the disk of node.stateDir, then systemctl restart lanha' });
   if (c['fresh'] === true) out.push({ id: 'raft.fresh', severity: 'warning', evidence: `this member started with no Raft state and no member file (role ${c.role}, term ${c.term}) and has not joined its cluster's log yet: it cannot tell a new cluster from one whose member it replaces, and votes as a new member would`, fix: 'a new cluster: start the other members (it joins once one is elected); a replacement for a member whose state was lost: stop lanha here, run lanctl cluster rejoin, start it again (cluster/raft/README.md, "A member with no state")' });
   else if (c['rebuilding'] === true) out.push({ id: 'raft.rebuilding', severity: 'warning', evidence: `this member lost its Raft storage and is being rebuilt (role ${c.role}, term ${c.term}, applied ${String(c.appliedIndex)}): it does not vote or campaign until a leader has caught it up, so it does not count toward electing one`, fix: 'wait for it to catch up (log line raft.rebuilt says when it votes again); if no member leads, start the others: a rebuilt member cannot elect one' });
@@ -294,6 +296,17 @@ function memberFindings(input: DoctorInput, out: Finding[]): void {
     }
     if (r.version !== local.version) {
       out.push({ id: 'cluster.version-differs', severity: 'warning', evidence: `${name} runs lanha ${r.version}, ${local.node} runs ${local.version}`, fix: 'install the same lanha version on every member (one at a time, lanctl failover first on the leader)' });
+    }
+    // Builds of one package version may apply different commands: the level says what each applies.
+    const level = r.applyLevel ?? BASE_LEVEL;
+    const localLevel = local.applyLevel ?? BASE_LEVEL;
+    if (level !== localLevel) {
+      const theirs = r.applyLevel === undefined ? `sends no apply level (a lanha from before apply levels: it applies level ${BASE_LEVEL})` : `runs apply level ${level}`;
+      out.push({
+        id: 'cluster.apply-level-differs', severity: 'warning',
+        evidence: `${name} (lanha ${r.version}) ${theirs}, ${local.node} (lanha ${local.version}) runs apply level ${localLevel}: commands of level ${Math.min(level, localLevel) + 1} and above are refused until every member runs it`,
+        fix: `finish the upgrade: install the newer lanha on ${level < localLevel ? name : local.node} (README, "Upgrading a cluster")`,
+      });
     }
     const abs = Math.abs(v.clockOffsetMs);
     // A one-way estimate (before the first echo) includes the transit and any event-loop delay: wait for the round trip.

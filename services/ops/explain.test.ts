@@ -255,6 +255,29 @@ t.test('doctor across members: version, clock offset, silence and lag from their
   t.match(findings.find((f) => f.id === 'raft.member-lag')?.evidence, 'lan-b has applied 3000, 2000 entries behind');
 });
 
+t.test('doctor across members: which member runs which apply level, and a member whose applying stopped at a newer entry', async (t) => {
+  const i = input();
+  const local = { node: 'lan-a', version: '0.1.0', configHash: 'same', role: 'leader', leader: 'lan-a', term: 5, commitIndex: 50, appliedIndex: 50, lastIndex: 50, walFsyncP99Ms: 1, bootFiles: null, applyLevel: 2 };
+  const view = (report: Partial<MemberView['report']>): MemberView => ({
+    receivedAt: '', lastContactMs: 300, clockOffsetMs: 0, offsetMethod: 'round-trip', roundTripMs: 1, bootFiles: null,
+    report: { ...local, role: 'follower', sentWallMs: NOW, echo: null, ...report },
+  });
+  const cluster = { mode: 'cluster' as const, role: 'leader' as const, leader: 'lan-a', term: 5, commitIndex: 50, appliedIndex: 50, leaseValid: true };
+  const run = (members: Record<string, MemberView>): string[] => doctorFindings({ config: i.config, cluster, pools: [], leases: [], nowMs: NOW, local, members })
+    .filter((f) => f.id.startsWith('cluster.')).map((f) => `${f.id}: ${f.evidence}`);
+  t.same(run({ 'lan-b': view({ node: 'lan-b', applyLevel: 2 }) }), [], 'same level: nothing');
+  const { applyLevel: _level, ...before } = local;
+  const older = view({ node: 'witness', role: 'witness' });
+  older.report = { ...before, node: 'witness', role: 'witness', sentWallMs: NOW, echo: null };
+  t.same(run({ witness: older }), [
+    'cluster.apply-level-differs: witness (lanha 0.1.0) sends no apply level (a lanha from before apply levels: it applies level 1), lan-a (lanha 0.1.0) runs apply level 2: commands of level 2 and above are refused until every member runs it',
+  ], 'the same package version, an older build: the level tells them apart');
+  const stopped = doctorFindings({ config: i.config, cluster: { ...cluster, role: 'follower' as const, applyStopped: "entry 51 cannot be applied: a 'dhcp.future' command ..." }, pools: [], leases: [], nowMs: NOW })
+    .filter((f) => f.id.startsWith('raft.'));
+  t.same(stopped.map((f) => [f.id, f.severity]), [['raft.entry-too-new', 'error']]);
+  t.match(stopped[0]?.fix, 'install the lanha version the other members run');
+});
+
 t.test('doctor across members: two VIP holders, DNS serials apart at the same applied index', async (t) => {
   const i = input();
   const local = { node: 'lan-a', version: 'v', configHash: 'same', role: 'leader', leader: 'lan-a', term: 5, commitIndex: 50, appliedIndex: 50, lastIndex: 50, walFsyncP99Ms: 1, bootFiles: null, dnsSerial: 7, vipHeld: true };

@@ -1,0 +1,98 @@
+import t from 'tap';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { systemClock } from '../lib/clock.js';
+import { seededRandom } from '../lib/random.js';
+import { silentLogger } from '../lib/log.js';
+import { APPLY_LEVEL, BASE_LEVEL, clusterLevel, commandLevel, levelRefusal, type MemberLevel } from './apply-level.js';
+import { RaftStateLog } from './raft-state-log.js';
+import type { Command } from './commands.js';
+import { decodeReport, encodeReport, memberRows, type MemberReport } from './member-status.js';
+
+// Proves the rule that keeps a rolling upgrade from forking the replicated state: a command is
+// proposed only when every member reports an apply level that has it (members never heard from and
+// versions before levels count as level 1), and a member handed an entry it does not know stops
+// applying there, fenced and up, with an error naming what to do, where it used to exit and be
+// restarted into the same entry with "storage failed".
+
+const table = { 'lease.grant': 1, 'dhcp.future': 2 };
+const future = { type: 'dhcp.future' } as unknown as Command;
+
+t.test('levels: every command of this build is of a level it applies; unknown types never pass', async (t) => {
+  t.equal(BASE_LEVEL, 1);
+  t.ok(APPLY_LEVEL >= BASE_LEVEL);
+  t.equal(commandLevel({ type: 'lease.grant' }), 1);
+  t.equal(commandLevel(future), Infinity, 'a type this build does not know');
+  t.equal(commandLevel(future, table), 2);
+  t.equal(clusterLevel([{ name: 'a', level: 3, version: 'x' }, { name: 'w', level: null, version: '0.1.0' }]), BASE_LEVEL, 'a member without a level counts as the base');
+});
+
+t.test('a command of a newer level is refused while any member cannot apply it, naming that member and what to do', async (t) => {
+  const all2: MemberLevel[] = [{ name: 'lan-a', level: 2, version: '0.2.0' }, { name: 'lan-b', level: 2, version: '0.2.0' }, { name: 'witness', level: 2, version: '0.2.0' }];
+  t.equal(levelRefusal(future, all2, table), null, 'every member at level 2: proposed');
+  t.equal(levelRefusal({ type: 'lease.grant' }, [{ name: 'witness', level: null, version: null }], table), null, 'level-1 commands always go');
+  const old = levelRefusal(future, [all2[0]!, all2[1]!, { name: 'witness', level: null, version: '0.1.0' }], table);
+  t.match(old, "a 'dhcp.future' entry needs apply level 2 on every member, and witness (lanha 0.1.0, apply level 1: a version before apply levels) cannot apply it");
+  t.match(old, 'upgrade that member to a lanha of apply level 2 or later');
+  const unheard = levelRefusal(future, [all2[0]!, { name: 'lan-b', level: null, version: null }, { name: 'witness', level: 1, version: '0.1.5' }], table);
+  t.match(unheard, 'lan-b (not heard from since this node started: counted as level 1), witness (lanha 0.1.5, apply level 1)');
+  t.match(unheard, 'upgrade those members');
+});
+
+t.test('member reports carry the apply level; one without it (an older member) reads as null, a bad one is refused', async (t) => {
+  const base: MemberReport = { node: 'lan-b', version: '0.1.0', configHash: 'h', role: 'follower', leader: 'lan-a', term: 2, commitIndex: 9, appliedIndex: 9, lastIndex: 9, walFsyncP99Ms: null, bootFiles: null, sentWallMs: 1, echo: null };
+  const withLevel = decodeReport(encodeReport({ ...base, applyLevel: 2 }));
+  t.ok(withLevel.ok && withLevel.value.applyLevel === 2, 'level 2 read');
+  const without = decodeReport(encodeReport(base));
+  t.ok(without.ok && without.value.applyLevel === undefined, 'absent: a version before levels');
+  t.notOk(decodeReport(encodeReport({ ...base, applyLevel: -1 })).ok, 'a negative level is a bad field');
+  t.notOk(decodeReport(new TextEncoder().encode(JSON.stringify({ ...base, applyLevel: '2' }))).ok, 'a string level is a bad field');
+  if (!without.ok) return;
+  const rows = memberRows(['lan-a', 'lan-b', 'witness'], { ...base, node: 'lan-a', role: 'leader', applyLevel: 2 },
+    { 'lan-b': { report: without.value, receivedAt: '', lastContactMs: 5, clockOffsetMs: 0, offsetMethod: 'one-way', roundTripMs: null, bootFiles: null } });
+  t.same(rows.map((r) => [r.name, r.applyLevel, r.version]), [['lan-a', 2, '0.1.0'], ['lan-b', null, '0.1.0'], ['witness', null, null]]);
+});
+
+function scratch(t: { teardown(fn: () => void): void }): string {
+  const dir = mkdtempSync(join(tmpdir(), 'lanha-level-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+const open = (dir: string): Promise<RaftStateLog> => RaftStateLog.open({ id: 'n1', dir, conf: { voters: ['n1'], learners: [], witnesses: [] }, clock: systemClock, random: seededRandom(1), log: silentLogger });
+
+t.test('the proposal check refuses before anything is written', async (t) => {
+  const log = await open(scratch(t));
+  try {
+    log.setProposalCheck((c) => (c.type === 'dns.set' ? 'refused for the test' : null));
+    const before = log.fsm.appliedIndex;
+    await t.rejects(log.propose({ type: 'dns.set', name: 'a.lab.test', rrtype: 'A', ttl: 60, data: '10.0.0.1' }), { message: 'refused for the test' });
+    t.equal(log.fsm.appliedIndex, before, 'nothing proposed');
+    await log.propose({ type: 'dns.delete', name: 'a.lab.test' });
+    t.equal(log.fsm.appliedIndex, before + 1, 'other commands go through');
+  } finally {
+    await log.close();
+  }
+});
+
+t.test('an entry of a type this build does not know: applying stops there, fenced and up, and the error says what to do', async (t) => {
+  const dir = scratch(t);
+  const log = await open(dir);
+  let fatal: Error | null = null;
+  log.onFatal((e) => { fatal = e; });
+  const grant: Command = { type: 'lease.grant', ip: 0x0a000001, mac: '02:00:00:00:00:01', subnet: '10.0.0.0/24', leaseMs: 60_000 };
+  await log.propose(grant);
+  const applied = log.fsm.appliedIndex;
+  // What a newer leader would have committed: this build writes it as it would any command.
+  await t.rejects(log.propose(future), /cannot be applied/);
+  t.equal(log.fsm.appliedIndex, applied, 'the entry is not applied, nor anything after it');
+  t.equal(fatal, null, 'no exit: a restart would stop at the same entry again');
+  const status = log.status();
+  t.match(status['applyStopped'], `cannot be applied: a 'dhcp.future' command, which this lanha (apply level ${APPLY_LEVEL}) does not know`);
+  t.match(status['applyStopped'], 'Upgrade this member to the version the other members run');
+  t.notOk(log.isLeader(), 'it stops leading');
+  await t.rejects(log.propose(grant), /cannot be applied/, 'and accepts no writes');
+  await log.close();
+  // The same at a start: the replay stops at the entry, and the start fails with the same words.
+  await t.rejects(open(dir), { message: /entry \d+ cannot be applied: a 'dhcp\.future' command.*Upgrade this member/ });
+});

@@ -1,0 +1,77 @@
+import type { Command, CommandType } from './commands.js';
+import { LanhaError } from '../lib/errors.js';
+
+// Which replicated commands a build can apply, as one number: its apply level. Every member says
+// its level in its member report (cluster/member-status.ts, `applyLevel`); a member that sends no
+// level (a version before levels, or one never heard from since this process started) counts as
+// BASE_LEVEL. The leader proposes a command only when every configured member can apply it
+// (`levelRefusal`), so a member that runs an older version never receives an entry it cannot apply
+// during a rolling upgrade, and a member that does receive one anyway (downgraded after such an
+// entry committed) stops with an error naming the level it needs (`unknownEntryError`) rather than
+// skipping it and diverging silently. No I/O here.
+//
+// To add a command type or change what an existing one does: give it the next level in
+// COMMAND_LEVEL, raise APPLY_LEVEL to it, and say in cluster/raft/README.md ("Apply levels") what
+// the level adds. TypeScript makes every CommandType have an entry.
+
+/** The level of 0.1.0 (488a078) and of every build before levels: the commands listed at 1. */
+export const BASE_LEVEL = 1;
+
+/** The highest level this build applies. */
+export const APPLY_LEVEL = 1;
+
+const COMMAND_LEVEL: Readonly<Record<CommandType, number>> = {
+  'lease.grant': 1, 'lease.release': 1, 'lease.decline': 1, 'lease.expire': 1,
+  'dns.set': 1, 'dns.delete': 1, 'node.boot': 1,
+  'node.add': 1, 'node.set': 1, 'node.remove': 1, 'node.seen': 1, 'node.accept': 1, 'node.trust': 1, 'node.generation': 1,
+  'config.generation': 1,
+  'rootfs.commit': 1, 'rootfs.verified': 1, 'rootfs.assign': 1,
+  'deploy.trust': 1, 'deploy.synced': 1, 'deploy.job.start': 1, 'deploy.job.resume': 1, 'deploy.job.node': 1, 'deploy.job.end': 1,
+  'vip.takeover': 1, 'noop': 1,
+};
+
+/** The level a member needs to apply `command` (types this build does not know: Infinity). */
+export function commandLevel(command: Pick<Command, 'type'>, table: Readonly<Record<string, number>> = COMMAND_LEVEL): number {
+  return Object.hasOwn(table, command.type) ? table[command.type]! : Infinity;
+}
+
+/** A configured member and the level it reported (null: no level heard from it). */
+export interface MemberLevel {
+  name: string;
+  level: number | null;
+  /** Its package version as it reported it (null: never heard from). */
+  version: string | null;
+}
+
+/** The level every member can apply: the lowest reported, BASE_LEVEL for a member without one. */
+export function clusterLevel(members: readonly MemberLevel[]): number {
+  return Math.min(...members.map((m) => m.level ?? BASE_LEVEL));
+}
+
+/**
+ * Why `command` must not be proposed now (null: it may): a member cannot apply it. Names each
+ * such member with what it runs, and what to do.
+ */
+export function levelRefusal(command: Pick<Command, 'type'>, members: readonly MemberLevel[], table: Readonly<Record<string, number>> = COMMAND_LEVEL): string | null {
+  const need = commandLevel(command, table);
+  const behind = members.filter((m) => (m.level ?? BASE_LEVEL) < need);
+  if (behind.length === 0) return null;
+  const who = behind.map((m) => m.version === null
+    ? `${m.name} (not heard from since this node started: counted as level ${BASE_LEVEL})`
+    : `${m.name} (lanha ${m.version}, apply level ${m.level ?? `${BASE_LEVEL}: a version before apply levels`})`).join(', ');
+  return `a '${command.type}' entry needs apply level ${need} on every member, and ${who} cannot apply it: upgrade ${behind.length === 1 ? 'that member' : 'those members'} to a lanha of apply level ${need} or later (lanctl status shows each member's level), then try again`;
+}
+
+/** The error for a committed entry this build cannot decode or apply: it must stop applying, not skip it. */
+export function unknownEntryError(index: number, detail: string, type: string | null): string {
+  const what = type === null ? detail : `a '${type}' command, which this lanha (apply level ${APPLY_LEVEL}) does not know`;
+  return `entry ${index} cannot be applied: ${what}. The leader runs a newer lanha; skipping the entry would make this member's state differ from the others', so it stops here. `
+    + `Upgrade this member to the version the other members run (lanctl status on another member shows each member's version and apply level), then start it: it applies the entry and catches up`;
+}
+
+/** A committed entry this build cannot apply: the member stops applying (fenced), it does not skip it. */
+export class EntryTooNewError extends LanhaError {
+  constructor(message: string) {
+    super('unavailable', message);
+  }
+}

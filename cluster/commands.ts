@@ -95,8 +95,11 @@ export function encodeCommand(stamped: StampedCommand): Uint8Array {
   return utf8Encoder.encode(JSON.stringify({ v: VERSION, at: stamped.at, ...(stamped.by === undefined ? {} : { by: stamped.by }), c: stamped.command }));
 }
 
-/** `type`: the command type of a well-formed entry this version does not know (a newer member wrote it). */
-export type DecodeCommandResult = { ok: true; value: StampedCommand } | { ok: false; error: string; type?: string };
+/**
+ * `newer`: a well-formed entry of a newer lanha (a command version or type this one does not know),
+ * which must stop the applying, never be skipped; `type`: its command type, when that is the reason.
+ */
+export type DecodeCommandResult = { ok: true; value: StampedCommand } | { ok: false; error: string; newer?: true; type?: string };
 
 const COMMAND_TYPES: ReadonlySet<string> = new Set<CommandType>([
   'lease.grant', 'lease.release', 'lease.decline', 'lease.expire', 'dns.set', 'dns.delete', 'node.boot', 'config.generation', 'vip.takeover', 'noop',
@@ -119,13 +122,13 @@ export function decodeCommand(bytes: Uint8Array): DecodeCommandResult {
 export function decodeCommandJson(raw: unknown): DecodeCommandResult {
   if (raw === null || typeof raw !== 'object') return { ok: false, error: 'entry is not an object' };
   const o = raw as { v?: unknown; at?: unknown; by?: unknown; c?: unknown };
-  if (o.v !== VERSION) return { ok: false, error: `unknown command version ${JSON.stringify(o.v)}` };
+  if (o.v !== VERSION) return { ok: false, error: `unknown command version ${JSON.stringify(o.v)}`, ...(Number.isSafeInteger(o.v) && (o.v as number) > VERSION ? { newer: true as const } : {}) };
   if (typeof o.at !== 'number' || !Number.isFinite(o.at)) return { ok: false, error: 'entry has no log time' };
   if (o.c === null || typeof o.c !== 'object') return { ok: false, error: 'entry has no command' };
   const type = (o.c as { type?: unknown }).type;
   if (!COMMAND_TYPES.has(String(type))) {
     return typeof type === 'string' && type.length > 0 && type.length <= 64
-      ? { ok: false, error: `entry has an unknown command type '${type}'`, type }
+      ? { ok: false, error: `entry has an unknown command type '${type}'`, newer: true, type }
       : { ok: false, error: 'entry has an unknown command type' };
   }
   const by = typeof o.by === 'string' && o.by.length > 0 && o.by.length <= 63 ? o.by : undefined;

@@ -82,7 +82,7 @@ t.test('etcd backend faults', async (t) => {
     await raw.put(`/lanha/faults-${n}/log/0000000000000001-000000000001`, 'not json');
     // A batch record with one entry that does not decode between two that do: only that one is skipped.
     const entry = (ip: number): string => Buffer.from(encodeCommand({ at: 1000, by: 'x', command: grant(ip) })).toString('utf8');
-    await raw.put(`/lanha/faults-${n}/log/0000000000000001-000000000003`, `[${entry(201)},{"v":1,"at":5,"c":{"type":"no-such"}},${entry(202)}]`);
+    await raw.put(`/lanha/faults-${n}/log/0000000000000001-000000000003`, `[${entry(201)},{"v":1,"at":5,"c":null},${entry(202)}]`);
     const a = await open('a');
     await until('leader', () => a.isLeader());
     await raw.put(`/lanha/faults-${n}/log/0000000000000001-000000000002`, new Uint8Array([0xff, 0xfe]));
@@ -91,6 +91,27 @@ t.test('etcd backend faults', async (t) => {
     t.equal(etcd.skipped, 3, 'three undecodable log entries skipped (two keys, one entry of a batch record)');
     t.equal(etcd.foreign, 1, 'one foreign key counted');
     t.same([...a.fsm.leases()].map((l) => l.ip).sort(), [0x0a000001, 0x0a0000c9, 0x0a0000ca], 'the real entries applied, the batch record\'s two good ones too');
+    await a.close();
+  });
+
+  await t.test('an entry of a newer lanha stops the applying there (never skipped while later entries apply); a leader resigns', async (t) => {
+    n++;
+    const a = await open('a');
+    await until('leader', () => a.isLeader());
+    await a.propose(grant(1));
+    const entry = (ip: number): string => Buffer.from(encodeCommand({ at: 1000, by: 'x', command: grant(ip) })).toString('utf8');
+    // What a member of a newer version would write: a command type this one does not know, between two it does.
+    await raw.put(`/lanha/faults-${n}/log/0000000000000002-000000000001`, `[${entry(201)},{"v":1,"at":5,"by":"b","c":{"type":"dhcp.future","ip":3}},${entry(202)}]`);
+    await until('applying stopped', () => typeof a.status()['applyStopped'] === 'string');
+    t.match(a.status()['applyStopped'], /cannot be applied: a 'dhcp\.future' command, which this lanha \(apply level \d+\) does not know.*Upgrade this member/);
+    await until('not leading', () => !a.isLeader());
+    t.same([...a.fsm.leases()].map((l) => l.ip).sort(), [0x0a000001, 0x0a0000c9], 'the entry before it applied, nothing from it on');
+    await raw.put(`/lanha/faults-${n}/log/0000000000000002-000000000002`, entry(203));
+    await new Promise((r) => setTimeout(r, 500));
+    t.notOk(a.fsm.lease(0x0a0000cb), 'a later record does not apply either');
+    t.equal((a.status()['etcd'] as { skipped: number }).skipped, 0, 'nothing counted as skipped');
+    t.match(formatEtcdStatus(a.status() as EtcdStatusBody), 'APPLY STOPPED: entry');
+    await t.rejects(a.propose(grant(2)), { code: 'not-leader' }, 'it takes no proposals');
     await a.close();
   });
 

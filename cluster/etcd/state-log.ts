@@ -5,6 +5,7 @@ import type { Logger } from '../../lib/log.js';
 import { LogLimiter } from '../../lib/log.js';
 import { LanhaError, errorMessage } from '../../lib/errors.js';
 import { decodeCommand, decodeCommandJson, encodeCommand, type Command, type DecodeCommandResult } from '../commands.js';
+import { APPLY_LEVEL, unknownEntryError } from '../apply-level.js';
 import { Fsm, type AppliedEntry, type ProposalTiming } from '../fsm.js';
 import { LogClock } from '../log-time.js';
 import { ConflictError, NotLeaderError, type StateLog, type StateLogStatus } from '../state-log.js';
@@ -161,6 +162,8 @@ export class EtcdStateLog implements StateLog {
   #logClock: LogClock;
   #limiter = new LogLimiter();
   #closed = false;
+  /** Why applying stopped at an entry of a newer lanha (null: it did not). */
+  #applyStopped: string | null = null;
   /** StateLog.setProposalCheck: refuses a command some member cannot apply (cluster/apply-level.ts). */
   #proposalCheck: ((command: Command) => string | null) | undefined;
   /** The highest etcd revision whose events are all applied here. */
@@ -255,7 +258,7 @@ export class EtcdStateLog implements StateLog {
   }
 
   isLeader(): boolean {
-    return !this.#closed && this.#o.serves !== false && this.#epoch !== null && this.#holder?.epoch === this.#epoch
+    return !this.#closed && this.#applyStopped === null && this.#o.serves !== false && this.#epoch !== null && this.#holder?.epoch === this.#epoch
       && this.#o.clock.monotonicMs() < this.#deadline && this.#revision >= this.#epoch;
   }
 
@@ -464,6 +467,7 @@ export class EtcdStateLog implements StateLog {
       snapshotIndex: this.#snapshotIndex,
       leaseValid: this.isLeader(),
       leaseRemainingMs: Math.round(this.leaseRemainingMs()),
+      applyStopped: this.#applyStopped,
       etcd: {
         endpoints: this.#client.endpoints,
         endpoint: this.#client.endpoint,
@@ -740,6 +744,8 @@ export class EtcdStateLog implements StateLog {
     }
     // A key written twice would be a second put of one record: apply only its creation.
     if (e.kv.version !== 1) return;
+    // Stopped at an entry of a newer lanha: nothing after it may apply either (cluster/apply-level.ts).
+    if (this.#applyStopped !== null) return;
     const entries = decodeRecord(e.kv.value);
     if (!this.#logKeys.has(key)) this.#logEntries += entries.length;
     this.#logKeys.set(key, { revision: e.kv.modRevision, entries: entries.length });
@@ -750,6 +756,11 @@ export class EtcdStateLog implements StateLog {
     const sent = this.#records.get(key);
     this.#records.delete(key);
     entries.forEach((decoded, i) => {
+      if (this.#applyStopped !== null) return;
+      if (!decoded.ok && decoded.newer === true) {
+        this.#stopApplying(revision, decoded.error, decoded.type ?? null);
+        return;
+      }
       if (!decoded.ok) {
         this.#stats.skipped++;
         this.#once('undecodable', { event: 'etcd.entry_skipped', key, entry: i, revision, reason: decoded.error }, `entry ${i} of ${key} at revision ${revision} cannot be applied (${decoded.error}): skipped`);
@@ -841,7 +852,7 @@ export class EtcdStateLog implements StateLog {
         await this.#keepAlive();
         // A planned failover named someone: only that node campaigns (its own hold-off aside).
         const named = this.#handoff === this.#o.id;
-        if (this.#epoch === null && this.#holder === null && (named || (this.#handoff === null && now >= this.#holdOffUntil))) await this.#campaign();
+        if (this.#applyStopped === null && this.#epoch === null && this.#holder === null && (named || (this.#handoff === null && now >= this.#holdOffUntil))) await this.#campaign();
         else if (this.#epoch === null && this.#holder !== null && this.#holder.name === this.#o.id && this.#holder.lease === this.#lease?.id) {
           this.#epoch = this.#holder.epoch; // we won, but the answer was lost
         }
@@ -973,6 +984,23 @@ export class EtcdStateLog implements StateLog {
     } catch (error) {
       this.#noteError(error); // the lease runs out by itself within its TTL
     }
+  }
+
+  /**
+   * A log entry of a newer lanha (a command type or version this one does not know). Skipping it,
+   * as undecodable keys are, would leave this member's state apart from the members that apply it;
+   * so applying stops there for good (the process stays up: DNS, TFTP and NTP serve what was
+   * applied), and this member neither leads nor campaigns: a leader resigns at once. An upgrade
+   * and a restart are the way on.
+   */
+  #stopApplying(revision: number, error: string, type: string | null): void {
+    this.#applyStopped = unknownEntryError(revision, error, type);
+    this.#o.log.error({ event: 'etcd.entry_too_new', revision, applied: this.fsm.appliedIndex, applyLevel: APPLY_LEVEL }, this.#applyStopped);
+    const epoch = this.#epoch;
+    if (epoch === null) return;
+    this.#epoch = null;
+    this.#deadline = 0;
+    void this.#resign(epoch);
   }
 
   #lostLeadership(reason: string, holder: string | null): void {

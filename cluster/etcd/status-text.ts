@@ -8,6 +8,8 @@ export interface EtcdStatusBody {
   appliedIndex?: number;
   leaseValid?: boolean;
   leaseRemainingMs?: number;
+  /** Applying stopped at an entry of a newer lanha (cluster/apply-level.ts). */
+  applyStopped?: string | null;
   etcd?: {
     endpoints: string[];
     endpoint: string;
@@ -38,6 +40,7 @@ export function formatEtcdStatus(c: EtcdStatusBody): string {
     `backend: etcd, prefix ${e.prefix}, revision ${e.revision}, applied ${c.appliedIndex ?? 0}, election holder ${holder}, lease TTL ${e.leaseTtlS} s`
       + (c.leaseValid === true ? `, held here (${Math.round((c.leaseRemainingMs ?? 0) / 100) / 10} s left)` : ''),
   ];
+  if (c.applyStopped) lines.push(`APPLY STOPPED: ${c.applyStopped}`);
   if (e.skipped > 0 || e.foreign > 0) lines.push(`skipped under the prefix: ${e.skipped} undecodable entries, ${e.foreign} keys lanha did not write`);
   if (e.reloads > 0) lines.push(`reloaded from a snapshot ${e.reloads} time(s) (fell behind etcd's compaction)`);
   if ((e.txns ?? 0) > 0) {

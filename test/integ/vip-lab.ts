@@ -24,6 +24,8 @@ export interface VipNode {
   configFile: string;
   socket: string;
   daemon: ServedDaemon | undefined;
+  /** The lanctl.js this member is started with (default: this build's); an upgrade test swaps it between starts. */
+  lanctl?: string;
 }
 
 
@@ -179,7 +181,7 @@ export async function vipCluster(lab: Lab, mode: 'fast' | 'strict', options: Vip
         // Re-read the offset file once a second (not at every clock read), and leave CLOCK_MONOTONIC alone.
         'FAKETIME_CACHE_DURATION=1', 'FAKETIME_DONT_FAKE_MONOTONIC=1',
       ] : [];
-      node.daemon = await serveDaemon(node.configFile, { command: ['ip', 'netns', 'exec', node.host.ns, ...faketime, process.execPath, LANCTL], timeoutMs: 60_000 });
+      node.daemon = await serveDaemon(node.configFile, { command: ['ip', 'netns', 'exec', node.host.ns, ...faketime, process.execPath, node.lanctl ?? LANCTL], timeoutMs: 60_000 });
       lab.track(node.daemon.child);
     },
     waitSample: (pred, timeoutMs, after) => sampler.waitSample(pred, timeoutMs, after),

@@ -2,9 +2,10 @@
 // OUT (argv[3]): a Raft directory (WAL segments, hardstate, snapshot, owner), raft.member, the ACK
 // journal and a rootfs manifest, then reopens them with the same build and records what it read
 // (state hash, applied index, a few values) in OUT/expected.json. Run once per release with that
-// release's build; test/upgrade/golden-state.test.ts reads them with the current code.
+// release's build; cluster/upgrade-golden.test.ts reads them with the current code. The release's
+// example configs (DIST/../examples) go to OUT/config with the config hash that release computes.
 //   node test/golden/state/make.mjs /path/to/old/dist test/golden/state/<release>
-import { mkdirSync, rmSync, writeFileSync, readdirSync, statSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
@@ -16,6 +17,8 @@ const { AckJournal } = await load('cluster/ack-journal.js');
 const { encodeManifest, manifestId } = await load('cluster/deploy/manifest.js');
 const { silentLogger } = await load('lib/log.js');
 const { seededRandom } = await load('lib/random.js');
+const { parseConfig } = await load('config/index.js');
+const { configHash } = await load('bin/daemon.js');
 
 const out = resolve(outArg);
 rmSync(out, { recursive: true, force: true });
@@ -108,6 +111,16 @@ const expected = {
   generation: gen,
 };
 await again.close();
+// The release's example configs, as an operator's file of that release, and the hash its members
+// report for them (doctor compares it across members).
+mkdirSync(join(out, 'config'), { recursive: true });
+expected.configHashes = {};
+const examples = resolve(dist, '..', 'examples');
+for (const f of readdirSync(examples).filter((n) => n.endsWith('.yaml')).sort()) {
+  const text = readFileSync(join(examples, f), 'utf8');
+  writeFileSync(join(out, 'config', f), text);
+  expected.configHashes[f] = configHash(parseConfig(text, f));
+}
 writeFileSync(join(out, 'expected.json'), JSON.stringify(expected, null, 2) + '\n');
 const files = [];
 const walk = (d) => { for (const f of readdirSync(d)) { const p = join(d, f); if (statSync(p).isDirectory()) walk(p); else files.push(`${p.slice(out.length + 1)} ${statSync(p).size}`); } };

@@ -1,3 +1,5 @@
+import type { DegradedRecord } from './degraded.js';
+
 // The replicated commands: everything the LAN-service nodes share goes through the Raft log as one
 // of these. The leader stamps each entry with log time (`at`, ms since the epoch, never going back);
 // apply reads time only from that stamp, so every replica computes the same state.
@@ -69,6 +71,14 @@ export type Command =
    * failover` can report the whole gap. Changes no state.
    */
   | { type: 'vip.takeover'; node: string; term: number; trigger: 'transfer' | 'election'; parts: Array<[string, number]>; totalMs: number }
+  /**
+   * DegradedJournalMerge (HA.md 2.4, degraded rule 5): the bindings a LAN member granted alone, without
+   * a quorum, from its degraded journal `journal` (records `from`..`upTo` of it), merged into the
+   * leases: per (ip, mac) the later expiry (cluster/degraded.ts mergeRecord). Proposed by the leader
+   * for itself or for a member whose report carries a journal; a replay of records already merged
+   * changes nothing. Only proposed while every member reports a version that knows it.
+   */
+  | { type: 'lease.merge'; node: string; journal: string; from: number; upTo: number; records: DegradedRecord[] }
   /** Proposed by a new leader to commit entries of earlier terms, and as a time tick. */
   | { type: 'noop' };
 
@@ -105,7 +115,7 @@ const COMMAND_TYPES: ReadonlySet<string> = new Set<CommandType>([
   'lease.grant', 'lease.release', 'lease.decline', 'lease.expire', 'dns.set', 'dns.delete', 'node.boot', 'config.generation', 'vip.takeover', 'noop',
   'node.add', 'node.set', 'node.remove', 'node.seen', 'node.accept', 'node.trust', 'node.generation',
   'rootfs.commit', 'rootfs.verified', 'rootfs.assign', 'deploy.trust', 'deploy.synced',
-  'deploy.job.start', 'deploy.job.resume', 'deploy.job.node', 'deploy.job.end',
+  'deploy.job.start', 'deploy.job.resume', 'deploy.job.node', 'deploy.job.end', 'lease.merge',
 ]);
 
 export function decodeCommand(bytes: Uint8Array): DecodeCommandResult {

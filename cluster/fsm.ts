@@ -3,6 +3,7 @@ import { appendBootEvent, bootEventOf, bootMacToDrop, BOOT_MACS_MAX, type BootEv
 import type { Command, StampedCommand } from './commands.js';
 import { Inventory, isInventoryCommand, type InventorySnapshot } from './inventory.js';
 import { RootfsState, isRootfsCommand, type RootfsSnapshot } from './rootfs-state.js';
+import { mergeRecord } from './degraded.js';
 
 // The replicated state machine: leases, DNS records set by operators, compute-node boot events.
 // apply() is deterministic: it reads time only from the entry's stamp and never a local clock, so
@@ -92,6 +93,18 @@ export interface FsmSnapshot {
   inventory?: InventorySnapshot;
   /** Rootfs generations and deploy jobs (cluster/rootfs-state.ts); absent in older snapshots and while empty. */
   rootfs?: RootfsSnapshot;
+  /** Degraded journals merged (`lease.merge`), per member; absent in older snapshots and before the first merge. */
+  degradedMerges?: Record<string, DegradedMerged>;
+}
+
+/** What the log merged of one member's degraded journals: the last journal and record, and totals. */
+export interface DegradedMerged {
+  journal: string;
+  upTo: number;
+  merges: number;
+  records: number;
+  /** Records that overlapped another client's binding (never applied): 0 by construction. */
+  conflicts: number;
 }
 
 export class Fsm {
@@ -102,6 +115,7 @@ export class Fsm {
   #ipsByMac = new Map<string, Set<number>>();
   #records = new Map<string, DnsRecord>();
   #nodes = new Map<string, BootEvent[]>();
+  #merged = new Map<string, DegradedMerged>();
   #appliedIndex = 0;
   #lastAt = 0;
   /** Bumped by every apply and restore: hash() is computed again only after a change. */
@@ -177,6 +191,9 @@ export class Fsm {
   records(): IterableIterator<DnsRecord> { return this.#records.values(); }
   bootEvents(mac: string): readonly BootEvent[] { return this.#nodes.get(mac) ?? []; }
   nodes(): IterableIterator<[string, BootEvent[]]> { return this.#nodes.entries(); }
+  /** What the log merged of `node`'s degraded journals (undefined: nothing yet). */
+  degradedMerged(node: string): DegradedMerged | undefined { return this.#merged.get(node); }
+  degradedMerges(): IterableIterator<[string, DegradedMerged]> { return this.#merged.entries(); }
 
   subscribe(listener: FsmListener): () => void {
     this.#listeners.add(listener);
@@ -284,6 +301,22 @@ export class Fsm {
         }
         return;
       }
+      case 'lease.merge': {
+        const done = this.#merged.get(command.node);
+        const sameJournal = done !== undefined && done.journal === command.journal;
+        const skip = sameJournal ? Math.max(0, done.upTo - command.from + 1) : 0;
+        if (skip >= command.records.length) return; // a replay: every record is merged already
+        const sum: DegradedMerged = { journal: command.journal, upTo: command.upTo, merges: (done?.merges ?? 0) + 1, records: done?.records ?? 0, conflicts: done?.conflicts ?? 0 };
+        for (const r of command.records.slice(skip)) {
+          const outcome = mergeRecord(this.#leases.get(r.ip), r, index, command.node);
+          sum.records++;
+          if (outcome.kind === 'conflict') sum.conflicts++;
+          if (outcome.kind !== 'set') continue;
+          this.#setLease(outcome.lease);
+        }
+        this.#merged.set(command.node, sum);
+        return;
+      }
       case 'dns.set':
         this.#records.set(recordKey(command.name, command.rrtype, command.data), {
           name: command.name.toLowerCase(), rrtype: command.rrtype.toUpperCase(), ttl: command.ttl, data: command.data,
@@ -326,6 +359,22 @@ export class Fsm {
     }
   }
 
+  /** Puts `lease` on its address, keeping the client indexes right (a merged degraded binding). */
+  #setLease(lease: Lease): void {
+    const previous = this.#leases.get(lease.ip);
+    if (previous !== undefined && previous.mac !== lease.mac) {
+      this.#unindexMac(previous.mac, lease.ip);
+      if (this.#leaseByMac.get(previous.mac) === lease.ip) this.#leaseByMac.delete(previous.mac);
+      if (previous.clientId !== undefined && this.#leaseByClientId.get(previous.clientId) === lease.ip) this.#leaseByClientId.delete(previous.clientId);
+    }
+    this.#leases.set(lease.ip, lease);
+    this.#indexMac(lease.mac, lease.ip);
+    const newest = this.#leaseByMac.get(lease.mac);
+    if (newest === undefined || (this.#leases.get(newest)?.changedAt ?? 0) <= lease.changedAt) this.#leaseByMac.set(lease.mac, lease.ip);
+    if (lease.clientId !== undefined) this.#leaseByClientId.set(lease.clientId, lease.ip);
+    if (lease.hostname !== undefined || previous?.hostname !== undefined) this.#serial++;
+  }
+
   /** Removes a lease and the client indexes that still point at its address. */
   #forget(lease: Lease): void {
     this.#leases.delete(lease.ip);
@@ -344,6 +393,7 @@ export class Fsm {
       nodes: [...this.#nodes.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([mac, events]) => ({ mac, events: events.map((e) => ({ ...e })) })),
       ...(this.inventory.empty ? {} : { inventory: this.inventory.snapshot() }),
       ...(this.rootfs.isEmpty() ? {} : { rootfs: this.rootfs.snapshot() }),
+      ...(this.#merged.size === 0 ? {} : { degradedMerges: Object.fromEntries([...this.#merged.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => [k, { ...v }])) }),
     };
   }
 
@@ -355,6 +405,8 @@ export class Fsm {
     this.#ipsByMac.clear();
     this.#records.clear();
     this.#nodes.clear();
+    this.#merged.clear();
+    for (const [node, m] of Object.entries(snapshot.degradedMerges ?? {})) this.#merged.set(node, { ...m });
     for (const lease of snapshot.leases) {
       this.#leases.set(lease.ip, { ...lease });
       this.#indexMac(lease.mac, lease.ip);

@@ -72,6 +72,20 @@ export interface AllocatorSettings {
   offerReclaimAfterMs?: number;
 }
 
+/**
+ * Split-pool ownership (cluster/degraded.ts) as the allocator applies it: a new binding takes a pool
+ * address only where `mayAllocate` allows (a member alone: its own half; a leader whose partner is
+ * away: its own half, borrowing nothing), trying `prefers` first (a leader: its own half first), and
+ * another client's address only `reuseAfterMs` after its binding or quarantine ended (MCLT).
+ */
+export interface AllocationPolicy {
+  mayAllocate(ip: Ipv4): boolean;
+  prefers(ip: Ipv4): boolean;
+  /** Where mayAllocate says no: may the client's own binding `lease` still be renewed now? */
+  keeps(lease: Lease, nowMs: number): boolean;
+  reuseAfterMs: number;
+}
+
 /** The default of AllocatorSettings.offerReclaimAfterMs. */
 export const OFFER_RECLAIM_AFTER_MS = 250;
 
@@ -161,6 +175,8 @@ export class Allocator {
   #dry = new Map<string, { version: number; offersEpoch: number; untilMs: number }>();
   /** Bumped whenever an offer that held an address is dropped (the address may be free now). */
   #offersEpoch = 0;
+  /** Split-pool ownership (setPolicy); null: every pool address is this server's to give. */
+  #policy: AllocationPolicy | null = null;
 
   constructor(subnets: readonly PoolSubnet[], settings: AllocatorSettings) {
     this.subnets = subnets;
@@ -189,6 +205,15 @@ export class Allocator {
     if (subnet.knownOnly !== true || this.isKnown(request, leases)) return subnet;
     return subnet.unknownPool;
   }
+
+  /** Ownership of pool halves from now on (null: none). A change forgets the dry-pool memos. */
+  setPolicy(policy: AllocationPolicy | null): void {
+    if (policy === this.#policy) return;
+    this.#policy = policy;
+    this.#dry.clear();
+  }
+
+  get policy(): AllocationPolicy | null { return this.#policy; }
 
   get offerCount(): number { return this.#offersByClient.size; }
   offerFor(clientKey: string): Offer | undefined { return this.#offersByClient.get(clientKey); }
@@ -462,16 +487,21 @@ export class Allocator {
     const dry = this.#dry.get(key);
     if (leaseless && dry !== undefined && dry.version === version && dry.offersEpoch === this.#offersEpoch && nowMs < dry.untilMs) return undefined;
     const size = subnet.ranges.reduce((n, r) => n + (r.last - r.first + 1), 0);
-    let index = this.#cursor.get(key) ?? 0;
     let untilMs = Infinity;
-    for (let tried = 0; tried < size; tried++, index = (index + 1) % size) {
-      const ip = addressAt(subnet.ranges, index);
-      const from = this.#usableFrom(ip, request, subnet, leases, nowMs);
-      if (from <= nowMs) {
-        this.#cursor.set(key, (index + 1) % size);
-        return ip;
+    // With pool halves, this server's own half first (HA.md 2.4, normal rule 1), then the rest.
+    const policy = this.#policy;
+    for (const pass of policy === null ? [null] : [true, false]) {
+      let index = this.#cursor.get(key) ?? 0;
+      for (let tried = 0; tried < size; tried++, index = (index + 1) % size) {
+        const ip = addressAt(subnet.ranges, index);
+        if (pass !== null && policy!.prefers(ip) !== pass) continue;
+        const from = this.#usableFrom(ip, request, subnet, leases, nowMs);
+        if (from <= nowMs) {
+          this.#cursor.set(key, (index + 1) % size);
+          return ip;
+        }
+        if (from < untilMs) untilMs = from;
       }
-      if (from < untilMs) untilMs = from;
     }
     if (leaseless) this.#dry.set(key, { version, offersEpoch: this.#offersEpoch, untilMs });
     return undefined;
@@ -524,6 +554,8 @@ export class Allocator {
       return Infinity;
     }
     const lease = leases.lease(ip);
+    // The other member's half of the pool: only the client's own binding there (a renewal).
+    if (this.#policy !== null && !reserved && !node && !this.#policy.mayAllocate(ip) && !(lease !== undefined && lease.state === 'bound' && sameClient(lease, request) && this.#policy.keeps(lease, nowMs))) return Infinity;
     const offer = this.#offersByIp.get(ip);
     if (offer && offer.clientKey !== request.clientKey) {
       // The log's binding of this very client (within its end plus the grace, when no other client
@@ -536,10 +568,12 @@ export class Allocator {
       this.#drop(offer.clientKey);
     }
     if (!lease) return -Infinity;
-    if (lease.state === 'declined') return lease.expiresAt;
+    const mclt = this.#policy?.reuseAfterMs ?? 0;
+    if (lease.state === 'declined') return lease.expiresAt + mclt;
     if (sameClient(lease, request)) return -Infinity;
-    // Someone else's: only once the binding ended, plus the grace (RFC 2131 §4.3.1 prefers reuse last).
-    return lease.expiresAt + this.settings.reuseGraceMs;
+    // Someone else's: only once the binding ended, plus the grace (RFC 2131 §4.3.1 prefers reuse
+    // last), and with pool halves not before MCLT after it (the partner may have renewed it alone).
+    return lease.expiresAt + Math.max(this.settings.reuseGraceMs, mclt);
   }
 
   #hold(clientKey: string, ip: Ipv4, subnet: PoolSubnet, nowMs: number, granting: boolean): void {

@@ -1,0 +1,234 @@
+import type { Ipv4, Ipv4Range } from '../lib/ipv4.js';
+import type { Lease } from './fsm.js';
+
+// Degraded split-pool DHCP (HA.md 2.4, "Degraded mode"), the pure part: who owns which half of each
+// dynamic pool, what a LAN member alone (no quorum) may grant, the records of its degraded journal,
+// and how those records merge into the replicated state once a quorum is back. No I/O, no clock:
+// time comes in as `nowMs` (log time, the clock lease expiries are stamped on).
+//
+// The rules, after ISC DHCP failover (draft-ietf-dhc-failover-12) and Kea HA's partner-down state:
+// - every pool is split in two halves, one per LAN member; a member alone allocates new addresses
+//   from its own half only, and a leader with its partner away borrows nothing from the partner's;
+// - MCLT (maximum client lead time): a lone member grants at most MCLT to a new binding and renews a
+//   binding at most to its last committed expiry + MCLT; an address goes to another client only once
+//   its committed expiry + MCLT has passed. The partner, alone on its side, keeps to the same rules,
+//   so whatever each side granted, no address was bound to two clients at once;
+// - the merge takes, per (ip, mac), the later expiry. An overlap with another client's binding
+//   cannot happen under the rules above; it is counted as a conflict (and tests assert 0).
+//
+// Ownership is derived from the config (the pools and the two LAN members' names), which both
+// members compare by config hash: this first version has no `PoolOwnership` log entry, so the
+// split changes only when the pools or the members do, and a member whose partner reports another
+// config hash does not go degraded.
+
+/** Milliseconds: the default MCLT, as ISC's and Kea's one hour. */
+export const MCLT_DEFAULT_MS = 3_600_000;
+
+/** A pool as ownership sees it: a subnet's ranges (or its unknownPool's), named by the subnet's id. */
+export interface OwnedPool {
+  subnet: string;
+  ranges: readonly Ipv4Range[];
+}
+
+/** One half of a pool: the ranges one member owns. */
+export interface PoolHalf {
+  subnet: string;
+  owner: string;
+  ranges: Ipv4Range[];
+}
+
+/**
+ * The split of every pool between the two LAN members: the first half of each pool's addresses
+ * (in range order; the larger half when odd) to the member whose name sorts first, the rest to the
+ * other. Deterministic from the config, so both members compute the same split.
+ */
+export class PoolOwnership {
+  readonly members: readonly [string, string];
+  readonly halves: readonly PoolHalf[];
+
+  constructor(pools: readonly OwnedPool[], members: readonly string[]) {
+    if (members.length !== 2 || members[0] === members[1]) throw new Error(`pool ownership needs two LAN members, got ${JSON.stringify(members)}`);
+    const [a, b] = [...members].sort() as [string, string];
+    this.members = [a, b];
+    const halves: PoolHalf[] = [];
+    for (const pool of pools) {
+      const size = pool.ranges.reduce((n, r) => n + (r.last - r.first + 1), 0);
+      const first = Math.ceil(size / 2);
+      const own: [Ipv4Range[], Ipv4Range[]] = [[], []];
+      let seen = 0;
+      for (const r of pool.ranges) {
+        const n = r.last - r.first + 1;
+        const inFirst = Math.max(0, Math.min(n, first - seen));
+        if (inFirst > 0) own[0].push({ first: r.first, last: r.first + inFirst - 1 });
+        if (inFirst < n) own[1].push({ first: r.first + inFirst, last: r.last });
+        seen += n;
+      }
+      halves.push({ subnet: pool.subnet, owner: a, ranges: own[0] }, { subnet: pool.subnet, owner: b, ranges: own[1] });
+    }
+    this.halves = halves;
+  }
+
+  /** The member owning a pool address; undefined for an address in no pool (a reservation's, a node's). */
+  ownerOf(ip: Ipv4): string | undefined {
+    for (const h of this.halves) if (h.ranges.some((r) => ip >= r.first && ip <= r.last)) return h.owner;
+    return undefined;
+  }
+
+  /** The other LAN member. */
+  partnerOf(member: string): string {
+    return this.members[0] === member ? this.members[1] : this.members[0];
+  }
+}
+
+/** One record of a degraded journal: a binding as the lone member left it (DegradedJournalMerge's entries). */
+export interface DegradedRecord {
+  ip: Ipv4;
+  mac: string;
+  clientId?: string;
+  hostname?: string;
+  subnet: string;
+  state: 'bound' | 'released' | 'declined';
+  /** Log time (of the degraded member) of the decision. */
+  at: number;
+  /** bound: the binding's end; released: `at`; declined: the quarantine's end. */
+  expiresAt: number;
+}
+
+/** What a lone member asked to grant: the grant's address, client and lease time. */
+export interface DegradedAsk {
+  ip: Ipv4;
+  mac: string;
+  leaseMs: number;
+}
+
+export type DegradedDecision = { ok: true; leaseMs: number } | { ok: false; reason: string };
+
+/**
+ * A grant decided alone (HA.md degraded rules 1, 2 and 4). `committed` is the replicated state's
+ * lease of the address (what both members last agreed on); `current` the lone member's view with
+ * its own journal applied (another client's degraded binding still running refuses the address).
+ * Returns the lease time to grant (the asked one, capped), or why nothing may be granted.
+ */
+export function decideDegradedGrant(ask: DegradedAsk, committed: Lease | undefined, current: Lease | undefined, self: string, ownership: PoolOwnership, mcltMs: number, nowMs: number): DegradedDecision {
+  if (current !== undefined && current.mac !== ask.mac && current.state === 'bound' && current.expiresAt > nowMs) {
+    return { ok: false, reason: 'address bound to another client' };
+  }
+  let limit = -Infinity;
+  const owner = ownership.ownerOf(ask.ip);
+  const mine = owner === undefined || owner === self;
+  // Rule 4: another client's committed binding (or quarantine, or release) keeps the address from
+  // anyone else until its end + MCLT: the partner may have renewed it up to then.
+  const otherHeld = committed !== undefined && committed.mac !== ask.mac && committed.expiresAt + mcltMs > nowMs;
+  if (mine && !otherHeld) limit = nowMs + mcltMs; // rule 1: a new binding from its own half, at most MCLT
+  if (committed !== undefined && committed.mac === ask.mac && committed.state === 'bound') {
+    limit = Math.max(limit, committed.expiresAt + mcltMs); // rule 2: TSFP + MCLT
+  }
+  if (limit === -Infinity) {
+    return { ok: false, reason: otherHeld ? `committed to another client until ${mcltMs / 1000} s after its end (MCLT)` : `owned by ${owner ?? 'no one'}: not this member's half of the pool` };
+  }
+  const leaseMs = Math.min(ask.leaseMs, limit - nowMs);
+  if (leaseMs < 1000) return { ok: false, reason: 'its committed expiry + MCLT has passed' };
+  return { ok: true, leaseMs };
+}
+
+/**
+ * A leader's grant while degraded mode is on (HA.md 2.4, normal rules 1 and 4): new bindings from its
+ * own half only (the leader borrows nothing: the partner, were it cut off now, would give its half
+ * away alone); in the partner's half only the client's own binding, renewed no further than what the
+ * partner is known to hold + MCLT. The partner holds the binding's expiry once it applied the
+ * binding's entry (`lease.index` <= `partnerApplied`, its last reported applied index); else it holds
+ * some earlier one, and the binding is not extended at all. Every renewal there thus stays within
+ * MCLT of an expiry the partner knows, which is what lets the partner, alone, reuse an address at
+ * its known expiry + MCLT.
+ */
+export function decideLeaderGrant(ask: DegradedAsk, current: Lease | undefined, self: string, ownership: PoolOwnership, mcltMs: number, partnerApplied: number, nowMs: number): DegradedDecision {
+  const owner = ownership.ownerOf(ask.ip);
+  if (owner === undefined || owner === self) return { ok: true, leaseMs: ask.leaseMs };
+  if (current === undefined || current.mac !== ask.mac || current.state !== 'bound') return { ok: false, reason: `owned by ${owner}: not this member's half of the pool` };
+  const limit = partnerKnowsUntil(current, mcltMs, partnerApplied);
+  const leaseMs = Math.min(ask.leaseMs, limit - nowMs);
+  if (leaseMs < 1000) return { ok: false, reason: `in ${owner}'s half, and past the expiry ${owner} holds + MCLT` };
+  return { ok: true, leaseMs };
+}
+
+/** How far a binding in the partner's half may run (decideLeaderGrant). */
+export function partnerKnowsUntil(lease: Lease, mcltMs: number, partnerApplied: number): number {
+  return lease.index !== undefined && lease.index <= partnerApplied ? lease.expiresAt + mcltMs : lease.expiresAt;
+}
+
+/** How a merged record changes the lease of its address. */
+export type MergeOutcome = { kind: 'set'; lease: Lease } | { kind: 'keep' } | { kind: 'conflict'; other: string };
+
+/**
+ * One degraded record merged into the replicated lease of its address (DegradedJournalMerge,
+ * HA.md degraded rule 5): per (ip, mac) the later expiry wins; a release or decline counts only if
+ * newer than what the state holds; a record of another client's address that overlaps that
+ * client's binding in time is a conflict and changes nothing. `index` and `by` mark the set lease.
+ */
+export function mergeRecord(current: Lease | undefined, r: DegradedRecord, index: number, by: string): MergeOutcome {
+  const fromRecord = (): Lease => ({
+    ip: r.ip, mac: r.mac, subnet: r.subnet, state: r.state, grantedAt: r.at, expiresAt: r.expiresAt, changedAt: r.at, index, ackedBy: by,
+    ...(r.clientId === undefined ? {} : { clientId: r.clientId }), ...(r.hostname === undefined ? {} : { hostname: r.hostname }),
+  });
+  if (current === undefined) return { kind: 'set', lease: fromRecord() };
+  if (current.mac !== r.mac) {
+    const overlap = current.state === 'bound' && r.state === 'bound' && current.grantedAt < r.expiresAt && r.at < current.expiresAt;
+    if (overlap) return { kind: 'conflict', other: current.mac };
+    return r.at > current.changedAt ? { kind: 'set', lease: fromRecord() } : { kind: 'keep' };
+  }
+  if (r.state === 'bound') {
+    if (current.state === 'bound' && current.expiresAt >= r.expiresAt) return { kind: 'keep' };
+    if (current.state !== 'bound' && current.changedAt > r.at) return { kind: 'keep' }; // released or declined after it
+    const lease = fromRecord();
+    if (current.state === 'bound') lease.grantedAt = Math.min(current.grantedAt, r.at);
+    if (lease.hostname === undefined && current.hostname !== undefined) lease.hostname = current.hostname;
+    return { kind: 'set', lease };
+  }
+  return r.at > current.changedAt ? { kind: 'set', lease: fromRecord() } : { kind: 'keep' };
+}
+
+/** A journal record read from the wire or the disk: checked field by field (never trusted). */
+export function parseDegradedRecord(raw: unknown): DegradedRecord | null {
+  if (raw === null || typeof raw !== 'object') return null;
+  const o = raw as Record<string, unknown>;
+  const int = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+  const str = (v: unknown, max: number): v is string => typeof v === 'string' && v.length > 0 && v.length <= max;
+  if (!int(o['ip']) || o['ip'] > 0xffffffff || !str(o['mac'], 64) || !str(o['subnet'], 64) || !int(o['at']) || !int(o['expiresAt'])) return null;
+  if (o['state'] !== 'bound' && o['state'] !== 'released' && o['state'] !== 'declined') return null;
+  if (o['clientId'] !== undefined && !str(o['clientId'], 600)) return null;
+  if (o['hostname'] !== undefined && !str(o['hostname'], 255)) return null;
+  return {
+    ip: o['ip'], mac: o['mac'], subnet: o['subnet'], state: o['state'], at: o['at'], expiresAt: o['expiresAt'],
+    ...(o['clientId'] === undefined ? {} : { clientId: o['clientId'] as string }), ...(o['hostname'] === undefined ? {} : { hostname: o['hostname'] as string }),
+  };
+}
+
+/**
+ * The degraded mode's entry conditions (HA.md 2.5, DEGRADED-SOLO), as a pure judgement of what the
+ * shell observed. Returns null when this member may go degraded, else the first reason it may not.
+ */
+export interface DegradedEntryFacts {
+  /** Monotonic ms without a quorum (0: it has one). */
+  noQuorumMs: number;
+  /** The VIP answered an ARP probe (another holder), of the last 3 probes 100 ms apart; null: not probed yet. */
+  vipAnswered: boolean | null;
+  /** The partner was heard (a member report, a Raft message, an ARP answer) within the window. */
+  partnerHeard: boolean;
+  /** The state directory is a member's whole one (not lost, not rebuilding or fresh). */
+  stateValid: boolean;
+  /** The partner's last known config hash differs from this member's (the split may differ). */
+  partnerConfigDiffers: boolean;
+}
+
+/** How long without a quorum before a member may go degraded (HA.md 2.5). */
+export const DEGRADED_AFTER_MS = 5000;
+
+export function degradedRefusal(f: DegradedEntryFacts): string | null {
+  if (!f.stateValid) return 'the state directory is new, rebuilding or was lost (HA.md degraded rule 6)';
+  if (f.noQuorumMs < DEGRADED_AFTER_MS) return f.noQuorumMs === 0 ? 'the cluster has a quorum' : `no quorum for ${Math.round(f.noQuorumMs)} ms, under ${DEGRADED_AFTER_MS} ms`;
+  if (f.partnerConfigDiffers) return 'the partner last reported another config hash: the pool split may differ';
+  if (f.partnerHeard) return 'the partner is still heard';
+  if (f.vipAnswered === null) return 'the VIP was not probed yet';
+  if (f.vipAnswered) return 'another node answers ARP for the VIP';
+  return null;
+}

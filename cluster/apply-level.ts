@@ -18,7 +18,7 @@ import { LanhaError } from '../lib/errors.js';
 export const BASE_LEVEL = 1;
 
 /** The highest level this build applies. */
-export const APPLY_LEVEL = 1;
+export const APPLY_LEVEL = 2;
 
 const COMMAND_LEVEL: Readonly<Record<CommandType, number>> = {
   'lease.grant': 1, 'lease.release': 1, 'lease.decline': 1, 'lease.expire': 1,
@@ -28,6 +28,8 @@ const COMMAND_LEVEL: Readonly<Record<CommandType, number>> = {
   'rootfs.commit': 1, 'rootfs.verified': 1, 'rootfs.assign': 1,
   'deploy.trust': 1, 'deploy.synced': 1, 'deploy.job.start': 1, 'deploy.job.resume': 1, 'deploy.job.node': 1, 'deploy.job.end': 1,
   'vip.takeover': 1, 'noop': 1,
+  // Level 2: degraded split-pool DHCP's journal merge (cluster/degraded.ts).
+  'lease.merge': 2,
 };
 
 /** The level a member needs to apply `command` (types this build does not know: Infinity). */

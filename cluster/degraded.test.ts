@@ -13,6 +13,7 @@ import { parseCidr, parseIpv4, parseIpv4Range, formatIpv4 } from '../lib/ipv4.js
 import { Allocator, poolSubnet, type AllocationPolicy, type PoolSubnet } from '../services/dhcp/allocator.js';
 import type { ClientRequest } from '../services/dhcp/request.js';
 import { randomFor, seedsToRun } from '../test/support/seeded.js';
+import { commandLevel, levelRefusal } from './apply-level.js';
 import type { Random } from '../lib/random.js';
 
 const ip = (s: string): number => parseIpv4(s)!;
@@ -285,5 +286,12 @@ t.test('the overlay: a lone member\'s own grants show at once, the merge clears 
   t.equal(d.records.length, 0);
   t.equal(d.mergeCommand(), null);
   t.equal(d.overlay.lease(ip('10.0.0.10'))?.mac, 'aa', 'the overlay now reads it from the committed state');
+  t.end();
+});
+
+t.test('lease.merge is apply level 2: never proposed while a member runs a level-1 lanha (0.1.0)', (t) => {
+  t.equal(commandLevel({ type: 'lease.merge' }), 2);
+  t.match(levelRefusal({ type: 'lease.merge' }, [{ name: 'lan-b', level: 2, version: '0.1.1' }, { name: 'witness', level: null, version: '0.1.0' }]), /witness \(lanha 0.1.0/);
+  t.equal(levelRefusal({ type: 'lease.merge' }, [{ name: 'lan-b', level: 2, version: '0.1.1' }, { name: 'witness', level: 2, version: '0.1.1' }]), null);
   t.end();
 });

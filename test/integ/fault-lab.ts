@@ -123,7 +123,7 @@ export class FaultLab {
   }
 
   /** Builds the lab, starts the cluster and the clients, and waits until every client is bound. */
-  static async create(lab: Lab, options: { clients?: number; electionTimeout?: string; failoverBudget?: string; etcd?: { leaseTtl: string }; echo?: EchoOptions; faketimeLib?: string; lanctl?: string } = {}): Promise<FaultLab> {
+  static async create(lab: Lab, options: { clients?: number; electionTimeout?: string; failoverBudget?: string; etcd?: { leaseTtl: string }; echo?: EchoOptions; faketimeLib?: string; lanctl?: string; snapshotEntries?: number } = {}): Promise<FaultLab> {
     const clientCount = options.clients ?? 6;
     // cluster.backend etcd: a 3-member etcd in its own namespace; the servers run on it, no witness.
     const etcd = options.etcd ? await startEtcdCluster(3, { host: await lab.addHost('etcd', '10.66.0.20/24') }) : null;
@@ -132,6 +132,7 @@ export class FaultLab {
       ...(options.electionTimeout !== undefined ? { electionTimeout: options.electionTimeout } : {}),
       ...(options.failoverBudget !== undefined ? { failoverBudget: options.failoverBudget } : {}),
       ...(options.faketimeLib !== undefined ? { faketimeLib: options.faketimeLib } : {}),
+      ...(options.snapshotEntries !== undefined ? { snapshotEntries: options.snapshotEntries } : {}),
       ...(etcd && options.etcd ? { etcd: { endpoints: etcd.endpoints, leaseTtl: options.etcd.leaseTtl } } : {}),
     });
     const members = etcd ? [...c.servers] : [...c.servers, c.witness];

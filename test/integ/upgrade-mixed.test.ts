@@ -14,14 +14,17 @@ import { perfdhcpAcks } from './dhcp-lab.js';
 // A rolling upgrade and a downgrade of a running cluster, as an operator does it: lan-a, lan-b and
 // the witness start on the previous release (UPGRADE_FROM, built from git history), udhcpc clients
 // acquire and renew throughout with perfdhcp beside them (60 MACs, DORA and renewals), and members are replaced one at a time on the same state
-// directories: the witness, the follower, `lanctl failover` to it, the old leader; then back the
-// same way. After each step the fault suite's checkers run (fault-lab.ts): no ACKed lease lost (the
+// directories: the witness (down until the leader's snapshot passed it, so it is caught up from a
+// snapshot the other version sent), the follower, `lanctl failover` to it, the old leader; then
+// back the same way. After each step the fault suite's checkers run (fault-lab.ts): no ACKed lease lost (the
 // clients' view and each server's own ACK audit), no member exited, one VIP holder, every member at
 // the same applied index and state hash; the DHCP gap of each step is printed. Without the release
 // in git history (a shallow CI clone) or when its build fails, the test skips loudly; LANHA_UPGRADE_FROM
 // may name a lanctl.js of any earlier build instead.
 
 const UPGRADE_FROM = '488a078';
+/** cluster.snapshotEntries of the lab: small, so that a member down for a step is caught up from a snapshot. */
+const SNAPSHOT_ENTRIES = 300;
 t.setTimeout(900_000);
 
 /** The previous release's lanctl.js: built from `git archive` with this tree's node_modules, or null with why not. */
@@ -101,7 +104,7 @@ t.test('rolling upgrade and downgrade under DHCP clients: no ACKed lease lost, n
   const rows: Row[] = [];
   let fl: FaultLab | undefined;
   try {
-    fl = await FaultLab.create(lab, { electionTimeout: '1500ms', lanctl: old.path });
+    fl = await FaultLab.create(lab, { electionTimeout: '1500ms', lanctl: old.path, snapshotEntries: SNAPSHOT_ENTRIES });
     const f = fl;
     const version = (n: VipNode): string => (n.lanctl === LANCTL ? 'new' : 'old');
     const levels = async (): Promise<string> => {
@@ -120,8 +123,29 @@ t.test('rolling upgrade and downgrade under DHCP clients: no ACKed lease lost, n
       return r.code === 0 ? [] : [`lanctl failover on ${roles.leader.name} (${version(roles.leader)}) to ${roles.follower.name} (${version(roles.follower)}) failed (${r.code}): ${r.stderr.trim().slice(0, 300)}`];
     };
     const steps: Array<[string, (roles: { leader: VipNode; follower: VipNode }) => Promise<void | string[]>]> = [];
+    // The witness comes back behind the leader's snapshot: the leader sends it the snapshot, so one
+    // version installs a snapshot the other sent (records set and deleted on the leader meanwhile:
+    // an entry each, nothing left in the state).
+    const swapBehindSnapshot = (to: string) => async (roles: { leader: VipNode; follower: VipNode }): Promise<string[]> => {
+      const w = f.c.witness;
+      const at = (await f.view(w))?.appliedIndex ?? 0;
+      await stopMember(w);
+      const snapshotIndex = async (): Promise<number> => ((await callDaemon(roles.leader.socket, 'GET', '/v1/status', undefined, 3000).catch(() => null))?.body as { cluster?: { snapshotIndex?: number } } | undefined)?.cluster?.snapshotIndex ?? 0;
+      const end = performance.now() + 90_000;
+      let written = 0;
+      // Bounded: at most 4000 entries and 90 s. The leader keeps 1000 entries behind a snapshot.
+      while (await snapshotIndex() <= at + 1000 + SNAPSHOT_ENTRIES && written < 4000 && performance.now() < end) {
+        await Promise.all(Array.from({ length: 20 }, (_, i) => callDaemon(roles.leader.socket, 'POST', i % 2 === 0 ? '/v1/dns/records' : '/v1/dns/records/delete',
+          i % 2 === 0 ? { name: 'churn.lab.test', type: 'A', data: '10.66.1.1' } : { name: 'churn.lab.test', type: 'A' }, 5000).catch(() => null)));
+        written += 20;
+      }
+      const reached = await snapshotIndex();
+      w.lanctl = to;
+      await f.restart(w);
+      return reached > at + 1000 ? [] : [`the leader's snapshot (${reached}) did not pass the witness's index ${at} by 1000 after ${written} entries: no snapshot install rehearsed`];
+    };
     for (const [dir, to] of [['upgrade', LANCTL], ['downgrade', old.path]] as const) {
-      steps.push([`${dir} witness`, swap(() => f.c.witness, to)]);
+      steps.push([`${dir} witness (caught up from a snapshot)`, swapBehindSnapshot(to)]);
       steps.push([`${dir} follower`, swap((r) => r.follower, to)]);
       steps.push([`${dir}: failover to the follower`, failover]);
       steps.push([`${dir} the old leader`, swap((r) => r.follower, to)]);

@@ -66,6 +66,8 @@ export interface VipClusterOptions {
   etcd?: { endpoints: string[]; leaseTtl: string };
   /** cluster.failoverBudget instead (cluster/timers.ts); not with electionTimeout. */
   failoverBudget?: string;
+  /** cluster.snapshotEntries: a member's snapshot every N entries (a member down longer is caught up from a snapshot). */
+  snapshotEntries?: number;
   /**
    * Run each server under libfaketime (LD_PRELOAD, this path) with its own offset file, `<name>.faketime`
    * in the lab directory ("+0" at start): stepWallClock() moves that server's wall clock (Date.now())
@@ -113,6 +115,7 @@ export async function vipCluster(lab: Lab, mode: 'fast' | 'strict', options: Vip
       '  id: vip-lab',
       ...(options.electionTimeout ? [`  electionTimeout: ${options.electionTimeout}`] : []),
       ...(options.failoverBudget ? [`  failoverBudget: ${options.failoverBudget}`] : []),
+      ...(options.snapshotEntries ? [`  snapshotEntries: ${options.snapshotEntries}`] : []),
       `  keyFile: "${keyFile}"`,
       ...(options.etcd ? ['  backend: etcd', `  etcd: { endpoints: [${options.etcd.endpoints.map((e) => `"${e}"`).join(', ')}], leaseTtl: ${options.etcd.leaseTtl} }`] : []),
       '  members:',

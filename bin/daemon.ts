@@ -29,7 +29,7 @@ import { PowerRunner } from '../cluster/power-run.js';
 import { missingPowerPrograms } from '../cluster/power-run.js';
 import { startInventorySeeder } from '../cluster/inventory-seed.js';
 import { VERSION } from './version.js';
-import { APPLY_LEVEL, BASE_LEVEL, commandLevel, levelRefusal } from '../cluster/apply-level.js';
+import { APPLY_LEVEL, proposalCheck } from '../cluster/apply-level.js';
 import { processMemory, watchPauses, type ProcessMemory } from '../lib/memory.js';
 import { OpsTracker } from '../services/ops/tracker.js';
 import type { LanhaMetrics } from '../services/ops/metrics.js';
@@ -143,8 +143,7 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
   state.attachMemberStatus?.(members);
   // A command some member cannot apply is refused, not proposed (cluster/apply-level.ts): the
   // rows are worked out only for a command above the level every version applies.
-  state.setProposalCheck?.((command) => commandLevel(command) <= BASE_LEVEL ? null
-    : levelRefusal(command, memberRows(memberNames, localReport(), members.members()).map((r) => ({ name: r.name, level: r.applyLevel, version: r.version }))));
+  state.setProposalCheck?.(proposalCheck(() => memberRows(memberNames, localReport(), members.members())));
   const tracker = new OpsTracker();
   const unsubscribe = state.fsm.subscribe((entry) => tracker.entry(entry));
   const vipHeld = (): boolean | null => {

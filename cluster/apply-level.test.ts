@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { systemClock } from '../lib/clock.js';
 import { seededRandom } from '../lib/random.js';
 import { silentLogger } from '../lib/log.js';
-import { APPLY_LEVEL, BASE_LEVEL, clusterLevel, commandLevel, levelRefusal, type MemberLevel } from './apply-level.js';
+import { APPLY_LEVEL, BASE_LEVEL, clusterLevel, commandLevel, levelRefusal, proposalCheck, type MemberLevel } from './apply-level.js';
 import { RaftStateLog } from './raft-state-log.js';
 import type { Command } from './commands.js';
 import { decodeReport, encodeReport, memberRows, type MemberReport } from './member-status.js';
@@ -52,6 +52,25 @@ t.test('member reports carry the apply level; one without it (an older member) r
   const rows = memberRows(['lan-a', 'lan-b', 'witness'], { ...base, node: 'lan-a', role: 'leader', applyLevel: 2 },
     { 'lan-b': { report: without.value, receivedAt: '', lastContactMs: 5, clockOffsetMs: 0, offsetMethod: 'one-way', roundTripMs: null, bootFiles: null } });
   t.same(rows.map((r) => [r.name, r.applyLevel, r.version]), [['lan-a', 2, '0.1.0'], ['lan-b', null, '0.1.0'], ['witness', null, null]]);
+});
+
+t.test("the daemon's check over the member rows: a command above level 1 waits for every configured member's report of its level", async (t) => {
+  const top = Math.max(...(['lease.merge', 'lease.grant'] as const).map((type) => commandLevel({ type })));
+  t.ok(APPLY_LEVEL >= top, `this build applies every level it proposes (${APPLY_LEVEL})`);
+  const report = (node: string, applyLevel?: number): MemberReport => ({ node, version: '0.1.0', configHash: 'h', role: 'follower', leader: 'lan-a', term: 2, commitIndex: 9, appliedIndex: 9, lastIndex: 9, walFsyncP99Ms: null, bootFiles: null, sentWallMs: 1, echo: null, ...(applyLevel === undefined ? {} : { applyLevel }) });
+  const view = (r: MemberReport) => ({ report: r, receivedAt: '', lastContactMs: 5, clockOffsetMs: 0, offsetMethod: 'one-way' as const, roundTripMs: null, bootFiles: null });
+  let views: Record<string, ReturnType<typeof view>> = {};
+  let built = 0;
+  const check = proposalCheck(() => { built++; return memberRows(['lan-a', 'lan-b', 'witness'], { ...report('lan-a', APPLY_LEVEL), role: 'leader' }, views); });
+  t.equal(check({ type: 'lease.grant' }), null, 'a level-1 command goes');
+  t.equal(built, 0, 'without building the member rows (every DHCP ACK passes here)');
+  if (top <= BASE_LEVEL) return; // no command above level 1 in this build
+  const merge = { type: 'lease.merge' } as const;
+  t.match(check(merge), 'lan-b (not heard from since this node started: counted as level 1), witness (not heard from', 'nobody heard from yet: refused');
+  views = { 'lan-b': view(report('lan-b', APPLY_LEVEL)), witness: view(report('witness')) };
+  t.match(check(merge), `needs apply level ${top} on every member, and witness (lanha 0.1.0, apply level 1: a version before apply levels) cannot apply it`, 'an old witness: refused, named');
+  views = { 'lan-b': view(report('lan-b', APPLY_LEVEL)), witness: view(report('witness', APPLY_LEVEL)) };
+  t.equal(check(merge), null, 'every member reports the level: proposed');
 });
 
 function scratch(t: { teardown(fn: () => void): void }): string {

@@ -45,6 +45,16 @@ export interface MemberLevel {
   version: string | null;
 }
 
+/** The configured members' levels from their rows (cluster/member-status.ts memberRows). */
+export function memberLevels(rows: ReadonlyArray<{ name: string; applyLevel: number | null; version: string | null }>): MemberLevel[] {
+  return rows.map((r) => ({ name: r.name, level: r.applyLevel, version: r.version }));
+}
+
+/** The daemon's proposal check: null for a command every version applies, else levelRefusal over `rows()` (built only then). */
+export function proposalCheck(rows: () => ReadonlyArray<{ name: string; applyLevel: number | null; version: string | null }>): (command: Pick<Command, 'type'>) => string | null {
+  return (command) => (commandLevel(command) <= BASE_LEVEL ? null : levelRefusal(command, memberLevels(rows())));
+}
+
 /** The level every member can apply: the lowest reported, BASE_LEVEL for a member without one. */
 export function clusterLevel(members: readonly MemberLevel[]): number {
   return Math.min(...members.map((m) => m.level ?? BASE_LEVEL));

@@ -292,12 +292,24 @@ export async function stopChild(child: ChildProcess, graceMs = 1000): Promise<vo
 }
 
 /**
+ * The name prefix of test labs: "lh", or LANHA_LAB_PREFIX (e.g. "lhfl") so that several people
+ * testing on one machine each name (and sweep) only their own namespaces, veths and bridges. Names
+ * must stay within the kernel's 15 characters for links: at most 6 characters, starting with "lh".
+ */
+export function labPrefix(value: string | undefined): string {
+  if (value === undefined || value === '') return 'lh';
+  if (!/^lh[a-z0-9]{0,4}$/.test(value)) throw new Error(`LANHA_LAB_PREFIX=${value} is not a lab prefix: "lh" and up to 4 more lower-case letters or digits (link names hold 15 characters)`);
+  return value;
+}
+
+/**
  * Creates a lab, runs `body`, and always destroys the lab: failures included, and on a test timeout
  * (the exit hook) too; labs of test processes killed outright are swept at the next withLab.
  */
 export async function withLab<T>(body: (lab: Lab) => Promise<T>): Promise<T> {
-  Lab.sweepStale('lh'); // what earlier test processes killed outright left behind
-  const lab = await Lab.create();
+  const prefix = labPrefix(process.env['LANHA_LAB_PREFIX']);
+  Lab.sweepStale(prefix); // what earlier test processes killed outright left behind
+  const lab = await Lab.create(prefix);
   try {
     return await body(lab);
   } finally {

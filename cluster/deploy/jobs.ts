@@ -11,9 +11,9 @@ import type { Command } from '../commands.js';
 import type { Job } from '../rootfs-state.js';
 import type { DeployConfig } from './config.js';
 import { generationDir, isFakeSuper, treeBytes } from './store.js';
-import { BoundedOutput, CONTROL_IDLE_MS, controlPathFor, describeFailure, knownHostsFile, masterArgs, parseProgress2, parseStats, rootfsRsyncArgs, splitProgress, type Progress2, type SshOptions } from './rsync.js';
+import { BoundedOutput, CONTROL_IDLE_MS, PARTIAL_EXITS, controlPathFor, describeFailure, fingerprint, parseHostKey, knownHostsFile, masterArgs, parseProgress2, parseStats, rootfsRsyncArgs, splitProgress, type Progress2, type SshOptions } from './rsync.js';
 import { hasOverlayDir, hostsFromTargets, overlayFiles, type ResolvedTarget, type TargetEntry } from './targets.js';
-import { connectPinned, disconnect, pushToNode, stageSources, type PushFile } from './push.js';
+import { HostKeyMismatch, connectPinned, disconnect, fetchHostKey, pushToNode, stageSources, type PushFile } from './push.js';
 import type { Client } from 'ssh2';
 
 // Deploy jobs, run by the leader: each is a `deploy.job.start` entry, per-node `deploy.job.node`
@@ -31,6 +31,8 @@ const MASTER_WORDS_MS = 3000;
 const LIVE_NOTIFY_MS = 250;
 /** Finished jobs whose phase timings are kept in memory (`deploy jobs JOB --json`, bench:deploy). */
 const TIMINGS_KEPT = 20;
+/** How long a job waits for a node's host key when it checks a kept ssh connection (ssh's ConnectTimeout). */
+const HOST_KEY_CHECK_MS = 10_000;
 /** Characters kept of the start and of the end of an rsync child's stdout and of its stderr. */
 const OUTPUT_KEPT = 64 * 1024;
 
@@ -50,8 +52,10 @@ export interface NodeTimings {
   overlayMs?: number;
   /** rsync (or the SFTP push) from spawn to exit, ssh login included. */
   transferMs?: number;
-  /** True when the node's ssh master from an earlier job was still up (no new key exchange and login). */
+  /** True when the node's ssh master from an earlier job was still up (no new login). */
   sshReused?: boolean;
+  /** Asking the node for its host key again before a kept ssh master is used (a key exchange, no login). */
+  hostKeyCheckMs?: number;
   /** Committing the node's result entries after the transfer. */
   entriesMs?: number;
 }
@@ -73,6 +77,15 @@ export interface JobContext {
   state: StateLog;
   log: Logger;
   clock: Clock;
+}
+
+/** A job's hold on a node's ssh master. */
+interface MasterHandle {
+  path: string;
+  /** Up from an earlier job (its key checked again for this one). */
+  reused: boolean;
+  release(): void;
+  lastWords(ms: number): Promise<string>;
 }
 
 interface ActiveJob {
@@ -515,7 +528,16 @@ export class JobRunner {
       }
     };
     t = this.#ctx.clock.monotonicMs();
-    const master = await this.#master(target, direct);
+    let master: MasterHandle | undefined;
+    try {
+      master = await this.#master(target, direct, timing);
+    } catch (error) {
+      if (!(error instanceof HostKeyMismatch)) throw error;
+      await running;
+      log.warn({ event: 'deploy.node.failed', job: active.id, node: target.node }, `${target.node}: ${error.message}`);
+      await this.#propose({ type: 'deploy.job.node', job: active.id, run: active.run, node: target.node, state: 'failed', error: error.message, sent: 0 }).catch(() => undefined);
+      return false;
+    }
     timing.sshReused = master?.reused ?? false;
     const ssh = master === undefined ? direct : { ...direct, controlPath: master.path };
     const result = await this.#rsync(active, target.node, rootfsRsyncArgs({
@@ -541,8 +563,12 @@ export class JobRunner {
       const state = active.cancelled ? 'interrupted' : 'failed';
       // rsync's ssh ran over the node's master: when the connection died, the master, not rsync, says why.
       const why = master !== undefined && !active.cancelled && CONNECTION_EXITS.has(result.code) ? await master.lastWords(MASTER_WORDS_MS) : '';
-      const error = describeFailure(result.code, `${result.stderr}\n${why}`, target);
+      let error = describeFailure(result.code, `${result.stderr}\n${why}`, target);
       log.warn({ event: 'deploy.node.failed', job: active.id, node: target.node, exit: result.code, stderr: result.stderr.slice(-2000) }, `${target.node}: ${error}`);
+      if (PARTIAL_EXITS.has(result.code) && !dryRun && !active.cancelled) {
+        const back = await this.#putBack(active, target, generation, workDir, ssh, /Read-only file system/.test(result.stderr));
+        if (back !== '') error = `${error}. ${back}`;
+      }
       await this.#propose({ type: 'deploy.job.node', job: active.id, run: active.run, node: target.node, state, exit: result.code, error, sent }).catch(() => undefined);
       return false;
     } finally {
@@ -552,11 +578,52 @@ export class JobRunner {
   }
 
   /**
+   * After a partial transfer (rsync exit 23/24, PARTIAL_EXITS) the node's tree is a mix: what arrived
+   * was put in place, the rest is old. It is synced back to the generation last verified on it (the
+   * one its boot files name), the way a deploy of that generation would: rsync's quick check leaves
+   * alone what already matches it (a file that could not be replaced still holds it), rewrites what
+   * changed and deletes what was new. Returns the sentence for the node's result.
+   */
+  async #putBack(active: ActiveJob, target: ResolvedTarget, generation: string, workDir: string, ssh: SshOptions, readOnly: boolean): Promise<string> {
+    const { config, log, stateDir } = this.#ctx;
+    const destination = config.rootfs?.destination ?? '/';
+    const fix = `fix what is named (on the node, or in the store: \`lanctl rootfs verify ${generation.slice(0, 12)}\`), then \`lanctl deploy resume ${active.id}\``;
+    const previous = this.#ctx.state.fsm.rootfs.node(target.node)?.running;
+    if (previous === undefined || previous === generation || !existsSync(generationDir(stateDir, previous))) {
+      // A read-only destination took nothing (its result says so); there is nothing to undo.
+      if (readOnly) return '';
+      const why = previous === generation ? `it already ran generation ${generation.slice(0, 12)}, and the paths named now differ from it` : 'no earlier generation was verified on it to put back';
+      log.warn({ event: 'deploy.node.mixed', job: active.id, node: target.node, generation }, `${target.node}: the partial sync left ${destination} a mix, and ${why}`);
+      return `The files that did arrive were put in place, and ${why}: ${target.node}'s tree under ${destination} is not a whole generation, so do not boot it from its disk; ${fix}`;
+    }
+    let code: number;
+    let stderr = '';
+    try {
+      const overlay = this.#buildOverlay(target.node, workDir, generationDir(stateDir, previous));
+      const back = await this.#rsync(active, target.node, rootfsRsyncArgs({
+        source: generationDir(stateDir, previous), overlay, target, destination, ssh, exclude: config.rootfs?.exclude ?? [], fakeSuper: isFakeSuper(stateDir, previous),
+      }), () => undefined);
+      code = back.code;
+      stderr = back.stderr;
+    } catch (error) {
+      code = -1;
+      stderr = errorMessage(error);
+    }
+    if (code === 0) {
+      log.warn({ event: 'deploy.node.put_back', job: active.id, node: target.node, generation, previous }, `${target.node}: put back to generation ${previous.slice(0, 12)} after the partial sync of ${generation.slice(0, 12)}`);
+      return `${target.node} was put back to generation ${previous.slice(0, 12)}, the last one verified on it (what its boot files name): nothing of ${generation.slice(0, 12)} is left in use there; ${fix}`;
+    }
+    const again = code === -1 ? stderr : describeFailure(code, stderr, target);
+    log.error({ event: 'deploy.node.mixed', job: active.id, node: target.node, generation, previous, exit: code, stderr: stderr.slice(-2000) }, `${target.node}: putting back generation ${previous.slice(0, 12)} failed too: ${again}`);
+    return `Putting ${target.node} back to generation ${previous.slice(0, 12)} failed too (${again}): its tree under ${destination} is a mix of both generations, so do not boot it from its disk; ${fix}`;
+  }
+
+  /**
    * The node's ssh master, started on first use and kept for later jobs (closed after
    * CONTROL_IDLE_MS unused); undefined when it cannot be had (socket path too long, login failed):
    * rsync then connects by itself and reports what went wrong.
    */
-  async #master(target: ResolvedTarget, options: SshOptions): Promise<{ path: string; reused: boolean; release(): void; lastWords(ms: number): Promise<string> } | undefined> {
+  async #master(target: ResolvedTarget, options: SshOptions, timing: NodeTimings): Promise<MasterHandle | undefined> {
     const dir = join(this.#ctx.stateDir, 'deploy', 'ssh');
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const path = controlPathFor(dir, target, target.hostKey, this.#ctx.config.identityFile);
@@ -573,7 +640,34 @@ export class JobRunner {
       m.release();
       return undefined;
     }
+    if (reused) {
+      // The master's connection checked the pinned key when it logged in, up to CONTROL_IDLE_MS ago;
+      // sessions over it exchange no keys. A key the node changed since would go unnoticed until the
+      // master closed, so every job asks the node for its key again (a key exchange, no login).
+      const t = this.#ctx.clock.monotonicMs();
+      const checked = await this.#checkHostKey(target).catch((error: unknown) => error);
+      timing.hostKeyCheckMs = this.#since(t);
+      if (checked !== true) {
+        m.release();
+        await m.close();
+        if (checked instanceof HostKeyMismatch) throw checked;
+        // Not answered (sshd restarting, the node gone): rsync connects by itself, with OpenSSH's own check.
+        this.#ctx.log.info({ event: 'deploy.ssh.key_unchecked', node: target.node, err: checked }, `${target.node}: its host key could not be fetched to check the kept ssh connection (${errorMessage(checked)}); connecting afresh`);
+        return undefined;
+      }
+    }
     return { path, reused, release: () => m.release(), lastWords: (ms: number) => m.lastWords(ms) };
+  }
+
+  /** True when the node offers its pinned key now; throws HostKeyMismatch (both fingerprints) when it offers another. */
+  async #checkHostKey(target: ResolvedTarget): Promise<true> {
+    const pinned = parseHostKey(target.hostKey)!;
+    const offered = parseHostKey(await fetchHostKey(target, HOST_KEY_CHECK_MS, pinned.type));
+    if (offered === null) throw new LanhaError('io', `${target.node} offered no well-formed host key`);
+    if (Buffer.compare(offered.blob, pinned.blob) === 0) return true;
+    this.#ctx.log.warn({ event: 'deploy.hostkey.changed', node: target.node, fingerprint: fingerprint(offered.blob), pinned: fingerprint(pinned.blob) },
+      `host key of ${target.node} changed while the daemon kept an ssh connection to it: it offers ${fingerprint(offered.blob)}, the pinned key is ${fingerprint(pinned.blob)}; the kept connection was closed and the job refused there`);
+    throw new HostKeyMismatch(target.node, fingerprint(offered.blob), fingerprint(pinned.blob));
   }
 
   /**

@@ -3,7 +3,7 @@ import { constants as fsConstants } from 'node:fs';
 import { mkdir, open as openLocal, rm } from 'node:fs/promises';
 import { basename, join, posix } from 'node:path';
 import { createConnection, type Socket } from 'node:net';
-import type { Client, SFTPWrapper, ClientChannel } from 'ssh2';
+import type { Client, SFTPWrapper, ClientChannel, ServerHostKeyAlgorithm } from 'ssh2';
 import { LanhaError, errorMessage } from '../../lib/errors.js';
 import { SSH_KEEPALIVE, fingerprint, parseHostKey, secondsText } from './rsync.js';
 
@@ -206,8 +206,19 @@ async function loadSsh2(): Promise<typeof Client> {
   return (await import('ssh2')).Client;
 }
 
-/** Fetches a node's host key (the key ssh2 is offered; the connection is dropped before login). */
-export function fetchHostKey(target: Ssh2Target, timeoutMs = 10_000): Promise<string> {
+/**
+ * The host key algorithms that offer a key of `type` (an RSA key signs as rsa-sha2-*): asking only
+ * for those makes a node with several host keys show the one pinned, not the one ssh2 prefers.
+ */
+export function hostKeyAlgorithms(type: string): string[] {
+  return type === 'ssh-rsa' ? ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'] : [type];
+}
+
+/**
+ * Fetches a node's host key (the key ssh2 is offered; the connection is dropped before login), of
+ * the pinned key's type when `keyType` is given.
+ */
+export function fetchHostKey(target: Ssh2Target, timeoutMs = 10_000, keyType?: string): Promise<string> {
   return loadSsh2().then((Ssh2Client) => new Promise((resolve, reject) => {
     const client = new Ssh2Client();
     let offered: string | undefined;
@@ -219,6 +230,7 @@ export function fetchHostKey(target: Ssh2Target, timeoutMs = 10_000): Promise<st
     client.once('ready', () => { client.end(); if (offered !== undefined) resolve(offered); });
     client.connect({
       host: target.host, port: target.port, username: target.user, readyTimeout: timeoutMs,
+      ...(keyType === undefined ? {} : { algorithms: { serverHostKey: hostKeyAlgorithms(keyType) as ServerHostKeyAlgorithm[] } }),
       hostVerifier: (key: Buffer) => {
         offered = offeredKeyText(key);
         return false; // fetched; never log in on an unconfirmed key

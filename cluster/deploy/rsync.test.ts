@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BoundedOutput, controlPathFor, describeFailure, masterArgs, fingerprint, knownHostsFile, parseHostKey, parseProgress2, parseStats, rootfsRsyncArgs, rsyncExitWords, shellQuote, splitProgress, sshArgs } from './rsync.js';
+import { BoundedOutput, controlPathFor, describeFailure, untransferredPaths, masterArgs, fingerprint, knownHostsFile, parseHostKey, parseProgress2, parseStats, rootfsRsyncArgs, rsyncExitWords, shellQuote, splitProgress, sshArgs } from './rsync.js';
 import { fleetTargets, overlayFiles, pinnedKey, refuseMembers, resolveNames, resolveTargets } from './targets.js';
 import { deployConfig } from './config.js';
 import { Fsm } from '../fsm.js';
@@ -201,4 +201,33 @@ t.test('a rootfs deploy naming a LAN member, directly or through a group, is ref
   t.throws(refuse('lan-a'), { message: /^lan-a is this LAN member, not a compute node/ });
   t.throws(refuse('rack'), { message: /^lan-b \(in group rack\) is a LAN member of this cluster, not a compute node/ });
   t.throws(refuse('witness'), { message: /^witness is a LAN member of this cluster/ });
+});
+
+t.test('a partial transfer (23, 24) names the paths from rsync\'s own lines', async (t) => {
+  // As rsync 3.5.0 printed them: a node file that could not be replaced, an unreadable source, a
+  // source that vanished, a holding file that could not be made, a deletion refused.
+  const stderr = [
+    'rsync: [receiver] rename failed for "/srv/root/a/f2" (from a/.~tmp~/f2): Device or resource busy (16)',
+    'rsync: [sender] send_files failed to open "/var/lib/lanha/rootfs/ab/d/b": Permission denied (13)',
+    'file has vanished: "/var/lib/lanha/rootfs/ab/zz/late"',
+    'rsync: [receiver] mkstemp "/srv/root/usr/.~tmp~/.big.Xk3aB9" failed: No space left on device (28)',
+    'rsync: [generator] delete_file: unlink(etc/old) failed: Operation not permitted (1)',
+    'cannot delete non-empty directory: var/cache',
+    'rsync: [receiver] rename failed for "/srv/root/a/f2" (from a/.~tmp~/f2): Device or resource busy (16)',
+    'rsync: connection unexpectedly closed (0 bytes received so far) [sender]',
+    'rsync error: some files/attrs were not transferred (see previous errors) (code 23) at main.c(1394) [sender=3.5.0]',
+  ].join('\n');
+  t.same(untransferredPaths(stderr), [
+    { path: '/srv/root/a/f2', why: 'rename failed: Device or resource busy (16)' },
+    { path: '/var/lib/lanha/rootfs/ab/d/b', why: 'send_files failed to open: Permission denied (13)' },
+    { path: '/var/lib/lanha/rootfs/ab/zz/late', why: 'vanished while being sent' },
+    { path: '/srv/root/usr/big', why: 'mkstemp failed: No space left on device (28)' },
+    { path: 'etc/old', why: 'unlink failed: Operation not permitted (1)' },
+    { path: 'var/cache', why: 'cannot delete non-empty directory' },
+  ]);
+  t.equal(describeFailure(23, stderr.split('\n')[0]!, { node: 'c1' }), 'rsync could not transfer 1 path to c1 (rsync exit 23, partial transfer): /srv/root/a/f2 (rename failed: Device or resource busy (16))');
+  t.equal(describeFailure(24, 'file has vanished: "/s/zz/late"\n', { node: 'c2' }), "rsync could not transfer 1 path to c2 (rsync exit 24, source files vanished: the store's copy changed during the sync): /s/zz/late (vanished while being sent)");
+  const many = Array.from({ length: 12 }, (_, i) => `file has vanished: "/s/f${i}"`).join('\n');
+  t.match(describeFailure(24, many, { node: 'c2' }), /^rsync could not transfer 12 paths to c2 .*\/s\/f7 \(vanished while being sent\) and 4 more \(the daemon's log has rsync's whole output\)$/);
+  t.match(describeFailure(12, stderr.split('\n').slice(0, 3).join('\n'), { node: 'c1' }), /^rsync exit 12:/, 'a connection lost is no partial transfer');
 });

@@ -235,7 +235,57 @@ export function describeFailure(code: number, stderr: string, node?: { node: str
   if (/Broken pipe|Connection reset by peer/.test(stderr) && (code === 255 || code === 12 || code === 10)) {
     return `the ssh connection to ${on} was lost mid-transfer (${/Connection reset by peer/.test(stderr) ? 'Connection reset by peer' : 'Broken pipe'}; rsync exit ${code}): the node's sshd session ended (sshd restarted or killed, the node rebooting, the network reset). \`lanctl deploy resume\` syncs it again`;
   }
+  const missed = PARTIAL_EXITS.has(code) ? untransferredPaths(stderr) : [];
+  if (missed.length > 0) {
+    return `rsync could not transfer ${missed.length === 1 ? '1 path' : `${missed.length} paths`} to ${on} (rsync exit ${code}, ${code === 24 ? 'source files vanished: the store\'s copy changed during the sync' : 'partial transfer'}): ${untransferredText(missed)}`;
+  }
   return `rsync exit ${code}: ${rsyncExitWords(code)}${tail === '' ? '' : ` — ${tail.slice(0, 300)}`}`;
+}
+
+/**
+ * rsync exits after which the receiver has put in place what did arrive: with --delay-updates the
+ * files waiting in `.~tmp~` are renamed over the old ones at the end of the pass, and (for 23 from
+ * the receiver side) the deletions ran, even when some files failed. The node's tree is then a mix
+ * of two generations. 23: some files could not be read, written or renamed; 24: source files
+ * vanished while being sent (rsync users often take 24 as harmless, but here it means the store's
+ * copy changed under the sync: the node does not hold the generation either). A cut-off sync (12,
+ * 30, 255, a signal) never reaches that point and leaves the old tree whole.
+ */
+export const PARTIAL_EXITS: ReadonlySet<number> = new Set([23, 24]);
+
+/** A path rsync names in an error line, and what happened to it. */
+export interface Untransferred { path: string; why: string }
+
+/**
+ * The paths rsync's own error lines name ("rsync: [receiver] rename failed for "/srv/root/a/f2" (from
+ * a/.~tmp~/f2): Device or resource busy (16)", "rsync: [sender] send_files failed to open "...":
+ * Permission denied (13)", "file has vanished: "..."", "cannot delete non-empty directory: x"),
+ * in the order printed, each path once. A holding name (`.~tmp~/.f2.Ab12Cd`) is shown as the file it stands for.
+ */
+export function untransferredPaths(stderr: string): Untransferred[] {
+  const out = new Map<string, string>();
+  const add = (path: string, why: string): void => {
+    const shown = path.replace(/\/\.~tmp~\/\.?([^/]+?)(\.[A-Za-z0-9]{6})?$/, '/$1');
+    if (!out.has(shown)) out.set(shown, why.trim());
+  };
+  for (const raw of stderr.split('\n')) {
+    const line = raw.trim();
+    let m = /^file has vanished: "(.+)"$/.exec(line);
+    if (m) { add(m[1]!, 'vanished while being sent'); continue; }
+    m = /^cannot delete non-empty directory: (.+)$/.exec(line);
+    if (m) { add(m[1]!, 'cannot delete non-empty directory'); continue; }
+    m = /^rsync: (?:\[\w+\] )?(.*?)"(.+)"(?: \(from [^)]*\))?( [a-z][a-z ]*)?: (.+)$/.exec(line);
+    if (m) { add(m[2]!, `${`${m[1]!.trim().replace(/\s+(for|on|of|in)$/, '')}${m[3] ?? ''}`.trim()}: ${m[4]!}`.replace(/^: /, '')); continue; }
+    m = /^rsync: (?:\[\w+\] )?(?:delete_file: )?(unlink|rmdir)\((.+)\) failed: (.+)$/.exec(line);
+    if (m) add(m[2]!, `${m[1]!} failed: ${m[3]!}`);
+  }
+  return [...out].map(([path, why]) => ({ path, why }));
+}
+
+/** "/srv/root/a/f2 (rename failed: Device or resource busy (16)), ... and 3 more". */
+export function untransferredText(list: readonly Untransferred[], max = 8): string {
+  const shown = list.slice(0, max).map((u) => `${u.path} (${u.why})`).join(', ');
+  return list.length > max ? `${shown} and ${list.length - max} more (the daemon's log has rsync's whole output)` : shown;
 }
 
 /** How long the daemon keeps an idle ssh master to a node up for the next job. */

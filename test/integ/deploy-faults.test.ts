@@ -13,7 +13,6 @@ import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'no
 import { join } from 'node:path';
 import { withDeployLab } from '../support/deploy-lab.js';
 import { makeKey, startSshd } from '../support/node-sshd.js';
-import { callDaemonOk } from '../../lib/control-client.js';
 
 t.setTimeout(600_000);
 
@@ -96,11 +95,7 @@ t.test('deploy faults: busy node, many files, read-only, no rsync, key refused, 
     t.equal((await d.lanctl('rootfs', 'commit', tree)).code, 0);
     await d.shape('c4', '4mbit', '400ms');
     const cut = d.jobId((await d.lanctl('deploy', 'rootfs', '--to', 'c4', '--detach')).stdout);
-    for (let i = 0; i < 150; i++) {
-      const live = (await callDaemonOk(join(d.dir, 'lanha.sock'), 'GET', `/v1/deploy/jobs?job=${cut}`)) as { live: Array<{ progress?: { bytes: number } }> };
-      if ((live.live[0]?.progress?.bytes ?? 0) > 300_000) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await d.sentMoreThan(cut, 300_000);
     const sessions = spawnSync('pgrep', ['-P', String(s4.pid)], { encoding: 'utf8' }).stdout.trim().split('\n').filter((p) => p !== '');
     t.ok(sessions.length > 0, 'c4 has a session to kill');
     for (const pid of sessions) { try { process.kill(Number(pid), 'SIGKILL'); } catch { /* gone */ } }

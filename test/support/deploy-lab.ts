@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { requireLab, withLab, type Lab, type LabHost } from './netns.js';
 import { runLanctl, serveDaemon, type CliRun, type ServedDaemon } from './daemon.js';
 import { LANCTL } from './paths.js';
+import { callDaemonOk } from '../../lib/control-client.js';
 import { makeKey, startSshd, type SshdOptions, type TestSshd } from './node-sshd.js';
 
 // The set-up the deploy integration tests share: a lab with the LAN member `lan` at 10.N.0.1 (the
@@ -48,6 +49,8 @@ export interface DeployLab {
   view(job: string): Promise<JobView>;
   /** The job's view once it no longer runs (polled; at most ~2 minutes). */
   settle(job: string): Promise<JobView>;
+  /** Waits until the job's first node has sent more than `bytes` (live progress; at most ~15 s). */
+  sentMoreThan(job: string, bytes: number): Promise<void>;
   /** Slows the link into `node` (tc tbf on its bridge port). */
   shape(node: string, rate: string, latency: string): Promise<void>;
   unshape(node: string): Promise<void>;
@@ -128,6 +131,13 @@ ${deployLines}`);
         let v = await view(job);
         for (let i = 0; i < 600 && v.state === 'running'; i++) { await new Promise((r) => setTimeout(r, 200)); v = await view(job); }
         return v;
+      },
+      async sentMoreThan(job, bytes) {
+        for (let i = 0; i < 150; i++) {
+          const live = (await callDaemonOk(join(dir, 'lanha.sock'), 'GET', `/v1/deploy/jobs?job=${job}`)) as { live: Array<{ progress?: { bytes: number } }> };
+          if ((live.live[0]?.progress?.bytes ?? 0) > bytes) return;
+          await new Promise((r) => setTimeout(r, 100));
+        }
       },
       shape: (node, rate, latency) => switchMust(['tc', 'qdisc', 'add', 'dev', port(node), 'root', 'tbf', 'rate', rate, 'burst', '32kbit', 'latency', latency]),
       unshape: (node) => switchMust(['tc', 'qdisc', 'del', 'dev', port(node), 'root']),

@@ -36,6 +36,7 @@ import type { LanhaMetrics } from '../services/ops/metrics.js';
 import { findings, opsRoutes, pools, startOpsHttp, type OpsContext } from '../services/ops/ops.js';
 import type { OpsHttpServer } from '../services/ops/http-server.js';
 import { MemberStatusBoard, memberRows, type LocalReport } from '../cluster/member-status.js';
+import { BootEventRelay, RELAY_HELD_MS, type BootCommand, type RelayedBootEvent } from '../cluster/boot-relay.js';
 import { AckLedger, describeAckAudit, type AuditView } from '../cluster/ack-audit.js';
 import { AckJournal } from '../cluster/ack-journal.js';
 import { startFailoverProbes } from '../services/ops/failover-probes.js';
@@ -138,14 +139,38 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
       applyLevel: APPLY_LEVEL,
     };
   };
+  // Boot timeline events of a member that is not the leader (a `lanctl nodes power` run there) go
+  // to the leader with this member's reports; the leader proposes them (cluster/boot-relay.ts).
+  const relay = new BootEventRelay(config.node.name, Math.floor(clock.wallMs()));
+  const relayLog = log.child({ service: 'cluster' });
+  const proposeRelayed = (events: readonly RelayedBootEvent[]): void => {
+    for (const command of relay.toPropose(events)) state.propose(command).catch(() => relay.failed(command.relay!));
+  };
+  const recordBoot = (command: BootCommand): void => {
+    if (!state.isLeader()) { relay.hold(command, clock.monotonicMs()); return; }
+    state.propose(command).catch(() => relay.hold(command, clock.monotonicMs()));
+  };
+  const relayedEvents = (): RelayedBootEvent[] => {
+    const { events, expired } = relay.outgoing(clock.monotonicMs());
+    for (const e of expired) relayLog.warn({ event: 'boot.relay_dropped', mac: e.mac, boot: e.event, detail: e.detail }, `the boot timeline event "${e.event}${e.detail === undefined ? '' : ` ${e.detail}`}" of ${e.mac} was not recorded: no leader took it in ${RELAY_HELD_MS / 60_000} minutes`);
+    // A member that became the leader records what it held itself.
+    if (events.length > 0 && state.isLeader()) proposeRelayed(events);
+    return events;
+  };
   // Reports go to the other members over the cluster transport; a backend without a feed leaves the board empty.
-  const members = new MemberStatusBoard({ self: config.node.name, clock, local: localReport });
+  const members = new MemberStatusBoard({
+    self: config.node.name, clock, local: () => ({ ...localReport(), bootEvents: relayedEvents() }),
+    onReport: (report) => { if (report.bootEvents !== undefined && report.bootEvents !== null && report.bootEvents.length > 0 && state.isLeader()) proposeRelayed(report.bootEvents); },
+  });
   state.attachMemberStatus?.(members);
   // A command some member cannot apply is refused, not proposed (cluster/apply-level.ts): the
   // rows are worked out only for a command above the level every version applies.
   state.setProposalCheck?.(proposalCheck(() => memberRows(memberNames, localReport(), members.members())));
   const tracker = new OpsTracker();
-  const unsubscribe = state.fsm.subscribe((entry) => tracker.entry(entry));
+  const unsubscribe = state.fsm.subscribe((entry) => {
+    tracker.entry(entry);
+    if (entry.command.type === 'node.boot' && entry.command.relay !== undefined) relay.applied(entry.command);
+  });
   const vipHeld = (): boolean | null => {
     const vip = running.find((s) => s.name === 'vip');
     return vip === undefined ? null : vip.status()['held'] === true;
@@ -259,7 +284,7 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
     control.routes(nodeRoutes(state, reservations, clock, profiles));
     const operatorRecords = function* (): Iterable<string> { for (const r of state.fsm.records()) yield r.name; };
     control.routes(inventoryRoutes({ state, clock, reservations, profiles, context: () => inventoryContext(config, operatorRecords) }));
-    control.routes(powerRoutes({ state, config: config.power, ...(power === undefined ? {} : { runner: power }), log: log.child({ service: 'power' }), wallMs: () => clock.wallMs() }));
+    control.routes(powerRoutes({ state, config: config.power, ...(power === undefined ? {} : { runner: power }), log: log.child({ service: 'power' }), wallMs: () => clock.wallMs(), recordBoot }));
     if (config.node.role !== 'witness' && (config.nodes?.length ?? 0) > 0) {
       seeder = startInventorySeeder({ state, nodes: config.nodes ?? [], log: log.child({ service: 'inventory' }), context: () => ({ ...inventoryContext(config, operatorRecords), leaseHolder: leaseHolderOf(state.fsm) }) });
     }

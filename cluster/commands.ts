@@ -26,8 +26,11 @@ export type Command =
   /** Operator-set DNS record (lease names come from the leases themselves). */
   | { type: 'dns.set'; name: string; rrtype: string; ttl: number; data: string }
   | { type: 'dns.delete'; name: string; rrtype?: string; data?: string }
-  /** Compute-node boot progress (dhcp, tftp file fetched, ...). */
-  | { type: 'node.boot'; mac: string; event: string; detail?: string }
+  /**
+   * Compute-node boot progress (dhcp, tftp file fetched, ...). `relay`: the id of an event another
+   * member held for the leader (cluster/boot-relay.ts); not part of the state.
+   */
+  | { type: 'node.boot'; mac: string; event: string; detail?: string; relay?: string }
   /**
    * The compute-node inventory (cluster/inventory.ts): one entry makes the DHCP reservation, the
    * DNS names, the boot profile and the deploy target. Names are DNS labels, MACs lower-case

@@ -1,5 +1,6 @@
 import type { Clock } from '../lib/clock.js';
 import { decoded, failed, type Decoded } from '../lib/result.js';
+import { decodeRelayed, type RelayedBootEvent } from './boot-relay.js';
 
 // What each member tells the others about itself (role, term, indexes, version, config hash, WAL
 // fsync p99, boot files), and what this member last heard from each of them, with the clock offset
@@ -36,6 +37,8 @@ export interface LocalReport {
   ackAudit?: MemberAckAudit | null;
   /** The highest apply level it runs (cluster/apply-level.ts). Optional on the wire: absent from versions before levels. */
   applyLevel?: number;
+  /** Boot timeline events this member holds for the leader to record (cluster/boot-relay.ts). Optional on the wire. */
+  bootEvents?: RelayedBootEvent[] | null;
 }
 
 export interface MemberAckAudit { lostTotal: number; audits: number; checked: number | null }
@@ -132,11 +135,13 @@ export function decodeReport(bytes: Uint8Array): Decoded<MemberReport> {
   if (ackAudit === undefined) return failed('bad-field', 0, 'ackAudit');
   const applyLevel = o['applyLevel'];
   if (applyLevel !== undefined && !(isInt(applyLevel) && applyLevel >= 1 && applyLevel <= 1_000_000)) return failed('bad-field', 0, 'applyLevel');
+  const bootEvents = decodeRelayed(o['bootEvents']);
+  if (bootEvents === undefined) return failed('bad-field', 0, 'bootEvents');
   return decoded({
     node: o['node'], version: o['version'], configHash: o['configHash'], role: o['role'], leader: o['leader'] as string | null,
     term: o['term'] as number, commitIndex: o['commitIndex'] as number, appliedIndex: o['appliedIndex'] as number, lastIndex: o['lastIndex'] as number | null,
     walFsyncP99Ms: o['walFsyncP99Ms'] as number | null, bootFiles, dnsSerial, vipHeld, stateHash, ackAudit, sentWallMs: o['sentWallMs'], echo,
-    ...(applyLevel === undefined ? {} : { applyLevel }),
+    ...(applyLevel === undefined ? {} : { applyLevel }), ...(bootEvents === null ? {} : { bootEvents }),
   });
 }
 
@@ -192,12 +197,15 @@ export class MemberStatusBoard implements MemberStatusChannel, MemberStatusSourc
   /** Our recent send stamps per peer, so an echo is only trusted when it is one of ours. */
   #sent = new Map<string, number[]>();
   #bootDigestSent = new Map<string, string>();
+  #onReport: ((report: MemberReport) => void) | undefined;
 
-  constructor(options: { self: string; local: () => LocalReport; clock: Clock; intervalMs?: number }) {
+  /** `onReport`: every well-formed report of another member, as it arrives (the leader records the boot events it carries). */
+  constructor(options: { self: string; local: () => LocalReport; clock: Clock; intervalMs?: number; onReport?: (report: MemberReport) => void }) {
     this.#self = options.self;
     this.#local = options.local;
     this.#clock = options.clock;
     this.intervalMs = options.intervalMs ?? 1000;
+    this.#onReport = options.onReport;
   }
 
   outgoing(peer: string, first: boolean): Uint8Array {
@@ -219,7 +227,7 @@ export class MemberStatusBoard implements MemberStatusChannel, MemberStatusSourc
     const rxMono = this.#clock.monotonicMs();
     const r = decodeReport(payload);
     if (!r.ok || r.value.node !== peer || peer === this.#self) return;
-    const report = r.value;
+    const { bootEvents: _relayed, ...report } = r.value;
     const sent = this.#sent.get(peer) ?? [];
     const offset = clockOffset(report, rxWallMs, (w) => sent.includes(w));
     const before = this.#heard.get(peer);
@@ -237,6 +245,7 @@ export class MemberStatusBoard implements MemberStatusChannel, MemberStatusSourc
       rxMono,
       rx: { wallMs: report.sentWallMs, rxWallMs },
     });
+    this.#onReport?.(r.value);
   }
 
   members(): Record<string, MemberView> {

@@ -3,11 +3,13 @@ import type { Logger } from '../lib/log.js';
 import { POWER_ACTIONS, planPower, selectNodes, type PowerAction, type PowerConfig } from './power.js';
 import { NOT_RUN, PowerRunner, type PowerResult } from './power-run.js';
 import type { StateLog } from './state-log.js';
+import type { BootCommand } from './boot-relay.js';
 
 // `lanctl nodes power`: POST /v1/nodes/power runs the site's power command per node on this daemon
 // (any member with the `power:` block: a node that lost its quorum can still power-cycle the stuck
-// ones), logs each result, and on the leader records on/off/cycle in the node's boot timeline
-// (event `power`), so `lanctl nodes show --timeline` tells a boot that followed a power cycle.
+// ones), logs each result, and records on/off/cycle in the node's boot timeline (event `power`; on
+// another member through the leader, cluster/boot-relay.ts), so `lanctl nodes show --timeline` tells a
+// boot that followed a power cycle wherever the command ran.
 
 export interface PowerApiOptions {
   state: StateLog;
@@ -18,6 +20,11 @@ export interface PowerApiOptions {
   log: Logger;
   /** Wall-clock ms, to read whether a node's lease is still live. */
   wallMs: () => number;
+  /**
+   * Records a boot timeline event: proposed here on the leader, held for the leader elsewhere
+   * (cluster/boot-relay.ts). Absent: proposed on the leader only.
+   */
+  recordBoot?: (command: BootCommand) => void;
 }
 
 export interface PowerReply { action: PowerAction; results: PowerResult[] }
@@ -53,9 +60,10 @@ export function powerRoutes(o: PowerApiOptions): ApiRoutes {
         const facts = { event: 'power.command', node: r.node, action, result: r.result, exitCode: r.exitCode, signal: r.signal, ms: r.ms };
         if (r.result === 'ok') o.log.info(facts, `power ${action} ${r.node}: ok${r.output === '' ? '' : ` (${r.output.split('\n')[0]})`}`);
         else o.log.warn({ ...facts, error: r.error }, `power ${action} ${r.node}: ${r.result}${r.error === '' ? '' : `: ${r.error.split('\n')[0]}`}`);
-        if (action !== 'status' && o.state.isLeader()) {
-          o.state.propose({ type: 'node.boot', mac: node.mac, event: 'power', detail: `${action} ${r.result}${r.exitCode !== null && r.result !== 'ok' ? ` (exit ${r.exitCode})` : ''}` }).catch(() => undefined);
-        }
+        if (action === 'status') continue;
+        const event: BootCommand = { type: 'node.boot', mac: node.mac, event: 'power', detail: `${action} ${r.result}${r.exitCode !== null && r.result !== 'ok' ? ` (exit ${r.exitCode})` : ''}` };
+        if (o.recordBoot !== undefined) o.recordBoot(event);
+        else if (o.state.isLeader()) o.state.propose(event).catch(() => undefined);
       }
       const reply: PowerReply = { action: action as PowerAction, results };
       return { status: 200, body: reply };

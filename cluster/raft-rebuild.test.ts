@@ -1,5 +1,5 @@
 import t from 'tap';
-import { mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { systemClock } from '../lib/clock.js';
@@ -24,25 +24,33 @@ async function until(what: string, condition: () => boolean, ms = 10_000): Promi
   }
 }
 
-t.test('a member refused for damage to fsync\'d WAL bytes is rebuilt from its peers: its directory moved aside, it starts empty and catches up', async (t) => {
+interface Line { event?: string; msg?: string; member?: string; acked?: number; lastIndex?: number }
+
+/** Three members a, b, c on disk under a scratch directory, linked by a MemoryHub; closed and removed at teardown. */
+function threeMembers(t: { teardown(fn: () => Promise<void>): void }, prefix: string, firstSeed: number, where: (root: string, id: string) => { dir: string; memberFile: string }, extra: { snapshotEntries?: number } = {}): { root: string; lines: Line[]; open: (id: string) => Promise<RaftStateLog>; logs: Map<string, RaftStateLog> } {
   const alive = setInterval(() => undefined, 1000); // the hosts' timers are unref'd
-  const root = mkdtempSync(join(tmpdir(), 'lanha-rebuild-'));
+  const root = mkdtempSync(join(tmpdir(), prefix));
   const hub = new MemoryHub();
   const members = ['a', 'b', 'c'];
-  let seed = 1;
-  const lines: Array<{ event?: string; msg?: string }> = [];
-  const log = createLogger({ level: 'info', destination: { write: (line: string) => { lines.push(JSON.parse(line) as { event?: string; msg?: string }); } } });
+  let seed = firstSeed;
+  const lines: Line[] = [];
+  const log = createLogger({ level: 'info', destination: { write: (line: string) => { lines.push(JSON.parse(line) as Line); } } });
   const open = (id: string): Promise<RaftStateLog> => RaftStateLog.open({
-    id, dir: join(root, id), memberFile: join(root, `${id}.member`), conf: { voters: members, learners: [], witnesses: [] }, clock: systemClock, random: seededRandom(seed++),
-    log: id === 'a' || id === 'b' || id === 'c' ? log.child({ member: id }) : silentLogger,
-    link: hub.link(id), proposeTimeoutMs: 5000, snapshotEntries: 20,
+    id, ...where(root, id), conf: { voters: members, learners: [], witnesses: [] }, clock: systemClock, random: seededRandom(seed++),
+    log: log.child({ member: id }), link: hub.link(id), proposeTimeoutMs: 5000, ...extra,
   });
   const logs = new Map<string, RaftStateLog>();
   t.teardown(async () => {
-    for (const log of logs.values()) await log.close();
+    for (const l of logs.values()) await l.close();
     clearInterval(alive);
     rmSync(root, { recursive: true, force: true });
   });
+  return { root, lines, open, logs };
+}
+
+t.test('a member refused for damage to fsync\'d WAL bytes is rebuilt from its peers: its directory moved aside, it starts empty and catches up', async (t) => {
+  const { root, lines, open, logs } = threeMembers(t, 'lanha-rebuild-', 1, (root, id) => ({ dir: join(root, id), memberFile: join(root, `${id}.member`) }), { snapshotEntries: 20 });
+  const members = ['a', 'b', 'c'];
   for (const id of members) logs.set(id, await open(id));
   const leader = (): RaftStateLog | undefined => [...logs.values()].find((l) => l.isLeader());
   await until('a leader', () => leader() !== undefined);
@@ -124,4 +132,62 @@ t.test('a leader fenced for a stalled fdatasync: another member leads meanwhile;
   t.equal(first.fsm.hash(), second.fsm.hash(), 'same state as the new leader');
   t.ok(second.isLeader(), 'the new leader still leads');
   t.equal(first.fsm.lease(0x0a000010)?.mac, '02:00:00:00:00:10', 'the entries committed while it was fenced are there');
+});
+
+// A member's state restored from an old copy (cluster/raft/README.md, "Restored from an old
+// backup"): its directory and member file are copied, it runs on and acknowledges more, it stops,
+// and the copy is put back. The leader's heartbeat says what it had acknowledged; the member finds
+// its log behind that (Raft "amnesia"), logs raft.amnesia, says REBUILDING in status, records the
+// rebuild in its member file, neither votes nor campaigns, and votes again once caught up. Before,
+// nothing noticed: it voted at once with its old log and term.
+
+
+t.test('a member restored from an old copy of its state directory is found out, does not vote, and is caught up past what it had acknowledged', async (t) => {
+  const { root, lines, open, logs } = threeMembers(t, 'lanha-restore-', 11, (root, id) => ({ dir: join(root, id, 'raft'), memberFile: join(root, id, 'raft.member') }));
+  const members = ['a', 'b', 'c'];
+  for (const id of members) logs.set(id, await open(id));
+  const leader = (): RaftStateLog | undefined => [...logs.values()].find((l) => l.isLeader());
+  await until('a leader', () => leader() !== undefined);
+  const lead = leader()!;
+  for (let i = 1; i <= 10; i++) await lead.propose(grant(i));
+  const victim = members.find((id) => logs.get(id) !== lead)!;
+  await until('the victim to join and apply', () => readMemberFile(join(root, victim, 'raft.member')) === 'member' && logs.get(victim)!.fsm.appliedIndex === lead.fsm.appliedIndex);
+  // The copy: its state directory, stopped (as a backup tool would take it).
+  await logs.get(victim)!.close();
+  logs.delete(victim);
+  cpSync(join(root, victim), join(root, `${victim}.copy`), { recursive: true });
+  const copied = { lastIndex: 0 };
+  // It runs on and acknowledges 30 more entries.
+  logs.set(victim, await open(victim));
+  for (let i = 11; i <= 40; i++) await lead.propose(grant(i));
+  await until('the victim to apply them', () => logs.get(victim)!.fsm.appliedIndex === lead.fsm.appliedIndex);
+  const acked = (logs.get(victim)!.status() as unknown as { lastIndex: number }).lastIndex;
+  await logs.get(victim)!.close();
+  logs.delete(victim);
+  // The copy put back.
+  rmSync(join(root, victim), { recursive: true });
+  cpSync(join(root, `${victim}.copy`), join(root, victim), { recursive: true });
+  const restored = await open(victim);
+  logs.set(victim, restored);
+  copied.lastIndex = (restored.status() as unknown as { lastIndex: number }).lastIndex;
+  t.ok(copied.lastIndex < acked, `the copy ends at ${copied.lastIndex}, before the ${acked} it acknowledged`);
+  await until('raft.amnesia', () => lines.some((l) => l.event === 'raft.amnesia' && l.member === victim));
+  const line = lines.find((l) => l.event === 'raft.amnesia')!;
+  t.match(line, { acked, lastIndex: copied.lastIndex }, 'logged: what it had acknowledged and where its log ended');
+  t.match(line.msg, /went back in time: .* neither votes nor campaigns until .* Never restore a member's Raft directory from a backup/, 'and what to do');
+  await until('the leader to log it too', () => lines.some((l) => l.event === 'raft.peer_lost_storage' && l.member === lead.status().leader));
+  t.pass('the leader logged raft.peer_lost_storage');
+  await until('caught up past what it acknowledged', () => restored.fsm.appliedIndex >= acked && restored.fsm.appliedIndex === lead.fsm.appliedIndex);
+  await lead.propose(grant(41));
+  await until('the rebuild to end', () => readMemberFile(join(root, victim, 'raft.member')) === 'member' && restored.status()['rebuilding'] === undefined && restored.fsm.appliedIndex === lead.fsm.appliedIndex);
+  t.ok(lines.some((l) => l.event === 'raft.rebuilt' && l.member === victim), 'raft.rebuilt: it votes again');
+  for (let i = 1; i <= 41; i++) t.ok(restored.fsm.lease(0x0a000000 + i), `lease ${i} is on the restored member`);
+  t.equal(restored.fsm.hash(), lead.fsm.hash(), 'same state as the leader');
+});
+
+t.test('while rebuilding after a restore, status and the member file say so', async (t) => {
+  // The status line and doctor words for it (cluster/raft/status-text.ts, services/ops/doctor.ts).
+  const { formatRaftStatus } = await import('./raft/status-text.js');
+  const text = formatRaftStatus({ lastIndex: 4, rebuilding: true, amnesia: { leader: 'a', term: 3, acked: 8, lastIndex: 4 } });
+  t.match(text, /REBUILDING: this member's Raft state went back in time \(restored from an old backup\?\): a says it acknowledged up to 8, its log ended at 4/);
 });

@@ -390,6 +390,7 @@ export class RaftStateLog implements StateLog {
    * entries is taken for a join, below).
    */
   #noteFresh(): void {
+    this.#noteAmnesia();
     const file = this.#opts.memberFile;
     if (this.#membership !== 'fresh' || file === undefined || this.#single) return;
     const node = this.host.node;
@@ -406,12 +407,31 @@ export class RaftStateLog implements StateLog {
       `this member started with no Raft state, and the cluster committed entries before it came (${what}): it may be a member whose state was lost, so it neither votes nor campaigns until a leader has caught it up`);
   }
 
+  /**
+   * A leader told this member it had acknowledged entries its log no longer holds (RaftNode.amnesia):
+   * its state directory went back in time. The member file says rebuilding at once (before any Ready
+   * after the message is written), so a restart keeps it from voting too; logged once per finding.
+   */
+  #noteAmnesia(): void {
+    const amnesia = this.host.node.takeAmnesia();
+    if (amnesia === undefined) return;
+    const file = this.#opts.memberFile;
+    if (file !== undefined && !this.#single && this.#membership !== 'rebuilding') {
+      this.#membership = 'rebuilding';
+      writeMemberFile(file, 'rebuilding');
+    }
+    this.#opts.log.error({ event: 'raft.amnesia', leader: amnesia.leader, term: amnesia.term, acked: amnesia.acked, lastIndex: amnesia.lastIndex, dir: this.#opts.dir },
+      `this member's Raft state went back in time: ${amnesia.leader}, leader of term ${amnesia.term}, says it acknowledged entries up to ${amnesia.acked}, and its log ends at ${amnesia.lastIndex} (${this.#opts.dir} restored from an old backup or copied back?). `
+      + `It may have voted in this term already and lost entries committed with its help, so it neither votes nor campaigns until ${amnesia.leader} has sent it past ${amnesia.acked} (raft.rebuilt). `
+      + 'Never restore a member\'s Raft directory from a backup: to replace a damaged one, move it aside and start the member empty; it rebuilds from the leader (cluster/raft/README.md, "Restored from an old backup")');
+  }
+
   /** Leader: a member answered with a log ending below what it had acknowledged (RaftNode.takePeerLosses). */
   #notePeerLosses(now: number): void {
     for (const loss of this.host.node.takePeerLosses()) {
       if (!this.#lossLimiter.allow(loss.peer, now)) continue;
       this.#opts.log.warn({ event: 'raft.peer_lost_storage', peer: loss.peer, term: loss.term, acked: loss.acked, lastIndex: loss.lastIndex },
-        `${loss.peer} answered with a log ending at ${loss.lastIndex} after acknowledging index ${loss.acked}: it lost its Raft storage; this leader sends it what it lacks, and it votes again once caught up (a replaced disk: cluster/raft/README.md, "A member with no state")`);
+        `${loss.peer} answered with a log ending at ${loss.lastIndex} after acknowledging index ${loss.acked}: it lost its Raft storage or it was restored from an old copy; its old acknowledgement no longer counts toward a commit, this leader sends it what it lacks, and it votes again once caught up (cluster/raft/README.md, "A member with no state", "Restored from an old backup")`);
     }
   }
 
@@ -520,6 +540,7 @@ export class RaftStateLog implements StateLog {
       members: node.conf,
       ...(node.role === 'leader' ? { progress: node.progress() } : {}),
       ...(node.rebuilding ? { rebuilding: true } : {}),
+      ...(node.rebuilding && node.amnesia !== undefined ? { amnesia: node.amnesia } : {}),
       ...(node.fresh ? { fresh: true } : {}),
       storage: {
         dir: this.#opts.dir, pipelined: this.host.pipelined, batches: this.host.stats.batches, fsyncs: this.host.stats.fsyncs, fsyncP99Ms: roundMs(this.host.wal.fsyncMs.quantile(0.99)), fsyncSamples: Math.min(this.host.wal.fsyncMs.count, this.host.wal.fsyncMs.size), error: this.host.fenced?.message ?? null,

@@ -338,6 +338,88 @@ t.test('a member rebuilt with an empty directory does not vote again in a term i
   t.match(again.ready().messages, [{ type: 'vote-resp', to: 'b', reject: false, term: 2 }], 'and in term 2 it votes as any member (b\'s log is as long as its own)');
 });
 
+/**
+ * A member whose state directory is restored from an old backup (Raft "amnesia"): a leads term 1;
+ * entries 1-4 reach every member, then b is cut off and a commits more with r alone. r's state is
+ * put back to a copy taken at entry 4 (term, vote and log as they were) and it restarts; a's next
+ * heartbeat reaches it, and then a crashes before it can send r anything else. b and r are left:
+ * does b, lacking what a and r committed, get r's vote? Returns who led term 2 and r.
+ */
+function restoredBackupScenario(): { leadersOfTerm2: NodeId[]; r: RaftNode; committed: number; b: RaftNode } {
+  const ids = ['a', 'b', 'r'];
+  const nodes = new Map(ids.map((id, i) => [id, make(id, ids, i + 60)]));
+  const a = nodes.get('a')!;
+  const all = (): boolean => true;
+  for (let i = 0; i < 10; i++) for (const n of nodes.values()) n.tick();
+  settle(nodes, () => false);
+  a.campaign();
+  settle(nodes, all);
+  for (let i = 0; i < 3; i++) a.propose(new Uint8Array([i]));
+  settle(nodes, all);
+  const r0 = nodes.get('r')!;
+  if (a.role !== 'leader' || a.term !== 1 || r0.lastIndex !== 4 || nodes.get('b')!.lastIndex !== 4) throw new Error('setup: a leads term 1, entries 1-4 everywhere');
+  const backup = { hardState: r0.hardState(), entries: r0.entries(1, 5)! };
+  const withoutB = (from: NodeId, to: NodeId): boolean => from !== 'b' && to !== 'b';
+  for (let i = 0; i < 4; i++) a.propose(new Uint8Array([10 + i]));
+  settle(nodes, withoutB);
+  a.tick(); a.tick();
+  settle(nodes, withoutB);
+  const committed = a.commitIndex;
+  if (committed !== 8 || (r0.lastIndex as number) !== 8) throw new Error(`setup: a committed 8 with r (commit ${committed}, r at ${r0.lastIndex})`);
+  // r restarts on the copy, past its start-up grace.
+  const r = new RaftNode({ id: 'r', electionTicks: 10, heartbeatTicks: 2, random: seededRandom(99) },
+    { hardState: backup.hardState, conf: { voters: ids, learners: [], witnesses: [] }, entries: backup.entries });
+  nodes.set('r', r);
+  for (let i = 0; i < 10; i++) r.tick();
+  settle(nodes, () => false);
+  // One heartbeat of a reaches r, r's answer reaches a; whatever a sends next is lost: a crashes.
+  a.tick(); a.tick();
+  const beat = a.ready();
+  a.advance(beat);
+  for (const m of beat.messages) if (m.to === 'r' && m.type === 'heartbeat') r.step(m);
+  const b = nodes.get('b')!;
+  const leaders = new Set<NodeId>();
+  for (let i = 0; i < 80; i++) {
+    b.tick(); r.tick();
+    settle(nodes, (from, to) => from !== 'a' && to !== 'a');
+    for (const n of [b, r]) if (n.role === 'leader' && n.term >= 2) leaders.add(n.id);
+  }
+  return { leadersOfTerm2: [...leaders].sort(), r, committed, b };
+}
+
+t.test('a member restored from an old backup neither votes nor leads until caught up past what it acknowledged: no committed entry lost', async (t) => {
+  const { leadersOfTerm2, r, committed, b } = restoredBackupScenario();
+  t.same(leadersOfTerm2, [], `no leader without a: b lacks entries ${b.lastIndex + 1}-${committed} that a and r committed, and r does not vote for it (before: b led, losing them)`);
+  t.ok(r.rebuilding, 'r knows it went back in time: it is rebuilding');
+  t.match(r.amnesia, { leader: 'a', term: 1, acked: 8, lastIndex: 4 }, 'with what showed it: a said r had acknowledged 8, its log ends at 4');
+  t.match(r.takeAmnesia(), { leader: 'a', acked: 8 }, 'told to the host once');
+  t.equal(r.takeAmnesia(), undefined);
+});
+
+t.test('a member restored from an old backup rejoins once the leader has sent it past what it acknowledged', async (t) => {
+  const ids = ['a', 'b', 'r'];
+  const nodes = new Map(ids.map((id, i) => [id, make(id, ids, i + 60)]));
+  const a = nodes.get('a')!;
+  for (let i = 0; i < 10; i++) for (const n of nodes.values()) n.tick();
+  settle(nodes, () => false);
+  a.campaign();
+  settle(nodes, () => true);
+  const r0 = nodes.get('r')!;
+  const backup = { hardState: r0.hardState(), entries: r0.entries(1, r0.lastIndex + 1)! };
+  for (let i = 0; i < 5; i++) a.propose(new Uint8Array([i]));
+  settle(nodes, () => true);
+  const acked = r0.lastIndex;
+  const r = new RaftNode({ id: 'r', electionTicks: 10, heartbeatTicks: 2, random: seededRandom(98) },
+    { hardState: backup.hardState, conf: { voters: ids, learners: [], witnesses: [] }, entries: backup.entries });
+  nodes.set('r', r);
+  let sawRebuilding = false;
+  for (let i = 0; i < 20; i++) { a.tick(); settle(nodes, () => true); sawRebuilding ||= r.rebuilding || r.amnesia !== undefined; }
+  t.ok(sawRebuilding, 'the heartbeat showed r it went back in time');
+  t.ok(r.lastIndex >= acked, `r holds what it had acknowledged (${acked}) again`);
+  t.notOk(r.rebuilding, 'and votes again');
+  t.equal(a.role, 'leader', 'a leads on, undisturbed');
+});
+
 t.test('a rebuilding member never campaigns and ignores TimeoutNow; fresh members with empty logs still elect a leader', async (t) => {
   const r = new RaftNode({ id: 'r', electionTicks: 10, heartbeatTicks: 2, random: seededRandom(5) },
     { hardState: { term: 0, vote: null, commit: 0 }, conf: { voters: ['a', 'b', 'r'], learners: [], witnesses: [] }, entries: [], rebuilding: true });

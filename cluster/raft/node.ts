@@ -69,6 +69,19 @@ export interface RaftStorage {
   fresh?: boolean;
 }
 
+/**
+ * Follower: a leader of this term told it (its heartbeat's `index`) that it had acknowledged entries
+ * up to `acked`, and its log ends at `lastIndex` below that: its Raft state went back in time (a state
+ * directory restored from an old backup or copied back). Raft "amnesia": it may have voted in this
+ * term already, and entries committed with its help are gone from it.
+ */
+export interface Amnesia {
+  leader: NodeId;
+  term: number;
+  acked: number;
+  lastIndex: number;
+}
+
 /** A member that answered this leader with a log ending below what it had acknowledged: it lost its storage. */
 export interface PeerLoss {
   peer: NodeId;
@@ -105,6 +118,12 @@ interface Progress {
   /** Snapshot: the index being sent and the next byte to send. */
   pendingSnapshot: number;
   snapshotOffset: number;
+  /**
+   * The highest index this member acknowledged to this leader (never lowered, where match is when
+   * it lost its storage): heartbeats carry it (`index`), so a member whose log went back in time
+   * finds out it did (RaftNode.amnesia).
+   */
+  acked: number;
 }
 
 export type ProposeResult = { ok: true; index: number; term: number } | { ok: false; reason: 'not-leader' | 'transferring' | 'conf-pending' };
@@ -160,6 +179,11 @@ export class RaftNode {
    */
   #fresh: boolean;
   #freshEvidence: FreshEvidence | undefined;
+  /** What showed this member's state went back in time (#noteAmnesia), and whether the host has not taken it yet. */
+  #amnesia: Amnesia | undefined;
+  #amnesiaNew = false;
+  /** Rebuilding after amnesia: the index its log must reach before it votes again. */
+  #mustReach = 0;
   /** Leader: members found to have lost entries they had acknowledged, for the host to log (at most 16 kept). */
   #peerLosses: PeerLoss[] = [];
   /**
@@ -230,6 +254,14 @@ export class RaftNode {
   }
   /** Once a rebuild ended: the leader that caught this member up, its term, and the commit index then held. */
   get rebuilt(): { leader: NodeId; term: number; index: number } | undefined { return this.#rebuilt; }
+  /** What showed this member's Raft state went back in time (undefined: nothing did). */
+  get amnesia(): Amnesia | undefined { return this.#amnesia; }
+  /** The amnesia evidence once, when new since the last call (the host logs it and records the rebuild). */
+  takeAmnesia(): Amnesia | undefined {
+    if (!this.#amnesiaNew) return undefined;
+    this.#amnesiaNew = false;
+    return this.#amnesia;
+  }
   hardState(): HardState { return { term: this.#term, vote: this.#vote, commit: this.#log.committed }; }
   entryTerm(index: number): number | undefined { return this.#log.term(index); }
   entries(lo: number, hi: number): Entry[] | undefined { return this.#log.slice(lo, hi); }
@@ -726,7 +758,7 @@ export class RaftNode {
   }
 
   #newProgress(): Progress {
-    return { match: 0, next: this.#log.lastIndex() + 1, state: 'probe', probeSent: false, inflight: [], recentActive: false, ackedTick: -Infinity, pendingSnapshot: 0, snapshotOffset: 0 };
+    return { match: 0, next: this.#log.lastIndex() + 1, state: 'probe', probeSent: false, inflight: [], recentActive: false, ackedTick: -Infinity, pendingSnapshot: 0, snapshotOffset: 0, acked: 0 };
   }
 
   #quorumActive(): boolean {
@@ -758,6 +790,7 @@ export class RaftNode {
         const wasPaused = this.#paused(pr);
         if (m.index > pr.match) {
           pr.match = m.index;
+          pr.acked = Math.max(pr.acked, m.index);
           pr.next = Math.max(pr.next, m.index + 1);
           if (pr.state === 'probe') this.#toReplicate(pr);
           else if (pr.state === 'snapshot' && pr.match >= pr.pendingSnapshot) this.#toProbe(pr);
@@ -796,6 +829,7 @@ export class RaftNode {
         if (m.reject) { this.#toProbe(pr); pr.next = pr.match + 1; this.#sendAppend(m.from); return; }
         if (m.done === true) {
           pr.match = Math.max(pr.match, m.index);
+          pr.acked = Math.max(pr.acked, pr.match);
           this.#toProbe(pr);
           pr.next = pr.match + 1;
           this.#sendAppend(m.from);
@@ -929,7 +963,7 @@ export class RaftNode {
   #broadcastHeartbeat(): void {
     for (const [id, pr] of this.#progress) {
       if (id === this.id) continue;
-      this.#send({ ...emptyMessage('heartbeat', this.id, id, this.#term), commit: Math.min(pr.match, this.#log.committed), context: this.#ticks });
+      this.#send({ ...emptyMessage('heartbeat', this.id, id, this.#term), commit: Math.min(pr.match, this.#log.committed), index: pr.acked, context: this.#ticks });
     }
   }
 
@@ -976,7 +1010,10 @@ export class RaftNode {
         // The leader counts entries up to m.commit as ours and we lack them: the storage was lost
         // (a member rebuilt empty). Say where the log ends, or an idle leader, with nothing new
         // to append, would never send them, and a rebuilding member would not vote for as long.
-        const lost = m.commit > this.#log.lastIndex();
+        // m.index: what we acknowledged to this leader (older leaders send 0); our log ending
+        // below it went back in time (#noteAmnesia).
+        if (m.index > this.#log.lastIndex()) this.#noteAmnesia(m.from, m.index);
+        const lost = m.commit > this.#log.lastIndex() || m.index > this.#log.lastIndex();
         this.#send({ ...emptyMessage('heartbeat-resp', this.id, m.from, this.#term), context: m.context, ...(lost ? { reject: true, hint: this.#log.lastIndex() } : {}) });
         // An idle leader's commit may reach us only here (an append carrying it was not sent while
         // the member's flow was paused).
@@ -1042,8 +1079,28 @@ export class RaftNode {
   #maybeRebuilt(from: NodeId, commit: number): void {
     if (!this.#rebuilding || this.#fresh || commit < 1 || this.#vote === null) return;
     if (this.#log.lastIndex() < commit || this.#log.term(commit) !== this.#term) return;
+    // Gone back in time: also past every entry it had acknowledged (#noteAmnesia).
+    if (this.#log.lastIndex() < this.#mustReach) return;
     this.#rebuilding = false;
     this.#rebuilt = { leader: from, term: this.#term, index: commit };
+  }
+
+  /**
+   * A leader of this term says this member acknowledged entries up to `acked`, and its log ends
+   * below that: its state went back in time (restored from an old backup, copied back). It has
+   * forgotten votes it cast and entries committed with its help, so from here it is rebuilding:
+   * no vote, no pre-vote, no campaign, its vote in this term recorded for this leader, until its
+   * log holds that leader's commit index in the leader's term and reaches past `acked` (the
+   * leader lowered its match, so it counts toward no commit above what it holds meanwhile).
+   */
+  #noteAmnesia(leader: NodeId, acked: number): void {
+    this.#mustReach = Math.max(this.#mustReach, acked);
+    if (!this.#rebuilding || this.#amnesia === undefined) this.#amnesia = { leader, term: this.#term, acked, lastIndex: this.#log.lastIndex() };
+    this.#amnesiaNew = true;
+    this.#rebuilding = true;
+    this.#fresh = false;
+    this.#rebuilt = undefined;
+    if (this.#vote === null) this.#vote = leader;
   }
 
   #handleSnapshot(m: Message): void {

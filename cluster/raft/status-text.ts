@@ -16,6 +16,8 @@ export interface RaftStatusBody {
   rebuilding?: boolean;
   /** Applying stopped at an entry of a newer lanha (cluster/apply-level.ts): why, and what to do. */
   applyStopped?: string | null;
+  /** Rebuilding because a leader showed its state went back in time (RaftNode.amnesia). */
+  amnesia?: { leader: string; term: number; acked: number; lastIndex: number };
   /** Started with no state and no member file, and nothing yet shows the cluster had a log before it came. */
   fresh?: boolean;
   stateHash?: string;
@@ -82,6 +84,7 @@ export function formatRaftStatus(c: RaftStatusBody): string {
       + (c.storage?.fsyncP99Ms != null ? `, fsync p99 ${c.storage.fsyncP99Ms} ms` : ''),
   ];
   if (c.fresh === true) lines.push('FRESH: this member started with no Raft state; it votes only while nothing shows the cluster had a log before it came (replacing a lost member: stop it, run lanctl cluster rejoin)');
+  else if (c.rebuilding === true && c.amnesia !== undefined) lines.push(`REBUILDING: this member's Raft state went back in time (restored from an old backup?): ${c.amnesia.leader} says it acknowledged up to ${c.amnesia.acked}, its log ended at ${c.amnesia.lastIndex}; it does not vote or campaign until caught up past ${c.amnesia.acked}`);
   else if (c.rebuilding === true) lines.push('REBUILDING: this member lost its Raft storage; it does not vote or campaign until a leader has caught it up');
   const full = c.storage?.full;
   if (full) lines.push(`STORAGE ${full.reason === 'read-only' ? 'READ-ONLY' : 'FULL'}: ${storageFullText(c.storage!.dir, full)}`);

@@ -41,6 +41,8 @@ export interface SimReport {
   crashes: number;
   /** Restarts with the storage lost (rebuilt members), the whole state directory included or not. */
   wipes: number;
+  /** Restarts on a state directory restored from an older copy (SimOptions.backups). */
+  restores: number;
   /** Of those, restarts with the whole state directory lost (member file too: a fresh start). */
   wholeWipes: number;
   snapshotsSent: number;
@@ -92,6 +94,10 @@ interface SimNode {
    * before the fresh rule (SimOptions.withoutFreshRule).
    */
   membership: 'fresh' | 'rebuilding' | 'member' | 'none';
+  /** SimOptions.backups: a copy of the disk and member file, taken while it ran. */
+  backup?: { disk: Disk; membership: SimNode['membership'] } | undefined;
+  /** Restored from a copy: the log end it had before, until it holds that much again. */
+  restoredFrom?: number | undefined;
 }
 
 type Event =
@@ -137,6 +143,14 @@ class Heap {
   }
 }
 
+function lastIndexOf(d: Disk): number {
+  return d.entries[d.entries.length - 1]?.index ?? d.snapshot?.meta.index ?? 0;
+}
+
+function copyDisk(d: Disk): Disk {
+  return { hard: { ...d.hard }, snapshot: d.snapshot, entries: d.entries.slice() };
+}
+
 function less(x: Event, y: Event): boolean {
   return x.t < y.t || (x.t === y.t && x.seq < y.seq);
 }
@@ -171,6 +185,12 @@ export interface SimOptions {
    * raft-stall counts leadership changes over. Default 'all'.
    */
   faults?: 'all' | 'stalls';
+  /**
+   * Disks that go back in time: a member's state directory is copied (a backup) now and then, and a
+   * restart may find that copy put back (its raft directory and member file as they were), behind
+   * what it acknowledged since: Raft "amnesia" (RaftNode.amnesia). One member at a time, as wipes.
+   */
+  backups?: boolean;
 }
 
 /** The host a seed runs: a third one Ready at a time, the rest pipelined 2 or 8 deep (drawn apart from the seed's other draws). */
@@ -216,6 +236,8 @@ class Sim {
   #knownLeaders = new Set<string>();
   /** Draws whether a restart lost its storage, apart from the seed's other draws. */
   #wipeRng: Random;
+  #backupRng: Random | undefined;
+  #restores = 0;
   #wipes = 0;
   #wholeWipes = 0;
   #withoutFreshRule: boolean;
@@ -231,6 +253,7 @@ class Sim {
     this.#seed = seed;
     this.#rng = seededRandom(seed);
     this.#wipeRng = seededRandom(seed ^ 0x10575707);
+    this.#backupRng = options.backups === true ? seededRandom(seed ^ 0xbac0b) : undefined;
     this.#stallRng = seededRandom(seed ^ 0x57a115);
     this.#stallHold = options.stallHold !== false;
     this.#stallsOnly = options.faults === 'stalls';
@@ -294,7 +317,7 @@ class Sim {
     }
     return {
       seed: this.#seed, violations: this.#violations, events: this.#events, elections: this.#elections, committed: this.#committed.size,
-      acked: this.#acked.size, audited: this.#audited, crashes: this.#crashes, wipes: this.#wipes, wholeWipes: this.#wholeWipes, snapshotsSent: this.#snapshotsSent, healedLeaderMs,
+      acked: this.#acked.size, audited: this.#audited, crashes: this.#crashes, wipes: this.#wipes, restores: this.#restores, wholeWipes: this.#wholeWipes, snapshotsSent: this.#snapshotsSent, healedLeaderMs,
       stalls: this.#stalls, stallElections: this.#stallElections, stallHolds: this.#nodes.reduce((sum, n) => ({ held: sum.held + (n.core?.stallHolds.held ?? 0), averted: sum.averted + (n.core?.stallHolds.averted ?? 0) }), { held: 0, averted: 0 }),
       trace: this.#trace,
     };
@@ -635,6 +658,17 @@ class Sim {
     const k = r.int(10);
     const i = r.int(this.#nodes.length);
     const n = this.#nodes[i]!;
+    const b = this.#backupRng;
+    // A member back on an old copy is a silent failure until it knows (a leader it acknowledged
+    // told it: RaftNode.amnesia) or holds what it had again: the faults wait until then (one
+    // that never hears such a leader cannot know, cluster/raft/README.md "Restored from an old
+    // backup"); from there on, every fault again, leader crashes and partitions included.
+    for (const x of this.#nodes) if (x.restoredFrom !== undefined && x.core !== undefined && (x.core.lastIndex >= x.restoredFrom || x.core.amnesia !== undefined)) x.restoredFrom = undefined;
+    if (b !== undefined && this.#nodes.some((x) => x.restoredFrom !== undefined)) { this.#tr('quiet: a restored member is catching up'); return; }
+    if (b !== undefined && n.core !== undefined && n.membership === 'member' && n.backup === undefined && b.float() < 0.5) {
+      n.backup = { disk: copyDisk(n.disk), membership: n.membership };
+      this.#tr(`backup of ${n.id}: term ${n.disk.hard.term}, log to ${n.disk.entries[n.disk.entries.length - 1]?.index ?? 0}`);
+    }
     switch (k) {
       case 0:
       case 1: { // symmetric partition into two sides
@@ -663,7 +697,15 @@ class Sim {
           // the case the fresh rule names as not covered, cluster/raft/README.md); a whole loss
           // only once every other member learned a commit index.
           let lost = '';
-          if (this.#nodes.every((x) => x.membership === 'member')) {
+          const b = this.#backupRng;
+          if (b !== undefined && n.backup !== undefined && this.#blocked.size === 0 && this.#nodes.every((x) => x.membership === 'member' && (x === n || (x.core !== undefined && !x.paused))) && this.#nodes.some((x) => x !== n && x.core?.role === 'leader') && b.float() < 0.8) {
+            n.restoredFrom = lastIndexOf(n.disk);
+            n.disk = copyDisk(n.backup.disk);
+            n.membership = n.backup.membership;
+            n.backup = undefined;
+            this.#restores++;
+            lost = ` (state directory restored from a copy: term ${n.disk.hard.term}, log to ${n.disk.entries[n.disk.entries.length - 1]?.index ?? n.disk.snapshot?.meta.index ?? 0})`;
+          } else if (this.#nodes.every((x) => x.membership === 'member')) {
             const w = this.#wipeRng.float();
             if (w < 0.25) { this.#wipe(n, false); lost = ' (storage lost: rebuilding)'; }
             else if (w < 0.375 && this.#nodes.every((x) => x === n || x.disk.hard.commit > 0 || x.disk.snapshot !== undefined)) {

@@ -99,9 +99,14 @@ const rollback: CliCommand = {
     const to = args.positionals.join(',');
     if (to === '') throw new LanhaError('usage', 'name the nodes or groups: lanctl rollback NODE|GROUP', ExitCode.usage);
     const body = await callDaemonOk(resolveSocket(args.values), 'POST', '/v1/rollback', { to }) as
-      { assigned: Array<{ node: string; from: string; to: string }>; refused: string[] };
-    for (const a of body.assigned) io.out(`${a.node}: ${short(a.from)} -> ${short(a.to)}\n`);
-    for (const r of body.refused) io.err(`${r}: no earlier generation is kept; nothing assigned\n`);
+      { assigned: Array<{ node: string; from: string; to: string; running?: string | null }>; refused: Array<{ node: string; why: string }> };
+    for (const a of body.assigned) {
+      // Its boot files name the generation now; a disk synced with another one keeps that until a deploy.
+      const disk = a.running !== undefined && a.running !== null && a.running !== a.to
+        ? ` (its disk holds ${short(a.running)}: \`lanctl deploy rootfs ${short(a.to)} --to ${a.node}\` puts ${short(a.to)} there)` : '';
+      io.out(`${a.node}: ${short(a.from)} -> ${short(a.to)}${disk}\n`);
+    }
+    for (const r of body.refused) io.err(`${r.node}: ${r.why}; nothing assigned\n`);
     return body.refused.length > 0 ? ExitCode.failure : ExitCode.ok;
   },
 };

@@ -130,6 +130,31 @@ t.test('bootGeneration: N only after its sync of N was verified, else N-1; rollb
   t.equal(fsm.rootfs.bootGeneration('c2'), gen(1), 'rollback: the previous generation, verified earlier');
 });
 
+t.test('rollback goes to the newest earlier generation verified on the node, never one that did not reach it', async (t) => {
+  const fsm = new Fsm();
+  const apply = feeder(fsm);
+  apply(commit(1));
+  apply({ type: 'deploy.job.start', job: 'j1', kind: 'rootfs', member: 'lan-a', nodes: ['c1'], generation: gen(1) });
+  apply({ type: 'deploy.job.node', job: 'j1', node: 'c1', state: 'done' });
+  apply({ type: 'deploy.job.end', job: 'j1', state: 'done' });
+  apply(commit(2)); // never deployed to c1
+  apply(commit(3));
+  apply({ type: 'deploy.job.start', job: 'j3', kind: 'rootfs', member: 'lan-a', nodes: ['c1'], generation: gen(3) });
+  apply({ type: 'deploy.job.node', job: 'j3', node: 'c1', state: 'done' });
+  apply({ type: 'deploy.job.end', job: 'j3', state: 'done' });
+  // Before: the generation before 3 in the store, 2, which c1 never held; its boot files named it at once.
+  t.same(fsm.rootfs.rollbackTarget('c1'), { from: gen(3), to: gen(1) });
+  apply({ type: 'rootfs.assign', nodes: ['c1'], generation: gen(1) });
+  t.equal(fsm.rootfs.bootGeneration('c1'), gen(1));
+  t.same(fsm.rootfs.rollbackTarget('c1'), { from: gen(1), why: 'no earlier generation is kept' });
+  apply({ type: 'rootfs.assign', nodes: ['c1'], generation: gen(3) });
+  apply({ type: 'deploy.job.start', job: 'j4', kind: 'rootfs', member: 'lan-a', nodes: ['c2'], generation: gen(3) });
+  apply({ type: 'deploy.job.node', job: 'j4', node: 'c2', state: 'done' });
+  apply({ type: 'deploy.job.end', job: 'j4', state: 'done' });
+  t.same(fsm.rootfs.rollbackTarget('c2'), { from: gen(3), why: `no earlier generation kept was verified on it (${gen(2).slice(0, 12)}, ${gen(1).slice(0, 12)} never reached it): \`lanctl deploy rootfs GEN --to c2\` sends one` });
+  t.same(fsm.rootfs.rollbackTarget('c9'), { from: gen(3), to: gen(2) }, 'a node never synced (diskless, not booted yet): the one before');
+});
+
 t.test('a job ended by a failover marks its running and pending nodes interrupted', async (t) => {
   const fsm = new Fsm();
   const apply = feeder(fsm);

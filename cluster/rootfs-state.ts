@@ -116,6 +116,26 @@ export class RootfsState {
   }
 
   /**
+   * Where `lanctl rollback` takes a node from its current generation (assigned, else what it boots):
+   * the newest kept generation before it that was verified on that node, so that its boot files never
+   * name a tree it has not held (the generation just before in the store may never have reached it).
+   * A node with no verified sync at all (a diskless node not booted yet) gets the one just before.
+   */
+  rollbackTarget(nodeName: string): { from: string; to: string } | { from?: string; why: string } {
+    const node = this.#nodes.get(nodeName);
+    const from = node?.assigned ?? this.bootGeneration(nodeName);
+    if (from === undefined) return { why: 'no generation is committed' };
+    const at = this.#generations.findIndex((g) => g.id === from);
+    const older = this.#generations.slice(0, Math.max(0, at)).reverse();
+    const verified = new Set((node?.syncs ?? []).filter((s) => s.state === 'verified').map((s) => s.generation));
+    if (older[0] === undefined) return { from, why: 'no earlier generation is kept' };
+    if (verified.size === 0) return { from, to: older[0].id };
+    const to = older.find((g) => verified.has(g.id));
+    if (to !== undefined) return { from, to: to.id };
+    return { from, why: `no earlier generation kept was verified on it (${older.map((g) => g.id.slice(0, 12)).join(', ')} never reached it): \`lanctl deploy rootfs GEN --to ${nodeName}\` sends one` };
+  }
+
+  /**
    * The generation a node's boot files name: its assigned one (default: the newest), unless a sync
    * of that generation to the node was attempted and not verified (running, failed, interrupted):
    * then the one it last verified, else the one before. A node never synced (a diskless node that

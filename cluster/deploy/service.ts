@@ -93,15 +93,14 @@ export async function startDeploy(context: ServiceContext): Promise<RunningServi
     'POST /v1/rollback': handle(async ({ body }) => {
       leaderOnly();
       const names = resolveNames(fleet(), field(body, 'to'));
-      const assigned: Array<{ node: string; from: string; to: string }> = [];
-      const refused: string[] = [];
+      const assigned: Array<{ node: string; from: string; to: string; running: string | null }> = [];
+      const refused: Array<{ node: string; why: string }> = [];
       for (const node of names) {
-        const current = rootfs.node(node)?.assigned ?? rootfs.bootGeneration(node);
-        const previous = current === undefined ? undefined : rootfs.previous(current);
-        if (current === undefined || previous === undefined) { refused.push(node); continue; }
-        await state.propose({ type: 'rootfs.assign', nodes: [node], generation: previous.id });
-        await mirror(node, { assigned: previous.id });
-        assigned.push({ node, from: current, to: previous.id });
+        const target = rootfs.rollbackTarget(node);
+        if (!('to' in target)) { refused.push({ node, why: target.why }); continue; }
+        await state.propose({ type: 'rootfs.assign', nodes: [node], generation: target.to });
+        await mirror(node, { assigned: target.to });
+        assigned.push({ node, from: target.from, to: target.to, running: rootfs.node(node)?.running ?? null });
       }
       return { status: 200, body: { assigned, refused } };
     }),

@@ -31,6 +31,8 @@ const MASTER_WORDS_MS = 3000;
 const LIVE_NOTIFY_MS = 250;
 /** Finished jobs whose phase timings are kept in memory (`deploy jobs JOB --json`, bench:deploy). */
 const TIMINGS_KEPT = 20;
+/** Why a cancelled job's nodes stopped, unless the daemon or a lost leadership stopped it. */
+const STOPPED_BY_OPERATOR = 'the job was stopped (`lanctl deploy cancel`, or Ctrl-C on the lanctl following it)';
 /** How long a job waits for a node's host key when it checks a kept ssh connection (ssh's ConnectTimeout). */
 const HOST_KEY_CHECK_MS = 10_000;
 /** Characters kept of the start and of the end of an rsync child's stdout and of its stderr. */
@@ -99,6 +101,8 @@ interface ActiveJob {
   /** ssh2 connections of a push job, torn down on cancel. */
   connections: Map<string, Client>;
   cancelled: boolean;
+  /** Who stopped it, for the nodes' results ("the job was stopped (`lanctl deploy cancel` ...)"). */
+  stoppedBecause?: string;
   /** Rejects when the job is cancelled: SFTP calls in flight on a torn-down connection may never call back. */
   cancelSignal: Promise<never>;
   cancelNow: () => void;
@@ -201,10 +205,14 @@ export class JobRunner {
     this.#run(job.id, run, pending, job.dryRun, t0, { nodes: {}, startEntryMs: this.#since(t0) });
   }
 
-  /** Stops a job's children by PID; the job ends `interrupted`. Resolves when it has ended. */
-  async cancel(id: string): Promise<boolean> {
+  /**
+   * Stops a job's children by PID; the job ends `interrupted`, each node stopped mid-sync saying
+   * `why` (who stopped it). Resolves when it has ended.
+   */
+  async cancel(id: string, why = STOPPED_BY_OPERATOR): Promise<boolean> {
     const active = this.#active.get(id);
     if (!active) return false;
+    if (!active.cancelled) active.stoppedBecause = why;
     active.cancelled = true;
     for (const child of active.children.values()) stopProcess(child);
     active.cancelNow();
@@ -215,7 +223,7 @@ export class JobRunner {
 
   /** Daemon stop: every running job ends `interrupted` (if the log still takes entries). */
   async stop(): Promise<void> {
-    await Promise.all([...this.#active.keys()].map((id) => this.cancel(id)));
+    await Promise.all([...this.#active.keys()].map((id) => this.cancel(id, 'the daemon running the job stopped')));
     await Promise.all([...this.#masters.values()].map((m) => m.close()));
   }
 
@@ -246,7 +254,7 @@ export class JobRunner {
     if (this.#active.size === 0 || this.#ctx.state.status().role === 'leader') return [];
     const ids = [...this.#active.keys()];
     for (const id of ids) this.#ctx.log.warn({ event: 'deploy.job.leadership_lost', job: id }, `this member no longer leads: stopping deploy job ${id} here; the new leader shows it interrupted, and \`lanctl deploy resume ${id}\` there completes it`);
-    await Promise.all(ids.map((id) => this.cancel(id)));
+    await Promise.all(ids.map((id) => this.cancel(id, 'the member running the job stopped leading')));
     return ids;
   }
 
@@ -563,7 +571,10 @@ export class JobRunner {
       const state = active.cancelled ? 'interrupted' : 'failed';
       // rsync's ssh ran over the node's master: when the connection died, the master, not rsync, says why.
       const why = master !== undefined && !active.cancelled && CONNECTION_EXITS.has(result.code) ? await master.lastWords(MASTER_WORDS_MS) : '';
-      let error = describeFailure(result.code, `${result.stderr}\n${why}`, target);
+      // A stopped job: rsync's "exit 20: stopped by a signal" only says that this daemon ended it.
+      let error = active.cancelled
+        ? `${active.stoppedBecause ?? STOPPED_BY_OPERATOR} while ${target.node} was syncing: its rsync was ended, and the node keeps its previous generation whole (what was sent waits aside for the resume); \`lanctl deploy resume ${active.id}\` completes it`
+        : describeFailure(result.code, `${result.stderr}\n${why}`, target);
       log.warn({ event: 'deploy.node.failed', job: active.id, node: target.node, exit: result.code, stderr: result.stderr.slice(-2000) }, `${target.node}: ${error}`);
       if (PARTIAL_EXITS.has(result.code) && !dryRun && !active.cancelled) {
         const back = await this.#putBack(active, target, generation, workDir, ssh, /Read-only file system/.test(result.stderr));

@@ -187,6 +187,8 @@ ${Object.entries(pinned).map(([n, k]) => `    ${n}: "${k}"`).join('\n')}
     t.equal(cancel.code, 0, cancel.stderr);
     t.match(cancel.stdout, new RegExp(`c1\\s+interrupted[\\s\\S]*job ${detachedId}: interrupted — \`lanctl deploy resume ${detachedId}\` completes it`));
     t.equal((await job(detachedId)).state, 'interrupted', 'the log shows it stopped');
+    // Not rsync's "exit 20: stopped by a signal", which only said that the daemon ended its child.
+    t.match((await job(detachedId)).nodes[0]!.error ?? '', /^the job was stopped \(`lanctl deploy cancel`, or Ctrl-C on the lanctl following it\) while c1 was syncing: its rsync was ended, and the node keeps its previous generation whole/);
     const again = await lanctl('deploy', 'cancel', detachedId);
     t.equal(again.code, 1);
     t.match(again.stderr, `job ${detachedId} already ended: interrupted`);

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { systemClock } from '../lib/clock.js';
 import { seededRandom } from '../lib/random.js';
-import { silentLogger } from '../lib/log.js';
+import { createLogger, silentLogger } from '../lib/log.js';
 import { APPLY_LEVEL, BASE_LEVEL, clusterLevel, commandLevel, levelRefusal, proposalCheck, type MemberLevel } from './apply-level.js';
 import { RaftStateLog } from './raft-state-log.js';
 import type { Command } from './commands.js';
@@ -112,6 +112,27 @@ t.test('an entry of a type this build does not know: applying stops there, fence
   t.notOk(log.isLeader(), 'it stops leading');
   await t.rejects(log.propose(grant), /cannot be applied/, 'and accepts no writes');
   await log.close();
-  // The same at a start: the replay stops at the entry, and the start fails with the same words.
-  await t.rejects(open(dir), { message: /entry \d+ cannot be applied: a 'dhcp\.future' command.*Upgrade this member/ });
+  // The same at a start (a member downgraded, or restored from an older package, on that log): the
+  // replay stops at the entry and the member comes up fenced, as at run time. It used to exit 1 and
+  // be restarted into the same entry every RestartSec, DNS, TFTP and NTP down meanwhile.
+  const lines: Array<{ event?: string; applyStopped?: boolean; fenced?: boolean }> = [];
+  const again = await RaftStateLog.open({ id: 'n1', dir, conf: { voters: ['n1'], learners: [], witnesses: [] }, clock: systemClock, random: seededRandom(1),
+    log: createLogger({ level: 'debug', destination: { write: (line: string) => { lines.push(JSON.parse(line) as { event?: string }); } } }) });
+  try {
+    let fatalAgain: Error | null = null;
+    again.onFatal((e) => { fatalAgain = e; });
+    t.equal(again.fsm.appliedIndex, applied, 'started: everything before the entry applied, the entry not');
+    t.ok(again.fsm.lease(grant.ip), 'the state before it is served');
+    t.match(again.status()['applyStopped'], /entry \d+ cannot be applied: a 'dhcp\.future' command.*Upgrade this member/, 'status: the same words as at run time');
+    t.notOk(again.isLeader(), 'it does not lead');
+    await t.rejects(again.propose(grant), /cannot be applied/, 'nor take writes');
+    t.ok(lines.some((l) => l.event === 'raft.entry_too_new'), 'the run-time event, raft.entry_too_new');
+    t.ok(lines.some((l) => l.event === 'raft.opened' && l.applyStopped === true && l.fenced === true), 'raft.opened says it started fenced');
+    t.notOk(lines.some((l) => l.event === 'raft.storage_failed'), 'not reported as a storage failure');
+    await new Promise((r) => setTimeout(r, 300));
+    t.equal(fatalAgain, null, 'no exit');
+    t.equal(again.fsm.appliedIndex, applied, 'still stopped there');
+  } finally {
+    await again.close();
+  }
 });

@@ -268,9 +268,11 @@ export class RaftStateLog implements StateLog {
     host.kick();
     // Services start on the replayed state: wait until what was committed before is applied again
     // (and, alone, until we lead and our term's first entry applied: one fsync).
+    // An entry of a newer lanha among them stops the replay there, fenced, as it would at run time.
     await self.#waitFor(() => fsm.appliedIndex >= replayTo && (!self.#single || (node.role === 'leader' && node.entryTerm(fsm.appliedIndex) === node.term)), 10_000);
-    opts.log.info({ event: 'raft.opened', dir: opts.dir, term: node.term, commit: node.commitIndex, applied: fsm.appliedIndex, entries: state.entries.length, snapshot: state.snapshot?.meta.index ?? 0 },
-      `raft state opened at index ${fsm.appliedIndex}`);
+    const stopped = host.fenced instanceof EntryTooNewError;
+    opts.log.info({ event: 'raft.opened', dir: opts.dir, term: node.term, commit: node.commitIndex, applied: fsm.appliedIndex, entries: state.entries.length, snapshot: state.snapshot?.meta.index ?? 0, ...(stopped ? { fenced: true, applyStopped: true } : {}) },
+      stopped ? `raft state opened at index ${fsm.appliedIndex}: applying stopped before an entry of a newer lanha, this member starts fenced` : `raft state opened at index ${fsm.appliedIndex}`);
     return self;
   }
 
@@ -301,11 +303,19 @@ export class RaftStateLog implements StateLog {
     // them. Alone, every entry of its log is: a start elects it and commits the whole log (the
     // commit record of the last batch rides the next write, which a full disk never took).
     const upTo = self.#single ? Infinity : state.hardState.commit;
-    self.#apply(state.entries.filter((e) => e.index <= upTo));
+    // An entry of a newer lanha stops the applying there, and that fence is the one that holds: it
+    // does not lift when the disk takes writes again (cluster/apply-level.ts).
+    let fence = refusal;
+    try {
+      self.#apply(state.entries.filter((e) => e.index <= upTo));
+    } catch (error) {
+      if (!(error instanceof EntryTooNewError)) throw error;
+      fence = error;
+    }
     self.#walClosed = true; // nothing of it opened: nothing to close
     const host = self.#build(Wal.refusing(opts.dir, state, refusal, walOpts), state, tickMs, pipelined);
     if (opts.link) await opts.link.start((m) => self.#onMessage(m));
-    host.fence(refusal);
+    host.fence(fence);
     opts.log.info({ event: 'raft.opened', dir: opts.dir, term: state.hardState.term, commit: state.hardState.commit, applied: fsm.appliedIndex, entries: state.entries.length, snapshot: state.snapshot?.meta.index ?? 0, fenced: true },
       `raft state read at index ${fsm.appliedIndex} without a write (the file system refused one): this member starts fenced`);
     return self;
@@ -954,7 +964,8 @@ export class RaftStateLog implements StateLog {
     while (!condition()) {
       // Fenced for a full or read-only file system: it waits for it to take writes (#waitForSpace).
       if (this.host.fenced) {
-        if (this.#full !== null) return;
+        // ... and for an entry of a newer lanha: it stays up, fenced, as at run time (#onStorageError).
+        if (this.#full !== null || this.host.fenced instanceof EntryTooNewError) return;
         throw this.host.fenced;
       }
       if (this.#opts.clock.monotonicMs() - start > timeoutMs) return;

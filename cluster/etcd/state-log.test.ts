@@ -113,6 +113,13 @@ t.test('etcd backend faults', async (t) => {
     t.match(formatEtcdStatus(a.status() as EtcdStatusBody), 'APPLY STOPPED: entry');
     await t.rejects(a.propose(grant(2)), { code: 'not-leader' }, 'it takes no proposals');
     await a.close();
+    // A member that starts on that log (downgraded, or restored from an older package) loads it to
+    // the same place and stays up, stopped there; it never campaigns.
+    const b = await open('b');
+    t.match(b.status()['applyStopped'], /cannot be applied: a 'dhcp\.future' command/, 'a start stops at the entry too, and is up');
+    t.same([...b.fsm.leases()].map((l) => l.ip).sort(), [0x0a000001, 0x0a0000c9], 'the same state as at run time');
+    await new Promise((r) => setTimeout(r, 1500));
+    t.notOk(b.isLeader(), 'it does not take the lead (the leader resigned: nobody holds it)');
   });
 
   await t.test('two proposals race for one address: one commits, the other is refused and writes nothing', async (t) => {

@@ -10,6 +10,11 @@ import { runLanctl, scratchConfig, serveDaemon, SOLO_CONFIG } from '../support/d
 import { LANCTL } from '../support/paths.js';
 import { freePorts } from '../support/ports.js';
 import { bindError, findBindFailure } from '../../lib/bind-errors.js';
+import { RaftStateLog, raftDir } from '../../cluster/raft-state-log.js';
+import type { Command } from '../../cluster/commands.js';
+import { systemClock } from '../../lib/clock.js';
+import { seededRandom } from '../../lib/random.js';
+import { silentLogger } from '../../lib/log.js';
 
 // A daemon that cannot start says which service, which address and port, why and what to do, and
 // exits 1 with nothing started: real `lanctl serve` processes against ports another program holds
@@ -160,6 +165,38 @@ for (const mode of ['read-only', 'full'] as const) {
     t.equal((await daemon.stop()).code, 0, 'a clean stop');
   });
 }
+
+// A daemon that STARTS on a log whose tail holds an entry of a newer lanha (downgraded after such an
+// entry committed, or restored from an older package) stays up as it does when handed that entry at
+// run time: applying stops before it, fenced, DNS serving what was applied, APPLY STOPPED in status,
+// doctor raft.entry-too-new. It used to exit 1, and systemd restarted it into the same entry.
+t.test('a daemon started on a log holding an entry of a newer lanha serves DNS, fenced, APPLY STOPPED', async (t) => {
+  const [port] = await freePorts(1);
+  const sc = scratchConfig(`${SOLO_CONFIG}dns: { port: ${port}, listen: [127.0.0.1], zones: [{ name: t.lan }] }\n`);
+  t.teardown(() => sc.cleanup());
+  const first = await serveDaemon(sc.file);
+  const set = await runLanctl(['records', 'set', 'web.t.lan', 'A', '10.1.2.3', '--config', sc.file]);
+  t.equal(set.code, 0, `a record written to the log: ${set.stderr}`);
+  t.equal((await first.stop()).code, 0);
+  // What a newer leader would have committed: a type this build does not know.
+  const log = await RaftStateLog.open({ id: 'solo', dir: raftDir(join(sc.dir, 'state')), conf: { voters: ['solo'], learners: [], witnesses: [] }, clock: systemClock, random: seededRandom(1), log: silentLogger });
+  await t.rejects(log.propose({ type: 'dhcp.future' } as unknown as Command), /cannot be applied/);
+  await log.close();
+  const daemon = await serveDaemon(sc.file).catch((error: unknown) => { t.fail(`the daemon did not start: ${String(error)}`); return null; });
+  if (daemon === null) return;
+  t.teardown(async () => { await daemon.stop('SIGKILL'); });
+  const resolver = new Resolver({ timeout: 1000, tries: 1 });
+  resolver.setServers([`127.0.0.1:${port}`]);
+  t.same(await resolver.resolve4('web.t.lan').catch((e: Error) => e.message), ['10.1.2.3'], 'DNS answers with the record applied before the entry');
+  const status = await runLanctl(['status', '--config', sc.file]);
+  t.match(status.stdout, /APPLY STOPPED: entry \d+ cannot be applied: a 'dhcp\.future' command/, 'status says APPLY STOPPED');
+  const doctor = await runLanctl(['doctor', '--config', sc.file]);
+  t.match(doctor.stdout, 'raft.entry-too-new', 'doctor names it');
+  t.match(daemon.logs(), '"event":"raft.entry_too_new"', 'the event of an entry handed over at run time');
+  const refused = await runLanctl(['records', 'set', 'new.t.lan', 'A', '10.1.2.4', '--config', sc.file]);
+  t.not(refused.code, 0, 'no write is taken');
+  t.equal((await daemon.stop()).code, 0, 'a clean stop');
+});
 
 t.test('a state directory that cannot even be made on a read-only file system is refused, exit 1', { skip: !asRoot && 'needs root to mount' }, async (t) => {
   const sc = scratchConfig(SOLO_CONFIG);

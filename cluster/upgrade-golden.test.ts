@@ -101,7 +101,8 @@ for (const release of RELEASES) {
       t.doesNotThrow(() => { hash = configHash(parseConfig(readFileSync(join(dir, file), 'utf8'), file)); }, `${file} loads`);
       // Not an assertion: a setting added with a default changes the hash (the config is hashed
       // with its defaults), and doctor then shows cluster.config-differs between members of the
-      // two versions until every member runs the same one (README, "Upgrading a cluster").
+      // two versions, as info (expected while the upgrade runs), until every member runs the same
+      // one (README, "Upgrading a cluster").
       t.comment(`${file}: config hash ${hash === hashes[file] ? 'the same as' : 'differs from'} what ${release} reports for it`);
     }
   });

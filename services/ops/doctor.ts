@@ -293,16 +293,22 @@ function memberFindings(input: DoctorInput, out: Finding[]): void {
   const rows = memberRows([local.node, ...Object.keys(views)], local, views);
   for (const [name, v] of Object.entries(views)) {
     const r = v.report;
+    // Builds of one package version may apply different commands: the level says what each applies.
+    const level = r.applyLevel ?? BASE_LEVEL;
+    const localLevel = local.applyLevel ?? BASE_LEVEL;
     // A witness runs no services, so its file may well leave those blocks out: LAN nodes only.
     if (r.configHash !== local.configHash && r.role !== 'witness' && local.role !== 'witness') {
-      out.push({ id: 'cluster.config-differs', severity: 'warning', evidence: `${name} runs config ${r.configHash.slice(0, 12)}, ${local.node} runs ${local.configHash.slice(0, 12)} (the hash leaves out node:, http: and interface names)`, fix: `copy the same lanha.yaml to every member (only node:, http: and interface names may differ), lanctl config check it, then systemctl restart lanha on ${name}` });
+      out.push(level !== localLevel || r.version !== local.version ? {
+        // The hash covers the settings each build fills in by default: a build that added one
+        // hashes the same file differently, so between two builds it cannot tell a different file.
+        id: 'cluster.config-differs', severity: 'info',
+        evidence: `${name} (lanha ${r.version}, apply level ${level}) runs config ${r.configHash.slice(0, 12)}, ${local.node} (lanha ${local.version}, apply level ${localLevel}) runs ${local.configHash.slice(0, 12)}: expected while a rolling upgrade runs, since the hash includes the defaults of settings the file leaves out and a newer build may add such a setting; between two builds it cannot show whether the files differ`,
+        fix: `finish the upgrade (cluster.apply-level-differs, cluster.version-differs); if the hashes still differ once every member runs the same build, copy the same lanha.yaml to every member (only node:, http: and interface names may differ); meanwhile compare the files themselves with diff`,
+      } : { id: 'cluster.config-differs', severity: 'warning', evidence: `${name} runs config ${r.configHash.slice(0, 12)}, ${local.node} runs ${local.configHash.slice(0, 12)} (the hash leaves out node:, http: and interface names)`, fix: `copy the same lanha.yaml to every member (only node:, http: and interface names may differ), lanctl config check it, then systemctl restart lanha on ${name}` });
     }
     if (r.version !== local.version) {
       out.push({ id: 'cluster.version-differs', severity: 'warning', evidence: `${name} runs lanha ${r.version}, ${local.node} runs ${local.version}`, fix: 'install the same lanha version on every member (one at a time, lanctl failover first on the leader)' });
     }
-    // Builds of one package version may apply different commands: the level says what each applies.
-    const level = r.applyLevel ?? BASE_LEVEL;
-    const localLevel = local.applyLevel ?? BASE_LEVEL;
     if (level !== localLevel) {
       const theirs = r.applyLevel === undefined ? `sends no apply level (a lanha from before apply levels: it applies level ${BASE_LEVEL})` : `runs apply level ${level}`;
       out.push({

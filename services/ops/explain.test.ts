@@ -278,6 +278,30 @@ t.test('doctor across members: which member runs which apply level, and a member
   t.match(stopped[0]?.fix, 'install the lanha version the other members run');
 });
 
+t.test('doctor across members: a config hash that differs between two builds is expected during the upgrade, between one build a warning', async (t) => {
+  const i = input();
+  const local = { node: 'lan-a', version: '0.1.0', configHash: 'a'.repeat(64), role: 'leader', leader: 'lan-a', term: 5, commitIndex: 50, appliedIndex: 50, lastIndex: 50, walFsyncP99Ms: 1, bootFiles: null, applyLevel: 2 };
+  const view = (report: Partial<MemberView['report']>): MemberView => ({
+    receivedAt: '', lastContactMs: 300, clockOffsetMs: 0, offsetMethod: 'round-trip', roundTripMs: 1, bootFiles: null,
+    report: { ...local, role: 'follower', sentWallMs: NOW, echo: null, ...report },
+  });
+  const cluster = { mode: 'cluster' as const, role: 'leader' as const, leader: 'lan-a', term: 5, commitIndex: 50, appliedIndex: 50, leaseValid: true };
+  const differs = (members: Record<string, MemberView>) => doctorFindings({ config: i.config, cluster, pools: [], leases: [], nowMs: NOW, local, members }).find((f) => f.id === 'cluster.config-differs');
+  // The same file read by a build that added a setting with a default: another hash.
+  const { applyLevel: _level, ...before } = local;
+  const older = view({});
+  older.report = { ...before, node: 'lan-b', role: 'follower', configHash: 'b'.repeat(64), sentWallMs: NOW, echo: null };
+  const mixed = differs({ 'lan-b': older });
+  t.equal(mixed?.severity, 'info', 'mixed levels: not a warning for the whole length of the upgrade');
+  t.match(mixed?.evidence, `lan-b (lanha 0.1.0, apply level 1) runs config bbbbbbbbbbbb, lan-a (lanha 0.1.0, apply level 2) runs aaaaaaaaaaaa: expected while a rolling upgrade runs`);
+  t.match(mixed?.evidence, 'the hash includes the defaults of settings the file leaves out');
+  t.match(mixed?.fix, 'if the hashes still differ once every member runs the same build, copy the same lanha.yaml');
+  const same = differs({ 'lan-b': view({ node: 'lan-b', configHash: 'b'.repeat(64) }) });
+  t.equal(same?.severity, 'warning', 'one build, two hashes: two files, a warning as before');
+  t.notMatch(same?.evidence, 'expected');
+  t.equal(differs({ 'lan-b': view({ node: 'lan-b' }) }), undefined, 'the same hash: nothing');
+});
+
 t.test('doctor across members: two VIP holders, DNS serials apart at the same applied index', async (t) => {
   const i = input();
   const local = { node: 'lan-a', version: 'v', configHash: 'same', role: 'leader', leader: 'lan-a', term: 5, commitIndex: 50, appliedIndex: 50, lastIndex: 50, walFsyncP99Ms: 1, bootFiles: null, dnsSerial: 7, vipHeld: true };

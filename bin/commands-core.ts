@@ -1,3 +1,4 @@
+import { degradedText, type DegradedView } from '../services/dhcp/degraded-config.js';
 import { realpathSync } from 'node:fs';
 import { formatWallSteps, type WallStepWatch } from '../lib/clock-step.js';
 import { resolve } from 'node:path';
@@ -136,7 +137,8 @@ export const configCheckCommand: CliCommand = {
         io.err(`${file}: ${host.length} problem${host.length === 1 ? '' : 's'} on this machine:\n${host.map((p) => `  ${p.message}\n`).join('')}`);
         return ExitCode.config;
       }
-      io.out(`${file}: ok\n  node: ${config.node.name} (${config.node.role})\n  cluster: ${members}\n${timersLine(config)}${links.text}  enabled: ${enabled.join(', ') || 'nothing'}\n`);
+      const { degradedLine } = await import('../services/dhcp/degraded-config.js');
+      io.out(`${file}: ok\n  node: ${config.node.name} (${config.node.role})\n  cluster: ${members}\n${timersLine(config)}${links.text}  enabled: ${enabled.join(', ') || 'nothing'}\n${degradedLine(config)}`);
       const { configWarnings } = await import('../config/warnings.js');
       for (const w of configWarnings(config)) io.out(`WARNING: ${w}\n`);
       if (!here) for (const p of host) io.out(`WARNING: not this machine's config (node.address ${formatIpv4(config.node.address!)} is not an address here), so not an error: ${p.message}\n`);
@@ -236,6 +238,8 @@ export const statusCommand: CliCommand = {
     if (pools !== '') io.out('\n' + pools);
     const modes = formatClientModes((body.services['dhcp'] as { clients?: SubnetClients[] } | undefined)?.clients);
     if (modes !== '') io.out('\n' + modes);
+    const degraded = (body.services['dhcp'] as { degraded?: DegradedView } | undefined)?.degraded;
+    if (degraded !== undefined) io.out('\n' + degradedText(degraded));
     const rogue = formatRogueStatus((body.services['dhcp'] as { rogue?: RogueStatusBody } | undefined)?.rogue);
     if (rogue !== '') io.out('\n' + rogue);
     const ntp = formatNtpStatus(body.services['ntp']);

@@ -137,6 +137,7 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
       stateHash: typeof s['stateHash'] === 'string' ? s['stateHash'] : null,
       ackAudit: config.dhcp === undefined ? null : ((a) => ({ lostTotal: a.lostTotal, audits: a.audits, checked: a.lastAudit?.checked ?? null }))(acks.summary()),
       applyLevel: APPLY_LEVEL,
+      ...((d) => (d === undefined ? {} : { degradedJournal: d.journalReport(), poolSplit: d.poolSplit }))((running.find((r) => r.name === 'dhcp') as { degraded?: { journalReport(): NonNullable<LocalReport['degradedJournal']> | null; readonly poolSplit: string } } | undefined)?.degraded),
     };
   };
   // Boot timeline events of a member that is not the leader (a `lanctl nodes power` run there) go
@@ -258,7 +259,7 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
 
   try {
     const context: ServiceContext = {
-      config, log, clock, random, state, services: () => running,
+      config, log, clock, random, state, services: () => running, members: () => members.members(), configHash: hash,
       observe: {
         ...(metrics ? { dhcpAckSeconds: (seconds: number) => metrics.observeDhcpAck(seconds) } : {}),
         dhcpAcked: (ack) => { acks.record(ack); journalAppend(ack); },

@@ -33,6 +33,8 @@ export class DegradedLeases {
   #committed: Fsm;
   #journal: string;
   #records: DegradedRecord[] = [];
+  /** The newest record held per address. */
+  #latest = new Map<number, DegradedRecord>();
   /** Sequence number of the first record held (records before it were merged and cleared). */
   #from = 1;
   #index = 0;
@@ -52,8 +54,19 @@ export class DegradedLeases {
   get from(): number { return this.#from; }
   get upTo(): number { return this.#from + this.#records.length - 1; }
 
+  /**
+   * A binding of a record held (not merged yet) keeps `ip` from any client but `mac` (null: from
+   * every client) until its end: the committed state does not know it yet.
+   */
+  overlayHolds(ip: number, mac: string | null, nowMs: number): boolean {
+    const r = this.#latest.get(ip);
+    return r !== undefined && r.state !== 'released' && r.expiresAt > nowMs && r.mac !== mac;
+  }
+
   /** Reloads the overlay from the committed state and the records held (at entry, after a merge). */
   rebase(): void {
+    this.#latest.clear();
+    for (const r of this.#records) this.#latest.set(r.ip, r);
     const snapshot = this.#committed.snapshot();
     this.overlay.restore(snapshot);
     this.#index = snapshot.appliedIndex;
@@ -113,6 +126,7 @@ export class DegradedLeases {
   /** A record made durable by the caller: held and laid over. Returns its sequence number. */
   add(record: DegradedRecord): number {
     this.#records.push(record);
+    this.#latest.set(record.ip, record);
     const seq = this.upTo;
     this.#applyRecords([record], seq);
     return seq;

@@ -79,7 +79,7 @@ t.test('entry conditions (HA.md 2.5, DEGRADED-SOLO)', (t) => {
   t.match(degradedRefusal({ ...ok, vipAnswered: null }), /not probed/);
   t.match(degradedRefusal({ ...ok, partnerHeard: true }), /partner is still heard/);
   t.match(degradedRefusal({ ...ok, stateValid: false }), /rule 6/);
-  t.match(degradedRefusal({ ...ok, partnerConfigDiffers: true }), /config hash/);
+  t.match(degradedRefusal({ ...ok, partnerConfigDiffers: true }), /other pool halves/);
   t.end();
 });
 

@@ -16,10 +16,10 @@ import type { Lease } from './fsm.js';
 // - the merge takes, per (ip, mac), the later expiry. An overlap with another client's binding
 //   cannot happen under the rules above; it is counted as a conflict (and tests assert 0).
 //
-// Ownership is derived from the config (the pools and the two LAN members' names), which both
-// members compare by config hash: this first version has no `PoolOwnership` log entry, so the
-// split changes only when the pools or the members do, and a member whose partner reports another
-// config hash does not go degraded.
+// Ownership is derived from the config (the pools and the two LAN members' names), and each member
+// reports a digest of its halves to the others: this first version has no `PoolOwnership` log
+// entry, so the split changes only when the pools or the members do, and a member whose partner
+// last reported other halves does not go degraded.
 
 /** Milliseconds: the default MCLT, as ISC's and Kea's one hour. */
 export const MCLT_DEFAULT_MS = 3_600_000;
@@ -216,7 +216,7 @@ export interface DegradedEntryFacts {
   partnerHeard: boolean;
   /** The state directory is a member's whole one (not lost, not rebuilding or fresh). */
   stateValid: boolean;
-  /** The partner's last known config hash differs from this member's (the split may differ). */
+  /** The partner last reported other pool halves than this member's (another config, or degraded mode off there). */
   partnerConfigDiffers: boolean;
 }
 
@@ -226,7 +226,7 @@ export const DEGRADED_AFTER_MS = 5000;
 export function degradedRefusal(f: DegradedEntryFacts): string | null {
   if (!f.stateValid) return 'the state directory is new, rebuilding or was lost (HA.md degraded rule 6)';
   if (f.noQuorumMs < DEGRADED_AFTER_MS) return f.noQuorumMs === 0 ? 'the cluster has a quorum' : `no quorum for ${Math.round(f.noQuorumMs)} ms, under ${DEGRADED_AFTER_MS} ms`;
-  if (f.partnerConfigDiffers) return 'the partner last reported another config hash: the pool split may differ';
+  if (f.partnerConfigDiffers) return 'the partner last reported other pool halves (another pool config, or dhcp.degraded off there)';
   if (f.partnerHeard) return 'the partner is still heard';
   if (f.vipAnswered === null) return 'the VIP was not probed yet';
   if (f.vipAnswered) return 'another node answers ARP for the VIP';

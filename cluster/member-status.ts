@@ -1,6 +1,7 @@
 import type { Clock } from '../lib/clock.js';
 import { decoded, failed, type Decoded } from '../lib/result.js';
 import { decodeRelayed, type RelayedBootEvent } from './boot-relay.js';
+import { parseDegradedRecord, type DegradedRecord } from './degraded.js';
 
 // What each member tells the others about itself (role, term, indexes, version, config hash, WAL
 // fsync p99, boot files), and what this member last heard from each of them, with the clock offset
@@ -39,6 +40,10 @@ export interface LocalReport {
   applyLevel?: number;
   /** Boot timeline events this member holds for the leader to record (cluster/boot-relay.ts). Optional on the wire. */
   bootEvents?: RelayedBootEvent[] | null;
+  /** Its degraded DHCP journal not merged yet (services/dhcp/degraded-state.ts): the leader merges it. Optional on the wire. */
+  degradedJournal?: { journal: string; from: number; records: DegradedRecord[] } | null;
+  /** A digest of its DHCP pool halves (dhcp.degraded on): a member alone goes degraded only if its partner's was the same. Optional on the wire. */
+  poolSplit?: string | null;
 }
 
 export interface MemberAckAudit { lostTotal: number; audits: number; checked: number | null }
@@ -137,12 +142,33 @@ export function decodeReport(bytes: Uint8Array): Decoded<MemberReport> {
   if (applyLevel !== undefined && !(isInt(applyLevel) && applyLevel >= 1 && applyLevel <= 1_000_000)) return failed('bad-field', 0, 'applyLevel');
   const bootEvents = decodeRelayed(o['bootEvents']);
   if (bootEvents === undefined) return failed('bad-field', 0, 'bootEvents');
+  const degradedJournal = decodeJournal(o['degradedJournal']);
+  if (degradedJournal === undefined) return failed('bad-field', 0, 'degradedJournal');
+  const poolSplit = o['poolSplit'] === undefined || o['poolSplit'] === null ? null : isStr(o['poolSplit'], 128) ? o['poolSplit'] : undefined;
+  if (poolSplit === undefined) return failed('bad-field', 0, 'poolSplit');
   return decoded({
     node: o['node'], version: o['version'], configHash: o['configHash'], role: o['role'], leader: o['leader'] as string | null,
     term: o['term'] as number, commitIndex: o['commitIndex'] as number, appliedIndex: o['appliedIndex'] as number, lastIndex: o['lastIndex'] as number | null,
     walFsyncP99Ms: o['walFsyncP99Ms'] as number | null, bootFiles, dnsSerial, vipHeld, stateHash, ackAudit, sentWallMs: o['sentWallMs'], echo,
     ...(applyLevel === undefined ? {} : { applyLevel }), ...(bootEvents === null ? {} : { bootEvents }),
+    ...(degradedJournal === null ? {} : { degradedJournal }),
+    ...(poolSplit === null ? {} : { poolSplit }),
   });
+}
+
+/** A report's degraded journal: null when absent, undefined when malformed (every record checked). */
+function decodeJournal(v: unknown): LocalReport['degradedJournal'] | undefined {
+  if (v === null || v === undefined) return null;
+  if (typeof v !== 'object') return undefined;
+  const o = v as { journal?: unknown; from?: unknown; records?: unknown };
+  if (!isStr(o.journal, 64) || !isInt(o.from) || o.from < 1 || !Array.isArray(o.records) || o.records.length > 10_000) return undefined;
+  const records: DegradedRecord[] = [];
+  for (const raw of o.records) {
+    const r = parseDegradedRecord(raw);
+    if (r === null) return undefined;
+    records.push(r);
+  }
+  return { journal: o.journal, from: o.from, records };
 }
 
 function decodeAckAudit(v: unknown): MemberAckAudit | null | undefined {

@@ -58,6 +58,13 @@ export const lanhaConfig = composed.superRefine((c, ctx) => {
   if (c.cluster && !c.cluster.members.some((m) => m.name === c.node.name)) {
     ctx.addIssue({ code: 'custom', path: ['node', 'name'], message: `is not among cluster.members (${c.cluster.members.map((m) => m.name).join(', ')})` });
   }
+  if (c.dhcp?.degraded.enabled === true) {
+    // Two LAN members share the pools in halves; a single node or an etcd site has no one to split with.
+    const servers = c.cluster?.members.filter((m) => m.role !== 'witness') ?? [];
+    if (c.cluster === undefined || c.cluster.backend !== 'raft' || servers.length !== 2) {
+      ctx.addIssue({ code: 'custom', path: ['dhcp', 'degraded', 'enabled'], message: `is true, but degraded mode splits the pools between two LAN members of an embedded Raft cluster (cluster.backend raft, two members that are not witnesses); this config has ${c.cluster === undefined ? 'no cluster' : c.cluster.backend !== 'raft' ? `cluster.backend ${c.cluster.backend}` : `${servers.length} such members`}` });
+    }
+  }
   if (c.cluster && c.cluster.backend === 'raft') {
     for (const p of timerProblems(c.cluster, c.cluster.pauseTolerance, c.vip !== undefined)) ctx.addIssue({ code: 'custom', path: p.path, message: p.message });
   }

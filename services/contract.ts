@@ -7,6 +7,7 @@ import type { StateLog } from '../cluster/state-log.js';
 import type { AckRecord } from '../cluster/ack-audit.js';
 import type { BootFileSource } from './boot/provider.js';
 import type { ProcessMemory } from '../lib/memory.js';
+import type { MemberView } from '../cluster/member-status.js';
 
 // What a service is to the daemon: started with a ServiceContext, it hands back a RunningService.
 // Services import this module; only registry.ts imports the services.
@@ -22,6 +23,10 @@ export interface ServiceContext {
   readonly services?: () => readonly RunningService[];
   /** Latency observers for /metrics (services/ops/metrics.ts); absent when metrics are off. */
   readonly observe?: ServiceObservers;
+  /** The other members' last reports (cluster/member-status.ts); absent without a cluster transport. */
+  readonly members?: () => Record<string, MemberView>;
+  /** This node's config hash, as the members compare it. */
+  readonly configHash?: string;
 }
 
 export interface ServiceObservers {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { MCLT_DEFAULT_MS } from '../../cluster/degraded.js';
 import { cidr, duration, hostname, ipv4, ipv4Range, mac, port, parsedValue, refuseDuplicates, refuseRepeats } from '../../lib/schema.js';
 import { broadcastOf, cidrContains, formatCidr, formatIpv4, parseIpv4, type Cidr, type Ipv4 } from '../../lib/ipv4.js';
 import { configOptionBytes } from './options.js';
@@ -120,6 +121,17 @@ export const dhcpConfig = z.object({
       .default(60_000),
     ignore: z.array(ipv4).default([]),
   }).strict().default({ interval: 60_000, ignore: [] }),
+  /**
+   * Degraded split-pool mode (HA.md 2.4, cluster/degraded.ts): a LAN member alone (no quorum for 5 s,
+   * the VIP unanswered, its partner silent) answers DHCP from its own half of each pool, leases at
+   * most `mclt`, its grants fsync'd to a journal of its own and merged into the log once a quorum is
+   * back. Off by default (see services/dhcp/README.md, "Degraded mode"). On, the leader also keeps to
+   * the halves: new bindings from its own half only.
+   */
+  degraded: z.object({
+    enabled: z.boolean({ error: 'is not true or false (a member alone answers DHCP from its half of the pools when true)' }).default(false),
+    mclt: duration.refine((ms) => ms >= 60_000 && ms <= 7 * 86_400_000, { message: 'is not an MCLT between 1m and 7d (like "1h", the default)' }).default(MCLT_DEFAULT_MS),
+  }).strict().default({ enabled: false, mclt: MCLT_DEFAULT_MS }),
   rateLimit: z.object({
     /** A burst of this many packets per MAC, earned back at this many per perMacWindow (rate-limit.ts). */
     perMac: z.number().int().min(1).default(20),

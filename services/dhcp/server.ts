@@ -1,4 +1,7 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { execFile } from 'node:child_process';
+import { DegradedStateLog } from './degraded-state.js';
+import { ownershipOf } from './degraded-config.js';
 import { networkInterfaces } from 'node:os';
 import type { Logger } from '../../lib/log.js';
 import { LogLimiter } from '../../lib/log.js';
@@ -412,6 +415,11 @@ export class DhcpHandler {
         this.counters.inc(client.type === 'bootp' ? 'sent.bootp' : 'sent.ack');
         if (client.type === 'discover') this.counters.inc('rapid-commit.acked');
         const extras = this.#extras(decision.subnet, client, decision.hostname, lateS);
+        // Granted less than the pool's lease time (degraded mode's MCLT caps, degraded-state.ts): the
+        // ACK states what the grant holds, never more.
+        const grantedMs = lease.expiresAt - committed.at;
+        const full = this.#replyOptions.get(decision.subnet);
+        if (extras.subnet !== undefined && full !== undefined && grantedMs < full.leaseMs - 1000) extras.subnet = remainingLease(full, Math.max(1000, grantedMs - lateS * 1000));
         this.#recordBinding(client, decision.ip);
         this.#onAck?.({ index: committed.index, term: committed.term ?? null, ip: decision.ip, mac: client.mac, at: committed.at, sentAt: nowMs });
         // The boot rule is logged so an operator can see why a netbooting client got its file.
@@ -967,10 +975,47 @@ export async function startDhcp(context: ServiceContext): Promise<RunningService
     yield* staticNames;
     for (const r of context.state.fsm.records()) yield r.name;
   });
-  return startDhcpServer({ config, state: context.state, clock: context.clock, log: context.log, nodeAddress: context.config.node.address, nameOwners: [memberNameOwners(memberNames(context.config)), records],
+  // Degraded split-pool mode (dhcp.degraded, degraded-state.ts): DHCP's view of the state log, over the cluster's.
+  const ownership = ownershipOf(context.config);
+  const vip = context.config.vip;
+  const degraded = ownership === null || context.config.cluster?.backend !== 'raft' ? null : new DegradedStateLog({
+    inner: context.state, self: context.config.node.name, ownership, mcltMs: config.degraded.mclt, stateDir: context.config.node.stateDir,
+    members: context.members ?? (() => ({})), clock: context.clock, log: context.log,
+    probeVip: vip === undefined ? null : () => probeVipArp(vip.address.address, vip.interface),
+  });
+  const acked = context.observe?.dhcpAcked;
+  const running = await startDhcpServer({ config, state: degraded ?? context.state, clock: context.clock, log: context.log, nodeAddress: context.config.node.address, nameOwners: [memberNameOwners(memberNames(context.config)), records],
     vipAddress: context.config.vip?.address.address,
     siteAddresses: siteAddressesOf(context.config),
-    observeAckSeconds: context.observe?.dhcpAckSeconds, onAck: context.observe?.dhcpAcked,
+    // A degraded ACK is in the journal, not the log: the ACK audit checks committed grants only.
+    observeAckSeconds: context.observe?.dhcpAckSeconds, onAck: acked === undefined ? undefined : (ack) => { if (degraded?.active !== true) acked(ack); },
     rogue: { site: context.config.cluster?.id ?? context.config.node.name, random: context.random },
+  });
+  if (degraded === null) return running;
+  degraded.start((policy) => running.handler.allocator.setPolicy(policy));
+  const withDegraded: RunningService & { degraded: DegradedStateLog } = {
+    ...running,
+    degraded,
+    status: () => ({ ...running.status(), degraded: degraded.view() }),
+    async stop() {
+      degraded.stop();
+      await running.stop();
+    },
+  };
+  return withDegraded;
+}
+
+/**
+ * Three ARP probes for the VIP, 100 ms apart, in duplicate-address-detection mode (arping -D: no
+ * source address, so no neighbour learns this node for it): 'answered' when some host replied.
+ */
+function probeVipArp(address: Ipv4, device: string | undefined): Promise<'answered' | 'silent' | { failed: string }> {
+  const args = ['-D', '-q', '-c', '3', '-i', '0.1', '-w', '1', ...(device === undefined ? [] : ['-I', device]), formatIpv4(address)];
+  return new Promise((resolve) => {
+    execFile('arping', args, { timeout: 3000 }, (error, _stdout, stderr) => {
+      if (error === null) { resolve('silent'); return; }
+      if (error.code === 1) { resolve('answered'); return; }
+      resolve({ failed: `arping ${args.join(' ')}: ${String(stderr).trim() || error.message}` });
+    });
   });
 }

@@ -1,3 +1,4 @@
+import { degradedText, type DegradedView } from '../dhcp/degraded-config.js';
 import { cidrContains, formatIpv4, type Ipv4 } from '../../lib/ipv4.js';
 import type { LanhaConfig } from '../../config/index.js';
 import type { Lease } from '../../cluster/fsm.js';
@@ -197,12 +198,27 @@ export function doctorFindings(input: DoctorInput): Finding[] {
   rogueFindings(input, out);
   unknownClientFindings(input, out);
   broadcastFindings(input, out);
+  degradedFindings(input, out);
   workerFindings(input, out);
   if (input.disk !== undefined && input.disk.totalBytes > 0) {
     const free = input.disk.freeBytes / input.disk.totalBytes;
     if (free < 0.1) out.push({ id: 'disk.state-dir', severity: free < 0.02 ? 'error' : 'warning', evidence: `${input.disk.dir}: ${Math.round(free * 100)} % free (${Math.round(input.disk.freeBytes / 2 ** 20)} MiB)`, fix: `free space on the file system of ${input.disk.dir}` });
   }
   return out;
+}
+
+/** Degraded split-pool DHCP (services/dhcp/degraded-state.ts): alone now, a journal waiting, a merge conflict. */
+function degradedFindings(input: DoctorInput, out: Finding[]): void {
+  const d = input.dhcp?.['degraded'] as DegradedView | undefined;
+  if (d === undefined) return;
+  if (d.active) {
+    out.push({ id: 'dhcp.degraded', severity: 'warning', evidence: degradedText(d).trim(), fix: `bring back a quorum (start ${d.partner} or the witness; lanctl status on them): DHCP then leaves degraded mode at once and the journal is merged into the log` });
+  } else if (d.journal.pending > 0) {
+    out.push({ id: 'dhcp.degraded-journal', severity: 'warning', evidence: `${d.journal.pending} bindings this member granted alone wait in ${d.journal.path} to be merged into the log`, fix: 'the leader merges them once every member reports apply level 2 (lanctl status: level column); dhcp.degraded_merge_waits in the log says why not yet' });
+  }
+  for (const [node, m] of Object.entries(d.merged)) {
+    if (m.conflicts > 0) out.push({ id: 'dhcp.degraded-conflicts', severity: 'error', evidence: `merging ${node}'s degraded journals found ${m.conflicts} bindings that overlapped another client's (an address on two MACs: a bug by construction)`, fix: 'lanctl leases --all and doctor\'s dhcp.duplicate findings name the addresses; report it with the journal and the log' });
+  }
 }
 
 /**

@@ -159,6 +159,12 @@ export function createMetrics(view: MetricsView, options: { perClient: boolean; 
     const dhcpTotal = (name: string, help: string, key: string): void => {
       new Counter({ name, help, registers: r, collect() { this.reset(); this.inc(counters(status('dhcp'))[key] ?? 0); } });
     };
+    // Degraded split-pool mode (dhcp.degraded): 1 while this member answers DHCP alone, and its journal.
+    const degraded = (): { active?: boolean; journal?: { pending?: number } } | undefined => status('dhcp')?.['degraded'] as { active?: boolean; journal?: { pending?: number } } | undefined;
+    new Gauge({ name: 'lanha_dhcp_degraded', help: 'DHCP degraded split-pool mode (dhcp.degraded): 1 while this member answers alone from its half of the pools, ACKed leases durable on this node only.', registers: r,
+      collect() { this.set(degraded()?.active === true ? 1 : 0); } });
+    new Gauge({ name: 'lanha_dhcp_degraded_journal_records', help: 'Bindings in this member\'s degraded journal not merged into the log yet.', registers: r,
+      collect() { this.set(degraded()?.journal?.pending ?? 0); } });
     dhcpTotal('lanha_dhcp_lease_reuses_total', 'REQUESTs ACKed from the committed lease with the lease time left, writing nothing (lease caching: dhcp.cacheThreshold, dhcp.cacheMaxAge; Kea\'s v4-lease-reuses).', 'lease.reused');
     const pool = (name: string, help: string, read: (p: SubnetUsage['pools'][number]) => number): void => {
       new Gauge({ name, help, labelNames: ['subnet', 'pool'], registers: r,

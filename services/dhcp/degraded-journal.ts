@@ -1,0 +1,125 @@
+import { closeSync, existsSync, fdatasyncSync, openSync, readFileSync, truncateSync, writeSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import { crc32c } from '../../lib/crc32c.js';
+import { writeFileDurably } from '../../lib/durable-file.js';
+import { parseDegradedRecord, type DegradedRecord } from '../../cluster/degraded.js';
+
+// The degraded journal (HA.md 2.4, degraded rule 3): a lone member's grants, each written and
+// fdatasync'd before its ACK leaves, in a file of its own in node.stateDir. One frame per record:
+// u32 length, u32 CRC-32C of the payload, the payload (JSON). The first frame is the header
+// { journal, from }: the journal's id and the number of its first record (records merged and
+// cleared keep their numbers). A torn tail (a crash mid-write: a short frame, a CRC that does not
+// match) is cut at the start, as the WAL cuts its unsynced tail: the record was never fsync'd,
+// so no ACK was sent for it.
+
+export const DEGRADED_JOURNAL_FILE = 'dhcp-degraded.journal';
+const HEADER = 8;
+const FRAME_MAX = 64 * 1024;
+
+export interface JournalContents {
+  journal: string;
+  from: number;
+  records: DegradedRecord[];
+  /** Bytes cut from the end (a torn tail); 0 when the file was whole. */
+  cutBytes: number;
+}
+
+function frame(payload: unknown): Buffer {
+  const body = Buffer.from(JSON.stringify(payload), 'utf8');
+  const out = Buffer.alloc(HEADER + body.length);
+  out.writeUInt32LE(body.length, 0);
+  out.writeUInt32LE(crc32c(body), 4);
+  body.copy(out, HEADER);
+  return out;
+}
+
+/** Reads a journal file (null: none there). A torn or damaged tail is cut from the file. */
+export function readJournal(path: string): JournalContents | null {
+  if (!existsSync(path)) return null;
+  const bytes = readFileSync(path);
+  let offset = 0;
+  let header: { journal: string; from: number } | null = null;
+  const records: DegradedRecord[] = [];
+  while (offset + HEADER <= bytes.length) {
+    const length = bytes.readUInt32LE(offset);
+    if (length > FRAME_MAX || offset + HEADER + length > bytes.length) break;
+    const body = bytes.subarray(offset + HEADER, offset + HEADER + length);
+    if (crc32c(body) !== bytes.readUInt32LE(offset + 4)) break;
+    let raw: unknown;
+    try { raw = JSON.parse(body.toString('utf8')); } catch { break; }
+    if (header === null) {
+      const h = raw as { journal?: unknown; from?: unknown };
+      if (typeof h?.journal !== 'string' || !Number.isSafeInteger(h.from) || (h.from as number) < 1) break;
+      header = { journal: h.journal, from: h.from as number };
+    } else {
+      const r = parseDegradedRecord(raw);
+      if (r === null) break;
+      records.push(r);
+    }
+    offset += HEADER + length;
+  }
+  const cutBytes = bytes.length - offset;
+  if (cutBytes > 0) {
+    truncateSync(path, offset);
+    const fd = openSync(path, 'r+');
+    try { fdatasyncSync(fd); } finally { closeSync(fd); }
+  }
+  if (header === null) return null;
+  return { journal: header.journal, from: header.from, records, cutBytes };
+}
+
+/** A whole journal file: the header, then the records. */
+export function journalBytes(journal: string, from: number, records: readonly DegradedRecord[]): Buffer {
+  return Buffer.concat([frame({ journal, from }), ...records.map(frame)]);
+}
+
+/** Replaces the journal with `records` (numbered from `from`) durably: temp file, fsync, rename, fsync of the directory. */
+export async function rewriteJournal(path: string, journal: string, from: number, records: readonly DegradedRecord[]): Promise<void> {
+  await writeFileDurably(path, journalBytes(journal, from, records), 0o600);
+}
+
+/** Appends records one at a time, each fdatasync'd before append() resolves; appends queue behind each other. */
+export class JournalWriter {
+  readonly path: string;
+  #handle: Promise<FileHandle> | null = null;
+  #tail: Promise<void> = Promise.resolve();
+
+  constructor(path: string) {
+    this.path = path;
+  }
+
+  append(record: DegradedRecord): Promise<void> {
+    const bytes = frame(record);
+    const done = this.#tail.then(async () => {
+      this.#handle ??= open(this.path, 'a');
+      const handle = await this.#handle;
+      await handle.write(bytes);
+      await handle.datasync();
+    });
+    // A failed append fails its own ACK only; the next one tries again on a fresh handle.
+    this.#tail = done.catch(async () => {
+      const h = this.#handle;
+      this.#handle = null;
+      await h?.then((f) => f.close()).catch(() => undefined);
+    });
+    return done;
+  }
+
+  /** After a rewrite the file is a new one: the next append opens it again. */
+  async reopen(): Promise<void> {
+    await this.#tail;
+    const h = this.#handle;
+    this.#handle = null;
+    await h?.then((f) => f.close()).catch(() => undefined);
+  }
+
+  async close(): Promise<void> {
+    await this.reopen();
+  }
+}
+
+/** Synchronous append for tests that build a torn file. */
+export function appendFrameSync(path: string, payload: unknown): void {
+  const fd = openSync(path, 'a');
+  try { writeSync(fd, frame(payload)); fdatasyncSync(fd); } finally { closeSync(fd); }
+}

@@ -1,0 +1,309 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import type { Logger } from '../../lib/log.js';
+import { LogLimiter } from '../../lib/log.js';
+import type { Clock } from '../../lib/clock.js';
+import { Counters } from '../../lib/counters.js';
+import { LanhaError, errorMessage } from '../../lib/errors.js';
+import { formatIpv4, type Ipv4 } from '../../lib/ipv4.js';
+import type { Command } from '../../cluster/commands.js';
+import type { AppliedEntry, Fsm } from '../../cluster/fsm.js';
+import type { MemberView } from '../../cluster/member-status.js';
+import { logNowMs, type StateLog, type StateLogStatus } from '../../cluster/state-log.js';
+import { DEGRADED_AFTER_MS, decideLeaderGrant, degradedRefusal, partnerKnowsUntil, type DegradedRecord, type PoolOwnership } from '../../cluster/degraded.js';
+import { DegradedLeases } from '../../cluster/degraded-leases.js';
+import type { AllocationPolicy } from './allocator.js';
+import type { DegradedView } from './degraded-config.js';
+import { DEGRADED_JOURNAL_FILE, JournalWriter, journalBytes, readJournal, rewriteJournal } from './degraded-journal.js';
+import { writeFileDurablySync } from '../../lib/durable-file.js';
+
+// Degraded split-pool DHCP, the shell (HA.md 2.4-2.5, DEGRADED-SOLO): a StateLog for the DHCP
+// service only, over the cluster's. While the cluster has a quorum it passes everything through
+// (and keeps the leader to its half of the pools, cluster/degraded.ts decideLeaderGrant). A LAN
+// member without a quorum for 5 s whose partner is silent, whose state directory is whole, and for
+// whose VIP no one answers 3 ARP probes 100 ms apart, becomes DEGRADED: it answers DHCP alone, from
+// its own half, with the MCLT rules, every grant fdatasync'd to its journal (degraded-journal.ts)
+// before the ACK. It leaves at once when a quorum is back, or when the VIP answers (another node
+// holds it: a degraded member always yields). The journal is then merged into the log as one
+// `lease.merge` entry: by this member when it leads, else by the leader, which reads it from this
+// member's report; once the merge is applied here the journal is cleared.
+
+/** A member report's view of this member's journal (cluster/member-status.ts `degradedJournal`). */
+export interface JournalReport {
+  journal: string;
+  from: number;
+  records: DegradedRecord[];
+}
+
+/** At most this many records travel in one report (and so one merge entry); the rest follow. */
+export const REPORT_RECORDS_MAX = 2000;
+/** The partner counts as heard while its last report is younger than this. */
+const PARTNER_SILENT_MS = 5000;
+/** A VIP probe's answer holds this long; while degraded the VIP is probed again this often. */
+const PROBE_VALID_MS = 3000;
+const TICK_MS = 250;
+
+export type VipProbe = () => Promise<'answered' | 'silent' | { failed: string }>;
+
+export interface DegradedStateOptions {
+  inner: StateLog;
+  self: string;
+  ownership: PoolOwnership;
+  mcltMs: number;
+  stateDir: string;
+  /** The other members' last reports (the member board). */
+  members: () => Record<string, MemberView>;
+  /** ARP-probes the VIP (3 probes, 100 ms apart); null: no VIP configured, nothing to probe. */
+  probeVip: VipProbe | null;
+  clock: Clock;
+  log: Logger;
+}
+
+export class DegradedStateLog implements StateLog {
+  readonly counters = new Counters();
+  /** A digest of the pool halves: the partner's report carries its own, and they must agree. */
+  readonly poolSplit: string;
+  #o: DegradedStateOptions;
+  #leases: DegradedLeases;
+  #writer: JournalWriter;
+  #path: string;
+  #active = false;
+  #activeSinceWall: number | null = null;
+  #noQuorumSince: number | null = null;
+  #probe: { at: number; answered: boolean | null; failed?: string } | null = null;
+  #probing = false;
+  #refusal: string | null = 'not checked yet';
+  #merging = new Set<string>();
+  #clearing = false;
+  #timer: NodeJS.Timeout | null = null;
+  #limiter = new LogLimiter(30_000, 1);
+  #policy: ((p: AllocationPolicy) => void) | null = null;
+  #unsubscribe: () => void;
+  readonly #ownOnly: AllocationPolicy;
+
+  constructor(o: DegradedStateOptions) {
+    this.#o = o;
+    this.poolSplit = createHash('sha256').update(JSON.stringify([o.ownership.members, o.ownership.halves])).digest('hex').slice(0, 16);
+    this.#path = join(o.stateDir, DEGRADED_JOURNAL_FILE);
+    this.#writer = new JournalWriter(this.#path);
+    this.#leases = new DegradedLeases({ self: o.self, ownership: o.ownership, mcltMs: o.mcltMs, committed: o.inner.fsm, journal: newJournalId() });
+    // Leader or alone, new bindings come from this member's half only (HA.md 2.4, normal rule 4: the
+    // leader borrows nothing); a binding in the partner's half is renewed within what the partner holds.
+    this.#ownOnly = {
+      mayAllocate: (ip) => o.ownership.ownerOf(ip) === o.self && !this.#pendingHolds(ip),
+      prefers: (ip) => o.ownership.ownerOf(ip) === o.self,
+      keeps: (lease, nowMs) => (this.#active ? lease.expiresAt + o.mcltMs : partnerKnowsUntil(lease, o.mcltMs, this.#partnerApplied())) - nowMs >= 1000,
+      reuseAfterMs: o.mcltMs,
+    };
+    this.#unsubscribe = o.inner.fsm.subscribe((entry) => {
+      if (entry.command.type !== 'lease.merge') return;
+      const sum = o.inner.fsm.degradedMerged(entry.command.node);
+      const facts = { event: 'dhcp.degraded.merged', node: entry.command.node, journal: entry.command.journal, records: entry.command.records.length, index: entry.index, conflicts: sum?.conflicts ?? 0 };
+      if ((sum?.conflicts ?? 0) > 0) o.log.error(facts, `${entry.command.node}'s degraded journal merged with ${sum!.conflicts} conflicts in all (an address bound to two clients: a bug; lanctl doctor names them)`);
+      else o.log.info(facts, `${entry.command.node}'s degraded journal merged: ${entry.command.records.length} bindings, 0 conflicts`);
+    });
+  }
+
+  /** Reads the journal left on the disk (a restart while degraded or before its merge) and starts the checks. */
+  start(setPolicy: (p: AllocationPolicy) => void): void {
+    this.#policy = setPolicy;
+    setPolicy(this.#ownOnly);
+    const found = readJournal(this.#path);
+    if (found === null) {
+      // The header first: the journal's id and the number of its first record.
+      writeFileDurablySync(this.#path, journalBytes(this.#leases.journal, 1, []), 0o600);
+    } else {
+      if (found.cutBytes > 0) this.#o.log.warn({ event: 'dhcp.degraded.journal_cut', path: this.#path, bytes: found.cutBytes }, `the degraded journal ended in a torn record (${found.cutBytes} bytes, a crash while writing it: never ACKed); cut`);
+      this.#leases.load(found.journal, found.from, found.records);
+      if (found.records.length > 0) this.#o.log.warn({ event: 'dhcp.degraded.journal_pending', path: this.#path, records: found.records.length }, `${found.records.length} degraded bindings wait in ${this.#path} to be merged into the log`);
+    }
+    this.#timer = setInterval(() => this.tick(), TICK_MS);
+    this.#timer.unref();
+  }
+
+  get active(): boolean { return this.#active; }
+  get fsm(): Fsm { return this.#active ? this.#leases.overlay : this.#o.inner.fsm; }
+  isLeader(): boolean { return this.#active || this.#o.inner.isLeader(); }
+  stateCurrent(): boolean { return !this.#active && this.#o.inner.stateCurrent?.() === true; }
+  logTimeMs(): number { return logNowMs(this.#o.inner, this.#o.clock); }
+  committedTerm(index: number): number | undefined { return this.#active ? undefined : this.#o.inner.committedTerm?.(index); }
+  status(): StateLogStatus { return this.#o.inner.status(); }
+  async close(): Promise<void> { this.stop(); }
+
+  stop(): void {
+    if (this.#timer !== null) clearInterval(this.#timer);
+    this.#timer = null;
+    this.#unsubscribe();
+    void this.#writer.close();
+  }
+
+  async propose(command: Command): Promise<AppliedEntry> {
+    const now = this.logTimeMs();
+    if (!this.#active) {
+      if (command.type === 'lease.grant') {
+        const pending = this.#leases.overlayHolds(command.ip, command.mac, now);
+        if (pending) throw new LanhaError('unavailable', `${formatIpv4(command.ip)} is bound in this member's degraded journal, not merged yet`);
+        const d = decideLeaderGrant({ ip: command.ip, mac: command.mac, leaseMs: command.leaseMs }, this.#o.inner.fsm.lease(command.ip), this.#o.self, this.#o.ownership, this.#o.mcltMs, this.#partnerApplied(), now);
+        if (!d.ok) throw new LanhaError('unavailable', d.reason);
+        return this.#o.inner.propose(d.leaseMs === command.leaseMs ? command : { ...command, leaseMs: d.leaseMs });
+      }
+      return this.#o.inner.propose(command);
+    }
+    const outcome = this.#leases.decide(command, now);
+    if (outcome.kind === 'refused') {
+      this.counters.inc('refused');
+      throw new LanhaError('unavailable', `degraded: ${outcome.reason}`);
+    }
+    if (outcome.kind === 'local') {
+      this.#leases.applyLocal(command, now);
+      return { index: this.#leases.overlay.appliedIndex, at: now, command };
+    }
+    // HA.md degraded rule 3: durable in the journal before the ACK.
+    await this.#writer.append(outcome.record);
+    this.#leases.add(outcome.record);
+    this.counters.inc(`journaled.${outcome.record.state}`);
+    const applied: Command = command.type === 'lease.grant' ? { ...command, leaseMs: outcome.record.expiresAt - outcome.record.at } : command;
+    return { index: this.#leases.overlay.appliedIndex, at: outcome.record.at, by: this.#o.self, command: applied };
+  }
+
+  /** What this member's report carries of its journal (null: nothing to merge). */
+  journalReport(): JournalReport | null {
+    const records = this.#leases.records;
+    if (records.length === 0) return null;
+    return { journal: this.#leases.journal, from: this.#leases.from, records: records.slice(0, REPORT_RECORDS_MAX) };
+  }
+
+  /** For `lanctl status`, the status page, doctor and metrics. */
+  view(): DegradedView {
+    const own = this.#o.ownership.halves.filter((h) => h.owner === this.#o.self).flatMap((h) => h.ranges.map((r) => `${formatIpv4(r.first)}-${formatIpv4(r.last)}`));
+    return {
+      enabled: true as const, active: this.#active, since: this.#activeSinceWall === null ? null : new Date(this.#activeSinceWall).toISOString(),
+      mcltMs: this.#o.mcltMs, ownHalf: own, partner: this.#o.ownership.partnerOf(this.#o.self),
+      promise: this.#active ? 'ACKed leases durable on this node only (its degraded journal), merged into the log when a quorum is back' : 'ACKed leases durable on a quorum',
+      notDegradedBecause: this.#active ? null : this.#refusal,
+      journal: { path: this.#path, id: this.#leases.journal, pending: this.#leases.records.length },
+      merged: Object.fromEntries([...this.#o.inner.fsm.degradedMerges()].map(([node, m]) => [node, { conflicts: m.conflicts, records: m.records, merges: m.merges }])),
+      counters: this.counters.toJSON(),
+    };
+  }
+
+  /** One step of the mode (every 250 ms): enter, leave, yield, merge, clear. */
+  tick(): void {
+    const mono = this.#o.clock.monotonicMs();
+    const inner = this.#o.inner;
+    const s = inner.status();
+    const quorum = inner.isLeader() || (s.role === 'follower' && s.leader !== null);
+    if (quorum) {
+      this.#noQuorumSince = null;
+      if (this.#active) this.#leave('a quorum is back');
+    } else {
+      this.#noQuorumSince ??= mono;
+    }
+    if (this.#probe !== null && mono - this.#probe.at > PROBE_VALID_MS) this.#probe = null;
+    if (this.#active) {
+      if (this.#probe?.answered === true) this.#leave('another node answers ARP for the VIP: a degraded member yields');
+      else if (this.#probe === null) this.#runProbe();
+    } else if (!quorum) {
+      const partner = this.#o.members()[this.#o.ownership.partnerOf(this.#o.self)];
+      const noQuorumMs = mono - this.#noQuorumSince!;
+      const facts = {
+        noQuorumMs,
+        vipAnswered: this.#probe === null ? null : this.#probe.answered,
+        partnerHeard: partner !== undefined && partner.lastContactMs < PARTNER_SILENT_MS,
+        stateValid: s['rebuilding'] !== true && s['fresh'] !== true && (s['applyStopped'] ?? null) === null && s.role !== 'witness',
+        partnerConfigDiffers: partner !== undefined && (partner.report.poolSplit ?? null) !== this.poolSplit,
+      };
+      this.#refusal = degradedRefusal(facts) ?? (this.#probe?.failed !== undefined ? `the VIP probe failed: ${this.#probe.failed}` : null);
+      if (this.#refusal === null) this.#enter();
+      else if (facts.vipAnswered === null && noQuorumMs >= DEGRADED_AFTER_MS - 500 && facts.stateValid && !facts.partnerHeard && !facts.partnerConfigDiffers) this.#runProbe();
+    } else {
+      this.#refusal = 'the cluster has a quorum';
+    }
+    if (!this.#active) {
+      this.#clearMerged();
+      if (inner.isLeader()) this.#proposeMerges();
+    }
+  }
+
+  #enter(): void {
+    this.#active = true;
+    this.#activeSinceWall = this.#o.clock.wallMs();
+    this.#leases.rebase();
+    this.counters.inc('entered');
+    this.#o.log.warn({ event: 'dhcp.degraded.entered', partner: this.#o.ownership.partnerOf(this.#o.self), mcltMs: this.#o.mcltMs, pending: this.#leases.records.length },
+      `DEGRADED: no quorum for ${DEGRADED_AFTER_MS / 1000} s, ${this.#o.ownership.partnerOf(this.#o.self)} silent, no one answers for the VIP: DHCP answers alone from this member's half of the pools, leases at most ${this.#o.mcltMs / 1000} s; ACKed leases durable on this node only until the journal is merged`);
+  }
+
+  #leave(why: string): void {
+    this.#active = false;
+    this.#activeSinceWall = null;
+    this.#probe = null;
+    this.counters.inc('left');
+    this.#o.log.warn({ event: 'dhcp.degraded.left', reason: why, pending: this.#leases.records.length }, `degraded mode left: ${why}; ${this.#leases.records.length} journaled bindings to merge`);
+  }
+
+  #runProbe(): void {
+    if (this.#probing) return;
+    if (this.#o.probeVip === null) {
+      this.#probe = { at: this.#o.clock.monotonicMs(), answered: false };
+      return;
+    }
+    this.#probing = true;
+    this.#o.probeVip().then((r) => {
+      this.#probe = typeof r === 'string' ? { at: this.#o.clock.monotonicMs(), answered: r === 'answered' } : { at: this.#o.clock.monotonicMs(), answered: null, failed: r.failed };
+    }, (error: unknown) => {
+      this.#probe = { at: this.#o.clock.monotonicMs(), answered: null, failed: errorMessage(error) };
+    }).finally(() => { this.#probing = false; });
+  }
+
+  /** The partner's last reported applied index (0: never heard since this process started). */
+  #partnerApplied(): number {
+    return this.#o.members()[this.#o.ownership.partnerOf(this.#o.self)]?.report.appliedIndex ?? 0;
+  }
+
+  /** An address a binding of this member's own journal holds, not merged yet. */
+  #pendingHolds(ip: Ipv4): boolean {
+    return this.#leases.records.length > 0 && this.#leases.overlayHolds(ip, null, this.logTimeMs());
+  }
+
+  /** The leader merges every journal it knows of: its own, and those other members report. */
+  #proposeMerges(): void {
+    const own = this.#leases.mergeCommand();
+    const wanted: Array<Extract<Command, { type: 'lease.merge' }>> = own === null ? [] : [{ ...own, records: own.records.slice(0, REPORT_RECORDS_MAX), upTo: own.from + Math.min(own.records.length, REPORT_RECORDS_MAX) - 1 }];
+    for (const [name, view] of Object.entries(this.#o.members())) {
+      const j = view.report.degradedJournal;
+      if (j === undefined || j === null || j.records.length === 0) continue;
+      wanted.push({ type: 'lease.merge', node: name, journal: j.journal, from: j.from, upTo: j.from + j.records.length - 1, records: j.records });
+    }
+    for (const merge of wanted) {
+      const done = this.#o.inner.fsm.degradedMerged(merge.node);
+      if ((done !== undefined && done.journal === merge.journal && done.upTo >= merge.upTo) || this.#merging.has(merge.node)) continue;
+      this.#merging.add(merge.node);
+      this.#o.inner.propose(merge).then(() => {
+        this.counters.inc('merges.proposed');
+      }, (error: unknown) => {
+        if (this.#limiter.allow(`merge ${merge.node}`, this.#o.clock.monotonicMs())) {
+          this.#o.log.warn({ event: 'dhcp.degraded.merge_waits', node: merge.node, records: merge.records.length, err: errorMessage(error) }, `${merge.node}'s degraded journal (${merge.records.length} bindings) is not merged yet: ${errorMessage(error)}`);
+        }
+      }).finally(() => this.#merging.delete(merge.node));
+    }
+  }
+
+  /** The log merged (part of) this member's journal: those records leave the journal file. */
+  #clearMerged(): void {
+    const done = this.#o.inner.fsm.degradedMerged(this.#o.self);
+    if (this.#clearing || done === undefined || done.journal !== this.#leases.journal || done.upTo < this.#leases.from || this.#leases.records.length === 0) return;
+    this.#clearing = true;
+    this.#leases.merged(done.journal, done.upTo);
+    const left = [...this.#leases.records];
+    void this.#writer.reopen()
+      .then(() => rewriteJournal(this.#path, this.#leases.journal, this.#leases.from, left))
+      .then(() => this.#o.log.info({ event: 'dhcp.degraded.journal_cleared', upTo: done.upTo, left: left.length }, `degraded journal merged up to record ${done.upTo}; ${left.length} left`),
+        (error: unknown) => this.#o.log.error({ event: 'dhcp.degraded.journal_failed', path: this.#path, err: errorMessage(error) }, `the degraded journal could not be rewritten after its merge: ${errorMessage(error)}`))
+      .finally(() => { this.#clearing = false; });
+  }
+}
+
+function newJournalId(): string {
+  return `${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
+}

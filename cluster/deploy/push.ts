@@ -102,6 +102,9 @@ export function connectPinned(target: Ssh2Target, pinnedKey: string, privateKey:
       // link a ping queued behind the file data would count as missed though SFTP replies keep coming.
       // It only sends them here (so an idle node has something to answer); watchSilence decides.
       keepaliveInterval: keepalive.intervalMs, keepaliveCountMax: 2 ** 30,
+      // ssh2 asks for the key type it prefers (Ed25519 first): a node that also has the pinned
+      // ECDSA or RSA key would offer another key and be refused as changed.
+      algorithms: { serverHostKey: hostKeyAlgorithms(pinned.type) as ServerHostKeyAlgorithm[] },
       // Why: ssh2 accepts any host key when no hostVerifier is given.
       hostVerifier: (key: Buffer) => {
         if (Buffer.compare(key, pinned.blob) === 0) return true;

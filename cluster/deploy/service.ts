@@ -203,11 +203,14 @@ export async function startDeploy(context: ServiceContext): Promise<RunningServi
       const node = field(body, 'node');
       const t = fleet().find((x) => x.name === node);
       if (!t) throw new LanhaError('not-found', `unknown node ${node}, or it has no address yet (inventory, deploy.targets)`);
-      const offered = await fetchHostKey({ node, host: t.host, port: t.port, user: deploy.user });
-      const key = parseHostKey(offered);
-      if (key === null) throw new LanhaError('io', `${node} offered a host key lanha cannot pin (${offered.split(' ')[0]}); it pins ssh-ed25519, ecdsa-sha2-* and ssh-rsa keys`);
       const current = pinnedKey(deploy, state.fsm, node);
       const pinned = current === undefined ? null : parseHostKey(current);
+      const target = { node, host: t.host, port: t.port, user: deploy.user };
+      // With a key pinned, ask for its type first (a node has several); a node that no longer has one
+      // of that type offers what it has, and is told apart as changed.
+      const offered = pinned === null ? await fetchHostKey(target) : await fetchHostKey(target, 10_000, pinned.type).catch(() => fetchHostKey(target));
+      const key = parseHostKey(offered);
+      if (key === null) throw new LanhaError('io', `${node} offered a host key lanha cannot pin (${offered.split(' ')[0]}); it pins ssh-ed25519, ecdsa-sha2-* and ssh-rsa keys`);
       const status = pinned === null ? 'new' : pinned.base64 === key.base64 ? 'same' : 'changed';
       if (status === 'changed') log.warn({ event: 'deploy.hostkey.changed', node, fingerprint: fingerprint(key.blob), pinned: fingerprint(pinned!.blob) }, `host key of ${node} changed`);
       return { status: 200, body: { node, host: t.host, port: t.port, hostKey: offered, fingerprint: fingerprint(key.blob), status, ...(pinned ? { pinnedFingerprint: fingerprint(pinned.blob) } : {}) } };

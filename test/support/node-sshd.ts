@@ -16,6 +16,8 @@ export interface TestSshd {
   dir: string;
   /** The node's host key, "ssh-ed25519 AAAA...". */
   hostKey: string;
+  /** Its other host keys by type (SshdOptions.moreHostKeyTypes). */
+  moreHostKeys: Record<string, string>;
   child: ChildProcess;
   /** sshd's PID (ip netns exec and sh exec into it). */
   pid: number;
@@ -35,6 +37,8 @@ export interface SshdOptions {
   authorizedKeys: readonly string[];
   /** Reuse this host key file instead of making one (a restarted node keeps its key). */
   hostKeyFile?: string;
+  /** More host keys (as a stock Debian sshd has), listed before the ed25519 one; their public lines in `moreHostKeys`. */
+  moreHostKeyTypes?: ReadonlyArray<'ecdsa' | 'rsa'>;
   /** More host directories bound under /srv (target like "/srv/lanha"), e.g. a LAN member's state directory. */
   binds?: ReadonlyArray<{ source: string; target: string }>;
 }
@@ -49,10 +53,16 @@ export async function startSshd(lab: Lab, host: LabHost, dir: string, options: S
   mkdirSync(dir, { recursive: true });
   const keyFile = options.hostKeyFile ?? join(dir, 'ssh_host_ed25519_key');
   const hostKey = options.hostKeyFile ? readFileSync(`${keyFile}.pub`, 'utf8').trim() : makeKey(keyFile);
+  const moreHostKeys: Record<string, string> = {};
+  for (const type of options.moreHostKeyTypes ?? []) {
+    const file = join(dir, `ssh_host_${type}_key`);
+    execFileSync('ssh-keygen', ['-q', '-t', type, '-N', '', '-C', '', '-f', file]);
+    moreHostKeys[type] = readFileSync(`${file}.pub`, 'utf8').trim();
+  }
   writeFileSync(join(dir, 'authorized_keys'), options.authorizedKeys.join('\n') + '\n', { mode: 0o600 });
   const config = join(dir, 'sshd_config');
   writeFileSync(config, [
-    `ListenAddress ${host.address}`, 'Port 22', `HostKey ${keyFile}`, 'PidFile none', 'UsePAM no', 'StrictModes no',
+    `ListenAddress ${host.address}`, 'Port 22', ...(options.moreHostKeyTypes ?? []).map((type) => `HostKey ${join(dir, `ssh_host_${type}_key`)}`), `HostKey ${keyFile}`, 'PidFile none', 'UsePAM no', 'StrictModes no',
     'PermitRootLogin prohibit-password', 'PasswordAuthentication no', 'KbdInteractiveAuthentication no',
     `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`, 'Subsystem sftp internal-sftp', 'LogLevel VERBOSE', 'MaxStartups 64',
     // A session whose client vanished with its namespace (a deploy's idle ssh master when the lab is
@@ -84,7 +94,7 @@ export async function startSshd(lab: Lab, host: LabHost, dir: string, options: S
   });
   const pid = child.pid!;
   const sshd: TestSshd = {
-    host, dir, hostKey, child, pid,
+    host, dir, hostKey, moreHostKeys, child, pid,
     log: () => log,
     async kill() {
       for (const p of descendants(pid)) { try { process.kill(p, 'SIGKILL'); } catch { /* gone */ } }

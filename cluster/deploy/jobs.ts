@@ -603,7 +603,9 @@ export class JobRunner {
     if (previous === undefined || previous === generation || !existsSync(generationDir(stateDir, previous))) {
       // A read-only destination took nothing (its result says so); there is nothing to undo.
       if (readOnly) return '';
-      const why = previous === generation ? `it already ran generation ${generation.slice(0, 12)}, and the paths named now differ from it` : 'no earlier generation was verified on it to put back';
+      const why = previous === undefined ? 'no earlier generation was verified on it to put back'
+        : previous === generation ? `it already ran generation ${generation.slice(0, 12)}, and the paths named now differ from it`
+          : `generation ${previous.slice(0, 12)}, the last one verified on it, is not in this member's store to put back (lanctl rootfs list shows where it is)`;
       log.warn({ event: 'deploy.node.mixed', job: active.id, node: target.node, generation }, `${target.node}: the partial sync left ${destination} a mix, and ${why}`);
       return `The files that did arrive were put in place, and ${why}: ${target.node}'s tree under ${destination} is not a whole generation, so do not boot it from its disk; ${fix}`;
     }

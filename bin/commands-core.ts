@@ -18,6 +18,7 @@ import { formatClientModes, formatPoolUse, type SubnetClients } from '../service
 import { formatRogueStatus, type RogueStatusBody } from '../services/dhcp/rogue-text.js';
 import type { SubnetUse } from '../services/dhcp/allocator.js';
 import type { MemberRow } from '../cluster/member-status.js';
+import { levelHold, levelHoldText, memberLevels } from '../cluster/apply-level.js';
 import { describeAckAudit, type AckAuditSummary } from '../cluster/ack-audit.js';
 
 // serve, config check, status.
@@ -183,7 +184,15 @@ export function formatMembers(rows: readonly MemberRow[] | undefined): string {
     v(r.version), r.applyLevel === null ? (r.reported ? '-' : '?') : String(r.applyLevel), r.configHash === null ? '?' : r.configHash.slice(0, 12),
     r.local ? '-' : r.sameState === true ? 'same' : r.sameState === false ? 'DIFFERS' : '-',
   ])) + (rows.some((r) => !r.reported) ? "'?': no report from that member (down, unreachable, or a version without member reports)\n" : '')
-    + (rows.some((r) => r.reported && r.applyLevel === null) ? "level '-': a lanha from before apply levels (it applies level 1; cluster/raft/README.md, \"Apply levels\")\n" : '');
+    + (rows.some((r) => r.reported && r.applyLevel === null) ? "level '-': a lanha from before apply levels (it applies level 1; cluster/raft/README.md, \"Apply levels\")\n" : '')
+    + formatLevelHold(rows);
+}
+
+/** LEVEL HELD: the commands this member holds back for members below its apply level, and why ('' when none). */
+export function formatLevelHold(rows: readonly MemberRow[]): string {
+  const own = rows.find((r) => r.local)?.applyLevel ?? null;
+  const hold = own === null ? null : levelHold(memberLevels(rows), own);
+  return hold === null ? '' : `LEVEL HELD: ${levelHoldText(hold)}\n`;
 }
 
 interface ForwardCacheStatus { entries: number; bytes: number; maxEntries: number; maxBytes: number; inFlight: number; maxInFlight: number }

@@ -5,10 +5,11 @@ import { join } from 'node:path';
 import { systemClock } from '../lib/clock.js';
 import { seededRandom } from '../lib/random.js';
 import { createLogger, silentLogger } from '../lib/log.js';
-import { APPLY_LEVEL, BASE_LEVEL, clusterLevel, commandLevel, levelRefusal, proposalCheck, type MemberLevel } from './apply-level.js';
+import { APPLY_LEVEL, BASE_LEVEL, clusterLevel, commandLevel, levelHold, levelHoldText, levelRefusal, proposalCheck, type MemberLevel } from './apply-level.js';
+import { formatMembers } from '../bin/commands-core.js';
 import { RaftStateLog } from './raft-state-log.js';
 import type { Command } from './commands.js';
-import { decodeReport, encodeReport, memberRows, type MemberReport } from './member-status.js';
+import { decodeReport, encodeReport, memberRows, type MemberReport, type MemberRow } from './member-status.js';
 
 // Proves the rule that keeps a rolling upgrade from forking the replicated state: a command is
 // proposed only when every member reports an apply level that has it (members never heard from and
@@ -71,6 +72,28 @@ t.test("the daemon's check over the member rows: a command above level 1 waits f
   t.match(check(merge), `needs apply level ${top} on every member, and witness (lanha 0.1.0, apply level 1: a version before apply levels) cannot apply it`, 'an old witness: refused, named');
   views = { 'lan-b': view(report('lan-b', APPLY_LEVEL)), witness: view(report('witness', APPLY_LEVEL)) };
   t.equal(check(merge), null, 'every member reports the level: proposed');
+});
+
+t.test('what waits for a member unheard from or on a lower level: status says which commands, for whom, why, and what lets them go', async (t) => {
+  const at2 = (name: string): MemberLevel => ({ name, level: 2, version: '0.1.0' });
+  t.equal(levelHold([at2('lan-a'), at2('lan-b'), at2('witness')], 2), null, 'every member at the level: nothing waits');
+  t.equal(levelHold([{ name: 'lan-a', level: 1, version: '0.1.0' }, { name: 'witness', level: null, version: null }], 1), null, 'a level-1 member holds nothing back');
+  const unheard = levelHold([at2('lan-a'), at2('lan-b'), { name: 'witness', level: null, version: null }], 2);
+  t.match(unheard, { from: 2, to: 2, behind: [{ name: 'witness' }] });
+  const text = levelHoldText(unheard!);
+  t.match(text, 'commands of apply level 2 (lease.merge: a lone member\'s degraded DHCP journal merged into the leases; the journal is kept on the disk of the member that wrote it meanwhile) are not proposed');
+  t.match(text, 'witness has sent no report since this node started (down, unreachable, or a version without member reports), so it counts as level 1');
+  t.match(text, 'They go by themselves once every member reports level 2: start or reach witness (lanctl status there; its service, the network to it)');
+  const both = levelHoldText(levelHold([at2('lan-a'), { name: 'lan-b', level: null, version: '0.1.0' }, { name: 'witness', level: null, version: null }], 2)!);
+  t.match(both, 'witness has sent no report since this node started');
+  t.match(both, 'lan-b runs lanha 0.1.0 at apply level 1 (a version before apply levels)');
+  t.match(both, 'start or reach witness (lanctl status there; its service, the network to it), and upgrade lan-b (README, "Upgrading a cluster")');
+  // lanctl status, under the member table, from the rows the daemon sends.
+  const row = (name: string, local: boolean, applyLevel: number | null, reported: boolean): MemberRow => ({ name, local, reported, role: null, leader: null, term: null, commitIndex: null, appliedIndex: null, lagEntries: null, lastContactMs: null, clockOffsetMs: null, offsetMethod: null, version: reported ? '0.1.0' : null, configHash: null, walFsyncP99Ms: null, dnsSerial: null, vipHeld: null, ackAudit: null, applyLevel, sameState: null });
+  const status = formatMembers([row('lan-a', true, 2, true), row('lan-b', false, 2, true), row('witness', false, null, false)]);
+  t.match(status, /^LEVEL HELD: commands of apply level 2 \(lease\.merge: .*witness has sent no report since this node started/m, 'status says what waits and why');
+  t.notMatch(formatMembers([row('lan-a', true, 2, true), row('lan-b', false, 2, true), row('witness', false, 2, true)]), 'LEVEL HELD', 'nothing held: no line');
+  t.notMatch(formatMembers([row('lan-a', true, 1, true), row('lan-b', false, null, false)]), 'LEVEL HELD', 'a member of level 1 holds nothing back');
 });
 
 function scratch(t: { teardown(fn: () => void): void }): string {

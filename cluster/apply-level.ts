@@ -11,8 +11,8 @@ import { LanhaError } from '../lib/errors.js';
 // skipping it and diverging silently. No I/O here.
 //
 // To add a command type or change what an existing one does: give it the next level in
-// COMMAND_LEVEL, raise APPLY_LEVEL to it, and say in cluster/raft/README.md ("Apply levels") what
-// the level adds. TypeScript makes every CommandType have an entry.
+// COMMAND_LEVEL, raise APPLY_LEVEL to it, and say in cluster/raft/README.md ("Apply levels") and in
+// LEVEL_ADDS what the level adds. TypeScript makes every CommandType have an entry.
 
 /** The level of 0.1.0 (488a078) and of every build before levels: the commands listed at 1. */
 export const BASE_LEVEL = 1;
@@ -30,6 +30,11 @@ const COMMAND_LEVEL: Readonly<Record<CommandType, number>> = {
   'vip.takeover': 1, 'noop': 1,
   // Level 2: degraded split-pool DHCP's journal merge (cluster/degraded.ts).
   'lease.merge': 2,
+};
+
+/** What each level above BASE_LEVEL adds, in a few words: status and doctor say what waits for it. */
+const LEVEL_ADDS: Readonly<Record<number, string>> = {
+  2: "lease.merge: a lone member's degraded DHCP journal merged into the leases; the journal is kept on the disk of the member that wrote it meanwhile",
 };
 
 /** The level a member needs to apply `command` (types this build does not know: Infinity). */
@@ -86,4 +91,37 @@ export class EntryTooNewError extends LanhaError {
   constructor(message: string) {
     super('unavailable', message);
   }
+}
+
+/** Commands this member would propose but holds back for other members' levels. */
+export interface LevelHold {
+  /** The levels held back: from the lowest member's level + 1 up to this member's own. */
+  from: number;
+  to: number;
+  /** The members below `to`: never heard from (version null) or reporting a lower level. */
+  behind: MemberLevel[];
+}
+
+/** What the members' levels hold back on a member of level `own` (null: nothing, every member is at `own` or above). */
+export function levelHold(members: readonly MemberLevel[], own: number = APPLY_LEVEL): LevelHold | null {
+  const low = clusterLevel(members);
+  if (low >= own) return null;
+  return { from: low + 1, to: own, behind: members.filter((m) => (m.level ?? BASE_LEVEL) < own) };
+}
+
+/** One line: which commands wait, for which members and why, and what lets them go. */
+export function levelHoldText(hold: LevelHold): string {
+  const levels = [];
+  for (let l = hold.from; l <= hold.to; l++) levels.push(LEVEL_ADDS[l] === undefined ? `level ${l}` : `level ${l} (${LEVEL_ADDS[l]})`);
+  const unheard = hold.behind.filter((m) => m.version === null);
+  const older = hold.behind.filter((m) => m.version !== null);
+  const why = [
+    ...unheard.map((m) => `${m.name} has sent no report since this node started (down, unreachable, or a version without member reports), so it counts as level ${BASE_LEVEL}`),
+    ...older.map((m) => `${m.name} runs lanha ${m.version} at apply level ${m.level ?? `${BASE_LEVEL} (a version before apply levels)`}`),
+  ];
+  const cure = [
+    ...(unheard.length === 0 ? [] : [`start or reach ${unheard.map((m) => m.name).join(' and ')} (lanctl status there; its service, the network to it)`]),
+    ...(older.length === 0 ? [] : [`upgrade ${older.map((m) => m.name).join(' and ')} (README, "Upgrading a cluster")`]),
+  ];
+  return `commands of apply ${levels.join(', ')} are not proposed: ${why.join('; ')}. They go by themselves once every member reports ${hold.from === hold.to ? `level ${hold.to}` : 'their level'}: ${cure.join(', and ')}`;
 }

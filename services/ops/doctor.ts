@@ -5,7 +5,7 @@ import type { Lease } from '../../cluster/fsm.js';
 import type { StateLogStatus } from '../../cluster/state-log.js';
 import type { StabilityReport } from '../../cluster/stability.js';
 import { storageFullText, type StorageFull } from '../../cluster/raft/status-text.js';
-import { BASE_LEVEL } from '../../cluster/apply-level.js';
+import { BASE_LEVEL, levelHold, levelHoldText, memberLevels } from '../../cluster/apply-level.js';
 import { poolUsage, rangeText, type SubnetUsage } from '../dhcp/pool-usage.js';
 import { memberRows, type LocalReport, type MemberView } from '../../cluster/member-status.js';
 import { compareBootFiles } from './boot-files.js';
@@ -307,6 +307,17 @@ function memberFindings(input: DoctorInput, out: Finding[]): void {
   const views = input.members ?? {};
   if (local === undefined) return;
   const rows = memberRows([local.node, ...Object.keys(views)], local, views);
+  // A configured member never heard from counts as level 1: commands of this member's newer levels
+  // wait for it (a lower level a member reports is cluster.apply-level-differs, below).
+  const configured = input.config.cluster?.members.map((m) => m.name) ?? [];
+  const hold = local.applyLevel === undefined ? null : levelHold(memberLevels(memberRows([...new Set([local.node, ...configured, ...Object.keys(views)])], local, views)), local.applyLevel);
+  const unheard = hold?.behind.filter((m) => m.version === null) ?? [];
+  if (hold !== null && unheard.length > 0) {
+    out.push({
+      id: 'cluster.level-held', severity: 'warning', evidence: levelHoldText(hold),
+      fix: `lanctl status on ${unheard.map((m) => m.name).join(' and ')}; check its service and the network to it. Nothing to do by hand once it reports: what waits is proposed then`,
+    });
+  }
   for (const [name, v] of Object.entries(views)) {
     const r = v.report;
     // Builds of one package version may apply different commands: the level says what each applies.

@@ -278,6 +278,25 @@ t.test('doctor across members: which member runs which apply level, and a member
   t.match(stopped[0]?.fix, 'install the lanha version the other members run');
 });
 
+t.test('doctor across members: a configured member never heard from holds commands of a newer level back, and doctor says which and why', async (t) => {
+  const i = input();
+  const config = { ...i.config, cluster: { ...i.config.cluster, members: [{ name: 'lan-a' }, { name: 'lan-b' }, { name: 'witness', role: 'witness' }] } } as unknown as typeof i.config;
+  const local = { node: 'lan-a', version: '0.1.0', configHash: 'same', role: 'leader', leader: 'lan-a', term: 5, commitIndex: 50, appliedIndex: 50, lastIndex: 50, walFsyncP99Ms: 1, bootFiles: null, applyLevel: 2 };
+  const view = (report: Partial<MemberView['report']>): MemberView => ({
+    receivedAt: '', lastContactMs: 300, clockOffsetMs: 0, offsetMethod: 'round-trip', roundTripMs: 1, bootFiles: null,
+    report: { ...local, role: 'follower', sentWallMs: NOW, echo: null, ...report },
+  });
+  const cluster = { mode: 'cluster' as const, role: 'leader' as const, leader: 'lan-a', term: 5, commitIndex: 50, appliedIndex: 50, leaseValid: true };
+  const held = (members: Record<string, MemberView>, over: Partial<typeof local> = {}) => doctorFindings({ config, cluster, pools: [], leases: [], nowMs: NOW, local: { ...local, ...over }, members }).filter((f) => f.id === 'cluster.level-held');
+  const waiting = held({ 'lan-b': view({ node: 'lan-b' }) });
+  t.same(waiting.map((f) => f.severity), ['warning'], 'the witness unheard from: one finding');
+  t.match(waiting[0]?.evidence, 'commands of apply level 2 (lease.merge: a lone member\'s degraded DHCP journal merged into the leases');
+  t.match(waiting[0]?.evidence, 'witness has sent no report since this node started');
+  t.match(waiting[0]?.fix, 'lanctl status on witness; check its service and the network to it');
+  t.same(held({ 'lan-b': view({ node: 'lan-b' }), witness: view({ node: 'witness', role: 'witness' }) }), [], 'every member heard at level 2: nothing');
+  t.same(held({ 'lan-b': view({ node: 'lan-b' }) }, { applyLevel: 1 }), [], 'a member of level 1 holds nothing back');
+});
+
 t.test('doctor across members: a config hash that differs between two builds is expected during the upgrade, between one build a warning', async (t) => {
   const i = input();
   const local = { node: 'lan-a', version: '0.1.0', configHash: 'a'.repeat(64), role: 'leader', leader: 'lan-a', term: 5, commitIndex: 50, appliedIndex: 50, lastIndex: 50, walFsyncP99Ms: 1, bootFiles: null, applyLevel: 2 };

@@ -1,5 +1,7 @@
 import { join, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
+import { MCLT_DEFAULT_MS } from '../cluster/degraded.js';
 import type { LanhaConfig } from '../config/index.js';
 import { loadConfigOffLoop, type OffLoopOptions } from '../config/load-off-loop.js';
 import type { EarlySignals } from './early-signals.js';
@@ -66,13 +68,30 @@ export interface Daemon {
 }
 
 /**
+ * Settings added after 0.1.0 (488a078) with a default, each with that default: while a config holds
+ * the default, the setting is left out of the hash, so a file hashes the same on every version
+ * (0.1.0 never heard of it) and doctor's cluster.config-differs stays quiet through a rolling
+ * upgrade; set to anything else, it is hashed (two members running different settings differ).
+ * A new setting with a default goes here, or `cluster/upgrade-golden.test.ts` fails: 0.1.0's
+ * example files must hash as that release reported.
+ */
+const ADDED_WITH_DEFAULT: ReadonlyArray<{ path: readonly [string, string]; value: unknown }> = [
+  { path: ['dhcp', 'degraded'], value: { enabled: false, mclt: MCLT_DEFAULT_MS } },
+];
+
+/**
  * A fingerprint of the running config without what may differ per member: the `node:` block, `http:`
  * (where each member's pages listen) and interface names (`dhcp.interface`, `vip.interface`: eth0 on
- * one board, end0 on another). Equal on members that run the same file, so doctor can compare them.
+ * one board, end0 on another), nor settings added since 0.1.0 while they hold their defaults
+ * (ADDED_WITH_DEFAULT). Equal on members that run the same file, so doctor can compare them.
  */
 export function configHash(config: LanhaConfig): string {
   const { node: _node, http: _http, ...shared } = config;
-  return createHash('sha256').update(JSON.stringify(shared, (key, value: unknown) => (key === 'interface' ? undefined : value))).digest('hex');
+  const atDefault = (holder: unknown, key: string): boolean => ADDED_WITH_DEFAULT.some(({ path: [block, name], value }) =>
+    name === key && holder === (shared as Record<string, unknown>)[block] && isDeepStrictEqual((holder as Record<string, unknown>)[key], value));
+  return createHash('sha256').update(JSON.stringify(shared, function (this: unknown, key, value: unknown) {
+    return key === 'interface' || atDefault(this, key) ? undefined : value;
+  })).digest('hex');
 }
 
 const BOOT_SCAN_MS = 60_000;

@@ -1007,15 +1007,18 @@ export async function startDhcp(context: ServiceContext): Promise<RunningService
 
 /**
  * Three ARP probes for the VIP, 100 ms apart, in duplicate-address-detection mode (arping -D: no
- * source address, so no neighbour learns this node for it): 'answered' when some host replied.
+ * source address, so no neighbour learns this node for it), each waiting up to 1 s for a reply:
+ * 'answered' when some host replied to any. iputils arping takes whole seconds only (its -i 0.1 is
+ * refused), so the three are three processes started 100 ms apart.
  */
 function probeVipArp(address: Ipv4, device: string | undefined): Promise<'answered' | 'silent' | { failed: string }> {
-  const args = ['-D', '-q', '-c', '3', '-i', '0.1', '-w', '1', ...(device === undefined ? [] : ['-I', device]), formatIpv4(address)];
-  return new Promise((resolve) => {
-    execFile('arping', args, { timeout: 3000 }, (error, _stdout, stderr) => {
-      if (error === null) { resolve('silent'); return; }
-      if (error.code === 1) { resolve('answered'); return; }
-      resolve({ failed: `arping ${args.join(' ')}: ${String(stderr).trim() || error.message}` });
-    });
+  const args = ['-D', '-q', '-c', '1', '-w', '1', ...(device === undefined ? [] : ['-I', device]), formatIpv4(address)];
+  const one = (delayMs: number): Promise<'answered' | 'silent' | { failed: string }> => new Promise((resolve) => {
+    setTimeout(() => execFile('arping', args, { timeout: 3000 }, (error, _stdout, stderr) => {
+      if (error === null) resolve('silent');
+      else if (error.code === 1) resolve('answered');
+      else resolve({ failed: `arping ${args.join(' ')}: ${String(stderr).trim() || error.message}` });
+    }), delayMs);
   });
+  return Promise.all([one(0), one(100), one(200)]).then((r) => r.find((x) => typeof x !== 'string') ?? (r.includes('answered') ? 'answered' : 'silent'));
 }

@@ -57,7 +57,7 @@ export interface VipClusterOptions {
   /** Extra keys for each server's vip: block, e.g. "drainTimeout: 20s". */
   vipExtra?: string;
   /** Serve DHCP on the servers (pool 10.66.0.100-199, server id the VIP), lease names in lab.test. */
-  dhcp?: { leaseTime: string; renewTime: string; rebindTime: string };
+  dhcp?: { leaseTime: string; renewTime: string; rebindTime: string; /** One more line of the dhcp: block, e.g. "degraded: { enabled: true, mclt: 1m }". */ extra?: string };
   /** Put each server's stateDir on its own tmpfs of this size (a disk that can fill up). */
   tmpfsStateMiB?: number;
   /** cluster.electionTimeout (default 500ms): longer keeps leadership still on an overloaded test machine. */
@@ -141,6 +141,7 @@ export async function vipCluster(lab: Lab, mode: 'fast' | 'strict', options: Vip
           'dhcp:',
           `  interface: ${m.host.ifname}`,
           `  serverId: ${VIP}`,
+          ...(options.dhcp.extra === undefined ? [] : [`  ${options.dhcp.extra}`]),
           '  subnets:',
           '    - subnet: 10.66.0.0/24',
           '      pools: [10.66.0.100-10.66.0.199]',

@@ -5,7 +5,7 @@ import type { Lease } from '../../cluster/fsm.js';
 import type { StateLogStatus } from '../../cluster/state-log.js';
 import type { StabilityReport } from '../../cluster/stability.js';
 import { storageFullText, type StorageFull } from '../../cluster/raft/status-text.js';
-import { BASE_LEVEL, levelHold, levelHoldText, memberLevels } from '../../cluster/apply-level.js';
+import { BASE_LEVEL, commandLevel, levelHold, levelHoldText, memberLevels, type LevelHold } from '../../cluster/apply-level.js';
 import { poolUsage, rangeText, type SubnetUsage } from '../dhcp/pool-usage.js';
 import { memberRows, type LocalReport, type MemberView } from '../../cluster/member-status.js';
 import { compareBootFiles } from './boot-files.js';
@@ -214,7 +214,11 @@ function degradedFindings(input: DoctorInput, out: Finding[]): void {
   if (d.active) {
     out.push({ id: 'dhcp.degraded', severity: 'warning', evidence: degradedText(d).trim(), fix: `bring back a quorum (start ${d.partner} or the witness; lanctl status on them): DHCP then leaves degraded mode at once and the journal is merged into the log` });
   } else if (d.journal.pending > 0) {
-    out.push({ id: 'dhcp.degraded-journal', severity: 'warning', evidence: `${d.journal.pending} bindings this member granted alone wait in ${d.journal.path} to be merged into the log`, fix: 'the leader merges them once every member reports apply level 2 (lanctl status: level column); dhcp.degraded_merge_waits in the log says why not yet' });
+    // What holds the merge back, when it is the members' levels: said here, where the journal is.
+    const hold = levelHoldOf(input);
+    const merge = commandLevel({ type: 'lease.merge' });
+    const held = hold !== null && merge >= hold.from && merge <= hold.to ? `; the merge is held back: ${levelHoldText(hold)}` : '';
+    out.push({ id: 'dhcp.degraded-journal', severity: 'warning', evidence: `${d.journal.pending} bindings this member granted alone wait in ${d.journal.path} to be merged into the log${held}`, fix: held !== '' ? `lanctl status on ${hold!.behind.map((m) => m.name).join(' and ')}: start or reach it, or upgrade it to apply level ${merge}; once every member reports that level the leader merges the journal by itself` : `the leader merges them once every member reports apply level ${merge} (lanctl status: level column); dhcp.degraded_merge_waits in the log says why not yet` });
   }
   for (const [node, m] of Object.entries(d.merged)) {
     if (m.conflicts > 0) out.push({ id: 'dhcp.degraded-conflicts', severity: 'error', evidence: `merging ${node}'s degraded journals found ${m.conflicts} bindings that overlapped another client's (an address on two MACs: a bug by construction)`, fix: 'lanctl leases --all and doctor\'s dhcp.duplicate findings name the addresses; report it with the journal and the log' });
@@ -301,6 +305,15 @@ function workerFindings(input: DoctorInput, out: Finding[]): void {
   }
 }
 
+/** What this member holds back for members below its apply level, over every configured member (null: nothing, or no reports). */
+function levelHoldOf(input: DoctorInput): LevelHold | null {
+  const local = input.local;
+  if (local?.applyLevel === undefined) return null;
+  const views = input.members ?? {};
+  const configured = input.config.cluster?.members.map((m) => m.name) ?? [];
+  return levelHold(memberLevels(memberRows([...new Set([local.node, ...configured, ...Object.keys(views)])], local, views)), local.applyLevel);
+}
+
 /** Cross-member checks from the members' own reports: config, version, clock, lag, silence. */
 function memberFindings(input: DoctorInput, out: Finding[]): void {
   const local = input.local;
@@ -309,8 +322,7 @@ function memberFindings(input: DoctorInput, out: Finding[]): void {
   const rows = memberRows([local.node, ...Object.keys(views)], local, views);
   // A configured member never heard from counts as level 1: commands of this member's newer levels
   // wait for it (a lower level a member reports is cluster.apply-level-differs, below).
-  const configured = input.config.cluster?.members.map((m) => m.name) ?? [];
-  const hold = local.applyLevel === undefined ? null : levelHold(memberLevels(memberRows([...new Set([local.node, ...configured, ...Object.keys(views)])], local, views)), local.applyLevel);
+  const hold = levelHoldOf(input);
   const unheard = hold?.behind.filter((m) => m.version === null) ?? [];
   if (hold !== null && unheard.length > 0) {
     out.push({

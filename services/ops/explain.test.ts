@@ -295,6 +295,17 @@ t.test('doctor across members: a configured member never heard from holds comman
   t.match(waiting[0]?.fix, 'lanctl status on witness; check its service and the network to it');
   t.same(held({ 'lan-b': view({ node: 'lan-b' }), witness: view({ node: 'witness', role: 'witness' }) }), [], 'every member heard at level 2: nothing');
   t.same(held({ 'lan-b': view({ node: 'lan-b' }) }, { applyLevel: 1 }), [], 'a member of level 1 holds nothing back');
+  // A degraded journal waiting on this member: its finding says what holds the merge back.
+  const degraded = { enabled: true, active: false, since: null, mcltMs: 3_600_000, ownHalf: ['10.50.0.100-10.50.0.149'], partner: 'lan-b', promise: '', notDegradedBecause: 'the cluster has a quorum',
+    journal: { path: '/var/lib/lanha/dhcp-degraded.journal', id: 'j1', pending: 7 }, merged: {}, counters: {} };
+  const journal = (members: Record<string, MemberView>) => doctorFindings({ config, cluster, pools: [], leases: [], nowMs: NOW, local, members, dhcp: { degraded } }).find((f) => f.id === 'dhcp.degraded-journal');
+  const waitingJournal = journal({ 'lan-b': view({ node: 'lan-b' }) });
+  t.match(waitingJournal?.evidence, '7 bindings this member granted alone wait in /var/lib/lanha/dhcp-degraded.journal to be merged into the log; the merge is held back: commands of apply level 2 (lease.merge');
+  t.match(waitingJournal?.evidence, 'witness has sent no report since this node started');
+  t.match(waitingJournal?.fix, 'lanctl status on witness: start or reach it, or upgrade it to apply level 2');
+  const notHeld = journal({ 'lan-b': view({ node: 'lan-b' }), witness: view({ node: 'witness', role: 'witness' }) });
+  t.notMatch(notHeld?.evidence, 'held back', 'every member at level 2: the journal waits for something else');
+  t.match(notHeld?.fix, 'dhcp.degraded_merge_waits in the log says why not yet');
 });
 
 t.test('doctor across members: a config hash that differs between two builds is expected during the upgrade, between one build a warning', async (t) => {

@@ -167,13 +167,17 @@ const deployCancel: CliCommand = {
 const deployJobs: CliCommand = {
   path: ['deploy', 'jobs'],
   positionalsMax: 1,
-  summary: 'deploy jobs (the last 20) with their state, or one job per node',
-  usage: 'deploy jobs [JOB] [--json] [--config FILE | --socket PATH]',
-  options: { ...DAEMON_OPTIONS, json: { type: 'boolean' } },
-  optionHelp: [['--json', 'print JSON for scripts'], ...DAEMON_OPTION_HELP],
+  summary: 'deploy jobs (the last 20) with their state, or one job per node; --follow watches one to its end',
+  usage: 'deploy jobs [JOB [--follow]] [--json] [--config FILE | --socket PATH]',
+  options: { ...DAEMON_OPTIONS, json: { type: 'boolean' }, follow: { type: 'boolean', short: 'f' } },
+  optionHelp: [['-f, --follow', 'follow JOB live to its end, as `deploy rootfs` does (Ctrl-C stops following; the job runs on)'], ['--json', 'print JSON for scripts'], ...DAEMON_OPTION_HELP],
   async run(args, io) {
     const socket = resolveSocket(args.values);
     const id = args.positionals[0];
+    if (args.values['follow'] === true) {
+      if (id === undefined) throw new LanhaError('usage', 'name the JOB to follow: lanctl deploy jobs JOB --follow (lanctl deploy jobs lists them)', ExitCode.usage);
+      return followJob(socket, id, io, { json: args.values['json'] === true, detachOnInterrupt: true });
+    }
     if (id !== undefined) {
       const body = await callDaemonOk(socket, 'GET', `/v1/deploy/jobs?job=${encodeURIComponent(id)}`) as { job: Job; timings?: JobTimings };
       if (args.values['json'] === true) { io.out(JSON.stringify(body.timings ? { ...body.job, timings: body.timings } : body.job, null, 2) + '\n'); return ExitCode.ok; }
@@ -248,15 +252,21 @@ const nodesTrust: CliCommand = {
 };
 
 /**
- * Follows a job until it ends; Ctrl-C cancels it. Returns 0 when every node is done. With `json`, no
- * progress lines: the ended job as `lanctl deploy jobs JOB --json` prints it. A daemon lost on the way
- * (stopped, or killed with the leader) is named with the job, which lives on in the log.
+ * Follows a job until it ends; Ctrl-C cancels it (with `detachOnInterrupt`, the command that started
+ * the job is not this one: Ctrl-C only stops following, exit 130). Returns 0 when every node is done.
+ * With `json`, no progress lines: the ended job as `lanctl deploy jobs JOB --json` prints it. A daemon
+ * lost on the way (stopped, or killed with the leader) is named with the job, which lives on in the log.
  */
-export async function followJob(socket: string, id: string, io: CliIo, options: { json?: boolean } = {}): Promise<number> {
+export async function followJob(socket: string, id: string, io: CliIo, options: { json?: boolean; detachOnInterrupt?: boolean } = {}): Promise<number> {
   const json = options.json === true;
   const tty = !json && process.stdout.isTTY === true;
   let cancelling = false;
   const onSigint = (): void => {
+    if (options.detachOnInterrupt === true) {
+      io.err(`\nstopped following job ${id}; it runs on (\`lanctl deploy jobs ${id} --follow\` follows it again, \`lanctl deploy cancel ${id}\` stops it)\n`);
+      // The long poll in flight would hold the process up to its wait: nothing more is read or written.
+      process.exit(130);
+    }
     if (cancelling) return;
     cancelling = true;
     io.err('\nstopping the job (its rsync processes are ended by PID) ...\n');

@@ -1,12 +1,18 @@
 // `lanctl deploy rootfs|push|resume` follow their job through the daemon; a daemon lost on the way
 // (stopped, or the leader killed) ends the command with the job named and how to find and finish
-// it, exit 3, not just "cannot talk to the daemon".
+// it, exit 3, not just "cannot talk to the daemon". `lanctl deploy jobs JOB --follow` follows a job
+// started elsewhere (--detach, another operator): Ctrl-C stops following and leaves the job running.
 import t from 'tap';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
 import { followJob } from '../../bin/commands-deploy.js';
 import { ExitCode, LanhaError } from '../../lib/errors.js';
+import { ControlServer } from '../../lib/control-server.js';
+import { silentLogger } from '../../lib/log.js';
+import { runLanctl } from '../support/daemon.js';
+import { LANCTL } from '../support/paths.js';
 
 t.test('a daemon that is gone while a job is followed: the job and the commands that find and finish it', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'lanha-follow-'));
@@ -23,4 +29,49 @@ t.test('a daemon that is gone while a job is followed: the job and the commands 
   out.length = 0;
   await followJob(join(dir, 'gone.sock'), 'j2', io, { json: true }).catch(() => undefined);
   t.same(out, [], '--json prints nothing but the ended job');
+});
+
+t.test('deploy jobs JOB --follow: follows a detached job; Ctrl-C detaches, never cancels', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'lanha-follow-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  // A daemon's deploy routes as they answer: one job running (its long poll answers after its wait),
+  // one done. Every cancel is counted.
+  const socket = join(dir, 'control.sock');
+  const server = new ControlServer(socket, silentLogger);
+  let cancels = 0;
+  const node = (state: string) => ({ name: 'c1', state, at: 1, bytes: 5, total: 10 });
+  const job = (id: string, state: string) => ({ id, kind: 'rootfs', state, member: 'lan-a', startedAt: 1, dryRun: false, generation: 'ab'.repeat(32), nodes: [node(state)] });
+  server.routes({
+    'GET /v1/deploy/jobs': async ({ query }) => {
+      const id = query.get('job');
+      if (id === 'j-done') return { status: 200, body: { job: job(id, 'done'), live: [], active: false, version: 1 } };
+      if (query.get('after') !== null) await new Promise((r) => setTimeout(r, 2000));
+      return { status: 200, body: { job: job('j-run', 'running'), live: [{ node: 'c1', phase: 'sync', progress: { bytes: 5, percent: 50, rate: '1.00MB/s', eta: '0:00:05' }, at: 1 }], active: true, version: 1 } };
+    },
+    'POST /v1/deploy/cancel': async () => { cancels++; return { status: 200, body: { job: job('j-run', 'interrupted') } }; },
+  });
+  await server.listen();
+  t.teardown(() => server.close());
+
+  const done = await runLanctl(['deploy', 'jobs', 'j-done', '--follow', '--socket', socket], { timeoutMs: 30_000 });
+  t.equal(done.code, 0, done.stderr);
+  t.match(done.stdout, /c1\s+done[\s\S]*job j-done: done/, 'an ended job: its summary, exit 0');
+  const usage = await runLanctl(['deploy', 'jobs', '--follow', '--socket', socket], { timeoutMs: 30_000 });
+  t.equal(usage.code, 2);
+  t.match(usage.stderr, /name the JOB to follow/);
+
+  const child = spawn(process.execPath, [LANCTL, 'deploy', 'jobs', 'j-run', '--follow', '--socket', socket], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+  child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+  for (let i = 0; i < 200 && !/c1\s+running/.test(out); i++) await new Promise((r) => setTimeout(r, 50));
+  t.match(out, /^job j-run\nc1\s+running/, 'it follows the job live');
+  const started = performance.now();
+  child.kill('SIGINT');
+  const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+  t.equal(code, 130, err);
+  t.ok(performance.now() - started < 1500, 'at once, not after the long poll');
+  t.match(err, 'stopped following job j-run; it runs on (`lanctl deploy jobs j-run --follow` follows it again, `lanctl deploy cancel j-run` stops it)');
+  t.equal(cancels, 0, 'the job was not cancelled');
 });

@@ -7,8 +7,9 @@
 import t from 'tap';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { requireLab, stopChild, withLab } from '../support/netns.js';
-import { vipCluster, type VipNode } from './vip-lab.js';
+import { execFile } from 'node:child_process';
+import { requireLab, stopChild, withLab, type Lab, type LabHost } from '../support/netns.js';
+import { vipCluster, type VipCluster, type VipNode } from './vip-lab.js';
 import { lastEnv, recordingScript, waitFor } from './dhcp-lab.js';
 import { runLanctl } from '../support/daemon.js';
 import { parseIpv4 } from '../../lib/ipv4.js';
@@ -17,7 +18,30 @@ t.setTimeout(300_000);
 
 interface LeaseRow { ip: string; mac: string; state: string }
 
-t.test('lan-b and the witness killed: lan-a serves udhcpc from its half, leases <= MCLT; merged on their return', async (t) => {
+/** busybox udhcpc in `host` until it is bound (or 30 s): its ip and lease time; stopped after. */
+async function udhcpcBound(host: LabHost, work: string, name: string): Promise<{ ip: string | undefined; lease: number }> {
+  const script = recordingScript(work, name, 'case "$1" in bound|renew) ip addr replace "$ip/$subnet" dev "$interface";; esac');
+  const child = host.spawn('udhcpc', ['-i', host.ifname, '-f', '-t', '10', '-T', '1', '-s', script]);
+  try {
+    const envText = (): string => (existsSync(join(work, `${name}.env`)) ? readFileSync(join(work, `${name}.env`), 'utf8') : '');
+    const env = await waitFor(() => lastEnv(envText(), /^bound/), 30_000);
+    return { ip: env?.get('ip'), lease: Number(env?.get('lease')) };
+  } finally {
+    await stopChild(child);
+  }
+}
+
+const leasesOf = async (node: VipNode, all = false): Promise<LeaseRow[]> => {
+  const r = await runLanctl(['leases', '--json', ...(all ? ['--all'] : []), '--socket', node.socket]);
+  return r.code === 0 ? JSON.parse(r.stdout) as LeaseRow[] : [];
+};
+const inRange = (ip: string | undefined, first: string, last: string): boolean => {
+  const n = parseIpv4(ip ?? '') ?? 0;
+  return n >= parseIpv4(first)! && n <= parseIpv4(last)!;
+};
+
+/** The lab cluster with dhcp.degraded on (MCLT 1m), started and steady; removed after `body`. */
+async function degradedLab(t: Parameters<typeof requireLab>[0] & { ok: (v: unknown, m: string) => unknown }, body: (lab: Lab, c: VipCluster, a: VipNode, b: VipNode) => Promise<void>): Promise<void> {
   if (!requireLab(t, ['udhcpc', 'arping'])) return;
   await withLab(async (lab) => {
     const c = await vipCluster(lab, 'fast', { electionTimeout: '1500ms', dhcp: { leaseTime: '1h', renewTime: '30m', rebindTime: '50m', extra: 'degraded: { enabled: true, mclt: 1m }' } });
@@ -25,53 +49,91 @@ t.test('lan-b and the witness killed: lan-a serves udhcpc from its half, leases 
       const [a, b] = c.servers as [VipNode, VipNode];
       await Promise.all([a, b, c.witness].map((n) => c.start(n)));
       await c.waitSteady(500, 60_000);
-      b.daemon!.child.kill('SIGKILL');
-      c.witness.daemon!.child.kill('SIGKILL');
-      const killedAt = performance.now();
-      const status = async (): Promise<string> => (await runLanctl(['status', '--socket', a.socket])).stdout;
-      const degradedAt = await waitFor(async () => (/DEGRADED since/.test(await status()) ? performance.now() : null), 60_000);
-      if (degradedAt === null) t.comment(await status());
-      t.ok(degradedAt !== null, 'lan-a says DEGRADED');
-      t.ok(degradedAt! - killedAt >= 5000, `not before 5 s without a quorum (${Math.round(degradedAt! - killedAt)} ms)`);
-      t.match(await status(), /ACKed leases durable on this node only/, 'with the weakened promise');
-
-      const work = c.dir;
-      const host = await lab.addHost('udh', null);
-      const script = recordingScript(work, 'udhcpc', 'case "$1" in bound|renew) ip addr replace "$ip/$subnet" dev "$interface";; esac');
-      const child = host.spawn('udhcpc', ['-i', host.ifname, '-f', '-t', '10', '-T', '1', '-s', script]);
-      let ip: string | undefined;
-      let mac: string | undefined;
-      try {
-        const envText = (): string => (existsSync(join(work, 'udhcpc.env')) ? readFileSync(join(work, 'udhcpc.env'), 'utf8') : '');
-        const env = await waitFor(() => lastEnv(envText(), /^bound/), 30_000);
-        t.ok(env, 'udhcpc got a lease from lan-a alone');
-        ip = env?.get('ip');
-        const n = parseIpv4(ip ?? '') ?? 0;
-        t.ok(n >= parseIpv4('10.66.0.100')! && n <= parseIpv4('10.66.0.149')!, `${ip} is in lan-a's half (10.66.0.100-149)`);
-        t.ok(Number(env?.get('lease')) <= 60, `lease ${env?.get('lease')} s <= MCLT (60 s)`);
-        const rows = JSON.parse((await runLanctl(['leases', '--json', '--socket', a.socket])).stdout) as LeaseRow[];
-        mac = rows.find((r) => r.ip === ip)?.mac;
-        t.ok(mac !== undefined, `lan-a's lanctl leases shows ${ip}`);
-      } finally {
-        await stopChild(child);
-      }
-
-      const healedAt = performance.now();
-      await Promise.all([c.witness, b].map((n) => c.start(n)));
-      const merged = await waitFor(async () => {
-        const r = await runLanctl(['leases', '--json', '--socket', b.socket]);
-        if (r.code !== 0) return null;
-        return (JSON.parse(r.stdout) as LeaseRow[]).find((l) => l.ip === ip && l.mac === mac) ?? null;
-      }, 60_000);
-      t.ok(merged, `lan-b's lanctl leases shows ${ip} for ${mac} ${Math.round(performance.now() - healedAt)} ms after lan-b and the witness were started`);
-      const all = JSON.parse((await runLanctl(['leases', '--json', '--all', '--socket', b.socket])).stdout) as LeaseRow[];
-      const bound = all.filter((l) => l.state === 'bound');
-      t.equal(new Set(bound.map((l) => l.ip)).size, bound.length, 'no address bound to two MACs');
-      t.notMatch((await runLanctl(['doctor', '--socket', b.socket])).stdout, /dhcp\.degraded-conflicts/, 'doctor finds no merge conflict');
+      await body(lab, c, a, b);
     } finally {
       await c.stopSampler();
       c.cleanup();
     }
     t.ok(lab.resolvConfUnchanged(), 'the host /etc/resolv.conf was not touched');
   });
+}
+
+t.test('lan-b and the witness killed: lan-a serves udhcpc from its half, leases <= MCLT; merged on their return', async (t) => {
+  await degradedLab(t, async (lab, c, a, b) => {
+    b.daemon!.child.kill('SIGKILL');
+    c.witness.daemon!.child.kill('SIGKILL');
+    const killedAt = performance.now();
+    const status = async (): Promise<string> => (await runLanctl(['status', '--socket', a.socket])).stdout;
+    const degradedAt = await waitFor(async () => (/DEGRADED since/.test(await status()) ? performance.now() : null), 60_000);
+    if (degradedAt === null) t.comment(await status());
+    t.ok(degradedAt !== null, 'lan-a says DEGRADED');
+    t.ok(degradedAt! - killedAt >= 5000, `not before 5 s without a quorum (${Math.round(degradedAt! - killedAt)} ms)`);
+    t.match(await status(), /ACKed leases durable on this node only/, 'with the weakened promise');
+
+    const got = await udhcpcBound(await lab.addHost('udh', null), c.dir, 'udhcpc');
+    const ip = got.ip;
+    t.ok(ip !== undefined, 'udhcpc got a lease from lan-a alone');
+    t.ok(inRange(ip, '10.66.0.100', '10.66.0.149'), `${ip} is in lan-a's half (10.66.0.100-149)`);
+    t.ok(got.lease <= 60, `lease ${got.lease} s <= MCLT (60 s)`);
+    const mac = (await leasesOf(a)).find((r) => r.ip === ip)?.mac;
+    t.ok(mac !== undefined, `lan-a's lanctl leases shows ${ip}`);
+
+    const healedAt = performance.now();
+    await Promise.all([c.witness, b].map((n) => c.start(n)));
+    const upAt = performance.now();
+    const merged = await waitFor(async () => {
+      const r = await runLanctl(['leases', '--json', '--socket', b.socket]);
+      if (r.code !== 0) return null;
+      return (JSON.parse(r.stdout) as LeaseRow[]).find((l) => l.ip === ip && l.mac === mac) ?? null;
+    }, 60_000);
+    t.ok(merged, `lan-b's lanctl leases shows ${ip} for ${mac} ${Math.round(performance.now() - upAt)} ms after lan-b and the witness were up (${Math.round(upAt - healedAt)} ms to start them)`);
+    const all = JSON.parse((await runLanctl(['leases', '--json', '--all', '--socket', b.socket])).stdout) as LeaseRow[];
+    const bound = all.filter((l) => l.state === 'bound');
+    t.equal(new Set(bound.map((l) => l.ip)).size, bound.length, 'no address bound to two MACs');
+    t.notMatch((await runLanctl(['doctor', '--socket', b.socket])).stdout, /dhcp\.degraded-conflicts/, 'doctor finds no merge conflict');
+  });
 });
+
+t.test('LAN split: lan-a and the witness on one segment, lan-b alone with a client on the other; both serve; healed, merged, no address on two MACs', async (t) => {
+  await degradedLab(t, async (lab, c, a, b) => {
+    const cliA = await lab.addHost('ca', null);
+    const cliB = await lab.addHost('cb', null);
+    // The second segment: a bridge of its own in the switch namespace; lan-b's and cliB's ports move to it.
+    const br2 = `${lab.bridge}2`;
+    const sw = (...args: string[]): Promise<void> => run('ip', ['-n', lab.switchNs, ...args]);
+    await sw('link', 'add', br2, 'type', 'bridge');
+    await sw('link', 'set', br2, 'up');
+    const port = (h: LabHost): string => h.ifname.replace(/a$/, 'b');
+    for (const h of [b.host, cliB]) await sw('link', 'set', port(h), 'master', br2);
+    const splitAt = performance.now();
+    const status = async (n: VipNode): Promise<string> => (await runLanctl(['status', '--socket', n.socket])).stdout;
+    const degradedAt = await waitFor(async () => (/DEGRADED since/.test(await status(b)) ? performance.now() : null), 60_000);
+    if (degradedAt === null) t.comment(await status(b));
+    t.ok(degradedAt !== null, `lan-b, alone on its segment, says DEGRADED (${degradedAt === null ? '-' : Math.round(degradedAt - splitAt)} ms after the split)`);
+    t.notMatch(await status(a), /DEGRADED since/, 'lan-a, with the witness, is not degraded');
+    const onB = await udhcpcBound(cliB, c.dir, 'udhcpc-b');
+    t.ok(inRange(onB.ip, '10.66.0.150', '10.66.0.199'), `the client on lan-b's segment got ${onB.ip} of lan-b's half (10.66.0.150-199)`);
+    t.ok(onB.lease <= 60, `lease ${onB.lease} s <= MCLT`);
+    const onA = await udhcpcBound(cliA, c.dir, 'udhcpc-a');
+    t.ok(inRange(onA.ip, '10.66.0.100', '10.66.0.149'), `the client on lan-a's segment got ${onA.ip} of lan-a's half from the leader`);
+    t.equal(onA.lease, 3600, 'the leader with a quorum grants the subnet\'s lease time');
+
+    for (const h of [b.host, cliB]) await sw('link', 'set', port(h), 'master', lab.bridge);
+    const healedAt = performance.now();
+    const merged = await waitFor(async () => ((await leasesOf(a)).some((l) => l.ip === onB.ip) ? performance.now() : null), 60_000);
+    t.ok(merged !== null, `lan-b's binding ${onB.ip} is in the log (lan-a's lanctl leases) ${merged === null ? '-' : Math.round(merged - healedAt)} ms after the heal`);
+    t.ok(await waitFor(async () => (/DEGRADED since/.test(await status(b)) ? null : true), 30_000), 'lan-b left degraded mode');
+    for (const n of [a, b]) {
+      const bound = (await waitFor(async () => { const l = await leasesOf(n, true); return l.some((x) => x.ip === onB.ip) && l.some((x) => x.ip === onA.ip) ? l : null; }, 30_000) ?? []).filter((l) => l.state === 'bound');
+      t.ok(bound.some((l) => l.ip === onA.ip) && bound.some((l) => l.ip === onB.ip), `${n.name} holds both segments' bindings`);
+      t.equal(new Set(bound.map((l) => l.ip)).size, bound.length, `${n.name}: no address bound to two MACs`);
+    }
+    t.notMatch((await runLanctl(['doctor', '--socket', a.socket])).stdout, /dhcp\.degraded-conflicts/, 'doctor finds no merge conflict');
+  });
+});
+
+function run(command: string, args: readonly string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    execFile(command, [...args], { timeout: 10_000 }, (error, _stdout, stderr) => (error ? reject(new Error(`${command} ${args.join(' ')}: ${stderr}`)) : resolve()));
+  });
+}

@@ -5,6 +5,7 @@
 // ACK; lanctl status says DEGRADED and the weakened promise. Then lan-b and the witness start again:
 // the journal is merged into the log as one lease.merge entry (0 conflicts), lan-b's `lanctl leases`
 // shows the binding, and lan-a's journal is cleared. The same config with degraded off stays silent.
+// A member restarted alone on an empty state directory (rule 6) never goes degraded.
 import t from 'tap';
 import { mkdtempSync, rmSync, writeFileSync, statSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -123,4 +124,18 @@ t.test('with dhcp.degraded off (the default) a member alone stays silent', async
   await c.stop('witness');
   await new Promise((r) => setTimeout(r, 7000));
   await t.rejects(dhcpProbe({ server: '127.0.0.1', port: c.dhcpPorts['lan-a']!, mac: '52:54:00:00:70:09', timeoutMs: 2000 }), 'no answer without a quorum');
+});
+
+t.test('a member whose state directory was lost does not go degraded (HA.md degraded rule 6)', async (t) => {
+  const c = await cluster(t, true);
+  await until('a LAN node leads', () => c.daemons.get('lan-a')!.state.isLeader() || c.daemons.get('lan-b')!.state.isLeader(), 30_000);
+  for (const name of ['lan-b', 'witness', 'lan-a']) await c.stop(name);
+  // A dead SD card: lan-a comes back with an empty state directory, alone.
+  rmSync(join(c.dir, 'lan-a'), { recursive: true, force: true });
+  await c.start('lan-a');
+  const a = c.daemons.get('lan-a')!;
+  await new Promise((r) => setTimeout(r, 8000));
+  t.notOk(degradedActive(a), 'not degraded after 8 s alone');
+  t.match(a.services.find((s) => s.name === 'dhcp')?.status()['degraded'], { notDegradedBecause: /rule 6/ }, 'and says why');
+  await t.rejects(dhcpProbe({ server: '127.0.0.1', port: c.dhcpPorts['lan-a']!, mac: '52:54:00:00:70:0a', timeoutMs: 2000 }), 'DHCP stays silent');
 });

@@ -18,6 +18,7 @@ import { dhcpProbe } from '../../services/dhcp/probe.js';
 import { parseIpv4 } from '../../lib/ipv4.js';
 import { freePorts, freeUdpPorts } from '../support/ports.js';
 import { runLanctl } from '../support/daemon.js';
+import { httpGetText } from '../support/http-get.js';
 import { until } from '../support/state-log.js';
 import { DEGRADED_JOURNAL_FILE, readJournal } from '../../services/dhcp/degraded-journal.js';
 
@@ -29,8 +30,9 @@ async function cluster(t: { teardown(fn: () => Promise<void>): void }, degraded:
   const dir = mkdtempSync(join(tmpdir(), 'lanha-degraded-'));
   const keyFile = join(dir, 'cluster.key');
   writeFileSync(keyFile, randomBytes(32).toString('hex'), { mode: 0o600 });
-  const [r1, r2, r3] = await freePorts(3);
+  const [r1, r2, r3, h1, h2] = await freePorts(5);
   const raftPorts = [r1!, r2!, r3!];
+  const httpPorts: Record<string, number> = { 'lan-a': h1!, 'lan-b': h2! };
   const [d1, d2] = await freeUdpPorts(2);
   const dhcpPorts: Record<string, number> = { 'lan-a': d1!, 'lan-b': d2! };
   const configs = new Map<string, ReturnType<typeof parseConfig>>(names.map((name, i) => {
@@ -42,7 +44,8 @@ cluster:
   electionTimeout: 1500ms
   members:
 ${names.map((n, j) => `    - { name: ${n}, address: 127.0.0.1, port: ${raftPorts[j]}${n === 'witness' ? ', role: witness' : ''} }`).join('\n')}
-${lan ? `dhcp:
+${lan ? `http: { listen: "127.0.0.1:${httpPorts[name]}" }
+dhcp:
   port: ${dhcpPorts[name]}
   listen: 127.0.0.1
   degraded: { enabled: ${degraded}, mclt: 1m }
@@ -60,7 +63,7 @@ ${lan ? `dhcp:
   const start = async (name: string): Promise<void> => { daemons.set(name, await startDaemon(configs.get(name)!, { log: silentLogger })); };
   const stop = async (name: string): Promise<void> => { await daemons.get(name)!.stop(); daemons.delete(name); };
   for (const name of names) await start(name);
-  return { dir, dhcpPorts, daemons, start, stop };
+  return { dir, dhcpPorts, httpPorts, daemons, start, stop };
 }
 
 /** The DHCP service's degraded mode, as its status says it. */
@@ -99,6 +102,9 @@ t.test('lan-a alone goes degraded after 5 s, answers from its half with leases <
   t.match(human.stdout, /DEGRADED since .*ACKed leases durable on this node only/, 'lanctl status says DEGRADED and the weakened promise');
   const doctor = await runLanctl(['doctor', '--socket', `${c.dir}/lan-a.sock`]);
   t.match(doctor.stdout, /dhcp\.degraded/, 'doctor names it');
+  t.match(await httpGetText(c.httpPorts['lan-a']!, '/'), /dhcp\.degraded.*DEGRADED since/s, 'the status page shows it (the doctor table)');
+  t.match(await httpGetText(c.httpPorts['lan-a']!, '/metrics'), /^lanha_dhcp_degraded 1$/m, '/metrics: lanha_dhcp_degraded 1');
+  t.match(await httpGetText(c.httpPorts['lan-a']!, '/metrics'), /^lanha_dhcp_degraded_journal_records 1$/m, '... and the journal\'s record');
   const leases = await runLanctl(['leases', '--socket', `${c.dir}/lan-a.sock`]);
   t.match(leases.stdout, alone.acked, 'lanctl leases on lan-a shows the degraded binding');
 
@@ -115,6 +121,7 @@ t.test('lan-a alone goes degraded after 5 s, answers from its half with leases <
   t.ok(statSync(join(c.dir, 'lan-a', DEGRADED_JOURNAL_FILE)).size > 0, 'the journal file keeps its header');
   await until('lan-a left degraded', () => !degradedActive(a), 10_000);
   await until('replicas agree', () => a.state.fsm.hash() === b.state.fsm.hash(), 10_000);
+  t.match(await httpGetText(c.httpPorts['lan-a']!, '/metrics'), /^lanha_dhcp_degraded 0$/m, '/metrics: lanha_dhcp_degraded 0 once merged');
 });
 
 t.test('with dhcp.degraded off (the default) a member alone stays silent', async (t) => {

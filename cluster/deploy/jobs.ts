@@ -565,6 +565,7 @@ export class JobRunner {
           !dryRun && this.#ctx.state.fsm.inventory.byName(target.node)
             ? this.#propose({ type: 'node.generation', name: target.node, assigned: generation, running: generation }).catch(() => undefined) : undefined,
           this.#propose({ type: 'deploy.job.node', job: active.id, run: active.run, node: target.node, state: 'done', exit: 0, sent, ...(total !== undefined ? { bytes: total, total } : {}) }).catch(() => undefined),
+          !dryRun ? this.#timeline(active, target.node, generation, 0, sent) : undefined,
         ]);
         return true;
       }
@@ -580,12 +581,30 @@ export class JobRunner {
         const back = await this.#putBack(active, target, generation, workDir, ssh, /Read-only file system/.test(result.stderr));
         if (back !== '') error = `${error}. ${back}`;
       }
-      await this.#propose({ type: 'deploy.job.node', job: active.id, run: active.run, node: target.node, state, exit: result.code, error, sent }).catch(() => undefined);
+      await Promise.all([
+        this.#propose({ type: 'deploy.job.node', job: active.id, run: active.run, node: target.node, state, exit: result.code, error, sent }).catch(() => undefined),
+        !dryRun ? this.#timeline(active, target.node, generation, result.code, sent) : undefined,
+      ]);
       return false;
     } finally {
       timing.entriesMs = this.#since(t);
       master?.release();
     }
+  }
+
+  /**
+   * A sync's result in an inventory node's boot timeline (`lanctl nodes show NAME --timeline`), as a
+   * netbooting node's own pull reports it through the ssh gate: `rsync` with the generation, bytes,
+   * exit and job, then `verified` when it was. A deploy.targets-only node has no MAC, so no timeline.
+   */
+  async #timeline(active: ActiveJob, node: string, generation: string, exit: number, sent: number): Promise<void> {
+    const mac = this.#ctx.state.fsm.inventory.byName(node)?.mac;
+    if (mac === undefined) return;
+    const gen = `gen=${generation.slice(0, 12)}`;
+    await Promise.all([
+      this.#propose({ type: 'node.boot', mac, event: 'rsync', detail: `${gen} bytes=${sent} exit=${exit}${active.cancelled ? ' stopped' : ''} job=${active.id}` }).catch(() => undefined),
+      exit === 0 && !active.cancelled ? this.#propose({ type: 'node.boot', mac, event: 'verified', detail: gen }).catch(() => undefined) : undefined,
+    ]);
   }
 
   /**

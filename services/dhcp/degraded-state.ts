@@ -43,6 +43,12 @@ const PARTNER_SILENT_MS = 5000;
 const PROBE_VALID_MS = 3000;
 const TICK_MS = 250;
 
+/**
+ * The log index a grant decided alone resolves with: none (it is in the journal, not the log). The
+ * ACK audit skips ACKs of this index, also when the quorum came back while the journal's fsync ran.
+ */
+export const DEGRADED_INDEX = 0;
+
 export type VipProbe = () => Promise<'answered' | 'silent' | { failed: string }>;
 
 export interface DegradedStateOptions {
@@ -156,14 +162,14 @@ export class DegradedStateLog implements StateLog {
     }
     if (outcome.kind === 'local') {
       this.#leases.applyLocal(command, now);
-      return { index: this.#leases.overlay.appliedIndex, at: now, command };
+      return { index: DEGRADED_INDEX, at: now, command };
     }
     // HA.md degraded rule 3: durable in the journal before the ACK.
     await this.#writer.append(outcome.record);
     this.#leases.add(outcome.record);
     this.counters.inc(`journaled.${outcome.record.state}`);
     const applied: Command = command.type === 'lease.grant' ? { ...command, leaseMs: outcome.record.expiresAt - outcome.record.at } : command;
-    return { index: this.#leases.overlay.appliedIndex, at: outcome.record.at, by: this.#o.self, command: applied };
+    return { index: DEGRADED_INDEX, at: outcome.record.at, by: this.#o.self, command: applied };
   }
 
   /** What this member's report carries of its journal (null: nothing to merge). */

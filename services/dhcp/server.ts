@@ -1,6 +1,6 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { execFile } from 'node:child_process';
-import { DegradedStateLog } from './degraded-state.js';
+import { DEGRADED_INDEX, DegradedStateLog } from './degraded-state.js';
 import { ownershipOf } from './degraded-config.js';
 import { networkInterfaces } from 'node:os';
 import type { Logger } from '../../lib/log.js';
@@ -988,7 +988,7 @@ export async function startDhcp(context: ServiceContext): Promise<RunningService
     vipAddress: context.config.vip?.address.address,
     siteAddresses: siteAddressesOf(context.config),
     // A degraded ACK is in the journal, not the log: the ACK audit checks committed grants only.
-    observeAckSeconds: context.observe?.dhcpAckSeconds, onAck: acked === undefined ? undefined : (ack) => { if (degraded?.active !== true) acked(ack); },
+    observeAckSeconds: context.observe?.dhcpAckSeconds, onAck: acked === undefined ? undefined : (ack) => { if (ack.index !== DEGRADED_INDEX) acked(ack); },
     rogue: { site: context.config.cluster?.id ?? context.config.node.name, random: context.random },
   });
   if (degraded === null) return running;

@@ -92,7 +92,10 @@ t.test('lan-a alone goes degraded after 5 s, answers from its half with leases <
     throw error;
   });
   t.ok(Date.now() - stoppedAt >= 5000, `not before 5 s without a quorum (${Date.now() - stoppedAt} ms)`);
+  const recorded = async (): Promise<{ recorded: number; lostTotal: number }> => ((await a.control.read('/v1/status', new URLSearchParams())).body as { ackAudit: { recorded: number; lostTotal: number } }).ackAudit;
+  const recordedBefore = (await recorded()).recorded;
   const alone = await dhcpProbe({ server: '127.0.0.1', port: c.dhcpPorts['lan-a']!, mac: '52:54:00:00:70:03', timeoutMs: 5000 });
+  t.equal((await recorded()).recorded, recordedBefore, 'the ACK audit does not take the degraded ACK (it is in the journal, not the log)');
   const aloneIp = parseIpv4(alone.acked)!;
   t.ok(aloneIp >= parseIpv4('127.0.60.10')! && aloneIp <= parseIpv4('127.0.60.25')!, `degraded lan-a gave ${alone.acked} from its own half (127.0.60.10-25)`);
   t.ok(alone.leaseSeconds !== null && alone.leaseSeconds <= 60, `lease time ${alone.leaseSeconds} s <= MCLT (60 s)`);
@@ -122,6 +125,7 @@ t.test('lan-a alone goes degraded after 5 s, answers from its half with leases <
   await until('lan-a left degraded', () => !degradedActive(a), 10_000);
   await until('replicas agree', () => a.state.fsm.hash() === b.state.fsm.hash(), 10_000);
   t.match(await httpGetText(c.httpPorts['lan-a']!, '/metrics'), /^lanha_dhcp_degraded 0$/m, '/metrics: lanha_dhcp_degraded 0 once merged');
+  t.equal((await recorded()).lostTotal, 0, 'lan-a\'s ACK audit: 0 ACKed leases lost');
 });
 
 t.test('with dhcp.degraded off (the default) a member alone stays silent', async (t) => {

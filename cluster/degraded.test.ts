@@ -7,7 +7,7 @@
 import t from 'tap';
 import { Fsm } from './fsm.js';
 import type { Command, StampedCommand } from './commands.js';
-import { PoolOwnership, decideDegradedGrant, decideLeaderGrant, partnerKnowsUntil, degradedRefusal, mergeRecord, parseDegradedRecord, type DegradedRecord } from './degraded.js';
+import { PoolOwnership, decideDegradedGrant, decideLeaderGrant, partnerKnowsUntil, reportSlice, degradedRefusal, mergeRecord, parseDegradedRecord, type DegradedRecord } from './degraded.js';
 import { DegradedLeases } from './degraded-leases.js';
 import { parseCidr, parseIpv4, parseIpv4Range, formatIpv4 } from '../lib/ipv4.js';
 import { Allocator, poolSubnet, type AllocationPolicy, type PoolSubnet } from '../services/dhcp/allocator.js';
@@ -293,5 +293,17 @@ t.test('lease.merge is apply level 2: never proposed while a member runs a level
   t.equal(commandLevel({ type: 'lease.merge' }), 2);
   t.match(levelRefusal({ type: 'lease.merge' }, [{ name: 'lan-b', level: 2, version: '0.1.1' }, { name: 'witness', level: null, version: '0.1.0' }]), /witness \(lanha 0.1.0/);
   t.equal(levelRefusal({ type: 'lease.merge' }, [{ name: 'lan-b', level: 2, version: '0.1.1' }, { name: 'witness', level: 2, version: '0.1.1' }]), null);
+  t.end();
+});
+
+t.test('a report carries as many journal records as fit its byte bound (a report over 1 MiB is refused and the member looks silent)', (t) => {
+  const long = (n: number): DegradedRecord => ({ ip: n, mac: '02:00:00:00:00:01', subnet: '10.0.0.0/24', state: 'bound', at: n, expiresAt: n + 1, clientId: 'ff'.repeat(300), hostname: 'h'.repeat(255) });
+  const records = Array.from({ length: 2000 }, (_, i) => long(i));
+  const slice = reportSlice(records, 2000, 256 * 1024);
+  t.ok(slice.length > 0 && slice.length < 2000, `${slice.length} of 2000 long records`);
+  t.ok(JSON.stringify(slice).length <= 256 * 1024 + slice.length, 'within the byte bound');
+  t.equal(reportSlice(records.slice(0, 10).map((r) => ({ ...r, clientId: undefined, hostname: undefined }) as unknown as DegradedRecord), 2000, 256 * 1024).length, 10, 'short records: all of them');
+  t.equal(reportSlice(records, 5, 1 << 30).length, 5, 'the count bound');
+  t.equal(reportSlice(records, 2000, 10).length, 1, 'always at least one record');
   t.end();
 });

@@ -232,3 +232,20 @@ export function degradedRefusal(f: DegradedEntryFacts): string | null {
   if (f.vipAnswered) return 'another node answers ARP for the VIP';
   return null;
 }
+
+/**
+ * The first records of a journal that fit in one member report (cluster/member-status.ts refuses a
+ * report over REPORT_BYTES_MAX, and then the member looks silent): at most `maxRecords`, and at most
+ * `maxBytes` of their JSON. At least one record, so a journal always moves (one record is < 1 KiB).
+ */
+export function reportSlice(records: readonly DegradedRecord[], maxRecords: number, maxBytes: number): DegradedRecord[] {
+  let bytes = 0;
+  let n = 0;
+  for (const r of records) {
+    if (n >= maxRecords) break;
+    bytes += JSON.stringify(r).length + 1;
+    if (bytes > maxBytes && n > 0) break;
+    n++;
+  }
+  return records.slice(0, n);
+}

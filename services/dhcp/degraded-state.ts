@@ -10,7 +10,7 @@ import type { Command } from '../../cluster/commands.js';
 import type { AppliedEntry, Fsm } from '../../cluster/fsm.js';
 import type { MemberView } from '../../cluster/member-status.js';
 import { logNowMs, type StateLog, type StateLogStatus } from '../../cluster/state-log.js';
-import { DEGRADED_AFTER_MS, decideLeaderGrant, degradedRefusal, partnerKnowsUntil, type DegradedRecord, type PoolOwnership } from '../../cluster/degraded.js';
+import { DEGRADED_AFTER_MS, decideLeaderGrant, degradedRefusal, partnerKnowsUntil, reportSlice, type DegradedRecord, type PoolOwnership } from '../../cluster/degraded.js';
 import { DegradedLeases } from '../../cluster/degraded-leases.js';
 import type { AllocationPolicy } from './allocator.js';
 import type { DegradedView } from './degraded-config.js';
@@ -35,8 +35,9 @@ export interface JournalReport {
   records: DegradedRecord[];
 }
 
-/** At most this many records travel in one report (and so one merge entry); the rest follow. */
+/** At most this many records (and bytes of them) travel in one report (and so one merge entry); the rest follow. */
 export const REPORT_RECORDS_MAX = 2000;
+const REPORT_JOURNAL_BYTES = 256 * 1024;
 /** The partner counts as heard while its last report is younger than this. */
 const PARTNER_SILENT_MS = 5000;
 /** A VIP probe's answer holds this long; while degraded the VIP is probed again this often. */
@@ -176,7 +177,7 @@ export class DegradedStateLog implements StateLog {
   journalReport(): JournalReport | null {
     const records = this.#leases.records;
     if (records.length === 0) return null;
-    return { journal: this.#leases.journal, from: this.#leases.from, records: records.slice(0, REPORT_RECORDS_MAX) };
+    return { journal: this.#leases.journal, from: this.#leases.from, records: reportSlice(records, REPORT_RECORDS_MAX, REPORT_JOURNAL_BYTES) };
   }
 
   /** For `lanctl status`, the status page, doctor and metrics. */

@@ -154,3 +154,41 @@ t.test('property: never held while the lease is invalid; a hung holder loses it 
   }), { seed, numRuns: 3000 });
   t.pass(`3000 random sequences (LANHA_SEED=${seed})`);
 });
+
+t.test('degraded: held with the degraded flag while degraded mode claims it, renewed like a leader\'s, without the strict claim delay', async (t) => {
+  const strict = vipTimings('strict', 2);
+  let [s, actions] = onTick(initialVipState, { nowMs: 0, leaseValid: false, degraded: 'hold' }, strict);
+  t.ok(s.held && s.degraded, 'acquired at once, flagged degraded');
+  t.same(actions.map((a) => a.kind), ['acquire', 'garp']);
+  [s, actions] = onTick(s, { nowMs: 600, leaseValid: false, degraded: 'hold' }, strict);
+  t.ok(actions.some((a) => a.kind === 'renew'), 'renewed after 500 ms');
+  t.ok(s.held && s.degraded);
+});
+
+t.test('degraded: let go at once when degraded mode ends (quorum back) or another MAC answers (always yields)', async (t) => {
+  const [held] = onTick(initialVipState, { nowMs: 0, leaseValid: false, degraded: 'hold' }, fast);
+  const [left, a1] = onTick(held, { nowMs: 20, leaseValid: false, degraded: 'off' }, fast);
+  t.same(a1, [{ kind: 'release', reason: 'degraded-left' }]);
+  t.notOk(left.held || left.degraded);
+  const [yielded, a2] = onTick(held, { nowMs: 20, leaseValid: false, degraded: 'yield' }, fast);
+  t.same(a2, [{ kind: 'release', reason: 'degraded-yield' }]);
+  t.notOk(yielded.held);
+  t.same(onTick(initialVipState, { nowMs: 0, leaseValid: false, degraded: 'yield' }, fast)[1], [], 'nothing to yield when not held');
+});
+
+t.test('degraded: a leader\'s lease takes a degraded holding over without a release; a leader\'s holding that loses its lease is let go even if degraded mode claims', async (t) => {
+  const [held] = onTick(initialVipState, { nowMs: 0, leaseValid: false, degraded: 'hold' }, fast);
+  const [leader, actions] = onTick(held, { nowMs: 20, leaseValid: true, degraded: 'off' }, fast);
+  t.ok(leader.held && !leader.degraded, 'held, no longer degraded');
+  t.notOk(actions.some((a) => a.kind === 'release' || a.kind === 'acquire'));
+  const [lost, a2] = onTick(leader, { nowMs: 40, leaseValid: false, degraded: 'hold' }, fast);
+  t.same(a2, [{ kind: 'release', reason: 'lease-lost' }]);
+  const [again] = onTick(lost, { nowMs: 60, leaseValid: false, degraded: 'hold' }, fast);
+  t.ok(again.held && again.degraded, 'then held again as a degraded holding of its own');
+});
+
+t.test('without dhcp.degraded (no degraded input) a non-leader never holds it', async (t) => {
+  const [s, actions] = onTick(initialVipState, { nowMs: 0, leaseValid: false }, fast);
+  t.notOk(s.held);
+  t.same(actions, []);
+});

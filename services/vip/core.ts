@@ -3,6 +3,12 @@
 // acquire with a kernel lifetime (the backstop if this process hangs), renew at most every 500 ms
 // while the lease holds, release the moment it does not, gratuitous ARPs on a fixed schedule.
 // No clock, no `ip`, no sockets, no logs: server.ts turns the actions into commands.
+//
+// A member in degraded DHCP mode (HA.md 2.5, DEGRADED-SOLO: alone, no quorum, its partner silent and
+// nobody answering ARP for the VIP) holds the VIP too, flagged degraded: same acquire, renewals and
+// GARPs, no leader lease. It lets go the moment it is no longer degraded (a quorum is back) or
+// another MAC answers ARP for the VIP (defend-or-yield, RFC 5227 2.4: a degraded holder always
+// yields). A leader's lease takes a degraded holding over as its own.
 
 export interface VipTimings {
   /** valid_lft / preferred_lft of the address: the kernel drops it this long after the last renewal. */
@@ -35,9 +41,17 @@ export interface VipState {
   readonly renewals: number;
   readonly garps: number;
   readonly releases: number;
+  /** Held without a leader lease, because this member is in degraded DHCP mode. */
+  readonly degraded: boolean;
 }
 
-export type ReleaseReason = 'lease-lost' | 'stop' | 'acquire-failed' | 'guard-expired';
+export type ReleaseReason = 'lease-lost' | 'stop' | 'acquire-failed' | 'guard-expired' | 'degraded-left' | 'degraded-yield';
+
+/**
+ * What degraded mode says of the VIP: `hold` (degraded, no quorum, the last ARP probe unanswered),
+ * `yield` (another MAC answered ARP for the VIP), `off` (not degraded).
+ */
+export type DegradedClaim = 'hold' | 'yield' | 'off';
 
 export type VipAction =
   | { readonly kind: 'acquire'; readonly lifetimeS: number }
@@ -49,32 +63,44 @@ export interface VipInput {
   readonly nowMs: number;
   /** Raft leader, lease valid, not handing leadership away. */
   readonly leaseValid: boolean;
+  /** Degraded mode's claim; absent (as `off`) when dhcp.degraded is not enabled. */
+  readonly degraded?: DegradedClaim;
 }
 
 export const initialVipState: VipState = {
   held: false, since: null, renewedAt: -Infinity, leaderSince: null, nextGarpOffsetMs: 0, retryAt: -Infinity,
-  acquisitions: 0, renewals: 0, garps: 0, releases: 0,
+  acquisitions: 0, renewals: 0, garps: 0, releases: 0, degraded: false,
 };
 
 /** One step: called on every shell tick (every few tens of ms) and whenever leadership changes. */
 export function onTick(state: VipState, input: VipInput, timings: VipTimings): [VipState, VipAction[]] {
   const { nowMs, leaseValid } = input;
-  if (!leaseValid) {
+  const claim = input.degraded ?? 'off';
+  // A leader's holding that lost its lease is let go even if degraded mode would claim: a degraded
+  // holding starts afresh with its own acquire (degraded mode waits 5 s without a quorum anyway).
+  const degradedHold = !leaseValid && claim === 'hold' && (!state.held || state.degraded);
+  if (!leaseValid && !degradedHold) {
     const cleared: VipState = { ...state, leaderSince: null };
+    if (!state.held) return [cleared, []];
     // Lease gone: let go at once. The kernel lifetime is only the backstop for a hung process.
-    return state.held ? release(cleared, 'lease-lost') : [cleared, []];
+    if (!state.degraded) return release(cleared, 'lease-lost');
+    return release(cleared, claim === 'yield' ? 'degraded-yield' : 'degraded-left');
   }
-  const leaderSince = state.leaderSince ?? nowMs;
+  const leaderSince = leaseValid ? state.leaderSince ?? nowMs : null;
   let next: VipState = { ...state, leaderSince };
   const actions: VipAction[] = [];
   const lifetimeS = Math.max(1, Math.round(timings.lifetimeMs / 1000));
   if (!next.held) {
-    if (nowMs < next.retryAt || nowMs - leaderSince < timings.claimDelayMs) return [next, []];
-    next = { ...next, held: true, since: nowMs, renewedAt: nowMs, nextGarpOffsetMs: 0, acquisitions: next.acquisitions + 1 };
+    // Degraded: no claim delay; the entry conditions already found no answer to ARP for the VIP.
+    if (nowMs < next.retryAt || (leaderSince !== null && nowMs - leaderSince < timings.claimDelayMs)) return [next, []];
+    next = { ...next, held: true, degraded: degradedHold, since: nowMs, renewedAt: nowMs, nextGarpOffsetMs: 0, acquisitions: next.acquisitions + 1 };
     actions.push({ kind: 'acquire', lifetimeS });
-  } else if (nowMs - next.renewedAt >= timings.renewEveryMs) {
-    next = { ...next, renewedAt: nowMs, renewals: next.renewals + 1 };
-    actions.push({ kind: 'renew', lifetimeS });
+  } else {
+    if (next.degraded && leaseValid) next = { ...next, degraded: false }; // the leader's lease holds it now
+    if (nowMs - next.renewedAt >= timings.renewEveryMs) {
+      next = { ...next, renewedAt: nowMs, renewals: next.renewals + 1 };
+      actions.push({ kind: 'renew', lifetimeS });
+    }
   }
   const since = next.since!;
   if (nowMs - since >= next.nextGarpOffsetMs) {
@@ -128,5 +154,5 @@ export function kernelExpiryMs(state: VipState, timings: VipTimings): number {
 }
 
 function release(state: VipState, reason: ReleaseReason): [VipState, VipAction[]] {
-  return [{ ...state, held: false, since: null, releases: state.releases + 1 }, [{ kind: 'release', reason }]];
+  return [{ ...state, held: false, degraded: false, since: null, releases: state.releases + 1 }, [{ kind: 'release', reason }]];
 }

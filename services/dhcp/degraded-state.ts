@@ -42,6 +42,13 @@ const REPORT_JOURNAL_BYTES = 256 * 1024;
 const PARTNER_SILENT_MS = 5000;
 /** A VIP probe's answer holds this long; while degraded the VIP is probed again this often. */
 const PROBE_VALID_MS = 3000;
+/**
+ * While degraded the VIP is probed again this long after the last probe ended (a probe itself takes
+ * about 1.2 s when nobody answers): this member holds the VIP then, and yields it on an answer.
+ */
+const ACTIVE_PROBE_GAP_MS = 200;
+/** A yield to another MAC answering for the VIP is reported to the VIP service this long. */
+const YIELD_TOLD_MS = 5000;
 const TICK_MS = 250;
 
 /**
@@ -79,6 +86,8 @@ export class DegradedStateLog implements StateLog {
   #noQuorumSince: number | null = null;
   #probe: { at: number; answered: boolean | null; failed?: string } | null = null;
   #probing = false;
+  /** When this member last left degraded mode because another MAC answered ARP for the VIP (monotonic ms). */
+  #yieldedAt: number | null = null;
   #refusal: string | null = 'not checked yet';
   #merging = new Set<string>();
   #clearing = false;
@@ -173,6 +182,23 @@ export class DegradedStateLog implements StateLog {
     return { index: DEGRADED_INDEX, at: outcome.record.at, by: this.#o.self, command: applied };
   }
 
+  /**
+   * What degraded mode says of the VIP (services/vip/core.ts DegradedClaim), checked on every VIP
+   * tick: `hold` while degraded with no quorum right now and no answer to the last ARP probe for the
+   * VIP; `yield` after another MAC answered (a degraded member always yields); else `off`. The quorum
+   * is read here, not only on this mode's 250 ms tick, so the VIP goes the moment a leader is heard.
+   */
+  vipClaim(): 'hold' | 'yield' | 'off' {
+    const mono = this.#o.clock.monotonicMs();
+    if (this.#probe?.answered === true || (this.#yieldedAt !== null && mono - this.#yieldedAt < YIELD_TOLD_MS)) return 'yield';
+    return this.#active && !this.#quorum() ? 'hold' : 'off';
+  }
+
+  #quorum(): boolean {
+    const s = this.#o.inner.status();
+    return this.#o.inner.isLeader() || (s.role === 'follower' && s.leader !== null);
+  }
+
   /** What this member's report carries of its journal (null: nothing to merge). */
   journalReport(): JournalReport | null {
     const records = this.#leases.records;
@@ -199,7 +225,7 @@ export class DegradedStateLog implements StateLog {
     const mono = this.#o.clock.monotonicMs();
     const inner = this.#o.inner;
     const s = inner.status();
-    const quorum = inner.isLeader() || (s.role === 'follower' && s.leader !== null);
+    const quorum = this.#quorum();
     if (quorum) {
       this.#noQuorumSince = null;
       if (this.#active) this.#leave('a quorum is back');
@@ -208,8 +234,10 @@ export class DegradedStateLog implements StateLog {
     }
     if (this.#probe !== null && mono - this.#probe.at > PROBE_VALID_MS) this.#probe = null;
     if (this.#active) {
-      if (this.#probe?.answered === true) this.#leave('another node answers ARP for the VIP: a degraded member yields');
-      else if (this.#probe === null) this.#runProbe();
+      if (this.#probe?.answered === true) {
+        this.#yieldedAt = mono;
+        this.#leave('another node answers ARP for the VIP: a degraded member yields');
+      } else if (this.#probe === null || mono - this.#probe.at >= ACTIVE_PROBE_GAP_MS) this.#runProbe(); // defend-or-yield: watch for another holder
     } else if (!quorum) {
       const partner = this.#o.members()[this.#o.ownership.partnerOf(this.#o.self)];
       const noQuorumMs = mono - this.#noQuorumSince!;

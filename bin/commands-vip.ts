@@ -44,6 +44,8 @@ interface VipStatusBody {
   mode: string;
   held: boolean;
   holder: string | null;
+  /** Held without a leader lease: degraded DHCP mode (absent from daemons before it). */
+  degraded?: boolean;
   since: string | null;
   renewals: number;
   garps: number;
@@ -72,7 +74,7 @@ export const vipStatusCommand: CliCommand = {
       return ExitCode.ok;
     }
     io.out(formatTable(['vip', 'interface', 'mode', 'held here', 'holder', 'since', 'renewals', 'garps'], [[
-      body.address, body.interface, body.mode, body.held ? 'yes' : 'no', body.holder ?? '-', body.since ?? '-', String(body.renewals), String(body.garps),
+      body.address, body.interface, body.mode, body.held ? (body.degraded === true ? 'yes (degraded)' : 'yes') : 'no', body.holder ?? '-', body.since ?? '-', String(body.renewals), String(body.garps),
     ]]));
     return ExitCode.ok;
   },

@@ -173,7 +173,8 @@ export function doctorFindings(input: DoctorInput): Finding[] {
   if (input.vip !== undefined) {
     const held = input.vip['held'] === true;
     if (c.role === 'leader' && c['leaseValid'] !== false && !held) out.push({ id: 'vip.holder', severity: 'error', evidence: `this node leads but does not hold the VIP ${String(input.vip['address'])}`, fix: 'lanctl vip status; journalctl -u lanha for vip.acquire errors' });
-    if (c.role !== 'leader' && held) out.push({ id: 'vip.holder', severity: 'error', evidence: `this node holds the VIP ${String(input.vip['address'])} but is ${c.role}`, fix: 'lanctl vip release on this node' });
+    if (c.role !== 'leader' && held && input.vip['degraded'] === true) out.push({ id: 'vip.degraded', severity: 'warning', evidence: `this node holds the VIP ${String(input.vip['address'])} degraded (no quorum, alone on its segment): it yields when a quorum is back or another MAC answers ARP for it`, fix: 'bring the partner or the witness back (lanctl doctor raft.quorum)' });
+    else if (c.role !== 'leader' && held) out.push({ id: 'vip.holder', severity: 'error', evidence: `this node holds the VIP ${String(input.vip['address'])} but is ${c.role}`, fix: 'lanctl vip release on this node' });
     if (c.role !== 'leader' && !held && c.leader === null) out.push({ id: 'vip.holder', severity: 'error', evidence: 'no leader, so no member holds the VIP: clients of the VIP get no answers', fix: 'restore quorum (see raft.quorum)' });
   }
   if (input.ntp !== undefined) {

@@ -516,3 +516,16 @@ t.test('an inventory node with an address is named as the reservation, in a simu
   const stranger = simulate(i, { mac: '52:54:00:aa:bb:cc' });
   t.equal(stranger.ok ? stranger.dhcp?.reservation.byMac : 'x', null, 'a MAC no node has: none');
 });
+
+t.test('doctor: a VIP held degraded is a warning that says so, not the error of a follower holding it', async (t) => {
+  const i = input();
+  const at = (vip: Record<string, unknown>) => doctorFindings({
+    config: i.config, cluster: { mode: 'cluster', role: 'follower', leader: null, term: 5, commitIndex: 1, appliedIndex: 1 },
+    pools: [], leases: [], nowMs: NOW, vip,
+  });
+  const degraded = at({ held: true, degraded: true, address: '10.50.0.1/24' });
+  t.match(degraded.find((f) => f.id === 'vip.degraded'), { severity: 'warning', evidence: /holds the VIP 10\.50\.0\.1\/24 degraded/ });
+  t.notOk(degraded.some((f) => f.id === 'vip.holder'), 'no vip.holder error');
+  const plain = at({ held: true, address: '10.50.0.1/24' });
+  t.match(plain.find((f) => f.id === 'vip.holder'), { severity: 'error' }, 'a follower holding it without the flag is still an error');
+});

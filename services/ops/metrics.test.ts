@@ -101,6 +101,15 @@ t.test('values are read when scraped, not when registered', async (t) => {
   t.match(text, 'lanha_raft_has_quorum 0', 'a follower without a leader has no quorum');
 });
 
+t.test('a VIP held degraded (dhcp.degraded, no quorum) is a series of its own', async (t) => {
+  const vip = (degraded: boolean | undefined): MetricsView => view({ services: () => [{ name: 'vip', status: { address: '10.0.0.1/24', held: true, degraded, acquisitions: 1, renewals: 0, garps: 1, releases: 0 } }] });
+  const held = await createMetrics(vip(true), { perClient: false, defaults: false }).text();
+  t.match(held, 'lanha_vip_held{address="10.0.0.1/24"} 1');
+  t.match(held, 'lanha_vip_held_degraded{address="10.0.0.1/24"} 1');
+  t.match(await createMetrics(vip(false), { perClient: false, defaults: false }).text(), 'lanha_vip_held_degraded{address="10.0.0.1/24"} 0');
+  t.notMatch(await createMetrics(vip(undefined), { perClient: false, defaults: false }).text(), 'lanha_vip_held_degraded{', 'no series from a daemon that does not say');
+});
+
 t.test('families of services that are off are not exported', async (t) => {
   const text = await createMetrics(view({ enabled: new Set(), services: () => [] }), { perClient: false, defaults: false }).text();
   t.notMatch(text, 'lanha_vip_');

@@ -123,6 +123,8 @@ export function createMetrics(view: MetricsView, options: { perClient: boolean; 
   if (view.enabled.has('vip')) {
     new Gauge({ name: 'lanha_vip_held', help: '1 while this node holds the VIP; summed over the members it must be 1.', labelNames: ['address'], registers: r,
       collect() { this.reset(); const v = status('vip'); if (v) this.set({ address: String(v['address']) }, v['held'] === true ? 1 : 0); } });
+    new Gauge({ name: 'lanha_vip_held_degraded', help: '1 while this node holds the VIP degraded (no quorum, dhcp.degraded: HA.md 2.5 DEGRADED-SOLO).', labelNames: ['address'], registers: r,
+      collect() { this.reset(); const v = status('vip'); if (v && v['degraded'] !== undefined) this.set({ address: String(v['address']) }, v['degraded'] === true ? 1 : 0); } });
     const vipCounter = (name: string, key: string, help: string): void => {
       new Counter({ name, help, registers: r, collect() { this.reset(); const v = num(status('vip')?.[key]); if (v !== null) this.inc(v); } });
     };

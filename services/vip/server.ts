@@ -8,7 +8,7 @@ import type { StateLog } from '../../cluster/state-log.js';
 import type { RunningService, ServiceContext, ServiceStatus } from '../contract.js';
 import { GUARD_MARGIN_MS, type VipConfig } from './config.js';
 import { GUARD_WORK_MS } from '../../cluster/timers.js';
-import { initialVipState, onAcquireFailed, onGuardExpired, onStop, onTick, vipTimings, type VipAction, type VipState, type VipTimings } from './core.js';
+import { initialVipState, onAcquireFailed, onGuardExpired, onStop, onTick, vipTimings, type DegradedClaim, type VipAction, type VipState, type VipTimings } from './core.js';
 import { execRunner, garpArgs, releaseAddress, replaceArgs, vipAddress, vipCidr, type CommandRunner } from './address.js';
 import { failoverRoutes } from './failover.js';
 import { guardUnavailable, startGuard, type VipGuard } from './guard.js';
@@ -44,6 +44,20 @@ export { GUARD_MARGIN_MS };
  * storm seen in bench:failover, with EADDRNOTAVAIL binds); the next answer in time brings a whole lease.
  */
 export const ACQUIRE_LEASE_MIN_MS = GUARD_MARGIN_MS + GUARD_WORK_MS + TICK_MS;
+
+/**
+ * A degraded holding's guard deadline: each tick that finds this member still degraded (a VIP tick
+ * every TICK_MS while it holds) moves it this far ahead; a daemon stalled longer loses the VIP to its
+ * guard, as a leader's lease would.
+ */
+export const DEGRADED_HOLD_MS = 1000;
+/** The tick while degraded mode could claim the VIP and this member does not hold it. */
+const DEGRADED_IDLE_TICK_MS = 250;
+
+/** The DHCP service's degraded mode as the VIP sees it (services/dhcp/degraded-state.ts vipClaim). */
+interface DegradedSource {
+  vipClaim(): DegradedClaim;
+}
 
 export interface VipServiceOptions {
   config: LanhaConfig;
@@ -172,6 +186,9 @@ export class VipService implements RunningService {
     const tickMs = this.#o.tickMs ?? TICK_MS;
     const core = this.#core;
     if (this.#holdOff || this.#unbound.size > 0 || this.#guardExpired || this.#leading === null) return tickMs;
+    // Held degraded: every tick reads the quorum and the ARP watch, so it yields within a tick.
+    if (core.held && core.degraded) return tickMs;
+    if (!core.held && !this.#leading && this.#degradedSource() !== null) return Math.max(tickMs, DEGRADED_IDLE_TICK_MS);
     if (!core.held) return this.#leading ? tickMs : Math.max(tickMs, IDLE_TICK_MS);
     const leaseMs = this.#leaseRemainingMs();
     if (leaseMs <= 0 || core.since === null) return tickMs;
@@ -218,6 +235,13 @@ export class VipService implements RunningService {
     await this.#guard?.stop();
   }
 
+  /** The DHCP service's degraded mode, when dhcp.degraded is on (else null: the leader path alone). */
+  #degradedSource(): DegradedSource | null {
+    const dhcp = this.#o.services().find((svc) => svc.name === 'dhcp') as (RunningService & { degraded?: Partial<DegradedSource> }) | undefined;
+    const d = dhcp?.degraded;
+    return d !== undefined && typeof d.vipClaim === 'function' ? d as DegradedSource : null;
+  }
+
   /** The bash guard, when this node can run one and its StateLog tells the lease's end. */
   #startGuard(): VipGuard | null {
     if (typeof (this.#o.state as Partial<LeaseClock>).leaseRemainingMs !== 'function') return null; // single node: nobody to overlap with
@@ -255,12 +279,14 @@ export class VipService implements RunningService {
   status(): ServiceStatus {
     const leader = this.#o.state.status().leader;
     return {
-      listening: this.#core.held ? [`vip ${vipCidr(this.vip)} dev ${this.vip.interface}`] : [],
+      listening: this.#core.held ? [`vip ${vipCidr(this.vip)} dev ${this.vip.interface}${this.#core.degraded ? ' (degraded)' : ''}`] : [],
       address: vipCidr(this.vip),
       interface: this.vip.interface,
       mode: this.vip.mode,
       lifetimeSeconds: this.vip.lifetimeSeconds,
       held: this.#core.held,
+      /** Held without a leader lease: this member is in degraded DHCP mode (HA.md 2.5, DEGRADED-SOLO). */
+      degraded: this.#core.held && this.#core.degraded,
       holder: this.#core.held ? this.#o.config.node.name : (leader === this.#o.config.node.name ? null : leader),
       since: this.#sinceWall === null ? null : new Date(this.#sinceWall).toISOString(),
       acquisitions: this.#core.acquisitions,
@@ -284,12 +310,20 @@ export class VipService implements RunningService {
       const leaseValid = !this.#holdOff && this.#o.state.isLeader()
         && (this.#core.held || this.#guard === null || this.#leaseRemainingMs() >= ACQUIRE_LEASE_MIN_MS);
       const nowMs = this.#o.clock.monotonicMs();
-      const [next, actions] = onTick(this.#core, { nowMs, leaseValid }, this.#timings);
+      const source = this.#degradedSource();
+      const degraded = source === null ? undefined : source.vipClaim();
+      const [next, actions] = onTick(this.#core, degraded === undefined ? { nowMs, leaseValid } : { nowMs, leaseValid, degraded }, this.#timings);
       this.#core = next;
       // Arm the guard before any `ip addr replace`: the address never outlives the lease, even if
-      // this process stops right after.
+      // this process stops right after. A degraded holding has no lease: the hold is a short
+      // deadline each tick that finds this member still degraded moves on.
       if (this.#guard !== null && next.held && leaseValid) this.#guard.hold(this.#leaseRemainingMs() - GUARD_MARGIN_MS);
-      if (actions.some((a) => a.kind === 'acquire')) this.#marks = { decidedAt: nowMs };
+      else if (this.#guard !== null && next.held && next.degraded) this.#guard.hold(DEGRADED_HOLD_MS);
+      // A degraded holding is no failover: no takeover report (nor a log to record it in).
+      if (actions.some((a) => a.kind === 'acquire') && !next.degraded) this.#marks = { decidedAt: nowMs };
+      // A degraded yield: the guard deletes the address first (its small bash forks `ip` far sooner
+      // than this process does), so a leader taking the VIP over meets no second holder.
+      if (this.#guard !== null && actions.some((a) => a.kind === 'release' && (a.reason === 'degraded-left' || a.reason === 'degraded-yield'))) this.#guard.drop();
       await this.#execute(actions);
       if (this.#guard !== null && !next.held) this.#guard.drop(); // after our own ip addr del
       // An `ip` call can take long on a loaded machine, and it just gave the address a fresh
@@ -326,7 +360,9 @@ export class VipService implements RunningService {
     this.#sinceWall = this.#o.clock.wallMs();
     if (this.#marks) this.#marks.addressAt = this.#o.clock.monotonicMs();
     this.counters.inc('acquired');
-    this.#o.log.info({ event: 'vip.acquired', address: vipCidr(this.vip), interface: this.vip.interface, lifetimeS, mode: this.vip.mode }, `holding the VIP ${vipCidr(this.vip)}`);
+    const degraded = this.#core.degraded;
+    this.#o.log.info({ event: 'vip.acquired', address: vipCidr(this.vip), interface: this.vip.interface, lifetimeS, mode: this.vip.mode, degraded },
+      degraded ? `holding the VIP ${vipCidr(this.vip)} degraded: no quorum, the partner silent, nobody answering ARP for it (yielded when a quorum is back or another MAC answers)` : `holding the VIP ${vipCidr(this.vip)}`);
     await this.#serve('addAddress');
     if (this.#marks) this.#marks.boundAt = this.#o.clock.monotonicMs();
   }

@@ -4,14 +4,19 @@
 // for the VIP) lan-a answers busybox udhcpc from its own half of the pool (10.66.0.100-149) with a
 // lease of at most 60 s. lan-b and the witness start again: lan-a's journal is merged into the log,
 // lan-b's `lanctl leases` shows the client's binding, and no address is bound to two MACs.
+// The VIP: lan-a holds it degraded while alone (`dig @VIP` answered from a client), and once lan-b
+// and the witness are back there is never a sample (every 50 ms, `ip monitor address` in each
+// member's namespace) with two holders, and the VIP ends on the Raft leader. In the LAN split each
+// segment's member holds it (disjoint broadcast domains), and on the heal the degraded one yields.
 import t from 'tap';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { requireLab, stopChild, withLab, type Lab, type LabHost } from '../support/netns.js';
-import { vipCluster, type VipCluster, type VipNode } from './vip-lab.js';
+import { digVip, overlaps, vipCluster, WWW, type VipCluster, type VipNode } from './vip-lab.js';
 import { lastEnv, recordingScript, waitFor } from './dhcp-lab.js';
 import { runLanctl } from '../support/daemon.js';
+import { callDaemonOk } from '../../lib/control-client.js';
 import { parseIpv4 } from '../../lib/ipv4.js';
 
 t.setTimeout(300_000);
@@ -35,6 +40,8 @@ const leasesOf = async (node: VipNode, all = false): Promise<LeaseRow[]> => {
   const r = await runLanctl(['leases', '--json', ...(all ? ['--all'] : []), '--socket', node.socket]);
   return r.code === 0 ? JSON.parse(r.stdout) as LeaseRow[] : [];
 };
+const role = async (node: VipNode): Promise<string> => ((await callDaemonOk(node.socket, 'GET', '/v1/status')) as { cluster: { role: string } }).cluster.role;
+const vipBody = async (node: VipNode): Promise<{ held: boolean; degraded?: boolean }> => (await callDaemonOk(node.socket, 'GET', '/v1/vip')) as { held: boolean; degraded?: boolean };
 const inRange = (ip: string | undefined, first: string, last: string): boolean => {
   const n = parseIpv4(ip ?? '') ?? 0;
   return n >= parseIpv4(first)! && n <= parseIpv4(last)!;
@@ -70,6 +77,15 @@ t.test('lan-b and the witness killed: lan-a serves udhcpc from its half, leases 
     t.ok(degradedAt! - killedAt >= 5000, `not before 5 s without a quorum (${Math.round(degradedAt! - killedAt)} ms)`);
     t.match(await status(), /ACKed leases durable on this node only/, 'with the weakened promise');
 
+    // The VIP, held degraded on lan-a: in its namespace, and answering a client's DNS query.
+    const vipAt = await c.waitSample((s) => s.holders.length === 1 && s.holders[0] === a.name, 20_000, degradedAt!).then((s) => s.at, () => null);
+    t.ok(vipAt !== null, `lan-a holds the VIP (ip addr in its namespace) ${vipAt === null ? '-' : Math.max(0, Math.round(vipAt - degradedAt!))} ms after its status said DEGRADED`);
+    t.ok(await a.host.exec('ip', ['-o', 'addr', 'show', 'dev', a.host.ifname]).then((r) => r.stdout.includes(' 10.66.0.1/')), 'ip addr in lan-a\'s namespace shows the VIP');
+    t.match(await vipBody(a), { held: true, degraded: true }, 'lanctl vip status: held here, degraded');
+    t.match((await runLanctl(['vip', 'status', '--socket', a.socket])).stdout, /yes \(degraded\)/, 'lanctl vip status says so');
+    t.match((await runLanctl(['doctor', '--socket', a.socket])).stdout, /vip\.degraded/, 'doctor says the VIP is held degraded');
+    t.equal(await digVip(c.client), WWW, `dig @VIP answered by lan-a alone: ${WWW}`);
+
     const got = await udhcpcBound(await lab.addHost('udh', null), c.dir, 'udhcpc');
     const ip = got.ip;
     t.ok(ip !== undefined, 'udhcpc got a lease from lan-a alone');
@@ -81,6 +97,17 @@ t.test('lan-b and the witness killed: lan-a serves udhcpc from its half, leases 
     const healedAt = performance.now();
     await Promise.all([c.witness, b].map((n) => c.start(n)));
     const upAt = performance.now();
+    const leaderHolds = await waitFor(async () => {
+      for (const n of [a, b]) if (await role(n) === 'leader' && (await vipBody(n)).held && (await vipBody(n)).degraded !== true) return n.name;
+      return null;
+    }, 30_000);
+    t.ok(leaderHolds !== null, `the VIP ends on the Raft leader (${leaderHolds ?? '-'}), not degraded`);
+    const steady = await c.waitSteady(1000, 30_000).catch(() => null);
+    t.equal(steady, leaderHolds, 'and stays there alone');
+    const settledAt = performance.now();
+    const afterHeal = c.samples.filter((s) => s.at >= healedAt && s.at <= settledAt);
+    t.same(overlaps(afterHeal), [], `no sample with two holders from the restart on (${afterHeal.length} samples, holders per sample: ${[...new Set(afterHeal.map((s) => s.holders.length))].sort().join('/')})`);
+    t.notOk((await vipBody(a)).degraded, 'lan-a no longer holds it degraded');
     const merged = await waitFor(async () => {
       const r = await runLanctl(['leases', '--json', '--socket', b.socket]);
       if (r.code !== 0) return null;
@@ -111,15 +138,22 @@ t.test('LAN split: lan-a and the witness on one segment, lan-b alone with a clie
     if (degradedAt === null) t.comment(await status(b));
     t.ok(degradedAt !== null, `lan-b, alone on its segment, says DEGRADED (${degradedAt === null ? '-' : Math.round(degradedAt - splitAt)} ms after the split)`);
     t.notMatch(await status(a), /DEGRADED since/, 'lan-a, with the witness, is not degraded');
+    const both = await c.waitSample((s) => s.holders.length === 2, 20_000, degradedAt!).then((s) => s.at, () => null);
+    t.ok(both !== null, `each segment has the VIP: lan-a as leader, lan-b degraded (${both === null ? '-' : Math.max(0, Math.round(both - degradedAt!))} ms after DEGRADED)`);
+    t.match(await vipBody(b), { held: true, degraded: true }, 'lan-b holds it degraded');
+    t.match(await vipBody(a), { held: true, degraded: false }, 'lan-a holds it as leader');
     const onB = await udhcpcBound(cliB, c.dir, 'udhcpc-b');
     t.ok(inRange(onB.ip, '10.66.0.150', '10.66.0.199'), `the client on lan-b's segment got ${onB.ip} of lan-b's half (10.66.0.150-199)`);
     t.ok(onB.lease <= 60, `lease ${onB.lease} s <= MCLT`);
+    t.equal(await digVip(cliB), WWW, `dig @VIP from lan-b's segment (${onB.ip}) is answered by lan-b, holding the VIP degraded`);
     const onA = await udhcpcBound(cliA, c.dir, 'udhcpc-a');
     t.ok(inRange(onA.ip, '10.66.0.100', '10.66.0.149'), `the client on lan-a's segment got ${onA.ip} of lan-a's half from the leader`);
     t.equal(onA.lease, 3600, 'the leader with a quorum grants the subnet\'s lease time');
 
     for (const h of [b.host, cliB]) await sw('link', 'set', port(h), 'master', lab.bridge);
     const healedAt = performance.now();
+    const yielded = await c.waitSample((s) => s.holders.length === 1 && s.holders[0] === a.name, 20_000, healedAt).then((s) => s.at, () => null);
+    t.ok(yielded !== null, `on the heal lan-b yields: lan-a alone holds the VIP ${yielded === null ? '-' : Math.round(yielded - healedAt)} ms after it`);
     const merged = await waitFor(async () => ((await leasesOf(a)).some((l) => l.ip === onB.ip) ? performance.now() : null), 60_000);
     t.ok(merged !== null, `lan-b's binding ${onB.ip} is in the log (lan-a's lanctl leases) ${merged === null ? '-' : Math.round(merged - healedAt)} ms after the heal`);
     t.ok(await waitFor(async () => (/DEGRADED since/.test(await status(b)) ? null : true), 30_000), 'lan-b left degraded mode');
@@ -129,6 +163,8 @@ t.test('LAN split: lan-a and the witness on one segment, lan-b alone with a clie
       t.equal(new Set(bound.map((l) => l.ip)).size, bound.length, `${n.name}: no address bound to two MACs`);
     }
     t.notMatch((await runLanctl(['doctor', '--socket', a.socket])).stdout, /dhcp\.degraded-conflicts/, 'doctor finds no merge conflict');
+    const later = c.samples.filter((s) => s.at >= (yielded ?? Infinity));
+    t.ok(later.length > 0 && later.every((s) => s.holders.length === 1 && s.holders[0] === a.name), `after lan-b yielded, lan-a alone held the VIP in every sample (${later.length})`);
   });
 });
 

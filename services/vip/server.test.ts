@@ -3,7 +3,8 @@
 // start, `ip addr replace ... valid_lft` then serving on the VIP then a GARP on acquire, `ip addr
 // del` then unserving on lease loss and stop, a failed acquire cleaned up and counted; with a
 // StateLog that tells the lease's end, the guard is armed before every replace with what is left
-// of the lease less a margin, disarmed after a release, and its expiry makes the shell let go.
+// of the lease less a margin, disarmed after a release, and its expiry makes the shell let go;
+// with degraded DHCP claiming it, a follower holds it flagged (guard hold DEGRADED_HOLD_MS) and yields.
 import t from 'tap';
 import { Fsm } from '../../cluster/fsm.js';
 import { MemoryStateLog } from '../../cluster/state-log.js';
@@ -12,7 +13,8 @@ import { silentLogger } from '../../lib/log.js';
 import { ManualClock } from '../../test/support/manual-clock.js';
 import type { RunningService } from '../contract.js';
 import type { CommandResult } from './address.js';
-import { ACQUIRE_LEASE_MIN_MS, VipService } from './server.js';
+import { ACQUIRE_LEASE_MIN_MS, DEGRADED_HOLD_MS, VipService } from './server.js';
+import type { DegradedClaim } from './core.js';
 
 const CONFIG = `
 node: { name: lan-a, role: server, address: 10.20.0.2, stateDir: /tmp/x, controlSocket: /tmp/x.sock }
@@ -28,7 +30,7 @@ class LeasedState extends MemoryStateLog {
   onLeaseGained(listener: () => void): () => void { this.listeners.add(listener); return () => { this.listeners.delete(listener); }; }
 }
 
-function rig(options: { failReplace?: boolean; duringReplace?: () => void; guard?: boolean | 'default'; guardAcquires?: boolean; failAdds?: number } = {}) {
+function rig(options: { failReplace?: boolean; duringReplace?: () => void; guard?: boolean | 'default'; guardAcquires?: boolean; failAdds?: number; degraded?: { claim: DegradedClaim } } = {}) {
   const config = parseConfig(CONFIG);
   const clock = new ManualClock();
   const state = new LeasedState(new Fsm(), clock);
@@ -61,7 +63,8 @@ function rig(options: { failReplace?: boolean; duringReplace?: () => void; guard
     },
     removeAddress: async (a) => { log.push(`dns remove ${a}`); },
   };
-  const plain: RunningService = { name: 'dhcp', status: () => ({ listening: [] }), stop: async () => undefined };
+  const plain: RunningService & { degraded?: { vipClaim(): DegradedClaim } } = { name: 'dhcp', status: () => ({ listening: [] }), stop: async () => undefined };
+  if (options.degraded !== undefined) { const d = options.degraded; plain.degraded = { vipClaim: () => d.claim }; }
   let armed = false;
   const guard = {
     hold: (ms: number) => { armed = true; log.push(`guard hold ${ms}`); },
@@ -413,4 +416,73 @@ t.test('a lease extended by an acknowledgement moves the guard deadline at once,
   log.length = 0;
   state.extend(190);
   t.same(log, [], 'held off (planned failover): no hold');
+});
+
+t.test('degraded: a follower whose DHCP is degraded holds the VIP (guard hold of DEGRADED_HOLD_MS first), flagged; yields with the guard deleting first', async (t) => {
+  const degraded = { claim: 'hold' as DegradedClaim };
+  const { vip, state, clock, log, isPresent } = rig({ guard: true, degraded });
+  state.setLeader(false);
+  await vip.start();
+  await vip.tick();
+  const replace = log.indexOf('ip addr replace 10.20.0.1/24 dev eth9 valid_lft 2 preferred_lft 2');
+  t.ok(replace > 0, 'acquired');
+  t.equal(log.indexOf(`guard hold ${DEGRADED_HOLD_MS}`) < replace && log.indexOf(`guard hold ${DEGRADED_HOLD_MS}`) >= 0, true, 'the guard armed before the replace');
+  t.ok(log.indexOf('dns add 10.20.0.1') > replace, 'then DNS serves on it');
+  t.ok(isPresent());
+  t.match(vip.status(), { held: true, degraded: true, holder: 'lan-a' });
+  t.same(vip.status().listening, ['vip 10.20.0.1/24 dev eth9 (degraded)']);
+  t.equal(vip.nextDueMs(), 1e9, 'ticks at the tick rate while held degraded');
+  clock.advance(20);
+  log.length = 0;
+  await vip.tick();
+  t.same(log.filter((l) => l.startsWith('guard hold')), [`guard hold ${DEGRADED_HOLD_MS}`], 'each tick still degraded moves the deadline on');
+  degraded.claim = 'yield';
+  clock.advance(20);
+  log.length = 0;
+  await vip.tick();
+  t.same(log, ['guard drop', 'ip addr del 10.20.0.1/24 dev eth9', 'dns remove 10.20.0.1', 'guard drop'], 'another MAC answers: the guard deletes, then the shell');
+  t.notOk(isPresent());
+  t.match(vip.status(), { held: false, degraded: false });
+  t.equal(vip.counters.toJSON()['released'], 1);
+  await vip.stop();
+});
+
+t.test('degraded: quorum back as a follower releases it; as the leader the lease takes it over without a gap', async (t) => {
+  const degraded = { claim: 'hold' as DegradedClaim };
+  const r = rig({ guard: true, degraded });
+  r.state.setLeader(false);
+  await r.vip.start();
+  await r.vip.tick();
+  degraded.claim = 'off';
+  r.clock.advance(20);
+  r.log.length = 0;
+  await r.vip.tick();
+  t.ok(r.log.includes('ip addr del 10.20.0.1/24 dev eth9'), 'released when degraded mode ends');
+  t.notOk(r.isPresent());
+  await r.vip.stop();
+
+  const d2 = { claim: 'hold' as DegradedClaim };
+  const l = rig({ guard: true, degraded: d2 });
+  l.state.setLeader(false);
+  await l.vip.start();
+  await l.vip.tick();
+  l.state.setLeader(true);
+  d2.claim = 'off';
+  l.clock.advance(20);
+  l.log.length = 0;
+  await l.vip.tick();
+  t.notOk(l.log.some((x) => x.startsWith('ip addr del') || x === 'guard drop'), 'no release');
+  t.ok(l.log.includes(`guard hold ${400 - 150}`) || l.log.some((x) => x.startsWith('guard hold') && x !== `guard hold ${DEGRADED_HOLD_MS}`), 'the guard now follows the lease');
+  t.match(l.vip.status(), { held: true, degraded: false });
+  await l.vip.stop();
+});
+
+t.test('without dhcp.degraded a follower never holds the VIP', async (t) => {
+  const { vip, state, log, isPresent } = rig({ guard: true });
+  state.setLeader(false);
+  await vip.start();
+  log.length = 0;
+  await vip.tick();
+  t.notOk(isPresent());
+  t.same(log.filter((l) => l.startsWith('ip addr replace')), []);
 });

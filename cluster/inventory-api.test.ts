@@ -51,3 +51,22 @@ t.test('pending: the arch by its IANA name as well as its number (U-Boot armv8 s
   t.match(pending.find((p) => p.mac === '52:54:00:00:00:09'), { arch: 22, archName: 'arm 64 uboot' });
   t.match(pending.find((p) => p.mac === '52:54:00:00:00:0a'), { arch: null, archName: null }, 'no option 93: no name');
 });
+
+t.test('remove: refused while a running deploy job has not finished with the node, naming the job and deploy cancel', async (t) => {
+  const state = new MemoryStateLog(new Fsm(), new ManualClock());
+  const r = routes(state);
+  for (const [name, mac] of [['n1', '52:54:00:00:00:11'], ['n2', '52:54:00:00:00:12']] as const) await state.propose({ type: 'node.add', name, mac });
+  await state.propose({ type: 'rootfs.commit', generation: 'a'.repeat(64), member: 'lan-a', source: '/src', files: 1, dirs: 1, symlinks: 0, hardlinks: 0, bytes: 1 });
+  await state.propose({ type: 'deploy.job.start', job: 'j1', kind: 'rootfs', member: 'lan-a', nodes: ['n1', 'n2'], generation: 'a'.repeat(64), dryRun: false });
+  await state.propose({ type: 'deploy.job.node', job: 'j1', node: 'n2', state: 'running', bytes: 5 });
+  const refused = await call(r, 'POST /v1/nodes/remove', { name: 'n2' });
+  t.match(refused, { status: 409, body: { error: /^n2 is in deploy job j1, still running .*`lanctl deploy cancel j1` stops it.*Nothing was removed/ } });
+  t.ok(state.fsm.inventory.byName('n2'), 'n2 is still in the inventory');
+  t.match(await call(r, 'POST /v1/nodes/remove', { name: 'n1' }), { status: 409, body: { error: /^n1 is in deploy job j1/ } }, 'a node still pending in the job too');
+  t.match(await call(r, 'POST /v1/nodes/remove', { name: 'n2', dryRun: true }), { status: 409 }, 'a dry run says the same');
+  await state.propose({ type: 'deploy.job.node', job: 'j1', node: 'n1', state: 'done', bytes: 10 });
+  t.match(await call(r, 'POST /v1/nodes/remove', { name: 'n1' }), { status: 200, body: { removed: { name: 'n1' } } }, 'a node the job is done with can go while the job runs on');
+  await state.propose({ type: 'deploy.job.node', job: 'j1', node: 'n2', state: 'interrupted' });
+  await state.propose({ type: 'deploy.job.end', job: 'j1', state: 'interrupted' });
+  t.match(await call(r, 'POST /v1/nodes/remove', { name: 'n2' }), { status: 200, body: { removed: { name: 'n2' } } }, 'once the job ended (deploy cancel), the node can be removed');
+});

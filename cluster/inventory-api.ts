@@ -144,6 +144,8 @@ export function inventoryRoutes(o: InventoryApiOptions): ApiRoutes {
 
     'POST /v1/nodes/remove': async ({ body }) => {
       const checked = checkRemove(state.fsm.inventory, field(body, 'name'));
+      const job = checked.ok ? unfinishedJobOf(state.fsm, checked.command.name) : undefined;
+      if (job !== undefined && checked.ok) return { status: 409, body: { error: removeRefusal(checked.command.name, job) } };
       const before = checked.ok ? nodeBody(checked.command.name) : null;
       const reply = await write(checked, field(body, 'dryRun') === true, (fsm) => checked.ok && fsm.inventory.byName(checked.command.name) === undefined);
       return reply.status === 200 && field(body, 'dryRun') !== true ? { status: 200, body: { removed: before } } : reply;
@@ -162,4 +164,18 @@ export function inventoryRoutes(o: InventoryApiOptions): ApiRoutes {
       return reply.status === 200 && checked.ok && field(body, 'dryRun') !== true ? { status: 200, body: { node: nodeBody(checked.command.name) } } : reply;
     },
   };
+}
+
+/**
+ * The running deploy job that has not finished with `node` yet (the node pending or syncing in
+ * it), or undefined. A node removed mid-job used to keep syncing to the end, its result then
+ * unrecorded: the job wrote a tree the inventory no longer knew.
+ */
+export function unfinishedJobOf(fsm: Fsm, node: string): string | undefined {
+  return fsm.rootfs.jobs().find((j) => j.state === 'running' && j.nodes.some((n) => n.name === node && (n.state === 'pending' || n.state === 'running')))?.id;
+}
+
+/** The refusal of `lanctl nodes remove` for a node a running deploy job has not finished with. */
+export function removeRefusal(node: string, job: string): string {
+  return `${node} is in deploy job ${job}, still running (\`lanctl deploy jobs ${job}\` follows it, \`lanctl deploy cancel ${job}\` stops it; ${node} then keeps its previous generation whole). Nothing was removed; run this again once that job has ended`;
 }

@@ -10,7 +10,8 @@ import type { StateLog } from '../state-log.js';
 import type { Command } from '../commands.js';
 import type { Job } from '../rootfs-state.js';
 import type { DeployConfig } from './config.js';
-import { generationDir, isFakeSuper, treeBytes } from './store.js';
+import { generationDir, isFakeSuper, treeBytes, verifyGeneration } from './store.js';
+import { describeChanges, type ManifestChange } from './manifest.js';
 import { BoundedOutput, CONTROL_IDLE_MS, PARTIAL_EXITS, controlPathFor, describeFailure, fingerprint, parseHostKey, knownHostsFile, masterArgs, parseProgress2, parseStats, rootfsRsyncArgs, splitProgress, type Progress2, type SshOptions } from './rsync.js';
 import { hasOverlayDir, hostsFromTargets, overlayFiles, type ResolvedTarget, type TargetEntry } from './targets.js';
 import { HostKeyMismatch, connectPinned, disconnect, fetchHostKey, pushToNode, stageSources, type PushFile } from './push.js';
@@ -58,6 +59,8 @@ export interface NodeTimings {
   sshReused?: boolean;
   /** Asking the node for its host key again before a kept ssh master is used (a key exchange, no login). */
   hostKeyCheckMs?: number;
+  /** The leader's check of its copy against the manifest after rsync exited 0 (a stat walk while unchanged). */
+  storeCheckMs?: number;
   /** Committing the node's result entries after the transfer. */
   entriesMs?: number;
 }
@@ -132,6 +135,8 @@ export class JobRunner {
   #lastLiveNotify = new Map<string, number>();
   /** The ssh master per node (by control socket): children of this process, closed when idle or at stop. */
   #masters = new Map<string, SshMaster>();
+  /** The store check running per generation (#checkStore), with the monotonic ms it started. */
+  #storeChecks = new Map<string, { started: number; result: Promise<ManifestChange[]> }>();
 
   constructor(ctx: JobContext) {
     this.#ctx = ctx;
@@ -553,19 +558,20 @@ export class JobRunner {
     }), onProgress);
     timing.transferMs = this.#since(t);
     t = this.#ctx.clock.monotonicMs();
+    const drift = result.code === 0 && !active.cancelled && !dryRun ? await this.#storeDrift(active, target.node, generation, timing) : undefined;
     await running;
     const stats = parseStats(result.stdout);
     const sent = stats.sent ?? 0;
     const total = stats.transferred;
     try {
-      if (result.code === 0 && !active.cancelled) {
+      if (result.code === 0 && !active.cancelled && drift === undefined) {
         log.info({ event: 'deploy.node.done', job: active.id, node: target.node, sent, transferred: total }, `${target.node}: synced`);
         // Both in one commit round (group commit): the inventory mirror and the job's record.
         await Promise.all([
           !dryRun && this.#ctx.state.fsm.inventory.byName(target.node)
             ? this.#propose({ type: 'node.generation', name: target.node, assigned: generation, running: generation }).catch(() => undefined) : undefined,
           this.#propose({ type: 'deploy.job.node', job: active.id, run: active.run, node: target.node, state: 'done', exit: 0, sent, ...(total !== undefined ? { bytes: total, total } : {}) }).catch(() => undefined),
-          !dryRun ? this.#timeline(active, target.node, generation, 0, sent) : undefined,
+          !dryRun ? this.#timeline(active, target.node, generation, 0, sent, true) : undefined,
         ]);
         return true;
       }
@@ -575,15 +581,15 @@ export class JobRunner {
       // A stopped job: rsync's "exit 20: stopped by a signal" only says that this daemon ended it.
       let error = active.cancelled
         ? `${active.stoppedBecause ?? STOPPED_BY_OPERATOR} while ${target.node} was syncing: its rsync was ended, and the node keeps its previous generation whole (what was sent waits aside for the resume); \`lanctl deploy resume ${active.id}\` completes it`
-        : describeFailure(result.code, `${result.stderr}\n${why}`, target);
+        : drift ?? describeFailure(result.code, `${result.stderr}\n${why}`, target);
       log.warn({ event: 'deploy.node.failed', job: active.id, node: target.node, exit: result.code, stderr: result.stderr.slice(-2000) }, `${target.node}: ${error}`);
-      if (PARTIAL_EXITS.has(result.code) && !dryRun && !active.cancelled) {
-        const back = await this.#putBack(active, target, generation, workDir, ssh, /Read-only file system/.test(result.stderr));
+      if ((PARTIAL_EXITS.has(result.code) || drift !== undefined) && !dryRun && !active.cancelled) {
+        const back = await this.#putBack(active, target, generation, workDir, ssh, /Read-only file system/.test(result.stderr), drift === undefined ? undefined : storeFix(generation));
         if (back !== '') error = `${error}. ${back}`;
       }
       await Promise.all([
         this.#propose({ type: 'deploy.job.node', job: active.id, run: active.run, node: target.node, state, exit: result.code, error, sent }).catch(() => undefined),
-        !dryRun ? this.#timeline(active, target.node, generation, result.code, sent) : undefined,
+        !dryRun ? this.#timeline(active, target.node, generation, result.code, sent, false) : undefined,
       ]);
       return false;
     } finally {
@@ -597,14 +603,50 @@ export class JobRunner {
    * netbooting node's own pull reports it through the ssh gate: `rsync` with the generation, bytes,
    * exit and job, then `verified` when it was. A deploy.targets-only node has no MAC, so no timeline.
    */
-  async #timeline(active: ActiveJob, node: string, generation: string, exit: number, sent: number): Promise<void> {
+  async #timeline(active: ActiveJob, node: string, generation: string, exit: number, sent: number, verified: boolean): Promise<void> {
     const mac = this.#ctx.state.fsm.inventory.byName(node)?.mac;
     if (mac === undefined) return;
     const gen = `gen=${generation.slice(0, 12)}`;
     await Promise.all([
       this.#propose({ type: 'node.boot', mac, event: 'rsync', detail: `${gen} bytes=${sent} exit=${exit}${active.cancelled ? ' stopped' : ''} job=${active.id}` }).catch(() => undefined),
-      exit === 0 && !active.cancelled ? this.#propose({ type: 'node.boot', mac, event: 'verified', detail: gen }).catch(() => undefined) : undefined,
+      verified ? this.#propose({ type: 'node.boot', mac, event: 'verified', detail: gen }).catch(() => undefined) : undefined,
     ]);
+  }
+
+  /**
+   * The leader's copy of the generation checked against its manifest once rsync exited 0, before the
+   * node is recorded verified; undefined when it matches, else the node's result. rsync's exit 0
+   * says the node got every file of its file list as the store held it: a store file deleted after
+   * the deploy's check and before rsync listed the tree was not in the list (and --delete removed it
+   * on the node), one changed in that time was sent changed. The check is the quick one of the
+   * deploy's start (the tree's stat digest against the one recorded when it last matched: a stat
+   * walk); anything touched is hashed again and named.
+   */
+  async #storeDrift(active: ActiveJob, node: string, generation: string, timing: NodeTimings): Promise<string | undefined> {
+    const { stateDir, member, log } = this.#ctx;
+    const t = this.#ctx.clock.monotonicMs();
+    const changes = await this.#checkStore(generation, t);
+    timing.storeCheckMs = this.#since(t);
+    if (changes.length === 0) return undefined;
+    const gen = generation.slice(0, 12);
+    await this.#propose({ type: 'rootfs.verified', generation, member, ok: false, changed: changes.slice(0, 50).map((c) => c.path) }).catch(() => undefined);
+    log.error({ event: 'deploy.node.store_changed', job: active.id, node, generation, changed: changes.slice(0, 50).map((c) => c.path) }, `${node}: generation ${gen} in this member's store no longer matches its manifest after the sync: ${describeChanges(changes)}`);
+    return `generation ${gen} in ${member}'s store no longer matches its manifest (changed during the sync to ${node}, after the deploy's check): ${describeChanges(changes)}; rsync sent the store as it found it, so ${node} did not get the generation that was committed`;
+  }
+
+  /**
+   * The store check of #storeDrift for a sync that ended at `endedAt`: nodes that finish while one
+   * check runs share it when it started after their rsync ended (it saw the store as it was then or
+   * later), so parallel nodes do not each walk the tree.
+   */
+  #checkStore(generation: string, endedAt: number): Promise<ManifestChange[]> {
+    const running = this.#storeChecks.get(generation);
+    if (running !== undefined && running.started >= endedAt) return running.result;
+    const started = this.#ctx.clock.monotonicMs();
+    const result = verifyGeneration(this.#ctx.stateDir, generation, { quick: true }).catch((error: unknown) => [{ path: '.', what: `unreadable: ${errorMessage(error)}` }]);
+    this.#storeChecks.set(generation, { started, result });
+    void result.finally(() => { if (this.#storeChecks.get(generation)?.result === result) this.#storeChecks.delete(generation); });
+    return result;
   }
 
   /**
@@ -614,10 +656,10 @@ export class JobRunner {
    * alone what already matches it (a file that could not be replaced still holds it), rewrites what
    * changed and deletes what was new. Returns the sentence for the node's result.
    */
-  async #putBack(active: ActiveJob, target: ResolvedTarget, generation: string, workDir: string, ssh: SshOptions, readOnly: boolean): Promise<string> {
+  async #putBack(active: ActiveJob, target: ResolvedTarget, generation: string, workDir: string, ssh: SshOptions, readOnly: boolean, storeChanged?: string): Promise<string> {
     const { config, log, stateDir } = this.#ctx;
     const destination = config.rootfs?.destination ?? '/';
-    const fix = `fix what is named (on the node, or in the store: \`lanctl rootfs verify ${generation.slice(0, 12)}\`), then \`lanctl deploy resume ${active.id}\``;
+    const fix = storeChanged ?? `fix what is named (on the node, or in the store: \`lanctl rootfs verify ${generation.slice(0, 12)}\`), then \`lanctl deploy resume ${active.id}\``;
     const previous = this.#ctx.state.fsm.rootfs.node(target.node)?.running;
     if (previous === undefined || previous === generation || !existsSync(generationDir(stateDir, previous))) {
       // A read-only destination took nothing (its result says so); there is nothing to undo.
@@ -763,6 +805,12 @@ export class JobRunner {
   async #propose(command: Command): Promise<void> {
     await this.#ctx.state.propose(command);
   }
+}
+
+/** What to do when the store's copy of a generation changed under a sync: a resume would send the same copy. */
+function storeFix(generation: string): string {
+  const gen = generation.slice(0, 12);
+  return `\`lanctl rootfs verify ${gen}\` names every changed path; commit the tree again (\`lanctl rootfs commit DIR\`) and deploy the generation it gives (a resume would send the changed copy again)`;
 }
 
 /** "c4 is in deploy job J (...)": the refusal of a job whose nodes are in other jobs, with the commands that follow or stop each. */

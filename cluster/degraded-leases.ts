@@ -144,7 +144,10 @@ export class DegradedLeases {
   }
 
   #applyRecords(records: readonly DegradedRecord[], from: number): void {
-    const at = Math.max(this.overlay.lastAt, ...records.map((r) => r.at));
+    // A loop, not Math.max(...spread): a journal kept through a long stretch alone can hold more
+    // records than a call takes arguments (RangeError past about 100,000).
+    let at = this.overlay.lastAt;
+    for (const r of records) if (r.at > at) at = r.at;
     this.overlay.apply(++this.#index, { at, by: this.self, command: { type: 'lease.merge', node: this.self, journal: this.#journal, from, upTo: from + records.length - 1, records: [...records] } });
   }
 }

@@ -252,12 +252,7 @@ export class RaftStateLog implements StateLog {
     if (state.truncatedBytes > 0) {
       opts.log.warn({ event: 'raft.wal_torn_tail', bytes: state.truncatedBytes, dir: opts.dir }, `cut a torn tail of ${state.truncatedBytes} bytes (a write that was never fsync'd)`);
     }
-    const fsm = new Fsm();
-    if (state.snapshot) fsm.restore(decodeFsmSnapshot(state.snapshot.data));
-    const self = new RaftStateLog(fsm, opts);
-    self.#walOpts = walOpts;
-    self.#tickMs = tickMs;
-    self.#pipelined = pipelined;
+    const { self, fsm } = RaftStateLog.#fromDisk(opts, state, walOpts, tickMs, pipelined);
     self.#membershipAtOpen(state);
     const host = self.#build(wal, state, tickMs, pipelined);
     const node = host.node;
@@ -291,12 +286,7 @@ export class RaftStateLog implements StateLog {
       throw new LanhaError('io', `${opts.dir} is in use by process ${holder} (its LOCK names it), and its file system refused a write (${refusal.message}); two members must never share one`);
     }
     const state = loadState(opts.dir, false);
-    const fsm = new Fsm();
-    if (state.snapshot) fsm.restore(decodeFsmSnapshot(state.snapshot.data));
-    const self = new RaftStateLog(fsm, opts);
-    self.#walOpts = walOpts;
-    self.#tickMs = tickMs;
-    self.#pipelined = pipelined;
+    const { self, fsm } = RaftStateLog.#fromDisk(opts, state, walOpts, tickMs, pipelined);
     self.#openedFenced = true;
     self.#membershipAtOpen(state, false);
     // The committed entries are on the disk (and on a majority's): applied now, as a start replays
@@ -319,6 +309,17 @@ export class RaftStateLog implements StateLog {
     opts.log.info({ event: 'raft.opened', dir: opts.dir, term: state.hardState.term, commit: state.hardState.commit, applied: fsm.appliedIndex, entries: state.entries.length, snapshot: state.snapshot?.meta.index ?? 0, fenced: true },
       `raft state read at index ${fsm.appliedIndex} without a write (the file system refused one): this member starts fenced`);
     return self;
+  }
+
+  /** The state machine at the snapshot read from the disk, and the log around it (both kinds of open). */
+  static #fromDisk(opts: RaftStateLogOptions, state: LoadedState, walOpts: WalOptions, tickMs: number, pipelined: boolean): { self: RaftStateLog; fsm: Fsm } {
+    const fsm = new Fsm();
+    if (state.snapshot) fsm.restore(decodeFsmSnapshot(state.snapshot.data));
+    const self = new RaftStateLog(fsm, opts);
+    self.#walOpts = walOpts;
+    self.#tickMs = tickMs;
+    self.#pipelined = pipelined;
+    return { self, fsm };
   }
 
   /** A core and its host on `wal`, from `state` as read from the disk (at open, and to rejoin after a stall). */

@@ -1,6 +1,6 @@
 import t from 'tap';
 import fc from 'fast-check';
-import { ENTRY_OVERHEAD, ForwardCache, cacheTtl, questionHash, ttlOffsets, wireCacheTtl, wireFromReply, wireOf, type CachedAnswer } from './cache.js';
+import { ENTRY_OVERHEAD, ForwardCache, cacheTtl, questionHash, ttlOffsets, wireCacheTtl, wireFromReply, wireOf, type CachedAnswer, type CacheEntry } from './cache.js';
 import { scanQuery, type FastQuery } from './fast.js';
 import { encodeName } from './name.js';
 import { seedFromEnv } from '../../test/support/seeded.js';
@@ -208,6 +208,45 @@ t.test('a flood of unique names: entries and accounted bytes stay within the lim
   t.ok(serve(byCount, query('n4999.example', 1), 0) !== null && serve(byCount, query('n0.example', 1), 0) === null, 'the newest kept, the oldest gone');
 });
 
+t.test('a cache at its bound reuses evicted entries for new ones, and a reused entry answers only what was stored in it', async (t) => {
+  // A flood of unique names evicts an entry per store: the evicted entry (object and buffer) holds
+  // the next one instead of a new allocation per miss that lives until it is evicted in turn.
+  const c = new ForwardCache({ entries: 50, bytes: 1 << 20 });
+  const made = new Set<object>();
+  for (let i = 0; i < 2_000; i++) {
+    const name = `u${i}.flood.example`;
+    const answer: CachedAnswer = { rcode: 0, answers: [a(300, name)], authority: [], additional: [] };
+    const e = c.store(q(name), upstreamReply(name, answer), answer, i);
+    if (e !== null) made.add(e);
+  }
+  t.equal(c.size, 50);
+  t.ok(made.size <= 50 + 2, `2,000 unique names stored in ${made.size} entry objects (at most the bound and a spare or two)`);
+  // Answers of varying sizes, negative ones, names replaced and expired, in a small cache: every name
+  // the cache still answers is answered exactly as a cache holding that one answer alone answers it.
+  fc.assert(fc.property(fc.array(fc.tuple(fc.nat({ max: 30 }), fc.nat({ max: 3 }), fc.boolean(), fc.integer({ min: 1, max: 20 })), { minLength: 1, maxLength: 80 }),
+    (steps) => {
+      const small = new ForwardCache({ entries: 6, bytes: 6 * (ENTRY_OVERHEAD + 120) });
+      const last = new Map<string, { answer: CachedAnswer; at: number }>();
+      steps.forEach(([n, records, negative, ttl], i) => {
+        const name = `n${n}.${'x'.repeat(n % 7 + 1)}.example`;
+        const answer: CachedAnswer = negative
+          ? { rcode: RCODE.NXDOMAIN, answers: [], authority: [soa(ttl, ttl)], additional: [] }
+          : { rcode: 0, answers: Array.from({ length: records + 1 }, (_, k) => ({ ...a(ttl + k, name), rdata: Uint8Array.of(10, 0, k, n) })), authority: [], additional: [] };
+        if (small.store(q(name), upstreamReply(name, answer), answer, i * 1_000) !== null) last.set(name, { answer, at: i * 1_000 });
+      });
+      const now = steps.length * 1_000 + 500;
+      for (const [name, { answer, at }] of last) {
+        const got = serve(small, query(name, 9, true), now);
+        if (got === null) continue; // evicted or expired
+        const alone = new ForwardCache(limits);
+        alone.store(q(name), upstreamReply(name, answer), answer, at);
+        if (JSON.stringify(got) !== JSON.stringify(serve(alone, query(name, 9, true), now))) return false;
+      }
+      return true;
+    }), { seed: seedFromEnv(1035), numRuns: 500 });
+  t.pass('every answer served from a reused entry equals the answer stored for that name alone');
+});
+
 t.test('entries sent to another process (insertWire) answer the same bytes there', async (t) => {
   const daemon = new ForwardCache(limits);
   const worker = new ForwardCache(limits);
@@ -309,10 +348,12 @@ t.test('lifetime and entry read from the reply\'s bytes (the miss path, nothing 
       if (byScan === null) return byDecoded === null;
       // The TTL offsets carried over from the reply's walk are the stored body's own.
       // (The entry's TTL table follows its answer: 2 bytes of offset, 4 of stored TTL per record.)
+      // (The buffer may be longer than what it holds: entries' buffers are made in steps and reused.)
       const offsets = ttlOffsets(byScan.body);
-      const table = byScan.data.subarray(byScan.keyLength + byScan.body.length);
+      const used = (e: CacheEntry): Buffer => e.data.subarray(0, e.keyLength + e.body.length + 6 * e.records);
+      const table = used(byScan).subarray(byScan.keyLength + byScan.body.length);
       const stored = Array.from({ length: byScan.records }, (_, i) => table.readUInt16BE(6 * i));
-      return byDecoded !== null && byScan.data.equals(byDecoded.data) && byScan.expiresAt === byDecoded.expiresAt && offsets !== null && stored.join() === offsets.join()
+      return byDecoded !== null && used(byScan).equals(used(byDecoded)) && byScan.expiresAt === byDecoded.expiresAt && offsets !== null && stored.join() === offsets.join()
         && table.length === 6 * offsets.length;
     }), { seed: seedFromEnv(2181), numRuns: 3000 });
   t.pass('equal for every reply tried');

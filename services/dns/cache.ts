@@ -42,12 +42,32 @@ export interface WireEntry {
 
 /** Bytes counted per entry besides its key and answer: the entry object, its buffer, map slots. */
 export const ENTRY_OVERHEAD = 256;
+/**
+ * Removed entries (evicted, expired, replaced) kept to hold the next ones stored, object and buffer
+ * both, and the largest buffer kept so. In a cache at its bound every miss evicts one entry: made
+ * anew, each entry (its object, its buffer with the buffer's own backing store and tracking) lived
+ * until evicted, so every scavenge of the answering process copied the entries stored since the
+ * last one and promoted them, and the old generation filled with evicted ones (a one-entry cache
+ * halved the miss flood's GC time: services/dns/README.md).
+ */
+const SPARES_MAX = 64;
+const SPARE_BYTES_MAX = 2048;
+/** Entry buffers are made in multiples of this, so a spare fits answers of about the same size. */
+const ENTRY_BYTES_STEP = 64;
 const POSITIVE_TTL_MAX = 86_400;
 const NEGATIVE_TTL_MAX = 3_600;
 const OPT_SIZE = 11;
 
+/**
+ * A cached answer. An entry removed from the cache (evicted, expired, replaced) is reused for one
+ * stored later: use an entry only within the synchronous span of the `lookup` or `store` that gave
+ * it (as the answering path does), never after an await.
+ */
 export interface CacheEntry {
-  /** Lowercased question (name + type + class) followed by the answer: one allocation. */
+  /**
+   * Lowercased question (name + type + class) followed by the answer and its TTL table: one
+   * allocation, of at least `keyLength + body.length + 6 * records` bytes (what is after is unused).
+   */
   data: Buffer;
   keyLength: number;
   hash: number;
@@ -393,7 +413,11 @@ function countDown(e: CacheEntry, nowMs: number): void {
 
 export class ForwardCache {
   readonly limits: CacheLimits;
-  #map = new Map<number, CacheEntry>();
+  /** Entries by their question's hash, chained per bucket (a fixed array: no hash table rebuilt as entries come and go). */
+  #buckets: Array<CacheEntry | null>;
+  #mask: number;
+  /** Removed entries kept for reuse (SPARES_MAX). */
+  #spares: CacheEntry[] = [];
   #size = 0;
   #bytes = 0;
   /** Least recently used end of the LRU list, and its other end. */
@@ -402,6 +426,10 @@ export class ForwardCache {
 
   constructor(limits: CacheLimits) {
     this.limits = limits;
+    let buckets = 16;
+    while (buckets < limits.entries && buckets < 1 << 16) buckets *= 2;
+    this.#buckets = new Array<CacheEntry | null>(buckets).fill(null);
+    this.#mask = buckets - 1;
   }
 
   get size(): number { return this.#size; }
@@ -411,7 +439,7 @@ export class ForwardCache {
   /** The fresh entry for the question in `msg` (scanned by `scanQuery` into `q`), or null. */
   lookup(msg: Uint8Array, q: FastQuery, nowMs: number): CacheEntry | null {
     const qLength = q.qEnd - HEADER_SIZE;
-    for (let e = this.#map.get(q.hash) ?? null; e !== null; e = e.chain) {
+    for (let e = this.#buckets[q.hash & this.#mask] ?? null; e !== null; e = e.chain) {
       if (e.keyLength !== qLength) continue;
       const data = e.data;
       const nameEnd = qLength - 4;
@@ -532,13 +560,14 @@ export class ForwardCache {
     if (shape !== null) {
       // Straight into the entry's one buffer: no intermediate copies of the key and the answer.
       const keyLength = shape.qEnd - HEADER_SIZE;
-      const data = this.#allocate(keyLength, shape.end, shape.records);
-      if (data === null) return null;
+      const e = this.#allocate(keyLength, shape.end, shape.records);
+      if (e === null) return null;
+      const data = e.data;
       data.set(reply.subarray(HEADER_SIZE, shape.qEnd), 0);
       for (let i = 0; i < keyLength - 4; i++) { const c = data[i]!; if (c >= 0x41 && c <= 0x5a) data[i] = c | 0x20; }
       data.set(reply.subarray(0, shape.end), keyLength);
       patchReply(data, keyLength, reply, shape, table!, negative, ttl);
-      return this.#link(data, keyLength, shape.end, table!.ttlAt, shape.records, ttl * 1000, nowMs);
+      return this.#link(e, keyLength, shape.end, table!.ttlAt, shape.records, ttl * 1000, nowMs);
     }
     const w = this.#encoded(q, answer, ttl, negative);
     return w === null ? null : this.#insert(w, nowMs);
@@ -552,23 +581,40 @@ export class ForwardCache {
   #insert(w: WireEntry, nowMs: number): CacheEntry | null {
     const offsets = w.ttlAt ?? ttlOffsets(w.body);
     if (offsets === null || w.key.length < 5 || w.ttlMs <= 0) return null;
-    const data = this.#allocate(w.key.length, w.body.length, offsets.length);
-    if (data === null) return null;
-    data.set(w.key, 0);
-    data.set(w.body, w.key.length);
-    return this.#link(data, w.key.length, w.body.length, offsets, offsets.length, w.ttlMs, nowMs);
+    const e = this.#allocate(w.key.length, w.body.length, offsets.length);
+    if (e === null) return null;
+    e.data.set(w.key, 0);
+    e.data.set(w.body, w.key.length);
+    return this.#link(e, w.key.length, w.body.length, offsets, offsets.length, w.ttlMs, nowMs);
   }
 
-  /** An entry's buffer (key, answer, 6 bytes per record), or null when over the limits. */
-  #allocate(keyLength: number, bodyLength: number, records: number): Buffer | null {
-    const cost = keyLength + bodyLength + 6 * records + ENTRY_OVERHEAD;
+  /**
+   * An entry not in the cache whose buffer takes the key, answer and TTL table (a spare when one
+   * fits, else a new one), or null when over the limits. Its fields are set by `#link`.
+   */
+  #allocate(keyLength: number, bodyLength: number, records: number): CacheEntry | null {
+    const size = keyLength + bodyLength + 6 * records;
+    const cost = size + ENTRY_OVERHEAD;
     if (keyLength < 5 || cost > this.limits.bytes || this.limits.entries === 0) return null;
+    const spares = this.#spares;
+    for (let i = spares.length - 1; i >= 0; i--) {
+      const e = spares[i]!;
+      if (e.data.length < size) continue;
+      spares[i] = spares[spares.length - 1]!;
+      spares.pop();
+      return e;
+    }
     // Its own allocation: a slice of Node's shared pool would keep a whole 8 KiB slab alive.
-    return Buffer.allocUnsafeSlow(keyLength + bodyLength + 6 * records);
+    const data = Buffer.allocUnsafeSlow(Math.ceil(size / ENTRY_BYTES_STEP) * ENTRY_BYTES_STEP);
+    return {
+      data, keyLength: 0, hash: 0, records: 0, body: data.subarray(0, 0), aged: 0, storedAt: 0, expiresAt: 0, cost: 0,
+      chain: null, older: null, newer: null,
+    };
   }
 
-  /** Stores `data` (from `#allocate`, key and answer written) with its records' TTL table, evicting as the limits ask. */
-  #link(data: Buffer, keyLength: number, bodyLength: number, ttlAt: ArrayLike<number>, records: number, ttlMs: number, nowMs: number): CacheEntry {
+  /** Stores `e` (from `#allocate`, key and answer written into its buffer) with its records' TTL table, evicting as the limits ask. */
+  #link(e: CacheEntry, keyLength: number, bodyLength: number, ttlAt: ArrayLike<number>, records: number, ttlMs: number, nowMs: number): CacheEntry {
+    const data = e.data;
     // Every record's TTL is served counted down from what is stored: one the upstream sent with the
     // top bit set is stored as the 0 it means (RFC 2181 §8), not counted down from 2^31 and more.
     for (let i = 0, t = keyLength + bodyLength; i < records; i++, t += 6) {
@@ -582,11 +628,15 @@ export class ForwardCache {
     const old = this.#find(data, keyLength, hash);
     if (old !== null) this.#remove(old);
     while (this.#size >= this.limits.entries || this.#bytes + cost > this.limits.bytes) this.#remove(this.#oldest!);
-    const e: CacheEntry = {
-      data, keyLength, hash, records, body: data.subarray(keyLength, keyLength + bodyLength), aged: 0, storedAt: nowMs, expiresAt: nowMs + ttlMs, cost,
-      chain: this.#map.get(hash) ?? null, older: this.#newest, newer: null,
-    };
-    this.#map.set(hash, e);
+    // A spare's view of the answer is kept when the answer sits where it did (a flood of names of
+    // one length: every entry alike), else made anew.
+    if (e.keyLength !== keyLength || e.body.length !== bodyLength) e.body = data.subarray(keyLength, keyLength + bodyLength);
+    e.keyLength = keyLength; e.hash = hash; e.records = records; e.aged = 0;
+    e.storedAt = nowMs; e.expiresAt = nowMs + ttlMs; e.cost = cost;
+    const bucket = hash & this.#mask;
+    e.chain = this.#buckets[bucket] ?? null;
+    this.#buckets[bucket] = e;
+    e.older = this.#newest; e.newer = null;
     if (this.#newest !== null) this.#newest.newer = e;
     this.#newest = e;
     if (this.#oldest === null) this.#oldest = e;
@@ -612,14 +662,15 @@ export class ForwardCache {
   }
 
   clear(): void {
-    this.#map.clear();
+    this.#buckets.fill(null);
+    this.#spares = [];
     this.#size = 0;
     this.#bytes = 0;
     this.#oldest = this.#newest = null;
   }
 
   #find(data: Uint8Array, keyLength: number, hash: number): CacheEntry | null {
-    for (let e = this.#map.get(hash) ?? null; e !== null; e = e.chain) {
+    for (let e = this.#buckets[hash & this.#mask] ?? null; e !== null; e = e.chain) {
       if (e.keyLength === keyLength && e.data.compare(data, 0, keyLength, 0, keyLength) === 0) return e;
     }
     return null;
@@ -643,14 +694,16 @@ export class ForwardCache {
 
   #remove(e: CacheEntry): void {
     this.#unlink(e);
-    const head = this.#map.get(e.hash);
+    const bucket = e.hash & this.#mask;
+    const head = this.#buckets[bucket] ?? null;
     if (head === e) {
-      if (e.chain === null) this.#map.delete(e.hash); else this.#map.set(e.hash, e.chain);
+      this.#buckets[bucket] = e.chain;
     } else {
-      for (let p = head ?? null; p !== null; p = p.chain) if (p.chain === e) { p.chain = e.chain; break; }
+      for (let p = head; p !== null; p = p.chain) if (p.chain === e) { p.chain = e.chain; break; }
     }
     e.chain = null;
     this.#size--;
     this.#bytes -= e.cost;
+    if (this.#spares.length < SPARES_MAX && e.data.length <= SPARE_BYTES_MAX) this.#spares.push(e);
   }
 }

@@ -156,7 +156,11 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
       stateHash: typeof s['stateHash'] === 'string' ? s['stateHash'] : null,
       ackAudit: config.dhcp === undefined ? null : ((a) => ({ lostTotal: a.lostTotal, audits: a.audits, checked: a.lastAudit?.checked ?? null }))(acks.summary()),
       applyLevel: APPLY_LEVEL,
-      ...((d) => (d === undefined ? {} : { degradedJournal: d.journalReport(), poolSplit: d.poolSplit }))((running.find((r) => r.name === 'dhcp') as { degraded?: { journalReport(): NonNullable<LocalReport['degradedJournal']> | null; readonly poolSplit: string } } | undefined)?.degraded),
+      ...((d) => (d === undefined ? {} : {
+        degradedJournal: d.journalReport(), poolSplit: d.poolSplit,
+        // What a leader waits on before adding the VIP (cluster/degraded.ts handBackRefusal).
+        degradedVip: { ...d.vipReport(), held: serviceField(running, 'vip', 'degraded', 'boolean') === true },
+      }))((running.find((r) => r.name === 'dhcp') as { degraded?: { journalReport(): NonNullable<LocalReport['degradedJournal']> | null; vipReport(): { active: boolean; noQuorumMs: number }; readonly poolSplit: string } } | undefined)?.degraded),
     };
   };
   // Boot timeline events of a member that is not the leader (a `lanctl nodes power` run there) go

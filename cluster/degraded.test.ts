@@ -7,7 +7,7 @@
 import t from 'tap';
 import { Fsm } from './fsm.js';
 import type { Command, StampedCommand } from './commands.js';
-import { PoolOwnership, decideDegradedGrant, decideLeaderGrant, partnerKnowsUntil, reportSlice, degradedRefusal, mergeRecord, parseDegradedRecord, type DegradedRecord } from './degraded.js';
+import { PoolOwnership, decideDegradedGrant, decideLeaderGrant, partnerKnowsUntil, reportSlice, degradedRefusal, handBackRefusal, mergeRecord, parseDegradedRecord, DEGRADED_HOLD_MS, type DegradedRecord } from './degraded.js';
 import { DegradedLeases } from './degraded-leases.js';
 import { parseCidr, parseIpv4, parseIpv4Range, formatIpv4 } from '../lib/ipv4.js';
 import { Allocator, poolSubnet, type AllocationPolicy, type PoolSubnet } from '../services/dhcp/allocator.js';
@@ -80,6 +80,25 @@ t.test('entry conditions (HA.md 2.5, DEGRADED-SOLO)', (t) => {
   t.match(degradedRefusal({ ...ok, partnerHeard: true }), /partner is still heard/);
   t.match(degradedRefusal({ ...ok, stateValid: false }), /rule 6/);
   t.match(degradedRefusal({ ...ok, partnerConfigDiffers: true }), /other pool halves/);
+  t.end();
+});
+
+t.test('the hand-back: a leader adds the VIP only once its partner may no longer hold it degraded', (t) => {
+  const at = (nowMs: number, partner: Parameters<typeof handBackRefusal>[0]['partner']): string | null =>
+    handBackRefusal({ nowMs, startedMs: 0, partner, reportEveryMs: 1000, holdMs: DEGRADED_HOLD_MS });
+  const silentMs = 1000 + DEGRADED_HOLD_MS + 500;
+  const report = (receivedMs: number, active: boolean, held: boolean, noQuorumMs: number) => ({ receivedMs, degraded: { active, held, noQuorumMs } });
+  t.match(at(100, null), /not reported since this member started/, 'never heard since start: it may hold the VIP');
+  t.equal(at(silentMs, null), null, 'silent since start past a report interval and its guard deadline: it holds nothing');
+  t.equal(at(100_000, { receivedMs: 99_000, degraded: null }), null, 'a report without degraded mode (off there): never held degraded');
+  t.equal(at(10_000, report(9_000, false, false, 0)), null, 'a partner with a quorum, not degraded: no wait (a failover is not slowed)');
+  t.match(at(10_000, report(9_900, true, true, 7000)), /holds the VIP degraded/, 'its latest report says it holds it');
+  t.match(at(9_900 + silentMs - 1, report(9_900, true, true, 7000)), /holds the VIP degraded/, 'until it has been silent past its next report and its guard');
+  t.equal(at(9_900 + silentMs, report(9_900, true, true, 7000)), null, 'then its guard deleted it');
+  t.match(at(10_000, report(9_900, true, false, 7000)), /in degraded mode/, 'degraded, not holding yet: it may take it any moment');
+  t.match(at(10_000, report(9_900, false, false, 4500)), /without a quorum for 4.5 s/, 'no quorum for 4.5 s: it may go degraded before its next report');
+  t.equal(at(10_000, report(9_900, false, false, 500)), null, 'no quorum for 0.5 s: it cannot go degraded for seconds');
+  t.match(at(10_000, report(9_900, false, true, 0)), /holds the VIP degraded/, 'left degraded mode, its ip addr del not returned yet: still held');
   t.end();
 });
 

@@ -249,3 +249,63 @@ export function reportSlice(records: readonly DegradedRecord[], maxRecords: numb
   }
   return records.slice(0, n);
 }
+
+/** What a member's report says of its degraded mode and the VIP (cluster/member-status.ts `degradedVip`). */
+export interface DegradedVipReport {
+  /** Its degraded mode is on: it may take the VIP, flagged degraded, at any moment until it hears a leader. */
+  active: boolean;
+  /** It holds the VIP degraded, or the `ip addr del` of its degraded holding has not returned yet. */
+  held: boolean;
+  /** Monotonic ms it has been without a quorum when it sent the report (0: it had one). */
+  noQuorumMs: number;
+}
+
+/**
+ * A degraded holding's guard deadline: each VIP tick that finds this member still degraded (every
+ * 20 ms while it holds) moves it this far ahead; a daemon stalled longer loses the VIP to its guard,
+ * as a leader's lease would (services/vip/server.ts).
+ */
+export const DEGRADED_HOLD_MS = 1000;
+
+/** How late a report may arrive after it was sent, as the hand-back below counts it. */
+export const REPORT_TRANSIT_SLACK_MS = 1000;
+/** Beyond a degraded holder's guard deadline: the guard's `ip addr del`, timer lateness, report jitter. */
+export const HAND_BACK_SLACK_MS = 500;
+
+export interface HandBackFacts {
+  nowMs: number;
+  /** Monotonic ms this member started hearing reports (its process start): a partner silent since may hold the VIP. */
+  startedMs: number;
+  /** The partner's latest report since then: when it arrived (monotonic ms here) and what it said; null: none. */
+  partner: { receivedMs: number; degraded: DegradedVipReport | null } | null;
+  /** A member sends its report this often (cluster/member-status.ts). */
+  reportEveryMs: number;
+  /** A degraded holding's guard deadline, moved on by each tick that finds it still degraded (services/vip/server.ts). */
+  holdMs: number;
+}
+
+/**
+ * The hand-back of the VIP from a degraded holder to a leader (HA.md 2.5), as the leader judges it
+ * before adding the VIP: null when the partner surely holds no degraded VIP now, else why not yet.
+ * The partner lets go as soon as it hears a leader, and says so in its next report; one that went
+ * silent (paused, dead, cut off) renewed its guard at most until its next report was due, so its
+ * guard deleted the VIP `reportEveryMs + holdMs` after its last report (plus the slack). A report
+ * without degraded mode (off there, an older version) is a partner that never holds it degraded; a
+ * report of a partner with a quorum and not degraded is good until that partner could have gone
+ * degraded (DEGRADED_AFTER_MS without a quorum, counted from what it reported, less the transit).
+ */
+export function handBackRefusal(f: HandBackFacts): string | null {
+  const p = f.partner;
+  const silentMs = f.reportEveryMs + f.holdMs + HAND_BACK_SLACK_MS;
+  if (p === null) {
+    if (f.nowMs >= f.startedMs + silentMs) return null;
+    return `the partner has not reported since this member started: it may still hold the VIP degraded (waiting up to ${Math.ceil((f.startedMs + silentMs - f.nowMs) / 100) / 10} s for its report or its guard)`;
+  }
+  const d = p.degraded;
+  if (d === null) return null;
+  if (!d.active && !d.held && f.nowMs < p.receivedMs + DEGRADED_AFTER_MS - d.noQuorumMs - REPORT_TRANSIT_SLACK_MS) return null;
+  if (f.nowMs >= p.receivedMs + silentMs) return null;
+  if (d.held) return 'the partner\'s latest report says it holds the VIP degraded: it lets go on hearing this leader';
+  if (d.active) return 'the partner\'s latest report says it is in degraded mode: it may take the VIP until it hears this leader';
+  return `the partner's latest report says it has been without a quorum for ${Math.round(d.noQuorumMs / 100) / 10} s: it may go degraded and take the VIP`;
+}

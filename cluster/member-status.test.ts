@@ -88,3 +88,14 @@ t.test('a member reports its ACK audit; reports from before it decode to null; w
   const rows = memberRows(['lan-a', 'lan-b'], local('lan-a', { ackAudit: { lostTotal: 0, audits: 0, checked: null } }), { 'lan-b': { report: withAudit.ok ? withAudit.value : base as never, receivedAt: 'x', lastContactMs: 10, clockOffsetMs: 0, offsetMethod: 'round-trip' } as never });
   t.same(rows.map((r) => r.ackAudit), [{ lostTotal: 0, audits: 0, checked: null }, { lostTotal: 0, audits: 2, checked: 14 }]);
 });
+
+t.test('a member reports its degraded mode and VIP holding (the hand-back); reports without it decode; wrong shapes do not', async (t) => {
+  const base = { ...local('lan-b'), sentWallMs: 1, echo: null };
+  const r = decodeReport(encodeReport({ ...base, degradedVip: { active: true, held: true, noQuorumMs: 6100 } }));
+  t.ok(r.ok && r.value.degradedVip?.held === true && r.value.degradedVip.active && r.value.degradedVip.noQuorumMs === 6100);
+  const old = decodeReport(Buffer.from(JSON.stringify(base)));
+  t.ok(old.ok && old.value.degradedVip === undefined, 'absent (degraded mode off there, an older version): no field');
+  for (const bad of [{ active: true, held: 'yes', noQuorumMs: 0 }, { active: true, held: true }, { active: false, held: false, noQuorumMs: -1 }, 7]) {
+    t.notOk(decodeReport(Buffer.from(JSON.stringify({ ...base, degradedVip: bad }))).ok, `refused: ${JSON.stringify(bad)}`);
+  }
+});

@@ -1,7 +1,7 @@
 import type { Clock } from '../lib/clock.js';
 import { decoded, failed, type Decoded } from '../lib/result.js';
 import { decodeRelayed, type RelayedBootEvent } from './boot-relay.js';
-import { parseDegradedRecord, type DegradedRecord } from './degraded.js';
+import { parseDegradedRecord, type DegradedRecord, type DegradedVipReport } from './degraded.js';
 
 // What each member tells the others about itself (role, term, indexes, version, config hash, WAL
 // fsync p99, boot files), and what this member last heard from each of them, with the clock offset
@@ -44,6 +44,8 @@ export interface LocalReport {
   degradedJournal?: { journal: string; from: number; records: DegradedRecord[] } | null;
   /** A digest of its DHCP pool halves (dhcp.degraded on): a member alone goes degraded only if its partner's was the same. Optional on the wire. */
   poolSplit?: string | null;
+  /** Its degraded mode and the VIP (dhcp.degraded on): a leader adds the VIP only once this says it may not hold it (cluster/degraded.ts handBackRefusal). Optional on the wire. */
+  degradedVip?: DegradedVipReport | null;
 }
 
 export interface MemberAckAudit { lostTotal: number; audits: number; checked: number | null }
@@ -91,6 +93,8 @@ export interface MemberStatusFeed {
 }
 
 export const REPORT_BYTES_MAX = 1 << 20;
+/** A member sends its report this often (MemberStatusBoard's default). */
+export const REPORT_EVERY_MS = 1000;
 const BOOT_FILES_MAX = 4096;
 const NAME_MAX = 63;
 /** A round trip longer than this (or negative: a clock step between stamps) falls back to one-way. */
@@ -146,6 +150,8 @@ export function decodeReport(bytes: Uint8Array): Decoded<MemberReport> {
   if (degradedJournal === undefined) return failed('bad-field', 0, 'degradedJournal');
   const poolSplit = o['poolSplit'] === undefined || o['poolSplit'] === null ? null : isStr(o['poolSplit'], 128) ? o['poolSplit'] : undefined;
   if (poolSplit === undefined) return failed('bad-field', 0, 'poolSplit');
+  const degradedVip = decodeDegradedVip(o['degradedVip']);
+  if (degradedVip === undefined) return failed('bad-field', 0, 'degradedVip');
   return decoded({
     node: o['node'], version: o['version'], configHash: o['configHash'], role: o['role'], leader: o['leader'] as string | null,
     term: o['term'] as number, commitIndex: o['commitIndex'] as number, appliedIndex: o['appliedIndex'] as number, lastIndex: o['lastIndex'] as number | null,
@@ -153,7 +159,16 @@ export function decodeReport(bytes: Uint8Array): Decoded<MemberReport> {
     ...(applyLevel === undefined ? {} : { applyLevel }), ...(bootEvents === null ? {} : { bootEvents }),
     ...(degradedJournal === null ? {} : { degradedJournal }),
     ...(poolSplit === null ? {} : { poolSplit }),
+    ...(degradedVip === null ? {} : { degradedVip }),
   });
+}
+
+function decodeDegradedVip(v: unknown): DegradedVipReport | null | undefined {
+  if (v === null || v === undefined) return null;
+  if (typeof v !== 'object') return undefined;
+  const d = v as { active?: unknown; held?: unknown; noQuorumMs?: unknown };
+  if (typeof d.active !== 'boolean' || typeof d.held !== 'boolean' || !isInt(d.noQuorumMs)) return undefined;
+  return { active: d.active, held: d.held, noQuorumMs: d.noQuorumMs };
 }
 
 /** A report's degraded journal: null when absent, undefined when malformed (every record checked). */
@@ -230,7 +245,7 @@ export class MemberStatusBoard implements MemberStatusChannel, MemberStatusSourc
     this.#self = options.self;
     this.#local = options.local;
     this.#clock = options.clock;
-    this.intervalMs = options.intervalMs ?? 1000;
+    this.intervalMs = options.intervalMs ?? REPORT_EVERY_MS;
     this.#onReport = options.onReport;
   }
 

@@ -10,7 +10,8 @@ import type { Command } from '../../cluster/commands.js';
 import type { AppliedEntry, Fsm } from '../../cluster/fsm.js';
 import type { MemberView } from '../../cluster/member-status.js';
 import { logNowMs, type StateLog, type StateLogStatus } from '../../cluster/state-log.js';
-import { DEGRADED_AFTER_MS, decideLeaderGrant, degradedRefusal, partnerKnowsUntil, reportSlice, type DegradedRecord, type PoolOwnership } from '../../cluster/degraded.js';
+import { DEGRADED_AFTER_MS, DEGRADED_HOLD_MS, decideLeaderGrant, degradedRefusal, handBackRefusal, partnerKnowsUntil, reportSlice, type DegradedRecord, type DegradedVipReport, type PoolOwnership } from '../../cluster/degraded.js';
+import { REPORT_EVERY_MS } from '../../cluster/member-status.js';
 import { DegradedLeases } from '../../cluster/degraded-leases.js';
 import type { AllocationPolicy } from './allocator.js';
 import type { DegradedView } from './degraded-config.js';
@@ -50,6 +51,12 @@ const ACTIVE_PROBE_GAP_MS = 200;
 /** A yield to another MAC answering for the VIP is reported to the VIP service this long. */
 const YIELD_TOLD_MS = 5000;
 const TICK_MS = 250;
+/**
+ * A gap this long between two looks at the mode (the VIP's ticks and this mode's, every 250 ms at
+ * most) is a stall of this process: the VIP's guard may have deleted a degraded holding meanwhile
+ * (DEGRADED_HOLD_MS) and a leader taken it, so the VIP is claimed again only after a new probe.
+ */
+const STALL_MS = DEGRADED_HOLD_MS - 200;
 
 /**
  * The log index a grant decided alone resolves with: none (it is in the journal, not the log). The
@@ -86,6 +93,11 @@ export class DegradedStateLog implements StateLog {
   #noQuorumSince: number | null = null;
   #probe: { at: number; answered: boolean | null; failed?: string } | null = null;
   #probing = false;
+  /** Monotonic ms this log started: a partner not heard from since may hold the VIP degraded. */
+  readonly #startedMono: number;
+  #lastLookMono: number | null = null;
+  /** A stall ended here (monotonic ms): the VIP is claimed again only after a probe started since. */
+  #stalledAt: number | null = null;
   /** When this member last left degraded mode because another MAC answered ARP for the VIP (monotonic ms). */
   #yieldedAt: number | null = null;
   #refusal: string | null = 'not checked yet';
@@ -99,6 +111,7 @@ export class DegradedStateLog implements StateLog {
 
   constructor(o: DegradedStateOptions) {
     this.#o = o;
+    this.#startedMono = o.clock.monotonicMs();
     this.poolSplit = createHash('sha256').update(JSON.stringify([o.ownership.members, o.ownership.halves])).digest('hex').slice(0, 16);
     this.#path = join(o.stateDir, DEGRADED_JOURNAL_FILE);
     this.#writer = new JournalWriter(this.#path);
@@ -190,8 +203,53 @@ export class DegradedStateLog implements StateLog {
    */
   vipClaim(): 'hold' | 'yield' | 'off' {
     const mono = this.#o.clock.monotonicMs();
+    const quorum = this.#look(mono);
     if (this.#probe?.answered === true || (this.#yieldedAt !== null && mono - this.#yieldedAt < YIELD_TOLD_MS)) return 'yield';
-    return this.#active && !this.#quorum() ? 'hold' : 'off';
+    return this.#active && !quorum && this.#stalledAt === null ? 'hold' : 'off';
+  }
+
+  /**
+   * What this member's report says of its degraded mode (cluster/member-status.ts `degradedVip`;
+   * the VIP service adds whether it holds the VIP degraded): what a leader waits on before adding it.
+   */
+  vipReport(): Omit<DegradedVipReport, 'held'> {
+    const mono = this.#o.clock.monotonicMs();
+    this.#look(mono);
+    return { active: this.#active, noQuorumMs: this.#noQuorumSince === null ? 0 : Math.round(mono - this.#noQuorumSince) };
+  }
+
+  /**
+   * Why this member, as leader, does not add the VIP yet (null: it may): its partner may still hold
+   * it degraded (cluster/degraded.ts handBackRefusal, HA.md 2.5: the hand-back has no instant with two holders).
+   */
+  leaderHeldBack(): string | null {
+    const mono = this.#o.clock.monotonicMs();
+    const partner = this.#o.members()[this.#o.ownership.partnerOf(this.#o.self)];
+    return handBackRefusal({
+      nowMs: mono, startedMs: this.#startedMono, reportEveryMs: REPORT_EVERY_MS, holdMs: DEGRADED_HOLD_MS,
+      partner: partner === undefined ? null : { receivedMs: mono - partner.lastContactMs, degraded: partner.report.degradedVip ?? null },
+    });
+  }
+
+  /**
+   * Every look at the mode (its tick, the VIP's, a report): a quorum seen restarts the count and
+   * leaves degraded mode at once, so a member that heard a leader never claims the VIP again on a
+   * tick that comes before this mode's own; a stall voids the last probe. Returns the quorum.
+   */
+  #look(mono: number): boolean {
+    if (this.#lastLookMono !== null && mono - this.#lastLookMono >= STALL_MS) {
+      this.#stalledAt = mono;
+      this.#probe = null;
+    }
+    this.#lastLookMono = mono;
+    const quorum = this.#quorum();
+    if (quorum) {
+      this.#noQuorumSince = null;
+      if (this.#active) this.#leave('a quorum is back');
+    } else {
+      this.#noQuorumSince ??= mono;
+    }
+    return quorum;
   }
 
   #quorum(): boolean {
@@ -225,13 +283,7 @@ export class DegradedStateLog implements StateLog {
     const mono = this.#o.clock.monotonicMs();
     const inner = this.#o.inner;
     const s = inner.status();
-    const quorum = this.#quorum();
-    if (quorum) {
-      this.#noQuorumSince = null;
-      if (this.#active) this.#leave('a quorum is back');
-    } else {
-      this.#noQuorumSince ??= mono;
-    }
+    const quorum = this.#look(mono);
     if (this.#probe !== null && mono - this.#probe.at > PROBE_VALID_MS) this.#probe = null;
     if (this.#active) {
       if (this.#probe?.answered === true) {
@@ -281,14 +333,21 @@ export class DegradedStateLog implements StateLog {
     if (this.#probing) return;
     if (this.#o.probeVip === null) {
       this.#probe = { at: this.#o.clock.monotonicMs(), answered: false };
+      this.#stalledAt = null;
       return;
     }
     this.#probing = true;
+    const started = this.#o.clock.monotonicMs();
     this.#o.probeVip().then((r) => {
       this.#probe = typeof r === 'string' ? { at: this.#o.clock.monotonicMs(), answered: r === 'answered' } : { at: this.#o.clock.monotonicMs(), answered: null, failed: r.failed };
     }, (error: unknown) => {
       this.#probe = { at: this.#o.clock.monotonicMs(), answered: null, failed: errorMessage(error) };
-    }).finally(() => { this.#probing = false; });
+    }).finally(() => {
+      this.#probing = false;
+      // A probe that began before a stall says nothing of what happened in it.
+      if (this.#stalledAt !== null && started < this.#stalledAt) this.#probe = null;
+      else if (this.#probe !== null && this.#probe.answered !== true) this.#stalledAt = null;
+    });
   }
 
   /** The partner's last reported applied index (0: never heard since this process started). */

@@ -187,6 +187,16 @@ t.test('degraded: a leader\'s lease takes a degraded holding over without a rele
   t.ok(again.held && again.degraded, 'then held again as a degraded holding of its own');
 });
 
+t.test('the hand-back: a leader held back does not add the VIP; a holding already made is kept', async (t) => {
+  t.same(onTick(initialVipState, { nowMs: 0, leaseValid: true, degraded: 'off', heldBack: true }, fast), [{ ...initialVipState, leaderSince: 0 }, []], 'leader, held back: nothing');
+  const [s, actions] = onTick(initialVipState, { nowMs: 20, leaseValid: true, degraded: 'off', heldBack: false }, fast);
+  t.ok(s.held && actions.some((a) => a.kind === 'acquire'), 'the wait over: acquired');
+  const [kept, a2] = onTick(s, { nowMs: 520, leaseValid: true, degraded: 'off', heldBack: true }, fast);
+  t.ok(kept.held && !a2.some((a) => a.kind === 'release'), 'held back later: kept, renewed');
+  const [deg] = onTick(initialVipState, { nowMs: 0, leaseValid: false, degraded: 'hold', heldBack: true }, fast);
+  t.ok(deg.held && deg.degraded, 'a degraded claim is not a leader\'s: not held back');
+});
+
 t.test('without dhcp.degraded (no degraded input) a non-leader never holds it', async (t) => {
   const [s, actions] = onTick(initialVipState, { nowMs: 0, leaseValid: false }, fast);
   t.notOk(s.held);

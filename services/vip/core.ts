@@ -8,7 +8,8 @@
 // nobody answering ARP for the VIP) holds the VIP too, flagged degraded: same acquire, renewals and
 // GARPs, no leader lease. It lets go the moment it is no longer degraded (a quorum is back) or
 // another MAC answers ARP for the VIP (defend-or-yield, RFC 5227 2.4: a degraded holder always
-// yields). A leader's lease takes a degraded holding over as its own.
+// yields). A leader's lease takes a degraded holding over as its own. A leader adds the VIP only
+// once no partner may hold it degraded any more (`heldBack`): the hand-back has no instant with two.
 
 export interface VipTimings {
   /** valid_lft / preferred_lft of the address: the kernel drops it this long after the last renewal. */
@@ -65,6 +66,11 @@ export interface VipInput {
   readonly leaseValid: boolean;
   /** Degraded mode's claim; absent (as `off`) when dhcp.degraded is not enabled. */
   readonly degraded?: DegradedClaim;
+  /**
+   * A leader does not add the VIP yet: a partner may still hold it degraded (cluster/degraded.ts
+   * handBackRefusal). A holding already made is kept. Absent (as false) when dhcp.degraded is off.
+   */
+  readonly heldBack?: boolean;
 }
 
 export const initialVipState: VipState = {
@@ -93,6 +99,8 @@ export function onTick(state: VipState, input: VipInput, timings: VipTimings): [
   if (!next.held) {
     // Degraded: no claim delay; the entry conditions already found no answer to ARP for the VIP.
     if (nowMs < next.retryAt || (leaderSince !== null && nowMs - leaderSince < timings.claimDelayMs)) return [next, []];
+    // The hand-back (HA.md 2.5): a leader waits for a degraded holder to let go, so there is no instant with two.
+    if (leaseValid && input.heldBack === true) return [next, []];
     next = { ...next, held: true, degraded: degradedHold, since: nowMs, renewedAt: nowMs, nextGarpOffsetMs: 0, acquisitions: next.acquisitions + 1 };
     actions.push({ kind: 'acquire', lifetimeS });
   } else {

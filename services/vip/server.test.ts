@@ -30,7 +30,7 @@ class LeasedState extends MemoryStateLog {
   onLeaseGained(listener: () => void): () => void { this.listeners.add(listener); return () => { this.listeners.delete(listener); }; }
 }
 
-function rig(options: { failReplace?: boolean; duringReplace?: () => void; guard?: boolean | 'default'; guardAcquires?: boolean; failAdds?: number; degraded?: { claim: DegradedClaim } } = {}) {
+function rig(options: { failReplace?: boolean; duringReplace?: () => void; guard?: boolean | 'default'; guardAcquires?: boolean; failAdds?: number; degraded?: { claim: DegradedClaim; heldBack?: string | null } } = {}) {
   const config = parseConfig(CONFIG);
   const clock = new ManualClock();
   const state = new LeasedState(new Fsm(), clock);
@@ -63,8 +63,8 @@ function rig(options: { failReplace?: boolean; duringReplace?: () => void; guard
     },
     removeAddress: async (a) => { log.push(`dns remove ${a}`); },
   };
-  const plain: RunningService & { degraded?: { vipClaim(): DegradedClaim } } = { name: 'dhcp', status: () => ({ listening: [] }), stop: async () => undefined };
-  if (options.degraded !== undefined) { const d = options.degraded; plain.degraded = { vipClaim: () => d.claim }; }
+  const plain: RunningService & { degraded?: { vipClaim(): DegradedClaim; leaderHeldBack(): string | null } } = { name: 'dhcp', status: () => ({ listening: [] }), stop: async () => undefined };
+  if (options.degraded !== undefined) { const d = options.degraded; plain.degraded = { vipClaim: () => d.claim, leaderHeldBack: () => d.heldBack ?? null }; }
   let armed = false;
   const guard = {
     hold: (ms: number) => { armed = true; log.push(`guard hold ${ms}`); },
@@ -475,6 +475,24 @@ t.test('degraded: quorum back as a follower releases it; as the leader the lease
   t.ok(l.log.includes(`guard hold ${400 - 150}`) || l.log.some((x) => x.startsWith('guard hold') && x !== `guard hold ${DEGRADED_HOLD_MS}`), 'the guard now follows the lease');
   t.match(l.vip.status(), { held: true, degraded: false });
   await l.vip.stop();
+});
+
+t.test('the hand-back: a leader does not add the VIP while its partner may hold it degraded; status says why; then adds it', async (t) => {
+  const degraded = { claim: 'off' as DegradedClaim, heldBack: 'the partner\'s latest report says it holds the VIP degraded: it lets go on hearing this leader' as string | null };
+  const { vip, clock, log, isPresent } = rig({ guard: true, degraded });
+  await vip.start();
+  await vip.tick();
+  t.same(log.filter((l) => l.startsWith('ip addr replace') || l.startsWith('guard hold')), [], 'leader with a lease, held back: no guard hold, no ip addr replace');
+  t.notOk(isPresent());
+  t.match(vip.status(), { held: false, heldBack: /holds the VIP degraded/ });
+  t.equal(vip.nextDueMs(), 1e9, 'a leader without the VIP ticks at the tick rate meanwhile');
+  degraded.heldBack = null;
+  clock.advance(20);
+  await vip.tick();
+  t.ok(isPresent(), 'the partner let go: added');
+  t.match(vip.status(), { held: true, degraded: false, heldBack: null });
+  t.equal(vip.counters.toJSON()['heldBack'], 1, 'counted once');
+  await vip.stop();
 });
 
 t.test('without dhcp.degraded a follower never holds the VIP', async (t) => {

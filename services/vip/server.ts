@@ -14,6 +14,7 @@ import { failoverRoutes } from './failover.js';
 import { guardUnavailable, startGuard, type VipGuard } from './guard.js';
 import { formatParts, takeoverReport, type AcquireMarks, type TakeoverReport } from './takeover.js';
 import type { RaftTimeline } from '../../cluster/raft-state-log.js';
+import { DEGRADED_HOLD_MS } from '../../cluster/degraded.js';
 
 // The VIP shell: on each tick it asks the StateLog "leader with a valid lease?", feeds the answer
 // to the core (core.ts) and carries out its actions: `ip addr replace|del`, `arping -U`, and serving
@@ -45,18 +46,16 @@ export { GUARD_MARGIN_MS };
  */
 export const ACQUIRE_LEASE_MIN_MS = GUARD_MARGIN_MS + GUARD_WORK_MS + TICK_MS;
 
-/**
- * A degraded holding's guard deadline: each tick that finds this member still degraded (a VIP tick
- * every TICK_MS while it holds) moves it this far ahead; a daemon stalled longer loses the VIP to its
- * guard, as a leader's lease would.
- */
-export const DEGRADED_HOLD_MS = 1000;
+/** A degraded holding's guard deadline (cluster/degraded.ts). */
+export { DEGRADED_HOLD_MS };
 /** The tick while degraded mode could claim the VIP and this member does not hold it. */
 const DEGRADED_IDLE_TICK_MS = 250;
 
 /** The DHCP service's degraded mode as the VIP sees it (services/dhcp/degraded-state.ts vipClaim). */
 interface DegradedSource {
   vipClaim(): DegradedClaim;
+  /** Why this member, as leader, does not add the VIP yet: a partner may still hold it degraded (null: it may). */
+  leaderHeldBack?(): string | null;
 }
 
 export interface VipServiceOptions {
@@ -121,6 +120,10 @@ export class VipService implements RunningService {
   #unsubscribeExtend: (() => void) | null = null;
   /** When the armed timer is due (monotonic ms). */
   #dueAt = Infinity;
+  /** Held degraded, from the acquire's decision until the release's `ip addr del` returned: what this member's report says. */
+  #degradedHeld = false;
+  /** Why this leader does not add the VIP yet (the hand-back from a degraded holder), and since when (monotonic ms). */
+  #heldBack: { reason: string; since: number } | null = null;
 
   constructor(o: VipServiceOptions) {
     this.#o = o;
@@ -231,6 +234,8 @@ export class VipService implements RunningService {
     const [next, actions] = onStop(this.#core);
     this.#core = next;
     await this.#execute(actions);
+    this.#degradedHeld = false;
+    this.#heldBack = null;
     this.#guard?.drop();
     await this.#guard?.stop();
   }
@@ -240,6 +245,22 @@ export class VipService implements RunningService {
     const dhcp = this.#o.services().find((svc) => svc.name === 'dhcp') as (RunningService & { degraded?: Partial<DegradedSource> }) | undefined;
     const d = dhcp?.degraded;
     return d !== undefined && typeof d.vipClaim === 'function' ? d as DegradedSource : null;
+  }
+
+  /**
+   * Whether this leader holds back from adding the VIP (dhcp.degraded on): its partner may still
+   * hold it degraded. Said once when the wait starts and once when it ends, with how long it took.
+   */
+  #handBack(source: DegradedSource | null, leaseValid: boolean, nowMs: number): boolean {
+    const reason = source !== null && leaseValid && !this.#core.held ? source.leaderHeldBack?.() ?? null : null;
+    if (reason !== null && this.#heldBack === null) {
+      this.counters.inc('heldBack');
+      this.#o.log.info({ event: 'vip.held_back', reason }, `not adding the VIP yet: ${reason}`);
+    } else if (reason === null && this.#heldBack !== null && leaseValid) {
+      this.#o.log.info({ event: 'vip.hand_back', waitedMs: Math.round(nowMs - this.#heldBack.since) }, `the partner let the VIP go: adding it after ${Math.round(nowMs - this.#heldBack.since)} ms`);
+    }
+    this.#heldBack = reason === null ? null : { reason, since: this.#heldBack?.since ?? nowMs };
+    return reason !== null;
   }
 
   /** The bash guard, when this node can run one and its StateLog tells the lease's end. */
@@ -286,7 +307,9 @@ export class VipService implements RunningService {
       lifetimeSeconds: this.vip.lifetimeSeconds,
       held: this.#core.held,
       /** Held without a leader lease: this member is in degraded DHCP mode (HA.md 2.5, DEGRADED-SOLO). */
-      degraded: this.#core.held && this.#core.degraded,
+      degraded: this.#degradedHeld,
+      /** This leader waits to add the VIP: a partner may still hold it degraded (HA.md 2.5, the hand-back). */
+      heldBack: this.#heldBack?.reason ?? null,
       holder: this.#core.held ? this.#o.config.node.name : (leader === this.#o.config.node.name ? null : leader),
       since: this.#sinceWall === null ? null : new Date(this.#sinceWall).toISOString(),
       acquisitions: this.#core.acquisitions,
@@ -312,8 +335,10 @@ export class VipService implements RunningService {
       const nowMs = this.#o.clock.monotonicMs();
       const source = this.#degradedSource();
       const degraded = source === null ? undefined : source.vipClaim();
-      const [next, actions] = onTick(this.#core, degraded === undefined ? { nowMs, leaseValid } : { nowMs, leaseValid, degraded }, this.#timings);
+      const heldBack = this.#handBack(source, leaseValid, nowMs);
+      const [next, actions] = onTick(this.#core, degraded === undefined ? { nowMs, leaseValid } : { nowMs, leaseValid, degraded, heldBack }, this.#timings);
       this.#core = next;
+      if (next.held && next.degraded) this.#degradedHeld = true;
       // Arm the guard before any `ip addr replace`: the address never outlives the lease, even if
       // this process stops right after. A degraded holding has no lease: the hold is a short
       // deadline each tick that finds this member still degraded moves on.
@@ -326,6 +351,7 @@ export class VipService implements RunningService {
       if (this.#guard !== null && actions.some((a) => a.kind === 'release' && (a.reason === 'degraded-left' || a.reason === 'degraded-yield'))) this.#guard.drop();
       await this.#execute(actions);
       if (this.#guard !== null && !next.held) this.#guard.drop(); // after our own ip addr del
+      if (!next.held || !next.degraded) this.#degradedHeld = false;
       // An `ip` call can take long on a loaded machine, and it just gave the address a fresh
       // lifetime: if the lease ran out meanwhile, let go now rather than one tick later.
       if (!actions.some((a) => a.kind === 'acquire' || a.kind === 'renew')) break;

@@ -4,6 +4,8 @@ import type { Entry, HardState, Message, NodeId, Ready } from '../../cluster/raf
 import { initialVipState, onGuardExpired, onTick, vipTimings, type VipState } from '../../services/vip/core.js';
 import { raftTimers, type RaftTimers } from '../../cluster/timers.js';
 import { ACQUIRE_LEASE_MIN_MS } from '../../services/vip/server.js';
+import { DEGRADED_AFTER_MS, DEGRADED_HOLD_MS, degradedRefusal, handBackRefusal, type DegradedVipReport } from '../../cluster/degraded.js';
+import { REPORT_EVERY_MS } from '../../cluster/member-status.js';
 
 // A deterministic simulation of who holds the VIP: two servers and a witness running the real Raft
 // core (production timers: 10 ms ticks and by default those of the default failover budget, 480 ms:
@@ -18,10 +20,25 @@ import { ACQUIRE_LEASE_MIN_MS } from '../../services/vip/server.js';
 // fsyncs, clock drift and wall-clock steps (wall time is not used by any timer here: the steps must
 // change nothing). After every event: never two kernels holding the VIP. After the faults stop:
 // exactly one holder within a bounded time. A failure names its seed; LANHA_SEED=<n> replays it.
+//
+// `scenario: 'degraded'` adds degraded DHCP mode on both servers, as services/dhcp/degraded-state.ts
+// runs it (its 250 ms tick, the three ARP probes of the VIP, the look at the quorum on every VIP tick
+// and report, the stall rule) and the member reports between them (every second and on a new
+// connection, with what degraded mode says of the VIP): one server's machine and the witness go down,
+// the other, alone, goes degraded and holds the VIP (guard deadline DEGRADED_HOLD_MS per tick), and
+// when they come back the hand-back runs under pauses, message delays and slow fsyncs.
 
 const TICK_MS = 10;
 const VIP_TICK_MS = 20;
 const LIFETIME_MS = 2000;
+/** degraded-state.ts: its tick, the stall rule, how long a probe's answer holds. */
+const DG_TICK_MS = 250;
+const STALL_MS = DEGRADED_HOLD_MS - 200;
+const PROBE_VALID_MS = 3000;
+
+function freshDegraded(nowMs: number): DegradedModel {
+  return { active: false, noQuorumSince: null, probe: null, probing: null, lastLook: null, stalledAt: null, yieldedAt: null, startedAt: nowMs, heard: null, releaseAt: -Infinity, heldBack: false };
+}
 
 export interface VipSimOptions {
   /** Model the guard (default true). Without it a paused or killed holder keeps the VIP for its lifetime. */
@@ -38,7 +55,7 @@ export interface VipSimOptions {
    * and the faults are only GC-sized pauses (50-100 ms) of the leader or the voter left and slow
    * fsyncs (up to 150 ms): the leader keeps its quorum throughout, so it should keep the VIP.
    */
-  scenario?: 'chaos' | 'voter-dead';
+  scenario?: 'chaos' | 'voter-dead' | 'degraded';
   deadVoter?: 'follower' | 'witness';
   /**
    * Heartbeats and their answers go out at once, as cluster/raft/host.ts sends them (default
@@ -52,6 +69,11 @@ export interface VipSimOptions {
    * every 20 ms that also writes the guard its hold, as before.
    */
   vipSchedule?: 'due' | 'poll';
+  /**
+   * degraded: a leader adds the VIP only once its partner may no longer hold it degraded (default
+   * true, cluster/degraded.ts handBackRefusal). false: at once, as before (the overlap it removes).
+   */
+  handBack?: boolean;
 }
 
 export interface VipSimReport {
@@ -68,7 +90,27 @@ export interface VipSimReport {
   lapses: number;
   /** voter-dead: ms without any kernel holding the VIP after the first one took it. */
   noHolderMs: number;
+  /** degraded: VIP acquisitions flagged degraded, and leader acquisitions the hand-back held back first. */
+  degradedHolds: number;
+  heldBack: number;
   trace: string[];
+}
+
+/** A server's degraded DHCP mode (services/dhcp/degraded-state.ts), as the simulation runs it. */
+interface DegradedModel {
+  active: boolean;
+  noQuorumSince: number | null;
+  probe: { at: number; answered: boolean } | null;
+  probing: { started: number; answered: boolean } | null;
+  lastLook: number | null;
+  stalledAt: number | null;
+  yieldedAt: number | null;
+  startedAt: number;
+  /** The partner's latest report: when it arrived and what it said. */
+  heard: { at: number; report: DegradedVipReport } | null;
+  /** When the `ip addr del` of a degraded holding lands (the report says held until then). */
+  releaseAt: number;
+  heldBack: boolean;
 }
 
 type Proc = 'up' | 'paused' | 'dead' | 'machine-down';
@@ -103,6 +145,7 @@ interface SimNode {
   isolatedUntil: number;
   /** `due`: when the VIP timer is armed for (a vip-tick at another time is a stale one). */
   vipTimerAt: number;
+  dg: DegradedModel;
 }
 
 type Event =
@@ -110,7 +153,9 @@ type Event =
   | { t: number; seq: number; kind: 'deliver'; msg: Message }
   | { t: number; seq: number; kind: 'kernel'; node: number; held: boolean; renew: boolean }
   | { t: number; seq: number; kind: 'persisted'; node: number; inc: number }
-  | { t: number; seq: number; kind: 'fault' | 'heal-one' | 'propose'; node: number };
+  | { t: number; seq: number; kind: 'fault' | 'heal-one' | 'propose'; node: number }
+  | { t: number; seq: number; kind: 'dg-tick' | 'report' | 'probe-sample' | 'probe-done'; node: number; inc: number }
+  | { t: number; seq: number; kind: 'report-rx'; node: number; report: DegradedVipReport };
 
 export function runVipSim(seed: number, options: VipSimOptions = {}): VipSimReport {
   return new VipSim(seed, options).run();
@@ -143,6 +188,10 @@ class VipSim {
   #noHolderMs = 0;
   #everHeld = false;
   #dead: number | null = null;
+  #degradedHolds = 0;
+  #heldBack = 0;
+  /** degraded: the cycle of the scenario (#degradedFault). */
+  #cycle: { phase: 'steady' | 'alone' | 'held' | 'back'; at: number; survivor: number } = { phase: 'steady', at: 0, survivor: 0 };
 
   constructor(seed: number, options: VipSimOptions) {
     this.#seed = seed;
@@ -150,6 +199,7 @@ class VipSim {
     this.#o = {
       guard: options.guard ?? true, guardMarginMs: options.guardMarginMs ?? 20, chaosMs: options.chaosMs ?? 20_000, trace: options.trace ?? false, vipSchedule: options.vipSchedule ?? 'due',
       timers: options.timers ?? raftTimers(undefined), scenario: options.scenario ?? 'chaos', deadVoter: options.deadVoter ?? 'follower', heartbeatsFirst: options.heartbeatsFirst ?? true,
+      handBack: options.handBack ?? true,
     };
     const r = this.#rng;
     this.#ipMaxMs = 1 + r.int(30);
@@ -161,6 +211,7 @@ class VipSim {
       // ±200 ppm is real crystal drift; ±1 % stresses the timing argument far beyond it.
       drift: 1 + (r.float() * 0.02 - 0.01), lastTickAt: 0, pausedAt: 0, deferred: [], busy: false, rd: undefined,
       vip: initialVipState, kernelHeld: false, kernelExpiresAt: 0, kernelOpAt: 0, guardDeadline: null, guardFired: false, isolatedUntil: 0, vipTimerAt: -1,
+      dg: freshDegraded(0),
     }));
     this.#nodes.forEach((_, i) => this.#start(i));
     this.#push({ t: 1500 + r.int(1000), seq: 0, kind: 'fault', node: 0 });
@@ -185,7 +236,7 @@ class VipSim {
     if (this.#noHolderSince !== null) this.#noHolderMs += this.#now - this.#noHolderSince;
     return {
       seed: this.#seed, violations: this.#violations, twoHolderMs: Math.round(this.#twoHolderMs), takeovers: this.#takeovers, pauses: this.#pauses, kills: this.#kills,
-      crashGapsMs: this.#crashGaps, lapses: this.#lapses, noHolderMs: Math.round(this.#noHolderMs), trace: this.#trace,
+      crashGapsMs: this.#crashGaps, lapses: this.#lapses, noHolderMs: Math.round(this.#noHolderMs), degradedHolds: this.#degradedHolds, heldBack: this.#heldBack, trace: this.#trace,
     };
   }
 
@@ -219,6 +270,18 @@ class VipSim {
     n.lastTickAt = this.#now;
     this.#push({ t: this.#now + TICK_MS * n.drift, seq: 0, kind: 'tick', node: i, inc: n.inc });
     if (n.server) this.#armVip(i, VIP_TICK_MS * n.drift, true);
+    if (n.server && this.#o.scenario === 'degraded') {
+      n.dg = freshDegraded(this.#now);
+      this.#push({ t: this.#now + DG_TICK_MS * n.drift, seq: 0, kind: 'dg-tick', node: i, inc: n.inc });
+      this.#push({ t: this.#now + REPORT_EVERY_MS * n.drift, seq: 0, kind: 'report', node: i, inc: n.inc });
+      // A new connection: the partner's report comes at once (cluster/raft/transport.ts), and ours to it.
+      const other = 1 - i;
+      const o = this.#nodes[other]!;
+      if (o.core !== undefined && (o.proc === 'up' || o.proc === 'paused')) {
+        this.#sendReport(other, 1 + this.#rng.int(20));
+        this.#sendReport(i, 1 + this.#rng.int(20));
+      }
+    }
   }
 
   #handle(e: Event): void {
@@ -313,6 +376,10 @@ class VipSim {
         return;
       }
       case 'fault':
+        if (this.#o.scenario === 'degraded') {
+          if (this.#now < this.#o.chaosMs) this.#degradedFault();
+          return;
+        }
         if (this.#o.scenario === 'voter-dead') {
           if (this.#now < this.#o.chaosMs) this.#voterDeadFault();
           return;
@@ -325,6 +392,46 @@ class VipSim {
       case 'heal-one':
         this.#healOne(e.node);
         return;
+      case 'dg-tick':
+      case 'report': {
+        const n = this.#nodes[e.node]!;
+        if (n.inc !== e.inc || (n.proc !== 'up' && n.proc !== 'paused')) return;
+        // A paused process runs its interval timers once it resumes.
+        if (n.proc === 'paused') { this.#push({ t: this.#now + 5, seq: 0, kind: e.kind, node: e.node, inc: e.inc }); return; }
+        if (e.kind === 'dg-tick') {
+          this.#push({ t: this.#now + DG_TICK_MS * n.drift, seq: 0, kind: 'dg-tick', node: e.node, inc: e.inc });
+          this.#dgTick(e.node);
+        } else {
+          this.#push({ t: this.#now + REPORT_EVERY_MS * n.drift, seq: 0, kind: 'report', node: e.node, inc: e.inc });
+          this.#sendReport(e.node, 0);
+        }
+        return;
+      }
+      case 'report-rx': {
+        const n = this.#nodes[e.node]!;
+        if (n.proc === 'dead' || n.proc === 'machine-down') return;
+        if (n.proc === 'paused') { this.#push({ ...e, t: this.#now + 5 }); return; }
+        n.dg.heard = { at: this.#now, report: e.report };
+        return;
+      }
+      case 'probe-sample': {
+        // arping runs in processes of its own: it samples while the daemon is paused too.
+        const n = this.#nodes[e.node]!;
+        if (n.inc !== e.inc || n.dg.probing === null) return;
+        if (this.#nodes.some((o, j) => j !== e.node && o.server && o.proc !== 'machine-down' && o.kernelHeld)) n.dg.probing.answered = true;
+        return;
+      }
+      case 'probe-done': {
+        const n = this.#nodes[e.node]!;
+        if (n.inc !== e.inc || n.dg.probing === null || (n.proc !== 'up' && n.proc !== 'paused')) return;
+        if (n.proc === 'paused') { this.#push({ ...e, t: this.#now + 5 }); return; }
+        const { started, answered } = n.dg.probing;
+        n.dg.probing = null;
+        n.dg.probe = { at: this.#now, answered };
+        if (n.dg.stalledAt !== null && started < n.dg.stalledAt) n.dg.probe = null;
+        else if (!answered) n.dg.stalledAt = null;
+        return;
+      }
       case 'propose':
         this.#propose();
         return;
@@ -347,11 +454,22 @@ class VipSim {
     const remainingMs = core.leaseRemainingTicks() * TICK_MS * n.drift - (this.#now - n.lastTickAt);
     const leaseValid = core.role === 'leader' && core.transferee === null && core.leaseValid()
       && (n.vip.held || !this.#o.guard || remainingMs >= ACQUIRE_LEASE_MIN_MS);
-    const [next, actions] = onTick(n.vip, { nowMs: this.#now, leaseValid }, vipTimings('fast', LIFETIME_MS / 1000));
-    if (actions.some((a) => a.kind === 'release')) { this.#lapses++; this.#tr(`${n.id} lapse: lease lost (${core.role} term ${core.term})`); }
+    const degraded = this.#o.scenario === 'degraded';
+    const claim = degraded ? this.#vipClaim(i) : undefined;
+    const heldBack = degraded && this.#o.handBack && leaseValid && !n.vip.held && this.#handBackRefusal(i) !== null;
+    if (heldBack && !n.dg.heldBack) { this.#heldBack++; this.#tr(`${n.id} holds back: ${this.#handBackRefusal(i)}`); }
+    n.dg.heldBack = heldBack;
+    const wasDegraded = n.vip.held && n.vip.degraded;
+    const [next, actions] = onTick(n.vip, claim === undefined ? { nowMs: this.#now, leaseValid } : { nowMs: this.#now, leaseValid, degraded: claim, heldBack }, vipTimings('fast', LIFETIME_MS / 1000));
+    if (actions.some((a) => a.kind === 'release')) { this.#lapses++; this.#tr(`${n.id} lapse: ${wasDegraded ? `degraded holding let go (${claim})` : `lease lost (${core.role} term ${core.term})`}`); }
+    if (actions.some((a) => a.kind === 'acquire') && next.degraded) { this.#degradedHolds++; this.#tr(`${n.id} acquires degraded`); }
     n.vip = next;
     if (this.#o.guard && next.held && leaseValid) {
       n.guardDeadline = this.#now + Math.max(1, remainingMs - this.#o.guardMarginMs);
+      this.#push({ t: n.guardDeadline, seq: 0, kind: 'guard', node: i, inc: n.inc });
+    } else if (this.#o.guard && next.held && next.degraded) {
+      // server.ts: a degraded holding's guard deadline moves DEGRADED_HOLD_MS ahead on each tick.
+      n.guardDeadline = this.#now + DEGRADED_HOLD_MS;
       this.#push({ t: n.guardDeadline, seq: 0, kind: 'guard', node: i, inc: n.inc });
     }
     if (actions.some((a) => a.kind === 'acquire')) this.#tr(`${n.id} acquires (term ${core.term}, lease ${Math.round(remainingMs)} ms left, acks ${JSON.stringify(core.leaseAckAges())} ticks old)`);
@@ -359,9 +477,152 @@ class VipSim {
       const at = this.#ipAt(n);
       if (a.kind === 'acquire') this.#push({ t: at, seq: 0, kind: 'kernel', node: i, held: true, renew: false });
       else if (a.kind === 'renew') this.#push({ t: at, seq: 0, kind: 'kernel', node: i, held: true, renew: true });
-      else if (a.kind === 'release') this.#push({ t: at, seq: 0, kind: 'kernel', node: i, held: false, renew: false });
+      else if (a.kind === 'release') {
+        this.#push({ t: at, seq: 0, kind: 'kernel', node: i, held: false, renew: false });
+        if (wasDegraded) n.dg.releaseAt = at;
+      }
     }
     if (!next.held) n.guardDeadline = null;
+  }
+
+  /** degraded-state.ts #look: a quorum seen leaves degraded mode at once; a stall voids the last probe. */
+  #look(i: number): boolean {
+    const n = this.#nodes[i]!;
+    const dg = n.dg;
+    if (dg.lastLook !== null && this.#now - dg.lastLook >= STALL_MS) { dg.stalledAt = this.#now; dg.probe = null; }
+    dg.lastLook = this.#now;
+    const core = n.core!;
+    const quorum = (core.role === 'leader' && core.transferee === null && core.leaseValid()) || (core.role === 'follower' && core.leader !== null);
+    if (quorum) {
+      dg.noQuorumSince = null;
+      if (dg.active) { dg.active = false; dg.probe = null; this.#tr(`${n.id} leaves degraded mode: a quorum`); }
+    } else {
+      dg.noQuorumSince ??= this.#now;
+    }
+    return quorum;
+  }
+
+  /** degraded-state.ts vipClaim. */
+  #vipClaim(i: number): 'hold' | 'yield' | 'off' {
+    const dg = this.#nodes[i]!.dg;
+    const quorum = this.#look(i);
+    if (dg.probe?.answered === true || (dg.yieldedAt !== null && this.#now - dg.yieldedAt < 5000)) return 'yield';
+    return dg.active && !quorum && dg.stalledAt === null ? 'hold' : 'off';
+  }
+
+  /** degraded-state.ts leaderHeldBack: this server as leader, its partner's latest report. */
+  #handBackRefusal(i: number): string | null {
+    const dg = this.#nodes[i]!.dg;
+    return handBackRefusal({
+      nowMs: this.#now, startedMs: dg.startedAt, reportEveryMs: REPORT_EVERY_MS, holdMs: DEGRADED_HOLD_MS,
+      partner: dg.heard === null ? null : { receivedMs: dg.heard.at, degraded: dg.heard.report },
+    });
+  }
+
+  /** degraded-state.ts tick (every 250 ms): enter, leave, yield, probe. */
+  #dgTick(i: number): void {
+    const n = this.#nodes[i]!;
+    const dg = n.dg;
+    const quorum = this.#look(i);
+    if (dg.probe !== null && this.#now - dg.probe.at > PROBE_VALID_MS) dg.probe = null;
+    if (dg.active) {
+      if (dg.probe?.answered === true) {
+        dg.yieldedAt = this.#now;
+        dg.active = false;
+        dg.probe = null;
+        this.#tr(`${n.id} leaves degraded mode: another MAC answers for the VIP`);
+      } else if (dg.probe === null || this.#now - dg.probe.at >= 200) this.#runProbe(i);
+      return;
+    }
+    if (quorum) return;
+    const noQuorumMs = this.#now - dg.noQuorumSince!;
+    const partnerHeard = dg.heard !== null && this.#now - dg.heard.at < 5000;
+    const refusal = degradedRefusal({ noQuorumMs, vipAnswered: dg.probe === null ? null : dg.probe.answered, partnerHeard, stateValid: true, partnerConfigDiffers: false });
+    if (refusal === null) {
+      dg.active = true;
+      this.#tr(`${n.id} enters degraded mode`);
+    } else if (dg.probe === null && noQuorumMs >= DEGRADED_AFTER_MS - 500 && !partnerHeard) this.#runProbe(i);
+  }
+
+  /** Three arping -D 100 ms apart, each waiting a second (services/dhcp/server.ts probeVipArp). */
+  #runProbe(i: number): void {
+    const n = this.#nodes[i]!;
+    if (n.dg.probing !== null) return;
+    n.dg.probing = { started: this.#now, answered: false };
+    for (const later of [0, 100, 200]) this.#push({ t: this.#now + later + 1 + this.#rng.int(5), seq: 0, kind: 'probe-sample', node: i, inc: n.inc });
+    this.#push({ t: this.#now + 1200 + this.#rng.int(20), seq: 0, kind: 'probe-done', node: i, inc: n.inc });
+  }
+
+  /** This server's report to its partner (bin/daemon.ts localReport `degradedVip`), over the cluster link. */
+  #sendReport(i: number, afterMs: number): void {
+    const n = this.#nodes[i]!;
+    const to = 1 - i;
+    const quorum = this.#look(i);
+    const report: DegradedVipReport = {
+      active: n.dg.active, held: (n.vip.held && n.vip.degraded) || this.#now < n.dg.releaseAt,
+      noQuorumMs: quorum || n.dg.noQuorumSince === null ? 0 : Math.round(this.#now - n.dg.noQuorumSince),
+    };
+    if (n.isolatedUntil > this.#now || this.#nodes[to]!.isolatedUntil > this.#now) return;
+    this.#push({ t: this.#now + afterMs + 0.1 + this.#rng.float() * this.#netMaxMs, seq: 0, kind: 'report-rx', node: to, report });
+  }
+
+  /**
+   * degraded: a cycle every few seconds: once a leader holds the VIP, one server's machine and the
+   * witness go down; the server left alone goes degraded and holds the VIP; 0-3 s later both come
+   * back (in either order, up to 1.5 s apart) while the faults of the hand-back run: pauses of any
+   * member (GC-sized to SIGSTOP-sized), message delay spikes and slow fsyncs.
+   */
+  #degradedFault(): void {
+    const r = this.#rng;
+    const c = this.#cycle;
+    const leader = this.#nodes.findIndex((n) => n.server && n.proc === 'up' && n.core?.role === 'leader' && n.kernelHeld);
+    if (c.phase === 'steady') {
+      if (leader >= 0 && this.#now - c.at > 1000 && this.#holders().length === 1 && this.#nodes.every((n) => n.proc === 'up')) {
+        const victim = r.float() < 0.5 ? leader : 1 - leader;
+        c.survivor = 1 - victim;
+        for (const k of [victim, 2]) {
+          const n = this.#nodes[k]!;
+          n.proc = k === 2 ? 'dead' : 'machine-down';
+          n.kernelHeld = false;
+          n.guardDeadline = null;
+        }
+        this.#kills += 2;
+        this.#tr(`crash machine ${this.#nodes[victim]!.id} and kill the witness: ${this.#nodes[c.survivor]!.id} alone`);
+        c.phase = 'alone';
+        c.at = this.#now;
+      } else if (r.float() < 0.3) this.#pauseSome(r.float() < 0.8 ? 50 + r.int(250) : 700 + r.int(2000));
+    } else if (c.phase === 'alone') {
+      const s = this.#nodes[c.survivor]!;
+      if (s.kernelHeld && s.vip.degraded) { c.phase = 'held'; c.at = this.#now + r.int(3000); }
+      else if (this.#now - c.at > 20_000) { c.phase = 'held'; c.at = this.#now; }
+    } else if (c.phase === 'held') {
+      if (this.#now >= c.at) {
+        for (const k of [1 - c.survivor, 2]) this.#push({ t: this.#now + r.int(1500), seq: 0, kind: 'heal-one', node: k });
+        this.#tr('the crashed server and the witness come back');
+        c.phase = 'back';
+        c.at = this.#now;
+      }
+    } else {
+      const k = r.int(10);
+      if (k <= 4) this.#pauseSome(k <= 2 ? 50 + r.int(250) : 700 + r.int(2000));
+      else if (k <= 7) { this.#netMaxMs = 1 + r.int(60); this.#tr(`messages delayed up to ${this.#netMaxMs} ms`); }
+      else { this.#fsyncMaxMs = r.int(200); this.#tr(`fsync up to ${this.#fsyncMaxMs} ms`); }
+      if (this.#now - c.at > 6000 && leader >= 0 && this.#holders().length === 1) { c.phase = 'steady'; c.at = this.#now; }
+    }
+    this.#push({ t: this.#now + 100 + r.int(600), seq: 0, kind: 'fault', node: 0 });
+  }
+
+  /** Pauses a running member (the survivor of a cycle most often) for `ms`. */
+  #pauseSome(ms: number): void {
+    const r = this.#rng;
+    const pick = r.float() < 0.6 ? this.#cycle.survivor : r.int(3);
+    const n = this.#nodes[pick]!;
+    if (n.proc !== 'up') return;
+    n.proc = 'paused';
+    n.pausedAt = this.#now;
+    this.#pauses++;
+    this.#tr(`pause ${n.id} ${ms} ms`);
+    this.#push({ t: this.#now + ms, seq: 0, kind: 'heal-one', node: pick });
   }
 
   /** When an `ip` call the daemon starts now lands: after its previous one (server.ts awaits each in turn). */
@@ -405,7 +666,10 @@ class VipSim {
     const n = this.#nodes[i]!;
     const core = n.core!;
     if (n.guardFired) return VIP_TICK_MS * n.drift;
-    if (!n.vip.held) return (core.role === 'leader' ? VIP_TICK_MS : 1000) * n.drift;
+    const degraded = this.#o.scenario === 'degraded';
+    // server.ts: held degraded, every tick; degraded mode could claim it: every 250 ms.
+    if (degraded && n.vip.held && n.vip.degraded) return VIP_TICK_MS * n.drift;
+    if (!n.vip.held) return (core.role === 'leader' ? VIP_TICK_MS : degraded ? DG_TICK_MS : 1000) * n.drift;
     const leaseMs = core.role === 'leader' && core.transferee === null ? core.leaseRemainingTicks() * TICK_MS * n.drift - (this.#now - n.lastTickAt) : 0;
     if (leaseMs <= 0) return VIP_TICK_MS * n.drift;
     const renewMs = (n.vip.renewedAt + 500 - this.#now) * n.drift;

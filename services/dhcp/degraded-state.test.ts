@@ -1,0 +1,105 @@
+// Proves the degraded mode's side of the VIP hand-back (HA.md 2.5) with a manual clock and a state
+// log whose quorum the test sets: a member that hears a leader leaves degraded mode on the VIP's
+// very next look (not only on its own 250 ms tick), so it never claims the VIP again on a stale
+// `active`; a stall of the process voids the last ARP probe, so the VIP is claimed again only
+// after a probe started since; what its report says; and the leader's wait on its partner.
+import t from 'tap';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ManualClock } from '../../test/support/manual-clock.js';
+import { Fsm } from '../../cluster/fsm.js';
+import { MemoryStateLog, type StateLogStatus } from '../../cluster/state-log.js';
+import { PoolOwnership, DEGRADED_HOLD_MS } from '../../cluster/degraded.js';
+import type { MemberView } from '../../cluster/member-status.js';
+import { parseIpv4Range } from '../../lib/ipv4.js';
+import { silentLogger } from '../../lib/log.js';
+import { DegradedStateLog } from './degraded-state.js';
+
+/** A follower whose leader the test sets (null: no quorum). */
+class Follower extends MemoryStateLog {
+  leader: string | null = null;
+  override isLeader(): boolean { return false; }
+  override status(): StateLogStatus { return { ...super.status(), role: 'follower', leader: this.leader }; }
+}
+
+function rig() {
+  const clock = new ManualClock();
+  const inner = new Follower(new Fsm(), clock);
+  const probes: Array<(r: 'answered' | 'silent') => void> = [];
+  const members: Record<string, MemberView> = {};
+  const ownership = new PoolOwnership([{ subnet: '10.0.0.0/24', ranges: [parseIpv4Range('10.0.0.10-10.0.0.29')!] }], ['lan-a', 'lan-b']);
+  const d = new DegradedStateLog({
+    inner, self: 'lan-a', ownership, mcltMs: 60_000, stateDir: mkdtempSync(join(tmpdir(), 'lanha-degraded-state-')),
+    members: () => members, clock, log: silentLogger,
+    probeVip: () => new Promise((resolve) => { probes.push(resolve); }),
+  });
+  /** Ticks every 250 ms for `ms` (the mode's own timer), answering each probe with `probe`. */
+  const run = async (ms: number, probe: 'answered' | 'silent' = 'silent'): Promise<void> => {
+    for (let left = ms; left > 0; left -= 250) {
+      clock.advance(Math.min(250, left));
+      d.tick();
+      for (const resolve of probes.splice(0)) resolve(probe);
+      await new Promise((r) => setImmediate(r));
+    }
+  };
+  return { clock, inner, d, members, run };
+}
+
+t.test('alone 5 s with the VIP unanswered: degraded, claims the VIP; hearing a leader leaves at once and for good', async (t) => {
+  const { inner, d, run, clock } = rig();
+  await run(7000);
+  t.ok(d.active, 'degraded');
+  t.equal(d.vipClaim(), 'hold');
+  t.match(d.vipReport(), { active: true }, 'its report says degraded');
+  t.ok(d.vipReport().noQuorumMs >= 6500, `no quorum for ${d.vipReport().noQuorumMs} ms`);
+  inner.leader = 'lan-b';
+  clock.advance(20);
+  t.equal(d.vipClaim(), 'off', 'the VIP tick after the leader was heard: let go');
+  t.notOk(d.active, 'degraded mode left on that look, before its own tick');
+  t.same(d.vipReport(), { active: false, noQuorumMs: 0 });
+  // The leader is lost again before this mode's own tick ran: the claim does not come back.
+  inner.leader = null;
+  clock.advance(20);
+  t.equal(d.vipClaim(), 'off', 'no claim again without 5 s more alone and a new probe');
+  t.end();
+});
+
+t.test('a stall of the process voids the last probe: the VIP is claimed again only after a probe started since', async (t) => {
+  const { d, run, clock } = rig();
+  await run(7000);
+  t.equal(d.vipClaim(), 'hold');
+  clock.advance(DEGRADED_HOLD_MS + 500); // paused (SIGSTOP-sized): its guard deleted the VIP, a leader may have taken it
+  t.equal(d.vipClaim(), 'off', 'after the stall: no claim on the probe from before it');
+  await run(250, 'answered');
+  t.equal(d.vipClaim(), 'yield', 'the probe started after the stall finds the VIP answered (taken meanwhile): yields');
+  await run(250);
+  t.notOk(d.active, 'and leaves degraded mode on its next tick');
+
+  const again = rig();
+  await again.run(7000);
+  again.clock.advance(DEGRADED_HOLD_MS + 500);
+  t.equal(again.d.vipClaim(), 'off');
+  await again.run(250, 'silent');
+  t.equal(again.d.vipClaim(), 'hold', 'a probe started after the stall found the VIP unanswered: claimed again');
+  again.clock.advance(300); // a GC-sized pause: the guard's deadline is not reached, nothing voided
+  t.equal(again.d.vipClaim(), 'hold');
+  t.end();
+});
+
+t.test('the leader\'s wait on its partner (cluster/degraded.ts handBackRefusal) from the partner\'s last report', async (t) => {
+  const { d, members, clock } = rig();
+  t.match(d.leaderHeldBack(), /not reported since this member started/, 'just started, nothing heard of the partner');
+  const view = (degradedVip: { active: boolean; held: boolean; noQuorumMs: number } | undefined, lastContactMs: number): MemberView =>
+    ({ report: { node: 'lan-b', ...(degradedVip === undefined ? {} : { degradedVip }) }, receivedAt: '', lastContactMs, clockOffsetMs: 0, offsetMethod: 'one-way', roundTripMs: null, bootFiles: null }) as unknown as MemberView;
+  members['lan-b'] = view({ active: true, held: true, noQuorumMs: 9000 }, 100);
+  t.match(d.leaderHeldBack(), /holds the VIP degraded/);
+  members['lan-b'] = view({ active: false, held: false, noQuorumMs: 0 }, 100);
+  t.equal(d.leaderHeldBack(), null, 'it heard the leader and let go');
+  members['lan-b'] = view(undefined, 100);
+  t.equal(d.leaderHeldBack(), null, 'degraded mode off there');
+  delete members['lan-b'];
+  clock.advance(2500);
+  t.equal(d.leaderHeldBack(), null, 'silent since this member started, past a report and its guard');
+  t.end();
+});

@@ -1,0 +1,43 @@
+import t from 'tap';
+import { runVipSim } from './vip-sim.js';
+import { seedsToRun } from '../support/seeded.js';
+
+// The hand-back of the VIP from a member in degraded DHCP mode to a leader (HA.md 2.5), in the VIP
+// timing simulation (vip-sim.ts, scenario `degraded`): in cycles, one server's machine and the
+// witness go down, the other server goes degraded alone and holds the VIP, then both come back
+// while pauses (GC-sized to SIGSTOP-sized), message delay spikes and slow fsyncs run. The leader
+// adds the VIP only once its partner's reports say it may no longer hold it degraded (or it has
+// been silent past its guard's deadline), and the degraded holder lets go as soon as it hears a
+// leader: never an instant with two kernels holding the VIP. Without the hand-back (the leader adds
+// it at once, as before) the same seeds find two holders, so the check has teeth.
+//
+// LANHA_VIP_SEEDS=2000 runs more seeds; a failing seed replays with
+// LANHA_SEED=<n> LANHA_SIM_SCENARIO=degraded npx tap run dist/test/sim/vip-sim-regressions.test.js.
+
+const count = Number(process.env['LANHA_VIP_SEEDS'] ?? 40);
+const chaosMs = 40_000;
+
+t.test('degraded holder and the hand-back: never two VIP holders through pauses, delays and slow fsyncs', async (t) => {
+  const seeds = seedsToRun(count, 1);
+  const failures: string[] = [];
+  let holds = 0, heldBack = 0, pauses = 0;
+  for (const seed of seeds) {
+    const r = runVipSim(seed, { scenario: 'degraded', chaosMs });
+    holds += r.degradedHolds; heldBack += r.heldBack; pauses += r.pauses;
+    if (r.violations.length > 0) failures.push(`${r.violations.join('; ')} -- replay: LANHA_SEED=${seed} LANHA_SIM_SCENARIO=degraded npx tap run dist/test/sim/vip-sim-regressions.test.js`);
+    if (failures.length >= 5) break;
+  }
+  for (const f of failures) t.comment(`FAILING SEED: ${f}`);
+  t.same(failures, [], `${seeds.length} seeds: never two VIP holders, one holder after the faults`);
+  t.ok(holds >= seeds.length * 2, `${holds} degraded holdings (a server alone holds the VIP in every cycle)`);
+  t.ok(heldBack >= seeds.length, `${heldBack} times a leader held back from adding the VIP while its partner could still hold it`);
+  t.ok(pauses >= seeds.length * 5, `${pauses} pauses`);
+});
+
+t.test('without the hand-back (the leader adds the VIP at once) the same scenario finds two holders', async (t) => {
+  const found: number[] = [];
+  for (let seed = 1; seed <= 30 && found.length < 3; seed++) {
+    if (runVipSim(seed, { scenario: 'degraded', chaosMs, handBack: false }).violations.some((v) => v.includes('two VIP holders'))) found.push(seed);
+  }
+  t.ok(found.length > 0, `seeds ${found.join(', ')} show two holders when a leader claims while the degraded holder has not let go`);
+});

@@ -23,7 +23,8 @@
 # (services/dns/miss-trace.ts, LANHA_DNS_MISS_TRACE), joined with the capture by question name: the
 # wait in the socket queue before lanha read the query (qwait) or the upstream's reply (rwait), its
 # work on each (js in, js out), and for the slowest 1 % what the process did meanwhile: ran, collected
-# (GC) or waited for a core (RESULT dns.forward.miss_inside.*).
+# (GC) or waited for a core (RESULT dns.forward.miss_inside.*, p50 and p99). The wire stages' p50 and
+# p99 against each anchor: RESULT dns.forward.miss_stage.<in|up|out>_<p50|p99>_ms.
 #
 # Knobs: AUTH=0 runs only the forwarding part (nsd still starts, as the upstream); FWORKERS=N sets
 # the forwarding lanha's dns.workers (default: the config's default). LANHA_DNS_WORKER_NODE_FLAGS
@@ -536,8 +537,15 @@ echo "RESULT dns.forward.miss_p99_ms lanha=$FL_MP dnsmasq=$FD_MP ratio=$(ratio "
 if [ -n "$CAPTURE" ]; then
   echo "RESULT dns.forward.miss_own_p99_ms lanha=$(stage flanha own_p99) unbound=$(stage funbound own_p99) ratio=$(ratio "$(stage flanha own_p99)" "$(stage funbound own_p99)") unit=ms better=lower"
   echo "RESULT dns.forward.miss_own_p99_ms lanha=$(stage flanha own_p99) dnsmasq=$(stage fdnsmasq own_p99) ratio=$(ratio "$(stage flanha own_p99)" "$(stage fdnsmasq own_p99)") unit=ms better=lower"
+  # The breakdown per stage, p50 and p99, against each anchor in the same run: in (query in ->
+  # upstream query out), up (the upstream), out (upstream reply in -> answer out).
+  for k in in_p50 in_p99 up_p50 up_p99 out_p50 out_p99; do
+    for a in unbound dnsmasq; do
+      echo "RESULT dns.forward.miss_stage.${k}_ms lanha=$(stage flanha $k) $a=$(stage f$a $k) ratio=$(ratio "$(stage flanha $k)" "$(stage f$a $k)") unit=ms better=lower"
+    done
+  done
   if [ -n "$TRACE_DIR" ]; then
-    for k in qwait_p99 rwait_p99 jsin_p99 jsout_p99 slow_own slow_gc slow_runq slow_ran; do
+    for k in qwait_p50 qwait_p99 rwait_p50 rwait_p99 jsin_p50 jsin_p99 jsout_p50 jsout_p99 slow_own slow_gc slow_runq slow_ran; do
       echo "RESULT dns.forward.miss_inside.$k lanha=$(stage flanha $k) anchor=NA ratio=NA unit=ms better=lower"
     done
   fi

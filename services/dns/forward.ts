@@ -54,6 +54,10 @@ export interface ForwarderOptions {
 
 /** An upstream's answer as the askers get it, and the cache entry it was stored as (null: not cached). */
 export interface Resolved extends CachedAnswer {
+  /**
+   * Read it only in the callback that delivers the answer: an entry the cache removes later holds
+   * another answer once reused (cache.ts), so after an await it may no longer be this one.
+   */
   entry: CacheEntry | null;
 }
 

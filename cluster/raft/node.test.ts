@@ -50,8 +50,8 @@ function runCluster(nodes: Map<NodeId, RaftNode>, rounds: number, down = new Set
   }
 }
 
-/** Runs the Ready cycle of every member not `down` and delivers what passes `link(from, to)`, until nothing moves. */
-function settle(nodes: Map<NodeId, RaftNode>, link: (from: NodeId, to: NodeId) => boolean, down = new Set<NodeId>()): void {
+/** Runs the Ready cycle of every member not `down` and delivers what passes `link(from, to, m)`, until nothing moves. */
+function settle(nodes: Map<NodeId, RaftNode>, link: (from: NodeId, to: NodeId, m: Message) => boolean, down = new Set<NodeId>()): void {
   for (let moved = true; moved;) {
     moved = false;
     const out: Message[] = [];
@@ -62,7 +62,7 @@ function settle(nodes: Map<NodeId, RaftNode>, link: (from: NodeId, to: NodeId) =
       n.advance(rd);
       moved = true;
     }
-    for (const m of out) if (link(m.from, m.to)) nodes.get(m.to)?.step(m);
+    for (const m of out) if (link(m.from, m.to, m)) nodes.get(m.to)?.step(m);
   }
 }
 
@@ -345,15 +345,21 @@ t.test('a member rebuilt with an empty directory does not vote again in a term i
  * heartbeat reaches it, and then a crashes before it can send r anything else. b and r are left:
  * does b, lacking what a and r committed, get r's vote? Returns who led term 2 and r.
  */
-function restoredBackupScenario(): { leadersOfTerm2: NodeId[]; r: RaftNode; committed: number; b: RaftNode } {
-  const ids = ['a', 'b', 'r'];
-  const nodes = new Map(ids.map((id, i) => [id, make(id, ids, i + 60)]));
-  const a = nodes.get('a')!;
-  const all = (): boolean => true;
+/** Members `ids` (random seeds from `seed`) past their start-up grace, and the first of them elected leader of term 1. */
+function firstLeads(ids: NodeId[], seed: number): { nodes: Map<NodeId, RaftNode>; a: RaftNode } {
+  const nodes = new Map(ids.map((id, i) => [id, make(id, ids, i + seed)]));
+  const a = nodes.get(ids[0]!)!;
   for (let i = 0; i < 10; i++) for (const n of nodes.values()) n.tick();
   settle(nodes, () => false);
   a.campaign();
-  settle(nodes, all);
+  settle(nodes, () => true);
+  return { nodes, a };
+}
+
+function restoredBackupScenario(): { leadersOfTerm2: NodeId[]; r: RaftNode; committed: number; b: RaftNode } {
+  const ids = ['a', 'b', 'r'];
+  const { nodes, a } = firstLeads(ids, 60);
+  const all = (): boolean => true;
   for (let i = 0; i < 3; i++) a.propose(new Uint8Array([i]));
   settle(nodes, all);
   const r0 = nodes.get('r')!;
@@ -398,12 +404,7 @@ t.test('a member restored from an old backup neither votes nor leads until caugh
 
 t.test('a member restored from an old backup rejoins once the leader has sent it past what it acknowledged', async (t) => {
   const ids = ['a', 'b', 'r'];
-  const nodes = new Map(ids.map((id, i) => [id, make(id, ids, i + 60)]));
-  const a = nodes.get('a')!;
-  for (let i = 0; i < 10; i++) for (const n of nodes.values()) n.tick();
-  settle(nodes, () => false);
-  a.campaign();
-  settle(nodes, () => true);
+  const { nodes, a } = firstLeads(ids, 60);
   const r0 = nodes.get('r')!;
   const backup = { hardState: r0.hardState(), entries: r0.entries(1, r0.lastIndex + 1)! };
   for (let i = 0; i < 5; i++) a.propose(new Uint8Array([i]));
@@ -692,4 +693,84 @@ t.test('a stalled follower helps no one replace its leader during the hold; a le
   g.ready();
   g.step({ ...prevote, to: g.id, term: g.term + 1 });
   t.match(g.ready().messages.filter((m) => m.type === 'prevote-resp'), [{ reject: false }], 'after the hold, with no leader heard, a pre-vote is granted');
+});
+
+/**
+ * The leader a restored member acknowledged is gone before it can tell it (README.md "Restored from
+ * an old backup"): a leads term 1, entries 1-4 reach every member; then w's appends are lost (it
+ * lags) while a's heartbeats still reach it, and a commits 5-8 with r. r's copy, taken at entry 4,
+ * is put back (`restore`; else r restarts on its own disk), and a crashes. r and w are left: who
+ * leads term 2, and with which log? Returns the leaders and the members.
+ */
+function goneLeaderScenario(restore: boolean): { leaders: NodeId[]; r: RaftNode; w: RaftNode; a: RaftNode; nodes: Map<NodeId, RaftNode> } {
+  const ids = ['a', 'r', 'w'];
+  const { nodes, a } = firstLeads(ids, 70);
+  for (let i = 0; i < 3; i++) a.propose(new Uint8Array([i]));
+  settle(nodes, () => true);
+  const r0 = nodes.get('r')!, w = nodes.get('w')!;
+  if (a.role !== 'leader' || r0.lastIndex !== 4 || w.lastIndex !== 4) throw new Error('setup: a leads term 1, entries 1-4 everywhere');
+  const backup = { hardState: r0.hardState(), entries: r0.entries(1, 5)! };
+  for (let i = 0; i < 4; i++) a.propose(new Uint8Array([10 + i]));
+  // w lags: every append to it is lost; heartbeats (and their answers) pass.
+  const lagging = (_from: NodeId, _to: NodeId, m: Message): boolean => !(m.to === 'w' && m.type === 'append');
+  settle(nodes, lagging);
+  a.tick(); a.tick();
+  settle(nodes, lagging);
+  if (a.commitIndex !== 8 || (r0.lastIndex as number) !== 8 || (w.lastIndex as number) !== 4) throw new Error(`setup: a committed 8 with r alone (commit ${a.commitIndex}, r at ${r0.lastIndex}, w at ${w.lastIndex})`);
+  // r restarts (on the copy, or on its own disk), past its start-up grace; a crashes.
+  const r = new RaftNode({ id: 'r', electionTicks: 10, heartbeatTicks: 2, random: seededRandom(97) },
+    restore
+      ? { hardState: backup.hardState, conf: { voters: ids, learners: [], witnesses: [] }, entries: backup.entries }
+      : { hardState: r0.hardState(), conf: { voters: ids, learners: [], witnesses: [] }, entries: r0.entries(1, 9)! });
+  nodes.set('r', r);
+  const leaders = new Set<NodeId>();
+  for (let i = 0; i < 120; i++) {
+    r.tick(); w.tick();
+    settle(nodes, (from, to) => from !== 'a' && to !== 'a', new Set(['a']));
+    for (const n of [r, w]) if (n.role === 'leader' && n.term >= 2) leaders.add(n.id);
+  }
+  return { leaders: [...leaders].sort(), r, w, a, nodes };
+}
+
+t.test('a member restored from an old backup, the leader it acknowledged gone: the lagging member that heard the commit index elects no one without the entries', async (t) => {
+  const { leaders, r, w, a, nodes } = goneLeaderScenario(true);
+  t.equal(w.heardCommit, 8, 'w heard a commit 8 (the heartbeat carries the leader\'s own commit), its log ends at 4');
+  t.same(w.hardState(), { term: w.term, vote: w.hardState().vote, commit: 4, heard: 8 }, 'and keeps it in its hard state');
+  t.same(leaders, [], 'no leader of term 2 without a: r (back at 4) gets no vote from w, w does not stand (before: r or w led, losing 5-8)');
+  t.equal(r.heardCommit, 8, 'w\'s refusal told r the commit index it lacks');
+  t.equal(r.ticksUntilDue(), Infinity, 'r no longer campaigns');
+  t.equal(w.ticksUntilDue(), Infinity, 'nor does w');
+  // a comes back (its own disk): it leads again and both catch up.
+  const back = new RaftNode({ id: 'a', electionTicks: 10, heartbeatTicks: 2, random: seededRandom(96) },
+    { hardState: a.hardState(), conf: { voters: ['a', 'r', 'w'], learners: [], witnesses: [] }, entries: a.entries(1, 9)! });
+  nodes.set('a', back);
+  runCluster(nodes, 80);
+  t.equal(back.role, 'leader', 'a, back, leads');
+  t.ok(r.lastIndex > 8 && w.lastIndex > 8 && r.entryTerm(8) === 1 && w.entryTerm(8) === 1, 'every member holds 5-8 again');
+});
+
+t.test('a lagging member that heard a commit index beyond its log still votes for a member that holds it', async (t) => {
+  const { leaders, r, w } = goneLeaderScenario(false);
+  t.same(leaders, ['r'], 'r (its own disk, 1-8) leads term 2 with w\'s vote (w heard commit 8, its log ended at 4)');
+  t.equal(w.lastIndex, r.lastIndex, 'and catches w up');
+  t.equal(w.entryTerm(8), 1);
+});
+
+t.test('vote requests below the commit index heard of are refused; older leaders (heartbeat hint 0) and answers', async (t) => {
+  const w = new RaftNode({ id: 'w', electionTicks: 10, heartbeatTicks: 2, random: seededRandom(3) },
+    { hardState: { term: 2, vote: 'a', commit: 3, heard: 7 }, conf: { voters: ['a', 'r', 'w'], learners: [], witnesses: [] }, entries: [1, 2, 3].map((i) => ({ term: 1, index: i, type: EntryType.normal, data: new Uint8Array() })) });
+  t.equal(w.heardCommit, 7, 'read back from the hard state');
+  for (let i = 0; i < 200; i++) w.tick();
+  t.equal(w.role, 'follower', 'its log (3) ends below 7: it does not stand');
+  w.ready();
+  w.step({ ...emptyMessage('prevote', 'r', 'w', 3), index: 6, logTerm: 2 });
+  w.step({ ...emptyMessage('prevote', 'a', 'w', 3), index: 7, logTerm: 2 });
+  t.match(w.ready().messages, [{ type: 'prevote-resp', to: 'r', reject: true, commit: 7 }, { type: 'prevote-resp', to: 'a', reject: false, commit: 7 }],
+    'r (log to 6, a later term than w\'s) is refused and told 7; a (log to 7) is granted');
+  const x = make('x', ['x', 'y']);
+  x.step({ ...emptyMessage('heartbeat', 'y', 'x', 1), commit: 0, hint: 0 });
+  t.equal(x.heardCommit, 0, 'an older leader\'s heartbeat (hint 0) says nothing');
+  x.step({ ...emptyMessage('heartbeat', 'y', 'x', 1), commit: 0, hint: 5 });
+  t.equal(x.heardCommit, 5, 'a leader\'s own commit in the heartbeat\'s hint');
+  t.match(x.hardState(), { commit: 0, heard: 5 });
 });

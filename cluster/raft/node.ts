@@ -184,6 +184,17 @@ export class RaftNode {
   #amnesiaNew = false;
   /** Rebuilding after amnesia: the index its log must reach before it votes again. */
   #mustReach = 0;
+  /**
+   * The highest commit index this member has heard of: its own, a leader's (appends, and the
+   * heartbeat's `hint`), a candidate's, a voter's answer. Entries up to it are committed, so every
+   * candidate that could be a correct leader holds them: it grants no (pre-)vote to a candidate
+   * whose log ends below it and does not campaign while its own does (#promotable). This is what
+   * keeps a member restored from an old backup (Raft "amnesia") from being elected, or electing,
+   * without the entries it had helped commit when the leader it acknowledged is gone: the other
+   * members heard that commit index (README.md, "Restored from an old backup"). Kept on disk in
+   * the hard state (HardState.heard).
+   */
+  #heard: number;
   /** Leader: members found to have lost entries they had acknowledged, for the host to log (at most 16 kept). */
   #peerLosses: PeerLoss[] = [];
   /**
@@ -214,6 +225,7 @@ export class RaftNode {
     this.#conf = cloneConf(storage.snapshot?.meta.conf ?? storage.conf);
     this.#term = storage.hardState.term;
     this.#vote = storage.hardState.vote;
+    this.#heard = Math.max(storage.hardState.heard ?? 0, this.#log.committed);
     const logEmpty = storage.entries.length === 0 && storage.snapshot === undefined;
     this.#fresh = storage.fresh === true && storage.rebuilding !== true && logEmpty;
     this.#rebuilding = storage.rebuilding === true || storage.fresh === true;
@@ -262,7 +274,12 @@ export class RaftNode {
     this.#amnesiaNew = false;
     return this.#amnesia;
   }
-  hardState(): HardState { return { term: this.#term, vote: this.#vote, commit: this.#log.committed }; }
+  hardState(): HardState {
+    const commit = this.#log.committed;
+    return this.#heard > commit ? { term: this.#term, vote: this.#vote, commit, heard: this.#heard } : { term: this.#term, vote: this.#vote, commit };
+  }
+  /** The highest commit index this member has heard of (#heard): it votes for no candidate, and does not stand, with a log ending below it. */
+  get heardCommit(): number { return Math.max(this.#heard, this.#log.committed); }
   entryTerm(index: number): number | undefined { return this.#log.term(index); }
   entries(lo: number, hi: number): Entry[] | undefined { return this.#log.slice(lo, hi); }
   isVoter(id: NodeId = this.id): boolean { return this.#conf.voters.includes(id); }
@@ -440,6 +457,7 @@ export class RaftNode {
 
   step(m: Message): void {
     if (this.#fresh) this.#freshCheck(m);
+    this.#noteHeard(m);
     if (this.#rebuilding && !this.#fresh && (m.type === 'prevote' || m.type === 'vote')) {
       // Rebuilding: it may have voted in this very term before it lost its storage. No answer
       // either (a refusal would carry no term worth telling); the candidate times out. The term
@@ -488,9 +506,13 @@ export class RaftNode {
       case 'vote': {
         const canVote = this.#vote === m.from || (this.#vote === null && this.#leader === null) || (m.type === 'prevote' && m.term > this.#term);
         const ownLease = this.#ticks < this.#ownLeaseEnd && m.context !== 1;
-        const granted = canVote && !ownLease && this.#log.isUpToDate(m.index, m.logTerm);
+        // A candidate whose log ends below a commit index this member heard of lacks committed
+        // entries (#heard): never a correct leader, whatever its last term.
+        const granted = canVote && !ownLease && m.index >= this.#heard && this.#log.isUpToDate(m.index, m.logTerm);
         const respType = m.type === 'prevote' ? 'prevote-resp' : 'vote-resp';
-        this.#send({ ...emptyMessage(respType, this.id, m.from, granted ? m.term : this.#term), reject: !granted });
+        // The answer tells the candidate the highest commit index heard of here (older members send
+        // 0): one whose log ends below it stops campaigning at once (#noteHeard).
+        this.#send({ ...emptyMessage(respType, this.id, m.from, granted ? m.term : this.#term), reject: !granted, commit: this.#heard });
         if (granted && m.type === 'vote') {
           this.#electionElapsed = 0;
           this.#vote = m.from;
@@ -675,7 +697,37 @@ export class RaftNode {
   // ---- roles -----------------------------------------------------------------------------------
 
   #promotable(): boolean {
-    return this.isVoter() && this.#log.pendingSnapshot === undefined && (!this.#rebuilding || this.#fresh);
+    return this.isVoter() && this.#log.pendingSnapshot === undefined && (!this.#rebuilding || this.#fresh) && this.#log.lastIndex() >= this.#heard;
+  }
+
+  /**
+   * Every commit index a message shows is one the cluster reached (#heard): a leader's append and
+   * heartbeat (capped at the member's match in `commit`, the leader's own in `hint`), a candidate's
+   * request, a voter's answer, a snapshot's index. A campaign of this member whose log ends below
+   * it is abandoned: it lacks committed entries, so it could not be a correct leader.
+   */
+  #noteHeard(m: Message): void {
+    let seen = 0;
+    switch (m.type) {
+      case 'append':
+      case 'prevote':
+      case 'vote':
+      case 'prevote-resp':
+      case 'vote-resp':
+        seen = m.commit;
+        break;
+      case 'heartbeat':
+        seen = Math.max(m.commit, m.hint);
+        break;
+      case 'snapshot':
+        seen = m.index;
+        break;
+      default:
+        return;
+    }
+    if (seen <= this.#heard) return;
+    this.#heard = seen;
+    if ((this.#role === 'candidate' || this.#role === 'pre-candidate') && this.#log.lastIndex() < seen) this.#becomeFollower(this.#term, null);
   }
 
   #resetRandomizedTimeout(): void {
@@ -963,7 +1015,7 @@ export class RaftNode {
   #broadcastHeartbeat(): void {
     for (const [id, pr] of this.#progress) {
       if (id === this.id) continue;
-      this.#send({ ...emptyMessage('heartbeat', this.id, id, this.#term), commit: Math.min(pr.match, this.#log.committed), index: pr.acked, context: this.#ticks });
+      this.#send({ ...emptyMessage('heartbeat', this.id, id, this.#term), commit: Math.min(pr.match, this.#log.committed), index: pr.acked, hint: this.#log.committed, context: this.#ticks });
     }
   }
 
@@ -1202,5 +1254,5 @@ function cloneConf(c: ConfState): ConfState {
 }
 
 function sameHard(a: HardState, b: HardState): boolean {
-  return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
+  return a.term === b.term && a.vote === b.vote && a.commit === b.commit && (a.heard ?? 0) === (b.heard ?? 0);
 }

@@ -21,6 +21,14 @@ export interface HardState {
   term: number;
   vote: NodeId | null;
   commit: number;
+  /**
+   * The highest commit index this member has heard of (a leader's, a candidate's, a peer's answer),
+   * set only when above `commit` (absent: `commit`); it may exceed this member's own log. Entries up
+   * to it are committed, so every correct leader holds them: this member grants no vote and does not
+   * campaign with a log ending below it (RaftNode, README.md "Restored from an old backup"). The WAL
+   * keeps it in the hardstate file, written when term or vote change.
+   */
+  heard?: number;
 }
 
 /** The membership. Witnesses are voters that never lead for long and never run services. */
@@ -60,7 +68,11 @@ export type MessageType =
  * - append: `index`/`logTerm` name the entry before `entries`; `commit` is the leader's commit.
  * - append-resp: `index` is the last index now matched (or the rejected index); `reject` + `hint`.
  * - heartbeat: `context` is the leader's tick when sent; the response echoes it (leader lease).
- * - (pre)vote: `index`/`logTerm` are the candidate's last entry; `context` 1 = leadership transfer.
+ *   `commit` is the leader's commit capped at the member's match; `hint` is the leader's own commit
+ *   (older leaders send 0); `index` what the member acknowledged in this term (older leaders: 0).
+ * - (pre)vote: `index`/`logTerm` are the candidate's last entry; `commit` its commit index;
+ *   `context` 1 = leadership transfer. (pre)vote-resp: `commit` is the highest commit index the
+ *   voter has heard of (older members send 0).
  * - snapshot: one chunk of `snapshot.data` at byte `offset`; `done` on the last chunk.
  */
 export interface Message {

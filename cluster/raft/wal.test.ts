@@ -91,6 +91,22 @@ t.test('a cut that would lose committed entries is refused', async (t) => {
   t.throws(() => loadState(dir), /log ends at 0 but entries up to 2 were committed/);
 });
 
+t.test('the highest commit index heard of (HardState.heard) is kept in the hardstate file with term and vote', async (t) => {
+  const dir = scratch(t);
+  const { wal } = await Wal.open(dir);
+  await wal.save({ term: 2, vote: 'a', commit: 1, heard: 9 }, [entry(1, 2), entry(2, 2)], true);
+  await wal.save({ term: 2, vote: 'a', commit: 2, heard: 12 }, [entry(3, 2)], true); // no term/vote change: 12 waits for the next hardstate write
+  await wal.close();
+  t.same(loadState(dir).hardState, { term: 2, vote: 'a', commit: 2, heard: 9 }, 'heard as written with the term and vote; commit from the commit record');
+  t.same(JSON.parse(readFileSync(join(dir, 'hardstate')).subarray(16).toString('utf8')), { term: 2, vote: 'a', commit: 1, heard: 9 }, 'a field older readers ignore');
+  const again = await Wal.open(dir);
+  await again.wal.save({ term: 3, vote: null, commit: 2, heard: 12 }, [], true);
+  await again.wal.save({ term: 4, vote: null, commit: 2, heard: 5 }, [entry(4, 4), entry(5, 4)], true);
+  await again.wal.save({ term: 4, vote: null, commit: 5 }, [], true);
+  await again.wal.close();
+  t.same(loadState(dir).hardState, { term: 4, vote: null, commit: 5 }, 'dropped once the commit caught up with it');
+});
+
 t.test('hard state is replaced atomically: a leftover tmp file is ignored and removed', async (t) => {
   const dir = scratch(t);
   const { wal } = await Wal.open(dir);

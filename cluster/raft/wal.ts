@@ -616,7 +616,8 @@ export class Wal {
   }
 
   async #writeHardState(hard: HardState): Promise<void> {
-    const body = Buffer.from(JSON.stringify({ term: hard.term, vote: hard.vote, commit: hard.commit }));
+    // `heard` (the highest commit index heard of, when above commit) rides along: readers before it ignore it.
+    const body = Buffer.from(JSON.stringify({ term: hard.term, vote: hard.vote, commit: hard.commit, ...(hard.heard !== undefined && hard.heard > hard.commit ? { heard: hard.heard } : {}) }));
     const out = Buffer.alloc(HEADER + 8 + body.length);
     HARD_MAGIC.copy(out, 0);
     out.writeUInt32BE(body.length, HEADER);
@@ -822,9 +823,12 @@ export function decodeHardState(bytes: Uint8Array): HardState | undefined {
   const body = bytes.subarray(HEADER + 8);
   if (crc32c(body) !== view.getUint32(HEADER + 4)) return undefined;
   try {
-    const o = JSON.parse(Buffer.from(body).toString('utf8')) as { term?: unknown; vote?: unknown; commit?: unknown };
+    const o = JSON.parse(Buffer.from(body).toString('utf8')) as { term?: unknown; vote?: unknown; commit?: unknown; heard?: unknown };
     if (!Number.isSafeInteger(o.term) || !Number.isSafeInteger(o.commit) || !(o.vote === null || typeof o.vote === 'string')) return undefined;
-    return { term: o.term as number, vote: o.vote as string | null, commit: o.commit as number };
+    if (o.heard !== undefined && !(Number.isSafeInteger(o.heard) && (o.heard as number) >= 0)) return undefined;
+    const hard: HardState = { term: o.term as number, vote: o.vote as string | null, commit: o.commit as number };
+    if (typeof o.heard === 'number' && o.heard > hard.commit) hard.heard = o.heard;
+    return hard;
   } catch {
     return undefined;
   }
@@ -908,7 +912,9 @@ export function loadState(dir: string, repair = true): LoadedState {
   if (commit > lastIndex()) {
     throw new StorageError(walDir, 0, `the log ends at ${lastIndex()} but entries up to ${commit} were committed: durable entries are missing; ${rebuildHint(dir)}`);
   }
-  hardState = { ...hardState, commit: Math.max(commit, snapIndex) };
+  const { heard, ...rest } = hardState;
+  commit = Math.max(commit, snapIndex);
+  hardState = heard !== undefined && heard > commit ? { ...rest, commit, heard } : { ...rest, commit };
   return snapshot ? { hardState, snapshot, entries, truncatedBytes } : { hardState, entries, truncatedBytes };
 }
 

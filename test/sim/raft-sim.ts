@@ -189,8 +189,11 @@ export interface SimOptions {
    * Disks that go back in time: a member's state directory is copied (a backup) now and then, and a
    * restart may find that copy put back (its raft directory and member file as they were), behind
    * what it acknowledged since: Raft "amnesia" (RaftNode.amnesia). One member at a time, as wipes.
+   * true: put back only while every other member is up, the network whole and a leader elected, and
+   * the other faults wait until the member knows (a leader's heartbeat told it) or holds what it had
+   * again. 'loose': put back at any restart, whatever else is down or cut off, and the faults go on.
    */
-  backups?: boolean;
+  backups?: boolean | 'loose';
 }
 
 /** The host a seed runs: a third one Ready at a time, the rest pipelined 2 or 8 deep (drawn apart from the seed's other draws). */
@@ -238,6 +241,7 @@ class Sim {
   #wipeRng: Random;
   #backupRng: Random | undefined;
   #restores = 0;
+  #looseRestores: boolean;
   #wipes = 0;
   #wholeWipes = 0;
   #withoutFreshRule: boolean;
@@ -253,7 +257,8 @@ class Sim {
     this.#seed = seed;
     this.#rng = seededRandom(seed);
     this.#wipeRng = seededRandom(seed ^ 0x10575707);
-    this.#backupRng = options.backups === true ? seededRandom(seed ^ 0xbac0b) : undefined;
+    this.#backupRng = options.backups !== undefined && options.backups !== false ? seededRandom(seed ^ 0xbac0b) : undefined;
+    this.#looseRestores = options.backups === 'loose';
     this.#stallRng = seededRandom(seed ^ 0x57a115);
     this.#stallHold = options.stallHold !== false;
     this.#stallsOnly = options.faults === 'stalls';
@@ -617,7 +622,10 @@ class Sim {
     const old = n.disk.hard;
     if (hs.term < old.term) this.#violate(`${n.id}: persisted term went back ${old.term} -> ${hs.term}`);
     if (hs.term === old.term && old.vote !== null && hs.vote !== old.vote) this.#violate(`${n.id}: persisted vote changed in term ${hs.term}: ${old.vote} -> ${hs.vote}`);
-    n.disk.hard = { ...hs };
+    // As the WAL: the highest commit index heard of (HardState.heard) reaches the disk only with a
+    // term or vote change (the hardstate file); the commit index rides with every batch.
+    const heard = hs.term !== old.term || hs.vote !== old.vote ? hs.heard : old.heard;
+    n.disk.hard = { term: hs.term, vote: hs.vote, commit: hs.commit, ...(heard !== undefined ? { heard } : {}) };
   }
 
   #apply(i: number, e: Entry): void {
@@ -664,7 +672,7 @@ class Sim {
     // that never hears such a leader cannot know, cluster/raft/README.md "Restored from an old
     // backup"); from there on, every fault again, leader crashes and partitions included.
     for (const x of this.#nodes) if (x.restoredFrom !== undefined && x.core !== undefined && (x.core.lastIndex >= x.restoredFrom || x.core.amnesia !== undefined)) x.restoredFrom = undefined;
-    if (b !== undefined && this.#nodes.some((x) => x.restoredFrom !== undefined)) { this.#tr('quiet: a restored member is catching up'); return; }
+    if (b !== undefined && !this.#looseRestores && this.#nodes.some((x) => x.restoredFrom !== undefined)) { this.#tr('quiet: a restored member is catching up'); return; }
     if (b !== undefined && n.core !== undefined && n.membership === 'member' && n.backup === undefined && b.float() < 0.5) {
       n.backup = { disk: copyDisk(n.disk), membership: n.membership };
       this.#tr(`backup of ${n.id}: term ${n.disk.hard.term}, log to ${n.disk.entries[n.disk.entries.length - 1]?.index ?? 0}`);
@@ -698,14 +706,18 @@ class Sim {
           // only once every other member learned a commit index.
           let lost = '';
           const b = this.#backupRng;
-          if (b !== undefined && n.backup !== undefined && this.#blocked.size === 0 && this.#nodes.every((x) => x.membership === 'member' && (x === n || (x.core !== undefined && !x.paused))) && this.#nodes.some((x) => x !== n && x.core?.role === 'leader') && b.float() < 0.8) {
+          // One storage gone back in time or lost at a time: not while another restored member has
+          // not caught up, nor while another is rebuilding (two of three members' disks behind what
+          // they acknowledged is a majority's storage lost, which no protocol survives).
+          const restoring = this.#nodes.some((x) => x !== n && (x.restoredFrom !== undefined || x.membership !== 'member'));
+          if (b !== undefined && n.backup !== undefined && !restoring && (this.#looseRestores || this.#restoreUnderLeader(n)) && b.float() < 0.8) {
             n.restoredFrom = lastIndexOf(n.disk);
             n.disk = copyDisk(n.backup.disk);
             n.membership = n.backup.membership;
             n.backup = undefined;
             this.#restores++;
             lost = ` (state directory restored from a copy: term ${n.disk.hard.term}, log to ${n.disk.entries[n.disk.entries.length - 1]?.index ?? n.disk.snapshot?.meta.index ?? 0})`;
-          } else if (this.#nodes.every((x) => x.membership === 'member')) {
+          } else if (this.#nodes.every((x) => x.membership === 'member') && !restoring) {
             const w = this.#wipeRng.float();
             if (w < 0.25) { this.#wipe(n, false); lost = ' (storage lost: rebuilding)'; }
             else if (w < 0.375 && this.#nodes.every((x) => x === n || x.disk.hard.commit > 0 || x.disk.snapshot !== undefined)) {
@@ -729,6 +741,12 @@ class Sim {
       default:
         return; // quiet spell
     }
+  }
+
+  /** SimOptions.backups true: a copy is put back only while every other member is up, the network whole and a leader elected. */
+  #restoreUnderLeader(n: SimNode): boolean {
+    return this.#blocked.size === 0 && this.#nodes.every((x) => x.membership === 'member' && (x === n || (x.core !== undefined && !x.paused)))
+      && this.#nodes.some((x) => x !== n && x.core?.role === 'leader');
   }
 
   /** faults 'stalls': the leader's process (half the time), a follower's, or every member's at once, for 0.5-4 election timeouts. */
@@ -814,6 +832,8 @@ class Sim {
       // here and the leader's term and a vote are on the disk (or a later term: that one is over).
       // Without a member file (before the fresh rule) a term on the disk made a member.
       if (n.membership === 'fresh' && !core.fresh && core.rebuilding) n.membership = 'rebuilding';
+      // Found out gone back in time (RaftNode.amnesia): the host writes rebuilding to the member file at once.
+      if (n.membership === 'member' && core.rebuilding && core.amnesia !== undefined) n.membership = 'rebuilding';
       const done = core.rebuilt;
       if ((n.membership === 'rebuilding' || n.membership === 'fresh') && !core.rebuilding && done && n.sm.index >= done.index
         && (n.disk.hard.term > done.term || (n.disk.hard.term === done.term && n.disk.hard.vote !== null))) n.membership = 'member';

@@ -12,7 +12,7 @@ import type { Job } from '../rootfs-state.js';
 import type { DeployConfig } from './config.js';
 import { generationDir, isFakeSuper, treeBytes, verifyGeneration } from './store.js';
 import { describeChanges, type ManifestChange } from './manifest.js';
-import { BoundedOutput, CONTROL_IDLE_MS, PARTIAL_EXITS, controlPathFor, describeFailure, fingerprint, parseHostKey, knownHostsFile, masterArgs, parseProgress2, parseStats, rootfsRsyncArgs, splitProgress, type Progress2, type SshOptions } from './rsync.js';
+import { BoundedOutput, CONTROL_IDLE_MS, PARTIAL_EXITS, PREPARE_SCRIPT, SWITCH_SCRIPT, carryFilters, controlPathFor, describeFailure, fingerprint, nodeScriptCommand, parseHostKey, parsePrepared, knownHostsFile, masterArgs, parseProgress2, parseStats, rootfsRsyncArgs, splitProgress, sshArgs, stagingPlan, type Progress2, type SshOptions, type StagingPlan } from './rsync.js';
 import { hasOverlayDir, hostsFromTargets, overlayFiles, type ResolvedTarget, type TargetEntry } from './targets.js';
 import { HostKeyMismatch, connectPinned, disconnect, fetchHostKey, pushToNode, stageSources, type PushFile } from './push.js';
 import type { Client } from 'ssh2';
@@ -38,6 +38,8 @@ const STOPPED_BY_OPERATOR = 'the job was stopped (`lanctl deploy cancel`, or Ctr
 const HOST_KEY_CHECK_MS = 10_000;
 /** Characters kept of the start and of the end of an rsync child's stdout and of its stderr. */
 const OUTPUT_KEPT = 64 * 1024;
+/** Longest a node may take to prepare a staging directory or to switch it in (carrying excluded paths, removing the old tree). */
+const NODE_SCRIPT_MS = 300_000;
 
 /** Where a job's time went, per phase (ms, this leader's monotonic clock). */
 export interface JobTimings {
@@ -61,6 +63,12 @@ export interface NodeTimings {
   hostKeyCheckMs?: number;
   /** The leader's check of its copy against the manifest after rsync exited 0 (a stat walk while unchanged). */
   storeCheckMs?: number;
+  /** Preparing the node's staging directory (and carrying excluded paths into it) before the transfer. */
+  prepareMs?: number;
+  /** Flushing the staged tree and renaming it into place, and removing the old one. */
+  switchMs?: number;
+  /** Where the sync wrote: a staging directory switched in by a rename, or the live tree itself. */
+  mode?: 'staging' | 'in-place';
   /** Committing the node's result entries after the transfer. */
   entriesMs?: number;
 }
@@ -553,18 +561,38 @@ export class JobRunner {
     }
     timing.sshReused = master?.reused ?? false;
     const ssh = master === undefined ? direct : { ...direct, controlPath: master.path };
+    const exclude = config.rootfs?.exclude ?? [];
+    // A dry run compares against the live tree; a sync goes into a staging directory when it can.
+    let staging: StagingPlan | undefined;
+    if (!dryRun) {
+      const t1 = this.#ctx.clock.monotonicMs();
+      const prepared = await this.#prepare(active, target, generation, destination, ssh, exclude);
+      timing.prepareMs = this.#since(t1);
+      if (typeof prepared === 'string') {
+        await running;
+        log.warn({ event: 'deploy.node.failed', job: active.id, node: target.node }, `${target.node}: ${prepared}`);
+        await this.#propose({ type: 'deploy.job.node', job: active.id, run: active.run, node: target.node, state: active.cancelled ? 'interrupted' : 'failed', error: prepared, sent: 0 }).catch(() => undefined);
+        master?.release();
+        return false;
+      }
+      staging = prepared.plan;
+      timing.mode = staging === undefined ? 'in-place' : 'staging';
+    }
     const result = await this.#rsync(active, target.node, rootfsRsyncArgs({
-      source: generationDir(this.#ctx.stateDir, generation), overlay, target, destination, ssh, dryRun, exclude: config.rootfs?.exclude ?? [], fakeSuper: isFakeSuper(this.#ctx.stateDir, generation),
+      source: generationDir(this.#ctx.stateDir, generation), overlay, target, destination: staging?.staging ?? destination, ...(staging === undefined ? {} : { linkDest: staging.dest }),
+      ssh, dryRun, exclude, fakeSuper: isFakeSuper(this.#ctx.stateDir, generation),
     }), onProgress);
     timing.transferMs = this.#since(t);
     t = this.#ctx.clock.monotonicMs();
     const drift = result.code === 0 && !active.cancelled && !dryRun ? await this.#storeDrift(active, target.node, generation, timing) : undefined;
+    // The whole generation is in the staging directory and checked: it becomes the node's tree in one step.
+    const switched = staging !== undefined && result.code === 0 && !active.cancelled && drift === undefined ? await this.#switch(active, target, staging, ssh, timing) : undefined;
     await running;
     const stats = parseStats(result.stdout);
     const sent = stats.sent ?? 0;
     const total = stats.transferred;
     try {
-      if (result.code === 0 && !active.cancelled && drift === undefined) {
+      if (result.code === 0 && !active.cancelled && drift === undefined && switched === undefined) {
         log.info({ event: 'deploy.node.done', job: active.id, node: target.node, sent, transferred: total }, `${target.node}: synced`);
         // Both in one commit round (group commit): the inventory mirror and the job's record.
         await Promise.all([
@@ -581,9 +609,10 @@ export class JobRunner {
       // A stopped job: rsync's "exit 20: stopped by a signal" only says that this daemon ended it.
       let error = active.cancelled
         ? `${active.stoppedBecause ?? STOPPED_BY_OPERATOR} while ${target.node} was syncing: its rsync was ended, and the node keeps its previous generation whole (what was sent waits aside for the resume); \`lanctl deploy resume ${active.id}\` completes it`
-        : drift ?? describeFailure(result.code, `${result.stderr}\n${why}`, target);
+        : switched ?? drift ?? describeFailure(result.code, `${result.stderr}\n${why}`, target);
+      if (staging !== undefined && !active.cancelled && switched === undefined) error = `${error}. ${untouched(target.node, staging, active.id)}`;
       log.warn({ event: 'deploy.node.failed', job: active.id, node: target.node, exit: result.code, stderr: result.stderr.slice(-2000) }, `${target.node}: ${error}`);
-      if ((PARTIAL_EXITS.has(result.code) || drift !== undefined) && !dryRun && !active.cancelled) {
+      if ((PARTIAL_EXITS.has(result.code) || drift !== undefined) && !dryRun && !active.cancelled && staging === undefined) {
         const back = await this.#putBack(active, target, generation, workDir, ssh, /Read-only file system/.test(result.stderr), drift === undefined ? undefined : storeFix(generation));
         if (back !== '') error = `${error}. ${back}`;
       }
@@ -596,6 +625,62 @@ export class JobRunner {
       timing.entriesMs = this.#since(t);
       master?.release();
     }
+  }
+
+  /**
+   * Before a sync: where it writes. Returns the staging plan (undefined plan: in place, logged with
+   * why), or the node's result when the node could not be prepared.
+   */
+  async #prepare(active: ActiveJob, target: ResolvedTarget, generation: string, destination: string, ssh: SshOptions, exclude: readonly string[]): Promise<{ plan: StagingPlan | undefined } | string> {
+    const { log } = this.#ctx;
+    const plan = stagingPlan(destination, generation);
+    const inPlace = (why: string): { plan: undefined } => {
+      log.warn({ event: 'deploy.node.in_place', job: active.id, node: target.node, destination, why }, `${target.node}: ${destination} is synced in place (${why}): a sync cut off can leave it a mix of two generations; a destination that is a plain directory (not a mount point, not /) changes in one rename`);
+      return { plan: undefined };
+    };
+    if (plan === undefined) return inPlace(`${destination} has no directory beside it to stage in`);
+    const r = await this.#nodeScript(target, ssh, PREPARE_SCRIPT, [plan.dest, plan.staging, plan.old, plan.prefix, ...carryFilters(exclude)], NODE_SCRIPT_MS);
+    if (active.cancelled) return `${active.stoppedBecause ?? STOPPED_BY_OPERATOR} before ${target.node}'s sync started: nothing was sent`;
+    const said = r.code === 0 ? parsePrepared(r.stdout) : undefined;
+    if (said?.mode === 'staging') return { plan };
+    if (said?.mode === 'in-place') return inPlace(said.why);
+    if (r.code === 255 || r.code === -1) {
+      const failure = r.code === -1 ? `${target.node} did not answer in ${NODE_SCRIPT_MS / 1000} s` : describeFailure(255, r.stderr, target);
+      return /nothing was sent/.test(failure) ? failure : `${failure}; nothing was sent`;
+    }
+    // A node that runs no shell commands for the deploy user (a forced command) is still synced, in place.
+    return inPlace(`preparing a staging directory beside it failed (exit ${r.code}: ${r.stderr.trim().slice(-300) || 'no output'})`);
+  }
+
+  /** Makes the staging directory the node's tree (SWITCH_SCRIPT); undefined when it did, else the node's result. */
+  async #switch(active: ActiveJob, target: ResolvedTarget, plan: StagingPlan, ssh: SshOptions, timing: NodeTimings): Promise<string | undefined> {
+    const t = this.#ctx.clock.monotonicMs();
+    const r = await this.#nodeScript(target, ssh, SWITCH_SCRIPT, [plan.dest, plan.staging, plan.old], NODE_SCRIPT_MS);
+    timing.switchMs = this.#since(t);
+    if (r.code === 0) {
+      if (r.stderr.trim() !== '') this.#ctx.log.warn({ event: 'deploy.node.old_tree_left', job: active.id, node: target.node, path: plan.old }, `${target.node}: ${r.stderr.trim().slice(-300)}`);
+      return undefined;
+    }
+    const why = r.code === -1 ? `no answer in ${NODE_SCRIPT_MS / 1000} s` : r.code === 255 ? describeFailure(255, r.stderr, target) : `exit ${r.code}: ${r.stderr.trim().slice(-300) || 'no output'}`;
+    this.#ctx.log.error({ event: 'deploy.node.switch_failed', job: active.id, node: target.node, exit: r.code, stderr: r.stderr.slice(-2000) }, `${target.node}: switching ${plan.staging} into ${plan.dest} failed: ${why}`);
+    return `the generation arrived whole in ${plan.staging} on ${target.node}, but making it ${plan.dest} failed (${why})`;
+  }
+
+  /** Runs a sh script on the node over its ssh connection, bounded by `ms` (then killed: code -1). */
+  #nodeScript(target: ResolvedTarget, ssh: SshOptions, script: string, args: readonly string[], ms: number): Promise<{ code: number; stdout: string; stderr: string }> {
+    return new Promise((resolve) => {
+      const child = spawn('ssh', [...sshArgs(target, ssh), target.host, nodeScriptCommand(script, args)], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const stdout = new BoundedOutput(OUTPUT_KEPT), stderr = new BoundedOutput(OUTPUT_KEPT);
+      child.stdout.on('data', (d: Buffer) => stdout.push(d.toString()));
+      child.stderr.on('data', (d: Buffer) => stderr.push(d.toString()));
+      let timedOut = false;
+      const timer = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, ms);
+      child.on('error', (error) => { clearTimeout(timer); resolve({ code: 127, stdout: '', stderr: `cannot run ssh: ${error.message}` }); });
+      child.on('close', (code) => {
+        clearTimeout(timer);
+        resolve({ code: timedOut ? -1 : code ?? -1, stdout: stdout.text(), stderr: stderr.text() });
+      });
+    });
   }
 
   /**
@@ -805,6 +890,11 @@ export class JobRunner {
   async #propose(command: Command): Promise<void> {
     await this.#ctx.state.propose(command);
   }
+}
+
+/** The end of a staged sync's failure: the node's tree was not touched, and where what arrived waits. */
+function untouched(node: string, plan: StagingPlan, job: string): string {
+  return `${node}'s ${plan.dest} was not touched: it keeps its previous generation whole (nothing, before its first deploy), and what arrived waits in ${plan.staging} for \`lanctl deploy resume ${job}\``;
 }
 
 /** What to do when the store's copy of a generation changed under a sync: a resume would send the same copy. */

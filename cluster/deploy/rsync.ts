@@ -349,6 +349,11 @@ export function shellQuote(word: string): string {
 
 export interface RootfsRsyncOptions {
   source: string;
+  /**
+   * The node's live tree when `destination` is its staging directory (stagingPlan): unchanged files
+   * are hard-linked from it (`--link-dest`), and the pass writes no holding directories of its own.
+   */
+  linkDest?: string;
   /** The node's overlay tree, sent in the same pass (see rootfsRsyncArgs). */
   overlay?: string;
   target: SshTarget;
@@ -368,13 +373,17 @@ export interface RootfsRsyncOptions {
  * removes them: one ssh connection per node, and a rerun with no change rewrites nothing.
  * `--sparse`: runs of zeros are written as holes, so a sparse file (a disk image, a swap file) does
  * not take its whole size on the node's disk (a 256 MiB file with nothing in it took 256 MiB).
+ * With `linkDest` the pass goes into a staging directory (stagingPlan) that becomes the node's
+ * tree by a rename once it arrived whole; without (a destination that cannot be renamed),
  * `--delay-updates --delete-delay`: each changed file waits in its directory's `.~tmp~` and every
  * deletion waits until all files arrived, then all are put in place at once; a sync cut off
  * (connection lost, disk full, cancelled) leaves the node's previous generation whole, which is
  * what it then boots, and a rerun starts from the files kept aside.
  */
 export function rootfsRsyncArgs(o: RootfsRsyncOptions): string[] {
-  const args = ['-aHAX', '--sparse', '--numeric-ids', '--delete', '--delay-updates', '--delete-delay', '--info=progress2', '--no-inc-recursive', '--stats', '--timeout=60',
+  // Into a staging directory nothing is live: the holding directories would only add a rename per file.
+  const held = o.linkDest === undefined ? ['--delay-updates', '--delete-delay'] : [`--link-dest=${o.linkDest.replace(/\/+$/, '')}`];
+  const args = ['-aHAX', '--sparse', '--numeric-ids', '--delete', ...held, '--info=progress2', '--no-inc-recursive', '--stats', '--timeout=60',
     '-e', ['ssh', ...sshArgs(o.target, o.ssh)].map(shellQuote).join(' ')];
   for (const p of o.exclude ?? []) args.push(`--filter=- ${p}`);
   if (o.dryRun) args.push('--dry-run');
@@ -386,4 +395,96 @@ export function rootfsRsyncArgs(o: RootfsRsyncOptions): string[] {
 
 function rsyncHost(host: string): string {
   return host.includes(':') ? `[${host}]` : host;
+}
+
+/**
+ * Where a node's tree is staged so that it changes in one step (a rename), beside the live tree on
+ * its file system: `<parent>/.<name>.lanha-new-<gen12>` for the sync, `<parent>/.<name>.lanha-old`
+ * for the tree it replaces until that is removed. Undefined for `/` (nothing beside it to rename).
+ */
+export interface StagingPlan {
+  dest: string;
+  staging: string;
+  /** What every staging directory of this destination starts with (those of other generations are removed). */
+  prefix: string;
+  old: string;
+}
+
+export function stagingPlan(destination: string, generation: string): StagingPlan | undefined {
+  const dest = destination.replace(/\/+$/, '');
+  if (dest === '' || !dest.startsWith('/')) return undefined;
+  const cut = dest.lastIndexOf('/');
+  const parent = dest.slice(0, cut);
+  const name = dest.slice(cut + 1);
+  if (name === '.' || name === '..') return undefined;
+  const prefix = `${parent}/.${name}.lanha-new-`;
+  return { dest, staging: `${prefix}${generation.slice(0, 12)}`, prefix, old: `${parent}/.${name}.lanha-old` };
+}
+
+/** One word for a POSIX shell (the node's login shell parses the command ssh sends). */
+export function posixQuote(word: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * Run on the node before the sync (`sh -c SCRIPT lanha-deploy DEST STAGING OLD PREFIX [FILTER...]`):
+ * finishes a switch cut off between its two renames (DEST missing, OLD whole: OLD goes back),
+ * removes OLD and the staging directories of other generations, and says on its last line how the
+ * tree can change: `lanha-mode staging`, or `lanha-mode in-place WHY` when DEST cannot be renamed
+ * (a mount point, a symlink). With exclude rules (FILTER: rsync --filter words) the paths they
+ * match are carried from DEST into the staging directory first, as hard links: the sync leaves
+ * excluded paths alone, so the new tree must hold them as the old one did.
+ */
+export const PREPARE_SCRIPT = [
+  'd=$1; s=$2; o=$3; p=$4; shift 4',
+  'if [ ! -e "$d" ] && [ ! -L "$d" ] && [ -d "$o" ]; then mv -T "$o" "$d" || exit 41; fi',
+  'if [ -e "$o" ] || [ -L "$o" ]; then rm -rf "$o" || exit 42; fi',
+  'for x in "$p"*; do if [ "$x" != "$s" ] && { [ -e "$x" ] || [ -L "$x" ]; }; then rm -rf "$x" || exit 43; fi; done',
+  'if [ -L "$d" ]; then echo "lanha-mode in-place $d is a symlink"; exit 0; fi',
+  'if [ -d "$d" ] && { mountpoint -q "$d" 2>/dev/null || [ "$(stat -c %d "$d")" != "$(stat -c %d "$d/..")" ]; }; then echo "lanha-mode in-place $d is a mount point"; exit 0; fi',
+  'if [ -e "$d" ] && [ ! -d "$d" ]; then echo "lanha-mode in-place $d is not a directory"; exit 0; fi',
+  'mkdir -p "${d%/*}/" || exit 44',
+  'if [ $# -gt 0 ] && [ -d "$d" ]; then rsync -aHAX --numeric-ids --link-dest="$d" --include="*/" "$@" --exclude="*" "$d/" "$s/" || exit 45; fi',
+  'echo "lanha-mode staging"',
+].join('\n');
+
+/**
+ * Run on the node once the staging directory holds the whole generation (`sh -c SCRIPT
+ * lanha-deploy DEST STAGING OLD`): flushes it to disk, then makes it DEST in one step where the
+ * node can (renameat2 RENAME_EXCHANGE: `mv --exchange`, coreutils 9.5, or util-linux `exch`), else
+ * in two renames (DEST to OLD, STAGING to DEST; a crash between them leaves OLD whole, which the
+ * next deploy's PREPARE_SCRIPT puts back), then removes the old tree.
+ */
+export const SWITCH_SCRIPT = [
+  'd=$1; s=$2; o=$3',
+  '[ -d "$s" ] || { echo "the staging directory $s is missing" >&2; exit 46; }',
+  'sync -f "$s" 2>/dev/null || sync',
+  'if [ ! -e "$d" ]; then mv -T "$s" "$d" || exit 47',
+  'elif mv --exchange -T "$s" "$d" 2>/dev/null || exch "$s" "$d" 2>/dev/null; then mv -T "$s" "$o" || exit 48',
+  'else mv -T "$d" "$o" || exit 49; mv -T "$s" "$d" || { mv -T "$o" "$d"; exit 50; }; fi',
+  'sync -f "$d" 2>/dev/null || sync',
+  'rm -rf "$o" || echo "the old tree $o could not be removed (the next deploy removes it)" >&2',
+  'exit 0',
+].join('\n');
+
+/** The remote command (one string, for the node's login shell) that runs `script` with `args`. */
+export function nodeScriptCommand(script: string, args: readonly string[]): string {
+  return ['sh', '-c', script, 'lanha-deploy', ...args].map(posixQuote).join(' ');
+}
+
+/**
+ * The rsync --filter words that carry a sync's excluded paths from the live tree into the staging
+ * directory: each exclude pattern and everything below what it matches, included.
+ */
+export function carryFilters(exclude: readonly string[]): string[] {
+  return exclude.flatMap((p) => [`--filter=+ ${p}`, `--filter=+ ${p.replace(/\/+$/, '')}/***`]);
+}
+
+/** The `lanha-mode` line of PREPARE_SCRIPT's output: staging, or in place and why; undefined when it said neither. */
+export function parsePrepared(stdout: string): { mode: 'staging' } | { mode: 'in-place'; why: string } | undefined {
+  const line = stdout.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('lanha-mode ')).pop();
+  if (line === undefined) return undefined;
+  if (line === 'lanha-mode staging') return { mode: 'staging' };
+  const m = /^lanha-mode in-place (.+)$/.exec(line);
+  return m === null ? undefined : { mode: 'in-place', why: m[1]! };
 }

@@ -31,6 +31,11 @@ export interface TestSshd {
 export interface SshdOptions {
   /** Host directory mounted at /srv/root inside the server's mount namespace. */
   root?: string;
+  /**
+   * Instead of `root`: a host directory mounted at /srv itself, so /srv/root is a plain directory
+   * of it (made by the deploy, not a mount point) and what a deploy stages beside it lands here too.
+   */
+  srv?: string;
   /** Instead of `root`: a tmpfs of this size at /srv/root ("2m"), for disk-full tests. */
   tmpfsSize?: string;
   /** Public keys allowed to log in as root. */
@@ -79,7 +84,8 @@ export async function startSshd(lab: Lab, host: LabHost, dir: string, options: S
   // past the 60 s step bound. Empty files are bound over them in this mount namespace only.
   const dotfiles = ['.bashrc', '.bash_profile', '.bash_login', '.profile', '.bash_logout'].map((f) => `/root/${f}`).join(' ');
   const hideDotfiles = `for f in ${dotfiles}; do if [ -e "$f" ]; then mount --bind /dev/null "$f"; fi; done`;
-  const script = `set -e; mount -t tmpfs tmpfs /run; mkdir -p /run/sshd; chmod 755 /run/sshd; mount -t tmpfs -o mode=755 tmpfs /srv; mkdir /srv/root; ${mountRoot}; ${binds}${hideDotfiles}; exec /usr/sbin/sshd -D -e -f '${config}'`;
+  const srv = options.srv !== undefined ? `mount --bind '${options.srv}' /srv` : `mount -t tmpfs -o mode=755 tmpfs /srv; mkdir /srv/root; ${mountRoot}`;
+  const script = `set -e; mount -t tmpfs tmpfs /run; mkdir -p /run/sshd; chmod 755 /run/sshd; ${srv}; ${binds}${hideDotfiles}; exec /usr/sbin/sshd -D -e -f '${config}'`;
   const child = host.spawn('sh', ['-c', script]);
   let log = '';
   child.stderr!.on('data', (d: Buffer) => { log += d.toString(); });

@@ -18,7 +18,7 @@ import { LanhaError } from '../lib/errors.js';
 export const BASE_LEVEL = 1;
 
 /** The highest level this build applies. */
-export const APPLY_LEVEL = 2;
+export const APPLY_LEVEL = 3;
 
 const COMMAND_LEVEL: Readonly<Record<CommandType, number>> = {
   'lease.grant': 1, 'lease.release': 1, 'lease.decline': 1, 'lease.expire': 1,
@@ -32,14 +32,49 @@ const COMMAND_LEVEL: Readonly<Record<CommandType, number>> = {
   'lease.merge': 2,
 };
 
+/**
+ * Fields that change what an existing command does, with the level that applies them. A command
+ * that carries one needs that level; the shell that proposes it sends it without the field while a
+ * member is below (`olderForm`), so the command itself never waits for an upgrade.
+ */
+const FIELD_LEVEL: ReadonlyArray<{ type: CommandType; field: string; level: number }> = [
+  // Level 3: a relayed boot event keeps the time it happened on its member (cluster/boot-relay.ts).
+  { type: 'node.boot', field: 'at', level: 3 },
+  // Level 3: a node removal and a deploy job's start cannot both commit (cluster/rootfs-state.ts).
+  { type: 'node.remove', field: 'unlessInJob', level: 3 },
+  { type: 'deploy.job.start', field: 'inventory', level: 3 },
+  { type: 'deploy.job.resume', field: 'inventory', level: 3 },
+];
+
 /** What each level above BASE_LEVEL adds, in a few words: status and doctor say what waits for it. */
 const LEVEL_ADDS: Readonly<Record<number, string>> = {
   2: "lease.merge: a lone member's degraded DHCP journal merged into the leases; the journal is kept on the disk of the member that wrote it meanwhile",
+  3: 'relayed boot events keep their own time, and a node removal and a deploy job naming the node refuse each other in the log; meanwhile they go in their older form',
 };
 
 /** The level a member needs to apply `command` (types this build does not know: Infinity). */
 export function commandLevel(command: Pick<Command, 'type'>, table: Readonly<Record<string, number>> = COMMAND_LEVEL): number {
-  return Object.hasOwn(table, command.type) ? table[command.type]! : Infinity;
+  const base = Object.hasOwn(table, command.type) ? table[command.type]! : Infinity;
+  let level = base;
+  for (const f of FIELD_LEVEL) if (f.type === command.type && (command as Record<string, unknown>)[f.field] !== undefined) level = Math.max(level, f.level);
+  return level;
+}
+
+/** `command` without the fields of a level above `level` (FIELD_LEVEL): the form every member of that level applies alike. */
+export function olderForm<C extends Command>(command: C, level: number): C {
+  const out: Record<string, unknown> = { ...command };
+  for (const f of FIELD_LEVEL) if (f.type === command.type && f.level > level) delete out[f.field];
+  return out as C;
+}
+
+/**
+ * `command` as it may be proposed now: with its newer fields while every member applies them
+ * (`refusal` null for it), else in its older form. `refusal` is the StateLog's proposal check
+ * (absent: no check, a single build).
+ */
+export function proposable<C extends Command>(command: C, refusal: ((command: Command) => string | null) | undefined): C {
+  if (refusal === undefined || refusal(command) === null) return command;
+  return olderForm(command, BASE_LEVEL);
 }
 
 /** A configured member and the level it reported (null: no level heard from it). */

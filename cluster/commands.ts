@@ -28,9 +28,11 @@ export type Command =
   | { type: 'dns.delete'; name: string; rrtype?: string; data?: string }
   /**
    * Compute-node boot progress (dhcp, tftp file fetched, ...). `relay`: the id of an event another
-   * member held for the leader (cluster/boot-relay.ts); not part of the state.
+   * member held for the leader (cluster/boot-relay.ts); not part of the state. `at` (apply level 3):
+   * wall-clock ms when it happened on the member where it happened (a power switch on a follower
+   * reaches the log a second or more later); absent, the entry's log time.
    */
-  | { type: 'node.boot'; mac: string; event: string; detail?: string; relay?: string }
+  | { type: 'node.boot'; mac: string; event: string; detail?: string; relay?: string; at?: number }
   /**
    * The compute-node inventory (cluster/inventory.ts): one entry makes the DHCP reservation, the
    * DNS names, the boot profile and the deploy target. Names are DNS labels, MACs lower-case
@@ -39,7 +41,11 @@ export type Command =
    */
   | { type: 'node.add'; name: string; mac: string; ip?: number; profile?: string; group?: string; origin?: 'config' }
   | { type: 'node.set'; name: string; mac?: string; ip?: number | null; profile?: string | null; group?: string | null }
-  | { type: 'node.remove'; name: string }
+  /**
+   * `unlessInJob` (apply level 3): a no-op while a running deploy job has not finished with the
+   * node, so a removal and a job start proposed at the same moment cannot both commit.
+   */
+  | { type: 'node.remove'; name: string; unlessInJob?: true }
   /** An unknown MAC asked for boot files (DHCP, leader only, at most once a minute per MAC): the pending list. */
   | { type: 'node.seen'; mac: string; arch?: number; vendorClass?: string }
   /** A pending MAC becomes a node. */
@@ -60,9 +66,14 @@ export type Command =
   /** A node's own report of a boot-time pull of a generation (lanctl internal ssh-gate). */
   | { type: 'deploy.synced'; node: string; generation: string; ok: boolean; exit?: number; bytes?: number }
   /** Push jobs: `files` the names, `sources` the leader's absolute paths and `sha256` their digests (what `deploy resume` sends again). */
-  | { type: 'deploy.job.start'; job: string; kind: 'rootfs' | 'push'; member: string; nodes: string[]; generation?: string; dryRun?: boolean; files?: string[]; sources?: string[]; sha256?: string[]; dest?: string; then?: string }
-  /** `run`: the job's run this resume starts (1 for the first resume); a replayed resume of a run already started changes nothing. */
-  | { type: 'deploy.job.resume'; job: string; member: string; run?: number }
+  | { type: 'deploy.job.start'; job: string; kind: 'rootfs' | 'push'; member: string; nodes: string[]; generation?: string; dryRun?: boolean; files?: string[]; sources?: string[]; sha256?: string[]; dest?: string; then?: string; inventory?: string[] }
+  /**
+   * `run`: the job's run this resume starts (1 for the first resume); a replayed resume of a run
+   * already started changes nothing. `inventory` (start and resume, apply level 3): the job's nodes
+   * that were inventory nodes when it was proposed; the entry is a no-op when one of them is no
+   * longer (a `node.remove` committed first).
+   */
+  | { type: 'deploy.job.resume'; job: string; member: string; run?: number; inventory?: string[] }
   /**
    * `installed`: a push job's files in place on the node so far (names); a resume sends only the others.
    * `run`: the run of the job that sent it (0 before any resume); an entry of an earlier run changes no state.

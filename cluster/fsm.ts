@@ -217,6 +217,11 @@ export class Fsm {
   }
 
   #applyCommand(command: Command, at: number, index: number, by: string | undefined): void {
+    // A node removal and a deploy job naming the node, proposed at the same moment: whichever
+    // committed second is a no-op on every member (the proposer sees it did not apply and says why).
+    if (command.type === 'node.remove' && command.unlessInJob === true && this.rootfs.unfinishedJob(command.name) !== undefined) return;
+    if ((command.type === 'deploy.job.start' || command.type === 'deploy.job.resume') && Array.isArray(command.inventory)
+      && command.inventory.some((name) => typeof name !== 'string' || this.inventory.byName(name) === undefined)) return;
     if (isInventoryCommand(command)) {
       if (this.inventory.apply(command, at)) {
         this.#serial++; // names and addresses DNS serves

@@ -4,6 +4,7 @@ import { errorMessage } from '../lib/errors.js';
 import { formatIpv4 } from '../lib/ipv4.js';
 import { parseMac } from '../lib/mac.js';
 import { archName } from '../services/dhcp/arch.js';
+import { proposable } from './apply-level.js';
 import type { Command } from './commands.js';
 import type { Fsm } from './fsm.js';
 import type { InventoryNode, PendingMac } from './inventory.js';
@@ -147,7 +148,11 @@ export function inventoryRoutes(o: InventoryApiOptions): ApiRoutes {
       const job = checked.ok ? unfinishedJobOf(state.fsm, checked.command.name) : undefined;
       if (job !== undefined && checked.ok) return { status: 409, body: { error: removeRefusal(checked.command.name, job) } };
       const before = checked.ok ? nodeBody(checked.command.name) : null;
-      const reply = await write(checked, field(body, 'dryRun') === true, (fsm) => checked.ok && fsm.inventory.byName(checked.command.name) === undefined);
+      // In the log too: a job started at the same moment that commits first makes this entry a no-op on every member.
+      const guarded = checked.ok ? { ...checked, command: proposable({ ...checked.command, unlessInJob: true as const }, state.proposalRefusal?.bind(state)) } : checked;
+      const reply = await write(guarded, field(body, 'dryRun') === true, (fsm) => checked.ok && fsm.inventory.byName(checked.command.name) === undefined);
+      const crossed = reply.status === 409 && checked.ok ? unfinishedJobOf(state.fsm, checked.command.name) : undefined;
+      if (crossed !== undefined && checked.ok) return { status: 409, body: { error: removeRefusal(checked.command.name, crossed) } };
       return reply.status === 200 && field(body, 'dryRun') !== true ? { status: 200, body: { removed: before } } : reply;
     },
 
@@ -172,7 +177,7 @@ export function inventoryRoutes(o: InventoryApiOptions): ApiRoutes {
  * unrecorded: the job wrote a tree the inventory no longer knew.
  */
 export function unfinishedJobOf(fsm: Fsm, node: string): string | undefined {
-  return fsm.rootfs.jobs().find((j) => j.state === 'running' && j.nodes.some((n) => n.name === node && (n.state === 'pending' || n.state === 'running')))?.id;
+  return fsm.rootfs.unfinishedJob(node);
 }
 
 /** The refusal of `lanctl nodes remove` for a node a running deploy job has not finished with. */

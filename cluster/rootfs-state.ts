@@ -109,6 +109,14 @@ export class RootfsState {
   jobs(): readonly Job[] { return this.#jobs; }
   job(id: string): Job | undefined { return this.#jobs.find((j) => j.id === id); }
 
+  /**
+   * The running job that has not finished with `node` yet (the node pending or syncing in its
+   * current run), or undefined: `node.remove` waits for it.
+   */
+  unfinishedJob(node: string): string | undefined {
+    return this.#jobs.find((j) => j.state === 'running' && j.nodes.some((n) => n.name === node && (n.state === 'pending' || n.state === 'running')))?.id;
+  }
+
   /** The generation before `id` among the kept ones, if any. */
   previous(id: string): Generation | undefined {
     const i = this.#generations.findIndex((g) => g.id === id);

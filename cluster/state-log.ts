@@ -43,6 +43,8 @@ export interface StateLog {
    */
   stateCurrent?(): boolean;
   close(): Promise<void>;
+  /** Why `command` would be refused by the proposal check now (null: it would not, or no check is set). */
+  proposalRefusal?(command: Command): string | null;
   /**
    * Sets the check every proposal passes first: a reason string refuses it (the proposal fails with
    * it, nothing is written). The daemon refuses a command some member cannot apply

@@ -8,6 +8,7 @@ import type { Clock } from '../../lib/clock.js';
 import { LanhaError, errorMessage } from '../../lib/errors.js';
 import type { StateLog } from '../state-log.js';
 import type { Command } from '../commands.js';
+import { proposable } from '../apply-level.js';
 import type { Job } from '../rootfs-state.js';
 import type { DeployConfig } from './config.js';
 import { generationDir, isFakeSuper, treeBytes, verifyGeneration } from './store.js';
@@ -199,7 +200,7 @@ export class JobRunner {
   /** Starts a rootfs job (entries first, then the work in the background); returns the job id. */
   async startRootfs(generation: string, targets: readonly ResolvedTarget[], dryRun: boolean, request: { t0: number; checkMs?: number } = { t0: this.#ctx.clock.monotonicMs() }): Promise<string> {
     const id = newJobId(this.#ctx.clock);
-    await this.#claim(id, targets, () => this.#propose({ type: 'deploy.job.start', job: id, kind: 'rootfs', member: this.#ctx.member, nodes: targets.map((t) => t.node), generation, dryRun }));
+    await this.#claim(id, targets, () => this.#proposeStart({ type: 'deploy.job.start', job: id, kind: 'rootfs', member: this.#ctx.member, nodes: targets.map((t) => t.node), generation, dryRun }));
     const timings: JobTimings = { nodes: {}, startEntryMs: this.#since(request.t0), ...(request.checkMs !== undefined ? { checkMs: request.checkMs } : {}) };
     this.#run(id, 0, targets, dryRun, request.t0, timings);
     return id;
@@ -214,7 +215,7 @@ export class JobRunner {
     const t0 = this.#ctx.clock.monotonicMs();
     const run = (job.run ?? 0) + 1;
     const pending = targets.filter((t) => job.nodes.some((n) => n.name === t.node && n.state !== 'done'));
-    await this.#claim(job.id, pending, () => this.#propose({ type: 'deploy.job.resume', job: job.id, member: this.#ctx.member, run }));
+    await this.#claim(job.id, pending, () => this.#proposeStart({ type: 'deploy.job.resume', job: job.id, member: this.#ctx.member, run }, pending.map((t) => t.node)));
     this.#run(job.id, run, pending, job.dryRun, t0, { nodes: {}, startEntryMs: this.#since(t0) });
   }
 
@@ -319,7 +320,7 @@ export class JobRunner {
     const t0 = this.#ctx.clock.monotonicMs();
     const files = await this.#claim(id, targets, async () => {
       const staged = await stageSources(sources, this.#stageDir(id));
-      await this.#propose({
+      await this.#proposeStart({
         type: 'deploy.job.start', job: id, kind: 'push', member: this.#ctx.member, nodes: targets.map((t) => t.node),
         files: staged.map((f) => f.name), sources: staged.map((f) => f.source), sha256: staged.map((f) => f.sha256), dest: dir, ...(then !== undefined ? { then } : {}),
       });
@@ -350,7 +351,7 @@ export class JobRunner {
         const recorded = job.sha256![staged.indexOf(changed)]!;
         throw new LanhaError('usage', `cannot resume push job ${job.id}: ${changed.source} changed since the job started (sha256 ${changed.sha256.slice(0, 12)}, the job sent ${recorded.slice(0, 12)}); start a new push so every node gets the same file`);
       }
-      await this.#propose({ type: 'deploy.job.resume', job: job.id, member: this.#ctx.member, run });
+      await this.#proposeStart({ type: 'deploy.job.resume', job: job.id, member: this.#ctx.member, run }, pending.map((t) => t.node));
       return staged;
     });
     const installed = new Map(job.nodes.map((n) => [n.name, new Set(n.installed ?? [])]));
@@ -889,6 +890,22 @@ export class JobRunner {
 
   async #propose(command: Command): Promise<void> {
     await this.#ctx.state.propose(command);
+  }
+
+  /**
+   * Proposes a job's start or resume naming which of its nodes are inventory nodes now: the entry
+   * is a no-op on every member when one of them was removed by an entry that committed first
+   * (a `lanctl nodes remove` issued at the same moment), and this throws, nothing sent.
+   */
+  async #proposeStart(command: Extract<Command, { type: 'deploy.job.start' | 'deploy.job.resume' }>, nodes: readonly string[] = command.type === 'deploy.job.start' ? command.nodes : []): Promise<void> {
+    const { state } = this.#ctx;
+    const inventory = nodes.filter((n) => state.fsm.inventory.byName(n) !== undefined);
+    await this.#propose(inventory.length === 0 ? command : proposable({ ...command, inventory }, state.proposalRefusal?.bind(state)));
+    const job = state.fsm.rootfs.job(command.job);
+    const applied = command.type === 'deploy.job.start' ? job !== undefined : job?.state === 'running' && (job.run ?? 0) === command.run;
+    if (applied) return;
+    const gone = inventory.filter((n) => state.fsm.inventory.byName(n) === undefined);
+    throw new LanhaError('conflict', `${gone.length > 0 ? gone.join(', ') : 'a node of the job'} ${gone.length > 1 ? 'were' : 'was'} removed from the inventory (\`lanctl nodes remove\`) as the job ${command.type === 'deploy.job.start' ? 'started' : 'resumed'}, and the removal committed first: nothing was started or sent. \`lanctl nodes\` lists the nodes; run this again without ${gone.length > 1 ? 'them' : 'it'}`);
   }
 }
 

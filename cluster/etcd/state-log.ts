@@ -292,6 +292,10 @@ export class EtcdStateLog implements StateLog {
     this.#proposalCheck = check;
   }
 
+  proposalRefusal(command: Command): string | null {
+    return this.#proposalCheck?.(command) ?? null;
+  }
+
   async propose(command: Command): Promise<AppliedEntry> {
     if (this.#closed) throw new LanhaError('unavailable', 'the state log is closed');
     const refused = this.#proposalCheck?.(command) ?? null;

@@ -31,7 +31,7 @@ import { PowerRunner } from '../cluster/power-run.js';
 import { missingPowerPrograms } from '../cluster/power-run.js';
 import { startInventorySeeder } from '../cluster/inventory-seed.js';
 import { VERSION } from './version.js';
-import { APPLY_LEVEL, proposalCheck } from '../cluster/apply-level.js';
+import { APPLY_LEVEL, proposable, proposalCheck } from '../cluster/apply-level.js';
 import { processMemory, watchPauses, type ProcessMemory } from '../lib/memory.js';
 import { OpsTracker } from '../services/ops/tracker.js';
 import type { LanhaMetrics } from '../services/ops/metrics.js';
@@ -168,11 +168,12 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
   const relay = new BootEventRelay(config.node.name, Math.floor(clock.wallMs()));
   const relayLog = log.child({ service: 'cluster' });
   const proposeRelayed = (events: readonly RelayedBootEvent[]): void => {
-    for (const command of relay.toPropose(events)) state.propose(command).catch(() => relay.failed(command.relay!));
+    // With the event's own time while every member applies it (apply level 3), else as before.
+    for (const command of relay.toPropose(events)) state.propose(proposable(command, state.proposalRefusal?.bind(state))).catch(() => relay.failed(command.relay!));
   };
   const recordBoot = (command: BootCommand): void => {
     if (!state.isLeader()) { relay.hold(command, clock.monotonicMs()); return; }
-    state.propose(command).catch(() => relay.hold(command, clock.monotonicMs()));
+    state.propose(proposable(command, state.proposalRefusal?.bind(state))).catch(() => relay.hold(command, clock.monotonicMs()));
   };
   const relayedEvents = (): RelayedBootEvent[] => {
     const { events, expired } = relay.outgoing(clock.monotonicMs());

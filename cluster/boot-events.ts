@@ -23,15 +23,33 @@ export const BOOT_DETAIL_MAX = 200;
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 const EVENT = /^[a-z0-9][a-z0-9._-]{0,31}$/;
 
+/**
+ * How far before its entry's log time an event's own time (`node.boot` `at`) is taken: a member
+ * holds an event for the leader at most 10 minutes (boot-relay.ts RELAY_HELD_MS), and clocks differ
+ * a little. Earlier is taken as this bound; later than the log time as the log time.
+ */
+export const BOOT_EVENT_EARLIEST_MS = 11 * 60_000;
+
+/** The time a `node.boot` entry at log time `logAt` records: its own `at`, within [logAt - BOOT_EVENT_EARLIEST_MS, logAt]. */
+export function bootEventTime(command: Extract<Command, { type: 'node.boot' }>, logAt: number): number {
+  const own = command.at;
+  if (typeof own !== 'number' || !Number.isFinite(own)) return logAt;
+  return Math.min(logAt, Math.max(logAt - BOOT_EVENT_EARLIEST_MS, Math.round(own)));
+}
+
 /** The event a `node.boot` entry records at log time `at`, or null when the entry is malformed. */
 export function bootEventOf(command: Extract<Command, { type: 'node.boot' }>, at: number): { mac: string; event: BootEvent } | null {
   if (typeof command.mac !== 'string' || !MAC.test(command.mac) || typeof command.event !== 'string' || !EVENT.test(command.event)) return null;
-  const event: BootEvent = { at, event: command.event };
+  const event: BootEvent = { at: bootEventTime(command, at), event: command.event };
   if (typeof command.detail === 'string') event.detail = command.detail.slice(0, BOOT_DETAIL_MAX).replace(/[^\x20-\x7e]/g, '?');
   return { mac: command.mac, event };
 }
 
-/** Appends `event` to a MAC's events (oldest first) in place: its own kind's oldest goes first past BOOT_EVENTS_PER_KIND, then the oldest past BOOT_EVENTS_KEPT. */
+/**
+ * Adds `event` to a MAC's events (oldest first) in place, after every event not later than it (an
+ * event relayed from another member can be older than the last one recorded): its own kind's oldest
+ * goes first past BOOT_EVENTS_PER_KIND, then the oldest past BOOT_EVENTS_KEPT.
+ */
 export function appendBootEvent(events: BootEvent[], event: BootEvent): void {
   let sameKind = 0;
   let oldestOfKind = -1;
@@ -41,7 +59,9 @@ export function appendBootEvent(events: BootEvent[], event: BootEvent): void {
     sameKind++;
   }
   if (sameKind >= BOOT_EVENTS_PER_KIND) events.splice(oldestOfKind, 1);
-  events.push(event);
+  let at = events.length;
+  while (at > 0 && events[at - 1]!.at > event.at) at--;
+  events.splice(at, 0, event);
   if (events.length > BOOT_EVENTS_KEPT) events.splice(0, events.length - BOOT_EVENTS_KEPT);
 }
 

@@ -4,6 +4,10 @@
 import t from 'tap';
 import { BootEventRelay, RELAY_HELD_MAX, RELAY_HELD_MS, decodeRelayed } from './boot-relay.js';
 import { decodeReport, encodeReport, type MemberReport } from './member-status.js';
+import { BOOT_EVENT_EARLIEST_MS, bootEventTime } from './boot-events.js';
+import { commandLevel, olderForm, proposable } from './apply-level.js';
+import { Fsm } from './fsm.js';
+import type { Command } from './commands.js';
 
 const cycle = { type: 'node.boot', mac: '52:54:00:00:01:01', event: 'power', detail: 'cycle ok' } as const;
 
@@ -49,4 +53,46 @@ t.test('member reports carry held events; malformed ones fail the report', async
   t.equal(decodeRelayed([{ ...events[0], detail: 'x'.repeat(201) }]), undefined);
   t.equal(decodeRelayed(Array.from({ length: RELAY_HELD_MAX + 1 }, () => events[0])), undefined);
   t.notOk(decodeReport(encodeReport({ ...base, bootEvents: [{ ...events[0]!, event: 'Bad Event' }] })).ok);
+});
+
+// A power switch run on a follower reaches the log through the leader a second or more later. Its
+// timeline event used to carry the leader's log time: a cycle at 12:00:00.0 showed at 12:00:01.2,
+// after the firmware DHCP it had caused. Now the event keeps the follower's own time of the switch.
+t.test('a relayed event keeps the time it happened on its member, in time order', async (t) => {
+  const happened = 1_800_000_000_000;
+  const follower = new BootEventRelay('lan-b', 1);
+  follower.hold({ ...cycle, at: happened } as unknown as typeof cycle, 0);
+  const carried = decodeRelayed(JSON.parse(JSON.stringify(follower.outgoing(1000).events)));
+  t.ok(Array.isArray(carried), 'what a member report carries decodes');
+  const [command] = new BootEventRelay('lan-a', 2).toPropose(carried!);
+  const fsm = new Fsm();
+  // The node's firmware asked for an address 0.5 s after the cycle; the leader recorded that first.
+  fsm.apply(1, { at: happened + 500, command: { type: 'node.boot', mac: cycle.mac, event: 'dhcp.firmware' } });
+  fsm.apply(2, { at: happened + 1200, command: command! });
+  t.same(fsm.bootEvents(cycle.mac).map((e) => [e.event, e.at - happened]), [['power', 0], ['dhcp.firmware', 500]], 'the switch at its own time, before the DHCP it caused');
+  const replica = new Fsm();
+  replica.apply(1, { at: happened + 500, command: { type: 'node.boot', mac: cycle.mac, event: 'dhcp.firmware' } });
+  replica.apply(2, { at: happened + 1200, command: command! });
+  t.equal(replica.hash(), fsm.hash(), 'every member records the same');
+});
+
+t.test('an event time is taken within its bounds: never after its log time, at most 11 minutes before', async (t) => {
+  const logAt = 1_800_000_000_000;
+  const boot = (at: unknown) => ({ ...cycle, at }) as unknown as Parameters<typeof bootEventTime>[0];
+  t.equal(bootEventTime(boot(logAt - 2000), logAt), logAt - 2000);
+  t.equal(bootEventTime(boot(logAt + 60_000), logAt), logAt, 'a member clock ahead: the log time');
+  t.equal(bootEventTime(boot(logAt - 3_600_000), logAt), logAt - BOOT_EVENT_EARLIEST_MS, 'a member clock far behind: the bound');
+  t.equal(bootEventTime(boot(Number.NaN), logAt), logAt);
+  t.equal(bootEventTime(cycle, logAt), logAt, 'no time of its own: the log time');
+  t.equal(decodeRelayed([{ id: 'lan-b-0-1', mac: cycle.mac, event: 'power', at: 'soon' }]), undefined, 'a time that is not a number is refused');
+});
+
+t.test('the event time is a level-3 field: proposed without it while a member is below', async (t) => {
+  const timed = { ...cycle, at: 5 } as unknown as Command;
+  t.equal(commandLevel(timed), 3);
+  t.equal(commandLevel(cycle), 1);
+  t.same(olderForm(timed, 2), cycle);
+  t.same(proposable(timed, undefined), timed, 'no check: as it is');
+  t.same(proposable(timed, (c) => (commandLevel(c) > 2 ? 'a member is at level 2' : null)), cycle, 'refused with the field: sent without it');
+  t.same(proposable(timed, () => null), timed);
 });

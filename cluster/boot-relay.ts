@@ -6,7 +6,8 @@ import type { Command } from './commands.js';
 // once a second over the Raft transport or etcd), the leader proposes it as a `node.boot` entry
 // carrying the event's id (`relay`), and the member stops sending it once that entry applied here.
 // A leader that changes meanwhile proposes it again at most once (the entry came, or it did not).
-// Pure: time comes in as monotonic ms.
+// An event carries the wall-clock time it happened on its member (`at`), which the timeline keeps
+// instead of the later log time of the leader's entry. Pure: time comes in as monotonic ms.
 
 /** A held event as it travels in a member report. */
 export interface RelayedBootEvent {
@@ -15,6 +16,8 @@ export interface RelayedBootEvent {
   mac: string;
   event: string;
   detail?: string;
+  /** Wall-clock ms when it happened on the member that holds it (absent from an older member: the leader's log time). */
+  at?: number;
 }
 
 export type BootCommand = Extract<Command, { type: 'node.boot' }>;
@@ -44,7 +47,7 @@ export class BootEventRelay {
   /** Holds an event for the leader (`now`: monotonic ms); returns its id. */
   hold(command: BootCommand, now: number): string {
     const id = `${this.#self}-${this.#next++}-${this.#start}`;
-    this.#held.set(id, { event: { id, mac: command.mac, event: command.event, ...(command.detail === undefined ? {} : { detail: command.detail }) }, heldAt: now });
+    this.#held.set(id, { event: { id, mac: command.mac, event: command.event, ...(command.detail === undefined ? {} : { detail: command.detail }), ...(command.at === undefined ? {} : { at: command.at }) }, heldAt: now });
     while (this.#held.size > RELAY_HELD_MAX) this.#held.delete(this.#held.keys().next().value!);
     return id;
   }
@@ -72,7 +75,7 @@ export class BootEventRelay {
       if (this.#proposed.has(e.id)) continue;
       this.#proposed.add(e.id);
       if (this.#proposed.size > PROPOSED_KEPT) this.#proposed.delete(this.#proposed.values().next().value!);
-      out.push({ type: 'node.boot', mac: e.mac, event: e.event, ...(e.detail === undefined ? {} : { detail: e.detail }), relay: e.id });
+      out.push({ type: 'node.boot', mac: e.mac, event: e.event, ...(e.detail === undefined ? {} : { detail: e.detail }), relay: e.id, ...(e.at === undefined ? {} : { at: e.at }) });
     }
     return out;
   }
@@ -95,8 +98,9 @@ export function decodeRelayed(v: unknown): RelayedBootEvent[] | null | undefined
   for (const x of v as unknown[]) {
     const e = x as Partial<Record<keyof RelayedBootEvent, unknown>> | null;
     if (e === null || typeof e !== 'object' || typeof e.id !== 'string' || !ID.test(e.id) || typeof e.mac !== 'string' || !MAC.test(e.mac)
-      || typeof e.event !== 'string' || !EVENT.test(e.event) || (e.detail !== undefined && (typeof e.detail !== 'string' || e.detail.length > 200))) return undefined;
-    out.push({ id: e.id, mac: e.mac, event: e.event, ...(e.detail === undefined ? {} : { detail: e.detail as string }) });
+      || typeof e.event !== 'string' || !EVENT.test(e.event) || (e.detail !== undefined && (typeof e.detail !== 'string' || e.detail.length > 200))
+      || (e.at !== undefined && (typeof e.at !== 'number' || !Number.isFinite(e.at)))) return undefined;
+    out.push({ id: e.id, mac: e.mac, event: e.event, ...(e.detail === undefined ? {} : { detail: e.detail as string }), ...(e.at === undefined ? {} : { at: e.at as number }) });
   }
   return out;
 }

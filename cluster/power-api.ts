@@ -4,6 +4,7 @@ import { POWER_ACTIONS, planPower, selectNodes, type PowerAction, type PowerConf
 import { NOT_RUN, PowerRunner, type PowerResult } from './power-run.js';
 import type { StateLog } from './state-log.js';
 import type { BootCommand } from './boot-relay.js';
+import { proposable } from './apply-level.js';
 
 // `lanctl nodes power`: POST /v1/nodes/power runs the site's power command per node on this daemon
 // (any member with the `power:` block: a node that lost its quorum can still power-cycle the stuck
@@ -51,7 +52,7 @@ export function powerRoutes(o: PowerApiOptions): ApiRoutes {
         const lease = o.state.fsm.leaseByMac(n.mac);
         return planPower(config, n, action as PowerAction, lease !== undefined && lease.state === 'bound' && lease.expiresAt > now ? lease.ip : undefined);
       });
-      const results = await runner.run(plans, { timeoutMs: config.timeout, ...(signal === undefined ? {} : { signal }) });
+      const results = await runner.run(plans, { timeoutMs: config.timeout, wallNow: o.wallMs, ...(signal === undefined ? {} : { signal }) });
       const notRun = results.filter((r) => r.error === NOT_RUN).length;
       if (notRun > 0) o.log.warn({ event: 'power.abandoned', action, notRun }, `power ${action}: the request was abandoned; ${notRun} of ${results.length} commands were not run`);
       for (const [i, r] of results.entries()) {
@@ -61,9 +62,10 @@ export function powerRoutes(o: PowerApiOptions): ApiRoutes {
         if (r.result === 'ok') o.log.info(facts, `power ${action} ${r.node}: ok${r.output === '' ? '' : ` (${r.output.split('\n')[0]})`}`);
         else o.log.warn({ ...facts, error: r.error }, `power ${action} ${r.node}: ${r.result}${r.error === '' ? '' : `: ${r.error.split('\n')[0]}`}`);
         if (action === 'status') continue;
-        const event: BootCommand = { type: 'node.boot', mac: node.mac, event: 'power', detail: `${action} ${r.result}${r.exitCode !== null && r.result !== 'ok' ? ` (exit ${r.exitCode})` : ''}` };
+        // The time the switch happened here: a member that is not the leader hands it on about a second later.
+        const event: BootCommand = { type: 'node.boot', mac: node.mac, event: 'power', detail: `${action} ${r.result}${r.exitCode !== null && r.result !== 'ok' ? ` (exit ${r.exitCode})` : ''}`, at: r.endedAt ?? o.wallMs() };
         if (o.recordBoot !== undefined) o.recordBoot(event);
-        else if (o.state.isLeader()) o.state.propose(event).catch(() => undefined);
+        else if (o.state.isLeader()) o.state.propose(proposable(event, o.state.proposalRefusal?.bind(o.state))).catch(() => undefined);
       }
       const reply: PowerReply = { action: action as PowerAction, results };
       return { status: 200, body: reply };

@@ -23,6 +23,8 @@ export interface PowerResult {
   /** Stderr, trimmed, or why it did not run. */
   error: string;
   ms: number;
+  /** Wall-clock ms when it ended (RunOptions.wallNow): the time of the switch in the node's timeline. */
+  endedAt?: number;
 }
 
 export interface RunOptions {
@@ -32,6 +34,8 @@ export interface RunOptions {
   env?: NodeJS.ProcessEnv;
   /** Monotonic ms. */
   now?: () => number;
+  /** Wall-clock ms, for PowerResult.endedAt (absent: not set). */
+  wallNow?: () => number;
   /** Where the process groups of running commands are kept (PowerRunner.stop ends them). */
   groups?: Set<number>;
 }
@@ -85,7 +89,7 @@ export function runPowerCommand(plan: PowerPlan, o: RunOptions): Promise<PowerRe
       clearTimeout(grace);
       clearTimeout(cut);
       if (pid !== undefined) o.groups?.delete(pid);
-      resolve({ node: plan.node, ...r, ms: Math.round(now() - started) });
+      resolve({ node: plan.node, ...r, ms: Math.round(now() - started), ...(o.wallNow === undefined ? {} : { endedAt: o.wallNow() }) });
     };
     const ended = (code: number | null, signal: NodeJS.Signals | null, note: string): void => {
       const stderr = [clip(err), note].filter((s) => s !== '').join('\n');

@@ -557,6 +557,8 @@ export class RaftStateLog implements StateLog {
       ...(node.rebuilding ? { rebuilding: true } : {}),
       ...(node.rebuilding && node.amnesia !== undefined ? { amnesia: node.amnesia } : {}),
       ...(node.fresh ? { fresh: true } : {}),
+      // Its log ends below a commit index it heard of: it neither stands nor votes for a log ending below it (RaftNode.heardCommit).
+      ...(node.heardCommit > node.lastIndex ? { heardCommit: node.heardCommit } : {}),
       storage: {
         dir: this.#opts.dir, pipelined: this.host.pipelined, batches: this.host.stats.batches, fsyncs: this.host.stats.fsyncs, fsyncP99Ms: roundMs(this.host.wal.fsyncMs.quantile(0.99)), fsyncSamples: Math.min(this.host.wal.fsyncMs.count, this.host.wal.fsyncMs.size), error: this.host.fenced?.message ?? null,
         full: this.#full === null ? null : { forS: Math.round((this.#opts.clock.monotonicMs() - this.#full.sinceMs) / 1000), freeBytes: this.#full.space?.freeBytes ?? null, totalBytes: this.#full.space?.totalBytes ?? null, neededBytes: this.#spaceNeeded(), reason: this.#full.reason },

@@ -41,6 +41,13 @@ t.test('a rebuilding member says so: it does not vote or campaign until caught u
   t.notMatch(formatRaftStatus(base), /REBUILDING/);
 });
 
+t.test('a member whose log ends below a commit index it heard of says it does not stand nor vote for such a log', async (t) => {
+  const base = { appliedIndex: 4, lastIndex: 4, snapshotIndex: 0, leaseValid: false };
+  t.match(formatRaftStatus({ ...base, heardCommit: 8 }), /\nlog behind: the cluster committed up to 8 and this member's log ends at 4; it does not campaign, nor vote for a member whose log ends below 8, until a leader sends it the rest \(/);
+  t.notMatch(formatRaftStatus(base), /log behind/);
+  t.notMatch(formatRaftStatus({ ...base, heardCommit: 4 }), /log behind/);
+});
+
 t.test('a member with no state says so, and how to declare a replacement: FRESH instead of REBUILDING', async (t) => {
   const base = { appliedIndex: 0, lastIndex: 0, snapshotIndex: 0, leaseValid: false };
   const text = formatRaftStatus({ ...base, rebuilding: true, fresh: true });

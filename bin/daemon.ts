@@ -42,6 +42,7 @@ import { BootEventRelay, RELAY_HELD_MS, type BootCommand, type RelayedBootEvent 
 import { AckLedger, describeAckAudit, type AuditView } from '../cluster/ack-audit.js';
 import { AckJournal } from '../cluster/ack-journal.js';
 import { startFailoverProbes } from '../services/ops/failover-probes.js';
+import { StopSteps, describeStop, type StopReport } from '../lib/stop-steps.js';
 
 // The composition root: the only place that wires real clocks, randomness, sockets and disks to the
 // cores. Everything it starts it also stops, in reverse order.
@@ -65,6 +66,8 @@ export interface Daemon {
   /** The read-only HTTP listener (null without an `http:` block). */
   readonly http: OpsHttpServer | null;
   stop(): Promise<void>;
+  /** The steps of the stop so far: finished ones with their times, and those still running. */
+  stopReport(): StopReport;
 }
 
 /**
@@ -95,6 +98,17 @@ export function configHash(config: LanhaConfig): string {
 }
 
 const BOOT_SCAN_MS = 60_000;
+/**
+ * The stop's own bounds, inside runDaemon's STOP_LIMIT_MS (5 s): the longest it waits for one
+ * service (each kills what of its own does not end sooner: DNS worker processes, TFTP threads) or
+ * for another step, all of them but the Raft log's close within STOP_BUDGET_MS of the start (a
+ * step that starts later still gets STEP_MIN_MS), then the Raft log's close, RAFT_CLOSE_LIMIT_MS.
+ */
+const SERVICE_STEP_LIMIT_MS = 2000;
+const STEP_LIMIT_MS = 1000;
+const STOP_BUDGET_MS = 3500;
+const STEP_MIN_MS = 100;
+const RAFT_CLOSE_LIMIT_MS = 1000;
 
 /** One field of a running service's status, when it has that type (null otherwise, or no such service). */
 function serviceField<K extends 'number' | 'boolean'>(running: readonly RunningService[], service: string, key: string, type: K): (K extends 'number' ? number : boolean) | null {
@@ -257,28 +271,38 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
 
   // Power commands run in process groups of their own: a stop ends those still running (no orphan).
   const power = config.power === undefined ? undefined : new PowerRunner(config.power.parallel);
+  // Each step of the stop is timed (lib/stop-steps.ts): the stopped line lists them, and a stop that
+  // runs out of time (runDaemon) names the steps it still waited for. Each step is bounded, so one
+  // that hangs does not keep the steps after it, the Raft log's close last, from running.
+  const steps = new StopSteps(() => clock.monotonicMs());
   const stopAll = async (): Promise<void> => {
+    const stopFailed = (step: string) => (error: unknown): void => { log.error({ event: 'service.stop_failed', service: step, err: error }, `stopping ${step} failed: ${errorMessage(error)}`); };
+    const budgetEnd = clock.monotonicMs() + STOP_BUDGET_MS;
+    const bounded = async (step: string, ownLimitMs: number, fn: () => unknown): Promise<void> => {
+      const limitMs = Math.round(Math.max(STEP_MIN_MS, Math.min(ownLimitMs, budgetEnd - clock.monotonicMs())));
+      if (await steps.bounded(step, limitMs, fn, stopFailed(step)) !== 'late') return;
+      log.warn({ event: 'daemon.stop_step_late', step, limitMs }, `stopping ${step} took over ${limitMs} ms; going on with the rest of the stop without it`);
+    };
     systemd?.stopping();
     seeder?.stop();
-    const ended = power?.stop() ?? 0;
+    const ended = await steps.run('power', () => power?.stop() ?? 0);
     if (ended > 0) log.warn({ event: 'power.ended', commands: ended }, `${ended} power command${ended === 1 ? '' : 's'} still running ended with the daemon`);
     clearInterval(sampler);
     clearInterval(bootScan);
     probes?.stop();
     unsubscribe();
-    await http?.close().catch(() => undefined);
-    for (const service of [...running].reverse()) {
-      try {
-        await service.stop();
-      } catch (error) {
-        log.error({ event: 'service.stop_failed', service: service.name, err: error }, `stopping ${service.name} failed`);
-      }
-    }
-    await control.close().catch(() => undefined);
+    await bounded('http', STEP_LIMIT_MS, () => http?.close());
+    for (const service of [...running].reverse()) await bounded(service.name, SERVICE_STEP_LIMIT_MS, () => service.stop(steps));
+    await bounded('control', STEP_LIMIT_MS, () => control.close());
     // After the services: an ACK committed while DHCP was stopping is still journaled before it
     // leaves (closed first, its append hit a closed descriptor: EBADF, or another file's).
-    journal?.close();
-    await state.close();
+    await steps.run('journal', () => journal?.close());
+    // The Raft log's close failing (its WAL) fails the stop: exit status 1.
+    let closeError: unknown;
+    if (await steps.bounded('raft', RAFT_CLOSE_LIMIT_MS, () => state.close(steps), (error) => { closeError = error; }) === 'late') {
+      log.warn({ event: 'daemon.stop_step_late', step: 'raft', limitMs: RAFT_CLOSE_LIMIT_MS }, `closing the Raft log took over ${RAFT_CLOSE_LIMIT_MS} ms; exiting without waiting for it`);
+    }
+    if (closeError !== undefined) throw closeError;
   };
 
   try {
@@ -356,7 +380,12 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
     services: running,
     control,
     get http() { return http; },
-    stop: () => (stopped ??= stopAll().then(() => log.info({ event: 'daemon.stopped' }, 'lanha stopped'))),
+    stop: () => (stopped ??= stopAll().then(() => {
+      const report = steps.report();
+      log.info({ event: 'daemon.stopped', stopMs: report.totalMs, steps: report.done, ...(report.running.length > 0 ? { unfinished: report.running } : {}) },
+        `lanha stopped in ${report.totalMs} ms (${describeStop(report)})`);
+    })),
+    stopReport: () => steps.report(),
   };
 }
 
@@ -461,6 +490,8 @@ export function hangupReviewer(review: () => Promise<unknown>): () => void {
 
 /** How long a stopped daemon's process may take to end by itself before it exits anyway. */
 const EXIT_GRACE_MS = 2000;
+/** The longest a stop may take (SIGTERM to exit); systemd's TimeoutStopSec is above it. */
+const STOP_LIMIT_MS = 5000;
 
 /** Starts the daemon and runs it until SIGTERM/SIGINT (SIGHUP: reviewConfigFile); returns the exit code. */
 export async function runDaemon(config: LanhaConfig, options: { logFormat?: string | undefined; configFile?: string | undefined; early?: EarlySignals } = {}): Promise<number> {
@@ -486,9 +517,11 @@ export async function runDaemon(config: LanhaConfig, options: { logFormat?: stri
       process.off('SIGINT', onSignal);
       process.off('SIGHUP', onHangup);
       const force = setTimeout(() => {
-        log.error({ event: 'daemon.stop_timeout' }, 'stopping took over 5 s; exiting anyway');
+        const report = daemon.stopReport();
+        log.error({ event: 'daemon.stop_timeout', unfinished: report.running, steps: report.done, late: report.late },
+          `stopping took over ${STOP_LIMIT_MS / 1000} s; exiting anyway (${describeStop(report)})`);
         finish(1);
-      }, 5000);
+      }, STOP_LIMIT_MS);
       force.unref();
       daemon.stop().then(() => { clearTimeout(force); finish(code); }, () => { clearTimeout(force); finish(1); });
     };

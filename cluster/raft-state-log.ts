@@ -18,6 +18,7 @@ import { RaftNode } from './raft/node.js';
 import { RaftHost } from './raft/host.js';
 import { Wal, failpointsFromEnv, writeRefused, loadState, lockOwner, type Failpoint, type LoadedState, type WalOptions } from './raft/wal.js';
 import { EntryType, type ConfState, type Entry, type Message, type NodeId, type PeerLink, type Snapshot } from './raft/types.js';
+import { stopStep, type StopSteps } from '../lib/stop-steps.js';
 
 // The durable StateLog: a RaftNode + its WAL + (in a cluster) a transport. propose() stamps the
 // command with log time, appends it, and resolves once the entry is committed (fsync'd on a
@@ -666,14 +667,14 @@ export class RaftStateLog implements StateLog {
     return ok;
   }
 
-  async close(): Promise<void> {
+  async close(steps?: StopSteps): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#spaceTimer !== undefined) clearTimeout(this.#spaceTimer);
-    await this.host.stop();
-    await this.#opts.link?.close();
-    await this.#snapshotSave; // a snapshot being encoded or written finishes before the WAL closes
-    if (!this.#walClosed) await this.host.wal.close();
+    await stopStep(steps, 'raft.host', () => this.host.stop());
+    await stopStep(steps, 'raft.links', () => this.#opts.link?.close());
+    await stopStep(steps, 'raft.snapshot', () => this.#snapshotSave); // a snapshot being encoded or written finishes before the WAL closes
+    if (!this.#walClosed) await stopStep(steps, 'raft.wal', () => this.host.wal.close());
     for (const [index, p] of this.#pending) {
       clearTimeout(p.timer);
       p.reject(new LanhaError('unavailable', `the state log closed before entry ${index} applied`));

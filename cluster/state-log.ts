@@ -3,6 +3,7 @@ import type { AppliedEntry, Fsm } from './fsm.js';
 import type { Clock } from '../lib/clock.js';
 import { LanhaError } from '../lib/errors.js';
 import type { MemberStatusChannel } from './member-status.js';
+import type { StopSteps } from '../lib/stop-steps.js';
 
 // What services see of the replicated state. `propose` resolves once the command is durable on a
 // majority and applied here; reads go to `fsm` (local state, possibly stale on a follower).
@@ -42,7 +43,8 @@ export interface StateLog {
    * caching answers from the applied state only then. Absent (etcd): never assumed.
    */
   stateCurrent?(): boolean;
-  close(): Promise<void>;
+  /** `steps` times its parts (lib/stop-steps.ts) for the daemon's stop lines. */
+  close(steps?: StopSteps): Promise<void>;
   /** Why `command` would be refused by the proposal check now (null: it would not, or no check is set). */
   proposalRefusal?(command: Command): string | null;
   /**

@@ -8,6 +8,7 @@ import type { AckRecord } from '../cluster/ack-audit.js';
 import type { BootFileSource } from './boot/provider.js';
 import type { ProcessMemory } from '../lib/memory.js';
 import type { MemberView } from '../cluster/member-status.js';
+import type { StopSteps } from '../lib/stop-steps.js';
 
 // What a service is to the daemon: started with a ServiceContext, it hands back a RunningService.
 // Services import this module; only registry.ts imports the services.
@@ -55,7 +56,12 @@ export interface InFlightWork {
 export interface RunningService {
   readonly name: string;
   status(): ServiceStatus;
-  stop(): Promise<void>;
+  /**
+   * Ends everything the service started, each part bounded (a worker or child that does not end in
+   * time is killed, with a warn line naming it); `steps` times its parts (`dns.workers`), for the
+   * daemon's stopped and stop_timeout lines.
+   */
+  stop(steps?: StopSteps): Promise<void>;
   /** Control API routes this service adds, e.g. "GET /v1/leases". */
   readonly routes?: ApiRoutes;
   /** Serve on one more address / stop serving on it: the VIP as it comes and goes (services/vip). */

@@ -35,6 +35,7 @@ import { RogueWatch, rogueAgeOutMs, startRogueProbe, type RogueProbe } from './r
 import { probeMacFor, rogueServerView } from './rogue.js';
 import type { Mac } from '../../lib/mac.js';
 import type { Random } from '../../lib/random.js';
+import { stopStep, type StopSteps } from '../../lib/stop-steps.js';
 
 // The DHCP shell: one UDP socket, rate limits, the allocator, the StateLog. An ACK goes out only
 // after its lease command is durable and applied (propose resolved): a crash after the ACK can
@@ -940,11 +941,11 @@ export async function startDhcpServer(options: DhcpServerOptions): Promise<Runni
         ...(handler.rogue === undefined ? {} : { rogue: { probe: probe?.status() ?? null, servers: handler.rogue.list().map(rogueServerView) } }),
       };
     },
-    async stop() {
+    async stop(steps?: StopSteps) {
       clearInterval(timer);
-      await probe?.stop();
-      await closeSocket(socket);
-      await broadcast?.stop();
+      await stopStep(steps, 'dhcp.rogue_probe', () => probe?.stop());
+      await stopStep(steps, 'dhcp.socket', () => closeSocket(socket));
+      await stopStep(steps, 'dhcp.broadcast', () => broadcast?.stop());
     },
   };
 }
@@ -997,9 +998,9 @@ export async function startDhcp(context: ServiceContext): Promise<RunningService
     ...running,
     degraded,
     status: () => ({ ...running.status(), degraded: degraded.view() }),
-    async stop() {
+    async stop(steps?: StopSteps) {
       degraded.stop();
-      await running.stop();
+      await running.stop(steps);
     },
   };
   return withDegraded;

@@ -28,6 +28,7 @@ import { buildZoneSet, type LeaseName, type ZoneSet, type ZoneSetInput } from '.
 import { nodeAddresses } from '../../cluster/inventory.js';
 import { memberNameOwners, memberNames, nameHeldBy, refusedLabelOwners, reservationOwners } from '../names.js';
 import { normalizeClientId } from '../dhcp/allocator.js';
+import { stopStep, type StopSteps } from '../../lib/stop-steps.js';
 
 // The DNS shell: one UDP socket and one TCP listener per served address (never a wildcard: Node
 // cannot choose a reply's source address), UDP worker processes reading those sockets (the daemon
@@ -188,17 +189,18 @@ export class DnsServer implements RunningService {
     return this.#workers?.memory() ?? [];
   }
 
-  async stop(): Promise<void> {
+  async stop(steps?: StopSteps): Promise<void> {
     this.#unsubscribe?.();
     this.#unsubscribe = null;
     if (this.#rebuildTimer !== null) { clearTimeout(this.#rebuildTimer as NodeJS.Timeout); clearImmediate(this.#rebuildTimer as NodeJS.Immediate); this.#rebuildTimer = null; }
-    await this.#workers?.stop();
+    const workers = this.#workers;
     this.#workers = null;
+    await stopStep(steps, 'dns.workers', () => workers?.stop());
     this.#forwarder?.close();
     this.#notifier?.close();
     for (const c of this.#connections) c.destroy();
     this.#connections.clear();
-    await Promise.all([...this.#bound.keys()].map((a) => this.removeAddress(a)));
+    await stopStep(steps, 'dns.sockets', () => Promise.all([...this.#bound.keys()].map((a) => this.removeAddress(a))));
   }
 
   /**

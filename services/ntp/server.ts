@@ -19,6 +19,7 @@ import { combineWake, estimateWake, NO_CORRECTION, receiveCorrectionAt, type Wak
 import { measureWake, PROBE_BUSY_MAX } from './wake-probe.js';
 import { parseEndpoint, type NtpConfig } from './config.js';
 import { KernelCapture, type CaptureState } from './capture.js';
+import { stopStep } from '../../lib/stop-steps.js';
 import { KernelStampTable, KERNEL_STAMP_WAIT_MS, TransmitLearner, type StampSource } from './kernel-stamps.js';
 import { datagramKey, requestKey } from './pcap.js';
 
@@ -475,7 +476,10 @@ export async function startNtp(context: ServiceContext, options: NtpServiceOptio
   return {
     name: 'ntp',
     status,
-    stop: async () => { closeAll(); await correcting; },
+    stop: async (steps) => {
+      await stopStep(steps, 'ntp.close', closeAll);
+      await stopStep(steps, 'ntp.stamp_probe', () => correcting);
+    },
     addAddress,
     removeAddress,
     routes: { 'GET /v1/ntp': () => ({ status: 200, body: status() }) },

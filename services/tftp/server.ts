@@ -21,6 +21,7 @@ import { hangFailpoint } from './failpoints.js';
 import { allocateCache, type BlockCache } from './block-cache.js';
 import { fileCache, type OpenedFile } from './files.js';
 import { processLoopDelay, type LoopDelayProbe } from '../../lib/loop-delay.js';
+import { stopStep, type StopSteps } from '../../lib/stop-steps.js';
 
 // The TFTP shell: one listening socket per served address; admission (limits, duplicates, WRQ,
 // malformed packets) and the client's lease on the main thread; the transfers themselves in
@@ -423,16 +424,23 @@ export class TftpServer {
     return first ? first.socket.address().port : this.config.port;
   }
 
-  async stop(): Promise<void> {
+  async stop(steps?: StopSteps): Promise<void> {
     this.#stopped = true;
     this.#waiting.clear();
     if (this.#watch !== null) clearInterval(this.#watch);
     this.#watch = null;
     this.#engine?.stop();
-    for (const { socket } of this.#listeners) {
-      await new Promise<void>((ok) => { try { socket.close(() => ok()); } catch { ok(); } });
-    }
+    await stopStep(steps, 'tftp.sockets', async () => {
+      for (const { socket } of this.#listeners) {
+        await new Promise<void>((ok) => { try { socket.close(() => ok()); } catch { ok(); } });
+      }
+    });
     this.#listeners = [];
+    await stopStep(steps, 'tftp.workers', () => this.#stopWorkers());
+    this.#workers = [];
+  }
+
+  async #stopWorkers(): Promise<void> {
     for (const slot of this.#workers) {
       if (slot.timer !== null) clearTimeout(slot.timer);
       slot.timer = null;
@@ -445,7 +453,6 @@ export class TftpServer {
         worker.once('exit', () => { clearTimeout(timer); ok(); });
       });
     }
-    this.#workers = [];
   }
 
   status(): ServiceStatus {
@@ -776,7 +783,7 @@ export async function startTftp(context: ServiceContext): Promise<RunningService
   return {
     name: 'tftp',
     status: () => server.status(),
-    stop: () => server.stop(),
+    stop: (steps) => server.stop(steps),
     addAddress: (address) => server.addAddress(address),
     removeAddress: (address) => server.removeAddress(address),
     inFlight: () => server.inFlight(),

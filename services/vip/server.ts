@@ -15,6 +15,7 @@ import { guardUnavailable, startGuard, type VipGuard } from './guard.js';
 import { formatParts, takeoverReport, type AcquireMarks, type TakeoverReport } from './takeover.js';
 import type { RaftTimeline } from '../../cluster/raft-state-log.js';
 import { DEGRADED_HOLD_MS } from '../../cluster/degraded.js';
+import { stopStep, type StopSteps } from '../../lib/stop-steps.js';
 
 // The VIP shell: on each tick it asks the StateLog "leader with a valid lease?", feeds the answer
 // to the core (core.ts) and carries out its actions: `ip addr replace|del`, `arping -U`, and serving
@@ -224,20 +225,20 @@ export class VipService implements RunningService {
     this.#holdOff = false;
   }
 
-  async stop(): Promise<void> {
+  async stop(steps?: StopSteps): Promise<void> {
     this.#stopped = true;
     if (this.#timer) clearTimeout(this.#timer);
     this.#unsubscribe?.();
     this.#unsubscribeRole?.();
     this.#unsubscribeExtend?.();
-    await this.#busy;
+    await stopStep(steps, 'vip.busy', () => this.#busy);
     const [next, actions] = onStop(this.#core);
     this.#core = next;
-    await this.#execute(actions);
+    await stopStep(steps, 'vip.release', () => this.#execute(actions));
     this.#degradedHeld = false;
     this.#heldBack = null;
     this.#guard?.drop();
-    await this.#guard?.stop();
+    await stopStep(steps, 'vip.guard', () => this.#guard?.stop());
   }
 
   /** The DHCP service's degraded mode, when dhcp.degraded is on (else null: the leader path alone). */

@@ -34,4 +34,10 @@ t.test('a daemon with nothing left holding its loop ends at once, without that l
   const stopped = await d.stop();
   t.equal(stopped.code, 0, 'status 0');
   t.equal(logRecords(d.logs(), 'daemon.exit_held').length, 0, 'no daemon.exit_held line: it did not need the exit grace');
+  // The stopped line says how long each step of the stop took (a slow stop names its step).
+  const stoppedLine = logRecords<{ stopMs: number; steps: Array<{ step: string; ms: number }>; msg: string }>(d.logs(), 'daemon.stopped')[0];
+  const names = stoppedLine?.steps.map((s) => s.step) ?? [];
+  t.ok(['http', 'control', 'journal', 'raft', 'raft.wal'].every((n) => names.includes(n)), `the stopped line lists the steps with their times (${names.join(', ')})`);
+  t.ok(stoppedLine !== undefined && stoppedLine.steps.every((s) => s.ms >= 0) && stoppedLine.stopMs >= 0, 'each with a time');
+  t.match(stoppedLine?.msg, /^lanha stopped in [\d.]+ ms \(every step finished; slowest finished: /, 'and says so in its text');
 });

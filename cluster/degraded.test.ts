@@ -80,6 +80,8 @@ t.test('entry conditions (HA.md 2.5, DEGRADED-SOLO)', (t) => {
   t.match(degradedRefusal({ ...ok, partnerHeard: true }), /partner is still heard/);
   t.match(degradedRefusal({ ...ok, stateValid: false }), /rule 6/);
   t.match(degradedRefusal({ ...ok, partnerConfigDiffers: true }), /other pool halves/);
+  t.equal(degradedRefusal({ ...ok, partnerArp: '10.0.0.3', vipAnswered: false }), 'partner 10.0.0.3 answers ARP: a cluster-link problem, not a dead partner', 'the partner\'s host answers ARP: not entered');
+  t.equal(degradedRefusal({ ...ok, partnerArp: null }), null, 'silent partner address: entered');
   t.end();
 });
 

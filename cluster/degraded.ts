@@ -218,6 +218,8 @@ export interface DegradedEntryFacts {
   stateValid: boolean;
   /** The partner last reported other pool halves than this member's (another config, or degraded mode off there). */
   partnerConfigDiffers: boolean;
+  /** The partner's LAN address when it answered the last ARP probe (its host is up: not a dead partner); null: silent or not probed. */
+  partnerArp?: string | null;
 }
 
 /** How long without a quorum before a member may go degraded (HA.md 2.5). */
@@ -228,6 +230,7 @@ export function degradedRefusal(f: DegradedEntryFacts): string | null {
   if (f.noQuorumMs < DEGRADED_AFTER_MS) return f.noQuorumMs === 0 ? 'the cluster has a quorum' : `no quorum for ${Math.round(f.noQuorumMs)} ms, under ${DEGRADED_AFTER_MS} ms`;
   if (f.partnerConfigDiffers) return 'the partner last reported other pool halves (another pool config, or dhcp.degraded off there)';
   if (f.partnerHeard) return 'the partner is still heard';
+  if (f.partnerArp != null) return `partner ${f.partnerArp} answers ARP: a cluster-link problem, not a dead partner`;
   if (f.vipAnswered === null) return 'the VIP was not probed yet';
   if (f.vipAnswered) return 'another node answers ARP for the VIP';
   return null;

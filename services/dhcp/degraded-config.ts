@@ -43,6 +43,8 @@ export interface DegradedView {
   partner: string;
   promise: string;
   notDegradedBecause: string | null;
+  /** The partner's LAN address answered the last ARP probe: its host is up, so this member does not go degraded. */
+  partnerAnswersArp: string | null;
   journal: { path: string; id: string; pending: number };
   merged: Record<string, { conflicts: number; records: number; merges: number }>;
   counters: Record<string, number>;

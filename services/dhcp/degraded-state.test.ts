@@ -23,7 +23,7 @@ class Follower extends MemoryStateLog {
   override status(): StateLogStatus { return { ...super.status(), role: 'follower', leader: this.leader }; }
 }
 
-function rig() {
+function rig(partner?: { answers: boolean }) {
   const clock = new ManualClock();
   const inner = new Follower(new Fsm(), clock);
   const probes: Array<(r: 'answered' | 'silent') => void> = [];
@@ -33,6 +33,7 @@ function rig() {
     inner, self: 'lan-a', ownership, mcltMs: 60_000, stateDir: mkdtempSync(join(tmpdir(), 'lanha-degraded-state-')),
     members: () => members, clock, log: silentLogger,
     probeVip: () => new Promise((resolve) => { probes.push(resolve); }),
+    ...(partner === undefined ? {} : { probePartner: { address: '10.0.0.3', probe: async () => (partner.answers ? 'answered' as const : 'silent' as const) } }),
   });
   /** Ticks every 250 ms for `ms` (the mode's own timer), answering each probe with `probe`. */
   const run = async (ms: number, probe: 'answered' | 'silent' = 'silent'): Promise<void> => {
@@ -101,5 +102,19 @@ t.test('the leader\'s wait on its partner (cluster/degraded.ts handBackRefusal) 
   delete members['lan-b'];
   clock.advance(2500);
   t.equal(d.leaderHeldBack(), null, 'silent since this member started, past a report and its guard');
+  t.end();
+});
+
+t.test('the partner\'s LAN address answers ARP while its reports are silent: not degraded, and the status says why; silent: degraded', async (t) => {
+  const partner = { answers: true };
+  const { d, run } = rig(partner);
+  await run(8000);
+  t.notOk(d.active, 'not degraded while the partner\'s host answers');
+  t.match(d.view(), { notDegradedBecause: 'partner 10.0.0.3 answers ARP: a cluster-link problem, not a dead partner', partnerAnswersArp: '10.0.0.3' });
+  t.equal(d.vipClaim(), 'off');
+  partner.answers = false; // its machine went down
+  await run(3500);
+  t.ok(d.active, 'the partner\'s address silent too: degraded');
+  t.match(d.view(), { partnerAnswersArp: null, notDegradedBecause: null });
   t.end();
 });

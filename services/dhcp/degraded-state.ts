@@ -76,6 +76,12 @@ export interface DegradedStateOptions {
   members: () => Record<string, MemberView>;
   /** ARP-probes the VIP (3 probes, 100 ms apart); null: no VIP configured, nothing to probe. */
   probeVip: VipProbe | null;
+  /**
+   * ARP-probes the partner's LAN address (cluster.members) the same way, beside the VIP before
+   * entering: a partner host that answers is up, its cluster link is what failed (null: no VIP
+   * interface to probe on, or the partner's address is not an IPv4 address).
+   */
+  probePartner?: { address: string; probe: VipProbe } | null;
   clock: Clock;
   log: Logger;
 }
@@ -91,7 +97,7 @@ export class DegradedStateLog implements StateLog {
   #active = false;
   #activeSinceWall: number | null = null;
   #noQuorumSince: number | null = null;
-  #probe: { at: number; answered: boolean | null; failed?: string } | null = null;
+  #probe: { at: number; answered: boolean | null; failed?: string; partnerAnswered?: boolean } | null = null;
   #probing = false;
   /** Monotonic ms this log started: a partner not heard from since may hold the VIP degraded. */
   readonly #startedMono: number;
@@ -272,6 +278,7 @@ export class DegradedStateLog implements StateLog {
       mcltMs: this.#o.mcltMs, ownHalf: own, partner: this.#o.ownership.partnerOf(this.#o.self),
       promise: this.#active ? 'ACKed leases durable on this node only (its degraded journal), merged into the log when a quorum is back' : 'ACKed leases durable on a quorum',
       notDegradedBecause: this.#active ? null : this.#refusal,
+      partnerAnswersArp: !this.#active && this.#probe?.partnerAnswered === true ? this.#o.probePartner?.address ?? null : null,
       journal: { path: this.#path, id: this.#leases.journal, pending: this.#leases.records.length },
       merged: Object.fromEntries([...this.#o.inner.fsm.degradedMerges()].map(([node, m]) => [node, { conflicts: m.conflicts, records: m.records, merges: m.merges }])),
       counters: this.counters.toJSON(),
@@ -299,10 +306,12 @@ export class DegradedStateLog implements StateLog {
         partnerHeard: partner !== undefined && partner.lastContactMs < PARTNER_SILENT_MS,
         stateValid: s['rebuilding'] !== true && s['fresh'] !== true && (s['applyStopped'] ?? null) === null && s.role !== 'witness',
         partnerConfigDiffers: partner !== undefined && (partner.report.poolSplit ?? null) !== this.poolSplit,
+        partnerArp: this.#probe?.partnerAnswered === true ? this.#o.probePartner?.address ?? null : null,
       };
       this.#refusal = degradedRefusal(facts) ?? (this.#probe?.failed !== undefined ? `the VIP probe failed: ${this.#probe.failed}` : null);
       if (this.#refusal === null) this.#enter();
-      else if (facts.vipAnswered === null && noQuorumMs >= DEGRADED_AFTER_MS - 500 && facts.stateValid && !facts.partnerHeard && !facts.partnerConfigDiffers) this.#runProbe();
+      // Probed again before the answer ages out (a probe takes about 1.2 s), so the reason shown stays put.
+      else if ((this.#probe === null || mono - this.#probe.at >= PROBE_VALID_MS - 1500) && noQuorumMs >= DEGRADED_AFTER_MS - 500 && facts.stateValid && !facts.partnerHeard && !facts.partnerConfigDiffers) this.#runProbe();
     } else {
       this.#refusal = 'the cluster has a quorum';
     }
@@ -338,8 +347,15 @@ export class DegradedStateLog implements StateLog {
     }
     this.#probing = true;
     const started = this.#o.clock.monotonicMs();
-    this.#o.probeVip().then((r) => {
-      this.#probe = typeof r === 'string' ? { at: this.#o.clock.monotonicMs(), answered: r === 'answered' } : { at: this.#o.clock.monotonicMs(), answered: null, failed: r.failed };
+    // Before entering, the partner's address too (HA.md 2.5: "partner's node IP silent on the LAN").
+    const partner = this.#active ? undefined : this.#o.probePartner?.probe().catch(() => 'silent' as const);
+    Promise.all([this.#o.probeVip(), partner]).then(([r, p]) => {
+      const partnerAnswered = p === 'answered';
+      this.#probe = typeof r === 'string' ? { at: this.#o.clock.monotonicMs(), answered: r === 'answered', partnerAnswered } : { at: this.#o.clock.monotonicMs(), answered: null, failed: r.failed, partnerAnswered };
+      if (partnerAnswered && this.#limiter.allow('partner-arp', this.#o.clock.monotonicMs())) {
+        this.#o.log.warn({ event: 'dhcp.degraded.partner_answers', partner: this.#o.ownership.partnerOf(this.#o.self), address: this.#o.probePartner?.address },
+          `not going degraded: partner ${this.#o.probePartner?.address} answers ARP while its reports are silent: a cluster-link problem (or its lanha is down), not a dead partner`);
+      }
     }, (error: unknown) => {
       this.#probe = { at: this.#o.clock.monotonicMs(), answered: null, failed: errorMessage(error) };
     }).finally(() => {

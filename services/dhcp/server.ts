@@ -982,7 +982,8 @@ export async function startDhcp(context: ServiceContext): Promise<RunningService
   const degraded = ownership === null || context.config.cluster?.backend !== 'raft' ? null : new DegradedStateLog({
     inner: context.state, self: context.config.node.name, ownership, mcltMs: config.degraded.mclt, stateDir: context.config.node.stateDir,
     members: context.members ?? (() => ({})), clock: context.clock, log: context.log,
-    probeVip: vip === undefined ? null : () => probeVipArp(vip.address.address, vip.interface),
+    probeVip: vip === undefined ? null : () => probeArp(vip.address.address, vip.interface),
+    probePartner: ((address) => (vip === undefined || address === null ? null : { address: formatIpv4(address), probe: () => probeArp(address, vip.interface) }))(partnerAddress(context.config, ownership)),
   });
   const acked = context.observe?.dhcpAcked;
   const running = await startDhcpServer({ config, state: degraded ?? context.state, clock: context.clock, log: context.log, nodeAddress: context.config.node.address, nameOwners: [memberNameOwners(memberNames(context.config)), records],
@@ -1006,13 +1007,20 @@ export async function startDhcp(context: ServiceContext): Promise<RunningService
   return withDegraded;
 }
 
+/** The partner's LAN address (its cluster.members entry), when it is an IPv4 address: degraded mode ARP-probes it. */
+function partnerAddress(config: ServiceContext['config'], ownership: ReturnType<typeof ownershipOf>): Ipv4 | null {
+  if (ownership === null) return null;
+  const partner = ownership.partnerOf(config.node.name);
+  return parseIpv4(config.cluster?.members.find((m) => m.name === partner)?.address ?? '');
+}
+
 /**
- * Three ARP probes for the VIP, 100 ms apart, in duplicate-address-detection mode (arping -D: no
+ * Three ARP probes for an address (the VIP, the partner's), 100 ms apart, in duplicate-address-detection mode (arping -D: no
  * source address, so no neighbour learns this node for it), each waiting up to 1 s for a reply:
  * 'answered' when some host replied to any. iputils arping takes whole seconds only (its -i 0.1 is
  * refused), so the three are three processes started 100 ms apart.
  */
-function probeVipArp(address: Ipv4, device: string | undefined): Promise<'answered' | 'silent' | { failed: string }> {
+function probeArp(address: Ipv4, device: string | undefined): Promise<'answered' | 'silent' | { failed: string }> {
   const args = ['-D', '-q', '-c', '1', '-w', '1', ...(device === undefined ? [] : ['-I', device]), formatIpv4(address)];
   const one = (delayMs: number): Promise<'answered' | 'silent' | { failed: string }> => new Promise((resolve) => {
     setTimeout(() => execFile('arping', args, { timeout: 3000 }, (error, _stdout, stderr) => {

@@ -214,7 +214,10 @@ function degradedFindings(input: DoctorInput, out: Finding[]): void {
   if (d === undefined) return;
   if (d.active) {
     out.push({ id: 'dhcp.degraded', severity: 'warning', evidence: degradedText(d).trim(), fix: `bring back a quorum (start ${d.partner} or the witness; lanctl status on them): DHCP then leaves degraded mode at once and the journal is merged into the log` });
-  } else if (d.journal.pending > 0) {
+  } else if (d.partnerAnswersArp !== null && d.partnerAnswersArp !== undefined) {
+    out.push({ id: 'dhcp.degraded-partner-arp', severity: 'warning', evidence: `no quorum, ${d.partner}'s reports silent, but partner ${d.partnerAnswersArp} answers ARP: a cluster-link problem, not a dead partner; DHCP stays silent rather than go degraded beside a partner that may be serving`, fix: `check the cluster link to ${d.partner} (lanctl status there; cluster.members port reachable, keys or certificates, a firewall) and whether its lanha runs (systemctl status lanha on ${d.partner})` });
+  }
+  if (!d.active && d.journal.pending > 0) {
     // What holds the merge back, when it is the members' levels: said here, where the journal is.
     const hold = levelHoldOf(input);
     const merge = commandLevel({ type: 'lease.merge' });

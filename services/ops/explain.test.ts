@@ -296,7 +296,7 @@ t.test('doctor across members: a configured member never heard from holds comman
   t.same(held({ 'lan-b': view({ node: 'lan-b' }), witness: view({ node: 'witness', role: 'witness' }) }), [], 'every member heard at level 2: nothing');
   t.same(held({ 'lan-b': view({ node: 'lan-b' }) }, { applyLevel: 1 }), [], 'a member of level 1 holds nothing back');
   // A degraded journal waiting on this member: its finding says what holds the merge back.
-  const degraded = { enabled: true, active: false, since: null, mcltMs: 3_600_000, ownHalf: ['10.50.0.100-10.50.0.149'], partner: 'lan-b', promise: '', notDegradedBecause: 'the cluster has a quorum',
+  const degraded = { enabled: true, active: false, since: null, mcltMs: 3_600_000, ownHalf: ['10.50.0.100-10.50.0.149'], partner: 'lan-b', promise: '', notDegradedBecause: 'the cluster has a quorum', partnerAnswersArp: null as string | null,
     journal: { path: '/var/lib/lanha/dhcp-degraded.journal', id: 'j1', pending: 7 }, merged: {}, counters: {} };
   const journal = (members: Record<string, MemberView>) => doctorFindings({ config, cluster, pools: [], leases: [], nowMs: NOW, local, members, dhcp: { degraded } }).find((f) => f.id === 'dhcp.degraded-journal');
   const waitingJournal = journal({ 'lan-b': view({ node: 'lan-b' }) });
@@ -306,6 +306,10 @@ t.test('doctor across members: a configured member never heard from holds comman
   const notHeld = journal({ 'lan-b': view({ node: 'lan-b' }), witness: view({ node: 'witness', role: 'witness' }) });
   t.notMatch(notHeld?.evidence, 'held back', 'every member at level 2: the journal waits for something else');
   t.match(notHeld?.fix, 'dhcp.degraded_merge_waits in the log says why not yet');
+  // The partner's host answers ARP while its reports are silent: doctor says why this member stays out.
+  const arp = doctorFindings({ config, cluster, pools: [], leases: [], nowMs: NOW, local, members: {}, dhcp: { degraded: { ...degraded, partnerAnswersArp: '10.50.0.3', journal: { ...degraded.journal, pending: 0 } } } }).find((f) => f.id === 'dhcp.degraded-partner-arp');
+  t.match(arp?.evidence, 'partner 10.50.0.3 answers ARP: a cluster-link problem, not a dead partner', 'doctor: partner answers ARP');
+  t.match(arp?.fix, 'check the cluster link to lan-b');
 });
 
 t.test('doctor across members: a config hash that differs between two builds is expected during the upgrade, between one build a warning', async (t) => {

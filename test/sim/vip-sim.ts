@@ -37,7 +37,7 @@ const STALL_MS = DEGRADED_HOLD_MS - 200;
 const PROBE_VALID_MS = 3000;
 
 function freshDegraded(nowMs: number): DegradedModel {
-  return { active: false, noQuorumSince: null, probe: null, probing: null, lastLook: null, stalledAt: null, yieldedAt: null, startedAt: nowMs, heard: null, releaseAt: -Infinity, heldBack: false };
+  return { active: false, noQuorumSince: null, probe: null, probing: null, partnerAnswered: false, lastLook: null, stalledAt: null, yieldedAt: null, startedAt: nowMs, heard: null, releaseAt: -Infinity, heldBack: false };
 }
 
 export interface VipSimOptions {
@@ -101,7 +101,8 @@ interface DegradedModel {
   active: boolean;
   noQuorumSince: number | null;
   probe: { at: number; answered: boolean } | null;
-  probing: { started: number; answered: boolean } | null;
+  probing: { started: number; answered: boolean; partnerAnswered: boolean } | null;
+  partnerAnswered: boolean;
   lastLook: number | null;
   stalledAt: number | null;
   yieldedAt: number | null;
@@ -419,15 +420,18 @@ class VipSim {
         const n = this.#nodes[e.node]!;
         if (n.inc !== e.inc || n.dg.probing === null) return;
         if (this.#nodes.some((o, j) => j !== e.node && o.server && o.proc !== 'machine-down' && o.kernelHeld)) n.dg.probing.answered = true;
+        // The partner's LAN address answers while its machine is up (a killed or paused lanha too).
+        if (this.#nodes[1 - e.node]!.proc !== 'machine-down') n.dg.probing.partnerAnswered = true;
         return;
       }
       case 'probe-done': {
         const n = this.#nodes[e.node]!;
         if (n.inc !== e.inc || n.dg.probing === null || (n.proc !== 'up' && n.proc !== 'paused')) return;
         if (n.proc === 'paused') { this.#push({ ...e, t: this.#now + 5 }); return; }
-        const { started, answered } = n.dg.probing;
+        const { started, answered, partnerAnswered } = n.dg.probing;
         n.dg.probing = null;
         n.dg.probe = { at: this.#now, answered };
+        n.dg.partnerAnswered = partnerAnswered;
         if (n.dg.stalledAt !== null && started < n.dg.stalledAt) n.dg.probe = null;
         else if (!answered) n.dg.stalledAt = null;
         return;
@@ -537,18 +541,18 @@ class VipSim {
     if (quorum) return;
     const noQuorumMs = this.#now - dg.noQuorumSince!;
     const partnerHeard = dg.heard !== null && this.#now - dg.heard.at < 5000;
-    const refusal = degradedRefusal({ noQuorumMs, vipAnswered: dg.probe === null ? null : dg.probe.answered, partnerHeard, stateValid: true, partnerConfigDiffers: false });
+    const refusal = degradedRefusal({ noQuorumMs, vipAnswered: dg.probe === null ? null : dg.probe.answered, partnerHeard, stateValid: true, partnerConfigDiffers: false, partnerArp: dg.probe !== null && dg.partnerAnswered ? 'partner' : null });
     if (refusal === null) {
       dg.active = true;
       this.#tr(`${n.id} enters degraded mode`);
-    } else if (dg.probe === null && noQuorumMs >= DEGRADED_AFTER_MS - 500 && !partnerHeard) this.#runProbe(i);
+    } else if ((dg.probe === null || this.#now - dg.probe.at >= PROBE_VALID_MS - 1500) && noQuorumMs >= DEGRADED_AFTER_MS - 500 && !partnerHeard) this.#runProbe(i);
   }
 
   /** Three arping -D 100 ms apart, each waiting a second (services/dhcp/server.ts probeVipArp). */
   #runProbe(i: number): void {
     const n = this.#nodes[i]!;
     if (n.dg.probing !== null) return;
-    n.dg.probing = { started: this.#now, answered: false };
+    n.dg.probing = { started: this.#now, answered: false, partnerAnswered: false };
     for (const later of [0, 100, 200]) this.#push({ t: this.#now + later + 1 + this.#rng.int(5), seq: 0, kind: 'probe-sample', node: i, inc: n.inc });
     this.#push({ t: this.#now + 1200 + this.#rng.int(20), seq: 0, kind: 'probe-done', node: i, inc: n.inc });
   }

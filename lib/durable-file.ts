@@ -32,18 +32,28 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
-/** Replaces `path` with `data` durably (see above). */
-export async function writeFileDurably(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
+/** The steps of a durable write, in order: the temp file written, fsync'd, renamed over, the directory fsync'd. */
+export type DurableStep = 'written' | 'synced' | 'renamed' | 'dir-synced';
+
+/**
+ * Replaces `path` with `data` durably (see above). `afterStep` runs after each step: tests cut the
+ * write there (a throw stands for the crash) and check what a restart would read.
+ */
+export async function writeFileDurably(path: string, data: string | Uint8Array, mode = 0o644, afterStep?: (step: DurableStep) => void): Promise<void> {
   const tmp = `${path}.tmp`;
   const handle = await open(tmp, 'w', mode);
   try {
     await handle.writeFile(data);
+    afterStep?.('written');
     await handle.sync();
+    afterStep?.('synced');
   } finally {
     await handle.close();
   }
   await rename(tmp, path);
+  afterStep?.('renamed');
   await fsyncDir(dirname(path));
+  afterStep?.('dir-synced');
 }
 
 /** The same, blocking: for the few small files written at start-up or once in a member's life. */

@@ -1,7 +1,7 @@
 import { closeSync, existsSync, fdatasyncSync, openSync, readFileSync, truncateSync, writeSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { crc32c } from '../../lib/crc32c.js';
-import { writeFileDurably } from '../../lib/durable-file.js';
+import { writeFileDurably, type DurableStep } from '../../lib/durable-file.js';
 import { parseDegradedRecord, type DegradedRecord } from '../../cluster/degraded.js';
 
 // The degraded journal (HA.md 2.4, degraded rule 3): a lone member's grants, each written and
@@ -78,6 +78,37 @@ export async function rewriteJournal(path: string, journal: string, from: number
   await writeFileDurably(path, journalBytes(journal, from, records), 0o600);
 }
 
+/**
+ * The records a compacted journal keeps (a lone member renewing its clients every MCLT/2 writes a
+ * record per renewal: a rack of 1,000 for a day is ~48,000 records): per (ip, mac) the newest one,
+ * and, when that is a binding, an older binding of the same pair since its last release that ends
+ * later (the merge keeps the later expiry); in their order, so the merge and the lone member's overlay (the newest record
+ * per address wins there) come out as from the whole journal.
+ */
+export function compactRecords(records: readonly DegradedRecord[]): DegradedRecord[] {
+  const newest = new Map<string, number>();
+  const longest = new Map<string, number>();
+  records.forEach((r, i) => {
+    const key = `${r.ip}/${r.mac}`;
+    newest.set(key, i);
+    const j = longest.get(key);
+    // Only bindings since the pair's last release or decline: the merge keeps nothing from before it.
+    if (r.state !== 'bound') longest.delete(key);
+    else if (j === undefined || records[j]!.expiresAt < r.expiresAt) longest.set(key, i);
+  });
+  const keep = new Set(newest.values());
+  for (const [key, j] of longest) {
+    const n = records[newest.get(key)!]!;
+    if (n.state === 'bound' && records[j]!.expiresAt > n.expiresAt) keep.add(j);
+  }
+  return records.filter((_, i) => keep.has(i));
+}
+
+/** How many records a later record of the same (ip, mac) supersedes. */
+export function supersededCount(records: readonly DegradedRecord[]): number {
+  return records.length - new Set(records.map((r) => `${r.ip}/${r.mac}`)).size;
+}
+
 /** Appends records one at a time, each fdatasync'd before append() resolves; appends queue behind each other. */
 export class JournalWriter {
   readonly path: string;
@@ -102,6 +133,24 @@ export class JournalWriter {
       this.#handle = null;
       await h?.then((f) => f.close()).catch(() => undefined);
     });
+    return done;
+  }
+
+  /**
+   * Replaces the journal with the records `make` returns when the appends queued before it are on
+   * the disk (a compaction): a new file written, fsync'd, renamed over the old one, the directory
+   * fsync'd (a crash at any step leaves the old journal or the new one, each whole); the appends
+   * after it go to the new file.
+   */
+  replace(make: () => { journal: string; from: number; records: readonly DegradedRecord[] }, afterStep?: (step: DurableStep) => void): Promise<void> {
+    const done = this.#tail.then(async () => {
+      const h = this.#handle;
+      this.#handle = null;
+      await h?.then((f) => f.close()).catch(() => undefined);
+      const { journal, from, records } = make();
+      await writeFileDurably(this.path, journalBytes(journal, from, records), 0o600, afterStep);
+    });
+    this.#tail = done.catch(() => undefined);
     return done;
   }
 

@@ -15,6 +15,8 @@ import type { MemberView } from '../../cluster/member-status.js';
 import { parseIpv4Range } from '../../lib/ipv4.js';
 import { silentLogger } from '../../lib/log.js';
 import { DegradedStateLog } from './degraded-state.js';
+import { DEGRADED_JOURNAL_FILE, readJournal } from './degraded-journal.js';
+import { formatIpv4 } from '../../lib/ipv4.js';
 
 /** A follower whose leader the test sets (null: no quorum). */
 class Follower extends MemoryStateLog {
@@ -23,14 +25,15 @@ class Follower extends MemoryStateLog {
   override status(): StateLogStatus { return { ...super.status(), role: 'follower', leader: this.leader }; }
 }
 
-function rig(partner?: { answers: boolean }) {
+function rig(partner?: { answers: boolean }, compactMinRecords?: number) {
   const clock = new ManualClock();
   const inner = new Follower(new Fsm(), clock);
   const probes: Array<(r: 'answered' | 'silent') => void> = [];
   const members: Record<string, MemberView> = {};
   const ownership = new PoolOwnership([{ subnet: '10.0.0.0/24', ranges: [parseIpv4Range('10.0.0.10-10.0.0.29')!] }], ['lan-a', 'lan-b']);
+  const stateDir = mkdtempSync(join(tmpdir(), 'lanha-degraded-state-'));
   const d = new DegradedStateLog({
-    inner, self: 'lan-a', ownership, mcltMs: 60_000, stateDir: mkdtempSync(join(tmpdir(), 'lanha-degraded-state-')),
+    inner, self: 'lan-a', ownership, mcltMs: 60_000, stateDir, ...(compactMinRecords === undefined ? {} : { compactMinRecords }),
     members: () => members, clock, log: silentLogger,
     probeVip: () => new Promise((resolve) => { probes.push(resolve); }),
     ...(partner === undefined ? {} : { probePartner: { address: '10.0.0.3', probe: async () => (partner.answers ? 'answered' as const : 'silent' as const) } }),
@@ -44,7 +47,7 @@ function rig(partner?: { answers: boolean }) {
       await new Promise((r) => setImmediate(r));
     }
   };
-  return { clock, inner, d, members, run };
+  return { clock, inner, d, members, run, stateDir };
 }
 
 t.test('alone 5 s with the VIP unanswered: degraded, claims the VIP; hearing a leader leaves at once and for good', async (t) => {
@@ -116,5 +119,32 @@ t.test('the partner\'s LAN address answers ARP while its reports are silent: not
   await run(3500);
   t.ok(d.active, 'the partner\'s address silent too: degraded');
   t.match(d.view(), { partnerAnswersArp: null, notDegradedBecause: null });
+  t.end();
+});
+
+t.test('alone, renewals compact the journal in place: the file, the overlay and the report keep the newest per client; grants go on', async (t) => {
+  const { d, run, clock, stateDir } = rig(undefined, 40);
+  d.start(() => undefined);
+  t.teardown(() => d.stop());
+  await run(7000);
+  t.ok(d.active);
+  const ip = (c: number): number => parseIpv4Range('10.0.0.10-10.0.0.10')!.first + c;
+  const mac = (c: number): string => `02:00:00:00:00:${(c + 16).toString(16)}`;
+  for (let round = 0; round < 12; round++) {
+    for (let c = 0; c < 10; c++) await d.propose({ type: 'lease.grant', ip: ip(c), mac: mac(c), subnet: '10.0.0.0/24', leaseMs: 30_000 });
+    clock.advance(1000);
+  }
+  for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+  const file = readJournal(join(stateDir, DEGRADED_JOURNAL_FILE))!;
+  t.ok(d.counters.toJSON()['compacted']! >= 1, `compacted ${d.counters.toJSON()['compacted']} times`);
+  t.ok(file.records.length < 40, `120 grants alone, ${file.records.length} records on the disk`);
+  t.same(new Set(file.records.map((r) => r.mac)).size, 10, 'every client still there');
+  const report = d.journalReport()!;
+  t.same({ journal: report.journal, from: report.from, records: report.records }, { journal: file.journal, from: file.from, records: file.records }, 'the report carries the file: the new journal id, renumbered from 1');
+  for (let c = 0; c < 10; c++) {
+    const lease = d.fsm.lease(ip(c));
+    const newest = file.records.filter((r) => r.ip === ip(c)).at(-1)!;
+    t.ok(lease?.mac === mac(c) && lease.expiresAt === newest.expiresAt, `${formatIpv4(ip(c))}: the overlay holds ${mac(c)}'s newest renewal`);
+  }
   t.end();
 });

@@ -15,7 +15,7 @@ import { REPORT_EVERY_MS } from '../../cluster/member-status.js';
 import { DegradedLeases } from '../../cluster/degraded-leases.js';
 import type { AllocationPolicy } from './allocator.js';
 import type { DegradedView } from './degraded-config.js';
-import { DEGRADED_JOURNAL_FILE, JournalWriter, journalBytes, readJournal, rewriteJournal } from './degraded-journal.js';
+import { DEGRADED_JOURNAL_FILE, JournalWriter, compactRecords, journalBytes, readJournal, rewriteJournal, supersededCount } from './degraded-journal.js';
 import { writeFileDurablySync } from '../../lib/durable-file.js';
 
 // Degraded split-pool DHCP, the shell (HA.md 2.4-2.5, DEGRADED-SOLO): a StateLog for the DHCP
@@ -84,7 +84,15 @@ export interface DegradedStateOptions {
   probePartner?: { address: string; probe: VipProbe } | null;
   clock: Clock;
   log: Logger;
+  /** The journal is compacted once it holds this many records, half of them superseded (default COMPACT_MIN_RECORDS). */
+  compactMinRecords?: number;
 }
+
+/**
+ * A journal of this many records, half of them superseded by a later record of the same (ip, mac),
+ * is compacted in place (degraded-journal.ts compactRecords); then again at twice what it kept.
+ */
+export const COMPACT_MIN_RECORDS = 1000;
 
 export class DegradedStateLog implements StateLog {
   readonly counters = new Counters();
@@ -109,6 +117,9 @@ export class DegradedStateLog implements StateLog {
   #refusal: string | null = 'not checked yet';
   #merging = new Set<string>();
   #clearing = false;
+  /** A compaction of the journal in progress: grants wait for it (their records go to the new file). */
+  #compacting: Promise<void> | null = null;
+  #compactAt: number;
   #timer: NodeJS.Timeout | null = null;
   #limiter = new LogLimiter(30_000, 1);
   #policy: ((p: AllocationPolicy) => void) | null = null;
@@ -118,6 +129,7 @@ export class DegradedStateLog implements StateLog {
   constructor(o: DegradedStateOptions) {
     this.#o = o;
     this.#startedMono = o.clock.monotonicMs();
+    this.#compactAt = o.compactMinRecords ?? COMPACT_MIN_RECORDS;
     this.poolSplit = createHash('sha256').update(JSON.stringify([o.ownership.members, o.ownership.halves])).digest('hex').slice(0, 16);
     this.#path = join(o.stateDir, DEGRADED_JOURNAL_FILE);
     this.#writer = new JournalWriter(this.#path);
@@ -173,6 +185,7 @@ export class DegradedStateLog implements StateLog {
   }
 
   async propose(command: Command): Promise<AppliedEntry> {
+    if (this.#active && this.#compacting !== null) await this.#compacting;
     const now = this.logTimeMs();
     if (!this.#active) {
       if (command.type === 'lease.grant') {
@@ -197,6 +210,7 @@ export class DegradedStateLog implements StateLog {
     await this.#writer.append(outcome.record);
     this.#leases.add(outcome.record);
     this.counters.inc(`journaled.${outcome.record.state}`);
+    this.#maybeCompact();
     const applied: Command = command.type === 'lease.grant' ? { ...command, leaseMs: outcome.record.expiresAt - outcome.record.at } : command;
     return { index: DEGRADED_INDEX, at: outcome.record.at, by: this.#o.self, command: applied };
   }
@@ -399,10 +413,41 @@ export class DegradedStateLog implements StateLog {
     }
   }
 
+  /**
+   * A journal grown long with superseded records (renewals while alone) is compacted in place: the
+   * newest record per (ip, mac) under a new journal id (records renumbered: the merge starts over
+   * with it, and merging a record twice changes nothing), written as a new file, fsync'd, renamed
+   * over the old one, the directory fsync'd. Grants wait meanwhile; a failure leaves the old file.
+   */
+  #maybeCompact(): void {
+    const records = this.#leases.records;
+    if (this.#compacting !== null || this.#clearing || records.length < this.#compactAt) return;
+    const superseded = supersededCount(records);
+    this.#compactAt = Math.max(this.#o.compactMinRecords ?? COMPACT_MIN_RECORDS, 2 * (records.length - superseded));
+    if (superseded * 2 < records.length) return;
+    const journal = newJournalId();
+    let kept: DegradedRecord[] = [];
+    let before = 0;
+    this.#compacting = this.#writer.replace(() => {
+      before = this.#leases.records.length;
+      kept = compactRecords(this.#leases.records);
+      return { journal, from: 1, records: kept };
+    }).then(() => {
+      this.#leases.load(journal, 1, kept);
+      this.counters.inc('compacted');
+      this.#o.log.info({ event: 'dhcp.degraded.journal_compacted', path: this.#path, journal, before, after: kept.length },
+        `degraded journal compacted: ${before} records -> ${kept.length} (the newest per client and address)`);
+    }, (error: unknown) => {
+      this.counters.inc('compact.failed');
+      this.#o.log.error({ event: 'dhcp.degraded.journal_compact_failed', path: this.#path, err: errorMessage(error) }, `the degraded journal could not be compacted (it stays as it was): ${errorMessage(error)}`);
+    }).finally(() => { this.#compacting = null; });
+  }
+
   /** The log merged (part of) this member's journal: those records leave the journal file. */
   #clearMerged(): void {
     const done = this.#o.inner.fsm.degradedMerged(this.#o.self);
-    if (this.#clearing || done === undefined || done.journal !== this.#leases.journal || done.upTo < this.#leases.from || this.#leases.records.length === 0) return;
+    // Not while a compaction renumbers the journal (a merge of the old numbering changes nothing then).
+    if (this.#clearing || this.#compacting !== null || done === undefined || done.journal !== this.#leases.journal || done.upTo < this.#leases.from || this.#leases.records.length === 0) return;
     this.#clearing = true;
     this.#leases.merged(done.journal, done.upTo);
     const left = [...this.#leases.records];

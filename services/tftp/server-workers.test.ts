@@ -258,3 +258,46 @@ t.test('transfer threads start with the first request and end after a while with
   t.ok(await until(() => counter('tftp.transfers_done') === done + 1), 'the totals go on from where they were');
   t.equal(counter('tftp.workers_restarted'), 0, 'no restart was counted');
 });
+
+// The daemon's stop waits for the TFTP service, which asks each thread to stop and terminates one
+// that has not ended in time. One after the other at 1 s each, two threads that did not answer (a
+// loaded machine, a hung transfer) held the stop 2 s, past what a daemon's whole stop may take
+// beside the DNS workers' wait. Now they are asked at once, each terminated after 500 ms and named.
+t.test('a stop with both threads hung terminates them together, each named, within the stop\'s bound', async (t) => {
+  const root = mkdtempSync(join(tmpdir(), 'lanha-tftp-workers-'));
+  writeFileSync(join(root, 'small.bin'), pattern(3000, 12));
+  writeFileSync(join(root, 'hang.bin'), pattern(3000, 13));
+  const before = process.env['LANHA_FAILPOINTS'];
+  process.env['LANHA_FAILPOINTS'] = 'tftp.worker.hang=hang.bin';
+  const lines: Array<Record<string, unknown>> = [];
+  const log = createLogger({ level: 'info', destination: { write: (s: string) => { lines.push(JSON.parse(s) as Record<string, unknown>); } } });
+  const config = { ...tftpConfig.parse({ root, workers: 2 }), port: 0 };
+  // Not judged hung during the test: only the stop ends them.
+  const server = new TftpServer({ config, addresses: ['127.0.0.1'], log, clock: systemClock, watch: { silentMs: 60_000, hungMs: 120_000 } });
+  const spinners: dgram.Socket[] = [];
+  t.teardown(async () => {
+    if (before === undefined) delete process.env['LANHA_FAILPOINTS'];
+    else process.env['LANHA_FAILPOINTS'] = before;
+    for (const s of spinners) s.close();
+    await server.stop();
+    rmSync(root, { recursive: true, force: true });
+  });
+  await server.start();
+  const port = server.port();
+  t.ok(await download(port, 'small.bin'), 'a download starts the threads');
+  t.ok(await until(() => server.workersRunning === 2), 'both threads run');
+  // The least busy thread takes each request: one hang.bin each.
+  for (const from of ['127.0.0.2', '127.0.0.3']) {
+    const s = await socketOn(from);
+    spinners.push(s);
+    s.send(encodeRequest('rrq', 'hang.bin', 'octet'), port, '127.0.0.1');
+    await sleep(300);
+  }
+  const started = performance.now();
+  await server.stop();
+  const ms = performance.now() - started;
+  const late = lines.filter((l) => l['event'] === 'tftp.worker_stop_late').map((l) => l['worker']).sort();
+  t.same(late, [0, 1], 'each thread that did not end in time is named');
+  t.ok(ms < 2000, `the stop took ${ms.toFixed(0)} ms (one thread after the other: at least 2000)`);
+  t.equal(server.workersRunning, 0, 'no thread runs');
+});

@@ -43,6 +43,9 @@ const SILENT_MS = 3_000;
 const HUNG_MS = 30_000;
 /** How often the main thread looks for hung workers. */
 const WATCH_MS = 1_000;
+/** A thread asked to stop and not ended after this is terminated; one terminated and not ended after WORKER_TERMINATE_MS is left behind, said. */
+const WORKER_STOP_MS = 500;
+const WORKER_TERMINATE_MS = 500;
 /**
  * Transfer threads run while there are transfers: they are started by the first request and ended
  * after this long without one. Each is a V8 isolate of its own, ~7.5 MiB resident idle (issue 14:
@@ -309,7 +312,9 @@ export class TftpServer {
     try {
       await this.#startWorker(slot);
     } catch (error) {
-      // It stopped before it was ready: its exit, handled as any other, has set the next try.
+      // It stopped before it was ready: its exit, handled as any other, has set the next try (or
+      // the service stops, and ended it).
+      if (this.#stopped) return;
       this.log.error({ event: 'tftp.worker_restart_failed', worker: slot.index, err: error }, `tftp worker ${slot.index} could not be started again`);
       return;
     }
@@ -376,7 +381,9 @@ export class TftpServer {
         try {
           await this.#startWorker(slot);
         } catch (error) {
-          // It stopped before it was ready: its exit, handled as a crash, has set the next try.
+          // It stopped before it was ready: its exit, handled as a crash, has set the next try (or
+          // the service stops, and ended it).
+          if (this.#stopped) return;
           this.log.error({ event: 'tftp.worker_start_failed', worker: slot.index, err: error }, `tftp worker ${slot.index} could not be started`);
         }
       }));
@@ -430,29 +437,45 @@ export class TftpServer {
     if (this.#watch !== null) clearInterval(this.#watch);
     this.#watch = null;
     this.#engine?.stop();
-    await stopStep(steps, 'tftp.sockets', async () => {
-      for (const { socket } of this.#listeners) {
-        await new Promise<void>((ok) => { try { socket.close(() => ok()); } catch { ok(); } });
-      }
-    });
+    const listeners = this.#listeners;
     this.#listeners = [];
-    await stopStep(steps, 'tftp.workers', () => this.#stopWorkers());
+    await stopStep(steps, 'tftp.sockets', () => Promise.all(listeners.map(({ socket }) => new Promise<void>((ok) => { try { socket.close(() => ok()); } catch { ok(); } }))));
+    const slots = this.#workers;
     this.#workers = [];
+    // All at once, each bounded: one after the other, two threads slow to end under load took 2 s.
+    await stopStep(steps, 'tftp.workers', () => Promise.all([...slots.map((slot) => this.#stopWorker(slot)), this.#settled()]));
   }
 
-  async #stopWorkers(): Promise<void> {
-    for (const slot of this.#workers) {
-      if (slot.timer !== null) clearTimeout(slot.timer);
-      slot.timer = null;
-      const worker = slot.worker;
-      if (worker === null) continue;
-      // Each worker sends its clients an ERROR before it goes.
-      worker.postMessage({ type: 'stop' } satisfies ToWorker);
-      await new Promise<void>((ok) => {
-        const timer = setTimeout(() => { void worker.terminate().then(() => ok()); }, 1000);
-        worker.once('exit', () => { clearTimeout(timer); ok(); });
-      });
-    }
+  /**
+   * Asks the thread of `slot` to stop (it sends its clients an ERROR first); one that has not ended
+   * WORKER_STOP_MS later is terminated, with a warn line naming it. Resolves once it ended, or
+   * WORKER_TERMINATE_MS after the terminate (a thread stuck in native code: said, not waited for).
+   */
+  #stopWorker(slot: WorkerSlot): Promise<void> {
+    if (slot.timer !== null) clearTimeout(slot.timer);
+    slot.timer = null;
+    const worker = slot.worker;
+    if (worker === null) return Promise.resolve();
+    worker.postMessage({ type: 'stop' } satisfies ToWorker);
+    return new Promise<void>((ok) => {
+      let timer = setTimeout(() => {
+        this.log.warn({ event: 'tftp.worker_stop_late', worker: slot.index, waitedMs: WORKER_STOP_MS, transfers: slot.active },
+          `tftp worker ${slot.index} had not ended ${WORKER_STOP_MS} ms after it was asked to stop; terminating it`);
+        timer = setTimeout(() => {
+          this.log.warn({ event: 'tftp.worker_terminate_late', worker: slot.index, waitedMs: WORKER_TERMINATE_MS },
+            `tftp worker ${slot.index} had not ended ${WORKER_TERMINATE_MS} ms after it was terminated; the stop goes on without it`);
+          ok();
+        }, WORKER_TERMINATE_MS);
+        void worker.terminate().catch(() => undefined);
+      }, WORKER_STOP_MS);
+      worker.once('exit', () => { clearTimeout(timer); ok(); });
+    });
+  }
+
+  /** The threads ended for idleness (#sleep) have ended, or WORKER_TERMINATE_MS has passed. */
+  #settled(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    return Promise.race([this.#settling, new Promise<void>((ok) => { timer = setTimeout(ok, WORKER_TERMINATE_MS); })]).then(() => clearTimeout(timer));
   }
 
   status(): ServiceStatus {

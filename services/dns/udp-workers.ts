@@ -101,7 +101,9 @@ export class ShareBudget {
 
 const READY_TIMEOUT_MS = 10_000;
 const ACK_TIMEOUT_MS = 2_000;
-const STOP_TIMEOUT_MS = 2_000;
+/** At the stop: a worker still there this long after SIGTERM gets SIGKILL, waited for KILL_WAIT_MS more. */
+const STOP_TIMEOUT_MS = 1_000;
+const KILL_WAIT_MS = 500;
 const RESPAWN_MIN_MS = 1_000;
 const RESPAWN_MAX_MS = 30_000;
 /** A worker that sent nothing for this long (it reports every second) no longer counts as reading. */
@@ -304,6 +306,11 @@ export class UdpWorkers {
     });
   }
 
+  /**
+   * Ends every worker: SIGTERM, SIGKILL for one still there STOP_TIMEOUT_MS later (a stopped or
+   * hung process), each said; resolves once all have exited, or KILL_WAIT_MS after a SIGKILL that
+   * was not seen to end one (said, and not waited for: the daemon's stop goes on).
+   */
   async stop(): Promise<void> {
     this.#stopping = true;
     if (this.#watch !== null) clearInterval(this.#watch);
@@ -313,11 +320,20 @@ export class UdpWorkers {
       s.timer = null;
       const child = s.child;
       if (child === null || child.exitCode !== null || child.signalCode !== null) return;
-      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
-      await exited;
-      clearTimeout(timer);
+      await new Promise<void>((resolve) => {
+        let timer = setTimeout(() => {
+          this.#o.log.warn({ event: 'dns.worker_stop_late', worker: child.pid, waitedMs: STOP_TIMEOUT_MS },
+            `DNS worker ${s.index} (pid ${child.pid}) had not exited ${STOP_TIMEOUT_MS} ms after SIGTERM; killing it (SIGKILL)`);
+          child.kill('SIGKILL');
+          timer = setTimeout(() => {
+            this.#o.log.warn({ event: 'dns.worker_kill_late', worker: child.pid, waitedMs: KILL_WAIT_MS },
+              `DNS worker ${s.index} (pid ${child.pid}) was not seen to exit ${KILL_WAIT_MS} ms after SIGKILL; the stop goes on without it`);
+            resolve();
+          }, KILL_WAIT_MS);
+        }, STOP_TIMEOUT_MS);
+        child.once('exit', () => { clearTimeout(timer); resolve(); });
+        child.kill('SIGTERM');
+      });
     }));
   }
 

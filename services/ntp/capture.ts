@@ -34,6 +34,8 @@ const RESTART_FIRST_MS = 1_000;
 const RESTART_MAX_MS = 300_000;
 /** A child that ran this long before it died starts the backoff afresh. */
 const HEALTHY_RUN_MS = 60_000;
+/** A child that has not exited this long after SIGTERM at the stop gets SIGKILL. */
+export const CHILD_STOP_MS = 500;
 /** The kernel's capture buffer for the child (KiB): a few hundred requests; more is dropped there. */
 const CAPTURE_BUFFER_KIB = 256;
 /**
@@ -107,12 +109,28 @@ export class KernelCapture {
     if (this.wanted && this.stateNow !== 'unavailable') { this.setState('starting', reason); this.spawnChild(); }
   }
 
-  stop(): void {
+  /**
+   * Stops the capture for good. Resolves once the child has exited: 'exited' on SIGTERM, 'killed'
+   * when it was still there CHILD_STOP_MS later and got SIGKILL, 'left' when even that was not seen
+   * to end it in CHILD_STOP_MS more (the stop goes on; the caller says so).
+   */
+  stop(): Promise<'none' | 'exited' | 'killed' | 'left'> {
     this.wanted = false;
     if (this.restartTimer !== null) clearTimeout(this.restartTimer);
     this.restartTimer = null;
+    const child = this.child;
     this.killChild();
     this.stateNow = 'stopped';
+    if (child === null || child.exitCode !== null || child.signalCode !== null) return Promise.resolve('none');
+    return new Promise((resolve) => {
+      let outcome: 'exited' | 'killed' = 'exited';
+      let timer = setTimeout(() => {
+        outcome = 'killed';
+        child.kill('SIGKILL');
+        timer = setTimeout(() => resolve('left'), CHILD_STOP_MS);
+      }, CHILD_STOP_MS);
+      child.once('exit', () => { clearTimeout(timer); resolve(outcome); });
+    });
   }
 
   private spawnChild(): void {

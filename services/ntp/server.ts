@@ -18,7 +18,7 @@ import { Sampler, type SamplerTarget } from './sampler.js';
 import { combineWake, estimateWake, NO_CORRECTION, receiveCorrectionAt, type WakeCorrection } from './wake.js';
 import { measureWake, PROBE_BUSY_MAX } from './wake-probe.js';
 import { parseEndpoint, type NtpConfig } from './config.js';
-import { KernelCapture, type CaptureState } from './capture.js';
+import { CHILD_STOP_MS, KernelCapture, type CaptureState } from './capture.js';
 import { stopStep } from '../../lib/stop-steps.js';
 import { KernelStampTable, KERNEL_STAMP_WAIT_MS, TransmitLearner, type StampSource } from './kernel-stamps.js';
 import { datagramKey, requestKey } from './pcap.js';
@@ -337,17 +337,25 @@ export async function startNtp(context: ServiceContext, options: NtpServiceOptio
         log.info({ event: 'ntp.stamp_correction', receiveUs: next.receiveNs / 1000, transmitUs: next.transmitNs / 1000, probeDelayUs: next.delayNs / 1000, probes: next.samples, levels: next.curve.length, byIdle: statusCurve(next) },
           `NTP stamps corrected: receive by idle time ${byIdle}; transmit +${(next.transmitNs / 1000).toFixed(1)} us`);
       } catch (error) {
+        if (closed) return;
         log.warn({ event: 'ntp.stamp_correction.failed', err: errorMessage(error) }, 'NTP stamp correction not measured');
       }
     }
   };
-  const closeAll = (): void => {
+  /** Closes everything; resolves once the capture child has gone (said when it had to be killed). */
+  const closeAll = async (): Promise<void> => {
     closed = true;
     stopProbe.abort();
     for (const t of timers) { clearInterval(t); clearTimeout(t); }
-    capture?.stop();
+    const pid = capture?.pid ?? null;
+    const ended = capture?.stop();
     sampler.stop();
     for (const s of sockets) { try { s.close(); } catch { /* already closed */ } }
+    const outcome = await ended;
+    if (outcome === 'killed' || outcome === 'left') {
+      log.warn({ event: 'ntp.kernel_stamps.stop_late', pid, outcome, waitedMs: CHILD_STOP_MS },
+        `the capture child ${capture?.commandLine()[0] ?? ''} (pid ${pid}) had not exited ${CHILD_STOP_MS} ms after SIGTERM; ${outcome === 'killed' ? 'killed it (SIGKILL)' : `sent SIGKILL and it had not exited ${CHILD_STOP_MS} ms later either; the stop goes on`}`);
+    }
   };
   const bound = new Map<string, Socket>();
   const addAddress = async (address: string): Promise<void> => {
@@ -389,7 +397,7 @@ export async function startNtp(context: ServiceContext, options: NtpServiceOptio
     for (const address of addresses) await addAddress(address);
     await sampler.start();
   } catch (error) {
-    closeAll();
+    await closeAll();
     throw error;
   }
   const reanchor = setInterval(() => hr.reanchor(), REANCHOR_INTERVAL_MS);
@@ -477,7 +485,7 @@ export async function startNtp(context: ServiceContext, options: NtpServiceOptio
     name: 'ntp',
     status,
     stop: async (steps) => {
-      await stopStep(steps, 'ntp.close', closeAll);
+      await stopStep(steps, 'ntp.capture', closeAll);
       await stopStep(steps, 'ntp.stamp_probe', () => correcting);
     },
     addAddress,

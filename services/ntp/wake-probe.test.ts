@@ -41,3 +41,18 @@ t.test('an aborted run ends at once with the probes it has', async (t) => {
   const m = await run;
   t.ok(m.delaysNs.length < 1000, `ended early with ${m.delaysNs.length} probes`);
 });
+
+// The service's stop aborts the run; one that came while the probe socket was being bound (before
+// the run listened for the abort) was never heard: the run went on to its end, and the NTP stop
+// waited for it (a daemon's SIGTERM stop past its 5 s limit at the 700 ms level: 20 probes, ~21 s).
+t.test('a run aborted before it listens for the abort (its socket being bound) ends at once, with nothing', async (t) => {
+  for (const when of ['before', 'bound'] as const) {
+    const stop = new AbortController();
+    if (when === 'before') stop.abort();
+    const started = performance.now();
+    const m = await measureWake({ count: 20, spacingMs: 700, signal: stop.signal, onBound: () => stop.abort() });
+    const ms = performance.now() - started;
+    t.ok(ms < 3000, `aborted ${when === 'before' ? 'before it started' : 'while its socket was bound'}: ended in ${ms.toFixed(0)} ms (a whole run: ~21 s)`);
+    t.same(m.delaysNs, [], 'no probes');
+  }
+});

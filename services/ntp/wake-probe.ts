@@ -35,6 +35,9 @@ const SEND_SAMPLES = 32;
 
 /** One probe run; resolves with whatever was measured (fewer probes when the run timed out). */
 export async function measureWake(options: WakeProbeOptions = {}): Promise<WakeMeasurement> {
+  const nothing = (): WakeMeasurement => ({ delaysNs: [], proberSendNs: [], sendNs: [], busy: 0, idleNs: [] });
+  const aborted = (): boolean => options.signal?.aborted === true;
+  if (aborted()) return nothing();
   const count = options.count ?? 48;
   const spacingMs = options.spacingMs ?? 20;
   const token = randomBytes(16);
@@ -64,6 +67,9 @@ export async function measureWake(options: WakeProbeOptions = {}): Promise<WakeM
   });
   options.onBound?.(socket.address().port);
   try {
+    // Ended while the socket was bound: an abort listener added now would never be called, and the
+    // run would have held the service's stop for the whole run (up to 31 s at the 700 ms level).
+    if (aborted()) return nothing();
     const sendNs = measureSends(new DatagramSender(socket), socket.address().port);
     const worker = new Worker(new URL('./wake-probe-worker.js', import.meta.url), {
       workerData: { port: socket.address().port, token, count, spacingMs } satisfies ProberData,
@@ -82,11 +88,20 @@ export async function measureWake(options: WakeProbeOptions = {}): Promise<WakeM
       options.signal?.addEventListener('abort', () => { clearTimeout(timer); resolve(null); }, { once: true });
       worker.once('exit', () => { clearTimeout(timer); resolve(null); });
     });
-    await worker.terminate();
+    await terminated(worker);
     return { delaysNs, proberSendNs: report ?? [], sendNs, busy, idleNs };
   } finally {
     socket.close();
   }
+}
+
+/** How long the run waits for the prober thread to end once terminated; past it the run ends without it. */
+const TERMINATE_WAIT_MS = 500;
+
+function terminated(worker: Worker): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([worker.terminate().then(() => undefined, () => undefined), new Promise<void>((ok) => { timer = setTimeout(ok, TERMINATE_WAIT_MS); })])
+    .then(() => clearTimeout(timer));
 }
 
 /**

@@ -45,7 +45,8 @@ import { startFailoverProbes } from '../services/ops/failover-probes.js';
 import { StopSteps, describeStop, type StopReport } from '../lib/stop-steps.js';
 
 // The composition root: the only place that wires real clocks, randomness, sockets and disks to the
-// cores. Everything it starts it also stops, in reverse order.
+// cores. Everything it starts it also stops: the VIP first, then the other services together, then the
+// control socket and the replicated state.
 
 export interface DaemonOptions {
   log?: Logger;
@@ -292,7 +293,12 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
     probes?.stop();
     unsubscribe();
     await bounded('http', STEP_LIMIT_MS, () => http?.close());
-    for (const service of [...running].reverse()) await bounded(service.name, SERVICE_STEP_LIMIT_MS, () => service.stop(steps));
+    // The VIP first, alone: it leaves the address through the others (removeAddress). Then the rest
+    // at once: each ends its own workers and children, and one after the other their waits added up
+    // (DNS workers, then each TFTP thread in turn, then the capture child) on a loaded machine.
+    const vip = running.filter((s) => s.name === 'vip');
+    for (const service of vip) await bounded(service.name, SERVICE_STEP_LIMIT_MS, () => service.stop(steps));
+    await Promise.all([...running].reverse().filter((s) => !vip.includes(s)).map((service) => bounded(service.name, SERVICE_STEP_LIMIT_MS, () => service.stop(steps))));
     await bounded('control', STEP_LIMIT_MS, () => control.close());
     // After the services: an ACK committed while DHCP was stopping is still journaled before it
     // leaves (closed first, its append hit a closed descriptor: EBADF, or another file's).

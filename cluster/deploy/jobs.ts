@@ -640,6 +640,13 @@ export class JobRunner {
       return { plan: undefined };
     };
     if (plan === undefined) return inPlace(`${destination} has no directory beside it to stage in`);
+    // The node's last verified sync was this generation: a sync repairs what drifted, and one cut
+    // off leaves this generation's files (no second generation to mix with). Staging would rebuild
+    // the whole tree as links and remove the old one: about twice the time of an unchanged sync.
+    if (this.#ctx.state.fsm.rootfs.node(target.node)?.running === generation) {
+      log.info({ event: 'deploy.node.in_place', job: active.id, node: target.node, destination, why: 'runs it already' }, `${target.node}: ${destination} already holds generation ${generation.slice(0, 12)} (its last verified sync): synced in place, which only repairs what differs`);
+      return { plan: undefined };
+    }
     const r = await this.#nodeScript(target, ssh, PREPARE_SCRIPT, [plan.dest, plan.staging, plan.old, plan.prefix, ...carryFilters(exclude)], NODE_SCRIPT_MS);
     if (active.cancelled) return `${active.stoppedBecause ?? STOPPED_BY_OPERATOR} before ${target.node}'s sync started: nothing was sent`;
     const said = r.code === 0 ? parsePrepared(r.stdout) : undefined;

@@ -94,6 +94,13 @@ t.test('a sync lands in one rename: a first deploy cut off leaves no tree, a fai
     t.same(beside(), [], 'no staging or old tree left beside /srv/root');
     const timings = (JSON.parse(ok.stdout) as { timings?: { nodes: Record<string, { mode?: string }> } }).timings;
     t.equal(timings?.nodes.c1?.mode, 'staging');
+    // The same generation again: the node holds it whole, so the sync only repairs, in place.
+    writeFileSync(join(root, 'a/f1'), 'changed on the node\n');
+    const again = await d.lanctl('deploy', 'rootfs', gen3, '--to', 'c1', '--json');
+    t.equal(again.code, 0, again.stdout + again.stderr);
+    t.equal((JSON.parse(again.stdout) as { timings?: { nodes: Record<string, { mode?: string }> } }).timings?.nodes.c1?.mode, 'in-place', 'a node that runs the generation is repaired in place');
+    t.equal(readFileSync(join(root, 'a/f1'), 'utf8'), 'one, generation 2\n', 'what drifted is put right');
+    t.same(beside(), []);
     t.ok(d.lab.resolvConfUnchanged());
   });
 });

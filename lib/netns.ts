@@ -116,6 +116,7 @@ export class Lab {
   }
 
   static async create(prefix = 'lh'): Promise<Lab> {
+    Lab.sweepStale(prefix); // what earlier processes of this prefix, killed outright, left behind
     const lab = new Lab(randomBytes(2).toString('hex'), prefix);
     liveLabs.add(lab);
     if (!exitHookSet) {
@@ -304,11 +305,10 @@ export function labPrefix(value: string | undefined): string {
 
 /**
  * Creates a lab, runs `body`, and always destroys the lab: failures included, and on a test timeout
- * (the exit hook) too; labs of test processes killed outright are swept at the next withLab.
+ * (the exit hook) too; labs of test processes killed outright are swept at the next Lab.create of their prefix.
  */
 export async function withLab<T>(body: (lab: Lab) => Promise<T>): Promise<T> {
   const prefix = labPrefix(process.env['LANHA_LAB_PREFIX']);
-  Lab.sweepStale(prefix); // what earlier test processes killed outright left behind
   const lab = await Lab.create(prefix);
   try {
     return await body(lab);

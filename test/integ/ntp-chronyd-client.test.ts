@@ -1,5 +1,5 @@
 import t from 'tap';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requireLab, stopChild, withLab, type LabHost } from '../support/netns.js';
@@ -24,7 +24,23 @@ async function startLanha(srv: LabHost, dir: string): Promise<ServedDaemon> {
   return serveDaemon(join(dir, 'lanha.yaml'), { command: ['ip', 'netns', 'exec', srv.ns, process.execPath, LANCTL] });
 }
 
-interface Chronyd { socket: string; log: () => string; stop: () => Promise<void> }
+interface Chronyd { socket: string; dir: string; log: () => string; stop: () => Promise<void> }
+
+/** One line of chronyd's rawmeasurements log (measurements.log): the RFC 5905 tests 1-3 and 5-7, chrony's tests A-D, the peer delay. */
+interface Measurement { tests123: string; tests567: string; testsABCD: string; delay: number; line: string }
+
+function measurements(dir: string): Measurement[] {
+  let text = '';
+  try { text = readFileSync(join(dir, 'measurements.log'), 'utf8'); } catch { return []; }
+  const out: Measurement[] = [];
+  for (const line of text.split('\n')) {
+    const f = line.trim().split(/\s+/);
+    // "2026-12-04 19:57:11 10.124.0.1 N 10 111 111 1111 0 0 1.0 -4.9e-06 5.1e-05 ..."; the banner lines do not start with a date.
+    if (f.length < 13 || !/^\d{4}-\d\d-\d\d$/.test(f[0]!)) continue;
+    out.push({ tests123: f[5]!, tests567: f[6]!, testsABCD: f[7]!, delay: Number(f[12]), line });
+  }
+  return out;
+}
 
 /** A chronyd client with everything of its own under `dir` (mkdtemp's 0700: chronyd refuses a socket directory others can write). */
 function startChronyd(host: LabHost, dir: string, serverOptions: string): Chronyd {
@@ -32,14 +48,14 @@ function startChronyd(host: LabHost, dir: string, serverOptions: string): Chrony
   const socket = join(dir, 'chronyd.sock');
   writeFileSync(conf, [
     `server ${SRV} ${serverOptions}`, `pidfile ${dir}/chronyd.pid`, `driftfile ${dir}/drift`,
-    `bindcmdaddress ${socket}`, 'cmdport 0', '',
+    `bindcmdaddress ${socket}`, 'cmdport 0', `logdir ${dir}`, 'log rawmeasurements', '',
   ].join('\n'));
   // -x: never touch the clock; -d: foreground with the log on stderr, stopped by PID.
   const child = host.spawn('chronyd', ['-d', '-x', '-u', 'root', '-f', conf]);
   let log = '';
   child.stdout!.on('data', (d: Buffer) => { log += d.toString(); });
   child.stderr!.on('data', (d: Buffer) => { log += d.toString(); });
-  return { socket, log: () => log, stop: () => stopChild(child) };
+  return { socket, dir, log: () => log, stop: () => stopChild(child) };
 }
 
 async function chronyc(host: LabHost, c: Chronyd, command: string): Promise<string> {
@@ -84,9 +100,18 @@ t.test('chronyd polling lanha every second for 30 s, basic and xleave: selected,
         t.equal(ntpdata['Interleaved'], 'No', `${c.label}: ntpdata 'Interleaved : No' (lanha answers in basic mode)`);
         t.equal(ntpdata['Stratum'], '10', `${c.label}: ntpdata 'Stratum : 10'`);
         const tx = Number(ntpdata['Total TX']), rx = Number(ntpdata['Total valid RX']), good = Number(ntpdata['Total good RX']);
-        // Polls in flight when the counters were read, and a sample or two past chronyd's delay tests on a loaded machine, are allowed.
+        // Polls in flight when the counters were read are allowed.
         t.ok(tx >= 20 && rx >= tx - 2, `${c.label}: ntpdata 'Total TX : ${tx}', 'Total valid RX : ${rx}': every poll answered`);
-        t.ok(good >= rx * 0.75, `${c.label}: ntpdata 'Total good RX : ${good}' of ${rx}: the samples are used, not rejected`);
+        // What lanha's answers decide: every one passes RFC 5905's packet tests 1-3 and 5-7 and chrony's test D
+        // (root distance, no loop). Tests A-C compare a sample's round trip with the others': on a loaded
+        // machine (the CI's two test jobs) a quarter of the 1 s polls can wait for a core and be left out,
+        // which says nothing about the server; those are counted, and most samples must still be used.
+        const raw = measurements(c.chronyd.dir);
+        const bad = raw.filter((m) => m.tests123 !== '111' || m.tests567 !== '111' || m.testsABCD[3] !== '1');
+        t.ok(raw.length >= 20 && bad.length === 0, `${c.label}: ${raw.length} raw measurements, every one passes tests 1-3, 5-7 and D${bad.length ? `; failing:\n${bad.map((m) => m.line).join('\n')}` : ''}`);
+        const delayed = raw.filter((m) => m.testsABCD.slice(0, 3) !== '111');
+        if (delayed.length) t.comment(`${c.label}: ${delayed.length} samples left out by chrony's delay tests A-C, delays ${delayed.map((m) => `${(m.delay * 1e3).toFixed(2)} ms`).join(', ')}`);
+        t.ok(good >= rx * 0.5, `${c.label}: ntpdata 'Total good RX : ${good}' of ${rx}: most samples are used`);
         const log = c.chronyd.log();
         t.match(log, new RegExp(`Selected source ${SRV.replace(/\./g, '\\.')}`), `${c.label}: chronyd log 'Selected source ${SRV}'`);
         t.notMatch(log, /KoD/, `${c.label}: no 'Received KoD' in chronyd's log`);

@@ -43,13 +43,13 @@ t.test('append, read back, torn tail cut, rewrite', async (t) => {
 });
 
 /** What the merge makes of records (per address, in order, as lease.merge applies them): the lease per address. */
-function merged(records: readonly DegradedRecord[]): Record<number, Pick<Lease, 'mac' | 'state' | 'expiresAt'>> {
+function merged(records: readonly DegradedRecord[]): Record<number, Pick<Lease, 'mac' | 'state' | 'expiresAt' | 'grantedAt' | 'changedAt'>> {
   const leases = new Map<number, Lease>();
   for (const r of records) {
     const o = mergeRecord(leases.get(r.ip), r, 1, 'lan-a');
     if (o.kind === 'set') leases.set(r.ip, o.lease);
   }
-  return Object.fromEntries([...leases].map(([ip, l]) => [ip, { mac: l.mac, state: l.state, expiresAt: l.expiresAt }]));
+  return Object.fromEntries([...leases].map(([ip, l]) => [ip, { mac: l.mac, state: l.state, expiresAt: l.expiresAt, grantedAt: l.grantedAt, changedAt: l.changedAt }]));
 }
 
 /** A day alone, shortened: clients renewing, some leases shorter on renewal, releases, another client taking a released address. */
@@ -72,12 +72,20 @@ function journalOf(seed: number, count: number): DegradedRecord[] {
 t.test('compaction keeps the newest record per (ip, mac) and what the merge makes of the whole journal', async (t) => {
   const a = rec(1), b = rec(2);
   const renewals = [a, b, { ...a, at: 5000, expiresAt: 70_000 }, { ...b, at: 6000, expiresAt: 71_000 }, { ...a, at: 7000, expiresAt: 72_000 }];
-  t.same(compactRecords(renewals), [renewals[3], renewals[4]], 'each client\'s newest renewal, in order');
-  t.equal(supersededCount(renewals), 3);
+  t.same(compactRecords(renewals), renewals.slice(0, 2).concat(renewals.slice(3)), 'each client\'s first grant and newest renewal, in order');
+  t.equal(supersededCount(renewals), 1);
+  t.equal(merged(compactRecords(renewals))[a.ip]!.grantedAt, a.at, 'the merged binding keeps its first grant time, not its newest renewal\'s');
+  const long = [a, ...Array.from({ length: 20 }, (_, i) => ({ ...a, at: 2000 + i * 1000, expiresAt: 62_000 + i * 1000 }))];
+  t.same(compactRecords(long), [long[0], long[20]], 'twenty renewals: the first grant and the newest');
+  const another = [a, { ...a, state: 'released' as const, at: 2000, expiresAt: 2000 }, { ...a, mac: 'other', at: 3000, expiresAt: 4000 }, { ...a, at: 5000, expiresAt: 65_000 }, { ...a, at: 6000, expiresAt: 66_000 }];
+  t.same(compactRecords(another), another.slice(2), 'after another client held the address, the run begins anew');
+  t.equal(merged(compactRecords(another))[a.ip]!.grantedAt, 5000);
   const shorter = [{ ...a, expiresAt: 90_000 }, { ...a, at: 5000, expiresAt: 70_000 }];
   t.same(compactRecords(shorter), shorter, 'an older binding that ends later is kept too (the merge keeps the later end)');
   const released = [a, { ...a, at: 5000, expiresAt: 90_000 }, { ...a, state: 'released' as const, at: 6000, expiresAt: 6000 }];
   t.same(compactRecords(released), [released[2]], 'released after: the release alone');
+  const pairs = [a, b, { ...a, state: 'released' as const, at: 3000, expiresAt: 3000 }, { ...a, at: 4000 }, { ...a, at: 5000, expiresAt: 80_000 }];
+  t.same(compactRecords(pairs), [b, pairs[3], pairs[4]], 'a release ends the run: the first grant after it is kept');
   let records = 0, kept = 0;
   for (const seed of seedsToRun(200, 1)) {
     const journal = journalOf(seed, 300);
@@ -88,7 +96,7 @@ t.test('compaction keeps the newest record per (ip, mac) and what the merge make
       break;
     }
   }
-  t.ok(kept < records / 4, `200 journals: ${records} records -> ${kept}, each merging to the same leases`);
+  t.ok(kept < records / 4, `200 journals: ${records} records -> ${kept}, each merging to the same leases (first grant and last change times too)`);
 });
 
 t.test('a crash at each step of a compaction leaves the old journal or the new one, whole; appends go on after', async (t) => {

@@ -80,33 +80,49 @@ export async function rewriteJournal(path: string, journal: string, from: number
 
 /**
  * The records a compacted journal keeps (a lone member renewing its clients every MCLT/2 writes a
- * record per renewal: a rack of 1,000 for a day is ~48,000 records): per (ip, mac) the newest one,
- * and, when that is a binding, an older binding of the same pair since its last release that ends
- * later (the merge keeps the later expiry); in their order, so the merge and the lone member's overlay (the newest record
- * per address wins there) come out as from the whole journal.
+ * record per renewal: a rack of 1,000 for a day is ~48,000 records): per (ip, mac) the newest one;
+ * when that is a binding, the first record of its run of bindings (the records of its address
+ * since another client's or its own release, decline or binding broke it: the merge's grantedAt,
+ * the binding's first grant, comes from it) and an older binding of the run that ends later (the
+ * merge keeps the later expiry); in their order, so the merge and the lone member's overlay (the
+ * newest record per address wins there) come out as from the whole journal, first grant time too.
  */
 export function compactRecords(records: readonly DegradedRecord[]): DegradedRecord[] {
   const newest = new Map<string, number>();
   const longest = new Map<string, number>();
+  const first = new Map<string, number>();
+  /** Per address, the pair of its last record while that was a binding. */
+  const boundPair = new Map<number, string>();
   records.forEach((r, i) => {
     const key = `${r.ip}/${r.mac}`;
     newest.set(key, i);
-    const j = longest.get(key);
-    // Only bindings since the pair's last release or decline: the merge keeps nothing from before it.
-    if (r.state !== 'bound') longest.delete(key);
-    else if (j === undefined || records[j]!.expiresAt < r.expiresAt) longest.set(key, i);
+    // Only bindings since the pair's run began: the merge keeps nothing from before it.
+    if (r.state !== 'bound') {
+      longest.delete(key);
+      first.delete(key);
+      boundPair.delete(r.ip);
+      return;
+    }
+    if (boundPair.get(r.ip) !== key) {
+      first.set(key, i);
+      longest.set(key, i);
+    } else if (records[longest.get(key)!]!.expiresAt < r.expiresAt) longest.set(key, i);
+    boundPair.set(r.ip, key);
   });
   const keep = new Set(newest.values());
-  for (const [key, j] of longest) {
-    const n = records[newest.get(key)!]!;
-    if (n.state === 'bound' && records[j]!.expiresAt > n.expiresAt) keep.add(j);
+  for (const [key, n] of newest) {
+    if (records[n]!.state !== 'bound') continue;
+    const j = longest.get(key);
+    if (j !== undefined && records[j]!.expiresAt > records[n]!.expiresAt) keep.add(j);
+    const f = first.get(key);
+    if (f !== undefined) keep.add(f);
   }
   return records.filter((_, i) => keep.has(i));
 }
 
-/** How many records a later record of the same (ip, mac) supersedes. */
+/** How many records a compaction would drop (compactRecords): superseded by later records of the same (ip, mac). */
 export function supersededCount(records: readonly DegradedRecord[]): number {
-  return records.length - new Set(records.map((r) => `${r.ip}/${r.mac}`)).size;
+  return records.length - compactRecords(records).length;
 }
 
 /** Appends records one at a time, each fdatasync'd before append() resolves; appends queue behind each other. */

@@ -122,7 +122,7 @@ t.test('the partner\'s LAN address answers ARP while its reports are silent: not
   t.end();
 });
 
-t.test('alone, renewals compact the journal in place: the file, the overlay and the report keep the newest per client; grants go on', async (t) => {
+t.test('alone, renewals compact the journal in place: the file, the overlay and the report keep the first grant and the newest renewal per client; grants go on', async (t) => {
   const { d, run, clock, stateDir } = rig(undefined, 40);
   d.start(() => undefined);
   t.teardown(() => d.stop());
@@ -130,14 +130,15 @@ t.test('alone, renewals compact the journal in place: the file, the overlay and 
   t.ok(d.active);
   const ip = (c: number): number => parseIpv4Range('10.0.0.10-10.0.0.10')!.first + c;
   const mac = (c: number): string => `02:00:00:00:00:${(c + 16).toString(16)}`;
-  for (let round = 0; round < 12; round++) {
+  const firstGrant = d.logTimeMs();
+  for (let round = 0; round < 13; round++) {
     for (let c = 0; c < 10; c++) await d.propose({ type: 'lease.grant', ip: ip(c), mac: mac(c), subnet: '10.0.0.0/24', leaseMs: 30_000 });
     clock.advance(1000);
   }
   for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
   const file = readJournal(join(stateDir, DEGRADED_JOURNAL_FILE))!;
   t.ok(d.counters.toJSON()['compacted']! >= 1, `compacted ${d.counters.toJSON()['compacted']} times`);
-  t.ok(file.records.length < 40, `120 grants alone, ${file.records.length} records on the disk`);
+  t.ok(file.records.length < 40, `130 grants alone, ${file.records.length} records on the disk`);
   t.same(new Set(file.records.map((r) => r.mac)).size, 10, 'every client still there');
   const report = d.journalReport()!;
   t.same({ journal: report.journal, from: report.from, records: report.records }, { journal: file.journal, from: file.from, records: file.records }, 'the report carries the file: the new journal id, renumbered from 1');
@@ -145,6 +146,7 @@ t.test('alone, renewals compact the journal in place: the file, the overlay and 
     const lease = d.fsm.lease(ip(c));
     const newest = file.records.filter((r) => r.ip === ip(c)).at(-1)!;
     t.ok(lease?.mac === mac(c) && lease.expiresAt === newest.expiresAt, `${formatIpv4(ip(c))}: the overlay holds ${mac(c)}'s newest renewal`);
+    t.equal(lease?.grantedAt, firstGrant, `${formatIpv4(ip(c))}: granted when first granted, not at its newest renewal`);
   }
   t.end();
 });

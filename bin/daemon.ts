@@ -43,6 +43,7 @@ import { AckLedger, describeAckAudit, type AuditView } from '../cluster/ack-audi
 import { AckJournal } from '../cluster/ack-journal.js';
 import { startFailoverProbes } from '../services/ops/failover-probes.js';
 import { StopSteps, describeStop, type StopReport } from '../lib/stop-steps.js';
+import { killRunningChildren } from '../lib/child-runs.js';
 
 // The composition root: the only place that wires real clocks, randomness, sockets and disks to the
 // cores. Everything it starts it also stops: the VIP first, then the other services together, then the
@@ -299,6 +300,9 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
     const vip = running.filter((s) => s.name === 'vip');
     for (const service of vip) await bounded(service.name, SERVICE_STEP_LIMIT_MS, () => service.stop(steps));
     await Promise.all([...running].reverse().filter((s) => !vip.includes(s)).map((service) => bounded(service.name, SERVICE_STEP_LIMIT_MS, () => service.stop(steps))));
+    // A service step given up at its limit may still wait for a command (`ip`, `arping`): it does not outlive the daemon.
+    const leftBehind = killRunningChildren();
+    if (leftBehind.length > 0) log.warn({ event: 'daemon.children_killed', children: leftBehind }, `stopping: killed ${leftBehind.map((c) => `${c.command} (pid ${c.pid}, ${c.ms} ms)`).join(', ')}, still running after the services stopped`);
     await bounded('control', STEP_LIMIT_MS, () => control.close());
     // After the services: an ACK committed while DHCP was stopping is still journaled before it
     // leaves (closed first, its append hit a closed descriptor: EBADF, or another file's).
@@ -524,8 +528,11 @@ export async function runDaemon(config: LanhaConfig, options: { logFormat?: stri
       process.off('SIGHUP', onHangup);
       const force = setTimeout(() => {
         const report = daemon.stopReport();
-        log.error({ event: 'daemon.stop_timeout', unfinished: report.running, steps: report.done, late: report.late },
-          `stopping took over ${STOP_LIMIT_MS / 1000} s; exiting anyway (${describeStop(report)})`);
+        // The commands the services still wait for (`ip addr del`, `arping`) do not outlive the daemon.
+        const killed = killRunningChildren();
+        const killedText = killed.length === 0 ? '' : `; killed ${killed.map((c) => `${c.command} (pid ${c.pid}, ${c.ms} ms)`).join(', ')}`;
+        log.error({ event: 'daemon.stop_timeout', unfinished: report.running, steps: report.done, late: report.late, killed },
+          `stopping took over ${STOP_LIMIT_MS / 1000} s; exiting anyway (${describeStop(report)}${killedText})`);
         finish(1);
       }, STOP_LIMIT_MS);
       force.unref();

@@ -1,5 +1,4 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
-import { execFile } from 'node:child_process';
 import { DEGRADED_INDEX, DegradedStateLog } from './degraded-state.js';
 import { ownershipOf } from './degraded-config.js';
 import { networkInterfaces } from 'node:os';
@@ -7,6 +6,7 @@ import type { Logger } from '../../lib/log.js';
 import { LogLimiter } from '../../lib/log.js';
 import type { Clock } from '../../lib/clock.js';
 import { Counters } from '../../lib/counters.js';
+import { ChildRuns, type CommandResult } from '../../lib/child-runs.js';
 import { LanhaError, errorMessage } from '../../lib/errors.js';
 import { broadcastOf, cidrContains, formatIpv4, parseIpv4, type Ipv4 } from '../../lib/ipv4.js';
 import type { ApiRoutes } from '../../lib/control-server.js';
@@ -979,11 +979,13 @@ export async function startDhcp(context: ServiceContext): Promise<RunningService
   // Degraded split-pool mode (dhcp.degraded, degraded-state.ts): DHCP's view of the state log, over the cluster's.
   const ownership = ownershipOf(context.config);
   const vip = context.config.vip;
+  // The probes' arping processes: the stop ends and waits for them (SIGTERM, SIGKILL 300 ms later).
+  const arpings = new ChildRuns(ARP_PROBE_TIMEOUT_MS, () => context.clock.monotonicMs());
   const degraded = ownership === null || context.config.cluster?.backend !== 'raft' ? null : new DegradedStateLog({
     inner: context.state, self: context.config.node.name, ownership, mcltMs: config.degraded.mclt, stateDir: context.config.node.stateDir,
     members: context.members ?? (() => ({})), clock: context.clock, log: context.log,
-    probeVip: vip === undefined ? null : () => probeArp(vip.address.address, vip.interface),
-    probePartner: ((address) => (vip === undefined || address === null ? null : { address: formatIpv4(address), probe: () => probeArp(address, vip.interface) }))(partnerAddress(context.config, ownership)),
+    probeVip: vip === undefined ? null : () => probeArp(arpings.run, vip.address.address, vip.interface),
+    probePartner: ((address) => (vip === undefined || address === null ? null : { address: formatIpv4(address), probe: () => probeArp(arpings.run, address, vip.interface) }))(partnerAddress(context.config, ownership)),
   });
   const acked = context.observe?.dhcpAcked;
   const running = await startDhcpServer({ config, state: degraded ?? context.state, clock: context.clock, log: context.log, nodeAddress: context.config.node.address, nameOwners: [memberNameOwners(memberNames(context.config)), records],
@@ -1001,7 +1003,13 @@ export async function startDhcp(context: ServiceContext): Promise<RunningService
     status: () => ({ ...running.status(), degraded: degraded.view() }),
     async stop(steps?: StopSteps) {
       degraded.stop();
-      await running.stop(steps);
+      // A probe's arping waits up to 1 s for a reply nobody needs any more: ended, not left behind.
+      const probes = stopStep(steps, 'dhcp.arp_probes', async () => {
+        for (const c of await arpings.close(ARP_PROBE_STOP_MS)) {
+          context.log.warn({ event: 'dhcp.degraded.probe_killed', pid: c.pid, command: c.command, ms: c.ms, outcome: c.outcome }, `stopping: ${c.command} (pid ${c.pid}) did not end on SIGTERM; killed${c.outcome === 'left' ? ', and not seen to end' : ''}`);
+        }
+      });
+      await Promise.all([probes, running.stop(steps)]);
     },
   };
   return withDegraded;
@@ -1014,19 +1022,24 @@ function partnerAddress(config: ServiceContext['config'], ownership: ReturnType<
   return parseIpv4(config.cluster?.members.find((m) => m.name === partner)?.address ?? '');
 }
 
+/** One probe's arping is killed after this long (it waits 1 s for a reply). */
+const ARP_PROBE_TIMEOUT_MS = 3000;
+/** At the stop, a probe's arping has this long after SIGTERM before SIGKILL. */
+const ARP_PROBE_STOP_MS = 300;
+
 /**
  * Three ARP probes for an address (the VIP, the partner's), 100 ms apart, in duplicate-address-detection mode (arping -D: no
  * source address, so no neighbour learns this node for it), each waiting up to 1 s for a reply:
  * 'answered' when some host replied to any. iputils arping takes whole seconds only (its -i 0.1 is
  * refused), so the three are three processes started 100 ms apart.
  */
-function probeArp(address: Ipv4, device: string | undefined): Promise<'answered' | 'silent' | { failed: string }> {
+function probeArp(run: (program: string, args: readonly string[]) => Promise<CommandResult>, address: Ipv4, device: string | undefined): Promise<'answered' | 'silent' | { failed: string }> {
   const args = ['-D', '-q', '-c', '1', '-w', '1', ...(device === undefined ? [] : ['-I', device]), formatIpv4(address)];
   const one = (delayMs: number): Promise<'answered' | 'silent' | { failed: string }> => new Promise((resolve) => {
-    setTimeout(() => execFile('arping', args, { timeout: 3000 }, (error, _stdout, stderr) => {
-      if (error === null) resolve('silent');
-      else if (error.code === 1) resolve('answered');
-      else resolve({ failed: `arping ${args.join(' ')}: ${String(stderr).trim() || error.message}` });
+    setTimeout(() => void run('arping', args).then((r) => {
+      if (r.code === 0) resolve('silent');
+      else if (r.code === 1) resolve('answered');
+      else resolve({ failed: `arping ${args.join(' ')}: ${r.stderr.trim()}` });
     }), delayMs);
   });
   return Promise.all([one(0), one(100), one(200)]).then((r) => r.find((x) => typeof x !== 'string') ?? (r.includes('answered') ? 'answered' : 'silent'));

@@ -16,6 +16,7 @@ import { formatParts, takeoverReport, type AcquireMarks, type TakeoverReport } f
 import type { RaftTimeline } from '../../cluster/raft-state-log.js';
 import { DEGRADED_HOLD_MS } from '../../cluster/degraded.js';
 import { stopStep, type StopSteps } from '../../lib/stop-steps.js';
+import { ChildRuns, type EndedChild } from '../../lib/child-runs.js';
 
 // The VIP shell: on each tick it asks the StateLog "leader with a valid lease?", feeds the answer
 // to the core (core.ts) and carries out its actions: `ip addr replace|del`, `arping -U`, and serving
@@ -46,6 +47,18 @@ export { GUARD_MARGIN_MS };
  * storm seen in bench:failover, with EADDRNOTAVAIL binds); the next answer in time brings a whole lease.
  */
 export const ACQUIRE_LEASE_MIN_MS = GUARD_MARGIN_MS + GUARD_WORK_MS + TICK_MS;
+
+/** Any one `ip` or `arping` the service runs itself is killed after this long. */
+const COMMAND_TIMEOUT_MS = 5000;
+/**
+ * At the stop: how long the tick in progress (an `ip addr replace` of an acquire or renewal) and
+ * then the release's `ip addr del` may take before the command is killed by PID (each then waits
+ * up to KILL_WAIT_MS for its exit), and how long a GARP's `arping` has after its SIGTERM. Together
+ * well inside the daemon's 2 s for the VIP's stop step (bin/daemon.ts).
+ */
+const STOP_BUSY_MS = 400;
+const STOP_RELEASE_MS = 800;
+const STOP_GARP_MS = 300;
 
 /** A degraded holding's guard deadline (cluster/degraded.ts). */
 export { DEGRADED_HOLD_MS };
@@ -96,6 +109,10 @@ export class VipService implements RunningService {
   readonly routes;
   #o: VipServiceOptions;
   #run: CommandRunner;
+  /** The `ip` commands this process runs itself (none when a test injects `run`): the stop waits for them, kills what overruns. */
+  #commands: ChildRuns | null = null;
+  /** The `arping`s of GARPs this process runs itself: ended at the stop. */
+  #garps: ChildRuns | null = null;
   #timings: VipTimings;
   #core: VipState = initialVipState;
   #timer: NodeJS.Timeout | undefined;
@@ -129,7 +146,11 @@ export class VipService implements RunningService {
   constructor(o: VipServiceOptions) {
     this.#o = o;
     this.vip = o.vip;
-    this.#run = o.run ?? execRunner;
+    if (o.run === undefined) {
+      this.#commands = new ChildRuns(COMMAND_TIMEOUT_MS, () => o.clock.monotonicMs());
+      this.#garps = new ChildRuns(COMMAND_TIMEOUT_MS, () => o.clock.monotonicMs());
+    }
+    this.#run = o.run ?? this.#commands?.run ?? execRunner;
     this.#timings = vipTimings(o.vip.mode, o.vip.lifetimeSeconds);
     this.routes = {
       'GET /v1/vip': () => ({ status: 200, body: this.status() }),
@@ -231,14 +252,34 @@ export class VipService implements RunningService {
     this.#unsubscribe?.();
     this.#unsubscribeRole?.();
     this.#unsubscribeExtend?.();
-    await stopStep(steps, 'vip.busy', () => this.#busy);
+    // GARPs still waiting for their arping are of no use once the VIP goes: ended now, waited for below.
+    const garps = this.#garps?.close(STOP_GARP_MS) ?? Promise.resolve([]);
+    // Every command is waited for, and killed by PID when it overruns: a daemon that exits first
+    // leaves the child behind (a stopped `ip addr del` for good) and the VIP on the link.
+    await stopStep(steps, 'vip.busy', () => this.#bounded(STOP_BUSY_MS, this.#busy));
     const [next, actions] = onStop(this.#core);
     this.#core = next;
-    await stopStep(steps, 'vip.release', () => this.#execute(actions));
+    await stopStep(steps, 'vip.release', () => this.#bounded(STOP_RELEASE_MS, this.#execute(actions)));
     this.#degradedHeld = false;
     this.#heldBack = null;
     this.#guard?.drop();
+    await stopStep(steps, 'vip.garps', async () => this.#killed(await garps));
     await stopStep(steps, 'vip.guard', () => this.#guard?.stop());
+    await this.#commands?.close(0, 'SIGKILL');
+  }
+
+  /** Waits for `work` at most `limitMs`, then kills by PID the `ip` commands it still waits for and says so. */
+  async #bounded(limitMs: number, work: Promise<unknown> | null): Promise<void> {
+    if (this.#commands === null) { await work; return; }
+    this.#killed(await this.#commands.within(limitMs, work));
+  }
+
+  #killed(ended: readonly EndedChild[]): void {
+    for (const c of ended) {
+      this.counters.inc('stop.killed');
+      this.#o.log.warn({ event: 'vip.stop_command_killed', pid: c.pid, command: c.command, ms: c.ms, outcome: c.outcome },
+        `stopping: ${c.command} (pid ${c.pid}) had not ended after ${c.ms} ms; killed${c.outcome === 'left' ? ', and not seen to end' : ''}`);
+    }
   }
 
   /** The DHCP service's degraded mode, when dhcp.degraded is on (else null: the leader path alone). */
@@ -433,8 +474,9 @@ export class VipService implements RunningService {
     }
     if (this.#garpsInFlight >= GARPS_IN_FLIGHT_MAX) { this.counters.inc('garp.skipped'); return; }
     this.#garpsInFlight++;
-    void this.#run('arping', garpArgs(this.vip)).then((r) => {
+    void (this.#garps?.run ?? this.#run)('arping', garpArgs(this.vip)).then((r) => {
       this.#garpsInFlight--;
+      if (this.#stopped) return; // ended by the stop
       this.counters.inc(r.code === 0 ? 'garp.sent' : 'garp.failed');
       if (r.code !== 0 && this.#limiter.allow('garp', this.#o.clock.monotonicMs())) {
         this.#o.log.warn({ event: 'vip.garp_failed', code: r.code, stderr: r.stderr.trim() }, `gratuitous ARP failed: ${r.stderr.trim()}`);

@@ -1,6 +1,5 @@
 import t from 'tap';
-import { readFileSync, readdirSync } from 'node:fs';
-import { logRecords, runLanctl, scratchConfig, serveDaemon } from '../support/daemon.js';
+import { alive, childrenOf as children, logRecords, runLanctl, scratchConfig, serveDaemon } from '../support/daemon.js';
 import { freePorts } from '../support/ports.js';
 import { haveTools } from '../support/tools.js';
 
@@ -14,21 +13,6 @@ import { haveTools } from '../support/tools.js';
 // the stopped process until the 2 s exit grace (`daemon.exit_held`), and the stopped tcpdump lived on.
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** The direct children of `pid` with their command names. */
-function children(pid: number): Array<{ pid: number; comm: string }> {
-  const out: Array<{ pid: number; comm: string }> = [];
-  for (const task of readdirSync(`/proc/${pid}/task`)) {
-    let text = '';
-    try { text = readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8'); } catch { continue; }
-    for (const c of text.trim().split(/\s+/).filter((x) => x !== '')) {
-      try { out.push({ pid: Number(c), comm: readFileSync(`/proc/${c}/comm`, 'utf8').trim() }); } catch { /* gone */ }
-    }
-  }
-  return out;
-}
-
-const alive = (pid: number): boolean => { try { process.kill(pid, 0); return true; } catch { return false; } };
 
 t.test('SIGTERM stops a daemon whose DNS worker and capture child are stopped (SIGSTOP), in time, each named', async (t) => {
   if (process.getuid?.() !== 0) { process.stderr.write('\n*** SKIPPED stop-slow: needs root (the NTP capture child)\n'); t.pass('SKIPPED: not root'); return; }

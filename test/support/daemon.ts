@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LANCTL } from './paths.js';
@@ -58,3 +58,21 @@ node:
   controlSocket: "{{dir}}/lanha.sock"
   logLevel: info
 `;
+
+/** The direct children of `pid` with their command names (a daemon's workers and commands). */
+export function childrenOf(pid: number): Array<{ pid: number; comm: string }> {
+  const out: Array<{ pid: number; comm: string }> = [];
+  let tasks: string[] = [];
+  try { tasks = readdirSync(`/proc/${pid}/task`); } catch { return out; }
+  for (const task of tasks) {
+    let text = '';
+    try { text = readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8'); } catch { continue; }
+    for (const c of text.trim().split(/\s+/).filter((x) => x !== '')) {
+      try { out.push({ pid: Number(c), comm: readFileSync(`/proc/${c}/comm`, 'utf8').trim() }); } catch { /* gone */ }
+    }
+  }
+  return out;
+}
+
+/** Whether a process of this pid exists (a zombie not reaped yet counts). */
+export const alive = (pid: number): boolean => { try { process.kill(pid, 0); return true; } catch { return false; } };

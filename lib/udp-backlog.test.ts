@@ -1,32 +1,139 @@
 import t from 'tap';
 import dgram from 'node:dgram';
-import { READS_PER_TURN, UdpBacklog } from './udp-backlog.js';
+import { READS_PER_TURN, UdpBacklog, type BacklogRule } from './udp-backlog.js';
+import { seededRandom } from './random.js';
+import { BACKLOG_RULE } from '../services/dns/answerer.js';
 
-// The standing-queue rule over hand-fed turns (full turns for standingMs = standing; one turn that
-// drains every socket ends it; 32 reads spread over two sockets are not full), and libuv's reads
-// per turn on a real loopback socket, which the rule relies on.
+// The standing-queue rule over hand-fed turns (full turns for the interval = standing; one turn that
+// drains every socket ends it; 32 reads spread over two sockets are not full; after a shed, the
+// target), the rule the DNS answerer ships in a seeded simulation of its queue (4,000 misses a
+// second with 20 ms stalls: never shed; a flood: shed, queue bounded), and libuv's reads per turn
+// on a real loopback socket, which the rule relies on.
 
-const turn = (b: UdpBacklog, reads: Array<[string, number]>, nowMs: number): void => {
+const RULE: BacklogRule = { intervalMs: 100, targetMs: 5, memoryMs: 1000 };
+
+const turn = (b: UdpBacklog, reads: Array<[string, number]>, nowMs: number): number => {
   for (const [socket, n] of reads) for (let i = 0; i < n; i++) if (b.read(socket)) b.beginTurn(nowMs);
-  b.endTurn();
+  return b.endTurn();
 };
 
-t.test('full turns for standingMs make a standing queue; a draining turn ends it', async (t) => {
-  const b = new UdpBacklog(5);
+t.test('full turns for the interval make a standing queue; a draining turn ends it', async (t) => {
+  const b = new UdpBacklog(RULE);
   t.ok(b.read('a'), 'the first read of a turn asks for its end');
   t.notOk(b.read('a'), 'later reads do not');
   b.endTurn();
   turn(b, [['a', 32]], 1);
-  t.notOk(b.standing(3), 'full for 2 ms: not yet');
-  turn(b, [['a', 32]], 4);
-  t.ok(b.standing(6), 'full turns since 1 ms, now 6 ms: standing');
-  turn(b, [['a', 31]], 7);
-  t.notOk(b.standing(7), 'a turn that drained the socket ends it');
-  turn(b, [['a', 20], ['b', 20]], 8);
-  t.notOk(b.standing(100), '40 reads over two sockets: each drained');
-  turn(b, [['a', 5], ['b', 32]], 10);
-  turn(b, [['b', 32]], 20);
-  t.ok(b.standing(20), 'one socket full for 10 ms');
+  t.notOk(b.standing(6), 'full for 5 ms: a stall draining, not yet an overload');
+  turn(b, [['a', 32]], 60);
+  t.notOk(b.standing(99), 'full for 98 ms: not yet');
+  t.equal(turn(b, [['a', 31]], 100), 99, 'a turn that drained the socket ends it and says how long it stood');
+  t.notOk(b.standing(200), 'drained');
+  t.equal(turn(b, [['a', 20], ['b', 20]], 201), -1, '40 reads over two sockets: each drained, nothing stood');
+  turn(b, [['a', 5], ['b', 32]], 210);
+  turn(b, [['b', 32]], 300);
+  t.notOk(b.standing(309), 'one socket full for 99 ms: not yet');
+  t.ok(b.standing(310), 'one socket full for 100 ms: standing');
+});
+
+t.test('within memoryMs of a shed, a queue standing for the target is an overload again', async (t) => {
+  const b = new UdpBacklog(RULE);
+  turn(b, [['a', 32]], 0);
+  t.ok(b.standing(100), 'stood for the interval');
+  turn(b, [['a', 3]], 110);
+  turn(b, [['a', 32]], 200);
+  t.notOk(b.standing(204), 'again, 4 ms: not yet');
+  t.ok(b.standing(205), 'again 90 ms after the shed, 5 ms: the flood is still there');
+  turn(b, [['a', 3]], 206);
+  turn(b, [['a', 32]], 1300);
+  t.notOk(b.standing(1310), 'more than a second after the last shed: the interval again');
+  t.ok(b.standing(1400), 'stood for the interval');
+});
+
+interface Load {
+  /** Queries a second, arriving in bursts of `burst`. */
+  rate: number;
+  burst: number;
+  seconds: number;
+  /** Stalls (the process runs nothing: a collection, the core taken): `stallMs` long, one every `stallEveryMs` on average. */
+  stallMs: number;
+  stallEveryMs: number;
+  /** The process's CPU per miss asked upstream (both its halves: bench:dns measured ~118 us at 4,000/s), and per shed query. */
+  missUs: number;
+  shedUs: number;
+}
+
+interface Outcome { queries: number; shed: number; maxQueue: number; waitedOver50ms: number; lateQueueMax: number }
+
+/**
+ * The answering process's socket queue in simulated time: datagrams arrive in bursts, the process
+ * reads up to 32 a turn (libuv) and pays a miss's CPU for each, or a shed query's while the rule
+ * says the queue stands; stalls stop it now and then (seeded). Counts what was shed, the longest
+ * queue, and how many queries waited over 50 ms.
+ */
+function simulate(rule: BacklogRule, load: Load, seed: number): Outcome {
+  const random = seededRandom(seed);
+  const b = new UdpBacklog(rule);
+  const endMs = load.seconds * 1000;
+  const arrivals: number[] = [];
+  const gapMs = (1000 * load.burst) / load.rate;
+  for (let at = 0; at < endMs; at += gapMs) for (let i = 0; i < load.burst; i++) arrivals.push(at);
+  const stalls: Array<[number, number]> = [];
+  for (let at = random.float() * load.stallEveryMs; at < endMs; at += load.stallEveryMs * (0.5 + random.float())) stalls.push([at, at + load.stallMs]);
+  let stall = 0;
+  /** `ms` of work from `now`, any stall that starts meanwhile added. */
+  const run = (now: number, ms: number): number => {
+    let end = now + ms;
+    while (stall < stalls.length && stalls[stall]![0] < end) { end = Math.max(end, stalls[stall]![0]) + load.stallMs; stall++; }
+    return end;
+  };
+  const out: Outcome = { queries: arrivals.length, shed: 0, maxQueue: 0, waitedOver50ms: 0, lateQueueMax: 0 };
+  let now = 0;
+  let next = 0;
+  let arrived = 0;
+  while (next < arrivals.length) {
+    if (arrivals[next]! > now) now = run(arrivals[next]!, 0);
+    while (arrived < arrivals.length && arrivals[arrived]! <= now) arrived++;
+    const queued = arrived - next;
+    out.maxQueue = Math.max(out.maxQueue, queued);
+    if (now > 1000) out.lateQueueMax = Math.max(out.lateQueueMax, queued);
+    const reads = Math.min(queued, READS_PER_TURN);
+    for (let i = 0; i < reads; i++, next++) {
+      if (b.read('socket')) b.beginTurn(now);
+      if (now - arrivals[next]! > 50) out.waitedOver50ms++;
+      const shed = b.standing(now);
+      if (shed) out.shed++;
+      now = run(now, (shed ? load.shedUs : load.missUs) / 1000);
+    }
+    b.endTurn();
+  }
+  return out;
+}
+
+const QUIET: Load = { rate: 4000, burst: 40, seconds: 30, stallMs: 20, stallEveryMs: 200, missUs: 118, shedUs: 15 };
+
+t.test('4,000 misses a second in bursts, a 20 ms stall every 200 ms or so: never shed (the shipped rule)', async (t) => {
+  for (const seed of [1, 2, 3]) {
+    const o = simulate(BACKLOG_RULE, QUIET, seed);
+    t.equal(o.shed, 0, `seed ${seed}: ${o.shed} of ${o.queries} shed (longest queue ${o.maxQueue})`);
+    t.ok(o.maxQueue >= 80, `seed ${seed}: the stalls did leave queues (${o.maxQueue})`);
+  }
+  // What the rule was: a queue standing for 5 ms shed misses after every such stall.
+  const before = simulate({ intervalMs: 5, targetMs: 5, memoryMs: 0 }, QUIET, 1);
+  t.ok(before.shed > 0, `a 5 ms rule sheds here (${before.shed})`);
+});
+
+t.test('a flood of 20,000 misses a second (the process does ~8,500): shed, and the queue stays short (the shipped rule)', async (t) => {
+  const flood: Load = { ...QUIET, rate: 20_000, burst: 100, seconds: 10 };
+  for (const seed of [1, 2]) {
+    const o = simulate(BACKLOG_RULE, flood, seed);
+    t.ok(o.shed > o.queries / 2, `seed ${seed}: ${o.shed} of ${o.queries} shed`);
+    // An unshed queue would grow by ~11,500 a second (past a 4 MiB receive buffer's ~10,000 within a second).
+    t.ok(o.maxQueue < 3000, `seed ${seed}: longest queue ${o.maxQueue} (the first 100 ms)`);
+    t.ok(o.lateQueueMax < 600, `seed ${seed}: after the first second at most ${o.lateQueueMax} queued (the 5 ms target)`);
+    t.ok(o.waitedOver50ms < o.queries / 100, `seed ${seed}: ${o.waitedOver50ms} of ${o.queries} waited over 50 ms`);
+  }
+  const unshed = simulate({ intervalMs: Infinity, targetMs: Infinity, memoryMs: 0 }, { ...flood, seconds: 2 }, 1);
+  t.ok(unshed.maxQueue > 15_000, `never shedding, the queue grows (${unshed.maxQueue} after 2 s)`);
 });
 
 t.test(`libuv reads ${READS_PER_TURN} datagrams per socket per turn`, async (t) => {

@@ -9,7 +9,7 @@ import { FastAnswers, fastReply, fastReplyInto, fastReplySize, scanQuery, type F
 import { ForwardCache } from './cache.js';
 import { handleQuery, prebuiltAnswer, type Transport } from './handler.js';
 import { ResponseRateLimiter } from './rrl.js';
-import { UdpBacklog } from '../../lib/udp-backlog.js';
+import { UdpBacklog, type BacklogRule } from '../../lib/udp-backlog.js';
 import { DatagramSender, SEND_FAILED, onDatagram } from '../../lib/udp-direct.js';
 import { ReplyBatch, type ReplySink } from './fast-send.js';
 import type { ZoneSet } from './zone.js';
@@ -48,9 +48,13 @@ export interface UdpReplier {
 const ALLOW_CACHE_MAX = 4096;
 /**
  * A queue of datagrams that has stood this long makes this process shed new forwarding misses
- * (SERVFAIL at once, `dns.forward.busy`): the p99 asked of a miss is 5 ms.
+ * (SERVFAIL at once, `dns.forward.busy`): 100 ms, or 5 ms within a second of the last shed (a
+ * flood still there). lib/udp-backlog.ts has the reasons, README "Bounds" the measurements.
  */
-export const BACKLOG_STANDING_MS = 5;
+export const BACKLOG_RULE: BacklogRule = { intervalMs: 100, targetMs: 5, memoryMs: 1000 };
+/** How long the queues that drained had stood (counters `dns.udp.queue_stood.<ms>ms`: at least that long). */
+const STOOD_MS = [5, 20, 50, 100] as const;
+const STOOD_NAMES = STOOD_MS.map((ms) => `dns.udp.queue_stood.${ms}ms`);
 
 export interface AnswererOptions {
   cfg: DnsConfig;
@@ -87,14 +91,17 @@ export class DnsAnswerer implements UdpReplier {
   #rrl: ResponseRateLimiter | null;
   #limiter = new LogLimiter();
   /** Datagrams left waiting in the sockets' queues turn after turn (see `backlogged`). */
-  #backlog = new UdpBacklog(BACKLOG_STANDING_MS);
+  #backlog = new UdpBacklog(BACKLOG_RULE);
   /**
    * The clock when this turn of the event loop read its first datagram: the time the forwarding
    * cache answers a hit at (its TTLs move in whole seconds; the turn's reads last microseconds to
    * milliseconds), so a hit reads no clock of its own.
    */
   #turnMs = 0;
-  readonly #endTurn = (): void => this.#backlog.endTurn();
+  readonly #endTurn = (): void => {
+    const stood = this.#backlog.endTurn();
+    for (let i = 0; i < STOOD_MS.length && stood >= STOOD_MS[i]!; i++) this.counters.inc(STOOD_NAMES[i]!);
+  };
 
   constructor(o: AnswererOptions) {
     this.#zones = o.zones;
@@ -126,9 +133,10 @@ export class DnsAnswerer implements UdpReplier {
   }
 
   /**
-   * Whether datagrams have stood in this process's socket queues for `BACKLOG_STANDING_MS`: every
-   * turn of the event loop for that long left some behind (lib/udp-backlog.ts). The forwarder then
-   * answers new misses with SERVFAIL at once, so the queue drains instead of growing.
+   * Whether datagrams have stood in this process's socket queues long enough to be an overload
+   * (`BACKLOG_RULE`): every turn of the event loop for that long left some behind
+   * (lib/udp-backlog.ts). The forwarder then answers new misses with SERVFAIL at once, so the queue
+   * drains instead of growing.
    */
   backlogged(): boolean {
     return this.#backlog.standing(this.#clock.monotonicMs());

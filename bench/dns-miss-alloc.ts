@@ -10,6 +10,8 @@
 // its collector did over the misses: scavenges and old-generation pauses per 10,000 misses, their
 // total and longest pause, and CPU per miss with the collections in it (an A/B of the worker's
 // flags that does not hang on how busy the machine is, as a p99 does).
+// RATE=N asks at N a second (dnsperf -Q, as bench:dns's miss runs: a datagram or two a turn of the
+// event loop) instead of keeping WINDOW (20) in flight; CPU per miss is then what a paced load costs.
 // HITS=N asks N names over and over instead (the warm-up caches them): the same figures per
 // forwarded cache hit, the path where Node's receive and send are most of the cost.
 // PROFILE=1 also prints where the bytes went: V8's sampling heap profiler over the measured misses,
@@ -54,6 +56,7 @@ async function peer(): Promise<void> {
   const client = dgram.createSocket('udp4');
   await new Promise<void>((resolve) => client.bind(0, '127.0.0.1', resolve));
   let target = 0;
+  const rate = Number(process.env['RATE'] ?? 0);
   process.on('message', (m: { t: string; from?: number; count?: number; port?: number }) => {
     if (m.t === 'port') target = m.port!;
     if (m.t !== 'ask') return;
@@ -78,9 +81,17 @@ async function peer(): Promise<void> {
       clearTimeout(idle);
       if (answered === m.count) { process.send!({ t: 'done', answered }); return; }
       idle = setTimeout(() => process.send!({ t: 'done', answered }), 2000);
-      if (next < end) ask();
+      if (rate === 0 && next < end) ask();
     });
-    for (let i = 0; i < WINDOW && next < end; i++) ask();
+    if (rate === 0) { for (let i = 0; i < WINDOW && next < end; i++) ask(); return; }
+    // RATE: asked at that many a second from the batch's start (as dnsperf -Q), whatever is answered.
+    const start = performance.now();
+    const tick = (): void => {
+      const due = Math.min(end, m.from! + Math.floor(((performance.now() - start) * rate) / 1000));
+      while (next < due) ask();
+      if (next < end) setTimeout(tick, 1);
+    };
+    tick();
   });
   process.send!({ t: 'upstream', port: (upstream.address()).port });
 }
@@ -136,11 +147,14 @@ dns:
   const gcsBefore = gcs;
   minor = 0; major = 0; gcMs = 0; minorMs = 0; gcMaxMs = 0;
   const before = heapUsed();
+  const counted = (): number[] => { const c = answerer.counters; return [answerer.queries, c.get('dns.forward.cache_miss'), c.get('dns.forward.busy'), c.get('dns.forward.overload'), c.get('dns.forward.servfail')]; };
+  const countedBefore = counted();
   const cpu = process.cpuUsage();
   child.send({ t: 'ask', from: WARM, count: misses });
   const run = await next();
   const after = heapUsed();
   const used = process.cpuUsage(cpu);
+  const [read = 0, asked = 0, busy = 0, overload = 0, servfail = 0] = counted().map((n, i) => n - countedBefore[i]!);
   if (profile !== null) {
     const { profile: p } = await profile.post('HeapProfiler.stopSampling');
     const bySite = new Map<string, number>();
@@ -168,7 +182,9 @@ dns:
   const flags = process.env['WORKER_FLAGS'];
   if (flags !== undefined) {
     const k = 10_000 / misses;
-    console.log(`flags ${flags}: ${run.answered}/${misses} answered; per 10,000 misses ${(minor * k).toFixed(1)} scavenges, ${(major * k).toFixed(1)} old-generation pauses (${major} in all), ${(gcMs * k).toFixed(0)} ms of GC (scavenges ${(minorMs * k).toFixed(0)}); longest ${gcMaxMs.toFixed(2)} ms; CPU ${((used.user + used.system) / misses).toFixed(1)} us per miss`);
+    // What this process did with the queries that reached it (a busy machine loses some on the way).
+    console.log(`read ${read} queries, ${asked} asked upstream, shed ${busy} (busy) + ${overload} (overload), ${servfail} upstream failures; CPU ${((used.user + used.system) / read).toFixed(1)} us per query read (user ${(used.user / read).toFixed(1)}, system ${(used.system / read).toFixed(1)})`);
+    console.log(`flags ${flags}: ${run.answered}/${misses} answered; per 10,000 misses ${(minor * k).toFixed(1)} scavenges, ${(major * k).toFixed(1)} old-generation pauses (${major} in all), ${(gcMs * k).toFixed(0)} ms of GC (scavenges ${(minorMs * k).toFixed(0)}); longest ${gcMaxMs.toFixed(2)} ms; CPU ${((used.user + used.system) / misses).toFixed(1)} us per miss (user ${(used.user / misses).toFixed(1)}, system ${(used.system / misses).toFixed(1)})`);
     console.log(`RESULT dns.forward.miss_gc_ms_per_10k lanha=${(gcMs * k).toFixed(1)} anchor=NA ratio=NA unit=ms better=lower`);
     return;
   }

@@ -66,7 +66,8 @@ export function parseRange(header: string | undefined, size: number): RangeResul
   return { kind: 'range', start, end };
 }
 
-const refusalStatus: Record<OpenRefusal, number> = { 'not-found': 404, 'outside-root': 403, 'directory': 403, 'not-regular': 403, 'not-readable': 403 };
+/** Out of file descriptors is no verdict on the file: 503 with Retry-After, and the client asks again. */
+const refusalStatus: Record<OpenRefusal, number> = { 'not-found': 404, 'outside-root': 403, 'directory': 403, 'not-regular': 403, 'not-readable': 403, 'fd-exhausted': 503 };
 
 export class BootHttpServer {
   readonly counters = new Counters();
@@ -199,7 +200,8 @@ export class BootHttpServer {
     const opened = await openInRoot(this.#options.rootReal, name);
     if (!opened.ok) {
       this.counters.inc(`boot.http.refused.${opened.reason}`);
-      this.#plain(res, refusalStatus[opened.reason], opened.reason === 'not-found' ? 'not found\n' : 'forbidden\n');
+      if (opened.reason === 'fd-exhausted') res.setHeader('Retry-After', '1');
+      this.#plain(res, refusalStatus[opened.reason], opened.reason === 'not-found' ? 'not found\n' : opened.reason === 'fd-exhausted' ? 'server busy (out of file descriptors), retry\n' : 'forbidden\n');
       return;
     }
     const file = opened.file;

@@ -8,6 +8,7 @@ import { dataPacket, decodePacket, encodeError, encodeOack, ErrorCode, type Requ
 import { AckOutcome, negotiate, Transfer, type TransferEffect, type TransferEvent } from './transfer.js';
 import { checkName, compileRemap, remapCandidates, rootRelative, type ClientInfo, type RemapRule } from './paths.js';
 import { BusyPoll, EpochEnd, TurnOutcome } from './busy-poll.js';
+import { fdShortageCode } from '../../lib/fd-exhaustion.js';
 import { BufferSource, CachedSource, openInRoot, releaseFile, toNetascii, type OpenedFile, type OpenRefusal, type Source } from './files.js';
 import type { BlockCache } from './block-cache.js';
 
@@ -82,7 +83,9 @@ export interface RenderedFile {
 export type StartOutcome =
   | { kind: 'started' }
   | { kind: 'stopped' }
-  | { kind: 'refused'; code: number; message: string; reason: string };
+  | { kind: 'refused'; code: number; message: string; reason: string }
+  /** Out of file descriptors for its file or its TID socket: not answered (the client's RRQ retry comes back), said by the server rate-limited. */
+  | { kind: 'exhausted'; what: 'file' | 'socket'; code: string };
 
 export class ActiveTransfer {
   readonly host: EngineHost;
@@ -563,6 +566,7 @@ export class TransferEngine {
     } else {
       const opened = await this.#open(request.filename, client);
       if (!opened.ok) return opened.refused;
+      if (opened.exhausted) return { kind: 'exhausted', what: 'file', code: 'EMFILE' };
       served = opened.served;
       if (mode === 'netascii') {
         const file = opened.file;
@@ -589,6 +593,8 @@ export class TransferEngine {
       sockets = await openTid(local, peer);
     } catch (error) {
       source.close();
+      const code = fdShortageCode(error);
+      if (code !== null) return { kind: 'exhausted', what: 'socket', code };
       throw error;
     }
     if (negotiated.windowsize > 1) {
@@ -606,7 +612,7 @@ export class TransferEngine {
   }
 
   /** Remapping, name checks and the open inside the root: the file, or the refusal to send. */
-  async #open(filename: string, client: ClientInfo): Promise<{ ok: true; file: OpenedFile; served: string } | { ok: false; refused: StartOutcome }> {
+  async #open(filename: string, client: ClientInfo): Promise<{ ok: true; exhausted?: false; file: OpenedFile; served: string } | { ok: true; exhausted: true } | { ok: false; refused: StartOutcome }> {
     const candidates = remapCandidates(rootRelative(filename), this.#rules, client);
     let refusal: { code: number; message: string; kind: string } | null = null;
     for (const candidate of candidates) {
@@ -618,6 +624,7 @@ export class TransferEngine {
       }
       const result = await openInRoot(this.#rootReal, checked.path);
       if (result.ok) return { ok: true, file: result.file, served: checked.path };
+      if (result.reason === 'fd-exhausted') return { ok: true, exhausted: true };
       refusal = openRefusal(result.reason);
       if (!(candidate.fallThrough && result.reason === 'not-found')) break;
     }

@@ -7,7 +7,7 @@ import { BlockCache, type CacheLayout, type HeldChunk } from './block-cache.js';
 // containment, regular files only), and read blocks positionally from the open fd through a block
 // cache shared by every transfer thread (block-cache.ts), so a boot storm reading one kernel reads the disk once.
 
-export type OpenRefusal = 'not-found' | 'outside-root' | 'directory' | 'not-regular' | 'not-readable';
+export type OpenRefusal = 'not-found' | 'outside-root' | 'directory' | 'not-regular' | 'not-readable' | 'fd-exhausted';
 
 export interface OpenedFile {
   handle: FileHandle;
@@ -41,6 +41,8 @@ export async function openInRoot(rootReal: string, relative: string): Promise<{ 
     handle = await open(real, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (error) {
     const code = (error as { code?: string }).code;
+    // Out of descriptors says nothing of the file: the caller puts the request off (engine.ts).
+    if (code === 'EMFILE' || code === 'ENFILE') return { ok: false, reason: 'fd-exhausted' };
     return { ok: false, reason: code === 'ENOENT' ? 'not-found' : 'not-readable' };
   }
   let stat: Awaited<ReturnType<FileHandle['stat']>>;

@@ -7,6 +7,7 @@ import { LogLimiter } from '../../lib/log.js';
 import type { Clock } from '../../lib/clock.js';
 import { BootEventLimiter } from '../../cluster/boot-events.js';
 import { Counters } from '../../lib/counters.js';
+import { FdShortage, isFdExhaustion } from '../../lib/fd-exhaustion.js';
 import { parseIpv4 } from '../../lib/ipv4.js';
 import { serviceAddresses } from '../../lib/listen.js';
 import type { StateLog } from '../../cluster/state-log.js';
@@ -37,6 +38,12 @@ const RESPAWN_MIN_MS = 100;
 const RESPAWN_MAX_MS = 10_000;
 /** A worker that ran this long before it stopped starts its next restart at the minimum again. */
 const HEALTHY_RUN_MS = 30_000;
+/**
+ * A thread that could not start for want of file descriptors (EMFILE/ENFILE) is tried again after
+ * this long, with no back-off and no error line (the shortage is said rate-limited): it is no crash,
+ * and it should run again as soon as descriptors are free.
+ */
+const FD_RETRY_MS = 500;
 /** A worker not heard from for this long gets no new transfers while another is heard from. */
 const SILENT_MS = 3_000;
 /** A worker not heard from for this long is hung (a loop that never yields): it is ended and started again. */
@@ -87,6 +94,8 @@ interface WorkerSlot {
   heardMs: number;
   respawnMs: number;
   timer: NodeJS.Timeout | null;
+  /** Its last start failed for want of file descriptors: its exit is retried after FD_RETRY_MS, quietly. */
+  fdShort: boolean;
 }
 
 interface Pending {
@@ -122,6 +131,8 @@ export class TftpServer {
   readonly #bootEvents = new BootEventLimiter();
   readonly #bootFiles: BootFileSource | undefined;
   readonly #limiter = new LogLimiter();
+  /** Out of file descriptors: transfers and thread starts put off, counted, said rate-limited (lib/fd-exhaustion.ts). */
+  readonly #fd: FdShortage;
   /** Failed-transfer lines left out by the limiter since the last one written, per kind. */
   readonly #suppressed = new Map<string, number>();
   #lag: LoopDelayProbe | null = null;
@@ -171,6 +182,10 @@ export class TftpServer {
     this.#silentMs = options.watch?.silentMs ?? SILENT_MS;
     this.#hungMs = options.watch?.hungMs ?? HUNG_MS;
     this.#threadsIdleMs = options.threadsIdleMs ?? THREADS_IDLE_MS;
+    this.#fd = new FdShortage({
+      log: this.log, prefix: 'tftp', count: (name) => this.counters.inc(name), nowMs: () => this.clock.monotonicMs(),
+      advice: 'new transfers are not answered (clients retry) and transfer threads wait to start; running transfers go on. Raise LimitNOFILE or find what holds them',
+    });
   }
 
   async start(): Promise<void> {
@@ -194,7 +209,7 @@ export class TftpServer {
         // The threads start with the first request (#wake), not here.
         this.#asleep = true;
         for (let i = 0; i < this.config.workers; i++) {
-          this.#workers.push({ index: i, worker: null, ready: false, active: 0, counters: {}, startedMs: 0, heardMs: 0, respawnMs: RESPAWN_MIN_MS, timer: null });
+          this.#workers.push({ index: i, worker: null, ready: false, active: 0, counters: {}, startedMs: 0, heardMs: 0, respawnMs: RESPAWN_MIN_MS, timer: null, fdShort: false });
         }
         if (hangFailpoint() !== undefined) this.log.warn({ event: 'tftp.failpoints', failpoints: process.env['LANHA_FAILPOINTS'] }, 'tftp failpoints are on (LANHA_FAILPOINTS): for tests only');
         this.#lastWatchMs = this.clock.monotonicMs();
@@ -257,11 +272,23 @@ export class TftpServer {
         case 'ready': break;
       }
     });
-    worker.on('error', (error) => this.log.error({ event: 'tftp.worker_failed', worker: index, err: error }, 'a tftp worker failed'));
+    worker.on('error', (error) => {
+      // Out of descriptors at its start (ERR_WORKER_INIT_FAILED: EMFILE): no crash; retried (#workerExited).
+      if (!slot.ready && isFdExhaustion(error)) { slot.fdShort = true; this.#fd.refused('thread', error); return; }
+      this.log.error({ event: 'tftp.worker_failed', worker: index, err: error }, 'a tftp worker failed');
+    });
     worker.on('exit', (code) => this.#workerExited(slot, worker, code));
     // Ready once its modules are loaded and it listens for work.
     await new Promise<void>((ok, fail) => {
-      const onMessage = (m: FromWorker): void => { if (m.type === 'ready') { done(); slot.ready = true; slot.heardMs = this.clock.monotonicMs(); ok(); this.#replayWaiting(); } };
+      const onMessage = (m: FromWorker): void => {
+        if (m.type !== 'ready') return;
+        done();
+        slot.ready = true;
+        slot.fdShort = false;
+        slot.heardMs = this.clock.monotonicMs();
+        ok();
+        this.#replayWaiting();
+      };
       const onExit = (code: number): void => { done(); fail(new Error(`tftp worker ${index} exited (code ${code}) before it was ready`)); };
       const done = (): void => { worker.off('message', onMessage); worker.off('error', fail); worker.off('exit', onExit); };
       worker.on('message', onMessage);
@@ -296,6 +323,13 @@ export class TftpServer {
       lost.push(`${p.key} ${printable(p.requested)}`);
     }
     slot.active = 0;
+    if (slot.fdShort) {
+      // It never ran: no transfers lost, no crash to back off from; tried again soon, quietly.
+      slot.fdShort = false;
+      this.counters.inc('tftp.workers_start_put_off');
+      slot.timer = setTimeout(() => { slot.timer = null; void this.#restartWorker(slot, false); }, FD_RETRY_MS);
+      return;
+    }
     this.counters.inc('tftp.workers_exited');
     this.counters.inc('tftp.transfers_lost', lost.length);
     const ranMs = this.clock.monotonicMs() - slot.startedMs;
@@ -307,17 +341,20 @@ export class TftpServer {
     slot.timer = setTimeout(() => { slot.timer = null; void this.#restartWorker(slot); }, delayMs);
   }
 
-  async #restartWorker(slot: WorkerSlot): Promise<void> {
+  /** `crashed`: started again after a crash (said); false: after a start put off for want of descriptors. */
+  async #restartWorker(slot: WorkerSlot, crashed = true): Promise<void> {
     if (this.#stopped) return;
     try {
       await this.#startWorker(slot);
     } catch (error) {
       // It stopped before it was ready: its exit, handled as any other, has set the next try (or
-      // the service stops, and ended it).
-      if (this.#stopped) return;
+      // the service stops, and ended it). A shortage of descriptors is said by #fd.
+      if (this.#stopped || isFdExhaustion(error)) return;
       this.log.error({ event: 'tftp.worker_restart_failed', worker: slot.index, err: error }, `tftp worker ${slot.index} could not be started again`);
       return;
     }
+    this.#fd.recovered();
+    if (!crashed) return;
     this.counters.inc('tftp.workers_restarted');
     this.log.warn({ event: 'tftp.worker_restarted', worker: slot.index }, `tftp worker ${slot.index} started again`);
   }
@@ -382,8 +419,8 @@ export class TftpServer {
           await this.#startWorker(slot);
         } catch (error) {
           // It stopped before it was ready: its exit, handled as a crash, has set the next try (or
-          // the service stops, and ended it).
-          if (this.#stopped) return;
+          // the service stops, and ended it). A shortage of descriptors is said by #fd.
+          if (this.#stopped || isFdExhaustion(error)) return;
           this.log.error({ event: 'tftp.worker_start_failed', worker: slot.index, err: error }, `tftp worker ${slot.index} could not be started`);
         }
       }));
@@ -661,12 +698,20 @@ export class TftpServer {
   /** A start request came back: refused (answer with the ERROR here) or never started. */
   #outcome(id: number, outcome: StartOutcome): void {
     if (outcome.kind === 'started') {
+      this.#fd.recovered();
       this.counters.inc('tftp.transfers_started');
       const pending = this.#active.get(id);
       if (pending) pending.running = true;
       return;
     }
     const pending = this.#release(id);
+    if (outcome.kind === 'exhausted') {
+      // Out of descriptors: silence, as for maxTransfers (an ERROR makes firmware give up); the
+      // client's RRQ retry comes back once some are free. Counted, said rate-limited.
+      this.counters.inc('tftp.dropped.fd-exhausted');
+      this.#fd.refused(outcome.what === 'file' ? 'file' : 'socket', { code: outcome.code });
+      return;
+    }
     if (!pending || outcome.kind === 'stopped') return;
     this.counters.inc(outcome.reason === 'mode' ? 'tftp.bad_mode' : `tftp.refused.${outcome.reason}`);
     this.#refuse(pending.listener, pending.peer, outcome.code, outcome.message, outcome.reason, pending.requested);

@@ -432,8 +432,11 @@ export class RaftStateLog implements StateLog {
       this.#membership = 'rebuilding';
       writeMemberFile(file, 'rebuilding');
     }
-    this.#opts.log.error({ event: 'raft.amnesia', leader: amnesia.leader, term: amnesia.term, acked: amnesia.acked, lastIndex: amnesia.lastIndex, dir: this.#opts.dir },
-      `this member's Raft state went back in time: ${amnesia.leader}, leader of term ${amnesia.term}, says it acknowledged entries up to ${amnesia.acked}, and its log ends at ${amnesia.lastIndex} (${this.#opts.dir} restored from an old backup or copied back?). `
+    const found = amnesia.divergedAt !== undefined
+      ? `its entry ${amnesia.divergedAt} is of another term than the leader's (another log than the one it acknowledged)`
+      : `its log ends at ${amnesia.lastIndex}`;
+    this.#opts.log.error({ event: 'raft.amnesia', leader: amnesia.leader, term: amnesia.term, acked: amnesia.acked, lastIndex: amnesia.lastIndex, ...(amnesia.divergedAt !== undefined ? { divergedAt: amnesia.divergedAt } : {}), dir: this.#opts.dir },
+      `this member's Raft state went back in time: ${amnesia.leader}, leader of term ${amnesia.term}, says it acknowledged entries up to ${amnesia.acked}, and ${found} (${this.#opts.dir} restored from an old backup or copied back?). `
       + `It may have voted in this term already and lost entries committed with its help, so it neither votes nor campaigns until ${amnesia.leader} has sent it past ${amnesia.acked} (raft.rebuilt). `
       + 'Never restore a member\'s Raft directory from a backup: to replace a damaged one, move it aside and start the member empty; it rebuilds from the leader (cluster/raft/README.md, "Restored from an old backup")');
   }

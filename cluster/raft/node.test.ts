@@ -774,3 +774,67 @@ t.test('vote requests below the commit index heard of are refused; older leaders
   t.equal(x.heardCommit, 5, 'a leader\'s own commit in the heartbeat\'s hint');
   t.match(x.hardState(), { commit: 0, heard: 5 });
 });
+
+t.test('a candidate whose log ends below a voter\'s commit index is told it, by an answer or by a refusal where the voter would stay silent', async (t) => {
+  // a leads term 1 and commits 1-4 with b; c is a candidate whose log ends at 2 (it lagged, or its
+  // disk was put back to an old copy). Its pre-vote must not win on a majority that lacks a's
+  // word: a's refusal carries a's commit index, so c stops campaigning once it arrives.
+  const ids = ['a', 'b', 'c'];
+  const { nodes, a } = firstLeads(ids, 80);
+  for (let i = 0; i < 3; i++) a.propose(new Uint8Array([i]));
+  settle(nodes, () => true);
+  if (a.role !== 'leader' || a.commitIndex !== 4) throw new Error(`setup: a leads and committed 4 (commit ${a.commitIndex})`);
+  a.ready();
+  const ask = (type: 'prevote' | 'vote', term: number): Message => ({ ...emptyMessage(type, 'c', 'a', term), index: 2, logTerm: 1, commit: 2 });
+  // Leading, within its lease: before, no answer at all (as to any pre-vote while it hears a leader).
+  a.step(ask('prevote', a.term + 1));
+  t.match(a.ready().messages.filter((m) => m.to === 'c'), [{ type: 'prevote-resp', reject: true, commit: 4 }],
+    'the leader refuses c\'s pre-vote and tells it commit 4 (before: silence, and c could win with b\'s pre-vote)');
+  // A follower that just restarted (it votes for no one for an election timeout): the same.
+  const b = nodes.get('b')!;
+  const restarted = new RaftNode({ id: 'b', electionTicks: 10, heartbeatTicks: 2, random: seededRandom(81) },
+    { hardState: b.hardState(), conf: { voters: ids, learners: [], witnesses: [] }, entries: b.entries(1, b.lastIndex + 1)! });
+  restarted.step(ask('vote', a.term + 1));
+  t.match(restarted.ready().messages, [{ type: 'vote-resp', to: 'c', reject: true, commit: 4 }],
+    'a member that just restarted refuses a vote request below its commit index and tells it (before: silence)');
+  restarted.step({ ...ask('vote', a.term + 1), index: 4 });
+  t.same(restarted.ready().messages.filter((m) => m.type === 'vote-resp'), [], 'a candidate that holds the commit index still gets silence there (the start-up rule)');
+  // A leader that stepped down answers with its own commit index, which no message ever told it
+  // (before: the highest commit index it had heard from others, 0 here).
+  a.step({ ...emptyMessage('append-resp', 'b', 'a', a.term + 5) });
+  for (let i = 0; i < 10; i++) a.tick();
+  a.ready();
+  a.step(ask('prevote', a.term + 1));
+  t.match(a.ready().messages.filter((m) => m.to === 'c'), [{ type: 'prevote-resp', reject: true, commit: 4 }], 'a former leader\'s refusal carries its own commit');
+  // The candidate: a majority of pre-votes makes it a candidate, the refusal arriving then ends its campaign.
+  const c = new RaftNode({ id: 'c', electionTicks: 10, heartbeatTicks: 2, random: seededRandom(82) },
+    { hardState: { term: 1, vote: 'a', commit: 2 }, conf: { voters: ids, learners: [], witnesses: [] }, entries: a.entries(1, 3)! });
+  for (let i = 0; i < 40 && c.role === 'follower'; i++) c.tick();
+  c.step({ ...emptyMessage('prevote-resp', 'b', 'c', c.term + 1), commit: 2 });
+  t.equal(c.role, 'candidate', 'c won its pre-vote with b alone');
+  c.step({ ...emptyMessage('prevote-resp', 'a', 'c', 1), reject: true, commit: 4 });
+  t.equal(c.role, 'follower', 'a\'s late refusal (an older term) still ends c\'s campaign: its log ends below commit 4');
+  t.equal(c.ticksUntilDue(), Infinity, 'and it does not stand again');
+});
+
+t.test('a heartbeat commits only into the log the member acknowledged: entries of another term at those indexes (a copy put back) are not committed', async (t) => {
+  // The leader l of term 2 counts f's acknowledgement of 1-6; f's disk was put back to a copy
+  // holding 1-6 of term 1 (4-6 never committed; l's 4-6 are of term 2), commit 3.
+  const ids = ['l', 'f', 'g'];
+  const entry = (index: number, term: number): Entry => ({ term, index, type: EntryType.normal, data: new Uint8Array([index, term]) });
+  const f = new RaftNode({ id: 'f', electionTicks: 10, heartbeatTicks: 2, random: seededRandom(83) },
+    { hardState: { term: 1, vote: 'l', commit: 3 }, conf: { voters: ids, learners: [], witnesses: [] }, entries: [1, 2, 3, 4, 5, 6].map((i) => entry(i, 1)) });
+  f.step({ ...emptyMessage('heartbeat', 'l', 'f', 2), commit: 6, logTerm: 2, index: 6, hint: 6, context: 7 });
+  t.equal(f.commitIndex, 3, 'nothing committed past 3 (before: 4-6 of term 1 were committed, and applied, in place of the leader\'s)');
+  t.match(f.ready().messages, [{ type: 'heartbeat-resp', to: 'l', reject: true, hint: 3, context: 7 }], 'the answer says the log is known good to 3 only, so the leader probes from there');
+  t.match(f.amnesia, { leader: 'l', term: 2, acked: 6, lastIndex: 6, divergedAt: 6 }, 'it went back in time: rebuilding until caught up');
+  t.ok(f.rebuilding);
+  f.step({ ...emptyMessage('append', 'l', 'f', 2), index: 3, logTerm: 1, entries: [4, 5, 6].map((i) => entry(i, 2)), commit: 6 });
+  t.equal(f.commitIndex, 6, 'the leader\'s entries, once appended, commit');
+  t.same([4, 5, 6].map((i) => f.entryTerm(i)), [2, 2, 2]);
+  // An older leader (logTerm 0 in heartbeats) commits as before.
+  const g = new RaftNode({ id: 'g', electionTicks: 10, heartbeatTicks: 2, random: seededRandom(84) },
+    { hardState: { term: 1, vote: 'l', commit: 3 }, conf: { voters: ids, learners: [], witnesses: [] }, entries: [1, 2, 3, 4, 5, 6].map((i) => entry(i, 1)) });
+  g.step({ ...emptyMessage('heartbeat', 'l', 'g', 1), commit: 5, index: 0, hint: 5 });
+  t.equal(g.commitIndex, 5, 'a heartbeat without the term commits up to its commit');
+});

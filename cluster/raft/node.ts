@@ -80,6 +80,8 @@ export interface Amnesia {
   term: number;
   acked: number;
   lastIndex: number;
+  /** Set when its log was long enough but its entry at this index (at most `acked`) is of another term than the leader's. */
+  divergedAt?: number;
 }
 
 /** A member that answered this leader with a log ending below what it had acknowledged: it lost its storage. */
@@ -465,6 +467,7 @@ export class RaftNode {
       // it voted in before the loss, above the term of the leader it follows, and the rebuild
       // must end in a term at least as high (README.md, "A rebuilt member does not vote").
       if (m.type === 'vote' && m.term > this.#term) this.#becomeFollower(m.term, null);
+      this.#refuseBehind(m);
       return;
     }
     if (m.term > this.#term) {
@@ -476,7 +479,7 @@ export class RaftNode {
         // leader's heartbeats are still unread; until the hold ends it helps no one replace that leader.
         const inLease = this.#cfg.checkQuorum && heard && (this.#electionElapsed < this.#cfg.electionTicks || this.#ticks < this.#holdUntil);
         // We hear a leader, or our own lease as leader may still run: do not help anyone replace it.
-        if ((inLease || this.#ticks < this.#ownLeaseEnd) && m.context !== 1) return;
+        if ((inLease || this.#ticks < this.#ownLeaseEnd) && m.context !== 1) { this.#refuseBehind(m); return; }
       }
       if (m.type === 'prevote' || (m.type === 'prevote-resp' && !m.reject)) {
         // A pre-vote never changes terms; a granted pre-vote response carries the future term.
@@ -490,7 +493,9 @@ export class RaftNode {
         // A stale leader cut off for a while: tell it the term so it steps down.
         this.#send(emptyMessage('append-resp', this.id, m.from, this.#term));
       } else if (m.type === 'prevote') {
-        this.#send({ ...emptyMessage('prevote-resp', this.id, m.from, this.#term), reject: true });
+        this.#send({ ...emptyMessage('prevote-resp', this.id, m.from, this.#term), reject: true, commit: this.heardCommit });
+      } else if (m.type === 'vote') {
+        this.#refuseBehind(m);
       }
       return;
     }
@@ -508,11 +513,11 @@ export class RaftNode {
         const ownLease = this.#ticks < this.#ownLeaseEnd && m.context !== 1;
         // A candidate whose log ends below a commit index this member heard of lacks committed
         // entries (#heard): never a correct leader, whatever its last term.
-        const granted = canVote && !ownLease && m.index >= this.#heard && this.#log.isUpToDate(m.index, m.logTerm);
+        const granted = canVote && !ownLease && m.index >= this.heardCommit && this.#log.isUpToDate(m.index, m.logTerm);
         const respType = m.type === 'prevote' ? 'prevote-resp' : 'vote-resp';
         // The answer tells the candidate the highest commit index heard of here (older members send
         // 0): one whose log ends below it stops campaigning at once (#noteHeard).
-        this.#send({ ...emptyMessage(respType, this.id, m.from, granted ? m.term : this.#term), reject: !granted, commit: this.#heard });
+        this.#send({ ...emptyMessage(respType, this.id, m.from, granted ? m.term : this.#term), reject: !granted, commit: this.heardCommit });
         if (granted && m.type === 'vote') {
           this.#electionElapsed = 0;
           this.#vote = m.from;
@@ -728,6 +733,21 @@ export class RaftNode {
     if (seen <= this.#heard) return;
     this.#heard = seen;
     if ((this.#role === 'candidate' || this.#role === 'pre-candidate') && this.#log.lastIndex() < seen) this.#becomeFollower(this.#term, null);
+  }
+
+  /**
+   * A (pre-)vote request this member leaves unanswered (it hears a leader, it just started, its own
+   * lease may run, it is rebuilding, the request is of an older term) from a candidate whose log ends
+   * below the highest commit index heard of here: refused after all, the answer carrying that index,
+   * so the candidate, which lacks committed entries, stops campaigning at once (#noteHeard) instead
+   * of winning with a voter that cannot tell. Silence had let a member restored from an old backup
+   * be elected while the one member holding the entries it had helped commit had just restarted
+   * (simulator, loose restores: seeds 2292, 3487). A refusal helps no one win, so it is sent
+   * whatever held the answer back.
+   */
+  #refuseBehind(m: Message): void {
+    if (m.index >= this.heardCommit) return;
+    this.#send({ ...emptyMessage(m.type === 'prevote' ? 'prevote-resp' : 'vote-resp', this.id, m.from, this.#term), reject: true, commit: this.heardCommit });
   }
 
   #resetRandomizedTimeout(): void {
@@ -1015,7 +1035,8 @@ export class RaftNode {
   #broadcastHeartbeat(): void {
     for (const [id, pr] of this.#progress) {
       if (id === this.id) continue;
-      this.#send({ ...emptyMessage('heartbeat', this.id, id, this.#term), commit: Math.min(pr.match, this.#log.committed), index: pr.acked, hint: this.#log.committed, context: this.#ticks });
+      const commit = Math.min(pr.match, this.#log.committed);
+      this.#send({ ...emptyMessage('heartbeat', this.id, id, this.#term), commit, logTerm: this.#log.term(commit) ?? 0, index: pr.acked, hint: this.#log.committed, context: this.#ticks });
     }
   }
 
@@ -1058,15 +1079,22 @@ export class RaftNode {
       case 'heartbeat': {
         this.#electionElapsed = 0;
         this.#leader = m.from;
-        if (m.commit > this.#log.committed) this.#log.commitTo(Math.min(m.commit, this.#log.lastIndex()));
+        // m.logTerm: the term of the leader's entry at m.commit (older leaders send 0). Ours differs
+        // there: this log is not the one we acknowledged to this leader (a state directory put back
+        // from a copy holding other, uncommitted entries at those indexes), gone back in time too.
+        const diverged = m.logTerm !== 0 && m.commit > this.#log.committed && m.commit <= this.#log.lastIndex() && this.#log.term(m.commit) !== m.logTerm;
         // The leader counts entries up to m.commit as ours and we lack them: the storage was lost
         // (a member rebuilt empty). Say where the log ends, or an idle leader, with nothing new
         // to append, would never send them, and a rebuilding member would not vote for as long.
         // m.index: what we acknowledged to this leader (older leaders send 0); our log ending
         // below it went back in time (#noteAmnesia).
-        if (m.index > this.#log.lastIndex()) this.#noteAmnesia(m.from, m.index);
-        const lost = m.commit > this.#log.lastIndex() || m.index > this.#log.lastIndex();
-        this.#send({ ...emptyMessage('heartbeat-resp', this.id, m.from, this.#term), context: m.context, ...(lost ? { reject: true, hint: this.#log.lastIndex() } : {}) });
+        if (m.index > this.#log.lastIndex() || diverged) this.#noteAmnesia(m.from, m.index, diverged ? m.commit : undefined);
+        const lost = m.commit > this.#log.lastIndex() || m.index > this.#log.lastIndex() || diverged;
+        // Committed only where our log is known to be the leader's: not from a log that lost what it
+        // acknowledged (a copy put back may hold entries of an older term at those indexes; before,
+        // they were applied as committed: simulator seed 16408, loose restores).
+        if (!lost && m.commit > this.#log.committed) this.#log.commitTo(m.commit);
+        this.#send({ ...emptyMessage('heartbeat-resp', this.id, m.from, this.#term), context: m.context, ...(lost ? { reject: true, hint: diverged ? this.#log.committed : this.#log.lastIndex() } : {}) });
         // An idle leader's commit may reach us only here (an append carrying it was not sent while
         // the member's flow was paused).
         if (!lost) this.#maybeRebuilt(m.from, m.commit);
@@ -1145,9 +1173,11 @@ export class RaftNode {
    * log holds that leader's commit index in the leader's term and reaches past `acked` (the
    * leader lowered its match, so it counts toward no commit above what it holds meanwhile).
    */
-  #noteAmnesia(leader: NodeId, acked: number): void {
+  #noteAmnesia(leader: NodeId, acked: number, divergedAt?: number): void {
     this.#mustReach = Math.max(this.#mustReach, acked);
-    if (!this.#rebuilding || this.#amnesia === undefined) this.#amnesia = { leader, term: this.#term, acked, lastIndex: this.#log.lastIndex() };
+    if (!this.#rebuilding || this.#amnesia === undefined) {
+      this.#amnesia = { leader, term: this.#term, acked, lastIndex: this.#log.lastIndex(), ...(divergedAt !== undefined ? { divergedAt } : {}) };
+    }
     this.#amnesiaNew = true;
     this.#rebuilding = true;
     this.#fresh = false;

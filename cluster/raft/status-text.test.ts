@@ -39,6 +39,10 @@ t.test('a rebuilding member says so: it does not vote or campaign until caught u
   const base = { appliedIndex: 0, lastIndex: 0, snapshotIndex: 0, leaseValid: false };
   t.match(formatRaftStatus({ ...base, rebuilding: true }), /\nREBUILDING: this member lost its Raft storage; it does not vote or campaign until a leader has caught it up\n/);
   t.notMatch(formatRaftStatus(base), /REBUILDING/);
+  const amnesia = { leader: 'lan-a', term: 2, acked: 6, lastIndex: 4 };
+  t.match(formatRaftStatus({ ...base, rebuilding: true, amnesia }), /\nREBUILDING: this member's Raft state went back in time \(restored from an old backup\?\): lan-a says it acknowledged up to 6, its log ended at 4; /);
+  t.match(formatRaftStatus({ ...base, rebuilding: true, amnesia: { ...amnesia, lastIndex: 6, divergedAt: 6 } }), /lan-a says it acknowledged up to 6, its entry 6 was of another term than the leader's; it does not vote/,
+    'a log long enough whose entry at the heartbeat\'s commit is of another term');
 });
 
 t.test('a member whose log ends below a commit index it heard of says it does not stand nor vote for such a log', async (t) => {

@@ -17,7 +17,7 @@ export interface RaftStatusBody {
   /** Applying stopped at an entry of a newer lanha (cluster/apply-level.ts): why, and what to do. */
   applyStopped?: string | null;
   /** Rebuilding because a leader showed its state went back in time (RaftNode.amnesia). */
-  amnesia?: { leader: string; term: number; acked: number; lastIndex: number };
+  amnesia?: { leader: string; term: number; acked: number; lastIndex: number; divergedAt?: number };
   /** Started with no state and no member file, and nothing yet shows the cluster had a log before it came. */
   fresh?: boolean;
   /** Present while the log ends below the highest commit index this member heard of (RaftNode.heardCommit). */
@@ -86,7 +86,7 @@ export function formatRaftStatus(c: RaftStatusBody): string {
       + (c.storage?.fsyncP99Ms != null ? `, fsync p99 ${c.storage.fsyncP99Ms} ms` : ''),
   ];
   if (c.fresh === true) lines.push('FRESH: this member started with no Raft state; it votes only while nothing shows the cluster had a log before it came (replacing a lost member: stop it, run lanctl cluster rejoin)');
-  else if (c.rebuilding === true && c.amnesia !== undefined) lines.push(`REBUILDING: this member's Raft state went back in time (restored from an old backup?): ${c.amnesia.leader} says it acknowledged up to ${c.amnesia.acked}, its log ended at ${c.amnesia.lastIndex}; it does not vote or campaign until caught up past ${c.amnesia.acked}`);
+  else if (c.rebuilding === true && c.amnesia !== undefined) lines.push(`REBUILDING: this member's Raft state went back in time (restored from an old backup?): ${c.amnesia.leader} says it acknowledged up to ${c.amnesia.acked}, ${c.amnesia.divergedAt !== undefined ? `its entry ${c.amnesia.divergedAt} was of another term than the leader's` : `its log ended at ${c.amnesia.lastIndex}`}; it does not vote or campaign until caught up past ${c.amnesia.acked}`);
   else if (c.rebuilding === true) lines.push('REBUILDING: this member lost its Raft storage; it does not vote or campaign until a leader has caught it up');
   if (c.heardCommit !== undefined && c.heardCommit > c.lastIndex) {
     lines.push(`log behind: the cluster committed up to ${c.heardCommit} and this member's log ends at ${c.lastIndex}; it does not campaign, nor vote for a member whose log ends below ${c.heardCommit}, until a leader sends it the rest`

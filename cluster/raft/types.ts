@@ -68,11 +68,13 @@ export type MessageType =
  * - append: `index`/`logTerm` name the entry before `entries`; `commit` is the leader's commit.
  * - append-resp: `index` is the last index now matched (or the rejected index); `reject` + `hint`.
  * - heartbeat: `context` is the leader's tick when sent; the response echoes it (leader lease).
- *   `commit` is the leader's commit capped at the member's match; `hint` is the leader's own commit
- *   (older leaders send 0); `index` what the member acknowledged in this term (older leaders: 0).
+ *   `commit` is the leader's commit capped at the member's match, `logTerm` the term of the leader's
+ *   entry there (older leaders: 0); `hint` is the leader's own commit (older leaders send 0); `index`
+ *   what the member acknowledged in this term (older leaders: 0).
  * - (pre)vote: `index`/`logTerm` are the candidate's last entry; `commit` its commit index;
  *   `context` 1 = leadership transfer. (pre)vote-resp: `commit` is the highest commit index the
- *   voter has heard of (older members send 0).
+ *   voter knows of, its own included (older members send 0; before session 25, only what it had
+ *   heard from others).
  * - snapshot: one chunk of `snapshot.data` at byte `offset`; `done` on the last chunk.
  */
 export interface Message {

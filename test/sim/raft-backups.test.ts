@@ -33,20 +33,30 @@ t.test('raft simulation with state directories restored from old copies', async 
 // down, cut off or leading, and the other faults go on (one storage gone back in time or lost at a
 // time). A member then may vote on its old state before any leader it acknowledged reaches it; what
 // keeps committed entries is that the other members heard the commit index (RaftNode heardCommit:
-// no vote for, and no campaign with, a log ending below it). Not covered, and so allowed to fail
-// here: seeds where the third member never heard the commit (cut off or down while the entries were
-// committed) and the member holding them did not speak before an election (README.md, "Restored
-// from an old backup"). Each was traced: the entries were on the restored member and on one other
-// member only, which the third never heard from.
+// no vote for, and no campaign with, a log ending below it; every refusal, and a refusal where a
+// member would otherwise stay silent, carries it). Not covered, and so allowed to fail here: seeds
+// where a majority with no word of the commit elects before the member holding the entries is
+// heard: the third member never heard the commit (cut off or down while the entries were committed)
+// and the holder is down, paused or cut off until the election, or its refusal arrives after the
+// winning vote (README.md, "Restored from an old backup"). None of seeds 1-5000 is such a case now;
+// these are from seeds 5001-20000, each traced.
 const LOOSE_UNCOVERED: Record<number, string> = {
-  1787: 'n3 cut off while n2 (leader) committed 22-35 with n1; n1 put back to 21; at the heal n3 won with n1\'s vote before n2 spoke',
-  2292: 'n3 down while n2 (leader) committed 14 on with n1; n1 down, n2 put back to 13; at the heal n2 won with n3\'s vote before n1 spoke',
+  8869: 'n2 led term 2 and committed 4-7 with n3; n2 put back to term 1, log to 3 (its term-2 vote forgotten); n3\'s refusal told it commit 7 and term 2, and it voted in term 2 for n1, whose log of uncommitted term-1 entries ran past 7',
+  10912: 'n1 (leader) committed 15-16 with n3 while n2 was cut off; n3 put back to 15, n1 down until the heal: n3 won with n2\'s vote',
+  12866: 'n2 led term 2 and committed 10-14 with n3; n2 put back to term 1, log to 9; n3 paused: n1 (old term-1 log) won term 2 with n2\'s second vote in it',
+  14498: 'n1 (leader) committed 6-22 with n2 while n3 was down; n1 put back to 6; n2 restarted and refused n1, but its refusal came after n3\'s vote had made n1 leader',
+  17638: 'n1 (leader) committed 37-74 with n2 while n3 was cut off; n2 put back to 36, n1 down; n1 back at the heal refused n3, after n2\'s vote had made n3 leader',
 };
 
+// Seeds that lost committed entries (or applied uncommitted ones) under loose restores and no longer do.
 const LOOSE_REGRESSIONS: Array<[number, string]> = [
   [1617, 'the leader the restored member acknowledged cut off: it voted, back at an old log, for a member lacking committed entry 47'],
   [434, 'the restored member had been the leader: it won term 2 with the lagging member\'s vote, lacking committed entry 22'],
   [773, 'a member lacking committed entry 15 won term 2 with the restored member\'s vote'],
+  [1787, 'n3 cut off while n2 (leader) committed 34-45 with n1; n1 put back to 21: n2\'s refusal told n3 only what it had heard from others (33), not its own commit 45, and n3 won with n1\'s vote (now the answer carries 45 and n3 stops)'],
+  [2292, 'n3 down while n2 (leader) committed 14-40 with n1; n2 put back to 13: n1, just restarted, left n2\'s requests unanswered and n2 won with n3\'s vote (now n1 refuses them, telling it 36)'],
+  [3487, 'n2 (leader) committed 28-40 with n1 while n3 was cut off; n2 put back to 27: n1, just restarted, left its requests unanswered'],
+  [16408, 'n2 put back to term 1 with 30-47 of term 1; the term-2 leader\'s heartbeat, counting n2\'s acknowledgement of 66, committed them on n2 as they were: state hash differs (found once the refusals above were in; now a heartbeat carries the term at its commit and commits only where that matches)'],
 ];
 
 for (const [seed, why] of LOOSE_REGRESSIONS) {
@@ -59,7 +69,7 @@ for (const [seed, why] of LOOSE_REGRESSIONS) {
 }
 
 t.test('raft simulation with copies put back at any restart (loose restores)', async (t) => {
-  const seeds = seedsToRun(2500, 1);
+  const seeds = seedsToRun(5000, 1);
   let restores = 0;
   const failures: string[] = [];
   const uncovered: number[] = [];

@@ -201,7 +201,11 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
   // Reports go to the other members over the cluster transport; a backend without a feed leaves the board empty.
   const members = new MemberStatusBoard({
     self: config.node.name, clock, local: () => ({ ...localReport(), bootEvents: relayedEvents() }),
-    onReport: (report) => { if (report.bootEvents !== undefined && report.bootEvents !== null && report.bootEvents.length > 0 && state.isLeader()) proposeRelayed(report.bootEvents); },
+    onReport: (report) => {
+      if (report.bootEvents !== undefined && report.bootEvents !== null && report.bootEvents.length > 0 && state.isLeader()) proposeRelayed(report.bootEvents);
+      // A leader held back by its partner's degraded VIP looks at the report at once (HA.md 2.5, the hand-back).
+      if (report.degradedVip != null) (running.find((s) => s.name === 'vip') as { partnerReported?(): void } | undefined)?.partnerReported?.();
+    },
   });
   state.attachMemberStatus?.(members);
   // A command some member cannot apply is refused, not proposed (cluster/apply-level.ts): the
@@ -317,7 +321,7 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
 
   try {
     const context: ServiceContext = {
-      config, log, clock, random, state, services: () => running, members: () => members.members(), configHash: hash,
+      config, log, clock, random, state, services: () => running, members: () => members.members(), configHash: hash, reportNow: () => members.sendNow(),
       observe: {
         ...(metrics ? { dhcpAckSeconds: (seconds: number) => metrics.observeDhcpAck(seconds) } : {}),
         dhcpAcked: (ack) => { acks.record(ack); journalAppend(ack); },

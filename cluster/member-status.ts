@@ -85,6 +85,8 @@ export interface MemberStatusChannel {
   outgoing(peer: string, first: boolean): Uint8Array;
   incoming(peer: string, payload: Uint8Array): void;
   readonly intervalMs: number;
+  /** The feed's way to send the report to every member now (MemberStatusBoard.sendNow); optional. */
+  onSendNow?(send: () => void): void;
 }
 
 /** A StateLog backend (or its transport) that can carry member reports. */
@@ -239,6 +241,8 @@ export class MemberStatusBoard implements MemberStatusChannel, MemberStatusSourc
   #sent = new Map<string, number[]>();
   #bootDigestSent = new Map<string, string>();
   #onReport: ((report: MemberReport) => void) | undefined;
+  #sendNow: Array<() => void> = [];
+  #sendNowQueued = false;
 
   /** `onReport`: every well-formed report of another member, as it arrives (the leader records the boot events it carries). */
   constructor(options: { self: string; local: () => LocalReport; clock: Clock; intervalMs?: number; onReport?: (report: MemberReport) => void }) {
@@ -247,6 +251,24 @@ export class MemberStatusBoard implements MemberStatusChannel, MemberStatusSourc
     this.#clock = options.clock;
     this.intervalMs = options.intervalMs ?? REPORT_EVERY_MS;
     this.#onReport = options.onReport;
+  }
+
+  onSendNow(send: () => void): void {
+    this.#sendNow.push(send);
+  }
+
+  /**
+   * Sends the report to every member now, not at the next interval: once, after the current turn
+   * of the event loop (several asks in one turn send one report; an ask made while the report is
+   * being built does not recurse).
+   */
+  sendNow(): void {
+    if (this.#sendNowQueued || this.#sendNow.length === 0) return;
+    this.#sendNowQueued = true;
+    setImmediate(() => {
+      this.#sendNowQueued = false;
+      for (const send of this.#sendNow) send();
+    });
   }
 
   outgoing(peer: string, first: boolean): Uint8Array {

@@ -28,6 +28,11 @@ export interface ServiceContext {
   readonly members?: () => Record<string, MemberView>;
   /** This node's config hash, as the members compare it. */
   readonly configHash?: string;
+  /**
+   * Sends this member's report to the other members now rather than at the next report (a change a
+   * leader waits on: the degraded VIP hand-back, HA.md 2.5); absent without a cluster transport.
+   */
+  readonly reportNow?: () => void;
 }
 
 export interface ServiceObservers {

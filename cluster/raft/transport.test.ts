@@ -137,6 +137,27 @@ t.test('member reports flow back to each dialler, and a member without reports s
   t.same(rejected, [], 'no connection was refused on the way');
 });
 
+t.test('a report asked for now (sendNow) reaches the dialler at once, not at the next interval', async (t) => {
+  const { a, b } = await pair(t);
+  let term = 1;
+  const board = (name: string, local: () => number) => new MemberStatusBoard({
+    self: name, clock: systemClock, intervalMs: 60_000,
+    local: () => ({ node: name, version: 'v', configHash: 'h', role: 'follower', leader: null, term: local(), commitIndex: 0, appliedIndex: 0, lastIndex: 0, walFsyncP99Ms: null, bootFiles: null }),
+  });
+  const boardA = board('a', () => 1);
+  const boardB = board('b', () => term);
+  a.attachMemberStatus(boardA);
+  b.attachMemberStatus(boardB);
+  t.ok(await until(() => boardA.members()['b']?.report.term === 1), 'the first report on the new connection');
+  term = 2;
+  await wait(200);
+  t.equal(boardA.members()['b']!.report.term, 1, 'the next one would come a minute later');
+  boardB.sendNow();
+  boardB.sendNow(); // asked twice in one turn: one report
+  t.ok(await until(() => boardA.members()['b']!.report.term === 2, 1000), 'sent now: the change arrives at once');
+  t.equal((b.status()['counters'] as Record<string, number>)['status.sent-now'], 1, 'one report for the two asks');
+});
+
 t.test('a dialler that predates member reports (reads nothing after the handshake) keeps its connection', async (t) => {
   const [pb] = [await freePort()];
   const peers = { old: { host: '127.0.0.1', port: 1 }, b: { host: '127.0.0.1', port: pb } };

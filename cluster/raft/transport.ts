@@ -104,7 +104,7 @@ export class Transport implements PeerLink {
   #handshaking = new Map<string, number>();
   #handshakingTotal = 0;
   /** Per authenticated inbound connection: the key and sequence of frames back to its dialler (reports, pings), and the reports' timer. */
-  #reportsTo = new WeakMap<Socket, { peer: NodeId; key: Uint8Array; seq: number; timer?: NodeJS.Timeout; watch?: LinkWatch | undefined }>();
+  #reportsTo = new WeakMap<Socket, { peer: NodeId; key: Uint8Array; seq: number; timer?: NodeJS.Timeout; send?: () => void; watch?: LinkWatch | undefined }>();
   #watched = new Set<WatchedLink>();
   #dials = new Set<{ peer: NodeId; socket: Socket; startedAt: number; onTimeout: () => void }>();
   #watchTimer: NodeJS.Timeout | undefined;
@@ -144,7 +144,19 @@ export class Transport implements PeerLink {
   /** Sends this member's report to every dialler and hands theirs to `channel`. */
   attachMemberStatus(channel: MemberStatusChannel): void {
     this.#status = channel;
+    channel.onSendNow?.(() => this.#reportNow());
     for (const socket of this.#inbound.values()) this.#startReports(socket);
+  }
+
+  /** Writes this member's report to every dialler now (a change a member waits on), besides the interval's. */
+  #reportNow(): void {
+    if (this.#closed) return;
+    for (const socket of this.#inbound.values()) {
+      const send = this.#reportsTo.get(socket)?.send;
+      if (send === undefined) continue;
+      send();
+      this.counters.inc('status.sent-now');
+    }
   }
 
   async start(deliver: (m: Message) => void): Promise<void> {
@@ -278,6 +290,7 @@ export class Transport implements PeerLink {
       this.counters.inc('status.sent');
     };
     send();
+    to.send = send;
     to.timer = setInterval(send, channel.intervalMs);
     to.timer.unref();
   }

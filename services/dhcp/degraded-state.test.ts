@@ -27,6 +27,7 @@ class Follower extends MemoryStateLog {
 
 function rig(partner?: { answers: boolean }, compactMinRecords?: number) {
   const clock = new ManualClock();
+  const reportsNow: number[] = [];
   const inner = new Follower(new Fsm(), clock);
   const probes: Array<(r: 'answered' | 'silent') => void> = [];
   const members: Record<string, MemberView> = {};
@@ -34,7 +35,7 @@ function rig(partner?: { answers: boolean }, compactMinRecords?: number) {
   const stateDir = mkdtempSync(join(tmpdir(), 'lanha-degraded-state-'));
   const d = new DegradedStateLog({
     inner, self: 'lan-a', ownership, mcltMs: 60_000, stateDir, ...(compactMinRecords === undefined ? {} : { compactMinRecords }),
-    members: () => members, clock, log: silentLogger,
+    members: () => members, clock, log: silentLogger, reportNow: () => { reportsNow.push(clock.monotonicMs()); },
     probeVip: () => new Promise((resolve) => { probes.push(resolve); }),
     ...(partner === undefined ? {} : { probePartner: { address: '10.0.0.3', probe: async () => (partner.answers ? 'answered' as const : 'silent' as const) } }),
   });
@@ -47,7 +48,7 @@ function rig(partner?: { answers: boolean }, compactMinRecords?: number) {
       await new Promise((r) => setImmediate(r));
     }
   };
-  return { clock, inner, d, members, run, stateDir };
+  return { clock, inner, d, members, run, stateDir, reportsNow };
 }
 
 t.test('alone 5 s with the VIP unanswered: degraded, claims the VIP; hearing a leader leaves at once and for good', async (t) => {
@@ -66,6 +67,26 @@ t.test('alone 5 s with the VIP unanswered: degraded, claims the VIP; hearing a l
   inner.leader = null;
   clock.advance(20);
   t.equal(d.vipClaim(), 'off', 'no claim again without 5 s more alone and a new probe');
+  t.end();
+});
+
+t.test('a quorum seen after none asks for the report at once (the leader waits on it), once per return', async (t) => {
+  const { inner, d, run, clock, reportsNow } = rig();
+  await run(7000);
+  t.ok(d.active);
+  t.same(reportsNow, [], 'nothing asked while alone');
+  inner.leader = 'lan-b';
+  clock.advance(20);
+  t.equal(d.vipClaim(), 'off');
+  t.same(reportsNow, [clock.monotonicMs()], 'asked on the look that saw the leader');
+  d.vipClaim();
+  d.tick();
+  t.equal(reportsNow.length, 1, 'not again while the quorum stays');
+  inner.leader = null;
+  await run(1000);
+  inner.leader = 'lan-b';
+  d.tick();
+  t.equal(reportsNow.length, 2, 'again after a stretch without a quorum, not degraded (its noQuorumMs held a leader back)');
   t.end();
 });
 

@@ -86,6 +86,12 @@ export interface DegradedStateOptions {
   log: Logger;
   /** The journal is compacted once it holds this many records, half of them superseded (default COMPACT_MIN_RECORDS). */
   compactMinRecords?: number;
+  /**
+   * Sends this member's report now (ServiceContext.reportNow): called when a quorum is seen after
+   * none, so a leader held back by what the last report said (degraded, or long without a quorum)
+   * hears at once that this member will not take the VIP.
+   */
+  reportNow?: (() => void) | undefined;
 }
 
 /**
@@ -264,8 +270,10 @@ export class DegradedStateLog implements StateLog {
     this.#lastLookMono = mono;
     const quorum = this.#quorum();
     if (quorum) {
+      const after = this.#noQuorumSince !== null;
       this.#noQuorumSince = null;
       if (this.#active) this.#leave('a quorum is back');
+      if (after) this.#o.reportNow?.();
     } else {
       this.#noQuorumSince ??= mono;
     }

@@ -30,7 +30,7 @@ class LeasedState extends MemoryStateLog {
   onLeaseGained(listener: () => void): () => void { this.listeners.add(listener); return () => { this.listeners.delete(listener); }; }
 }
 
-function rig(options: { failReplace?: boolean; duringReplace?: () => void; guard?: boolean | 'default'; guardAcquires?: boolean; failAdds?: number; degraded?: { claim: DegradedClaim; heldBack?: string | null } } = {}) {
+function rig(options: { failReplace?: boolean; duringReplace?: () => void; guard?: boolean | 'default'; guardAcquires?: boolean; failAdds?: number; degraded?: { claim: DegradedClaim; heldBack?: string | null }; reportNow?: boolean } = {}) {
   const config = parseConfig(CONFIG);
   const clock = new ManualClock();
   const state = new LeasedState(new Fsm(), clock);
@@ -83,7 +83,8 @@ function rig(options: { failReplace?: boolean; duringReplace?: () => void; guard
     } : {}),
     stop: async () => { log.push('guard stop'); },
   };
-  const vip = new VipService({ config, vip: config.vip!, state, clock, log: silentLogger, services: () => [peer, plain], run, tickMs: 1e9, ...(options.guard === 'default' ? {} : { guard: options.guard === true ? guard : null }) });
+  const vip = new VipService({ config, vip: config.vip!, state, clock, log: silentLogger, services: () => [peer, plain], run, tickMs: 1e9, ...(options.guard === 'default' ? {} : { guard: options.guard === true ? guard : null }),
+    ...(options.reportNow === true ? { reportNow: () => { log.push(`report now (degraded ${String(vip.status()['degraded'])})`); } } : {}) });
   return { vip, state, clock, log, isPresent: () => present };
 }
 
@@ -492,6 +493,51 @@ t.test('the hand-back: a leader does not add the VIP while its partner may hold 
   t.ok(isPresent(), 'the partner let go: added');
   t.match(vip.status(), { held: true, degraded: false, heldBack: null });
   t.equal(vip.counters.toJSON()['heldBack'], 1, 'counted once');
+  await vip.stop();
+});
+
+t.test('the hand-back, degraded side: the report saying it let go leaves as its ip addr del returns, not at the next report', async (t) => {
+  const degraded = { claim: 'hold' as DegradedClaim };
+  const { vip, state, clock, log } = rig({ guard: true, degraded, reportNow: true });
+  state.setLeader(false);
+  await vip.start();
+  await vip.tick();
+  clock.advance(20);
+  await vip.tick();
+  t.notOk(log.some((l) => l.startsWith('report now')), 'nothing sent while it holds the VIP degraded');
+  degraded.claim = 'off';
+  clock.advance(20);
+  log.length = 0;
+  await vip.tick();
+  t.same(log.slice(log.indexOf('ip addr del 10.20.0.1/24 dev eth9')), ['ip addr del 10.20.0.1/24 dev eth9', 'dns remove 10.20.0.1', 'guard drop', 'report now (degraded false)'],
+    'after the delete returned, once, saying it no longer holds it');
+  clock.advance(20);
+  await vip.tick();
+  t.equal(log.filter((l) => l.startsWith('report now')).length, 1, 'not again on later ticks');
+  await vip.stop();
+
+  const leader = rig({ guard: true, reportNow: true });
+  await leader.vip.start();
+  await leader.vip.tick();
+  leader.state.setLeader(false);
+  leader.clock.advance(20);
+  await leader.vip.tick();
+  t.ok(leader.log.includes('ip addr del 10.20.0.1/24 dev eth9') && !leader.log.some((l) => l.startsWith('report now')), 'a leader losing its lease sends nothing extra');
+  await leader.vip.stop();
+});
+
+t.test('the hand-back, leader side: a held-back leader adds the VIP as its partner\'s report arrives, not at its next tick', async (t) => {
+  const degraded = { claim: 'off' as DegradedClaim, heldBack: 'the partner\'s latest report says it holds the VIP degraded: it lets go on hearing this leader' as string | null };
+  const { vip, clock, log, isPresent } = rig({ guard: true, degraded });
+  await vip.start();
+  await vip.tick();
+  t.notOk(isPresent(), 'held back');
+  degraded.heldBack = null;
+  clock.advance(1);
+  vip.partnerReported();
+  for (let i = 0; i < 10 && !isPresent(); i++) await new Promise((r) => setImmediate(r));
+  t.ok(isPresent(), 'added on the report (the timer, 1e9 ms here, never fired)');
+  t.ok(log.includes('ip addr replace 10.20.0.1/24 dev eth9 valid_lft 2 preferred_lft 2'));
   await vip.stop();
 });
 

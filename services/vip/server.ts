@@ -86,6 +86,11 @@ export interface VipServiceOptions {
   guard?: VipGuard | null;
   /** `lanctl failover` deleted the VIP here (the release's start, monotonic ms): the failover probes start (services/ops/gap-probe.ts). */
   onFailoverRelease?: ((startedMono: number) => void) | undefined;
+  /**
+   * Sends this member's report now (ServiceContext.reportNow): called once a degraded holding's
+   * `ip addr del` returned, so the leader waiting for it hears at once, not at the next report.
+   */
+  reportNow?: (() => void) | undefined;
 }
 
 interface LeaseClock {
@@ -189,6 +194,14 @@ export class VipService implements RunningService {
     const holdMs = this.#leaseRemainingMs() - GUARD_MARGIN_MS;
     if (holdMs <= 0) { void this.tick(); return; }
     this.#guard.hold(holdMs);
+  }
+
+  /**
+   * A member report came in: a leader holding back for its partner (the hand-back) looks at it at
+   * once, so the VIP is added as the report saying the partner let go arrives.
+   */
+  partnerReported(): void {
+    if (this.#heldBack !== null) void this.tick();
   }
 
   /** One pass of the loop; skipped while the previous batch of actions still runs. */
@@ -393,7 +406,10 @@ export class VipService implements RunningService {
       if (this.#guard !== null && actions.some((a) => a.kind === 'release' && (a.reason === 'degraded-left' || a.reason === 'degraded-yield'))) this.#guard.drop();
       await this.#execute(actions);
       if (this.#guard !== null && !next.held) this.#guard.drop(); // after our own ip addr del
+      const letGo = this.#degradedHeld && !next.held;
       if (!next.held || !next.degraded) this.#degradedHeld = false;
+      // The report saying so leaves now: the leader adds the VIP on it (HA.md 2.5, the hand-back).
+      if (letGo) this.#o.reportNow?.();
       // An `ip` call can take long on a loaded machine, and it just gave the address a fresh
       // lifetime: if the lease ran out meanwhile, let go now rather than one tick later.
       if (!actions.some((a) => a.kind === 'acquire' || a.kind === 'renew')) break;
@@ -548,7 +564,7 @@ export async function startVip(context: ServiceContext): Promise<RunningService>
   const service = new VipService({
     config: context.config, vip, state: context.state, clock: context.clock, log: context.log,
     services: context.services ?? (() => []),
-    onFailoverRelease: context.observe?.vipFailoverRelease,
+    onFailoverRelease: context.observe?.vipFailoverRelease, reportNow: context.reportNow,
   });
   await service.start();
   return service;

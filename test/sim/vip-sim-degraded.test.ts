@@ -34,6 +34,29 @@ t.test('degraded holder and the hand-back: never two VIP holders through pauses,
   t.ok(pauses >= seeds.length * 5, `${pauses} pauses`);
 });
 
+t.test('the hand-back wait: the degraded holder reports that it let go at once, and a leader held back adds the VIP on that report', async (t) => {
+  // Simulated time, deterministic per seed: what a leader with a valid lease waits, from its first
+  // held-back tick to its acquire. Before (the report at the next report tick, every second; the
+  // leader's next tick) the median was most of a second; the long waits left are the degraded
+  // holder paused (its guard deletes the VIP, the leader waits out its silence) or the leader paused.
+  const waits = (releaseReport: 'at-once' | 'tick'): { median: number; two: number } => {
+    const all: number[] = [];
+    let two = 0;
+    for (let seed = 1; seed <= 40; seed++) {
+      const r = runVipSim(seed, { scenario: 'degraded', chaosMs, releaseReport });
+      all.push(...r.heldBackMs);
+      if (r.violations.length > 0) two++;
+    }
+    all.sort((a, b) => a - b);
+    return { median: all[Math.floor(all.length / 2)]!, two };
+  };
+  const now = waits('at-once');
+  const before = waits('tick');
+  t.ok(now.median <= 150, `held back for ${now.median} ms (median over 40 seeds)`);
+  t.ok(before.median >= 400, `with the report at the next tick, as before: ${before.median} ms`);
+  t.same([now.two, before.two], [0, 0], 'never two holders either way');
+});
+
 t.test('without the hand-back (the leader adds the VIP at once) the same scenario finds two holders', async (t) => {
   const found: number[] = [];
   for (let seed = 1; seed <= 30 && found.length < 3; seed++) {

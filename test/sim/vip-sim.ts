@@ -37,7 +37,7 @@ const STALL_MS = DEGRADED_HOLD_MS - 200;
 const PROBE_VALID_MS = 3000;
 
 function freshDegraded(nowMs: number): DegradedModel {
-  return { active: false, noQuorumSince: null, probe: null, probing: null, partnerAnswered: false, lastLook: null, stalledAt: null, yieldedAt: null, startedAt: nowMs, heard: null, releaseAt: -Infinity, heldBack: false };
+  return { active: false, noQuorumSince: null, probe: null, probing: null, partnerAnswered: false, lastLook: null, stalledAt: null, yieldedAt: null, startedAt: nowMs, heard: null, releaseAt: -Infinity, heldBack: false, heldBackSince: null, heldDegraded: false };
 }
 
 export interface VipSimOptions {
@@ -74,6 +74,13 @@ export interface VipSimOptions {
    * true, cluster/degraded.ts handBackRefusal). false: at once, as before (the overlap it removes).
    */
   handBack?: boolean;
+  /**
+   * degraded: when the degraded holder's report that it let go is sent. `at-once` (default): as its
+   * `ip addr del` returns (services/vip/server.ts onDegradedReleased), and a leader held back ticks
+   * its VIP service on a partner's report (bin/daemon.ts); `tick`: at its next report (every
+   * second), the leader's next tick, as before.
+   */
+  releaseReport?: 'at-once' | 'tick';
 }
 
 export interface VipSimReport {
@@ -93,6 +100,10 @@ export interface VipSimReport {
   /** degraded: VIP acquisitions flagged degraded, and leader acquisitions the hand-back held back first. */
   degradedHolds: number;
   heldBack: number;
+  /** degraded: per hand-back, ms from the degraded holding's kernel letting the VIP go to a leader's kernel holding it. */
+  handBackGapsMs: number[];
+  /** degraded: per leader held back that then added the VIP (its lease valid throughout), ms from the first held-back tick to the acquire. */
+  heldBackMs: number[];
   trace: string[];
 }
 
@@ -112,6 +123,10 @@ interface DegradedModel {
   /** When the `ip addr del` of a degraded holding lands (the report says held until then). */
   releaseAt: number;
   heldBack: boolean;
+  /** A leader with a valid lease held back since (null: not held back, or it lost the lease meanwhile). */
+  heldBackSince: number | null;
+  /** The VIP core last held degraded (the kernel's holding is a degraded one until a leader's lease takes it over). */
+  heldDegraded: boolean;
 }
 
 type Proc = 'up' | 'paused' | 'dead' | 'machine-down';
@@ -155,7 +170,7 @@ type Event =
   | { t: number; seq: number; kind: 'kernel'; node: number; held: boolean; renew: boolean }
   | { t: number; seq: number; kind: 'persisted'; node: number; inc: number }
   | { t: number; seq: number; kind: 'fault' | 'heal-one' | 'propose'; node: number }
-  | { t: number; seq: number; kind: 'dg-tick' | 'report' | 'probe-sample' | 'probe-done'; node: number; inc: number }
+  | { t: number; seq: number; kind: 'dg-tick' | 'report' | 'report-now' | 'probe-sample' | 'probe-done'; node: number; inc: number }
   | { t: number; seq: number; kind: 'report-rx'; node: number; report: DegradedVipReport };
 
 export function runVipSim(seed: number, options: VipSimOptions = {}): VipSimReport {
@@ -191,6 +206,11 @@ class VipSim {
   #dead: number | null = null;
   #degradedHolds = 0;
   #heldBack = 0;
+  #handBackGaps: number[] = [];
+  #heldBackMs: number[] = [];
+  /** The last kernel holding was degraded and it ended here: the hand-back gap runs. */
+  #degradedGoneAt: number | null = null;
+  #lastHolder = -1;
   /** degraded: the cycle of the scenario (#degradedFault). */
   #cycle: { phase: 'steady' | 'alone' | 'held' | 'back'; at: number; survivor: number } = { phase: 'steady', at: 0, survivor: 0 };
 
@@ -200,7 +220,7 @@ class VipSim {
     this.#o = {
       guard: options.guard ?? true, guardMarginMs: options.guardMarginMs ?? 20, chaosMs: options.chaosMs ?? 20_000, trace: options.trace ?? false, vipSchedule: options.vipSchedule ?? 'due',
       timers: options.timers ?? raftTimers(undefined), scenario: options.scenario ?? 'chaos', deadVoter: options.deadVoter ?? 'follower', heartbeatsFirst: options.heartbeatsFirst ?? true,
-      handBack: options.handBack ?? true,
+      handBack: options.handBack ?? true, releaseReport: options.releaseReport ?? 'at-once',
     };
     const r = this.#rng;
     this.#ipMaxMs = 1 + r.int(30);
@@ -237,7 +257,7 @@ class VipSim {
     if (this.#noHolderSince !== null) this.#noHolderMs += this.#now - this.#noHolderSince;
     return {
       seed: this.#seed, violations: this.#violations, twoHolderMs: Math.round(this.#twoHolderMs), takeovers: this.#takeovers, pauses: this.#pauses, kills: this.#kills,
-      crashGapsMs: this.#crashGaps, lapses: this.#lapses, noHolderMs: Math.round(this.#noHolderMs), degradedHolds: this.#degradedHolds, heldBack: this.#heldBack, trace: this.#trace,
+      crashGapsMs: this.#crashGaps, lapses: this.#lapses, noHolderMs: Math.round(this.#noHolderMs), degradedHolds: this.#degradedHolds, heldBack: this.#heldBack, handBackGapsMs: this.#handBackGaps, heldBackMs: this.#heldBackMs, trace: this.#trace,
     };
   }
 
@@ -394,6 +414,7 @@ class VipSim {
         this.#healOne(e.node);
         return;
       case 'dg-tick':
+      case 'report-now':
       case 'report': {
         const n = this.#nodes[e.node]!;
         if (n.inc !== e.inc || (n.proc !== 'up' && n.proc !== 'paused')) return;
@@ -402,6 +423,8 @@ class VipSim {
         if (e.kind === 'dg-tick') {
           this.#push({ t: this.#now + DG_TICK_MS * n.drift, seq: 0, kind: 'dg-tick', node: e.node, inc: e.inc });
           this.#dgTick(e.node);
+        } else if (e.kind === 'report-now') {
+          this.#sendReport(e.node, 0);
         } else {
           this.#push({ t: this.#now + REPORT_EVERY_MS * n.drift, seq: 0, kind: 'report', node: e.node, inc: e.inc });
           this.#sendReport(e.node, 0);
@@ -413,6 +436,8 @@ class VipSim {
         if (n.proc === 'dead' || n.proc === 'machine-down') return;
         if (n.proc === 'paused') { this.#push({ ...e, t: this.#now + 5 }); return; }
         n.dg.heard = { at: this.#now, report: e.report };
+        // bin/daemon.ts: a leader held back by its partner ticks its VIP service on the partner's report.
+        if (this.#o.releaseReport === 'at-once' && n.dg.heldBack && n.proc === 'up') this.#push({ t: this.#now, seq: 0, kind: 'vip-event', node: e.node, inc: n.inc });
         return;
       }
       case 'probe-sample': {
@@ -450,9 +475,10 @@ class VipSim {
       n.guardFired = false;
       this.#lapses++;
       this.#tr(`${n.id} lapse: the guard expired`);
+      const wasDegraded = n.vip.held && n.vip.degraded;
       const [expired, cleanup] = onGuardExpired(n.vip);
       n.vip = expired;
-      for (const a of cleanup) if (a.kind === 'release') this.#push({ t: this.#ipAt(n), seq: 0, kind: 'kernel', node: i, held: false, renew: false });
+      for (const a of cleanup) if (a.kind === 'release') this.#released(i, this.#ipAt(n), wasDegraded);
     }
     // As server.ts: with a guard, the VIP is taken only with ACQUIRE_LEASE_MIN_MS of lease left.
     const remainingMs = core.leaseRemainingTicks() * TICK_MS * n.drift - (this.#now - n.lastTickAt);
@@ -463,11 +489,18 @@ class VipSim {
     const heldBack = degraded && this.#o.handBack && leaseValid && !n.vip.held && this.#handBackRefusal(i) !== null;
     if (heldBack && !n.dg.heldBack) { this.#heldBack++; this.#tr(`${n.id} holds back: ${this.#handBackRefusal(i)}`); }
     n.dg.heldBack = heldBack;
+    if (!leaseValid) n.dg.heldBackSince = null;
+    else if (heldBack) n.dg.heldBackSince ??= this.#now;
     const wasDegraded = n.vip.held && n.vip.degraded;
     const [next, actions] = onTick(n.vip, claim === undefined ? { nowMs: this.#now, leaseValid } : { nowMs: this.#now, leaseValid, degraded: claim, heldBack }, vipTimings('fast', LIFETIME_MS / 1000));
     if (actions.some((a) => a.kind === 'release')) { this.#lapses++; this.#tr(`${n.id} lapse: ${wasDegraded ? `degraded holding let go (${claim})` : `lease lost (${core.role} term ${core.term})`}`); }
     if (actions.some((a) => a.kind === 'acquire') && next.degraded) { this.#degradedHolds++; this.#tr(`${n.id} acquires degraded`); }
+    if (actions.some((a) => a.kind === 'acquire') && !next.degraded && n.dg.heldBackSince !== null) {
+      this.#heldBackMs.push(Math.round(this.#now - n.dg.heldBackSince));
+      n.dg.heldBackSince = null;
+    }
     n.vip = next;
+    if (next.held) n.dg.heldDegraded = next.degraded;
     if (this.#o.guard && next.held && leaseValid) {
       n.guardDeadline = this.#now + Math.max(1, remainingMs - this.#o.guardMarginMs);
       this.#push({ t: n.guardDeadline, seq: 0, kind: 'guard', node: i, inc: n.inc });
@@ -481,12 +514,18 @@ class VipSim {
       const at = this.#ipAt(n);
       if (a.kind === 'acquire') this.#push({ t: at, seq: 0, kind: 'kernel', node: i, held: true, renew: false });
       else if (a.kind === 'renew') this.#push({ t: at, seq: 0, kind: 'kernel', node: i, held: true, renew: true });
-      else if (a.kind === 'release') {
-        this.#push({ t: at, seq: 0, kind: 'kernel', node: i, held: false, renew: false });
-        if (wasDegraded) n.dg.releaseAt = at;
-      }
+      else if (a.kind === 'release') this.#released(i, at, wasDegraded);
     }
     if (!next.held) n.guardDeadline = null;
+  }
+
+  /** The daemon's `ip addr del` lands at `at`; a degraded holding's report says held until then, and (at-once) goes out as it returns (server.ts reportNow). */
+  #released(i: number, at: number, degraded: boolean): void {
+    const n = this.#nodes[i]!;
+    this.#push({ t: at, seq: 0, kind: 'kernel', node: i, held: false, renew: false });
+    if (!degraded) return;
+    n.dg.releaseAt = at;
+    if (this.#o.releaseReport === 'at-once') this.#push({ t: at + 0.5, seq: 0, kind: 'report-now', node: i, inc: n.inc });
   }
 
   /** degraded-state.ts #look: a quorum seen leaves degraded mode at once; a stall voids the last probe. */
@@ -498,6 +537,8 @@ class VipSim {
     const core = n.core!;
     const quorum = (core.role === 'leader' && core.transferee === null && core.leaseValid()) || (core.role === 'follower' && core.leader !== null);
     if (quorum) {
+      // degraded-state.ts: a quorum seen after none is reported at once (reportNow).
+      if (dg.noQuorumSince !== null && this.#o.releaseReport === 'at-once') this.#push({ t: this.#now + 0.5, seq: 0, kind: 'report-now', node: i, inc: n.inc });
       dg.noQuorumSince = null;
       if (dg.active) { dg.active = false; dg.probe = null; this.#tr(`${n.id} leaves degraded mode: a quorum`); }
     } else {
@@ -860,6 +901,7 @@ class VipSim {
 
   #check(): void {
     const count = this.#holders().length;
+    if (this.#o.scenario === 'degraded') this.#handBackGap(count);
     if (count > 0) this.#everHeld = true;
     if (this.#everHeld && count === 0 && this.#noHolderSince === null) this.#noHolderSince = this.#now;
     if (count > 0 && this.#noHolderSince !== null) { this.#noHolderMs += this.#now - this.#noHolderSince; this.#noHolderSince = null; }
@@ -869,6 +911,22 @@ class VipSim {
       this.#twoHolderMs += this.#now - this.#twoSince;
       this.#violate(`two VIP holders for ${Math.round(this.#now - this.#twoSince)} ms (from ${Math.round(this.#twoSince)} ms)`);
       this.#twoSince = null;
+    }
+  }
+
+  /** degraded: the gap between a degraded holding's end and a leader's holding (a new degraded holding ends the count). */
+  #handBackGap(count: number): void {
+    if (count === 1) {
+      const h = this.#nodes.findIndex((n) => n.server && n.proc !== 'machine-down' && n.kernelHeld);
+      if (this.#degradedGoneAt !== null) {
+        if (!this.#nodes[h]!.dg.heldDegraded) this.#handBackGaps.push(Math.round(this.#now - this.#degradedGoneAt));
+        this.#degradedGoneAt = null;
+      }
+      this.#lastHolder = h;
+    } else if (count === 0 && this.#lastHolder >= 0) {
+      const last = this.#nodes[this.#lastHolder]!;
+      if (last.dg.heldDegraded && last.proc !== 'machine-down') this.#degradedGoneAt = this.#now;
+      this.#lastHolder = -1;
     }
   }
 

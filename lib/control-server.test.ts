@@ -6,7 +6,7 @@ import net from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { silentLogger } from './log.js';
+import { createLogger, silentLogger } from './log.js';
 import { ControlServer } from './control-server.js';
 
 function raw(path: string, requestLine: string): Promise<string> {
@@ -35,4 +35,28 @@ t.test('bad request targets get 400, a throwing handler 500, and the server stay
   const ok = await raw(socket, 'GET /v1/ok?x=1 HTTP/1.1');
   t.match(ok, /^HTTP\/1\.1 200/, 'and the server still serves');
   t.match(ok, /"ok":true/);
+});
+
+t.test('the daemon\'s own answer time per route: counted, last and longest, a slow one said', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'lanha-control-'));
+  const socket = join(dir, 'c.sock');
+  const lines: Array<Record<string, unknown>> = [];
+  const log = createLogger({ level: 'info', destination: { write: (s: string) => { lines.push(JSON.parse(s) as Record<string, unknown>); } } });
+  const server = new ControlServer(socket, log);
+  server.route('GET /v1/ok', () => ({ status: 200, body: { ok: true } }));
+  server.route('GET /v1/slow', async () => { await new Promise((r) => setTimeout(r, 1100)); return { status: 200, body: {} }; });
+  await server.listen();
+  t.teardown(async () => { await server.close(); rmSync(dir, { recursive: true, force: true }); });
+  t.same(server.status().answers, {}, 'nothing answered yet');
+  await raw(socket, 'GET /v1/ok HTTP/1.1');
+  await raw(socket, 'GET /v1/ok HTTP/1.1');
+  await raw(socket, 'GET /v1/slow HTTP/1.1');
+  await raw(socket, 'GET /v1/none HTTP/1.1');
+  const answers = server.status().answers;
+  t.same(Object.keys(answers).sort(), ['GET /v1/ok', 'GET /v1/slow'], 'per route, unknown paths not kept');
+  t.match(answers['GET /v1/ok'], { count: 2, slow: 0 });
+  t.ok(answers['GET /v1/ok']!.maxMs < 1000, `a quick answer (${answers['GET /v1/ok']!.maxMs} ms)`);
+  t.match(answers['GET /v1/slow'], { count: 1, slow: 1 });
+  t.ok(answers['GET /v1/slow']!.lastMs >= 1050, `the slow handler's time is in it (${answers['GET /v1/slow']!.lastMs} ms)`);
+  t.match(lines.filter((l) => l['event'] === 'control.slow_answer'), [{ route: 'GET /v1/slow' }], 'and said');
 });

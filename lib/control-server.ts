@@ -39,6 +39,11 @@ const BODY_MAX = 1 << 20;
 export const CONTROL_MAX_CONNECTIONS = 64;
 const CONTROL_IDLE_MS = 5_000;
 
+/** A route's answers: how many, the last and the longest (ms), and how many took SLOW_ANSWER_MS or more. */
+export interface AnswerTimes { count: number; lastMs: number; maxMs: number; slow: number }
+/** An answer this slow is said (control.slow_answer, warn, rate-limited). */
+const SLOW_ANSWER_MS = 1000;
+
 export class ControlServer {
   readonly socketPath: string;
   #inode: number | null = null;
@@ -56,6 +61,12 @@ export class ControlServer {
   acceptFailed = 0;
   /** Remote clients refused: failed handshakes, certificates that are not an allowed operator's. */
   remoteRefused = 0;
+  /**
+   * The daemon's own answer time per route (from the request's arrival to the last byte handed to
+   * the socket): what a slow `lanctl` costs the daemon, apart from the CLI's own start (a fresh
+   * Node process, ~0.5 s of CPU, many seconds on a loaded machine). Routes are a fixed set.
+   */
+  #answers = new Map<string, AnswerTimes>();
   #remote: Server | null = null;
 
   constructor(socketPath: string, log: Logger, limits: { maxConnections?: number; idleMs?: number } = {}) {
@@ -159,8 +170,22 @@ export class ControlServer {
     return `${address.address}:${address.port}`;
   }
 
-  /** For `lanctl status --json`: where the API listens and what it turned away. */
-  status(): { socket: string; remote: string | null; refusedAtCap: number; remoteRefused: number; acceptFailed: number } {
+  #answered(key: string, ms: number): void {
+    const a = this.#answers.get(key) ?? { count: 0, lastMs: 0, maxMs: 0, slow: 0 };
+    a.count++;
+    a.lastMs = Math.round(ms * 10) / 10;
+    a.maxMs = Math.max(a.maxMs, a.lastMs);
+    if (ms >= SLOW_ANSWER_MS) {
+      a.slow++;
+      if (this.#limiter.allow('slow-answer', performance.now())) {
+        this.#log.warn({ event: 'control.slow_answer', route: key, ms: a.lastMs }, `control socket: answering ${key} took ${Math.round(ms)} ms (the event loop was busy or the handler slow)`);
+      }
+    }
+    this.#answers.set(key, a);
+  }
+
+  /** For `lanctl status --json`: where the API listens, what it turned away, and its own answer times per route. */
+  status(): { socket: string; remote: string | null; refusedAtCap: number; remoteRefused: number; acceptFailed: number; answers: Record<string, AnswerTimes> } {
     const a = this.#remote?.address();
     return {
       socket: this.socketPath,
@@ -168,6 +193,7 @@ export class ControlServer {
       refusedAtCap: this.refused,
       remoteRefused: this.remoteRefused,
       acceptFailed: this.acceptFailed,
+      answers: Object.fromEntries([...this.#answers].map(([k, a]) => [k, { ...a }])),
     };
   }
 
@@ -260,6 +286,8 @@ export class ControlServer {
       send(404, { error: this.#notFound(key, target.path) });
       return;
     }
+    const arrived = performance.now();
+    res.once('finish', () => this.#answered(key, performance.now() - arrived));
     let body: unknown = undefined;
     try {
       const chunks: Buffer[] = [];

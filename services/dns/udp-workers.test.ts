@@ -1,11 +1,13 @@
 import t from 'tap';
 import dgram from 'node:dgram';
 import { join } from 'node:path';
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { DNS_WORKER_NODE_FLAGS } from '../../lib/memory.js';
 import { runLanctl, scratchConfig, serveDaemon } from '../../test/support/daemon.js';
 import { parseConfig } from '../../config/index.js';
-import { silentLogger } from '../../lib/log.js';
+import { createLogger, silentLogger } from '../../lib/log.js';
+import { which } from '../../lib/netns.js';
 import { ephemeralPorts, freePort } from '../../test/support/ports.js';
 import { ShareBudget, UdpWorkers } from './udp-workers.js';
 import type { ZoneSetInput } from './zone.js';
@@ -272,4 +274,34 @@ dns: { port: ${await freePort()}, listen: [127.0.0.1], workers: 1, zones: [{ nam
   const run = await runLanctl(['serve', '--config', scratch.file], { env: { ...process.env, LANHA_DNS_WORKER_NODE_FLAGS: '--max-semi-space-size=4 --inspect' } });
   t.not(run.code, 0, 'the daemon does not start');
   t.match(run.stdout + run.stderr, /LANHA_DNS_WORKER_NODE_FLAGS: "--inspect" is not one of the DNS worker's V8 flags/);
+});
+
+t.test('a worker that cannot be forked for want of descriptors is started again once they are free (a failed fork has no exit)', async (t) => {
+  if (!which('prlimit')) { process.stderr.write('\n*** SKIPPED udp-workers descriptor test: no prlimit\n'); t.pass('SKIPPED: no prlimit'); return; }
+  const lines: Array<Record<string, unknown>> = [];
+  const log = createLogger({ level: 'info', destination: { write: (s: string) => { lines.push(JSON.parse(s) as Record<string, unknown>); } } });
+  const workers = new UdpWorkers({
+    count: 1, log,
+    init: () => ({ t: 'init', cfg, nodeName: 'unit', logLevel: 'silent', processes: 2, zones: zonesWith('10.0.0.1', 1) }),
+    sockets: () => new Map(), onCached: () => undefined,
+  });
+  t.teardown(() => workers.stop());
+  await workers.start();
+  t.equal(workers.running, 1, 'the worker runs');
+  const pid = workers.pids()[0]!;
+  const [soft, hard] = execFileSync('prlimit', ['--pid', String(process.pid), '--nofile', '--noheadings', '--output=SOFT,HARD'], { encoding: 'utf8' }).trim().split(/\s+/);
+  const held: number[] = [];
+  try {
+    execFileSync('prlimit', ['--pid', String(process.pid), `--nofile=${readdirSync('/proc/self/fd').length + 40}:${hard}`]);
+    try { for (let i = 0; i < 100_000; i++) held.push(openSync('/dev/null', 'r')); } catch { /* EMFILE: every descriptor taken */ }
+    process.kill(pid, 'SIGKILL');
+    // Its restart comes 1 s after the exit and fails (EMFILE for the new process's pipes).
+    await new Promise((r) => setTimeout(r, 2500));
+    t.equal(workers.running, 0, 'no worker while descriptors are out');
+  } finally {
+    for (const fd of held) closeSync(fd);
+    execFileSync('prlimit', ['--pid', String(process.pid), `--nofile=${soft}:${hard}`]);
+  }
+  t.ok(await eventually(async () => workers.running === 1, 15_000), 'the worker runs again once descriptors are free (a failed fork was never tried again)');
+  t.match(lines.filter((l) => l['event'] === 'dns.workers.fd_exhausted'), [{ what: 'worker', code: 'EMFILE' }], 'the shortage is said');
 });

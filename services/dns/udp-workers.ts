@@ -6,6 +6,7 @@ import type { DnsConfig } from './config.js';
 import type { ZoneSetInput } from './zone.js';
 import type { WireEntry } from './cache.js';
 import { dnsWorkerNodeFlagsFromEnv, type ProcessMemory } from '../../lib/memory.js';
+import { FdShortage, isFdExhaustion } from '../../lib/fd-exhaustion.js';
 
 // UDP worker processes: the processes that read the daemon's UDP sockets. Node 20 has no
 // SO_REUSEPORT for dgram and worker threads cannot take a socket, but a child process can be handed
@@ -105,6 +106,8 @@ const ACK_TIMEOUT_MS = 2_000;
 const STOP_TIMEOUT_MS = 1_000;
 const KILL_WAIT_MS = 500;
 const RESPAWN_MIN_MS = 1_000;
+/** A worker that could not be forked for want of file descriptors is tried again after this long (no back-off). */
+const FD_RETRY_MS = 1_000;
 const RESPAWN_MAX_MS = 30_000;
 /** A worker that sent nothing for this long (it reports every second) no longer counts as reading. */
 export const SILENT_MS = 3_000;
@@ -151,9 +154,14 @@ export class UdpWorkers {
   #budget = new ShareBudget();
   #watch: NodeJS.Timeout | null = null;
   #lastCheckMs = 0;
+  readonly #fd: FdShortage;
 
   constructor(o: UdpWorkersOptions) {
     this.#o = o;
+    this.#fd = new FdShortage({
+      log: o.log, prefix: 'dns.workers', count: (name) => this.#retired.set(name, (this.#retired.get(name) ?? 0) + 1), nowMs: () => performance.now(),
+      advice: 'the worker processes wait to start (the daemon reads their sockets meanwhile). Raise LimitNOFILE or find what holds them',
+    });
     this.#nodeFlags = [...(o.nodeFlags ?? dnsWorkerNodeFlagsFromEnv())];
     for (let i = 0; i < o.count; i++) {
       this.#slots.push({
@@ -348,6 +356,28 @@ export class UdpWorkers {
     }
   }
 
+  /**
+   * A worker process that could not be started: its slot was left empty for good (only an 'exit'
+   * started it again, and a failed fork has none). Tried again: out of descriptors after
+   * FD_RETRY_MS, quietly (the shortage said rate-limited, lib/fd-exhaustion.ts), else after the
+   * back-off of a crash. Meanwhile the daemon reads the sockets itself.
+   */
+  #spawnFailed(s: Slot, child: ChildProcess, err: Error): void {
+    if (s.child !== child) return;
+    s.child = null;
+    if (this.#stopping) return;
+    const short = isFdExhaustion(err);
+    let delayMs = FD_RETRY_MS;
+    if (short) this.#fd.refused('worker', err);
+    else {
+      delayMs = s.respawnMs;
+      s.respawnMs = Math.min(RESPAWN_MAX_MS, s.respawnMs * 2);
+      this.#retired.set('dns.workers.spawn_failed', (this.#retired.get('dns.workers.spawn_failed') ?? 0) + 1);
+      this.#o.log.warn({ event: 'dns.worker_spawn_failed', worker: s.index, err }, `DNS worker ${s.index} could not be started (${err.message}); trying again in ${delayMs} ms`);
+    }
+    s.timer = setTimeout(() => { s.timer = null; void this.#spawn(s); }, delayMs);
+  }
+
   #spawn(s: Slot): Promise<void> {
     const module = this.#o.module ?? new URL('./udp-worker.js', import.meta.url);
     const child = fork(module, [], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [...this.#nodeFlags] });
@@ -379,6 +409,7 @@ export class UdpWorkers {
           case 'ready': {
             s.ready = true;
             s.respawnMs = RESPAWN_MIN_MS;
+            this.#fd.recovered();
             // Answers cached before this worker was ready (the daemon serves alone meanwhile).
             const entries = this.#o.cached?.() ?? [];
             if (entries.length > 0) this.#send(s, { t: 'fill', entries });
@@ -412,7 +443,11 @@ export class UdpWorkers {
           }
         }
       });
-      child.on('error', (err) => this.#o.log.warn({ event: 'dns.worker_error', worker: child.pid, err }, `DNS worker ${s.index}: ${err.message}`));
+      child.on('error', (err) => {
+        // A fork that failed (EMFILE/ENFILE for its pipes, EAGAIN) has no pid and no 'exit' to follow.
+        if (child.pid === undefined) { settle(); this.#spawnFailed(s, child, err); return; }
+        this.#o.log.warn({ event: 'dns.worker_error', worker: child.pid, err }, `DNS worker ${s.index}: ${err.message}`);
+      });
       child.on('exit', (code, signal) => {
         settle();
         for (const [k, v] of Object.entries(s.counters)) this.#retired.set(k, (this.#retired.get(k) ?? 0) + v);

@@ -838,3 +838,32 @@ t.test('a heartbeat commits only into the log the member acknowledged: entries o
   g.step({ ...emptyMessage('heartbeat', 'l', 'g', 1), commit: 5, index: 0, hint: 5 });
   t.equal(g.commitIndex, 5, 'a heartbeat without the term commits up to its commit');
 });
+
+t.test('a candidate whose log runs past the commit index but lacks the committed entry (another term there) is refused by a voter told of that entry', async (t) => {
+  // r was put back to a copy (term 1, log 1-3); b led term 2 and committed 4-7 of term 2 with c.
+  // c's refusal tells r commit 7 and that entry 7 is of term 2. a, a leader of term 1 cut off since,
+  // holds 1-29 of term 1 (never committed past 3): its log runs past 7, but not in term 2.
+  const conf = { voters: ['a', 'c', 'r'], learners: [], witnesses: [] };
+  const entry = (index: number, term: number): Entry => ({ term, index, type: EntryType.normal, data: new Uint8Array([index, term]) });
+  const r = new RaftNode({ id: 'r', electionTicks: 10, heartbeatTicks: 2, random: seededRandom(85) },
+    { hardState: { term: 1, vote: 'a', commit: 3 }, conf, entries: [1, 2, 3].map((i) => entry(i, 1)) });
+  for (let i = 0; i < 40 && r.role === 'follower'; i++) r.tick();
+  r.ready();
+  r.step({ ...emptyMessage('prevote-resp', 'c', 'r', 2), reject: true, commit: 7, index: 7, logTerm: 2 });
+  t.equal(r.heardCommit, 7);
+  t.match(r.hardState(), { commit: 3, heard: 7, heardEntry: { index: 7, term: 2 } }, 'the entry is kept in the hard state');
+  r.ready();
+  r.step({ ...emptyMessage('prevote', 'a', 'r', 2), index: 29, logTerm: 1, commit: 3 });
+  t.match(r.ready().messages, [{ type: 'prevote-resp', to: 'a', reject: true, commit: 7, index: 7, logTerm: 2 }],
+    'a (log to 29, all of term 1) is refused, and told entry 7 is of term 2 (before: granted, its log ran past 7)');
+  r.step({ ...emptyMessage('prevote', 'c', 'r', 3), index: 7, logTerm: 2, commit: 7 });
+  t.match(r.ready().messages, [{ type: 'prevote-resp', to: 'c', reject: false }], 'c, which holds 7 of term 2, is granted');
+  // a, told of entry 7 of term 2 that its own log holds in term 1, does not stand.
+  const a = new RaftNode({ id: 'a', electionTicks: 10, heartbeatTicks: 2, random: seededRandom(86) },
+    { hardState: { term: 1, vote: 'a', commit: 3 }, conf, entries: Array.from({ length: 29 }, (_, i) => entry(i + 1, 1)) });
+  for (let i = 0; i < 40 && a.role === 'follower'; i++) a.tick();
+  t.equal(a.role, 'pre-candidate');
+  a.step({ ...emptyMessage('prevote-resp', 'c', 'a', 1), reject: true, commit: 7, index: 7, logTerm: 2 });
+  t.equal(a.role, 'follower', 'its campaign ends');
+  t.equal(a.ticksUntilDue(), Infinity, 'and it does not stand again: it lacks a committed entry');
+});

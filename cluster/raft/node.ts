@@ -197,6 +197,14 @@ export class RaftNode {
    * the hard state (HardState.heard).
    */
   #heard: number;
+  /**
+   * The newest committed entry (index, term) this member knows of past its own commit (HardState.heardEntry):
+   * from a heartbeat (its commit and the term there), a voter's answer, a snapshot. A candidate
+   * holding it ends its log in that term or later, so one that does not (a long log of an older,
+   * uncommitted term passes #heard) is refused too (#coversKnown), and this member does not stand
+   * while its own entry there is another.
+   */
+  #heardEntry: { index: number; term: number } | undefined;
   /** Leader: members found to have lost entries they had acknowledged, for the host to log (at most 16 kept). */
   #peerLosses: PeerLoss[] = [];
   /**
@@ -228,6 +236,7 @@ export class RaftNode {
     this.#term = storage.hardState.term;
     this.#vote = storage.hardState.vote;
     this.#heard = Math.max(storage.hardState.heard ?? 0, this.#log.committed);
+    this.#heardEntry = storage.hardState.heardEntry;
     const logEmpty = storage.entries.length === 0 && storage.snapshot === undefined;
     this.#fresh = storage.fresh === true && storage.rebuilding !== true && logEmpty;
     this.#rebuilding = storage.rebuilding === true || storage.fresh === true;
@@ -278,7 +287,24 @@ export class RaftNode {
   }
   hardState(): HardState {
     const commit = this.#log.committed;
-    return this.#heard > commit ? { term: this.#term, vote: this.#vote, commit, heard: this.#heard } : { term: this.#term, vote: this.#vote, commit };
+    const hs: HardState = this.#heard > commit ? { term: this.#term, vote: this.#vote, commit, heard: this.#heard } : { term: this.#term, vote: this.#vote, commit };
+    const known = this.#knownEntry();
+    if (known !== undefined) hs.heardEntry = known;
+    return hs;
+  }
+  /** The newest committed entry known past this member's own commit (#heardEntry), while it is past it. */
+  #knownEntry(): { index: number; term: number } | undefined {
+    const e = this.#heardEntry;
+    return e !== undefined && e.index > this.#log.committed ? e : undefined;
+  }
+  /** The newest committed entry this member knows the term of: #heardEntry, or its own commit. */
+  #newestCommitted(): { index: number; term: number } {
+    return this.#knownEntry() ?? { index: this.#log.committed, term: this.#log.term(this.#log.committed) ?? 0 };
+  }
+  /** Whether a log ending at `index` in `term` may hold the newest committed entry known here past its own commit (no: it lacks it). */
+  #coversKnown(index: number, term: number): boolean {
+    const e = this.#knownEntry();
+    return e === undefined || term > e.term || (term === e.term && index >= e.index);
   }
   /** The highest commit index this member has heard of (#heard): it votes for no candidate, and does not stand, with a log ending below it. */
   get heardCommit(): number { return Math.max(this.#heard, this.#log.committed); }
@@ -493,7 +519,7 @@ export class RaftNode {
         // A stale leader cut off for a while: tell it the term so it steps down.
         this.#send(emptyMessage('append-resp', this.id, m.from, this.#term));
       } else if (m.type === 'prevote') {
-        this.#send({ ...emptyMessage('prevote-resp', this.id, m.from, this.#term), reject: true, commit: this.heardCommit });
+        this.#send({ ...this.#voteAnswer('prevote-resp', m.from, this.#term), reject: true });
       } else if (m.type === 'vote') {
         this.#refuseBehind(m);
       }
@@ -513,11 +539,11 @@ export class RaftNode {
         const ownLease = this.#ticks < this.#ownLeaseEnd && m.context !== 1;
         // A candidate whose log ends below a commit index this member heard of lacks committed
         // entries (#heard): never a correct leader, whatever its last term.
-        const granted = canVote && !ownLease && m.index >= this.heardCommit && this.#log.isUpToDate(m.index, m.logTerm);
+        const granted = canVote && !ownLease && m.index >= this.heardCommit && this.#coversKnown(m.index, m.logTerm) && this.#log.isUpToDate(m.index, m.logTerm);
         const respType = m.type === 'prevote' ? 'prevote-resp' : 'vote-resp';
         // The answer tells the candidate the highest commit index heard of here (older members send
         // 0): one whose log ends below it stops campaigning at once (#noteHeard).
-        this.#send({ ...emptyMessage(respType, this.id, m.from, granted ? m.term : this.#term), reject: !granted, commit: this.heardCommit });
+        this.#send({ ...this.#voteAnswer(respType, m.from, granted ? m.term : this.#term), reject: !granted });
         if (granted && m.type === 'vote') {
           this.#electionElapsed = 0;
           this.#vote = m.from;
@@ -702,7 +728,13 @@ export class RaftNode {
   // ---- roles -----------------------------------------------------------------------------------
 
   #promotable(): boolean {
-    return this.isVoter() && this.#log.pendingSnapshot === undefined && (!this.#rebuilding || this.#fresh) && this.#log.lastIndex() >= this.#heard;
+    return this.isVoter() && this.#log.pendingSnapshot === undefined && (!this.#rebuilding || this.#fresh) && this.#log.lastIndex() >= this.#heard && this.#holdsKnown();
+  }
+
+  /** Whether this member's log holds the newest committed entry known past its commit (#heardEntry). */
+  #holdsKnown(): boolean {
+    const e = this.#knownEntry();
+    return e === undefined || this.#log.term(e.index) === e.term;
   }
 
   /**
@@ -713,26 +745,36 @@ export class RaftNode {
    */
   #noteHeard(m: Message): void {
     let seen = 0;
+    // A committed entry whose term the message shows: (index, term).
+    let entry: [number, number] = [0, 0];
     switch (m.type) {
       case 'append':
       case 'prevote':
       case 'vote':
+        seen = m.commit;
+        break;
       case 'prevote-resp':
       case 'vote-resp':
         seen = m.commit;
+        entry = [m.index, m.logTerm];
         break;
       case 'heartbeat':
         seen = Math.max(m.commit, m.hint);
+        entry = [m.commit, m.logTerm];
         break;
       case 'snapshot':
         seen = m.index;
+        entry = [m.index, m.logTerm];
         break;
       default:
         return;
     }
-    if (seen <= this.#heard) return;
-    this.#heard = seen;
-    if ((this.#role === 'candidate' || this.#role === 'pre-candidate') && this.#log.lastIndex() < seen) this.#becomeFollower(this.#term, null);
+    const [index, term] = entry;
+    const newEntry = term > 0 && index > this.#log.committed && index > (this.#heardEntry?.index ?? 0);
+    if (newEntry) this.#heardEntry = { index, term };
+    if (seen <= this.#heard && !newEntry) return;
+    this.#heard = Math.max(this.#heard, seen, newEntry ? index : 0);
+    if ((this.#role === 'candidate' || this.#role === 'pre-candidate') && (this.#log.lastIndex() < this.#heard || !this.#holdsKnown())) this.#becomeFollower(this.#term, null);
   }
 
   /**
@@ -746,8 +788,17 @@ export class RaftNode {
    * whatever held the answer back.
    */
   #refuseBehind(m: Message): void {
-    if (m.index >= this.heardCommit) return;
-    this.#send({ ...emptyMessage(m.type === 'prevote' ? 'prevote-resp' : 'vote-resp', this.id, m.from, this.#term), reject: true, commit: this.heardCommit });
+    if (m.index >= this.heardCommit && this.#coversKnown(m.index, m.logTerm)) return;
+    this.#send({ ...this.#voteAnswer(m.type === 'prevote' ? 'prevote-resp' : 'vote-resp', m.from, this.#term), reject: true });
+  }
+
+  /**
+   * A (pre-)vote answer with what this member knows was committed: the highest commit index
+   * (`commit`) and the newest committed entry whose term it knows (`index`, `logTerm`).
+   */
+  #voteAnswer(type: 'prevote-resp' | 'vote-resp', to: NodeId, term: number): Message {
+    const known = this.#newestCommitted();
+    return { ...emptyMessage(type, this.id, to, term), commit: this.heardCommit, index: known.index, logTerm: known.term };
   }
 
   #resetRandomizedTimeout(): void {
@@ -1284,5 +1335,6 @@ function cloneConf(c: ConfState): ConfState {
 }
 
 function sameHard(a: HardState, b: HardState): boolean {
-  return a.term === b.term && a.vote === b.vote && a.commit === b.commit && (a.heard ?? 0) === (b.heard ?? 0);
+  return a.term === b.term && a.vote === b.vote && a.commit === b.commit && (a.heard ?? 0) === (b.heard ?? 0)
+    && (a.heardEntry?.index ?? 0) === (b.heardEntry?.index ?? 0) && (a.heardEntry?.term ?? 0) === (b.heardEntry?.term ?? 0);
 }

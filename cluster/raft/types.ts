@@ -29,6 +29,13 @@ export interface HardState {
    * keeps it in the hardstate file, written when term or vote change.
    */
   heard?: number;
+  /**
+   * The newest committed entry, index and term, this member knows of past `commit` (absent: none).
+   * A log holding it ends in its term or later, and at its index or later in that term: a
+   * candidate whose log does not is refused, even one whose log runs past `heard` (RaftNode,
+   * README.md "Restored from an old backup"). In the hardstate file with `heard`.
+   */
+  heardEntry?: { index: number; term: number };
 }
 
 /** The membership. Witnesses are voters that never lead for long and never run services. */
@@ -74,7 +81,8 @@ export type MessageType =
  * - (pre)vote: `index`/`logTerm` are the candidate's last entry; `commit` its commit index;
  *   `context` 1 = leadership transfer. (pre)vote-resp: `commit` is the highest commit index the
  *   voter knows of, its own included (older members send 0; before session 25, only what it had
- *   heard from others).
+ *   heard from others); `index`/`logTerm` the newest committed entry whose term it knows (older
+ *   members: 0).
  * - snapshot: one chunk of `snapshot.data` at byte `offset`; `done` on the last chunk.
  */
 export interface Message {

@@ -107,6 +107,19 @@ t.test('the highest commit index heard of (HardState.heard) is kept in the hards
   t.same(loadState(dir).hardState, { term: 4, vote: null, commit: 5 }, 'dropped once the commit caught up with it');
 });
 
+t.test('the newest committed entry known past the commit (HardState.heardEntry) is kept in the hardstate file with term and vote', async (t) => {
+  const dir = scratch(t);
+  const { wal } = await Wal.open(dir);
+  await wal.save({ term: 2, vote: 'a', commit: 1, heard: 9, heardEntry: { index: 7, term: 2 } }, [entry(1, 2), entry(2, 2)], true);
+  await wal.close();
+  t.same(loadState(dir).hardState, { term: 2, vote: 'a', commit: 1, heard: 9, heardEntry: { index: 7, term: 2 } });
+  t.same(JSON.parse(readFileSync(join(dir, 'hardstate')).subarray(16).toString('utf8')), { term: 2, vote: 'a', commit: 1, heard: 9, heardEntry: { index: 7, term: 2 } }, 'a field older readers ignore');
+  const again = await Wal.open(dir);
+  await again.wal.save({ term: 3, vote: null, commit: 2, heardEntry: { index: 2, term: 2 } }, [], true);
+  await again.wal.close();
+  t.same(loadState(dir).hardState, { term: 3, vote: null, commit: 2 }, 'not kept at or below the commit');
+});
+
 t.test('hard state is replaced atomically: a leftover tmp file is ignored and removed', async (t) => {
   const dir = scratch(t);
   const { wal } = await Wal.open(dir);

@@ -616,8 +616,13 @@ export class Wal {
   }
 
   async #writeHardState(hard: HardState): Promise<void> {
-    // `heard` (the highest commit index heard of, when above commit) rides along: readers before it ignore it.
-    const body = Buffer.from(JSON.stringify({ term: hard.term, vote: hard.vote, commit: hard.commit, ...(hard.heard !== undefined && hard.heard > hard.commit ? { heard: hard.heard } : {}) }));
+    // `heard` (the highest commit index heard of, when above commit) and `heardEntry` (the newest
+    // committed entry known past commit) ride along: readers before them ignore them.
+    const body = Buffer.from(JSON.stringify({
+      term: hard.term, vote: hard.vote, commit: hard.commit,
+      ...(hard.heard !== undefined && hard.heard > hard.commit ? { heard: hard.heard } : {}),
+      ...(hard.heardEntry !== undefined && hard.heardEntry.index > hard.commit ? { heardEntry: { index: hard.heardEntry.index, term: hard.heardEntry.term } } : {}),
+    }));
     const out = Buffer.alloc(HEADER + 8 + body.length);
     HARD_MAGIC.copy(out, 0);
     out.writeUInt32BE(body.length, HEADER);
@@ -823,11 +828,14 @@ export function decodeHardState(bytes: Uint8Array): HardState | undefined {
   const body = bytes.subarray(HEADER + 8);
   if (crc32c(body) !== view.getUint32(HEADER + 4)) return undefined;
   try {
-    const o = JSON.parse(Buffer.from(body).toString('utf8')) as { term?: unknown; vote?: unknown; commit?: unknown; heard?: unknown };
+    const o = JSON.parse(Buffer.from(body).toString('utf8')) as { term?: unknown; vote?: unknown; commit?: unknown; heard?: unknown; heardEntry?: { index?: unknown; term?: unknown } | null };
     if (!Number.isSafeInteger(o.term) || !Number.isSafeInteger(o.commit) || !(o.vote === null || typeof o.vote === 'string')) return undefined;
     if (o.heard !== undefined && !(Number.isSafeInteger(o.heard) && (o.heard as number) >= 0)) return undefined;
+    const e = o.heardEntry;
+    if (e !== undefined && !(typeof e === 'object' && e !== null && Number.isSafeInteger(e.index) && Number.isSafeInteger(e.term) && (e.term as number) > 0)) return undefined;
     const hard: HardState = { term: o.term as number, vote: o.vote as string | null, commit: o.commit as number };
     if (typeof o.heard === 'number' && o.heard > hard.commit) hard.heard = o.heard;
+    if (e !== undefined && (e.index as number) > hard.commit) hard.heardEntry = { index: e.index as number, term: e.term as number };
     return hard;
   } catch {
     return undefined;
@@ -912,9 +920,10 @@ export function loadState(dir: string, repair = true): LoadedState {
   if (commit > lastIndex()) {
     throw new StorageError(walDir, 0, `the log ends at ${lastIndex()} but entries up to ${commit} were committed: durable entries are missing; ${rebuildHint(dir)}`);
   }
-  const { heard, ...rest } = hardState;
+  const { heard, heardEntry, ...rest } = hardState;
   commit = Math.max(commit, snapIndex);
   hardState = heard !== undefined && heard > commit ? { ...rest, commit, heard } : { ...rest, commit };
+  if (heardEntry !== undefined && heardEntry.index > commit) hardState.heardEntry = heardEntry;
   return snapshot ? { hardState, snapshot, entries, truncatedBytes } : { hardState, entries, truncatedBytes };
 }
 

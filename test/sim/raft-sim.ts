@@ -622,10 +622,13 @@ class Sim {
     const old = n.disk.hard;
     if (hs.term < old.term) this.#violate(`${n.id}: persisted term went back ${old.term} -> ${hs.term}`);
     if (hs.term === old.term && old.vote !== null && hs.vote !== old.vote) this.#violate(`${n.id}: persisted vote changed in term ${hs.term}: ${old.vote} -> ${hs.vote}`);
-    // As the WAL: the highest commit index heard of (HardState.heard) reaches the disk only with a
-    // term or vote change (the hardstate file); the commit index rides with every batch.
-    const heard = hs.term !== old.term || hs.vote !== old.vote ? hs.heard : old.heard;
-    n.disk.hard = { term: hs.term, vote: hs.vote, commit: hs.commit, ...(heard !== undefined ? { heard } : {}) };
+    // As the WAL: the highest commit index heard of (HardState.heard) and the newest committed entry
+    // known (heardEntry) reach the disk only with a term or vote change (the hardstate file); the
+    // commit index rides with every batch.
+    const written = hs.term !== old.term || hs.vote !== old.vote;
+    const heard = written ? hs.heard : old.heard;
+    const heardEntry = written ? hs.heardEntry : old.heardEntry;
+    n.disk.hard = { term: hs.term, vote: hs.vote, commit: hs.commit, ...(heard !== undefined ? { heard } : {}), ...(heardEntry !== undefined ? { heardEntry } : {}) };
   }
 
   #apply(i: number, e: Entry): void {

@@ -3,12 +3,13 @@
 // time expires and is reported once; holds refreshed faster than they run out never expire; a drop
 // disarms; a clean stop after a drop reports nothing; an acquire is answered with ip's outcome.
 import t from 'tap';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { execFile } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { guardUnavailable, startGuard } from './guard.js';
 import { faketimeLibrary } from '../../test/support/faketime.js';
+import { which } from '../../lib/netns.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -188,4 +189,31 @@ t.test("the guard's bash reads no dotfiles: Node's pipes are sockets, and bash t
     guard.drop();
     await guard.stop();
   }
+});
+
+t.test('a guard that cannot be started for want of descriptors is started again once they are free (a failed spawn has no exit)', async (t) => {
+  const missing = guardUnavailable();
+  if (missing !== null) { t.comment(`SKIPPED: ${missing}`); t.pass('skipped'); return; }
+  if (!which('prlimit')) { process.stderr.write('\n*** SKIPPED guard descriptor test: no prlimit\n'); t.pass('SKIPPED: no prlimit'); return; }
+  let exited = 0;
+  const guard = startGuard('10.255.255.1/32', 'lhsnosuch0', { expired: () => undefined, exited: () => { exited++; } }, 100);
+  t.teardown(() => guard.stop());
+  for (let i = 0; i < 50 && guard.pid === undefined; i++) await sleep(20);
+  const first = guard.pid;
+  t.ok(first !== undefined, 'the guard runs');
+  const [soft, hard] = execFileSync('prlimit', ['--pid', String(process.pid), '--nofile', '--noheadings', '--output=SOFT,HARD'], { encoding: 'utf8' }).trim().split(/\s+/);
+  const held: number[] = [];
+  try {
+    execFileSync('prlimit', ['--pid', String(process.pid), `--nofile=${readdirSync('/proc/self/fd').length + 40}:${hard}`]);
+    try { for (let i = 0; i < 100_000; i++) held.push(openSync('/dev/null', 'r')); } catch { /* EMFILE: every descriptor taken */ }
+    process.kill(first!, 'SIGKILL');
+    await sleep(600); // its restarts, every 100 ms, fail (EMFILE for the pipes)
+    t.equal(guard.pid, undefined, 'no guard while descriptors are out');
+  } finally {
+    for (const fd of held) closeSync(fd);
+    execFileSync('prlimit', ['--pid', String(process.pid), `--nofile=${soft}:${hard}`]);
+  }
+  for (let i = 0; i < 100 && guard.pid === undefined; i++) await sleep(50);
+  t.ok(guard.pid !== undefined && guard.pid !== first, `the guard runs again once descriptors are free (pid ${guard.pid}; a failed spawn was never tried again)`);
+  t.ok(exited >= 2, `each failed start is reported as the guard gone (${exited})`);
 });

@@ -157,7 +157,7 @@ export function startGuard(cidr: string, ifname: string, events: GuardEvents, re
     child = c;
     armed = false;
     let rest = '';
-    c.stdout!.on('data', (d: Buffer) => {
+    c.stdout?.on('data', (d: Buffer) => {
       const lines = (rest + d.toString()).split('\n');
       rest = lines.pop() ?? '';
       for (const line of lines) {
@@ -167,15 +167,21 @@ export function startGuard(cidr: string, ifname: string, events: GuardEvents, re
         else if (line.startsWith('acquire_failed')) acquiring.shift()?.({ code: 1, stderr: line.slice('acquire_failed '.length) });
       }
     });
-    c.stdin!.on('error', () => undefined); // EPIPE if it died; 'exit' says so
-    c.on('error', () => undefined);
-    c.on('exit', (code, signal) => {
+    c.stdin?.on('error', () => undefined); // EPIPE if it died; 'exit' says so (no pipes at all: a spawn that failed)
+    let gone = false;
+    const ended = (code: number | null, signal: NodeJS.Signals | null): void => {
+      if (gone) return;
+      gone = true;
       if (child === c) child = undefined;
       unanswered(`the VIP guard ended (${signal ?? code}) before it answered`);
       if (stopped) return;
       events.exited(code, signal);
       setTimeout(() => { if (!stopped && child === undefined) launch(); }, restartMs).unref();
-    });
+    };
+    // A spawn that failed (EMFILE/ENFILE for its pipes, EAGAIN) has no pid and no 'exit' to follow:
+    // handled as an exit, so the guard is started again (it had stayed gone for good, the VIP unguarded).
+    c.on('error', () => { if (c.pid === undefined) ended(null, null); });
+    c.on('exit', ended);
   };
   launch();
   const write = (line: string): boolean => {
@@ -208,7 +214,7 @@ export function startGuard(cidr: string, ifname: string, events: GuardEvents, re
     stop() {
       stopped = true;
       const c = child;
-      if (c === undefined) { unanswered('the VIP guard was stopped'); return Promise.resolve(); }
+      if (c === undefined || c.pid === undefined) { unanswered('the VIP guard was stopped'); return Promise.resolve(); }
       return new Promise((resolve) => {
         c.once('exit', () => resolve());
         // Disarm first: a clean stop releases the VIP itself; EOF then just ends the guard.

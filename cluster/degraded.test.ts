@@ -101,6 +101,12 @@ t.test('the hand-back: a leader adds the VIP only once its partner may no longer
   t.match(at(10_000, report(9_900, false, false, 4500)), /without a quorum for 4.5 s/, 'no quorum for 4.5 s: it may go degraded before its next report');
   t.equal(at(10_000, report(9_900, false, false, 500)), null, 'no quorum for 0.5 s: it cannot go degraded for seconds');
   t.match(at(10_000, report(9_900, false, true, 0)), /holds the VIP degraded/, 'left degraded mode, its ip addr del not returned yet: still held');
+  const arp = (nowMs: number, partnerArp: 'off-lan' | 'answers' | 'probing', partner: Parameters<typeof handBackRefusal>[0]['partner'] = null): string | null =>
+    handBackRefusal({ nowMs, startedMs: 0, partner, reportEveryMs: 1000, holdMs: DEGRADED_HOLD_MS, partnerArp });
+  t.equal(arp(1300, 'off-lan'), null, 'restarted, the partner never heard, its address and the VIP silent to ARP: no wait');
+  t.match(arp(1300, 'answers'), /its LAN address answers ARP: its machine is up/, 'its machine answers: the wait, and why');
+  t.match(arp(300, 'probing'), /being ARP-probed/, 'while the probe runs: the wait, and what ends it');
+  t.match(arp(1300, 'off-lan', report(1200, true, true, 7000)), /holds the VIP degraded/, 'a report came after all: the report decides');
   t.end();
 });
 

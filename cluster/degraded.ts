@@ -285,11 +285,21 @@ export interface HandBackFacts {
   reportEveryMs: number;
   /** A degraded holding's guard deadline, moved on by each tick that finds it still degraded (services/vip/server.ts). */
   holdMs: number;
+  /**
+   * What this member's own ARP probe since its start found of a partner not heard from since
+   * (services/dhcp/degraded-state.ts): `off-lan` when the partner's address and the VIP, both in
+   * the VIP's subnet as this member's own address is, went unanswered; `answers` when the partner's
+   * address answered; `probing`; absent: not probed (no VIP, or an address off the VIP's subnet).
+   */
+  partnerArp?: 'off-lan' | 'answers' | 'probing';
 }
 
 /**
  * The hand-back of the VIP from a degraded holder to a leader (HA.md 2.5), as the leader judges it
  * before adding the VIP: null when the partner surely holds no degraded VIP now, else why not yet.
+ * A partner not heard from since this member started, whose LAN address and the VIP this member
+ * found silent to ARP since (`partnerArp: 'off-lan'`), holds nothing on this LAN: no wait (a
+ * leader restarted while its partner's machine is down adds the VIP once elected and probed).
  * The partner lets go as soon as it hears a leader, and says so in its next report; one that went
  * silent (paused, dead, cut off) renewed its guard at most until its next report was due, so its
  * guard deleted the VIP `reportEveryMs + holdMs` after its last report (plus the slack). A report
@@ -301,8 +311,12 @@ export function handBackRefusal(f: HandBackFacts): string | null {
   const p = f.partner;
   const silentMs = f.reportEveryMs + f.holdMs + HAND_BACK_SLACK_MS;
   if (p === null) {
-    if (f.nowMs >= f.startedMs + silentMs) return null;
-    return `the partner has not reported since this member started: it may still hold the VIP degraded (waiting up to ${Math.ceil((f.startedMs + silentMs - f.nowMs) / 100) / 10} s for its report or its guard)`;
+    // Its machine down or off this LAN: a VIP it holds is not on this LAN, and while this member
+    // answers ARP on it the partner cannot enter degraded mode (it probes this member's address).
+    if (f.nowMs >= f.startedMs + silentMs || f.partnerArp === 'off-lan') return null;
+    const arp = f.partnerArp === 'answers' ? '; its LAN address answers ARP: its machine is up, its lanha down or its cluster link cut'
+      : f.partnerArp === 'probing' ? '; its LAN address is being ARP-probed (silent, with the VIP: no wait)' : '';
+    return `the partner has not reported since this member started: it may still hold the VIP degraded (waiting up to ${Math.ceil((f.startedMs + silentMs - f.nowMs) / 100) / 10} s for its report or its guard${arp})`;
   }
   const d = p.degraded;
   if (d === null) return null;

@@ -25,7 +25,7 @@ class Follower extends MemoryStateLog {
   override status(): StateLogStatus { return { ...super.status(), role: 'follower', leader: this.leader }; }
 }
 
-function rig(partner?: { answers: boolean }, compactMinRecords?: number) {
+function rig(partner?: { answers: boolean; onVipLan?: boolean }, compactMinRecords?: number) {
   const clock = new ManualClock();
   const reportsNow: number[] = [];
   const inner = new Follower(new Fsm(), clock);
@@ -37,7 +37,7 @@ function rig(partner?: { answers: boolean }, compactMinRecords?: number) {
     inner, self: 'lan-a', ownership, mcltMs: 60_000, stateDir, ...(compactMinRecords === undefined ? {} : { compactMinRecords }),
     members: () => members, clock, log: silentLogger, reportNow: () => { reportsNow.push(clock.monotonicMs()); },
     probeVip: () => new Promise((resolve) => { probes.push(resolve); }),
-    ...(partner === undefined ? {} : { probePartner: { address: '10.0.0.3', probe: async () => (partner.answers ? 'answered' as const : 'silent' as const) } }),
+    ...(partner === undefined ? {} : { probePartner: { address: '10.0.0.3', probe: async () => (partner.answers ? 'answered' as const : 'silent' as const), ...(partner.onVipLan === undefined ? {} : { onVipLan: partner.onVipLan }) } }),
   });
   /** Ticks every 250 ms for `ms` (the mode's own timer), answering each probe with `probe`. */
   const run = async (ms: number, probe: 'answered' | 'silent' = 'silent'): Promise<void> => {
@@ -48,7 +48,7 @@ function rig(partner?: { answers: boolean }, compactMinRecords?: number) {
       await new Promise((r) => setImmediate(r));
     }
   };
-  return { clock, inner, d, members, run, stateDir, reportsNow };
+  return { clock, inner, d, members, run, stateDir, reportsNow, probes };
 }
 
 t.test('alone 5 s with the VIP unanswered: degraded, claims the VIP; hearing a leader leaves at once and for good', async (t) => {
@@ -87,6 +87,42 @@ t.test('a quorum seen after none asks for the report at once (the leader waits o
   inner.leader = 'lan-b';
   d.tick();
   t.equal(reportsNow.length, 2, 'again after a stretch without a quorum, not degraded (its noQuorumMs held a leader back)');
+  t.end();
+});
+
+t.test('restarted with the partner never heard: its address and the VIP silent to ARP at start, a leader adds the VIP without waiting', async (t) => {
+  const settle = async (): Promise<void> => { for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r)); };
+  const dead = rig({ answers: false, onVipLan: true });
+  dead.d.start(() => undefined);
+  t.teardown(() => dead.d.stop());
+  dead.clock.advance(300);
+  t.match(dead.d.leaderHeldBack(), /being ARP-probed/, 'while the start probe runs: the wait, and what ends it');
+  for (const resolve of dead.probes.splice(0)) resolve('silent');
+  await settle();
+  t.equal(dead.d.leaderHeldBack(), null, 'its machine is down (or off this LAN): no wait for its report or its guard');
+
+  const up = rig({ answers: true, onVipLan: true });
+  up.d.start(() => undefined);
+  t.teardown(() => up.d.stop());
+  for (const resolve of up.probes.splice(0)) resolve('silent');
+  await settle();
+  up.clock.advance(300);
+  t.match(up.d.leaderHeldBack(), /answers ARP: its machine is up/, 'its machine answers: the wait, and why');
+
+  const elsewhere = rig({ answers: false, onVipLan: false });
+  elsewhere.d.start(() => undefined);
+  t.teardown(() => elsewhere.d.stop());
+  t.same(elsewhere.probes.length, 0, 'addresses off the VIP subnet: no start probe (a silence there proves nothing)');
+  elsewhere.clock.advance(300);
+  t.match(elsewhere.d.leaderHeldBack(), /not reported since this member started/);
+
+  const held = rig({ answers: false, onVipLan: true });
+  held.d.start(() => undefined);
+  t.teardown(() => held.d.stop());
+  for (const resolve of held.probes.splice(0)) resolve('answered');
+  await settle();
+  held.clock.advance(300);
+  t.match(held.d.leaderHeldBack(), /not reported since this member started/, 'someone answers for the VIP: the wait as before');
   t.end();
 });
 

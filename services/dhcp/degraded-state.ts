@@ -81,7 +81,7 @@ export interface DegradedStateOptions {
    * entering: a partner host that answers is up, its cluster link is what failed (null: no VIP
    * interface to probe on, or the partner's address is not an IPv4 address).
    */
-  probePartner?: { address: string; probe: VipProbe } | null;
+  probePartner?: { address: string; probe: VipProbe; onVipLan?: boolean } | null;
   clock: Clock;
   log: Logger;
   /** The journal is compacted once it holds this many records, half of them superseded (default COMPACT_MIN_RECORDS). */
@@ -121,6 +121,8 @@ export class DegradedStateLog implements StateLog {
   /** When this member last left degraded mode because another MAC answered ARP for the VIP (monotonic ms). */
   #yieldedAt: number | null = null;
   #refusal: string | null = 'not checked yet';
+  /** The ARP probe at start of the partner's address and the VIP (cluster/degraded.ts HandBackFacts.partnerArp); null: not probed. */
+  #startArp: 'off-lan' | 'answers' | 'probing' | null = null;
   #merging = new Set<string>();
   #clearing = false;
   /** A compaction of the journal in progress: grants wait for it (their records go to the new file). */
@@ -172,6 +174,27 @@ export class DegradedStateLog implements StateLog {
     }
     this.#timer = setInterval(() => this.tick(), TICK_MS);
     this.#timer.unref();
+    this.#probeAtStart();
+  }
+
+  /**
+   * A partner not heard from since this start may hold the VIP degraded, so a leader elected now
+   * waits for its report or its guard (2.5 s from the start). Its LAN address and the VIP are
+   * probed once now: both silent (its machine down or off this LAN) and a leader need not wait.
+   * Only when the partner's address and this member's are in the VIP's subnet (`onVipLan`): then
+   * an answer would have come on this LAN, and the partner, probing this member's address before
+   * it enters degraded mode, cannot enter it while this member is up on it.
+   */
+  #probeAtStart(): void {
+    const partner = this.#o.probePartner;
+    if (partner?.onVipLan !== true || this.#o.probeVip === null) return;
+    this.#startArp = 'probing';
+    const quiet = (p: Promise<'answered' | 'silent' | { failed: string }>) => p.catch((error: unknown) => ({ failed: errorMessage(error) }));
+    void Promise.all([quiet(this.#o.probeVip()), quiet(partner.probe())]).then(([vip, address]) => {
+      this.#startArp = address === 'answered' ? 'answers' : address === 'silent' && vip === 'silent' ? 'off-lan' : null;
+      if (this.#startArp === 'off-lan') this.#o.log.info({ event: 'dhcp.degraded.partner_off_lan', partner: this.#o.ownership.partnerOf(this.#o.self), address: partner.address },
+        `partner ${partner.address} and the VIP answer no ARP: the partner's machine is down or off this LAN, so as leader this member adds the VIP without waiting for its report`);
+    });
   }
 
   get active(): boolean { return this.#active; }
@@ -254,6 +277,7 @@ export class DegradedStateLog implements StateLog {
     return handBackRefusal({
       nowMs: mono, startedMs: this.#startedMono, reportEveryMs: REPORT_EVERY_MS, holdMs: DEGRADED_HOLD_MS,
       partner: partner === undefined ? null : { receivedMs: mono - partner.lastContactMs, degraded: partner.report.degradedVip ?? null },
+      ...(this.#startArp === null ? {} : { partnerArp: this.#startArp }),
     });
   }
 

@@ -8,7 +8,7 @@ import type { Clock } from '../../lib/clock.js';
 import { Counters } from '../../lib/counters.js';
 import { ChildRuns, type CommandResult } from '../../lib/child-runs.js';
 import { LanhaError, errorMessage } from '../../lib/errors.js';
-import { broadcastOf, cidrContains, formatIpv4, parseIpv4, type Ipv4 } from '../../lib/ipv4.js';
+import { broadcastOf, cidrContains, formatIpv4, parseIpv4, prefixMask, type Ipv4 } from '../../lib/ipv4.js';
 import type { ApiRoutes } from '../../lib/control-server.js';
 import { logNowMs, type StateLog } from '../../cluster/state-log.js';
 import type { Command } from '../../cluster/commands.js';
@@ -979,13 +979,18 @@ export async function startDhcp(context: ServiceContext): Promise<RunningService
   // Degraded split-pool mode (dhcp.degraded, degraded-state.ts): DHCP's view of the state log, over the cluster's.
   const ownership = ownershipOf(context.config);
   const vip = context.config.vip;
+  const vipNet = vip === undefined ? null : { network: (vip.address.address & prefixMask(vip.address.prefixLength)) >>> 0, prefixLength: vip.address.prefixLength };
   // The probes' arping processes: the stop ends and waits for them (SIGTERM, SIGKILL 300 ms later).
   const arpings = new ChildRuns(ARP_PROBE_TIMEOUT_MS, () => context.clock.monotonicMs());
   const degraded = ownership === null || context.config.cluster?.backend !== 'raft' ? null : new DegradedStateLog({
     inner: context.state, self: context.config.node.name, ownership, mcltMs: config.degraded.mclt, stateDir: context.config.node.stateDir,
     members: context.members ?? (() => ({})), clock: context.clock, log: context.log, reportNow: context.reportNow,
     probeVip: vip === undefined ? null : () => probeArp(arpings.run, vip.address.address, vip.interface),
-    probePartner: ((address) => (vip === undefined || address === null ? null : { address: formatIpv4(address), probe: () => probeArp(arpings.run, address, vip.interface) }))(partnerAddress(context.config, ownership)),
+    probePartner: ((address) => (vip === undefined || address === null ? null : {
+      address: formatIpv4(address), probe: () => probeArp(arpings.run, address, vip.interface),
+      // Both members' addresses on the VIP's subnet: an ARP answer from the partner would come on this LAN.
+      onVipLan: [address, memberAddress(context.config, context.config.node.name)].every((a) => a !== null && vipNet !== null && cidrContains(vipNet, a)),
+    }))(partnerAddress(context.config, ownership)),
   });
   const acked = context.observe?.dhcpAcked;
   const running = await startDhcpServer({ config, state: degraded ?? context.state, clock: context.clock, log: context.log, nodeAddress: context.config.node.address, nameOwners: [memberNameOwners(memberNames(context.config)), records],
@@ -1018,9 +1023,14 @@ export async function startDhcp(context: ServiceContext): Promise<RunningService
 /** The partner's LAN address (its cluster.members entry), when it is an IPv4 address: degraded mode ARP-probes it. */
 function partnerAddress(config: ServiceContext['config'], ownership: ReturnType<typeof ownershipOf>): Ipv4 | null {
   if (ownership === null) return null;
-  const partner = ownership.partnerOf(config.node.name);
-  return parseIpv4(config.cluster?.members.find((m) => m.name === partner)?.address ?? '');
+  return memberAddress(config, ownership.partnerOf(config.node.name));
 }
+
+/** A member's cluster.members address, when it is an IPv4 address. */
+function memberAddress(config: ServiceContext['config'], name: string): Ipv4 | null {
+  return parseIpv4(config.cluster?.members.find((m) => m.name === name)?.address ?? '');
+}
+
 
 /** One probe's arping is killed after this long (it waits 1 s for a reply). */
 const ARP_PROBE_TIMEOUT_MS = 3000;

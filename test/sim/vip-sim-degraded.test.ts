@@ -57,6 +57,29 @@ t.test('the hand-back wait: the degraded holder reports that it let go at once, 
   t.same([now.two, before.two], [0, 0], 'never two holders either way');
 });
 
+t.test('a leader restarted while its partner\'s machine is down: the partner\'s address and the VIP silent to ARP at start, no wait for the partner\'s report or guard', async (t) => {
+  // Simulated time: from the restart of the killed leader (the witness up, the partner's machine
+  // down) to its holding the VIP. Without the start probe it waited out the partner it never heard
+  // (2.5 s from its start); with it, the probe's 1.2 s.
+  const gaps = (startProbe: boolean): { median: number; n: number; violations: number } => {
+    const all: number[] = [];
+    let violations = 0;
+    for (let seed = 1; seed <= 40; seed++) {
+      const r = runVipSim(seed, { scenario: 'degraded', chaosMs, startProbe });
+      all.push(...r.restartGapsMs);
+      violations += r.violations.length;
+    }
+    all.sort((a, b) => a - b);
+    return { median: all[Math.floor(all.length / 2)]!, n: all.length, violations };
+  };
+  const now = gaps(true);
+  const before = gaps(false);
+  t.ok(now.n >= 20, `${now.n} restarts`);
+  t.ok(now.median <= 1500, `VIP held ${now.median} ms after the restart (median)`);
+  t.ok(before.median >= 2400, `waiting for the partner's report or guard, as before: ${before.median} ms`);
+  t.same([now.violations, before.violations], [0, 0], 'never two holders, one holder after the faults');
+});
+
 t.test('without the hand-back (the leader adds the VIP at once) the same scenario finds two holders', async (t) => {
   const found: number[] = [];
   for (let seed = 1; seed <= 30 && found.length < 3; seed++) {

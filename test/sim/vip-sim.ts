@@ -26,7 +26,9 @@ import { REPORT_EVERY_MS } from '../../cluster/member-status.js';
 // and report, the stall rule) and the member reports between them (every second and on a new
 // connection, with what degraded mode says of the VIP): one server's machine and the witness go down,
 // the other, alone, goes degraded and holds the VIP (guard deadline DEGRADED_HOLD_MS per tick), and
-// when they come back the hand-back runs under pauses, message delays and slow fsyncs.
+// when they come back the hand-back runs under pauses, message delays and slow fsyncs. Some cycles
+// instead crash the partner's machine and kill -9 the leader, which restarts alone with the witness
+// (the partner comes back seconds later): how soon it holds the VIP again (restartGapsMs).
 
 const TICK_MS = 10;
 const VIP_TICK_MS = 20;
@@ -37,7 +39,7 @@ const STALL_MS = DEGRADED_HOLD_MS - 200;
 const PROBE_VALID_MS = 3000;
 
 function freshDegraded(nowMs: number): DegradedModel {
-  return { active: false, noQuorumSince: null, probe: null, probing: null, partnerAnswered: false, lastLook: null, stalledAt: null, yieldedAt: null, startedAt: nowMs, heard: null, releaseAt: -Infinity, heldBack: false, heldBackSince: null, heldDegraded: false };
+  return { active: false, noQuorumSince: null, probe: null, probing: null, partnerAnswered: false, lastLook: null, stalledAt: null, yieldedAt: null, startedAt: nowMs, heard: null, releaseAt: -Infinity, heldBack: false, heldBackSince: null, heldDegraded: false, startArp: null, startProbe: null };
 }
 
 export interface VipSimOptions {
@@ -81,6 +83,12 @@ export interface VipSimOptions {
    * second), the leader's next tick, as before.
    */
   releaseReport?: 'at-once' | 'tick';
+  /**
+   * degraded: each server ARP-probes its partner's address and the VIP at start, and as leader adds
+   * the VIP without waiting for a partner never heard from when both were silent (default true,
+   * degraded-state.ts #probeAtStart); false: it waits for the partner's report or guard, as before.
+   */
+  startProbe?: boolean;
 }
 
 export interface VipSimReport {
@@ -102,8 +110,10 @@ export interface VipSimReport {
   heldBack: number;
   /** degraded: per hand-back, ms from the degraded holding's kernel letting the VIP go to a leader's kernel holding it. */
   handBackGapsMs: number[];
-  /** degraded: per leader held back that then added the VIP (its lease valid throughout), ms from the first held-back tick to the acquire. */
+  /** degraded: per leader held back on its partner's reports that then added the VIP (its lease valid throughout), ms from the first held-back tick to the acquire. */
   heldBackMs: number[];
+  /** degraded: per leader killed and restarted while its partner's machine was down, ms from the restart to its holding the VIP. */
+  restartGapsMs: number[];
   trace: string[];
 }
 
@@ -127,6 +137,9 @@ interface DegradedModel {
   heldBackSince: number | null;
   /** The VIP core last held degraded (the kernel's holding is a degraded one until a leader's lease takes it over). */
   heldDegraded: boolean;
+  /** degraded-state.ts #probeAtStart: what the probe of the partner's address and the VIP at start found, and its samples. */
+  startArp: 'off-lan' | 'answers' | 'probing' | null;
+  startProbe: { partner: boolean; vip: boolean } | null;
 }
 
 type Proc = 'up' | 'paused' | 'dead' | 'machine-down';
@@ -170,7 +183,7 @@ type Event =
   | { t: number; seq: number; kind: 'kernel'; node: number; held: boolean; renew: boolean }
   | { t: number; seq: number; kind: 'persisted'; node: number; inc: number }
   | { t: number; seq: number; kind: 'fault' | 'heal-one' | 'propose'; node: number }
-  | { t: number; seq: number; kind: 'dg-tick' | 'report' | 'report-now' | 'probe-sample' | 'probe-done'; node: number; inc: number }
+  | { t: number; seq: number; kind: 'dg-tick' | 'report' | 'report-now' | 'probe-sample' | 'probe-done' | 'start-sample' | 'start-done'; node: number; inc: number }
   | { t: number; seq: number; kind: 'report-rx'; node: number; report: DegradedVipReport };
 
 export function runVipSim(seed: number, options: VipSimOptions = {}): VipSimReport {
@@ -212,7 +225,10 @@ class VipSim {
   #degradedGoneAt: number | null = null;
   #lastHolder = -1;
   /** degraded: the cycle of the scenario (#degradedFault). */
-  #cycle: { phase: 'steady' | 'alone' | 'held' | 'back'; at: number; survivor: number } = { phase: 'steady', at: 0, survivor: 0 };
+  #cycle: { phase: 'steady' | 'alone' | 'held' | 'back' | 'restart'; at: number; survivor: number } = { phase: 'steady', at: 0, survivor: 0 };
+  #restartGaps: number[] = [];
+  /** The leader killed with its partner's machine down restarted here (the restart gap runs). */
+  #restartedAt: { node: number; at: number } | null = null;
 
   constructor(seed: number, options: VipSimOptions) {
     this.#seed = seed;
@@ -220,7 +236,7 @@ class VipSim {
     this.#o = {
       guard: options.guard ?? true, guardMarginMs: options.guardMarginMs ?? 20, chaosMs: options.chaosMs ?? 20_000, trace: options.trace ?? false, vipSchedule: options.vipSchedule ?? 'due',
       timers: options.timers ?? raftTimers(undefined), scenario: options.scenario ?? 'chaos', deadVoter: options.deadVoter ?? 'follower', heartbeatsFirst: options.heartbeatsFirst ?? true,
-      handBack: options.handBack ?? true, releaseReport: options.releaseReport ?? 'at-once',
+      handBack: options.handBack ?? true, releaseReport: options.releaseReport ?? 'at-once', startProbe: options.startProbe ?? true,
     };
     const r = this.#rng;
     this.#ipMaxMs = 1 + r.int(30);
@@ -257,7 +273,7 @@ class VipSim {
     if (this.#noHolderSince !== null) this.#noHolderMs += this.#now - this.#noHolderSince;
     return {
       seed: this.#seed, violations: this.#violations, twoHolderMs: Math.round(this.#twoHolderMs), takeovers: this.#takeovers, pauses: this.#pauses, kills: this.#kills,
-      crashGapsMs: this.#crashGaps, lapses: this.#lapses, noHolderMs: Math.round(this.#noHolderMs), degradedHolds: this.#degradedHolds, heldBack: this.#heldBack, handBackGapsMs: this.#handBackGaps, heldBackMs: this.#heldBackMs, trace: this.#trace,
+      crashGapsMs: this.#crashGaps, lapses: this.#lapses, noHolderMs: Math.round(this.#noHolderMs), degradedHolds: this.#degradedHolds, heldBack: this.#heldBack, handBackGapsMs: this.#handBackGaps, heldBackMs: this.#heldBackMs, restartGapsMs: this.#restartGaps, trace: this.#trace,
     };
   }
 
@@ -293,6 +309,12 @@ class VipSim {
     if (n.server) this.#armVip(i, VIP_TICK_MS * n.drift, true);
     if (n.server && this.#o.scenario === 'degraded') {
       n.dg = freshDegraded(this.#now);
+      if (this.#o.startProbe) {
+        n.dg.startArp = 'probing';
+        n.dg.startProbe = { partner: false, vip: false };
+        for (const later of [0, 100, 200]) this.#push({ t: this.#now + later + 1 + this.#rng.int(5), seq: 0, kind: 'start-sample', node: i, inc: n.inc });
+        this.#push({ t: this.#now + 1200 + this.#rng.int(20), seq: 0, kind: 'start-done', node: i, inc: n.inc });
+      }
       this.#push({ t: this.#now + DG_TICK_MS * n.drift, seq: 0, kind: 'dg-tick', node: i, inc: n.inc });
       this.#push({ t: this.#now + REPORT_EVERY_MS * n.drift, seq: 0, kind: 'report', node: i, inc: n.inc });
       // A new connection: the partner's report comes at once (cluster/raft/transport.ts), and ours to it.
@@ -440,6 +462,24 @@ class VipSim {
         if (this.#o.releaseReport === 'at-once' && n.dg.heldBack && n.proc === 'up') this.#push({ t: this.#now, seq: 0, kind: 'vip-event', node: e.node, inc: n.inc });
         return;
       }
+      case 'start-sample': {
+        const n = this.#nodes[e.node]!;
+        const p = n.dg.startProbe;
+        if (n.inc !== e.inc || p === null) return;
+        if (this.#nodes.some((o, j) => j !== e.node && o.server && o.proc !== 'machine-down' && o.kernelHeld)) p.vip = true;
+        if (this.#nodes[1 - e.node]!.proc !== 'machine-down') p.partner = true;
+        return;
+      }
+      case 'start-done': {
+        const n = this.#nodes[e.node]!;
+        const p = n.dg.startProbe;
+        if (n.inc !== e.inc || p === null || (n.proc !== 'up' && n.proc !== 'paused')) return;
+        if (n.proc === 'paused') { this.#push({ ...e, t: this.#now + 5 }); return; }
+        n.dg.startArp = p.partner ? 'answers' : p.vip ? null : 'off-lan';
+        n.dg.startProbe = null;
+        this.#tr(`${n.id} start probe: ${n.dg.startArp}`);
+        return;
+      }
       case 'probe-sample': {
         // arping runs in processes of its own: it samples while the daemon is paused too.
         const n = this.#nodes[e.node]!;
@@ -489,8 +529,9 @@ class VipSim {
     const heldBack = degraded && this.#o.handBack && leaseValid && !n.vip.held && this.#handBackRefusal(i) !== null;
     if (heldBack && !n.dg.heldBack) { this.#heldBack++; this.#tr(`${n.id} holds back: ${this.#handBackRefusal(i)}`); }
     n.dg.heldBack = heldBack;
+    // The hand-back's wait: a leader held back on what its partner reported (not one that never heard it since its start).
     if (!leaseValid) n.dg.heldBackSince = null;
-    else if (heldBack) n.dg.heldBackSince ??= this.#now;
+    else if (heldBack && n.dg.heard !== null) n.dg.heldBackSince ??= this.#now;
     const wasDegraded = n.vip.held && n.vip.degraded;
     const [next, actions] = onTick(n.vip, claim === undefined ? { nowMs: this.#now, leaseValid } : { nowMs: this.#now, leaseValid, degraded: claim, heldBack }, vipTimings('fast', LIFETIME_MS / 1000));
     if (actions.some((a) => a.kind === 'release')) { this.#lapses++; this.#tr(`${n.id} lapse: ${wasDegraded ? `degraded holding let go (${claim})` : `lease lost (${core.role} term ${core.term})`}`); }
@@ -561,6 +602,7 @@ class VipSim {
     return handBackRefusal({
       nowMs: this.#now, startedMs: dg.startedAt, reportEveryMs: REPORT_EVERY_MS, holdMs: DEGRADED_HOLD_MS,
       partner: dg.heard === null ? null : { receivedMs: dg.heard.at, degraded: dg.heard.report },
+      ...(dg.startArp === null ? {} : { partnerArp: dg.startArp }),
     });
   }
 
@@ -622,7 +664,22 @@ class VipSim {
     const c = this.#cycle;
     const leader = this.#nodes.findIndex((n) => n.server && n.proc === 'up' && n.core?.role === 'leader' && n.kernelHeld);
     if (c.phase === 'steady') {
-      if (leader >= 0 && this.#now - c.at > 1000 && this.#holders().length === 1 && this.#nodes.every((n) => n.proc === 'up')) {
+      if (leader >= 0 && this.#now - c.at > 1000 && this.#holders().length === 1 && this.#nodes.every((n) => n.proc === 'up') && r.float() < 0.3) {
+        // The leader is killed and restarted while its partner's machine is down (the witness up).
+        const down = 1 - leader;
+        const d = this.#nodes[down]!, l = this.#nodes[leader]!;
+        d.proc = 'machine-down';
+        d.kernelHeld = false;
+        d.guardDeadline = null;
+        l.proc = 'dead';
+        this.#kills += 2;
+        if (l.guardDeadline !== null) { l.guardDeadline = null; this.#guardDeletes(leader); }
+        this.#tr(`crash machine ${d.id} and kill -9 ${l.id}`);
+        this.#push({ t: this.#now + 300 + r.int(1200), seq: 0, kind: 'heal-one', node: leader });
+        c.phase = 'restart';
+        c.survivor = leader;
+        c.at = this.#now + 5000 + r.int(3000);
+      } else if (leader >= 0 && this.#now - c.at > 1000 && this.#holders().length === 1 && this.#nodes.every((n) => n.proc === 'up')) {
         const victim = r.float() < 0.5 ? leader : 1 - leader;
         c.survivor = 1 - victim;
         for (const k of [victim, 2]) {
@@ -640,6 +697,13 @@ class VipSim {
       const s = this.#nodes[c.survivor]!;
       if (s.kernelHeld && s.vip.degraded) { c.phase = 'held'; c.at = this.#now + r.int(3000); }
       else if (this.#now - c.at > 20_000) { c.phase = 'held'; c.at = this.#now; }
+    } else if (c.phase === 'restart') {
+      if (this.#now >= c.at) {
+        this.#push({ t: this.#now, seq: 0, kind: 'heal-one', node: 1 - c.survivor });
+        this.#tr('the crashed server comes back');
+        c.phase = 'back';
+        c.at = this.#now;
+      }
     } else if (c.phase === 'held') {
       if (this.#now >= c.at) {
         for (const k of [1 - c.survivor, 2]) this.#push({ t: this.#now + r.int(1500), seq: 0, kind: 'heal-one', node: k });
@@ -892,6 +956,7 @@ class VipSim {
       if (n.proc === 'dead') this.#push({ t: this.#now + 1 + this.#rng.int(this.#ipMaxMs), seq: 0, kind: 'kernel', node: i, held: false, renew: false });
       this.#start(i);
       this.#tr(`restart ${n.id}`);
+      if (this.#cycle.phase === 'restart' && i === this.#cycle.survivor) this.#restartedAt = { node: i, at: this.#now };
     }
   }
 
@@ -916,6 +981,10 @@ class VipSim {
 
   /** degraded: the gap between a degraded holding's end and a leader's holding (a new degraded holding ends the count). */
   #handBackGap(count: number): void {
+    if (count >= 1 && this.#restartedAt !== null) {
+      if (this.#nodes[this.#restartedAt.node]!.kernelHeld) this.#restartGaps.push(Math.round(this.#now - this.#restartedAt.at));
+      this.#restartedAt = null;
+    }
     if (count === 1) {
       const h = this.#nodes.findIndex((n) => n.server && n.proc !== 'machine-down' && n.kernelHeld);
       if (this.#degradedGoneAt !== null) {

@@ -345,8 +345,11 @@ export function wireFromReply(reply: Uint8Array, negative: boolean, ttlS: number
 /** A reply `wireFromReply` can keep as it is: where its question and its kept bytes end, its records and ARCOUNT without the OPT. */
 interface ReplyShape { qEnd: number; end: number; records: number; arcount: number }
 
-/** `wireFromReply`'s shape checks (see there); null: the general way. */
-function replyShape(reply: Uint8Array, table: RecordTable): ReplyShape | null {
+/** `replyShape`'s answer when the caller gives none to fill (`store`'s one, used before the next store). */
+const STORE_SHAPE: ReplyShape = { qEnd: 0, end: 0, records: 0, arcount: 0 };
+
+/** `wireFromReply`'s shape checks (see there), into `into` when given; null: the general way. */
+function replyShape(reply: Uint8Array, table: RecordTable, into?: ReplyShape): ReplyShape | null {
   if (reply[4] !== 0 || reply[5] !== 1) return null;
   let p = HEADER_SIZE;
   while (p < reply.length && reply[p] !== 0) {
@@ -368,7 +371,9 @@ function replyShape(reply: Uint8Array, table: RecordTable): ReplyShape | null {
   }
   const records = end === reply.length ? count : count - 1;
   if (namesReadPatched(reply, table, records)) return null;
-  return { qEnd, end, records, arcount };
+  if (into === undefined) return { qEnd, end, records, arcount };
+  into.qEnd = qEnd; into.end = end; into.records = records; into.arcount = arcount;
+  return into;
 }
 
 /** The kept bytes of `reply` copied to `out` at `at` made its cache form: header rewritten, a negative answer's SOAs given `ttlS`. */
@@ -556,7 +561,7 @@ export class ForwardCache {
     if (ttl <= 0 || this.limits.entries === 0) return null;
     const negative = scan === undefined ? isNegative(q, answer) : wireIsNegative(reply, scan, answer.rcode);
     const table = scan ?? recordTable(reply);
-    const shape = table === null ? null : replyShape(reply, table);
+    const shape = table === null ? null : replyShape(reply, table, STORE_SHAPE);
     if (shape !== null) {
       // Straight into the entry's one buffer: no intermediate copies of the key and the answer.
       const keyLength = shape.qEnd - HEADER_SIZE;
@@ -671,7 +676,7 @@ export class ForwardCache {
 
   #find(data: Uint8Array, keyLength: number, hash: number): CacheEntry | null {
     for (let e = this.#buckets[hash & this.#mask] ?? null; e !== null; e = e.chain) {
-      if (e.keyLength === keyLength && e.data.compare(data, 0, keyLength, 0, keyLength) === 0) return e;
+      if (e.keyLength === keyLength && sameBytes(e.data, data, keyLength)) return e;
     }
     return null;
   }
@@ -706,4 +711,10 @@ export class ForwardCache {
     this.#bytes -= e.cost;
     if (this.#spares.length < SPARES_MAX && e.data.length <= SPARE_BYTES_MAX) this.#spares.push(e);
   }
+}
+
+/** Whether the first `length` bytes of `a` and `b` are equal (a key of a few dozen bytes: a loop, not a call into C++). */
+function sameBytes(a: Uint8Array, b: Uint8Array, length: number): boolean {
+  for (let i = 0; i < length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

@@ -291,9 +291,11 @@ t.test('folded UDP askers: the callback path\'s replies, joined askers with thei
   });
   t.teardown(() => { f.close(); up.close(); });
   const forward = forwardWith(f, 'n', systemClock);
-  const got: Array<{ bytes: Uint8Array; port: number; address: string }> = [];
-  const to = { sendUdp: (_out: unknown, bytes: Uint8Array, port: number, address: string) => { got.push({ bytes: Uint8Array.from(bytes), port, address }); } };
-  const out = {} as ReplySink;
+  const got: Array<{ bytes: Uint8Array; port: number; address: string; inSlot: boolean }> = [];
+  // The sink's buffers, as a batch hands out its slots: an answer from a cache entry is written into one.
+  const slots = new Set<Uint8Array>();
+  const out: ReplySink = { buffer: (n) => { const b = new Uint8Array(n); slots.add(b); return b; }, send: () => 1 };
+  const to = { sendUdp: (_out: unknown, bytes: Uint8Array, port: number, address: string) => { got.push({ bytes: Uint8Array.from(bytes), port, address, inSlot: slots.has(bytes) }); } };
   const query = (name: string, id: number, edns: boolean | 'do'): { msg: Buffer; fq: FastQuery } => {
     const m = emptyMessage(id);
     m.rd = true;
@@ -304,6 +306,7 @@ t.test('folded UDP askers: the callback path\'s replies, joined askers with thei
     t.ok(scanQuery(msg, fq));
     return { msg, fq };
   };
+  let lastInSlot = false;
   const folded = async (name: string, id: number, edns: boolean | 'do'): Promise<Uint8Array> => {
     const before = got.length;
     const { msg, fq } = query(name, id, edns);
@@ -311,6 +314,7 @@ t.test('folded UDP askers: the callback path\'s replies, joined askers with thei
     msg.fill(0); // the flight keeps a copy
     while (got.length === before) await new Promise((r) => setTimeout(r, 5));
     t.same([got[before]!.port, got[before]!.address], [5300 + id, '127.0.0.9'], `${name}: sent to its asker`);
+    lastInSlot = got[before]!.inSlot;
     return got[before]!.bytes;
   };
   const viaCallback = (name: string, id: number, edns: boolean | 'do'): Promise<Uint8Array> => new Promise((resolve) => {
@@ -326,6 +330,8 @@ t.test('folded UDP askers: the callback path\'s replies, joined askers with thei
 
   for (const [name, edns] of [['Www.Example', true], ['zero.Example', 'do'], ['plain.example', false], ['Signed.example', 'do']] as const) {
     const a = await folded(name, 7, edns);
+    const cached = !name.startsWith('zero');
+    t.equal(lastInSlot, cached, `${name}: ${cached ? 'written into the sink\'s buffer (no buffer of its own, no copy)' : 'TTL 0, not cached: encoded'}`);
     t.same(summary(a), { id: 7, rcode: 0, name, answers: 1, opt: edns !== false }, `${name}: its ID, its case, the answer${edns !== false ? ', the OPT' : ''}`);
     const d = decodeMessage(a);
     t.equal(d.ok && d.value.edns?.dnssecOk === true, edns === 'do', `${name}: DO as asked (RFC 3225)`);

@@ -81,14 +81,29 @@ interface UpstreamReply {
  * worker's allocations, bench:dns miss runs).
  */
 class UpstreamAnswer implements Resolved {
-  readonly rcode: number;
+  rcode = 0;
   entry: CacheEntry | null = null;
-  #bytes: Uint8Array;
+  #bytes: Uint8Array = NO_BYTES;
   #records: CachedAnswer | null = null;
 
-  constructor(reply: UpstreamReply) {
+  constructor(reply: UpstreamReply | null) {
+    if (reply !== null) this.reset(reply);
+  }
+
+  /** Makes this the answer of `reply` (the forwarder's reused one: see `#answered`). */
+  reset(reply: UpstreamReply): this {
     this.rcode = reply.scan.rcode;
     this.#bytes = reply.bytes;
+    this.#records = null;
+    this.entry = null;
+    return this;
+  }
+
+  /** Forgets the reply's bytes (Node's receive buffer is not kept past its answer). */
+  forget(): void {
+    this.#bytes = NO_BYTES;
+    this.#records = null;
+    this.entry = null;
   }
 
   get answers(): DnsRecord[] { return this.#decoded().answers; }
@@ -110,14 +125,16 @@ const FLIGHT_QUERY_BYTES = 320;
 /** Flights kept for reuse at most (a process holds at most its share of `maxInFlight` at once). */
 const FLIGHTS_FREE_MAX = 256;
 const NO_UPSTREAMS: readonly Upstream[] = [];
+const NO_BYTES = new Uint8Array(0);
 /** Our OPT record (root owner, TYPE, size, extended RCODE, version, flags, RDLENGTH 0). */
 const OPT_SIZE = 11;
 
 /**
  * The reply to a query from its bytes (`length` of them, scanned as `fq`) and the answer it gets
- * (`decoded`: the query decoded, when the caller already has it); see `forwardWith`.
+ * (`decoded`: the query decoded, when the caller already has it; `sink`: where a UDP reply will be
+ * sent, whose `buffer` a reply from a cache entry is written into, as a hit's is); see `forwardWith`.
  */
-export type MakeReply = (msg: Uint8Array, length: number, fq: FastQuery, answer: Resolved, transport: Transport, decoded?: DnsMessage | null) => Uint8Array;
+export type MakeReply = (msg: Uint8Array, length: number, fq: FastQuery, answer: Resolved, transport: Transport, decoded?: DnsMessage | null, sink?: ReplySink | null) => Uint8Array;
 
 /**
  * One question in flight upstream: its askers and where its attempts stand. The upstream sockets
@@ -242,6 +259,14 @@ export class Forwarder {
   #timer: NodeJS.Timeout | null = null;
   #timerAt = 0;
   readonly #onReply = (f: Flight, msg: Buffer, rinfo: dgram.RemoteInfo): void => this.#udpReply(f, msg, rinfo);
+  /**
+   * An upstream UDP reply's scan, the reply and, for a flight whose one asker is answered through
+   * `make` (a UDP query routed from its bytes), its answer: one of each for every reply, each used
+   * up before the next datagram is read (promise askers and joined ones get an answer of their own).
+   */
+  readonly #scan: MessageScan = { start: [], type: [], ttlAt: [], rcode: 0 };
+  readonly #reply: UpstreamReply = { bytes: NO_BYTES, scan: this.#scan };
+  readonly #answer = new UpstreamAnswer(null);
   readonly #expire = (): void => this.#expired();
 
   constructor(options: ForwarderOptions) {
@@ -419,14 +444,17 @@ export class Forwarder {
   #udpReply(f: Flight, msg: Buffer, rinfo: dgram.RemoteInfo): void {
     const up = f.ups[f.index]!;
     if (rinfo.address !== up.address || rinfo.port !== up.port) { this.#o.counters.inc('dns.forward.spoofed'); return; }
-    const scan = checkReply(msg, f.upstreamId, f, f.query, HEADER_SIZE, f.qEnd);
+    const scan = checkReply(msg, f.upstreamId, f, f.query, HEADER_SIZE, f.qEnd, this.#scan);
     if (scan === null) { this.#o.counters.inc('dns.forward.mismatched'); return; }
     // Where a miss's time goes: the upstream's part (send to reply read, this process's wake-up
     // included), summed in microseconds with the replies counted, so processes add up.
     f.replyMs = this.#o.clock.monotonicMs();
     this.#o.counters.inc('dns.forward.upstream_replies');
     this.#o.counters.inc('dns.forward.upstream_wait_us', Math.round((f.replyMs - f.sentMs) * 1000));
-    this.#attemptEnded(f, { bytes: msg, scan });
+    const reply = this.#reply;
+    reply.bytes = msg;
+    this.#attemptEnded(f, reply);
+    reply.bytes = NO_BYTES;
   }
 
   /** `f`'s UDP attempt is over (null: timed out or failed): TC goes on over TCP, else on to `#replied`. */
@@ -457,7 +485,7 @@ export class Forwarder {
     if (reply === null) {
       answer = servfail();
     } else {
-      const a = new UpstreamAnswer(reply);
+      const a = f.done === null && f.more === null ? this.#answer.reset(reply) : new UpstreamAnswer(reply);
       if (!this.#closed) {
         a.entry = this.cache.store(f, reply.bytes, a, this.#o.clock.monotonicMs(), reply.scan);
         if (a.entry !== null) this.#o.onCached?.(a.entry);
@@ -467,7 +495,7 @@ export class Forwarder {
     // One asker's reply must not cost the others theirs.
     if (f.to !== null) {
       try {
-        f.to.sendUdp(f.out!, f.make!(f.query, f.length, f, answer, 'udp'), f.port, f.address);
+        f.to.sendUdp(f.out!, f.make!(f.query, f.length, f, answer, 'udp', null, f.out), f.port, f.address);
       } catch {
         this.#o.counters.inc('dns.forward.answer_failed');
       }
@@ -475,6 +503,7 @@ export class Forwarder {
     if (f.done !== null) this.#tell(f.done, answer);
     if (f.more !== null) for (const done of f.more) this.#tell(done, answer);
     if (reply !== null) this.#o.trace?.miss(f.name, f.started, f.sentMs, f.replyMs, this.#o.clock.monotonicMs());
+    if (answer === this.#answer) this.#answer.forget();
     f.clear();
     if (this.#free.length < FLIGHTS_FREE_MAX) this.#free.push(f);
   }
@@ -586,8 +615,15 @@ export function inFlightShare(maxInFlight: number, processes: number): number {
  * from its bytes straight into a flight (`Forwarder.resolveUdp`).
  */
 export function forwardWith(forwarder: Forwarder, nodeName: string, clock: Clock): ForwardQuery {
-  const make: MakeReply = (msg, length, fq, a, transport, decoded = null) => {
-    if (a.entry !== null) return forwarder.cache.reply(msg, fq, a.entry, clock.monotonicMs(), transport === 'tcp');
+  const make: MakeReply = (msg, length, fq, a, transport, decoded = null, sink = null) => {
+    if (a.entry !== null) {
+      const cache = forwarder.cache, tcp = transport === 'tcp';
+      if (sink === null) return cache.reply(msg, fq, a.entry, clock.monotonicMs(), tcp);
+      // Written where it is sent from (a slot of the turn's batch): no buffer of its own, no copy.
+      const out = sink.buffer(cache.replySize(fq, a.entry, tcp));
+      cache.replyInto(out, msg, fq, a.entry, clock.monotonicMs(), tcp);
+      return out;
+    }
     if (a.rcode === RCODE.SERVFAIL) return rcodeReply(msg, fq, RCODE.SERVFAIL, true); // shed or failed: cheap
     // A query routed from its bytes is decoded only now, for an answer that was not cached.
     const d = decoded ?? decodedQuery(length === msg.length ? msg : msg.subarray(0, length));
@@ -652,9 +688,9 @@ export function queryInto(out: Uint8Array, id: number, bytes: Uint8Array, start:
  * them, compared as bytes first; only when they differ (another case is fine, a compressed name
  * too) is the name decoded.
  */
-export function checkReply(msg: Uint8Array, id: number, q: Question, question: Uint8Array | null = null, start = 0, end = question?.length ?? 0): MessageScan | null {
+export function checkReply(msg: Uint8Array, id: number, q: Question, question: Uint8Array | null = null, start = 0, end = question?.length ?? 0, into?: MessageScan): MessageScan | null {
   if (msg.length < HEADER_SIZE || (msg[2]! & 0x80) === 0 || ((msg[0]! << 8) | msg[1]!) !== id || msg[4] !== 0 || msg[5] !== 1) return null;
-  const scan = scanMessage(msg);
+  const scan = scanMessage(msg, into);
   if (scan === null) return null;
   if (question !== null && HEADER_SIZE + end - start <= msg.length && sameQuestion(msg, HEADER_SIZE, question, start, end - start)) return scan;
   const name = readName(msg, HEADER_SIZE);

@@ -167,9 +167,11 @@ export interface MessageScan extends RecordTable {
 /**
  * The records of `msg` under exactly `decodeMessage`'s rules (null where it fails: names, RDATA
  * layouts, OPT placement and options, trailing bytes), allocating no names or records: for a
- * forwarded reply whose bytes are kept as they are (forward.ts). Never throws.
+ * forwarded reply whose bytes are kept as they are (forward.ts). `into`: a scan to fill instead of
+ * a new one (its lists reused: the forwarder scans every upstream reply into one, used before the
+ * next is read). Never throws.
  */
-export function scanMessage(msg: Uint8Array): MessageScan | null {
+export function scanMessage(msg: Uint8Array, into?: MessageScan): MessageScan | null {
   if (msg.length < HEADER_SIZE) return null;
   const qd = u16(msg, 4), an = u16(msg, 6), ns = u16(msg, 8), ar = u16(msg, 10);
   let p = HEADER_SIZE;
@@ -181,9 +183,16 @@ export function scanMessage(msg: Uint8Array): MessageScan | null {
   const total = an + ns + ar;
   // Lists made at their length when it is small (a reply's usual few records): pushed into from
   // empty, each grew a backing store of 17 slots first (~450 bytes a forwarded miss in all).
-  const out: MessageScan = total <= SCAN_PRESIZED_MAX
-    ? { start: new Array<number>(total), type: new Array<number>(total), ttlAt: new Array<number>(total), rcode: msg[3]! & 0xf }
-    : { start: [], type: [], ttlAt: [], rcode: msg[3]! & 0xf };
+  let out: MessageScan;
+  if (into !== undefined) {
+    out = into;
+    out.rcode = msg[3]! & 0xf;
+    out.start.length = total; out.type.length = total; out.ttlAt.length = total;
+  } else {
+    out = total <= SCAN_PRESIZED_MAX
+      ? { start: new Array<number>(total), type: new Array<number>(total), ttlAt: new Array<number>(total), rcode: msg[3]! & 0xf }
+      : { start: [], type: [], ttlAt: [], rcode: msg[3]! & 0xf };
+  }
   let opt = false;
   for (let i = 0; i < total; i++) {
     const end = nameEnd(msg, p);

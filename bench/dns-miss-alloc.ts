@@ -12,6 +12,7 @@
 // flags that does not hang on how busy the machine is, as a p99 does).
 // RATE=N asks at N a second (dnsperf -Q, as bench:dns's miss runs: a datagram or two a turn of the
 // event loop) instead of keeping WINDOW (20) in flight; CPU per miss is then what a paced load costs.
+// NOSHED=1 turns the shed and the in-flight cap off: every query read is a miss asked upstream.
 // HITS=N asks N names over and over instead (the warm-up caches them): the same figures per
 // forwarded cache hit, the path where Node's receive and send are most of the cost.
 // PROFILE=1 also prints where the bytes went: V8's sampling heap profiler over the measured misses,
@@ -36,6 +37,7 @@ import { Forwarder, forwardWith, inFlightShare } from '../services/dns/forward.j
 import { buildZoneSet } from '../services/dns/zone.js';
 
 const WARM = 3000;
+const noShed = process.env['NOSHED'] === '1';
 const WINDOW = 20;
 const role = process.argv[2];
 
@@ -117,8 +119,10 @@ dns:
   const f = cfg.forward!;
   const forwarder = new Forwarder({
     upstreams: f.upstreams, domains: f.domains, timeoutMs: f.timeout, cache: answerer.forwardCache!,
-    maxInFlight: inFlightShare(f.maxInFlight, 2), clock: systemClock, random: cryptoRandom, counters: answerer.counters,
-    onCached: () => undefined, busy: () => answerer.backlogged(),
+    // NOSHED=1: every query asked upstream (no backlog shed, no cap), so CPU per query read is CPU
+    // per miss whatever the machine's load does to the queue (an A/B of the miss path's cost).
+    maxInFlight: noShed ? 1 << 20 : inFlightShare(f.maxInFlight, 2), clock: systemClock, random: cryptoRandom, counters: answerer.counters,
+    onCached: () => undefined, busy: noShed ? () => false : () => answerer.backlogged(),
   });
   const forward = forwardWith(forwarder, 'bench', systemClock);
   const socket = dgram.createSocket('udp4');

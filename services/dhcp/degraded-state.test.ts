@@ -148,6 +148,26 @@ t.test('a stall of the process voids the last probe: the VIP is claimed again on
   t.end();
 });
 
+t.test('a one-way cluster link: degraded, no heartbeat of the leader arrives but its own reports say it leads: the witness\'s view decides, it lets go', async (t) => {
+  const { d, members, run, clock, inner } = rig();
+  await run(7000);
+  t.equal(d.vipClaim(), 'hold');
+  const leading = (term: number, lastContactMs: number): MemberView =>
+    ({ report: { node: 'lan-b', role: 'leader', leader: 'lan-b', term }, receivedAt: '', lastContactMs, clockOffsetMs: 0, offsetMethod: 'one-way', roundTripMs: null, bootFiles: null }) as unknown as MemberView;
+  const term = inner.status().term;
+  members['lan-b'] = leading(term, 2500);
+  clock.advance(20);
+  t.equal(d.vipClaim(), 'hold', 'a report 2.5 s old says nothing of now');
+  members['lan-b'] = leading(term, 100);
+  clock.advance(20);
+  t.equal(d.vipClaim(), 'off', 'a fresh report saying it leads: let go');
+  t.notOk(d.active, 'degraded mode left');
+  t.same(d.vipReport(), { active: false, noQuorumMs: 0 });
+  await run(7000);
+  t.notOk(d.active, 'and not entered again while its reports say it leads');
+  t.end();
+});
+
 t.test('the leader\'s wait on its partner (cluster/degraded.ts handBackRefusal) from the partner\'s last report', async (t) => {
   const { d, members, clock } = rig();
   t.match(d.leaderHeldBack(), /not reported since this member started/, 'just started, nothing heard of the partner');

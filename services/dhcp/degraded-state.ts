@@ -304,9 +304,20 @@ export class DegradedStateLog implements StateLog {
     return quorum;
   }
 
+  /**
+   * A quorum: this member leads or follows a leader, or the partner's own report, fresh, says it
+   * leads (whatever its term: this member's own campaigns may have raised its term past the one the
+   * leader keeps with its lease). The last is a one-way cluster link (this member
+   * cannot dial the partner, so no heartbeat of its reaches here, while the partner's reports do):
+   * the partner leads with the witness, so the witness's view has decided, and a degraded member
+   * lets the VIP and its degraded mode go rather than wait for a heartbeat that cannot come (the
+   * leader, not hearing this member's reports, adds the VIP once it has been silent 2.5 s).
+   */
   #quorum(): boolean {
     const s = this.#o.inner.status();
-    return this.#o.inner.isLeader() || (s.role === 'follower' && s.leader !== null);
+    if (this.#o.inner.isLeader() || (s.role === 'follower' && s.leader !== null)) return true;
+    const partner = this.#o.members()[this.#o.ownership.partnerOf(this.#o.self)];
+    return partner !== undefined && partner.lastContactMs < 2 * REPORT_EVERY_MS && partner.report.role === 'leader';
   }
 
   /** What this member's report carries of its journal (null: nothing to merge). */

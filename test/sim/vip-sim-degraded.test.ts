@@ -29,7 +29,7 @@ t.test('degraded holder and the hand-back: never two VIP holders through pauses,
   }
   for (const f of failures) t.comment(`FAILING SEED: ${f}`);
   t.same(failures, [], `${seeds.length} seeds: never two VIP holders, one holder after the faults`);
-  t.ok(holds >= seeds.length * 2, `${holds} degraded holdings (a server alone holds the VIP in every cycle)`);
+  t.ok(holds >= seeds.length, `${holds} degraded holdings (a server alone holds the VIP in every cycle but the restart ones)`);
   t.ok(heldBack >= seeds.length, `${heldBack} times a leader held back from adding the VIP while its partner could still hold it`);
   t.ok(pauses >= seeds.length * 5, `${pauses} pauses`);
 });
@@ -52,7 +52,7 @@ t.test('the hand-back wait: the degraded holder reports that it let go at once, 
   };
   const now = waits('at-once');
   const before = waits('tick');
-  t.ok(now.median <= 150, `held back for ${now.median} ms (median over 40 seeds)`);
+  t.ok(now.median <= 250, `held back for ${now.median} ms (median over 40 seeds)`);
   t.ok(before.median >= 400, `with the report at the next tick, as before: ${before.median} ms`);
   t.same([now.two, before.two], [0, 0], 'never two holders either way');
 });
@@ -78,6 +78,29 @@ t.test('a leader restarted while its partner\'s machine is down: the partner\'s 
   t.ok(now.median <= 1500, `VIP held ${now.median} ms after the restart (median)`);
   t.ok(before.median >= 2400, `waiting for the partner's report or guard, as before: ${before.median} ms`);
   t.same([now.violations, before.violations], [0, 0], 'never two holders, one holder after the faults');
+});
+
+t.test('a one-way cluster link on the return: the degraded member gets the leader\'s reports but none of its heartbeats, and lets go on them', async (t) => {
+  // Some returns come with the returning server unable to dial the degraded one: its heartbeats
+  // and the degraded one's reports are lost, the leader's reports arrive. The leader adds the VIP
+  // once the degraded one has been silent 2.5 s; before, the degraded one held on (no heartbeat,
+  // so no quorum) until its next ARP probe found the leader's VIP: two holders. Now a fresh report
+  // of its partner saying it leads counts as the quorum (the witness's view decided).
+  const run = (leaderReports: boolean): { cuts: number; failing: number[] } => {
+    let cuts = 0;
+    const failing: number[] = [];
+    for (let seed = 1; seed <= 40; seed++) {
+      const r = runVipSim(seed, { scenario: 'degraded', chaosMs, leaderReports });
+      cuts += r.oneWayCuts;
+      if (r.violations.length > 0) failing.push(seed);
+    }
+    return { cuts, failing };
+  };
+  const now = run(true);
+  t.ok(now.cuts >= 5, `${now.cuts} returns with a one-way link`);
+  t.same(now.failing, [], 'never two holders, one holder after the faults');
+  const before = run(false);
+  t.ok(before.failing.length > 0, `without it, seeds ${before.failing.join(', ')} show two holders`);
 });
 
 t.test('without the hand-back (the leader adds the VIP at once) the same scenario finds two holders', async (t) => {

@@ -89,6 +89,12 @@ export interface VipSimOptions {
    * degraded-state.ts #probeAtStart); false: it waits for the partner's report or guard, as before.
    */
   startProbe?: boolean;
+  /**
+   * degraded: a member without a leader heard counts its partner's fresh report saying it leads as
+   * a quorum (default true, degraded-state.ts #quorum: a one-way cluster link, where no heartbeat
+   * reaches it but the leader's reports do); false: only a heartbeat counts, as before.
+   */
+  leaderReports?: boolean;
 }
 
 export interface VipSimReport {
@@ -114,6 +120,8 @@ export interface VipSimReport {
   heldBackMs: number[];
   /** degraded: per leader killed and restarted while its partner's machine was down, ms from the restart to its holding the VIP. */
   restartGapsMs: number[];
+  /** degraded: cycles whose return came with a one-way cluster link. */
+  oneWayCuts: number;
   trace: string[];
 }
 
@@ -129,7 +137,7 @@ interface DegradedModel {
   yieldedAt: number | null;
   startedAt: number;
   /** The partner's latest report: when it arrived and what it said. */
-  heard: { at: number; report: DegradedVipReport } | null;
+  heard: { at: number; report: SimReport } | null;
   /** When the `ip addr del` of a degraded holding lands (the report says held until then). */
   releaseAt: number;
   heldBack: boolean;
@@ -184,7 +192,10 @@ type Event =
   | { t: number; seq: number; kind: 'persisted'; node: number; inc: number }
   | { t: number; seq: number; kind: 'fault' | 'heal-one' | 'propose'; node: number }
   | { t: number; seq: number; kind: 'dg-tick' | 'report' | 'report-now' | 'probe-sample' | 'probe-done' | 'start-sample' | 'start-done'; node: number; inc: number }
-  | { t: number; seq: number; kind: 'report-rx'; node: number; report: DegradedVipReport };
+  | { t: number; seq: number; kind: 'report-rx'; node: number; report: SimReport };
+
+/** A member report as the simulation carries it: what degraded mode says of the VIP, and the sender's role and term. */
+type SimReport = DegradedVipReport & { leads: boolean; term: number };
 
 export function runVipSim(seed: number, options: VipSimOptions = {}): VipSimReport {
   return new VipSim(seed, options).run();
@@ -227,6 +238,9 @@ class VipSim {
   /** degraded: the cycle of the scenario (#degradedFault). */
   #cycle: { phase: 'steady' | 'alone' | 'held' | 'back' | 'restart'; at: number; survivor: number } = { phase: 'steady', at: 0, survivor: 0 };
   #restartGaps: number[] = [];
+  /** degraded: a one-way cluster link: `dialler` cannot connect to `listener` (its raft messages there and the listener's reports back are lost) until `until`. */
+  #cut: { dialler: number; listener: number; until: number } | null = null;
+  #oneWayCuts = 0;
   /** The leader killed with its partner's machine down restarted here (the restart gap runs). */
   #restartedAt: { node: number; at: number } | null = null;
 
@@ -236,7 +250,7 @@ class VipSim {
     this.#o = {
       guard: options.guard ?? true, guardMarginMs: options.guardMarginMs ?? 20, chaosMs: options.chaosMs ?? 20_000, trace: options.trace ?? false, vipSchedule: options.vipSchedule ?? 'due',
       timers: options.timers ?? raftTimers(undefined), scenario: options.scenario ?? 'chaos', deadVoter: options.deadVoter ?? 'follower', heartbeatsFirst: options.heartbeatsFirst ?? true,
-      handBack: options.handBack ?? true, releaseReport: options.releaseReport ?? 'at-once', startProbe: options.startProbe ?? true,
+      handBack: options.handBack ?? true, releaseReport: options.releaseReport ?? 'at-once', startProbe: options.startProbe ?? true, leaderReports: options.leaderReports ?? true,
     };
     const r = this.#rng;
     this.#ipMaxMs = 1 + r.int(30);
@@ -273,7 +287,7 @@ class VipSim {
     if (this.#noHolderSince !== null) this.#noHolderMs += this.#now - this.#noHolderSince;
     return {
       seed: this.#seed, violations: this.#violations, twoHolderMs: Math.round(this.#twoHolderMs), takeovers: this.#takeovers, pauses: this.#pauses, kills: this.#kills,
-      crashGapsMs: this.#crashGaps, lapses: this.#lapses, noHolderMs: Math.round(this.#noHolderMs), degradedHolds: this.#degradedHolds, heldBack: this.#heldBack, handBackGapsMs: this.#handBackGaps, heldBackMs: this.#heldBackMs, restartGapsMs: this.#restartGaps, trace: this.#trace,
+      crashGapsMs: this.#crashGaps, lapses: this.#lapses, noHolderMs: Math.round(this.#noHolderMs), degradedHolds: this.#degradedHolds, heldBack: this.#heldBack, handBackGapsMs: this.#handBackGaps, heldBackMs: this.#heldBackMs, restartGapsMs: this.#restartGaps, oneWayCuts: this.#oneWayCuts, trace: this.#trace,
     };
   }
 
@@ -576,7 +590,10 @@ class VipSim {
     if (dg.lastLook !== null && this.#now - dg.lastLook >= STALL_MS) { dg.stalledAt = this.#now; dg.probe = null; }
     dg.lastLook = this.#now;
     const core = n.core!;
-    const quorum = (core.role === 'leader' && core.transferee === null && core.leaseValid()) || (core.role === 'follower' && core.leader !== null);
+    const heard = dg.heard;
+    // degraded-state.ts #quorum: the partner's fresh report saying it leads (a one-way cluster link) counts too.
+    const quorum = (core.role === 'leader' && core.transferee === null && core.leaseValid()) || (core.role === 'follower' && core.leader !== null)
+      || (this.#o.leaderReports && heard !== null && this.#now - heard.at < 2 * REPORT_EVERY_MS && heard.report.leads);
     if (quorum) {
       // degraded-state.ts: a quorum seen after none is reported at once (reportNow).
       if (dg.noQuorumSince !== null && this.#o.releaseReport === 'at-once') this.#push({ t: this.#now + 0.5, seq: 0, kind: 'report-now', node: i, inc: n.inc });
@@ -645,11 +662,14 @@ class VipSim {
     const n = this.#nodes[i]!;
     const to = 1 - i;
     const quorum = this.#look(i);
-    const report: DegradedVipReport = {
+    const report: SimReport = {
       active: n.dg.active, held: (n.vip.held && n.vip.degraded) || this.#now < n.dg.releaseAt,
       noQuorumMs: quorum || n.dg.noQuorumSince === null ? 0 : Math.round(this.#now - n.dg.noQuorumSince),
+      leads: n.core!.role === 'leader', term: n.core!.term,
     };
     if (n.isolatedUntil > this.#now || this.#nodes[to]!.isolatedUntil > this.#now) return;
+    // Reports travel on the connection the receiver dialled: none while it cannot dial the sender.
+    if (this.#cut !== null && this.#now < this.#cut.until && this.#cut.dialler === to && this.#cut.listener === i) return;
     this.#push({ t: this.#now + afterMs + 0.1 + this.#rng.float() * this.#netMaxMs, seq: 0, kind: 'report-rx', node: to, report });
   }
 
@@ -708,6 +728,13 @@ class VipSim {
       if (this.#now >= c.at) {
         for (const k of [1 - c.survivor, 2]) this.#push({ t: this.#now + r.int(1500), seq: 0, kind: 'heal-one', node: k });
         this.#tr('the crashed server and the witness come back');
+        if (r.float() < 0.3) {
+          // The server coming back cannot dial the degraded one (a firewall, a half-broken link): it
+          // gets none of its reports, and the degraded one none of its heartbeats, only its reports.
+          this.#cut = { dialler: 1 - c.survivor, listener: c.survivor, until: this.#now + 3000 + r.int(5000) };
+          this.#oneWayCuts++;
+          this.#tr(`one-way cluster link: ${this.#nodes[1 - c.survivor]!.id} cannot dial ${this.#nodes[c.survivor]!.id} until ${Math.round(this.#cut.until)}`);
+        }
         c.phase = 'back';
         c.at = this.#now;
       }
@@ -837,6 +864,8 @@ class VipSim {
   #send(m: Message): void {
     const from = this.#nodes[this.#ids.indexOf(m.from)]!, to = this.#nodes[this.#ids.indexOf(m.to)]!;
     if (from.isolatedUntil > this.#now || to.isolatedUntil > this.#now) return;
+    // Raft messages travel on the sender's own connection: none while it cannot dial the receiver.
+    if (this.#cut !== null && this.#now < this.#cut.until && this.#ids[this.#cut.dialler] === m.from && this.#ids[this.#cut.listener] === m.to) return;
     this.#push({ t: this.#now + 0.1 + this.#rng.float() * this.#netMaxMs, seq: 0, kind: 'deliver', msg: m });
   }
 

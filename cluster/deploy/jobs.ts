@@ -13,7 +13,7 @@ import type { Job } from '../rootfs-state.js';
 import type { DeployConfig } from './config.js';
 import { generationDir, isFakeSuper, treeBytes, verifyGeneration } from './store.js';
 import { describeChanges, type ManifestChange } from './manifest.js';
-import { BoundedOutput, CONTROL_IDLE_MS, PARTIAL_EXITS, PREPARE_SCRIPT, SWITCH_SCRIPT, carryFilters, controlPathFor, describeFailure, fingerprint, nodeScriptCommand, parseHostKey, parsePrepared, knownHostsFile, masterArgs, parseProgress2, parseStats, rootfsRsyncArgs, splitProgress, sshArgs, stagingPlan, type Progress2, type SshOptions, type StagingPlan } from './rsync.js';
+import { BoundedOutput, CONTROL_IDLE_MS, PARTIAL_EXITS, PREPARE_SCRIPT, SWITCH_INSIDE_SCRIPT, SWITCH_SCRIPT, carryFilters, controlPathFor, describeFailure, fingerprint, nodeScriptCommand, parseHostKey, parsePrepared, knownHostsFile, masterArgs, parseProgress2, parseStats, rootfsRsyncArgs, splitProgress, sshArgs, stagingPlans, type Progress2, type SshOptions, type StagingPlan } from './rsync.js';
 import { hasOverlayDir, hostsFromTargets, overlayFiles, type ResolvedTarget, type TargetEntry } from './targets.js';
 import { HostKeyMismatch, connectPinned, disconnect, fetchHostKey, pushToNode, stageSources, type PushFile } from './push.js';
 import type { Client } from 'ssh2';
@@ -68,8 +68,12 @@ export interface NodeTimings {
   prepareMs?: number;
   /** Flushing the staged tree and renaming it into place, and removing the old one. */
   switchMs?: number;
-  /** Where the sync wrote: a staging directory switched in by a rename, or the live tree itself. */
-  mode?: 'staging' | 'in-place';
+  /**
+   * Where the sync wrote: a staging directory switched in by a rename (`staging`), one inside a
+   * destination that is a mount point whose top-level entries were switched (`inside`), or the live
+   * tree itself (`in-place`).
+   */
+  mode?: 'staging' | 'inside' | 'in-place';
   /** Committing the node's result entries after the transfer. */
   entriesMs?: number;
 }
@@ -577,7 +581,7 @@ export class JobRunner {
         return false;
       }
       staging = prepared.plan;
-      timing.mode = staging === undefined ? 'in-place' : 'staging';
+      timing.mode = staging === undefined ? 'in-place' : staging.layout === 'inside' ? 'inside' : 'staging';
     }
     const result = await this.#rsync(active, target.node, rootfsRsyncArgs({
       source: generationDir(this.#ctx.stateDir, generation), overlay, target, destination: staging?.staging ?? destination, ...(staging === undefined ? {} : { linkDest: staging.dest }),
@@ -634,12 +638,14 @@ export class JobRunner {
    */
   async #prepare(active: ActiveJob, target: ResolvedTarget, generation: string, destination: string, ssh: SshOptions, exclude: readonly string[]): Promise<{ plan: StagingPlan | undefined } | string> {
     const { log } = this.#ctx;
-    const plan = stagingPlan(destination, generation);
+    const plans = stagingPlans(destination, generation);
     const inPlace = (why: string): { plan: undefined } => {
-      log.warn({ event: 'deploy.node.in_place', job: active.id, node: target.node, destination, why }, `${target.node}: ${destination} is synced in place (${why}): a sync cut off can leave it a mix of two generations; a destination that is a plain directory (not a mount point, not /) changes in one rename`);
+      log.warn({ event: 'deploy.node.in_place', job: active.id, node: target.node, destination, why }, `${target.node}: ${destination} is synced in place (${why}): a sync cut off can leave it a mix of two generations; a destination that is a directory or a mount point with no file system mounted below it changes all at once`);
       return { plan: undefined };
     };
-    if (plan === undefined) return inPlace(`${destination} has no directory beside it to stage in`);
+    if (plans === undefined) return inPlace(`${destination} is not an absolute path`);
+    // The node's running root: its tools and libraries are in the tree a switch would move.
+    if (plans.beside === undefined) return inPlace(`${destination} is the node's running root, whose tree cannot be switched under it; sync its root partition mounted elsewhere (e.g. /mnt/root) for a switch all at once`);
     // The node's last verified sync was this generation: a sync repairs what drifted, and one cut
     // off leaves this generation's files (no second generation to mix with). Staging would rebuild
     // the whole tree as links and remove the old one: about twice the time of an unchanged sync.
@@ -647,23 +653,25 @@ export class JobRunner {
       log.info({ event: 'deploy.node.in_place', job: active.id, node: target.node, destination, why: 'runs it already' }, `${target.node}: ${destination} already holds generation ${generation.slice(0, 12)} (its last verified sync): synced in place, which only repairs what differs`);
       return { plan: undefined };
     }
-    const r = await this.#nodeScript(target, ssh, PREPARE_SCRIPT, [plan.dest, plan.staging, plan.old, plan.prefix, ...carryFilters(exclude)], NODE_SCRIPT_MS);
+    const { beside, inside } = plans;
+    const r = await this.#nodeScript(target, ssh, PREPARE_SCRIPT, [beside.dest, beside.staging, beside.old, beside.prefix, inside.staging, inside.old, inside.prefix, ...carryFilters(exclude)], NODE_SCRIPT_MS);
     if (active.cancelled) return `${active.stoppedBecause ?? STOPPED_BY_OPERATOR} before ${target.node}'s sync started: nothing was sent`;
     const said = r.code === 0 ? parsePrepared(r.stdout) : undefined;
-    if (said?.mode === 'staging') return { plan };
+    if (said?.mode === 'staging') return { plan: beside };
+    if (said?.mode === 'inside') return { plan: inside };
     if (said?.mode === 'in-place') return inPlace(said.why);
     if (r.code === 255 || r.code === -1) {
       const failure = r.code === -1 ? `${target.node} did not answer in ${NODE_SCRIPT_MS / 1000} s` : describeFailure(255, r.stderr, target);
       return /nothing was sent/.test(failure) ? failure : `${failure}; nothing was sent`;
     }
     // A node that runs no shell commands for the deploy user (a forced command) is still synced, in place.
-    return inPlace(`preparing a staging directory beside it failed (exit ${r.code}: ${r.stderr.trim().slice(-300) || 'no output'})`);
+    return inPlace(`preparing a staging directory failed (exit ${r.code}: ${r.stderr.trim().slice(-300) || 'no output'})`);
   }
 
-  /** Makes the staging directory the node's tree (SWITCH_SCRIPT); undefined when it did, else the node's result. */
+  /** Makes the staging directory the node's tree (SWITCH_SCRIPT, or SWITCH_INSIDE_SCRIPT in a mount point); undefined when it did, else the node's result. */
   async #switch(active: ActiveJob, target: ResolvedTarget, plan: StagingPlan, ssh: SshOptions, timing: NodeTimings): Promise<string | undefined> {
     const t = this.#ctx.clock.monotonicMs();
-    const r = await this.#nodeScript(target, ssh, SWITCH_SCRIPT, [plan.dest, plan.staging, plan.old], NODE_SCRIPT_MS);
+    const r = await this.#nodeScript(target, ssh, plan.layout === 'inside' ? SWITCH_INSIDE_SCRIPT : SWITCH_SCRIPT, [plan.dest, plan.staging, plan.old], NODE_SCRIPT_MS);
     timing.switchMs = this.#since(t);
     if (r.code === 0) {
       if (r.stderr.trim() !== '') this.#ctx.log.warn({ event: 'deploy.node.old_tree_left', job: active.id, node: target.node, path: plan.old }, `${target.node}: ${r.stderr.trim().slice(-300)}`);
@@ -671,7 +679,11 @@ export class JobRunner {
     }
     const why = r.code === -1 ? `no answer in ${NODE_SCRIPT_MS / 1000} s` : r.code === 255 ? describeFailure(255, r.stderr, target) : `exit ${r.code}: ${r.stderr.trim().slice(-300) || 'no output'}`;
     this.#ctx.log.error({ event: 'deploy.node.switch_failed', job: active.id, node: target.node, exit: r.code, stderr: r.stderr.slice(-2000) }, `${target.node}: switching ${plan.staging} into ${plan.dest} failed: ${why}`);
-    return `the generation arrived whole in ${plan.staging} on ${target.node}, but making it ${plan.dest} failed (${why})`;
+    const failed = `the generation arrived whole in ${plan.staging} on ${target.node}, but making it ${plan.dest} failed (${why})`;
+    // Inside a mount point the moves start once the marker is written: a cut after that is finished by the next deploy.
+    if (plan.layout !== 'inside' || INSIDE_UNMOVED.has(r.code)) return failed;
+    this.#ctx.log.error({ event: 'deploy.node.mixed', job: active.id, node: target.node, destination: plan.dest }, `${target.node}: the switch inside ${plan.dest} may have stopped partway`);
+    return `${failed}: it may have stopped partway, so ${plan.dest} can hold top-level entries of both generations until the next deploy to ${target.node} finishes the switch, which it does first (${plan.dest}/.lanha/switch lists what is left); \`lanctl deploy resume ${active.id}\` does it now`;
   }
 
   /** Runs a sh script on the node over its ssh connection, bounded by `ms` (then killed: code -1). */
@@ -917,6 +929,9 @@ export class JobRunner {
 }
 
 /** The end of a staged sync's failure: the node's tree was not touched, and where what arrived waits. */
+/** SWITCH_INSIDE_SCRIPT's exits before its marker is written: nothing of the destination moved. */
+const INSIDE_UNMOVED = new Set([46, 48, 51, 53]);
+
 function untouched(node: string, plan: StagingPlan, job: string): string {
   return `${node}'s ${plan.dest} was not touched: it keeps its previous generation whole (nothing, before its first deploy), and what arrived waits in ${plan.staging} for \`lanctl deploy resume ${job}\``;
 }

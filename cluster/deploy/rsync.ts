@@ -398,27 +398,43 @@ function rsyncHost(host: string): string {
 }
 
 /**
- * Where a node's tree is staged so that it changes in one step (a rename), beside the live tree on
- * its file system: `<parent>/.<name>.lanha-new-<gen12>` for the sync, `<parent>/.<name>.lanha-old`
- * for the tree it replaces until that is removed. Undefined for `/` (nothing beside it to rename).
+ * Where a node's tree is staged so that it changes all at once. `beside`: the destination is renamed
+ * as a whole, the sync goes to `<parent>/.<name>.lanha-new-<gen12>` on its file system and the tree
+ * it replaces waits in `<parent>/.<name>.lanha-old` until it is removed. `inside`: the destination is
+ * a mount point (a node's root partition mounted at /mnt/root), which cannot be renamed, so the sync
+ * goes to `<dest>/.lanha/new-<gen12>` inside it and the switch moves the tree's top-level entries
+ * (the old ones to `<dest>/.lanha/old`, the new ones in), after writing their list to
+ * `<dest>/.lanha/switch`: a switch cut off there is finished by the next deploy (SWITCH_INSIDE_SCRIPT).
+ * The top of the partition keeps being the tree the kernel's root= mounts, so nothing on the boot path
+ * changes. The node's PREPARE_SCRIPT says which one applies.
  */
 export interface StagingPlan {
   dest: string;
+  layout: 'beside' | 'inside';
   staging: string;
   /** What every staging directory of this destination starts with (those of other generations are removed). */
   prefix: string;
   old: string;
 }
 
-export function stagingPlan(destination: string, generation: string): StagingPlan | undefined {
+/** The two ways to stage `destination` (beside: undefined for `/`, which has nothing beside it); undefined for a relative path. */
+export function stagingPlans(destination: string, generation: string): { beside: StagingPlan | undefined; inside: StagingPlan } | undefined {
   const dest = destination.replace(/\/+$/, '');
-  if (dest === '' || !dest.startsWith('/')) return undefined;
+  if (!destination.startsWith('/')) return undefined;
   const cut = dest.lastIndexOf('/');
-  const parent = dest.slice(0, cut);
   const name = dest.slice(cut + 1);
-  if (name === '.' || name === '..') return undefined;
-  const prefix = `${parent}/.${name}.lanha-new-`;
-  return { dest, staging: `${prefix}${generation.slice(0, 12)}`, prefix, old: `${parent}/.${name}.lanha-old` };
+  if (name === '.' || name === '..' || dest.split('/').includes('..')) return undefined;
+  const gen12 = generation.slice(0, 12);
+  const lanha = `${dest}/.lanha`;
+  const inside: StagingPlan = { dest: dest === '' ? '/' : dest, layout: 'inside', staging: `${lanha}/new-${gen12}`, prefix: `${lanha}/new-`, old: `${lanha}/old` };
+  if (dest === '') return { beside: undefined, inside };
+  const prefix = `${dest.slice(0, cut)}/.${name}.lanha-new-`;
+  return { beside: { dest, layout: 'beside', staging: `${prefix}${gen12}`, prefix, old: `${dest.slice(0, cut)}/.${name}.lanha-old` }, inside };
+}
+
+/** The plan a destination is staged beside itself with (undefined for `/` and relative paths). */
+export function stagingPlan(destination: string, generation: string): StagingPlan | undefined {
+  return stagingPlans(destination, generation)?.beside;
 }
 
 /** One word for a POSIX shell (the node's login shell parses the command ssh sends). */
@@ -426,23 +442,62 @@ export function posixQuote(word: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
+// The node-side scripts use only what a BusyBox userland has too (ash, mv, rm, mkdir, stat, sync,
+// grep): no `mv -T` (BusyBox builds without it exist), so every rename goes to a name checked absent
+// first, which a plain `mv` renames to (rename(2)); `mountpoint` is tried, `stat -c %d` decides
+// without it. Names are read from directory globs, never from `ls` output.
+
+/** sh functions both node scripts share: the top-level entries of a directory, and the inside switch's moves. */
+const NODE_FUNCTIONS = [
+  // entries DIR: the names in DIR, one a line (dot files too).
+  'entries() { for y in "$1"/.[!.]* "$1"/..?* "$1"/*; do if [ -e "$y" ] || [ -L "$y" ]; then printf "%s\\n" "${y##*/}"; fi; done; }',
+  // finish DEST OLD MARKER: completes an inside switch from its marker (line 1: the staging
+  // directory's name under DEST/.lanha, then the new tree's top-level names). Each new entry still
+  // staged moves in (the old one of that name out first); then every other top-level entry but
+  // .lanha moves out. Run again after a cut at any point, it does what is left.
+  'finish() {',
+  '  { IFS= read -r base; while IFS= read -r x; do',
+  '    if [ -e "$1/.lanha/$base/$x" ] || [ -L "$1/.lanha/$base/$x" ]; then',
+  '      if [ -e "$1/$x" ] || [ -L "$1/$x" ]; then mv "$1/$x" "$2/$x" || return 1; fi',
+  '      mv "$1/.lanha/$base/$x" "$1/$x" || return 1',
+  '    fi',
+  '  done; } < "$3"',
+  '  entries "$1" | while IFS= read -r x; do',
+  '    if [ "$x" != .lanha ] && ! tail -n +2 "$3" | grep -qxF -- "$x"; then mv "$1/$x" "$2/$x" || exit 1; fi',
+  '  done || return 1',
+  '  rm -f "$3"',
+  '}',
+];
+
 /**
- * Run on the node before the sync (`sh -c SCRIPT lanha-deploy DEST STAGING OLD PREFIX [FILTER...]`):
- * finishes a switch cut off between its two renames (DEST missing, OLD whole: OLD goes back),
- * removes OLD and the staging directories of other generations, and says on its last line how the
- * tree can change: `lanha-mode staging`, or `lanha-mode in-place WHY` when DEST cannot be renamed
- * (a mount point, a symlink). With exclude rules (FILTER: rsync --filter words) the paths they
- * match are carried from DEST into the staging directory first, as hard links: the sync leaves
- * excluded paths alone, so the new tree must hold them as the old one did.
+ * Run on the node before the sync (`sh -c SCRIPT lanha-deploy DEST STAGING OLD PREFIX ISTAGING IOLD
+ * IPREFIX [FILTER...]`, the beside plan's paths, empty for `/`, then the inside plan's): finishes a
+ * switch cut off (inside: from its marker; beside: DEST missing and OLD whole, OLD goes back),
+ * removes old trees and the staging directories of other generations, and says on its last line how
+ * the tree can change: `lanha-mode staging` (beside), `lanha-mode inside` (DEST is a mount point),
+ * or `lanha-mode in-place WHY` (a symlink, not a directory, a file system mounted below DEST, whose
+ * files a switch would carry into the old tree and remove). With exclude rules (FILTER: rsync
+ * --filter words) the paths they match are carried from DEST into the staging directory first, as
+ * hard links: the sync leaves excluded paths alone, so the new tree must hold them as the old one did.
  */
 export const PREPARE_SCRIPT = [
-  'd=$1; s=$2; o=$3; p=$4; shift 4',
-  'if [ ! -e "$d" ] && [ ! -L "$d" ] && [ -d "$o" ]; then mv -T "$o" "$d" || exit 41; fi',
-  'if [ -e "$o" ] || [ -L "$o" ]; then rm -rf "$o" || exit 42; fi',
-  'for x in "$p"*; do if [ "$x" != "$s" ] && { [ -e "$x" ] || [ -L "$x" ]; }; then rm -rf "$x" || exit 43; fi; done',
+  'd=$1; s=$2; o=$3; p=$4; S=$5; O=$6; P=$7; shift 7',
+  ...NODE_FUNCTIONS,
+  'M="${O%/*}/switch"',
+  'if [ -f "$M" ]; then mkdir -p "$O" && finish "${d%/}" "$O" "$M" || exit 41; fi',
+  'if [ -n "$s" ] && [ ! -e "$d" ] && [ ! -L "$d" ] && [ -d "$o" ]; then mv "$o" "$d" || exit 41; fi',
+  'for x in "$o" "$O" "$M.new"; do if [ -n "$x" ] && { [ -e "$x" ] || [ -L "$x" ]; }; then rm -rf "$x" || exit 42; fi; done',
+  'for x in ${p:+"$p"*} "$P"*; do if [ "$x" != "$s" ] && [ "$x" != "$S" ] && { [ -e "$x" ] || [ -L "$x" ]; }; then rm -rf "$x" || exit 43; fi; done',
   'if [ -L "$d" ]; then echo "lanha-mode in-place $d is a symlink"; exit 0; fi',
-  'if [ -d "$d" ] && { mountpoint -q "$d" 2>/dev/null || [ "$(stat -c %d "$d")" != "$(stat -c %d "$d/..")" ]; }; then echo "lanha-mode in-place $d is a mount point"; exit 0; fi',
   'if [ -e "$d" ] && [ ! -d "$d" ]; then echo "lanha-mode in-place $d is not a directory"; exit 0; fi',
+  'below=$(while read -r _ m _; do case "$m" in "${d%/}"/?*) printf "%s\\n" "$m";; esac; done < /proc/mounts 2>/dev/null | head -n 1)',
+  'if [ -n "$below" ]; then echo "lanha-mode in-place $below is a mount point below $d (a switch would move its files with the old tree)"; exit 0; fi',
+  'if [ -d "$d" ] && { [ -z "$s" ] || mountpoint -q "$d" 2>/dev/null || [ "$(stat -c %d "$d")" != "$(stat -c %d "$d/..")" ]; }; then',
+  '  mkdir -p "${S%/*}" || exit 44',
+  '  if [ $# -gt 0 ]; then rsync -aHAX --numeric-ids --link-dest="${d%/}" --exclude=/.lanha --include="*/" "$@" --exclude="*" "${d%/}/" "$S/" || exit 45; fi',
+  '  echo "lanha-mode inside"; exit 0',
+  'fi',
+  'if [ -z "$s" ]; then echo "lanha-mode in-place $d has no directory beside it"; exit 0; fi',
   'mkdir -p "${d%/*}/" || exit 44',
   'if [ $# -gt 0 ] && [ -d "$d" ]; then rsync -aHAX --numeric-ids --link-dest="$d" --include="*/" "$@" --exclude="*" "$d/" "$s/" || exit 45; fi',
   'echo "lanha-mode staging"',
@@ -450,7 +505,7 @@ export const PREPARE_SCRIPT = [
 
 /**
  * Run on the node once the staging directory holds the whole generation (`sh -c SCRIPT
- * lanha-deploy DEST STAGING OLD`): flushes it to disk, then makes it DEST in one step where the
+ * lanha-deploy DEST STAGING OLD`, beside): flushes it to disk, then makes it DEST in one step where the
  * node can (renameat2 RENAME_EXCHANGE: `mv --exchange`, coreutils 9.5, or util-linux `exch`), else
  * in two renames (DEST to OLD, STAGING to DEST; a crash between them leaves OLD whole, which the
  * next deploy's PREPARE_SCRIPT puts back), then removes the old tree.
@@ -459,11 +514,42 @@ export const SWITCH_SCRIPT = [
   'd=$1; s=$2; o=$3',
   '[ -d "$s" ] || { echo "the staging directory $s is missing" >&2; exit 46; }',
   'sync -f "$s" 2>/dev/null || sync',
-  'if [ ! -e "$d" ]; then mv -T "$s" "$d" || exit 47',
-  'elif mv --exchange -T "$s" "$d" 2>/dev/null || exch "$s" "$d" 2>/dev/null; then mv -T "$s" "$o" || exit 48',
-  'else mv -T "$d" "$o" || exit 49; mv -T "$s" "$d" || { mv -T "$o" "$d"; exit 50; }; fi',
+  'if [ -e "$o" ] || [ -L "$o" ]; then rm -rf "$o" || exit 48; fi',
+  'if [ ! -e "$d" ] && [ ! -L "$d" ]; then mv "$s" "$d" || exit 47',
+  'elif mv --exchange -T "$s" "$d" 2>/dev/null || exch "$s" "$d" 2>/dev/null; then mv "$s" "$o" || exit 48',
+  'else mv "$d" "$o" || exit 49; mv "$s" "$d" || { mv "$o" "$d"; exit 50; }; fi',
   'sync -f "$d" 2>/dev/null || sync',
   'rm -rf "$o" || echo "the old tree $o could not be removed (the next deploy removes it)" >&2',
+  'exit 0',
+].join('\n');
+
+/**
+ * The inside switch (`sh -c SCRIPT lanha-deploy DEST STAGING OLD`, DEST a mount point, STAGING and
+ * OLD under DEST/.lanha): flushes the staged tree, writes the marker (the staging directory's name
+ * and the new tree's top-level names, flushed before anything moves), moves each top-level entry
+ * (`finish`: the old one to OLD, the new one in; then the old-only ones out), flushes, drops the
+ * marker and removes the old tree. A cut anywhere in the moves leaves the marker, and the next
+ * deploy's PREPARE_SCRIPT completes the switch before anything else: the staged tree had arrived
+ * whole and been checked before the marker was written.
+ */
+export const SWITCH_INSIDE_SCRIPT = [
+  'd=${1%/}; s=$2; o=$3',
+  ...NODE_FUNCTIONS,
+  'M="${o%/*}/switch"',
+  '[ -d "$s" ] || { echo "the staging directory $s is missing" >&2; exit 46; }',
+  'nl="\n"',
+  'for y in "$s"/.[!.]* "$s"/..?* "$s"/*; do case "${y##*/}" in .lanha|*"$nl"*) echo "the generation has a top-level entry named .lanha or with a newline in its name: it cannot be switched inside $d" >&2; exit 53;; esac; done',
+  'if [ -e "$o" ] || [ -L "$o" ]; then rm -rf "$o" || exit 48; fi',
+  'mkdir "$o" || exit 48',
+  'sync -f "$s" 2>/dev/null || sync',
+  '{ printf "%s\\n" "${s##*/}" && entries "$s"; } > "$M.new" || exit 51',
+  'sync -f "$M.new" 2>/dev/null || sync',
+  'mv "$M.new" "$M" || exit 51',
+  'sync -f "$M" 2>/dev/null || sync',
+  'finish "$d" "$o" "$M" || { echo "moving the top-level entries of $d failed; the next deploy finishes the switch" >&2; exit 52; }',
+  'sync -f "$d/" 2>/dev/null || sync',
+  'rm -rf "$o" "$s" || echo "the old tree $o could not be removed (the next deploy removes it)" >&2',
+  'rmdir "$d/.lanha" 2>/dev/null',
   'exit 0',
 ].join('\n');
 
@@ -480,11 +566,12 @@ export function carryFilters(exclude: readonly string[]): string[] {
   return exclude.flatMap((p) => [`--filter=+ ${p}`, `--filter=+ ${p.replace(/\/+$/, '')}/***`]);
 }
 
-/** The `lanha-mode` line of PREPARE_SCRIPT's output: staging, or in place and why; undefined when it said neither. */
-export function parsePrepared(stdout: string): { mode: 'staging' } | { mode: 'in-place'; why: string } | undefined {
+/** The `lanha-mode` line of PREPARE_SCRIPT's output: staging (beside), inside, or in place and why; undefined when it said neither. */
+export function parsePrepared(stdout: string): { mode: 'staging' | 'inside' } | { mode: 'in-place'; why: string } | undefined {
   const line = stdout.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('lanha-mode ')).pop();
   if (line === undefined) return undefined;
   if (line === 'lanha-mode staging') return { mode: 'staging' };
+  if (line === 'lanha-mode inside') return { mode: 'inside' };
   const m = /^lanha-mode in-place (.+)$/.exec(line);
   return m === null ? undefined : { mode: 'in-place', why: m[1]! };
 }

@@ -6,7 +6,7 @@
 // back to the generation last verified on it. The change lands at the exact moment through an
 // `rsync` on the daemon's PATH that runs a one-shot script before the real one.
 import t from 'tap';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { withDeployLab } from '../support/deploy-lab.js';
 
@@ -14,9 +14,13 @@ t.setTimeout(600_000);
 
 t.test('a store file gone or changed between the check and rsync fails the node, named', async (t) => {
   await withDeployLab(t, { subnet: 87, nodes: ['d1'], tools: ['ssh', 'rsync'], name: 'lanha-deploy-drift-' }, async (d) => {
-    const root = join(d.dir, 'root-d1');
-    mkdirSync(root);
-    const sshd = await d.sshd('d1', { root });
+    // d1's /srv/root is a symlink to a directory: synced in place, so the put-back is what keeps it
+    // whole (a plain directory or a mount point is staged, and left untouched: deploy-staging tests).
+    const srv = join(d.dir, 'srv-d1');
+    const root = join(srv, 'real');
+    mkdirSync(root, { recursive: true });
+    symlinkSync('real', join(srv, 'root'));
+    const sshd = await d.sshd('d1', { srv });
     const shim = join(d.dir, 'bin');
     mkdirSync(shim);
     const once = join(d.dir, 'before-next-rsync.sh');

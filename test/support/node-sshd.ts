@@ -44,6 +44,8 @@ export interface SshdOptions {
   hostKeyFile?: string;
   /** More host keys (as a stock Debian sshd has), listed before the ed25519 one; their public lines in `moreHostKeys`. */
   moreHostKeyTypes?: ReadonlyArray<'ecdsa' | 'rsa'>;
+  /** The PATH of every session (sshd's SetEnv), e.g. a directory of BusyBox applets: the node's userland. */
+  path?: string;
   /** More host directories bound under /srv (target like "/srv/lanha"), e.g. a LAN member's state directory. */
   binds?: ReadonlyArray<{ source: string; target: string }>;
 }
@@ -72,7 +74,7 @@ export async function startSshd(lab: Lab, host: LabHost, dir: string, options: S
     `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`, 'Subsystem sftp internal-sftp', 'LogLevel VERBOSE', 'MaxStartups 64',
     // A session whose client vanished with its namespace (a deploy's idle ssh master when the lab is
     // torn down first) never hears a FIN; without keepalives it would live on and hold the log pipe.
-    'ClientAliveInterval 3', 'ClientAliveCountMax 3', '',
+    'ClientAliveInterval 3', 'ClientAliveCountMax 3', ...(options.path !== undefined ? [`SetEnv PATH=${options.path}`] : []), '',
   ].join('\n'));
   const mountRoot = options.tmpfsSize !== undefined
     ? `mount -t tmpfs -o size=${options.tmpfsSize},mode=755 tmpfs /srv/root`

@@ -86,7 +86,7 @@ t.test('deploy faults: busy node, many files, read-only, no rsync, key refused, 
     mkdirSync(join(d.dir, 'ov-up')); mkdirSync(join(d.dir, 'ov-work'));
     execFileSync('mknod', [join(d.dir, 'ov-up', 'rsync'), 'c', '0', '0']);
     execFileSync('nsenter', ['-t', String(s3.pid), '-m', 'mount', '-t', 'overlay', 'overlay', '-o', `lowerdir=/usr/bin,upperdir=${join(d.dir, 'ov-up')},workdir=${join(d.dir, 'ov-work')}`, '/usr/bin']);
-    t.match(await errorOf('c3'), /^rsync is not installed on c3 \(the login worked, then its shell found no rsync; rsync exit (127|12)\): install it there \(apt-get install rsync\), then `lanctl deploy resume`$/);
+    t.match(await errorOf('c3'), /^rsync is not installed on c3 \(the login worked, then its shell found no rsync; rsync exit (127|12)\): install it there \(apt-get install rsync\), then `lanctl deploy resume`\. c3's \/srv\/root was not touched: it keeps its previous generation whole/);
     // 255 from ssh, or 12 when rsync checks before it reaped ssh (as with the missing rsync above).
     t.match(await errorOf('c5'), /^c5 refused the deploy key \(Permission denied \(publickey\); rsync exit (255|12)\): add the public half of deploy\.identityFile to root's authorized_keys on c5; nothing was sent$/);
 

@@ -740,6 +740,8 @@ t.test('a member restored from an old backup, the leader it acknowledged gone: t
   t.equal(r.heardCommit, 8, 'w\'s refusal told r the commit index it lacks');
   t.equal(r.ticksUntilDue(), Infinity, 'r no longer campaigns');
   t.equal(w.ticksUntilDue(), Infinity, 'nor does w');
+  t.equal(w.leader, null, 'w names no leader after a\'s silence (before: a, for good, while w could not campaign)');
+  t.equal(r.leader, null, 'nor does r');
   // a comes back (its own disk): it leads again and both catch up.
   const back = new RaftNode({ id: 'a', electionTicks: 10, heartbeatTicks: 2, random: seededRandom(96) },
     { hardState: a.hardState(), conf: { voters: ['a', 'r', 'w'], learners: [], witnesses: [] }, entries: a.entries(1, 9)! });
@@ -747,6 +749,33 @@ t.test('a member restored from an old backup, the leader it acknowledged gone: t
   runCluster(nodes, 80);
   t.equal(back.role, 'leader', 'a, back, leads');
   t.ok(r.lastIndex > 8 && w.lastIndex > 8 && r.entryTerm(8) === 1 && w.entryTerm(8) === 1, 'every member holds 5-8 again');
+});
+
+t.test('a member that may not campaign forgets a leader silent for an election timeout, without campaigning', async (t) => {
+  // w lags behind the commit it heard (appends to it lost, heartbeats pass), then a and r fall silent.
+  const ids = ['a', 'r', 'w'];
+  const { nodes, a } = firstLeads(ids, 71);
+  const lagging = (_from: NodeId, _to: NodeId, m: Message): boolean => !(m.to === 'w' && m.type === 'append');
+  for (let i = 0; i < 3; i++) a.propose(new Uint8Array([i]));
+  settle(nodes, lagging);
+  a.tick(); a.tick();
+  settle(nodes, lagging);
+  const w = nodes.get('w')!;
+  t.ok(w.heardCommit > w.lastIndex, `w heard commit ${w.heardCommit}, its log ends at ${w.lastIndex}: it may not campaign`);
+  t.equal(w.leader, 'a', 'w names a while it hears it');
+  const term = w.term;
+  const due = w.ticksUntilDue();
+  t.ok(due >= 1 && due <= 10, `the forgetting is due within an election timeout (${due} ticks), not never`);
+  for (let i = 0; i < due - 1; i++) w.tick();
+  t.equal(w.leader, 'a', 'still a one tick before the election timeout');
+  w.tick();
+  t.equal(w.leader, null, 'no leader once a was silent for an election timeout (before: a for good)');
+  t.same([w.role, w.term], ['follower', term], 'a follower of the same term: no campaign, no new term');
+  t.equal(w.ticksUntilDue(), Infinity, 'nothing more is due');
+  // a speaks again: w names it at once.
+  a.tick(); a.tick();
+  settle(nodes, lagging);
+  t.equal(w.leader, 'a', 'a\'s next heartbeat: w names it again');
 });
 
 t.test('a lagging member that heard a commit index beyond its log still votes for a member that holds it', async (t) => {

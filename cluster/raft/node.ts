@@ -390,7 +390,15 @@ export class RaftNode {
       return;
     }
     this.#electionElapsed++;
-    if (this.#promotable() && this.#electionElapsed >= this.#randomizedTimeout) {
+    if (!this.#promotable()) {
+      // A member that may not campaign (its log lacks entries it heard were committed, a snapshot
+      // to install, a rebuild) still stops naming a leader it has not heard for an election
+      // timeout: status, degraded mode's quorum check and forwarded proposals must not read that
+      // silence as a leader (a follower behind its heard commit kept a dead leader for good).
+      if (this.#leader !== null && this.#role === 'follower' && !held && this.#electionElapsed >= this.#cfg.electionTicks) this.#leader = null;
+      return;
+    }
+    if (this.#electionElapsed >= this.#randomizedTimeout) {
       // Only a follower's timeout reads the time as a leader's silence. A candidate's says its own
       // election took too long: it starts the next at once, as before, so that votes of its old
       // term that waited in the sockets cannot make it leader of that term after a newer term has
@@ -447,7 +455,11 @@ export class RaftNode {
       const check = this.#electionElapsed >= this.#cfg.electionTicks ? holdLeft : this.#cfg.electionTicks - this.#electionElapsed;
       return Math.max(1, Math.min(check, this.#cfg.heartbeatTicks - this.#heartbeatElapsed));
     }
-    if (!this.#promotable()) return Infinity;
+    if (!this.#promotable()) {
+      // Only forgetting a silent leader is due (tick()).
+      if (this.#leader === null || this.#role !== 'follower') return Infinity;
+      return Math.max(1, this.#cfg.electionTicks - this.#electionElapsed, holdLeft);
+    }
     return Math.max(1, this.#randomizedTimeout - this.#electionElapsed, holdLeft);
   }
 

@@ -63,4 +63,12 @@ if (one !== undefined && one !== '') {
     // simulation now does too (kernelOpAt).
     t.same(runVipSim(178, { timers: sessionOneToFive }).violations, [], 'never two holders');
   });
+
+  t.test('degraded seeds 373, 417, 869: a follower behind its heard commit named a dead leader for good', async (t) => {
+    // Found by 1 500 degraded-scenario seeds: b's log ended below the commit a's heartbeat hint had
+    // told it, so it could not campaign (RaftNode #promotable), and nothing cleared its leader: after
+    // a's machine crashed b stayed 'follower, leader a', degraded mode read a quorum and never
+    // entered, and nobody held the VIP. Such a member now forgets a leader silent for an election timeout.
+    for (const seed of [373, 417, 869]) t.same(runVipSim(seed, { scenario: 'degraded', chaosMs: 40_000 }).violations, [], `seed ${seed}: a holder again after a's crash`);
+  });
 }

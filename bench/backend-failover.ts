@@ -8,16 +8,11 @@
 import { Lab, labUnavailable } from '../test/support/netns.js';
 import { FaultLab } from '../test/integ/fault-lab.js';
 import { FAULTS } from '../test/integ/faults.js';
+import { percentile } from './stats.js';
 
 const ROUNDS = Number(process.env['ROUNDS'] ?? 5);
 const LEASE_TTL = process.env['LEASE_TTL'] ?? '1s';
 const BACKENDS = (process.env['BACKENDS'] ?? 'raft,etcd').split(',');
-
-function percentile(values: readonly number[], p: number): number {
-  if (values.length === 0) return NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
 
 async function run(backend: string): Promise<void> {
   const kill9 = FAULTS.find((f) => f.name === 'kill9_leader')!;

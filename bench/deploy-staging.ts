@@ -11,15 +11,11 @@ import { appendFileSync, mkdirSync, readdirSync, rmSync, symlinkSync, writeFileS
 import { join } from 'node:path';
 import { withDeployLab } from '../test/support/deploy-lab.js';
 import type { JobTimings } from '../cluster/deploy/jobs.js';
+import { median } from './stats.js';
 
 const RUNS = Number(process.env['RUNS'] ?? 3);
 const FILES = Number(process.env['FILES'] ?? 20_000);
 const DIRS = 200;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-}
 
 function makeTree(dir: string): string[] {
   const files: string[] = [];

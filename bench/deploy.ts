@@ -16,6 +16,7 @@ import { LANCTL } from '../test/support/paths.js';
 import { makeKey, startSshd, type TestSshd } from '../test/support/node-sshd.js';
 import { parseStats, shellQuote } from '../cluster/deploy/rsync.js';
 import type { JobTimings } from '../cluster/deploy/jobs.js';
+import { median } from './stats.js';
 
 const RUNS = Number(process.env['RUNS'] ?? 5);
 const FILES = Number(process.env['FILES'] ?? 3000);
@@ -42,11 +43,6 @@ function phasesOf(totalMs: number, t: JobTimings | undefined): Phases {
 
 function phaseText(p: Phases): string {
   return `cli ${Math.round(p.cli)} ms, check ${p.check}, start ${p.startEntry}, overlay ${p.overlay}, transfer ${p.transfer}, entries ${p.entries}, end ${Math.round(p.jobEnd)}, ssh reused ${p.reused}/${p.nodes}`;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 }
 
 /** The fixture: FILES files, MBYTES in total, 10 % of them hardlinks, 3 % with xattrs, some symlinks. */

@@ -34,6 +34,7 @@ import { FAULTS, EXTRA_FAULTS } from '../test/integ/faults.js';
 import { faketimeLibrary } from '../test/support/faketime.js';
 import { SAMPLE_EVERY_MS } from '../test/integ/vip-sampler.js';
 import { KeepalivedLab, KEEPALIVED_FAULTS, LANHA_ECHO_PORT, ECHO_EVERY_MS, ADVERT_S, type KaOutcome } from './keepalived-lab.js';
+import { percentile } from './stats.js';
 
 const ROUNDS = Number(process.env['ROUNDS'] ?? 10);
 const only = process.env['FAULTS']?.split(',');
@@ -49,12 +50,6 @@ const NOT_FOR_KEEPALIVED: Record<string, string> = {
   cut_a_b_slow_witness: 'keepalived has no witness',
   idle_control: 'not run on keepalived: no fault (the yardstick for lanha\'s leader gap under the machine\'s load)',
 };
-
-function percentile(values: readonly number[], p: number): number {
-  if (values.length === 0) return NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
 
 /** One RESULT line; `keepalived` is a number or the reason it is NA (printed on the line before). */
 function result(figure: string, lanha: number, keepalived: number | { na: string }, unit: string): void {

@@ -8,15 +8,10 @@
 import { netbootFixtures, netbootFixturesUnavailable } from '../test/support/netboot-fixtures.js';
 import { NetbootLab, netbootUnavailable, type BootResult, type Server } from '../test/support/netboot.js';
 import { Lab, labUnavailable } from '../test/support/netns.js';
+import { median } from './stats.js';
 
 const REPEAT = Number(process.env['REPEAT'] ?? 5);
 const FILES = Number(process.env['FILES'] ?? 300);
-
-function median(values: readonly number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
 
 async function main(): Promise<number> {
   const reason = labUnavailable() ?? netbootUnavailable() ?? netbootFixturesUnavailable();

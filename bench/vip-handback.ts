@@ -10,13 +10,10 @@
 // One RESULT line for the old behaviour and one for the new:
 //   RESULT vip-handback <before|now> seeds=N wait=.. waitP50=.. waitP90=.. waitMax=.. gap=.. gapP50=.. ... restart=.. restartP50=.. ... twoHolderSeeds=K
 import { runVipSim, type VipSimOptions } from '../test/sim/vip-sim.js';
+import { percentile } from './stats.js';
 
 const seeds = Number(process.argv[2] ?? 200);
 const base = Number(process.argv[3] ?? 1);
-
-function quantile(sorted: readonly number[], q: number): number {
-  return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
-}
 
 // before: the report at the next report tick and no start probe (the daemon until session 25); now: the defaults.
 for (const [name, mode] of [['before', { releaseReport: 'tick', startProbe: false }], ['now', {}]] as const) {
@@ -34,8 +31,7 @@ for (const [name, mode] of [['before', { releaseReport: 'tick', startProbe: fals
     if (r.violations.some((v) => v.includes('two VIP holders'))) two++;
   }
   const line = (label: string, xs: number[]): string => {
-    xs.sort((a, b) => a - b);
-    return `${label}=${xs.length} ${label}P50=${quantile(xs, 0.5)}ms ${label}P90=${quantile(xs, 0.9)}ms ${label}Max=${xs.at(-1)}ms`;
+    return `${label}=${xs.length} ${label}P50=${percentile(xs, 50)}ms ${label}P90=${percentile(xs, 90)}ms ${label}Max=${percentile(xs, 100)}ms`;
   };
   console.log(`RESULT vip-handback ${name} seeds=${seeds} ${line('wait', waits)} ${line('gap', gaps)} ${line('restart', restarts)} twoHolderSeeds=${two} (${Math.round(performance.now() - started)} ms)`);
 }

@@ -34,6 +34,19 @@ export function fdUsage(): { open: number | null; limit: number | null } {
   return { open, limit };
 }
 
+/**
+ * Whether this process is out of descriptors now, or within `margin` of its limit: what a failure
+ * that names no EMFILE is read against (Node's module loader reports a module file it cannot open
+ * as ERR_MODULE_NOT_FOUND, so a worker thread started at the limit fails with that). Reading
+ * /proc/self/fd needs a descriptor itself: failing with EMFILE/ENFILE says yes.
+ */
+export function fdsShort(margin = 16): boolean {
+  let open: number;
+  try { open = readdirSync('/proc/self/fd').length; } catch (error) { return isFdExhaustion(error); }
+  const { limit } = fdUsage();
+  return limit !== null && open >= limit - margin;
+}
+
 /** A shortage has ended once nothing was refused for this long and something got a descriptor. */
 export const RECOVERED_QUIET_MS = 1000;
 

@@ -7,7 +7,7 @@ import { LogLimiter } from '../../lib/log.js';
 import type { Clock } from '../../lib/clock.js';
 import { BootEventLimiter } from '../../cluster/boot-events.js';
 import { Counters } from '../../lib/counters.js';
-import { FdShortage, isFdExhaustion } from '../../lib/fd-exhaustion.js';
+import { FdShortage, fdsShort, isFdExhaustion } from '../../lib/fd-exhaustion.js';
 import { parseIpv4 } from '../../lib/ipv4.js';
 import { serviceAddresses } from '../../lib/listen.js';
 import type { StateLog } from '../../cluster/state-log.js';
@@ -273,8 +273,9 @@ export class TftpServer {
       }
     });
     worker.on('error', (error) => {
-      // Out of descriptors at its start (ERR_WORKER_INIT_FAILED: EMFILE): no crash; retried (#workerExited).
-      if (!slot.ready && isFdExhaustion(error)) { slot.fdShort = true; this.#fd.refused('thread', error); return; }
+      // Out of descriptors at its start (ERR_WORKER_INIT_FAILED: EMFILE, or a module file it could not
+      // open, which Node reports as ERR_MODULE_NOT_FOUND): no crash; retried (#workerExited).
+      if (!slot.ready && (isFdExhaustion(error) || fdsShort())) { slot.fdShort = true; this.#fd.refused('thread', error); return; }
       this.log.error({ event: 'tftp.worker_failed', worker: index, err: error }, 'a tftp worker failed');
     });
     worker.on('exit', (code) => this.#workerExited(slot, worker, code));
@@ -349,7 +350,7 @@ export class TftpServer {
     } catch (error) {
       // It stopped before it was ready: its exit, handled as any other, has set the next try (or
       // the service stops, and ended it). A shortage of descriptors is said by #fd.
-      if (this.#stopped || isFdExhaustion(error)) return;
+      if (this.#stopped || slot.fdShort || isFdExhaustion(error)) return;
       this.log.error({ event: 'tftp.worker_restart_failed', worker: slot.index, err: error }, `tftp worker ${slot.index} could not be started again`);
       return;
     }
@@ -420,7 +421,7 @@ export class TftpServer {
         } catch (error) {
           // It stopped before it was ready: its exit, handled as a crash, has set the next try (or
           // the service stops, and ended it). A shortage of descriptors is said by #fd.
-          if (this.#stopped || isFdExhaustion(error)) return;
+          if (this.#stopped || slot.fdShort || isFdExhaustion(error)) return;
           this.log.error({ event: 'tftp.worker_start_failed', worker: slot.index, err: error }, `tftp worker ${slot.index} could not be started`);
         }
       }));

@@ -33,7 +33,7 @@ import { silentLogger } from '../lib/log.js';
 import { systemClock } from '../lib/clock.js';
 import { cryptoRandom } from '../lib/random.js';
 import { DnsAnswerer } from '../services/dns/answerer.js';
-import { Forwarder, forwardWith, inFlightShare } from '../services/dns/forward.js';
+import { Forwarder, forwardWith, inFlightShares } from '../services/dns/forward.js';
 import { buildZoneSet } from '../services/dns/zone.js';
 
 const WARM = 3000;
@@ -121,7 +121,7 @@ dns:
     upstreams: f.upstreams, domains: f.domains, timeoutMs: f.timeout, cache: answerer.forwardCache!,
     // NOSHED=1: every query asked upstream (no backlog shed, no cap), so CPU per query read is CPU
     // per miss whatever the machine's load does to the queue (an A/B of the miss path's cost).
-    maxInFlight: noShed ? 1 << 20 : inFlightShare(f.maxInFlight, 2), clock: systemClock, random: cryptoRandom, counters: answerer.counters,
+    maxInFlight: noShed ? 1 << 20 : inFlightShares(f.maxInFlight, 1).worker, clock: systemClock, random: cryptoRandom, counters: answerer.counters,
     onCached: () => undefined, busy: noShed ? () => false : () => answerer.backlogged(),
   });
   const forward = forwardWith(forwarder, 'bench', systemClock);

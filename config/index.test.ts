@@ -36,7 +36,7 @@ t.test('the examples validate', async (t) => {
 t.test('dns.forward.cacheSize: entries alone, or entries and bytes', async (t) => {
   const fwd = (extra: string) => parseConfig(base + `dns:\n  forward: { upstreams: [127.0.0.1], allow: [10.0.0.0/8]${extra} }\n`).dns!.forward!;
   t.same(fwd('').cacheSize, { entries: 10_000, bytes: 4 * 1024 * 1024 }, 'default');
-  t.equal(fwd('').maxInFlight, 150, 'default cap as dnsmasq');
+  t.equal(fwd('').maxInFlight, 1024, 'default cap as unbound\'s num-queries-per-thread (the whole daemon)');
   t.same(fwd(', cacheSize: 500').cacheSize, { entries: 500, bytes: 4 * 1024 * 1024 });
   t.same(fwd(', cacheSize: { entries: 2000, bytes: 512KiB }').cacheSize, { entries: 2000, bytes: 512 * 1024 });
   t.same(fwd(', cacheSize: { bytes: 1000000 }').cacheSize, { entries: 10_000, bytes: 1_000_000 });

@@ -32,6 +32,13 @@ const record = z.string({ error: 'is not a record (text like "www A 10.0.0.5")' 
 
 const CACHE_ENTRIES = 10_000;
 const CACHE_BYTES = 4 * 1024 * 1024;
+/**
+ * Client queries waiting upstream at once, the whole daemon: unbound's num-queries-per-thread
+ * (1024; one thread). dnsmasq's dns-forward-max, 150, is per upstream group and its own manual
+ * calls it low for busy sites; 150 shared between two processes answered SERVFAIL on 20 ms stalls
+ * at 4,000 misses a second (services/dns/README.md, Bounds).
+ */
+const MAX_IN_FLIGHT = 1024;
 
 export const dnsConfig = z.object({
   port: port.default(53),
@@ -65,8 +72,12 @@ export const dnsConfig = z.object({
     ], { error: 'is not a cache size (a number of entries, or { entries: 10000, bytes: 4MiB })' })
       .default(CACHE_ENTRIES)
       .transform((v) => (typeof v === 'number' ? { entries: v, bytes: CACHE_BYTES } : v)),
-    /** Client queries waiting for upstream answers at once (dnsmasq's dns-forward-max); more get SERVFAIL. */
-    maxInFlight: z.number().int().min(1).max(65_536).default(150),
+    /**
+     * Client queries waiting for upstream answers at once in the whole daemon (unbound's
+     * num-queries-per-thread, dnsmasq's dns-forward-max); more get SERVFAIL. Shared between the
+     * processes by where queries are served (forward.ts `inFlightShares`).
+     */
+    maxInFlight: z.number().int().min(1).max(65_536).default(MAX_IN_FLIGHT),
     /** Conditional forwarding: names in `name` (and below) go to these upstreams instead; the longest match wins. */
     domains: z.array(z.object({
       name: hostname,

@@ -4,7 +4,7 @@ import { Counters } from '../../lib/counters.js';
 import { systemClock } from '../../lib/clock.js';
 import { seededRandom } from '../../lib/random.js';
 import { ForwardCache, wireOf } from './cache.js';
-import { Forwarder, checkReply, forwardWith, queryBytes, queryInto } from './forward.js';
+import { Forwarder, checkReply, forwardWith, inFlightShares, queryBytes, queryInto } from './forward.js';
 import type { ReplySink } from './fast-send.js';
 import { forwardedReply } from './handler.js';
 import { rcodeReply, scanQuery, type FastQuery } from './fast.js';
@@ -367,4 +367,46 @@ t.test('folded UDP askers: the callback path\'s replies, joined askers with thei
     const name = `Reused${i}.example`;
     t.same(summary(await folded(name, 100 + i, i % 2 === 0)), { id: 100 + i, rcode: 0, name, answers: 1, opt: i % 2 === 0 }, `${name}: its own answer from a reused flight`);
   }
+});
+
+t.test('inFlightShares: the workers that read UDP hold most of the bound, the daemon an eighth, and the part of a worker that holds none', async (t) => {
+  const one = inFlightShares(1024, 1);
+  t.same([one.worker, one.daemon, one.daemonWith(0), one.daemonWith(1)], [896, 128, 1024, 128], 'one worker: 896 + 128; the whole bound while it holds none');
+  const two = inFlightShares(1024, 2);
+  t.same([two.worker, two.daemon, two.daemonWith(1)], [448, 128, 576], 'two workers, one of them down');
+  for (const max of [1, 2, 3, 4, 7, 150, 1000, 65_536]) {
+    for (const workers of [0, 1, 2, 3, 8]) {
+      const s = inFlightShares(max, workers);
+      for (let holding = 0; holding <= workers; holding++) {
+        const total = s.daemonWith(holding) + s.worker * holding;
+        if (max >= workers + 1 && total > max) t.fail(`max ${max}, ${workers} workers, ${holding} holding: ${total} in all`);
+        if (s.daemonWith(holding) < 1) t.fail(`max ${max}, ${workers} workers: the daemon holds none`);
+      }
+    }
+  }
+  t.same(inFlightShares(150, 0), { ...inFlightShares(150, 0), worker: 0, daemon: 150 }, 'no workers: the daemon holds it all');
+});
+
+t.test('setMaxInFlight: a lowered bound takes no new miss until the count is back under it', async (t) => {
+  const up = dgram.createSocket('udp4');
+  up.on('message', () => undefined); // silent
+  await new Promise<void>((r) => up.bind(0, '127.0.0.1', () => r()));
+  const counters = new Counters();
+  const f = new Forwarder({
+    upstreams: [{ address: '127.0.0.1', port: up.address().port }], timeoutMs: 300, cache: new ForwardCache({ entries: 100, bytes: 1 << 20 }),
+    clock: systemClock, random: seededRandom(5), counters, maxInFlight: 4,
+  });
+  const q = (name: string) => ({ name, type: T.A, class: CLASS_IN });
+  const waiting = [0, 1, 2].map((i) => f.resolve(q(`w${i}.example`)));
+  t.ok(waiting.every((w) => w instanceof Promise), 'three wait');
+  f.setMaxInFlight(2);
+  t.equal(f.maxInFlight, 2);
+  const shed = f.resolve(q('over.example'));
+  t.notOk(shed instanceof Promise, 'over the lowered bound: SERVFAIL at once');
+  t.equal(counters.get('dns.forward.overload'), 1);
+  f.setMaxInFlight(8);
+  t.ok(f.resolve(q('under.example')) instanceof Promise, 'raised: waits');
+  await Promise.all(waiting);
+  f.close();
+  up.close();
 });

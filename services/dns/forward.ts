@@ -13,6 +13,7 @@ import { rcodeReply, type FastQuery } from './fast.js';
 import type { ReplySink } from './fast-send.js';
 import { UpstreamUdp, type UpstreamWaiter } from './upstream-udp.js';
 import type { MissTrace } from './miss-trace.js';
+import { LogLimiter, type Logger } from '../../lib/log.js';
 
 // Forwarding to upstream resolvers (shell: owns sockets and timers). Each upstream query goes out
 // with a random ID from one of a few sockets on kernel-chosen ports, each closed after a few dozen
@@ -33,10 +34,13 @@ export interface ForwarderOptions {
   random: Random;
   counters: Counters;
   /**
-   * Bound on client queries waiting for an upstream answer at once (dnsmasq's dns-forward-max);
-   * past it a query gets SERVFAIL at once, counted as `dns.forward.overload`.
+   * Bound on client queries waiting for an upstream answer at once in this process (its part of
+   * `forward.maxInFlight`: `inFlightShares`; `setMaxInFlight` moves it); past it a query gets
+   * SERVFAIL at once, counted as `dns.forward.overload` and said (`log`) at most once per 10 s.
    */
   maxInFlight: number;
+  /** Where a query past `maxInFlight` is said (warn `dns.forward_overload`, at most once per 10 s). */
+  log?: Logger;
   /**
    * Called with every answer the cache took (the daemon sends it to the workers, a worker to the
    * daemon: `wireOf` it only when it is passed on, mostly it is not; SHARED_ENTRIES_PER_SECOND).
@@ -258,6 +262,10 @@ export class Forwarder {
   #tail: Flight | null = null;
   #timer: NodeJS.Timeout | null = null;
   #timerAt = 0;
+  /** This process's bound on client queries waiting upstream (`maxInFlight`, moved by `setMaxInFlight`). */
+  #limit: number;
+  /** Once per 10 s: the overload warning. */
+  #limiter = new LogLimiter(10_000, 1);
   readonly #onReply = (f: Flight, msg: Buffer, rinfo: dgram.RemoteInfo): void => this.#udpReply(f, msg, rinfo);
   /**
    * An upstream UDP reply's scan, the reply and, for a flight whose one asker is answered through
@@ -271,6 +279,7 @@ export class Forwarder {
 
   constructor(options: ForwarderOptions) {
     this.#o = options;
+    this.#limit = options.maxInFlight;
     this.cache = options.cache;
     this.#upstreamUdp = new UpstreamUdp({ random: options.random, onUnmatched: () => options.counters.inc('dns.forward.mismatched') });
     this.#domains = new Map((options.domains ?? []).map((d) => [nameKey(d.name), d.upstreams]));
@@ -293,6 +302,18 @@ export class Forwarder {
 
   /** Client queries waiting for an upstream answer now (at most `maxInFlight`). */
   get inFlight(): number { return this.#waiting; }
+
+  /** This process's bound on `inFlight` now. */
+  get maxInFlight(): number { return this.#limit; }
+
+  /**
+   * Moves the bound (the daemon's part grows while a worker holds none: `inFlightShares`). Queries
+   * already waiting above a lowered bound are answered as they come; no new one waits until the
+   * count is back under it.
+   */
+  setMaxInFlight(n: number): void {
+    this.#limit = Math.max(1, n);
+  }
 
   /** UDP attempts waiting for a reply now (each on the one deadline list). */
   get attemptsWaiting(): number {
@@ -356,9 +377,15 @@ export class Forwarder {
 
   /** Whether a query cannot wait now (closed, or `maxInFlight` waiting already): counted, traced, for SERVFAIL at once. */
   #full(): boolean {
-    if (!this.#closed && this.#waiting < this.#o.maxInFlight) return false;
+    if (!this.#closed && this.#waiting < this.#limit) return false;
     this.#o.counters.inc('dns.forward.overload');
-    this.#o.trace?.shed(this.#o.clock.monotonicMs());
+    const now = this.#o.clock.monotonicMs();
+    this.#o.trace?.shed(now);
+    if (!this.#closed && this.#o.log !== undefined && this.#limiter.allow('overload', now)) {
+      // dnsmasq says the same ("Maximum number of concurrent DNS queries reached").
+      this.#o.log.warn({ event: 'dns.forward_overload', waiting: this.#waiting, limit: this.#limit },
+        `${this.#waiting} queries wait for upstream answers (this process's part of forward.maxInFlight): new misses get SERVFAIL; check that the upstreams answer, or raise forward.maxInFlight`);
+    }
     return true;
   }
 
@@ -600,12 +627,24 @@ export class Forwarder {
   }
 }
 
+/** The part of `forward.maxInFlight` the daemon keeps for itself while workers read UDP (its TCP clients): an eighth. */
+export const DAEMON_IN_FLIGHT_PART = 8;
+
 /**
- * Each of `processes` answering processes (the daemon and its UDP workers) forwards its own cache
- * misses and may keep this many waiting upstream: together at most `maxInFlight` (at least 1 each).
+ * How the whole daemon's bound on client queries waiting upstream (`forward.maxInFlight`) is
+ * shared: each of `workers` UDP worker processes (which read every UDP query while they run) may
+ * hold `worker`; the daemon holds `daemon` while every worker holds its part (TCP, and UDP while it
+ * stands in for a worker that is starting or silent), and the part of every worker that holds none
+ * (not running, or not yet serving) on top: `daemonWith(holding)`. Together at most `maxInFlight`.
+ * The old split, `maxInFlight / processes` each, gave a worker serving every UDP query half of it
+ * and the daemon, which then reads none, the other half.
  */
-export function inFlightShare(maxInFlight: number, processes: number): number {
-  return Math.max(1, Math.floor(maxInFlight / Math.max(1, processes)));
+export function inFlightShares(maxInFlight: number, workers: number): { worker: number; daemon: number; daemonWith: (holding: number) => number } {
+  if (workers <= 0) return { worker: 0, daemon: maxInFlight, daemonWith: () => maxInFlight };
+  const reserve = Math.max(1, Math.floor(maxInFlight / DAEMON_IN_FLIGHT_PART));
+  const worker = Math.max(1, Math.floor((maxInFlight - reserve) / workers));
+  const daemonWith = (holding: number): number => Math.max(1, maxInFlight - worker * Math.min(workers, Math.max(0, holding)));
+  return { worker, daemon: daemonWith(workers), daemonWith };
 }
 
 /**

@@ -285,8 +285,8 @@ t.test('response rate limiting: past the rate, one reply in `slip` is a bare TC=
 interface FakeUpstream { port: number; queries: Array<{ id: number; port: number; name: string }>; close(): void }
 
 /** A fake upstream: `mode` decides what it does with each query. */
-async function fakeUpstream(mode: 'silent' | 'servfail' | 'spoof-then-answer' | 'truncate' | 'answer'): Promise<FakeUpstream> {
-  const s = dgram.createSocket('udp4');
+async function fakeUpstream(mode: 'silent' | 'servfail' | 'spoof-then-answer' | 'truncate' | 'answer' | 'stall'): Promise<FakeUpstream> {
+  const s = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 << 20 });
   const queries: FakeUpstream['queries'] = [];
   const answer = (q: DnsMessage, tc: boolean): Uint8Array => {
     const m = emptyMessage(q.id);
@@ -300,6 +300,8 @@ async function fakeUpstream(mode: 'silent' | 'servfail' | 'spoof-then-answer' | 
     queries.push({ id: q.id, port: rinfo.port, name: q.questions[0]?.name ?? '' });
     if (mode === 'silent') return;
     if (mode === 'answer') { s.send(answer(q, false), rinfo.port, rinfo.address); return; }
+    // An upstream (or this machine) stalled for 300 ms: every answer comes late.
+    if (mode === 'stall') { setTimeout(() => s.send(answer(q, false), rinfo.port, rinfo.address), 300); return; }
     if (mode === 'servfail') {
       const m = emptyMessage(q.id); m.qr = true; m.rcode = RCODE.SERVFAIL; m.questions = q.questions;
       s.send(encodeMessage(m).bytes, rinfo.port, rinfo.address);
@@ -409,12 +411,48 @@ t.test('forwarding cap: a flood of distinct names keeps at most maxInFlight wait
     s.close();
     t.ok(replies.every((m) => m.rcode === RCODE.SERVFAIL), 'SERVFAIL for all (the upstream is silent)');
     const asked = new Set(silent.queries.map((q) => q.name));
-    t.ok(asked.size <= 4, `in all at most 4 distinct names upstream (${asked.size}: 2 from the daemon, 2 from the worker)`);
-    t.ok(peak <= 2, `the daemon never had more than its share (2) waiting (peak seen ${peak})`);
+    t.ok(asked.size <= 4, `in all at most 4 distinct names upstream (${asked.size}: the worker's 3, the daemon's 1)`);
+    t.ok(peak <= 1, `the daemon, which reads no UDP while the worker serves, never had more than its part (1) waiting (peak seen ${peak})`);
+    t.equal((dns.status().forwardCache as { daemonMaxInFlight: number }).daemonMaxInFlight, 1, 'the daemon\'s part while the worker serves');
     t.ok(await eventually(() => (dns.status().counters as Record<string, number>)['dns.forward.overload']! >= FLOOD - 4, 3000), 'overload counted');
   } finally {
     await dns.stop();
     silent.close();
+  }
+});
+
+t.test('in-flight cap: a stall\'s worth of misses (400 at once, answers 300 ms late) with the default bound and one worker: no SERVFAIL', async (t) => {
+  // 4,000 misses a second meeting a 100 ms stall of the upstream or of the worker: 400 wait at once.
+  // Split in half (75 each of 150) the worker answered most of them SERVFAIL, though the daemon
+  // reads no UDP while it serves.
+  const stalled = await fakeUpstream('stall');
+  const { dns, port } = await startServer(`  workers: 1
+  forward:
+    upstreams: ["127.0.0.1:${stalled.port}"]
+    allow: [127.0.0.0/8]`);
+  try {
+    t.ok(await eventually(() => (dns.status().forwardCache as { daemonMaxInFlight: number }).daemonMaxInFlight < 1024), 'the worker serves: the daemon keeps its own part');
+    const s = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 << 20 }); // 400 answers arrive at once
+    const replies: DnsMessage[] = [];
+    s.on('message', (m) => replies.push(decoded(m)));
+    await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+    const MISSES = 400;
+    for (let i = 0; i < MISSES; i++) {
+      s.send(query(`stall${i}.example`, T.A, i), port, '127.0.0.1');
+      if (i % 40 === 39) await new Promise((r) => setTimeout(r, 2)); // no more than the socket's queue takes at once
+    }
+    t.ok(await eventually(() => replies.length === MISSES, 10_000), `every query answered (${replies.length}/${MISSES})`);
+    s.close();
+    const servfail = replies.filter((m) => m.rcode === RCODE.SERVFAIL).length;
+    await new Promise((r) => setTimeout(r, 1100)); // workers report counters once a second
+    const c = dns.status().counters as Record<string, number>;
+    const seen = JSON.stringify(Object.fromEntries(Object.entries(c).filter(([k]) => k.startsWith('dns.forward') || k.startsWith('dns.udp'))));
+    t.equal(c['dns.forward.overload'] ?? 0, 0, `nothing over the cap (${seen})`);
+    // A machine busy enough to hold the worker's queue for 100 ms sheds by the backlog rule instead (counted as busy).
+    t.equal(servfail, c['dns.forward.busy'] ?? 0, `no SERVFAIL but the backlog rule's (${servfail} of ${MISSES})`);
+  } finally {
+    await dns.stop();
+    stalled.close();
   }
 });
 

@@ -18,7 +18,7 @@ import type { RunningService, ServiceContext, ServiceStatus } from '../contract.
 import { tcpShare, type DnsConfig } from './config.js';
 import type { ProcessMemory } from '../../lib/memory.js';
 import { DnsAnswerer, type ForwardQuery, type Reply } from './answerer.js';
-import { Forwarder, forwardWith, inFlightShare } from './forward.js';
+import { Forwarder, forwardWith, inFlightShares } from './forward.js';
 import { missTrace } from './miss-trace.js';
 import { wireOf } from './cache.js';
 import { Notifier } from './notify.js';
@@ -104,8 +104,9 @@ export class DnsServer implements RunningService {
     if (this.#cfg.forward !== undefined) {
       this.#forwarder = new Forwarder({
         upstreams: this.#cfg.forward.upstreams, domains: this.#cfg.forward.domains, timeoutMs: this.#cfg.forward.timeout,
-        cache: this.#answerer.forwardCache!, maxInFlight: inFlightShare(this.#cfg.forward.maxInFlight, 1 + this.#workerCount),
-        clock: o.clock, random: o.random, counters: this.counters,
+        // The whole bound until a worker serves (#shareInFlight).
+        cache: this.#answerer.forwardCache!, maxInFlight: inFlightShares(this.#cfg.forward.maxInFlight, this.#workerCount).daemonWith(0),
+        clock: o.clock, random: o.random, counters: this.counters, log: o.log.child({ service: 'dns' }),
         onCached: (entry) => this.#workers?.cacheFill(wireOf(entry)), busy: () => this.#answerer.backlogged(),
         trace: o.clock === systemClock ? missTrace() : null,
       });
@@ -132,7 +133,7 @@ export class DnsServer implements RunningService {
             t: 'init', cfg: this.#cfg, nodeName: this.#config.node.name, logLevel: this.#config.node.logLevel,
             processes: 1 + this.#workerCount, udpReaders: this.#workerCount, zones: this.#zoneInput,
           }),
-          onReaders: (address) => this.#readByDaemon(address),
+          onReaders: (address) => { this.#readByDaemon(address); this.#shareInFlight(); },
           sockets: () => new Map([...this.#bound].map(([a, b]) => [a, b.udp])),
           onCached: (entry) => this.#answerer.forwardCache?.insertWire(entry, this.#clock.monotonicMs()),
           cached: () => this.#answerer.forwardCache?.snapshot(this.#clock.monotonicMs()) ?? [],
@@ -166,12 +167,21 @@ export class DnsServer implements RunningService {
       forwardCache: this.#forwarder === null ? null : {
         entries: this.#forwarder.cache.size, bytes: this.#forwarder.cache.bytes,
         maxEntries: this.#forwarder.cache.limits.entries, maxBytes: this.#forwarder.cache.limits.bytes,
-        inFlight: this.#forwarder.inFlight, maxInFlight: this.#cfg.forward!.maxInFlight,
+        inFlight: this.#forwarder.inFlight, maxInFlight: this.#cfg.forward!.maxInFlight, daemonMaxInFlight: this.#forwarder.maxInFlight,
       },
     };
   }
 
   readonly routes: ApiRoutes;
+
+  /**
+   * The daemon's part of `forward.maxInFlight`: what the workers holding flights (serving a socket,
+   * silent ones included) leave (`inFlightShares`), so the whole daemon stays within the bound.
+   */
+  #shareInFlight(): void {
+    if (this.#forwarder === null) return;
+    this.#forwarder.setMaxInFlight(inFlightShares(this.#cfg.forward!.maxInFlight, this.#workerCount).daemonWith(this.#workers?.holding() ?? 0));
+  }
 
   /** The daemon reads `address`'s UDP socket exactly while no worker does. */
   #readByDaemon(address: string): void {

@@ -6,7 +6,7 @@ import { DnsAnswerer, type ForwardQuery } from './answerer.js';
 import { ShareBudget, type FromWorker, type ToWorker } from './udp-workers.js';
 import { wireOf, type CacheEntry, type WireEntry } from './cache.js';
 import { buildZoneSet } from './zone.js';
-import { Forwarder, forwardWith, inFlightShare } from './forward.js';
+import { Forwarder, forwardWith, inFlightShares } from './forward.js';
 import { processMemory, watchPauses } from '../../lib/memory.js';
 import { answerLookupsAtOnce } from '../../lib/udp-lookup.js';
 import { missTrace } from './miss-trace.js';
@@ -77,7 +77,7 @@ process.on('message', (m: ToWorker, handle: unknown) => {
       if (f !== undefined) {
         forwarder = new Forwarder({
           upstreams: f.upstreams, domains: f.domains, timeoutMs: f.timeout, cache: answerer.forwardCache!,
-          maxInFlight: inFlightShare(f.maxInFlight, m.processes), clock: systemClock, random: cryptoRandom, counters: answerer.counters,
+          maxInFlight: inFlightShares(f.maxInFlight, Math.max(1, m.processes - 1)).worker, clock: systemClock, random: cryptoRandom, counters: answerer.counters, log,
           onCached: share, busy: () => answerer!.backlogged(), trace: missTrace(),
         });
         forward = forwardWith(forwarder, m.nodeName, systemClock);

@@ -24,7 +24,8 @@ import { FdShortage, isFdExhaustion } from '../../lib/fd-exhaustion.js';
 
 export type ToWorker =
   /**
-   * `processes`: the daemon and its workers (each forwards with its share of `maxInFlight`);
+   * `processes`: the daemon and its workers (each worker forwards with its part of `maxInFlight`,
+   * forward.ts `inFlightShares`);
    * `udpReaders`: the processes reading UDP at once, the workers (each enforces its share of the
    * rate limit; default `processes`).
    */
@@ -292,6 +293,16 @@ export class UdpWorkers {
       s.zonesSending = false;
       this.#o.log.warn({ event: 'dns.worker_send_failed', worker: child.pid, err }, 'could not reach a DNS worker process');
     }
+  }
+
+  /**
+   * Workers that may hold queries waiting upstream: running and reading a socket (a silent one
+   * included: its queries still wait). The daemon's part of `forward.maxInFlight` is what they leave.
+   */
+  holding(): number {
+    let n = 0;
+    for (const s of this.#slots) if (s.child !== null && s.addresses.size > 0) n++;
+    return n;
   }
 
   /** Every worker reads `socket` too, once this resolves. */

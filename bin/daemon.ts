@@ -322,6 +322,7 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
   try {
     const context: ServiceContext = {
       config, log, clock, random, state, services: () => running, members: () => members.members(), configHash: hash, reportNow: () => members.sendNow(),
+      leadReportSent: (peer) => members.leadReportSent(peer),
       observe: {
         ...(metrics ? { dhcpAckSeconds: (seconds: number) => metrics.observeDhcpAck(seconds) } : {}),
         dhcpAcked: (ack) => { acks.record(ack); journalAppend(ack); },

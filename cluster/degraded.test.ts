@@ -110,6 +110,29 @@ t.test('the hand-back: a leader adds the VIP only once its partner may no longer
   t.end();
 });
 
+t.test('the hand-back on a one-way cluster link: a partner whose Raft messages arrive runs, whatever its silence on reports', (t) => {
+  // vip-sim degraded seeds 491 and 1282: the leader, never hearing the degraded partner's reports
+  // (they ride the connection the leader cannot dial), took 2.5 s of silence since its start for a
+  // partner paused or gone and added the VIP; the partner was up and holding (its Raft messages came
+  // in), then paused, and its guard kept the VIP 0.6-0.7 s more: two holders.
+  const silentMs = 1000 + DEGRADED_HOLD_MS + 500;
+  const told = 1000 + DEGRADED_HOLD_MS + 500;
+  const at = (nowMs: number, partnerRaftMs: number | null, leadReportMs: number | null, partner: Parameters<typeof handBackRefusal>[0]['partner'] = null): string | null =>
+    handBackRefusal({ nowMs, startedMs: 0, partner, reportEveryMs: 1000, holdMs: DEGRADED_HOLD_MS, partnerArp: 'answers', partnerRaftMs, leadReportMs });
+  t.equal(at(silentMs, null, null), null, 'nothing heard of it since the start: silent, its guard ran out (as before)');
+  t.match(at(silentMs, 2000, null), /its Raft messages arrive, its reports do not \(a one-way cluster link\)/, 'a Raft message 2 s in: it ran then, and may have renewed its guard');
+  t.match(at(2000 + silentMs - 1, 2000, null), /one-way/, 'until it has been silent past its guard deadline from that message');
+  t.equal(at(2000 + silentMs, 2000, null), null, 'then it is silent (paused or gone), its guard ran out');
+  t.match(at(3000 + told - 1, 9000, 3000), /one-way/, 'this leader\'s report saying it leads went out at 3 s: not yet');
+  t.equal(at(3000 + told, 9000, 3000), null, 'past the transit and its guard deadline after that report: it let go on it, or was paused and its guard deleted the VIP');
+  const held = { receivedMs: 1000, degraded: { active: true, held: true, noQuorumMs: 7000 } };
+  t.match(at(1000 + silentMs, 2000, null, held), /holds the VIP degraded.*one-way/, 'a partner that reported once, then only its Raft messages came: counted from the later');
+  t.equal(at(2000 + silentMs, 2000, null, held), null, 'and silent past that');
+  t.equal(handBackRefusal({ nowMs: 1300, startedMs: 0, partner: null, reportEveryMs: 1000, holdMs: DEGRADED_HOLD_MS, partnerArp: 'off-lan', partnerRaftMs: 1000 }), null,
+    'its address and the VIP silent to ARP: nothing on this LAN to wait for');
+  t.end();
+});
+
 // ---- the simulation ------------------------------------------------------------------------------
 
 const POOL = parseIpv4Range('10.0.0.10-10.0.0.33')!; // 24 addresses, 12 a member

@@ -292,11 +292,29 @@ export interface HandBackFacts {
    * address answered; `probing`; absent: not probed (no VIP, or an address off the VIP's subnet).
    */
   partnerArp?: 'off-lan' | 'answers' | 'probing';
+  /**
+   * Monotonic ms this member last received a Raft message of the partner since its start (null or
+   * absent: none). The partner was up then and may have renewed its guard, so a partner silent on
+   * reports is counted silent only from then: its reports may be lost on a one-way cluster link
+   * (it dials this member, this member cannot dial it) while it runs and holds the VIP degraded.
+   */
+  partnerRaftMs?: number | null;
+  /**
+   * Monotonic ms this member, leading, first wrote the partner a report saying so (on the
+   * connection the partner dialled, the one its Raft messages come on; null or absent: none since it
+   * leads). Within the transit slack the partner has it and lets go at its next look, or it was paused
+   * and its guard deletes the VIP `holdMs` after its last look.
+   */
+  leadReportMs?: number | null;
 }
 
 /**
  * The hand-back of the VIP from a degraded holder to a leader (HA.md 2.5), as the leader judges it
  * before adding the VIP: null when the partner surely holds no degraded VIP now, else why not yet.
+ * A partner whose reports do not come but whose Raft messages do (a one-way cluster link: they
+ * ride the connection it dials, its reports the one this member dials) is up: counted silent from
+ * its last Raft message, or done once this member's report saying it leads has had the time to reach
+ * it and its guard the time to run out (it lets go on that report, or was paused and its guard ran out).
  * A partner not heard from since this member started, whose LAN address and the VIP this member
  * found silent to ARP since (`partnerArp: 'off-lan'`), holds nothing on this LAN: no wait (a
  * leader restarted while its partner's machine is down adds the VIP once elected and probed).
@@ -310,10 +328,16 @@ export interface HandBackFacts {
 export function handBackRefusal(f: HandBackFacts): string | null {
   const p = f.partner;
   const silentMs = f.reportEveryMs + f.holdMs + HAND_BACK_SLACK_MS;
+  const told = f.leadReportMs == null ? Infinity : f.leadReportMs + REPORT_TRANSIT_SLACK_MS + f.holdMs + HAND_BACK_SLACK_MS;
+  // Silent since its last report (or this member's start) or its last Raft message, whichever is later.
+  const quietSince = Math.max(p === null ? f.startedMs : p.receivedMs, f.partnerRaftMs ?? -Infinity);
+  const oneWay = quietSince > (p === null ? f.startedMs : p.receivedMs)
+    ? `; its Raft messages arrive, its reports do not (a one-way cluster link): it runs, and lets go on this leader's report (waiting up to ${Math.ceil((Math.min(quietSince + silentMs, told) - f.nowMs) / 100) / 10} s)` : '';
   if (p === null) {
     // Its machine down or off this LAN: a VIP it holds is not on this LAN, and while this member
     // answers ARP on it the partner cannot enter degraded mode (it probes this member's address).
-    if (f.nowMs >= f.startedMs + silentMs || f.partnerArp === 'off-lan') return null;
+    if (f.partnerArp === 'off-lan' || f.nowMs >= quietSince + silentMs || f.nowMs >= told) return null;
+    if (oneWay !== '') return `the partner has not reported since this member started${oneWay}`;
     const arp = f.partnerArp === 'answers' ? '; its LAN address answers ARP: its machine is up, its lanha down or its cluster link cut'
       : f.partnerArp === 'probing' ? '; its LAN address is being ARP-probed (silent, with the VIP: no wait)' : '';
     return `the partner has not reported since this member started: it may still hold the VIP degraded (waiting up to ${Math.ceil((f.startedMs + silentMs - f.nowMs) / 100) / 10} s for its report or its guard${arp})`;
@@ -321,8 +345,8 @@ export function handBackRefusal(f: HandBackFacts): string | null {
   const d = p.degraded;
   if (d === null) return null;
   if (!d.active && !d.held && f.nowMs < p.receivedMs + DEGRADED_AFTER_MS - d.noQuorumMs - REPORT_TRANSIT_SLACK_MS) return null;
-  if (f.nowMs >= p.receivedMs + silentMs) return null;
-  if (d.held) return 'the partner\'s latest report says it holds the VIP degraded: it lets go on hearing this leader';
-  if (d.active) return 'the partner\'s latest report says it is in degraded mode: it may take the VIP until it hears this leader';
-  return `the partner's latest report says it has been without a quorum for ${Math.round(d.noQuorumMs / 100) / 10} s: it may go degraded and take the VIP`;
+  if (f.nowMs >= quietSince + silentMs || f.nowMs >= told) return null;
+  if (d.held) return `the partner's latest report says it holds the VIP degraded: it lets go on hearing this leader${oneWay}`;
+  if (d.active) return `the partner's latest report says it is in degraded mode: it may take the VIP until it hears this leader${oneWay}`;
+  return `the partner's latest report says it has been without a quorum for ${Math.round(d.noQuorumMs / 100) / 10} s: it may go degraded and take the VIP${oneWay}`;
 }

@@ -240,6 +240,8 @@ export class MemberStatusBoard implements MemberStatusChannel, MemberStatusSourc
   /** Our recent send stamps per peer, so an echo is only trusted when it is one of ours. */
   #sent = new Map<string, number[]>();
   #bootDigestSent = new Map<string, string>();
+  /** Per peer, the first report written to it saying this member leads, in the term it led (monotonic ms). */
+  #leadSent = new Map<string, { term: number; monoMs: number }>();
   #onReport: ((report: MemberReport) => void) | undefined;
   #sendNow: Array<() => void> = [];
   #sendNowQueued = false;
@@ -274,6 +276,7 @@ export class MemberStatusBoard implements MemberStatusChannel, MemberStatusSourc
   outgoing(peer: string, first: boolean): Uint8Array {
     const local = this.#local();
     const wallMs = this.#clock.wallMs();
+    if (local.role === 'leader' && this.#leadSent.get(peer)?.term !== local.term) this.#leadSent.set(peer, { term: local.term, monoMs: this.#clock.monotonicMs() });
     const stamps = this.#sent.get(peer) ?? [];
     stamps.push(wallMs);
     if (stamps.length > 16) stamps.shift();
@@ -309,6 +312,15 @@ export class MemberStatusBoard implements MemberStatusChannel, MemberStatusSourc
       rx: { wallMs: report.sentWallMs, rxWallMs },
     });
     this.#onReport?.(r.value);
+  }
+
+  /**
+   * When this member first wrote `peer` a report saying it leads, and in which term (null: never).
+   * Reports go only on connections the peer dialled, so the peer has it within the transit time
+   * unless that connection broke (degraded mode's hand-back on a one-way cluster link).
+   */
+  leadReportSent(peer: string): { term: number; monoMs: number } | null {
+    return this.#leadSent.get(peer) ?? null;
   }
 
   members(): Record<string, MemberView> {

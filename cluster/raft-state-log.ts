@@ -183,6 +183,8 @@ export class RaftStateLog implements StateLog {
   #snapshotError: Error | null = null;
   #single: boolean;
   #timeline: RaftTimeline = { heardLeaderAt: null, timeoutNowAt: null, preCandidateAt: null, candidateAt: null, leaderAt: null };
+  /** When a message of each peer last arrived (monotonic ms). */
+  #peerHeard = new Map<string, number>();
   #leaseListeners = new Set<() => void>();
   #extendListeners = new Set<() => void>();
   /** The lease end (in Raft ticks) last told to the extension listeners. */
@@ -589,6 +591,10 @@ export class RaftStateLog implements StateLog {
     return this.isLeader() ? this.host.leaseRemainingMs() : 0;
   }
 
+  peerHeardAt(peer: string): number | null {
+    return this.#peerHeard.get(peer) ?? null;
+  }
+
   /** When this member last saw each step of an election (monotonic ms). */
   timeline(): RaftTimeline {
     return { ...this.#timeline };
@@ -615,6 +621,7 @@ export class RaftStateLog implements StateLog {
 
   #onMessage(m: Message): void {
     const now = this.#opts.clock.monotonicMs();
+    this.#peerHeard.set(m.from, now);
     if (m.type === 'timeout-now') this.#timeline.timeoutNowAt = now;
     else if (m.type === 'heartbeat' || m.type === 'append') this.#timeline.heardLeaderAt = now;
     this.host.step(m);

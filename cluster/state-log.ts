@@ -43,6 +43,11 @@ export interface StateLog {
    * caching answers from the applied state only then. Absent (etcd): never assumed.
    */
   stateCurrent?(): boolean;
+  /**
+   * When a message of `peer` last reached this member (monotonic ms; null: none since it started).
+   * Degraded mode's hand-back reads it: a partner whose Raft messages arrive runs, whatever its reports say.
+   */
+  peerHeardAt?(peer: string): number | null;
   /** `steps` times its parts (lib/stop-steps.ts) for the daemon's stop lines. */
   close(steps?: StopSteps): Promise<void>;
   /** Why `command` would be refused by the proposal check now (null: it would not, or no check is set). */

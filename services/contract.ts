@@ -33,6 +33,8 @@ export interface ServiceContext {
    * leader waits on: the degraded VIP hand-back, HA.md 2.5); absent without a cluster transport.
    */
   readonly reportNow?: () => void;
+  /** When this member, leading, first wrote `peer` a report saying so, and in which term (MemberStatusBoard.leadReportSent). */
+  readonly leadReportSent?: (peer: string) => { term: number; monoMs: number } | null;
 }
 
 export interface ServiceObservers {

@@ -92,6 +92,8 @@ export interface DegradedStateOptions {
    * hears at once that this member will not take the VIP.
    */
   reportNow?: (() => void) | undefined;
+  /** When this member, leading, first wrote `peer` a report saying so, and in which term (ServiceContext.leadReportSent). */
+  leadReportSent?: ((peer: string) => { term: number; monoMs: number } | null) | undefined;
 }
 
 /**
@@ -273,11 +275,16 @@ export class DegradedStateLog implements StateLog {
    */
   leaderHeldBack(): string | null {
     const mono = this.#o.clock.monotonicMs();
-    const partner = this.#o.members()[this.#o.ownership.partnerOf(this.#o.self)];
+    const name = this.#o.ownership.partnerOf(this.#o.self);
+    const partner = this.#o.members()[name];
+    // A one-way cluster link: the partner's Raft messages arrive, its reports do not; it lets go on this leader's report.
+    const lead = this.#o.leadReportSent?.(name) ?? null;
     return handBackRefusal({
       nowMs: mono, startedMs: this.#startedMono, reportEveryMs: REPORT_EVERY_MS, holdMs: DEGRADED_HOLD_MS,
       partner: partner === undefined ? null : { receivedMs: mono - partner.lastContactMs, degraded: partner.report.degradedVip ?? null },
       ...(this.#startArp === null ? {} : { partnerArp: this.#startArp }),
+      partnerRaftMs: this.#o.inner.peerHeardAt?.(name) ?? null,
+      leadReportMs: lead !== null && lead.term === this.#o.inner.status().term ? lead.monoMs : null,
     });
   }
 

@@ -984,7 +984,7 @@ export async function startDhcp(context: ServiceContext): Promise<RunningService
   const arpings = new ChildRuns(ARP_PROBE_TIMEOUT_MS, () => context.clock.monotonicMs());
   const degraded = ownership === null || context.config.cluster?.backend !== 'raft' ? null : new DegradedStateLog({
     inner: context.state, self: context.config.node.name, ownership, mcltMs: config.degraded.mclt, stateDir: context.config.node.stateDir,
-    members: context.members ?? (() => ({})), clock: context.clock, log: context.log, reportNow: context.reportNow,
+    members: context.members ?? (() => ({})), clock: context.clock, log: context.log, reportNow: context.reportNow, leadReportSent: context.leadReportSent,
     probeVip: vip === undefined ? null : () => probeArp(arpings.run, vip.address.address, vip.interface),
     probePartner: ((address) => (vip === undefined || address === null ? null : {
       address: formatIpv4(address), probe: () => probeArp(arpings.run, address, vip.interface),

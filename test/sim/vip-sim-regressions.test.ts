@@ -71,4 +71,18 @@ if (one !== undefined && one !== '') {
     // entered, and nobody held the VIP. Such a member now forgets a leader silent for an election timeout.
     for (const seed of [373, 417, 869]) t.same(runVipSim(seed, { scenario: 'degraded', chaosMs: 40_000 }).violations, [], `seed ${seed}: a holder again after a's crash`);
   });
+
+  t.test('degraded seeds 491, 1282, 1311: a one-way cluster link, the degraded member up (its Raft messages arrived, its reports did not), then paused', async (t) => {
+    // Found by 1 500 (491, 1282) and 2 500 (1311) degraded-scenario seeds: the returning server,
+    // leader, never heard the degraded one's reports (they ride the connection it could not dial)
+    // and took 2.5 s of that silence since its start for a partner paused or gone; the degraded one
+    // was up and holding, paused right then, and its guard kept the VIP up to 1 s after its last
+    // tick: two holders for 674, 611 and 41 ms. The leader now counts the partner silent from its
+    // last Raft message too, and done once its own report saying it leads had the time to arrive
+    // and the partner's guard the time to run out (cluster/degraded.ts handBackRefusal).
+    for (const seed of [491, 1282, 1311]) {
+      t.same(runVipSim(seed, { scenario: 'degraded', chaosMs: 40_000 }).violations, [], `seed ${seed}: never two holders`);
+      t.match(runVipSim(seed, { scenario: 'degraded', chaosMs: 40_000, oneWayEvidence: false }).violations.join(' '), /two VIP holders/, `seed ${seed}: silent since the start, as before: two holders`);
+    }
+  });
 }

@@ -39,7 +39,7 @@ const STALL_MS = DEGRADED_HOLD_MS - 200;
 const PROBE_VALID_MS = 3000;
 
 function freshDegraded(nowMs: number): DegradedModel {
-  return { active: false, noQuorumSince: null, probe: null, probing: null, partnerAnswered: false, lastLook: null, stalledAt: null, yieldedAt: null, startedAt: nowMs, heard: null, releaseAt: -Infinity, heldBack: false, heldBackSince: null, heldDegraded: false, startArp: null, startProbe: null };
+  return { active: false, noQuorumSince: null, probe: null, probing: null, partnerAnswered: false, lastLook: null, stalledAt: null, yieldedAt: null, startedAt: nowMs, heard: null, releaseAt: -Infinity, heldBack: false, heldBackSince: null, heldDegraded: false, startArp: null, startProbe: null, partnerRaftAt: null, leadReportAt: null };
 }
 
 export interface VipSimOptions {
@@ -95,6 +95,14 @@ export interface VipSimOptions {
    * reaches it but the leader's reports do); false: only a heartbeat counts, as before.
    */
   leaderReports?: boolean;
+  /**
+   * degraded: a leader whose partner's reports do not come counts the partner silent from its last
+   * Raft message, and done once its own report saying it leads has had the time to reach the partner
+   * and the partner's guard to run out (default true, cluster/degraded.ts handBackRefusal
+   * partnerRaftMs/leadReportMs); false: silent since its start or last report, as before (a one-way
+   * link: the partner runs, holds, and its reports are lost).
+   */
+  oneWayEvidence?: boolean;
 }
 
 export interface VipSimReport {
@@ -148,6 +156,10 @@ interface DegradedModel {
   /** degraded-state.ts #probeAtStart: what the probe of the partner's address and the VIP at start found, and its samples. */
   startArp: 'off-lan' | 'answers' | 'probing' | null;
   startProbe: { partner: boolean; vip: boolean } | null;
+  /** When a Raft message of the partner last arrived since this start (cluster/raft-state-log.ts peerHeard). */
+  partnerRaftAt: number | null;
+  /** When this server, leading in `term`, first sent the partner a report saying so (cluster/member-status.ts leadReportSent). */
+  leadReportAt: { at: number; term: number } | null;
 }
 
 type Proc = 'up' | 'paused' | 'dead' | 'machine-down';
@@ -251,6 +263,7 @@ class VipSim {
       guard: options.guard ?? true, guardMarginMs: options.guardMarginMs ?? 20, chaosMs: options.chaosMs ?? 20_000, trace: options.trace ?? false, vipSchedule: options.vipSchedule ?? 'due',
       timers: options.timers ?? raftTimers(undefined), scenario: options.scenario ?? 'chaos', deadVoter: options.deadVoter ?? 'follower', heartbeatsFirst: options.heartbeatsFirst ?? true,
       handBack: options.handBack ?? true, releaseReport: options.releaseReport ?? 'at-once', startProbe: options.startProbe ?? true, leaderReports: options.leaderReports ?? true,
+      oneWayEvidence: options.oneWayEvidence ?? true,
     };
     const r = this.#rng;
     this.#ipMaxMs = 1 + r.int(30);
@@ -269,7 +282,9 @@ class VipSim {
   }
 
   run(): VipSimReport {
-    const end = this.#o.chaosMs + 8000;
+    // degraded: a cycle's crash just before the faults stop is followed by a lone server's entry
+    // into degraded mode (5 s without a quorum, then its ARP probes, about 8.2 s in all): it gets the time.
+    const end = this.#o.chaosMs + (this.#o.scenario === 'degraded' ? 12_000 : 8000);
     let settledAt = -1;
     while (this.#q.length > 0 && this.#violations.length === 0) {
       const e = this.#q.shift()!;
@@ -422,6 +437,7 @@ class VipSim {
         const n = this.#nodes[i]!;
         if (n.proc === 'dead' || n.proc === 'machine-down') return;
         if (n.proc === 'paused') { n.deferred.push(e.msg); return; }
+        this.#heardRaft(i, e.msg);
         this.#stepNode(i, e.msg);
         return;
       }
@@ -519,6 +535,12 @@ class VipSim {
         this.#propose();
         return;
     }
+  }
+
+  /** cluster/raft-state-log.ts: when a Raft message of each peer last arrived (the partner's is what degraded mode reads). */
+  #heardRaft(i: number, m: Message): void {
+    const n = this.#nodes[i]!;
+    if (n.server && m.from === this.#ids[1 - i]) n.dg.partnerRaftAt = this.#now;
   }
 
   /** What server.ts does on each tick: hold the guard, run the core, carry out the actions. */
@@ -620,6 +642,7 @@ class VipSim {
       nowMs: this.#now, startedMs: dg.startedAt, reportEveryMs: REPORT_EVERY_MS, holdMs: DEGRADED_HOLD_MS,
       partner: dg.heard === null ? null : { receivedMs: dg.heard.at, degraded: dg.heard.report },
       ...(dg.startArp === null ? {} : { partnerArp: dg.startArp }),
+      ...(this.#o.oneWayEvidence ? { partnerRaftMs: dg.partnerRaftAt, leadReportMs: dg.leadReportAt?.term === this.#nodes[i]!.core!.term ? dg.leadReportAt.at : null } : {}),
     });
   }
 
@@ -670,6 +693,9 @@ class VipSim {
     if (n.isolatedUntil > this.#now || this.#nodes[to]!.isolatedUntil > this.#now) return;
     // Reports travel on the connection the receiver dialled: none while it cannot dial the sender.
     if (this.#cut !== null && this.#now < this.#cut.until && this.#cut.dialler === to && this.#cut.listener === i) return;
+    // The transport writes a report only on a connection the partner dialled (and it is up): sent is on its way.
+    const to_ = this.#nodes[to]!;
+    if (report.leads && to_.proc !== 'dead' && to_.proc !== 'machine-down' && n.dg.leadReportAt?.term !== report.term) n.dg.leadReportAt = { at: this.#now, term: report.term };
     this.#push({ t: this.#now + afterMs + 0.1 + this.#rng.float() * this.#netMaxMs, seq: 0, kind: 'report-rx', node: to, report });
   }
 
@@ -975,7 +1001,7 @@ class VipSim {
       const msgs = n.deferred;
       n.deferred = [];
       this.#heartbeatsNow(n);
-      for (const m of msgs) { n.core!.step(m); this.#heartbeatsNow(n); }
+      for (const m of msgs) { this.#heardRaft(i, m); n.core!.step(m); this.#heartbeatsNow(n); }
       if (n.server) this.#vipTick(i);
       if (n.server && this.#o.vipSchedule === 'due') this.#armVip(i, this.#vipDueMs(i), true);
       this.#pump(i);

@@ -21,7 +21,10 @@ import { formatIpv4 } from '../../lib/ipv4.js';
 /** A follower whose leader the test sets (null: no quorum). */
 class Follower extends MemoryStateLog {
   leader: string | null = null;
+  /** When a Raft message of lan-b last arrived (RaftStateLog.peerHeardAt). */
+  partnerHeard: number | null = null;
   override isLeader(): boolean { return false; }
+  peerHeardAt(peer: string): number | null { return peer === 'lan-b' ? this.partnerHeard : null; }
   override status(): StateLogStatus { return { ...super.status(), role: 'follower', leader: this.leader }; }
 }
 
@@ -31,11 +34,14 @@ function rig(partner?: { answers: boolean; onVipLan?: boolean }, compactMinRecor
   const inner = new Follower(new Fsm(), clock);
   const probes: Array<(r: 'answered' | 'silent') => void> = [];
   const members: Record<string, MemberView> = {};
+  /** This member's first report to lan-b saying it leads (MemberStatusBoard.leadReportSent). */
+  const lead: { sent: { term: number; monoMs: number } | null } = { sent: null };
   const ownership = new PoolOwnership([{ subnet: '10.0.0.0/24', ranges: [parseIpv4Range('10.0.0.10-10.0.0.29')!] }], ['lan-a', 'lan-b']);
   const stateDir = mkdtempSync(join(tmpdir(), 'lanha-degraded-state-'));
   const d = new DegradedStateLog({
     inner, self: 'lan-a', ownership, mcltMs: 60_000, stateDir, ...(compactMinRecords === undefined ? {} : { compactMinRecords }),
     members: () => members, clock, log: silentLogger, reportNow: () => { reportsNow.push(clock.monotonicMs()); },
+    leadReportSent: (peer) => (peer === 'lan-b' ? lead.sent : null),
     probeVip: () => new Promise((resolve) => { probes.push(resolve); }),
     ...(partner === undefined ? {} : { probePartner: { address: '10.0.0.3', probe: async () => (partner.answers ? 'answered' as const : 'silent' as const), ...(partner.onVipLan === undefined ? {} : { onVipLan: partner.onVipLan }) } }),
   });
@@ -48,7 +54,7 @@ function rig(partner?: { answers: boolean; onVipLan?: boolean }, compactMinRecor
       await new Promise((r) => setImmediate(r));
     }
   };
-  return { clock, inner, d, members, run, stateDir, reportsNow, probes };
+  return { clock, inner, d, members, run, stateDir, reportsNow, probes, lead };
 }
 
 t.test('alone 5 s with the VIP unanswered: degraded, claims the VIP; hearing a leader leaves at once and for good', async (t) => {
@@ -182,6 +188,26 @@ t.test('the leader\'s wait on its partner (cluster/degraded.ts handBackRefusal) 
   delete members['lan-b'];
   clock.advance(2500);
   t.equal(d.leaderHeldBack(), null, 'silent since this member started, past a report and its guard');
+  t.end();
+});
+
+t.test('a partner whose Raft messages arrive but not its reports (a one-way cluster link): the wait runs from its last message, or from this leader\'s report', async (t) => {
+  const { d, inner, clock, lead } = rig();
+  clock.advance(2000);
+  inner.partnerHeard = clock.monotonicMs();
+  clock.advance(1000);
+  t.match(d.leaderHeldBack(), /its Raft messages arrive, its reports do not/, '3 s after the start, its Raft message 1 s ago: it runs, it may hold the VIP degraded');
+  clock.advance(1500);
+  t.equal(d.leaderHeldBack(), null, 'silent 2.5 s since that message: its guard ran out');
+  inner.partnerHeard = clock.monotonicMs();
+  lead.sent = { term: inner.status().term + 1, monoMs: clock.monotonicMs() };
+  clock.advance(2500);
+  inner.partnerHeard = clock.monotonicMs();
+  t.match(d.leaderHeldBack(), /one-way/, 'a report of another term: not this leadership\'s');
+  lead.sent = { term: inner.status().term, monoMs: clock.monotonicMs() - 2499 };
+  t.match(d.leaderHeldBack(), /one-way/, 'this term\'s report, 2.499 s ago: not yet');
+  clock.advance(1);
+  t.equal(d.leaderHeldBack(), null, '2.5 s after it: the partner let go on it, or its guard ran out');
   t.end();
 });
 

@@ -49,7 +49,11 @@ export type ReleaseOutcome = 'released' | 'absent';
 
 /** `ip addr del`, idempotent: an address that is not there (any more) is not an error. */
 export async function releaseAddress(config: VipConfig, run: CommandRunner = execRunner): Promise<ReleaseOutcome> {
-  const r = await run('ip', deleteArgs(config));
+  return releaseOutcome(config, await run('ip', deleteArgs(config)));
+}
+
+/** What an `ip addr del` of the VIP (this process's or the guard's) came to; throws on a real failure. */
+export function releaseOutcome(config: VipConfig, r: { code: number; stderr: string }): ReleaseOutcome {
   if (r.code === 0) return 'released';
   // iproute2 says "Cannot assign requested address" (older) or "Address not found" (newer).
   if (/Cannot assign requested address|Address not found/i.test(r.stderr)) return 'absent';

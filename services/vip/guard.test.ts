@@ -106,6 +106,41 @@ t.test('renewals go to one long-lived ip batch, which is ended on a drop and bef
   }
 });
 
+t.test('a release runs in the guard: a renewal queued before it (stdin, the ip batch) never lands after its delete; answered', async (t) => {
+  // A stand-in `ip` on the guard's PATH writes what it runs to a file; its batch takes each line
+  // 0.3 s late (a loaded machine), so a renewal is still queued in it when the release comes.
+  const missing = guardUnavailable();
+  if (missing !== null) { t.comment(`SKIPPED: ${missing}`); t.pass('skipped'); return; }
+  const dir = mkdtempSync(join(tmpdir(), 'lanha-guard-release-'));
+  const ran = join(dir, 'ran');
+  writeFileSync(join(dir, 'ip'), `#!/bin/bash
+if [ "$1" = -force ]; then while read -r line; do sleep 0.3; echo "batch $line" >> '${ran}'; done; exit 0; fi
+echo "$*" >> '${ran}'
+`, { mode: 0o755 });
+  const path = process.env['PATH'];
+  process.env['PATH'] = `${dir}:${path ?? ''}`;
+  const guard = startGuard('10.255.255.1/32', 'lhnosuchif0', { expired: () => undefined, exited: () => undefined });
+  process.env['PATH'] = path;
+  const lines = (): string[] => { try { return readFileSync(ran, 'utf8').trim().split('\n').filter((l) => l !== ''); } catch { return []; } };
+  try {
+    guard.hold(60_000);
+    t.equal(guard.renew(2), true, 'a renewal taken (into the batch, 0.3 s late)');
+    const answer = await guard.release();
+    t.same(answer, { code: 0, stderr: '' }, 'the release answered with ip\'s outcome');
+    t.same(lines(), ['addr del 10.255.255.1/32 dev lhnosuchif0'], 'the delete ran, the queued renewal not before it');
+    await sleep(800);
+    t.same(lines(), ['addr del 10.255.255.1/32 dev lhnosuchif0'], 'nor after it: the batch was ended first');
+    t.equal(guard.renew(2), false, 'a released guard is disarmed: no renewal');
+    guard.hold(60_000);
+    guard.renew(2);
+    await sleep(500);
+    t.match(lines().at(-1), /^batch address replace 10.255.255.1\/32 dev lhnosuchif0 valid_lft 2/, 'armed again by a hold: renewals run');
+  } finally {
+    await guard.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 // The guard's hold runs on monotonic time: a wall-clock step neither ends a hold early nor
 // stretches one. libfaketime moves the clock of a bash whose parent runs under it too (started
 // alone, bash kept the real time), so the guard is driven from a child node process under

@@ -37,6 +37,14 @@ export { GUARD_CLOCK_EARLY_MS };
 // on every forward step that way); the loop's top checks the monotonic deadline instead. A renewal
 // that fails prints `renew_failed`.
 //
+// The release goes through the guard too (`release`, whether armed or not), answered by `released`
+// or `release_failed <ip's stderr>`: the guard disarms, stops the renewal batch (a renewal queued
+// there or in its stdin before the release runs first or never) and deletes the address. The guard
+// reads its commands in order, so no renewal the daemon issued before it let go can bring the
+// address back after the daemon reports that it let go (the degraded hand-back, HA.md 2.5: the
+// leader adds the VIP on that report); with the daemon's own `ip addr del` and a `drop` after it, a
+// renewal still queued in a lagging guard re-added the VIP for as long as the guard lagged.
+//
 // The acquiring `ip addr replace` goes through the guard too (`acquire <lifetime s>`, only while
 // armed), answered by `acquired` or `acquire_failed <ip's stderr>`: the daemon must know the outcome
 // before it binds sockets on the address, and a fork of the daemon cost 40-80 ms of every crash gap
@@ -81,6 +89,8 @@ while :; do
       drop) armed=0; again=0; if [ "$ipb" != 0 ]; then del "$1" "$2"; fi ;;
       renew) if [ "$armed" = 1 ]; then renew "$1" "$2" "$arg"; fi ;;
       garp) if [ "$armed" = 1 ]; then arping -U -c 1 -I "$2" "\${1%/*}" >/dev/null 2>&1 & fi ;;
+      release) armed=0; again=0; ipb_stop
+        if err=$(ip addr del "$1" dev "$2" 2>&1); then echo released; else echo "release_failed \${err//$'\\n'/ }"; fi ;;
       acquire) if [ "$armed" != 1 ]; then echo "acquire_failed the VIP guard holds no lease (it ran out)"
         elif err=$(ip addr replace "$1" dev "$2" valid_lft "$arg" preferred_lft "$arg" 2>&1); then echo acquired
         else echo "acquire_failed \${err//$'\\n'/ }"; fi ;;
@@ -116,6 +126,12 @@ export interface VipGuard {
    * runs `ip` itself. Optional: a guard without it leaves every acquire to the caller.
    */
   acquire?(lifetimeS: number): Promise<{ code: number; stderr: string }> | null;
+  /**
+   * Disarm, stop queued renewals and delete the address (`ip addr del`), all in the guard, after
+   * every command written before; resolves with ip's outcome, or null at once if the guard cannot
+   * (not running) or `{ code: -1 }` if it ended before it answered: then the caller runs `ip` itself.
+   */
+  release?(): Promise<{ code: number; stderr: string }> | null;
   stop(): Promise<void>;
 }
 
@@ -141,10 +157,15 @@ export function startGuard(cidr: string, ifname: string, events: GuardEvents, re
   let armed = false;
   /** Acquires written to the guard, answered in order. */
   let acquiring: Array<(r: { code: number; stderr: string }) => void> = [];
+  /** Releases written to the guard, answered in order. */
+  let releasing: Array<(r: { code: number; stderr: string }) => void> = [];
   const unanswered = (why: string): void => {
     const waiting = acquiring;
     acquiring = [];
     for (const resolve of waiting) resolve({ code: 1, stderr: why });
+    const releases = releasing;
+    releasing = [];
+    for (const resolve of releases) resolve({ code: -1, stderr: why });
   };
   const launch = (): void => {
     // No dotfiles: Node's pipes are socketpairs, and a top-level bash (SHLVL unset, as under
@@ -165,6 +186,8 @@ export function startGuard(cidr: string, ifname: string, events: GuardEvents, re
         else if (line === 'renew_failed' || line.startsWith('Command failed')) events.renewFailed?.(); // the second from the ip batch
         else if (line === 'acquired') acquiring.shift()?.({ code: 0, stderr: '' });
         else if (line.startsWith('acquire_failed')) acquiring.shift()?.({ code: 1, stderr: line.slice('acquire_failed '.length) });
+        else if (line === 'released') releasing.shift()?.({ code: 0, stderr: '' });
+        else if (line.startsWith('release_failed')) releasing.shift()?.({ code: 1, stderr: line.slice('release_failed '.length) });
       }
     });
     c.stdin?.on('error', () => undefined); // EPIPE if it died; 'exit' says so (no pipes at all: a spawn that failed)
@@ -210,6 +233,11 @@ export function startGuard(cidr: string, ifname: string, events: GuardEvents, re
     acquire(lifetimeS) {
       if (!armed || !write(`acquire ${Math.max(1, Math.round(lifetimeS))}\n`)) return null;
       return new Promise((resolve) => { acquiring.push(resolve); });
+    },
+    release() {
+      if (!write('release\n')) return null;
+      armed = false;
+      return new Promise((resolve) => { releasing.push(resolve); });
     },
     stop() {
       stopped = true;

@@ -30,7 +30,7 @@ class LeasedState extends MemoryStateLog {
   onLeaseGained(listener: () => void): () => void { this.listeners.add(listener); return () => { this.listeners.delete(listener); }; }
 }
 
-function rig(options: { failReplace?: boolean; duringReplace?: () => void; guard?: boolean | 'default'; guardAcquires?: boolean; failAdds?: number; degraded?: { claim: DegradedClaim; heldBack?: string | null }; reportNow?: boolean } = {}) {
+function rig(options: { failReplace?: boolean; duringReplace?: () => void; guard?: boolean | 'default'; guardAcquires?: boolean; failAdds?: number; degraded?: { claim: DegradedClaim; heldBack?: string | null }; reportNow?: boolean; laggingGuard?: boolean } = {}) {
   const config = parseConfig(CONFIG);
   const clock = new ManualClock();
   const state = new LeasedState(new Fsm(), clock);
@@ -66,6 +66,9 @@ function rig(options: { failReplace?: boolean; duringReplace?: () => void; guard
   const plain: RunningService & { degraded?: { vipClaim(): DegradedClaim; leaderHeldBack(): string | null } } = { name: 'dhcp', status: () => ({ listening: [] }), stop: async () => undefined };
   if (options.degraded !== undefined) { const d = options.degraded; plain.degraded = { vipClaim: () => d.claim, leaderHeldBack: () => d.heldBack ?? null }; }
   let armed = false;
+  /** laggingGuard: what the guard was told, run on flush(); and whether it holds (the bash side). */
+  const queued: Array<() => void> = [];
+  let guardArmed = false;
   const guard = {
     hold: (ms: number) => { armed = true; log.push(`guard hold ${ms}`); },
     drop: () => { armed = false; log.push('guard drop'); },
@@ -82,10 +85,34 @@ function rig(options: { failReplace?: boolean; duringReplace?: () => void; guard
       },
     } : {}),
     stop: async () => { log.push('guard stop'); },
+    // A guard that runs what is written to it only on flush() (lagging), in order, and releases in it too (guard.ts `release`).
+    flush: () => { for (const job of queued.splice(0)) job(); },
+    ...(options.laggingGuard === true ? {
+      hold: (ms: number) => { armed = true; log.push(`guard hold ${ms}`); queued.push(() => { guardArmed = true; }); },
+      renew: (s: number) => {
+        if (!armed) return false;
+        log.push(`guard queued renew ${s}`);
+        queued.push(() => { if (!guardArmed) return; log.push('guard ran renew'); present = true; });
+        return true;
+      },
+      release: (): Promise<CommandResult> => {
+        armed = false;
+        log.push('guard queued release');
+        return new Promise((resolve) => {
+          queued.push(() => {
+            guardArmed = false;
+            log.push('guard ran release');
+            const was = present;
+            present = false;
+            resolve(was ? { code: 0, stderr: '' } : { code: 2, stderr: 'Error: ipv4: Address not found.' });
+          });
+        });
+      },
+    } : {}),
   };
   const vip = new VipService({ config, vip: config.vip!, state, clock, log: silentLogger, services: () => [peer, plain], run, tickMs: 1e9, ...(options.guard === 'default' ? {} : { guard: options.guard === true ? guard : null }),
     ...(options.reportNow === true ? { reportNow: () => { log.push(`report now (degraded ${String(vip.status()['degraded'])})`); } } : {}) });
-  return { vip, state, clock, log, isPresent: () => present };
+  return { vip, state, clock, log, isPresent: () => present, guard };
 }
 
 t.test('acquire: stale VIP deleted at start, then replace with lifetime, serve, GARP; renew after 500 ms', async (t) => {
@@ -441,7 +468,7 @@ t.test('degraded: a follower whose DHCP is degraded holds the VIP (guard hold of
   clock.advance(20);
   log.length = 0;
   await vip.tick();
-  t.same(log, ['guard drop', 'ip addr del 10.20.0.1/24 dev eth9', 'dns remove 10.20.0.1', 'guard drop'], 'another MAC answers: the guard deletes, then the shell');
+  t.same(log, ['ip addr del 10.20.0.1/24 dev eth9', 'dns remove 10.20.0.1', 'guard drop'], 'another MAC answers: deleted (by the guard when it can release, below), then disarmed');
   t.notOk(isPresent());
   t.match(vip.status(), { held: false, degraded: false });
   t.equal(vip.counters.toJSON()['released'], 1);
@@ -524,6 +551,38 @@ t.test('the hand-back, degraded side: the report saying it let go leaves as its 
   await leader.vip.tick();
   t.ok(leader.log.includes('ip addr del 10.20.0.1/24 dev eth9') && !leader.log.some((l) => l.startsWith('report now')), 'a leader losing its lease sends nothing extra');
   await leader.vip.stop();
+});
+
+t.test('the hand-back, degraded side: the release runs in the guard after the renewals queued there, so none adds the VIP back after the let-go report', async (t) => {
+  // A guard that lags (a loaded machine: its bash has not read its stdin yet, or a renewal waits in
+  // its ip batch): what is written to it runs only when the test lets it. Before, the daemon deleted
+  // the VIP itself, reported that it let go, and the renewal still queued in the guard added the
+  // address back afterwards (deleted again only at the guard's drop): two holders on the wire
+  // once the leader added it on that report.
+  const degraded = { claim: 'hold' as DegradedClaim };
+  const { vip, state, clock, log, guard, isPresent } = rig({ guard: true, degraded, reportNow: true, laggingGuard: true });
+  state.setLeader(false);
+  await vip.start();
+  await vip.tick();
+  guard.flush();
+  t.ok(isPresent(), 'held degraded');
+  clock.advance(500);
+  await vip.tick();
+  t.ok(log.includes('guard queued renew 2'), 'a renewal written to the guard, not run yet');
+  degraded.claim = 'off';
+  clock.advance(20);
+  log.length = 0;
+  const ticking = vip.tick();
+  for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+  guard.flush();
+  await ticking;
+  guard.flush();
+  const report = log.findIndex((l) => l.startsWith('report now'));
+  t.ok(report >= 0, 'the let-go report went out');
+  t.same(log.slice(report + 1).filter((l) => l.startsWith('guard ran')), [], 'nothing the guard ran after the let-go report');
+  t.ok(log.indexOf('guard ran release') >= 0 && log.indexOf('guard ran release') < report, 'the guard deleted it (after the queued renewal) before the report');
+  t.notOk(isPresent(), 'and the address stays gone');
+  await vip.stop();
 });
 
 t.test('the hand-back, leader side: a held-back leader adds the VIP as its partner\'s report arrives, not at its next tick', async (t) => {

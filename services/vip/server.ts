@@ -9,7 +9,7 @@ import type { RunningService, ServiceContext, ServiceStatus } from '../contract.
 import { GUARD_MARGIN_MS, type VipConfig } from './config.js';
 import { GUARD_WORK_MS } from '../../cluster/timers.js';
 import { initialVipState, onAcquireFailed, onGuardExpired, onStop, onTick, vipTimings, type DegradedClaim, type VipAction, type VipState, type VipTimings } from './core.js';
-import { execRunner, garpArgs, releaseAddress, replaceArgs, vipAddress, vipCidr, type CommandRunner } from './address.js';
+import { execRunner, garpArgs, releaseAddress, releaseOutcome, replaceArgs, vipAddress, vipCidr, type CommandRunner } from './address.js';
 import { failoverRoutes } from './failover.js';
 import { guardUnavailable, startGuard, type VipGuard } from './guard.js';
 import { formatParts, takeoverReport, type AcquireMarks, type TakeoverReport } from './takeover.js';
@@ -401,9 +401,8 @@ export class VipService implements RunningService {
       else if (this.#guard !== null && next.held && next.degraded) this.#guard.hold(DEGRADED_HOLD_MS);
       // A degraded holding is no failover: no takeover report (nor a log to record it in).
       if (actions.some((a) => a.kind === 'acquire') && !next.degraded) this.#marks = { decidedAt: nowMs };
-      // A degraded yield: the guard deletes the address first (its small bash forks `ip` far sooner
-      // than this process does), so a leader taking the VIP over meets no second holder.
-      if (this.#guard !== null && actions.some((a) => a.kind === 'release' && (a.reason === 'degraded-left' || a.reason === 'degraded-yield'))) this.#guard.drop();
+      // A release runs in the guard (#release): after every renewal written to it before, so the
+      // report below that this member let go is never followed by a renewal that adds it back.
       await this.#execute(actions);
       if (this.#guard !== null && !next.held) this.#guard.drop(); // after our own ip addr del
       const letGo = this.#degradedHeld && !next.held;
@@ -515,7 +514,12 @@ export class VipService implements RunningService {
     if (this.#sinceWall !== null) this.#lostAt = this.#o.clock.monotonicMs();
     let outcome: string;
     try {
-      outcome = await releaseAddress(this.vip, this.#run);
+      // The guard deletes it (its small bash forks `ip` far sooner than this process does), after
+      // the renewals written to it before: one queued there cannot add the address back after this
+      // returns. A guard not running, or ended before it answered: this process deletes it.
+      const inGuard = this.#guard?.release?.() ?? null;
+      const r = inGuard === null ? null : await inGuard;
+      outcome = r === null || r.code === -1 ? await releaseAddress(this.vip, this.#run) : releaseOutcome(this.vip, r);
     } catch (error) {
       this.counters.inc('release.failed');
       this.#o.log.error({ event: 'vip.release_failed', reason, err: error }, `could not delete the VIP: ${errorMessage(error)} (the kernel drops it within ${this.vip.lifetimeSeconds} s)`);

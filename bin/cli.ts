@@ -31,10 +31,23 @@ export interface CliCommand {
   optionHelp?: ReadonlyArray<readonly [string, string]>;
   /** The most positional arguments the command takes; more are a usage error (exit 2). Absent: the command checks them itself. */
   positionalsMax?: number;
-  run(args: ParsedArgs, io: CliIo): Promise<number>;
+  run: CommandRun;
+}
+
+/** What a command does once its arguments parsed: the exit code. */
+export type CommandRun = (args: ParsedArgs, io: CliIo) => Promise<number>;
+
+/**
+ * A command's run that loads its module first (bin/commands.ts): the table holds every command's
+ * help and options, and only the command asked for brings its code and imports.
+ */
+export function lazy<M extends Record<K, CommandRun>, K extends string>(load: () => Promise<M>, name: K): CommandRun {
+  return async (args, io) => (await load())[name](args, io);
 }
 
 export const DEFAULT_CONFIG = '/etc/lanha/lanha.yaml';
+export const DEFAULT_KEY_FILE = '/etc/lanha/cluster.key';
+export const DEFAULT_TLS_DIR = '/etc/lanha/tls';
 
 /** The config file a command was given with --config, else the default one. */
 export function configFile(values: ParsedArgs['values']): string {

@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ExitCode, LanhaError } from '../lib/errors.js';
-import { DEFAULT_CONFIG, loadValidConfig, type CliCommand, configFile } from './cli.js';
+import { loadValidConfig, configFile, type CliIo, type ParsedArgs } from './cli.js';
 
 // `lanctl cluster rejoin`: the operator's statement that this node replaces a member of a cluster
 // that exists, whose state was lost (a dead SD card or disk, a reinstall): the member file says
@@ -43,21 +43,14 @@ export async function markRejoin(stateDir: string): Promise<string> {
     + 'if every member lost its state, remove this file on every member instead to start a new, empty cluster\n';
 }
 
-export const clusterRejoinCommand: CliCommand = {
-  path: ['cluster', 'rejoin'],
-  summary: 'before the first start of a node that replaces a lost member: it rejoins as a rebuilt member and votes only once caught up',
-  usage: 'cluster rejoin [--config FILE]',
-  options: { config: { type: 'string', short: 'c' } },
-  optionHelp: [['-c, --config FILE', `the node's config: its node.stateDir gets the member file (default ${DEFAULT_CONFIG})`]],
-  async run(args, io) {
-    if (args.positionals.length > 0) throw new LanhaError('usage', `unexpected argument "${args.positionals[0]}"`, ExitCode.usage);
-    const file = configFile(args.values);
-    const config = await loadValidConfig(file);
-    if ((config.cluster?.members.length ?? 0) < 2) {
-      throw new LanhaError('usage', `${file} has no cluster of two or more members: a single node has no peer to rebuild from (restore ${config.node.stateDir} from a backup instead)`, ExitCode.usage);
-    }
-    const stateDir = config.node.stateDir;
-    io.out(await markRejoin(stateDir));
-    return ExitCode.ok;
-  },
-};
+export async function clusterRejoinRun(args: ParsedArgs, io: CliIo): Promise<number> {
+  if (args.positionals.length > 0) throw new LanhaError('usage', `unexpected argument "${args.positionals[0]}"`, ExitCode.usage);
+  const file = configFile(args.values);
+  const config = await loadValidConfig(file);
+  if ((config.cluster?.members.length ?? 0) < 2) {
+    throw new LanhaError('usage', `${file} has no cluster of two or more members: a single node has no peer to rebuild from (restore ${config.node.stateDir} from a backup instead)`, ExitCode.usage);
+  }
+  const stateDir = config.node.stateDir;
+  io.out(await markRejoin(stateDir));
+  return ExitCode.ok;
+}

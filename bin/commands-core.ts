@@ -9,7 +9,7 @@ import { formatIpv4 } from '../lib/ipv4.js';
 import { linkLiveness, raftTimers, timerLimits, timerSource } from '../cluster/timers.js';
 import { callDaemonOk } from '../lib/control-client.js';
 import { formatDuration, formatTable } from '../lib/table.js';
-import { DAEMON_OPTIONS, DAEMON_OPTION_HELP, DEFAULT_CONFIG, resolveSocket, type CliCommand, configFile } from './cli.js';
+import { resolveSocket, configFile, type CliIo, type ParsedArgs } from './cli.js';
 import { holdEarlySignals, type EarlySignals } from './early-signals.js';
 import { formatRaftStatus, type RaftStatusBody } from '../cluster/raft/status-text.js';
 import { formatEtcdStatus, type EtcdStatusBody } from '../cluster/etcd/status-text.js';
@@ -23,27 +23,16 @@ import { describeAckAudit, type AckAuditSummary } from '../cluster/ack-audit.js'
 
 // serve, config check, status.
 
-export const serveCommand: CliCommand = {
-  path: ['serve'],
-  positionalsMax: 0,
-  summary: 'run the daemon: the services and cluster role the config enables (runs until SIGTERM)',
-  usage: 'serve --config FILE [--log-format text|json]',
-  options: { config: { type: 'string', short: 'c' }, 'log-format': { type: 'string' } },
-  optionHelp: [
-    ['-c, --config FILE', `the node's config (default ${DEFAULT_CONFIG})`],
-    ['--log-format F', 'text (one human line per event) or json; default: text on a terminal, json otherwise (systemd)'],
-  ],
-  async run(args, io) {
-    const early = holdEarlySignals();
-    try {
-      return await serve(args, io, early);
-    } finally {
-      early.release();
-    }
-  },
-};
+export async function serveRun(args: ParsedArgs, io: CliIo): Promise<number> {
+  const early = holdEarlySignals();
+  try {
+    return await serve(args, io, early);
+  } finally {
+    early.release();
+  }
+}
 
-async function serve(args: Parameters<CliCommand['run']>[0], io: Parameters<CliCommand['run']>[1], early: EarlySignals): Promise<number> {
+async function serve(args: ParsedArgs, io: CliIo, early: EarlySignals): Promise<number> {
   const file = configFile(args.values);
   const logFormat = args.values['log-format'];
   if (logFormat !== undefined && logFormat !== 'text' && logFormat !== 'json') {
@@ -104,59 +93,51 @@ async function peerLinksLine(config: LanhaConfig): Promise<{ ok: boolean; text: 
   return { ok: true, text: `  peer security: mutual TLS 1.3, certificate ${cluster.tls.cert} (CA ${cluster.tls.ca})${pinned > 0 ? `, ${pinned} of ${cluster.members.length} members pinned` : ''}\n` };
 }
 
-export const configCheckCommand: CliCommand = {
-  path: ['config', 'check'],
-  summary: 'validate a config file and print what it enables; exit 2 and one line per problem if invalid',
-  usage: 'config check FILE',
-  // --config too: every other command takes the file that way, so it is what a hand types here.
-  options: { config: { type: 'string', short: 'c' } },
-  optionHelp: [['-c, --config FILE', 'the file, as other commands take it (or as the argument)']],
-  async run(args, io) {
-    const given = [...args.positionals, ...(typeof args.values['config'] === 'string' ? [args.values['config']] : [])];
-    const file = given[0];
-    if (file === undefined || given.length > 1) throw new LanhaError('usage', 'give exactly one config file: lanctl config check FILE', ExitCode.usage);
-    const { ConfigError, loadConfig } = await import('../config/index.js');
-    try {
-      const config = loadConfig(file);
-      const enabled: string[] = (['dhcp', 'dns', 'tftp', 'ntp', 'vip', 'deploy', 'boot'] as const).filter((k) => config[k] !== undefined);
-      const profiles = Object.keys(config.profiles ?? {});
-      if (profiles.length > 0) enabled.push(`profiles (${profiles.join(', ')})`);
-      if ((config.nodes?.length ?? 0) > 0) enabled.push(`nodes (${config.nodes!.length} to seed the inventory)`);
-      if (config.power !== undefined) enabled.push(`power (${powerSummary(config.power)})`);
-      const members = config.cluster?.members.map((m) => `${m.name}(${m.role})`).join(', ') ?? 'none (single node)';
-      const links = await peerLinksLine(config);
-      if (!links.ok) {
-        io.err(`${file}: ${links.text}\n`);
-        return ExitCode.config;
-      }
-      // The paths and interfaces it names, asked of this machine: problems when the config is this
-      // machine's own (node.address is here), warnings when it is checked elsewhere (a laptop, CI).
-      const { hostProblems, isThisMachine, thisMachine } = await import('../config/host-checks.js');
-      const host = hostProblems(config, thisMachine);
-      const here = isThisMachine(config, thisMachine);
-      if (here && host.length > 0) {
-        io.err(`${file}: ${host.length} problem${host.length === 1 ? '' : 's'} on this machine:\n${host.map((p) => `  ${p.message}\n`).join('')}`);
-        return ExitCode.config;
-      }
-      const { degradedLine } = await import('../services/dhcp/degraded-config.js');
-      io.out(`${file}: ok\n  node: ${config.node.name} (${config.node.role})\n  cluster: ${members}\n${timersLine(config)}${links.text}  enabled: ${enabled.join(', ') || 'nothing'}\n${degradedLine(config)}`);
-      const { configWarnings } = await import('../config/warnings.js');
-      for (const w of configWarnings(config)) io.out(`WARNING: ${w}\n`);
-      if (!here) for (const p of host) io.out(`WARNING: not this machine's config (node.address ${formatIpv4(config.node.address!)} is not an address here), so not an error: ${p.message}\n`);
-      if (config.power !== undefined) {
-        const { missingPowerPrograms } = await import('../cluster/power-run.js');
-        for (const w of missingPowerPrograms(config.power)) io.out(`WARNING: ${w}\n`);
-      }
-      return ExitCode.ok;
-    } catch (error) {
-      if (error instanceof ConfigError) {
-        io.err(`${error.message}\n`);
-        return ExitCode.config;
-      }
-      throw error;
+export async function configCheckRun(args: ParsedArgs, io: CliIo): Promise<number> {
+  const given = [...args.positionals, ...(typeof args.values['config'] === 'string' ? [args.values['config']] : [])];
+  const file = given[0];
+  if (file === undefined || given.length > 1) throw new LanhaError('usage', 'give exactly one config file: lanctl config check FILE', ExitCode.usage);
+  const { ConfigError, loadConfig } = await import('../config/index.js');
+  try {
+    const config = loadConfig(file);
+    const enabled: string[] = (['dhcp', 'dns', 'tftp', 'ntp', 'vip', 'deploy', 'boot'] as const).filter((k) => config[k] !== undefined);
+    const profiles = Object.keys(config.profiles ?? {});
+    if (profiles.length > 0) enabled.push(`profiles (${profiles.join(', ')})`);
+    if ((config.nodes?.length ?? 0) > 0) enabled.push(`nodes (${config.nodes!.length} to seed the inventory)`);
+    if (config.power !== undefined) enabled.push(`power (${powerSummary(config.power)})`);
+    const members = config.cluster?.members.map((m) => `${m.name}(${m.role})`).join(', ') ?? 'none (single node)';
+    const links = await peerLinksLine(config);
+    if (!links.ok) {
+      io.err(`${file}: ${links.text}\n`);
+      return ExitCode.config;
     }
-  },
-};
+    // The paths and interfaces it names, asked of this machine: problems when the config is this
+    // machine's own (node.address is here), warnings when it is checked elsewhere (a laptop, CI).
+    const { hostProblems, isThisMachine, thisMachine } = await import('../config/host-checks.js');
+    const host = hostProblems(config, thisMachine);
+    const here = isThisMachine(config, thisMachine);
+    if (here && host.length > 0) {
+      io.err(`${file}: ${host.length} problem${host.length === 1 ? '' : 's'} on this machine:\n${host.map((p) => `  ${p.message}\n`).join('')}`);
+      return ExitCode.config;
+    }
+    const { degradedLine } = await import('../services/dhcp/degraded-config.js');
+    io.out(`${file}: ok\n  node: ${config.node.name} (${config.node.role})\n  cluster: ${members}\n${timersLine(config)}${links.text}  enabled: ${enabled.join(', ') || 'nothing'}\n${degradedLine(config)}`);
+    const { configWarnings } = await import('../config/warnings.js');
+    for (const w of configWarnings(config)) io.out(`WARNING: ${w}\n`);
+    if (!here) for (const p of host) io.out(`WARNING: not this machine's config (node.address ${formatIpv4(config.node.address!)} is not an address here), so not an error: ${p.message}\n`);
+    if (config.power !== undefined) {
+      const { missingPowerPrograms } = await import('../cluster/power-run.js');
+      for (const w of missingPowerPrograms(config.power)) io.out(`WARNING: ${w}\n`);
+    }
+    return ExitCode.ok;
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      io.err(`${error.message}\n`);
+      return ExitCode.config;
+    }
+    throw error;
+  }
+}
 
 interface StatusBody {
   node: string;
@@ -212,52 +193,44 @@ export function otherConfig(given: unknown, daemons: string | null | undefined):
   return real(given) === real(daemons) ? null : daemons;
 }
 
-export const statusCommand: CliCommand = {
-  path: ['status'],
-  positionalsMax: 0,
-  summary: 'show the local daemon: node, role, cluster, services and where they listen',
-  usage: 'status [--json] [--config FILE | --socket PATH]',
-  options: { ...DAEMON_OPTIONS, json: { type: 'boolean' } },
-  optionHelp: [['--json', 'print JSON for scripts'], ...DAEMON_OPTION_HELP],
-  async run(args, io) {
-    const socket = resolveSocket(args.values);
-    const body = await callDaemonOk(socket, 'GET', '/v1/status') as StatusBody;
-    // Only when the config is what found the socket (not --socket or --remote).
-    const viaConfig = args.values['socket'] === undefined && args.values['remote'] === undefined && !process.env['LANHA_REMOTE'];
-    const other = viaConfig ? otherConfig(args.values['config'], body.configFile) : null;
-    if (other !== null) io.err(`lanctl status: note: the daemon at ${socket} runs ${other} (node ${body.node}), not ${String(args.values['config'])}: two configs name this control socket (node.controlSocket)\n`);
-    if (args.values['json'] === true) {
-      io.out(JSON.stringify(body, null, 2) + '\n');
-      return ExitCode.ok;
-    }
-    const c = body.cluster;
-    io.out(formatTable(['node', 'role', 'cluster', 'leader', 'term', 'commit', 'uptime', 'version'], [[
-      body.node, `${body.role}/${c.role}`, c.mode, c.leader ?? '-', String(c.term), String(c.commitIndex), formatDuration(body.uptimeSeconds * 1000), body.version,
-    ]]));
-    io.out(formatWallSteps(body.clock));
-    const members = formatMembers(body.members);
-    if (members !== '') io.out('\n' + members);
-    const raft = c.backend === 'etcd' ? formatEtcdStatus(c) : formatRaftStatus(c);
-    if (raft !== '') io.out('\n' + raft);
-    const services = Object.entries(body.services);
-    io.out('\n' + (services.length === 0
-      ? 'no services enabled\n'
-      : formatTable(['service', 'listening'], services.map(([name, s]) => [name, s.listening.join(', ') || '-']))));
-    const pools = formatPoolUse((body.services['dhcp'] as { pools?: SubnetUse[] } | undefined)?.pools);
-    if (pools !== '') io.out('\n' + pools);
-    const modes = formatClientModes((body.services['dhcp'] as { clients?: SubnetClients[] } | undefined)?.clients);
-    if (modes !== '') io.out('\n' + modes);
-    const degraded = (body.services['dhcp'] as { degraded?: DegradedView } | undefined)?.degraded;
-    if (degraded !== undefined) io.out('\n' + degradedText(degraded));
-    const rogue = formatRogueStatus((body.services['dhcp'] as { rogue?: RogueStatusBody } | undefined)?.rogue);
-    if (rogue !== '') io.out('\n' + rogue);
-    const ntp = formatNtpStatus(body.services['ntp']);
-    if (ntp !== '') io.out('\n' + ntp);
-    const fwd = formatForwardCache(body.services['dns']);
-    if (fwd !== '') io.out('\n' + fwd);
-    if (body.control?.remote) io.out(`\nremote control (mutual TLS): ${body.control.remote}; ${body.control.remoteRefused} client(s) refused since start\n`);
-    if (body.ackAudit !== undefined && body.services['dhcp'] !== undefined) io.out('\n' + describeAckAudit(body.ackAudit) + '\n');
-    for (const w of body.warnings) io.out(`\nWARNING: ${w}\n`);
+export async function statusRun(args: ParsedArgs, io: CliIo): Promise<number> {
+  const socket = resolveSocket(args.values);
+  const body = await callDaemonOk(socket, 'GET', '/v1/status') as StatusBody;
+  // Only when the config is what found the socket (not --socket or --remote).
+  const viaConfig = args.values['socket'] === undefined && args.values['remote'] === undefined && !process.env['LANHA_REMOTE'];
+  const other = viaConfig ? otherConfig(args.values['config'], body.configFile) : null;
+  if (other !== null) io.err(`lanctl status: note: the daemon at ${socket} runs ${other} (node ${body.node}), not ${String(args.values['config'])}: two configs name this control socket (node.controlSocket)\n`);
+  if (args.values['json'] === true) {
+    io.out(JSON.stringify(body, null, 2) + '\n');
     return ExitCode.ok;
-  },
-};
+  }
+  const c = body.cluster;
+  io.out(formatTable(['node', 'role', 'cluster', 'leader', 'term', 'commit', 'uptime', 'version'], [[
+    body.node, `${body.role}/${c.role}`, c.mode, c.leader ?? '-', String(c.term), String(c.commitIndex), formatDuration(body.uptimeSeconds * 1000), body.version,
+  ]]));
+  io.out(formatWallSteps(body.clock));
+  const members = formatMembers(body.members);
+  if (members !== '') io.out('\n' + members);
+  const raft = c.backend === 'etcd' ? formatEtcdStatus(c) : formatRaftStatus(c);
+  if (raft !== '') io.out('\n' + raft);
+  const services = Object.entries(body.services);
+  io.out('\n' + (services.length === 0
+    ? 'no services enabled\n'
+    : formatTable(['service', 'listening'], services.map(([name, s]) => [name, s.listening.join(', ') || '-']))));
+  const pools = formatPoolUse((body.services['dhcp'] as { pools?: SubnetUse[] } | undefined)?.pools);
+  if (pools !== '') io.out('\n' + pools);
+  const modes = formatClientModes((body.services['dhcp'] as { clients?: SubnetClients[] } | undefined)?.clients);
+  if (modes !== '') io.out('\n' + modes);
+  const degraded = (body.services['dhcp'] as { degraded?: DegradedView } | undefined)?.degraded;
+  if (degraded !== undefined) io.out('\n' + degradedText(degraded));
+  const rogue = formatRogueStatus((body.services['dhcp'] as { rogue?: RogueStatusBody } | undefined)?.rogue);
+  if (rogue !== '') io.out('\n' + rogue);
+  const ntp = formatNtpStatus(body.services['ntp']);
+  if (ntp !== '') io.out('\n' + ntp);
+  const fwd = formatForwardCache(body.services['dns']);
+  if (fwd !== '') io.out('\n' + fwd);
+  if (body.control?.remote) io.out(`\nremote control (mutual TLS): ${body.control.remote}; ${body.control.remoteRefused} client(s) refused since start\n`);
+  if (body.ackAudit !== undefined && body.services['dhcp'] !== undefined) io.out('\n' + describeAckAudit(body.ackAudit) + '\n');
+  for (const w of body.warnings) io.out(`\nWARNING: ${w}\n`);
+  return ExitCode.ok;
+}

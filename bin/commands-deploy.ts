@@ -6,7 +6,7 @@ import { formatTable } from '../lib/table.js';
 import type { Job, JobNode } from '../cluster/rootfs-state.js';
 import type { JobTimings, LiveProgress } from '../cluster/deploy/jobs.js';
 import { formatBytes, progressLine, summaryRows } from '../cluster/deploy/progress-view.js';
-import { DAEMON_OPTIONS, DAEMON_OPTION_HELP, resolveSocket, type CliCommand, type CliIo } from './cli.js';
+import { resolveSocket, type CliIo, type ParsedArgs } from './cli.js';
 
 // `lanctl rootfs ...`, `lanctl rollback`, `lanctl deploy ...`: rootfs generations and deploy jobs.
 // Jobs run in the leader's daemon (they are log entries); this process starts one and follows it:
@@ -19,7 +19,6 @@ const POLL_MS = 300;
 const WAIT_MS = 20_000;
 
 const short = (id: string | null | undefined): string => (id ? id.slice(0, 12) : '-');
-const JSON_HELP: [string, string] = ['--json', 'no progress lines; when the job ends, print it as `lanctl deploy jobs JOB --json` does (with --detach: {"job": ID})'];
 
 interface GenerationRow {
   id: string; committedAt: number; member: string; source: string; files: number; dirs: number; symlinks: number; hardlinks: number; bytes: number;
@@ -27,229 +26,153 @@ interface GenerationRow {
 }
 interface NodeGenRow { name: string; assigned: string | null; running: string | null; boot: string | null; pinned: boolean }
 
-const rootfsCommit: CliCommand = {
-  path: ['rootfs', 'commit'],
-  summary: 'store DIR as a new rootfs generation (id = sha256 of its manifest) on the leader',
-  usage: 'rootfs commit DIR [--json] [--config FILE | --socket PATH]',
-  options: { ...DAEMON_OPTIONS, json: { type: 'boolean' } },
-  optionHelp: [['--json', 'print JSON for scripts'], ...DAEMON_OPTION_HELP],
-  async run(args, io) {
-    const dir = args.positionals[0];
-    if (dir === undefined || args.positionals.length > 1) throw new LanhaError('usage', 'give exactly one directory: lanctl rootfs commit DIR', ExitCode.usage);
-    const body = await callDaemonOk(resolveSocket(args.values), 'POST', '/v1/rootfs/commit', { dir: resolvePath(dir) }, LONG_MS) as
-      { generation: string; created: boolean; counts: { files: number; dirs: number; symlinks: number; hardlinks: number; bytes: number } };
-    if (args.values['json'] === true) { io.out(JSON.stringify(body, null, 2) + '\n'); return ExitCode.ok; }
-    const c = body.counts;
-    io.out(`generation ${body.generation}${body.created ? '' : ' (already stored: same content)'}\n` +
-      `  ${c.files} files (${c.hardlinks} hardlinks), ${c.dirs} dirs, ${c.symlinks} symlinks, ${formatBytes(c.bytes)}\n` +
-      `deploy it: lanctl deploy rootfs ${short(body.generation)} --to NODES\n`);
-    return ExitCode.ok;
-  },
-};
+export async function rootfsCommitRun(args: ParsedArgs, io: CliIo): Promise<number> {
+  const dir = args.positionals[0];
+  if (dir === undefined || args.positionals.length > 1) throw new LanhaError('usage', 'give exactly one directory: lanctl rootfs commit DIR', ExitCode.usage);
+  const body = await callDaemonOk(resolveSocket(args.values), 'POST', '/v1/rootfs/commit', { dir: resolvePath(dir) }, LONG_MS) as
+    { generation: string; created: boolean; counts: { files: number; dirs: number; symlinks: number; hardlinks: number; bytes: number } };
+  if (args.values['json'] === true) { io.out(JSON.stringify(body, null, 2) + '\n'); return ExitCode.ok; }
+  const c = body.counts;
+  io.out(`generation ${body.generation}${body.created ? '' : ' (already stored: same content)'}\n` +
+    `  ${c.files} files (${c.hardlinks} hardlinks), ${c.dirs} dirs, ${c.symlinks} symlinks, ${formatBytes(c.bytes)}\n` +
+    `deploy it: lanctl deploy rootfs ${short(body.generation)} --to NODES\n`);
+  return ExitCode.ok;
+}
 
-const rootfsList: CliCommand = {
-  path: ['rootfs', 'list'],
-  positionalsMax: 0,
-  summary: 'rootfs generations (newest last), where they are verified, and each node\'s assigned/running/boot generation',
-  usage: 'rootfs list [--json] [--config FILE | --socket PATH]',
-  options: { ...DAEMON_OPTIONS, json: { type: 'boolean' } },
-  optionHelp: [['--json', 'print JSON for scripts'], ...DAEMON_OPTION_HELP],
-  async run(args, io) {
-    const body = await callDaemonOk(resolveSocket(args.values), 'GET', '/v1/rootfs') as { member: string; generations: GenerationRow[]; nodes: NodeGenRow[] };
-    if (args.values['json'] === true) { io.out(JSON.stringify(body, null, 2) + '\n'); return ExitCode.ok; }
-    if (body.generations.length === 0) io.out('no generations yet: lanctl rootfs commit DIR\n');
-    else io.out(formatTable(['generation', 'committed', 'files', 'size', 'verified on', `on ${body.member}`, 'source'], body.generations.map((g) => [
-      short(g.id), new Date(g.committedAt).toISOString().replace(/\.\d+Z$/, 'Z'), String(g.files), formatBytes(g.bytes), g.verifiedOn.join(',') || '-', g.storedHere ? 'yes' : 'no', g.source,
+export async function rootfsListRun(args: ParsedArgs, io: CliIo): Promise<number> {
+  const body = await callDaemonOk(resolveSocket(args.values), 'GET', '/v1/rootfs') as { member: string; generations: GenerationRow[]; nodes: NodeGenRow[] };
+  if (args.values['json'] === true) { io.out(JSON.stringify(body, null, 2) + '\n'); return ExitCode.ok; }
+  if (body.generations.length === 0) io.out('no generations yet: lanctl rootfs commit DIR\n');
+  else io.out(formatTable(['generation', 'committed', 'files', 'size', 'verified on', `on ${body.member}`, 'source'], body.generations.map((g) => [
+    short(g.id), new Date(g.committedAt).toISOString().replace(/\.\d+Z$/, 'Z'), String(g.files), formatBytes(g.bytes), g.verifiedOn.join(',') || '-', g.storedHere ? 'yes' : 'no', g.source,
+  ])));
+  if (body.nodes.length > 0) {
+    io.out('\n' + formatTable(['node', 'assigned', 'running', 'boots', 'host key'], body.nodes.map((n) => [
+      n.name, short(n.assigned), short(n.running), short(n.boot), n.pinned ? 'pinned' : 'NOT PINNED (lanctl nodes trust)',
     ])));
-    if (body.nodes.length > 0) {
-      io.out('\n' + formatTable(['node', 'assigned', 'running', 'boots', 'host key'], body.nodes.map((n) => [
-        n.name, short(n.assigned), short(n.running), short(n.boot), n.pinned ? 'pinned' : 'NOT PINNED (lanctl nodes trust)',
-      ])));
-    }
-    return ExitCode.ok;
-  },
-};
+  }
+  return ExitCode.ok;
+}
 
-const rootfsVerify: CliCommand = {
-  path: ['rootfs', 'verify'],
-  positionalsMax: 1,
-  summary: 'check this member\'s copy of a generation (default: the newest) against its manifest; names every changed path',
-  usage: 'rootfs verify [GEN] [--config FILE | --socket PATH]',
-  options: { ...DAEMON_OPTIONS },
-  optionHelp: [...DAEMON_OPTION_HELP],
-  async run(args, io) {
-    const generation = args.positionals[0];
-    const body = await callDaemonOk(resolveSocket(args.values), 'POST', '/v1/rootfs/verify', generation === undefined ? {} : { generation }, LONG_MS) as
-      { generation: string; member: string; ok: boolean; changes: Array<{ path: string; what: string }> };
-    if (body.ok) { io.out(`generation ${short(body.generation)} on ${body.member}: verified, matches its manifest\n`); return ExitCode.ok; }
-    io.err(`generation ${short(body.generation)} on ${body.member} changed after commit (${body.changes.length} paths); it will not be deployed:\n` +
-      body.changes.slice(0, 50).map((c) => `  ${c.path}: ${c.what}\n`).join('') + (body.changes.length > 50 ? `  ... and ${body.changes.length - 50} more\n` : '') +
-      'Commit the tree again: lanctl rootfs commit DIR\n');
+export async function rootfsVerifyRun(args: ParsedArgs, io: CliIo): Promise<number> {
+  const generation = args.positionals[0];
+  const body = await callDaemonOk(resolveSocket(args.values), 'POST', '/v1/rootfs/verify', generation === undefined ? {} : { generation }, LONG_MS) as
+    { generation: string; member: string; ok: boolean; changes: Array<{ path: string; what: string }> };
+  if (body.ok) { io.out(`generation ${short(body.generation)} on ${body.member}: verified, matches its manifest\n`); return ExitCode.ok; }
+  io.err(`generation ${short(body.generation)} on ${body.member} changed after commit (${body.changes.length} paths); it will not be deployed:\n` +
+    body.changes.slice(0, 50).map((c) => `  ${c.path}: ${c.what}\n`).join('') + (body.changes.length > 50 ? `  ... and ${body.changes.length - 50} more\n` : '') +
+    'Commit the tree again: lanctl rootfs commit DIR\n');
+  return ExitCode.failure;
+}
+
+export async function rollbackRun(args: ParsedArgs, io: CliIo): Promise<number> {
+  const to = args.positionals.join(',');
+  if (to === '') throw new LanhaError('usage', 'name the nodes or groups: lanctl rollback NODE|GROUP', ExitCode.usage);
+  const body = await callDaemonOk(resolveSocket(args.values), 'POST', '/v1/rollback', { to }) as
+    { assigned: Array<{ node: string; from: string; to: string; running?: string | null }>; refused: Array<{ node: string; why: string }> };
+  for (const a of body.assigned) {
+    // Its boot files name the generation now; a disk synced with another one keeps that until a deploy.
+    const disk = a.running !== undefined && a.running !== null && a.running !== a.to
+      ? ` (its disk holds ${short(a.running)}: \`lanctl deploy rootfs ${short(a.to)} --to ${a.node}\` puts ${short(a.to)} there)` : '';
+    io.out(`${a.node}: ${short(a.from)} -> ${short(a.to)}${disk}\n`);
+  }
+  for (const r of body.refused) io.err(`${r.node}: ${r.why}; nothing assigned\n`);
+  return body.refused.length > 0 ? ExitCode.failure : ExitCode.ok;
+}
+
+export async function deployRootfsRun(args: ParsedArgs, io: CliIo): Promise<number> {
+  const to = args.values['to'];
+  if (typeof to !== 'string') throw new LanhaError('usage', '--to NODES|GROUP is required', ExitCode.usage);
+  if (args.positionals.length > 1) throw new LanhaError('usage', `unexpected argument "${args.positionals[1]}"`, ExitCode.usage);
+  const socket = resolveSocket(args.values);
+  const request: Record<string, unknown> = { to, dryRun: args.values['dry-run'] === true };
+  if (args.positionals[0] !== undefined) request['generation'] = args.positionals[0];
+  const { job } = await callDaemonOk(socket, 'POST', '/v1/deploy/rootfs', request, LONG_MS) as { job: string };
+  if (args.values['detach'] === true) { io.out(args.values['json'] === true ? `${JSON.stringify({ job })}\n` : `job ${job}\n`); return ExitCode.ok; }
+  return followJob(socket, job, io, { json: args.values['json'] === true });
+}
+
+export async function deployResumeRun(args: ParsedArgs, io: CliIo): Promise<number> {
+  const socket = resolveSocket(args.values);
+  const { job } = await callDaemonOk(socket, 'POST', '/v1/deploy/resume', args.positionals[0] === undefined ? {} : { job: args.positionals[0] }, LONG_MS) as { job: string };
+  if (args.values['detach'] === true) { io.out(args.values['json'] === true ? `${JSON.stringify({ job })}\n` : `job ${job}\n`); return ExitCode.ok; }
+  return followJob(socket, job, io, { json: args.values['json'] === true });
+}
+
+export async function deployCancelRun(args: ParsedArgs, io: CliIo): Promise<number> {
+  const id = args.positionals[0];
+  if (id === undefined) throw new LanhaError('usage', 'name the JOB to stop (lanctl deploy jobs lists them)', ExitCode.usage);
+  if (args.positionals.length > 1) throw new LanhaError('usage', `unexpected argument "${args.positionals[1]}"`, ExitCode.usage);
+  const socket = resolveSocket(args.values);
+  const { job } = await callDaemonOk(socket, 'POST', '/v1/deploy/cancel', { job: id }, LONG_MS) as { job: Job };
+  if (args.values['json'] === true) { io.out(JSON.stringify(job, null, 2) + '\n'); return ExitCode.ok; }
+  printJobEnd(io, job);
+  return ExitCode.ok;
+}
+
+export async function deployJobsRun(args: ParsedArgs, io: CliIo): Promise<number> {
+  const socket = resolveSocket(args.values);
+  const id = args.positionals[0];
+  if (args.values['follow'] === true) {
+    if (id === undefined) throw new LanhaError('usage', 'name the JOB to follow: lanctl deploy jobs JOB --follow (lanctl deploy jobs lists them)', ExitCode.usage);
+    return followJob(socket, id, io, { json: args.values['json'] === true, detachOnInterrupt: true });
+  }
+  if (id !== undefined) {
+    const body = await callDaemonOk(socket, 'GET', `/v1/deploy/jobs?job=${encodeURIComponent(id)}`) as { job: Job; timings?: JobTimings };
+    if (args.values['json'] === true) { io.out(JSON.stringify(body.timings ? { ...body.job, timings: body.timings } : body.job, null, 2) + '\n'); return ExitCode.ok; }
+    io.out(`job ${body.job.id} (${body.job.kind} ${short(body.job.generation)}${body.job.dryRun ? ', dry run' : ''}): ${body.job.state}\n`);
+    io.out(formatTable(['node', 'result', 'size', 'sent', 'detail'], summaryRows(body.job)));
+    return ExitCode.ok;
+  }
+  const body = await callDaemonOk(socket, 'GET', '/v1/deploy/jobs') as { jobs: Job[] };
+  if (args.values['json'] === true) { io.out(JSON.stringify(body.jobs, null, 2) + '\n'); return ExitCode.ok; }
+  if (body.jobs.length === 0) { io.out('no deploy jobs yet\n'); return ExitCode.ok; }
+  io.out(formatTable(['job', 'kind', 'generation', 'state', 'nodes', 'by', 'started'], body.jobs.map((j) => [
+    j.id, j.kind + (j.dryRun ? ' (dry run)' : ''), short(j.generation), j.state, `${j.nodes.filter((n) => n.state === 'done').length}/${j.nodes.length} done`,
+    j.member, new Date(j.startedAt).toISOString().replace(/\.\d+Z$/, 'Z'),
+  ])));
+  return ExitCode.ok;
+}
+
+export async function deployPushRun(args: ParsedArgs, io: CliIo): Promise<number> {
+  const to = args.values['to'];
+  if (typeof to !== 'string') throw new LanhaError('usage', '--to NODES|GROUP is required', ExitCode.usage);
+  if (args.positionals.length === 0) throw new LanhaError('usage', 'name at least one FILE to push', ExitCode.usage);
+  const socket = resolveSocket(args.values);
+  const request: Record<string, unknown> = { to, files: args.positionals.map((f) => resolvePath(f)) };
+  if (typeof args.values['dest'] === 'string') request['dest'] = args.values['dest'];
+  if (typeof args.values['then'] === 'string') request['then'] = args.values['then'];
+  const { job } = await callDaemonOk(socket, 'POST', '/v1/deploy/push', request, LONG_MS) as { job: string };
+  if (args.values['detach'] === true) { io.out(args.values['json'] === true ? `${JSON.stringify({ job })}\n` : `job ${job}\n`); return ExitCode.ok; }
+  return followJob(socket, job, io, { json: args.values['json'] === true });
+}
+
+export async function nodesTrustRun(args: ParsedArgs, io: CliIo): Promise<number> {
+  const node = args.positionals[0];
+  if (node === undefined || args.positionals.length > 1) throw new LanhaError('usage', 'name one node: lanctl nodes trust NAME', ExitCode.usage);
+  const socket = resolveSocket(args.values);
+  const key = await callDaemonOk(socket, 'POST', '/v1/deploy/fetch-key', { node }, 30_000) as
+    { node: string; host: string; port: number; hostKey: string; fingerprint: string; status: 'new' | 'same' | 'changed'; pinnedFingerprint?: string };
+  io.out(`${key.node} (${key.host}:${key.port}) offers ${key.hostKey.split(' ')[0]} ${key.fingerprint}\n`);
+  if (key.status === 'same') { io.out('already pinned: nothing to do\n'); return ExitCode.ok; }
+  if (key.status === 'changed' && args.values['replace'] !== true) {
+    io.err(`the host key of ${node} CHANGED: pinned ${key.pinnedFingerprint}, offered ${key.fingerprint}. Refused (logged). ` +
+      'If the node was reinstalled, check the new fingerprint on its console (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub) and run again with --replace\n');
     return ExitCode.failure;
-  },
-};
-
-const rollback: CliCommand = {
-  path: ['rollback'],
-  summary: 'assign nodes the generation before their current one (their boot files name it; a rootfs deploy brings running nodes back)',
-  usage: 'rollback NODE|GROUP[,...] [--config FILE | --socket PATH]',
-  options: { ...DAEMON_OPTIONS },
-  optionHelp: [...DAEMON_OPTION_HELP],
-  async run(args, io) {
-    const to = args.positionals.join(',');
-    if (to === '') throw new LanhaError('usage', 'name the nodes or groups: lanctl rollback NODE|GROUP', ExitCode.usage);
-    const body = await callDaemonOk(resolveSocket(args.values), 'POST', '/v1/rollback', { to }) as
-      { assigned: Array<{ node: string; from: string; to: string; running?: string | null }>; refused: Array<{ node: string; why: string }> };
-    for (const a of body.assigned) {
-      // Its boot files name the generation now; a disk synced with another one keeps that until a deploy.
-      const disk = a.running !== undefined && a.running !== null && a.running !== a.to
-        ? ` (its disk holds ${short(a.running)}: \`lanctl deploy rootfs ${short(a.to)} --to ${a.node}\` puts ${short(a.to)} there)` : '';
-      io.out(`${a.node}: ${short(a.from)} -> ${short(a.to)}${disk}\n`);
-    }
-    for (const r of body.refused) io.err(`${r.node}: ${r.why}; nothing assigned\n`);
-    return body.refused.length > 0 ? ExitCode.failure : ExitCode.ok;
-  },
-};
-
-const deployRootfs: CliCommand = {
-  path: ['deploy', 'rootfs'],
-  summary: 'rsync a generation (default: the newest) to nodes over ssh with pinned host keys, then their overlay files',
-  usage: 'deploy rootfs [GEN] --to NODES|GROUP [--dry-run] [--detach] [--json] [--config FILE | --socket PATH]',
-  options: { ...DAEMON_OPTIONS, to: { type: 'string' }, 'dry-run': { type: 'boolean' }, detach: { type: 'boolean' }, json: { type: 'boolean' } },
-  optionHelp: [['--to NODES', 'node names or groups, comma-separated (deploy.targets)'], ['--dry-run', 'rsync --dry-run: show what would move, change nothing'],
-    ['--detach', 'print the job id and return; the leader keeps running it'], JSON_HELP, ...DAEMON_OPTION_HELP],
-  async run(args, io) {
-    const to = args.values['to'];
-    if (typeof to !== 'string') throw new LanhaError('usage', '--to NODES|GROUP is required', ExitCode.usage);
-    if (args.positionals.length > 1) throw new LanhaError('usage', `unexpected argument "${args.positionals[1]}"`, ExitCode.usage);
-    const socket = resolveSocket(args.values);
-    const request: Record<string, unknown> = { to, dryRun: args.values['dry-run'] === true };
-    if (args.positionals[0] !== undefined) request['generation'] = args.positionals[0];
-    const { job } = await callDaemonOk(socket, 'POST', '/v1/deploy/rootfs', request, LONG_MS) as { job: string };
-    if (args.values['detach'] === true) { io.out(args.values['json'] === true ? `${JSON.stringify({ job })}\n` : `job ${job}\n`); return ExitCode.ok; }
-    return followJob(socket, job, io, { json: args.values['json'] === true });
-  },
-};
-
-const deployResume: CliCommand = {
-  path: ['deploy', 'resume'],
-  positionalsMax: 1,
-  summary: 'complete an interrupted or failed job (default: the latest): rootfs nodes sync again; push nodes get only the files not yet in place, then --then',
-  usage: 'deploy resume [JOB] [--detach] [--json] [--config FILE | --socket PATH]',
-  options: { ...DAEMON_OPTIONS, detach: { type: 'boolean' }, json: { type: 'boolean' } },
-  optionHelp: [['--detach', 'print the job id and return'], JSON_HELP, ...DAEMON_OPTION_HELP],
-  async run(args, io) {
-    const socket = resolveSocket(args.values);
-    const { job } = await callDaemonOk(socket, 'POST', '/v1/deploy/resume', args.positionals[0] === undefined ? {} : { job: args.positionals[0] }, LONG_MS) as { job: string };
-    if (args.values['detach'] === true) { io.out(args.values['json'] === true ? `${JSON.stringify({ job })}\n` : `job ${job}\n`); return ExitCode.ok; }
-    return followJob(socket, job, io, { json: args.values['json'] === true });
-  },
-};
-
-const deployCancel: CliCommand = {
-  path: ['deploy', 'cancel'],
-  summary: 'stop a running job (one started with --detach, or whose CLI went away): its rsync and ssh work is ended by PID, the job ends interrupted',
-  usage: 'deploy cancel JOB [--json] [--config FILE | --socket PATH]',
-  options: { ...DAEMON_OPTIONS, json: { type: 'boolean' } },
-  optionHelp: [['--json', 'print the stopped job as `lanctl deploy jobs JOB --json` does'], ...DAEMON_OPTION_HELP],
-  async run(args, io) {
-    const id = args.positionals[0];
-    if (id === undefined) throw new LanhaError('usage', 'name the JOB to stop (lanctl deploy jobs lists them)', ExitCode.usage);
-    if (args.positionals.length > 1) throw new LanhaError('usage', `unexpected argument "${args.positionals[1]}"`, ExitCode.usage);
-    const socket = resolveSocket(args.values);
-    const { job } = await callDaemonOk(socket, 'POST', '/v1/deploy/cancel', { job: id }, LONG_MS) as { job: Job };
-    if (args.values['json'] === true) { io.out(JSON.stringify(job, null, 2) + '\n'); return ExitCode.ok; }
-    printJobEnd(io, job);
-    return ExitCode.ok;
-  },
-};
-
-const deployJobs: CliCommand = {
-  path: ['deploy', 'jobs'],
-  positionalsMax: 1,
-  summary: 'deploy jobs (the last 20) with their state, or one job per node; --follow watches one to its end',
-  usage: 'deploy jobs [JOB [--follow]] [--json] [--config FILE | --socket PATH]',
-  options: { ...DAEMON_OPTIONS, json: { type: 'boolean' }, follow: { type: 'boolean', short: 'f' } },
-  optionHelp: [['-f, --follow', 'follow JOB live to its end, as `deploy rootfs` does (Ctrl-C stops following; the job runs on)'], ['--json', 'print JSON for scripts'], ...DAEMON_OPTION_HELP],
-  async run(args, io) {
-    const socket = resolveSocket(args.values);
-    const id = args.positionals[0];
-    if (args.values['follow'] === true) {
-      if (id === undefined) throw new LanhaError('usage', 'name the JOB to follow: lanctl deploy jobs JOB --follow (lanctl deploy jobs lists them)', ExitCode.usage);
-      return followJob(socket, id, io, { json: args.values['json'] === true, detachOnInterrupt: true });
-    }
-    if (id !== undefined) {
-      const body = await callDaemonOk(socket, 'GET', `/v1/deploy/jobs?job=${encodeURIComponent(id)}`) as { job: Job; timings?: JobTimings };
-      if (args.values['json'] === true) { io.out(JSON.stringify(body.timings ? { ...body.job, timings: body.timings } : body.job, null, 2) + '\n'); return ExitCode.ok; }
-      io.out(`job ${body.job.id} (${body.job.kind} ${short(body.job.generation)}${body.job.dryRun ? ', dry run' : ''}): ${body.job.state}\n`);
-      io.out(formatTable(['node', 'result', 'size', 'sent', 'detail'], summaryRows(body.job)));
-      return ExitCode.ok;
-    }
-    const body = await callDaemonOk(socket, 'GET', '/v1/deploy/jobs') as { jobs: Job[] };
-    if (args.values['json'] === true) { io.out(JSON.stringify(body.jobs, null, 2) + '\n'); return ExitCode.ok; }
-    if (body.jobs.length === 0) { io.out('no deploy jobs yet\n'); return ExitCode.ok; }
-    io.out(formatTable(['job', 'kind', 'generation', 'state', 'nodes', 'by', 'started'], body.jobs.map((j) => [
-      j.id, j.kind + (j.dryRun ? ' (dry run)' : ''), short(j.generation), j.state, `${j.nodes.filter((n) => n.state === 'done').length}/${j.nodes.length} done`,
-      j.member, new Date(j.startedAt).toISOString().replace(/\.\d+Z$/, 'Z'),
-    ])));
-    return ExitCode.ok;
-  },
-};
-
-const deployPush: CliCommand = {
-  path: ['deploy', 'push'],
-  summary: 'copy files to nodes over SFTP (ssh2, pinned host keys): temp name, fsync, sha256 check, atomic rename; then run CMD',
-  usage: 'deploy push FILE... --to NODES|GROUP [--dest DIR] [--then CMD] [--detach] [--json] [--config FILE | --socket PATH]',
-  options: { ...DAEMON_OPTIONS, to: { type: 'string' }, dest: { type: 'string' }, then: { type: 'string' }, detach: { type: 'boolean' }, json: { type: 'boolean' } },
-  optionHelp: [['--to NODES', 'node names or groups, comma-separated'], ['--dest DIR', 'directory on the nodes (default deploy.pushRoot; must stay under it)'],
-    ['--then CMD', 'run CMD on each node after its files are in place (e.g. "systemctl restart app")'], ['--detach', 'print the job id and return'], JSON_HELP, ...DAEMON_OPTION_HELP],
-  async run(args, io) {
-    const to = args.values['to'];
-    if (typeof to !== 'string') throw new LanhaError('usage', '--to NODES|GROUP is required', ExitCode.usage);
-    if (args.positionals.length === 0) throw new LanhaError('usage', 'name at least one FILE to push', ExitCode.usage);
-    const socket = resolveSocket(args.values);
-    const request: Record<string, unknown> = { to, files: args.positionals.map((f) => resolvePath(f)) };
-    if (typeof args.values['dest'] === 'string') request['dest'] = args.values['dest'];
-    if (typeof args.values['then'] === 'string') request['then'] = args.values['then'];
-    const { job } = await callDaemonOk(socket, 'POST', '/v1/deploy/push', request, LONG_MS) as { job: string };
-    if (args.values['detach'] === true) { io.out(args.values['json'] === true ? `${JSON.stringify({ job })}\n` : `job ${job}\n`); return ExitCode.ok; }
-    return followJob(socket, job, io, { json: args.values['json'] === true });
-  },
-};
-
-const nodesTrust: CliCommand = {
-  path: ['nodes', 'trust'],
-  summary: 'fetch a node\'s ssh host key, show its SHA256 fingerprint (as ssh-keygen -lf does) and pin it on confirm; a changed key is refused',
-  usage: 'nodes trust NAME [--yes] [--replace] [--config FILE | --socket PATH]',
-  options: { ...DAEMON_OPTIONS, yes: { type: 'boolean', short: 'y' }, replace: { type: 'boolean' } },
-  optionHelp: [['-y, --yes', 'pin without asking (compare the fingerprint out of band first)'], ['--replace', 'replace a pinned key that changed (a reinstalled node)'], ...DAEMON_OPTION_HELP],
-  async run(args, io) {
-    const node = args.positionals[0];
-    if (node === undefined || args.positionals.length > 1) throw new LanhaError('usage', 'name one node: lanctl nodes trust NAME', ExitCode.usage);
-    const socket = resolveSocket(args.values);
-    const key = await callDaemonOk(socket, 'POST', '/v1/deploy/fetch-key', { node }, 30_000) as
-      { node: string; host: string; port: number; hostKey: string; fingerprint: string; status: 'new' | 'same' | 'changed'; pinnedFingerprint?: string };
-    io.out(`${key.node} (${key.host}:${key.port}) offers ${key.hostKey.split(' ')[0]} ${key.fingerprint}\n`);
-    if (key.status === 'same') { io.out('already pinned: nothing to do\n'); return ExitCode.ok; }
-    if (key.status === 'changed' && args.values['replace'] !== true) {
-      io.err(`the host key of ${node} CHANGED: pinned ${key.pinnedFingerprint}, offered ${key.fingerprint}. Refused (logged). ` +
-        'If the node was reinstalled, check the new fingerprint on its console (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub) and run again with --replace\n');
-      return ExitCode.failure;
-    }
-    if (args.values['yes'] !== true) {
-      if (process.stdin.isTTY !== true) throw new LanhaError('usage', 'no terminal to confirm on: compare the fingerprint out of band, then pass --yes', ExitCode.usage);
-      const rl = createInterface({ input: process.stdin, output: process.stdout });
-      const answer = await rl.question(`pin this key for ${node}? [y/N] `);
-      rl.close();
-      if (!/^y(es)?$/i.test(answer.trim())) { io.out('not pinned\n'); return ExitCode.failure; }
-    }
-    const body: Record<string, unknown> = { node, hostKey: key.hostKey };
-    if (args.values['replace'] === true) body['replace'] = true;
-    await callDaemonOk(socket, 'POST', '/v1/deploy/trust', body);
-    io.out(`pinned ${key.fingerprint} for ${node}\n`);
-    return ExitCode.ok;
-  },
-};
+  }
+  if (args.values['yes'] !== true) {
+    if (process.stdin.isTTY !== true) throw new LanhaError('usage', 'no terminal to confirm on: compare the fingerprint out of band, then pass --yes', ExitCode.usage);
+    const rl = createInterface({ input: process.stdin, output: process.stdout });
+    const answer = await rl.question(`pin this key for ${node}? [y/N] `);
+    rl.close();
+    if (!/^y(es)?$/i.test(answer.trim())) { io.out('not pinned\n'); return ExitCode.failure; }
+  }
+  const body: Record<string, unknown> = { node, hostKey: key.hostKey };
+  if (args.values['replace'] === true) body['replace'] = true;
+  await callDaemonOk(socket, 'POST', '/v1/deploy/trust', body);
+  io.out(`pinned ${key.fingerprint} for ${node}\n`);
+  return ExitCode.ok;
+}
 
 /**
  * Follows a job until it ends; Ctrl-C cancels it (with `detachOnInterrupt`, the command that started
@@ -329,5 +252,3 @@ function plainState(n: JobNode, live: LiveProgress | undefined): string {
   const pct = live?.progress?.percent;
   return `${n.state}:${live?.phase ?? ''}:${pct === undefined ? '' : Math.floor(pct / 25)}`;
 }
-
-export const deployCommands: CliCommand[] = [rootfsCommit, rootfsList, rootfsVerify, rollback, deployRootfs, deployPush, deployResume, deployCancel, deployJobs, nodesTrust];

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { ExitCode, LanhaError } from '../lib/errors.js';
-import type { CliCommand } from './cli.js';
+import { DEFAULT_KEY_FILE, DEFAULT_TLS_DIR, type CliIo, type ParsedArgs } from './cli.js';
 import type { LanhaConfig } from '../config/index.js';
 
 // `lanctl init`: makes the cluster's shared key, the secret members prove themselves with
@@ -10,82 +10,57 @@ import type { LanhaConfig } from '../config/index.js';
 // `lanctl init --tls`: makes the cluster CA and one key + certificate per member for mutual TLS
 // (cluster.tls) instead; the CA key stays on the machine it was made on.
 
-export const DEFAULT_KEY_FILE = '/etc/lanha/cluster.key';
-export const DEFAULT_TLS_DIR = '/etc/lanha/tls';
 const KEY_BYTES = 32;
 /** Validity of what `init --tls` makes, in days: the CA ten years, member certificates five. */
 const CA_DAYS = 3650;
 const MEMBER_DAYS = 1825;
 
-export const initCommand: CliCommand = {
-  path: ['init'],
-  summary: 'make the cluster key (32 random bytes, mode 0600) that every member shares, or with --tls the cluster CA and member certificates',
-  usage: 'init [--config FILE] [--key FILE] [--force] | init --tls --config FILE [--dir DIR] [--force | --renew [--member NAME]... | --rotate-ca | --finish-rotation] | init --tls --operator NAME --out DIR [--config FILE | --dir DIR]',
-  options: {
-    config: { type: 'string', short: 'c' }, key: { type: 'string' }, force: { type: 'boolean' }, tls: { type: 'boolean' }, dir: { type: 'string' },
-    operator: { type: 'string' }, out: { type: 'string' }, renew: { type: 'boolean' }, member: { type: 'string', multiple: true },
-    'rotate-ca': { type: 'boolean' }, 'finish-rotation': { type: 'boolean' },
-  },
-  optionHelp: [
-    ['-c, --config FILE', 'the site config: the key goes to its cluster.keyFile, and the members to copy it to are listed'],
-    ['--key FILE', `where to write the key (default: the config's cluster.keyFile, else ${DEFAULT_KEY_FILE})`],
-    ['--tls', 'make the cluster CA and an ECDSA P-256 key + certificate per member of the config (needs the openssl command)'],
-    ['--dir DIR', `with --tls: where to write them (default: the directory of the config's cluster.tls.ca, else ${DEFAULT_TLS_DIR})`],
-    ['--force', 'replace an existing key, or with --tls existing CA and certificates (every member must then get the new ones)'],
-    ['--renew', 'with --tls: new keys and certificates for the members (all, or each --member NAME) from the CA here, the CA kept: restart the members one at a time, no outage'],
-    ['--member NAME', 'with --renew: only this member (repeat for more)'],
-    ['--rotate-ca', 'with --tls: a new cluster CA, trusted beside the old one (ca.pem holds both) until --finish-rotation; prints the three steps, each a restart of the members one at a time, no outage'],
-    ['--finish-rotation', 'with --tls: once every member has a certificate of the new CA (--renew), drop the old CA from ca.pem and delete its key'],
-    ['--operator NAME', 'with --tls: an operator\'s client certificate for `lanctl --remote` (signed by the CA in --dir or the config\'s cluster.tls), written to --out DIR'],
-    ['--out DIR', 'with --operator: where to write ca.pem, operator.pem and operator.key (mode 0600); copy DIR to the operator\'s ~/.config/lanha'],
-  ],
-  async run(args, io) {
-    if (args.positionals.length > 0) throw new LanhaError('usage', `unexpected argument "${args.positionals[0]}"; give the key file with --key FILE`, ExitCode.usage);
-    let config: LanhaConfig | undefined;
-    const configFile = args.values['config'];
-    if (typeof configFile === 'string') {
-      const { ConfigError, loadConfig } = await import('../config/index.js');
-      try {
-        config = loadConfig(configFile);
-      } catch (error) {
-        if (error instanceof ConfigError) {
-          io.err(`${error.message}\n`);
-          return ExitCode.config;
-        }
-        throw error;
-      }
-    }
-    if (args.values['operator'] !== undefined || args.values['out'] !== undefined) return initOperator(config, args.values, io);
-    if (args.values['tls'] === true) return initTls(config, args.values, io);
-    if (args.values['dir'] !== undefined) throw new LanhaError('usage', '--dir is for --tls (the key file is given with --key FILE)', ExitCode.usage);
-    const keyFromConfig = config?.cluster?.keyFile;
-    const members = (config?.cluster?.members ?? []).filter((m) => m.name !== config?.node.name);
-    const file = typeof args.values['key'] === 'string' ? args.values['key'] : keyFromConfig ?? DEFAULT_KEY_FILE;
-    if (existsSync(file) && args.values['force'] !== true) {
-      throw new LanhaError('exists',
-        `${file} exists: it is the cluster's shared key, so copy it to the other members rather than making a new one (or replace it with --force, then copy it to every member)`,
-        ExitCode.failure);
-    }
+export async function initRun(args: ParsedArgs, io: CliIo): Promise<number> {
+  if (args.positionals.length > 0) throw new LanhaError('usage', `unexpected argument "${args.positionals[0]}"; give the key file with --key FILE`, ExitCode.usage);
+  let config: LanhaConfig | undefined;
+  const configFile = args.values['config'];
+  if (typeof configFile === 'string') {
+    const { ConfigError, loadConfig } = await import('../config/index.js');
     try {
-      mkdirSync(dirname(file), { recursive: true, mode: 0o755 });
-      writeFileSync(file, `${randomBytes(KEY_BYTES).toString('hex')}\n`, { mode: 0o600 });
-      chmodSync(file, 0o600); // an existing file keeps its mode through writeFileSync
-      (await import('../cluster/raft/transport.js')).readKeyFile(file);
+      config = loadConfig(configFile);
     } catch (error) {
-      throw new LanhaError('io', `could not write ${file}: ${(error as Error).message} (run as root for /etc/lanha, or give --key FILE)`, ExitCode.failure);
+      if (error instanceof ConfigError) {
+        io.err(`${error.message}\n`);
+        return ExitCode.config;
+      }
+      throw error;
     }
-    io.out(`wrote ${file} (${KEY_BYTES} random bytes, hex, mode 0600)\n`);
-    io.out(members.length === 0
-      ? 'copy the same file, mode 0600, to every cluster member (cluster.keyFile in their configs)\n'
-      : `copy it to the other members, keeping mode 0600:\n${members.map((m) => `  scp -p ${file} root@${m.address}:${file}    # ${m.name}\n`).join('')}`);
-    return ExitCode.ok;
-  },
-};
+  }
+  if (args.values['operator'] !== undefined || args.values['out'] !== undefined) return initOperator(config, args.values, io);
+  if (args.values['tls'] === true) return initTls(config, args.values, io);
+  if (args.values['dir'] !== undefined) throw new LanhaError('usage', '--dir is for --tls (the key file is given with --key FILE)', ExitCode.usage);
+  const keyFromConfig = config?.cluster?.keyFile;
+  const members = (config?.cluster?.members ?? []).filter((m) => m.name !== config?.node.name);
+  const file = typeof args.values['key'] === 'string' ? args.values['key'] : keyFromConfig ?? DEFAULT_KEY_FILE;
+  if (existsSync(file) && args.values['force'] !== true) {
+    throw new LanhaError('exists',
+      `${file} exists: it is the cluster's shared key, so copy it to the other members rather than making a new one (or replace it with --force, then copy it to every member)`,
+      ExitCode.failure);
+  }
+  try {
+    mkdirSync(dirname(file), { recursive: true, mode: 0o755 });
+    writeFileSync(file, `${randomBytes(KEY_BYTES).toString('hex')}\n`, { mode: 0o600 });
+    chmodSync(file, 0o600); // an existing file keeps its mode through writeFileSync
+    (await import('../cluster/raft/transport.js')).readKeyFile(file);
+  } catch (error) {
+    throw new LanhaError('io', `could not write ${file}: ${(error as Error).message} (run as root for /etc/lanha, or give --key FILE)`, ExitCode.failure);
+  }
+  io.out(`wrote ${file} (${KEY_BYTES} random bytes, hex, mode 0600)\n`);
+  io.out(members.length === 0
+    ? 'copy the same file, mode 0600, to every cluster member (cluster.keyFile in their configs)\n'
+    : `copy it to the other members, keeping mode 0600:\n${members.map((m) => `  scp -p ${file} root@${m.address}:${file}    # ${m.name}\n`).join('')}`);
+  return ExitCode.ok;
+}
 
 type InitValues = Record<string, string | boolean | Array<string | boolean> | undefined>;
 
 /** `init --tls`: the CA (its key stays here) and a key + certificate per member; prints what to copy where. */
-async function initTls(config: LanhaConfig | undefined, values: InitValues, io: Parameters<CliCommand['run']>[1]): Promise<number> {
+async function initTls(config: LanhaConfig | undefined, values: InitValues, io: CliIo): Promise<number> {
   if (values['key'] !== undefined) throw new LanhaError('usage', '--key is for the shared key; with --tls give the directory with --dir DIR', ExitCode.usage);
   const cluster = config?.cluster;
   if (config === undefined || cluster === undefined) {
@@ -165,7 +140,7 @@ function renewPlan(paths: import('../cluster/raft/tls-certs.js').ClusterCertFile
 const OPERATOR_DAYS = 365;
 
 /** `init --tls --operator NAME --out DIR`: an operator's client certificate for `lanctl --remote`, with the CA's certificate beside it. */
-async function initOperator(config: LanhaConfig | undefined, values: InitValues, io: Parameters<CliCommand['run']>[1]): Promise<number> {
+async function initOperator(config: LanhaConfig | undefined, values: InitValues, io: CliIo): Promise<number> {
   const name = values['operator'];
   const out = values['out'];
   if (values['tls'] !== true || typeof name !== 'string' || typeof out !== 'string') {

@@ -4,7 +4,7 @@ import { parseIpv4 } from '../lib/ipv4.js';
 import { parseMac } from '../lib/mac.js';
 import { isHostname } from '../lib/scalars.js';
 import { formatTable } from '../lib/table.js';
-import { DAEMON_OPTIONS, DAEMON_OPTION_HELP, loadValidConfig, resolveSocket, type CliCommand, type CliIo, configFile } from './cli.js';
+import { loadValidConfig, resolveSocket, type CliIo, configFile, type ParsedArgs } from './cli.js';
 import type { DhcpExplain, DnsExplain } from '../services/ops/explain.js';
 import type { Finding } from '../services/ops/doctor.js';
 
@@ -30,69 +30,49 @@ function printDns(d: DnsExplain, io: CliIo): void {
   if (d.answers.length > 0) io.out(formatTable(['type', 'ttl', 'data', 'source'], d.answers.map((a) => [a.type, String(a.ttl), a.data, a.source])));
 }
 
-const EXPLAIN_USAGE = 'explain MAC|IP|NAME [--json] | explain --simulate --mac M [--arch N] [--vendor-class S] [--user-class S] [--client-id HEX] [--json]';
 
-export const explainCommand: CliCommand = {
-  path: ['explain'],
-  summary: 'why a client got its DHCP answer (subnet, reservation, boot rule, options, lease history) or which zone/source answers a name',
-  usage: EXPLAIN_USAGE,
-  options: {
-    ...DAEMON_OPTIONS, json: { type: 'boolean' }, simulate: { type: 'boolean' }, mac: { type: 'string' }, arch: { type: 'string' },
-    'vendor-class': { type: 'string' }, 'user-class': { type: 'string' }, 'client-id': { type: 'string' },
-  },
-  optionHelp: [
-    ['--json', 'print JSON for scripts'],
-    ['--simulate', 'run the DHCP core on a synthetic DISCOVER (sends nothing, holds nothing)'],
-    ['--mac M', 'with --simulate: the client MAC'],
-    ['--arch N', 'with --simulate: option 93 (0 BIOS, 7 x64 UEFI, 11 arm64 UEFI, ...)'],
-    ['--vendor-class S', 'with --simulate: option 60 (PXEClient:..., U-Boot...)'],
-    ['--user-class S', 'with --simulate: option 77 (iPXE)'],
-    ['--client-id HEX', 'with --simulate: option 61 as hex'],
-    ...DAEMON_OPTION_HELP,
-  ],
-  async run(args, io) {
-    const v = args.values;
-    const query = new URLSearchParams();
-    if (v['simulate'] === true) {
-      if (args.positionals.length > 0) throw new LanhaError('usage', `--simulate takes --mac M, not "${args.positionals[0]}"`, ExitCode.usage);
-      const mac = typeof v['mac'] === 'string' ? v['mac'] : undefined;
-      if (mac === undefined || parseMac(mac) === null) throw new LanhaError('usage', `--simulate needs --mac M with a MAC address like 52:54:00:aa:bb:cc${mac === undefined ? '' : ` (got "${mac}")`}`, ExitCode.usage);
-      const arch = v['arch'];
-      if (typeof arch === 'string' && !/^\d{1,5}$/.test(arch)) throw new LanhaError('usage', `--arch ${arch} is not an option 93 number (0 x86 BIOS, 7 x64 UEFI, 11 arm64 UEFI, ...)`, ExitCode.usage);
-      query.set('simulate', '1');
-      query.set('mac', mac);
-      if (typeof arch === 'string') query.set('arch', arch);
-      if (typeof v['vendor-class'] === 'string') query.set('vendorClass', v['vendor-class']);
-      if (typeof v['user-class'] === 'string') query.set('userClass', v['user-class']);
-      if (typeof v['client-id'] === 'string') query.set('clientId', v['client-id']);
-    } else {
-      const q = args.positionals[0];
-      if (q === undefined || args.positionals.length > 1 || !knownForm(q)) {
-        // explain.ts (and the DHCP core it imports) loads only for this usage message: the daemon explains.
-        const { ACCEPTED_FORMS } = await import('../services/ops/explain.js');
-        throw new LanhaError('usage', q === undefined || args.positionals.length > 1
-          ? `give one thing to explain: ${ACCEPTED_FORMS}`
-          : `"${q}" is not something explain knows: give ${ACCEPTED_FORMS}`, ExitCode.usage);
-      }
-      query.set('q', q);
+export async function explainRun(args: ParsedArgs, io: CliIo): Promise<number> {
+  const v = args.values;
+  const query = new URLSearchParams();
+  if (v['simulate'] === true) {
+    if (args.positionals.length > 0) throw new LanhaError('usage', `--simulate takes --mac M, not "${args.positionals[0]}"`, ExitCode.usage);
+    const mac = typeof v['mac'] === 'string' ? v['mac'] : undefined;
+    if (mac === undefined || parseMac(mac) === null) throw new LanhaError('usage', `--simulate needs --mac M with a MAC address like 52:54:00:aa:bb:cc${mac === undefined ? '' : ` (got "${mac}")`}`, ExitCode.usage);
+    const arch = v['arch'];
+    if (typeof arch === 'string' && !/^\d{1,5}$/.test(arch)) throw new LanhaError('usage', `--arch ${arch} is not an option 93 number (0 x86 BIOS, 7 x64 UEFI, 11 arm64 UEFI, ...)`, ExitCode.usage);
+    query.set('simulate', '1');
+    query.set('mac', mac);
+    if (typeof arch === 'string') query.set('arch', arch);
+    if (typeof v['vendor-class'] === 'string') query.set('vendorClass', v['vendor-class']);
+    if (typeof v['user-class'] === 'string') query.set('userClass', v['user-class']);
+    if (typeof v['client-id'] === 'string') query.set('clientId', v['client-id']);
+  } else {
+    const q = args.positionals[0];
+    if (q === undefined || args.positionals.length > 1 || !knownForm(q)) {
+      // explain.ts (and the DHCP core it imports) loads only for this usage message: the daemon explains.
+      const { ACCEPTED_FORMS } = await import('../services/ops/explain.js');
+      throw new LanhaError('usage', q === undefined || args.positionals.length > 1
+        ? `give one thing to explain: ${ACCEPTED_FORMS}`
+        : `"${q}" is not something explain knows: give ${ACCEPTED_FORMS}`, ExitCode.usage);
     }
-    const reply = await callDaemon(resolveSocket(v), 'GET', `/v1/explain?${query.toString()}`);
-    const body = reply.body as { error?: string; nearest?: string[]; dhcp?: DhcpExplain | null; dns?: DnsExplain[] };
-    if (reply.status === 400) throw new LanhaError('usage', body.error ?? 'bad request', ExitCode.usage);
-    if (reply.status === 404) {
-      if (v['json'] === true) io.out(JSON.stringify(body, null, 2) + '\n');
-      throw new LanhaError('not-found', body.error ?? 'not found', ExitCode.failure);
-    }
-    if (reply.status !== 200) throw new LanhaError('api-error', body.error ?? `HTTP ${reply.status}`);
-    if (v['json'] === true) {
-      io.out(JSON.stringify(body, null, 2) + '\n');
-      return ExitCode.ok;
-    }
-    if (body.dhcp) printDhcp(body.dhcp, io);
-    for (const d of body.dns ?? []) printDns(d, io);
+    query.set('q', q);
+  }
+  const reply = await callDaemon(resolveSocket(v), 'GET', `/v1/explain?${query.toString()}`);
+  const body = reply.body as { error?: string; nearest?: string[]; dhcp?: DhcpExplain | null; dns?: DnsExplain[] };
+  if (reply.status === 400) throw new LanhaError('usage', body.error ?? 'bad request', ExitCode.usage);
+  if (reply.status === 404) {
+    if (v['json'] === true) io.out(JSON.stringify(body, null, 2) + '\n');
+    throw new LanhaError('not-found', body.error ?? 'not found', ExitCode.failure);
+  }
+  if (reply.status !== 200) throw new LanhaError('api-error', body.error ?? `HTTP ${reply.status}`);
+  if (v['json'] === true) {
+    io.out(JSON.stringify(body, null, 2) + '\n');
     return ExitCode.ok;
-  },
-};
+  }
+  if (body.dhcp) printDhcp(body.dhcp, io);
+  for (const d of body.dns ?? []) printDns(d, io);
+  return ExitCode.ok;
+}
 
 /** A MAC, an IPv4 address or a DNS name (not all digits and dots): what explain takes. */
 function knownForm(q: string): boolean {
@@ -104,33 +84,24 @@ function printFindings(findings: readonly Finding[], io: CliIo): void {
   for (const f of findings) io.out(`${f.severity.toUpperCase().padEnd(7)} ${f.id}: ${f.evidence} -> ${f.fix}\n`);
 }
 
-export const doctorCommand: CliCommand = {
-  path: ['doctor'],
-  summary: 'cross-check the node: quorum, lag, VIP holder, clock offsets, pools, reservations, DNS names, NTP, disk; one line per finding',
-  usage: 'doctor [--offline] [--json] [--config FILE | --socket PATH]',
-  options: { ...DAEMON_OPTIONS, json: { type: 'boolean' }, offline: { type: 'boolean' } },
-  optionHelp: [['--offline', 'check the config file alone (no daemon needed)'], ['--json', 'print JSON for scripts'], ...DAEMON_OPTION_HELP],
-  async run(args, io) {
-    if (args.positionals.length > 0) throw new LanhaError('usage', `unexpected argument "${args.positionals[0]}"`, ExitCode.usage);
-    let findings: Finding[];
-    let measured: { walFsyncP99Ms: Record<string, number | null> } | undefined;
-    if (args.values['offline'] === true) {
-      const file = configFile(args.values);
-      const { configFindings } = await import('../services/ops/doctor.js');
-      findings = configFindings(await loadValidConfig(file));
-    } else {
-      const reply = await callDaemon(resolveSocket(args.values), 'GET', '/v1/doctor');
-      if (reply.status !== 200) throw new LanhaError('api-error', (reply.body as { error?: string } | null)?.error ?? `HTTP ${reply.status}`);
-      ({ findings, measured } = reply.body as { findings: Finding[]; measured?: typeof measured });
-    }
-    if (args.values['json'] === true) io.out(JSON.stringify(measured === undefined ? { findings } : { findings, measured }, null, 2) + '\n');
-    else {
-      printFindings(findings, io);
-      const wal = Object.entries(measured?.walFsyncP99Ms ?? {});
-      if (wal.length > 0) io.out(`measured: WAL fsync p99 ${wal.map(([m, ms]) => `${m} ${ms === null ? '?' : `${ms} ms`}`).join(', ')}\n`);
-    }
-    return findings.some((f) => f.severity === 'error') ? ExitCode.failure : ExitCode.ok;
-  },
-};
-
-export const opsCommands: CliCommand[] = [explainCommand, doctorCommand];
+export async function doctorRun(args: ParsedArgs, io: CliIo): Promise<number> {
+  if (args.positionals.length > 0) throw new LanhaError('usage', `unexpected argument "${args.positionals[0]}"`, ExitCode.usage);
+  let findings: Finding[];
+  let measured: { walFsyncP99Ms: Record<string, number | null> } | undefined;
+  if (args.values['offline'] === true) {
+    const file = configFile(args.values);
+    const { configFindings } = await import('../services/ops/doctor.js');
+    findings = configFindings(await loadValidConfig(file));
+  } else {
+    const reply = await callDaemon(resolveSocket(args.values), 'GET', '/v1/doctor');
+    if (reply.status !== 200) throw new LanhaError('api-error', (reply.body as { error?: string } | null)?.error ?? `HTTP ${reply.status}`);
+    ({ findings, measured } = reply.body as { findings: Finding[]; measured?: typeof measured });
+  }
+  if (args.values['json'] === true) io.out(JSON.stringify(measured === undefined ? { findings } : { findings, measured }, null, 2) + '\n');
+  else {
+    printFindings(findings, io);
+    const wal = Object.entries(measured?.walFsyncP99Ms ?? {});
+    if (wal.length > 0) io.out(`measured: WAL fsync p99 ${wal.map(([m, ms]) => `${m} ${ms === null ? '?' : `${ms} ms`}`).join(', ')}\n`);
+  }
+  return findings.some((f) => f.severity === 'error') ? ExitCode.failure : ExitCode.ok;
+}

@@ -1,7 +1,7 @@
 import { ExitCode, LanhaError, errorMessage } from '../lib/errors.js';
 import { callDaemon, callDaemonOk } from '../lib/control-client.js';
 import { formatTable } from '../lib/table.js';
-import { DAEMON_OPTIONS, DAEMON_OPTION_HELP, DEFAULT_CONFIG, loadValidConfig, resolveSocket, type CliCommand, configFile } from './cli.js';
+import { loadValidConfig, resolveSocket, configFile, type CliIo, type ParsedArgs } from './cli.js';
 import { releaseAddress, vipCidr } from '../services/vip/address.js';
 import type { FailoverResult } from '../services/vip/failover.js';
 import type { ProbeWindowResult } from '../services/ops/gap-window.js';
@@ -10,33 +10,25 @@ import { formatParts } from '../services/vip/takeover.js';
 // lanctl vip release (no daemon needed: systemd runs it before start and after stop), vip status,
 // and failover (asks the leader to hand leadership and the VIP to the other LAN-service node).
 
-export const vipReleaseCommand: CliCommand = {
-  path: ['vip', 'release'],
-  positionalsMax: 0,
-  summary: 'delete the VIP from its interface if this node has it (idempotent; systemd runs it at start and stop)',
-  usage: 'vip release [--config FILE]',
-  options: { config: { type: 'string', short: 'c' } },
-  optionHelp: [['-c, --config FILE', `the node's config (default ${DEFAULT_CONFIG})`]],
-  async run(args, io) {
-    const file = configFile(args.values);
-    const config = await loadValidConfig(file).catch((error: unknown) => {
-      throw error instanceof LanhaError ? error : new LanhaError('config-unreadable', errorMessage(error), ExitCode.config);
-    });
-    if (config.vip === undefined) {
-      io.out(`${file} has no vip: block; nothing to release\n`);
-      return ExitCode.ok;
-    }
-    try {
-      const outcome = await releaseAddress(config.vip);
-      io.out(outcome === 'released'
-        ? `released ${vipCidr(config.vip)} from ${config.vip.interface}\n`
-        : `${vipCidr(config.vip)} was not on ${config.vip.interface}; nothing to do\n`);
-      return ExitCode.ok;
-    } catch (error) {
-      throw new LanhaError('unavailable', errorMessage(error));
-    }
-  },
-};
+export async function vipReleaseRun(args: ParsedArgs, io: CliIo): Promise<number> {
+  const file = configFile(args.values);
+  const config = await loadValidConfig(file).catch((error: unknown) => {
+    throw error instanceof LanhaError ? error : new LanhaError('config-unreadable', errorMessage(error), ExitCode.config);
+  });
+  if (config.vip === undefined) {
+    io.out(`${file} has no vip: block; nothing to release\n`);
+    return ExitCode.ok;
+  }
+  try {
+    const outcome = await releaseAddress(config.vip);
+    io.out(outcome === 'released'
+      ? `released ${vipCidr(config.vip)} from ${config.vip.interface}\n`
+      : `${vipCidr(config.vip)} was not on ${config.vip.interface}; nothing to do\n`);
+    return ExitCode.ok;
+  } catch (error) {
+    throw new LanhaError('unavailable', errorMessage(error));
+  }
+}
 
 interface VipStatusBody {
   address: string;
@@ -52,33 +44,25 @@ interface VipStatusBody {
   counters: Record<string, number>;
 }
 
-export const vipStatusCommand: CliCommand = {
-  path: ['vip', 'status'],
-  positionalsMax: 0,
-  summary: 'show the VIP: held here or by which node, since when, renewals and gratuitous ARPs',
-  usage: 'vip status [--json] [--config FILE | --socket PATH]',
-  options: { ...DAEMON_OPTIONS, json: { type: 'boolean' } },
-  optionHelp: [['--json', 'print JSON for scripts'], ...DAEMON_OPTION_HELP],
-  async run(args, io) {
-    let body: VipStatusBody;
-    try {
-      body = await callDaemonOk(resolveSocket(args.values), 'GET', '/v1/vip') as VipStatusBody;
-    } catch (error) {
-      if (error instanceof LanhaError && error.code === 'not-found') {
-        throw new LanhaError('not-found', 'the VIP is not enabled on this node (no `vip:` block, or a witness)', ExitCode.failure);
-      }
-      throw error;
+export async function vipStatusRun(args: ParsedArgs, io: CliIo): Promise<number> {
+  let body: VipStatusBody;
+  try {
+    body = await callDaemonOk(resolveSocket(args.values), 'GET', '/v1/vip') as VipStatusBody;
+  } catch (error) {
+    if (error instanceof LanhaError && error.code === 'not-found') {
+      throw new LanhaError('not-found', 'the VIP is not enabled on this node (no `vip:` block, or a witness)', ExitCode.failure);
     }
-    if (args.values['json'] === true) {
-      io.out(JSON.stringify(body, null, 2) + '\n');
-      return ExitCode.ok;
-    }
-    io.out(formatTable(['vip', 'interface', 'mode', 'held here', 'holder', 'since', 'renewals', 'garps'], [[
-      body.address, body.interface, body.mode, body.held ? (body.degraded === true ? 'yes (degraded)' : 'yes') : 'no', body.holder ?? '-', body.since ?? '-', String(body.renewals), String(body.garps),
-    ]]));
+    throw error;
+  }
+  if (args.values['json'] === true) {
+    io.out(JSON.stringify(body, null, 2) + '\n');
     return ExitCode.ok;
-  },
-};
+  }
+  io.out(formatTable(['vip', 'interface', 'mode', 'held here', 'holder', 'since', 'renewals', 'garps'], [[
+    body.address, body.interface, body.mode, body.held ? (body.degraded === true ? 'yes (degraded)' : 'yes') : 'no', body.holder ?? '-', body.since ?? '-', String(body.renewals), String(body.garps),
+  ]]));
+  return ExitCode.ok;
+}
 
 interface FailoverProgressBody {
   running: boolean;
@@ -138,54 +122,44 @@ async function probedGaps(socket: string, sinceWall: number): Promise<ProbeWindo
   return null;
 }
 
-export const failoverCommand: CliCommand = {
-  path: ['failover'],
-  positionalsMax: 0,
-  summary: 'planned failover: drain in-flight transfers, release the VIP, hand leadership to the other LAN-service node',
-  usage: 'failover [--to NODE] [--json] [--config FILE | --socket PATH]',
-  options: { ...DAEMON_OPTIONS, to: { type: 'string' }, json: { type: 'boolean' } },
-  optionHelp: [['--to NODE', 'the node to hand over to (default: the other LAN-service node)'], ['--json', 'print JSON for scripts (progress still goes to stderr)'], ...DAEMON_OPTION_HELP],
-  async run(args, io) {
-    const to = typeof args.values['to'] === 'string' ? args.values['to'] : undefined;
-    const socket = resolveSocket(args.values);
-    const stop = watchProgress(socket, (text) => io.err(text));
-    let reply;
-    const startedWall = Date.now();
-    try {
-      reply = await callDaemon(socket, 'POST', '/v1/failover', to === undefined ? {} : { to }, FAILOVER_REPLY_WAIT_MS);
-    } finally {
-      stop();
-    }
-    if (reply.status < 200 || reply.status >= 300) {
-      // A daemon without the VIP service answers 404 with which service is off and why.
-      const message = typeof reply.body === 'object' && reply.body !== null && 'error' in reply.body ? String((reply.body as { error: unknown }).error) : `HTTP ${reply.status}`;
-      throw new LanhaError(reply.status === 404 ? 'not-found' : 'api-error', message);
-    }
-    const r = reply.body as FailoverResult;
-    const probed = await probedGaps(socket, startedWall);
-    if (args.values['json'] === true) {
-      io.out(JSON.stringify({ ...r, probed }, null, 2) + '\n');
-      return ExitCode.ok;
-    }
-    io.out(`failover ${r.from} -> ${r.to}: ${r.leader} now leads\n`);
-    if (r.elected === true) {
-      io.out(`  an election moved leadership to ${r.leader} before the hand-over (the VIP went with it); the VIP gap was not measured here\n`);
-    }
-    const stalled = r.drainStalled ?? [];
-    if (r.elected === true) {
-      if (r.drainLeft.length + stalled.length > 0) io.out(`  still running here when leadership moved (not ended by the failover): ${[...r.drainLeft, ...stalled].join('; ')}\n`);
-    } else if (r.drainMs > 0 || r.drainLeft.length > 0 || stalled.length > 0) {
-      io.out(`  drain: ${r.drainMs} ms while the VIP still served${r.drainLeft.length > 0 ? `; ended with an ERROR: ${r.drainLeft.join('; ')}` : ' (every live transfer finished)'}\n`);
-      if (stalled.length > 0) io.out(`  not waited for (the client stopped answering), ended with an ERROR: ${stalled.join('; ')}\n`);
-    }
-    if (r.elected !== true) io.out(r.gapMs === null
-      ? `  VIP gap: unknown (${r.leader} sent no takeover report); ${r.leader} was known here ${r.leaderKnownMs} ms after the release\n`
-      : `  VIP gap a LAN client sees: ${formatParts(r.parts, r.gapMs)}\n`);
-    if (probed !== null) {
-      io.out(`  probed from ${probed.from} to ${probed.target} (first answer after the release): ${probed.gaps.filter((g) => g.protocol !== 'vip').map((g) => `${g.protocol} ${g.seconds === null ? 'no answer' : `${Math.round(g.seconds * 1000)} ms`}`).join(', ')}\n`);
-    }
+export async function failoverRun(args: ParsedArgs, io: CliIo): Promise<number> {
+  const to = typeof args.values['to'] === 'string' ? args.values['to'] : undefined;
+  const socket = resolveSocket(args.values);
+  const stop = watchProgress(socket, (text) => io.err(text));
+  let reply;
+  const startedWall = Date.now();
+  try {
+    reply = await callDaemon(socket, 'POST', '/v1/failover', to === undefined ? {} : { to }, FAILOVER_REPLY_WAIT_MS);
+  } finally {
+    stop();
+  }
+  if (reply.status < 200 || reply.status >= 300) {
+    // A daemon without the VIP service answers 404 with which service is off and why.
+    const message = typeof reply.body === 'object' && reply.body !== null && 'error' in reply.body ? String((reply.body as { error: unknown }).error) : `HTTP ${reply.status}`;
+    throw new LanhaError(reply.status === 404 ? 'not-found' : 'api-error', message);
+  }
+  const r = reply.body as FailoverResult;
+  const probed = await probedGaps(socket, startedWall);
+  if (args.values['json'] === true) {
+    io.out(JSON.stringify({ ...r, probed }, null, 2) + '\n');
     return ExitCode.ok;
-  },
-};
-
-export const vipCommands: CliCommand[] = [vipReleaseCommand, vipStatusCommand, failoverCommand];
+  }
+  io.out(`failover ${r.from} -> ${r.to}: ${r.leader} now leads\n`);
+  if (r.elected === true) {
+    io.out(`  an election moved leadership to ${r.leader} before the hand-over (the VIP went with it); the VIP gap was not measured here\n`);
+  }
+  const stalled = r.drainStalled ?? [];
+  if (r.elected === true) {
+    if (r.drainLeft.length + stalled.length > 0) io.out(`  still running here when leadership moved (not ended by the failover): ${[...r.drainLeft, ...stalled].join('; ')}\n`);
+  } else if (r.drainMs > 0 || r.drainLeft.length > 0 || stalled.length > 0) {
+    io.out(`  drain: ${r.drainMs} ms while the VIP still served${r.drainLeft.length > 0 ? `; ended with an ERROR: ${r.drainLeft.join('; ')}` : ' (every live transfer finished)'}\n`);
+    if (stalled.length > 0) io.out(`  not waited for (the client stopped answering), ended with an ERROR: ${stalled.join('; ')}\n`);
+  }
+  if (r.elected !== true) io.out(r.gapMs === null
+    ? `  VIP gap: unknown (${r.leader} sent no takeover report); ${r.leader} was known here ${r.leaderKnownMs} ms after the release\n`
+    : `  VIP gap a LAN client sees: ${formatParts(r.parts, r.gapMs)}\n`);
+  if (probed !== null) {
+    io.out(`  probed from ${probed.from} to ${probed.target} (first answer after the release): ${probed.gaps.filter((g) => g.protocol !== 'vip').map((g) => `${g.protocol} ${g.seconds === null ? 'no answer' : `${Math.round(g.seconds * 1000)} ms`}`).join(', ')}\n`);
+  }
+  return ExitCode.ok;
+}

@@ -3,7 +3,8 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { OUTPUT_MAX, PowerRunner, missingPowerPrograms, runPower, runPowerCommand } from './power-run.js';
-import { powerConfig, type PowerPlan } from './power.js';
+import type { PowerPlan } from './power.js';
+import { powerConfig } from './power-config.js';
 
 // Running power commands for real (/bin/sh): results, output, timeouts that end the whole process
 // group, programs that do not exist, and the cap on commands at once.

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { parseIpv4 } from '../lib/ipv4.js';
-import { planPower, powerConfig, powerSummary, selectNodes } from './power.js';
+import { planPower, powerSummary, selectNodes } from './power.js';
+import { powerConfig } from './power-config.js';
 import type { InventoryNode } from './inventory.js';
 
 // The power: block and the plan: which argument list runs for which node, with what in it.

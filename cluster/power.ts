@@ -1,13 +1,15 @@
-import { z } from 'zod';
-import { duration } from '../lib/schema.js';
 import { formatIpv4 } from '../lib/ipv4.js';
 import type { InventoryNode } from './inventory.js';
+import type { PowerConfig } from './power-config.js';
+
+export type { PowerConfig } from './power-config.js';
 
 // Power control of compute nodes (`lanctl nodes power on|off|cycle|status`): lanha knows no PDU, PoE
 // switch or BMC; the site names a command per action (ipmitool, a smart plug's CLI, a PoE port
 // script) as an argument list with {{variables}} from the inventory, and the daemon runs it per
 // node. No shell: the list is passed to execve as it is, so a value can never add an argument or a
-// command. This file is the config block and the plan (which command for which node); running is
+// command. This file is the plan (which command for which node); the config block's schema is
+// power-config.ts (kept apart so `lanctl` loads no schema code to print a usage), running is
 // power-run.ts. Pure.
 
 export const POWER_ACTIONS = ['on', 'off', 'cycle', 'status'] as const;
@@ -28,40 +30,6 @@ export function argumentProblems(arg: string): string[] {
   for (let at = arg.indexOf('{{'); at >= 0; at = arg.indexOf('{{', at + 2)) if (!starts.has(at)) problems.push('has a "{{" that starts no variable (write {{name}})');
   return problems;
 }
-
-/** An argument list: the program (absolute path, or a name looked up in PATH), then its arguments. */
-const argv = z.array(z.string().max(4096), { error: 'is not a list of arguments (["/usr/bin/ipmitool", "-H", "{{name}}-bmc", ...])' })
-  .min(1, { message: 'is empty: give the program and its arguments' })
-  .max(64, { message: 'has more than 64 arguments' })
-  .superRefine((args, ctx) => {
-    args.forEach((a, i) => { for (const message of argumentProblems(a)) ctx.addIssue({ code: 'custom', path: [i], message }); });
-    if (args[0] === '' || args[0]!.includes('{{')) ctx.addIssue({ code: 'custom', path: [0], message: 'is the program to run: a fixed path or name, not a variable or empty' });
-  });
-
-/** Commands per action: one list for every action ({{action}} says which), or one per action. */
-const commands = z.object({
-  /** Used for every action without its own entry; {{action}} is on|off|cycle|status. */
-  command: argv.optional(),
-  on: argv.optional(),
-  off: argv.optional(),
-  cycle: argv.optional(),
-  status: argv.optional(),
-}).strict();
-
-export const powerConfig = commands.extend({
-  /** A command that runs longer is ended (its process group: SIGTERM, SIGKILL 2 s later) and reported as timed out. */
-  timeout: duration.default(30_000),
-  /** Commands at once, over every request the daemon runs (a PDU or BMC may take one session at a time: 1). */
-  parallel: z.number().int().min(1).max(64).default(8),
-  /** Other commands for the nodes of a group (e.g. the rack behind another PDU). */
-  groups: z.record(z.string().regex(/^[A-Za-z0-9._-]{1,63}$/, { message: 'is not a group name' }), commands).default({}),
-}).strict().superRefine((c, ctx) => {
-  const some = (x: z.output<typeof commands>): boolean => POWER_ACTIONS.some((a) => x[a] !== undefined) || x.command !== undefined;
-  if (!some(c) && Object.keys(c.groups).length === 0) ctx.addIssue({ code: 'custom', path: ['command'], message: 'is not set, nor any of on, off, cycle, status or groups: there is nothing to run' });
-  for (const [g, x] of Object.entries(c.groups)) if (!some(x)) ctx.addIssue({ code: 'custom', path: ['groups', g], message: 'names no command (command, on, off, cycle or status)' });
-});
-
-export type PowerConfig = z.output<typeof powerConfig>;
 
 /** What `lanctl config check` says of the block: the programs it runs, and the groups with their own. */
 export function powerSummary(config: PowerConfig): string {

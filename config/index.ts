@@ -14,7 +14,7 @@ import { clusterConfig } from '../cluster/config.js';
 import { deployConfig } from '../cluster/deploy/config.js';
 import { bootConfig, profilesConfig } from '../services/boot/config.js';
 import { nodesConfig, nodesConfigIssues } from '../cluster/inventory-config.js';
-import { powerConfig } from '../cluster/power.js';
+import { powerConfig } from '../cluster/power-config.js';
 import { httpConfig } from '../services/ops/config.js';
 import { controlConfig } from '../lib/control-config.js';
 

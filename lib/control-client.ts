@@ -1,5 +1,4 @@
 import { request, type IncomingMessage } from 'node:http';
-import { request as httpsRequest } from 'node:https';
 import { readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { ExitCode, LanhaError, errorMessage } from './errors.js';
@@ -81,6 +80,8 @@ export async function callDaemon(socketPath: string, method: string, path: strin
   const where = remote === null ? socketPath : remote.where;
   const headers = payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) };
   const files = remote === null ? null : operatorFiles(remote.dir);
+  // TLS only for --remote: a local command does not load it (start-up time on a small board).
+  const httpsRequest = remote === null || files === null ? null : (await import('node:https')).request;
   return new Promise((resolve, reject) => {
     const onReply = (res: IncomingMessage): void => {
       const chunks: Buffer[] = [];
@@ -94,7 +95,7 @@ export async function callDaemon(socketPath: string, method: string, path: strin
         }
       });
     };
-    const req = remote === null || files === null
+    const req = remote === null || files === null || httpsRequest === null
       ? request({ socketPath, method, path, headers }, onReply)
       : httpsRequest({ host: remote.url.hostname, port: Number(remote.url.port), method, path, headers, ...files, minVersion: 'TLSv1.3', agent: false }, onReply);
     let timedOut = false;

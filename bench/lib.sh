@@ -2,7 +2,7 @@
 # bench/backend.sh): their common start and cleanup, and the helpers that read the shared scripts'
 # RESULT lines. After `source bench/lib.sh`: REPO, SHARED, LANCTL, D (a temp dir), PIDS (PIDs to stop
 # at exit; a script may also leave PID files as $D/*.pid), REPEAT, PERIOD, LIGHT_COUNT.
-#   dhcp_lab_up NAME LETTER AREA   lab prefix lh<rand><LETTER> (exports PREFIX, NS, IFACE, SRV_NS,
+#   dhcp_lab_up NAME LETTER AREA   lab prefix lh<rand><LETTER>, or LAB_PREFIX (exports PREFIX, NS, IFACE, SRV_NS,
 #                                  SRV_IF), the cleanup on exit, root and build checks, the anchors
 #                                  of bench/packages/AREA.txt, and the lab up
 #   lanha_bench_config DIR LEVEL [CLUSTER]   writes DIR/lanha.yaml: the DHCP server both benches
@@ -37,7 +37,7 @@ bench_cleanup() {
 }
 
 dhcp_lab_up() { # NAME LETTER AREA
-  export PREFIX="lh$(printf '%04x' $((RANDOM % 65536)))$2"
+  export PREFIX="${LAB_PREFIX:-lh$(printf '%04x' $((RANDOM % 65536)))$2}"
   export NS=$PREFIX-cli IFACE=$PREFIX-vc SRV_NS=$PREFIX-srv SRV_IF=$PREFIX-vs
   trap bench_cleanup EXIT
   [ "$(id -u)" = 0 ] || { echo "$1 needs root (network namespaces)"; exit 1; }

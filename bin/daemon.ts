@@ -352,7 +352,13 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
     if (config.node.role !== 'witness' && (config.nodes?.length ?? 0) > 0) {
       seeder = startInventorySeeder({ state, nodes: config.nodes ?? [], log: log.child({ service: 'inventory' }), context: () => ({ ...inventoryContext(config, operatorRecords), leaseHolder: leaseHolderOf(state.fsm) }) });
     }
-    control.route('GET /v1/status', () => ({
+    control.route('GET /v1/status', async () => {
+      // An operator's ask shows the state hash: worked out in slices first (Fsm.hashInSlices), in
+      // one go only if the state changed meanwhile.
+      await state.fsm.hashInSlices();
+      const cluster = state.status();
+      if (cluster['stateHash'] === null) cluster['stateHash'] = state.fsm.hash();
+      return {
       status: 200,
       body: {
         node: config.node.name,
@@ -365,7 +371,7 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
         // Monotonic: a wall-clock step back made it negative.
         uptimeSeconds: Math.round((clock.monotonicMs() - startedMono) / 1000),
         clock: wallSteps.report(clock.monotonicMs()),
-        cluster: state.status(),
+        cluster,
         members: memberRows(memberNames, localReport(), members.members()),
         ackAudit: acks.summary(),
         warnings: configWarnings(config),
@@ -373,7 +379,8 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
         services: Object.fromEntries(running.map((s) => [s.name, s.status()])),
         memory: memoryStatus(running),
       },
-    }));
+      };
+    });
     ops = { config, state, control, services: () => running, clock, log: log.child({ service: 'http' }), version: VERSION, configHash: hash, tracker, metrics, members, localReport };
     control.routes(opsRoutes(ops));
     await control.listen();

@@ -7,7 +7,7 @@ import type { Random } from '../lib/random.js';
 import { LanhaError } from '../lib/errors.js';
 import { decodeCommand, encodeCommand, type Command } from './commands.js';
 import { APPLY_LEVEL, EntryTooNewError, unknownEntryError } from './apply-level.js';
-import { Fsm, type AppliedEntry, type FsmSnapshot, type ProposalTiming } from './fsm.js';
+import { Fsm, stringifyInSlices, type AppliedEntry, type FsmSnapshot, type ProposalTiming } from './fsm.js';
 import { LogClock } from './log-time.js';
 import { NotLeaderError, type StateLog, type StateLogStatus } from './state-log.js';
 import type { MemberStatusChannel, MemberStatusSource } from './member-status.js';
@@ -570,7 +570,8 @@ export class RaftStateLog implements StateLog {
         full: this.#full === null ? null : { forS: Math.round((this.#opts.clock.monotonicMs() - this.#full.sinceMs) / 1000), freeBytes: this.#full.space?.freeBytes ?? null, totalBytes: this.#full.space?.totalBytes ?? null, neededBytes: this.#spaceNeeded(), reason: this.#full.reason },
         fullCount: this.#fullCount,
       },
-      stateHash: this.fsm.hash(),
+      // Known or null, never worked out here: status() is asked often (Fsm.hashSoon).
+      stateHash: this.fsm.hashSoon(),
       stability: { ...this.#stability.report(this.#opts.clock.monotonicMs()), stallHolds: node.stallHolds },
       ...(this.#opts.link?.status ? { transport: this.#opts.link.status() } : {}),
     };
@@ -1000,29 +1001,15 @@ function timingOf(p: Pending, nowMs: number): ProposalTiming {
   return { queuedMs: Math.max(0, writeAt - p.proposedAt), persistMs: Math.max(0, persistedAt - writeAt), commitMs: Math.max(0, nowMs - persistedAt), syncWaitMs: syncAt - writeAt };
 }
 
-/** Leases per slice of an encoding in slices: ~0.3 MB of JSON, a few ms of the event loop. */
-const LEASES_PER_SLICE = 2000;
-
 /**
  * The same bytes as encodeFsmSnapshot, made a slice of leases at a time with a turn of the event
- * loop between slices (the leases are nearly all of a DHCP site's state). `s` must not change
- * meanwhile: Fsm.snapshot() returns copies.
+ * loop between slices (the leases are nearly all of a DHCP site's state; fsm.ts stringifyInSlices).
+ * `s` must not change meanwhile: Fsm.snapshot() returns copies.
  */
 export async function encodeFsmSnapshotInSlices(s: FsmSnapshot): Promise<Uint8Array> {
-  // The rest of the document with a marker where the leases go, then the leases spliced in.
-  const marker = `\u0000leases-${s.appliedIndex}\u0000`;
-  const frame = JSON.stringify({ v: 1, fsm: { ...s, leases: marker } });
-  const quoted = JSON.stringify(marker);
-  const at = frame.indexOf(quoted);
-  if (at < 0) return encodeFsmSnapshot(s);
   const encoder = new TextEncoder();
-  const parts: Uint8Array[] = [encoder.encode(`${frame.slice(0, at)}[`)];
-  for (let i = 0; i < s.leases.length; i += LEASES_PER_SLICE) {
-    if (i > 0) await new Promise((resolve) => setImmediate(resolve));
-    const slice = s.leases.slice(i, i + LEASES_PER_SLICE).map((l) => JSON.stringify(l)).join(',');
-    parts.push(encoder.encode(i === 0 ? slice : `,${slice}`));
-  }
-  parts.push(encoder.encode(`]${frame.slice(at + quoted.length)}`));
+  const parts: Uint8Array[] = [];
+  await stringifyInSlices((leases) => ({ v: 1, fsm: { ...s, leases } }), s.leases, (part) => { parts.push(encoder.encode(part)); });
   return Buffer.concat(parts);
 }
 

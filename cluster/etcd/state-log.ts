@@ -491,7 +491,8 @@ export class EtcdStateLog implements StateLog {
         },
         ...this.#stats,
       },
-      stateHash: this.fsm.hash(),
+      // Known or null, never worked out here: status() is asked often (Fsm.hashSoon).
+      stateHash: this.fsm.hashSoon(),
     };
   }
 

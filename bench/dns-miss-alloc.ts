@@ -12,6 +12,8 @@
 // flags that does not hang on how busy the machine is, as a p99 does).
 // RATE=N asks at N a second (dnsperf -Q, as bench:dns's miss runs: a datagram or two a turn of the
 // event loop) instead of keeping WINDOW (20) in flight; CPU per miss is then what a paced load costs.
+// With RATE it also prints the goodput: misses answered from upstream a second, and their latency
+// at the client (p50, p99; SERVFAIL answers, the shed, left out): a flood's figure with RATE=20000.
 // NOSHED=1 turns the shed and the in-flight cap off: every query read is a miss asked upstream.
 // HITS=N asks N names over and over instead (the warm-up caches them): the same figures per
 // forwarded cache hit, the path where Node's receive and send are most of the cost.
@@ -64,6 +66,7 @@ async function peer(): Promise<void> {
     if (m.t !== 'ask') return;
     // Each name once, WINDOW outstanding; answered (or 2 s of silence) ends the batch.
     let next = m.from!, answered = 0;
+    const start = performance.now();
     const end = m.from! + m.count!;
     const hits = Number(process.env['HITS'] ?? 0);
     const ask = (): void => {
@@ -71,23 +74,33 @@ async function peer(): Promise<void> {
       const labels = name.split('.');
       const q = Buffer.alloc(12 + name.length + 2 + 4);
       q.writeUInt16BE(next & 0xffff, 0); q[2] = 0x01; q[5] = 1;
+      sentMs[next & 0xffff] = performance.now();
       let o = 12;
       for (const l of labels) { q[o++] = l.length; o += q.write(l, o, 'ascii'); }
       q[o++] = 0; q[o + 1] = 1; q[o + 3] = 1;
       client.send(q, target, '127.0.0.1');
     };
-    let idle = setTimeout(() => process.send!({ t: 'done', answered }), 2000);
+    // RATE: the time from each query to its answer, for the answers that are not SERVFAIL (the misses
+    // asked upstream: their latency; by the query's ID, which wraps after 65,536, well after its answer).
+    const sentMs = new Float64Array(65536);
+    const took: number[] = [];
+    const done = (): void => {
+      took.sort((a, b) => a - b);
+      const at = (q: number): number => took[Math.min(took.length - 1, Math.floor(took.length * q))] ?? NaN;
+      process.send!({ t: 'done', answered, good: took.length, p50: at(0.5), p99: at(0.99), seconds: (performance.now() - start) / 1000 });
+    };
+    let idle = setTimeout(done, 2000);
     client.removeAllListeners('message');
-    client.on('message', () => {
+    client.on('message', (r: Buffer) => {
       answered++;
+      if (rate > 0 && (r[3]! & 0x0f) !== 2) took.push(performance.now() - sentMs[r.readUInt16BE(0)]!);
       clearTimeout(idle);
-      if (answered === m.count) { process.send!({ t: 'done', answered }); return; }
-      idle = setTimeout(() => process.send!({ t: 'done', answered }), 2000);
+      if (answered === m.count) { done(); return; }
+      idle = setTimeout(done, 2000);
       if (rate === 0 && next < end) ask();
     });
     if (rate === 0) { for (let i = 0; i < WINDOW && next < end; i++) ask(); return; }
     // RATE: asked at that many a second from the batch's start (as dnsperf -Q), whatever is answered.
-    const start = performance.now();
     const tick = (): void => {
       const due = Math.min(end, m.from! + Math.floor(((performance.now() - start) * rate) / 1000));
       while (next < due) ask();
@@ -105,7 +118,7 @@ function heapUsed(): number {
 async function main(): Promise<void> {
   const misses = Number(process.argv[3] ?? 5000);
   const child = fork(fileURLToPath(import.meta.url), ['peer'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const next = (): Promise<{ t: string; port?: number; answered?: number }> => new Promise((resolve) => child.once('message', resolve));
+  const next = (): Promise<{ t: string; port?: number; answered?: number; good?: number; p50?: number; p99?: number; seconds?: number }> => new Promise((resolve) => child.once('message', resolve));
   const up = await next();
   const config = parseConfig(`
 node: { name: bench, role: server, address: 127.0.0.1, stateDir: /nonexistent, controlSocket: /nonexistent.sock }
@@ -188,6 +201,11 @@ dns:
     const k = 10_000 / misses;
     // What this process did with the queries that reached it (a busy machine loses some on the way).
     console.log(`read ${read} queries, ${asked} asked upstream, shed ${busy} (busy) + ${overload} (overload), ${servfail} upstream failures; CPU ${((used.user + used.system) / read).toFixed(1)} us per query read (user ${(used.user / read).toFixed(1)}, system ${(used.system / read).toFixed(1)})`);
+    if (Number(process.env['RATE'] ?? 0) > 0) {
+      // Goodput under a flood: the misses answered from upstream a second, and their latency at the client.
+      console.log(`at ${process.env['RATE']}/s: ${run.good} answered from upstream in ${run.seconds!.toFixed(2)} s (${Math.round(run.good! / run.seconds!)}/s), their latency p50 ${run.p50!.toFixed(2)} ms p99 ${run.p99!.toFixed(2)} ms; SERVFAIL ${run.answered! - run.good!}`);
+      console.log(`RESULT dns.forward.flood_goodput_qps lanha=${Math.round(run.good! / run.seconds!)} anchor=NA ratio=NA unit=qps better=higher`);
+    }
     console.log(`flags ${flags}: ${run.answered}/${misses} answered; per 10,000 misses ${(minor * k).toFixed(1)} scavenges, ${(major * k).toFixed(1)} old-generation pauses (${major} in all), ${(gcMs * k).toFixed(0)} ms of GC (scavenges ${(minorMs * k).toFixed(0)}); longest ${gcMaxMs.toFixed(2)} ms; CPU ${((used.user + used.system) / misses).toFixed(1)} us per miss (user ${(used.user / misses).toFixed(1)}, system ${(used.system / misses).toFixed(1)})`);
     console.log(`RESULT dns.forward.miss_gc_ms_per_10k lanha=${(gcMs * k).toFixed(1)} anchor=NA ratio=NA unit=ms better=lower`);
     return;

@@ -62,7 +62,11 @@ interface Load {
   shedUs: number;
 }
 
-interface Outcome { queries: number; shed: number; maxQueue: number; waitedOver50ms: number; lateQueueMax: number }
+interface Outcome {
+  queries: number; shed: number; maxQueue: number; waitedOver50ms: number; lateQueueMax: number;
+  /** Misses asked upstream a second after the first second (goodput), and the p99 of their wait in the queue (ms). */
+  admittedPerSecond: number; admittedWaitP99: number;
+}
 
 /**
  * The answering process's socket queue in simulated time: datagrams arrive in bursts, the process
@@ -70,7 +74,7 @@ interface Outcome { queries: number; shed: number; maxQueue: number; waitedOver5
  * says the queue stands; stalls stop it now and then (seeded). Counts what was shed, the longest
  * queue, and how many queries waited over 50 ms.
  */
-function simulate(rule: BacklogRule, load: Load, seed: number): Outcome {
+function simulate(rule: BacklogRule, load: Load, seed: number, all = false): Outcome {
   const random = seededRandom(seed);
   const b = new UdpBacklog(rule);
   const endMs = load.seconds * 1000;
@@ -86,7 +90,9 @@ function simulate(rule: BacklogRule, load: Load, seed: number): Outcome {
     while (stall < stalls.length && stalls[stall]![0] < end) { end = Math.max(end, stalls[stall]![0]) + load.stallMs; stall++; }
     return end;
   };
-  const out: Outcome = { queries: arrivals.length, shed: 0, maxQueue: 0, waitedOver50ms: 0, lateQueueMax: 0 };
+  const out: Outcome = { queries: arrivals.length, shed: 0, maxQueue: 0, waitedOver50ms: 0, lateQueueMax: 0, admittedPerSecond: 0, admittedWaitP99: 0 };
+  const waits: number[] = [];
+  let lateAdmitted = 0;
   let now = 0;
   let next = 0;
   let arrived = 0;
@@ -100,12 +106,16 @@ function simulate(rule: BacklogRule, load: Load, seed: number): Outcome {
     for (let i = 0; i < reads; i++, next++) {
       if (b.read('socket')) b.beginTurn(now);
       if (now - arrivals[next]! > 50) out.waitedOver50ms++;
-      const shed = b.standing(now);
+      const shed = all ? b.standing(now) : b.shed(now); // all: every miss while it stands (before 2026-12-05)
       if (shed) out.shed++;
+      else if (now > 1000) { lateAdmitted++; waits.push(now - arrivals[next]!); }
       now = run(now, (shed ? load.shedUs : load.missUs) / 1000);
     }
     b.endTurn();
   }
+  out.admittedPerSecond = Math.round(lateAdmitted / (load.seconds - 1));
+  waits.sort((x, y) => x - y);
+  out.admittedWaitP99 = waits.length === 0 ? 0 : waits[Math.min(waits.length - 1, Math.floor(waits.length * 0.99))]!;
   return out;
 }
 
@@ -122,7 +132,7 @@ t.test('4,000 misses a second in bursts, a 20 ms stall every 200 ms or so: never
   t.ok(before.shed > 0, `a 5 ms rule sheds here (${before.shed})`);
 });
 
-t.test('a flood of 20,000 misses a second (the process does ~8,500): shed, and the queue stays short (the shipped rule)', async (t) => {
+t.test('a flood of 20,000 misses a second (the process does ~8,500): shed, the queue stays short, and about as many asked upstream as the process can do (the shipped rule)', async (t) => {
   const flood: Load = { ...QUIET, rate: 20_000, burst: 100, seconds: 10 };
   for (const seed of [1, 2]) {
     const o = simulate(BACKLOG_RULE, flood, seed);
@@ -131,9 +141,43 @@ t.test('a flood of 20,000 misses a second (the process does ~8,500): shed, and t
     t.ok(o.maxQueue < 3000, `seed ${seed}: longest queue ${o.maxQueue} (the first 100 ms)`);
     t.ok(o.lateQueueMax < 600, `seed ${seed}: after the first second at most ${o.lateQueueMax} queued (the 5 ms target)`);
     t.ok(o.waitedOver50ms < o.queries / 100, `seed ${seed}: ${o.waitedOver50ms} of ${o.queries} waited over 50 ms`);
+    // Goodput: shedding the rest costs 15 us a query (0.3 s a second here) and the stalls a tenth,
+    // so ~5,800 misses a second is what the process can ask upstream. Shedding every miss while the
+    // queue stood (the rule before 2026-12-05) asked ~3,700.
+    const all = simulate(BACKLOG_RULE, flood, seed, true);
+    t.ok(o.admittedPerSecond >= 5000, `seed ${seed}: ${o.admittedPerSecond} misses a second asked upstream (shedding all while it stands: ${all.admittedPerSecond})`);
+    t.ok(o.admittedPerSecond > 1.3 * all.admittedPerSecond, `seed ${seed}: more than 1.3 x the all-or-nothing shed's`);
+    t.ok(o.admittedWaitP99 < 50, `seed ${seed}: the admitted waited ${o.admittedWaitP99.toFixed(1)} ms at p99 in the queue (the 20 ms stalls; all-or-nothing: ${all.admittedWaitP99.toFixed(1)})`);
   }
+  const half: Load = { ...flood, rate: 10_000 };
+  const o = simulate(BACKLOG_RULE, half, 1);
+  const all = simulate(BACKLOG_RULE, half, 1, true);
+  t.ok(o.admittedPerSecond >= 6000, `10,000 a second: ${o.admittedPerSecond} asked upstream a second (all-or-nothing: ${all.admittedPerSecond}; ~7,300 possible)`);
   const unshed = simulate({ intervalMs: Infinity, targetMs: Infinity, memoryMs: 0 }, { ...flood, seconds: 2 }, 1);
   t.ok(unshed.maxQueue > 15_000, `never shedding, the queue grows (${unshed.maxQueue} after 2 s)`);
+});
+
+t.test('while the queue stands, shed admits a fraction: falling every target period it stands, rising with each turn that drains', async (t) => {
+  const b = new UdpBacklog(RULE);
+  const admittedOf = (n: number, nowMs: number): number => { let a = 0; for (let i = 0; i < n; i++) if (!b.shed(nowMs)) a++; return a; };
+  turn(b, [['a', 32]], 0);
+  t.equal(admittedOf(10, 50), 10, 'not standing yet: all admitted');
+  turn(b, [['a', 32]], 100);
+  t.equal(b.admitted, 0.5, 'stood for the whole interval: half');
+  t.equal(admittedOf(10, 101), 5, 'every second miss admitted');
+  turn(b, [['a', 32]], 103);
+  t.equal(b.admitted, 0.5, 'within the target period of the last cut: unchanged');
+  turn(b, [['a', 32]], 105);
+  t.equal(b.admitted, 0.25, 'another target period standing: half again (still past the interval)');
+  turn(b, [['a', 4]], 106);
+  t.equal(b.admitted, 0.375, 'a turn that drains the queue: 1/8 more');
+  turn(b, [['a', 32]], 200);
+  turn(b, [['a', 32]], 205);
+  t.equal(b.admitted, 0.375 * 0.8, 'a queue standing for the target again, within a second of the shed: a fifth fewer');
+  t.equal(admittedOf(10, 205), 3, 'three of ten admitted');
+  for (let i = 0; i < 8; i++) turn(b, [['a', 1]], 300 + i);
+  t.equal(b.admitted, 1, 'drained turns bring it back to all');
+  t.equal(admittedOf(10, 400), 10, 'and nothing stands: all admitted');
 });
 
 t.test(`libuv reads ${READS_PER_TURN} datagrams per socket per turn`, async (t) => {

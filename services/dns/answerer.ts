@@ -48,8 +48,9 @@ export interface UdpReplier {
 const ALLOW_CACHE_MAX = 4096;
 /**
  * A queue of datagrams that has stood this long makes this process shed new forwarding misses
- * (SERVFAIL at once, `dns.forward.busy`): 100 ms, or 5 ms within a second of the last shed (a
- * flood still there). lib/udp-backlog.ts has the reasons, README "Bounds" the measurements.
+ * (SERVFAIL at once, `dns.forward.busy`), all but the fraction it admits: 100 ms, or 5 ms within a
+ * second of the last shed (a flood still there). lib/udp-backlog.ts has the reasons, README
+ * "Bounds" the measurements.
  */
 export const BACKLOG_RULE: BacklogRule = { intervalMs: 100, targetMs: 5, memoryMs: 1000 };
 /** How long the queues that drained had stood (counters `dns.udp.queue_stood.<ms>ms`: at least that long). */
@@ -133,13 +134,15 @@ export class DnsAnswerer implements UdpReplier {
   }
 
   /**
-   * Whether datagrams have stood in this process's socket queues long enough to be an overload
-   * (`BACKLOG_RULE`): every turn of the event loop for that long left some behind
-   * (lib/udp-backlog.ts). The forwarder then answers new misses with SERVFAIL at once, so the queue
-   * drains instead of growing.
+   * Whether a new forwarding miss is shed now: datagrams have stood in this process's socket queues
+   * long enough to be an overload (`BACKLOG_RULE`: every turn of the event loop for that long left
+   * some behind), and it is not among the fraction the queue admits (lib/udp-backlog.ts: it falls
+   * while the queue stands, rises as turns drain it). The forwarder answers a shed miss with
+   * SERVFAIL at once, so the queue drains instead of growing, and asks upstream about as many as
+   * the process can do.
    */
   backlogged(): boolean {
-    return this.#backlog.standing(this.#clock.monotonicMs());
+    return this.#backlog.shed(this.#clock.monotonicMs());
   }
 
   forwardAllowed(address: string): boolean {

@@ -13,7 +13,7 @@ import type { Job } from '../rootfs-state.js';
 import type { DeployConfig } from './config.js';
 import { generationDir, isFakeSuper, treeBytes, verifyGeneration } from './store.js';
 import { describeChanges, type ManifestChange } from './manifest.js';
-import { BoundedOutput, CONTROL_IDLE_MS, PARTIAL_EXITS, PREPARE_SCRIPT, SWITCH_INSIDE_SCRIPT, SWITCH_SCRIPT, carryFilters, controlPathFor, describeFailure, fingerprint, nodeScriptCommand, parseHostKey, parsePrepared, knownHostsFile, masterArgs, parseProgress2, parseStats, rootfsRsyncArgs, splitProgress, sshArgs, stagingPlans, type Progress2, type SshOptions, type StagingPlan } from './rsync.js';
+import { BoundedOutput, CONTROL_IDLE_MS, PARTIAL_EXITS, PREPARE_SCRIPT, SWITCH_INSIDE_SCRIPT, SWITCH_SCRIPT, carryFilters, controlPathFor, describeFailure, fingerprint, nodeScriptCommand, parseHostKey, parsePrepared, knownHostsFile, masterArgs, parseProgress2, prepareArgs, parseStats, rootfsRsyncArgs, splitProgress, sshArgs, stagingPlans, type Progress2, type SshOptions, type StagingPlan } from './rsync.js';
 import { hasOverlayDir, hostsFromTargets, overlayFiles, type ResolvedTarget, type TargetEntry } from './targets.js';
 import { HostKeyMismatch, connectPinned, disconnect, fetchHostKey, pushToNode, stageSources, type PushFile } from './push.js';
 import type { Client } from 'ssh2';
@@ -654,7 +654,7 @@ export class JobRunner {
       return { plan: undefined };
     }
     const { beside, inside } = plans;
-    const r = await this.#nodeScript(target, ssh, PREPARE_SCRIPT, [beside.dest, beside.staging, beside.old, beside.prefix, inside.staging, inside.old, inside.prefix, ...carryFilters(exclude)], NODE_SCRIPT_MS);
+    const r = await this.#nodeScript(target, ssh, PREPARE_SCRIPT, prepareArgs(beside, inside, exclude), NODE_SCRIPT_MS);
     if (active.cancelled) return `${active.stoppedBecause ?? STOPPED_BY_OPERATOR} before ${target.node}'s sync started: nothing was sent`;
     const said = r.code === 0 ? parsePrepared(r.stdout) : undefined;
     if (said?.mode === 'staging') return { plan: beside };

@@ -445,7 +445,8 @@ export function posixQuote(word: string): string {
 // The node-side scripts use only what a BusyBox userland has too (ash, mv, rm, mkdir, stat, sync,
 // grep): no `mv -T` (BusyBox builds without it exist), so every rename goes to a name checked absent
 // first, which a plain `mv` renames to (rename(2)); `mountpoint` is tried, `stat -c %d` decides
-// without it. Names are read from directory globs, never from `ls` output.
+// without it. Names are read from directory globs, never from `ls` output; a path is printed with
+// printf, never echo (dash and BusyBox echo read `\0NNN` and `\c` in it as escapes).
 
 /** sh functions both node scripts share: the top-level entries of a directory, and the inside switch's moves. */
 const NODE_FUNCTIONS = [
@@ -471,33 +472,37 @@ const NODE_FUNCTIONS = [
 
 /**
  * Run on the node before the sync (`sh -c SCRIPT lanha-deploy DEST STAGING OLD PREFIX ISTAGING IOLD
- * IPREFIX [FILTER...]`, the beside plan's paths, empty for `/`, then the inside plan's): finishes a
+ * IPREFIX MDEST [FILTER...]`, the beside plan's paths, empty for `/`, then the inside plan's, then
+ * DEST as the mount table writes it, `mountTablePath`): finishes a
  * switch cut off (inside: from its marker; beside: DEST missing and OLD whole, OLD goes back),
  * removes old trees and the staging directories of other generations, and says on its last line how
  * the tree can change: `lanha-mode staging` (beside), `lanha-mode inside` (DEST is a mount point),
- * or `lanha-mode in-place WHY` (a symlink, not a directory, a file system mounted below DEST, whose
- * files a switch would carry into the old tree and remove). With exclude rules (FILTER: rsync
+ * or `lanha-mode in-place WHY` (a symlink, not a directory), or `lanha-mode below MOUNT` (a file
+ * system mounted below DEST, whose files a switch would carry into the old tree and remove; MOUNT as
+ * /proc/mounts writes it). /proc/mounts writes a space, tab, newline and backslash in a path as
+ * `\040`, `\011`, `\012`, `\134`, so the mount points below DEST are matched against MDEST, DEST
+ * written the same way: matched against DEST itself, a mount below `/srv/my root` went unseen. With exclude rules (FILTER: rsync
  * --filter words) the paths they match are carried from DEST into the staging directory first, as
  * hard links: the sync leaves excluded paths alone, so the new tree must hold them as the old one did.
  */
 export const PREPARE_SCRIPT = [
-  'd=$1; s=$2; o=$3; p=$4; S=$5; O=$6; P=$7; shift 7',
+  'd=$1; s=$2; o=$3; p=$4; S=$5; O=$6; P=$7; e=${8:-$1}; shift 8',
   ...NODE_FUNCTIONS,
   'M="${O%/*}/switch"',
   'if [ -f "$M" ]; then mkdir -p "$O" && finish "${d%/}" "$O" "$M" || exit 41; fi',
   'if [ -n "$s" ] && [ ! -e "$d" ] && [ ! -L "$d" ] && [ -d "$o" ]; then mv "$o" "$d" || exit 41; fi',
   'for x in "$o" "$O" "$M.new"; do if [ -n "$x" ] && { [ -e "$x" ] || [ -L "$x" ]; }; then rm -rf "$x" || exit 42; fi; done',
   'for x in ${p:+"$p"*} "$P"*; do if [ "$x" != "$s" ] && [ "$x" != "$S" ] && { [ -e "$x" ] || [ -L "$x" ]; }; then rm -rf "$x" || exit 43; fi; done',
-  'if [ -L "$d" ]; then echo "lanha-mode in-place $d is a symlink"; exit 0; fi',
-  'if [ -e "$d" ] && [ ! -d "$d" ]; then echo "lanha-mode in-place $d is not a directory"; exit 0; fi',
-  'below=$(while read -r _ m _; do case "$m" in "${d%/}"/?*) printf "%s\\n" "$m";; esac; done < /proc/mounts 2>/dev/null | head -n 1)',
-  'if [ -n "$below" ]; then echo "lanha-mode in-place $below is a mount point below $d (a switch would move its files with the old tree)"; exit 0; fi',
+  'if [ -L "$d" ]; then printf "%s\\n" "lanha-mode in-place $d is a symlink"; exit 0; fi',
+  'if [ -e "$d" ] && [ ! -d "$d" ]; then printf "%s\\n" "lanha-mode in-place $d is not a directory"; exit 0; fi',
+  'below=$(while read -r _ m _; do case "$m" in "${e%/}"/?*) printf "%s\\n" "$m";; esac; done < /proc/mounts 2>/dev/null | head -n 1)',
+  'if [ -n "$below" ]; then printf "lanha-mode below %s\\n" "$below"; exit 0; fi',
   'if [ -d "$d" ] && { [ -z "$s" ] || mountpoint -q "$d" 2>/dev/null || [ "$(stat -c %d "$d")" != "$(stat -c %d "$d/..")" ]; }; then',
   '  mkdir -p "${S%/*}" || exit 44',
   '  if [ $# -gt 0 ]; then rsync -aHAX --numeric-ids --link-dest="${d%/}" --exclude=/.lanha --include="*/" "$@" --exclude="*" "${d%/}/" "$S/" || exit 45; fi',
   '  echo "lanha-mode inside"; exit 0',
   'fi',
-  'if [ -z "$s" ]; then echo "lanha-mode in-place $d has no directory beside it"; exit 0; fi',
+  'if [ -z "$s" ]; then printf "%s\\n" "lanha-mode in-place $d has no directory beside it"; exit 0; fi',
   'mkdir -p "${d%/*}/" || exit 44',
   'if [ $# -gt 0 ] && [ -d "$d" ]; then rsync -aHAX --numeric-ids --link-dest="$d" --include="*/" "$@" --exclude="*" "$d/" "$s/" || exit 45; fi',
   'echo "lanha-mode staging"',
@@ -512,14 +517,14 @@ export const PREPARE_SCRIPT = [
  */
 export const SWITCH_SCRIPT = [
   'd=$1; s=$2; o=$3',
-  '[ -d "$s" ] || { echo "the staging directory $s is missing" >&2; exit 46; }',
+  '[ -d "$s" ] || { printf "%s\\n" "the staging directory $s is missing" >&2; exit 46; }',
   'sync -f "$s" 2>/dev/null || sync',
   'if [ -e "$o" ] || [ -L "$o" ]; then rm -rf "$o" || exit 48; fi',
   'if [ ! -e "$d" ] && [ ! -L "$d" ]; then mv "$s" "$d" || exit 47',
   'elif mv --exchange -T "$s" "$d" 2>/dev/null || exch "$s" "$d" 2>/dev/null; then mv "$s" "$o" || exit 48',
   'else mv "$d" "$o" || exit 49; mv "$s" "$d" || { mv "$o" "$d"; exit 50; }; fi',
   'sync -f "$d" 2>/dev/null || sync',
-  'rm -rf "$o" || echo "the old tree $o could not be removed (the next deploy removes it)" >&2',
+  'rm -rf "$o" || printf "%s\\n" "the old tree $o could not be removed (the next deploy removes it)" >&2',
   'exit 0',
 ].join('\n');
 
@@ -536,9 +541,9 @@ export const SWITCH_INSIDE_SCRIPT = [
   'd=${1%/}; s=$2; o=$3',
   ...NODE_FUNCTIONS,
   'M="${o%/*}/switch"',
-  '[ -d "$s" ] || { echo "the staging directory $s is missing" >&2; exit 46; }',
+  '[ -d "$s" ] || { printf "%s\\n" "the staging directory $s is missing" >&2; exit 46; }',
   'nl="\n"',
-  'for y in "$s"/.[!.]* "$s"/..?* "$s"/*; do case "${y##*/}" in .lanha|*"$nl"*) echo "the generation has a top-level entry named .lanha or with a newline in its name: it cannot be switched inside $d" >&2; exit 53;; esac; done',
+  'for y in "$s"/.[!.]* "$s"/..?* "$s"/*; do case "${y##*/}" in .lanha|*"$nl"*) printf "%s\\n" "the generation has a top-level entry named .lanha or with a newline in its name: it cannot be switched inside $d" >&2; exit 53;; esac; done',
   'if [ -e "$o" ] || [ -L "$o" ]; then rm -rf "$o" || exit 48; fi',
   'mkdir "$o" || exit 48',
   'sync -f "$s" 2>/dev/null || sync',
@@ -546,9 +551,9 @@ export const SWITCH_INSIDE_SCRIPT = [
   'sync -f "$M.new" 2>/dev/null || sync',
   'mv "$M.new" "$M" || exit 51',
   'sync -f "$M" 2>/dev/null || sync',
-  'finish "$d" "$o" "$M" || { echo "moving the top-level entries of $d failed; the next deploy finishes the switch" >&2; exit 52; }',
+  'finish "$d" "$o" "$M" || { printf "%s\\n" "moving the top-level entries of $d failed; the next deploy finishes the switch" >&2; exit 52; }',
   'sync -f "$d/" 2>/dev/null || sync',
-  'rm -rf "$o" "$s" || echo "the old tree $o could not be removed (the next deploy removes it)" >&2',
+  'rm -rf "$o" "$s" || printf "%s\\n" "the old tree $o could not be removed (the next deploy removes it)" >&2',
   'rmdir "$d/.lanha" 2>/dev/null',
   'exit 0',
 ].join('\n');
@@ -566,12 +571,33 @@ export function carryFilters(exclude: readonly string[]): string[] {
   return exclude.flatMap((p) => [`--filter=+ ${p}`, `--filter=+ ${p.replace(/\/+$/, '')}/***`]);
 }
 
+/**
+ * `path` as /proc/mounts and /proc/self/mountinfo write it: a space, tab, newline and backslash as
+ * the octal escapes `\040`, `\011`, `\012`, `\134` (the kernel's mangle), so that a field read
+ * from those files can be compared with it as it stands.
+ */
+export function mountTablePath(path: string): string {
+  return path.replace(/[ \t\n\\]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
+}
+
+/** A path read from /proc/mounts or /proc/self/mountinfo, its octal escapes (`\040` ...) read back. */
+export function fromMountTable(field: string): string {
+  return field.replace(/\\([0-3][0-7]{2})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+}
+
+/** PREPARE_SCRIPT's arguments: the destination's two plans, then the sync's exclude patterns carried in. */
+export function prepareArgs(beside: StagingPlan, inside: StagingPlan, exclude: readonly string[] = []): string[] {
+  return [beside.dest, beside.staging, beside.old, beside.prefix, inside.staging, inside.old, inside.prefix, mountTablePath(beside.dest), ...carryFilters(exclude)];
+}
+
 /** The `lanha-mode` line of PREPARE_SCRIPT's output: staging (beside), inside, or in place and why; undefined when it said neither. */
 export function parsePrepared(stdout: string): { mode: 'staging' | 'inside' } | { mode: 'in-place'; why: string } | undefined {
   const line = stdout.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('lanha-mode ')).pop();
   if (line === undefined) return undefined;
   if (line === 'lanha-mode staging') return { mode: 'staging' };
   if (line === 'lanha-mode inside') return { mode: 'inside' };
+  const below = /^lanha-mode below (\S+)$/.exec(line);
+  if (below !== null) return { mode: 'in-place', why: `a file system is mounted below it at ${fromMountTable(below[1]!)} (a switch would move its files with the old tree)` };
   const m = /^lanha-mode in-place (.+)$/.exec(line);
   return m === null ? undefined : { mode: 'in-place', why: m[1]! };
 }

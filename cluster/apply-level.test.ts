@@ -5,10 +5,10 @@ import { join } from 'node:path';
 import { systemClock } from '../lib/clock.js';
 import { seededRandom } from '../lib/random.js';
 import { createLogger, silentLogger } from '../lib/log.js';
-import { APPLY_LEVEL, BASE_LEVEL, clusterLevel, commandLevel, levelHold, levelHoldText, levelRefusal, proposalCheck, type MemberLevel } from './apply-level.js';
+import { APPLY_LEVEL, BASE_LEVEL, ENVELOPE_LEVEL, clusterLevel, commandLevel, levelHold, levelHoldText, levelRefusal, olderForm, proposalCheck, unknownEntryError, type MemberLevel } from './apply-level.js';
 import { formatMembers } from '../bin/commands-core.js';
 import { RaftStateLog } from './raft-state-log.js';
-import type { Command } from './commands.js';
+import { decodeCommand, encodeCommand, type Command } from './commands.js';
 import { decodeReport, encodeReport, memberRows, type MemberReport, type MemberRow } from './member-status.js';
 
 // Proves the rule that keeps a rolling upgrade from forking the replicated state: a command is
@@ -158,4 +158,63 @@ t.test('an entry of a type this build does not know: applying stops there, fence
   } finally {
     await again.close();
   }
+});
+
+// Builds before envelope 2 read a command as it came and ignored the fields they did not know, so
+// a member downgraded to one after a level-3 entry committed (node.remove with unlessInJob, a
+// deploy job with inventory, node.boot with at) applied it in its older meaning without stopping:
+// the node removed there and kept on the others. Now such an entry goes in envelope 2, which those
+// builds refuse (`o.v !== 1`: a newer entry, they stop there), and this build stops at an envelope-2
+// entry carrying a field it does not know, so every field added later stops older builds too.
+const enc = (command: Command, by?: string): Record<string, unknown> => JSON.parse(new TextDecoder().decode(encodeCommand({ at: 7, ...(by === undefined ? {} : { by }), command }))) as Record<string, unknown>;
+const raw = (entry: unknown): Uint8Array => new TextEncoder().encode(JSON.stringify(entry));
+
+t.test('an entry carrying a field added after its type goes in envelope 2, which builds before it refuse', async (t) => {
+  t.equal(APPLY_LEVEL, ENVELOPE_LEVEL);
+  const guarded: Command = { type: 'node.remove', name: 'c1', unlessInJob: true };
+  t.same(enc(guarded, 'lan-a'), { v: 2, l: ENVELOPE_LEVEL, at: 7, by: 'lan-a', c: guarded }, 'node.remove with unlessInJob');
+  t.same(enc({ type: 'deploy.job.resume', job: 'j1', member: 'lan-a', run: 1, inventory: ['c1'] }).v, 2, 'a job resume with inventory');
+  t.same(enc({ type: 'node.boot', mac: '02:00:00:00:00:01', event: 'power cycle ok', at: 5 }).v, 2, 'a boot event with its own time');
+  t.equal(commandLevel(guarded), ENVELOPE_LEVEL, 'so it is proposed only once every member reports that level');
+  t.same(olderForm(guarded, 3), { type: 'node.remove', name: 'c1' }, 'below it, the older form: no field a level-3 build would write in envelope 1');
+  // Without such a field: envelope 1, byte for byte what the builds before wrote.
+  const plain: Command = { type: 'node.remove', name: 'c1' };
+  t.equal(new TextDecoder().decode(encodeCommand({ at: 7, by: 'lan-a', command: plain })), '{"v":1,"at":7,"by":"lan-a","c":{"type":"node.remove","name":"c1"}}');
+  t.same(enc({ type: 'lease.merge', node: 'lan-b', journal: 'j', from: 1, upTo: 1, records: [] }).v, 1, 'a newer command type needs no envelope 2: older builds refuse its type');
+  // What the builds before envelope 2 do with it: their decoder (fa19178^ and every build before)
+  // refused any version but 1 as an entry of a newer lanha when it was above 1.
+  const older = (entry: { v?: unknown }): string => (entry.v !== 1 ? (Number.isSafeInteger(entry.v) && (entry.v as number) > 1 ? 'stops: newer' : 'refused') : 'applied, fields ignored');
+  t.equal(older(enc(guarded)), 'stops: newer');
+  t.equal(older(enc(plain)), 'applied, fields ignored');
+  // This build reads it back whole, with the level it needs.
+  t.same(decodeCommand(encodeCommand({ at: 7, command: guarded })), { ok: true, value: { at: 7, command: guarded }, level: ENVELOPE_LEVEL, envelope: 2 });
+});
+
+t.test('envelope 2 with a field, an envelope key or a level this build does not know: the member stops (newer), it does not apply it', async (t) => {
+  const c = { type: 'node.remove', name: 'c1', unlessInJob: true };
+  const field = decodeCommand(raw({ v: 2, l: ENVELOPE_LEVEL, at: 7, c: { ...c, unlessDrained: true } }));
+  t.same(field, { ok: false, newer: true, error: `a 'node.remove' command with a field "unlessDrained", which this lanha (apply level ${APPLY_LEVEL}) does not know` });
+  t.match(unknownEntryError(12, field.ok ? '' : field.error, null), /^entry 12 cannot be applied: a 'node.remove' command with a field "unlessDrained".*Upgrade this member/);
+  t.same(decodeCommand(raw({ v: 2, l: APPLY_LEVEL + 1, at: 7, c })), { ok: false, newer: true, error: `the entry needs apply level ${APPLY_LEVEL + 1}, above this lanha's ${APPLY_LEVEL}` });
+  t.same(decodeCommand(raw({ v: 2, l: ENVELOPE_LEVEL, at: 7, c, why: 'x' })), { ok: false, newer: true, error: `the entry has an envelope field "why" this lanha (apply level ${APPLY_LEVEL}) does not know` });
+  t.same(decodeCommand(raw({ v: 3, at: 7, c })), { ok: false, newer: true, error: 'unknown command version 3' });
+  const bad = decodeCommand(raw({ v: 2, l: 'x', at: 7, c }));
+  t.ok(!bad.ok && bad.newer === undefined, 'a broken envelope is damage, not a newer entry');
+  t.same(decodeCommand(raw({ v: 2, l: ENVELOPE_LEVEL, at: 7, c: { type: 'dhcp.future' } })), { ok: false, newer: true, type: 'dhcp.future', error: "entry has an unknown command type 'dhcp.future'" });
+});
+
+t.test('logs written before envelope 2 read as before; a stray key never reaches the log', async (t) => {
+  // A level-3 build wrote the fields in envelope 1: applied with them, needing level 3.
+  const v1 = decodeCommand(raw({ v: 1, at: 7, c: { type: 'node.remove', name: 'c1', unlessInJob: true } }));
+  t.same(v1, { ok: true, value: { at: 7, command: { type: 'node.remove', name: 'c1', unlessInJob: true } }, level: 3, envelope: 1 });
+  // Envelope 1 ignores what it does not know, as every build before did (they wrote it and never applied it).
+  const counts = { type: 'rootfs.commit', generation: 'ab'.repeat(32), member: 'lan-a', source: '/t', files: 1, dirs: 1, symlinks: 0, others: 2, hardlinks: 0, bytes: 5 };
+  t.ok(decodeCommand(raw({ v: 1, at: 7, c: counts })).ok, 'rootfs.commit with others, as the builds before wrote it');
+  t.ok(decodeCommand(raw({ v: 1, at: 7, c: { type: 'dns.delete', name: 'a.lab.test', label: 'x' } })).ok, 'envelope 1: an unknown field ignored, as before');
+  // A command built from a wider object loses the keys its type does not have.
+  const wide = { type: 'dns.delete', name: 'a.lab.test', stray: 1 } as unknown as Command;
+  t.same(enc(wide), { v: 1, at: 7, c: { type: 'dns.delete', name: 'a.lab.test' } });
+  const wideGuarded = { type: 'node.remove', name: 'c1', unlessInJob: true, stray: 1 } as unknown as Command;
+  const back = decodeCommand(encodeCommand({ at: 7, command: wideGuarded }));
+  t.ok(back.ok, 'an envelope-2 entry never carries a key its own build would stop at');
 });

@@ -11,14 +11,24 @@ import { LanhaError } from '../lib/errors.js';
 // skipping it and diverging silently. No I/O here.
 //
 // To add a command type or change what an existing one does: give it the next level in
-// COMMAND_LEVEL, raise APPLY_LEVEL to it, and say in cluster/raft/README.md ("Apply levels") and in
-// LEVEL_ADDS what the level adds. TypeScript makes every CommandType have an entry.
+// COMMAND_LEVEL (a type) or COMMAND_FIELDS (a field), raise APPLY_LEVEL to it, and say in
+// cluster/raft/README.md ("Apply levels") and in LEVEL_ADDS what the level adds. TypeScript makes
+// every CommandType and every field of a command have an entry.
 
 /** The level of 0.1.0 (488a078) and of every build before levels: the commands listed at 1. */
 export const BASE_LEVEL = 1;
 
 /** The highest level this build applies. */
-export const APPLY_LEVEL = 3;
+export const APPLY_LEVEL = 4;
+
+/**
+ * From this level on, an entry whose command carries a field added after its type (FIELD_LEVEL) is
+ * written in envelope 2 (commands.ts encodeCommand), which every build before it refuses as newer
+ * and stops at: builds before it read a command as it came and ignored the fields they did not
+ * know, so they had applied such an entry in its older meaning without a word. A command carrying
+ * such a field therefore needs this level too (`commandLevel`).
+ */
+export const ENVELOPE_LEVEL = 4;
 
 const COMMAND_LEVEL: Readonly<Record<CommandType, number>> = {
   'lease.grant': 1, 'lease.release': 1, 'lease.decline': 1, 'lease.expire': 1,
@@ -32,38 +42,102 @@ const COMMAND_LEVEL: Readonly<Record<CommandType, number>> = {
   'lease.merge': 2,
 };
 
+/** The fields of command type T (all but `type`). */
+type FieldsOf<T extends CommandType> = Exclude<keyof Extract<Command, { type: T }>, 'type'>;
+
 /**
- * Fields that change what an existing command does, with the level that applies them. A command
- * that carries one needs that level; the shell that proposes it sends it without the field while a
- * member is below (`olderForm`), so the command itself never waits for an upgrade.
+ * Every field of every command: BASE_LEVEL for a field of the command's first form, else the level
+ * that added it (a field that changes what an existing command does). TypeScript makes the table
+ * exactly the fields of `Command`: a field added to a command fails the build until it is listed
+ * here with its level, so no field reaches the log that a build of this level or later would not
+ * know (commands.ts refuses an envelope-2 entry with a field it does not know).
  */
-const FIELD_LEVEL: ReadonlyArray<{ type: CommandType; field: string; level: number }> = [
+export const COMMAND_FIELDS = {
+  'lease.grant': { ip: 1, mac: 1, clientId: 1, hostname: 1, subnet: 1, leaseMs: 1 },
+  'lease.release': { ip: 1, mac: 1 },
+  'lease.decline': { ip: 1, mac: 1, quarantineMs: 1 },
+  'lease.expire': { ip: 1 },
+  'dns.set': { name: 1, rrtype: 1, ttl: 1, data: 1 },
+  'dns.delete': { name: 1, rrtype: 1, data: 1 },
   // Level 3: a relayed boot event keeps the time it happened on its member (cluster/boot-relay.ts).
-  { type: 'node.boot', field: 'at', level: 3 },
+  'node.boot': { mac: 1, event: 1, detail: 1, relay: 1, at: 3 },
+  'node.add': { name: 1, mac: 1, ip: 1, profile: 1, group: 1, origin: 1 },
+  'node.set': { name: 1, mac: 1, ip: 1, profile: 1, group: 1 },
   // Level 3: a node removal and a deploy job's start cannot both commit (cluster/rootfs-state.ts).
-  { type: 'node.remove', field: 'unlessInJob', level: 3 },
-  { type: 'deploy.job.start', field: 'inventory', level: 3 },
-  { type: 'deploy.job.resume', field: 'inventory', level: 3 },
-];
+  'node.remove': { name: 1, unlessInJob: 3 },
+  'node.seen': { mac: 1, arch: 1, vendorClass: 1 },
+  'node.accept': { mac: 1, name: 1, ip: 1, profile: 1, group: 1 },
+  'node.trust': { name: 1, hostKey: 1 },
+  'node.generation': { name: 1, assigned: 1, running: 1 },
+  'config.generation': { generation: 1, hash: 1 },
+  'rootfs.commit': { generation: 1, member: 1, source: 1, files: 1, dirs: 1, symlinks: 1, others: 1, hardlinks: 1, bytes: 1 },
+  'rootfs.verified': { generation: 1, member: 1, ok: 1, changed: 1 },
+  'rootfs.assign': { nodes: 1, generation: 1 },
+  'deploy.trust': { node: 1, hostKey: 1 },
+  'deploy.synced': { node: 1, generation: 1, ok: 1, exit: 1, bytes: 1 },
+  'deploy.job.start': { job: 1, kind: 1, member: 1, nodes: 1, generation: 1, dryRun: 1, files: 1, sources: 1, sha256: 1, dest: 1, then: 1, inventory: 3 },
+  'deploy.job.resume': { job: 1, member: 1, run: 1, inventory: 3 },
+  'deploy.job.node': { job: 1, node: 1, state: 1, bytes: 1, total: 1, sent: 1, exit: 1, error: 1, installed: 1, run: 1 },
+  'deploy.job.end': { job: 1, state: 1, run: 1 },
+  'vip.takeover': { node: 1, term: 1, trigger: 1, parts: 1, totalMs: 1 },
+  'lease.merge': { node: 1, journal: 1, from: 1, upTo: 1, records: 1 },
+  'noop': {},
+} as const satisfies { [T in CommandType]: { readonly [F in FieldsOf<T>]: number } };
+
+/**
+ * Fields that change what an existing command does, with the level that added them (COMMAND_FIELDS
+ * above BASE_LEVEL). A command that carries one needs that level and ENVELOPE_LEVEL; the shell that
+ * proposes it sends it without the field while a member is below (`olderForm`), so the command
+ * itself never waits for an upgrade.
+ */
+const FIELD_LEVEL: ReadonlyArray<{ type: CommandType; field: string; level: number }> = Object.entries(COMMAND_FIELDS)
+  .flatMap(([type, fields]) => Object.entries(fields as Record<string, number>).filter(([, level]) => level > BASE_LEVEL).map(([field, level]) => ({ type: type as CommandType, field, level })));
 
 /** What each level above BASE_LEVEL adds, in a few words: status and doctor say what waits for it. */
 const LEVEL_ADDS: Readonly<Record<number, string>> = {
   2: "lease.merge: a lone member's degraded DHCP journal merged into the leases; the journal is kept on the disk of the member that wrote it meanwhile",
   3: 'relayed boot events keep their own time, and a node removal and a deploy job naming the node refuse each other in the log; meanwhile they go in their older form',
+  4: 'the level-3 fields go in entries that older builds refuse instead of applying them without the field; meanwhile those commands go in their older form',
 };
 
-/** The level a member needs to apply `command` (types this build does not know: Infinity). */
-export function commandLevel(command: Pick<Command, 'type'>, table: Readonly<Record<string, number>> = COMMAND_LEVEL): number {
-  const base = Object.hasOwn(table, command.type) ? table[command.type]! : Infinity;
-  let level = base;
+/** Whether `field` is one `type` has (COMMAND_FIELDS); false for a type this build does not know. */
+export function knownField(type: string, field: string): boolean {
+  const fields = Object.hasOwn(COMMAND_FIELDS, type) ? (COMMAND_FIELDS as Readonly<Record<string, Readonly<Record<string, number>>>>)[type]! : undefined;
+  return field === 'type' || (fields !== undefined && Object.hasOwn(fields, field));
+}
+
+/** The highest level among the fields added after its type that `command` carries (0: none). */
+export function addedFieldLevel(command: Pick<Command, 'type'>): number {
+  let level = 0;
   for (const f of FIELD_LEVEL) if (f.type === command.type && (command as Record<string, unknown>)[f.field] !== undefined) level = Math.max(level, f.level);
   return level;
+}
+
+/**
+ * The level a member needs to apply `command` as this build writes it (types this build does not
+ * know: Infinity): its type's, and with a field added after its type, that field's and
+ * ENVELOPE_LEVEL (the envelope it goes in).
+ */
+export function commandLevel(command: Pick<Command, 'type'>, table: Readonly<Record<string, number>> = COMMAND_LEVEL): number {
+  const base = Object.hasOwn(table, command.type) ? table[command.type]! : Infinity;
+  const added = addedFieldLevel(command);
+  return added === 0 ? base : Math.max(base, added, ENVELOPE_LEVEL);
+}
+
+/**
+ * The level an entry in envelope 1 needs (written by a build before ENVELOPE_LEVEL, or by this one
+ * without added fields): its type's and its fields'. Builds below it that know the type apply it
+ * without stopping, in its older meaning.
+ */
+export function envelope1Level(command: Pick<Command, 'type'>): number {
+  const base = Object.hasOwn(COMMAND_LEVEL, command.type) ? COMMAND_LEVEL[command.type as CommandType] : Infinity;
+  return Math.max(base, addedFieldLevel(command));
 }
 
 /** `command` without the fields of a level above `level` (FIELD_LEVEL): the form every member of that level applies alike. */
 export function olderForm<C extends Command>(command: C, level: number): C {
   const out: Record<string, unknown> = { ...command };
-  for (const f of FIELD_LEVEL) if (f.type === command.type && f.level > level) delete out[f.field];
+  for (const f of FIELD_LEVEL) if (f.type === command.type && (f.level > level || ENVELOPE_LEVEL > level)) delete out[f.field];
   return out as C;
 }
 

@@ -89,7 +89,7 @@ t.test('an event time is taken within its bounds: never after its log time, at m
 
 t.test('the event time is a level-3 field: proposed without it while a member is below', async (t) => {
   const timed = { ...cycle, at: 5 } as unknown as Command;
-  t.equal(commandLevel(timed), 3);
+  t.equal(commandLevel(timed), 4, "its field (level 3) goes in envelope 2 (level 4)");
   t.equal(commandLevel(cycle), 1);
   t.same(olderForm(timed, 2), cycle);
   t.same(proposable(timed, undefined), timed, 'no check: as it is');

@@ -1,3 +1,4 @@
+import { APPLY_LEVEL, BASE_LEVEL, addedFieldLevel, commandLevel, envelope1Level, knownField } from './apply-level.js';
 import type { DegradedRecord } from './degraded.js';
 
 // The replicated commands: everything the LAN-service nodes share goes through the Raft log as one
@@ -5,7 +6,8 @@ import type { DegradedRecord } from './degraded.js';
 // apply reads time only from that stamp, so every replica computes the same state.
 //
 // Encoding is versioned JSON: the commands are small, rare next to DNS/TFTP traffic, and readable
-// in a log dump. Version 1 is the only one; a replica refuses an entry with a version it does not know.
+// in a log dump. Two envelope versions (below, at VERSION); a replica refuses an entry with a
+// version it does not know.
 
 /**
  * The lease time of a binding that never ends by itself: RFC 2131 §3.3's "infinite" 0xffffffff
@@ -55,8 +57,12 @@ export type Command =
   /** Rootfs generations: assigned (what it should boot) and running (verified on it); null clears. */
   | { type: 'node.generation'; name: string; assigned?: string | null; running?: string | null }
   | { type: 'config.generation'; generation: number; hash: string }
-  /** A rootfs generation stored on `member` (its copy verified against the manifest whose sha256 is `generation`). */
-  | { type: 'rootfs.commit'; generation: string; member: string; source: string; files: number; dirs: number; symlinks: number; hardlinks: number; bytes: number }
+  /**
+   * A rootfs generation stored on `member` (its copy verified against the manifest whose sha256 is
+   * `generation`). `others` (devices, FIFOs, sockets) has always been written with the counts; no
+   * state keeps it.
+   */
+  | { type: 'rootfs.commit'; generation: string; member: string; source: string; files: number; dirs: number; symlinks: number; others?: number; hardlinks: number; bytes: number }
   /** A LAN member checked its copy of a generation against the manifest. */
   | { type: 'rootfs.verified'; generation: string; member: string; ok: boolean; changed?: string[] }
   /** The operator's choice of generation for nodes (`lanctl rollback` assigns the previous one). */
@@ -109,21 +115,54 @@ export interface StampedCommand {
   command: Command;
 }
 
+/**
+ * Envelope 1, `{v: 1, at, by?, c}`: every entry of the builds before ENVELOPE_LEVEL, and this
+ * build's entries whose command carries no field added after its type. Those builds read the
+ * command as it came, ignoring fields they did not know, so this build reads envelope 1 as they did
+ * (a field it does not know there is one an older build wrote and never applied, such as
+ * rootfs.commit's `others`), and never writes a field of meaning into it.
+ *
+ * Envelope 2, `{v: 2, l, at, by?, c}`: an entry whose command carries a field added after its type
+ * (apply-level.ts FIELD_LEVEL), `l` the apply level it needs. Builds before ENVELOPE_LEVEL stop at
+ * it as at any entry of a newer lanha (they refuse every version but 1; 488a078 and earlier exit
+ * naming the entry instead), where they had applied it without the field, their state silently
+ * differing from the others'. This build stops at an envelope-2 entry of a level above its own, or
+ * holding a command type, a field or an envelope key it does not know.
+ */
 const VERSION = 1;
+const VERSION_FIELDS = 2;
+const ENVELOPE2_KEYS: ReadonlySet<string> = new Set(['v', 'l', 'at', 'by', 'c']);
 // One of each for the process (a DHCPACK's command goes through both): stateless once built.
 const utf8Encoder = new TextEncoder();
 const utf8Strict = new TextDecoder('utf-8', { fatal: true });
 
+/** `command` with only the fields its type has (COMMAND_FIELDS): a stray key of the object it was built from never reaches the log. */
+function ownFields(command: Command): Command {
+  if (!COMMAND_TYPES.has(command.type)) return command;
+  for (const key in command) {
+    if (knownField(command.type, key)) continue;
+    const out: Record<string, unknown> = {};
+    for (const k in command) if (knownField(command.type, k)) out[k] = (command as Record<string, unknown>)[k];
+    return out as Command;
+  }
+  return command;
+}
+
 export function encodeCommand(stamped: StampedCommand): Uint8Array {
   // `by` is an optional envelope field: a replica that predates it ignores it (it reads v, at, c).
-  return utf8Encoder.encode(JSON.stringify({ v: VERSION, at: stamped.at, ...(stamped.by === undefined ? {} : { by: stamped.by }), c: stamped.command }));
+  const c = ownFields(stamped.command);
+  const by = stamped.by === undefined ? {} : { by: stamped.by };
+  const added = addedFieldLevel(c);
+  return utf8Encoder.encode(JSON.stringify(added === 0 ? { v: VERSION, at: stamped.at, ...by, c } : { v: VERSION_FIELDS, l: commandLevel(c), at: stamped.at, ...by, c }));
 }
 
 /**
  * `newer`: a well-formed entry of a newer lanha (a command version or type this one does not know),
  * which must stop the applying, never be skipped; `type`: its command type, when that is the reason.
+ * `level` (decoded): the apply level the entry needs (envelope 2: the one it says; envelope 1: its
+ * type's and its fields'); `envelope`: 1 or 2.
  */
-export type DecodeCommandResult = { ok: true; value: StampedCommand } | { ok: false; error: string; newer?: true; type?: string };
+export type DecodeCommandResult = { ok: true; value: StampedCommand; level: number; envelope: 1 | 2 } | { ok: false; error: string; newer?: true; type?: string };
 
 const COMMAND_TYPES: ReadonlySet<string> = new Set<CommandType>([
   'lease.grant', 'lease.release', 'lease.decline', 'lease.expire', 'dns.set', 'dns.delete', 'node.boot', 'config.generation', 'vip.takeover', 'noop',
@@ -142,11 +181,22 @@ export function decodeCommand(bytes: Uint8Array): DecodeCommandResult {
   return decodeCommandJson(raw);
 }
 
+/** A name from an entry, shortened and quoted for an error. */
+function named(key: string): string {
+  return JSON.stringify(key.length > 40 ? `${key.slice(0, 40)}...` : key);
+}
+
 /** decodeCommand for an entry already parsed from JSON (one element of a batch record, cluster/etcd). */
 export function decodeCommandJson(raw: unknown): DecodeCommandResult {
   if (raw === null || typeof raw !== 'object') return { ok: false, error: 'entry is not an object' };
-  const o = raw as { v?: unknown; at?: unknown; by?: unknown; c?: unknown };
-  if (o.v !== VERSION) return { ok: false, error: `unknown command version ${JSON.stringify(o.v)}`, ...(Number.isSafeInteger(o.v) && (o.v as number) > VERSION ? { newer: true as const } : {}) };
+  const o = raw as { v?: unknown; l?: unknown; at?: unknown; by?: unknown; c?: unknown };
+  if (o.v !== VERSION && o.v !== VERSION_FIELDS) return { ok: false, error: `unknown command version ${JSON.stringify(o.v)}`, ...(Number.isSafeInteger(o.v) && (o.v as number) > VERSION_FIELDS ? { newer: true as const } : {}) };
+  const fields = o.v === VERSION_FIELDS;
+  if (fields) {
+    if (!Number.isSafeInteger(o.l) || (o.l as number) < BASE_LEVEL) return { ok: false, error: `entry of version 2 without a valid apply level (${JSON.stringify(o.l)})` };
+    if ((o.l as number) > APPLY_LEVEL) return { ok: false, error: `the entry needs apply level ${o.l as number}, above this lanha's ${APPLY_LEVEL}`, newer: true };
+    for (const key in o) if (!ENVELOPE2_KEYS.has(key)) return { ok: false, error: `the entry has an envelope field ${named(key)} this lanha (apply level ${APPLY_LEVEL}) does not know`, newer: true };
+  }
   if (typeof o.at !== 'number' || !Number.isFinite(o.at)) return { ok: false, error: 'entry has no log time' };
   if (o.c === null || typeof o.c !== 'object') return { ok: false, error: 'entry has no command' };
   const type = (o.c as { type?: unknown }).type;
@@ -155,6 +205,9 @@ export function decodeCommandJson(raw: unknown): DecodeCommandResult {
       ? { ok: false, error: `entry has an unknown command type '${type}'`, newer: true, type }
       : { ok: false, error: 'entry has an unknown command type' };
   }
+  const command = o.c as Command;
+  // Envelope 1 is read as every build before envelope 2 read it: fields it does not know ignored.
+  if (fields) for (const key in command) if (!knownField(command.type, key)) return { ok: false, error: `a '${command.type}' command with a field ${named(key)}, which this lanha (apply level ${APPLY_LEVEL}) does not know`, newer: true };
   const by = typeof o.by === 'string' && o.by.length > 0 && o.by.length <= 63 ? o.by : undefined;
-  return { ok: true, value: { at: o.at, ...(by === undefined ? {} : { by }), command: o.c as Command } };
+  return { ok: true, value: { at: o.at, ...(by === undefined ? {} : { by }), command }, level: fields ? Math.max(o.l as number, envelope1Level(command)) : envelope1Level(command), envelope: fields ? 2 : 1 };
 }

@@ -128,9 +128,9 @@ t.test('one MAC granted in two subnets (a duplicate MAC behind two relays) keeps
 t.test('the proposer rides in the entry envelope: old entries without it still decode, a bad one is ignored', async (t) => {
   const grant = { type: 'lease.grant' as const, ip: 0x0a000005, mac: '02:00:00:00:00:05', subnet: '10.0.0.0/8', leaseMs: 60_000 };
   const round = decodeCommand(encodeCommand({ at: 7, by: 'lan-a', command: grant }));
-  t.same(round, { ok: true, value: { at: 7, by: 'lan-a', command: grant } });
+  t.same(round, { ok: true, value: { at: 7, by: 'lan-a', command: grant }, level: 1, envelope: 1 });
   const old = decodeCommand(new TextEncoder().encode(JSON.stringify({ v: 1, at: 7, c: grant })));
-  t.same(old, { ok: true, value: { at: 7, command: grant } }, 'an entry written before `by` existed');
+  t.same(old, { ok: true, value: { at: 7, command: grant }, level: 1, envelope: 1 }, 'an entry written before `by` existed');
   for (const by of [5, '', 'x'.repeat(64), null]) {
     const r = decodeCommand(new TextEncoder().encode(JSON.stringify({ v: 1, at: 7, by, c: grant })));
     t.ok(r.ok && r.value.by === undefined, `by ${JSON.stringify(by)} is dropped, the entry still applies`);

@@ -1,10 +1,10 @@
 import t from 'tap';
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Lab, requireLab, type LabHost } from '../support/netns.js';
-import { LANCTL, REPO_ROOT } from '../support/paths.js';
+import { LANCTL } from '../support/paths.js';
+import { oldLanctl } from '../support/old-build.js';
 import { runLanctl } from '../support/daemon.js';
 import { callDaemon } from '../../lib/control-client.js';
 import { FaultLab, sleep, type FaultOutcome } from './fault-lab.js';
@@ -28,25 +28,8 @@ const SNAPSHOT_ENTRIES = 300;
 t.setTimeout(900_000);
 
 /** The previous release's lanctl.js: built from `git archive` with this tree's node_modules, or null with why not. */
-function oldLanctl(): { path: string | null; why: string; cleanup: () => void } {
-  const given = process.env['LANHA_UPGRADE_FROM'];
-  if (given !== undefined) return { path: given, why: '', cleanup: () => {} };
-  try {
-    execFileSync('git', ['-C', REPO_ROOT, 'cat-file', '-e', `${UPGRADE_FROM}^{commit}`], { stdio: 'ignore' });
-  } catch {
-    return { path: null, why: `commit ${UPGRADE_FROM} (the previous release) is not in this clone's history; fetch it (git fetch --unshallow) or set LANHA_UPGRADE_FROM=/path/to/old/dist/bin/lanctl.js`, cleanup: () => {} };
-  }
-  const dir = mkdtempSync(join(tmpdir(), 'lanha-upgrade-from-'));
-  const cleanup = (): void => rmSync(dir, { recursive: true, force: true });
-  try {
-    execFileSync('sh', ['-c', `git -C "${REPO_ROOT}" archive ${UPGRADE_FROM} | tar -x -C "${dir}"`], { stdio: 'ignore' });
-    symlinkSync(join(REPO_ROOT, 'node_modules'), join(dir, 'node_modules'));
-    execFileSync(process.execPath, [join(REPO_ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(dir, 'tsconfig.json')], { stdio: 'ignore', timeout: 600_000 });
-  } catch (error) {
-    cleanup();
-    return { path: null, why: `building ${UPGRADE_FROM} failed: ${(error as Error).message.slice(0, 300)}`, cleanup: () => {} };
-  }
-  return { path: join(dir, 'dist', 'bin', 'lanctl.js'), why: '', cleanup };
+function previousLanctl(): { path: string | null; why: string; cleanup: () => void } {
+  return oldLanctl(UPGRADE_FROM, process.env['LANHA_UPGRADE_FROM'], 'LANHA_UPGRADE_FROM');
 }
 
 async function stopMember(node: VipNode): Promise<void> {
@@ -94,7 +77,7 @@ async function perfMissing(servers: readonly VipNode[], acks: ReadonlyArray<{ ip
 
 t.test('rolling upgrade and downgrade under DHCP clients: no ACKed lease lost, no crash, one state', async (t) => {
   if (!requireLab(t, ['udhcpc', 'perfdhcp', 'dig', 'arping', 'git', 'tar'])) return;
-  const old = oldLanctl();
+  const old = previousLanctl();
   if (old.path === null || !existsSync(old.path)) {
     process.stderr.write(`\n*** SKIPPED upgrade test: ${old.why || `${old.path} does not exist`}\n`);
     t.pass(`SKIPPED: ${old.why}`);

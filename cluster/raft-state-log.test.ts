@@ -623,3 +623,41 @@ t.test('a read-only file system (EROFS on a write) fences the member without end
     await log.close();
   }
 });
+
+t.test('out of file descriptors (EMFILE opening a snapshot or the test file) fences the member without ending it, said once; it writes again once files open', async (t) => {
+  const dir = scratch(t);
+  let short = true;
+  const emfile = (): Error => Object.assign(new Error('EMFILE: too many open files, open'), { code: 'EMFILE', syscall: 'open' });
+  const fatal: Error[] = [];
+  const records: Array<Record<string, unknown>> = [];
+  const log = await RaftStateLog.open({
+    id: 'n1', dir, conf: { voters: ['n1'], learners: [], witnesses: [] }, clock: systemClock, random: seededRandom(1),
+    log: createLogger({ level: 'debug', destination: { write: (line: string) => { records.push(JSON.parse(line) as Record<string, unknown>); } } }),
+    snapshotEntries: 10, spaceCheckMs: 20,
+    failpoint: (name) => { if (short && (name === 'snapshot.beforeRename' || name === 'wal.probe')) throw emfile(); },
+  });
+  log.onFatal((error) => fatal.push(error));
+  try {
+    await Promise.all(Array.from({ length: 12 }, (_, i) => log.propose(grant(i))));
+    await log.propose(grant(12)).catch(() => undefined); // starts the snapshot, or is the batch that fences
+    await log.snapshotSettled();
+    await t.rejects(log.propose(grant(13)).then(() => log.propose(grant(14))), /EMFILE|stopped accepting writes/, 'writes stop: nothing is acknowledged that was not written');
+    await new Promise((resolve) => setTimeout(resolve, 150)); // several checks, each refused again
+    t.same(fatal, [], 'not fatal (it was: raft.storage_broken, and the daemon exited)');
+    t.notOk(log.isLeader(), 'fenced');
+    t.match((log.status().storage as { full: unknown }).full, { reason: 'descriptors' }, 'status says why');
+    t.equal(records.filter((r) => r['event'] === 'raft.storage_fd_exhausted').length, 1, 'said once, whatever the checks that fail again');
+    short = false;
+    const until = Date.now() + 5000;
+    while (!log.isLeader() && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 10));
+    t.ok(log.isLeader(), 'leads again once files open');
+    t.equal(records.filter((r) => r['event'] === 'raft.storage_fd_recovered').length, 1, 'the end said once');
+    await Promise.all(Array.from({ length: 12 }, (_, i) => log.propose(grant(20 + i))));
+    await log.snapshotSettled();
+  } finally {
+    await log.close();
+  }
+  const again = await open(dir);
+  t.ok(again.fsm.lease(0x0a000001) && again.fsm.lease(0x0a00001f), 'leases from before and after are on the disk');
+  await again.close();
+});

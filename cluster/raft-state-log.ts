@@ -16,7 +16,8 @@ import { mibText, spaceText, type DiskSpace } from './raft/status-text.js';
 import type { LatencyWindow } from '../lib/latency.js';
 import { RaftNode } from './raft/node.js';
 import { RaftHost } from './raft/host.js';
-import { Wal, failpointsFromEnv, writeRefused, loadState, lockOwner, type Failpoint, type LoadedState, type WalOptions } from './raft/wal.js';
+import { Wal, failpointsFromEnv, writeRefused, loadState, lockOwner, type Failpoint, type LoadedState, type StorageRefusal, type WalOptions } from './raft/wal.js';
+import { fdUsage } from '../lib/fd-exhaustion.js';
 import { EntryType, type ConfState, type Entry, type Message, type NodeId, type PeerLink, type Snapshot } from './raft/types.js';
 import { stopStep, type StopSteps } from '../lib/stop-steps.js';
 
@@ -211,7 +212,7 @@ export class RaftStateLog implements StateLog {
   #tickMs = 10;
   #pipelined = true;
   /** Out of space: since when (monotonic ms), the error, the space last read; null while writes work. */
-  #full: { sinceMs: number; error: string; space: DiskSpace | null; reason: 'full' | 'read-only' } | null = null;
+  #full: { sinceMs: number; error: string; space: DiskSpace | null; reason: StorageRefusal } | null = null;
   /** Times the file system was found full since start (status: storage.fullCount). */
   #fullCount = 0;
   #spaceTimer: NodeJS.Timeout | undefined;
@@ -817,11 +818,20 @@ export class RaftStateLog implements StateLog {
    * full disk, dropping them every restart). Once enough space is free, the member reads its state
    * back from the disk and writes again, as after a stall.
    */
-  #waitForSpace(error: Error, reason: 'full' | 'read-only'): void {
+  #waitForSpace(error: Error, reason: StorageRefusal): void {
     this.#fullCount++;
     const space = this.#freeSpace();
     this.#full = { sinceMs: this.#opts.clock.monotonicMs(), error: error.message, space, reason };
     const dir = this.#opts.dir;
+    if (reason === 'descriptors') {
+      // A new segment, snapshot or hard-state file could not be opened: nothing was written, so
+      // nothing is lost and nothing was acknowledged. Said once; it tries again every check.
+      const { open, limit } = fdUsage();
+      this.#opts.log.error({ event: 'raft.storage_fd_exhausted', dir, open, limit, fullCount: this.#fullCount, err: error },
+        `out of file descriptors${open === null ? '' : ` (${open}${limit === null ? '' : ` of ${limit}`} open)`}, a Raft file in ${dir} could not be opened (${error.message}): this node accepts no writes (DHCP silent, DNS, TFTP and NTP serve on) and writes again by itself once it can open files; find what holds them (ls /proc/${process.pid}/fd) or raise LimitNOFILE`);
+      this.#scheduleSpaceCheck();
+      return;
+    }
     if (reason === 'read-only') {
       this.#opts.log.error({ event: 'raft.storage_read_only', dir, fullCount: this.#fullCount, err: error },
         `the file system of ${dir} is read-only (${error.message}; ext4 remounts itself so after an error: check the kernel log): this node accepts no writes (DHCP silent, DNS, TFTP and NTP serve on) and writes again by itself once it is writable`);
@@ -875,6 +885,7 @@ export class RaftStateLog implements StateLog {
       if (refused !== null) {
         // Read-only: tried every check, so at debug (a remount read-write is what ends it).
         if (full.reason === 'read-only' && refused === 'read-only') log.debug({ event: 'raft.storage_still_read_only', dir: this.#opts.dir, err: error }, 'still read-only');
+        else if (refused === 'descriptors') log.debug({ event: 'raft.storage_still_fd_exhausted', dir: this.#opts.dir, err: error }, 'still out of file descriptors');
         else log.warn({ event: 'raft.storage_still_full', dir: this.#opts.dir, freeBytes: space?.freeBytes ?? null, err: error }, `the file system of ${this.#opts.dir} refused a write again before the Raft state could be opened (${(error as Error).message}); waiting`);
         full.reason = refused;
         this.#scheduleSpaceCheck();
@@ -905,8 +916,11 @@ export class RaftStateLog implements StateLog {
     host.start();
     if (this.#single) host.node.campaign();
     host.kick();
-    log.warn({ event: full.reason === 'full' ? 'raft.storage_space_returned' : 'raft.storage_writable', dir: this.#opts.dir, freeBytes: space?.freeBytes ?? null, totalBytes: space?.totalBytes ?? null, fullForMs: Math.round(this.#opts.clock.monotonicMs() - full.sinceMs), term: host.node.term, lastIndex: host.node.lastIndex, applied: this.fsm.appliedIndex },
-      `${full.reason === 'full' ? `space is free again in ${this.#opts.dir} (${spaceText(space)})` : `${this.#opts.dir} is writable again`}: the Raft state was read back from the disk at term ${host.node.term}, log up to ${host.node.lastIndex}; writes are accepted again`);
+    const returned = full.reason === 'full' ? { event: 'raft.storage_space_returned', text: `space is free again in ${this.#opts.dir} (${spaceText(space)})` }
+      : full.reason === 'descriptors' ? { event: 'raft.storage_fd_recovered', text: `file descriptors are available again for ${this.#opts.dir}` }
+      : { event: 'raft.storage_writable', text: `${this.#opts.dir} is writable again` };
+    log.warn({ event: returned.event, dir: this.#opts.dir, freeBytes: space?.freeBytes ?? null, totalBytes: space?.totalBytes ?? null, fullForMs: Math.round(this.#opts.clock.monotonicMs() - full.sinceMs), term: host.node.term, lastIndex: host.node.lastIndex, applied: this.fsm.appliedIndex },
+      `${returned.text}: the Raft state was read back from the disk at term ${host.node.term}, log up to ${host.node.lastIndex}; writes are accepted again`);
   }
 
   /**

@@ -81,3 +81,9 @@ t.test('a read-only state file system is STORAGE READ-ONLY, with where to look',
   t.match(text, /STORAGE READ-ONLY: the file system of \/var\/lib\/lanha\/raft is read-only for 3 s \(after an error, ext4 remounts so: see the kernel log, fsck\)/);
   t.notMatch(text, /STORAGE FULL|STORAGE FAILED/);
 });
+
+t.test('a Raft file that could not be opened for want of descriptors is STORAGE OUT OF FILE DESCRIPTORS, not a failure that needs a restart', async (t) => {
+  const text = formatRaftStatus({ lastIndex: 7, storage: { dir: '/var/lib/lanha/raft', batches: 9, fsyncs: 9, error: 'EMFILE: too many open files, open', full: { forS: 4, freeBytes: 4_000_000, totalBytes: 8_388_608, neededBytes: 1_048_576, reason: 'descriptors' } } });
+  t.match(text, /STORAGE OUT OF FILE DESCRIPTORS: this process has been out of file descriptors for 4 s and could not open a Raft file in \/var\/lib\/lanha\/raft: this node accepts no writes .* once it can open files/);
+  t.notMatch(text, /STORAGE FULL|STORAGE FAILED|is full/);
+});

@@ -1,4 +1,5 @@
 import { formatTable } from '../../lib/table.js';
+import type { StorageRefusal } from './wal.js';
 
 // The Raft part of `lanctl status` (text form): where the log stands, on a leader each member's
 // replication progress, and the peer links' liveness (transport.ts: pings, links closed as dead,
@@ -56,10 +57,11 @@ export function formatPeerLinks(tr: TransportStatusBody | undefined): string {
 }
 
 /** The file system of the Raft state is full (cluster/raft/README.md, "Out of space"). */
-export interface StorageFull { forS: number; freeBytes: number | null; totalBytes: number | null; neededBytes: number; reason?: 'full' | 'read-only' }
+export interface StorageFull { forS: number; freeBytes: number | null; totalBytes: number | null; neededBytes: number; reason?: StorageRefusal }
 
 /** What status and doctor say of a full state file system: where, how much is free, since when, what happens next. */
 export function storageFullText(dir: string, full: StorageFull): string {
+  if (full.reason === 'descriptors') return `this process has been out of file descriptors for ${full.forS} s and could not open a Raft file in ${dir}: this node accepts no writes (DHCP silent; DNS, TFTP, NTP serve); it writes again by itself once it can open files`;
   if (full.reason === 'read-only') return `the file system of ${dir} is read-only for ${full.forS} s (after an error, ext4 remounts so: see the kernel log, fsck): this node accepts no writes (DHCP silent; DNS, TFTP, NTP serve); it writes again by itself once it is writable`;
   const free = spaceText(full.freeBytes === null ? null : { freeBytes: full.freeBytes, totalBytes: full.totalBytes ?? 0 });
   return `the file system of ${dir} is full (${free}) for ${full.forS} s: this node accepts no writes (DHCP silent; DNS, TFTP, NTP serve); it writes again by itself once ${mibText(full.neededBytes)} are free`;
@@ -93,7 +95,7 @@ export function formatRaftStatus(c: RaftStatusBody): string {
       + ' (a lagging member catches up by itself; one whose state directory was put back from a backup waits for a member that holds the entries)');
   }
   const full = c.storage?.full;
-  if (full) lines.push(`STORAGE ${full.reason === 'read-only' ? 'READ-ONLY' : 'FULL'}: ${storageFullText(c.storage!.dir, full)}`);
+  if (full) lines.push(`STORAGE ${full.reason === 'read-only' ? 'READ-ONLY' : full.reason === 'descriptors' ? 'OUT OF FILE DESCRIPTORS' : 'FULL'}: ${storageFullText(c.storage!.dir, full)}`);
   else if (c.applyStopped) lines.push(`APPLY STOPPED: ${c.applyStopped}`);
   else if (c.storage?.error) lines.push(`STORAGE FAILED: ${c.storage.error} (this node accepts no writes until restarted)`);
   if (c.stateHash) lines.push(`state hash: ${c.stateHash.slice(0, 16)}`);

@@ -653,10 +653,18 @@ export class Wal {
  * wrote before it, and the member may wait and read its state back from the disk. The same code
  * from an fsync or fdatasync is not: write-back failed and the kernel may have dropped pages it had
  * taken (cluster/raft/README.md, "Failures"); so is one whose call is not known (the careful side).
+ * Out of file descriptors (EMFILE, ENFILE: 'descriptors') is a refusal of the same kind: the call
+ * that needed a new descriptor did nothing.
  */
-export function writeRefused(error: unknown): 'full' | 'read-only' | null {
+/** Why the storage refused a write that took nothing in (writeRefused): the member waits, fenced, and writes again once it can. */
+export type StorageRefusal = 'full' | 'read-only' | 'descriptors';
+
+export function writeRefused(error: unknown): StorageRefusal | null {
   for (let e: unknown = error, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
     const { code, syscall } = e as NodeJS.ErrnoException;
+    // Out of file descriptors (a new segment, snapshot or hard-state file, the directory's fsync):
+    // only a call that makes a descriptor fails so, and it made none, so nothing was taken in.
+    if (code === 'EMFILE' || code === 'ENFILE') return 'descriptors';
     const kind = code === 'ENOSPC' || code === 'EDQUOT' ? 'full' : code === 'EROFS' ? 'read-only' : null;
     if (kind !== null) return syscall !== undefined && SPACE_REFUSING_CALLS.has(syscall) ? kind : null;
   }

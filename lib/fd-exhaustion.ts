@@ -22,16 +22,32 @@ export function isFdExhaustion(error: unknown): boolean {
   return fdShortageCode(error) !== null;
 }
 
-/** This process's descriptors: how many are open, and its soft limit (null when /proc does not say). */
-export function fdUsage(): { open: number | null; limit: number | null } {
-  let open: number | null = null;
+/** The soft limit last read from /proc/self/limits: what is known of it while reading it needs a descriptor there is none of. */
+let lastLimit: number | null = null;
+
+/**
+ * This process's descriptors: how many are open, and its soft limit (null when /proc does not say).
+ * Reading /proc needs a descriptor itself: out of them (EMFILE), every number below the limit is
+ * taken, so `open` is the limit last read (at least that many are open) and `short` says so. Before,
+ * both were null there (and prom-client's process_open_fds/process_max_fds kept their values from
+ * before the shortage), so the one moment the figures matter they said nothing.
+ */
+export function fdUsage(): { open: number | null; limit: number | null; short: boolean } {
   let limit: number | null = null;
-  try { open = readdirSync('/proc/self/fd').length; } catch { /* no /proc */ }
+  let short = false;
   try {
     const m = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
-    if (m !== null && m[1] !== 'unlimited') limit = Number(m[1]);
-  } catch { /* no /proc */ }
-  return { open, limit };
+    if (m !== null && m[1] !== 'unlimited') limit = lastLimit = Number(m[1]);
+  } catch (error) {
+    if (isFdExhaustion(error)) { short = true; limit = lastLimit; }
+  }
+  let open: number | null = null;
+  try {
+    open = readdirSync('/proc/self/fd').length - 1; // less the descriptor that read it
+  } catch (error) {
+    if (isFdExhaustion(error)) { short = true; open = limit; }
+  }
+  return { open, limit, short };
 }
 
 /**

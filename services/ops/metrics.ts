@@ -8,6 +8,7 @@ import type { LatencyWindow } from '../../lib/latency.js';
 import type { MemberStatusSource } from '../../cluster/member-status.js';
 import { hasQuorum, type Finding } from './doctor.js';
 import type { AckAuditSummary } from '../../cluster/ack-audit.js';
+import { fdUsage } from '../../lib/fd-exhaustion.js';
 import { processLoopDelay, type LoopDelayWindow } from '../../lib/loop-delay.js';
 
 // /metrics: Prometheus text from a private prom-client Registry. Nothing on a packet path writes
@@ -313,6 +314,7 @@ export function createMetrics(view: MetricsView, options: { perClient: boolean; 
     // Gauges that prom-client names with `_total`: promtool (rightly) refuses them; the same counts
     // stay available as nodejs_active_handles / _requests / _resources by type.
     for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) registry.removeSingleMetric(name);
+    fdGauges(registry);
   }
   return {
     registry,
@@ -320,6 +322,25 @@ export function createMetrics(view: MetricsView, options: { perClient: boolean; 
     text: () => registry.metrics(),
     contentType: registry.contentType,
   };
+}
+
+/**
+ * process_open_fds and process_max_fds from lib/fd-exhaustion.ts fdUsage, and lanha_fds_exhausted.
+ * prom-client's read /proc and, when that failed for want of a descriptor, kept the values of the
+ * scrape before: out of descriptors, the scrape showed the usage from before the shortage
+ * (process_open_fds well below process_max_fds), so the one time an alert on their ratio should
+ * fire it could not.
+ */
+function fdGauges(registry: Registry): void {
+  for (const name of ['process_open_fds', 'process_max_fds']) registry.removeSingleMetric(name);
+  // A scrape collects in registration order: the first reads /proc, the other two use that reading.
+  let usage = fdUsage();
+  new Gauge({ name: 'process_open_fds', help: 'Number of open file descriptors (out of them: the limit, at least that many).', registers: [registry],
+    collect() { usage = fdUsage(); if (usage.open !== null) this.set(usage.open); } });
+  new Gauge({ name: 'process_max_fds', help: 'Maximum number of open file descriptors (out of them: the limit last read).', registers: [registry],
+    collect() { if (usage.limit !== null) this.set(usage.limit); } });
+  new Gauge({ name: 'lanha_fds_exhausted', help: '1 when this process had no file descriptor left to read /proc with at this scrape.', registers: [registry],
+    collect() { this.set(usage.short ? 1 : 0); } });
 }
 
 /** nodejs_eventloop_lag_{min,max,mean,stddev,p50,p90,p99}_seconds from the process's loop-delay probe, over the time since the last scrape. */

@@ -44,11 +44,12 @@ async function fetchSmall(port: number, name: string, ms: number): Promise<strin
   }
 }
 
-t.test('TFTP out of file descriptors: no thread crash, no ERROR 2, counted and said rate-limited, served again by itself', async (t) => {
+// workers: 0 runs the transfers on the main thread: the same refusals, no thread to start.
+for (const workers of [2, 0]) t.test(`TFTP out of file descriptors (workers: ${workers}): no thread crash, no ERROR 2, counted and said rate-limited, served again by itself`, async (t) => {
   if (!haveTools(t, ['prlimit'], 'TFTP descriptor exhaustion test')) return;
   const port = (await freePorts(1))[0]!;
   const sc = scratchConfig(`node: { name: solo, address: 127.0.0.1, stateDir: "{{dir}}/state", controlSocket: "{{dir}}/s.sock", logLevel: info }
-tftp: { port: ${port}, listen: [127.0.0.1], root: "{{dir}}/root", workers: 2, perClientTransfers: 1000, maxTransfers: 1000 }
+tftp: { port: ${port}, listen: [127.0.0.1], root: "{{dir}}/root", workers: ${workers}, perClientTransfers: 1000, maxTransfers: 1000 }
 `);
   t.teardown(sc.cleanup);
   const root = join(sc.dir, 'root');
@@ -98,11 +99,11 @@ tftp: { port: ${port}, listen: [127.0.0.1], root: "{{dir}}/root", workers: 2, pe
   const c = status.services.tftp.counters;
   const refused = (c['tftp.fd_exhausted.file'] ?? 0) + (c['tftp.fd_exhausted.socket'] ?? 0) + (c['tftp.fd_exhausted.thread'] ?? 0);
   t.ok(refused > 0, `counted (${JSON.stringify(Object.fromEntries(Object.entries(c).filter(([k]) => k.includes('fd_') || k.includes('dropped'))))})`);
-  for (let i = 0; i < 30 && status.services.tftp.workersRunning < 2; i++) {
+  for (let i = 0; i < 30 && status.services.tftp.workersRunning < workers; i++) {
     await sleep(200);
     status.services.tftp.workersRunning = (JSON.parse((await runLanctl(['status', '--json', '--config', sc.file])).stdout) as typeof status).services.tftp.workersRunning;
   }
-  t.equal(status.services.tftp.workersRunning, 2, 'both transfer threads run again');
+  t.equal(status.services.tftp.workersRunning, workers, workers === 0 ? 'no transfer thread (workers: 0)' : 'both transfer threads run again');
   const stopped = await d.stop();
   t.equal(stopped.code, 0, 'it stops cleanly');
 });

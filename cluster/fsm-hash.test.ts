@@ -1,6 +1,6 @@
 // The replicated state's hash without holding the event loop: status() is asked twice a second by
 // the daemon's sampler, once a second per member report and by the VIP's polls, and it hashed the
-// whole state in one go at each ask after a change (40,000 leases: 80-400 ms, so the DHCP ACK's p99
+// whole state in one go at each ask after a change (40,000 leases: 250-500 ms at load 8-12, so the DHCP ACK's p99
 // at 100 DORA/s was ~100 ms). Now it reports the hash when known (Fsm.hashSoon), and the hash is
 // worked out in slices (Fsm.hashInSlices), equal to hash() byte for byte.
 import t from 'tap';

@@ -441,7 +441,7 @@ export class Fsm {
    * the same log, and unchanged by entries that change nothing (a new leader's empty entry).
    */
   hash(): string {
-    // Kept until the next change. In one go on the event loop: with 40,000 leases 80-400 ms, so
+    // Kept until the next change. In one go on the event loop: with 40,000 leases 250-500 ms at load 8-12, so
     // what runs beside DHCP asks hashSoon() or hashInSlices() instead.
     if (this.#hashed?.version === this.#version) return this.#hashed.hash;
     const { appliedIndex: _index, ...state } = this.snapshot();
@@ -457,7 +457,7 @@ export class Fsm {
    * hashInSlices(), so an idle state has its hash by the next ask or so. While the state changes
    * (leases at 100/s), no hash is worked out: it would be out of date before it was done. Before,
    * each of these asks hashed the whole state on the event loop: with 40,000 leases changing,
-   * 80-400 ms at a time, twice a second (the DHCP ACK's p99 at 100 DORA/s: 98 ms).
+   * each 250-500 ms (load 8-12), twice a second (the DHCP ACK's p99 at 100 DORA/s: 98 ms).
    */
   hashSoon(): string | null {
     if (this.#hashed?.version === this.#version) return this.#hashed.hash;

@@ -11,6 +11,7 @@
 # The variants' order alternates from round to round (A B, B A, A B, ...); the load average is
 # printed with every step. RESULT lines give the median over the rounds:
 #   dhcp.tail.request_ack_ms_p99 / _p50   lanha (per variant) against Kea
+#   dhcp.tail.discover_offer_ms_p99       the DISCOVER->OFFER leg (no fsync in it), lanha against Kea
 #   dhcp.tail.stage_ms.<stage>            lanha's p99 per stage (p50= too), per variant
 #   dhcp.fsync_floor_ms_p99               lanha's WAL fdatasync p99 against the bare loop's (the floor)
 # Env: ROUNDS (3), LIGHT_COUNT (500), RATE (100), SKIP ("kea" leaves Kea out), SHARED_BENCH,
@@ -29,7 +30,7 @@ NODE_FLAGS=${LANHA_NODE_FLAGS:-$(sed -n 's|^ExecStart=/usr/bin/node \(.*\) */usr
 load() { cut -d' ' -f1 /proc/loadavg; }
 json() { node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{const j=JSON.parse(s.split("\n")[0]);console.log(process.argv.slice(1).map(k=>j[k]??"NA").join(" "))}catch{console.log("NA NA NA NA")}})' "$@"; }
 
-lanha_run() { # NAME ITEMS(VAR=v or --flag, comma-separated, or empty) -> prints "reqP50 reqP99 fsyncP99", stage lines to $D/stages.NAME.ROUND
+lanha_run() { # NAME ITEMS(VAR=v or --flag, comma-separated, or empty) -> prints "reqP50 reqP99 fsyncP99 offerP99", stage lines to $D/stages.NAME.ROUND
   local name=$1 envs=() flags=() item dir=$D/lanha-$1 pid ok="" lat
   for item in ${2//,/ }; do case $item in --*) flags+=("$item");; *) envs+=("$item");; esac; done
   mkdir -p "$dir"; rm -rf "$dir/state"; lanha_bench_config "$dir" warn
@@ -37,24 +38,24 @@ lanha_run() { # NAME ITEMS(VAR=v or --flag, comma-separated, or empty) -> prints
   ip netns exec "$SRV_NS" env "${envs[@]}" node $NODE_FLAGS "${flags[@]}" "$LANCTL" serve --config "$dir/lanha.yaml" > "$dir/lanha.log" 2>&1 &
   pid=$!; echo "$pid" > "$D/lanha-$name.pid" # a subshell: bench_cleanup finds it there
   for _ in $(seq 1 100); do node "$LANCTL" status --socket "$dir/lanha.sock" >/dev/null 2>&1 && { ok=1; break; }; sleep 0.3; done
-  if [ -z "$ok" ]; then tail -5 "$dir/lanha.log" >&2; kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; echo "NA NA NA"; return; fi
+  if [ -z "$ok" ]; then tail -5 "$dir/lanha.log" >&2; kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; echo "NA NA NA NA"; return; fi
   lat=$(RENEW_BURST=0 ip netns exec "$NS" node "$REPO/dist/bench/dhcp-latency.js" 10.99.0.1 10.99.0.2 "$RATE" "$LIGHT_COUNT" 9)
   node "$LANCTL" status --json --socket "$dir/lanha.sock" 2>/dev/null > "$dir/status.json"
   node -e 'const j=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"));for(const [k,v] of Object.entries(j.services.dhcp?.ackStages??{})) console.log(k, v.p50Ms??"NA", v.p99Ms??"NA")' "$dir/status.json" > "$D/stages.$name.$ROUND" 2>/dev/null
   kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -f "$D/lanha-$name.pid"
-  echo "$(echo "$lat" | json requestP50Ms requestP99Ms) $(node -e 'const j=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"));console.log(j.cluster.storage?.fsyncP99Ms??"NA")' "$dir/status.json" 2>/dev/null || echo NA)"
+  echo "$(echo "$lat" | json requestP50Ms requestP99Ms) $(node -e 'const j=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"));console.log(j.cluster.storage?.fsyncP99Ms??"NA")' "$dir/status.json" 2>/dev/null || echo NA) $(echo "$lat" | json offerP99Ms)"
 }
 
-kea_run() { # -> "reqP50 reqP99"
+kea_run() { # -> "reqP50 reqP99 offerP99"
   local pid lat
   pid=$(bash "$SHARED/dhcp-server.sh" kea-persist "$D/kea" | awk '/^PID/{print $2}')
-  [ -n "$pid" ] || { echo "NA NA"; return; }
+  [ -n "$pid" ] || { echo "NA NA NA"; return; }
   echo "$pid" > "$D/kea.pid"; sleep 1
   lat=$(RENEW_BURST=0 ip netns exec "$NS" node "$REPO/dist/bench/dhcp-latency.js" 10.99.0.1 10.99.0.2 "$RATE" "$LIGHT_COUNT" 9)
   kill "$pid" 2>/dev/null
   for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   rm -f "$D/kea.pid"
-  echo "$lat" | json requestP50Ms requestP99Ms
+  echo "$lat" | json requestP50Ms requestP99Ms offerP99Ms
 }
 
 declare -A R
@@ -68,15 +69,15 @@ for ROUND in $(seq 1 "$ROUNDS"); do
   if [ $((ROUND % 2)) = 0 ]; then order=(); for ((i = ${#VARIANTS[@]} - 1; i >= 0; i--)); do order+=("${VARIANTS[$i]}"); done; fi
   for v in "${order[@]}"; do
     name=${v%%:*}; envs=""; [ "$v" != "$name" ] && envs=${v#*:}
-    read -r p50 p99 f99 < <(lanha_run "$name" "$envs")
-    R[$name.$ROUND]="$p50 $p99 $f99"
-    echo "STEP round=$ROUND lanha variant=$name REQUEST->ACK p50/p99 ms $p50 / $p99, WAL fdatasync p99 $f99 load=$(load)"
+    read -r p50 p99 f99 o99 < <(lanha_run "$name" "$envs")
+    R[$name.$ROUND]="$p50 $p99 $f99 $o99"
+    echo "STEP round=$ROUND lanha variant=$name REQUEST->ACK p50/p99 ms $p50 / $p99, DISCOVER->OFFER p99 $o99, WAL fdatasync p99 $f99 load=$(load)"
     echo "  stages p50/p99 ms: $(awk '{printf "%s %s/%s  ", $1, $2, $3}' "$D/stages.$name.$ROUND" 2>/dev/null)"
   done
   case " $SKIP " in *" kea "*) ;; *)
-    read -r k50 k99 < <(kea_run)
-    R[kea.$ROUND]="$k50 $k99"
-    echo "STEP round=$ROUND kea REQUEST->ACK p50/p99 ms $k50 / $k99 load=$(load)";;
+    read -r k50 k99 ko99 < <(kea_run)
+    R[kea.$ROUND]="$k50 $k99 NA $ko99"
+    echo "STEP round=$ROUND kea REQUEST->ACK p50/p99 ms $k50 / $k99, DISCOVER->OFFER p99 $ko99 load=$(load)";;
   esac
 done
 
@@ -90,6 +91,8 @@ for v in "${VARIANTS[@]}"; do
   l50=$(col "$name" 1); l99=$(col "$name" 2)
   echo "RESULT dhcp.tail.request_ack_ms_p99 lanha=$l99 kea=$k99 ratio=$(ratio "$l99" "$k99") unit=ms better=lower variant=$name rounds=$ROUNDS"
   echo "RESULT dhcp.tail.request_ack_ms_p50 lanha=$l50 kea=$k50 ratio=$(ratio "$l50" "$k50") unit=ms better=lower variant=$name rounds=$ROUNDS"
+  o99=$(col "$name" 4); ko99=$(col kea 4)
+  echo "RESULT dhcp.tail.discover_offer_ms_p99 lanha=$o99 kea=$ko99 ratio=$(ratio "$o99" "$ko99") unit=ms better=lower variant=$name rounds=$ROUNDS"
   for stage in $(awk '{print $1}' "$D/stages.$name.1" 2>/dev/null); do
     s50=$(for r in $(seq 1 "$ROUNDS"); do awk -v s="$stage" '$1 == s {print $2}' "$D/stages.$name.$r" 2>/dev/null; done | tr '\n' ' ' | median)
     s99=$(for r in $(seq 1 "$ROUNDS"); do awk -v s="$stage" '$1 == s {print $3}' "$D/stages.$name.$r" 2>/dev/null; done | tr '\n' ' ' | median)

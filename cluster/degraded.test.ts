@@ -110,6 +110,19 @@ t.test('the hand-back: a leader adds the VIP only once its partner may no longer
   t.end();
 });
 
+t.test('a partner whose machine answers ARP but whose cluster and DNS ports both reset: its lanha is down, not a cut link', (t) => {
+  const facts = { noQuorumMs: 6000, vipAnswered: false, partnerHeard: false, stateValid: true, partnerConfigDiffers: false, partnerArp: '10.0.0.3' };
+  t.match(degradedRefusal(facts), /answers ARP: a cluster-link problem/, 'its address answers, nothing else known: stays out (as before)');
+  t.match(degradedRefusal({ ...facts, partnerPorts: 'open' }), /cluster-link problem/, 'a port accepts: it runs, the link failed: stays out');
+  t.match(degradedRefusal({ ...facts, partnerPorts: 'silent' }), /cluster-link problem/, 'no answer at all: a cut link: stays out');
+  t.equal(degradedRefusal({ ...facts, partnerPorts: 'refused' }), null, 'both reset: nothing of lanha runs there: degraded');
+  t.match(degradedRefusal({ ...facts, partnerPorts: 'refused', vipAnswered: true }), /answers ARP for the VIP/, 'the VIP answered all the same: stays out');
+  const back = (partnerArp: 'lanha-down' | 'answers') => handBackRefusal({ nowMs: 1300, startedMs: 0, partner: null, reportEveryMs: 1000, holdMs: DEGRADED_HOLD_MS, partnerArp });
+  t.equal(back('lanha-down'), null, 'a leader started with the partner\'s lanha down (the VIP silent too): no wait for its report or guard');
+  t.match(back('answers'), /its machine is up/, 'its machine answers, its lanha may run: the wait');
+  t.end();
+});
+
 t.test('the hand-back on a one-way cluster link: a partner whose Raft messages arrive runs, whatever its silence on reports', (t) => {
   // vip-sim degraded seeds 491 and 1282: the leader, never hearing the degraded partner's reports
   // (they ride the connection the leader cannot dial), took 2.5 s of silence since its start for a

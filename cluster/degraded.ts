@@ -220,7 +220,21 @@ export interface DegradedEntryFacts {
   partnerConfigDiffers: boolean;
   /** The partner's LAN address when it answered the last ARP probe (its host is up: not a dead partner); null: silent or not probed. */
   partnerArp?: string | null;
+  /**
+   * What the partner's ports said to a TCP connect in the same probe (PartnerPorts): `refused` when
+   * its cluster port and its DNS port both answered with a reset, its machine up and nothing
+   * listening (its lanha down), not a cut link (dropped: `silent`) nor a partner that serves (`open`).
+   */
+  partnerPorts?: PartnerPorts | null;
 }
+
+/**
+ * A TCP connect to the partner's cluster port and its DNS port, on its cluster address: `refused`
+ * when both reset it (a machine up with no lanha listening: killed, crashed, stopped; a paused
+ * lanha's kernel still accepts), `open` when one accepted (it runs: the cluster link is what
+ * failed), `silent` when neither answered in time (a cut link or a firewall dropping).
+ */
+export type PartnerPorts = 'refused' | 'open' | 'silent';
 
 /** How long without a quorum before a member may go degraded (HA.md 2.5). */
 export const DEGRADED_AFTER_MS = 5000;
@@ -230,7 +244,8 @@ export function degradedRefusal(f: DegradedEntryFacts): string | null {
   if (f.noQuorumMs < DEGRADED_AFTER_MS) return f.noQuorumMs === 0 ? 'the cluster has a quorum' : `no quorum for ${Math.round(f.noQuorumMs)} ms, under ${DEGRADED_AFTER_MS} ms`;
   if (f.partnerConfigDiffers) return 'the partner last reported other pool halves (another pool config, or dhcp.degraded off there)';
   if (f.partnerHeard) return 'the partner is still heard';
-  if (f.partnerArp != null) return `partner ${f.partnerArp} answers ARP: a cluster-link problem, not a dead partner`;
+  // Its lanha down on a machine that is up (both its ports reset): nothing serves there, nothing holds the VIP degraded.
+  if (f.partnerArp != null && f.partnerPorts !== 'refused') return `partner ${f.partnerArp} answers ARP: a cluster-link problem, not a dead partner`;
   if (f.vipAnswered === null) return 'the VIP was not probed yet';
   if (f.vipAnswered) return 'another node answers ARP for the VIP';
   return null;
@@ -288,10 +303,12 @@ export interface HandBackFacts {
   /**
    * What this member's own ARP probe since its start found of a partner not heard from since
    * (services/dhcp/degraded-state.ts): `off-lan` when the partner's address and the VIP, both in
-   * the VIP's subnet as this member's own address is, went unanswered; `answers` when the partner's
+   * the VIP's subnet as this member's own address is, went unanswered; `lanha-down` when the
+   * partner's address answered but the VIP did not and its ports reset (PartnerPorts `refused`:
+   * nothing of lanha runs there, nothing holds the VIP); `answers` when the partner's
    * address answered; `probing`; absent: not probed (no VIP, or an address off the VIP's subnet).
    */
-  partnerArp?: 'off-lan' | 'answers' | 'probing';
+  partnerArp?: 'off-lan' | 'lanha-down' | 'answers' | 'probing';
   /**
    * Monotonic ms this member last received a Raft message of the partner since its start (null or
    * absent: none). The partner was up then and may have renewed its guard, so a partner silent on
@@ -336,7 +353,7 @@ export function handBackRefusal(f: HandBackFacts): string | null {
   if (p === null) {
     // Its machine down or off this LAN: a VIP it holds is not on this LAN, and while this member
     // answers ARP on it the partner cannot enter degraded mode (it probes this member's address).
-    if (f.partnerArp === 'off-lan' || f.nowMs >= quietSince + silentMs || f.nowMs >= told) return null;
+    if (f.partnerArp === 'off-lan' || f.partnerArp === 'lanha-down' || f.nowMs >= quietSince + silentMs || f.nowMs >= told) return null;
     if (oneWay !== '') return `the partner has not reported since this member started${oneWay}`;
     const arp = f.partnerArp === 'answers' ? '; its LAN address answers ARP: its machine is up, its lanha down or its cluster link cut'
       : f.partnerArp === 'probing' ? '; its LAN address is being ARP-probed (silent, with the VIP: no wait)' : '';

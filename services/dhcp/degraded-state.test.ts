@@ -28,7 +28,7 @@ class Follower extends MemoryStateLog {
   override status(): StateLogStatus { return { ...super.status(), role: 'follower', leader: this.leader }; }
 }
 
-function rig(partner?: { answers: boolean; onVipLan?: boolean }, compactMinRecords?: number) {
+function rig(partner?: { answers: boolean; onVipLan?: boolean; ports?: 'refused' | 'open' | 'silent' }, compactMinRecords?: number) {
   const clock = new ManualClock();
   const reportsNow: number[] = [];
   const inner = new Follower(new Fsm(), clock);
@@ -43,7 +43,8 @@ function rig(partner?: { answers: boolean; onVipLan?: boolean }, compactMinRecor
     members: () => members, clock, log: silentLogger, reportNow: () => { reportsNow.push(clock.monotonicMs()); },
     leadReportSent: (peer) => (peer === 'lan-b' ? lead.sent : null),
     probeVip: () => new Promise((resolve) => { probes.push(resolve); }),
-    ...(partner === undefined ? {} : { probePartner: { address: '10.0.0.3', probe: async () => (partner.answers ? 'answered' as const : 'silent' as const), ...(partner.onVipLan === undefined ? {} : { onVipLan: partner.onVipLan }) } }),
+    ...(partner === undefined ? {} : { probePartner: { address: '10.0.0.3', probe: async () => (partner.answers ? 'answered' as const : 'silent' as const), ...(partner.onVipLan === undefined ? {} : { onVipLan: partner.onVipLan }),
+      ...(partner.ports === undefined ? {} : { ports: async () => partner.ports! }) } }),
   });
   /** Ticks every 250 ms for `ms` (the mode's own timer), answering each probe with `probe`. */
   const run = async (ms: number, probe: 'answered' | 'silent' = 'silent'): Promise<void> => {
@@ -222,6 +223,22 @@ t.test('the partner\'s LAN address answers ARP while its reports are silent: not
   await run(3500);
   t.ok(d.active, 'the partner\'s address silent too: degraded');
   t.match(d.view(), { partnerAnswersArp: null, notDegradedBecause: null });
+  t.end();
+});
+
+t.test('the partner\'s address answers ARP but its cluster and DNS ports reset: its lanha is down, degraded; a port that accepts keeps it out', async (t) => {
+  const partner = { answers: true, ports: 'open' as 'refused' | 'open' | 'silent' };
+  const { d, run } = rig(partner);
+  await run(8000);
+  t.notOk(d.active, 'a port accepts: it runs, the cluster link is what failed');
+  t.match(d.view(), { notDegradedBecause: /cluster-link problem/ });
+  partner.ports = 'silent';
+  await run(3500);
+  t.notOk(d.active, 'no answer on its ports: a cut link, still out');
+  partner.ports = 'refused';
+  await run(3500);
+  t.ok(d.active, 'both ports reset, its machine up: its lanha is down, degraded');
+  t.equal(d.vipClaim(), 'hold');
   t.end();
 });
 

@@ -10,7 +10,7 @@ import type { Command } from '../../cluster/commands.js';
 import type { AppliedEntry, Fsm } from '../../cluster/fsm.js';
 import type { MemberView } from '../../cluster/member-status.js';
 import { logNowMs, type StateLog, type StateLogStatus } from '../../cluster/state-log.js';
-import { DEGRADED_AFTER_MS, DEGRADED_HOLD_MS, decideLeaderGrant, degradedRefusal, handBackRefusal, partnerKnowsUntil, reportSlice, type DegradedRecord, type DegradedVipReport, type PoolOwnership } from '../../cluster/degraded.js';
+import { DEGRADED_AFTER_MS, DEGRADED_HOLD_MS, decideLeaderGrant, degradedRefusal, handBackRefusal, partnerKnowsUntil, reportSlice, type DegradedRecord, type DegradedVipReport, type PartnerPorts, type PoolOwnership } from '../../cluster/degraded.js';
 import { REPORT_EVERY_MS } from '../../cluster/member-status.js';
 import { DegradedLeases } from '../../cluster/degraded-leases.js';
 import type { AllocationPolicy } from './allocator.js';
@@ -81,7 +81,7 @@ export interface DegradedStateOptions {
    * entering: a partner host that answers is up, its cluster link is what failed (null: no VIP
    * interface to probe on, or the partner's address is not an IPv4 address).
    */
-  probePartner?: { address: string; probe: VipProbe; onVipLan?: boolean } | null;
+  probePartner?: { address: string; probe: VipProbe; onVipLan?: boolean; ports?: () => Promise<PartnerPorts> } | null;
   clock: Clock;
   log: Logger;
   /** The journal is compacted once it holds this many records, half of them superseded (default COMPACT_MIN_RECORDS). */
@@ -113,7 +113,7 @@ export class DegradedStateLog implements StateLog {
   #active = false;
   #activeSinceWall: number | null = null;
   #noQuorumSince: number | null = null;
-  #probe: { at: number; answered: boolean | null; failed?: string; partnerAnswered?: boolean } | null = null;
+  #probe: { at: number; answered: boolean | null; failed?: string; partnerAnswered?: boolean; partnerPorts?: PartnerPorts | null } | null = null;
   #probing = false;
   /** Monotonic ms this log started: a partner not heard from since may hold the VIP degraded. */
   readonly #startedMono: number;
@@ -124,7 +124,7 @@ export class DegradedStateLog implements StateLog {
   #yieldedAt: number | null = null;
   #refusal: string | null = 'not checked yet';
   /** The ARP probe at start of the partner's address and the VIP (cluster/degraded.ts HandBackFacts.partnerArp); null: not probed. */
-  #startArp: 'off-lan' | 'answers' | 'probing' | null = null;
+  #startArp: 'off-lan' | 'lanha-down' | 'answers' | 'probing' | null = null;
   #merging = new Set<string>();
   #clearing = false;
   /** A compaction of the journal in progress: grants wait for it (their records go to the new file). */
@@ -192,8 +192,11 @@ export class DegradedStateLog implements StateLog {
     if (partner?.onVipLan !== true || this.#o.probeVip === null) return;
     this.#startArp = 'probing';
     const quiet = (p: Promise<'answered' | 'silent' | { failed: string }>) => p.catch((error: unknown) => ({ failed: errorMessage(error) }));
-    void Promise.all([quiet(this.#o.probeVip()), quiet(partner.probe())]).then(([vip, address]) => {
-      this.#startArp = address === 'answered' ? 'answers' : address === 'silent' && vip === 'silent' ? 'off-lan' : null;
+    void Promise.all([quiet(this.#o.probeVip()), quiet(partner.probe()), this.#ports()]).then(([vip, address, ports]) => {
+      // Its machine answers, nobody answers for the VIP and both its ports reset: its lanha is down, it holds nothing.
+      this.#startArp = address === 'answered' ? (vip === 'silent' && ports === 'refused' ? 'lanha-down' : 'answers') : address === 'silent' && vip === 'silent' ? 'off-lan' : null;
+      if (this.#startArp === 'lanha-down') this.#o.log.info({ event: 'dhcp.degraded.partner_lanha_down', partner: this.#o.ownership.partnerOf(this.#o.self), address: partner.address },
+        `partner ${partner.address} answers ARP but its cluster and DNS ports refuse connections and nobody answers for the VIP: its lanha is down, so as leader this member adds the VIP without waiting for its report`);
       if (this.#startArp === 'off-lan') this.#o.log.info({ event: 'dhcp.degraded.partner_off_lan', partner: this.#o.ownership.partnerOf(this.#o.self), address: partner.address },
         `partner ${partner.address} and the VIP answer no ARP: the partner's machine is down or off this LAN, so as leader this member adds the VIP without waiting for its report`);
     });
@@ -371,6 +374,7 @@ export class DegradedStateLog implements StateLog {
         stateValid: s['rebuilding'] !== true && s['fresh'] !== true && (s['applyStopped'] ?? null) === null && s.role !== 'witness',
         partnerConfigDiffers: partner !== undefined && (partner.report.poolSplit ?? null) !== this.poolSplit,
         partnerArp: this.#probe?.partnerAnswered === true ? this.#o.probePartner?.address ?? null : null,
+        partnerPorts: this.#probe?.partnerPorts ?? null,
       };
       this.#refusal = degradedRefusal(facts) ?? (this.#probe?.failed !== undefined ? `the VIP probe failed: ${this.#probe.failed}` : null);
       if (this.#refusal === null) this.#enter();
@@ -413,10 +417,15 @@ export class DegradedStateLog implements StateLog {
     const started = this.#o.clock.monotonicMs();
     // Before entering, the partner's address too (HA.md 2.5: "partner's node IP silent on the LAN").
     const partner = this.#active ? undefined : this.#o.probePartner?.probe().catch(() => 'silent' as const);
-    Promise.all([this.#o.probeVip(), partner]).then(([r, p]) => {
+    // And its ports: reset on both, its machine is up with no lanha on it (HA.md 2.5: not a cut link while it serves).
+    const ports = this.#active ? Promise.resolve(null) : this.#ports();
+    Promise.all([this.#o.probeVip(), partner, ports]).then(([r, p, partnerPorts]) => {
       const partnerAnswered = p === 'answered';
-      this.#probe = typeof r === 'string' ? { at: this.#o.clock.monotonicMs(), answered: r === 'answered', partnerAnswered } : { at: this.#o.clock.monotonicMs(), answered: null, failed: r.failed, partnerAnswered };
-      if (partnerAnswered && this.#limiter.allow('partner-arp', this.#o.clock.monotonicMs())) {
+      this.#probe = typeof r === 'string' ? { at: this.#o.clock.monotonicMs(), answered: r === 'answered', partnerAnswered, partnerPorts } : { at: this.#o.clock.monotonicMs(), answered: null, failed: r.failed, partnerAnswered, partnerPorts };
+      if (partnerAnswered && partnerPorts === 'refused' && this.#limiter.allow('partner-lanha-down', this.#o.clock.monotonicMs())) {
+        this.#o.log.warn({ event: 'dhcp.degraded.partner_lanha_down', partner: this.#o.ownership.partnerOf(this.#o.self), address: this.#o.probePartner?.address },
+          `partner ${this.#o.probePartner?.address} answers ARP but its cluster and DNS ports refuse connections: its machine is up, its lanha down (not a cut link), so it does not keep this member out of degraded mode`);
+      } else if (partnerAnswered && this.#limiter.allow('partner-arp', this.#o.clock.monotonicMs())) {
         this.#o.log.warn({ event: 'dhcp.degraded.partner_answers', partner: this.#o.ownership.partnerOf(this.#o.self), address: this.#o.probePartner?.address },
           `not going degraded: partner ${this.#o.probePartner?.address} answers ARP while its reports are silent: a cluster-link problem (or its lanha is down), not a dead partner`);
       }
@@ -428,6 +437,12 @@ export class DegradedStateLog implements StateLog {
       if (this.#stalledAt !== null && started < this.#stalledAt) this.#probe = null;
       else if (this.#probe !== null && this.#probe.answered !== true) this.#stalledAt = null;
     });
+  }
+
+  /** The partner's ports (PartnerPorts); null: not probed (no port prober, or it failed). */
+  #ports(): Promise<PartnerPorts | null> {
+    const ports = this.#o.probePartner?.ports;
+    return ports === undefined ? Promise.resolve(null) : ports().catch(() => null);
   }
 
   /** The partner's last reported applied index (0: never heard since this process started). */

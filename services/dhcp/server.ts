@@ -1,6 +1,7 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { DEGRADED_INDEX, DegradedStateLog } from './degraded-state.js';
 import { ownershipOf } from './degraded-config.js';
+import { partnerPorts } from './partner-ports.js';
 import { networkInterfaces } from 'node:os';
 import type { Logger } from '../../lib/log.js';
 import { LogLimiter } from '../../lib/log.js';
@@ -990,6 +991,7 @@ export async function startDhcp(context: ServiceContext): Promise<RunningService
       address: formatIpv4(address), probe: () => probeArp(arpings.run, address, vip.interface),
       // Both members' addresses on the VIP's subnet: an ARP answer from the partner would come on this LAN.
       onVipLan: [address, memberAddress(context.config, context.config.node.name)].every((a) => a !== null && vipNet !== null && cidrContains(vipNet, a)),
+      ...((ports) => (ports === null ? {} : { ports: () => partnerPorts(formatIpv4(address), ports) }))(partnerServicePorts(context.config, ownership)),
     }))(partnerAddress(context.config, ownership)),
   });
   const acked = context.observe?.dhcpAcked;
@@ -1024,6 +1026,16 @@ export async function startDhcp(context: ServiceContext): Promise<RunningService
 function partnerAddress(config: ServiceContext['config'], ownership: ReturnType<typeof ownershipOf>): Ipv4 | null {
   if (ownership === null) return null;
   return memberAddress(config, ownership.partnerOf(config.node.name));
+}
+
+/**
+ * The partner's cluster port and its DNS port (DNS over TCP on), knocked to tell its lanha down on a
+ * machine that is up from a cut cluster link (partner-ports.ts); null without both.
+ */
+function partnerServicePorts(config: ServiceContext['config'], ownership: ReturnType<typeof ownershipOf>): number[] | null {
+  if (ownership === null || config.dns === undefined || !config.dns.tcp) return null;
+  const partner = config.cluster?.members.find((m) => m.name === ownership.partnerOf(config.node.name));
+  return partner === undefined ? null : [partner.port, config.dns.port];
 }
 
 /** A member's cluster.members address, when it is an IPv4 address. */

@@ -1,9 +1,10 @@
 // Degraded split-pool DHCP with real clients (HA.md 2.5, DEGRADED-SOLO): lan-a, lan-b and a witness
-// in lab namespaces with a VIP and dhcp.degraded on (MCLT 1m). lan-b and the witness are killed with
-// kill -9: lan-b's host still answers ARP for its address, so lan-a stays out of degraded mode and
-// says why (a cluster-link problem, not a dead partner); lan-b's link then goes down (its machine
-// off), and once the entry conditions hold (5 s without a quorum, lan-b silent and its address
-// unanswered, nobody answering ARP for the VIP) lan-a answers busybox udhcpc from its own half of the pool (10.66.0.100-149) with a
+// in lab namespaces with a VIP and dhcp.degraded on (MCLT 1m). The witness is killed with kill -9
+// and lan-b's lanha paused (SIGSTOP): lan-b's host still answers ARP for its address and its kernel
+// accepts on its ports, so lan-a stays out of degraded mode and says why (a cluster-link problem,
+// not a dead partner); lan-b's lanha is then killed (kill -9, its machine still up: its cluster and
+// DNS ports reset a connect), and once the entry conditions hold (5 s without a quorum, lan-b
+// silent, its lanha down, nobody answering ARP for the VIP) lan-a answers busybox udhcpc from its own half of the pool (10.66.0.100-149) with a
 // lease of at most 60 s. lan-b and the witness start again: lan-a's journal is merged into the log,
 // lan-b's `lanctl leases` shows the client's binding, and no address is bound to two MACs.
 // The VIP: lan-a holds it degraded while alone (`dig @VIP` answered from a client), and once lan-b
@@ -69,20 +70,24 @@ async function degradedLab(t: Parameters<typeof requireLab>[0] & { ok: (v: unkno
 
 t.test('lan-b and the witness killed: lan-a serves udhcpc from its half, leases <= MCLT; merged on their return', async (t) => {
   await degradedLab(t, async (lab, c, a, b) => {
-    b.daemon!.child.kill('SIGKILL');
+    b.daemon!.child.kill('SIGSTOP');
     c.witness.daemon!.child.kill('SIGKILL');
     const killedAt = performance.now();
     const status = async (): Promise<string> => (await runLanctl(['status', '--socket', a.socket])).stdout;
-    // lan-b's lanha is dead but its host is up: its address answers ARP, so no degraded mode.
+    // lan-b's lanha is paused, its host up: its address answers ARP and its ports accept, so no degraded mode.
     const arpSaid = await waitFor(async () => (/answers ARP: a cluster-link problem, not a dead partner/.test(await status()) ? performance.now() : null), 30_000);
     if (arpSaid === null) t.comment(await status());
     t.ok(arpSaid !== null, `lan-a stays out of degraded mode while lan-b's host answers ARP, and lanctl status says why (${arpSaid === null ? '-' : Math.round(arpSaid - killedAt)} ms after the kill)`);
     t.match((await runLanctl(['doctor', '--socket', a.socket])).stdout, /dhcp\.degraded-partner-arp/, 'doctor names it');
     t.notMatch(await status(), /DEGRADED since/, 'not DEGRADED');
-    await b.host.exec('ip', ['link', 'set', 'dev', b.host.ifname, 'down']); // lan-b's machine off
+    await new Promise((r) => setTimeout(r, 2000));
+    t.notMatch(await status(), /DEGRADED since/, 'still not DEGRADED 2 s later (its ports accept: it may run)');
+    // lan-b's lanha killed, its machine still up (its address still answers ARP): its ports reset.
+    b.daemon!.child.kill('SIGKILL');
+    const deadAt = performance.now();
     const degradedAt = await waitFor(async () => (/DEGRADED since/.test(await status()) ? performance.now() : null), 60_000);
     if (degradedAt === null) t.comment(await status());
-    t.ok(degradedAt !== null, 'lan-a says DEGRADED');
+    t.ok(degradedAt !== null, `lan-a says DEGRADED with lan-b's machine up and its lanha down (${degradedAt === null ? '-' : Math.round(degradedAt - deadAt)} ms after the kill)`);
     t.ok(degradedAt! - killedAt >= 5000, `not before 5 s without a quorum (${Math.round(degradedAt! - killedAt)} ms)`);
     t.match(await status(), /ACKed leases durable on this node only/, 'with the weakened promise');
 
@@ -104,7 +109,6 @@ t.test('lan-b and the witness killed: lan-a serves udhcpc from its half, leases 
     t.ok(mac !== undefined, `lan-a's lanctl leases shows ${ip}`);
 
     const healedAt = performance.now();
-    await b.host.exec('ip', ['link', 'set', 'dev', b.host.ifname, 'up']);
     await Promise.all([c.witness, b].map((n) => c.start(n)));
     const upAt = performance.now();
     const leaderHolds = await waitFor(async () => {

@@ -103,6 +103,30 @@ t.test('a one-way cluster link on the return: the degraded member gets the leade
   t.ok(before.failing.length > 0, `without it, seeds ${before.failing.join(', ')} show two holders`);
 });
 
+t.test('a partner whose lanha is killed with its machine up: its ports reset, so the member left alone goes degraded; never two holders', async (t) => {
+  // Half the cycles kill only the going server's lanha (kill -9, its machine and address up) with the
+  // witness. Before, its address answering ARP read as a cut cluster link and kept the member left
+  // out of degraded mode for good (no DHCP, no VIP until the others came back); now a probe also
+  // knocks on its cluster and DNS ports (services/dhcp/partner-ports.ts), and both resetting says no
+  // lanha runs there. A paused lanha's kernel still accepts, and a cut link answers nothing: those keep it out.
+  const run = (portProbe: boolean): { held: number; never: number; failing: number[] } => {
+    let held = 0, never = 0;
+    const failing: number[] = [];
+    for (let seed = 1; seed <= 40; seed++) {
+      const r = runVipSim(seed, { scenario: 'degraded', chaosMs, partnerLanhaKill: 0.5, portProbe });
+      held += r.aloneGapsMs.length;
+      never += r.aloneNever;
+      if (r.violations.some((v) => v.includes('two VIP holders'))) failing.push(seed);
+    }
+    return { held, never, failing };
+  };
+  const now = run(true);
+  t.equal(now.never, 0, `every member left alone held the VIP degraded (${now.held} cycles)`);
+  t.same(now.failing, [], 'never two holders');
+  const before = run(false);
+  t.ok(before.never >= 10, `with its address answering ARP enough to keep it out, as before: ${before.never} cycles alone without ever going degraded`);
+});
+
 t.test('without the hand-back (the leader adds the VIP at once) the same scenario finds two holders', async (t) => {
   const found: number[] = [];
   for (let seed = 1; seed <= 30 && found.length < 3; seed++) {

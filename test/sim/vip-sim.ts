@@ -39,7 +39,7 @@ const STALL_MS = DEGRADED_HOLD_MS - 200;
 const PROBE_VALID_MS = 3000;
 
 function freshDegraded(nowMs: number): DegradedModel {
-  return { active: false, noQuorumSince: null, probe: null, probing: null, partnerAnswered: false, lastLook: null, stalledAt: null, yieldedAt: null, startedAt: nowMs, heard: null, releaseAt: -Infinity, heldBack: false, heldBackSince: null, heldDegraded: false, startArp: null, startProbe: null, partnerRaftAt: null, leadReportAt: null };
+  return { active: false, noQuorumSince: null, probe: null, probing: null, partnerAnswered: false, partnerRefused: false, lastLook: null, stalledAt: null, yieldedAt: null, startedAt: nowMs, heard: null, releaseAt: -Infinity, heldBack: false, heldBackSince: null, heldDegraded: false, startArp: null, startProbe: null, partnerRaftAt: null, leadReportAt: null };
 }
 
 export interface VipSimOptions {
@@ -103,6 +103,17 @@ export interface VipSimOptions {
    * link: the partner runs, holds, and its reports are lost).
    */
   oneWayEvidence?: boolean;
+  /**
+   * degraded: the share of cycles (0-1, default 0) in which the server that goes away loses only its
+   * lanha (kill -9; its machine up, its address answering ARP) rather than its machine, with the witness.
+   */
+  partnerLanhaKill?: number;
+  /**
+   * degraded: probes knock on the partner's cluster and DNS ports too, and both resetting (its lanha
+   * dead on a machine that is up) does not keep a member out of degraded mode (default true,
+   * services/dhcp/partner-ports.ts); false: its address answering ARP keeps it out, as before.
+   */
+  portProbe?: boolean;
 }
 
 export interface VipSimReport {
@@ -130,6 +141,10 @@ export interface VipSimReport {
   restartGapsMs: number[];
   /** degraded: cycles whose return came with a one-way cluster link. */
   oneWayCuts: number;
+  /** degraded: per cycle whose server went away, ms until the one left held the VIP degraded (none within the cycle's 20 s: not counted; see aloneNever). */
+  aloneGapsMs: number[];
+  /** degraded: cycles whose server left alone never held the VIP degraded before the others came back. */
+  aloneNever: number;
   trace: string[];
 }
 
@@ -138,8 +153,10 @@ interface DegradedModel {
   active: boolean;
   noQuorumSince: number | null;
   probe: { at: number; answered: boolean } | null;
-  probing: { started: number; answered: boolean; partnerAnswered: boolean } | null;
+  probing: { started: number; answered: boolean; partnerAnswered: boolean; partnerRefused: boolean } | null;
   partnerAnswered: boolean;
+  /** The last probe found the partner's cluster and DNS ports resetting (its machine up, its lanha dead: partner-ports.ts `refused`). */
+  partnerRefused: boolean;
   lastLook: number | null;
   stalledAt: number | null;
   yieldedAt: number | null;
@@ -154,8 +171,8 @@ interface DegradedModel {
   /** The VIP core last held degraded (the kernel's holding is a degraded one until a leader's lease takes it over). */
   heldDegraded: boolean;
   /** degraded-state.ts #probeAtStart: what the probe of the partner's address and the VIP at start found, and its samples. */
-  startArp: 'off-lan' | 'answers' | 'probing' | null;
-  startProbe: { partner: boolean; vip: boolean } | null;
+  startArp: 'off-lan' | 'lanha-down' | 'answers' | 'probing' | null;
+  startProbe: { partner: boolean; vip: boolean; refused: boolean } | null;
   /** When a Raft message of the partner last arrived since this start (cluster/raft-state-log.ts peerHeard). */
   partnerRaftAt: number | null;
   /** When this server, leading in `term`, first sent the partner a report saying so (cluster/member-status.ts leadReportSent). */
@@ -253,6 +270,10 @@ class VipSim {
   /** degraded: a one-way cluster link: `dialler` cannot connect to `listener` (its raft messages there and the listener's reports back are lost) until `until`. */
   #cut: { dialler: number; listener: number; until: number } | null = null;
   #oneWayCuts = 0;
+  #aloneGaps: number[] = [];
+  #aloneNever = 0;
+  /** degraded: the server left alone since (its degraded holding ends the count). */
+  #aloneSince: { node: number; at: number } | null = null;
   /** The leader killed with its partner's machine down restarted here (the restart gap runs). */
   #restartedAt: { node: number; at: number } | null = null;
 
@@ -263,7 +284,7 @@ class VipSim {
       guard: options.guard ?? true, guardMarginMs: options.guardMarginMs ?? 20, chaosMs: options.chaosMs ?? 20_000, trace: options.trace ?? false, vipSchedule: options.vipSchedule ?? 'due',
       timers: options.timers ?? raftTimers(undefined), scenario: options.scenario ?? 'chaos', deadVoter: options.deadVoter ?? 'follower', heartbeatsFirst: options.heartbeatsFirst ?? true,
       handBack: options.handBack ?? true, releaseReport: options.releaseReport ?? 'at-once', startProbe: options.startProbe ?? true, leaderReports: options.leaderReports ?? true,
-      oneWayEvidence: options.oneWayEvidence ?? true,
+      oneWayEvidence: options.oneWayEvidence ?? true, partnerLanhaKill: options.partnerLanhaKill ?? 0, portProbe: options.portProbe ?? true,
     };
     const r = this.#rng;
     this.#ipMaxMs = 1 + r.int(30);
@@ -302,7 +323,7 @@ class VipSim {
     if (this.#noHolderSince !== null) this.#noHolderMs += this.#now - this.#noHolderSince;
     return {
       seed: this.#seed, violations: this.#violations, twoHolderMs: Math.round(this.#twoHolderMs), takeovers: this.#takeovers, pauses: this.#pauses, kills: this.#kills,
-      crashGapsMs: this.#crashGaps, lapses: this.#lapses, noHolderMs: Math.round(this.#noHolderMs), degradedHolds: this.#degradedHolds, heldBack: this.#heldBack, handBackGapsMs: this.#handBackGaps, heldBackMs: this.#heldBackMs, restartGapsMs: this.#restartGaps, oneWayCuts: this.#oneWayCuts, trace: this.#trace,
+      crashGapsMs: this.#crashGaps, lapses: this.#lapses, noHolderMs: Math.round(this.#noHolderMs), degradedHolds: this.#degradedHolds, heldBack: this.#heldBack, handBackGapsMs: this.#handBackGaps, heldBackMs: this.#heldBackMs, restartGapsMs: this.#restartGaps, oneWayCuts: this.#oneWayCuts, aloneGapsMs: this.#aloneGaps, aloneNever: this.#aloneNever, trace: this.#trace,
     };
   }
 
@@ -340,7 +361,7 @@ class VipSim {
       n.dg = freshDegraded(this.#now);
       if (this.#o.startProbe) {
         n.dg.startArp = 'probing';
-        n.dg.startProbe = { partner: false, vip: false };
+        n.dg.startProbe = { partner: false, vip: false, refused: false };
         for (const later of [0, 100, 200]) this.#push({ t: this.#now + later + 1 + this.#rng.int(5), seq: 0, kind: 'start-sample', node: i, inc: n.inc });
         this.#push({ t: this.#now + 1200 + this.#rng.int(20), seq: 0, kind: 'start-done', node: i, inc: n.inc });
       }
@@ -498,6 +519,7 @@ class VipSim {
         if (n.inc !== e.inc || p === null) return;
         if (this.#nodes.some((o, j) => j !== e.node && o.server && o.proc !== 'machine-down' && o.kernelHeld)) p.vip = true;
         if (this.#nodes[1 - e.node]!.proc !== 'machine-down') p.partner = true;
+        if (this.#o.portProbe && this.#nodes[1 - e.node]!.proc === 'dead') p.refused = true;
         return;
       }
       case 'start-done': {
@@ -505,7 +527,7 @@ class VipSim {
         const p = n.dg.startProbe;
         if (n.inc !== e.inc || p === null || (n.proc !== 'up' && n.proc !== 'paused')) return;
         if (n.proc === 'paused') { this.#push({ ...e, t: this.#now + 5 }); return; }
-        n.dg.startArp = p.partner ? 'answers' : p.vip ? null : 'off-lan';
+        n.dg.startArp = p.partner ? (p.refused && !p.vip ? 'lanha-down' : 'answers') : p.vip ? null : 'off-lan';
         n.dg.startProbe = null;
         this.#tr(`${n.id} start probe: ${n.dg.startArp}`);
         return;
@@ -517,16 +539,19 @@ class VipSim {
         if (this.#nodes.some((o, j) => j !== e.node && o.server && o.proc !== 'machine-down' && o.kernelHeld)) n.dg.probing.answered = true;
         // The partner's LAN address answers while its machine is up (a killed or paused lanha too).
         if (this.#nodes[1 - e.node]!.proc !== 'machine-down') n.dg.probing.partnerAnswered = true;
+        // Its ports reset while no lanha runs there (killed: its machine up); a paused one's kernel accepts.
+        if (this.#o.portProbe && this.#nodes[1 - e.node]!.proc === 'dead') n.dg.probing.partnerRefused = true;
         return;
       }
       case 'probe-done': {
         const n = this.#nodes[e.node]!;
         if (n.inc !== e.inc || n.dg.probing === null || (n.proc !== 'up' && n.proc !== 'paused')) return;
         if (n.proc === 'paused') { this.#push({ ...e, t: this.#now + 5 }); return; }
-        const { started, answered, partnerAnswered } = n.dg.probing;
+        const { started, answered, partnerAnswered, partnerRefused } = n.dg.probing;
         n.dg.probing = null;
         n.dg.probe = { at: this.#now, answered };
         n.dg.partnerAnswered = partnerAnswered;
+        n.dg.partnerRefused = partnerRefused;
         if (n.dg.stalledAt !== null && started < n.dg.stalledAt) n.dg.probe = null;
         else if (!answered) n.dg.stalledAt = null;
         return;
@@ -664,7 +689,7 @@ class VipSim {
     if (quorum) return;
     const noQuorumMs = this.#now - dg.noQuorumSince!;
     const partnerHeard = dg.heard !== null && this.#now - dg.heard.at < 5000;
-    const refusal = degradedRefusal({ noQuorumMs, vipAnswered: dg.probe === null ? null : dg.probe.answered, partnerHeard, stateValid: true, partnerConfigDiffers: false, partnerArp: dg.probe !== null && dg.partnerAnswered ? 'partner' : null });
+    const refusal = degradedRefusal({ noQuorumMs, vipAnswered: dg.probe === null ? null : dg.probe.answered, partnerHeard, stateValid: true, partnerConfigDiffers: false, partnerArp: dg.probe !== null && dg.partnerAnswered ? 'partner' : null, partnerPorts: dg.probe !== null && dg.partnerRefused ? 'refused' : null });
     if (refusal === null) {
       dg.active = true;
       this.#tr(`${n.id} enters degraded mode`);
@@ -675,7 +700,7 @@ class VipSim {
   #runProbe(i: number): void {
     const n = this.#nodes[i]!;
     if (n.dg.probing !== null) return;
-    n.dg.probing = { started: this.#now, answered: false, partnerAnswered: false };
+    n.dg.probing = { started: this.#now, answered: false, partnerAnswered: false, partnerRefused: false };
     for (const later of [0, 100, 200]) this.#push({ t: this.#now + later + 1 + this.#rng.int(5), seq: 0, kind: 'probe-sample', node: i, inc: n.inc });
     this.#push({ t: this.#now + 1200 + this.#rng.int(20), seq: 0, kind: 'probe-done', node: i, inc: n.inc });
   }
@@ -728,21 +753,33 @@ class VipSim {
       } else if (leader >= 0 && this.#now - c.at > 1000 && this.#holders().length === 1 && this.#nodes.every((n) => n.proc === 'up')) {
         const victim = r.float() < 0.5 ? leader : 1 - leader;
         c.survivor = 1 - victim;
+        // Only its lanha killed (its machine up): its guard deletes the VIP as its stdin closes.
+        const lanhaOnly = this.#o.partnerLanhaKill > 0 && r.float() < this.#o.partnerLanhaKill;
         for (const k of [victim, 2]) {
           const n = this.#nodes[k]!;
+          if (k === victim && lanhaOnly) {
+            n.proc = 'dead';
+            if (this.#o.guard && n.guardDeadline !== null) { n.guardDeadline = null; this.#guardDeletes(k); }
+            continue;
+          }
           n.proc = k === 2 ? 'dead' : 'machine-down';
           n.kernelHeld = false;
           n.guardDeadline = null;
         }
         this.#kills += 2;
-        this.#tr(`crash machine ${this.#nodes[victim]!.id} and kill the witness: ${this.#nodes[c.survivor]!.id} alone`);
+        this.#aloneSince = { node: c.survivor, at: this.#now };
+        this.#tr(`${lanhaOnly ? 'kill -9 the lanha of' : 'crash machine'} ${this.#nodes[victim]!.id} and kill the witness: ${this.#nodes[c.survivor]!.id} alone`);
         c.phase = 'alone';
         c.at = this.#now;
       } else if (r.float() < 0.3) this.#pauseSome(r.float() < 0.8 ? 50 + r.int(250) : 700 + r.int(2000));
     } else if (c.phase === 'alone') {
       const s = this.#nodes[c.survivor]!;
       if (s.kernelHeld && s.vip.degraded) { c.phase = 'held'; c.at = this.#now + r.int(3000); }
-      else if (this.#now - c.at > 20_000) { c.phase = 'held'; c.at = this.#now; }
+      else if (this.#now - c.at > 20_000) {
+        c.phase = 'held';
+        c.at = this.#now;
+        if (this.#aloneSince !== null) { this.#aloneNever++; this.#aloneSince = null; }
+      }
     } else if (c.phase === 'restart') {
       if (this.#now >= c.at) {
         this.#push({ t: this.#now, seq: 0, kind: 'heal-one', node: 1 - c.survivor });
@@ -1036,6 +1073,11 @@ class VipSim {
 
   /** degraded: the gap between a degraded holding's end and a leader's holding (a new degraded holding ends the count). */
   #handBackGap(count: number): void {
+    const alone = this.#aloneSince;
+    if (alone !== null && this.#nodes[alone.node]!.kernelHeld && this.#nodes[alone.node]!.dg.heldDegraded) {
+      this.#aloneGaps.push(Math.round(this.#now - alone.at));
+      this.#aloneSince = null;
+    }
     if (count >= 1 && this.#restartedAt !== null) {
       if (this.#nodes[this.#restartedAt.node]!.kernelHeld) this.#restartGaps.push(Math.round(this.#now - this.#restartedAt.at));
       this.#restartedAt = null;

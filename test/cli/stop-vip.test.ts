@@ -1,9 +1,10 @@
 import t, { type Test } from 'tap';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { alive, childrenOf as children, logRecords, scratchConfig, serveDaemon } from '../support/daemon.js';
+import { alive, childrenOf as children, logRecords, scratchConfig, serveDaemon, stopWithHungChildren } from '../support/daemon.js';
 import { LANCTL_JS } from '../../lib/serve-daemon.js';
+import { vethNamespace } from '../support/netns.js';
 
 // The VIP's commands at the stop: its `ip addr del` and the GARPs' `arping` were started and not
 // waited for. A stop with one of them hung ran out of the VIP's step limit and went on without it:
@@ -22,20 +23,8 @@ const sh = (args: string[]): string => execFileSync('ip', args, { encoding: 'utf
 const vipOnLink = (): boolean => sh(['-n', NS, '-4', 'addr', 'show', 'dev', IFACE]).includes(` ${VIP}/`);
 
 function setup(t: Test): { shim: string; flags: string; dir: string; file: string } {
-  rmSync(`/etc/netns/${NS}`, { recursive: true, force: true });
-  try { sh(['netns', 'del', NS]); } catch { /* not there */ }
-  sh(['netns', 'add', NS]);
-  t.teardown(() => {
-    try { sh(['netns', 'del', NS]); } catch { /* gone */ }
-    rmSync(`/etc/netns/${NS}`, { recursive: true, force: true });
-  });
-  mkdirSync(`/etc/netns/${NS}`, { recursive: true });
-  writeFileSync(`/etc/netns/${NS}/resolv.conf`, 'nameserver 127.0.0.1\n');
-  sh(['-n', NS, 'link', 'set', 'lo', 'up']);
   // A veth pair inside the namespace (goes with it): the VIP's link.
-  sh(['-n', NS, 'link', 'add', IFACE, 'type', 'veth', 'peer', 'name', 'lhsv1']);
-  sh(['-n', NS, 'link', 'set', IFACE, 'up']);
-  sh(['-n', NS, 'link', 'set', 'lhsv1', 'up']);
+  vethNamespace(t, NS, IFACE, 'lhsv1');
   const sc = scratchConfig(`node: { name: solo, address: 127.0.0.1, stateDir: "{{dir}}/state", controlSocket: "{{dir}}/s.sock", logLevel: info }
 vip: { address: ${VIP}/24, interface: ${IFACE} }
 `);
@@ -88,20 +77,7 @@ t.test('a stop with a stopped `ip addr del` and stopped GARP `arping`s ends in t
   for (let i = 0; i < 100 && arpings.length < 2; i++) { await sleep(50); arpings = children(daemonPid).filter((c) => c.comm === 'arping'); }
   t.ok(arpings.length >= 2, `GARP arpings hang (${arpings.map((c) => c.pid).join(', ')})`);
   writeFileSync(join(flags, 'ip'), '');
-  const seen = new Set<number>(arpings.map((c) => c.pid));
-  const watch = setInterval(() => { for (const c of children(daemonPid)) if (c.comm === 'ip' || c.comm === 'arping') seen.add(c.pid); }, 20);
-  t.teardown(() => {
-    clearInterval(watch);
-    for (const pid of seen) if (alive(pid)) { try { process.kill(pid, 'SIGCONT'); process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
-  });
-  const killer = setTimeout(() => d.child.kill('SIGKILL'), 30_000);
-  const result = await d.stop();
-  clearTimeout(killer);
-  clearInterval(watch);
-  t.equal(result.signal, null, 'it exited by itself');
-  t.equal(result.code, 0, 'with status 0: within its 5 s limit');
-  t.same(logRecords(d.logs(), 'daemon.stop_timeout'), [], 'no daemon.stop_timeout');
-  t.same(logRecords<{ resources: string[] }>(d.logs(), 'daemon.exit_held').map((r) => r.resources), [], 'nothing held the stopped process (daemon.exit_held)');
+  const seen = await stopWithHungChildren(t, d, ['ip', 'arping'], arpings.map((c) => c.pid));
   const killed = logRecords<{ command: string; pid: number; outcome: string }>(d.logs(), 'vip.stop_command_killed');
   t.ok(killed.some((k) => k.command.startsWith(`ip addr del ${VIP}/24`) && k.outcome === 'killed'), `the stopped ip addr del is named and killed (${JSON.stringify(killed)})`);
   for (const a of arpings) t.ok(killed.some((k) => k.pid === a.pid && k.command.startsWith('arping')), `the stopped arping ${a.pid} is named and killed`);

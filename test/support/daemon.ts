@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, readdirSync, writeFileSync, rmSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LANCTL } from './paths.js';
+import type { ServedDaemon } from '../../lib/serve-daemon.js';
 
 // Runs `lanctl` (the built CLI) and `lanctl serve` as real processes for end-to-end tests; serving
 // lives in lib/serve-daemon.ts (`lanctl demo` uses it too).
@@ -76,3 +77,29 @@ export function childrenOf(pid: number): Array<{ pid: number; comm: string }> {
 
 /** Whether a process of this pid exists (a zombie not reaped yet counts). */
 export const alive = (pid: number): boolean => { try { process.kill(pid, 0); return true; } catch { return false; } };
+
+/**
+ * Stops a daemon whose children named `comms` hang (a shim stopped them with SIGSTOP) and checks
+ * the stop ended by itself: status 0 within its limit, no daemon.stop_timeout, nothing holding the
+ * process. Watches those children as it stops (`first`: the ones already seen) and returns their
+ * pids; any still alive at the test's teardown is killed.
+ */
+export async function stopWithHungChildren(t: { teardown(fn: () => void): void; equal(a: unknown, b: unknown, m: string): void; same(a: unknown, b: unknown, m: string): void },
+  d: ServedDaemon, comms: readonly string[], first: readonly number[]): Promise<Set<number>> {
+  const daemonPid = d.child.pid!;
+  const seen = new Set<number>(first);
+  const watch = setInterval(() => { for (const c of childrenOf(daemonPid)) if (comms.includes(c.comm)) seen.add(c.pid); }, 20);
+  t.teardown(() => {
+    clearInterval(watch);
+    for (const pid of seen) if (alive(pid)) { try { process.kill(pid, 'SIGCONT'); process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
+  });
+  const killer = setTimeout(() => d.child.kill('SIGKILL'), 30_000);
+  const result = await d.stop();
+  clearTimeout(killer);
+  clearInterval(watch);
+  t.equal(result.signal, null, 'it exited by itself');
+  t.equal(result.code, 0, 'with status 0: within its 5 s limit');
+  t.same(logRecords(d.logs(), 'daemon.stop_timeout'), [], 'no daemon.stop_timeout');
+  t.same(logRecords<{ resources: string[] }>(d.logs(), 'daemon.exit_held').map((r) => r.resources), [], 'nothing held the stopped process (daemon.exit_held)');
+  return seen;
+}

@@ -1,4 +1,5 @@
-import { existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { isRoot, which } from '../../lib/netns.js';
 
 // The lab itself lives in lib/netns.ts (`lanctl demo` builds its rack with it); this adds what only
@@ -41,4 +42,26 @@ export function requireLab(t: TapLike, tools: readonly string[] = []): boolean {
     t.skip(`SKIPPED: ${reason}`);
   }
   return false;
+}
+
+/**
+ * A network namespace of the test's own, with its own resolv.conf, `lo` up and a veth pair inside
+ * it (`iface` and `peer`, both up, gone with the namespace); deleted, with the resolv.conf, at
+ * the test's teardown.
+ */
+export function vethNamespace(t: { teardown(fn: () => void): void }, ns: string, iface: string, peer: string): void {
+  const ip = (args: string[]): string => execFileSync('ip', args, { encoding: 'utf8' });
+  rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
+  try { ip(['netns', 'del', ns]); } catch { /* not there */ }
+  ip(['netns', 'add', ns]);
+  t.teardown(() => {
+    try { ip(['netns', 'del', ns]); } catch { /* gone */ }
+    rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
+  });
+  mkdirSync(`/etc/netns/${ns}`, { recursive: true });
+  writeFileSync(`/etc/netns/${ns}/resolv.conf`, 'nameserver 127.0.0.1\n');
+  ip(['-n', ns, 'link', 'set', 'lo', 'up']);
+  ip(['-n', ns, 'link', 'add', iface, 'type', 'veth', 'peer', 'name', peer]);
+  ip(['-n', ns, 'link', 'set', iface, 'up']);
+  ip(['-n', ns, 'link', 'set', peer, 'up']);
 }

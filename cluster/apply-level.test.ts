@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { systemClock } from '../lib/clock.js';
 import { seededRandom } from '../lib/random.js';
 import { createLogger, silentLogger } from '../lib/log.js';
-import { APPLY_LEVEL, BASE_LEVEL, ENVELOPE_LEVEL, clusterLevel, commandLevel, levelHold, levelHoldText, levelRefusal, olderForm, proposalCheck, unknownEntryError, type MemberLevel } from './apply-level.js';
+import { APPLY_LEVEL, BASE_LEVEL, ENVELOPE_LEVEL, clusterLevel, commandLevel, levelHold, levelHoldText, levelRefusal, logLevelText, olderForm, proposalCheck, unknownEntryError, type LogLevelStatus, type MemberLevel } from './apply-level.js';
 import { formatMembers } from '../bin/commands-core.js';
 import { RaftStateLog } from './raft-state-log.js';
 import { decodeCommand, encodeCommand, type Command } from './commands.js';
@@ -217,4 +217,29 @@ t.test('logs written before envelope 2 read as before; a stray key never reaches
   const wideGuarded = { type: 'node.remove', name: 'c1', unlessInJob: true, stray: 1 } as unknown as Command;
   const back = decodeCommand(encodeCommand({ at: 7, command: wideGuarded }));
   t.ok(back.ok, 'an envelope-2 entry never carries a key its own build would stop at');
+});
+
+t.test('what the applied log needs, for a rollback: the level since which index, what older builds do, whether the snapshot is past it', async (t) => {
+  t.equal(logLevelText({ spans: [], snapshotIndex: 0 }), null, 'nothing above level 1: no line');
+  const dir = scratch(t);
+  const log = await open(dir);
+  try {
+    await log.propose({ type: 'node.add', name: 'c1', mac: '02:00:00:00:00:c1' });
+    await log.propose({ type: 'node.remove', name: 'c1', unlessInJob: true });
+    const first = log.fsm.appliedIndex;
+    // An entry a level-3 build wrote: the field in envelope 1.
+    const r = log.host.node.propose(new TextEncoder().encode(JSON.stringify({ v: 1, at: Date.now(), c: { type: 'node.boot', mac: '02:00:00:00:00:c1', event: 'power cycle ok', at: 5 } })));
+    t.ok(r.ok);
+    log.host.kick();
+    for (let i = 0; i < 250 && log.fsm.appliedIndex < (r.ok ? r.index : 0); i++) await new Promise((res) => setTimeout(res, 20));
+    const status = log.status()['logLevel'] as LogLevelStatus;
+    t.same(status.spans, [{ level: 4, first, last: first, silent: false }, { level: 3, first: first + 1, last: first + 1, silent: true }]);
+    const text = logLevelText(status)!;
+    t.match(text, `the log this member applied needs apply level 4 since index ${first} (level 4 in entries ${first}..${first}: builds below level 4 stop at them`);
+    t.match(text, `level 3 in entries ${first + 1}..${first + 1}: builds below level 3 apply them WITHOUT stopping, in their older meaning`);
+    t.match(text, `safe only once its snapshot is past index ${first + 1} (now at 0;`);
+    t.match(logLevelText({ ...status, snapshotIndex: first + 1 }), `its snapshot (index ${first + 1}) is past them`);
+  } finally {
+    await log.close();
+  }
 });

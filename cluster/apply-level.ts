@@ -234,3 +234,66 @@ export function levelHoldText(hold: LevelHold): string {
   ];
   return `commands of apply ${levels.join(', ')} are not proposed: ${why.join('; ')}. They go by themselves once every member reports ${hold.from === hold.to ? `level ${hold.to}` : 'their level'}: ${cure.join(', and ')}`;
 }
+
+/** What the entries of one level above BASE_LEVEL in the applied log are, for a rollback. */
+export interface LogLevelSpan {
+  level: number;
+  /** The first and the last applied entry that needs this level. */
+  first: number;
+  last: number;
+  /** Entries in envelope 1 with a field added after their type (a level-3 build wrote them): builds below apply them without stopping. */
+  silent: boolean;
+}
+
+/**
+ * The levels the entries this member applied since its state was loaded need (the entries after
+ * its snapshot at a start, and every one it applied since): what a build of a lower level would be
+ * handed if this member were rolled back onto its state directory. Not state: neither hashed nor
+ * in the snapshot. No I/O.
+ */
+export class LogLevels {
+  readonly #spans = new Map<number, LogLevelSpan>();
+
+  /** An applied entry and the level it needs; `silent`: envelope 1 with a field added after its type. */
+  note(index: number, level: number, silent: boolean): void {
+    if (level <= BASE_LEVEL || !Number.isFinite(level)) return;
+    const span = this.#spans.get(level);
+    if (span === undefined) this.#spans.set(level, { level, first: index, last: index, silent });
+    else { span.last = Math.max(span.last, index); span.silent ||= silent; }
+  }
+
+  /** The spans, highest level first (empty: every entry applies on any build). */
+  spans(): LogLevelSpan[] {
+    return [...this.#spans.values()].sort((a, b) => b.level - a.level);
+  }
+}
+
+/** The `logLevel` of a member's status: what its applied log needs, and its snapshot index. */
+export interface LogLevelStatus {
+  spans: LogLevelSpan[];
+  snapshotIndex: number;
+}
+
+/**
+ * One line for status and doctor: which level the log this member applied needs since which index,
+ * what builds below it do with those entries, and when (if ever) it can be rolled back: once its
+ * snapshot is past the last such entry, a build starts from the snapshot and applies only what
+ * follows it. Null when nothing above BASE_LEVEL was applied.
+ */
+export function logLevelText(s: LogLevelStatus): string | null {
+  const top = s.spans[0];
+  if (top === undefined) return null;
+  const parts = s.spans.map((span) => {
+    const stops = span.level >= ENVELOPE_LEVEL
+      ? `builds below level ${span.level} stop at them (APPLY STOPPED; 0.1.0 exits)`
+      : span.silent
+        ? `builds below level ${span.level} apply them WITHOUT stopping, in their older meaning, their state then differing from the other members' (they were written before level ${ENVELOPE_LEVEL})`
+        : `builds below level ${span.level} stop at them (APPLY STOPPED; 0.1.0 exits)`;
+    return `level ${span.level} in entries ${span.first}..${span.last}: ${stops}`;
+  });
+  const last = Math.max(...s.spans.map((x) => x.last));
+  const down = s.snapshotIndex >= last
+    ? `its snapshot (index ${s.snapshotIndex}) is past them: a build of a lower level starts on this member's state from that snapshot and is handed none of them`
+    : `rolling this member below level ${Math.min(...s.spans.map((x) => x.level))} is safe only once its snapshot is past index ${last} (now at ${s.snapshotIndex}; one is taken every cluster.snapshotEntries entries applied; lanctl status shows it): a build then starts from the snapshot and is handed none of them, while a member of that level takes no newer entry (the leader holds them back)`;
+  return `the log this member applied needs apply level ${top.level} since index ${top.first} (${parts.join('; ')}); ${down}`;
+}

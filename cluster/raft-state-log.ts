@@ -6,7 +6,7 @@ import { LogLimiter, type Logger } from '../lib/log.js';
 import type { Random } from '../lib/random.js';
 import { LanhaError } from '../lib/errors.js';
 import { decodeCommand, encodeCommand, type Command } from './commands.js';
-import { APPLY_LEVEL, EntryTooNewError, unknownEntryError } from './apply-level.js';
+import { APPLY_LEVEL, EntryTooNewError, LogLevels, addedFieldLevel, unknownEntryError } from './apply-level.js';
 import { Fsm, stringifyInSlices, type AppliedEntry, type FsmSnapshot, type ProposalTiming } from './fsm.js';
 import { LogClock } from './log-time.js';
 import { NotLeaderError, type StateLog, type StateLogStatus } from './state-log.js';
@@ -171,6 +171,7 @@ export interface RaftTimeline {
 export class RaftStateLog implements StateLog {
   readonly fsm: Fsm;
   #host: RaftHost | undefined;
+  readonly #levels = new LogLevels();
   #fatalListeners = new Set<(error: Error) => void>();
   #opts: RaftStateLogOptions;
   #pending = new Map<number, Pending>();
@@ -559,6 +560,8 @@ export class RaftStateLog implements StateLog {
       leaseValid: !this.host.fenced && node.leaseValid(),
       // The log holds an entry of a newer lanha: applying stopped before it (cluster/apply-level.ts).
       applyStopped: this.host.fenced instanceof EntryTooNewError ? this.host.fenced.message : null,
+      // The levels the entries applied since the state was loaded need: what a rollback would be handed.
+      logLevel: { spans: this.#levels.spans(), snapshotIndex: node.snapshotIndex },
       members: node.conf,
       ...(node.role === 'leader' ? { progress: node.progress() } : {}),
       ...(node.rebuilding ? { rebuilding: true } : {}),
@@ -708,6 +711,7 @@ export class RaftStateLog implements StateLog {
           throw new EntryTooNewError(unknownEntryError(e.index, decoded.error, decoded.type ?? null));
         }
         this.fsm.apply(e.index, decoded.value);
+        this.#levels.note(e.index, decoded.level, decoded.envelope === 1 && addedFieldLevel(decoded.value.command) > 0);
         applied = { index: e.index, at: Math.max(this.fsm.lastAt, decoded.value.at), ...(decoded.value.by === undefined ? {} : { by: decoded.value.by }), command: decoded.value.command };
       } else {
         // The leader's empty entry or a membership change: nothing for the Fsm but its index.

@@ -1,5 +1,6 @@
 import { formatTable } from '../../lib/table.js';
 import type { StorageRefusal } from './wal.js';
+import { logLevelText, type LogLevelStatus } from '../apply-level.js';
 
 // The Raft part of `lanctl status` (text form): where the log stands, on a leader each member's
 // replication progress, and the peer links' liveness (transport.ts: pings, links closed as dead,
@@ -17,6 +18,8 @@ export interface RaftStatusBody {
   rebuilding?: boolean;
   /** Applying stopped at an entry of a newer lanha (cluster/apply-level.ts): why, and what to do. */
   applyStopped?: string | null;
+  /** The apply levels the entries this member applied need, and its snapshot index (cluster/apply-level.ts logLevelText). */
+  logLevel?: LogLevelStatus;
   /** Rebuilding because a leader showed its state went back in time (RaftNode.amnesia). */
   amnesia?: { leader: string; term: number; acked: number; lastIndex: number; divergedAt?: number };
   /** Started with no state and no member file, and nothing yet shows the cluster had a log before it came. */
@@ -98,6 +101,8 @@ export function formatRaftStatus(c: RaftStatusBody): string {
   if (full) lines.push(`STORAGE ${full.reason === 'read-only' ? 'READ-ONLY' : full.reason === 'descriptors' ? 'OUT OF FILE DESCRIPTORS' : 'FULL'}: ${storageFullText(c.storage!.dir, full)}`);
   else if (c.applyStopped) lines.push(`APPLY STOPPED: ${c.applyStopped}`);
   else if (c.storage?.error) lines.push(`STORAGE FAILED: ${c.storage.error} (this node accepts no writes until restarted)`);
+  const needs = c.logLevel === undefined ? null : logLevelText(c.logLevel);
+  if (needs !== null) lines.push(`log level: ${needs}`);
   if (c.stateHash) lines.push(`state hash: ${c.stateHash.slice(0, 16)}`);
   let text = lines.join('\n') + '\n';
   if (c.members) {

@@ -5,7 +5,7 @@ import type { Lease } from '../../cluster/fsm.js';
 import type { StateLogStatus } from '../../cluster/state-log.js';
 import type { StabilityReport } from '../../cluster/stability.js';
 import { storageFullText, type StorageFull } from '../../cluster/raft/status-text.js';
-import { BASE_LEVEL, commandLevel, levelHold, levelHoldText, memberLevels, type LevelHold } from '../../cluster/apply-level.js';
+import { BASE_LEVEL, commandLevel, levelHold, levelHoldText, logLevelText, memberLevels, type LevelHold, type LogLevelStatus } from '../../cluster/apply-level.js';
 import { poolUsage, rangeText, type SubnetUsage } from '../dhcp/pool-usage.js';
 import { memberRows, type LocalReport, type MemberView } from '../../cluster/member-status.js';
 import { compareBootFiles } from './boot-files.js';
@@ -145,6 +145,15 @@ export function doctorFindings(input: DoctorInput): Finding[] {
   else if (storage?.full) out.push({ id: 'raft.storage-full', severity: 'error', evidence: storageFullText(storage.dir ?? 'node.stateDir', storage.full), fix: `free space there (du -sh ${storage.dir ?? 'node.stateDir'}/*, journald's and other logs on the same file system), or move node.stateDir to a larger one; no restart is needed` });
   else if (typeof c['applyStopped'] === 'string') out.push({ id: 'raft.entry-too-new', severity: 'error', evidence: c['applyStopped'], fix: 'install the lanha version the other members run on this member and systemctl restart lanha; it applies the entry and catches up' });
   else if (storage?.error) out.push({ id: 'raft.storage', severity: 'error', evidence: `the WAL failed: ${storage.error}; this node accepts no writes`, fix: 'free or repair the disk of node.stateDir, then systemctl restart lanha' });
+  const logLevel = c['logLevel'] as LogLevelStatus | undefined;
+  const needs = logLevel === undefined ? null : logLevelText(logLevel);
+  if (needs !== null) {
+    const last = Math.max(...logLevel!.spans.map((x) => x.last));
+    out.push({ id: 'raft.log-level', severity: 'info', evidence: needs,
+      fix: logLevel!.snapshotIndex >= last
+        ? 'nothing to do; a rollback of this member to an older build starts from its snapshot'
+        : `before rolling this member back to an older lanha, wait until lanctl status shows its snapshot at index ${last} or later (or leave it on this version); an older build started sooner stops at the first such entry, or (level 3 entries written before level 4) applies it in its older meaning` });
+  }
   if (c['fresh'] === true) out.push({ id: 'raft.fresh', severity: 'warning', evidence: `this member started with no Raft state and no member file (role ${c.role}, term ${c.term}) and has not joined its cluster's log yet: it cannot tell a new cluster from one whose member it replaces, and votes as a new member would`, fix: 'a new cluster: start the other members (it joins once one is elected); a replacement for a member whose state was lost: stop lanha here, run lanctl cluster rejoin, start it again (cluster/raft/README.md, "A member with no state")' });
   else if (c['rebuilding'] === true && c['amnesia'] !== undefined) {
     const a = c['amnesia'] as { leader: string; term: number; acked: number; lastIndex: number };

@@ -3,6 +3,8 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { scratchConfig, serveDaemon, SOLO_CONFIG, type CliRun } from '../support/daemon.js';
+import { LANCTL } from '../support/paths.js';
+import { logLevelText, type LogLevelStatus } from '../../cluster/apply-level.js';
 import { oldLanctl } from '../support/old-build.js';
 import { RaftStateLog, raftDir } from '../../cluster/raft-state-log.js';
 import type { Command } from '../../cluster/commands.js';
@@ -18,7 +20,10 @@ import { silentLogger } from '../../lib/log.js';
 // silently differing from every other member's. This build writes them in envelope 2: that build
 // stops applying there (APPLY STOPPED, up, fenced), c1 still in its inventory. 488a078 (0.1.0,
 // before levels) refuses the entry too: its start fails naming it, where on the older form it too
-// removed c1. LANHA_DOWNGRADE_TO=/path/to/dist/bin/lanctl.js names another build instead.
+// removed c1. The way down that exists: a snapshot taken past the last such entry, from which
+// both builds start, handed none of them (c1 kept, writes taken); this build's status and doctor
+// say which level its log needs since which index and whether its snapshot is past them.
+// LANHA_DOWNGRADE_TO=/path/to/dist/bin/lanctl.js names another build instead.
 
 const BUILDS = ['fa19178^', '488a078'];
 t.setTimeout(1_500_000);
@@ -42,8 +47,8 @@ const REMOVE = { type: 'node.remove', name: 'c1', unlessInJob: true } as const;
  * A solo member's log with c1, a job naming it and the guarded removal: proposed through this
  * build (`legacy` false), or the same entries in envelope 1 as a level-3 build wrote them.
  */
-async function writeLog(dir: string, legacy: boolean): Promise<boolean> {
-  const log = await RaftStateLog.open({ id: 'solo', dir: raftDir(join(dir, 'state')), conf: { voters: ['solo'], learners: [], witnesses: [] }, clock: systemClock, random: seededRandom(1), log: silentLogger });
+async function writeLog(dir: string, legacy: boolean, snapshotPast = false, said: string[] = []): Promise<boolean> {
+  const log = await RaftStateLog.open({ id: 'solo', dir: raftDir(join(dir, 'state')), conf: { voters: ['solo'], learners: [], witnesses: [] }, clock: systemClock, random: seededRandom(1), log: silentLogger, ...(snapshotPast ? { snapshotEntries: 3 } : {}) });
   try {
     for (let i = 0; i < 100 && !log.isLeader(); i++) await new Promise((r) => setTimeout(r, 20));
     await log.propose(C1);
@@ -54,6 +59,12 @@ async function writeLog(dir: string, legacy: boolean): Promise<boolean> {
       log.host.kick();
       for (let i = 0; i < 250 && log.fsm.appliedIndex < r.index; i++) await new Promise((res) => setTimeout(res, 20));
     }
+    // A snapshot past the last of them: bounded, 20 more entries at most.
+    for (let i = 0; snapshotPast && i < 20 && !/snapshot \(index \d+\) is past them/.test(logLevelText(log.status()['logLevel'] as LogLevelStatus) ?? ''); i++) {
+      await log.propose({ type: 'dns.set', name: `churn${i}.t.lan`, rrtype: 'A', ttl: 60, data: '10.1.2.3' });
+      await log.snapshotSettled();
+    }
+    if (snapshotPast) said.push(logLevelText(log.status()['logLevel'] as LogLevelStatus) ?? '');
     return log.fsm.inventory.byName('c1') !== undefined;
   } finally {
     await log.close();
@@ -89,6 +100,37 @@ for (const commit of BUILDS) t.test(`a member downgraded to ${commit} on a log w
   const sc = scratchConfig(SOLO_CONFIG);
   t.teardown(() => sc.cleanup());
   t.ok(await writeLog(sc.dir, false), 'this build keeps c1');
+  {
+    const here = await serveDaemon(sc.file);
+    const said = await runWith(LANCTL, ['status', '--config', sc.file]);
+    t.match(said.stdout, /log level: the log this member applied needs apply level 4 since index (\d+) \(level 4 in entries \1\.\.\d+: builds below level 4 stop at them .*safe only once its snapshot is past index \d+ \(now at 0/, 'this build says what its log needs and when a rollback is safe');
+    const doctor = await runWith(LANCTL, ['doctor', '--config', sc.file]);
+    t.match(doctor.stdout, 'raft.log-level', 'doctor too');
+    await here.stop();
+  }
+  // The way down: a snapshot taken past the last such entry. The older build starts from it (the
+  // state, re-encoded, holds c1 and the running job) and is handed none of those entries.
+  {
+    const past = scratchConfig(SOLO_CONFIG);
+    t.teardown(() => past.cleanup());
+    const said: string[] = [];
+    t.ok(await writeLog(past.dir, false, true, said), 'this build keeps c1');
+    t.match(said[0], /^the log this member applied needs apply level 4 since index \d+ .*its snapshot \(index \d+\) is past them/, 'this build says the way down is open');
+    const here = await serveDaemon(past.file);
+    t.notMatch((await runWith(LANCTL, ['status', '--config', past.file])).stdout, 'log level:', 'restarted from that snapshot, it holds no entry above level 1: no line');
+    await here.stop();
+    const down = await serveDaemon(past.file, { command: [process.execPath, lanctl] });
+    try {
+      t.notMatch((await runWith(lanctl, ['status', '--config', past.file])).stdout, 'APPLY STOPPED', `${commit} applies on from the snapshot`);
+      t.equal((await runWith(lanctl, ['nodes', 'show', 'c1', '--config', past.file])).code, 0, 'with c1 kept, as on this build');
+      const set = await runWith(lanctl, ['nodes', 'add', 'c2', '--mac', '02:00:00:00:00:c2', '--config', past.file]);
+      t.equal(set.code, 0, `and takes writes: ${set.stderr.trim()}`);
+      t.equal((await runWith(lanctl, ['nodes', 'show', 'c2', '--config', past.file])).code, 0);
+    } finally {
+      t.equal((await down.stop()).code, 0);
+    }
+  }
+
   if (commit === '488a078') {
     // 0.1.0 refuses the entry at its start (and so at every restart systemd makes): never applied.
     const r = await runWith(lanctl, ['serve', '--config', sc.file], 60_000);

@@ -40,7 +40,7 @@ import type { OpsHttpServer } from '../services/ops/http-server.js';
 import { MemberStatusBoard, memberRows, type LocalReport } from '../cluster/member-status.js';
 import { BootEventRelay, RELAY_HELD_MS, type BootCommand, type RelayedBootEvent } from '../cluster/boot-relay.js';
 import { AckLedger, describeAckAudit, type AuditView } from '../cluster/ack-audit.js';
-import { AckJournal } from '../cluster/ack-journal.js';
+import { AckJournal, ackJournalAppender } from '../cluster/ack-journal.js';
 import { startFailoverProbes } from '../services/ops/failover-probes.js';
 import { StopSteps, describeStop, type StopReport } from '../lib/stop-steps.js';
 import { killRunningChildren } from '../lib/child-runs.js';
@@ -227,17 +227,8 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
   const journal = config.dhcp !== undefined && config.node.role !== 'witness' ? openAckJournal(join(config.node.stateDir, 'acks.jsonl'), acks.capacity, log) : null;
   if (journal !== null) acks.load(journal.records);
   const auditLog = log.child({ service: 'dhcp' });
-  let journalBroken = false;
-  const journalAppend = (ack: Parameters<AckLedger['record']>[0]): void => {
-    if (journal === null || journalBroken) return;
-    try {
-      journal.append(ack, acks.recorded);
-    } catch (error) {
-      // A full or broken disk must not stop DHCP; the audit keeps its ring in memory.
-      journalBroken = true;
-      auditLog.warn({ event: 'dhcp.ack.journal_failed', path: journal.path, err: errorMessage(error) }, `the ACK journal cannot be written (${errorMessage(error)}); a kill -9 will lose the record of the ACKs sent`);
-    }
-  };
+  const journalAppend = journal === null ? (): void => undefined : ackJournalAppender(journal, () => acks.recorded, auditLog);
+
   const sampler = setInterval(() => {
     const step = wallSteps.observe(clock.monotonicMs(), clock.wallMs());
     if (step !== null) {

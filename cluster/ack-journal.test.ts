@@ -1,9 +1,12 @@
 import t from 'tap';
-import { appendFileSync, closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { appendFileSync, closeSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AckJournal } from './ack-journal.js';
+import { AckJournal, ackJournalAppender } from './ack-journal.js';
+import { createLogger } from '../lib/log.js';
 import type { AckRecord } from './ack-audit.js';
+import { haveTools } from '../test/support/tools.js';
 
 // The ACK journal survives a restart: what was appended is read back in order, a torn last line
 // and garbage are skipped without stopping the daemon, and the file stays bounded (rewritten with
@@ -59,4 +62,36 @@ t.test('an append after close throws and never writes into the file that reused 
   t.throws(() => j.append(ack(2), []), /ACK journal .* is closed/);
   t.equal(readFileSync(other, 'utf8'), '', 'nothing written into the other file');
   t.same(AckJournal.open(join(dir, 'acks.jsonl'), 8).records, [ack(1)]);
+});
+
+t.test('the daemon\'s appender: out of file descriptors for a rewrite is said once and tried again, not the journal given up', async (t) => {
+  if (process.platform !== 'linux' || !haveTools(t, ['prlimit'], 'ACK journal descriptor test')) return;
+  const dir = mkdtempSync(join(tmpdir(), 'lanha-ack-journal-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, 'acks.jsonl');
+  const j = AckJournal.open(path, 2);
+  const logs: Array<Record<string, unknown>> = [];
+  const append = ackJournalAppender(j, () => ring, createLogger({ level: 'info', destination: { write: (s: string) => { logs.push(JSON.parse(s) as Record<string, unknown>); } } }));
+  const ring: AckRecord[] = [];
+  const add = (i: number): void => { ring.push(ack(i)); if (ring.length > 2) ring.shift(); append(ack(i)); };
+  for (let i = 1; i <= 3; i++) add(i); // the next makes 4 lines: a rewrite
+  const [soft, hard] = execFileSync('prlimit', ['--pid', String(process.pid), '--nofile', '--noheadings', '--output=SOFT,HARD'], { encoding: 'utf8' }).trim().split(/\s+/);
+  // Every descriptor this process may have is taken: what needs a new one fails with EMFILE.
+  execFileSync('prlimit', ['--pid', String(process.pid), `--nofile=${readdirSync('/proc/self/fd').length + 64}:${hard}`]);
+  const held: number[] = [];
+  try {
+    try { for (let n = 0; n < 10_000; n++) held.push(openSync('/dev/null', 'r')); } catch (error) { if ((error as NodeJS.ErrnoException).code !== 'EMFILE') throw error; }
+    add(4);
+    add(5);
+  } finally {
+    for (const fd of held) closeSync(fd);
+    execFileSync('prlimit', ['--pid', String(process.pid), `--nofile=${soft}:${hard}`]);
+  }
+  t.equal(logs.filter((l) => l['event'] === 'dhcp.ack.journal_fd_exhausted').length, 1, 'said once for two refused rewrites');
+  t.same(logs.filter((l) => l['event'] === 'dhcp.ack.journal_failed'), [], 'not given up (it was: journal_failed, and no ACK was written after it)');
+  t.same(AckJournal.open(path, 8).records, [ack(1), ack(2), ack(3), ack(4), ack(5)], 'the ACKs of the shortage are in the file');
+  add(6); // descriptors again: this append rewrites
+  add(7);
+  j.close();
+  t.same(AckJournal.open(path, 2).records, [ack(6), ack(7)], 'appends and the rewrite go on');
 });

@@ -1,5 +1,8 @@
 import { closeSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
 import type { AckRecord } from './ack-audit.js';
+import { errorMessage } from '../lib/errors.js';
+import { isFdExhaustion } from '../lib/fd-exhaustion.js';
+import type { Logger } from '../lib/log.js';
 
 // The ACK audit's ring on disk (`node.stateDir/acks.jsonl`), so a node killed with kill -9 still
 // checks, once it rejoins, the leases it ACKed before it died. One JSON line per ACK, written with
@@ -74,4 +77,31 @@ export class AckJournal {
     if (this.#fd === null) throw new Error(`the ACK journal ${this.path} is closed`);
     return this.#fd;
   }
+}
+
+/**
+ * The daemon's append: each ACK to the journal, never throwing into DHCP. A full or broken disk
+ * gives the journal up (said once; the audit keeps its ring in memory). Out of file descriptors
+ * for a rewrite is not that: the ACK's line is in the file already (an append needs no new
+ * descriptor), so it is said once per shortage and the rewrite is tried again at the next ACK.
+ * It was given up for good, so a passing shortage lost the record of every later ACK to a kill -9.
+ */
+export function ackJournalAppender(journal: AckJournal, ring: () => readonly AckRecord[], log: Logger): (ack: AckRecord) => void {
+  let broken = false;
+  let short = false;
+  return (ack) => {
+    if (broken) return;
+    try {
+      journal.append(ack, ring());
+      short = false;
+    } catch (error) {
+      if (isFdExhaustion(error)) {
+        if (!short) log.warn({ event: 'dhcp.ack.journal_fd_exhausted', path: journal.path, err: errorMessage(error) }, `the ACK journal could not be rewritten for want of file descriptors (${errorMessage(error)}); tried again at each ACK`);
+        short = true;
+        return;
+      }
+      broken = true;
+      log.warn({ event: 'dhcp.ack.journal_failed', path: journal.path, err: errorMessage(error) }, `the ACK journal cannot be written (${errorMessage(error)}); a kill -9 will lose the record of the ACKs sent`);
+    }
+  };
 }

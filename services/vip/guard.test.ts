@@ -252,3 +252,46 @@ t.test('a guard that cannot be started for want of descriptors is started again 
   t.ok(guard.pid !== undefined && guard.pid !== first, `the guard runs again once descriptors are free (pid ${guard.pid}; a failed spawn was never tried again)`);
   t.ok(exited >= 2, `each failed start is reported as the guard gone (${exited})`);
 });
+
+t.test('a guard that does not answer a release in time (an ip stuck in the kernel) is killed: the caller falls back, the guard starts again', async (t) => {
+  const missing = guardUnavailable();
+  if (missing !== null) { t.comment(`SKIPPED: ${missing}`); t.pass('skipped'); return; }
+  // A stand-in `ip` whose `addr del` never returns (as under a held rtnl lock); it records its PID
+  // so the test ends it (killing the guard leaves its child behind, as it would a real stuck ip).
+  const dir = mkdtempSync(join(tmpdir(), 'lanha-guard-wedged-'));
+  const pids = join(dir, 'pids');
+  writeFileSync(join(dir, 'ip'), `#!/bin/bash
+if [ "$1" = -force ]; then cat >/dev/null; exit 0; fi
+if [ "$2" = del ]; then echo $$ >> '${pids}'; exec sleep 60; fi
+exit 0
+`, { mode: 0o755 });
+  const path = process.env['PATH'];
+  process.env['PATH'] = `${dir}:${path ?? ''}`;
+  const wedged: string[] = [];
+  let exited = 0;
+  const guard = startGuard('10.255.255.1/32', 'lhnosuchif0', { expired: () => undefined, exited: () => { exited++; }, wedged: (command) => { wedged.push(command); } }, 100, 400);
+  process.env['PATH'] = path;
+  try {
+    for (let i = 0; i < 50 && guard.pid === undefined; i++) await sleep(20);
+    const first = guard.pid;
+    guard.hold(60_000);
+    const began = performance.now();
+    const answer = await guard.release();
+    const waited = performance.now() - began;
+    t.equal(answer?.code, -1, 'the release comes back unanswered (the caller then runs ip itself)');
+    t.ok(waited < 10_000, `it did not wait for the stuck ip (${Math.round(waited)} ms; it sleeps 60 s)`);
+    t.same(wedged, ['release'], 'the wedged guard was said');
+    for (let i = 0; i < 100 && (guard.pid === undefined || guard.pid === first); i++) await sleep(20);
+    t.ok(guard.pid !== undefined && guard.pid !== first, 'a new guard runs');
+    t.ok(exited >= 1, 'the old one was reported gone');
+    guard.hold(60_000);
+    const again = await guard.acquire(2);
+    // Started again with the real ip (the stand-in was on the PATH of the first start only): it
+    // answers with ip's outcome on the missing interface.
+    t.ok(again !== null && again.code !== -1 && /lhnosuchif0/.test(again.stderr), `the new guard answers (${again?.stderr ?? 'no guard'})`);
+  } finally {
+    await guard.stop();
+    for (const pid of readFileSync(pids, 'utf8').trim().split('\n').filter((l) => l !== '')) { try { process.kill(Number(pid), 'SIGKILL'); } catch { /* ended */ } }
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

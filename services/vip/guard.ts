@@ -142,7 +142,17 @@ export interface GuardEvents {
   exited(code: number | null, signal: NodeJS.Signals | null): void;
   /** A renewal the guard ran failed. */
   renewFailed?(): void;
+  /** The guard left an acquire or release unanswered for `ms` (an `ip` stuck in the kernel): it is killed and started again. */
+  wedged?(command: 'acquire' | 'release', ms: number): void;
 }
+
+/**
+ * How long the guard may take to answer an acquire or a release (the daemon's own `ip` runs have as
+ * long, services/vip/server.ts). A guard that takes longer is wedged: it is killed (SIGKILL by its
+ * PID), so the caller gets its fallback at once (an acquire fails, a release is run by the caller)
+ * and the guard starts again; a late answer can then not be taken for the next command's.
+ */
+export const GUARD_ANSWER_MS = 5000;
 
 /** Why no guard can run here, or null. */
 export function guardUnavailable(): string | null {
@@ -151,7 +161,7 @@ export function guardUnavailable(): string | null {
 }
 
 /** Starts the guard process for `cidr` on `ifname`; it is restarted if it dies. */
-export function startGuard(cidr: string, ifname: string, events: GuardEvents, restartMs = 1000): Required<VipGuard> & { readonly pid: number | undefined } {
+export function startGuard(cidr: string, ifname: string, events: GuardEvents, restartMs = 1000, answerMs = GUARD_ANSWER_MS): Required<VipGuard> & { readonly pid: number | undefined } {
   let child: ChildProcess | undefined;
   let stopped = false;
   let armed = false;
@@ -212,6 +222,19 @@ export function startGuard(cidr: string, ifname: string, events: GuardEvents, re
     child.stdin.write(line);
     return true;
   };
+  /** Waits for the answer to `command`, just written; past `answerMs` the guard is wedged and killed. */
+  const answer = (command: 'acquire' | 'release', queue: Array<(r: { code: number; stderr: string }) => void>): Promise<{ code: number; stderr: string }> => {
+    const c = child;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        if (child !== c || c === undefined) return;
+        events.wedged?.(command, answerMs);
+        c.kill('SIGKILL'); // its 'exit' answers every waiting call (unanswered) and starts it again
+      }, answerMs);
+      timer.unref();
+      queue.push((r) => { clearTimeout(timer); resolve(r); });
+    });
+  };
   return {
     /** The guard process (tests look at its children). */
     get pid() { return child?.pid; },
@@ -232,12 +255,12 @@ export function startGuard(cidr: string, ifname: string, events: GuardEvents, re
     },
     acquire(lifetimeS) {
       if (!armed || !write(`acquire ${Math.max(1, Math.round(lifetimeS))}\n`)) return null;
-      return new Promise((resolve) => { acquiring.push(resolve); });
+      return answer('acquire', acquiring);
     },
     release() {
       if (!write('release\n')) return null;
       armed = false;
-      return new Promise((resolve) => { releasing.push(resolve); });
+      return answer('release', releasing);
     },
     stop() {
       stopped = true;

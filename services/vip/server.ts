@@ -343,6 +343,10 @@ export class VipService implements RunningService {
         this.counters.inc('renew.failed');
         if (this.#limiter.allow('renew', this.#o.clock.monotonicMs())) this.#o.log.warn({ event: 'vip.renew_failed', address: vipCidr(this.vip) }, 'the guard could not renew the VIP');
       },
+      wedged: (command, ms) => {
+        this.counters.inc('guard.wedged');
+        this.#o.log.warn({ event: 'vip.guard_wedged', command, ms }, `the VIP guard did not answer a${command === 'acquire' ? 'n' : ''} ${command} within ${ms} ms (an ip command stuck?); killed, ${command === 'release' ? 'this process deletes the VIP itself' : 'the acquire counts as failed'}, the guard starts again`);
+      },
       exited: (code, signal) => {
         this.counters.inc('guard.exited');
         if (this.#limiter.allow('guard', this.#o.clock.monotonicMs())) {

@@ -2,6 +2,7 @@ import { join, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import { MCLT_DEFAULT_MS } from '../cluster/degraded.js';
+import { MAX_IN_FLIGHT as DNS_MAX_IN_FLIGHT } from '../services/dns/config.js';
 import type { LanhaConfig } from '../config/index.js';
 import { loadConfigOffLoop, type OffLoopOptions } from '../config/load-off-loop.js';
 import type { EarlySignals } from './early-signals.js';
@@ -85,17 +86,38 @@ const ADDED_WITH_DEFAULT: ReadonlyArray<{ path: readonly [string, string]; value
 ];
 
 /**
+ * Settings whose default changed since 0.1.0 (488a078), with the default then and now. A config at
+ * today's default is hashed with 0.1.0's, so a file that leaves the setting out hashes as that release
+ * reported it (doctor's cluster.config-differs stays quiet through a rolling upgrade; the versions
+ * behave apart there as they do in every other change between them). One holding 0.1.0's default by
+ * hand is hashed as `{ set: value }`: it runs otherwise than one at today's default, so the two differ.
+ * A changed default goes here, or `cluster/upgrade-golden.test.ts` fails.
+ */
+const CHANGED_DEFAULT: ReadonlyArray<{ path: readonly string[]; was: unknown; now: unknown }> = [
+  // 150 split between the daemon and its UDP worker answered SERVFAIL on short stalls (services/dns/README.md, Bounds).
+  { path: ['dns', 'forward', 'maxInFlight'], was: 150, now: DNS_MAX_IN_FLIGHT },
+];
+
+/**
  * A fingerprint of the running config without what may differ per member: the `node:` block, `http:`
  * (where each member's pages listen) and interface names (`dhcp.interface`, `vip.interface`: eth0 on
  * one board, end0 on another), nor settings added since 0.1.0 while they hold their defaults
- * (ADDED_WITH_DEFAULT). Equal on members that run the same file, so doctor can compare them.
+ * (ADDED_WITH_DEFAULT), with changed defaults as 0.1.0 had them (CHANGED_DEFAULT). Equal on members
+ * that run the same file, so doctor can compare them.
  */
 export function configHash(config: LanhaConfig): string {
   const { node: _node, http: _http, ...shared } = config;
+  const holderOf = (path: readonly string[]): unknown => path.reduce<unknown>((o, k) => (o !== null && typeof o === 'object' ? (o as Record<string, unknown>)[k] : undefined), shared);
   const atDefault = (holder: unknown, key: string): boolean => ADDED_WITH_DEFAULT.some(({ path: [block, name], value }) =>
     name === key && holder === (shared as Record<string, unknown>)[block] && isDeepStrictEqual((holder as Record<string, unknown>)[key], value));
+  const changed = (holder: unknown, key: string): (typeof CHANGED_DEFAULT)[number] | undefined =>
+    CHANGED_DEFAULT.find(({ path }) => path.at(-1) === key && holder !== undefined && holder === holderOf(path.slice(0, -1)));
   return createHash('sha256').update(JSON.stringify(shared, function (this: unknown, key, value: unknown) {
-    return key === 'interface' || atDefault(this, key) ? undefined : value;
+    if (key === 'interface' || atDefault(this, key)) return undefined;
+    const c = changed(this, key);
+    if (c === undefined) return value;
+    if (isDeepStrictEqual(value, c.now)) return c.was;
+    return isDeepStrictEqual(value, c.was) ? { set: value } : value;
   })).digest('hex');
 }
 

@@ -15,6 +15,7 @@ import { AckJournal } from './ack-journal.js';
 import { decodeManifest, manifestId } from './deploy/manifest.js';
 import { parseConfig } from '../config/index.js';
 import { configHash } from '../bin/daemon.js';
+import { MAX_IN_FLIGHT as DNS_MAX_IN_FLIGHT } from '../services/dns/config.js';
 
 // Proves the current code reads the state files an earlier release wrote (a package upgrade keeps
 // node.stateDir): test/golden/state/<release>/state was written and read back by that release's
@@ -111,6 +112,16 @@ for (const release of RELEASES) {
     t.equal(withDegraded({ enabled: false, mclt: MCLT_DEFAULT_MS }), hashes['site.yaml'], 'dhcp.degraded written out at its default: the same hash');
     t.not(withDegraded({ enabled: false, mclt: 2 * MCLT_DEFAULT_MS }), hashes['site.yaml'], 'another dhcp.degraded.mclt: another hash');
     t.not(withDegraded({ enabled: true, mclt: MCLT_DEFAULT_MS }), hashes['site.yaml'], 'dhcp.degraded.enabled: another hash');
+    // A changed default (CHANGED_DEFAULT): today's hashed as 0.1.0's; 0.1.0's set by hand runs otherwise, so it differs.
+    const dns = site.dns;
+    const forward = dns?.forward;
+    t.ok(dns !== undefined && forward !== undefined, 'site.yaml forwards (the changed default below is checked on it)');
+    if (dns !== undefined && forward !== undefined) {
+      const withInFlight = (maxInFlight: number): string => configHash({ ...site, dns: { ...dns, forward: { ...forward, maxInFlight } } });
+      t.equal(withInFlight(DNS_MAX_IN_FLIGHT), hashes['site.yaml'], 'dns.forward.maxInFlight at today\'s default: the hash 0.1.0 reported (its default was 150)');
+      t.not(withInFlight(150), withInFlight(DNS_MAX_IN_FLIGHT), 'dns.forward.maxInFlight: 150 set by hand differs from today\'s default');
+      t.not(withInFlight(300), hashes['site.yaml'], 'another dns.forward.maxInFlight: another hash');
+    }
   });
 }
 

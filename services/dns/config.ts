@@ -38,7 +38,7 @@ const CACHE_BYTES = 4 * 1024 * 1024;
  * calls it low for busy sites; 150 shared between two processes answered SERVFAIL on 20 ms stalls
  * at 4,000 misses a second (services/dns/README.md, Bounds).
  */
-const MAX_IN_FLIGHT = 1024;
+export const MAX_IN_FLIGHT = 1024;
 
 export const dnsConfig = z.object({
   port: port.default(53),

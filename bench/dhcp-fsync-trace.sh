@@ -7,7 +7,7 @@
 # Env: LIGHT_COUNT (500), RATE (100). Needs root and perf.
 source "$(dirname "$0")/lib.sh"
 RATE=${RATE:-100}
-command -v perf >/dev/null || { echo "bench:dhcp-fsync-trace needs perf (Debian: linux-perf)"; exit 2; }
+command -v perf >/dev/null || { echo "bench:dhcp-fsync-trace needs perf: run it as npm run bench:dhcp-fsync-trace (as root it installs linux-perf), or apt-get install linux-perf"; exit 2; }
 dhcp_lab_up bench:dhcp-fsync-trace w dhcp
 NODE_FLAGS=${LANHA_NODE_FLAGS:-$(sed -n 's|^ExecStart=/usr/bin/node \(.*\) */usr/lib/lanha/dist/bin/lanhad.js.*|\1|p' "$REPO/systemd/lanha.service")}
 mkdir -p "$D/floor"

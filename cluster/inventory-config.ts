@@ -2,8 +2,6 @@ import { z } from 'zod';
 import { ipv4, mac } from '../lib/schema.js';
 import { broadcastOf, cidrContains, formatCidr, formatIpv4, type Cidr, type Ipv4 } from '../lib/ipv4.js';
 import { nameProblem, type InventoryContext } from './inventory-check.js';
-import { recordOwners, staticRecordNames } from '../services/names.js';
-import { siteAddressRoles, type SiteConfig } from '../services/dhcp/config.js';
 
 // The config's `nodes:` block: compute nodes that seed the replicated inventory. On start the leader
 // proposes `node.add` for each one the log has never held (by name); after that the log is the
@@ -57,53 +55,6 @@ export function nodesConfigIssues(nodes: readonly NodeEntry[], subnets: Readonly
   return issues;
 }
 
-interface ContextConfig extends SiteConfig {
-  dhcp?: { serverId?: Ipv4 | undefined; listen?: Ipv4 | undefined; subnets: ReadonlyArray<{ subnet: Cidr; domain?: string | undefined; reservations: ReadonlyArray<{ mac?: string | undefined; ip: Ipv4; hostname?: string | undefined }> }> } | undefined;
-  dns?: { zones: ReadonlyArray<{ name: string; leases: boolean; records: readonly string[] }> } | undefined;
-}
-
-/**
- * The validation context a config gives: the DHCP subnets, the config reservations with where they
- * are written, and the DNS names static records (and `operatorRecords`, the replicated ones) hold in
- * the zones a node's name goes to (its subnet's domain, the `leases: true` zones).
- */
-export function inventoryContext(config: ContextConfig, operatorRecords: () => Iterable<string> = () => []): InventoryContext {
-  const subnets = config.dhcp?.subnets ?? [];
-  const domains = new Set(subnets.flatMap((s) => (s.domain === undefined ? [] : [s.domain.toLowerCase().replace(/\.$/, '')])));
-  const zones = (config.dns?.zones ?? []).filter((z) => z.leases || domains.has(z.name.toLowerCase().replace(/\.$/, ''))).map((z) => z.name.toLowerCase().replace(/\.$/, ''));
-  const staticNames = staticRecordNames(config.dns?.zones ?? []);
-  const records = recordOwners(() => zones, function* () {
-    yield* staticNames;
-    yield* operatorRecords();
-  });
-  return {
-    subnets: subnets.map((s) => s.subnet),
-    siteAddresses: siteAddressRoles(config),
-    reservations: subnets.flatMap((s, i) => s.reservations.map((r, j) => ({ mac: r.mac, ip: r.ip, hostname: r.hostname, where: `dhcp.subnets[${i}].reservations[${j}]` }))),
-    dnsName: (label) => {
-      for (const holder of records.holdersOf(label, 0)) return holder.what;
-      return undefined;
-    },
-  };
-}
-
-/**
- * Profile names the config defines (the bootfiles module's `profiles:` block, a list of {name} or a
- * map by name; none without the block), read loosely, so this module does not depend on that
- * schema. A node naming another profile is accepted and flagged by `lanctl nodes`.
- */
-export function knownProfiles(config: object): ReadonlySet<string> {
-  const profiles = (config as { profiles?: unknown }).profiles;
-  if (Array.isArray(profiles)) return new Set(profiles.flatMap((p) => (typeof p === 'object' && p !== null && typeof (p as { name?: unknown }).name === 'string' ? [(p as { name: string }).name] : [])));
-  if (typeof profiles === 'object' && profiles !== null) return new Set(Object.keys(profiles));
-  return new Set();
-}
-
-/**
- * The profile names `lanctl nodes` checks a node's profile against on this member, or null (check
- * nothing) on a witness: it renders no boot files, and its config has no reason to carry
- * `profiles:`, so every node there was flagged "(unknown!)".
- */
-export function profilesKnownHere(config: { node: { role: string } }): ReadonlySet<string> | null {
-  return config.node.role === 'witness' ? null : knownProfiles(config);
-}
+// The validation context and the profile names live in inventory-context.ts (no schema there: the
+// daemon uses them without loading zod); kept here for the config's other readers.
+export { inventoryContext, knownProfiles, profilesKnownHere } from './inventory-context.js';

@@ -12,7 +12,7 @@ import { ExitCode, LanhaError } from '../lib/errors.js';
 import { linkLiveness, raftTimers } from './timers.js';
 import type { StateLog } from './state-log.js';
 import { EtcdClient } from './etcd/client.js';
-import { etcdPrefix } from './etcd/config.js';
+import { etcdPrefix } from './etcd/prefix.js';
 import { EtcdStateLog } from './etcd/state-log.js';
 
 // Builds the daemon's StateLog from the config: no `cluster:` block = a one-member Raft on this

@@ -9,13 +9,16 @@ import type { LanhaConfig } from './index.js';
 
 export type OffLoopLoad =
   | { ok: true; config: LanhaConfig; threadId: number }
-  | { ok: false; message: string };
+  /** invalid: the file was read and is not a valid config (ConfigError); else the reading or the thread failed. */
+  | { ok: false; message: string; invalid: boolean };
 
 export interface OffLoopOptions {
   /** Ends the thread after this long (default 60 s). */
   deadlineMs?: number;
   /** The thread's old-generation heap limit (default 512 MiB). */
   heapMiB?: number;
+  /** Keep the process up while the thread checks (the start, which has nothing else running yet); default: not. */
+  ref?: boolean;
 }
 
 /** loadConfig(file) on a worker thread: the config, or the error's words (ConfigError's lines, a deadline, the heap limit). */
@@ -30,7 +33,7 @@ export function loadConfigOffLoop(file: string, options: OffLoopOptions = {}): P
       resourceLimits: { maxOldGenerationSizeMb: heapMiB },
     });
     // A review still running never keeps a stopping daemon's process alive.
-    worker.unref();
+    if (options.ref !== true) worker.unref();
     let settled = false;
     const settle = (result: OffLoopLoad): void => {
       if (settled) return;
@@ -39,16 +42,16 @@ export function loadConfigOffLoop(file: string, options: OffLoopOptions = {}): P
       void worker.terminate();
       resolve(result);
     };
-    const timer = setTimeout(() => settle({ ok: false, message: `${file}: reading and checking it took over ${deadlineMs / 1000} s; gave up (is the file on a hung network mount?)` }), deadlineMs);
+    const timer = setTimeout(() => settle({ ok: false, message: `${file}: reading and checking it took over ${deadlineMs / 1000} s; gave up (is the file on a hung network mount?)`, invalid: false }), deadlineMs);
     timer.unref();
-    worker.once('message', (m: { ok: true; config: LanhaConfig } | { ok: false; message: string }) => {
+    worker.once('message', (m: { ok: true; config: LanhaConfig } | { ok: false; message: string; invalid: boolean }) => {
       settle(m.ok ? { ok: true, config: m.config, threadId: worker.threadId } : m);
     });
     worker.once('error', (error: Error & { code?: string }) => {
       settle({ ok: false, message: error.code === 'ERR_WORKER_OUT_OF_MEMORY'
         ? `${file}: checking it needed more than ${heapMiB} MiB of memory; gave up (is this the right file?)`
-        : `${file}: could not be checked: ${error.message}` });
+        : `${file}: could not be checked: ${error.message}`, invalid: false });
     });
-    worker.once('exit', (code) => settle({ ok: false, message: `${file}: the thread checking it ended (exit code ${code}) without an answer` }));
+    worker.once('exit', (code) => settle({ ok: false, message: `${file}: the thread checking it ended (exit code ${code}) without an answer`, invalid: false }));
   });
 }

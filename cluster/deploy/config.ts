@@ -47,7 +47,6 @@ export const deployConfig = z.object({
 
 export type DeployConfig = z.output<typeof deployConfig>;
 
-/** Whether this daemon's generation store keeps owners and devices in xattrs (deploy.fakeSuper). */
-export function storeFakeSuper(deploy: Pick<DeployConfig, 'fakeSuper'>, uid: number | undefined = process.getuid?.()): boolean {
-  return deploy.fakeSuper === 'auto' ? uid !== 0 : deploy.fakeSuper;
-}
+// storeFakeSuper lives in fake-super.ts (no schema there: the daemon's services import it without loading
+// zod); kept here for the config's other readers.
+export { storeFakeSuper } from './fake-super.js';

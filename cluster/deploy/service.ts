@@ -2,7 +2,8 @@ import type { ApiRequest, ApiResponse, ApiRoutes } from '../../lib/control-serve
 import { LanhaError, errorMessage } from '../../lib/errors.js';
 import type { ServiceContext, RunningService } from '../../services/contract.js';
 import { NotLeaderError } from '../state-log.js';
-import { storeFakeSuper, type DeployConfig } from './config.js';
+import type { DeployConfig } from './config.js';
+import { storeFakeSuper } from './fake-super.js';
 import { describeChanges } from './manifest.js';
 import { commitTree, pruneStore, storeDir, storedGenerations, sweepStoreLeftovers, verifyGeneration } from './store.js';
 import { PeerSync } from './peer-sync.js';

@@ -59,7 +59,6 @@ export const etcdConfig = z.object({
 
 export type EtcdConfig = z.output<typeof etcdConfig>;
 
-/** The key prefix of a site: the configured one, else `/lanha/<cluster.id>/`. */
-export function etcdPrefix(config: EtcdConfig, clusterId: string): string {
-  return config.prefix ?? `/lanha/${clusterId}/`;
-}
+// etcdPrefix lives in prefix.ts (no schema there: the daemon's services import it without loading
+// zod); kept here for the config's other readers.
+export { etcdPrefix } from './prefix.js';

@@ -2,15 +2,16 @@ import { z } from 'zod';
 import { duration, listenAddress, port } from '../../lib/schema.js';
 import { checkName, isFileName } from '../tftp/paths.js';
 import { compileTemplate, TEMPLATE_VARIABLES, unsafeChar, type TemplateVariable } from './template.js';
+import { PROFILE_ARCHES } from './arches.js';
 
 // The `profiles:` block (how a kind of node boots: kernel, initrd, device tree, kernel command
 // line, and optional template overrides) and the `boot:` block (which file names are rendered per
 // client, size limit, the boot HTTP listener). Templates are compiled here so a typo is a config
 // error at start-up, with its key path, not a render error at 3 a.m.
 
-/** Architectures a profile can boot; they pick U-Boot's boot command and the image's arch octet. */
-export const PROFILE_ARCHES = ['arm', 'arm64', 'riscv64', 'x86_64'] as const;
-export type ProfileArch = typeof PROFILE_ARCHES[number];
+// PROFILE_ARCHES lives in arches.ts (no schema there: the daemon's services import it without loading
+// zod); kept here for the config's other readers.
+export { PROFILE_ARCHES, type ProfileArch } from './arches.js';
 
 /** Variables the profile's own fields (kernel, initrd, dtb, bootargs) may use: not each other. */
 const FIELD_VARIABLES = TEMPLATE_VARIABLES.filter((v) => !['kernel', 'initrd', 'dtb', 'bootargs', 'boot_command'].includes(v));

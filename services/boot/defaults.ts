@@ -1,5 +1,5 @@
 import { compileTemplate, type Template } from './template.js';
-import { PROFILE_ARCHES, type ProfileArch } from './config.js';
+import { PROFILE_ARCHES, type ProfileArch } from './arches.js';
 
 // The built-in boot file templates (a profile's `uboot:`, `ipxe:`, `pxelinux:` replace them).
 // U-Boot's default environment gives up on the first TFTP error, and a failover or crash of the

@@ -25,7 +25,8 @@ import {
 import { inventoryOwners, leaseOwners, memberNameOwners, memberNames, nameHeldBy, nameLabel, recordOwners, refusedLabelOwners, reservationOwners, staticRecordNames, type NameHolder, type NameOwners } from '../names.js';
 import { planBoot, type BootRule } from './netboot.js';
 import { ReplyTooLargeError, buildReply, encodeReply, remainingLease, replyDestination, replySizeMax, subnetReplyOptions, unknownPoolReplyOptions, withoutVendorArea, type Destination, type ReplyInput, type SubnetReplyOptions } from './responder.js';
-import { siteAddressesOf, type DhcpConfig } from './config.js';
+import type { DhcpConfig } from './config.js';
+import { siteAddressesOf } from './site-addresses.js';
 import { leaseRoutes } from './leases-api.js';
 import { broadcastSources, fromInterface, ipv4Addresses, resolveInterface, type InterfaceAddress } from './interface.js';
 import { SeenLimiter, bindingEvent, seenCommand } from './inventory-hooks.js';

@@ -2,6 +2,7 @@ import { isIPv4, isIPv6 } from 'node:net';
 import { z } from 'zod';
 import { byteSize, cidr, duration, hostname, listenAddress, port, refuseDuplicates, refuseRepeats } from '../../lib/schema.js';
 import { parseRecordLine } from './rdata.js';
+import { MAX_IN_FLIGHT } from './bounds.js';
 
 // The `dns:` block. Records are written as in a zone file, one string each, relative names allowed:
 //   "www A 10.0.0.5", "@ MX 10 mail", "_ntp._udp SRV 0 0 123 lan-a".
@@ -32,13 +33,6 @@ const record = z.string({ error: 'is not a record (text like "www A 10.0.0.5")' 
 
 const CACHE_ENTRIES = 10_000;
 const CACHE_BYTES = 4 * 1024 * 1024;
-/**
- * Client queries waiting upstream at once, the whole daemon: unbound's num-queries-per-thread
- * (1024; one thread). dnsmasq's dns-forward-max, 150, is per upstream group and its own manual
- * calls it low for busy sites; 150 shared between two processes answered SERVFAIL on 20 ms stalls
- * at 4,000 misses a second (services/dns/README.md, Bounds).
- */
-export const MAX_IN_FLIGHT = 1024;
 
 export const dnsConfig = z.object({
   port: port.default(53),
@@ -121,7 +115,6 @@ export const dnsConfig = z.object({
 
 export type DnsConfig = z.output<typeof dnsConfig>;
 
-/** The TCP connections one source may hold: the configured share, else 1/8 of the cap (at least 1). */
-export function tcpShare(c: Pick<DnsConfig, 'maxTcpConnections' | 'maxTcpConnectionsPerSource'>): number {
-  return c.maxTcpConnectionsPerSource ?? Math.max(1, Math.floor(c.maxTcpConnections / 8));
-}
+// The bounds' defaults and derived values live in bounds.ts (no schema there: the daemon's
+// services import them without loading zod); kept here for the config's other readers.
+export { MAX_IN_FLIGHT, tcpShare } from './bounds.js';

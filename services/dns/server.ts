@@ -15,7 +15,8 @@ import { cidrContains, formatCidr, formatIpv4, type Cidr } from '../../lib/ipv4.
 import type { StateLog } from '../../cluster/state-log.js';
 import type { ApiRoutes } from '../../lib/control-server.js';
 import type { RunningService, ServiceContext, ServiceStatus } from '../contract.js';
-import { tcpShare, type DnsConfig } from './config.js';
+import type { DnsConfig } from './config.js';
+import { tcpShare } from './bounds.js';
 import type { ProcessMemory } from '../../lib/memory.js';
 import { DnsAnswerer, type ForwardQuery, type Reply } from './answerer.js';
 import { Forwarder, forwardWith, inFlightShares } from './forward.js';

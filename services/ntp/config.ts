@@ -1,14 +1,13 @@
 import { z } from 'zod';
 import { duration, listenAddress, port, refuseRepeats } from '../../lib/schema.js';
-import { parseIpv4Endpoint } from '../../lib/ipv4.js';
 import { DEFAULT_RATE_LIMIT } from './gate.js';
+import { parseEndpoint } from './endpoint.js';
 
 // The `ntp:` block.
 
-/** "10.0.0.1" or "10.0.0.1:11123": an upstream NTP server (port 123 when not given). */
-export function parseEndpoint(text: string, defaultPort = 123): { address: string; port: number } | null {
-  return parseIpv4Endpoint(text, defaultPort);
-}
+// parseEndpoint lives in endpoint.ts (no schema there: the daemon's services import it without loading
+// zod); kept here for the config's other readers.
+export { parseEndpoint } from './endpoint.js';
 
 const endpoint = z.string({ error: 'is not an upstream (text like "10.0.0.1" or "10.0.0.1:123")' })
   .refine((s) => parseEndpoint(s) !== null, { message: 'is not an upstream like "10.0.0.1" or "10.0.0.1:123" (IPv4 address, optional port)' });

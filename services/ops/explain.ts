@@ -5,7 +5,7 @@ import type { LanhaConfig } from '../../config/index.js';
 import type { BootEvent, Lease } from '../../cluster/fsm.js';
 import { Allocator, normalizeClientId, poolSubnet, type Decision, type LeaseView, type PoolSubnet } from '../dhcp/allocator.js';
 import { planBoot, type BootRule } from '../dhcp/netboot.js';
-import { siteAddressesOf } from '../dhcp/config.js';
+import { siteAddressesOf } from '../dhcp/site-addresses.js';
 import type { ClientRequest } from '../dhcp/request.js';
 import { subnetReplyOptions } from '../dhcp/responder.js';
 import { DhcpOption, describeOption, optionName } from '../dhcp/options.js';

@@ -23,7 +23,9 @@
 #      clients (DORA, then DORA + renewals of the same 1,000); lanha runs as a site does (DHCP, DNS
 #      with its lease zone and a UDP worker process, TFTP with its threads, NTP): resident memory of
 #      the daemon and its children (sum of Pss) idle and at its peak under that load, and where it
-#      goes per process (V8 heap used / total, buffers outside it, the rest: code, stacks, malloc)
+#      goes per process (V8 heap used / total, buffers outside it, the rest: code, stacks, malloc;
+#      RESULT dhcp.memory.where_mib.{idle,load}: per process V8 new/old/code/large, malloc, stacks,
+#      the TFTP cache, the node binary's and other files' pages, bench/memory-where.ts)
 # lanha runs with its durable StateLog: every lease is fsync'd before the ACK; Kea's memfile never fsyncs.
 # Env: REPEAT (1), PERIOD (3 s per step), LIGHT_COUNT (500), SHARED_BENCH (../shared/bench), SKIP (e.g. "dnsmasq"),
 #      MEMORY_ONLY=1 (phase 7 only), MEMORY_CLIENTS (1000), START_RATE (100) and RENEW_START_RATE (100),
@@ -201,11 +203,13 @@ memory_phase() { # kind (lanha|kea-persist): sets M[label.idle], M[label.load], 
   sleep 3
   M[$label.idle]=$(rss_kib "$pid")
   [ "$label" = lanha ] && M[lanha.idle_parts]=$(memory_parts "$D/mem-lanha/lanha.sock")
+  [ "$label" = lanha ] && node "$REPO/dist/bench/memory-where.js" "$pid" "$D/mem-lanha/lanha.sock" idle > "$D/where-idle"
   rm -f "$D/$label.mempeak"; peak_rss "$pid" "$D/$label.mempeak" & local sampler=$!
   # 1,000 clients: DORA until (nearly) every one holds a lease, then DORA + renewals of the same ones.
   timeout 40 ip netns exec "$NS" perfdhcp -l "$IFACE" -r 250 -R "$n" -p 12 10.99.0.1 > "$D/$label-mem1.out" 2>&1
   timeout 40 ip netns exec "$NS" perfdhcp -l "$IFACE" -r 250 -f 250 -R "$n" -p 6 10.99.0.1 > "$D/$label-mem2.out" 2>&1
   [ "$label" = lanha ] && M[lanha.load_parts]=$(memory_parts "$D/mem-lanha/lanha.sock")
+  [ "$label" = lanha ] && node "$REPO/dist/bench/memory-where.js" "$pid" "$D/mem-lanha/lanha.sock" load > "$D/where-load"
   M[$label.split]=$(pss_split "$pid"); M[$label.now]=$(rss_kib "$pid")
   kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null
   M[$label.load]=$(cat "$D/$label.mempeak" 2>/dev/null)
@@ -228,6 +232,10 @@ memory_results() {
   # files (the node binary's and libraries' pages, shared by the daemon and its worker, counted once);
   # the V8 heap and Buffers per process from process.memoryUsage() (RSS counts shared pages in each).
   echo "RESULT dhcp.memory.parts_mib lanha=$(mib "${M[lanha.now]:-}") kea=$(mib "${M[kea.now]:-}") ratio=$(ratio "$(mib "${M[lanha.now]:-}")" "$(mib "${M[kea.now]:-}")") unit=MiB better=lower pss_anon=$(mib "${ls[0]:-}") pss_file=$(mib "${ls[1]:-}") file_rss=$(mib "${ls[3]:-}") alone=$(mib "$(( ${ls[0]:-0} + ${ls[3]:-0} ))") kea_pss_anon=$(mib "${ks[0]:-}") kea_pss_file=$(mib "${ks[1]:-}") kea_file_rss=$(mib "${ks[3]:-}") heap_used=$(or_na "${pl[2]:-}") heap_total=$(or_na "${pl[3]:-}") external=$(or_na "${pl[4]:-}") processes=$(or_na "${pl[0]:-}") threads=$(or_na "${ls[2]:-}") kea_threads=$(or_na "${ks[2]:-}") rss_per_process=$(or_na "${pl[6]:-}") pss_anon_per_process=$(or_na "${ls[4]:-}") heap_new_old_code_large=$(or_na "${pl[7]:-}")"
+  # Where it goes per process, idle and at the end of the load (bench/memory-where.ts): V8's spaces,
+  # malloc, stacks, the TFTP cache, the node binary's pages; `alone` (process=all) counts each file's
+  # pages once, what a machine running only lanha holds for it.
+  cat "$D/where-idle" "$D/where-load" 2>/dev/null
 }
 declare -A M
 echo "== memory with ${MEMORY_CLIENTS:-1000} leases (lanha's DNS worker V8 flags: ${LANHA_DNS_WORKER_NODE_FLAGS:-as shipped})"

@@ -32,6 +32,12 @@ ${extra}
 `));
   const dns = new DnsServer({ config, log: silentLogger, clock: systemClock, random: cryptoRandom, state: new MemoryStateLog(new Fsm(), systemClock) });
   await dns.start();
+  // start() stops waiting for a UDP worker after 10 s (and starts it again): a loaded machine
+  // needed longer, and a test of what the worker does must not run against the daemon alone.
+  const st = (): { workers: { configured: number; running: number }; daemonReads: string[] } => dns.status() as never;
+  if (st().workers.configured > 0 && !await eventually(() => st().workers.running === st().workers.configured && st().daemonReads.length === 0, 60_000)) {
+    throw new Error(`the DNS worker did not start within 60 s: ${JSON.stringify(st().workers)}`);
+  }
   const port = Number(/:(\d+)$/.exec(dns.status().listening[0]!)![1]);
   return { dns, port };
 }
@@ -43,7 +49,12 @@ function query(name: string, type: number, id: number): Uint8Array {
   return encodeMessage(m).bytes;
 }
 
-function udpAsk(port: number, bytes: Uint8Array, waitMs = 1500, count = 1): Promise<Buffer[]> {
+/**
+ * Sends `bytes` and collects up to `count` replies, or what came within `waitMs`. The default is
+ * long: an ask expecting an answer waits for it (a loaded machine answers late); one expecting
+ * silence passes its own short wait.
+ */
+function udpAsk(port: number, bytes: Uint8Array, waitMs = 15_000, count = 1): Promise<Buffer[]> {
   return new Promise((resolve) => {
     const s = dgram.createSocket('udp4');
     const got: Buffer[] = [];
@@ -53,9 +64,21 @@ function udpAsk(port: number, bytes: Uint8Array, waitMs = 1500, count = 1): Prom
   });
 }
 
-async function eventually(check: () => boolean, timeoutMs = 3000): Promise<boolean> {
+async function eventually(check: () => boolean, timeoutMs = 20_000): Promise<boolean> {
   for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; await new Promise((r) => setTimeout(r, 50))) if (check()) return true;
   return check();
+}
+
+/**
+ * Waits until the server's UDP worker has handled every message the daemon sent it before (a cache
+ * entry, zones): the IPC channel is in order, and an address the worker has taken on is no longer
+ * read by the daemon. Removing it again has the worker send its counters first. No sleeping for a
+ * delivery or the once-a-second counter report, which a loaded machine makes late.
+ */
+async function workerSettled(dns: DnsServer): Promise<void> {
+  await dns.addAddress('127.0.0.99');
+  await eventually(() => !(dns.status().daemonReads as string[]).includes('127.0.0.99'));
+  await dns.removeAddress('127.0.0.99');
 }
 
 function decoded(b: Uint8Array): DnsMessage {
@@ -71,8 +94,11 @@ function frame(b: Uint8Array): Buffer {
   return f;
 }
 
-t.test('TCP: pipelined queries on one connection, split frames, idle timeout, connection cap', async (t) => {
-  const { dns, port } = await startServer('  maxTcpConnections: 2\n  maxTcpConnectionsPerSource: 2\n  tcpIdleTimeout: 300ms');
+t.test('TCP: pipelined queries on one connection, split frames, connection cap', async (t) => {
+  // The idle deadline runs from the accept: a short one here (it was 300 ms) closed the connection
+  // between the split frame's two writes whenever a loaded machine ran the server's timer first.
+  // The idle close has a test of its own below.
+  const { dns, port } = await startServer('  maxTcpConnections: 2\n  maxTcpConnectionsPerSource: 2\n  tcpIdleTimeout: 60s');
   try {
     const c = net.connect(port, '127.0.0.1');
     await new Promise((r) => c.once('connect', r));
@@ -89,19 +115,12 @@ t.test('TCP: pipelined queries on one connection, split frames, idle timeout, co
     c.write(all.subarray(0, 7)); // a frame split across writes
     await new Promise((r) => setTimeout(r, 50));
     c.write(all.subarray(7));
-    // The close is timed from here: the idle timeout runs from the last answer (bounded waits, no
-    // fixed sleep: a loaded CI machine answered after 200 ms).
-    await eventually(() => answers.length >= 3, 10_000);
+    await eventually(() => answers.length >= 3, 30_000);
     t.same(answers.map((a) => a.id), [1, 2, 3], 'three answers, in order');
     t.equal(answers[1]!.rcode, RCODE.NXDOMAIN);
     t.equal(formatRdata(T.A, answers[2]!.answers[0]!.rdata), '10.0.0.1');
-    const closed = await new Promise<number>((resolve) => {
-      const s = performance.now();
-      const never = setTimeout(() => resolve(Infinity), 15_000);
-      c.once('close', () => { clearTimeout(never); resolve(performance.now() - s); });
-    });
-    // tcpIdleTimeout is 300 ms; the bound only tells "closed by the server" from "never".
-    t.ok(closed < 10_000, `idle connection closed by the server after ${closed.toFixed(0)} ms`);
+    c.destroy();
+    t.ok(await eventually(() => dns.status().tcpConnections === 0, 30_000), 'the server saw it go');
 
     const conns = [net.connect(port, '127.0.0.1'), net.connect(port, '127.0.0.1')];
     await Promise.all(conns.map((s) => new Promise((r) => s.once('connect', r))));
@@ -110,10 +129,30 @@ t.test('TCP: pipelined queries on one connection, split frames, idle timeout, co
     const thirdClosed = await new Promise<boolean>((resolve) => {
       third.on('error', () => undefined);
       third.once('close', () => resolve(true));
-      setTimeout(() => resolve(false), 1000);
+      // Far below the 60 s idle deadline: only the cap closes it in this time.
+      setTimeout(() => resolve(false), 20_000);
     });
-    t.ok(thirdClosed, 'a connection over the cap is closed at once');
+    t.ok(thirdClosed, 'a connection over the cap is closed by the server');
+    t.ok(conns.every((s) => !s.destroyed), 'the two under the cap stay open');
     for (const s of conns) s.destroy();
+  } finally {
+    await dns.stop();
+  }
+});
+
+t.test('TCP: a connection that sends nothing is closed at the idle timeout, counted', async (t) => {
+  const { dns, port } = await startServer('  tcpIdleTimeout: 300ms');
+  try {
+    const c = net.connect(port, '127.0.0.1');
+    c.on('error', () => undefined);
+    const closed = await new Promise<number>((resolve) => {
+      const s = performance.now();
+      const never = setTimeout(() => resolve(Infinity), 30_000);
+      c.once('close', () => { clearTimeout(never); resolve(performance.now() - s); });
+    });
+    // The bound only tells "closed by the server" from "never".
+    t.ok(closed < 30_000, `idle connection closed by the server after ${closed.toFixed(0)} ms`);
+    t.equal((dns.status().counters as Record<string, number>)['dns.tcp.idle_closed'], 1, 'counted as idle_closed');
   } finally {
     await dns.stop();
   }
@@ -158,7 +197,11 @@ t.test('TCP: the idle timeout is a deadline per message; a client trickling one 
     t.ok(closed, `closed before the message was complete (${sent} of ${whole.length} bytes sent)`);
     t.ok(sent < whole.length, 'the trickle did not keep it open');
     t.equal((dns.status().counters as Record<string, number>)['dns.tcp.idle_closed'], 1, 'counted as idle_closed');
-    t.equal(await tcpAsk(port, '127.0.0.1', 8), 8, 'a client that sends whole messages is answered');
+    // Its deadline also runs from the accept, 600 ms: a loaded machine may run it before the
+    // query is read, so the client asks again as a real one would (bounded).
+    let answered: number | null = null;
+    for (let i = 0; i < 10 && answered === null; i++) answered = await tcpAsk(port, '127.0.0.1', 8);
+    t.equal(answered, 8, 'a client that sends whole messages is answered');
   } finally {
     await dns.stop();
   }
@@ -188,14 +231,21 @@ t.test('TCP: a client that pipelines queries and never reads its answers is paus
     c.pause(); // never read: answers pile up in the kernel, then (without the bound) in the daemon
     const burst = Buffer.concat(Array.from({ length: 2000 }, (_, i) => frame(query('www.lan', T.A, i))));
     let written = 0;
+    const paused = (): boolean => ((dns.status().counters as Record<string, number>)['dns.tcp.paused_unread'] ?? 0) >= 1;
+    const until = performance.now() + 120_000;
     // Up to 32 MB of queries (about 1.2 million), or until the daemon stops taking them for 3 s.
     while (written < 32 << 20 && !c.destroyed) {
       if (c.write(burst)) { written += burst.length; continue; }
       written += burst.length;
-      const drained = await new Promise<boolean>((resolve) => {
-        const timer = setTimeout(() => resolve(false), 3000);
-        c.once('drain', () => { clearTimeout(timer); resolve(true); });
-      });
+      // No drain for 3 s ends it once the daemon says it paused; a daemon only slow (a loaded
+      // machine) is waited for, up to the 120 s bound.
+      let drained = false;
+      while (!drained && !paused() && performance.now() < until) {
+        drained = await new Promise<boolean>((resolve) => {
+          const timer = setTimeout(() => resolve(false), 3000);
+          c.once('drain', () => { clearTimeout(timer); resolve(true); });
+        });
+      }
       if (!drained) break;
     }
     const status = dns.status() as unknown as { tcpBacklogBytes: number; counters: Record<string, number> };
@@ -403,11 +453,16 @@ t.test('forwarding cap: a flood of distinct names keeps at most maxInFlight wait
     await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
     const FLOOD = 300;
     let peak = 0;
+    // In bursts of 25, each sent once the one before is answered but for the 4 that may wait upstream:
+    // a loaded machine let the receive queue overflow when sent on a fixed pace (288 of 300 answered).
     for (let i = 0; i < FLOOD; i++) {
       s.send(query(`flood${i}.example`, T.A, i), port, '127.0.0.1');
-      if (i % 25 === 0) { await new Promise((r) => setTimeout(r, 5)); peak = Math.max(peak, (dns.status().forwardCache as { inFlight: number }).inFlight); }
+      if (i % 25 === 24) {
+        await eventually(() => replies.length >= i + 1 - 4);
+        peak = Math.max(peak, (dns.status().forwardCache as { inFlight: number }).inFlight);
+      }
     }
-    t.ok(await eventually(() => replies.length === FLOOD, 10_000), `every query answered (${replies.length}/${FLOOD})`);
+    t.ok(await eventually(() => replies.length === FLOOD, 30_000), `every query answered (${replies.length}/${FLOOD})`);
     s.close();
     t.ok(replies.every((m) => m.rcode === RCODE.SERVFAIL), 'SERVFAIL for all (the upstream is silent)');
     const asked = new Set(silent.queries.map((q) => q.name));
@@ -444,7 +499,7 @@ t.test('in-flight cap: a stall\'s worth of misses (400 at once, answers 300 ms l
     t.ok(await eventually(() => replies.length === MISSES, 10_000), `every query answered (${replies.length}/${MISSES})`);
     s.close();
     const servfail = replies.filter((m) => m.rcode === RCODE.SERVFAIL).length;
-    await new Promise((r) => setTimeout(r, 1100)); // workers report counters once a second
+    await workerSettled(dns);
     const c = dns.status().counters as Record<string, number>;
     const seen = JSON.stringify(Object.fromEntries(Object.entries(c).filter(([k]) => k.startsWith('dns.forward') || k.startsWith('dns.udp'))));
     t.equal(c['dns.forward.overload'] ?? 0, 0, `nothing over the cap (${seen})`);
@@ -465,19 +520,21 @@ t.test('forwarded answers: equal to the upstream\'s, cached by whichever process
   try {
     const [first] = await udpAsk(port, query('cached.example', T.A, 1), 3000);
     const m = decoded(first!);
+    const cachedAt = performance.now();
     t.same(m.answers.map((r) => [r.name, r.type, r.ttl, formatRdata(T.A, r.rdata)]), [['cached.example', T.A, 120, '192.0.2.7']], 'the upstream\'s answer');
-    await new Promise((r) => setTimeout(r, 100)); // the entry reaches the other process
+    await workerSettled(dns); // the entry has reached the other process
     for (let i = 0; i < 40; i++) {
-      const [r] = await udpAsk(port, query('CACHED.example', T.A, 1000 + i), 2000);
+      const [r] = await udpAsk(port, query('CACHED.example', T.A, 1000 + i));
       const d = decoded(r!);
       t.equal(d.id, 1000 + i);
       t.same(d.answers.map((x) => [x.name, formatRdata(T.A, x.rdata)]), [['CACHED.example', '192.0.2.7']]);
-      t.ok(d.answers[0]!.ttl <= 120 && d.answers[0]!.ttl >= 118, 'TTL counted down from 120');
+      // Counted down by the seconds since it was cached (a loaded machine took seconds for the 40).
+      const least = 120 - Math.ceil((performance.now() - cachedAt) / 1000) - 1;
+      t.ok(d.answers[0]!.ttl <= 120 && d.answers[0]!.ttl >= least, `TTL counted down from 120 (${d.answers[0]!.ttl}, at least ${least})`);
     }
     t.equal(up.queries.length, 1, 'asked upstream once: daemon and worker both answered from their caches');
-    await new Promise((r) => setTimeout(r, 1100)); // workers report counters once a second
-    const c = dns.status().counters as Record<string, number>;
-    t.ok((c['dns.forward.cache_hit'] ?? 0) >= 40, `hits counted (${c['dns.forward.cache_hit']})`);
+    const hits = (): number => (dns.status().counters as Record<string, number>)['dns.forward.cache_hit'] ?? 0;
+    t.ok(await eventually(() => hits() >= 40), `hits counted (${hits()})`);
     const fcache = dns.status().forwardCache as { entries: number; bytes: number; maxEntries: number };
     t.equal(fcache.entries, 1);
     t.ok(fcache.bytes > 0 && fcache.maxEntries === 10_000, JSON.stringify(fcache));
@@ -536,17 +593,18 @@ t.test('addresses come and go (the VIP): served while added, silent once removed
     const listening = dns.status().listening;
     t.ok(listening.some((l) => l.startsWith('udp 127.0.0.2:')) && listening.some((l) => l.startsWith('tcp 127.0.0.2:')), listening.join(', '));
     const vipPort = Number(/127\.0\.0\.2:(\d+)/.exec(listening.join(' '))![1]);
-    const ask = (p: number, host: string): Promise<Buffer[]> => new Promise((resolve) => {
+    const ask = (p: number, host: string, expect: 'answer' | 'silence' = 'answer'): Promise<Buffer[]> => new Promise((resolve) => {
       const s = dgram.createSocket('udp4');
       const got: Buffer[] = [];
-      const timer = setTimeout(() => { s.close(); resolve(got); }, 400);
+      // Silence is waited for 400 ms; an answer as long as it takes (15 s).
+      const timer = setTimeout(() => { s.close(); resolve(got); }, expect === 'silence' ? 400 : 15_000);
       s.on('message', (m, rinfo) => { t.equal(rinfo.address, host, 'the reply leaves from the address asked'); got.push(m); clearTimeout(timer); s.close(); resolve(got); });
       s.send(query('www.lan', T.A, 1), p, host);
     });
     t.equal((await ask(vipPort, '127.0.0.2')).length, 1, 'answered on the added address');
     await dns.removeAddress('127.0.0.2');
     t.notOk(dns.status().listening.some((l) => l.includes('127.0.0.2')));
-    t.equal((await ask(vipPort, '127.0.0.2')).length, 0, 'silent after removal');
+    t.equal((await ask(vipPort, '127.0.0.2', 'silence')).length, 0, 'silent after removal');
     t.equal((await ask(port, '127.0.0.1')).length, 1, 'the other address still served');
   } finally {
     await dns.stop();
@@ -566,9 +624,10 @@ t.test('one reader per UDP socket: the daemon stops reading once its worker serv
     process.kill(pid, 'SIGKILL');
     t.ok(await eventually(() => status().daemonReads.includes('127.0.0.1') && status().daemonReads.includes('127.0.0.2')), 'the worker died: the daemon reads every socket');
     for (let i = 0; i < 5; i++) t.equal((await udpAsk(port, query('www.lan', T.A, 10 + i))).length, 1, 'answered meanwhile');
-    // (the worker is started again 1 s after its exit; if it were back already, the daemon would not read)
-    t.ok(status().daemonReads.includes('127.0.0.1'), 'by the daemon itself: still the reader after the asks');
-    t.ok(await eventually(() => status().workers.running === 1 && status().daemonReads.length === 0, 8000), 'the worker started again and reads alone');
+    // (the worker is started again 1 s after its exit; on a loaded machine it can be back before the
+    // asks end, and then it reads again: either is right, a socket read by no one is not)
+    t.ok(status().daemonReads.includes('127.0.0.1') || status().workers.running === 1, 'read by the daemon itself, or by the worker back already');
+    t.ok(await eventually(() => status().workers.running === 1 && status().daemonReads.length === 0), 'the worker started again and reads alone');
     t.equal((await udpAsk(port, query('www.lan', T.A, 20))).length, 1, 'answered after the restart');
   } finally {
     await dns.stop();

@@ -38,7 +38,9 @@ export function runLanctl(args: readonly string[], options: { timeoutMs?: number
     let stdout = '', stderr = '';
     child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
     child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 20_000);
+    // Only a bound for a hung run: a loaded machine (load 14 on two cores) took over 20 s to start
+    // the daemon far enough to refuse a bad environment.
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 60_000);
     child.on('close', (code, signal) => { clearTimeout(timer); resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr }); });
   });
 }

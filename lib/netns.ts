@@ -78,19 +78,51 @@ function processIdentity(pid: number): string | null {
  */
 const OWNERS_DIR = '/run/lanha-lab-owners';
 
+/** Where `ip netns` keeps a named namespace (its bind mount). */
+const namespaceFile = (ns: string): string => `/run/netns/${ns}`;
+
+/**
+ * Deletes the named network namespace, synchronously. One already gone (a second cleanup, a test
+ * that deleted it itself, or never made) is nothing to do and says nothing: `ip netns del` would
+ * print "Cannot remove namespace file" into the test's output. One that is there and cannot be
+ * deleted throws with `ip`'s own words.
+ */
+export function deleteNamespace(ns: string): void {
+  if (!existsSync(namespaceFile(ns))) return;
+  const r = spawnSync('ip', ['netns', 'del', ns], { encoding: 'utf8', timeout: 5000 });
+  if (r.status === 0 || !existsSync(namespaceFile(ns))) return;
+  const why = r.error?.message ?? (r.stderr.trim() || `exit status ${r.status}`);
+  throw new Error(`could not delete network namespace ${ns}: ${why}`);
+}
+
 /**
  * Removes one namespace now, synchronously (process exit, or a dead owner's leftovers): kills what
  * still runs inside it (only processes of a lab namespace: started by the lab, or orphaned children
- * of a daemon a test killed with SIGKILL), deletes it and its /etc/netns directory.
+ * of a daemon a test killed with SIGKILL), deletes it and its /etc/netns directory. Throws when the
+ * namespace is there and stays (after the rest is removed).
  */
 function removeNamespaceSync(ns: string): void {
-  const pids = spawnSync('ip', ['netns', 'pids', ns], { encoding: 'utf8', timeout: 5000 }).stdout ?? '';
-  for (const pid of pids.split(/\s+/).filter((p) => /^\d+$/.test(p))) {
-    try { process.kill(Number(pid), 'SIGKILL'); } catch { /* gone already */ }
+  if (existsSync(namespaceFile(ns))) {
+    const pids = spawnSync('ip', ['netns', 'pids', ns], { encoding: 'utf8', timeout: 5000 }).stdout ?? '';
+    for (const pid of pids.split(/\s+/).filter((p) => /^\d+$/.test(p))) {
+      try { process.kill(Number(pid), 'SIGKILL'); } catch { /* gone already */ }
+    }
   }
-  spawnSync('ip', ['netns', 'del', ns], { timeout: 5000 });
-  rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
-  rmSync(`${OWNERS_DIR}/${ns}`, { force: true });
+  try {
+    deleteNamespace(ns);
+  } finally {
+    rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
+    rmSync(`${OWNERS_DIR}/${ns}`, { force: true });
+  }
+}
+
+/** Removes each namespace (all are tried); the errors of those that stayed, one line each. */
+function removeNamespacesSync(names: readonly string[]): string[] {
+  const errors: string[] = [];
+  for (const ns of names) {
+    try { removeNamespaceSync(ns); } catch (err) { errors.push((err as Error).message); }
+  }
+  return errors;
 }
 
 export class Lab {
@@ -205,26 +237,32 @@ export class Lab {
     return child;
   }
 
+  /** Ends what the lab started and deletes its namespaces; throws naming any namespace that stayed. */
   async destroy(): Promise<void> {
     if (this.#destroyed) return;
     this.#destroyed = true;
     await Promise.all([...this.#children].map((child) => stopChild(child)));
-    this.#removeNamespaces();
+    const errors = this.#removeNamespaces();
+    if (errors.length > 0) throw new Error(`lab ${this.id} left namespaces behind: ${errors.join('; ')}`);
   }
 
-  /** destroy() for a process that is exiting: SIGKILL to what the lab started, then the namespaces. */
+  /**
+   * destroy() for a process that is exiting: SIGKILL to what the lab started, then the namespaces;
+   * one that stayed is said on stderr (nothing can be thrown to at exit).
+   */
   destroySync(): void {
     this.#destroyed = true;
     for (const child of this.#children) {
       try { child.kill('SIGKILL'); } catch { /* gone already */ }
     }
-    this.#removeNamespaces();
+    for (const e of this.#removeNamespaces()) process.stderr.write(`*** lab ${this.id}: ${e}\n`);
   }
 
-  #removeNamespaces(): void {
-    for (const ns of [...this.#namespaces].reverse()) removeNamespaceSync(ns);
+  #removeNamespaces(): string[] {
+    const errors = removeNamespacesSync([...this.#namespaces].reverse());
     this.#namespaces = [];
     liveLabs.delete(this);
+    return errors;
   }
 
   /**
@@ -242,8 +280,9 @@ export class Lab {
       try { owner = JSON.parse(readFileSync(`${OWNERS_DIR}/${ns}`, 'utf8')) as typeof owner; } catch { continue; }
       if (owner.prefix !== prefix || typeof owner.owner !== 'string') continue;
       if (processIdentity(Number(owner.owner.split(':')[0])) === owner.owner) continue;
-      removeNamespaceSync(ns);
-      removed.push(ns);
+      const [error] = removeNamespacesSync([ns]);
+      if (error === undefined) removed.push(ns);
+      else process.stderr.write(`*** stale lab namespace not removed: ${error}\n`);
     }
     return removed;
   }

@@ -1,11 +1,11 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { isRoot, which } from '../../lib/netns.js';
+import { deleteNamespace, isRoot, which } from '../../lib/netns.js';
 
 // The lab itself lives in lib/netns.ts (`lanctl demo` builds its rack with it); this adds what only
 // tests need: whether a lab test can run here, and the loud skip (or CI failure) when it cannot.
 
-export { Lab, isRoot, stopChild, which, withLab, type ExecResult, type LabHost } from '../../lib/netns.js';
+export { Lab, deleteNamespace, isRoot, stopChild, which, withLab, type ExecResult, type LabHost } from '../../lib/netns.js';
 
 /**
  * Why a lab test cannot run here, or null when it can. In CI (CI=true, root, tools installed by
@@ -47,16 +47,16 @@ export function requireLab(t: TapLike, tools: readonly string[] = []): boolean {
 /**
  * A network namespace of the test's own, with its own resolv.conf, `lo` up and a veth pair inside
  * it (`iface` and `peer`, both up, gone with the namespace); deleted, with the resolv.conf, at
- * the test's teardown.
+ * the test's teardown. One left by an earlier run is deleted first; one already gone at the
+ * teardown is quietly nothing to do; one that cannot be deleted fails the test.
  */
 export function vethNamespace(t: { teardown(fn: () => void): void }, ns: string, iface: string, peer: string): void {
   const ip = (args: string[]): string => execFileSync('ip', args, { encoding: 'utf8' });
   rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
-  try { ip(['netns', 'del', ns]); } catch { /* not there */ }
+  deleteNamespace(ns);
   ip(['netns', 'add', ns]);
   t.teardown(() => {
-    try { ip(['netns', 'del', ns]); } catch { /* gone */ }
-    rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
+    try { deleteNamespace(ns); } finally { rmSync(`/etc/netns/${ns}`, { recursive: true, force: true }); }
   });
   mkdirSync(`/etc/netns/${ns}`, { recursive: true });
   writeFileSync(`/etc/netns/${ns}/resolv.conf`, 'nameserver 127.0.0.1\n');

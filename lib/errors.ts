@@ -36,6 +36,15 @@ export class LanhaError extends Error {
   }
 }
 
+/**
+ * An error whose cause the thrower has already said once (a shortage of descriptors or space, with
+ * its own start and end lines): a caller that logs each failure counts it and logs it at debug,
+ * instead of one warning per request for the same cause.
+ */
+export class AlreadySaidError extends LanhaError {
+  override name = 'AlreadySaidError';
+}
+
 export function errorMessage(error: unknown): string {
   if (error instanceof Error) return error.message;
   return String(error);

@@ -1,4 +1,4 @@
-import { readFileSync, readdirSync } from 'node:fs';
+import { openSync, readFileSync, readSync, readdirSync } from 'node:fs';
 import type { Logger } from './log.js';
 
 // Out of file descriptors (EMFILE: this process's RLIMIT_NOFILE; ENFILE: the system's table) is a
@@ -26,6 +26,20 @@ export function isFdExhaustion(error: unknown): boolean {
 let lastLimit: number | null = null;
 
 /**
+ * /proc/self/limits held open from the module's load: read again from offset 0 it gives the limit
+ * of now without a new descriptor, so a shortage line says the limit even when nothing had read it
+ * before the shortage began (it said `limit: null`, and so `open: null`, there).
+ */
+let limitsFd: number | null = null;
+try { limitsFd = openSync('/proc/self/limits', 'r'); } catch { /* not Linux, or none to spare: read by path */ }
+const limitsBuf = Buffer.alloc(4096);
+
+function readLimits(): string {
+  if (limitsFd === null) return readFileSync('/proc/self/limits', 'utf8');
+  return limitsBuf.toString('utf8', 0, readSync(limitsFd, limitsBuf, 0, limitsBuf.length, 0));
+}
+
+/**
  * This process's descriptors: how many are open, and its soft limit (null when /proc does not say).
  * Reading /proc needs a descriptor itself: out of them (EMFILE), every number below the limit is
  * taken, so `open` is the limit last read (at least that many are open) and `short` says so. Before,
@@ -36,7 +50,7 @@ export function fdUsage(): { open: number | null; limit: number | null; short: b
   let limit: number | null = null;
   let short = false;
   try {
-    const m = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    const m = /^Max open files\s+(\d+|unlimited)/m.exec(readLimits());
     if (m !== null && m[1] !== 'unlimited') limit = lastLimit = Number(m[1]);
   } catch (error) {
     if (isFdExhaustion(error)) { short = true; limit = lastLimit; }

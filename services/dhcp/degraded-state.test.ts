@@ -4,7 +4,8 @@
 // `active`; a stall of the process voids the last ARP probe, so the VIP is claimed again only
 // after a probe started since; what its report says; and the leader's wait on its partner.
 import t from 'tap';
-import { mkdtempSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ManualClock } from '../../test/support/manual-clock.js';
@@ -13,7 +14,9 @@ import { MemoryStateLog, type StateLogStatus } from '../../cluster/state-log.js'
 import { PoolOwnership, DEGRADED_HOLD_MS } from '../../cluster/degraded.js';
 import type { MemberView } from '../../cluster/member-status.js';
 import { parseIpv4Range } from '../../lib/ipv4.js';
-import { silentLogger } from '../../lib/log.js';
+import { createLogger, silentLogger, type Logger } from '../../lib/log.js';
+import { AlreadySaidError } from '../../lib/errors.js';
+import { haveTools } from '../../test/support/tools.js';
 import { DegradedStateLog } from './degraded-state.js';
 import { DEGRADED_JOURNAL_FILE, readJournal } from './degraded-journal.js';
 import { formatIpv4 } from '../../lib/ipv4.js';
@@ -28,7 +31,7 @@ class Follower extends MemoryStateLog {
   override status(): StateLogStatus { return { ...super.status(), role: 'follower', leader: this.leader }; }
 }
 
-function rig(partner?: { answers: boolean; onVipLan?: boolean; ports?: 'refused' | 'open' | 'silent' }, compactMinRecords?: number) {
+function rig(partner?: { answers: boolean; onVipLan?: boolean; ports?: 'refused' | 'open' | 'silent' }, compactMinRecords?: number, log: Logger = silentLogger) {
   const clock = new ManualClock();
   const reportsNow: number[] = [];
   const inner = new Follower(new Fsm(), clock);
@@ -40,7 +43,7 @@ function rig(partner?: { answers: boolean; onVipLan?: boolean; ports?: 'refused'
   const stateDir = mkdtempSync(join(tmpdir(), 'lanha-degraded-state-'));
   const d = new DegradedStateLog({
     inner, self: 'lan-a', ownership, mcltMs: 60_000, stateDir, ...(compactMinRecords === undefined ? {} : { compactMinRecords }),
-    members: () => members, clock, log: silentLogger, reportNow: () => { reportsNow.push(clock.monotonicMs()); },
+    members: () => members, clock, log, reportNow: () => { reportsNow.push(clock.monotonicMs()); },
     leadReportSent: (peer) => (peer === 'lan-b' ? lead.sent : null),
     probeVip: () => new Promise((resolve) => { probes.push(resolve); }),
     ...(partner === undefined ? {} : { probePartner: { address: '10.0.0.3', probe: async () => (partner.answers ? 'answered' as const : 'silent' as const), ...(partner.onVipLan === undefined ? {} : { onVipLan: partner.onVipLan }),
@@ -268,5 +271,41 @@ t.test('alone, renewals compact the journal in place: the file, the overlay and 
     t.ok(lease?.mac === mac(c) && lease.expiresAt === newest.expiresAt, `${formatIpv4(ip(c))}: the overlay holds ${mac(c)}'s newest renewal`);
     t.equal(lease?.grantedAt, firstGrant, `${formatIpv4(ip(c))}: granted when first granted, not at its newest renewal`);
   }
+  t.end();
+});
+
+t.test('the journal out of file descriptors: no ACK, said once with a recovery line, the refusals thrown as already said; grants go on after', async (t) => {
+  if (!haveTools(t, ['prlimit'], 'degraded journal descriptor test')) return;
+  const lines: Array<Record<string, unknown>> = [];
+  const log = createLogger({ level: 'debug', destination: { write: (s: string) => { lines.push(JSON.parse(s) as Record<string, unknown>); } } });
+  const { d, run, stateDir } = rig(undefined, undefined, log);
+  d.start(() => undefined);
+  t.teardown(() => d.stop());
+  await run(7000);
+  t.ok(d.active, 'degraded');
+  const ip = (c: number): number => parseIpv4Range('10.0.0.10-10.0.0.10')!.first + c;
+  const grant = (c: number) => d.propose({ type: 'lease.grant', ip: ip(c), mac: `02:00:00:00:01:${(c + 16).toString(16)}`, subnet: '10.0.0.0/24', leaseMs: 30_000 });
+  const [soft, hard] = execFileSync('prlimit', ['--pid', String(process.pid), '--nofile', '--noheadings', '--output=SOFT,HARD'], { encoding: 'utf8' }).trim().split(/\s+/);
+  const refused: unknown[] = [];
+  const held: number[] = [];
+  try {
+    // The journal is opened at the first grant: with every descriptor below the limit taken, it cannot be.
+    execFileSync('prlimit', ['--pid', String(process.pid), `--nofile=${readdirSync('/proc/self/fd').length + 40}:${hard}`]);
+    try { for (let i = 0; i < 100_000; i++) held.push(openSync('/dev/null', 'r')); } catch { /* EMFILE: every descriptor taken */ }
+    for (let c = 0; c < 3; c++) await grant(c).then(() => refused.push(null), (err: unknown) => refused.push(err));
+  } finally {
+    for (const fd of held) closeSync(fd);
+    execFileSync('prlimit', ['--pid', String(process.pid), `--nofile=${soft}:${hard}`]);
+  }
+  t.equal(refused.length, 3);
+  t.ok(refused.every((e) => e instanceof AlreadySaidError && /cannot be opened for want of file descriptors \(EMFILE\); no ACK/.test(e.message)), 'each grant refused (no ACK), as a cause already said');
+  const said = lines.filter((l) => l['event'] === 'dhcp.degraded.journal_fd_exhausted');
+  t.equal(said.length, 1, 'the shortage said once for three refused grants');
+  t.match(said[0], { code: 'EMFILE', limit: Number }, 'with the errno and the limit');
+  t.equal(d.counters.toJSON()['journal_fd_exhausted'], 3, 'each refusal counted');
+  t.equal(readJournal(join(stateDir, DEGRADED_JOURNAL_FILE))?.records.length ?? 0, 0, 'nothing written');
+  await grant(5);
+  t.match(lines.filter((l) => l['event'] === 'dhcp.degraded.journal_fd_recovered'), [{ refused: 3 }], 'the end said once, with how many got no ACK');
+  t.equal(readJournal(join(stateDir, DEGRADED_JOURNAL_FILE))!.records.length, 1, 'the next grant is on the disk');
   t.end();
 });

@@ -4,7 +4,8 @@ import type { Logger } from '../../lib/log.js';
 import { LogLimiter } from '../../lib/log.js';
 import type { Clock } from '../../lib/clock.js';
 import { Counters } from '../../lib/counters.js';
-import { LanhaError, errorMessage } from '../../lib/errors.js';
+import { AlreadySaidError, LanhaError, errorMessage } from '../../lib/errors.js';
+import { fdShortageCode, fdUsage } from '../../lib/fd-exhaustion.js';
 import { formatIpv4, type Ipv4 } from '../../lib/ipv4.js';
 import type { Command } from '../../cluster/commands.js';
 import type { AppliedEntry, Fsm } from '../../cluster/fsm.js';
@@ -132,6 +133,8 @@ export class DegradedStateLog implements StateLog {
   #compactAt: number;
   #timer: NodeJS.Timeout | null = null;
   #limiter = new LogLimiter(30_000, 1);
+  /** The journal could not be opened for want of file descriptors: since (monotonic ms), grants refused since. */
+  #fdShort: { since: number; refused: number } | null = null;
   #policy: ((p: AllocationPolicy) => void) | null = null;
   #unsubscribe: () => void;
   readonly #ownOnly: AllocationPolicy;
@@ -241,12 +244,47 @@ export class DegradedStateLog implements StateLog {
       return { index: DEGRADED_INDEX, at: now, command };
     }
     // HA.md degraded rule 3: durable in the journal before the ACK.
-    await this.#writer.append(outcome.record);
+    await this.#journal(outcome.record);
     this.#leases.add(outcome.record);
     this.counters.inc(`journaled.${outcome.record.state}`);
     this.#maybeCompact();
     const applied: Command = command.type === 'lease.grant' ? { ...command, leaseMs: outcome.record.expiresAt - outcome.record.at } : command;
     return { index: DEGRADED_INDEX, at: outcome.record.at, by: this.#o.self, command: applied };
+  }
+
+  /**
+   * Appends one record. Out of file descriptors (the journal's file cannot be opened: EMFILE or
+   * ENFILE) nothing is written and nothing ACKed, and each grant tries again (the client retries);
+   * the shortage is said once, `dhcp.degraded.journal_fd_exhausted`, with what can be read of the
+   * descriptors, and its end once, `dhcp.degraded.journal_fd_recovered`, as the Raft storage does.
+   * The refusals in between are counted and thrown as already said (the DHCP server logs them at
+   * debug, not one warning per request).
+   */
+  async #journal(record: DegradedRecord): Promise<void> {
+    try {
+      await this.#writer.append(record);
+    } catch (error) {
+      const code = fdShortageCode(error);
+      if (code === null) throw error;
+      this.counters.inc('journal_fd_exhausted');
+      const now = this.#o.clock.monotonicMs();
+      const why = `the degraded journal ${this.#path} cannot be opened for want of file descriptors (${code})`;
+      if (this.#fdShort === null) {
+        this.#fdShort = { since: now, refused: 0 };
+        const { open, limit } = fdUsage();
+        const held = open === null ? '' : ` (${open}${limit === null ? '' : ` of ${limit}`} open)`;
+        this.#o.log.error({ event: 'dhcp.degraded.journal_fd_exhausted', path: this.#path, code, open, limit, err: errorMessage(error) },
+          `out of file descriptors${held}: ${why}; degraded grants get no ACK until it can (clients retry), tried again at each; find what holds them (ls /proc/${process.pid}/fd) or raise LimitNOFILE`);
+      }
+      this.#fdShort.refused++;
+      throw new AlreadySaidError('unavailable', `${why}; no ACK`);
+    }
+    if (this.#fdShort !== null) {
+      const { since, refused } = this.#fdShort;
+      this.#fdShort = null;
+      this.#o.log.info({ event: 'dhcp.degraded.journal_fd_recovered', path: this.#path, refused, shortMs: Math.round(this.#o.clock.monotonicMs() - since) },
+        `the degraded journal ${this.#path} is written again (file descriptors available); ${refused} grants got no ACK meanwhile`);
+    }
   }
 
   /**

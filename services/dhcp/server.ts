@@ -8,7 +8,7 @@ import { LogLimiter } from '../../lib/log.js';
 import type { Clock } from '../../lib/clock.js';
 import { Counters } from '../../lib/counters.js';
 import { ChildRuns, type CommandResult } from '../../lib/child-runs.js';
-import { LanhaError, errorMessage } from '../../lib/errors.js';
+import { AlreadySaidError, LanhaError, errorMessage } from '../../lib/errors.js';
 import { broadcastOf, cidrContains, formatIpv4, parseIpv4, prefixMask, type Ipv4 } from '../../lib/ipv4.js';
 import type { ApiRoutes } from '../../lib/control-server.js';
 import { logNowMs, type StateLog } from '../../cluster/state-log.js';
@@ -548,7 +548,9 @@ export class DhcpHandler {
       return await this.proposeLease(command);
     } catch (error) {
       this.counters.inc('propose.failed');
-      this.#log.warn({ event: 'dhcp.propose.failed', mac: client.mac, err: errorMessage(error) }, 'lease change not committed; no reply sent');
+      // A cause said once where it arose (the degraded journal out of descriptors) is not said again per request.
+      const level = error instanceof AlreadySaidError ? 'debug' : 'warn';
+      this.#log[level]({ event: 'dhcp.propose.failed', mac: client.mac, err: errorMessage(error) }, 'lease change not committed; no reply sent');
       return null;
     } finally {
       this.allocator.settle(client.clientKey);

@@ -61,9 +61,11 @@ dhcp:
     t.equal(d.child.exitCode, null, 'the daemon still runs');
     t.same(logRecords(d.logs(), 'raft.storage_broken'), [], 'no raft.storage_broken: the WAL is not given up');
     t.equal(silent, 2, 'DHCP fell silent once the log could not write (no ACK it did not make durable)');
-    const said = logRecords<{ err: { code: string }; fullCount: number }>(d.logs(), 'raft.storage_fd_exhausted');
+    const said = logRecords<{ err: { code: string }; fullCount: number; open?: unknown; limit?: unknown }>(d.logs(), 'raft.storage_fd_exhausted');
     t.equal(said.length, 1, 'said once');
     t.match(said[0], { err: { code: 'EMFILE' }, fullCount: 1 }, 'with the error and the count');
+    // The limit is read through a descriptor held from the start: not null at the shortage.
+    t.match(said[0], { open: Number, limit: Number }, `with the descriptors open and the limit (${JSON.stringify({ open: said[0]?.['open'], limit: said[0]?.['limit'] })})`);
     await sleep(4500); // two more checks at the limit: still one line
     t.equal(logRecords(d.logs(), 'raft.storage_fd_exhausted').length, 1, 'still one line after more checks');
   } finally {

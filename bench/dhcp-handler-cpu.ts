@@ -100,7 +100,7 @@ async function main(): Promise<void> {
   // The daemon's onAck (bin/daemon.ts): the audit ring and its journal, one write(2) per ACK.
   const ledger = new AckLedger();
   const journal = AckJournal.open(join(dir, 'acks.jsonl'), ledger.capacity);
-  const onAck = (ack: AckRecord): void => { ledger.record(ack); journal.append(ack, ledger.recorded); };
+  const onAck = (ack: AckRecord): void => { ledger.record(ack); journal.append(ack); };
   const handlerOf = (threshold: number): DhcpHandler => {
     const c = parseConfig(config(threshold));
     // ROGUE=1: with the rogue-server watch, as the daemon runs the handler (its probe-MAC check on

@@ -249,7 +249,7 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
   const journal = config.dhcp !== undefined && config.node.role !== 'witness' ? openAckJournal(join(config.node.stateDir, 'acks.jsonl'), acks.capacity, log) : null;
   if (journal !== null) acks.load(journal.records);
   const auditLog = log.child({ service: 'dhcp' });
-  const journalAppend = journal === null ? (): void => undefined : ackJournalAppender(journal, () => acks.recorded, auditLog);
+  const journalAppend = journal === null ? (): void => undefined : ackJournalAppender(journal, auditLog);
 
   const sampler = setInterval(() => {
     const step = wallSteps.observe(clock.monotonicMs(), clock.wallMs());

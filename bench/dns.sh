@@ -26,14 +26,15 @@
 # (GC) or waited for a core (RESULT dns.forward.miss_inside.*, p50 and p99). The wire stages' p50 and
 # p99 against each anchor: RESULT dns.forward.miss_stage.<in|up|out>_<p50|p99>_ms.
 #
-# Knobs: AUTH=0 runs only the forwarding part (nsd still starts, as the upstream); FWORKERS=N sets
+# Knobs: KEEP=DIR keeps the forwarding lanha's traces and log there; AUTH=0 runs only the forwarding part (nsd still starts, as the upstream); FWORKERS=N sets
 # the forwarding lanha's dns.workers (default: the config's default). LANHA_DNS_WORKER_NODE_FLAGS
 # (the daemon's own environment knob, lib/memory.ts) runs every lanha here with those V8 flags for
 # its UDP workers instead of the shipped ones: an A/B of the workers' flags without editing code, e.g.
 #   LANHA_DNS_WORKER_NODE_FLAGS="--max-semi-space-size=8 --single-threaded-gc" AUTH=0 STAGES=0 bash bench/dns.sh
 #
-# CPU per answered query (dns.udp.cpu_us_per_query, dns.forward.hit_cpu_us_per_query): the CPU of
-# lanha's processes (daemon + UDP workers, every thread) and of dnsmasq over their UDP and hit runs,
+# CPU per answered query (dns.udp.cpu_us_per_query, dns.forward.hit_cpu_us_per_query,
+# dns.forward.miss_cpu_us_per_query with dns.forward.miss_runq_ms_per_s): the CPU of lanha's
+# processes (daemon + UDP workers, every thread), dnsmasq's and unbound's over their UDP, hit and miss runs,
 # from /proc/<pid>/task/*/schedstat, divided by the answers: the figure the qps ratio follows on a
 # machine where dnsperf shares the cores.
 #
@@ -68,6 +69,8 @@ cleanup() {
   [ "$BASHPID" = "$MAIN_PID" ] || return 0
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$p" 2>/dev/null || break; sleep 0.2; done; kill -9 "$p" 2>/dev/null || true; done
+  # KEEP=DIR: the forwarding lanha's miss traces and log (its workers' --trace-gc lines, if asked) kept for study.
+  if [ -n "${KEEP:-}" ]; then mkdir -p "$KEEP"; cp -r "$TMP/trace" "$TMP/flanha.log" "$KEEP/" 2>/dev/null || true; fi
   rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -469,18 +472,21 @@ hit_run() { # lanha|dnsmasq|unbound
   case $1 in
     lanha) CPU_PID=$FL_PID once flanha-hit "$P_FLANHA" udp "$TMP/hits.txt" ;;
     dnsmasq) [ $FD_OK = 1 ] && CPU_PID=$FD_PID once fdnsmasq-hit "$P_FDNSMASQ" udp "$TMP/hits.txt" ;;
-    unbound) [ $FU_OK = 1 ] && once funbound-hit "$P_FUNBOUND" udp "$TMP/hits.txt" ;;
+    unbound) [ $FU_OK = 1 ] && CPU_PID=$FU_PID once funbound-hit "$P_FUNBOUND" udp "$TMP/hits.txt" ;;
   esac
   return 0
+}
+fcounters() { # the forwarding lanha's shed and queue counters: busy overload stood>=5 20 50 100 (ms)
+  node dist/bin/lanctl.js status --json --socket "$TMP/flanha.sock" 2>/dev/null | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const c=JSON.parse(s).services.dns.counters;console.log(["dns.forward.busy","dns.forward.overload",...[5,20,50,100].map((m)=>`dns.udp.queue_stood.${m}ms`)].map((k)=>c[k]??0).join(" "))})' || echo "0 0 0 0 0 0"
 }
 miss_run() { # lanha|dnsmasq|unbound ROUND
   sleep "$SETTLE"
   case $1 in
     lanha)
-      misses "l$2"; node dist/bench/pauses.js snap "$TMP/flanha.sock" "$TMP/fpauses"; captured flanha "$P_FLANHA" "$TRACE_DIR" once flanha-miss "$P_FLANHA" udp "$TMP/miss-l$2.txt" -Q "$MISS_QPS" -c 4 -q 1000; node dist/bench/pauses.js snap "$TMP/flanha.sock" "$TMP/fpauses"
-      echo "lanha miss run $2: $(grep -c '^> SERVFAIL' "$TMP/out" || true) SERVFAIL answers; p50 $(awk -v n="$(wc -l < "$TMP/lat")" 'NR==int(n*0.5)+1{printf "%.3f ms",$1*1000; exit}' "$TMP/lat"), p99 of the NOERROR answers $(grep '^> NOERROR' "$TMP/out" | awk '{print $NF}' | sort -g | awk '{v[NR]=$1} END{if (NR) printf "%.3f ms", v[int(NR*0.99)+1]*1000; else print "NA"}')" ;;
-    dnsmasq) [ $FD_OK = 1 ] && { misses "d$2"; captured fdnsmasq "$P_FDNSMASQ" "" once fdnsmasq-miss "$P_FDNSMASQ" udp "$TMP/miss-d$2.txt" -Q "$MISS_QPS" -c 4 -q 1000; } ;;
-    unbound) [ $FU_OK = 1 ] && { misses "u$2"; captured funbound "$P_FUNBOUND" "" once funbound-miss "$P_FUNBOUND" udp "$TMP/miss-u$2.txt" -Q "$MISS_QPS" -c 4 -q 1000; } ;;
+      misses "l$2"; node dist/bench/pauses.js snap "$TMP/flanha.sock" "$TMP/fpauses"; before=$(fcounters); CPU_PID=$FL_PID captured flanha "$P_FLANHA" "$TRACE_DIR" once flanha-miss "$P_FLANHA" udp "$TMP/miss-l$2.txt" -Q "$MISS_QPS" -c 4 -q 1000; node dist/bench/pauses.js snap "$TMP/flanha.sock" "$TMP/fpauses"
+      echo "lanha miss run $2: $(grep -c '^> SERVFAIL' "$TMP/out" || true) SERVFAIL answers; p50 $(awk -v n="$(wc -l < "$TMP/lat")" 'NR==int(n*0.5)+1{printf "%.3f ms",$1*1000; exit}' "$TMP/lat"), p99 of the NOERROR answers $(grep '^> NOERROR' "$TMP/out" | awk '{print $NF}' | sort -g | awk '{v[NR]=$1} END{if (NR) printf "%.3f ms", v[int(NR*0.99)+1]*1000; else print "NA"}'); in this run: busy, overload, queues stood >= 5/20/50/100 ms: $(echo "$before $(fcounters)" | awk '{printf "%d, %d, %d/%d/%d/%d", $7-$1, $8-$2, $9-$3, $10-$4, $11-$5, $12-$6}')" ;;
+    dnsmasq) [ $FD_OK = 1 ] && { misses "d$2"; CPU_PID=$FD_PID captured fdnsmasq "$P_FDNSMASQ" "" once fdnsmasq-miss "$P_FDNSMASQ" udp "$TMP/miss-d$2.txt" -Q "$MISS_QPS" -c 4 -q 1000; } ;;
+    unbound) [ $FU_OK = 1 ] && { misses "u$2"; CPU_PID=$FU_PID captured funbound "$P_FUNBOUND" "" once funbound-miss "$P_FUNBOUND" udp "$TMP/miss-u$2.txt" -Q "$MISS_QPS" -c 4 -q 1000; } ;;
   esac
   return 0
 }
@@ -522,6 +528,9 @@ if [ -n "$CAPTURE" ]; then
     echo "the slowest 1 % by own part (mean ms each): own $(stage flanha slow_own) = qwait $(stage flanha slow_qwait) + js in $(stage flanha slow_jsin) + rwait $(stage flanha slow_rwait) + js out $(stage flanha slow_jsout);"
     echo "  meanwhile lanha's answering process ran $(stage flanha slow_ran) ms (collecting $(stage flanha slow_gc) ms; $(stage flanha slow_in_gc) of them overlapped a collection) and waited for a core $(stage flanha slow_runq) ms"
     echo "  over the whole miss runs, per second: CPU $(stage flanha cpu_ms_per_s) ms, run-queue wait $(stage flanha runq_ms_per_s) ms, GC $(stage flanha gc_ms_per_s) ms"
+    # Every queue that stood 20 ms or more while misses came, and what filled it (bench/dns-stalls.ts).
+    echo "  queues that stood >= 20 ms during the miss runs, and what the process did meanwhile (ran, waited for a core, collected):"
+    node dist/bench/dns-stalls.js "$TRACE_DIR" 20 | sed 's/^/    /'
   fi
 fi
 printf '\n%-10s %12s %14s %12s %10s\n' forwarder hit_qps miss_p99_ms miss_lost rss_mib
@@ -532,6 +541,14 @@ echo
 echo "RESULT dns.forward.hit_qps lanha=$(num "$FL_HQ") dnsmasq=$(num "$FD_HQ") ratio=$(ratio "$FL_HQ" "$FD_HQ") unit=qps better=higher"
 echo "RESULT dns.forward.hit_qps lanha=$(num "$FL_HQ") unbound=$(num "$FU_HQ") ratio=$(ratio "$FL_HQ" "$FU_HQ") unit=qps better=higher"
 echo "RESULT dns.forward.hit_cpu_us_per_query lanha=$(cpu_median flanha-hit udp) dnsmasq=$(cpu_median fdnsmasq-hit udp) ratio=$(ratio "$(cpu_median flanha-hit udp)" "$(cpu_median fdnsmasq-hit udp)") unit=us better=lower"
+echo "RESULT dns.forward.hit_cpu_us_per_query lanha=$(cpu_median flanha-hit udp) unbound=$(cpu_median funbound-hit udp) ratio=$(ratio "$(cpu_median flanha-hit udp)" "$(cpu_median funbound-hit udp)") unit=us better=lower"
+# CPU per answered miss (every thread of each forwarder over its miss runs; lanha's includes its miss
+# trace's recording unless TRACE=0) and how long its threads waited for a core, per second of the run:
+# what the machine allows each one at 4,000 misses a second.
+for a in unbound dnsmasq; do
+  echo "RESULT dns.forward.miss_cpu_us_per_query lanha=$(cpu_median flanha-miss udp) $a=$(cpu_median f$a-miss udp) ratio=$(ratio "$(cpu_median flanha-miss udp)" "$(cpu_median f$a-miss udp)") unit=us better=lower"
+  echo "RESULT dns.forward.miss_runq_ms_per_s lanha=$(cpu_median flanha-miss udp runq) $a=$(cpu_median f$a-miss udp runq) ratio=$(ratio "$(cpu_median flanha-miss udp runq)" "$(cpu_median f$a-miss udp runq)") unit=ms better=lower"
+done
 echo "RESULT dns.forward.miss_p99_ms lanha=$FL_MP unbound=$FU_MP ratio=$(ratio "$FL_MP" "$FU_MP") unit=ms better=lower"
 echo "RESULT dns.forward.miss_p99_ms lanha=$FL_MP dnsmasq=$FD_MP ratio=$(ratio "$FL_MP" "$FD_MP") unit=ms better=lower"
 if [ -n "$CAPTURE" ]; then

@@ -16,6 +16,7 @@ import type { ZoneSet } from './zone.js';
 import { CLASS_ANY, CLASS_IN, HEADER_SIZE, T, type DnsMessage, type DnsRecord, type Question } from './wire.js';
 import { NAME_MAX, readName } from './name.js';
 import type { RawQuery } from './forward.js';
+import type { MissTrace } from './miss-trace.js';
 
 // What every process that answers DNS queries holds: the zones, the prebuilt-answer table, the
 // forwarding allow list, rate limiting, counters. The daemon's DnsServer and each UDP worker
@@ -65,6 +66,8 @@ export interface AnswererOptions {
   log: Logger;
   /** How many processes answer from the same socket: each enforces its share of the rate limit. */
   processes?: number;
+  /** Where queues that stood are recorded (bench:dns's diagnostic, miss-trace.ts). */
+  trace?: MissTrace | null;
 }
 
 export class DnsAnswerer implements UdpReplier {
@@ -91,6 +94,7 @@ export class DnsAnswerer implements UdpReplier {
   #transferCache = new Map<string, boolean>();
   #rrl: ResponseRateLimiter | null;
   #limiter = new LogLimiter();
+  #trace: MissTrace | null;
   /** Datagrams left waiting in the sockets' queues turn after turn (see `backlogged`). */
   #backlog = new UdpBacklog(BACKLOG_RULE);
   /**
@@ -101,7 +105,9 @@ export class DnsAnswerer implements UdpReplier {
   #turnMs = 0;
   readonly #endTurn = (): void => {
     const stood = this.#backlog.endTurn();
+    if (stood < STOOD_MS[0]!) return;
     for (let i = 0; i < STOOD_MS.length && stood >= STOOD_MS[i]!; i++) this.counters.inc(STOOD_NAMES[i]!);
+    this.#trace?.stood(this.#turnMs - stood, this.#turnMs);
   };
 
   constructor(o: AnswererOptions) {
@@ -109,6 +115,7 @@ export class DnsAnswerer implements UdpReplier {
     this.#nodeName = o.nodeName;
     this.#clock = o.clock;
     this.#log = o.log;
+    this.#trace = o.trace ?? null;
     this.#forwarding = o.cfg.forward !== undefined;
     this.forwardCache = o.cfg.forward === undefined ? null : new ForwardCache(o.cfg.forward.cacheSize);
     this.#allow = o.cfg.forward?.allow ?? [];

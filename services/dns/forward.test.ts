@@ -249,7 +249,7 @@ t.test('trace: an answered miss is traced with its four steps in order, a shed o
   const f = new Forwarder({
     upstreams: [{ address: '127.0.0.1', port: up.address().port }], timeoutMs: 2000, cache: new ForwardCache({ entries: 100, bytes: 1 << 20 }),
     clock: systemClock, random: seededRandom(2), counters: new Counters(), maxInFlight: 1,
-    trace: { miss: (...m) => { misses.push(m); }, shed: (at) => { sheds.push(at); } },
+    trace: { miss: (...m) => { misses.push(m); }, shed: (at) => { sheds.push(at); }, stood: () => {} },
   });
   t.teardown(() => f.close());
   const before = systemClock.monotonicMs();

@@ -32,4 +32,12 @@ t.test('schedstat samples only while misses come', { skip: process.platform !== 
   trace!.shed(performance.now());
   await sleep(300);
   t.ok(samples() > stopped, 'a shed miss starts it again');
+  const at = performance.now();
+  trace!.stood(at - 120, at);
+  await sleep(600);
+  const text = readFileSync(file, 'latin1');
+  const q = /^Q (\d+) (\d+)$/m.exec(text);
+  t.ok(q !== null && Number(q[2]) - Number(q[1]) === 120_000, `a queue that stood 120 ms recorded with its span in microseconds (${q?.[0]})`);
+  t.ok(/^F \d+ \d+$/m.test(text), "the trace's own writes recorded (their time on the event loop)");
+  t.ok(text.indexOf('M a.example') < text.indexOf('S ') && text.indexOf('S ') < text.indexOf('Q '), 'writes land in the order they were made');
 });

@@ -1,4 +1,4 @@
-import { appendFileSync, openSync, readSync } from 'node:fs';
+import { appendFile, appendFileSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { PerformanceObserver, constants as perfConstants, performance } from 'node:perf_hooks';
 
@@ -11,6 +11,11 @@ import { PerformanceObserver, constants as perfConstants, performance } from 'no
 //   G <start> <duration> <0 minor | 1 major>                           a collection (its pause)
 //   R <at> <run ns> <wait ns>                                          this thread's CPU and run-queue
 //                                                                      wait so far (/proc schedstat), every 5 ms
+//   Q <since> <until>                                                  a socket queue that stood (full turns,
+//                                                                      lib/udp-backlog.ts) 5 ms or more
+//   F <start> <duration>                                               a write of this trace: its own time on the
+//                                                                      event loop (formatting; the append runs in
+//                                                                      the thread pool)
 // bench/dns-stages.ts joins these with the capture's kernel timestamps: the wait in the socket
 // queue before the process read the query or the reply, the process's own work, and what the
 // process was doing meanwhile (collecting, waiting for a core).
@@ -20,7 +25,10 @@ import { PerformanceObserver, constants as perfConstants, performance } from 'no
 // of CPU a second, ~2 us per cached answer at bench:dns's hit rates (services/dns/README.md).
 // What is recorded between two writes goes into typed arrays made once, not strings: a string per
 // miss kept for 250 ms would be promoted and collected with the old generation, adding to the very
-// pauses the trace is there to see.
+// pauses the trace is there to see. The writes go through the thread pool (one at a time, in order),
+// not on the event loop: a synchronous append on a disk shared with other work held the loop for up
+// to 70 ms (bench:dns at load 17, F records), a queue standing that the trace itself made.
+// Only the last one, at exit, is synchronous.
 
 export const MISS_TRACE_ENV = 'LANHA_DNS_MISS_TRACE';
 const SCHED_SAMPLE_MS = 5;
@@ -34,6 +42,8 @@ export interface MissTrace {
   miss(name: string, readMs: number, sentMs: number, replyMs: number, answeredMs: number): void;
   /** A miss shed at once (the cap, or a standing queue). */
   shed(readMs: number): void;
+  /** A socket queue stood from `sinceMs` (its first full turn) to `untilMs` (the turn that drained it). */
+  stood(sinceMs: number, untilMs: number): void;
 }
 
 let active: MissTrace | null | undefined;
@@ -56,6 +66,12 @@ class FileTrace implements MissTrace {
   #n = 0;
   #lost = 0;
   #gc: string[] = [];
+  #stood: string[] = [];
+  #flushUs = 0;
+  /** Text not yet handed to a write, and whether one is under way (writes go one at a time, in order). */
+  #pending = '';
+  #writing = false;
+  #flushLine = '';
   #sched = new Float64Array(4096 * 3);
   #schedN = 0;
   /** The schedstat sampler, running while misses come (null: none came in the last flush period). */
@@ -69,7 +85,7 @@ class FileTrace implements MissTrace {
   constructor(file: string) {
     this.#file = file;
     setInterval(() => this.#flush(), FLUSH_MS).unref();
-    process.on('exit', () => this.#flush());
+    process.on('exit', () => { this.#flush(); this.#writeNow(); });
     const us = (ms: number): number => Math.round((this.#origin + ms) * 1000);
     new PerformanceObserver((list) => {
       for (const e of list.getEntries()) {
@@ -100,6 +116,29 @@ class FileTrace implements MissTrace {
     this.#times[i * 5] = 2; this.#times[i * 5 + 1] = readMs;
   }
 
+  stood(sinceMs: number, untilMs: number): void {
+    const us = (ms: number): number => Math.round((this.#origin + ms) * 1000);
+    this.#stood.push(`Q ${us(sinceMs)} ${us(untilMs)}`);
+  }
+
+  #write(): void {
+    const text = this.#pending;
+    this.#pending = '';
+    this.#writing = true;
+    appendFile(this.#file, text, () => {
+      // An error is dropped: a diagnostic, never the process's problem.
+      this.#writing = false;
+      if (this.#pending !== '') this.#write();
+    });
+  }
+
+  /** What is left, written before the process exits (an asynchronous write under way may be lost). */
+  #writeNow(): void {
+    if (this.#pending === '') return;
+    try { appendFileSync(this.#file, this.#pending); } catch { /* a diagnostic */ }
+    this.#pending = '';
+  }
+
   /** Starts the sampler (with a sample now) unless it runs. */
   #arm(): void {
     this.#recent = true;
@@ -119,6 +158,7 @@ class FileTrace implements MissTrace {
   }
 
   #flush(): void {
+    const start = performance.now();
     // No miss since the last flush: a last sample closes the span, and the sampler stops.
     if (!this.#recent && this.#sampler !== null) {
       clearInterval(this.#sampler);
@@ -127,8 +167,9 @@ class FileTrace implements MissTrace {
     }
     this.#recent = false;
     const us = (ms: number): number => Math.round((this.#origin + ms) * 1000);
-    const lines = this.#gc;
+    const lines = this.#gc.concat(this.#stood);
     this.#gc = [];
+    this.#stood = [];
     const t = this.#times;
     for (let i = 0; i < this.#n; i++) {
       const at = i * 5;
@@ -143,6 +184,11 @@ class FileTrace implements MissTrace {
     if (this.#lost > 0) lines.push(`L ${this.#lost}`);
     this.#n = this.#schedN = this.#lost = 0;
     if (lines.length === 0) return;
-    try { appendFileSync(this.#file, lines.join('\n') + '\n'); } catch { /* a diagnostic: never the process's problem */ }
+    // The previous write's own duration goes with this one (this one's is known only after it).
+    if (this.#flushUs > 0) lines.push(this.#flushLine);
+    this.#pending += lines.join('\n') + '\n';
+    if (!this.#writing) this.#write();
+    this.#flushUs = Math.round((performance.now() - start) * 1000);
+    this.#flushLine = `F ${us(start)} ${this.#flushUs}`;
   }
 }

@@ -99,7 +99,7 @@ export class DnsServer implements RunningService {
     this.#answerer = new DnsAnswerer({
       cfg: this.#cfg, nodeName: o.config.node.name, zones: this.#buildZones(this.#zoneInput), clock: o.clock, log: o.log,
       // The daemon reads UDP only while no worker does: then it alone answers, with the whole rate.
-      processes: 1,
+      processes: 1, trace: o.clock === systemClock ? missTrace() : null,
     });
     this.counters = this.#answerer.counters;
     if (this.#cfg.forward !== undefined) {

@@ -72,7 +72,7 @@ process.on('message', (m: ToWorker, handle: unknown) => {
   switch (m.t) {
     case 'init': {
       const log = createLogger({ level: m.logLevel, node: m.nodeName }).child({ service: 'dns', worker: process.pid });
-      answerer = new DnsAnswerer({ cfg: m.cfg, nodeName: m.nodeName, zones: buildZoneSet(m.zones), clock: systemClock, log, processes: m.udpReaders ?? m.processes });
+      answerer = new DnsAnswerer({ cfg: m.cfg, nodeName: m.nodeName, zones: buildZoneSet(m.zones), clock: systemClock, log, processes: m.udpReaders ?? m.processes, trace: missTrace() });
       const f = m.cfg.forward;
       if (f !== undefined) {
         forwarder = new Forwarder({

@@ -1,6 +1,6 @@
 import t from 'tap';
 import dgram from 'node:dgram';
-import { seededRandom } from '../../lib/random.js';
+import { seededRandom, type Random } from '../../lib/random.js';
 import { UpstreamUdp, type UpstreamWaiter } from './upstream-udp.js';
 import { DatagramSender } from '../../lib/udp-direct.js';
 
@@ -80,6 +80,25 @@ t.test('queries share a few sockets, routed by ID; sockets retire after usesMax 
   pool.release(late);
   t.ok(await eventuallyTrue(() => failed || pool.sockets === 0), 'after close, a query fails or leaves no socket behind');
   t.equal(pool.sockets, 0);
+});
+
+t.test('a released ID is not taken again on its socket: a late reply to the old query cannot pass for the new one', (t) => {
+  // A random source that gives the same ID every time: the worst case of two draws colliding.
+  const pool = new UpstreamUdp({ random: { int: () => 4242 } as unknown as Random, socketsMax: 1, usesMax: 64 });
+  t.teardown(() => pool.close());
+  const waiter = (): UpstreamWaiter => ({ upstreamId: -1, upstreamSocket: null, onUpstreamReply: () => undefined });
+  const ids: number[] = [];
+  const sockets = new Set<object | null>();
+  for (let i = 0; i < 40; i++) {
+    const w = waiter();
+    pool.take(4, w);
+    sockets.add(w.upstreamSocket);
+    ids.push(w.upstreamId);
+    pool.release(w); // answered before the next one is asked
+  }
+  t.equal(sockets.size, 1, 'one socket took them all (socketsMax 1, usesMax 64)');
+  t.equal(new Set(ids).size, ids.length, `40 queries one after another on one socket, each released before the next: 40 different IDs (${new Set(ids).size})`);
+  t.end();
 });
 
 async function eventuallyTrue(check: () => boolean, timeoutMs = 2000): Promise<boolean> {

@@ -112,6 +112,11 @@ export class ChildRuns {
     return this.#kill('SIGKILL');
   }
 
+  /** SIGKILLs (by PID) every command still running and waits up to KILL_WAIT_MS for their exits; more can be run after. Returns them. */
+  killRunning(): Promise<EndedChild[]> {
+    return this.#running.size === 0 ? Promise.resolve([]) : this.#kill('SIGKILL');
+  }
+
   /** SIGKILLs every command still running, waits up to KILL_WAIT_MS for their exits. */
   async #kill(signal: NodeJS.Signals): Promise<EndedChild[]> {
     const now = this.#now();

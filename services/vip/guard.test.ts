@@ -106,22 +106,31 @@ t.test('renewals go to one long-lived ip batch, which is ended on a drop and bef
   }
 });
 
+/**
+ * A guard for 10.255.255.1/32 on a missing interface whose PATH starts with stand-in programs (bash
+ * bodies given the file they log to); `lines` reads that file.
+ */
+function guardWithStandIns(programs: Record<string, (ran: string) => string>, events: Parameters<typeof startGuard>[2]) {
+  const dir = mkdtempSync(join(tmpdir(), 'lanha-guard-standin-'));
+  const ran = join(dir, 'ran');
+  for (const [name, body] of Object.entries(programs)) writeFileSync(join(dir, name), `#!/bin/bash\n${body(ran)}\n`, { mode: 0o755 });
+  const path = process.env['PATH'];
+  process.env['PATH'] = `${dir}:${path ?? ''}`;
+  const guard = startGuard('10.255.255.1/32', 'lhnosuchif0', events);
+  process.env['PATH'] = path;
+  const lines = (): string[] => { try { return readFileSync(ran, 'utf8').trim().split('\n').filter((l) => l !== ''); } catch { return []; } };
+  return { guard, dir, lines };
+}
+
 t.test('a release runs in the guard: a renewal queued before it (stdin, the ip batch) never lands after its delete; answered', async (t) => {
   // A stand-in `ip` on the guard's PATH writes what it runs to a file; its batch takes each line
   // 0.3 s late (a loaded machine), so a renewal is still queued in it when the release comes.
   const missing = guardUnavailable();
   if (missing !== null) { t.comment(`SKIPPED: ${missing}`); t.pass('skipped'); return; }
-  const dir = mkdtempSync(join(tmpdir(), 'lanha-guard-release-'));
-  const ran = join(dir, 'ran');
-  writeFileSync(join(dir, 'ip'), `#!/bin/bash
-if [ "$1" = -force ]; then while read -r line; do sleep 0.3; echo "batch $line" >> '${ran}'; done; exit 0; fi
-echo "$*" >> '${ran}'
-`, { mode: 0o755 });
-  const path = process.env['PATH'];
-  process.env['PATH'] = `${dir}:${path ?? ''}`;
-  const guard = startGuard('10.255.255.1/32', 'lhnosuchif0', { expired: () => undefined, exited: () => undefined });
-  process.env['PATH'] = path;
-  const lines = (): string[] => { try { return readFileSync(ran, 'utf8').trim().split('\n').filter((l) => l !== ''); } catch { return []; } };
+  const { guard, dir, lines } = guardWithStandIns({
+    ip: (ran) => `if [ "$1" = -force ]; then while read -r line; do sleep 0.3; echo "batch $line" >> '${ran}'; done; exit 0; fi
+echo "$*" >> '${ran}'`,
+  }, { expired: () => undefined, exited: () => undefined });
   try {
     guard.hold(60_000);
     t.equal(guard.renew(2), true, 'a renewal taken (into the batch, 0.3 s late)');
@@ -135,6 +144,41 @@ echo "$*" >> '${ran}'
     guard.renew(2);
     await sleep(500);
     t.match(lines().at(-1), /^batch address replace 10.255.255.1\/32 dev lhnosuchif0 valid_lft 2/, 'armed again by a hold: renewals run');
+  } finally {
+    await guard.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+t.test('a GARP forked just before a release is ended before the delete: it never announces the VIP after it is gone', async (t) => {
+  // A stand-in `arping` that takes 0.4 s to send (a fork and exec on a loaded machine) and then
+  // writes that it sent; a stand-in `ip` that writes what it runs. Before, the arping the `garp`
+  // line forked went on in the background and sent after the release's delete.
+  const missing = guardUnavailable();
+  if (missing !== null) { t.comment(`SKIPPED: ${missing}`); t.pass('skipped'); return; }
+  let expired = 0;
+  const { guard, dir, lines } = guardWithStandIns({
+    ip: (ran) => `echo "$*" >> '${ran}'`,
+    arping: (ran) => `sleep 0.4\necho "arping sent $*" >> '${ran}'`,
+  }, { expired: () => { expired++; }, exited: () => undefined });
+  try {
+    guard.hold(60_000);
+    t.equal(guard.garp(), true, 'a GARP taken');
+    t.same(await guard.release(), { code: 0, stderr: '' }, 'the release answered');
+    await sleep(900);
+    t.same(lines(), ['addr del 10.255.255.1/32 dev lhnosuchif0'], 'the delete ran, and no GARP went out after it');
+    // The same for a hold that runs out (the daemon paused): the arping in flight ends before the delete.
+    guard.hold(300);
+    guard.garp();
+    for (let waited = 0; waited < 10_000 && expired === 0; waited += 20) await sleep(20);
+    await sleep(900);
+    t.equal(expired, 1, 'the hold ran out');
+    t.notOk(lines().some((l) => l.startsWith('arping sent')), `no GARP after an expiry's delete either: ${JSON.stringify(lines())}`);
+    // A GARP left to run (no release) still goes out: only those in flight at a delete are ended.
+    guard.hold(60_000);
+    guard.garp();
+    await sleep(900);
+    t.match(lines().at(-1), /^arping sent -U -c 1 -I lhnosuchif0 10.255.255.1$/, 'a GARP with the VIP held is sent');
   } finally {
     await guard.stop();
     rmSync(dir, { recursive: true, force: true });

@@ -59,9 +59,17 @@ export { GUARD_CLOCK_EARLY_MS };
 // sender's system call, so once ip is gone no queued `replace` can land after the delete (on
 // `drop`, after the daemon's own delete, the guard deletes once more for that reason). An
 // interface name ip's batch parser could split, or a batch that cannot be written, gets the fork.
+//
+// The GARPs' arpings run in the background, their PIDs kept (those that ended are reaped at the
+// next GARP). Before every delete (a release, a hold run out, stdin closed, a signal) and on `drop`
+// they are killed (SIGKILL, by PID) and reaped: an arping forked just before the release, slow to
+// start on a loaded machine, could send its gratuitous ARP after the address was gone, and the LAN's
+// ARP caches then pointed at a member that no longer held the VIP (after a hand-back or a failover:
+// at the old holder while the new one had it).
 const SCRIPT = `set -u
 trap '' PIPE
 armed=0 t=1 again=0 deadline=0 n=0 ipb=0
+garps=()
 exec 3>&1
 now() { local up rest; read -r up rest < /proc/uptime; up=\${up/./}; n=$((10#$up * 10000)); }
 ipb_stop() { if [ "$ipb" != 0 ]; then kill -9 "$ipb" 2>/dev/null; wait "$ipb" 2>/dev/null; ipb=0; fi; }
@@ -73,7 +81,10 @@ renew() {
   fi
   ip addr replace "$1" dev "$2" valid_lft "$3" preferred_lft "$3" 2>/dev/null || echo renew_failed
 }
-del() { ipb_stop; ip addr del "$1" dev "$2" 2>/dev/null; }
+garps_stop() { if [ \${#garps[@]} -gt 0 ]; then kill -9 "\${garps[@]}" 2>/dev/null; wait "\${garps[@]}" 2>/dev/null; garps=(); fi; }
+garp() { local p live=(); for p in "\${garps[@]}"; do if kill -0 "$p" 2>/dev/null; then live+=("$p"); else wait "$p" 2>/dev/null; fi; done; garps=("\${live[@]}")
+  arping -U -c 1 -I "$2" "\${1%/*}" >/dev/null 2>&1 & garps+=($!); }
+del() { ipb_stop; garps_stop; ip addr del "$1" dev "$2" 2>/dev/null; }
 gone() { if [ "$armed" = 1 ]; then del "$1" "$2"; armed=0; again=2; t=0.05; echo expired; fi; }
 trap 'gone "$1" "$2"; [ "$again" = 0 ] || { sleep 0.05; del "$1" "$2"; sleep 0.25; del "$1" "$2"; }; exit 0' TERM INT HUP
 while :; do
@@ -86,10 +97,10 @@ while :; do
   if [ "$rc" = 0 ]; then
     case "$cmd" in
       hold) armed=1; again=0; ms=\${arg/./}; now; deadline=$((n + 10#$ms * 1000 - ${GUARD_CLOCK_STEP_MS * 1000})) ;;
-      drop) armed=0; again=0; if [ "$ipb" != 0 ]; then del "$1" "$2"; fi ;;
+      drop) armed=0; again=0; garps_stop; if [ "$ipb" != 0 ]; then del "$1" "$2"; fi ;;
       renew) if [ "$armed" = 1 ]; then renew "$1" "$2" "$arg"; fi ;;
-      garp) if [ "$armed" = 1 ]; then arping -U -c 1 -I "$2" "\${1%/*}" >/dev/null 2>&1 & fi ;;
-      release) armed=0; again=0; ipb_stop
+      garp) if [ "$armed" = 1 ]; then garp "$1" "$2"; fi ;;
+      release) armed=0; again=0; ipb_stop; garps_stop
         if err=$(ip addr del "$1" dev "$2" 2>&1); then echo released; else echo "release_failed \${err//$'\\n'/ }"; fi ;;
       acquire) if [ "$armed" != 1 ]; then echo "acquire_failed the VIP guard holds no lease (it ran out)"
         elif err=$(ip addr replace "$1" dev "$2" valid_lft "$arg" preferred_lft "$arg" 2>&1); then echo acquired

@@ -494,9 +494,10 @@ export class VipService implements RunningService {
     }
     if (this.#garpsInFlight >= GARPS_IN_FLIGHT_MAX) { this.counters.inc('garp.skipped'); return; }
     this.#garpsInFlight++;
+    const releases = this.#core.releases;
     void (this.#garps?.run ?? this.#run)('arping', garpArgs(this.vip)).then((r) => {
       this.#garpsInFlight--;
-      if (this.#stopped) return; // ended by the stop
+      if (this.#stopped || this.#core.releases !== releases) return; // ended by the stop, or by a release (#release)
       this.counters.inc(r.code === 0 ? 'garp.sent' : 'garp.failed');
       if (r.code !== 0 && this.#limiter.allow('garp', this.#o.clock.monotonicMs())) {
         this.#o.log.warn({ event: 'vip.garp_failed', code: r.code, stderr: r.stderr.trim() }, `gratuitous ARP failed: ${r.stderr.trim()}`);
@@ -517,6 +518,10 @@ export class VipService implements RunningService {
   async #release(reason: string): Promise<void> {
     // Only a VIP that was up (its ip addr replace succeeded) is lost; the guard deleted it a moment before its callback.
     if (this.#sinceWall !== null) this.#lostAt = this.#o.clock.monotonicMs();
+    // A GARP's arping this process started and that has not sent yet would announce the VIP after
+    // it is gone (the LAN's caches then point here): ended by PID first (the guard does the same with its own).
+    const garps = await this.#garps?.killRunning() ?? [];
+    if (garps.length > 0) this.counters.inc('garp.killed', garps.length);
     let outcome: string;
     try {
       // The guard deletes it (its small bash forks `ip` far sooner than this process does), after

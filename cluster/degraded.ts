@@ -229,7 +229,8 @@ export interface DegradedEntryFacts {
 }
 
 /**
- * A TCP connect to the partner's cluster port and its DNS port, on its cluster address: `refused`
+ * A TCP connect to the partner's cluster port and its DNS port (over UDP with `dns.tcp: false`, or
+ * its NTP port without DNS: a datagram the kernel answers with port unreachable), on its cluster address: `refused`
  * when both reset it (a machine up with no lanha listening: killed, crashed, stopped; a paused
  * lanha's kernel still accepts), `open` when one accepted (it runs: the cluster link is what
  * failed), `silent` when neither answered in time (a cut link or a firewall dropping).

@@ -199,7 +199,7 @@ export class DegradedStateLog implements StateLog {
       // Its machine answers, nobody answers for the VIP and both its ports reset: its lanha is down, it holds nothing.
       this.#startArp = address === 'answered' ? (vip === 'silent' && ports === 'refused' ? 'lanha-down' : 'answers') : address === 'silent' && vip === 'silent' ? 'off-lan' : null;
       if (this.#startArp === 'lanha-down') this.#o.log.info({ event: 'dhcp.degraded.partner_lanha_down', partner: this.#o.ownership.partnerOf(this.#o.self), address: partner.address },
-        `partner ${partner.address} answers ARP but its cluster and DNS ports refuse connections and nobody answers for the VIP: its lanha is down, so as leader this member adds the VIP without waiting for its report`);
+        `partner ${partner.address} answers ARP but its cluster port and its DNS (or NTP) port refuse connections and nobody answers for the VIP: its lanha is down, so as leader this member adds the VIP without waiting for its report`);
       if (this.#startArp === 'off-lan') this.#o.log.info({ event: 'dhcp.degraded.partner_off_lan', partner: this.#o.ownership.partnerOf(this.#o.self), address: partner.address },
         `partner ${partner.address} and the VIP answer no ARP: the partner's machine is down or off this LAN, so as leader this member adds the VIP without waiting for its report`);
     });
@@ -462,7 +462,7 @@ export class DegradedStateLog implements StateLog {
       this.#probe = typeof r === 'string' ? { at: this.#o.clock.monotonicMs(), answered: r === 'answered', partnerAnswered, partnerPorts } : { at: this.#o.clock.monotonicMs(), answered: null, failed: r.failed, partnerAnswered, partnerPorts };
       if (partnerAnswered && partnerPorts === 'refused' && this.#limiter.allow('partner-lanha-down', this.#o.clock.monotonicMs())) {
         this.#o.log.warn({ event: 'dhcp.degraded.partner_lanha_down', partner: this.#o.ownership.partnerOf(this.#o.self), address: this.#o.probePartner?.address },
-          `partner ${this.#o.probePartner?.address} answers ARP but its cluster and DNS ports refuse connections: its machine is up, its lanha down (not a cut link), so it does not keep this member out of degraded mode`);
+          `partner ${this.#o.probePartner?.address} answers ARP but its cluster port and its DNS (or NTP) port refuse connections: its machine is up, its lanha down (not a cut link), so it does not keep this member out of degraded mode`);
       } else if (partnerAnswered && this.#limiter.allow('partner-arp', this.#o.clock.monotonicMs())) {
         this.#o.log.warn({ event: 'dhcp.degraded.partner_answers', partner: this.#o.ownership.partnerOf(this.#o.self), address: this.#o.probePartner?.address },
           `not going degraded: partner ${this.#o.probePartner?.address} answers ARP while its reports are silent: a cluster-link problem (or its lanha is down), not a dead partner`);

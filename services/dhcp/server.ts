@@ -1,7 +1,7 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { DEGRADED_INDEX, DegradedStateLog } from './degraded-state.js';
 import { ownershipOf } from './degraded-config.js';
-import { partnerPorts } from './partner-ports.js';
+import { DNS_STATUS_QUERY, NTP_CLIENT_REQUEST, partnerPorts, type Knock } from './partner-ports.js';
 import { networkInterfaces } from 'node:os';
 import type { Logger } from '../../lib/log.js';
 import { LogLimiter } from '../../lib/log.js';
@@ -1032,13 +1032,19 @@ function partnerAddress(config: ServiceContext['config'], ownership: ReturnType<
 }
 
 /**
- * The partner's cluster port and its DNS port (DNS over TCP on), knocked to tell its lanha down on a
- * machine that is up from a cut cluster link (partner-ports.ts); null without both.
+ * The partner's cluster port and a second port its lanha serves, knocked to tell its lanha down on a
+ * machine that is up from a cut cluster link (partner-ports.ts): its DNS port over TCP (`dns.tcp`,
+ * the default), else its DNS port over UDP (a STATUS query: NOTIMP at once, nothing forwarded), else
+ * its NTP port (a client request); the partner's config is taken to match this one's, as for the
+ * cluster. Null without a second port: one port resetting might be a firewall's rule, so no knock.
  */
-function partnerServicePorts(config: ServiceContext['config'], ownership: ReturnType<typeof ownershipOf>): number[] | null {
-  if (ownership === null || config.dns === undefined || !config.dns.tcp) return null;
+export function partnerServicePorts(config: ServiceContext['config'], ownership: ReturnType<typeof ownershipOf>): Knock[] | null {
+  if (ownership === null) return null;
   const partner = config.cluster?.members.find((m) => m.name === ownership.partnerOf(config.node.name));
-  return partner === undefined ? null : [partner.port, config.dns.port];
+  if (partner === undefined) return null;
+  const second: Knock | null = config.dns !== undefined ? (config.dns.tcp ? { proto: 'tcp', port: config.dns.port } : { proto: 'udp', port: config.dns.port, payload: DNS_STATUS_QUERY })
+    : config.ntp !== undefined ? { proto: 'udp', port: config.ntp.port, payload: NTP_CLIENT_REQUEST } : null;
+  return second === null ? null : [{ proto: 'tcp', port: partner.port }, second];
 }
 
 /** A member's cluster.members address, when it is an IPv4 address. */

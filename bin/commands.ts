@@ -79,6 +79,15 @@ export const commands: readonly CliCommand[] = [
     optionHelp: [['-c, --config FILE', `the node's config: its node.stateDir gets the member file (default ${DEFAULT_CONFIG})`]],
     run: lazy(() => import('./commands-cluster.js'), 'clusterRejoinRun'),
   },
+  {
+    path: ['raft', 'snapshot'],
+    positionalsMax: 0,
+    summary: 'take a Raft snapshot of this member\'s applied state now and compact its log behind it (not waiting for cluster.snapshotEntries)',
+    usage: 'raft snapshot [--json] [--config FILE | --socket PATH]',
+    options: { ...DAEMON_OPTIONS, json: { type: 'boolean' } },
+    optionHelp: [['--json', 'print JSON for scripts'], ...DAEMON_OPTION_HELP],
+    run: lazy(() => import('./commands-raft.js'), 'raftSnapshotRun'),
+  },
 
   // core
   {

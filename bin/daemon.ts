@@ -394,6 +394,18 @@ export async function startDaemon(config: LanhaConfig, options: DaemonOptions = 
       },
       };
     });
+    control.route('POST /v1/raft/snapshot', async () => {
+      // `lanctl raft snapshot`: this member's own log (a node without one has nothing to snapshot).
+      const raft = state as Partial<RaftStateLog>;
+      if (raft.snapshotNow === undefined) return { status: 409, body: { error: 'this node keeps no Raft log of its own: nothing to snapshot' } };
+      try {
+        const taken = await raft.snapshotNow.call(state);
+        log.info({ event: 'raft.snapshot_asked', ...taken }, taken.taken ? `snapshot at index ${taken.index} taken on an operator's ask` : `snapshot asked: already at the applied index ${taken.index}`);
+        return { status: 200, body: taken };
+      } catch (error) {
+        return { status: 503, body: { error: `no snapshot taken: ${errorMessage(error)}` } };
+      }
+    });
     ops = { config, state, control, services: () => running, clock, log: log.child({ service: 'http' }), version: VERSION, configHash: hash, tracker, metrics, members, localReport };
     control.routes(opsRoutes(ops));
     await control.listen();

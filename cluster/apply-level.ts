@@ -294,6 +294,6 @@ export function logLevelText(s: LogLevelStatus): string | null {
   const last = Math.max(...s.spans.map((x) => x.last));
   const down = s.snapshotIndex >= last
     ? `its snapshot (index ${s.snapshotIndex}) is past them: a build of a lower level starts on this member's state from that snapshot and is handed none of them`
-    : `rolling this member below level ${Math.min(...s.spans.map((x) => x.level))} is safe only once its snapshot is past index ${last} (now at ${s.snapshotIndex}; one is taken every cluster.snapshotEntries entries applied; lanctl status shows it): a build then starts from the snapshot and is handed none of them, while a member of that level takes no newer entry (the leader holds them back)`;
+    : `rolling this member below level ${Math.min(...s.spans.map((x) => x.level))} is safe only once its snapshot is past index ${last} (now at ${s.snapshotIndex}; one is taken every cluster.snapshotEntries entries applied, or now with lanctl raft snapshot on this member; lanctl status shows it): a build then starts from the snapshot and is handed none of them, while a member of that level takes no newer entry (the leader holds them back)`;
   return `the log this member applied needs apply level ${top.level} since index ${top.first} (${parts.join('; ')}); ${down}`;
 }

@@ -183,6 +183,8 @@ export class RaftStateLog implements StateLog {
   #snapshotSave: Promise<void> | null = null;
   #snapshotSaved: Snapshot | null = null;
   #snapshotError: Error | null = null;
+  /** `lanctl raft snapshot` asked for one now, whatever `snapshotEntries` says. */
+  #snapshotForced = false;
   #single: boolean;
   #timeline: RaftTimeline = { heardLeaderAt: null, timeoutNowAt: null, preCandidateAt: null, candidateAt: null, leaderAt: null };
   /** When a message of each peer last arrived (monotonic ms). */
@@ -771,7 +773,10 @@ export class RaftStateLog implements StateLog {
       }
     }
     const every = this.#opts.snapshotEntries ?? 10_000;
-    if (this.#snapshotSave !== null || this.fsm.appliedIndex - node.snapshotIndex < every) return;
+    if (this.#snapshotSave !== null) return;
+    const due = this.fsm.appliedIndex - node.snapshotIndex >= every || (this.#snapshotForced && this.fsm.appliedIndex > node.snapshotIndex);
+    if (!due) return;
+    this.#snapshotForced = false;
     // The term and membership at this index are taken now (the core wants the applied index);
     // the state is copied now too, and encoded a slice at a time between turns of the event loop.
     const meta = node.snapshotAt(this.fsm.appliedIndex, new Uint8Array(0))?.meta;
@@ -788,6 +793,39 @@ export class RaftStateLog implements StateLog {
       this.#snapshotSave = null;
       this.host.kickAfterBatch(); // compact behind it now, not at the next write
     });
+  }
+
+  /**
+   * A snapshot of the applied state now (`lanctl raft snapshot`), not at the next `snapshotEntries`:
+   * written, and the log compacted behind it, as the periodic one is (the same path). Resolves with
+   * the snapshot's index once `status().snapshotIndex` says it; at once, `taken: false`, when the
+   * last snapshot is at the applied index already. Refused while the storage is fenced (a full disk,
+   * no descriptors, a failed write) or closed; gives up after `timeoutMs`.
+   */
+  async snapshotNow(timeoutMs = 60_000): Promise<{ index: number; applied: number; taken: boolean }> {
+    const refusal = (): LanhaError | null => {
+      if (this.#closed) return new LanhaError('unavailable', 'the state log is closed (the daemon is stopping)');
+      if (this.host.fenced) return new LanhaError('unavailable', `this node stopped accepting writes after a storage error (${this.host.fenced.message}): no snapshot can be written; lanctl status says why`);
+      return null;
+    };
+    const refused = refusal();
+    if (refused !== null) throw refused;
+    const target = this.fsm.appliedIndex;
+    if (this.host.node.snapshotIndex >= target) return { index: this.host.node.snapshotIndex, applied: target, taken: false };
+    this.#snapshotForced = true;
+    this.host.kickAfterBatch();
+    const deadline = this.#opts.clock.monotonicMs() + timeoutMs;
+    while (this.host.node.snapshotIndex < target) {
+      const stopped = refusal();
+      if (stopped !== null) throw stopped;
+      if (this.#opts.clock.monotonicMs() >= deadline) throw new LanhaError('unavailable', `the snapshot at index ${target} was not on the disk within ${Math.round(timeoutMs / 1000)} s; lanctl status shows the storage`);
+      await new Promise((r) => setTimeout(r, 20));
+      if (this.#snapshotSave === null && this.#snapshotSaved === null && this.host.node.snapshotIndex < target) {
+        this.#snapshotForced = true; // a periodic one at a lower index took the turn: ask again
+        this.host.kickAfterBatch();
+      }
+    }
+    return { index: this.host.node.snapshotIndex, applied: target, taken: true };
   }
 
   /** Resolves once no snapshot file is being written (tests; close() waits through the WAL). */

@@ -42,7 +42,9 @@ t.test('within: a stopped command is killed by PID at the limit, named, and its 
   const ended = await runs.within(150, result);
   const ms = performance.now() - started;
   t.match(ended, [{ pid: child!.pid, command: "/bin/sh -c kill -STOP $$; exit 0", outcome: 'killed' }], 'named, killed');
-  t.ok(ms >= 140 && ms < 2000, `the wait ended at the limit (${Math.round(ms)} ms)`);
+  // The upper bound only tells "ended at the limit" from "waited for the command" (60 s): a loaded
+  // machine takes its time to reap the killed child.
+  t.ok(ms >= 140 && ms < 30_000, `the wait ended at the limit (${Math.round(ms)} ms)`);
   t.not((await result).code, 0, 'the caller got a failed result');
   t.notOk(alive(child!.pid), 'the child is gone');
   t.same(runs.running(), []);
@@ -63,7 +65,7 @@ t.test('close: SIGTERM at once, SIGKILL after the grace to what ignores it, noth
   const ms = performance.now() - started;
   t.equal(ended.length, 1, 'only the stopped one needed SIGKILL');
   t.match(ended[0], { command: /kill -STOP/, outcome: 'killed' });
-  t.ok(ms < 2000, `close took ${Math.round(ms)} ms`);
+  t.ok(ms < 20_000, `close took ${Math.round(ms)} ms (the sleeper alone would hold it 30 s)`);
   t.not((await sleeper).code, 0);
   t.not((await stopped).code, 0);
   for (const pid of pids) t.notOk(alive(pid), `pid ${pid} is gone`);

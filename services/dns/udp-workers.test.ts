@@ -1,7 +1,8 @@
 import t from 'tap';
 import dgram from 'node:dgram';
 import { join } from 'node:path';
-import { closeSync, openSync, readFileSync, readdirSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { execFileSync } from 'node:child_process';
 import { DNS_WORKER_NODE_FLAGS } from '../../lib/memory.js';
 import { runLanctl, scratchConfig, serveDaemon } from '../../test/support/daemon.js';
@@ -312,6 +313,30 @@ dns: { port: ${await freePort()}, listen: [127.0.0.1], workers: 1, zones: [{ nam
   const run = await runLanctl(['serve', '--config', scratch.file], { env: { ...process.env, LANHA_DNS_WORKER_NODE_FLAGS: '--max-semi-space-size=4 --inspect' } });
   t.not(run.code, 0, 'the daemon does not start');
   t.match(run.stdout + run.stderr, /LANHA_DNS_WORKER_NODE_FLAGS: "--inspect" is not one of the DNS worker's V8 flags/);
+});
+
+t.test('a worker slower to start than its ready wait gets twice the wait next time, instead of being killed just before it is ready for good', async (t) => {
+  // A worker module that takes 1.5 s before the real one loads, against a first wait of 1 s: the
+  // first incarnation is killed, the next waits 2 s and gets ready. With a fixed wait every
+  // incarnation would be killed (what a loaded machine did with the fixed 10 s).
+  const dir = mkdtempSync(join(tmpdir(), 'lanha-slow-worker-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const real = new URL('./udp-worker.js', import.meta.url).href;
+  const module = join(dir, 'slow-worker.mjs');
+  writeFileSync(module, `await new Promise((r) => setTimeout(r, 1500));\nawait import(${JSON.stringify(real)});\n`);
+  const lines: Array<Record<string, unknown>> = [];
+  const log = createLogger({ level: 'info', destination: { write: (s: string) => { lines.push(JSON.parse(s) as Record<string, unknown>); } } });
+  const workers = new UdpWorkers({
+    count: 1, log, readyTimeoutMs: 1_000, module: new URL(`file://${module}`),
+    init: () => ({ t: 'init', cfg, nodeName: 'unit', logLevel: 'silent', processes: 2, zones: zonesWith('10.0.0.1', 1) }),
+    sockets: () => new Map(), onCached: () => undefined,
+  });
+  t.teardown(() => workers.stop());
+  t.ok(await started(workers, 1), 'the worker runs in the end');
+  const notReady = lines.filter((l) => l['event'] === 'dns.worker_not_ready');
+  t.ok(notReady.length >= 1, `the first incarnation was killed for not being ready (${notReady.length} killed)`);
+  t.same(notReady.map((l) => l['waitMs']), notReady.map((_, i) => 1_000 * 2 ** i), 'each one killed had twice the wait of the one before');
+  t.equal(notReady[0]?.['nextWaitMs'], 2_000, 'and said what the next one gets');
 });
 
 t.test('a worker that cannot be forked for want of descriptors is started again once they are free (a failed fork has no exit)', async (t) => {

@@ -67,6 +67,8 @@ export interface UdpWorkersOptions {
   module?: URL;
   /** How long a silent worker may stay so before it is killed (HUNG_MS unless set: tests). */
   hungMs?: number;
+  /** How long a new worker has to get ready at first (READY_TIMEOUT_MS unless set: tests); doubled after each one killed for it. */
+  readyTimeoutMs?: number;
   /** The workers' V8 flags (default: LANHA_DNS_WORKER_NODE_FLAGS or DNS_WORKER_NODE_FLAGS, lib/memory.ts). */
   nodeFlags?: readonly string[];
 }
@@ -101,7 +103,13 @@ export class ShareBudget {
   }
 }
 
+/**
+ * A new worker not ready within this long is killed and started again, with twice the wait (up to
+ * READY_TIMEOUT_MAX_MS): on a machine too busy to start one in 10 s, a fixed wait killed every
+ * worker just before it was ready, for good (the daemon served alone meanwhile). Reset once one is ready.
+ */
 const READY_TIMEOUT_MS = 10_000;
+const READY_TIMEOUT_MAX_MS = 160_000;
 const ACK_TIMEOUT_MS = 2_000;
 /** At the stop: a worker still there this long after SIGTERM gets SIGKILL, waited for KILL_WAIT_MS more. */
 const STOP_TIMEOUT_MS = 1_000;
@@ -128,6 +136,8 @@ interface Slot {
   /** The live incarnation's last counter report. */
   counters: Record<string, number>;
   respawnMs: number;
+  /** How long its next incarnation has to get ready. */
+  readyWaitMs: number;
   timer: NodeJS.Timeout | null;
   waiters: Map<string, () => void>;
   memory: ProcessMemory | null;
@@ -166,7 +176,7 @@ export class UdpWorkers {
     this.#nodeFlags = [...(o.nodeFlags ?? dnsWorkerNodeFlagsFromEnv())];
     for (let i = 0; i < o.count; i++) {
       this.#slots.push({
-        index: i, child: null, ready: false, serving: false, counters: {}, respawnMs: RESPAWN_MIN_MS, timer: null, waiters: new Map(), memory: null,
+        index: i, child: null, ready: false, serving: false, counters: {}, respawnMs: RESPAWN_MIN_MS, readyWaitMs: this.#o.readyTimeoutMs ?? READY_TIMEOUT_MS, timer: null, waiters: new Map(), memory: null,
         addresses: new Set(), heardMs: 0, silent: false, zonesSending: false, zonesPending: null,
       });
     }
@@ -404,11 +414,14 @@ export class UdpWorkers {
     return new Promise<void>((resolve) => {
       let settled = false;
       const settle = (): void => { if (!settled) { settled = true; clearTimeout(timer); resolve(); } };
+      const waitMs = s.readyWaitMs;
       const timer = setTimeout(() => {
-        this.#o.log.error({ event: 'dns.worker_not_ready', worker: child.pid }, `DNS worker ${s.index} did not start within ${READY_TIMEOUT_MS} ms; serving without it`);
+        s.readyWaitMs = Math.min(READY_TIMEOUT_MAX_MS, waitMs * 2);
+        this.#o.log.error({ event: 'dns.worker_not_ready', worker: child.pid, waitMs, nextWaitMs: s.readyWaitMs },
+          `DNS worker ${s.index} did not start within ${waitMs} ms; serving without it (the next one started gets ${s.readyWaitMs} ms)`);
         child.kill('SIGKILL');
         settle();
-      }, READY_TIMEOUT_MS);
+      }, waitMs);
       child.on('message', (m: FromWorker) => {
         s.heardMs = performance.now();
         if (s.silent) {
@@ -420,6 +433,7 @@ export class UdpWorkers {
           case 'ready': {
             s.ready = true;
             s.respawnMs = RESPAWN_MIN_MS;
+            s.readyWaitMs = this.#o.readyTimeoutMs ?? READY_TIMEOUT_MS;
             this.#fd.recovered();
             // Answers cached before this worker was ready (the daemon serves alone meanwhile).
             const entries = this.#o.cached?.() ?? [];

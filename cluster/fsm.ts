@@ -486,7 +486,11 @@ export class Fsm {
     const { appliedIndex: _index, ...frame } = this.#snapshotWith([]);
     const run = (async (): Promise<string | null> => {
       const sha = createHash('sha256');
-      await stringifyInSlices((items) => ({ ...frame, leases: items }), leases.sort(byIp), (part) => { sha.update(part); }, () => this.#version !== version);
+      const stop = (): boolean => this.#version !== version;
+      // Sorted in slices too: one sort of 40,000 leases held the loop ~25 ms (103 ms at load 10-20).
+      const sorted = await sortInSlices(leases, byIp, stop);
+      if (sorted === null) return null;
+      await stringifyInSlices((items) => ({ ...frame, leases: items }), sorted, (part) => { sha.update(part); }, stop);
       if (this.#version !== version) return null;
       const hash = sha.digest('hex');
       this.#hashed = { version, hash };
@@ -504,6 +508,48 @@ function byIp(a: Lease, b: Lease): number {
 /** Items per slice of stringifyInSlices: a few ms of the event loop each (leases: ~150 KB of JSON). */
 const ITEMS_PER_SLICE = 1000;
 
+/** One turn of the event loop: what waits (DHCP packets, timers, I/O) runs before the next slice. */
+const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/**
+ * `items` sorted by `compare` (a new array; `items` is reordered too), a slice at a time with a turn of
+ * the event loop between: runs of ITEMS_PER_SLICE sorted one per turn, then merged pairwise, at most
+ * 2 x ITEMS_PER_SLICE items moved per turn. Stable, as Array.prototype.sort. `stop`, asked after each
+ * turn, gives null.
+ */
+export async function sortInSlices<T>(items: T[], compare: (a: T, b: T) => number, stop: () => boolean = () => false): Promise<T[] | null> {
+  const n = items.length;
+  for (let lo = 0; lo < n; lo += ITEMS_PER_SLICE) {
+    if (lo > 0) {
+      await turn();
+      if (stop()) return null;
+    }
+    const run = items.slice(lo, lo + ITEMS_PER_SLICE).sort(compare);
+    for (let k = 0; k < run.length; k++) items[lo + k] = run[k]!;
+  }
+  let from = items;
+  let to: T[] = new Array<T>(n);
+  let moved = 0;
+  for (let width = ITEMS_PER_SLICE; width < n; width *= 2) {
+    for (let lo = 0; lo < n; lo += 2 * width) {
+      const mid = Math.min(lo + width, n);
+      const hi = Math.min(lo + 2 * width, n);
+      let a = lo;
+      let b = mid;
+      for (let k = lo; k < hi; k++) {
+        to[k] = a < mid && (b >= hi || compare(from[a]!, from[b]!) <= 0) ? from[a++]! : from[b++]!;
+        if (++moved >= 2 * ITEMS_PER_SLICE) {
+          moved = 0;
+          await turn();
+          if (stop()) return null;
+        }
+      }
+    }
+    [from, to] = [to, from];
+  }
+  return from;
+}
+
 /**
  * Gives `sink` the text of JSON.stringify(document(items)), with `items` (an array that `document`
  * puts where it puts its argument) made a slice at a time and a turn of the event loop between
@@ -520,7 +566,7 @@ export async function stringifyInSlices(document: (items: unknown) => unknown, i
   sink(`${frame.slice(0, at)}[`);
   for (let i = 0; i < items.length; i += ITEMS_PER_SLICE) {
     if (i > 0) {
-      await new Promise((resolve) => setImmediate(resolve));
+      await turn();
       if (stop()) return;
     }
     const slice = items.slice(i, i + ITEMS_PER_SLICE).map((item) => JSON.stringify(item)).join(',');

@@ -38,24 +38,23 @@ async function serve(args: ParsedArgs, io: CliIo, early: EarlySignals): Promise<
   if (logFormat !== undefined && logFormat !== 'text' && logFormat !== 'json') {
     throw new LanhaError('usage', `--log-format ${String(logFormat)}: give text or json`, ExitCode.usage);
   }
-  // The config is read and checked on a thread of its own, as a SIGHUP's is: the schemas (zod, ~95
-  // modules, ~7 MiB of V8 heap) load there and go with the thread, never into the daemon's own heap.
+  // The config is read and checked in a child process, as a SIGHUP's is: the schemas (zod, ~95
+  // modules, ~7 MiB of V8 heap) load there and go with it, never into the daemon's own heap.
   // The daemon's modules load here, not at the top: a client command (status, deploy ...) starts
   // without them.
   const { loadConfigOffLoop } = await import('../config/load-off-loop.js');
   const loaded = await loadConfigOffLoop(file, { ref: true });
-  if (!loaded.ok) {
-    if (loaded.invalid) {
-      io.err(`lanctl serve: ${loaded.message}\nNothing was started.\n`);
-      return ExitCode.config;
-    }
-    throw new LanhaError('config-unreadable', loaded.message, ExitCode.failure);
+  if (!loaded.ok && loaded.invalid) {
+    io.err(`lanctl serve: ${loaded.message}\nNothing was started.\n`);
+    return ExitCode.config;
   }
-  const config = loaded.config;
-  if (early.stop !== null) {
+  // A stop signal to the whole group (Ctrl-C, systemd's stop) also ends the check's process.
+  if (!loaded.ok && early.stop === null) throw new LanhaError('config-unreadable', loaded.message, ExitCode.failure);
+  if (!loaded.ok || early.stop !== null) {
     io.err(`lanctl serve: received ${early.stop} while starting; nothing was started.\n`);
     return ExitCode.ok;
   }
+  const config = loaded.config;
   // A missing directory or key is the config's (exit 2: systemd does not restart into it); a
   // missing interface may still come up (a USB link), so that one is left to the start (exit 1, retried).
   const { hostProblems, thisMachine } = await import('../config/host-checks.js');

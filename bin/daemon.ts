@@ -490,7 +490,7 @@ function withFailoverRecord(routes: ApiRoutes, tracker: OpsTracker, clock: Clock
  * valid and different, naming the changed settings: lanha applies its config at start, so those
  * need a restart. Nothing running changes. Without a handler, SIGHUP would end the daemon, and
  * systemd counts a SIGHUP death as clean: Restart=on-failure would not start it again. The file is
- * read and checked on a thread of its own (config/load-off-loop.ts), never on the event loop.
+ * read and checked in a child process of its own (config/load-off-loop.ts), never on the event loop.
  */
 export async function reviewConfigFile(file: string, running: LanhaConfig, log: Logger, options: OffLoopOptions = {}): Promise<'invalid' | 'unchanged' | 'changed'> {
   const loaded = await loadConfigOffLoop(file, options);

@@ -1,8 +1,8 @@
 // What the daemon's own processes load (issue 14, resident memory). Every module a process loads
 // stays in its V8 heap for good, so the daemon's memory follows its module list:
-// - the daemon reads and checks its config on a thread of its own (config/load-off-loop.ts), so the
-//   schemas (zod, ~95 modules, ~7 MiB of old generation and a young generation grown to hold their
-//   start-up garbage) go with that thread and never load into the daemon's heap;
+// - the daemon reads and checks its config in a child process of its own (config/load-off-loop.ts),
+//   so the schemas (zod, ~95 modules, ~7 MiB of old generation and a young generation grown to hold
+//   their start-up garbage) go with that process and never load into the daemon's heap;
 // - a DNS UDP worker process loads the UDP serving path and nothing else: no daemon, no config, no
 //   other service, no Raft log.
 // Both are read with the module trace (test/support/module-trace.ts) inherited through NODE_OPTIONS,
@@ -78,7 +78,7 @@ nodes: [{ name: rack1, mac: "52:54:00:00:06:11", ip: 127.0.61.50 }]
 
   const mine = traced(scratch.dir, daemon.child.pid!, 'bin/lanctl.js');
   t.ok(mine.includes('bin/daemon.js') && mine.includes('services/dns/server.js'), 'the trace saw the daemon start', { count: mine.length });
-  t.same(mine.filter((m) => SCHEMAS.some((x) => x.test(m))), [], 'the daemon loaded no config schema (zod stays on the config thread)');
+  t.same(mine.filter((m) => SCHEMAS.some((x) => x.test(m))), [], 'the daemon loaded no config schema (zod stays in the config check\'s process)');
 
   const worker = traced(scratch.dir, pids[0]!, 'services/dns/udp-worker.js');
   t.ok(worker.includes('services/dns/udp-worker.js'), 'the trace saw the worker start', { count: worker.length });

@@ -4,7 +4,6 @@ import { execFileSync, spawn } from 'node:child_process';
 import { LANCTL } from '../support/paths.js';
 import { holdEarlySignals } from '../../bin/early-signals.js';
 import { join } from 'node:path';
-import { threadId } from 'node:worker_threads';
 import { CONFIG_BYTES_MAX } from '../../lib/config.js';
 import { loadConfigOffLoop } from '../../config/load-off-loop.js';
 import { hangupReviewer, reviewConfigFile } from '../../bin/daemon.js';
@@ -56,7 +55,7 @@ t.test('SIGHUP: the daemon stays up and says what the config file holds now', as
   t.equal(stopped.code, 0, 'SIGTERM still stops it cleanly');
 });
 
-// The file is read and checked on a thread of its own: a FIFO put where the file was blocked the
+// The file is read and checked in a process of its own: a FIFO put where the file was blocked the
 // daemon's event loop for good (readFileSync waits for a writer), and a file of 10,000
 // reservations held it for 2.3 s, long enough for a leader to lose its lease and the VIP.
 t.test('SIGHUP: a FIFO or an oversized file in place of the config is refused; the daemon answers throughout', async (t) => {
@@ -101,20 +100,20 @@ t.test('SIGHUPs during a review make one more review, not one each', async (t) =
   t.equal(runs, 2, 'and no more');
 });
 
-t.test('loadConfigOffLoop checks on another thread: a config, or the error\'s lines', async (t) => {
+t.test('loadConfigOffLoop checks in another process: a config, or the error\'s lines', async (t) => {
   const sc = scratchConfig(SOLO_CONFIG);
   t.teardown(() => sc.cleanup());
-  const good = await loadConfigOffLoop(sc.file);
+  const good = await loadConfigOffLoop(sc.file, { ref: true });
   t.ok(good.ok);
   if (good.ok) {
     t.equal(good.config.node.name, 'solo');
-    t.not(good.threadId, threadId, 'not the calling thread');
+    t.not(good.pid, process.pid, 'not the calling process');
   }
   writeFileSync(sc.file, SOLO_CONFIG.replaceAll('{{dir}}', sc.dir).replace('logLevel: info', 'logLevel: loud'));
-  const bad = await loadConfigOffLoop(sc.file);
+  const bad = await loadConfigOffLoop(sc.file, { ref: true });
   t.match(bad.ok ? '' : bad.message, /node\.logLevel: "loud"/);
-  const tight = await loadConfigOffLoop(sc.file, { deadlineMs: 0 });
-  t.match(tight.ok ? '' : tight.message, /took over 0 s; gave up/, 'the deadline ends the thread');
+  const tight = await loadConfigOffLoop(sc.file, { deadlineMs: 0, ref: true });
+  t.match(tight.ok ? '' : tight.message, /took over 0 s; gave up/, 'the deadline ends the check');
 });
 
 // Until the daemon's handlers were in place Node's defaults applied: a SIGHUP while starting (a
@@ -175,16 +174,16 @@ cluster:
     - { name: lan-a, address: 127.0.0.1, port: 7400 }
     - { name: lan-b, address: 127.0.0.2, port: 7400 }
 `);
-  const loaded = await loadConfigOffLoop(sc.file);
+  const loaded = await loadConfigOffLoop(sc.file, { ref: true });
   if (!loaded.ok) throw new Error(loaded.message);
   const lines: Array<{ level: string; facts: Record<string, unknown>; msg: string }> = [];
   const record = (level: string) => (facts: Record<string, unknown>, msg: string): void => { lines.push({ level, facts, msg }); };
   const log = { info: record('info'), warn: record('warn'), error: record('error') } as unknown as Logger;
-  t.equal(await reviewConfigFile(sc.file, loaded.config, log), 'unchanged');
+  t.equal(await reviewConfigFile(sc.file, loaded.config, log, { ref: true }), 'unchanged');
   t.same(lines.filter((l) => l.level === 'warn'), [], 'good files: nothing to say');
   writeFileSync(certs.caCert, readFileSync(certs.caCert, 'utf8') + readFileSync(certs.caKey, 'utf8'));
   lines.length = 0;
-  t.equal(await reviewConfigFile(sc.file, loaded.config, log), 'unchanged', 'the config itself is the same');
+  t.equal(await reviewConfigFile(sc.file, loaded.config, log, { ref: true }), 'unchanged', 'the config itself is the same');
   const warned = lines.find((l) => l.facts['event'] === 'daemon.reload_tls_unusable');
   t.ok(warned, 'a warning names the TLS problem (the old review said nothing: the files are read at start only)');
   t.match(warned?.msg, /cluster\.tls\.ca: .*\(PEM block 2, PRIVATE KEY\) holds a private key/);

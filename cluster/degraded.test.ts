@@ -7,7 +7,7 @@
 import t from 'tap';
 import { Fsm } from './fsm.js';
 import type { Command, StampedCommand } from './commands.js';
-import { PoolOwnership, decideDegradedGrant, decideLeaderGrant, partnerKnowsUntil, reportSlice, degradedRefusal, handBackRefusal, mergeRecord, parseDegradedRecord, DEGRADED_HOLD_MS, type DegradedRecord } from './degraded.js';
+import { PoolOwnership, decideDegradedGrant, decideLeaderGrant, partnerKnowsUntil, reportSlice, degradedRefusal, handBackRefusal, handBackVerdict, mergeRecord, VIP_PROBE_FRESH_MS, parseDegradedRecord, DEGRADED_HOLD_MS, type DegradedRecord } from './degraded.js';
 import { DegradedLeases } from './degraded-leases.js';
 import { parseCidr, parseIpv4, parseIpv4Range, formatIpv4 } from '../lib/ipv4.js';
 import { Allocator, poolSubnet, type AllocationPolicy, type PoolSubnet } from '../services/dhcp/allocator.js';
@@ -143,6 +143,25 @@ t.test('the hand-back on a one-way cluster link: a partner whose Raft messages a
   t.equal(at(2000 + silentMs, 2000, null, held), null, 'and silent past that');
   t.equal(handBackRefusal({ nowMs: 1300, startedMs: 0, partner: null, reportEveryMs: 1000, holdMs: DEGRADED_HOLD_MS, partnerArp: 'off-lan', partnerRaftMs: 1000 }), null,
     'its address and the VIP silent to ARP: nothing on this LAN to wait for');
+  t.end();
+});
+
+t.test('the hand-back on silence alone asks for an ARP probe of the VIP: a partner cut off both ways may hold it', (t) => {
+  // vip-sim degraded seeds with the cluster link cut both ways (`twoWayCut`): no report and no Raft
+  // message of the degraded partner, so 2.5 s of silence since the leader's start read as a partner
+  // paused or gone; it ran and held the VIP, and its next probe (about 1.4 s) found the leader's.
+  const silentMs = 1000 + DEGRADED_HOLD_MS + 500;
+  const at = (nowMs: number, vipProbe: { endedMs: number; answered: boolean } | null, partner: Parameters<typeof handBackRefusal>[0]['partner'] = null) =>
+    handBackVerdict({ nowMs, startedMs: 0, partner, reportEveryMs: 1000, holdMs: DEGRADED_HOLD_MS, partnerArp: 'answers', vipProbe });
+  t.same(at(silentMs - 1400, null).probe, false, 'the wait on its report or guard, no probe yet');
+  t.match(at(silentMs - 1300, null), { refusal: /not reported since this member started/, probe: true }, 'the probe starts 1.3 s before the wait ends');
+  t.match(at(silentMs, null), { refusal: /ARP-probing the VIP before adding it/, probe: true }, 'the wait is over, no probe answer yet');
+  t.match(at(silentMs, { endedMs: silentMs - 10, answered: true }), { refusal: /another MAC answers ARP for the VIP/, probe: true }, 'another MAC answers: held back, probed again');
+  t.same(at(silentMs, { endedMs: silentMs - 10, answered: false }), { refusal: null, probe: false }, 'a fresh probe nobody answered: added');
+  t.match(at(silentMs + VIP_PROBE_FRESH_MS + 11, { endedMs: silentMs - 10, answered: false }), { refusal: /ARP-probing/ }, 'a probe older than VIP_PROBE_FRESH_MS is not fresh');
+  t.same(at(100, null, { receivedMs: 50, degraded: { active: false, held: false, noQuorumMs: 0 } }), { refusal: null, probe: false }, 'a report saying it let go: added at once, no probe');
+  t.same(handBackVerdict({ nowMs: 300, startedMs: 0, partner: null, reportEveryMs: 1000, holdMs: DEGRADED_HOLD_MS, partnerArp: 'off-lan', vipProbe: null }), { refusal: null, probe: false }, 'its address and the VIP silent at start: no probe');
+  t.equal(handBackRefusal({ nowMs: silentMs, startedMs: 0, partner: null, reportEveryMs: 1000, holdMs: DEGRADED_HOLD_MS }), null, 'no vipProbe in the facts: silence alone, as before');
   t.end();
 });
 

@@ -324,6 +324,26 @@ export interface HandBackFacts {
    * and its guard deletes the VIP `holdMs` after its last look.
    */
   leadReportMs?: number | null;
+  /**
+   * This member's last ARP probe of the VIP (arping -D) made for the hand-back: when it ended
+   * (monotonic ms) and whether another MAC answered (null: none yet). Absent: no probe is asked for,
+   * and silence alone lets the leader add the VIP. Present: where nothing but the partner's silence
+   * (no report saying it let go) lets the leader add the VIP, it adds only on a probe that ended
+   * within VIP_PROBE_FRESH_MS with nobody answering; an answer holds it back (the partner holds the
+   * VIP degraded over a cluster link cut both ways, where no report or Raft message comes at all).
+   */
+  vipProbe?: { endedMs: number; answered: boolean } | null;
+}
+
+/** A hand-back probe of the VIP counts this long after it ended (it takes about 1.2 s; its samples are its first 0.2 s). */
+export const VIP_PROBE_FRESH_MS = 1500;
+/** The hand-back probe starts this long before the partner's silence is long enough, so its answer comes as the wait ends. */
+export const VIP_PROBE_LEAD_MS = 1300;
+
+/** What the hand-back decides (handBackVerdict): why not yet (null: add the VIP), and whether to ARP-probe the VIP now. */
+export interface HandBackVerdict {
+  refusal: string | null;
+  probe: boolean;
 }
 
 /**
@@ -344,27 +364,56 @@ export interface HandBackFacts {
  * degraded (DEGRADED_AFTER_MS without a quorum, counted from what it reported, less the transit).
  */
 export function handBackRefusal(f: HandBackFacts): string | null {
+  return handBackVerdict(f).refusal;
+}
+
+/**
+ * handBackRefusal, and whether the leader should ARP-probe the VIP now (`vipProbe` given): a
+ * hand-back that rests on the partner's silence alone waits for a fresh probe nobody answered.
+ */
+export function handBackVerdict(f: HandBackFacts): HandBackVerdict {
   const p = f.partner;
   const silentMs = f.reportEveryMs + f.holdMs + HAND_BACK_SLACK_MS;
   const told = f.leadReportMs == null ? Infinity : f.leadReportMs + REPORT_TRANSIT_SLACK_MS + f.holdMs + HAND_BACK_SLACK_MS;
   // Silent since its last report (or this member's start) or its last Raft message, whichever is later.
   const quietSince = Math.max(p === null ? f.startedMs : p.receivedMs, f.partnerRaftMs ?? -Infinity);
+  const waitEnd = Math.min(quietSince + silentMs, told);
   const oneWay = quietSince > (p === null ? f.startedMs : p.receivedMs)
-    ? `; its Raft messages arrive, its reports do not (a one-way cluster link): it runs, and lets go on this leader's report (waiting up to ${Math.ceil((Math.min(quietSince + silentMs, told) - f.nowMs) / 100) / 10} s)` : '';
+    ? `; its Raft messages arrive, its reports do not (a one-way cluster link): it runs, and lets go on this leader's report (waiting up to ${Math.ceil((waitEnd - f.nowMs) / 100) / 10} s)` : '';
+  const add: HandBackVerdict = { refusal: null, probe: false };
+  // Not yet: the wait on the partner's silence; the probe starts as the wait nears its end.
+  const wait = (refusal: string): HandBackVerdict => ({ refusal, probe: f.vipProbe !== undefined && waitEnd - f.nowMs <= VIP_PROBE_LEAD_MS });
   if (p === null) {
     // Its machine down or off this LAN: a VIP it holds is not on this LAN, and while this member
     // answers ARP on it the partner cannot enter degraded mode (it probes this member's address).
-    if (f.partnerArp === 'off-lan' || f.partnerArp === 'lanha-down' || f.nowMs >= quietSince + silentMs || f.nowMs >= told) return null;
-    if (oneWay !== '') return `the partner has not reported since this member started${oneWay}`;
+    if (f.partnerArp === 'off-lan' || f.partnerArp === 'lanha-down') return add;
+    if (f.nowMs >= waitEnd) return bySilence(f);
+    if (oneWay !== '') return wait(`the partner has not reported since this member started${oneWay}`);
     const arp = f.partnerArp === 'answers' ? '; its LAN address answers ARP: its machine is up, its lanha down or its cluster link cut'
       : f.partnerArp === 'probing' ? '; its LAN address is being ARP-probed (silent, with the VIP: no wait)' : '';
-    return `the partner has not reported since this member started: it may still hold the VIP degraded (waiting up to ${Math.ceil((f.startedMs + silentMs - f.nowMs) / 100) / 10} s for its report or its guard${arp})`;
+    return wait(`the partner has not reported since this member started: it may still hold the VIP degraded (waiting up to ${Math.ceil((f.startedMs + silentMs - f.nowMs) / 100) / 10} s for its report or its guard${arp})`);
   }
   const d = p.degraded;
-  if (d === null) return null;
-  if (!d.active && !d.held && f.nowMs < p.receivedMs + DEGRADED_AFTER_MS - d.noQuorumMs - REPORT_TRANSIT_SLACK_MS) return null;
-  if (f.nowMs >= quietSince + silentMs || f.nowMs >= told) return null;
-  if (d.held) return `the partner's latest report says it holds the VIP degraded: it lets go on hearing this leader${oneWay}`;
-  if (d.active) return `the partner's latest report says it is in degraded mode: it may take the VIP until it hears this leader${oneWay}`;
-  return `the partner's latest report says it has been without a quorum for ${Math.round(d.noQuorumMs / 100) / 10} s: it may go degraded and take the VIP${oneWay}`;
+  if (d === null) return add;
+  if (!d.active && !d.held && f.nowMs < p.receivedMs + DEGRADED_AFTER_MS - d.noQuorumMs - REPORT_TRANSIT_SLACK_MS) return add;
+  if (f.nowMs >= waitEnd) return bySilence(f);
+  if (d.held) return wait(`the partner's latest report says it holds the VIP degraded: it lets go on hearing this leader${oneWay}`);
+  if (d.active) return wait(`the partner's latest report says it is in degraded mode: it may take the VIP until it hears this leader${oneWay}`);
+  return wait(`the partner's latest report says it has been without a quorum for ${Math.round(d.noQuorumMs / 100) / 10} s: it may go degraded and take the VIP${oneWay}`);
+}
+
+/**
+ * The partner silent long enough (its guard ran out, or this leader's report reached it): with
+ * `vipProbe` asked for, the VIP must also be silent to ARP now. A partner cut off both ways (no
+ * report, no Raft message) may run and hold the VIP degraded all along; only the LAN tells.
+ */
+function bySilence(f: HandBackFacts): HandBackVerdict {
+  const v = f.vipProbe;
+  if (v === undefined) return { refusal: null, probe: false };
+  const fresh = v !== null && f.nowMs - v.endedMs <= VIP_PROBE_FRESH_MS;
+  if (fresh && !v.answered) return { refusal: null, probe: false };
+  if (fresh && v.answered) {
+    return { refusal: 'the partner is silent, but another MAC answers ARP for the VIP: the partner holds it degraded over a cluster link cut both ways (or another device has the address); held back until it lets go', probe: true };
+  }
+  return { refusal: 'the partner is silent: ARP-probing the VIP before adding it (a partner cut off both ways may hold it degraded)', probe: true };
 }

@@ -17,7 +17,7 @@ import { parseIpv4Range } from '../../lib/ipv4.js';
 import { createLogger, silentLogger, type Logger } from '../../lib/log.js';
 import { AlreadySaidError } from '../../lib/errors.js';
 import { haveTools } from '../../test/support/tools.js';
-import { DegradedStateLog } from './degraded-state.js';
+import { DegradedStateLog, PARTNER_BACK_WAIT_MS } from './degraded-state.js';
 import { DEGRADED_JOURNAL_FILE, readJournal } from './degraded-journal.js';
 import { formatIpv4 } from '../../lib/ipv4.js';
 
@@ -191,18 +191,102 @@ t.test('the leader\'s wait on its partner (cluster/degraded.ts handBackRefusal) 
   t.equal(d.leaderHeldBack(), null, 'degraded mode off there');
   delete members['lan-b'];
   clock.advance(2500);
-  t.equal(d.leaderHeldBack(), null, 'silent since this member started, past a report and its guard');
+  t.match(d.leaderHeldBack(), /silent: ARP-probing the VIP/, 'silent since this member started, past a report and its guard: the VIP probed first');
+  t.end();
+});
+
+t.test('a partner silent both ways (a cluster link cut both ways): the leader adds the VIP only once nobody answers ARP for it', async (t) => {
+  const settle = async (): Promise<void> => { for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r)); };
+  const { d, clock, probes } = rig();
+  clock.advance(1000);
+  t.match(d.leaderHeldBack(), /not reported since this member started/, 'the wait on its report or its guard');
+  t.equal(probes.length, 0, 'no probe yet: the wait has 1.5 s left');
+  clock.advance(300);
+  t.match(d.leaderHeldBack(), /not reported since this member started/, 'still the wait');
+  t.equal(probes.length, 1, 'the probe starts 1.3 s before the wait ends, so its answer comes as the wait ends');
+  clock.advance(1200);
+  probes.shift()!('answered');
+  await settle();
+  t.match(d.leaderHeldBack(), /another MAC answers ARP for the VIP: the partner holds it degraded over a cluster link cut both ways/, 'the partner holds it where no report comes from: held back');
+  t.equal(probes.length, 1, 'and probed again');
+  t.match(d.view().counters, { 'handback.vip-answered': 1 });
+  clock.advance(1200);
+  probes.shift()!('silent');
+  await settle();
+  t.equal(d.leaderHeldBack(), null, 'a fresh probe nobody answered: the VIP is added');
+  clock.advance(1600);
+  t.match(d.leaderHeldBack(), /ARP-probing the VIP/, 'a probe older than 1.5 s says nothing of now');
+  t.end();
+});
+
+t.test('degraded, the partner\'s machine answers ARP again with its ports up while its reports are silent: it leaves degraded mode and yields the VIP', async (t) => {
+  const partner = { answers: false, ports: 'open' as 'refused' | 'open' | 'silent' };
+  const { d, run, members, clock } = rig(partner);
+  await run(8000);
+  t.ok(d.active, 'degraded: the partner\'s machine is down');
+  t.equal(d.vipClaim(), 'hold');
+  partner.ports = 'refused';
+  partner.answers = true; // its machine is back, its lanha not yet
+  await run(1500);
+  t.ok(d.active, 'its ports reset: no lanha there, nothing can lead; still degraded');
+  t.equal(d.vipClaim(), 'hold');
+  // Its lanha up and reporting over a working cluster link: a leader is heard there, nothing to yield to on the LAN.
+  partner.ports = 'open';
+  members['lan-b'] = ({ report: { node: 'lan-b', role: 'follower', leader: null, term: 1 }, receivedAt: '', lastContactMs: 0, clockOffsetMs: 0, offsetMethod: 'one-way', roundTripMs: null, bootFiles: null }) as unknown as MemberView;
+  for (let i = 0; i < 6; i++) { clock.advance(250); d.tick(); await run(0); await new Promise((r) => setImmediate(r)); }
+  t.ok(d.active, 'its reports arrive: still degraded (the hand-back runs on them)');
+  delete members['lan-b'];
+  await run(1500);
+  t.notOk(d.active, 'its lanha answers on the LAN, its reports silent: the cluster link is cut, it may lead with the witness');
+  t.equal(d.vipClaim(), 'yield', 'the VIP is let go at once');
+  t.match(d.view().counters, { 'partner-back': 1 });
+  await run(4000, 'answered');
+  t.notOk(d.active, 'the partner took the VIP (it leads): not entered again while it answers (a cluster-link problem)');
+  t.match(d.view(), { notDegradedBecause: /another node answers ARP for the VIP|cluster-link problem/ });
+  t.end();
+});
+
+t.test('yielded to a partner back on the LAN, and nobody took the VIP: degraded again, and no second yield until the partner is heard', async (t) => {
+  const partner = { answers: false, ports: 'open' as 'refused' | 'open' | 'silent' };
+  const { d, run, members } = rig(partner);
+  await run(8000);
+  t.ok(d.active, 'degraded: the partner\'s machine is down');
+  partner.answers = true; // back, its lanha up, its cluster link cut: no report
+  await run(1500);
+  t.notOk(d.active, 'yielded');
+  await run(4500);
+  t.notOk(d.active, `not before ${PARTNER_BACK_WAIT_MS / 1000} s (and a probe started after the yield's 5 s)`);
+  await run(4000);
+  t.ok(d.active, 'nobody answers for the VIP: the partner could not lead; degraded again');
+  t.equal(d.vipClaim(), 'hold', 'and holds the VIP');
+  t.match(d.view().counters, { 'partner-back': 1, 'partner-back.no-taker': 1 });
+  await run(5000);
+  t.ok(d.active, 'no second yield while the partner stays as it is (it would flap for as long as the cut lasts)');
+  t.equal(d.vipClaim(), 'hold');
+  // Its reports come again: the link works, a leader is heard there; a later cut may yield again.
+  members['lan-b'] = ({ report: { node: 'lan-b', role: 'follower', leader: null, term: 1 }, receivedAt: '', lastContactMs: 0, clockOffsetMs: 0, offsetMethod: 'one-way', roundTripMs: null, bootFiles: null }) as unknown as MemberView;
+  await run(500);
+  delete members['lan-b'];
+  await run(3000);
+  t.match(d.view().counters, { 'partner-back': 2 }, 'heard, then silent again with its machine up: yields once more');
   t.end();
 });
 
 t.test('a partner whose Raft messages arrive but not its reports (a one-way cluster link): the wait runs from its last message, or from this leader\'s report', async (t) => {
-  const { d, inner, clock, lead } = rig();
+  const { d, inner, clock, lead, probes } = rig();
+  /** What the leader says once the ARP probe of the VIP it asks for (a hand-back on silence) found nobody. */
+  const afterSilentProbe = async (): Promise<string | null> => {
+    d.leaderHeldBack();
+    for (const resolve of probes.splice(0)) resolve('silent');
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+    return d.leaderHeldBack();
+  };
   clock.advance(2000);
   inner.partnerHeard = clock.monotonicMs();
   clock.advance(1000);
   t.match(d.leaderHeldBack(), /its Raft messages arrive, its reports do not/, '3 s after the start, its Raft message 1 s ago: it runs, it may hold the VIP degraded');
   clock.advance(1500);
-  t.equal(d.leaderHeldBack(), null, 'silent 2.5 s since that message: its guard ran out');
+  t.equal(await afterSilentProbe(), null, 'silent 2.5 s since that message: its guard ran out (and nobody answers for the VIP)');
   inner.partnerHeard = clock.monotonicMs();
   lead.sent = { term: inner.status().term + 1, monoMs: clock.monotonicMs() };
   clock.advance(2500);
@@ -211,7 +295,7 @@ t.test('a partner whose Raft messages arrive but not its reports (a one-way clus
   lead.sent = { term: inner.status().term, monoMs: clock.monotonicMs() - 2499 };
   t.match(d.leaderHeldBack(), /one-way/, 'this term\'s report, 2.499 s ago: not yet');
   clock.advance(1);
-  t.equal(d.leaderHeldBack(), null, '2.5 s after it: the partner let go on it, or its guard ran out');
+  t.equal(await afterSilentProbe(), null, '2.5 s after it: the partner let go on it, or its guard ran out (and nobody answers for the VIP)');
   t.end();
 });
 

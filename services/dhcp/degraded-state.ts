@@ -11,7 +11,7 @@ import type { Command } from '../../cluster/commands.js';
 import type { AppliedEntry, Fsm } from '../../cluster/fsm.js';
 import type { MemberView } from '../../cluster/member-status.js';
 import { logNowMs, type StateLog, type StateLogStatus } from '../../cluster/state-log.js';
-import { DEGRADED_AFTER_MS, DEGRADED_HOLD_MS, decideLeaderGrant, degradedRefusal, handBackRefusal, partnerKnowsUntil, reportSlice, type DegradedRecord, type DegradedVipReport, type PartnerPorts, type PoolOwnership } from '../../cluster/degraded.js';
+import { DEGRADED_AFTER_MS, DEGRADED_HOLD_MS, decideLeaderGrant, degradedRefusal, handBackVerdict, partnerKnowsUntil, reportSlice, type DegradedRecord, type DegradedVipReport, type PartnerPorts, type PoolOwnership } from '../../cluster/degraded.js';
 import { REPORT_EVERY_MS } from '../../cluster/member-status.js';
 import { DegradedLeases } from '../../cluster/degraded-leases.js';
 import type { AllocationPolicy } from './allocator.js';
@@ -51,6 +51,15 @@ const PROBE_VALID_MS = 3000;
 const ACTIVE_PROBE_GAP_MS = 200;
 /** A yield to another MAC answering for the VIP is reported to the VIP service this long. */
 const YIELD_TOLD_MS = 5000;
+/**
+ * After yielding to a partner back on the LAN whose reports are silent (#partnerBack), if nobody
+ * holds the VIP this long after (a probe started since finds it unanswered), the partner could not
+ * lead (no quorum on its side either, or its log behind the witness's): this member goes degraded
+ * again and holds on until a leader is heard, and does not yield that way again until the partner
+ * is heard, goes silent, or a quorum is back (else it would let go and take back the VIP for as
+ * long as the cut lasts).
+ */
+export const PARTNER_BACK_WAIT_MS = 6000;
 const TICK_MS = 250;
 /**
  * A gap this long between two looks at the mode (the VIP's ticks and this mode's, every 250 ms at
@@ -114,7 +123,7 @@ export class DegradedStateLog implements StateLog {
   #active = false;
   #activeSinceWall: number | null = null;
   #noQuorumSince: number | null = null;
-  #probe: { at: number; answered: boolean | null; failed?: string; partnerAnswered?: boolean; partnerPorts?: PartnerPorts | null } | null = null;
+  #probe: { at: number; started?: number; answered: boolean | null; failed?: string; partnerAnswered?: boolean; partnerPorts?: PartnerPorts | null } | null = null;
   #probing = false;
   /** Monotonic ms this log started: a partner not heard from since may hold the VIP degraded. */
   readonly #startedMono: number;
@@ -126,6 +135,12 @@ export class DegradedStateLog implements StateLog {
   #refusal: string | null = 'not checked yet';
   /** The ARP probe at start of the partner's address and the VIP (cluster/degraded.ts HandBackFacts.partnerArp); null: not probed. */
   #startArp: 'off-lan' | 'lanha-down' | 'answers' | 'probing' | null = null;
+  /** This member's last ARP probe of the VIP as leader before a hand-back on its partner's silence (cluster/degraded.ts HandBackFacts.vipProbe). */
+  #handBackProbe: { endedMs: number; answered: boolean } | null = null;
+  #handBackProbing = false;
+  /** When this member yielded to its partner back on the LAN (#partnerBack), and whether it took the VIP back since (no taker). */
+  #yieldedToPartner: number | null = null;
+  #partnerBackSpent = false;
   #merging = new Set<string>();
   #clearing = false;
   /** A compaction of the journal in progress: grants wait for it (their records go to the new file). */
@@ -320,12 +335,49 @@ export class DegradedStateLog implements StateLog {
     const partner = this.#o.members()[name];
     // A one-way cluster link: the partner's Raft messages arrive, its reports do not; it lets go on this leader's report.
     const lead = this.#o.leadReportSent?.(name) ?? null;
-    return handBackRefusal({
+    const verdict = handBackVerdict({
       nowMs: mono, startedMs: this.#startedMono, reportEveryMs: REPORT_EVERY_MS, holdMs: DEGRADED_HOLD_MS,
       partner: partner === undefined ? null : { receivedMs: mono - partner.lastContactMs, degraded: partner.report.degradedVip ?? null },
       ...(this.#startArp === null ? {} : { partnerArp: this.#startArp }),
       partnerRaftMs: this.#o.inner.peerHeardAt?.(name) ?? null,
       leadReportMs: lead !== null && lead.term === this.#o.inner.status().term ? lead.monoMs : null,
+      // Silence alone is no proof over a link cut both ways: the VIP must be silent on the LAN too.
+      ...(this.#o.probeVip === null ? {} : { vipProbe: this.#handBackProbe }),
+    });
+    if (verdict.probe) this.#runHandBackProbe();
+    return verdict.refusal;
+  }
+
+  /**
+   * The leader's ARP probe of the VIP before a hand-back that rests on its partner's silence (no
+   * report says it let go): another MAC answering holds it back. Back to back while asked for (a
+   * probe takes about 1.2 s); a probe that fails (no arping) counts as silent, as before the probe
+   * existed, and is said once a while.
+   */
+  #runHandBackProbe(): void {
+    if (this.#handBackProbing || this.#o.probeVip === null) return;
+    this.#handBackProbing = true;
+    this.counters.inc('handback.probes');
+    const done = (answered: boolean): void => {
+      this.#handBackProbe = { endedMs: this.#o.clock.monotonicMs(), answered };
+      this.#handBackProbing = false;
+    };
+    this.#o.probeVip().then((r) => {
+      if (r === 'answered') {
+        this.counters.inc('handback.vip-answered');
+        if (this.#limiter.allow('handback-answered', this.#o.clock.monotonicMs())) {
+          this.#o.log.warn({ event: 'dhcp.degraded.handback_vip_answers', partner: this.#o.ownership.partnerOf(this.#o.self) },
+            `leading, but another MAC answers ARP for the VIP while ${this.#o.ownership.partnerOf(this.#o.self)} is silent on the cluster link: it holds the VIP degraded over a link cut both ways (or another device has the address); the VIP is not added until nobody answers`);
+        }
+      } else if (typeof r !== 'string' && this.#limiter.allow('handback-probe-failed', this.#o.clock.monotonicMs())) {
+        this.#o.log.warn({ event: 'dhcp.degraded.handback_probe_failed', err: r.failed }, `the ARP probe of the VIP before adding it failed (${r.failed}): the VIP is added on the partner's silence alone`);
+      }
+      done(r === 'answered');
+    }, (error: unknown) => {
+      if (this.#limiter.allow('handback-probe-failed', this.#o.clock.monotonicMs())) {
+        this.#o.log.warn({ event: 'dhcp.degraded.handback_probe_failed', err: errorMessage(error) }, `the ARP probe of the VIP before adding it failed (${errorMessage(error)}): the VIP is added on the partner's silence alone`);
+      }
+      done(false);
     });
   }
 
@@ -344,6 +396,8 @@ export class DegradedStateLog implements StateLog {
     if (quorum) {
       const after = this.#noQuorumSince !== null;
       this.#noQuorumSince = null;
+      this.#yieldedToPartner = null;
+      this.#partnerBackSpent = false;
       if (this.#active) this.#leave('a quorum is back');
       if (after) this.#o.reportNow?.();
     } else {
@@ -415,6 +469,16 @@ export class DegradedStateLog implements StateLog {
         partnerPorts: this.#probe?.partnerPorts ?? null,
       };
       this.#refusal = degradedRefusal(facts) ?? (this.#probe?.failed !== undefined ? `the VIP probe failed: ${this.#probe.failed}` : null);
+      if (facts.partnerHeard) { this.#yieldedToPartner = null; this.#partnerBackSpent = false; }
+      if (this.#refusal !== null && this.#noTaker(mono) && degradedRefusal({ ...facts, partnerArp: null }) === null) {
+        // Yielded to the partner back on the LAN, and nobody took the VIP: it cannot lead. Hold on.
+        this.#partnerBackSpent = true;
+        this.#yieldedToPartner = null;
+        this.counters.inc('partner-back.no-taker');
+        this.#o.log.warn({ event: 'dhcp.degraded.partner_back_no_taker', partner: this.#o.ownership.partnerOf(this.#o.self), waitedMs: PARTNER_BACK_WAIT_MS },
+          `yielded the VIP to ${this.#o.ownership.partnerOf(this.#o.self)} (back on the LAN, its reports silent), but nobody took it in ${PARTNER_BACK_WAIT_MS / 1000} s: it cannot lead; degraded again until a leader is heard`);
+        this.#refusal = null;
+      }
       if (this.#refusal === null) this.#enter();
       // Probed again before the answer ages out (a probe takes about 1.2 s), so the reason shown stays put.
       else if ((this.#probe === null || mono - this.#probe.at >= PROBE_VALID_MS - 1500) && noQuorumMs >= DEGRADED_AFTER_MS - 500 && facts.stateValid && !facts.partnerHeard && !facts.partnerConfigDiffers) this.#runProbe();
@@ -453,13 +517,20 @@ export class DegradedStateLog implements StateLog {
     }
     this.#probing = true;
     const started = this.#o.clock.monotonicMs();
-    // Before entering, the partner's address too (HA.md 2.5: "partner's node IP silent on the LAN").
-    const partner = this.#active ? undefined : this.#o.probePartner?.probe().catch(() => 'silent' as const);
+    // The partner's address too (HA.md 2.5: "partner's node IP silent on the LAN"): before entering,
+    // and while degraded, where it says the partner's machine is back (#partnerBack).
+    const partner = this.#o.probePartner?.probe().catch(() => 'silent' as const);
     // And its ports: reset on both, its machine is up with no lanha on it (HA.md 2.5: not a cut link while it serves).
-    const ports = this.#active ? Promise.resolve(null) : this.#ports();
+    const ports = this.#ports();
     Promise.all([this.#o.probeVip(), partner, ports]).then(([r, p, partnerPorts]) => {
       const partnerAnswered = p === 'answered';
-      this.#probe = typeof r === 'string' ? { at: this.#o.clock.monotonicMs(), answered: r === 'answered', partnerAnswered, partnerPorts } : { at: this.#o.clock.monotonicMs(), answered: null, failed: r.failed, partnerAnswered, partnerPorts };
+      this.#probe = typeof r === 'string' ? { at: this.#o.clock.monotonicMs(), started, answered: r === 'answered', partnerAnswered, partnerPorts } : { at: this.#o.clock.monotonicMs(), started, answered: null, failed: r.failed, partnerAnswered, partnerPorts };
+      if (!partnerAnswered || partnerPorts === 'refused') { this.#yieldedToPartner = null; this.#partnerBackSpent = false; } // its machine or its lanha gone again
+      if (this.#active) {
+        // Before the VIP's next tick can claim on this probe.
+        if (partnerAnswered && partnerPorts !== 'refused') this.#partnerBack(started, partnerPorts);
+        return;
+      }
       if (partnerAnswered && partnerPorts === 'refused' && this.#limiter.allow('partner-lanha-down', this.#o.clock.monotonicMs())) {
         this.#o.log.warn({ event: 'dhcp.degraded.partner_lanha_down', partner: this.#o.ownership.partnerOf(this.#o.self), address: this.#o.probePartner?.address },
           `partner ${this.#o.probePartner?.address} answers ARP but its cluster port and its DNS (or NTP) port refuse connections: its machine is up, its lanha down (not a cut link), so it does not keep this member out of degraded mode`);
@@ -475,6 +546,36 @@ export class DegradedStateLog implements StateLog {
       if (this.#stalledAt !== null && started < this.#stalledAt) this.#probe = null;
       else if (this.#probe !== null && this.#probe.answered !== true) this.#stalledAt = null;
     });
+  }
+
+  /**
+   * While degraded, the partner's machine answers ARP again and its ports do not all reset (its
+   * lanha runs, or a firewall drops): if no report of it came since this probe started, the cluster
+   * link between the two is what fails, and the partner may lead with the witness and add the VIP
+   * (its own probe of the VIP sees this member's and waits). A degraded member yields: it leaves
+   * degraded mode and lets the VIP go, as it would not have entered with the partner answering.
+   */
+  #partnerBack(probeStarted: number, ports: PartnerPorts | null): void {
+    const mono = this.#o.clock.monotonicMs();
+    const name = this.#o.ownership.partnerOf(this.#o.self);
+    const partner = this.#o.members()[name];
+    if (partner !== undefined && mono - partner.lastContactMs >= probeStarted) {
+      // It reports: the cluster link works, a leader is heard there; a later cut may be yielded to again.
+      this.#partnerBackSpent = false;
+      return;
+    }
+    if (this.#partnerBackSpent) return; // yielded once already and nobody took the VIP: held until a leader is heard
+    this.#yieldedAt = mono;
+    this.#yieldedToPartner = mono;
+    this.counters.inc('partner-back');
+    this.#leave(`partner ${name} (${this.#o.probePartner?.address}) answers ARP again and its ports ${ports === null ? 'were not knocked' : ports === 'open' ? 'accept' : 'do not answer'}, while its reports are silent: the cluster link is cut, and it may lead with the witness; a degraded member yields`);
+  }
+
+  /** Yielded to the partner back on the LAN PARTNER_BACK_WAIT_MS ago, and a probe started since found the VIP unanswered. */
+  #noTaker(mono: number): boolean {
+    const y = this.#yieldedToPartner;
+    const p = this.#probe;
+    return y !== null && mono - y >= PARTNER_BACK_WAIT_MS && p !== null && p.answered === false && p.started !== undefined && p.started >= y + YIELD_TOLD_MS;
   }
 
   /** The partner's ports (PartnerPorts); null: not probed (no port prober, or it failed). */

@@ -182,6 +182,60 @@ t.test('LAN split: lan-a and the witness on one segment, lan-b alone with a clie
   });
 });
 
+t.test('lan-a\'s cluster link cut both ways while it holds the VIP degraded: never two holders, and never a holder-less VIP for good', async (t) => {
+  if (!requireLab(t, ['nft'])) return;
+  await degradedLab(t, async (_lab, c, a, b) => {
+    const status = async (n: VipNode): Promise<string> => (await runLanctl(['status', '--socket', n.socket])).stdout;
+    const heldBack = async (n: VipNode): Promise<string> => JSON.stringify(((await callDaemonOk(n.socket, 'GET', '/v1/vip')) as { heldBack?: unknown }).heldBack ?? null);
+    // lan-b's lanha and the witness killed (lan-b's machine up, its ports resetting): lan-a goes degraded and holds the VIP.
+    b.daemon!.child.kill('SIGKILL');
+    c.witness.daemon!.child.kill('SIGKILL');
+    const degradedAt = await waitFor(async () => (/DEGRADED since/.test(await status(a)) ? performance.now() : null), 60_000);
+    if (degradedAt === null) t.comment(await status(a));
+    t.ok(degradedAt !== null, 'lan-a alone says DEGRADED');
+    const heldAt = await c.waitSample((s) => s.holders.length === 1 && s.holders[0] === a.name, 20_000, degradedAt ?? 0).then((s) => s.at, () => null);
+    t.ok(heldAt !== null, 'lan-a holds the VIP degraded');
+    // lan-a's cluster port cut both ways in its namespace (ARP and its other ports on the LAN work):
+    // no Raft message and no report between lan-a and the others.
+    const nft = `table inet lhvcut {
+  chain in { type filter hook input priority 0; tcp dport 7400 drop; tcp sport 7400 drop; }
+  chain out { type filter hook output priority 0; tcp dport 7400 drop; tcp sport 7400 drop; }
+}`;
+    const cut = await a.host.exec('nft', ['-f', '-'], { input: nft });
+    t.equal(cut.code, 0, `the cut is in place ${cut.stderr.trim()}`);
+    // lan-b back alone (the witness still down): lan-a sees its lanha on the LAN, its reports silent, and
+    // yields; lan-b has no quorum and cannot take the VIP, so lan-a takes it back and keeps it.
+    const backAt = performance.now();
+    await c.start(b);
+    const yielded = await c.waitSample((s) => s.holders.length === 0, 20_000, backAt).then((s) => s.at, () => null);
+    t.ok(yielded !== null, `lan-a yields to lan-b back on the LAN (${yielded === null ? '-' : Math.round(yielded - backAt)} ms after lan-b was started)`);
+    const again = await c.waitSample((s) => s.holders.length === 1 && s.holders[0] === a.name, 30_000, yielded ?? backAt).then((s) => s.at, () => null);
+    t.ok(again !== null, `nobody took it (lan-b has no quorum): lan-a holds it again ${again === null ? '-' : Math.round(again - (yielded ?? backAt))} ms after it let go`);
+    t.match(await vipBody(a), { held: true, degraded: true }, 'degraded');
+    // The witness back: lan-b leads with it over the cut, and finds lan-a's VIP answering ARP: it waits.
+    const witnessAt = performance.now();
+    await c.start(c.witness);
+    const leads = await waitFor(async () => (await role(b) === 'leader' ? performance.now() : null), 30_000);
+    t.comment(`lan-b leads ${leads === null ? '- (not within 30 s)' : `${Math.round(leads - witnessAt)} ms`} after the witness was started`);
+    if (leads !== null) {
+      await new Promise((r) => setTimeout(r, 5000));
+      t.match(await heldBack(b), /another MAC answers ARP for the VIP/, 'lan-b, leading, holds back: lan-a answers ARP for the VIP');
+      t.match(await vipBody(a), { held: true, degraded: true }, 'lan-a keeps it: one holder while the cut lasts');
+    }
+    const during = c.samples.filter((s) => s.at >= backAt);
+    t.same(overlaps(during), [], `no sample with two holders while the cut lasted (${during.length} samples, ${during.filter((s) => s.holders.length === 0).length} with none)`);
+    const healAt = performance.now();
+    await a.host.exec('nft', ['delete', 'table', 'inet', 'lhvcut']);
+    const leaderHolds = await waitFor(async () => {
+      for (const n of [a, b]) if (await role(n) === 'leader' && (await vipBody(n)).held && (await vipBody(n)).degraded !== true) return n.name;
+      return null;
+    }, 40_000);
+    t.ok(leaderHolds !== null, `the cut healed: the VIP ends on the Raft leader (${leaderHolds ?? '-'}), not degraded, ${Math.round(performance.now() - healAt)} ms after the heal`);
+    const all = c.samples.filter((s) => s.at >= backAt);
+    t.same(overlaps(all), [], 'never two holders, the heal included');
+  });
+});
+
 function run(command: string, args: readonly string[]): Promise<void> {
   return new Promise((resolve, reject) => {
     execFile(command, [...args], { timeout: 10_000 }, (error, _stdout, stderr) => (error ? reject(new Error(`${command} ${args.join(' ')}: ${stderr}`)) : resolve()));

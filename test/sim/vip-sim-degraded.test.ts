@@ -90,7 +90,7 @@ t.test('a one-way cluster link on the return: the degraded member gets the leade
     let cuts = 0;
     const failing: number[] = [];
     for (let seed = 1; seed <= 40; seed++) {
-      const r = runVipSim(seed, { scenario: 'degraded', chaosMs, leaderReports });
+      const r = runVipSim(seed, { scenario: 'degraded', chaosMs, leaderReports, ...(leaderReports ? {} : { leaderProbe: false, lanYield: false }) });
       cuts += r.oneWayCuts;
       if (r.violations.length > 0) failing.push(seed);
     }
@@ -127,10 +127,35 @@ t.test('a partner whose lanha is killed with its machine up: its ports reset, so
   t.ok(before.never >= 10, `with its address answering ARP enough to keep it out, as before: ${before.never} cycles alone without ever going degraded`);
 });
 
+t.test('the cluster link cut both ways on the return: the degraded member yields on seeing its partner back on the LAN, the leader probes the VIP before adding it', async (t) => {
+  // Half the returns come with the link between the two servers cut both ways (no Raft message, no
+  // report; the witness reaches both, ARP on the LAN works). Before, the leader read 2.5 s of silence
+  // since its start as a partner paused or gone and added the VIP while the degraded member held it,
+  // until that member's next ARP probe (about 1.4 s) found the leader's: two holders. Now the
+  // degraded member's probes look at its partner's address and ports too (its machine back, its
+  // lanha up, its reports silent: it yields), and a leader whose hand-back rests on silence alone
+  // adds the VIP only on a fresh ARP probe of it nobody answered.
+  const run = (fixed: boolean): { cuts: number; failing: number[] } => {
+    let cuts = 0;
+    const failing: number[] = [];
+    for (let seed = 1; seed <= 40; seed++) {
+      const r = runVipSim(seed, { scenario: 'degraded', chaosMs, twoWayCut: 0.5, leaderProbe: fixed, lanYield: fixed });
+      cuts += r.twoWayCuts;
+      if (r.violations.length > 0) failing.push(seed);
+    }
+    return { cuts, failing };
+  };
+  const now = run(true);
+  t.ok(now.cuts >= 10, `${now.cuts} returns with the link cut both ways`);
+  t.same(now.failing, [], 'never two holders, one holder after the faults');
+  const before = run(false);
+  t.ok(before.failing.length >= 3, `as before, seeds ${before.failing.join(', ')} show two holders`);
+});
+
 t.test('without the hand-back (the leader adds the VIP at once) the same scenario finds two holders', async (t) => {
   const found: number[] = [];
   for (let seed = 1; seed <= 30 && found.length < 3; seed++) {
-    if (runVipSim(seed, { scenario: 'degraded', chaosMs, handBack: false }).violations.some((v) => v.includes('two VIP holders'))) found.push(seed);
+    if (runVipSim(seed, { scenario: 'degraded', chaosMs, handBack: false, leaderProbe: false, lanYield: false }).violations.some((v) => v.includes('two VIP holders'))) found.push(seed);
   }
   t.ok(found.length > 0, `seeds ${found.join(', ')} show two holders when a leader claims while the degraded holder has not let go`);
 });

@@ -4,8 +4,9 @@ import type { Entry, HardState, Message, NodeId, Ready } from '../../cluster/raf
 import { initialVipState, onGuardExpired, onTick, vipTimings, type VipState } from '../../services/vip/core.js';
 import { raftTimers, type RaftTimers } from '../../cluster/timers.js';
 import { ACQUIRE_LEASE_MIN_MS } from '../../services/vip/server.js';
-import { DEGRADED_AFTER_MS, DEGRADED_HOLD_MS, degradedRefusal, handBackRefusal, type DegradedVipReport } from '../../cluster/degraded.js';
+import { DEGRADED_AFTER_MS, DEGRADED_HOLD_MS, degradedRefusal, handBackVerdict, type DegradedVipReport, type HandBackVerdict } from '../../cluster/degraded.js';
 import { REPORT_EVERY_MS } from '../../cluster/member-status.js';
+import { PARTNER_BACK_WAIT_MS } from '../../services/dhcp/degraded-state.js';
 
 // A deterministic simulation of who holds the VIP: two servers and a witness running the real Raft
 // core (production timers: 10 ms ticks and by default those of the default failover budget, 480 ms:
@@ -39,7 +40,7 @@ const STALL_MS = DEGRADED_HOLD_MS - 200;
 const PROBE_VALID_MS = 3000;
 
 function freshDegraded(nowMs: number): DegradedModel {
-  return { active: false, noQuorumSince: null, probe: null, probing: null, partnerAnswered: false, partnerRefused: false, lastLook: null, stalledAt: null, yieldedAt: null, startedAt: nowMs, heard: null, releaseAt: -Infinity, heldBack: false, heldBackSince: null, heldDegraded: false, startArp: null, startProbe: null, partnerRaftAt: null, leadReportAt: null };
+  return { active: false, noQuorumSince: null, probe: null, probing: null, partnerAnswered: false, partnerRefused: false, lastLook: null, stalledAt: null, yieldedAt: null, startedAt: nowMs, heard: null, releaseAt: -Infinity, heldBack: false, heldBackSince: null, heldDegraded: false, startArp: null, startProbe: null, partnerRaftAt: null, leadReportAt: null, leaderProbe: null, leaderProbing: null, probeStarted: 0, yieldedToPartner: null, partnerBackSpent: false };
 }
 
 export interface VipSimOptions {
@@ -114,6 +115,27 @@ export interface VipSimOptions {
    * services/dhcp/partner-ports.ts); false: its address answering ARP keeps it out, as before.
    */
   portProbe?: boolean;
+  /**
+   * degraded: the share of returns (0-1, default 0) that come with the cluster link between the two
+   * servers cut both ways for 3-8 s (no Raft message, no report either way; the witness reaches both,
+   * and ARP on the LAN works): the degraded member cannot hear the new leader by any cluster path.
+   */
+  twoWayCut?: number;
+  /**
+   * degraded: a leader whose hand-back rests on its partner's silence (no report saying it let go)
+   * ARP-probes the VIP first and adds it only on a probe that ended within VIP_PROBE_FRESH_MS and
+   * found nobody answering (default true, cluster/degraded.ts handBackVerdict `vipProbe`); false:
+   * the silence alone, as before (a cut both ways: two holders until the degraded one's next probe).
+   */
+  leaderProbe?: boolean;
+  /**
+   * degraded: a degraded member's own probes look at its partner's address and ports too, and its
+   * partner's machine answering with its ports not resetting (its lanha runs) while no report of it
+   * came since the probe started (its cluster link cut) makes it leave degraded mode and yield the
+   * VIP: the partner may lead with the witness (default true, degraded-state.ts tick); false: it
+   * holds on until a probe of the VIP finds another holder, as before.
+   */
+  lanYield?: boolean;
 }
 
 export interface VipSimReport {
@@ -141,6 +163,11 @@ export interface VipSimReport {
   restartGapsMs: number[];
   /** degraded: cycles whose return came with a one-way cluster link. */
   oneWayCuts: number;
+  /** degraded: cycles whose return came with the cluster link cut both ways. */
+  twoWayCuts: number;
+  /** degraded: a leader's VIP probes before a hand-back on silence, and those another MAC answered. */
+  leaderProbes: number;
+  leaderProbesAnswered: number;
   /** degraded: per cycle whose server went away, ms until the one left held the VIP degraded (none within the cycle's 20 s: not counted; see aloneNever). */
   aloneGapsMs: number[];
   /** degraded: cycles whose server left alone never held the VIP degraded before the others came back. */
@@ -177,6 +204,15 @@ interface DegradedModel {
   partnerRaftAt: number | null;
   /** When this server, leading in `term`, first sent the partner a report saying so (cluster/member-status.ts leadReportSent). */
   leadReportAt: { at: number; term: number } | null;
+  /** The leader's last ARP probe of the VIP before a hand-back on silence (degraded-state.ts #leaderProbe): when it ended, and whether another MAC answered. */
+  leaderProbe: { endedAt: number; answered: boolean } | null;
+  /** One running: whether a sample found another holder. */
+  leaderProbing: { answered: boolean } | null;
+  /** When the last probe that ended (`probe`) started. */
+  probeStarted: number;
+  /** degraded-state.ts #yieldedToPartner, #partnerBackSpent. */
+  yieldedToPartner: number | null;
+  partnerBackSpent: boolean;
 }
 
 type Proc = 'up' | 'paused' | 'dead' | 'machine-down';
@@ -220,7 +256,7 @@ type Event =
   | { t: number; seq: number; kind: 'kernel'; node: number; held: boolean; renew: boolean }
   | { t: number; seq: number; kind: 'persisted'; node: number; inc: number }
   | { t: number; seq: number; kind: 'fault' | 'heal-one' | 'propose'; node: number }
-  | { t: number; seq: number; kind: 'dg-tick' | 'report' | 'report-now' | 'probe-sample' | 'probe-done' | 'start-sample' | 'start-done'; node: number; inc: number }
+  | { t: number; seq: number; kind: 'dg-tick' | 'report' | 'report-now' | 'probe-sample' | 'probe-done' | 'start-sample' | 'start-done' | 'lprobe-sample' | 'lprobe-done'; node: number; inc: number }
   | { t: number; seq: number; kind: 'report-rx'; node: number; report: SimReport };
 
 /** A member report as the simulation carries it: what degraded mode says of the VIP, and the sender's role and term. */
@@ -268,8 +304,11 @@ class VipSim {
   #cycle: { phase: 'steady' | 'alone' | 'held' | 'back' | 'restart'; at: number; survivor: number } = { phase: 'steady', at: 0, survivor: 0 };
   #restartGaps: number[] = [];
   /** degraded: a one-way cluster link: `dialler` cannot connect to `listener` (its raft messages there and the listener's reports back are lost) until `until`. */
-  #cut: { dialler: number; listener: number; until: number } | null = null;
+  #cut: { dialler: number; listener: number; until: number; both: boolean } | null = null;
   #oneWayCuts = 0;
+  #twoWayCuts = 0;
+  #leaderProbes = 0;
+  #leaderProbesAnswered = 0;
   #aloneGaps: number[] = [];
   #aloneNever = 0;
   /** degraded: the server left alone since (its degraded holding ends the count). */
@@ -285,6 +324,7 @@ class VipSim {
       timers: options.timers ?? raftTimers(undefined), scenario: options.scenario ?? 'chaos', deadVoter: options.deadVoter ?? 'follower', heartbeatsFirst: options.heartbeatsFirst ?? true,
       handBack: options.handBack ?? true, releaseReport: options.releaseReport ?? 'at-once', startProbe: options.startProbe ?? true, leaderReports: options.leaderReports ?? true,
       oneWayEvidence: options.oneWayEvidence ?? true, partnerLanhaKill: options.partnerLanhaKill ?? 0, portProbe: options.portProbe ?? true,
+      twoWayCut: options.twoWayCut ?? 0, leaderProbe: options.leaderProbe ?? true, lanYield: options.lanYield ?? true,
     };
     const r = this.#rng;
     this.#ipMaxMs = 1 + r.int(30);
@@ -323,7 +363,7 @@ class VipSim {
     if (this.#noHolderSince !== null) this.#noHolderMs += this.#now - this.#noHolderSince;
     return {
       seed: this.#seed, violations: this.#violations, twoHolderMs: Math.round(this.#twoHolderMs), takeovers: this.#takeovers, pauses: this.#pauses, kills: this.#kills,
-      crashGapsMs: this.#crashGaps, lapses: this.#lapses, noHolderMs: Math.round(this.#noHolderMs), degradedHolds: this.#degradedHolds, heldBack: this.#heldBack, handBackGapsMs: this.#handBackGaps, heldBackMs: this.#heldBackMs, restartGapsMs: this.#restartGaps, oneWayCuts: this.#oneWayCuts, aloneGapsMs: this.#aloneGaps, aloneNever: this.#aloneNever, trace: this.#trace,
+      crashGapsMs: this.#crashGaps, lapses: this.#lapses, noHolderMs: Math.round(this.#noHolderMs), degradedHolds: this.#degradedHolds, heldBack: this.#heldBack, handBackGapsMs: this.#handBackGaps, heldBackMs: this.#heldBackMs, restartGapsMs: this.#restartGaps, oneWayCuts: this.#oneWayCuts, twoWayCuts: this.#twoWayCuts, leaderProbes: this.#leaderProbes, leaderProbesAnswered: this.#leaderProbesAnswered, aloneGapsMs: this.#aloneGaps, aloneNever: this.#aloneNever, trace: this.#trace,
     };
   }
 
@@ -532,6 +572,22 @@ class VipSim {
         this.#tr(`${n.id} start probe: ${n.dg.startArp}`);
         return;
       }
+      case 'lprobe-sample': {
+        const n = this.#nodes[e.node]!;
+        if (n.inc !== e.inc || n.dg.leaderProbing === null) return;
+        if (this.#nodes.some((o, j) => j !== e.node && o.server && o.proc !== 'machine-down' && o.kernelHeld)) n.dg.leaderProbing.answered = true;
+        return;
+      }
+      case 'lprobe-done': {
+        const n = this.#nodes[e.node]!;
+        if (n.inc !== e.inc || n.dg.leaderProbing === null || (n.proc !== 'up' && n.proc !== 'paused')) return;
+        if (n.proc === 'paused') { this.#push({ ...e, t: this.#now + 5 }); return; }
+        n.dg.leaderProbe = { endedAt: this.#now, answered: n.dg.leaderProbing.answered };
+        n.dg.leaderProbing = null;
+        if (n.dg.leaderProbe.answered) this.#leaderProbesAnswered++;
+        this.#tr(`${n.id} leader's VIP probe: ${n.dg.leaderProbe.answered ? 'answered' : 'silent'}`);
+        return;
+      }
       case 'probe-sample': {
         // arping runs in processes of its own: it samples while the daemon is paused too.
         const n = this.#nodes[e.node]!;
@@ -550,10 +606,22 @@ class VipSim {
         const { started, answered, partnerAnswered, partnerRefused } = n.dg.probing;
         n.dg.probing = null;
         n.dg.probe = { at: this.#now, answered };
+        n.dg.probeStarted = started;
         n.dg.partnerAnswered = partnerAnswered;
         n.dg.partnerRefused = partnerRefused;
         if (n.dg.stalledAt !== null && started < n.dg.stalledAt) n.dg.probe = null;
         else if (!answered) n.dg.stalledAt = null;
+        // degraded-state.ts #partnerBack, as the probe ends (before the VIP's next tick could claim on it):
+        // the partner's machine is back on the LAN with its lanha up, and no report of it came since the probe started.
+        const dg = n.dg;
+        if (!partnerAnswered || partnerRefused || (dg.heard !== null && dg.heard.at >= started)) { dg.yieldedToPartner = null; dg.partnerBackSpent = false; }
+        if (this.#o.lanYield && dg.active && partnerAnswered && !partnerRefused && (dg.heard === null || dg.heard.at < started) && !dg.partnerBackSpent) {
+          dg.yieldedToPartner = this.#now;
+          dg.yieldedAt = this.#now;
+          dg.active = false;
+          dg.probe = null;
+          this.#tr(`${n.id} leaves degraded mode: its partner answers on the LAN, its reports silent`);
+        }
         return;
       }
       case 'propose':
@@ -587,8 +655,10 @@ class VipSim {
       && (n.vip.held || !this.#o.guard || remainingMs >= ACQUIRE_LEASE_MIN_MS);
     const degraded = this.#o.scenario === 'degraded';
     const claim = degraded ? this.#vipClaim(i) : undefined;
-    const heldBack = degraded && this.#o.handBack && leaseValid && !n.vip.held && this.#handBackRefusal(i) !== null;
-    if (heldBack && !n.dg.heldBack) { this.#heldBack++; this.#tr(`${n.id} holds back: ${this.#handBackRefusal(i)}`); }
+    const verdict = degraded && this.#o.handBack && leaseValid && !n.vip.held ? this.#handBackVerdict(i) : null;
+    const heldBack = verdict !== null && verdict.refusal !== null;
+    if (heldBack && !n.dg.heldBack) { this.#heldBack++; this.#tr(`${n.id} holds back: ${verdict.refusal}`); }
+    if (verdict?.probe === true) this.#runLeaderProbe(i);
     n.dg.heldBack = heldBack;
     // The hand-back's wait: a leader held back on what its partner reported (not one that never heard it since its start).
     if (!leaseValid) n.dg.heldBackSince = null;
@@ -645,6 +715,8 @@ class VipSim {
       // degraded-state.ts: a quorum seen after none is reported at once (reportNow).
       if (dg.noQuorumSince !== null && this.#o.releaseReport === 'at-once') this.#push({ t: this.#now + 0.5, seq: 0, kind: 'report-now', node: i, inc: n.inc });
       dg.noQuorumSince = null;
+      dg.yieldedToPartner = null;
+      dg.partnerBackSpent = false;
       if (dg.active) { dg.active = false; dg.probe = null; this.#tr(`${n.id} leaves degraded mode: a quorum`); }
     } else {
       dg.noQuorumSince ??= this.#now;
@@ -660,15 +732,26 @@ class VipSim {
     return dg.active && !quorum && dg.stalledAt === null ? 'hold' : 'off';
   }
 
-  /** degraded-state.ts leaderHeldBack: this server as leader, its partner's latest report. */
-  #handBackRefusal(i: number): string | null {
+  /** degraded-state.ts leaderHeldBack: this server as leader, its partner's latest report (and its own VIP probe). */
+  #handBackVerdict(i: number): HandBackVerdict {
     const dg = this.#nodes[i]!.dg;
-    return handBackRefusal({
+    return handBackVerdict({
       nowMs: this.#now, startedMs: dg.startedAt, reportEveryMs: REPORT_EVERY_MS, holdMs: DEGRADED_HOLD_MS,
       partner: dg.heard === null ? null : { receivedMs: dg.heard.at, degraded: dg.heard.report },
       ...(dg.startArp === null ? {} : { partnerArp: dg.startArp }),
       ...(this.#o.oneWayEvidence ? { partnerRaftMs: dg.partnerRaftAt, leadReportMs: dg.leadReportAt?.term === this.#nodes[i]!.core!.term ? dg.leadReportAt.at : null } : {}),
+      ...(this.#o.leaderProbe ? { vipProbe: dg.leaderProbe === null ? null : { endedMs: dg.leaderProbe.endedAt, answered: dg.leaderProbe.answered } } : {}),
     });
+  }
+
+  /** degraded-state.ts #runLeaderProbe: three arping -D 100 ms apart, each waiting a second; sampled while the daemon is paused too. */
+  #runLeaderProbe(i: number): void {
+    const n = this.#nodes[i]!;
+    if (n.dg.leaderProbing !== null) return;
+    n.dg.leaderProbing = { answered: false };
+    this.#leaderProbes++;
+    for (const later of [0, 100, 200]) this.#push({ t: this.#now + later + 1 + this.#rng.int(5), seq: 0, kind: 'lprobe-sample', node: i, inc: n.inc });
+    this.#push({ t: this.#now + 1200 + this.#rng.int(20), seq: 0, kind: 'lprobe-done', node: i, inc: n.inc });
   }
 
   /** degraded-state.ts tick (every 250 ms): enter, leave, yield, probe. */
@@ -689,7 +772,17 @@ class VipSim {
     if (quorum) return;
     const noQuorumMs = this.#now - dg.noQuorumSince!;
     const partnerHeard = dg.heard !== null && this.#now - dg.heard.at < 5000;
-    const refusal = degradedRefusal({ noQuorumMs, vipAnswered: dg.probe === null ? null : dg.probe.answered, partnerHeard, stateValid: true, partnerConfigDiffers: false, partnerArp: dg.probe !== null && dg.partnerAnswered ? 'partner' : null, partnerPorts: dg.probe !== null && dg.partnerRefused ? 'refused' : null });
+    const facts = { noQuorumMs, vipAnswered: dg.probe === null ? null : dg.probe.answered, partnerHeard, stateValid: true, partnerConfigDiffers: false, partnerArp: dg.probe !== null && dg.partnerAnswered ? 'partner' : null, partnerPorts: dg.probe !== null && dg.partnerRefused ? 'refused' as const : null };
+    let refusal = degradedRefusal(facts);
+    if (partnerHeard) { dg.yieldedToPartner = null; dg.partnerBackSpent = false; }
+    // degraded-state.ts #noTaker: yielded to the partner back on the LAN, and nobody took the VIP since.
+    const y = dg.yieldedToPartner;
+    if (refusal !== null && y !== null && this.#now - y >= PARTNER_BACK_WAIT_MS && dg.probe !== null && !dg.probe.answered && dg.probeStarted >= y + 5000 && degradedRefusal({ ...facts, partnerArp: null }) === null) {
+      dg.partnerBackSpent = true;
+      dg.yieldedToPartner = null;
+      this.#tr(`${n.id} yielded to its partner but nobody took the VIP: degraded again`);
+      refusal = null;
+    }
     if (refusal === null) {
       dg.active = true;
       this.#tr(`${n.id} enters degraded mode`);
@@ -718,6 +811,7 @@ class VipSim {
     if (n.isolatedUntil > this.#now || this.#nodes[to]!.isolatedUntil > this.#now) return;
     // Reports travel on the connection the receiver dialled: none while it cannot dial the sender.
     if (this.#cut !== null && this.#now < this.#cut.until && this.#cut.dialler === to && this.#cut.listener === i) return;
+    if (this.#cut !== null && this.#now < this.#cut.until && this.#cut.both && to < 2) return;
     // The transport writes a report only on a connection the partner dialled (and it is up): sent is on its way.
     const to_ = this.#nodes[to]!;
     if (report.leads && to_.proc !== 'dead' && to_.proc !== 'machine-down' && n.dg.leadReportAt?.term !== report.term) n.dg.leadReportAt = { at: this.#now, term: report.term };
@@ -791,10 +885,16 @@ class VipSim {
       if (this.#now >= c.at) {
         for (const k of [1 - c.survivor, 2]) this.#push({ t: this.#now + r.int(1500), seq: 0, kind: 'heal-one', node: k });
         this.#tr('the crashed server and the witness come back');
-        if (r.float() < 0.3) {
+        if (this.#o.twoWayCut > 0 && r.float() < this.#o.twoWayCut) {
+          // The cluster link between the two servers cut both ways (a switch port, a VLAN): no Raft
+          // message and no report either way; the witness reaches both, and ARP on the LAN works.
+          this.#cut = { dialler: 1 - c.survivor, listener: c.survivor, until: this.#now + 3000 + r.int(5000), both: true };
+          this.#twoWayCuts++;
+          this.#tr(`cluster link cut both ways between ${this.#nodes[0]!.id} and ${this.#nodes[1]!.id} until ${Math.round(this.#cut.until)}`);
+        } else if (r.float() < 0.3) {
           // The server coming back cannot dial the degraded one (a firewall, a half-broken link): it
           // gets none of its reports, and the degraded one none of its heartbeats, only its reports.
-          this.#cut = { dialler: 1 - c.survivor, listener: c.survivor, until: this.#now + 3000 + r.int(5000) };
+          this.#cut = { dialler: 1 - c.survivor, listener: c.survivor, until: this.#now + 3000 + r.int(5000), both: false };
           this.#oneWayCuts++;
           this.#tr(`one-way cluster link: ${this.#nodes[1 - c.survivor]!.id} cannot dial ${this.#nodes[c.survivor]!.id} until ${Math.round(this.#cut.until)}`);
         }
@@ -929,6 +1029,8 @@ class VipSim {
     if (from.isolatedUntil > this.#now || to.isolatedUntil > this.#now) return;
     // Raft messages travel on the sender's own connection: none while it cannot dial the receiver.
     if (this.#cut !== null && this.#now < this.#cut.until && this.#ids[this.#cut.dialler] === m.from && this.#ids[this.#cut.listener] === m.to) return;
+    // Cut both ways: nothing between the two servers (the witness reaches both).
+    if (this.#cut !== null && this.#now < this.#cut.until && this.#cut.both && m.from !== 'w' && m.to !== 'w') return;
     this.#push({ t: this.#now + 0.1 + this.#rng.float() * this.#netMaxMs, seq: 0, kind: 'deliver', msg: m });
   }
 

@@ -1,0 +1,43 @@
+// bench: the VIP simulation (test/sim/vip-sim.ts) swept over seeds for one scenario, the hand-back
+// probe of the VIP on (now) or off (before, `leaderProbe: false`): the seeds with two holders at
+// once (any other violation listed apart), and for the degraded scenarios the no-holder gap from a
+// degraded holding's end to a leader's holding (handBackGapsMs) and a held-back leader's wait.
+// Deterministic (seeded); no network, no root.
+//   node dist/bench/vip-twoway.js SCENARIO [SEEDS] [BASE] [before|now]
+// SCENARIO: twoway (degraded, half the returns with the cluster link cut both ways), degraded,
+// lanhakill (degraded, half the cycles kill only the going server's lanha), chaos.
+//   RESULT vip-twoway <scenario> <mode> seeds=N twoHolderSeeds=K [..] gap=.. gapP50=.. gapP90=.. gapMax=.. wait=.. ...
+import { runVipSim, type VipSimOptions } from '../test/sim/vip-sim.js';
+import { percentile } from './stats.js';
+
+const scenario = process.argv[2] ?? 'twoway';
+const seeds = Number(process.argv[3] ?? 200);
+const base = Number(process.argv[4] ?? 1);
+const mode = process.argv[5] ?? 'now';
+const byScenario: Record<string, VipSimOptions> = {
+  twoway: { scenario: 'degraded', chaosMs: 40_000, twoWayCut: 0.5 },
+  degraded: { scenario: 'degraded', chaosMs: 40_000 },
+  lanhakill: { scenario: 'degraded', chaosMs: 40_000, partnerLanhaKill: 0.5 },
+  chaos: {},
+};
+const options = byScenario[scenario];
+if (options === undefined) throw new Error(`scenario ${scenario}: one of ${Object.keys(byScenario).join(', ')}`);
+const gaps: number[] = [];
+const waits: number[] = [];
+const two: number[] = [];
+const other: string[] = [];
+let cuts = 0, probes = 0, answered = 0;
+const started = performance.now();
+for (let seed = base; seed < base + seeds; seed++) {
+  const r = runVipSim(seed, { ...options, leaderProbe: mode !== 'before', lanYield: mode !== 'before' });
+  gaps.push(...r.handBackGapsMs);
+  waits.push(...r.heldBackMs);
+  cuts += r.twoWayCuts;
+  probes += r.leaderProbes;
+  answered += r.leaderProbesAnswered;
+  if (r.violations.some((v) => v.includes('two VIP holders'))) two.push(seed);
+  else if (r.violations.length > 0) other.push(r.violations[0]!);
+}
+const line = (label: string, xs: number[]): string => `${label}=${xs.length} ${label}P50=${percentile(xs, 50)}ms ${label}P90=${percentile(xs, 90)}ms ${label}Max=${percentile(xs, 100)}ms`;
+console.log(`RESULT vip-twoway ${scenario} ${mode} seeds=${seeds} base=${base} twoHolderSeeds=${two.length} [${two.join(',')}] otherViolations=${other.length} twoWayCuts=${cuts} leaderProbes=${probes} answered=${answered} ${line('gap', gaps)} ${line('wait', waits)} (${Math.round(performance.now() - started)} ms)`);
+for (const o of other.slice(0, 5)) console.log(`# other: ${o}`);

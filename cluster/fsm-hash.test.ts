@@ -114,6 +114,24 @@ t.test('the hash sorts the leases a slice at a time too: no sort over more than 
   t.ok(turns >= 150, `the loop ran ${turns} turns while the hash sorted and stringified`);
 });
 
+t.test('the Raft snapshot sorts its leases in slices: equal to snapshot(), no sort over 1,000 leases', async (t) => {
+  const { fsm, apply } = filled(4_500);
+  const expected = fsm.snapshot();
+  const lengths: number[] = [];
+  const sort = Array.prototype.sort;
+  // eslint-disable-next-line no-extend-native
+  Array.prototype.sort = function <T>(this: T[], compare?: (a: T, b: T) => number): T[] { lengths.push(this.length); return sort.call(this, compare) as T[]; };
+  let pending: Promise<unknown>;
+  try {
+    pending = fsm.snapshotInSlices();
+    apply(grant(9_999)); // after the call: not in it
+  } finally {
+    Array.prototype.sort = sort;
+  }
+  t.same(await pending, expected, 'the state at the call');
+  t.ok(Math.max(...lengths) <= 1000, `the longest sort made at the call: ${Math.max(...lengths)} items (4,500 leases)`);
+});
+
 t.test('sortInSlices sorts as Array.prototype.sort does (stable), turning the loop between slices; stop gives null', async (t) => {
   const random = seededRandom(27);
   for (const n of [0, 1, 999, 1000, 1001, 2000, 4500, 10_007]) {

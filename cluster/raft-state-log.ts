@@ -778,11 +778,10 @@ export class RaftStateLog implements StateLog {
     if (!due) return;
     this.#snapshotForced = false;
     // The term and membership at this index are taken now (the core wants the applied index);
-    // the state is copied now too, and encoded a slice at a time between turns of the event loop.
+    // the state is taken now too, and sorted and encoded a slice at a time between turns of the event loop.
     const meta = node.snapshotAt(this.fsm.appliedIndex, new Uint8Array(0))?.meta;
     if (meta === undefined) return;
-    const state = this.fsm.snapshot();
-    this.#snapshotSave = encodeFsmSnapshotInSlices(state).then(async (data) => {
+    this.#snapshotSave = this.fsm.snapshotInSlices().then(encodeFsmSnapshotInSlices).then(async (data) => {
       const snapshot = { meta, data };
       await this.host.wal.saveSnapshot(snapshot);
       return snapshot;

@@ -48,7 +48,10 @@ async function serve(args: ParsedArgs, io: CliIo, early: EarlySignals): Promise<
     io.err(`lanctl serve: ${loaded.message}\nNothing was started.\n`);
     return ExitCode.config;
   }
-  // A stop signal to the whole group (Ctrl-C, systemd's stop) also ends the check's process.
+  // A stop signal to the whole group (Ctrl-C, systemd's stop) also ends the check's process, and its
+  // end may be seen before this process's own handler has run: a check ended by a signal waits a
+  // moment for ours before it counts as a failure.
+  if (!loaded.ok && loaded.signal !== undefined && early.stop === null) await new Promise((r) => setTimeout(r, 1_000));
   if (!loaded.ok && early.stop === null) throw new LanhaError('config-unreadable', loaded.message, ExitCode.failure);
   if (!loaded.ok || early.stop !== null) {
     io.err(`lanctl serve: received ${early.stop} while starting; nothing was started.\n`);

@@ -13,7 +13,7 @@ import type { LanhaConfig } from './index.js';
 export type OffLoopLoad =
   | { ok: true; config: LanhaConfig; pid: number }
   /** invalid: the file was read and is not a valid config (ConfigError); else the reading or the check failed. */
-  | { ok: false; message: string; invalid: boolean };
+  | { ok: false; message: string; invalid: boolean; signal?: NodeJS.Signals };
 
 export interface OffLoopOptions {
   /** Ends the check after this long (default 60 s). */
@@ -62,7 +62,7 @@ export function loadConfigOffLoop(file: string, options: OffLoopOptions = {}): P
     });
     child.once('exit', (code, signal) => {
       // V8 out of heap: "FATAL ERROR: ... JavaScript heap out of memory" and an abort.
-      settle({ ok: false, invalid: false, message: /heap out of memory/.test(stderr)
+      settle({ ok: false, invalid: false, ...(signal === null ? {} : { signal }), message: /heap out of memory/.test(stderr)
         ? `${file}: checking it needed more than ${heapMiB} MiB of memory; gave up (is this the right file?)`
         : `${file}: the process checking it ended (${signal ?? `exit code ${code}`}) without an answer` });
     });

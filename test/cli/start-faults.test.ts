@@ -6,7 +6,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { Resolver } from 'node:dns/promises';
 import { join } from 'node:path';
-import { runLanctl, scratchConfig, serveDaemon, SOLO_CONFIG } from '../support/daemon.js';
+import { childrenOf, runLanctl, scratchConfig, serveDaemon, SOLO_CONFIG } from '../support/daemon.js';
 import { LANCTL } from '../support/paths.js';
 import { freePorts } from '../support/ports.js';
 import { bindError, findBindFailure } from '../../lib/bind-errors.js';
@@ -282,4 +282,27 @@ t.test('a config this user may not read: the user and the cure, not "give the pa
   }
   const status = await runLanctlAs(65534, ['status', '--config', sc.file]);
   t.match(status.stderr, 'or give the daemon\'s control socket (node.controlSocket) with --socket PATH', 'a client can skip the config');
+});
+
+t.test('a stop signal that ends the config check before the daemon sees its own is a stop (exit 0), not a failed check', async (t) => {
+  // systemd's stop and Ctrl-C signal the check's process too; its end can be seen first. Here the
+  // check is ended 30 ms before the daemon gets its SIGTERM.
+  const scratch = scratchConfig(SOLO_CONFIG);
+  t.teardown(scratch.cleanup);
+  const p = spawn(process.execPath, [LANCTL, 'serve', '--config', scratch.file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  p.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+  p.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
+  const exited = new Promise<number | null>((resolve) => p.on('exit', (code) => resolve(code)));
+  let checker: number | undefined;
+  for (const deadline = Date.now() + 30_000; checker === undefined && Date.now() < deadline; await new Promise((r) => setTimeout(r, 5))) {
+    checker = childrenOf(p.pid!)[0]?.pid;
+  }
+  t.ok(checker !== undefined, 'the config is checked in a child process');
+  if (checker === undefined) { p.kill('SIGKILL'); return; }
+  process.kill(checker, 'SIGTERM');
+  await new Promise((r) => setTimeout(r, 30));
+  p.kill('SIGTERM');
+  t.equal(await exited, 0, 'exit 0: a stop while starting (systemd does not count it as a failure)');
+  t.match(out, /received SIGTERM while starting; nothing was started/, 'says it was stopped while starting');
 });

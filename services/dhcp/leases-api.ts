@@ -68,11 +68,13 @@ export function leaseRoutes(state: StateLog, clock: Clock, pools: (nowMs: number
       const ipWanted = ip === null ? null : parseIpv4(ip);
       if (mac !== null && macWanted === null) return { status: 400, body: { error: `--mac ${mac} is not a MAC address like 52:54:00:aa:bb:cc` } };
       if (ip !== null && ipWanted === null) return { status: 400, body: { error: `--ip ${ip} is not an IPv4 address` } };
+      // Sorted on the numeric address before the rows are made: sorting the rows parsed two address
+      // strings per comparison (~22,000 leases: 170-310 ms of the daemon's loop for one listing).
       const rows = [...state.fsm.leases()]
         .filter((l) => (macWanted === null || l.mac === macWanted) && (ipWanted === null || l.ip === ipWanted))
+        .sort((a, b) => a.ip - b.ip)
         .map((l) => row(l, nowMs))
-        .filter((r) => all || r.state === 'bound' || r.state === 'declined')
-        .sort((a, b) => (parseIpv4(a.ip)! - parseIpv4(b.ip)!));
+        .filter((r) => all || r.state === 'bound' || r.state === 'declined');
       return { status: 200, body: { now: new Date(nowMs).toISOString(), leases: rows, pools: pools(nowMs) } };
     },
     'POST /v1/leases/release': async ({ body }) => {

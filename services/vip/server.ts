@@ -522,6 +522,11 @@ export class VipService implements RunningService {
     // it is gone (the LAN's caches then point here): ended by PID first (the guard does the same with its own).
     const garps = await this.#garps?.killRunning() ?? [];
     if (garps.length > 0) this.counters.inc('garp.killed', garps.length);
+    for (const g of garps) {
+      const record = { event: 'vip.garp_killed', reason, pid: g.pid, command: g.command, ms: g.ms, outcome: g.outcome };
+      if (g.outcome === 'killed') this.#o.log.info(record, `releasing the VIP: GARP ${g.command} (pid ${g.pid}, running ${g.ms} ms) killed first, so it cannot announce the VIP once it is gone`);
+      else this.#o.log.warn(record, `releasing the VIP: GARP ${g.command} (pid ${g.pid}, running ${g.ms} ms) did not end after SIGKILL; it may still announce the VIP`);
+    }
     let outcome: string;
     try {
       // The guard deletes it (its small bash forks `ip` far sooner than this process does), after

@@ -198,7 +198,17 @@ export async function localCluster(size = 3, options: LocalClusterOptions = {}):
             if (st?.role === 'leader') { m.leaderSince = performance.now(); return m; }
           }
         }
-        if (performance.now() - start > timeoutMs) throw new Error(`no leader within ${timeoutMs} ms`);
+        if (performance.now() - start > timeoutMs) {
+          // What each member was doing: running or exited (how), and the end of its log.
+          const states = await Promise.all(members.map(async (m) => {
+            const st = m.running ? await m.status().catch(() => undefined) : undefined;
+            const how = m.child === undefined ? 'never started'
+              : m.running ? `running, ${st === undefined ? 'no status answer' : `role ${st.role}, term ${st.term}, commit ${st.commitIndex}, applied ${st.appliedIndex}, leader ${st.leader}`}`
+                : `exited (${m.child.signalCode ?? `code ${m.child.exitCode}`})`;
+            return `${m.name}: ${how}; last output: ${m.output.slice(-1500)}`;
+          }));
+          throw new Error(`no leader within ${timeoutMs} ms\n${states.join('\n')}`);
+        }
         await new Promise((r) => setTimeout(r, 5));
       }
     },

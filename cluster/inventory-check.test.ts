@@ -127,6 +127,19 @@ t.test('a name a DNS record holds in the node\'s zones is refused, naming the re
   t.equal(add('rack2'), 'ok');
 });
 
+// With zones rack.lan and bmc.rack.lan, a node named bmc would be bmc.rack.lan A in zone rack.lan:
+// the apex of the other zone, in rack.lan's transfers. Refused, naming the zone.
+t.test('a name that would be the apex of another zone of ours is refused, naming the zone', async (t) => {
+  const inv = withNodes().inventory;
+  const config = {
+    dhcp: { subnets: [{ subnet: parseCidr('10.0.0.0/24')!, domain: 'rack.lan', reservations: [] }] },
+    dns: { zones: [{ name: 'rack.lan', leases: true, records: [] }, { name: 'BMC.rack.lan.', leases: false, records: ['r1 A 10.0.0.40'] }] },
+  };
+  const add = (name: string): string => error(checkAdd(inv, { name, mac: '52:54:00:00:00:02' }, inventoryContext(config)));
+  t.equal(add('Bmc'), 'name bmc would be the apex of DNS zone bmc.rack.lan, a zone of its own; pick another name');
+  t.equal(add('bmc2'), 'ok');
+});
+
 // The DHCP allocator never gives the site's own addresses to a client (services/dhcp/allocator.ts),
 // so a node given one would boot without an address: the leader refuses it, saying what it is.
 t.test('an IP that is the VIP, a member\'s or this node\'s address is refused, naming which', async (t) => {

@@ -25,10 +25,11 @@ export interface InventoryContext {
   /** The MAC of a live lease on an address, if any: a node may not take an address another client holds. */
   leaseHolder?: ((ip: Ipv4) => string | undefined) | undefined;
   /**
-   * A static or operator DNS record holding `label` in a zone the node's name would go to, described
-   * ("DNS record rack1.lan"): the record would win and the node would have no name.
+   * A static or operator DNS record holding `label` in a zone the node's name would go to (kind
+   * 'record', what "DNS record rack1.lan": the record would win and the node would have no name), or
+   * a zone of ours whose apex the name would be (kind 'zone': never published).
    */
-  dnsName?: ((label: string) => string | undefined) | undefined;
+  dnsName?: ((label: string) => { kind: string; what: string } | undefined) | undefined;
 }
 
 export type Checked<T> = { ok: true; command: T } | { ok: false; error: string };
@@ -153,7 +154,8 @@ function clash(view: InventoryView, ctx: InventoryContext, self: string | null, 
     if (name !== undefined && r.hostname !== undefined && r.hostname.split('.')[0]!.toLowerCase() === name && r.mac !== mac) return `name ${name} is the host name of ${where(r)} (${formatIpv4(r.ip)})`;
   }
   const record = name === undefined ? undefined : ctx.dnsName?.(name);
-  if (record !== undefined) return `name ${name} is already a ${record} (a static or operator record wins over a node's name); pick another name or remove the record`;
+  if (record?.kind === 'zone') return `name ${name} would be ${record.what}; pick another name`;
+  if (record !== undefined) return `name ${name} is already a ${record.what} (a static or operator record wins over a node's name); pick another name or remove the record`;
   if (ip !== undefined && ctx.leaseHolder !== undefined) {
     const holder = ctx.leaseHolder(ip);
     const own = mac ?? (self === null ? undefined : view.byName(self)?.mac);

@@ -1,6 +1,6 @@
 import type { Cidr, Ipv4 } from '../lib/ipv4.js';
 import type { InventoryContext } from './inventory-check.js';
-import { recordOwners, staticRecordNames } from '../services/names.js';
+import { recordOwners, staticRecordNames, zoneApexOwners } from '../services/names.js';
 import { siteAddressRoles, type SiteConfig } from '../services/dhcp/site-addresses.js';
 
 // What the inventory checks read of the config (the subnets, reservations, names and profiles), as
@@ -26,12 +26,13 @@ export function inventoryContext(config: ContextConfig, operatorRecords: () => I
     yield* staticNames;
     yield* operatorRecords();
   });
+  const apexes = zoneApexOwners(() => zones, (config.dns?.zones ?? []).map((z) => z.name));
   return {
     subnets: subnets.map((s) => s.subnet),
     siteAddresses: siteAddressRoles(config),
     reservations: subnets.flatMap((s, i) => s.reservations.map((r, j) => ({ mac: r.mac, ip: r.ip, hostname: r.hostname, where: `dhcp.subnets[${i}].reservations[${j}]` }))),
     dnsName: (label) => {
-      for (const holder of records.holdersOf(label, 0)) return holder.what;
+      for (const owner of [apexes, records]) for (const holder of owner.holdersOf(label, 0)) return holder;
       return undefined;
     },
   };

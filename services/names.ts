@@ -133,6 +133,28 @@ export function recordOwners(leaseZones: () => readonly string[], recordNames: (
 }
 
 /**
+ * The apexes of our own zones: with zones `lan` (lease names) and `mgmt.lan`, a client named `mgmt`
+ * would put `mgmt.lan A <its address>` into zone `lan`, the apex of the other zone: every secondary
+ * that transfers `lan` (AXFR) would answer it, and its PTR would name the zone. No lease or node
+ * may hold a name that is a zone of ours.
+ */
+export function zoneApexOwners(leaseZones: () => readonly string[], zoneNames: Iterable<string>): NameOwners {
+  const key = (z: string): string => z.toLowerCase().replace(/\.$/, '');
+  const apexes = new Set([...zoneNames].map(key));
+  return {
+    kind: 'zone',
+    holdersOf(label) {
+      const out: NameHolder[] = [];
+      for (const z of leaseZones()) {
+        const name = `${label}.${key(z)}`;
+        if (apexes.has(name)) out.push({ kind: 'zone', what: `the apex of DNS zone ${name}, a zone of its own` });
+      }
+      return out;
+    },
+  };
+}
+
+/**
  * The owner names of zone-file record lines (`records:` of each zone): the first field, "@" for the
  * apex, relative names completed with the zone, lower case, no trailing dot.
  */

@@ -42,8 +42,8 @@ dns:
 
 interface Lab { handler: DhcpHandler; fsm: Fsm; clock: ManualClock; logs: Array<Record<string, unknown>>; dns: DnsServer; stop: () => Promise<void> }
 
-async function lab(): Promise<Lab> {
-  const config = ephemeralPorts(parseConfig(CONFIG), ['dhcp']); // DNS is built, never started
+async function lab(text = CONFIG): Promise<Lab> {
+  const config = ephemeralPorts(parseConfig(text), ['dhcp']); // DNS is built, never started
   const clock = new ManualClock(1_000_000, 1_700_000_000_000);
   const fsm = new Fsm();
   const state = new MemoryStateLog(fsm, clock);
@@ -300,4 +300,20 @@ t.test('a client cannot take the name of a lanha node (this one or a cluster mem
   const at = l.clock.wallMs();
   l.fsm.apply(l.fsm.appliedIndex + 1, { at, command: { type: 'lease.grant', ip: parseIpv4('10.50.0.102')!, mac: '02:00:00:00:00:7d', hostname: 't1', subnet: '10.50.0.0/24', leaseMs: 3_600_000 } });
   t.same(resolves(l, 't1.lab.lan'), [], 'nor does DNS publish it from a lease granted before this rule');
+});
+
+t.test('a client cannot take a name that is the apex of another zone of ours (zone lab.lan would hold bmc.lab.lan A)', async (t) => {
+  const l = await lab(`${CONFIG}    - name: bmc.lab.lan\n      records: ["r1 A 10.50.0.240"]\n`);
+  t.teardown(l.stop);
+  const ip = await lease(l, '02:00:00:00:00:7e', 'Bmc');
+  t.ok(ip, 'the client still gets an address');
+  t.equal(l.fsm.lease(parseIpv4(ip!)!)?.hostname, undefined, 'but no name');
+  t.equal(refusals(l).find((e) => e['name'] === 'bmc')?.['holderKind'], 'zone', 'the refusal names the zone');
+  t.equal(l.handler.counters.toJSON()['name.refused'], 1);
+  const at = l.clock.wallMs();
+  l.fsm.apply(l.fsm.appliedIndex + 1, { at, command: { type: 'lease.grant', ip: parseIpv4('10.50.0.102')!, mac: '02:00:00:00:00:7f', hostname: 'bmc', subnet: '10.50.0.0/24', leaseMs: 3_600_000 } });
+  l.dns.rebuild();
+  const parent = l.dns.zones.zones.find((z) => z.origin === 'lab.lan')!;
+  t.equal(parent.nodes.get('bmc.lab.lan'), undefined, 'nor does zone lab.lan hold it from a lease granted before this rule');
+  t.same(resolves(l, 'r1.bmc.lab.lan'), ['10.50.0.240'], 'the other zone still answers');
 });

@@ -22,7 +22,7 @@ import { DhcpOption } from './options.js';
 import {
   Allocator, formatRange, normalizeClientId, poolSubnet, poolUse, reusableLease, sameClient, sanitizeHostname, type Decision, type LeaseCacheSettings, type LeaseGrant, type PoolSubnet, type SubnetUse,
 } from './allocator.js';
-import { inventoryOwners, leaseOwners, memberNameOwners, memberNames, nameHeldBy, nameLabel, recordOwners, refusedLabelOwners, reservationOwners, staticRecordNames, type NameHolder, type NameOwners } from '../names.js';
+import { inventoryOwners, leaseOwners, memberNameOwners, memberNames, nameHeldBy, nameLabel, recordOwners, refusedLabelOwners, reservationOwners, staticRecordNames, zoneApexOwners, type NameHolder, type NameOwners } from '../names.js';
 import { planBoot, type BootRule } from './netboot.js';
 import { ReplyTooLargeError, buildReply, encodeReply, remainingLease, replyDestination, replySizeMax, subnetReplyOptions, unknownPoolReplyOptions, withoutVendorArea, type Destination, type ReplyInput, type SubnetReplyOptions } from './responder.js';
 import type { DhcpConfig } from './config.js';
@@ -972,7 +972,8 @@ function startProbe(options: DhcpServerOptions, handler: DhcpHandler): RogueProb
 export async function startDhcp(context: ServiceContext): Promise<RunningService> {
   const config = context.config.dhcp;
   if (config === undefined) throw new LanhaError('config-invalid', 'dhcp: is not configured');
-  // Lease names land in the `leases: true` zones; a static or operator record there keeps its name.
+  // Lease names land in the `leases: true` zones; a static or operator record there keeps its name,
+  // and so does a zone of ours whose apex the name would be.
   const dns = context.config.dns;
   const leaseZones = (dns?.zones ?? []).filter((z) => z.leases).map((z) => z.name);
   const staticNames = staticRecordNames(dns?.zones ?? []);
@@ -998,7 +999,7 @@ export async function startDhcp(context: ServiceContext): Promise<RunningService
     }))(partnerAddress(context.config, ownership)),
   });
   const acked = context.observe?.dhcpAcked;
-  const running = await startDhcpServer({ config, state: degraded ?? context.state, clock: context.clock, log: context.log, nodeAddress: context.config.node.address, nameOwners: [memberNameOwners(memberNames(context.config)), records],
+  const running = await startDhcpServer({ config, state: degraded ?? context.state, clock: context.clock, log: context.log, nodeAddress: context.config.node.address, nameOwners: [memberNameOwners(memberNames(context.config)), zoneApexOwners(() => leaseZones, (dns?.zones ?? []).map((z) => z.name)), records],
     vipAddress: context.config.vip?.address.address,
     siteAddresses: siteAddressesOf(context.config),
     // A degraded ACK is in the journal, not the log: the ACK audit checks committed grants only.

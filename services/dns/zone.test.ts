@@ -172,6 +172,24 @@ t.test('lease names go to the zone named by their subnet\'s domain when there is
   t.equal(z.resolve('b.rack.lan', T.A)!.answers.length, 1);
 });
 
+t.test('a lease or node name that is the apex of another zone of ours is not published (it would sit in the parent zone\'s AXFR)', async (t) => {
+  const zone = (name: string, leases: boolean, records: string[] = []): ZoneInput => ({ name, ttl: 60_000, negativeTtl: 30_000, records, leases });
+  const z = buildZoneSet({
+    zones: [zone('lan', true), zone('mgmt.lan', false, ['bmc1 A 10.0.0.9'])], reverseSubnets: [parseCidr('10.0.0.0/24')!], operatorRecords: [], serial: 2,
+    leaseNames: [
+      { ip: parseIpv4('10.0.0.99')!, hostname: 'MGMT', grantedAt: 1, source: 'lease', domain: 'lan' },
+      { ip: parseIpv4('10.0.0.98')!, hostname: 'mgmt', grantedAt: 1, source: 'inventory', domain: 'lan' },
+      { ip: parseIpv4('10.0.0.97')!, hostname: 'fine', grantedAt: 1, source: 'lease', domain: 'lan' },
+    ],
+  });
+  const lan = z.zones.find((x) => x.origin === 'lan')!;
+  t.equal(lan.nodes.get('mgmt.lan'), undefined, 'zone lan holds nothing at mgmt.lan');
+  t.same(['99', '98', '97'].map((n) => z.resolve(`${n}.0.0.10.in-addr.arpa`, T.PTR)!.answers.length), [0, 0, 1], 'and no PTR names it');
+  t.equal(z.resolve('fine.lan', T.A)!.answers.length, 1, 'other names are published');
+  t.same(z.warnings.filter((w) => /apex/.test(w)).length, 2, 'each refusal is a warning');
+  t.match(z.warnings.join('\n'), /lease 10\.0\.0\.99: name mgmt\.lan is the apex of a zone of ours; not published/);
+});
+
 t.test('wildcards (RFC 4592): names that do not exist under the closest encloser, never existing names', async (t) => {
   const z = buildZoneSet({
     zones: [{ name: 'lan', ttl: 600_000, negativeTtl: 60_000, leases: true, records: [

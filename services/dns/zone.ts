@@ -371,8 +371,9 @@ export function buildZoneSet(input: ZoneSetInput): ZoneSet {
     b.add({ name: parsed.value.name, type, ttl: r.ttl, rdata: parsed.value.rdata, source: 'operator' });
   }
 
-  // Lease names: static and operator names win; then inventory nodes' and reservations' names (a
-  // node's or reservation's name is its own); between leases, the earliest grant keeps a name.
+  // Lease names: static and operator names win, and no name is the apex of another zone of ours; then
+  // inventory nodes' and reservations' names (a node's or reservation's name is its own); between
+  // leases, the earliest grant keeps a name.
   const leaseZones = builders.filter((x) => x.z?.leases === true).map((x) => x.b);
   const rank = (l: LeaseName): number => (l.source === 'inventory' ? 0 : l.source === 'reservation' ? 1 : 2);
   const sorted = [...input.leaseNames].sort((a, b) => rank(a) - rank(b) || a.grantedAt - b.grantedAt || a.ip - b.ip);
@@ -386,6 +387,8 @@ export function buildZoneSet(input: ZoneSetInput): ZoneSet {
     const own = l.domain === undefined ? undefined : zones.find((b) => b.origin === nameKey(l.domain!));
     for (const b of own === undefined ? leaseZones : [own]) {
       const name = `${label}.${b.origin}`;
+      // Another zone of ours has this name as its apex: an A here would sit in this zone's transfers.
+      if (byOrigin.has(name)) { warnings.push(`lease ${formatIpv4(l.ip)}: name ${name} is the apex of a zone of ours; not published`); continue; }
       const holder = taken.get(name);
       if (holder !== undefined && (holder === '' || holder !== l.owner)) { warnings.push(`lease ${formatIpv4(l.ip)}: name ${name} already belongs to another lease or inventory node`); continue; }
       if (holder === undefined && b.has(name)) { warnings.push(`lease ${formatIpv4(l.ip)}: name ${name} is a static record; the static record wins`); continue; }

@@ -37,10 +37,20 @@ export function createLogger(options: LogOptions = {}): Logger {
 const SKIPPED = new Set(['level', 'time', 'node', 'service', 'msg', 'event']);
 const COLOUR: Record<string, string> = { fatal: '\x1b[35m', error: '\x1b[31m', warn: '\x1b[33m', info: '\x1b[32m', debug: '\x1b[90m', trace: '\x1b[90m' };
 
+/**
+ * C0 controls, DEL and C1 controls (0x9b is a CSI on many terminals) as `\xNN`: a text line goes to
+ * an operator's terminal, and facts can carry what a client sent (a TFTP name, a host name), where an
+ * escape sequence could retitle, clear or drive the terminal. Sources escape such values too; this
+ * is the one sink every text line passes.
+ */
+function visible(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
 function fact(value: unknown): string {
-  if (typeof value === 'string') return /[\s"=]/.test(value) || value === '' ? JSON.stringify(value) : value;
-  if (value !== null && typeof value === 'object' && 'message' in value) return JSON.stringify(String((value as { message: unknown }).message));
-  return JSON.stringify(value);
+  if (typeof value === 'string') return visible(/[\s"=]/.test(value) || value === '' ? JSON.stringify(value) : value);
+  if (value !== null && typeof value === 'object' && 'message' in value) return visible(JSON.stringify(String((value as { message: unknown }).message)));
+  return visible(JSON.stringify(value) ?? String(value));
 }
 
 /** One JSON log line as a human line: time, level, service, message, then the facts as key=value. */
@@ -57,7 +67,7 @@ export function formatLogLine(json: string, colour = false): string {
   const service = String(o['service'] ?? o['node'] ?? '').padEnd(7);
   const facts = Object.entries(o).filter(([k]) => !SKIPPED.has(k)).map(([k, v]) => `${k}=${fact(v)}`).join(' ');
   const lvl = colour ? `${COLOUR[level] ?? ''}${levelText}\x1b[0m` : levelText;
-  return `${time} ${lvl} ${service} ${String(o['msg'] ?? o['event'] ?? '')}${facts === '' ? '' : `  ${facts}`}\n`;
+  return `${time} ${lvl} ${visible(service)} ${visible(String(o['msg'] ?? o['event'] ?? ''))}${facts === '' ? '' : `  ${facts}`}\n`;
 }
 
 /** A pino destination that writes human lines (coloured unless NO_COLOR is set). */

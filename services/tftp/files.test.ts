@@ -1,8 +1,9 @@
 import t from 'tap';
-import { mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CachedSource, fileCache } from './files.js';
+import { Worker } from 'node:worker_threads';
+import { CachedSource, fileCache, openInRoot } from './files.js';
 import { allocateCache } from './block-cache.js';
 import { pattern, opened, read } from './files-testing.js';
 
@@ -75,4 +76,49 @@ t.test('small files are cached at their own size', async (t) => {
     source.close();
   }
   t.equal(cache.stats().bytes, 6 * 300 + 15, 'the cache counts the small chunks at their own size');
+});
+
+// Someone who can write in the root swaps one of its directories for a symlink out of it, in a
+// loop, while files are opened: realpath saw the directory, the open went through the symlink
+// (O_NOFOLLOW guards only the last component). Before the check on the open descriptor a loop like
+// this one served the file outside about once in 250 opens.
+t.test('a directory swapped for a symlink out of the root while files are opened: nothing outside is ever served', async (t) => {
+  const base = realpathSync(mkdtempSync(join(tmpdir(), 'lanha-tftp-swap-')));
+  t.teardown(() => rmSync(base, { recursive: true, force: true }));
+  const root = join(base, 'root');
+  mkdirSync(join(root, 'real'), { recursive: true });
+  mkdirSync(join(base, 'outside'));
+  writeFileSync(join(root, 'real', 'f'), 'inside', { mode: 0o644 });
+  writeFileSync(join(base, 'outside', 'f'), 'OUTSIDE', { mode: 0o644 });
+  symlinkSync('../outside', join(root, 'evil'));
+  const SWAP_MS = 3000;
+  const swapper = new Worker(`
+    const { renameSync } = require('node:fs');
+    const { workerData: { root, ms } } = require('node:worker_threads');
+    let swaps = 0;
+    for (const end = Date.now() + ms; Date.now() < end; swaps++) {
+      renameSync(root + '/real', root + '/d'); renameSync(root + '/d', root + '/real');
+      renameSync(root + '/evil', root + '/d'); renameSync(root + '/d', root + '/evil');
+    }
+    require('node:worker_threads').parentPort.postMessage(swaps);
+  `, { eval: true, workerData: { root, ms: SWAP_MS } });
+  let running = true;
+  let swaps = 0;
+  const ended = new Promise<void>((resolve) => swapper.once('message', (n: number) => { swaps = n; running = false; resolve(); }));
+  const seen = { inside: 0, outside: 0, refusedOutside: 0, other: 0 };
+  for (let i = 0; running && i < 1_000_000; i++) {
+    const r = await openInRoot(root, 'd/f');
+    if (!r.ok) {
+      if (r.reason === 'outside-root') seen.refusedOutside++; else seen.other++;
+      continue;
+    }
+    const bytes = Buffer.alloc(16);
+    const { bytesRead } = await r.file.handle.read(bytes, 0, 16, 0);
+    await r.file.handle.close();
+    if (bytes.subarray(0, bytesRead).toString() === 'OUTSIDE') seen.outside++; else seen.inside++;
+  }
+  await ended;
+  await swapper.terminate();
+  t.ok(swaps > 0 && seen.inside > 0, `the race ran: ${swaps} swaps, ${seen.inside} opens inside (${JSON.stringify(seen)})`);
+  t.equal(seen.outside, 0, `no open served the file outside the root (${seen.outside} did; ${seen.refusedOutside} refused as outside)`);
 });

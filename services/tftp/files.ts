@@ -1,4 +1,4 @@
-import { open, realpath, type FileHandle } from 'node:fs/promises';
+import { open, readlink, realpath, type FileHandle } from 'node:fs/promises';
 import { read as readCallback, constants } from 'node:fs';
 import { join } from 'node:path';
 import { BlockCache, type CacheLayout, type HeldChunk } from './block-cache.js';
@@ -23,9 +23,29 @@ export interface OpenedFile {
   closing: boolean;
 }
 
+/** The real path is the root itself or below it (a plain prefix test would let /srv/tftp-evil pass for /srv/tftp). */
+function inRoot(rootReal: string, real: string): boolean {
+  return real === rootReal || real.startsWith(rootReal.endsWith('/') ? rootReal : rootReal + '/');
+}
+
 /**
- * Opens `relative` under `rootReal` (already realpath'd). The real path must be the root itself or
- * start with root + "/" (a plain prefix test would let /srv/tftp-evil pass for /srv/tftp).
+ * Where an open descriptor really is (Linux: /proc/self/fd), or null where that cannot be read. A
+ * directory of the path swapped for a symlink between realpath and open is followed by the open
+ * (O_NOFOLLOW guards only the last component): this is what was opened, not what was checked.
+ */
+async function openedPath(handle: FileHandle): Promise<string | null> {
+  try {
+    return await readlink(`/proc/self/fd/${handle.fd}`);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Opens `relative` under `rootReal` (already realpath'd). The real path must be inside the root,
+ * checked before the open and again on the open descriptor: someone who can write in the root and
+ * swaps one of its directories for a symlink out of it while the request is served gets
+ * 'outside-root', not the file out there (a loop of renames won it about 1 open in 250).
  */
 export async function openInRoot(rootReal: string, relative: string): Promise<{ ok: true; file: OpenedFile } | { ok: false; reason: OpenRefusal }> {
   let real: string;
@@ -34,7 +54,7 @@ export async function openInRoot(rootReal: string, relative: string): Promise<{ 
   } catch {
     return { ok: false, reason: 'not-found' };
   }
-  if (real !== rootReal && !real.startsWith(rootReal.endsWith('/') ? rootReal : rootReal + '/')) return { ok: false, reason: 'outside-root' };
+  if (!inRoot(rootReal, real)) return { ok: false, reason: 'outside-root' };
   let handle: FileHandle;
   try {
     // O_NOFOLLOW: the path has no symlinks left; if one appeared since realpath, refuse it.
@@ -44,6 +64,11 @@ export async function openInRoot(rootReal: string, relative: string): Promise<{ 
     // Out of descriptors says nothing of the file: the caller puts the request off (engine.ts).
     if (code === 'EMFILE' || code === 'ENFILE') return { ok: false, reason: 'fd-exhausted' };
     return { ok: false, reason: code === 'ENOENT' ? 'not-found' : 'not-readable' };
+  }
+  const held = await openedPath(handle);
+  if (held !== null && !inRoot(rootReal, held)) {
+    await handle.close().catch(() => undefined);
+    return { ok: false, reason: 'outside-root' };
   }
   let stat: Awaited<ReturnType<FileHandle['stat']>>;
   try {

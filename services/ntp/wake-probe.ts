@@ -77,6 +77,10 @@ export async function measureWake(options: WakeProbeOptions = {}): Promise<WakeM
       execArgv: [],
       resourceLimits: { maxOldGenerationSizeMb: 8, maxYoungGenerationSizeMb: 2 },
     });
+    // The abort listener goes with the run: the signal is the NTP service's, alive as long as it is,
+    // and each listener left on it kept its run (the thread, the socket, the samples: 8.6 KB of heap)
+    // for good, three runs every 5 minutes: 7.4 MB a day.
+    let onAbort: (() => void) | undefined;
     const report = await new Promise<number[] | null>((resolve) => {
       const timer = setTimeout(() => resolve(null), count * spacingMs * 2 + 3000);
       worker.on('message', (m: ProberMessage) => {
@@ -85,9 +89,11 @@ export async function measureWake(options: WakeProbeOptions = {}): Promise<WakeM
         resolve(m.proberSendNs);
       });
       worker.once('error', () => { clearTimeout(timer); resolve(null); });
-      options.signal?.addEventListener('abort', () => { clearTimeout(timer); resolve(null); }, { once: true });
+      onAbort = () => { clearTimeout(timer); resolve(null); };
+      options.signal?.addEventListener('abort', onAbort, { once: true });
       worker.once('exit', () => { clearTimeout(timer); resolve(null); });
     });
+    if (onAbort !== undefined) options.signal?.removeEventListener('abort', onAbort);
     await terminated(worker);
     return { delaysNs, proberSendNs: report ?? [], sendNs, busy, idleNs };
   } finally {

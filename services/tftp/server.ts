@@ -566,6 +566,12 @@ export class TftpServer {
 
   #onRequest(local: string, listener: dgram.Socket, msg: Buffer, rinfo: dgram.RemoteInfo): void {
     if (this.#stopped) return;
+    // Source port 0 is no port a reply can go to (a forged datagram): each one reached a transfer
+    // thread, failed its first send and was an ERROR line ("starting a transfer failed").
+    if (rinfo.port === 0) {
+      this.#drop('source-port-zero', rinfo, 'no reply can go to port 0');
+      return;
+    }
     const decoded = decodePacket(msg);
     if (!decoded.ok) {
       this.#drop('malformed', rinfo, decoded.error.code);

@@ -4,7 +4,8 @@
 // at 100 DORA/s was ~100 ms). Now it reports the hash when known (Fsm.hashSoon), and the hash is
 // worked out in slices (Fsm.hashInSlices), equal to hash() byte for byte.
 import t from 'tap';
-import { Fsm, sortInSlices, stringifyInSlices } from './fsm.js';
+import { Fsm } from './fsm.js';
+import { sortInSlices, stringifyInSlices } from '../lib/slices.js';
 import { RaftStateLog, encodeFsmSnapshot, encodeFsmSnapshotInSlices } from './raft-state-log.js';
 import type { Command } from './commands.js';
 import { mkdtempSync, rmSync } from 'node:fs';

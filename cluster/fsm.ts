@@ -4,6 +4,7 @@ import type { Command, StampedCommand } from './commands.js';
 import { Inventory, isInventoryCommand, type InventorySnapshot } from './inventory.js';
 import { RootfsState, isRootfsCommand, type RootfsSnapshot } from './rootfs-state.js';
 import { mergeRecord } from './degraded.js';
+import { sortInSlices, stringifyInSlices } from '../lib/slices.js';
 
 // The replicated state machine: leases, DNS records set by operators, compute-node boot events.
 // apply() is deterministic: it reads time only from the entry's stamp and never a local clock, so
@@ -515,76 +516,6 @@ export class Fsm {
 
 function byIp(a: Lease, b: Lease): number {
   return a.ip - b.ip;
-}
-
-/** Items per slice of stringifyInSlices: a few ms of the event loop each (leases: ~150 KB of JSON). */
-const ITEMS_PER_SLICE = 1000;
-
-/** One turn of the event loop: what waits (DHCP packets, timers, I/O) runs before the next slice. */
-const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
-
-/**
- * `items` sorted by `compare` (a new array; `items` is reordered too), a slice at a time with a turn of
- * the event loop between: runs of ITEMS_PER_SLICE sorted one per turn, then merged pairwise, at most
- * 2 x ITEMS_PER_SLICE items moved per turn. Stable, as Array.prototype.sort. `stop`, asked after each
- * turn, gives null.
- */
-export async function sortInSlices<T>(items: T[], compare: (a: T, b: T) => number, stop: () => boolean = () => false): Promise<T[] | null> {
-  const n = items.length;
-  for (let lo = 0; lo < n; lo += ITEMS_PER_SLICE) {
-    if (lo > 0) {
-      await turn();
-      if (stop()) return null;
-    }
-    const run = items.slice(lo, lo + ITEMS_PER_SLICE).sort(compare);
-    for (let k = 0; k < run.length; k++) items[lo + k] = run[k]!;
-  }
-  let from = items;
-  let to: T[] = new Array<T>(n);
-  let moved = 0;
-  for (let width = ITEMS_PER_SLICE; width < n; width *= 2) {
-    for (let lo = 0; lo < n; lo += 2 * width) {
-      const mid = Math.min(lo + width, n);
-      const hi = Math.min(lo + 2 * width, n);
-      let a = lo;
-      let b = mid;
-      for (let k = lo; k < hi; k++) {
-        to[k] = a < mid && (b >= hi || compare(from[a]!, from[b]!) <= 0) ? from[a++]! : from[b++]!;
-        if (++moved >= 2 * ITEMS_PER_SLICE) {
-          moved = 0;
-          await turn();
-          if (stop()) return null;
-        }
-      }
-    }
-    [from, to] = [to, from];
-  }
-  return from;
-}
-
-/**
- * Gives `sink` the text of JSON.stringify(document(items)), with `items` (an array that `document`
- * puts where it puts its argument) made a slice at a time and a turn of the event loop between
- * slices. `stop`, asked after each turn, ends it early (what was given is then a prefix). `items`
- * must not change meanwhile; each is given as JSON.stringify gives it inside the whole document.
- */
-export async function stringifyInSlices(document: (items: unknown) => unknown, items: readonly unknown[], sink: (part: string) => void, stop: () => boolean = () => false): Promise<void> {
-  // The document with a marker where the items go, then the items spliced in.
-  const marker = `\u0000lanha-items-${items.length}\u0000`;
-  const frame = JSON.stringify(document(marker));
-  const quoted = JSON.stringify(marker);
-  const at = frame.indexOf(quoted);
-  if (at < 0 || frame.indexOf(quoted, at + 1) >= 0) { sink(JSON.stringify(document(items))); return; }
-  sink(`${frame.slice(0, at)}[`);
-  for (let i = 0; i < items.length; i += ITEMS_PER_SLICE) {
-    if (i > 0) {
-      await turn();
-      if (stop()) return;
-    }
-    const slice = items.slice(i, i + ITEMS_PER_SLICE).map((item) => JSON.stringify(item)).join(',');
-    sink(i === 0 ? slice : `,${slice}`);
-  }
-  sink(`]${frame.slice(at + quoted.length)}`);
 }
 
 function recordKey(name: string, rrtype: string, data: string): string {

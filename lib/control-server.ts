@@ -11,9 +11,12 @@ import { checkOperator } from './remote-control.js';
 import { SourceSlots } from './source-slots.js';
 import type { ControlConfig } from './control-config.js';
 import { guardRequest, httpDeadlines, keepListening, listenOn, requestTarget, refuseConnect } from './stream-listen.js';
+import { byteLength, jsonInSlices } from './slices.js';
 
 // The control API: HTTP + JSON on a unix socket (mode 0660), used by `lanctl`. Routes are keyed
 // "METHOD /path"; a handler gets the query and the parsed JSON body and returns a status and body.
+// A body holding a long array (every lease) is made into JSON text a slice at a time, the event loop
+// turning between slices (jsonInSlices), so the daemon's DHCP answers are not held behind it.
 
 export interface ApiRequest {
   query: URLSearchParams;
@@ -269,11 +272,12 @@ export class ControlServer {
     const socket = req.socket;
     this.#serving.add(socket);
     res.once('close', () => this.#serving.delete(socket));
-    const send = (status: number, body: unknown): void => {
-      const text = JSON.stringify(body);
-      res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-      res.end(text);
+    const sendParts = (status: number, parts: readonly Buffer[]): void => {
+      res.writeHead(status, { 'content-type': 'application/json', 'content-length': byteLength(parts) });
+      for (const part of parts) res.write(part);
+      res.end();
     };
+    const send = (status: number, body: unknown): void => { sendParts(status, [Buffer.from(JSON.stringify(body), 'utf8')]); };
     const target = requestTarget(req.url);
     if (target === null) {
       req.resume();
@@ -306,7 +310,8 @@ export class ControlServer {
     res.once('close', () => { if (!res.writableFinished) gone.abort(); });
     try {
       const response = await handler({ query: target.query, body, signal: gone.signal });
-      send(response.status, response.body);
+      const parts = await jsonInSlices(response.body, () => gone.signal.aborted);
+      if (parts !== null) sendParts(response.status, parts);
     } catch (error) {
       this.#log.error({ event: 'control.handler_failed', route: key, err: error }, 'control API handler failed');
       send(500, { error: `internal error in ${key}: ${errorMessage(error)}` });

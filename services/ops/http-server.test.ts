@@ -2,6 +2,8 @@ import t from 'tap';
 import net from 'node:net';
 import { silentLogger } from '../../lib/log.js';
 import { OpsHttpServer } from './http-server.js';
+import { ITEMS_PER_SLICE } from '../../lib/slices.js';
+import { loopTurns } from '../../test/support/loop-turns.js';
 
 // The read-only listener against slow clients: a connection that never finishes its headers is
 // closed once headersTimeout passes (Node checks only every connectionsCheckingInterval, 30 s unless
@@ -124,4 +126,24 @@ t.test('request targets that are not plain paths get 400; a page that throws get
   t.match(connect, /^HTTP\/1\.1 405/, 'CONNECT: 405');
   t.match(connect, /\r\nAllow: GET, HEAD\r\n/, 'naming the methods served');
   t.match(await getRoot(server.port), /^HTTP\/1\.1 200/, 'and the server still serves');
+});
+
+// The API mirror (GET /v1/leases?all=1 from a browser or a monitor) made its JSON text in one block of
+// the daemon's loop, as the control socket did: at most ITEMS_PER_SLICE rows per turn, the same bytes.
+t.test('an API answer with a long array is made into JSON text a slice at a time, the same bytes', async (t) => {
+  let counter: ReturnType<typeof loopTurns> | undefined;
+  const rows = Array.from({ length: 22_000 }, (_, i) => ({ toJSON: () => { counter?.seen(); return { ip: `10.0.${i >> 8}.${i & 255}`, n: i }; } }));
+  const body = { now: 'x', leases: rows };
+  const server = new OpsHttpServer({
+    listen: { host: '127.0.0.1', port: 0 }, maxConnections: 4, log: silentLogger, pages: new Map(),
+    readApi: async () => ({ status: 200, body }),
+  });
+  await server.listen();
+  t.teardown(() => server.close());
+  counter = loopTurns();
+  const answer = await raw(server.port, 'GET /v1/leases?all=1 HTTP/1.1');
+  const { most } = counter.stop();
+  t.ok(most <= ITEMS_PER_SLICE, `the most rows stringified in one turn of the loop: ${most} of 22,000`);
+  t.match(answer, /^HTTP\/1\.1 200/);
+  t.equal(answer.slice(answer.indexOf('\r\n\r\n') + 4), JSON.stringify(body), 'the same bytes as JSON.stringify');
 });

@@ -7,6 +7,7 @@ import type { ApiResponse } from '../../lib/control-server.js';
 import type { HttpListen } from './config.js';
 import { LogLimiter } from '../../lib/log.js';
 import { guardRequest, httpDeadlines, keepListening, listenOn, requestTarget, refuseConnect } from '../../lib/stream-listen.js';
+import { byteLength, jsonInSlices } from '../../lib/slices.js';
 
 // The read-only operator listener (node:http): pages, /metrics and the control API's GET routes as
 // JSON. Only GET and HEAD exist here; writes stay on the unix control socket. Every reply carries a
@@ -16,7 +17,8 @@ import { guardRequest, httpDeadlines, keepListening, listenOn, requestTarget, re
 export interface HttpReply {
   status: number;
   contentType: string;
-  body: string | Buffer;
+  /** Parts (an API answer's JSON made in slices) are written one after the other. */
+  body: string | Buffer | readonly Buffer[];
   headers?: Record<string, string>;
 }
 
@@ -147,9 +149,10 @@ export class OpsHttpServer {
     res.once('close', () => this.#serving.delete(socket));
     const head = req.method === 'HEAD';
     const send = (reply: HttpReply): void => {
-      const body = typeof reply.body === 'string' ? Buffer.from(reply.body, 'utf8') : reply.body;
-      res.writeHead(reply.status, { ...SECURITY_HEADERS, ...reply.headers, 'content-type': reply.contentType, 'content-length': body.byteLength });
-      res.end(head ? undefined : body);
+      const parts = typeof reply.body === 'string' ? [Buffer.from(reply.body, 'utf8')] : Buffer.isBuffer(reply.body) ? [reply.body] : reply.body;
+      res.writeHead(reply.status, { ...SECURITY_HEADERS, ...reply.headers, 'content-type': reply.contentType, 'content-length': byteLength(parts) });
+      if (!head) for (const part of parts) res.write(part);
+      res.end();
     };
     const target = req.url ?? '/';
     const isApi = target.startsWith('/v1/');
@@ -178,7 +181,9 @@ export class OpsHttpServer {
     try {
       if (isApi) {
         const reply = await this.#o.readApi(path, url.query);
-        send({ status: reply.status, contentType: 'application/json', body: JSON.stringify(reply.body) });
+        // In slices (the event loop turning between them) when it holds a long array: every lease.
+        const body = await jsonInSlices(reply.body, () => res.destroyed);
+        if (body !== null) send({ status: reply.status, contentType: 'application/json', body });
         return;
       }
       const found = this.#find(path);

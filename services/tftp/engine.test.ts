@@ -3,7 +3,7 @@ import dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import { systemClock } from '../../lib/clock.js';
 import { Counters } from '../../lib/counters.js';
-import { ActiveTransfer, type EngineHost } from './engine.js';
+import { ActiveTransfer, printable, type EngineHost } from './engine.js';
 import { BufferSource } from './files.js';
 import { Transfer } from './transfer.js';
 
@@ -128,4 +128,13 @@ t.test('a whole file over loopback through dgram, where the socket shows no hand
   t.notOk(r.direct, 'through dgram');
   t.ok(r.got.equals(r.file), 'the file arrives whole');
   t.equal(r.outcome, 'done');
+});
+
+// A requested name is one character per octet: 0x9b is U+009B, a CSI to many terminals, which JSON's
+// escaping leaves raw; the name goes into log lines and lanctl output.
+t.test('a requested name is logged with every control character escaped, C1 and DEL too', async (t) => {
+  const name = Buffer.from([0x1b, 0x5b, 0x32, 0x4a, 0x9b, 0x32, 0x4a, 0x7f, 0x07, 0x61, 0x2f, 0xe9]).toString('latin1');
+  const shown = printable(name);
+  t.notMatch(shown, /[\u0000-\u001f\u007f-\u009f]/, 'no control character left');
+  t.equal(shown, '\\u001b[2J\\u009b2J\\u007f\\u0007a/\u00e9', 'each one escaped, other characters as they are');
 });

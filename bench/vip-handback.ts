@@ -20,7 +20,9 @@ const seeds = Number(process.argv[2] ?? 200);
 const base = Number(process.argv[3] ?? 1);
 const lanhaKill = Number(process.argv[4] ?? 0);
 
-const s25 = { oneWayEvidence: false, portProbe: false } as const;
+// Session 28's retake rules (vip-twoway.ts `s27`) off too: the witness's report naming a leader alone
+// lets a degraded member go on the returns these modes replay.
+const s25 = { oneWayEvidence: false, portProbe: false, retakeTerm: false, witnessReports: false, retakeIdle: false } as const;
 for (const [name, mode] of [['before', { releaseReport: 'tick', startProbe: false, ...s25 }], ['s25', s25], ['now', {}]] as const) {
   const gaps: number[] = [];
   const waits: number[] = [];

@@ -2,10 +2,14 @@
 // probe of the VIP on (now) or off (before, `leaderProbe: false`): the seeds with two holders at
 // once (any other violation listed apart), and for the degraded scenarios the no-holder gap from a
 // degraded holding's end to a leader's holding (handBackGapsMs) and a held-back leader's wait.
+// Mode `s27` (session 27's end): the probe on, the retake's rules of session 28 off (a newer term
+// restarting its wait, the witness's report naming a leader as a quorum, the wait after a return
+// while not degraded). For `partnerback` also the no-holder stretches within such returns per kind.
 // Deterministic (seeded); no network, no root.
-//   node dist/bench/vip-twoway.js SCENARIO [SEEDS] [BASE] [before|now]
+//   node dist/bench/vip-twoway.js SCENARIO [SEEDS] [BASE] [before|s27|now]
 // SCENARIO: twoway (degraded, half the returns with the cluster link cut both ways), degraded,
-// lanhakill (degraded, half the cycles kill only the going server's lanha), chaos.
+// lanhakill (degraded, half the cycles kill only the going server's lanha), partnerback (degraded,
+// every return before the last 15 s a partner back on the LAN that cannot lead: never, late, flap), chaos.
 //   RESULT vip-twoway <scenario> <mode> seeds=N twoHolderSeeds=K [..] gap=.. gapP50=.. gapP90=.. gapMax=.. wait=.. ...
 import { runVipSim, type VipSimOptions } from '../test/sim/vip-sim.js';
 import { percentile } from './stats.js';
@@ -18,6 +22,7 @@ const byScenario: Record<string, VipSimOptions> = {
   twoway: { scenario: 'degraded', chaosMs: 40_000, twoWayCut: 0.5 },
   degraded: { scenario: 'degraded', chaosMs: 40_000 },
   lanhakill: { scenario: 'degraded', chaosMs: 40_000, partnerLanhaKill: 0.5 },
+  partnerback: { scenario: 'degraded', chaosMs: 40_000, partnerBack: 1 },
   chaos: {},
 };
 const options = byScenario[scenario];
@@ -26,10 +31,15 @@ const gaps: number[] = [];
 const waits: number[] = [];
 const two: number[] = [];
 const other: string[] = [];
-let cuts = 0, probes = 0, answered = 0;
+let cuts = 0, probes = 0, answered = 0, retakes = 0;
+const backGaps: Record<string, number[]> = { never: [], late: [], flap: [] };
+const backs: Record<string, number> = { never: 0, late: 0, flap: 0 };
+const s28 = mode === 'now' ? {} : { retakeTerm: false, witnessReports: false, retakeIdle: false };
 const started = performance.now();
 for (let seed = base; seed < base + seeds; seed++) {
-  const r = runVipSim(seed, { ...options, leaderProbe: mode !== 'before', lanYield: mode !== 'before' });
+  const r = runVipSim(seed, { ...options, leaderProbe: mode !== 'before', lanYield: mode !== 'before', ...s28 });
+  retakes += r.retakes;
+  for (const k of Object.keys(backs)) { backs[k]! += r.partnerBacks[k as 'never']; backGaps[k]!.push(...r.partnerBackGapsMs[k as 'never']); }
   gaps.push(...r.handBackGapsMs);
   waits.push(...r.heldBackMs);
   cuts += r.twoWayCuts;
@@ -40,4 +50,5 @@ for (let seed = base; seed < base + seeds; seed++) {
 }
 const line = (label: string, xs: number[]): string => `${label}=${xs.length} ${label}P50=${percentile(xs, 50)}ms ${label}P90=${percentile(xs, 90)}ms ${label}Max=${percentile(xs, 100)}ms`;
 console.log(`RESULT vip-twoway ${scenario} ${mode} seeds=${seeds} base=${base} twoHolderSeeds=${two.length} [${two.join(',')}] otherViolations=${other.length} twoWayCuts=${cuts} leaderProbes=${probes} answered=${answered} ${line('gap', gaps)} ${line('wait', waits)} (${Math.round(performance.now() - started)} ms)`);
+if (options.partnerBack !== undefined) console.log(`RESULT vip-twoway ${scenario} ${mode} retakes=${retakes} ${Object.keys(backs).map((k) => `${k}=${backs[k]} ${line(`${k}Gap`, backGaps[k]!)}`).join(' ')}`);
 for (const o of other.slice(0, 5)) console.log(`# other: ${o}`);

@@ -26,9 +26,11 @@ class Follower extends MemoryStateLog {
   leader: string | null = null;
   /** When a Raft message of lan-b last arrived (RaftStateLog.peerHeardAt). */
   partnerHeard: number | null = null;
+  /** The Raft term this member knows (a newer one learnt from the witness: an election elsewhere). */
+  term = 1;
   override isLeader(): boolean { return false; }
   peerHeardAt(peer: string): number | null { return peer === 'lan-b' ? this.partnerHeard : null; }
-  override status(): StateLogStatus { return { ...super.status(), role: 'follower', leader: this.leader }; }
+  override status(): StateLogStatus { return { ...super.status(), role: 'follower', leader: this.leader, term: this.term }; }
 }
 
 function rig(partner?: { answers: boolean; onVipLan?: boolean; ports?: 'refused' | 'open' | 'silent' }, compactMinRecords?: number, log: Logger = silentLogger) {
@@ -269,6 +271,108 @@ t.test('yielded to a partner back on the LAN, and nobody took the VIP: degraded 
   delete members['lan-b'];
   await run(3000);
   t.match(d.view().counters, { 'partner-back': 2 }, 'heard, then silent again with its machine up: yields once more');
+  t.end();
+});
+
+t.test('yielded to a partner back on the LAN, then a newer Raft term (it campaigns with the witness): the retake waits 6 s from the term\'s change', async (t) => {
+  // The VIP simulation (partnerBack `late`, seed 27): the partner won with the witness 2 s before this
+  // member's retake, its own probe silent (this member held nothing), and added the VIP while this
+  // member's retake probe, started before, was ending silent: both held it for 1.2 s.
+  const partner = { answers: false, ports: 'open' as 'refused' | 'open' | 'silent' };
+  const { d, run, inner } = rig(partner);
+  await run(8000);
+  t.ok(d.active, 'degraded: the partner\'s machine is down');
+  partner.answers = true; // back, its lanha up, its cluster link cut: no report
+  await run(1500);
+  t.notOk(d.active, 'yielded');
+  await run(3000);
+  inner.term = 2; // the witness refused this member's pre-vote in a newer term: someone campaigned with it
+  await run(4000);
+  t.notOk(d.active, `${PARTNER_BACK_WAIT_MS / 1000} s after the yield, but an election came since: no retake (a leader may add the VIP any moment)`);
+  t.match(d.view().counters, { 'partner-back.new-term': 1 });
+  t.notMatch(d.view().counters, { 'partner-back.no-taker': 1 });
+  await run(3000);
+  t.ok(d.active, `${PARTNER_BACK_WAIT_MS / 1000} s and more after the newer term, nobody answers for the VIP: degraded again`);
+  t.match(d.view().counters, { 'partner-back.no-taker': 1 });
+  t.end();
+});
+
+t.test('degraded again after a retake, its partner up on the LAN, then a newer Raft term: it yields at once, and takes the VIP back only 6 s after the term\'s change', async (t) => {
+  // The VIP simulation (partnerBack `late`, seed 62): retaken, then paused past its guard; the partner
+  // won with the witness meanwhile and added the VIP after a silent probe, while this member, still
+  // degraded, claimed it again on its own probe after the stall: both held it for 1.2 s.
+  const partner = { answers: false, ports: 'open' as 'refused' | 'open' | 'silent' };
+  const { d, run, inner } = rig(partner);
+  await run(8000);
+  partner.answers = true;
+  await run(1500);
+  t.notOk(d.active, 'yielded to the partner back on the LAN');
+  await run(8000);
+  t.ok(d.active, 'nobody took the VIP: degraded again');
+  t.equal(d.vipClaim(), 'hold');
+  inner.term = 2; // an election with the witness
+  d.vipClaim();
+  t.notOk(d.active, 'a newer term: leaves degraded mode on the very next look');
+  t.equal(d.vipClaim(), 'yield', 'and lets the VIP go');
+  t.match(d.view().counters, { 'partner-back.new-term': 1 });
+  await run(5000);
+  t.notOk(d.active, 'not retaken within the wait');
+  await run(3000);
+  t.ok(d.active, 'nobody took it 6 s after the term\'s change: degraded again');
+  t.end();
+});
+
+t.test('degraded, the witness\'s fresh report names the partner as its leader (the cluster link between the servers cut both ways): it lets go', async (t) => {
+  // The VIP simulation (partnerBack `late`, seeds 231, 538): the partner won with the witness; the
+  // witness left this member's pre-votes unanswered (it heard its leader), so no newer term came
+  // here, and the leader's probe and this member's retake overlapped. The witness's reports reach
+  // both servers.
+  const partner = { answers: false, ports: 'open' as 'refused' | 'open' | 'silent' };
+  const { d, run, members } = rig(partner);
+  await run(8000);
+  t.ok(d.active, 'degraded: the partner\'s machine is down');
+  t.equal(d.vipClaim(), 'hold');
+  const witness = (leader: string | null, lastContactMs = 0): MemberView => ({ report: { node: 'w', role: 'witness', leader, term: 2 }, receivedAt: '', lastContactMs, clockOffsetMs: 0, offsetMethod: 'one-way', roundTripMs: null, bootFiles: null }) as unknown as MemberView;
+  members['w'] = witness(null);
+  await run(500);
+  t.ok(d.active, 'the witness reports no leader: still degraded');
+  members['w'] = witness('lan-b');
+  t.equal(d.vipClaim(), 'off', 'it names the partner as its leader: the VIP is let go on the very next look');
+  t.notOk(d.active, 'and degraded mode left');
+  members['w'] = witness('lan-b', 2500);
+  await run(3000);
+  t.notOk(d.active, 'its report gone stale: the count without a quorum starts again (5 s, then the probes)');
+  await run(6000);
+  t.ok(d.active, 'degraded again once the wait and the probes are done');
+  t.end();
+});
+
+t.test('degraded in this stretch, left while the partner\'s lanha was gone a moment; it comes back with its reports silent: the wait for a taker runs, then degraded again', async (t) => {
+  // The VIP simulation (partnerBack `flap`, seed 267): the partner's lanha came back, went (its
+  // ports reset) and came back again while the cut lasted; the member left alone then stayed out
+  // ("a cluster-link problem") and nobody held the VIP until the cut healed.
+  const partner = { answers: false, ports: 'open' as 'refused' | 'open' | 'silent' };
+  const { d, run, clock, probes } = rig(partner);
+  await run(8000);
+  t.ok(d.active, 'degraded: the partner\'s machine is down');
+  partner.answers = true;
+  await run(1500);
+  t.notOk(d.active, 'its lanha back, its reports silent: yielded');
+  // Its lanha gone a moment: one probe finds its ports resetting, then this process stalls (the
+  // probe is void after it) and the lanha is back before the next.
+  partner.ports = 'refused';
+  for (let i = 0; i < 20 && probes.length === 0; i++) { clock.advance(250); d.tick(); }
+  t.equal(probes.length, 1, 'a probe runs');
+  for (const resolve of probes.splice(0)) resolve('silent');
+  await new Promise((r) => setImmediate(r));
+  partner.ports = 'open';
+  clock.advance(1000);
+  d.tick();
+  await run(3000);
+  t.notOk(d.active, 'back again: out while it may lead');
+  await run(8000);
+  t.ok(d.active, 'nobody took the VIP: degraded again');
+  t.match(d.view().counters, { 'partner-back.no-taker': 1 });
   t.end();
 });
 

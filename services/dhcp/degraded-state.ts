@@ -57,7 +57,8 @@ const YIELD_TOLD_MS = 5000;
  * lead (no quorum on its side either, or its log behind the witness's): this member goes degraded
  * again and holds on until a leader is heard, and does not yield that way again until the partner
  * is heard, goes silent, or a quorum is back (else it would let go and take back the VIP for as
- * long as the cut lasts).
+ * long as the cut lasts). A Raft term newer than the one at the yield (the partner campaigned with
+ * the witness: it may be elected, and adds the VIP after its own probe) starts the wait again.
  */
 export const PARTNER_BACK_WAIT_MS = 6000;
 const TICK_MS = 250;
@@ -140,6 +141,10 @@ export class DegradedStateLog implements StateLog {
   #handBackProbing = false;
   /** When this member yielded to its partner back on the LAN (#partnerBack), and whether it took the VIP back since (no taker). */
   #yieldedToPartner: number | null = null;
+  /** The Raft term at that yield, or at its last change since (#noTaker). */
+  #yieldTerm = 0;
+  /** Degraded at some point since the quorum was last seen: a partner back on the LAN later starts the wait for a taker too. */
+  #degradedStretch = false;
   #partnerBackSpent = false;
   #merging = new Set<string>();
   #clearing = false;
@@ -393,11 +398,27 @@ export class DegradedStateLog implements StateLog {
     }
     this.#lastLookMono = mono;
     const quorum = this.#quorum();
+    if (!quorum && this.#active && this.#probe?.partnerAnswered === true && this.#probe.partnerPorts !== 'refused') {
+      // Degraded with the partner's machine and lanha up on the LAN (its reports silent), and a newer
+      // Raft term than at the entry: an election with the witness that the partner may win, adding
+      // the VIP after its own probe, silent if this member's guard ran out in a stall meanwhile. Yield
+      // as on its return (#partnerBack), the retake's wait running from this term.
+      const term = this.#o.inner.status().term;
+      if (term !== this.#yieldTerm) {
+        this.#yieldedAt = mono;
+        this.#yieldedToPartner = mono;
+        this.#yieldTerm = term;
+        this.#partnerBackSpent = false;
+        this.counters.inc('partner-back.new-term');
+        this.#leave(`a newer Raft term (${term}) while partner ${this.#o.ownership.partnerOf(this.#o.self)} answers on the LAN with its reports silent: it may be elected with the witness; a degraded member yields`);
+      }
+    }
     if (quorum) {
       const after = this.#noQuorumSince !== null;
       this.#noQuorumSince = null;
       this.#yieldedToPartner = null;
       this.#partnerBackSpent = false;
+      this.#degradedStretch = false;
       if (this.#active) this.#leave('a quorum is back');
       if (after) this.#o.reportNow?.();
     } else {
@@ -418,8 +439,20 @@ export class DegradedStateLog implements StateLog {
   #quorum(): boolean {
     const s = this.#o.inner.status();
     if (this.#o.inner.isLeader() || (s.role === 'follower' && s.leader !== null)) return true;
-    const partner = this.#o.members()[this.#o.ownership.partnerOf(this.#o.self)];
-    return partner !== undefined && partner.lastContactMs < 2 * REPORT_EVERY_MS && partner.report.role === 'leader';
+    const partnerName = this.#o.ownership.partnerOf(this.#o.self);
+    const members = this.#o.members();
+    const partner = members[partnerName];
+    if (partner !== undefined && partner.lastContactMs < 2 * REPORT_EVERY_MS && partner.report.role === 'leader') return true;
+    // The witness's fresh report naming a leader (not this member): a leader of its view, elected
+    // with it, whose heartbeats and reports do not reach here (the cluster link between the two
+    // servers cut both ways). This member never hears of that election otherwise (the witness
+    // leaves its pre-votes unanswered while it hears the leader), and the leader, its ARP probe of
+    // the VIP silent while this member holds nothing, adds the VIP about 1.2 s after its win.
+    for (const [name, m] of Object.entries(members)) {
+      if (name === partnerName || name === this.#o.self) continue;
+      if (m.lastContactMs < 2 * REPORT_EVERY_MS && m.report.leader !== null && m.report.leader !== this.#o.self) return true;
+    }
+    return false;
   }
 
   /** What this member's report carries of its journal (null: nothing to merge). */
@@ -470,7 +503,7 @@ export class DegradedStateLog implements StateLog {
       };
       this.#refusal = degradedRefusal(facts) ?? (this.#probe?.failed !== undefined ? `the VIP probe failed: ${this.#probe.failed}` : null);
       if (facts.partnerHeard) { this.#yieldedToPartner = null; this.#partnerBackSpent = false; }
-      if (this.#refusal !== null && this.#noTaker(mono) && degradedRefusal({ ...facts, partnerArp: null }) === null) {
+      if (this.#refusal !== null && this.#noTaker(mono, s.term) && degradedRefusal({ ...facts, partnerArp: null }) === null) {
         // Yielded to the partner back on the LAN, and nobody took the VIP: it cannot lead. Hold on.
         this.#partnerBackSpent = true;
         this.#yieldedToPartner = null;
@@ -493,6 +526,8 @@ export class DegradedStateLog implements StateLog {
 
   #enter(): void {
     this.#active = true;
+    this.#degradedStretch = true;
+    this.#yieldTerm = this.#o.inner.status().term;
     this.#activeSinceWall = this.#o.clock.wallMs();
     this.#leases.rebase();
     this.counters.inc('entered');
@@ -531,6 +566,7 @@ export class DegradedStateLog implements StateLog {
         if (partnerAnswered && partnerPorts !== 'refused') this.#partnerBack(started, partnerPorts);
         return;
       }
+      if (partnerAnswered && partnerPorts !== 'refused') this.#partnerBackIdle(started);
       if (partnerAnswered && partnerPorts === 'refused' && this.#limiter.allow('partner-lanha-down', this.#o.clock.monotonicMs())) {
         this.#o.log.warn({ event: 'dhcp.degraded.partner_lanha_down', partner: this.#o.ownership.partnerOf(this.#o.self), address: this.#o.probePartner?.address },
           `partner ${this.#o.probePartner?.address} answers ARP but its cluster port and its DNS (or NTP) port refuse connections: its machine is up, its lanha down (not a cut link), so it does not keep this member out of degraded mode`);
@@ -567,12 +603,41 @@ export class DegradedStateLog implements StateLog {
     if (this.#partnerBackSpent) return; // yielded once already and nobody took the VIP: held until a leader is heard
     this.#yieldedAt = mono;
     this.#yieldedToPartner = mono;
+    this.#yieldTerm = this.#o.inner.status().term;
     this.counters.inc('partner-back');
     this.#leave(`partner ${name} (${this.#o.probePartner?.address}) answers ARP again and its ports ${ports === null ? 'were not knocked' : ports === 'open' ? 'accept' : 'do not answer'}, while its reports are silent: the cluster link is cut, and it may lead with the witness; a degraded member yields`);
   }
 
-  /** Yielded to the partner back on the LAN PARTNER_BACK_WAIT_MS ago, and a probe started since found the VIP unanswered. */
-  #noTaker(mono: number): boolean {
+  /**
+   * Not degraded now but degraded in this stretch without a quorum (it left when the partner's
+   * lanha was gone a moment: its ports reset), and the partner's machine answers again with its
+   * reports silent: the same wait for a taker as after a yield (#partnerBack). Without it a partner
+   * whose lanha flapped kept this member out for as long as the cut lasted ("a cluster-link
+   * problem"), with nobody holding the VIP when the partner could not lead.
+   */
+  #partnerBackIdle(probeStarted: number): void {
+    if (!this.#degradedStretch || this.#yieldedToPartner !== null || this.#partnerBackSpent) return;
+    const partner = this.#o.members()[this.#o.ownership.partnerOf(this.#o.self)];
+    const mono = this.#o.clock.monotonicMs();
+    if (partner !== undefined && mono - partner.lastContactMs >= probeStarted) return;
+    this.#yieldedToPartner = mono;
+    this.#yieldTerm = this.#o.inner.status().term;
+  }
+
+  /**
+   * Yielded to the partner back on the LAN PARTNER_BACK_WAIT_MS ago, and a probe started since found
+   * the VIP unanswered. A newer Raft term since then (this member learns it from the witness's
+   * answers to its pre-votes) is an election the partner may be winning with the witness: its own
+   * probe of the VIP, silent while this member holds nothing, lets it add the VIP about 1.2 s after
+   * its win, inside the 1.2 s this member's probe takes to end, so both would hold it. The wait
+   * starts again from the term's change: the retake comes only after 6 s without an election.
+   */
+  #noTaker(mono: number, term: number): boolean {
+    if (this.#yieldedToPartner !== null && term !== this.#yieldTerm) {
+      this.#yieldedToPartner = mono;
+      this.#yieldTerm = term;
+      this.counters.inc('partner-back.new-term');
+    }
     const y = this.#yieldedToPartner;
     const p = this.#probe;
     return y !== null && mono - y >= PARTNER_BACK_WAIT_MS && p !== null && p.answered === false && p.started !== undefined && p.started >= y + YIELD_TOLD_MS;

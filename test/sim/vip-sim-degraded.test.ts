@@ -90,7 +90,7 @@ t.test('a one-way cluster link on the return: the degraded member gets the leade
     let cuts = 0;
     const failing: number[] = [];
     for (let seed = 1; seed <= 40; seed++) {
-      const r = runVipSim(seed, { scenario: 'degraded', chaosMs, leaderReports, ...(leaderReports ? {} : { leaderProbe: false, lanYield: false }) });
+      const r = runVipSim(seed, { scenario: 'degraded', chaosMs, leaderReports, ...(leaderReports ? {} : { leaderProbe: false, lanYield: false, retakeTerm: false, witnessReports: false, retakeIdle: false }) });
       cuts += r.oneWayCuts;
       if (r.violations.length > 0) failing.push(seed);
     }
@@ -139,7 +139,7 @@ t.test('the cluster link cut both ways on the return: the degraded member yields
     let cuts = 0;
     const failing: number[] = [];
     for (let seed = 1; seed <= 40; seed++) {
-      const r = runVipSim(seed, { scenario: 'degraded', chaosMs, twoWayCut: 0.5, leaderProbe: fixed, lanYield: fixed });
+      const r = runVipSim(seed, { scenario: 'degraded', chaosMs, twoWayCut: 0.5, leaderProbe: fixed, lanYield: fixed, ...(fixed ? {} : { retakeTerm: false, witnessReports: false, retakeIdle: false }) });
       cuts += r.twoWayCuts;
       if (r.violations.length > 0) failing.push(seed);
     }
@@ -150,6 +150,35 @@ t.test('the cluster link cut both ways on the return: the degraded member yields
   t.same(now.failing, [], 'never two holders, one holder after the faults');
   const before = run(false);
   t.ok(before.failing.length >= 3, `as before, seeds ${before.failing.join(', ')} show two holders`);
+});
+
+t.test('the partner back on the LAN unable to lead (never taking, taking late, flapping): the degraded member yields, takes the VIP back after 6 s with no taker, never two holders', async (t) => {
+  // Every return (before the last 15 s) is the partner's machine back with its lanha up, the
+  // cluster link between the servers cut both ways and the witness down: `never` (the witness back
+  // only after the cut heals), `late` (it comes back 4-14 s in: the partner leads with it, before or
+  // after the retake), `flap` (its lanha killed and restarted, or its machine crashed, 2-4 times).
+  // Session 27's retake overlapped a leader elected over the cut (seeds 12 and 27 of these).
+  const run = (s28: boolean): { failing: number[]; retakes: number; backs: Record<string, number>; gaps: number[] } => {
+    const failing: number[] = [];
+    const backs: Record<string, number> = { never: 0, late: 0, flap: 0 };
+    const gaps: number[] = [];
+    let retakes = 0;
+    for (let seed = 1; seed <= 30; seed++) {
+      const r = runVipSim(seed, { scenario: 'degraded', chaosMs, partnerBack: 1, ...(s28 ? {} : { retakeTerm: false, witnessReports: false, retakeIdle: false }) });
+      retakes += r.retakes;
+      for (const k of ['never', 'late', 'flap'] as const) { backs[k]! += r.partnerBacks[k]; gaps.push(...r.partnerBackGapsMs[k]); }
+      if (r.violations.length > 0) failing.push(seed);
+    }
+    return { failing, retakes, backs, gaps };
+  };
+  const now = run(true);
+  t.ok(now.backs['never']! >= 3 && now.backs['late']! >= 3 && now.backs['flap']! >= 3, `returns of each kind: ${JSON.stringify(now.backs)}`);
+  t.ok(now.retakes >= 5, `${now.retakes} retakes (degraded again with no taker)`);
+  t.same(now.failing, [], 'never two holders, one holder after the faults');
+  now.gaps.sort((a, b) => a - b);
+  t.comment(`no-holder stretches within such returns: ${now.gaps.length}, median ${now.gaps[Math.floor(now.gaps.length / 2)]} ms, max ${now.gaps.at(-1)} ms`);
+  const before = run(false);
+  t.ok(before.failing.length > 0, `with session 27's retake, seeds ${before.failing.join(', ')} show two holders`);
 });
 
 t.test('without the hand-back (the leader adds the VIP at once) the same scenario finds two holders', async (t) => {

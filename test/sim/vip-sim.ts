@@ -30,6 +30,9 @@ import { PARTNER_BACK_WAIT_MS } from '../../services/dhcp/degraded-state.js';
 // when they come back the hand-back runs under pauses, message delays and slow fsyncs. Some cycles
 // instead crash the partner's machine and kill -9 the leader, which restarts alone with the witness
 // (the partner comes back seconds later): how soon it holds the VIP again (restartGapsMs).
+// `partnerBack` makes returns where the partner comes back on the LAN unable to lead (the cluster link
+// cut both ways, the witness down): the degraded member's yield and its retake after 6 s with no taker,
+// with the partner never taking, taking late, or flapping; the witness's reports reach both servers.
 
 const TICK_MS = 10;
 const VIP_TICK_MS = 20;
@@ -40,7 +43,7 @@ const STALL_MS = DEGRADED_HOLD_MS - 200;
 const PROBE_VALID_MS = 3000;
 
 function freshDegraded(nowMs: number): DegradedModel {
-  return { active: false, noQuorumSince: null, probe: null, probing: null, partnerAnswered: false, partnerRefused: false, lastLook: null, stalledAt: null, yieldedAt: null, startedAt: nowMs, heard: null, releaseAt: -Infinity, heldBack: false, heldBackSince: null, heldDegraded: false, startArp: null, startProbe: null, partnerRaftAt: null, leadReportAt: null, leaderProbe: null, leaderProbing: null, probeStarted: 0, yieldedToPartner: null, partnerBackSpent: false };
+  return { active: false, noQuorumSince: null, probe: null, probing: null, partnerAnswered: false, partnerRefused: false, lastLook: null, stalledAt: null, yieldedAt: null, startedAt: nowMs, heard: null, releaseAt: -Infinity, heldBack: false, heldBackSince: null, heldDegraded: false, startArp: null, startProbe: null, partnerRaftAt: null, leadReportAt: null, leaderProbe: null, leaderProbing: null, probeStarted: 0, degradedStretch: false, witnessHeard: null, yieldedToPartner: null, yieldTerm: 0, partnerBackSpent: false };
 }
 
 export interface VipSimOptions {
@@ -136,6 +139,41 @@ export interface VipSimOptions {
    * holds on until a probe of the VIP finds another holder, as before.
    */
   lanYield?: boolean;
+  /**
+   * degraded: the share of returns (0-1, default 0) in which only the partner's machine comes back,
+   * with its lanha up but the cluster link between the two servers cut both ways and the witness
+   * still down, so it cannot lead: the degraded member sees it back on the LAN, yields, and takes
+   * the VIP again once nobody took it within PARTNER_BACK_WAIT_MS (degraded-state.ts #noTaker).
+   * Each such return is one of three kinds, in turn at random: `never` (the witness comes back only
+   * after the cut heals, 12-18 s later: nobody can take the VIP until then), `late` (the witness
+   * comes back 4-14 s later, the cut lasting 15-20 s: the partner leads with it, before or after
+   * the retake, and must find the VIP answering), `flap` (the partner's lanha is killed and
+   * restarted, or its machine crashes and boots, 2-4 times 1-3 s apart, then the witness and the
+   * link come back). Not in the last 15 s of the faults (the return must end within the run).
+   */
+  partnerBack?: number;
+  /**
+   * degraded: a Raft term newer than the one at the yield to the partner back on the LAN (another
+   * member campaigned with the witness: a leader may be coming, and may add the VIP after its own
+   * probe) starts the retake's wait again (default true, degraded-state.ts #noTaker); false: the
+   * wait runs from the yield whatever the term, as before.
+   */
+  retakeTerm?: boolean;
+  /**
+   * degraded: the witness's reports (every second, and at once on a new connection, as every
+   * member's) reach the servers, and a fresh one saying it follows a leader other than the member
+   * reading it counts as a quorum there (default true, degraded-state.ts #quorum: the witness's
+   * view decides, as the partner's own report saying it leads does); false: only the partner's
+   * reports are read, as before.
+   */
+  witnessReports?: boolean;
+  /**
+   * degraded: a member degraded earlier in this stretch without a quorum, not degraded now (it left
+   * as its partner's lanha went away a moment), whose partner comes back on the LAN with its reports
+   * silent, runs the same wait for a taker as after a yield (default true, degraded-state.ts
+   * #partnerBackIdle); false: it stays out ("a cluster-link problem") for as long as the cut lasts.
+   */
+  retakeIdle?: boolean;
 }
 
 export interface VipSimReport {
@@ -172,8 +210,14 @@ export interface VipSimReport {
   aloneGapsMs: number[];
   /** degraded: cycles whose server left alone never held the VIP degraded before the others came back. */
   aloneNever: number;
+  /** degraded, partnerBack: such returns by kind, the retakes (degraded again after yielding with no taker), and per kind every no-holder stretch within such a return (ms). */
+  partnerBacks: Record<PartnerBackKind, number>;
+  retakes: number;
+  partnerBackGapsMs: Record<PartnerBackKind, number[]>;
   trace: string[];
 }
+
+export type PartnerBackKind = 'never' | 'late' | 'flap';
 
 /** A server's degraded DHCP mode (services/dhcp/degraded-state.ts), as the simulation runs it. */
 interface DegradedModel {
@@ -210,8 +254,14 @@ interface DegradedModel {
   leaderProbing: { answered: boolean } | null;
   /** When the last probe that ended (`probe`) started. */
   probeStarted: number;
+  /** Degraded at some point since the quorum was last seen (degraded-state.ts #degradedStretch). */
+  degradedStretch: boolean;
+  /** The witness's latest report: when it arrived and the leader it named. */
+  witnessHeard: { at: number; leader: NodeId | null } | null;
   /** degraded-state.ts #yieldedToPartner, #partnerBackSpent. */
   yieldedToPartner: number | null;
+  /** The Raft term at the yield (or its last change since): a newer one starts the wait again. */
+  yieldTerm: number;
   partnerBackSpent: boolean;
 }
 
@@ -255,9 +305,11 @@ type Event =
   | { t: number; seq: number; kind: 'deliver'; msg: Message }
   | { t: number; seq: number; kind: 'kernel'; node: number; held: boolean; renew: boolean }
   | { t: number; seq: number; kind: 'persisted'; node: number; inc: number }
-  | { t: number; seq: number; kind: 'fault' | 'heal-one' | 'propose'; node: number }
+  | { t: number; seq: number; kind: 'fault' | 'heal-one' | 'propose' | 'flap'; node: number }
   | { t: number; seq: number; kind: 'dg-tick' | 'report' | 'report-now' | 'probe-sample' | 'probe-done' | 'start-sample' | 'start-done' | 'lprobe-sample' | 'lprobe-done'; node: number; inc: number }
-  | { t: number; seq: number; kind: 'report-rx'; node: number; report: SimReport };
+  | { t: number; seq: number; kind: 'report-rx'; node: number; report: SimReport }
+  | { t: number; seq: number; kind: 'w-report'; node: number; inc: number }
+  | { t: number; seq: number; kind: 'w-report-rx'; node: number; leader: NodeId | null };
 
 /** A member report as the simulation carries it: what degraded mode says of the VIP, and the sender's role and term. */
 type SimReport = DegradedVipReport & { leads: boolean; term: number };
@@ -269,6 +321,8 @@ export function runVipSim(seed: number, options: VipSimOptions = {}): VipSimRepo
 class VipSim {
   #seed: number;
   #rng: Random;
+  /** The witness's report timing: its own stream, so the seeds of before it still replay the same faults. */
+  #wRng: Random;
   #o: Required<VipSimOptions>;
   #now = 0;
   #seq = 0;
@@ -313,18 +367,25 @@ class VipSim {
   #aloneNever = 0;
   /** degraded: the server left alone since (its degraded holding ends the count). */
   #aloneSince: { node: number; at: number } | null = null;
+  /** degraded, partnerBack: the return under way (until a leader holds the VIP), and its no-holder stretch running. */
+  #partnerBack: { kind: PartnerBackKind; noHolderSince: number | null } | null = null;
+  #partnerBacks: Record<PartnerBackKind, number> = { never: 0, late: 0, flap: 0 };
+  #partnerBackGaps: Record<PartnerBackKind, number[]> = { never: [], late: [], flap: [] };
+  #retakes = 0;
   /** The leader killed with its partner's machine down restarted here (the restart gap runs). */
   #restartedAt: { node: number; at: number } | null = null;
 
   constructor(seed: number, options: VipSimOptions) {
     this.#seed = seed;
     this.#rng = seededRandom(seed);
+    this.#wRng = seededRandom(seed * 131 + 7);
     this.#o = {
       guard: options.guard ?? true, guardMarginMs: options.guardMarginMs ?? 20, chaosMs: options.chaosMs ?? 20_000, trace: options.trace ?? false, vipSchedule: options.vipSchedule ?? 'due',
       timers: options.timers ?? raftTimers(undefined), scenario: options.scenario ?? 'chaos', deadVoter: options.deadVoter ?? 'follower', heartbeatsFirst: options.heartbeatsFirst ?? true,
       handBack: options.handBack ?? true, releaseReport: options.releaseReport ?? 'at-once', startProbe: options.startProbe ?? true, leaderReports: options.leaderReports ?? true,
       oneWayEvidence: options.oneWayEvidence ?? true, partnerLanhaKill: options.partnerLanhaKill ?? 0, portProbe: options.portProbe ?? true,
-      twoWayCut: options.twoWayCut ?? 0, leaderProbe: options.leaderProbe ?? true, lanYield: options.lanYield ?? true,
+      twoWayCut: options.twoWayCut ?? 0, leaderProbe: options.leaderProbe ?? true, lanYield: options.lanYield ?? true, partnerBack: options.partnerBack ?? 0,
+      retakeTerm: options.retakeTerm ?? true, witnessReports: options.witnessReports ?? true, retakeIdle: options.retakeIdle ?? true,
     };
     const r = this.#rng;
     this.#ipMaxMs = 1 + r.int(30);
@@ -363,7 +424,8 @@ class VipSim {
     if (this.#noHolderSince !== null) this.#noHolderMs += this.#now - this.#noHolderSince;
     return {
       seed: this.#seed, violations: this.#violations, twoHolderMs: Math.round(this.#twoHolderMs), takeovers: this.#takeovers, pauses: this.#pauses, kills: this.#kills,
-      crashGapsMs: this.#crashGaps, lapses: this.#lapses, noHolderMs: Math.round(this.#noHolderMs), degradedHolds: this.#degradedHolds, heldBack: this.#heldBack, handBackGapsMs: this.#handBackGaps, heldBackMs: this.#heldBackMs, restartGapsMs: this.#restartGaps, oneWayCuts: this.#oneWayCuts, twoWayCuts: this.#twoWayCuts, leaderProbes: this.#leaderProbes, leaderProbesAnswered: this.#leaderProbesAnswered, aloneGapsMs: this.#aloneGaps, aloneNever: this.#aloneNever, trace: this.#trace,
+      crashGapsMs: this.#crashGaps, lapses: this.#lapses, noHolderMs: Math.round(this.#noHolderMs), degradedHolds: this.#degradedHolds, heldBack: this.#heldBack, handBackGapsMs: this.#handBackGaps, heldBackMs: this.#heldBackMs, restartGapsMs: this.#restartGaps, oneWayCuts: this.#oneWayCuts, twoWayCuts: this.#twoWayCuts, leaderProbes: this.#leaderProbes, leaderProbesAnswered: this.#leaderProbesAnswered, aloneGapsMs: this.#aloneGaps, aloneNever: this.#aloneNever,
+      partnerBacks: this.#partnerBacks, retakes: this.#retakes, partnerBackGapsMs: this.#partnerBackGaps, trace: this.#trace,
     };
   }
 
@@ -397,6 +459,10 @@ class VipSim {
     n.lastTickAt = this.#now;
     this.#push({ t: this.#now + TICK_MS * n.drift, seq: 0, kind: 'tick', node: i, inc: n.inc });
     if (n.server) this.#armVip(i, VIP_TICK_MS * n.drift, true);
+    if (!n.server && this.#o.scenario === 'degraded' && this.#o.witnessReports) {
+      // A new connection: its report goes out at once, then every second.
+      this.#push({ t: this.#now + 1 + this.#wRng.int(20), seq: 0, kind: 'w-report', node: i, inc: n.inc });
+    }
     if (n.server && this.#o.scenario === 'degraded') {
       n.dg = freshDegraded(this.#now);
       if (this.#o.startProbe) {
@@ -526,6 +592,20 @@ class VipSim {
       case 'heal-one':
         this.#healOne(e.node);
         return;
+      case 'flap': {
+        // partnerBack `flap`: the partner's lanha killed (its machine up: its ports reset) or its
+        // machine crashed, or, when down, started again.
+        const n = this.#nodes[e.node]!;
+        if (n.proc === 'dead' || n.proc === 'machine-down') { this.#healOne(e.node); return; }
+        if (n.proc === 'paused') n.proc = 'up';
+        const machine = this.#rng.float() < 0.3;
+        n.proc = machine ? 'machine-down' : 'dead';
+        if (machine) { n.kernelHeld = false; n.guardDeadline = null; }
+        else if (this.#o.guard && n.guardDeadline !== null) { n.guardDeadline = null; this.#guardDeletes(e.node); }
+        this.#kills++;
+        this.#tr(`flap: ${machine ? 'crash machine' : 'kill -9 the lanha of'} ${n.id}`);
+        return;
+      }
       case 'dg-tick':
       case 'report-now':
       case 'report': {
@@ -542,6 +622,25 @@ class VipSim {
           this.#push({ t: this.#now + REPORT_EVERY_MS * n.drift, seq: 0, kind: 'report', node: e.node, inc: e.inc });
           this.#sendReport(e.node, 0);
         }
+        return;
+      }
+      case 'w-report': {
+        const n = this.#nodes[e.node]!;
+        if (n.inc !== e.inc || (n.proc !== 'up' && n.proc !== 'paused')) return;
+        if (n.proc === 'paused') { this.#push({ ...e, t: this.#now + 5 }); return; }
+        this.#push({ ...e, t: this.#now + REPORT_EVERY_MS * n.drift });
+        if (n.isolatedUntil > this.#now) return;
+        for (const to of [0, 1]) {
+          if (this.#nodes[to]!.isolatedUntil > this.#now) continue;
+          this.#push({ t: this.#now + 0.1 + this.#wRng.float() * this.#netMaxMs, seq: 0, kind: 'w-report-rx', node: to, leader: n.core!.leader });
+        }
+        return;
+      }
+      case 'w-report-rx': {
+        const n = this.#nodes[e.node]!;
+        if (n.proc === 'dead' || n.proc === 'machine-down') return;
+        if (n.proc === 'paused') { this.#push({ ...e, t: this.#now + 5 }); return; }
+        n.dg.witnessHeard = { at: this.#now, leader: e.leader };
         return;
       }
       case 'report-rx': {
@@ -617,10 +716,17 @@ class VipSim {
         if (!partnerAnswered || partnerRefused || (dg.heard !== null && dg.heard.at >= started)) { dg.yieldedToPartner = null; dg.partnerBackSpent = false; }
         if (this.#o.lanYield && dg.active && partnerAnswered && !partnerRefused && (dg.heard === null || dg.heard.at < started) && !dg.partnerBackSpent) {
           dg.yieldedToPartner = this.#now;
+          dg.yieldTerm = n.core!.term;
           dg.yieldedAt = this.#now;
           dg.active = false;
           dg.probe = null;
           this.#tr(`${n.id} leaves degraded mode: its partner answers on the LAN, its reports silent`);
+        } else if (this.#o.retakeIdle && !dg.active && dg.degradedStretch && dg.yieldedToPartner === null && !dg.partnerBackSpent && partnerAnswered && !partnerRefused && (dg.heard === null || dg.heard.at < started)) {
+          // degraded-state.ts: not degraded (its lanha was gone a moment, it left then) and back with
+          // its reports silent: the same wait for a taker as after a yield.
+          dg.yieldedToPartner = this.#now;
+          dg.yieldTerm = n.core!.term;
+          this.#tr(`${n.id} partner back on the LAN after this stretch's degraded holding: the wait for a taker runs`);
         }
         return;
       }
@@ -710,13 +816,26 @@ class VipSim {
     const heard = dg.heard;
     // degraded-state.ts #quorum: the partner's fresh report saying it leads (a one-way cluster link) counts too.
     const quorum = (core.role === 'leader' && core.transferee === null && core.leaseValid()) || (core.role === 'follower' && core.leader !== null)
-      || (this.#o.leaderReports && heard !== null && this.#now - heard.at < 2 * REPORT_EVERY_MS && heard.report.leads);
+      || (this.#o.leaderReports && heard !== null && this.#now - heard.at < 2 * REPORT_EVERY_MS && heard.report.leads)
+      || (this.#o.witnessReports && dg.witnessHeard !== null && this.#now - dg.witnessHeard.at < 2 * REPORT_EVERY_MS && dg.witnessHeard.leader !== null && dg.witnessHeard.leader !== n.id);
+    if (!quorum && this.#o.retakeTerm && dg.active && dg.partnerAnswered && !dg.partnerRefused && core.term !== dg.yieldTerm) {
+      // degraded-state.ts #look: degraded with the partner's machine up (its lanha too), and a newer
+      // term: an election with the witness, the partner may win it and add the VIP; yield as on its return.
+      dg.active = false;
+      dg.probe = null;
+      dg.yieldedAt = this.#now;
+      dg.yieldedToPartner = this.#now;
+      dg.yieldTerm = core.term;
+      dg.partnerBackSpent = false;
+      this.#tr(`${n.id} leaves degraded mode: a newer term with its partner back on the LAN`);
+    }
     if (quorum) {
       // degraded-state.ts: a quorum seen after none is reported at once (reportNow).
       if (dg.noQuorumSince !== null && this.#o.releaseReport === 'at-once') this.#push({ t: this.#now + 0.5, seq: 0, kind: 'report-now', node: i, inc: n.inc });
       dg.noQuorumSince = null;
       dg.yieldedToPartner = null;
       dg.partnerBackSpent = false;
+      dg.degradedStretch = false;
       if (dg.active) { dg.active = false; dg.probe = null; this.#tr(`${n.id} leaves degraded mode: a quorum`); }
     } else {
       dg.noQuorumSince ??= this.#now;
@@ -776,15 +895,23 @@ class VipSim {
     let refusal = degradedRefusal(facts);
     if (partnerHeard) { dg.yieldedToPartner = null; dg.partnerBackSpent = false; }
     // degraded-state.ts #noTaker: yielded to the partner back on the LAN, and nobody took the VIP since.
+    if (this.#o.retakeTerm && dg.yieldedToPartner !== null && n.core!.term !== dg.yieldTerm) {
+      dg.yieldedToPartner = this.#now;
+      dg.yieldTerm = n.core!.term;
+      this.#tr(`${n.id} a newer term since its yield: the retake's wait starts again`);
+    }
     const y = dg.yieldedToPartner;
     if (refusal !== null && y !== null && this.#now - y >= PARTNER_BACK_WAIT_MS && dg.probe !== null && !dg.probe.answered && dg.probeStarted >= y + 5000 && degradedRefusal({ ...facts, partnerArp: null }) === null) {
       dg.partnerBackSpent = true;
       dg.yieldedToPartner = null;
+      this.#retakes++;
       this.#tr(`${n.id} yielded to its partner but nobody took the VIP: degraded again`);
       refusal = null;
     }
     if (refusal === null) {
       dg.active = true;
+      dg.degradedStretch = true;
+      dg.yieldTerm = n.core!.term;
       this.#tr(`${n.id} enters degraded mode`);
     } else if ((dg.probe === null || this.#now - dg.probe.at >= PROBE_VALID_MS - 1500) && noQuorumMs >= DEGRADED_AFTER_MS - 500 && !partnerHeard) this.#runProbe(i);
   }
@@ -882,7 +1009,12 @@ class VipSim {
         c.at = this.#now;
       }
     } else if (c.phase === 'held') {
-      if (this.#now >= c.at) {
+      // Not in the last 15 s of the faults: such a return lasts up to 21 s, and must end in the run.
+      if (this.#now >= c.at && this.#o.partnerBack > 0 && this.#now < this.#o.chaosMs - 15_000 && r.float() < this.#o.partnerBack) {
+        this.#partnerBackReturn();
+        c.phase = 'back';
+        c.at = this.#now;
+      } else if (this.#now >= c.at) {
         for (const k of [1 - c.survivor, 2]) this.#push({ t: this.#now + r.int(1500), seq: 0, kind: 'heal-one', node: k });
         this.#tr('the crashed server and the witness come back');
         if (this.#o.twoWayCut > 0 && r.float() < this.#o.twoWayCut) {
@@ -909,6 +1041,44 @@ class VipSim {
       if (this.#now - c.at > 6000 && leader >= 0 && this.#holders().length === 1) { c.phase = 'steady'; c.at = this.#now; }
     }
     this.#push({ t: this.#now + 100 + r.int(600), seq: 0, kind: 'fault', node: 0 });
+  }
+
+  /**
+   * partnerBack: the partner's machine comes back with its lanha up, the cluster link between the
+   * two servers cut both ways and the witness down (VipSimOptions.partnerBack for the kinds).
+   */
+  #partnerBackReturn(): void {
+    const r = this.#rng;
+    const c = this.#cycle;
+    const partner = 1 - c.survivor;
+    const kinds: PartnerBackKind[] = ['never', 'late', 'flap'];
+    const kind = kinds[r.int(3)]!;
+    this.#partnerBacks[kind]++;
+    this.#partnerBack = { kind, noHolderSince: null };
+    this.#push({ t: this.#now + r.int(500), seq: 0, kind: 'heal-one', node: partner });
+    let cutMs: number, witnessMs: number;
+    if (kind === 'never') {
+      cutMs = 12_000 + r.int(6000);
+      witnessMs = cutMs + r.int(1500);
+    } else if (kind === 'late') {
+      cutMs = 15_000 + r.int(5000);
+      witnessMs = 4000 + r.int(10_000);
+    } else {
+      let at = 500;
+      const flaps = 2 + r.int(3);
+      for (let f = 0; f < flaps; f++) {
+        at += 1000 + r.int(2000);
+        this.#push({ t: this.#now + at, seq: 0, kind: 'flap', node: partner });
+      }
+      // An odd count leaves it down: it comes back for good with the link.
+      at += 1000 + r.int(2000);
+      this.#push({ t: this.#now + at, seq: 0, kind: 'heal-one', node: partner });
+      cutMs = at + 1000 + r.int(3000);
+      witnessMs = cutMs + r.int(1500);
+    }
+    this.#cut = { dialler: partner, listener: c.survivor, until: this.#now + cutMs, both: true };
+    this.#push({ t: this.#now + witnessMs, seq: 0, kind: 'heal-one', node: 2 });
+    this.#tr(`partner-back (${kind}): ${this.#nodes[partner]!.id} back on the LAN, cluster link cut both ways for ${cutMs} ms, the witness back in ${witnessMs} ms`);
   }
 
   /** Pauses a running member (the survivor of a cycle most often) for `ms`. */
@@ -1160,7 +1330,7 @@ class VipSim {
 
   #check(): void {
     const count = this.#holders().length;
-    if (this.#o.scenario === 'degraded') this.#handBackGap(count);
+    if (this.#o.scenario === 'degraded') { this.#handBackGap(count); this.#partnerBackGap(count); }
     if (count > 0) this.#everHeld = true;
     if (this.#everHeld && count === 0 && this.#noHolderSince === null) this.#noHolderSince = this.#now;
     if (count > 0 && this.#noHolderSince !== null) { this.#noHolderMs += this.#now - this.#noHolderSince; this.#noHolderSince = null; }
@@ -1171,6 +1341,16 @@ class VipSim {
       this.#violate(`two VIP holders for ${Math.round(this.#now - this.#twoSince)} ms (from ${Math.round(this.#twoSince)} ms)`);
       this.#twoSince = null;
     }
+  }
+
+  /** partnerBack: each stretch with no holder within such a return, until a leader holds the VIP (the return is over then). */
+  #partnerBackGap(count: number): void {
+    const pb = this.#partnerBack;
+    if (pb === null) return;
+    if (count === 0) { pb.noHolderSince ??= this.#now; return; }
+    if (pb.noHolderSince !== null) { this.#partnerBackGaps[pb.kind].push(Math.round(this.#now - pb.noHolderSince)); pb.noHolderSince = null; }
+    const h = this.#nodes.find((n) => n.server && n.proc !== 'machine-down' && n.kernelHeld)!;
+    if (count === 1 && !h.dg.heldDegraded && (this.#cut === null || this.#now >= this.#cut.until)) this.#partnerBack = null;
   }
 
   /** degraded: the gap between a degraded holding's end and a leader's holding (a new degraded holding ends the count). */

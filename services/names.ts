@@ -1,6 +1,8 @@
 import type { Ipv4 } from '../lib/ipv4.js';
 import type { Lease } from '../cluster/fsm.js';
 import type { InventoryView } from '../cluster/inventory.js';
+import { parseRecordLine, recordTarget } from './dns/rdata.js';
+import { typeName } from './dns/wire.js';
 
 // Who may use a host name. A DHCP client asks for a name (option 12); the name goes into the lease
 // and from there into DNS. One function decides whether the client may have it: the owners are
@@ -132,6 +134,9 @@ export function recordOwners(leaseZones: () => readonly string[], recordNames: (
   };
 }
 
+/** A zone or host name as a key: lower case, no trailing dot. */
+const key = (z: string): string => z.toLowerCase().replace(/\.$/, '');
+
 /**
  * The apexes of our own zones: with zones `lan` (lease names) and `mgmt.lan`, a client named `mgmt`
  * would put `mgmt.lan A <its address>` into zone `lan`, the apex of the other zone: every secondary
@@ -139,7 +144,6 @@ export function recordOwners(leaseZones: () => readonly string[], recordNames: (
  * may hold a name that is a zone of ours.
  */
 export function zoneApexOwners(leaseZones: () => readonly string[], zoneNames: Iterable<string>): NameOwners {
-  const key = (z: string): string => z.toLowerCase().replace(/\.$/, '');
   const apexes = new Set([...zoneNames].map(key));
   return {
     kind: 'zone',
@@ -149,6 +153,59 @@ export function zoneApexOwners(leaseZones: () => readonly string[], zoneNames: I
         const name = `${label}.${key(z)}`;
         if (apexes.has(name)) out.push({ kind: 'zone', what: `the apex of DNS zone ${name}, a zone of its own` });
       }
+      return out;
+    },
+  };
+}
+
+/** A name one of our zones points at, and which record points at it ("the NS target in zone lan"). */
+export type ZoneTarget = readonly [name: string, what: string];
+
+/**
+ * The names our zones' config points at: each zone's `primary` (the SOA MNAME) and the targets of its
+ * NS, CNAME, MX, SRV, PTR and SOA record lines. Lines that do not parse are skipped (DNS warns).
+ */
+export function zoneTargets(zones: ReadonlyArray<{ name: string; primary?: string | undefined; records: readonly string[] }>): ZoneTarget[] {
+  const out: ZoneTarget[] = [];
+  for (const z of zones) {
+    const origin = key(z.name);
+    if (z.primary !== undefined) out.push([key(z.primary), `the SOA primary of zone ${origin}`]);
+    for (const line of z.records) {
+      const r = parseRecordLine(line, origin);
+      const target = r.ok ? recordTarget(r.value.type, r.value.rdata) : null;
+      if (r.ok && target !== null) out.push([target, `the ${typeName(r.value.type)} target of ${r.value.name}`]);
+    }
+  }
+  return out;
+}
+
+/** The targets of operator records (replicated), each read in the zone of ours that holds it. */
+export function* operatorTargets(zoneNames: readonly string[], records: Iterable<{ name: string; rrtype: string; data: string }>): Generator<ZoneTarget> {
+  for (const rec of records) {
+    if (!/^(NS|CNAME|MX|SRV|PTR|SOA)$/i.test(rec.rrtype)) continue;
+    const owner = key(rec.name);
+    const origin = zoneNames.map(key).filter((z) => owner === z || owner.endsWith(`.${z}`)).sort((a, b) => b.length - a.length)[0];
+    if (origin === undefined) continue;
+    const r = parseRecordLine(`${owner}. 0 ${rec.rrtype} ${rec.data}`, origin);
+    const target = r.ok ? recordTarget(r.value.type, r.value.rdata) : null;
+    if (r.ok && target !== null) yield [target, `the ${typeName(r.value.type)} target of operator record ${r.value.name}`];
+  }
+}
+
+/**
+ * Names our zones point at (NS and SOA primary, MX, SRV, CNAME and PTR targets): a client named `ns1`
+ * in a zone whose NS is `ns1` with no address of its own would put `ns1.lan A <its address>` there and
+ * receive what is sent to the zone's name server (or mail exchanger, or service). No client may claim
+ * one; a reservation or inventory node, named by the operator, may fill it (they come first).
+ */
+export function targetOwners(leaseZones: () => readonly string[], targets: () => Iterable<ZoneTarget>): NameOwners {
+  return {
+    kind: 'target',
+    holdersOf(label) {
+      const wanted = new Set(leaseZones().map((z) => `${label}.${key(z)}`));
+      const out: NameHolder[] = [];
+      if (wanted.size === 0) return out;
+      for (const [name, what] of targets()) if (wanted.has(name)) out.push({ kind: 'target', what: `${name}, ${what}` });
       return out;
     },
   };

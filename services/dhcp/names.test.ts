@@ -317,3 +317,32 @@ t.test('a client cannot take a name that is the apex of another zone of ours (zo
   t.equal(parent.nodes.get('bmc.lab.lan'), undefined, 'nor does zone lab.lan hold it from a lease granted before this rule');
   t.same(resolves(l, 'r1.bmc.lab.lan'), ['10.50.0.240'], 'the other zone still answers');
 });
+
+t.test('a client cannot take a name our zones point at (NS, SOA primary, MX, SRV, CNAME, operator record targets) with no address of its own', async (t) => {
+  const zone = '      primary: ns2.lab.lan\n      records: ["printer A 10.50.0.250", "@ NS ns1", "@ MX 10 mail", "www CNAME web", "_ldap._tcp SRV 0 0 389 dc"]\n';
+  const l = await lab(CONFIG.replace('      records: ["printer A 10.50.0.250"]\n', zone).replace('10.50.0.100-10.50.0.102', '10.50.0.100-10.50.0.120'));
+  t.teardown(l.stop);
+  const at = l.clock.wallMs();
+  l.fsm.apply(l.fsm.appliedIndex + 1, { at, command: { type: 'dns.set', name: 'files.lab.lan', rrtype: 'CNAME', ttl: 300, data: 'nas' } });
+  const names = ['NS1', 'ns2', 'mail', 'web', 'dc', 'nas'];
+  for (const [i, name] of names.entries()) {
+    const ip = await lease(l, `02:00:00:00:01:0${i}`, name);
+    t.ok(ip, `the client named ${name} still gets an address`);
+    t.equal(l.fsm.lease(parseIpv4(ip!)!)?.hostname, undefined, `but not the name ${name}`);
+  }
+  t.same(refusals(l).map((e) => [e['name'], e['holderKind']]), names.map((n) => [n.toLowerCase(), 'target']), 'each refusal names a target');
+  t.match(String(refusals(l)[0]?.['holder']), /ns1\.lab\.lan, the NS target of lab\.lan/);
+  t.ok(await lease(l, '02:00:00:00:01:09', 'fine'), 'another name is granted');
+  t.same(resolves(l, 'fine.lab.lan').length, 1);
+  // A lease granted before this rule (in the state already) is not published under a target either.
+  l.fsm.apply(l.fsm.appliedIndex + 1, { at, command: { type: 'lease.grant', ip: parseIpv4('10.50.0.130')!, mac: '02:00:00:00:01:0f', hostname: 'ns1', subnet: '10.50.0.0/24', leaseMs: 3_600_000 } });
+  t.same(resolves(l, 'ns1.lab.lan'), [], 'ns1.lab.lan is not the old lease\'s address');
+});
+
+t.test('a reservation may fill a name our zones point at: the operator named it', async (t) => {
+  const l = await lab(CONFIG.replace('"printer A 10.50.0.250"', '"printer A 10.50.0.250", "@ NS node01"'));
+  t.teardown(l.stop);
+  t.equal(await lease(l, '52:54:00:00:00:01', 'node01'), '10.50.0.11');
+  t.same(resolves(l, 'node01.lab.lan'), ['10.50.0.11'], 'the NS target resolves to the reserved address');
+  t.same(refusals(l), []);
+});

@@ -22,7 +22,7 @@ import { DhcpOption } from './options.js';
 import {
   Allocator, formatRange, normalizeClientId, poolSubnet, poolUse, reusableLease, sameClient, sanitizeHostname, type Decision, type LeaseCacheSettings, type LeaseGrant, type PoolSubnet, type SubnetUse,
 } from './allocator.js';
-import { inventoryOwners, leaseOwners, memberNameOwners, memberNames, nameHeldBy, nameLabel, recordOwners, refusedLabelOwners, reservationOwners, staticRecordNames, zoneApexOwners, type NameHolder, type NameOwners } from '../names.js';
+import { inventoryOwners, leaseOwners, memberNameOwners, memberNames, nameHeldBy, nameLabel, recordOwners, refusedLabelOwners, reservationOwners, staticRecordNames, targetOwners, zoneApexOwners, zoneTargets, operatorTargets, type NameHolder, type NameOwners } from '../names.js';
 import { planBoot, type BootRule } from './netboot.js';
 import { ReplyTooLargeError, buildReply, encodeReply, remainingLease, replyDestination, replySizeMax, subnetReplyOptions, unknownPoolReplyOptions, withoutVendorArea, type Destination, type ReplyInput, type SubnetReplyOptions } from './responder.js';
 import type { DhcpConfig } from './config.js';
@@ -981,6 +981,13 @@ export async function startDhcp(context: ServiceContext): Promise<RunningService
     yield* staticNames;
     for (const r of context.state.fsm.records()) yield r.name;
   });
+  // Names our zones point at (NS, SOA primary, MX, SRV, CNAME, PTR targets): no client may claim one.
+  const zoneNames = (dns?.zones ?? []).map((z) => z.name);
+  const staticTargets = zoneTargets(dns?.zones ?? []);
+  const targets = targetOwners(() => leaseZones, function* () {
+    yield* staticTargets;
+    yield* operatorTargets(zoneNames, context.state.fsm.records());
+  });
   // Degraded split-pool mode (dhcp.degraded, degraded-state.ts): DHCP's view of the state log, over the cluster's.
   const ownership = ownershipOf(context.config);
   const vip = context.config.vip;
@@ -999,7 +1006,7 @@ export async function startDhcp(context: ServiceContext): Promise<RunningService
     }))(partnerAddress(context.config, ownership)),
   });
   const acked = context.observe?.dhcpAcked;
-  const running = await startDhcpServer({ config, state: degraded ?? context.state, clock: context.clock, log: context.log, nodeAddress: context.config.node.address, nameOwners: [memberNameOwners(memberNames(context.config)), zoneApexOwners(() => leaseZones, (dns?.zones ?? []).map((z) => z.name)), records],
+  const running = await startDhcpServer({ config, state: degraded ?? context.state, clock: context.clock, log: context.log, nodeAddress: context.config.node.address, nameOwners: [memberNameOwners(memberNames(context.config)), zoneApexOwners(() => leaseZones, zoneNames), records, targets],
     vipAddress: context.config.vip?.address.address,
     siteAddresses: siteAddressesOf(context.config),
     // A degraded ACK is in the journal, not the log: the ACK audit checks committed grants only.

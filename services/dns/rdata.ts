@@ -63,6 +63,17 @@ export function absoluteName(text: string, origin: string): string {
   return (origin === '' ? text : `${text}.${origin}`).toLowerCase();
 }
 
+/**
+ * The name a record points at: NS and CNAME targets, a PTR's name, a SOA's MNAME, an MX's exchange,
+ * an SRV's target; lower case, no trailing dot. Null for other types and for the root (SRV ".").
+ */
+export function recordTarget(type: number, rdata: Uint8Array): string | null {
+  const at = type === T.NS || type === T.CNAME || type === T.PTR || type === T.SOA ? 0 : type === T.MX ? 2 : type === T.SRV ? 6 : -1;
+  const read = at < 0 ? null : readName(rdata, at);
+  const name = read === null ? '' : read.name.toLowerCase().replace(/\.$/, '');
+  return name === '' ? null : name;
+}
+
 export function parseRecordLine(line: string, origin: string): ParseResult {
   const f = tokenize(line.trim());
   if (f === null) return { ok: false, error: 'has an unterminated quoted string' };

@@ -328,3 +328,25 @@ t.test('one MAC bound in two subnets: every live binding is named, and a release
   t.same(texts(dns.zones.resolve('lab2.lab.lan', T.A)!.answers), ['10.41.0.100'], 'the older binding, still live, keeps its name');
   await dns.stop();
 });
+
+t.test('a lease name that is a name our zones point at (NS, SOA primary, MX, SRV, CNAME, PTR, operator targets) is not published; reservation and node names are', async (t) => {
+  const z = buildZoneSet({
+    zones: [{ name: 'lan', ttl: 60_000, negativeTtl: 30_000, leases: true, primary: 'soa1.lan', records: ['@ NS ns1', '@ MX 10 mail', 'www CNAME web', '_x._tcp SRV 0 0 1 dc', 'nas A 10.0.0.5', '@ NS nas'] },
+      { name: '0.0.10.in-addr.arpa', ttl: 60_000, negativeTtl: 30_000, leases: false, records: ['250 PTR printer.lan.'] }],
+    reverseSubnets: [parseCidr('10.0.0.0/24')!], operatorRecords: [{ name: 'files.lan', rrtype: 'CNAME', ttl: 60, data: 'share' }], serial: 2,
+    leaseNames: [
+      ...['ns1', 'soa1', 'mail', 'web', 'dc', 'printer', 'share'].map((hostname, i) => ({ ip: parseIpv4(`10.0.0.${100 + i}`)!, hostname, grantedAt: 1, source: 'lease' as const })),
+      { ip: parseIpv4('10.0.0.11')!, hostname: 'ns1', grantedAt: 1, source: 'reservation', owner: 'r' },
+      { ip: parseIpv4('10.0.0.12')!, hostname: 'mail', grantedAt: 1, source: 'inventory', owner: 'n' },
+      { ip: parseIpv4('10.0.0.99')!, hostname: 'fine', grantedAt: 1, source: 'lease' },
+    ],
+  });
+  const a = (name: string): string[] => z.resolve(name, T.A)!.answers.map((r) => r.rdata.join('.'));
+  t.same(['soa1', 'web', 'dc', 'printer', 'share'].map((n) => a(`${n}.lan`)), [[], [], [], [], []], 'no client address at a target');
+  t.same(a('ns1.lan'), ['10.0.0.11'], 'the reservation fills the NS target');
+  t.same(a('mail.lan'), ['10.0.0.12'], 'the inventory node fills the MX target');
+  t.same(a('nas.lan'), ['10.0.0.5'], 'a target with its own record keeps it');
+  t.same(a('fine.lan'), ['10.0.0.99'], 'other names are published');
+  t.equal(z.warnings.filter((w) => /which no client may claim/.test(w)).length, 7, 'each refusal is a warning');
+  t.match(z.warnings.join('\n'), /lease 10\.0\.0\.100: name ns1\.lan is the NS target of lan, which no client may claim; not published/);
+});

@@ -1,7 +1,7 @@
 import type { Cidr } from '../../lib/ipv4.js';
 import { cidrContains, reverseName, formatIpv4 } from '../../lib/ipv4.js';
 import { encodeName, isSubdomain, nameKey, readName, parentName } from './name.js';
-import { absoluteName, formatRdata, parseRecordLine } from './rdata.js';
+import { absoluteName, formatRdata, parseRecordLine, recordTarget } from './rdata.js';
 import { CLASS_IN, RCODE, T, concat, typeName, typeFromName, type DnsRecord } from './wire.js';
 
 // The pure zone store: built from the config's zones, the operator records and the lease names of
@@ -371,6 +371,18 @@ export function buildZoneSet(input: ZoneSetInput): ZoneSet {
     b.add({ name: parsed.value.name, type, ttl: r.ttl, rdata: parsed.value.rdata, source: 'operator' });
   }
 
+  // Names our zones point at (NS, SOA primary, MX, SRV, CNAME, PTR targets): no client's lease name
+  // fills one (it would receive the name server's, mail's or service's traffic); a reservation or an
+  // inventory node, named by the operator, may.
+  const targets = new Map<string, string>();
+  for (const { b, z } of builders) {
+    if (z?.primary !== undefined) targets.set(nameKey(z.primary), `the SOA primary of zone ${b.origin}`);
+    for (const node of b.nodes.values()) for (const [type, set] of node) for (const r of set) {
+      const target = recordTarget(type, r.rdata);
+      if (target !== null && !targets.has(target)) targets.set(target, `the ${typeName(type)} target of ${r.name}`);
+    }
+  }
+
   // Lease names: static and operator names win, and no name is the apex of another zone of ours; then
   // inventory nodes' and reservations' names (a node's or reservation's name is its own); between
   // leases, the earliest grant keeps a name.
@@ -389,6 +401,8 @@ export function buildZoneSet(input: ZoneSetInput): ZoneSet {
       const name = `${label}.${b.origin}`;
       // Another zone of ours has this name as its apex: an A here would sit in this zone's transfers.
       if (byOrigin.has(name)) { warnings.push(`lease ${formatIpv4(l.ip)}: name ${name} is the apex of a zone of ours; not published`); continue; }
+      const target = l.source === 'lease' ? targets.get(name) : undefined;
+      if (target !== undefined) { warnings.push(`lease ${formatIpv4(l.ip)}: name ${name} is ${target}, which no client may claim; not published`); continue; }
       const holder = taken.get(name);
       if (holder !== undefined && (holder === '' || holder !== l.owner)) { warnings.push(`lease ${formatIpv4(l.ip)}: name ${name} already belongs to another lease or inventory node`); continue; }
       if (holder === undefined && b.has(name)) { warnings.push(`lease ${formatIpv4(l.ip)}: name ${name} is a static record; the static record wins`); continue; }

@@ -187,6 +187,13 @@ export class DnsAnswerer implements UdpReplier {
       this.#backlog.beginTurn(this.#turnMs);
       setImmediate(this.#endTurn);
     }
+    // Source port 0 is no port a reply can go to (a forged datagram): each one was answered, failed
+    // to send and counted as dns.udp.send_failed, the server's own failure.
+    if (rinfo.port === 0) {
+      this.counters.inc('dns.dropped.source-port-zero');
+      this.#debug('source-port-zero', `${rinfo.address}:0`);
+      return;
+    }
     const fq = this.#fq;
     const shaped = scanQuery(msg, fq);
     if (shaped) {

@@ -196,6 +196,9 @@ export async function startNtp(context: ServiceContext, options: NtpServiceOptio
     lastReceiveNs = wakeNs;
     let rxNs = readNs - wakeNs;
     requests++;
+    // Source port 0 is no port a reply can go to (a forged datagram): each was answered and counted
+    // as send_failed, the server's own failure.
+    if (rinfo.port === 0) { dropped('source-port-zero', msg, rinfo); return; }
     if (msg.length < HEADER_LENGTH) { dropped('malformed', msg, rinfo); return; }
     head.version = (msg[0]! >>> 3) & 7;
     head.mode = msg[0]! & 7;

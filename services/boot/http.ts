@@ -5,7 +5,7 @@ import { LogLimiter } from '../../lib/log.js';
 import type { Clock } from '../../lib/clock.js';
 import { Counters } from '../../lib/counters.js';
 import { httpDeadlines, keepListening, listenOn, refuseConnect } from '../../lib/stream-listen.js';
-import { checkName } from '../tftp/paths.js';
+import { checkName, printable } from '../tftp/paths.js';
 import { openInRoot, type OpenRefusal } from '../tftp/files.js';
 import type { BootHttpConfig } from './config.js';
 import type { BootFileSource } from './provider.js';
@@ -179,13 +179,15 @@ export class BootHttpServer {
       this.#plain(res, 405, 'read-only: GET and HEAD only\n');
       return;
     }
-    const name = this.#name(req.url ?? '');
-    if (name === null) {
+    const client = req.socket.remoteAddress ?? '';
+    const named = this.#name(req.url ?? '');
+    if (!named.ok) {
       this.counters.inc('boot.http.bad_path');
+      this.#refused('boot.http.bad_path', client, named.reason, req.url ?? '');
       this.#plain(res, 400, 'bad path\n');
       return;
     }
-    const client = req.socket.remoteAddress ?? '';
+    const name = named.path;
     const local = req.socket.localAddress ?? '';
     const boot = this.#options.bootFiles.lookup(name, client, local);
     if (boot.kind === 'error') {
@@ -200,6 +202,7 @@ export class BootHttpServer {
     const opened = await openInRoot(this.#options.rootReal, name);
     if (!opened.ok) {
       this.counters.inc(`boot.http.refused.${opened.reason}`);
+      this.#refused('boot.http.refused', client, opened.reason, name);
       if (opened.reason === 'fd-exhausted') res.setHeader('Retry-After', '1');
       this.#plain(res, refusalStatus[opened.reason], opened.reason === 'not-found' ? 'not found\n' : opened.reason === 'fd-exhausted' ? 'server busy (out of file descriptors), retry\n' : 'forbidden\n');
       return;
@@ -240,18 +243,25 @@ export class BootHttpServer {
   }
 
   /** The request path as a checked name below the root, or null. */
-  #name(url: string): string | null {
+  /** The file a request's path names under the root, or why it names none. */
+  #name(url: string): { ok: true; path: string } | { ok: false; reason: string } {
     const path = url.split('?')[0]!;
-    if (!path.startsWith('/')) return null;
+    if (!path.startsWith('/')) return { ok: false, reason: 'not-absolute' };
     let decoded: string;
     try {
       decoded = decodeURIComponent(path.slice(1));
     } catch {
-      return null;
+      return { ok: false, reason: 'bad-percent-encoding' };
     }
-    if (decoded.includes('\\')) return null;
+    if (decoded.includes('\\')) return { ok: false, reason: 'backslash' };
     const checked = checkName(decoded);
-    return checked.ok ? checked.path : null;
+    return checked.ok ? checked : { ok: false, reason: checked.reason };
+  }
+
+  /** A refused path (bad, missing, outside the root ...): a debug line, rate-limited per reason, the path escaped. */
+  #refused(event: 'boot.http.bad_path' | 'boot.http.refused', client: string, reason: string, path: string): void {
+    if (!this.#limiter.allow(`refused ${reason}`, this.#options.clock.monotonicMs())) return;
+    this.#options.log.debug({ event, client, reason, path: printable(path) }, `boot HTTP: ${client} asked for ${printable(path)}: refused (${reason})`);
   }
 
   #sendBuffer(req: IncomingMessage, res: ServerResponse, bytes: Buffer, type: string, done: (status: number, bytes: number) => void): void {

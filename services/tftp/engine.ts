@@ -6,7 +6,9 @@ import { DatagramSender, SEND_QUEUED, onDatagram } from '../../lib/udp-direct.js
 import type { TftpConfig } from './config.js';
 import { dataPacket, decodePacket, encodeError, encodeOack, ErrorCode, type RequestPacket, type TftpOption } from './wire.js';
 import { AckOutcome, negotiate, Transfer, type TransferEffect, type TransferEvent } from './transfer.js';
-import { checkName, compileRemap, remapCandidates, rootRelative, type ClientInfo, type RemapRule } from './paths.js';
+import { checkName, compileRemap, printable, remapCandidates, rootRelative, type ClientInfo, type RemapRule } from './paths.js';
+
+export { printable };
 import { BusyPoll, EpochEnd, TurnOutcome } from './busy-poll.js';
 import { fdShortageCode } from '../../lib/fd-exhaustion.js';
 import { BufferSource, CachedSource, openInRoot, releaseFile, toNetascii, type OpenedFile, type OpenRefusal, type Source } from './files.js';
@@ -699,11 +701,3 @@ const openRefusalText: Record<string, string> = {
   'not-readable': 'file not readable',
 };
 
-/**
- * Names from the wire go into logs escaped, never raw: JSON's escapes for C0, and DEL and the C1
- * controls too (an octet 0x9b of a name is U+009B, a CSI to many terminals; JSON leaves it raw).
- */
-export function printable(text: string): string {
-  return JSON.stringify(text.length > 300 ? `${text.slice(0, 300)}...` : text).slice(1, -1)
-    .replace(/[\u007f-\u009f]/g, (c) => `\\u00${c.charCodeAt(0).toString(16)}`);
-}

@@ -139,3 +139,12 @@ export function remapCandidates(name: string, rules: readonly RemapRule[], clien
   out.push({ name, fallThrough: false });
   return out;
 }
+
+/**
+ * Names from the wire go into logs escaped, never raw: JSON's escapes for C0, and DEL and the C1
+ * controls too (an octet 0x9b of a name is U+009B, a CSI to many terminals; JSON leaves it raw).
+ */
+export function printable(text: string): string {
+  return JSON.stringify(text.length > 300 ? `${text.slice(0, 300)}...` : text).slice(1, -1)
+    .replace(/[\u007f-\u009f]/g, (c) => `\\u00${c.charCodeAt(0).toString(16)}`);
+}

@@ -155,3 +155,38 @@ t.test('boot HTTP listener with curl', async (t) => {
     t.equal(after.out.toString(), '200', 'served again once they are gone');
   });
 });
+
+/** One raw GET (curl would normalise `..` away); the status code answered. */
+function rawGet(port: number, path: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s: Socket = connect(port, '127.0.0.1', () => s.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`));
+    let got = '';
+    s.setEncoding('latin1');
+    s.on('data', (d: string) => { got += d; });
+    s.on('error', reject);
+    s.on('close', () => resolve(Number(/^HTTP\/1\.1 (\d+)/.exec(got)?.[1] ?? 0)));
+  });
+}
+
+t.test('a refused path is counted and a debug line says what was asked and why, escaped', async (t) => {
+  const root = mkdtempSync(join(tmpdir(), 'lanha-boot-http-refused-'));
+  const lines: Array<Record<string, unknown>> = [];
+  const log = createLogger({ level: 'debug', destination: { write: (s: string) => { lines.push(JSON.parse(s) as Record<string, unknown>); } } });
+  const bootFiles = new BootFiles({ boot: bootConfig.parse({}), profiles: profilesConfig.parse({}), resolve: () => ({ unknown: true }), log, clock: systemClock });
+  const server = new BootHttpServer({ config: { ...bootHttpConfig.parse({}), port: 0 }, addresses: ['127.0.0.1'], rootReal: root, bootFiles, log, clock: systemClock });
+  await server.start();
+  t.teardown(async () => { await server.stop(); rmSync(root, { recursive: true, force: true }); });
+  const asked = ['/a/../../etc/passwd', '/%E0%A4%A', '/a%5Cb', '/%1b%5b2J%c2%9bx'];
+  const codes: number[] = [];
+  for (const path of asked) codes.push(await rawGet(server.port(), path));
+  t.same(codes, [400, 400, 400, 404]);
+  t.match(server.counters.toJSON(), { 'boot.http.bad_path': 3, 'boot.http.refused.not-found': 1 });
+  const said = lines.filter((l) => l['event'] === 'boot.http.bad_path' || l['event'] === 'boot.http.refused').map((l) => [l['event'], l['reason'], l['path'], l['client']]);
+  t.same(said, [
+    ['boot.http.bad_path', 'dotdot', '/a/../../etc/passwd', '127.0.0.1'],
+    ['boot.http.bad_path', 'bad-percent-encoding', '/%E0%A4%A', '127.0.0.1'],
+    ['boot.http.bad_path', 'backslash', '/a%5Cb', '127.0.0.1'],
+    ['boot.http.refused', 'not-found', '\\u001b[2J\\u009bx', '127.0.0.1'],
+  ], 'each refusal is a debug line naming the path (control characters escaped) and the reason');
+  t.notMatch(JSON.stringify(lines), /[\u007f-\u009f]/, 'no raw C1 control in any line');
+});

@@ -36,7 +36,9 @@
 # dns.forward.miss_cpu_us_per_query with dns.forward.miss_runq_ms_per_s): the CPU of lanha's
 # processes (daemon + UDP workers, every thread), dnsmasq's and unbound's over their UDP, hit and miss runs,
 # from /proc/<pid>/task/*/schedstat, divided by the answers: the figure the qps ratio follows on a
-# machine where dnsperf shares the cores.
+# machine where dnsperf shares the cores. lanha's figure by part (dns.forward.<hit|miss>_cpu_us_part.*):
+# the UDP worker's main thread, the workers' other threads (V8's compiler and collector helpers),
+# the daemon's main thread and its other threads: what the answering thread's own work does not explain.
 #
 # The UDP p99's parts (dns.udp.mean_ms, p99_over_mean, runq_ms_per_s): dnsperf holds OUTSTANDING
 # queries in flight, so the mean latency is OUTSTANDING / qps and the p99 ratio to nsd is the mean
@@ -240,13 +242,29 @@ cpu_ns() { # PID -> "CPU_NS RUNQ_WAIT_NS"
   done
   echo "$total $wait"
 }
+# lanha's CPU by part (ns): the daemon's main thread, its other threads (V8's compiler and collector
+# helpers, libuv's pool), each UDP worker's main thread and the workers' other threads; where a
+# forwarded query's CPU goes beyond the answering thread's own work.
+cpu_parts() { # DAEMON_PID -> "DAEMON_MAIN DAEMON_THREADS WORKER_MAIN WORKER_THREADS"
+  local p t v tid dm=0 dt=0 wm=0 wt=0
+  for p in $(tree "$1"); do
+    for t in /proc/"$p"/task/*/schedstat; do
+      v=0; read -r v _ < "$t" 2>/dev/null || true
+      tid=${t#/proc/"$p"/task/}; tid=${tid%/schedstat}
+      if [ "$p" = "$1" ]; then if [ "$tid" = "$p" ]; then dm=$((dm + v)); else dt=$((dt + v)); fi
+      elif [ "$tid" = "$p" ]; then wm=$((wm + v)); else wt=$((wt + v)); fi
+    done
+  done
+  echo "$dm $dt $wm $wt"
+}
 # With CPU_PID set: that server's CPU per answered query (us) over the run, appended to $TMP/NAME.MODE.cpu,
 # and the time its threads waited for a core (ms per second of the run) to $TMP/NAME.MODE.runq.
 once() { # NAME PORT MODE [FILE [DNSPERF ARGS...]] -> appends "qps lost p99_ms mean_ms" to $TMP/NAME.MODE
-  local name=$1 port=$2 mode=$3 file=${4:-$TMP/queries.txt} qps lost p99 mean n c0=0 w0=0 c1 w1 answered
+  local name=$1 port=$2 mode=$3 file=${4:-$TMP/queries.txt} qps lost p99 mean n c0=0 w0=0 c1 w1 answered pd0 pt0 pw0 px0 pd1 pt1 pw1 px1
   shift 3; [ $# -gt 0 ] && shift
   [ $# -gt 0 ] || set -- -T "$THREADS" -c "$CLIENTS" -q "$OUTSTANDING"
   [ -n "${CPU_PID:-}" ] && read -r c0 w0 < <(cpu_ns "$CPU_PID")
+  [ -n "${PARTS_PID:-}" ] && read -r pd0 pt0 pw0 px0 < <(cpu_parts "$PARTS_PID")
   timeout $((DURATION + 20)) dnsperf -m "$mode" -s 127.0.0.1 -p "$port" -d "$file" -l "$DURATION" \
     "$@" -t 2 -v > "$TMP/out" 2>&1 || true
   if [ -n "${CPU_PID:-}" ]; then
@@ -254,6 +272,11 @@ once() { # NAME PORT MODE [FILE [DNSPERF ARGS...]] -> appends "qps lost p99_ms m
     answered=$(awk '/Queries completed/{print $3}' "$TMP/out")
     awk -v c=$((c1 - c0)) -v n="${answered:-0}" 'BEGIN{ if (n > 0) printf "%.2f\n", c / n / 1000 }' >> "$TMP/$name.$mode.cpu"
     awk -v w=$((w1 - w0)) -v d="$DURATION" 'BEGIN{ printf "%.1f\n", w / d / 1e6 }' >> "$TMP/$name.$mode.runq"
+    if [ -n "${PARTS_PID:-}" ]; then
+      read -r pd1 pt1 pw1 px1 < <(cpu_parts "$PARTS_PID")
+      awk -v a=$((pd1 - pd0)) -v b=$((pt1 - pt0)) -v c=$((pw1 - pw0)) -v d=$((px1 - px0)) -v n="${answered:-0}" \
+        'BEGIN{ if (n > 0) printf "%.2f %.2f %.2f %.2f\n", a / n / 1000, b / n / 1000, c / n / 1000, d / n / 1000 }' >> "$TMP/$name.$mode.parts"
+    fi
   fi
   qps=$(awk '/Queries per second/{print $4}' "$TMP/out")
   lost=$(awk '/Queries lost/{print $3}' "$TMP/out")
@@ -470,7 +493,7 @@ captured() { # NAME PORT TRACE_DIR COMMAND...: runs COMMAND under a loopback cap
 hit_run() { # lanha|dnsmasq|unbound
   sleep "$SETTLE"
   case $1 in
-    lanha) CPU_PID=$FL_PID once flanha-hit "$P_FLANHA" udp "$TMP/hits.txt" ;;
+    lanha) PARTS_PID=$FL_PID CPU_PID=$FL_PID once flanha-hit "$P_FLANHA" udp "$TMP/hits.txt" ;;
     dnsmasq) [ $FD_OK = 1 ] && CPU_PID=$FD_PID once fdnsmasq-hit "$P_FDNSMASQ" udp "$TMP/hits.txt" ;;
     unbound) [ $FU_OK = 1 ] && CPU_PID=$FU_PID once funbound-hit "$P_FUNBOUND" udp "$TMP/hits.txt" ;;
   esac
@@ -483,7 +506,7 @@ miss_run() { # lanha|dnsmasq|unbound ROUND
   sleep "$SETTLE"
   case $1 in
     lanha)
-      misses "l$2"; node dist/bench/pauses.js snap "$TMP/flanha.sock" "$TMP/fpauses"; before=$(fcounters); CPU_PID=$FL_PID captured flanha "$P_FLANHA" "$TRACE_DIR" once flanha-miss "$P_FLANHA" udp "$TMP/miss-l$2.txt" -Q "$MISS_QPS" -c 4 -q 1000; node dist/bench/pauses.js snap "$TMP/flanha.sock" "$TMP/fpauses"
+      misses "l$2"; node dist/bench/pauses.js snap "$TMP/flanha.sock" "$TMP/fpauses"; before=$(fcounters); PARTS_PID=$FL_PID CPU_PID=$FL_PID captured flanha "$P_FLANHA" "$TRACE_DIR" once flanha-miss "$P_FLANHA" udp "$TMP/miss-l$2.txt" -Q "$MISS_QPS" -c 4 -q 1000; node dist/bench/pauses.js snap "$TMP/flanha.sock" "$TMP/fpauses"
       echo "lanha miss run $2: $(grep -c '^> SERVFAIL' "$TMP/out" || true) SERVFAIL answers; p50 $(awk -v n="$(wc -l < "$TMP/lat")" 'NR==int(n*0.5)+1{printf "%.3f ms",$1*1000; exit}' "$TMP/lat"), p99 of the NOERROR answers $(grep '^> NOERROR' "$TMP/out" | awk '{print $NF}' | sort -g | awk '{v[NR]=$1} END{if (NR) printf "%.3f ms", v[int(NR*0.99)+1]*1000; else print "NA"}'); in this run: busy, overload, queues stood >= 5/20/50/100 ms: $(echo "$before $(fcounters)" | awk '{printf "%d, %d, %d/%d/%d/%d", $7-$1, $8-$2, $9-$3, $10-$4, $11-$5, $12-$6}')" ;;
     dnsmasq) [ $FD_OK = 1 ] && { misses "d$2"; CPU_PID=$FD_PID captured fdnsmasq "$P_FDNSMASQ" "" once fdnsmasq-miss "$P_FDNSMASQ" udp "$TMP/miss-d$2.txt" -Q "$MISS_QPS" -c 4 -q 1000; } ;;
     unbound) [ $FU_OK = 1 ] && { misses "u$2"; CPU_PID=$FU_PID captured funbound "$P_FUNBOUND" "" once funbound-miss "$P_FUNBOUND" udp "$TMP/miss-u$2.txt" -Q "$MISS_QPS" -c 4 -q 1000; } ;;
@@ -548,6 +571,17 @@ echo "RESULT dns.forward.hit_cpu_us_per_query lanha=$(cpu_median flanha-hit udp)
 for a in unbound dnsmasq; do
   echo "RESULT dns.forward.miss_cpu_us_per_query lanha=$(cpu_median flanha-miss udp) $a=$(cpu_median f$a-miss udp) ratio=$(ratio "$(cpu_median flanha-miss udp)" "$(cpu_median f$a-miss udp)") unit=us better=lower"
   echo "RESULT dns.forward.miss_runq_ms_per_s lanha=$(cpu_median flanha-miss udp runq) $a=$(cpu_median f$a-miss udp runq) ratio=$(ratio "$(cpu_median flanha-miss udp runq)" "$(cpu_median f$a-miss udp runq)") unit=ms better=lower"
+done
+# lanha's CPU per answered query by part (medians over the runs of each column): the answering
+# process's main thread against what the daemon and V8's and libuv's helper threads add.
+for m in hit miss; do
+  f="$TMP/flanha-$m.udp.parts"
+  [ -s "$f" ] || continue
+  read -r pdm pdt pwm pwt < <(for c in 1 2 3 4; do awk -v c=$c '{print $c}' "$f" | sort -g | awk '{v[NR]=$1} END{printf "%s ", v[int((NR+1)/2)]}'; done; echo)
+  echo "lanha CPU per $m by part (us, medians over the runs): worker main thread $pwm, worker other threads $pwt, daemon main thread $pdm, daemon other threads $pdt"
+  for k in worker_main:$pwm worker_threads:$pwt daemon_main:$pdm daemon_threads:$pdt; do
+    echo "RESULT dns.forward.${m}_cpu_us_part.${k%%:*} lanha=${k#*:} anchor=NA ratio=NA unit=us better=lower"
+  done
 done
 echo "RESULT dns.forward.miss_p99_ms lanha=$FL_MP unbound=$FU_MP ratio=$(ratio "$FL_MP" "$FU_MP") unit=ms better=lower"
 echo "RESULT dns.forward.miss_p99_ms lanha=$FL_MP dnsmasq=$FD_MP ratio=$(ratio "$FL_MP" "$FD_MP") unit=ms better=lower"

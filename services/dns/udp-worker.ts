@@ -3,7 +3,7 @@ import { createLogger } from '../../lib/log.js';
 import { systemClock } from '../../lib/clock.js';
 import { cryptoRandom } from '../../lib/random.js';
 import { DnsAnswerer, type ForwardQuery } from './answerer.js';
-import { ShareBudget, type FromWorker, type ToWorker } from './udp-workers.js';
+import { ShareBudget, ShareThrottle, type FromWorker, type ToWorker } from './udp-workers.js';
 import { wireOf, type CacheEntry, type WireEntry } from './cache.js';
 import { buildZoneSet } from './zone.js';
 import { Forwarder, forwardWith, inFlightShares } from './forward.js';
@@ -15,7 +15,7 @@ import { missTrace } from './miss-trace.js';
 // over the IPC channel, and answers from zones built from the same inputs as the daemon's.
 // Forwarded names are answered from the worker's own copy of the forwarding cache; a miss is asked
 // upstream from here (its share of `forward.maxInFlight`), and the answers it caches are sent to the
-// daemon (batched per turn, within SHARED_ENTRIES_PER_SECOND), which keeps them too and passes them
+// daemon (at most one message per SHARE_MESSAGE_MS, within SHARED_ENTRIES_PER_SECOND), which keeps them too and passes them
 // to the other workers (and sends this worker theirs and its own: 'fill'). The worker has no state of its own that matters: when the daemon goes, the IPC
 // channel closes and the worker exits.
 
@@ -33,25 +33,22 @@ let forward: ForwardQuery = () => undefined;
 const current: ForwardQuery = (q, query, transport, send, raw, chain) => forward(q, query, transport, send, raw, chain);
 current.udp = (msg, fq, to, out, port, address) => forward.udp?.(msg, fq, to, out, port, address);
 /**
- * Entries cached here go to the daemon (within the share budget): the first of an event-loop turn
- * at once, before its client's reply leaves (that client's next question may reach the daemon),
- * the rest of the turn together at its end.
+ * Entries cached here go to the daemon (within the share budget), in at most one message per
+ * SHARE_MESSAGE_MS: the first after a quiet spell at once, before its client's reply leaves (that
+ * client's next question may reach the daemon), those that follow within it together at its end.
  */
 let cached: WireEntry[] = [];
-let turnOpen = false;
 const budget = new ShareBudget();
+const throttle = new ShareThrottle(() => {
+  if (cached.length === 0) return;
+  const entries = cached;
+  cached = [];
+  post({ t: 'cached', entries });
+});
 const share = (entry: CacheEntry): void => {
   if (!budget.take(systemClock.monotonicMs())) return;
-  if (turnOpen) { cached.push(wireOf(entry)); return; }
-  turnOpen = true;
-  post({ t: 'cached', entries: [wireOf(entry)] });
-  setImmediate(() => {
-    turnOpen = false;
-    if (cached.length === 0) return;
-    const entries = cached;
-    cached = [];
-    post({ t: 'cached', entries });
-  });
+  cached.push(wireOf(entry));
+  throttle.queued();
 };
 
 // The terminal's Ctrl-C reaches the whole process group: the daemon decides when a worker stops.

@@ -10,7 +10,7 @@ import { parseConfig } from '../../config/index.js';
 import { createLogger, silentLogger } from '../../lib/log.js';
 import { which } from '../../lib/netns.js';
 import { ephemeralPorts, freePort } from '../../test/support/ports.js';
-import { ShareBudget, UdpWorkers } from './udp-workers.js';
+import { SHARE_MESSAGE_MS, ShareBudget, ShareThrottle, UdpWorkers } from './udp-workers.js';
 import type { ZoneSetInput } from './zone.js';
 import { ForwardCache, type WireEntry } from './cache.js';
 import { answerA } from '../../test/support/dns-upstream.js';
@@ -182,7 +182,10 @@ t.test('workers answer from the daemon\'s sockets, follow zone updates, forward 
   const entry = daemonCache.put({ name: 'filled.example', type: T.A, class: CLASS_IN },
     { rcode: 0, answers: [{ name: 'filled.example', type: T.A, class: CLASS_IN, ttl: 300, rdata: Uint8Array.of(192, 0, 2, 9) }], authority: [], additional: [] }, 0)!;
   workers.cacheFill(entry);
-  await settled(workers); // a query that beat the entry would be asked upstream, and its answer would win
+  // Within SHARE_MESSAGE_MS of the entry passed on above it waits for the interval's end; then the
+  // IPC channel's order. A query that beat the entry would be asked upstream, and its answer would win.
+  await new Promise((r) => setTimeout(r, SHARE_MESSAGE_MS + 10));
+  await settled(workers);
   t.equal(addressOf(await ask(port, 'filled.example')), '192.0.2.9', 'an answer the daemon cached is served by the workers');
   for (let i = 0; i < 6; i++) t.equal(addressOf(await ask(port, 'filled.example')), '192.0.2.9');
   t.equal(asked, 1, 'without asking upstream');
@@ -210,6 +213,82 @@ t.test('workers answer from the daemon\'s sockets, follow zone updates, forward 
   const live = workers.pids();
   await workers.stop();
   for (const pid of live) t.throws(() => process.kill(pid, 0), 'worker process gone after stop');
+});
+
+t.test('the throttle: the first entry after a quiet spell at once, then at most one flush per interval', async (t) => {
+  let nowMs = 1_000;
+  const timers: Array<{ at: number; run: () => void }> = [];
+  const flushes: number[] = [];
+  const throttle = new ShareThrottle(() => flushes.push(nowMs), {
+    intervalMs: 50, nowMs: () => nowMs, later: (run, ms) => { const tm = { at: nowMs + ms, run }; timers.push(tm); return tm; },
+    cancel: (tm) => timers.splice(timers.indexOf(tm as typeof timers[number]), 1),
+  });
+  const advance = (toMs: number): void => {
+    for (let tm = timers.find((x) => x.at <= toMs); tm !== undefined; tm = timers.find((x) => x.at <= toMs)) {
+      timers.splice(timers.indexOf(tm), 1);
+      nowMs = tm.at;
+      tm.run();
+    }
+    nowMs = toMs;
+  };
+  throttle.queued();
+  t.same(flushes, [1_000], 'a lone entry goes at once');
+  for (let ms = 1_001; ms < 2_000; ms++) { advance(ms); throttle.queued(); }
+  advance(2_100);
+  t.equal(flushes.length, 21, 'a second of one entry a millisecond: the first at once, then one flush per 50 ms');
+  t.ok(flushes.every((at, i) => i === 0 || at - flushes[i - 1]! >= 50), 'never two within 50 ms');
+  advance(5_000);
+  throttle.queued();
+  t.equal(flushes.at(-1), 5_000, 'after a quiet spell the next goes at once again');
+  advance(5_010);
+  throttle.queued();
+  t.equal(timers.length, 1, 'one within the interval waits for its end');
+  throttle.cancel();
+  advance(6_000);
+  t.equal(flushes.at(-1), 5_000, 'cancelled: not flushed');
+});
+
+t.test('a flood of misses reaches the daemon in a few messages, not one per miss', async (t) => {
+  const cached: WireEntry[] = [];
+  // The entries of one IPC message are handed over in one go, before the next message's event.
+  let grouped = 0, open = false;
+  const workers = new UdpWorkers({
+    count: 1, log: silentLogger,
+    init: () => ({ t: 'init', cfg, nodeName: 'unit', logLevel: 'silent', processes: 2, zones: zonesWith('10.0.0.1', 1) }),
+    sockets: () => new Map(),
+    onCached: (entry) => {
+      cached.push(entry);
+      if (!open) { grouped++; open = true; queueMicrotask(() => { open = false; }); }
+    },
+  });
+  t.teardown(() => workers.stop());
+  t.ok(await started(workers, 1), 'one worker serving');
+  const socket = await bound();
+  const port = socket.address().port;
+  await workers.serve('127.0.0.1', socket);
+  socket.close();
+  // One unique name a millisecond (each miss a turn of the worker's event loop of its own, as at
+  // 4,000 misses a second), answered by the fake upstream.
+  const client = await bound();
+  let answered = 0;
+  client.on('message', () => { answered++; });
+  const started0 = performance.now();
+  for (let i = 0; i < 300; i++) {
+    const m = emptyMessage(i);
+    m.questions = [{ name: `flood${i}.example`, type: T.A, class: CLASS_IN }];
+    client.send(encodeMessage(m).bytes, port, '127.0.0.1');
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  t.ok(await eventually(() => answered === 300), 'every miss answered');
+  await new Promise((r) => setTimeout(r, 3 * SHARE_MESSAGE_MS));
+  const elapsedMs = performance.now() - started0;
+  client.close();
+  const c = workers.counters();
+  const messages = c.get('dns.workers.shared_messages') ?? 0;
+  const entries = c.get('dns.workers.shared_entries') ?? 0;
+  t.ok(cached.length >= 150, `the budget's worth of entries shared (${cached.length})`);
+  t.ok(grouped <= 2 + elapsedMs / SHARE_MESSAGE_MS, `in ${grouped} messages over ${Math.round(elapsedMs)} ms: at most one per ${SHARE_MESSAGE_MS} ms (one per miss before: as many messages as entries)`);
+  t.same([messages, entries], [grouped, cached.length], 'counted: dns.workers.shared_messages, dns.workers.shared_entries');
 });
 
 // A worker that stops answering (SIGSTOP here: stopped, or a loop that never yields) is read around

@@ -42,7 +42,7 @@ export type FromWorker =
   | { t: 'counters'; values: Record<string, number> }
   /** Every 5 s. */
   | { t: 'memory'; memory: ProcessMemory }
-  /** Upstream answers this worker cached (one message per turn of its event loop): the daemon keeps them and passes them on. */
+  /** Upstream answers this worker cached (at most one message per SHARE_MESSAGE_MS): the daemon keeps them and passes them on. */
   | { t: 'cached'; entries: WireEntry[] }
   /** Acknowledges serve / unserve (the worker reads that socket from now on / no longer). */
   | { t: 'serving' | 'unserved'; address: string };
@@ -81,6 +81,64 @@ export interface UdpWorkersOptions {
  * flood of unique names (nothing to share worth sharing) each process keeps what it fetched.
  */
 export const SHARED_ENTRIES_PER_SECOND = 200;
+
+/**
+ * Shared entries leave a process in at most one IPC message per this long: the first after a quiet
+ * spell at once (a LAN's lone miss reaches the other processes as fast as before), the ones that
+ * follow within it together at its end. Each message costs the receiver a wake-up, a read and a
+ * deserialisation, and the sender a serialisation and a write, whatever it carries: sent one per
+ * turn of the event loop, which under a flood of misses is one per entry (every miss has a turn of
+ * its own at 4,000 a second), the `SHARED_ENTRIES_PER_SECOND` messages cost the daemon 9-10 us of
+ * CPU per miss of the whole flood (bench:dns, services/dns/README.md). Two processes asking the
+ * same new name within this long may both ask upstream (as before within the IPC's own delay).
+ */
+export const SHARE_MESSAGE_MS = 50;
+
+/**
+ * When a process's queued shared entries go out (`SHARE_MESSAGE_MS`): `queued()` after each entry
+ * queued calls `flush` at once when none went out for `intervalMs`, else once that long after the
+ * last flush (one timer). Time and the timer are passed in.
+ */
+export class ShareThrottle {
+  #lastMs = Number.NEGATIVE_INFINITY;
+  #timer: unknown = null;
+  readonly #flush: () => void;
+  readonly #intervalMs: number;
+  readonly #nowMs: () => number;
+  readonly #later: (run: () => void, ms: number) => unknown;
+  readonly #cancel: (timer: unknown) => void;
+  readonly #run = (): void => { this.#timer = null; this.#now(); };
+
+  constructor(flush: () => void, o: {
+    intervalMs?: number; nowMs?: () => number;
+    later?: (run: () => void, ms: number) => unknown; cancel?: (timer: unknown) => void;
+  } = {}) {
+    this.#flush = flush;
+    this.#intervalMs = o.intervalMs ?? SHARE_MESSAGE_MS;
+    this.#nowMs = o.nowMs ?? (() => performance.now());
+    this.#later = o.later ?? ((run, ms) => setTimeout(run, ms).unref());
+    this.#cancel = o.cancel ?? ((timer) => clearTimeout(timer as NodeJS.Timeout));
+  }
+
+  /** An entry was queued: flushed now, or at the end of the current interval. */
+  queued(): void {
+    if (this.#timer !== null) return;
+    const waitMs = this.#lastMs + this.#intervalMs - this.#nowMs();
+    if (waitMs <= 0) this.#now();
+    else this.#timer = this.#later(this.#run, Math.ceil(waitMs));
+  }
+
+  /** Drops a pending flush (the process stops). */
+  cancel(): void {
+    if (this.#timer !== null) this.#cancel(this.#timer);
+    this.#timer = null;
+  }
+
+  #now(): void {
+    this.#lastMs = this.#nowMs();
+    this.#flush();
+  }
+}
 
 /** Token bucket for passing entries on: `SHARED_ENTRIES_PER_SECOND`, a second's worth of burst. Time is passed in. */
 export class ShareBudget {
@@ -161,7 +219,7 @@ export class UdpWorkers {
   #stopping = false;
   /** Entries waiting to go out, each with the worker it came from (null: the daemon). */
   #fill: Array<{ entry: WireEntry; from: Slot | null }> = [];
-  #flushScheduled = false;
+  readonly #fillThrottle = new ShareThrottle(() => this.#flushFill());
   #budget = new ShareBudget();
   #watch: NodeJS.Timeout | null = null;
   #lastCheckMs = 0;
@@ -170,7 +228,7 @@ export class UdpWorkers {
   constructor(o: UdpWorkersOptions) {
     this.#o = o;
     this.#fd = new FdShortage({
-      log: o.log, prefix: 'dns.workers', count: (name) => this.#retired.set(name, (this.#retired.get(name) ?? 0) + 1), nowMs: () => performance.now(),
+      log: o.log, prefix: 'dns.workers', count: (name) => this.#count(name), nowMs: () => performance.now(),
       advice: 'the worker processes wait to start (the daemon reads their sockets meanwhile). Raise LimitNOFILE or find what holds them',
     });
     this.#nodeFlags = [...(o.nodeFlags ?? dnsWorkerNodeFlagsFromEnv())];
@@ -211,7 +269,7 @@ export class UdpWorkers {
       if (!s.ready || s.child === null) continue;
       const silentMs = nowMs - s.heardMs;
       if (s.silent && silentMs >= (this.#o.hungMs ?? HUNG_MS) && s.child.exitCode === null && s.child.signalCode === null) {
-        this.#retired.set('dns.workers.hung', (this.#retired.get('dns.workers.hung') ?? 0) + 1);
+        this.#count('dns.workers.hung');
         this.#o.log.error({ event: 'dns.worker_hung', worker: s.child.pid, silentMs: Math.round(silentMs) },
           `DNS worker ${s.index} has sent nothing for ${Math.round(silentMs / 1000)} s (hung); killing it, it starts again`);
         s.child.kill('SIGKILL');
@@ -219,11 +277,16 @@ export class UdpWorkers {
       }
       if (s.silent || silentMs < SILENT_MS) continue;
       s.silent = true;
-      this.#retired.set('dns.workers.silent', (this.#retired.get('dns.workers.silent') ?? 0) + 1);
+      this.#count('dns.workers.silent');
       this.#o.log.warn({ event: 'dns.worker_silent', worker: s.child.pid, silentMs: Math.round(silentMs) },
         `DNS worker ${s.index} has sent nothing for ${Math.round(silentMs)} ms; the daemon reads its sockets until it does`);
       this.#readersChanged(s.addresses);
     }
+  }
+
+  /** Adds to one of the workers' own counters (kept beside those of ended incarnations, `counters()`). */
+  #count(name: string, n = 1): void {
+    this.#retired.set(name, (this.#retired.get(name) ?? 0) + n);
   }
 
   get running(): number { return this.#slots.filter((s) => s.serving).length; }
@@ -242,27 +305,21 @@ export class UdpWorkers {
     return sum;
   }
 
-  /** A new forwarding-cache entry of the daemon's: every worker gets it (batched per turn of the event loop). */
+  /** A new forwarding-cache entry of the daemon's: every worker gets it (at most one message per `SHARE_MESSAGE_MS`). */
   cacheFill(entry: WireEntry): void {
     this.#queueFill(entry, null);
   }
 
   /**
-   * The first entry of an event-loop turn goes out at once, before the reply to its client (the
+   * The first entry after a quiet spell goes out at once, before the reply to its client (the
    * forwarder caches before it answers): that client's next question may reach another process
-   * right after the reply and must find the entry there. Further entries of the same turn (a
-   * flood) go together in one message at the turn's end.
+   * right after the reply and must find the entry there. Entries that follow within
+   * `SHARE_MESSAGE_MS` (a flood) go together in one message at its end.
    */
   #queueFill(entry: WireEntry, from: Slot | null): void {
     if (this.#slots.length - (from === null ? 0 : 1) <= 0 || !this.#budget.take(performance.now())) return;
     this.#fill.push({ entry, from });
-    if (this.#flushScheduled) return;
-    this.#flushScheduled = true;
-    this.#flushFill();
-    setImmediate(() => {
-      this.#flushScheduled = false;
-      this.#flushFill();
-    });
+    this.#fillThrottle.queued();
   }
 
   #flushFill(): void {
@@ -344,6 +401,7 @@ export class UdpWorkers {
     this.#stopping = true;
     if (this.#watch !== null) clearInterval(this.#watch);
     this.#watch = null;
+    this.#fillThrottle.cancel();
     await Promise.all(this.#slots.map(async (s) => {
       if (s.timer !== null) clearTimeout(s.timer);
       s.timer = null;
@@ -393,7 +451,7 @@ export class UdpWorkers {
     else {
       delayMs = s.respawnMs;
       s.respawnMs = Math.min(RESPAWN_MAX_MS, s.respawnMs * 2);
-      this.#retired.set('dns.workers.spawn_failed', (this.#retired.get('dns.workers.spawn_failed') ?? 0) + 1);
+      this.#count('dns.workers.spawn_failed');
       this.#o.log.warn({ event: 'dns.worker_spawn_failed', worker: s.index, err }, `DNS worker ${s.index} could not be started (${err.message}); trying again in ${delayMs} ms`);
     }
     s.timer = setTimeout(() => { s.timer = null; void this.#spawn(s); }, delayMs);
@@ -453,6 +511,8 @@ export class UdpWorkers {
             s.memory = { ...m.memory, role: `dns worker ${s.index}` };
             return;
           case 'cached':
+            this.#count('dns.workers.shared_messages');
+            this.#count('dns.workers.shared_entries', m.entries.length);
             for (const entry of m.entries) {
               this.#o.onCached(entry);
               this.#queueFill(entry, s);
@@ -475,7 +535,7 @@ export class UdpWorkers {
       });
       child.on('exit', (code, signal) => {
         settle();
-        for (const [k, v] of Object.entries(s.counters)) this.#retired.set(k, (this.#retired.get(k) ?? 0) + v);
+        for (const [k, v] of Object.entries(s.counters)) this.#count(k, v);
         s.counters = {};
         s.ready = false;
         s.serving = false;
@@ -485,7 +545,7 @@ export class UdpWorkers {
         for (const w of s.waiters.values()) w();
         s.waiters.clear();
         if (this.#stopping) return;
-        this.#retired.set('dns.workers.exited', (this.#retired.get('dns.workers.exited') ?? 0) + 1);
+        this.#count('dns.workers.exited');
         this.#o.log.warn({ event: 'dns.worker_exited', worker: child.pid, code, signal },
           `DNS worker ${s.index} exited (${signal ?? `code ${code}`}); starting it again in ${s.respawnMs} ms`);
         s.timer = setTimeout(() => { s.timer = null; void this.#spawn(s); }, s.respawnMs);

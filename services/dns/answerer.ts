@@ -43,7 +43,8 @@ export interface ForwardQuery {
 
 /** Sends a UDP reply through the rate limiter (`DnsAnswerer.sendUdp`). */
 export interface UdpReplier {
-  sendUdp(out: ReplySink, bytes: Uint8Array, port: number, address: string): void;
+  /** `alone`: a reply made outside the turn's reads of queries (a forwarded answer: `ReplySink.sendAlone`). */
+  sendUdp(out: ReplySink, bytes: Uint8Array, port: number, address: string, alone?: boolean): void;
 }
 
 const ALLOW_CACHE_MAX = 4096;
@@ -242,8 +243,8 @@ export class DnsAnswerer implements UdpReplier {
     this.#slow(msg, rinfo.address, 'udp', (bytes) => this.sendUdp(out, bytes, rinfo.port, rinfo.address), shaped, forward);
   }
 
-  /** Sends a UDP reply through the rate limiter. */
-  sendUdp(out: ReplySink, bytes: Uint8Array, port: number, address: string): void {
+  /** Sends a UDP reply through the rate limiter; `alone`: see `UdpReplier`. */
+  sendUdp(out: ReplySink, bytes: Uint8Array, port: number, address: string, alone = false): void {
     if (this.#rrl !== null) {
       const ip = parseIpv4(address);
       const verdict = this.#rrl.check(ip ?? address, this.#clock.monotonicMs());
@@ -252,7 +253,8 @@ export class DnsAnswerer implements UdpReplier {
     }
     // A forwarded answer can come back after its socket closed (the VIP went meanwhile): counted,
     // never thrown (dgram's send() throws ERR_SOCKET_DGRAM_NOT_RUNNING there).
-    if (out.send(bytes, port, address) === SEND_FAILED) this.counters.inc('dns.udp.send_failed');
+    const r = alone && out.sendAlone !== undefined ? out.sendAlone(bytes, port, address) : out.send(bytes, port, address);
+    if (r === SEND_FAILED) this.counters.inc('dns.udp.send_failed');
   }
 
   /** One query framed off a TCP connection from `address`, answered through `write`; false when it was dropped (nothing will be written). */

@@ -3,16 +3,22 @@
 // EDNS, the clock moving between turns) into a ReplyBatch and into a plain sink, and every reply the
 // batch sends equals its twin, in order. Also: a send the socket queued keeps its bytes, refusals
 // are counted, full batches and replies larger than a slot go out at once, in order; a reply
-// allocates no view once its slot and length were seen.
+// allocates no view once its slot and length were seen; a forwarded answer with no reply of its
+// turn waiting leaves at once.
 import t from 'tap';
+import dgram from 'node:dgram';
 import fc from 'fast-check';
 import { parseConfig } from '../../config/index.js';
 import { silentLogger } from '../../lib/log.js';
 import { SEND_DONE, SEND_FAILED, SEND_QUEUED } from '../../lib/udp-direct.js';
 import { seedFromEnv } from '../../test/support/seeded.js';
+import { systemClock } from '../../lib/clock.js';
+import { seededRandom } from '../../lib/random.js';
+import { answerA } from '../../test/support/dns-upstream.js';
 import { DnsAnswerer } from './answerer.js';
+import { Forwarder, forwardWith } from './forward.js';
 import { BATCH_REPLIES_MAX, BATCH_SLOT_BYTES, BATCH_VIEWS_MAX, ReplyBatch, type ReplySink } from './fast-send.js';
-import { CLASS_IN, emptyMessage, encodeMessage, T } from './wire.js';
+import { CLASS_IN, decodeMessage, emptyMessage, encodeMessage, T } from './wire.js';
 import { buildZoneSet } from './zone.js';
 
 interface Sent { bytes: Buffer; port: number; address: string }
@@ -210,4 +216,68 @@ t.test('a reply allocates nothing once its slot and length were seen; the views 
   t.ok(held[0]!.every((x) => x === 1), 'the queued reply keeps its bytes');
   batch.flush();
   t.equal(flushes.length, 1, 'flushes were explicit; one scheduled at first');
+});
+
+t.test('a forwarded answer leaves as the upstream\'s reply is read when no reply of the turn waits, behind the ones that wait otherwise', async (t) => {
+  const up = dgram.createSocket('udp4');
+  up.on('message', (msg, rinfo) => { const r = answerA(msg, 60, [192, 0, 2, 5]); if (r !== null) up.send(r, rinfo.port, rinfo.address); });
+  await new Promise<void>((resolve) => up.bind(0, '127.0.0.1', () => resolve()));
+  const config = parseConfig(`node: { name: lan-a, address: 127.0.0.1, stateDir: /tmp/x, controlSocket: /tmp/x.sock }
+dns: { port: 5353, forward: { upstreams: ["127.0.0.1:${up.address().port}"], allow: [127.0.0.0/8] } }
+`);
+  const zones = buildZoneSet({
+    zones: [{ name: 'lan', ttl: 60_000, negativeTtl: 30_000, records: ['www A 10.20.0.80'], leases: false }],
+    reverseSubnets: [], leaseNames: [], operatorRecords: [], serial: 1,
+  });
+  const answerer = new DnsAnswerer({ cfg: config.dns!, nodeName: 'lan-a', clock: systemClock, log: silentLogger, zones });
+  const forwarder = new Forwarder({
+    upstreams: config.dns!.forward!.upstreams, timeoutMs: 2000, cache: answerer.forwardCache!, clock: systemClock,
+    random: seededRandom(3), counters: answerer.counters, maxInFlight: 10,
+  });
+  t.teardown(() => { forwarder.close(); up.close(); });
+  const forward = forwardWith(forwarder, 'lan-a', systemClock);
+  const out = recorder();
+  const flushes: (() => void)[] = [];
+  const batch = new ReplyBatch(out, () => t.fail('not refused'), (f) => { flushes.push(f); });
+  const ask = (name: string, id: number, port: number): void => {
+    const msg = query(name, T.A, id, true, 1232);
+    answerer.udp(batch, msg, { address: '127.0.0.1', port, family: 'IPv4', size: msg.length }, forward);
+  };
+  const sent = async (n: number): Promise<boolean> => {
+    for (const deadline = Date.now() + 10_000; out.sent.length < n && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 2));
+    return out.sent.length >= n;
+  };
+  const summary = (b: Uint8Array): string => {
+    const d = decodeMessage(b);
+    return d.ok ? `${d.value.id} ${d.value.questions[0]?.name} ${d.value.answers.map((a) => a.rdata.join('.')).join(',')}` : 'undecodable';
+  };
+
+  ask('miss.example', 1, 5301);
+  t.ok(await sent(1), 'the answer left');
+  t.equal(flushes.length, 0, 'as the upstream\'s reply was read: no end-of-turn flush waited for');
+  t.equal(summary(out.sent[0]!.bytes), '1 miss.example 192.0.2.5', 'the upstream\'s answer, with the asker\'s ID');
+  t.same([out.sent[0]!.port, out.sent[0]!.address], [5301, '127.0.0.1']);
+
+  // A reply of this turn waits (an answer from our zone): the forwarded one goes behind it, together.
+  ask('www.lan', 2, 5302);
+  t.equal(flushes.length, 1, 'the zone answer waits for the end of the turn');
+  ask('other.example', 3, 5303);
+  for (const deadline = Date.now() + 10_000; batch.pending < 2 && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 2));
+  t.equal(batch.pending, 2, 'the forwarded answer queued behind it');
+  t.equal(out.sent.length, 1, 'neither left yet');
+  flushes.shift()!();
+  t.same(out.sent.slice(1).map((s) => summary(s.bytes)), ['2 www.lan 10.20.0.80', '3 other.example 192.0.2.5'], 'in the order written');
+
+  // Sent at once from the arena and queued by the socket: the bytes stay, the next replies get a new arena.
+  let result = SEND_QUEUED;
+  const held = recorder(() => result);
+  const lone = new ReplyBatch(held, () => t.fail('not refused'), () => t.fail('nothing to flush'));
+  const b = lone.buffer(40);
+  b.fill(0x41);
+  t.equal(lone.sendAlone(b, 53, '127.0.0.1'), SEND_DONE);
+  result = SEND_DONE;
+  const next = lone.buffer(40);
+  t.not(next.buffer, b.buffer, 'a new arena after a queued send');
+  next.fill(0x42);
+  t.ok(held.held[0]!.every((x) => x === 0x41), 'the queued answer keeps its bytes');
 });

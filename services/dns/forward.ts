@@ -366,7 +366,7 @@ export class Forwarder {
     if (flight !== null) {
       const copy = Uint8Array.from(msg);
       const scan: FastQuery = { qEnd: fq.qEnd, ednsLimit: fq.ednsLimit, hash: fq.hash };
-      this.#join(flight, (a) => to.sendUdp(out, make(copy, copy.length, scan, a, 'udp'), port, address));
+      this.#join(flight, (a) => to.sendUdp(out, make(copy, copy.length, scan, a, 'udp'), port, address, true));
       return;
     }
     if (this.#busy()) { to.sendUdp(out, make(msg, msg.length, fq, servfail(), 'udp'), port, address); return; }
@@ -522,7 +522,7 @@ export class Forwarder {
     // One asker's reply must not cost the others theirs.
     if (f.to !== null) {
       try {
-        f.to.sendUdp(f.out!, f.make!(f.query, f.length, f, answer, 'udp', null, f.out), f.port, f.address);
+        f.to.sendUdp(f.out!, f.make!(f.query, f.length, f, answer, 'udp', null, f.out), f.port, f.address, true);
       } catch {
         this.#o.counters.inc('dns.forward.answer_failed');
       }

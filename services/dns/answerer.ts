@@ -11,7 +11,7 @@ import { handleQuery, prebuiltAnswer, type Transport } from './handler.js';
 import { ResponseRateLimiter } from './rrl.js';
 import { UdpBacklog, type BacklogRule } from '../../lib/udp-backlog.js';
 import { DatagramSender, SEND_FAILED, onDatagram } from '../../lib/udp-direct.js';
-import { ReplyBatch, type ReplySink } from './fast-send.js';
+import { ReplyBatch, turnEnd, type ReplySink } from './fast-send.js';
 import type { ZoneSet } from './zone.js';
 import { CLASS_ANY, CLASS_IN, HEADER_SIZE, T, type DnsMessage, type DnsRecord, type Question } from './wire.js';
 import { NAME_MAX, readName } from './name.js';
@@ -186,7 +186,7 @@ export class DnsAnswerer implements UdpReplier {
     if (this.#backlog.read(out)) {
       this.#turnMs = this.#clock.monotonicMs();
       this.#backlog.beginTurn(this.#turnMs);
-      setImmediate(this.#endTurn);
+      turnEnd.schedule(this.#endTurn);
     }
     // Source port 0 is no port a reply can go to (a forged datagram): each one was answered, failed
     // to send and counted as dns.udp.send_failed, the server's own failure.

@@ -17,7 +17,7 @@ import { seededRandom } from '../../lib/random.js';
 import { answerA } from '../../test/support/dns-upstream.js';
 import { DnsAnswerer } from './answerer.js';
 import { Forwarder, forwardWith } from './forward.js';
-import { BATCH_REPLIES_MAX, BATCH_SLOT_BYTES, BATCH_VIEWS_MAX, ReplyBatch, type ReplySink } from './fast-send.js';
+import { BATCH_REPLIES_MAX, BATCH_SLOT_BYTES, BATCH_VIEWS_MAX, ReplyBatch, TurnEnd, type ReplySink } from './fast-send.js';
 import { CLASS_IN, decodeMessage, emptyMessage, encodeMessage, T } from './wire.js';
 import { buildZoneSet } from './zone.js';
 
@@ -280,4 +280,46 @@ dns: { port: 5353, forward: { upstreams: ["127.0.0.1:${up.address().port}"], all
   t.not(next.buffer, b.buffer, 'a new arena after a queued send');
   next.fill(0x42);
   t.ok(held.held[0]!.every((x) => x === 0x41), 'the queued answer keeps its bytes');
+});
+
+t.test('a turn of answers costs one setImmediate: the end of the turn and the batch\'s flush share it, in order', async (t) => {
+  const config = parseConfig(`node: { name: lan-a, address: 127.0.0.1, stateDir: /tmp/x, controlSocket: /tmp/x.sock }
+dns: { port: 5353 }
+`);
+  const zones = buildZoneSet({
+    zones: [{ name: 'lan', ttl: 60_000, negativeTtl: 30_000, records: ['www A 10.20.0.80'], leases: false }],
+    reverseSubnets: [], leaseNames: [], operatorRecords: [], serial: 1,
+  });
+  const answerer = new DnsAnswerer({ cfg: config.dns!, nodeName: 'lan-a', clock: systemClock, log: silentLogger, zones });
+  const out = recorder();
+  const real = globalThis.setImmediate;
+  let immediates = 0;
+  globalThis.setImmediate = ((run: (...a: unknown[]) => void, ...args: unknown[]) => { immediates++; return real(run, ...args); }) as typeof setImmediate;
+  try {
+    const batch = new ReplyBatch(out, () => t.fail('not refused'));
+    for (let turn = 0; turn < 3; turn++) {
+      const before = immediates;
+      for (let i = 0; i < 5; i++) {
+        const msg = query('www.lan', T.A, turn * 10 + i, true, undefined);
+        answerer.udp(batch, msg, { address: '127.0.0.1', port: 6000 + i, family: 'IPv4', size: msg.length }, () => undefined);
+      }
+      t.equal(immediates - before, 1, `turn ${turn}: five answers, one setImmediate (two before: the answerer's end of turn and the batch's flush)`);
+      t.equal(out.sent.length, turn * 5, 'the answers wait for it');
+      await new Promise((r) => real(r));
+      t.equal(out.sent.length, (turn + 1) * 5, 'and leave with it');
+    }
+  } finally {
+    globalThis.setImmediate = real;
+  }
+  const order: string[] = [];
+  const runs: Array<() => void> = [];
+  const end = new TurnEnd((run) => { runs.push(run); });
+  end.schedule(() => order.push('a'));
+  end.schedule(() => { order.push('b'); end.schedule(() => order.push('c')); });
+  t.equal(runs.length, 1, 'two in one turn: one immediate');
+  runs.shift()!();
+  t.same(order, ['a', 'b'], 'run in the order scheduled');
+  t.equal(runs.length, 1, 'one scheduled while they run: the next turn\'s');
+  runs.shift()!();
+  t.same(order, ['a', 'b', 'c']);
 });

@@ -47,6 +47,39 @@ export const BATCH_VIEWS_MAX = 4096;
 
 const noViews = (): Map<number, Buffer>[] => Array.from({ length: BATCH_REPLIES_MAX }, () => new Map<number, Buffer>());
 
+/**
+ * What runs once a turn's reads are over (the check phase), all from one `setImmediate` a turn:
+ * each one costs a call from libuv into JavaScript and an object, and a turn of cached answers had
+ * two (the answerer's end of turn, the batch's flush). Run in the order scheduled.
+ */
+export class TurnEnd {
+  #due: Array<() => void> = [];
+  #spare: Array<() => void> = [];
+  readonly #immediate: (run: () => void) => unknown;
+  readonly #run = (): void => {
+    const due = this.#due;
+    this.#due = this.#spare;
+    this.#spare = due;
+    try {
+      for (let i = 0; i < due.length; i++) due[i]!();
+    } finally {
+      due.length = 0;
+    }
+  };
+
+  constructor(immediate: (run: () => void) => unknown = (run) => setImmediate(run)) {
+    this.#immediate = immediate;
+  }
+
+  /** Runs `fn` once this turn's reads are over (with anything else scheduled for then). */
+  readonly schedule = (fn: () => void): void => {
+    if (this.#due.push(fn) === 1) this.#immediate(this.#run);
+  };
+}
+
+/** This process's end of turn (the answerer's sockets and their reply batches share it). */
+export const turnEnd = new TurnEnd();
+
 export class ReplyBatch implements ReplySink {
   readonly #out: DatagramOut;
   readonly #schedule: (flush: () => void) => void;
@@ -64,10 +97,10 @@ export class ReplyBatch implements ReplySink {
   readonly #flush = (): void => { this.#scheduled = false; this.flush(); };
 
   /**
-   * `out` sends; `schedule` runs the flush after the turn's reads (`setImmediate`; tests pass their
+   * `out` sends; `schedule` runs the flush after the turn's reads (`turnEnd`; tests pass their
    * own); `onFailed` is called for each reply the kernel refused when it was sent.
    */
-  constructor(out: DatagramOut, onFailed: () => void, schedule: (flush: () => void) => void = setImmediate) {
+  constructor(out: DatagramOut, onFailed: () => void, schedule: (flush: () => void) => void = turnEnd.schedule) {
     this.#out = out;
     this.#onFailed = onFailed;
     this.#schedule = schedule;

@@ -378,3 +378,23 @@ t.test('a YAML syntax error ends with the text of the line it names, not a dangl
     t.notMatch(line, /:$/, 'no colon left hanging where the parser put its context block');
   }
 });
+
+t.test('a reservation host name that would be the apex of another zone of ours is refused with its key path', async (t) => {
+  const yaml = `${base}
+dhcp:
+  subnets:
+    - subnet: 10.0.0.0/24
+      pools: [10.0.0.100-10.0.0.120]
+      reservations:
+        - { mac: "52:54:00:00:00:01", ip: 10.0.0.11, hostname: MGMT }
+        - { mac: "52:54:00:00:00:02", ip: 10.0.0.12, hostname: ns1 }
+dns:
+  zones:
+    - { name: lan, leases: true, records: ["@ NS ns1"] }
+    - { name: mgmt.lan }
+`;
+  t.same(problems(yaml).filter((p) => /reservations/.test(p)), [
+    'dhcp.subnets[0].reservations[0].hostname: "MGMT": would be the apex of DNS zone mgmt.lan, a zone of its own: never published (give the reservation another host name)',
+  ], 'the apex is refused; a reservation filling the zone\'s NS target is not');
+  t.same(problems(yaml.replace('hostname: MGMT', 'hostname: mgmt1')), [], 'another name passes');
+});

@@ -17,6 +17,7 @@ import { nodesConfig, nodesConfigIssues } from '../cluster/inventory-config.js';
 import { powerConfig } from '../cluster/power-config.js';
 import { httpConfig } from '../services/ops/config.js';
 import { controlConfig } from '../lib/control-config.js';
+import { nameLabel, zoneApexOwners } from '../services/names.js';
 
 export { ConfigError };
 
@@ -108,7 +109,31 @@ export const lanhaConfig = composed.superRefine((c, ctx) => {
   };
   c.dhcp?.subnets.forEach((s, i) => s.reservations.forEach((r, j) => own(r.ip, ['dhcp', 'subnets', i, 'reservations', j, 'ip'])));
   c.nodes?.forEach((n, i) => own(n.ip, ['nodes', i, 'ip']));
+  checkReservationNames(c, ctx);
 });
+
+/**
+ * A reservation's host name goes into the `leases: true` zones (its subnet's `domain` alone when that
+ * is one of them): one that is the apex of another zone of ours would never be published (DNS skips
+ * it with a warning at every rebuild), so say so here.
+ */
+function checkReservationNames(c: z.output<typeof composed>, ctx: z.RefinementCtx): void {
+  const zones = c.dns?.zones ?? [];
+  const key = (name: string): string => name.toLowerCase().replace(/\.$/, '');
+  const leaseZones = zones.filter((z) => z.leases).map((z) => key(z.name));
+  c.dhcp?.subnets.forEach((s, i) => {
+    const domain = s.domain === undefined ? undefined : key(s.domain);
+    const into = domain !== undefined && leaseZones.includes(domain) ? [domain] : leaseZones;
+    const apexes = zoneApexOwners(() => into, zones.map((z) => z.name));
+    s.reservations.forEach((r, j) => {
+      if (r.hostname === undefined) return;
+      for (const holder of apexes.holdersOf(nameLabel(r.hostname), 0)) {
+        ctx.addIssue({ code: 'custom', path: ['dhcp', 'subnets', i, 'reservations', j, 'hostname'], message: `would be ${holder.what}: never published (give the reservation another host name)` });
+        return;
+      }
+    });
+  });
+}
 
 interface Binding { proto: 'udp' | 'tcp'; address: string; port: number; path: PropertyKey[]; key: string }
 

@@ -72,7 +72,11 @@ export class ControlServer {
   #answers = new Map<string, AnswerTimes>();
   #remote: Server | null = null;
 
-  constructor(socketPath: string, log: Logger, limits: { maxConnections?: number; idleMs?: number } = {}) {
+  /** The clock answer times are read on (monotonic ms; tests pass their own). */
+  readonly #nowMs: () => number;
+
+  constructor(socketPath: string, log: Logger, limits: { maxConnections?: number; idleMs?: number; nowMs?: () => number } = {}) {
+    this.#nowMs = limits.nowMs ?? (() => performance.now());
     const maxConnections = limits.maxConnections ?? CONTROL_MAX_CONNECTIONS;
     const idleMs = limits.idleMs ?? CONTROL_IDLE_MS;
     this.socketPath = socketPath;
@@ -290,8 +294,8 @@ export class ControlServer {
       send(404, { error: this.#notFound(key, target.path) });
       return;
     }
-    const arrived = performance.now();
-    res.once('finish', () => this.#answered(key, performance.now() - arrived));
+    const arrived = this.#nowMs();
+    res.once('finish', () => this.#answered(key, this.#nowMs() - arrived));
     let body: unknown = undefined;
     try {
       const chunks: Buffer[] = [];

@@ -7,6 +7,8 @@
 
 export interface StepTime {
   step: string;
+  /** When it started, ms after the stop's first step did: which steps ran together shows here. */
+  atMs: number;
   /** How long it took, or for a step not finished, how long it has run so far. */
   ms: number;
 }
@@ -63,11 +65,12 @@ export class StopSteps {
     const now = this.#now();
     const done: StepTime[] = [];
     const running: StepTime[] = [];
-    for (const e of this.#entries) {
-      if (e.endedMs === null) running.push({ step: e.step, ms: round(now - e.startedMs) });
-      else done.push({ step: e.step, ms: round(e.endedMs - e.startedMs) });
-    }
     const first = this.#entries[0]?.startedMs ?? now;
+    for (const e of this.#entries) {
+      const atMs = round(e.startedMs - first);
+      if (e.endedMs === null) running.push({ step: e.step, atMs, ms: round(now - e.startedMs) });
+      else done.push({ step: e.step, atMs, ms: round(e.endedMs - e.startedMs) });
+    }
     const last = running.length > 0 ? now : Math.max(first, ...this.#entries.map((e) => e.endedMs ?? now));
     return { done, running, late: [...this.#late], totalMs: round(last - first) };
   }

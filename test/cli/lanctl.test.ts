@@ -150,8 +150,10 @@ t.test('serve + status round trip, SIGTERM exits 0 promptly', async (t) => {
 
   const stopped = await daemon.stop('SIGTERM');
   t.equal(stopped.code, 0, 'exit code 0');
-  t.ok(stopped.ms < 5000, `exited in ${Math.round(stopped.ms)} ms (promptly: no drain with no services)`);
+  // Promptly, as the daemon saw it: every step finished, none given up at its limit (the time a
+  // loaded machine takes is no measure of that).
   t.match(daemon.logs(), '"event":"daemon.stopped"');
+  t.notMatch(daemon.logs(), /"event":"daemon\.(stop_step_late|stop_timeout)"/, `no step given up at its limit (exited in ${Math.round(stopped.ms)} ms)`);
   const after = await runLanctl(['status', '--config', s.file]);
   t.equal(after.code, 3, 'socket removed on exit');
 });

@@ -70,8 +70,10 @@ ${name === 'witness' ? '' : `tftp: { port: ${await freePort()}, listen: [127.0.0
   t.not(bRow.configHash, configHash(a.config), 'which differs from lan-a\'s');
   t.equal(bRow.version, (await read(b, '/v1/status'))['version']);
   t.ok(typeof bRow.appliedIndex === 'number' && bRow.appliedIndex > 0, `applied index ${bRow.appliedIndex}`);
-  t.ok(bRow.lagEntries !== null && bRow.lastContactMs !== null && bRow.lastContactMs < 5000, 'lag and last contact known');
-  t.ok(bRow.clockOffsetMs !== null && Math.abs(bRow.clockOffsetMs) < 1000, `one clock: offset ${bRow.clockOffsetMs} ms`);
+  // The bounds tell a figure from a unit or clock mix-up (seconds, monotonic against wall: hours
+  // off); a loaded machine's late report is not what they check.
+  t.ok(bRow.lagEntries !== null && bRow.lastContactMs !== null && bRow.lastContactMs < 60_000, `lag and last contact known (${bRow.lastContactMs} ms)`);
+  t.ok(bRow.clockOffsetMs !== null && Math.abs(bRow.clockOffsetMs) < 10_000, `one clock: offset ${bRow.clockOffsetMs} ms`);
   t.equal(rows.find((r) => r.name === 'witness')!.role, 'witness', 'the witness says what it is');
   t.ok(rows.every((r) => r.local || r.sameState === true), 'every member holds the same state hash at the same applied index');
 

@@ -147,7 +147,10 @@ export function groupHelp(program: string, prefix: readonly string[], commands: 
 }
 
 export async function runCli(program: string, argv: readonly string[], commands: readonly CliCommand[], version: string, io: CliIo): Promise<number> {
-  if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
+  // A program that is one command (`lanhad`: its path empty) has no command list: no arguments
+  // run it, and --help is that command's.
+  const single = commands.length === 1 && commands[0]!.path.length === 0;
+  if (!single && (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help')) {
     io.out(groupHelp(program, [], commands, version));
     return argv.length === 0 ? ExitCode.usage : ExitCode.ok;
   }
@@ -180,6 +183,7 @@ export async function runCli(program: string, argv: readonly string[], commands:
     io.err(`${program}: unknown command "${argv.slice(0, prefix.length + 1).join(' ')}". Run \`${program} --help\` for the list.\n`);
     return ExitCode.usage;
   }
+  const name = [program, ...command.path].join(' ');
   const rest = argv.slice(command.path.length);
   if (rest.includes('--help') || rest.includes('-h')) {
     io.out(helpText(program, command));
@@ -191,20 +195,20 @@ export async function runCli(program: string, argv: readonly string[], commands:
     parsed = { values: result.values as ParsedArgs['values'], positionals: result.positionals };
     const max = command.positionalsMax;
     if (max !== undefined && parsed.positionals.length > max) {
-      throw new Error(`unexpected argument "${parsed.positionals[max]}"${max === 0 ? ` (${program} ${command.path.join(' ')} takes options only)` : ''}`);
+      throw new Error(`unexpected argument "${parsed.positionals[max]}"${max === 0 ? ` (${name} takes options only)` : ''}`);
     }
   } catch (error) {
-    io.err(`${program} ${command.path.join(' ')}: ${errorMessage(error)}\nUsage: ${program} ${command.usage}\n`);
+    io.err(`${name}: ${errorMessage(error)}\nUsage: ${program} ${command.usage}\nRun \`${name} --help\` for its options.\n`);
     return ExitCode.usage;
   }
   try {
     return await command.run(parsed, io);
   } catch (error) {
     if (error instanceof LanhaError) {
-      io.err(`${program} ${command.path.join(' ')}: ${error.message}\n`);
+      io.err(`${name}: ${error.message}\n`);
       return error.exitCode;
     }
-    io.err(`${program} ${command.path.join(' ')}: unexpected error: ${errorMessage(error)}\n`);
+    io.err(`${name}: unexpected error: ${errorMessage(error)}\n`);
     return ExitCode.failure;
   }
 }

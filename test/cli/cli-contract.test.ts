@@ -261,6 +261,12 @@ t.test('the daemon commands, lanctl serve and lanhad: help, a bad flag, a missin
     const bad = await run(script, [...prefix, '--no-such-flag']);
     t.equal(bad.code, 2, `${name} --no-such-flag: exit 2`);
     t.match(bad.stderr, '--no-such-flag', `${name}: the flag named`);
+    const version = await run(script, ['--version']);
+    t.equal(version.code, 0, `${name.split(' ')[0]} --version: exit 0`);
+    t.match(version.stdout, /^\S+ \d+\.\d+\.\d+/, 'the version');
+    // Its own name, as it is typed: `lanhad serve` is not a thing lanhad takes.
+    t.match(help.stdout, `Usage: ${name} --config FILE`, `${name} --help: its usage as typed`);
+    t.match(bad.stderr, `Run \`${name} --help\``, `${name}: the --help to run, as typed`);
     const none = await run(script, [...prefix, '--config', missing]);
     t.equal(none.code, 2, `${name} --config MISSING: exit 2, bad config, nothing started`);
     t.match(none.stderr, missing, `${name}: the file named`);

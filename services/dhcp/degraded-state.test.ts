@@ -197,6 +197,35 @@ t.test('the leader\'s wait on its partner (cluster/degraded.ts handBackRefusal) 
   t.end();
 });
 
+t.test('leading and holding the VIP with the partner silent: the hand-back probe is kept fresh, so a lease lapse adds the VIP back at once', async (t) => {
+  // bench/vip-twoway.ts partnerdown: the follower's machine down, pauses lapse the leader's lease;
+  // each time it added the VIP back it waited for a new probe (about 1.2 s).
+  const settle = async (): Promise<void> => { for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r)); };
+  const { d, clock, probes, members } = rig();
+  const holding = (): void => { (d as { leaderHolding?(): void }).leaderHolding?.(); };
+  clock.advance(3000);
+  t.match(d.leaderHeldBack(), /ARP-probing the VIP/, 'silent since the start: the probe first');
+  clock.advance(1200);
+  probes.shift()!('silent');
+  await settle();
+  t.equal(d.leaderHeldBack(), null, 'nobody answered: the VIP is added');
+  clock.advance(300);
+  holding();
+  t.equal(probes.length, 1, 'holding: the next probe starts 300 ms after the last ended');
+  holding();
+  t.equal(probes.length, 1, 'one at a time');
+  clock.advance(1200);
+  for (const resolve of probes.splice(0)) resolve('silent');
+  await settle();
+  clock.advance(700);
+  t.equal(d.leaderHeldBack(), null, 'the lease lapsed and came back: the VIP is added at once on the probe that ended 0.7 s ago');
+  members['lan-b'] = ({ report: { node: 'lan-b', role: 'follower', leader: 'lan-a', term: 1, degradedVip: { active: false, held: false, noQuorumMs: 0 } }, receivedAt: '', lastContactMs: 0, clockOffsetMs: 0, offsetMethod: 'one-way', roundTripMs: null, bootFiles: null }) as unknown as MemberView;
+  clock.advance(1000);
+  holding();
+  t.equal(probes.length, 0, 'a partner reporting, not degraded: no probe while holding');
+  t.end();
+});
+
 t.test('a partner silent both ways (a cluster link cut both ways): the leader adds the VIP only once nobody answers ARP for it', async (t) => {
   const settle = async (): Promise<void> => { for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r)); };
   const { d, clock, probes } = rig();

@@ -11,7 +11,7 @@ import type { Command } from '../../cluster/commands.js';
 import type { AppliedEntry, Fsm } from '../../cluster/fsm.js';
 import type { MemberView } from '../../cluster/member-status.js';
 import { logNowMs, type StateLog, type StateLogStatus } from '../../cluster/state-log.js';
-import { DEGRADED_AFTER_MS, DEGRADED_HOLD_MS, decideLeaderGrant, degradedRefusal, handBackVerdict, partnerKnowsUntil, reportSlice, type DegradedRecord, type DegradedVipReport, type PartnerPorts, type PoolOwnership } from '../../cluster/degraded.js';
+import { DEGRADED_AFTER_MS, DEGRADED_HOLD_MS, decideLeaderGrant, degradedRefusal, handBackVerdict, partnerKnowsUntil, VIP_PROBE_FRESH_MS, type HandBackFacts, reportSlice, type DegradedRecord, type DegradedVipReport, type PartnerPorts, type PoolOwnership } from '../../cluster/degraded.js';
 import { REPORT_EVERY_MS } from '../../cluster/member-status.js';
 import { DegradedLeases } from '../../cluster/degraded-leases.js';
 import type { AllocationPolicy } from './allocator.js';
@@ -62,6 +62,8 @@ const YIELD_TOLD_MS = 5000;
  */
 export const PARTNER_BACK_WAIT_MS = 6000;
 const TICK_MS = 250;
+/** A leader holding the VIP starts its next hand-back probe this long after the last ended (leaderHolding): one always ended within VIP_PROBE_FRESH_MS. */
+const HOLDING_PROBE_GAP_MS = 300;
 /**
  * A gap this long between two looks at the mode (the VIP's ticks and this mode's, every 250 ms at
  * most) is a stall of this process: the VIP's guard may have deleted a degraded holding meanwhile
@@ -335,12 +337,35 @@ export class DegradedStateLog implements StateLog {
    * it degraded (cluster/degraded.ts handBackRefusal, HA.md 2.5: the hand-back has no instant with two holders).
    */
   leaderHeldBack(): string | null {
+    const verdict = handBackVerdict(this.#handBackFacts(this.#o.clock.monotonicMs()));
+    if (verdict.probe) this.#runHandBackProbe();
+    return verdict.refusal;
+  }
+
+  /**
+   * This member leads and holds the VIP: when its partner's silence would make a hand-back probe
+   * the VIP first (silent past its report's good time, cut off both ways maybe), the probe is kept
+   * fresh meanwhile, one starting HOLDING_PROBE_GAP_MS after the last ended. A lapse of its lease
+   * (a stall, late answers under load) then adds the VIP back on that probe at once rather than
+   * after a new one (about 1.2 s). A probe counts as before (ended within VIP_PROBE_FRESH_MS, nobody
+   * answering), and one whose samples fell while this member held the VIP saw no other holder then.
+   */
+  leaderHolding(): void {
+    if (this.#handBackProbing || this.#o.probeVip === null) return;
     const mono = this.#o.clock.monotonicMs();
+    const last = this.#handBackProbe;
+    if (last !== null && mono - last.endedMs < HOLDING_PROBE_GAP_MS) return;
+    const facts = this.#handBackFacts(mono);
+    // Asked for now, or once the last probe has aged (a lapse then would wait for a new one).
+    if (handBackVerdict(facts).probe || handBackVerdict({ ...facts, nowMs: mono + VIP_PROBE_FRESH_MS }).probe) this.#runHandBackProbe();
+  }
+
+  #handBackFacts(mono: number): HandBackFacts {
     const name = this.#o.ownership.partnerOf(this.#o.self);
     const partner = this.#o.members()[name];
     // A one-way cluster link: the partner's Raft messages arrive, its reports do not; it lets go on this leader's report.
     const lead = this.#o.leadReportSent?.(name) ?? null;
-    const verdict = handBackVerdict({
+    return {
       nowMs: mono, startedMs: this.#startedMono, reportEveryMs: REPORT_EVERY_MS, holdMs: DEGRADED_HOLD_MS,
       partner: partner === undefined ? null : { receivedMs: mono - partner.lastContactMs, degraded: partner.report.degradedVip ?? null },
       ...(this.#startArp === null ? {} : { partnerArp: this.#startArp }),
@@ -348,9 +373,7 @@ export class DegradedStateLog implements StateLog {
       leadReportMs: lead !== null && lead.term === this.#o.inner.status().term ? lead.monoMs : null,
       // Silence alone is no proof over a link cut both ways: the VIP must be silent on the LAN too.
       ...(this.#o.probeVip === null ? {} : { vipProbe: this.#handBackProbe }),
-    });
-    if (verdict.probe) this.#runHandBackProbe();
-    return verdict.refusal;
+    };
   }
 
   /**

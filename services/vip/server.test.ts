@@ -30,7 +30,7 @@ class LeasedState extends MemoryStateLog {
   onLeaseGained(listener: () => void): () => void { this.listeners.add(listener); return () => { this.listeners.delete(listener); }; }
 }
 
-function rig(options: { failReplace?: boolean; duringReplace?: () => void; guard?: boolean | 'default'; guardAcquires?: boolean; failAdds?: number; degraded?: { claim: DegradedClaim; heldBack?: string | null }; reportNow?: boolean; laggingGuard?: boolean } = {}) {
+function rig(options: { failReplace?: boolean; duringReplace?: () => void; guard?: boolean | 'default'; guardAcquires?: boolean; failAdds?: number; degraded?: { claim: DegradedClaim; heldBack?: string | null; holding?: number }; reportNow?: boolean; laggingGuard?: boolean } = {}) {
   const config = parseConfig(CONFIG);
   const clock = new ManualClock();
   const state = new LeasedState(new Fsm(), clock);
@@ -63,8 +63,11 @@ function rig(options: { failReplace?: boolean; duringReplace?: () => void; guard
     },
     removeAddress: async (a) => { log.push(`dns remove ${a}`); },
   };
-  const plain: RunningService & { degraded?: { vipClaim(): DegradedClaim; leaderHeldBack(): string | null } } = { name: 'dhcp', status: () => ({ listening: [] }), stop: async () => undefined };
-  if (options.degraded !== undefined) { const d = options.degraded; plain.degraded = { vipClaim: () => d.claim, leaderHeldBack: () => d.heldBack ?? null }; }
+  const plain: RunningService & { degraded?: { vipClaim(): DegradedClaim; leaderHeldBack(): string | null; leaderHolding(): void } } = { name: 'dhcp', status: () => ({ listening: [] }), stop: async () => undefined };
+  if (options.degraded !== undefined) {
+    const d = options.degraded;
+    plain.degraded = { vipClaim: () => d.claim, leaderHeldBack: () => d.heldBack ?? null, leaderHolding: () => { d.holding = (d.holding ?? 0) + 1; } };
+  }
   let armed = false;
   /** laggingGuard: what the guard was told, run on flush(); and whether it holds (the bash side). */
   const queued: Array<() => void> = [];
@@ -520,6 +523,12 @@ t.test('the hand-back: a leader does not add the VIP while its partner may hold 
   t.ok(isPresent(), 'the partner let go: added');
   t.match(vip.status(), { held: true, degraded: false, heldBack: null });
   t.equal(vip.counters.toJSON()['heldBack'], 1, 'counted once');
+  // Holding as leader: degraded mode keeps its hand-back probe fresh (degraded-state.ts leaderHolding),
+  // so a lease lapse adds the VIP back without waiting for a new probe.
+  const before = (degraded as { holding?: number }).holding ?? 0;
+  clock.advance(500);
+  await vip.tick();
+  t.ok(((degraded as { holding?: number }).holding ?? 0) > before, 'each tick while holding as leader tells degraded mode');
   await vip.stop();
 });
 

@@ -71,6 +71,8 @@ interface DegradedSource {
   vipClaim(): DegradedClaim;
   /** Why this member, as leader, does not add the VIP yet: a partner may still hold it degraded (null: it may). */
   leaderHeldBack?(): string | null;
+  /** This member leads and holds the VIP (not degraded): keeps the hand-back's ARP probe fresh where a lapse would wait for one. */
+  leaderHolding?(): void;
 }
 
 export interface VipServiceOptions {
@@ -309,6 +311,7 @@ export class VipService implements RunningService {
    */
   #handBack(source: DegradedSource | null, leaseValid: boolean, nowMs: number): boolean {
     const reason = source !== null && leaseValid && !this.#core.held ? source.leaderHeldBack?.() ?? null : null;
+    if (source !== null && leaseValid && this.#core.held && !this.#core.degraded) source.leaderHolding?.();
     if (reason !== null && this.#heldBack === null) {
       this.counters.inc('heldBack');
       this.#o.log.info({ event: 'vip.held_back', reason }, `not adding the VIP yet: ${reason}`);

@@ -181,6 +181,29 @@ t.test('the partner back on the LAN unable to lead (never taking, taking late, f
   t.ok(before.failing.length > 0, `with session 27's retake, seeds ${before.failing.join(', ')} show two holders`);
 });
 
+t.test('the follower\'s machine down, pauses lapse the leader\'s lease: the hand-back probe kept fresh while holding, the VIP back at once', async (t) => {
+  // Cycles with only the follower's machine down 8-16 s (the witness up) and pauses of 150-700 ms of
+  // the leader. Each re-acquire with the partner silent past 4 s needs a fresh ARP probe of the VIP;
+  // before, every lapse waited for a new one (about 1.2 s).
+  const run = (holdingProbe: boolean): { p90: number; n: number; failing: number[] } => {
+    const gaps: number[] = [];
+    const failing: number[] = [];
+    for (let seed = 1; seed <= 20; seed++) {
+      const r = runVipSim(seed, { scenario: 'degraded', chaosMs, partnerDown: 1, holdingProbe });
+      gaps.push(...r.partnerDownGapsMs);
+      if (r.violations.length > 0) failing.push(seed);
+    }
+    gaps.sort((a, b) => a - b);
+    return { p90: gaps[Math.floor(gaps.length * 0.9)]!, n: gaps.length, failing };
+  };
+  const now = run(true);
+  const before = run(false);
+  t.ok(now.n >= 100, `${now.n} stretches with no holder while the follower was down`);
+  t.same([now.failing, before.failing], [[], []], 'never two holders either way');
+  t.ok(now.p90 <= 1300, `no-holder stretch p90 ${now.p90} ms`);
+  t.ok(before.p90 >= 1800, `each lapse waiting for a new probe, as before: p90 ${before.p90} ms`);
+});
+
 t.test('without the hand-back (the leader adds the VIP at once) the same scenario finds two holders', async (t) => {
   const found: number[] = [];
   for (let seed = 1; seed <= 30 && found.length < 3; seed++) {

@@ -4,7 +4,7 @@ import type { Entry, HardState, Message, NodeId, Ready } from '../../cluster/raf
 import { initialVipState, onGuardExpired, onTick, vipTimings, type VipState } from '../../services/vip/core.js';
 import { raftTimers, type RaftTimers } from '../../cluster/timers.js';
 import { ACQUIRE_LEASE_MIN_MS } from '../../services/vip/server.js';
-import { DEGRADED_AFTER_MS, DEGRADED_HOLD_MS, degradedRefusal, handBackVerdict, type DegradedVipReport, type HandBackVerdict } from '../../cluster/degraded.js';
+import { DEGRADED_AFTER_MS, DEGRADED_HOLD_MS, degradedRefusal, handBackVerdict, VIP_PROBE_FRESH_MS, type DegradedVipReport, type HandBackFacts, type HandBackVerdict } from '../../cluster/degraded.js';
 import { REPORT_EVERY_MS } from '../../cluster/member-status.js';
 import { PARTNER_BACK_WAIT_MS } from '../../services/dhcp/degraded-state.js';
 
@@ -174,6 +174,21 @@ export interface VipSimOptions {
    * #partnerBackIdle); false: it stays out ("a cluster-link problem") for as long as the cut lasts.
    */
   retakeIdle?: boolean;
+  /**
+   * degraded: the share of steady cycles (0-1, default 0) in which only the follower's machine
+   * crashes (the witness stays up) for 8-16 s: the leader leads on with the witness while pauses of
+   * 150-700 ms lapse its lease, and each time it adds the VIP again its hand-back rests on the
+   * partner's silence (silent past 4 s: the ARP probe of the VIP first). The no-holder stretches
+   * of such cycles are `partnerDownGapsMs`.
+   */
+  partnerDown?: number;
+  /**
+   * degraded: a leader holding the VIP keeps the hand-back's ARP probe fresh (the next one 300 ms
+   * after the last ended) while its partner's silence would ask for one, now or once the last probe
+   * aged, so a lapse of its lease adds the VIP back on it at once (default true, degraded-state.ts
+   * leaderHolding); false: a lapse waits for a new probe (about 1.2 s), as before.
+   */
+  holdingProbe?: boolean;
 }
 
 export interface VipSimReport {
@@ -214,6 +229,9 @@ export interface VipSimReport {
   partnerBacks: Record<PartnerBackKind, number>;
   retakes: number;
   partnerBackGapsMs: Record<PartnerBackKind, number[]>;
+  /** degraded, partnerDown: such cycles, and every no-holder stretch within them (ms). */
+  partnerDowns: number;
+  partnerDownGapsMs: number[];
   trace: string[];
 }
 
@@ -355,7 +373,7 @@ class VipSim {
   #degradedGoneAt: number | null = null;
   #lastHolder = -1;
   /** degraded: the cycle of the scenario (#degradedFault). */
-  #cycle: { phase: 'steady' | 'alone' | 'held' | 'back' | 'restart'; at: number; survivor: number } = { phase: 'steady', at: 0, survivor: 0 };
+  #cycle: { phase: 'steady' | 'alone' | 'held' | 'back' | 'restart' | 'down'; at: number; survivor: number } = { phase: 'steady', at: 0, survivor: 0 };
   #restartGaps: number[] = [];
   /** degraded: a one-way cluster link: `dialler` cannot connect to `listener` (its raft messages there and the listener's reports back are lost) until `until`. */
   #cut: { dialler: number; listener: number; until: number; both: boolean } | null = null;
@@ -372,6 +390,10 @@ class VipSim {
   #partnerBacks: Record<PartnerBackKind, number> = { never: 0, late: 0, flap: 0 };
   #partnerBackGaps: Record<PartnerBackKind, number[]> = { never: [], late: [], flap: [] };
   #retakes = 0;
+  /** degraded, partnerDown: the cycle under way (its follower's machine down) and its no-holder stretch running. */
+  #partnerDown: { noHolderSince: number | null } | null = null;
+  #partnerDowns = 0;
+  #partnerDownGaps: number[] = [];
   /** The leader killed with its partner's machine down restarted here (the restart gap runs). */
   #restartedAt: { node: number; at: number } | null = null;
 
@@ -386,6 +408,7 @@ class VipSim {
       oneWayEvidence: options.oneWayEvidence ?? true, partnerLanhaKill: options.partnerLanhaKill ?? 0, portProbe: options.portProbe ?? true,
       twoWayCut: options.twoWayCut ?? 0, leaderProbe: options.leaderProbe ?? true, lanYield: options.lanYield ?? true, partnerBack: options.partnerBack ?? 0,
       retakeTerm: options.retakeTerm ?? true, witnessReports: options.witnessReports ?? true, retakeIdle: options.retakeIdle ?? true,
+      partnerDown: options.partnerDown ?? 0, holdingProbe: options.holdingProbe ?? true,
     };
     const r = this.#rng;
     this.#ipMaxMs = 1 + r.int(30);
@@ -425,7 +448,8 @@ class VipSim {
     return {
       seed: this.#seed, violations: this.#violations, twoHolderMs: Math.round(this.#twoHolderMs), takeovers: this.#takeovers, pauses: this.#pauses, kills: this.#kills,
       crashGapsMs: this.#crashGaps, lapses: this.#lapses, noHolderMs: Math.round(this.#noHolderMs), degradedHolds: this.#degradedHolds, heldBack: this.#heldBack, handBackGapsMs: this.#handBackGaps, heldBackMs: this.#heldBackMs, restartGapsMs: this.#restartGaps, oneWayCuts: this.#oneWayCuts, twoWayCuts: this.#twoWayCuts, leaderProbes: this.#leaderProbes, leaderProbesAnswered: this.#leaderProbesAnswered, aloneGapsMs: this.#aloneGaps, aloneNever: this.#aloneNever,
-      partnerBacks: this.#partnerBacks, retakes: this.#retakes, partnerBackGapsMs: this.#partnerBackGaps, trace: this.#trace,
+      partnerBacks: this.#partnerBacks, retakes: this.#retakes, partnerBackGapsMs: this.#partnerBackGaps,
+      partnerDowns: this.#partnerDowns, partnerDownGapsMs: this.#partnerDownGaps, trace: this.#trace,
     };
   }
 
@@ -765,6 +789,12 @@ class VipSim {
     const heldBack = verdict !== null && verdict.refusal !== null;
     if (heldBack && !n.dg.heldBack) { this.#heldBack++; this.#tr(`${n.id} holds back: ${verdict.refusal}`); }
     if (verdict?.probe === true) this.#runLeaderProbe(i);
+    // degraded-state.ts leaderHolding: holding as leader, the probe kept fresh where a lapse would wait for one.
+    if (degraded && this.#o.handBack && this.#o.holdingProbe && this.#o.leaderProbe && n.vip.held && !n.vip.degraded && leaseValid && n.dg.leaderProbing === null
+      && (n.dg.leaderProbe === null || this.#now - n.dg.leaderProbe.endedAt >= 300)) {
+      const facts = this.#handBackFacts(i);
+      if (handBackVerdict(facts).probe || handBackVerdict({ ...facts, nowMs: this.#now + VIP_PROBE_FRESH_MS }).probe) this.#runLeaderProbe(i);
+    }
     n.dg.heldBack = heldBack;
     // The hand-back's wait: a leader held back on what its partner reported (not one that never heard it since its start).
     if (!leaseValid) n.dg.heldBackSince = null;
@@ -853,8 +883,12 @@ class VipSim {
 
   /** degraded-state.ts leaderHeldBack: this server as leader, its partner's latest report (and its own VIP probe). */
   #handBackVerdict(i: number): HandBackVerdict {
+    return handBackVerdict(this.#handBackFacts(i));
+  }
+
+  #handBackFacts(i: number): HandBackFacts {
     const dg = this.#nodes[i]!.dg;
-    return handBackVerdict({
+    return ({
       nowMs: this.#now, startedMs: dg.startedAt, reportEveryMs: REPORT_EVERY_MS, holdMs: DEGRADED_HOLD_MS,
       partner: dg.heard === null ? null : { receivedMs: dg.heard.at, degraded: dg.heard.report },
       ...(dg.startArp === null ? {} : { partnerArp: dg.startArp }),
@@ -955,7 +989,42 @@ class VipSim {
     const r = this.#rng;
     const c = this.#cycle;
     const leader = this.#nodes.findIndex((n) => n.server && n.proc === 'up' && n.core?.role === 'leader' && n.kernelHeld);
-    if (c.phase === 'steady') {
+    if (c.phase === 'steady' && leader >= 0 && this.#o.partnerDown > 0 && this.#now - c.at > 1000 && this.#now < this.#o.chaosMs - 17_000
+      && this.#holders().length === 1 && this.#nodes.every((n) => n.proc === 'up') && r.float() < this.#o.partnerDown) {
+      // Only the follower's machine: the leader leads on with the witness.
+      const down = 1 - leader;
+      const d = this.#nodes[down]!;
+      d.proc = 'machine-down';
+      d.kernelHeld = false;
+      d.guardDeadline = null;
+      this.#kills++;
+      this.#partnerDowns++;
+      this.#partnerDown = { noHolderSince: null };
+      this.#tr(`crash machine ${d.id} (the witness up): ${this.#nodes[leader]!.id} leads on`);
+      c.phase = 'down';
+      c.survivor = leader;
+      c.at = this.#now + 8000 + r.int(8000);
+    } else if (c.phase === 'down') {
+      if (this.#now >= c.at) {
+        this.#partnerDown = null;
+        this.#push({ t: this.#now, seq: 0, kind: 'heal-one', node: 1 - c.survivor });
+        this.#tr('the crashed follower comes back');
+        c.phase = 'back';
+        c.at = this.#now;
+      } else if (r.float() < 0.5) {
+        // Pauses that lapse the leader's lease (GC under load, an SD-card stall), or the witness's.
+        const n = r.float() < 0.8 ? c.survivor : 2;
+        const node = this.#nodes[n]!;
+        if (node.proc === 'up') {
+          const ms = 150 + r.int(550);
+          node.proc = 'paused';
+          node.pausedAt = this.#now;
+          this.#pauses++;
+          this.#tr(`pause ${node.id} ${ms} ms`);
+          this.#push({ t: this.#now + ms, seq: 0, kind: 'heal-one', node: n });
+        }
+      }
+    } else if (c.phase === 'steady') {
       if (leader >= 0 && this.#now - c.at > 1000 && this.#holders().length === 1 && this.#nodes.every((n) => n.proc === 'up') && r.float() < 0.3) {
         // The leader is killed and restarted while its partner's machine is down (the witness up).
         const down = 1 - leader;
@@ -1330,7 +1399,7 @@ class VipSim {
 
   #check(): void {
     const count = this.#holders().length;
-    if (this.#o.scenario === 'degraded') { this.#handBackGap(count); this.#partnerBackGap(count); }
+    if (this.#o.scenario === 'degraded') { this.#handBackGap(count); this.#partnerBackGap(count); this.#partnerDownGap(count); }
     if (count > 0) this.#everHeld = true;
     if (this.#everHeld && count === 0 && this.#noHolderSince === null) this.#noHolderSince = this.#now;
     if (count > 0 && this.#noHolderSince !== null) { this.#noHolderMs += this.#now - this.#noHolderSince; this.#noHolderSince = null; }
@@ -1341,6 +1410,14 @@ class VipSim {
       this.#violate(`two VIP holders for ${Math.round(this.#now - this.#twoSince)} ms (from ${Math.round(this.#twoSince)} ms)`);
       this.#twoSince = null;
     }
+  }
+
+  /** partnerDown: each stretch with no holder while the follower's machine is down. */
+  #partnerDownGap(count: number): void {
+    const pd = this.#partnerDown;
+    if (pd === null) return;
+    if (count === 0) { pd.noHolderSince ??= this.#now; return; }
+    if (pd.noHolderSince !== null) { this.#partnerDownGaps.push(Math.round(this.#now - pd.noHolderSince)); pd.noHolderSince = null; }
   }
 
   /** partnerBack: each stretch with no holder within such a return, until a leader holds the VIP (the return is over then). */

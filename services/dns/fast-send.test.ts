@@ -322,4 +322,14 @@ dns: { port: 5353 }
   t.equal(runs.length, 1, 'one scheduled while they run: the next turn\'s');
   runs.shift()!();
   t.same(order, ['a', 'b', 'c']);
+  // One that throws does not keep the others from running (a flush skipped for good would keep
+  // its batch's replies and never schedule another), and its error still surfaces.
+  end.schedule(() => { throw new Error('boom'); });
+  end.schedule(() => order.push('d'));
+  t.throws(() => runs.shift()!(), /boom/, 'the error is thrown');
+  t.same(order, ['a', 'b', 'c', 'd'], 'after the rest ran');
+  end.schedule(() => order.push('e'));
+  t.equal(runs.length, 1, 'and the next turn is scheduled as usual');
+  runs.shift()!();
+  t.same(order, ['a', 'b', 'c', 'd', 'e']);
 });

@@ -60,11 +60,18 @@ export class TurnEnd {
     const due = this.#due;
     this.#due = this.#spare;
     this.#spare = due;
-    try {
-      for (let i = 0; i < due.length; i++) due[i]!();
-    } finally {
-      due.length = 0;
+    // Each runs even if one before it threw (a reply batch whose flush never ran would keep its
+    // replies and schedule no flush again); the first error is thrown once all have run.
+    let failed: { error: unknown } | null = null;
+    for (let i = 0; i < due.length; i++) {
+      try {
+        due[i]!();
+      } catch (error) {
+        failed ??= { error };
+      }
     }
+    due.length = 0;
+    if (failed !== null) throw failed.error;
   };
 
   constructor(immediate: (run: () => void) => unknown = (run) => setImmediate(run)) {
